@@ -1,0 +1,88 @@
+"""Validation throughput against the structural baseline, and memory on a large NDJSON stream.
+
+    python -m bench.validate [--count 20000] [--ndjson-mb 100]
+
+Prints resources/second for (a) orjson.loads alone, (b) fhir.resources R4B
+Patient.model_validate (the structural baseline), (c) full validation against the provincial
+Patient profile, all on the same instances in the same run, and the ratio (c)/(b).  Then
+validates a generated NDJSON file of the given size with the real CLI and reports its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
+from bench.synthetic import patients
+from conformance.validator import Validator
+
+
+def rate(label: str, documents: list[bytes], work: Callable[[bytes], object]) -> float:
+    started = time.perf_counter()
+    for document in documents:
+        work(document)
+    per_second = len(documents) / (time.perf_counter() - started)
+    print(f"  {label:<44} {per_second:>10,.0f} resources/s")
+    return per_second
+
+
+def pydantic_parse(document: bytes) -> object:
+    try:
+        return Patient.model_validate(orjson.loads(document))
+    except ValidationError as exc:
+        return exc
+
+
+def ndjson_peak_rss(megabytes: int) -> tuple[int, float, float]:
+    """Write an NDJSON file of about `megabytes` MB and validate it with the CLI in a child."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "patients.ndjson"
+        with path.open("wb") as handle:
+            written, generator = 0, patients(10**9, seed=7)
+            while written < megabytes * 1_000_000:
+                line = orjson.dumps(next(generator)) + b"\n"
+                handle.write(line)
+                written += len(line)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "validate", "--format", "json", str(path)],
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return path.stat().st_size if path.exists() else written, peak_kb / 1024, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--ndjson-mb", type=int, default=100, help="0 skips the memory run")
+    args = parser.parse_args()
+
+    documents = [orjson.dumps(p) for p in patients(args.count)]
+    validator = Validator()
+    validator.validate(orjson.loads(documents[0]))  # compile profiles before timing
+    print(f"{args.count} synthetic Patients (about 20% invalid), {os.cpu_count()} CPUs")
+    floor = rate("(a) orjson.loads", documents, orjson.loads)
+    baseline = rate("(b) orjson.loads + R4B Patient.model_validate", documents, pydantic_parse)
+    full = rate("(c) orjson.loads + full validation", documents, lambda d: validator.validate(orjson.loads(d)))
+    print(f"  ratio (c)/(b) = {full / baseline:.2f}x  (goal >= 1.00x, stretch 2.00x); (c)/(a) = {full / floor:.3f}")
+    if args.ndjson_mb:
+        size, peak_mb, elapsed = ndjson_peak_rss(args.ndjson_mb)
+        print(f"  NDJSON {size / 1e6:.0f} MB validated by the CLI in {elapsed:.0f} s, peak RSS {peak_mb:.0f} MB (goal < 300 MB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Binding checks shared by the base-model walk and the profile engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.issues import IssueList
+from conformance.terminology import Terminology
+
+STRENGTH_LABEL = {"required": "required", "extensible": "extensible"}
+
+
+def codings_of(value: Any, type_code: str) -> list[tuple[str | None, str]]:
+    """The (system, code) pairs a value offers to a binding, whatever its datatype."""
+    if isinstance(value, str):
+        return [(None, value)]
+    if not isinstance(value, dict):
+        return []
+    if type_code == "CodeableConcept":
+        return [(c.get("system"), c["code"]) for c in value.get("coding", []) if isinstance(c, dict) and "code" in c]
+    if isinstance(value.get("code"), str):
+        return [(value.get("system"), value["code"])]
+    return []
+
+
+def check_binding(
+    terminology: Terminology,
+    value: Any,
+    type_code: str,
+    value_set: str,
+    strength: str,
+    path: str,
+    issues: IssueList,
+) -> None:
+    if strength not in STRENGTH_LABEL:
+        return
+    expansion = terminology.expand(value_set)
+    if expansion is None:
+        issues.add("warning", "binding.unknown-valueset", path, valueSet=value_set)
+        return
+    codings = codings_of(value, type_code)
+    if not codings:
+        if strength == "required" and type_code == "CodeableConcept":
+            issues.error("binding.no-code", path, valueSet=value_set, strength=strength)
+        return
+    verdicts = [terminology.contains(expansion, system, code) for system, code in codings]
+    if True in verdicts:
+        return
+    if None in verdicts:
+        system, code = codings[verdicts.index(None)]
+        issues.add("information", "binding.unknown-code-system", path, system=system, code=code)
+        return
+    system, code = codings[0]
+    shown = f"{system}#{code}" if system else code
+    severity = "error" if strength == "required" else "warning"
+    issues.add(severity, "binding.not-in-valueset", path, code=shown, valueSet=value_set, strength=strength)

@@ -1,0 +1,108 @@
+"""Validation issues, the message catalog that words them, and the OperationOutcome they form.
+
+Checks append :class:`Issue` values and carry on; nothing here raises on bad input.  An issue
+holds a stable message id and its parameters, not text: the wording (zh-CN or en) is chosen
+only when an OperationOutcome is rendered, so tests and reports match on ids.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from profiles.canonical import code_system
+
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_LANGUAGE = "zh-CN"
+MESSAGE_SYSTEM = code_system("validation-message")
+SEVERITIES = ("fatal", "error", "warning", "information")
+
+
+@cache
+def catalog() -> dict[str, dict[str, str]]:
+    with (Path(__file__).parent / "messages.json").open(encoding="utf-8") as handle:
+        entries = json.load(handle)
+    entries.pop("_about")
+    return entries
+
+
+@dataclass(slots=True)
+class Issue:
+    severity: str
+    message_id: str
+    expression: str
+    params: dict[str, Any] = field(default_factory=dict)
+    #: where the value came from outside FHIR (e.g. "line 17", a legacy file/row/column)
+    location: str | None = None
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        entry = catalog()[self.message_id]
+        try:
+            return entry[lang].format(**self.params)
+        except (KeyError, IndexError):
+            return entry[lang]
+
+    @property
+    def code(self) -> str:
+        return catalog()[self.message_id]["code"]
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity in ("fatal", "error")
+
+    def to_fhir(self, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "details": {
+                "coding": [{"system": MESSAGE_SYSTEM, "code": self.message_id}],
+                "text": self.text(lang),
+            },
+        }
+        if self.expression:
+            issue["expression"] = [self.expression]
+        if self.location:
+            issue["location"] = [self.location]
+        return issue
+
+
+class IssueList(list[Issue]):
+    """The accumulator every check appends to."""
+
+    def add(self, severity: str, message_id: str, expression: str, **params: Any) -> None:
+        self.append(Issue(severity, message_id, expression, params))
+
+    def error(self, message_id: str, expression: str, **params: Any) -> None:
+        self.append(Issue("error", message_id, expression, params))
+
+    @property
+    def has_errors(self) -> bool:
+        return any(issue.is_error for issue in self)
+
+
+def operation_outcome(issues: list[Issue], lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """An OperationOutcome; a clean result still says so, as FHIR requires one issue at least."""
+    if not issues:
+        text = "校验通过，未发现问题" if lang == "zh-CN" else "Validation passed; no issues found"
+        entries = [{"severity": "information", "code": "informational", "details": {"text": text}}]
+    else:
+        entries = [issue.to_fhir(lang) for issue in issues]
+    return {"resourceType": "OperationOutcome", "issue": entries}
+
+
+def render_text(issues: list[Issue], lang: str = DEFAULT_LANGUAGE) -> str:
+    """One line per issue, for people reading a terminal."""
+    labels = {
+        "zh-CN": {"fatal": "致命", "error": "错误", "warning": "警告", "information": "提示"},
+        "en": {"fatal": "FATAL", "error": "ERROR", "warning": "WARNING", "information": "INFO"},
+    }[lang]
+    lines = []
+    for issue in issues:
+        where = issue.expression or "-"
+        if issue.location:
+            where = f"{issue.location} {where}"
+        lines.append(f"{labels[issue.severity]:<7} {where}  [{issue.message_id}] {issue.text(lang)}")
+    return "\n".join(lines)

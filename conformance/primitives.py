@@ -1,0 +1,80 @@
+"""Format checks for FHIR primitive values in their JSON form.
+
+The regular expressions are the official ones (carried in ``profiles/base/r4-types.json``);
+this module adds what a regex cannot say: JSON types, integer ranges, and that a date such as
+1945-02-30 does not exist (the R4 regex accepts it, people do not).
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable
+from typing import Any
+
+Problem = tuple[str, dict[str, Any]] | None
+Checker = Callable[[Any], Problem]
+
+INT32 = (-(2**31), 2**31 - 1)
+NUMBER_TYPES = {"integer": (INT32[0], INT32[1]), "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
+# base64's official regex backtracks catastrophically on long invalid input; this is equivalent.
+BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+DATE_PART = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def _json_type(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), "null"
+    )
+
+
+def _calendar_problem(value: str) -> Problem:
+    match = DATE_PART.match(value)
+    if match:
+        year, month, day = (int(g) for g in match.groups())
+        if 1 <= month <= 12 and day > calendar.monthrange(year, month)[1]:
+            return "primitive.impossible-date", {"value": value}
+    return None
+
+
+def make_checker(type_code: str, regex: str | None) -> Checker:
+    """Build the checker for one primitive type once; the walk calls it per value."""
+    if type_code == "boolean":
+
+        def check_boolean(value: Any) -> Problem:
+            if value is True or value is False:
+                return None
+            return "primitive.wrong-json-type", {"type": type_code, "json": "boolean", "actual": _json_type(value)}
+
+        return check_boolean
+
+    if type_code in NUMBER_TYPES or type_code == "decimal":
+        low, high = NUMBER_TYPES.get(type_code, (None, None))
+        integral = type_code != "decimal"
+
+        def check_number(value: Any) -> Problem:
+            if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
+                return "primitive.wrong-json-type", {"type": type_code, "json": "number", "actual": _json_type(value)}
+            if low is not None and not low <= value <= high:
+                return "primitive.out-of-range", {"type": type_code, "value": value}
+            return None
+
+        return check_number
+
+    pattern = None if type_code in ("base64Binary", "xhtml") or not regex else re.compile(regex)
+    if type_code == "base64Binary":
+        pattern = BASE64
+    dated = type_code in ("date", "dateTime", "instant")
+
+    def check_string(value: Any) -> Problem:
+        if type(value) is not str:
+            return "primitive.wrong-json-type", {"type": type_code, "json": "string", "actual": _json_type(value)}
+        if not value.strip():
+            return "primitive.whitespace", {}
+        if pattern is not None and pattern.fullmatch(value) is None:
+            return "primitive.bad-format", {"type": type_code, "value": value[:80]}
+        if dated:
+            return _calendar_problem(value)
+        return None
+
+    return check_string

@@ -1,0 +1,388 @@
+"""Apply compiled profiles to instances.
+
+The walk follows the rule tree, not the instance: only elements a profile says something
+about are visited, so a profile costs in proportion to its size.  Every failed check appends
+an issue with the FHIRPath of the offending element and the walk carries on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from conformance.bindings import check_binding
+from conformance.issues import Issue, IssueList
+from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, TypeRule
+from conformance.structure import GUARDS, BaseModel, NodeModel, Slot, report_invariant
+from conformance.terminology import Terminology
+
+
+@dataclass(slots=True)
+class Item:
+    """One value of an element, with its primitive extensions and where it sits."""
+
+    value: Any
+    underscore: dict[str, Any] | None
+    slot: Slot | None
+    path: str
+
+    @property
+    def type(self) -> str:
+        if isinstance(self.value, dict) and "resourceType" in self.value:
+            return self.value["resourceType"]
+        return self.slot.type if self.slot else ""
+
+
+MEMO_LIMIT = 50_000
+
+
+def matches_pattern(pattern: Any, value: Any) -> bool:
+    """FHIR pattern semantics: every property of the pattern is present and matches; arrays in
+    the pattern need each of their items matched by some item of the instance array."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches_pattern(v, value[k]) for k, v in pattern.items())
+    if isinstance(pattern, list):
+        return isinstance(value, list) and all(any(matches_pattern(p, v) for v in value) for p in pattern)
+    return pattern == value and type(pattern) is type(value) or (
+        isinstance(pattern, (int, float)) and isinstance(value, (int, float)) and pattern == value
+    )
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class ProfileWalker:
+    def __init__(self, model: BaseModel, compiler: ProfileCompiler, terminology: Terminology) -> None:
+        self.model = model
+        self.compiler = compiler
+        self.terminology = terminology
+        self._memo: dict[tuple[str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
+
+    # -- entry -------------------------------------------------------------------------
+    def validate(self, url: str, value: Any, path: str, issues: IssueList, root: dict[str, Any]) -> None:
+        profile = self.compiler.get(url)
+        if profile is None:
+            issues.add("warning", "profile.unknown", path, url=url)
+            return
+        self._apply_profile(profile, value, None, path, issues, root)
+
+    def _apply_profile(
+        self,
+        profile: CompiledProfile,
+        value: Any,
+        underscore: dict[str, Any] | None,
+        path: str,
+        issues: IssueList,
+        root: dict[str, Any],
+    ) -> None:
+        actual = value.get("resourceType") if isinstance(value, dict) else None
+        if profile.kind == "resource" and actual != profile.type:
+            issues.error("profile.wrong-type", path, url=profile.url, expected=profile.type, actual=actual)
+            return
+        model = self.model.nodes.get(profile.type)
+        item = Item(value, underscore, None, path)
+        self._check_item(profile.root, item, model, issues, root, profile.url)
+        if profile.parent:
+            parent = self.compiler.get(profile.parent)
+            if parent is None:
+                issues.add("warning", "profile.unknown", path, url=profile.parent)
+            else:
+                self._apply_profile(parent, value, underscore, path, issues, root)
+
+    # -- element values ----------------------------------------------------------------
+    def _items(self, container: dict[str, Any], model: NodeModel | None, name: str, path: str) -> list[Item]:
+        """Values of one named element (choice names collect every typed key)."""
+        if name.endswith("[x]"):
+            stem = name[:-3]
+            keys = [
+                k for k in container if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()
+            ]
+        else:
+            keys = [name] if name in container or "_" + name in container else []
+        items: list[Item] = []
+        for key in keys:
+            slot = model.slots.get(key) if model else None
+            values = container.get(key)
+            extras = container.get("_" + key)
+            label = key if name.endswith("[x]") else name
+            if isinstance(values, list) or isinstance(extras, list):
+                values = values if isinstance(values, list) else [None] * len(extras or [])
+                extras_list = extras if isinstance(extras, list) else []
+                for index, value in enumerate(values):
+                    extra = extras_list[index] if index < len(extras_list) else None
+                    items.append(Item(value, extra, slot, f"{path}.{label}[{index}]"))
+            else:
+                underscore = extras if isinstance(extras, dict) else None
+                items.append(Item(values, underscore, slot, f"{path}.{label}"))
+        return items
+
+    def _element(
+        self,
+        rule: Rule,
+        items: list[Item],
+        parent_path: str,
+        issues: IssueList,
+        root: dict[str, Any],
+        profile_url: str,
+    ) -> None:
+        count = len(items)
+        where = f"{parent_path}.{rule.name}"
+        if rule.slice_name is None:
+            if rule.min and count < rule.min:
+                issues.error("profile.cardinality-min", where, path=rule.path, min=rule.min, count=count, profile=profile_url)
+            if rule.max is not None and count > rule.max:
+                issues.error("profile.cardinality-max", where, path=rule.path, max=rule.max, count=count, profile=profile_url)
+            if rule.must_support and count == 0:
+                issues.add("information", "profile.must-support-missing", where, path=rule.path)
+        else:
+            label = f"{rule.path}:{rule.slice_name}"
+            if rule.min and count < rule.min:
+                issues.error("profile.slice-cardinality-min", where, slice=rule.slice_name, path=rule.path, min=rule.min, count=count)
+            if rule.max is not None and count > rule.max:
+                issues.error("profile.slice-cardinality-max", where, slice=rule.slice_name, path=rule.path, max=rule.max, count=count)
+            if rule.must_support and count == 0:
+                issues.add("information", "profile.must-support-missing", where, path=label)
+        for item in items:
+            model = self._model_of(item)
+            self._check_item(rule, item, model, issues, root, profile_url)
+        if rule.slicing is not None and rule.slices:
+            self._slices(rule, items, where, issues, root, profile_url)
+
+    def _model_of(self, item: Item) -> NodeModel | None:
+        if isinstance(item.value, dict) and "resourceType" in item.value:
+            return self.model.nodes.get(item.value["resourceType"])
+        if item.slot is None:
+            return None
+        if item.slot.primitive:
+            return self.model.nodes.get("Element")
+        return self.model.nodes.get(item.slot.node or item.slot.type)
+
+    def _check_item(
+        self,
+        rule: Rule,
+        item: Item,
+        model: NodeModel | None,
+        issues: IssueList,
+        root: dict[str, Any],
+        profile_url: str = "",
+    ) -> None:
+        value, path = item.value, item.path
+        if rule.types:
+            self._check_types(rule.types, item, issues, root)
+        if rule.fixed is not None and value != rule.fixed:
+            issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
+        if rule.pattern is not None and not matches_pattern(rule.pattern, value):
+            issues.error("profile.pattern-mismatch", path, expected=_short(rule.pattern), actual=_short(value))
+        if rule.binding is not None and value is not None:
+            strength, value_set = rule.binding
+            check_binding(self.terminology, value, item.type, value_set, strength, path, issues)
+        for invariant in rule.invariants:
+            guard = GUARDS.get(invariant.key)
+            if guard is not None and not guard(value):
+                continue
+            base = (item.slot.node or item.slot.type) if item.slot else rule.path
+            verdict = invariant.check(value, root, item.type if model and model.is_resource else base)
+            report_invariant(invariant, verdict, path, issues)
+        if rule.children:
+            container = value if isinstance(value, dict) else item.underscore
+            if container is None:
+                container = {}
+            url = profile_url or rule.path
+            for name, child in rule.children.items():
+                self._element(child, self._items(container, model, name, path), path, issues, root, url)
+
+    def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, root: dict[str, Any]) -> None:
+        actual = item.type
+        allowed = [t for t in types if t.code == actual or t.code in ("Resource", "DomainResource", "Element", "BackboneElement")]
+        if actual and not allowed:
+            issues.error("profile.type-not-allowed", item.path, actual=actual, allowed=", ".join(t.code for t in types))
+            return
+        profiles = [p for t in allowed for p in t.profiles]
+        if profiles:
+            self._conforms_to_one(profiles, item, issues, root)
+        targets = [p for t in allowed for p in t.targets]
+        if targets and isinstance(item.value, dict):
+            self._check_target(targets, item, issues)
+
+    def _conforms_to_one(self, urls: list[str], item: Item, issues: IssueList, root: dict[str, Any]) -> None:
+        attempts: list[IssueList] = []
+        for url in urls:
+            profile = self.compiler.get(url)
+            if profile is None:
+                trial = IssueList()
+                trial.add("warning", "profile.unknown", item.path, url=url)
+            else:
+                trial = self._datatype_verdict(profile, item, root)
+            if not trial.has_errors:
+                issues.extend(trial)
+                return
+            attempts.append(trial)
+        issues.extend(min(attempts, key=len))
+
+    def _datatype_verdict(self, profile: CompiledProfile, item: Item, root: dict[str, Any]) -> IssueList:
+        """Issues of a value against a datatype profile (an extension, say), memoised by value:
+        the same ethnicity or sex code arrives on thousands of records."""
+        trial = IssueList()
+        memoisable = profile.kind != "resource" and profile.pure and profile.parent is None
+        key = None
+        if memoisable and isinstance(item.value, dict) and item.underscore is None:
+            key = (profile.url, orjson.dumps(item.value, option=orjson.OPT_SORT_KEYS))
+            found = self._memo.get(key)
+            if found is not None:
+                trial.extend(Issue(s, m, item.path + suffix, params) for s, m, suffix, params in found)
+                return trial
+        self._apply_profile(profile, item.value, item.underscore, item.path, trial, root)
+        if key is not None:
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            cut = len(item.path)
+            self._memo[key] = [(i.severity, i.message_id, i.expression[cut:], i.params) for i in trial]
+        return trial
+
+    def _check_target(self, targets: list[str], item: Item, issues: IssueList) -> None:
+        reference = item.value.get("reference")
+        target_type = item.value.get("type")
+        if isinstance(reference, str) and not target_type:
+            head = reference.split("?", 1)[0].split("/")
+            if reference.startswith(("urn:", "#")):
+                return  # resolved against the Bundle or contained resources by the business rules
+            target_type = head[-2] if len(head) >= 2 else None
+        if not target_type:
+            return
+        allowed = set()
+        for url in targets:
+            profile = self.compiler.get(url)
+            allowed.add(profile.type if profile else url.rsplit("/", 1)[-1])
+        if target_type not in allowed and not allowed & {"Resource", "DomainResource"}:
+            issues.error("profile.reference-target", item.path, actual=target_type, allowed=", ".join(sorted(allowed)))
+
+    # -- slicing -----------------------------------------------------------------------
+    def _slices(
+        self,
+        rule: Rule,
+        items: list[Item],
+        where: str,
+        issues: IssueList,
+        root: dict[str, Any],
+        profile_url: str,
+    ) -> None:
+        slicing = rule.slicing
+        names = list(rule.slices)
+        assigned: dict[str, list[Item]] = {name: [] for name in names}
+        last_slice = -1
+        seen_unmatched = False
+        for item in items:
+            match = next((n for n in names if self._matches(rule.slices[n], slicing.discriminators, item, root)), None)
+            if match is None:
+                seen_unmatched = True
+                if slicing.rules == "closed":
+                    issues.error("profile.slice-unmatched-closed", item.path, path=rule.path)
+                continue
+            if seen_unmatched and slicing.rules == "openAtEnd":
+                issues.error("profile.slice-unmatched-open-at-end", item.path, path=rule.path)
+            position = names.index(match)
+            if slicing.ordered and position < last_slice:
+                issues.error("profile.slice-order", item.path, slice=match, path=rule.path)
+            last_slice = max(last_slice, position)
+            assigned[match].append(item)
+        parent_path = where.rsplit(".", 1)[0]
+        for name in names:
+            self._element(rule.slices[name], assigned[name], parent_path, issues, root, profile_url)
+
+    def _matches(self, slice_rule: Rule, discriminators: tuple[tuple[str, str], ...], item: Item, root: dict[str, Any]) -> bool:
+        for kind, path in discriminators:
+            if not self._discriminates(slice_rule, kind, path, item, root):
+                return False
+        return bool(discriminators)
+
+    def _discriminates(self, slice_rule: Rule, kind: str, path: str, item: Item, root: dict[str, Any]) -> bool:
+        values = _values_at(item.value, path)
+        target = slice_rule if path == "$this" else slice_rule.find(path)
+        if kind in ("value", "pattern"):
+            expected = None
+            if target is not None:
+                expected = target.fixed if target.fixed is not None else target.pattern
+            if expected is None and path == "url":
+                expected = next((p for t in slice_rule.types for p in t.profiles), None)
+            if expected is not None:
+                return any(matches_pattern(expected, v) for v in values)
+            if target is not None and target.binding is not None:
+                expansion = self.terminology.expand(target.binding[1])
+                return expansion is not None and any(
+                    self.terminology.contains(expansion, s, c) for v in values for s, c in _codings(v)
+                )
+            return False
+        if kind == "exists":
+            if target is None:
+                return False
+            return bool(values) if (target.min or 0) >= 1 else not values if target.max == 0 else True
+        if kind == "type":
+            codes = {t.code for t in (target.types if target else ())}
+            actual = item.type if path == "$this" else (type(values[0]).__name__ if values else None)
+            return actual in codes
+        if kind == "profile":
+            urls = [p for t in (target.types if target else ()) for p in t.profiles]
+            for url in urls:
+                profile = self.compiler.get(url)
+                trial = IssueList()
+                if profile is not None:
+                    for value in values:
+                        self._apply_profile(profile, value, None, item.path, trial, root)
+                    if values and not trial.has_errors:
+                        return True
+            return False
+        return False
+
+
+def _codings(value: Any) -> list[tuple[str | None, str]]:
+    if isinstance(value, str):
+        return [(None, value)]
+    if isinstance(value, dict):
+        if "coding" in value:
+            return [(c.get("system"), c.get("code")) for c in value["coding"] if isinstance(c, dict)]
+        if "code" in value:
+            return [(value.get("system"), value["code"])]
+    return []
+
+
+def _values_at(value: Any, path: str) -> list[Any]:
+    """Follow a discriminator path (dotted names, ``extension('url')``, ``$this``) through a value."""
+    current = [value]
+    if path == "$this":
+        return current
+    for step in _split_path(path):
+        following: list[Any] = []
+        for node in current:
+            if not isinstance(node, dict):
+                continue
+            if step.startswith("extension("):
+                url = step[len("extension(") : -1].strip("'\"")
+                following.extend(e for e in node.get("extension", []) if isinstance(e, dict) and e.get("url") == url)
+                continue
+            if step.endswith("[x]"):
+                stem = step[:-3]
+                found = [v for k, v in node.items() if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()]
+            else:
+                found = [node[step]] if step in node else []
+            for child in found:
+                following.extend(child if isinstance(child, list) else [child])
+        current = following
+    return current
+
+
+def _split_path(path: str) -> list[str]:
+    steps, depth, start = [], 0, 0
+    for index, char in enumerate(path):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "." and depth == 0:
+            steps.append(path[start:index])
+            start = index + 1
+    steps.append(path[start:])
+    return steps

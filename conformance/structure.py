@@ -1,0 +1,247 @@
+"""Structural validation against the FHIR R4 base model.
+
+The derived base model (``profiles/base/r4-types.json``) is compiled once into one
+:class:`NodeModel` per resource, datatype and backbone element: a table from JSON key to
+:class:`Slot`.  Walking an instance is then a dict lookup per key — unknown elements, array
+shape, primitive formats, required elements, choice types, ele-1/ext-1 emptiness, required
+bindings, codes of loaded code systems and the core FHIRPath invariants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.bindings import check_binding
+from conformance.invariants import Invariant, compile_invariant
+from conformance.issues import IssueList
+from conformance.narrative import check_narrative
+from conformance.periods import check_period
+from conformance.primitives import Checker, make_checker
+from conformance.terminology import Terminology
+from profiles.registry import Registry
+
+# Invariants enforced natively: ele-1/ext-1 by the walk itself, per-1 by check_period, which
+# also compares partial dates that FHIRPath leaves undecided, txt-1/txt-2 by check_narrative.
+NATIVE_INVARIANTS = frozenset({"per-1", "txt-1", "txt-2"})
+# An invariant of the form "X.not() or …" holds whenever X is false; these guards say when X
+# can be true, so the FHIRPath engine only runs on the rare values that need it.
+GUARDS = {
+    "ref-1": lambda node: isinstance(node, dict) and str(node.get("reference", "")).startswith("#"),
+    "dom-3": lambda node: isinstance(node, dict) and "contained" in node,
+}
+
+
+@dataclass(slots=True)
+class Slot:
+    name: str
+    key: str
+    type: str
+    is_list: bool
+    primitive: bool
+    underscore: bool
+    node: str | None = None
+    #: the element's name in StructureDefinitions: "value[x]" for valueQuantity, else the key
+    element: str = ""
+    min: int = 0
+    binding: str | None = None
+    constraints: tuple[Invariant, ...] = ()
+
+
+@dataclass(slots=True)
+class NodeModel:
+    name: str
+    is_resource: bool = False
+    abstract: bool = False
+    slots: dict[str, Slot] = field(default_factory=dict)
+    required: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)
+    choices: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    constraints: tuple[Invariant, ...] = ()
+
+
+def _invariants(raw: list[list[str]]) -> tuple[Invariant, ...]:
+    return tuple(compile_invariant(*item) for item in raw if item[0] not in NATIVE_INVARIANTS)
+
+
+class BaseModel:
+    """The compiled R4 base model; one per registry, shared by every validation."""
+
+    def __init__(self, registry: Registry) -> None:
+        types = registry.base_types
+        self.kinds = {name: t["kind"] for name, t in types.items()}
+        self.resource_types = frozenset(n for n, k in self.kinds.items() if k == "resource")
+        self.checkers: dict[str, Checker] = {
+            name: make_checker(name, t.get("regex")) for name, t in types.items() if t["kind"] == "primitive-type"
+        }
+        self.nodes: dict[str, NodeModel] = {}
+        for type_name, definition in types.items():
+            for path, children in definition["nodes"].items():
+                model = self._compile_node(path, children)
+                if path == type_name:
+                    model.is_resource = definition["kind"] == "resource"
+                    model.abstract = definition["abstract"]
+                    model.constraints = _invariants(definition.get("constraints", []))
+                self.nodes[path] = model
+
+    def _compile_node(self, path: str, children: dict[str, Any]) -> NodeModel:
+        model = NodeModel(path)
+        for name, spec in children.items():
+            types = spec.get("types", [])
+            is_list = spec["max"] != "1"
+            choice = name.endswith("[x]")
+            stem = name[:-3] if choice else name
+            keys = []
+            for t in types or [{"code": "Element"}]:
+                code = t["code"]
+                key = stem + code[0].upper() + code[1:] if choice else stem
+                primitive = self.kinds.get(code) == "primitive-type"
+                node = spec.get("node") if not choice and "node" in spec else (None if primitive else code)
+                slot = Slot(
+                    name=key,
+                    key=key,
+                    type=code,
+                    is_list=is_list,
+                    primitive=primitive,
+                    underscore=False,
+                    node=node,
+                    element=name,
+                    min=spec["min"],
+                    binding=spec.get("binding"),
+                    constraints=_invariants(spec.get("constraints", [])),
+                )
+                model.slots[key] = slot
+                keys.append(key)
+                if primitive:
+                    model.slots["_" + key] = Slot(
+                        key, "_" + key, code, is_list, False, True, node="Element", element=name
+                    )
+                    keys.append("_" + key)
+            if spec["min"] > 0:
+                model.required.append((stem, spec["min"], tuple(keys)))
+            if choice and len(keys) > 1:
+                model.choices.append((stem, tuple(k for k in keys if not k.startswith("_"))))
+        return model
+
+
+#: Called for every resource the walk meets (nested ones included) once its structure is checked.
+ResourceVisitor = Callable[[dict[str, Any], str, IssueList, dict[str, Any]], None]
+
+
+class StructureWalker:
+    """Walks one resource against the base model, appending issues; never raises on input."""
+
+    def __init__(self, model: BaseModel, terminology: Terminology, visit: ResourceVisitor | None = None) -> None:
+        self.model = model
+        self.terminology = terminology
+        self.visit = visit
+
+    def resource(self, resource: Any, path: str, issues: IssueList, root: dict[str, Any] | None = None) -> bool:
+        """Validate a resource; returns False when its type is unknown (nothing more to check)."""
+        if not isinstance(resource, dict):
+            issues.error("structure.expected-object", path, type="Resource")
+            return False
+        rtype = resource.get("resourceType")
+        if not isinstance(rtype, str) or rtype not in self.model.resource_types:
+            issues.error("structure.unknown-resource-type", path, type=rtype)
+            return False
+        model = self.model.nodes[rtype]
+        if model.abstract:
+            issues.error("structure.abstract-type", path, type=rtype)
+            return False
+        path = path or rtype
+        self._node(resource, model, path, root or resource, issues)
+        if self.visit is not None:
+            self.visit(resource, path, issues, root or resource)
+        return True
+
+    def _node(self, node: dict[str, Any], model: NodeModel, path: str, root: dict[str, Any], issues: IssueList) -> None:
+        slots = model.slots
+        for key, value in node.items():
+            slot = slots.get(key)
+            if slot is None:
+                if not (key == "resourceType" and model.is_resource):
+                    issues.error("structure.unknown-element", f"{path}.{key}", name=key, type=model.name)
+                continue
+            if value is None:
+                issues.error("structure.null-value", f"{path}.{slot.name}")
+                continue
+            if slot.is_list:
+                if type(value) is not list:
+                    issues.error("structure.expected-array", f"{path}.{slot.name}", name=key)
+                    continue
+                if not value:
+                    issues.error("structure.empty-array", f"{path}.{slot.name}", name=key)
+                    continue
+                partner = node.get(("_" + key) if not slot.underscore else key[1:])
+                if partner is not None and (type(partner) is not list or len(partner) != len(value)):
+                    if not slot.underscore:
+                        issues.error("primitive.underscore-mismatch", f"{path}.{slot.name}", name=key)
+                for index, item in enumerate(value):
+                    item_path = f"{path}.{slot.name}[{index}]"
+                    if item is None:
+                        if partner is None or type(partner) is not list or index >= len(partner) or partner[index] is None:
+                            issues.error("structure.null-value", item_path)
+                        continue
+                    self._item(slot, item, item_path, root, issues)
+            elif type(value) is list:
+                issues.error("structure.unexpected-array", f"{path}.{slot.name}", name=key)
+            else:
+                self._item(slot, value, f"{path}.{slot.name}", root, issues)
+
+        for name, minimum, keys in model.required:
+            if not any(k in node for k in keys):
+                issues.error("structure.missing-required", f"{path}.{name}", name=name, min=minimum)
+        for stem, keys in model.choices:
+            present = [k for k in keys if k in node]
+            if len(present) > 1:
+                issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=", ".join(present))
+        if not model.is_resource and not any(k != "id" for k in node):
+            issues.error("structure.empty-element", path)
+        if model.name == "Extension" and ("extension" in node) == any(k.startswith("value") for k in node):
+            issues.error("structure.extension-value-and-children", path)
+        elif model.name == "Period":
+            check_period(node, path, issues)
+        elif model.name == "Narrative":
+            check_narrative(node, path, issues)
+        elif model.name == "Coding":
+            self.terminology.check_coding(node.get("system"), node.get("code"), path, issues)
+        if model.constraints:
+            self._invariants(model.constraints, node, model.name, path, root, issues)
+
+    def _item(self, slot: Slot, item: Any, path: str, root: dict[str, Any], issues: IssueList) -> None:
+        if slot.primitive:
+            problem = self.model.checkers[slot.type](item)
+            if problem is not None:
+                issues.error(problem[0], path, **problem[1])
+                return
+        elif slot.type == "Resource" or slot.type in self.model.resource_types:
+            self.resource(item, path, issues, root)
+            return
+        else:
+            if type(item) is not dict:
+                issues.error("structure.expected-object", path, type=slot.type)
+                return
+            model = self.model.nodes.get(slot.node or slot.type)
+            if model is not None:
+                self._node(item, model, path, root, issues)
+        if slot.binding is not None and not slot.underscore:
+            check_binding(self.terminology, item, slot.type, slot.binding, "required", path, issues)
+        if slot.constraints:
+            self._invariants(slot.constraints, item, slot.node or slot.type, path, root, issues)
+
+    @staticmethod
+    def _invariants(
+        invariants: tuple[Invariant, ...], node: Any, base: str, path: str, root: dict[str, Any], issues: IssueList
+    ) -> None:
+        for invariant in invariants:
+            guard = GUARDS.get(invariant.key)
+            if guard is None or guard(node):
+                report_invariant(invariant, invariant.check(node, root, base), path, issues)
+
+
+def report_invariant(invariant: Invariant, verdict: bool | str, path: str, issues: IssueList) -> None:
+    if verdict is False:
+        issues.add(invariant.severity, "invariant.failed", path, key=invariant.key, human=invariant.human)
+    elif verdict is not True:
+        issues.add("warning", "invariant.not-evaluable", path, key=invariant.key, detail=verdict)

@@ -1,0 +1,66 @@
+"""The validator: base structure, then every claimed or requested profile, then business rules.
+
+Build one :class:`Validator` per set of definitions and reuse it: profiles, value sets and
+invariants are compiled on first use and cached, so validating many instances costs only
+the walks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from conformance.bundle_references import check_bundle
+from conformance.business_rules import BusinessRules
+from conformance.issues import Issue, IssueList
+from conformance.profile_compiler import ProfileCompiler
+from conformance.profile_walker import ProfileWalker
+from conformance.structure import BaseModel, StructureWalker
+from conformance.terminology import Terminology
+from profiles.registry import Registry
+
+
+class Validator:
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+        self.model = BaseModel(self.registry)
+        self.terminology = Terminology(self.registry)
+        self.compiler = ProfileCompiler(self.registry)
+        self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
+        self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
+        self.rules = BusinessRules(self.registry, self.terminology)
+
+    def validate(self, resource: Any, profiles: Iterable[str] = (), path: str = "") -> list[Issue]:
+        """All issues for one resource (or Bundle), each located by FHIRPath."""
+        issues = IssueList()
+        if self.structure.resource(resource, path, issues):
+            top = path or resource["resourceType"]
+            for url in profiles:
+                if url not in _claimed(resource):
+                    self.profiles.validate(url, resource, top, issues, resource)
+        return _unique(issues)
+
+    def _after_structure(self, resource: dict[str, Any], path: str, issues: IssueList, root: dict[str, Any]) -> None:
+        for url in _claimed(resource):
+            self.profiles.validate(url, resource, path, issues, resource)
+        self.rules.check(resource, path, issues)
+        if resource["resourceType"] == "Bundle":
+            check_bundle(resource, path, issues)
+
+
+def _claimed(resource: dict[str, Any]) -> list[str]:
+    meta = resource.get("meta")
+    claimed = meta.get("profile") if isinstance(meta, dict) else None
+    return [url for url in claimed if isinstance(url, str)] if isinstance(claimed, list) else []
+
+
+def _unique(issues: IssueList) -> list[Issue]:
+    """A snapshot profile restates its base; the same finding is reported once."""
+    seen: set[tuple[str, str, str]] = set()
+    kept = []
+    for issue in issues:
+        key = (issue.message_id, issue.expression, repr(sorted(issue.params.items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(issue)
+    return kept

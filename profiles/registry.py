@@ -1,0 +1,182 @@
+"""Registry of conformance resources, looked up by canonical URL.
+
+Definitions come from an ordered chain of sources — the built-in provincial package first,
+then whatever the caller adds (``--ig`` folders, packages, bundles, single resources) — and
+the first source that knows a URL answers.  The registry holds data only; compiling and
+applying definitions is the validator's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from profiles.canonical import DEFAULT_BASE
+
+PACKAGE_DIR = Path(__file__).parent / "package"
+BASE_DIR = Path(__file__).parent / "base"
+
+#: Resource types that carry definitions; anything else met while loading is not ours to index.
+DEFINITIONAL_TYPES = frozenset(
+    {
+        "StructureDefinition",
+        "ValueSet",
+        "CodeSystem",
+        "ConceptMap",
+        "NamingSystem",
+        "ImplementationGuide",
+        "CapabilityStatement",
+        "SearchParameter",
+        "OperationDefinition",
+    }
+)
+
+Resource = dict[str, Any]
+
+
+class DefinitionError(ValueError):
+    """A definitions file or folder could not be loaded; the message names it and why."""
+
+
+class DefinitionSource:
+    """One named set of definitions (a package, an ``--ig`` argument)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.by_url: dict[str, Resource] = {}
+        #: R4 NamingSystems have no url; they are found by the identifier systems they declare
+        self.naming: dict[str, Resource] = {}
+
+    def add(self, resource: Resource) -> None:
+        if resource.get("resourceType") == "NamingSystem":
+            for unique in resource.get("uniqueId", []):
+                value = unique.get("value", "")
+                self.naming.setdefault(f"urn:oid:{value}" if unique.get("type") == "oid" else value, resource)
+            return
+        url = resource.get("url")
+        if not url:
+            return
+        self.by_url.setdefault(url, resource)
+        if version := resource.get("version"):
+            self.by_url.setdefault(f"{url}|{version}", resource)
+
+    def __len__(self) -> int:
+        return sum(1 for key in self.by_url if "|" not in key) + len({id(r) for r in self.naming.values()})
+
+
+class Registry:
+    """Lookup of conformance resources by canonical URL across a chain of sources."""
+
+    def __init__(self, canonical_base: str = DEFAULT_BASE, *, builtin: bool = True) -> None:
+        self.canonical_base = canonical_base.rstrip("/")
+        self.sources: list[DefinitionSource] = []
+        if builtin:
+            source = DefinitionSource("built-in provincial package")
+            for resource in self._read_folder(PACKAGE_DIR, rebase=True):
+                source.add(resource)
+            self.sources.append(source)
+
+    # -- loading -------------------------------------------------------------------------
+    def add_path(self, path: str | Path) -> int:
+        """Load a JSON resource, a Bundle of them, a folder or a FHIR package folder."""
+        path = Path(path)
+        source = DefinitionSource(str(path))
+        if path.is_dir():
+            resources = self._read_folder(path, rebase=False)
+        elif path.is_file():
+            resources = self._expand(self._read_json(path, rebase=False), path)
+        else:
+            raise DefinitionError(f"{path}: no such file or folder")
+        for resource in resources:
+            if resource.get("resourceType") in DEFINITIONAL_TYPES:
+                source.add(resource)
+        self.sources.append(source)
+        return len(source)
+
+    def add_resource(self, resource: Resource, source_name: str = "runtime") -> None:
+        source = DefinitionSource(source_name)
+        source.add(resource)
+        self.sources.append(source)
+
+    def _read_folder(self, folder: Path, rebase: bool) -> Iterator[Resource]:
+        # A FHIR package tarball unpacks to package/; its examples/ and other/ are not definitions.
+        if (folder / "package" / "package.json").is_file():
+            folder = folder / "package"
+        for file in sorted(folder.glob("*.json")):
+            if file.name in ("package.json", ".index.json"):
+                continue
+            yield from self._expand(self._read_json(file, rebase), file)
+
+    def _read_json(self, file: Path, rebase: bool) -> Any:
+        try:
+            text = file.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DefinitionError(f"{file}: cannot read ({exc})") from exc
+        if rebase and self.canonical_base != DEFAULT_BASE:
+            text = text.replace(DEFAULT_BASE, self.canonical_base)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DefinitionError(f"{file}: not JSON ({exc})") from exc
+
+    @staticmethod
+    def _expand(document: Any, file: Path) -> Iterable[Resource]:
+        if not isinstance(document, dict) or "resourceType" not in document:
+            raise DefinitionError(f"{file}: not a FHIR resource")
+        if document["resourceType"] == "Bundle":
+            return [e["resource"] for e in document.get("entry", []) if isinstance(e.get("resource"), dict)]
+        return [document]
+
+    # -- lookup --------------------------------------------------------------------------
+    def get(self, url: str) -> Resource | None:
+        for source in self.sources:
+            if (found := source.by_url.get(url)) is not None:
+                return found
+        if "|" in url:
+            return self.get(url.split("|", 1)[0])
+        return None
+
+    def naming_system(self, system: str) -> Resource | None:
+        """The NamingSystem declaring an identifier system (a uri or urn:oid)."""
+        for source in self.sources:
+            if (found := source.naming.get(system)) is not None:
+                return found
+        return None
+
+    def all(self, resource_type: str) -> list[Resource]:
+        seen: dict[str, Resource] = {}
+        if resource_type == "NamingSystem":
+            for source in self.sources:
+                for resource in source.naming.values():
+                    seen.setdefault(resource["id"], resource)
+            return list(seen.values())
+        for source in self.sources:
+            for key, resource in source.by_url.items():
+                if "|" not in key and resource["resourceType"] == resource_type:
+                    seen.setdefault(key, resource)
+        return list(seen.values())
+
+    def url(self, kind: str, slug: str) -> str:
+        """Canonical URL of a provincial artefact under this registry's base."""
+        return f"{self.canonical_base}/{kind}/{slug}"
+
+    # -- the FHIR R4 base model (derived data, see tools/derive_r4_base.py) ----------------
+    @cached_property
+    def base_types(self) -> dict[str, Any]:
+        return _load_base("r4-types.json")["types"]
+
+    @cached_property
+    def base_valuesets(self) -> dict[str, list[list[str]] | None]:
+        return _load_base("r4-valuesets.json")["valuesets"]
+
+
+def _load_base(name: str) -> dict[str, Any]:
+    with (BASE_DIR / name).open(encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def examples_dir() -> Path:
+    return PACKAGE_DIR / "examples"
