@@ -24,10 +24,18 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
-_WHOLE_NODE = re.compile(r"children\(|descendants\(|\$this|%|hasValue\(|resolve\(|repeat\(|conformsTo")
+_WHOLE_NODE = re.compile(r"children\(|descendants\(|\$this|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
 _IDENTIFIER = re.compile(r"(?<![.\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
 _KEYWORDS = frozenset({"and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod", "true", "false"})
-_OPTIONS = {"traceFn": lambda *args: None}
+def _has_value(inputs: list[Any]) -> bool:
+    """FHIRPath hasValue(), which fhirpathpy lacks: a single primitive that carries a value."""
+    return len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))
+
+
+_OPTIONS = {
+    "traceFn": lambda *args: None,
+    "userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}},
+}
 _MEMO_LIMIT = 50_000
 
 
@@ -40,6 +48,19 @@ def referenced_children(expression: str) -> frozenset[str] | None:
     if any(name[0].isupper() for name in names):  # a type name may filter the root: evaluate
         return None
     return frozenset(names)
+
+
+def presence_only(expression: str, names: frozenset[str]) -> frozenset[str]:
+    """Names the expression only tests for presence (``value.empty()``, ``system.exists()``):
+    for those the memo key records that a value is there, not what it is."""
+    bare = _STRING_LITERAL.sub("''", expression)
+    found = set()
+    for name in names:
+        uses = len(re.findall(rf"(?<![.\w`%$]){name}(?!\w)", bare))
+        tests = len(re.findall(rf"(?<![.\w`%$]){name}\.(?:exists|empty)\(\)", bare))
+        if uses and uses == tests:
+            found.add(name)
+    return frozenset(found)
 
 
 def _key_pattern(names: frozenset[str]) -> re.Pattern[str]:
@@ -57,6 +78,7 @@ class Invariant:
     human: str
     _compiled: Any = None
     _names: re.Pattern[str] | None = None
+    _presence: re.Pattern[str] | None = None
     _when_empty: bool | None = None
     _memo: dict[bytes, bool | str] | None = None
     error: str | None = None
@@ -70,6 +92,8 @@ class Invariant:
         names = referenced_children(self.expression)
         if names is not None:
             self._names = _key_pattern(names)
+            presence = presence_only(self.expression, names)
+            self._presence = _key_pattern(presence) if presence else None
             outcome = self._run({}, {}, "Element")
             self._when_empty = outcome if isinstance(outcome, bool) else None
             self._memo = {}
@@ -97,8 +121,12 @@ class Invariant:
         projection = {key: value for key, value in node.items() if matches(key)}
         if not projection and self._when_empty is not None:
             return self._when_empty
+        keyed = projection
+        if self._presence is not None:
+            present = self._presence.fullmatch
+            keyed = {k: (True if present(k) else v) for k, v in projection.items()}
         try:
-            key = base.encode() + orjson.dumps(projection, option=orjson.OPT_SORT_KEYS)
+            key = base.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # not JSON-serialisable: cannot memoise, evaluate directly
             return self._run(node, root, base)
         found = self._memo.get(key)

@@ -7,6 +7,7 @@ an issue with the FHIRPath of the offending element and the walk carries on.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -374,6 +375,7 @@ def _values_at(value: Any, path: str) -> list[Any]:
     return current
 
 
+@functools.cache
 def _split_path(path: str) -> list[str]:
     steps, depth, start = [], 0, 0
     for index, char in enumerate(path):

@@ -55,8 +55,8 @@ class NodeModel:
     is_resource: bool = False
     abstract: bool = False
     slots: dict[str, Slot] = field(default_factory=dict)
-    required: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)
-    choices: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    required: list[tuple[str, int, frozenset[str]]] = field(default_factory=list)
+    choices: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     constraints: tuple[Invariant, ...] = ()
 
 
@@ -118,9 +118,9 @@ class BaseModel:
                     )
                     keys.append("_" + key)
             if spec["min"] > 0:
-                model.required.append((stem, spec["min"], tuple(keys)))
+                model.required.append((stem, spec["min"], frozenset(keys)))
             if choice and len(keys) > 1:
-                model.choices.append((stem, tuple(k for k in keys if not k.startswith("_"))))
+                model.choices.append((stem, frozenset(k for k in keys if not k.startswith("_"))))
         return model
 
 
@@ -173,7 +173,9 @@ class StructureWalker:
                 if not value:
                     issues.error("structure.empty-array", f"{path}.{slot.name}", name=key)
                     continue
-                partner = node.get(("_" + key) if not slot.underscore else key[1:])
+                partner = None
+                if slot.primitive or slot.underscore:
+                    partner = node.get(("_" + key) if not slot.underscore else key[1:])
                 if partner is not None and (type(partner) is not list or len(partner) != len(value)):
                     if not slot.underscore:
                         issues.error("primitive.underscore-mismatch", f"{path}.{slot.name}", name=key)
@@ -190,13 +192,13 @@ class StructureWalker:
                 self._item(slot, value, f"{path}.{slot.name}", root, issues)
 
         for name, minimum, keys in model.required:
-            if not any(k in node for k in keys):
+            if keys.isdisjoint(node):
                 issues.error("structure.missing-required", f"{path}.{name}", name=name, min=minimum)
         for stem, keys in model.choices:
-            present = [k for k in keys if k in node]
-            if len(present) > 1:
-                issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=", ".join(present))
-        if not model.is_resource and not any(k != "id" for k in node):
+            if len(keys.intersection(node)) > 1:
+                present = ", ".join(k for k in node if k in keys)
+                issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=present)
+        if not model.is_resource and (not node or (len(node) == 1 and "id" in node)):
             issues.error("structure.empty-element", path)
         if model.name == "Extension" and ("extension" in node) == any(k.startswith("value") for k in node):
             issues.error("structure.extension-value-and-children", path)

@@ -69,6 +69,10 @@ def compact_element(element: dict[str, Any], sd_url: str) -> dict[str, Any]:
     types = []
     for type_entry in element.get("type", []):
         item: dict[str, Any] = {"code": element_type(type_entry)}
+        if element.get("base", {}).get("path") == "Resource.id":
+            # R4 snapshots type Resource.id as System.String tagged "string"; the spec's
+            # datatype for a resource id is "id" ([A-Za-z0-9\-\.]{1,64}), which we enforce.
+            item["code"] = "id"
         targets = [t.removeprefix(SD_PREFIX) for t in type_entry.get("targetProfile", [])]
         if targets:
             item["targets"] = targets

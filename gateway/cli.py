@@ -1,0 +1,135 @@
+"""``yiyang`` command line.
+
+``yiyang validate [--ig PATH]... [--profile URL]... [--format json|text] [--lang zh-CN|en] FILE...``
+validates FHIR JSON or NDJSON files.  Exit status: 0 when no issue is an error or fatal, 1 when
+one is, 2 for usage or I/O problems.  Other tools depend on this contract exactly.
+
+``yiyang demo`` validates the example instances shipped with the provincial package and
+prints a summary: the main job until the gateway server exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO
+
+from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
+from gateway.validation_io import FileReport, validate_file
+from profiles.registry import DefinitionError, Registry, examples_dir
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class UsageError(Exception):
+    """Bad arguments or unreadable inputs: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 on usage errors, as we want
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"yiyang: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="yiyang", description="医养互联网关 Yiyang Gateway")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    validate = commands.add_parser("validate", help="validate FHIR JSON / NDJSON files")
+    validate.add_argument("--ig", action="append", default=[], metavar="PATH",
+                          help="extra conformance resources: a JSON resource, a Bundle, a folder or a FHIR package")
+    validate.add_argument("--profile", action="append", default=[], metavar="URL",
+                          help="also validate against this StructureDefinition (canonical URL)")
+    validate.add_argument("--format", choices=("json", "text"), default="text")
+    validate.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+    validate.add_argument("--max-bytes", type=int, default=None,
+                          help=f"largest JSON document accepted (default {DEFAULT_MAX_BYTES} or $YIYANG_MAX_BYTES)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+
+    demo = commands.add_parser("demo", help="validate the shipped example instances and summarise")
+    demo.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+    return parser
+
+
+def _registry(ig_paths: Sequence[str]) -> Registry:
+    registry = Registry(os.environ.get("YIYANG_CANONICAL_BASE", "http://fhir.yiyang.cn"))
+    for path in ig_paths:
+        try:
+            registry.add_path(path)
+        except DefinitionError as exc:
+            raise UsageError(f"--ig {exc}") from exc
+    return registry
+
+
+def _max_bytes(value: int | None) -> int:
+    if value is not None:
+        return value
+    return int(os.environ.get("YIYANG_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
+    from conformance.validator import Validator  # imported late: --help should not compile R4
+
+    for name in args.files:
+        if not Path(name).is_file():
+            raise UsageError(f"cannot read {name}: no such file")
+    validator = Validator(_registry(args.ig))
+    worst = EXIT_OK
+    for name in args.files:
+        report = FileReport(Path(name), args.lang)
+        try:
+            validate_file(validator, report, args.profile, _max_bytes(args.max_bytes), out, args.format)
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
+        if report.errors:
+            worst = EXIT_INVALID
+    return worst
+
+
+def _example_files() -> Iterator[Path]:
+    yield from sorted(examples_dir().glob("*/*.json"))
+
+
+def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
+    from conformance.validator import Validator
+
+    validator = Validator(_registry([]))
+    zh = args.lang == "zh-CN"
+    counts = {"valid": [0, 0], "invalid": [0, 0]}
+    for file in _example_files():
+        report = FileReport(file, args.lang)
+        validate_file(validator, report, [], DEFAULT_MAX_BYTES, None, "summary")
+        kind = "invalid" if file.name.startswith("invalid") else "valid"
+        counts[kind][0] += 1
+        counts[kind][1] += bool(report.errors)
+        verdict = ("不通过" if zh else "FAIL") if report.errors else ("通过" if zh else "PASS")
+        out.write(f"{verdict:<5} {file.parent.name}/{file.name}  ({report.errors} errors, {report.warnings} warnings)\n")
+    valid_ok = counts["valid"][0] - counts["valid"][1]
+    if zh:
+        out.write(f"\n合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n")
+    else:
+        out.write(f"\nvalid examples passing {valid_ok}/{counts['valid'][0]}; "
+                  f"invalid examples rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n")
+    all_right = valid_ok == counts["valid"][0] and counts["invalid"][1] == counts["invalid"][0]
+    return EXIT_OK if all_right else EXIT_INVALID
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return run_validate(args, sys.stdout)
+        return run_demo(args, sys.stdout)
+    except UsageError as exc:
+        sys.stderr.write(f"yiyang: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

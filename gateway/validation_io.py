@@ -1,0 +1,125 @@
+"""Reading FHIR files for validation and writing their OperationOutcomes as a stream.
+
+Issues are written as they are found, so a 100 MB NDJSON file is validated line by line in
+bounded memory; the JSON output is still one well-formed OperationOutcome per file.  Input
+that is not JSON, not FHIR, truncated or too large becomes a fatal issue, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import orjson
+
+from conformance.issues import Issue, operation_outcome, render_text
+from conformance.validator import Validator
+
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+
+
+@dataclass
+class FileReport:
+    """Counts for one file, and the sink its issues are written to."""
+
+    path: Path
+    lang: str
+    errors: int = 0
+    warnings: int = 0
+    issues_written: int = 0
+    out: IO[str] | None = None
+    fmt: str = "text"
+
+    def start(self) -> None:
+        if self.out is None:
+            return
+        if self.fmt == "json":
+            self.out.write('{"resourceType":"OperationOutcome","issue":[')
+        else:
+            self.out.write(f"== {self.path}\n")
+
+    def emit(self, issue: Issue) -> None:
+        if issue.is_error:
+            self.errors += 1
+        elif issue.severity == "warning":
+            self.warnings += 1
+        if self.out is None:
+            return
+        if self.fmt == "json":
+            self.out.write(("," if self.issues_written else "") + orjson.dumps(issue.to_fhir(self.lang)).decode())
+        else:
+            self.out.write(render_text([issue], self.lang) + "\n")
+        self.issues_written += 1
+
+    def finish(self) -> None:
+        if self.out is None:
+            return
+        if self.fmt == "json":
+            if not self.issues_written:
+                self.out.write(orjson.dumps(operation_outcome([], self.lang)["issue"][0]).decode())
+            self.out.write("]}\n")
+        else:
+            zh = self.lang == "zh-CN"
+            summary = f"错误 {self.errors}，警告 {self.warnings}" if zh else f"{self.errors} errors, {self.warnings} warnings"
+            self.out.write(f"-- {summary}\n")
+
+
+def validate_file(
+    validator: Validator,
+    report: FileReport,
+    profiles: Sequence[str],
+    max_bytes: int,
+    out: IO[str] | None,
+    fmt: str,
+) -> None:
+    report.out, report.fmt = out, fmt
+    report.start()
+    with report.path.open("rb") as handle:
+        if report.path.suffix.lower() in NDJSON_SUFFIXES:
+            for line_number, line in _lines(handle, max_bytes):
+                for issue in _validate_document(validator, line, profiles, line_number, max_bytes):
+                    issue.location = f"line {line_number}"
+                    report.emit(issue)
+        else:
+            size = report.path.stat().st_size
+            if size > max_bytes:
+                report.emit(Issue("fatal", "input.too-large", "", {"size": size, "limit": max_bytes}))
+            else:
+                for issue in _validate_document(validator, handle.read(), profiles, None, max_bytes):
+                    report.emit(issue)
+    report.finish()
+
+
+def _lines(handle: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """Non-blank lines, each read with a length limit; None stands for a line over the limit."""
+    number = 0
+    while True:
+        line = handle.readline(max_bytes + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):  # skip the rest of the oversized line
+                line = handle.readline(_CHUNK)
+            yield number, None
+            continue
+        if line.strip():
+            yield number, line
+
+
+def _validate_document(
+    validator: Validator, raw: bytes | None, profiles: Sequence[str], line: int | None, max_bytes: int
+) -> list[Issue]:
+    if raw is None:
+        return [Issue("fatal", "input.line-too-long", "", {"line": line, "limit": max_bytes})]
+    try:
+        document = orjson.loads(raw.removeprefix(BOM))
+    except orjson.JSONDecodeError as exc:
+        return [Issue("fatal", "input.not-json", "", {"detail": str(exc)[:160]})]
+    if not isinstance(document, dict) or "resourceType" not in document:
+        return [Issue("fatal", "input.not-resource", "")]
+    return validator.validate(document, profiles)

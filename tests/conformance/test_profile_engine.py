@@ -1,0 +1,283 @@
+"""The profile engine applies StructureDefinitions as written, including ones loaded at run
+time: each rule kind is exercised with a passing and a failing instance."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from conformance.validator import Validator
+from profiles.registry import Registry
+from tests.conftest import errors, found
+
+URL = "http://example.org/fhir/StructureDefinition/test-patient"
+EXT = "http://example.org/fhir/StructureDefinition/test-nickname"
+VS = "http://example.org/fhir/ValueSet/test-colours"
+CS = "http://example.org/fhir/CodeSystem/test-colours"
+
+
+def sd(url: str, type_: str, elements: list[dict[str, Any]], kind: str = "resource", snapshot: bool = False) -> dict[str, Any]:
+    for element in elements:
+        element.setdefault("path", ".".join(step.split(":")[0] for step in element["id"].split(".")))
+    return {
+        "resourceType": "StructureDefinition", "url": url, "name": "T", "status": "active", "kind": kind,
+        "abstract": False, "type": type_, "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{type_}",
+        "derivation": "constraint",
+        ("snapshot" if snapshot else "differential"): {"element": [{"id": type_, "path": type_}, *elements]},
+    }
+
+
+TERMINOLOGY = [
+    {"resourceType": "CodeSystem", "url": CS, "status": "active", "content": "complete",
+     "concept": [{"code": "red"}, {"code": "green", "concept": [{"code": "olive"}]}]},
+    {"resourceType": "ValueSet", "url": VS, "status": "active", "compose": {"include": [{"system": CS}]}},
+    sd(EXT, "Extension", [
+        {"id": "Extension.url", "fixedUri": EXT},
+        {"id": "Extension.value[x]", "min": 1, "type": [{"code": "string"}]},
+    ], kind="complex-type"),
+]
+
+
+def validator_with(*elements: dict[str, Any], snapshot: bool = False) -> Validator:
+    registry = Registry()
+    for resource in [*TERMINOLOGY, sd(URL, "Patient", [copy.deepcopy(e) for e in elements], snapshot=snapshot)]:
+        registry.add_resource(resource, "test")
+    return Validator(registry)
+
+
+def run(validator: Validator, resource: dict[str, Any]) -> list:
+    resource = {"resourceType": "Patient", "meta": {"profile": [URL]}, **resource}
+    return validator.validate(resource)
+
+
+# -- cardinality ---------------------------------------------------------------------------
+CARD = {"id": "Patient.name", "min": 1, "max": "1"}
+
+
+def test_profile_minimum_cardinality_fails_when_absent() -> None:
+    assert found(run(validator_with(CARD), {}), "profile.cardinality-min", "Patient.name")
+
+
+def test_profile_maximum_cardinality_fails_when_exceeded() -> None:
+    assert found(run(validator_with(CARD), {"name": [{"text": "a"}, {"text": "b"}]}), "profile.cardinality-max")
+
+
+def test_profile_cardinality_passes_when_met() -> None:
+    assert errors(run(validator_with(CARD), {"name": [{"text": "a"}]})) == []
+
+
+def test_snapshot_only_profile_is_applied_too() -> None:
+    element = {**CARD, "base": {"path": "Patient.name", "min": 0, "max": "*"}}
+    assert found(run(validator_with(element, snapshot=True), {}), "profile.cardinality-min", "Patient.name")
+
+
+# -- fixed and pattern ---------------------------------------------------------------------
+def test_fixed_value_mismatch_is_reported() -> None:
+    v = validator_with({"id": "Patient.gender", "fixedCode": "female"})
+    assert found(run(v, {"gender": "male"}), "profile.fixed-mismatch", "Patient.gender")
+
+
+def test_pattern_matches_a_superset_instance() -> None:
+    v = validator_with({"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}})
+    assert errors(run(v, {"maritalStatus": {"coding": [{"system": "s", "code": "20", "display": "已婚"}], "text": "已婚"}})) == []
+
+
+def test_pattern_mismatch_is_reported() -> None:
+    v = validator_with({"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}})
+    assert found(run(v, {"maritalStatus": {"coding": [{"system": "s", "code": "10"}]}}), "profile.pattern-mismatch")
+
+
+# -- types and target profiles -------------------------------------------------------------
+def test_choice_type_restriction_rejects_other_types() -> None:
+    v = validator_with({"id": "Patient.deceased[x]", "type": [{"code": "boolean"}]})
+    assert found(run(v, {"deceasedDateTime": "2020-01-01"}), "profile.type-not-allowed", "Patient.deceasedDateTime")
+
+
+def test_reference_target_restriction_rejects_other_resource_types() -> None:
+    v = validator_with({"id": "Patient.generalPractitioner", "type": [
+        {"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}]})
+    issues = run(v, {"generalPractitioner": [{"reference": "Organization/1"}]})
+    assert found(issues, "profile.reference-target", "Patient.generalPractitioner[0]")
+
+
+def test_reference_target_restriction_accepts_allowed_type() -> None:
+    v = validator_with({"id": "Patient.generalPractitioner", "type": [
+        {"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}]})
+    assert errors(run(v, {"generalPractitioner": [{"reference": "Practitioner/1"}]})) == []
+
+
+# -- bindings ------------------------------------------------------------------------------
+def binding(strength: str) -> dict[str, Any]:
+    return {"id": "Patient.maritalStatus", "binding": {"strength": strength, "valueSet": VS}}
+
+
+def test_required_binding_rejects_code_outside_value_set() -> None:
+    issues = run(validator_with(binding("required")), {"maritalStatus": {"coding": [{"system": CS, "code": "blue"}]}})
+    assert found(issues, "binding.not-in-valueset", "Patient.maritalStatus")
+
+
+def test_required_binding_accepts_nested_concept() -> None:
+    assert errors(run(validator_with(binding("required")), {"maritalStatus": {"coding": [{"system": CS, "code": "olive"}]}})) == []
+
+
+def test_extensible_binding_only_warns() -> None:
+    issues = run(validator_with(binding("extensible")), {"maritalStatus": {"coding": [{"system": "other", "code": "x"}]}})
+    assert [i.severity for i in issues if i.message_id == "binding.not-in-valueset"] == ["warning"]
+
+
+def test_unknown_external_code_system_is_reported_not_crashed_on() -> None:
+    registry = Registry()
+    registry.add_resource({"resourceType": "ValueSet", "url": VS, "status": "active",
+                           "compose": {"include": [{"system": "http://loinc.org"}]}})
+    registry.add_resource(sd(URL, "Patient", [binding("required")]))
+    issues = run(Validator(registry), {"maritalStatus": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}})
+    assert found(issues, "binding.unknown-code-system", "Patient.maritalStatus")
+
+
+def test_binding_to_unknown_value_set_warns() -> None:
+    v = validator_with({"id": "Patient.maritalStatus", "binding": {"strength": "required", "valueSet": "http://nowhere/vs"}})
+    assert found(run(v, {"maritalStatus": {"text": "x"}}), "binding.unknown-valueset")
+
+
+# -- invariants and must-support -----------------------------------------------------------
+def test_profile_invariant_failure_is_reported_at_its_element() -> None:
+    v = validator_with({"id": "Patient.name", "constraint": [
+        {"key": "t-1", "severity": "error", "human": "text required", "expression": "text.exists()"}]})
+    assert found(run(v, {"name": [{"family": "张"}]}), "invariant.failed", "Patient.name[0]")
+
+
+def test_profile_invariant_pass() -> None:
+    v = validator_with({"id": "Patient.name", "constraint": [
+        {"key": "t-1", "severity": "error", "human": "text required", "expression": "text.exists()"}]})
+    assert errors(run(v, {"name": [{"text": "张三"}]})) == []
+
+
+def test_unparseable_invariant_is_reported_as_not_evaluable() -> None:
+    v = validator_with({"id": "Patient.name", "constraint": [
+        {"key": "t-2", "severity": "error", "human": "broken", "expression": "text.exists( and"}]})
+    assert found(run(v, {"name": [{"text": "a"}]}), "invariant.not-evaluable")
+
+
+def test_missing_must_support_element_is_information() -> None:
+    issues = run(validator_with({"id": "Patient.telecom", "mustSupport": True}), {})
+    assert [i.severity for i in issues if i.message_id == "profile.must-support-missing"] == ["information"]
+
+
+# -- slicing -------------------------------------------------------------------------------
+def identifier_slicing(rules: str = "open", ordered: bool = False) -> list[dict[str, Any]]:
+    return [
+        {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "system"}],
+                                                 "rules": rules, "ordered": ordered}},
+        {"id": "Patient.identifier:a", "min": 1, "max": "1"},
+        {"id": "Patient.identifier:a.system", "fixedUri": "urn:a"},
+        {"id": "Patient.identifier:b", "min": 0, "max": "1"},
+        {"id": "Patient.identifier:b.system", "fixedUri": "urn:b"},
+        {"id": "Patient.identifier:b.value", "min": 1},
+    ]
+
+
+def ids(*systems: str) -> dict[str, Any]:
+    return {"identifier": [{"system": s, "value": "1"} for s in systems]}
+
+
+def test_value_discriminator_assigns_items_and_counts_slices() -> None:
+    assert found(run(validator_with(*identifier_slicing()), ids("urn:b")), "profile.slice-cardinality-min", "Patient.identifier")
+
+
+def test_slice_maximum_is_enforced() -> None:
+    assert found(run(validator_with(*identifier_slicing()), ids("urn:a", "urn:a")), "profile.slice-cardinality-max")
+
+
+def test_slice_children_rules_apply_to_matched_items() -> None:
+    issues = run(validator_with(*identifier_slicing()), {"identifier": [{"system": "urn:a", "value": "1"}, {"system": "urn:b"}]})
+    assert found(issues, "profile.cardinality-min", "Patient.identifier[1].value")
+
+
+def test_open_slicing_accepts_unmatched_items() -> None:
+    assert errors(run(validator_with(*identifier_slicing()), ids("urn:a", "urn:other"))) == []
+
+
+def test_closed_slicing_rejects_unmatched_items() -> None:
+    issues = run(validator_with(*identifier_slicing("closed")), ids("urn:a", "urn:other"))
+    assert found(issues, "profile.slice-unmatched-closed", "Patient.identifier[1]")
+
+
+def test_open_at_end_slicing_rejects_unmatched_items_before_slices() -> None:
+    issues = run(validator_with(*identifier_slicing("openAtEnd")), ids("urn:other", "urn:a"))
+    assert found(issues, "profile.slice-unmatched-open-at-end", "Patient.identifier[1]")
+
+
+def test_ordered_slicing_rejects_out_of_order_slices() -> None:
+    assert found(run(validator_with(*identifier_slicing(ordered=True)), ids("urn:b", "urn:a")), "profile.slice-order")
+
+
+def test_ordered_slicing_accepts_slices_in_order() -> None:
+    assert errors(run(validator_with(*identifier_slicing(ordered=True)), ids("urn:a", "urn:b"))) == []
+
+
+def test_pattern_discriminator_on_this() -> None:
+    elements = [
+        {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "pattern", "path": "$this"}], "rules": "open"}},
+        {"id": "Patient.identifier:a", "min": 1, "patternIdentifier": {"system": "urn:a"}},
+    ]
+    assert found(run(validator_with(*elements), ids("urn:x")), "profile.slice-cardinality-min")
+
+
+def test_exists_discriminator() -> None:
+    elements = [
+        {"id": "Patient.telecom", "slicing": {"discriminator": [{"type": "exists", "path": "period"}], "rules": "closed"}},
+        {"id": "Patient.telecom:dated", "min": 0},
+        {"id": "Patient.telecom:dated.period", "min": 1},
+    ]
+    issues = run(validator_with(*elements), {"telecom": [{"system": "phone", "value": "1"}]})
+    assert found(issues, "profile.slice-unmatched-closed")
+
+
+def test_type_discriminator_on_choice() -> None:
+    elements = [
+        {"id": "Patient.deceased[x]", "slicing": {"discriminator": [{"type": "type", "path": "$this"}], "rules": "closed"}},
+        {"id": "Patient.deceased[x]:deceasedBoolean", "type": [{"code": "boolean"}]},
+    ]
+    assert found(run(validator_with(*elements), {"deceasedDateTime": "2020"}), "profile.slice-unmatched-closed")
+
+
+# -- extensions by URL ---------------------------------------------------------------------
+EXTENSION_SLICE = [
+    {"id": "Patient.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}},
+    {"id": "Patient.extension:nickname", "min": 1, "max": "1", "type": [{"code": "Extension", "profile": [EXT]}]},
+]
+
+
+def test_required_extension_missing_is_reported() -> None:
+    assert found(run(validator_with(*EXTENSION_SLICE), {}), "profile.slice-cardinality-min", "Patient.extension")
+
+
+def test_extension_is_validated_against_its_definition() -> None:
+    issues = run(validator_with(*EXTENSION_SLICE), {"extension": [{"url": EXT, "valueInteger": 3}]})
+    assert found(issues, "profile.type-not-allowed", "Patient.extension[0].valueInteger")
+
+
+def test_conforming_extension_passes() -> None:
+    assert errors(run(validator_with(*EXTENSION_SLICE), {"extension": [{"url": EXT, "valueString": "阿英"}]})) == []
+
+
+# -- profile selection ---------------------------------------------------------------------
+def test_unknown_claimed_profile_is_a_warning(validator: Validator) -> None:
+    issues = validator.validate({"resourceType": "Patient", "meta": {"profile": ["http://nowhere/sd"]}})
+    assert found(issues, "profile.unknown")
+
+
+def test_requested_profile_is_applied_in_addition(validator: Validator) -> None:
+    from tests.conftest import SD
+
+    issues = validator.validate({"resourceType": "Patient"}, [SD + "yy-patient"])
+    assert found(issues, "profile.cardinality-min", "Patient.birthDate")
+
+
+@pytest.mark.parametrize("url_suffix", ["yy-encounter", "yy-careplan"])
+def test_profile_for_another_type_is_a_type_error(validator: Validator, url_suffix: str) -> None:
+    from tests.conftest import SD
+
+    assert found(validator.validate({"resourceType": "Patient"}, [SD + url_suffix]), "profile.wrong-type")

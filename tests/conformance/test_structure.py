@@ -1,0 +1,177 @@
+"""The R4 base model walk: each rule kind with a passing and a failing instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.validator import Validator
+from tests.conftest import errors, found
+
+
+def check(validator: Validator, resource: dict[str, Any]) -> list:
+    return validator.validate(resource)
+
+
+def test_minimal_patient_has_no_errors(validator: Validator) -> None:
+    assert errors(check(validator, {"resourceType": "Patient", "active": True})) == []
+
+
+def test_unknown_resource_type_is_reported(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Elder"}), "structure.unknown-resource-type")
+
+
+def test_abstract_resource_type_is_rejected(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "DomainResource"}), "structure.abstract-type")
+
+
+def test_unknown_element_is_located(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "name": [{"txt": "张三"}]})
+    assert found(issues, "structure.unknown-element", "Patient.name[0].txt")
+
+
+def test_repeating_element_must_be_an_array(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Patient", "name": {"text": "张三"}}), "structure.expected-array", "Patient.name")
+
+
+def test_single_element_must_not_be_an_array(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Patient", "gender": ["male"]}), "structure.unexpected-array", "Patient.gender")
+
+
+def test_empty_array_is_rejected(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Patient", "name": []}), "structure.empty-array")
+
+
+def test_null_is_rejected(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Patient", "gender": None}), "structure.null-value", "Patient.gender")
+
+
+def test_required_element_missing_in_base_is_reported(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Observation", "status": "final"})
+    assert found(issues, "structure.missing-required", "Observation.code")
+
+
+def test_present_required_element_passes(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Observation", "status": "final", "code": {"text": "血压"}})
+    assert not found(issues, "structure.missing-required")
+
+
+def test_two_types_of_one_choice_element_are_rejected(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "deceasedBoolean": False, "deceasedDateTime": "2020-01-01"})
+    assert found(issues, "structure.multiple-choice", "Patient.deceased[x]")
+
+
+def test_choice_element_value_is_checked_by_its_type(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "deceasedDateTime": "yesterday"})
+    assert found(issues, "primitive.bad-format", "Patient.deceasedDateTime")
+
+
+@pytest.mark.parametrize(
+    ("element", "value", "message_id"),
+    [
+        ("birthDate", "1945/1/1", "primitive.bad-format"),
+        ("birthDate", "1945-02-29", "primitive.impossible-date"),
+        ("active", "true", "primitive.wrong-json-type"),
+        ("multipleBirthInteger", 3.5, "primitive.wrong-json-type"),
+        ("multipleBirthInteger", 2**40, "primitive.out-of-range"),
+        ("id", "张三", "primitive.bad-format"),
+        ("language", "   ", "primitive.whitespace"),
+    ],
+)
+def test_primitive_format_problems_are_reported(validator: Validator, element: str, value: Any, message_id: str) -> None:
+    assert found(check(validator, {"resourceType": "Patient", element: value}), message_id, f"Patient.{element}")
+
+
+@pytest.mark.parametrize("birth", ["1945", "1945-01", "1944-02-29"])
+def test_partial_and_leap_dates_are_valid(validator: Validator, birth: str) -> None:
+    assert errors(check(validator, {"resourceType": "Patient", "birthDate": birth})) == []
+
+
+def test_element_without_value_or_children_violates_ele_1(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Patient", "name": [{}]}), "structure.empty-element", "Patient.name[0]")
+
+
+def test_extension_with_value_and_children_violates_ext_1(validator: Validator) -> None:
+    extension = {"url": "http://example.org/x", "valueString": "a", "extension": [{"url": "y", "valueString": "b"}]}
+    issues = check(validator, {"resourceType": "Patient", "extension": [extension]})
+    assert found(issues, "structure.extension-value-and-children", "Patient.extension[0]")
+
+
+def test_primitive_extension_arrays_must_align(validator: Validator) -> None:
+    name = {"given": ["秀英", "桂兰"], "_given": [None]}
+    assert found(check(validator, {"resourceType": "Patient", "name": [name]}), "primitive.underscore-mismatch")
+
+
+def test_primitive_array_may_hold_null_where_extension_stands(validator: Validator) -> None:
+    name = {"given": ["秀英", None], "_given": [None, {"extension": [{"url": "http://e.org/x", "valueString": "小名"}]}]}
+    assert errors(check(validator, {"resourceType": "Patient", "name": [name]})) == []
+
+
+def test_required_binding_of_base_spec_is_enforced(validator: Validator) -> None:
+    assert found(check(validator, {"resourceType": "Patient", "gender": "男"}), "binding.not-in-valueset", "Patient.gender")
+
+
+def test_core_invariant_is_evaluated_with_fhirpath(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "contact": [{"gender": "male"}]})
+    assert found(issues, "invariant.failed", "Patient.contact[0]")
+
+
+def test_choice_typed_invariant_context_resolves_value(validator: Validator) -> None:
+    # cpt-2: a ContactPoint with a value needs a system
+    issues = check(validator, {"resourceType": "Patient", "telecom": [{"value": "13800138000"}]})
+    assert found(issues, "invariant.failed", "Patient.telecom[0]")
+
+
+def test_local_reference_without_contained_resource_fails_ref_1(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "managingOrganization": {"reference": "#org"}})
+    assert found(issues, "invariant.failed", "Patient.managingOrganization")
+
+
+def test_local_reference_to_contained_resource_passes(validator: Validator) -> None:
+    resource = {
+        "resourceType": "Patient",
+        "contained": [{"resourceType": "Organization", "id": "org", "name": "社区卫生服务中心"}],
+        "managingOrganization": {"reference": "#org"},
+    }
+    assert errors(check(validator, resource)) == []
+
+
+def test_contained_resources_are_validated_too(validator: Validator) -> None:
+    resource = {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o", "nom": "x"}],
+                "managingOrganization": {"reference": "#o"}}
+    assert found(check(validator, resource), "structure.unknown-element", "Patient.contained[0].nom")
+
+
+def test_period_ending_before_it_starts_is_an_error(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+                               "period": {"start": "2026-03-01", "end": "2026-02-01"}})
+    assert found(issues, "rule.period-order", "Encounter.period")
+
+
+def test_period_of_mixed_precision_within_the_same_day_passes(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
+                               "period": {"start": "2026-03-01T08:00:00+08:00", "end": "2026-03-01"}})
+    assert not found(issues, "rule.period-order")
+
+
+def test_narrative_with_script_violates_txt_1(validator: Validator) -> None:
+    text = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>'}
+    assert found(check(validator, {"resourceType": "Patient", "text": text}), "narrative.invalid-xhtml", "Patient.text.div")
+
+
+def test_narrative_with_entity_declaration_is_rejected_without_expansion(validator: Validator) -> None:
+    div = '<!DOCTYPE div [<!ENTITY x "boom">]><div xmlns="http://www.w3.org/1999/xhtml">&x;</div>'
+    issues = check(validator, {"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+    assert found(issues, "narrative.invalid-xhtml")
+
+
+def test_code_not_in_a_loaded_complete_code_system_is_an_error(validator: Validator) -> None:
+    coding = {"system": "urn:oid:2.16.156.10011.2.3.3.5", "code": "99"}
+    issues = check(validator, {"resourceType": "Patient", "maritalStatus": {"coding": [coding]}})
+    assert found(issues, "code.unknown-in-system", "Patient.maritalStatus.coding[0]")
+
+
+def test_every_issue_carries_a_fhirpath_location(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "name": [{"txt": 1}], "gender": "x", "birthDate": "1"})
+    assert all(i.expression.startswith("Patient") for i in issues)

@@ -1,0 +1,51 @@
+"""Dependencies point one way: profiles ← conformance ← gateway; mappings imports only
+profiles.canonical; nothing below gateway imports Flask or database drivers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED = {
+    "profiles": {"profiles"},
+    "conformance": {"conformance", "profiles"},
+    "mappings": {"mappings", "profiles.canonical"},
+    "gateway": {"gateway", "conformance", "profiles", "mappings"},
+}
+FORBIDDEN_BELOW_GATEWAY = {"flask", "sqlite3", "sqlalchemy", "psycopg", "psycopg2", "requests", "socket", "urllib.request"}
+
+
+def imports_of(package: str) -> list[tuple[Path, str]]:
+    found = []
+    for file in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.extend((file, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.extend([(file, node.module)] + [(file, f"{node.module}.{a.name}") for a in node.names])
+    return found
+
+
+def ours(module: str) -> bool:
+    return module.split(".")[0] in ALLOWED
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_the_layers_below_it(package: str) -> None:
+    bad = []
+    for file, module in imports_of(package):
+        if not ours(module):
+            continue
+        if not any(module == allowed or module.startswith(allowed + ".") or allowed.startswith(module + ".")
+                   for allowed in ALLOWED[package]):
+            bad.append(f"{file.relative_to(ROOT)} imports {module}")
+    assert bad == []
+
+
+@pytest.mark.parametrize("package", ["profiles", "conformance", "mappings"])
+def test_layers_below_gateway_do_no_web_or_database_io(package: str) -> None:
+    bad = [f"{f.relative_to(ROOT)}: {m}" for f, m in imports_of(package) if m.split(".")[0] in FORBIDDEN_BELOW_GATEWAY or m in FORBIDDEN_BELOW_GATEWAY]
+    assert bad == []
