@@ -1,0 +1,142 @@
+"""身份证 arithmetic and agreement, GB/T 2260 divisions, GB sex codes and Bundle references."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance import id_card
+from conformance.validator import Validator
+from tests.conftest import errors, found, load_example
+
+
+# -- the arithmetic ------------------------------------------------------------------------
+def test_known_valid_number_has_no_problems() -> None:
+    assert id_card.problems("11010519491231002X") == []
+
+
+def test_lower_case_x_is_accepted() -> None:
+    assert id_card.problems("11010519491231002x") == []
+
+
+def test_15_digit_number_is_reported_with_its_18_digit_form() -> None:
+    assert id_card.problems("440524800101001") == [
+        ("rule.id-card-15-digit", {"value": "440524800101001", "converted": "440524198001010013"})
+    ]
+
+
+def test_wrong_check_character_names_the_right_one() -> None:
+    assert id_card.problems("110105194912310021")[0] == (
+        "rule.id-card-checksum", {"value": "110105194912310021", "expected": "X"})
+
+
+def test_impossible_birth_date_in_number_is_reported() -> None:
+    body = "11010519490230002"
+    assert ("rule.id-card-date" in {p[0] for p in id_card.problems(body + id_card.check_char(body))})
+
+
+def test_excel_mangled_number_is_malformed() -> None:
+    assert id_card.problems("1.10105E+17")[0][0] == "rule.id-card-format"
+
+
+digits17 = st.from_regex(r"[1-9]\d{16}", fullmatch=True)
+
+
+@given(digits17)
+def test_appending_the_computed_check_character_always_satisfies_the_checksum(body: str) -> None:
+    assert not any(p[0] == "rule.id-card-checksum" for p in id_card.problems(body + id_card.check_char(body)))
+
+
+@given(digits17, st.sampled_from("0123456789X"))
+def test_any_other_check_character_is_rejected(body: str, last: str) -> None:
+    wrong = last != id_card.check_char(body)
+    assert any(p[0] == "rule.id-card-checksum" for p in id_card.problems(body + last)) == wrong
+
+
+@given(st.text(max_size=30))
+def test_problems_never_raises_on_arbitrary_text(text: str) -> None:
+    assert isinstance(id_card.problems(text), list)
+
+
+# -- agreement with the record -------------------------------------------------------------
+def test_birth_date_disagreeing_with_id_number_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
+    patient["birthDate"] = "1950-01-01"
+    assert found(validator.validate(patient), "rule.id-card-birthdate-mismatch", "Patient.birthDate")
+
+
+def test_gender_disagreeing_with_id_number_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
+    patient["gender"] = "male"
+    assert found(validator.validate(patient), "rule.id-card-gender-mismatch", "Patient.gender")
+
+
+def test_gb_sex_code_disagreeing_with_gender_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
+    patient["_gender"]["extension"][0]["valueCoding"]["code"] = "1"
+    assert found(validator.validate(patient), "rule.gender-code-mismatch", "Patient.gender.extension[0].value")
+
+
+def test_id_card_under_hl7_china_oid_is_checked_too(validator: Validator) -> None:
+    resource = {"resourceType": "Practitioner",
+                "identifier": [{"system": "urn:oid:2.16.840.1.113883.2.23.1.19.1", "value": "110105194912310021"}]}
+    assert found(validator.validate(resource), "rule.id-card-checksum", "Practitioner.identifier[0].value")
+
+
+def test_unknown_province_prefix_is_reported(validator: Validator) -> None:
+    body = "99010519491231002"
+    resource = {"resourceType": "Patient", "identifier": [
+        {"system": "urn:oid:2.16.156.10011.1.3", "value": body + id_card.check_char(body)}]}
+    assert found(validator.validate(resource), "rule.id-card-region")
+
+
+# -- administrative divisions --------------------------------------------------------------
+def test_township_outside_its_county_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
+    patient["address"][0]["extension"][1]["valueCoding"]["code"] = "410102001"
+    assert found(validator.validate(patient), "rule.division-hierarchy", "Patient.address[0].extension[1].value")
+
+
+def test_unknown_county_code_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
+    patient["address"][0]["extension"] = patient["address"][0]["extension"][:1]
+    patient["address"][0]["extension"][0]["valueCoding"]["code"] = "419999"
+    assert found(validator.validate(patient), "rule.division-unknown", "Patient.address[0].extension[0].value")
+
+
+def test_consistent_divisions_pass(validator: Validator, patient: dict[str, Any]) -> None:
+    issues = validator.validate(patient)
+    assert not found(issues, "rule.division-hierarchy") and not found(issues, "rule.division-unknown")
+
+
+# -- bundles -------------------------------------------------------------------------------
+def test_transaction_with_resolvable_references_passes(validator: Validator) -> None:
+    assert errors(validator.validate(load_example("bundle/valid-transaction-home-visit.json"))) == []
+
+
+def test_unresolved_urn_uuid_reference_is_an_error(validator: Validator) -> None:
+    bundle = load_example("bundle/valid-transaction-home-visit.json")
+    bundle["entry"][2]["resource"]["subject"]["reference"] = "urn:uuid:00000000-0000-0000-0000-000000000000"
+    assert found(validator.validate(bundle), "rule.reference-unresolved", "Bundle.entry[2].resource.subject.reference")
+
+
+def test_ambiguous_conditional_reference_is_an_error(validator: Validator) -> None:
+    bundle = load_example("bundle/invalid-unresolved-and-ambiguous.json")
+    issues = validator.validate(bundle)
+    assert found(issues, "rule.conditional-reference-ambiguous", "Bundle.entry[2].resource.serviceProvider.reference")
+
+
+def test_malformed_conditional_reference_is_an_error(validator: Validator) -> None:
+    bundle = load_example("bundle/valid-transaction-home-visit.json")
+    bundle["entry"][2]["resource"]["serviceProvider"]["reference"] = "Organization?"
+    assert found(validator.validate(bundle), "rule.conditional-reference-malformed")
+
+
+def test_relative_reference_outside_transaction_is_information(validator: Validator) -> None:
+    bundle = load_example("bundle/valid-transaction-home-visit.json")
+    bundle["entry"][2]["resource"]["subject"]["reference"] = "Patient/on-the-server"
+    issues = validator.validate(bundle)
+    assert [i.severity for i in issues if i.message_id == "rule.reference-external"][:1] == ["information"]
+
+
+def test_entry_resources_are_validated_against_their_profiles(validator: Validator) -> None:
+    bundle = load_example("bundle/valid-transaction-home-visit.json")
+    del bundle["entry"][0]["resource"]["birthDate"]
+    assert found(validator.validate(bundle), "profile.cardinality-min", "Bundle.entry[0].resource.birthDate")

@@ -1,0 +1,153 @@
+"""The `yiyang validate` contract other tools depend on: formats, languages, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli import main
+from profiles.registry import examples_dir
+
+VALID = str(examples_dir() / "yy-patient/valid-zhang-xiuying.json")
+INVALID = str(examples_dir() / "yy-patient/invalid-id-card-checksum.json")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def outcome(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    return json.loads(run(capsys, "validate", "--format", "json", *argv)[1])
+
+
+def test_valid_file_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "validate", VALID)[0] == 0
+
+
+def test_invalid_file_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "validate", INVALID)[0] == 1
+
+
+def test_missing_file_exits_two_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "validate", "/no/such/file.json")
+    assert (code, err.count("\n")) == (2, 1)
+
+
+def test_usage_error_exits_two(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--format", "yaml", VALID])
+    assert exit_info.value.code == 2
+
+
+def test_json_format_prints_one_operation_outcome_for_one_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert outcome(capsys, INVALID)["resourceType"] == "OperationOutcome"
+
+
+def test_json_issue_has_fhirpath_expression_and_message_id(capsys: pytest.CaptureFixture[str]) -> None:
+    issue = next(i for i in outcome(capsys, INVALID)["issue"] if i["severity"] == "error")
+    assert (issue["expression"], issue["details"]["coding"][0]["code"]) == (["Patient.identifier[0].value"], "rule.id-card-checksum")
+
+
+def test_messages_default_to_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    issue = next(i for i in outcome(capsys, INVALID)["issue"] if i["severity"] == "error")
+    assert "身份证号" in issue["details"]["text"]
+
+
+def test_english_messages_on_request(capsys: pytest.CaptureFixture[str]) -> None:
+    issue = next(i for i in outcome(capsys, "--lang", "en", INVALID)["issue"] if i["severity"] == "error")
+    assert "ID card number" in issue["details"]["text"]
+
+
+def test_clean_file_still_gets_an_informational_outcome(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "org.json"
+    path.write_text(json.dumps({"resourceType": "Basic", "code": {"text": "x"},
+                                "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}}))
+    assert [i["severity"] for i in outcome(capsys, str(path))["issue"]] == ["information"]
+
+
+def test_multiple_files_print_one_outcome_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "validate", "--format", "json", VALID, INVALID)
+    assert [json.loads(line)["resourceType"] for line in out.splitlines()] == ["OperationOutcome"] * 2
+
+
+def test_text_format_shows_location_and_message_id(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "Patient.identifier[0].value  [rule.id-card-checksum]" in run(capsys, "validate", INVALID)[1]
+
+
+def test_profile_option_validates_against_an_extra_profile(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"resourceType": "Patient"}))
+    code, out, _ = run(capsys, "validate", "--profile", "http://fhir.yiyang.cn/StructureDefinition/yy-patient", str(path))
+    assert (code, "profile.cardinality-min" in out) == (1, True)
+
+
+def test_ig_option_loads_definitions_from_a_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    sd = {"resourceType": "StructureDefinition", "url": "http://example.org/sd/named", "name": "Named", "status": "active",
+          "kind": "resource", "abstract": False, "type": "Patient", "derivation": "constraint",
+          "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+          "differential": {"element": [{"id": "Patient", "path": "Patient"}, {"id": "Patient.name", "path": "Patient.name", "min": 1}]}}
+    (tmp_path / "ig").mkdir()
+    (tmp_path / "ig" / "sd.json").write_text(json.dumps(sd))
+    resource = tmp_path / "p.json"
+    resource.write_text(json.dumps({"resourceType": "Patient", "meta": {"profile": ["http://example.org/sd/named"]}}))
+    assert run(capsys, "validate", "--ig", str(tmp_path / "ig"), str(resource))[0] == 1
+
+
+def test_unloadable_ig_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(capsys, "validate", "--ig", str(tmp_path / "missing"), VALID)[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message_id"),
+    [
+        (b"this is not json", "input.not-json"),
+        (b'{"resourceType": "Patient", "name": [', "input.not-json"),
+        (b'["a", "list"]', "input.not-resource"),
+        (b'{"name": "no resourceType"}', "input.not-resource"),
+        (b'{"resourceType": "Elderly"}', "structure.unknown-resource-type"),
+        (b"\xff\xfe\x00garbage", "input.not-json"),
+    ],
+)
+def test_bad_input_becomes_an_operation_outcome(capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message_id: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    codes = [i["details"]["coding"][0]["code"] for i in outcome(capsys, str(path))["issue"]]
+    assert message_id in codes
+
+
+def test_file_over_the_size_limit_is_refused_without_reading_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_bytes(b" " * 5000)
+    issue = outcome(capsys, "--max-bytes", "1000", str(path))["issue"][0]
+    assert (issue["severity"], issue["code"]) == ("fatal", "too-costly")
+
+
+def test_ndjson_issues_name_their_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    good = (examples_dir() / "yy-patient/valid-zhang-xiuying.json").read_text(encoding="utf-8")
+    path = tmp_path / "many.ndjson"
+    path.write_text(json.dumps(json.loads(good), ensure_ascii=False) + "\n\n{broken\n", encoding="utf-8")
+    fatal = [i for i in outcome(capsys, str(path))["issue"] if i["severity"] == "fatal"]
+    assert fatal[0]["location"] == ["line 3"]
+
+
+def test_overlong_ndjson_line_is_skipped_and_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "long.ndjson"
+    path.write_bytes(b'{"resourceType":"Patient","id":"' + b"a" * 3000 + b'"}\n{"resourceType":"Patient"}\n')
+    codes = [i["details"]["coding"][0]["code"] for i in outcome(capsys, "--max-bytes", "1000", str(path))["issue"]]
+    assert "input.line-too-long" in codes
+
+
+def test_demo_validates_every_shipped_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "demo")[0] == 0
+
+
+def test_console_entry_point_runs_as_a_module() -> None:
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "validate", INVALID], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (1, "")

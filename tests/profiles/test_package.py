@@ -1,0 +1,86 @@
+"""The provincial package: every example's verdict, and the package's own integrity."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B import get_fhir_model_class
+
+from conformance.validator import Validator
+from profiles.registry import PACKAGE_DIR, Registry, examples_dir
+
+MANIFEST = json.loads((examples_dir() / "manifest.json").read_text(encoding="utf-8"))["examples"]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", MANIFEST, ids=[c["file"] for c in MANIFEST])
+def test_example_verdict_matches_the_manifest(validator: Validator, case: dict[str, Any]) -> None:
+    issues = validator.validate(_load(examples_dir() / case["file"]))
+    reported = {(i.message_id, i.expression) for i in issues}
+    has_errors = any(i.is_error for i in issues)
+    expected = {(e["id"], e["expression"]) for e in case.get("expect", [])}
+    assert (has_errors, expected - reported) == (not case["valid"], set())
+
+
+def test_every_example_file_is_in_the_manifest() -> None:
+    on_disk = {str(p.relative_to(examples_dir())) for p in examples_dir().glob("*/*.json")}
+    assert on_disk == {c["file"] for c in MANIFEST}
+
+
+def test_every_profile_has_a_valid_and_an_invalid_example() -> None:
+    profiles = {r["id"] for r in Registry().all("StructureDefinition") if r["kind"] == "resource"}
+    folders = {c["file"].split("/")[0] for c in MANIFEST if c["valid"]} & {c["file"].split("/")[0] for c in MANIFEST if not c["valid"]}
+    assert profiles - folders == set()
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE_DIR.glob("*-*.json")), ids=lambda p: p.name)
+def test_conformance_resource_is_valid_fhir(path: Path) -> None:
+    resource = _load(path)
+    assert get_fhir_model_class(resource["resourceType"]).model_validate(resource).id == resource["id"]
+
+
+def test_implementation_guide_lists_every_resource_of_the_package() -> None:
+    guide = _load(PACKAGE_DIR / "ImplementationGuide-cn.yiyang.provincial.json")
+    listed = {r["reference"]["reference"] for r in guide["definition"]["resource"]}
+    in_folder = {f"{r['resourceType']}/{r['id']}" for r in map(_load, PACKAGE_DIR.glob("*-*.json")) if r["resourceType"] != "ImplementationGuide"}
+    assert in_folder - listed == set()
+
+
+def test_package_manifest_names_fhir_4_0_1() -> None:
+    assert _load(PACKAGE_DIR / "package.json")["fhirVersions"] == ["4.0.1"]
+
+
+def test_every_binding_points_to_a_value_set_the_registry_knows() -> None:
+    registry = Registry()
+    missing = set()
+    for sd in registry.all("StructureDefinition"):
+        for element in sd["differential"]["element"]:
+            url = element.get("binding", {}).get("valueSet")
+            if url and registry.get(url) is None:
+                missing.add(url)
+    assert missing == set()
+
+
+def test_canonical_base_is_rewritten_for_another_province() -> None:
+    registry = Registry("https://fhir.example-province.cn")
+    assert registry.get("https://fhir.example-province.cn/StructureDefinition/yy-patient")["type"] == "Patient"
+
+
+def test_rebased_package_still_validates_its_examples() -> None:
+    base = "https://fhir.example-province.cn"
+    text = (examples_dir() / "yy-patient/valid-zhang-xiuying.json").read_text(encoding="utf-8")
+    resource = json.loads(text.replace("http://fhir.yiyang.cn", base))
+    assert not any(i.is_error for i in Validator(Registry(base)).validate(resource))
+
+
+def test_installed_distribution_carries_the_profile_data() -> None:
+    files = {str(f) for f in metadata.files("yiyang-gateway") or []}
+    assert {"profiles/package/StructureDefinition-yy-patient.json", "profiles/base/r4-types.json",
+            "conformance/messages.json"} <= files

@@ -1,0 +1,66 @@
+"""--ig sources: a single resource, a Bundle, a folder and a FHIR package folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from profiles.registry import DefinitionError, Registry
+
+SD = {"resourceType": "StructureDefinition", "url": "http://example.org/sd/x", "version": "1.0", "name": "X",
+      "status": "active", "kind": "resource", "abstract": False, "type": "Patient",
+      "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
+      "differential": {"element": [{"id": "Patient", "path": "Patient"}]}}
+
+
+def write(path: Path, document: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def test_single_resource_file_is_loaded(tmp_path: Path) -> None:
+    registry = Registry(builtin=False)
+    registry.add_path(write(tmp_path / "sd.json", SD))
+    assert registry.get("http://example.org/sd/x") is not None
+
+
+def test_versioned_canonical_resolves(tmp_path: Path) -> None:
+    registry = Registry(builtin=False)
+    registry.add_path(write(tmp_path / "sd.json", SD))
+    assert registry.get("http://example.org/sd/x|1.0") is not None
+
+
+def test_bundle_of_definitions_is_loaded(tmp_path: Path) -> None:
+    registry = Registry(builtin=False)
+    registry.add_path(write(tmp_path / "b.json", {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": SD}]}))
+    assert registry.get("http://example.org/sd/x") is not None
+
+
+def test_fhir_package_folder_is_loaded_without_its_examples(tmp_path: Path) -> None:
+    write(tmp_path / "package" / "package.json", {"name": "x", "version": "1.0"})
+    write(tmp_path / "package" / "StructureDefinition-x.json", SD)
+    write(tmp_path / "package" / "examples" / "Patient-1.json", {"resourceType": "Patient"})
+    registry = Registry(builtin=False)
+    assert registry.add_path(tmp_path) == 1
+
+
+def test_first_source_wins(tmp_path: Path) -> None:
+    registry = Registry(builtin=False)
+    registry.add_path(write(tmp_path / "a.json", {**SD, "name": "First"}))
+    registry.add_path(write(tmp_path / "b.json", {**SD, "name": "Second"}))
+    assert registry.get("http://example.org/sd/x")["name"] == "First"
+
+
+def test_naming_systems_are_found_by_identifier_system() -> None:
+    assert Registry().naming_system("urn:oid:2.16.156.10011.1.3")["id"] == "id-card"
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]"])
+def test_bad_definition_file_raises_a_clear_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DefinitionError, match="bad.json"):
+        Registry(builtin=False).add_path(path)
