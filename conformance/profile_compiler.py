@@ -10,6 +10,7 @@ the element ids (``Patient.identifier:idCard.system``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from conformance.structure import NATIVE_INVARIANTS
 from profiles.registry import Registry
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+REGEX_EXTENSION = "http://hl7.org/fhir/StructureDefinition/regex"
 
 
 @dataclass(slots=True)
@@ -50,6 +52,12 @@ class Rule:
     children: dict[str, Rule] = field(default_factory=dict)
     slicing: Slicing | None = None
     slices: dict[str, Rule] = field(default_factory=dict)
+
+    #: the ElementDefinition regex extension, applied to primitive values
+    regex: re.Pattern[str] | None = None
+    #: nothing to report when the element is absent (no minimum, no must-support, no slice
+    #: with either); set once compiled, lets the walk skip absent elements
+    quiet_when_absent: bool = False
 
     def child(self, name: str) -> Rule:
         found = self.children.get(name)
@@ -140,7 +148,12 @@ class ProfileCompiler:
             self._apply(rule, element, sd["url"], from_snapshot)
         base = sd.get("baseDefinition") or ""
         parent = None if base.startswith(CORE_PREFIX) and base[len(CORE_PREFIX):] in self.registry.base_types else base
-        pure = all("%" not in i.expression for rule in _rules(root) for i in rule.invariants)
+        rules = _rules(root)
+        for rule in rules:
+            rule.quiet_when_absent = not (
+                rule.min or rule.must_support or any(s.min or s.must_support for s in rule.slices.values())
+            )
+        pure = all("%" not in i.expression for rule in rules for i in rule.invariants)
         return CompiledProfile(sd["url"], type_name, sd.get("kind", "resource"), root, parent or None, pure)
 
     @staticmethod
@@ -168,6 +181,9 @@ class ProfileCompiler:
             and not c["key"].startswith(("ele-", "ext-"))
         )
         rule.must_support = bool(element.get("mustSupport"))
+        for extension in element.get("extension", []):
+            if extension.get("url") == REGEX_EXTENSION and isinstance(extension.get("valueString"), str):
+                rule.regex = re.compile(extension["valueString"])
         if "slicing" in element:
             slicing = element["slicing"]
             rule.slicing = Slicing(

@@ -148,7 +148,7 @@ class ProfileWalker:
             if rule.must_support and count == 0:
                 issues.add("information", "profile.must-support-missing", where, path=label)
         for item in items:
-            model = self._model_of(item)
+            model = self._model_of(item) if rule.children or rule.invariants else None
             self._check_item(rule, item, model, issues, root, profile_url)
         if rule.slicing is not None and rule.slices:
             self._slices(rule, items, where, issues, root, profile_url)
@@ -178,6 +178,8 @@ class ProfileWalker:
             issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
         if rule.pattern is not None and not matches_pattern(rule.pattern, value):
             issues.error("profile.pattern-mismatch", path, expected=_short(rule.pattern), actual=_short(value))
+        if rule.regex is not None and isinstance(value, str) and rule.regex.fullmatch(value) is None:
+            issues.error("profile.regex-mismatch", path, value=_short(value), regex=rule.regex.pattern)
         if rule.binding is not None and value is not None:
             strength, value_set = rule.binding
             check_binding(self.terminology, value, item.type, value_set, strength, path, issues)
@@ -194,6 +196,8 @@ class ProfileWalker:
                 container = {}
             url = profile_url or rule.path
             for name, child in rule.children.items():
+                if child.quiet_when_absent and not _has(container, name):
+                    continue
                 self._element(child, self._items(container, model, name, path), path, issues, root, url)
 
     def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, root: dict[str, Any]) -> None:
@@ -348,6 +352,13 @@ def _codings(value: Any) -> list[tuple[str | None, str]]:
         if "code" in value:
             return [(value.get("system"), value["code"])]
     return []
+
+
+def _has(container: dict[str, Any], name: str) -> bool:
+    if name.endswith("[x]"):
+        stem = name[:-3]
+        return any(k.startswith(stem) for k in container)
+    return name in container or "_" + name in container
 
 
 def _values_at(value: Any, path: str) -> list[Any]:

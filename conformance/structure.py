@@ -47,6 +47,10 @@ class Slot:
     min: int = 0
     binding: str | None = None
     constraints: tuple[Invariant, ...] = ()
+    # resolved once the whole model is compiled, so the walk does no lookups per value
+    checker: Checker | None = None
+    child: NodeModel | None = None
+    is_resource: bool = False
 
 
 @dataclass(slots=True)
@@ -58,6 +62,11 @@ class NodeModel:
     required: list[tuple[str, int, frozenset[str]]] = field(default_factory=list)
     choices: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     constraints: tuple[Invariant, ...] = ()
+    #: checks particular to a datatype (Period order, Narrative XHTML, Coding codes, ext-1)
+    special: str | None = None
+
+
+SPECIAL_TYPES = frozenset({"Extension", "Period", "Narrative", "Coding"})
 
 
 def _invariants(raw: list[list[str]]) -> tuple[Invariant, ...]:
@@ -83,6 +92,12 @@ class BaseModel:
                     model.abstract = definition["abstract"]
                     model.constraints = _invariants(definition.get("constraints", []))
                 self.nodes[path] = model
+        for model in self.nodes.values():
+            model.special = model.name if model.name in SPECIAL_TYPES else None
+            for slot in model.slots.values():
+                slot.checker = None if slot.underscore else self.checkers.get(slot.type)
+                slot.is_resource = slot.type == "Resource" or slot.type in self.resource_types
+                slot.child = self.nodes.get(slot.node or slot.type)
 
     def _compile_node(self, path: str, children: dict[str, Any]) -> NodeModel:
         model = NodeModel(path)
@@ -200,33 +215,35 @@ class StructureWalker:
                 issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=present)
         if not model.is_resource and (not node or (len(node) == 1 and "id" in node)):
             issues.error("structure.empty-element", path)
-        if model.name == "Extension" and ("extension" in node) == any(k.startswith("value") for k in node):
-            issues.error("structure.extension-value-and-children", path)
-        elif model.name == "Period":
-            check_period(node, path, issues)
-        elif model.name == "Narrative":
-            check_narrative(node, path, issues)
-        elif model.name == "Coding":
+        special = model.special
+        if special is None:
+            pass
+        elif special == "Coding":
             self.terminology.check_coding(node.get("system"), node.get("code"), path, issues)
+        elif special == "Extension":
+            if ("extension" in node) == any(k.startswith("value") for k in node):
+                issues.error("structure.extension-value-and-children", path)
+        elif special == "Period":
+            check_period(node, path, issues)
+        else:
+            check_narrative(node, path, issues)
         if model.constraints:
             self._invariants(model.constraints, node, model.name, path, root, issues)
 
     def _item(self, slot: Slot, item: Any, path: str, root: dict[str, Any], issues: IssueList) -> None:
-        if slot.primitive:
-            problem = self.model.checkers[slot.type](item)
+        if slot.checker is not None:
+            problem = slot.checker(item)
             if problem is not None:
                 issues.error(problem[0], path, **problem[1])
                 return
-        elif slot.type == "Resource" or slot.type in self.model.resource_types:
+        elif slot.is_resource:
             self.resource(item, path, issues, root)
             return
-        else:
-            if type(item) is not dict:
-                issues.error("structure.expected-object", path, type=slot.type)
-                return
-            model = self.model.nodes.get(slot.node or slot.type)
-            if model is not None:
-                self._node(item, model, path, root, issues)
+        elif type(item) is not dict:
+            issues.error("structure.expected-object", path, type=slot.type)
+            return
+        elif slot.child is not None:
+            self._node(item, slot.child, path, root, issues)
         if slot.binding is not None and not slot.underscore:
             check_binding(self.terminology, item, slot.type, slot.binding, "required", path, issues)
         if slot.constraints:
