@@ -3,6 +3,7 @@ record, and GB/T 2260 administrative-division codes (existence and hierarchy).""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from conformance import id_card
@@ -88,7 +89,7 @@ class BusinessRules:
             if concepts is not None and code.isdigit() and lookup not in concepts:
                 issues.error("rule.division-unknown", where, code=lookup)
         ordered = sorted(codes, key=lambda pair: len(_significant(pair[0])))
-        for (parent, _), (child, where) in zip(ordered, ordered[1:]):
+        for (parent, _), (child, where) in itertools.pairwise(ordered):
             if not child.startswith(_significant(parent)):
                 issues.error("rule.division-hierarchy", where, child=child, parent=parent)
 

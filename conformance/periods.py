@@ -8,7 +8,7 @@ end that is certainly earlier is an error.
 from __future__ import annotations
 
 import calendar
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conformance.issues import IssueList
@@ -33,7 +33,7 @@ def _bounds(value: str) -> tuple[datetime, datetime] | None:
     except ValueError:
         return None  # malformed values are reported by the primitive checks
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment, moment
 
 

@@ -115,6 +115,7 @@ class ProfileWalker:
                 extras_list = extras if isinstance(extras, list) else []
                 for index, value in enumerate(values):
                     extra = extras_list[index] if index < len(extras_list) else None
+                    extra = extra if isinstance(extra, dict) else None
                     items.append(Item(value, extra, slot, f"{path}.{label}[{index}]"))
             else:
                 underscore = extras if isinstance(extras, dict) else None
@@ -191,8 +192,9 @@ class ProfileWalker:
             verdict = invariant.check(value, root, item.type if model and model.is_resource else base)
             report_invariant(invariant, verdict, path, issues)
         if rule.children:
+            # Malformed shapes were reported by the base walk; here they simply hold nothing.
             container = value if isinstance(value, dict) else item.underscore
-            if container is None:
+            if not isinstance(container, dict):
                 container = {}
             url = profile_url or rule.path
             for name, child in rule.children.items():
