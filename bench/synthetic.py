@@ -15,9 +15,14 @@ from conformance.id_card import check_char
 from profiles.canonical import DEFAULT_BASE, GB_SEX_SYSTEM, HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEM
 
 SD = f"{DEFAULT_BASE}/StructureDefinition/"
-COUNTIES = [("410102", "河南省", "郑州市", "中原区"), ("410105", "河南省", "郑州市", "金水区"),
-            ("410302", "河南省", "洛阳市", "老城区"), ("110105", "北京市", "北京市", "朝阳区"),
-            ("500103", "重庆市", "重庆市", "渝中区"), ("330106", "浙江省", "杭州市", "西湖区")]
+COUNTIES = [
+    ("410102", "河南省", "郑州市", "中原区"),
+    ("410105", "河南省", "郑州市", "金水区"),
+    ("410302", "河南省", "洛阳市", "老城区"),
+    ("110105", "北京市", "北京市", "朝阳区"),
+    ("500103", "重庆市", "重庆市", "渝中区"),
+    ("330106", "浙江省", "杭州市", "西湖区"),
+]
 FAMILY = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "秀英桂兰玉珍凤华建国明德淑芬志强文成春梅福海"
 MARITAL = ["10", "20", "30", "40"]
@@ -40,8 +45,15 @@ def patient(rng: random.Random, index: int, defect: str | None = None) -> dict[s
         "resourceType": "Patient",
         "id": f"p{index}",
         "meta": {"profile": [SD + "yy-patient"]},
-        "extension": [{"url": SD + "yy-ext-ethnicity", "valueCoding": {
-            "system": "urn:oid:2.16.156.10011.2.3.3.3", "code": rng.choice(["01"] * 9 + ["03", "11"])}}],
+        "extension": [
+            {
+                "url": SD + "yy-ext-ethnicity",
+                "valueCoding": {
+                    "system": "urn:oid:2.16.156.10011.2.3.3.3",
+                    "code": rng.choice(["01"] * 9 + ["03", "11"]),
+                },
+            }
+        ],
         "identifier": [
             {"system": ID_CARD_SYSTEM, "value": number},
             {"system": HEALTH_RECORD_SYSTEM, "value": f"{county}001001{index % 100000:05d}"},
@@ -49,15 +61,27 @@ def patient(rng: random.Random, index: int, defect: str | None = None) -> dict[s
         "name": [{"text": name, "family": name[0], "given": [name[1:]]}],
         "telecom": [{"system": "phone", "value": f"13{rng.randrange(0, 10**9):09d}", "use": "mobile"}],
         "gender": "male" if male else "female",
-        "_gender": {"extension": [{"url": SD + "yy-ext-gender-gb", "valueCoding": {
-            "system": GB_SEX_SYSTEM, "code": "1" if male else "2"}}]},
+        "_gender": {
+            "extension": [
+                {"url": SD + "yy-ext-gender-gb", "valueCoding": {"system": GB_SEX_SYSTEM, "code": "1" if male else "2"}}
+            ]
+        },
         "birthDate": born.isoformat(),
-        "address": [{
-            "extension": [{"url": SD + "yy-ext-admin-division", "valueCoding": {
-                "system": f"{DEFAULT_BASE}/CodeSystem/gb-t-2260", "code": county}}],
-            "text": f"{province}{city}{district}幸福路{rng.randrange(1, 300)}号",
-            "line": [f"幸福路{rng.randrange(1, 300)}号"], "city": city, "district": district, "state": province,
-        }],
+        "address": [
+            {
+                "extension": [
+                    {
+                        "url": SD + "yy-ext-admin-division",
+                        "valueCoding": {"system": f"{DEFAULT_BASE}/CodeSystem/gb-t-2260", "code": county},
+                    }
+                ],
+                "text": f"{province}{city}{district}幸福路{rng.randrange(1, 300)}号",
+                "line": [f"幸福路{rng.randrange(1, 300)}号"],
+                "city": city,
+                "district": district,
+                "state": province,
+            }
+        ],
         "maritalStatus": {"coding": [{"system": "urn:oid:2.16.156.10011.2.3.3.5", "code": rng.choice(MARITAL)}]},
     }
     if defect == "checksum":

@@ -73,7 +73,9 @@ def main() -> None:
     documents = [orjson.dumps(p) for p in patients(args.count)]
     validator = Validator()
     validator.validate(orjson.loads(documents[0]))  # compile profiles before timing
-    print(f"{args.count} synthetic Patients (about 20% invalid), {os.cpu_count()} CPUs, best of {args.rounds} alternating rounds")
+    print(
+        f"{args.count} synthetic Patients (about 20% invalid), {os.cpu_count()} CPUs, best of {args.rounds} alternating rounds"
+    )
     work = {
         "(a) orjson.loads": orjson.loads,
         "(b) orjson.loads + R4B Patient.model_validate": pydantic_parse,
@@ -89,7 +91,9 @@ def main() -> None:
     print(f"  ratio (c)/(b) = {full / baseline:.2f}x  (goal >= 1.00x, stretch 2.00x); (c)/(a) = {full / floor:.3f}")
     if args.ndjson_mb:
         size, peak_mb, elapsed = ndjson_peak_rss(args.ndjson_mb)
-        print(f"  NDJSON {size / 1e6:.0f} MB validated by the CLI in {elapsed:.0f} s, peak RSS {peak_mb:.0f} MB (goal < 300 MB)")
+        print(
+            f"  NDJSON {size / 1e6:.0f} MB validated by the CLI in {elapsed:.0f} s, peak RSS {peak_mb:.0f} MB (goal < 300 MB)"
+        )
 
 
 if __name__ == "__main__":

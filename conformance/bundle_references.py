@@ -56,7 +56,9 @@ def check_bundle(bundle: dict[str, Any], path: str, issues: IssueList) -> None:
                     issues.error("rule.reference-unresolved", where, reference=reference)
             elif "?" in reference:
                 _conditional(reference, entries, where, issues)
-            elif reference in full_urls or reference in local_ids or any(u.endswith("/" + reference) for u in full_urls):
+            elif (
+                reference in full_urls or reference in local_ids or any(u.endswith("/" + reference) for u in full_urls)
+            ):
                 continue
             elif must_resolve:
                 issues.error("rule.reference-unresolved", where, reference=reference)

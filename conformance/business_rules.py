@@ -56,7 +56,10 @@ class BusinessRules:
         birth = resource.get("birthDate")
         if isinstance(birth, str) and len(birth) == 10 and birth != facts.birth_date.isoformat():
             issues.error(
-                "rule.id-card-birthdate-mismatch", f"{path}.birthDate", birthDate=birth, fromId=facts.birth_date.isoformat()
+                "rule.id-card-birthdate-mismatch",
+                f"{path}.birthDate",
+                birthDate=birth,
+                fromId=facts.birth_date.isoformat(),
             )
         gender = resource.get("gender")
         expected = "male" if facts.male else "female"

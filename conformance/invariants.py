@@ -27,6 +27,8 @@ _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _WHOLE_NODE = re.compile(r"children\(|descendants\(|\$this|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
 _IDENTIFIER = re.compile(r"(?<![.\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
 _KEYWORDS = frozenset({"and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod", "true", "false"})
+
+
 def _has_value(inputs: list[Any]) -> bool:
     """FHIRPath hasValue(), which fhirpathpy lacks: a single primitive that carries a value."""
     return len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))

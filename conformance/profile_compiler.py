@@ -147,7 +147,7 @@ class ProfileCompiler:
                     rule = rule.slice(slice_name)
             self._apply(rule, element, sd["url"], from_snapshot)
         base = sd.get("baseDefinition") or ""
-        parent = None if base.startswith(CORE_PREFIX) and base[len(CORE_PREFIX):] in self.registry.base_types else base
+        parent = None if base.startswith(CORE_PREFIX) and base[len(CORE_PREFIX) :] in self.registry.base_types else base
         rules = _rules(root)
         for rule in rules:
             rule.quiet_when_absent = not (

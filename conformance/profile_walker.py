@@ -46,8 +46,10 @@ def matches_pattern(pattern: Any, value: Any) -> bool:
         return isinstance(value, dict) and all(k in value and matches_pattern(v, value[k]) for k, v in pattern.items())
     if isinstance(pattern, list):
         return isinstance(value, list) and all(any(matches_pattern(p, v) for v in value) for p in pattern)
-    return pattern == value and type(pattern) is type(value) or (
-        isinstance(pattern, (int, float)) and isinstance(value, (int, float)) and pattern == value
+    return (
+        pattern == value
+        and type(pattern) is type(value)
+        or (isinstance(pattern, (int, float)) and isinstance(value, (int, float)) and pattern == value)
     )
 
 
@@ -99,9 +101,7 @@ class ProfileWalker:
         """Values of one named element (choice names collect every typed key)."""
         if name.endswith("[x]"):
             stem = name[:-3]
-            keys = [
-                k for k in container if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()
-            ]
+            keys = [k for k in container if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()]
         else:
             keys = [name] if name in container or "_" + name in container else []
         items: list[Item] = []
@@ -135,17 +135,35 @@ class ProfileWalker:
         where = f"{parent_path}.{rule.name}"
         if rule.slice_name is None:
             if rule.min and count < rule.min:
-                issues.error("profile.cardinality-min", where, path=rule.path, min=rule.min, count=count, profile=profile_url)
+                issues.error(
+                    "profile.cardinality-min", where, path=rule.path, min=rule.min, count=count, profile=profile_url
+                )
             if rule.max is not None and count > rule.max:
-                issues.error("profile.cardinality-max", where, path=rule.path, max=rule.max, count=count, profile=profile_url)
+                issues.error(
+                    "profile.cardinality-max", where, path=rule.path, max=rule.max, count=count, profile=profile_url
+                )
             if rule.must_support and count == 0:
                 issues.add("information", "profile.must-support-missing", where, path=rule.path)
         else:
             label = f"{rule.path}:{rule.slice_name}"
             if rule.min and count < rule.min:
-                issues.error("profile.slice-cardinality-min", where, slice=rule.slice_name, path=rule.path, min=rule.min, count=count)
+                issues.error(
+                    "profile.slice-cardinality-min",
+                    where,
+                    slice=rule.slice_name,
+                    path=rule.path,
+                    min=rule.min,
+                    count=count,
+                )
             if rule.max is not None and count > rule.max:
-                issues.error("profile.slice-cardinality-max", where, slice=rule.slice_name, path=rule.path, max=rule.max, count=count)
+                issues.error(
+                    "profile.slice-cardinality-max",
+                    where,
+                    slice=rule.slice_name,
+                    path=rule.path,
+                    max=rule.max,
+                    count=count,
+                )
             if rule.must_support and count == 0:
                 issues.add("information", "profile.must-support-missing", where, path=label)
         for item in items:
@@ -204,7 +222,11 @@ class ProfileWalker:
 
     def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, root: dict[str, Any]) -> None:
         actual = item.type
-        allowed = [t for t in types if t.code == actual or t.code in ("Resource", "DomainResource", "Element", "BackboneElement")]
+        allowed = [
+            t
+            for t in types
+            if t.code == actual or t.code in ("Resource", "DomainResource", "Element", "BackboneElement")
+        ]
         if actual and not allowed:
             issues.error("profile.type-not-allowed", item.path, actual=actual, allowed=", ".join(t.code for t in types))
             return
@@ -300,7 +322,9 @@ class ProfileWalker:
         for name in names:
             self._element(rule.slices[name], assigned[name], parent_path, issues, root, profile_url)
 
-    def _matches(self, slice_rule: Rule, discriminators: tuple[tuple[str, str], ...], item: Item, root: dict[str, Any]) -> bool:
+    def _matches(
+        self, slice_rule: Rule, discriminators: tuple[tuple[str, str], ...], item: Item, root: dict[str, Any]
+    ) -> bool:
         for kind, path in discriminators:
             if not self._discriminates(slice_rule, kind, path, item, root):
                 return False
@@ -379,7 +403,9 @@ def _values_at(value: Any, path: str) -> list[Any]:
                 continue
             if step.endswith("[x]"):
                 stem = step[:-3]
-                found = [v for k, v in node.items() if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()]
+                found = [
+                    v for k, v in node.items() if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()
+                ]
             else:
                 found = [node[step]] if step in node else []
             for child in found:

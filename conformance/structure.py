@@ -9,8 +9,10 @@ bindings, codes of loaded code systems and the core FHIRPath invariants.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from conformance.bindings import check_binding
@@ -65,6 +67,9 @@ class NodeModel:
     #: checks particular to a datatype (Period order, Narrative XHTML, Coding codes, ext-1)
     special: str | None = None
 
+
+with (Path(__file__).parent / "invariants.zh-CN.json").open(encoding="utf-8") as _handle:
+    CORE_INVARIANTS_ZH: dict[str, str] = json.load(_handle)
 
 SPECIAL_TYPES = frozenset({"Extension", "Period", "Narrative", "Coding"})
 
@@ -197,7 +202,12 @@ class StructureWalker:
                 for index, item in enumerate(value):
                     item_path = f"{path}.{slot.name}[{index}]"
                     if item is None:
-                        if partner is None or type(partner) is not list or index >= len(partner) or partner[index] is None:
+                        if (
+                            partner is None
+                            or type(partner) is not list
+                            or index >= len(partner)
+                            or partner[index] is None
+                        ):
                             issues.error("structure.null-value", item_path)
                         continue
                     self._item(slot, item, item_path, root, issues)
@@ -261,6 +271,9 @@ class StructureWalker:
 
 def report_invariant(invariant: Invariant, verdict: bool | str, path: str, issues: IssueList) -> None:
     if verdict is False:
-        issues.add(invariant.severity, "invariant.failed", path, key=invariant.key, human=invariant.human)
+        human_zh = CORE_INVARIANTS_ZH.get(invariant.key, invariant.human)
+        issues.add(
+            invariant.severity, "invariant.failed", path, key=invariant.key, human=invariant.human, human_zh=human_zh
+        )
     elif verdict is not True:
         issues.add("warning", "invariant.not-evaluable", path, key=invariant.key, detail=verdict)

@@ -54,9 +54,14 @@ class Terminology:
         if system not in self._systems:
             resource = self.registry.get(system)
             concepts: dict[str, dict[str, Any]] | None = None
-            if resource and resource.get("resourceType") == "CodeSystem" and resource.get("content") in (
-                "complete",
-                "fragment",
+            if (
+                resource
+                and resource.get("resourceType") == "CodeSystem"
+                and resource.get("content")
+                in (
+                    "complete",
+                    "fragment",
+                )
             ):
                 concepts = {}
                 _walk_concepts(resource.get("concept", []), None, concepts)

@@ -40,14 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     validate = commands.add_parser("validate", help="validate FHIR JSON / NDJSON files")
-    validate.add_argument("--ig", action="append", default=[], metavar="PATH",
-                          help="extra conformance resources: a JSON resource, a Bundle, a folder or a FHIR package")
-    validate.add_argument("--profile", action="append", default=[], metavar="URL",
-                          help="also validate against this StructureDefinition (canonical URL)")
+    validate.add_argument(
+        "--ig",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra conformance resources: a JSON resource, a Bundle, a folder or a FHIR package",
+    )
+    validate.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also validate against this StructureDefinition (canonical URL)",
+    )
     validate.add_argument("--format", choices=("json", "text"), default="text")
     validate.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
-    validate.add_argument("--max-bytes", type=int, default=None,
-                          help=f"largest JSON document accepted (default {DEFAULT_MAX_BYTES} or $YIYANG_MAX_BYTES)")
+    validate.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help=f"largest JSON document accepted (default {DEFAULT_MAX_BYTES} or $YIYANG_MAX_BYTES)",
+    )
     validate.add_argument("files", nargs="+", metavar="FILE")
 
     demo = commands.add_parser("demo", help="validate the shipped example instances and summarise")
@@ -83,6 +97,8 @@ def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
         report = FileReport(Path(name), args.lang)
         try:
             validate_file(validator, report, args.profile, _max_bytes(args.max_bytes), out, args.format)
+        except BrokenPipeError:
+            raise
         except OSError as exc:
             raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
         if report.errors:
@@ -107,13 +123,19 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
         counts[kind][0] += 1
         counts[kind][1] += bool(report.errors)
         verdict = ("不通过" if zh else "FAIL") if report.errors else ("通过" if zh else "PASS")
-        out.write(f"{verdict:<5} {file.parent.name}/{file.name}  ({report.errors} errors, {report.warnings} warnings)\n")
+        out.write(
+            f"{verdict:<5} {file.parent.name}/{file.name}  ({report.errors} errors, {report.warnings} warnings)\n"
+        )
     valid_ok = counts["valid"][0] - counts["valid"][1]
     if zh:
-        out.write(f"\n合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n")
+        out.write(
+            f"\n合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n"
+        )
     else:
-        out.write(f"\nvalid examples passing {valid_ok}/{counts['valid'][0]}; "
-                  f"invalid examples rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n")
+        out.write(
+            f"\nvalid examples passing {valid_ok}/{counts['valid'][0]}; "
+            f"invalid examples rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n"
+        )
     all_right = valid_ok == counts["valid"][0] and counts["invalid"][1] == counts["invalid"][0]
     return EXIT_OK if all_right else EXIT_INVALID
 
@@ -129,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID
 
 
 if __name__ == "__main__":

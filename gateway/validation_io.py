@@ -64,7 +64,9 @@ class FileReport:
             self.out.write("]}\n")
         else:
             zh = self.lang == "zh-CN"
-            summary = f"错误 {self.errors}，警告 {self.warnings}" if zh else f"{self.errors} errors, {self.warnings} warnings"
+            summary = (
+                f"错误 {self.errors}，警告 {self.warnings}" if zh else f"{self.errors} errors, {self.warnings} warnings"
+            )
             self.out.write(f"-- {summary}\n")
 
 

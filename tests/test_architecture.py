@@ -15,7 +15,16 @@ ALLOWED = {
     "mappings": {"mappings", "profiles.canonical"},
     "gateway": {"gateway", "conformance", "profiles", "mappings"},
 }
-FORBIDDEN_BELOW_GATEWAY = {"flask", "sqlite3", "sqlalchemy", "psycopg", "psycopg2", "requests", "socket", "urllib.request"}
+FORBIDDEN_BELOW_GATEWAY = {
+    "flask",
+    "sqlite3",
+    "sqlalchemy",
+    "psycopg",
+    "psycopg2",
+    "requests",
+    "socket",
+    "urllib.request",
+}
 
 
 def imports_of(package: str) -> list[tuple[Path, str]]:
@@ -39,13 +48,19 @@ def test_package_imports_only_the_layers_below_it(package: str) -> None:
     for file, module in imports_of(package):
         if not ours(module):
             continue
-        if not any(module == allowed or module.startswith(allowed + ".") or allowed.startswith(module + ".")
-                   for allowed in ALLOWED[package]):
+        if not any(
+            module == allowed or module.startswith(allowed + ".") or allowed.startswith(module + ".")
+            for allowed in ALLOWED[package]
+        ):
             bad.append(f"{file.relative_to(ROOT)} imports {module}")
     assert bad == []
 
 
 @pytest.mark.parametrize("package", ["profiles", "conformance", "mappings"])
 def test_layers_below_gateway_do_no_web_or_database_io(package: str) -> None:
-    bad = [f"{f.relative_to(ROOT)}: {m}" for f, m in imports_of(package) if m.split(".")[0] in FORBIDDEN_BELOW_GATEWAY or m in FORBIDDEN_BELOW_GATEWAY]
+    bad = [
+        f"{f.relative_to(ROOT)}: {m}"
+        for f, m in imports_of(package)
+        if m.split(".")[0] in FORBIDDEN_BELOW_GATEWAY or m in FORBIDDEN_BELOW_GATEWAY
+    ]
     assert bad == []

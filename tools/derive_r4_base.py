@@ -56,9 +56,7 @@ def compact_constraints(element: dict[str, Any], sd_url: str, is_root: bool) -> 
         source = constraint.get("source")
         if not is_root and source not in (None, sd_url):
             continue
-        kept.append(
-            [constraint["key"], constraint["severity"], constraint["expression"], constraint["human"]]
-        )
+        kept.append([constraint["key"], constraint["severity"], constraint["expression"], constraint["human"]])
     return kept
 
 
@@ -162,9 +160,7 @@ def main() -> None:
         for r in load_bundle(args.source / name)
         if r["resourceType"] == "StructureDefinition" and r.get("derivation") != "constraint"
     ]
-    terminology = load_bundle(args.source / "valuesets.json") + load_bundle(
-        args.source / "v3-codesystems.json"
-    )
+    terminology = load_bundle(args.source / "valuesets.json") + load_bundle(args.source / "v3-codesystems.json")
     valuesets = {r["url"]: r for r in terminology if r["resourceType"] == "ValueSet"}
     codesystems = {r["url"]: r for r in terminology if r["resourceType"] == "CodeSystem"}
 
@@ -188,8 +184,10 @@ def main() -> None:
     for name, payload in (("r4-types.json", {"types": types}), ("r4-valuesets.json", {"valuesets": expansions})):
         with (args.out / name).open("w", encoding="utf-8") as handle:
             json.dump({"_derived": stamp, **payload}, handle, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    print(f"{len(types)} types, {len(required)} required value sets "
-          f"({sum(v is None for v in expansions.values())} not enumerable)")
+    print(
+        f"{len(types)} types, {len(required)} required value sets "
+        f"({sum(v is None for v in expansions.values())} not enumerable)"
+    )
 
 
 if __name__ == "__main__":

@@ -29,12 +29,14 @@ def test_15_digit_number_is_reported_with_its_18_digit_form() -> None:
 
 def test_wrong_check_character_names_the_right_one() -> None:
     assert id_card.problems("110105194912310021")[0] == (
-        "rule.id-card-checksum", {"value": "110105194912310021", "expected": "X"})
+        "rule.id-card-checksum",
+        {"value": "110105194912310021", "expected": "X"},
+    )
 
 
 def test_impossible_birth_date_in_number_is_reported() -> None:
     body = "11010519490230002"
-    assert ("rule.id-card-date" in {p[0] for p in id_card.problems(body + id_card.check_char(body))})
+    assert "rule.id-card-date" in {p[0] for p in id_card.problems(body + id_card.check_char(body))}
 
 
 def test_excel_mangled_number_is_malformed() -> None:
@@ -77,15 +79,19 @@ def test_gb_sex_code_disagreeing_with_gender_is_an_error(validator: Validator, p
 
 
 def test_id_card_under_hl7_china_oid_is_checked_too(validator: Validator) -> None:
-    resource = {"resourceType": "Practitioner",
-                "identifier": [{"system": "urn:oid:2.16.840.1.113883.2.23.1.19.1", "value": "110105194912310021"}]}
+    resource = {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": "urn:oid:2.16.840.1.113883.2.23.1.19.1", "value": "110105194912310021"}],
+    }
     assert found(validator.validate(resource), "rule.id-card-checksum", "Practitioner.identifier[0].value")
 
 
 def test_unknown_province_prefix_is_reported(validator: Validator) -> None:
     body = "99010519491231002"
-    resource = {"resourceType": "Patient", "identifier": [
-        {"system": "urn:oid:2.16.156.10011.1.3", "value": body + id_card.check_char(body)}]}
+    resource = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": body + id_card.check_char(body)}],
+    }
     assert found(validator.validate(resource), "rule.id-card-region")
 
 

@@ -18,25 +18,43 @@ VS = "http://example.org/fhir/ValueSet/test-colours"
 CS = "http://example.org/fhir/CodeSystem/test-colours"
 
 
-def sd(url: str, type_: str, elements: list[dict[str, Any]], kind: str = "resource", snapshot: bool = False) -> dict[str, Any]:
+def sd(
+    url: str, type_: str, elements: list[dict[str, Any]], kind: str = "resource", snapshot: bool = False
+) -> dict[str, Any]:
     for element in elements:
         element.setdefault("path", ".".join(step.split(":")[0] for step in element["id"].split(".")))
     return {
-        "resourceType": "StructureDefinition", "url": url, "name": "T", "status": "active", "kind": kind,
-        "abstract": False, "type": type_, "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{type_}",
+        "resourceType": "StructureDefinition",
+        "url": url,
+        "name": "T",
+        "status": "active",
+        "kind": kind,
+        "abstract": False,
+        "type": type_,
+        "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{type_}",
         "derivation": "constraint",
         ("snapshot" if snapshot else "differential"): {"element": [{"id": type_, "path": type_}, *elements]},
     }
 
 
 TERMINOLOGY = [
-    {"resourceType": "CodeSystem", "url": CS, "status": "active", "content": "complete",
-     "concept": [{"code": "red"}, {"code": "green", "concept": [{"code": "olive"}]}]},
+    {
+        "resourceType": "CodeSystem",
+        "url": CS,
+        "status": "active",
+        "content": "complete",
+        "concept": [{"code": "red"}, {"code": "green", "concept": [{"code": "olive"}]}],
+    },
     {"resourceType": "ValueSet", "url": VS, "status": "active", "compose": {"include": [{"system": CS}]}},
-    sd(EXT, "Extension", [
-        {"id": "Extension.url", "fixedUri": EXT},
-        {"id": "Extension.value[x]", "min": 1, "type": [{"code": "string"}]},
-    ], kind="complex-type"),
+    sd(
+        EXT,
+        "Extension",
+        [
+            {"id": "Extension.url", "fixedUri": EXT},
+            {"id": "Extension.value[x]", "min": 1, "type": [{"code": "string"}]},
+        ],
+        kind="complex-type",
+    ),
 ]
 
 
@@ -80,12 +98,21 @@ def test_fixed_value_mismatch_is_reported() -> None:
 
 
 def test_pattern_matches_a_superset_instance() -> None:
-    v = validator_with({"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}})
-    assert errors(run(v, {"maritalStatus": {"coding": [{"system": "s", "code": "20", "display": "已婚"}], "text": "已婚"}})) == []
+    v = validator_with(
+        {"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}}
+    )
+    assert (
+        errors(
+            run(v, {"maritalStatus": {"coding": [{"system": "s", "code": "20", "display": "已婚"}], "text": "已婚"}})
+        )
+        == []
+    )
 
 
 def test_pattern_mismatch_is_reported() -> None:
-    v = validator_with({"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}})
+    v = validator_with(
+        {"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}}
+    )
     assert found(run(v, {"maritalStatus": {"coding": [{"system": "s", "code": "10"}]}}), "profile.pattern-mismatch")
 
 
@@ -96,15 +123,23 @@ def test_choice_type_restriction_rejects_other_types() -> None:
 
 
 def test_reference_target_restriction_rejects_other_resource_types() -> None:
-    v = validator_with({"id": "Patient.generalPractitioner", "type": [
-        {"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}]})
+    v = validator_with(
+        {
+            "id": "Patient.generalPractitioner",
+            "type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}],
+        }
+    )
     issues = run(v, {"generalPractitioner": [{"reference": "Organization/1"}]})
     assert found(issues, "profile.reference-target", "Patient.generalPractitioner[0]")
 
 
 def test_reference_target_restriction_accepts_allowed_type() -> None:
-    v = validator_with({"id": "Patient.generalPractitioner", "type": [
-        {"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}]})
+    v = validator_with(
+        {
+            "id": "Patient.generalPractitioner",
+            "type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}],
+        }
+    )
     assert errors(run(v, {"generalPractitioner": [{"reference": "Practitioner/1"}]})) == []
 
 
@@ -119,44 +154,75 @@ def test_required_binding_rejects_code_outside_value_set() -> None:
 
 
 def test_required_binding_accepts_nested_concept() -> None:
-    assert errors(run(validator_with(binding("required")), {"maritalStatus": {"coding": [{"system": CS, "code": "olive"}]}})) == []
+    assert (
+        errors(
+            run(validator_with(binding("required")), {"maritalStatus": {"coding": [{"system": CS, "code": "olive"}]}})
+        )
+        == []
+    )
 
 
 def test_extensible_binding_only_warns() -> None:
-    issues = run(validator_with(binding("extensible")), {"maritalStatus": {"coding": [{"system": "other", "code": "x"}]}})
+    issues = run(
+        validator_with(binding("extensible")), {"maritalStatus": {"coding": [{"system": "other", "code": "x"}]}}
+    )
     assert [i.severity for i in issues if i.message_id == "binding.not-in-valueset"] == ["warning"]
 
 
 def test_unknown_external_code_system_is_reported_not_crashed_on() -> None:
     registry = Registry()
-    registry.add_resource({"resourceType": "ValueSet", "url": VS, "status": "active",
-                           "compose": {"include": [{"system": "http://loinc.org"}]}})
+    registry.add_resource(
+        {
+            "resourceType": "ValueSet",
+            "url": VS,
+            "status": "active",
+            "compose": {"include": [{"system": "http://loinc.org"}]},
+        }
+    )
     registry.add_resource(sd(URL, "Patient", [binding("required")]))
     issues = run(Validator(registry), {"maritalStatus": {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}})
     assert found(issues, "binding.unknown-code-system", "Patient.maritalStatus")
 
 
 def test_binding_to_unknown_value_set_warns() -> None:
-    v = validator_with({"id": "Patient.maritalStatus", "binding": {"strength": "required", "valueSet": "http://nowhere/vs"}})
+    v = validator_with(
+        {"id": "Patient.maritalStatus", "binding": {"strength": "required", "valueSet": "http://nowhere/vs"}}
+    )
     assert found(run(v, {"maritalStatus": {"text": "x"}}), "binding.unknown-valueset")
 
 
 # -- invariants and must-support -----------------------------------------------------------
 def test_profile_invariant_failure_is_reported_at_its_element() -> None:
-    v = validator_with({"id": "Patient.name", "constraint": [
-        {"key": "t-1", "severity": "error", "human": "text required", "expression": "text.exists()"}]})
+    v = validator_with(
+        {
+            "id": "Patient.name",
+            "constraint": [
+                {"key": "t-1", "severity": "error", "human": "text required", "expression": "text.exists()"}
+            ],
+        }
+    )
     assert found(run(v, {"name": [{"family": "张"}]}), "invariant.failed", "Patient.name[0]")
 
 
 def test_profile_invariant_pass() -> None:
-    v = validator_with({"id": "Patient.name", "constraint": [
-        {"key": "t-1", "severity": "error", "human": "text required", "expression": "text.exists()"}]})
+    v = validator_with(
+        {
+            "id": "Patient.name",
+            "constraint": [
+                {"key": "t-1", "severity": "error", "human": "text required", "expression": "text.exists()"}
+            ],
+        }
+    )
     assert errors(run(v, {"name": [{"text": "张三"}]})) == []
 
 
 def test_unparseable_invariant_is_reported_as_not_evaluable() -> None:
-    v = validator_with({"id": "Patient.name", "constraint": [
-        {"key": "t-2", "severity": "error", "human": "broken", "expression": "text.exists( and"}]})
+    v = validator_with(
+        {
+            "id": "Patient.name",
+            "constraint": [{"key": "t-2", "severity": "error", "human": "broken", "expression": "text.exists( and"}],
+        }
+    )
     assert found(run(v, {"name": [{"text": "a"}]}), "invariant.not-evaluable")
 
 
@@ -168,8 +234,10 @@ def test_missing_must_support_element_is_information() -> None:
 # -- slicing -------------------------------------------------------------------------------
 def identifier_slicing(rules: str = "open", ordered: bool = False) -> list[dict[str, Any]]:
     return [
-        {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "system"}],
-                                                 "rules": rules, "ordered": ordered}},
+        {
+            "id": "Patient.identifier",
+            "slicing": {"discriminator": [{"type": "value", "path": "system"}], "rules": rules, "ordered": ordered},
+        },
         {"id": "Patient.identifier:a", "min": 1, "max": "1"},
         {"id": "Patient.identifier:a.system", "fixedUri": "urn:a"},
         {"id": "Patient.identifier:b", "min": 0, "max": "1"},
@@ -183,7 +251,9 @@ def ids(*systems: str) -> dict[str, Any]:
 
 
 def test_value_discriminator_assigns_items_and_counts_slices() -> None:
-    assert found(run(validator_with(*identifier_slicing()), ids("urn:b")), "profile.slice-cardinality-min", "Patient.identifier")
+    assert found(
+        run(validator_with(*identifier_slicing()), ids("urn:b")), "profile.slice-cardinality-min", "Patient.identifier"
+    )
 
 
 def test_slice_maximum_is_enforced() -> None:
@@ -191,7 +261,9 @@ def test_slice_maximum_is_enforced() -> None:
 
 
 def test_slice_children_rules_apply_to_matched_items() -> None:
-    issues = run(validator_with(*identifier_slicing()), {"identifier": [{"system": "urn:a", "value": "1"}, {"system": "urn:b"}]})
+    issues = run(
+        validator_with(*identifier_slicing()), {"identifier": [{"system": "urn:a", "value": "1"}, {"system": "urn:b"}]}
+    )
     assert found(issues, "profile.cardinality-min", "Patient.identifier[1].value")
 
 
@@ -219,7 +291,10 @@ def test_ordered_slicing_accepts_slices_in_order() -> None:
 
 def test_pattern_discriminator_on_this() -> None:
     elements = [
-        {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "pattern", "path": "$this"}], "rules": "open"}},
+        {
+            "id": "Patient.identifier",
+            "slicing": {"discriminator": [{"type": "pattern", "path": "$this"}], "rules": "open"},
+        },
         {"id": "Patient.identifier:a", "min": 1, "patternIdentifier": {"system": "urn:a"}},
     ]
     assert found(run(validator_with(*elements), ids("urn:x")), "profile.slice-cardinality-min")
@@ -227,7 +302,10 @@ def test_pattern_discriminator_on_this() -> None:
 
 def test_exists_discriminator() -> None:
     elements = [
-        {"id": "Patient.telecom", "slicing": {"discriminator": [{"type": "exists", "path": "period"}], "rules": "closed"}},
+        {
+            "id": "Patient.telecom",
+            "slicing": {"discriminator": [{"type": "exists", "path": "period"}], "rules": "closed"},
+        },
         {"id": "Patient.telecom:dated", "min": 0},
         {"id": "Patient.telecom:dated.period", "min": 1},
     ]
@@ -237,7 +315,10 @@ def test_exists_discriminator() -> None:
 
 def test_type_discriminator_on_choice() -> None:
     elements = [
-        {"id": "Patient.deceased[x]", "slicing": {"discriminator": [{"type": "type", "path": "$this"}], "rules": "closed"}},
+        {
+            "id": "Patient.deceased[x]",
+            "slicing": {"discriminator": [{"type": "type", "path": "$this"}], "rules": "closed"},
+        },
         {"id": "Patient.deceased[x]:deceasedBoolean", "type": [{"code": "boolean"}]},
     ]
     assert found(run(validator_with(*elements), {"deceasedDateTime": "2020"}), "profile.slice-unmatched-closed")

@@ -12,7 +12,11 @@ from conformance.validator import Validator
 from tests.conftest import load_example
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=12)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
 EXAMPLE = load_example("yy-patient/valid-zhang-xiuying.json")
 KEYS = sorted(k for k in EXAMPLE if k != "resourceType")
 

@@ -32,11 +32,19 @@ def test_unknown_element_is_located(validator: Validator) -> None:
 
 
 def test_repeating_element_must_be_an_array(validator: Validator) -> None:
-    assert found(check(validator, {"resourceType": "Patient", "name": {"text": "张三"}}), "structure.expected-array", "Patient.name")
+    assert found(
+        check(validator, {"resourceType": "Patient", "name": {"text": "张三"}}),
+        "structure.expected-array",
+        "Patient.name",
+    )
 
 
 def test_single_element_must_not_be_an_array(validator: Validator) -> None:
-    assert found(check(validator, {"resourceType": "Patient", "gender": ["male"]}), "structure.unexpected-array", "Patient.gender")
+    assert found(
+        check(validator, {"resourceType": "Patient", "gender": ["male"]}),
+        "structure.unexpected-array",
+        "Patient.gender",
+    )
 
 
 def test_empty_array_is_rejected(validator: Validator) -> None:
@@ -44,7 +52,9 @@ def test_empty_array_is_rejected(validator: Validator) -> None:
 
 
 def test_null_is_rejected(validator: Validator) -> None:
-    assert found(check(validator, {"resourceType": "Patient", "gender": None}), "structure.null-value", "Patient.gender")
+    assert found(
+        check(validator, {"resourceType": "Patient", "gender": None}), "structure.null-value", "Patient.gender"
+    )
 
 
 def test_required_element_missing_in_base_is_reported(validator: Validator) -> None:
@@ -79,7 +89,9 @@ def test_choice_element_value_is_checked_by_its_type(validator: Validator) -> No
         ("language", "   ", "primitive.whitespace"),
     ],
 )
-def test_primitive_format_problems_are_reported(validator: Validator, element: str, value: Any, message_id: str) -> None:
+def test_primitive_format_problems_are_reported(
+    validator: Validator, element: str, value: Any, message_id: str
+) -> None:
     assert found(check(validator, {"resourceType": "Patient", element: value}), message_id, f"Patient.{element}")
 
 
@@ -89,7 +101,9 @@ def test_partial_and_leap_dates_are_valid(validator: Validator, birth: str) -> N
 
 
 def test_element_without_value_or_children_violates_ele_1(validator: Validator) -> None:
-    assert found(check(validator, {"resourceType": "Patient", "name": [{}]}), "structure.empty-element", "Patient.name[0]")
+    assert found(
+        check(validator, {"resourceType": "Patient", "name": [{}]}), "structure.empty-element", "Patient.name[0]"
+    )
 
 
 def test_extension_with_value_and_children_violates_ext_1(validator: Validator) -> None:
@@ -104,12 +118,17 @@ def test_primitive_extension_arrays_must_align(validator: Validator) -> None:
 
 
 def test_primitive_array_may_hold_null_where_extension_stands(validator: Validator) -> None:
-    name = {"given": ["秀英", None], "_given": [None, {"extension": [{"url": "http://e.org/x", "valueString": "小名"}]}]}
+    name = {
+        "given": ["秀英", None],
+        "_given": [None, {"extension": [{"url": "http://e.org/x", "valueString": "小名"}]}],
+    }
     assert errors(check(validator, {"resourceType": "Patient", "name": [name]})) == []
 
 
 def test_required_binding_of_base_spec_is_enforced(validator: Validator) -> None:
-    assert found(check(validator, {"resourceType": "Patient", "gender": "男"}), "binding.not-in-valueset", "Patient.gender")
+    assert found(
+        check(validator, {"resourceType": "Patient", "gender": "男"}), "binding.not-in-valueset", "Patient.gender"
+    )
 
 
 def test_core_invariant_is_evaluated_with_fhirpath(validator: Validator) -> None:
@@ -138,26 +157,45 @@ def test_local_reference_to_contained_resource_passes(validator: Validator) -> N
 
 
 def test_contained_resources_are_validated_too(validator: Validator) -> None:
-    resource = {"resourceType": "Patient", "contained": [{"resourceType": "Organization", "id": "o", "nom": "x"}],
-                "managingOrganization": {"reference": "#o"}}
+    resource = {
+        "resourceType": "Patient",
+        "contained": [{"resourceType": "Organization", "id": "o", "nom": "x"}],
+        "managingOrganization": {"reference": "#o"},
+    }
     assert found(check(validator, resource), "structure.unknown-element", "Patient.contained[0].nom")
 
 
 def test_period_ending_before_it_starts_is_an_error(validator: Validator) -> None:
-    issues = check(validator, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
-                               "period": {"start": "2026-03-01", "end": "2026-02-01"}})
+    issues = check(
+        validator,
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "period": {"start": "2026-03-01", "end": "2026-02-01"},
+        },
+    )
     assert found(issues, "rule.period-order", "Encounter.period")
 
 
 def test_period_of_mixed_precision_within_the_same_day_passes(validator: Validator) -> None:
-    issues = check(validator, {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"},
-                               "period": {"start": "2026-03-01T08:00:00+08:00", "end": "2026-03-01"}})
+    issues = check(
+        validator,
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "period": {"start": "2026-03-01T08:00:00+08:00", "end": "2026-03-01"},
+        },
+    )
     assert not found(issues, "rule.period-order")
 
 
 def test_narrative_with_script_violates_txt_1(validator: Validator) -> None:
     text = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>'}
-    assert found(check(validator, {"resourceType": "Patient", "text": text}), "narrative.invalid-xhtml", "Patient.text.div")
+    assert found(
+        check(validator, {"resourceType": "Patient", "text": text}), "narrative.invalid-xhtml", "Patient.text.div"
+    )
 
 
 def test_narrative_with_entity_declaration_is_rejected_without_expansion(validator: Validator) -> None:

@@ -52,7 +52,10 @@ def test_json_format_prints_one_operation_outcome_for_one_file(capsys: pytest.Ca
 
 def test_json_issue_has_fhirpath_expression_and_message_id(capsys: pytest.CaptureFixture[str]) -> None:
     issue = next(i for i in outcome(capsys, INVALID)["issue"] if i["severity"] == "error")
-    assert (issue["expression"], issue["details"]["coding"][0]["code"]) == (["Patient.identifier[0].value"], "rule.id-card-checksum")
+    assert (issue["expression"], issue["details"]["coding"][0]["code"]) == (
+        ["Patient.identifier[0].value"],
+        "rule.id-card-checksum",
+    )
 
 
 def test_messages_default_to_chinese(capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,8 +70,15 @@ def test_english_messages_on_request(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_clean_file_still_gets_an_informational_outcome(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "org.json"
-    path.write_text(json.dumps({"resourceType": "Basic", "code": {"text": "x"},
-                                "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}}))
+    path.write_text(
+        json.dumps(
+            {
+                "resourceType": "Basic",
+                "code": {"text": "x"},
+                "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
+            }
+        )
+    )
     assert [i["severity"] for i in outcome(capsys, str(path))["issue"]] == ["information"]
 
 
@@ -84,15 +94,27 @@ def test_text_format_shows_location_and_message_id(capsys: pytest.CaptureFixture
 def test_profile_option_validates_against_an_extra_profile(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"resourceType": "Patient"}))
-    code, out, _ = run(capsys, "validate", "--profile", "http://fhir.yiyang.cn/StructureDefinition/yy-patient", str(path))
+    code, out, _ = run(
+        capsys, "validate", "--profile", "http://fhir.yiyang.cn/StructureDefinition/yy-patient", str(path)
+    )
     assert (code, "profile.cardinality-min" in out) == (1, True)
 
 
 def test_ig_option_loads_definitions_from_a_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    sd = {"resourceType": "StructureDefinition", "url": "http://example.org/sd/named", "name": "Named", "status": "active",
-          "kind": "resource", "abstract": False, "type": "Patient", "derivation": "constraint",
-          "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
-          "differential": {"element": [{"id": "Patient", "path": "Patient"}, {"id": "Patient.name", "path": "Patient.name", "min": 1}]}}
+    sd = {
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/sd/named",
+        "name": "Named",
+        "status": "active",
+        "kind": "resource",
+        "abstract": False,
+        "type": "Patient",
+        "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {
+            "element": [{"id": "Patient", "path": "Patient"}, {"id": "Patient.name", "path": "Patient.name", "min": 1}]
+        },
+    }
     (tmp_path / "ig").mkdir()
     (tmp_path / "ig" / "sd.json").write_text(json.dumps(sd))
     resource = tmp_path / "p.json"
@@ -115,14 +137,18 @@ def test_unloadable_ig_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_
         (b"\xff\xfe\x00garbage", "input.not-json"),
     ],
 )
-def test_bad_input_becomes_an_operation_outcome(capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message_id: str) -> None:
+def test_bad_input_becomes_an_operation_outcome(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message_id: str
+) -> None:
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     codes = [i["details"]["coding"][0]["code"] for i in outcome(capsys, str(path))["issue"]]
     assert message_id in codes
 
 
-def test_file_over_the_size_limit_is_refused_without_reading_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_file_over_the_size_limit_is_refused_without_reading_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     path = tmp_path / "big.json"
     path.write_bytes(b" " * 5000)
     issue = outcome(capsys, "--max-bytes", "1000", str(path))["issue"][0]
@@ -149,5 +175,7 @@ def test_demo_validates_every_shipped_example(capsys: pytest.CaptureFixture[str]
 
 
 def test_console_entry_point_runs_as_a_module() -> None:
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", "validate", INVALID], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "validate", INVALID], capture_output=True, text=True, check=False
+    )
     assert (done.returncode, done.stderr) == (1, "")

@@ -36,7 +36,9 @@ def test_every_example_file_is_in_the_manifest() -> None:
 
 def test_every_profile_has_a_valid_and_an_invalid_example() -> None:
     profiles = {r["id"] for r in Registry().all("StructureDefinition") if r["kind"] == "resource"}
-    folders = {c["file"].split("/")[0] for c in MANIFEST if c["valid"]} & {c["file"].split("/")[0] for c in MANIFEST if not c["valid"]}
+    folders = {c["file"].split("/")[0] for c in MANIFEST if c["valid"]} & {
+        c["file"].split("/")[0] for c in MANIFEST if not c["valid"]
+    }
     assert profiles - folders == set()
 
 
@@ -49,7 +51,11 @@ def test_conformance_resource_is_valid_fhir(path: Path) -> None:
 def test_implementation_guide_lists_every_resource_of_the_package() -> None:
     guide = _load(PACKAGE_DIR / "ImplementationGuide-cn.yiyang.provincial.json")
     listed = {r["reference"]["reference"] for r in guide["definition"]["resource"]}
-    in_folder = {f"{r['resourceType']}/{r['id']}" for r in map(_load, PACKAGE_DIR.glob("*-*.json")) if r["resourceType"] != "ImplementationGuide"}
+    in_folder = {
+        f"{r['resourceType']}/{r['id']}"
+        for r in map(_load, PACKAGE_DIR.glob("*-*.json"))
+        if r["resourceType"] != "ImplementationGuide"
+    }
     assert in_folder - listed == set()
 
 
@@ -82,5 +88,8 @@ def test_rebased_package_still_validates_its_examples() -> None:
 
 def test_installed_distribution_carries_the_profile_data() -> None:
     files = {str(f) for f in metadata.files("yiyang-gateway") or []}
-    assert {"profiles/package/StructureDefinition-yy-patient.json", "profiles/base/r4-types.json",
-            "conformance/messages.json"} <= files
+    assert {
+        "profiles/package/StructureDefinition-yy-patient.json",
+        "profiles/base/r4-types.json",
+        "conformance/messages.json",
+    } <= files

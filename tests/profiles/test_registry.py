@@ -9,10 +9,19 @@ import pytest
 
 from profiles.registry import DefinitionError, Registry
 
-SD = {"resourceType": "StructureDefinition", "url": "http://example.org/sd/x", "version": "1.0", "name": "X",
-      "status": "active", "kind": "resource", "abstract": False, "type": "Patient",
-      "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient", "derivation": "constraint",
-      "differential": {"element": [{"id": "Patient", "path": "Patient"}]}}
+SD = {
+    "resourceType": "StructureDefinition",
+    "url": "http://example.org/sd/x",
+    "version": "1.0",
+    "name": "X",
+    "status": "active",
+    "kind": "resource",
+    "abstract": False,
+    "type": "Patient",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+    "derivation": "constraint",
+    "differential": {"element": [{"id": "Patient", "path": "Patient"}]},
+}
 
 
 def write(path: Path, document: object) -> Path:
@@ -35,7 +44,9 @@ def test_versioned_canonical_resolves(tmp_path: Path) -> None:
 
 def test_bundle_of_definitions_is_loaded(tmp_path: Path) -> None:
     registry = Registry(builtin=False)
-    registry.add_path(write(tmp_path / "b.json", {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": SD}]}))
+    registry.add_path(
+        write(tmp_path / "b.json", {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": SD}]})
+    )
     assert registry.get("http://example.org/sd/x") is not None
 
 
