@@ -19,6 +19,7 @@ from typing import IO
 
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
 from gateway.validation_io import FileReport, validate_file
+from mappings.specs import SOURCES
 from profiles.registry import DefinitionError, Registry, examples_dir
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -66,6 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="validate the shipped example instances and summarise")
     demo.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+
+    ingest = commands.add_parser("ingest", help="map legacy records to validated FHIR, quarantining the rest")
+    ingest.add_argument("--source", required=True, choices=SOURCES)
+    ingest.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
+    ingest.add_argument("--bundle", action="store_true", help="also write a transaction Bundle of the output")
+    ingest.add_argument("--strict", action="store_true", help="exit 1 when anything was quarantined")
+    ingest.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+    ingest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    quarantine = commands.add_parser("quarantine", help="work with quarantined records")
+    quarantine_commands = quarantine.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    replay = quarantine_commands.add_parser("replay", help="re-run quarantined records after a fix")
+    replay.add_argument("--out", type=Path, default=Path("out"))
+    replay.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+
+    mappings = commands.add_parser("mappings", help="inspect mapping specs")
+    mapping_commands = mappings.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    explain = mapping_commands.add_parser("explain", help="show how one record is mapped, field by field")
+    explain.add_argument("source", choices=SOURCES)
+    explain.add_argument("file", type=Path)
+    explain.add_argument("--record", help='which record, e.g. "row 17" (default: the first)')
+    explain.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
     return parser
 
 
@@ -140,12 +163,48 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK if all_right else EXIT_INVALID
 
 
+def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.ingest.commands import ingest, summary
+
+    for path in args.files:
+        if not path.is_file():
+            raise UsageError(f"cannot read {path}: no such file")
+    counts = ingest(args.source, args.files, args.out, _registry([]), args.bundle)
+    out.write(summary(counts, args.lang) + "\n")
+    if counts.file_errors or (args.strict and counts.quarantined):
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def run_quarantine(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.ingest.commands import replay, summary
+
+    counts = replay(args.out, _registry([]), out, args.lang)
+    out.write(summary(counts, args.lang) + "\n")
+    return EXIT_OK
+
+
+def run_mappings(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.ingest.commands import explain
+
+    if not args.file.is_file():
+        raise UsageError(f"cannot read {args.file}: no such file")
+    return explain(args.source, args.file, _registry([]), args.record, out, args.lang)
+
+
+COMMANDS = {
+    "validate": run_validate,
+    "demo": run_demo,
+    "ingest": run_ingest,
+    "quarantine": run_quarantine,
+    "mappings": run_mappings,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "validate":
-            return run_validate(args, sys.stdout)
-        return run_demo(args, sys.stdout)
+        return COMMANDS[args.command](args, sys.stdout)
     except UsageError as exc:
         sys.stderr.write(f"yiyang: error: {exc}\n")
         return EXIT_USAGE

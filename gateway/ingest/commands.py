@@ -1,0 +1,140 @@
+"""``yiyang ingest``, ``yiyang quarantine replay`` and ``yiyang mappings explain``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from conformance.issues import catalog as validation_catalog
+from conformance.validator import Validator
+from gateway.ingest.pipeline import Counts, Ingest, source_of
+from gateway.ingest.quarantine import read_entries, record_of
+from gateway.ingest.transforms import NORMALISERS
+from mappings import specs
+from mappings.conceptmaps import ConceptMaps, message_catalog
+from mappings.engine import MappingEngine
+from mappings.readers import ReaderError, read
+from mappings.records import SourceRecord
+from profiles.registry import Registry
+
+
+def build_engine(registry: Registry) -> MappingEngine:
+    base = registry.canonical_base
+    return MappingEngine(specs.load(), ConceptMaps.load(base), base, NORMALISERS)
+
+
+def catalog() -> dict[str, dict[str, str]]:
+    return {**validation_catalog(), **message_catalog()}
+
+
+def _progress(records: Iterator[SourceRecord], label: str) -> Iterator[SourceRecord]:
+    """A progress bar on an interactive terminal; silent in pipes and CI."""
+    if not sys.stderr.isatty():
+        yield from records
+        return
+    from tqdm import tqdm
+
+    yield from tqdm(records, desc=label, unit=" 条", file=sys.stderr, leave=False)
+
+
+def summary(counts: Counts, lang: str) -> str:
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts.resources.items())) or "-"
+    check = "✓" if counts.reconciled else "✗"
+    if lang == "zh-CN":
+        text = (f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n"
+                f"生成资源：{kinds}")
+        errors = "".join(f"\n文件错误：{e}" for e in counts.file_errors)
+    else:
+        text = (f"read {counts.read} = mapped {counts.mapped} + quarantined {counts.quarantined} {check}\n"
+                f"resources: {kinds}")
+        errors = "".join(f"\nfile error: {e}" for e in counts.file_errors)
+    return text + errors
+
+
+def ingest(source: str, files: list[Path], out_dir: Path, registry: Registry, bundle: bool) -> Counts:
+    pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
+    for path in files:
+        try:
+            pipeline.run(_progress(read(path, source), path.name))
+        except ReaderError as exc:
+            pipeline.counts.file_errors.append(str(exc))
+    counts = pipeline.finish()
+    if bundle:
+        write_bundle(out_dir)
+    return counts
+
+
+def write_bundle(out_dir: Path) -> Path:
+    """A transaction Bundle of everything in the output folder (PUT, so loading is idempotent)."""
+    target = out_dir / "bundle.json"
+    with target.open("w", encoding="utf-8") as handle:
+        handle.write('{"resourceType":"Bundle","type":"transaction","entry":[')
+        first = True
+        for ndjson in sorted(out_dir.glob("*.ndjson")):
+            if ndjson.name == "quarantine.ndjson":
+                continue
+            with ndjson.open(encoding="utf-8") as lines:
+                for line in lines:
+                    resource = json.loads(line)
+                    reference = f"{resource['resourceType']}/{resource['id']}"
+                    entry = {"fullUrl": reference, "resource": resource, "request": {"method": "PUT", "url": reference}}
+                    handle.write(("" if first else ",") + json.dumps(entry, ensure_ascii=False))
+                    first = False
+        handle.write("]}\n")
+    return target
+
+
+def replay(out_dir: Path, registry: Registry, out: IO[str], lang: str) -> Counts:
+    """Re-run quarantined records through the current specs, ConceptMaps and profiles."""
+    path = out_dir / "quarantine.ndjson"
+    entries = list(read_entries(path)) if path.exists() else []
+    path.replace(out_dir / "quarantine.replayed.ndjson") if entries else None
+    pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
+    for entry in entries:
+        outcome = pipeline.process(record_of(entry))
+        record = outcome.record
+        if outcome.reasons:
+            verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
+        else:
+            verdict = "现已通过" if lang == "zh-CN" else "now passes"
+        out.write(f"{verdict}: {record.file} {record.location}\n")
+    return pipeline.finish()
+
+
+def explain(source: str, path: Path, registry: Registry, location: str | None, out: IO[str], lang: str) -> int:
+    """Show, for one record, each input field, the rule applied and the FHIR element produced."""
+    engine = build_engine(registry)
+    records = read(path, source)
+    record = next((r for r in records if location is None or r.location == location), None)
+    if record is None:
+        out.write(("找不到记录" if lang == "zh-CN" else "no such record") + f" {location or ''}\n")
+        return 1
+    mapped = engine.map(record)
+    zh = lang == "zh-CN"
+    out.write(f"{record.file} {record.location}\n")
+    if mapped is None:
+        out.write(("没有适用的映射规则；字段：" if zh else "no spec applies; fields: ") + ", ".join(record.fields) + "\n")
+        return 1
+    out.write(("映射规则" if zh else "spec") + f": {mapped.spec.id} (mappings/specs/{mapped.spec.file})\n\n")
+    for step in mapped.steps:
+        result = json.dumps(step.result, ensure_ascii=False) if step.result is not None else "—"
+        out.write(f"  {step.field} = {step.raw!r}\n      {step.rule}\n      → {step.target} = {result}\n")
+    for problem in mapped.problems:
+        out.write(f"  ✗ [{problem.message_id}] {problem.ref}\n")
+    unused = mapped.unused_fields
+    if unused:
+        out.write(("\n未使用的字段：" if zh else "\nunused fields: ") + ", ".join(unused) + "\n")
+    validator = Validator(registry)
+    out.write("\n" + ("校验：" if zh else "validation:") + "\n")
+    for name, resource in mapped.resources.items():
+        issues = [i for i in validator.validate(resource) if i.severity in ("fatal", "error", "warning")]
+        for issue in issues:
+            origin = source_of(mapped, name, issue.expression)
+            arrow = f" ← {origin}" if origin else ""
+            out.write(f"  {issue.severity} {issue.expression}{arrow}  [{issue.message_id}] {issue.text(lang)}\n")
+        if not issues:
+            out.write(f"  {resource['resourceType']}/{resource['id']}: " + ("通过" if zh else "valid") + "\n")
+    return 0

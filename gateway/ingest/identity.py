@@ -1,0 +1,110 @@
+"""One person, one Patient: the identity index that merges Patients arriving from every source.
+
+A Patient is matched on its normalised 身份证号 first, else on its 医保人员编号 or 健康档案编号.
+A match merges identifiers (never duplicating one) and fills elements the archive did not
+have yet; the first value of an element stays.  The index lives in SQLite in the output
+folder, so memory stays flat however many people arrive and later runs merge into the same
+archive.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
+
+PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
+
+
+class IdentityConflict(Exception):
+    """The record's identifiers point at two different people already in the archive."""
+
+    def __init__(self, person_ids: list[str]) -> None:
+        super().__init__(", ".join(person_ids))
+        self.person_ids = person_ids
+
+
+def match_keys(patient: dict[str, Any]) -> list[str]:
+    """Keys in order of trust: 身份证号, then 医保人员编号 and 健康档案编号."""
+    strong, weak = [], []
+    for identifier in patient.get("identifier", []):
+        system, value = identifier.get("system"), identifier.get("value")
+        if not system or not value:
+            continue
+        if system in ID_CARD_SYSTEMS:
+            strong.append(f"idcard|{value.upper()}")
+        elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM:
+            weak.append(f"{system}|{value}")
+    return strong + weak
+
+
+def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+    seen = {(i.get("system"), i.get("value")) for i in archive.get("identifier", [])}
+    for identifier in incoming.get("identifier", []):
+        if (identifier.get("system"), identifier.get("value")) not in seen:
+            archive.setdefault("identifier", []).append(identifier)
+            seen.add((identifier.get("system"), identifier.get("value")))
+    for key in ("telecom", "address", "extension"):
+        present = archive.setdefault(key, [])
+        for item in incoming.get(key, []):
+            if item not in present and not (key == "extension" and any(e.get("url") == item.get("url") for e in present)):
+                present.append(item)
+        if not present:
+            del archive[key]
+    for key, value in incoming.items():
+        archive.setdefault(key, value)
+    return archive
+
+
+class IdentityIndex:
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.executescript(
+            """
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            CREATE TABLE IF NOT EXISTS person (id TEXT PRIMARY KEY, resource TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS person_key (key TEXT PRIMARY KEY, person_id TEXT NOT NULL);
+            """
+        )
+
+    def resolve(self, patient: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Store or merge a Patient; returns its archive id and the merged resource."""
+        keys = match_keys(patient)
+        found: list[str] = []
+        for key in keys:
+            row = self.db.execute("SELECT person_id FROM person_key WHERE key = ?", (key,)).fetchone()
+            if row and row[0] not in found:
+                found.append(row[0])
+        if len(found) > 1:
+            raise IdentityConflict(found)
+        if found:
+            person_id = found[0]
+            stored = json.loads(self.db.execute("SELECT resource FROM person WHERE id = ?", (person_id,)).fetchone()[0])
+            merged = merge(stored, {k: v for k, v in patient.items() if k != "id"})
+        else:
+            person_id = patient["id"]
+            merged = patient
+        self.db.execute("INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)", (person_id, json.dumps(merged, ensure_ascii=False)))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO person_key (key, person_id) VALUES (?, ?)", [(k, person_id) for k in match_keys(merged)]
+        )
+        return person_id, merged
+
+    def people(self) -> Iterator[dict[str, Any]]:
+        for (resource,) in self.db.execute("SELECT resource FROM person ORDER BY id"):
+            yield json.loads(resource)
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM person").fetchone()[0]
+
+    def commit(self) -> None:
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.commit()
+        self.db.close()

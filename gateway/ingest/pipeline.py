@@ -1,0 +1,227 @@
+"""Read → map → merge identities → validate → write, or quarantine with every reason.
+
+Every record read ends in exactly one of two places: its resources are written (NDJSON per
+type, Provenance included) or the record goes to the quarantine.  ``Counts`` checks that
+read = mapped + quarantined at the end of every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from conformance.issues import Issue
+from conformance.validator import Validator
+from gateway.ingest.identity import IdentityConflict, IdentityIndex
+from gateway.ingest.provenance import provenance
+from gateway.ingest.quarantine import Entry, QuarantineWriter, Reason
+from mappings.engine import Mapped, MappingEngine, Problem
+from mappings.records import SourceRecord
+from mappings.specs import Spec
+
+MESSAGES = {
+    "ingest.no-spec": {
+        "zh-CN": "没有适用于此记录的映射规则（字段：{fields}）",
+        "en": "No mapping spec applies to this record (fields: {fields})",
+    },
+    "ingest.duplicate-row": {"zh-CN": "与 {first} 内容完全相同的重复记录", "en": "Duplicate of {first}"},
+    "ingest.identity-conflict": {
+        "zh-CN": "记录中的标识指向档案中的多个不同人员：{people}",
+        "en": "The record's identifiers point at different people in the archive: {people}",
+    },
+}
+
+
+@dataclass(slots=True)
+class Counts:
+    read: int = 0
+    mapped: int = 0
+    quarantined: int = 0
+    resources: Counter[str] = field(default_factory=Counter)
+    file_errors: list[str] = field(default_factory=list)
+
+    @property
+    def reconciled(self) -> bool:
+        return self.read == self.mapped + self.quarantined
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one record: its resources, or why it was quarantined."""
+
+    record: SourceRecord
+    mapped: Mapped | None
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+
+
+def _problem_reason(problem: Problem, catalog: dict[str, dict[str, str]]) -> Reason:
+    entry = catalog.get(problem.message_id, {"zh-CN": problem.message_id, "en": problem.message_id})
+    params = {k: v for k, v in problem.params.items()}
+    return Reason(
+        problem.message_id,
+        {lang: entry[lang].format(**params) for lang in ("zh-CN", "en")},
+        None,
+        str(problem.ref) if problem.ref else None,
+    )
+
+
+def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
+    """The legacy field behind a FHIRPath: the element itself or its nearest mapped ancestor;
+    for an element that is missing because its value failed to map, the field that failed."""
+    best: tuple[int, str] | None = None
+    for (resource, path), ref in mapped.lineage.items():
+        if resource != name:
+            continue
+        if expression == path or expression.startswith(path + ".") or expression.startswith(path + "["):
+            if best is None or len(path) > best[0]:
+                best = (len(path), str(ref))
+    if best:
+        return best[1]
+    bare = ".".join(part.split("[")[0] for part in expression.split("."))
+    for (resource, path), ref in mapped.attempted.items():
+        if resource == name and (path == bare or path.startswith(bare + ".")):
+            return str(ref)
+    return None
+
+
+class Ingest:
+    def __init__(
+        self,
+        out_dir: Path,
+        validator: Validator,
+        engine: MappingEngine,
+        catalog: dict[str, dict[str, str]],
+        recorded: str | None = None,
+    ) -> None:
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.validator = validator
+        self.engine = engine
+        self.catalog = {**catalog, **MESSAGES}
+        self.recorded = recorded or datetime.now(UTC).isoformat(timespec="seconds")
+        self.identity = IdentityIndex(out_dir / "identity.sqlite")
+        self.quarantine = QuarantineWriter((out_dir / "quarantine.ndjson").open("a", encoding="utf-8"))
+        self.counts = Counts()
+        self._streams: dict[str, IO[str]] = {}
+        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+
+    # -- one record ----------------------------------------------------------------------
+    def process(self, record: SourceRecord) -> Outcome:
+        self.counts.read += 1
+        outcome = self.evaluate(record)
+        if outcome.reasons:
+            self.counts.quarantined += 1
+            spec = outcome.mapped.spec.id if outcome.mapped else None
+            self.quarantine.add(Entry(record, outcome.reasons, spec))
+            return outcome
+        self.counts.mapped += 1
+        for resource in outcome.resources:
+            if resource["resourceType"] != "Patient":
+                self._write(resource)
+            self.counts.resources[resource["resourceType"]] += 1
+        return outcome
+
+    def evaluate(self, record: SourceRecord) -> Outcome:
+        mapped = self.engine.map(record)
+        outcome = Outcome(record, mapped)
+        if mapped is None:
+            fields = "、".join(list(record.fields)[:8])
+            outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
+            return outcome
+        duplicate = self._duplicate_of(record, mapped.spec)
+        if duplicate:
+            outcome.reasons.append(self._reason("ingest.duplicate-row", first=duplicate))
+            return outcome
+        outcome.reasons.extend(_problem_reason(p, self.catalog) for p in mapped.problems)
+        for name, resource in mapped.resources.items():
+            for issue in self.validator.validate(resource):
+                if issue.is_error:
+                    outcome.reasons.append(self._issue_reason(issue, mapped, name))
+        if outcome.reasons:
+            return outcome
+        try:
+            self._resolve_people(mapped)
+        except IdentityConflict as conflict:
+            outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
+            return outcome
+        resources = list(mapped.resources.values())
+        resources.append(provenance(mapped, resources, self.recorded, self.engine.base))
+        outcome.resources = resources
+        return outcome
+
+    def _resolve_people(self, mapped: Mapped) -> None:
+        renamed: dict[str, str] = {}
+        for resource in mapped.resources.values():
+            if resource["resourceType"] == "Patient":
+                person_id, _ = self.identity.resolve(resource)
+                renamed[f"Patient/{resource['id']}"] = f"Patient/{person_id}"
+                resource["id"] = person_id
+        if any(old != new for old, new in renamed.items()):
+            for resource in mapped.resources.values():
+                _rewrite_references(resource, renamed)
+
+    def _duplicate_of(self, record: SourceRecord, spec: Spec) -> str | None:
+        digest = hashlib.blake2b(
+            json.dumps(record.fields, ensure_ascii=False, sort_keys=True, default=str).encode(), digest_size=16
+        ).hexdigest()
+        seen = self._seen.setdefault((record.file, spec.id), {})
+        if digest in seen:
+            return seen[digest]
+        seen[digest] = record.location
+        return None
+
+    def _reason(self, message_id: str, **params: Any) -> Reason:
+        entry = self.catalog[message_id]
+        return Reason(message_id, {lang: entry[lang].format(**params) for lang in ("zh-CN", "en")})
+
+    @staticmethod
+    def _issue_reason(issue: Issue, mapped: Mapped, name: str) -> Reason:
+        return Reason(
+            issue.message_id,
+            {"zh-CN": issue.text("zh-CN"), "en": issue.text("en")},
+            issue.expression,
+            source_of(mapped, name, issue.expression),
+        )
+
+    # -- output ---------------------------------------------------------------------------
+    def _write(self, resource: dict[str, Any]) -> None:
+        kind = resource["resourceType"]
+        stream = self._streams.get(kind)
+        if stream is None:
+            stream = self._streams[kind] = (self.out_dir / f"{kind}.ndjson").open("a", encoding="utf-8")
+        stream.write(json.dumps(resource, ensure_ascii=False) + "\n")
+
+    def run(self, records: Iterable[SourceRecord]) -> None:
+        for record in records:
+            self.process(record)
+
+    def finish(self) -> Counts:
+        """Write the merged archive of people and close everything."""
+        self.identity.commit()
+        with (self.out_dir / "Patient.ndjson").open("w", encoding="utf-8") as handle:
+            for person in self.identity.people():
+                handle.write(json.dumps(person, ensure_ascii=False) + "\n")
+        self.identity.close()
+        for stream in self._streams.values():
+            stream.close()
+        self.quarantine.handle.close()
+        return self.counts
+
+
+def _rewrite_references(node: Any, renamed: dict[str, str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in renamed:
+                node[key] = renamed[value]
+            else:
+                _rewrite_references(value, renamed)
+    elif isinstance(node, list):
+        for item in node:
+            _rewrite_references(item, renamed)

@@ -1,0 +1,99 @@
+"""The quarantine: every record that did not become valid FHIR, with every reason and its bytes.
+
+One JSON line per record: where it came from (source, file, location), the spec that tried
+it, each reason (message id, zh-CN and English text, FHIRPath and legacy field when known),
+the parsed fields and shape needed to replay it, and the original bytes (base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mappings.records import SourceRecord
+
+
+@dataclass(slots=True)
+class Reason:
+    message_id: str
+    text: dict[str, str]
+    expression: str | None = None
+    field: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"id": self.message_id, "zh-CN": self.text["zh-CN"], "en": self.text["en"]}
+        if self.expression:
+            found["fhirpath"] = self.expression
+        if self.field:
+            found["source"] = self.field
+        return found
+
+
+@dataclass(slots=True)
+class Entry:
+    record: SourceRecord
+    reasons: list[Reason]
+    spec: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        record = self.record
+        return {
+            "source": record.source,
+            "file": record.file,
+            "location": record.location,
+            "spec": self.spec,
+            "reasons": [r.to_json() for r in self.reasons],
+            "fields": {k: _jsonable(v) for k, v in record.fields.items()},
+            "shape": sorted(record.shape),
+            "fieldLabel": record.field_label,
+            "raw": base64.b64encode(record.raw).decode("ascii"),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return {"$datetime": value.isoformat()} if hasattr(value, "isoformat") else str(value)
+
+
+def _revive(value: Any) -> Any:
+    if isinstance(value, dict) and "$datetime" in value:
+        from datetime import datetime
+
+        return datetime.fromisoformat(value["$datetime"])
+    return value
+
+
+class QuarantineWriter:
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+        self.count = 0
+
+    def add(self, entry: Entry) -> None:
+        self.handle.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
+        self.count += 1
+
+
+def read_entries(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def record_of(entry: dict[str, Any]) -> SourceRecord:
+    """Rebuild the record a quarantine line holds, for replay."""
+    return SourceRecord(
+        source=entry["source"],
+        file=entry["file"],
+        location=entry["location"],
+        fields={k: _revive(v) for k, v in entry["fields"].items()},
+        raw=base64.b64decode(entry["raw"]),
+        field_label=entry.get("fieldLabel", "column"),
+        shape=frozenset(entry["shape"]),
+    )

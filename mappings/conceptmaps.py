@@ -1,0 +1,72 @@
+"""Code translation with FHIR ConceptMaps kept as data in ``mappings/conceptmaps/``.
+
+Legacy codes arrive in many spellings (男 / 男性 / 1 / M); a ConceptMap lists them all as
+source codes of one group, so a new spelling is a data change.  Lookups fold full-width
+characters and surrounding space first, as every other field is.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from mappings.normalise import MappingError
+
+FOLDER = Path(__file__).parent / "conceptmaps"
+MESSAGES = Path(__file__).parent / "messages.json"
+
+
+def message_catalog() -> dict[str, dict[str, str]]:
+    """Wording of mapping problems (zh-CN and en), keyed by message id."""
+    entries = json.loads(MESSAGES.read_text(encoding="utf-8"))
+    entries.pop("_about")
+    return entries
+
+
+def _fold(code: Any) -> str:
+    if isinstance(code, float) and code.is_integer():
+        code = int(code)
+    return unicodedata.normalize("NFKC", str(code)).strip()
+
+
+class ConceptMaps:
+    def __init__(self, resources: list[dict[str, Any]], canonical_base: str) -> None:
+        self._tables: dict[str, dict[str, dict[str, Any]]] = {}
+        self.resources = {}
+        for resource in resources:
+            resource = json.loads(json.dumps(resource).replace("{base}", canonical_base))
+            table: dict[str, dict[str, Any]] = {}
+            for group in resource.get("group", []):
+                for element in group.get("element", []):
+                    targets = [t for t in element.get("target", []) if t.get("equivalence", "equivalent") != "unmatched"]
+                    if targets:
+                        target = targets[0]
+                        table[_fold(element["code"])] = {
+                            "system": group.get("target"),
+                            "code": target["code"],
+                            "display": target.get("display"),
+                        }
+            self._tables[resource["id"]] = table
+            self.resources[resource["id"]] = resource
+
+    @classmethod
+    def load(cls, canonical_base: str, folder: Path = FOLDER) -> ConceptMaps:
+        resources = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("ConceptMap-*.json"))]
+        return cls(resources, canonical_base)
+
+    def has(self, map_id: str) -> bool:
+        return map_id in self._tables
+
+    def translate(self, map_id: str, code: Any, shape: str = "code") -> Any:
+        """The target as a bare ``code``, a ``coding`` or a ``codeable`` concept."""
+        found = self._tables[map_id].get(_fold(code))
+        if found is None:
+            raise MappingError("mapping.unknown-code", value=_fold(code), conceptMap=map_id)
+        coding = {k: v for k, v in found.items() if v is not None}
+        if shape == "coding":
+            return coding
+        if shape == "codeable":
+            return {"coding": [coding]}
+        return found["code"]

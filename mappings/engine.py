@@ -1,0 +1,294 @@
+"""The mapping engine: applies a declarative spec to one legacy record.
+
+A spec (YAML in ``mappings/specs/<source>/``) lists the resources a record yields and, for each,
+rules of the form ``{path, value}`` where ``value`` is a template whose leaves say where a value
+comes from (``from`` a field, a ``const``, a ``ref`` to another resource of the record) and how
+it is cleaned (``transform`` normalisers, ``map`` through a ConceptMap).  The engine records,
+for every element it sets, the legacy field it came from (lineage), every problem it meets
+(never stopping at the first), and every step it took (the trace behind ``mappings explain``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from mappings.conceptmaps import ConceptMaps
+from mappings.normalise import NORMALISERS, MappingError, Normaliser, split_list
+from mappings.paths import parse, set_path
+from mappings.records import FieldRef, SourceRecord
+from mappings.specs import Spec
+from profiles.canonical import DEFAULT_BASE
+
+ID_NAMESPACE = uuid.UUID("6f1d6a52-5c1e-4c47-9a57-0c5d1e2b7a10")
+
+
+@dataclass(slots=True)
+class Problem:
+    message_id: str
+    params: dict[str, Any]
+    ref: FieldRef | None = None
+
+
+@dataclass(slots=True)
+class Step:
+    """One line of ``mappings explain``: field and raw value → rule → FHIR element."""
+
+    field: str
+    raw: Any
+    rule: str
+    target: str
+    result: Any
+
+
+@dataclass(slots=True)
+class Mapped:
+    record: SourceRecord
+    spec: Spec
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (resource name, FHIRPath inside the resource) → legacy origin
+    lineage: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    #: (resource name, element path without indices) → origin of values that failed to map,
+    #: so a "missing element" found by validation still names the legacy field to fix
+    attempted: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+
+    @property
+    def unused_fields(self) -> list[str]:
+        return [name for name, value in self.record.fields.items() if name not in self.used and value not in (None, "")]
+
+
+class _Empty:
+    """Marker: the template produced nothing (empty source field) and sets nothing."""
+
+
+EMPTY = _Empty()
+
+
+class MappingEngine:
+    def __init__(
+        self,
+        specs: list[Spec],
+        conceptmaps: ConceptMaps,
+        canonical_base: str = DEFAULT_BASE,
+        normalisers: dict[str, Normaliser] | None = None,
+    ) -> None:
+        self.specs = specs
+        self.conceptmaps = conceptmaps
+        self.base = canonical_base
+        self.normalisers = {**NORMALISERS, **(normalisers or {})}
+        self._paths: dict[str, list[tuple[str, str | None]]] = {}
+        for spec in specs:
+            self._check_spec(spec)
+
+    def _check_spec(self, spec: Spec) -> None:
+        """Fail at load time, not on row 80,000: every normaliser and ConceptMap must exist."""
+        for resource in spec.resources:
+            for rule in resource["rules"]:
+                for leaf in _leaves(rule["value"]):
+                    for name in leaf.get("transform", []):
+                        if name not in self.normalisers:
+                            raise ValueError(f"{spec.id}: unknown transform {name!r}")
+                    if "map" in leaf and not self.conceptmaps.has(leaf["map"]):
+                        raise ValueError(f"{spec.id}: unknown ConceptMap {leaf['map']!r}")
+
+    def select(self, record: SourceRecord) -> Spec | None:
+        """The spec for this record: its source's spec whose required shape the record has."""
+        for spec in self.specs:
+            if spec.source == record.source and spec.matches(record.shape):
+                return spec
+        return None
+
+    def map(self, record: SourceRecord, spec: Spec | None = None) -> Mapped | None:
+        spec = spec or self.select(record)
+        if spec is None:
+            return None
+        mapped = Mapped(record, spec)
+        planned: list[tuple[str, dict[str, Any], Any]] = []
+        for definition in spec.resources:
+            # "each": one resource per item of a multi-valued field (既往疾病: 高血压,糖尿病)
+            if "each" in definition:
+                mapped.used.add(definition["each"])
+                skip = {str(v) for v in definition.get("skip", [])}
+                value = lookup(record.fields, definition["each"])
+                listed = value if isinstance(value, list) else split_list(value)
+                items = [i for i in listed if str(i) not in skip]
+                names = [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
+            else:
+                names = [(definition["name"], None)]
+            for name, item in names:
+                resource: dict[str, Any] = {"resourceType": definition["type"], "id": self._id(spec, record, name)}
+                if "profile" in definition:
+                    resource["meta"] = {"profile": [f"{self.base}/StructureDefinition/{definition['profile']}"]}
+                mapped.resources[name] = resource
+                planned.append((name, definition, item))
+        for name, definition, item in planned:
+            for rule in definition["rules"]:
+                self._rule(mapped, name, mapped.resources[name], rule, item, definition.get("each"))
+        mapped.used.update(spec.ignore)
+        return mapped
+
+    @staticmethod
+    def _id(spec: Spec, record: SourceRecord, name: str) -> str:
+        return str(uuid.uuid5(ID_NAMESPACE, f"{spec.id}|{record.file}|{record.location}|{name}"))
+
+    def _rule(
+        self, mapped: Mapped, name: str, resource: dict[str, Any], rule: dict[str, Any], item: Any, each: str | None
+    ) -> None:
+        when = rule.get("when")
+        if when is not None:
+            if when.startswith("$item."):
+                present = lookup(item, when[len("$item.") :])
+            else:
+                mapped.used.add(when.split(".")[0])
+                present = lookup(mapped.record.fields, when)
+            if present in (None, "", [], {}):
+                return
+        segments = self._paths.get(rule["path"]) or self._paths.setdefault(rule["path"], parse(rule["path"]))
+        target = f"{resource['resourceType']}.{rule['path']}"
+        context = _Context(mapped, name, item, each, target)
+        value = self._template(context, rule["value"], ())
+        if value is EMPTY:
+            return
+        written = set_path(resource, segments, value)
+        prefix = f"{resource['resourceType']}.{_fhirpath(written)}"
+        for suffix, ref in context.origins:
+            mapped.lineage[(name, _join(prefix, suffix))] = ref
+
+    def _template(self, context: _Context, template: Any, suffix: tuple[str, ...]) -> Any:
+        if isinstance(template, str):
+            return template.replace("{base}", self.base)
+        if isinstance(template, (int, float, bool)):
+            return template
+        if isinstance(template, list):
+            values = [self._template(context, t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
+            kept = [v for v in values if v is not EMPTY]
+            return kept or EMPTY
+        if _is_leaf(template):
+            return self._leaf(context, template, suffix)
+        built = {}
+        for key, sub in template.items():
+            value = self._template(context, sub, (*suffix, key))
+            if value is not EMPTY:
+                built[key] = value
+        # A structure made only of constants (a system with no value) means the source had nothing.
+        if not any(tuple(s[: len(suffix)]) == suffix for s, _ in context.origins) and _has_source(template):
+            return EMPTY
+        return built or EMPTY
+
+    def _leaf(self, context: _Context, leaf: dict[str, Any], suffix: tuple[str, ...]) -> Any:
+        mapped = context.mapped
+        record = mapped.record
+        where = _join(context.target, suffix)
+        if "const" in leaf:
+            return self._template(context, leaf["const"], suffix)
+        if "ref" in leaf:
+            other = mapped.resources.get(leaf["ref"])
+            return {"reference": f"{other['resourceType']}/{other['id']}"} if other else EMPTY
+        source = leaf["from"]
+        if isinstance(source, str) and source.startswith("$item"):
+            # the current item of an "each" resource, or a field inside it ($item.insutype)
+            inner = source[len("$item.") :] if source.startswith("$item.") else ""
+            field_name = f"{context.each}[].{inner}" if inner else context.each or ""
+            raw = lookup(context.item, inner) if inner else context.item
+        else:
+            names = _alternatives(source)
+            field_name = next((f for f in names if lookup(record.fields, f) not in (None, "")), names[0])
+            raw = lookup(record.fields, field_name)
+            mapped.used.update(name.split(".")[0] for name in names)
+        ref = record.ref(field_name)
+        if raw in (None, ""):
+            if leaf.get("required"):
+                mapped.problems.append(Problem("mapping.missing-required", {"field": field_name}, ref))
+                mapped.attempted[(context.name, _unindexed(where))] = ref
+            return EMPTY
+        value = raw
+        rule_text = []
+        try:
+            for name in leaf.get("transform", ["text"]):
+                value = self.normalisers[name](value)
+                rule_text.append(name)
+                if value is None:
+                    return EMPTY
+            if "map" in leaf:
+                value = self.conceptmaps.translate(leaf["map"], value, leaf.get("as", "code"))
+                rule_text.append(f"ConceptMap {leaf['map']}")
+        except MappingError as error:
+            mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref))
+            mapped.attempted[(context.name, _unindexed(where))] = ref
+            mapped.steps.append(Step(field_name, raw, " → ".join([*rule_text, f"✗ {error.message_id}"]), where, None))
+            return EMPTY
+        mapped.steps.append(Step(field_name, raw, " → ".join(rule_text) or "as is", where, value))
+        context.origins.append((suffix, ref))
+        return value
+
+
+@dataclass(slots=True)
+class _Context:
+    """What the template walk of one rule needs to know."""
+
+    mapped: Mapped
+    name: str
+    item: Any
+    each: str | None
+    target: str
+    origins: list[tuple[tuple[str, ...], FieldRef]] = field(default_factory=list)
+
+
+def _join(prefix: str, suffix: tuple[str, ...]) -> str:
+    return ".".join([prefix, *suffix]).replace(".[", "[")
+
+
+def _unindexed(path: str) -> str:
+    """``Patient._gender.extension[+].valueCoding`` → ``Patient.gender.extension.valueCoding``."""
+    return ".".join(part.split("[")[0].lstrip("_") for part in path.split("."))
+
+
+def lookup(fields: Any, name: str) -> Any:
+    """A field by name; dotted names reach into nested JSON (``baseinfo.psn_no``,
+    ``insuinfo.0.insutype``) when no field carries the dotted name itself."""
+    if not isinstance(fields, dict):
+        return None
+    if name in fields or "." not in name:
+        return fields.get(name)
+    node: Any = fields
+    for step in name.split("."):
+        if isinstance(node, dict):
+            node = node.get(step)
+        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        else:
+            return None
+    return node
+
+
+def _alternatives(source: str | list[str]) -> list[str]:
+    return [source] if isinstance(source, str) else list(source)
+
+
+def _is_leaf(template: dict[str, Any]) -> bool:
+    return any(key in template for key in ("from", "const", "ref"))
+
+
+def _has_source(template: Any) -> bool:
+    if isinstance(template, dict):
+        return "from" in template or any(_has_source(v) for v in template.values())
+    if isinstance(template, list):
+        return any(_has_source(v) for v in template)
+    return False
+
+
+def _leaves(template: Any) -> list[dict[str, Any]]:
+    if isinstance(template, dict):
+        return [template] if _is_leaf(template) else [leaf for v in template.values() for leaf in _leaves(v)]
+    if isinstance(template, list):
+        return [leaf for v in template for leaf in _leaves(v)]
+    return []
+
+
+def _fhirpath(written: str) -> str:
+    """``_gender.extension[0]`` is ``gender.extension[0]`` in FHIRPath."""
+    return ".".join(part.lstrip("_") for part in written.split("."))

@@ -1,0 +1,170 @@
+"""Normalisers for the mess legacy exports contain, each named so mapping specs can list them.
+
+A normaliser returns the cleaned value or raises :class:`MappingError` with a stable message
+id; it never guesses.  Full-width digits become ASCII and ``1945年1月1日`` becomes
+``1945-01-01``, but an ID number Excel turned into ``1.10101E+17`` or text that was decoded
+with the wrong encoding is refused, because the true value cannot be recovered.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+
+class MappingError(ValueError):
+    """A value that cannot be mapped; ``message_id`` names the reason in the message catalog."""
+
+    def __init__(self, message_id: str, **params: Any) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
+        self.params = params
+
+
+Normaliser = Callable[[Any], Any]
+
+_CHINA = timezone(timedelta(hours=8))
+_EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900-02-29
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
+_DATE_PATTERNS = [
+    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ].*)?"),
+    re.compile(r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})(?: .*)?"),
+    re.compile(r"(?P<y>\d{4})\.(?P<m>\d{1,2})\.(?P<d>\d{1,2})"),
+    re.compile(r"(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日?"),
+    re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
+]
+# Text decoded with the wrong codec: U+FFFD, the classic GBK-of-UTF-8 "锟斤拷", or Latin-1
+# letters where Chinese was expected (UTF-8 bytes read as ISO-8859-1).
+_MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00ff]{2,}")
+
+
+def text(value: Any) -> str | None:
+    """Trimmed text with full-width ASCII folded to half-width; empty becomes None."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    raw = str(value)
+    if _MOJIBAKE.search(raw):
+        raise MappingError("mapping.mojibake", value=raw[:40])
+    return unicodedata.normalize("NFKC", raw).strip() or None
+
+
+def identifier(value: Any) -> str | None:
+    """An identifier as text, refusing what a spreadsheet did to long numbers."""
+    if isinstance(value, float):
+        raise MappingError("mapping.excel-mangled-number", value=repr(value))
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    if _SCIENTIFIC.fullmatch(cleaned):
+        raise MappingError("mapping.excel-mangled-number", value=cleaned)
+    return cleaned.replace(" ", "").upper()
+
+
+def digits(value: Any) -> str | None:
+    """Phone numbers and the like: separators removed, letters refused."""
+    cleaned = identifier(value)
+    if cleaned is None:
+        return None
+    compact = re.sub(r"[\s\-()]", "", cleaned)
+    if not re.fullmatch(r"\+?\d{3,20}", compact):
+        raise MappingError("mapping.not-digits", value=cleaned)
+    return compact
+
+
+def fhir_date(value: Any) -> str | None:
+    """ISO date from the formats seen in exports: 1945-1-1, 1945/1/1, 19450101, 1945年1月1日,
+    Excel serial numbers and spreadsheet date cells."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _from_serial(value)
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned) and not re.fullmatch(r"(?:18|19|20)\d{2}", cleaned):
+        return _from_serial(float(cleaned))
+    if re.fullmatch(r"\d{4}", cleaned):
+        return cleaned
+    for pattern in _DATE_PATTERNS:
+        match = pattern.fullmatch(cleaned)
+        if match:
+            try:
+                return date(int(match["y"]), int(match["m"]), int(match["d"])).isoformat()
+            except ValueError as exc:
+                raise MappingError("mapping.impossible-date", value=cleaned) from exc
+    raise MappingError("mapping.bad-date", value=cleaned)
+
+
+def fhir_datetime(value: Any) -> str | None:
+    """A dateTime with seconds and +08:00 when the export gives a time, else a date."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=_CHINA)
+        return moment.isoformat(timespec="seconds")
+    cleaned = text(value) if not isinstance(value, (int, float, date)) else value
+    if isinstance(cleaned, str):
+        match = re.fullmatch(r"(\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?", cleaned)
+        if match:
+            day = fhir_date(match[1])
+            return f"{day}T{int(match[2]):02d}:{match[3]}:{match[4] or '00'}+08:00"
+    return fhir_date(cleaned)
+
+
+def _from_serial(serial: float) -> str:
+    if not 1 <= serial < 80_000:
+        raise MappingError("mapping.bad-date", value=str(serial))
+    return (_EXCEL_EPOCH + timedelta(days=int(serial))).isoformat()
+
+
+def integer(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        return int(value)
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    if not re.fullmatch(r"[+-]?\d+(?:\.0+)?", cleaned):
+        raise MappingError("mapping.not-a-number", value=cleaned)
+    return int(float(cleaned))
+
+
+def decimal(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    try:
+        return int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned) else float(cleaned)
+    except ValueError as exc:
+        raise MappingError("mapping.not-a-number", value=cleaned) from exc
+
+
+def split_list(value: Any) -> list[str]:
+    """Multi-valued cells: 高血压,糖尿病 / 2、3 / 2;3 (full-width separators included)."""
+    cleaned = text(value)
+    if cleaned is None:
+        return []
+    return [part for part in re.split(r"[,，、;；|/\s]+", cleaned) if part]
+
+
+NORMALISERS: dict[str, Normaliser] = {
+    "text": text,
+    "identifier": identifier,
+    "digits": digits,
+    "date": fhir_date,
+    "datetime": fhir_datetime,
+    "integer": integer,
+    "decimal": decimal,
+}

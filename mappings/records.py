@@ -1,0 +1,37 @@
+"""What every reader yields: one legacy record with its fields and where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """The legacy origin of a value: file, record location and field (column, field or XPath)."""
+
+    file: str
+    location: str
+    field: str
+    label: str = "column"
+
+    def __str__(self) -> str:
+        return f"{self.file} {self.location}, {self.label} {self.field}"
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    source: str
+    file: str
+    #: "row 17", "message 3", "record 2": where the record sits in its file
+    location: str
+    fields: dict[str, Any]
+    #: the record's original bytes, kept for quarantine and replay
+    raw: bytes
+    #: what a field is called in this format: "column", "field", "XPath"
+    field_label: str = "column"
+    #: header or structure information the specs select on (CSV header, JSON root keys …)
+    shape: frozenset[str] = field(default_factory=frozenset)
+
+    def ref(self, name: str) -> FieldRef:
+        return FieldRef(self.file, self.location, name, self.field_label)
