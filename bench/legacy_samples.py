@@ -16,14 +16,42 @@ from pathlib import Path
 
 from bench.synthetic import FAMILY, GIVEN, id_number
 
-COLUMNS = ["序号", "个人档案编号", "姓名", "性别", "出生日期", "身份证号", "民族", "联系电话", "现住址", "县区代码",
-           "乡镇街道代码", "常住类型", "血型", "文化程度", "婚姻状况", "医疗费用支付方式", "药物过敏史", "既往疾病", "医保人员编号", "建档日期"]
-PLACES = [("410105", "410105001", "河南省郑州市金水区经八路街道"), ("410102", "410102001", "河南省郑州市中原区林山寨街道"),
-          ("410302", "410302001", "河南省洛阳市老城区西关街道"), ("110105", "110105001", "北京市朝阳区建外街道")]
+COLUMNS = [
+    "序号",
+    "个人档案编号",
+    "姓名",
+    "性别",
+    "出生日期",
+    "身份证号",
+    "民族",
+    "联系电话",
+    "现住址",
+    "县区代码",
+    "乡镇街道代码",
+    "常住类型",
+    "血型",
+    "文化程度",
+    "婚姻状况",
+    "医疗费用支付方式",
+    "药物过敏史",
+    "既往疾病",
+    "医保人员编号",
+    "建档日期",
+]
+PLACES = [
+    ("410105", "410105001", "河南省郑州市金水区经八路街道"),
+    ("410102", "410102001", "河南省郑州市中原区林山寨街道"),
+    ("410302", "410302001", "河南省洛阳市老城区西关街道"),
+    ("110105", "110105001", "北京市朝阳区建外街道"),
+]
 ETHNICITY = ["汉族"] * 8 + ["回族", "满族", "01", "汉"]
 DISEASES = ["无", "高血压", "糖尿病", "高血压,糖尿病", "2", "冠心病、脑卒中", "无"]
-DATE_STYLES = [lambda d: d.isoformat(), lambda d: f"{d.year}/{d.month}/{d.day}", lambda d: d.strftime("%Y%m%d"),
-               lambda d: f"{d.year}年{d.month}月{d.day}日"]
+DATE_STYLES = [
+    lambda d: d.isoformat(),
+    lambda d: f"{d.year}/{d.month}/{d.day}",
+    lambda d: d.strftime("%Y%m%d"),
+    lambda d: f"{d.year}年{d.month}月{d.day}日",
+]
 
 
 def rows(count: int, seed: int = 7, broken: float = 0.0) -> Iterator[dict[str, str]]:
@@ -34,15 +62,26 @@ def rows(count: int, seed: int = 7, broken: float = 0.0) -> Iterator[dict[str, s
         male = rng.random() < 0.47
         name = rng.choice(FAMILY) + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2])))
         row = {
-            "序号": str(index), "个人档案编号": f"{township}{index % 100000:08d}", "姓名": name,
-            "性别": rng.choice(["男", "1"] if male else ["女", "2"]), "出生日期": rng.choice(DATE_STYLES)(born),
-            "身份证号": id_number(rng, county, born, male), "民族": rng.choice(ETHNICITY),
-            "联系电话": f"13{rng.randrange(0, 10**9):09d}", "现住址": f"{address}幸福社区{rng.randrange(1, 30)}号楼",
-            "县区代码": county, "乡镇街道代码": township, "常住类型": rng.choice(["1", "户籍", "2"]),
-            "血型": rng.choice(["1", "2", "3", "4", "5"]), "文化程度": str(rng.randrange(1, 11)),
-            "婚姻状况": rng.choice(["2", "3", "已婚", "丧偶"]), "医疗费用支付方式": rng.choice(["1", "2", "3"]),
-            "药物过敏史": rng.choice(["无", "无", "无", "青霉素", "2"]), "既往疾病": rng.choice(DISEASES),
-            "医保人员编号": f"41{rng.randrange(0, 10**18):018d}", "建档日期": "2019-03-01",
+            "序号": str(index),
+            "个人档案编号": f"{township}{index % 100000:08d}",
+            "姓名": name,
+            "性别": rng.choice(["男", "1"] if male else ["女", "2"]),
+            "出生日期": rng.choice(DATE_STYLES)(born),
+            "身份证号": id_number(rng, county, born, male),
+            "民族": rng.choice(ETHNICITY),
+            "联系电话": f"13{rng.randrange(0, 10**9):09d}",
+            "现住址": f"{address}幸福社区{rng.randrange(1, 30)}号楼",
+            "县区代码": county,
+            "乡镇街道代码": township,
+            "常住类型": rng.choice(["1", "户籍", "2"]),
+            "血型": rng.choice(["1", "2", "3", "4", "5"]),
+            "文化程度": str(rng.randrange(1, 11)),
+            "婚姻状况": rng.choice(["2", "3", "已婚", "丧偶"]),
+            "医疗费用支付方式": rng.choice(["1", "2", "3"]),
+            "药物过敏史": rng.choice(["无", "无", "无", "青霉素", "2"]),
+            "既往疾病": rng.choice(DISEASES),
+            "医保人员编号": f"41{rng.randrange(0, 10**18):018d}",
+            "建档日期": "2019-03-01",
         }
         if broken and rng.random() < broken:
             defect = rng.choice(["excel", "checksum", "date", "ethnicity"])

@@ -40,7 +40,9 @@ class ConceptMaps:
             table: dict[str, dict[str, Any]] = {}
             for group in resource.get("group", []):
                 for element in group.get("element", []):
-                    targets = [t for t in element.get("target", []) if t.get("equivalence", "equivalent") != "unmatched"]
+                    targets = [
+                        t for t in element.get("target", []) if t.get("equivalence", "equivalent") != "unmatched"
+                    ]
                     if targets:
                         target = targets[0]
                         table[_fold(element["code"])] = {
@@ -52,7 +54,8 @@ class ConceptMaps:
             self.resources[resource["id"]] = resource
 
     @classmethod
-    def load(cls, canonical_base: str, folder: Path = FOLDER) -> ConceptMaps:
+    def load(cls, canonical_base: str, folder: Path | None = None) -> ConceptMaps:
+        folder = folder or FOLDER
         resources = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("ConceptMap-*.json"))]
         return cls(resources, canonical_base)
 

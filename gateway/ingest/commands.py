@@ -44,12 +44,15 @@ def summary(counts: Counts, lang: str) -> str:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts.resources.items())) or "-"
     check = "✓" if counts.reconciled else "✗"
     if lang == "zh-CN":
-        text = (f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n"
-                f"生成资源：{kinds}")
+        text = (
+            f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n生成资源：{kinds}"
+        )
         errors = "".join(f"\n文件错误：{e}" for e in counts.file_errors)
     else:
-        text = (f"read {counts.read} = mapped {counts.mapped} + quarantined {counts.quarantined} {check}\n"
-                f"resources: {kinds}")
+        text = (
+            f"read {counts.read} = mapped {counts.mapped} + quarantined {counts.quarantined} {check}\n"
+            f"resources: {kinds}"
+        )
         errors = "".join(f"\nfile error: {e}" for e in counts.file_errors)
     return text + errors
 
@@ -94,8 +97,13 @@ def replay(out_dir: Path, registry: Registry, out: IO[str], lang: str) -> Counts
     path.replace(out_dir / "quarantine.replayed.ndjson") if entries else None
     pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
     for entry in entries:
-        outcome = pipeline.process(record_of(entry))
-        record = outcome.record
+        record = record_of(entry)
+        if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
+            # no fix makes a duplicate row new data: it stays where it is
+            pipeline.keep_quarantined(record, entry)
+            out.write(("仍隔离" if lang == "zh-CN" else "still quarantined") + f": {record.file} {record.location}\n")
+            continue
+        outcome = pipeline.process(record)
         if outcome.reasons:
             verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
         else:
@@ -116,7 +124,9 @@ def explain(source: str, path: Path, registry: Registry, location: str | None, o
     zh = lang == "zh-CN"
     out.write(f"{record.file} {record.location}\n")
     if mapped is None:
-        out.write(("没有适用的映射规则；字段：" if zh else "no spec applies; fields: ") + ", ".join(record.fields) + "\n")
+        out.write(
+            ("没有适用的映射规则；字段：" if zh else "no spec applies; fields: ") + ", ".join(record.fields) + "\n"
+        )
         return 1
     out.write(("映射规则" if zh else "spec") + f": {mapped.spec.id} (mappings/specs/{mapped.spec.file})\n\n")
     for step in mapped.steps:

@@ -51,7 +51,9 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
     for key in ("telecom", "address", "extension"):
         present = archive.setdefault(key, [])
         for item in incoming.get(key, []):
-            if item not in present and not (key == "extension" and any(e.get("url") == item.get("url") for e in present)):
+            if item not in present and not (
+                key == "extension" and any(e.get("url") == item.get("url") for e in present)
+            ):
                 present.append(item)
         if not present:
             del archive[key]
@@ -85,13 +87,22 @@ class IdentityIndex:
         if found:
             person_id = found[0]
             stored = json.loads(self.db.execute("SELECT resource FROM person WHERE id = ?", (person_id,)).fetchone()[0])
+            # Matched on a record number but carrying another 身份证号: two people, not one.
+            theirs = {k for k in match_keys(stored) if k.startswith("idcard|")}
+            ours = {k for k in keys if k.startswith("idcard|")}
+            if theirs and ours and not theirs & ours:
+                raise IdentityConflict([person_id, patient["id"]])
             merged = merge(stored, {k: v for k, v in patient.items() if k != "id"})
         else:
             person_id = patient["id"]
             merged = patient
-        self.db.execute("INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)", (person_id, json.dumps(merged, ensure_ascii=False)))
+        self.db.execute(
+            "INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)",
+            (person_id, json.dumps(merged, ensure_ascii=False)),
+        )
         self.db.executemany(
-            "INSERT OR IGNORE INTO person_key (key, person_id) VALUES (?, ?)", [(k, person_id) for k in match_keys(merged)]
+            "INSERT OR IGNORE INTO person_key (key, person_id) VALUES (?, ?)",
+            [(k, person_id) for k in match_keys(merged)],
         )
         return person_id, merged
 

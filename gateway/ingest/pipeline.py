@@ -128,6 +128,16 @@ class Ingest:
             self.counts.resources[resource["resourceType"]] += 1
         return outcome
 
+    def keep_quarantined(self, record: SourceRecord, entry: dict[str, Any]) -> None:
+        """Carry a quarantine line over unchanged (replay of records no fix can release)."""
+        self.counts.read += 1
+        self.counts.quarantined += 1
+        reasons = [
+            Reason(r["id"], {"zh-CN": r["zh-CN"], "en": r["en"]}, r.get("fhirpath"), r.get("source"))
+            for r in entry["reasons"]
+        ]
+        self.quarantine.add(Entry(record, reasons, entry.get("spec")))
+
     def evaluate(self, record: SourceRecord) -> Outcome:
         mapped = self.engine.map(record)
         outcome = Outcome(record, mapped)

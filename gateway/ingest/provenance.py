@@ -26,7 +26,10 @@ def provenance(mapped: Mapped, resources: list[dict[str, Any]], recorded: str, b
     entity: dict[str, Any] = {
         "role": "source",
         "what": {
-            "identifier": {"system": f"{base}/sid/legacy-record", "value": f"{record.source}|{record.file}|{record.location}"},
+            "identifier": {
+                "system": f"{base}/sid/legacy-record",
+                "value": f"{record.source}|{record.file}|{record.location}",
+            },
             "display": f"{SOURCE_SYSTEMS.get(record.source, record.source)}：{record.file} {record.location}",
         },
     }
@@ -43,7 +46,14 @@ def provenance(mapped: Mapped, resources: list[dict[str, Any]], recorded: str, b
         },
         "agent": [
             {
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler"}]},
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "assembler",
+                        }
+                    ]
+                },
                 "who": {"display": "医养互联网关 Yiyang Gateway"},
             }
         ],

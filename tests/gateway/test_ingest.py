@@ -1,0 +1,176 @@
+"""`yiyang ingest` on the community-health 个人基本信息表 sample: exact output, exact
+quarantine reasons, reconciled counts, replay after a fix, explain, and the CLI options."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli import main
+from gateway.ingest import commands
+from mappings import conceptmaps
+from profiles.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "mappings/samples/community-health/个人基本信息表.csv"
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def ndjson(path: Path) -> list[dict[str, Any]]:
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.exists()
+        else []
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts]:
+    out = tmp_path_factory.mktemp("ingest")
+    counts = commands.ingest("community-health", [SAMPLE], out, Registry(), bundle=True)
+    return out, counts
+
+
+def reasons(out: Path, location: str) -> list[tuple[str, str | None, str | None]]:
+    entry = next(e for e in ndjson(out / "quarantine.ndjson") if e["location"] == location)
+    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in entry["reasons"]]
+
+
+def test_counts_reconcile(run: tuple[Path, commands.Counts]) -> None:
+    counts = run[1]
+    assert (counts.read, counts.mapped, counts.quarantined) == (18, 12, 6)
+
+
+def test_good_row_becomes_exactly_the_expected_patient(run: tuple[Path, commands.Counts]) -> None:
+    expected = json.loads((GOLDEN / "community-health-zhang-xiuying.Patient.json").read_text(encoding="utf-8"))
+    assert next(p for p in ndjson(run[0] / "Patient.ndjson") if p["name"][0]["text"] == "张秀英") == expected
+
+
+def test_fifteen_digit_full_width_id_is_normalised_to_eighteen(run: tuple[Path, commands.Counts]) -> None:
+    patient = next(p for p in ndjson(run[0] / "Patient.ndjson") if p["name"][0]["text"] == "李建国")
+    assert (patient["identifier"][0]["value"], patient["birthDate"]) == ("440524198001010013", "1980-01-01")
+
+
+def test_multi_valued_past_history_becomes_one_condition_each(run: tuple[Path, commands.Counts]) -> None:
+    zhang = next(p for p in ndjson(run[0] / "Patient.ndjson") if p["name"][0]["text"] == "张秀英")
+    codes = sorted(
+        c["code"]["coding"][0]["code"]
+        for c in ndjson(run[0] / "Condition.ndjson")
+        if c["subject"]["reference"] == f"Patient/{zhang['id']}"
+    )
+    assert codes == ["E14", "I10"]
+
+
+def test_every_written_record_has_provenance_with_field_lineage(run: tuple[Path, commands.Counts]) -> None:
+    provenance = next(
+        p
+        for p in ndjson(run[0] / "Provenance.ndjson")
+        if p["entity"][0]["what"]["identifier"]["value"].endswith("row 12")
+    )
+    lineage = [e["valueString"] for e in provenance["entity"][0]["extension"]]
+    assert "Patient.identifier[0].value ← 个人基本信息表.csv row 12, column 身份证号" in lineage
+
+
+def test_excel_mangled_id_is_quarantined_with_its_column(run: tuple[Path, commands.Counts]) -> None:
+    assert reasons(run[0], "row 13")[0] == (
+        "mapping.excel-mangled-number",
+        None,
+        "个人基本信息表.csv row 13, column 身份证号",
+    )
+
+
+def test_bad_checksum_is_quarantined_with_fhirpath_and_column(run: tuple[Path, commands.Counts]) -> None:
+    assert reasons(run[0], "row 14") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "个人基本信息表.csv row 14, column 身份证号")
+    ]
+
+
+def test_impossible_date_is_quarantined_naming_the_column_of_the_missing_element(
+    run: tuple[Path, commands.Counts],
+) -> None:
+    assert reasons(run[0], "row 15") == [
+        ("mapping.impossible-date", None, "个人基本信息表.csv row 15, column 出生日期"),
+        ("profile.cardinality-min", "Patient.birthDate", "个人基本信息表.csv row 15, column 出生日期"),
+    ]
+
+
+def test_mojibake_is_quarantined(run: tuple[Path, commands.Counts]) -> None:
+    assert reasons(run[0], "row 16")[0] == ("mapping.mojibake", None, "个人基本信息表.csv row 16, column 姓名")
+
+
+def test_unknown_code_is_quarantined(run: tuple[Path, commands.Counts]) -> None:
+    assert reasons(run[0], "row 17") == [("mapping.unknown-code", None, "个人基本信息表.csv row 17, column 民族")]
+
+
+def test_duplicate_row_is_quarantined_naming_the_first(run: tuple[Path, commands.Counts]) -> None:
+    entry = next(e for e in ndjson(run[0] / "quarantine.ndjson") if e["reasons"][0]["id"] == "ingest.duplicate-row")
+    assert entry["reasons"][0]["en"] == "Duplicate of row 7"
+
+
+def test_quarantine_keeps_the_original_bytes(run: tuple[Path, commands.Counts]) -> None:
+    import base64
+
+    entry = next(e for e in ndjson(run[0] / "quarantine.ndjson") if e["location"] == "row 17")
+    assert "火星族".encode() in base64.b64decode(entry["raw"])
+
+
+def test_bundle_option_writes_a_transaction_of_everything(run: tuple[Path, commands.Counts]) -> None:
+    bundle = json.loads((run[0] / "bundle.json").read_text(encoding="utf-8"))
+    assert (bundle["type"], len(bundle["entry"])) == ("transaction", 12 + 15 + 5 + 12)
+
+
+def test_written_resources_pass_validation(run: tuple[Path, commands.Counts]) -> None:
+    from conformance.validator import Validator
+
+    validator = Validator()
+    bundle = json.loads((run[0] / "bundle.json").read_text(encoding="utf-8"))
+    assert [i for i in validator.validate(bundle) if i.is_error] == []
+
+
+def test_ingesting_the_same_file_again_merges_into_the_same_people(tmp_path: Path) -> None:
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    assert len(ndjson(tmp_path / "Patient.ndjson")) == 12
+
+
+def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    commands.ingest("community-health", [SAMPLE], out, Registry(), bundle=False)
+    fixed = tmp_path / "conceptmaps"
+    shutil.copytree(conceptmaps.FOLDER, fixed)
+    table = json.loads((fixed / "ConceptMap-ethnicity-to-gb-3304.json").read_text(encoding="utf-8"))
+    table["group"][0]["element"].append({"code": "火星族", "target": [{"code": "01", "equivalence": "equivalent"}]})
+    (fixed / "ConceptMap-ethnicity-to-gb-3304.json").write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setattr(conceptmaps, "FOLDER", fixed)
+    lines: list[str] = []
+
+    class Sink:
+        def write(self, text: str) -> None:
+            lines.append(text)
+
+    commands.replay(out, Registry(), Sink(), "en")
+    assert "now passes: 个人基本信息表.csv row 17\n" in lines
+
+
+def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["ingest", "--source", "community-health", "--out", str(tmp_path), "--lang", "en", str(SAMPLE)])
+    assert "read 18 = mapped 12 + quarantined 6 ✓" in capsys.readouterr().out
+
+
+def test_cli_strict_exits_one_when_anything_was_quarantined(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "--source", "community-health", "--strict", "--out", str(tmp_path), str(SAMPLE)]) == 1
+
+
+def test_explain_shows_field_rule_and_element(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["mappings", "explain", "community-health", str(SAMPLE), "--record", "row 14", "--lang", "en"])
+    out = capsys.readouterr().out
+    assert "Patient.identifier[0].value ← 个人基本信息表.csv row 14, column 身份证号" in out
+
+
+def test_explain_lists_each_field_with_its_transform(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["mappings", "explain", "community-health", str(SAMPLE)])
+    assert "出生日期 = '1956-08-01'\n      date\n      → Patient.birthDate = \"1956-08-01\"" in capsys.readouterr().out

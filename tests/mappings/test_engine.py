@@ -1,0 +1,200 @@
+"""The mapping engine, normalisers and paths, independent of any real source."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mappings import normalise
+from mappings.conceptmaps import ConceptMaps
+from mappings.engine import MappingEngine
+from mappings.normalise import MappingError
+from mappings.paths import parse, set_path
+from mappings.records import SourceRecord
+from mappings.specs import Spec
+
+SEX_MAP = {
+    "resourceType": "ConceptMap",
+    "id": "sex",
+    "url": "{base}/ConceptMap/sex",
+    "status": "active",
+    "group": [
+        {
+            "target": "urn:oid:2.16.156.10011.2.3.3.4",
+            "element": [
+                {"code": "男", "target": [{"code": "1", "display": "男性", "equivalence": "equivalent"}]},
+                {"code": "1", "target": [{"code": "1", "display": "男性", "equivalence": "equivalent"}]},
+            ],
+        }
+    ],
+}
+
+
+def spec(*rules: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> Spec:
+    resources = [{"name": "patient", "type": "Patient", "rules": list(rules)}, *(extra or [])]
+    return Spec("test/spec", "测试", "test", frozenset({"姓名"}), resources)
+
+
+def record(**fields: Any) -> SourceRecord:
+    return SourceRecord("test", "表.csv", "row 2", fields, b"raw", "column", frozenset(fields))
+
+
+def engine(*specs: Spec) -> MappingEngine:
+    return MappingEngine(list(specs), ConceptMaps([SEX_MAP], "http://b"), "http://b")
+
+
+# -- paths ---------------------------------------------------------------------------------
+def test_plus_appends_and_equals_reuses_the_item() -> None:
+    resource: dict[str, Any] = {}
+    set_path(resource, parse("identifier[+].system"), "a")
+    written = set_path(resource, parse("identifier[=].value"), "1")
+    assert (resource, written) == ({"identifier": [{"system": "a", "value": "1"}]}, "identifier[0].value")
+
+
+# -- normalisers ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1945-01-01",
+        "1945/1/1",
+        "19450101",
+        "1945年1月1日",
+        "1945.01.01",
+        16438,
+        "16438",
+        "１９４５－０１－０１",
+        datetime(1945, 1, 1, 8, 30),
+    ],
+)
+def test_every_date_spelling_in_exports_becomes_iso(raw: Any) -> None:
+    assert normalise.fhir_date(raw) == "1945-01-01"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message_id"), [("1945-02-30", "mapping.impossible-date"), ("去年", "mapping.bad-date")]
+)
+def test_dates_that_cannot_be_true_are_refused(raw: str, message_id: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        normalise.fhir_date(raw)
+    assert caught.value.message_id == message_id
+
+
+@pytest.mark.parametrize("raw", ["1.10105E+17", 1.10105e17, "4.10105e+17"])
+def test_excel_mangled_identifiers_are_refused(raw: Any) -> None:
+    with pytest.raises(MappingError, match="mapping.excel-mangled-number"):
+        normalise.identifier(raw)
+
+
+def test_full_width_identifier_is_folded() -> None:
+    assert normalise.identifier("１１０１０５１９４９１２３１００２ｘ") == "11010519491231002X"
+
+
+@pytest.mark.parametrize("raw", ["å¼ ä¸‰", "锟斤拷", "张\ufffd三"])
+def test_mojibake_is_refused(raw: str) -> None:
+    with pytest.raises(MappingError, match="mapping.mojibake"):
+        normalise.text(raw)
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=8))
+def test_plain_chinese_text_passes_through(name: str) -> None:
+    assert normalise.text(name) == name
+
+
+def test_multi_valued_cells_split_on_any_separator() -> None:
+    assert normalise.split_list("高血压，糖尿病、冠心病;脑卒中") == ["高血压", "糖尿病", "冠心病", "脑卒中"]
+
+
+# -- engine --------------------------------------------------------------------------------
+NAME = {"path": "name[+]", "value": {"text": {"from": "姓名", "required": True}}}
+
+
+def test_mapped_value_lands_at_its_path() -> None:
+    mapped = engine(spec(NAME)).map(record(姓名="张三"))
+    assert mapped.resources["patient"]["name"] == [{"text": "张三"}]
+
+
+def test_every_set_element_knows_its_legacy_field() -> None:
+    mapped = engine(spec(NAME)).map(record(姓名="张三"))
+    assert str(mapped.lineage[("patient", "Patient.name[0].text")]) == "表.csv row 2, column 姓名"
+
+
+def test_required_empty_field_is_a_problem_with_its_location() -> None:
+    mapped = engine(spec(NAME)).map(record(姓名=""))
+    assert [(p.message_id, str(p.ref)) for p in mapped.problems] == [
+        ("mapping.missing-required", "表.csv row 2, column 姓名")
+    ]
+
+
+def test_constant_only_structure_is_dropped_when_its_source_is_empty() -> None:
+    rule = {"path": "identifier[+]", "value": {"system": "urn:x", "value": {"from": "档案号"}}}
+    mapped = engine(spec(NAME, rule)).map(record(姓名="张三", 档案号=""))
+    assert "identifier" not in mapped.resources["patient"]
+
+
+def test_concept_map_translates_a_legacy_code_to_a_coding() -> None:
+    rule = {
+        "path": "_gender.extension[+]",
+        "value": {"url": "u", "valueCoding": {"from": "性别", "map": "sex", "as": "coding"}},
+    }
+    mapped = engine(spec(NAME, rule)).map(record(姓名="张三", 性别="男"))
+    expected = {"system": "urn:oid:2.16.156.10011.2.3.3.4", "code": "1", "display": "男性"}
+    assert mapped.resources["patient"]["_gender"]["extension"][0]["valueCoding"] == expected
+
+
+def test_unknown_code_is_a_problem_naming_the_concept_map() -> None:
+    rule = {"path": "gender", "value": {"from": "性别", "map": "sex"}}
+    mapped = engine(spec(NAME, rule)).map(record(姓名="张三", 性别="X"))
+    assert [(p.message_id, p.params["conceptMap"]) for p in mapped.problems] == [("mapping.unknown-code", "sex")]
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    rules = [
+        NAME,
+        {"path": "gender", "value": {"from": "性别", "map": "sex"}},
+        {"path": "birthDate", "value": {"from": "出生日期", "transform": ["date"]}},
+    ]
+    mapped = engine(spec(*rules)).map(record(姓名="", 性别="X", 出生日期="1945-13-01"))
+    assert len(mapped.problems) == 3
+
+
+def test_each_makes_one_resource_per_item_referencing_the_patient() -> None:
+    condition = {
+        "name": "condition",
+        "type": "Condition",
+        "each": "疾病",
+        "skip": ["无"],
+        "rules": [{"path": "code.text", "value": {"from": "$item"}}, {"path": "subject", "value": {"ref": "patient"}}],
+    }
+    mapped = engine(spec(NAME, extra=[condition])).map(record(姓名="张三", 疾病="高血压,无,糖尿病"))
+    texts = [r["code"]["text"] for n, r in mapped.resources.items() if n.startswith("condition")]
+    assert texts == ["高血压", "糖尿病"]
+
+
+def test_dotted_field_reaches_into_nested_json() -> None:
+    rule = {"path": "name[+]", "value": {"text": {"from": "baseinfo.psn_name"}}}
+    the_spec = spec(rule)
+    mapped = engine(the_spec).map(record(baseinfo={"psn_name": "张三"}), the_spec)
+    assert mapped.resources["patient"]["name"] == [{"text": "张三"}]
+
+
+def test_resource_ids_are_stable_across_runs() -> None:
+    first = engine(spec(NAME)).map(record(姓名="张三")).resources["patient"]["id"]
+    assert engine(spec(NAME)).map(record(姓名="张三")).resources["patient"]["id"] == first
+
+
+def test_fields_no_rule_consumed_are_reported_as_unused() -> None:
+    mapped = engine(spec(NAME)).map(record(姓名="张三", 备注="无"))
+    assert mapped.unused_fields == ["备注"]
+
+
+def test_spec_naming_an_unknown_transform_fails_at_load_time() -> None:
+    with pytest.raises(ValueError, match="unknown transform"):
+        engine(spec({"path": "name[+]", "value": {"text": {"from": "姓名", "transform": ["magic"]}}}))
+
+
+def test_spec_is_selected_by_the_record_shape() -> None:
+    assert engine(spec(NAME)).select(record(身份证号="1")) is None
