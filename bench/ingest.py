@@ -1,0 +1,76 @@
+"""Ingest throughput against validation alone, and memory as the input grows.
+
+    python -m bench.ingest [--rows 100000]
+
+Generates community-health 个人基本信息表 CSV rows (bench.legacy_samples, 2 % broken), ingests
+them with the real pipeline in a child process (peak RSS measured there), then validates the
+resources it wrote with the validator alone, in this same run, and prints records/s,
+resources/s, the ratio ingest/validation-only (goal ≥ 50 %) and peak RSS for the full file
+and for a fifth of it (flat memory means the two are close; goal < 300 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.legacy_samples import rows, write
+from conformance.validator import Validator
+
+
+def ingest_in_child(csv_path: Path, out: Path) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of `yiyang ingest` on the file, in a fresh interpreter."""
+    code = (
+        "import resource, sys, time\n"
+        "from pathlib import Path\n"
+        "from gateway.ingest.commands import ingest\n"
+        "from profiles.registry import Registry\n"
+        "start = time.perf_counter()\n"
+        "ingest('community-health', [Path(sys.argv[1])], Path(sys.argv[2]), Registry(), bundle=False)\n"
+        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(csv_path), str(out)], capture_output=True, text=True, check=True)
+    seconds, peak = done.stdout.split()
+    return float(seconds), float(peak)
+
+
+def validate_only(out: Path) -> tuple[int, float]:
+    validator = Validator()
+    documents = [line for f in sorted(out.glob("*.ndjson")) if f.name != "quarantine.ndjson" for line in f.open("rb")]
+    validator.validate(orjson.loads(documents[0]))
+    start = time.perf_counter()
+    for document in documents:
+        validator.validate(orjson.loads(document))
+    return len(documents), len(documents) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        peaks = {}
+        for count in (args.rows // 5, args.rows):
+            csv_path = root / f"个人基本信息表-{count}.csv"
+            write(csv_path, rows(count, seed=11, broken=0.02))
+            seconds, peaks[count] = ingest_in_child(csv_path, root / f"out-{count}")
+        out = root / f"out-{args.rows}"
+        resources, validation_rate = validate_only(out)
+        quarantined = sum(1 for _ in (out / "quarantine.ndjson").open("rb"))
+    print(f"{args.rows} community-health rows ({quarantined} quarantined), {resources} resources written")
+    print(f"  ingest end to end       {args.rows / seconds:>9,.0f} records/s  {resources / seconds:>9,.0f} resources/s")
+    print(f"  validation only         {'':>19}  {validation_rate:>9,.0f} resources/s")
+    print(f"  ratio ingest/validation {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
+    print(f"  peak RSS {peaks[args.rows // 5]:.0f} MB for {args.rows // 5} rows, {peaks[args.rows]:.0f} MB for {args.rows} rows (goal < 300 MB, flat)")
+
+
+if __name__ == "__main__":
+    main()
