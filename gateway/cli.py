@@ -4,14 +4,16 @@
 validates FHIR JSON or NDJSON files.  Exit status: 0 when no issue is an error or fatal, 1 when
 one is, 2 for usage or I/O problems.  Other tools depend on this contract exactly.
 
-``yiyang demo`` validates the example instances shipped with the provincial package and
-prints a summary: the main job until the gateway server exists.
+``yiyang demo`` is the main job on demo data: it validates the package's examples, ingests
+every shipped sample export into one archive and shows the elder all sources share.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,10 +21,14 @@ from typing import IO
 
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
 from gateway.validation_io import FileReport, validate_file
+from mappings.readers import READERS
 from mappings.specs import SOURCES
 from profiles.registry import DefinitionError, Registry, examples_dir
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+SAMPLES = Path(__file__).resolve().parent.parent / "mappings" / "samples"
+#: the 身份证号 of the elder whose records every sample source carries
+DEMO_ELDER = "410105194912310020"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
@@ -65,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("files", nargs="+", metavar="FILE")
 
-    demo = commands.add_parser("demo", help="validate the shipped example instances and summarise")
+    demo = commands.add_parser("demo", help="validate the package examples and ingest every sample export")
     demo.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+    demo.add_argument("--out", type=Path, default=Path("out"), help="the archive goes to OUT/demo (rewritten)")
 
     ingest = commands.add_parser("ingest", help="map legacy records to validated FHIR, quarantining the rest")
     ingest.add_argument("--source", required=True, choices=SOURCES)
@@ -134,9 +141,14 @@ def _example_files() -> Iterator[Path]:
 
 
 def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
+    """The main job on demo data: validate the package's examples, then ingest every shipped
+    sample export of every source into one archive (SQLite identity index) and show the
+    elder who arrives from all of them as one Patient."""
     from conformance.validator import Validator
+    from gateway.ingest.commands import ingest, summary
 
-    validator = Validator(_registry([]))
+    registry = _registry([])
+    validator = Validator(registry)
     zh = args.lang == "zh-CN"
     counts = {"valid": [0, 0], "invalid": [0, 0]}
     for file in _example_files():
@@ -145,22 +157,37 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
         kind = "invalid" if file.name.startswith("invalid") else "valid"
         counts[kind][0] += 1
         counts[kind][1] += bool(report.errors)
-        verdict = ("不通过" if zh else "FAIL") if report.errors else ("通过" if zh else "PASS")
-        out.write(
-            f"{verdict:<5} {file.parent.name}/{file.name}  ({report.errors} errors, {report.warnings} warnings)\n"
-        )
     valid_ok = counts["valid"][0] - counts["valid"][1]
     if zh:
-        out.write(
-            f"\n合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n"
-        )
+        out.write(f"规范示例：合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n")
     else:
-        out.write(
-            f"\nvalid examples passing {valid_ok}/{counts['valid'][0]}; "
-            f"invalid examples rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n"
-        )
+        out.write(f"package examples: valid passing {valid_ok}/{counts['valid'][0]}; "
+                  f"invalid rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n")
+    archive = args.out / "demo"
+    if archive.exists():
+        shutil.rmtree(archive)
+    for source in SOURCES:
+        files = sorted(p for p in (SAMPLES / source).glob("*") if p.is_file() and p.suffix.lower() in READERS)
+        if files:
+            out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
+            out.write(summary(ingest(source, files, archive, registry, bundle=False), args.lang) + "\n")
+    _show_shared_elder(archive, out, zh)
     all_right = valid_ok == counts["valid"][0] and counts["invalid"][1] == counts["invalid"][0]
     return EXIT_OK if all_right else EXIT_INVALID
+
+
+def _show_shared_elder(archive: Path, out: IO[str], zh: bool) -> None:
+    patients = archive / "Patient.ndjson"
+    if not patients.exists():
+        return
+    for line in patients.open(encoding="utf-8"):
+        person = json.loads(line)
+        if any(i.get("value") == DEMO_ELDER for i in person.get("identifier", [])):
+            label = "同一老人在全部来源中合并为一个 Patient" if zh else "one elder from every source, one Patient"
+            out.write(f"\n{label}: Patient/{person['id']} {person['name'][0].get('text', '')}\n")
+            for identifier in person["identifier"]:
+                out.write(f"  {identifier['system']}  {identifier['value']}\n")
+    out.write(("\n输出目录：" if zh else "\noutput folder: ") + f"{archive}\n")
 
 
 def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
