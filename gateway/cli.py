@@ -180,8 +180,9 @@ def _show_shared_elder(archive: Path, out: IO[str], zh: bool) -> None:
     patients = archive / "Patient.ndjson"
     if not patients.exists():
         return
-    for line in patients.open(encoding="utf-8"):
-        person = json.loads(line)
+    with patients.open(encoding="utf-8") as lines:
+        people = [json.loads(line) for line in lines]
+    for person in people:
         if any(i.get("value") == DEMO_ELDER for i in person.get("identifier", [])):
             label = "同一老人在全部来源中合并为一个 Patient" if zh else "one elder from every source, one Patient"
             out.write(f"\n{label}: Patient/{person['id']} {person['name'][0].get('text', '')}\n")

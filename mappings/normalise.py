@@ -41,8 +41,14 @@ _DATE_PATTERNS = [
 _MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00ff]{2,}")
 
 
+# Full-width digits and Latin letters (and the ideographic space) fold to ASCII in any text;
+# Chinese punctuation such as ， and 、 stays, it belongs to the text.
+_ALNUM_FOLD = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for cp in range(r[0], r[1] + 1)}
+_ALNUM_FOLD[0x3000] = 0x20
+
+
 def text(value: Any) -> str | None:
-    """Trimmed text with full-width ASCII folded to half-width; empty becomes None."""
+    """Trimmed text with full-width digits and letters folded to ASCII; empty becomes None."""
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
@@ -50,14 +56,21 @@ def text(value: Any) -> str | None:
     raw = str(value)
     if _MOJIBAKE.search(raw):
         raise MappingError("mapping.mojibake", value=raw[:40])
-    return unicodedata.normalize("NFKC", raw).strip() or None
+    return raw.translate(_ALNUM_FOLD).strip() or None
+
+
+def _folded(value: Any) -> str | None:
+    """Text with every compatibility form folded (NFKC): for codes, numbers and dates, where
+    a full-width hyphen or slash is only a spelling of the ASCII one."""
+    cleaned = text(value)
+    return unicodedata.normalize("NFKC", cleaned) if cleaned is not None else None
 
 
 def identifier(value: Any) -> str | None:
     """An identifier as text, refusing what a spreadsheet did to long numbers."""
     if isinstance(value, float):
         raise MappingError("mapping.excel-mangled-number", value=repr(value))
-    cleaned = text(value)
+    cleaned = _folded(value)
     if cleaned is None:
         return None
     if _SCIENTIFIC.fullmatch(cleaned):
@@ -87,7 +100,7 @@ def fhir_date(value: Any) -> str | None:
         return value.isoformat()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return _from_serial(value)
-    cleaned = text(value)
+    cleaned = _folded(value)
     if cleaned is None:
         return None
     if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned) and not re.fullmatch(r"(?:18|19|20)\d{2}", cleaned):
@@ -109,7 +122,7 @@ def fhir_datetime(value: Any) -> str | None:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=_CHINA)
         return moment.isoformat(timespec="seconds")
-    cleaned = text(value) if not isinstance(value, (int, float, date)) else value
+    cleaned = _folded(value) if not isinstance(value, (int, float, date)) else value
     if isinstance(cleaned, str):
         match = re.fullmatch(r"(\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?", cleaned)
         if match:
@@ -129,7 +142,7 @@ def integer(value: Any) -> int | None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
         return int(value)
-    cleaned = text(value)
+    cleaned = _folded(value)
     if cleaned is None:
         return None
     if not re.fullmatch(r"[+-]?\d+(?:\.0+)?", cleaned):
@@ -142,7 +155,7 @@ def decimal(value: Any) -> float | None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
-    cleaned = text(value)
+    cleaned = _folded(value)
     if cleaned is None:
         return None
     try:

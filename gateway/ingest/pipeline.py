@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,20 +76,26 @@ def _problem_reason(problem: Problem, catalog: dict[str, dict[str, str]]) -> Rea
 def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
     """The legacy field behind a FHIRPath: the element itself or its nearest mapped ancestor;
     for an element that is missing because its value failed to map, the field that failed."""
+    # "Observation.effective[x]" (a profile speaking of a choice) is "effectiveDateTime" in data
+    pattern = re.compile(re.escape(expression).replace(r"\[x\]", r"[A-Z]\w*"))
     best: tuple[int, str] | None = None
     for (resource, path), ref in mapped.lineage.items():
         if resource != name:
             continue
-        if expression == path or expression.startswith(path + ".") or expression.startswith(path + "["):
+        if pattern.fullmatch(path) or _within(expression, path):
             if best is None or len(path) > best[0]:
                 best = (len(path), str(ref))
     if best:
         return best[1]
-    bare = ".".join(part.split("[")[0] for part in expression.split("."))
+    bare = re.compile(".".join(re.escape(part.split("[")[0]) for part in expression.split(".")).replace(r"\[x\]", "") + r"(?:[A-Z]\w*)?(?:\..*)?")
     for (resource, path), ref in mapped.attempted.items():
-        if resource == name and (path == bare or path.startswith(bare + ".")):
+        if resource == name and bare.fullmatch(path):
             return str(ref)
     return None
+
+
+def _within(expression: str, path: str) -> bool:
+    return expression == path or expression.startswith(path + ".") or expression.startswith(path + "[")
 
 
 class Ingest:

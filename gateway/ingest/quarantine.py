@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,16 +57,23 @@ class Entry:
 
 
 def _jsonable(value: Any) -> Any:
+    """Fields as JSON; spreadsheet date cells are tagged so replay gets a datetime back."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
     return {"$datetime": value.isoformat()} if hasattr(value, "isoformat") else str(value)
 
 
 def _revive(value: Any) -> Any:
-    if isinstance(value, dict) and "$datetime" in value:
-        from datetime import datetime
-
-        return datetime.fromisoformat(value["$datetime"])
+    if isinstance(value, dict):
+        if set(value) == {"$datetime"}:
+            return datetime.fromisoformat(value["$datetime"])
+        return {k: _revive(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_revive(v) for v in value]
     return value
 
 

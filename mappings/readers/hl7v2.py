@@ -1,0 +1,299 @@
+"""HL7 v2.x message files (``.hl7``) from hospital information systems: ADT feeds (A01 admit,
+A03 discharge, A04 register, A08 update, A40 merge …), one or more messages per file.
+
+Messages and records
+--------------------
+Segments end with ``\\r``, ``\\n`` or ``\\r\\n`` (all three are met in files saved from
+interface engines); a new message starts at every ``MSH`` segment, and every message is one
+record located as ``message N`` (1-based, in file order).  The file is read in chunks, one
+message at a time, so memory stays flat however long the feed.  Blank lines, MLLP framing
+characters (``\\x0b`` … ``\\x1c``) and batch envelopes (``FHS``/``BHS``/``BTS``/``FTS``) are
+not part of any message.  ``raw`` is the message's own bytes as they stand in the file, from
+its ``MSH`` through the end of its last segment.
+
+Encoding is decided per message, because feeds concatenated from several systems mix them:
+UTF-8 when the message decodes as UTF-8, else GB18030 (a superset of GBK and GB2312, what older
+Chinese HIS write), else UTF-8 with replacement characters, which the mapping's mojibake check
+then reports for every field it uses.
+
+A message that cannot be parsed still becomes a record, so it is quarantined with its bytes,
+never lost: its shape is ``{"UNPARSEABLE"}`` (no spec matches it) and its only field,
+``UNPARSEABLE``, says why — a damaged ``MSH`` (no field separator or encoding characters), an
+empty message type (``MSH-9``), a line that is not a segment (text cut off, or a line break
+inside a field that split a segment in two), or content outside any message.  A file whose
+first line is not ``MSH`` (or a batch header) is not HL7 v2 at all and raises
+:class:`~mappings.readers.ReaderError`.
+
+Field keys
+----------
+Keys follow the HL7 ``SEG-n`` notation, with the field numbers of the standard (``MSH-9`` is
+the message type; ``MSH-1`` and ``MSH-2``, the separators themselves, are left out):
+
+* ``PID-8`` — the field's first repetition, escape sequences decoded (``\\F\\``, ``\\S\\``,
+  ``\\T\\``, ``\\R\\``, ``\\E\\``, ``\\Xhh\\``) and components re-joined with the message's own
+  separators; for a field of one component it is simply the value;
+* ``PID-5.1`` — component 1 of the first repetition (always present when non-empty, also for
+  one-component fields, so a spec may write ``PID-8.1`` whatever the sender does), and
+  ``IN1-3.4.1`` — subcomponent 1 of a component, given only when the component has
+  subcomponents;
+* ``PID-3~2``, ``PID-3~2.1`` — the second (third …) repetition, same rules;
+* ``PID-3[ID]``, ``PID-3[ID].1`` — in fields of type CX (``CX_FIELDS``: patient and visit
+  identifier lists), the first repetition whose identifier type code (CX.5) is ``ID``, so a
+  spec can pick the 身份证号 out of ``PID-3`` however the sender orders the repetitions;
+* repeating segments: the flat keys above describe the **first** occurrence of a segment; for
+  segments that repeat by design (``REPEATABLE``: ``IN1``, ``NK1``, ``DG1`` …) and for any
+  other segment that occurs more than once in a message, the bare segment id (``IN1``) holds
+  a list with one dict per occurrence, in message order, keyed the same way (``IN1-2.1``), so a
+  spec can write ``each: IN1`` and ``from: $item.IN1-2.1``.
+
+Empty values and the HL7 explicit null ``""`` are left out.  Date/time fields (``TS_FIELDS``:
+``PID-7``, ``PV1-44``, ``PV1-45``, ``IN1-12`` …) are given in ISO form so the shared ``date``
+and ``datetime`` normalisers read them: ``19491231`` → ``1949-12-31``, ``20261102091500`` →
+``2026-11-02 09:15:00``; a time with another UTC offset is moved to Beijing time (+08:00, what
+the normalisers assume), fractions of a second are dropped.  A value that is not a well-formed
+HL7 timestamp is passed on as it is, and an impossible date such as ``19520230`` becomes
+``1952-02-30``, so the normalisers name the problem instead of the reader hiding it.
+
+Shape
+-----
+A record's shape (what ``match:`` in a spec is checked against) is the message type with its
+trigger event (``ADT^A01``), the trigger event alone (``A01``) and the id of every segment
+present (``MSH``, ``EVN``, ``PID``, ``PV1``, ``IN1`` …).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import hl7
+
+from mappings.readers import ReaderError
+from mappings.records import SourceRecord
+
+#: the shape and only field of a message that cannot be parsed; no spec may match it
+UNPARSEABLE = "UNPARSEABLE"
+#: segments that repeat by design in ADT messages; they always get a list under their id
+REPEATABLE = frozenset({"NK1", "OBX", "AL1", "DG1", "PR1", "ROL", "GT1", "IN1", "IN2", "IN3", "NTE"})
+#: fields of type CX (identifier lists) whose repetitions are also keyed by type code (CX.5)
+CX_FIELDS = frozenset(
+    {"PID-2", "PID-3", "PID-4", "PID-18", "PID-21", "PV1-19", "PV1-50", "IN1-49"}
+    | {f"MRG-{n}" for n in range(1, 7)}
+)
+#: date/time fields (TS/DTM) rendered in ISO form
+TS_FIELDS = frozenset(
+    {"MSH-7", "EVN-2", "EVN-3", "EVN-6", "PID-7", "PID-29", "PID-33", "PV1-44", "PV1-45", "PV2-8", "PV2-9"}
+    | {"IN1-12", "IN1-13", "IN1-18", "IN1-24", "IN1-26", "IN1-29", "NK1-8", "NK1-9", "NK1-16"}
+    | {"DG1-5", "DG1-19", "AL1-6", "PR1-5", "OBX-12", "OBX-14", "OBX-19", "MRG-8"}
+)
+
+BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 16
+_TERMINATOR = re.compile(rb"\r\n|\r|\n")
+#: MLLP start-of-block and end-of-block characters, and the line's own terminator
+_FRAMING = b"\x0b\x1c\r\n"
+_BATCH = frozenset({"FHS", "BHS", "BTS", "FTS"})
+_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
+_NULL = '""'
+_CHINA = timezone(timedelta(hours=8))
+_TIMESTAMP = re.compile(
+    r"(?P<y>\d{4})(?:(?P<mo>\d{2})(?:(?P<d>\d{2})(?:(?P<h>\d{2})(?:(?P<mi>\d{2})(?:(?P<s>\d{2})(?:\.\d{1,4})?)?)?)?)?)?"
+    r"(?P<tz>[+-]\d{4})?"
+)
+
+
+def read_hl7(path: Path, source: str) -> Iterator[SourceRecord]:
+    with path.open("rb") as handle:
+        number = 0
+        current: list[tuple[bytes, bytes]] = []  # (line as in the file, line without framing)
+        started = False
+        for index, line in enumerate(_lines(handle)):
+            body = (line.removeprefix(BOM) if index == 0 else line).strip(_FRAMING)
+            if not body.strip():
+                if current:
+                    current.append((line, b""))
+                continue
+            segment_id = body[:3].decode("ascii", "replace")
+            if not started and segment_id != "MSH" and segment_id not in _BATCH:
+                raise ReaderError(f"{path.name}: not an HL7 v2 file (it begins with {body[:20]!r}, not an MSH segment)")
+            started = True
+            if segment_id == "MSH" or segment_id in _BATCH:
+                if current:
+                    number += 1
+                    yield _message(source, path.name, number, current)
+                current = [(line, body)] if segment_id == "MSH" else []
+                continue
+            current.append((line, body))
+        if current:
+            number += 1
+            yield _message(source, path.name, number, current)
+
+
+def _lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """The file's lines with their terminators (``\\r``, ``\\n`` or ``\\r\\n``), read in chunks."""
+    pending = b""
+    while chunk := handle.read(_CHUNK):
+        pending += chunk
+        start = 0
+        for match in _TERMINATOR.finditer(pending):
+            if match.group() == b"\r" and match.end() == len(pending):
+                break  # perhaps the first half of \r\n: wait for the next chunk
+            yield pending[start : match.end()]
+            start = match.end()
+        pending = pending[start:]
+    if pending:
+        yield pending
+
+
+# -- one message --------------------------------------------------------------------------------
+def _message(source: str, file: str, number: int, lines: list[tuple[bytes, bytes]]) -> SourceRecord:
+    while lines and not lines[-1][1]:
+        lines = lines[:-1]  # blank lines after the last segment belong to no message
+    raw = b"".join(line for line, _ in lines)
+    location = f"message {number}"
+    segments = [_decode(body) for _, body in lines if body]
+    try:
+        message, fields = _parse(segments)
+    except _Unparseable as problem:
+        return SourceRecord(source, file, location, {UNPARSEABLE: str(problem)}, raw, "field", frozenset({UNPARSEABLE}))
+    kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
+    shape = {str(segment[0]) for segment in message}
+    shape.update([f"{kind}^{trigger}", trigger] if trigger else [kind])
+    return SourceRecord(source, file, location, fields, raw, "field", frozenset(shape))
+
+
+class _Unparseable(ValueError):
+    """Why a message cannot be read; it becomes the record's only field."""
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any]]:
+    if not segments or not segments[0].startswith("MSH"):
+        raise _Unparseable("content outside any message (no MSH segment before it)")
+    header = segments[0]
+    separator = header[3:4]
+    encoding_chars = header[4:].split(separator, 1)[0] if separator else ""
+    if (
+        not separator
+        or separator.isalnum()
+        or len(encoding_chars) not in (4, 5)
+        or len(set(separator + encoding_chars)) != len(encoding_chars) + 1
+        or any(c.isalnum() or c.isspace() for c in encoding_chars)
+    ):
+        raise _Unparseable("MSH-1/MSH-2: no valid field separator and encoding characters")
+    for number, text in enumerate(segments[1:], start=2):
+        if not (_SEGMENT_ID.fullmatch(text[:3]) and text[3:4] in ("", separator)):
+            raise _Unparseable(f"segment {number} is not an HL7 segment: {text[:30]!r}")
+    try:
+        message = hl7.parse("\r".join(segments))
+    except Exception as exc:  # python-hl7 raises IndexError, ParseException … on damaged input
+        raise _Unparseable(f"python-hl7 cannot parse the message: {exc}") from exc
+    separators = _Separators(encoding_chars)
+    fields: dict[str, Any] = {}
+    occurrences: dict[str, list[dict[str, str]]] = {}
+    for segment in message:
+        segment_id = str(segment[0])
+        keys = _segment_fields(message, segment, segment_id, separators)
+        occurrences.setdefault(segment_id, []).append(keys)
+        if len(occurrences[segment_id]) == 1:
+            fields.update(keys)
+    for segment_id, found in occurrences.items():
+        if segment_id in REPEATABLE or len(found) > 1:
+            fields[segment_id] = found
+    if not fields.get("MSH-9.1"):
+        raise _Unparseable("MSH-9 (message type) is empty")
+    return message, fields
+
+
+class _Separators:
+    def __init__(self, encoding_chars: str) -> None:
+        self.component, self.repetition, self.escape, self.subcomponent = encoding_chars[:4]
+
+
+def _segment_fields(message: hl7.Message, segment: hl7.Segment, segment_id: str, seps: _Separators) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    first = 3 if segment_id == "MSH" else 1  # MSH-1 and MSH-2 are the separators themselves
+    for number in range(first, len(segment)):
+        name = f"{segment_id}-{number}"
+        repetitions = str(segment[number]).split(seps.repetition)
+        typed: set[str] = set()
+        for index, repetition in enumerate(repetitions, start=1):
+            components = _components(message, repetition, seps, name in TS_FIELDS)
+            if not components:
+                continue
+            prefixes = [name if index == 1 else f"{name}~{index}"]
+            type_code = components.get(5)
+            if name in CX_FIELDS and type_code and type_code[0] not in typed:
+                typed.add(type_code[0])
+                prefixes.append(f"{name}[{type_code[0]}]")
+            whole = _join(components, seps)
+            for prefix in prefixes:
+                keys[prefix] = whole
+                for position, (text, subcomponents) in components.items():
+                    keys[f"{prefix}.{position}"] = text
+                    if len(subcomponents) > 1:
+                        for sub, value in enumerate(subcomponents, start=1):
+                            if value:
+                                keys[f"{prefix}.{position}.{sub}"] = value
+    return keys
+
+
+def _components(
+    message: hl7.Message, repetition: str, seps: _Separators, timestamp: bool
+) -> dict[int, tuple[str, list[str]]]:
+    """Non-empty components by position: (text with subcomponents joined, subcomponents)."""
+    found: dict[int, tuple[str, list[str]]] = {}
+    for position, component in enumerate(repetition.split(seps.component), start=1):
+        subcomponents = [_value(message, s, seps) for s in component.split(seps.subcomponent)]
+        if timestamp and position == 1:
+            subcomponents[0] = iso_timestamp(subcomponents[0])
+        if any(subcomponents):
+            found[position] = (seps.subcomponent.join(subcomponents), subcomponents)
+    return found
+
+
+def _value(message: hl7.Message, text: str, seps: _Separators) -> str:
+    value = message.unescape(text) if seps.escape in text else text
+    value = value.strip()
+    return "" if value == _NULL else value
+
+
+def _join(components: dict[int, tuple[str, list[str]]], seps: _Separators) -> str:
+    last = max(components)
+    return seps.component.join(components[p][0] if p in components else "" for p in range(1, last + 1))
+
+
+def iso_timestamp(value: str) -> str:
+    """An HL7 TS/DTM value (``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``) in ISO form, Beijing time;
+    anything else unchanged."""
+    match = _TIMESTAMP.fullmatch(value)
+    if not match:
+        return value
+    y, mo, d, h, mi, s, tz = match.group("y", "mo", "d", "h", "mi", "s", "tz")
+    if mo is None:
+        return y
+    if d is None:
+        return f"{y}-{mo}"
+    if h is None:
+        return f"{y}-{mo}-{d}"
+    mi, s = mi or "00", s or "00"
+    if tz and tz != "+0800":
+        try:
+            offset = timezone(timedelta(hours=int(tz[1:3]), minutes=int(tz[3:5])) * (1 if tz[0] == "+" else -1))
+            moment = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=offset).astimezone(_CHINA)
+        except ValueError:
+            pass  # an impossible date or time: left for the normalisers to report
+        else:
+            return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{y}-{mo}-{d} {h}:{mi}:{s}"

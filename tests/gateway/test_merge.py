@@ -1,0 +1,65 @@
+"""One person, one Patient: the elder every sample source carries (张秀英, 410105194912310020)
+arrives from community health, elderly care, insurance and the hospital, and the archive holds
+exactly one Patient for her, with every identifier once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.ingest import commands
+from mappings.readers import READERS
+from mappings.specs import SOURCES
+from profiles.registry import Registry
+
+SAMPLES = Path(__file__).resolve().parents[2] / "mappings" / "samples"
+ID_CARD = "410105194912310020"
+
+
+def ndjson(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("archive")
+    for source in SOURCES:
+        files = sorted(p for p in (SAMPLES / source).glob("*") if p.suffix.lower() in READERS)
+        commands.ingest(source, files, out, Registry(), bundle=False)
+    return out
+
+
+def her(archive: Path) -> list[dict[str, Any]]:
+    return [p for p in ndjson(archive / "Patient.ndjson") if any(i.get("value") == ID_CARD for i in p["identifier"])]
+
+
+def test_every_source_has_samples_carrying_the_shared_elder() -> None:
+    carrying = {s for s in SOURCES for f in (SAMPLES / s).glob("*") if f.is_file() and ID_CARD in f.read_bytes().decode("utf-8", "ignore")}
+    assert carrying == set(SOURCES)
+
+
+def test_the_elder_is_one_patient(archive: Path) -> None:
+    assert len(her(archive)) == 1
+
+
+def test_her_patient_holds_id_card_health_record_and_insurance_numbers(archive: Path) -> None:
+    systems = {i["system"] for i in her(archive)[0]["identifier"]}
+    assert {"urn:oid:2.16.156.10011.1.3", "urn:oid:2.16.156.10011.1.2", "http://fhir.yiyang.cn/sid/nhsa-psn-no"} <= systems
+
+
+def test_no_identifier_is_duplicated(archive: Path) -> None:
+    pairs = [(i["system"], i["value"]) for i in her(archive)[0]["identifier"]]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_records_from_every_source_point_at_her(archive: Path) -> None:
+    reference = f"Patient/{her(archive)[0]['id']}"
+    sources = {
+        p["entity"][0]["what"]["identifier"]["value"].split("|")[0]
+        for p in ndjson(archive / "Provenance.ndjson")
+        if {"reference": reference} in p["target"]
+    }
+    assert sources == set(SOURCES)

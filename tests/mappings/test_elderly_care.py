@@ -1,0 +1,531 @@
+"""`yiyang ingest --source elderly-care` on the 养老服务平台 and 养老机构 samples: 老人档案, 老年人能力
+评估 (NDJSON), 入住登记 and 养老服务计划 — exact FHIR output, exact quarantine reasons, reconciled
+counts, the shared elder merged across sources — and the JSON reader's wrapper rule."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.ingest import commands
+from mappings.engine import ID_NAMESPACE
+from mappings.readers import ReaderError
+from mappings.readers.json_export import read_json
+from profiles.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "mappings/samples/elderly-care"
+PROFILES, ASSESSMENTS, STAYS, PLANS = "老人档案.json", "能力评估.ndjson", "入住登记.json", "服务计划.json"
+BASE = "http://fhir.yiyang.cn"
+ID_CARD = "urn:oid:2.16.156.10011.1.3"
+ZHANG_ID_CARD = "410105194912310020"
+
+
+def ndjson(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def resource_id(spec: str, file: str, location: str, name: str) -> str:
+    """The id the engine gives a resource (before people are merged)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"elderly-care/{spec}|{file}|{location}|{name}"))
+
+
+ZHANG = resource_id("elder-profile", PROFILES, "record 1", "patient")
+
+
+def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    found = {"system": system, "code": code}
+    if display:
+        found["display"] = display
+    return found
+
+
+def profile(name: str) -> dict[str, list[str]]:
+    return {"profile": [f"{BASE}/StructureDefinition/{name}"]}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts]:
+    out = tmp_path_factory.mktemp("elderly-care")
+    files = [SAMPLES / name for name in (PROFILES, ASSESSMENTS, STAYS, PLANS)]
+    counts = commands.ingest("elderly-care", files, out, Registry(), bundle=False)
+    return out, counts
+
+
+@pytest.fixture(scope="module")
+def out(run: tuple[Path, commands.Counts]) -> Path:
+    return run[0]
+
+
+def written(out: Path, kind: str, resource_id_: str) -> dict[str, Any]:
+    return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == resource_id_)
+
+
+def quarantined(out: Path, file: str, location: str) -> dict[str, Any]:
+    return next(e for e in ndjson(out / "quarantine.ndjson") if e["file"] == file and e["location"] == location)
+
+
+def reasons(out: Path, file: str, location: str) -> list[tuple[str, str | None, str | None]]:
+    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in quarantined(out, file, location)["reasons"]]
+
+
+# -- counts ---------------------------------------------------------------------------------------
+def test_every_record_read_is_either_mapped_or_quarantined(run: tuple[Path, commands.Counts]) -> None:
+    counts = run[1]
+    assert (counts.read, counts.mapped, counts.quarantined, counts.file_errors) == (29, 9, 20, [])
+
+
+def test_the_quarantine_file_holds_one_line_per_quarantined_record(run: tuple[Path, commands.Counts]) -> None:
+    assert len(ndjson(run[0] / "quarantine.ndjson")) == run[1].quarantined
+
+
+def test_four_people_are_in_the_archive_however_many_records_name_them(out: Path) -> None:
+    assert sorted(p["name"][0]["text"] for p in ndjson(out / "Patient.ndjson")) == [
+        "孙玉梅",
+        "张秀英",
+        "李桂兰",
+        "王建国",
+    ]
+
+
+# -- 老人档案 → Patient --------------------------------------------------------------------------------
+def test_the_elder_profile_becomes_exactly_the_expected_patient(out: Path) -> None:
+    division = f"{BASE}/StructureDefinition/yy-ext-admin-division"
+    assert written(out, "Patient", ZHANG) == {
+        "resourceType": "Patient",
+        "id": ZHANG,
+        "meta": profile("yy-patient"),
+        "identifier": [
+            {"system": ID_CARD, "value": ZHANG_ID_CARD},
+            {"system": f"{BASE}/sid/nhsa-psn-no", "value": "41000000000000012345"},
+        ],
+        "active": True,
+        "name": [{"text": "张秀英"}],
+        "telecom": [{"system": "phone", "value": "13803710001"}],
+        "gender": "female",
+        "_gender": {
+            "extension": [
+                {
+                    "url": f"{BASE}/StructureDefinition/yy-ext-gender-gb",
+                    "valueCoding": coding("urn:oid:2.16.156.10011.2.3.3.4", "2", "女性"),
+                }
+            ]
+        },
+        "birthDate": "1949-12-31",
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-ethnicity",
+                "valueCoding": coding("urn:oid:2.16.156.10011.2.3.3.3", "01", "汉族"),
+            }
+        ],
+        "address": [
+            {
+                "text": "河南省郑州市金水区经八路街道幸福社区3号楼",
+                "extension": [
+                    {"url": division, "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410105")},
+                    {"url": division, "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410105001")},
+                ],
+            }
+        ],
+        "maritalStatus": {"coding": [coding("urn:oid:2.16.156.10011.2.3.3.5", "30", "丧偶")]},
+        "contact": [
+            {
+                "relationship": [{"text": "女儿"}],
+                "name": {"text": "李娟"},
+                "telecom": [{"system": "phone", "value": "13903710002"}],
+            }
+        ],
+    }
+
+
+# -- 老年人能力评估 → Observation ------------------------------------------------------------------------
+def test_an_ability_assessment_becomes_exactly_the_expected_observation(out: Path) -> None:
+    observation_id = resource_id("ability-assessment", ASSESSMENTS, "line 1", "assessment")
+    system = f"{BASE}/CodeSystem/ability-assessment"
+
+    def component(code: str, display: str, score: int) -> dict[str, Any]:
+        return {"code": {"coding": [coding(system, code, display)]}, "valueInteger": score}
+
+    assert written(out, "Observation", observation_id) == {
+        "resourceType": "Observation",
+        "id": observation_id,
+        "meta": profile("yy-observation-ability"),
+        "identifier": [{"type": {"text": "老年人能力评估编号"}, "value": "PG2026030001"}],
+        "status": "final",
+        "category": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey")]}],
+        "code": {"coding": [coding(system, "total", "能力总分")]},
+        "subject": {"reference": f"Patient/{ZHANG}"},
+        "effectiveDateTime": "2026-03-01T10:30:00+08:00",
+        "performer": [
+            {"reference": f"Organization/{resource_id('ability-assessment', ASSESSMENTS, 'line 1', 'organization')}"}
+        ],
+        "valueInteger": 61,
+        "interpretation": [{"coding": [coding(f"{BASE}/CodeSystem/ability-level", "2", "能力中度受损(中度失能)")]}],
+        "note": [{"text": "近30天跌倒1次，未达上调条件"}],
+        "component": [
+            component("self-care", "自理能力", 20),
+            component("basic-motor", "基础运动能力", 9),
+            component("mental", "精神状态", 22),
+            component("perception-social", "感知觉与社会参与", 10),
+        ],
+    }
+
+
+def test_the_assessing_organisation_gets_its_kind_from_the_platform_org_type(out: Path) -> None:
+    organization = written(
+        out, "Organization", resource_id("ability-assessment", ASSESSMENTS, "line 2", "organization")
+    )
+    assert organization["type"] == [
+        {"coding": [coding(f"{BASE}/CodeSystem/organization-type", "yiyang-center", "医养服务中心")]}
+    ]
+
+
+# -- 入住登记 → Encounter + Organization -------------------------------------------------------------
+def test_an_admission_becomes_exactly_the_expected_encounter(out: Path) -> None:
+    encounter_id = resource_id("admission", STAYS, "record 1", "stay")
+    assert written(out, "Encounter", encounter_id) == {
+        "resourceType": "Encounter",
+        "id": encounter_id,
+        "meta": profile("yy-encounter"),
+        "identifier": [{"type": {"text": "养老机构入住编号"}, "value": "RZ2026030001"}],
+        "status": "in-progress",
+        "class": coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "NONAC", "inpatient non-acute"),
+        "type": [{"coding": [coding(f"{BASE}/CodeSystem/encounter-type", "elderly-care-admission", "养老机构入住")]}],
+        "subject": {"reference": f"Patient/{ZHANG}"},
+        "period": {"start": "2026-03-01"},
+        "location": [{"location": {"display": "3号楼2层205室1床"}}],
+        "serviceProvider": {"reference": f"Organization/{resource_id('admission', STAYS, 'record 1', 'institution')}"},
+    }
+
+
+def test_the_institution_of_an_admission_becomes_exactly_the_expected_organization(out: Path) -> None:
+    organization_id = resource_id("admission", STAYS, "record 1", "institution")
+    assert written(out, "Organization", organization_id) == {
+        "resourceType": "Organization",
+        "id": organization_id,
+        "meta": profile("yy-organization"),
+        "identifier": [{"system": f"{BASE}/sid/uscc", "value": "52410105MJY123456L"}],
+        "active": True,
+        "type": [{"coding": [coding(f"{BASE}/CodeSystem/organization-type", "elderly-care-institution", "养老机构")]}],
+        "name": "郑州市金水区颐康养老院",
+        "address": [
+            {
+                "text": "河南省郑州市金水区经八路街道颐康路8号",
+                "extension": [
+                    {
+                        "url": f"{BASE}/StructureDefinition/yy-ext-admin-division",
+                        "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410105"),
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def test_a_discharge_finishes_the_stay_with_its_date_and_reason(out: Path) -> None:
+    encounter = written(out, "Encounter", resource_id("admission", STAYS, "record 2", "stay"))
+    assert (encounter["status"], encounter["period"], encounter["hospitalization"]) == (
+        "finished",
+        {"start": "2025-05-10", "end": "2026-01-20"},
+        {"dischargeDisposition": {"text": "回家居住"}},
+    )
+
+
+def test_a_resident_on_leave_has_an_onleave_stay(out: Path) -> None:
+    assert written(out, "Encounter", resource_id("admission", STAYS, "record 3", "stay"))["status"] == "onleave"
+
+
+# -- 养老服务计划 → CarePlan + Organizations ------------------------------------------------------------
+def activity(code: str, display: str, times: int, unit: str, wording: str, note: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "code": {"coding": [coding(f"{BASE}/CodeSystem/service-item", code, display)]},
+        "status": "in-progress",
+        "scheduledTiming": {"code": {"text": wording}, "repeat": {"frequency": times, "period": 1, "periodUnit": unit}},
+    }
+    if note:
+        detail["description"] = note
+    return {"detail": detail}
+
+
+def test_a_care_plan_becomes_exactly_the_expected_careplan(out: Path) -> None:
+    plan_id = resource_id("care-plan", PLANS, "record 1", "plan")
+    assert written(out, "CarePlan", plan_id) == {
+        "resourceType": "CarePlan",
+        "id": plan_id,
+        "meta": profile("yy-careplan"),
+        "identifier": [{"type": {"text": "养老服务计划编号"}, "value": "FW2026030001"}],
+        "status": "active",
+        "intent": "plan",
+        "category": [
+            {"coding": [coding(f"{BASE}/CodeSystem/careplan-category", "elderly-care-service", "养老服务计划")]}
+        ],
+        "title": "张秀英2026年度养老服务计划",
+        "subject": {"reference": f"Patient/{ZHANG}"},
+        "period": {"start": "2026-03-01", "end": "2027-02-28"},
+        "created": "2026-03-01T16:20:00+08:00",
+        "author": {"reference": f"Organization/{resource_id('care-plan', PLANS, 'record 1', 'institution')}"},
+        "contributor": [{"reference": f"Organization/{resource_id('care-plan', PLANS, 'record 1', 'partner[0]')}"}],
+        "activity": [
+            activity("daily-living-care", "生活照料", 1, "d", "每日1次", "协助穿衣、洗漱"),
+            activity("meal-assistance", "助餐", 3, "d", "每日3次", "低盐低糖饮食"),
+            activity("bathing-assistance", "助浴", 2, "wk", "每周2次"),
+            activity("rehab-nursing", "康复护理", 3, "wk", "每周3次", "下肢肌力训练"),
+            activity("home-visit", "上门巡诊", 2, "mo", "每月2次", "由签约医疗机构医生巡诊"),
+            activity("bp-measurement", "血压测量", 1, "d", "每日1次"),
+            activity("psychological-comfort", "心理慰藉", 1, "wk", "每周1次"),
+        ],
+    }
+
+
+def test_the_partner_medical_institution_becomes_exactly_the_expected_organization(out: Path) -> None:
+    organization_id = resource_id("care-plan", PLANS, "record 1", "partner[0]")
+    assert written(out, "Organization", organization_id) == {
+        "resourceType": "Organization",
+        "id": organization_id,
+        "meta": profile("yy-organization"),
+        "identifier": [
+            {"system": f"{BASE}/sid/uscc", "value": "12410105MB12345672"},
+            {"system": f"{BASE}/sid/medical-institution-license", "value": "PDY00002-341010515A1002"},
+        ],
+        "active": True,
+        "type": [{"coding": [coding(f"{BASE}/CodeSystem/organization-type", "medical-institution", "医疗机构")]}],
+        "name": "郑州市金水区颐宁医院",
+    }
+
+
+def test_a_completed_plan_without_a_partner_has_completed_activities_and_no_contributor(out: Path) -> None:
+    plan = written(out, "CarePlan", resource_id("care-plan", PLANS, "record 2", "plan"))
+    assert (plan["status"], {a["detail"]["status"] for a in plan["activity"]}, "contributor" in plan) == (
+        "completed",
+        {"completed"},
+        False,
+    )
+
+
+# -- quarantine -------------------------------------------------------------------------------------
+def test_a_profile_with_a_bad_id_card_checksum_is_quarantined_naming_idcardno(out: Path) -> None:
+    assert reasons(out, PROFILES, "record 3") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "老人档案.json record 3, field idCardNo")
+    ]
+
+
+def test_a_profile_with_an_impossible_birthday_is_quarantined_naming_birthday(out: Path) -> None:
+    source = "老人档案.json record 4, field birthday"
+    assert reasons(out, PROFILES, "record 4") == [
+        ("mapping.impossible-date", None, source),
+        ("profile.cardinality-min", "Patient.birthDate", source),
+    ]
+
+
+def test_a_profile_with_an_unknown_nation_is_quarantined_naming_nation(out: Path) -> None:
+    assert reasons(out, PROFILES, "record 5") == [
+        ("mapping.unknown-code", None, "老人档案.json record 5, field nation")
+    ]
+
+
+def test_a_repeated_profile_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, PROFILES, "record 6")["reasons"][0]["en"] == "Duplicate of record 2"
+
+
+def test_an_assessment_with_a_bad_id_card_checksum_is_quarantined_naming_the_nested_field(out: Path) -> None:
+    assert reasons(out, ASSESSMENTS, "line 3") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "能力评估.ndjson line 3, field elder.idCardNo")
+    ]
+
+
+def test_an_assessment_with_an_impossible_date_is_quarantined_naming_assessdate(out: Path) -> None:
+    assert reasons(out, ASSESSMENTS, "line 4")[0] == (
+        "mapping.impossible-date",
+        None,
+        "能力评估.ndjson line 4, field assessDate",
+    )
+
+
+def test_an_assessment_with_an_unknown_level_is_quarantined_naming_abilitylevel(out: Path) -> None:
+    source = "能力评估.ndjson line 5, field abilityLevel"
+    assert reasons(out, ASSESSMENTS, "line 5") == [
+        ("mapping.unknown-code", None, source),
+        ("profile.cardinality-min", "Observation.interpretation", source),
+    ]
+
+
+def test_an_assessment_with_a_total_above_90_is_quarantined_naming_totalscore(out: Path) -> None:
+    assert reasons(out, ASSESSMENTS, "line 6") == [
+        ("invariant.failed", "Observation.valueInteger", "能力评估.ndjson line 6, field totalScore")
+    ]
+
+
+def test_a_repeated_assessment_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, ASSESSMENTS, "line 7")["reasons"][0]["en"] == "Duplicate of line 2"
+
+
+def test_an_unparseable_assessment_line_is_quarantined_with_its_original_bytes(out: Path) -> None:
+    entry = quarantined(out, ASSESSMENTS, "line 8")
+    raw = (SAMPLES / ASSESSMENTS).read_bytes().splitlines()[7]
+    assert ([r["id"] for r in entry["reasons"]], base64.b64decode(entry["raw"])) == (["ingest.no-spec"], raw)
+
+
+def test_an_admission_with_a_bad_id_card_checksum_is_quarantined_naming_the_column(out: Path) -> None:
+    assert reasons(out, STAYS, "record 4") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "入住登记.json record 4, field 身份证号")
+    ]
+
+
+def test_an_admission_with_an_impossible_date_is_quarantined_naming_the_admission_date(out: Path) -> None:
+    source = "入住登记.json record 5, field 入住日期"
+    assert reasons(out, STAYS, "record 5") == [
+        ("mapping.impossible-date", None, source),
+        ("profile.cardinality-min", "Encounter.period", source),
+    ]
+
+
+def test_an_admission_with_an_unknown_status_is_quarantined_naming_the_status(out: Path) -> None:
+    source = "入住登记.json record 6, field 入住状态"
+    assert reasons(out, STAYS, "record 6") == [
+        ("mapping.unknown-code", None, source),
+        ("structure.missing-required", "Encounter.status", source),
+    ]
+
+
+def test_a_repeated_admission_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, STAYS, "record 7")["reasons"][0]["en"] == "Duplicate of record 2"
+
+
+def test_a_discharge_before_the_admission_is_quarantined(out: Path) -> None:
+    assert reasons(out, STAYS, "record 8") == [("rule.period-order", "Encounter.period", None)]
+
+
+def test_a_plan_with_an_unknown_service_item_is_quarantined_naming_the_item(out: Path) -> None:
+    source = "服务计划.json record 3, field 服务项目.1.项目名称"
+    assert reasons(out, PLANS, "record 3") == [
+        ("mapping.unknown-code", None, source),
+        ("invariant.failed", "CarePlan.activity[1]", source),
+    ]
+
+
+def test_a_plan_with_a_bad_id_card_checksum_is_quarantined_naming_the_column(out: Path) -> None:
+    assert reasons(out, PLANS, "record 4") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "服务计划.json record 4, field 身份证号")
+    ]
+
+
+def test_a_plan_with_an_impossible_start_date_is_quarantined_naming_the_start_date(out: Path) -> None:
+    source = "服务计划.json record 5, field 开始日期"
+    assert reasons(out, PLANS, "record 5") == [
+        ("mapping.impossible-date", None, source),
+        ("profile.cardinality-min", "CarePlan.period", source),
+    ]
+
+
+def test_a_repeated_plan_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, PLANS, "record 6")["reasons"][0]["en"] == "Duplicate of record 2"
+
+
+def test_a_plan_with_more_than_twelve_items_is_quarantined_rather_than_losing_the_thirteenth(out: Path) -> None:
+    assert reasons(out, PLANS, "record 7") == [
+        ("mapping.unknown-code", None, "服务计划.json record 7, field 服务项目.12.项目名称")
+    ]
+
+
+# -- the same elder across sources ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("shared")
+    commands.ingest("insurance", [ROOT / "mappings/samples/insurance/1101.json"], out, Registry(), bundle=False)
+    commands.ingest("elderly-care", [SAMPLES / PROFILES], out, Registry(), bundle=False)
+    return out
+
+
+def people_with_zhangs_id_card(out: Path) -> list[dict[str, Any]]:
+    return [p for p in ndjson(out / "Patient.ndjson") if {"system": ID_CARD, "value": ZHANG_ID_CARD} in p["identifier"]]
+
+
+def test_the_elder_of_the_1101_reply_and_of_the_elder_profile_is_one_patient(shared: Path) -> None:
+    first_seen = str(uuid.uuid5(ID_NAMESPACE, "insurance/person-info-1101|1101.json|record 1|patient"))
+    assert [p["id"] for p in people_with_zhangs_id_card(shared)] == [first_seen]
+
+
+def test_the_merged_elder_gains_the_address_and_contact_only_the_profile_has(shared: Path) -> None:
+    person = people_with_zhangs_id_card(shared)[0]
+    assert (person["address"][0]["text"], person["contact"][0]["name"]["text"]) == (
+        "河南省郑州市金水区经八路街道幸福社区3号楼",
+        "李娟",
+    )
+
+
+# -- the JSON reader's wrapper rule -------------------------------------------------------------------------
+def locations(path: Path) -> list[tuple[str, Any]]:
+    return [(r.location, r.fields) for r in read_json(path, "elderly-care")]
+
+
+def test_each_item_of_a_top_level_array_is_a_record(tmp_path: Path) -> None:
+    path = tmp_path / "plans.json"
+    path.write_text('[{"a": 1}, {"a": 2}]', encoding="utf-8")
+    assert locations(path) == [("record 1", {"a": 1}), ("record 2", {"a": 2})]
+
+
+def test_the_items_of_a_data_list_are_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "elders.json"
+    path.write_text('{"code": 200, "msg": "操作成功", "data": [{"a": 1}]}', encoding="utf-8")
+    assert locations(path) == [("record 1", {"a": 1})]
+
+
+def test_the_items_of_a_paged_data_records_list_are_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "page.json"
+    path.write_text('{"code": 0, "data": {"records": [{"a": 1}], "total": 1, "orders": []}}', encoding="utf-8")
+    assert locations(path) == [("record 1", {"a": 1})]
+
+
+def test_the_items_of_a_rows_table_are_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "table.json"
+    path.write_text('{"total": 1, "rows": [{"a": 1}], "code": 200}', encoding="utf-8")
+    assert locations(path) == [("record 1", {"a": 1})]
+
+
+def test_an_object_with_a_data_list_beside_other_structure_is_one_record(tmp_path: Path) -> None:
+    path = tmp_path / "record.json"
+    path.write_text('{"elder": {"name": "张秀英"}, "data": [{"a": 1}]}', encoding="utf-8")
+    assert locations(path) == [("record 1", {"elder": {"name": "张秀英"}, "data": [{"a": 1}]})]
+
+
+def test_an_array_item_keeps_its_own_bytes_as_raw(tmp_path: Path) -> None:
+    path = tmp_path / "plans.json"
+    path.write_text('[\n  {"姓名": "张秀英"},\n  {"姓名": "李桂兰"}\n]\n', encoding="utf-8")
+    assert [r.raw for r in read_json(path, "elderly-care")] == [
+        '{"姓名": "张秀英"}'.encode(),
+        '{"姓名": "李桂兰"}'.encode(),
+    ]
+
+
+def test_a_gb18030_export_is_decoded_and_keeps_its_gb18030_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "elders.json"
+    path.write_bytes('[{"姓名": "张秀英"}]'.encode("gb18030"))
+    assert [(r.fields, r.raw) for r in read_json(path, "elderly-care")] == [
+        ({"姓名": "张秀英"}, '{"姓名": "张秀英"}'.encode("gb18030"))
+    ]
+
+
+def test_a_utf8_bom_is_not_part_of_the_record(tmp_path: Path) -> None:
+    path = tmp_path / "elders.json"
+    path.write_bytes('\ufeff{"姓名": "张秀英"}'.encode())
+    assert locations(path) == [("record 1", {"姓名": "张秀英"})]
+
+
+def test_an_array_item_that_is_not_an_object_becomes_an_unparseable_record(tmp_path: Path) -> None:
+    path = tmp_path / "plans.json"
+    path.write_text('[{"a": 1}, "oops"]', encoding="utf-8")
+    assert [r.shape for r in read_json(path, "elderly-care")] == [frozenset({"a"}), frozenset({"UNPARSEABLE"})]
+
+
+def test_invalid_json_makes_the_whole_file_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('[{"a": 1}, {"a": ', encoding="utf-8")
+    with pytest.raises(ReaderError, match="broken.json: invalid JSON at line 1"):
+        read_json(path, "elderly-care")

@@ -1,0 +1,373 @@
+"""`yiyang ingest --source insurance` on the 医保 samples: the 1101 reply, a batch of 1101 replies
+(NDJSON) and a page of 长护险失能等级评估 results — exact FHIR output, exact quarantine reasons,
+reconciled counts — and the JSON reader's handling of NDJSON lines."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.ingest import commands
+from mappings.engine import ID_NAMESPACE
+from mappings.readers.json_export import read_json
+from profiles.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "mappings/samples/insurance"
+FILES = [SAMPLES / "1101.json", SAMPLES / "1101-replies.ndjson", SAMPLES / "长护险失能评估.json"]
+BASE = "http://fhir.yiyang.cn"
+ZHANG_ID_CARD = "410105194912310020"
+
+
+def ndjson(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def resource_id(spec: str, file: str, location: str, name: str) -> str:
+    """The id the engine gives a resource (before people are merged)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{spec}|{file}|{location}|{name}"))
+
+
+ZHANG = resource_id("insurance/person-info-1101", "1101.json", "record 1", "patient")
+LTC = "insurance/ltc-assessment"
+LTC_FILE = "长护险失能评估.json"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts]:
+    out = tmp_path_factory.mktemp("insurance")
+    counts = commands.ingest("insurance", FILES, out, Registry(), bundle=False)
+    return out, counts
+
+
+@pytest.fixture(scope="module")
+def out(run: tuple[Path, commands.Counts]) -> Path:
+    return run[0]
+
+
+def written(out: Path, kind: str, resource_id_: str) -> dict[str, Any]:
+    return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == resource_id_)
+
+
+def quarantined(out: Path, file: str, location: str) -> dict[str, Any]:
+    return next(e for e in ndjson(out / "quarantine.ndjson") if e["file"] == file and e["location"] == location)
+
+
+def reasons(out: Path, file: str, location: str) -> list[tuple[str, str | None, str | None]]:
+    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in quarantined(out, file, location)["reasons"]]
+
+
+def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    found = {"system": system, "code": code}
+    if display:
+        found["display"] = display
+    return found
+
+
+# -- counts ---------------------------------------------------------------------------------------
+def test_every_record_read_is_either_mapped_or_quarantined(run: tuple[Path, commands.Counts]) -> None:
+    counts = run[1]
+    assert (counts.read, counts.mapped, counts.quarantined, counts.file_errors) == (15, 4, 11, [])
+
+
+def test_the_quarantine_file_holds_one_line_per_quarantined_record(run: tuple[Path, commands.Counts]) -> None:
+    assert len(ndjson(run[0] / "quarantine.ndjson")) == run[1].quarantined
+
+
+# -- 1101 reply → Patient + Coverage ----------------------------------------------------------------
+def test_the_1101_reply_becomes_exactly_the_expected_patient(out: Path) -> None:
+    assert written(out, "Patient", ZHANG) == {
+        "resourceType": "Patient",
+        "id": ZHANG,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-patient"]},
+        "identifier": [
+            {"system": "urn:oid:2.16.156.10011.1.3", "value": ZHANG_ID_CARD},
+            {"system": f"{BASE}/sid/nhsa-psn-no", "value": "41000000000000012345"},
+        ],
+        "active": True,
+        "name": [{"text": "张秀英"}],
+        "gender": "female",
+        "_gender": {
+            "extension": [
+                {
+                    "url": f"{BASE}/StructureDefinition/yy-ext-gender-gb",
+                    "valueCoding": coding("urn:oid:2.16.156.10011.2.3.3.4", "2", "女性"),
+                }
+            ]
+        },
+        "birthDate": "1949-12-31",
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-ethnicity",
+                "valueCoding": coding("urn:oid:2.16.156.10011.2.3.3.3", "01", "汉族"),
+            }
+        ],
+    }
+
+
+def test_the_first_insuinfo_item_becomes_exactly_the_expected_coverage(out: Path) -> None:
+    coverage_id = resource_id("insurance/person-info-1101", "1101.json", "record 1", "coverage[0]")
+    assert written(out, "Coverage", coverage_id) == {
+        "resourceType": "Coverage",
+        "id": coverage_id,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-coverage"]},
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-insurance-status",
+                "valueCoding": coding(f"{BASE}/CodeSystem/nhsa-psn-insu-stas", "1", "正常参保"),
+            },
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-insured-region",
+                "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410100"),
+            },
+        ],
+        "status": "active",
+        "type": {"coding": [coding(f"{BASE}/CodeSystem/nhsa-insutype", "310", "职工基本医疗保险")]},
+        "policyHolder": {"display": "郑州市第二棉纺织厂"},
+        "subscriberId": "41000000000000012345",
+        "beneficiary": {"reference": f"Patient/{ZHANG}"},
+        "period": {"start": "2004-07-01"},
+        "payor": [
+            {
+                "type": "Organization",
+                "identifier": {"system": f"{BASE}/sid/nhsa-admdvs", "value": "410100"},
+                "display": "参保地医疗保障局",
+            }
+        ],
+        "class": [
+            {
+                "type": {"coding": [coding("http://terminology.hl7.org/CodeSystem/coverage-class", "class")]},
+                "value": "1201",
+            }
+        ],
+    }
+
+
+def test_each_insuinfo_item_becomes_one_coverage_of_the_person(out: Path) -> None:
+    types = sorted(
+        c["type"]["coding"][0]["code"]
+        for c in ndjson(out / "Coverage.ndjson")
+        if c["beneficiary"]["reference"] == f"Patient/{ZHANG}"
+    )
+    assert types == ["310", "330"]
+
+
+def test_paused_insurance_stays_active_with_status_2_and_the_pause_date_as_period_end(out: Path) -> None:
+    coverage = written(
+        out, "Coverage", resource_id("insurance/person-info-1101", "1101-replies.ndjson", "line 1", "coverage[0]")
+    )
+    assert (coverage["status"], coverage["extension"][0]["valueCoding"]["code"], coverage["period"]) == (
+        "active",
+        "2",
+        {"start": "2008-03-01", "end": "2025-12-31"},
+    )
+
+
+def test_terminated_insurance_is_cancelled(out: Path) -> None:
+    coverage = written(
+        out, "Coverage", resource_id("insurance/person-info-1101", "1101-replies.ndjson", "line 1", "coverage[1]")
+    )
+    assert (coverage["status"], coverage["extension"][0]["valueCoding"]["code"]) == ("cancelled", "4")
+
+
+# -- 长护险失能评估 → Observation -----------------------------------------------------------------
+def test_an_ltc_assessment_becomes_exactly_the_expected_observation(out: Path) -> None:
+    observation_id = resource_id(LTC, LTC_FILE, "record 1", "assessment")
+
+    def component(code: str, display: str, score: int) -> dict[str, Any]:
+        return {"code": {"coding": [coding(f"{BASE}/CodeSystem/ltc-indicator", code, display)]}, "valueInteger": score}
+
+    assert written(out, "Observation", observation_id) == {
+        "resourceType": "Observation",
+        "id": observation_id,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-ltc-disability"]},
+        "identifier": [{"type": {"text": "长护险失能评估编号"}, "value": "LTC4101002026060001"}],
+        "status": "final",
+        "category": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey")]}],
+        "code": {
+            "coding": [coding(f"{BASE}/CodeSystem/ltc-indicator", "disability-level", "长期护理失能等级（评定结论）")]
+        },
+        "subject": {"reference": f"Patient/{ZHANG}"},
+        "effectiveDateTime": "2026-06-15T09:00:00+08:00",
+        "performer": [
+            {"reference": f"Practitioner/{resource_id(LTC, LTC_FILE, 'record 1', 'assessor')}"},
+            {"reference": f"Organization/{resource_id(LTC, LTC_FILE, 'record 1', 'agency')}"},
+        ],
+        "valueCodeableConcept": {"coding": [coding(f"{BASE}/CodeSystem/ltc-disability-level", "3", "重度失能Ⅰ级")]},
+        "note": [{"text": "日常生活活动能力重度依赖，需长期照护"}],
+        "component": [
+            component("adl", "日常生活活动能力", 35),
+            component("cognition", "认知能力", 9),
+            component("perception-communication", "感知觉与沟通能力", 6),
+        ],
+    }
+
+
+def test_the_assessor_becomes_a_practitioner_with_the_nhsa_practitioner_code(out: Path) -> None:
+    practitioner_id = resource_id(LTC, LTC_FILE, "record 1", "assessor")
+    assert written(out, "Practitioner", practitioner_id) == {
+        "resourceType": "Practitioner",
+        "id": practitioner_id,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-practitioner"]},
+        "identifier": [{"system": f"{BASE}/sid/nhsa-practitioner-code", "value": "D410100000123"}],
+        "name": [{"text": "王芳"}],
+    }
+
+
+def test_the_assessment_agency_becomes_an_organization_with_its_credit_code_and_kind(out: Path) -> None:
+    organization_id = resource_id(LTC, LTC_FILE, "record 1", "agency")
+    assert written(out, "Organization", organization_id) == {
+        "resourceType": "Organization",
+        "id": organization_id,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-organization"]},
+        "identifier": [{"system": f"{BASE}/sid/uscc", "value": "124101004158001231"}],
+        "active": True,
+        "type": [{"coding": [coding(f"{BASE}/CodeSystem/organization-type", "medical-institution", "医疗机构")]}],
+        "name": "郑州市嘉和康复医院",
+    }
+
+
+def test_the_shared_elder_of_the_reply_and_the_assessment_is_one_patient(out: Path) -> None:
+    people = [
+        p
+        for p in ndjson(out / "Patient.ndjson")
+        if {"system": "urn:oid:2.16.156.10011.1.3", "value": ZHANG_ID_CARD} in p["identifier"]
+    ]
+    assert [p["id"] for p in people] == [ZHANG]
+
+
+def test_every_mapped_record_has_provenance_naming_the_insurance_platform(out: Path) -> None:
+    displays = sorted(p["entity"][0]["what"]["display"] for p in ndjson(out / "Provenance.ndjson"))
+    assert displays == [
+        "医保信息平台：1101-replies.ndjson line 1",
+        "医保信息平台：1101.json record 1",
+        "医保信息平台：长护险失能评估.json record 1",
+        "医保信息平台：长护险失能评估.json record 2",
+    ]
+
+
+# -- quarantine: 1101 replies ---------------------------------------------------------------------
+def test_a_reply_with_a_bad_id_card_checksum_is_quarantined_naming_certno(out: Path) -> None:
+    assert reasons(out, "1101-replies.ndjson", "line 2") == [
+        (
+            "rule.id-card-checksum",
+            "Patient.identifier[0].value",
+            "1101-replies.ndjson line 2, field output.baseinfo.certno",
+        )
+    ]
+
+
+def test_a_reply_with_an_impossible_birth_date_is_quarantined_naming_brdy(out: Path) -> None:
+    source = "1101-replies.ndjson line 3, field output.baseinfo.brdy"
+    assert reasons(out, "1101-replies.ndjson", "line 3") == [
+        ("mapping.impossible-date", None, source),
+        ("profile.cardinality-min", "Patient.birthDate", source),
+    ]
+
+
+def test_a_reply_with_an_unknown_insurance_type_is_quarantined_naming_the_insuinfo_field(out: Path) -> None:
+    source = "1101-replies.ndjson line 4, field output.insuinfo[].insutype"
+    assert reasons(out, "1101-replies.ndjson", "line 4") == [
+        ("mapping.unknown-code", None, source),
+        ("profile.cardinality-min", "Coverage.type", source),
+    ]
+
+
+def test_a_repeated_reply_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, "1101-replies.ndjson", "line 5")["reasons"][0]["en"] == "Duplicate of line 1"
+
+
+def test_an_unparseable_ndjson_line_is_quarantined_with_no_spec(out: Path) -> None:
+    assert reasons(out, "1101-replies.ndjson", "line 6") == [("ingest.no-spec", None, None)]
+
+
+def test_an_unparseable_ndjson_line_keeps_its_original_bytes(out: Path) -> None:
+    raw = base64.b64decode(quarantined(out, "1101-replies.ndjson", "line 6")["raw"])
+    assert raw == (SAMPLES / "1101-replies.ndjson").read_bytes().splitlines()[5]
+
+
+def test_a_failed_reply_without_baseinfo_matches_no_spec(out: Path) -> None:
+    assert reasons(out, "1101-replies.ndjson", "line 7") == [("ingest.no-spec", None, None)]
+
+
+def test_a_person_identified_by_a_passport_is_quarantined_naming_the_certificate_type(out: Path) -> None:
+    source = "1101-replies.ndjson line 8, field output.baseinfo.psn_cert_type"
+    assert reasons(out, "1101-replies.ndjson", "line 8") == [
+        ("mapping.unknown-code", None, source),
+        ("profile.slice-cardinality-min", "Patient.identifier", source),
+    ]
+
+
+# -- quarantine: 长护险失能评估 ---------------------------------------------------------------------
+def test_an_assessment_with_a_bad_id_card_checksum_is_quarantined_naming_certno(out: Path) -> None:
+    assert reasons(out, LTC_FILE, "record 3") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "长护险失能评估.json record 3, field certno")
+    ]
+
+
+def test_an_assessment_with_an_impossible_date_is_quarantined_naming_evalt_date(out: Path) -> None:
+    assert reasons(out, LTC_FILE, "record 4")[0] == (
+        "mapping.impossible-date",
+        None,
+        "长护险失能评估.json record 4, field evalt_date",
+    )
+
+
+def test_an_assessment_with_an_impossible_date_also_lacks_the_effective_time_the_profile_requires(out: Path) -> None:
+    assert reasons(out, LTC_FILE, "record 4")[1] == (
+        "profile.cardinality-min",
+        "Observation.effective[x]",
+        "长护险失能评估.json record 4, field evalt_date",
+    )
+
+
+def test_an_assessment_with_an_unknown_disability_level_is_quarantined_naming_dsab_lv(out: Path) -> None:
+    assert reasons(out, LTC_FILE, "record 5")[0] == (
+        "mapping.unknown-code",
+        None,
+        "长护险失能评估.json record 5, field dsab_lv",
+    )
+
+
+def test_an_assessment_with_an_unknown_disability_level_also_lacks_the_value_the_profile_requires(out: Path) -> None:
+    assert reasons(out, LTC_FILE, "record 5")[1:] == [
+        ("profile.cardinality-min", "Observation.value[x]", "长护险失能评估.json record 5, field dsab_lv")
+    ]
+
+
+def test_a_repeated_assessment_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, LTC_FILE, "record 6")["reasons"][0]["en"] == "Duplicate of record 2"
+
+
+# -- the JSON reader on NDJSON ------------------------------------------------------------------------
+def test_ndjson_records_are_located_by_physical_line_skipping_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "replies.ndjson"
+    path.write_bytes(b'{"a": 1}\n\n{"a": 2}\r\n')
+    assert [r.location for r in read_json(path, "insurance")] == ["line 1", "line 3"]
+
+
+def test_an_ndjson_line_that_is_not_an_object_becomes_an_unparseable_record(tmp_path: Path) -> None:
+    path = tmp_path / "replies.ndjson"
+    path.write_bytes(b"[1, 2]\n")
+    assert [r.shape for r in read_json(path, "insurance")] == [frozenset({"UNPARSEABLE"})]
+
+
+def test_an_ndjson_line_keeps_its_bytes_without_the_line_break(tmp_path: Path) -> None:
+    path = tmp_path / "replies.ndjson"
+    path.write_bytes('\ufeff{"psn_name": "张秀英"}\r\n'.encode())
+    assert [r.raw for r in read_json(path, "insurance")] == ['{"psn_name": "张秀英"}'.encode()]
+
+
+def test_a_1101_reply_is_one_record_whose_shape_reaches_one_level_down(tmp_path: Path) -> None:
+    path = tmp_path / "1101.json"
+    path.write_text('{"infcode": 0, "output": {"baseinfo": {}, "insuinfo": []}}', encoding="utf-8")
+    assert [r.shape for r in read_json(path, "insurance")] == [
+        frozenset({"infcode", "output", "output.baseinfo", "output.insuinfo"})
+    ]
