@@ -55,6 +55,8 @@ class Mapped:
     attempted: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
+    #: resources identified by a shared key (id_from): written once however many records name them
+    shared: set[str] = field(default_factory=set)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -121,13 +123,20 @@ class MappingEngine:
                 names = [(definition["name"], None)]
             for name, item in names:
                 resource: dict[str, Any] = {"resourceType": definition["type"], "id": self._id(spec, record, name)}
+                shared_key = _field_or_item(record.fields, item, definition.get("id_from"))
+                if shared_key not in (None, ""):
+                    # a resource many records name (an institution, a doctor) gets one id everywhere
+                    resource["id"] = str(uuid.uuid5(ID_NAMESPACE, f"{definition['type']}|{shared_key}"))
+                    mapped.shared.add(name)
                 if "profile" in definition:
                     resource["meta"] = {"profile": [f"{self.base}/StructureDefinition/{definition['profile']}"]}
                 mapped.resources[name] = resource
                 planned.append((name, definition, item))
         for name, definition, item in planned:
+            # the item's label names the legacy field it came from: 既往疾病[1], 服务项目[0]
+            label = f"{definition['each']}[{name.rsplit('[', 1)[1]}" if "each" in definition else None
             for rule in definition["rules"]:
-                self._rule(mapped, name, mapped.resources[name], rule, item, definition.get("each"))
+                self._rule(mapped, name, mapped.resources[name], rule, item, label)
         mapped.used.update(spec.ignore)
         return mapped
 
@@ -149,14 +158,24 @@ class MappingEngine:
                 return
         segments = self._paths.get(rule["path"]) or self._paths.setdefault(rule["path"], parse(rule["path"]))
         target = f"{resource['resourceType']}.{rule['path']}"
-        context = _Context(mapped, name, item, each, target)
-        value = self._template(context, rule["value"], ())
-        if value is EMPTY:
-            return
-        written = set_path(resource, segments, value)
-        prefix = f"{resource['resourceType']}.{_fhirpath(written)}"
-        for suffix, ref in context.origins:
-            mapped.lineage[(name, _join(prefix, suffix))] = ref
+        items: list[tuple[Any, str | None]] = [(item, each)]
+        if "each" in rule:
+            # repeat the rule for every item of a list field, within this one resource
+            listed = _field_or_item(mapped.record.fields, item, rule["each"])
+            mapped.used.add(rule["each"].split(".")[0])
+            skip = {str(v) for v in rule.get("skip", [])}
+            values = listed if isinstance(listed, list) else split_list(listed)
+            kept = [value for value in values if str(value) not in skip]
+            items = [(value, f"{rule['each']}[{index}]") for index, value in enumerate(kept)]
+        for current, label in items:
+            context = _Context(mapped, name, current, label, target)
+            value = self._template(context, rule["value"], ())
+            if value is EMPTY:
+                continue
+            written = set_path(resource, segments, value)
+            prefix = f"{resource['resourceType']}.{_fhirpath(written)}"
+            for suffix, ref in context.origins:
+                mapped.lineage[(name, _join(prefix, suffix))] = ref
 
     def _template(self, context: _Context, template: Any, suffix: tuple[str, ...]) -> Any:
         if isinstance(template, str):
@@ -192,7 +211,7 @@ class MappingEngine:
         if isinstance(source, str) and source.startswith("$item"):
             # the current item of an "each" resource, or a field inside it ($item.insutype)
             inner = source[len("$item.") :] if source.startswith("$item.") else ""
-            field_name = f"{context.each}[].{inner}" if inner else context.each or ""
+            field_name = f"{context.each}.{inner}" if inner else context.each or ""
             raw = lookup(context.item, inner) if inner else context.item
         else:
             names = _alternatives(source)
@@ -263,6 +282,15 @@ def lookup(fields: Any, name: str) -> Any:
         else:
             return None
     return node
+
+
+def _field_or_item(fields: dict[str, Any], item: Any, name: str | None) -> Any:
+    """A record field, or with ``$item.`` a field of the current item."""
+    if not name:
+        return None
+    if name.startswith("$item."):
+        return lookup(item, name[len("$item.") :])
+    return lookup(fields, name)
 
 
 def _alternatives(source: str | list[str]) -> list[str]:

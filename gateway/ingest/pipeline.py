@@ -118,6 +118,7 @@ class Ingest:
         self.counts = Counts()
         self._streams: dict[str, IO[str]] = {}
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
+        self._shared_written: set[tuple[str, str]] = set()
 
     # -- one record ----------------------------------------------------------------------
     def process(self, record: SourceRecord) -> Outcome:
@@ -129,7 +130,13 @@ class Ingest:
             self.quarantine.add(Entry(record, outcome.reasons, spec))
             return outcome
         self.counts.mapped += 1
+        shared = {id(outcome.mapped.resources[n]) for n in outcome.mapped.shared}
         for resource in outcome.resources:
+            if id(resource) in shared:
+                key = (resource["resourceType"], resource["id"])
+                if key in self._shared_written:
+                    continue
+                self._shared_written.add(key)
             if resource["resourceType"] != "Patient":
                 self._write(resource)
             self.counts.resources[resource["resourceType"]] += 1

@@ -273,7 +273,7 @@ def test_a_reply_with_an_impossible_birth_date_is_quarantined_naming_brdy(out: P
 
 
 def test_a_reply_with_an_unknown_insurance_type_is_quarantined_naming_the_insuinfo_field(out: Path) -> None:
-    source = "1101-replies.ndjson line 4, field output.insuinfo[].insutype"
+    source = "1101-replies.ndjson line 4, field output.insuinfo[0].insutype"
     assert reasons(out, "1101-replies.ndjson", "line 4") == [
         ("mapping.unknown-code", None, source),
         ("profile.cardinality-min", "Coverage.type", source),

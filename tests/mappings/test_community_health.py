@@ -1,0 +1,800 @@
+"""The community-health source beyond 个人基本信息表: 老年人健康管理, 中医体质辨识, 家庭医生签约,
+随访/巡诊/家床 (GB18030), the personal-info form as .xlsx and CDA 健康档案 documents, each
+through the real ingest pipeline: exact FHIR for a good row, exact quarantine reasons for
+each broken row, reconciled counts, and the shared elder 张秀英 merged into one Patient.
+
+Every ingest runs once per module; the tests only read its output."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.ingest import commands
+from mappings.readers import ReaderError, cda
+from mappings.readers.xlsx_export import read_xlsx
+from profiles.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "mappings/samples/community-health"
+ANNUAL = SAMPLES / "老年人健康管理.csv"
+TCM = SAMPLES / "中医体质辨识.csv"
+CONTRACT = SAMPLES / "家庭医生签约.csv"
+VISITS = SAMPLES / "随访巡诊家床记录.csv"
+WORKBOOK = SAMPLES / "个人基本信息表.xlsx"
+CDA_GOOD = SAMPLES / "健康档案-张秀英.xml"
+CDA_CHECKSUM = SAMPLES / "健康档案-身份证校验位错误.xml"
+CDA_XXE = SAMPLES / "健康档案-外部实体.xml"
+
+BASE = "http://fhir.yiyang.cn"
+ZHANG_ID_CARD = "410105194912310020"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+
+@dataclass
+class Run:
+    out: Path
+    counts: commands.Counts
+
+    def resources(self, kind: str) -> list[dict[str, Any]]:
+        path = self.out / f"{kind}.ndjson"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def resource(self, reference: str) -> dict[str, Any]:
+        kind, identifier = reference.split("/")
+        return next(r for r in self.resources(kind) if r["id"] == identifier)
+
+    def entry(self, file: str, location: str) -> dict[str, Any]:
+        return next(e for e in self.resources("quarantine") if e["file"] == file and e["location"] == location)
+
+    def reasons(self, file: str, location: str) -> list[tuple[str, str | None]]:
+        return [(r["id"], r.get("source")) for r in self.entry(file, location)["reasons"]]
+
+    def zhang(self) -> dict[str, Any]:
+        return next(
+            p
+            for p in self.resources("Patient")
+            if {"system": "urn:oid:2.16.156.10011.1.3", "value": ZHANG_ID_CARD} in p["identifier"]
+        )
+
+
+def ingest(factory: pytest.TempPathFactory, name: str, *files: Path, bundle: bool = False) -> Run:
+    out = factory.mktemp(name)
+    return Run(out, commands.ingest("community-health", list(files), out, Registry(), bundle=bundle))
+
+
+@pytest.fixture(scope="module")
+def annual(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return ingest(tmp_path_factory, "annual", ANNUAL)
+
+
+@pytest.fixture(scope="module")
+def tcm(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return ingest(tmp_path_factory, "tcm", TCM)
+
+
+@pytest.fixture(scope="module")
+def contract(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return ingest(tmp_path_factory, "contract", CONTRACT)
+
+
+@pytest.fixture(scope="module")
+def visits(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return ingest(tmp_path_factory, "visits", VISITS)
+
+
+@pytest.fixture(scope="module")
+def workbook(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return ingest(tmp_path_factory, "workbook", WORKBOOK)
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return ingest(tmp_path_factory, "cda", CDA_GOOD, CDA_CHECKSUM, CDA_XXE)
+
+
+@pytest.fixture(scope="module")
+def everything(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    files = [SAMPLES / "个人基本信息表.csv", ANNUAL, TCM, CONTRACT, VISITS, WORKBOOK, CDA_GOOD, CDA_CHECKSUM]
+    return ingest(tmp_path_factory, "everything", *files, bundle=True)
+
+
+def counted(run: Run) -> tuple[int, int, int]:
+    return run.counts.read, run.counts.mapped, run.counts.quarantined
+
+
+# -- 老年人健康管理 ------------------------------------------------------------------------
+ANNUAL_ZHANG = "Patient/26c396eb-c5fa-557d-8794-bceb1dc798d0"
+
+
+def test_annual_check_counts_reconcile(annual: Run) -> None:
+    assert counted(annual) == (11, 4, 7)
+
+
+def test_annual_check_row_becomes_exactly_the_blood_pressure_observation(annual: Run) -> None:
+    def component(code: str, display: str, value: int) -> dict[str, Any]:
+        return {
+            "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            "valueQuantity": {"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
+        }
+
+    assert annual.resource("Observation/13a7b078-b882-5992-b37f-78b83a2b9d09") == {
+        "resourceType": "Observation",
+        "id": "13a7b078-b882-5992-b37f-78b83a2b9d09",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-blood-pressure"]},
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel"}]},
+        "subject": {"reference": ANNUAL_ZHANG},
+        "effectiveDateTime": "2026-06-15",
+        "component": [component("8480-6", "收缩压", 142), component("8462-4", "舒张压", 88)],
+    }
+
+
+def test_annual_check_row_becomes_exactly_the_fasting_glucose_observation(annual: Run) -> None:
+    assert annual.resource("Observation/cb1c1a69-5cf9-5dc8-95ff-8c068f184cda") == {
+        "resourceType": "Observation",
+        "id": "cb1c1a69-5cf9-5dc8-95ff-8c068f184cda",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-blood-glucose"]},
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "14743-9", "display": "空腹血糖"}]},
+        "subject": {"reference": ANNUAL_ZHANG},
+        "effectiveDateTime": "2026-06-15",
+        "valueQuantity": {"value": 6.1, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
+    }
+
+
+def test_annual_check_row_becomes_exactly_the_selfcare_observation_with_its_band(annual: Run) -> None:
+    item = f"{BASE}/CodeSystem/selfcare-item"
+
+    def component(code: str, display: str, value: int) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": item, "code": code, "display": display}]}, "valueInteger": value}
+
+    assert annual.resource("Observation/56416c24-8cc2-531d-aecf-31a79a61bf16") == {
+        "resourceType": "Observation",
+        "id": "56416c24-8cc2-531d-aecf-31a79a61bf16",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-selfcare"]},
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
+        "code": {"coding": [{"system": item, "code": "total", "display": "总分"}]},
+        "subject": {"reference": ANNUAL_ZHANG},
+        "effectiveDateTime": "2026-06-15",
+        "valueInteger": 3,
+        "interpretation": [
+            {"coding": [{"system": f"{BASE}/CodeSystem/selfcare-level", "code": "0", "display": "可自理"}]}
+        ],
+        "component": [
+            component("meal", "进餐", 0),
+            component("grooming", "梳洗", 1),
+            component("dressing", "穿衣", 0),
+            component("toileting", "如厕", 1),
+            component("activity", "活动", 1),
+        ],
+    }
+
+
+def test_annual_check_band_written_with_its_score_range_maps_to_the_band(annual: Run) -> None:
+    bands = {
+        o["valueInteger"]: o["interpretation"][0]["coding"][0]["code"]
+        for o in annual.resources("Observation")
+        if o["code"]["coding"][0]["code"] == "total"
+    }
+    assert bands == {3: "0", 7: "1", 9: "2", 25: "3"}
+
+
+def test_annual_check_row_yields_a_complete_patient_for_the_archive(annual: Run) -> None:
+    zhang = annual.zhang()
+    assert (zhang["id"], zhang["birthDate"], zhang["gender"], zhang["identifier"][1]["value"]) == (
+        ANNUAL_ZHANG.split("/")[1],
+        "1949-12-31",
+        "female",
+        "41010500100100017",
+    )
+
+
+def test_blood_pressure_written_in_one_cell_is_quarantined_naming_both_columns(annual: Run) -> None:
+    where = "老年人健康管理.csv row 5, column"
+    assert annual.reasons("老年人健康管理.csv", "row 5") == [
+        ("mapping.not-a-number", f"{where} 收缩压"),
+        ("mapping.missing-required", f"{where} 舒张压"),
+        ("profile.cardinality-min", f"{where} 舒张压"),
+        ("profile.slice-cardinality-min", f"{where} 舒张压"),
+        ("profile.slice-cardinality-min", f"{where} 舒张压"),
+    ]
+
+
+def test_annual_check_with_a_bad_id_card_checksum_is_quarantined(annual: Run) -> None:
+    assert annual.reasons("老年人健康管理.csv", "row 6") == [
+        ("rule.id-card-checksum", "老年人健康管理.csv row 6, column 身份证号")
+    ]
+
+
+def test_annual_check_on_an_impossible_date_is_quarantined_once_per_observation(annual: Run) -> None:
+    assert annual.reasons("老年人健康管理.csv", "row 7") == [
+        *[("mapping.impossible-date", "老年人健康管理.csv row 7, column 体检日期")] * 3,
+        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 3,
+    ]
+
+
+def test_annual_check_with_an_unknown_band_is_quarantined(annual: Run) -> None:
+    assert annual.reasons("老年人健康管理.csv", "row 8") == [
+        ("mapping.unknown-code", "老年人健康管理.csv row 8, column 评估结果"),
+        ("profile.cardinality-min", "老年人健康管理.csv row 8, column 评估结果"),
+    ]
+
+
+def test_annual_check_whose_band_disagrees_with_the_total_is_quarantined_by_the_profile(annual: Run) -> None:
+    reason = annual.entry("老年人健康管理.csv", "row 9")["reasons"]
+    assert [(r["id"], r["fhirpath"], r["source"], r["en"][:25]) for r in reason] == [
+        (
+            "invariant.failed",
+            "Observation.interpretation[0]",
+            "老年人健康管理.csv row 9, column 评估结果",
+            "Constraint yy-sc-2 failed",
+        )
+    ]
+
+
+def test_annual_check_with_a_garbled_name_is_quarantined(annual: Run) -> None:
+    assert annual.reasons("老年人健康管理.csv", "row 10") == [
+        ("mapping.mojibake", "老年人健康管理.csv row 10, column 姓名"),
+        ("profile.cardinality-min", "老年人健康管理.csv row 10, column 姓名"),
+    ]
+
+
+def test_annual_check_duplicate_row_is_quarantined_naming_the_first(annual: Run) -> None:
+    assert annual.entry("老年人健康管理.csv", "row 11")["reasons"][0]["en"] == "Duplicate of row 2"
+
+
+# -- 中医体质辨识 --------------------------------------------------------------------------
+def test_tcm_counts_reconcile(tcm: Run) -> None:
+    assert counted(tcm) == (11, 5, 6)
+
+
+def test_tcm_row_becomes_exactly_one_constitution_observation(tcm: Run) -> None:
+    assert tcm.resource("Observation/218c40c3-b54a-5b52-b638-4f4c49067aba") == {
+        "resourceType": "Observation",
+        "id": "218c40c3-b54a-5b52-b638-4f4c49067aba",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-tcm-constitution"]},
+        "status": "final",
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
+        "code": {"coding": [{"system": f"{BASE}/CodeSystem/tcm-constitution", "code": "qixu", "display": "气虚质"}]},
+        "subject": {"reference": "Patient/9b506a1d-9677-57fa-8fde-ad9ba2580fd5"},
+        "effectiveDateTime": "2026-06-15",
+        "valueCodeableConcept": {
+            "coding": [{"system": f"{BASE}/CodeSystem/tcm-constitution-result", "code": "1", "display": "是"}]
+        },
+    }
+
+
+def test_tcm_rows_of_one_assessment_all_point_at_the_same_person(tcm: Run) -> None:
+    zhang = tcm.zhang()["id"]
+    mine = [
+        o["code"]["coding"][0]["code"]
+        for o in tcm.resources("Observation")
+        if o["subject"]["reference"] == f"Patient/{zhang}"
+    ]
+    assert mine == ["qixu", "yangxu", "pinghe"]
+
+
+def test_tcm_short_type_name_maps_to_the_constitution(tcm: Run) -> None:
+    wang = next(p["id"] for p in tcm.resources("Patient") if p["name"][0]["text"] == "王桂兰")
+    observation = next(o for o in tcm.resources("Observation") if o["subject"]["reference"] == f"Patient/{wang}")
+    assert (observation["code"]["coding"][0]["code"], observation["valueCodeableConcept"]["coding"][0]["code"]) == (
+        "pinghe",
+        "3",
+    )
+
+
+def test_tcm_with_a_bad_id_card_checksum_is_quarantined(tcm: Run) -> None:
+    assert tcm.reasons("中医体质辨识.csv", "row 6") == [
+        ("rule.id-card-checksum", "中医体质辨识.csv row 6, column 身份证号")
+    ]
+
+
+def test_tcm_on_an_impossible_date_is_quarantined(tcm: Run) -> None:
+    assert tcm.reasons("中医体质辨识.csv", "row 7") == [
+        ("mapping.impossible-date", "中医体质辨识.csv row 7, column 辨识日期"),
+        ("profile.cardinality-min", "中医体质辨识.csv row 7, column 辨识日期"),
+    ]
+
+
+def test_tcm_with_an_unknown_constitution_is_quarantined(tcm: Run) -> None:
+    assert tcm.reasons("中医体质辨识.csv", "row 8") == [
+        ("mapping.unknown-code", "中医体质辨识.csv row 8, column 体质类型"),
+        ("structure.missing-required", "中医体质辨识.csv row 8, column 体质类型"),
+    ]
+
+
+def test_tcm_result_given_as_an_ambiguous_form_number_is_quarantined(tcm: Run) -> None:
+    assert tcm.reasons("中医体质辨识.csv", "row 9") == [
+        ("mapping.unknown-code", "中医体质辨识.csv row 9, column 辨识结果"),
+        ("profile.cardinality-min", "中医体质辨识.csv row 9, column 辨识结果"),
+    ]
+
+
+def test_tcm_duplicate_row_is_quarantined_naming_the_first(tcm: Run) -> None:
+    assert tcm.entry("中医体质辨识.csv", "row 10")["reasons"][0]["en"] == "Duplicate of row 2"
+
+
+def test_tcm_with_a_garbled_name_is_quarantined(tcm: Run) -> None:
+    assert tcm.reasons("中医体质辨识.csv", "row 11") == [
+        ("mapping.mojibake", "中医体质辨识.csv row 11, column 姓名"),
+        ("profile.cardinality-min", "中医体质辨识.csv row 11, column 姓名"),
+    ]
+
+
+# -- 家庭医生签约 --------------------------------------------------------------------------
+CONTRACT_DOCTOR = "Practitioner/6e6a7041-3c12-56b0-b62e-c28c64930eb3"
+CONTRACT_INSTITUTION = "Organization/dcf4799e-250d-57ae-86ed-a398ab39664a"
+CONTRACT_TEAM = "CareTeam/23491a8a-ec2d-5f8f-9f57-65d7b41d14a1"
+CONTRACT_ZHANG = "Patient/7555a32a-e8cf-56ce-97b9-d9c9272d8137"
+
+
+def test_contract_counts_reconcile(contract: Run) -> None:
+    assert counted(contract) == (10, 3, 7)
+
+
+def test_contract_row_becomes_exactly_the_family_doctor_care_plan_with_the_ticked_items(contract: Run) -> None:
+    def activity(code: str, display: str) -> dict[str, Any]:
+        coding = {"system": f"{BASE}/CodeSystem/service-item", "code": code, "display": display}
+        return {"detail": {"code": {"coding": [coding]}, "status": "scheduled"}}
+
+    assert contract.resource("CarePlan/a62d1ead-542c-53cb-9320-694fcf847aef") == {
+        "resourceType": "CarePlan",
+        "id": "a62d1ead-542c-53cb-9320-694fcf847aef",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-careplan"]},
+        "status": "active",
+        "intent": "plan",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": f"{BASE}/CodeSystem/careplan-category",
+                        "code": "family-doctor-package",
+                        "display": "家庭医生签约服务包",
+                    }
+                ]
+            }
+        ],
+        "title": "老年人基础服务包",
+        "subject": {"reference": CONTRACT_ZHANG},
+        "period": {"start": "2026-01-01", "end": "2026-12-31"},
+        "author": {"reference": CONTRACT_DOCTOR},
+        "careTeam": [{"reference": CONTRACT_TEAM}],
+        "activity": [
+            activity("health-check", "健康体检"),
+            activity("bp-measurement", "血压测量"),
+            activity("glucose-test", "末梢血血糖检测"),
+            activity("tcm-health-management", "中医药健康管理"),
+        ],
+    }
+
+
+def test_contract_row_becomes_exactly_the_signing_doctor(contract: Run) -> None:
+    assert contract.resource(CONTRACT_DOCTOR) == {
+        "resourceType": "Practitioner",
+        "id": CONTRACT_DOCTOR.split("/")[1],
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-practitioner"]},
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.4", "value": "410105D0012"}],
+        "active": True,
+        "name": [{"text": "王芳"}],
+    }
+
+
+def test_contract_row_becomes_exactly_the_signing_institution(contract: Run) -> None:
+    assert contract.resource(CONTRACT_INSTITUTION) == {
+        "resourceType": "Organization",
+        "id": CONTRACT_INSTITUTION.split("/")[1],
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-organization"]},
+        "identifier": [{"system": f"{BASE}/sid/uscc", "value": "12410105MB01928377"}],
+        "active": True,
+        "type": [
+            {
+                "coding": [
+                    {
+                        "system": f"{BASE}/CodeSystem/organization-type",
+                        "code": "community-health-center",
+                        "display": "社区卫生服务中心",
+                    }
+                ]
+            }
+        ],
+        "name": "郑州市金水区经八路街道社区卫生服务中心",
+    }
+
+
+def test_contract_row_becomes_exactly_the_care_team(contract: Run) -> None:
+    assert contract.resource(CONTRACT_TEAM) == {
+        "resourceType": "CareTeam",
+        "id": CONTRACT_TEAM.split("/")[1],
+        "status": "active",
+        "name": "经八路街道家庭医生团队一",
+        "subject": {"reference": CONTRACT_ZHANG},
+        "participant": [{"member": {"reference": CONTRACT_DOCTOR}}],
+        "managingOrganization": [{"reference": CONTRACT_INSTITUTION}],
+    }
+
+
+def test_contract_with_a_bad_id_card_checksum_is_quarantined(contract: Run) -> None:
+    assert contract.reasons("家庭医生签约.csv", "row 5") == [
+        ("rule.id-card-checksum", "家庭医生签约.csv row 5, column 身份证号")
+    ]
+
+
+def test_contract_signed_on_an_impossible_date_is_quarantined(contract: Run) -> None:
+    assert contract.reasons("家庭医生签约.csv", "row 6") == [
+        ("mapping.impossible-date", "家庭医生签约.csv row 6, column 签约日期"),
+        ("profile.cardinality-min", "家庭医生签约.csv row 6, column 签约日期"),
+    ]
+
+
+def test_contract_with_an_unknown_institution_type_is_quarantined(contract: Run) -> None:
+    where = "家庭医生签约.csv row 7, column 机构类型"
+    assert contract.reasons("家庭医生签约.csv", "row 7") == [
+        ("mapping.unknown-code", where),
+        ("profile.cardinality-min", where),
+        ("profile.slice-cardinality-min", where),
+    ]
+
+
+def test_contract_duplicate_row_is_quarantined_naming_the_first(contract: Run) -> None:
+    assert contract.entry("家庭医生签约.csv", "row 8")["reasons"][0]["en"] == "Duplicate of row 2"
+
+
+def test_contract_with_a_garbled_doctor_name_is_quarantined(contract: Run) -> None:
+    assert contract.reasons("家庭医生签约.csv", "row 9") == [
+        ("mapping.mojibake", "家庭医生签约.csv row 9, column 签约医生"),
+        ("profile.cardinality-min", "家庭医生签约.csv row 9, column 签约医生"),
+    ]
+
+
+def test_contract_expiring_before_it_starts_is_quarantined(contract: Run) -> None:
+    assert contract.reasons("家庭医生签约.csv", "row 10") == [("rule.period-order", None)]
+
+
+def test_contract_item_marked_no_is_quarantined_rather_than_signed(contract: Run) -> None:
+    assert contract.reasons("家庭医生签约.csv", "row 11") == [
+        ("mapping.unknown-code", "家庭医生签约.csv row 11, column 中医药健康管理")
+    ]
+
+
+# -- 随访 / 上门巡诊 / 家庭病床 (GB18030) ----------------------------------------------------
+VISIT_INSTITUTION = "Organization/3acba102-f17f-54d9-a902-339069c7c1b2"
+
+
+def test_visits_sample_really_is_gb18030() -> None:
+    raw = VISITS.read_bytes()
+    assert (raw.startswith(b"\xef\xbb\xbf"), raw.decode("gb18030").splitlines()[0][:4]) == (False, "记录编号")
+
+
+def test_visits_counts_reconcile(visits: Run) -> None:
+    assert counted(visits) == (10, 4, 6)
+
+
+def test_visit_row_becomes_exactly_the_home_visit_encounter(visits: Run) -> None:
+    assert visits.resource("Encounter/601431af-be1b-58d8-a4aa-6e2dd113fb2c") == {
+        "resourceType": "Encounter",
+        "id": "601431af-be1b-58d8-a4aa-6e2dd113fb2c",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-encounter"]},
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH", "display": "home health"},
+        "type": [
+            {"coding": [{"system": f"{BASE}/CodeSystem/encounter-type", "code": "home-visit", "display": "上门巡诊"}]}
+        ],
+        "subject": {"reference": "Patient/369b2235-7c81-57ad-9708-86ef596aa7f7"},
+        "participant": [{"individual": {"reference": "Practitioner/577995c9-3177-5ac6-8ed9-22ea7b967437"}}],
+        "period": {"start": "2026-11-01T09:30:00+08:00", "end": "2026-11-01T10:10:00+08:00"},
+        "serviceProvider": {"reference": VISIT_INSTITUTION},
+    }
+
+
+def test_gb18030_visit_row_becomes_exactly_the_service_provider(visits: Run) -> None:
+    assert visits.resource(VISIT_INSTITUTION) == {
+        "resourceType": "Organization",
+        "id": VISIT_INSTITUTION.split("/")[1],
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-organization"]},
+        "identifier": [{"system": f"{BASE}/sid/uscc", "value": "52410105MJ5520731X"}],
+        "active": True,
+        "type": [
+            {
+                "coding": [
+                    {
+                        "system": f"{BASE}/CodeSystem/organization-type",
+                        "code": "yiyang-center",
+                        "display": "医养服务中心",
+                    }
+                ]
+            }
+        ],
+        "name": "金水区医养服务中心",
+    }
+
+
+def test_open_home_bed_is_an_in_progress_encounter_without_an_end(visits: Run) -> None:
+    home_bed = next(e for e in visits.resources("Encounter") if e["type"][0]["coding"][0]["code"] == "home-bed")
+    assert (home_bed["status"], home_bed["period"]) == ("in-progress", {"start": "2026-10-08"})
+
+
+def test_telephone_follow_up_is_a_virtual_encounter(visits: Run) -> None:
+    follow_up = next(e for e in visits.resources("Encounter") if e["type"][0]["coding"][0]["code"] == "follow-up")
+    assert follow_up["class"]["code"] == "VR"
+
+
+def test_visit_with_a_bad_id_card_checksum_is_quarantined(visits: Run) -> None:
+    assert visits.reasons("随访巡诊家床记录.csv", "row 5") == [
+        ("rule.id-card-checksum", "随访巡诊家床记录.csv row 5, column 身份证号")
+    ]
+
+
+def test_visit_at_an_impossible_time_is_quarantined(visits: Run) -> None:
+    where = "随访巡诊家床记录.csv row 6, column"
+    assert visits.reasons("随访巡诊家床记录.csv", "row 6") == [
+        ("mapping.impossible-date", f"{where} 开始时间"),
+        ("mapping.impossible-date", f"{where} 结束时间"),
+        ("profile.cardinality-min", f"{where} 开始时间"),
+    ]
+
+
+def test_visit_of_an_unknown_kind_is_quarantined(visits: Run) -> None:
+    where = "随访巡诊家床记录.csv row 7, column 服务类型"
+    assert visits.reasons("随访巡诊家床记录.csv", "row 7") == [
+        ("mapping.unknown-code", where),
+        ("profile.cardinality-min", where),
+        ("profile.slice-cardinality-min", where),
+    ]
+
+
+def test_visit_duplicate_row_is_quarantined_naming_the_first(visits: Run) -> None:
+    assert visits.entry("随访巡诊家床记录.csv", "row 8")["reasons"][0]["en"] == "Duplicate of row 2"
+
+
+def test_visit_with_gbk_replacement_garbage_is_quarantined(visits: Run) -> None:
+    assert visits.reasons("随访巡诊家床记录.csv", "row 9") == [
+        ("mapping.mojibake", "随访巡诊家床记录.csv row 9, column 服务医生"),
+        ("profile.cardinality-min", "随访巡诊家床记录.csv row 9, column 服务医生"),
+    ]
+
+
+def test_visit_ending_before_it_starts_is_quarantined(visits: Run) -> None:
+    assert visits.reasons("随访巡诊家床记录.csv", "row 10") == [("rule.period-order", None)]
+
+
+def test_gb18030_quarantine_keeps_the_original_bytes(visits: Run) -> None:
+    raw = base64.b64decode(visits.entry("随访巡诊家床记录.csv", "row 7")["raw"])
+    assert "康复训练".encode("gb18030") in raw
+
+
+# -- 个人基本信息表.xlsx ---------------------------------------------------------------------
+SHEET = "个人基本信息表.xlsx sheet 个人基本信息表"
+
+
+def test_workbook_sample_stores_the_birth_date_as_a_date_cell_and_an_id_as_a_number() -> None:
+    records = list(read_xlsx(WORKBOOK, "community-health"))
+    assert (type(records[0].fields["出生日期"]), type(records[1].fields["身份证号"])) == (datetime, float)
+
+
+def test_workbook_counts_reconcile(workbook: Run) -> None:
+    assert counted(workbook) == (8, 2, 6)
+
+
+def test_workbook_date_cell_becomes_the_birth_date(workbook: Run) -> None:
+    assert workbook.zhang()["birthDate"] == "1949-12-31"
+
+
+def test_workbook_id_number_stored_as_a_number_is_quarantined_as_excel_mangled(workbook: Run) -> None:
+    assert workbook.reasons("个人基本信息表.xlsx", "sheet 个人基本信息表 row 3") == [
+        ("mapping.excel-mangled-number", f"{SHEET} row 3, column 身份证号"),
+        ("profile.slice-cardinality-min", f"{SHEET} row 3, column 身份证号"),
+    ]
+
+
+def test_workbook_bad_id_card_checksum_is_quarantined(workbook: Run) -> None:
+    assert workbook.reasons("个人基本信息表.xlsx", "sheet 个人基本信息表 row 4") == [
+        ("rule.id-card-checksum", f"{SHEET} row 4, column 身份证号")
+    ]
+
+
+def test_workbook_impossible_birth_date_typed_as_text_is_quarantined(workbook: Run) -> None:
+    assert workbook.reasons("个人基本信息表.xlsx", "sheet 个人基本信息表 row 5") == [
+        ("mapping.impossible-date", f"{SHEET} row 5, column 出生日期"),
+        ("profile.cardinality-min", f"{SHEET} row 5, column 出生日期"),
+    ]
+
+
+def test_workbook_unknown_ethnicity_is_quarantined(workbook: Run) -> None:
+    assert workbook.reasons("个人基本信息表.xlsx", "sheet 个人基本信息表 row 6") == [
+        ("mapping.unknown-code", f"{SHEET} row 6, column 民族")
+    ]
+
+
+def test_workbook_duplicate_row_is_quarantined_naming_the_first(workbook: Run) -> None:
+    entry = workbook.entry("个人基本信息表.xlsx", "sheet 个人基本信息表 row 7")
+    assert entry["reasons"][0]["en"] == "Duplicate of sheet 个人基本信息表 row 2"
+
+
+def test_workbook_garbled_name_is_quarantined(workbook: Run) -> None:
+    assert workbook.reasons("个人基本信息表.xlsx", "sheet 个人基本信息表 row 8") == [
+        ("mapping.mojibake", f"{SHEET} row 8, column 姓名"),
+        ("profile.cardinality-min", f"{SHEET} row 8, column 姓名"),
+    ]
+
+
+# -- CDA 健康档案 ----------------------------------------------------------------------------
+def test_cda_counts_reconcile_and_the_unsafe_file_is_a_file_error(documents: Run) -> None:
+    assert (*counted(documents), len(documents.counts.file_errors)) == (2, 1, 1, 1)
+
+
+def test_cda_document_becomes_exactly_the_patient(documents: Run) -> None:
+    sd = f"{BASE}/StructureDefinition"
+    assert documents.zhang() == {
+        "resourceType": "Patient",
+        "id": "be10804f-f6ea-5931-90b3-782f36810862",
+        "meta": {"profile": [f"{sd}/yy-patient"]},
+        "identifier": [
+            {"system": "urn:oid:2.16.156.10011.1.3", "value": ZHANG_ID_CARD},
+            {"system": "urn:oid:2.16.156.10011.1.2", "value": "41010500100100017"},
+        ],
+        "active": True,
+        "name": [{"text": "张秀英"}],
+        "telecom": [{"system": "phone", "value": "13803710001"}],
+        "gender": "female",
+        "_gender": {
+            "extension": [
+                {
+                    "url": f"{sd}/yy-ext-gender-gb",
+                    "valueCoding": {"system": "urn:oid:2.16.156.10011.2.3.3.4", "code": "2", "display": "女性"},
+                }
+            ]
+        },
+        "birthDate": "1949-12-31",
+        "extension": [
+            {
+                "url": f"{sd}/yy-ext-ethnicity",
+                "valueCoding": {"system": "urn:oid:2.16.156.10011.2.3.3.3", "code": "01", "display": "汉族"},
+            }
+        ],
+        "address": [
+            {
+                "use": "home",
+                "line": ["经八路街道", "经八路", "幸福社区3号楼"],
+                "district": "金水区",
+                "city": "郑州市",
+                "state": "河南省",
+                "postalCode": "450008",
+            }
+        ],
+        "maritalStatus": {"coding": [{"system": "urn:oid:2.16.156.10011.2.3.3.5", "code": "30", "display": "丧偶"}]},
+    }
+
+
+def test_cda_bad_checksum_is_quarantined_naming_the_xpath(documents: Run) -> None:
+    assert documents.reasons("健康档案-身份证校验位错误.xml", "document") == [
+        (
+            "rule.id-card-checksum",
+            "健康档案-身份证校验位错误.xml document, XPath "
+            "recordTarget/patientRole/patient/id[@root='2.16.156.10011.1.3']/@extension",
+        )
+    ]
+
+
+def test_cda_with_an_external_entity_is_refused_as_a_file_error(documents: Run) -> None:
+    assert documents.counts.file_errors == [
+        "健康档案-外部实体.xml: 含 DOCTYPE 或实体声明，出于安全（XXE）拒绝读取 / DOCTYPE or entity declaration refused (XXE)"
+    ]
+
+
+def test_cda_external_entity_is_never_expanded_into_any_output(documents: Run) -> None:
+    written = "".join(p.read_text(encoding="utf-8") for p in documents.out.glob("*.ndjson"))
+    assert ("root:" in written, "外部实体" in written) == (False, False)
+
+
+def test_cda_quarantine_keeps_the_whole_document_as_raw_bytes(documents: Run) -> None:
+    raw = base64.b64decode(documents.entry("健康档案-身份证校验位错误.xml", "document")["raw"])
+    assert raw == CDA_CHECKSUM.read_bytes()
+
+
+def test_cda_keys_name_identifiers_by_root_number_repeats_and_mark_attributes() -> None:
+    document = """<ClinicalDocument xmlns="urn:hl7-org:v3" xmlns:sdtc="urn:hl7-org:sdtc">
+      <recordTarget><patientRole>
+        <id root="2.16.156.10011.1.2" extension="A"/><id root="2.16.156.10011.1.19" extension="B"/>
+        <addr use="H"><city>郑州市</city></addr><addr use="WP"><city>洛阳市</city></addr>
+        <patient><name> 张秀英 </name><sdtc:deceasedInd value="false"/></patient>
+      </patientRole></recordTarget></ClinicalDocument>""".encode()
+    fields = cda.flatten(cda.parse_document(document, "t.xml"))
+    assert fields == {
+        "recordTarget/patientRole/id[@root='2.16.156.10011.1.2']/@extension": "A",
+        "recordTarget/patientRole/id[@root='2.16.156.10011.1.19']/@extension": "B",
+        "recordTarget/patientRole/addr/@use": "H",
+        "recordTarget/patientRole/addr/city": "郑州市",
+        "recordTarget/patientRole/addr[2]/@use": "WP",
+        "recordTarget/patientRole/addr[2]/city": "洛阳市",
+        "recordTarget/patientRole/patient/name": "张秀英",
+        "recordTarget/patientRole/patient/sdtc:deceasedInd/@value": "false",
+    }
+
+
+def test_cda_shape_is_root_template_and_document_code() -> None:
+    document = b"""<ClinicalDocument xmlns="urn:hl7-org:v3"><templateId root="2.16.156.10011.2.1.1.21"/>
+      <code code="C0001" codeSystem="2.16.156.10011.2.4"/></ClinicalDocument>"""
+    assert cda.shape_of(cda.parse_document(document, "t.xml")) == {
+        "ClinicalDocument",
+        "templateId[@root='2.16.156.10011.2.1.1.21']",
+        "code[@code='C0001']",
+    }
+
+
+def test_cda_doctype_hidden_from_the_byte_scan_by_utf16_is_still_refused(tmp_path: Path) -> None:
+    document = """<?xml version="1.0" encoding="UTF-16"?>
+<!DOCTYPE ClinicalDocument [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<ClinicalDocument xmlns="urn:hl7-org:v3"><title>&secret;</title></ClinicalDocument>"""
+    (tmp_path / "utf16.xml").write_bytes(document.encode("utf-16"))
+    with pytest.raises(ReaderError, match="DOCTYPE refused"):
+        list(cda.read_cda(tmp_path / "utf16.xml", "community-health"))
+
+
+def test_cda_entity_expansion_bomb_is_refused(tmp_path: Path) -> None:
+    lol = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 10))
+    document = f'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY l0 "lol">{lol}]><d>&l9;</d>'
+    (tmp_path / "bomb.xml").write_text(document, encoding="utf-8")
+    with pytest.raises(ReaderError, match="XXE"):
+        list(cda.read_cda(tmp_path / "bomb.xml", "community-health"))
+
+
+def test_cda_larger_than_the_limit_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cda, "MAX_BYTES", 1024)
+    (tmp_path / "big.xml").write_bytes(CDA_GOOD.read_bytes())
+    with pytest.raises(ReaderError, match="limit"):
+        list(cda.read_cda(tmp_path / "big.xml", "community-health"))
+
+
+def test_xml_that_is_not_cda_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "other.xml").write_text('<Patient xmlns="http://hl7.org/fhir"/>', encoding="utf-8")
+    with pytest.raises(ReaderError, match="not a CDA"):
+        list(cda.read_cda(tmp_path / "other.xml", "community-health"))
+
+
+# -- all community-health files together ---------------------------------------------------
+def test_all_files_together_reconcile(everything: Run) -> None:
+    assert (everything.counts.reconciled, everything.counts.read) == (True, 18 + 11 + 11 + 10 + 10 + 8 + 2)
+
+
+def test_shared_elder_is_one_patient_across_every_community_health_file(everything: Run) -> None:
+    zhangs = [p for p in everything.resources("Patient") if p["name"][0]["text"] == "张秀英"]
+    assert [i["value"] for i in zhangs[0]["identifier"]] + [str(len(zhangs))] == [
+        ZHANG_ID_CARD,
+        "41010500100100017",
+        "41000000000000012345",
+        "1",
+    ]
+
+
+def test_every_resource_about_the_shared_elder_points_at_her_one_patient(everything: Run) -> None:
+    zhang = f"Patient/{everything.zhang()['id']}"
+    kinds = sorted(
+        {
+            r["resourceType"]
+            for kind in ("Observation", "CarePlan", "CareTeam", "Encounter")
+            for r in everything.resources(kind)
+            if r["subject"]["reference"] == zhang
+        }
+    )
+    assert kinds == ["CarePlan", "CareTeam", "Encounter", "Observation"]
+
+
+def test_everything_written_passes_validation_as_one_bundle(everything: Run) -> None:
+    from conformance.validator import Validator
+
+    bundle = json.loads((everything.out / "bundle.json").read_text(encoding="utf-8"))
+    assert [(i.message_id, i.expression) for i in Validator().validate(bundle) if i.is_error] == []
