@@ -12,7 +12,6 @@ and for a fifth of it (flat memory means the two are close; goal < 300 MB).
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
