@@ -112,12 +112,13 @@ class MappingEngine:
         planned: list[tuple[str, dict[str, Any], Any]] = []
         for definition in spec.resources:
             # "each": one resource per item of a multi-valued field (既往疾病: 高血压,糖尿病)
+            if "when" in definition:
+                # a resource the record may not have (no glucose measured this year)
+                mapped.used.add(_field_root(record.fields, definition["when"]))
+                if lookup(record.fields, definition["when"]) in (None, "", [], {}):
+                    continue
             if "each" in definition:
-                mapped.used.add(definition["each"])
-                skip = {str(v) for v in definition.get("skip", [])}
-                value = lookup(record.fields, definition["each"])
-                listed = value if isinstance(value, list) else split_list(value)
-                items = [i for i in listed if str(i) not in skip]
+                items = _items(mapped, None, definition["each"], definition.get("skip", []))
                 names = [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
             else:
                 names = [(definition["name"], None)]
@@ -152,7 +153,7 @@ class MappingEngine:
             if when.startswith("$item."):
                 present = lookup(item, when[len("$item.") :])
             else:
-                mapped.used.add(when.split(".")[0])
+                mapped.used.add(_field_root(mapped.record.fields, when))
                 present = lookup(mapped.record.fields, when)
             if present in (None, "", [], {}):
                 return
@@ -161,11 +162,7 @@ class MappingEngine:
         items: list[tuple[Any, str | None]] = [(item, each)]
         if "each" in rule:
             # repeat the rule for every item of a list field, within this one resource
-            listed = _field_or_item(mapped.record.fields, item, rule["each"])
-            mapped.used.add(rule["each"].split(".")[0])
-            skip = {str(v) for v in rule.get("skip", [])}
-            values = listed if isinstance(listed, list) else split_list(listed)
-            kept = [value for value in values if str(value) not in skip]
+            kept = _items(mapped, item, rule["each"], rule.get("skip", []))
             items = [(value, f"{rule['each']}[{index}]") for index, value in enumerate(kept)]
         for current, label in items:
             context = _Context(mapped, name, current, label, target)
@@ -217,7 +214,7 @@ class MappingEngine:
             names = _alternatives(source)
             field_name = next((f for f in names if lookup(record.fields, f) not in (None, "")), names[0])
             raw = lookup(record.fields, field_name)
-            mapped.used.update(name.split(".")[0] for name in names)
+            mapped.used.update(_field_root(record.fields, name) for name in names)
         ref = record.ref(field_name)
         if raw in (None, ""):
             if leaf.get("required"):
@@ -282,6 +279,29 @@ def lookup(fields: Any, name: str) -> Any:
         else:
             return None
     return node
+
+
+def _items(mapped: Mapped, item: Any, name: str, skip: list[Any]) -> list[Any]:
+    """The items of a list field (a JSON list, or a cell such as 高血压,糖尿病); a cell that
+    cannot be split (garbled text) is a problem of the record, not a crash of the run."""
+    if not name.startswith("$item."):
+        mapped.used.add(_field_root(mapped.record.fields, name))
+    listed = _field_or_item(mapped.record.fields, item, name)
+    if not isinstance(listed, list):
+        try:
+            listed = split_list(listed)
+        except MappingError as error:
+            ref = mapped.record.ref(name)
+            mapped.problems.append(Problem(error.message_id, {"field": name, **error.params}, ref))
+            return []
+    unwanted = {str(v) for v in skip}
+    return [value for value in listed if str(value) not in unwanted]
+
+
+def _field_root(fields: dict[str, Any], name: str) -> str:
+    """The record field a (possibly dotted) name reads: itself when the record has that key
+    (CDA XPath keys contain dots), else its first segment (baseinfo.psn_no → baseinfo)."""
+    return name if name in fields else name.split(".")[0]
 
 
 def _field_or_item(fields: dict[str, Any], item: Any, name: str | None) -> Any:

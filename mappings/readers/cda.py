@@ -68,8 +68,9 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _name(qualified: str, prefixes: dict[str, str]) -> str:
-    """``{urn:hl7-org:v3}patient`` → ``patient``; other namespaces keep a prefix."""
+def _name(qualified: str, prefixes: dict[str, str], own_prefix: str | None = None) -> str:
+    """``{urn:hl7-org:v3}patient`` → ``patient``; other namespaces keep a prefix (the one the
+    document element declares, else the element's own)."""
     if not qualified.startswith("{"):
         return qualified
     namespace, local = qualified[1:].split("}", 1)
@@ -77,12 +78,12 @@ def _name(qualified: str, prefixes: dict[str, str]) -> str:
         return local
     if namespace == XSI_NAMESPACE:
         return f"xsi:{local}"
-    prefix = prefixes.get(namespace)
+    prefix = prefixes.get(namespace) or own_prefix
     return f"{prefix}:{local}" if prefix else qualified
 
 
 def _step(element: etree._Element, prefixes: dict[str, str]) -> str:
-    step = _name(element.tag, prefixes)
+    step = _name(element.tag, prefixes, element.prefix)
     root = element.get("root")
     return f"{step}[@root='{root}']" if root is not None else step
 

@@ -80,8 +80,7 @@ UNPARSEABLE = "UNPARSEABLE"
 REPEATABLE = frozenset({"NK1", "OBX", "AL1", "DG1", "PR1", "ROL", "GT1", "IN1", "IN2", "IN3", "NTE"})
 #: fields of type CX (identifier lists) whose repetitions are also keyed by type code (CX.5)
 CX_FIELDS = frozenset(
-    {"PID-2", "PID-3", "PID-4", "PID-18", "PID-21", "PV1-19", "PV1-50", "IN1-49"}
-    | {f"MRG-{n}" for n in range(1, 7)}
+    {"PID-2", "PID-3", "PID-4", "PID-18", "PID-21", "PV1-19", "PV1-50", "IN1-49"} | {f"MRG-{n}" for n in range(1, 7)}
 )
 #: date/time fields (TS/DTM) rendered in ISO form
 TS_FIELDS = frozenset(

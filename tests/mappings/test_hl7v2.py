@@ -1,0 +1,543 @@
+"""`yiyang ingest --source hl7v2` on the HIS ADT sample (A01, A03, A04, A08, A40 and broken
+messages): exact FHIR output, exact quarantine reasons, reconciled counts — and the HL7 v2
+reader's handling of separators, encodings, framing, repetitions and damaged messages.
+
+The sample is ingested once per module; the pipeline tests only read its output."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.ingest import commands
+from mappings.engine import ID_NAMESPACE
+from mappings.readers import ReaderError, hl7v2
+from mappings.records import SourceRecord
+from profiles.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "mappings/samples/hl7v2/adt.hl7"
+FILE = "adt.hl7"
+BASE = "http://fhir.yiyang.cn"
+ZHANG_ID_CARD = "410105194912310020"
+HIS_PATIENT_ID = f"{BASE}/sid/his-patient-id/H41010500012"
+GB_SEX = "urn:oid:2.16.156.10011.2.3.3.4"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def resource_id(spec: str, location: str, name: str) -> str:
+    """The id the engine gives a resource (before people are merged)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"hl7v2/{spec}|{FILE}|{location}|{name}"))
+
+
+ZHANG = resource_id("adt-a01-admit", "message 1", "patient")
+WANG = resource_id("adt-a04-register", "message 2", "patient")
+LIU = resource_id("adt-a04-register", "message 3", "patient")
+
+
+def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
+    found = {"system": system, "code": code}
+    if display:
+        found["display"] = display
+    return found
+
+
+def ndjson(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts]:
+    out = tmp_path_factory.mktemp("hl7v2")
+    return out, commands.ingest("hl7v2", [SAMPLE], out, Registry(), bundle=False)
+
+
+@pytest.fixture(scope="module")
+def out(run: tuple[Path, commands.Counts]) -> Path:
+    return run[0]
+
+
+def written(out: Path, kind: str, id_: str) -> dict[str, Any]:
+    return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == id_)
+
+
+def quarantined(out: Path, location: str) -> dict[str, Any]:
+    return next(e for e in ndjson(out / "quarantine.ndjson") if e["location"] == location)
+
+
+def reasons(out: Path, location: str) -> list[tuple[str, str | None, str | None]]:
+    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in quarantined(out, location)["reasons"]]
+
+
+def patient_extensions(sex_code: str, sex: str) -> dict[str, Any]:
+    return {
+        "extension": [
+            {"url": f"{BASE}/StructureDefinition/yy-ext-gender-gb", "valueCoding": coding(GB_SEX, sex_code, sex)}
+        ]
+    }
+
+
+def ethnicity_han() -> list[dict[str, Any]]:
+    return [
+        {
+            "url": f"{BASE}/StructureDefinition/yy-ext-ethnicity",
+            "valueCoding": coding("urn:oid:2.16.156.10011.2.3.3.3", "01", "汉族"),
+        }
+    ]
+
+
+def address(text: str, county: str, postcode: str) -> dict[str, Any]:
+    return {
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-admin-division",
+                "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", county),
+            }
+        ],
+        "text": text,
+        "city": "郑州市",
+        "state": "河南省",
+        "postalCode": postcode,
+        "country": "CHN",
+    }
+
+
+def inpatient_stay(status: str) -> dict[str, Any]:
+    """The parts the A01 and A03 Encounters of 张秀英's stay share."""
+    return {
+        "resourceType": "Encounter",
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-encounter"]},
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.12", "value": "ZY20261102003"}],
+        "status": status,
+        "class": coding(ACT_CODE, "IMP", "inpatient encounter"),
+        "type": [{"coding": [coding(f"{BASE}/CodeSystem/encounter-type", "inpatient", "住院")]}],
+        "serviceType": {"text": "老年医学科"},
+        "subject": {"reference": f"Patient/{ZHANG}"},
+        "participant": [
+            {
+                "type": [
+                    {
+                        "coding": [
+                            coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "ATND", "attender")
+                        ]
+                    }
+                ],
+                "individual": {
+                    "type": "Practitioner",
+                    "identifier": {"system": "urn:oid:2.16.156.10011.1.4", "value": "D0417"},
+                    "display": "李红梅",
+                },
+            }
+        ],
+        "serviceProvider": {
+            "type": "Organization",
+            "identifier": {"system": f"{BASE}/sid/nhsa-fixmedins-code", "value": "H41010500012"},
+        },
+    }
+
+
+# -- counts -------------------------------------------------------------------------------------------
+def test_every_message_read_is_either_mapped_or_quarantined(run: tuple[Path, commands.Counts]) -> None:
+    counts = run[1]
+    assert (counts.read, counts.mapped, counts.quarantined, counts.file_errors) == (13, 6, 7, [])
+
+
+def test_the_quarantine_file_holds_one_line_per_quarantined_message(run: tuple[Path, commands.Counts]) -> None:
+    assert len(ndjson(run[0] / "quarantine.ndjson")) == run[1].quarantined
+
+
+def test_the_good_messages_yield_the_expected_number_of_each_resource(run: tuple[Path, commands.Counts]) -> None:
+    assert dict(run[1].resources) == {"Patient": 6, "Encounter": 4, "Coverage": 5, "Provenance": 6}
+
+
+def test_the_archive_holds_one_patient_per_person(out: Path) -> None:
+    assert sorted(p["name"][0]["text"] for p in ndjson(out / "Patient.ndjson")) == ["刘淑珍", "张秀英", "王建国"]
+
+
+# -- Patient ------------------------------------------------------------------------------------------
+def test_her_admission_discharge_and_update_become_exactly_the_expected_patient(out: Path) -> None:
+    assert written(out, "Patient", ZHANG) == {
+        "resourceType": "Patient",
+        "id": ZHANG,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-patient"]},
+        "identifier": [
+            {"system": "urn:oid:2.16.156.10011.1.3", "value": ZHANG_ID_CARD},
+            {"system": HIS_PATIENT_ID, "value": "0000123"},
+            {"system": f"{BASE}/sid/nhsa-psn-no", "value": "41000000000000012345"},
+        ],
+        "active": True,
+        "name": [{"text": "张秀英"}],
+        # the A08 (message 5) added her home phone to the mobile number of the A01
+        "telecom": [{"system": "phone", "value": "13803710001"}, {"system": "phone", "value": "037165551234"}],
+        "gender": "female",
+        "_gender": patient_extensions("2", "女性"),
+        "birthDate": "1949-12-31",
+        "extension": ethnicity_han(),
+        "address": [address("河南省郑州市金水区经八路街道幸福社区3号楼", "410105", "450008")],
+        "maritalStatus": {"coding": [coding("urn:oid:2.16.156.10011.2.3.3.5", "30", "丧偶")]},
+    }
+
+
+def test_the_merge_keeps_the_retired_his_number_on_the_surviving_patient_as_old(out: Path) -> None:
+    assert written(out, "Patient", WANG)["identifier"] == [
+        {"system": "urn:oid:2.16.156.10011.1.3", "value": "410102194503080018"},
+        {"system": HIS_PATIENT_ID, "value": "0000456"},
+        {"system": f"{BASE}/sid/nhsa-psn-no", "value": "41000000000000067890"},
+        {"use": "old", "system": HIS_PATIENT_ID, "value": "0000789"},
+    ]
+
+
+def test_the_merge_makes_no_link_to_a_patient_the_archive_never_held(out: Path) -> None:
+    assert "link" not in written(out, "Patient", WANG)
+
+
+def test_chinese_sex_words_and_a_landline_are_mapped_for_the_emergency_patient(out: Path) -> None:
+    patient = written(out, "Patient", LIU)
+    assert (patient["gender"], patient["_gender"], patient["telecom"]) == (
+        "female",
+        patient_extensions("2", "女性"),
+        [{"system": "phone", "value": "037168801234"}],
+    )
+
+
+# -- Encounter ----------------------------------------------------------------------------------------
+def test_the_admission_becomes_exactly_the_expected_encounter(out: Path) -> None:
+    encounter_id = resource_id("adt-a01-admit", "message 1", "encounter")
+    assert written(out, "Encounter", encounter_id) == {
+        **inpatient_stay("in-progress"),
+        "id": encounter_id,
+        "period": {"start": "2026-11-02T09:15:00+08:00"},
+    }
+
+
+def test_the_discharge_becomes_exactly_the_expected_finished_encounter(out: Path) -> None:
+    encounter_id = resource_id("adt-a03-discharge", "message 4", "encounter")
+    assert written(out, "Encounter", encounter_id) == {
+        **inpatient_stay("finished"),
+        "id": encounter_id,
+        "period": {"start": "2026-11-02T09:15:00+08:00", "end": "2026-11-12T10:30:00+08:00"},
+        "hospitalization": {"dischargeDisposition": {"text": "医嘱离院"}},
+    }
+
+
+def test_the_outpatient_registration_becomes_exactly_the_expected_arrived_encounter(out: Path) -> None:
+    encounter_id = resource_id("adt-a04-register", "message 2", "encounter")
+    expected = inpatient_stay("arrived") | {
+        "id": encounter_id,
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.11", "value": "MZ20261103017"}],
+        "class": coding(ACT_CODE, "AMB", "ambulatory"),
+        "type": [{"coding": [coding(f"{BASE}/CodeSystem/encounter-type", "outpatient", "门诊")]}],
+        "serviceType": {"text": "老年病门诊"},
+        "subject": {"reference": f"Patient/{WANG}"},
+        "period": {"start": "2026-11-03T08:05:00+08:00"},
+    }
+    expected["participant"][0]["individual"] |= {
+        "identifier": {"system": "urn:oid:2.16.156.10011.1.4", "value": "D0522"},
+        "display": "孙立新",
+    }
+    assert written(out, "Encounter", encounter_id) == expected
+
+
+def test_an_emergency_registration_is_class_emer_with_its_utc_time_moved_to_beijing_time(out: Path) -> None:
+    encounter = written(out, "Encounter", resource_id("adt-a04-register", "message 3", "encounter"))
+    assert (encounter["class"]["code"], encounter["type"][0]["coding"][0]["code"], encounter["period"]) == (
+        "EMER",
+        "outpatient",
+        {"start": "2026-11-04T22:18:00+08:00"},
+    )
+
+
+# -- Coverage -----------------------------------------------------------------------------------------
+def test_her_first_in1_becomes_exactly_the_expected_coverage(out: Path) -> None:
+    coverage_id = resource_id("adt-a01-admit", "message 1", "coverage[0]")
+    assert written(out, "Coverage", coverage_id) == {
+        "resourceType": "Coverage",
+        "id": coverage_id,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-coverage"]},
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-insurance-status",
+                "valueCoding": coding(f"{BASE}/CodeSystem/nhsa-psn-insu-stas", "1", "正常参保"),
+            },
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-insured-region",
+                "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410100"),
+            },
+        ],
+        "status": "active",
+        "type": {"coding": [coding(f"{BASE}/CodeSystem/nhsa-insutype", "310", "职工基本医疗保险")]},
+        "policyHolder": {"display": "郑州市第二棉纺织厂"},
+        "subscriberId": "41000000000000012345",
+        "beneficiary": {"reference": f"Patient/{ZHANG}"},
+        "period": {"start": "2004-07-01"},
+        "payor": [
+            {
+                "type": "Organization",
+                "identifier": {"system": f"{BASE}/sid/nhsa-admdvs", "value": "410100"},
+                "display": "郑州市医疗保障局",
+            }
+        ],
+        "class": [
+            {
+                "type": {"coding": [coding("http://terminology.hl7.org/CodeSystem/coverage-class", "class")]},
+                "value": "1201",
+            }
+        ],
+    }
+
+
+def test_her_second_in1_becomes_a_long_term_care_coverage(out: Path) -> None:
+    coverage = written(out, "Coverage", resource_id("adt-a01-admit", "message 1", "coverage[1]"))
+    assert (coverage["type"], coverage["period"]) == (
+        {"coding": [coding(f"{BASE}/CodeSystem/nhsa-insutype", "410", "长期照护保险")]},
+        {"start": "2020-01-01"},
+    )
+
+
+def test_a_self_paying_patient_without_in1_gets_no_coverage(out: Path) -> None:
+    assert [c for c in ndjson(out / "Coverage.ndjson") if c["beneficiary"]["reference"] == f"Patient/{LIU}"] == []
+
+
+# -- Provenance ---------------------------------------------------------------------------------------
+def test_provenance_names_the_hl7_field_each_element_came_from(out: Path) -> None:
+    provenance = next(
+        p
+        for p in ndjson(out / "Provenance.ndjson")
+        if p["entity"][0]["what"]["identifier"]["value"].endswith("message 1")
+    )
+    lineage = {e["valueString"] for e in provenance["entity"][0]["extension"]}
+    assert {
+        "Patient.identifier[0].value ← adt.hl7 message 1, field PID-3[ID].1",
+        "Encounter.class ← adt.hl7 message 1, field PV1-2.1",
+        "Coverage.subscriberId ← adt.hl7 message 1, field IN1[1].IN1-49.1",
+    } <= lineage
+
+
+# -- quarantine -----------------------------------------------------------------------------------------
+def test_a_wrong_id_card_check_character_is_quarantined_naming_pid_3(out: Path) -> None:
+    assert reasons(out, "message 7") == [
+        ("rule.id-card-checksum", "Patient.identifier[0].value", "adt.hl7 message 7, field PID-3[ID].1")
+    ]
+
+
+def test_an_impossible_birth_date_is_quarantined_naming_pid_7(out: Path) -> None:
+    assert reasons(out, "message 8") == [
+        ("mapping.impossible-date", None, "adt.hl7 message 8, field PID-7.1"),
+        ("profile.cardinality-min", "Patient.birthDate", "adt.hl7 message 8, field PID-7.1"),
+    ]
+
+
+def test_an_unknown_sex_code_is_quarantined_naming_pid_8(out: Path) -> None:
+    assert reasons(out, "message 9") == [
+        ("mapping.unknown-code", None, "adt.hl7 message 9, field PID-8.1"),
+        ("mapping.unknown-code", None, "adt.hl7 message 9, field PID-8.1"),
+        ("profile.cardinality-min", "Patient.gender", "adt.hl7 message 9, field PID-8.1"),
+    ]
+
+
+def test_a_message_split_by_a_line_break_is_quarantined_as_unparseable(out: Path) -> None:
+    assert (reasons(out, "message 10"), quarantined(out, "message 10")["fields"]) == (
+        [("ingest.no-spec", None, None)],
+        {"UNPARSEABLE": "segment 4 is not an HL7 segment: '红专路北二街6号院^^郑州市^河南省^450008^CHN^'"},
+    )
+
+
+def test_the_unparseable_message_keeps_its_original_bytes(out: Path) -> None:
+    tenth = b"MSH|" + SAMPLE.read_bytes().split(b"MSH|")[10]  # the sample has no blank lines between messages
+    assert base64.b64decode(quarantined(out, "message 10")["raw"]) == tenth
+
+
+def test_a_message_sent_twice_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
+    assert quarantined(out, "message 11")["reasons"][0]["en"] == "Duplicate of message 2"
+
+
+def test_a_discharge_without_its_discharge_time_is_quarantined_naming_pv1_45(out: Path) -> None:
+    assert reasons(out, "message 12") == [("mapping.missing-required", None, "adt.hl7 message 12, field PV1-45.1")]
+
+
+def test_a_message_type_no_spec_maps_is_quarantined(out: Path) -> None:
+    assert (quarantined(out, "message 13")["shape"], reasons(out, "message 13")) == (
+        ["MSH", "OBR", "OBX", "ORU^R01", "PID", "R01"],
+        [("ingest.no-spec", None, None)],
+    )
+
+
+# -- the reader ---------------------------------------------------------------------------------------
+MSH = "MSH|^~\\&|HIS|H41010500012|GW|YYPT|20261102091502||ADT^A08^ADT_A01|C{n}|P|2.5"
+PID = "PID|1||0000123^^^H41010500012^PI~410105194912310020^^^^ID||张秀英||19491231|F"
+
+
+def message(n: int = 1, *segments: str) -> str:
+    return "\r".join([MSH.format(n=n), *(segments or [PID])])
+
+
+def read(tmp_path: Path, data: bytes) -> list[SourceRecord]:
+    path = tmp_path / "feed.hl7"
+    path.write_bytes(data)
+    return list(hl7v2.read_hl7(path, "hl7v2"))
+
+
+@pytest.mark.parametrize("separator", ["\r", "\n", "\r\n"])
+def test_each_msh_starts_a_new_record_whatever_the_segment_separator(tmp_path: Path, separator: str) -> None:
+    data = "\r".join([message(1), message(2), message(3), ""]).replace("\r", separator)
+    assert [r.fields["MSH-10"] for r in read(tmp_path, data.encode())] == ["C1", "C2", "C3"]
+
+
+def test_records_are_located_as_numbered_messages(tmp_path: Path) -> None:
+    records = read(tmp_path, (message(1) + "\r" + message(2) + "\r").encode())
+    assert [(r.location, r.field_label) for r in records] == [("message 1", "field"), ("message 2", "field")]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7])
+def test_records_do_not_depend_on_where_the_read_chunks_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    data = "\r".join([message(1), message(2), message(3), ""]).replace("\r", "\r\n").encode()
+    whole = [(r.fields, r.raw) for r in read(tmp_path, data)]
+    monkeypatch.setattr(hl7v2, "_CHUNK", chunk)
+    assert [(r.fields, r.raw) for r in read(tmp_path, data)] == whole
+
+
+def test_raw_is_each_message_exactly_as_it_stands_in_the_file(tmp_path: Path) -> None:
+    first, second = (message(1) + "\r\n").encode(), (message(2) + "\n\n").encode()
+    assert [r.raw for r in read(tmp_path, first + second)] == [first, second.rstrip(b"\n") + b"\n"]
+
+
+def test_mllp_framing_and_a_batch_envelope_belong_to_no_message(tmp_path: Path) -> None:
+    data = f"FHS|^~\\&|HIS\rBHS|^~\\&|HIS\r\x0b{message(1)}\r\x1c\r\x0b{message(2)}\r\x1c\rBTS|2\rFTS|1\r"
+    assert [sorted(r.shape) for r in read(tmp_path, data.encode())] == [["A08", "ADT^A08", "MSH", "PID"]] * 2
+
+
+def test_a_gb18030_message_is_decoded_next_to_a_utf8_one(tmp_path: Path) -> None:
+    data = (message(1) + "\r").encode("utf-8") + (message(2) + "\r").encode("gb18030")
+    assert [r.fields["PID-5"] for r in read(tmp_path, data)] == ["张秀英", "张秀英"]
+
+
+def test_the_shape_is_the_message_type_its_trigger_and_the_segments_present(tmp_path: Path) -> None:
+    assert read(tmp_path, message(1, PID, "PV1|1|I").encode())[0].shape == {"ADT^A08", "A08", "MSH", "PID", "PV1"}
+
+
+def test_components_and_repetitions_are_keyed_in_hl7_notation(tmp_path: Path) -> None:
+    fields = read(tmp_path, message(1).encode())[0].fields
+    assert {k: fields[k] for k in ("PID-3", "PID-3.1", "PID-3.4", "PID-3~2", "PID-3~2.1", "PID-5", "PID-5.1")} == {
+        "PID-3": "0000123^^^H41010500012^PI",
+        "PID-3.1": "0000123",
+        "PID-3.4": "H41010500012",
+        "PID-3~2": "410105194912310020^^^^ID",
+        "PID-3~2.1": "410105194912310020",
+        "PID-5": "张秀英",
+        "PID-5.1": "张秀英",
+    }
+
+
+def test_identifier_repetitions_are_also_keyed_by_their_type_code(tmp_path: Path) -> None:
+    fields = read(tmp_path, message(1).encode())[0].fields
+    assert (fields["PID-3[ID].1"], fields["PID-3[PI].1"], fields["PID-3[PI].4"]) == (
+        "410105194912310020",
+        "0000123",
+        "H41010500012",
+    )
+
+
+def test_subcomponents_are_keyed_only_where_a_component_has_them(tmp_path: Path) -> None:
+    fields = read(tmp_path, message(1, "PID|1||0000123^^^H41010500012&1.2.156&ISO^PI").encode())[0].fields
+    assert (fields["PID-3.4"], fields["PID-3.4.1"], fields["PID-3.4.3"], "PID-3.1.1" in fields) == (
+        "H41010500012&1.2.156&ISO",
+        "H41010500012",
+        "ISO",
+        False,
+    )
+
+
+def test_repeating_segments_are_listed_one_dict_per_occurrence(tmp_path: Path) -> None:
+    record = read(tmp_path, message(1, PID, "IN1|1|310", "IN1|2|410").encode())[0]
+    assert ([i["IN1-2.1"] for i in record.fields["IN1"]], record.fields["IN1-2"]) == (["310", "410"], "310")
+
+
+def test_a_single_in1_is_still_a_list_so_each_can_iterate_it(tmp_path: Path) -> None:
+    assert read(tmp_path, message(1, PID, "IN1|1|310").encode())[0].fields["IN1"] == [
+        {"IN1-1": "1", "IN1-1.1": "1", "IN1-2": "310", "IN1-2.1": "310"}
+    ]
+
+
+def test_escape_sequences_are_decoded(tmp_path: Path) -> None:
+    fields = read(tmp_path, message(1, r"PID|1||||张\T\李^秀英||||||经三路\F\12号").encode())[0].fields
+    assert (fields["PID-5.1"], fields["PID-11"]) == ("张&李", "经三路|12号")
+
+
+def test_the_hl7_explicit_null_and_empty_values_are_left_out(tmp_path: Path) -> None:
+    fields = read(tmp_path, message(1, 'PID|1||""||张秀英|||""').encode())[0].fields
+    assert [k for k in fields if k.startswith("PID")] == ["PID-1", "PID-1.1", "PID-5", "PID-5.1"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "given"),
+    [
+        ("1949", "1949"),
+        ("194912", "1949-12"),
+        ("19491231", "1949-12-31"),
+        ("1949123108", "1949-12-31 08:00:00"),
+        ("19491231083000.1234", "1949-12-31 08:30:00"),
+        ("20261102091500+0800", "2026-11-02 09:15:00"),
+        ("20261104141800+0000", "2026-11-04 22:18:00"),
+        ("20261231200000-0500", "2027-01-01 09:00:00"),
+        ("19520230", "1952-02-30"),
+        ("19520230120000+0000", "1952-02-30 12:00:00"),
+        ("1949-12-31", "1949-12-31"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_timestamps_are_given_in_iso_form_in_beijing_time(sent: str, given: str) -> None:
+    assert hl7v2.iso_timestamp(sent) == given
+
+
+def test_date_time_fields_reach_the_specs_in_iso_form(tmp_path: Path) -> None:
+    record = read(tmp_path, message(1, PID, "PV1|1|I" + "|" * 42 + "20261102091500").encode())[0]
+    assert (record.fields["PID-7"], record.fields["PV1-44.1"], record.fields["MSH-7"]) == (
+        "1949-12-31",
+        "2026-11-02 09:15:00",
+        "2026-11-02 09:15:02",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("MSH|^~|HIS\rPID|1", "MSH-1/MSH-2: no valid field separator and encoding characters"),
+        ("MSH", "MSH-1/MSH-2: no valid field separator and encoding characters"),
+        ("MSH|^~\\&|HIS|H1|||20261102||\rPID|1", "MSH-9 (message type) is empty"),
+        ("MSH|^~\\&|HIS|H1|||20261102||ADT^A08\r锟斤拷烫烫烫", "segment 2 is not an HL7 segment: '锟斤拷烫烫烫'"),
+        ("MSH|^~\\&|HIS|H1|||20261102||ADT^A08\rpid|1", "segment 2 is not an HL7 segment: 'pid|1'"),
+    ],
+)
+def test_a_message_that_cannot_be_parsed_becomes_an_unparseable_record(tmp_path: Path, text: str, why: str) -> None:
+    record = read(tmp_path, (text + "\r").encode())[0]
+    assert (record.shape, record.fields) == (frozenset({"UNPARSEABLE"}), {"UNPARSEABLE": why})
+
+
+def test_an_unparseable_message_does_not_stop_the_messages_after_it(tmp_path: Path) -> None:
+    data = f"{message(1)}\rMSH|^~\\&|HIS|H1|||20261102||\r{message(3)}\r"
+    assert [sorted(r.shape)[0] for r in read(tmp_path, data.encode())] == ["A08", "UNPARSEABLE", "A08"]
+
+
+def test_text_after_a_batch_trailer_is_kept_as_an_unparseable_record(tmp_path: Path) -> None:
+    data = f"{message(1)}\rBTS|1\rthis line belongs to no message\r"
+    assert read(tmp_path, data.encode())[1].fields == {
+        "UNPARSEABLE": "content outside any message (no MSH segment before it)"
+    }
+
+
+def test_a_file_that_does_not_begin_with_msh_is_refused_as_a_whole(tmp_path: Path) -> None:
+    with pytest.raises(ReaderError, match="not an HL7 v2 file"):
+        read(tmp_path, "序号,姓名,身份证号\r\n1,张秀英,410105194912310020\r\n".encode())
+
+
+def test_an_empty_file_yields_no_records(tmp_path: Path) -> None:
+    assert read(tmp_path, b"\r\n\r\n") == []
