@@ -111,18 +111,7 @@ class MappingEngine:
         mapped = Mapped(record, spec)
         planned: list[tuple[str, dict[str, Any], Any]] = []
         for definition in spec.resources:
-            # "each": one resource per item of a multi-valued field (既往疾病: 高血压,糖尿病)
-            if "when" in definition:
-                # a resource the record may not have (no glucose measured this year)
-                mapped.used.add(_field_root(record.fields, definition["when"]))
-                if lookup(record.fields, definition["when"]) in (None, "", [], {}):
-                    continue
-            if "each" in definition:
-                items = _items(mapped, None, definition["each"], definition.get("skip", []))
-                names = [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
-            else:
-                names = [(definition["name"], None)]
-            for name, item in names:
+            for name, item in self._instances(mapped, definition):
                 resource: dict[str, Any] = {"resourceType": definition["type"], "id": self._id(spec, record, name)}
                 shared_key = _field_or_item(record.fields, item, definition.get("id_from"))
                 if shared_key not in (None, ""):
@@ -140,6 +129,21 @@ class MappingEngine:
                 self._rule(mapped, name, mapped.resources[name], rule, item, label)
         mapped.used.update(spec.ignore)
         return mapped
+
+    @staticmethod
+    def _instances(mapped: Mapped, definition: dict[str, Any]) -> list[tuple[str, Any]]:
+        """The resources one definition yields for this record: none when its ``when`` field
+        is empty (no glucose measured this year), one per item with ``each`` (既往疾病:
+        高血压,糖尿病), else one."""
+        fields = mapped.record.fields
+        if "when" in definition:
+            mapped.used.add(_field_root(fields, definition["when"]))
+            if lookup(fields, definition["when"]) in (None, "", [], {}):
+                return []
+        if "each" in definition:
+            items = _items(mapped, None, definition["each"], definition.get("skip", []))
+            return [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
+        return [(definition["name"], None)]
 
     @staticmethod
     def _id(spec: Spec, record: SourceRecord, name: str) -> str:
