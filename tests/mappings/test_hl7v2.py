@@ -354,6 +354,10 @@ def test_the_unparseable_message_keeps_its_original_bytes(out: Path) -> None:
     assert base64.b64decode(quarantined(out, "message 10")["raw"]) == tenth
 
 
+def test_a_quarantined_message_keeps_its_in1_segments_as_a_list_for_replay(out: Path) -> None:
+    assert [i["IN1-2.1"] for i in quarantined(out, "message 7")["fields"]["IN1"]] == ["310"]
+
+
 def test_a_message_sent_twice_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
     assert quarantined(out, "message 11")["reasons"][0]["en"] == "Duplicate of message 2"
 
