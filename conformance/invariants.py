@@ -84,8 +84,11 @@ class Invariant:
     _when_empty: bool | None = None
     _memo: dict[bytes, bool | str] | None = None
     error: str | None = None
+    _ready: bool = False
 
-    def __post_init__(self) -> None:
+    def _prepare(self) -> None:
+        """Parse on first use: R4 has hundreds of invariants and a run meets a few dozen."""
+        self._ready = True
         try:
             self._compiled = fhirpathpy.compile(self.expression, models["r4"], _OPTIONS)
         except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on parse errors
@@ -115,6 +118,8 @@ class Invariant:
 
         ``base`` is the FHIR type or element path of ``node`` (``ContactPoint``, ``Patient.contact``).
         """
+        if not self._ready:
+            self._prepare()
         if self.error is not None:
             return self.error
         if self._memo is None or not isinstance(node, dict):

@@ -10,6 +10,7 @@ for every element it sets, the legacy field it came from (lineage), every proble
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ class Step:
 class Mapped:
     record: SourceRecord
     spec: Spec
+    #: keep the step-by-step trace (for ``mappings explain``); off on the ingest hot path
+    trace: bool = False
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (resource name, FHIRPath inside the resource) → legacy origin
     lineage: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
@@ -83,6 +86,8 @@ class MappingEngine:
         self.base = canonical_base
         self.normalisers = {**NORMALISERS, **(normalisers or {})}
         self._paths: dict[str, list[tuple[str, str | None]]] = {}
+        self._has_source: dict[tuple[int, str], bool] = {}
+        self._constants: dict[int, Any] = {}
         for spec in specs:
             self._check_spec(spec)
 
@@ -104,11 +109,11 @@ class MappingEngine:
                 return spec
         return None
 
-    def map(self, record: SourceRecord, spec: Spec | None = None) -> Mapped | None:
+    def map(self, record: SourceRecord, spec: Spec | None = None, trace: bool = False) -> Mapped | None:
         spec = spec or self.select(record)
         if spec is None:
             return None
-        mapped = Mapped(record, spec)
+        mapped = Mapped(record, spec, trace)
         planned: list[tuple[str, dict[str, Any], Any]] = []
         for definition in spec.resources:
             for name, item in self._instances(mapped, definition):
@@ -183,6 +188,8 @@ class MappingEngine:
             return template.replace("{base}", self.base)
         if isinstance(template, (int, float, bool)):
             return template
+        if not self._sourced(template):
+            return copy.deepcopy(self._constant(context, template, suffix))
         if isinstance(template, list):
             values = [self._template(context, t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
             kept = [v for v in values if v is not EMPTY]
@@ -195,9 +202,31 @@ class MappingEngine:
             if value is not EMPTY:
                 built[key] = value
         # A structure made only of constants (a system with no value) means the source had nothing.
-        if not any(tuple(s[: len(suffix)]) == suffix for s, _ in context.origins) and _has_source(template):
+        if not any(tuple(s[: len(suffix)]) == suffix for s, _ in context.origins) and self._sourced(template, "from"):
             return EMPTY
         return built or EMPTY
+
+    def _sourced(self, template: Any, kinds: str = "from ref") -> bool:
+        """Whether any leaf of the template reads the record (``from``, or ``ref`` to another
+        resource of it); cached per template."""
+        key = (id(template), kinds)
+        found = self._has_source.get(key)
+        if found is None:
+            found = self._has_source[key] = _reads_record(template, tuple(kinds.split()))
+        return found
+
+    def _constant(self, context: _Context, template: Any, suffix: tuple[str, ...]) -> Any:
+        """A template without sourced leaves, built once (the copy handed out is the caller's)."""
+        found = self._constants.get(id(template))
+        if found is None:
+            if isinstance(template, list):
+                found = [self._template(context, t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
+            elif _is_leaf(template):
+                found = self._template(context, template["const"], suffix)
+            else:
+                found = {key: self._template(context, sub, (*suffix, key)) for key, sub in template.items()}
+            self._constants[id(template)] = found
+        return found
 
     def _leaf(self, context: _Context, leaf: dict[str, Any], suffix: tuple[str, ...]) -> Any:
         mapped = context.mapped
@@ -239,9 +268,11 @@ class MappingEngine:
         except MappingError as error:
             mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref))
             mapped.attempted[(context.name, _unindexed(where))] = ref
-            mapped.steps.append(Step(field_name, raw, " → ".join([*rule_text, f"✗ {error.message_id}"]), where, None))
+            if mapped.trace:
+                mapped.steps.append(Step(field_name, raw, " → ".join([*rule_text, f"✗ {error.message_id}"]), where, None))
             return EMPTY
-        mapped.steps.append(Step(field_name, raw, " → ".join(rule_text) or "as is", where, value))
+        if mapped.trace:
+            mapped.steps.append(Step(field_name, raw, " → ".join(rule_text) or "as is", where, value))
         context.origins.append((suffix, ref))
         return value
 
@@ -325,11 +356,11 @@ def _is_leaf(template: dict[str, Any]) -> bool:
     return any(key in template for key in ("from", "const", "ref"))
 
 
-def _has_source(template: Any) -> bool:
+def _reads_record(template: Any, kinds: tuple[str, ...]) -> bool:
     if isinstance(template, dict):
-        return "from" in template or any(_has_source(v) for v in template.values())
+        return any(k in template for k in kinds) or any(_reads_record(v, kinds) for v in template.values())
     if isinstance(template, list):
-        return any(_has_source(v) for v in template)
+        return any(_reads_record(v, kinds) for v in template)
     return False
 
 

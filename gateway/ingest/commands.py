@@ -120,7 +120,7 @@ def explain(source: str, path: Path, registry: Registry, location: str | None, o
     if record is None:
         out.write(("找不到记录" if lang == "zh-CN" else "no such record") + f" {location or ''}\n")
         return 1
-    mapped = engine.map(record)
+    mapped = engine.map(record, trace=True)
     zh = lang == "zh-CN"
     out.write(f"{record.file} {record.location}\n")
     if mapped is None:
