@@ -35,7 +35,9 @@ def ingest_in_child(csv_path: Path, out: Path) -> tuple[float, float]:
         "ingest('community-health', [Path(sys.argv[1])], Path(sys.argv[2]), Registry(), bundle=False)\n"
         "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(csv_path), str(out)], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(csv_path), str(out)], capture_output=True, text=True, check=True
+    )
     seconds, peak = done.stdout.split()
     return float(seconds), float(peak)
 
@@ -68,7 +70,9 @@ def main() -> None:
     print(f"  ingest end to end       {args.rows / seconds:>9,.0f} records/s  {resources / seconds:>9,.0f} resources/s")
     print(f"  validation only         {'':>19}  {validation_rate:>9,.0f} resources/s")
     print(f"  ratio ingest/validation {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
-    print(f"  peak RSS {peaks[args.rows // 5]:.0f} MB for {args.rows // 5} rows, {peaks[args.rows]:.0f} MB for {args.rows} rows (goal < 300 MB, flat)")
+    print(
+        f"  peak RSS {peaks[args.rows // 5]:.0f} MB for {args.rows // 5} rows, {peaks[args.rows]:.0f} MB for {args.rows} rows (goal < 300 MB, flat)"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
-_WHOLE_NODE = re.compile(r"children\(|descendants\(|\$this|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
+_WHOLE_NODE = re.compile(r"children\(|descendants\(|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
 _IDENTIFIER = re.compile(r"(?<![.\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
 _KEYWORDS = frozenset({"and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod", "true", "false"})
 
@@ -44,12 +44,26 @@ _MEMO_LIMIT = 50_000
 def referenced_children(expression: str) -> frozenset[str] | None:
     """Child names the expression can read from its context, or None if it may read anything."""
     bare = _STRING_LITERAL.sub("''", expression)
-    if _WHOLE_NODE.search(bare):
+    if _WHOLE_NODE.search(bare) or _this_at_top_level(bare):
         return None
     names = {name for name in _IDENTIFIER.findall(bare) if name not in _KEYWORDS}
     if any(name[0].isupper() for name in names):  # a type name may filter the root: evaluate
         return None
     return frozenset(names)
+
+
+def _this_at_top_level(bare: str) -> bool:
+    """``$this`` outside any function argument is the context itself; inside ``where(…)`` or
+    ``select(…)`` it is only the item being iterated, which named children already cover."""
+    depth = 0
+    for index, char in enumerate(bare):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0 and bare.startswith("$this", index):
+            return True
+    return False
 
 
 def presence_only(expression: str, names: frozenset[str]) -> frozenset[str]:

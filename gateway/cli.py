@@ -159,10 +159,14 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
         counts[kind][1] += bool(report.errors)
     valid_ok = counts["valid"][0] - counts["valid"][1]
     if zh:
-        out.write(f"规范示例：合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n")
+        out.write(
+            f"规范示例：合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝\n"
+        )
     else:
-        out.write(f"package examples: valid passing {valid_ok}/{counts['valid'][0]}; "
-                  f"invalid rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n")
+        out.write(
+            f"package examples: valid passing {valid_ok}/{counts['valid'][0]}; "
+            f"invalid rejected {counts['invalid'][1]}/{counts['invalid'][0]}\n"
+        )
     archive = args.out / "demo"
     if archive.exists():
         shutil.rmtree(archive)

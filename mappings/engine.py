@@ -269,7 +269,9 @@ class MappingEngine:
             mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref))
             mapped.attempted[(context.name, _unindexed(where))] = ref
             if mapped.trace:
-                mapped.steps.append(Step(field_name, raw, " → ".join([*rule_text, f"✗ {error.message_id}"]), where, None))
+                mapped.steps.append(
+                    Step(field_name, raw, " → ".join([*rule_text, f"✗ {error.message_id}"]), where, None)
+                )
             return EMPTY
         if mapped.trace:
             mapped.steps.append(Step(field_name, raw, " → ".join(rule_text) or "as is", where, value))

@@ -43,7 +43,9 @@ _MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00ff]{2,}")
 
 # Full-width digits and Latin letters (and the ideographic space) fold to ASCII in any text;
 # Chinese punctuation such as ， and 、 stays, it belongs to the text.
-_ALNUM_FOLD = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for cp in range(r[0], r[1] + 1)}
+_ALNUM_FOLD = {
+    cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A)) for cp in range(r[0], r[1] + 1)
+}
 _ALNUM_FOLD[0x3000] = 0x20
 
 

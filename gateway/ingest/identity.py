@@ -9,11 +9,12 @@ archive.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 
@@ -86,7 +87,9 @@ class IdentityIndex:
             raise IdentityConflict(found)
         if found:
             person_id = found[0]
-            stored = json.loads(self.db.execute("SELECT resource FROM person WHERE id = ?", (person_id,)).fetchone()[0])
+            stored = orjson.loads(
+                self.db.execute("SELECT resource FROM person WHERE id = ?", (person_id,)).fetchone()[0]
+            )
             # Matched on a record number but carrying another 身份证号: two people, not one.
             theirs = {k for k in match_keys(stored) if k.startswith("idcard|")}
             ours = {k for k in keys if k.startswith("idcard|")}
@@ -98,7 +101,7 @@ class IdentityIndex:
             merged = patient
         self.db.execute(
             "INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)",
-            (person_id, json.dumps(merged, ensure_ascii=False)),
+            (person_id, orjson.dumps(merged).decode()),
         )
         self.db.executemany(
             "INSERT OR IGNORE INTO person_key (key, person_id) VALUES (?, ?)",
@@ -108,7 +111,7 @@ class IdentityIndex:
 
     def people(self) -> Iterator[dict[str, Any]]:
         for (resource,) in self.db.execute("SELECT resource FROM person ORDER BY id"):
-            yield json.loads(resource)
+            yield orjson.loads(resource)
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM person").fetchone()[0]

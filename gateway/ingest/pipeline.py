@@ -8,7 +8,6 @@ read = mapped + quarantined at the end of every run.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 from conformance.issues import Issue
 from conformance.validator import Validator
@@ -87,7 +88,10 @@ def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
                 best = (len(path), str(ref))
     if best:
         return best[1]
-    bare = re.compile(".".join(re.escape(part.split("[")[0]) for part in expression.split(".")).replace(r"\[x\]", "") + r"(?:[A-Z]\w*)?(?:\..*)?")
+    bare = re.compile(
+        ".".join(re.escape(part.split("[")[0]) for part in expression.split(".")).replace(r"\[x\]", "")
+        + r"(?:[A-Z]\w*)?(?:\..*)?"
+    )
     for (resource, path), ref in mapped.attempted.items():
         if resource == name and bare.fullmatch(path):
             return str(ref)
@@ -116,7 +120,7 @@ class Ingest:
         self.identity = IdentityIndex(out_dir / "identity.sqlite")
         self.quarantine = QuarantineWriter((out_dir / "quarantine.ndjson").open("a", encoding="utf-8"))
         self.counts = Counts()
-        self._streams: dict[str, IO[str]] = {}
+        self._streams: dict[str, IO[bytes]] = {}
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
         self._shared_written: set[tuple[str, str]] = set()
 
@@ -193,7 +197,8 @@ class Ingest:
 
     def _duplicate_of(self, record: SourceRecord, spec: Spec) -> str | None:
         digest = hashlib.blake2b(
-            json.dumps(record.fields, ensure_ascii=False, sort_keys=True, default=str).encode(), digest_size=16
+            orjson.dumps(record.fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str),
+            digest_size=16,
         ).hexdigest()
         seen = self._seen.setdefault((record.file, spec.id), {})
         if digest in seen:
@@ -219,8 +224,8 @@ class Ingest:
         kind = resource["resourceType"]
         stream = self._streams.get(kind)
         if stream is None:
-            stream = self._streams[kind] = (self.out_dir / f"{kind}.ndjson").open("a", encoding="utf-8")
-        stream.write(json.dumps(resource, ensure_ascii=False) + "\n")
+            stream = self._streams[kind] = (self.out_dir / f"{kind}.ndjson").open("ab")
+        stream.write(orjson.dumps(resource) + b"\n")
 
     def run(self, records: Iterable[SourceRecord]) -> None:
         for record in records:
@@ -229,9 +234,9 @@ class Ingest:
     def finish(self) -> Counts:
         """Write the merged archive of people and close everything."""
         self.identity.commit()
-        with (self.out_dir / "Patient.ndjson").open("w", encoding="utf-8") as handle:
+        with (self.out_dir / "Patient.ndjson").open("wb") as handle:
             for person in self.identity.people():
-                handle.write(json.dumps(person, ensure_ascii=False) + "\n")
+                handle.write(orjson.dumps(person) + b"\n")
         self.identity.close()
         for stream in self._streams.values():
             stream.close()

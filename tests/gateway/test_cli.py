@@ -170,7 +170,9 @@ def test_overlong_ndjson_line_is_skipped_and_reported(capsys: pytest.CaptureFixt
     assert "input.line-too-long" in codes
 
 
-def test_demo_validates_every_example_and_ingests_every_sample(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_demo_validates_every_example_and_ingests_every_sample(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code, out, _ = run(capsys, "demo", "--lang", "en", "--out", str(tmp_path))
     assert (code, "one elder from every source, one Patient" in out) == (0, True)
 

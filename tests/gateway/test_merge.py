@@ -37,7 +37,12 @@ def her(archive: Path) -> list[dict[str, Any]]:
 
 
 def test_every_source_has_samples_carrying_the_shared_elder() -> None:
-    carrying = {s for s in SOURCES for f in (SAMPLES / s).glob("*") if f.is_file() and ID_CARD in f.read_bytes().decode("utf-8", "ignore")}
+    carrying = {
+        s
+        for s in SOURCES
+        for f in (SAMPLES / s).glob("*")
+        if f.is_file() and ID_CARD in f.read_bytes().decode("utf-8", "ignore")
+    }
     assert carrying == set(SOURCES)
 
 
@@ -47,7 +52,11 @@ def test_the_elder_is_one_patient(archive: Path) -> None:
 
 def test_her_patient_holds_id_card_health_record_and_insurance_numbers(archive: Path) -> None:
     systems = {i["system"] for i in her(archive)[0]["identifier"]}
-    assert {"urn:oid:2.16.156.10011.1.3", "urn:oid:2.16.156.10011.1.2", "http://fhir.yiyang.cn/sid/nhsa-psn-no"} <= systems
+    assert {
+        "urn:oid:2.16.156.10011.1.3",
+        "urn:oid:2.16.156.10011.1.2",
+        "http://fhir.yiyang.cn/sid/nhsa-psn-no",
+    } <= systems
 
 
 def test_no_identifier_is_duplicated(archive: Path) -> None:
