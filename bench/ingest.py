@@ -42,9 +42,12 @@ def ingest_in_child(csv_path: Path, out: Path) -> tuple[float, float]:
     return float(seconds), float(peak)
 
 
-def validate_only(out: Path) -> tuple[int, float]:
+def validate_only(out: Path, provenance: bool) -> tuple[int, float]:
+    """Validate what the ingest wrote, with or without the Provenance it generated (ingest
+    validates the mapped resources, not the Provenance it builds itself)."""
     validator = Validator()
-    documents = [line for f in sorted(out.glob("*.ndjson")) if f.name != "quarantine.ndjson" for line in f.open("rb")]
+    skip = {"quarantine.ndjson"} | (set() if provenance else {"Provenance.ndjson"})
+    documents = [line for f in sorted(out.glob("*.ndjson")) if f.name not in skip for line in f.open("rb")]
     validator.validate(orjson.loads(documents[0]))
     start = time.perf_counter()
     for document in documents:
@@ -64,12 +67,17 @@ def main() -> None:
             write(csv_path, rows(count, seed=11, broken=0.02))
             seconds, peaks[count] = ingest_in_child(csv_path, root / f"out-{count}")
         out = root / f"out-{args.rows}"
-        resources, validation_rate = validate_only(out)
+        resources, validation_rate = validate_only(out, provenance=True)
+        mapped, mapped_rate = validate_only(out, provenance=False)
         quarantined = sum(1 for _ in (out / "quarantine.ndjson").open("rb"))
-    print(f"{args.rows} community-health rows ({quarantined} quarantined), {resources} resources written")
-    print(f"  ingest end to end       {args.rows / seconds:>9,.0f} records/s  {resources / seconds:>9,.0f} resources/s")
-    print(f"  validation only         {'':>19}  {validation_rate:>9,.0f} resources/s")
-    print(f"  ratio ingest/validation {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
+    print(f"{args.rows} community-health rows ({quarantined} quarantined), {resources} resources written "
+          f"({mapped} mapped + {resources - mapped} Provenance)")
+    print(f"  ingest end to end        {args.rows / seconds:>9,.0f} records/s  {resources / seconds:>9,.0f} resources/s "
+          f"({mapped / seconds:,.0f} mapped resources/s)")
+    print(f"  validation only, all     {'':>19}  {validation_rate:>9,.0f} resources/s")
+    print(f"  validation only, mapped  {'':>19}  {mapped_rate:>9,.0f} resources/s")
+    print(f"  ratio, all resources     {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
+    print(f"  ratio, mapped resources  {mapped / seconds / mapped_rate:.0%}")
     print(
         f"  peak RSS {peaks[args.rows // 5]:.0f} MB for {args.rows // 5} rows, {peaks[args.rows]:.0f} MB for {args.rows} rows (goal < 300 MB, flat)"
     )

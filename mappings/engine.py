@@ -88,6 +88,7 @@ class MappingEngine:
         self._paths: dict[str, list[tuple[str, str | None]]] = {}
         self._has_source: dict[tuple[int, str], bool] = {}
         self._constants: dict[int, Any] = {}
+        self._leaf_normalisers: dict[int, list[tuple[str, Normaliser]]] = {}
         for spec in specs:
             self._check_spec(spec)
 
@@ -206,6 +207,13 @@ class MappingEngine:
             return EMPTY
         return built or EMPTY
 
+    def _normalisers_of(self, leaf: dict[str, Any]) -> list[tuple[str, Normaliser]]:
+        found = self._leaf_normalisers.get(id(leaf))
+        if found is None:
+            names = leaf.get("transform", ["text"])
+            found = self._leaf_normalisers[id(leaf)] = [(n, self.normalisers[n]) for n in names]
+        return found
+
     def _sourced(self, template: Any, kinds: str = "from ref") -> bool:
         """Whether any leaf of the template reads the record (``from``, or ``ref`` to another
         resource of it); cached per template."""
@@ -231,7 +239,6 @@ class MappingEngine:
     def _leaf(self, context: _Context, leaf: dict[str, Any], suffix: tuple[str, ...]) -> Any:
         mapped = context.mapped
         record = mapped.record
-        where = _join(context.target, suffix)
         if "const" in leaf:
             return self._template(context, leaf["const"], suffix)
         if "ref" in leaf:
@@ -243,23 +250,27 @@ class MappingEngine:
             inner = source[len("$item.") :] if source.startswith("$item.") else ""
             field_name = f"{context.each}.{inner}" if inner else context.each or ""
             raw = lookup(context.item, inner) if inner else context.item
+        elif isinstance(source, str):
+            field_name = source
+            raw = record.fields[source] if source in record.fields else lookup(record.fields, source)
+            mapped.used.add(_field_root(record.fields, source))
         else:
-            names = _alternatives(source)
-            field_name = next((f for f in names if lookup(record.fields, f) not in (None, "")), names[0])
+            field_name = next((f for f in source if lookup(record.fields, f) not in (None, "")), source[0])
             raw = lookup(record.fields, field_name)
-            mapped.used.update(_field_root(record.fields, name) for name in names)
+            mapped.used.update(_field_root(record.fields, name) for name in source)
         ref = record.ref(field_name)
-        if raw in (None, ""):
+        if raw is None or raw == "":
             if leaf.get("required"):
                 mapped.problems.append(Problem("mapping.missing-required", {"field": field_name}, ref))
-                mapped.attempted[(context.name, _unindexed(where))] = ref
+                mapped.attempted[(context.name, _unindexed(_join(context.target, suffix)))] = ref
             return EMPTY
         value = raw
         rule_text = []
         try:
-            for name in leaf.get("transform", ["text"]):
-                value = self.normalisers[name](value)
-                rule_text.append(name)
+            for label, normaliser in self._normalisers_of(leaf):
+                value = normaliser(value)
+                if mapped.trace:
+                    rule_text.append(label)
                 if value is None:
                     return EMPTY
             if "map" in leaf:
@@ -267,6 +278,7 @@ class MappingEngine:
                 rule_text.append(f"ConceptMap {leaf['map']}")
         except MappingError as error:
             mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref))
+            where = _join(context.target, suffix)
             mapped.attempted[(context.name, _unindexed(where))] = ref
             if mapped.trace:
                 mapped.steps.append(
@@ -274,6 +286,7 @@ class MappingEngine:
                 )
             return EMPTY
         if mapped.trace:
+            where = _join(context.target, suffix)
             mapped.steps.append(Step(field_name, raw, " → ".join(rule_text) or "as is", where, value))
         context.origins.append((suffix, ref))
         return value
@@ -348,10 +361,6 @@ def _field_or_item(fields: dict[str, Any], item: Any, name: str | None) -> Any:
     if name.startswith("$item."):
         return lookup(item, name[len("$item.") :])
     return lookup(fields, name)
-
-
-def _alternatives(source: str | list[str]) -> list[str]:
-    return [source] if isinstance(source, str) else list(source)
 
 
 def _is_leaf(template: dict[str, Any]) -> bool:
