@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -14,18 +13,11 @@ from gateway.cli import main
 from gateway.ingest import commands
 from mappings import conceptmaps
 from profiles.registry import Registry
+from tests.ingest_output import ndjson, reasons
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/community-health/个人基本信息表.csv"
 GOLDEN = Path(__file__).parent / "golden"
-
-
-def ndjson(path: Path) -> list[dict[str, Any]]:
-    return (
-        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if path.exists()
-        else []
-    )
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +25,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts
     out = tmp_path_factory.mktemp("ingest")
     counts = commands.ingest("community-health", [SAMPLE], out, Registry(), bundle=True)
     return out, counts
-
-
-def reasons(out: Path, location: str) -> list[tuple[str, str | None, str | None]]:
-    entry = next(e for e in ndjson(out / "quarantine.ndjson") if e["location"] == location)
-    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in entry["reasons"]]
 
 
 def test_counts_reconcile(run: tuple[Path, commands.Counts]) -> None:

@@ -4,7 +4,6 @@ exactly one Patient for her, with every identifier once."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,10 @@ from gateway.ingest import commands
 from mappings.readers import READERS
 from mappings.specs import SOURCES
 from profiles.registry import Registry
+from tests.ingest_output import ndjson
 
 SAMPLES = Path(__file__).resolve().parents[2] / "mappings" / "samples"
 ID_CARD = "410105194912310020"
-
-
-def ndjson(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

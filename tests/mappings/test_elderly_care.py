@@ -5,7 +5,6 @@ counts, the shared elder merged across sources — and the JSON reader's wrapper
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from mappings.engine import ID_NAMESPACE
 from mappings.readers import ReaderError
 from mappings.readers.json_export import read_json
 from profiles.registry import Registry
+from tests.ingest_output import coding, ndjson, quarantined, reasons, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/elderly-care"
@@ -24,12 +24,6 @@ PROFILES, ASSESSMENTS, STAYS, PLANS = "老人档案.json", "能力评估.ndjson"
 BASE = "http://fhir.yiyang.cn"
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
 ZHANG_ID_CARD = "410105194912310020"
-
-
-def ndjson(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def resource_id(spec: str, file: str, location: str, name: str) -> str:
@@ -43,13 +37,6 @@ def shared_id(kind: str, key: str) -> str:
 
 
 ZHANG = resource_id("elder-profile", PROFILES, "record 1", "patient")
-
-
-def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
-    found = {"system": system, "code": code}
-    if display:
-        found["display"] = display
-    return found
 
 
 def profile(name: str) -> dict[str, list[str]]:
@@ -67,18 +54,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts
 @pytest.fixture(scope="module")
 def out(run: tuple[Path, commands.Counts]) -> Path:
     return run[0]
-
-
-def written(out: Path, kind: str, resource_id_: str) -> dict[str, Any]:
-    return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == resource_id_)
-
-
-def quarantined(out: Path, file: str, location: str) -> dict[str, Any]:
-    return next(e for e in ndjson(out / "quarantine.ndjson") if e["file"] == file and e["location"] == location)
-
-
-def reasons(out: Path, file: str, location: str) -> list[tuple[str, str | None, str | None]]:
-    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in quarantined(out, file, location)["reasons"]]
 
 
 # -- counts ---------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ The sample is ingested once per module; the pipeline tests only read its output.
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from mappings.engine import ID_NAMESPACE
 from mappings.readers import ReaderError, hl7v2
 from mappings.records import SourceRecord
 from profiles.registry import Registry
+from tests.ingest_output import coding, ndjson, quarantined, reasons, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/hl7v2/adt.hl7"
@@ -40,19 +40,6 @@ WANG = resource_id("adt-a04-register", "message 2", "patient")
 LIU = resource_id("adt-a04-register", "message 3", "patient")
 
 
-def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
-    found = {"system": system, "code": code}
-    if display:
-        found["display"] = display
-    return found
-
-
-def ndjson(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts]:
     out = tmp_path_factory.mktemp("hl7v2")
@@ -62,18 +49,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts
 @pytest.fixture(scope="module")
 def out(run: tuple[Path, commands.Counts]) -> Path:
     return run[0]
-
-
-def written(out: Path, kind: str, id_: str) -> dict[str, Any]:
-    return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == id_)
-
-
-def quarantined(out: Path, location: str) -> dict[str, Any]:
-    return next(e for e in ndjson(out / "quarantine.ndjson") if e["location"] == location)
-
-
-def reasons(out: Path, location: str) -> list[tuple[str, str | None, str | None]]:
-    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in quarantined(out, location)["reasons"]]
 
 
 def patient_extensions(sex_code: str, sex: str) -> dict[str, Any]:

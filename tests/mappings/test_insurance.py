@@ -5,7 +5,6 @@ reconciled counts — and the JSON reader's handling of NDJSON lines."""
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,18 +15,13 @@ from gateway.ingest import commands
 from mappings.engine import ID_NAMESPACE
 from mappings.readers.json_export import read_json
 from profiles.registry import Registry
+from tests.ingest_output import coding, ndjson, quarantined, reasons, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/insurance"
 FILES = [SAMPLES / "1101.json", SAMPLES / "1101-replies.ndjson", SAMPLES / "长护险失能评估.json"]
 BASE = "http://fhir.yiyang.cn"
 ZHANG_ID_CARD = "410105194912310020"
-
-
-def ndjson(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def resource_id(spec: str, file: str, location: str, name: str) -> str:
@@ -50,25 +44,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts
 @pytest.fixture(scope="module")
 def out(run: tuple[Path, commands.Counts]) -> Path:
     return run[0]
-
-
-def written(out: Path, kind: str, resource_id_: str) -> dict[str, Any]:
-    return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == resource_id_)
-
-
-def quarantined(out: Path, file: str, location: str) -> dict[str, Any]:
-    return next(e for e in ndjson(out / "quarantine.ndjson") if e["file"] == file and e["location"] == location)
-
-
-def reasons(out: Path, file: str, location: str) -> list[tuple[str, str | None, str | None]]:
-    return [(r["id"], r.get("fhirpath"), r.get("source")) for r in quarantined(out, file, location)["reasons"]]
-
-
-def coding(system: str, code: str, display: str | None = None) -> dict[str, str]:
-    found = {"system": system, "code": code}
-    if display:
-        found["display"] = display
-    return found
 
 
 # -- counts ---------------------------------------------------------------------------------------
