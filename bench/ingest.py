@@ -70,10 +70,14 @@ def main() -> None:
         resources, validation_rate = validate_only(out, provenance=True)
         mapped, mapped_rate = validate_only(out, provenance=False)
         quarantined = sum(1 for _ in (out / "quarantine.ndjson").open("rb"))
-    print(f"{args.rows} community-health rows ({quarantined} quarantined), {resources} resources written "
-          f"({mapped} mapped + {resources - mapped} Provenance)")
-    print(f"  ingest end to end        {args.rows / seconds:>9,.0f} records/s  {resources / seconds:>9,.0f} resources/s "
-          f"({mapped / seconds:,.0f} mapped resources/s)")
+    print(
+        f"{args.rows} community-health rows ({quarantined} quarantined), {resources} resources written "
+        f"({mapped} mapped + {resources - mapped} Provenance)"
+    )
+    print(
+        f"  ingest end to end        {args.rows / seconds:>9,.0f} records/s  {resources / seconds:>9,.0f} resources/s "
+        f"({mapped / seconds:,.0f} mapped resources/s)"
+    )
     print(f"  validation only, all     {'':>19}  {validation_rate:>9,.0f} resources/s")
     print(f"  validation only, mapped  {'':>19}  {mapped_rate:>9,.0f} resources/s")
     print(f"  ratio, all resources     {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
