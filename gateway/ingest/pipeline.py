@@ -28,15 +28,7 @@ from mappings.records import SourceRecord
 from mappings.specs import Spec
 
 MESSAGES = {
-    "ingest.no-spec": {
-        "zh-CN": "没有适用于此记录的映射规则（字段：{fields}）",
-        "en": "No mapping spec applies to this record (fields: {fields})",
-    },
-    "ingest.duplicate-row": {"zh-CN": "与 {first} 内容完全相同的重复记录", "en": "Duplicate of {first}"},
-    "ingest.identity-conflict": {
-        "zh-CN": "记录中的标识指向档案中的多个不同人员：{people}",
-        "en": "The record's identifiers point at different people in the archive: {people}",
-    },
+    k: v for k, v in orjson.loads((Path(__file__).parent / "messages.json").read_bytes()).items() if k != "_about"
 }
 
 
@@ -63,15 +55,20 @@ class Outcome:
     reasons: list[Reason] = field(default_factory=list)
 
 
+class _Params(dict[str, Any]):
+    """Template parameters; a placeholder a problem did not fill stays visible, never raises."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _worded(entry: dict[str, str], params: dict[str, Any]) -> dict[str, str]:
+    return {lang: entry[lang].format_map(_Params(params)) for lang in ("zh-CN", "en")}
+
+
 def _problem_reason(problem: Problem, catalog: dict[str, dict[str, str]]) -> Reason:
     entry = catalog.get(problem.message_id, {"zh-CN": problem.message_id, "en": problem.message_id})
-    params = {k: v for k, v in problem.params.items()}
-    return Reason(
-        problem.message_id,
-        {lang: entry[lang].format(**params) for lang in ("zh-CN", "en")},
-        None,
-        str(problem.ref) if problem.ref else None,
-    )
+    return Reason(problem.message_id, _worded(entry, problem.params), None, str(problem.ref) if problem.ref else None)
 
 
 def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
@@ -207,8 +204,7 @@ class Ingest:
         return None
 
     def _reason(self, message_id: str, **params: Any) -> Reason:
-        entry = self.catalog[message_id]
-        return Reason(message_id, {lang: entry[lang].format(**params) for lang in ("zh-CN", "en")})
+        return Reason(message_id, _worded(self.catalog[message_id], params))
 
     @staticmethod
     def _issue_reason(issue: Issue, mapped: Mapped, name: str) -> Reason:
