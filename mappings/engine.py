@@ -6,6 +6,10 @@ comes from (``from`` a field, a ``const``, a ``ref`` to another resource of the 
 it is cleaned (``transform`` normalisers, ``map`` through a ConceptMap).  The engine records,
 for every element it sets, the legacy field it came from (lineage), every problem it meets
 (never stopping at the first), and every step it took (the trace behind ``mappings explain``).
+
+A resource definition with a ``key`` (FHIRPath expressions over the mapped resource: an
+institution's 统一社会信用代码, a hospital stay's 住院号 and admission time) takes its id from that
+business identity, so every record that names the same thing names the same resource.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import copy
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+import fhirpathpy
 
 from mappings.conceptmaps import ConceptMaps
 from mappings.normalise import NORMALISERS, MappingError, Normaliser, split_list
@@ -58,8 +64,8 @@ class Mapped:
     attempted: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
-    #: resources identified by a shared key (id_from): written once however many records name them
-    shared: set[str] = field(default_factory=set)
+    #: resources whose id comes from their business key: many records may name the same one
+    keyed: set[str] = field(default_factory=set)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -89,12 +95,18 @@ class MappingEngine:
         self._has_source: dict[tuple[int, str], bool] = {}
         self._constants: dict[int, Any] = {}
         self._leaf_normalisers: dict[int, list[tuple[str, Normaliser]]] = {}
+        self._keys: dict[int, list[Any]] = {}
         for spec in specs:
             self._check_spec(spec)
 
     def _check_spec(self, spec: Spec) -> None:
-        """Fail at load time, not on row 80,000: every normaliser and ConceptMap must exist."""
+        """Fail at load time, not on row 80,000: every normaliser and ConceptMap must exist.
+        Keys are compiled here, once."""
         for resource in spec.resources:
+            if "key" in resource:
+                self._keys[id(resource)] = [
+                    fhirpathpy.compile(expression.replace("{base}", self.base)) for expression in resource["key"]
+                ]
             for rule in resource["rules"]:
                 for leaf in _leaves(rule["value"]):
                     for name in leaf.get("transform", []):
@@ -119,11 +131,6 @@ class MappingEngine:
         for definition in spec.resources:
             for name, item in self._instances(mapped, definition):
                 resource: dict[str, Any] = {"resourceType": definition["type"], "id": self._id(spec, record, name)}
-                shared_key = _field_or_item(record.fields, item, definition.get("id_from"))
-                if shared_key not in (None, ""):
-                    # a resource many records name (an institution, a doctor) gets one id everywhere
-                    resource["id"] = str(uuid.uuid5(ID_NAMESPACE, f"{definition['type']}|{shared_key}"))
-                    mapped.shared.add(name)
                 if "profile" in definition:
                     resource["meta"] = {"profile": [f"{self.base}/StructureDefinition/{definition['profile']}"]}
                 mapped.resources[name] = resource
@@ -133,8 +140,28 @@ class MappingEngine:
             label = f"{definition['each']}[{name.rsplit('[', 1)[1]}" if "each" in definition else None
             for rule in definition["rules"]:
                 self._rule(mapped, name, mapped.resources[name], rule, item, label)
+        self._apply_keys(mapped, planned)
         mapped.used.update(spec.ignore)
         return mapped
+
+    def _apply_keys(self, mapped: Mapped, planned: list[tuple[str, dict[str, Any], Any]]) -> None:
+        """Give keyed resources the id of their business identity and point the record's
+        references at it; a resource whose key is incomplete keeps its per-record id."""
+        for name, definition, _ in planned:
+            compiled = self._keys.get(id(definition))
+            if compiled is None:
+                continue
+            resource = mapped.resources[name]
+            parts = [",".join(str(v) for v in evaluate(resource)) for evaluate in compiled]
+            if not all(parts):
+                continue
+            keyed_id = str(uuid.uuid5(ID_NAMESPACE, "|".join([resource["resourceType"], *parts])))
+            renamed = {f"{resource['resourceType']}/{resource['id']}": f"{resource['resourceType']}/{keyed_id}"}
+            resource["id"] = keyed_id
+            mapped.keyed.add(name)
+            # at once, so a later key may name this resource (a stay keyed by its institution)
+            for other in mapped.resources.values():
+                rewrite_references(other, renamed)
 
     @staticmethod
     def _instances(mapped: Mapped, definition: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -302,6 +329,19 @@ class _Context:
     each: str | None
     target: str
     origins: list[tuple[tuple[str, ...], FieldRef]] = field(default_factory=list)
+
+
+def rewrite_references(node: Any, renamed: dict[str, str]) -> None:
+    """Point every ``reference`` found in ``renamed`` at its new target, in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in renamed:
+                node[key] = renamed[value]
+            else:
+                rewrite_references(value, renamed)
+    elif isinstance(node, list):
+        for item in node:
+            rewrite_references(item, renamed)
 
 
 def _join(prefix: str, suffix: tuple[str, ...]) -> str:

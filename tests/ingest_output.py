@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
+
+from mappings.engine import ID_NAMESPACE
 
 
 def ndjson(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def keyed_id(kind: str, *key: str) -> str:
+    """The id of a keyed resource: its type and business key (the ``key`` of its spec)."""
+    return str(uuid.uuid5(ID_NAMESPACE, "|".join([kind, *key])))
 
 
 def written(out: Path, kind: str, resource_id: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""Read → map → merge identities → validate → write, or quarantine with every reason.
+"""Read → map → validate → merge identities → write, or quarantine with every reason.
 
 Every record read ends in exactly one of two places: its resources are written (NDJSON per
 type, Provenance included) or the record goes to the quarantine.  ``Counts`` checks that
-read = mapped + quarantined at the end of every run.
+read = mapped + quarantined at the end of every run.  People (the identity index) and keyed
+resources (institutions, doctors, hospital stays) are merged in SQLite as records arrive and
+written out when the run finishes; everything else streams straight to its NDJSON file.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import orjson
 from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway.ingest.identity import IdentityConflict, IdentityIndex
+from gateway.ingest.keyed import KeyedResources
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, QuarantineWriter, Reason
-from mappings.engine import Mapped, MappingEngine, Problem
+from mappings.engine import Mapped, MappingEngine, Problem, rewrite_references
 from mappings.records import SourceRecord
 from mappings.specs import Spec
 
@@ -115,11 +118,13 @@ class Ingest:
         self.catalog = {**catalog, **MESSAGES}
         self.recorded = recorded or datetime.now(UTC).isoformat(timespec="seconds")
         self.identity = IdentityIndex(out_dir / "identity.sqlite")
+        self.keyed = KeyedResources(out_dir / "keyed.sqlite")
         self.quarantine = QuarantineWriter((out_dir / "quarantine.ndjson").open("a", encoding="utf-8"))
         self.counts = Counts()
         self._streams: dict[str, IO[bytes]] = {}
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
-        self._shared_written: set[tuple[str, str]] = set()
+        #: keyed resources this run touched (each is counted once however many records name it)
+        self._keyed_touched: set[tuple[str, str]] = set()
 
     # -- one record ----------------------------------------------------------------------
     def process(self, record: SourceRecord) -> Outcome:
@@ -131,14 +136,15 @@ class Ingest:
             self.quarantine.add(Entry(record, outcome.reasons, spec))
             return outcome
         self.counts.mapped += 1
-        shared = {id(outcome.mapped.resources[n]) for n in outcome.mapped.shared}
+        keyed = {id(outcome.mapped.resources[n]) for n in outcome.mapped.keyed}
         for resource in outcome.resources:
-            if id(resource) in shared:
-                key = (resource["resourceType"], resource["id"])
-                if key in self._shared_written:
+            if id(resource) in keyed:
+                self.keyed.put(resource)
+                touched = (resource["resourceType"], resource["id"])
+                if touched in self._keyed_touched:
                     continue
-                self._shared_written.add(key)
-            if resource["resourceType"] != "Patient":
+                self._keyed_touched.add(touched)
+            elif resource["resourceType"] != "Patient":
                 self._write(resource)
             self.counts.resources[resource["resourceType"]] += 1
         return outcome
@@ -176,6 +182,9 @@ class Ingest:
         except IdentityConflict as conflict:
             outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
             return outcome
+        outcome.reasons.extend(self._merge_keyed(mapped))
+        if outcome.reasons:
+            return outcome
         resources = list(mapped.resources.values())
         resources.append(provenance(mapped, resources, self.recorded, self.engine.base))
         outcome.resources = resources
@@ -190,7 +199,25 @@ class Ingest:
                 resource["id"] = person_id
         if any(old != new for old, new in renamed.items()):
             for resource in mapped.resources.values():
-                _rewrite_references(resource, renamed)
+                rewrite_references(resource, renamed)
+
+    def _merge_keyed(self, mapped: Mapped) -> list[Reason]:
+        """Merge each keyed resource onto the archive's version; a merge that would leave it
+        invalid quarantines the record with the merged resource's issues."""
+        reasons: list[Reason] = []
+        for name in mapped.keyed:
+            resource = mapped.resources[name]
+            merged = self.keyed.merged(resource)
+            if merged is None:
+                continue
+            errors = [issue for issue in self.validator.validate(merged) if issue.is_error]
+            if errors:
+                reference = f"{resource['resourceType']}/{resource['id']}"
+                reasons.append(self._reason("ingest.merge-invalid", resource=reference))
+                reasons.extend(self._issue_reason(issue, mapped, name) for issue in errors)
+            else:
+                mapped.resources[name] = merged
+        return reasons
 
     def _duplicate_of(self, record: SourceRecord, spec: Spec) -> str | None:
         digest = hashlib.blake2b(
@@ -228,25 +255,33 @@ class Ingest:
             self.process(record)
 
     def finish(self) -> Counts:
-        """Write the merged archive of people and close everything."""
+        """Write the merged archive of people and keyed resources, and close everything."""
+        for stream in self._streams.values():
+            stream.close()
         self.identity.commit()
         with (self.out_dir / "Patient.ndjson").open("wb") as handle:
             for person in self.identity.people():
                 handle.write(orjson.dumps(person) + b"\n")
         self.identity.close()
-        for stream in self._streams.values():
-            stream.close()
+        self.keyed.db.commit()
+        for kind in self.keyed.types():
+            self._rewrite_keyed(kind)
+        self.keyed.close()
         self.quarantine.handle.close()
         return self.counts
 
-
-def _rewrite_references(node: Any, renamed: dict[str, str]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in renamed:
-                node[key] = renamed[value]
-            else:
-                _rewrite_references(value, renamed)
-    elif isinstance(node, list):
-        for item in node:
-            _rewrite_references(item, renamed)
+    def _rewrite_keyed(self, kind: str) -> None:
+        """``<kind>.ndjson`` with the stored version of every keyed resource: lines an earlier
+        run wrote for them are replaced, resources without a key are kept as they are."""
+        path = self.out_dir / f"{kind}.ndjson"
+        keyed_ids = self.keyed.ids(kind)
+        staging = path.with_suffix(".ndjson.tmp")
+        with staging.open("wb") as out:
+            if path.exists():
+                with path.open("rb") as lines:
+                    for line in lines:
+                        if orjson.loads(line)["id"] not in keyed_ids:
+                            out.write(line)
+            for line in self.keyed.of_type(kind):
+                out.write(line + b"\n")
+        staging.replace(path)

@@ -20,6 +20,7 @@ from gateway.ingest import commands
 from mappings.readers import ReaderError, cda
 from mappings.readers.xlsx_export import read_xlsx
 from profiles.registry import Registry
+from tests.ingest_output import keyed_id
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/community-health"
@@ -336,8 +337,10 @@ def test_tcm_with_a_garbled_name_is_quarantined(tcm: Run) -> None:
 
 
 # -- 家庭医生签约 --------------------------------------------------------------------------
-CONTRACT_DOCTOR = "Practitioner/6e6a7041-3c12-56b0-b62e-c28c64930eb3"
-CONTRACT_INSTITUTION = "Organization/dcf4799e-250d-57ae-86ed-a398ab39664a"
+PRACTITIONER_ID = "urn:oid:2.16.156.10011.1.4"
+CONTRACT_USCC = "12410105MB01928377"
+CONTRACT_DOCTOR = "Practitioner/" + keyed_id("Practitioner", CONTRACT_USCC, PRACTITIONER_ID, "410105D0012")
+CONTRACT_INSTITUTION = "Organization/" + keyed_id("Organization", f"{BASE}/sid/uscc", CONTRACT_USCC)
 CONTRACT_TEAM = "CareTeam/23491a8a-ec2d-5f8f-9f57-65d7b41d14a1"
 CONTRACT_ZHANG = "Patient/7555a32a-e8cf-56ce-97b9-d9c9272d8137"
 
@@ -387,7 +390,13 @@ def test_contract_row_becomes_exactly_the_signing_doctor(contract: Run) -> None:
         "resourceType": "Practitioner",
         "id": CONTRACT_DOCTOR.split("/")[1],
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-practitioner"]},
-        "identifier": [{"system": "urn:oid:2.16.156.10011.1.4", "value": "410105D0012"}],
+        "identifier": [
+            {
+                "system": PRACTITIONER_ID,
+                "value": "410105D0012",
+                "assigner": {"identifier": {"system": f"{BASE}/sid/uscc", "value": CONTRACT_USCC}},
+            }
+        ],
         "active": True,
         "name": [{"text": "王芳"}],
     }
@@ -471,7 +480,9 @@ def test_contract_item_marked_no_is_quarantined_rather_than_signed(contract: Run
 
 
 # -- 随访 / 上门巡诊 / 家庭病床 (GB18030) ----------------------------------------------------
-VISIT_INSTITUTION = "Organization/3acba102-f17f-54d9-a902-339069c7c1b2"
+VISIT_USCC = "52410105MJ5520731X"
+VISIT_INSTITUTION = "Organization/" + keyed_id("Organization", f"{BASE}/sid/uscc", VISIT_USCC)
+VISIT_DOCTOR = "Practitioner/" + keyed_id("Practitioner", VISIT_USCC, PRACTITIONER_ID, "410105D0012")
 
 
 def test_visits_sample_really_is_gb18030() -> None:
@@ -494,7 +505,7 @@ def test_visit_row_becomes_exactly_the_home_visit_encounter(visits: Run) -> None
             {"coding": [{"system": f"{BASE}/CodeSystem/encounter-type", "code": "home-visit", "display": "上门巡诊"}]}
         ],
         "subject": {"reference": "Patient/369b2235-7c81-57ad-9708-86ef596aa7f7"},
-        "participant": [{"individual": {"reference": "Practitioner/577995c9-3177-5ac6-8ed9-22ea7b967437"}}],
+        "participant": [{"individual": {"reference": VISIT_DOCTOR}}],
         "period": {"start": "2026-11-01T09:30:00+08:00", "end": "2026-11-01T10:10:00+08:00"},
         "serviceProvider": {"reference": VISIT_INSTITUTION},
     }

@@ -16,7 +16,7 @@ from mappings.engine import ID_NAMESPACE
 from mappings.readers import ReaderError
 from mappings.readers.json_export import read_json
 from profiles.registry import Registry
-from tests.ingest_output import coding, ndjson, quarantined, reasons, written
+from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/elderly-care"
@@ -31,9 +31,17 @@ def resource_id(spec: str, file: str, location: str, name: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"elderly-care/{spec}|{file}|{location}|{name}"))
 
 
-def shared_id(kind: str, key: str) -> str:
-    """The id of a resource many records name (id_from): an Organization by its USCC."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{kind}|{key}"))
+def organization_id(uscc: str) -> str:
+    """Organizations are keyed on their 统一社会信用代码."""
+    return keyed_id("Organization", f"{BASE}/sid/uscc", uscc)
+
+
+def stay_id(uscc: str, number: str) -> str:
+    """A stay is keyed on its institution and 入住编号."""
+    return keyed_id("Encounter", f"Organization/{organization_id(uscc)}", number)
+
+
+YIKANG = "52410105MJY123456L"  # 郑州市金水区颐康养老院
 
 
 ZHANG = resource_id("elder-profile", PROFILES, "record 1", "patient")
@@ -144,9 +152,7 @@ def test_an_ability_assessment_becomes_exactly_the_expected_observation(out: Pat
         "code": {"coding": [coding(system, "total", "能力总分")]},
         "subject": {"reference": f"Patient/{ZHANG}"},
         "effectiveDateTime": "2026-03-01T10:30:00+08:00",
-        "performer": [
-            {"reference": f"Organization/{resource_id('ability-assessment', ASSESSMENTS, 'line 1', 'organization')}"}
-        ],
+        "performer": [{"reference": f"Organization/{organization_id(YIKANG)}"}],
         "valueInteger": 61,
         "interpretation": [{"coding": [coding(f"{BASE}/CodeSystem/ability-level", "2", "能力中度受损(中度失能)")]}],
         "note": [{"text": "近30天跌倒1次，未达上调条件"}],
@@ -160,9 +166,7 @@ def test_an_ability_assessment_becomes_exactly_the_expected_observation(out: Pat
 
 
 def test_the_assessing_organisation_gets_its_kind_from_the_platform_org_type(out: Path) -> None:
-    organization = written(
-        out, "Organization", resource_id("ability-assessment", ASSESSMENTS, "line 2", "organization")
-    )
+    organization = written(out, "Organization", organization_id("52410105MJ0088888T"))
     assert organization["type"] == [
         {"coding": [coding(f"{BASE}/CodeSystem/organization-type", "yiyang-center", "医养服务中心")]}
     ]
@@ -170,7 +174,7 @@ def test_the_assessing_organisation_gets_its_kind_from_the_platform_org_type(out
 
 # -- 入住登记 → Encounter + Organization -------------------------------------------------------------
 def test_an_admission_becomes_exactly_the_expected_encounter(out: Path) -> None:
-    encounter_id = resource_id("admission", STAYS, "record 1", "stay")
+    encounter_id = stay_id(YIKANG, "RZ2026030001")
     assert written(out, "Encounter", encounter_id) == {
         "resourceType": "Encounter",
         "id": encounter_id,
@@ -182,15 +186,14 @@ def test_an_admission_becomes_exactly_the_expected_encounter(out: Path) -> None:
         "subject": {"reference": f"Patient/{ZHANG}"},
         "period": {"start": "2026-03-01"},
         "location": [{"location": {"display": "3号楼2层205室1床"}}],
-        "serviceProvider": {"reference": f"Organization/{resource_id('admission', STAYS, 'record 1', 'institution')}"},
+        "serviceProvider": {"reference": f"Organization/{organization_id(YIKANG)}"},
     }
 
 
 def test_the_institution_of_an_admission_becomes_exactly_the_expected_organization(out: Path) -> None:
-    organization_id = resource_id("admission", STAYS, "record 1", "institution")
-    assert written(out, "Organization", organization_id) == {
+    assert written(out, "Organization", organization_id(YIKANG)) == {
         "resourceType": "Organization",
-        "id": organization_id,
+        "id": organization_id(YIKANG),
         "meta": profile("yy-organization"),
         "identifier": [{"system": f"{BASE}/sid/uscc", "value": "52410105MJY123456L"}],
         "active": True,
@@ -211,7 +214,7 @@ def test_the_institution_of_an_admission_becomes_exactly_the_expected_organizati
 
 
 def test_a_discharge_finishes_the_stay_with_its_date_and_reason(out: Path) -> None:
-    encounter = written(out, "Encounter", resource_id("admission", STAYS, "record 2", "stay"))
+    encounter = written(out, "Encounter", stay_id(YIKANG, "RZ2025050003"))
     assert (encounter["status"], encounter["period"], encounter["hospitalization"]) == (
         "finished",
         {"start": "2025-05-10", "end": "2026-01-20"},
@@ -220,7 +223,7 @@ def test_a_discharge_finishes_the_stay_with_its_date_and_reason(out: Path) -> No
 
 
 def test_a_resident_on_leave_has_an_onleave_stay(out: Path) -> None:
-    assert written(out, "Encounter", resource_id("admission", STAYS, "record 3", "stay"))["status"] == "onleave"
+    assert written(out, "Encounter", stay_id("52410102MJ00123454", "RZ2025090011"))["status"] == "onleave"
 
 
 # -- 养老服务计划 → CarePlan + Organizations ------------------------------------------------------------
@@ -251,8 +254,8 @@ def test_a_care_plan_becomes_exactly_the_expected_careplan(out: Path) -> None:
         "subject": {"reference": f"Patient/{ZHANG}"},
         "period": {"start": "2026-03-01", "end": "2027-02-28"},
         "created": "2026-03-01T16:20:00+08:00",
-        "author": {"reference": f"Organization/{shared_id('Organization', '52410105MJY123456L')}"},
-        "contributor": [{"reference": f"Organization/{shared_id('Organization', '12410105MB12345672')}"}],
+        "author": {"reference": f"Organization/{organization_id(YIKANG)}"},
+        "contributor": [{"reference": f"Organization/{organization_id('12410105MB12345672')}"}],
         "activity": [
             activity("daily-living-care", "生活照料", 1, "d", "每日1次", "协助穿衣、洗漱"),
             activity("meal-assistance", "助餐", 3, "d", "每日3次", "低盐低糖饮食"),
@@ -266,10 +269,9 @@ def test_a_care_plan_becomes_exactly_the_expected_careplan(out: Path) -> None:
 
 
 def test_the_partner_medical_institution_becomes_exactly_the_expected_organization(out: Path) -> None:
-    organization_id = shared_id("Organization", "12410105MB12345672")
-    assert written(out, "Organization", organization_id) == {
+    assert written(out, "Organization", organization_id("12410105MB12345672")) == {
         "resourceType": "Organization",
-        "id": organization_id,
+        "id": organization_id("12410105MB12345672"),
         "meta": profile("yy-organization"),
         "identifier": [
             {"system": f"{BASE}/sid/uscc", "value": "12410105MB12345672"},

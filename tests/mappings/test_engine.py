@@ -198,3 +198,31 @@ def test_spec_naming_an_unknown_transform_fails_at_load_time() -> None:
 
 def test_spec_is_selected_by_the_record_shape() -> None:
     assert engine(spec(NAME)).select(record(身份证号="1")) is None
+
+
+# -- keys ----------------------------------------------------------------------------------
+INSTITUTION = {
+    "name": "institution",
+    "type": "Organization",
+    "key": ["identifier.first().system", "identifier.first().value"],
+    "rules": [{"path": "identifier[+]", "value": {"system": "{base}/sid/uscc", "value": {"from": "机构代码"}}}],
+}
+CARED_FOR = {"path": "generalPractitioner[+]", "value": {"ref": "institution"}}
+
+
+def test_a_keyed_resource_takes_its_id_from_its_business_key() -> None:
+    mapped = engine(spec(NAME, extra=[INSTITUTION])).map(record(姓名="张三", 机构代码="52410105MJY123456L"))
+    first = mapped.resources["institution"]["id"]
+    again = engine(spec(NAME, extra=[INSTITUTION])).map(record(姓名="李四", 机构代码="52410105MJY123456L"))
+    assert again.resources["institution"]["id"] == first
+
+
+def test_references_follow_a_keyed_resource_to_its_new_id() -> None:
+    mapped = engine(spec(NAME, CARED_FOR, extra=[INSTITUTION])).map(record(姓名="张三", 机构代码="52410105MJY123456L"))
+    institution = mapped.resources["institution"]["id"]
+    assert mapped.resources["patient"]["generalPractitioner"] == [{"reference": f"Organization/{institution}"}]
+
+
+def test_a_resource_whose_key_is_incomplete_keeps_its_per_record_id() -> None:
+    mapped = engine(spec(NAME, extra=[INSTITUTION])).map(record(姓名="张三", 机构代码=""))
+    assert "institution" not in mapped.keyed

@@ -18,7 +18,7 @@ from mappings.engine import ID_NAMESPACE
 from mappings.readers import ReaderError, hl7v2
 from mappings.records import SourceRecord
 from profiles.registry import Registry
-from tests.ingest_output import coding, ndjson, quarantined, reasons, written
+from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/hl7v2/adt.hl7"
@@ -35,7 +35,13 @@ def resource_id(spec: str, location: str, name: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"hl7v2/{spec}|{FILE}|{location}|{name}"))
 
 
+def visit_id(number_system: str, number: str, start: str) -> str:
+    """A visit is keyed on its hospital (MSH-4), visit number and start."""
+    return keyed_id("Encounter", "H41010500012", f"urn:oid:2.16.156.10011.1.{number_system}", number, start)
+
+
 ZHANG = resource_id("adt-a01-admit", "message 1", "patient")
+ZHANG_STAY = visit_id("12", "ZY20261102003", "2026-11-02T09:15:00+08:00")
 WANG = resource_id("adt-a04-register", "message 2", "patient")
 LIU = resource_id("adt-a04-register", "message 3", "patient")
 
@@ -129,7 +135,8 @@ def test_the_quarantine_file_holds_one_line_per_quarantined_message(run: tuple[P
 
 
 def test_the_good_messages_yield_the_expected_number_of_each_resource(run: tuple[Path, commands.Counts]) -> None:
-    assert dict(run[1].resources) == {"Patient": 6, "Encounter": 4, "Coverage": 5, "Provenance": 6}
+    # 张秀英's A01 and A03 are one stay: one Encounter
+    assert dict(run[1].resources) == {"Patient": 6, "Encounter": 3, "Coverage": 5, "Provenance": 6}
 
 
 def test_the_archive_holds_one_patient_per_person(out: Path) -> None:
@@ -183,27 +190,29 @@ def test_chinese_sex_words_and_a_landline_are_mapped_for_the_emergency_patient(o
 
 
 # -- Encounter ----------------------------------------------------------------------------------------
-def test_the_admission_becomes_exactly_the_expected_encounter(out: Path) -> None:
-    encounter_id = resource_id("adt-a01-admit", "message 1", "encounter")
-    assert written(out, "Encounter", encounter_id) == {
+def test_the_admission_alone_becomes_exactly_the_in_progress_stay() -> None:
+    admission = next(r for r in hl7v2.read_hl7(SAMPLE, "hl7v2") if r.location == "message 1")
+    mapped = commands.build_engine(Registry()).map(admission)
+    assert mapped.resources["encounter"] == {
         **inpatient_stay("in-progress"),
-        "id": encounter_id,
+        "id": ZHANG_STAY,
         "period": {"start": "2026-11-02T09:15:00+08:00"},
     }
 
 
-def test_the_discharge_becomes_exactly_the_expected_finished_encounter(out: Path) -> None:
-    encounter_id = resource_id("adt-a03-discharge", "message 4", "encounter")
-    assert written(out, "Encounter", encounter_id) == {
-        **inpatient_stay("finished"),
-        "id": encounter_id,
-        "period": {"start": "2026-11-02T09:15:00+08:00", "end": "2026-11-12T10:30:00+08:00"},
-        "hospitalization": {"dischargeDisposition": {"text": "医嘱离院"}},
-    }
+def test_the_discharge_finishes_the_stay_its_admission_opened_in_one_encounter(out: Path) -> None:
+    assert [e for e in ndjson(out / "Encounter.ndjson") if e["id"] == ZHANG_STAY] == [
+        {
+            **inpatient_stay("finished"),
+            "id": ZHANG_STAY,
+            "period": {"start": "2026-11-02T09:15:00+08:00", "end": "2026-11-12T10:30:00+08:00"},
+            "hospitalization": {"dischargeDisposition": {"text": "医嘱离院"}},
+        }
+    ]
 
 
 def test_the_outpatient_registration_becomes_exactly_the_expected_arrived_encounter(out: Path) -> None:
-    encounter_id = resource_id("adt-a04-register", "message 2", "encounter")
+    encounter_id = visit_id("11", "MZ20261103017", "2026-11-03T08:05:00+08:00")
     expected = inpatient_stay("arrived") | {
         "id": encounter_id,
         "identifier": [{"system": "urn:oid:2.16.156.10011.1.11", "value": "MZ20261103017"}],
@@ -221,7 +230,7 @@ def test_the_outpatient_registration_becomes_exactly_the_expected_arrived_encoun
 
 
 def test_an_emergency_registration_is_class_emer_with_its_utc_time_moved_to_beijing_time(out: Path) -> None:
-    encounter = written(out, "Encounter", resource_id("adt-a04-register", "message 3", "encounter"))
+    encounter = written(out, "Encounter", visit_id("11", "JZ20261104052", "2026-11-04T22:18:00+08:00"))
     assert (encounter["class"]["code"], encounter["type"][0]["coding"][0]["code"], encounter["period"]) == (
         "EMER",
         "outpatient",

@@ -15,7 +15,7 @@ from gateway.ingest import commands
 from mappings.engine import ID_NAMESPACE
 from mappings.readers.json_export import read_json
 from profiles.registry import Registry
-from tests.ingest_output import coding, ndjson, quarantined, reasons, written
+from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/insurance"
@@ -32,6 +32,8 @@ def resource_id(spec: str, file: str, location: str, name: str) -> str:
 ZHANG = resource_id("insurance/person-info-1101", "1101.json", "record 1", "patient")
 LTC = "insurance/ltc-assessment"
 LTC_FILE = "长护险失能评估.json"
+ASSESSOR = keyed_id("Practitioner", f"{BASE}/sid/nhsa-practitioner-code", "D410100000123")
+AGENCY = keyed_id("Organization", f"{BASE}/sid/uscc", "124101004158001231")
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +174,8 @@ def test_an_ltc_assessment_becomes_exactly_the_expected_observation(out: Path) -
         "subject": {"reference": f"Patient/{ZHANG}"},
         "effectiveDateTime": "2026-06-15T09:00:00+08:00",
         "performer": [
-            {"reference": f"Practitioner/{resource_id(LTC, LTC_FILE, 'record 1', 'assessor')}"},
-            {"reference": f"Organization/{resource_id(LTC, LTC_FILE, 'record 1', 'agency')}"},
+            {"reference": f"Practitioner/{ASSESSOR}"},
+            {"reference": f"Organization/{AGENCY}"},
         ],
         "valueCodeableConcept": {"coding": [coding(f"{BASE}/CodeSystem/ltc-disability-level", "3", "重度失能Ⅰ级")]},
         "note": [{"text": "日常生活活动能力重度依赖，需长期照护"}],
@@ -186,10 +188,9 @@ def test_an_ltc_assessment_becomes_exactly_the_expected_observation(out: Path) -
 
 
 def test_the_assessor_becomes_a_practitioner_with_the_nhsa_practitioner_code(out: Path) -> None:
-    practitioner_id = resource_id(LTC, LTC_FILE, "record 1", "assessor")
-    assert written(out, "Practitioner", practitioner_id) == {
+    assert written(out, "Practitioner", ASSESSOR) == {
         "resourceType": "Practitioner",
-        "id": practitioner_id,
+        "id": ASSESSOR,
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-practitioner"]},
         "identifier": [{"system": f"{BASE}/sid/nhsa-practitioner-code", "value": "D410100000123"}],
         "name": [{"text": "王芳"}],
@@ -197,10 +198,9 @@ def test_the_assessor_becomes_a_practitioner_with_the_nhsa_practitioner_code(out
 
 
 def test_the_assessment_agency_becomes_an_organization_with_its_credit_code_and_kind(out: Path) -> None:
-    organization_id = resource_id(LTC, LTC_FILE, "record 1", "agency")
-    assert written(out, "Organization", organization_id) == {
+    assert written(out, "Organization", AGENCY) == {
         "resourceType": "Organization",
-        "id": organization_id,
+        "id": AGENCY,
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-organization"]},
         "identifier": [{"system": f"{BASE}/sid/uscc", "value": "124101004158001231"}],
         "active": True,

@@ -1,0 +1,119 @@
+"""Keyed resources in the archive: one stay, one institution, however many records name them —
+merged across records and across runs, and never merged into something invalid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.validator import Validator
+from gateway.ingest import commands
+from gateway.ingest.pipeline import Ingest
+from mappings.conceptmaps import ConceptMaps
+from mappings.engine import MappingEngine
+from mappings.records import SourceRecord
+from mappings.specs import Spec
+from profiles.registry import Registry
+from tests.ingest_output import keyed_id, ndjson, reasons
+
+ROOT = Path(__file__).resolve().parents[2]
+ADT = ROOT / "mappings/samples/hl7v2/adt.hl7"
+STAYS = ROOT / "mappings/samples/elderly-care/入住登记.json"
+VISITS = ROOT / "mappings/samples/community-health/随访巡诊家床记录.csv"
+ZHANG_STAY = keyed_id(
+    "Encounter", "H41010500012", "urn:oid:2.16.156.10011.1.12", "ZY20261102003", "2026-11-02T09:15:00+08:00"
+)
+
+
+def _messages(path: Path) -> list[bytes]:
+    """The sample's messages, each starting at its MSH segment."""
+    lines = path.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r").split(b"\r")
+    messages: list[bytes] = []
+    for line in lines:
+        if line.startswith(b"MSH"):
+            messages.append(b"")
+        if messages and line:
+            messages[-1] += line + b"\r"
+    return messages
+
+
+def test_a_discharge_ingested_in_a_later_run_finishes_the_stay_the_first_run_wrote(tmp_path: Path) -> None:
+    messages = _messages(ADT)
+    (tmp_path / "a01.hl7").write_bytes(messages[0])
+    (tmp_path / "a03.hl7").write_bytes(messages[3])
+    out = tmp_path / "out"
+    commands.ingest("hl7v2", [tmp_path / "a01.hl7"], out, Registry(), bundle=False)
+    commands.ingest("hl7v2", [tmp_path / "a03.hl7"], out, Registry(), bundle=False)
+    stays = [(e["id"], e["status"]) for e in ndjson(out / "Encounter.ndjson")]
+    assert stays == [(ZHANG_STAY, "finished")]
+
+
+def test_an_institution_named_by_several_stays_is_written_once(tmp_path: Path) -> None:
+    commands.ingest("elderly-care", [STAYS], tmp_path, Registry(), bundle=False)
+    ids = [o["id"] for o in ndjson(tmp_path / "Organization.ndjson")]
+    assert len(ids) == len(set(ids))
+
+
+def test_resources_without_a_key_survive_the_rewrite_of_their_type(tmp_path: Path) -> None:
+    commands.ingest("community-health", [VISITS], tmp_path, Registry(), bundle=False)
+    visits = {e["id"] for e in ndjson(tmp_path / "Encounter.ndjson")}
+    (tmp_path / "a01.hl7").write_bytes(_messages(ADT)[0])
+    commands.ingest("hl7v2", [tmp_path / "a01.hl7"], tmp_path, Registry(), bundle=False)
+    assert {e["id"] for e in ndjson(tmp_path / "Encounter.ndjson")} == visits | {ZHANG_STAY}
+
+
+# -- a merge that would break the resource ------------------------------------------------------
+RESULT = Spec(
+    "test/result",
+    "检验结果",
+    "test",
+    frozenset({"检验号"}),
+    [
+        {
+            "name": "result",
+            "type": "Observation",
+            "key": ["identifier.first().value"],
+            "rules": [
+                {"path": "identifier[+]", "value": {"value": {"from": "检验号"}}},
+                {"path": "status", "value": "final"},
+                {"path": "code.text", "value": "尿常规"},
+                {"path": "valueString", "value": {"from": "结果"}},
+                {"path": "dataAbsentReason.text", "value": {"from": "缺失原因"}},
+            ],
+        }
+    ],
+)
+
+
+def _record(location: str, **fields: str) -> SourceRecord:
+    fields = {"检验号": "JY001", **fields}
+    return SourceRecord("test", "检验.csv", location, fields, b"raw", "column", frozenset(fields))
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Ingest:
+    registry = Registry()
+    engine = MappingEngine([RESULT], ConceptMaps([], registry.canonical_base), registry.canonical_base)
+    return Ingest(tmp_path, Validator(registry), engine, commands.catalog())
+
+
+def test_a_record_whose_merge_would_break_the_keyed_resource_is_quarantined_with_the_merged_issues(
+    pipeline: Ingest,
+) -> None:
+    pipeline.process(_record("row 2", 结果="阴性"))
+    pipeline.process(_record("row 3", 缺失原因="标本溶血"))
+    pipeline.finish()
+    # the stored result has a value; adding a data-absent reason to it breaks obs-6
+    assert [(r[0], r[1]) for r in reasons(pipeline.out_dir, "row 3")] == [
+        ("ingest.merge-invalid", None),
+        ("invariant.failed", "Observation"),
+    ]
+
+
+def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pipeline: Ingest) -> None:
+    pipeline.process(_record("row 2", 结果="阴性"))
+    pipeline.process(_record("row 3", 缺失原因="标本溶血"))
+    pipeline.finish()
+    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
+    assert (result["valueString"], "dataAbsentReason" in result) == ("阴性", False)
