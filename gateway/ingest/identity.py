@@ -2,15 +2,18 @@
 
 A Patient is matched on its normalised 身份证号 first, else on its 医保人员编号 or 健康档案编号.
 A match merges identifiers (never duplicating one) and fills elements the archive did not
-have yet; the first value of an element stays.  The index lives in SQLite in the output
-folder, so memory stays flat however many people arrive and later runs merge into the same
-archive.
+have yet; the first value of an element stays.  A later source that says something else of
+the same person (another name spelling, another marital status) does not change the archive
+silently: every such disagreement is returned as a ``Conflict`` for the run's conflict report,
+for the 主索引 staff to settle.  The index lives in SQLite in the output folder, so memory
+stays flat however many people arrive and later runs merge into the same archive.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,18 @@ import orjson
 from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
+#: elements merged item by item, so a new item is an addition, never a disagreement
+LISTS = ("identifier", "telecom", "address", "extension")
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One element the archive kept although an arriving record said otherwise."""
+
+    person_id: str
+    element: str
+    kept: Any
+    offered: Any
 
 
 class IdentityConflict(Exception):
@@ -43,13 +58,37 @@ def match_keys(patient: dict[str, Any]) -> list[str]:
     return strong + weak
 
 
+def conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
+    """The elements both have with different values (the archive's value is the one kept)."""
+    return [
+        Conflict(person_id, key, archive[key], value)
+        for key, value in incoming.items()
+        if key in archive
+        and key not in LISTS
+        and key not in ("resourceType", "id", "meta")
+        # a primitive's extensions (_gender) disagree only when the primitive does
+        and not key.startswith("_")
+        and _essence(archive[key]) != _essence(value)
+    ]
+
+
+def _essence(value: Any) -> Any:
+    """What a value says, not how a source spelled it: a CodeableConcept is its codes (one
+    source adds a display or text, another does not)."""
+    if isinstance(value, dict) and "coding" in value:
+        return {(c.get("system"), c.get("code")) for c in value["coding"]}
+    if isinstance(value, list):
+        return [_essence(item) for item in value]
+    return value
+
+
 def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
     seen = {(i.get("system"), i.get("value")) for i in archive.get("identifier", [])}
     for identifier in incoming.get("identifier", []):
         if (identifier.get("system"), identifier.get("value")) not in seen:
             archive.setdefault("identifier", []).append(identifier)
             seen.add((identifier.get("system"), identifier.get("value")))
-    for key in ("telecom", "address", "extension"):
+    for key in LISTS[1:]:
         present = archive.setdefault(key, [])
         for item in incoming.get(key, []):
             if item not in present and not (
@@ -75,8 +114,8 @@ class IdentityIndex:
             """
         )
 
-    def resolve(self, patient: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        """Store or merge a Patient; returns its archive id and the merged resource."""
+    def resolve(self, patient: dict[str, Any]) -> tuple[str, list[Conflict]]:
+        """Store or merge a Patient; returns its archive id and what the archive kept against it."""
         keys = match_keys(patient)
         found: list[str] = []
         for key in keys:
@@ -95,9 +134,11 @@ class IdentityIndex:
             ours = {k for k in keys if k.startswith("idcard|")}
             if theirs and ours and not theirs & ours:
                 raise IdentityConflict([person_id, patient["id"]])
+            disagreements = conflicts(person_id, stored, patient)
             merged = merge(stored, {k: v for k, v in patient.items() if k != "id"})
         else:
             person_id = patient["id"]
+            disagreements = []
             merged = patient
         self.db.execute(
             "INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)",
@@ -107,7 +148,7 @@ class IdentityIndex:
             "INSERT OR IGNORE INTO person_key (key, person_id) VALUES (?, ?)",
             [(k, person_id) for k in match_keys(merged)],
         )
-        return person_id, merged
+        return person_id, disagreements
 
     def people(self) -> Iterator[dict[str, Any]]:
         for (resource,) in self.db.execute("SELECT resource FROM person ORDER BY id"):

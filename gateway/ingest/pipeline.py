@@ -22,7 +22,7 @@ import orjson
 
 from conformance.issues import Issue
 from conformance.validator import Validator
-from gateway.ingest.identity import IdentityConflict, IdentityIndex
+from gateway.ingest.identity import Conflict, IdentityConflict, IdentityIndex
 from gateway.ingest.keyed import KeyedResources
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, QuarantineWriter, Reason
@@ -40,6 +40,8 @@ class Counts:
     read: int = 0
     mapped: int = 0
     quarantined: int = 0
+    #: demographics a record disagreed on with the archive (kept, and reported)
+    conflicts: int = 0
     resources: Counter[str] = field(default_factory=Counter)
     file_errors: list[str] = field(default_factory=list)
 
@@ -56,6 +58,7 @@ class Outcome:
     mapped: Mapped | None
     resources: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 class _Params(dict[str, Any]):
@@ -120,6 +123,7 @@ class Ingest:
         self.identity = IdentityIndex(out_dir / "identity.sqlite")
         self.keyed = KeyedResources(out_dir / "keyed.sqlite")
         self.quarantine = QuarantineWriter((out_dir / "quarantine.ndjson").open("a", encoding="utf-8"))
+        self._conflicts: IO[bytes] | None = None
         self.counts = Counts()
         self._streams: dict[str, IO[bytes]] = {}
         self._seen: dict[tuple[str, str], dict[str, str]] = {}
@@ -136,6 +140,7 @@ class Ingest:
             self.quarantine.add(Entry(record, outcome.reasons, spec))
             return outcome
         self.counts.mapped += 1
+        self._report(outcome)
         keyed = {id(outcome.mapped.resources[n]) for n in outcome.mapped.keyed}
         for resource in outcome.resources:
             if id(resource) in keyed:
@@ -177,29 +182,54 @@ class Ingest:
                     outcome.reasons.append(self._issue_reason(issue, mapped, name))
         if outcome.reasons:
             return outcome
-        try:
-            self._resolve_people(mapped)
-        except IdentityConflict as conflict:
-            outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
-            return outcome
         outcome.reasons.extend(self._merge_keyed(mapped))
         if outcome.reasons:
+            return outcome
+        try:
+            outcome.conflicts = self._resolve_people(mapped)
+        except IdentityConflict as conflict:
+            outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
             return outcome
         resources = list(mapped.resources.values())
         resources.append(provenance(mapped, resources, self.recorded, self.engine.base))
         outcome.resources = resources
         return outcome
 
-    def _resolve_people(self, mapped: Mapped) -> None:
+    def _resolve_people(self, mapped: Mapped) -> list[Conflict]:
+        """Merge the record's Patients into the archive (the last step before writing: a record
+        quarantined for any other reason never touches the identity index)."""
         renamed: dict[str, str] = {}
+        disagreements: list[Conflict] = []
         for resource in mapped.resources.values():
             if resource["resourceType"] == "Patient":
-                person_id, _ = self.identity.resolve(resource)
+                person_id, found = self.identity.resolve(resource)
+                disagreements.extend(found)
                 renamed[f"Patient/{resource['id']}"] = f"Patient/{person_id}"
                 resource["id"] = person_id
         if any(old != new for old, new in renamed.items()):
             for resource in mapped.resources.values():
                 rewrite_references(resource, renamed)
+        return disagreements
+
+    def _report(self, outcome: Outcome) -> None:
+        """Append the record's disagreements with the archive to identity-conflicts.ndjson."""
+        if not outcome.conflicts:
+            return
+        if self._conflicts is None:
+            self._conflicts = (self.out_dir / "identity-conflicts.ndjson").open("ab")
+        record = outcome.record
+        for conflict in outcome.conflicts:
+            self.counts.conflicts += 1
+            line = {
+                "person": f"Patient/{conflict.person_id}",
+                "element": conflict.element,
+                "kept": conflict.kept,
+                "offered": conflict.offered,
+                "source": record.source,
+                "file": record.file,
+                "location": record.location,
+            }
+            self._conflicts.write(orjson.dumps(line) + b"\n")
 
     def _merge_keyed(self, mapped: Mapped) -> list[Reason]:
         """Merge each keyed resource onto the archive's version; a merge that would leave it
@@ -268,6 +298,8 @@ class Ingest:
             self._rewrite_keyed(kind)
         self.keyed.close()
         self.quarantine.handle.close()
+        if self._conflicts is not None:
+            self._conflicts.close()
         return self.counts
 
     def _rewrite_keyed(self, kind: str) -> None:

@@ -1,0 +1,81 @@
+"""The identity index: what it does when two sources disagree about one person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli import main
+from gateway.ingest.identity import Conflict, IdentityIndex
+from tests.ingest_output import ndjson
+
+ID_CARD = "410102195608016041"
+HEADER = "序号,个人档案编号,姓名,性别,出生日期,身份证号,民族,婚姻状况\n"
+
+
+def patient(id_: str, **elements: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": id_,
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": ID_CARD}],
+        **elements,
+    }
+
+
+def widowed(display: str | None) -> dict[str, Any]:
+    coding = {"system": "urn:oid:2.16.156.10011.2.3.3.5", "code": "40"}
+    return {"coding": [coding | ({"display": display} if display else {})]}
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> IdentityIndex:
+    return IdentityIndex(tmp_path / "identity.sqlite")
+
+
+def test_a_different_name_for_the_same_person_is_reported_and_the_archive_keeps_its_own(
+    index: IdentityIndex,
+) -> None:
+    index.resolve(patient("a", name=[{"text": "孙福春"}]))
+    assert index.resolve(patient("b", name=[{"text": "孙福淳"}])) == (
+        "a",
+        [Conflict("a", "name", [{"text": "孙福春"}], [{"text": "孙福淳"}])],
+    )
+
+
+def test_the_same_code_spelt_with_or_without_a_display_is_no_disagreement(index: IdentityIndex) -> None:
+    index.resolve(patient("a", maritalStatus=widowed("丧偶")))
+    assert index.resolve(patient("b", maritalStatus=widowed(None)))[1] == []
+
+
+def test_a_new_phone_number_is_an_addition_not_a_disagreement(index: IdentityIndex) -> None:
+    index.resolve(patient("a", telecom=[{"system": "phone", "value": "13251610956"}]))
+    assert index.resolve(patient("b", telecom=[{"system": "phone", "value": "037165551234"}]))[1] == []
+
+
+def test_ingest_writes_each_disagreement_with_its_record_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "社区.csv", tmp_path / "复核.csv"
+    first.write_text(HEADER + f"1,41010200100000001,孙福春,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
+    second.write_text(HEADER + f"1,41010200100000001,孙福淳,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
+    out = tmp_path / "out"
+    main(["ingest", "--source", "community-health", "--out", str(out), str(first), str(second)])
+    said = capsys.readouterr().out
+    [line] = ndjson(out / "identity-conflicts.ndjson")
+    assert (
+        line["element"],
+        line["kept"],
+        line["offered"],
+        line["file"],
+        line["location"],
+        "身份信息不一致 1 处" in said,
+    ) == (
+        "name",
+        [{"text": "孙福春"}],
+        [{"text": "孙福淳"}],
+        "复核.csv",
+        "row 2",
+        True,
+    )
