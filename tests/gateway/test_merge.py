@@ -20,12 +20,18 @@ ID_CARD = "410105194912310020"
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[commands.Counts]]:
     out = tmp_path_factory.mktemp("archive")
+    counts = []
     for source in SOURCES:
         files = sorted(p for p in (SAMPLES / source).glob("*") if p.suffix.lower() in READERS)
-        commands.ingest(source, files, out, Registry(), bundle=False)
-    return out
+        counts.append(commands.ingest(source, files, out, Registry(), bundle=False))
+    return out, counts
+
+
+@pytest.fixture(scope="module")
+def archive(runs: tuple[Path, list[commands.Counts]]) -> Path:
+    return runs[0]
 
 
 def her(archive: Path) -> list[dict[str, Any]]:
@@ -68,3 +74,10 @@ def test_records_from_every_source_point_at_her(archive: Path) -> None:
         if {"reference": reference} in p["target"]
     }
     assert sources == set(SOURCES)
+
+
+def test_the_quarantine_holds_one_line_per_record_every_run_quarantined(
+    runs: tuple[Path, list[commands.Counts]],
+) -> None:
+    out, counts = runs
+    assert len(ndjson(out / "quarantine.ndjson")) == sum(c.quarantined for c in counts)

@@ -20,6 +20,7 @@ from gateway.ingest import commands
 from mappings.readers import ReaderError, cda
 from mappings.readers.xlsx_export import read_xlsx
 from profiles.registry import Registry
+from tests.expected import ethnicity, gb_sex
 from tests.ingest_output import keyed_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -661,21 +662,9 @@ def test_cda_document_becomes_exactly_the_patient(documents: Run) -> None:
         "name": [{"text": "张秀英"}],
         "telecom": [{"system": "phone", "value": "13803710001"}],
         "gender": "female",
-        "_gender": {
-            "extension": [
-                {
-                    "url": f"{sd}/yy-ext-gender-gb",
-                    "valueCoding": {"system": "urn:oid:2.16.156.10011.2.3.3.4", "code": "2", "display": "女性"},
-                }
-            ]
-        },
+        "_gender": gb_sex("2", "女性"),
         "birthDate": "1949-12-31",
-        "extension": [
-            {
-                "url": f"{sd}/yy-ext-ethnicity",
-                "valueCoding": {"system": "urn:oid:2.16.156.10011.2.3.3.3", "code": "01", "display": "汉族"},
-            }
-        ],
+        "extension": ethnicity("01", "汉族"),
         "address": [
             {
                 "use": "home",
