@@ -14,12 +14,13 @@ business identity, so every record that names the same thing names the same reso
 
 from __future__ import annotations
 
-import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import fhirpathpy
+import orjson
 
 from mappings.conceptmaps import ConceptMaps
 from mappings.normalise import NORMALISERS, MappingError, Normaliser, split_list
@@ -91,17 +92,15 @@ class MappingEngine:
         self.conceptmaps = conceptmaps
         self.base = canonical_base
         self.normalisers = {**NORMALISERS, **(normalisers or {})}
-        self._paths: dict[str, list[tuple[str, str | None]]] = {}
-        self._has_source: dict[tuple[int, str], bool] = {}
-        self._constants: dict[int, Any] = {}
-        self._leaf_normalisers: dict[int, list[tuple[str, Normaliser]]] = {}
+        #: every rule's path parsed and value template compiled, by the rule's identity
+        self._rules: dict[int, _CompiledRule] = {}
         self._keys: dict[int, list[Any]] = {}
         for spec in specs:
             self._check_spec(spec)
 
     def _check_spec(self, spec: Spec) -> None:
         """Fail at load time, not on row 80,000: every normaliser and ConceptMap must exist.
-        Keys are compiled here, once."""
+        Rules and keys are compiled here, once, and applied to every record."""
         for resource in spec.resources:
             if "key" in resource:
                 self._keys[id(resource)] = [
@@ -114,6 +113,9 @@ class MappingEngine:
                             raise ValueError(f"{spec.id}: unknown transform {name!r}")
                     if "map" in leaf and not self.conceptmaps.has(leaf["map"]):
                         raise ValueError(f"{spec.id}: unknown ConceptMap {leaf['map']!r}")
+                self._rules[id(rule)] = _CompiledRule(
+                    parse(rule["path"]), f"{resource['type']}.{rule['path']}", self._compile(rule["value"], ())
+                )
 
     def select(self, record: SourceRecord) -> Spec | None:
         """The spec for this record: its source's spec whose required shape the record has."""
@@ -194,83 +196,81 @@ class MappingEngine:
                 present = lookup(mapped.record.fields, when)
             if present in (None, "", [], {}):
                 return
-        segments = self._paths.get(rule["path"]) or self._paths.setdefault(rule["path"], parse(rule["path"]))
-        target = f"{resource['resourceType']}.{rule['path']}"
+        compiled = self._rules[id(rule)]
         items: list[tuple[Any, str | None]] = [(item, each)]
         if "each" in rule:
             # repeat the rule for every item of a list field, within this one resource
             kept = _items(mapped, item, rule["each"], rule.get("skip", []))
             items = [(value, f"{rule['each']}[{index}]") for index, value in enumerate(kept)]
         for current, label in items:
-            context = _Context(mapped, name, current, label, target)
-            value = self._template(context, rule["value"], ())
+            context = _Context(mapped, name, current, label, compiled.target)
+            value = compiled.build(context)
             if value is EMPTY:
                 continue
-            written = set_path(resource, segments, value)
+            written = set_path(resource, compiled.segments, value)
             prefix = f"{resource['resourceType']}.{_fhirpath(written)}"
             for suffix, ref in context.origins:
                 mapped.lineage[(name, _join(prefix, suffix))] = ref
 
-    def _template(self, context: _Context, template: Any, suffix: tuple[str, ...]) -> Any:
+    def _compile(self, template: Any, suffix: tuple[str, ...]) -> Build:
+        """A value template as a function of the rule's context, built once per template so the
+        walk of a record does no dispatch: constants are serialised once (orjson copies JSON
+        several times faster than deepcopy), a leaf knows its normalisers, a structure its parts
+        and where each sits (``suffix``, the path below the rule's element, for lineage)."""
+        if not _reads_record(template, ("from", "ref")):
+            frozen = orjson.dumps(self._constant(template))
+            return lambda context: orjson.loads(frozen)
+        if isinstance(template, list):
+            items = [self._compile(t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
+
+            def build_list(context: _Context) -> Any:
+                kept = [value for value in (item(context) for item in items) if value is not EMPTY]
+                return kept or EMPTY
+
+            return build_list
+        if _is_leaf(template):
+            if "ref" in template:
+                return lambda context: _reference(context.mapped, template["ref"])
+            normalisers = [(n, self.normalisers[n]) for n in template.get("transform", ["text"])]
+            return lambda context: self._leaf(context, template, suffix, normalisers)
+        parts = [(key, self._compile(sub, (*suffix, key))) for key, sub in template.items()]
+        reads_fields = _reads_record(template, ("from",))
+
+        def build_structure(context: _Context) -> Any:
+            found = len(context.origins)
+            built = {}
+            for key, part in parts:
+                value = part(context)
+                if value is not EMPTY:
+                    built[key] = value
+            # A structure made only of constants (a system with no value) means the source had nothing.
+            if reads_fields and len(context.origins) == found:
+                return EMPTY
+            return built or EMPTY
+
+        return build_structure
+
+    def _constant(self, template: Any) -> Any:
+        """A template without sourced leaves as the value it stands for."""
         if isinstance(template, str):
             return template.replace("{base}", self.base)
-        if isinstance(template, (int, float, bool)):
-            return template
-        if not self._sourced(template):
-            return copy.deepcopy(self._constant(context, template, suffix))
         if isinstance(template, list):
-            values = [self._template(context, t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
-            kept = [v for v in values if v is not EMPTY]
-            return kept or EMPTY
-        if _is_leaf(template):
-            return self._leaf(context, template, suffix)
-        built = {}
-        for key, sub in template.items():
-            value = self._template(context, sub, (*suffix, key))
-            if value is not EMPTY:
-                built[key] = value
-        # A structure made only of constants (a system with no value) means the source had nothing.
-        if not any(tuple(s[: len(suffix)]) == suffix for s, _ in context.origins) and self._sourced(template, "from"):
-            return EMPTY
-        return built or EMPTY
+            return [self._constant(t) for t in template]
+        if isinstance(template, dict):
+            if _is_leaf(template):
+                return self._constant(template["const"])
+            return {key: self._constant(sub) for key, sub in template.items()}
+        return template
 
-    def _normalisers_of(self, leaf: dict[str, Any]) -> list[tuple[str, Normaliser]]:
-        found = self._leaf_normalisers.get(id(leaf))
-        if found is None:
-            names = leaf.get("transform", ["text"])
-            found = self._leaf_normalisers[id(leaf)] = [(n, self.normalisers[n]) for n in names]
-        return found
-
-    def _sourced(self, template: Any, kinds: str = "from ref") -> bool:
-        """Whether any leaf of the template reads the record (``from``, or ``ref`` to another
-        resource of it); cached per template."""
-        key = (id(template), kinds)
-        found = self._has_source.get(key)
-        if found is None:
-            found = self._has_source[key] = _reads_record(template, tuple(kinds.split()))
-        return found
-
-    def _constant(self, context: _Context, template: Any, suffix: tuple[str, ...]) -> Any:
-        """A template without sourced leaves, built once (the copy handed out is the caller's)."""
-        found = self._constants.get(id(template))
-        if found is None:
-            if isinstance(template, list):
-                found = [self._template(context, t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
-            elif _is_leaf(template):
-                found = self._template(context, template["const"], suffix)
-            else:
-                found = {key: self._template(context, sub, (*suffix, key)) for key, sub in template.items()}
-            self._constants[id(template)] = found
-        return found
-
-    def _leaf(self, context: _Context, leaf: dict[str, Any], suffix: tuple[str, ...]) -> Any:
+    def _leaf(
+        self,
+        context: _Context,
+        leaf: dict[str, Any],
+        suffix: tuple[str, ...],
+        normalisers: list[tuple[str, Normaliser]],
+    ) -> Any:
         mapped = context.mapped
         record = mapped.record
-        if "const" in leaf:
-            return self._template(context, leaf["const"], suffix)
-        if "ref" in leaf:
-            other = mapped.resources.get(leaf["ref"])
-            return {"reference": f"{other['resourceType']}/{other['id']}"} if other else EMPTY
         source = leaf["from"]
         if isinstance(source, str) and source.startswith("$item"):
             # the current item of an "each" resource, or a field inside it ($item.insutype)
@@ -294,7 +294,7 @@ class MappingEngine:
         value = raw
         rule_text = []
         try:
-            for label, normaliser in self._normalisers_of(leaf):
+            for label, normaliser in normalisers:
                 value = normaliser(value)
                 if mapped.trace:
                     rule_text.append(label)
@@ -317,6 +317,22 @@ class MappingEngine:
             mapped.steps.append(Step(field_name, raw, " → ".join(rule_text) or "as is", where, value))
         context.origins.append((suffix, ref))
         return value
+
+
+Build = Callable[["_Context"], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    segments: list[tuple[str, str | None]]
+    #: the rule's element as FHIRPath (``Patient.identifier[+]``), for problems and explain
+    target: str
+    build: Build
+
+
+def _reference(mapped: Mapped, name: str) -> Any:
+    other = mapped.resources.get(name)
+    return {"reference": f"{other['resourceType']}/{other['id']}"} if other else EMPTY
 
 
 @dataclass(slots=True)

@@ -293,7 +293,6 @@ class Ingest:
             for person in self.identity.people():
                 handle.write(orjson.dumps(person) + b"\n")
         self.identity.close()
-        self.keyed.db.commit()
         for kind in self.keyed.types():
             self._rewrite_keyed(kind)
         self.keyed.close()
