@@ -441,4 +441,6 @@ def _leaves(template: Any) -> list[dict[str, Any]]:
 
 def _fhirpath(written: str) -> str:
     """``_gender.extension[0]`` is ``gender.extension[0]`` in FHIRPath."""
+    if "_" not in written:
+        return written
     return ".".join(part.lstrip("_") for part in written.split("."))

@@ -17,11 +17,12 @@ SOURCE_SYSTEMS = {
 
 def provenance(mapped: Mapped, resources: list[dict[str, Any]], recorded: str, base: str) -> dict[str, Any]:
     record = mapped.record
-    names = {id(resource): name for name, resource in mapped.resources.items()}
+    targets = {id(resource) for resource in resources}
+    named = {name for name, resource in mapped.resources.items() if id(resource) in targets}
     lineage = [
         {"url": f"{base}/StructureDefinition/yy-ext-lineage", "valueString": f"{path} ← {ref}"}
-        for (name, path), ref in sorted(mapped.lineage.items(), key=lambda item: (item[0][0], item[0][1]))
-        if any(names.get(id(r)) == name for r in resources)
+        for (name, path), ref in sorted(mapped.lineage.items(), key=lambda item: item[0])
+        if name in named
     ]
     entity: dict[str, Any] = {
         "role": "source",
