@@ -6,7 +6,9 @@ Generates community-health 个人基本信息表 CSV rows (bench.legacy_samples,
 them with the real pipeline in a child process (peak RSS measured there), then validates the
 resources it wrote with the validator alone, in this same run, and prints records/s,
 resources/s, the ratio ingest/validation-only (goal ≥ 50 %) and peak RSS for the full file
-and for a fifth of it (flat memory means the two are close; goal < 300 MB).
+and for a fifth of it (flat memory means the two are close; goal < 300 MB).  Ingest and
+validation alternate for ``--rounds`` rounds and the best of each is kept, so a busy
+neighbour on the shared machine slows both contenders rather than one.
 """
 
 from __future__ import annotations
@@ -58,17 +60,23 @@ def validate_only(out: Path, provenance: bool) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        peaks = {}
-        for count in (args.rows // 5, args.rows):
-            csv_path = root / f"个人基本信息表-{count}.csv"
-            write(csv_path, rows(count, seed=11, broken=0.02))
-            seconds, peaks[count] = ingest_in_child(csv_path, root / f"out-{count}")
-        out = root / f"out-{args.rows}"
-        resources, validation_rate = validate_only(out, provenance=True)
-        mapped, mapped_rate = validate_only(out, provenance=False)
+        small = root / "个人基本信息表-small.csv"
+        write(small, rows(args.rows // 5, seed=11, broken=0.02))
+        _, small_peak = ingest_in_child(small, root / "out-small")
+        full = root / "个人基本信息表.csv"
+        write(full, rows(args.rows, seed=11, broken=0.02))
+        seconds, peak, validation_rate, mapped_rate = float("inf"), 0.0, 0.0, 0.0
+        for round_ in range(args.rounds):
+            out = root / f"out-{round_}"
+            took, used = ingest_in_child(full, out)
+            seconds, peak = min(seconds, took), max(peak, used)
+            resources, rate = validate_only(out, provenance=True)
+            mapped, rate_mapped = validate_only(out, provenance=False)
+            validation_rate, mapped_rate = max(validation_rate, rate), max(mapped_rate, rate_mapped)
         quarantined = sum(1 for _ in (out / "quarantine.ndjson").open("rb"))
     print(
         f"{args.rows} community-health rows ({quarantined} quarantined), {resources} resources written "
@@ -83,7 +91,8 @@ def main() -> None:
     print(f"  ratio, all resources     {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
     print(f"  ratio, mapped resources  {mapped / seconds / mapped_rate:.0%}")
     print(
-        f"  peak RSS {peaks[args.rows // 5]:.0f} MB for {args.rows // 5} rows, {peaks[args.rows]:.0f} MB for {args.rows} rows (goal < 300 MB, flat)"
+        f"  peak RSS {small_peak:.0f} MB for {args.rows // 5} rows, {peak:.0f} MB for {args.rows} rows "
+        f"(goal < 300 MB, flat); best of {args.rounds} alternating rounds"
     )
 
 
