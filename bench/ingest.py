@@ -27,15 +27,22 @@ from conformance.validator import Validator
 
 
 def ingest_in_child(csv_path: Path, out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of `yiyang ingest` on the file, in a fresh interpreter."""
+    """Seconds and peak RSS (MB) of `yiyang ingest` on the file, in a fresh interpreter.
+
+    The peak is the child's own high-water mark (VmHWM): Linux carries ``ru_maxrss`` over
+    fork and exec, so a child started by a parent that has grown would report the parent's.
+    """
     code = (
-        "import resource, sys, time\n"
+        "import sys, time\n"
         "from pathlib import Path\n"
         "from gateway.ingest.commands import ingest\n"
         "from profiles.registry import Registry\n"
         "start = time.perf_counter()\n"
         "ingest('community-health', [Path(sys.argv[1])], Path(sys.argv[2]), Registry(), bundle=False)\n"
-        "print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "seconds = time.perf_counter() - start\n"
+        "status = Path('/proc/self/status').read_text().splitlines()\n"
+        "peak = next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))\n"
+        "print(seconds, peak / 1024)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(csv_path), str(out)], capture_output=True, text=True, check=True
