@@ -12,8 +12,9 @@ from gateway.ingest import commands
 from gateway.ingest.pipeline import Ingest
 from mappings.conceptmaps import ConceptMaps
 from mappings.engine import MappingEngine
+from mappings.readers import READERS, ReaderError, read
 from mappings.records import SourceRecord
-from mappings.specs import Spec
+from mappings.specs import SOURCES, Spec
 from profiles.registry import Registry
 from tests.ingest_output import keyed_id, ndjson, reasons
 
@@ -117,3 +118,24 @@ def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pi
     pipeline.finish()
     [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
     assert (result["valueString"], "dataAbsentReason" in result) == ("阴性", False)
+
+
+def test_every_key_in_the_shipped_specs_keys_a_resource_of_the_samples() -> None:
+    """fhirpathpy forgives a misspelt expression by returning nothing, which would leave the
+    resource silently unkeyed: every shipped key must work on the shipped samples."""
+    engine = commands.build_engine(Registry())
+    declared = {(s.id, d["name"]) for s in engine.specs for d in s.resources if "key" in d}
+    keyed = set()
+    for source in SOURCES:
+        for path in sorted((ROOT / "mappings/samples" / source).iterdir()):
+            if path.suffix.lower() not in READERS:
+                continue
+            try:
+                records = list(read(path, source))
+            except ReaderError:
+                continue  # the XXE sample is refused by design
+            for record in records:
+                mapped = engine.map(record)
+                if mapped:
+                    keyed |= {(mapped.spec.id, name.split("[")[0]) for name in mapped.keyed}
+    assert declared - keyed == set()
