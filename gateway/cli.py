@@ -76,17 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out"), help="the archive goes to OUT/demo (rewritten)")
 
     ingest = commands.add_parser("ingest", help="map legacy records to validated FHIR, quarantining the rest")
-    ingest.add_argument("--source", required=True, choices=SOURCES)
+    ingest.add_argument("--source", required=True, choices=SOURCES, help="which legacy system the files come from")
     ingest.add_argument("--out", type=Path, default=Path("out"), help="output folder (default ./out)")
     ingest.add_argument("--bundle", action="store_true", help="also write a transaction Bundle of the output")
     ingest.add_argument("--strict", action="store_true", help="exit 1 when anything was quarantined")
     ingest.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
-    ingest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ingest.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help=f"exports of that source ({', '.join(READERS)})",
+    )
 
     quarantine = commands.add_parser("quarantine", help="work with quarantined records")
     quarantine_commands = quarantine.add_subparsers(dest="action", required=True, parser_class=_Parser)
     replay = quarantine_commands.add_parser("replay", help="re-run quarantined records after a fix")
-    replay.add_argument("--out", type=Path, default=Path("out"))
+    replay.add_argument(
+        "--out", type=Path, default=Path("out"), help="the folder an earlier ingest wrote (default ./out)"
+    )
     replay.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
 
     mappings = commands.add_parser("mappings", help="inspect mapping specs")
