@@ -9,7 +9,9 @@ for every element it sets, the legacy field it came from (lineage), every proble
 
 A resource definition with a ``key`` (FHIRPath expressions over the mapped resource: an
 institution's 统一社会信用代码, a hospital stay's 住院号 and admission time) takes its id from that
-business identity, so every record that names the same thing names the same resource.
+business identity, so every record that names the same thing names the same resource.  Its
+``as_of`` (a value template, e.g. the HL7 event time EVN-2) says when the record's statement about
+it was true, so the archive can merge statements in the order they happened, not arrived.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ class Mapped:
     attempted: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     used: set[str] = field(default_factory=set)
-    #: resources whose id comes from their business key: many records may name the same one
-    keyed: set[str] = field(default_factory=set)
+    #: resources whose id comes from their business key (many records may name the same one),
+    #: each with the time the record speaks for (``as_of``) when its spec says where to find it
+    keyed: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -95,6 +98,7 @@ class MappingEngine:
         #: every rule's path parsed and value template compiled, by the rule's identity
         self._rules: dict[int, _CompiledRule] = {}
         self._keys: dict[int, list[Any]] = {}
+        self._as_of: dict[int, Build] = {}
         for spec in specs:
             self._check_spec(spec)
 
@@ -106,6 +110,10 @@ class MappingEngine:
                 self._keys[id(resource)] = [
                     fhirpathpy.compile(expression.replace("{base}", self.base)) for expression in resource["key"]
                 ]
+            if "as_of" in resource:
+                if "key" not in resource:
+                    raise ValueError(f"{spec.id}: {resource['name']} has an as_of but no key to merge by")
+                self._as_of[id(resource)] = self._compile(resource["as_of"], ())
             for rule in resource["rules"]:
                 for leaf in _leaves(rule["value"]):
                     for name in leaf.get("transform", []):
@@ -129,27 +137,27 @@ class MappingEngine:
         if spec is None:
             return None
         mapped = Mapped(record, spec, trace)
-        planned: list[tuple[str, dict[str, Any], Any]] = []
+        planned: list[tuple[str, dict[str, Any], Any, str | None]] = []
         for definition in spec.resources:
             for name, item in self._instances(mapped, definition):
+                # the item's label names the legacy field it came from: 既往疾病[1], 服务项目[0]
+                label = f"{definition['each']}[{name.rsplit('[', 1)[1]}" if "each" in definition else None
                 resource: dict[str, Any] = {"resourceType": definition["type"], "id": self._id(spec, record, name)}
                 if "profile" in definition:
                     resource["meta"] = {"profile": [f"{self.base}/StructureDefinition/{definition['profile']}"]}
                 mapped.resources[name] = resource
-                planned.append((name, definition, item))
-        for name, definition, item in planned:
-            # the item's label names the legacy field it came from: 既往疾病[1], 服务项目[0]
-            label = f"{definition['each']}[{name.rsplit('[', 1)[1]}" if "each" in definition else None
+                planned.append((name, definition, item, label))
+        for name, definition, item, label in planned:
             for rule in definition["rules"]:
                 self._rule(mapped, name, mapped.resources[name], rule, item, label)
         self._apply_keys(mapped, planned)
         mapped.used.update(spec.ignore)
         return mapped
 
-    def _apply_keys(self, mapped: Mapped, planned: list[tuple[str, dict[str, Any], Any]]) -> None:
+    def _apply_keys(self, mapped: Mapped, planned: list[tuple[str, dict[str, Any], Any, str | None]]) -> None:
         """Give keyed resources the id of their business identity and point the record's
         references at it; a resource whose key is incomplete keeps its per-record id."""
-        for name, definition, _ in planned:
+        for name, definition, item, label in planned:
             compiled = self._keys.get(id(definition))
             if compiled is None:
                 continue
@@ -160,10 +168,21 @@ class MappingEngine:
             keyed_id = str(uuid.uuid5(ID_NAMESPACE, "|".join([resource["resourceType"], *parts])))
             renamed = {f"{resource['resourceType']}/{resource['id']}": f"{resource['resourceType']}/{keyed_id}"}
             resource["id"] = keyed_id
-            mapped.keyed.add(name)
+            mapped.keyed[name] = self._time_of(mapped, name, definition, item, label)
             # at once, so a later key may name this resource (a stay keyed by its institution)
             for other in mapped.resources.values():
                 rewrite_references(other, renamed)
+
+    def _time_of(
+        self, mapped: Mapped, name: str, definition: dict[str, Any], item: Any, label: str | None
+    ) -> str | None:
+        """The record's ``as_of`` for a keyed resource; a time that cannot be read is a problem
+        of the record like any other (an archive merged out of order would be silently wrong)."""
+        build = self._as_of.get(id(definition))
+        if build is None:
+            return None
+        value = build(_Context(mapped, name, item, label, f"{definition['type']} as_of"))
+        return None if value is EMPTY else str(value)
 
     @staticmethod
     def _instances(mapped: Mapped, definition: dict[str, Any]) -> list[tuple[str, Any]]:

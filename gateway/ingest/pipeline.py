@@ -141,10 +141,10 @@ class Ingest:
             return outcome
         self.counts.mapped += 1
         self._report(outcome)
-        keyed = {id(outcome.mapped.resources[n]) for n in outcome.mapped.keyed}
+        keyed = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
         for resource in outcome.resources:
             if id(resource) in keyed:
-                self.keyed.put(resource)
+                self.keyed.put(resource, keyed[id(resource)])
                 touched = (resource["resourceType"], resource["id"])
                 if touched in self._keyed_touched:
                     continue
@@ -235,11 +235,12 @@ class Ingest:
         """Merge each keyed resource onto the archive's version; a merge that would leave it
         invalid quarantines the record with the merged resource's issues."""
         reasons: list[Reason] = []
-        for name in mapped.keyed:
+        for name, as_of in mapped.keyed.items():
             resource = mapped.resources[name]
-            merged = self.keyed.merged(resource)
-            if merged is None:
+            found = self.keyed.merged(resource, as_of)
+            if found is None:
                 continue
+            merged, mapped.keyed[name] = found
             errors = [issue for issue in self.validator.validate(merged) if issue.is_error]
             if errors:
                 reference = f"{resource['resourceType']}/{resource['id']}"

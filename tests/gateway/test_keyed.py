@@ -3,12 +3,14 @@ merged across records and across runs, and never merged into something invalid."
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from conformance.validator import Validator
 from gateway.ingest import commands
+from gateway.ingest.keyed import KeyedResources
 from gateway.ingest.pipeline import Ingest
 from mappings.conceptmaps import ConceptMaps
 from mappings.engine import MappingEngine
@@ -50,6 +52,18 @@ def test_a_discharge_ingested_in_a_later_run_finishes_the_stay_the_first_run_wro
     assert stays == [(ZHANG_STAY, "finished")]
 
 
+def test_a_discharge_that_overtakes_its_admission_still_leaves_the_stay_finished(tmp_path: Path) -> None:
+    """The A01 arrives last but happened first (EVN-2): it only fills in what the A03 did not say."""
+    messages = _messages(ADT)
+    (tmp_path / "adt.hl7").write_bytes(messages[3] + messages[0])
+    commands.ingest("hl7v2", [tmp_path / "adt.hl7"], tmp_path / "out", Registry(), bundle=False)
+    [stay] = ndjson(tmp_path / "out/Encounter.ndjson")
+    assert (stay["status"], stay["period"]) == (
+        "finished",
+        {"start": "2026-11-02T09:15:00+08:00", "end": "2026-11-12T10:30:00+08:00"},
+    )
+
+
 def test_an_institution_named_by_several_stays_is_written_once(tmp_path: Path) -> None:
     commands.ingest("elderly-care", [STAYS], tmp_path, Registry(), bundle=False)
     ids = [o["id"] for o in ndjson(tmp_path / "Organization.ndjson")]
@@ -64,7 +78,7 @@ def test_resources_without_a_key_survive_the_rewrite_of_their_type(tmp_path: Pat
     assert {e["id"] for e in ndjson(tmp_path / "Encounter.ndjson")} == visits | {ZHANG_STAY}
 
 
-# -- a merge that would break the resource ------------------------------------------------------
+# -- merging statements: their order, and a merge that would break the resource ------------------------------------------------------
 RESULT = Spec(
     "test/result",
     "检验结果",
@@ -75,6 +89,7 @@ RESULT = Spec(
             "name": "result",
             "type": "Observation",
             "key": ["identifier.first().value"],
+            "as_of": {"from": "报告时间", "transform": ["datetime"]},
             "rules": [
                 {"path": "identifier[+]", "value": {"value": {"from": "检验号"}}},
                 {"path": "status", "value": "final"},
@@ -118,6 +133,43 @@ def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pi
     pipeline.finish()
     [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
     assert (result["valueString"], "dataAbsentReason" in result) == ("阴性", False)
+
+
+def test_a_statement_older_than_the_stored_one_only_fills_in_what_it_lacks(pipeline: Ingest) -> None:
+    pipeline.process(_record("row 2", 结果="阳性", 报告时间="2026-11-02 10:00"))
+    pipeline.process(_record("row 3", 结果="阴性", 报告时间="2026-11-02 09:00"))
+    pipeline.finish()
+    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
+    assert result["valueString"] == "阳性"
+
+
+def test_a_newer_statement_wins_whatever_the_stored_one_said(pipeline: Ingest) -> None:
+    pipeline.process(_record("row 2", 结果="阳性", 报告时间="2026-11-02 09:00"))
+    pipeline.process(_record("row 3", 结果="阴性", 报告时间="2026-11-02 10:00"))
+    pipeline.finish()
+    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
+    assert result["valueString"] == "阴性"
+
+
+def test_statements_without_a_time_merge_in_the_order_they_arrive(pipeline: Ingest) -> None:
+    pipeline.process(_record("row 2", 结果="阳性", 报告时间="2026-11-02 10:00"))
+    pipeline.process(_record("row 3", 结果="阴性"))
+    pipeline.finish()
+    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
+    assert result["valueString"] == "阴性"
+
+
+def test_an_archive_written_before_as_of_existed_is_upgraded_in_place(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "keyed.sqlite") as old:
+        old.execute(
+            "CREATE TABLE keyed (type TEXT NOT NULL, id TEXT NOT NULL, resource TEXT NOT NULL, PRIMARY KEY (type, id))"
+        )
+        old.execute("""INSERT INTO keyed VALUES ('Observation', 'x', '{"resourceType": "Observation", "id": "x"}')""")
+    store = KeyedResources(tmp_path / "keyed.sqlite")
+    assert store.merged({"resourceType": "Observation", "id": "x", "status": "final"}, "2026-11-02") == (
+        {"resourceType": "Observation", "id": "x", "status": "final"},
+        "2026-11-02",
+    )
 
 
 def test_every_key_in_the_shipped_specs_keys_a_resource_of_the_samples() -> None:

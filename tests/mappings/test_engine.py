@@ -226,3 +226,26 @@ def test_references_follow_a_keyed_resource_to_its_new_id() -> None:
 def test_a_resource_whose_key_is_incomplete_keeps_its_per_record_id() -> None:
     mapped = engine(spec(NAME, extra=[INSTITUTION])).map(record(姓名="张三", 机构代码=""))
     assert "institution" not in mapped.keyed
+
+
+DATED_INSTITUTION = {**INSTITUTION, "as_of": {"from": "更新时间", "transform": ["datetime"]}}
+
+
+def test_a_keyed_resource_carries_the_time_its_record_speaks_for() -> None:
+    mapped = engine(spec(NAME, extra=[DATED_INSTITUTION])).map(
+        record(姓名="张三", 机构代码="52410105MJY123456L", 更新时间="2026/11/2 9:15")
+    )
+    assert mapped.keyed["institution"] == "2026-11-02T09:15:00+08:00"
+
+
+def test_an_unreadable_as_of_time_is_a_problem_of_the_record() -> None:
+    mapped = engine(spec(NAME, extra=[DATED_INSTITUTION])).map(
+        record(姓名="张三", 机构代码="52410105MJY123456L", 更新时间="2026/13/2 9:15")
+    )
+    assert [(p.message_id, p.params["field"]) for p in mapped.problems] == [("mapping.impossible-date", "更新时间")]
+
+
+def test_an_as_of_without_a_key_fails_at_load_time() -> None:
+    unkeyed = {key: value for key, value in DATED_INSTITUTION.items() if key != "key"}
+    with pytest.raises(ValueError, match="as_of but no key"):
+        engine(spec(NAME, extra=[unkeyed]))
