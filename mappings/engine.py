@@ -73,7 +73,27 @@ class Mapped:
 
     @property
     def unused_fields(self) -> list[str]:
-        return [name for name, value in self.record.fields.items() if name not in self.used and value not in (None, "")]
+        """The record's values no rule read and the spec does not ignore, each named once: a
+        field counts as read when it, a part of it (``PID-11.1`` of ``PID-11``) or the whole it
+        belongs to was read, under any of its names (``SourceRecord.views``); of an unread
+        field and its unread parts only the field is named."""
+        views = self.record.views
+
+        def canonical(name: str) -> str:
+            while name in views:
+                name = views[name]
+            return name
+
+        read = {canonical(name) for name in self.used}
+        unread: list[str] = []
+        for name, value in self.record.fields.items():
+            if name in views or value in (None, "") or name in read:
+                continue
+            if any(other.startswith(name + ".") or name.startswith(other + ".") for other in read):
+                continue
+            if not any(name.startswith(outer + ".") for outer in unread):
+                unread.append(name)
+        return unread
 
 
 class _Empty:

@@ -32,6 +32,9 @@ class SourceRecord:
     field_label: str = "column"
     #: header or structure information the specs select on (CSV header, JSON root keys …)
     shape: frozenset[str] = field(default_factory=frozenset)
+    #: keys that offer a value already given under another key (HL7 ``PID-3[ID].1`` is
+    #: ``PID-3~2.1``): reading either reads both, and only the canonical key is reported unused
+    views: dict[str, str] = field(default_factory=dict)
 
     def ref(self, name: str) -> FieldRef:
         return FieldRef(self.file, self.location, name, self.field_label)

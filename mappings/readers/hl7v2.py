@@ -46,6 +46,10 @@ the message type; ``MSH-1`` and ``MSH-2``, the separators themselves, are left o
   a list with one dict per occurrence, in message order, keyed the same way (``IN1-2.1``), so a
   spec can write ``each: IN1`` and ``from: $item.IN1-2.1``.
 
+The typed keys (``PID-3[ID].1``) and the flat keys of a listed segment (``IN1-2.1`` beside
+``IN1``) are *views* of values given under another key (``SourceRecord.views``), so
+``mappings explain`` does not report one value as unused under each of its names.
+
 Empty values and the HL7 explicit null ``""`` are left out.  Date/time fields (``TS_FIELDS``:
 ``PID-7``, ``PV1-44``, ``PV1-45``, ``IN1-12`` …) are given in ISO form so the shared ``date``
 and ``datetime`` normalisers read them: ``19491231`` → ``1949-12-31``, ``20261102091500`` →
@@ -155,13 +159,13 @@ def _message(source: str, file: str, number: int, lines: list[tuple[bytes, bytes
     location = f"message {number}"
     segments = [_decode(body) for _, body in lines if body]
     try:
-        message, fields = _parse(segments)
+        message, fields, views = _parse(segments)
     except _Unparseable as problem:
         return SourceRecord(source, file, location, {UNPARSEABLE: str(problem)}, raw, "field", frozenset({UNPARSEABLE}))
     kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
     shape = {str(segment[0]) for segment in message}
     shape.update([f"{kind}^{trigger}", trigger] if trigger else [kind])
-    return SourceRecord(source, file, location, fields, raw, "field", frozenset(shape))
+    return SourceRecord(source, file, location, fields, raw, "field", frozenset(shape), views)
 
 
 class _Unparseable(ValueError):
@@ -177,7 +181,7 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any]]:
+def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any], dict[str, str]]:
     if not segments or not segments[0].startswith("MSH"):
         raise _Unparseable("content outside any message (no MSH segment before it)")
     header = segments[0]
@@ -200,19 +204,21 @@ def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any]]:
         raise _Unparseable(f"python-hl7 cannot parse the message: {exc}") from exc
     separators = _Separators(encoding_chars)
     fields: dict[str, Any] = {}
+    views: dict[str, str] = {}
     occurrences: dict[str, list[dict[str, str]]] = {}
     for segment in message:
         segment_id = str(segment[0])
-        keys = _segment_fields(message, segment, segment_id, separators)
+        keys = _segment_fields(message, segment, segment_id, separators, views)
         occurrences.setdefault(segment_id, []).append(keys)
         if len(occurrences[segment_id]) == 1:
             fields.update(keys)
     for segment_id, found in occurrences.items():
         if segment_id in REPEATABLE or len(found) > 1:
             fields[segment_id] = found
+            views.update((key, segment_id) for key in found[0])
     if not fields.get("MSH-9.1"):
         raise _Unparseable("MSH-9 (message type) is empty")
-    return message, fields
+    return message, fields, views
 
 
 class _Separators:
@@ -220,7 +226,9 @@ class _Separators:
         self.component, self.repetition, self.escape, self.subcomponent = encoding_chars[:4]
 
 
-def _segment_fields(message: hl7.Message, segment: hl7.Segment, segment_id: str, seps: _Separators) -> dict[str, str]:
+def _segment_fields(
+    message: hl7.Message, segment: hl7.Segment, segment_id: str, seps: _Separators, views: dict[str, str]
+) -> dict[str, str]:
     keys: dict[str, str] = {}
     first = 3 if segment_id == "MSH" else 1  # MSH-1 and MSH-2 are the separators themselves
     for number in range(first, len(segment)):
@@ -245,6 +253,13 @@ def _segment_fields(message: hl7.Message, segment: hl7.Segment, segment_id: str,
                         for sub, value in enumerate(subcomponents, start=1):
                             if value:
                                 keys[f"{prefix}.{position}.{sub}"] = value
+            if len(prefixes) > 1:
+                canonical, typed_prefix = prefixes
+                views.update(
+                    (key, canonical + key[len(typed_prefix) :])
+                    for key in keys
+                    if key == typed_prefix or key.startswith(typed_prefix + ".")
+                )
     return keys
 
 

@@ -191,6 +191,33 @@ def test_fields_no_rule_consumed_are_reported_as_unused() -> None:
     assert mapped.unused_fields == ["备注"]
 
 
+ADDRESS = {"path": "address[+]", "value": {"text": {"from": "PID-11.1"}, "city": {"from": "PID-11.3"}}}
+
+
+def hl7_like(**fields: Any) -> SourceRecord:
+    """A record whose keys name parts of fields, and a typed key viewing one of them."""
+    views = {"PID-3[ID].1": "PID-3~2.1"}
+    return SourceRecord("test", "a.hl7", "message 1", fields, b"raw", "field", frozenset({"姓名"}), views)
+
+
+def test_a_field_a_part_of_which_was_read_is_not_reported_unused() -> None:
+    mapped = engine(spec(ADDRESS)).map(
+        hl7_like(**{"PID-11": "经八路^^郑州市", "PID-11.1": "经八路", "PID-11.3": "郑州市"})
+    )
+    assert mapped.unused_fields == []
+
+
+def test_an_unread_field_is_named_once_not_with_each_of_its_parts() -> None:
+    mapped = engine(spec(ADDRESS)).map(hl7_like(**{"PID-16": "W^丧偶", "PID-16.1": "W", "PID-16.2": "丧偶"}))
+    assert mapped.unused_fields == ["PID-16"]
+
+
+def test_a_value_read_under_one_of_its_names_is_read_under_all() -> None:
+    rule = {"path": "identifier[+].value", "value": {"from": "PID-3[ID].1"}}
+    fields = {"PID-3~2.1": "410105194912310020", "PID-3[ID].1": "410105194912310020"}
+    assert engine(spec(rule)).map(hl7_like(**fields)).unused_fields == []
+
+
 def test_spec_naming_an_unknown_transform_fails_at_load_time() -> None:
     with pytest.raises(ValueError, match="unknown transform"):
         engine(spec({"path": "name[+]", "value": {"text": {"from": "姓名", "transform": ["magic"]}}}))

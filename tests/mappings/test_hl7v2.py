@@ -380,6 +380,16 @@ def test_identifier_repetitions_are_also_keyed_by_their_type_code(tmp_path: Path
     )
 
 
+def test_keys_by_type_code_are_views_of_the_repetition_they_name(tmp_path: Path) -> None:
+    views = read(tmp_path, message(1).encode())[0].views
+    assert (views["PID-3[ID]"], views["PID-3[ID].1"], views["PID-3[PI].4"]) == ("PID-3~2", "PID-3~2.1", "PID-3.4")
+
+
+def test_flat_keys_of_a_listed_segment_are_views_of_the_list(tmp_path: Path) -> None:
+    views = read(tmp_path, message(1, PID, "IN1|1|310", "IN1|2|410").encode())[0].views
+    assert (views["IN1-2"], views["IN1-2.1"]) == ("IN1", "IN1")
+
+
 def test_subcomponents_are_keyed_only_where_a_component_has_them(tmp_path: Path) -> None:
     fields = read(tmp_path, message(1, "PID|1||0000123^^^H41010500012&1.2.156&ISO^PI").encode())[0].fields
     assert (fields["PID-3.4"], fields["PID-3.4.1"], fields["PID-3.4.3"], "PID-3.1.1" in fields) == (
