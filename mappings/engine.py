@@ -133,6 +133,11 @@ class MappingEngine:
             if "as_of" in resource:
                 if "key" not in resource:
                     raise ValueError(f"{spec.id}: {resource['name']} has an as_of but no key to merge by")
+                if not {"date", "datetime"} & set(resource["as_of"].get("transform", [])):
+                    # merges compare as_of as moments: only these normalisers promise ISO form
+                    raise ValueError(
+                        f"{spec.id}: {resource['name']} as_of must read a time (transform date or datetime)"
+                    )
                 self._as_of[id(resource)] = self._compile(resource["as_of"], ())
             for rule in resource["rules"]:
                 for leaf in _leaves(rule["value"]):

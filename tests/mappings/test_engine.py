@@ -276,3 +276,9 @@ def test_an_as_of_without_a_key_fails_at_load_time() -> None:
     unkeyed = {key: value for key, value in DATED_INSTITUTION.items() if key != "key"}
     with pytest.raises(ValueError, match="as_of but no key"):
         engine(spec(NAME, extra=[unkeyed]))
+
+
+def test_an_as_of_that_is_not_read_as_a_time_fails_at_load_time() -> None:
+    untimed = {**DATED_INSTITUTION, "as_of": {"from": "更新时间"}}
+    with pytest.raises(ValueError, match="must read a time"):
+        engine(spec(NAME, extra=[untimed]))
