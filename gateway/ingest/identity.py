@@ -12,6 +12,7 @@ stays flat however many people arrive and later runs merge into the same archive
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from mappings.engine import ID_NAMESPACE
 from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
@@ -137,9 +139,9 @@ class IdentityIndex:
             disagreements = conflicts(person_id, stored, patient)
             merged = merge(stored, {k: v for k, v in patient.items() if k != "id"})
         else:
-            person_id = patient["id"]
+            person_id = self._free_id(patient["id"])
             disagreements = []
-            merged = patient
+            merged = {**patient, "id": person_id}
         self.db.execute(
             "INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)",
             (person_id, orjson.dumps(merged).decode()),
@@ -150,12 +152,17 @@ class IdentityIndex:
         )
         return person_id, disagreements
 
+    def _free_id(self, proposed: str) -> str:
+        """The record's Patient id, unless another person holds it: ids come from file name and
+        row, so row 2 of a 个人基本信息表.csv from another clinic proposes the same id for
+        someone else.  The next id is derived from the taken one, so runs stay repeatable."""
+        while self.db.execute("SELECT 1 FROM person WHERE id = ?", (proposed,)).fetchone():
+            proposed = str(uuid.uuid5(ID_NAMESPACE, f"person|{proposed}"))
+        return proposed
+
     def people(self) -> Iterator[dict[str, Any]]:
         for (resource,) in self.db.execute("SELECT resource FROM person ORDER BY id"):
             yield orjson.loads(resource)
-
-    def count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM person").fetchone()[0]
 
     def commit(self) -> None:
         self.db.commit()

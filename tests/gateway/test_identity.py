@@ -79,3 +79,14 @@ def test_ingest_writes_each_disagreement_with_its_record_and_says_so(
         "row 2",
         True,
     )
+
+
+def test_a_new_person_proposing_an_id_someone_else_holds_gets_another(index: IdentityIndex) -> None:
+    """Row 2 of two clinics' 个人基本信息表.csv propose the same id for two different people."""
+    first, _ = index.resolve(patient("same-row-id"))
+    other = {
+        **patient("same-row-id"),
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": "110105196304029911"}],
+    }
+    second, _ = index.resolve(other)
+    assert (first, second != first, len(list(index.people()))) == ("same-row-id", True, 2)
