@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,7 +39,6 @@ class Entry:
     record: SourceRecord
     reasons: list[Reason]
     spec: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         record = self.record
@@ -64,13 +63,23 @@ def _jsonable(value: Any) -> Any:
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    return {"$datetime": value.isoformat()} if hasattr(value, "isoformat") else str(value)
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, time):
+        return {"$time": value.isoformat()}
+    return str(value)
 
 
 def _revive(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$datetime"}:
             return datetime.fromisoformat(value["$datetime"])
+        if set(value) == {"$date"}:
+            return date.fromisoformat(value["$date"])
+        if set(value) == {"$time"}:
+            return time.fromisoformat(value["$time"])
         return {k: _revive(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_revive(v) for v in value]
@@ -80,11 +89,9 @@ def _revive(value: Any) -> Any:
 class QuarantineWriter:
     def __init__(self, handle: IO[str]) -> None:
         self.handle = handle
-        self.count = 0
 
     def add(self, entry: Entry) -> None:
         self.handle.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
-        self.count += 1
 
 
 def read_entries(path: Path) -> Iterator[dict[str, Any]]:

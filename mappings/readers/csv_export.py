@@ -1,7 +1,7 @@
 """CSV exports with Chinese headers, in UTF-8 (with or without BOM) or GB18030.
 
-Rows are read as bytes so each record keeps its exact original bytes for quarantine; quoted
-fields spanning lines are joined before parsing.
+Each record keeps its exact original bytes for quarantine, the lines of a quoted cell that
+spans several included.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from mappings.readers import ReaderError
 from mappings.records import SourceRecord
@@ -35,40 +36,49 @@ def detect_encoding(sample: bytes) -> str:
     return "gb18030"
 
 
-def _physical_rows(handle) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes) of each CSV row, joining lines inside quoted fields."""
-    pending, start = b"", 0
-    for number, line in enumerate(handle, start=1):
-        if not pending:
-            start = number
-        pending += line
-        if pending.count(b'"') % 2 == 0:
-            yield start, pending
-            pending = b""
-    if pending:
-        yield start, pending
+class _Lines:
+    """The file's lines, decoded for ``csv.reader``, keeping the bytes of the lines read since
+    the last record: csv.reader pulls exactly the lines of one record (a quoted cell may span
+    several), so after each record these are that record's original bytes."""
+
+    def __init__(self, handle: IO[bytes], encoding: str) -> None:
+        self.handle, self.encoding = handle, encoding
+        self.raw: list[bytes] = []
+        self.read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.handle:
+            self.raw.append(line)
+            self.read += 1
+            try:
+                yield line.decode(self.encoding)
+            except UnicodeDecodeError:
+                yield line.decode(self.encoding, errors="replace")  # the mojibake check reports it
+
+    def take(self) -> bytes:
+        raw, self.raw = b"".join(self.raw), []
+        return raw
 
 
 def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
     with path.open("rb") as handle:
         encoding = detect_encoding(handle.read(_SNIFF))
         handle.seek(0)
-        rows = _physical_rows(handle)
-        try:
-            _, header_bytes = next(rows)
-        except StopIteration:
+        lines = _Lines(handle, "utf-8-sig" if encoding == "utf-8-sig" else encoding)
+        # Excel's dialect: a quote inside an unquoted cell (11010500"1) is a character, not
+        # the start of a quoted cell, so one stray quote does not swallow the rows after it
+        rows = csv.reader(iter(lines))
+        header_row = next(rows, None)
+        if header_row is None:
             return
-        decode = "utf-8-sig" if encoding == "utf-8-sig" else encoding
-        header = [h.strip() for h in next(csv.reader([header_bytes.decode(decode)]))]
+        header = [h.strip() for h in header_row]
         shape = frozenset(header)
-        row_encoding = "utf-8" if encoding == "utf-8-sig" else encoding
-        for number, raw in rows:
-            try:
-                text = raw.decode(row_encoding)
-            except UnicodeDecodeError:
-                text = raw.decode(row_encoding, errors="replace")  # the mojibake check reports it
-            if not text.strip():
+        lines.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
+        lines.take()
+        for values in rows:
+            number = lines.read - len(lines.raw) + 1
+            raw = lines.take()
+            if not any(v.strip() for v in values):
                 continue
-            values = next(csv.reader([text]), [])
             fields = {name: (values[i] if i < len(values) else None) for i, name in enumerate(header)}
             yield SourceRecord(source, path.name, f"row {number}", fields, raw, "column", shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,10 @@ from mappings.records import SourceRecord
 
 
 def _json(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, (date, datetime)) else value
+    """A cell value as JSON for the raw form: date, time and duration cells as text."""
+    if isinstance(value, (date, datetime, time)):
+        return value.isoformat()
+    return str(value) if isinstance(value, timedelta) else value
 
 
 def read_xlsx(path: Path, source: str) -> Iterator[SourceRecord]:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.ingest import commands
+from gateway.ingest.quarantine import Entry, record_of
 from mappings.readers import ReaderError, cda
+from mappings.readers.csv_export import read_csv
 from mappings.readers.xlsx_export import read_xlsx
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex
@@ -588,6 +590,17 @@ def test_gb18030_quarantine_keeps_the_original_bytes(visits: Run) -> None:
     assert "康复训练".encode("gb18030") in raw
 
 
+def test_a_stray_quote_inside_a_cell_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes('序号,姓名,备注\n1,张"春,无\n2,李四,"两行\n备注"\n3,王五,无\n'.encode())
+    records = [(r.location, r.fields["姓名"], r.raw) for r in read_csv(path, "community-health")]
+    assert records == [
+        ("row 2", '张"春', '1,张"春,无\n'.encode()),
+        ("row 3", "李四", '2,李四,"两行\n备注"\n'.encode()),
+        ("row 5", "王五", "3,王五,无\n".encode()),
+    ]
+
+
 # -- 个人基本信息表.xlsx ---------------------------------------------------------------------
 SHEET = "个人基本信息表.xlsx sheet 个人基本信息表"
 
@@ -798,3 +811,15 @@ def test_everything_written_passes_validation_as_one_bundle(everything: Run) -> 
 
     bundle = json.loads((everything.out / "bundle.json").read_text(encoding="utf-8"))
     assert [(i.message_id, i.expression) for i in Validator().validate(bundle) if i.is_error] == []
+
+
+def test_a_time_of_day_cell_survives_the_raw_form_and_the_quarantine_round_trip(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["姓名", "随访时间"])
+    book.active.append(["张三", time(9, 30)])
+    book.save(tmp_path / "随访.xlsx")
+    [record] = read_xlsx(tmp_path / "随访.xlsx", "community-health")
+    entry = json.loads(json.dumps(Entry(record, []).to_json()))
+    assert (json.loads(record.raw)["随访时间"], record_of(entry).fields["随访时间"]) == ("09:30:00", time(9, 30))
