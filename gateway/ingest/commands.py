@@ -66,12 +66,15 @@ def summary(counts: Counts, lang: str) -> str:
 
 def ingest(source: str, files: list[Path], out_dir: Path, registry: Registry, bundle: bool) -> Counts:
     pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
-    for path in files:
-        try:
-            pipeline.run(_progress(read(path, source), path.name))
-        except ReaderError as exc:
-            pipeline.counts.file_errors.append(str(exc))
-    counts = pipeline.finish()
+    try:
+        for path in files:
+            try:
+                pipeline.run(_progress(read(path, source), path.name))
+            except ReaderError as exc:
+                pipeline.counts.file_errors.append(str(exc))
+    finally:
+        # even after Ctrl-C, what was processed reaches the archive in a consistent state
+        counts = pipeline.finish()
     if bundle:
         write_bundle(out_dir)
     return counts
@@ -84,8 +87,8 @@ def write_bundle(out_dir: Path) -> Path:
         handle.write('{"resourceType":"Bundle","type":"transaction","entry":[')
         first = True
         for ndjson in sorted(out_dir.glob("*.ndjson")):
-            if ndjson.name == "quarantine.ndjson":
-                continue
+            if not (ndjson.stem.isalpha() and ndjson.stem[0].isupper()):
+                continue  # resource files are named after their type; quarantine, conflicts … are not
             with ndjson.open(encoding="utf-8") as lines:
                 for line in lines:
                     resource = json.loads(line)
@@ -103,27 +106,40 @@ def replay(out_dir: Path, registry: Registry, out: IO[str], lang: str) -> Counts
     entries = list(read_entries(path)) if path.exists() else []
     path.replace(out_dir / "quarantine.replayed.ndjson") if entries else None
     pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
-    for entry in entries:
-        record = record_of(entry)
-        if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
-            # no fix makes a duplicate row new data: it stays where it is
-            pipeline.keep_quarantined(record, entry)
-            out.write(("仍隔离" if lang == "zh-CN" else "still quarantined") + f": {record.file} {record.location}\n")
-            continue
-        outcome = pipeline.process(record)
-        if outcome.reasons:
-            verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
-        else:
-            verdict = "现已通过" if lang == "zh-CN" else "now passes"
-        out.write(f"{verdict}: {record.file} {record.location}\n")
-    return pipeline.finish()
+    done = 0
+    try:
+        for entry in entries:
+            record = record_of(entry)
+            if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
+                # no fix makes a duplicate row new data: it stays where it is
+                pipeline.keep_quarantined(record, entry)
+                out.write(
+                    ("仍隔离" if lang == "zh-CN" else "still quarantined") + f": {record.file} {record.location}\n"
+                )
+            else:
+                outcome = pipeline.process(record)
+                if outcome.reasons:
+                    verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
+                else:
+                    verdict = "现已通过" if lang == "zh-CN" else "now passes"
+                out.write(f"{verdict}: {record.file} {record.location}\n")
+            done += 1
+    finally:
+        # interrupted: the records not yet replayed go back to the quarantine as they were
+        for entry in entries[done:]:
+            pipeline.keep_quarantined(record_of(entry), entry)
+        counts = pipeline.finish()
+    return counts
 
 
 def explain(source: str, path: Path, registry: Registry, location: str | None, out: IO[str], lang: str) -> int:
     """Show, for one record, each input field, the rule applied and the FHIR element produced."""
     engine = build_engine(registry)
-    records = read(path, source)
-    record = next((r for r in records if location is None or r.location == location), None)
+    try:
+        record = next((r for r in read(path, source) if location is None or r.location == location), None)
+    except ReaderError as exc:
+        out.write(f"{exc}\n")
+        return 1
     if record is None:
         out.write(("找不到记录" if lang == "zh-CN" else "no such record") + f" {location or ''}\n")
         return 1

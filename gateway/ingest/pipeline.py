@@ -133,7 +133,11 @@ class Ingest:
     # -- one record ----------------------------------------------------------------------
     def process(self, record: SourceRecord) -> Outcome:
         self.counts.read += 1
-        outcome = self.evaluate(record)
+        try:
+            outcome = self.evaluate(record)
+        except Exception as error:  # noqa: BLE001 - one record's failure must not lose the rest of the run
+            outcome = Outcome(record, None)
+            outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
         if outcome.reasons:
             self.counts.quarantined += 1
             spec = outcome.mapped.spec.id if outcome.mapped else None

@@ -11,7 +11,9 @@ import pytest
 
 from gateway.cli import main
 from gateway.ingest import commands
+from gateway.ingest.pipeline import Ingest, Outcome
 from mappings import conceptmaps
+from mappings.records import SourceRecord
 from profiles.registry import Registry
 from tests.ingest_output import ndjson, reasons
 from tests.samples import mapped_samples
@@ -151,6 +153,44 @@ def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.Cap
 
 def test_cli_strict_exits_one_when_anything_was_quarantined(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ingest", "--source", "community-health", "--strict", "--out", str(tmp_path), str(SAMPLE)]) == 1
+
+
+def test_cli_without_strict_exits_zero_although_records_were_quarantined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", "--source", "community-health", "--out", str(tmp_path), str(SAMPLE)]) == 0
+
+
+def test_the_bundle_leaves_out_the_conflict_report_beside_the_resources(tmp_path: Path) -> None:
+    (tmp_path / "identity-conflicts.ndjson").write_text('{"person": "Patient/x"}\n', encoding="utf-8")
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=True)
+    bundle = json.loads((tmp_path / "bundle.json").read_text(encoding="utf-8"))
+    assert all("resourceType" in entry["resource"] for entry in bundle["entry"])
+
+
+def test_a_record_the_gateway_fails_on_is_quarantined_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = Ingest.evaluate
+
+    def failing_on_row_3(self: Ingest, record: SourceRecord) -> Outcome:
+        if record.location == "row 3":
+            raise RuntimeError("boom")
+        return real(self, record)
+
+    monkeypatch.setattr(Ingest, "evaluate", failing_on_row_3)
+    counts = commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    assert (reasons(tmp_path, "row 3"), counts.read, counts.mapped + counts.quarantined) == (
+        [("ingest.internal-error", None, None)],
+        18,
+        18,
+    )
+
+
+def test_explain_of_a_file_no_reader_takes_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
+    code = main(["mappings", "explain", "community-health", str(tmp_path / "notes.txt")])
+    assert (code, "no reader for .txt" in capsys.readouterr().out) == (1, True)
 
 
 def test_explain_shows_field_rule_and_element(capsys: pytest.CaptureFixture[str]) -> None:
