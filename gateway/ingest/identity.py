@@ -62,6 +62,27 @@ def match_keys(patient: dict[str, Any]) -> list[str]:
 
 def conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
     """The elements both have with different values (the archive's value is the one kept)."""
+    return _element_conflicts(person_id, archive, incoming) + _extension_conflicts(person_id, archive, incoming)
+
+
+def _extension_conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
+    """Extensions merge by URL (one 民族 per person), so one with the URL of a kept one but
+    another value is a disagreement, never an addition."""
+    kept = {extension.get("url"): extension for extension in archive.get("extension", [])}
+    found = []
+    for extension in incoming.get("extension", []):
+        url = extension.get("url")
+        mine = kept.get(url)
+        if mine is not None and _extension_value(mine) != _extension_value(extension):
+            found.append(Conflict(person_id, f"extension('{url}')", mine, extension))
+    return found
+
+
+def _extension_value(extension: dict[str, Any]) -> dict[str, Any]:
+    return {key: _essence(value) for key, value in extension.items() if key.startswith("value")}
+
+
+def _element_conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
     return [
         Conflict(person_id, key, archive[key], value)
         for key, value in incoming.items()
@@ -76,9 +97,11 @@ def conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any])
 
 def _essence(value: Any) -> Any:
     """What a value says, not how a source spelled it: a CodeableConcept is its codes (one
-    source adds a display or text, another does not)."""
+    source adds a display or text, another does not), a Coding its system and code."""
     if isinstance(value, dict) and "coding" in value:
         return {(c.get("system"), c.get("code")) for c in value["coding"]}
+    if isinstance(value, dict) and "code" in value:  # a Coding
+        return (value.get("system"), value.get("code"))
     if isinstance(value, list):
         return [_essence(item) for item in value]
     return value

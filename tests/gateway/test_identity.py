@@ -49,6 +49,25 @@ def test_the_same_code_spelt_with_or_without_a_display_is_no_disagreement(index:
     assert index.resolve(patient("b", maritalStatus=widowed(None)))[1] == []
 
 
+def ethnicity(code: str) -> list[dict[str, Any]]:
+    coding = {"system": "urn:oid:2.16.156.10011.2.3.3.3", "code": code}
+    return [{"url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-ethnicity", "valueCoding": coding}]
+
+
+def test_another_ethnicity_for_the_same_person_is_reported_not_dropped(index: IdentityIndex) -> None:
+    index.resolve(patient("a", extension=ethnicity("01")))
+    assert [c.element for c in index.resolve(patient("b", extension=ethnicity("03")))[1]] == [
+        "extension('http://fhir.yiyang.cn/StructureDefinition/yy-ext-ethnicity')"
+    ]
+
+
+def test_the_same_ethnicity_with_a_display_is_no_disagreement(index: IdentityIndex) -> None:
+    index.resolve(patient("a", extension=ethnicity("01")))
+    spelt = ethnicity("01")
+    spelt[0]["valueCoding"]["display"] = "汉族"
+    assert index.resolve(patient("b", extension=spelt))[1] == []
+
+
 def test_a_new_phone_number_is_an_addition_not_a_disagreement(index: IdentityIndex) -> None:
     index.resolve(patient("a", telecom=[{"system": "phone", "value": "13251610956"}]))
     assert index.resolve(patient("b", telecom=[{"system": "phone", "value": "037165551234"}]))[1] == []
