@@ -48,6 +48,8 @@ def summary(counts: Counts, lang: str) -> str:
             f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n生成资源：{kinds}"
         )
         errors = "".join(f"\n文件错误：{e}" for e in counts.file_errors)
+        if counts.unchanged:
+            errors += f"\n其中 {counts.unchanged} 条此前已导入且内容未变，未重复写入"
         if counts.conflicts:
             errors += f"\n身份信息不一致 {counts.conflicts} 处：档案保留原值，详见 identity-conflicts.ndjson"
     else:
@@ -56,6 +58,8 @@ def summary(counts: Counts, lang: str) -> str:
             f"resources: {kinds}"
         )
         errors = "".join(f"\nfile error: {e}" for e in counts.file_errors)
+        if counts.unchanged:
+            errors += f"\n{counts.unchanged} of them were ingested before, unchanged, and not written again"
         if counts.conflicts:
             errors += (
                 f"\n{counts.conflicts} demographic disagreements: the archive kept its values, "

@@ -24,11 +24,11 @@ from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway.ingest.identity import Conflict, IdentityConflict, IdentityIndex
 from gateway.ingest.keyed import KeyedResources
+from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, QuarantineWriter, Reason
 from mappings.engine import Mapped, MappingEngine, Problem, rewrite_references
 from mappings.records import SourceRecord
-from mappings.specs import Spec
 
 MESSAGES = {
     k: v for k, v in orjson.loads((Path(__file__).parent / "messages.json").read_bytes()).items() if k != "_about"
@@ -42,6 +42,8 @@ class Counts:
     quarantined: int = 0
     #: demographics a record disagreed on with the archive (kept, and reported)
     conflicts: int = 0
+    #: records mapped by an earlier run into the same archive exactly as they are now
+    unchanged: int = 0
     resources: Counter[str] = field(default_factory=Counter)
     file_errors: list[str] = field(default_factory=list)
 
@@ -59,6 +61,10 @@ class Outcome:
     resources: list[dict[str, Any]] = field(default_factory=list)
     reasons: list[Reason] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    #: an earlier run already wrote this very record (see ledger.py): nothing to write
+    unchanged: bool = False
+    #: the record's entry in the ledger, marked written once the record lands
+    seen_as: tuple[str, str] | None = None
 
 
 class _Params(dict[str, Any]):
@@ -126,7 +132,7 @@ class Ingest:
         self._conflicts: IO[bytes] | None = None
         self.counts = Counts()
         self._streams: dict[str, IO[bytes]] = {}
-        self._seen: dict[tuple[str, str], dict[str, str]] = {}
+        self.ledger = Ledger(out_dir / "ledger.sqlite")
         #: keyed resources this run touched (each is counted once however many records name it)
         self._keyed_touched: set[tuple[str, str]] = set()
 
@@ -144,6 +150,11 @@ class Ingest:
             self.quarantine.add(Entry(record, outcome.reasons, spec))
             return outcome
         self.counts.mapped += 1
+        if outcome.unchanged:
+            self.counts.unchanged += 1
+            return outcome
+        if outcome.seen_as:
+            self.ledger.landed(*outcome.seen_as)
         self._report(outcome)
         keyed = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
         for resource in outcome.resources:
@@ -175,10 +186,17 @@ class Ingest:
             fields = "、".join(list(record.fields)[:8])
             outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
             return outcome
-        duplicate = self._duplicate_of(record, mapped.spec)
-        if duplicate:
-            outcome.reasons.append(self._reason("ingest.duplicate-row", first=duplicate))
+        scope = f"{record.file}|{mapped.spec.id}|{mapped.spec.version}"
+        digest = _digest(record)
+        earlier = self.ledger.arrive(scope, digest, record.location)
+        if earlier is not None:
+            first, this_run = earlier
+            if this_run:
+                outcome.reasons.append(self._reason("ingest.duplicate-row", first=first))
+            else:
+                outcome.unchanged = True
             return outcome
+        outcome.seen_as = (scope, digest)
         outcome.reasons.extend(_problem_reason(p, self.catalog) for p in mapped.problems)
         for name, resource in mapped.resources.items():
             for issue in self.validator.validate(resource):
@@ -254,17 +272,6 @@ class Ingest:
                 mapped.resources[name] = merged
         return reasons
 
-    def _duplicate_of(self, record: SourceRecord, spec: Spec) -> str | None:
-        digest = hashlib.blake2b(
-            orjson.dumps(record.fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str),
-            digest_size=16,
-        ).hexdigest()
-        seen = self._seen.setdefault((record.file, spec.id), {})
-        if digest in seen:
-            return seen[digest]
-        seen[digest] = record.location
-        return None
-
     def _reason(self, message_id: str, **params: Any) -> Reason:
         return Reason(message_id, _worded(self.catalog[message_id], params))
 
@@ -298,6 +305,7 @@ class Ingest:
             for person in self.identity.people():
                 handle.write(orjson.dumps(person) + b"\n")
         self.identity.close()
+        self.ledger.close()
         for kind in self.keyed.types():
             self._rewrite_keyed(kind)
         self.keyed.close()
@@ -321,3 +329,10 @@ class Ingest:
             for line in self.keyed.of_type(kind):
                 out.write(line + b"\n")
         staging.replace(path)
+
+
+def _digest(record: SourceRecord) -> str:
+    """The record's content: its parsed fields, so a row re-saved with other line endings or
+    quoting is still the same row."""
+    fields = orjson.dumps(record.fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.blake2b(fields, digest_size=16).hexdigest()

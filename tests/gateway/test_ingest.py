@@ -127,6 +127,19 @@ def test_ingesting_the_same_file_again_merges_into_the_same_people(tmp_path: Pat
     assert len(ndjson(tmp_path / "Patient.ndjson")) == 12
 
 
+def test_ingesting_the_same_file_again_writes_no_resource_twice(tmp_path: Path) -> None:
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    ids = [(r["resourceType"], r["id"]) for path in sorted(tmp_path.glob("[A-Z]*.ndjson")) for r in ndjson(path)]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_second_ingest_of_the_same_file_counts_its_rows_as_unchanged(tmp_path: Path) -> None:
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    again = commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    assert (again.read, again.mapped, again.unchanged, again.quarantined) == (18, 12, 12, 6)
+
+
 def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
     commands.ingest("community-health", [SAMPLE], out, Registry(), bundle=False)
