@@ -253,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INVALID
+    # after BrokenPipeError, its subclass: an output folder that is a file, a full disk, no permission …
+    except OSError as exc:
+        sys.stderr.write(f"yiyang: error: {exc.strerror or exc}: {exc.filename or ''}\n")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

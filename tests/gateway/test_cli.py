@@ -182,3 +182,10 @@ def test_console_entry_point_runs_as_a_module() -> None:
         [sys.executable, "-m", "gateway.cli", "validate", INVALID], capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "out").write_text("", encoding="utf-8")
+    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
+    code = main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(sample)])
+    assert (code, capsys.readouterr().err.startswith("yiyang: error: File exists")) == (2, True)
