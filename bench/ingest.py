@@ -14,49 +14,34 @@ neighbour on the shared machine slows both contenders rather than one.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
+from bench.child import measured
 from bench.legacy_samples import rows, write
 from conformance.validator import Validator
 
 
 def ingest_in_child(csv_path: Path, out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of `yiyang ingest` on the file, in a fresh interpreter.
-
-    The peak is the child's own high-water mark (VmHWM): Linux carries ``ru_maxrss`` over
-    fork and exec, so a child started by a parent that has grown would report the parent's.
-    """
-    code = (
-        "import sys, time\n"
-        "from pathlib import Path\n"
-        "from gateway.ingest.commands import ingest\n"
-        "from profiles.registry import Registry\n"
-        "start = time.perf_counter()\n"
-        "ingest('community-health', [Path(sys.argv[1])], Path(sys.argv[2]), Registry(), bundle=False)\n"
-        "seconds = time.perf_counter() - start\n"
-        "status = Path('/proc/self/status').read_text().splitlines()\n"
-        "peak = next(int(line.split()[1]) for line in status if line.startswith('VmHWM:'))\n"
-        "print(seconds, peak / 1024)\n"
+    """Seconds and peak RSS (MB) of the ingest of the file, in a fresh interpreter."""
+    return measured(
+        "from gateway.ingest.commands import ingest\nfrom profiles.registry import Registry",
+        "ingest('community-health', [Path(sys.argv[1])], Path(sys.argv[2]), Registry(), bundle=False)",
+        str(csv_path),
+        str(out),
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(csv_path), str(out)], capture_output=True, text=True, check=True
-    )
-    seconds, peak = done.stdout.split()
-    return float(seconds), float(peak)
 
 
 def validate_only(out: Path, provenance: bool) -> tuple[int, float]:
     """Validate what the ingest wrote, with or without the Provenance it generated (ingest
     validates the mapped resources, not the Provenance it builds itself)."""
     validator = Validator()
-    skip = {"quarantine.ndjson"} | (set() if provenance else {"Provenance.ndjson"})
-    documents = [line for f in sorted(out.glob("*.ndjson")) if f.name not in skip for line in f.open("rb")]
+    skip = set() if provenance else {"Provenance.ndjson"}
+    # resource files are named after their type (not the quarantine or the conflict report)
+    documents = [line for f in sorted(out.glob("[A-Z]*.ndjson")) if f.name not in skip for line in f.open("rb")]
     validator.validate(orjson.loads(documents[0]))
     start = time.perf_counter()
     for document in documents:

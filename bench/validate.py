@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +21,7 @@ import orjson
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
+from bench.child import measured
 from bench.synthetic import patients
 from conformance.validator import Validator
 
@@ -52,15 +50,10 @@ def ndjson_peak_rss(megabytes: int) -> tuple[int, float, float]:
                 line = orjson.dumps(next(generator)) + b"\n"
                 handle.write(line)
                 written += len(line)
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "validate", "--format", "json", str(path)],
-            stdout=subprocess.DEVNULL,
-            check=False,
+        elapsed, peak = measured(
+            "from gateway.cli import main", "main(['validate', '--format', 'json', sys.argv[1]])", str(path)
         )
-        elapsed = time.perf_counter() - started
-        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        return path.stat().st_size if path.exists() else written, peak_kb / 1024, elapsed
+        return path.stat().st_size if path.exists() else written, peak, elapsed
 
 
 def main() -> None:
