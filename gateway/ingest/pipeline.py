@@ -133,8 +133,8 @@ class Ingest:
         self.counts = Counts()
         self._streams: dict[str, IO[bytes]] = {}
         self.ledger = Ledger(out_dir / "ledger.sqlite")
-        #: keyed resources this run touched (each is counted once however many records name it)
-        self._keyed_touched: set[tuple[str, str]] = set()
+        #: people and keyed resources this run touched (each counted once however many records name it)
+        self._touched: set[tuple[str, str]] = set()
 
     # -- one record ----------------------------------------------------------------------
     def process(self, record: SourceRecord) -> Outcome:
@@ -158,15 +158,17 @@ class Ingest:
         self._report(outcome)
         keyed = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
         for resource in outcome.resources:
+            kind = resource["resourceType"]
             if id(resource) in keyed:
                 self.keyed.put(resource, keyed[id(resource)])
-                touched = (resource["resourceType"], resource["id"])
-                if touched in self._keyed_touched:
-                    continue
-                self._keyed_touched.add(touched)
-            elif resource["resourceType"] != "Patient":
+            elif kind != "Patient":  # people are written from the identity index at the end
                 self._write(resource)
-            self.counts.resources[resource["resourceType"]] += 1
+                self.counts.resources[kind] += 1
+                continue
+            touched = (kind, resource["id"])
+            if touched not in self._touched:
+                self._touched.add(touched)
+                self.counts.resources[kind] += 1
         return outcome
 
     def keep_quarantined(self, record: SourceRecord, entry: dict[str, Any]) -> None:
