@@ -437,6 +437,8 @@ def _items(mapped: Mapped, item: Any, name: str, skip: list[Any]) -> list[Any]:
     if not name.startswith("$item."):
         mapped.used.add(_field_root(mapped.record.fields, name))
     listed = _field_or_item(mapped.record.fields, item, name)
+    if isinstance(listed, dict):
+        listed = [listed]  # an export that gives the one item instead of a list of one
     if not isinstance(listed, list):
         try:
             listed = split_list(listed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 
@@ -27,6 +27,11 @@ class MappingError(ValueError):
 Normaliser = Callable[[Any], Any]
 
 _CHINA = timezone(timedelta(hours=8))
+#: a date and a time of day, with seconds, fractions and a UTC offset or Z when the export has them
+_DATETIME = re.compile(
+    r"(?P<day>\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?"
+)
 _EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900-02-29
 _SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
 _DATE_PATTERNS = [
@@ -53,6 +58,9 @@ def text(value: Any) -> str | None:
     """Trimmed text with full-width digits and letters folded to ASCII; empty becomes None."""
     if value is None:
         return None
+    if isinstance(value, (list, dict)):
+        # a JSON list or object where one value belongs: writing its Python repr would be junk
+        raise MappingError("mapping.not-text", value=str(value)[:40])
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     raw = str(value)
@@ -119,6 +127,16 @@ def fhir_date(value: Any) -> str | None:
     raise MappingError("mapping.bad-date", value=cleaned)
 
 
+def _zone(written: str | None) -> timezone:
+    """The offset a time was written with; none means Beijing time."""
+    if not written:
+        return _CHINA
+    if written == "Z":
+        return UTC
+    sign = 1 if written[0] == "+" else -1
+    return timezone(sign * timedelta(hours=int(written[1:3]), minutes=int(written[-2:])))
+
+
 def fhir_datetime(value: Any) -> str | None:
     """A dateTime with seconds and +08:00 when the export gives a time, else a date."""
     if isinstance(value, datetime):
@@ -126,10 +144,18 @@ def fhir_datetime(value: Any) -> str | None:
         return moment.isoformat(timespec="seconds")
     cleaned = _folded(value) if not isinstance(value, (int, float, date)) else value
     if isinstance(cleaned, str):
-        match = re.fullmatch(r"(\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](\d{1,2}):(\d{2})(?::(\d{2}))?", cleaned)
+        match = _DATETIME.fullmatch(cleaned)
         if match:
-            day = fhir_date(match[1])
-            return f"{day}T{int(match[2]):02d}:{match[3]}:{match[4] or '00'}+08:00"
+            day = date.fromisoformat(fhir_date(match["day"]) or "")
+            zone = _zone(match["zone"])
+            try:
+                moment = datetime(
+                    day.year, day.month, day.day, int(match["h"]), int(match["mi"]), int(match["s"] or 0), tzinfo=zone
+                )
+            except ValueError as exc:
+                raise MappingError("mapping.impossible-date", value=cleaned) from exc
+            # Beijing time, as every other time in the archive
+            return moment.astimezone(_CHINA).isoformat(timespec="seconds")
     return fhir_date(cleaned)
 
 

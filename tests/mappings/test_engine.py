@@ -282,3 +282,25 @@ def test_an_as_of_that_is_not_read_as_a_time_fails_at_load_time() -> None:
     untimed = {**DATED_INSTITUTION, "as_of": {"from": "更新时间"}}
     with pytest.raises(ValueError, match="must read a time"):
         engine(spec(NAME, extra=[untimed]))
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("2026/11/2 9:15", "2026-11-02T09:15:00+08:00"),
+        ("2024-03-01T10:20:30+08:00", "2024-03-01T10:20:30+08:00"),
+        ("2024-03-01T02:20:30.000Z", "2024-03-01T10:20:30+08:00"),
+    ],
+)
+def test_a_time_keeps_its_time_of_day_in_beijing_time(written: str, read: str) -> None:
+    assert normalise.fhir_datetime(written) == read
+
+
+def test_an_impossible_time_of_day_is_refused() -> None:
+    with pytest.raises(MappingError, match="mapping.impossible-date"):
+        normalise.fhir_datetime("2026-11-02 25:61:00")
+
+
+def test_a_list_where_one_value_belongs_is_refused_not_written_as_python_text() -> None:
+    with pytest.raises(MappingError, match="mapping.not-text"):
+        normalise.text(["张三", "李四"])
