@@ -601,6 +601,25 @@ def test_a_stray_quote_inside_a_cell_does_not_swallow_the_rows_after_it(tmp_path
     ]
 
 
+def test_a_quote_opened_and_never_closed_quarantines_its_row_alone(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes('序号,姓名,备注\n1,张三,"左引号\n2,李四,无\n3,王五,无\n'.encode())
+    records = [(r.location, sorted(r.shape), r.raw) for r in read_csv(path, "community-health")]
+    assert records == [
+        ("row 2", ["UNPARSEABLE"], '1,张三,"左引号\n'.encode()),
+        ("row 3", ["备注", "姓名", "序号"], "2,李四,无\n".encode()),
+        ("row 4", ["备注", "姓名", "序号"], "3,王五,无\n".encode()),
+    ]
+
+
+def test_an_unclosed_quote_before_more_than_the_csv_field_limit_is_still_one_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    rows = "".join(f"{n},某人,{'备注' * 50}\n" for n in range(2, 2000))  # about 300 KB after the quote
+    path.write_bytes(('序号,姓名,备注\n1,张三,"左引号\n' + rows).encode())
+    records = list(read_csv(path, "community-health"))
+    assert (len(records), sorted(records[0].shape), records[-1].location) == (1999, ["UNPARSEABLE"], "row 2000")
+
+
 # -- 个人基本信息表.xlsx ---------------------------------------------------------------------
 SHEET = "个人基本信息表.xlsx sheet 个人基本信息表"
 
