@@ -136,28 +136,22 @@ def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pi
     assert (result["valueString"], "dataAbsentReason" in result) == ("阴性", False)
 
 
-def test_a_statement_older_than_the_stored_one_only_fills_in_what_it_lacks(pipeline: Ingest) -> None:
-    pipeline.process(_record("row 2", 结果="阳性", 报告时间="2026-11-02 10:00"))
-    pipeline.process(_record("row 3", 结果="阴性", 报告时间="2026-11-02 09:00"))
+@pytest.mark.parametrize(
+    ("stored_at", "arriving_at", "kept"),
+    [
+        pytest.param("2026-11-02 10:00", "2026-11-02 09:00", "阳性", id="an older statement only fills in"),
+        pytest.param("2026-11-02 09:00", "2026-11-02 10:00", "阴性", id="a newer statement wins"),
+        pytest.param("2026-11-02 10:00", "", "阴性", id="without a time, arrival order"),
+    ],
+)
+def test_statements_merge_in_the_order_they_happened(
+    pipeline: Ingest, stored_at: str, arriving_at: str, kept: str
+) -> None:
+    pipeline.process(_record("row 2", 结果="阳性", 报告时间=stored_at))
+    pipeline.process(_record("row 3", 结果="阴性", 报告时间=arriving_at))
     pipeline.finish()
     [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
-    assert result["valueString"] == "阳性"
-
-
-def test_a_newer_statement_wins_whatever_the_stored_one_said(pipeline: Ingest) -> None:
-    pipeline.process(_record("row 2", 结果="阳性", 报告时间="2026-11-02 09:00"))
-    pipeline.process(_record("row 3", 结果="阴性", 报告时间="2026-11-02 10:00"))
-    pipeline.finish()
-    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
-    assert result["valueString"] == "阴性"
-
-
-def test_statements_without_a_time_merge_in_the_order_they_arrive(pipeline: Ingest) -> None:
-    pipeline.process(_record("row 2", 结果="阳性", 报告时间="2026-11-02 10:00"))
-    pipeline.process(_record("row 3", 结果="阴性"))
-    pipeline.finish()
-    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
-    assert result["valueString"] == "阴性"
+    assert result["valueString"] == kept
 
 
 def test_an_archive_written_before_as_of_existed_is_upgraded_in_place(tmp_path: Path) -> None:
