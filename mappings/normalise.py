@@ -8,6 +8,7 @@ with the wrong encoding is refused, because the true value cannot be recovered.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -30,7 +31,7 @@ _CHINA = timezone(timedelta(hours=8))
 #: a date and a time of day, with seconds, fractions and a UTC offset or Z when the export has them
 _DATETIME = re.compile(
     r"(?P<day>\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
-    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?"
+    r" ?(?P<zone>Z|[+-]\d{2}:?\d{2})?"
 )
 _EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900-02-29
 _SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
@@ -43,7 +44,8 @@ _DATE_PATTERNS = [
 ]
 # Text decoded with the wrong codec: U+FFFD, the classic GBK-of-UTF-8 "锟斤拷", or Latin-1
 # letters where Chinese was expected (UTF-8 bytes read as ISO-8859-1).
-_MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00ff]{2,}")
+# × and · are real text in Chinese exports (a masked name 王××, 阿依古丽·买买提), not mojibake
+_MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00b6\u00b8-\u00d6\u00d8-\u00ff]{2,}")
 
 
 # Full-width digits and Latin letters (and the ideographic space) fold to ASCII in any text;
@@ -133,8 +135,10 @@ def _zone(written: str | None) -> timezone:
         return _CHINA
     if written == "Z":
         return UTC
-    sign = 1 if written[0] == "+" else -1
-    return timezone(sign * timedelta(hours=int(written[1:3]), minutes=int(written[-2:])))
+    hours, minutes = int(written[1:3]), int(written[-2:])
+    if hours > 14 or minutes > 59:
+        raise ValueError(f"no such UTC offset {written}")
+    return timezone((1 if written[0] == "+" else -1) * timedelta(hours=hours, minutes=minutes))
 
 
 def fhir_datetime(value: Any) -> str | None:
@@ -147,8 +151,8 @@ def fhir_datetime(value: Any) -> str | None:
         match = _DATETIME.fullmatch(cleaned)
         if match:
             day = date.fromisoformat(fhir_date(match["day"]) or "")
-            zone = _zone(match["zone"])
             try:
+                zone = _zone(match["zone"])
                 moment = datetime(
                     day.year, day.month, day.day, int(match["h"]), int(match["mi"]), int(match["s"] or 0), tzinfo=zone
                 )
@@ -156,6 +160,8 @@ def fhir_datetime(value: Any) -> str | None:
                 raise MappingError("mapping.impossible-date", value=cleaned) from exc
             # Beijing time, as every other time in the archive
             return moment.astimezone(_CHINA).isoformat(timespec="seconds")
+        if ":" in cleaned:  # a time no pattern reads: refused, not cut back to its date
+            raise MappingError("mapping.bad-date", value=cleaned)
     return fhir_date(cleaned)
 
 
@@ -175,21 +181,23 @@ def integer(value: Any) -> int | None:
         return None
     if not re.fullmatch(r"[+-]?\d+(?:\.0+)?", cleaned):
         raise MappingError("mapping.not-a-number", value=cleaned)
-    return int(float(cleaned))
+    return int(cleaned.split(".")[0])  # not via float: exact however many digits
 
 
 def decimal(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):  # JSON's NaN / Infinity literals
+            raise MappingError("mapping.not-a-number", value=str(value))
         return value
     cleaned = _folded(value)
     if cleaned is None:
         return None
-    try:
-        return int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned) else float(cleaned)
-    except ValueError as exc:
-        raise MappingError("mapping.not-a-number", value=cleaned) from exc
+    # plain decimal notation only: float() would also take nan, inf and 1_000
+    if not re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", cleaned):
+        raise MappingError("mapping.not-a-number", value=cleaned)
+    return int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned) else float(cleaned)
 
 
 def split_list(value: Any) -> list[str]:

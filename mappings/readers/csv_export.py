@@ -94,9 +94,14 @@ def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
         lines = _Lines(handle, "utf-8-sig" if encoding == "utf-8-sig" else encoding)
         # Excel's dialect: a quote inside an unquoted cell (11010500"1) is a character, not
         # the start of a quoted cell, so a stray quote there does not swallow the rows after it
-        header_row = next(csv.reader(lines), None)
+        try:
+            header_row = next(csv.reader(lines), None)
+        except csv.Error as exc:  # bare CR line endings, a NUL byte …
+            raise ReaderError(f"{path.name}: the header row is not CSV ({exc})") from exc
         if header_row is None:
             return
+        if len(lines.raw) > 1:
+            raise ReaderError(f"{path.name}: a quote in the header row is never closed")
         header = [h.strip() for h in header_row]
         shape = frozenset(header)
         lines.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
@@ -122,6 +127,20 @@ def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
                     break  # a fresh csv.reader for the lines put back
                 raw = lines.take()
                 if not any(v.strip() for v in values):
+                    continue
+                if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
+                    # an unquoted comma (in an address, say) shifted every later cell: no cell
+                    # can be trusted, and the last ones would be lost
+                    reason = f"row {number}: {len(values)} cells under a header of {len(header)}"
+                    yield SourceRecord(
+                        source,
+                        path.name,
+                        f"row {number}",
+                        {UNPARSEABLE: reason},
+                        raw,
+                        "column",
+                        frozenset({UNPARSEABLE}),
+                    )
                     continue
                 fields = {name: (values[i] if i < len(values) else None) for i, name in enumerate(header)}
                 yield SourceRecord(source, path.name, f"row {number}", fields, raw, "column", shape)

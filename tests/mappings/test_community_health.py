@@ -620,6 +620,23 @@ def test_an_unclosed_quote_before_more_than_the_csv_field_limit_is_still_one_bad
     assert (len(records), sorted(records[0].shape), records[-1].location) == (1999, ["UNPARSEABLE"], "row 2000")
 
 
+def test_a_row_with_more_cells_than_the_header_is_set_aside_whole(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes("姓名,现住址,联系电话\n张三,北京市,朝阳区,13800000000\n".encode())
+    [record] = read_csv(path, "community-health")
+    assert sorted(record.shape) == ["UNPARSEABLE"]
+
+
+@pytest.mark.parametrize(
+    "content", ['序号,"姓名,备注\n1,张三,无\n', "序号,姓名\r1,张三\r"], ids=["unclosed quote", "bare CR"]
+)
+def test_a_header_row_that_is_not_csv_is_a_file_error(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes(content.encode())
+    with pytest.raises(ReaderError):
+        list(read_csv(path, "community-health"))
+
+
 # -- 个人基本信息表.xlsx ---------------------------------------------------------------------
 SHEET = "个人基本信息表.xlsx sheet 个人基本信息表"
 

@@ -304,3 +304,27 @@ def test_an_impossible_time_of_day_is_refused() -> None:
 def test_a_list_where_one_value_belongs_is_refused_not_written_as_python_text() -> None:
     with pytest.raises(MappingError, match="mapping.not-text"):
         normalise.text(["张三", "李四"])
+
+
+@pytest.mark.parametrize("written", ["nan", "inf", "1_000"])
+def test_decimal_takes_plain_decimal_notation_only(written: str) -> None:
+    with pytest.raises(MappingError, match="mapping.not-a-number"):
+        normalise.decimal(written)
+
+
+def test_a_masked_name_is_text_not_mojibake() -> None:
+    assert normalise.text("王××") == "王××"
+
+
+def test_a_time_with_an_offset_no_clock_has_is_refused() -> None:
+    with pytest.raises(MappingError, match="mapping.impossible-date"):
+        normalise.fhir_datetime("2024-01-01T10:00+24:00")
+
+
+def test_a_time_no_pattern_reads_is_refused_not_cut_to_its_date() -> None:
+    with pytest.raises(MappingError, match="mapping.bad-date"):
+        normalise.fhir_datetime("2024-01-01T10:00:00 CST")
+
+
+def test_a_long_integer_keeps_every_digit() -> None:
+    assert normalise.integer("123456789012345678901") == 123456789012345678901
