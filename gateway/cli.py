@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -256,6 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # after BrokenPipeError, its subclass: an output folder that is a file, a full disk, no permission …
     except OSError as exc:
         sys.stderr.write(f"yiyang: error: {exc.strerror or exc}: {exc.filename or ''}\n")
+        return EXIT_USAGE
+    except sqlite3.Error as exc:  # another run holding the same --out folder, a damaged store
+        sys.stderr.write(f"yiyang: error: archive store: {exc}\n")
+        return EXIT_USAGE
+    except json.JSONDecodeError as exc:  # a damaged line in an output file the gateway reads back
+        sys.stderr.write(f"yiyang: error: a damaged JSON line in the output folder: {exc}\n")
         return EXIT_USAGE
 
 

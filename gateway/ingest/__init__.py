@@ -1,1 +1,1 @@
-"""The ingest pipeline: read legacy files → map → merge identities → validate → write or quarantine."""
+"""The ingest pipeline: read legacy files → map → validate → merge keyed resources and people → write or quarantine."""

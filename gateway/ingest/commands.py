@@ -108,8 +108,15 @@ def replay(out_dir: Path, registry: Registry, out: IO[str], lang: str) -> Counts
     """Re-run quarantined records through the current specs, ConceptMaps and profiles."""
     path = out_dir / "quarantine.ndjson"
     entries = list(read_entries(path)) if path.exists() else []
-    path.replace(out_dir / "quarantine.replayed.ndjson") if entries else None
-    pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
+    replayed = out_dir / "quarantine.replayed.ndjson"
+    if entries:  # moved aside before the pipeline opens a fresh quarantine.ndjson
+        path.replace(replayed)
+    try:
+        pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
+    except BaseException:
+        if entries:
+            replayed.replace(path)  # a failure to start loses no quarantine
+        raise
     done = 0
     try:
         for entry in entries:
@@ -117,17 +124,18 @@ def replay(out_dir: Path, registry: Registry, out: IO[str], lang: str) -> Counts
             if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
                 # no fix makes a duplicate row new data: it stays where it is
                 pipeline.keep_quarantined(record, entry)
+                done += 1
                 out.write(
                     ("仍隔离" if lang == "zh-CN" else "still quarantined") + f": {record.file} {record.location}\n"
                 )
             else:
                 outcome = pipeline.process(record)
+                done += 1  # before the printing, which a closed pipe may interrupt
                 if outcome.reasons:
                     verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
                 else:
                     verdict = "现已通过" if lang == "zh-CN" else "now passes"
                 out.write(f"{verdict}: {record.file} {record.location}\n")
-            done += 1
     finally:
         # interrupted: the records not yet replayed go back to the quarantine as they were
         for entry in entries[done:]:

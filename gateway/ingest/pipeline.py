@@ -153,8 +153,6 @@ class Ingest:
         if outcome.unchanged:
             self.counts.unchanged += 1
             return outcome
-        if outcome.seen_as:
-            self.ledger.landed(*outcome.seen_as)
         self._report(outcome)
         keyed = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
         for resource in outcome.resources:
@@ -169,6 +167,8 @@ class Ingest:
             if touched not in self._touched:
                 self._touched.add(touched)
                 self.counts.resources[kind] += 1
+        if outcome.seen_as:  # only once written: an interrupted record is not taken for done
+            self.ledger.landed(*outcome.seen_as)
         return outcome
 
     def keep_quarantined(self, record: SourceRecord, entry: dict[str, Any]) -> None:

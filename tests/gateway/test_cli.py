@@ -189,3 +189,9 @@ def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys
     sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
     code = main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(sample)])
     assert (code, capsys.readouterr().err.startswith("yiyang: error: File exists")) == (2, True)
+
+
+def test_a_damaged_quarantine_line_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "quarantine.ndjson").write_text('{"source": "community-h\n', encoding="utf-8")
+    code = main(["quarantine", "replay", "--out", str(tmp_path)])
+    assert (code, capsys.readouterr().err.startswith("yiyang: error: a damaged JSON line")) == (2, True)
