@@ -38,3 +38,13 @@ class SourceRecord:
 
     def ref(self, name: str) -> FieldRef:
         return FieldRef(self.file, self.location, name, self.field_label)
+
+
+#: the only field of a record its reader cannot parse; no spec matches its shape
+UNPARSEABLE = "UNPARSEABLE"
+
+
+def unparseable(source: str, file: str, location: str, raw: bytes, reason: str, label: str = "field") -> SourceRecord:
+    """A record no spec matches: its only field says why, and its bytes are kept, so it goes
+    to the quarantine like any bad record instead of being lost with its file."""
+    return SourceRecord(source, file, location, {UNPARSEABLE: reason}, raw, label, frozenset({UNPARSEABLE}))

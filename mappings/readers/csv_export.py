@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import IO
 
 from mappings.readers import ReaderError
-from mappings.records import SourceRecord
+from mappings.records import SourceRecord, unparseable
 
 BOM = b"\xef\xbb\xbf"
-#: the only field of a row that cannot be parsed; no spec matches it, so it is quarantined
-UNPARSEABLE = "UNPARSEABLE"
 _SNIFF = 1 << 16
 
 
@@ -115,15 +113,7 @@ def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
                     # quarantined (no spec matches it) and the rows it swallowed are read again
                     raw = lines.set_aside_first_line()
                     reason = f'row {number}: a quoted cell is never closed (unbalanced ")'
-                    yield SourceRecord(
-                        source,
-                        path.name,
-                        f"row {number}",
-                        {UNPARSEABLE: reason},
-                        raw,
-                        "column",
-                        frozenset({UNPARSEABLE}),
-                    )
+                    yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     break  # a fresh csv.reader for the lines put back
                 raw = lines.take()
                 if not any(v.strip() for v in values):
@@ -132,15 +122,7 @@ def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
                     # an unquoted comma (in an address, say) shifted every later cell: no cell
                     # can be trusted, and the last ones would be lost
                     reason = f"row {number}: {len(values)} cells under a header of {len(header)}"
-                    yield SourceRecord(
-                        source,
-                        path.name,
-                        f"row {number}",
-                        {UNPARSEABLE: reason},
-                        raw,
-                        "column",
-                        frozenset({UNPARSEABLE}),
-                    )
+                    yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     continue
                 fields = {name: (values[i] if i < len(values) else None) for i, name in enumerate(header)}
                 yield SourceRecord(source, path.name, f"row {number}", fields, raw, "column", shape)

@@ -76,10 +76,9 @@ from typing import IO, Any
 import hl7
 
 from mappings.readers import ReaderError
-from mappings.records import SourceRecord
+from mappings.records import SourceRecord, unparseable
 
 #: the shape and only field of a message that cannot be parsed; no spec may match it
-UNPARSEABLE = "UNPARSEABLE"
 #: segments that repeat by design in ADT messages; they always get a list under their id
 REPEATABLE = frozenset({"NK1", "OBX", "AL1", "DG1", "PR1", "ROL", "GT1", "IN1", "IN2", "IN3", "NTE"})
 #: fields of type CX (identifier lists) whose repetitions are also keyed by type code (CX.5)
@@ -161,7 +160,7 @@ def _message(source: str, file: str, number: int, lines: list[tuple[bytes, bytes
     try:
         message, fields, views = _parse(segments)
     except _Unparseable as problem:
-        return SourceRecord(source, file, location, {UNPARSEABLE: str(problem)}, raw, "field", frozenset({UNPARSEABLE}))
+        return unparseable(source, file, location, raw, str(problem))
     kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
     shape = {str(segment[0]) for segment in message}
     shape.update([f"{kind}^{trigger}", trigger] if trigger else [kind])

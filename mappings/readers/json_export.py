@@ -46,10 +46,9 @@ from typing import Any
 
 from mappings.readers import ReaderError
 from mappings.readers.csv_export import detect_encoding
-from mappings.records import SourceRecord
+from mappings.records import SourceRecord, unparseable
 
 #: the shape of a record that is not a JSON object; no spec may match it
-UNPARSEABLE = "UNPARSEABLE"
 #: members of a wrapper object that may hold the list of records
 LIST_KEYS = ("data", "rows", "records", "list")
 _SNIFF = 1 << 16
@@ -183,7 +182,7 @@ def _read_lines(path: Path, source: str) -> Iterator[SourceRecord]:
             try:
                 value = _DECODER.decode(text)
             except json.JSONDecodeError as exc:
-                yield _unparseable(
+                yield unparseable(
                     source, path.name, f"line {number}", raw, f"invalid JSON, column {exc.colno}: {exc.msg}"
                 )
                 continue
@@ -191,15 +190,12 @@ def _read_lines(path: Path, source: str) -> Iterator[SourceRecord]:
 
 
 # -- records ----------------------------------------------------------------------------------
-def _unparseable(source: str, file: str, location: str, raw: bytes, reason: str) -> SourceRecord:
-    """A record no spec matches: its only field says why, its bytes are kept for the quarantine."""
-    return SourceRecord(source, file, location, {UNPARSEABLE: reason}, raw, "field", frozenset({UNPARSEABLE}))
 
 
 def _record(source: str, file: str, location: str, value: Any, raw: bytes) -> SourceRecord:
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-        return _unparseable(source, file, location, raw, f"{kind}, not a JSON object")
+        return unparseable(source, file, location, raw, f"{kind}, not a JSON object")
     return SourceRecord(source, file, location, value, raw, "field", shape_of(value))
 
 
