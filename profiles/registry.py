@@ -172,6 +172,36 @@ class Registry:
     def base_valuesets(self) -> dict[str, list[list[str]] | None]:
         return _load_base("r4-valuesets.json")["valuesets"]
 
+    @cached_property
+    def base_search_parameters(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return _load_base("r4-search-params.json")["params"]
+
+    @cached_property
+    def patient_compartment(self) -> dict[str, list[str]]:
+        """Resource type → the search parameters that put it in a Patient's compartment."""
+        return _load_base("r4-patient-compartment.json")["params"]
+
+    def search_parameters(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """Search parameters of a type: code → {"type", "expression", "target", "url"}.
+
+        The R4 base (the type's own and the ``Resource`` ones) is overlaid with the
+        SearchParameter resources the registry knows, so a provincial definition of a
+        code replaces the base one.
+        """
+        merged: dict[str, dict[str, Any]] = {}
+        for scope in ("Resource", resource_type):
+            for code, spec in self.base_search_parameters.get(scope, {}).items():
+                merged[code] = {"target": [], **spec}
+        for sp in self.all("SearchParameter"):
+            if resource_type in sp.get("base", []) and "expression" in sp:
+                merged[sp["code"]] = {
+                    "type": sp["type"],
+                    "expression": sp["expression"],
+                    "target": list(sp.get("target", [])),
+                    "url": sp["url"],
+                }
+        return merged
+
 
 def _load_base(name: str) -> dict[str, Any]:
     with (BASE_DIR / name).open(encoding="utf-8") as handle:

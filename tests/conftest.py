@@ -1,15 +1,24 @@
-"""Shared fixtures: one compiled validator per test session (compiling R4 takes ~1 s)."""
+"""Shared fixtures: one compiled validator per test session (compiling R4 takes ~1 s), and
+stores on both databases."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance.issues import Issue
 from conformance.validator import Validator
+from gateway.search.indexer import SearchIndexer
+from gateway.storage import open_store
+from gateway.storage.store import Store
 from profiles.canonical import DEFAULT_BASE
 from profiles.registry import Registry, examples_dir
 
@@ -39,3 +48,50 @@ def found(issues: list[Issue], message_id: str, expression: str | None = None) -
 
 def errors(issues: list[Issue]) -> list[tuple[str, str]]:
     return [(i.message_id, i.expression) for i in issues if i.is_error]
+
+
+# -- stores ------------------------------------------------------------------------------
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextmanager
+def fresh_database_url(backend: str, folder: Path) -> Iterator[str]:
+    """An empty database of the backend: a SQLite file in ``folder``, or a schema of its own in
+    the PostgreSQL that YIYANG_TEST_DATABASE_URL names (dropped afterwards).  Without that
+    variable the PostgreSQL tests skip, saying why; CI sets it, so there they always run."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'archive.sqlite'}"
+        return
+    server = os.environ.get("YIYANG_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("PostgreSQL tests need YIYANG_TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    with fresh_database_url(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def indexer() -> SearchIndexer:
+    return SearchIndexer(Registry())
+
+
+@pytest.fixture
+def store(database_url: str, indexer: SearchIndexer) -> Iterator[Store]:
+    opened = open_store(database_url, indexer.rows)
+    yield opened
+    opened.close()

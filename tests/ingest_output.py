@@ -7,13 +7,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from gateway.storage.store import without_version
 from mappings.engine import ID_NAMESPACE
 
 
 def ndjson(path: Path) -> list[dict[str, Any]]:
+    """The lines of an exported file, without the store's volatile version bookkeeping
+    (meta.versionId and meta.lastUpdated differ from run to run)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [without_version(line) if "resourceType" in line else line for line in lines]
 
 
 def keyed_id(kind: str, *key: str) -> str:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from conformance.issues import catalog as validation_catalog
 from conformance.validator import Validator
+from gateway.export import export_folder, resource_files
 from gateway.ingest.pipeline import Counts, Ingest, source_of
-from gateway.ingest.quarantine import read_entries, record_of
+from gateway.ingest.quarantine import record_of
 from gateway.ingest.transforms import NORMALISERS
+from gateway.search.indexer import SearchIndexer
+from gateway.storage import open_store
+from gateway.storage.store import Store
 from mappings import specs
-from mappings.conceptmaps import ConceptMaps, message_catalog
+from mappings.conceptmaps import ConceptMaps
 from mappings.engine import MappingEngine
 from mappings.readers import ReaderError, read
 from mappings.records import SourceRecord
@@ -24,10 +28,6 @@ from profiles.registry import Registry
 def build_engine(registry: Registry) -> MappingEngine:
     base = registry.canonical_base
     return MappingEngine(specs.load(), ConceptMaps.load(base), base, NORMALISERS)
-
-
-def catalog() -> dict[str, dict[str, str]]:
-    return {**validation_catalog(), **message_catalog()}
 
 
 def _progress(records: Iterator[SourceRecord], label: str) -> Iterator[SourceRecord]:
@@ -68,18 +68,48 @@ def summary(counts: Counts, lang: str) -> str:
     return text + errors
 
 
-def ingest(source: str, files: list[Path], out_dir: Path, registry: Registry, bundle: bool) -> Counts:
-    pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
+ARCHIVE_FILE = "archive.sqlite"
+
+
+@contextmanager
+def archive(out_dir: Path | None, registry: Registry, store: Store | None) -> Iterator[Store]:
+    """The store to ingest into: the one given, or the embedded store inside ``out_dir``."""
+    if store is not None:
+        yield store
+        return
+    if out_dir is None:
+        raise ValueError("an ingest needs a store or an output folder")
+    own = open_store(f"sqlite:///{out_dir / ARCHIVE_FILE}", SearchIndexer(registry).rows)
     try:
-        for path in files:
-            try:
-                pipeline.run(_progress(read(path, source), path.name))
-            except ReaderError as exc:
-                pipeline.counts.file_errors.append(str(exc))
+        yield own
     finally:
-        # even after Ctrl-C, what was processed reaches the archive in a consistent state
-        counts = pipeline.finish()
-    if bundle:
+        own.close()
+
+
+def ingest(
+    source: str,
+    files: list[Path],
+    out_dir: Path | None,
+    registry: Registry,
+    bundle: bool = False,
+    store: Store | None = None,
+) -> Counts:
+    """Map the files into the store; with ``out_dir``, also export the archive there as NDJSON
+    (and, with ``bundle``, as one transaction Bundle)."""
+    with archive(out_dir, registry, store) as target:
+        pipeline = Ingest(target, Validator(registry), build_engine(registry))
+        try:
+            for path in files:
+                try:
+                    pipeline.run(_progress(read(path, source), path.name))
+                except ReaderError as exc:
+                    pipeline.counts.file_errors.append(str(exc))
+        finally:
+            # even after Ctrl-C, what was processed reaches the archive in a consistent state
+            counts = pipeline.finish()
+        if out_dir is not None:
+            export_folder(target, out_dir)
+    if bundle and out_dir is not None:
         write_bundle(out_dir)
     return counts
 
@@ -90,9 +120,7 @@ def write_bundle(out_dir: Path) -> Path:
     with target.open("w", encoding="utf-8") as handle:
         handle.write('{"resourceType":"Bundle","type":"transaction","entry":[')
         first = True
-        for ndjson in sorted(out_dir.glob("*.ndjson")):
-            if not (ndjson.stem.isalpha() and ndjson.stem[0].isupper()):
-                continue  # resource files are named after their type; quarantine, conflicts … are not
+        for ndjson in resource_files(out_dir):
             with ndjson.open(encoding="utf-8") as lines:
                 for line in lines:
                     resource = json.loads(line)
@@ -104,43 +132,33 @@ def write_bundle(out_dir: Path) -> Path:
     return target
 
 
-def replay(out_dir: Path, registry: Registry, out: IO[str], lang: str) -> Counts:
-    """Re-run quarantined records through the current specs, ConceptMaps and profiles."""
-    path = out_dir / "quarantine.ndjson"
-    entries = list(read_entries(path)) if path.exists() else []
-    replayed = out_dir / "quarantine.replayed.ndjson"
-    if entries:  # moved aside before the pipeline opens a fresh quarantine.ndjson
-        path.replace(replayed)
-    try:
-        pipeline = Ingest(out_dir, Validator(registry), build_engine(registry), catalog())
-    except BaseException:
-        if entries:
-            replayed.replace(path)  # a failure to start loses no quarantine
-        raise
-    done = 0
-    try:
-        for entry in entries:
-            record = record_of(entry)
-            if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
-                # no fix makes a duplicate row new data: it stays where it is
-                pipeline.keep_quarantined(record, entry)
-                done += 1
-                out.write(
-                    ("仍隔离" if lang == "zh-CN" else "still quarantined") + f": {record.file} {record.location}\n"
-                )
-            else:
-                outcome = pipeline.process(record)
-                done += 1  # before the printing, which a closed pipe may interrupt
-                if outcome.reasons:
+def replay(out_dir: Path | None, registry: Registry, out: IO[str], lang: str, store: Store | None = None) -> Counts:
+    """Re-run quarantined records through the current specs, ConceptMaps and profiles.
+
+    Each record is replayed in its own savepoint: it either lands (and leaves the quarantine)
+    or its quarantine entry is replaced by the new reasons.  A replay killed at any moment has
+    moved some records out of the quarantine and left the rest in it; none is lost."""
+    with archive(out_dir, registry, store) as target:
+        with target.reading() as tx:
+            entries = list(tx.quarantine.entries())
+        pipeline = Ingest(target, Validator(registry), build_engine(registry))
+        try:
+            for entry in entries:
+                record = record_of(entry)
+                if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
+                    # no fix makes a duplicate row new data: it stays where it is
+                    pipeline.counts.read += 1
+                    pipeline.counts.quarantined += 1
+                    verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
+                elif pipeline.process(record).reasons:
                     verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
                 else:
                     verdict = "现已通过" if lang == "zh-CN" else "now passes"
                 out.write(f"{verdict}: {record.file} {record.location}\n")
-    finally:
-        # interrupted: the records not yet replayed go back to the quarantine as they were
-        for entry in entries[done:]:
-            pipeline.keep_quarantined(record_of(entry), entry)
-        counts = pipeline.finish()
+        finally:
+            counts = pipeline.finish()
+        if out_dir is not None:
+            export_folder(target, out_dir)
     return counts
 
 

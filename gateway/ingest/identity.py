@@ -5,21 +5,17 @@ A match merges identifiers (never duplicating one) and fills elements the archiv
 have yet; the first value of an element stays.  A later source that says something else of
 the same person (another name spelling, another marital status) does not change the archive
 silently: every such disagreement is returned as a ``Conflict`` for the run's conflict report,
-for the 主索引 staff to settle.  The index lives in SQLite in the output folder, so memory
-stays flat however many people arrive and later runs merge into the same archive.
+for the 主索引 staff to settle.  People are Patient resources in the store and their match
+keys a table beside them, both written in the record's transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import orjson
-
+from gateway.storage.store import Transaction
 from mappings.engine import ID_NAMESPACE
 from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 
@@ -128,68 +124,44 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
 
 
 class IdentityIndex:
-    def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(path)
-        self.db.executescript(
-            """
-            PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = NORMAL;
-            CREATE TABLE IF NOT EXISTS person (id TEXT PRIMARY KEY, resource TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS person_key (key TEXT PRIMARY KEY, person_id TEXT NOT NULL);
-            """
-        )
+    """Resolves arriving Patients to the people of the archive, inside the caller's transaction."""
 
-    def resolve(self, patient: dict[str, Any]) -> tuple[str, list[Conflict]]:
-        """Store or merge a Patient; returns its archive id and what the archive kept against it."""
+    def resolve(self, tx: Transaction, patient: dict[str, Any]) -> tuple[dict[str, Any], list[Conflict]]:
+        """The person the Patient is (merged with it, not yet written) and what the archive kept
+        against it."""
+        tx.lock("identity")  # two ingests must not both create the same new person
         keys = match_keys(patient)
         found: list[str] = []
         for key in keys:
-            row = self.db.execute("SELECT person_id FROM person_key WHERE key = ?", (key,)).fetchone()
-            if row and row[0] not in found:
-                found.append(row[0])
+            person_id = tx.identity.person_of(key)
+            if person_id and person_id not in found:
+                found.append(person_id)
         if len(found) > 1:
             raise IdentityConflict(found)
-        if found:
-            person_id = found[0]
-            stored = orjson.loads(
-                self.db.execute("SELECT resource FROM person WHERE id = ?", (person_id,)).fetchone()[0]
-            )
-            # Matched on a record number but carrying another 身份证号: two people, not one.
-            theirs = {k for k in match_keys(stored) if k.startswith("idcard|")}
-            ours = {k for k in keys if k.startswith("idcard|")}
-            if theirs and ours and not theirs & ours:
-                raise IdentityConflict([person_id, patient["id"]])
-            disagreements = conflicts(person_id, stored, patient)
-            merged = merge(stored, {k: v for k, v in patient.items() if k != "id"})
-        else:
-            person_id = self._free_id(patient["id"])
-            disagreements = []
-            merged = {**patient, "id": person_id}
-        self.db.execute(
-            "INSERT OR REPLACE INTO person (id, resource) VALUES (?, ?)",
-            (person_id, orjson.dumps(merged).decode()),
-        )
-        self.db.executemany(
-            "INSERT OR IGNORE INTO person_key (key, person_id) VALUES (?, ?)",
-            [(k, person_id) for k in match_keys(merged)],
-        )
-        return person_id, disagreements
+        if not found:
+            return {**patient, "id": self._free_id(tx, patient["id"])}, []
+        person_id = found[0]
+        stored = tx.resources.read("Patient", person_id)
+        archive = stored.content if stored else {}
+        # Matched on a record number but carrying another 身份证号: two people, not one.
+        theirs = {k for k in match_keys(archive) if k.startswith("idcard|")}
+        ours = {k for k in keys if k.startswith("idcard|")}
+        if theirs and ours and not theirs & ours:
+            raise IdentityConflict([person_id, patient["id"]])
+        disagreements = conflicts(person_id, archive, patient)
+        merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"})
+        return merged, disagreements
 
-    def _free_id(self, proposed: str) -> str:
+    @staticmethod
+    def remember(tx: Transaction, person: dict[str, Any]) -> None:
+        """Link the person's match keys once their Patient is written."""
+        tx.identity.link(person["id"], match_keys(person))
+
+    @staticmethod
+    def _free_id(tx: Transaction, proposed: str) -> str:
         """The record's Patient id, unless another person holds it: ids come from file name and
         row, so row 2 of a 个人基本信息表.csv from another clinic proposes the same id for
         someone else.  The next id is derived from the taken one, so runs stay repeatable."""
-        while self.db.execute("SELECT 1 FROM person WHERE id = ?", (proposed,)).fetchone():
+        while tx.resources.read("Patient", proposed) is not None:
             proposed = str(uuid.uuid5(ID_NAMESPACE, f"person|{proposed}"))
         return proposed
-
-    def people(self) -> Iterator[dict[str, Any]]:
-        for (resource,) in self.db.execute("SELECT resource FROM person ORDER BY id"):
-            yield orjson.loads(resource)
-
-    def commit(self) -> None:
-        self.db.commit()
-
-    def close(self) -> None:
-        self.db.commit()
-        self.db.close()

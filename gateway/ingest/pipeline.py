@@ -1,10 +1,14 @@
 """Read → map → validate → merge identities → write, or quarantine with every reason.
 
-Every record read ends in exactly one of two places: its resources are written (NDJSON per
-type, Provenance included) or the record goes to the quarantine.  ``Counts`` checks that
-read = mapped + quarantined at the end of every run.  People (the identity index) and keyed
-resources (institutions, doctors, hospital stays) are merged in SQLite as records arrive and
-written out when the run finishes; everything else streams straight to its NDJSON file.
+Every record read ends in exactly one of two places: its resources are written to the store
+(Provenance included) or the record goes to the quarantine.  ``Counts`` checks that
+read = mapped + quarantined at the end of every run.
+
+Everything one record produces — resources, identity keys, keyed-resource times, its ledger
+entry, its quarantine entry — is written inside one savepoint, so it lands whole or not at
+all.  Records are committed in batches (one durable commit per record would make the disk the
+bottleneck): a process killed mid-batch loses the uncommitted batch entirely, and the next run
+maps those records again, under the same ids, while the ledger skips the ones that landed.
 """
 
 from __future__ import annotations
@@ -13,26 +17,24 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from conformance.issues import Issue
 from conformance.validator import Validator
+from gateway.ingest import keyed
 from gateway.ingest.identity import Conflict, IdentityConflict, IdentityIndex
-from gateway.ingest.keyed import KeyedResources
 from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
-from gateway.ingest.quarantine import Entry, QuarantineWriter, Reason
+from gateway.ingest.quarantine import Entry, Reason
+from gateway.messages import worded
+from gateway.storage.store import Store, StoreError, Transaction
 from mappings.engine import Mapped, MappingEngine, Problem, rewrite_references
 from mappings.records import SourceRecord
-
-MESSAGES = {
-    k: v for k, v in orjson.loads((Path(__file__).parent / "messages.json").read_bytes()).items() if k != "_about"
-}
 
 
 @dataclass(slots=True)
@@ -65,22 +67,14 @@ class Outcome:
     unchanged: bool = False
     #: the record's entry in the ledger, marked written once the record lands
     seen_as: tuple[str, str] | None = None
+    #: (type, id) of each resource the record wrote
+    written: list[tuple[str, str]] = field(default_factory=list)
 
 
-class _Params(dict[str, Any]):
-    """Template parameters; a placeholder a problem did not fill stays visible, never raises."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def _worded(entry: dict[str, str], params: dict[str, Any]) -> dict[str, str]:
-    return {lang: entry[lang].format_map(_Params(params)) for lang in ("zh-CN", "en")}
-
-
-def _problem_reason(problem: Problem, catalog: dict[str, dict[str, str]]) -> Reason:
-    entry = catalog.get(problem.message_id, {"zh-CN": problem.message_id, "en": problem.message_id})
-    return Reason(problem.message_id, _worded(entry, problem.params), None, str(problem.ref) if problem.ref else None)
+def _problem_reason(problem: Problem) -> Reason:
+    return Reason(
+        problem.message_id, worded(problem.message_id, problem.params), None, str(problem.ref) if problem.ref else None
+    )
 
 
 def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
@@ -112,76 +106,69 @@ def _within(expression: str, path: str) -> bool:
 
 
 class Ingest:
+    """One run of records into the store; :meth:`finish` commits what is still pending."""
+
     def __init__(
         self,
-        out_dir: Path,
+        store: Store,
         validator: Validator,
         engine: MappingEngine,
-        catalog: dict[str, dict[str, str]],
         recorded: str | None = None,
+        batch_size: int = 200,
     ) -> None:
-        self.out_dir = out_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store
         self.validator = validator
         self.engine = engine
-        self.catalog = {**catalog, **MESSAGES}
         self.recorded = recorded or datetime.now(UTC).isoformat(timespec="seconds")
-        self.identity = IdentityIndex(out_dir / "identity.sqlite")
-        self.keyed = KeyedResources(out_dir / "keyed.sqlite")
-        self.quarantine = QuarantineWriter((out_dir / "quarantine.ndjson").open("a", encoding="utf-8"))
-        self._conflicts: IO[bytes] | None = None
+        self.identity = IdentityIndex()
+        self.ledger = Ledger()
         self.counts = Counts()
-        self._streams: dict[str, IO[bytes]] = {}
-        self.ledger = Ledger(out_dir / "ledger.sqlite")
+        self.batch_size = batch_size
+        self._batch: ExitStack | None = None
+        self._tx: Transaction | None = None
+        self._pending = 0
         #: people and keyed resources this run touched (each counted once however many records name it)
         self._touched: set[tuple[str, str]] = set()
 
     # -- one record ----------------------------------------------------------------------
     def process(self, record: SourceRecord) -> Outcome:
         self.counts.read += 1
+        tx = self._transaction()
         try:
-            outcome = self.evaluate(record)
+            with tx.savepoint():
+                outcome = self.evaluate(tx, record)
+                if not outcome.reasons and not outcome.unchanged:
+                    self._land(tx, outcome)
+        except StoreError:
+            self.abort()  # the database failed, not the record: stop rather than quarantine good data
+            raise
         except Exception as error:  # noqa: BLE001 - one record's failure must not lose the rest of the run
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
         if outcome.reasons:
             self.counts.quarantined += 1
             spec = outcome.mapped.spec.id if outcome.mapped else None
-            self.quarantine.add(Entry(record, outcome.reasons, spec))
-            return outcome
-        self.counts.mapped += 1
-        if outcome.unchanged:
-            self.counts.unchanged += 1
-            return outcome
-        self._report(outcome)
-        keyed = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
-        for resource in outcome.resources:
-            kind = resource["resourceType"]
-            if id(resource) in keyed:
-                self.keyed.put(resource, keyed[id(resource)])
-            elif kind != "Patient":  # people are written from the identity index at the end
-                self._write(resource)
-                self.counts.resources[kind] += 1
-                continue
-            touched = (kind, resource["id"])
-            if touched not in self._touched:
-                self._touched.add(touched)
-                self.counts.resources[kind] += 1
-        if outcome.seen_as:  # only once written: an interrupted record is not taken for done
-            self.ledger.landed(*outcome.seen_as)
+            tx.quarantine.put(Entry(record, outcome.reasons, spec).to_json())
+        else:
+            self.counts.mapped += 1
+            self.counts.unchanged += outcome.unchanged
+            self._count(outcome)
+        self._pending += 1
+        if self._pending >= self.batch_size:
+            self.commit()
         return outcome
 
-    def keep_quarantined(self, record: SourceRecord, entry: dict[str, Any]) -> None:
-        """Carry a quarantine line over unchanged (replay of records no fix can release)."""
-        self.counts.read += 1
-        self.counts.quarantined += 1
-        reasons = [
-            Reason(r["id"], {"zh-CN": r["zh-CN"], "en": r["en"]}, r.get("fhirpath"), r.get("source"))
-            for r in entry["reasons"]
-        ]
-        self.quarantine.add(Entry(record, reasons, entry.get("spec")))
+    def _count(self, outcome: Outcome) -> None:
+        self.counts.conflicts += len(outcome.conflicts)
+        many = {"Patient"} | {outcome.mapped.resources[name]["resourceType"] for name in outcome.mapped.keyed}
+        for kind, resource_id in outcome.written:
+            if kind in many:
+                if (kind, resource_id) in self._touched:
+                    continue
+                self._touched.add((kind, resource_id))
+            self.counts.resources[kind] += 1
 
-    def evaluate(self, record: SourceRecord) -> Outcome:
+    def evaluate(self, tx: Transaction, record: SourceRecord) -> Outcome:
         mapped = self.engine.map(record)
         outcome = Outcome(record, mapped)
         if mapped is None:
@@ -190,7 +177,7 @@ class Ingest:
             return outcome
         scope = f"{record.file}|{mapped.spec.id}|{mapped.spec.version}"
         digest = _digest(record)
-        earlier = self.ledger.arrive(scope, digest, record.location)
+        earlier = self.ledger.arrive(tx, scope, digest, record.location)
         if earlier is not None:
             first, this_run = earlier
             if this_run:
@@ -199,18 +186,18 @@ class Ingest:
                 outcome.unchanged = True
             return outcome
         outcome.seen_as = (scope, digest)
-        outcome.reasons.extend(_problem_reason(p, self.catalog) for p in mapped.problems)
+        outcome.reasons.extend(_problem_reason(p) for p in mapped.problems)
         for name, resource in mapped.resources.items():
             for issue in self.validator.validate(resource):
                 if issue.is_error:
                     outcome.reasons.append(self._issue_reason(issue, mapped, name))
         if outcome.reasons:
             return outcome
-        outcome.reasons.extend(self._merge_keyed(mapped))
+        outcome.reasons.extend(self._merge_keyed(tx, mapped))
         if outcome.reasons:
             return outcome
         try:
-            outcome.conflicts = self._resolve_people(mapped)
+            outcome.conflicts = self._resolve_people(tx, mapped)
         except IdentityConflict as conflict:
             outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
             return outcome
@@ -219,49 +206,59 @@ class Ingest:
         outcome.resources = resources
         return outcome
 
-    def _resolve_people(self, mapped: Mapped) -> list[Conflict]:
+    def _resolve_people(self, tx: Transaction, mapped: Mapped) -> list[Conflict]:
         """Merge the record's Patients into the archive (the last step before writing: a record
         quarantined for any other reason never touches the identity index)."""
         renamed: dict[str, str] = {}
         disagreements: list[Conflict] = []
-        for resource in mapped.resources.values():
+        for name, resource in list(mapped.resources.items()):
             if resource["resourceType"] == "Patient":
-                person_id, found = self.identity.resolve(resource)
+                person, found = self.identity.resolve(tx, resource)
                 disagreements.extend(found)
-                renamed[f"Patient/{resource['id']}"] = f"Patient/{person_id}"
-                resource["id"] = person_id
+                renamed[f"Patient/{resource['id']}"] = f"Patient/{person['id']}"
+                mapped.resources[name] = person
         if any(old != new for old, new in renamed.items()):
             for resource in mapped.resources.values():
                 rewrite_references(resource, renamed)
         return disagreements
 
-    def _report(self, outcome: Outcome) -> None:
-        """Append the record's disagreements with the archive to identity-conflicts.ndjson."""
-        if not outcome.conflicts:
-            return
-        if self._conflicts is None:
-            self._conflicts = (self.out_dir / "identity-conflicts.ndjson").open("ab")
+    def _land(self, tx: Transaction, outcome: Outcome) -> None:
+        """Write the record's resources, and note in the same transaction what they mean for
+        the identity index, the keyed resources, the ledger, the quarantine and the conflicts."""
+        times = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
+        for resource in outcome.resources:
+            tx.resources.write(resource)
+            kind, resource_id = resource["resourceType"], resource["id"]
+            outcome.written.append((kind, resource_id))
+            if id(resource) in times:
+                tx.keyed.put(kind, resource_id, times[id(resource)])
+            if kind == "Patient":
+                self.identity.remember(tx, resource)
         record = outcome.record
-        for conflict in outcome.conflicts:
-            self.counts.conflicts += 1
-            line = {
-                "person": f"Patient/{conflict.person_id}",
-                "element": conflict.element,
-                "kept": conflict.kept,
-                "offered": conflict.offered,
-                "source": record.source,
-                "file": record.file,
-                "location": record.location,
-            }
-            self._conflicts.write(orjson.dumps(line) + b"\n")
+        if outcome.seen_as:
+            self.ledger.landed(tx, *outcome.seen_as, record.location)
+        tx.quarantine.release(record.source, record.file, record.location)
+        outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(self._conflict_line(record, c))]
 
-    def _merge_keyed(self, mapped: Mapped) -> list[Reason]:
+    @staticmethod
+    def _conflict_line(record: SourceRecord, conflict: Conflict) -> dict[str, Any]:
+        return {
+            "person": f"Patient/{conflict.person_id}",
+            "element": conflict.element,
+            "kept": conflict.kept,
+            "offered": conflict.offered,
+            "source": record.source,
+            "file": record.file,
+            "location": record.location,
+        }
+
+    def _merge_keyed(self, tx: Transaction, mapped: Mapped) -> list[Reason]:
         """Merge each keyed resource onto the archive's version; a merge that would leave it
         invalid quarantines the record with the merged resource's issues."""
         reasons: list[Reason] = []
         for name, as_of in mapped.keyed.items():
             resource = mapped.resources[name]
-            found = self.keyed.merged(resource, as_of)
+            found = keyed.merged(tx, resource, as_of)
             if found is None:
                 continue
             merged, mapped.keyed[name] = found
@@ -275,7 +272,7 @@ class Ingest:
         return reasons
 
     def _reason(self, message_id: str, **params: Any) -> Reason:
-        return Reason(message_id, _worded(self.catalog[message_id], params))
+        return Reason(message_id, worded(message_id, params))
 
     @staticmethod
     def _issue_reason(issue: Issue, mapped: Mapped, name: str) -> Reason:
@@ -286,51 +283,34 @@ class Ingest:
             source_of(mapped, name, issue.expression),
         )
 
-    # -- output ---------------------------------------------------------------------------
-    def _write(self, resource: dict[str, Any]) -> None:
-        kind = resource["resourceType"]
-        stream = self._streams.get(kind)
-        if stream is None:
-            stream = self._streams[kind] = (self.out_dir / f"{kind}.ndjson").open("ab")
-        stream.write(orjson.dumps(resource) + b"\n")
+    # -- batches --------------------------------------------------------------------------
+    def _transaction(self) -> Transaction:
+        if self._tx is None:
+            self._batch = ExitStack()
+            self._tx = self._batch.enter_context(self.store.transaction())
+        return self._tx
+
+    def commit(self) -> None:
+        """Make every record processed so far durable."""
+        if self._batch is not None:
+            batch, self._batch, self._tx, self._pending = self._batch, None, None, 0
+            batch.close()
+
+    def abort(self) -> None:
+        """Roll back the records of the current batch (they were not committed, so the next
+        run maps them again)."""
+        if self._batch is not None:
+            batch, self._batch, self._tx, self._pending = self._batch, None, None, 0
+            batch.__exit__(StoreError, StoreError("ingest aborted"), None)
 
     def run(self, records: Iterable[SourceRecord]) -> None:
         for record in records:
             self.process(record)
 
     def finish(self) -> Counts:
-        """Write the merged archive of people and keyed resources, and close everything."""
-        for stream in self._streams.values():
-            stream.close()
-        self.identity.commit()
-        with (self.out_dir / "Patient.ndjson").open("wb") as handle:
-            for person in self.identity.people():
-                handle.write(orjson.dumps(person) + b"\n")
-        self.identity.close()
-        self.ledger.close()
-        for kind in self.keyed.types():
-            self._rewrite_keyed(kind)
-        self.keyed.close()
-        self.quarantine.handle.close()
-        if self._conflicts is not None:
-            self._conflicts.close()
+        """Commit the last batch: after Ctrl-C, the records processed before it are kept."""
+        self.commit()
         return self.counts
-
-    def _rewrite_keyed(self, kind: str) -> None:
-        """``<kind>.ndjson`` with the stored version of every keyed resource: lines an earlier
-        run wrote for them are replaced, resources without a key are kept as they are."""
-        path = self.out_dir / f"{kind}.ndjson"
-        keyed_ids = self.keyed.ids(kind)
-        staging = path.with_suffix(".ndjson.tmp")
-        with staging.open("wb") as out:
-            if path.exists():
-                with path.open("rb") as lines:
-                    for line in lines:
-                        if orjson.loads(line)["id"] not in keyed_ids:
-                            out.write(line)
-            for line in self.keyed.of_type(kind):
-                out.write(line + b"\n")
-        staging.replace(path)
 
 
 def _digest(record: SourceRecord) -> str:

@@ -8,12 +8,9 @@ the parsed fields and shape needed to replay it, and the original bytes (base64)
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mappings.records import SourceRecord
 
@@ -84,21 +81,6 @@ def _revive(value: Any) -> Any:
     if isinstance(value, list):
         return [_revive(v) for v in value]
     return value
-
-
-class QuarantineWriter:
-    def __init__(self, handle: IO[str]) -> None:
-        self.handle = handle
-
-    def add(self, entry: Entry) -> None:
-        self.handle.write(json.dumps(entry.to_json(), ensure_ascii=False) + "\n")
-
-
-def read_entries(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)
 
 
 def record_of(entry: dict[str, Any]) -> SourceRecord:

@@ -191,7 +191,7 @@ def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys
     assert (code, capsys.readouterr().err.startswith("yiyang: error: File exists")) == (2, True)
 
 
-def test_a_damaged_quarantine_line_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "quarantine.ndjson").write_text('{"source": "community-h\n', encoding="utf-8")
+def test_a_damaged_archive_store_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "archive.sqlite").write_bytes(b"not a database, just forty bytes of text.")
     code = main(["quarantine", "replay", "--out", str(tmp_path)])
-    assert (code, capsys.readouterr().err.startswith("yiyang: error: a damaged JSON line")) == (2, True)
+    assert (code, capsys.readouterr().err.startswith("yiyang: error: archive store:")) == (2, True)

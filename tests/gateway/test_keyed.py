@@ -3,15 +3,17 @@ merged across records and across runs, and never merged into something invalid."
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conformance.validator import Validator
+from gateway.export import export_folder
 from gateway.ingest import commands
-from gateway.ingest.keyed import KeyedResources
 from gateway.ingest.pipeline import Ingest
+from gateway.search.indexer import SearchIndexer
+from gateway.storage import open_store
 from mappings.conceptmaps import ConceptMaps
 from mappings.engine import MappingEngine
 from mappings.records import SourceRecord
@@ -109,30 +111,37 @@ def _record(location: str, **fields: str) -> SourceRecord:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path) -> Ingest:
+def pipeline(tmp_path: Path, indexer: SearchIndexer, validator: Validator) -> Iterator[Ingest]:
     registry = Registry()
     engine = MappingEngine([RESULT], ConceptMaps([], registry.canonical_base), registry.canonical_base)
-    return Ingest(tmp_path, Validator(registry), engine, commands.catalog())
+    store = open_store(f"sqlite:///{tmp_path / 'archive.sqlite'}", indexer.rows)
+    yield Ingest(store, validator, engine)
+    store.close()
+
+
+def _finish(pipeline: Ingest, out: Path) -> None:
+    pipeline.finish()
+    export_folder(pipeline.store, out)
 
 
 def test_a_record_whose_merge_would_break_the_keyed_resource_is_quarantined_with_the_merged_issues(
-    pipeline: Ingest,
+    pipeline: Ingest, tmp_path: Path
 ) -> None:
     pipeline.process(_record("row 2", 结果="阴性"))
     pipeline.process(_record("row 3", 缺失原因="标本溶血"))
-    pipeline.finish()
+    _finish(pipeline, tmp_path)
     # the stored result has a value; adding a data-absent reason to it breaks obs-6
-    assert [(r[0], r[1]) for r in reasons(pipeline.out_dir, "row 3")] == [
+    assert [(r[0], r[1]) for r in reasons(tmp_path, "row 3")] == [
         ("ingest.merge-invalid", None),
         ("invariant.failed", "Observation"),
     ]
 
 
-def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pipeline: Ingest) -> None:
+def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pipeline: Ingest, tmp_path: Path) -> None:
     pipeline.process(_record("row 2", 结果="阴性"))
     pipeline.process(_record("row 3", 缺失原因="标本溶血"))
-    pipeline.finish()
-    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
+    _finish(pipeline, tmp_path)
+    [result] = ndjson(tmp_path / "Observation.ndjson")
     assert (result["valueString"], "dataAbsentReason" in result) == ("阴性", False)
 
 
@@ -145,26 +154,13 @@ def test_the_keyed_resource_a_refused_merge_would_have_broken_stays_as_it_was(pi
     ],
 )
 def test_statements_merge_in_the_order_they_happened(
-    pipeline: Ingest, stored_at: str, arriving_at: str, kept: str
+    pipeline: Ingest, tmp_path: Path, stored_at: str, arriving_at: str, kept: str
 ) -> None:
     pipeline.process(_record("row 2", 结果="阳性", 报告时间=stored_at))
     pipeline.process(_record("row 3", 结果="阴性", 报告时间=arriving_at))
-    pipeline.finish()
-    [result] = ndjson(pipeline.out_dir / "Observation.ndjson")
+    _finish(pipeline, tmp_path)
+    [result] = ndjson(tmp_path / "Observation.ndjson")
     assert result["valueString"] == kept
-
-
-def test_an_archive_written_before_as_of_existed_is_upgraded_in_place(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "keyed.sqlite") as old:
-        old.execute(
-            "CREATE TABLE keyed (type TEXT NOT NULL, id TEXT NOT NULL, resource TEXT NOT NULL, PRIMARY KEY (type, id))"
-        )
-        old.execute("""INSERT INTO keyed VALUES ('Observation', 'x', '{"resourceType": "Observation", "id": "x"}')""")
-    store = KeyedResources(tmp_path / "keyed.sqlite")
-    assert store.merged({"resourceType": "Observation", "id": "x", "status": "final"}, "2026-11-02") == (
-        {"resourceType": "Observation", "id": "x", "status": "final"},
-        "2026-11-02",
-    )
 
 
 def test_every_key_in_the_shipped_specs_keys_a_resource_of_the_samples() -> None:

@@ -23,7 +23,7 @@ from mappings.readers.csv_export import read_csv
 from mappings.readers.xlsx_export import read_xlsx
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex
-from tests.ingest_output import keyed_id
+from tests.ingest_output import keyed_id, ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/community-health"
@@ -49,10 +49,7 @@ class Run:
     counts: commands.Counts
 
     def resources(self, kind: str) -> list[dict[str, Any]]:
-        path = self.out / f"{kind}.ndjson"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return ndjson(self.out / f"{kind}.ndjson")
 
     def resource(self, reference: str) -> dict[str, Any]:
         kind, identifier = reference.split("/")

@@ -1,0 +1,75 @@
+"""The HTTP face of the gateway: the Flask application and its FHIR routes.
+
+The only package that imports Flask.  Whatever goes wrong, the client gets an
+OperationOutcome with the right status — never an HTML page, never a traceback; an
+unexpected failure is logged with an incident number the client is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from importlib.metadata import PackageNotFoundError, version
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+
+from gateway.api.negotiation import outcome_response
+from gateway.api.routes import fhir
+from gateway.fhir.errors import FhirError
+from gateway.services import Services
+from gateway.storage.store import StoreError
+
+log = logging.getLogger("yiyang.api")
+
+
+def build_app(services: Services) -> Flask:
+    app = Flask("yiyang")
+    app.config.update(
+        SERVICES=services,
+        YIYANG=services.config,
+        VERSION=_version(),
+        MAX_CONTENT_LENGTH=services.config.max_bytes,
+        JSON_AS_ASCII=False,
+    )
+    app.register_blueprint(fhir)
+    app.register_error_handler(FhirError, outcome_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StoreError, _store_error)
+    app.register_error_handler(Exception, _internal_error)
+    return app
+
+
+def _http_error(error: HTTPException) -> object:
+    """Werkzeug's own refusals (no route, wrong method, body too large) as OperationOutcomes."""
+    if isinstance(error, NotFound):
+        found = FhirError(404, "http.unknown-route", method=request.method, path=request.path)
+    elif isinstance(error, MethodNotAllowed):
+        found = FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
+    elif isinstance(error, RequestEntityTooLarge):
+        limit = request.max_content_length
+        found = FhirError(413, "http.too-large", size=request.content_length, limit=limit)
+    else:
+        found = FhirError(
+            error.code or 500, "http.bad-parameter", name="request", value=request.path, detail=error.description
+        )
+    return outcome_response(found)
+
+
+def _store_error(error: StoreError) -> object:
+    incident = uuid.uuid4().hex[:12]
+    log.error("incident %s: store failure on %s %s: %s", incident, request.method, request.path, error)
+    return outcome_response(FhirError(503, "http.store-busy", incident=incident))
+
+
+def _internal_error(error: Exception) -> object:
+    incident = uuid.uuid4().hex[:12]
+    log.exception("incident %s: %s %s", incident, request.method, request.path)
+    return outcome_response(FhirError(500, "http.internal", incident=incident))
+
+
+def _version() -> str:
+    try:
+        return version("yiyang-gateway")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,135 @@
+"""What a request asks for and how the answer is written: format (``_format`` / Accept and
+Content-Type), language (Accept-Language), ``Prefer``, conditional headers, and the body.
+
+Every answer is FHIR: a resource, a Bundle or an OperationOutcome, as JSON or XML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response, current_app, request
+
+from gateway.fhir.errors import FhirError
+from gateway.messages import LANGUAGES
+from gateway.storage.resources import store_instant
+from gateway.storage.store import Stored
+from gateway.wire import FORMATS, JSON_TYPES, XML_TYPES, WireError, parse_json, parse_xml, to_xml
+
+_FORMAT_ALIASES = {
+    "json": "json",
+    "xml": "xml",
+    **{media: "json" for media in JSON_TYPES},
+    **{media: "xml" for media in XML_TYPES},
+}
+
+
+def language() -> str:
+    return request.accept_languages.best_match(LANGUAGES, default=current_app.config["YIYANG"].language)
+
+
+def answer_format() -> str:
+    """json or xml: ``_format`` wins over Accept; anything else is 406."""
+    asked = request.args.get("_format")
+    if asked:
+        found = _FORMAT_ALIASES.get(asked.split(";")[0].strip())
+        if found is None:
+            raise FhirError(406, "http.not-acceptable", format=asked)
+        return found
+    best = request.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES], default=JSON_TYPES[0])
+    return _FORMAT_ALIASES.get(best or "", "json")
+
+
+def respond(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    headers = dict(headers or {})
+    if body is None:
+        return Response(b"", status=status, headers=headers)
+    if answer_format() == "xml":
+        try:
+            data = to_xml(body)
+        except WireError as error:
+            raise FhirError(406, error.message_id, **error.params) from error
+        except Exception as error:  # noqa: BLE001 - a stored resource the XML models reject
+            raise FhirError(406, "http.not-acceptable", format=f"xml ({type(error).__name__})") from error
+        media = FORMATS["xml"]
+    else:
+        data = orjson.dumps(body)
+        media = FORMATS["json"]
+    return Response(data, status=status, headers=headers, content_type=f"{media}; charset=utf-8")
+
+
+def outcome_response(error: FhirError) -> Response:
+    try:
+        return respond(error.outcome(language()), error.status)
+    except FhirError:  # the client asked for a format we could not write: JSON still says why
+        return Response(orjson.dumps(error.outcome(language())), status=error.status, content_type=FORMATS["json"])
+
+
+def body() -> Any:
+    """The request body as a JSON document (FHIR XML is converted), or a 4xx saying why not."""
+    media = request.mimetype or JSON_TYPES[0]
+    data = request.get_data(cache=True)
+    try:
+        if media in XML_TYPES:
+            return parse_xml(data)
+        if media in JSON_TYPES or media == "application/json-patch+json":
+            return parse_json(data)
+    except WireError as error:
+        raise FhirError(400, error.message_id, **error.params) from error
+    raise FhirError(415, "http.unsupported-media-type", type=media)
+
+
+def if_match() -> int | None:
+    value = request.headers.get("If-Match")
+    if not value:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError(400, "http.bad-if-match", value=value)
+    return int(text)
+
+
+def prefer_return() -> str:
+    """minimal, representation (the default) or OperationOutcome."""
+    for part in request.headers.get("Prefer", "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "return" and value.strip('"') in ("minimal", "representation", "OperationOutcome"):
+            return value.strip('"')
+    return "representation"
+
+
+def int_param(name: str, default: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="a whole number ≥ 0")
+    return int(value)
+
+
+def instant_param(name: str) -> str | None:
+    """An instant parameter (``_since``) in the store's own form."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    try:
+        return store_instant(value)
+    except ValueError as exc:
+        raise FhirError(
+            400, "http.bad-parameter", name=name, value=value, detail="an instant, e.g. 2026-12-01T08:00:00+08:00"
+        ) from exc
+
+
+def version_headers(stored: Stored, base_url: str, location: bool = False) -> dict[str, str]:
+    headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": _http_date(stored.last_updated)}
+    if location:
+        headers["Location"] = f"{base_url}/{stored.reference}/_history/{stored.version}"
+    return headers
+
+
+def _http_date(instant: str) -> str:
+    from datetime import datetime
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.fromisoformat(instant.replace("Z", "+00:00")), usegmt=True)

@@ -1,0 +1,267 @@
+"""The FHIR REST endpoints under ``/fhir``: each turns an HTTP request into one interaction of
+``gateway.fhir`` and its answer into a response; none holds FHIR logic of its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+
+from gateway.api.negotiation import (
+    body,
+    if_match,
+    instant_param,
+    int_param,
+    language,
+    prefer_return,
+    respond,
+    version_headers,
+)
+from gateway.fhir import operations
+from gateway.fhir.capability import capability_statement
+from gateway.fhir.errors import FhirError
+from gateway.fhir.repository import Written
+from gateway.fhir.search import searchset, shaped
+from gateway.messages import issue
+from gateway.services import Services
+from gateway.storage.store import Stored
+
+fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
+#: media types of legacy exports posted to $ingest, and the file suffix their reader takes
+INGEST_SUFFIXES = {
+    "text/csv": ".csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    "application/xml": ".xml",
+    "text/xml": ".xml",
+    "application/json": ".json",
+    "application/x-ndjson": ".ndjson",
+    "application/fhir+ndjson": ".ndjson",
+    "x-application/hl7-v2+er7": ".hl7",
+    "application/hl7-v2": ".hl7",
+}
+
+
+def services() -> Services:
+    return current_app.config["SERVICES"]
+
+
+def base_url() -> str:
+    return services().config.base_url
+
+
+def _pairs() -> list[tuple[str, str]]:
+    """Search parameters from the query string and, for POST _search, the form body."""
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
+    if request.method == "POST":
+        pairs += [(k, v) for k, v in request.form.items(multi=True) if k != "_format"]
+    return pairs
+
+
+# -- capability ------------------------------------------------------------------------------
+@fhir.get("/metadata")
+def metadata() -> Response:
+    cache = current_app.config.setdefault("CAPABILITY", {})
+    if "statement" not in cache:
+        found = services()
+        cache["statement"] = capability_statement(
+            found.registry,
+            found.parameters,
+            found.repository.resource_types,
+            found.config,
+            current_app.config["VERSION"],
+            datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    return respond(cache["statement"])
+
+
+# -- whole system ----------------------------------------------------------------------------
+@fhir.post("")
+@fhir.post("/")
+def transaction_or_batch() -> Response:
+    return respond(services().bundles.process(body()))
+
+
+@fhir.get("/_history")
+def system_history() -> Response:
+    return _history(None, None)
+
+
+@fhir.post("/$ingest")
+def ingest() -> Response:
+    found = services()
+    media = request.mimetype or ""
+    filename = request.args.get("filename", "")
+    suffix = INGEST_SUFFIXES.get(media) or (("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else media)
+    pipeline = operations.build_pipeline(found.repository, found.engine)
+    answer = operations.ingest(
+        pipeline, request.args.get("source", ""), request.get_data(), suffix, filename, language()
+    )
+    return respond(answer)
+
+
+# -- types -------------------------------------------------------------------------------------
+@fhir.get("/<kind>")
+@fhir.post("/<kind>/_search")
+def search(kind: str) -> Response:
+    found = services()
+    found.repository.check_type(kind)
+    pairs = _pairs()
+    query = found.searcher.parse(kind, pairs)
+    with found.store.reading() as tx:
+        result = found.searcher.search(tx, query)
+    return respond(searchset(result, base_url(), kind, pairs))
+
+
+@fhir.post("/<kind>")
+def create(kind: str) -> Response:
+    resource = body()
+    repository = services().repository
+    repository.check_type(kind)
+    if isinstance(resource, dict) and resource.get("resourceType") not in (None, kind):
+        raise FhirError(400, "http.wrong-type", "resourceType", found=resource.get("resourceType"), expected=kind)
+    return _written(repository.create(resource, request.headers.get("If-None-Exist")))
+
+
+@fhir.put("/<kind>")
+def conditional_update(kind: str) -> Response:
+    return _written(services().repository.conditional_update(kind, request.query_string.decode(), body(), if_match()))
+
+
+@fhir.delete("/<kind>")
+def conditional_delete(kind: str) -> Response:
+    deleted = services().repository.conditional_delete(kind, request.query_string.decode())
+    return _deleted(deleted[0] if len(deleted) == 1 else None, len(deleted))
+
+
+@fhir.get("/<kind>/_history")
+def type_history(kind: str) -> Response:
+    services().repository.check_type(kind)
+    return _history(kind, None)
+
+
+@fhir.post("/<kind>/$validate")
+def validate_type(kind: str) -> Response:
+    services().repository.check_type(kind)
+    return _validate(kind)
+
+
+# -- instances ---------------------------------------------------------------------------------
+@fhir.get("/<kind>/<resource_id>")
+def read(kind: str, resource_id: str) -> Response:
+    stored = services().repository.read(kind, resource_id)
+    summary, elements = request.args.get("_summary"), request.args.get("_elements", "")
+    resource = shaped(stored.resource or {}, summary, [e for e in elements.split(",") if e])
+    return respond(resource, headers=version_headers(stored, base_url()))
+
+
+@fhir.put("/<kind>/<resource_id>")
+def update(kind: str, resource_id: str) -> Response:
+    return _written(services().repository.update(kind, resource_id, body(), if_match()))
+
+
+@fhir.patch("/<kind>/<resource_id>")
+def patch(kind: str, resource_id: str) -> Response:
+    if request.mimetype != "application/json-patch+json":
+        raise FhirError(415, "http.patch-media-type")
+    return _written(services().repository.patch(kind, resource_id, body(), if_match()))
+
+
+@fhir.delete("/<kind>/<resource_id>")
+def delete(kind: str, resource_id: str) -> Response:
+    deleted = services().repository.delete(kind, resource_id, if_match())
+    return _deleted(deleted, 1 if deleted else 0)
+
+
+@fhir.get("/<kind>/<resource_id>/_history")
+def instance_history(kind: str, resource_id: str) -> Response:
+    services().repository.check_type(kind)
+    return _history(kind, resource_id)
+
+
+@fhir.get("/<kind>/<resource_id>/_history/<version>")
+def vread(kind: str, resource_id: str, version: str) -> Response:
+    stored = services().repository.vread(kind, resource_id, version)
+    return respond(stored.resource, headers=version_headers(stored, base_url()))
+
+
+@fhir.post("/<kind>/<resource_id>/$validate")
+def validate_instance(kind: str, resource_id: str) -> Response:
+    services().repository.check_type(kind)
+    return _validate(kind)
+
+
+@fhir.get("/Patient/<resource_id>/$everything")
+def everything(resource_id: str) -> Response:
+    found = services()
+    types = {t for value in request.args.getlist("_type") for t in value.split(",") if t}
+    since = instant_param("_since")
+    answer = operations.everything(found.repository, found.registry.patient_compartment, resource_id, since, types)
+    return respond(answer)
+
+
+# -- shared answers ------------------------------------------------------------------------------
+def _written(written: Written) -> Response:
+    stored = written.stored
+    headers = version_headers(stored, base_url(), location=written.status == 201)
+    wanted = prefer_return()
+    if wanted == "minimal":
+        return respond(None, written.status, headers)
+    if wanted == "OperationOutcome":
+        lang = language()
+        issues = [i.to_fhir(lang) for i in written.issues] or [issue("information", "http.ok", lang)]
+        return respond({"resourceType": "OperationOutcome", "issue": issues}, written.status, headers)
+    return respond(stored.resource, written.status, headers)
+
+
+def _deleted(stored: Stored | None, count: int) -> Response:
+    lang = language()
+    if count == 0:
+        message = issue("information", "http.nothing-to-delete", lang)
+    else:
+        reference = stored.reference if stored else str(count)
+        message = issue("information", "http.deleted", lang, {"reference": reference})
+    return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200)
+
+
+def _validate(kind: str) -> Response:
+    document = body()
+    resource: Any = document
+    profiles = request.args.getlist("profile")
+    if isinstance(document, dict) and document.get("resourceType") == "Parameters":
+        for parameter in document.get("parameter", []):
+            if parameter.get("name") == "resource":
+                resource = parameter.get("resource")
+            elif parameter.get("name") == "profile":
+                profiles.append(parameter.get("valueUri") or parameter.get("valueCanonical"))
+    return respond(operations.validate(services().repository, resource, profiles, language(), kind))
+
+
+def _history(kind: str | None, resource_id: str | None) -> Response:
+    found = services()
+    count = min(int_param("_count", found.config.page_size), found.config.max_page_size)
+    offset = int_param("_offset", 0)
+    since = instant_param("_since")
+    with found.store.reading() as tx:
+        versions, total = tx.resources.history(kind, resource_id, since, count, offset)
+    if resource_id and total == 0:
+        raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+    path = "/".join(part for part in (kind, resource_id, "_history") if part)
+    links = [{"relation": "self", "url": f"{base_url()}/{path}?_count={count}&_offset={offset}"}]
+    if offset + count < total:
+        links.append({"relation": "next", "url": f"{base_url()}/{path}?_count={count}&_offset={offset + count}"})
+    entries = []
+    for stored, method in versions:
+        entry: dict[str, Any] = {
+            "fullUrl": f"{base_url()}/{stored.reference}",
+            "request": {"method": method, "url": stored.reference if method != "POST" else stored.type},
+            "response": {
+                "status": "410" if stored.deleted else "201" if stored.version == 1 else "200",
+                "etag": f'W/"{stored.version}"',
+                "lastModified": stored.last_updated,
+            },
+        }
+        if stored.resource is not None:
+            entry["resource"] = stored.resource
+        entries.append(entry)
+    return respond({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries})

@@ -1,0 +1,58 @@
+"""``yiyang``: the gateway's command line; all terminal wording lives in this package.
+
+Exit status of every command: 0 clean, 1 invalid data found, 2 usage or I/O problem (a bad
+option, an unreadable file, an unreachable or damaged store), 3 internal error.  Other tools
+depend on these codes and on each command's options exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import archive, ingest, server, validate
+from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
+from gateway.storage.store import StoreError
+
+MODULES = (validate, ingest, archive, server)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="yiyang", description="医养互联网关 Yiyang Gateway")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in MODULES:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args, sys.stdout)
+    except UsageError as exc:
+        sys.stderr.write(f"yiyang: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INVALID
+    # after BrokenPipeError, its subclass: an output folder that is a file, a full disk, no permission …
+    except OSError as exc:
+        sys.stderr.write(f"yiyang: error: {exc.strerror or exc}: {exc.filename or ''}\n")
+        return EXIT_USAGE
+    except StoreError as exc:  # an unreachable, busy or damaged store
+        sys.stderr.write(f"yiyang: error: archive store: {exc}\n")
+        return EXIT_USAGE
+    except json.JSONDecodeError as exc:  # a damaged line in a file the gateway reads back
+        sys.stderr.write(f"yiyang: error: a damaged JSON line: {exc}\n")
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one line and exit 3, never a traceback
+        sys.stderr.write(f"yiyang: internal error: {type(exc).__name__}: {exc}\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``yiyang ingest``, ``yiyang quarantine replay`` and ``yiyang mappings explain``.
+
+``--database URL`` ingests into the store the server reads; ``--out DIR`` keeps an embedded
+store inside DIR and exports it there as NDJSON per type with ``quarantine.ndjson`` (with
+neither, ``--out ./out``).  Both together write the store and export it to DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import IO, Any
+
+from gateway.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    add_database,
+    add_language,
+    config_of,
+    existing_files,
+)
+from gateway.cli.validate import registry_with
+from mappings.readers import READERS
+from mappings.specs import SOURCES
+
+DEFAULT_OUT = Path("out")
+
+
+def register(commands: Any) -> None:
+    from gateway.cli.common import Parser
+
+    ingest = commands.add_parser("ingest", help="map legacy records to validated FHIR, quarantining the rest")
+    ingest.add_argument("--source", required=True, choices=SOURCES, help="which legacy system the files come from")
+    _add_targets(ingest, "output folder: an embedded store and its NDJSON export (default ./out)")
+    ingest.add_argument("--bundle", action="store_true", help="also write a transaction Bundle of the output")
+    ingest.add_argument("--strict", action="store_true", help="exit 1 when anything was quarantined")
+    add_language(ingest)
+    ingest.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help=f"exports of that source ({', '.join(READERS)})",
+    )
+    ingest.set_defaults(run=run_ingest)
+
+    quarantine = commands.add_parser("quarantine", help="work with quarantined records")
+    quarantine_commands = quarantine.add_subparsers(dest="action", required=True, parser_class=Parser)
+    replay = quarantine_commands.add_parser("replay", help="re-run quarantined records after a fix")
+    _add_targets(replay, "the folder an earlier ingest wrote (default ./out)")
+    add_language(replay)
+    replay.set_defaults(run=run_replay)
+
+    mappings = commands.add_parser("mappings", help="inspect mapping specs")
+    mapping_commands = mappings.add_subparsers(dest="action", required=True, parser_class=Parser)
+    explain = mapping_commands.add_parser("explain", help="show how one record is mapped, field by field")
+    explain.add_argument("source", choices=SOURCES)
+    explain.add_argument("file", type=Path)
+    explain.add_argument("--record", help='which record, e.g. "row 17" (default: the first)')
+    add_language(explain)
+    explain.set_defaults(run=run_explain)
+
+
+def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
+    parser.add_argument("--out", type=Path, default=None, help=out_help)
+    add_database(parser)
+
+
+def _targets(args: argparse.Namespace) -> tuple[Path | None, Any]:
+    """(the folder to export to, the Services whose store to write, or None for the folder's)."""
+    if args.database is None:
+        return args.out or DEFAULT_OUT, None
+    from gateway.services import Services
+
+    return args.out, Services(config_of(args))
+
+
+def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.ingest.commands import ingest, summary
+
+    files = existing_files(args.files)
+    folder, services = _targets(args)
+    registry = services.registry if services else registry_with([])
+    try:
+        counts = ingest(args.source, files, folder, registry, args.bundle, services.store if services else None)
+    finally:
+        if services:
+            services.close()
+    out.write(summary(counts, args.lang) + "\n")
+    if counts.file_errors or (args.strict and counts.quarantined):
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.ingest.commands import replay, summary
+
+    folder, services = _targets(args)
+    registry = services.registry if services else registry_with([])
+    try:
+        counts = replay(folder, registry, out, args.lang, services.store if services else None)
+    finally:
+        if services:
+            services.close()
+    out.write(summary(counts, args.lang) + "\n")
+    return EXIT_OK
+
+
+def run_explain(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.ingest.commands import explain
+
+    existing_files([args.file])
+    return explain(args.source, args.file, registry_with([]), args.record, out, args.lang)

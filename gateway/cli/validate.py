@@ -1,0 +1,154 @@
+"""``yiyang validate`` and ``yiyang demo``.
+
+``yiyang validate [--ig PATH]... [--profile URL]... [--format json|text] [--lang zh-CN|en] FILE...``
+validates FHIR JSON or NDJSON files.  Exit status: 0 when no issue is an error or fatal, 1 when
+one is, 2 for usage or I/O problems.  Other tools depend on this contract exactly.
+
+``yiyang demo`` is the batch job on demo data: it validates the package's examples, ingests
+every shipped sample export into one archive and shows the elder all sources share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from gateway.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    UsageError,
+    add_language,
+    existing_files,
+)
+from gateway.config import Config
+from gateway.validation_io import FileReport, validate_file
+from mappings.specs import SOURCES
+from profiles.registry import DefinitionError, Registry, examples_dir
+
+#: the 身份证号 of the elder whose records every sample source carries
+DEMO_ELDER = "410105194912310020"
+
+
+def register(commands: Any) -> None:
+    validate = commands.add_parser("validate", help="validate FHIR JSON / NDJSON files")
+    validate.add_argument(
+        "--ig",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra conformance resources: a JSON resource, a Bundle, a folder or a FHIR package",
+    )
+    validate.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also validate against this StructureDefinition (canonical URL)",
+    )
+    validate.add_argument("--format", choices=("json", "text"), default="text")
+    add_language(validate)
+    validate.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help="largest JSON document accepted (default $YIYANG_MAX_BYTES, else 64 MiB)",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(run=run_validate)
+
+    demo = commands.add_parser("demo", help="validate the package examples and ingest every sample export")
+    add_language(demo)
+    demo.add_argument("--out", type=Path, default=Path("out"), help="the archive goes to OUT/demo (rewritten)")
+    demo.set_defaults(run=run_demo)
+
+
+def registry_with(ig_paths: Sequence[str]) -> Registry:
+    registry = Registry(Config.load().canonical_base)
+    for path in ig_paths:
+        try:
+            registry.add_path(path)
+        except DefinitionError as exc:
+            raise UsageError(f"--ig {exc}") from exc
+    return registry
+
+
+def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
+    from conformance.validator import Validator  # imported late: --help should not compile R4
+
+    existing_files(args.files)
+    validator = Validator(registry_with(args.ig))
+    max_bytes = args.max_bytes if args.max_bytes is not None else Config.load().max_bytes
+    worst = EXIT_OK
+    for name in args.files:
+        report = FileReport(Path(name), args.lang)
+        try:
+            validate_file(validator, report, args.profile, max_bytes, out, args.format)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
+        if report.errors:
+            worst = EXIT_INVALID
+    return worst
+
+
+def check_examples(validator: Any, lang: str) -> tuple[str, bool]:
+    """Validate the package's examples: the valid ones must pass, the invalid ones fail."""
+    counts = {"valid": [0, 0], "invalid": [0, 0]}
+    for file in sorted(examples_dir().glob("*/*.json")):
+        report = FileReport(file, lang)
+        validate_file(validator, report, [], Config.load().max_bytes, None, "summary")
+        kind = "invalid" if file.name.startswith("invalid") else "valid"
+        counts[kind][0] += 1
+        counts[kind][1] += bool(report.errors)
+    valid_ok = counts["valid"][0] - counts["valid"][1]
+    if lang == "zh-CN":
+        line = f"规范示例：合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝"
+    else:
+        line = (
+            f"package examples: valid passing {valid_ok}/{counts['valid'][0]}; "
+            f"invalid rejected {counts['invalid'][1]}/{counts['invalid'][0]}"
+        )
+    return line, valid_ok == counts["valid"][0] and counts["invalid"][1] == counts["invalid"][0]
+
+
+def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
+    """The batch job on demo data: validate the package's examples, then ingest every shipped
+    sample export of every source into one archive and show the elder who arrives from all
+    of them as one Patient."""
+    from conformance.validator import Validator
+    from gateway.demo import sample_files
+    from gateway.ingest.commands import ingest, summary
+
+    registry = registry_with([])
+    line, all_right = check_examples(Validator(registry), args.lang)
+    out.write(line + "\n")
+    archive = args.out / "demo"
+    if archive.exists():
+        shutil.rmtree(archive)
+    for source in SOURCES:
+        files = sample_files(source)
+        if files:
+            out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
+            out.write(summary(ingest(source, files, archive, registry, bundle=False), args.lang) + "\n")
+    _show_shared_elder(archive, out, args.lang == "zh-CN")
+    return EXIT_OK if all_right else EXIT_INVALID
+
+
+def _show_shared_elder(archive: Path, out: IO[str], zh: bool) -> None:
+    patients = archive / "Patient.ndjson"
+    if not patients.exists():
+        return
+    with patients.open(encoding="utf-8") as lines:
+        people = [json.loads(line) for line in lines]
+    for person in people:
+        if any(i.get("value") == DEMO_ELDER for i in person.get("identifier", [])):
+            label = "同一老人在全部来源中合并为一个 Patient" if zh else "one elder from every source, one Patient"
+            out.write(f"\n{label}: Patient/{person['id']} {person['name'][0].get('text', '')}\n")
+            for identifier in person["identifier"]:
+                out.write(f"  {identifier['system']}  {identifier['value']}\n")
+    out.write(("\n输出目录：" if zh else "\noutput folder: ") + f"{archive}\n")

@@ -1,0 +1,65 @@
+"""The archive as NDJSON: one file per resource type, plus the quarantine and the conflicts.
+
+The store is the archive; NDJSON is what it looks like from outside (``yiyang export``, the
+``--out`` folder of ``yiyang ingest``, bulk export).  Each file is written beside its final
+name and moved into place, owner-only, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.storage.store import Store
+
+QUARANTINE_FILE = "quarantine.ndjson"
+CONFLICTS_FILE = "identity-conflicts.ndjson"
+
+
+def export_folder(
+    store: Store, out_dir: Path, kinds: list[str] | None = None, since: str | None = None, extras: bool = True
+) -> dict[str, int]:
+    """Write the current resources (of ``kinds``, changed after ``since``) and, with
+    ``extras``, the quarantine and conflict report; returns the lines written per file."""
+    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    written: dict[str, int] = {}
+    with store.reading() as tx:
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        for stored in tx.resources.current(kinds, since):
+            by_type.setdefault(stored.type, []).append(stored.resource or {})
+        for kind, resources in by_type.items():
+            written[f"{kind}.ndjson"] = _write_lines(out_dir / f"{kind}.ndjson", resources)
+        if kinds is None and since is None:
+            # a full export replaces the whole folder's resources: types now empty are removed
+            for stale in out_dir.glob("*.ndjson"):
+                if _is_resource_file(stale) and stale.name not in written:
+                    stale.unlink()
+        if extras:
+            written[QUARANTINE_FILE] = _write_lines(out_dir / QUARANTINE_FILE, tx.quarantine.entries())
+            written[CONFLICTS_FILE] = _write_lines(out_dir / CONFLICTS_FILE, tx.conflicts.entries())
+    return written
+
+
+def _is_resource_file(path: Path) -> bool:
+    """Resource files are named after their type; quarantine, conflicts … are not."""
+    return path.stem.isalpha() and path.stem[0].isupper()
+
+
+def resource_files(out_dir: Path) -> Iterator[Path]:
+    return (path for path in sorted(out_dir.glob("*.ndjson")) if _is_resource_file(path))
+
+
+def _write_lines(target: Path, documents: Iterable[dict[str, Any]]) -> int:
+    staging = target.with_name(f".{target.name}.tmp")
+    count = 0
+    descriptor = os.open(staging, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        for document in documents:
+            handle.write(orjson.dumps(document) + b"\n")
+            count += 1
+    staging.replace(target)
+    return count

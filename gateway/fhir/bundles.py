@@ -1,0 +1,332 @@
+"""Transaction and batch Bundles.
+
+A transaction is all or nothing: ids are assigned to its creates, ``urn:uuid`` full URLs and
+conditional references (``Patient?identifier=…``) are rewritten to the resources they name,
+every resource is validated (all issues of all entries are reported together, each located at
+``Bundle.entry[i].resource…``), and the entries are applied in FHIR's order — DELETE, POST,
+PUT, PATCH, GET — in one store transaction.  A batch applies each entry on its own and answers
+each with its own status.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonpatch
+
+from conformance.issues import Issue
+from gateway.fhir.errors import FhirError
+from gateway.fhir.repository import Repository, Written, new_id
+from gateway.fhir.search import Searcher, searchset
+from gateway.storage.store import Stored, Transaction
+from mappings.engine import rewrite_references
+
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
+_CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+class _Provisional(Exception):
+    """Ends the provisional write that lets conditional references see the Bundle's resources."""
+
+
+@dataclass
+class Entry:
+    """One Bundle entry, parsed: what to do, to which resource, and where it sits."""
+
+    index: int
+    method: str
+    kind: str
+    resource_id: str | None
+    criteria: str | None
+    resource: dict[str, Any] | None
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: int | None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+
+class Bundles:
+    def __init__(self, repository: Repository, searcher: Searcher, base_url: str) -> None:
+        self.repository = repository
+        self.searcher = searcher
+        self.base_url = base_url
+
+    def process(self, bundle: Any) -> dict[str, Any]:
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise FhirError(400, "http.bad-bundle", "Bundle", detail="POST to the base needs a Bundle")
+        kind = bundle.get("type")
+        if kind not in ("transaction", "batch"):
+            raise FhirError(
+                400, "http.bad-bundle", "Bundle.type", detail=f"type must be transaction or batch, not {kind}"
+            )
+        entries = [self._entry(i, raw) for i, raw in enumerate(bundle.get("entry") or [])]
+        if kind == "transaction":
+            answers = self._transaction(entries)
+        else:
+            answers = [self._batch_entry(entry) for entry in entries]
+        return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": answers}
+
+    # -- parsing ---------------------------------------------------------------------------
+    def _entry(self, index: int, raw: Any) -> Entry:
+        where = f"Bundle.entry[{index}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+            raise FhirError(400, "http.bad-bundle", where, detail="every entry needs a request")
+        request = raw["request"]
+        method = str(request.get("method", "")).upper()
+        url = str(request.get("url", "")).removeprefix(self.base_url + "/").lstrip("/")
+        if method not in ORDER or not url:
+            raise FhirError(
+                400, "http.bad-bundle", f"{where}.request", detail="request.method and request.url are required"
+            )
+        path, _, criteria = url.partition("?")
+        kind, _, resource_id = path.partition("/")
+        self.repository.check_type(kind)
+        resource = raw.get("resource")
+        if method in ("POST", "PUT") and not isinstance(resource, dict):
+            raise FhirError(400, "http.bad-bundle", f"{where}.resource", detail=f"{method} needs a resource")
+        if_match = request.get("ifMatch")
+        return Entry(
+            index,
+            method,
+            kind,
+            resource_id or None,
+            criteria or None,
+            resource,
+            raw.get("fullUrl"),
+            request.get("ifNoneExist"),
+            _version_of(if_match) if if_match else None,
+        )
+
+    # -- transaction -----------------------------------------------------------------------
+    def _transaction(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        renamed = self._assign_ids(entries)
+        answers: dict[int, dict[str, Any]] = {}
+        with self.repository.store.transaction() as tx:
+            self._resolve_conditions(tx, entries, renamed)
+            for entry in entries:
+                if entry.resource is not None:
+                    rewrite_references(entry.resource, renamed)
+            self._resolve_conditional_references(tx, entries)
+            self._validate_all(entries)
+            for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
+                answers[entry.index] = self._apply(tx, entry)
+        return [answers[entry.index] for entry in entries]
+
+    def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
+        """New ids for creates; each entry's fullUrl → the reference it now has."""
+        renamed: dict[str, str] = {}
+        for entry in entries:
+            if entry.method == "POST" and entry.resource is not None:
+                entry.resource_id = new_id()
+                entry.resource = {**entry.resource, "id": entry.resource_id}
+            if entry.full_url and entry.resource_id and entry.method in ("POST", "PUT"):
+                renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
+        return renamed
+
+    def _resolve_conditions(self, tx: Transaction, entries: list[Entry], renamed: dict[str, str]) -> None:
+        """Conditional creates that find their resource and conditional updates take the
+        matching resource's id; references to their fullUrl follow."""
+        for entry in entries:
+            if entry.method == "POST" and entry.if_none_exist:
+                found = self._one_or_none(tx, entry.kind, entry.if_none_exist)
+                if found is not None:
+                    entry.method, entry.resource, entry.resource_id = "GET", None, found.id
+            elif entry.method == "PUT" and entry.criteria and entry.resource is not None:
+                found = self._one_or_none(tx, entry.kind, entry.criteria)
+                entry.resource_id = found.id if found else entry.resource.get("id") or new_id()
+                entry.resource = {**entry.resource, "id": entry.resource_id}
+            else:
+                continue
+            if entry.full_url:
+                renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
+
+    def _one_or_none(self, tx: Transaction, kind: str, criteria: str) -> Stored | None:
+        found = self.searcher.matching(tx, kind, criteria)
+        if len(found) > 1:
+            raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
+        return found[0] if found else None
+
+    def _resolve_conditional_references(self, tx: Transaction, entries: list[Entry]) -> None:
+        """``{"reference": "Patient?identifier=…"}`` → the one Patient it selects, among the
+        archive and the Bundle's own resources: those are written provisionally (and rolled
+        back) so the search sees them, then the references are rewritten for real."""
+        pending = [
+            (entry, node)
+            for entry in entries
+            for node in _references(entry.resource)
+            if _CONDITIONAL_REFERENCE.fullmatch(node["reference"])
+        ]
+        if not pending:
+            return
+        resolved: dict[str, str] = {}
+        try:
+            with tx.savepoint():
+                for entry in entries:
+                    if entry.method in ("POST", "PUT") and entry.resource is not None:
+                        tx.resources.write(entry.resource)
+                for entry, node in pending:
+                    reference = node["reference"]
+                    if reference not in resolved:
+                        resolved[reference] = self._only_match(tx, entry, reference)
+                raise _Provisional
+        except _Provisional:
+            pass
+        for _, node in pending:
+            node["reference"] = resolved[node["reference"]]
+
+    def _only_match(self, tx: Transaction, entry: Entry, reference: str) -> str:
+        kind, _, criteria = reference.partition("?")
+        found = self.searcher.matching(tx, kind, criteria)
+        if len(found) != 1:
+            raise FhirError(
+                412 if found else 400,
+                "http.bad-reference",
+                f"{entry.path}.resource",
+                reference=reference,
+                detail=f"{len(found)} matches; exactly one is needed",
+            )
+        return found[0].reference
+
+    def _validate_all(self, entries: list[Entry]) -> None:
+        issues: list[Issue] = []
+        for entry in entries:
+            if entry.resource is None or entry.method not in ("POST", "PUT"):
+                continue
+            if entry.method == "PUT" and entry.resource.get("id") != entry.resource_id:
+                raise FhirError(
+                    400,
+                    "http.id-mismatch",
+                    f"{entry.path}.resource.id",
+                    body=entry.resource.get("id"),
+                    url=entry.resource_id,
+                )
+            entry.issues = self.repository.validate(entry.resource, path=f"{entry.path}.resource")
+            issues.extend(entry.issues)
+        errors = [issue for issue in issues if issue.is_error]
+        if errors and self.repository.config.validation == "reject":
+            raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
+
+    def _apply(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+        if entry.method == "DELETE":
+            if entry.criteria:
+                for found in self.searcher.matching(tx, entry.kind, entry.criteria):
+                    tx.resources.delete(found.type, found.id)
+            elif entry.resource_id:
+                self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
+            return {"response": {"status": "204 No Content"}}
+        if entry.method == "POST":
+            return self._written(self.repository.create_in(tx, entry.resource or {}, entry.issues))
+        if entry.method == "PUT":
+            return self._written(self.repository.update_in(tx, entry.resource or {}, entry.issues, entry.if_match))
+        if entry.method == "PATCH":
+            return self._patch(tx, entry)
+        return self._get(tx, entry)
+
+    def _patch(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+        current = tx.resources.read(entry.kind, entry.resource_id or "")
+        if current is None or current.deleted:
+            raise FhirError(
+                404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
+            )
+        operations = _patch_operations(entry.resource)
+        try:
+            patched = jsonpatch.apply_patch(current.resource, operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
+            raise FhirError(400, "http.bad-patch", f"{entry.path}.resource", detail=str(exc)) from exc
+        issues = self.repository.checked(patched, f"{entry.path}.resource")
+        return self._written(self.repository.update_in(tx, patched, issues, entry.if_match))
+
+    def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+        if entry.resource_id:
+            found = tx.resources.read(entry.kind, entry.resource_id)
+            if found is None or found.deleted:
+                raise FhirError(
+                    404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
+                )
+            return {
+                "resource": found.resource,
+                "response": {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated},
+            }
+        pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
+        result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs))
+        return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
+
+    @staticmethod
+    def _written(written: Written) -> dict[str, Any]:
+        stored = written.stored
+        return {
+            "fullUrl": f"{stored.reference}",
+            "response": {
+                "status": STATUS_TEXT[written.status],
+                "location": f"{stored.reference}/_history/{stored.version}",
+                "etag": f'W/"{stored.version}"',
+                "lastModified": stored.last_updated,
+            },
+        }
+
+    # -- batch -----------------------------------------------------------------------------
+    def _batch_entry(self, entry: Entry) -> dict[str, Any]:
+        """One entry on its own, through the same interactions as a single request."""
+        try:
+            if entry.method == "POST":
+                return self._written(self.repository.create(entry.resource or {}, entry.if_none_exist))
+            if entry.method == "PUT" and entry.criteria:
+                return self._written(
+                    self.repository.conditional_update(entry.kind, entry.criteria, entry.resource or {}, entry.if_match)
+                )
+            if entry.method == "PUT":
+                written = self.repository.update(
+                    entry.kind, entry.resource_id or "", entry.resource or {}, entry.if_match
+                )
+                return self._written(written)
+            if entry.method == "PATCH":
+                written = self.repository.patch(
+                    entry.kind, entry.resource_id or "", _patch_operations(entry.resource), entry.if_match
+                )
+                return self._written(written)
+            with self.repository.store.transaction() as tx:
+                return self._apply(tx, entry)
+        except FhirError as error:
+            return {"response": {"status": str(error.status), "outcome": error.outcome("zh-CN")}}
+
+
+def _version_of(etag: str) -> int:
+    text = etag.removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError(400, "http.bad-if-match", value=etag)
+    return int(text)
+
+
+def _patch_operations(resource: Any) -> Any:
+    """A Bundle carries a JSON Patch as a Binary (base64 data) or, leniently, as the list."""
+    if isinstance(resource, list):
+        return resource
+    if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+        import base64
+
+        import orjson
+
+        return orjson.loads(base64.b64decode(resource.get("data", "")))
+    raise FhirError(400, "http.bad-patch", detail="a PATCH entry needs a Binary holding a JSON Patch")
+
+
+def _references(node: Any) -> list[dict[str, Any]]:
+    """Every Reference object in a resource (iteratively: no recursion limit)."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            if isinstance(current.get("reference"), str):
+                found.append(current)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return found

@@ -1,0 +1,97 @@
+"""The CapabilityStatement at ``/metadata``: what this server really does, derived, not typed.
+
+Resource types come from the R4 base model, search parameters from the ones the indexer could
+compile for each type (a definition fhirpathpy cannot evaluate is left out rather than
+advertised and silently ignored), profiles from the provincial package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.config import Config
+from gateway.search.parameters import SearchParameters
+from profiles.registry import Registry
+
+INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
+#: the SearchParameter types the store indexes and the SQL builder searches
+SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri"}
+VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+
+
+def capability_statement(
+    registry: Registry,
+    parameters: SearchParameters,
+    resource_types: frozenset[str],
+    config: Config,
+    version: str,
+    published: str,
+) -> dict[str, Any]:
+    profiles: dict[str, list[str]] = {}
+    for definition in registry.all("StructureDefinition"):
+        if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
+            profiles.setdefault(definition["type"], []).append(definition["url"])
+    resources = []
+    for kind in sorted(resource_types):
+        entry: dict[str, Any] = {
+            "type": kind,
+            "interaction": [{"code": code} for code in INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalUpdate": True,
+            "conditionalDelete": "multiple",
+            "searchInclude": ["*"],
+            "searchRevInclude": ["*"],
+            "searchParam": [
+                {"name": code, "definition": parameter.url, "type": parameter.type}
+                for code, parameter in sorted(parameters.for_type(kind).items())
+                if parameter.type in SEARCHABLE
+            ],
+        }
+        if kind in profiles:
+            entry["supportedProfile"] = sorted(profiles[kind])
+        entry["operation"] = [{"name": "validate", "definition": VALIDATE}]
+        if kind == "Patient":
+            entry["operation"].append({"name": "everything", "definition": EVERYTHING})
+        resources.append(entry)
+    implementation_guides = [ig["url"] for ig in registry.all("ImplementationGuide")]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": published,
+        "publisher": "Yiyang Gateway",
+        "kind": "instance",
+        "software": {"name": "Yiyang Gateway 医养互联网关", "version": version},
+        "implementation": {"description": "医养互联网关 FHIR R4 服务", "url": config.base_url},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml"],
+        "patchFormat": ["application/json-patch+json"],
+        "implementationGuide": implementation_guides,
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                ],
+                "operation": [
+                    {"name": "ingest", "definition": f"{config.canonical_base}/OperationDefinition/ingest"},
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,41 @@
+"""The one exception FHIR interactions raise: an HTTP status and the issues that explain it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.issues import Issue
+from gateway import messages
+
+
+class FhirError(Exception):
+    """A refused interaction: ``status`` for HTTP, a catalogued message, and any validation
+    issues behind it (a 422 lists every issue the validator found, each with its FHIRPath)."""
+
+    def __init__(
+        self,
+        status: int,
+        message_id: str,
+        expression: str | None = None,
+        issues: list[Issue] | None = None,
+        severity: str = "error",
+        **params: Any,
+    ) -> None:
+        super().__init__(f"{status} {message_id} {params}")
+        self.status = status
+        self.message_id = message_id
+        self.expression = expression
+        self.issues = issues or []
+        self.severity = severity
+        self.params = params
+
+    def outcome(self, lang: str) -> dict[str, Any]:
+        return {
+            "resourceType": "OperationOutcome",
+            "issue": [messages.issue(self.severity, self.message_id, lang, self.params, self.expression)]
+            + [issue.to_fhir(lang) for issue in self.issues],
+        }
+
+
+def not_found(kind: str, resource_id: str) -> FhirError:
+    return FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")

@@ -1,0 +1,113 @@
+"""Operations: ``$validate``, ``Patient/$everything`` and ``$ingest`` (legacy files over HTTP)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance.issues import operation_outcome
+from gateway.fhir.errors import FhirError
+from gateway.fhir.repository import Repository
+from gateway.ingest.pipeline import Ingest, Outcome
+from gateway.messages import issue
+from mappings.engine import MappingEngine
+from mappings.readers import READERS, ReaderError, read
+from mappings.specs import SOURCES
+
+
+def validate(
+    repository: Repository, resource: Any, profiles: Sequence[str], lang: str, kind: str | None = None
+) -> dict[str, Any]:
+    """``$validate``: the OperationOutcome of every issue; the store is not touched."""
+    if not isinstance(resource, dict) or "resourceType" not in resource:
+        raise FhirError(400, "http.not-a-resource")
+    if kind and resource["resourceType"] != kind:
+        raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
+    return operation_outcome(repository.validate(resource, profiles), lang)
+
+
+def everything(
+    repository: Repository, compartment: dict[str, list[str]], patient_id: str, since: str | None, types: set[str]
+) -> dict[str, Any]:
+    """``Patient/$everything``: the Patient and every resource of its compartment, as a
+    searchset Bundle (``_since`` and ``_type`` narrow it)."""
+    patient = repository.read("Patient", patient_id)
+    names = sorted({name for params in compartment.values() for name in params})
+    with repository.store.reading() as tx:
+        members = tx.resources.referencing("Patient", patient_id, names, since)
+    wanted = [
+        stored
+        for stored in members
+        if (not types or stored.type in types) and stored.type in compartment and stored.reference != patient.reference
+    ]
+    include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
+    found = ([patient] if include_patient else []) + wanted
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(found),
+        "entry": [
+            {"fullUrl": stored.reference, "resource": stored.resource, "search": {"mode": "match"}} for stored in found
+        ],
+    }
+
+
+def ingest(pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str) -> dict[str, Any]:
+    """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
+
+    The answer is a Parameters resource: the reconciling counts, then one ``record`` part per
+    record (where it sits, mapped / unchanged / quarantined, the resources it wrote or the
+    reasons it was quarantined, each with its FHIRPath and legacy field)."""
+    if source not in SOURCES:
+        raise FhirError(400, "http.bad-parameter", name="source", value=source, detail=" / ".join(SOURCES))
+    if suffix not in READERS:
+        raise FhirError(415, "http.unsupported-media-type", type=suffix)
+    records: list[dict[str, Any]] = []
+    errors: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
+        path = Path(folder) / (Path(filename).name if filename else f"upload{suffix}")
+        path.write_bytes(body)
+        try:
+            for record in read(path, source):
+                records.append(_record_part(pipeline.process(record), lang))
+        except ReaderError as exc:
+            errors.append(str(exc))
+        finally:
+            counts = pipeline.finish()
+    parameters: list[dict[str, Any]] = [
+        {"name": "read", "valueInteger": counts.read},
+        {"name": "mapped", "valueInteger": counts.mapped},
+        {"name": "quarantined", "valueInteger": counts.quarantined},
+        {"name": "unchanged", "valueInteger": counts.unchanged},
+        {"name": "reconciled", "valueBoolean": counts.reconciled},
+    ]
+    parameters += [{"name": "fileError", "valueString": error} for error in errors]
+    parameters += [{"name": "record", "part": part} for part in records]
+    return {"resourceType": "Parameters", "parameter": parameters}
+
+
+def _record_part(outcome: Outcome, lang: str) -> list[dict[str, Any]]:
+    record = outcome.record
+    status = "quarantined" if outcome.reasons else "unchanged" if outcome.unchanged else "mapped"
+    part: list[dict[str, Any]] = [
+        {"name": "file", "valueString": record.file},
+        {"name": "location", "valueString": record.location},
+        {"name": "status", "valueCode": status},
+    ]
+    part += [{"name": "resource", "valueReference": {"reference": f"{k}/{i}"}} for k, i in outcome.written]
+    if outcome.reasons:
+        issues = []
+        for reason in outcome.reasons:
+            found = issue("error", reason.message_id, lang, None, reason.expression)
+            found["details"]["text"] = reason.text[lang]
+            if reason.field:
+                found["location"] = [reason.field]
+            issues.append(found)
+        part.append({"name": "outcome", "resource": {"resourceType": "OperationOutcome", "issue": issues}})
+    return part
+
+
+def build_pipeline(repository: Repository, engine: MappingEngine) -> Ingest:
+    return Ingest(repository.store, repository.validator, engine)

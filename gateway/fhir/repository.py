@@ -1,0 +1,257 @@
+"""Create, read, update, patch and delete, conditional or not, every write validated first.
+
+Each public method is one interaction in its own store transaction; the ``*_in`` methods do
+the same inside a caller's transaction, so a transaction Bundle is the same interactions
+committed together.  Validation runs before the transaction opens: the store's write lock is
+never held while a profile is walked.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonpatch
+
+from conformance.issues import Issue
+from conformance.validator import Validator
+from gateway.config import Config
+from gateway.fhir.errors import FhirError, not_found
+from gateway.fhir.search import Searcher
+from gateway.ingest.identity import IdentityIndex
+from gateway.storage.store import Store, Stored, Transaction, VersionConflict
+from profiles.registry import Registry
+
+ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+@dataclass
+class Written:
+    """The outcome of a write: the version now current, the HTTP status, and the warnings
+    validation raised (errors never get this far unless the gateway accepts with warnings)."""
+
+    stored: Stored
+    status: int
+    issues: list[Issue] = field(default_factory=list)
+
+
+class Repository:
+    def __init__(
+        self, store: Store, validator: Validator, registry: Registry, config: Config, searcher: Searcher
+    ) -> None:
+        self.store = store
+        self.validator = validator
+        self.config = config
+        self.searcher = searcher
+        self.resource_types = frozenset(
+            name
+            for name, definition in registry.base_types.items()
+            if definition.get("kind") == "resource" and not definition.get("abstract")
+        )
+        self.default_profiles = _default_profiles(registry)
+
+    # -- checks ----------------------------------------------------------------------------
+    def check_type(self, kind: str) -> None:
+        if kind not in self.resource_types:
+            raise FhirError(404, "http.unknown-type", type=kind)
+
+    @staticmethod
+    def check_id(resource_id: str) -> None:
+        if not ID.fullmatch(resource_id):
+            raise FhirError(400, "http.bad-id", "id", id=resource_id)
+
+    def validate(self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "") -> list[Issue]:
+        """Every issue: base model, the resource's claimed profiles, the provincial profile
+        for its type (when the package has exactly one) and any profile asked for."""
+        wanted = list(profiles)
+        default = self.default_profiles.get(resource.get("resourceType", ""))
+        if default and default not in wanted:
+            wanted.append(default)
+        return self.validator.validate(resource, wanted, path)
+
+    def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
+        """Validate a resource about to be written: errors refuse it (422) unless the gateway is
+        configured to accept with warnings; what remains is returned to the client."""
+        issues = self.validate(resource, path=path)
+        errors = [issue for issue in issues if issue.is_error]
+        if errors and self.config.validation == "reject":
+            raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
+        return issues
+
+    # -- reads -----------------------------------------------------------------------------
+    def read(self, kind: str, resource_id: str) -> Stored:
+        self.check_type(kind)
+        with self.store.reading() as tx:
+            found = tx.resources.read(kind, resource_id)
+        return _present(found, kind, resource_id)
+
+    def vread(self, kind: str, resource_id: str, version: str) -> Stored:
+        self.check_type(kind)
+        if not version.isdigit():
+            raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
+        with self.store.reading() as tx:
+            found = tx.resources.vread(kind, resource_id, int(version))
+        if found is None:
+            raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
+        if found.deleted:
+            raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
+        return found
+
+    # -- writes ----------------------------------------------------------------------------
+    def create(self, resource: dict[str, Any], if_none_exist: str | None = None) -> Written:
+        """POST: a new id, unless ``If-None-Exist`` finds the resource already there (200)."""
+        self._body_type(resource)
+        resource = {**resource, "id": new_id()}
+        issues = self.checked(resource)
+        with self.store.transaction() as tx:
+            return self.create_in(tx, resource, issues, if_none_exist)
+
+    def create_in(
+        self, tx: Transaction, resource: dict[str, Any], issues: list[Issue], if_none_exist: str | None = None
+    ) -> Written:
+        if if_none_exist:
+            kind = resource["resourceType"]
+            tx.lock(f"condition|{kind}?{if_none_exist}")
+            found = self.searcher.matching(tx, kind, if_none_exist)
+            if len(found) > 1:
+                raise FhirError(412, "http.multiple-matches", condition=if_none_exist, count=len(found))
+            if found:
+                return Written(found[0], 200)
+        stored, _ = tx.resources.write(resource, method="POST")
+        _remember_person(tx, stored)
+        return Written(stored, 201, issues)
+
+    def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
+        """PUT: update, or create with the client's id (update-as-create)."""
+        self._check_update(kind, resource_id, resource)
+        issues = self.checked(resource)
+        with self.store.transaction() as tx:
+            return self.update_in(tx, resource, issues, if_match)
+
+    def update_in(
+        self, tx: Transaction, resource: dict[str, Any], issues: list[Issue], if_match: int | None = None
+    ) -> Written:
+        try:
+            before = tx.resources.read(resource["resourceType"], resource["id"], for_update=True)
+            stored, _ = tx.resources.write(resource, method="PUT", if_match=if_match)
+        except VersionConflict as conflict:
+            raise _conflict(conflict) from conflict
+        _remember_person(tx, stored)
+        created = before is None or before.deleted
+        return Written(stored, 201 if created else 200, issues)
+
+    def conditional_update(
+        self, kind: str, criteria: str, resource: dict[str, Any], if_match: int | None = None
+    ) -> Written:
+        """PUT Type?criteria: update the one match, or create when there is none."""
+        self.check_type(kind)
+        self._need_criteria(criteria)
+        if self._body_type(resource) != kind:
+            raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
+        with self.store.transaction() as tx:
+            tx.lock(f"condition|{kind}?{criteria}")
+            found = self.searcher.matching(tx, kind, criteria)
+            if len(found) > 1:
+                raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
+            target = found[0].id if found else resource.get("id") or new_id()
+            if resource.get("id") not in (None, target):
+                raise FhirError(400, "http.id-mismatch", "id", body=resource["id"], url=target)
+            resource = {**resource, "id": target}
+            issues = self.checked(resource)
+            return self.update_in(tx, resource, issues, if_match)
+
+    def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
+        """PATCH with a JSON Patch document; the patched resource is validated like any write."""
+        current = self.read(kind, resource_id)
+        try:
+            patched = jsonpatch.apply_patch(current.resource, operations)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
+            raise FhirError(400, "http.bad-patch", detail=str(exc)) from exc
+        if patched.get("resourceType") != kind or patched.get("id") != resource_id:
+            raise FhirError(400, "http.bad-patch", detail="a patch may not change resourceType or id")
+        issues = self.checked(patched)
+        with self.store.transaction() as tx:
+            return self.update_in(tx, patched, issues, if_match if if_match is not None else current.version)
+
+    def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+        self.check_type(kind)
+        with self.store.transaction() as tx:
+            return self.delete_in(tx, kind, resource_id, if_match)
+
+    @staticmethod
+    def delete_in(tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+        try:
+            return tx.resources.delete(kind, resource_id, if_match=if_match)
+        except VersionConflict as conflict:
+            raise _conflict(conflict) from conflict
+
+    def conditional_delete(self, kind: str, criteria: str) -> list[Stored]:
+        """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
+        self.check_type(kind)
+        self._need_criteria(criteria)
+        with self.store.transaction() as tx:
+            found = self.searcher.matching(tx, kind, criteria)
+            return [deleted for s in found if (deleted := tx.resources.delete(s.type, s.id)) is not None]
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _body_type(self, resource: Any) -> str:
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise FhirError(400, "http.not-a-resource")
+        self.check_type(resource["resourceType"])
+        return resource["resourceType"]
+
+    def _check_update(self, kind: str, resource_id: str, resource: Any) -> None:
+        self.check_type(kind)
+        self.check_id(resource_id)
+        if self._body_type(resource) != kind:
+            raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
+        if "id" not in resource:
+            raise FhirError(400, "http.id-missing", f"{kind}.id", url=resource_id)
+        if resource["id"] != resource_id:
+            raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
+
+    @staticmethod
+    def _need_criteria(criteria: str) -> None:
+        if not criteria.strip("?&"):
+            raise FhirError(400, "http.conditional-needs-criteria")
+
+
+def _remember_person(tx: Transaction, stored: Stored) -> None:
+    """A Patient written over REST joins the identity index, so a legacy record of the same
+    person (same 身份证号) merges into it instead of becoming a second Patient.  A key another
+    person already holds stays theirs."""
+    if stored.type == "Patient" and stored.resource is not None:
+        IdentityIndex.remember(tx, stored.resource)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _present(found: Stored | None, kind: str, resource_id: str) -> Stored:
+    if found is None:
+        raise not_found(kind, resource_id)
+    if found.deleted:
+        raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
+    return found
+
+
+def _conflict(conflict: VersionConflict) -> FhirError:
+    if conflict.current is None:
+        return FhirError(404, "http.not-found", reference=conflict.reference)
+    return FhirError(
+        412, "http.version-conflict", reference=conflict.reference, current=conflict.current, expected=conflict.expected
+    )
+
+
+def _default_profiles(registry: Registry) -> dict[str, str]:
+    """The provincial profile each write of a type is held to when it claims none: the one
+    profile the package has for that type (Observation has several, so only claims count)."""
+    by_type: dict[str, list[str]] = {}
+    for definition in registry.all("StructureDefinition"):
+        if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
+            by_type.setdefault(definition["type"], []).append(definition["url"])
+    return {kind: urls[0] for kind, urls in by_type.items() if len(urls) == 1}

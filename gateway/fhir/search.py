@@ -1,0 +1,125 @@
+"""Search as an interaction: parse the request, run it in a transaction, answer a searchset.
+
+Paging is by offset over an order that always ends with the resource id, so a page link
+returns the same resources as long as the archive does not change underneath it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from gateway.fhir.errors import FhirError
+from gateway.search.parameters import SearchParameters
+from gateway.search.query import SearchError, SearchQuery, parse_search
+from gateway.storage.store import Stored, Transaction
+
+#: elements every resource keeps under _elements (FHIR: mandatory and modifier elements stay)
+_KEPT = ("resourceType", "id", "meta")
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+#: the _summary values this server implements (true needs per-element summary flags it lacks)
+SUMMARIES = ("count", "data", "text", "false")
+
+
+@dataclass
+class SearchResult:
+    query: SearchQuery
+    matches: list[Stored]
+    included: list[Stored] = field(default_factory=list)
+    total: int | None = None
+
+
+class Searcher:
+    def __init__(self, parameters: SearchParameters, page_size: int, max_page_size: int) -> None:
+        self.parameters = parameters
+        self.page_size = page_size
+        self.max_page_size = max_page_size
+
+    def parse(self, kind: str, pairs: Sequence[tuple[str, str]], handling: str = "strict") -> SearchQuery:
+        explicit_count = any(key == "_count" for key, _ in pairs)
+        try:
+            query = parse_search(kind, pairs, self.parameters, handling=handling)
+        except SearchError as error:
+            raise FhirError(400, error.message_id, error.expression, **error.params) from error
+        if query.summary is not None and query.summary not in SUMMARIES:
+            raise FhirError(
+                400,
+                "http.bad-parameter",
+                name="_summary",
+                value=query.summary,
+                detail="supported: " + ", ".join(SUMMARIES),
+            )
+        count = query.count if explicit_count else self.page_size
+        return replace(query, count=min(count, self.max_page_size))
+
+    def search(self, tx: Transaction, query: SearchQuery) -> SearchResult:
+        if query.summary == "count":
+            return SearchResult(query, [], [], tx.resources.count(query))
+        matches, total = tx.resources.search(query, with_total=query.total != "none")
+        return SearchResult(query, matches, tx.resources.included(query, matches), total)
+
+    def matching(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
+        """The resources a conditional interaction's criteria (a query string) select; two at
+        most are fetched, as only "none, one or many" matters."""
+        query = self.parse(kind, parse_qsl(criteria.lstrip("?"), keep_blank_values=True))
+        return tx.resources.search(replace(query, count=2, offset=0), with_total=False)[0]
+
+
+def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The searchset Bundle of a result: matches, then includes, with self/first/next/previous
+    links that repeat the request with another offset."""
+    query = result.query
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if result.total is not None:
+        bundle["total"] = result.total
+    kept = [(k, v) for k, v in pairs if k not in ("_offset", "_count")]
+
+    def link(relation: str, offset: int) -> dict[str, str]:
+        return {
+            "relation": relation,
+            "url": f"{base_url}/{path}?" + urlencode([*kept, ("_count", str(query.count)), ("_offset", str(offset))]),
+        }
+
+    links = [link("self", query.offset)]
+    if query.summary != "count":
+        links.append(link("first", 0))
+        more = len(result.matches) == query.count and (
+            result.total is None or query.offset + query.count < result.total
+        )
+        if more:
+            links.append(link("next", query.offset + query.count))
+        if query.offset > 0:
+            links.append(link("previous", max(0, query.offset - query.count)))
+    bundle["link"] = links
+    entries = [_entry(stored, base_url, "match", query) for stored in result.matches]
+    entries += [_entry(stored, base_url, "include", query) for stored in result.included]
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery) -> dict[str, Any]:
+    return {
+        "fullUrl": f"{base_url}/{stored.reference}",
+        "resource": shaped(stored.resource or {}, query.summary, query.elements),
+        "search": {"mode": mode},
+    }
+
+
+def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str]) -> dict[str, Any]:
+    """A resource cut down as ``_summary`` / ``_elements`` ask, marked SUBSETTED when cut."""
+    if summary == "data":
+        kept = {k: v for k, v in resource.items() if k != "text"}
+    elif summary == "text":
+        kept = {k: v for k, v in resource.items() if k in (*_KEPT, "text")}
+    elif elements:
+        wanted = set(elements) | set(_KEPT)
+        kept = {k: v for k, v in resource.items() if k in wanted or k.lstrip("_") in wanted}
+    else:
+        return resource
+    meta = dict(kept.get("meta", {}))
+    meta["tag"] = [*meta.get("tag", []), SUBSETTED]
+    kept["meta"] = meta
+    return kept

@@ -1,0 +1,1 @@
+"""FHIR search: parameter definitions compiled to extractors, the indexer and the query parser (pure, no I/O)."""

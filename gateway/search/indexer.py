@@ -1,0 +1,150 @@
+"""Search index rows for a resource, written beside it so searches never read JSON.
+
+Why rows and not JSON queries: the same SQL must run on SQLite and PostgreSQL, and a
+narrow (name, system, value, low, high, number) table indexes well on both.  Each row's
+encoding is the contract with ``gateway/storage/search_sql.py`` and the table comment in
+``migrations/0001_resources.sql``; one addition: a string row keeps the raw text in
+``system`` (otherwise unused by strings) so ``:exact`` can compare case and accents.
+
+Values arrive as FHIR JSON; their datatype is told from their shape (a Coding has ``code``,
+a Period ``start``/``end``…), which serves fhirpathpy results and direct walks alike.
+Values that do not parse (a malformed date in a resource that was stored anyway) yield no
+row: the validator reports them, search simply cannot find them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from gateway.search.parameters import SearchParameters
+from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
+from profiles.registry import Registry
+
+#: (name, system, value, low, high, number)
+Row = tuple[str, str | None, str | None, str | None, str | None, float | None]
+Cells = tuple[str | None, str | None, str | None, str | None, float | None]
+
+#: Parameters the resource table answers from its own columns.
+NOT_INDEXED = frozenset({"_id", "_lastUpdated"})
+
+#: The searchable parts of a HumanName and of an Address (the two share only "text").
+_STRING_PARTS = (
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
+
+
+class SearchIndexer:
+    """Turns a resource into its search index rows; build once, reuse for every write."""
+
+    def __init__(self, registry: Registry, parameters: SearchParameters | None = None) -> None:
+        self.parameters = parameters or SearchParameters(registry)
+
+    def rows(self, resource: dict[str, Any]) -> list[Row]:
+        """Every index row of the resource, de-duplicated, in parameter order."""
+        rows: dict[Row, None] = {}
+        for code, parameter in self.parameters.for_type(resource["resourceType"]).items():
+            if code in NOT_INDEXED:
+                continue
+            encode = ENCODERS[parameter.type]
+            for value in parameter.extract(resource):
+                for cells in encode(value):
+                    rows[(code, *cells)] = None
+        return list(rows)
+
+
+def _token(value: Any) -> Iterator[Cells]:
+    if isinstance(value, bool):
+        yield None, "true" if value else "false", None, None, None
+    elif isinstance(value, str):
+        yield None, value, None, None, None
+    elif isinstance(value, dict):
+        if "coding" in value:  # CodeableConcept
+            for coding in value["coding"]:
+                yield from _token(coding)
+        elif "code" in value:  # Coding
+            yield value.get("system"), value["code"], None, None, None
+        elif "value" in value:  # Identifier, ContactPoint
+            yield value.get("system"), str(value["value"]), None, None, None
+
+
+def _string(value: Any) -> Iterator[Cells]:
+    if isinstance(value, str):
+        yield value, normalise(value), None, None, None
+    elif isinstance(value, dict):
+        for part in _STRING_PARTS:
+            item = value.get(part)
+            for text in item if isinstance(item, list) else [item]:
+                if isinstance(text, str):
+                    yield text, normalise(text), None, None, None
+
+
+def _date(value: Any) -> Iterator[Cells]:
+    if isinstance(value, str):
+        try:
+            low, high = date_range(value)
+        except ValueError:
+            return
+        yield None, None, low, high, None
+    elif isinstance(value, dict) and ("start" in value or "end" in value):  # Period
+        try:
+            low = date_range(value["start"])[0] if "start" in value else MIN_INSTANT
+            high = date_range(value["end"])[1] if "end" in value else MAX_INSTANT
+        except ValueError:
+            return
+        yield None, None, low, high, None
+    elif isinstance(value, dict) and "event" in value:  # Timing
+        for event in value["event"]:
+            yield from _date(event)
+
+
+def _reference(value: Any) -> Iterator[Cells]:
+    reference = value.get("reference") if isinstance(value, dict) else value  # canonical: a bare URL
+    if not isinstance(reference, str) or reference.startswith("#"):
+        return
+    parts = reference.split("/")
+    if "://" not in reference and not reference.startswith("urn:") and len(parts) in (2, 4):
+        yield parts[0], parts[1], None, None, None  # Type/id or Type/id/_history/n
+    else:
+        yield None, reference, None, None, None
+
+
+def _quantity(value: Any) -> Iterator[Cells]:
+    if isinstance(value, dict) and _is_number(value.get("value")):
+        yield value.get("system"), value.get("code") or value.get("unit"), None, None, float(value["value"])
+
+
+def _number(value: Any) -> Iterator[Cells]:
+    if _is_number(value):
+        yield None, None, None, None, float(value)
+
+
+def _uri(value: Any) -> Iterator[Cells]:
+    if isinstance(value, str):
+        yield None, value, None, None, None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+ENCODERS: dict[str, Callable[[Any], Iterator[Cells]]] = {
+    "token": _token,
+    "string": _string,
+    "date": _date,
+    "reference": _reference,
+    "quantity": _quantity,
+    "number": _number,
+    "uri": _uri,
+}

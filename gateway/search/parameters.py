@@ -1,0 +1,218 @@
+"""Search parameters compiled into value extractors, once per resource type.
+
+Why: every write indexes the resource against every parameter of its type, so extraction is
+on the hot path.  fhirpathpy is general but slow (it wraps every node), while most R4
+expressions are plain dotted paths (``Patient.identifier``, ``Coverage.beneficiary``); those
+and ``extension('url')`` steps are walked over the JSON dicts directly, with choice elements
+(``Observation.effective``) resolved from the R4 base model.  The rest goes through
+fhirpathpy.  Measured on the Patient example: 0.14 ms for all 33 parameters against 0.41 ms
+with fhirpathpy alone.  (fhirpathpy 2.2 also returns only the first of several repeats of
+one extension, which the walk does not.)
+
+R4 narrows polymorphic references with ``.where(resolve() is Patient)``; nothing here can
+resolve a reference, so the clause is cut off and replaced by a filter on the reference's
+type.  A parameter whose expression still fails (an unimplemented function, a syntax
+fhirpathpy does not know) is left out and reported by :meth:`SearchParameters.unsupported`,
+so the CapabilityStatement advertises only what really works.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fhirpathpy
+from fhirpathpy.models import models
+
+from profiles.registry import Registry
+
+Extractor = Callable[[dict[str, Any]], list[Any]]
+
+_RESOLVE = re.compile(r"^\(?(?P<path>.+?)\.where\(resolve\(\) is (?P<type>[A-Za-z]+)\)\)?$")
+_PATH = re.compile(r"[A-Z][A-Za-z]*(?:\.(?:[a-z][A-Za-z0-9]*|extension\('[^']+'\)))+")
+_STEP = re.compile(r"\.(?:extension\('(?P<url>[^']+)'\)|(?P<name>[a-z][A-Za-z0-9]*))")
+_AS_OPERATOR = re.compile(r"^\((?P<path>[^()]+) as (?P<type>[A-Za-z]+)\)$")
+_AS_FUNCTION = re.compile(r"\.as\((?P<type>[A-Za-z]+)\)")
+_OF_TYPE = re.compile(r"(?P<path>.+)\.ofType\((?P<type>[A-Za-z]+)\)")
+
+#: one step of a direct walk: element name, whether it is a choice ([x]), extension url filter
+Step = tuple[str, bool, str | None]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One search parameter of one resource type, ready to extract values."""
+
+    code: str
+    type: str
+    expression: str
+    targets: tuple[str, ...]
+    url: str
+    extract: Extractor
+
+
+class SearchParameters:
+    """The compiled search parameters of every resource type, built lazily and cached."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._compiled: dict[str, dict[str, Parameter]] = {}
+        self._failed: dict[str, dict[str, str]] = {}
+
+    def for_type(self, resource_type: str) -> dict[str, Parameter]:
+        """Supported parameters of a type by code (``Resource`` ones included)."""
+        if resource_type not in self._compiled:
+            self._compile(resource_type)
+        return self._compiled[resource_type]
+
+    def get(self, resource_type: str, code: str) -> Parameter | None:
+        return self.for_type(resource_type).get(code)
+
+    def unsupported(self, resource_type: str) -> dict[str, str]:
+        """Defined parameters that could not be compiled, code → why."""
+        self.for_type(resource_type)
+        return self._failed[resource_type]
+
+    def _compile(self, resource_type: str) -> None:
+        compiled: dict[str, Parameter] = {}
+        failed: dict[str, str] = {}
+        for code, spec in self.registry.search_parameters(resource_type).items():
+            try:
+                extract = self._extractor(spec["expression"], resource_type)
+            except Exception as exc:  # fhirpathpy raises bare Exception for unknown functions
+                failed[code] = str(exc)
+                continue
+            compiled[code] = Parameter(
+                code, spec["type"], spec["expression"], tuple(spec.get("target", [])), spec["url"], extract
+            )
+        self._compiled[resource_type] = compiled
+        self._failed[resource_type] = failed
+
+    def _extractor(self, expression: str, resource_type: str) -> Extractor:
+        """One extractor for the branches of a (possibly shared) expression that apply to the type."""
+        starts = tuple(f"{prefix}{root}." for prefix in ("", "(") for root in (resource_type, "Resource"))
+        parts = [part for part in split_union(expression) if part.startswith(starts)]
+        if not parts:
+            raise ValueError(f"no part of the expression applies to {resource_type}")
+        branches = [self._branch(part, resource_type) for part in parts]
+
+        def extract(resource: dict[str, Any]) -> list[Any]:
+            # An expression can still fail on odd data (fhirpathpy raises on type clashes);
+            # like a malformed value, that yields nothing to index rather than refusing the write.
+            try:
+                return [value for branch in branches for value in branch(resource)]
+            except Exception:
+                return []
+
+        return extract
+
+    def _branch(self, expression: str, resource_type: str) -> Extractor:
+        target = None
+        if match := _RESOLVE.match(expression):
+            expression, target = match["path"], match["type"]
+        if "resolve()" in expression:
+            raise ValueError("resolve() is not supported")
+        # Resource-level parameters are written on "Resource." but apply to every type.
+        if expression.startswith("Resource."):
+            expression = resource_type + expression[len("Resource") :]
+        # R4 writes "(X as T)" where X repeats (Observation.component.value); FHIRPath's "as"
+        # wants a singleton, "ofType" filters a collection, which is what R4 means.
+        if match := _AS_OPERATOR.match(expression):
+            expression = f"{match['path']}.ofType({match['type']})"
+        expression = _AS_FUNCTION.sub(r".ofType(\g<type>)", expression)
+        extract = self._dotted(expression) or self._fhirpath(expression, resource_type)
+        if target is None:
+            return extract
+        return lambda resource: [v for v in extract(resource) if _refers_to(v, target)]
+
+    def _dotted(self, expression: str) -> Extractor | None:
+        """A direct dict walk for a plain path (optionally ending in a choice's ``ofType``)."""
+        of_type = _OF_TYPE.fullmatch(expression)
+        path = of_type["path"] if of_type else expression
+        if not _PATH.fullmatch(path):
+            return None
+        root = path.split(".", 1)[0]
+        steps = _model_steps(self.registry.base_types, root, _STEP.finditer(path, len(root)))
+        if steps is None:
+            return None
+        if of_type:
+            name, choice, _ = steps[-1]
+            if not choice:
+                return None
+            kind = of_type["type"]
+            steps[-1] = (name + kind[0].upper() + kind[1:], False, None)  # value[x] as Quantity: valueQuantity
+        return lambda resource: list(_walk([resource], steps))
+
+    @staticmethod
+    def _fhirpath(expression: str, resource_type: str) -> Extractor:
+        compiled = fhirpathpy.compile(expression, models["r4"])
+        compiled({"resourceType": resource_type})  # unknown functions only fail when evaluated
+        return compiled
+
+
+def split_union(expression: str) -> list[str]:
+    """Split at top-level ``|``: a union inside parentheses belongs to one branch."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(expression):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(expression[start:index].strip())
+            start = index + 1
+    parts.append(expression[start:].strip())
+    return [p for p in parts if p]
+
+
+def _model_steps(types: dict[str, Any], root: str, matches: Iterator[re.Match[str]]) -> list[Step] | None:
+    """The walk's steps, or None if the path leaves the R4 model."""
+    if root not in types:
+        return None
+    node_path, steps = root, []
+    for match in matches:
+        if match["url"]:
+            steps.append(("extension", False, match["url"]))
+            node_path = "Extension"
+            continue
+        name = match["name"]
+        node = types[node_path.split(".")[0]]["nodes"].get(node_path, {}) if node_path else {}
+        spec, choice = node.get(name), False
+        if spec is None:
+            spec, choice = node.get(f"{name}[x]"), True
+        if spec is None:
+            return None
+        steps.append((name, choice, None))
+        if "node" in spec:
+            node_path = spec["node"]
+        elif len(spec.get("types", [])) == 1 and spec["types"][0]["code"] in types:
+            node_path = spec["types"][0]["code"]
+        else:
+            node_path = ""  # a choice or a primitive: only valid as the last step
+    return steps
+
+
+def _walk(values: list[Any], steps: list[Step]) -> Iterator[Any]:
+    for value in values:
+        if not steps:
+            yield value
+            continue
+        if not isinstance(value, dict):
+            continue
+        name, choice, url = steps[0]
+        if url:
+            found = [e for e in value.get("extension", []) if isinstance(e, dict) and e.get("url") == url]
+        elif choice:
+            found = [v for k, v in value.items() if k.startswith(name) and k[len(name) : len(name) + 1].isupper()]
+        else:
+            found = [value[name]] if name in value else []
+        for item in found:
+            yield from _walk(item if isinstance(item, list) else [item], steps[1:])
+
+
+def _refers_to(value: Any, resource_type: str) -> bool:
+    """Whether a Reference points at a resource of the type (relative or absolute URL)."""
+    reference = value.get("reference", "") if isinstance(value, dict) else ""
+    return reference.startswith(f"{resource_type}/") or f"/{resource_type}/" in reference

@@ -1,0 +1,440 @@
+"""Parse a FHIR search request into a :class:`SearchQuery` the SQL builder can trust.
+
+Why parse fully up front: every value is checked (dates, numbers, prefixes, modifiers) before
+any SQL exists, so a bad request is refused with a message naming the parameter instead of
+silently matching nothing, and the SQL builder only ever sees well-formed values.
+
+The request is a list of (key, value) pairs, as from a query string or a form body: repeated
+keys AND, commas inside one value OR (``\\,`` is a literal comma).  With ``handling="strict"``
+(the server's default) an unknown parameter or modifier is an error; with ``"lenient"`` it is
+recorded in :attr:`SearchQuery.ignored` so the server can report what it did not apply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from gateway.search.parameters import Parameter, SearchParameters
+from gateway.search.values import date_range
+
+PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
+ORDERED_TYPES = frozenset({"date", "number", "quantity"})
+SORTABLE_TYPES = frozenset({"string", "date", "token", "number", "quantity", "uri"})
+MODIFIERS = {
+    "string": {"exact", "contains", "missing"},
+    "token": {"not", "missing"},
+    "reference": {"missing"},
+    "uri": {"below", "above", "missing"},
+    "date": {"missing"},
+    "number": {"missing"},
+    "quantity": {"missing"},
+}
+#: Modifiers R4 defines that this gateway does not implement (an unsupported, not unknown, modifier).
+UNSUPPORTED_MODIFIERS = frozenset({"text", "in", "not-in", "of-type", "identifier", "iterate"})
+SUMMARY_VALUES = ("count", "true", "false", "data", "text")
+TOTAL_VALUES = ("none", "estimate", "accurate")
+DEFAULT_COUNT, MAX_COUNT = 20, 1000
+MAX_SQL_INTEGER = 2**31 - 1
+IGNORED_CONTROLS = frozenset({"_format", "_pretty"})
+EXAMPLES = {
+    "date": "ge2026-11-01, 2026-11-01T09:30:00+08:00",
+    "number": "gt5.4",
+    "quantity": "le6.1|http://unitsofmeasure.org|mmol/L",
+    "missing": "true / false",
+    "count": f"0–{MAX_COUNT}",
+    "offset": "0, 20, 40",
+    "summary": " / ".join(SUMMARY_VALUES),
+    "total": " / ".join(TOTAL_VALUES),
+    "include": "Encounter:subject:Patient",
+    "string": "张",
+    "uri": "http://fhir.yiyang.cn/StructureDefinition/yy-patient",
+    "token": "urn:oid:2.16.156.10011.1.3|410105194912310020",
+    "reference": "Patient/zhang-xiuying",
+}
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+", re.ASCII)
+
+
+@cache
+def catalog() -> dict[str, dict[str, str]]:
+    with (Path(__file__).parent / "messages.json").open(encoding="utf-8") as handle:
+        entries = json.load(handle)
+    entries.pop("_about")
+    return entries
+
+
+class SearchError(ValueError):
+    """A search request the gateway will not run; words itself from ``messages.json``."""
+
+    def __init__(self, message_id: str, params: dict[str, Any], expression: str) -> None:
+        super().__init__(message_id, params, expression)
+        self.message_id = message_id
+        self.params = params
+        #: the request key at fault (e.g. "birthdate:exact"), for OperationOutcome.issue.expression
+        self.expression = expression
+
+    def text(self, lang: str = "zh-CN") -> str:
+        return catalog()[self.message_id][lang].format(**self.params)
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
+@dataclass(frozen=True)
+class SearchValue:
+    """One OR-alternative of a criterion; which fields are set depends on the parameter type.
+
+    token: ``system`` None = any system, "" = no system; ``code`` None = any code.
+    reference: ``system`` = target type (or None), ``code`` = id or absolute URL.
+    string, uri: ``text``.  date: ``low``/``high``.  number, quantity: ``number`` and the
+    ``[number_low, number_high)`` interval its precision denotes; quantity adds system, code.
+    """
+
+    prefix: str = "eq"
+    text: str | None = None
+    system: str | None = None
+    code: str | None = None
+    low: str | None = None
+    high: str | None = None
+    number: float | None = None
+    number_low: float | None = None
+    number_high: float | None = None
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One search parameter occurrence: its values OR together."""
+
+    param: str
+    type: str
+    modifier: str | None = None
+    values: tuple[SearchValue, ...] = ()
+    missing: bool | None = None
+    #: for a chain (``subject:Patient.name=…``): the types searched and the criterion on them
+    targets: tuple[str, ...] = ()
+    chain: Criterion | None = None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    param: str
+    type: str
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class Include:
+    """``_include`` / ``_revinclude``: references named ``params`` held by ``source_type``."""
+
+    source_type: str
+    params: tuple[str, ...]
+    target_type: str | None = None
+
+
+@dataclass
+class SearchQuery:
+    resource_type: str
+    criteria: list[Criterion] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    offset: int = 0
+    sort: list[SortKey] = field(default_factory=list)
+    include: list[Include] = field(default_factory=list)
+    revinclude: list[Include] = field(default_factory=list)
+    summary: str | None = None
+    elements: list[str] = field(default_factory=list)
+    total: str | None = None
+    #: unknown or unsupported parameters skipped under handling=lenient
+    ignored: list[SearchError] = field(default_factory=list)
+
+
+def parse_search(
+    resource_type: str,
+    pairs: Iterable[tuple[str, str]],
+    parameters: SearchParameters,
+    *,
+    handling: str = "strict",
+) -> SearchQuery:
+    """Parse request pairs for a resource type; raise :class:`SearchError` on the first fault."""
+    parser = _Parser(resource_type, parameters)
+    for key, value in pairs:
+        try:
+            parser.add(key, value)
+        except _Ignorable as exc:
+            if handling != "lenient":
+                raise exc.error from None
+            parser.query.ignored.append(exc.error)
+    return parser.query
+
+
+class _Ignorable(Exception):
+    """An unknown or unsupported parameter or modifier: an error unless handling=lenient."""
+
+    def __init__(self, error: SearchError) -> None:
+        super().__init__(error.message_id)
+        self.error = error
+
+
+class _Parser:
+    def __init__(self, resource_type: str, parameters: SearchParameters) -> None:
+        self.parameters = parameters
+        self.query = SearchQuery(resource_type)
+
+    @property
+    def own(self) -> dict[str, Parameter]:
+        return self.parameters.for_type(self.query.resource_type)
+
+    def add(self, key: str, value: str) -> None:
+        name = key.split(":", 1)[0]
+        if name in IGNORED_CONTROLS:
+            return
+        if handler := _CONTROLS.get(name):
+            if ":" in key:
+                raise _Ignorable(SearchError("search.unsupported-modifier", _names(key), key))
+            handler(self, key, value)
+        elif value != "":  # R4: a parameter with an empty value is ignored
+            self.query.criteria.append(self.criterion(self.query.resource_type, key, value, chained=False))
+
+    # -- criteria ----------------------------------------------------------------------------
+    def criterion(self, resource_type: str, key: str, value: str, *, chained: bool) -> Criterion:
+        head, dot, tail = key.partition(".")
+        code, _, modifier = head.partition(":")
+        parameter = self._parameter(resource_type, code, key)
+        if dot:
+            if chained:
+                raise SearchError("search.chain-too-deep", {"param": key}, key)
+            return self._chain(parameter, modifier, tail, value, key)
+        if modifier == "missing":
+            if value not in ("true", "false"):
+                raise SearchError("search.bad-value", _bad(key, value, EXAMPLES["missing"]), key)
+            return Criterion(code, parameter.type, modifier, missing=value == "true")
+        if modifier and parameter.type == "reference" and modifier in parameter.targets:
+            return Criterion(code, parameter.type, None, self._values(parameter.type, value, key, modifier))
+        if modifier:
+            self._check_modifier(parameter, modifier, key)
+        return Criterion(code, parameter.type, modifier or None, self._values(parameter.type, value, key, None))
+
+    def _parameter(self, resource_type: str, code: str, key: str) -> Parameter:
+        parameter = self.parameters.get(resource_type, code)
+        if parameter is None:
+            raise _Ignorable(SearchError("search.unknown-parameter", {"param": code, "type": resource_type}, key))
+        return parameter
+
+    def _check_modifier(self, parameter: Parameter, modifier: str, key: str) -> None:
+        if modifier in MODIFIERS.get(parameter.type, set()):
+            return
+        message = "search.unsupported-modifier" if modifier in UNSUPPORTED_MODIFIERS else "search.unknown-modifier"
+        raise _Ignorable(SearchError(message, {"param": parameter.code, "modifier": modifier}, key))
+
+    def _chain(self, parameter: Parameter, modifier: str, tail: str, value: str, key: str) -> Criterion:
+        if parameter.type != "reference":
+            raise SearchError("search.not-chainable", {"param": parameter.code, "chain": tail}, key)
+        if modifier and modifier not in parameter.targets:
+            self._check_modifier(parameter, modifier, key)
+        targets = (modifier,) if modifier else parameter.targets
+        chained_code = tail.split(":", 1)[0].split(".", 1)[0]
+        usable = tuple(t for t in targets if self.parameters.get(t, chained_code) is not None)
+        if not usable:
+            params = {"param": parameter.code, "chain": chained_code, "targets": ", ".join(targets) or "-"}
+            raise _Ignorable(SearchError("search.unknown-chain-parameter", params, key))
+        chain = self.criterion(usable[0], tail, value, chained=True)
+        return Criterion(parameter.code, "reference", targets=usable, chain=chain)
+
+    def _values(self, kind: str, value: str, key: str, target: str | None) -> tuple[SearchValue, ...]:
+        parse = _VALUE_PARSERS[kind]
+        values = []
+        for piece in _split(value, ","):
+            if piece:
+                try:
+                    values.append(parse(piece, target))
+                except (ValueError, ArithmeticError):
+                    raise SearchError("search.bad-value", _bad(key, piece, EXAMPLES[kind]), key) from None
+        if not values:
+            raise SearchError("search.bad-value", _bad(key, value, EXAMPLES.get(kind, "…")), key)
+        return tuple(values)
+
+    # -- result controls -----------------------------------------------------------------------
+    def _count(self, key: str, value: str) -> None:
+        self.query.count = min(_natural(key, value, "count"), MAX_COUNT)
+
+    def _offset(self, key: str, value: str) -> None:
+        self.query.offset = _natural(key, value, "offset")
+
+    def _sort(self, key: str, value: str) -> None:
+        for item in filter(None, value.split(",")):
+            code = item.removeprefix("-")
+            if code in ("_id", "_lastUpdated"):
+                kind = code
+            elif (parameter := self.own.get(code)) is not None and parameter.type in SORTABLE_TYPES:
+                kind = parameter.type
+            else:
+                raise _Ignorable(
+                    SearchError("search.unknown-sort", {"param": code, "type": self.query.resource_type}, key)
+                )
+            self.query.sort.append(SortKey(code, kind, item.startswith("-")))
+
+    def _include(self, key: str, value: str) -> None:
+        spec = self._include_spec(key, value, reverse=False)
+        if spec.source_type == self.query.resource_type:
+            self.query.include.append(spec)
+
+    def _revinclude(self, key: str, value: str) -> None:
+        self.query.revinclude.append(self._include_spec(key, value, reverse=True))
+
+    def _include_spec(self, key: str, value: str, *, reverse: bool) -> Include:
+        if value == "*" and not reverse:
+            value = f"{self.query.resource_type}:*"
+        source, _, rest = value.partition(":")
+        code, _, target = rest.partition(":")
+        bad = SearchError("search.bad-include", {"control": key, "value": value, "example": EXAMPLES["include"]}, key)
+        if not _RESOURCE_TYPE.fullmatch(source) or not code or (target and not _RESOURCE_TYPE.fullmatch(target)):
+            raise bad
+        references = {c: p for c, p in self.parameters.for_type(source).items() if p.type == "reference"}
+        if code == "*":
+            return Include(source, tuple(references), target or None)
+        if code not in references:
+            raise _Ignorable(SearchError("search.unknown-parameter", {"param": code, "type": source}, key))
+        return Include(source, (code,), target or None)
+
+    def _summary(self, key: str, value: str) -> None:
+        self.query.summary = _choice(key, value, SUMMARY_VALUES, "summary")
+
+    def _total(self, key: str, value: str) -> None:
+        self.query.total = _choice(key, value, TOTAL_VALUES, "total")
+
+    def _elements(self, key: str, value: str) -> None:
+        self.query.elements.extend(e.strip() for e in value.split(",") if e.strip())
+
+
+_CONTROLS = {
+    "_count": _Parser._count,
+    "_offset": _Parser._offset,
+    "_sort": _Parser._sort,
+    "_include": _Parser._include,
+    "_revinclude": _Parser._revinclude,
+    "_summary": _Parser._summary,
+    "_total": _Parser._total,
+    "_elements": _Parser._elements,
+}
+
+
+# -- values ------------------------------------------------------------------------------------
+def _split(text: str, separator: str) -> list[str]:
+    """Split at unescaped separators and undo the escapes (``\\,`` ``\\|`` ``\\$`` ``\\\\``)."""
+    pieces, current, escaped = [], [], False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == separator:
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if escaped:
+        current.append("\\")
+    pieces.append("".join(current))
+    return pieces
+
+
+def _prefixed(text: str) -> tuple[str, str]:
+    if text[:2] in PREFIXES:
+        return text[:2], text[2:]
+    return "eq", text
+
+
+def _string_value(text: str, _target: str | None) -> SearchValue:
+    return SearchValue(text=text)
+
+
+def _token_value(text: str, _target: str | None) -> SearchValue:
+    parts = _split(text, "|")
+    if len(parts) == 1:
+        return SearchValue(code=parts[0])
+    if len(parts) > 2:
+        raise ValueError("more than one '|'")
+    return SearchValue(system=parts[0], code=parts[1] or None)
+
+
+def _reference_value(text: str, target: str | None) -> SearchValue:
+    if "://" in text or text.startswith("urn:"):
+        return SearchValue(code=text)
+    kind, slash, ident = text.rpartition("/")
+    if slash and (not _RESOURCE_TYPE.fullmatch(kind) or not ident):
+        raise ValueError("not Type/id")
+    if slash and target and kind != target:
+        raise ValueError("type differs from the modifier")
+    return SearchValue(system=kind or target, code=ident)
+
+
+def _date_value(text: str, _target: str | None) -> SearchValue:
+    prefix, rest = _prefixed(text)
+    low, high = date_range(rest)
+    return SearchValue(prefix=prefix, low=low, high=high)
+
+
+def _number_parts(text: str) -> tuple[float, float, float]:
+    """The number and the [low, high) interval its significant digits denote (5.4 → 5.35, 5.45)."""
+    if not _NUMBER.fullmatch(text):
+        raise ValueError("not a number")
+    number = Decimal(text)
+    half = Decimal(5).scaleb(number.as_tuple().exponent - 1)
+    return float(number), float(number - half), float(number + half)
+
+
+def _number_value(text: str, _target: str | None) -> SearchValue:
+    prefix, rest = _prefixed(text)
+    number, low, high = _number_parts(rest)
+    return SearchValue(prefix=prefix, number=number, number_low=low, number_high=high)
+
+
+def _quantity_value(text: str, _target: str | None) -> SearchValue:
+    parts = _split(text, "|")
+    if len(parts) not in (1, 3):
+        raise ValueError("expected number|system|code")
+    prefix, rest = _prefixed(parts[0])
+    number, low, high = _number_parts(rest)
+    system, code = (parts[1] or None, parts[2] or None) if len(parts) == 3 else (None, None)
+    return SearchValue(prefix=prefix, number=number, number_low=low, number_high=high, system=system, code=code)
+
+
+_VALUE_PARSERS = {
+    "string": _string_value,
+    "uri": _string_value,
+    "token": _token_value,
+    "reference": _reference_value,
+    "date": _date_value,
+    "number": _number_value,
+    "quantity": _quantity_value,
+}
+
+
+def _natural(key: str, value: str, example: str) -> int:
+    """A non-negative integer that both databases accept for LIMIT / OFFSET."""
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_SQL_INTEGER:
+        raise SearchError("search.bad-value", _bad(key, value, EXAMPLES[example]), key)
+    return int(value)
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...], example: str) -> str:
+    if value not in choices:
+        raise SearchError("search.bad-value", _bad(key, value, EXAMPLES[example]), key)
+    return value
+
+
+def _bad(param: str, value: str, example: str) -> dict[str, str]:
+    return {"param": param, "value": value, "example": example}
+
+
+def _names(key: str) -> dict[str, str]:
+    name, _, modifier = key.partition(":")
+    return {"param": name, "modifier": modifier}

@@ -1,0 +1,107 @@
+"""Encodings shared by the indexer and the query parser, so both sides compare like with like.
+
+Dates become closed ranges of UTC instants in one fixed-width text format that sorts
+correctly as text on SQLite and PostgreSQL alike ('YYYY-MM-DDTHH:MM:SS.ffffffZ').  A value
+without an offset is Beijing time (+08:00): the province's sources never say, and it is
+what they mean.  A partial value ('2026', '2026-11') spans its whole year / month / day,
+and a value to the second spans that second, as R4 search requires.
+
+Strings are compared after NFKD without combining marks and case folding, so full-width
+'ＡＢＣ' finds 'abc' and 'José' finds 'jose'; Chinese characters are unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+
+MIN_INSTANT = "0001-01-01T00:00:00.000000Z"
+MAX_INSTANT = "9999-12-31T23:59:59.999999Z"
+BEIJING = timezone(timedelta(hours=8))
+
+_DATE = re.compile(
+    r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d+))?)?"
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,
+)
+_MICRO = timedelta(microseconds=1)
+
+
+def format_instant(moment: datetime) -> str:
+    """The fixed text form (strftime's %Y does not zero-pad years before 1000)."""
+    moment = moment.astimezone(UTC)
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
+    )
+
+
+def date_range(text: str) -> tuple[str, str]:
+    """[low, high] of a FHIR date, dateTime or instant; ValueError if it is not one."""
+    match = _DATE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a FHIR date: {text!r}")
+    parts = {k: v for k, v in match.groupdict().items() if v is not None}
+    zone = _zone(parts.get("zone"))
+    fraction = parts.get("fraction", "")[:6]
+    start = datetime(
+        int(parts["year"]),
+        int(parts.get("month", 1)),
+        int(parts.get("day", 1)),
+        int(parts.get("hour", 0)),
+        int(parts.get("minute", 0)),
+        int(parts.get("second", 0)),
+        int(fraction.ljust(6, "0")) if fraction else 0,
+        tzinfo=zone,
+    )
+    return _clamped(start), _clamped_end(start, parts, len(fraction))
+
+
+def _zone(text: str | None) -> timezone:
+    if text is None:
+        return BEIJING
+    if text == "Z":
+        return UTC
+    hours, minutes = int(text[1:3]), int(text[4:6])
+    if hours > 14 or minutes > 59:
+        raise ValueError(f"not a time-zone offset: {text!r}")
+    offset = timedelta(hours=hours, minutes=minutes)
+    return timezone(-offset if text[0] == "-" else offset)
+
+
+def _clamped(moment: datetime) -> str:
+    """The instant in UTC, or the nearer bound when UTC falls outside years 1–9999."""
+    try:
+        return format_instant(moment)
+    except OverflowError:
+        return MIN_INSTANT if moment.year == 1 else MAX_INSTANT
+
+
+def _clamped_end(start: datetime, parts: dict[str, str], fraction_digits: int) -> str:
+    """The last microsecond of the period the value's precision denotes."""
+    try:
+        if "month" not in parts:
+            after = start.replace(year=start.year + 1)
+        elif "day" not in parts:
+            after = (
+                start.replace(year=start.year + 1, month=1)
+                if start.month == 12
+                else start.replace(month=start.month + 1)
+            )
+        elif "hour" not in parts:
+            after = start + timedelta(days=1)
+        elif "second" not in parts:
+            after = start + timedelta(minutes=1)
+        else:
+            after = start + timedelta(microseconds=10 ** (6 - fraction_digits))
+        return _clamped(after - _MICRO)
+    except (OverflowError, ValueError):  # the period runs past year 9999
+        return MAX_INSTANT
+
+
+def normalise(text: str) -> str:
+    """The comparison form of a string: NFKD, combining marks dropped, case-folded."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()

@@ -1,0 +1,71 @@
+"""The composition root of everything but the web: built once per process from a Config and
+shared by the command line, the API and the tests.
+
+Each service is built on first use, so ``yiyang validate`` never opens a database and
+``yiyang serve`` compiles the validator once for all its requests.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from conformance.validator import Validator
+from gateway.config import Config
+from gateway.fhir.bundles import Bundles
+from gateway.fhir.repository import Repository
+from gateway.fhir.search import Searcher
+from gateway.search.indexer import SearchIndexer
+from gateway.search.parameters import SearchParameters
+from gateway.storage import open_store
+from gateway.storage.store import Store
+from mappings.engine import MappingEngine
+from profiles.registry import Registry
+
+
+class Services:
+    def __init__(self, config: Config, registry: Registry | None = None) -> None:
+        self.config = config
+        self._registry = registry
+
+    @cached_property
+    def registry(self) -> Registry:
+        return self._registry or Registry(self.config.canonical_base)
+
+    @cached_property
+    def validator(self) -> Validator:
+        return Validator(self.registry)
+
+    @cached_property
+    def engine(self) -> MappingEngine:
+        from gateway.ingest.commands import build_engine
+
+        return build_engine(self.registry)
+
+    @cached_property
+    def parameters(self) -> SearchParameters:
+        return SearchParameters(self.registry)
+
+    @cached_property
+    def indexer(self) -> SearchIndexer:
+        return SearchIndexer(self.registry, self.parameters)
+
+    @cached_property
+    def store(self) -> Store:
+        return open_store(self.config.database_url, self.indexer.rows)
+
+    @cached_property
+    def searcher(self) -> Searcher:
+        return Searcher(self.parameters, self.config.page_size, self.config.max_page_size)
+
+    @cached_property
+    def repository(self) -> Repository:
+        return Repository(self.store, self.validator, self.registry, self.config, self.searcher)
+
+    @cached_property
+    def bundles(self) -> Bundles:
+        return Bundles(self.repository, self.searcher, self.config.base_url)
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+            del self.__dict__["store"]

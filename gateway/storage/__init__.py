@@ -1,0 +1,26 @@
+"""Storage: one interface (``store.py``), two databases, versioned migrations.
+
+The only package that imports database drivers.  ``open_store(url)`` takes
+``sqlite:///PATH`` (the embedded default) or ``postgresql://…`` and returns a store whose
+schema is up to date.
+"""
+
+from __future__ import annotations
+
+from gateway.storage.store import Indexer, Store, StoreError
+
+
+def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True) -> Store:
+    if url.startswith("sqlite://"):
+        from gateway.storage.sqlite import SQLiteStore
+
+        store: Store = SQLiteStore(url, indexer)
+    elif url.startswith(("postgresql://", "postgres://")):
+        from gateway.storage.postgres import PostgresStore
+
+        store = PostgresStore(url, indexer)
+    else:
+        raise StoreError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://…")
+    if upgrade:
+        store.upgrade()
+    return store

@@ -1,0 +1,58 @@
+"""What differs between the two databases, and nothing else.
+
+The store's SQL is written once, with ``?`` placeholders and portable statements
+(``INSERT … ON CONFLICT``, ``SAVEPOINT``, ``EXISTS``); a :class:`Dialect` supplies the few
+places SQLite and PostgreSQL disagree: placeholder style, column types in the migrations, how
+a JSON document goes in and comes out, how a write transaction begins and how to take a lock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    #: column types the migrations name as {json}, {bool}, {serial}, {real}
+    types: dict[str, str]
+    #: statement opening a write transaction
+    begin: str
+    placeholder: str = "?"
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def ddl(self, text: str) -> str:
+        return re.sub(r"\{(\w+)\}", lambda m: self.types[m.group(1)], text)
+
+    @staticmethod
+    def json_in(document: Any) -> str:
+        """A JSON document as both drivers take it (PostgreSQL casts the text to JSONB)."""
+        return orjson.dumps(document).decode()
+
+    @staticmethod
+    def json_out(value: Any) -> Any:
+        """A JSON document as the driver returned it, parsed."""
+        return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+SQLITE = Dialect(
+    "sqlite",
+    types={"json": "TEXT", "bool": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
+    # IMMEDIATE takes the write lock at once: a second writer waits (busy_timeout) instead of
+    # failing halfway through with "database is locked" when it first writes.
+    begin="BEGIN IMMEDIATE",
+)
+
+
+POSTGRES = Dialect(
+    "postgresql",
+    types={"json": "JSONB", "bool": "BOOLEAN", "serial": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+    begin="BEGIN",
+    placeholder="%s",
+)

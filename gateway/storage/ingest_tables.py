@@ -1,0 +1,125 @@
+"""The tables the ingest pipeline keeps beside the resources (see migrations/0002_ingest.sql).
+
+They live in the resource store so that a record's identity keys, keyed-resource time, ledger
+entry and quarantine entry commit in the same transaction as its resources.  The rules that
+decide what to write stay in ``gateway/ingest``; these classes only read and write rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from gateway.storage.resources import now_instant
+from gateway.storage.store import Executor
+
+
+class IdentityKeys:
+    """Match key (身份证号, 医保人员编号, 健康档案编号) → the person's Patient id."""
+
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    def person_of(self, key: str) -> str | None:
+        row = self.sql.one("SELECT person_id FROM person_key WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def link(self, person_id: str, keys: Sequence[str]) -> None:
+        self.sql.executemany(
+            "INSERT INTO person_key (key, person_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            [(key, person_id) for key in keys],
+        )
+
+
+class Keyed:
+    """Which resources are keyed, and the event time their stored version speaks for."""
+
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    def as_of(self, kind: str, resource_id: str) -> tuple[bool, str | None]:
+        """(whether the resource is keyed and stored, the time its stored version speaks for)."""
+        row = self.sql.one("SELECT as_of FROM keyed WHERE type = ? AND id = ?", (kind, resource_id))
+        return (row is not None, row[0] if row else None)
+
+    def put(self, kind: str, resource_id: str, as_of: str | None) -> None:
+        self.sql.execute(
+            "INSERT INTO keyed (type, id, as_of) VALUES (?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET as_of = excluded.as_of",
+            (kind, resource_id, as_of),
+        )
+
+
+class Ledger:
+    """Records seen, by content (scope = file | spec | spec version, digest of the fields)."""
+
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    def get(self, scope: str, digest: str) -> tuple[str, str, bool] | None:
+        """(location, run, landed) of the record with this content, if seen."""
+        row = self.sql.one("SELECT location, run, landed FROM ledger WHERE scope = ? AND digest = ?", (scope, digest))
+        return (row[0], row[1], bool(row[2])) if row else None
+
+    def put(self, scope: str, digest: str, location: str, run: str, landed: bool) -> None:
+        self.sql.execute(
+            "INSERT INTO ledger (scope, digest, location, run, landed) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (scope, digest) DO UPDATE SET location = excluded.location, run = excluded.run, "
+            "landed = excluded.landed",
+            (scope, digest, location, run, landed),
+        )
+
+    def claim(self, scope: str, digest: str, run: str) -> None:
+        """Mark a landed record as seen by this run, so a second copy in it is a duplicate."""
+        self.sql.execute("UPDATE ledger SET run = ? WHERE scope = ? AND digest = ?", (run, scope, digest))
+
+
+class Quarantine:
+    """One entry per quarantined record, keyed by where it came from."""
+
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    def put(self, entry: dict[str, Any]) -> None:
+        """Quarantine a record, replacing what an earlier attempt at the same record left."""
+        self.sql.execute(
+            "INSERT INTO quarantine (source, file, location, recorded, entry) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (source, file, location) DO UPDATE SET recorded = excluded.recorded, entry = excluded.entry",
+            (entry["source"], entry["file"], entry["location"], now_instant(), self.sql.dialect.json_in(entry)),
+        )
+
+    def release(self, source: str, file: str, location: str) -> None:
+        """The record landed (on replay, or re-ingested after a fix): it leaves the quarantine."""
+        self.sql.execute(
+            "DELETE FROM quarantine WHERE source = ? AND file = ? AND location = ?", (source, file, location)
+        )
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        for (entry,) in self.sql.all("SELECT entry FROM quarantine ORDER BY seq"):
+            yield self.sql.dialect.json_out(entry)
+
+    def count(self) -> int:
+        return int(self.sql.one("SELECT COUNT(*) FROM quarantine")[0])
+
+
+class Conflicts:
+    """Demographic disagreements the identity merge kept the archive's value for."""
+
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    def add(self, entry: dict[str, Any]) -> bool:
+        """Record one; False when this record already reported it (a re-run)."""
+        key = (entry["person"], entry["element"], entry["file"], entry["location"])
+        if self.sql.one(
+            "SELECT 1 FROM identity_conflict WHERE person_id = ? AND element = ? AND file = ? AND location = ?", key
+        ):
+            return False
+        self.sql.execute(
+            "INSERT INTO identity_conflict (person_id, element, file, location, entry) VALUES (?, ?, ?, ?, ?)",
+            (*key, self.sql.dialect.json_in(entry)),
+        )
+        return True
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        for (entry,) in self.sql.all("SELECT entry FROM identity_conflict ORDER BY seq"):
+            yield self.sql.dialect.json_out(entry)

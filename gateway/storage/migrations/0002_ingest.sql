@@ -1,0 +1,49 @@
+-- What the ingest pipeline keeps beside the resources, in the same store so that one record
+-- commits as one transaction: the identity index, keyed resources' event times, the ledger
+-- of records seen, the quarantine and the demographic disagreements.
+
+-- Match keys (身份证号, 医保人员编号, 健康档案编号) of the Patient each person is.
+CREATE TABLE person_key (
+    key TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL
+);
+
+-- The event time the stored version of a keyed resource speaks for (HL7 EVN-6 …).
+CREATE TABLE keyed (
+    type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    as_of TEXT,
+    PRIMARY KEY (type, id)
+);
+
+-- Records seen, by content, per file and spec version (see gateway/ingest/ledger.py).
+CREATE TABLE ledger (
+    scope TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    location TEXT NOT NULL,
+    run TEXT NOT NULL,
+    landed {bool} NOT NULL,
+    PRIMARY KEY (scope, digest)
+);
+
+-- Records that did not become valid FHIR: one entry per record, replaced when it fails again.
+CREATE TABLE quarantine (
+    seq {serial},
+    source TEXT NOT NULL,
+    file TEXT NOT NULL,
+    location TEXT NOT NULL,
+    recorded TEXT NOT NULL,
+    entry {json} NOT NULL,
+    UNIQUE (source, file, location)
+);
+
+-- Demographics a source disagreed on with the archive (kept, reported once per record).
+CREATE TABLE identity_conflict (
+    seq {serial},
+    person_id TEXT NOT NULL,
+    element TEXT NOT NULL,
+    file TEXT NOT NULL,
+    location TEXT NOT NULL,
+    entry {json} NOT NULL,
+    UNIQUE (person_id, element, file, location)
+);

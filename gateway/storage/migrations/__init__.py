@@ -1,0 +1,65 @@
+"""Versioned schema migrations: ``NNNN_name.sql`` files applied in order, each exactly once.
+
+A store records the versions it has in ``schema_migration``; :func:`apply` runs the missing
+ones, each in its own transaction with its version row, so an interrupted upgrade leaves the
+store at the last whole version and the next upgrade goes on from there.  A migration is
+written once for both databases, with ``{json}``, ``{bool}``, ``{serial}`` and ``{real}`` for
+the column types that differ (see ``dialect.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.storage.store import Executor
+
+FOLDER = Path(__file__).parent
+
+
+def available() -> list[tuple[int, Path]]:
+    return sorted((int(path.name[:4]), path) for path in FOLDER.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+LATEST = available()[-1][0]
+
+
+def current_version(sql: Executor) -> int:
+    sql.execute("CREATE TABLE IF NOT EXISTS schema_migration (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+    row = sql.one("SELECT MAX(version) FROM schema_migration")
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def apply(sql: Executor, target: int = LATEST) -> list[int]:
+    applied = []
+    sql.execute(sql.dialect.begin)
+    try:
+        have = current_version(sql)
+    finally:
+        sql.execute("COMMIT")
+    for version, path in available():
+        if version <= have or version > target:
+            continue
+        sql.execute(sql.dialect.begin)
+        try:
+            if current_version(sql) >= version:  # another process upgraded meanwhile
+                sql.execute("ROLLBACK")
+                continue
+            for statement in _statements(sql.dialect.ddl(path.read_text(encoding="utf-8"))):
+                sql.execute(statement)
+            sql.execute(
+                "INSERT INTO schema_migration (version, applied) VALUES (?, ?)",
+                (version, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+        except BaseException:
+            sql.execute("ROLLBACK")
+            raise
+        sql.execute("COMMIT")
+        applied.append(version)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration (they hold no semicolons inside literals)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

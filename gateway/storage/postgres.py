@@ -1,0 +1,62 @@
+"""The production store: PostgreSQL through psycopg 3 with a connection pool, documents as JSONB.
+
+A transaction holds one pooled connection from BEGIN to COMMIT.  Row locks (``SELECT … FOR
+UPDATE`` on the current version) serialise writers of one resource; a transaction-scoped
+advisory lock serialises what must not interleave across resources (two ingests merging the
+same person).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from gateway.storage.dialect import POSTGRES
+from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
+
+set_json_loads(orjson.loads)
+
+
+class PostgresStore(Store):
+    dialect = POSTGRES
+    errors = (psycopg.Error,)
+
+    def __init__(self, url: str, indexer: Indexer | None = None, pool_size: int = 4) -> None:
+        super().__init__(url, indexer)
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},  # transactions are begun explicitly, as on SQLite
+            open=True,
+            name="yiyang",
+        )
+        try:
+            self.pool.wait(timeout=10)
+        except PoolTimeout as exc:
+            self.pool.close()
+            raise StoreError(f"cannot connect to {_without_password(url)} within 10 s") from exc
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        with self.pool.connection() as connection:
+            yield connection
+
+    def _lock(self, executor: Executor, name: str) -> None:
+        executor.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _without_password(url: str) -> str:
+    """The URL for a message: a password never reaches a log or a terminal."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url

@@ -1,0 +1,218 @@
+"""Resources, their versions and their search index rows, written together.
+
+Every write appends a version (``resource_version``), replaces the current one (``resource``)
+and rewrites the resource's search index rows, all in the caller's transaction, so a search
+never sees an index that disagrees with the resource.  Writing a resource whose content is
+unchanged (``meta`` aside) makes no new version: re-ingesting an export, or replaying a
+transaction Bundle after a lost response, leaves the archive as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.search.query import SearchQuery
+from gateway.storage import search_sql
+from gateway.storage.store import Executor, Indexer, Stored, VersionConflict, without_version
+
+_COLUMNS = "type, id, version, last_updated, deleted, content"
+
+
+def now_instant() -> str:
+    """The store's clock, in the one fixed-width text form every timestamp column uses (so
+    that text order is time order on both databases) and that is a valid FHIR instant."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def store_instant(text: str) -> str:
+    """A FHIR instant (or a dateTime with a time zone) in the store's own form, for comparing
+    with its timestamps; ValueError when it is not one."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} needs a time zone (e.g. +08:00 or Z)")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Resources:
+    def __init__(self, sql: Executor, indexer: Indexer | None) -> None:
+        self.sql = sql
+        self.indexer = indexer
+
+    def _stored(self, row: Any) -> Stored:
+        content = self.sql.dialect.json_out(row[5]) if row[5] is not None else None
+        return Stored(row[0], row[1], int(row[2]), row[3], bool(row[4]), content)
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, kind: str, resource_id: str, *, for_update: bool = False) -> Stored | None:
+        """The current version, deleted or not; None when the id was never written."""
+        lock = " FOR UPDATE" if for_update and self.sql.dialect.name == "postgresql" else ""
+        row = self.sql.one(f"SELECT {_COLUMNS} FROM resource WHERE type = ? AND id = ?{lock}", (kind, resource_id))
+        return self._stored(row) if row else None
+
+    def vread(self, kind: str, resource_id: str, version: int) -> Stored | None:
+        row = self.sql.one(
+            f"SELECT {_COLUMNS} FROM resource_version WHERE type = ? AND id = ? AND version = ?",
+            (kind, resource_id, version),
+        )
+        return self._stored(row) if row else None
+
+    def exists(self, kind: str, resource_id: str) -> bool:
+        return (
+            self.sql.one("SELECT 1 FROM resource WHERE type = ? AND id = ? AND NOT deleted", (kind, resource_id))
+            is not None
+        )
+
+    def history(
+        self,
+        kind: str | None = None,
+        resource_id: str | None = None,
+        since: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[tuple[Stored, str]], int]:
+        """Versions newest first, each with the interaction that wrote it, and their total."""
+        where, params = ["1 = 1"], []
+        if kind:
+            where.append("type = ?")
+            params.append(kind)
+        if resource_id:
+            where.append("id = ?")
+            params.append(resource_id)
+        if since:
+            where.append("last_updated >= ?")
+            params.append(since)
+        condition = " AND ".join(where)
+        total = int(self.sql.one(f"SELECT COUNT(*) FROM resource_version WHERE {condition}", params)[0])
+        rows = self.sql.all(
+            f"SELECT {_COLUMNS}, method FROM resource_version WHERE {condition} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [(self._stored(row), row[6]) for row in rows], total
+
+    def current(
+        self, kinds: list[str] | None = None, since: str | None = None, ids: list[tuple[str, str]] | None = None
+    ) -> Iterator[Stored]:
+        """Current, undeleted resources (for export), oldest change first."""
+        where, params = ["NOT deleted"], []
+        if kinds:
+            where.append(f"type IN ({', '.join('?' for _ in kinds)})")
+            params.extend(kinds)
+        if since:
+            where.append("last_updated > ?")
+            params.append(since)
+        rows = self.sql.all(
+            f"SELECT {_COLUMNS} FROM resource WHERE {' AND '.join(where)} ORDER BY type, last_updated, id", params
+        )
+        for row in rows:
+            yield self._stored(row)
+
+    # -- search (the SQL comes from search_sql.py) -----------------------------------------
+    def search(self, query: SearchQuery, with_total: bool = True) -> tuple[list[Stored], int | None]:
+        """One page of matches and, when asked, how many there are in all."""
+        page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query))]
+        total = None
+        if with_total:
+            total = int(self.sql.one(*search_sql.count_sql(query))[0])
+        return page, total
+
+    def count(self, query: SearchQuery) -> int:
+        return int(self.sql.one(*search_sql.count_sql(query))[0])
+
+    def included(self, query: SearchQuery, page: list[Stored]) -> list[Stored]:
+        """What ``_include`` and ``_revinclude`` add to a page (each resource once, none of the
+        page's own)."""
+        keys = [(stored.type, stored.id) for stored in page]
+        found: dict[tuple[str, str], Stored] = {}
+        for statement in (
+            search_sql.include_sql(query.include, keys),
+            search_sql.revinclude_sql(query.revinclude, keys),
+        ):
+            if statement is not None:
+                for row in self.sql.all(*statement):
+                    stored = self._found(row)
+                    found.setdefault((stored.type, stored.id), stored)
+        for key in keys:
+            found.pop(key, None)
+        return list(found.values())
+
+    def referencing(self, kind: str, resource_id: str, params: Sequence[str], since: str | None = None) -> list[Stored]:
+        """Current resources whose reference parameters ``params`` point at kind/id (the
+        members of a compartment), changed after ``since`` when given."""
+        if not params:
+            return []
+        changed = " AND r.last_updated > ?" if since else ""
+        rows = self.sql.all(
+            f"SELECT {search_sql.COLUMNS} FROM resource r WHERE NOT r.deleted{changed} AND (r.type, r.id) IN "
+            f"(SELECT s.type, s.id FROM search_index s WHERE s.name IN ({', '.join('?' for _ in params)}) "
+            "AND s.system = ? AND s.value = ?) ORDER BY r.type, r.id",
+            [*([since] if since else []), *params, kind, resource_id],
+        )
+        return [self._found(row) for row in rows]
+
+    def _found(self, row: Any) -> Stored:
+        """A row of search_sql.COLUMNS (current, undeleted versions)."""
+        return Stored(row[0], row[1], int(row[2]), row[3], False, self.sql.dialect.json_out(row[4]))
+
+    def counts(self) -> dict[str, int]:
+        rows = self.sql.all("SELECT type, COUNT(*) FROM resource WHERE NOT deleted GROUP BY type ORDER BY type")
+        return {kind: int(count) for kind, count in rows}
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(
+        self, resource: dict[str, Any], *, method: str = "PUT", if_match: int | None = None
+    ) -> tuple[Stored, bool]:
+        """Store a new version of ``resource`` (its type and id say which); returns the stored
+        version and whether anything changed."""
+        kind, resource_id = resource["resourceType"], resource["id"]
+        current = self.read(kind, resource_id, for_update=True)
+        if if_match is not None and (current is None or current.deleted or current.version != if_match):
+            raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
+        if current is not None and not current.deleted and _same(current.resource, resource):
+            return current, False
+        version = current.version + 1 if current else 1
+        instant = now_instant()
+        meta = {**resource.get("meta", {}), "versionId": str(version), "lastUpdated": instant}
+        stored_resource = {"resourceType": kind, "id": resource_id, "meta": meta}
+        stored_resource.update((k, v) for k, v in resource.items() if k not in stored_resource)
+        stored = Stored(kind, resource_id, version, instant, False, stored_resource)
+        self._put(stored, method)
+        self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
+        if self.indexer is not None:
+            self.sql.executemany(
+                "INSERT INTO search_index (type, id, name, system, value, low, high, number) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(kind, resource_id, *row) for row in self.indexer(stored_resource)],
+            )
+        return stored, True
+
+    def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:
+        """Mark the resource deleted (its history stays); None when there was nothing to delete."""
+        current = self.read(kind, resource_id, for_update=True)
+        if if_match is not None and (current is None or current.version != if_match):
+            raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
+        if current is None or current.deleted:
+            return None
+        deleted = Stored(kind, resource_id, current.version + 1, now_instant(), True, None)
+        self._put(deleted, "DELETE")
+        self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
+        return deleted
+
+    def _put(self, stored: Stored, method: str) -> None:
+        content = self.sql.dialect.json_in(stored.resource) if stored.resource is not None else None
+        values = (stored.type, stored.id, stored.version, stored.last_updated, stored.deleted, content)
+        self.sql.execute(
+            f"INSERT INTO resource_version ({_COLUMNS}, method) VALUES (?, ?, ?, ?, ?, ?, ?)", (*values, method)
+        )
+        self.sql.execute(
+            f"INSERT INTO resource ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
+            "version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted, "
+            "content = excluded.content",
+            values,
+        )
+
+
+def _same(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
+    """Equal content, ignoring the version bookkeeping in meta."""
+    return stored is not None and without_version(stored) == without_version(incoming)

@@ -1,0 +1,310 @@
+"""Portable SQL for a parsed search: the WHERE and ORDER BY of a page, and its includes.
+
+Why hand-built SQL: the same text must run on SQLite and PostgreSQL (``?`` placeholders,
+converted by the store), so it sticks to EXISTS, IN, row values, LIKE … ESCAPE and
+MIN/MAX — no JSON operators, no dialect functions.  Every criterion is one EXISTS over the
+resource's ``search_index`` rows (see ``gateway/search/indexer.py`` for their encoding);
+values OR inside a criterion, criteria AND.
+
+Decisions worth knowing:
+
+* string ``:exact`` compares the raw text, which the indexer keeps in ``system`` of string
+  rows; the default (starts-with) and ``:contains`` compare the normalised ``value``.
+* date prefixes follow R4 on ranges: the resource's [low, high] against the value's;
+  ``ap`` is an overlap with the value's range widened by 10 % of its distance to now.
+* number and quantity ``eq`` / ``ne`` honour the value's precision (5.4 ⇒ [5.35, 5.45));
+  ``ap`` is ±10 % of the value.
+* text sorts by code point on SQLite; on PostgreSQL by the database's collation.  Both put
+  resources without a value last, and every order ends with ``r.id`` so pages are stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
+from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
+
+COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
+#: ap on dates: the value's range widens by this share of its distance from now
+APPROXIMATE = 0.1
+
+Sql = tuple[str, list[Any]]
+
+
+def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
+    """The condition on ``resource r`` for all criteria (``1=1`` when there are none)."""
+    builder = _Builder(now or datetime.now(UTC))
+    clauses = [builder.criterion(criterion, "r") for criterion in query.criteria]
+    return " AND ".join(clauses) or "1=1", builder.params
+
+
+def order_sql(query: SearchQuery) -> Sql:
+    """ORDER BY terms: the ``_sort`` keys, resources without a value last, then ``r.id``."""
+    terms: list[str] = []
+    params: list[Any] = []
+    for key in query.sort:
+        direction = "DESC" if key.descending else "ASC"
+        if key.param in ("_id", "_lastUpdated"):
+            terms.append(f"{'r.id' if key.param == '_id' else 'r.last_updated'} {direction}")
+            continue
+        column = _SORT_COLUMNS[key.type][key.descending]
+        aggregate = "MAX" if key.descending else "MIN"
+        value = (
+            f"(SELECT {aggregate}(o.{column}) FROM search_index o WHERE o.type = r.type AND o.id = r.id AND o.name = ?)"
+        )
+        terms += [f"{value} IS NULL", f"{value} {direction}"]
+        params += [key.param, key.param]
+    if not terms or terms[-1] not in ("r.id ASC", "r.id DESC"):
+        terms.append("r.id")
+    return ", ".join(terms), params
+
+
+def page_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
+    """The whole statement for one page of matches."""
+    where, where_params = where_sql(query, now=now)
+    order, order_params = order_sql(query)
+    sql = (
+        f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} "
+        f"ORDER BY {order} LIMIT ? OFFSET ?"
+    )
+    return sql, [query.resource_type, *where_params, *order_params, query.count, query.offset]
+
+
+def count_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
+    """How many resources match, for ``Bundle.total``."""
+    where, params = where_sql(query, now=now)
+    return f"SELECT COUNT(*) FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
+        query.resource_type,
+        *params,
+    ]
+
+
+def include_sql(includes: Sequence[Include], page: Sequence[tuple[str, str]]) -> Sql | None:
+    """The resources a page's references point at (``_include``), or None if nothing to fetch."""
+    selects: list[str] = []
+    params: list[Any] = []
+    for include in includes:
+        ids = [resource_id for kind, resource_id in page if kind == include.source_type]
+        if not ids or not include.params:
+            continue
+        target = " AND s.system = ?" if include.target_type else ""
+        selects.append(
+            f"SELECT s.system, s.value FROM search_index s WHERE s.type = ? AND s.id IN ({_marks(ids)}) "
+            f"AND s.name IN ({_marks(include.params)}) AND s.system IS NOT NULL{target}"
+        )
+        params += [include.source_type, *ids, *include.params]
+        params += [include.target_type] if include.target_type else []
+    return _fetch(selects, params)
+
+
+def revinclude_sql(revincludes: Sequence[Include], page: Sequence[tuple[str, str]]) -> Sql | None:
+    """The resources whose references point at a page's resources (``_revinclude``)."""
+    selects: list[str] = []
+    params: list[Any] = []
+    for include in revincludes:
+        for kind in dict.fromkeys(kind for kind, _ in page):
+            if include.target_type not in (None, kind) or not include.params:
+                continue
+            ids = [resource_id for k, resource_id in page if k == kind]
+            selects.append(
+                f"SELECT s.type, s.id FROM search_index s WHERE s.name IN ({_marks(include.params)}) "
+                f"AND s.system = ? AND s.value IN ({_marks(ids)}) AND s.type = ?"
+            )
+            params += [*include.params, kind, *ids, include.source_type]
+    return _fetch(selects, params)
+
+
+def _fetch(selects: list[str], params: list[Any]) -> Sql | None:
+    if not selects:
+        return None
+    union = " UNION ".join(selects)
+    return f"SELECT {COLUMNS} FROM resource r WHERE NOT r.deleted AND (r.type, r.id) IN ({union})", params
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+def _like(text: str) -> str:
+    """Escape LIKE wildcards so user text matches literally (with ``ESCAPE '\\'``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+#: sort column by parameter type: (ascending, descending)
+_SORT_COLUMNS = {
+    "string": ("value", "value"),
+    "token": ("value", "value"),
+    "uri": ("value", "value"),
+    "date": ("low", "high"),
+    "number": ("number", "number"),
+    "quantity": ("number", "number"),
+}
+
+
+class _Builder:
+    """Accumulates parameters in text order; hands out fresh aliases for nested queries."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.params: list[Any] = []
+        self.depth = 0
+
+    def criterion(self, criterion: Criterion, owner: str) -> str:
+        if criterion.param == "_id":
+            return self._column(criterion, lambda value: self._eq(f"{owner}.id", value.code))
+        if criterion.param == "_lastUpdated":
+            column = f"{owner}.last_updated"
+            return self._column(criterion, lambda value: self._date(value, column, column))
+        self.depth += 1
+        s = f"s{self.depth}"
+        head = f"SELECT 1 FROM search_index {s} WHERE {s}.type = {owner}.type AND {s}.id = {owner}.id AND {s}.name = ?"
+        self.params.append(criterion.param)
+        if criterion.missing is not None:
+            return f"{'NOT ' if criterion.missing else ''}EXISTS ({head})"
+        if criterion.chain is not None:
+            return f"EXISTS ({head} AND {self._chain(criterion, s)})"
+        matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}EXISTS ({head} AND ({matches}))"
+
+    def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
+        """_id and _lastUpdated: conditions on the resource table's own columns."""
+        if criterion.missing is not None:
+            return "1=0" if criterion.missing else "1=1"
+        matches = " OR ".join(f"({match(value)})" for value in criterion.values)
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}({matches})"
+
+    def _chain(self, criterion: Criterion, s: str) -> str:
+        assert criterion.chain is not None
+        t = f"t{self.depth}"
+        self.params.extend(criterion.targets)
+        inner = self.criterion(criterion.chain, t)
+        return (
+            f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "
+            f"WHERE {t}.type IN ({_marks(criterion.targets)}) AND NOT {t}.deleted AND {inner})"
+        )
+
+    def _match(self, criterion: Criterion, value: SearchValue, s: str) -> str:
+        kind, modifier = criterion.type, criterion.modifier
+        if kind == "string":
+            if modifier == "exact":
+                return self._eq(f"{s}.system", value.text)
+            pattern = _like(normalise(value.text or "")) + "%"
+            self.params.append("%" + pattern if modifier == "contains" else pattern)
+            return f"{s}.value LIKE ? ESCAPE '\\'"
+        if kind == "uri":
+            return self._uri(value, modifier, s)
+        if kind in ("token", "reference"):
+            return self._token(value, s)
+        if kind == "date":
+            return self._date(value, f"{s}.low", f"{s}.high")
+        return self._number(value, s)
+
+    def _eq(self, column: str, value: Any) -> str:
+        self.params.append(value)
+        return f"{column} = ?"
+
+    def _token(self, value: SearchValue, s: str) -> str:
+        parts = []
+        if value.system == "":
+            parts.append(f"{s}.system IS NULL")
+        elif value.system is not None:
+            parts.append(self._eq(f"{s}.system", value.system))
+        if value.code is not None:
+            parts.append(self._eq(f"{s}.value", value.code))
+        return " AND ".join(parts) or "1=1"
+
+    def _uri(self, value: SearchValue, modifier: str | None, s: str) -> str:
+        text = value.text or ""
+        if modifier == "below":
+            self.params += [text, _like(text.rstrip("/")) + "/%"]
+            return f"{s}.value = ? OR {s}.value LIKE ? ESCAPE '\\'"
+        if modifier == "above":
+            prefixes = _uri_prefixes(text)
+            self.params += prefixes
+            return f"{s}.value IN ({_marks(prefixes)})"
+        return self._eq(f"{s}.value", text)
+
+    def _date(self, value: SearchValue, low: str, high: str) -> str:
+        pl, ph = value.low, value.high
+        match value.prefix:
+            case "eq":
+                self.params += [pl, ph]
+                return f"{low} >= ? AND {high} <= ?"
+            case "ne":
+                self.params += [pl, ph]
+                return f"{low} < ? OR {high} > ?"
+            case "gt":
+                self.params.append(ph)
+                return f"{high} > ?"
+            case "lt":
+                self.params.append(pl)
+                return f"{low} < ?"
+            case "ge":
+                self.params += [ph, pl, ph]
+                return f"{high} > ? OR ({low} >= ? AND {high} <= ?)"
+            case "le":
+                self.params += [pl, pl, ph]
+                return f"{low} < ? OR ({low} >= ? AND {high} <= ?)"
+            case "sa":
+                self.params.append(ph)
+                return f"{low} > ?"
+            case "eb":
+                self.params.append(pl)
+                return f"{high} < ?"
+        wide_low, wide_high = _approximate(pl or MIN_INSTANT, ph or MAX_INSTANT, self.now)
+        self.params += [wide_high, wide_low]
+        return f"{low} <= ? AND {high} >= ?"
+
+    def _number(self, value: SearchValue, s: str) -> str:
+        parts = []
+        if value.system:
+            parts.append(self._eq(f"{s}.system", value.system))
+        if value.code:
+            parts.append(self._eq(f"{s}.value", value.code))
+        n = f"{s}.number"
+        match value.prefix:
+            case "eq":
+                self.params += [value.number_low, value.number_high]
+                parts.append(f"{n} >= ? AND {n} < ?")
+            case "ne":
+                self.params += [value.number_low, value.number_high]
+                parts.append(f"({n} < ? OR {n} >= ?)")
+            case "ap":
+                margin = abs(value.number or 0.0) * APPROXIMATE
+                self.params += [(value.number or 0.0) - margin, (value.number or 0.0) + margin]
+                parts.append(f"{n} >= ? AND {n} <= ?")
+            case prefix:
+                self.params.append(value.number)
+                parts.append(f"{n} {_NUMBER_OPERATORS[prefix]} ?")
+        return " AND ".join(parts)
+
+
+_NUMBER_OPERATORS = {"gt": ">", "sa": ">", "lt": "<", "eb": "<", "ge": ">=", "le": "<="}
+
+
+def _approximate(low: str, high: str, now: datetime) -> tuple[str, str]:
+    """The value's range widened by 10 % of the gap between it and now (FHIR leaves ap to us)."""
+    start = datetime.fromisoformat(low)
+    end = datetime.fromisoformat(high)
+    gap = max(abs(now - start), abs(now - end)) * APPROXIMATE
+    try:
+        wide_low = format_instant(start - gap)
+    except OverflowError:
+        wide_low = MIN_INSTANT
+    try:
+        wide_high = format_instant(end + gap)
+    except OverflowError:
+        wide_high = MAX_INSTANT
+    return wide_low, wide_high
+
+
+def _uri_prefixes(url: str) -> list[str]:
+    """``:above``: the url and every shorter path of it (``http://a/b/c`` → …/b/c, …/b, …)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return [url]
+    segments = rest.rstrip("/").split("/")
+    return [f"{scheme}://{'/'.join(segments[:n])}" for n in range(len(segments), 0, -1)]

@@ -1,0 +1,68 @@
+"""The embedded store: one SQLite file, WAL, every commit durable (synchronous=FULL).
+
+One connection per thread (a gunicorn worker is one process; the development server and the
+tests use threads).  Writers queue on the database's write lock for up to ``busy_timeout``
+instead of failing: two ingests into one store take turns, and neither turns good records into
+quarantine because the other held the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.storage.dialect import SQLITE
+from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
+
+BUSY_TIMEOUT_S = 60
+
+
+class SQLiteStore(Store):
+    dialect = SQLITE
+    errors = (sqlite3.Error,)
+
+    def __init__(self, url: str, indexer: Indexer | None = None) -> None:
+        super().__init__(url, indexer)
+        self.path = Path(url.removeprefix("sqlite:///"))
+        # health data: a new folder and database are the owner's alone
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        with self._guard:
+            self._all.append(connection)
+        return connection
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._open()
+        yield connection
+
+    def _lock(self, executor: Executor, name: str) -> None:
+        """BEGIN IMMEDIATE already made this the only writer."""
+
+    def close(self) -> None:
+        with self._guard:
+            for connection in self._all:
+                connection.close()
+            self._all.clear()
+        self._local = threading.local()

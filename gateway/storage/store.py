@@ -1,0 +1,205 @@
+"""The one storage interface the gateway writes and reads through.
+
+A :class:`Store` hands out transactions.  Everything one record or one transaction Bundle
+produces — resources with their versions and search index rows, identity keys, keyed-resource
+event times, the ledger entry, the quarantine entry — is written through one
+:class:`Transaction` and commits or vanishes as a whole, so a process killed at any moment
+leaves no half-written record behind.  The two backends (``sqlite.py``, ``postgres.py``) only
+open connections and begin transactions; every statement is here and in the table modules,
+written once for both.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.storage.dialect import Dialect
+
+#: (name, system, value, low, high, number): one value of one search parameter
+IndexRow = tuple[str, str | None, str | None, str | None, str | None, float | None]
+Indexer = Callable[[dict[str, Any]], list[IndexRow]]
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked; the message says why."""
+
+
+class VersionConflict(StoreError):
+    """A write named a version (If-Match) that is not the current one."""
+
+    def __init__(self, reference: str, expected: int, current: int | None) -> None:
+        super().__init__(f"{reference}: expected version {expected}, current is {current}")
+        self.reference, self.expected, self.current = reference, expected, current
+
+
+class Cursor(Protocol):
+    def fetchone(self) -> Sequence[Any] | None: ...
+    def fetchall(self) -> list[Sequence[Any]]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Cursor: ...
+    def cursor(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One version of a resource as the store holds it."""
+
+    type: str
+    id: str
+    version: int
+    last_updated: str
+    deleted: bool
+    resource: dict[str, Any] | None
+
+    @property
+    def reference(self) -> str:
+        return f"{self.type}/{self.id}"
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """The resource without the store's version bookkeeping (meta.versionId, lastUpdated)."""
+        return without_version(self.resource or {})
+
+
+def without_version(resource: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in resource.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+    found = {k: v for k, v in resource.items() if k != "meta"}
+    if meta:
+        found["meta"] = meta
+    return found
+
+
+class Executor:
+    """Runs the store's portable SQL on one connection in the dialect of its database."""
+
+    def __init__(self, connection: Connection, dialect: Dialect, errors: tuple[type[Exception], ...]) -> None:
+        self.connection = connection
+        self.dialect = dialect
+        self.errors = errors
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        try:
+            return self.connection.execute(self.dialect.sql(sql), params)
+        except self.errors as exc:
+            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            self.connection.cursor().executemany(self.dialect.sql(sql), rows)
+        except self.errors as exc:
+            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        return self.execute(sql, params).fetchall()
+
+
+class Transaction:
+    """One unit of work; the table modules hang off it so a caller sees one object."""
+
+    _savepoints = itertools.count()
+
+    def __init__(self, executor: Executor, indexer: Indexer | None, lock: Callable[[str], None]) -> None:
+        from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
+        from gateway.storage.resources import Resources
+
+        self.sql = executor
+        self.resources = Resources(executor, indexer)
+        self.identity = IdentityKeys(executor)
+        self.keyed = Keyed(executor)
+        self.ledger = Ledger(executor)
+        self.quarantine = Quarantine(executor)
+        self.conflicts = Conflicts(executor)
+        self._lock = lock
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that can fail alone (one record of a batch, one entry of a
+        batch Bundle): on an exception its writes are undone and the exception goes on."""
+        name = f"sp{next(self._savepoints)}"
+        self.sql.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.sql.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.sql.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.sql.execute(f"RELEASE SAVEPOINT {name}")
+
+    def lock(self, name: str) -> None:
+        """Hold a named lock until the transaction ends (identity merges of concurrent ingests
+        must not both create the same person)."""
+        self._lock(name)
+
+
+class Store:
+    """A database holding the archive.  Backends implement :meth:`_connection` and :meth:`_lock`."""
+
+    dialect: Dialect
+    #: the driver's exceptions, raised to callers as StoreError (a database failure is never
+    #: mistaken for a bad record)
+    errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, url: str, indexer: Indexer | None = None) -> None:
+        self.url = url
+        self.indexer = indexer
+
+    # -- backends --------------------------------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        raise NotImplementedError
+
+    def _lock(self, executor: Executor, name: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A write transaction: committed when the block ends, rolled back on any exception."""
+        with self._connection() as connection:
+            executor = Executor(connection, self.dialect, self.errors)
+            executor.execute(self.dialect.begin)
+            try:
+                yield Transaction(executor, self.indexer, lambda name: self._lock(executor, name))
+            except BaseException:
+                executor.execute("ROLLBACK")
+                raise
+            executor.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """A read-only view (one consistent snapshot on PostgreSQL; WAL readers on SQLite)."""
+        with self._connection() as connection:
+            executor = Executor(connection, self.dialect, self.errors)
+            executor.execute("BEGIN")
+            try:
+                yield Transaction(executor, self.indexer, lambda name: None)
+            finally:
+                executor.execute("ROLLBACK")
+
+    # -- schema ----------------------------------------------------------------------------
+    def upgrade(self) -> list[int]:
+        """Apply the migrations this store lacks; returns the versions applied."""
+        from gateway.storage.migrations import apply
+
+        with self._connection() as connection:
+            return apply(Executor(connection, self.dialect, self.errors))
+
+    def schema_version(self) -> int:
+        from gateway.storage.migrations import current_version
+
+        with self._connection() as connection:
+            return current_version(Executor(connection, self.dialect, self.errors))

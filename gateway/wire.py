@@ -1,0 +1,123 @@
+"""FHIR on the wire: JSON and XML in, JSON and XML out, with the parser hardened.
+
+JSON is read strictly: a key repeated in one object is refused (it would silently keep the
+last value — a repeated ``resourceType`` once turned a Patient into an Observation), NaN and
+Infinity are refused (FHIR JSON has no such numbers), and nesting is bounded so a hostile body
+cannot exhaust the stack.  XML goes through lxml with DTDs, entities and network access
+refused, then through the R4B models of fhir.resources, which know the FHIR XML rules
+(primitive ``value`` attributes, ``_element`` extensions, xhtml narrative).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from lxml import etree
+
+MAX_DEPTH = 64
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir")
+FORMATS = {"json": JSON_TYPES[0], "xml": XML_TYPES[0]}
+
+
+class WireError(Exception):
+    """A body that is not FHIR: the message id and parameters say why."""
+
+    def __init__(self, message_id: str, **params: Any) -> None:
+        super().__init__(message_id)
+        self.message_id = message_id
+        self.params = params
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise WireError("http.duplicate-key", key=key)
+        found[key] = value
+    return found
+
+
+def _refuse_constant(name: str) -> Any:
+    raise WireError("http.not-a-number", value=name)
+
+
+def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise WireError("http.not-json", detail=f"not UTF-8 (byte {exc.start})") from exc
+    try:
+        document = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise WireError("http.not-json", detail=f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    except RecursionError as exc:
+        raise WireError("http.too-deep", limit=max_depth) from exc
+    except ValueError as exc:  # a number too long to convert (Python's int digit limit)
+        raise WireError("http.not-json", detail=str(exc)) from exc
+    if _depth(document, max_depth) > max_depth:
+        raise WireError("http.too-deep", limit=max_depth)
+    return document
+
+
+def _depth(node: Any, limit: int) -> int:
+    """Nesting depth, stopping as soon as the limit is passed (iterative: no recursion)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        if isinstance(current, dict):
+            stack.extend((child, depth + 1) for child in current.values() if isinstance(child, (dict, list)))
+        elif isinstance(current, list):
+            stack.extend((child, depth + 1) for child in current if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _hardened_parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
+
+
+def parse_xml(body: bytes) -> dict[str, Any]:
+    """A FHIR XML resource as the JSON dict every other layer works with."""
+    try:
+        root = etree.fromstring(body, parser=_hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        raise WireError("http.not-xml", detail=str(exc)) from exc
+    if root.getroottree().docinfo.doctype:
+        raise WireError("http.not-xml", detail="a DOCTYPE (DTD or entity declarations) is not allowed")
+    kind = etree.QName(root).localname
+    model = _model(kind)
+    if model is None:
+        raise WireError("http.unknown-type", type=kind)
+    try:
+        parsed = model.model_validate_xml(body, xmlparser=_hardened_parser())
+    except Exception as exc:  # noqa: BLE001 - pydantic and lxml raise many kinds; all mean "not FHIR XML"
+        raise WireError("http.not-xml", detail=str(exc).splitlines()[0]) from exc
+    return orjson.loads(parsed.model_dump_json())
+
+
+def to_xml(resource: dict[str, Any]) -> bytes:
+    model = _model(resource.get("resourceType", ""))
+    if model is None:
+        raise WireError("http.unknown-type", type=resource.get("resourceType"))
+    return model.model_validate(resource).model_dump_xml()
+
+
+def to_json(resource: Any) -> bytes:
+    return orjson.dumps(resource)
+
+
+def _model(kind: str) -> Any:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    try:
+        return get_fhir_model_class(kind)
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,202 @@
+"""Search index rows: what each FHIR datatype becomes, and the parameter definitions behind them."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from typing import Any
+
+import fhirpathpy
+from fhirpathpy.models import models
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.search.indexer import SearchIndexer
+from gateway.search.parameters import SearchParameters
+from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
+from profiles.registry import Registry
+from tests.conftest import load_example
+
+ETHNICITY = "http://fhir.yiyang.cn/StructureDefinition/yy-ext-ethnicity"
+
+
+def rows_named(indexer: SearchIndexer, resource: dict[str, Any], name: str) -> list[tuple[Any, ...]]:
+    return [row[1:] for row in indexer.rows(resource) if row[0] == name]
+
+
+def observation(**elements: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"}, **elements}
+
+
+def test_identifier_becomes_a_token_row_with_its_system(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    assert (
+        "urn:oid:2.16.156.10011.1.3",
+        "410105194912310020",
+        None,
+        None,
+        None,
+    ) in rows_named(indexer, patient, "identifier")
+
+
+def test_string_row_keeps_the_raw_text_and_a_normalised_value(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    patient["name"] = [{"family": "ＭÜLLER"}]
+    assert rows_named(indexer, patient, "family") == [("ＭÜLLER", "muller", None, None, None)]
+
+
+def test_every_part_of_a_human_name_is_searchable(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    assert {row[1] for row in rows_named(indexer, patient, "name")} == {"张秀英", "张", "秀英"}
+
+
+def test_address_city_district_and_state_are_searchable(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    assert {"郑州市", "金水区", "河南省"} <= {row[1] for row in rows_named(indexer, patient, "address")}
+
+
+def test_a_date_without_offset_is_beijing_time(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    assert rows_named(indexer, patient, "birthdate") == [
+        (None, None, "1949-12-30T16:00:00.000000Z", "1949-12-31T15:59:59.999999Z", None)
+    ]
+
+
+def test_a_partial_date_spans_its_whole_year() -> None:
+    assert date_range("2026") == ("2025-12-31T16:00:00.000000Z", "2026-12-31T15:59:59.999999Z")
+
+
+def test_a_date_time_to_the_second_spans_that_second() -> None:
+    assert date_range("2026-11-01T09:30:00Z") == ("2026-11-01T09:30:00.000000Z", "2026-11-01T09:30:00.999999Z")
+
+
+def test_a_period_without_end_is_open(indexer: SearchIndexer) -> None:
+    encounter = load_example("yy-encounter/valid-home-visit.json") | {"period": {"start": "2026-11-01"}}
+    assert [row[3] for row in rows_named(indexer, encounter, "date")] == [MAX_INSTANT]
+
+
+def test_a_period_without_start_is_open_to_the_past(indexer: SearchIndexer) -> None:
+    encounter = load_example("yy-encounter/valid-home-visit.json") | {"period": {"end": "2026-11-01"}}
+    assert [row[2] for row in rows_named(indexer, encounter, "date")] == [MIN_INSTANT]
+
+
+def test_each_timing_event_is_a_date_row(indexer: SearchIndexer) -> None:
+    plan = load_example("yy-careplan/valid-family-doctor-package.json")
+    plan["activity"] = [{"detail": {"status": "scheduled", "scheduledTiming": {"event": ["2026-12-01", "2026-12-08"]}}}]
+    assert len(rows_named(indexer, plan, "activity-date")) == 2
+
+
+def test_a_local_reference_indexes_its_type_and_id(indexer: SearchIndexer) -> None:
+    coverage = load_example("yy-coverage/valid-employee-insurance.json")
+    assert rows_named(indexer, coverage, "beneficiary") == [("Patient", "zhang-xiuying", None, None, None)]
+
+
+def test_an_absolute_reference_indexes_the_url_without_a_type(indexer: SearchIndexer) -> None:
+    coverage = load_example("yy-coverage/valid-employee-insurance.json")
+    coverage["beneficiary"] = {"reference": "https://other.example/fhir/Patient/9"}
+    assert rows_named(indexer, coverage, "beneficiary") == [
+        (None, "https://other.example/fhir/Patient/9", None, None, None)
+    ]
+
+
+def test_a_contained_reference_is_not_indexed(indexer: SearchIndexer) -> None:
+    coverage = load_example("yy-coverage/valid-employee-insurance.json") | {"beneficiary": {"reference": "#p1"}}
+    assert rows_named(indexer, coverage, "beneficiary") == []
+
+
+def test_where_resolve_is_patient_keeps_only_patient_references(indexer: SearchIndexer) -> None:
+    resource = observation(subject={"reference": "Group/g1"})
+    assert (rows_named(indexer, resource, "patient"), len(rows_named(indexer, resource, "subject"))) == ([], 1)
+
+
+def test_a_quantity_indexes_number_system_and_code(indexer: SearchIndexer) -> None:
+    glucose = load_example("yy-observation-blood-glucose/valid-fasting-glucose.json")
+    assert rows_named(indexer, glucose, "value-quantity") == [("http://unitsofmeasure.org", "mmol/L", None, None, 6.1)]
+
+
+def test_a_boolean_is_the_token_true_or_false(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    assert rows_named(indexer, patient, "active") == [(None, "true", None, None, None)]
+
+
+def test_id_and_last_updated_are_left_to_the_resource_table(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    patient["meta"]["lastUpdated"] = "2026-12-01T00:00:00Z"
+    assert {row[0] for row in indexer.rows(patient)} & {"_id", "_lastUpdated"} == set()
+
+
+def test_meta_profile_tag_and_source_are_indexed(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    patient["meta"] |= {"tag": [{"system": "urn:t", "code": "vip"}], "source": "urn:src"}
+    names = {row[0] for row in indexer.rows(patient)}
+    assert {"_profile", "_tag", "_source"} <= names
+
+
+def test_coverage_subscriber_id_is_the_provincial_search_parameter(indexer: SearchIndexer) -> None:
+    coverage = load_example("yy-coverage/valid-employee-insurance.json")
+    assert rows_named(indexer, coverage, "subscriber-id") == [(None, "41000000000000012345", None, None, None)]
+
+
+def test_every_admin_division_of_an_address_is_indexed(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    assert [row[1] for row in rows_named(indexer, patient, "admin-division")] == ["410105", "410105001"]
+
+
+def test_the_ethnicity_parameter_also_applies_to_practitioners(indexer: SearchIndexer) -> None:
+    doctor = load_example("yy-practitioner/valid-family-doctor.json")
+    doctor["extension"] = [
+        {"url": ETHNICITY, "valueCoding": {"system": "urn:oid:2.16.156.10011.2.3.3.3", "code": "02"}}
+    ]
+    assert [row[1] for row in rows_named(indexer, doctor, "ethnicity")] == ["02"]
+
+
+def test_the_direct_walk_agrees_with_fhirpath_on_a_choice_element() -> None:
+    parameters = SearchParameters(Registry())
+    glucose = load_example("yy-observation-blood-glucose/valid-fasting-glucose.json")
+    expected = fhirpathpy.evaluate(glucose, "Observation.effective", model=models["r4"])
+    assert parameters.get("Observation", "date").extract(glucose) == expected
+
+
+def test_a_parameter_whose_expression_fails_is_reported_unsupported() -> None:
+    registry = Registry()
+    registry.add_resource(
+        {
+            "resourceType": "SearchParameter",
+            "url": "urn:test:sp",
+            "code": "broken",
+            "base": ["Patient"],
+            "type": "token",
+            "expression": "Patient.name.nosuchfunction()",
+        }
+    )
+    parameters = SearchParameters(registry)
+    assert ("broken" in parameters.for_type("Patient"), "broken" in parameters.unsupported("Patient")) == (False, True)
+
+
+def test_a_provincial_parameter_replaces_the_base_one_of_the_same_code() -> None:
+    registry = Registry()
+    registry.add_resource(
+        {
+            "resourceType": "SearchParameter",
+            "url": "urn:test:gender",
+            "code": "gender",
+            "base": ["Patient"],
+            "type": "token",
+            "expression": "Patient.gender",
+        }
+    )
+    assert registry.search_parameters("Patient")["gender"]["url"] == "urn:test:gender"
+
+
+def test_rows_are_not_duplicated(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
+    twice = copy.deepcopy(patient)
+    twice["identifier"] = patient["identifier"] * 2
+    assert indexer.rows(twice) == indexer.rows(patient)
+
+
+def test_normalising_ignores_case_width_and_accents() -> None:
+    assert normalise("ＪＯＳÉ") == normalise("jose")
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.sampled_from([4, 7, 10, 16, 19, 23, 26]),
+    st.sampled_from(["", "Z", "+08:00", "-10:00", "+14:00"]),
+)
+def test_every_date_encodes_to_a_range_whose_low_is_not_after_its_high(moment: Any, length: int, zone: str) -> None:
+    text = moment.isoformat(timespec="microseconds")[:length]
+    if length > 10:
+        text += zone
+    low, high = date_range(text)
+    assert low <= high

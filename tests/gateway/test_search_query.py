@@ -1,0 +1,251 @@
+"""Parsing search requests: values, modifiers, chains, result controls and the errors that refuse them."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.search.parameters import SearchParameters
+from gateway.search.query import (
+    Criterion,
+    Include,
+    SearchError,
+    SearchQuery,
+    SearchValue,
+    SortKey,
+    catalog,
+    parse_search,
+)
+from profiles.registry import Registry
+
+
+@pytest.fixture(scope="module")
+def parameters() -> SearchParameters:
+    return SearchParameters(Registry())
+
+
+def parse(parameters: SearchParameters, *pairs: tuple[str, str], kind: str = "Patient", **options: str) -> SearchQuery:
+    return parse_search(kind, list(pairs), parameters, **options)
+
+
+def refusal(parameters: SearchParameters, *pairs: tuple[str, str], kind: str = "Patient") -> str:
+    with pytest.raises(SearchError) as caught:
+        parse(parameters, *pairs, kind=kind)
+    return caught.value.message_id
+
+
+def test_commas_are_alternatives_of_one_criterion(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("name", "张,李"))
+    assert [v.text for v in query.criteria[0].values] == ["张", "李"]
+
+
+def test_repeated_keys_are_separate_criteria(parameters: SearchParameters) -> None:
+    assert len(parse(parameters, ("name", "张"), ("name", "秀")).criteria) == 2
+
+
+def test_an_escaped_comma_is_part_of_the_value(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("name", r"a\,b")).criteria[0].values == (SearchValue(text="a,b"),)
+
+
+def test_a_parameter_with_an_empty_value_is_ignored(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("name", "")).criteria == []
+
+
+@pytest.mark.parametrize(
+    ("value", "system", "code"),
+    [("female", None, "female"), ("urn:s|x", "urn:s", "x"), ("|x", "", "x"), ("urn:s|", "urn:s", None)],
+)
+def test_token_forms_set_system_and_code(
+    parameters: SearchParameters, value: str, system: str | None, code: str | None
+) -> None:
+    assert parse(parameters, ("identifier", value)).criteria[0].values == (SearchValue(system=system, code=code),)
+
+
+def test_a_date_prefix_is_split_from_the_date(parameters: SearchParameters) -> None:
+    value = parse(parameters, ("birthdate", "ge1949")).criteria[0].values[0]
+    assert (value.prefix, value.low) == ("ge", "1948-12-31T16:00:00.000000Z")
+
+
+def test_a_number_carries_the_interval_of_its_precision(parameters: SearchParameters) -> None:
+    value = parse(parameters, ("value-quantity", "5.4"), kind="Observation").criteria[0].values[0]
+    assert (value.number_low, value.number_high) == pytest.approx((5.35, 5.45))
+
+
+def test_a_quantity_value_carries_system_and_code(parameters: SearchParameters) -> None:
+    value = parse(parameters, ("value-quantity", "le6.1|http://unitsofmeasure.org|mmol/L"), kind="Observation")
+    found = value.criteria[0].values[0]
+    assert (found.prefix, found.number, found.system, found.code) == ("le", 6.1, "http://unitsofmeasure.org", "mmol/L")
+
+
+def test_a_reference_type_modifier_becomes_the_reference_type(parameters: SearchParameters) -> None:
+    criterion = parse(parameters, ("subject:Patient", "zhang-xiuying"), kind="Encounter").criteria[0]
+    assert criterion.values == (SearchValue(system="Patient", code="zhang-xiuying"),)
+
+
+def test_a_typed_reference_value_is_split(parameters: SearchParameters) -> None:
+    criterion = parse(parameters, ("subject", "Patient/zhang-xiuying"), kind="Encounter").criteria[0]
+    assert criterion.values == (SearchValue(system="Patient", code="zhang-xiuying"),)
+
+
+def test_missing_true_is_recorded_without_values(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("gender:missing", "true")).criteria[0] == Criterion(
+        "gender", "token", "missing", missing=True
+    )
+
+
+def test_a_chain_names_the_target_types_and_the_criterion_on_them(parameters: SearchParameters) -> None:
+    criterion = parse(parameters, ("subject:Patient.name", "张"), kind="Encounter").criteria[0]
+    assert (criterion.targets, criterion.chain and criterion.chain.param) == (("Patient",), "name")
+
+
+def test_a_chain_without_type_uses_the_targets_that_define_the_parameter(parameters: SearchParameters) -> None:
+    criterion = parse(parameters, ("subject.birthdate", "1949"), kind="Observation").criteria[0]
+    assert criterion.targets == ("Patient",)
+
+
+def test_id_and_last_updated_are_criteria(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_id", "a,b"), ("_lastUpdated", "gt2026"))
+    assert [(c.param, c.type) for c in query.criteria] == [("_id", "token"), ("_lastUpdated", "date")]
+
+
+def test_count_defaults_to_twenty(parameters: SearchParameters) -> None:
+    assert parse(parameters).count == 20
+
+
+def test_count_is_capped_at_one_thousand(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("_count", "5000")).count == 1000
+
+
+def test_sort_reads_directions_in_order(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("_sort", "-birthdate,_id")).sort == [
+        SortKey("birthdate", "date", True),
+        SortKey("_id", "_id", False),
+    ]
+
+
+def test_include_names_the_reference_parameter_and_target(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_include", "Encounter:subject:Patient"), kind="Encounter")
+    assert query.include == [Include("Encounter", ("subject",), "Patient")]
+
+
+def test_include_star_means_every_reference_parameter(parameters: SearchParameters) -> None:
+    assert "organization" in parse(parameters, ("_include", "Patient:*")).include[0].params
+
+
+def test_revinclude_names_the_referring_type(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_revinclude", "Coverage:beneficiary"))
+    assert query.revinclude == [Include("Coverage", ("beneficiary",), None)]
+
+
+def test_summary_elements_and_total_are_recorded(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_summary", "count"), ("_elements", "name,gender"), ("_total", "accurate"))
+    assert (query.summary, query.elements, query.total) == ("count", ["name", "gender"], "accurate")
+
+
+def test_format_is_ignored(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("_format", "json")) == SearchQuery("Patient")
+
+
+def test_an_unknown_parameter_is_refused(parameters: SearchParameters) -> None:
+    assert refusal(parameters, ("shoe-size", "42")) == "search.unknown-parameter"
+
+
+def test_an_unknown_modifier_is_refused(parameters: SearchParameters) -> None:
+    assert refusal(parameters, ("birthdate:exact", "1949")) == "search.unknown-modifier"
+
+
+def test_the_text_modifier_is_refused_as_unsupported(parameters: SearchParameters) -> None:
+    assert refusal(parameters, ("gender:text", "女")) == "search.unsupported-modifier"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("birthdate", "1949-13-01"),
+        ("birthdate", "xx1949"),
+        ("gender:missing", "maybe"),
+        ("_count", "-1"),
+        ("_offset", "99999999999"),
+        ("_summary", "all"),
+        ("identifier", "a|b|c"),
+    ],
+)
+def test_a_value_that_does_not_parse_is_refused(parameters: SearchParameters, key: str, value: str) -> None:
+    assert refusal(parameters, (key, value)) == "search.bad-value"
+
+
+def test_a_chain_on_a_non_reference_is_refused(parameters: SearchParameters) -> None:
+    assert refusal(parameters, ("name.family", "张")) == "search.not-chainable"
+
+
+def test_a_two_level_chain_is_refused(parameters: SearchParameters) -> None:
+    assert refusal(parameters, ("subject:Patient.organization.name", "x"), kind="Encounter") == "search.chain-too-deep"
+
+
+def test_a_malformed_include_is_refused(parameters: SearchParameters) -> None:
+    assert refusal(parameters, ("_include", "subject")) == "search.bad-include"
+
+
+def test_lenient_handling_records_unknown_parameters_instead(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("shoe-size", "42"), ("name", "张"), handling="lenient")
+    assert ([e.message_id for e in query.ignored], len(query.criteria)) == (["search.unknown-parameter"], 1)
+
+
+def test_lenient_handling_still_refuses_bad_values(parameters: SearchParameters) -> None:
+    with pytest.raises(SearchError):
+        parse(parameters, ("birthdate", "soon"), handling="lenient")
+
+
+def test_the_refusal_reads_in_chinese(parameters: SearchParameters) -> None:
+    with pytest.raises(SearchError) as caught:
+        parse(parameters, ("shoe-size", "42"))
+    assert caught.value.text("zh-CN") == "Patient 资源不支持搜索参数“shoe-size”"
+
+
+def test_every_message_has_chinese_and_english_with_the_same_placeholders() -> None:
+    def fields(template: str) -> set[str]:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+    assert all(fields(entry["zh-CN"]) == fields(entry["en"]) for entry in catalog().values())
+
+
+KEYS = st.one_of(
+    st.sampled_from(
+        [
+            "name",
+            "birthdate",
+            "identifier",
+            "gender:missing",
+            "general-practitioner",
+            "organization.name",
+            "_count",
+            "_sort",
+            "_include",
+            "_revinclude",
+            "_lastUpdated",
+            "_id",
+            "address:exact",
+            "name:contains",
+            "link:Patient",
+        ]
+    ),
+    st.text(max_size=20),
+)
+
+
+VALUES = st.one_of(
+    st.text(max_size=30), st.from_regex(r"(ge|ap|xx)?[0-9.eE+-]{0,12}(\|[a-z:]{0,5}){0,3}", fullmatch=True)
+)
+SHARED = SearchParameters(Registry())  # hypothesis runs many examples; compile the parameters once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=4))
+def test_any_request_parses_or_is_refused_with_a_search_error(pairs: list[tuple[str, str]]) -> None:
+    try:
+        parse_search("Patient", pairs, SHARED)
+    except SearchError as error:
+        assert error.message_id in catalog()

@@ -1,0 +1,339 @@
+"""The search SQL, run on a real database built from the migration DDL, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.search.indexer import SearchIndexer
+from gateway.search.parameters import SearchParameters
+from gateway.search.query import SearchQuery, parse_search
+from gateway.storage.search_sql import count_sql, include_sql, page_sql, revinclude_sql
+from profiles.registry import Registry
+from tests.conftest import load_example
+
+MIGRATION = Path(__file__).resolve().parents[2] / "gateway/storage/migrations/0001_resources.sql"
+TYPES = {
+    "sqlite": {"json": "TEXT", "bool": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
+    "postgresql": {"json": "JSONB", "bool": "BOOLEAN", "serial": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+}
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+EXAMPLES = [
+    "yy-patient/valid-zhang-xiuying.json",
+    "yy-patient/valid-li-jianguo-minimal.json",
+    "yy-organization/valid-yiyang-center.json",
+    "yy-practitioner/valid-family-doctor.json",
+    "yy-coverage/valid-employee-insurance.json",
+    "yy-coverage/valid-long-term-care-insurance.json",
+    "yy-encounter/valid-home-visit.json",
+    "yy-encounter/valid-home-bed.json",
+    "yy-observation-blood-glucose/valid-fasting-glucose.json",
+    "yy-observation-blood-pressure/valid-blood-pressure.json",
+]
+
+
+def extra_resources() -> list[dict[str, Any]]:
+    """Resources the examples lack: Latin names with case and accents, a month birth date, wildcards."""
+    mueller = copy.deepcopy(load_example("yy-patient/valid-li-jianguo-minimal.json"))
+    mueller |= {"id": "mueller", "name": [{"family": "Müller", "given": ["José"]}], "birthDate": "1950-03"}
+    mueller["managingOrganization"] = {"reference": "Organization/jinshui-yiyang-center"}
+    percent = copy.deepcopy(mueller) | {"id": "percent", "name": [{"family": "100%_Li"}], "birthDate": "1960"}
+    return [mueller, percent]
+
+
+class Database:
+    """A connection with the migration applied, answering searches the way the store will."""
+
+    def __init__(self, backend: str, connection: Any) -> None:
+        self.backend = backend
+        self.connection = connection
+        self.parameters = SearchParameters(Registry())
+
+    def execute(self, sql: str, params: list[Any]) -> Any:
+        return self.connection.execute(sql.replace("?", "%s") if self.backend == "postgresql" else sql, params)
+
+    def run(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.execute(sql, params).fetchall()]
+
+    def query(self, kind: str, *pairs: tuple[str, str]) -> SearchQuery:
+        return parse_search(kind, list(pairs), self.parameters)
+
+    def ids(self, kind: str, *pairs: tuple[str, str]) -> list[str]:
+        return [row[1] for row in self.run(*page_sql(self.query(kind, *pairs), now=NOW))]
+
+    def found(self, kind: str, *pairs: tuple[str, str]) -> set[str]:
+        return set(self.ids(kind, *pairs))
+
+
+def fill(database: Database, resources: list[dict[str, Any]]) -> None:
+    indexer = SearchIndexer(Registry(), database.parameters)
+    for day, resource in enumerate(resources, start=1):
+        kind, rid = resource["resourceType"], resource["id"]
+        updated = f"2026-11-{day:02d}T00:00:00.000000Z"
+        database.execute(
+            "INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES (?, ?, 1, ?, ?, ?)",
+            [kind, rid, updated, False, json.dumps(resource, ensure_ascii=False)],
+        )
+        for row in indexer.rows(resource):
+            database.execute(
+                "INSERT INTO search_index (type, id, name, system, value, low, high, number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [kind, rid, *row],
+            )
+    # a deleted patient keeps its row (content NULL); stale index rows must not make it findable
+    database.execute(
+        "INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES (?, ?, 2, ?, ?, NULL)",
+        ["Patient", "gone", "2026-11-30T00:00:00.000000Z", True],
+    )
+    database.execute(
+        "INSERT INTO search_index (type, id, name, value) VALUES ('Patient', 'gone', 'gender', 'female')", []
+    )
+
+
+def ddl(backend: str) -> list[str]:
+    text = MIGRATION.read_text(encoding="utf-8")
+    for name, column_type in TYPES[backend].items():
+        text = text.replace("{" + name + "}", column_type)
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    return [statement for statement in "\n".join(lines).split(";") if statement.strip()]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Iterator[Database]:
+    if request.param == "sqlite":
+        connection = sqlite3.connect(":memory:")
+        database = Database("sqlite", connection)
+        for statement in ddl("sqlite"):
+            connection.execute(statement)
+        fill(database, [load_example(name) for name in EXAMPLES] + extra_resources())
+        yield database
+        connection.close()
+        return
+    server = os.environ.get("YIYANG_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("PostgreSQL tests need YIYANG_TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    import psycopg
+
+    schema = f"search_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+        try:
+            connection.execute(f"SET search_path TO {schema}")
+            database = Database("postgresql", connection)
+            for statement in ddl("postgresql"):
+                connection.execute(statement)
+            fill(database, [load_example(name) for name in EXAMPLES] + extra_resources())
+            yield database
+        finally:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+# -- strings ----------------------------------------------------------------------------------
+def test_a_string_matches_the_start_of_a_name(db: Database) -> None:
+    assert db.found("Patient", ("name", "张秀")) == {"zhang-xiuying"}
+
+
+def test_a_string_match_ignores_case_and_accents(db: Database) -> None:
+    assert db.found("Patient", ("name", "MULL")) == {"mueller"}
+
+
+def test_contains_matches_inside_a_name(db: Database) -> None:
+    assert db.found("Patient", ("name:contains", "秀英")) == {"zhang-xiuying"}
+
+
+def test_exact_compares_case_and_accents(db: Database) -> None:
+    assert (db.found("Patient", ("family:exact", "Müller")), db.found("Patient", ("family:exact", "muller"))) == (
+        {"mueller"},
+        set(),
+    )
+
+
+def test_like_wildcards_in_the_value_match_literally(db: Database) -> None:
+    assert (db.found("Patient", ("family", "100%_")), db.found("Patient", ("family", "1_0"))) == ({"percent"}, set())
+
+
+def test_commas_or_and_repeated_keys_and(db: Database) -> None:
+    assert (
+        db.found("Patient", ("name", "张,李")),
+        db.found("Patient", ("name", "张,李"), ("gender", "male")),
+    ) == ({"zhang-xiuying", "li-jianguo"}, {"li-jianguo"})
+
+
+# -- tokens -----------------------------------------------------------------------------------
+def test_an_identifier_matches_by_system_and_value(db: Database) -> None:
+    assert db.found("Patient", ("identifier", "urn:oid:2.16.156.10011.1.3|410105194912310020")) == {"zhang-xiuying"}
+
+
+def test_an_identifier_value_under_another_system_does_not_match(db: Database) -> None:
+    assert db.found("Patient", ("identifier", "urn:oid:2.16.156.10011.1.2|410105194912310020")) == set()
+
+
+def test_a_system_alone_matches_every_code_of_it(db: Database) -> None:
+    assert db.found("Coverage", ("type", "http://fhir.yiyang.cn/CodeSystem/nhsa-insutype|")) == {
+        "nhsa-310-zhang",
+        "nhsa-410-zhang",
+    }
+
+
+def test_bar_code_matches_only_values_without_system(db: Database) -> None:
+    assert db.found("Patient", ("gender", "|female")) == {"zhang-xiuying"}
+
+
+def test_not_excludes_the_code(db: Database) -> None:
+    assert db.found("Patient", ("gender:not", "female")) == {"li-jianguo", "mueller", "percent"}
+
+
+def test_the_provincial_subscriber_id_finds_both_coverages(db: Database) -> None:
+    assert db.found("Coverage", ("subscriber-id", "41000000000000012345")) == {"nhsa-310-zhang", "nhsa-410-zhang"}
+
+
+def test_missing_true_finds_resources_without_the_parameter(db: Database) -> None:
+    assert db.found("Patient", ("address:missing", "true")) == {"li-jianguo", "mueller", "percent"}
+
+
+def test_missing_false_finds_resources_with_the_parameter(db: Database) -> None:
+    assert db.found("Patient", ("address:missing", "false")) == {"zhang-xiuying"}
+
+
+def test_a_deleted_resource_is_never_found(db: Database) -> None:
+    assert "gone" not in db.found("Patient", ("gender", "female"))
+
+
+def test_id_matches_the_resource_id(db: Database) -> None:
+    assert db.found("Patient", ("_id", "li-jianguo,nobody")) == {"li-jianguo"}
+
+
+# -- dates ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1949", {"zhang-xiuying"}),
+        ("eq1949-12-31", {"zhang-xiuying"}),
+        ("1950", {"mueller"}),
+        ("1950-03-15", set()),
+        ("ne1950", {"zhang-xiuying", "li-jianguo", "percent"}),
+        ("lt1949-12-31", {"li-jianguo"}),
+        ("le1949-12-31", {"li-jianguo", "zhang-xiuying"}),
+        ("gt1950-01", {"mueller", "percent"}),
+        ("ge1950-03", {"mueller", "percent"}),
+        ("sa1950-03", {"percent"}),
+        ("eb1949-12-31", {"li-jianguo"}),
+    ],
+)
+def test_date_prefixes_compare_ranges(db: Database, value: str, expected: set[str]) -> None:
+    assert db.found("Patient", ("birthdate", value)) == expected
+
+
+def test_a_day_search_finds_an_encounter_within_that_day(db: Database) -> None:
+    assert db.found("Encounter", ("date", "2026-11-01")) == {"home-visit-20261101"}
+
+
+def test_an_open_period_is_after_any_date(db: Database) -> None:
+    assert db.found("Encounter", ("date", "gt2030")) == {"home-bed-2026"}
+
+
+def test_approximately_widens_the_range_by_a_tenth_of_the_gap_to_now(db: Database) -> None:
+    # 1950 is 76 years before NOW: ap1950 reaches ±7.6 years, so 1949 and 1960 are near, 1938 is not
+    assert db.found("Patient", ("birthdate", "ap1950")) == {"zhang-xiuying", "mueller"}
+
+
+def test_last_updated_compares_the_resource_column(db: Database) -> None:
+    assert db.found("Patient", ("_lastUpdated", "ge2026-11-11T00:00:00Z")) == {"mueller", "percent"}
+
+
+# -- numbers and quantities ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("6.1", True), ("6.14", False), ("6", True), ("gt6", True), ("lt6.1", False), ("ap6.5", True), ("ne6.1", False)],
+)
+def test_quantity_compares_with_the_precision_given(db: Database, value: str, expected: bool) -> None:
+    assert ("glucose-2026" in db.found("Observation", ("value-quantity", value))) is expected
+
+
+def test_quantity_with_units_checks_the_code(db: Database) -> None:
+    assert db.found("Observation", ("value-quantity", "6.1|http://unitsofmeasure.org|mg/dL")) == set()
+
+
+def test_a_repeated_component_quantity_is_searchable(db: Database) -> None:
+    assert db.found("Observation", ("component-value-quantity", "gt140")) == {"bp-2026"}
+
+
+# -- references and chains --------------------------------------------------------------------
+def test_a_reference_matches_type_and_id(db: Database) -> None:
+    assert db.found("Encounter", ("subject", "Patient/zhang-xiuying")) == {"home-visit-20261101", "home-bed-2026"}
+
+
+def test_a_bare_id_matches_a_reference_of_any_type(db: Database) -> None:
+    assert db.found("Coverage", ("beneficiary", "zhang-xiuying")) == {"nhsa-310-zhang", "nhsa-410-zhang"}
+
+
+def test_a_chain_searches_the_referenced_resource(db: Database) -> None:
+    assert db.found("Encounter", ("subject:Patient.name", "张秀英"), ("date", "2026-11-01")) == {"home-visit-20261101"}
+
+
+def test_a_chain_on_an_identifier_finds_coverages_of_a_person(db: Database) -> None:
+    pairs = ("beneficiary.identifier", "urn:oid:2.16.156.10011.1.3|410105194912310020")
+    assert db.found("Coverage", pairs) == {"nhsa-310-zhang", "nhsa-410-zhang"}
+
+
+def test_a_chain_that_matches_no_target_finds_nothing(db: Database) -> None:
+    assert db.found("Encounter", ("subject:Patient.name", "李")) == set()
+
+
+# -- paging and sorting ------------------------------------------------------------------------
+def test_results_without_sort_are_ordered_by_id(db: Database) -> None:
+    assert db.ids("Patient") == ["li-jianguo", "mueller", "percent", "zhang-xiuying"]
+
+
+def test_sort_by_date_descending_puts_the_latest_first(db: Database) -> None:
+    assert db.ids("Patient", ("_sort", "-birthdate")) == ["percent", "mueller", "zhang-xiuying", "li-jianguo"]
+
+
+def test_resources_without_the_sort_value_come_last(db: Database) -> None:
+    assert db.ids("Patient", ("_sort", "address-city"))[0] == "zhang-xiuying"
+
+
+def test_sort_by_last_updated_descending(db: Database) -> None:
+    assert db.ids("Patient", ("_sort", "-_lastUpdated"))[0] == "percent"
+
+
+def test_count_and_offset_page_through_results(db: Database) -> None:
+    assert db.ids("Patient", ("_count", "2"), ("_offset", "1")) == ["mueller", "percent"]
+
+
+def test_count_sql_counts_every_match(db: Database) -> None:
+    assert db.run(*count_sql(db.query("Patient", ("gender", "male")), now=NOW)) == [(3,)]
+
+
+# -- includes --------------------------------------------------------------------------------
+def test_include_fetches_the_referenced_resources(db: Database) -> None:
+    query = db.query("Encounter", ("_include", "Encounter:subject"), ("_include", "Encounter:practitioner"))
+    sql = include_sql(query.include, [("Encounter", "home-visit-20261101")])
+    assert sql is not None
+    assert {row[1] for row in db.run(*sql)} == {"zhang-xiuying", "wang-fang"}
+
+
+def test_include_with_a_target_type_fetches_only_that_type(db: Database) -> None:
+    query = db.query("Encounter", ("_include", "Encounter:*:Practitioner"))
+    sql = include_sql(query.include, [("Encounter", "home-visit-20261101")])
+    assert sql is not None
+    assert {row[1] for row in db.run(*sql)} == {"wang-fang"}
+
+
+def test_revinclude_fetches_the_resources_that_refer_to_the_page(db: Database) -> None:
+    query = db.query("Patient", ("_revinclude", "Coverage:beneficiary"))
+    sql = revinclude_sql(query.revinclude, [("Patient", "zhang-xiuying"), ("Patient", "li-jianguo")])
+    assert sql is not None
+    assert {row[1] for row in db.run(*sql)} == {"nhsa-310-zhang", "nhsa-410-zhang"}
+
+
+def test_nothing_to_include_gives_no_statement(db: Database) -> None:
+    assert include_sql(db.query("Encounter", ("_include", "Encounter:subject")).include, []) is None
