@@ -6,6 +6,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from conformance.issues import Issue
 from conformance.validator import Validator
@@ -95,3 +102,53 @@ def store(database_url: str, indexer: SearchIndexer) -> Iterator[Store]:
     opened = open_store(database_url, indexer.rows)
     yield opened
     opened.close()
+
+
+# -- a real running server ---------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(database_url: str, *options: str, workers: int = 2) -> Iterator[str]:
+    """``yiyang serve`` in a child process (gunicorn, real sockets) on a free port; yields the
+    FHIR base URL and stops the server with SIGTERM, as an operator would."""
+    port = free_port()
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    command += ["--database", database_url, *options]
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally; a pipe nobody reads would block the server
+    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}/fhir"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if child.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"yiyang serve exited {child.returncode}: {log.read().decode(errors='replace')}")
+            try:
+                if requests.get(f"{base}/metadata", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("yiyang serve did not answer within 120 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running server on a fresh store, once per module and backend."""
+    with fresh_database_url(request.param, tmp_path_factory.mktemp("server")) as url:
+        with running_server(url) as base:
+            yield base

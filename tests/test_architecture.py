@@ -1,5 +1,6 @@
 """Dependencies point one way: profiles ← conformance ← gateway; mappings imports only
-profiles.canonical; nothing below gateway imports Flask or database drivers."""
+profiles.canonical; nothing below gateway imports Flask or database drivers; inside the
+gateway, only ``gateway/api`` imports Flask and only ``gateway/storage`` a database driver."""
 
 from __future__ import annotations
 
@@ -63,4 +64,24 @@ def test_layers_below_gateway_do_no_web_or_database_io(package: str) -> None:
         for f, m in imports_of(package)
         if m.split(".")[0] in FORBIDDEN_BELOW_GATEWAY or m in FORBIDDEN_BELOW_GATEWAY
     ]
+    assert bad == []
+
+
+#: inside the gateway: the one package allowed to import each kind of library
+OWNERS = {
+    "flask": "gateway/api",
+    "werkzeug": "gateway/api",
+    "sqlite3": "gateway/storage",
+    "psycopg": "gateway/storage",
+    "psycopg_pool": "gateway/storage",
+}
+
+
+def test_inside_the_gateway_only_its_owner_imports_flask_or_a_database_driver() -> None:
+    bad = []
+    for file, module in imports_of("gateway"):
+        owner = OWNERS.get(module.split(".")[0])
+        relative = file.relative_to(ROOT).as_posix()
+        if owner and not relative.startswith(owner + "/") and relative != "gateway/__init__.py":
+            bad.append(f"{relative} imports {module}")
     assert bad == []
