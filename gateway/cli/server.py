@@ -1,4 +1,5 @@
-"""``yiyang serve``: the FHIR server, through gunicorn with N worker processes.
+"""``yiyang serve``: the FHIR server, through gunicorn with N worker processes; ``yiyang mllp``:
+the HL7 v2 listener.
 
 ``yiyang serve [--host 127.0.0.1] [--port 8080] [--database URL] [--workers N] [--demo]``
 
@@ -28,6 +29,7 @@ def register(commands: Any) -> None:
     serve.add_argument("--demo", action="store_true", help="load the package examples and sample exports first")
     add_language(serve)
     serve.set_defaults(run=run_serve)
+    register_mllp(commands)
 
 
 def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
@@ -93,3 +95,32 @@ class _Gunicorn:
     def run(self) -> None:
         sys.argv = sys.argv[:1]  # gunicorn reads sys.argv; ours are not its options
         self.application.run()
+
+
+def register_mllp(commands: Any) -> None:
+    mllp = commands.add_parser("mllp", help="receive HL7 v2 messages over MLLP, acknowledging each once persisted")
+    mllp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    mllp.add_argument("--port", type=int, default=2575, help="port (default 2575)")
+    add_database(mllp)
+    mllp.set_defaults(run=run_mllp)
+
+
+def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
+    import signal
+    import threading
+
+    from gateway.mllp import MllpServer
+    from gateway.services import Services
+
+    services = Services(config_of(args))
+    server = MllpServer(services, args.host, args.port)
+    # SIGTERM stops like Ctrl-C: the listener closes; a message being persisted finishes first
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    out.write(f"MLLP {args.host}:{server.server_address[1]} → {_shown(services.config.database_url)}\n")
+    out.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        services.close()
+    return EXIT_OK

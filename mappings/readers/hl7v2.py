@@ -67,6 +67,8 @@ present (``MSH``, ``EVN``, ``PID``, ``PV1``, ``IN1`` …).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -132,6 +134,19 @@ def read_hl7(path: Path, source: str) -> Iterator[SourceRecord]:
         if current:
             number += 1
             yield _message(source, path.name, number, current)
+
+
+def read_message(data: bytes, source: str, name: str) -> SourceRecord:
+    """One message that arrived on its own (an MLLP frame) as a record of ``name``, located by
+    its control id (``MSH-10``), or by a digest of its bytes when it has none: a feed has no
+    file and no message numbers."""
+    record = _message(source, name, 1, [(line, line.strip(_FRAMING)) for line in _lines(io.BytesIO(data))])
+    control = record.fields.get("MSH-10")
+    if isinstance(control, str) and control:
+        record.location = f"MSH-10 {control}"
+    else:
+        record.location = f"bytes {hashlib.blake2b(data, digest_size=8).hexdigest()}"
+    return record
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes]:
