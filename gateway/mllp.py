@@ -16,7 +16,7 @@ import socketserver
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from gateway.ingest.pipeline import Ingest, Outcome
+from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
 from gateway.messages import worded
 from gateway.services import Services
