@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.legacy_samples import rows, write
+from mappings.engine import reference_nodes
 
 SOURCE = "community-health"
 
@@ -58,10 +59,10 @@ def snapshot(out: Path) -> Archive:
     present = {f"{kind}/{resource_id}" for kind, resource_id in resources}
     dangling = sorted(
         {
-            reference
+            node["reference"]
             for resource in resources.values()
-            for reference in _references(resource)
-            if reference not in present
+            for node in reference_nodes(resource)
+            if "://" not in node["reference"] and node["reference"] not in present
         }
     )
     return Archive(resources, quarantined, duplicates, dangling)
@@ -73,20 +74,6 @@ def _stable(resource: dict[str, Any]) -> dict[str, Any]:
     if meta:
         kept["meta"] = meta
     return kept
-
-
-def _references(node: Any) -> list[str]:
-    found, stack = [], [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            reference = current.get("reference")
-            if isinstance(reference, str) and "/" in reference and "://" not in reference:
-                found.append(reference)
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
-    return found
 
 
 def command(out: Path, action: str, export: Path) -> list[str]:

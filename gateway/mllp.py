@@ -2,8 +2,9 @@
 (``\\x0b`` message ``\\x1c\\r``), and wait for an ACK.
 
 Each message is persisted before it is acknowledged: mapped into the store or quarantined with
-its bytes, committed, and only then answered — AA when it landed, AE (with an ERR segment per
-reason) when it was quarantined, AR when it is not an HL7 message at all (it is quarantined
+its bytes, committed, and only then answered — AA when it landed (with warning ERR segments
+for independent parts quarantined alone, such as an IN1 without its 医保 fields), AE (with an
+ERR segment per reason) when it was quarantined, AR when it is not an HL7 message at all (it is quarantined
 too: nothing sent to the gateway is lost).  If the store cannot commit, the answer is AE with
 "store busy" and nothing was kept, so the sender's retry is safe.  A message sent again after
 a lost ACK is recognised by the ingest ledger and acknowledged AA without being written twice.
@@ -43,10 +44,13 @@ def acknowledge(services: Services, message: bytes) -> bytes:
         return ack(record.fields, "AE", [busy])
     if UNPARSEABLE in record.fields:
         return ack(record.fields, "AR", outcome.reasons)
-    return ack(record.fields, "AE" if outcome.reasons else "AA", outcome.reasons)
+    if outcome.reasons:
+        return ack(record.fields, "AE", outcome.reasons)
+    # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
+    return ack(record.fields, "AA", outcome.parts, severity="W")
 
 
-def ack(fields: dict[str, Any], code: str, reasons: list[Reason]) -> bytes:
+def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str = "E") -> bytes:
     """An ACK answering the message's MSH: sender and receiver swapped, its control id in
     MSA-2, its version, and one ERR per reason (the stable id, then the zh-CN text)."""
     now = datetime.now(_CHINA).strftime("%Y%m%d%H%M%S%z")
@@ -70,7 +74,7 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason]) -> bytes:
     for reason in reasons:
         location = _escape(reason.field or reason.expression or "")
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}")
-        segments.append(f"ERR||{location}|207^Application internal error^HL70357|E||||{text}")
+        segments.append(f"ERR||{location}|207^Application internal error^HL70357|{severity}||||{text}")
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 

@@ -39,6 +39,8 @@ class Problem:
     message_id: str
     params: dict[str, Any]
     ref: FieldRef | None = None
+    #: the resource (its name in the record) the problem belongs to; None: the whole record
+    resource: str | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +72,9 @@ class Mapped:
     #: resources whose id comes from their business key (many records may name the same one),
     #: each with the time the record speaks for (``as_of``) when its spec says where to find it
     keyed: dict[str, str | None] = field(default_factory=dict)
+    #: resources the spec marks ``optional``: independent parts (an IN1's Coverage) that may
+    #: fail alone, leaving the rest of the record to land
+    optional: set[str] = field(default_factory=set)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -171,6 +176,8 @@ class MappingEngine:
                 if "profile" in definition:
                     resource["meta"] = {"profile": [f"{self.base}/StructureDefinition/{definition['profile']}"]}
                 mapped.resources[name] = resource
+                if definition.get("optional"):
+                    mapped.optional.add(name)
                 planned.append((name, definition, item, label))
         for name, definition, item, label in planned:
             for rule in definition["rules"]:
@@ -332,7 +339,7 @@ class MappingEngine:
         ref = record.ref(field_name)
         if raw is None or raw == "":
             if leaf.get("required"):
-                mapped.problems.append(Problem("mapping.missing-required", {"field": field_name}, ref))
+                mapped.problems.append(Problem("mapping.missing-required", {"field": field_name}, ref, context.name))
                 mapped.attempted[(context.name, _unindexed(_join(context.target, suffix)))] = ref
             return EMPTY
         value = raw
@@ -348,7 +355,7 @@ class MappingEngine:
                 value = self.conceptmaps.translate(leaf["map"], value, leaf.get("as", "code"))
                 rule_text.append(f"ConceptMap {leaf['map']}")
         except MappingError as error:
-            mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref))
+            mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref, context.name))
             where = _join(context.target, suffix)
             mapped.attempted[(context.name, _unindexed(where))] = ref
             if mapped.trace:
@@ -389,6 +396,21 @@ class _Context:
     each: str | None
     target: str
     origins: list[tuple[tuple[str, ...], FieldRef]] = field(default_factory=list)
+
+
+def reference_nodes(node: Any) -> list[dict[str, Any]]:
+    """Every Reference object (a dict with a string ``reference``) inside a resource, found
+    iteratively so no nesting depth can exhaust the stack."""
+    found, stack = [], [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            if isinstance(current.get("reference"), str):
+                found.append(current)
+            stack.extend(current.values())
+        elif isinstance(current, list):
+            stack.extend(current)
+    return found
 
 
 def rewrite_references(node: Any, renamed: dict[str, str]) -> None:

@@ -22,7 +22,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository, Written, new_id
 from gateway.fhir.search import Searcher, searchset
 from gateway.storage.store import Stored, Transaction
-from mappings.engine import rewrite_references
+from mappings.engine import reference_nodes, rewrite_references
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
@@ -161,7 +161,7 @@ class Bundles:
         pending = [
             (entry, node)
             for entry in entries
-            for node in _references(entry.resource)
+            for node in reference_nodes(entry.resource)
             if _CONDITIONAL_REFERENCE.fullmatch(node["reference"])
         ]
         if not pending:
@@ -316,17 +316,3 @@ def _patch_operations(resource: Any) -> Any:
 
         return orjson.loads(base64.b64decode(resource.get("data", "")))
     raise FhirError(400, "http.bad-patch", detail="a PATCH entry needs a Binary holding a JSON Patch")
-
-
-def _references(node: Any) -> list[dict[str, Any]]:
-    """Every Reference object in a resource (iteratively: no recursion limit)."""
-    found, stack = [], [node]
-    while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
-            if isinstance(current.get("reference"), str):
-                found.append(current)
-            stack.extend(current.values())
-        elif isinstance(current, list):
-            stack.extend(current)
-    return found

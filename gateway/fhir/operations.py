@@ -58,8 +58,9 @@ def ingest(pipeline: Ingest, source: str, body: bytes, suffix: str, filename: st
     """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
 
     The answer is a Parameters resource: the reconciling counts, then one ``record`` part per
-    record (where it sits, mapped / unchanged / quarantined, the resources it wrote or the
-    reasons it was quarantined, each with its FHIRPath and legacy field)."""
+    record (where it sits; mapped, partial, unchanged or quarantined; the resources it wrote;
+    the reasons it or its independent parts were quarantined, each with its FHIRPath and
+    legacy field)."""
     if source not in SOURCES:
         raise FhirError(400, "http.bad-parameter", name="source", value=source, detail=" / ".join(SOURCES))
     if suffix not in READERS:
@@ -81,6 +82,7 @@ def ingest(pipeline: Ingest, source: str, body: bytes, suffix: str, filename: st
         {"name": "mapped", "valueInteger": counts.mapped},
         {"name": "quarantined", "valueInteger": counts.quarantined},
         {"name": "unchanged", "valueInteger": counts.unchanged},
+        {"name": "partial", "valueInteger": counts.partial},
         {"name": "reconciled", "valueBoolean": counts.reconciled},
     ]
     parameters += [{"name": "fileError", "valueString": error} for error in errors]
@@ -90,16 +92,15 @@ def ingest(pipeline: Ingest, source: str, body: bytes, suffix: str, filename: st
 
 def _record_part(outcome: Outcome, lang: str) -> list[dict[str, Any]]:
     record = outcome.record
-    status = "quarantined" if outcome.reasons else "unchanged" if outcome.unchanged else "mapped"
     part: list[dict[str, Any]] = [
         {"name": "file", "valueString": record.file},
         {"name": "location", "valueString": record.location},
-        {"name": "status", "valueCode": status},
+        {"name": "status", "valueCode": outcome.status},
     ]
     part += [{"name": "resource", "valueReference": {"reference": f"{k}/{i}"}} for k, i in outcome.written]
-    if outcome.reasons:
+    if outcome.reasons or outcome.parts:
         issues = []
-        for reason in outcome.reasons:
+        for reason in outcome.reasons or outcome.parts:
             found = issue("error", reason.message_id, lang, None, reason.expression)
             found["details"]["text"] = reason.text[lang]
             if reason.field:

@@ -48,6 +48,8 @@ def summary(counts: Counts, lang: str) -> str:
             f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n生成资源：{kinds}"
         )
         errors = "".join(f"\n文件错误：{e}" for e in counts.file_errors)
+        if counts.partial:
+            errors += f"\n其中 {counts.partial} 条部分成功：其独立部分（如缺少医保字段的 IN1）已单独隔离"
         if counts.unchanged:
             errors += f"\n其中 {counts.unchanged} 条此前已导入且内容未变，未重复写入"
         if counts.conflicts:
@@ -58,6 +60,11 @@ def summary(counts: Counts, lang: str) -> str:
             f"resources: {kinds}"
         )
         errors = "".join(f"\nfile error: {e}" for e in counts.file_errors)
+        if counts.partial:
+            errors += (
+                f"\n{counts.partial} of them partially accepted: an independent part "
+                "(such as an IN1 without its 医保 fields) was quarantined alone"
+            )
         if counts.unchanged:
             errors += f"\n{counts.unchanged} of them were ingested before, unchanged, and not written again"
         if counts.conflicts:

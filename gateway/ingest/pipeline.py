@@ -33,7 +33,7 @@ from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.messages import worded
 from gateway.storage.store import Store, StoreError, Transaction
-from mappings.engine import Mapped, MappingEngine, Problem, rewrite_references
+from mappings.engine import Mapped, MappingEngine, Problem, reference_nodes, rewrite_references
 from mappings.records import SourceRecord
 
 
@@ -46,6 +46,8 @@ class Counts:
     conflicts: int = 0
     #: records mapped by an earlier run into the same archive exactly as they are now
     unchanged: int = 0
+    #: mapped records of which an independent part failed and was quarantined alone
+    partial: int = 0
     resources: Counter[str] = field(default_factory=Counter)
     file_errors: list[str] = field(default_factory=list)
 
@@ -69,6 +71,17 @@ class Outcome:
     seen_as: tuple[str, str] | None = None
     #: (type, id) of each resource the record wrote
     written: list[tuple[str, str]] = field(default_factory=list)
+    #: why its independent parts were left out, when the rest of the record landed without them
+    parts: list[Reason] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """mapped, partial, unchanged or quarantined."""
+        if self.reasons:
+            return "quarantined"
+        if self.parts:
+            return "partial"
+        return "unchanged" if self.unchanged else "mapped"
 
 
 def _problem_reason(problem: Problem) -> Reason:
@@ -145,14 +158,18 @@ class Ingest:
         except Exception as error:  # noqa: BLE001 - one record's failure must not lose the rest of the run
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
+        spec = outcome.mapped.spec.id if outcome.mapped else None
         if outcome.reasons:
             self.counts.quarantined += 1
-            spec = outcome.mapped.spec.id if outcome.mapped else None
             tx.quarantine.put(Entry(record, outcome.reasons, spec).to_json())
         else:
             self.counts.mapped += 1
             self.counts.unchanged += outcome.unchanged
             self._count(outcome)
+        if outcome.parts and not outcome.reasons:
+            self.counts.partial += 1
+            landed = [f"{kind}/{resource_id}" for kind, resource_id in outcome.written]
+            tx.quarantine.put(Entry(record, outcome.parts, spec, landed).to_json())
         self._pending += 1
         if self._pending >= self.batch_size:
             self.commit()
@@ -186,13 +203,22 @@ class Ingest:
                 outcome.unchanged = True
             return outcome
         outcome.seen_as = (scope, digest)
-        outcome.reasons.extend(_problem_reason(p) for p in mapped.problems)
+        by_part: dict[str | None, list[Reason]] = {}
+        for problem in mapped.problems:
+            part = problem.resource if problem.resource in mapped.optional else None
+            by_part.setdefault(part, []).append(_problem_reason(problem))
         for name, resource in mapped.resources.items():
             for issue in self.validator.validate(resource):
                 if issue.is_error:
-                    outcome.reasons.append(self._issue_reason(issue, mapped, name))
-        if outcome.reasons:
+                    part = name if name in mapped.optional else None
+                    by_part.setdefault(part, []).append(self._issue_reason(issue, mapped, name))
+        if by_part and (None in by_part or not _independent(mapped, set(by_part))):
+            outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]
             return outcome
+        for name, reasons in by_part.items():  # only independent parts failed: the rest lands
+            outcome.parts.extend(reasons)
+            del mapped.resources[name]
+            mapped.keyed.pop(name, None)
         outcome.reasons.extend(self._merge_keyed(tx, mapped))
         if outcome.reasons:
             return outcome
@@ -235,7 +261,8 @@ class Ingest:
             if kind == "Patient":
                 self.identity.remember(tx, resource)
         record = outcome.record
-        if outcome.seen_as:
+        if outcome.seen_as and not outcome.parts:
+            # a partly accepted record is mapped again by a later run, so a fix releases its parts
             self.ledger.landed(tx, *outcome.seen_as, record.location)
         tx.quarantine.release(record.source, record.file, record.location)
         outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(self._conflict_line(record, c))]
@@ -311,6 +338,15 @@ class Ingest:
         """Commit the last batch: after Ctrl-C, the records processed before it are kept."""
         self.commit()
         return self.counts
+
+
+def _independent(mapped: Mapped, parts: set[str | None]) -> bool:
+    """Whether the failing parts can be left out: nothing else in the record refers to them."""
+    dropped = {
+        f"{resource['resourceType']}/{resource['id']}" for name, resource in mapped.resources.items() if name in parts
+    }
+    kept = [resource for name, resource in mapped.resources.items() if name not in parts]
+    return not any(dropped & {node["reference"] for node in reference_nodes(resource)} for resource in kept)
 
 
 def _digest(record: SourceRecord) -> str:

@@ -36,6 +36,8 @@ class Entry:
     record: SourceRecord
     reasons: list[Reason]
     spec: str | None = None
+    #: for a partly accepted record: what of it landed (the reasons are its failed parts')
+    landed: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         record = self.record
@@ -49,6 +51,7 @@ class Entry:
             "shape": sorted(record.shape),
             "fieldLabel": record.field_label,
             "raw": base64.b64encode(record.raw).decode("ascii"),
+            **({"partial": True, "landed": self.landed} if self.landed is not None else {}),
         }
 
 
