@@ -35,6 +35,10 @@ class Config:
     max_page_size: int = 1000
     #: language of messages when the client does not ask (Accept-Language)
     language: str = "zh-CN"
+    #: where Bulk Data $export jobs write their NDJSON files, one owner-only folder per job
+    export_dir: str = str(DEFAULT_DATA_DIR / "exports")
+    #: an export job whose worker has not reported for this long is failed (the worker died)
+    export_stale_seconds: int = 60
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:

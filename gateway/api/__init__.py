@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
+from gateway.api.bulk import bulk
 from gateway.api.negotiation import outcome_response
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
@@ -33,6 +34,7 @@ def build_app(services: Services) -> Flask:
         JSON_AS_ASCII=False,
     )
     app.register_blueprint(fhir)
+    app.register_blueprint(bulk)
     app.register_error_handler(FhirError, outcome_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)

@@ -28,6 +28,8 @@ INTERACTIONS = [
 SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri"}
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+#: the Bulk Data Access IG's $export operations (gateway/fhir/bulk_export.py)
+BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 
 
 def capability_statement(
@@ -66,6 +68,8 @@ def capability_statement(
         entry["operation"] = [{"name": "validate", "definition": VALIDATE}]
         if kind == "Patient":
             entry["operation"].append({"name": "everything", "definition": EVERYTHING})
+        if kind in ("Patient", "Group"):
+            entry["operation"].append({"name": "export", "definition": f"{BULK_EXPORT}/{kind.lower()}-export"})
         resources.append(entry)
     implementation_guides = [ig["url"] for ig in registry.all("ImplementationGuide")]
     return {
@@ -91,6 +95,7 @@ def capability_statement(
                 ],
                 "operation": [
                     {"name": "ingest", "definition": f"{config.canonical_base}/OperationDefinition/ingest"},
+                    {"name": "export", "definition": f"{BULK_EXPORT}/export"},
                 ],
             }
         ],

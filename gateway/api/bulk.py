@@ -1,0 +1,102 @@
+"""The Bulk Data ``$export`` endpoints (IG v2): kick-off, status, cancel and the NDJSON files.
+
+Each turns an HTTP request into a call on :class:`gateway.fhir.bulk_export.BulkExports`; the
+job itself runs on a thread of this worker and any worker answers its status.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from flask import Blueprint, Response, current_app, request, send_file
+
+from gateway.api.negotiation import language, respond
+from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
+from gateway.fhir.errors import FhirError
+from gateway.messages import issue
+from gateway.services import Services
+
+bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
+NDJSON = "application/fhir+ndjson"
+#: seconds a client should wait between status requests
+RETRY_AFTER = "2"
+
+
+def _services() -> Services:
+    return current_app.config["SERVICES"]
+
+
+def _exports() -> BulkExports:
+    found = _services()
+    return BulkExports(
+        found.store,
+        found.registry.patient_compartment,
+        found.repository.resource_types,
+        Path(found.config.export_dir),
+        found.config.export_stale_seconds,
+    )
+
+
+def _information(message_id: str, **params: str) -> dict[str, object]:
+    return {"resourceType": "OperationOutcome", "issue": [issue("information", message_id, language(), params)]}
+
+
+# -- kick-off ----------------------------------------------------------------------------------
+@bulk.get("/$export")
+def export_system() -> Response:
+    return _kick_off("system")
+
+
+@bulk.get("/Patient/$export")
+def export_patients() -> Response:
+    return _kick_off("Patient")
+
+
+@bulk.get("/Group/<group_id>/$export")
+def export_group(group_id: str) -> Response:
+    return _kick_off(f"Group/{group_id}")
+
+
+def _kick_off(scope: str) -> Response:
+    """202 with the status URL in Content-Location; the export is only ever asynchronous."""
+    prefer = {
+        token.strip().replace(" ", "") for token in request.headers.get("Prefer", "").replace(";", ",").split(",")
+    }
+    if "respond-async" not in prefer:
+        raise FhirError(400, "http.export-prefer-async")
+    base = _services().config.base_url
+    query = request.query_string.decode()
+    url = f"{base}{request.path.removeprefix('/fhir')}" + (f"?{query}" if query else "")
+    exports = _exports()
+    job = exports.kick_off(url, scope, list(request.args.items(multi=True)), lenient="handling=lenient" in prefer)
+    exports.start(job.id)
+    location = f"{base}/$export-status/{job.id}"
+    return respond(_information("http.export-accepted", location=location), 202, {"Content-Location": location})
+
+
+# -- status and cancel ---------------------------------------------------------------------------
+@bulk.get("/$export-status/<job_id>")
+def export_status(job_id: str) -> Response:
+    """202 while running (X-Progress), 200 with the manifest, or the failure's 500."""
+    job = _exports().status(job_id)
+    if job.status == IN_PROGRESS:
+        headers = {"X-Progress": f"{job.progress} resources written", "Retry-After": RETRY_AFTER}
+        return respond(_information("http.export-in-progress"), 202, headers)
+    if job.status != COMPLETED:
+        raise job.failure()
+    body = orjson.dumps(manifest(job, _services().config.base_url))
+    return Response(body, status=200, content_type="application/json")
+
+
+@bulk.delete("/$export-status/<job_id>")
+def export_cancel(job_id: str) -> Response:
+    _exports().cancel(job_id)
+    return respond(_information("http.export-deleted", id=job_id), 202)
+
+
+# -- files ---------------------------------------------------------------------------------------
+@bulk.get("/$export-file/<job_id>/<name>")
+def export_file(job_id: str, name: str) -> Response:
+    """One NDJSON file, streamed from disk."""
+    return send_file(_exports().file(job_id, name), mimetype=NDJSON, max_age=0)

@@ -1,0 +1,438 @@
+"""FHIR Bulk Data export (``$export``, Bulk Data Access IG v2) without HTTP.
+
+An elderly-care platform synchronises its residents' archives with one full export, then
+exports with ``_since`` set to the previous manifest's ``transactionTime``.  A job is a row of
+``export_job`` and a folder of NDJSON files, one per resource type:
+
+- The row is the source of truth: any gunicorn worker answers a status request from it,
+  whichever worker runs the job.
+- The job runs on a thread of the worker that received the kick-off, reading through a store
+  of its own (a long export must not hold a connection the requests share, nor leave one
+  open per finished thread), while a second thread moves ``heartbeat`` forward every few
+  seconds and halts the job when it was cancelled.
+- A worker killed mid-job stops beating.  The next status request that finds the heartbeat
+  older than ``stale_seconds`` marks the job failed and removes its partial files; the client
+  kicks off again.  Rerunning it in the worker that noticed was rejected: two workers noticing
+  at once would have to elect one, and a job that kills its worker (memory) would kill the
+  next one too.
+- Files are owner-only (health data) and served only once the row says the job completed,
+  only under the job's own folder and only by the names its manifest lists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from gateway.fhir.errors import FhirError
+from gateway.storage import open_store
+from gateway.storage.resources import now_instant, store_instant
+from gateway.storage.store import Store, Stored, Transaction
+
+log = logging.getLogger("yiyang.export")
+
+IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
+OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+#: what a kick-off may carry besides the export parameters: the answer format of its errors
+IGNORED_PARAMETERS = frozenset({"_format"})
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
+_COLUMNS = "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of ``export_job``."""
+
+    id: str
+    request: str
+    #: "system", "Patient" or "Group/<id>"
+    scope: str
+    types: list[str] | None
+    since: str | None
+    status: str
+    #: the store's time at kick-off: the manifest's transactionTime
+    created: str
+    heartbeat: str
+    progress: int
+    finished: str | None
+    error: dict[str, Any] | None
+    #: [{"type", "file", "count"}] once completed
+    output: list[dict[str, Any]]
+    client: str | None
+
+    def failure(self) -> FhirError:
+        """Why a failed job failed, as the status request's 500 answer."""
+        error = self.error or {"message_id": "http.export-internal", "params": {"incident": "?"}}
+        return FhirError(500, error["message_id"], **error["params"])
+
+
+@dataclass
+class _Progress:
+    """Shared between the job's thread (which counts) and its heartbeat (which reports)."""
+
+    written: int = 0
+
+
+class _Halted(Exception):
+    """The job was cancelled or failed elsewhere while it ran: stop writing."""
+
+
+class BulkExports:
+    """Kick-off, run, status, cancel and files of export jobs on one store and one folder."""
+
+    def __init__(
+        self,
+        store: Store,
+        compartment: dict[str, list[str]],
+        resource_types: frozenset[str],
+        folder: Path,
+        stale_seconds: int,
+    ) -> None:
+        self.store = store
+        self.compartment = compartment
+        self.resource_types = resource_types
+        # absolute, so a file path never depends on who resolves it (Flask resolves relative
+        # paths against the application's package, not the working directory)
+        self.folder = folder.resolve()
+        self.stale_seconds = stale_seconds
+        self.beat_seconds = max(1.0, stale_seconds / 4)
+
+    # -- kick-off --------------------------------------------------------------------------
+    def kick_off(
+        self,
+        request: str,
+        scope: str,
+        parameters: Sequence[tuple[str, str]],
+        lenient: bool = False,
+        client: str | None = None,
+    ) -> Job:
+        """Check the request and record the job, in progress (start it with :meth:`start`).
+
+        ``lenient`` (``Prefer: handling=lenient``) ignores parameters this server does not
+        support instead of refusing them, as the IG allows."""
+        types, since = _parameters(parameters, lenient)
+        for kind in types or []:
+            if kind not in self.resource_types:
+                raise FhirError(400, "http.unknown-type", type=kind)
+            if scope != "system" and kind not in self.compartment:
+                raise FhirError(400, "http.export-type-outside-compartment", type=kind)
+        job_id = uuid.uuid4().hex
+        with self.store.transaction() as tx:
+            if scope.startswith("Group/"):
+                _check_group(tx, scope.removeprefix("Group/"))
+            # taken inside the write transaction: on SQLite every write stamped earlier has
+            # committed, so the next export's _since misses nothing
+            created = now_instant()
+            tx.sql.execute(
+                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?)",
+                (
+                    job_id,
+                    request,
+                    scope,
+                    tx.sql.dialect.json_in(types) if types else None,
+                    since,
+                    IN_PROGRESS,
+                    created,
+                    created,
+                    client,
+                ),
+            )
+        return self.status(job_id)
+
+    def start(self, job_id: str) -> threading.Thread:
+        """Run the job on a daemon thread: a stopping worker does not wait for it (the stale
+        rule fails the job instead)."""
+        thread = threading.Thread(target=self.run, args=(job_id,), name=f"export-{job_id}", daemon=True)
+        thread.start()
+        return thread
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, job_id: str) -> None:
+        """Write the job's files and record how it ended."""
+        store = open_store(self.store.url, upgrade=False)
+        try:
+            self._run(store, job_id)
+        finally:
+            store.close()
+
+    def _run(self, store: Store, job_id: str) -> None:
+        job = _load(store, job_id)
+        if job is None or job.status != IN_PROGRESS:
+            return
+        folder = self.folder / job.id
+        progress, done, halt = _Progress(), threading.Event(), threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(store, job.id, progress, done, halt), name=f"export-beat-{job.id}", daemon=True
+        )
+        beat.start()
+        try:
+            with store.reading() as tx:
+                output = self._write(tx, job, folder, progress, halt)
+            ended = _end(store, job.id, COMPLETED, output=output)
+        except _Halted:
+            ended = False
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("incident %s: export job %s failed", incident, job.id)
+            _end(store, job.id, FAILED, error={"message_id": "http.export-internal", "params": {"incident": incident}})
+            ended = False
+        finally:
+            done.set()
+            beat.join()
+        if not ended:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _beat(
+        self, store: Store, job_id: str, progress: _Progress, done: threading.Event, halt: threading.Event
+    ) -> None:
+        """Report progress until the job ends; a job deleted or failed meanwhile is halted."""
+        while not done.wait(self.beat_seconds):
+            try:
+                with store.transaction() as tx:
+                    tx.sql.execute(
+                        "UPDATE export_job SET heartbeat = ?, progress = ? WHERE id = ? AND status = ?",
+                        (now_instant(), progress.written, job_id, IN_PROGRESS),
+                    )
+                    row = tx.sql.one("SELECT status FROM export_job WHERE id = ?", (job_id,))
+            except Exception:  # a missed beat is not fatal: the stale rule decides
+                log.warning("export job %s: heartbeat failed", job_id, exc_info=True)
+                continue
+            if row is None or row[0] != IN_PROGRESS:
+                halt.set()
+                return
+
+    def _write(
+        self, tx: Transaction, job: Job, folder: Path, progress: _Progress, halt: threading.Event
+    ) -> list[dict[str, Any]]:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        with _NdjsonFiles(folder) as files:
+            for stored in self._selected(tx, job):
+                if halt.is_set():
+                    raise _Halted
+                if files.add(stored):
+                    progress.written += 1
+            return files.output()
+
+    def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
+        """The resources the job exports, type by type (system) or person by person."""
+        if job.scope == "system":
+            for kind in job.types or sorted(tx.resources.counts()):
+                yield from tx.resources.current([kind], job.since)
+            return
+        wanted = set(job.types or self.compartment)
+        names = sorted({name for kind, params in self.compartment.items() if kind in wanted for name in params})
+        for patient in _people(tx, job.scope):
+            if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
+                yield patient
+            for stored in tx.resources.referencing("Patient", patient.id, names, job.since):
+                # other Patients (Patient.link) are exported only as people of the export
+                if stored.type in wanted and stored.type != "Patient":
+                    yield stored
+
+    # -- status, cancel, files -------------------------------------------------------------
+    def status(self, job_id: str) -> Job:
+        """The job as it stands; one whose worker stopped beating is failed first."""
+        job = self._find(job_id)
+        cutoff = (datetime.now(UTC) - timedelta(seconds=self.stale_seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if job.status != IN_PROGRESS or job.heartbeat >= cutoff:
+            return job
+        error = {"message_id": "http.export-abandoned", "params": {"heartbeat": job.heartbeat}}
+        with self.store.transaction() as tx:
+            tx.sql.execute(
+                "UPDATE export_job SET status = ?, finished = ?, error = ? WHERE id = ? AND status = ? AND heartbeat < ?",
+                (FAILED, now_instant(), tx.sql.dialect.json_in(error), job.id, IN_PROGRESS, cutoff),
+            )
+        job = self._find(job_id)
+        if job.status == FAILED:
+            shutil.rmtree(self.folder / job.id, ignore_errors=True)
+        return job
+
+    def cancel(self, job_id: str) -> None:
+        """Delete the job and its files; a running job notices at its next heartbeat and
+        removes whatever it wrote since."""
+        job = self._find(job_id)
+        with self.store.transaction() as tx:
+            tx.sql.execute("DELETE FROM export_job WHERE id = ?", (job.id,))
+        shutil.rmtree(self.folder / job.id, ignore_errors=True)
+
+    def file(self, job_id: str, name: str) -> Path:
+        """The path of one finished file of the job; never anything outside its folder."""
+        if not FILE_NAME.fullmatch(name):
+            raise FhirError(400, "http.export-bad-file-name", name=name)
+        job = self._find(job_id)
+        listed = {entry["file"] for entry in job.output} if job.status == COMPLETED else set()
+        folder = self.folder / job.id
+        path = (folder / name).resolve()
+        if name not in listed or not path.is_relative_to(folder) or not path.is_file():
+            raise FhirError(404, "http.export-file-not-found", id=job_id, name=name)
+        return path
+
+    def _find(self, job_id: str) -> Job:
+        job = _load(self.store, job_id) if JOB_ID.fullmatch(job_id) else None
+        if job is None:
+            raise FhirError(404, "http.export-not-found", id=job_id)
+        return job
+
+
+def manifest(job: Job, base_url: str) -> dict[str, Any]:
+    """The completion manifest of a job (IG v2); ``requiresAccessToken`` turns true once the
+    file requests are authenticated."""
+    return {
+        "transactionTime": job.created,
+        "request": job.request,
+        "requiresAccessToken": False,
+        "output": [
+            {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}", "count": entry["count"]}
+            for entry in job.output
+        ],
+        "error": [],
+    }
+
+
+def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[list[str] | None, str | None]:
+    """``_type`` (comma lists, repeatable) and ``_since`` of a kick-off; ``_outputFormat``
+    must be NDJSON."""
+    types: list[str] = []
+    since = None
+    for name, value in parameters:
+        if name == "_type":
+            types += [kind.strip() for kind in value.split(",") if kind.strip() and kind.strip() not in types]
+        elif name == "_since":
+            try:
+                since = store_instant(value)
+            except ValueError as exc:
+                raise FhirError(
+                    400,
+                    "http.bad-parameter",
+                    name=name,
+                    value=value,
+                    detail="an instant, e.g. 2026-12-01T08:00:00+08:00",
+                ) from exc
+        elif name == "_outputFormat":
+            if value not in OUTPUT_FORMATS:
+                raise FhirError(400, "http.export-output-format", format=value)
+        elif name not in IGNORED_PARAMETERS and not lenient:
+            raise FhirError(400, "http.export-unsupported-parameter", name=name)
+    return types or None, since
+
+
+def _check_group(tx: Transaction, group_id: str) -> None:
+    found = tx.resources.read("Group", group_id)
+    if found is None:
+        raise FhirError(404, "http.not-found", reference=f"Group/{group_id}")
+    if found.deleted:
+        raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
+
+
+def _people(tx: Transaction, scope: str) -> list[Stored]:
+    """The Patients of a Patient export (all of them) or of a Group export: those its active
+    members name as ``Patient/<id>`` (a resident who left the home is an inactive member)."""
+    if scope == "Patient":
+        return list(tx.resources.current(["Patient"]))
+    group = tx.resources.read("Group", scope.removeprefix("Group/"))
+    members = (group.resource or {}).get("member", []) if group is not None else []
+    ids = dict.fromkeys(
+        member["entity"]["reference"].removeprefix("Patient/")
+        for member in members
+        if not member.get("inactive") and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
+    )
+    found = (tx.resources.read("Patient", patient_id) for patient_id in ids)
+    return [patient for patient in found if patient is not None and not patient.deleted]
+
+
+def _load(store: Store, job_id: str) -> Job | None:
+    with store.reading() as tx:
+        row = tx.sql.one(f"SELECT {_COLUMNS} FROM export_job WHERE id = ?", (job_id,))
+        if row is None:
+            return None
+        json_out = tx.sql.dialect.json_out
+    return Job(
+        id=row[0],
+        request=row[1],
+        scope=row[2],
+        types=json_out(row[3]) if row[3] is not None else None,
+        since=row[4],
+        status=row[5],
+        created=row[6],
+        heartbeat=row[7],
+        progress=int(row[8]),
+        finished=row[9],
+        error=json_out(row[10]) if row[10] is not None else None,
+        output=json_out(row[11]) if row[11] is not None else [],
+        client=row[12],
+    )
+
+
+def _end(
+    store: Store,
+    job_id: str,
+    status: str,
+    output: list[dict[str, Any]] | None = None,
+    error: dict[str, Any] | None = None,
+) -> bool:
+    """Record how a job ended, unless it was cancelled or failed meanwhile; whether it was."""
+    with store.transaction() as tx:
+        json_in = tx.sql.dialect.json_in
+        tx.sql.execute(
+            "UPDATE export_job SET status = ?, finished = ?, output = ?, error = ? WHERE id = ? AND status = ?",
+            (
+                status,
+                now_instant(),
+                json_in(output) if output is not None else None,
+                json_in(error) if error is not None else None,
+                job_id,
+                IN_PROGRESS,
+            ),
+        )
+        row = tx.sql.one("SELECT status FROM export_job WHERE id = ?", (job_id,))
+    return row is not None and row[0] == status
+
+
+@dataclass
+class _NdjsonFiles:
+    """One owner-only NDJSON file per type, opened when its first resource arrives; each
+    resource written once (a resource in two residents' compartments appears once)."""
+
+    folder: Path
+    handles: dict[str, IO[bytes]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def __enter__(self) -> _NdjsonFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def add(self, stored: Stored) -> bool:
+        if (stored.type, stored.id) in self.seen:
+            return False
+        self.seen.add((stored.type, stored.id))
+        handle = self.handles.get(stored.type)
+        if handle is None:
+            path = self.folder / f"{stored.type}.ndjson"
+            descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            handle = self.handles[stored.type] = os.fdopen(descriptor, "wb")
+        handle.write(orjson.dumps(stored.resource) + b"\n")
+        self.counts[stored.type] = self.counts.get(stored.type, 0) + 1
+        return True
+
+    def output(self) -> list[dict[str, Any]]:
+        for handle in self.handles.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+        return [{"type": kind, "file": f"{kind}.ndjson", "count": count} for kind, count in sorted(self.counts.items())]

@@ -1,0 +1,268 @@
+"""Bulk Data ``$export``: kick-off, status, files and cancel on a real server (both databases),
+and the stale-job rule on the store itself."""
+
+from __future__ import annotations
+
+import copy
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
+from gateway.storage.store import Store
+from profiles.registry import Registry
+from tests.conftest import load_example
+
+ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+EXPORT_DIR = "YIYANG_EXPORT_DIR"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The servers of this module write their exports here (autouse: set before ``server``
+    starts its child process, which reads YIYANG_EXPORT_DIR)."""
+    folder = tmp_path_factory.mktemp("exports")
+    previous = os.environ.get(EXPORT_DIR)
+    os.environ[EXPORT_DIR] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ[EXPORT_DIR]
+    else:
+        os.environ[EXPORT_DIR] = previous
+
+
+def observation(observation_id: str, patient_id: str, systolic: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": observation_id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": "2026-11-30T08:00:00+08:00",
+        "valueQuantity": {"value": systolic, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"},
+    }
+
+
+@pytest.fixture(scope="module")
+def archive(server: str) -> dict[str, list[str]]:
+    """Three residents, four blood pressures, an organisation, and a care home Group holding
+    one resident; returns the ids by type."""
+    zhang = load_example("yy-patient/valid-zhang-xiuying.json")
+    li = load_example("yy-patient/valid-li-jianguo-minimal.json")
+    wang = {**copy.deepcopy(li), "id": "wang-guihua"}
+    resources = [
+        zhang,
+        li,
+        wang,
+        observation("bp-zhang-1", zhang["id"], 150),
+        observation("bp-zhang-2", zhang["id"], 142),
+        observation("bp-li-1", li["id"], 128),
+        observation("bp-wang-1", "wang-guihua", 135),
+        load_example("yy-organization/valid-yiyang-center.json"),
+        {
+            "resourceType": "Group",
+            "id": "home-a",
+            "type": "person",
+            "actual": True,
+            "member": [
+                {"entity": {"reference": f"Patient/{zhang['id']}"}},
+                {"entity": {"reference": f"Patient/{li['id']}"}, "inactive": True},
+            ],
+        },
+    ]
+    ids: dict[str, list[str]] = {}
+    for resource in resources:
+        answer = requests.put(f"{server}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=30)
+        assert answer.status_code in (200, 201), answer.text
+        ids.setdefault(resource["resourceType"], []).append(resource["id"])
+    return ids
+
+
+def export(server: str, path: str = "$export", **params: str) -> dict[str, Any]:
+    """Kick off, poll until done, and return the manifest."""
+    kicked = requests.get(f"{server}/{path}", params=params, headers=ASYNC, timeout=30)
+    assert kicked.status_code == 202, kicked.text
+    status_url = kicked.headers["Content-Location"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        answer = requests.get(status_url, timeout=30)
+        if answer.status_code != 202:
+            assert answer.status_code == 200, answer.text
+            return {**answer.json(), "status_url": status_url}
+        time.sleep(0.05)
+    raise AssertionError(f"{status_url} still in progress after 60 s")
+
+
+def lines(url: str) -> list[dict[str, Any]]:
+    answer = requests.get(url, timeout=30)
+    assert answer.headers["Content-Type"].startswith("application/fhir+ndjson")
+    return [orjson.loads(line) for line in answer.content.splitlines()]
+
+
+def exported(manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {entry["type"]: lines(entry["url"]) for entry in manifest["output"]}
+
+
+def subjects(resources: list[dict[str, Any]]) -> set[str]:
+    return {resource["subject"]["reference"] for resource in resources}
+
+
+# -- kick-off --------------------------------------------------------------------------------
+def test_kick_off_without_prefer_respond_async_is_refused(server: str) -> None:
+    answer = requests.get(f"{server}/$export", headers={"Accept": "application/fhir+json"}, timeout=30)
+    assert (answer.status_code, answer.json()["resourceType"]) == (400, "OperationOutcome")
+
+
+def test_kick_off_with_another_output_format_is_refused(server: str) -> None:
+    answer = requests.get(f"{server}/$export", params={"_outputFormat": "text/csv"}, headers=ASYNC, timeout=30)
+    assert answer.status_code == 400
+
+
+def test_group_export_of_an_unknown_group_is_404(server: str) -> None:
+    assert requests.get(f"{server}/Group/no-such-group/$export", headers=ASYNC, timeout=30).status_code == 404
+
+
+# -- what is exported ------------------------------------------------------------------------
+def test_system_export_lists_each_type_with_its_count(server: str, archive: dict[str, list[str]]) -> None:
+    manifest = export(server)
+    assert {entry["type"]: entry["count"] for entry in manifest["output"]} == {
+        kind: len(ids) for kind, ids in archive.items()
+    }
+
+
+def test_system_export_lines_are_the_stored_resources(server: str, archive: dict[str, list[str]]) -> None:
+    files = exported(export(server))
+    stored = {
+        kind: [requests.get(f"{server}/{kind}/{resource['id']}", timeout=30).json() for resource in resources]
+        for kind, resources in files.items()
+    }
+    assert files == stored
+
+
+def test_type_restricts_the_export(server: str, archive: dict[str, list[str]]) -> None:
+    manifest = export(server, _type="Patient,Group")
+    assert sorted(entry["type"] for entry in manifest["output"]) == ["Group", "Patient"]
+
+
+def test_since_exports_only_what_changed(server: str, archive: dict[str, list[str]]) -> None:
+    first = export(server)
+    changed = observation("bp-li-1", "li-jianguo", 131)
+    assert requests.put(f"{server}/Observation/bp-li-1", json=changed, timeout=30).status_code == 200
+    files = exported(export(server, _since=first["transactionTime"]))
+    assert {kind: [r["id"] for r in resources] for kind, resources in files.items()} == {"Observation": ["bp-li-1"]}
+
+
+def test_patient_export_holds_the_residents_and_their_compartments_only(
+    server: str, archive: dict[str, list[str]]
+) -> None:
+    files = exported(export(server, "Patient/$export"))
+    assert {kind: {r["id"] for r in resources} for kind, resources in files.items()} == {
+        "Patient": set(archive["Patient"]),
+        "Observation": set(archive["Observation"]),
+        "Group": {"home-a"},
+    }
+
+
+def test_group_export_holds_only_the_active_members(server: str, archive: dict[str, list[str]]) -> None:
+    files = exported(export(server, "Group/home-a/$export", _type="Patient,Observation"))
+    found = ({r["id"] for r in files["Patient"]}, subjects(files["Observation"]), len(files["Observation"]))
+    assert found == ({"zhang-xiuying"}, {"Patient/zhang-xiuying"}, 2)
+
+
+def test_export_files_are_owner_only(server: str, archive: dict[str, list[str]], export_dir: Path) -> None:
+    manifest = export(server, _type="Patient")
+    folder = export_dir / manifest["status_url"].rsplit("/", 1)[1]
+    modes = {stat.S_IMODE(path.stat().st_mode) for path in [folder, *folder.iterdir()]}
+    assert modes == {0o700, 0o600}
+
+
+# -- status, cancel, files -------------------------------------------------------------------
+def test_unknown_job_is_404(server: str) -> None:
+    assert requests.get(f"{server}/$export-status/{'0' * 32}", timeout=30).status_code == 404
+
+
+def test_delete_removes_the_job_and_its_files(server: str, archive: dict[str, list[str]], export_dir: Path) -> None:
+    manifest = export(server, _type="Patient")
+    assert requests.delete(manifest["status_url"], timeout=30).status_code == 202
+    gone = (
+        requests.get(manifest["status_url"], timeout=30).status_code,
+        requests.get(manifest["output"][0]["url"], timeout=30).status_code,
+        (export_dir / manifest["status_url"].rsplit("/", 1)[1]).exists(),
+    )
+    assert gone == (404, 404, False)
+
+
+def test_a_file_name_with_dot_dot_is_refused(server: str, archive: dict[str, list[str]]) -> None:
+    manifest = export(server, _type="Patient")
+    job_id = manifest["status_url"].rsplit("/", 1)[1]
+    answer = requests.get(f"{server}/$export-file/{job_id}/%2E%2E", timeout=30)
+    assert answer.status_code == 400
+
+
+def test_capability_statement_advertises_the_exports(server: str) -> None:
+    statement = requests.get(f"{server}/metadata", timeout=30).json()
+    resources = {entry["type"]: entry for entry in statement["rest"][0]["resource"]}
+    definitions = {
+        operation["definition"]
+        for operations in (
+            statement["rest"][0]["operation"],
+            *(resources[k]["operation"] for k in ("Patient", "Group")),
+        )
+        for operation in operations
+        if operation["name"] == "export"
+    }
+    assert definitions == {
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+    }
+
+
+# -- the stale-job rule ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compartment() -> dict[str, list[str]]:
+    return Registry().patient_compartment
+
+
+def exports(store: Store, folder: Path, compartment: dict[str, list[str]], stale_seconds: int) -> BulkExports:
+    return BulkExports(store, compartment, frozenset(compartment), folder, stale_seconds)
+
+
+def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
+    store: Store, tmp_path: Path, compartment: dict[str, list[str]]
+) -> None:
+    job = exports(store, tmp_path, compartment, 3600).kick_off("http://x/fhir/$export", "system", [])
+    (tmp_path / job.id).mkdir()
+    (tmp_path / job.id / "Patient.ndjson").write_text("{}\n")
+    time.sleep(0.01)
+    found = exports(store, tmp_path, compartment, 0).status(job.id)
+    assert (found.status, found.error["message_id"], (tmp_path / job.id).exists()) == (
+        FAILED,
+        "http.export-abandoned",
+        False,
+    )
+
+
+def test_a_job_beating_within_the_limit_stays_in_progress(
+    store: Store, tmp_path: Path, compartment: dict[str, list[str]]
+) -> None:
+    job = exports(store, tmp_path, compartment, 3600).kick_off("http://x/fhir/$export", "system", [])
+    assert exports(store, tmp_path, compartment, 3600).status(job.id).status == IN_PROGRESS
+
+
+def test_a_job_that_cannot_write_its_files_fails_with_an_incident(
+    store: Store, tmp_path: Path, compartment: dict[str, list[str]]
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    jobs = exports(store, blocked, compartment, 3600)
+    job = jobs.kick_off("http://x/fhir/$export", "system", [])
+    jobs.run(job.id)
+    assert jobs.status(job.id).failure().message_id == "http.export-internal"
