@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,6 +33,9 @@ ELDER = {
     "his_id": "0000123",
 }
 BORN = date(1949, 12, 31)
+#: the samples' record numbers (签约编号 QY…, 体检编号 TJ…, 入住编号 RZ…, HL7 control ids HIS…):
+#: each generated person gets her own, since a record's ids come from its source key
+RECORD_NUMBER = re.compile(r"(?<![A-Za-z0-9])(?:QY|TJ|SF|JC|RZ|FW|YL|PG|LTC|HIS|HR-)[0-9][0-9-]*")
 
 
 def _date_spellings(day: date) -> list[str]:
@@ -56,6 +60,7 @@ def people(count: int, seed: int = 5) -> Iterator[dict[str, str]]:
             "record_no": f"41010500100{index % 1000000:06d}",
             "his_id": f"9{index:06d}",
             "born": born.isoformat(),
+            "serial": f"{index:06d}",
         }
 
 
@@ -65,7 +70,7 @@ def substitute(text: str, person: dict[str, str]) -> str:
     born = date.fromisoformat(person["born"])
     for old, new in zip(_date_spellings(BORN), _date_spellings(born), strict=True):
         text = text.replace(old, new)
-    return text
+    return RECORD_NUMBER.sub(lambda found: f"{found.group()}P{person['serial']}", text)
 
 
 def _records_path(document: Any) -> list[str] | None:

@@ -1,9 +1,10 @@
 """The demo archive ``yiyang serve --demo`` starts with: the provincial package's valid
 examples and every shipped sample export of the four sources.
 
-Both loads are idempotent — examples are PUT under their own ids (an unchanged resource makes
-no new version) and the ingest ledger skips records already landed — so a server restarted
-with ``--demo`` serves the same archive.
+Both loads are idempotent — an example is created under its own id only when the archive does
+not hold it yet (a restart must not undo what ingest merged into it since), and the ingest
+ledger skips records already landed — so a server restarted with ``--demo`` serves the same
+archive.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def load_demo(services: Services, lang: str) -> Iterator[str]:
         resource = orjson.loads(path.read_bytes())
         if resource.get("resourceType") == "Bundle":
             continue  # a transaction example: its creates are not idempotent
+        with services.store.reading() as tx:
+            if tx.resources.read(resource["resourceType"], resource["id"]) is not None:
+                continue
         try:
             services.repository.update(resource["resourceType"], resource["id"], resource)
             loaded += 1

@@ -16,6 +16,7 @@ it was true, so the archive can merge statements in the order they happened, not
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ class Mapped:
     spec: Spec
     #: keep the step-by-step trace (for ``mappings explain``); off on the ingest hot path
     trace: bool = False
+    #: what the record is in its source system (see :func:`record_identity`)
+    identity: str = ""
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (resource name, FHIRPath inside the resource) → legacy origin
     lineage: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
@@ -166,13 +169,13 @@ class MappingEngine:
         spec = spec or self.select(record)
         if spec is None:
             return None
-        mapped = Mapped(record, spec, trace)
+        mapped = Mapped(record, spec, trace, identity=record_identity(spec, record))
         planned: list[tuple[str, dict[str, Any], Any, str | None]] = []
         for definition in spec.resources:
             for name, item in self._instances(mapped, definition):
                 # the item's label names the legacy field it came from: 既往疾病[1], 服务项目[0]
                 label = f"{definition['each']}[{name.rsplit('[', 1)[1]}" if "each" in definition else None
-                resource: dict[str, Any] = {"resourceType": definition["type"], "id": self._id(spec, record, name)}
+                resource: dict[str, Any] = {"resourceType": definition["type"], "id": record_id(mapped, name)}
                 if "profile" in definition:
                     resource["meta"] = {"profile": [f"{self.base}/StructureDefinition/{definition['profile']}"]}
                 mapped.resources[name] = resource
@@ -230,10 +233,6 @@ class MappingEngine:
             items = _items(mapped, None, definition["each"], definition.get("skip", []))
             return [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
         return [(definition["name"], None)]
-
-    @staticmethod
-    def _id(spec: Spec, record: SourceRecord, name: str) -> str:
-        return str(uuid.uuid5(ID_NAMESPACE, f"{spec.id}|{record.file}|{record.location}|{name}"))
 
     def _rule(
         self, mapped: Mapped, name: str, resource: dict[str, Any], rule: dict[str, Any], item: Any, each: str | None
@@ -396,6 +395,29 @@ class _Context:
     each: str | None
     target: str
     origins: list[tuple[tuple[str, ...], FieldRef]] = field(default_factory=list)
+
+
+def record_identity(spec: Spec, record: SourceRecord) -> str:
+    """What a record is, independent of the file it came in and its row: its source system's
+    key (the spec's ``record_key`` fields) or, when the spec declares none or the record lacks
+    it, a digest of its content.  Two clinics' exports with the same file name no longer share
+    ids, and a re-export with rows in another order keeps every record's ids."""
+    values = [lookup(record.fields, name) for name in spec.record_key]
+    if values and all(isinstance(v, (str, int)) and str(v).strip() for v in values):
+        return "key|" + "|".join(str(v).strip() for v in values)
+    return "content|" + content_digest(record)
+
+
+def content_digest(record: SourceRecord) -> str:
+    """The record's content: its parsed fields, so a row re-saved with other line endings or
+    quoting is still the same row."""
+    content = orjson.dumps(record.fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def record_id(mapped: Mapped, name: str) -> str:
+    """The id of the resource ``name`` a record yields (before any key or identity merge)."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{mapped.spec.id}|{mapped.record.source}|{mapped.identity}|{name}"))
 
 
 def reference_nodes(node: Any) -> list[dict[str, Any]]:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from gateway.storage.store import without_version
-from mappings.engine import ID_NAMESPACE
+from mappings.engine import ID_NAMESPACE, MappingEngine, record_id
+from mappings.readers import read
+from profiles.registry import Registry
+
+SAMPLES = Path(__file__).resolve().parents[1] / "mappings" / "samples"
 
 
 def ndjson(path: Path) -> list[dict[str, Any]]:
@@ -23,6 +28,29 @@ def ndjson(path: Path) -> list[dict[str, Any]]:
 def keyed_id(kind: str, *key: str) -> str:
     """The id of a keyed resource: its type and business key (the ``key`` of its spec)."""
     return str(uuid.uuid5(ID_NAMESPACE, "|".join([kind, *key])))
+
+
+def made_id(spec: str, key: str, name: str, source: str = "community-health") -> str:
+    """The id of the resource ``name`` that a record with this source key yields under its spec
+    (see mappings.engine.record_id): ids come from what a record is, not from file and row."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{spec}|{source}|key|{key}|{name}"))
+
+
+@cache
+def _engine() -> MappingEngine:
+    from gateway.ingest.commands import build_engine
+
+    return build_engine(Registry())
+
+
+def sample_id(source: str, file: str, location: str, name: str) -> str:
+    """The id the engine gives the resource ``name`` of the shipped sample record at
+    ``file``/``location`` (before people are merged): from its spec and source key."""
+    path = SAMPLES / source / file
+    record = next(r for r in read(path, source) if r.location == location)
+    mapped = _engine().map(record)
+    assert mapped is not None, f"no spec maps {file} {location}"
+    return record_id(mapped, name)
 
 
 def written(out: Path, kind: str, resource_id: str) -> dict[str, Any]:

@@ -120,7 +120,7 @@ class Repository:
                 raise FhirError(412, "http.multiple-matches", condition=if_none_exist, count=len(found))
             if found:
                 return Written(found[0], 200)
-        stored, _ = tx.resources.write(resource, method="POST")
+        stored, _ = tx.resources.write(resource, method="POST", new=True)
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
 

@@ -157,7 +157,7 @@ def replay(out_dir: Path | None, registry: Registry, out: IO[str], lang: str, st
                     pipeline.counts.read += 1
                     pipeline.counts.quarantined += 1
                     verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
-                elif pipeline.process(record).reasons:
+                elif pipeline.process(record, replaces=(entry["identity"], entry["digest"])).reasons:
                     verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
                 else:
                     verdict = "现已通过" if lang == "zh-CN" else "now passes"

@@ -19,7 +19,9 @@ class Ledger:
     def __init__(self) -> None:
         self.run = uuid.uuid4().hex
 
-    def arrive(self, tx: Transaction, scope: str, digest: str, location: str) -> tuple[str, bool] | None:
+    def arrive(
+        self, tx: Transaction, scope: str, digest: str, location: str, identity: str
+    ) -> tuple[str, bool] | None:
         """The earlier record with this content, as (its location, whether it came in this
         run), when this run saw it or an earlier run wrote it; None when the record is new to
         the archive (or was only quarantined before, as a replayed record was)."""
@@ -32,8 +34,13 @@ class Ledger:
                 # claimed for this run, so a second copy in this export is still a duplicate row
                 tx.ledger.claim(scope, digest, self.run)
                 return location_seen, False
-        tx.ledger.put(scope, digest, location, self.run, landed=False)
+        tx.ledger.put(scope, digest, location, self.run, landed=False, identity=identity)
         return None
 
-    def landed(self, tx: Transaction, scope: str, digest: str, location: str) -> None:
-        tx.ledger.put(scope, digest, location, self.run, landed=True)
+    def clash(self, tx: Transaction, identity: str, digest: str) -> str | None:
+        """Another record that landed in this run under the same source key with other content
+        (one that was quarantined wrote nothing, so it cannot be replaced)."""
+        return tx.ledger.same_identity(identity, self.run, digest)
+
+    def landed(self, tx: Transaction, scope: str, digest: str, location: str, identity: str) -> None:
+        tx.ledger.put(scope, digest, location, self.run, landed=True, identity=identity)

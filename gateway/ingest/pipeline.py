@@ -13,7 +13,6 @@ maps those records again, under the same ids, while the ledger skips the ones th
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -21,8 +20,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from conformance.issues import Issue
 from conformance.validator import Validator
@@ -32,8 +29,8 @@ from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.messages import worded
-from gateway.storage.store import Store, StoreError, Transaction
-from mappings.engine import Mapped, MappingEngine, Problem, reference_nodes, rewrite_references
+from gateway.storage.store import Store, StoreError, Transaction, without_version
+from mappings.engine import Mapped, MappingEngine, Problem, content_digest, reference_nodes, rewrite_references
 from mappings.records import SourceRecord
 
 
@@ -67,10 +64,12 @@ class Outcome:
     conflicts: list[Conflict] = field(default_factory=list)
     #: an earlier run already wrote this very record (see ledger.py): nothing to write
     unchanged: bool = False
-    #: the record's entry in the ledger, marked written once the record lands
+    #: the record's entry in the ledger (scope, digest), marked written once it lands
     seen_as: tuple[str, str] | None = None
     #: (type, id) of each resource the record wrote
     written: list[tuple[str, str]] = field(default_factory=list)
+    #: what the record is: its spec and source key once mapped, else its content
+    identity: str = ""
     #: why its independent parts were left out, when the rest of the record landed without them
     parts: list[Reason] = field(default_factory=list)
 
@@ -144,7 +143,10 @@ class Ingest:
         self._touched: set[tuple[str, str]] = set()
 
     # -- one record ----------------------------------------------------------------------
-    def process(self, record: SourceRecord) -> Outcome:
+    def process(self, record: SourceRecord, replaces: tuple[str, str] | None = None) -> Outcome:
+        """Map, check and write one record, or quarantine it.  ``replaces`` is the (identity,
+        digest) of the quarantine entry a replayed record came from: it goes, whatever the
+        record is now (its identity may have changed with the spec that now maps it)."""
         self.counts.read += 1
         tx = self._transaction()
         try:
@@ -158,10 +160,13 @@ class Ingest:
         except Exception as error:  # noqa: BLE001 - one record's failure must not lose the rest of the run
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
+        outcome.identity = outcome.identity or f"content|{content_digest(record)}"
+        if replaces:
+            tx.quarantine.release(record.source, *replaces)
         spec = outcome.mapped.spec.id if outcome.mapped else None
         if outcome.reasons:
             self.counts.quarantined += 1
-            tx.quarantine.put(Entry(record, outcome.reasons, spec).to_json())
+            tx.quarantine.put(Entry(record, outcome.identity, outcome.reasons, spec).to_json())
         else:
             self.counts.mapped += 1
             self.counts.unchanged += outcome.unchanged
@@ -169,7 +174,7 @@ class Ingest:
         if outcome.parts and not outcome.reasons:
             self.counts.partial += 1
             landed = [f"{kind}/{resource_id}" for kind, resource_id in outcome.written]
-            tx.quarantine.put(Entry(record, outcome.parts, spec, landed).to_json())
+            tx.quarantine.put(Entry(record, outcome.identity, outcome.parts, spec, landed).to_json())
         self._pending += 1
         if self._pending >= self.batch_size:
             self.commit()
@@ -193,8 +198,9 @@ class Ingest:
             outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
             return outcome
         scope = f"{record.file}|{mapped.spec.id}|{mapped.spec.version}"
-        digest = _digest(record)
-        earlier = self.ledger.arrive(tx, scope, digest, record.location)
+        digest = content_digest(record)
+        outcome.identity = identity = f"{mapped.spec.id}|{mapped.identity}"
+        earlier = self.ledger.arrive(tx, scope, digest, record.location, identity)
         if earlier is not None:
             first, this_run = earlier
             if this_run:
@@ -214,6 +220,13 @@ class Ingest:
                     by_part.setdefault(part, []).append(self._issue_reason(issue, mapped, name))
         if by_part and (None in by_part or not _independent(mapped, set(by_part))):
             outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]
+            return outcome
+        other = self.ledger.clash(tx, identity, digest) if mapped.identity.startswith("key|") else None
+        if other and _would_change(tx, mapped):
+            # another record of this run landed under this key, and this one says something else
+            # (the same record exported twice, as CSV and as .xlsx, only repeats it)
+            key = mapped.identity.removeprefix("key|")
+            outcome.reasons.append(self._reason("ingest.duplicate-key", first=other, key=key))
             return outcome
         for name, reasons in by_part.items():  # only independent parts failed: the rest lands
             outcome.parts.extend(reasons)
@@ -263,8 +276,10 @@ class Ingest:
         record = outcome.record
         if outcome.seen_as and not outcome.parts:
             # a partly accepted record is mapped again by a later run, so a fix releases its parts
-            self.ledger.landed(tx, *outcome.seen_as, record.location)
-        tx.quarantine.release(record.source, record.file, record.location)
+            self.ledger.landed(tx, *outcome.seen_as, record.location, outcome.identity)
+        # the same record (same content) quarantined by an earlier attempt has now landed; a row
+        # with the same key but other content stays: that version never landed
+        tx.quarantine.release(record.source, outcome.identity, content_digest(record))
         outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(self._conflict_line(record, c))]
 
     @staticmethod
@@ -340,6 +355,18 @@ class Ingest:
         return self.counts
 
 
+def _would_change(tx: Transaction, mapped: Mapped) -> bool:
+    """Whether writing the record would change a resource the archive holds under its ids
+    (people merge by identity and keyed resources by key, so only the others count)."""
+    for name, resource in mapped.resources.items():
+        if resource["resourceType"] == "Patient" or name in mapped.keyed:
+            continue
+        stored = tx.resources.read(resource["resourceType"], resource["id"])
+        if stored is None or stored.deleted or stored.content != without_version(resource):
+            return True
+    return False
+
+
 def _independent(mapped: Mapped, parts: set[str | None]) -> bool:
     """Whether the failing parts can be left out: nothing else in the record refers to them."""
     dropped = {
@@ -347,10 +374,3 @@ def _independent(mapped: Mapped, parts: set[str | None]) -> bool:
     }
     kept = [resource for name, resource in mapped.resources.items() if name not in parts]
     return not any(dropped & {node["reference"] for node in reference_nodes(resource)} for resource in kept)
-
-
-def _digest(record: SourceRecord) -> str:
-    """The record's content: its parsed fields, so a row re-saved with other line endings or
-    quoting is still the same row."""
-    fields = orjson.dumps(record.fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
-    return hashlib.blake2b(fields, digest_size=16).hexdigest()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from mappings.engine import ID_NAMESPACE, Mapped
+from mappings.engine import Mapped, record_id
 
 SOURCE_SYSTEMS = {
     "community-health": "基层/社区卫生服务系统",
@@ -38,7 +37,7 @@ def provenance(mapped: Mapped, resources: list[dict[str, Any]], recorded: str, b
         entity["extension"] = lineage
     return {
         "resourceType": "Provenance",
-        "id": str(uuid.uuid5(ID_NAMESPACE, f"provenance|{record.source}|{record.file}|{record.location}")),
+        "id": record_id(mapped, "provenance"),
         "target": [{"reference": f"{r['resourceType']}/{r['id']}"} for r in resources],
         "recorded": recorded,
         "activity": {

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
+from mappings.engine import content_digest
 from mappings.records import SourceRecord
 
 
@@ -34,6 +35,8 @@ class Reason:
 @dataclass(slots=True)
 class Entry:
     record: SourceRecord
+    #: what the record is (spec and source key, or its content): one entry per identity
+    identity: str
     reasons: list[Reason]
     spec: str | None = None
     #: for a partly accepted record: what of it landed (the reasons are its failed parts')
@@ -43,6 +46,8 @@ class Entry:
         record = self.record
         return {
             "source": record.source,
+            "identity": self.identity,
+            "digest": content_digest(record),
             "file": record.file,
             "location": record.location,
             "spec": self.spec,

@@ -18,10 +18,12 @@ import orjson
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    #: column types the migrations name as {json}, {bool}, {serial}, {real}
+    #: column types the migrations name as {json}, {bool}, {serial}, {real}, {bytewise}
     types: dict[str, str]
     #: statement opening a write transaction
     begin: str
+    #: statement opening a read-only view, or None to read statement by statement
+    begin_read: str | None = None
     placeholder: str = "?"
 
     def sql(self, text: str) -> str:
@@ -43,16 +45,32 @@ class Dialect:
 
 SQLITE = Dialect(
     "sqlite",
-    types={"json": "TEXT", "bool": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
+    types={
+        "json": "TEXT",
+        "bool": "INTEGER",
+        "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "real": "REAL",
+        "bytewise": "TEXT",
+    },
     # IMMEDIATE takes the write lock at once: a second writer waits (busy_timeout) instead of
     # failing halfway through with "database is locked" when it first writes.
     begin="BEGIN IMMEDIATE",
+    # a deferred transaction: one snapshot for a search's page, count and includes, at no cost
+    begin_read="BEGIN",
 )
 
 
 POSTGRES = Dialect(
     "postgresql",
-    types={"json": "JSONB", "bool": "BOOLEAN", "serial": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
+    types={
+        "json": "JSONB",
+        "bool": "BOOLEAN",
+        "serial": "BIGSERIAL PRIMARY KEY",
+        "real": "DOUBLE PRECISION",
+        "bytewise": 'TEXT COLLATE "C"',
+    },
     begin="BEGIN",
+    # no BEGIN/ROLLBACK round trips around a read: each statement sees what is committed
+    begin_read=None,
     placeholder="%s",
 )

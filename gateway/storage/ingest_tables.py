@@ -60,13 +60,22 @@ class Ledger:
         row = self.sql.one("SELECT location, run, landed FROM ledger WHERE scope = ? AND digest = ?", (scope, digest))
         return (row[0], row[1], bool(row[2])) if row else None
 
-    def put(self, scope: str, digest: str, location: str, run: str, landed: bool) -> None:
+    def put(self, scope: str, digest: str, location: str, run: str, landed: bool, identity: str) -> None:
         self.sql.execute(
-            "INSERT INTO ledger (scope, digest, location, run, landed) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO ledger (scope, digest, location, run, landed, identity) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (scope, digest) DO UPDATE SET location = excluded.location, run = excluded.run, "
-            "landed = excluded.landed",
-            (scope, digest, location, run, landed),
+            "landed = excluded.landed, identity = excluded.identity",
+            (scope, digest, location, run, landed, identity),
         )
+
+    def same_identity(self, identity: str, run: str, digest: str) -> str | None:
+        """The location of another record that landed in this run with the same identity but
+        other content."""
+        row = self.sql.one(
+            "SELECT location FROM ledger WHERE identity = ? AND run = ? AND landed AND digest <> ?",
+            (identity, run, digest),
+        )
+        return row[0] if row else None
 
     def claim(self, scope: str, digest: str, run: str) -> None:
         """Mark a landed record as seen by this run, so a second copy in it is a duplicate."""
@@ -80,17 +89,28 @@ class Quarantine:
         self.sql = sql
 
     def put(self, entry: dict[str, Any]) -> None:
-        """Quarantine a record, replacing what an earlier attempt at the same record left."""
+        """Quarantine a record (its entry names its ``identity`` and content ``digest``),
+        replacing what an earlier attempt at the same record with the same content left."""
         self.sql.execute(
-            "INSERT INTO quarantine (source, file, location, recorded, entry) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (source, file, location) DO UPDATE SET recorded = excluded.recorded, entry = excluded.entry",
-            (entry["source"], entry["file"], entry["location"], now_instant(), self.sql.dialect.json_in(entry)),
+            "INSERT INTO quarantine (source, identity, digest, file, location, recorded, entry) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, identity, digest) DO UPDATE SET "
+            "file = excluded.file, location = excluded.location, recorded = excluded.recorded, entry = excluded.entry",
+            (
+                entry["source"],
+                entry["identity"],
+                entry["digest"],
+                entry["file"],
+                entry["location"],
+                now_instant(),
+                self.sql.dialect.json_in(entry),
+            ),
         )
 
-    def release(self, source: str, file: str, location: str) -> None:
-        """The record landed (on replay, or re-ingested after a fix): it leaves the quarantine."""
+    def release(self, source: str, identity: str, digest: str) -> None:
+        """The record with this content landed (on replay, or re-ingested after a fix), or its
+        entry was replayed: it leaves the quarantine."""
         self.sql.execute(
-            "DELETE FROM quarantine WHERE source = ? AND file = ? AND location = ?", (source, file, location)
+            "DELETE FROM quarantine WHERE source = ? AND identity = ? AND digest = ?", (source, identity, digest)
         )
 
     def entries(self) -> Iterator[dict[str, Any]]:

@@ -161,12 +161,13 @@ class Resources:
 
     # -- writing ---------------------------------------------------------------------------
     def write(
-        self, resource: dict[str, Any], *, method: str = "PUT", if_match: int | None = None
+        self, resource: dict[str, Any], *, method: str = "PUT", if_match: int | None = None, new: bool = False
     ) -> tuple[Stored, bool]:
         """Store a new version of ``resource`` (its type and id say which); returns the stored
-        version and whether anything changed."""
+        version and whether anything changed.  ``new``: the id was just made up by the server
+        (a create), so there is no current version to look for."""
         kind, resource_id = resource["resourceType"], resource["id"]
-        current = self.read(kind, resource_id, for_update=True)
+        current = None if new else self.read(kind, resource_id, for_update=True)
         if if_match is not None and (current is None or current.deleted or current.version != if_match):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is not None and not current.deleted and _same(current.resource, resource):
@@ -177,13 +178,15 @@ class Resources:
         stored_resource = {"resourceType": kind, "id": resource_id, "meta": meta}
         stored_resource.update((k, v) for k, v in resource.items() if k not in stored_resource)
         stored = Stored(kind, resource_id, version, instant, False, stored_resource)
-        self._put(stored, method)
-        self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
-        if self.indexer is not None:
+        rows = [(kind, resource_id, *row) for row in self.indexer(stored_resource)] if self.indexer else []
+        with self.sql.batched():
+            self._put(stored, method)
+            if current is not None:
+                self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
             self.sql.executemany(
                 "INSERT INTO search_index (type, id, name, system, value, low, high, number) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(kind, resource_id, *row) for row in self.indexer(stored_resource)],
+                rows,
             )
         return stored, True
 

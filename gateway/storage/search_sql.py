@@ -28,6 +28,8 @@ from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
 
 COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
+#: sorts after every string that starts with a given prefix (the largest code point)
+PAST_EVERY_PREFIX = "\U0010ffff"
 #: ap on dates: the value's range widens by this share of its distance from now
 APPROXIMATE = 0.1
 
@@ -37,7 +39,7 @@ Sql = tuple[str, list[Any]]
 def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
     """The condition on ``resource r`` for all criteria (``1=1`` when there are none)."""
     builder = _Builder(now or datetime.now(UTC))
-    clauses = [builder.criterion(criterion, "r") for criterion in query.criteria]
+    clauses = [builder.criterion(criterion, "r", (query.resource_type,)) for criterion in query.criteria]
     return " AND ".join(clauses) or "1=1", builder.params
 
 
@@ -152,7 +154,12 @@ class _Builder:
         self.params: list[Any] = []
         self.depth = 0
 
-    def criterion(self, criterion: Criterion, owner: str) -> str:
+    def criterion(self, criterion: Criterion, owner: str, types: Sequence[str]) -> str:
+        """One criterion as membership of the owner in the ids its index rows select.
+
+        ``owner.id IN (SELECT s.id FROM search_index s WHERE s.type = ? AND s.name = ? …)``
+        rather than a correlated EXISTS: both databases then start from the index
+        (type, name, value) instead of visiting every resource of the type."""
         if criterion.param == "_id":
             return self._column(criterion, lambda value: self._eq(f"{owner}.id", value.code))
         if criterion.param == "_lastUpdated":
@@ -160,14 +167,19 @@ class _Builder:
             return self._column(criterion, lambda value: self._date(value, column, column))
         self.depth += 1
         s = f"s{self.depth}"
-        head = f"SELECT 1 FROM search_index {s} WHERE {s}.type = {owner}.type AND {s}.id = {owner}.id AND {s}.name = ?"
-        self.params.append(criterion.param)
+        if len(types) == 1:
+            member = f"{owner}.id"
+            head = f"SELECT {s}.id FROM search_index {s} WHERE {s}.type = ? AND {s}.name = ?"
+        else:
+            member = f"({owner}.type, {owner}.id)"
+            head = f"SELECT {s}.type, {s}.id FROM search_index {s} WHERE {s}.type IN ({_marks(types)}) AND {s}.name = ?"
+        self.params += [*types, criterion.param]
         if criterion.missing is not None:
-            return f"{'NOT ' if criterion.missing else ''}EXISTS ({head})"
+            return f"{member} {'NOT ' if criterion.missing else ''}IN ({head})"
         if criterion.chain is not None:
-            return f"EXISTS ({head} AND {self._chain(criterion, s)})"
+            return f"{member} IN ({head} AND {self._chain(criterion, s)})"
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
-        return f"{'NOT ' if criterion.modifier == 'not' else ''}EXISTS ({head} AND ({matches}))"
+        return f"{member} {'NOT ' if criterion.modifier == 'not' else ''}IN ({head} AND ({matches}))"
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""
@@ -180,7 +192,7 @@ class _Builder:
         assert criterion.chain is not None
         t = f"t{self.depth}"
         self.params.extend(criterion.targets)
-        inner = self.criterion(criterion.chain, t)
+        inner = self.criterion(criterion.chain, t, criterion.targets)
         return (
             f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "
             f"WHERE {t}.type IN ({_marks(criterion.targets)}) AND NOT {t}.deleted AND {inner})"
@@ -191,9 +203,15 @@ class _Builder:
         if kind == "string":
             if modifier == "exact":
                 return self._eq(f"{s}.system", value.text)
-            pattern = _like(normalise(value.text or "")) + "%"
-            self.params.append("%" + pattern if modifier == "contains" else pattern)
-            return f"{s}.value LIKE ? ESCAPE '\\'"
+            text = normalise(value.text or "")
+            if modifier == "contains":
+                self.params.append(f"%{_like(text)}%")
+                return f"{s}.value LIKE ? ESCAPE '\\'"
+            # starts-with as a range, which an index on value serves (LIKE cannot: SQLite's
+            # LIKE ignores case, and PostgreSQL's needs pattern operators); the column sorts
+            # by code point on both databases (COLLATE "C" on PostgreSQL, see 0001)
+            self.params += [text, text + PAST_EVERY_PREFIX]
+            return f"{s}.value >= ? AND {s}.value < ?"
         if kind == "uri":
             return self._uri(value, modifier, s)
         if kind in ("token", "reference"):

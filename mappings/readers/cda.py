@@ -44,7 +44,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from mappings.readers import ReaderError
+from mappings.readers import Limits, ReaderError
 from mappings.records import SourceRecord
 
 CDA_NAMESPACE = "urn:hl7-org:v3"
@@ -164,13 +164,19 @@ def parse_document(data: bytes, name: str) -> etree._Element:
     return root
 
 
-def read_cda(path: Path, source: str) -> Iterator[SourceRecord]:
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise ReaderError(f"{path.name}: {size} 字节，超过上限 {MAX_BYTES} / larger than the {MAX_BYTES}-byte limit")
+def read_cda(path: Path, source: str, limits: Limits | None = None) -> Iterator[SourceRecord]:
+    """The document as one record; at most ``MAX_BYTES``, or ``limits.document_bytes`` when the
+    caller gives limits (whichever is smaller: a CDA is parsed whole, tree and all)."""
+    limit = MAX_BYTES if limits is None else min(MAX_BYTES, limits.document_bytes)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ReaderError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+    if size > limit:
+        raise ReaderError(f"{path.name}: {size} 字节，超过上限 {limit} / larger than the {limit}-byte limit")
     with path.open("rb") as handle:
-        data = handle.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:  # grew while we looked
-        raise ReaderError(f"{path.name}: 超过上限 {MAX_BYTES} 字节 / larger than the {MAX_BYTES}-byte limit")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # grew while we looked
+        raise ReaderError(f"{path.name}: 超过上限 {limit} 字节 / larger than the {limit}-byte limit")
     root = parse_document(data, path.name)
     yield SourceRecord(source, path.name, "document", flatten(root), data, "XPath", shape_of(root))

@@ -5,6 +5,12 @@ spans several included.  A quote opened at the start of a cell and never closed 
 the rest of the file into that cell: a row whose quoted cell runs to the end of the file or over
 ``MAX_ROW_LINES`` lines becomes an ``UNPARSEABLE`` record on its own (no spec matches it, so it
 is quarantined with its bytes) and the lines after it are read again as rows.
+
+Hostile input (see :class:`~mappings.readers.Limits`): a file over ``file_bytes`` or one that
+is not text at all (UTF-16/32, NUL bytes) is a file error that says what the file is; a line
+over ``record_bytes`` is never held whole: it becomes an ``UNPARSEABLE`` record keeping its
+first ``record_bytes`` bytes.  A cell over ``cell_chars`` or holding a control character that
+FHIR text forbids (``"\u0000吴福国"``) makes its row ``UNPARSEABLE``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from mappings.readers import ReaderError
+from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, encoding_problem, value_problem
 from mappings.records import SourceRecord, unparseable
 
 BOM = b"\xef\xbb\xbf"
@@ -23,7 +29,11 @@ _SNIFF = 1 << 16
 
 def detect_encoding(sample: bytes) -> str:
     """utf-8-sig when there is a BOM, utf-8 when the sample decodes, else GB18030 (a superset
-    of GBK and GB2312, what Chinese Excel writes)."""
+    of GBK and GB2312, what Chinese Excel writes).  Text in another encoding (UTF-16 with its
+    byte order mark, say) or no text at all is refused, naming what the file appears to be."""
+    problem = encoding_problem(sample)
+    if problem is not None:
+        raise ReaderError(f"not UTF-8 or GB18030 text: {problem}")
     if sample.startswith(BOM):
         return "utf-8-sig"
     try:
@@ -43,14 +53,22 @@ def detect_encoding(sample: bytes) -> str:
 MAX_ROW_LINES = 32
 
 
+class _Oversized(Exception):  # noqa: N818 - a signal from the line source, not an error
+    """A line longer than the record limit: its start is kept, the rest was skipped unread."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        super().__init__(size)
+        self.head, self.size = head, size
+
+
 class _Lines:
     """The file's lines, decoded for ``csv.reader``, keeping the bytes of the lines read since
     the last record: csv.reader pulls exactly the lines of one record (a quoted cell may span
     several), so after each record these are that record's original bytes.  Lines can be put
     back, to be read again after a record that swallowed them has been set aside."""
 
-    def __init__(self, handle: IO[bytes], encoding: str) -> None:
-        self.handle, self.encoding = handle, encoding
+    def __init__(self, handle: IO[bytes], encoding: str, limit: int = DEFAULT_LIMITS.record_bytes) -> None:
+        self.handle, self.encoding, self.limit = handle, encoding, limit
         self.raw: list[bytes] = []
         self.put_back: list[bytes] = []
         self.lines_read = 0
@@ -61,7 +79,9 @@ class _Lines:
         return self
 
     def __next__(self) -> str:
-        line = self.put_back.pop(0) if self.put_back else self.handle.readline()
+        line = self.put_back.pop(0) if self.put_back else self.handle.readline(self.limit + 1)
+        if len(line) > self.limit and not line.endswith(b"\n"):
+            raise _Oversized(line[: self.limit], len(line) + self._skip_rest_of_line())
         if not line:
             self.ran_out = True
             raise StopIteration
@@ -71,6 +91,15 @@ class _Lines:
             return line.decode(self.encoding)
         except UnicodeDecodeError:
             return line.decode(self.encoding, errors="replace")  # the mojibake check reports it
+
+    def _skip_rest_of_line(self) -> int:
+        """Read past the rest of an over-long line in bounded chunks; how many bytes it had."""
+        skipped = 0
+        while chunk := self.handle.readline(1 << 20):
+            skipped += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+        return skipped
 
     def take(self) -> bytes:
         raw, self.raw = b"".join(self.raw), []
@@ -85,21 +114,31 @@ class _Lines:
         return first
 
 
-def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
+def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
+    check_file_size(path, limits.file_bytes)
     with path.open("rb") as handle:
-        encoding = detect_encoding(handle.read(_SNIFF))
+        try:
+            encoding = detect_encoding(handle.read(_SNIFF))
+        except ReaderError as exc:
+            raise ReaderError(f"{path.name}: {exc}") from exc
         handle.seek(0)
-        lines = _Lines(handle, "utf-8-sig" if encoding == "utf-8-sig" else encoding)
+        lines = _Lines(handle, "utf-8-sig" if encoding == "utf-8-sig" else encoding, limits.record_bytes)
         # Excel's dialect: a quote inside an unquoted cell (11010500"1) is a character, not
         # the start of a quoted cell, so a stray quote there does not swallow the rows after it
         try:
             header_row = next(csv.reader(lines), None)
         except csv.Error as exc:  # bare CR line endings, a NUL byte …
             raise ReaderError(f"{path.name}: the header row is not CSV ({exc})") from exc
+        except _Oversized as exc:
+            raise ReaderError(f"{path.name}: the header row is {exc.size} bytes, over the record limit") from exc
         if header_row is None:
             return
         if len(lines.raw) > 1:
             raise ReaderError(f"{path.name}: a quote in the header row is never closed")
+        for index, name in enumerate(header_row, start=1):
+            problem = value_problem(f"header cell {index}", name, limits)
+            if problem is not None:
+                raise ReaderError(f"{path.name}: the header row is not a CSV header ({problem})")
         header = [h.strip() for h in header_row]
         shape = frozenset(header)
         lines.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
@@ -108,6 +147,16 @@ def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
             rows = csv.reader(lines)
             for values in _rows(rows):
                 number = lines.lines_read - len(lines.raw) + 1
+                if isinstance(values, _Oversized):
+                    # the lines of the record so far, and the start of the line that was too long
+                    raw = lines.take() + values.head
+                    lines.lines_read += 1
+                    reason = (
+                        f"row {number}: a line of {values.size} bytes, over the limit of {limits.record_bytes} "
+                        f"bytes for one record; only its first {limits.record_bytes} bytes are kept"
+                    )
+                    yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
+                    break  # a fresh csv.reader for the lines after it
                 if values is None or (len(lines.raw) > 1 and (lines.ran_out or len(lines.raw) > MAX_ROW_LINES)):
                     # a quote opened at the start of a cell and never closed: the row alone is
                     # quarantined (no spec matches it) and the rows it swallowed are read again
@@ -124,15 +173,22 @@ def read_csv(path: Path, source: str) -> Iterator[SourceRecord]:
                     reason = f"row {number}: {len(values)} cells under a header of {len(header)}"
                     yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     continue
+                problem = next(
+                    (p for name, v in zip(header, values, strict=False) if (p := value_problem(name, v, limits))), None
+                )
+                if problem is not None:
+                    yield unparseable(source, path.name, f"row {number}", raw, f"row {number}: {problem}", "column")
+                    continue
                 fields = {name: (values[i] if i < len(values) else None) for i, name in enumerate(header)}
                 yield SourceRecord(source, path.name, f"row {number}", fields, raw, "column", shape)
             else:
                 return
 
 
-def _rows(rows: Iterator[list[str]]) -> Iterator[list[str] | None]:
+def _rows(rows: Iterator[list[str]]) -> Iterator[list[str] | None | _Oversized]:
     """The rows csv.reader parses; None for a row it gives up on (a cell over its size limit,
-    which is what an unclosed quote before a long file becomes)."""
+    which is what an unclosed quote before a long file becomes); the over-long line that
+    stopped a row."""
     while True:
         try:
             yield next(rows)
@@ -140,4 +196,7 @@ def _rows(rows: Iterator[list[str]]) -> Iterator[list[str] | None]:
             return
         except csv.Error:
             yield None
+            return
+        except _Oversized as exc:
+            yield exc
             return

@@ -58,6 +58,19 @@ the normalisers assume), fractions of a second are dropped.  A value that is not
 HL7 timestamp is passed on as it is, and an impossible date such as ``19520230`` becomes
 ``1952-02-30``, so the normalisers name the problem instead of the reader hiding it.
 
+Hostile input
+-------------
+(See :class:`~mappings.readers.Limits`.)  A file over ``file_bytes`` is refused unread.  Lines
+are found in one pass over the bytes, and a segment or message over ``record_bytes`` is never
+held whole: its message becomes ``UNPARSEABLE``, keeping its first ``record_bytes`` bytes, so a
+feed without segment terminators costs linear time and bounded memory.  A message also becomes
+``UNPARSEABLE`` when a field holds a control character FHIR text forbids or more than
+``cell_chars`` characters, when a timestamp lies outside the calendar (``99991231235959-1200``)
+or when an escape sequence cannot be decoded.  Escapes are decoded here, not by python-hl7
+(which drops what it does not know with a log line): ``\\Xhh…\\`` bytes as UTF-8 or GB18030,
+and the ISO 2022 character set switches ``\\Cxxyy\\`` and ``\\Mxxyyzz\\`` (``\\M2441\\`` is GB 2312)
+through Python's ``iso2022_jp_2`` codec; what cannot be decoded is a problem, never lost text.
+
 Shape
 -----
 A record's shape (what ``match:`` in a spec is checked against) is the message type with its
@@ -77,7 +90,7 @@ from typing import IO, Any
 
 import hl7
 
-from mappings.readers import ReaderError
+from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
 from mappings.records import SourceRecord, unparseable
 
 #: the shape and only field of a message that cannot be parsed; no spec may match it
@@ -94,6 +107,10 @@ TS_FIELDS = frozenset(
     | {"DG1-5", "DG1-19", "AL1-6", "PR1-5", "OBX-12", "OBX-14", "OBX-19", "MRG-8"}
 )
 
+#: separators one message may hold; a real ADT message holds hundreds, a batch of results a few
+#: thousand, and parsing costs time per separator (about 2 s for 50,000 on a small machine)
+MAX_DELIMITERS = 20_000
+
 BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 16
 _TERMINATOR = re.compile(rb"\r\n|\r|\n")
@@ -109,12 +126,13 @@ _TIMESTAMP = re.compile(
 )
 
 
-def read_hl7(path: Path, source: str) -> Iterator[SourceRecord]:
+def read_hl7(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
+    check_file_size(path, limits.file_bytes)
     with path.open("rb") as handle:
         number = 0
         current: list[tuple[bytes, bytes]] = []  # (line as in the file, line without framing)
         started = False
-        for index, line in enumerate(_lines(handle)):
+        for index, line in enumerate(_lines(handle, limits.record_bytes)):
             body = (line.removeprefix(BOM) if index == 0 else line).strip(_FRAMING)
             if not body.strip():
                 if current:
@@ -127,20 +145,26 @@ def read_hl7(path: Path, source: str) -> Iterator[SourceRecord]:
             if segment_id == "MSH" or segment_id in _BATCH:
                 if current:
                     number += 1
-                    yield _message(source, path.name, number, current)
+                    yield _message(source, path.name, number, current, limits)
                 current = [(line, body)] if segment_id == "MSH" else []
+                continue
+            if sum(len(kept) for kept, _ in current) + len(line) > limits.record_bytes:
+                # the message is over the limit already: keep what fits, mark it, drop the rest
+                if not isinstance(current[-1][0], _Truncated):
+                    current.append((_Truncated(b"", 0), b""))
                 continue
             current.append((line, body))
         if current:
             number += 1
-            yield _message(source, path.name, number, current)
+            yield _message(source, path.name, number, current, limits)
 
 
-def read_message(data: bytes, source: str, name: str) -> SourceRecord:
+def read_message(data: bytes, source: str, name: str, limits: Limits = DEFAULT_LIMITS) -> SourceRecord:
     """One message that arrived on its own (an MLLP frame) as a record of ``name``, located by
     its control id (``MSH-10``), or by a digest of its bytes when it has none: a feed has no
     file and no message numbers."""
-    record = _message(source, name, 1, [(line, line.strip(_FRAMING)) for line in _lines(io.BytesIO(data))])
+    lines = [(line, line.strip(_FRAMING)) for line in _lines(io.BytesIO(data), limits.record_bytes)]
+    record = _message(source, name, 1, lines, limits)
     control = record.fields.get("MSH-10")
     if isinstance(control, str) and control:
         record.location = f"MSH-10 {control}"
@@ -149,31 +173,72 @@ def read_message(data: bytes, source: str, name: str) -> SourceRecord:
     return record
 
 
-def _lines(handle: IO[bytes]) -> Iterator[bytes]:
-    """The file's lines with their terminators (``\\r``, ``\\n`` or ``\\r\\n``), read in chunks."""
-    pending = b""
+class _Truncated(bytes):
+    """The start of a line (segment) longer than the record limit; the rest was skipped."""
+
+    size: int
+
+    def __new__(cls, head: bytes, size: int) -> _Truncated:
+        made = super().__new__(cls, head)
+        made.size = size
+        return made
+
+
+def _lines(handle: IO[bytes], limit: int = DEFAULT_LIMITS.record_bytes) -> Iterator[bytes]:
+    """The file's lines with their terminators (``\\r``, ``\\n`` or ``\\r\\n``), read in chunks.
+    Each byte is scanned once (only the new chunk, and the ``\\r`` that may end the old one),
+    and a line over ``limit`` is given as a :class:`_Truncated` head, its rest skipped unread
+    into memory: linear time, bounded memory, however long the line."""
+    pending = bytearray()
+    skipped = -1  # bytes of an over-long line skipped so far; -1: not skipping
     while chunk := handle.read(_CHUNK):
+        if skipped >= 0:
+            end = _TERMINATOR.search(chunk)
+            if end is None:
+                skipped += len(chunk)
+                continue
+            yield _Truncated(bytes(pending), len(pending) + skipped + end.end())
+            pending.clear()
+            skipped = -1
+            chunk = chunk[end.end() :]
+        old = len(pending)
         pending += chunk
         start = 0
-        for match in _TERMINATOR.finditer(pending):
+        for match in _TERMINATOR.finditer(pending, max(old - 1, 0)):
             if match.group() == b"\r" and match.end() == len(pending):
                 break  # perhaps the first half of \r\n: wait for the next chunk
-            yield pending[start : match.end()]
+            line = bytes(pending[start : match.end()])
+            yield line if len(line) <= limit else _Truncated(line[:limit], len(line))
             start = match.end()
-        pending = pending[start:]
-    if pending:
-        yield pending
+        del pending[:start]
+        if len(pending) > limit:
+            skipped = len(pending) - limit
+            del pending[limit:]
+    if skipped >= 0:
+        yield _Truncated(bytes(pending), len(pending) + skipped)
+    elif pending:
+        yield bytes(pending)
 
 
 # -- one message --------------------------------------------------------------------------------
-def _message(source: str, file: str, number: int, lines: list[tuple[bytes, bytes]]) -> SourceRecord:
-    while lines and not lines[-1][1]:
+def _message(
+    source: str, file: str, number: int, lines: list[tuple[bytes, bytes]], limits: Limits = DEFAULT_LIMITS
+) -> SourceRecord:
+    too_long = next((line for line, _ in lines if isinstance(line, _Truncated)), None)
+    while lines and not lines[-1][1] and not isinstance(lines[-1][0], _Truncated):
         lines = lines[:-1]  # blank lines after the last segment belong to no message
     raw = b"".join(line for line, _ in lines)
     location = f"message {number}"
+    if too_long is not None:
+        what = f"a segment of {too_long.size} bytes" if too_long.size else "the message"
+        reason = (
+            f"{what} is over the limit of {limits.record_bytes} bytes for one record; "
+            f"only the first {len(raw)} bytes of the message are kept"
+        )
+        return unparseable(source, file, location, raw, reason)
     segments = [_decode(body) for _, body in lines if body]
     try:
-        message, fields, views = _parse(segments)
+        message, fields, views = _parse(segments, limits)
     except _Unparseable as problem:
         return unparseable(source, file, location, raw, str(problem))
     kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
@@ -195,7 +260,7 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any], dict[str, str]]:
+def _parse(segments: list[str], limits: Limits) -> tuple[hl7.Message, dict[str, Any], dict[str, str]]:
     if not segments or not segments[0].startswith("MSH"):
         raise _Unparseable("content outside any message (no MSH segment before it)")
     header = segments[0]
@@ -209,6 +274,10 @@ def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any], dict[str, 
         or any(c.isalnum() or c.isspace() for c in encoding_chars)
     ):
         raise _Unparseable("MSH-1/MSH-2: no valid field separator and encoding characters")
+    delimiters = sum(sum(text.count(c) for c in separator + encoding_chars) for text in segments)
+    if delimiters > MAX_DELIMITERS:
+        # python-hl7 and the keys below cost time per field and component, not per byte
+        raise _Unparseable(f"{delimiters} field, component and repetition separators, over {MAX_DELIMITERS}")
     for number, text in enumerate(segments[1:], start=2):
         if not (_SEGMENT_ID.fullmatch(text[:3]) and text[3:4] in ("", separator)):
             raise _Unparseable(f"segment {number} is not an HL7 segment: {text[:30]!r}")
@@ -216,13 +285,13 @@ def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any], dict[str, 
         message = hl7.parse("\r".join(segments))
     except Exception as exc:  # python-hl7 raises IndexError, ParseException … on damaged input
         raise _Unparseable(f"python-hl7 cannot parse the message: {exc}") from exc
-    separators = _Separators(encoding_chars)
+    separators = _Separators(encoding_chars, separator)
     fields: dict[str, Any] = {}
     views: dict[str, str] = {}
     occurrences: dict[str, list[dict[str, str]]] = {}
     for segment in message:
         segment_id = str(segment[0])
-        keys = _segment_fields(message, segment, segment_id, separators, views)
+        keys = _segment_fields(message, segment, segment_id, separators, views, limits)
         occurrences.setdefault(segment_id, []).append(keys)
         if len(occurrences[segment_id]) == 1:
             fields.update(keys)
@@ -236,12 +305,18 @@ def _parse(segments: list[str]) -> tuple[hl7.Message, dict[str, Any], dict[str, 
 
 
 class _Separators:
-    def __init__(self, encoding_chars: str) -> None:
+    def __init__(self, encoding_chars: str, field: str = "|") -> None:
         self.component, self.repetition, self.escape, self.subcomponent = encoding_chars[:4]
+        self.field = field
 
 
 def _segment_fields(
-    message: hl7.Message, segment: hl7.Segment, segment_id: str, seps: _Separators, views: dict[str, str]
+    message: hl7.Message,
+    segment: hl7.Segment,
+    segment_id: str,
+    seps: _Separators,
+    views: dict[str, str],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> dict[str, str]:
     keys: dict[str, str] = {}
     first = 3 if segment_id == "MSH" else 1  # MSH-1 and MSH-2 are the separators themselves
@@ -250,7 +325,7 @@ def _segment_fields(
         repetitions = str(segment[number]).split(seps.repetition)
         typed: set[str] = set()
         for index, repetition in enumerate(repetitions, start=1):
-            components = _components(message, repetition, seps, name in TS_FIELDS)
+            components = _components(name, repetition, seps, name in TS_FIELDS, limits)
             if not components:
                 continue
             prefixes = [name if index == 1 else f"{name}~{index}"]
@@ -278,23 +353,100 @@ def _segment_fields(
 
 
 def _components(
-    message: hl7.Message, repetition: str, seps: _Separators, timestamp: bool
+    name: str, repetition: str, seps: _Separators, timestamp: bool, limits: Limits = DEFAULT_LIMITS
 ) -> dict[int, tuple[str, list[str]]]:
     """Non-empty components by position: (text with subcomponents joined, subcomponents)."""
     found: dict[int, tuple[str, list[str]]] = {}
     for position, component in enumerate(repetition.split(seps.component), start=1):
-        subcomponents = [_value(message, s, seps) for s in component.split(seps.subcomponent)]
+        subcomponents = [_value(name, s, seps, limits) for s in component.split(seps.subcomponent)]
         if timestamp and position == 1:
-            subcomponents[0] = iso_timestamp(subcomponents[0])
+            try:
+                subcomponents[0] = iso_timestamp(subcomponents[0])
+            except OverflowError as exc:
+                raise _Unparseable(f"{name}: the time {subcomponents[0]} lies outside the calendar") from exc
         if any(subcomponents):
             found[position] = (seps.subcomponent.join(subcomponents), subcomponents)
     return found
 
 
-def _value(message: hl7.Message, text: str, seps: _Separators) -> str:
-    value = message.unescape(text) if seps.escape in text else text
+def _value(name: str, text: str, seps: _Separators, limits: Limits = DEFAULT_LIMITS) -> str:
+    value = unescape(name, text, seps) if seps.escape in text else text
     value = value.strip()
+    problem = value_problem(name, value, limits)
+    if problem is not None:
+        raise _Unparseable(problem)
     return "" if value == _NULL else value
+
+
+#: formatting escapes (HL7 v2 2.7.6) as plain text; highlighting (\H\, \N\) carries no text
+_FORMATTING = {".br": "\n", ".sp": "\n", ".fi": "", ".nf": "", ".in": "    ", ".ti": "    ", ".sk": " ", ".ce": "\n"}
+_HIGHLIGHT = frozenset({"H", "N"})
+#: the most a formatting escape may repeat (``\.sp999999999\`` must not allocate gigabytes)
+_MAX_REPEAT = 100
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+
+
+def unescape(name: str, text: str, seps: _Separators) -> str:
+    """A field's text with its escape sequences decoded; anything that cannot be decoded (an
+    unknown sequence, hex that is no text, a character set switch whose text does not decode)
+    raises :class:`_Unparseable`, so text is never silently dropped."""
+    escape = seps.escape
+    parts = text.split(escape)
+    if len(parts) % 2 == 0:
+        raise _Unparseable(f"{name}: an escape sequence is never closed ({escape}…)")
+    out: list[str] = []
+    charset: str | None = None  # the ISO 2022 escape in force, as hex, and the text under it
+    pending: list[str] = []
+
+    def flush() -> None:
+        if charset is None:
+            return
+        data = "".join(pending)
+        try:
+            decoded = (b"\x1b" + bytes.fromhex(charset) + data.encode("ascii")).decode("iso2022_jp_2")
+            if "\x1b" in decoded:  # a character set the codec does not know, passed through
+                raise ValueError(charset)
+            out.append(decoded)
+        except (UnicodeError, ValueError) as exc:
+            raise _Unparseable(
+                f"{name}: the text after the character set escape {escape}{charset}{escape} cannot be decoded"
+            ) from exc
+        pending.clear()
+
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            (pending if charset is not None else out).append(part)
+            continue
+        plain = {"F": seps.field, "S": seps.component, "T": seps.subcomponent, "R": seps.repetition, "E": escape}
+        sink = pending if charset is not None else out
+        if part in plain:
+            sink.append(plain[part])
+        elif part in _HIGHLIGHT:
+            continue
+        elif part[:3] in _FORMATTING and (part[3:] == "" or (part[3:].isdigit() and len(part) <= 12)):
+            count = int(part[3:] or "1")
+            if count > _MAX_REPEAT:
+                raise _Unparseable(f"{name}: the escape {escape}{part}{escape} repeats more than {_MAX_REPEAT} times")
+            sink.append(_FORMATTING[part[:3]] * count)
+        elif part[:1] == "X" and _HEX.fullmatch(part[1:]):
+            sink.append(_hex_text(name, part, escape))
+        elif part[:1] in ("C", "M") and _HEX.fullmatch(part[1:]) and len(part) in ((5,) if part[0] == "C" else (5, 7)):
+            flush()
+            charset = part[1:]
+        else:
+            raise _Unparseable(f"{name}: unknown escape sequence {escape}{part[:20]}{escape}")
+    flush()
+    return "".join(out)
+
+
+def _hex_text(name: str, part: str, escape: str) -> str:
+    data = bytes.fromhex(part[1:])
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise _Unparseable(f"{name}: the hex escape {escape}{part[:20]}{escape} is neither UTF-8 nor GB18030 text")
 
 
 def _join(components: dict[int, tuple[str, list[str]]], seps: _Separators) -> str:

@@ -32,19 +32,32 @@ its top-level keys plus, for object-valued members, their keys one level down
 (for an item of an array, the item's span; the wrapper around it is not repeated), so the
 quarantine keeps original bytes, not a re-serialisation.
 
-Encoding: UTF-8 with or without BOM, else GB18030.  Control characters inside strings are
-accepted (``strict=False``): legacy exports write raw tabs and newlines into free text.
+Encoding: UTF-8 with or without BOM, else GB18030.  Raw tabs, line feeds and carriage
+returns inside strings are accepted (``strict=False``): legacy exports write them into free
+text.
+
+Hostile input (see :class:`~mappings.readers.Limits`).  A record becomes ``UNPARSEABLE`` (kept
+with its bytes, never silently altered) when it holds what FHIR cannot: ``NaN`` or
+``Infinity`` (or a number so large it overflows to one), a number literal of more than
+``MAX_NUMBER_CHARS`` characters (Python refuses to convert a 5,000-digit integer), a key
+repeated in one object (JSON would silently keep the last: a second ``resourceType`` turns a
+Patient into an Observation), nesting deeper than ``Limits.depth``, a string over
+``Limits.cell_chars`` or holding a control character other than tab, CR and LF.  A ``.json``
+is parsed whole, so one over ``Limits.document_bytes`` is refused unread (export NDJSON
+instead); an ``.ndjson`` is streamed, and a line over ``Limits.record_bytes`` is never held
+whole: it becomes an ``UNPARSEABLE`` record keeping its first ``record_bytes`` bytes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mappings.readers import ReaderError
+from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
 from mappings.readers.csv_export import detect_encoding
 from mappings.records import SourceRecord, unparseable
 
@@ -53,39 +66,94 @@ from mappings.records import SourceRecord, unparseable
 LIST_KEYS = ("data", "rows", "records", "list")
 _SNIFF = 1 << 16
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder(strict=False)
+#: the longest number literal read as a number; longer ones are a problem of their record
+MAX_NUMBER_CHARS = 100
+
+
+class _Huge(str):
+    """A number literal too long to be a value any legacy system meant (kept as its text)."""
+
+    __slots__ = ()
+
+
+class _Duplicated(dict[str, Any]):
+    """An object in which a key appears more than once (JSON keeps the last, silently)."""
+
+    duplicates: list[str]
+
+
+def _int(text: str) -> int | _Huge:
+    return _Huge(text) if len(text) > MAX_NUMBER_CHARS else int(text)
+
+
+def _float(text: str) -> float | _Huge:
+    return _Huge(text) if len(text) > MAX_NUMBER_CHARS else float(text)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    marked = _Duplicated(found)
+    seen: set[str] = set()
+    marked.duplicates = [key for key, _ in pairs if key in seen or seen.add(key)]  # type: ignore[func-returns-value]
+    return marked
+
+
+_DECODER = json.JSONDecoder(strict=False, object_pairs_hook=_object, parse_int=_int, parse_float=_float)
+#: the syntax check of a whole document: no duplicate-key hook (the records are decoded again
+#: with it), but long numbers kept as text, so a 5,000-digit integer is not a ValueError
+_SYNTAX = json.JSONDecoder(strict=False, parse_int=_int, parse_float=_float)
 
 Span = tuple[Any, int, int]  # value, start and end offsets in the decoded text
 
 
-def read_json(path: Path, source: str) -> Iterator[SourceRecord]:
+def read_json(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
     if path.suffix.lower() == ".ndjson":
-        return _read_lines(path, source)
-    return _read_document(path, source)
+        check_file_size(path, limits.file_bytes)
+        return _read_lines(path, source, limits)
+    return _read_document(path, source, limits)
+
+
+def _encoding(sample: bytes, name: str) -> str:
+    try:
+        return detect_encoding(sample)
+    except ReaderError as exc:
+        raise ReaderError(f"{name}: {exc}") from exc
 
 
 # -- .json ------------------------------------------------------------------------------------
-def _read_document(path: Path, source: str) -> Iterator[SourceRecord]:
-    data = path.read_bytes()
-    encoding = detect_encoding(data)  # the whole file: a GB18030 character may sit anywhere
+def _read_document(path: Path, source: str, limits: Limits) -> Iterator[SourceRecord]:
+    size = check_file_size(path, limits.document_bytes)
+    with path.open("rb") as handle:
+        data = handle.read(size + 1)
+    if len(data) > limits.document_bytes:  # grew while we looked
+        raise ReaderError(f"{path.name}: over the limit of {limits.document_bytes} bytes for a .json document")
+    encoding = _encoding(data, path.name)  # the whole file: a GB18030 character may sit anywhere
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise ReaderError(f"{path.name}: not UTF-8 or GB18030 (byte {exc.start})") from exc
+    del data
     try:
-        _DECODER.decode(text)
+        _SYNTAX.decode(text)
+        spans = _record_spans(text)
     except json.JSONDecodeError as exc:
         raise ReaderError(f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
-    spans = _record_spans(text)
+    except RecursionError as exc:
+        raise ReaderError(f"{path.name}: JSON nested too deep to read") from exc
     if spans is None:
         raise ReaderError(f"{path.name}: the JSON holds neither an object nor an array of records")
     plain = "utf-8" if encoding == "utf-8-sig" else encoding
-    return _records(path.name, source, text, spans, plain)
+    return _records(path.name, source, text, spans, plain, limits)
 
 
-def _records(name: str, source: str, text: str, spans: list[Span], encoding: str) -> Iterator[SourceRecord]:
+def _records(
+    name: str, source: str, text: str, spans: list[Span], encoding: str, limits: Limits
+) -> Iterator[SourceRecord]:
     for number, (value, start, end) in enumerate(spans, start=1):
-        yield _record(source, name, f"record {number}", value, text[start:end].encode(encoding))
+        span = text[start:end]
+        yield _record(source, name, f"record {number}", value, span.encode(encoding), limits, span)
 
 
 def _record_spans(text: str) -> list[Span] | None:
@@ -164,12 +232,22 @@ def _object_members(text: str, position: int) -> dict[str, Span]:
 
 
 # -- .ndjson ----------------------------------------------------------------------------------
-def _read_lines(path: Path, source: str) -> Iterator[SourceRecord]:
+def _read_lines(path: Path, source: str, limits: Limits) -> Iterator[SourceRecord]:
     with path.open("rb") as handle:
-        encoding = detect_encoding(handle.read(_SNIFF))
+        encoding = _encoding(handle.read(_SNIFF), path.name)
         handle.seek(0)
         plain = "utf-8" if encoding == "utf-8-sig" else encoding
-        for number, line in enumerate(handle, start=1):
+        number = 0
+        while line := handle.readline(limits.record_bytes + 1):
+            number += 1
+            if len(line) > limits.record_bytes and not line.endswith(b"\n"):
+                size = len(line) + _skip_rest_of_line(handle)
+                reason = (
+                    f"a line of {size} bytes, over the limit of {limits.record_bytes} bytes for one record; "
+                    f"only its first {limits.record_bytes} bytes are kept"
+                )
+                yield unparseable(source, path.name, f"line {number}", line[: limits.record_bytes], reason)
+                continue
             raw = line.rstrip(b"\r\n")
             if number == 1 and encoding == "utf-8-sig":
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
@@ -186,17 +264,89 @@ def _read_lines(path: Path, source: str) -> Iterator[SourceRecord]:
                     source, path.name, f"line {number}", raw, f"invalid JSON, column {exc.colno}: {exc.msg}"
                 )
                 continue
-            yield _record(source, path.name, f"line {number}", value, raw)
+            except RecursionError:
+                reason = f"JSON nested deeper than the limit of {limits.depth}"
+                yield unparseable(source, path.name, f"line {number}", raw, reason)
+                continue
+            yield _record(source, path.name, f"line {number}", value, raw, limits, text)
+
+
+def _skip_rest_of_line(handle: Any) -> int:
+    """Read past the rest of an over-long line in bounded chunks; how many bytes it had."""
+    skipped = 0
+    while chunk := handle.readline(1 << 20):
+        skipped += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    return skipped
 
 
 # -- records ----------------------------------------------------------------------------------
 
 
-def _record(source: str, file: str, location: str, value: Any, raw: bytes) -> SourceRecord:
+#: text in a record that may hide a problem (a control character, raw or escaped; NaN,
+#: Infinity, an overflowing exponent, a very long number); a record without any is clean
+#: unless nested, so most records skip the walk
+_SUSPECT = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u00[01]|NaN|Infinity|[eE][+-]?\d{3}|\d{" + str(MAX_NUMBER_CHARS + 1) + "}"
+)
+
+
+def _plainly_clean(value: dict[str, Any], text: str, limits: Limits) -> bool:
+    """True when a flat record's text shows none of the problems ``value_problems`` looks for:
+    the fast path that keeps a 16 MB document within the time budget."""
+    if type(value) is not dict or len(text) > limits.cell_chars or _SUSPECT.search(text):
+        return False
+    return not any(isinstance(item, (dict, list)) for item in value.values())
+
+
+def _record(
+    source: str, file: str, location: str, value: Any, raw: bytes, limits: Limits, text: str | None = None
+) -> SourceRecord:
     if not isinstance(value, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
         return unparseable(source, file, location, raw, f"{kind}, not a JSON object")
+    if len(raw) > limits.record_bytes:
+        reason = f"{len(raw)} bytes, over the limit of {limits.record_bytes} bytes for one record"
+        return unparseable(source, file, location, raw, reason)
+    problem = None if text is not None and _plainly_clean(value, text, limits) else value_problems(value, limits)
+    if problem is not None:
+        return unparseable(source, file, location, raw, problem)
     return SourceRecord(source, file, location, value, raw, "field", shape_of(value))
+
+
+def value_problems(record: dict[str, Any], limits: Limits) -> str | None:
+    """The first thing in a decoded record that FHIR cannot hold or the reader will not pass
+    on, naming where it sits (``output.baseinfo.psn_name``); walked without recursion, so
+    however deep the record, the answer is a problem, never a RecursionError."""
+    stack: list[tuple[Any, str, int]] = [(record, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        where = path or "the record"
+        if isinstance(value, (dict, list)):
+            if depth >= limits.depth:
+                return f"{where}: nested deeper than the limit of {limits.depth}"
+            if isinstance(value, _Duplicated):
+                return f"{where}: the key {value.duplicates[0]!r} appears more than once in one object"
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    inner = f"{path}.{key}" if path else key
+                    problem = value_problem(f"key of {where}", key, limits)
+                    if problem is not None:
+                        return problem
+                    stack.append((item, inner, depth + 1))
+            else:
+                stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+        elif isinstance(value, _Huge):
+            return f"{where}: a number of {len(value)} characters, more than the {MAX_NUMBER_CHARS} read as a number"
+        elif isinstance(value, str):
+            problem = value_problem(where, value, limits)
+            if problem is not None:
+                return problem
+        elif isinstance(value, float) and not math.isfinite(value):
+            kind = "NaN" if math.isnan(value) else "Infinity"
+            return f"{where}: {kind}, a number FHIR (and JSON) cannot hold"
+    return None
 
 
 def shape_of(record: dict[str, Any]) -> frozenset[str]:

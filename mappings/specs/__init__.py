@@ -37,6 +37,9 @@ class Spec:
     ignore: frozenset[str] = field(default_factory=frozenset)
     version: str = "1"
     file: str = ""
+    #: the fields that identify a record in its source system (体检编号, 入住编号 + 机构, MSH-4 +
+    #: MSH-10): the ids of what the record yields come from them, never from a file name or row
+    record_key: tuple[str, ...] = ()
 
     def matches(self, shape: frozenset[str]) -> bool:
         return self.match <= shape
@@ -77,6 +80,7 @@ def load(folder: Path = FOLDER, rulesets_folder: Path = RULESETS) -> list[Spec]:
                 ignore=frozenset(ignored),
                 version=str(data.get("version", "1")),
                 file=str(path.relative_to(folder)),
+                record_key=tuple(data.get("record_key", [])),
             )
         )
     # the most specific spec wins when several match the same record

@@ -103,7 +103,7 @@ def test_ingest_writes_each_disagreement_with_its_record_and_says_so(
 ) -> None:
     first, second = tmp_path / "社区.csv", tmp_path / "复核.csv"
     first.write_text(HEADER + f"1,41010200100000001,孙福春,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
-    second.write_text(HEADER + f"1,41010200100000001,孙福淳,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
+    second.write_text(HEADER + f"1,41010200100000002,孙福淳,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
     out = tmp_path / "out"
     main(["ingest", "--source", "community-health", "--out", str(out), str(first), str(second)])
     said = capsys.readouterr().out

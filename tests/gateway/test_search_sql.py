@@ -17,15 +17,14 @@ import pytest
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchQuery, parse_search
+from gateway.storage.dialect import POSTGRES, SQLITE
+from gateway.storage.migrations import statements
 from gateway.storage.search_sql import count_sql, include_sql, page_sql, revinclude_sql
 from profiles.registry import Registry
 from tests.conftest import load_example
 
 MIGRATION = Path(__file__).resolve().parents[2] / "gateway/storage/migrations/0001_resources.sql"
-TYPES = {
-    "sqlite": {"json": "TEXT", "bool": "INTEGER", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "real": "REAL"},
-    "postgresql": {"json": "JSONB", "bool": "BOOLEAN", "serial": "BIGSERIAL PRIMARY KEY", "real": "DOUBLE PRECISION"},
-}
+DIALECTS = {"sqlite": SQLITE, "postgresql": POSTGRES}
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 EXAMPLES = [
     "yy-patient/valid-zhang-xiuying.json",
@@ -99,11 +98,8 @@ def fill(database: Database, resources: list[dict[str, Any]]) -> None:
 
 
 def ddl(backend: str) -> list[str]:
-    text = MIGRATION.read_text(encoding="utf-8")
-    for name, column_type in TYPES[backend].items():
-        text = text.replace("{" + name + "}", column_type)
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    return [statement for statement in "\n".join(lines).split(";") if statement.strip()]
+    """The resource tables as the store's own migration creates them, in the backend's dialect."""
+    return statements(DIALECTS[backend].ddl(MIGRATION.read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

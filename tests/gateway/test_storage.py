@@ -108,7 +108,14 @@ def test_a_deleted_resource_is_not_found_by_search(store: Store, indexer: Search
 
 
 def test_a_record_quarantined_twice_has_one_entry(store: Store) -> None:
-    entry = {"source": "insurance", "file": "1101.json", "location": "record 3", "reasons": []}
+    entry = {
+        "source": "insurance",
+        "identity": "insurance/ltc-assessment|key|PG2026-003",
+        "digest": "0f1e",
+        "file": "1101.json",
+        "location": "record 3",
+        "reasons": [],
+    }
     for attempt in range(2):
         with store.transaction() as tx:
             tx.quarantine.put({**entry, "attempt": attempt})

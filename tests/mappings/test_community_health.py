@@ -23,7 +23,7 @@ from mappings.readers.csv_export import read_csv
 from mappings.readers.xlsx_export import read_xlsx
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex
-from tests.ingest_output import keyed_id, ndjson
+from tests.ingest_output import keyed_id, made_id, ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/community-health"
@@ -38,6 +38,12 @@ CDA_XXE = SAMPLES / "健康档案-外部实体.xml"
 
 BASE = "http://fhir.yiyang.cn"
 ZHANG_ID_CARD = "410105194912310020"
+#: (spec, source key) of the samples' records about 张秀英: her resources' ids come from them
+ANNUAL_RECORD = ("community-health/elderly-annual-check", "41010500100100017|TJ2026-0001")
+TCM_RECORD = ("community-health/tcm-constitution", "41010500100100017|2026-06-15|气虚质")
+CONTRACT_RECORD = ("community-health/family-doctor-contract", "12410105MB01928377|QY2026-0001")
+VISIT_RECORD = ("community-health/visits", "52410105MJ5520731X|SF2026-1101")
+CDA_RECORD = ("community-health/cda-health-record", "HR-410105-2026-000017")
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -115,7 +121,7 @@ def counted(run: Run) -> tuple[int, int, int]:
 
 
 # -- 老年人健康管理 ------------------------------------------------------------------------
-ANNUAL_ZHANG = "Patient/26c396eb-c5fa-557d-8794-bceb1dc798d0"
+ANNUAL_ZHANG = f"Patient/{made_id(*ANNUAL_RECORD, 'patient')}"
 
 
 def test_annual_check_counts_reconcile(annual: Run) -> None:
@@ -129,9 +135,9 @@ def test_annual_check_row_becomes_exactly_the_blood_pressure_observation(annual:
             "valueQuantity": {"value": value, "unit": "mmHg", "system": UCUM, "code": "mm[Hg]"},
         }
 
-    assert annual.resource("Observation/13a7b078-b882-5992-b37f-78b83a2b9d09") == {
+    assert annual.resource(f"Observation/{made_id(*ANNUAL_RECORD, 'blood-pressure')}") == {
         "resourceType": "Observation",
-        "id": "13a7b078-b882-5992-b37f-78b83a2b9d09",
+        "id": made_id(*ANNUAL_RECORD, "blood-pressure"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-blood-pressure"]},
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
@@ -143,9 +149,9 @@ def test_annual_check_row_becomes_exactly_the_blood_pressure_observation(annual:
 
 
 def test_annual_check_row_becomes_exactly_the_fasting_glucose_observation(annual: Run) -> None:
-    assert annual.resource("Observation/cb1c1a69-5cf9-5dc8-95ff-8c068f184cda") == {
+    assert annual.resource(f"Observation/{made_id(*ANNUAL_RECORD, 'fasting-glucose')}") == {
         "resourceType": "Observation",
-        "id": "cb1c1a69-5cf9-5dc8-95ff-8c068f184cda",
+        "id": made_id(*ANNUAL_RECORD, "fasting-glucose"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-blood-glucose"]},
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
@@ -162,9 +168,9 @@ def test_annual_check_row_becomes_exactly_the_selfcare_observation_with_its_band
     def component(code: str, display: str, value: int) -> dict[str, Any]:
         return {"code": {"coding": [{"system": item, "code": code, "display": display}]}, "valueInteger": value}
 
-    assert annual.resource("Observation/56416c24-8cc2-531d-aecf-31a79a61bf16") == {
+    assert annual.resource(f"Observation/{made_id(*ANNUAL_RECORD, 'selfcare')}") == {
         "resourceType": "Observation",
-        "id": "56416c24-8cc2-531d-aecf-31a79a61bf16",
+        "id": made_id(*ANNUAL_RECORD, "selfcare"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-selfcare"]},
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
@@ -264,14 +270,14 @@ def test_tcm_counts_reconcile(tcm: Run) -> None:
 
 
 def test_tcm_row_becomes_exactly_one_constitution_observation(tcm: Run) -> None:
-    assert tcm.resource("Observation/218c40c3-b54a-5b52-b638-4f4c49067aba") == {
+    assert tcm.resource(f"Observation/{made_id(*TCM_RECORD, 'constitution')}") == {
         "resourceType": "Observation",
-        "id": "218c40c3-b54a-5b52-b638-4f4c49067aba",
+        "id": made_id(*TCM_RECORD, "constitution"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-tcm-constitution"]},
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
         "code": {"coding": [{"system": f"{BASE}/CodeSystem/tcm-constitution", "code": "qixu", "display": "气虚质"}]},
-        "subject": {"reference": "Patient/9b506a1d-9677-57fa-8fde-ad9ba2580fd5"},
+        "subject": {"reference": f"Patient/{made_id(*TCM_RECORD, 'patient')}"},
         "effectiveDateTime": "2026-06-15",
         "valueCodeableConcept": {
             "coding": [{"system": f"{BASE}/CodeSystem/tcm-constitution-result", "code": "1", "display": "是"}]
@@ -341,8 +347,8 @@ PRACTITIONER_ID = "urn:oid:2.16.156.10011.1.4"
 CONTRACT_USCC = "12410105MB01928377"
 CONTRACT_DOCTOR = "Practitioner/" + keyed_id("Practitioner", CONTRACT_USCC, PRACTITIONER_ID, "410105D0012")
 CONTRACT_INSTITUTION = "Organization/" + keyed_id("Organization", f"{BASE}/sid/uscc", CONTRACT_USCC)
-CONTRACT_TEAM = "CareTeam/23491a8a-ec2d-5f8f-9f57-65d7b41d14a1"
-CONTRACT_ZHANG = "Patient/7555a32a-e8cf-56ce-97b9-d9c9272d8137"
+CONTRACT_TEAM = f"CareTeam/{made_id(*CONTRACT_RECORD, 'team')}"
+CONTRACT_ZHANG = f"Patient/{made_id(*CONTRACT_RECORD, 'patient')}"
 
 
 def test_contract_counts_reconcile(contract: Run) -> None:
@@ -354,9 +360,9 @@ def test_contract_row_becomes_exactly_the_family_doctor_care_plan_with_the_ticke
         coding = {"system": f"{BASE}/CodeSystem/service-item", "code": code, "display": display}
         return {"detail": {"code": {"coding": [coding]}, "status": "scheduled"}}
 
-    assert contract.resource("CarePlan/a62d1ead-542c-53cb-9320-694fcf847aef") == {
+    assert contract.resource(f"CarePlan/{made_id(*CONTRACT_RECORD, 'contract')}") == {
         "resourceType": "CarePlan",
-        "id": "a62d1ead-542c-53cb-9320-694fcf847aef",
+        "id": made_id(*CONTRACT_RECORD, "contract"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-careplan"]},
         "status": "active",
         "intent": "plan",
@@ -495,16 +501,16 @@ def test_visits_counts_reconcile(visits: Run) -> None:
 
 
 def test_visit_row_becomes_exactly_the_home_visit_encounter(visits: Run) -> None:
-    assert visits.resource("Encounter/601431af-be1b-58d8-a4aa-6e2dd113fb2c") == {
+    assert visits.resource(f"Encounter/{made_id(*VISIT_RECORD, 'visit')}") == {
         "resourceType": "Encounter",
-        "id": "601431af-be1b-58d8-a4aa-6e2dd113fb2c",
+        "id": made_id(*VISIT_RECORD, "visit"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-encounter"]},
         "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH", "display": "home health"},
         "type": [
             {"coding": [{"system": f"{BASE}/CodeSystem/encounter-type", "code": "home-visit", "display": "上门巡诊"}]}
         ],
-        "subject": {"reference": "Patient/369b2235-7c81-57ad-9708-86ef596aa7f7"},
+        "subject": {"reference": f"Patient/{made_id(*VISIT_RECORD, 'patient')}"},
         "participant": [{"individual": {"reference": VISIT_DOCTOR}}],
         "period": {"start": "2026-11-01T09:30:00+08:00", "end": "2026-11-01T10:10:00+08:00"},
         "serviceProvider": {"reference": VISIT_INSTITUTION},
@@ -698,7 +704,7 @@ def test_cda_document_becomes_exactly_the_patient(documents: Run) -> None:
     sd = f"{BASE}/StructureDefinition"
     assert documents.zhang() == {
         "resourceType": "Patient",
-        "id": "be10804f-f6ea-5931-90b3-782f36810862",
+        "id": made_id(*CDA_RECORD, "patient"),
         "meta": {"profile": [f"{sd}/yy-patient"]},
         "identifier": [
             {"system": "urn:oid:2.16.156.10011.1.3", "value": ZHANG_ID_CARD},
@@ -854,5 +860,5 @@ def test_a_time_of_day_cell_survives_the_raw_form_and_the_quarantine_round_trip(
     book.active.append(["张三", time(9, 30)])
     book.save(tmp_path / "随访.xlsx")
     [record] = read_xlsx(tmp_path / "随访.xlsx", "community-health")
-    entry = json.loads(json.dumps(Entry(record, []).to_json()))
+    entry = json.loads(json.dumps(Entry(record, "content|test", []).to_json()))
     assert (json.loads(record.raw)["随访时间"], record_of(entry).fields["随访时间"]) == ("09:30:00", time(9, 30))

@@ -5,19 +5,17 @@ counts, the shared elder merged across sources — and the JSON reader's wrapper
 from __future__ import annotations
 
 import base64
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.ingest import commands
-from mappings.engine import ID_NAMESPACE
 from mappings.readers import ReaderError
 from mappings.readers.json_export import read_json
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex
-from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, written
+from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, sample_id, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/elderly-care"
@@ -25,11 +23,6 @@ PROFILES, ASSESSMENTS, STAYS, PLANS = "老人档案.json", "能力评估.ndjson"
 BASE = "http://fhir.yiyang.cn"
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
 ZHANG_ID_CARD = "410105194912310020"
-
-
-def resource_id(spec: str, file: str, location: str, name: str) -> str:
-    """The id the engine gives a resource (before people are merged)."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"elderly-care/{spec}|{file}|{location}|{name}"))
 
 
 def organization_id(uscc: str) -> str:
@@ -45,7 +38,7 @@ def stay_id(uscc: str, number: str) -> str:
 YIKANG = "52410105MJY123456L"  # 郑州市金水区颐康养老院
 
 
-ZHANG = resource_id("elder-profile", PROFILES, "record 1", "patient")
+ZHANG = sample_id("elderly-care", PROFILES, "record 1", "patient")
 
 
 def profile(name: str) -> dict[str, list[str]]:
@@ -121,7 +114,7 @@ def test_the_elder_profile_becomes_exactly_the_expected_patient(out: Path) -> No
 
 # -- 老年人能力评估 → Observation ------------------------------------------------------------------------
 def test_an_ability_assessment_becomes_exactly_the_expected_observation(out: Path) -> None:
-    observation_id = resource_id("ability-assessment", ASSESSMENTS, "line 1", "assessment")
+    observation_id = sample_id("elderly-care", ASSESSMENTS, "line 1", "assessment")
     system = f"{BASE}/CodeSystem/ability-assessment"
 
     def component(code: str, display: str, score: int) -> dict[str, Any]:
@@ -224,7 +217,7 @@ def activity(code: str, display: str, times: int, unit: str, wording: str, note:
 
 
 def test_a_care_plan_becomes_exactly_the_expected_careplan(out: Path) -> None:
-    plan_id = resource_id("care-plan", PLANS, "record 1", "plan")
+    plan_id = sample_id("elderly-care", PLANS, "record 1", "plan")
     assert written(out, "CarePlan", plan_id) == {
         "resourceType": "CarePlan",
         "id": plan_id,
@@ -269,7 +262,7 @@ def test_the_partner_medical_institution_becomes_exactly_the_expected_organizati
 
 
 def test_a_completed_plan_without_a_partner_has_completed_activities_and_no_contributor(out: Path) -> None:
-    plan = written(out, "CarePlan", resource_id("care-plan", PLANS, "record 2", "plan"))
+    plan = written(out, "CarePlan", sample_id("elderly-care", PLANS, "record 2", "plan"))
     assert (plan["status"], {a["detail"]["status"] for a in plan["activity"]}, "contributor" in plan) == (
         "completed",
         {"completed"},
@@ -397,7 +390,7 @@ def test_a_repeated_plan_is_quarantined_as_a_duplicate_of_the_first(out: Path) -
 
 
 def test_a_plan_with_thirteen_service_items_keeps_all_thirteen(out: Path) -> None:
-    assert len(written(out, "CarePlan", resource_id("care-plan", PLANS, "record 7", "plan"))["activity"]) == 13
+    assert len(written(out, "CarePlan", sample_id("elderly-care", PLANS, "record 7", "plan"))["activity"]) == 13
 
 
 # -- the same elder across sources ------------------------------------------------------------------------
@@ -414,7 +407,7 @@ def people_with_zhangs_id_card(out: Path) -> list[dict[str, Any]]:
 
 
 def test_the_elder_of_the_1101_reply_and_of_the_elder_profile_is_one_patient(shared: Path) -> None:
-    first_seen = str(uuid.uuid5(ID_NAMESPACE, "insurance/person-info-1101|1101.json|record 1|patient"))
+    first_seen = sample_id("insurance", "1101.json", "record 1", "patient")
     assert [p["id"] for p in people_with_zhangs_id_card(shared)] == [first_seen]
 
 

@@ -7,19 +7,17 @@ The sample is ingested once per module; the pipeline tests only read its output.
 from __future__ import annotations
 
 import base64
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.ingest import commands
-from mappings.engine import ID_NAMESPACE
 from mappings.readers import ReaderError, hl7v2
 from mappings.records import SourceRecord
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex, zhang_employee_coverage
-from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, written
+from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, sample_id, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/hl7v2/adt.hl7"
@@ -30,20 +28,15 @@ HIS_PATIENT_ID = f"{BASE}/sid/his-patient-id/H41010500012"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 
-def resource_id(spec: str, location: str, name: str) -> str:
-    """The id the engine gives a resource (before people are merged)."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"hl7v2/{spec}|{FILE}|{location}|{name}"))
-
-
 def visit_id(number_system: str, number: str, start: str) -> str:
     """A visit is keyed on its hospital (MSH-4), visit number and start."""
     return keyed_id("Encounter", "H41010500012", f"urn:oid:2.16.156.10011.1.{number_system}", number, start)
 
 
-ZHANG = resource_id("adt-a01-admit", "message 1", "patient")
+ZHANG = sample_id("hl7v2", FILE, "message 1", "patient")
 ZHANG_STAY = visit_id("12", "ZY20261102003", "2026-11-02T09:15:00+08:00")
-WANG = resource_id("adt-a04-register", "message 2", "patient")
-LIU = resource_id("adt-a04-register", "message 3", "patient")
+WANG = sample_id("hl7v2", FILE, "message 2", "patient")
+LIU = sample_id("hl7v2", FILE, "message 3", "patient")
 
 
 @pytest.fixture(scope="module")
@@ -219,12 +212,12 @@ def test_an_emergency_registration_is_class_emer_with_its_utc_time_moved_to_beij
 
 # -- Coverage -----------------------------------------------------------------------------------------
 def test_her_first_in1_becomes_exactly_the_expected_coverage(out: Path) -> None:
-    coverage_id = resource_id("adt-a01-admit", "message 1", "coverage[0]")
+    coverage_id = sample_id("hl7v2", FILE, "message 1", "coverage[0]")
     assert written(out, "Coverage", coverage_id) == zhang_employee_coverage(coverage_id, ZHANG, "郑州市医疗保障局")
 
 
 def test_her_second_in1_becomes_a_long_term_care_coverage(out: Path) -> None:
-    coverage = written(out, "Coverage", resource_id("adt-a01-admit", "message 1", "coverage[1]"))
+    coverage = written(out, "Coverage", sample_id("hl7v2", FILE, "message 1", "coverage[1]"))
     assert (coverage["type"], coverage["period"]) == (
         {"coding": [coding(f"{BASE}/CodeSystem/nhsa-insutype", "410", "长期照护保险")]},
         {"start": "2020-01-01"},

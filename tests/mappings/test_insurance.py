@@ -5,18 +5,16 @@ reconciled counts — and the JSON reader's handling of NDJSON lines."""
 from __future__ import annotations
 
 import base64
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.ingest import commands
-from mappings.engine import ID_NAMESPACE
 from mappings.readers.json_export import read_json
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex, zhang_employee_coverage
-from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, written
+from tests.ingest_output import coding, keyed_id, ndjson, quarantined, reasons, sample_id, written
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "mappings/samples/insurance"
@@ -25,12 +23,7 @@ BASE = "http://fhir.yiyang.cn"
 ZHANG_ID_CARD = "410105194912310020"
 
 
-def resource_id(spec: str, file: str, location: str, name: str) -> str:
-    """The id the engine gives a resource (before people are merged)."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{spec}|{file}|{location}|{name}"))
-
-
-ZHANG = resource_id("insurance/person-info-1101", "1101.json", "record 1", "patient")
+ZHANG = sample_id("insurance", "1101.json", "record 1", "patient")
 LTC = "insurance/ltc-assessment"
 LTC_FILE = "长护险失能评估.json"
 ASSESSOR = keyed_id("Practitioner", f"{BASE}/sid/nhsa-practitioner-code", "D410100000123")
@@ -75,7 +68,7 @@ def test_the_1101_reply_becomes_exactly_the_expected_patient(out: Path) -> None:
 
 
 def test_the_first_insuinfo_item_becomes_exactly_the_expected_coverage(out: Path) -> None:
-    coverage_id = resource_id("insurance/person-info-1101", "1101.json", "record 1", "coverage[0]")
+    coverage_id = sample_id("insurance", "1101.json", "record 1", "coverage[0]")
     assert written(out, "Coverage", coverage_id) == zhang_employee_coverage(coverage_id, ZHANG, "参保地医疗保障局")
 
 
@@ -89,9 +82,7 @@ def test_each_insuinfo_item_becomes_one_coverage_of_the_person(out: Path) -> Non
 
 
 def test_paused_insurance_stays_active_with_status_2_and_the_pause_date_as_period_end(out: Path) -> None:
-    coverage = written(
-        out, "Coverage", resource_id("insurance/person-info-1101", "1101-replies.ndjson", "line 1", "coverage[0]")
-    )
+    coverage = written(out, "Coverage", sample_id("insurance", "1101-replies.ndjson", "line 1", "coverage[0]"))
     assert (coverage["status"], coverage["extension"][0]["valueCoding"]["code"], coverage["period"]) == (
         "active",
         "2",
@@ -100,15 +91,13 @@ def test_paused_insurance_stays_active_with_status_2_and_the_pause_date_as_perio
 
 
 def test_terminated_insurance_is_cancelled(out: Path) -> None:
-    coverage = written(
-        out, "Coverage", resource_id("insurance/person-info-1101", "1101-replies.ndjson", "line 1", "coverage[1]")
-    )
+    coverage = written(out, "Coverage", sample_id("insurance", "1101-replies.ndjson", "line 1", "coverage[1]"))
     assert (coverage["status"], coverage["extension"][0]["valueCoding"]["code"]) == ("cancelled", "4")
 
 
 # -- 长护险失能评估 → Observation -----------------------------------------------------------------
 def test_an_ltc_assessment_becomes_exactly_the_expected_observation(out: Path) -> None:
-    observation_id = resource_id(LTC, LTC_FILE, "record 1", "assessment")
+    observation_id = sample_id("insurance", LTC_FILE, "record 1", "assessment")
 
     def component(code: str, display: str, score: int) -> dict[str, Any]:
         return {"code": {"coding": [coding(f"{BASE}/CodeSystem/ltc-indicator", code, display)]}, "valueInteger": score}

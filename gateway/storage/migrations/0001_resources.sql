@@ -1,6 +1,7 @@
 -- Resources, every version of them, and the search index written with them.
 -- {json} is JSONB on PostgreSQL and TEXT on SQLite; {bool} BOOLEAN / INTEGER;
--- {serial} an auto-numbered primary key; {real} DOUBLE PRECISION / REAL.
+-- {serial} an auto-numbered primary key; {real} DOUBLE PRECISION / REAL; {bytewise} text that
+-- sorts by code point (COLLATE "C" on PostgreSQL; SQLite's default), so prefix ranges use the index.
 
 -- The current version of every resource (a deleted one keeps its row, content NULL).
 CREATE TABLE resource (
@@ -41,7 +42,7 @@ CREATE TABLE search_index (
     id TEXT NOT NULL,
     name TEXT NOT NULL,
     system TEXT,
-    value TEXT,
+    value {bytewise},
     low TEXT,
     high TEXT,
     number {real}

@@ -45,7 +45,7 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
             if current_version(sql) >= version:  # another process upgraded meanwhile
                 sql.execute("ROLLBACK")
                 continue
-            for statement in _statements(sql.dialect.ddl(path.read_text(encoding="utf-8"))):
+            for statement in statements(sql.dialect.ddl(path.read_text(encoding="utf-8"))):
                 sql.execute(statement)
             sql.execute(
                 "INSERT INTO schema_migration (version, applied) VALUES (?, ?)",
@@ -59,7 +59,7 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
     return applied
 
 
-def _statements(script: str) -> list[str]:
+def statements(script: str) -> list[str]:
     """The statements of a migration (they hold no semicolons inside literals)."""
     lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
     return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

@@ -1,0 +1,444 @@
+"""REST throughput and latency of ``yiyang serve`` against a bare Flask app on the same stack.
+
+    python -m bench.server [--patients 100000] [--duration 12] [--databases sqlite,postgresql]
+                           [--scale 3334] [--profile DIR]
+
+Loads ``--patients`` valid Patients plus one Encounter and one Coverage each straight into
+the store (SQLite file cached under ``--cache``; PostgreSQL database ``yiyang_bench_*`` kept
+for the next run), starts the gateway with 2 gunicorn workers on a copy of it, and drives it
+over loopback with wrk (16 connections, ``--latency``) from a separate process:
+
+    floor            GET /fhir/floor on bench/floor_app.py (2 gunicorn sync workers as well)
+    metadata         GET /fhir/metadata (a large document; for information)
+    read             GET /fhir/Patient/<id>, ids spread over the data set
+    search-id        GET /fhir/Patient?identifier=urn:oid:2.16.156.10011.1.3|<身份证号>
+    search-name      GET /fhir/Patient?name=<姓>&birthdate=<date>
+    create           POST /fhir/Patient, each a different valid yy-patient (full validation)
+    transaction      POST /fhir, 10 creates (Patient + 5 Encounters + 4 Coverages, urn:uuid)
+
+Each scenario gets a fresh server after a 3 s warm-up (requests a timed-out scenario left in
+the listen backlog must not eat the next one's time).  Ratios are against the floor measured
+just before, in the same run (the machine is shared).
+Then, on PostgreSQL, the two searches again on a store of ``--scale`` patients, for the
+latency growth from the small store to the full one (goal: within 2x from 10,000 to
+1,000,000 resources; ``--scale 3334`` is about 10,000 resources; loading 1,000,000 takes
+long here, so the full store is ``--patients`` and ``--patients 333334`` is the opt-in).
+wrk is not a Python package: ``apt-get install -y wrk`` (Debian/Ubuntu), ``brew install wrk``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+
+from bench import server_data
+
+HERE = Path(__file__).resolve().parent
+SCRIPT = HERE / "wrk_replay.lua"
+#: bump when the generated data or the way it is loaded changes, so no stale cache is reused
+CACHE_VERSION = 1
+LIST_SIZE = 20_000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    method: str
+    target: str
+    items: str  # file of paths or bodies
+    per_request: int = 1  # resources written per request
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: str
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    per_request: int
+
+    @property
+    def resources(self) -> float:
+        return self.per_second * self.per_request
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patients", type=int, default=100_000, help="people loaded (3 resources each)")
+    parser.add_argument("--duration", type=int, default=12, help="seconds of wrk per scenario")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of both servers")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
+    parser.add_argument("--scale", default="3334", help="patients of the small PostgreSQL store; 0 skips")
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")))
+    parser.add_argument("--profile", type=Path, help="also py-spy each gateway scenario (unmeasured) into DIR")
+    parser.add_argument("--clean", action="store_true", help="drop the cached stores and exit")
+    args = parser.parse_args()
+    cache = args.cache / "yiyang-bench"
+    if args.clean:
+        clean(cache, args.postgres)
+        return
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk (macOS)")
+    print(
+        f"{args.patients:,} Patients + Encounters + Coverages ({3 * args.patients:,} resources), "
+        f"{args.workers} gunicorn workers, wrk {args.connections} connections x {args.duration} s, "
+        f"{os.cpu_count()} CPUs (shared with wrk)",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="yiyang-bench-") as folder:
+        work = Path(folder)
+        scenarios = write_lists(work, args.patients)
+        bench = Bench(wrk, args, work)
+        with bench.floor_server() as floor_port:
+            for database in args.databases.split(","):
+                bench.run_database(database.strip(), cache, scenarios, floor_port)
+            if "postgresql" in args.databases and int(args.scale):
+                bench.run_scale(int(args.scale), cache)
+
+
+def write_lists(work: Path, patients: int) -> dict[str, Scenario]:
+    """The request lists the wrk script replays, one file per scenario."""
+    chosen = server_data.sample_people(patients, 5_000)
+    lists = {
+        "floor": ["/fhir/floor"],
+        "metadata": ["/fhir/metadata"],
+        "read": server_data.read_paths(patients, LIST_SIZE),
+        "search-id": server_data.identifier_paths(chosen),
+        "search-name": server_data.name_birthdate_paths(chosen),
+        "create": [orjson.dumps(p).decode() for p in server_data.new_patients(LIST_SIZE)],
+        "transaction": [orjson.dumps(b).decode() for b in server_data.transaction_bundles(4_000)],
+    }
+    for name, lines in lists.items():
+        (work / f"{name}.list").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {
+        name: Scenario(
+            name,
+            "POST" if name in ("create", "transaction") else "GET",
+            {"create": "/fhir/Patient", "transaction": "/fhir"}.get(name, "/"),
+            str(work / f"{name}.list"),
+            10 if name == "transaction" else 1,
+        )
+        for name in lists
+    }
+
+
+class Bench:
+    def __init__(self, wrk: str, args: argparse.Namespace, work: Path) -> None:
+        self.wrk, self.args, self.work = wrk, args, work
+        self.results: dict[str, dict[str, Result]] = {}
+
+    # -- servers ---------------------------------------------------------------------------
+    @contextmanager
+    def floor_server(self) -> Iterator[int]:
+        port = free_port()
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), "--worker-class", "sync"]
+        command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.floor_app:app"]
+        with running(command, port, "/fhir/floor", self.work / "floor.log"):
+            yield port
+
+    @contextmanager
+    def gateway(self, database_url: str, log: str) -> Iterator[subprocess.Popen[bytes]]:
+        port = free_port()
+        self.port = port
+        command = [str(Path(sys.executable).with_name("yiyang")), "serve", "--port", str(port)]
+        command += ["--workers", str(self.args.workers), "--database", database_url]
+        with running(command, port, "/fhir/metadata", self.work / log) as process:
+            yield process
+
+    # -- runs ------------------------------------------------------------------------------
+    def run_database(self, database: str, cache: Path, scenarios: dict[str, Scenario], floor_port: int) -> None:
+        print(f"\n{database}: preparing the store", flush=True)
+        with working_store(database, self.args.patients, cache, self.args.postgres) as url:
+            floor = self.measure(floor_port, scenarios["floor"])
+            results = {"floor": floor}
+            for name in ("metadata", "read", "search-id", "search-name", "create", "transaction"):
+                # a fresh server per scenario: requests a timed-out scenario left queued in the
+                # listen backlog must not be served on the next scenario's time
+                with self.gateway(url, f"{database}-{name}.log") as process:
+                    results[name] = self.measure(self.port, scenarios[name])
+                    if self.args.profile and name != "metadata":
+                        self.profile(process.pid, scenarios[name], f"{database}-{name}")
+        self.results[database] = results
+        report(database, results)
+
+    def run_scale(self, small: int, cache: Path) -> None:
+        full = self.results.get("postgresql")
+        if full is None:
+            return
+        print(f"\npostgresql: search latency on {3 * small:,} vs {3 * self.args.patients:,} resources", flush=True)
+        (self.work / "small").mkdir(exist_ok=True)
+        scenarios = write_lists(self.work / "small", small)
+        url = cached_postgres(small, cache, self.args.postgres)
+        for name in ("search-id", "search-name"):
+            with self.gateway(url, f"scale-{name}.log"):
+                low = self.measure(self.port, scenarios[name])
+                high = full[name]
+                print(
+                    f"  {name:<12} p50 {low.p50_ms:6.1f} -> {high.p50_ms:6.1f} ms ({high.p50_ms / low.p50_ms:.2f}x), "
+                    f"p99 {low.p99_ms:6.1f} -> {high.p99_ms:6.1f} ms ({high.p99_ms / low.p99_ms:.2f}x), "
+                    f"{low.per_second:,.0f} -> {high.per_second:,.0f} req/s  (goal: within 2x)",
+                    flush=True,
+                )
+
+    def wrk_run(self, port: int, scenario: Scenario, seconds: int, timeout: str = "10s") -> dict[str, int]:
+        environment = {
+            **os.environ,
+            "BENCH_LIST": scenario.items,
+            "BENCH_METHOD": scenario.method,
+            "BENCH_TARGET": scenario.target,
+            "BENCH_THREADS": str(self.args.threads),
+        }
+        command = [self.wrk, "--latency", "-t", str(self.args.threads), "-c", str(self.args.connections)]
+        command += ["-d", f"{seconds}s", "--timeout", timeout, "-s", str(SCRIPT), f"http://127.0.0.1:{port}"]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+        line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH "))
+        return json.loads(line.removeprefix("BENCH "))
+
+    def measure(self, port: int, scenario: Scenario) -> Result:
+        # a short unmeasured run first: each worker compiles the validator, warms its caches
+        self.wrk_run(port, scenario, 3, timeout="60s")
+        found = self.wrk_run(port, scenario, self.args.duration)
+        failed = sum(found[k] for k in ("bad_status", "connect", "read", "write", "timeout"))
+        result = Result(
+            scenario.name,
+            found["requests"] / (found["duration_us"] / 1e6),
+            found["p50_us"] / 1000,
+            found["p99_us"] / 1000,
+            failed,
+            scenario.per_request,
+        )
+        print(
+            f"  {scenario.name:<12} {result.per_second:>8,.0f} req/s  p50 {result.p50_ms:7.1f} ms  "
+            f"p99 {result.p99_ms:7.1f} ms" + (f"  FAILED {failed}" if failed else ""),
+            flush=True,
+        )
+        return result
+
+    def profile(self, master: int, scenario: Scenario, label: str) -> None:
+        """The scenario again, unmeasured, with py-spy sampling every worker; prints where
+        the workers spend their time (own time, and time including callees)."""
+        spy = Path(sys.executable).with_name("py-spy")
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        out = self.args.profile / f"{label}.txt"
+        command = [str(spy), "record", "--pid", str(master), "--subprocesses", "--format", "raw", "--rate", "50"]
+        command += ["--duration", str(self.args.duration), "--output", str(out), "--nonblocking"]
+        sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        self.wrk_run(self.port, scenario, self.args.duration - 1)
+        sampler.wait(timeout=60)
+        print_profile(out)
+
+
+def print_profile(path: Path, top: int = 12) -> None:
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        # "function (file:line)" -> "function (file)": one entry per function, not per line
+        frames = [frame.rsplit(":", 1)[0] + ")" for frame in stack.split(";") if not frame.startswith("process ")]
+        if not frames:
+            continue
+        total += int(count)
+        own[frames[-1]] += int(count)
+        for frame in set(frames):
+            inclusive[frame] += int(count)
+    if not total:
+        return
+    print(f"    profile {path.name}: {total} samples")
+    print("      own time: " + "; ".join(f"{100 * n / total:.0f}% {f}" for f, n in own.most_common(top)))
+    outer = ("gunicorn/", "gateway/cli/", "<module>", "flask/app.py", "threading")
+    interesting = [(f, n) for f, n in inclusive.most_common(80) if not any(o in f for o in outer)]
+    print("      with callees: " + "; ".join(f"{100 * n / total:.0f}% {f}" for f, n in interesting[:top]))
+
+
+def report(database: str, results: dict[str, Result]) -> None:
+    floor = results["floor"]
+    read, by_id = results["read"], results["search-id"]
+    create, bundle = results["create"], results["transaction"]
+    print(f"  {database} against the floor ({floor.per_second:,.0f} req/s):")
+    print(
+        f"    read         {read.per_second / floor.per_second:6.0%} of the floor, p99 {read.p99_ms:.1f} ms"
+        f"  (goal >= 50%, p99 < 50 ms)  {verdict(read.per_second >= 0.5 * floor.per_second and read.p99_ms < 50)}"
+    )
+    print(
+        f"    search-id    {by_id.per_second / floor.per_second:6.0%} of the floor"
+        f"  (goal >= 35%)  {verdict(by_id.per_second >= 0.35 * floor.per_second)}"
+    )
+    print(f"    search-name  {results['search-name'].per_second / floor.per_second:6.0%} of the floor  (no goal)")
+    print(
+        f"    create       {create.resources:6,.0f} resources/s  (goal >= 1,000/s)  {verdict(create.resources >= 1000)}"
+    )
+    print(
+        f"    transaction  {bundle.resources:6,.0f} resources/s  (goal >= 2,000/s)  {verdict(bundle.resources >= 2000)}",
+        flush=True,
+    )
+    if any(result.failed for result in results.values()):
+        print("    some requests failed: the figures above do not count")
+
+
+def verdict(passed: bool) -> str:
+    return "pass" if passed else "MISSED"
+
+
+# -- stores ------------------------------------------------------------------------------------
+@contextmanager
+def working_store(database: str, patients: int, cache: Path, admin: str) -> Iterator[str]:
+    """A throw-away copy of the cached store (the write scenarios add to it)."""
+    if database == "sqlite":
+        cached = cached_sqlite(patients, cache)
+        with tempfile.TemporaryDirectory(prefix="yiyang-bench-store-", dir=cache) as folder:
+            copy = Path(folder) / "archive.sqlite"
+            shutil.copyfile(cached, copy)
+            yield f"sqlite:///{copy}"
+        return
+    if database != "postgresql":
+        sys.exit(f"unknown database {database!r}: sqlite or postgresql")
+    template = urlsplit(cached_postgres(patients, cache, admin)).path.lstrip("/")
+    name = f"{template}_run"
+    with admin_connection(admin) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name}")
+        connection.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    try:
+        yield database_url(admin, name)
+    finally:
+        with admin_connection(admin) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def cached_sqlite(patients: int, cache: Path) -> Path:
+    path = cache / f"sqlite-v{CACHE_VERSION}-{patients}.sqlite"
+    if path.exists():
+        print(f"  reusing {path}", flush=True)
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    for leftover in cache.glob(partial.name + "*"):
+        leftover.unlink()
+    timed_load(f"sqlite:///{partial}", patients)
+    partial.rename(path)
+    return path
+
+
+def cached_postgres(patients: int, cache: Path, admin: str) -> str:
+    """The URL of a database holding exactly the data set (loaded now unless it already does)."""
+    name = f"yiyang_bench_v{CACHE_VERSION}_{patients}"
+    url = database_url(admin, name)
+    with admin_connection(admin) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if exists and resource_count(url) == 3 * patients:
+        print(f"  reusing database {name}", flush=True)
+        return url
+    with admin_connection(admin) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    timed_load(url, patients)
+    with admin_connection(url) as connection:
+        connection.execute("VACUUM ANALYZE")
+    return url
+
+
+def timed_load(url: str, patients: int) -> None:
+    print(f"  loading {3 * patients:,} resources into {url.split('?')[0]} (once; cached for later runs)", flush=True)
+    started = time.perf_counter()
+    written = server_data.load(url, patients)
+    took = time.perf_counter() - started
+    print(f"  loaded {written:,} resources in {took:.0f} s ({written / took:,.0f}/s)", flush=True)
+
+
+def resource_count(url: str) -> int:
+    import psycopg
+
+    try:
+        with admin_connection(url) as connection:
+            row = connection.execute("SELECT COUNT(*) FROM resource").fetchone()
+    except psycopg.Error:
+        return -1
+    return int(row[0]) if row else -1
+
+
+@contextmanager
+def admin_connection(url: str) -> Iterator[object]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        yield connection
+
+
+def database_url(admin: str, name: str) -> str:
+    return urlsplit(admin)._replace(path=f"/{name}").geturl()
+
+
+def clean(cache: Path, admin: str) -> None:
+    shutil.rmtree(cache, ignore_errors=True)
+    with admin_connection(admin) as connection:
+        rows = connection.execute("SELECT datname FROM pg_database WHERE datname LIKE 'yiyang_bench_%'").fetchall()
+        for (name,) in rows:
+            connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    print(f"removed {cache} and {len(rows)} database(s)")
+
+
+# -- processes ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running(command: list[str], port: int, ready_path: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process, stopped gracefully (SIGTERM to it alone) when the block ends."""
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=HERE.parent)
+        try:
+            wait_ready(process, f"http://127.0.0.1:{port}{ready_path}", log)
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"server exited with {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        with suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                if answer.status == 200:
+                    return
+        time.sleep(0.5)
+    sys.exit(f"server not ready after {seconds:.0f} s; see {log}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""FHIR interactions below HTTP (gateway/fhir), on a store of each backend: the validation
+policy of writes, and the demo archive loading idempotently."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from conformance.validator import Validator
+from gateway.config import Config
+from gateway.fhir.errors import FhirError
+from gateway.services import Services
+
+Make = Callable[..., Services]
+
+
+@pytest.fixture
+def services(database_url: str, validator: Validator) -> Iterator[Make]:
+    """Builds Services on a fresh store of the backend (the session's compiled validator
+    shared), with the validation policy asked for."""
+    built: list[Services] = []
+
+    def make(validation: str = "reject") -> Services:
+        made = Services(Config.load(database_url=database_url, validation=validation), validator.registry)
+        made.__dict__["validator"] = validator  # a cached_property, preset: no second compile
+        built.append(made)
+        return made
+
+    yield make
+    for made in built:
+        made.close()
+
+
+def invalid(patient: dict[str, Any]) -> dict[str, Any]:
+    broken = copy.deepcopy(patient)
+    broken["gender"] = "unknown-sex"
+    return broken
+
+
+def test_an_invalid_write_is_refused_by_default(services: Make, patient: dict[str, Any]) -> None:
+    with pytest.raises(FhirError) as refused:
+        services().repository.update("Patient", patient["id"], invalid(patient))
+    assert refused.value.status == 422
+
+
+def test_in_warn_mode_an_invalid_write_is_stored_with_its_issues(services: Make, patient: dict[str, Any]) -> None:
+    written = services("warn").repository.update("Patient", patient["id"], invalid(patient))
+    assert (written.status, any(i.expression == "Patient.gender" and i.is_error for i in written.issues)) == (201, True)
+
+
+def test_loading_the_demo_twice_writes_nothing_the_second_time(services: Make) -> None:
+    from gateway.demo import load_demo
+
+    demo = services()
+    list(load_demo(demo, "en"))
+    with demo.store.reading() as tx:
+        before = tx.resources.history()[1]
+    list(load_demo(demo, "en"))
+    with demo.store.reading() as tx:
+        assert tx.resources.history()[1] == before
