@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from gateway.api.negotiation import (
     body,
@@ -24,6 +24,8 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Written
 from gateway.fhir.search import searchset, shaped
 from gateway.messages import issue
+from gateway.security.access import Access
+from gateway.security.principal import acting
 from gateway.services import Services
 from gateway.storage.store import Stored
 
@@ -44,6 +46,36 @@ INGEST_SUFFIXES = {
 
 def services() -> Services:
     return current_app.config["SERVICES"]
+
+
+@fhir.before_request
+def _act_for_the_principal() -> None:
+    """Lets the layers below (no Flask) know whom they act for: the principal the
+    authentication hook put in ``g``."""
+    acting.set(g.get("principal"))
+
+
+def access() -> Access:
+    return Access(g.get("principal"), services().registry.patient_compartment)
+
+
+def _shown(stored: Stored) -> Stored:
+    """The resource, if the principal may see it; else 404, as if it did not exist."""
+    _check_visible(stored.type, stored.id)
+    return stored
+
+
+def _check_visible(kind: str, resource_id: str) -> None:
+    """404 unless the principal may see kind/id now (a restricted principal sees no deleted
+    resource: whose it was can no longer be told)."""
+    services().repository.check_type(kind)
+    rules = access()
+    if not rules.restricted:
+        return
+    with services().store.reading() as tx:
+        current = tx.resources.read(kind, resource_id)
+        if current is None or current.deleted or not rules.visible(tx, current):
+            raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
 
 
 def base_url() -> str:
@@ -109,7 +141,7 @@ def search(kind: str) -> Response:
     pairs = _pairs()
     query = found.searcher.parse(kind, pairs)
     with found.store.reading() as tx:
-        result = found.searcher.search(tx, query)
+        result = found.searcher.search(tx, query, access())
     return respond(searchset(result, base_url(), kind, pairs))
 
 
@@ -149,7 +181,7 @@ def validate_type(kind: str) -> Response:
 # -- instances ---------------------------------------------------------------------------------
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
-    stored = services().repository.read(kind, resource_id)
+    stored = _shown(services().repository.read(kind, resource_id))
     summary, elements = request.args.get("_summary"), request.args.get("_elements", "")
     resource = shaped(stored.resource or {}, summary, [e for e in elements.split(",") if e])
     return respond(resource, headers=version_headers(stored, base_url()))
@@ -175,12 +207,13 @@ def delete(kind: str, resource_id: str) -> Response:
 
 @fhir.get("/<kind>/<resource_id>/_history")
 def instance_history(kind: str, resource_id: str) -> Response:
-    services().repository.check_type(kind)
+    _check_visible(kind, resource_id)
     return _history(kind, resource_id)
 
 
 @fhir.get("/<kind>/<resource_id>/_history/<version>")
 def vread(kind: str, resource_id: str, version: str) -> Response:
+    _check_visible(kind, resource_id)
     stored = services().repository.vread(kind, resource_id, version)
     return respond(stored.resource, headers=version_headers(stored, base_url()))
 
@@ -196,6 +229,7 @@ def everything(resource_id: str) -> Response:
     found = services()
     types = {t for value in request.args.getlist("_type") for t in value.split(",") if t}
     since = instant_param("_since")
+    _shown(found.repository.read("Patient", resource_id))
     answer = operations.everything(found.repository, found.registry.patient_compartment, resource_id, since, types)
     return respond(answer)
 
@@ -242,8 +276,12 @@ def _history(kind: str | None, resource_id: str | None) -> Response:
     count = min(int_param("_count", found.config.page_size), found.config.max_page_size)
     offset = int_param("_offset", 0)
     since = instant_param("_since")
+    rules = access()
     with found.store.reading() as tx:
         versions, total = tx.resources.history(kind, resource_id, since, count, offset)
+        if rules.restricted and resource_id is None:
+            # type and system history: a version shows only while its resource is visible
+            versions = [(v, m) for v, m in versions if not v.deleted and rules.visible(tx, v)]
     if resource_id and total == 0:
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
     path = "/".join(part for part in (kind, resource_id, "_history") if part)

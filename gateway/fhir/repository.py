@@ -22,6 +22,8 @@ from gateway.config import Config
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
+from gateway.security.access import may_write, owner_organizations
+from gateway.security.principal import acting
 from gateway.storage.store import Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry
 
@@ -120,6 +122,7 @@ class Repository:
                 raise FhirError(412, "http.multiple-matches", condition=if_none_exist, count=len(found))
             if found:
                 return Written(found[0], 200)
+        _check_owner(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True)
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
@@ -134,8 +137,11 @@ class Repository:
     def update_in(
         self, tx: Transaction, resource: dict[str, Any], issues: list[Issue], if_match: int | None = None
     ) -> Written:
+        _check_owner(tx, resource)
         try:
             before = tx.resources.read(resource["resourceType"], resource["id"], for_update=True)
+            if before is not None and before.resource is not None:
+                _check_owner(tx, before.resource)  # nor may it take over another's resource
             stored, _ = tx.resources.write(resource, method="PUT", if_match=if_match)
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
@@ -183,6 +189,9 @@ class Repository:
 
     @staticmethod
     def delete_in(tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+        current = tx.resources.read(kind, resource_id)
+        if current is not None and current.resource is not None:
+            _check_owner(tx, current.resource)
         try:
             return tx.resources.delete(kind, resource_id, if_match=if_match)
         except VersionConflict as conflict:
@@ -217,6 +226,14 @@ class Repository:
     def _need_criteria(criteria: str) -> None:
         if not criteria.strip("?&"):
             raise FhirError(400, "http.conditional-needs-criteria")
+
+
+def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
+    """The acting client writes only for its own organisation and those under it."""
+    principal = acting.get()
+    if principal is not None and not may_write(tx, principal, resource):
+        owners = ", ".join(owner_organizations(resource)) or resource.get("id", "")
+        raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=owners)
 
 
 def _remember_person(tx: Transaction, stored: Stored) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 from gateway.fhir.errors import FhirError
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, SearchQuery, parse_search
+from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
 #: elements every resource keeps under _elements (FHIR: mandatory and modifier elements stay)
@@ -54,11 +55,15 @@ class Searcher:
         count = query.count if explicit_count else self.page_size
         return replace(query, count=min(count, self.max_page_size))
 
-    def search(self, tx: Transaction, query: SearchQuery) -> SearchResult:
+    def search(self, tx: Transaction, query: SearchQuery, access: Access | None = None) -> SearchResult:
+        """One page; with ``access``, only what the principal may see is matched, counted or
+        included."""
+        restriction = access.condition(query.resource_type) if access else None
         if query.summary == "count":
-            return SearchResult(query, [], [], tx.resources.count(query))
-        matches, total = tx.resources.search(query, with_total=query.total != "none")
-        return SearchResult(query, matches, tx.resources.included(query, matches), total)
+            return SearchResult(query, [], [], tx.resources.count(query, restriction))
+        matches, total = tx.resources.search(query, query.total != "none", restriction)
+        included = tx.resources.included(query, matches)
+        return SearchResult(query, matches, access.only_visible(tx, included) if access else included, total)
 
     def matching(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
         """The resources a conditional interaction's criteria (a query string) select; two at

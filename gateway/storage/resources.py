@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.search.query import SearchQuery
 from gateway.storage import search_sql
+from gateway.storage.access_sql import Sql
 from gateway.storage.store import Executor, Indexer, Stored, VersionConflict, without_version
 
 _COLUMNS = "type, id, version, last_updated, deleted, content"
@@ -109,16 +110,27 @@ class Resources:
             yield self._stored(row)
 
     # -- search (the SQL comes from search_sql.py) -----------------------------------------
-    def search(self, query: SearchQuery, with_total: bool = True) -> tuple[list[Stored], int | None]:
-        """One page of matches and, when asked, how many there are in all."""
-        page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query))]
+    def search(
+        self, query: SearchQuery, with_total: bool = True, restriction: Sql | None = None
+    ) -> tuple[list[Stored], int | None]:
+        """One page of matches and, when asked, how many there are in all; ``restriction`` is
+        a condition on ``resource r`` (what the client may see, see access_sql.py)."""
+        page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query, restriction=restriction))]
         total = None
         if with_total:
-            total = int(self.sql.one(*search_sql.count_sql(query))[0])
+            total = self.count(query, restriction)
         return page, total
 
-    def count(self, query: SearchQuery) -> int:
-        return int(self.sql.one(*search_sql.count_sql(query))[0])
+    def count(self, query: SearchQuery, restriction: Sql | None = None) -> int:
+        return int(self.sql.one(*search_sql.count_sql(query, restriction=restriction))[0])
+
+    def meets(self, kind: str, resource_id: str, condition: Sql) -> bool:
+        """Whether the current resource kind/id meets a condition on ``resource r``."""
+        sql, params = condition
+        found = self.sql.one(
+            f"SELECT 1 FROM resource r WHERE r.type = ? AND r.id = ? AND ({sql})", [kind, resource_id, *params]
+        )
+        return found is not None
 
     def included(self, query: SearchQuery, page: list[Stored]) -> list[Stored]:
         """What ``_include`` and ``_revinclude`` add to a page (each resource once, none of the

@@ -64,9 +64,10 @@ def order_sql(query: SearchQuery) -> Sql:
     return ", ".join(terms), params
 
 
-def page_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
-    """The whole statement for one page of matches."""
-    where, where_params = where_sql(query, now=now)
+def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
+    """The whole statement for one page of matches (within ``restriction``, a condition on
+    ``resource r`` saying what the client may see)."""
+    where, where_params = _restricted(where_sql(query, now=now), restriction)
     order, order_params = order_sql(query)
     sql = (
         f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} "
@@ -75,13 +76,19 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
     return sql, [query.resource_type, *where_params, *order_params, query.count, query.offset]
 
 
-def count_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
-    """How many resources match, for ``Bundle.total``."""
-    where, params = where_sql(query, now=now)
+def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
+    """How many resources match, for ``Bundle.total`` (a forbidden one is never counted)."""
+    where, params = _restricted(where_sql(query, now=now), restriction)
     return f"SELECT COUNT(*) FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
         query.resource_type,
         *params,
     ]
+
+
+def _restricted(where: Sql, restriction: Sql | None) -> Sql:
+    if restriction is None:
+        return where
+    return f"({where[0]}) AND ({restriction[0]})", [*where[1], *restriction[1]]
 
 
 def include_sql(includes: Sequence[Include], page: Sequence[tuple[str, str]]) -> Sql | None:

@@ -1,0 +1,104 @@
+"""Portable SQL for "whom an organisation serves", from the search index alone.
+
+An elderly-care organisation serves a person when one of these is active, found through the
+search index rows (see ``search_sql.py`` for their encoding), so no JSON is read:
+
+- a 养老 stay: an Encounter whose ``service-provider`` is the organisation, status planned,
+  arrived, in-progress or on leave;
+- a 医养签约: an active CarePlan the organisation authored or contributes to;
+- a family-doctor contract: an active CarePlan whose ``care-team`` the organisation manages;
+- an active Consent (yy-consent) permitting sharing with the organisation;
+
+unless an active Consent refuses it: one naming the organisation, or one naming no
+organisation at all (a refusal to share with every elderly-care organisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+Sql = tuple[str, list[Any]]
+
+ACTIVE_STAY = ("planned", "arrived", "in-progress", "onleave")
+
+
+def _rows(kind: str, name: str, system: str | None = None) -> str:
+    """Ids of resources of ``kind`` with an index row ``name`` (= ?, or IN (…) given after)."""
+    target = f" AND x.system = '{system}'" if system else ""
+    return f"SELECT x.id FROM search_index x WHERE x.type = '{kind}' AND x.name = '{name}'{target}"
+
+
+def _people(kind: str, name: str, conditions: list[str]) -> str:
+    """The Patient ids the ``name`` reference of resources of ``kind`` meeting every condition
+    points at."""
+    where = "".join(f" AND p.id IN ({condition})" for condition in conditions)
+    return (
+        f"SELECT p.value FROM search_index p WHERE p.type = '{kind}' AND p.name = '{name}' "
+        f"AND p.system = 'Patient'{where}"
+    )
+
+
+def served_patients(organization: str) -> Sql:
+    """A subquery selecting the ids of the Patients ``organization`` serves."""
+    status_in = ", ".join("?" for _ in ACTIVE_STAY)
+    stays = _people(
+        "Encounter",
+        "subject",
+        [
+            _rows("Encounter", "service-provider", "Organization") + " AND x.value = ?",
+            _rows("Encounter", "status") + f" AND x.value IN ({status_in})",
+        ],
+    )
+    plans = _people(
+        "CarePlan",
+        "subject",
+        [
+            "SELECT x.id FROM search_index x WHERE x.type = 'CarePlan' AND x.name IN ('author', 'contributor') "
+            "AND x.system = 'Organization' AND x.value = ?",
+            _rows("CarePlan", "status") + " AND x.value = 'active'",
+        ],
+    )
+    contracts = _people(
+        "CarePlan",
+        "subject",
+        [
+            _rows("CarePlan", "care-team", "CareTeam")
+            + " AND x.value IN (SELECT t.id FROM search_index t WHERE t.type = 'CareTeam' "
+            "AND t.name = 'organization' AND t.system = 'Organization' AND t.value = ?)",
+            _rows("CarePlan", "status") + " AND x.value = 'active'",
+        ],
+    )
+    active_consent = _rows("Consent", "status") + " AND x.value = 'active'"
+    naming = _rows("Consent", "actor", "Organization") + " AND x.value = ?"
+    permits = _people(
+        "Consent", "patient", [active_consent, naming, _rows("Consent", "provision-type") + " AND x.value = 'permit'"]
+    )
+    refusals = _rows("Consent", "provision-type") + " AND x.value = 'deny'"
+    refused_here = _people("Consent", "patient", [active_consent, naming, refusals])
+    refused_everywhere = (
+        _people("Consent", "patient", [active_consent, refusals])
+        + " AND p.id NOT IN (SELECT a.id FROM search_index a WHERE a.type = 'Consent' AND a.name = 'actor')"
+    )
+    sql = (
+        f"SELECT s.value FROM ({stays} UNION {plans} UNION {contracts} UNION {permits}) s "
+        f"WHERE s.value NOT IN ({refused_here} UNION {refused_everywhere})"
+    )
+    params = [organization, *ACTIVE_STAY, organization, organization, organization, organization]
+    return sql, params
+
+
+def visible_condition(kind: str, compartment_params: Sequence[str], served: Sql) -> Sql | None:
+    """The condition on ``resource r`` of type ``kind`` that keeps only what concerns a served
+    person; None when the type holds no one's personal data (an Organization, a ValueSet)."""
+    served_sql, served_params = served
+    if kind == "Patient":
+        return f"r.id IN ({served_sql})", list(served_params)
+    if not compartment_params:
+        return None
+    names = ", ".join("?" for _ in compartment_params)
+    return (
+        f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
+        f"AND c.system = 'Patient' AND c.value IN ({served_sql}))",
+        [kind, *compartment_params, *served_params],
+    )

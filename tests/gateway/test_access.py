@@ -1,0 +1,141 @@
+"""Who may see whom, on a store of each backend: an elderly-care platform sees only the people
+it serves (a stay, a 医养签约, a family-doctor contract or a Consent permitting it, and no
+Consent refusing it) and what is theirs; a client writes only for its own organisation and
+those under it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.search.indexer import SearchIndexer
+from gateway.search.query import parse_search
+from gateway.security.access import Access, may_write
+from gateway.security.principal import Principal
+from gateway.storage.store import Store
+from profiles.registry import Registry
+
+COMPARTMENT = Registry().patient_compartment
+HOME = Principal("home-platform", "yikang-home", frozenset({"system/*.rs"}), "elderly-care")
+OTHER_HOME = Principal("other-platform", "other-home", frozenset({"system/*.rs"}), "elderly-care")
+HOSPITAL = Principal("his", "city-hospital", frozenset({"system/*.cruds"}), "hospital")
+
+
+def ref(kind: str, resource_id: str) -> dict[str, str]:
+    return {"reference": f"{kind}/{resource_id}"}
+
+
+def consent(resource_id: str, patient: str, kind: str, organization: str | None) -> dict[str, Any]:
+    provision: dict[str, Any] = {"type": kind}
+    if organization:
+        provision["actor"] = [{"reference": ref("Organization", organization)}]
+    return {"resourceType": "Consent", "id": resource_id, "status": "active", "patient": ref("Patient", patient)} | {
+        "provision": provision
+    }
+
+
+@pytest.fixture
+def archive(store: Store) -> Store:
+    """Two residents: 王 lives in yikang-home (an active stay), 李 in no home; each has an
+    Observation; two organisations and a ward of the hospital."""
+    resources = [
+        {"resourceType": "Organization", "id": "yikang-home"},
+        {"resourceType": "Organization", "id": "other-home"},
+        {"resourceType": "Organization", "id": "city-hospital"},
+        {"resourceType": "Organization", "id": "geriatric-ward", "partOf": ref("Organization", "city-hospital")},
+        {"resourceType": "Patient", "id": "wang"},
+        {"resourceType": "Patient", "id": "li"},
+        {
+            "resourceType": "Encounter",
+            "id": "wang-stay",
+            "status": "in-progress",
+            "class": {"code": "HH"},
+            "subject": ref("Patient", "wang"),
+            "serviceProvider": ref("Organization", "yikang-home"),
+        },
+        {
+            "resourceType": "Observation",
+            "id": "wang-bp",
+            "status": "final",
+            "code": {},
+            "subject": ref("Patient", "wang"),
+        },
+        {"resourceType": "Observation", "id": "li-bp", "status": "final", "code": {}, "subject": ref("Patient", "li")},
+    ]
+    add(store, *resources)
+    return store
+
+
+def add(store: Store, *resources: dict[str, Any]) -> None:
+    with store.transaction() as tx:
+        for resource in resources:
+            tx.resources.write(resource)
+
+
+def found(store: Store, principal: Principal, kind: str, *pairs: tuple[str, str]) -> list[str]:
+    query = parse_search(kind, list(pairs), SearchIndexer(Registry()).parameters)
+    rules = Access(principal, COMPARTMENT)
+    with store.reading() as tx:
+        return sorted(s.id for s in tx.resources.search(query, restriction=rules.condition(kind))[0])
+
+
+def test_a_home_sees_the_resident_of_its_active_stay_only(archive: Store) -> None:
+    assert found(archive, HOME, "Patient") == ["wang"]
+
+
+def test_a_home_sees_only_its_residents_observations(archive: Store) -> None:
+    assert found(archive, HOME, "Observation") == ["wang-bp"]
+
+
+def test_a_home_serving_no_one_sees_no_one(archive: Store) -> None:
+    assert found(archive, OTHER_HOME, "Patient") == []
+
+
+def test_organisations_are_no_ones_personal_data_and_stay_visible(archive: Store) -> None:
+    assert "yikang-home" in found(archive, OTHER_HOME, "Organization")
+
+
+def test_a_hospital_is_not_restricted_to_people_it_serves(archive: Store) -> None:
+    assert found(archive, HOSPITAL, "Patient") == ["li", "wang"]
+
+
+def test_a_consent_permitting_a_home_lets_it_see_the_person(archive: Store) -> None:
+    add(archive, consent("li-permit", "li", "permit", "other-home"))
+    assert found(archive, OTHER_HOME, "Patient") == ["li"]
+
+
+def test_a_consent_refusing_the_home_hides_its_own_resident(archive: Store) -> None:
+    add(archive, consent("wang-deny", "wang", "deny", "yikang-home"))
+    assert found(archive, HOME, "Observation") == []
+
+
+def test_a_refusal_naming_no_organisation_applies_to_every_home(archive: Store) -> None:
+    add(archive, consent("wang-deny-all", "wang", "deny", None))
+    assert found(archive, HOME, "Patient") == []
+
+
+def test_a_finished_stay_no_longer_serves(archive: Store) -> None:
+    with archive.reading() as tx:
+        stay = tx.resources.read("Encounter", "wang-stay").content
+    add(archive, {**stay, "status": "finished"})
+    assert found(archive, HOME, "Patient") == []
+
+
+def test_a_forbidden_resource_is_not_counted(archive: Store) -> None:
+    query = parse_search("Observation", [], SearchIndexer(Registry()).parameters)
+    with archive.reading() as tx:
+        total = tx.resources.count(query, Access(OTHER_HOME, COMPARTMENT).condition("Observation"))
+    assert total == 0
+
+
+def test_a_hospital_writes_for_a_ward_under_it(archive: Store) -> None:
+    encounter = {"resourceType": "Encounter", "id": "e", "serviceProvider": ref("Organization", "geriatric-ward")}
+    with archive.reading() as tx:
+        assert may_write(tx, HOSPITAL, encounter)
+
+
+def test_a_hospital_may_not_write_for_another_organisation(archive: Store) -> None:
+    encounter = {"resourceType": "Encounter", "id": "e", "serviceProvider": ref("Organization", "yikang-home")}
+    with archive.reading() as tx:
+        assert not may_write(tx, HOSPITAL, encounter)
