@@ -29,6 +29,7 @@ wrk is not a Python package: ``apt-get install -y wrk`` (Debian/Ubuntu), ``brew 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -163,9 +165,24 @@ class Bench:
     def gateway(self, database_url: str, log: str) -> Iterator[subprocess.Popen[bytes]]:
         port = free_port()
         self.port = port
-        command = [str(Path(sys.executable).with_name("yiyang")), "serve", "--port", str(port)]
-        command += ["--workers", str(self.args.workers), "--database", database_url]
-        with running(command, port, "/fhir/metadata", self.work / log) as process:
+        yiyang = str(Path(sys.executable).with_name("yiyang"))
+        command = [
+            yiyang,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(self.args.workers),
+            "--database",
+            database_url,
+        ]
+        # security stays on: the figures include token checks and the audit trail.  The bench
+        # client authenticates with a secret (allowed here for the benchmark only)
+        register_client(yiyang, database_url, self.work)
+        with running(
+            command, port, "/fhir/metadata", self.work / log, {"YIYANG_ALLOW_CLIENT_SECRET": "true"}
+        ) as process:
+            self.token = fetch_token(port)
             yield process
 
     # -- runs ------------------------------------------------------------------------------
@@ -210,6 +227,7 @@ class Bench:
             "BENCH_METHOD": scenario.method,
             "BENCH_TARGET": scenario.target,
             "BENCH_THREADS": str(self.args.threads),
+            "BENCH_TOKEN": getattr(self, "token", ""),
         }
         command = [self.wrk, "--latency", "-t", str(self.args.threads), "-c", str(self.args.connections)]
         command += ["-d", f"{seconds}s", "--timeout", timeout, "-s", str(SCRIPT), f"http://127.0.0.1:{port}"]
@@ -410,11 +428,37 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+BENCH_CLIENT, BENCH_SECRET = "bench", "bench-secret-not-for-production"
+
+
+def register_client(yiyang: str, database_url: str, work: Path) -> None:
+    """The benchmark's API client (an operator, every scope), registered once per store."""
+    secret = work / "bench-secret"
+    secret.write_text(BENCH_SECRET, encoding="utf-8")
+    command = [yiyang, "client", "add", "--id", BENCH_CLIENT, "--org", "bench", "--role", "operator"]
+    command += ["--scope", "system/*.cruds", "--secret-file", str(secret), "--database", database_url]
+    subprocess.run(command, capture_output=True, check=False)  # a second add of the same id is refused: fine
+
+
+def fetch_token(port: int) -> str:
+    form = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "system/*.cruds"}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/fhir/token", data=form, method="POST")
+    credentials = base64.b64encode(f"{BENCH_CLIENT}:{BENCH_SECRET}".encode()).decode()
+    request.add_header("Authorization", f"Basic {credentials}")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return str(json.loads(answer.read())["access_token"])
+
+
 @contextmanager
-def running(command: list[str], port: int, ready_path: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    command: list[str], port: int, ready_path: str, log: Path, environment: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A server process, stopped gracefully (SIGTERM to it alone) when the block ends."""
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=HERE.parent)
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, cwd=HERE.parent, env={**os.environ, **(environment or {})}
+        )
         try:
             wait_ready(process, f"http://127.0.0.1:{port}{ready_path}", log)
             yield process

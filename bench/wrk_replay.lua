@@ -14,6 +14,8 @@ for line in io.lines(os.getenv("BENCH_LIST")) do
   if #line > 0 then items[#items + 1] = line end
 end
 local headers = { ["Content-Type"] = "application/fhir+json", ["Accept"] = "application/fhir+json" }
+local token = os.getenv("BENCH_TOKEN") or ""
+if #token > 0 then headers["Authorization"] = "Bearer " .. token end
 local created = 0
 local counter = 1
 

@@ -17,7 +17,12 @@ def codings_of(value: Any, type_code: str) -> list[tuple[str | None, str]]:
     if not isinstance(value, dict):
         return []
     if type_code == "CodeableConcept":
-        return [(c.get("system"), c["code"]) for c in value.get("coding", []) if isinstance(c, dict) and "code" in c]
+        coding = value.get("coding")
+        return [
+            (c.get("system"), c["code"])
+            for c in (coding if isinstance(coding, list) else [])
+            if isinstance(c, dict) and "code" in c
+        ]
     if isinstance(value.get("code"), str):
         return [(value.get("system"), value["code"])]
     return []
@@ -37,6 +42,10 @@ def check_binding(
     expansion = terminology.expand(value_set)
     if expansion is None:
         issues.add("warning", "binding.unknown-valueset", path, valueSet=value_set)
+        return
+    if expansion.too_large:
+        limit = terminology.limits.max_expansion
+        issues.add("warning", "binding.expansion-too-large", path, valueSet=value_set, limit=limit)
         return
     codings = codings_of(value, type_code)
     if not codings:

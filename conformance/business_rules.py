@@ -32,7 +32,11 @@ class BusinessRules:
 
     def check(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
         for index, identifier in enumerate(_as_list(resource.get("identifier"))):
-            if isinstance(identifier, dict) and identifier.get("system") in ID_CARD_SYSTEMS:
+            if (
+                isinstance(identifier, dict)
+                and isinstance(identifier.get("system"), str)
+                and identifier["system"] in ID_CARD_SYSTEMS
+            ):
                 value = identifier.get("value")
                 if isinstance(value, str):
                     self._id_card(resource, value, f"{path}.identifier[{index}].value", path, issues)
@@ -73,8 +77,9 @@ class BusinessRules:
             return
         for index, extension in enumerate(_as_list(extras.get("extension"))):
             if isinstance(extension, dict) and extension.get("url") == self.gender_extension:
-                code = (extension.get("valueCoding") or {}).get("code")
-                if code is not None and gender not in GB_SEX_TO_GENDER.get(code, ()):
+                coding = extension.get("valueCoding")
+                code = coding.get("code") if isinstance(coding, dict) else None
+                if isinstance(code, str) and gender not in GB_SEX_TO_GENDER.get(code, ()):
                     where = f"{path}.gender.extension[{index}].value"
                     issues.error("rule.gender-code-mismatch", where, gender=gender, code=code)
 

@@ -15,13 +15,21 @@ same answer for the same values of those children, so results are cached by that
 from __future__ import annotations
 
 import re
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import fhirpathpy
 import orjson
+from fhirpathpy.engine.evaluators import evaluators as _evaluators
 from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
+from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
+
+from conformance.limits import DEFAULT_LIMITS, Limits
+from conformance.regexes import RegexError, compile_regex
 
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _WHOLE_NODE = re.compile(r"children\(|descendants\(|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
@@ -34,10 +42,126 @@ def _has_value(inputs: list[Any]) -> bool:
     return len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))
 
 
+class BudgetExceeded(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised inside fhirpathpy when an instance's FHIRPath budget is spent.
+
+    A BaseException so that no ``except Exception`` inside the engine can swallow it; only
+    :meth:`Invariant._run` catches it.
+    """
+
+
+class Budget:
+    """FHIRPath work allowed for one instance, across all its invariants.
+
+    The primary bound is a count of evaluation steps (one per FHIRPath node evaluated): it is
+    deterministic, so a verdict never depends on how busy the machine is.  A wall-clock bound on
+    the time spent inside the engine backs it up for single steps that are slow on their own
+    (``descendants()`` of a huge resource); it is read every 256 steps, so it costs nothing.
+    No threads and no signals: the check runs inline, in whatever thread validates.
+    """
+
+    __slots__ = ("steps", "steps_left", "seconds", "used", "started", "exhausted", "reported", "skipped", "limits")
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, size: int = 0) -> None:
+        """``size`` is the instance's count of JSON values: bigger instances get more budget."""
+        self.limits = limits
+        self.steps = self.steps_left = limits.fhirpath_steps + limits.fhirpath_steps_per_value * size
+        self.seconds = limits.fhirpath_seconds + limits.fhirpath_seconds_per_value * size
+        self.used = 0.0
+        self.started = 0.0
+        self.exhausted = False
+        #: the one issue reporting exhaustion, so later skipped invariants can be counted on it
+        self.reported: Any = None
+        self.skipped = 0
+
+    def step(self) -> None:
+        self.steps_left -= 1
+        if self.steps_left <= 0 or (
+            not self.steps_left & 255 and self.used + time.monotonic() - self.started > self.seconds
+        ):
+            self.exhausted = True
+            raise BudgetExceeded
+
+
+_BUDGET: ContextVar[Budget | None] = ContextVar("fhirpath_budget", default=None)
+
+
+def set_budget(budget: Budget | None) -> Any:
+    """Install the budget for the instance being validated; returns the token to reset it."""
+    return _BUDGET.set(budget)
+
+
+def reset_budget(token: Any) -> None:
+    _BUDGET.reset(token)
+
+
+def current_budget() -> Budget | None:
+    return _BUDGET.get()
+
+
+def _metered(evaluate: Any) -> Any:
+    def metered(ctx: Any, parent: Any, node: Any) -> Any:
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.step()
+        return evaluate(ctx, parent, node)
+
+    metered.__wrapped__ = evaluate  # type: ignore[attr-defined]
+    return metered
+
+
+# fhirpathpy dispatches every node through this table; metering it once, here, is the only hook
+# that sees every step of every expression (function tables only see function calls).  Outside
+# a validation no budget is installed and the wrapper is a single ContextVar read.
+for _name, _evaluate in list(_evaluators.items()):
+    if not hasattr(_evaluate, "__wrapped__"):
+        _evaluators[_name] = _metered(_evaluate)
+
+
+def _single_string(inputs: list[Any], function: str) -> str | None:
+    if not inputs:
+        return None
+    if len(inputs) > 1:
+        raise ValueError(f"{function}() expects a single string, got {len(inputs)} items")
+    if not isinstance(inputs[0], str):
+        raise ValueError(f"{function}() expects a string, got {type(inputs[0]).__name__}")
+    return inputs[0]
+
+
+def _matches(inputs: list[Any], regex: Any) -> Any:
+    """FHIRPath matches() on RE2: same semantics as fhirpathpy's (search, dot matches newline)."""
+    string = _single_string(inputs, "matches")
+    if string is None or not regex:
+        return []
+    pattern = compile_regex(regex, dot_nl=True)
+    try:
+        return pattern.search(string) is not None
+    except UnicodeError:
+        return False
+
+
+def _replace_matches(inputs: list[Any], regex: Any, replacement: Any) -> Any:
+    """FHIRPath replaceMatches() on RE2 (``$1`` in the replacement is group 1)."""
+    string = _single_string(inputs, "replaceMatches")
+    if string is None or not isinstance(regex, str) or not isinstance(replacement, str):
+        return []
+    pattern = compile_regex(regex)
+    return pattern.sub(re.sub(r"\$(\d+)", r"\\\1", replacement), string)
+
+
 _OPTIONS = {
     "traceFn": lambda *args: None,
-    "userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}},
+    "userInvocationTable": {
+        "hasValue": {"fn": _has_value, "arity": {0: []}},
+        # fhirpathpy runs these on Python's backtracking re; ours run on RE2 (linear time)
+        "matches": {"fn": _matches, "arity": {1: ["String"]}, "nullable_input": True},
+        "replaceMatches": {"fn": _replace_matches, "arity": {2: ["String", "String"]}, "nullable_input": True},
+    },
 }
+#: regex literals handed to matches()/replaceMatches(), checked with RE2 when an invariant is compiled
+_REGEX_LITERAL = re.compile(r"\b(?:matches|replaceMatches)\(\s*'((?:[^'\\]|\\.)*)'")
+#: the verdict of an invariant not evaluated because the instance's FHIRPath budget is spent
+OVER_BUDGET = "\0over-budget"
 _MEMO_LIMIT = 50_000
 
 
@@ -99,31 +223,80 @@ class Invariant:
     _memo: dict[bytes, bool | str] | None = None
     error: str | None = None
     _ready: bool = False
+    #: () when the expression is usable, else (message id, detail); None until checked
+    _parse_problem: tuple[str, str] | tuple[()] | None = None
 
     def _prepare(self) -> None:
         """Parse on first use: R4 has hundreds of invariants and a run meets a few dozen."""
         self._ready = True
-        try:
-            self._compiled = fhirpathpy.compile(self.expression, models["r4"], _OPTIONS)
-        except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on parse errors
-            self.error = f"{type(exc).__name__}: {exc}"[:200]
+        problem = self.definition_problem()
+        if problem is not None:
+            self.error = problem[1]
             return
         names = referenced_children(self.expression)
         if names is not None:
             self._names = _key_pattern(names)
             presence = presence_only(self.expression, names)
             self._presence = _key_pattern(presence) if presence else None
-            outcome = self._run({}, {}, "Element")
+            token = set_budget(None)  # the answer for an empty element is not the instance's cost
+            try:
+                outcome = self._run({}, {}, "Element")
+            finally:
+                reset_budget(token)
             self._when_empty = outcome if isinstance(outcome, bool) else None
             self._memo = {}
 
+    def definition_problem(self) -> tuple[str, str] | None:
+        """(message id, detail) when the expression cannot be used at all, else None.
+
+        Called when a profile is compiled, so an invariant that does not parse, or whose
+        ``matches()`` regex RE2 refuses, is reported as a broken definition (an error naming
+        the constraint and the profile), never silently skipped.
+        """
+        if self._parse_problem is None:
+            self._parse_problem = self._check_definition()
+        return self._parse_problem or None
+
+    def _check_definition(self) -> tuple[str, str] | tuple[()]:
+        if not isinstance(self.expression, str) or not self.expression.strip():
+            return ("definition.invariant-unparsable", "empty expression")
+        if len(self.expression) > _MAX_EXPRESSION:
+            return ("definition.invariant-unparsable", f"{len(self.expression)} characters, over {_MAX_EXPRESSION}")
+        try:
+            error = syntax_error(self.expression)
+            if error is not None:
+                return ("definition.invariant-unparsable", error[:200])
+            self._compiled = fhirpathpy.compile(self.expression, models["r4"], _OPTIONS)
+        except RecursionError:
+            return ("definition.invariant-unparsable", "nested too deeply")
+        except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on parse errors
+            return ("definition.invariant-unparsable", f"{type(exc).__name__}: {exc}"[:200])
+        for literal in _REGEX_LITERAL.findall(self.expression):
+            try:
+                compile_regex(_unescape(literal), dot_nl=True)
+            except RegexError as exc:
+                return ("definition.regex-invalid", f"{literal[:80]}: {exc}"[:200])
+        return ()
+
     def _run(self, node: Any, root: dict[str, Any], base: str) -> bool | str:
+        budget = _BUDGET.get()
+        if budget is not None:
+            if budget.exhausted:
+                return OVER_BUDGET
+            budget.started = time.monotonic()
         try:
             # The base type path lets fhirpathpy resolve choice names (value → valueQuantity).
             typed = ResourceNode.create_node(node, base) if isinstance(node, dict) else node
             result = self._compiled(typed, {"resource": root, "rootResource": root, "context": node})
+        except BudgetExceeded:
+            return OVER_BUDGET
+        except RecursionError:
+            return "RecursionError: nested too deeply"
         except Exception as exc:  # noqa: BLE001 - any failure inside the engine is reported, not raised
             return f"{type(exc).__name__}: {exc}"[:200]
+        finally:
+            if budget is not None:
+                budget.used += time.monotonic() - budget.started
         # An empty result is not a failure: e.g. ref-1 on a Reference that only has a display.
         return all(item is True for item in result) if result else True
 
@@ -152,19 +325,74 @@ class Invariant:
             return self._run(node, root, base)
         found = self._memo.get(key)
         if found is None:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            found = self._memo[key] = self._run(projection, root, base)
+            found = self._run(projection, root, base)
+            if found is not OVER_BUDGET:  # not a verdict: the next instance has its own budget
+                if len(self._memo) >= _MEMO_LIMIT:
+                    self._memo.clear()
+                self._memo[key] = found
         return found
 
 
+class _Strict:
+    """An ANTLR error listener that records the first syntax error instead of recovering."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def syntaxError(self, recognizer: Any, symbol: Any, line: int, column: int, msg: str, e: Any) -> None:  # noqa: N802
+        if self.error is None:
+            self.error = f"column {column + 1}: {msg}"
+
+    def reportAmbiguity(self, *args: Any) -> None:  # noqa: N802
+        pass
+
+    def reportAttemptingFullContext(self, *args: Any) -> None:  # noqa: N802
+        pass
+
+    def reportContextSensitivity(self, *args: Any) -> None:  # noqa: N802
+        pass
+
+
+def syntax_error(expression: str) -> str | None:
+    """The first FHIRPath syntax error, or None.
+
+    fhirpathpy's parser recovers silently from errors (``name.where(`` compiles and evaluates
+    to something), so a broken invariant would quietly check something else; this strict pass
+    with the same grammar, which must also consume the whole text, tells them apart.
+    """
+    from antlr4 import CommonTokenStream, InputStream, Token
+
+    listener = _Strict()
+    lexer = FHIRPathLexer(InputStream(expression))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(listener)
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(listener)
+    parser.expression()
+    if listener.error is None and parser.getCurrentToken().type != Token.EOF:
+        listener.error = f"unexpected {parser.getCurrentToken().text!r}"
+    return listener.error
+
+
+def _unescape(literal: str) -> str:
+    """A FHIRPath string literal's value, unescaped as fhirpathpy does."""
+    for escaped, plain in (("\\'", "'"), ('\\"', '"'), ("\\`", "`"), ("\\\\", "\\")):
+        literal = literal.replace(escaped, plain)
+    return literal
+
+
+_MAX_EXPRESSION = 20_000
+_CACHE_LIMIT = 20_000
 _CACHE: dict[tuple[str, str, str], Invariant] = {}
 
 
 def compile_invariant(key: str, severity: str, expression: str, human: str) -> Invariant:
     """Invariants are shared by every profile and element that repeats them."""
-    cache_key = (key, severity, expression)
+    cache_key = (str(key), str(severity), str(expression))
     found = _CACHE.get(cache_key)
     if found is None:
+        if len(_CACHE) >= _CACHE_LIMIT:  # definitions loaded at run time must not grow it forever
+            _CACHE.clear()
         found = _CACHE[cache_key] = Invariant(key, severity, expression, human)
     return found

@@ -20,6 +20,9 @@ NUMBER_TYPES = {"integer": (INT32[0], INT32[1]), "positiveInt": (1, INT32[1]), "
 # base64's official regex backtracks catastrophically on long invalid input; this is equivalent.
 BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
 DATE_PART = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+# FHIR strings SHALL NOT contain characters below U+0020 other than tab, CR and LF (the R4
+# regex's \S lets NUL through, so this is checked on its own, for every string-valued type).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def _json_type(value: Any) -> str:
@@ -71,6 +74,10 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
             return "primitive.wrong-json-type", {"type": type_code, "json": "string", "actual": _json_type(value)}
         if not value.strip():
             return "primitive.whitespace", {}
+        # isprintable() is one C pass and true for nearly every value; only the rest are searched
+        control = None if value.isprintable() else CONTROL.search(value)
+        if control is not None:
+            return "primitive.control-character", {"type": type_code, "code": f"U+{ord(control.group()):04X}"}
         if pattern is not None and pattern.fullmatch(value) is None:
             return "primitive.bad-format", {"type": type_code, "value": value[:80]}
         if dated:

@@ -10,13 +10,17 @@ the element ids (``Patient.identifier:idCard.system``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.invariants import Invariant, compile_invariant
+from conformance.limits import DEFAULT_LIMITS, Limits
+from conformance.regexes import Pattern, RegexError, compile_linear
 from conformance.structure import NATIVE_INVARIANTS
 from profiles.registry import Registry
+
+#: (message id, params) of something wrong in a definition, reported wherever it is applied
+Problem = tuple[str, dict[str, Any]]
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 REGEX_EXTENSION = "http://hl7.org/fhir/StructureDefinition/regex"
@@ -53,8 +57,9 @@ class Rule:
     slicing: Slicing | None = None
     slices: dict[str, Rule] = field(default_factory=dict)
 
-    #: the ElementDefinition regex extension, applied to primitive values
-    regex: re.Pattern[str] | None = None
+    #: the ElementDefinition regex extension (compiled with RE2), applied to primitive values
+    regex: Pattern | None = None
+    regex_source: str = ""
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False
@@ -90,15 +95,20 @@ class CompiledProfile:
     parent: str | None
     #: no invariant reads %resource & co., so a datatype's verdict depends on its value alone
     pure: bool = True
+    #: what is wrong with the definition itself; each is reported as an error where it applies
+    problems: tuple[Problem, ...] = ()
 
 
 def _steps(element: dict[str, Any]) -> list[tuple[str, str | None]]:
     """Split an element id into (name, slice) steps; older SDs without ids use path+sliceName."""
     element_id = element.get("id")
-    if not element_id:
-        names = element["path"].split(".")
+    if not isinstance(element_id, str) or not element_id:
+        path = element.get("path")
+        if not isinstance(path, str) or not path:
+            raise _Bad("element", "has neither id nor path")
+        names = path.split(".")
         steps: list[tuple[str, str | None]] = [(n, None) for n in names]
-        if element.get("sliceName"):
+        if isinstance(element.get("sliceName"), str) and element["sliceName"]:
             steps[-1] = (names[-1], element["sliceName"])
         return steps
     steps = []
@@ -106,6 +116,14 @@ def _steps(element: dict[str, Any]) -> list[tuple[str, str | None]]:
         name, _, slice_name = part.partition(":")
         steps.append((name, slice_name or None))
     return steps
+
+
+class _Bad(Exception):  # noqa: N818 - internal signal, always turned into a Problem
+    """One part of one element is wrong; the rest of the definition still applies."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(detail)
+        self.path, self.detail = path, detail
 
 
 def _rules(rule: Rule) -> list[Rule]:
@@ -123,71 +141,188 @@ def _typed_value(element: dict[str, Any], prefix: str) -> Any:
 
 
 class ProfileCompiler:
-    def __init__(self, registry: Registry) -> None:
+    """Compiles StructureDefinitions once; a wrong definition yields problems, never a traceback."""
+
+    def __init__(self, registry: Registry, limits: Limits = DEFAULT_LIMITS) -> None:
         self.registry = registry
+        self.limits = limits
         self._cache: dict[str, CompiledProfile | None] = {}
 
     def get(self, url: str) -> CompiledProfile | None:
+        if not isinstance(url, str):
+            return None
         if url not in self._cache:
             sd = self.registry.get(url)
-            ok = sd is not None and sd.get("resourceType") == "StructureDefinition"
+            ok = isinstance(sd, dict) and sd.get("resourceType") == "StructureDefinition"
             self._cache[url] = self.compile(sd) if ok else None
         return self._cache[url]
 
     def compile(self, sd: dict[str, Any]) -> CompiledProfile:
-        type_name = sd["type"]
+        url = sd.get("url") if isinstance(sd.get("url"), str) else "(no url)"
+        problems: list[Problem] = []
+        type_name = sd.get("type")
+        if not isinstance(type_name, str) or not type_name:
+            problems.append(_invalid(url, "StructureDefinition.type", "is missing"))
+            type_name = "Resource"
         root = Rule(path=type_name, name=type_name)
         from_snapshot = "differential" not in sd
-        elements = (sd.get("snapshot") if from_snapshot else sd["differential"]).get("element", [])
-        for element in elements:
-            rule = root
-            for name, slice_name in _steps(element)[1:]:
-                rule = rule.child(name)
-                if slice_name:
-                    rule = rule.slice(slice_name)
-            self._apply(rule, element, sd["url"], from_snapshot)
-        base = sd.get("baseDefinition") or ""
+        container = sd.get("snapshot") if from_snapshot else sd.get("differential")
+        elements = container.get("element") if isinstance(container, dict) else None
+        if not isinstance(elements, list):
+            if container is not None or not from_snapshot:
+                problems.append(_invalid(url, "differential" if not from_snapshot else "snapshot", "has no elements"))
+            elements = []
+        for index, element in enumerate(elements):
+            where = f"element[{index}]"
+            try:
+                if not isinstance(element, dict):
+                    raise _Bad(where, "is not an object")
+                rule = root
+                for name, slice_name in _steps(element)[1:]:
+                    rule = rule.child(name)
+                    if slice_name:
+                        rule = rule.slice(slice_name)
+                where = str(element.get("id") or element.get("path"))
+                self._apply(rule, element, url, from_snapshot, problems)
+            except _Bad as bad:
+                problems.append(_invalid(url, bad.path if bad.path != "element" else where, bad.detail))
+        base = sd.get("baseDefinition") if isinstance(sd.get("baseDefinition"), str) else ""
         parent = None if base.startswith(CORE_PREFIX) and base[len(CORE_PREFIX) :] in self.registry.base_types else base
+        if parent:
+            cycle = self._cycle(url, parent)
+            if cycle:
+                problems.append(("definition.base-cycle", {"profile": url, "chain": " → ".join(cycle)}))
+                parent = None
         rules = _rules(root)
         for rule in rules:
             rule.quiet_when_absent = not (
                 rule.min or rule.must_support or any(s.min or s.must_support for s in rule.slices.values())
             )
         pure = all("%" not in i.expression for rule in rules for i in rule.invariants)
-        return CompiledProfile(sd["url"], type_name, sd.get("kind", "resource"), root, parent or None, pure)
+        kind = sd.get("kind") if isinstance(sd.get("kind"), str) else "resource"
+        return CompiledProfile(url, type_name, kind, root, parent or None, pure, tuple(problems))
 
-    @staticmethod
-    def _apply(rule: Rule, element: dict[str, Any], url: str, from_snapshot: bool) -> None:
-        if "min" in element and not (from_snapshot and element["min"] == element.get("base", {}).get("min")):
-            rule.min = element["min"]
-        if "max" in element and not (from_snapshot and element["max"] == element.get("base", {}).get("max")):
-            rule.max = None if element["max"] == "*" else int(element["max"])
+    def _cycle(self, url: str, parent: str) -> list[str]:
+        """The baseDefinition chain from ``url`` when it comes back to a profile already on it."""
+        chain = [url]
+        current: str | None = parent
+        while current:
+            if current in chain:
+                return [*chain, current]
+            chain.append(current)
+            sd = self.registry.get(current)
+            base = sd.get("baseDefinition") if isinstance(sd, dict) else None
+            current = base if isinstance(base, str) and not base.startswith(CORE_PREFIX) else None
+        return []
+
+    def _apply(
+        self, rule: Rule, element: dict[str, Any], url: str, from_snapshot: bool, problems: list[Problem]
+    ) -> None:
+        where = str(element.get("id") or element.get("path"))
+        inherited = element.get("base") if isinstance(element.get("base"), dict) else {}
+        if "min" in element and not (from_snapshot and element["min"] == inherited.get("min")):
+            minimum = element["min"]
+            if type(minimum) is int and minimum >= 0:
+                rule.min = minimum
+            else:
+                problems.append(_invalid(url, f"{where}.min", f"{_show(minimum)} is not a non-negative integer"))
+        if "max" in element and not (from_snapshot and element["max"] == inherited.get("max")):
+            maximum = element["max"]
+            if maximum == "*":
+                rule.max = None
+            elif isinstance(maximum, str) and maximum.isascii() and maximum.isdigit() and len(maximum) < 10:
+                rule.max = int(maximum)
+            else:
+                problems.append(_invalid(url, f"{where}.max", f"{_show(maximum)} is neither an integer nor *"))
         if "type" in element:
-            rule.types = tuple(
-                TypeRule(t["code"], tuple(t.get("profile", [])), tuple(t.get("targetProfile", [])))
-                for t in element["type"]
-            )
+            types = element["type"]
+            if isinstance(types, list) and all(isinstance(t, dict) and isinstance(t.get("code"), str) for t in types):
+                rule.types = tuple(
+                    TypeRule(t["code"], _strings(t.get("profile")), _strings(t.get("targetProfile"))) for t in types
+                )
+            else:
+                problems.append(_invalid(url, f"{where}.type", "must be a list of types, each with a code"))
         rule.fixed = _typed_value(element, "fixed")
         rule.pattern = _typed_value(element, "pattern")
         binding = element.get("binding")
-        if binding and binding.get("valueSet"):
-            rule.binding = (binding["strength"], binding["valueSet"])
-        rule.invariants = tuple(
-            compile_invariant(c["key"], c["severity"], c["expression"], c.get("human", c["key"]))
-            for c in element.get("constraint", [])
-            if "expression" in c
-            and c["key"] not in NATIVE_INVARIANTS
-            and c.get("source", url) == url
-            and not c["key"].startswith(("ele-", "ext-"))
-        )
-        rule.must_support = bool(element.get("mustSupport"))
-        for extension in element.get("extension", []):
-            if extension.get("url") == REGEX_EXTENSION and isinstance(extension.get("valueString"), str):
-                rule.regex = re.compile(extension["valueString"])
+        if isinstance(binding, dict) and binding.get("valueSet"):
+            strength = binding.get("strength")
+            if strength in ("required", "extensible", "preferred", "example") and isinstance(binding["valueSet"], str):
+                rule.binding = (strength, binding["valueSet"])
+            else:
+                problems.append(
+                    _invalid(url, f"{where}.binding", f"strength {_show(strength)} is not a binding strength")
+                )
+        elif binding is not None and not isinstance(binding, dict):
+            problems.append(_invalid(url, f"{where}.binding", "is not an object"))
+        rule.invariants = self._invariants(element, url, where, problems)
+        rule.must_support = element.get("mustSupport") is True
+        for extension in _list(element.get("extension")):
+            if isinstance(extension, dict) and extension.get("url") == REGEX_EXTENSION:
+                source = extension.get("valueString")
+                try:
+                    rule.regex = compile_linear(source, max_length=self.limits.max_regex_length)
+                    rule.regex_source = source
+                except RegexError as exc:
+                    params = {"profile": url, "path": where, "detail": str(exc)[:200]}
+                    problems.append(("definition.regex-invalid", params))
         if "slicing" in element:
             slicing = element["slicing"]
-            rule.slicing = Slicing(
-                tuple((d["type"], d["path"]) for d in slicing.get("discriminator", [])),
-                slicing.get("rules", "open"),
-                bool(slicing.get("ordered", False)),
-            )
+            discriminators = _list(slicing.get("discriminator")) if isinstance(slicing, dict) else None
+            if discriminators is None or not all(
+                isinstance(d, dict) and isinstance(d.get("type"), str) and isinstance(d.get("path"), str)
+                for d in discriminators
+            ):
+                problems.append(_invalid(url, f"{where}.slicing", "discriminators need a type and a path"))
+            else:
+                rules = slicing.get("rules", "open")
+                rule.slicing = Slicing(
+                    tuple((d["type"], d["path"]) for d in discriminators),
+                    rules if rules in ("open", "closed", "openAtEnd") else "open",
+                    slicing.get("ordered") is True,
+                )
+
+    @staticmethod
+    def _invariants(element: dict[str, Any], url: str, where: str, problems: list[Problem]) -> tuple[Invariant, ...]:
+        found = []
+        for constraint in _list(element.get("constraint")):
+            if not isinstance(constraint, dict) or "expression" not in constraint:
+                continue
+            key = constraint.get("key")
+            if not isinstance(key, str) or key in NATIVE_INVARIANTS or key.startswith(("ele-", "ext-")):
+                if not isinstance(key, str):
+                    problems.append(_invalid(url, f"{where}.constraint", "has no key"))
+                continue
+            if constraint.get("source", url) != url:
+                continue
+            severity, expression = constraint.get("severity"), constraint.get("expression")
+            if severity not in ("error", "warning") or not isinstance(expression, str):
+                detail = f"severity {_show(severity)} / expression must be error|warning and a string"
+                problems.append(_invalid(url, f"{where}.constraint {key}", detail))
+                continue
+            human = constraint.get("human") if isinstance(constraint.get("human"), str) else key
+            invariant = compile_invariant(key, severity, expression, human)
+            problem = invariant.definition_problem()
+            if problem is not None:
+                # an error on the definition wherever it is applied, and, kept in the rule, a
+                # not-evaluable warning on each element it could not check
+                problems.append((problem[0], {"profile": url, "key": key, "path": where, "detail": problem[1]}))
+            found.append(invariant)
+        return tuple(found)
+
+
+def _invalid(url: str, path: str, detail: str) -> Problem:
+    return ("definition.invalid", {"profile": url, "path": path, "detail": detail})
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in _list(value) if isinstance(v, str))

@@ -64,6 +64,9 @@ class ProfileWalker:
         self.compiler = compiler
         self.terminology = terminology
         self._memo: dict[tuple[str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
+        #: (profile, value) pairs being applied: a profile whose element types name the profile
+        #: itself would otherwise recurse on the same value forever
+        self._active: set[tuple[str, int]] = set()
 
     # -- entry -------------------------------------------------------------------------
     def validate(self, url: str, value: Any, path: str, issues: IssueList, root: dict[str, Any]) -> None:
@@ -82,19 +85,28 @@ class ProfileWalker:
         issues: IssueList,
         root: dict[str, Any],
     ) -> None:
+        for message_id, params in profile.problems:
+            issues.error(message_id, path, **params)
         actual = value.get("resourceType") if isinstance(value, dict) else None
         if profile.kind == "resource" and actual != profile.type:
             issues.error("profile.wrong-type", path, url=profile.url, expected=profile.type, actual=actual)
             return
-        model = self.model.nodes.get(profile.type)
-        item = Item(value, underscore, None, path)
-        self._check_item(profile.root, item, model, issues, root, profile.url)
-        if profile.parent:
-            parent = self.compiler.get(profile.parent)
-            if parent is None:
-                issues.add("warning", "profile.unknown", path, url=profile.parent)
-            else:
-                self._apply_profile(parent, value, underscore, path, issues, root)
+        active = (profile.url, id(value))
+        if active in self._active:
+            return  # already being applied to this very value further up
+        self._active.add(active)
+        try:
+            model = self.model.nodes.get(profile.type)
+            item = Item(value, underscore, None, path)
+            self._check_item(profile.root, item, model, issues, root, profile.url)
+            if profile.parent:
+                parent = self.compiler.get(profile.parent)
+                if parent is None:
+                    issues.add("warning", "profile.unknown", path, url=profile.parent)
+                else:
+                    self._apply_profile(parent, value, underscore, path, issues, root)
+        finally:
+            self._active.discard(active)
 
     # -- element values ----------------------------------------------------------------
     def _items(self, container: dict[str, Any], model: NodeModel | None, name: str, path: str) -> list[Item]:
@@ -197,8 +209,13 @@ class ProfileWalker:
             issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
         if rule.pattern is not None and not matches_pattern(rule.pattern, value):
             issues.error("profile.pattern-mismatch", path, expected=_short(rule.pattern), actual=_short(value))
-        if rule.regex is not None and isinstance(value, str) and rule.regex.fullmatch(value) is None:
-            issues.error("profile.regex-mismatch", path, value=_short(value), regex=rule.regex.pattern)
+        if rule.regex is not None and isinstance(value, str):
+            try:
+                matched = rule.regex.fullmatch(value) is not None
+            except UnicodeError:  # RE2 cannot encode a lone surrogate: it does not match
+                matched = False
+            if not matched:
+                issues.error("profile.regex-mismatch", path, value=_short(value), regex=rule.regex_source)
         if rule.binding is not None and value is not None:
             strength, value_set = rule.binding
             check_binding(self.terminology, value, item.type, value_set, strength, path, issues)
@@ -259,13 +276,16 @@ class ProfileWalker:
         memoisable = profile.kind != "resource" and profile.pure and profile.parent is None
         key = None
         if memoisable and isinstance(item.value, dict) and item.underscore is None:
-            key = (profile.url, orjson.dumps(item.value, option=orjson.OPT_SORT_KEYS))
-            found = self._memo.get(key)
+            try:
+                key = (profile.url, orjson.dumps(item.value, option=orjson.OPT_SORT_KEYS))
+            except TypeError:  # orjson refuses e.g. integers over 64 bits: just do not memoise
+                key = None
+            found = self._memo.get(key) if key is not None else None
             if found is not None:
                 trial.extend(Issue(s, m, item.path + suffix, params) for s, m, suffix, params in found)
                 return trial
         self._apply_profile(profile, item.value, item.underscore, item.path, trial, root)
-        if key is not None:
+        if key is not None and not any(i.message_id == "invariant.budget-exceeded" for i in trial):
             if len(self._memo) >= MEMO_LIMIT:
                 self._memo.clear()
             cut = len(item.path)
@@ -374,7 +394,12 @@ def _codings(value: Any) -> list[tuple[str | None, str]]:
         return [(None, value)]
     if isinstance(value, dict):
         if "coding" in value:
-            return [(c.get("system"), c.get("code")) for c in value["coding"] if isinstance(c, dict)]
+            coding = value["coding"]
+            return (
+                [(c.get("system"), c.get("code")) for c in coding if isinstance(c, dict)]
+                if isinstance(coding, list)
+                else []
+            )
         if "code" in value:
             return [(value.get("system"), value["code"])]
     return []
@@ -399,7 +424,9 @@ def _values_at(value: Any, path: str) -> list[Any]:
                 continue
             if step.startswith("extension("):
                 url = step[len("extension(") : -1].strip("'\"")
-                following.extend(e for e in node.get("extension", []) if isinstance(e, dict) and e.get("url") == url)
+                extensions = node.get("extension")
+                extensions = extensions if isinstance(extensions, list) else []
+                following.extend(e for e in extensions if isinstance(e, dict) and e.get("url") == url)
                 continue
             if step.endswith("[x]"):
                 stem = step[:-3]

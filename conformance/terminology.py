@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.issues import IssueList
+from conformance.limits import DEFAULT_LIMITS, Limits
 from profiles.registry import Registry
 
 
@@ -23,28 +24,61 @@ class Expansion:
     #: systems included whole but not loaded here: membership can only be checked by system
     open_systems: set[str] = field(default_factory=set)
     complete: bool = True
+    #: over ``Limits.max_expansion`` codes: not expanded, membership cannot be decided
+    too_large: bool = False
 
     def add(self, system: str | None, code: str) -> None:
         self.pairs.add((system, code))
         self.codes.add(code)
 
 
-def _walk_concepts(concepts: list[dict[str, Any]], parent: str | None, out: dict[str, dict[str, Any]]) -> None:
-    for concept in concepts:
+class TooLarge(Exception):  # noqa: N818 - a signal inside this module, never raised out of it
+    """An expansion or code system is over its size limit."""
+
+
+def _walk_concepts(concepts: Any, limit: int) -> dict[str, dict[str, Any]]:
+    """Index a concept tree (iteratively: a hierarchy 20,000 deep must not overflow the stack).
+
+    Malformed concepts (no code, not an object) are skipped; they are not ours to report here.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    stack: list[tuple[Any, str | None]] = [(c, None) for c in reversed(concepts)] if isinstance(concepts, list) else []
+    while stack:
+        concept, parent = stack.pop()
+        if not isinstance(concept, dict) or not isinstance(concept.get("code"), str):
+            continue
         entry = {"display": concept.get("display"), "parents": {parent} if parent else set(), "properties": {}}
-        for prop in concept.get("property", []):
+        for prop in _as_list(concept.get("property")):
+            if not isinstance(prop, dict) or not isinstance(prop.get("code"), str):
+                continue
             value = next((v for k, v in prop.items() if k.startswith("value")), None)
+            if isinstance(value, (dict, list)):
+                value = None  # unhashable: a Coding-valued property is not used by filters here
             entry["properties"].setdefault(prop["code"], set()).add(value)
-            if prop["code"] == "parent":
+            if prop["code"] == "parent" and isinstance(value, str):
                 entry["parents"].add(value)
         out[concept["code"]] = entry
-        _walk_concepts(concept.get("concept", []), concept["code"], out)
+        if len(out) > limit:
+            raise TooLarge
+        children = concept.get("concept")
+        if isinstance(children, list):
+            stack.extend((child, concept["code"]) for child in reversed(children))
+    return out
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 class Terminology:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, limits: Limits = DEFAULT_LIMITS) -> None:
         self.registry = registry
+        self.limits = limits
         self._systems: dict[str, dict[str, dict[str, Any]] | None] = {}
+        #: code system → code → its direct children, built once for is-a / descendent-of
+        self._children: dict[int, dict[str, list[str]]] = {}
+        #: (code system, ancestor) → the ancestor and all its descendants (transitive closure)
+        self._closure: dict[tuple[int, str], frozenset[str]] = {}
         self._expansions: dict[str, Expansion | None] = {}
         self._complete: dict[str, bool] = {}
 
@@ -63,17 +97,21 @@ class Terminology:
                     "fragment",
                 )
             ):
-                concepts = {}
-                _walk_concepts(resource.get("concept", []), None, concepts)
+                try:
+                    concepts = _walk_concepts(resource.get("concept"), self.limits.max_expansion)
+                except TooLarge:
+                    concepts = None  # too large to enumerate: treated like a system not loaded
             self._systems[system] = concepts
         return self._systems[system]
 
     def is_complete(self, system: str) -> bool:
+        if not isinstance(system, str):
+            return False
         found = self._complete.get(system)
         if found is None:
             resource = self.registry.get(system)
             found = self._complete[system] = bool(resource) and resource.get("content") == "complete"
-        return found
+        return found and self.concepts(system) is not None
 
     def code_system_title(self, system: str) -> str:
         resource = self.registry.get(system) or {}
@@ -81,7 +119,7 @@ class Terminology:
 
     def check_coding(self, system: str | None, code: Any, path: str, issues: IssueList) -> None:
         """A code claimed to be in a complete code system we hold must exist there."""
-        if not system or not isinstance(code, str) or not self.is_complete(system):
+        if not system or not isinstance(system, str) or not isinstance(code, str) or not self.is_complete(system):
             return
         concepts = self.concepts(system)
         if concepts is not None and code not in concepts:
@@ -89,10 +127,19 @@ class Terminology:
 
     # -- value sets ------------------------------------------------------------------
     def expand(self, url: str) -> Expansion | None:
+        """The expansion of a value set; ``too_large`` set when over ``Limits.max_expansion``."""
+        if not isinstance(url, str):
+            return None
         url = url.split("|", 1)[0]
         if url not in self._expansions:
             self._expansions[url] = None  # guards against value sets that include themselves
-            self._expansions[url] = self._build(url)
+            try:
+                self._expansions[url] = self._build(url)
+            except TooLarge:
+                self._expansions[url] = Expansion(url, complete=False, too_large=True)
+            except (KeyError, TypeError, AttributeError, ValueError):
+                # a malformed compose (not our definitions to crash on): cannot be decided
+                self._expansions[url] = Expansion(url, complete=False)
         return self._expansions[url]
 
     def _build(self, url: str) -> Expansion | None:
@@ -107,8 +154,11 @@ class Terminology:
             return expansion
         expansion = Expansion(url)
         if "expansion" in resource and "compose" not in resource:
-            for item in resource["expansion"].get("contains", []):
-                expansion.add(item.get("system"), item["code"])
+            contains = _as_list(resource["expansion"].get("contains"))
+            self._check_size(len(contains))
+            for item in contains:
+                if isinstance(item, dict) and isinstance(item.get("code"), str):
+                    expansion.add(item.get("system"), item["code"])
             return expansion
         compose = resource.get("compose", {})
         for include in compose.get("include", []):
@@ -121,7 +171,9 @@ class Terminology:
         system = include.get("system")
         selected: list[tuple[str | None, str]] = []
         if "concept" in include:
-            selected = [(system, c["code"]) for c in include["concept"]]
+            listed = _as_list(include["concept"])
+            self._check_size(len(listed))
+            selected = [(system, c["code"]) for c in listed if isinstance(c, dict) and isinstance(c.get("code"), str)]
         elif system:
             concepts = self.concepts(system)
             if concepts is None:
@@ -129,28 +181,37 @@ class Terminology:
                     expansion.open_systems.add(system)
                     expansion.complete = False
                 return
-            selected = [(system, code) for code in self._filter(concepts, include.get("filter", []))]
-        for nested in include.get("valueSet", []):
+            selected = [(system, code) for code in self._filter(concepts, _as_list(include.get("filter")))]
+        for nested in _as_list(include.get("valueSet")):
             sub = self.expand(nested)
             if sub is None:
                 expansion.complete = False
                 continue
             subset = sub.pairs if not selected else set(selected) & sub.pairs
             selected = list(subset)
-        for system_code in selected:
-            if add:
+        if add:
+            self._check_size(len(expansion.pairs) + len(selected))
+            for system_code in selected:
                 expansion.add(*system_code)
-            else:
-                expansion.pairs.discard(system_code)
-                expansion.codes = {c for _, c in expansion.pairs}
+        elif selected:
+            expansion.pairs.difference_update(selected)
+            expansion.codes = {c for _, c in expansion.pairs}
 
-    @staticmethod
-    def _filter(concepts: dict[str, dict[str, Any]], filters: list[dict[str, Any]]) -> list[str]:
+    def _check_size(self, count: int) -> None:
+        if count > self.limits.max_expansion:
+            raise TooLarge
+
+    def _filter(self, concepts: dict[str, dict[str, Any]], filters: list[dict[str, Any]]) -> list[str]:
         codes = list(concepts)
         for rule in filters:
+            if not isinstance(rule, dict):
+                continue
             prop, op, value = rule.get("property"), rule.get("op"), rule.get("value")
+            if not isinstance(value, str):
+                continue
             if op in ("is-a", "descendent-of"):
-                codes = [c for c in codes if _descends(concepts, c, value, op == "is-a")]
+                below = self._descendants(concepts, value)
+                codes = [c for c in codes if c in below and (op == "is-a" or c != value)]
             elif op == "=":
                 codes = [c for c in codes if value in concepts[c]["properties"].get(prop, set())]
             elif op == "in":
@@ -160,24 +221,37 @@ class Terminology:
 
     def contains(self, expansion: Expansion, system: str | None, code: str) -> bool | None:
         """True/False when decidable; None when the code's system is included whole but not loaded."""
+        if not isinstance(code, str) or not (system is None or isinstance(system, str)):
+            return False
         if (system, code) in expansion.pairs or (system is None and code in expansion.codes):
             return True
         if system in expansion.open_systems:
             return None
         return False
 
+    def _descendants(self, concepts: dict[str, dict[str, Any]], ancestor: str) -> frozenset[str]:
+        """The ancestor and everything below it, computed once per (code system, ancestor).
 
-def _descends(concepts: dict[str, dict[str, Any]], code: str, ancestor: str, inclusive: bool) -> bool:
-    if code == ancestor:
-        return inclusive
-    seen: set[str] = set()
-    frontier = set(concepts[code]["parents"])
-    while frontier:
-        current = frontier.pop()
-        if current == ancestor:
-            return True
-        if current in seen or current not in concepts:
-            continue
-        seen.add(current)
-        frontier |= concepts[current]["parents"]
-    return False
+        The child index is built once per code system (one pass over the parents), so a
+        subsumption filter costs one breadth-first walk instead of a walk up from every code:
+        a 20,000-concept is-a chain took 144 s the other way.
+        """
+        key = (id(concepts), ancestor)
+        found = self._closure.get(key)
+        if found is None:
+            children = self._children.get(id(concepts))
+            if children is None:
+                children = {}
+                for code, entry in concepts.items():
+                    for parent in entry["parents"]:
+                        children.setdefault(parent, []).append(code)
+                self._children[id(concepts)] = children
+            seen = {ancestor}
+            frontier = [ancestor]
+            while frontier:
+                for child in children.get(frontier.pop(), ()):
+                    if child not in seen:
+                        seen.add(child)
+                        frontier.append(child)
+            found = self._closure[key] = frozenset(seen)
+        return found

@@ -12,7 +12,10 @@ from typing import Any
 
 from conformance.bundle_references import check_bundle
 from conformance.business_rules import BusinessRules
+from conformance.invariants import Budget, reset_budget, set_budget
 from conformance.issues import Issue, IssueList
+from conformance.limits import DEFAULT_LIMITS, Limits
+from conformance.preflight import preflight
 from conformance.profile_compiler import ProfileCompiler
 from conformance.profile_walker import ProfileWalker
 from conformance.structure import BaseModel, StructureWalker
@@ -21,24 +24,47 @@ from profiles.registry import Registry
 
 
 class Validator:
-    def __init__(self, registry: Registry | None = None) -> None:
+    """Validates instances against R4, their profiles and the business rules.
+
+    ``limits`` bounds every instance (depth, size, FHIRPath work) and every definition the
+    validator compiles (regexes, expansions); see :class:`conformance.limits.Limits`.
+    """
+
+    def __init__(self, registry: Registry | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.registry = registry or Registry()
+        self.limits = limits
         self.model = BaseModel(self.registry)
-        self.terminology = Terminology(self.registry)
-        self.compiler = ProfileCompiler(self.registry)
+        self.terminology = Terminology(self.registry, limits)
+        self.compiler = ProfileCompiler(self.registry, limits)
         self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
 
     def validate(self, resource: Any, profiles: Iterable[str] = (), path: str = "") -> list[Issue]:
-        """All issues for one resource (or Bundle), each located by FHIRPath."""
+        """All issues for one resource (or Bundle), each located by FHIRPath.
+
+        Input over a limit gets one fatal issue and is not walked; FHIRPath runs under a
+        per-instance budget (``invariant.budget-exceeded``).
+        """
+        refused, size = preflight(resource, path, self.limits)
+        if refused is not None:
+            return [refused]
         issues = IssueList()
-        if self.structure.resource(resource, path, issues):
-            top = path or resource["resourceType"]
-            for url in profiles:
-                if url not in _claimed(resource):
-                    self.profiles.validate(url, resource, top, issues, resource)
-        return _unique(issues)
+        token = set_budget(Budget(self.limits, size))
+        try:
+            if self.structure.resource(resource, path, issues):
+                top = path or resource["resourceType"]
+                for url in profiles:
+                    if url not in _claimed(resource):
+                        self.profiles.validate(url, resource, top, issues, resource)
+        finally:
+            reset_budget(token)
+        kept = _unique(issues)
+        if len(kept) > self.limits.max_issues:
+            more = len(kept) - self.limits.max_issues
+            kept = kept[: self.limits.max_issues]
+            kept.append(Issue("error", "input.too-many-issues", path, {"limit": self.limits.max_issues, "more": more}))
+        return kept
 
     def _after_structure(self, resource: dict[str, Any], path: str, issues: IssueList, root: dict[str, Any]) -> None:
         for url in _claimed(resource):

@@ -39,6 +39,10 @@ class Config:
     export_dir: str = str(DEFAULT_DATA_DIR / "exports")
     #: an export job whose worker has not reported for this long is failed (the worker died)
     export_stale_seconds: int = 60
+    #: accept client_secret_basic at the token endpoint: development only (``serve --demo``)
+    allow_client_secret: bool = False
+    #: requests per second one client may make to one worker (token bucket; 429 beyond it)
+    rate_limit_per_second: int = 200
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
@@ -49,10 +53,24 @@ class Config:
         for field in fields(cls):
             raw = environ.get(f"YIYANG_{field.name.upper()}")
             if raw is not None:
-                values[field.name] = int(raw) if field.type == "int" else raw
+                values[field.name] = _parsed(raw, field.type)
         values.update({k: v for k, v in explicit.items() if v is not None})
         return replace(cls(), **values)
 
     @property
+    def token_url(self) -> str:
+        """The token endpoint, as clients address it (the ``aud`` of their assertions)."""
+        return f"{self.base_url}/token"
+
+    @property
     def base_url(self) -> str:
         return (self.public_base or f"http://{self.host}:{self.port}/fhir").rstrip("/")
+
+
+def _parsed(raw: str, kind: Any) -> Any:
+    """An environment variable's text as the field's type (``true``/``1``/``yes`` for a bool)."""
+    if kind == "int":
+        return int(raw)
+    if kind == "bool":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return raw

@@ -53,3 +53,27 @@ def load_demo(services: Services, lang: str) -> Iterator[str]:
         if files:
             counts = ingest(source, files, None, services.registry, store=services.store)
             yield f"[{source}] " + summary(counts, lang).replace("\n", "；" if zh else "; ")
+
+
+#: the development client ``serve --demo`` registers: all scopes, acting as the platform operator
+DEMO_CLIENT = "demo-admin"
+DEMO_ORGANIZATION = "zhengzhou-first-hospital"
+DEMO_SCOPES = "system/*.cruds"
+
+
+def register_demo_client(services: Services) -> str:
+    """Register (or, on a restart, re-key) the demo client and return its new random secret.
+
+    Only a hash is stored, so a restart cannot show the old secret again: it makes a new one,
+    which keeps ``serve --demo`` idempotent (one client) and the printed curl always valid."""
+    import secrets
+
+    from gateway.security import clients
+
+    secret = secrets.token_urlsafe(24)
+    added = clients.register(services.store, DEMO_CLIENT, DEMO_ORGANIZATION, "operator", DEMO_SCOPES, None, secret)
+    if not added:
+        _, secret_hash = clients.credentials(None, secret)
+        with services.store.transaction() as tx:
+            tx.security.rotate(DEMO_CLIENT, None, secret_hash)
+    return secret

@@ -16,6 +16,7 @@ from gateway.fhir.repository import Repository
 from gateway.fhir.search import Searcher
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import SearchParameters
+from gateway.security.tokens import Authority
 from gateway.storage import open_store
 from gateway.storage.store import Store
 from mappings.engine import MappingEngine
@@ -64,6 +65,11 @@ class Services:
     @cached_property
     def bundles(self) -> Bundles:
         return Bundles(self.repository, self.searcher, self.config.base_url)
+
+    @cached_property
+    def authority(self) -> Authority:
+        """Issues and checks tokens; built per worker, its signing key shared through the store."""
+        return Authority(self.store, self.config)
 
     def close(self) -> None:
         if "store" in self.__dict__:

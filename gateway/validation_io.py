@@ -7,6 +7,7 @@ that is not JSON, not FHIR, truncated or too large becomes a fatal issue, never 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,56 @@ from conformance.validator import Validator
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
+#: byte-order marks of encodings FHIR JSON must not use, longest first (UTF-32 LE starts like UTF-16 LE)
+FOREIGN_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32 little-endian"),
+    (b"\x00\x00\xfe\xff", "UTF-32 big-endian"),
+    (b"\xff\xfe", "UTF-16 little-endian"),
+    (b"\xfe\xff", "UTF-16 big-endian"),
+)
+#: 居民身份证号, 18 characters (or the 15-digit 1989 form), not inside a longer number or word
+ID_CARD = re.compile(
+    r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])|(?<![0-9A-Za-z])(\d{6})(\d{6})(\d{3})(?![0-9A-Za-z])"
+)
+
+
+def mask_id_cards(text: str) -> str:
+    """Mask the birth date of every ID number in ``text``: 410105194912310020 → 410105********0020.
+
+    Terminal output and logs are read over shoulders and pasted into tickets; the region and
+    the last four characters are enough to find the record.
+    """
+    return ID_CARD.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + "*" * 8 + match.group(3)
+    return match.group(4) + "*" * 6 + match.group(6)
+
+
+def describe_encoding(raw: bytes) -> str | None:
+    """What a document that is not UTF-8 JSON appears to be, or None when it is UTF-8."""
+    for bom, name in FOREIGN_BOMS:
+        if raw.startswith(bom):
+            return f"the file is {name} (byte-order mark {bom.hex(' ').upper()}); FHIR JSON must be UTF-8"
+    body = raw.removeprefix(BOM)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        sample = body[:4096]
+        if sample.count(0) * 4 > len(sample):
+            order = "little" if sample[1:2] == b"\x00" else "big"
+            return f"the file looks like UTF-16 {order}-endian without a byte-order mark; FHIR JSON must be UTF-8"
+        offset = exc.start
+        byte = body[offset : offset + 1].hex().upper()
+        try:
+            body.decode("gb18030")
+            guess = "; it decodes as GB18030/GBK — re-save it as UTF-8"
+        except UnicodeDecodeError:
+            guess = ""
+        return f"not UTF-8: byte 0x{byte} at offset {offset}{guess}"
+    return None
 
 
 @dataclass
@@ -33,6 +84,8 @@ class FileReport:
     issues_written: int = 0
     out: IO[str] | None = None
     fmt: str = "text"
+    #: print 身份证号 in full (``--reveal``); masked otherwise
+    reveal: bool = False
 
     def start(self) -> None:
         if self.out is None:
@@ -50,9 +103,11 @@ class FileReport:
         if self.out is None:
             return
         if self.fmt == "json":
-            self.out.write(("," if self.issues_written else "") + orjson.dumps(issue.to_fhir(self.lang)).decode())
+            text = orjson.dumps(issue.to_fhir(self.lang)).decode()
+            self.out.write(("," if self.issues_written else "") + (text if self.reveal else mask_id_cards(text)))
         else:
-            self.out.write(render_text([issue], self.lang) + "\n")
+            text = render_text([issue], self.lang)
+            self.out.write((text if self.reveal else mask_id_cards(text)) + "\n")
         self.issues_written += 1
 
     def finish(self) -> None:
@@ -121,6 +176,9 @@ def _validate_document(
     try:
         document = orjson.loads(raw.removeprefix(BOM))
     except orjson.JSONDecodeError as exc:
+        encoding = describe_encoding(raw)
+        if encoding is not None:
+            return [Issue("fatal", "input.not-json", "", {"detail": encoding})]
         return [Issue("fatal", "input.not-json", "", {"detail": str(exc)[:160]})]
     if not isinstance(document, dict) or "resourceType" not in document:
         return [Issue("fatal", "input.not-resource", "")]

@@ -41,6 +41,23 @@ class DefinitionError(ValueError):
     """A definitions file or folder could not be loaded; the message names it and why."""
 
 
+#: JSON nesting a definition may have (the deepest R4 definition is about 12); deeper input is
+#: refused before anything recursive (json, the compiler, FHIRPath) can overflow the stack
+MAX_DEFINITION_DEPTH = 100
+
+
+def _too_deep(document: Any, limit: int) -> bool:
+    """Whether ``document`` nests deeper than ``limit`` (iterative: safe on any depth)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 class DefinitionSource:
     """One named set of definitions (a package, an ``--ig`` argument)."""
 
@@ -51,16 +68,20 @@ class DefinitionSource:
         self.naming: dict[str, Resource] = {}
 
     def add(self, resource: Resource) -> None:
+        """Index one resource; shapes that cannot be looked up (a url that is no string) are skipped."""
         if resource.get("resourceType") == "NamingSystem":
-            for unique in resource.get("uniqueId", []):
-                value = unique.get("value", "")
-                self.naming.setdefault(f"urn:oid:{value}" if unique.get("type") == "oid" else value, resource)
+            uniques = resource.get("uniqueId")
+            for unique in uniques if isinstance(uniques, list) else []:
+                value = unique.get("value") if isinstance(unique, dict) else None
+                if isinstance(value, str) and value:
+                    self.naming.setdefault(f"urn:oid:{value}" if unique.get("type") == "oid" else value, resource)
             return
         url = resource.get("url")
-        if not url:
+        if not isinstance(url, str) or not url:
             return
         self.by_url.setdefault(url, resource)
-        if version := resource.get("version"):
+        version = resource.get("version")
+        if isinstance(version, str) and version:
             self.by_url.setdefault(f"{url}|{version}", resource)
 
     def __len__(self) -> int:
@@ -91,12 +112,18 @@ class Registry:
         else:
             raise DefinitionError(f"{path}: no such file or folder")
         for resource in resources:
-            if resource.get("resourceType") in DEFINITIONAL_TYPES:
+            rtype = resource.get("resourceType")
+            if isinstance(rtype, str) and rtype in DEFINITIONAL_TYPES:
                 source.add(resource)
         self.sources.append(source)
         return len(source)
 
     def add_resource(self, resource: Resource, source_name: str = "runtime") -> None:
+        """Add one definition; raises :class:`DefinitionError` when it cannot be one."""
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise DefinitionError(f"{source_name}: not a FHIR resource")
+        if _too_deep(resource, MAX_DEFINITION_DEPTH):
+            raise DefinitionError(f"{source_name}: nested more than {MAX_DEFINITION_DEPTH} levels deep")
         source = DefinitionSource(source_name)
         source.add(resource)
         self.sources.append(source)
@@ -118,20 +145,30 @@ class Registry:
         if rebase and self.canonical_base != DEFAULT_BASE:
             text = text.replace(DEFAULT_BASE, self.canonical_base)
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DefinitionError(f"{file}: not JSON ({exc})") from exc
+            document = json.loads(text)
+        except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+            raise DefinitionError(f"{file}: not JSON ({str(exc)[:200]})") from exc
+        except RecursionError as exc:
+            raise DefinitionError(f"{file}: JSON nested too deeply") from exc
+        if _too_deep(document, MAX_DEFINITION_DEPTH):
+            raise DefinitionError(f"{file}: nested more than {MAX_DEFINITION_DEPTH} levels deep")
+        return document
 
     @staticmethod
     def _expand(document: Any, file: Path) -> Iterable[Resource]:
-        if not isinstance(document, dict) or "resourceType" not in document:
+        if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
             raise DefinitionError(f"{file}: not a FHIR resource")
         if document["resourceType"] == "Bundle":
-            return [e["resource"] for e in document.get("entry", []) if isinstance(e.get("resource"), dict)]
+            entries = document.get("entry")
+            if not isinstance(entries, list):
+                return []
+            return [e["resource"] for e in entries if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
         return [document]
 
     # -- lookup --------------------------------------------------------------------------
     def get(self, url: str) -> Resource | None:
+        if not isinstance(url, str):
+            return None
         for source in self.sources:
             if (found := source.by_url.get(url)) is not None:
                 return found
@@ -141,6 +178,8 @@ class Registry:
 
     def naming_system(self, system: str) -> Resource | None:
         """The NamingSystem declaring an identifier system (a uri or urn:oid)."""
+        if not isinstance(system, str):
+            return None
         for source in self.sources:
             if (found := source.naming.get(system)) is not None:
                 return found
@@ -151,7 +190,7 @@ class Registry:
         if resource_type == "NamingSystem":
             for source in self.sources:
                 for resource in source.naming.values():
-                    seen.setdefault(resource["id"], resource)
+                    seen.setdefault(str(resource.get("id", id(resource))), resource)
             return list(seen.values())
         for source in self.sources:
             for key, resource in source.by_url.items():

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +113,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, *options: str, workers: int = 2) -> Iterator[str]:
+def running_server(
+    database_url: str, *options: str, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """``yiyang serve`` in a child process (gunicorn, real sockets) on a free port; yields the
-    FHIR base URL and stops the server with SIGTERM, as an operator would."""
+    FHIR base URL and stops the server with SIGTERM, as an operator would.  ``env`` adds
+    ``YIYANG_*`` settings for this server only."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", str(workers)]
     command += ["--database", database_url, *options]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally; a pipe nobody reads would block the server
-    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}/fhir"
     try:
         deadline = time.monotonic() + 120
@@ -146,9 +150,121 @@ def running_server(database_url: str, *options: str, workers: int = 2) -> Iterat
         log.close()
 
 
+# -- authentication against a real server ------------------------------------------------
+#: the client every server fixture registers before it starts: all scopes, a hospital
+TEST_CLIENT, TEST_ORGANIZATION, ALL_SCOPES = "test-admin", "test-org", "system/*.cruds"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture(scope="session")
+def client_key() -> Any:
+    """The RSA private key of the test clients (their JWKS holds its public half)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwks_of(private_key: Any, kid: str = "test-key") -> dict[str, Any]:
+    """A JWK Set with the public half of an RSA or EC private key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+    public = private_key.public_key()
+    converter = RSAAlgorithm if isinstance(public, rsa.RSAPublicKey) else ECAlgorithm
+    jwk = converter.to_jwk(public, as_dict=True)
+    return {"keys": [{**jwk, "kid": kid}]}
+
+
+def add_client(
+    database_url: str,
+    client_id: str,
+    *,
+    key: Any = None,
+    secret: str | None = None,
+    scope: str = ALL_SCOPES,
+    role: str = "operator",
+    organization: str = TEST_ORGANIZATION,
+) -> None:
+    """Register a client through the command line, as an operator would."""
+    from gateway.cli import main
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "credentials"
+        if key is not None:
+            path.write_text(json.dumps(jwks_of(key)), encoding="utf-8")
+            option = "--jwks"
+        else:
+            path.write_text(secret or "", encoding="utf-8")
+            option = "--secret-file"
+        argv = ["client", "add", "--id", client_id, "--org", organization, "--role", role, "--scope", scope]
+        assert main([*argv, option, str(path), "--database", database_url]) == 0
+
+
+def assertion(base: str, client_id: str, key: Any, algorithm: str = "RS384", **claims: Any) -> str:
+    """A private_key_jwt client assertion for the server at ``base`` (claims override)."""
+    import jwt
+
+    now = int(time.time())
+    body = {"iss": client_id, "sub": client_id, "aud": f"{base}/token", "exp": now + 240, "jti": uuid.uuid4().hex}
+    return jwt.encode({**body, **claims}, key, algorithm=algorithm, headers={"kid": "test-key"})
+
+
+def request_token(base: str, client_id: str, key: Any, scope: str = ALL_SCOPES, **claims: Any) -> requests.Response:
+    form = {
+        "grant_type": "client_credentials",
+        "scope": scope,
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(base, client_id, key, **claims),
+    }
+    return requests.post(f"{base}/token", data=form, timeout=60)
+
+
+class Api(requests.Session):
+    """A session carrying a bearer token of one client, fetched with private_key_jwt and
+    fetched again shortly before it expires (tokens last five minutes, a test module longer)."""
+
+    def __init__(self, base: str, client_id: str, key: Any, scope: str = ALL_SCOPES) -> None:
+        super().__init__()
+        self.base, self.client_id, self.key, self.scope = base, client_id, key, scope
+        self._renew_at = 0.0
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if time.monotonic() >= self._renew_at:
+            answer = request_token(self.base, self.client_id, self.key, self.scope)
+            assert answer.status_code == 200, answer.text
+            self.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+            self._renew_at = time.monotonic() + answer.json()["expires_in"] - 60
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running server and the store behind it (tests register more clients there)."""
+
+    base: str
+    database_url: str
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running server on a fresh store, once per module and backend."""
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, client_key: Any
+) -> Iterator[Served]:
+    """A running server on a fresh store with the test client registered, once per module and
+    backend."""
     with fresh_database_url(request.param, tmp_path_factory.mktemp("server")) as url:
+        add_client(url, TEST_CLIENT, key=client_key)
         with running_server(url) as base:
-            yield base
+            yield Served(base, url)
+
+
+@pytest.fixture(scope="module")
+def server(served: Served) -> str:
+    """The FHIR base URL of the module's server (requests to it need a token: use ``api``)."""
+    return served.base
+
+
+@pytest.fixture(scope="module")
+def api(served: Served, client_key: Any) -> Iterator[Api]:
+    """A requests session authenticated as the all-scopes test client of ``server``."""
+    with Api(served.base, TEST_CLIENT, client_key) as session:
+        yield session

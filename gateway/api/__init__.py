@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
+from gateway.api import audit, auth
 from gateway.api.bulk import bulk
 from gateway.api.negotiation import outcome_response
 from gateway.api.routes import fhir
@@ -33,6 +34,8 @@ def build_app(services: Services) -> Flask:
         MAX_CONTENT_LENGTH=services.config.max_bytes,
         JSON_AS_ASCII=False,
     )
+    auth.install(app)  # first: its before_request authenticates every route registered below
+    audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
     app.register_blueprint(fhir)
     app.register_blueprint(bulk)
     app.register_error_handler(FhirError, outcome_response)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
+from gateway.api.auth import check_bundle_entry, grants
 from gateway.api.negotiation import (
     body,
     if_match,
@@ -49,7 +50,7 @@ def services() -> Services:
 
 
 @fhir.before_request
-def _act_for_the_principal() -> None:
+def act_for_the_principal() -> None:
     """Lets the layers below (no Flask) know whom they act for: the principal the
     authentication hook put in ``g``."""
     acting.set(g.get("principal"))
@@ -111,7 +112,7 @@ def metadata() -> Response:
 @fhir.post("")
 @fhir.post("/")
 def transaction_or_batch() -> Response:
-    return respond(services().bundles.process(body()))
+    return respond(services().bundles.process(body(), check_bundle_entry))
 
 
 @fhir.get("/_history")
@@ -230,7 +231,14 @@ def everything(resource_id: str) -> Response:
     types = {t for value in request.args.getlist("_type") for t in value.split(",") if t}
     since = instant_param("_since")
     _shown(found.repository.read("Patient", resource_id))
-    answer = operations.everything(found.repository, found.registry.patient_compartment, resource_id, since, types)
+    compartment = found.registry.patient_compartment
+    allowed = grants()
+    if not allowed.allows("*", "s"):
+        # types the token may not search are left out, not refused (the Patient's read scope
+        # was checked by the auth hook); "-none-" keeps an emptied set from meaning "all"
+        wanted = types or {*compartment, "Patient"}
+        types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
+    answer = operations.everything(found.repository, compartment, resource_id, since, types)
     return respond(answer)
 
 

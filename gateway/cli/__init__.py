@@ -12,11 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import archive, ingest, server, validate
+from gateway.cli import archive, audit, clients, ingest, server, validate
 from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
 from gateway.storage.store import StoreError
 
-MODULES = (validate, ingest, archive, server)
+MODULES = (validate, ingest, archive, server, clients, audit)
 
 
 def build_parser() -> Parser:
@@ -28,6 +28,9 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from gateway.masking import install_log_masking
+
+    install_log_masking()  # 身份证号 and phones never reach a log line in full
     args = build_parser().parse_args(argv)
     try:
         return args.run(args, sys.stdout)

@@ -57,6 +57,9 @@ def register(commands: Any) -> None:
     explain.add_argument("source", choices=SOURCES)
     explain.add_argument("file", type=Path)
     explain.add_argument("--record", help='which record, e.g. "row 17" (default: the first)')
+    explain.add_argument(
+        "--reveal", action="store_true", help="print 身份证号 and phone numbers in full (masked by default)"
+    )
     add_language(explain)
     explain.set_defaults(run=run_explain)
 
@@ -108,6 +111,7 @@ def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
 
 def run_explain(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import explain
+    from gateway.masking import masked_unless
 
     existing_files([args.file])
-    return explain(args.source, args.file, registry_with([]), args.record, out, args.lang)
+    return explain(args.source, args.file, registry_with([]), args.record, masked_unless(args.reveal, out), args.lang)

@@ -33,32 +33,65 @@ def register(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
-    config = config_of(args, host=args.host, port=args.port, workers=args.workers)
+    # --demo turns on client_secret_basic: development only, and only when asked for
+    config = config_of(
+        args, host=args.host, port=args.port, workers=args.workers, allow_client_secret=True if args.demo else None
+    )
     from gateway.services import Services
 
     services = Services(config)
+    secret = None
     try:
         services.store  # noqa: B018 - opening it applies the migrations, once, before any fork
         if args.demo:
-            from gateway.demo import load_demo
+            from gateway.demo import load_demo, register_demo_client
 
             for line in load_demo(services, args.lang):
                 out.write(line + "\n")
+            secret = register_demo_client(services)
     finally:
         services.close()
-    _announce(config, out, args.lang)
+    _announce(config, out, args.lang, secret)
     out.flush()
     _Gunicorn(config).run()
     return EXIT_OK
 
 
-def _announce(config: Config, out: IO[str], lang: str) -> None:
+def _announce(config: Config, out: IO[str], lang: str, secret: str | None = None) -> None:
     base = config.base_url
     zh = lang == "zh-CN"
     out.write(("FHIR 服务地址：" if zh else "FHIR base: ") + base + "\n")
     out.write(("档案库：" if zh else "store: ") + _shown(config.database_url) + "\n")
+    if secret is None:
+        out.write(
+            "每个请求都需要访问令牌：注册客户端与获取令牌见 docs/security.md\n"
+            if zh
+            else "every request needs an access token: see docs/security.md to register a client and get one\n"
+        )
+        return
+    _announce_demo_client(config, out, secret)
+
+
+def _announce_demo_client(config: Config, out: IO[str], secret: str) -> None:
+    """The development client, loudly in both languages: the secret flow and an all-powerful
+    client must never be mistaken for a production setup."""
+    from gateway.demo import DEMO_CLIENT, DEMO_ORGANIZATION, DEMO_SCOPES
+
+    base = config.base_url
+    bar = "!" * 78
     out.write(
-        ("试一试：" if zh else "try: ") + f"curl -s '{base}/Patient?name=张' -H 'Accept: application/fhir+json'\n"
+        f"{bar}\n"
+        "!! 开发模式：已启用 client_secret_basic，并注册了拥有全部权限的演示客户端。切勿用于生产环境！\n"
+        "!! DEVELOPMENT MODE: client_secret_basic is enabled and an all-powerful demo client is\n"
+        "!! registered. NEVER use this in production!\n"
+        f"!! client {DEMO_CLIENT}  organisation {DEMO_ORGANIZATION}  role hospital  scope {DEMO_SCOPES}\n"
+        f"!! secret (shown once; a restart makes a new one) {secret}\n"
+        f"{bar}\n"
+        "获取令牌 / get a token:\n"
+        f"  TOKEN=$(curl -s -u '{DEMO_CLIENT}:{secret}' -d grant_type=client_credentials "
+        f"-d 'scope={DEMO_SCOPES}' {config.token_url} | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
+        "使用令牌 / use it:\n"
+        f"  curl -s '{base}/Patient?name=张' -H \"Authorization: Bearer $TOKEN\" -H 'Accept: application/fhir+json'\n"
     )
 
 

@@ -57,12 +57,20 @@ def register(commands: Any) -> None:
         default=None,
         help="largest JSON document accepted (default $YIYANG_MAX_BYTES, else 64 MiB)",
     )
+    validate.add_argument(
+        "--reveal",
+        action="store_true",
+        help="print 身份证号 in full (masked by default: 410105********0020)",
+    )
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(run=run_validate)
 
     demo = commands.add_parser("demo", help="validate the package examples and ingest every sample export")
     add_language(demo)
     demo.add_argument("--out", type=Path, default=Path("out"), help="the archive goes to OUT/demo (rewritten)")
+    demo.add_argument(
+        "--reveal", action="store_true", help="print 身份证号 and phone numbers in full (masked by default)"
+    )
     demo.set_defaults(run=run_demo)
 
 
@@ -84,7 +92,7 @@ def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
     max_bytes = args.max_bytes if args.max_bytes is not None else Config.load().max_bytes
     worst = EXIT_OK
     for name in args.files:
-        report = FileReport(Path(name), args.lang)
+        report = FileReport(Path(name), args.lang, reveal=args.reveal)
         try:
             validate_file(validator, report, args.profile, max_bytes, out, args.format)
         except BrokenPipeError:
@@ -123,7 +131,9 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.validator import Validator
     from gateway.demo import sample_files
     from gateway.ingest.commands import ingest, summary
+    from gateway.masking import masked_unless
 
+    out = masked_unless(args.reveal, out)
     registry = registry_with([])
     line, all_right = check_examples(Validator(registry), args.lang)
     out.write(line + "\n")

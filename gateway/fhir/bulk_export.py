@@ -36,7 +36,10 @@ from typing import IO, Any
 import orjson
 
 from gateway.fhir.errors import FhirError
+from gateway.security.access import RESTRICTED_ROLES
+from gateway.security.principal import acting
 from gateway.storage import open_store
+from gateway.storage.access_sql import served_patients, visible_condition
 from gateway.storage.resources import now_instant, store_instant
 from gateway.storage.store import Store, Stored, Transaction
 
@@ -48,7 +51,9 @@ OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "nd
 IGNORED_PARAMETERS = frozenset({"_format"})
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
-_COLUMNS = "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client"
+_COLUMNS = (
+    "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, served_by"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class Job:
     #: [{"type", "file", "count"}] once completed
     output: list[dict[str, Any]]
     client: str | None
+    #: the organisation whose served people alone are exported (an elderly-care client's)
+    served_by: str | None = None
 
     def failure(self) -> FhirError:
         """Why a failed job failed, as the status request's 500 answer."""
@@ -116,12 +123,18 @@ class BulkExports:
         scope: str,
         parameters: Sequence[tuple[str, str]],
         lenient: bool = False,
-        client: str | None = None,
     ) -> Job:
-        """Check the request and record the job, in progress (start it with :meth:`start`).
+        """Check the request and record the job, in progress (start it with :meth:`start`),
+        for the acting client; an elderly-care client exports only the people it serves, so
+        a system-level export (everything) is not for it.
 
         ``lenient`` (``Prefer: handling=lenient``) ignores parameters this server does not
         support instead of refusing them, as the IG allows."""
+        principal = acting.get()
+        client = principal.client_id if principal else None
+        served_by = principal.organization if principal and principal.role in RESTRICTED_ROLES else None
+        if served_by and scope == "system":
+            raise FhirError(403, "http.export-system-restricted", organization=served_by)
         types, since = _parameters(parameters, lenient)
         for kind in types or []:
             if kind not in self.resource_types:
@@ -136,7 +149,7 @@ class BulkExports:
             # committed, so the next export's _since misses nothing
             created = now_instant()
             tx.sql.execute(
-                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?)",
+                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?)",
                 (
                     job_id,
                     request,
@@ -147,6 +160,7 @@ class BulkExports:
                     created,
                     created,
                     client,
+                    served_by,
                 ),
             )
         return self.status(job_id)
@@ -234,7 +248,7 @@ class BulkExports:
             return
         wanted = set(job.types or self.compartment)
         names = sorted({name for kind, params in self.compartment.items() if kind in wanted for name in params})
-        for patient in _people(tx, job.scope):
+        for patient in _people(tx, job.scope, job.served_by):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient
             for stored in tx.resources.referencing("Patient", patient.id, names, job.since):
@@ -281,8 +295,10 @@ class BulkExports:
         return path
 
     def _find(self, job_id: str) -> Job:
+        """The job, when the acting client may see it: its own (another client's is 404)."""
         job = _load(self.store, job_id) if JOB_ID.fullmatch(job_id) else None
-        if job is None:
+        principal = acting.get()
+        if job is None or (principal is not None and job.client not in (None, principal.client_id)):
             raise FhirError(404, "http.export-not-found", id=job_id)
         return job
 
@@ -337,9 +353,19 @@ def _check_group(tx: Transaction, group_id: str) -> None:
         raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
 
 
-def _people(tx: Transaction, scope: str) -> list[Stored]:
+def _people(tx: Transaction, scope: str, served_by: str | None = None) -> list[Stored]:
     """The Patients of a Patient export (all of them) or of a Group export: those its active
-    members name as ``Patient/<id>`` (a resident who left the home is an inactive member)."""
+    members name as ``Patient/<id>`` (a resident who left the home is an inactive member);
+    with ``served_by``, only the people that organisation serves."""
+    people = _all_people(tx, scope)
+    if served_by is None:
+        return people
+    condition = visible_condition("Patient", (), served_patients(served_by))
+    assert condition is not None  # a Patient is always someone's
+    return [patient for patient in people if tx.resources.meets("Patient", patient.id, condition)]
+
+
+def _all_people(tx: Transaction, scope: str) -> list[Stored]:
     if scope == "Patient":
         return list(tx.resources.current(["Patient"]))
     group = tx.resources.read("Group", scope.removeprefix("Group/"))
@@ -373,6 +399,7 @@ def _load(store: Store, job_id: str) -> Job | None:
         error=json_out(row[10]) if row[10] is not None else None,
         output=json_out(row[11]) if row[11] is not None else [],
         client=row[12],
+        served_by=row[13],
     )
 
 

@@ -11,6 +11,7 @@ each with its own status.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,6 +28,8 @@ from mappings.engine import reference_nodes, rewrite_references
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+#: (method, type, id, criteria) → None, or a FhirError (403) when the caller may not do that
+Authorize = Callable[[str, str, str | None, str | None], None]
 
 
 class _Provisional(Exception):
@@ -59,7 +62,10 @@ class Bundles:
         self.searcher = searcher
         self.base_url = base_url
 
-    def process(self, bundle: Any) -> dict[str, Any]:
+    def process(self, bundle: Any, authorize: Authorize | None = None) -> dict[str, Any]:
+        """Apply a transaction or batch.  ``authorize`` is asked for each entry as its own
+        interaction would be (the caller's scopes): a transaction fails whole on the first
+        refused entry, a batch answers that entry with the refusal and goes on."""
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise FhirError(400, "http.bad-bundle", "Bundle", detail="POST to the base needs a Bundle")
         kind = bundle.get("type")
@@ -69,9 +75,11 @@ class Bundles:
             )
         entries = [self._entry(i, raw) for i, raw in enumerate(bundle.get("entry") or [])]
         if kind == "transaction":
+            for entry in entries:
+                _authorize(authorize, entry)
             answers = self._transaction(entries)
         else:
-            answers = [self._batch_entry(entry) for entry in entries]
+            answers = [self._batch_entry(entry, authorize) for entry in entries]
         return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": answers}
 
     # -- parsing ---------------------------------------------------------------------------
@@ -273,9 +281,10 @@ class Bundles:
         }
 
     # -- batch -----------------------------------------------------------------------------
-    def _batch_entry(self, entry: Entry) -> dict[str, Any]:
+    def _batch_entry(self, entry: Entry, authorize: Authorize | None = None) -> dict[str, Any]:
         """One entry on its own, through the same interactions as a single request."""
         try:
+            _authorize(authorize, entry)
             if entry.method == "POST":
                 return self._written(self.repository.create(entry.resource or {}, entry.if_none_exist))
             if entry.method == "PUT" and entry.criteria:
@@ -296,6 +305,12 @@ class Bundles:
                 return self._apply(tx, entry)
         except FhirError as error:
             return {"response": {"status": str(error.status), "outcome": error.outcome("zh-CN")}}
+
+
+def _authorize(authorize: Authorize | None, entry: Entry) -> None:
+    """Ask ``authorize`` about one entry; a POST's If-None-Exist counts as its criteria."""
+    if authorize is not None:
+        authorize(entry.method, entry.kind, entry.resource_id, entry.criteria or entry.if_none_exist)
 
 
 def _version_of(etag: str) -> int:

@@ -228,8 +228,15 @@ class Repository:
             raise FhirError(400, "http.conditional-needs-criteria")
 
 
+#: types the API never writes into the resource table (the audit trail is its own, append-only)
+READ_ONLY = frozenset({"AuditEvent"})
+
+
 def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
-    """The acting client writes only for its own organisation and those under it."""
+    """The acting client writes only for its own organisation and those under it; no one
+    writes an AuditEvent (the trail records itself, see gateway/security/audit.py)."""
+    if resource.get("resourceType") in READ_ONLY:
+        raise FhirError(405, "http.method-not-allowed", method="write", path=resource["resourceType"])
     principal = acting.get()
     if principal is not None and not may_write(tx, principal, resource):
         owners = ", ".join(owner_organizations(resource)) or resource.get("id", "")

@@ -124,8 +124,10 @@ class Transaction:
     _savepoints = itertools.count()
 
     def __init__(self, executor: Executor, indexer: Indexer | None, lock: Callable[[str], None]) -> None:
+        from gateway.storage.audit_tables import AuditEvents
         from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
         from gateway.storage.resources import Resources
+        from gateway.storage.security_tables import SecurityTables
 
         self.sql = executor
         self.resources = Resources(executor, indexer)
@@ -134,6 +136,8 @@ class Transaction:
         self.ledger = Ledger(executor)
         self.quarantine = Quarantine(executor)
         self.conflicts = Conflicts(executor)
+        self.security = SecurityTables(executor)
+        self.audit = AuditEvents(executor)
         self._lock = lock
 
     @contextmanager

@@ -5,14 +5,19 @@ those under it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.fhir.bulk_export import BulkExports
+from gateway.fhir.errors import FhirError
 from gateway.search.indexer import SearchIndexer
 from gateway.search.query import parse_search
 from gateway.security.access import Access, may_write
-from gateway.security.principal import Principal
+from gateway.security.principal import Principal, acting
 from gateway.storage.store import Store
 from profiles.registry import Registry
 
@@ -139,3 +144,25 @@ def test_a_hospital_may_not_write_for_another_organisation(archive: Store) -> No
     encounter = {"resourceType": "Encounter", "id": "e", "serviceProvider": ref("Organization", "yikang-home")}
     with archive.reading() as tx:
         assert not may_write(tx, HOSPITAL, encounter)
+
+
+@pytest.fixture
+def acting_as_home() -> Iterator[None]:
+    token = acting.set(HOME)
+    yield
+    acting.reset(token)
+
+
+def test_a_home_may_not_export_the_whole_archive(archive: Store, tmp_path: Path, acting_as_home: None) -> None:
+    exports = BulkExports(archive, COMPARTMENT, frozenset(COMPARTMENT), tmp_path, 3600)
+    with pytest.raises(FhirError) as refused:
+        exports.kick_off("http://x/fhir/$export", "system", [])
+    assert refused.value.status == 403
+
+
+def test_a_homes_patient_export_holds_only_its_residents(archive: Store, tmp_path: Path, acting_as_home: None) -> None:
+    exports = BulkExports(archive, COMPARTMENT, frozenset(COMPARTMENT), tmp_path, 3600)
+    job = exports.kick_off("http://x/fhir/Patient/$export", "Patient", [("_type", "Patient")])
+    exports.run(job.id)
+    lines = (tmp_path / job.id / "Patient.ndjson").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["wang"]

@@ -15,6 +15,7 @@ import requests
 
 from bench.synthetic import patient as synthetic_patient
 from profiles.registry import examples_dir
+from tests.conftest import Api
 
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -37,20 +38,20 @@ def example(relative: str) -> dict[str, Any]:
     return json.loads((examples_dir() / relative).read_text(encoding="utf-8"))
 
 
-def post(server: str, path: str, body: Any, **headers: str) -> requests.Response:
-    return requests.post(f"{server}/{path}", data=json.dumps(body), headers={**FHIR_JSON, **headers}, timeout=60)
+def post(api: Api, path: str, body: Any, **headers: str) -> requests.Response:
+    return api.post(f"{api.base}/{path}", data=json.dumps(body), headers={**FHIR_JSON, **headers}, timeout=60)
 
 
-def put(server: str, path: str, body: Any, **headers: str) -> requests.Response:
-    return requests.put(f"{server}/{path}", data=json.dumps(body), headers={**FHIR_JSON, **headers}, timeout=60)
+def put(api: Api, path: str, body: Any, **headers: str) -> requests.Response:
+    return api.put(f"{api.base}/{path}", data=json.dumps(body), headers={**FHIR_JSON, **headers}, timeout=60)
 
 
-def get(server: str, path: str, **headers: str) -> requests.Response:
-    return requests.get(f"{server}/{path}", headers=headers, timeout=60)
+def get(api: Api, path: str, **headers: str) -> requests.Response:
+    return api.get(f"{api.base}/{path}", headers=headers, timeout=60)
 
 
-def created(server: str, resource: dict[str, Any]) -> dict[str, Any]:
-    answer = post(server, resource["resourceType"], resource)
+def created(api: Api, resource: dict[str, Any]) -> dict[str, Any]:
+    answer = post(api, resource["resourceType"], resource)
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -60,65 +61,63 @@ def message_ids(answer: requests.Response) -> list[str]:
 
 
 # -- capability ------------------------------------------------------------------------------
-def test_the_capability_statement_advertises_the_provincial_search_parameter(server: str) -> None:
-    statement = get(server, "metadata").json()
+def test_the_capability_statement_advertises_the_provincial_search_parameter(api: Api) -> None:
+    statement = get(api, "metadata").json()
     coverage = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Coverage")
     assert "subscriber-id" in {p["name"] for p in coverage["searchParam"]}
 
 
 # -- create, read, update, delete ------------------------------------------------------------------
-def test_a_created_patient_is_read_back_at_its_location(server: str) -> None:
-    answer = post(server, "Patient", new_patient())
+def test_a_created_patient_is_read_back_at_its_location(api: Api) -> None:
+    answer = post(api, "Patient", new_patient())
     location = answer.headers["Location"].split("/fhir/", 1)[1].split("/_history")[0]
-    assert get(server, location).json()["id"] == answer.json()["id"]
+    assert get(api, location).json()["id"] == answer.json()["id"]
 
 
-def test_an_invalid_patient_is_refused_with_the_fhirpath_of_its_fault(server: str) -> None:
-    answer = post(server, "Patient", new_patient(gender="unknown-sex"))
+def test_an_invalid_patient_is_refused_with_the_fhirpath_of_its_fault(api: Api) -> None:
+    answer = post(api, "Patient", new_patient(gender="unknown-sex"))
     assert (answer.status_code, ["Patient.gender"] in [i.get("expression") for i in answer.json()["issue"]]) == (
         422,
         True,
     )
 
 
-def test_errors_are_worded_in_english_when_the_client_asks(server: str) -> None:
-    answer = get(server, "Patient/no-such-person", **{"Accept-Language": "en"})
+def test_errors_are_worded_in_english_when_the_client_asks(api: Api) -> None:
+    answer = get(api, "Patient/no-such-person", **{"Accept-Language": "en"})
     assert answer.json()["issue"][0]["details"]["text"] == "Patient/no-such-person does not exist"
 
 
-def test_errors_are_worded_in_chinese_by_default(server: str) -> None:
-    assert (
-        get(server, "Patient/no-such-person").json()["issue"][0]["details"]["text"] == "Patient/no-such-person 不存在"
-    )
+def test_errors_are_worded_in_chinese_by_default(api: Api) -> None:
+    assert get(api, "Patient/no-such-person").json()["issue"][0]["details"]["text"] == "Patient/no-such-person 不存在"
 
 
-def test_an_update_makes_a_new_version_and_keeps_the_old_one(server: str) -> None:
-    resource = created(server, new_patient())
-    put(server, f"Patient/{resource['id']}", {**resource, "active": False})
-    assert get(server, f"Patient/{resource['id']}/_history/1").json()["active"] is True
+def test_an_update_makes_a_new_version_and_keeps_the_old_one(api: Api) -> None:
+    resource = created(api, new_patient())
+    put(api, f"Patient/{resource['id']}", {**resource, "active": False})
+    assert get(api, f"Patient/{resource['id']}/_history/1").json()["active"] is True
 
 
-def test_an_update_naming_a_stale_version_is_refused(server: str) -> None:
-    resource = created(server, new_patient())
-    put(server, f"Patient/{resource['id']}", {**resource, "active": False})
-    answer = put(server, f"Patient/{resource['id']}", {**resource, "active": True}, **{"If-Match": 'W/"1"'})
+def test_an_update_naming_a_stale_version_is_refused(api: Api) -> None:
+    resource = created(api, new_patient())
+    put(api, f"Patient/{resource['id']}", {**resource, "active": False})
+    answer = put(api, f"Patient/{resource['id']}", {**resource, "active": True}, **{"If-Match": 'W/"1"'})
     assert (answer.status_code, message_ids(answer)[0]) == (412, "http.version-conflict")
 
 
-def test_a_put_to_a_new_id_creates_the_resource_there(server: str) -> None:
-    answer = put(server, "Patient/client-chosen-1", {**new_patient(), "id": "client-chosen-1"})
+def test_a_put_to_a_new_id_creates_the_resource_there(api: Api) -> None:
+    answer = put(api, "Patient/client-chosen-1", {**new_patient(), "id": "client-chosen-1"})
     assert (answer.status_code, answer.headers["ETag"]) == (201, 'W/"1"')
 
 
-def test_a_body_whose_id_differs_from_the_url_is_refused(server: str) -> None:
-    answer = put(server, "Patient/one-id", {**new_patient(), "id": "another-id"})
+def test_a_body_whose_id_differs_from_the_url_is_refused(api: Api) -> None:
+    answer = put(api, "Patient/one-id", {**new_patient(), "id": "another-id"})
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.id-mismatch")
 
 
-def test_a_json_patch_changes_one_element(server: str) -> None:
-    resource = created(server, new_patient())
-    answer = requests.patch(
-        f"{server}/Patient/{resource['id']}",
+def test_a_json_patch_changes_one_element(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = api.patch(
+        f"{api.base}/Patient/{resource['id']}",
         data=json.dumps([{"op": "replace", "path": "/active", "value": False}]),
         headers={"Content-Type": "application/json-patch+json"},
         timeout=60,
@@ -126,79 +125,77 @@ def test_a_json_patch_changes_one_element(server: str) -> None:
     assert (answer.status_code, answer.json()["active"], answer.json()["meta"]["versionId"]) == (200, False, "2")
 
 
-def test_a_deleted_patient_is_gone(server: str) -> None:
-    resource = created(server, new_patient())
-    requests.delete(f"{server}/Patient/{resource['id']}", timeout=60)
-    assert get(server, f"Patient/{resource['id']}").status_code == 410
+def test_a_deleted_patient_is_gone(api: Api) -> None:
+    resource = created(api, new_patient())
+    api.delete(f"{api.base}/Patient/{resource['id']}", timeout=60)
+    assert get(api, f"Patient/{resource['id']}").status_code == 410
 
 
-def test_the_history_of_a_deleted_patient_lists_every_version(server: str) -> None:
-    resource = created(server, new_patient())
-    put(server, f"Patient/{resource['id']}", {**resource, "active": False})
-    requests.delete(f"{server}/Patient/{resource['id']}", timeout=60)
-    history = get(server, f"Patient/{resource['id']}/_history").json()
+def test_the_history_of_a_deleted_patient_lists_every_version(api: Api) -> None:
+    resource = created(api, new_patient())
+    put(api, f"Patient/{resource['id']}", {**resource, "active": False})
+    api.delete(f"{api.base}/Patient/{resource['id']}", timeout=60)
+    history = get(api, f"Patient/{resource['id']}/_history").json()
     assert [e["request"]["method"] for e in history["entry"]] == ["DELETE", "PUT", "POST"]
 
 
-def test_prefer_minimal_answers_without_a_body(server: str) -> None:
-    answer = post(server, "Patient", new_patient(), Prefer="return=minimal")
+def test_prefer_minimal_answers_without_a_body(api: Api) -> None:
+    answer = post(api, "Patient", new_patient(), Prefer="return=minimal")
     assert (answer.status_code, answer.content) == (201, b"")
 
 
-def test_prefer_operation_outcome_answers_with_the_validation_outcome(server: str) -> None:
-    answer = post(server, "Patient", new_patient(), Prefer="return=OperationOutcome")
+def test_prefer_operation_outcome_answers_with_the_validation_outcome(api: Api) -> None:
+    answer = post(api, "Patient", new_patient(), Prefer="return=OperationOutcome")
     assert answer.json()["resourceType"] == "OperationOutcome"
 
 
 # -- conditional interactions --------------------------------------------------------------------
-def test_a_conditional_create_on_the_id_card_finds_the_patient_already_there(server: str) -> None:
-    first = created(server, new_patient())
-    again = post(
-        server, "Patient", {**first, "id": None}, **{"If-None-Exist": f"identifier={ID_CARD}|{id_card(first)}"}
-    )
+def test_a_conditional_create_on_the_id_card_finds_the_patient_already_there(api: Api) -> None:
+    first = created(api, new_patient())
+    again = post(api, "Patient", {**first, "id": None}, **{"If-None-Exist": f"identifier={ID_CARD}|{id_card(first)}"})
     assert (again.status_code, again.json()["id"]) == (200, first["id"])
 
 
-def test_a_conditional_update_updates_the_one_match(server: str) -> None:
-    first = created(server, new_patient())
-    answer = put(server, f"Patient?identifier={ID_CARD}|{id_card(first)}", {**first, "active": False})
+def test_a_conditional_update_updates_the_one_match(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = put(api, f"Patient?identifier={ID_CARD}|{id_card(first)}", {**first, "active": False})
     assert (answer.status_code, answer.json()["id"], answer.json()["active"]) == (200, first["id"], False)
 
 
-def test_a_conditional_delete_removes_the_match(server: str) -> None:
-    first = created(server, new_patient())
-    requests.delete(f"{server}/Patient?identifier={ID_CARD}|{id_card(first)}", timeout=60)
-    assert get(server, f"Patient/{first['id']}").status_code == 410
+def test_a_conditional_delete_removes_the_match(api: Api) -> None:
+    first = created(api, new_patient())
+    api.delete(f"{api.base}/Patient?identifier={ID_CARD}|{id_card(first)}", timeout=60)
+    assert get(api, f"Patient/{first['id']}").status_code == 410
 
 
 # -- search ------------------------------------------------------------------------------------------
-def test_search_by_identifier_finds_exactly_the_patient(server: str) -> None:
-    first = created(server, new_patient())
-    bundle = get(server, f"Patient?identifier={ID_CARD}|{id_card(first)}").json()
+def test_search_by_identifier_finds_exactly_the_patient(api: Api) -> None:
+    first = created(api, new_patient())
+    bundle = get(api, f"Patient?identifier={ID_CARD}|{id_card(first)}").json()
     assert [e["resource"]["id"] for e in bundle["entry"]] == [first["id"]]
 
 
-def test_search_by_name_and_birthdate_finds_the_patient(server: str) -> None:
-    first = created(server, new_patient())
+def test_search_by_name_and_birthdate_finds_the_patient(api: Api) -> None:
+    first = created(api, new_patient())
     family = first["name"][0]["text"][0]
-    bundle = get(server, f"Patient?name={family}&birthdate={first['birthDate']}&_count=100").json()
+    bundle = get(api, f"Patient?name={family}&birthdate={first['birthDate']}&_count=100").json()
     assert first["id"] in [e["resource"]["id"] for e in bundle["entry"]]
 
 
-def test_an_unknown_search_parameter_is_refused_naming_it(server: str) -> None:
-    answer = get(server, "Patient?favourite-colour=blue")
+def test_an_unknown_search_parameter_is_refused_naming_it(api: Api) -> None:
+    answer = get(api, "Patient?favourite-colour=blue")
     assert (answer.status_code, answer.json()["issue"][0]["expression"]) == (400, ["favourite-colour"])
 
 
-def test_summary_count_gives_only_the_total(server: str) -> None:
-    first = created(server, new_patient())
-    bundle = get(server, f"Patient?identifier={ID_CARD}|{id_card(first)}&_summary=count").json()
+def test_summary_count_gives_only_the_total(api: Api) -> None:
+    first = created(api, new_patient())
+    bundle = get(api, f"Patient?identifier={ID_CARD}|{id_card(first)}&_summary=count").json()
     assert (bundle["total"], "entry" in bundle) == (1, False)
 
 
-def test_elements_keeps_only_what_was_asked_and_marks_the_subset(server: str) -> None:
-    first = created(server, new_patient())
-    bundle = get(server, f"Patient?identifier={ID_CARD}|{id_card(first)}&_elements=gender").json()
+def test_elements_keeps_only_what_was_asked_and_marks_the_subset(api: Api) -> None:
+    first = created(api, new_patient())
+    bundle = get(api, f"Patient?identifier={ID_CARD}|{id_card(first)}&_elements=gender").json()
     resource = bundle["entry"][0]["resource"]
     assert (sorted(resource), resource["meta"]["tag"][-1]["code"]) == (
         ["_gender", "gender", "id", "meta", "resourceType"],
@@ -206,23 +203,23 @@ def test_elements_keeps_only_what_was_asked_and_marks_the_subset(server: str) ->
     )
 
 
-def test_paging_links_walk_the_results_without_overlap(server: str) -> None:
+def test_paging_links_walk_the_results_without_overlap(api: Api) -> None:
     tag = {"system": "urn:yiyang:test", "code": "paging"}
     for _ in range(3):
         resource = new_patient()
-        created(server, {**resource, "meta": {**resource["meta"], "tag": [tag]}})
-    first = get(server, "Patient?_tag=urn:yiyang:test|paging&_count=2&_sort=_id").json()
-    second = requests.get(next(link["url"] for link in first["link"] if link["relation"] == "next"), timeout=60).json()
+        created(api, {**resource, "meta": {**resource["meta"], "tag": [tag]}})
+    first = get(api, "Patient?_tag=urn:yiyang:test|paging&_count=2&_sort=_id").json()
+    second = api.get(next(link["url"] for link in first["link"] if link["relation"] == "next"), timeout=60).json()
     ids = [e["resource"]["id"] for e in first["entry"] + second["entry"]]
     assert (len(ids), len(set(ids)), ids == sorted(ids)) == (first["total"], first["total"], True)
 
 
 # -- Bundles -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def home_visit(server: str) -> dict[str, Any]:
+def home_visit(api: Api) -> dict[str, Any]:
     """The package's transaction example, posted once: a Patient, an Organization and an
     Encounter naming both (by urn:uuid and by a conditional reference)."""
-    answer = post(server, "", example("bundle/valid-transaction-home-visit.json"))
+    answer = post(api, "", example("bundle/valid-transaction-home-visit.json"))
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -231,37 +228,37 @@ def test_a_transaction_creates_every_entry(home_visit: dict[str, Any]) -> None:
     assert [e["response"]["status"] for e in home_visit["entry"]] == ["201 Created"] * 3
 
 
-def test_a_transaction_points_references_at_the_new_ids(server: str, home_visit: dict[str, Any]) -> None:
+def test_a_transaction_points_references_at_the_new_ids(api: Api, home_visit: dict[str, Any]) -> None:
     patient, organization, encounter = (e["fullUrl"] for e in home_visit["entry"])
-    stored = get(server, encounter).json()
+    stored = get(api, encounter).json()
     assert (stored["subject"]["reference"], stored["serviceProvider"]["reference"]) == (patient, organization)
 
 
-def test_a_chained_search_finds_the_encounter_by_its_patients_id_card(server: str, home_visit: dict[str, Any]) -> None:
-    patient = get(server, home_visit["entry"][0]["fullUrl"]).json()
-    bundle = get(server, f"Encounter?patient.identifier={ID_CARD}|{id_card(patient)}&_include=Encounter:subject").json()
+def test_a_chained_search_finds_the_encounter_by_its_patients_id_card(api: Api, home_visit: dict[str, Any]) -> None:
+    patient = get(api, home_visit["entry"][0]["fullUrl"]).json()
+    bundle = get(api, f"Encounter?patient.identifier={ID_CARD}|{id_card(patient)}&_include=Encounter:subject").json()
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
 
-def test_everything_returns_the_patient_and_their_encounter(server: str, home_visit: dict[str, Any]) -> None:
+def test_everything_returns_the_patient_and_their_encounter(api: Api, home_visit: dict[str, Any]) -> None:
     patient_id = home_visit["entry"][0]["fullUrl"].split("/")[1]
-    bundle = get(server, f"Patient/{patient_id}/$everything").json()
+    bundle = get(api, f"Patient/{patient_id}/$everything").json()
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
 
-def test_a_transaction_with_one_invalid_entry_writes_nothing(server: str) -> None:
+def test_a_transaction_with_one_invalid_entry_writes_nothing(api: Api) -> None:
     good, bad = new_patient(), new_patient(gender="unknown-sex")
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [{"resource": r, "request": {"method": "POST", "url": "Patient"}} for r in (good, bad)],
     }
-    answer = post(server, "", bundle)
-    found = get(server, f"Patient?identifier={ID_CARD}|{id_card(good)}&_summary=count").json()["total"]
+    answer = post(api, "", bundle)
+    found = get(api, f"Patient?identifier={ID_CARD}|{id_card(good)}&_summary=count").json()["total"]
     assert (answer.status_code, found) == (422, 0)
 
 
-def test_the_issues_of_a_refused_transaction_are_located_in_their_entry(server: str) -> None:
+def test_the_issues_of_a_refused_transaction_are_located_in_their_entry(api: Api) -> None:
     bundle = {
         "resourceType": "Bundle",
         "type": "transaction",
@@ -270,11 +267,11 @@ def test_the_issues_of_a_refused_transaction_are_located_in_their_entry(server: 
             for r in (new_patient(), new_patient(gender="unknown-sex"))
         ],
     }
-    expressions = [i.get("expression", [""])[0] for i in post(server, "", bundle).json()["issue"]]
+    expressions = [i.get("expression", [""])[0] for i in post(api, "", bundle).json()["issue"]]
     assert "Bundle.entry[1].resource.gender" in expressions
 
 
-def test_a_batch_answers_each_entry_on_its_own(server: str) -> None:
+def test_a_batch_answers_each_entry_on_its_own(api: Api) -> None:
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",
@@ -283,21 +280,21 @@ def test_a_batch_answers_each_entry_on_its_own(server: str) -> None:
             for r in (new_patient(), new_patient(gender="unknown-sex"))
         ],
     }
-    assert [e["response"]["status"] for e in post(server, "", bundle).json()["entry"]] == ["201 Created", "422"]
+    assert [e["response"]["status"] for e in post(api, "", bundle).json()["entry"]] == ["201 Created", "422"]
 
 
 # -- operations --------------------------------------------------------------------------------------
-def test_validate_reports_the_checksum_error_and_stores_nothing(server: str) -> None:
+def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
     resource = example("yy-patient/invalid-id-card-checksum.json")
-    answer = post(server, "Patient/$validate", resource)
-    stored = get(server, f"Patient/{resource['id']}").status_code
+    answer = post(api, "Patient/$validate", resource)
+    stored = get(api, f"Patient/{resource['id']}").status_code
     assert ("rule.id-card-checksum" in message_ids(answer), stored) == (True, 404)
 
 
-def test_ingest_of_a_legacy_csv_reconciles_its_counts(server: str) -> None:
+def test_ingest_of_a_legacy_csv_reconciles_its_counts(api: Api) -> None:
     sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
-    answer = requests.post(
-        f"{server}/$ingest?source=community-health&filename=个人基本信息表.csv",
+    answer = api.post(
+        f"{api.base}/$ingest?source=community-health&filename=个人基本信息表.csv",
         data=sample.resolve().read_bytes(),
         headers={"Content-Type": "text/csv"},
         timeout=120,
@@ -307,39 +304,39 @@ def test_ingest_of_a_legacy_csv_reconciles_its_counts(server: str) -> None:
 
 
 # -- formats and hostile bodies ----------------------------------------------------------------------
-def test_a_resource_is_read_as_xml_when_asked(server: str) -> None:
-    first = created(server, new_patient())
-    answer = get(server, f"Patient/{first['id']}?_format=xml")
+def test_a_resource_is_read_as_xml_when_asked(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = get(api, f"Patient/{first['id']}?_format=xml")
     assert (answer.headers["Content-Type"].split(";")[0], answer.content.startswith(b"<?xml")) == (
         "application/fhir+xml",
         True,
     )
 
 
-def test_a_patient_posted_as_xml_is_stored(server: str) -> None:
-    first = created(server, new_patient())
-    xml = get(server, f"Patient/{first['id']}?_format=xml").content
-    answer = requests.post(f"{server}/Patient", data=xml, headers={"Content-Type": "application/fhir+xml"}, timeout=60)
+def test_a_patient_posted_as_xml_is_stored(api: Api) -> None:
+    first = created(api, new_patient())
+    xml = get(api, f"Patient/{first['id']}?_format=xml").content
+    answer = api.post(f"{api.base}/Patient", data=xml, headers={"Content-Type": "application/fhir+xml"}, timeout=60)
     assert (answer.status_code, answer.json()["name"]) == (201, first["name"])
 
 
-def test_a_json_body_with_a_repeated_key_is_refused(server: str) -> None:
+def test_a_json_body_with_a_repeated_key_is_refused(api: Api) -> None:
     body = '{"resourceType": "Patient", "resourceType": "Observation"}'
-    answer = requests.post(f"{server}/Patient", data=body, headers=FHIR_JSON, timeout=60)
+    answer = api.post(f"{api.base}/Patient", data=body, headers=FHIR_JSON, timeout=60)
     assert (answer.status_code, message_ids(answer)) == (400, ["http.duplicate-key"])
 
 
-def test_an_xml_body_declaring_entities_is_refused(server: str) -> None:
+def test_an_xml_body_declaring_entities_is_refused(api: Api) -> None:
     body = b'<?xml version="1.0"?><!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><id value="&x;"/></Patient>'
-    answer = requests.post(f"{server}/Patient", data=body, headers={"Content-Type": "application/fhir+xml"}, timeout=60)
+    answer = api.post(f"{api.base}/Patient", data=body, headers={"Content-Type": "application/fhir+xml"}, timeout=60)
     assert (answer.status_code, message_ids(answer)) == (400, ["http.not-xml"])
 
 
-def test_an_unknown_route_is_an_operation_outcome_not_an_html_page(server: str) -> None:
-    answer = get(server, "Patient/x/y/z")
+def test_an_unknown_route_is_an_operation_outcome_not_an_html_page(api: Api) -> None:
+    answer = get(api, "Patient/x/y/z")
     assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
 
 
-def test_an_unknown_resource_type_is_refused(server: str) -> None:
-    answer = get(server, "Elder/1")
+def test_an_unknown_resource_type_is_refused(api: Api) -> None:
+    answer = get(api, "Elder/1")
     assert (answer.status_code, message_ids(answer)) == (404, ["http.unknown-type"])

@@ -13,12 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
 
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
 from gateway.storage.store import Store
 from profiles.registry import Registry
-from tests.conftest import load_example
+from tests.conftest import Api, load_example
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 EXPORT_DIR = "YIYANG_EXPORT_DIR"
@@ -51,7 +50,7 @@ def observation(observation_id: str, patient_id: str, systolic: int) -> dict[str
 
 
 @pytest.fixture(scope="module")
-def archive(server: str) -> dict[str, list[str]]:
+def archive(api: Api) -> dict[str, list[str]]:
     """Three residents, four blood pressures, an organisation, and a care home Group holding
     one resident; returns the ids by type."""
     zhang = load_example("yy-patient/valid-zhang-xiuying.json")
@@ -79,20 +78,20 @@ def archive(server: str) -> dict[str, list[str]]:
     ]
     ids: dict[str, list[str]] = {}
     for resource in resources:
-        answer = requests.put(f"{server}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=30)
+        answer = api.put(f"{api.base}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=30)
         assert answer.status_code in (200, 201), answer.text
         ids.setdefault(resource["resourceType"], []).append(resource["id"])
     return ids
 
 
-def export(server: str, path: str = "$export", **params: str) -> dict[str, Any]:
+def export(api: Api, path: str = "$export", **params: str) -> dict[str, Any]:
     """Kick off, poll until done, and return the manifest."""
-    kicked = requests.get(f"{server}/{path}", params=params, headers=ASYNC, timeout=30)
+    kicked = api.get(f"{api.base}/{path}", params=params, headers=ASYNC, timeout=30)
     assert kicked.status_code == 202, kicked.text
     status_url = kicked.headers["Content-Location"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        answer = requests.get(status_url, timeout=30)
+        answer = api.get(status_url, timeout=30)
         if answer.status_code != 202:
             assert answer.status_code == 200, answer.text
             return {**answer.json(), "status_url": status_url}
@@ -100,14 +99,14 @@ def export(server: str, path: str = "$export", **params: str) -> dict[str, Any]:
     raise AssertionError(f"{status_url} still in progress after 60 s")
 
 
-def lines(url: str) -> list[dict[str, Any]]:
-    answer = requests.get(url, timeout=30)
+def lines(api: Api, url: str) -> list[dict[str, Any]]:
+    answer = api.get(url, timeout=30)
     assert answer.headers["Content-Type"].startswith("application/fhir+ndjson")
     return [orjson.loads(line) for line in answer.content.splitlines()]
 
 
-def exported(manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    return {entry["type"]: lines(entry["url"]) for entry in manifest["output"]}
+def exported(api: Api, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {entry["type"]: lines(api, entry["url"]) for entry in manifest["output"]}
 
 
 def subjects(resources: list[dict[str, Any]]) -> set[str]:
@@ -115,54 +114,54 @@ def subjects(resources: list[dict[str, Any]]) -> set[str]:
 
 
 # -- kick-off --------------------------------------------------------------------------------
-def test_kick_off_without_prefer_respond_async_is_refused(server: str) -> None:
-    answer = requests.get(f"{server}/$export", headers={"Accept": "application/fhir+json"}, timeout=30)
+def test_kick_off_without_prefer_respond_async_is_refused(api: Api) -> None:
+    answer = api.get(f"{api.base}/$export", headers={"Accept": "application/fhir+json"}, timeout=30)
     assert (answer.status_code, answer.json()["resourceType"]) == (400, "OperationOutcome")
 
 
-def test_kick_off_with_another_output_format_is_refused(server: str) -> None:
-    answer = requests.get(f"{server}/$export", params={"_outputFormat": "text/csv"}, headers=ASYNC, timeout=30)
+def test_kick_off_with_another_output_format_is_refused(api: Api) -> None:
+    answer = api.get(f"{api.base}/$export", params={"_outputFormat": "text/csv"}, headers=ASYNC, timeout=30)
     assert answer.status_code == 400
 
 
-def test_group_export_of_an_unknown_group_is_404(server: str) -> None:
-    assert requests.get(f"{server}/Group/no-such-group/$export", headers=ASYNC, timeout=30).status_code == 404
+def test_group_export_of_an_unknown_group_is_404(api: Api) -> None:
+    assert api.get(f"{api.base}/Group/no-such-group/$export", headers=ASYNC, timeout=30).status_code == 404
 
 
 # -- what is exported ------------------------------------------------------------------------
-def test_system_export_lists_each_type_with_its_count(server: str, archive: dict[str, list[str]]) -> None:
-    manifest = export(server)
+def test_system_export_lists_each_type_with_its_count(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api)
     assert {entry["type"]: entry["count"] for entry in manifest["output"]} == {
         kind: len(ids) for kind, ids in archive.items()
     }
 
 
-def test_system_export_lines_are_the_stored_resources(server: str, archive: dict[str, list[str]]) -> None:
-    files = exported(export(server))
+def test_system_export_lines_are_the_stored_resources(api: Api, archive: dict[str, list[str]]) -> None:
+    files = exported(api, export(api))
     stored = {
-        kind: [requests.get(f"{server}/{kind}/{resource['id']}", timeout=30).json() for resource in resources]
+        kind: [api.get(f"{api.base}/{kind}/{resource['id']}", timeout=30).json() for resource in resources]
         for kind, resources in files.items()
     }
     assert files == stored
 
 
-def test_type_restricts_the_export(server: str, archive: dict[str, list[str]]) -> None:
-    manifest = export(server, _type="Patient,Group")
+def test_type_restricts_the_export(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api, _type="Patient,Group")
     assert sorted(entry["type"] for entry in manifest["output"]) == ["Group", "Patient"]
 
 
-def test_since_exports_only_what_changed(server: str, archive: dict[str, list[str]]) -> None:
-    first = export(server)
+def test_since_exports_only_what_changed(api: Api, archive: dict[str, list[str]]) -> None:
+    first = export(api)
     changed = observation("bp-li-1", "li-jianguo", 131)
-    assert requests.put(f"{server}/Observation/bp-li-1", json=changed, timeout=30).status_code == 200
-    files = exported(export(server, _since=first["transactionTime"]))
+    assert api.put(f"{api.base}/Observation/bp-li-1", json=changed, timeout=30).status_code == 200
+    files = exported(api, export(api, _since=first["transactionTime"]))
     assert {kind: [r["id"] for r in resources] for kind, resources in files.items()} == {"Observation": ["bp-li-1"]}
 
 
 def test_patient_export_holds_the_residents_and_their_compartments_only(
-    server: str, archive: dict[str, list[str]]
+    api: Api, archive: dict[str, list[str]]
 ) -> None:
-    files = exported(export(server, "Patient/$export"))
+    files = exported(api, export(api, "Patient/$export"))
     assert {kind: {r["id"] for r in resources} for kind, resources in files.items()} == {
         "Patient": set(archive["Patient"]),
         "Observation": set(archive["Observation"]),
@@ -170,44 +169,44 @@ def test_patient_export_holds_the_residents_and_their_compartments_only(
     }
 
 
-def test_group_export_holds_only_the_active_members(server: str, archive: dict[str, list[str]]) -> None:
-    files = exported(export(server, "Group/home-a/$export", _type="Patient,Observation"))
+def test_group_export_holds_only_the_active_members(api: Api, archive: dict[str, list[str]]) -> None:
+    files = exported(api, export(api, "Group/home-a/$export", _type="Patient,Observation"))
     found = ({r["id"] for r in files["Patient"]}, subjects(files["Observation"]), len(files["Observation"]))
     assert found == ({"zhang-xiuying"}, {"Patient/zhang-xiuying"}, 2)
 
 
-def test_export_files_are_owner_only(server: str, archive: dict[str, list[str]], export_dir: Path) -> None:
-    manifest = export(server, _type="Patient")
+def test_export_files_are_owner_only(api: Api, archive: dict[str, list[str]], export_dir: Path) -> None:
+    manifest = export(api, _type="Patient")
     folder = export_dir / manifest["status_url"].rsplit("/", 1)[1]
     modes = {stat.S_IMODE(path.stat().st_mode) for path in [folder, *folder.iterdir()]}
     assert modes == {0o700, 0o600}
 
 
 # -- status, cancel, files -------------------------------------------------------------------
-def test_unknown_job_is_404(server: str) -> None:
-    assert requests.get(f"{server}/$export-status/{'0' * 32}", timeout=30).status_code == 404
+def test_unknown_job_is_404(api: Api) -> None:
+    assert api.get(f"{api.base}/$export-status/{'0' * 32}", timeout=30).status_code == 404
 
 
-def test_delete_removes_the_job_and_its_files(server: str, archive: dict[str, list[str]], export_dir: Path) -> None:
-    manifest = export(server, _type="Patient")
-    assert requests.delete(manifest["status_url"], timeout=30).status_code == 202
+def test_delete_removes_the_job_and_its_files(api: Api, archive: dict[str, list[str]], export_dir: Path) -> None:
+    manifest = export(api, _type="Patient")
+    assert api.delete(manifest["status_url"], timeout=30).status_code == 202
     gone = (
-        requests.get(manifest["status_url"], timeout=30).status_code,
-        requests.get(manifest["output"][0]["url"], timeout=30).status_code,
+        api.get(manifest["status_url"], timeout=30).status_code,
+        api.get(manifest["output"][0]["url"], timeout=30).status_code,
         (export_dir / manifest["status_url"].rsplit("/", 1)[1]).exists(),
     )
     assert gone == (404, 404, False)
 
 
-def test_a_file_name_with_dot_dot_is_refused(server: str, archive: dict[str, list[str]]) -> None:
-    manifest = export(server, _type="Patient")
+def test_a_file_name_with_dot_dot_is_refused(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api, _type="Patient")
     job_id = manifest["status_url"].rsplit("/", 1)[1]
-    answer = requests.get(f"{server}/$export-file/{job_id}/%2E%2E", timeout=30)
+    answer = api.get(f"{api.base}/$export-file/{job_id}/%2E%2E", timeout=30)
     assert answer.status_code == 400
 
 
-def test_capability_statement_advertises_the_exports(server: str) -> None:
-    statement = requests.get(f"{server}/metadata", timeout=30).json()
+def test_capability_statement_advertises_the_exports(api: Api) -> None:
+    statement = api.get(f"{api.base}/metadata", timeout=30).json()
     resources = {entry["type"]: entry for entry in statement["rest"][0]["resource"]}
     definitions = {
         operation["definition"]

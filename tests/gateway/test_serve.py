@@ -7,40 +7,47 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-import requests
 
 from gateway.cli import main
-from tests.conftest import running_server
+from tests.conftest import TEST_CLIENT, Api, add_client, running_server
 
 DEMO_ELDER = "urn:oid:2.16.156.10011.1.3|410105194912310020"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def demo(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterator[tuple[str, str]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'archive.sqlite'}"
+    add_client(url, TEST_CLIENT, key=client_key)
     with running_server(url, "--demo", workers=1) as base:
         yield base, url
 
 
-def test_the_demo_elder_from_every_source_is_one_patient(demo: tuple[str, str]) -> None:
-    bundle = requests.get(f"{demo[0]}/Patient?identifier={DEMO_ELDER}", timeout=60).json()
+@pytest.fixture(scope="module")
+def api(demo: tuple[str, str], client_key: Any) -> Iterator[Api]:
+    with Api(demo[0], TEST_CLIENT, client_key) as session:
+        yield session
+
+
+def test_the_demo_elder_from_every_source_is_one_patient(demo: tuple[str, str], api: Api) -> None:
+    bundle = api.get(f"{demo[0]}/Patient?identifier={DEMO_ELDER}", timeout=60).json()
     assert bundle["total"] == 1
 
 
-def test_the_demo_elder_carries_the_identifiers_of_every_source(demo: tuple[str, str]) -> None:
-    bundle = requests.get(f"{demo[0]}/Patient?identifier={DEMO_ELDER}", timeout=60).json()
+def test_the_demo_elder_carries_the_identifiers_of_every_source(demo: tuple[str, str], api: Api) -> None:
+    bundle = api.get(f"{demo[0]}/Patient?identifier={DEMO_ELDER}", timeout=60).json()
     systems = {i["system"].rsplit("/", 1)[-1] for i in bundle["entry"][0]["resource"]["identifier"]}
     assert {"urn:oid:2.16.156.10011.1.3", "urn:oid:2.16.156.10011.1.2", "nhsa-psn-no"} <= systems
 
 
 def test_export_writes_the_store_as_ndjson(
-    demo: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    demo: tuple[str, str], api: Api, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main(["export", "--database", demo[1], "--out", str(tmp_path), "--type", "Patient"])
     patients = [json.loads(line) for line in (tmp_path / "Patient.ndjson").read_text(encoding="utf-8").splitlines()]
-    found = requests.get(f"{demo[0]}/Patient?_summary=count", timeout=60).json()["total"]
+    found = api.get(f"{demo[0]}/Patient?_summary=count", timeout=60).json()["total"]
     assert len(patients) == found
 
 

@@ -25,7 +25,9 @@ CREATE TABLE export_job (
     error {json},
     -- a completed job's files: type, file name and line count of each
     output {json},
-    -- the client that asked, once requests are authenticated
-    client TEXT
+    -- the client that asked (only it may see the job and its files)
+    client TEXT,
+    -- the organisation an elderly-care client acts for: only the people it serves are exported
+    served_by TEXT
 );
 CREATE INDEX export_job_status ON export_job (status, heartbeat);

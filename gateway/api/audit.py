@@ -1,0 +1,234 @@
+"""The audit trail over HTTP: one AuditEvent recorded for every request, and the read-only
+``/fhir/AuditEvent`` endpoints auditors search it with.
+
+Recording is an ``after_request`` hook on the whole app, so no route (nor a 401, 404 or 405
+that matched no route) escapes it; it only gathers plain facts about the request and hands
+them to ``gateway/security/audit.py``, which builds the event and buffers it.
+
+The AuditEvent routes are served from the audit table, never the resource table.  They are
+static rules (``/fhir/AuditEvent…``), which werkzeug prefers to the generic ``/fhir/<kind>``
+rules whatever the registration order; every method they do not serve is claimed here too and
+refused with 405, because werkzeug would otherwise hand a POST /fhir/AuditEvent to the generic
+create route.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from gateway.api.negotiation import int_param, respond
+from gateway.fhir.errors import FhirError
+from gateway.security.audit import AuditTrail, RequestFacts, build_event
+from gateway.services import Services
+from gateway.storage.audit_tables import AuditQuery
+
+log = logging.getLogger("yiyang.audit")
+audit = Blueprint("audit", __name__, url_prefix="/fhir")
+#: every method but the ones served; claimed so that no generic route gets them
+WRITES = ["POST", "PUT", "PATCH", "DELETE"]
+_BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
+_trail_guard = threading.Lock()
+SEARCH_PARAMETERS = frozenset({"date", "agent", "entity-type", "entity", "outcome", "_count", "_offset", "_sort"})
+
+
+def install(app: Flask) -> None:
+    """Record every request of ``app`` and serve its trail at /fhir/AuditEvent."""
+    from gateway.masking import install_log_masking
+
+    install_log_masking()
+    app.register_blueprint(audit)
+    app.after_request(record)
+
+
+def trail() -> AuditTrail:
+    """This app's (this worker's) buffer, made on first use so that building the app opens no
+    store."""
+    found = current_app.extensions.get("yiyang.audit")
+    if found is None:
+        with _trail_guard:
+            found = current_app.extensions.get("yiyang.audit")
+            if found is None:
+                services: Services = current_app.config["SERVICES"]
+                found = current_app.extensions["yiyang.audit"] = AuditTrail(services.store)
+    return found
+
+
+# -- every request ---------------------------------------------------------------------------------
+def record(response: Response) -> Response:
+    """Buffer this request's AuditEvent.  Never fails the answer: a bug here is logged."""
+    try:
+        endpoint = request.endpoint
+        query = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
+        if request.method == "POST" and endpoint and endpoint.endswith("search"):
+            query += [(k, v) for k, v in request.form.items(multi=True) if k != "_format"]
+        facts = RequestFacts(
+            method=request.method,
+            path=request.path,
+            endpoint=endpoint,
+            view_args=request.view_args or {},
+            query=query,
+            status=response.status_code,
+            remote_addr=request.remote_addr,
+            principal=g.get("principal"),
+            reason=g.get("audit_reason") or _reason(response),
+            bundle_type=_bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
+            location=response.headers.get("Location") or response.headers.get("Content-Location"),
+            types=[t for value in request.args.getlist("_type") for t in value.split(",") if t],
+        )
+        trail().record(build_event(facts))
+    except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
+        log.exception("audit: could not record %s %s", request.method, request.path)
+    return response
+
+
+def _reason(response: Response) -> str | None:
+    """Why a request was refused: the first issue of the OperationOutcome answer."""
+    if response.status_code < 400 or response.is_streamed or not (response.mimetype or "").endswith("json"):
+        return None
+    try:
+        found = orjson.loads(response.get_data())
+        first = found["issue"][0]
+        code = (first.get("details", {}).get("coding") or [{}])[0].get("code")
+        words = first.get("details", {}).get("text") or first.get("diagnostics")
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return " ".join(part for part in (code, words) if part) or None
+
+
+def _bundle_type() -> str | None:
+    found = _BUNDLE_TYPE.search(request.get_data(cache=True))
+    if found is None:
+        return None
+    return (found.group(1) or found.group(2)).decode()
+
+
+# -- the auditors' endpoints -----------------------------------------------------------------------
+@audit.get("/AuditEvent")
+@audit.post("/AuditEvent/_search")
+def search() -> Response:
+    config = current_app.config["SERVICES"].config
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
+    if request.method == "POST":
+        pairs += [(k, v) for k, v in request.form.items(multi=True) if k != "_format"]
+    query = parse_query(pairs, config.page_size, config.max_page_size)
+    trail().flush()  # this worker's latest events are visible to its own auditor at once
+    with current_app.config["SERVICES"].store.reading() as tx:
+        events, total = tx.audit.search(query)
+    base = config.base_url
+    kept = "&".join(f"{k}={v}" for k, v in pairs if k not in ("_count", "_offset"))
+    page = f"{base}/AuditEvent?{kept + '&' if kept else ''}_count={query.count}&_offset="
+    links = [{"relation": "self", "url": f"{page}{query.offset}"}]
+    if query.offset + query.count < total:
+        links.append({"relation": "next", "url": f"{page}{query.offset + query.count}"})
+    if query.offset > 0:
+        links.append({"relation": "previous", "url": f"{page}{max(0, query.offset - query.count)}"})
+    entries = []
+    for text in events:
+        event = orjson.loads(text)
+        entries.append({"fullUrl": f"{base}/AuditEvent/{event['id']}", "resource": event, "search": {"mode": "match"}})
+    return respond({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries})
+
+
+@audit.get("/AuditEvent/<event_id>")
+def read(event_id: str) -> Response:
+    trail().flush()
+    text = None
+    if event_id.isdigit() and len(event_id) < 19:
+        with current_app.config["SERVICES"].store.reading() as tx:
+            text = tx.audit.get(int(event_id))
+    if text is None:
+        raise FhirError(404, "http.not-found", reference=f"AuditEvent/{event_id}")
+    return respond(orjson.loads(text))
+
+
+@audit.route("/AuditEvent", methods=WRITES, endpoint="refuse")
+@audit.route("/AuditEvent/<event_id>", methods=WRITES, endpoint="refuse")
+@audit.route("/AuditEvent/<event_id>/<path:rest>", methods=["GET", *WRITES], endpoint="refuse")
+@audit.route("/AuditEvent/_history", methods=["GET", *WRITES], endpoint="refuse")
+def refuse(**_: str) -> Response:
+    """The trail is append-only: written by the gateway alone, never through the API."""
+    raise FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
+
+
+def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int) -> AuditQuery:
+    """The supported search parameters; anything else is a 400 (a silently ignored filter
+    would show an auditor more, or less, than they think)."""
+    low: str | None = None
+    high: str | None = None
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        if name not in SEARCH_PARAMETERS:
+            raise FhirError(
+                400, "http.bad-parameter", name=name, value=value, detail="not a search parameter of AuditEvent here"
+            )
+        if name == "date":
+            start, end = _date_range(value)
+            low = start if low is None or (start and start > low) else low
+            high = end if high is None or (end and end < high) else high
+        elif name == "agent":
+            fields["agent"] = value.rsplit("|", 1)[-1]
+        elif name == "entity-type":
+            fields["entity_type"] = value.rsplit("|", 1)[-1]
+        elif name == "entity":
+            fields["entity"] = "/".join(value.rstrip("/").split("/")[-2:])
+        elif name == "outcome":
+            fields["outcome"] = value.rsplit("|", 1)[-1]
+        elif name == "_sort":
+            if value not in ("date", "-date"):
+                raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="date or -date")
+            fields["newest_first"] = value == "-date"
+    count = min(int_param("_count", page_size), max_page_size)
+    offset = int_param("_offset", 0)
+    if count < 0 or offset < 0:
+        raise FhirError(400, "http.bad-parameter", name="_count", value=str(count), detail="must not be negative")
+    return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)
+
+
+_PREFIXES = ("eq", "ge", "gt", "le", "lt")
+
+
+def _date_range(value: str) -> tuple[str | None, str | None]:
+    """``date=[prefix]VALUE`` → (inclusive lower bound, exclusive upper bound) in the store's
+    instant form.  A date without a time is a UTC day (month, year)."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    text = value[2:] if value[:2] in _PREFIXES else value
+    try:
+        start, end = _period(text)
+    except ValueError as exc:
+        raise FhirError(400, "http.bad-parameter", name="date", value=value, detail=str(exc)) from exc
+    first, after = _instant(start), _instant(end)
+    return {
+        "eq": (first, after),
+        "ge": (first, None),
+        "gt": (after, None),
+        "le": (None, after),
+        "lt": (None, first),
+    }[prefix]
+
+
+def _period(text: str) -> tuple[datetime, datetime]:
+    if re.fullmatch(r"\d{4}", text):
+        start = datetime(int(text), 1, 1, tzinfo=UTC)
+        return start, start.replace(year=start.year + 1)
+    if re.fullmatch(r"\d{4}-\d{2}", text):
+        start = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
+        return start, (start + timedelta(days=32)).replace(day=1)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        start = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return start, start + timedelta(days=1)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("a time needs a time zone (e.g. +08:00 or Z)")
+    step = timedelta(microseconds=1) if moment.microsecond else timedelta(seconds=1)
+    return moment, moment + step
+
+
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,195 @@
+"""Authentication on every request, the SMART token endpoint and discovery, rate limits and
+security headers.
+
+One ``before_request`` hook (an interceptor, so no route can forget it) lets through only the
+public endpoints — ``/fhir/metadata``, ``/fhir/.well-known/smart-configuration`` and the token
+endpoint — and otherwise turns the bearer token into a :class:`Principal` in ``flask.g.principal``,
+spends one token of the client's rate-limit bucket and checks the scopes the matched endpoint
+needs (``gateway/security/scopes.py`` holds the table).  The OAuth logic itself is in
+``gateway/security/tokens.py``; this module only translates HTTP.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from functools import lru_cache
+from urllib.parse import unquote_plus
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+from gateway.api.negotiation import language
+from gateway.fhir.errors import FhirError
+from gateway.messages import text
+from gateway.security.principal import Principal
+from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, needs, search_needs
+from gateway.security.tokens import ASSERTION_TYPE, OAuthError, Unauthenticated
+from gateway.services import Services
+
+auth = Blueprint("auth", __name__, url_prefix="/fhir")
+#: what SMART discovery offers; a client asks for the subset it needs
+SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.cud", "system/*.s", "system/AuditEvent.rs"]
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _services() -> Services:
+    return current_app.config["SERVICES"]
+
+
+def install(app: Flask) -> None:
+    """Put authentication, rate limiting and the security headers on every route of ``app``."""
+    app.config["RATE_LIMITER"] = RateLimiter(app.config["YIYANG"].rate_limit_per_second)
+    app.register_blueprint(auth)
+    app.before_request(authenticate)
+    app.after_request(harden)
+
+
+# -- every request ---------------------------------------------------------------------------
+def authenticate() -> None:
+    """Who is asking (401 if nobody valid), whether they may ask this often (429) and whether
+    their scopes allow this interaction (403)."""
+    endpoint = request.endpoint
+    if endpoint in PUBLIC:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise FhirError(401, "http.unauthorized")
+    try:
+        principal = _services().authority.principal(token.strip())
+    except Unauthenticated as exc:
+        raise FhirError(401, exc.message_id, **exc.params) from exc
+    g.principal = principal
+    wait = current_app.config["RATE_LIMITER"].take(principal.client_id)
+    if wait:
+        g.retry_after = str(max(1, math.ceil(wait)))
+        raise FhirError(
+            429, "http.rate-limited", client=principal.client_id, limit=_services().config.rate_limit_per_second
+        )
+    if endpoint is None:
+        return  # no such route: the 404 follows, now that the caller is known
+    view_args = request.view_args or {}
+    if endpoint == "fhir.search":
+        pairs = list(request.args.items(multi=True))
+        if request.method == "POST":
+            pairs += list(request.form.items(multi=True))
+        wanted = search_needs(view_args.get("kind", "*"), pairs)
+    else:
+        types = [t for value in request.args.getlist("_type") for t in value.split(",")]
+        wanted = needs(endpoint, view_args, "If-None-Exist" in request.headers, types)
+    missing = grants(principal).missing(wanted)
+    if missing:
+        raise FhirError(403, "http.forbidden-scope", scope=missing, client=principal.client_id)
+
+
+def principal() -> Principal:
+    """The authenticated party of this request (every non-public route has one)."""
+    return g.principal
+
+
+@lru_cache(maxsize=1024)
+def _grants(scopes: frozenset[str]) -> Grants:
+    return Grants(scopes)
+
+
+def grants(who: Principal | None = None) -> Grants:
+    """The scopes of ``who`` (default: this request's principal), parsed once per scope set."""
+    return _grants((who or g.principal).scopes)
+
+
+def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
+    """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise)."""
+    missing = grants().missing([bundle_entry_needs(method, kind, resource_id, criteria)])
+    if missing:
+        raise FhirError(403, "http.forbidden-scope", scope=missing, client=g.principal.client_id)
+
+
+def harden(response: Response) -> Response:
+    """Security headers on every answer; no caching of anything but public discovery."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.endpoint not in ("fhir.metadata", "auth.smart_configuration"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    if response.status_code == 401 and request.endpoint != "auth.token":
+        response.headers["WWW-Authenticate"] = 'Bearer realm="yiyang", error="invalid_token"'
+    if response.status_code == 429 and "retry_after" in g:
+        response.headers["Retry-After"] = g.retry_after
+    return response
+
+
+class RateLimiter:
+    """A token bucket per client in this worker: ``rate`` requests per second on average, bursts
+    up to ``rate``.  Per worker, so N workers let a client through N × rate at most — the
+    limit protects a worker's time, and keeping it in memory costs no store round trip."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str) -> float:
+        """0 when the request may go ahead, else the seconds until it could."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(client, (self.rate, now))
+            tokens = min(self.rate, tokens + (now - then) * self.rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+# -- SMART Backend Services ------------------------------------------------------------------
+@auth.get("/.well-known/smart-configuration")
+def smart_configuration() -> Response:
+    found = _services()
+    document = {
+        "token_endpoint": found.config.token_url,
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": found.authority.auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "scopes_supported": SCOPES_SUPPORTED,
+        "capabilities": ["client-confidential-asymmetric", "permission-v2"],
+    }
+    return Response(orjson.dumps(document), content_type="application/json")
+
+
+@auth.post("/token")
+def token() -> Response:
+    """RFC 6749 §4.4 with RFC 7523 client authentication; answers and errors are plain OAuth
+    JSON (not OperationOutcomes), as OAuth clients expect."""
+    basic = None
+    scheme, _, _ = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        credentials = request.authorization
+        if credentials is None or credentials.username is None:
+            return _oauth_error(OAuthError("invalid_client", "auth.no-credentials", 401))
+        basic = (unquote_plus(credentials.username), unquote_plus(credentials.password or ""))
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return _oauth_error(OAuthError("invalid_request", "auth.form-needed"))
+    try:
+        answer = _services().authority.token(request.form.to_dict(), basic)
+    except OAuthError as exc:
+        return _oauth_error(exc, basic is not None)
+    return Response(orjson.dumps(answer), content_type="application/json")
+
+
+def _oauth_error(error: OAuthError, basic: bool = False) -> Response:
+    description = text(error.message_id, language(), {**error.params, "assertion_type": ASSERTION_TYPE})
+    response = Response(
+        orjson.dumps({"error": error.error, "error_description": description}),
+        status=error.status,
+        content_type="application/json",
+    )
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="yiyang"' if basic else 'Bearer realm="yiyang"'
+    return response

@@ -1,0 +1,154 @@
+"""``yiyang client add|list|rotate|revoke``: the registry of systems allowed to connect.
+
+``yiyang client add --id ID --org ORGANIZATION-ID --role hospital|elderly-care|auditor|operator
+--scope "system/Patient.rs system/Encounter.cu" (--jwks FILE | --secret-file FILE) [--database URL]``
+
+``--role`` is required and never guessed from the scopes: scopes say which interactions a
+client may use, the role says whose records it may see (a hospital writes for its own
+organisation, an elderly-care platform reads only the people it serves, an auditor reads audit
+trails) — a wrong guess would open archives to the wrong party.  A secret is read from a file,
+never from the command line (where ``ps`` and the shell history would show it), and only its
+scrypt hash is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_database, config_of
+from gateway.security.clients import ROLES, RegistrationError, credentials
+
+
+def register(commands: Any) -> None:
+    client = commands.add_parser("client", help="register, list, rotate and revoke API clients")
+    actions = client.add_subparsers(dest="action", required=True, parser_class=Parser)
+
+    add = actions.add_parser("add", help="register a client system")
+    add.add_argument("--id", required=True, help="the client id (iss/sub of its assertions)")
+    add.add_argument("--org", required=True, metavar="ORGANIZATION-ID", help="the Organization id it acts for")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=ROLES,
+        help="whom it may see: hospital (its organisation's records), elderly-care (the people it serves), "
+        "auditor (audit trails), operator (the platform's own integration: every organisation; register sparingly)",
+    )
+    add.add_argument(
+        "--scope", required=True, help='SMART v2 system scopes, e.g. "system/Patient.rs system/Encounter.cu"'
+    )
+    _add_credentials(add)
+    add_database(add)
+    add.set_defaults(run=run_add)
+
+    listing = actions.add_parser("list", help="list the registered clients")
+    add_database(listing)
+    listing.set_defaults(run=run_list)
+
+    rotate = actions.add_parser("rotate", help="replace a client's public keys or secret")
+    rotate.add_argument("--id", required=True)
+    _add_credentials(rotate)
+    add_database(rotate)
+    rotate.set_defaults(run=run_rotate)
+
+    revoke = actions.add_parser("revoke", help="revoke a client: its tokens stop working at once")
+    revoke.add_argument("--id", required=True)
+    add_database(revoke)
+    revoke.set_defaults(run=run_revoke)
+
+
+def _add_credentials(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--jwks", type=Path, metavar="FILE", help="JWK Set of the client's public keys (RS384/ES384)")
+    which.add_argument(
+        "--secret-file", type=Path, metavar="FILE", help="a file holding the client secret (development only)"
+    )
+
+
+def _read_credentials(args: argparse.Namespace) -> tuple[Any | None, str | None]:
+    try:
+        if args.jwks is not None:
+            return json.loads(args.jwks.read_text(encoding="utf-8")), None
+        return None, args.secret_file.read_text(encoding="utf-8").strip()
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--jwks {args.jwks}: not JSON: {exc}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from gateway.storage import open_store
+
+    return open_store(config_of(args).database_url)
+
+
+def run_add(args: argparse.Namespace, out: IO[str]) -> int:
+    jwks, secret = _read_credentials(args)
+    store = _store(args)
+    try:
+        added = _register(store, args, jwks, secret)
+    finally:
+        store.close()
+    if not added:
+        raise UsageError(f"client {args.id} is already registered (use `yiyang client rotate` for new credentials)")
+    out.write(f"client {args.id} registered: organisation {args.org}, role {args.role}\n")
+    return EXIT_OK
+
+
+def _register(store: Any, args: argparse.Namespace, jwks: Any | None, secret: str | None) -> bool:
+    from gateway.security import clients
+
+    try:
+        return clients.register(store, args.id, args.org, args.role, args.scope, jwks, secret)
+    except RegistrationError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def run_list(args: argparse.Namespace, out: IO[str]) -> int:
+    store = _store(args)
+    try:
+        with store.reading() as tx:
+            rows = tx.security.clients()
+    finally:
+        store.close()
+    out.write("id\torganization\trole\tstatus\tauth\tscopes\tcreated\trotated\n")
+    for row in rows:
+        method = "private_key_jwt" if row.jwks else "client_secret_basic"
+        fields = (row.id, row.organization, row.role, row.status, method, row.scopes, row.created, row.rotated or "-")
+        out.write("\t".join(fields) + "\n")
+    return EXIT_OK
+
+
+def run_rotate(args: argparse.Namespace, out: IO[str]) -> int:
+    jwks, secret = _read_credentials(args)
+    try:
+        keys, secret_hash = credentials(jwks, secret)
+    except RegistrationError as exc:
+        raise UsageError(str(exc)) from exc
+    store = _store(args)
+    try:
+        with store.transaction() as tx:
+            done = tx.security.rotate(args.id, keys, secret_hash)
+    finally:
+        store.close()
+    if not done:
+        out.write(f"no client {args.id}\n")
+        return EXIT_INVALID
+    out.write(f"client {args.id}: credentials replaced\n")
+    return EXIT_OK
+
+
+def run_revoke(args: argparse.Namespace, out: IO[str]) -> int:
+    store = _store(args)
+    try:
+        with store.transaction() as tx:
+            done = tx.security.revoke(args.id)
+    finally:
+        store.close()
+    if not done:
+        out.write(f"no client {args.id}\n")
+        return EXIT_INVALID
+    out.write(f"client {args.id} revoked: its tokens are refused from now on\n")
+    return EXIT_OK

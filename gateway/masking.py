@@ -1,0 +1,139 @@
+"""Masking of personal identifiers in text people read: logs, the audit trail's free text and
+the command line's output.
+
+Logs and terminal output are read over shoulders and pasted into tickets, and an audit trail is
+read by auditors who need to know *that* 张秀英's record was read, not her 身份证号.  What stays
+is enough to find the record again: the region and last four characters of an ID number, the
+operator prefix and last four digits of a mobile number, the family name.
+
+The matching is deliberately eager (an 18-digit run next to a letter is still masked, a 15-digit
+number is masked whatever it is): masking a number that was not an ID costs nothing, letting
+one through is the failure this module exists to prevent.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import IO, Any
+
+#: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
+#: of a longer run of digits
+ID_CARD = re.compile(r"(?<!\d)(\d{6})(\d{8})(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})(\d{6})(\d{3})(?!\d)")
+#: mainland mobile numbers (1[3-9] and 9 digits), with or without +86 / 0086, not inside a
+#: longer number
+MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+#: search parameters whose values are people's names (a chain or modifier may surround them)
+NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
+
+
+def mask_id_cards(text: str) -> str:
+    """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3."""
+    return ID_CARD.sub(_id_card, text)
+
+
+def _id_card(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + "*" * 8 + match.group(3)
+    return match.group(4) + "*" * 6 + match.group(6)
+
+
+def mask_phones(text: str) -> str:
+    """13800000001 → 138****0001."""
+    return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+
+
+def mask_text(text: str) -> str:
+    """Every 身份证号 and mobile number in free text (IDs first: a phone pattern never matches
+    inside a masked ID)."""
+    return mask_phones(mask_id_cards(text))
+
+
+def mask_name(name: str) -> str:
+    """张秀英 → 张**: the family name stays, the length of the given name does not."""
+    name = name.strip()
+    return f"{name[0]}**" if name else name
+
+
+def is_name_parameter(parameter: str) -> bool:
+    """Whether a search parameter's value is a person's name: ``name``, ``family:exact``,
+    ``subject:Patient.name`` …"""
+    last = parameter.rsplit(".", 1)[-1].split(":", 1)[0]
+    return last in NAME_PARAMETERS
+
+
+def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Search parameters as they may be recorded: names masked (the value is known to be a
+    name), identifiers and phones masked in every value."""
+    masked = []
+    for name, value in pairs:
+        if is_name_parameter(name):
+            value = ",".join(mask_name(part) for part in value.split(","))
+        masked.append((mask_text(name), mask_text(value)))
+    return masked
+
+
+class MaskingFilter(logging.Filter):
+    """Masks 身份证号 and phones in a log record's message and exception text.
+
+    The record is formatted here once (``msg % args``) and replaced by its masked text, so no
+    handler or formatter later sees the raw arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is the logger's problem, not ours
+            return True
+        record.msg, record.args = mask_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
+        return True
+
+
+#: loggers whose records are masked: ours, the servers that log request lines
+MASKED_LOGGERS = ("yiyang", "gateway", "gunicorn", "werkzeug")
+_installed: list[Any] = []
+
+
+def install_log_masking() -> None:
+    """Mask every record of the gateway's loggers, whichever handler writes it.
+
+    A filter on a logger sees only records logged on that very logger, and a filter on a
+    handler misses handlers added later (gunicorn adds its own); the record factory sees every
+    record when it is made, so the filter is applied there.  Installing twice is harmless."""
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+    masking = MaskingFilter()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.split(".", 1)[0] in MASKED_LOGGERS:
+            masking.filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _installed.append(factory)
+
+
+class MaskingWriter:
+    """A text stream that masks 身份证号 and phones in what is written through it: the
+    command line's output unless ``--reveal`` asks for it in full."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def write(self, text: str) -> int:
+        return self.out.write(mask_text(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty … of the real stream
+        return getattr(self.out, name)
+
+
+def masked_unless(reveal: bool, out: IO[str]) -> IO[str]:
+    """``out`` itself when the operator asked to see identifiers in full, else masked."""
+    return out if reveal else MaskingWriter(out)  # type: ignore[return-value]

@@ -1,0 +1,214 @@
+"""SMART App Launch v2 system scopes, and which of them each interaction needs.
+
+A backend client holds scopes such as ``system/Patient.rs`` or ``system/*.cruds``: a resource
+type (or ``*``) and a subset of the permissions c(reate) r(ead) u(pdate) d(elete) s(earch),
+written in that order.  SMART v1 scopes (``system/Patient.read``, ``.write``, ``.*``) are still
+sent by older clients; they are translated to v2 on parsing so the rest of the gateway knows one
+form.  Granular v2 scopes with a query (``system/Observation.rs?category=…``) are refused: the
+gateway could not honour the filter, and a scope it silently widened would be worse than none.
+
+The decision which permissions an interaction needs lives in one table, :data:`RULES`, keyed by
+the API's endpoint names (plain strings: no Flask here).  The API's ``before_request`` hook looks
+the matched endpoint up and asks :meth:`Grants.missing`; Bundles ask per entry
+(:func:`bundle_entry_needs`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+#: the SMART v2 permissions, in the order a scope must write them
+PERMISSIONS = "cruds"
+#: SMART v1 permission words → v2 permissions
+V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+_SCOPE = re.compile(r"system/(?P<kind>\*|[A-Z][A-Za-z]{1,63})\.(?P<permissions>[a-z]+|\*)")
+
+
+class ScopeError(ValueError):
+    """A scope the gateway does not understand; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One system scope: a resource type (or ``*``) and its permissions, in ``cruds`` order."""
+
+    kind: str
+    permissions: str
+
+    def __str__(self) -> str:
+        return f"system/{self.kind}.{self.permissions}"
+
+    def covers(self, kind: str, permission: str) -> bool:
+        return (self.kind == "*" or self.kind == kind) and permission in self.permissions
+
+
+def parse_scope(text: str) -> Scope:
+    """``system/Patient.rs`` (v2) or ``system/Patient.read`` (v1) → a v2 Scope; anything else
+    (patient/ and user/ scopes, launch scopes, granular queries, permissions out of order) is a
+    ScopeError, so a registration typo is caught instead of silently granting nothing."""
+    found = _SCOPE.fullmatch(text.strip())
+    if found is None:
+        raise ScopeError(f"not a SMART system scope: {text!r} (expected e.g. system/Patient.rs)")
+    kind, permissions = found["kind"], found["permissions"]
+    if permissions in V1:
+        return Scope(kind, V1[permissions])
+    ordered = "".join(p for p in PERMISSIONS if p in permissions)
+    if ordered != permissions or not permissions:
+        raise ScopeError(f"permissions of {text!r} must be a subset of 'cruds' in that order")
+    return Scope(kind, permissions)
+
+
+def parse_scopes(text: str | Iterable[str]) -> list[Scope]:
+    """A space-separated scope string (or its words) → scopes; every word must parse."""
+    words = text.split() if isinstance(text, str) else [w for item in text for w in item.split()]
+    return [parse_scope(word) for word in words]
+
+
+def grant(requested: Iterable[Scope], registered: Iterable[Scope]) -> list[Scope]:
+    """What a token may carry: the requested scopes narrowed to what the client is registered
+    for (``system/*.rs`` asked by a client registered for ``system/Patient.cruds`` gets
+    ``system/Patient.rs``).  Empty when nothing overlaps — the caller answers invalid_scope."""
+    registered = list(registered)
+    granted: list[Scope] = []
+    for asked in requested:
+        for allowed in registered:
+            if asked.kind != "*" and allowed.kind != "*" and asked.kind != allowed.kind:
+                continue
+            kind = allowed.kind if asked.kind == "*" else asked.kind
+            permissions = "".join(p for p in PERMISSIONS if p in asked.permissions and p in allowed.permissions)
+            if permissions and Scope(kind, permissions) not in granted:
+                granted.append(Scope(kind, permissions))
+    return granted
+
+
+class Grants:
+    """The scopes one token carries, asked per (type, permission)."""
+
+    def __init__(self, scopes: Iterable[str | Scope]) -> None:
+        self.scopes = [s if isinstance(s, Scope) else parse_scope(s) for s in scopes]
+
+    def allows(self, kind: str, permission: str) -> bool:
+        return any(scope.covers(kind, permission) for scope in self.scopes)
+
+    def allows_all(self, kind: str, permissions: str) -> bool:
+        return all(self.allows(kind, p) for p in permissions)
+
+    def missing(self, needs: Iterable[tuple[str, str]]) -> str | None:
+        """The scope that would be needed, as a 403 names it (``system/Patient.s``), or None
+        when every (type, permissions) need is granted.  ``*`` as type needs a ``*`` scope."""
+        for kind, permissions in needs:
+            lacking = "".join(p for p in permissions if not self.allows(kind, p))
+            if lacking:
+                return f"system/{kind}.{lacking}"
+        return None
+
+
+# -- which interaction needs what ------------------------------------------------------------
+#: the URL's resource type (the ``kind`` view argument)
+KIND = "{kind}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What one endpoint needs: permissions on a type (``{kind}``: the URL's; ``*``: every type).
+
+    ``conditional`` is added when the request carries search criteria (a conditional create's
+    If-None-Exist): a condition reveals what matches, so it needs search too.  ``per_type``
+    marks endpoints whose answer spans types the request names (``_type``): each named type
+    needs ``per_type`` as well.  An empty ``permissions`` means authentication is enough."""
+
+    kind: str
+    permissions: str
+    conditional: str = ""
+    per_type: str = ""
+
+
+#: endpoint → rule.  Endpoints missing here need ``system/*.cruds`` (fail closed), so a route
+#: added without a rule is usable only by an all-powerful client until someone decides.
+RULES: dict[str, Rule] = {
+    # whole system
+    "fhir.system_history": Rule("*", "s"),
+    "fhir.transaction_or_batch": Rule("*", ""),  # each entry is checked on its own
+    "fhir.ingest": Rule("*", "cu"),  # a legacy file may write any type
+    # types
+    "fhir.search": Rule(KIND, "s"),
+    "fhir.create": Rule(KIND, "c", conditional="s"),
+    "fhir.conditional_update": Rule(KIND, "us"),
+    "fhir.conditional_delete": Rule(KIND, "ds"),
+    "fhir.type_history": Rule(KIND, "s"),
+    # $validate stores nothing and reads nothing: any authenticated client may check a resource
+    "fhir.validate_type": Rule(KIND, ""),
+    # instances
+    "fhir.read": Rule(KIND, "r"),
+    "fhir.vread": Rule(KIND, "r"),
+    "fhir.instance_history": Rule(KIND, "r"),
+    "fhir.update": Rule(KIND, "u"),
+    "fhir.patch": Rule(KIND, "u"),
+    "fhir.delete": Rule(KIND, "d"),
+    "fhir.validate_instance": Rule(KIND, ""),
+    # the Patient and whatever of its compartment the token may search (the rest is left out)
+    "fhir.everything": Rule("Patient", "r"),
+    # Bulk Data: without _type a system export spans every type; Patient and Group exports
+    # without _type need every type too, because the compartment holds most of them
+    "bulk.export_system": Rule("*", "rs", per_type="rs"),
+    "bulk.export_patients": Rule("Patient", "rs", per_type="rs"),
+    "bulk.export_group": Rule("Group", "rs", per_type="rs"),
+    # status, cancel and files of a job: the kick-off was checked; the job id is the capability
+    "bulk.export_status": Rule("*", ""),
+    "bulk.export_cancel": Rule("*", ""),
+    "bulk.export_file": Rule("*", ""),
+    # the audit trail (gateway/api/audit.py): read-only, its writes answer 405 to anyone
+    "audit.search": Rule("AuditEvent", "s"),
+    "audit.read": Rule("AuditEvent", "r"),
+    "audit.refuse": Rule("AuditEvent", ""),
+}
+#: endpoints open to anyone: the CapabilityStatement, SMART discovery, the token endpoint
+PUBLIC = frozenset({"fhir.metadata", "auth.smart_configuration", "auth.token"})
+#: what an endpoint without a rule needs
+UNKNOWN = Rule("*", PERMISSIONS)
+
+
+def needs(
+    endpoint: str, view_args: Mapping[str, str], conditional: bool = False, types: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """The (type, permissions) pairs a request to ``endpoint`` needs.  ``types`` are the
+    ``_type`` values of an export: each needs the rule's ``per_type``; an export without them
+    spans every type (``*``)."""
+    rule = RULES.get(endpoint, UNKNOWN)
+    kind = view_args.get("kind", "*") if rule.kind == KIND else rule.kind
+    permissions = rule.permissions + (rule.conditional if conditional else "")
+    found = [(kind, "".join(p for p in PERMISSIONS if p in permissions))] if permissions else []
+    if rule.per_type:
+        named = [t for t in types if t]
+        found += [(t, rule.per_type) for t in named] if named else [("*", rule.per_type)]
+    return found
+
+
+def search_needs(kind: str, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Search on ``kind`` and on every type an ``_include``/``_revinclude`` would add: a
+    ``_revinclude=Observation:subject`` adds Observations, an ``_include=Encounter:subject:Patient``
+    adds Patients.  An ``_include`` that names no target type may add any type, so it needs
+    ``*`` (name the target to include with narrower scopes)."""
+    found = [(kind, "s")]
+    for name, value in pairs:
+        parts = value.split(":")
+        if name.startswith("_revinclude") and parts[0] not in ("", "*"):
+            found.append((parts[0], "s"))
+        elif name.startswith("_revinclude") or name.startswith("_include"):
+            target = parts[2] if len(parts) > 2 and name.startswith("_include") else "*"
+            found.append((target or "*", "s"))
+    return found
+
+
+def bundle_entry_needs(method: str, kind: str, resource_id: str | None, criteria: str | None) -> tuple[str, str]:
+    """What one Bundle entry needs, as the same interaction sent alone would."""
+    conditional = "s" if criteria else ""
+    if method == "POST":
+        return kind, "c" + conditional
+    if method in ("PUT", "PATCH"):
+        return kind, "u" + conditional
+    if method == "DELETE":
+        return kind, "d" + conditional
+    return kind, "r" if resource_id and not criteria else "s"

@@ -1,0 +1,204 @@
+"""The token endpoint's decisions and the check of every bearer token (no HTTP here).
+
+SMART Backend Services: a client sends ``grant_type=client_credentials`` with a JWT assertion it
+signed with its private key (``private_key_jwt``, RS384/ES384; ``iss`` = ``sub`` = its id,
+``aud`` = the token endpoint, ``exp`` at most five minutes ahead, a ``jti`` never used before),
+or, in development only, its id and secret (``client_secret_basic``).  It gets an access token
+valid five minutes: an HS256 JWT signed with a key kept in the store, so any worker accepts a
+token any other issued.  Every request re-reads the client's status, so revoking a client stops
+its tokens at once instead of when they expire.  All JOSE work is pyjwt's.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from gateway.config import Config
+from gateway.security.clients import ASSERTION_ALGORITHMS, verify_secret
+from gateway.security.principal import Principal
+from gateway.security.scopes import ScopeError, grant, parse_scopes
+from gateway.storage.security_tables import ClientRow
+from gateway.storage.store import Store
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#: lifetime of an access token, and the longest an assertion may be valid ahead
+TOKEN_SECONDS = 300
+MAX_ASSERTION_SECONDS = 300
+#: clock skew tolerated between the client and the gateway
+LEEWAY_SECONDS = 30
+ACCESS_ALGORITHM = "HS256"
+_KEY_NAME = "access-token-hs256"
+
+
+class OAuthError(Exception):
+    """A refused token request: the OAuth ``error`` code, its HTTP status and a catalogued
+    message for ``error_description``."""
+
+    def __init__(self, error: str, message_id: str, status: int = 400, **params: Any) -> None:
+        super().__init__(f"{error}: {message_id} {params}")
+        self.error, self.message_id, self.status, self.params = error, message_id, status, params
+
+
+class Unauthenticated(Exception):
+    """A bearer token that does not authenticate (absent, malformed, expired, revoked client)."""
+
+    def __init__(self, message_id: str, **params: Any) -> None:
+        super().__init__(message_id)
+        self.message_id, self.params = message_id, params
+
+
+class Authority:
+    """Issues access tokens and turns them back into principals, for one store and config."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self._key: bytes | None = None
+
+    @property
+    def auth_methods(self) -> list[str]:
+        return ["private_key_jwt"] + (["client_secret_basic"] if self.config.allow_client_secret else [])
+
+    def key(self) -> bytes:
+        """The shared HS256 key, created in the store by whichever worker asks first."""
+        if self._key is None:
+            with self.store.transaction() as tx:
+                self._key = tx.security.server_key(_KEY_NAME, secrets.token_urlsafe(48)).encode()
+        return self._key
+
+    # -- the token endpoint ------------------------------------------------------------------
+    def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
+        """The token response for a form-encoded request (and its HTTP Basic credentials)."""
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise OAuthError("invalid_request", "auth.missing-parameter", name="grant_type")
+        if grant_type != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "auth.unsupported-grant-type", grant_type=grant_type)
+        assertion = form.get("client_assertion")
+        if assertion and basic:
+            raise OAuthError("invalid_request", "auth.two-methods")
+        if assertion:
+            if form.get("client_assertion_type") != ASSERTION_TYPE:
+                raise OAuthError("invalid_client", "auth.assertion-type", 401, expected=ASSERTION_TYPE)
+            client = self._asserted_client(assertion)
+        elif basic:
+            client = self._secret_client(*basic)
+        else:
+            raise OAuthError("invalid_client", "auth.no-credentials", 401)
+        try:
+            requested = parse_scopes(form.get("scope", ""))
+        except ScopeError as exc:
+            raise OAuthError("invalid_scope", "auth.bad-scope", detail=str(exc)) from exc
+        if not requested:
+            raise OAuthError("invalid_scope", "auth.missing-parameter", name="scope")
+        granted = " ".join(str(s) for s in grant(requested, parse_scopes(client.scopes)))
+        if not granted:
+            raise OAuthError("invalid_scope", "auth.scope-not-registered", scope=form.get("scope", ""))
+        now = int(time.time())
+        claims = {
+            "iss": self.config.token_url,
+            "aud": self.config.base_url,
+            "sub": client.id,
+            "org": client.organization,
+            "role": client.role,
+            "scope": granted,
+            "iat": now,
+            "exp": now + TOKEN_SECONDS,
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, self.key(), algorithm=ACCESS_ALGORITHM)
+        return {"access_token": token, "token_type": "bearer", "expires_in": TOKEN_SECONDS, "scope": granted}
+
+    def _active(self, client_id: str) -> ClientRow:
+        with self.store.reading() as tx:
+            client = tx.security.client(client_id)
+        if client is None or client.status != "active":
+            raise OAuthError("invalid_client", "auth.unknown-client", 401, client=client_id)
+        return client
+
+    def _secret_client(self, client_id: str, secret: str) -> ClientRow:
+        if not self.config.allow_client_secret:
+            raise OAuthError("invalid_client", "auth.secret-disabled", 401)
+        client = self._active(client_id)
+        if not verify_secret(secret, client.secret_hash):
+            raise OAuthError("invalid_client", "auth.bad-secret", 401, client=client_id)
+        return client
+
+    def _asserted_client(self, assertion: str) -> ClientRow:
+        """The client whose registered key signed this assertion, once every claim is right
+        and its jti is recorded as used."""
+        try:
+            header = jwt.get_unverified_header(assertion)
+            unverified = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise OAuthError("invalid_client", "auth.assertion-invalid", 401, detail=str(exc)) from exc
+        algorithm = header.get("alg")
+        if algorithm not in ASSERTION_ALGORITHMS:
+            raise OAuthError("invalid_client", "auth.assertion-algorithm", 401, alg=algorithm)
+        client_id = unverified.get("iss")
+        if not isinstance(client_id, str) or unverified.get("sub") != client_id:
+            raise OAuthError("invalid_client", "auth.assertion-issuer", 401)
+        client = self._active(client_id)
+        claims = self._verified(assertion, algorithm, header.get("kid"), client)
+        if claims["exp"] > time.time() + MAX_ASSERTION_SECONDS + LEEWAY_SECONDS:
+            raise OAuthError("invalid_client", "auth.assertion-too-long", 401, limit=MAX_ASSERTION_SECONDS)
+        with self.store.transaction() as tx:
+            fresh = tx.security.use_assertion(client_id, str(claims["jti"]), float(claims["exp"]))
+        if not fresh:
+            raise OAuthError("invalid_client", "auth.assertion-replayed", 401, jti=claims["jti"])
+        return client
+
+    def _verified(self, assertion: str, algorithm: str, kid: Any, client: ClientRow) -> dict[str, Any]:
+        keys = [k for k in (client.jwks or {}).get("keys", []) if kid is None or k.get("kid") == kid]
+        for jwk in keys:
+            try:
+                key = jwt.PyJWK(jwk, algorithm)
+            except jwt.PyJWTError:
+                continue  # a key of another type than the assertion's algorithm
+            try:
+                return jwt.decode(
+                    assertion,
+                    key.key,
+                    algorithms=[algorithm],
+                    audience=self.config.token_url,
+                    issuer=client.id,
+                    leeway=LEEWAY_SECONDS,
+                    options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+                )
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.ExpiredSignatureError as exc:
+                raise OAuthError("invalid_client", "auth.assertion-expired", 401) from exc
+            except jwt.InvalidAudienceError as exc:
+                raise OAuthError("invalid_client", "auth.assertion-audience", 401, aud=self.config.token_url) from exc
+            except jwt.PyJWTError as exc:
+                raise OAuthError("invalid_client", "auth.assertion-invalid", 401, detail=str(exc)) from exc
+        raise OAuthError("invalid_client", "auth.assertion-signature", 401, client=client.id)
+
+    # -- every request -----------------------------------------------------------------------
+    def principal(self, token: str) -> Principal:
+        """The principal of a valid access token whose client is still active."""
+        try:
+            claims = jwt.decode(
+                token,
+                self.key(),
+                algorithms=[ACCESS_ALGORITHM],
+                audience=self.config.base_url,
+                issuer=self.config.token_url,
+                options={"require": ["sub", "exp", "scope", "org", "role"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("http.token-expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("http.token-invalid") from exc
+        with self.store.reading() as tx:
+            status = tx.security.client_status(claims["sub"])
+        if status != "active":
+            raise Unauthenticated("http.client-revoked", client=claims["sub"])
+        return Principal(claims["sub"], claims["org"], frozenset(claims["scope"].split()), claims["role"])

@@ -1,0 +1,141 @@
+"""The audit trail's table (see migrations/0005_audit.sql): appended in chained batches, read
+by the API and walked by ``yiyang audit verify``.
+
+The chain rule (what is hashed) lives in ``gateway/security/audit.py``; this module only reads
+and writes rows, and is handed the hashing function so that the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from gateway.storage.store import Executor
+
+T = TypeVar("T")
+
+#: the name of the lock that makes appends one line across processes
+CHAIN_LOCK = "audit-chain"
+
+
+#: what a sealing function makes of one event at its place in the chain: (recorded, agent,
+#: outcome, entity types, entities, canonical JSON, hash)
+Sealed = tuple[str, str, str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    seq: int
+    recorded: str
+    agent: str
+    outcome: str
+    entity_types: str
+    entities: str
+    prev_hash: str
+    hash: str
+    #: the canonical JSON text that was hashed
+    event: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """What an auditor's search asks for; every field narrows, None means any."""
+
+    recorded_from: str | None = None  # inclusive
+    recorded_before: str | None = None  # exclusive
+    agent: str | None = None
+    entity_type: str | None = None
+    entity: str | None = None
+    outcome: str | None = None
+    newest_first: bool = False
+    count: int = 20
+    offset: int = 0
+
+
+class AuditEvents:
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last event, (0, "") for an empty trail."""
+        row = self.sql.one("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1")
+        return (int(row[0]), row[1]) if row else (0, "")
+
+    def append(self, events: Sequence[T], seal: Callable[[int, str, T], Sealed]) -> int:
+        """Append events after the current head: ``seal(seq, prev_hash, event)`` gives each its
+        place (its id is its seq) and its row.  The caller holds the transaction's chain lock;
+        returns the last seq written."""
+        seq, prev = self.head()
+        rows = []
+        for event in events:
+            seq += 1
+            recorded, agent, outcome, types, entities, text, digest = seal(seq, prev, event)
+            rows.append((seq, recorded, agent, outcome, types, entities, prev, digest, text))
+            prev = digest
+        self.sql.executemany(
+            "INSERT INTO audit_event (seq, recorded, agent, outcome, entity_types, entities, prev_hash, hash, event) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return seq
+
+    def walk(self, batch: int = 1000) -> Iterator[AuditRow]:
+        """Every event in chain order, fetched in batches so a long trail is verified in
+        bounded memory."""
+        after = 0
+        while True:
+            rows = self.sql.all(
+                "SELECT seq, recorded, agent, outcome, entity_types, entities, prev_hash, hash, event "
+                "FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, batch),
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield AuditRow(int(row[0]), *row[1:])
+            after = int(rows[-1][0])
+
+    def get(self, seq: int) -> str | None:
+        """The canonical JSON of one event."""
+        row = self.sql.one("SELECT event FROM audit_event WHERE seq = ?", (seq,))
+        return row[0] if row else None
+
+    def search(self, query: AuditQuery) -> tuple[list[str], int]:
+        """(the page's events as canonical JSON, how many match in all)."""
+        where, params = [], []
+        if query.recorded_from is not None:
+            where.append("recorded >= ?")
+            params.append(query.recorded_from)
+        if query.recorded_before is not None:
+            where.append("recorded < ?")
+            params.append(query.recorded_before)
+        if query.agent is not None:
+            where.append("agent = ?")
+            params.append(query.agent)
+        if query.outcome is not None:
+            where.append("outcome = ?")
+            params.append(query.outcome)
+        if query.entity_type is not None:
+            where.append("entity_types LIKE ?")
+            params.append(f"% {_literal(query.entity_type)} %")
+        if query.entity is not None:
+            where.append("entities LIKE ?")
+            params.append(f"% {_literal(query.entity)} %")
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        total = int(self.sql.one(f"SELECT COUNT(*) FROM audit_event{clause}", params)[0])
+        order = "DESC" if query.newest_first else "ASC"
+        rows = self.sql.all(
+            f"SELECT event FROM audit_event{clause} ORDER BY seq {order} LIMIT ? OFFSET ?",
+            [*params, query.count, query.offset],
+        )
+        return [row[0] for row in rows], total
+
+    def count(self) -> int:
+        return int(self.sql.one("SELECT COUNT(*) FROM audit_event")[0])
+
+
+def _literal(value: str) -> str:
+    """A value matched literally inside LIKE: the wildcards cannot appear in a type or a
+    reference, so a value carrying them matches nothing instead of everything."""
+    return value if not any(c in value for c in "%_ ") else "\x00"

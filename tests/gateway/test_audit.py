@@ -1,0 +1,321 @@
+"""The audit trail: every request leaves an AuditEvent, the chain proves nothing was edited,
+deleted or inserted, auditors search it through the API, and personal identifiers are masked
+in its free text, in logs and in the command line's output."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.cli import main
+from gateway.masking import install_log_masking, mask_name, mask_query, mask_text
+from gateway.security.audit import AuditTrail, RequestFacts, build_event, outcome_code, verify
+from gateway.security.principal import Principal
+from gateway.storage import open_store
+from gateway.storage.store import Store
+from tests.conftest import Api
+
+HIS = Principal("his", "city-hospital", frozenset({"system/*.cruds"}), "hospital")
+ID_CARD = "410105194912310020"
+
+
+def facts(index: int = 0, **changes: Any) -> RequestFacts:
+    found = RequestFacts(
+        method="GET",
+        path=f"/fhir/Patient/p{index}",
+        endpoint="fhir.read",
+        view_args={"kind": "Patient", "resource_id": f"p{index}"},
+        query=[],
+        status=200,
+        remote_addr="10.0.0.7",
+        principal=HIS,
+    )
+    for name, value in changes.items():
+        setattr(found, name, value)
+    return found
+
+
+def appended(store: Store, count: int) -> None:
+    trail = AuditTrail(store)
+    for index in range(count):
+        trail.record(build_event(facts(index)))
+    trail.close()
+
+
+def tamper(database_url: str, statement: str) -> None:
+    """Change the table behind the gateway's back, as someone with file or SQL access could."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
+            connection.execute(statement)
+        return
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def verified(capsys: pytest.CaptureFixture[str], database_url: str) -> tuple[int, str]:
+    code = main(["audit", "verify", "--database", database_url])
+    return code, capsys.readouterr().out
+
+
+# -- the chain ---------------------------------------------------------------------------------------
+def test_a_chain_of_appended_events_verifies(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended(store, 5)
+    appended(store, 3)  # a second worker's batch continues the same chain
+    code, out = verified(capsys, database_url)
+    assert (code, out.startswith("audit trail intact: 8 events, 20")) == (0, True), out
+
+
+def test_an_empty_trail_verifies(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert verified(capsys, database_url) == (0, "audit trail intact: no events\n")
+
+
+def test_an_edited_event_is_detected_naming_its_seq(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended(store, 6)
+    tamper(
+        database_url,
+        """UPDATE audit_event SET event = replace(event, '"outcome":"0"', '"outcome":"4"') WHERE seq = 4""",
+    )
+    code, out = verified(capsys, database_url)
+    assert (code, "seq 4:" in out, "edited" in out) == (1, True, True), out
+
+
+def test_an_edit_rehashed_by_the_tamperer_breaks_the_next_link(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended(store, 6)
+    tamper(database_url, "UPDATE audit_event SET hash = 'f00d' WHERE seq = 2")
+    code, out = verified(capsys, database_url)
+    assert (code, "seq 2:" in out) == (1, True), out  # its own hash no longer matches
+    tamper(database_url, "UPDATE audit_event SET hash = (SELECT hash FROM audit_event WHERE seq = 5) WHERE seq = 2")
+    assert verified(capsys, database_url)[0] == 1
+
+
+def test_a_deleted_event_is_detected(store: Store, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    appended(store, 6)
+    tamper(database_url, "DELETE FROM audit_event WHERE seq = 3")
+    code, out = verified(capsys, database_url)
+    assert (code, "seq 3 is missing" in out) == (1, True), out
+
+
+def test_an_inserted_event_is_detected(store: Store, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    appended(store, 3)
+    tamper(
+        database_url,
+        "INSERT INTO audit_event (seq, recorded, agent, outcome, entity_types, entities, prev_hash, hash, event) "
+        "SELECT 4, recorded, agent, outcome, entity_types, entities, hash, hash, event FROM audit_event WHERE seq = 3",
+    )
+    code, out = verified(capsys, database_url)
+    assert (code, "seq 4:" in out) == (1, True), out
+
+
+def test_a_search_column_edited_to_hide_an_event_is_detected(store: Store) -> None:
+    appended(store, 2)
+    with store.transaction() as tx:
+        tx.sql.execute("UPDATE audit_event SET agent = 'someone-else' WHERE seq = 2")
+    verdict = verify(store)
+    assert (verdict.broken_seq, verdict.problem) == (2, "the agent column differs from the event (edited)")
+
+
+def test_workers_appending_at_once_keep_one_chain(database_url: str, store: Store) -> None:
+    """Two worker processes' buffers flushing concurrently (each its own store, as each worker
+    opens its own) still form one linear chain."""
+    others = [open_store(database_url) for _ in range(2)]
+    trails = [AuditTrail(other, interval=0.01, batch=5) for other in others]
+
+    def work(trail: AuditTrail) -> None:
+        for index in range(60):
+            trail.record(build_event(facts(index)))
+            if index % 7 == 0:
+                time.sleep(0.005)
+
+    threads = [threading.Thread(target=work, args=(trail,)) for trail in trails]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for trail in trails:
+        trail.close()
+    for other in others:
+        other.close()
+    verdict = verify(store)
+    assert (verdict.intact, verdict.events) == (True, 120)
+
+
+def test_a_failed_append_keeps_the_events_for_the_next_flush(store: Store) -> None:
+    class Broken:
+        def transaction(self) -> Any:
+            raise OSError("store down")
+
+    trail = AuditTrail(Broken())  # type: ignore[arg-type]
+    trail.record(build_event(facts()))
+    assert (trail.flush(), trail.pending()) == (0, 1)
+    trail.store = store
+    assert (trail.flush(), trail.pending()) == (1, 0)
+
+
+# -- the event ------------------------------------------------------------------------------------
+def test_a_refused_anonymous_request_records_the_reason() -> None:
+    event = build_event(
+        facts(principal=None, status=401, reason="http.unauthorized 需要访问令牌", endpoint="fhir.read")
+    )
+    assert event["agent"][0]["who"] == {"display": "anonymous"}
+    assert (event["outcome"], event["outcomeDesc"]) == ("4", "HTTP 401: http.unauthorized 需要访问令牌")
+    assert event["entity"][0]["what"] == {"reference": "Patient/p0"}
+
+
+def test_a_search_is_recorded_with_its_query_masked() -> None:
+    query = [("name", "张秀英"), ("identifier", f"urn:oid:2.16.156.10011.1.3|{ID_CARD}"), ("telecom", "13800000001")]
+    event = build_event(facts(endpoint="fhir.search", view_args={"kind": "Patient"}, query=query, path="/fhir/Patient"))
+    entity = event["entity"][0]
+    assert entity["description"] == (
+        "GET /fhir/Patient?name=张**&identifier=urn:oid:2.16.156.10011.1.3|410105********0020&telecom=138****0001"
+    )
+    assert event["subtype"][0]["code"] == "search-type"
+    assert event["agent"][1]["who"] == {"reference": "Organization/city-hospital"}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "code", "action"),
+    [
+        ("fhir.read", "read", "R"),
+        ("fhir.vread", "vread", "R"),
+        ("fhir.create", "create", "C"),
+        ("fhir.update", "update", "U"),
+        ("fhir.patch", "patch", "U"),
+        ("fhir.delete", "delete", "D"),
+        ("fhir.type_history", "history-type", "R"),
+        ("fhir.everything", "operation", "E"),
+    ],
+)
+def test_each_interaction_has_its_restful_interaction_code(endpoint: str, code: str, action: str) -> None:
+    event = build_event(facts(endpoint=endpoint))
+    assert (event["type"]["code"], event["subtype"][0]["code"], event["action"]) == ("rest", code, action)
+
+
+def test_a_transaction_bundle_and_an_operation_are_named() -> None:
+    bundle = build_event(facts(endpoint="fhir.transaction_or_batch", view_args={}, bundle_type="batch", method="POST"))
+    assert bundle["subtype"][0]["code"] == "batch"
+    operation = build_event(facts(endpoint="fhir.everything", view_args={"resource_id": "p1"}))
+    assert [c["code"] for c in operation["subtype"]] == ["operation", "$everything"]
+    assert operation["entity"][0]["what"] == {"reference": "Patient/p1"}
+
+
+@pytest.mark.parametrize(("status", "code"), [(200, "0"), (201, "0"), (304, "0"), (403, "4"), (500, "8"), (503, "12")])
+def test_outcome_codes_follow_the_http_status(status: int, code: str) -> None:
+    assert outcome_code(status) == code
+
+
+# -- masking --------------------------------------------------------------------------------------
+def test_identifiers_phones_and_names_are_masked() -> None:
+    assert mask_text(f"身份证{ID_CARD}，电话 13800000001") == "身份证410105********0020，电话 138****0001"
+    assert mask_text("旧证 410105491231002 新证 11010519630402991X") == "旧证 410105******002 新证 110105********991X"
+    assert mask_text("+86 138-0000-0001") == "+86 138****0001"
+    assert mask_text("医保人员编号 41112357174961943107") == "医保人员编号 41112357174961943107"  # 20 digits: no ID
+    assert (mask_name("张秀英"), mask_name("李四")) == ("张**", "李**")
+    assert mask_query([("subject:Patient.name:contains", "王小明"), ("birthdate", "ge1949")]) == [
+        ("subject:Patient.name:contains", "王**"),
+        ("birthdate", "ge1949"),
+    ]
+
+
+ID_LIKE = st.from_regex(r"\A[1-9]\d{16}[0-9X]\Z")
+#: text around the ID: anything but a digit right beside it (digits would make it another number)
+AROUND = st.text(max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ID_LIKE, AROUND, AROUND)
+def test_no_id_card_number_survives_masking(id_card: str, before: str, after: str) -> None:
+    before = before + "x" if before[-1:].isdigit() else before
+    after = "x" + after if after[:1].isdigit() else after
+    masked = mask_text(before + id_card + after)
+    assert id_card not in masked
+    assert id_card[:6] + "*" * 8 + id_card[-4:] in masked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A1[3-9]\d{9}\Z"), AROUND)
+def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
+    before = before + " " if before[-1:].isdigit() else before
+    assert phone not in mask_text(before + phone)
+
+
+def test_log_records_of_the_gateway_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="yiyang.test"):
+        logging.getLogger("yiyang.test").info("merged %s (phone %s)", ID_CARD, "13912345678")
+    assert caplog.records[-1].getMessage() == "merged 410105********0020 (phone 139****5678)"
+
+
+def test_demo_style_output_is_masked_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
+    main(["mappings", "explain", "community-health", str(sample), "--record", "row 14"])
+    masked = capsys.readouterr().out
+    main(["mappings", "explain", "community-health", str(sample), "--record", "row 14", "--reveal"])
+    revealed = capsys.readouterr().out
+    assert ("110105********9910" in masked, "110105196304029910" in revealed) == (True, True)
+
+
+# -- against a real server ---------------------------------------------------------------------------
+def audit_events(api: Api, query: str, wanted: int = 1) -> list[dict[str, Any]]:
+    """The AuditEvents matching ``query``, waiting for the workers' buffers (≤ 200 ms each)."""
+    deadline = time.monotonic() + 10
+    while True:
+        answer = api.get(f"{api.base}/AuditEvent?{query}", timeout=60)
+        assert answer.status_code == 200, answer.text
+        found = [entry["resource"] for entry in answer.json().get("entry", [])]
+        if len(found) >= wanted or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def test_a_request_leaves_an_audit_event_auditors_can_read(api: Api) -> None:
+    marker = f"王{int(time.time() * 1000) % 100000}"
+    assert api.get(f"{api.base}/Patient", params={"name": marker, "telecom": "13800000001"}, timeout=60).ok
+    events = audit_events(api, "agent=test-admin&entity-type=Patient&outcome=0&_count=1000&date=ge2020-01-01")
+    searches = [e for e in events if "name=王**&telecom=138****0001" in e["entity"][0].get("description", "")]
+    assert searches, events[-3:]
+    event = searches[-1]
+    assert event["agent"][0]["who"]["identifier"]["value"] == "test-admin"
+    assert event["agent"][1]["who"]["reference"].startswith("Organization/")
+    assert (event["outcome"], event["subtype"][0]["code"]) == ("0", "search-type")
+    assert marker not in str(event)
+    one = api.get(f"{api.base}/AuditEvent/{event['id']}", timeout=60)
+    assert (one.status_code, one.json()) == (200, event)
+
+
+def test_a_refused_request_is_recorded_as_anonymous(api: Api) -> None:
+    assert requests.get(f"{api.base}/Patient/nobody", timeout=60).status_code == 401
+    events = audit_events(api, "agent=anonymous&outcome=4&entity=Patient/nobody")
+    assert events and events[-1]["outcomeDesc"].startswith("HTTP 401")
+
+
+def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
+    event = {"resourceType": "AuditEvent", "id": "forged"}
+    for method, path in [("POST", "AuditEvent"), ("PUT", "AuditEvent/forged"), ("DELETE", "AuditEvent/forged")]:
+        answer = api.request(
+            method, f"{api.base}/{path}", json=event, headers={"Content-Type": "application/fhir+json"}
+        )
+        assert (method, answer.status_code, answer.json()["resourceType"]) == (method, 405, "OperationOutcome")
+    assert api.get(f"{api.base}/AuditEvent/forged", timeout=60).status_code == 404
+
+
+def test_an_unknown_audit_search_parameter_is_refused(api: Api) -> None:
+    assert api.get(f"{api.base}/AuditEvent?patient=Patient/1", timeout=60).status_code == 400

@@ -1,0 +1,204 @@
+"""Authentication and scopes against a real running server (both databases): SMART Backend
+Services tokens, refused assertions, revoked clients, scopes, rate limits and headers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from gateway.cli import main
+from tests.conftest import ALL_SCOPES, Api, Served, add_client, assertion, request_token, running_server
+
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+PATIENT = {"resourceType": "Patient", "active": True}
+
+
+def message_id(answer: requests.Response) -> str:
+    return answer.json()["issue"][0]["details"]["coding"][0]["code"]
+
+
+def bearer(answer: requests.Response) -> dict[str, str]:
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+# -- public and refused ----------------------------------------------------------------------
+def test_the_smart_configuration_is_public(server: str) -> None:
+    document = requests.get(f"{server}/.well-known/smart-configuration", timeout=30).json()
+    assert (
+        document["token_endpoint"],
+        document["token_endpoint_auth_methods_supported"],
+        document["token_endpoint_auth_signing_alg_values_supported"],
+        document["grant_types_supported"],
+    ) == (f"{server}/token", ["private_key_jwt"], ["RS384", "ES384"], ["client_credentials"])
+
+
+def test_the_capability_statement_is_public(server: str) -> None:
+    assert requests.get(f"{server}/metadata", timeout=30).status_code == 200
+
+
+def test_no_token_is_401_with_an_operation_outcome(server: str) -> None:
+    answer = requests.get(f"{server}/Patient", headers={"Accept-Language": "en"}, timeout=30)
+    assert (answer.status_code, message_id(answer), answer.headers["WWW-Authenticate"].split()[0]) == (
+        401,
+        "http.unauthorized",
+        "Bearer",
+    )
+
+
+def test_a_forged_token_is_401(server: str) -> None:
+    forged = jwt.encode(
+        {"sub": "test-admin", "exp": int(time.time()) + 60},
+        "not-the-server-key-but-long-enough-for-hs256",
+        algorithm="HS256",
+    )
+    answer = requests.get(f"{server}/Patient", headers={"Authorization": f"Bearer {forged}"}, timeout=30)
+    assert (answer.status_code, message_id(answer)) == (401, "http.token-invalid")
+
+
+# -- the token endpoint ----------------------------------------------------------------------
+def test_a_token_carries_the_granted_scope(served: Served, client_key: Any) -> None:
+    answer = request_token(served.base, "test-admin", client_key, "system/Patient.rs")
+    assert {k: v for k, v in answer.json().items() if k != "access_token"} == {
+        "token_type": "bearer",
+        "expires_in": 300,
+        "scope": "system/Patient.rs",
+    }
+
+
+def test_more_than_registered_gets_only_what_is_registered(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "narrow", key=client_key, scope="system/Patient.rs")
+    assert request_token(served.base, "narrow", client_key, ALL_SCOPES).json()["scope"] == "system/Patient.rs"
+
+
+def test_a_scope_outside_the_registration_is_invalid_scope(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "patients-only", key=client_key, scope="system/Patient.rs")
+    answer = request_token(served.base, "patients-only", client_key, "system/Observation.rs")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_scope")
+
+
+def test_an_assertion_signed_with_another_key_is_invalid_client(server: str) -> None:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    answer = request_token(server, "test-admin", other)
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+def test_an_expired_assertion_is_refused(server: str, client_key: Any) -> None:
+    answer = request_token(server, "test-admin", client_key, exp=int(time.time()) - 120)
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+def test_an_assertion_valid_longer_than_five_minutes_is_refused(server: str, client_key: Any) -> None:
+    answer = request_token(server, "test-admin", client_key, exp=int(time.time()) + 3600)
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+def test_a_replayed_assertion_is_refused(server: str, client_key: Any) -> None:
+    signed = assertion(server, "test-admin", client_key)
+    form = {
+        "grant_type": "client_credentials",
+        "scope": ALL_SCOPES,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
+    first = requests.post(f"{server}/token", data=form, timeout=30)
+    second = requests.post(f"{server}/token", data=form, timeout=30, headers={"Accept-Language": "en"})
+    assert (first.status_code, second.status_code, second.json()["error"]) == (200, 401, "invalid_client")
+    assert "already used" in second.json()["error_description"]
+
+
+def test_an_hs256_assertion_is_refused(server: str) -> None:
+    answer = request_token(server, "test-admin", "a-shared-secret-is-no-key-even-when-it-is-long", algorithm="HS256")
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+def test_an_es384_assertion_is_accepted(served: Served) -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    add_client(served.database_url, "ec-client", key=key, scope="system/Patient.rs")
+    assert request_token(served.base, "ec-client", key, "system/Patient.rs", algorithm="ES384").status_code == 200
+
+
+def test_another_grant_type_is_unsupported(server: str) -> None:
+    answer = requests.post(f"{server}/token", data={"grant_type": "password"}, timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (400, "unsupported_grant_type")
+
+
+def test_client_secret_basic_is_refused_unless_enabled(served: Served, tmp_path: Path) -> None:
+    add_client(served.database_url, "secret-client", secret="s" * 32)
+    form = {"grant_type": "client_credentials", "scope": ALL_SCOPES}
+    answer = requests.post(f"{served.base}/token", data=form, auth=("secret-client", "s" * 32), timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+# -- scopes and revocation -------------------------------------------------------------------
+def test_a_token_without_the_scope_is_403_naming_it(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "reader", key=client_key, scope="system/Patient.rs")
+    headers = {**bearer(request_token(served.base, "reader", client_key, "system/Patient.rs")), **FHIR_JSON}
+    searched = requests.get(f"{served.base}/Patient", headers=headers, timeout=30)
+    created = requests.post(f"{served.base}/Patient", json=PATIENT, headers=headers, timeout=30)
+    assert (searched.status_code, created.status_code, message_id(created)) == (200, 403, "http.forbidden-scope")
+    assert "system/Patient.c" in created.json()["issue"][0]["details"]["text"]
+
+
+def test_a_transaction_entry_without_the_scope_refuses_the_transaction(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "patient-writer", key=client_key, scope="system/Patient.cruds")
+    headers = {**bearer(request_token(served.base, "patient-writer", client_key, "system/Patient.cruds")), **FHIR_JSON}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "DELETE", "url": "Observation/x"}}],
+    }
+    answer = requests.post(served.base, json=bundle, headers=headers, timeout=30)
+    assert (answer.status_code, message_id(answer)) == (403, "http.forbidden-scope")
+
+
+def test_a_revoked_clients_token_stops_working_at_once(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "to-revoke", key=client_key)
+    headers = bearer(request_token(served.base, "to-revoke", client_key))
+    before = requests.get(f"{served.base}/Patient?_summary=count", headers=headers, timeout=30).status_code
+    assert main(["client", "revoke", "--id", "to-revoke", "--database", served.database_url]) == 0
+    after = requests.get(f"{served.base}/Patient?_summary=count", headers=headers, timeout=30)
+    assert (before, after.status_code, message_id(after)) == (200, 401, "http.client-revoked")
+
+
+def test_every_answer_carries_the_security_headers(api: Api) -> None:
+    headers = api.get(f"{api.base}/Patient?_summary=count", timeout=30).headers
+    assert (
+        headers["X-Content-Type-Options"],
+        headers["Cache-Control"],
+        headers["Content-Security-Policy"].split(";")[0],
+        headers["Referrer-Policy"],
+    ) == ("nosniff", "no-store", "default-src 'none'", "no-referrer")
+
+
+# -- a server with a low rate limit and the development secret flow ----------------------------
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('limited') / 'archive.sqlite'}"
+    add_client(url, "test-admin", key=client_key)
+    add_client(url, "secret-client", secret="s" * 32)
+    env = {"YIYANG_RATE_LIMIT_PER_SECOND": "5", "YIYANG_ALLOW_CLIENT_SECRET": "true"}
+    with running_server(url, workers=1, env=env) as base:
+        yield base
+
+
+def test_too_many_requests_are_429_with_retry_after(limited: str, client_key: Any) -> None:
+    headers = bearer(request_token(limited, "test-admin", client_key))
+    answers = [requests.get(f"{limited}/Patient?_summary=count", headers=headers, timeout=30) for _ in range(30)]
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and message_id(refused[0]) == "http.rate-limited" and int(refused[0].headers["Retry-After"]) >= 1
+
+
+def test_client_secret_basic_works_when_enabled(limited: str) -> None:
+    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs"}
+    answer = requests.post(f"{limited}/token", data=form, auth=("secret-client", "s" * 32), timeout=30)
+    wrong = requests.post(f"{limited}/token", data=form, auth=("secret-client", "t" * 32), timeout=30)
+    assert (answer.status_code, wrong.status_code) == (200, 401)
+    assert "client_secret_basic" in requests.get(f"{limited}/.well-known/smart-configuration", timeout=30).text
