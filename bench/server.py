@@ -180,7 +180,11 @@ class Bench:
         # client authenticates with a secret (allowed here for the benchmark only)
         register_client(yiyang, database_url, self.work)
         with running(
-            command, port, "/fhir/metadata", self.work / log, {"YIYANG_ALLOW_CLIENT_SECRET": "true"}
+            command,
+            port,
+            "/fhir/metadata",
+            self.work / log,
+            {"YIYANG_ALLOW_CLIENT_SECRET": "true", "YIYANG_RATE_LIMIT_PER_SECOND": "1000000"},
         ) as process:
             self.token = fetch_token(port)
             yield process

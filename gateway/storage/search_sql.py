@@ -256,8 +256,9 @@ class _Builder:
         pl, ph = value.low, value.high
         match value.prefix:
             case "eq":
-                self.params += [pl, ph]
-                return f"{low} >= ? AND {high} <= ?"
+                # low <= high <= ph, so "low <= ph" adds nothing but bounds the index range scan
+                self.params += [pl, ph, ph]
+                return f"{low} >= ? AND {low} <= ? AND {high} <= ?"
             case "ne":
                 self.params += [pl, ph]
                 return f"{low} < ? OR {high} > ?"
