@@ -24,22 +24,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gateway.search.parameters import split_union
+
 SUPPORTED_TYPES = {"number", "date", "string", "token", "reference", "quantity", "uri"}
-
-
-def split_union(expression: str) -> list[str]:
-    """Split at top-level ``|`` only: a union inside parentheses belongs to one branch."""
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(expression):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            parts.append(expression[start:index].strip())
-            start = index + 1
-    parts.append(expression[start:].strip())
-    return [p for p in parts if p]
 
 
 def expression_for(expression: str, resource_type: str) -> str | None:

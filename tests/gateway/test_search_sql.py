@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,7 @@ from gateway.storage.dialect import POSTGRES, SQLITE
 from gateway.storage.migrations import statements
 from gateway.storage.search_sql import count_sql, include_sql, page_sql, revinclude_sql
 from profiles.registry import Registry
-from tests.conftest import load_example
+from tests.conftest import fresh_database_url, load_example
 
 MIGRATION = Path(__file__).resolve().parents[2] / "gateway/storage/migrations/0001_resources.sql"
 DIALECTS = {"sqlite": SQLITE, "postgresql": POSTGRES}
@@ -113,23 +111,14 @@ def db(request: pytest.FixtureRequest) -> Iterator[Database]:
         yield database
         connection.close()
         return
-    server = os.environ.get("YIYANG_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("PostgreSQL tests need YIYANG_TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     import psycopg
 
-    schema = f"search_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-        try:
-            connection.execute(f"SET search_path TO {schema}")
-            database = Database("postgresql", connection)
-            for statement in ddl("postgresql"):
-                connection.execute(statement)
-            fill(database, [load_example(name) for name in EXAMPLES] + extra_resources())
-            yield database
-        finally:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_database_url("postgresql", Path(".")) as url, psycopg.connect(url, autocommit=True) as connection:
+        database = Database("postgresql", connection)
+        for statement in ddl("postgresql"):
+            connection.execute(statement)
+        fill(database, [load_example(name) for name in EXAMPLES] + extra_resources())
+        yield database
 
 
 # -- strings ----------------------------------------------------------------------------------
