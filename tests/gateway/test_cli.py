@@ -195,3 +195,25 @@ def test_a_damaged_archive_store_is_a_clear_error(tmp_path: Path, capsys: pytest
     (tmp_path / "archive.sqlite").write_bytes(b"not a database, just forty bytes of text.")
     code = main(["quarantine", "replay", "--out", str(tmp_path)])
     assert (code, capsys.readouterr().err.startswith("yiyang: error: archive store:")) == (2, True)
+
+
+def test_an_archive_folder_and_its_store_are_the_owners_alone(tmp_path: Path) -> None:
+    import stat
+
+    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
+    main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(sample)])
+    files = [tmp_path / "out", *(tmp_path / "out").iterdir()]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) & 0o077 for path in files} == {p.name: 0 for p in files}
+
+
+def test_a_failure_of_the_gateway_itself_is_one_line_and_exit_three(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import validate
+
+    def broken(*_: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(validate, "run_validate", broken)
+    code = main(["validate", INVALID])
+    assert (code, capsys.readouterr().err) == (3, "yiyang: internal error: RuntimeError: boom\n")
