@@ -102,20 +102,26 @@ def killed(argv: list[str], after: float) -> bool:
 
 
 def crash_and_compare(
-    folder: Path, export: Path, action: str, kills: int, rng: random.Random
-) -> tuple[int, Archive, Archive]:
-    """Kill ``action`` ``kills`` times at random moments then let it finish; returns the kills
-    that landed mid-run and the archives of the interrupted and the uninterrupted runs."""
-    reference, victim = folder / "reference", folder / "victim"
-    if action == "replay":  # both start from the same quarantine: an ingest of the broken export
-        for out in (reference, victim):
-            run(command(out, "ingest", export))
+    folder: Path, export: Path, action: str, kills: int, rng: random.Random, per_round: int = 5
+) -> tuple[int, list[Archive], Archive]:
+    """Kill ``action`` at random moments, ``per_round`` times on one archive before letting it
+    finish, in as many rounds (each on a fresh archive) as ``kills`` needs — so most kills
+    land while the run is still writing, not on a run the earlier kills left nearly done.
+    Returns the kills that landed mid-run, each round's archive and the uninterrupted one's."""
+    reference = folder / "reference"
+    if action == "replay":  # every run starts from the same quarantine: an ingest of the export
+        run(command(reference, "ingest", export))
     duration = run(command(reference, action, export))
-    landed = 0
-    for _ in range(kills):
-        landed += killed(command(victim, action, export), rng.uniform(0.05, 1.0) * duration)
-    run(command(victim, action, export))
-    return landed, snapshot(victim), snapshot(reference)
+    landed, archives = 0, []
+    for number, start in enumerate(range(0, kills, per_round)):
+        victim = folder / f"victim-{number}"
+        if action == "replay":
+            run(command(victim, "ingest", export))
+        for _ in range(min(per_round, kills - start)):
+            landed += killed(command(victim, action, export), rng.uniform(0.05, 0.8) * duration)
+        run(command(victim, action, export))
+        archives.append(snapshot(victim))
+    return landed, archives, snapshot(reference)
 
 
 def differences(interrupted: Archive, uninterrupted: Archive) -> list[str]:
@@ -155,11 +161,12 @@ def main() -> None:
         for action in ("ingest", "replay"):
             work = folder / action
             work.mkdir()
-            landed, interrupted, uninterrupted = crash_and_compare(work, export, action, args.kills, rng)
-            problems = differences(interrupted, uninterrupted)
+            landed, rounds, uninterrupted = crash_and_compare(work, export, action, args.kills, rng)
+            problems = [problem for archive in rounds for problem in differences(archive, uninterrupted)]
             verdict = "identical" if not problems else "; ".join(problems)
             print(
-                f"{action}: {args.kills} kills ({landed} mid-run), {len(uninterrupted.resources)} resources, "
+                f"{action}: {args.kills} kills in {len(rounds)} rounds ({landed} mid-run), "
+                f"{len(uninterrupted.resources)} resources, "
                 f"{len(uninterrupted.quarantined)} quarantined: {verdict}"
             )
             failed |= bool(problems)

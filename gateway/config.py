@@ -43,6 +43,24 @@ class Config:
     allow_client_secret: bool = False
     #: requests per second one client may make to one worker (token bucket; 429 beyond it)
     rate_limit_per_second: int = 200
+    # -- limits on input, one place for every path (see gateway/limits.py) ------------------
+    #: a legacy file read as a stream (CSV, NDJSON, HL7 v2, .xlsx on disk): this bounds time only
+    file_bytes: int = 1024 * 1024 * 1024
+    #: a legacy file read whole (.json, CDA .xml)
+    document_bytes: int = 8 * 1024 * 1024
+    #: one legacy record (a row, a line, a message) and one value in it
+    record_bytes: int = 8 * 1024 * 1024
+    cell_chars: int = 1024 * 1024
+    #: the uncompressed size of an .xlsx, checked before it is parsed (decompression bombs)
+    xlsx_uncompressed_bytes: int = 128 * 1024 * 1024
+    #: nesting of JSON objects and arrays, in a legacy record and in a FHIR instance
+    json_depth: int = 64
+    #: entries of one Bundle validated (larger exchanges belong in NDJSON)
+    bundle_entries: int = 5_000
+    #: contained resources of one resource
+    contained: int = 10_000
+    #: codes a ValueSet may expand to before a binding is reported unchecked
+    expansion_codes: int = 200_000
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:

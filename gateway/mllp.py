@@ -33,7 +33,7 @@ log = logging.getLogger("yiyang.mllp")
 
 def acknowledge(services: Services, message: bytes) -> bytes:
     """Persist one message and return its ACK (without MLLP framing)."""
-    record = read_message(message, "hl7v2", FEED)
+    record = read_message(message, "hl7v2", FEED, services.reader_limits)
     pipeline = Ingest(services.store, services.validator, services.engine)
     try:
         outcome = pipeline.process(record)

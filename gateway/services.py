@@ -14,12 +14,14 @@ from gateway.config import Config
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import Searcher
+from gateway.limits import reader_limits, validator_limits
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import SearchParameters
 from gateway.security.tokens import Authority
 from gateway.storage import open_store
 from gateway.storage.store import Store
 from mappings.engine import MappingEngine
+from mappings.readers import Limits as ReaderLimits
 from profiles.registry import Registry
 
 
@@ -34,13 +36,17 @@ class Services:
 
     @cached_property
     def validator(self) -> Validator:
-        return Validator(self.registry)
+        return Validator(self.registry, limits=validator_limits(self.config))
 
     @cached_property
     def engine(self) -> MappingEngine:
         from gateway.ingest.commands import build_engine
 
         return build_engine(self.registry)
+
+    @cached_property
+    def reader_limits(self) -> ReaderLimits:
+        return reader_limits(self.config)
 
     @cached_property
     def parameters(self) -> SearchParameters:

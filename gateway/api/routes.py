@@ -128,7 +128,7 @@ def ingest() -> Response:
     suffix = INGEST_SUFFIXES.get(media) or (("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else media)
     pipeline = operations.build_pipeline(found.repository, found.engine)
     answer = operations.ingest(
-        pipeline, request.args.get("source", ""), request.get_data(), suffix, filename, language()
+        pipeline, request.args.get("source", ""), request.get_data(), suffix, filename, language(), found.reader_limits
     )
     return respond(answer)
 

@@ -85,7 +85,8 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
     folder, services = _targets(args)
     registry = services.registry if services else registry_with([])
     try:
-        counts = ingest(args.source, files, folder, registry, args.bundle, services.store if services else None)
+        config = services.config if services else config_of(args)
+        counts = ingest(args.source, files, folder, registry, args.bundle, services.store if services else None, config)
     finally:
         if services:
             services.close()

@@ -88,7 +88,9 @@ def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.validator import Validator  # imported late: --help should not compile R4
 
     existing_files(args.files)
-    validator = Validator(registry_with(args.ig))
+    from gateway.limits import validator_limits
+
+    validator = Validator(registry_with(args.ig), limits=validator_limits(Config.load()))
     max_bytes = args.max_bytes if args.max_bytes is not None else Config.load().max_bytes
     worst = EXIT_OK
     for name in args.files:

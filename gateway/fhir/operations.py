@@ -13,7 +13,7 @@ from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
 from mappings.engine import MappingEngine
-from mappings.readers import READERS, ReaderError, read
+from mappings.readers import READERS, Limits, ReaderError, read
 from mappings.specs import SOURCES
 
 
@@ -54,7 +54,9 @@ def everything(
     }
 
 
-def ingest(pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str) -> dict[str, Any]:
+def ingest(
+    pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str, limits: Limits
+) -> dict[str, Any]:
     """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
 
     The answer is a Parameters resource: the reconciling counts, then one ``record`` part per
@@ -71,7 +73,7 @@ def ingest(pipeline: Ingest, source: str, body: bytes, suffix: str, filename: st
         path = Path(folder) / (Path(filename).name if filename else f"upload{suffix}")
         path.write_bytes(body)
         try:
-            for record in read(path, source):
+            for record in read(path, source, limits):
                 records.append(_record_part(pipeline.process(record), lang))
         except ReaderError as exc:
             errors.append(str(exc))

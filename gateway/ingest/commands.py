@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import IO
 
 from conformance.validator import Validator
+from gateway.config import Config
 from gateway.export import export_folder, resource_files
 from gateway.ingest.pipeline import Counts, Ingest, source_of
 from gateway.ingest.quarantine import record_of
 from gateway.ingest.transforms import NORMALISERS
+from gateway.limits import reader_limits, validator_limits
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -100,15 +102,18 @@ def ingest(
     registry: Registry,
     bundle: bool = False,
     store: Store | None = None,
+    config: Config | None = None,
 ) -> Counts:
     """Map the files into the store; with ``out_dir``, also export the archive there as NDJSON
-    (and, with ``bundle``, as one transaction Bundle)."""
+    (and, with ``bundle``, as one transaction Bundle).  ``config`` gives the input limits
+    (defaults when absent)."""
+    config = config or Config()
     with archive(out_dir, registry, store) as target:
-        pipeline = Ingest(target, Validator(registry), build_engine(registry))
+        pipeline = Ingest(target, Validator(registry, limits=validator_limits(config)), build_engine(registry))
         try:
             for path in files:
                 try:
-                    pipeline.run(_progress(read(path, source), path.name))
+                    pipeline.run(_progress(read(path, source, reader_limits(config)), path.name))
                 except ReaderError as exc:
                     pipeline.counts.file_errors.append(str(exc))
         finally:

@@ -19,9 +19,7 @@ class Ledger:
     def __init__(self) -> None:
         self.run = uuid.uuid4().hex
 
-    def arrive(
-        self, tx: Transaction, scope: str, digest: str, location: str, identity: str
-    ) -> tuple[str, bool] | None:
+    def arrive(self, tx: Transaction, scope: str, digest: str, location: str, identity: str) -> tuple[str, bool] | None:
         """The earlier record with this content, as (its location, whether it came in this
         run), when this run saw it or an earlier run wrote it; None when the record is new to
         the archive (or was only quarantined before, as a replayed record was)."""

@@ -31,7 +31,7 @@ from gateway.ingest.quarantine import Entry, Reason
 from gateway.messages import worded
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import Mapped, MappingEngine, Problem, content_digest, reference_nodes, rewrite_references
-from mappings.records import SourceRecord
+from mappings.records import UNPARSEABLE, SourceRecord
 
 
 @dataclass(slots=True)
@@ -193,6 +193,10 @@ class Ingest:
     def evaluate(self, tx: Transaction, record: SourceRecord) -> Outcome:
         mapped = self.engine.map(record)
         outcome = Outcome(record, mapped)
+        if mapped is None and UNPARSEABLE in record.fields:
+            # the reader could not make a record of it: say why, not merely that no spec applies
+            outcome.reasons.append(self._reason("ingest.unreadable", detail=record.fields[UNPARSEABLE]))
+            return outcome
         if mapped is None:
             fields = "、".join(list(record.fields)[:8])
             outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))

@@ -24,7 +24,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("action", ["ingest", "replay"])
 def test_a_run_killed_at_random_moments_ends_as_an_uninterrupted_one(action: str, export: Path, tmp_path: Path) -> None:
-    _, interrupted, uninterrupted = crash_and_compare(tmp_path, export, action, 3, random.Random(11))
+    _, [interrupted], uninterrupted = crash_and_compare(tmp_path, export, action, 3, random.Random(11))
     assert differences(interrupted, uninterrupted) == []
 
 

@@ -330,7 +330,7 @@ def test_a_repeated_assessment_is_quarantined_as_a_duplicate_of_the_first(out: P
 def test_an_unparseable_assessment_line_is_quarantined_with_its_original_bytes(out: Path) -> None:
     entry = quarantined(out, ASSESSMENTS, "line 8")
     raw = (SAMPLES / ASSESSMENTS).read_bytes().splitlines()[7]
-    assert ([r["id"] for r in entry["reasons"]], base64.b64decode(entry["raw"])) == (["ingest.no-spec"], raw)
+    assert ([r["id"] for r in entry["reasons"]], base64.b64decode(entry["raw"])) == (["ingest.unreadable"], raw)
 
 
 def test_an_admission_with_a_bad_id_card_checksum_is_quarantined_naming_the_column(out: Path) -> None:

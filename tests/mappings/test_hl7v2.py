@@ -267,7 +267,7 @@ def test_an_unknown_sex_code_is_quarantined_naming_pid_8(out: Path) -> None:
 
 def test_a_message_split_by_a_line_break_is_quarantined_as_unparseable(out: Path) -> None:
     assert (reasons(out, "message 10"), quarantined(out, "message 10")["fields"]) == (
-        [("ingest.no-spec", None, None)],
+        [("ingest.unreadable", None, None)],
         {"UNPARSEABLE": "segment 4 is not an HL7 segment: '红专路北二街6号院^^郑州市^河南省^450008^CHN^'"},
     )
 

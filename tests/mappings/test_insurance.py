@@ -200,8 +200,8 @@ def test_a_repeated_reply_is_quarantined_as_a_duplicate_of_the_first(out: Path) 
     assert quarantined(out, "1101-replies.ndjson", "line 5")["reasons"][0]["en"] == "Duplicate of line 1"
 
 
-def test_an_unparseable_ndjson_line_is_quarantined_with_no_spec(out: Path) -> None:
-    assert reasons(out, "1101-replies.ndjson", "line 6") == [("ingest.no-spec", None, None)]
+def test_an_unparseable_ndjson_line_is_quarantined_saying_why(out: Path) -> None:
+    assert reasons(out, "1101-replies.ndjson", "line 6") == [("ingest.unreadable", None, None)]
 
 
 def test_an_unparseable_ndjson_line_keeps_its_original_bytes(out: Path) -> None:

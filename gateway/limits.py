@@ -1,0 +1,32 @@
+"""The gateway's one configuration of input limits, handed to the layers that enforce them.
+
+The readers (``mappings.readers.Limits``) and the validator (``conformance.limits.Limits``)
+each keep their own defaults and read no environment; the gateway builds both from its
+:class:`~gateway.config.Config`, so every limit is set in one place (``YIYANG_*``).
+"""
+
+from __future__ import annotations
+
+from conformance.limits import Limits as ValidatorLimits
+from gateway.config import Config
+from mappings.readers import Limits as ReaderLimits
+
+
+def reader_limits(config: Config) -> ReaderLimits:
+    return ReaderLimits(
+        file_bytes=config.file_bytes,
+        document_bytes=config.document_bytes,
+        record_bytes=config.record_bytes,
+        cell_chars=config.cell_chars,
+        xlsx_uncompressed_bytes=config.xlsx_uncompressed_bytes,
+        depth=config.json_depth,
+    )
+
+
+def validator_limits(config: Config) -> ValidatorLimits:
+    return ValidatorLimits(
+        max_depth=config.json_depth,
+        max_bundle_entries=config.bundle_entries,
+        max_contained=config.contained,
+        max_expansion=config.expansion_codes,
+    )
