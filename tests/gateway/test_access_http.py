@@ -1,0 +1,79 @@
+"""Who may see whom, over HTTP against a real server on both databases: an elderly-care
+platform's token reaches only the people its organisation serves, through every read path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from profiles.registry import examples_dir
+from tests.conftest import Api, Served, add_client
+
+HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
+
+
+def example(relative: str) -> dict[str, Any]:
+    return json.loads((examples_dir() / relative).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def home(served: Served, api: Api, client_key: Any) -> Iterator[Api]:
+    """The archive: 张秀英 (served by the centre through her home bed) and 李建国 (served by no
+    one), each with a blood pressure; and the centre's own session (role elderly-care)."""
+    zhang_bp = example("yy-observation-blood-pressure/valid-blood-pressure.json")
+    li_bp = {**zhang_bp, "id": "bp-li", "subject": {"reference": "Patient/li-jianguo"}}
+    for resource in [
+        example("yy-organization/valid-yiyang-center.json"),
+        example("yy-patient/valid-zhang-xiuying.json"),
+        example("yy-patient/valid-li-jianguo-minimal.json"),
+        example("yy-encounter/valid-home-bed.json"),
+        zhang_bp,
+        li_bp,
+    ]:
+        answer = api.put(f"{served.base}/{resource['resourceType']}/{resource['id']}", json=resource)
+        assert answer.status_code in (200, 201), answer.text
+    add_client(
+        served.database_url,
+        "jinshui-platform",
+        key=client_key,
+        scope="system/*.rs",
+        role="elderly-care",
+        organization=HOME,
+    )
+    with Api(served.base, "jinshui-platform", client_key, "system/*.rs") as session:
+        yield session
+
+
+def test_a_search_finds_only_the_people_the_centre_serves(served: Served, home: Api) -> None:
+    bundle = home.get(f"{served.base}/Patient").json()
+    assert (bundle["total"], [e["resource"]["id"] for e in bundle["entry"]]) == (1, ["zhang-xiuying"])
+
+
+def test_reading_someone_the_centre_does_not_serve_is_not_found(served: Served, home: Api) -> None:
+    assert home.get(f"{served.base}/Patient/li-jianguo").status_code == 404
+
+
+def test_an_include_never_brings_in_someone_else(served: Served, home: Api) -> None:
+    bundle = home.get(f"{served.base}/Observation?_include=Observation:subject:Patient").json()
+    assert sorted(e["resource"]["id"] for e in bundle["entry"]) == ["bp-2026", "zhang-xiuying"]
+
+
+def test_everything_of_someone_else_is_not_found(served: Served, home: Api) -> None:
+    assert home.get(f"{served.base}/Patient/li-jianguo/$everything").status_code == 404
+
+
+def test_the_centre_may_not_export_the_whole_archive(served: Served, home: Api) -> None:
+    answer = home.get(f"{served.base}/$export", headers={"Prefer": "respond-async"})
+    code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, code) == (403, "http.export-system-restricted")
+
+
+def test_a_consent_refusing_the_centre_hides_its_own_resident(served: Served, api: Api, home: Api) -> None:
+    refusal = example("yy-consent/valid-deny-all.json")
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    found = home.get(f"{served.base}/Patient?_summary=count").json()["total"]
+    api.delete(f"{served.base}/Consent/{refusal['id']}")
+    assert found == 0
