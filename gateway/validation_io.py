@@ -7,7 +7,6 @@ that is not JSON, not FHIR, truncated or too large becomes a fatal issue, never 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import orjson
 
 from conformance.issues import Issue, operation_outcome, render_text
 from conformance.validator import Validator
+from gateway.masking import mask_id_cards
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 BOM = b"\xef\xbb\xbf"
@@ -28,27 +28,9 @@ FOREIGN_BOMS = (
     (b"\xff\xfe", "UTF-16 little-endian"),
     (b"\xfe\xff", "UTF-16 big-endian"),
 )
+
+
 #: 居民身份证号, 18 characters (or the 15-digit 1989 form), not inside a longer number or word
-ID_CARD = re.compile(
-    r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[0-9Xx])(?![0-9A-Za-z])|(?<![0-9A-Za-z])(\d{6})(\d{6})(\d{3})(?![0-9A-Za-z])"
-)
-
-
-def mask_id_cards(text: str) -> str:
-    """Mask the birth date of every ID number in ``text``: 410105194912310020 → 410105********0020.
-
-    Terminal output and logs are read over shoulders and pasted into tickets; the region and
-    the last four characters are enough to find the record.
-    """
-    return ID_CARD.sub(_mask, text)
-
-
-def _mask(match: re.Match[str]) -> str:
-    if match.group(1):
-        return match.group(1) + "*" * 8 + match.group(3)
-    return match.group(4) + "*" * 6 + match.group(6)
-
-
 def describe_encoding(raw: bytes) -> str | None:
     """What a document that is not UTF-8 JSON appears to be, or None when it is UTF-8."""
     for bom, name in FOREIGN_BOMS:

@@ -25,6 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from gateway.api.negotiation import int_param, respond
 from gateway.fhir.errors import FhirError
+from gateway.search.values import format_instant
 from gateway.security.audit import AuditTrail, RequestFacts, build_event
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
@@ -231,4 +232,4 @@ def _period(text: str) -> tuple[datetime, datetime]:
 
 
 def _instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_instant(moment)

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from gateway.cli.common import EXIT_OK, add_database, add_language, config_of
 from gateway.config import Config
+from gateway.storage import displayable_url
 
 
 def register(commands: Any) -> None:
@@ -61,7 +62,7 @@ def _announce(config: Config, out: IO[str], lang: str, secret: str | None = None
     base = config.base_url
     zh = lang == "zh-CN"
     out.write(("FHIR 服务地址：" if zh else "FHIR base: ") + base + "\n")
-    out.write(("档案库：" if zh else "store: ") + _shown(config.database_url) + "\n")
+    out.write(("档案库：" if zh else "store: ") + displayable_url(config.database_url) + "\n")
     if secret is None:
         out.write(
             "每个请求都需要访问令牌：注册客户端与获取令牌见 docs/security.md\n"
@@ -93,12 +94,6 @@ def _announce_demo_client(config: Config, out: IO[str], secret: str) -> None:
         "使用令牌 / use it:\n"
         f"  curl -s '{base}/Patient?name=张' -H \"Authorization: Bearer $TOKEN\" -H 'Accept: application/fhir+json'\n"
     )
-
-
-def _shown(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    return f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url
 
 
 class _Gunicorn:
@@ -149,7 +144,7 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
     server = MllpServer(services, args.host, args.port)
     # SIGTERM stops like Ctrl-C: the listener closes; a message being persisted finishes first
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    out.write(f"MLLP {args.host}:{server.server_address[1]} → {_shown(services.config.database_url)}\n")
+    out.write(f"MLLP {args.host}:{server.server_address[1]} → {displayable_url(services.config.database_url)}\n")
     out.flush()
     try:
         server.serve_forever()

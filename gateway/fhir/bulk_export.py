@@ -36,6 +36,7 @@ from typing import IO, Any
 import orjson
 
 from gateway.fhir.errors import FhirError
+from gateway.search.values import format_instant
 from gateway.security.access import RESTRICTED_ROLES
 from gateway.security.principal import acting
 from gateway.storage import open_store
@@ -260,7 +261,7 @@ class BulkExports:
     def status(self, job_id: str) -> Job:
         """The job as it stands; one whose worker stopped beating is failed first."""
         job = self._find(job_id)
-        cutoff = (datetime.now(UTC) - timedelta(seconds=self.stale_seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=self.stale_seconds))
         if job.status != IN_PROGRESS or job.heartbeat >= cutoff:
             return job
         error = {"message_id": "http.export-abandoned", "params": {"heartbeat": job.heartbeat}}

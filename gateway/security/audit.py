@@ -29,7 +29,6 @@ import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -37,6 +36,7 @@ import orjson
 from gateway.masking import mask_query, mask_text
 from gateway.security.principal import Principal
 from gateway.storage.audit_tables import CHAIN_LOCK, Sealed
+from gateway.storage.resources import now_instant
 
 log = logging.getLogger("yiyang.audit")
 
@@ -153,7 +153,7 @@ def outcome_code(status: int) -> str:
 
 def now_recorded() -> str:
     """The store's fixed-width UTC instant form, so text order is time order in searches."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return now_instant()
 
 
 def build_event(facts: RequestFacts, recorded: str | None = None) -> dict[str, Any]:

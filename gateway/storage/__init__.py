@@ -10,6 +10,13 @@ from __future__ import annotations
 from gateway.storage.store import Indexer, Store, StoreError
 
 
+def displayable_url(url: str) -> str:
+    """A database URL fit for a message or a log: its password never leaves the process."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url
+
+
 def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True) -> Store:
     if url.startswith("sqlite://"):
         from gateway.storage.sqlite import SQLiteStore

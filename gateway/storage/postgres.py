@@ -17,6 +17,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from gateway.storage import displayable_url
 from gateway.storage.dialect import POSTGRES
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
@@ -41,7 +42,7 @@ class PostgresStore(Store):
             self.pool.wait(timeout=10)
         except PoolTimeout as exc:
             self.pool.close()
-            raise StoreError(f"cannot connect to {_without_password(url)} within 10 s") from exc
+            raise StoreError(f"cannot connect to {displayable_url(url)} within 10 s") from exc
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -53,10 +54,3 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         self.pool.close()
-
-
-def _without_password(url: str) -> str:
-    """The URL for a message: a password never reaches a log or a terminal."""
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    return f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.search.query import SearchQuery
+from gateway.search.values import format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
 from gateway.storage.store import Executor, Indexer, Stored, VersionConflict, without_version
@@ -24,7 +25,7 @@ _COLUMNS = "type, id, version, last_updated, deleted, content"
 def now_instant() -> str:
     """The store's clock, in the one fixed-width text form every timestamp column uses (so
     that text order is time order on both databases) and that is a valid FHIR instant."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_instant(datetime.now(UTC))
 
 
 def store_instant(text: str) -> str:
@@ -33,7 +34,7 @@ def store_instant(text: str) -> str:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} needs a time zone (e.g. +08:00 or Z)")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_instant(moment)
 
 
 class Resources:

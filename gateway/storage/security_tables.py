@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.search.values import format_instant
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Executor
 
@@ -36,7 +37,7 @@ class ClientRow:
 
 def instant_of(epoch: float) -> str:
     """Seconds since the epoch in the store's fixed-width instant form (text order = time order)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return format_instant(datetime.fromtimestamp(epoch, UTC))
 
 
 class SecurityTables:
