@@ -122,6 +122,46 @@ def test_ig_option_loads_definitions_from_a_folder(capsys: pytest.CaptureFixture
     assert run(capsys, "validate", "--ig", str(tmp_path / "ig"), str(resource))[0] == 1
 
 
+@pytest.mark.parametrize(
+    "element",
+    [
+        {"short": "neither id nor path: was a KeyError"},
+        {
+            "id": "Patient.name.family",
+            "path": "Patient.name.family",
+            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/regex", "valueString": "(["}],
+        },
+    ],
+    ids=["key-error", "re-error"],
+)
+def test_a_broken_ig_rule_is_an_issue_on_every_file_and_the_run_goes_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, element: dict[str, Any]
+) -> None:
+    """Issue 12: a definition that once raised KeyError or re.error aborted the whole command
+    with a traceback; now each file gets its outcome and the run ends with exit 1 (invalid)."""
+    sd = {
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/sd/broken",
+        "name": "Broken",
+        "status": "active",
+        "kind": "resource",
+        "abstract": False,
+        "type": "Patient",
+        "derivation": "constraint",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "differential": {"element": [{"id": "Patient", "path": "Patient"}, element]},
+    }
+    (tmp_path / "ig").mkdir()
+    (tmp_path / "ig" / "sd.json").write_text(json.dumps(sd))
+    claiming = {"resourceType": "Patient", "meta": {"profile": [sd["url"]]}, "name": [{"family": "张"}]}
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    for file in files:
+        file.write_text(json.dumps(claiming, ensure_ascii=False))
+    code, out, err = run(capsys, "validate", "--format", "json", "--ig", str(tmp_path / "ig"), *map(str, files))
+    outcomes = [json.loads(line) for line in out.splitlines()]
+    assert (code, len(outcomes), "Traceback" in err) == (1, 2, False)
+
+
 def test_unloadable_ig_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert run(capsys, "validate", "--ig", str(tmp_path / "missing"), VALID)[0] == 2
 

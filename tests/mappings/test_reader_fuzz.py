@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.fuzz import TARGETS
+from bench.fuzz_readers import INPUTS
 from mappings.readers import READERS, ReaderError, read
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,8 +45,8 @@ def test_arbitrary_text_yields_records_or_a_reader_error(suffix: str, text: str)
     read_all(suffix, text.encode("utf-8", "surrogatepass"))
 
 
-@pytest.mark.parametrize("target", sorted(TARGETS))
+@pytest.mark.parametrize("target", sorted(INPUTS))
 @FUZZ
 @given(seed=st.integers(min_value=0, max_value=2**32))
 def test_mutated_samples_yield_records_or_a_reader_error(target: str, seed: int) -> None:
-    read_all(*TARGETS[target](random.Random(seed)))
+    read_all(*INPUTS[target](random.Random(seed)))
