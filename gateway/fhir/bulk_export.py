@@ -361,7 +361,7 @@ def _people(tx: Transaction, scope: str, served_by: str | None = None) -> list[S
     people = _all_people(tx, scope)
     if served_by is None:
         return people
-    condition = visible_condition("Patient", (), served_patients(served_by))
+    condition = visible_condition("Patient", (), served_patients(served_by, now_instant()))
     assert condition is not None  # a Patient is always someone's
     return [patient for patient in people if tx.resources.meets("Patient", patient.id, condition)]
 

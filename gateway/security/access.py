@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.security.principal import Principal
 from gateway.storage.access_sql import Sql, served_patients, visible_condition
+from gateway.storage.resources import now_instant
 from gateway.storage.store import Stored, Transaction
 
 RESTRICTED_ROLES = frozenset({"elderly-care"})
@@ -43,7 +44,9 @@ class Access:
         self.principal = principal
         self.compartment = compartment
         self.restricted = principal is not None and principal.role in RESTRICTED_ROLES
-        self._served: Sql | None = served_patients(principal.organization) if self.restricted and principal else None
+        self._served: Sql | None = (
+            served_patients(principal.organization, now_instant()) if self.restricted and principal else None
+        )
 
     def condition(self, kind: str) -> Sql | None:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see."""

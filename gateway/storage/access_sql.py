@@ -10,7 +10,9 @@ search index rows (see ``search_sql.py`` for their encoding), so no JSON is read
 - an active Consent (yy-consent) permitting sharing with the organisation;
 
 unless an active Consent refuses it: one naming the organisation, or one naming no
-organisation at all (a refusal to share with every elderly-care organisation).
+organisation at all (a refusal to share with every elderly-care organisation).  A Consent
+counts, either way, only while it is in force: its ``provision.period`` (search parameter
+``period``) holds the moment of the request, or it has none.
 """
 
 from __future__ import annotations
@@ -39,8 +41,19 @@ def _people(kind: str, name: str, conditions: list[str]) -> str:
     )
 
 
-def served_patients(organization: str) -> Sql:
-    """A subquery selecting the ids of the Patients ``organization`` serves."""
+def _consents_in_force() -> str:
+    """Ids of the Consents in force at the moment given twice after: a period holding it, or
+    no period at all.  An open end is indexed as the far past or future, so it holds."""
+    return (
+        "SELECT x.id FROM search_index x WHERE x.type = 'Consent' AND x.name = 'period' AND x.low <= ? AND x.high >= ? "
+        "UNION SELECT x.id FROM search_index x WHERE x.type = 'Consent' AND x.name = 'status' AND x.id NOT IN "
+        "(SELECT t.id FROM search_index t WHERE t.type = 'Consent' AND t.name = 'period')"
+    )
+
+
+def served_patients(organization: str, now: str) -> Sql:
+    """A subquery selecting the ids of the Patients ``organization`` serves at ``now`` (a store
+    instant: ``resources.now_instant()``)."""
     status_in = ", ".join("?" for _ in ACTIVE_STAY)
     stays = _people(
         "Encounter",
@@ -69,7 +82,7 @@ def served_patients(organization: str) -> Sql:
             _rows("CarePlan", "status") + " AND x.value = 'active'",
         ],
     )
-    active_consent = _rows("Consent", "status") + " AND x.value = 'active'"
+    active_consent = _rows("Consent", "status") + f" AND x.value = 'active' AND x.id IN ({_consents_in_force()})"
     naming = _rows("Consent", "actor", "Organization") + " AND x.value = ?"
     permits = _people(
         "Consent", "patient", [active_consent, naming, _rows("Consent", "provision-type") + " AND x.value = 'permit'"]
@@ -84,7 +97,18 @@ def served_patients(organization: str) -> Sql:
         f"SELECT s.value FROM ({stays} UNION {plans} UNION {contracts} UNION {permits}) s "
         f"WHERE s.value NOT IN ({refused_here} UNION {refused_everywhere})"
     )
-    params = [organization, *ACTIVE_STAY, organization, organization, organization, organization]
+    consent = [now, now]  # each active_consent subquery asks for the moment
+    params = [
+        organization,
+        *ACTIVE_STAY,
+        organization,
+        organization,
+        *consent,
+        organization,
+        *consent,
+        organization,
+        *consent,
+    ]
     return sql, params
 
 

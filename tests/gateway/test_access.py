@@ -120,6 +120,27 @@ def test_a_refusal_naming_no_organisation_applies_to_every_home(archive: Store) 
     assert found(archive, HOME, "Patient") == []
 
 
+def test_a_permit_whose_period_has_ended_no_longer_serves(archive: Store) -> None:
+    lapsed = consent("li-permit-2020", "li", "permit", "other-home")
+    lapsed["provision"]["period"] = {"start": "2020-01-01", "end": "2020-12-31"}
+    add(archive, lapsed)
+    assert found(archive, OTHER_HOME, "Patient") == []
+
+
+def test_a_permit_with_an_open_ended_period_serves(archive: Store) -> None:
+    current = consent("li-permit-since-2020", "li", "permit", "other-home")
+    current["provision"]["period"] = {"start": "2020-01-01"}
+    add(archive, current)
+    assert found(archive, OTHER_HOME, "Patient") == ["li"]
+
+
+def test_a_refusal_that_starts_next_century_does_not_hide_yet(archive: Store) -> None:
+    future = consent("wang-deny-2100", "wang", "deny", "yikang-home")
+    future["provision"]["period"] = {"start": "2100-01-01"}
+    add(archive, future)
+    assert found(archive, HOME, "Patient") == ["wang"]
+
+
 def test_a_finished_stay_no_longer_serves(archive: Store) -> None:
     with archive.reading() as tx:
         stay = tx.resources.read("Encounter", "wang-stay").content
