@@ -285,11 +285,16 @@ def _history(kind: str | None, resource_id: str | None) -> Response:
     offset = int_param("_offset", 0)
     since = instant_param("_since")
     rules = access()
+    restriction = None
+    if rules.restricted and resource_id is None:
+        # type history: a version shows (and counts) only while its resource is visible; the
+        # whole archive's history is refused, as a system-level $export is
+        if kind is None:
+            principal = rules.principal
+            raise FhirError(403, "http.history-system-restricted", organization=principal and principal.organization)
+        restriction = rules.condition(kind)
     with found.store.reading() as tx:
-        versions, total = tx.resources.history(kind, resource_id, since, count, offset)
-        if rules.restricted and resource_id is None:
-            # type and system history: a version shows only while its resource is visible
-            versions = [(v, m) for v, m in versions if not v.deleted and rules.visible(tx, v)]
+        versions, total = tx.resources.history(kind, resource_id, since, count, offset, restriction)
     if resource_id and total == 0:
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
     path = "/".join(part for part in (kind, resource_id, "_history") if part)

@@ -73,8 +73,13 @@ class Resources:
         since: str | None = None,
         limit: int = 20,
         offset: int = 0,
+        restriction: Sql | None = None,
     ) -> tuple[list[tuple[Stored, str]], int]:
-        """Versions newest first, each with the interaction that wrote it, and their total."""
+        """Versions newest first, each with the interaction that wrote it, and their total.
+
+        ``restriction`` (a condition on ``resource r`` of ``kind``, from the access rules) keeps
+        the versions of resources the client may see now, deletions left out, so that the
+        total and the pages count nothing it may not see."""
         where, params = ["1 = 1"], []
         if kind:
             where.append("type = ?")
@@ -85,6 +90,13 @@ class Resources:
         if since:
             where.append("last_updated >= ?")
             params.append(since)
+        if restriction is not None:
+            condition_sql, condition_params = restriction
+            where.append(
+                "NOT deleted AND id IN (SELECT r.id FROM resource r "
+                f"WHERE r.type = ? AND NOT r.deleted AND {condition_sql})"
+            )
+            params.extend([kind, *condition_params])
         condition = " AND ".join(where)
         total = int(self.sql.one(f"SELECT COUNT(*) FROM resource_version WHERE {condition}", params)[0])
         rows = self.sql.all(

@@ -11,6 +11,7 @@ import pytest
 
 from profiles.registry import examples_dir
 from tests.conftest import Api, Served, add_client
+from tests.gateway.test_bulk_export import export, exported
 
 HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
 
@@ -77,3 +78,38 @@ def test_a_consent_refusing_the_centre_hides_its_own_resident(served: Served, ap
     found = home.get(f"{served.base}/Patient?_summary=count").json()["total"]
     api.delete(f"{served.base}/Consent/{refusal['id']}")
     assert found == 0
+
+
+def test_a_revinclude_never_brings_in_someone_elses_resources(served: Served, home: Api) -> None:
+    bundle = home.get(f"{served.base}/Patient?_revinclude=Observation:subject").json()
+    assert sorted(e["resource"]["id"] for e in bundle["entry"]) == ["bp-2026", "zhang-xiuying"]
+
+
+def test_type_history_shows_and_counts_only_the_served(served: Served, home: Api) -> None:
+    bundle = home.get(f"{served.base}/Observation/_history").json()
+    seen = {e["resource"]["id"] for e in bundle["entry"]}
+    assert (seen, bundle["total"]) == ({"bp-2026"}, len(bundle["entry"]))
+
+
+def test_the_history_of_someone_else_is_not_found(served: Served, home: Api) -> None:
+    assert home.get(f"{served.base}/Patient/li-jianguo/_history").status_code == 404
+
+
+def test_the_whole_archives_history_is_refused(served: Served, home: Api) -> None:
+    answer = home.get(f"{served.base}/_history")
+    code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, code) == (403, "http.history-system-restricted")
+
+
+def test_a_group_export_holds_only_the_members_the_centre_serves(served: Served, api: Api, home: Api) -> None:
+    group = {
+        "resourceType": "Group",
+        "id": "jinshui-residents",
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": "Patient/zhang-xiuying"}}, {"entity": {"reference": "Patient/li-jianguo"}}],
+    }
+    api.put(f"{served.base}/Group/{group['id']}", json=group)
+    files = exported(home, export(home, f"Group/{group['id']}/$export", _type="Patient,Observation"))
+    found = sorted(resource["id"] for resources in files.values() for resource in resources)
+    assert found == ["bp-2026", "zhang-xiuying"]
