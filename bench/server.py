@@ -15,6 +15,8 @@ over loopback with wrk (16 connections, ``--latency``) from a separate process:
     search-name      GET /fhir/Patient?name=<姓>&birthdate=<date>
     create           POST /fhir/Patient, each a different valid yy-patient (full validation)
     transaction      POST /fhir, 10 creates (Patient + 5 Encounters + 4 Coverages, urn:uuid)
+    read, search-id  again on the same gateway without its security (bench/open_app.py: no
+                     tokens, rate limits or audit trail), for what security costs
 
 Each scenario gets a fresh server after a 3 s warm-up (requests a timed-out scenario left in
 the listen backlog must not eat the next one's time).  Ratios are against the floor measured
@@ -45,7 +47,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,6 +60,9 @@ SCRIPT = HERE / "wrk_replay.lua"
 #: bump when the generated data or the way it is loaded changes, so no stale cache is reused
 CACHE_VERSION = 1
 LIST_SIZE = 20_000
+SCENARIOS = ("metadata", "read", "search-id", "search-name", "create", "transaction")
+#: the scenarios run again without security, to measure what tokens and the audit trail cost
+SECURITY_COMPARED = ("read", "search-id")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of both servers")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="a subset, for a quicker look")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--scale", default="3334", help="patients of the small PostgreSQL store; 0 skips")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")))
@@ -189,19 +195,35 @@ class Bench:
             self.token = fetch_token(port)
             yield process
 
+    @contextmanager
+    def open_gateway(self, database_url: str, log: str) -> Iterator[subprocess.Popen[bytes]]:
+        """The same app without security (``bench/open_app.py``), served the way ``yiyang
+        serve`` serves the gateway: gunicorn, sync workers, no access log."""
+        port = free_port()
+        self.port, self.token = port, ""
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), "--worker-class", "sync"]
+        command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.open_app:app"]
+        environment = {"YIYANG_DATABASE_URL": database_url, "YIYANG_PORT": str(port)}
+        with running(command, port, "/fhir/metadata", self.work / log, environment) as process:
+            yield process
+
     # -- runs ------------------------------------------------------------------------------
     def run_database(self, database: str, cache: Path, scenarios: dict[str, Scenario], floor_port: int) -> None:
         print(f"\n{database}: preparing the store", flush=True)
         with working_store(database, self.args.patients, cache, self.args.postgres) as url:
             floor = self.measure(floor_port, scenarios["floor"])
             results = {"floor": floor}
-            for name in ("metadata", "read", "search-id", "search-name", "create", "transaction"):
+            chosen = [name.strip() for name in self.args.scenarios.split(",")]
+            for name in [name for name in SCENARIOS if name in chosen]:
                 # a fresh server per scenario: requests a timed-out scenario left queued in the
                 # listen backlog must not be served on the next scenario's time
                 with self.gateway(url, f"{database}-{name}.log") as process:
                     results[name] = self.measure(self.port, scenarios[name])
                     if self.args.profile and name != "metadata":
                         self.profile(process.pid, scenarios[name], f"{database}-{name}")
+            for name in [name for name in SECURITY_COMPARED if name in chosen]:
+                with self.open_gateway(url, f"{database}-{name}-open.log"):
+                    results[f"{name} open"] = self.measure(self.port, replace(scenarios[name], name=f"{name} open"))
         self.results[database] = results
         report(database, results)
 
@@ -213,7 +235,7 @@ class Bench:
         (self.work / "small").mkdir(exist_ok=True)
         scenarios = write_lists(self.work / "small", small)
         url = cached_postgres(small, cache, self.args.postgres)
-        for name in ("search-id", "search-name"):
+        for name in [name for name in ("search-id", "search-name") if name in full]:
             with self.gateway(url, f"scale-{name}.log"):
                 low = self.measure(self.port, scenarios[name])
                 high = full[name]
@@ -300,26 +322,32 @@ def print_profile(path: Path, top: int = 12) -> None:
 
 
 def report(database: str, results: dict[str, Result]) -> None:
+    """Each measured scenario against its goal (a scenario left out by --scenarios is skipped)."""
     floor = results["floor"]
-    read, by_id = results["read"], results["search-id"]
-    create, bundle = results["create"], results["transaction"]
     print(f"  {database} against the floor ({floor.per_second:,.0f} req/s):")
-    print(
-        f"    read         {read.per_second / floor.per_second:6.0%} of the floor, p99 {read.p99_ms:.1f} ms"
-        f"  (goal >= 50%, p99 < 50 ms)  {verdict(read.per_second >= 0.5 * floor.per_second and read.p99_ms < 50)}"
-    )
-    print(
-        f"    search-id    {by_id.per_second / floor.per_second:6.0%} of the floor"
-        f"  (goal >= 35%)  {verdict(by_id.per_second >= 0.35 * floor.per_second)}"
-    )
-    print(f"    search-name  {results['search-name'].per_second / floor.per_second:6.0%} of the floor  (no goal)")
-    print(
-        f"    create       {create.resources:6,.0f} resources/s  (goal >= 1,000/s)  {verdict(create.resources >= 1000)}"
-    )
-    print(
-        f"    transaction  {bundle.resources:6,.0f} resources/s  (goal >= 2,000/s)  {verdict(bundle.resources >= 2000)}",
-        flush=True,
-    )
+    if read := results.get("read"):
+        print(
+            f"    read         {read.per_second / floor.per_second:6.0%} of the floor, p99 {read.p99_ms:.1f} ms"
+            f"  (goal >= 50%, p99 < 50 ms)  {verdict(read.per_second >= 0.5 * floor.per_second and read.p99_ms < 50)}"
+        )
+    if by_id := results.get("search-id"):
+        print(
+            f"    search-id    {by_id.per_second / floor.per_second:6.0%} of the floor"
+            f"  (goal >= 35%)  {verdict(by_id.per_second >= 0.35 * floor.per_second)}"
+        )
+    if by_name := results.get("search-name"):
+        print(f"    search-name  {by_name.per_second / floor.per_second:6.0%} of the floor  (no goal)")
+    if create := results.get("create"):
+        print(
+            f"    create       {create.resources:6,.0f} resources/s  (goal >= 1,000/s)  {verdict(create.resources >= 1000)}"
+        )
+    if bundle := results.get("transaction"):
+        print(
+            f"    transaction  {bundle.resources:6,.0f} resources/s  (goal >= 2,000/s)  {verdict(bundle.resources >= 2000)}"
+        )
+    for name in [name for name in SECURITY_COMPARED if f"{name} open" in results]:
+        cost = 1 - results[name].per_second / results[f"{name} open"].per_second
+        print(f"    security     costs {cost:6.0%} of {name}  (goal <= 15%)  {verdict(cost <= 0.15)}")
     if any(result.failed for result in results.values()):
         print("    some requests failed: the figures above do not count")
 

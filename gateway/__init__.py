@@ -15,11 +15,12 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 
-def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
+def create_app(config: Config | None = None, services: Services | None = None, *, secure: bool = True) -> Flask:
     """The WSGI application (Flask's application factory): built from ``config`` (default:
-    ``Config.load()``, i.e. the environment), or around ``services`` already built."""
+    ``Config.load()``, i.e. the environment), or around ``services`` already built.
+    ``secure=False`` is for the benchmark alone (see ``gateway.api.build_app``)."""
     from gateway.api import build_app
     from gateway.config import Config
     from gateway.services import Services
 
-    return build_app(services or Services(config or Config.load()))
+    return build_app(services or Services(config or Config.load()), secure=secure)

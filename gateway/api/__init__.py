@@ -25,7 +25,11 @@ from gateway.storage.store import StoreError
 log = logging.getLogger("yiyang.api")
 
 
-def build_app(services: Services) -> Flask:
+def build_app(services: Services, *, secure: bool = True) -> Flask:
+    """The app over ``services``.  ``secure=False`` leaves out authentication, rate limits,
+    security headers and the audit trail: it exists only so that ``bench/server.py`` can
+    measure what they cost, and is deliberately no configuration setting — no deployment
+    can switch security off."""
     app = Flask("yiyang")
     app.config.update(
         SERVICES=services,
@@ -34,8 +38,9 @@ def build_app(services: Services) -> Flask:
         MAX_CONTENT_LENGTH=services.config.max_bytes,
         JSON_AS_ASCII=False,
     )
-    auth.install(app)  # first: its before_request authenticates every route registered below
-    audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
+    if secure:
+        auth.install(app)  # first: its before_request authenticates every route registered below
+        audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
     app.register_blueprint(fhir)
     app.register_blueprint(bulk)
     app.register_error_handler(FhirError, outcome_response)
