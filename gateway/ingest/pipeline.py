@@ -151,7 +151,7 @@ class Ingest:
         tx = self._transaction()
         try:
             with tx.savepoint():
-                outcome = self.evaluate(tx, record)
+                outcome = self.evaluate(tx, record, replaying=replaces is not None)
                 if not outcome.reasons and not outcome.unchanged:
                     self._land(tx, outcome)
         except StoreError:
@@ -190,7 +190,7 @@ class Ingest:
                 self._touched.add((kind, resource_id))
             self.counts.resources[kind] += 1
 
-    def evaluate(self, tx: Transaction, record: SourceRecord) -> Outcome:
+    def evaluate(self, tx: Transaction, record: SourceRecord, replaying: bool = False) -> Outcome:
         mapped = self.engine.map(record)
         outcome = Outcome(record, mapped)
         if mapped is None and UNPARSEABLE in record.fields:
@@ -231,6 +231,14 @@ class Ingest:
             # (the same record exported twice, as CSV and as .xlsx, only repeats it)
             key = mapped.identity.removeprefix("key|")
             outcome.reasons.append(self._reason("ingest.duplicate-key", first=other, key=key))
+            return outcome
+        keyed = mapped.identity.startswith("key|")
+        landed = self.ledger.landed_since(tx, identity, digest) if replaying and keyed else None
+        if landed and _would_change(tx, mapped):
+            # a record with this source key and other content landed while this one waited in
+            # the quarantine: replaying the older copy would overwrite the newer one
+            key = mapped.identity.removeprefix("key|")
+            outcome.reasons.append(self._reason("ingest.superseded", landed=landed, key=key))
             return outcome
         for name, reasons in by_part.items():  # only independent parts failed: the rest lands
             outcome.parts.extend(reasons)

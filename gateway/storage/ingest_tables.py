@@ -77,6 +77,13 @@ class Ledger:
         )
         return row[0] if row else None
 
+    def landed_with_other_content(self, identity: str, digest: str) -> str | None:
+        """The location of a record of any run that landed with this identity and other content."""
+        row = self.sql.one(
+            "SELECT location FROM ledger WHERE identity = ? AND landed AND digest <> ?", (identity, digest)
+        )
+        return row[0] if row else None
+
     def claim(self, scope: str, digest: str, run: str) -> None:
         """Mark a landed record as seen by this run, so a second copy in it is a duplicate."""
         self.sql.execute("UPDATE ledger SET run = ? WHERE scope = ? AND digest = ?", (run, scope, digest))

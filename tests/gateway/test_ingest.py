@@ -3,6 +3,7 @@ quarantine reasons, reconciled counts, replay after a fix, explain, and the CLI 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -157,6 +158,33 @@ def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monke
 
     commands.replay(out, Registry(), Sink(), "en")
     assert "now passes: 个人基本信息表.csv row 17\n" in lines
+
+
+def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """刘梅's record with an unknown 民族 and 糖尿病 waits in the quarantine; the clinic's
+    corrected export of the same 个人档案编号 (汉族, 高血压) lands; then the code table learns the
+    unknown value.  Replaying the old copy would turn her 高血压 back into 糖尿病: it stays
+    quarantined, superseded, and the correction stands."""
+    out = tmp_path / "out"
+    header, *rows = SAMPLE.read_text(encoding="utf-8-sig").splitlines()
+    old = next(row for row in rows if "火星族" in row).replace(",无,无,", ",无,糖尿病,")
+    for name, row in [("个人基本信息表-1月.csv", old), ("个人基本信息表-2月.csv", old.replace("火星族", "汉族"))]:
+        if name.endswith("2月.csv"):
+            row = row.replace("糖尿病", "高血压")
+        (tmp_path / name).write_text(header + "\n" + row + "\n", encoding="utf-8")
+        commands.ingest("community-health", [tmp_path / name], out, Registry(), bundle=False)
+    fixed = tmp_path / "conceptmaps"
+    shutil.copytree(conceptmaps.FOLDER, fixed)
+    table = json.loads((fixed / "ConceptMap-ethnicity-to-gb-3304.json").read_text(encoding="utf-8"))
+    table["group"][0]["element"].append({"code": "火星族", "target": [{"code": "01", "equivalence": "equivalent"}]})
+    (fixed / "ConceptMap-ethnicity-to-gb-3304.json").write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setattr(conceptmaps, "FOLDER", fixed)
+    commands.replay(out, Registry(), io.StringIO(), "en")
+    conditions = [c["code"]["coding"][0]["code"] for c in ndjson(out / "Condition.ndjson")]
+    still = [reason[0] for reason in reasons(out, "个人基本信息表-1月.csv", "row 2")]
+    assert (conditions, still) == (["I10"], ["ingest.superseded"])
 
 
 def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
