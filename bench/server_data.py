@@ -110,6 +110,7 @@ def load(database_url: str, count: int) -> int:
                     rate = written / (time.perf_counter() - started)
                     print(f"    loaded {written:>9,} of {3 * count:,} resources ({rate:,.0f}/s)", file=sys.stderr)
         written += _write(store, batch)
+        store.analyze()
         return written
     finally:
         services.close()

@@ -7,13 +7,20 @@ or, in development only, its id and secret (``client_secret_basic``).  It gets a
 valid five minutes: an HS256 JWT signed with a key kept in the store, so any worker accepts a
 token any other issued.  Every request re-reads the client's status, so revoking a client stops
 its tokens at once instead of when they expire.  All JOSE work is pyjwt's.
+
+A client sends the same token with every request for five minutes, and checking its signature
+and claims cost more than the rest of a read; so each worker remembers the tokens it has
+verified (a bounded map of token → principal and expiry).  The expiry and the client's status
+are still checked on every request: a remembered token expires, and is revoked, on time.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +41,8 @@ MAX_ASSERTION_SECONDS = 300
 LEEWAY_SECONDS = 30
 ACCESS_ALGORITHM = "HS256"
 _KEY_NAME = "access-token-hs256"
+#: verified tokens a worker remembers (least recently used forgotten first)
+VERIFIED_TOKENS = 4096
 
 
 class OAuthError(Exception):
@@ -60,6 +69,9 @@ class Authority:
         self.store = store
         self.config = config
         self._key: bytes | None = None
+        #: token → (principal, expiry as a Unix time), for tokens whose signature checked out
+        self._known_tokens: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._known_guard = threading.Lock()
 
     @property
     def auth_methods(self) -> list[str]:
@@ -184,6 +196,24 @@ class Authority:
     # -- every request -----------------------------------------------------------------------
     def principal(self, token: str) -> Principal:
         """The principal of a valid access token whose client is still active."""
+        principal = self._verify(token)
+        with self.store.reading() as tx:
+            status = tx.security.client_status(principal.client_id)
+        if status != "active":
+            raise Unauthenticated("http.client-revoked", client=principal.client_id)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
+        """The principal a token's signed claims name, verified once per token and worker."""
+        with self._known_guard:
+            known = self._known_tokens.get(token)
+            if known is not None:
+                self._known_tokens.move_to_end(token)
+        if known is not None:
+            principal, expires = known
+            if time.time() >= expires:
+                raise Unauthenticated("http.token-expired")
+            return principal
         try:
             claims = jwt.decode(
                 token,
@@ -197,8 +227,9 @@ class Authority:
             raise Unauthenticated("http.token-expired") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated("http.token-invalid") from exc
-        with self.store.reading() as tx:
-            status = tx.security.client_status(claims["sub"])
-        if status != "active":
-            raise Unauthenticated("http.client-revoked", client=claims["sub"])
-        return Principal(claims["sub"], claims["org"], frozenset(claims["scope"].split()), claims["role"])
+        principal = Principal(claims["sub"], claims["org"], frozenset(claims["scope"].split()), claims["role"])
+        with self._known_guard:
+            self._known_tokens[token] = (principal, float(claims["exp"]))
+            if len(self._known_tokens) > VERIFIED_TOKENS:
+                self._known_tokens.popitem(last=False)
+        return principal

@@ -37,10 +37,31 @@ Sql = tuple[str, list[Any]]
 
 
 def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
-    """The condition on ``resource r`` for all criteria (``1=1`` when there are none)."""
+    """The condition on ``resource r`` for all criteria (``1=1`` when there are none).
+
+    The criterion likely to select the fewest resources comes first and drives the query from
+    its index rows; the others are probed per candidate (a correlated EXISTS on the
+    resource's own rows).  Both IN lists would otherwise be built in full: SQLite spent 40 ms
+    listing the 10,000 people named 吴 to intersect them with the five born on one day."""
     builder = _Builder(now or datetime.now(UTC))
-    clauses = [builder.criterion(criterion, "r", (query.resource_type,)) for criterion in query.criteria]
+    ordered = sorted(query.criteria, key=_breadth)
+    clauses = [
+        builder.criterion(criterion, "r", (query.resource_type,), probe=index > 0)
+        for index, criterion in enumerate(ordered)
+    ]
     return " AND ".join(clauses) or "1=1", builder.params
+
+
+def _breadth(criterion: Criterion) -> int:
+    """A rough rank of how many resources a criterion selects, from its kind alone: exact
+    tokens and references few, a date some, a name prefix many, a negation most."""
+    if criterion.missing is not None or criterion.modifier == "not":
+        return 6
+    if criterion.param in ("_id", "_lastUpdated"):
+        return 0 if criterion.param == "_id" else 5
+    if criterion.type == "string":
+        return {"exact": 2, "contains": 5}.get(criterion.modifier or "", 4)
+    return {"token": 1, "reference": 1, "date": 3}.get(criterion.type, 3)
 
 
 def order_sql(query: SearchQuery) -> Sql:
@@ -161,12 +182,13 @@ class _Builder:
         self.params: list[Any] = []
         self.depth = 0
 
-    def criterion(self, criterion: Criterion, owner: str, types: Sequence[str]) -> str:
+    def criterion(self, criterion: Criterion, owner: str, types: Sequence[str], probe: bool = False) -> str:
         """One criterion as membership of the owner in the ids its index rows select.
 
         ``owner.id IN (SELECT s.id FROM search_index s WHERE s.type = ? AND s.name = ? …)``
         rather than a correlated EXISTS: both databases then start from the index
-        (type, name, value) instead of visiting every resource of the type."""
+        (type, name, value) instead of visiting every resource of the type.  ``probe`` asks
+        for the EXISTS instead, for a criterion checked on candidates another one found."""
         if criterion.param == "_id":
             return self._column(criterion, lambda value: self._eq(f"{owner}.id", value.code))
         if criterion.param == "_lastUpdated":
@@ -174,19 +196,22 @@ class _Builder:
             return self._column(criterion, lambda value: self._date(value, column, column))
         self.depth += 1
         s = f"s{self.depth}"
-        if len(types) == 1:
-            member = f"{owner}.id"
+        if probe and len(types) == 1:
+            member = "EXISTS"
+            head = f"SELECT 1 FROM search_index {s} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
+        elif len(types) == 1:
+            member = f"{owner}.id IN"
             head = f"SELECT {s}.id FROM search_index {s} WHERE {s}.type = ? AND {s}.name = ?"
         else:
-            member = f"({owner}.type, {owner}.id)"
+            member = f"({owner}.type, {owner}.id) IN"
             head = f"SELECT {s}.type, {s}.id FROM search_index {s} WHERE {s}.type IN ({_marks(types)}) AND {s}.name = ?"
         self.params += [*types, criterion.param]
         if criterion.missing is not None:
-            return f"{member} {'NOT ' if criterion.missing else ''}IN ({head})"
+            return f"{'NOT ' if criterion.missing else ''}{member} ({head})"
         if criterion.chain is not None:
-            return f"{member} IN ({head} AND {self._chain(criterion, s)})"
+            return f"{member} ({head} AND {self._chain(criterion, s)})"
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
-        return f"{member} {'NOT ' if criterion.modifier == 'not' else ''}IN ({head} AND ({matches}))"
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({head} AND ({matches}))"
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""

@@ -19,6 +19,9 @@ from gateway.storage.dialect import SQLITE
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
 BUSY_TIMEOUT_S = 60
+#: rows ANALYZE samples per index: enough to tell a unique key from a shared one, and a
+#: bounded cost (about 20 ms on a store of 300,000 resources)
+ANALYSIS_LIMIT = 1000
 
 
 class SQLiteStore(Store):
@@ -43,6 +46,9 @@ class SQLiteStore(Store):
             )
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
+            connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+            connection.execute("PRAGMA busy_timeout = 0")  # refresh statistics only if no one writes
+            _analyze(connection)
             connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
@@ -60,9 +66,26 @@ class SQLiteStore(Store):
     def _lock(self, executor: Executor, name: str) -> None:
         """BEGIN IMMEDIATE already made this the only writer."""
 
+    def analyze(self) -> None:
+        with self._connection() as connection:
+            _analyze(connection)  # type: ignore[arg-type]
+
     def close(self) -> None:
         with self._guard:
             for connection in self._all:
                 connection.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _analyze(connection: sqlite3.Connection) -> None:
+    """Refresh the query planner's statistics, if no one holds the write lock right now.
+
+    Without them SQLite guesses that any range on an index is selective, and probes the rows
+    of every person named 吴 instead of the resource's own few (40 ms against 0.1 ms for a
+    name + birthdate search).  Best effort: a writer holding the lock means the statistics
+    wait for the next connection or the end of that writer's ingest."""
+    try:
+        connection.execute("ANALYZE")
+    except sqlite3.OperationalError:  # database is locked: another time
+        pass

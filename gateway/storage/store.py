@@ -15,9 +15,16 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.storage.dialect import Dialect
+
+if TYPE_CHECKING:
+    from gateway.storage.audit_tables import AuditEvents
+    from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
+    from gateway.storage.resources import Resources
+    from gateway.storage.security_tables import SecurityTables
 
 #: (name, system, value, low, high, number): one value of one search parameter
 IndexRow = tuple[str, str | None, str | None, str | None, str | None, float | None]
@@ -119,26 +126,66 @@ class Executor:
 
 
 class Transaction:
-    """One unit of work; the table modules hang off it so a caller sees one object."""
+    """One unit of work; the table modules hang off it so a caller sees one object.
+
+    Each table module is built on first use: a request touches one or two of them, and a
+    read by id spends well under a millisecond in all.  (They are imported there too, because
+    they import this module.)"""
 
     _savepoints = itertools.count()
 
     def __init__(self, executor: Executor, indexer: Indexer | None, lock: Callable[[str], None]) -> None:
-        from gateway.storage.audit_tables import AuditEvents
-        from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
+        self.sql = executor
+        self._indexer = indexer
+        self._lock = lock
+
+    @cached_property
+    def resources(self) -> Resources:
         from gateway.storage.resources import Resources
+
+        return Resources(self.sql, self._indexer)
+
+    @cached_property
+    def identity(self) -> IdentityKeys:
+        from gateway.storage.ingest_tables import IdentityKeys
+
+        return IdentityKeys(self.sql)
+
+    @cached_property
+    def keyed(self) -> Keyed:
+        from gateway.storage.ingest_tables import Keyed
+
+        return Keyed(self.sql)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from gateway.storage.ingest_tables import Ledger
+
+        return Ledger(self.sql)
+
+    @cached_property
+    def quarantine(self) -> Quarantine:
+        from gateway.storage.ingest_tables import Quarantine
+
+        return Quarantine(self.sql)
+
+    @cached_property
+    def conflicts(self) -> Conflicts:
+        from gateway.storage.ingest_tables import Conflicts
+
+        return Conflicts(self.sql)
+
+    @cached_property
+    def security(self) -> SecurityTables:
         from gateway.storage.security_tables import SecurityTables
 
-        self.sql = executor
-        self.resources = Resources(executor, indexer)
-        self.identity = IdentityKeys(executor)
-        self.keyed = Keyed(executor)
-        self.ledger = Ledger(executor)
-        self.quarantine = Quarantine(executor)
-        self.conflicts = Conflicts(executor)
-        self.security = SecurityTables(executor)
-        self.audit = AuditEvents(executor)
-        self._lock = lock
+        return SecurityTables(self.sql)
+
+    @cached_property
+    def audit(self) -> AuditEvents:
+        from gateway.storage.audit_tables import AuditEvents
+
+        return AuditEvents(self.sql)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -182,6 +229,10 @@ class Store:
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics after many writes (an ingest run, the demo
+        load).  PostgreSQL's autovacuum does it by itself; SQLite needs to be asked."""
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager

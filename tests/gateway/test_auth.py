@@ -14,6 +14,10 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.cli import main
+from gateway.config import Config
+from gateway.security import tokens
+from gateway.security.tokens import ACCESS_ALGORITHM, Authority, Unauthenticated
+from gateway.storage.store import Store
 from tests.conftest import ALL_SCOPES, Api, Served, add_client, assertion, request_token, running_server
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -202,3 +206,34 @@ def test_client_secret_basic_works_when_enabled(limited: str) -> None:
     wrong = requests.post(f"{limited}/token", data=form, auth=("secret-client", "t" * 32), timeout=30)
     assert (answer.status_code, wrong.status_code) == (200, 401)
     assert "client_secret_basic" in requests.get(f"{limited}/.well-known/smart-configuration", timeout=30).text
+
+
+# -- the verified-token memory of a worker -----------------------------------------------------
+def remembered(store: Store) -> tuple[Authority, str]:
+    """An authority that has verified one token of an active client (so it remembers it)."""
+    from gateway.security import clients
+
+    config = Config()
+    clients.register(store, "remembered", "org", "operator", "system/*.rs", None, "a-secret-long-enough")
+    authority = Authority(store, config)
+    claims = {"sub": "remembered", "org": "org", "role": "operator", "scope": "system/*.rs"}
+    claims |= {"aud": config.base_url, "iss": config.token_url, "exp": int(time.time()) + 60}
+    token = jwt.encode(claims, authority.key(), algorithm=ACCESS_ALGORITHM)
+    authority.principal(token)
+    return authority, token
+
+
+def test_a_remembered_token_still_expires_on_time(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    authority, token = remembered(store)
+    later = time.time() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    with pytest.raises(Unauthenticated, match="http.token-expired"):
+        authority.principal(token)
+
+
+def test_a_remembered_token_of_a_revoked_client_is_refused(store: Store) -> None:
+    authority, token = remembered(store)
+    with store.transaction() as tx:
+        tx.security.revoke("remembered")
+    with pytest.raises(Unauthenticated, match="http.client-revoked"):
+        authority.principal(token)
