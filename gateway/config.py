@@ -24,6 +24,9 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 2
+    #: request threads per worker process (gunicorn's gthread worker when above 1): a thread
+    #: waiting for the database lets another one use the processor
+    threads: int = 1
     #: what an invalid write gets: "reject" (422) or "warn" (stored, issues returned)
     validation: str = "reject"
     #: the base URL clients see, when a proxy in front changes it (default http://HOST:PORT/fhir)
@@ -43,6 +46,9 @@ class Config:
     allow_client_secret: bool = False
     #: requests per second one client may make to one worker (token bucket; 429 beyond it)
     rate_limit_per_second: int = 200
+    #: how long a worker trusts that a client is active before reading its status again; a
+    #: revoked client's tokens stop working within this time (0: read on every request)
+    client_status_ms: int = 1000
     # -- limits on input, one place for every path (see gateway/limits.py) ------------------
     #: a legacy file read as a stream (CSV, NDJSON, HL7 v2, .xlsx on disk): this bounds time only
     file_bytes: int = 1024 * 1024 * 1024

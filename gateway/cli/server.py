@@ -108,7 +108,8 @@ class _Gunicorn:
             def load_config(self) -> None:
                 self.cfg.set("bind", f"{factory_config.host}:{factory_config.port}")
                 self.cfg.set("workers", factory_config.workers)
-                self.cfg.set("worker_class", "sync")
+                self.cfg.set("threads", factory_config.threads)
+                self.cfg.set("worker_class", "gthread" if factory_config.threads > 1 else "sync")
                 self.cfg.set("accesslog", None)
                 self.cfg.set("graceful_timeout", 10)
                 self.cfg.set("proc_name", "yiyang")
