@@ -67,6 +67,9 @@ class Config:
     contained: int = 10_000
     #: codes a ValueSet may expand to before a binding is reported unchecked
     expansion_codes: int = 200_000
+    # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
+    #: days an exchange record is kept before it is purged (0 keeps them for ever)
+    exchange_retention_days: int = 365
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:

@@ -17,8 +17,10 @@ import socketserver
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from gateway.exchanges import Party
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
+from gateway.masking import mask_text
 from gateway.messages import worded
 from gateway.services import Services
 from gateway.storage.store import StoreError
@@ -34,7 +36,7 @@ log = logging.getLogger("yiyang.mllp")
 def acknowledge(services: Services, message: bytes) -> bytes:
     """Persist one message and return its ACK (without MLLP framing)."""
     record = read_message(message, "hl7v2", FEED, services.reader_limits)
-    pipeline = Ingest(services.store, services.validator, services.engine)
+    pipeline = Ingest(services.store, services.validator, services.engine, party=sender(record.fields))
     try:
         outcome = pipeline.process(record)
         pipeline.finish()
@@ -48,6 +50,14 @@ def acknowledge(services: Services, message: bytes) -> bytes:
         return ack(record.fields, "AE", outcome.reasons)
     # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
     return ack(record.fields, "AA", outcome.parts, severity="W")
+
+
+def sender(fields: dict[str, Any]) -> Party:
+    """The participant behind a message, for its exchange record: the sending application
+    (MSH-3) acting for the sending facility (MSH-4); the interaction is the message type."""
+    kind = "^".join(part for part in (_text(fields.get("MSH-9.1")), _text(fields.get("MSH-9.2"))) if part)
+    client, facility = mask_text(_text(fields.get("MSH-3"))), mask_text(_text(fields.get("MSH-4")))
+    return Party(client or FEED, facility, "hl7v2", "mllp", mask_text(kind) or "message")
 
 
 def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str = "E") -> bytes:

@@ -14,9 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from gateway.api import audit, auth
+from gateway.api import audit, auth, exchanges
 from gateway.api.bulk import bulk
 from gateway.api.negotiation import outcome_response
+from gateway.api.reports import reports
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
 from gateway.services import Services
@@ -41,8 +42,10 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     if secure:
         auth.install(app)  # first: its before_request authenticates every route registered below
         audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
+    exchanges.install(app)  # records every request as an exchange, its content judged
     app.register_blueprint(fhir)
     app.register_blueprint(bulk)
+    app.register_blueprint(reports)
     app.register_error_handler(FhirError, outcome_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)

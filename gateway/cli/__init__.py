@@ -12,11 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import archive, audit, clients, ingest, server, validate
+from gateway.cli import archive, audit, clients, conformance, ingest, report, server, validate
 from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
 from gateway.storage.store import StoreError
 
-MODULES = (validate, ingest, archive, server, clients, audit)
+MODULES = (validate, ingest, archive, server, clients, audit, report, conformance)
 
 
 def build_parser() -> Parser:

@@ -18,6 +18,7 @@ import jsonpatch
 
 from conformance.issues import Issue
 from conformance.validator import Validator
+from gateway import exchanges
 from gateway.config import Config
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
@@ -53,7 +54,7 @@ class Repository:
             for name, definition in registry.base_types.items()
             if definition.get("kind") == "resource" and not definition.get("abstract")
         )
-        self.default_profiles = _default_profiles(registry)
+        self.default_profiles = default_profiles(registry)
 
     # -- checks ----------------------------------------------------------------------------
     def check_type(self, kind: str) -> None:
@@ -72,7 +73,9 @@ class Repository:
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
             wanted.append(default)
-        return self.validator.validate(resource, wanted, path)
+        issues = self.validator.validate(resource, wanted, path)
+        exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
+        return issues
 
     def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is
@@ -271,7 +274,7 @@ def _conflict(conflict: VersionConflict) -> FhirError:
     )
 
 
-def _default_profiles(registry: Registry) -> dict[str, str]:
+def default_profiles(registry: Registry) -> dict[str, str]:
     """The provincial profile each write of a type is held to when it claims none: the one
     profile the package has for that type (Observation has several, so only claims count)."""
     by_type: dict[str, list[str]] = {}

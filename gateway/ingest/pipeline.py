@@ -13,6 +13,7 @@ maps those records again, under the same ids, while the ledger skips the ones th
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from typing import Any
 
 from conformance.issues import Issue
 from conformance.validator import Validator
+from gateway import exchanges
 from gateway.ingest import keyed
 from gateway.ingest.identity import Conflict, IdentityConflict, IdentityIndex
 from gateway.ingest.ledger import Ledger
@@ -32,6 +34,8 @@ from gateway.messages import worded
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import Mapped, MappingEngine, Problem, content_digest, reference_nodes, rewrite_references
 from mappings.records import UNPARSEABLE, SourceRecord
+
+log = logging.getLogger("yiyang.ingest")
 
 
 @dataclass(slots=True)
@@ -84,9 +88,11 @@ class Outcome:
 
 
 def _problem_reason(problem: Problem) -> Reason:
-    return Reason(
+    found = Reason(
         problem.message_id, worded(problem.message_id, problem.params), None, str(problem.ref) if problem.ref else None
     )
+    exchanges.reason(found.message_id, found.text, found.field)
+    return found
 
 
 def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
@@ -127,6 +133,7 @@ class Ingest:
         engine: MappingEngine,
         recorded: str | None = None,
         batch_size: int = 200,
+        party: exchanges.Party | None = None,
     ) -> None:
         self.store = store
         self.validator = validator
@@ -141,9 +148,27 @@ class Ingest:
         self._pending = 0
         #: people and keyed resources this run touched (each counted once however many records name it)
         self._touched: set[tuple[str, str]] = set()
+        #: who sent the records; each file they come from is one exchange (see gateway/exchanges.py)
+        self.party = party or CLI
+        self._exchange: exchanges.Collector | None = None
+        self._exchange_file = ""
 
     # -- one record ----------------------------------------------------------------------
     def process(self, record: SourceRecord, replaces: tuple[str, str] | None = None) -> Outcome:
+        """:meth:`_process`, its verdicts noted in the exchange under way: the caller's (an API
+        request posting a file), else this run's own for the record's file."""
+        ambient = exchanges.current()
+        collector = ambient or self._exchange_of(record)
+        collector.source = record.source
+        if ambient is not None:
+            return self._process(record, replaces)
+        token = exchanges.activate(collector)
+        try:
+            return self._process(record, replaces)
+        finally:
+            exchanges.deactivate(token)
+
+    def _process(self, record: SourceRecord, replaces: tuple[str, str] | None = None) -> Outcome:
         """Map, check and write one record, or quarantine it.  ``replaces`` is the (identity,
         digest) of the quarantine entry a replayed record came from: it goes, whatever the
         record is now (its identity may have changed with the spec that now maps it)."""
@@ -218,7 +243,9 @@ class Ingest:
             part = problem.resource if problem.resource in mapped.optional else None
             by_part.setdefault(part, []).append(_problem_reason(problem))
         for name, resource in mapped.resources.items():
-            for issue in self.validator.validate(resource):
+            issues = self.validator.validate(resource)
+            exchanges.judged(resource, (), issues)
+            for issue in issues:
                 if issue.is_error:
                     part = name if name in mapped.optional else None
                     by_part.setdefault(part, []).append(self._issue_reason(issue, mapped, name))
@@ -326,7 +353,9 @@ class Ingest:
         return reasons
 
     def _reason(self, message_id: str, **params: Any) -> Reason:
-        return Reason(message_id, worded(message_id, params))
+        found = Reason(message_id, worded(message_id, params))
+        exchanges.reason(message_id, found.text, None)
+        return found
 
     @staticmethod
     def _issue_reason(issue: Issue, mapped: Mapped, name: str) -> Reason:
@@ -363,8 +392,37 @@ class Ingest:
 
     def finish(self) -> Counts:
         """Commit the last batch: after Ctrl-C, the records processed before it are kept."""
+        self._close_exchange()
         self.commit()
         return self.counts
+
+    # -- the exchange record of what this run read ----------------------------------------
+    def _exchange_of(self, record: SourceRecord) -> exchanges.Collector:
+        """The exchange of the record's file: a new file closes the previous one's."""
+        if self._exchange is not None and self._exchange_file != record.file:
+            self._close_exchange()
+            self.commit()  # no record of the next file waits on a lock while the ids lock is held
+        if self._exchange is None:
+            self._exchange, self._exchange_file = exchanges.Collector(), record.file
+        return self._exchange
+
+    def _close_exchange(self) -> None:
+        """Append the exchange record in the current batch, so it commits with the last of its
+        records (the batch is committed right after: the ids lock is held for no longer).  In a
+        savepoint of its own: a failure to record loses the record, never the batch's data."""
+        if self._exchange is None:
+            return
+        collector, self._exchange = self._exchange, None
+        tx = self._transaction()
+        try:
+            with tx.savepoint():
+                exchanges.append(tx, [collector.finished(self.party)])
+        except StoreError:
+            log.exception("ingest: the exchange record of %s could not be written", self._exchange_file)
+
+
+#: the party of a run that names none: the operator at the command line
+CLI = exchanges.Party("yiyang-cli", "", "", "cli", "ingest")
 
 
 def _would_change(tx: Transaction, mapped: Mapped) -> bool:

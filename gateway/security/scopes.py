@@ -163,6 +163,10 @@ RULES: dict[str, Rule] = {
     "audit.search": Rule("AuditEvent", "s"),
     "audit.read": Rule("AuditEvent", "r"),
     "audit.refuse": Rule("AuditEvent", ""),
+    # the auditors' report over recorded exchanges (gateway/api/reports.py): whoever may read
+    # the audit trail may read the report
+    "reports.page": Rule("AuditEvent", "rs"),
+    "reports.exchange": Rule("AuditEvent", "rs"),
 }
 #: endpoints open to anyone: the CapabilityStatement, SMART discovery, the token endpoint
 PUBLIC = frozenset({"fhir.metadata", "auth.smart_configuration", "auth.token"})

@@ -22,6 +22,7 @@ from gateway.storage.dialect import Dialect
 
 if TYPE_CHECKING:
     from gateway.storage.audit_tables import AuditEvents
+    from gateway.storage.exchange_tables import Exchanges
     from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
     from gateway.storage.resources import Resources
     from gateway.storage.security_tables import SecurityTables
@@ -186,6 +187,12 @@ class Transaction:
         from gateway.storage.audit_tables import AuditEvents
 
         return AuditEvents(self.sql)
+
+    @cached_property
+    def exchanges(self) -> Exchanges:
+        from gateway.storage.exchange_tables import Exchanges
+
+        return Exchanges(self.sql)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

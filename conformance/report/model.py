@@ -1,0 +1,176 @@
+"""What a report is: sections of results with verdicts, and the exchanges to drill down to.
+
+Plain frozen dataclasses, so a report built from the store, from files or from a test run is
+rendered by the same code, and compared in tests field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+#: pass: judged conformant; fail: judged non-conformant; error: refused or broken for another
+#: reason than the content; skip: nothing to judge (the test kit's verdicts too)
+Verdict = Literal["pass", "fail", "error", "skip"]
+ReportKind = Literal["exchanges", "files", "testkit"]
+#: how a section is shown besides its table: a pass-rate trend line, or bars of occurrences
+SectionKind = Literal["table", "trend", "bars"]
+ERROR_SEVERITIES = frozenset({"fatal", "error"})
+
+
+class Wording(Protocol):
+    """A message id (and its parameters) in the reader's language: the gateway's catalog."""
+
+    def __call__(self, message_id: str, params: Mapping[str, Any] | None = None) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How many of something passed, failed, were refused (error) or had nothing to judge."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors + self.skipped
+
+    @property
+    def judged(self) -> int:
+        return self.passed + self.failed
+
+    @property
+    def rate(self) -> float | None:
+        """The pass rate: passed among those judged (None when nothing was judged)."""
+        return self.passed / self.judged if self.judged else None
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.failed:
+            return "fail"
+        if self.passed:
+            return "pass"
+        return "error" if self.errors else "skip"
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.passed + other.passed,
+            self.failed + other.failed,
+            self.errors + other.errors,
+            self.skipped + other.skipped,
+        )
+
+    @classmethod
+    def of(cls, verdict: str, count: int = 1) -> Counts:
+        """``count`` things with one verdict."""
+        return cls(
+            passed=count if verdict == "pass" else 0,
+            failed=count if verdict == "fail" else 0,
+            errors=count if verdict == "error" else 0,
+            skipped=count if verdict == "skip" else 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One issue found, or one check made: the rule (a stable message id), where (FHIRPath or
+    a file position), how severe, the (masked) text, and the resource it concerns."""
+
+    severity: str
+    rule: str
+    location: str
+    text: str
+    subject: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity in ERROR_SEVERITIES
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One row of a section: a participant, a rule, a resource checked, a test."""
+
+    id: str
+    label: str
+    verdict: Verdict
+    #: a second descriptive column (an organisation, a resource type, an example message)
+    note: str = ""
+    counts: Counts | None = None
+    #: for rules: how severe, how often, in how many exchanges, and where most often
+    severity: str = ""
+    occurrences: int | None = None
+    affected: int | None = None
+    examples: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    #: the id of the exchange this row drills down to
+    link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    id: str
+    #: message ids: the section's title, its label column's heading and its note column's
+    title: str
+    label_title: str
+    results: tuple[Result, ...]
+    note_title: str | None = None
+    kind: SectionKind = "table"
+    #: data shown beside the title (the file a section of checked resources is about)
+    subtitle: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceVerdict:
+    """The verdict on one resource (or, with ``resources`` > 1 and no id, on that many
+    resources of one type and profile) against one profile."""
+
+    resource_type: str
+    resource_id: str
+    profile: str
+    passed: bool
+    errors: int
+    warnings: int
+    resources: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeDetail:
+    """One recorded exchange in full: the drill-down of a failing one."""
+
+    id: str
+    recorded: str
+    day: str
+    client: str
+    organization: str
+    source: str
+    channel: str
+    interaction: str
+    status: int | None
+    verdict: Verdict
+    resource_types: tuple[str, ...]
+    resources: int
+    errors: int
+    warnings: int
+    verdicts: tuple[ResourceVerdict, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    kind: ReportKind
+    generated: str
+    #: what the report covers, as (message id of the name, value): period, filters, files
+    scope: tuple[tuple[str, str], ...]
+    summary: Counts
+    sections: tuple[Section, ...]
+    #: the failing exchanges to drill down to (the newest, when there are more)
+    exchanges: tuple[ExchangeDetail, ...] = ()
+    #: how many failed in all
+    exchanges_total: int = 0
+
+    def section(self, section_id: str) -> Section | None:
+        return next((s for s in self.sections if s.id == section_id), None)

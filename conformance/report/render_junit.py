@@ -1,0 +1,98 @@
+"""A report as JUnit XML, the format CI systems read: one ``testsuite`` per section, one
+``testcase`` per result — a ``failure`` for a fail verdict, an ``error`` for an error, a
+``skipped`` for a skip.  Trend sections are left out (each day is already counted in the
+other sections).
+
+For checked files this is one testcase per resource, failing when the resource has an error;
+for the auditors' report, one per participant, source, profile, rule and failing exchange.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+from conformance.report.model import Finding, Report, Result, Wording
+from conformance.report.svg import percent
+
+#: characters XML 1.0 cannot carry, even escaped
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_TAGS = {"fail": "failure", "error": "error"}
+
+
+def render_junit(report: Report, words: Wording) -> str:
+    sections = [section for section in report.sections if section.kind != "trend"]
+    root = ET.Element("testsuites", name=_clean(words(f"report.title.{report.kind}")), timestamp=report.generated)
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for section in sections:
+        counted = {
+            "tests": len(section.results),
+            "failures": sum(r.verdict == "fail" for r in section.results),
+            "errors": sum(r.verdict == "error" for r in section.results),
+            "skipped": sum(r.verdict == "skip" for r in section.results),
+        }
+        title = words(section.title) + (f" {section.subtitle}" if section.subtitle else "")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=_clean(title),
+            id=_clean(section.id),
+            timestamp=report.generated,
+            **{k: str(v) for k, v in counted.items()},
+        )
+        for result in section.results:
+            _testcase(suite, f"yiyang.{report.kind}.{section.id}", result, words)
+        for key in totals:
+            totals[key] += counted[key]
+    root.attrib.update({k: str(v) for k, v in totals.items()})
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _testcase(suite: ET.Element, classname: str, result: Result, words: Wording) -> None:
+    case = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(result.label))
+    if result.verdict == "skip":
+        ET.SubElement(case, "skipped", message=_clean(words("report.verdict.skip")))
+        return
+    tag = _TAGS.get(result.verdict)
+    if tag is None:
+        return
+    first = next((f for f in result.findings if f.is_error), result.findings[0] if result.findings else None)
+    outcome = ET.SubElement(
+        case, tag, message=_clean(_message(result, first, words)), type=_clean(_type(result, first))
+    )
+    lines = [_line(f) for f in result.findings]
+    if result.examples:
+        lines.append(words("report.column.examples") + ": " + ", ".join(result.examples))
+    if result.note:
+        lines.append(result.note)
+    outcome.text = _clean("\n".join(lines))
+
+
+def _message(result: Result, first: Finding | None, words: Wording) -> str:
+    if result.counts is not None:
+        counts = result.counts
+        return words(
+            "report.junit.rate",
+            {"rate": percent(counts.rate), "failed": counts.failed, "errors": counts.errors, "total": counts.total},
+        )
+    if result.occurrences is not None:
+        return words("report.junit.rule", {"occurrences": result.occurrences, "affected": result.affected or 0})
+    if first is not None:
+        return f"{first.rule} {first.location}: {first.text}".strip()
+    return words(f"report.verdict.{result.verdict}")
+
+
+def _type(result: Result, first: Finding | None) -> str:
+    if result.occurrences is not None:
+        return result.label
+    return first.rule if first is not None else result.verdict
+
+
+def _line(finding: Finding) -> str:
+    where = " ".join(part for part in (finding.subject, finding.location) if part)
+    return f"{finding.severity} [{finding.rule}] {where}: {finding.text}"
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)

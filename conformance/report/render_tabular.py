@@ -1,0 +1,189 @@
+"""What auditors open in a spreadsheet: the failing items, one row per issue, and the
+scorecard, one row per participant (or per file, or per test suite).  CSV (UTF-8 with a
+byte-order mark, so Excel shows Chinese) holds one of the two tables; an Excel workbook holds
+both, one sheet each.
+
+A cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) is written
+as text: a report must not execute what a participant sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from conformance.report.model import Counts, Report, Section, Wording
+from conformance.report.svg import percent
+
+Cell = str | int | float | None
+TABLES = ("failing", "scorecard")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    #: message ids: the sheet's title and the column headings
+    title: str
+    header: tuple[str, ...]
+    rows: list[list[Cell]]
+    #: the column holding a pass rate (a fraction, shown as a percentage)
+    rate_column: int | None = None
+
+
+def tables(report: Report) -> dict[str, Table]:
+    """The failing items and the scorecard of ``report``."""
+    if report.kind == "exchanges":
+        return {"failing": _failing_exchanges(report), "scorecard": _participants(report)}
+    return {"failing": _failing_results(report), "scorecard": _sections(report)}
+
+
+def render_csv(table: Table, words: Wording) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([words(h) for h in table.header])
+    for row in table.rows:
+        writer.writerow(
+            [
+                percent(cell) if index == table.rate_column and isinstance(cell, float) else _text_safe(cell)
+                for index, cell in enumerate(row)
+            ]
+        )
+    return "\ufeff" + out.getvalue()
+
+
+def render_xlsx(report: Report, words: Wording) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    for table in tables(report).values():
+        sheet = book.create_sheet(title=_sheet_title(words(table.title)))
+        sheet.append([words(h) for h in table.header])
+        for row in table.rows:
+            cells = []
+            for index, value in enumerate(row):
+                cell = WriteOnlyCell(sheet, value=value)
+                if isinstance(value, str):
+                    cell.data_type = "s"  # never a formula, whatever the text starts with
+                if index == table.rate_column and isinstance(value, float):
+                    cell.number_format = "0.0%"
+                cells.append(cell)
+            sheet.append(cells)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+# -- the tables ------------------------------------------------------------------------------------
+def _failing_exchanges(report: Report) -> Table:
+    header = (
+        "report.column.exchange",
+        "report.column.time",
+        "report.column.participant",
+        "report.column.organization",
+        "report.column.source",
+        "report.column.channel",
+        "report.column.interaction",
+        "report.column.status",
+        "report.column.resource",
+        "report.column.severity",
+        "report.column.rule",
+        "report.column.location",
+        "report.column.message",
+    )
+    rows: list[list[Cell]] = []
+    for exchange in report.exchanges:
+        head: list[Cell] = [
+            int(exchange.id) if exchange.id.isdigit() else exchange.id,
+            exchange.recorded,
+            exchange.client,
+            exchange.organization,
+            exchange.source,
+            exchange.channel,
+            exchange.interaction,
+            exchange.status,
+        ]
+        if not exchange.findings:
+            rows.append([*head, "", "", "", "", ""])
+        for finding in exchange.findings:
+            rows.append([*head, finding.subject, finding.severity, finding.rule, finding.location, finding.text])
+    return Table("failing", "report.sheet.failing", header, rows)
+
+
+def _participants(report: Report) -> Table:
+    header = ("report.column.participant", "report.column.organization", *_COUNT_HEADER)
+    section = report.section("participants")
+    rows = [[r.label, r.note, *_count_cells(r.counts or Counts())] for r in (section.results if section else ())]
+    return Table("scorecard", "report.sheet.scorecard", header, rows, rate_column=len(header) - 1)
+
+
+def _failing_results(report: Report) -> Table:
+    header = (
+        "report.column.section",
+        "report.column.resource",
+        "report.column.position",
+        "report.column.verdict",
+        "report.column.severity",
+        "report.column.rule",
+        "report.column.location",
+        "report.column.message",
+    )
+    rows: list[list[Cell]] = []
+    for section in _own_sections(report):
+        where = section.subtitle or section.id
+        for result in section.results:
+            if result.verdict not in ("fail", "error"):
+                continue
+            base: list[Cell] = [where, result.label, result.note, result.verdict]
+            if not result.findings:
+                rows.append([*base, "", "", "", ""])
+            for finding in result.findings:
+                rows.append([*base, finding.severity, finding.rule, finding.location, finding.text])
+    return Table("failing", "report.sheet.failing", header, rows)
+
+
+def _sections(report: Report) -> Table:
+    header = ("report.column.section", *_COUNT_HEADER)
+    rows = []
+    for section in _own_sections(report):
+        counts = Counts()
+        for result in section.results:
+            counts += Counts.of(result.verdict)
+        rows.append([section.subtitle or section.id, *_count_cells(counts)])
+    return Table("scorecard", "report.sheet.scorecard", header, rows, rate_column=len(header) - 1)
+
+
+def _own_sections(report: Report) -> list[Section]:
+    """The sections of checked things (files, test suites), not the summaries by profile and
+    rule that every report ends with."""
+    return [s for s in report.sections if s.kind == "table" and s.id not in SUMMARIES]
+
+
+SUMMARIES = frozenset({"profiles", "rules"})
+_COUNT_HEADER = (
+    "report.column.total",
+    "report.verdict.pass",
+    "report.verdict.fail",
+    "report.verdict.error",
+    "report.verdict.skip",
+    "report.column.pass-rate",
+)
+
+
+def _count_cells(counts: Counts) -> list[Cell]:
+    rate = None if counts.rate is None else round(counts.rate, 4)
+    return [counts.total, counts.passed, counts.failed, counts.errors, counts.skipped, rate]
+
+
+def _text_safe(cell: Cell) -> Cell:
+    if isinstance(cell, str) and cell.startswith(_FORMULA_START) and len(cell) > 1:
+        return "'" + cell
+    return cell
+
+
+def _sheet_title(text: str) -> str:
+    """Excel's limits on a sheet name: 31 characters, none of []:*?/\\."""
+    cleaned = "".join("_" if c in "[]:*?/\\" else c for c in text)
+    return cleaned[:31] or "sheet"

@@ -1,0 +1,146 @@
+"""Every HTTP request as an exchange record (see ``gateway/exchanges.py``).
+
+A ``before_request`` hook activates a fresh :class:`Collector`, into which the repository
+notes each resource it validates; an ``after_request`` hook adds what only HTTP knows — who
+asked, the interaction, the status, how many resources a pull returned, the OperationOutcome of
+a refusal — and hands the record to this worker's :class:`ExchangeLog`.  A request refused
+before the first hook ran (a missing token) is recorded all the same, with an empty collector.
+
+The hooks do no database work: the log appends in batches on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from functools import partial
+
+import orjson
+from flask import Flask, Response, current_app, g, request
+
+from gateway.api.audit import _bundle_type
+from gateway.exchanges import Collector, ExchangeLog, Later, Party, activate, deactivate
+from gateway.security.audit import BY_METHOD, FIXED_TYPES, INTERACTIONS, Interaction
+from gateway.security.principal import Principal
+from gateway.services import Services
+
+log = logging.getLogger("yiyang.exchanges")
+#: the type in each entry's fullUrl (…/Patient/123) of a Bundle answer, JSON or XML
+_ENTRY_TYPE = re.compile(rb'"fullUrl":"[^"]*?/([A-Z][A-Za-z]+)/[^"/]+"|<fullUrl value="[^"]*?/([A-Z][A-Za-z]+)/[^"/]+"')
+#: answers that carry the resources they name: a Bundle of entries, or one resource
+_BUNDLES = frozenset(
+    {"fhir.search", "fhir.system_history", "fhir.type_history", "fhir.instance_history", "fhir.everything"}
+)
+_SINGLE = frozenset({"fhir.read", "fhir.vread"})
+#: the parties seen lately (a few clients × endpoints): made once, not per request
+_parties: dict[tuple[str, str, str, str], Party] = {}
+_PARTIES = 4096
+
+
+def install(app: Flask) -> None:
+    """Record every request of ``app`` as an exchange, into a buffer of its own (which opens
+    the store only when it first writes)."""
+    services: Services = app.config["SERVICES"]
+    buffer = ExchangeLog(lambda: services.store, services.config.exchange_retention_days)
+    app.extensions["yiyang.exchanges"] = buffer
+    app.before_request(start)
+    app.after_request(partial(record, buffer))
+
+
+def exchange_log() -> ExchangeLog:
+    """This app's (this worker's) buffer."""
+    return current_app.extensions["yiyang.exchanges"]
+
+
+def start() -> None:
+    collector = Collector()
+    found = g._get_current_object()  # one proxy lookup, not one per attribute
+    found.exchange = collector
+    found.exchange_token = activate(collector)
+
+
+def record(buffer: ExchangeLog, response: Response) -> Response:
+    """Buffer this request's exchange record.  Never fails the answer: a bug here is logged.
+    Runs on every request, so Flask's context proxies are resolved once."""
+    state, asked = g._get_current_object(), request._get_current_object()
+    token = state.pop("exchange_token", None)
+    if token is not None:
+        deactivate(token)
+    try:
+        collector: Collector = state.pop("exchange", None) or Collector()
+        endpoint = asked.endpoint or ""
+        kind = (asked.view_args or {}).get("kind") or FIXED_TYPES.get(endpoint, "")
+        collector.carried(kind, 0)
+        for named in asked.args.getlist("_type"):
+            for other in named.split(","):
+                collector.carried(other, 0)
+        if response.status_code >= 400:
+            _refusal(collector, response)
+        elif not response.is_streamed:
+            _returned(collector, endpoint, kind, response)
+        party = _party(state.get("principal"), interaction(endpoint, asked.method))
+        buffer.record(Later(collector, party, response.status_code))
+    except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
+        log.exception("exchanges: could not record %s %s", asked.method, asked.path)
+    return response
+
+
+def _party(principal: Principal | None, named: str) -> Party:
+    """The party of a REST exchange, made once per client and interaction."""
+    client, organization, role = (
+        (principal.client_id, principal.organization, principal.role) if principal else ("anonymous", "", "anonymous")
+    )
+    key = (client, organization, role, named)
+    found = _parties.get(key)
+    if found is None:
+        if len(_parties) >= _PARTIES:
+            _parties.clear()
+        found = _parties[key] = Party(client, organization, role, "rest", named)
+    return found
+
+
+def interaction(endpoint: str, method: str) -> str:
+    """The interaction's name, in the audit trail's vocabulary (restful-interaction codes and
+    operation names)."""
+    if endpoint.startswith("reports."):
+        return "report"
+    if endpoint == "fhir.transaction_or_batch":
+        return _bundle_type() or "transaction"
+    found = INTERACTIONS.get(endpoint) or BY_METHOD.get(method) or Interaction(None, "E")
+    if found.login:
+        return "login"
+    return found.operation or found.code or method.lower()
+
+
+def _returned(collector: Collector, endpoint: str, kind: str, response: Response) -> None:
+    """A pull's resources: one for a read, each entry's type for a Bundle."""
+    if endpoint in _SINGLE:
+        collector.carried(kind, 1)
+    elif endpoint in _BUNDLES:
+        found = Counter(
+            (match.group(1) or match.group(2)).decode() for match in _ENTRY_TYPE.finditer(response.get_data())
+        )
+        for named, count in found.items():
+            collector.carried(named, count)
+
+
+def _refusal(collector: Collector, response: Response) -> None:
+    """The OperationOutcome of a refused request, when its content was not already judged (a
+    422's issues are the validator's, noted when they were found)."""
+    if collector.judged or response.is_streamed or not (response.mimetype or "").endswith("json"):
+        return
+    try:
+        outcome = orjson.loads(response.get_data())
+        issues = outcome["issue"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return
+    for issue in issues if isinstance(issues, list) else []:
+        if not isinstance(issue, dict):
+            continue
+        details = issue.get("details") or {}
+        coding = (details.get("coding") or [{}])[0]
+        where = (issue.get("expression") or issue.get("location") or [""])[0]
+        words = str(details.get("text") or issue.get("diagnostics") or "")
+        rule = str(coding.get("code") or issue.get("code") or "")
+        collector.reason(rule, {"zh-CN": words, "en": words}, str(where), str(issue.get("severity") or "error"))

@@ -1,0 +1,185 @@
+"""The auditors' report served at ``/reports``: the same report as ``yiyang report``, as an
+HTML page (what a browser asks for) or JSON (``Accept: application/json`` or
+``_format=json``; also ``junit``, ``csv`` and ``xlsx`` as downloads), and each exchange on a
+page of its own at ``/reports/exchanges/<id>``, where the report's drill-down links lead.
+
+Like every route, it needs a bearer token; reading reports needs ``system/AuditEvent.rs``,
+the scope auditors hold (``gateway/security/scopes.py``).  Refusals are OperationOutcomes.
+The page is self-contained: its Content-Security-Policy allows inline styles and nothing else.
+
+Parameters: ``since``/``until`` (days, YYYY-MM-DD; default the last 30 days), ``org``,
+``source``, ``limit`` (failing exchanges shown), ``lang`` (zh-CN or en; default by
+Accept-Language), ``_format`` and ``table`` (csv: failing or scorecard).  Anything else is a
+400: a filter silently ignored would show an auditor more than they think.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from html import escape
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, request, url_for
+
+from conformance.report.render_html import render_exchange_html
+from conformance.report.render_json import exchange_document
+from gateway.api.exchanges import exchange_log
+from gateway.api.negotiation import language
+from gateway.exchanges import today
+from gateway.fhir.errors import FhirError
+from gateway.messages import LANGUAGES
+from gateway.reporting import (
+    DEFAULT_DAYS,
+    DEFAULT_LIMIT,
+    FORMATS,
+    ReportQuery,
+    build_report,
+    exchange_detail,
+    parse_day,
+    render,
+    words_in,
+)
+from gateway.services import Services
+
+reports = Blueprint("reports", __name__, url_prefix="/reports")
+PARAMETERS = frozenset({"since", "until", "org", "source", "limit", "lang", "_format", "table"})
+MEDIA = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+    "junit": "application/xml; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+_FORMAT_NAMES = {
+    **{name: name for name in FORMATS},
+    "text/html": "html",
+    "application/json": "json",
+    "application/fhir+json": "json",
+}
+#: the page is one document: inline CSS and SVG, nothing fetched, nothing run
+POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+
+
+def _services() -> Services:
+    return current_app.config["SERVICES"]
+
+
+@reports.get("")
+def page() -> Response:
+    asked = _parameters()
+    query = _query(asked)
+    lang = _language(asked)
+    fmt = _format(asked)
+    table = asked.get("table", "failing")
+    if table not in ("failing", "scorecard"):
+        raise FhirError(400, "http.bad-parameter", name="table", value=table, detail="failing or scorecard")
+    exchange_log().flush()  # this worker's latest exchanges count at once
+    report = build_report(_services().store, query, lang)
+    kept = {k: v for k, v in asked.items() if k == "lang"}
+
+    def link(exchange_id: str) -> str:
+        return url_for(".exchange", exchange_id=exchange_id, **kept)
+
+    data = render(report, fmt, lang, table, link, nav=_nav(asked, lang) if fmt == "html" else "")
+    return _answer(data, fmt, f"report.{_suffix(fmt)}")
+
+
+@reports.get("/exchanges/<exchange_id>")
+def exchange(exchange_id: str) -> Response:
+    asked = _parameters()
+    lang = _language(asked)
+    fmt = _format(asked)
+    if fmt not in ("html", "json"):
+        raise FhirError(406, "http.not-acceptable", format=fmt)
+    found = None
+    if exchange_id.isdigit() and len(exchange_id) < 10:
+        exchange_log().flush()
+        found = exchange_detail(_services().store, int(exchange_id), lang)
+    if found is None:
+        raise FhirError(404, "http.not-found", reference=f"reports/exchanges/{exchange_id}")
+    if fmt == "json":
+        return _answer(orjson.dumps(exchange_document(found)), "json", None)
+    back = url_for(".page", **({"lang": asked["lang"]} if "lang" in asked else {}))
+    return _answer(render_exchange_html(found, words_in(lang), lang, back).encode(), "html", None)
+
+
+# -- the request -----------------------------------------------------------------------------------
+def _parameters() -> dict[str, str]:
+    asked: dict[str, str] = {}
+    for name, value in request.args.items(multi=True):
+        if name not in PARAMETERS:
+            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="not a parameter of /reports")
+        if name in asked:
+            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="given more than once")
+        asked[name] = value
+    return asked
+
+
+def _query(asked: dict[str, str]) -> ReportQuery:
+    """The period (by default the 30 days up to ``until``, itself by default today) and the
+    filters."""
+    until = _day(asked, "until") or today()
+    since = _day(asked, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
+    if since > until:
+        raise FhirError(400, "http.bad-parameter", name="since", value=since.isoformat(), detail="after until")
+    limit = asked.get("limit", str(DEFAULT_LIMIT))
+    if not limit.isdigit() or len(limit) > 7:
+        raise FhirError(400, "http.bad-parameter", name="limit", value=limit, detail="a whole number ≥ 0")
+    return ReportQuery(since, until, asked.get("org"), asked.get("source"), int(limit))
+
+
+def _day(asked: dict[str, str], name: str) -> date | None:
+    if name not in asked:
+        return None
+    try:
+        return parse_day(asked[name])
+    except ValueError as exc:
+        raise FhirError(400, "http.bad-parameter", name=name, value=asked[name], detail=str(exc)) from exc
+
+
+def _language(asked: dict[str, str]) -> str:
+    lang = asked.get("lang")
+    if lang is None:
+        return language()
+    if lang not in LANGUAGES:
+        raise FhirError(400, "http.bad-parameter", name="lang", value=lang, detail=" / ".join(LANGUAGES))
+    return lang
+
+
+def _format(asked: dict[str, str]) -> str:
+    named = asked.get("_format")
+    if named is not None:
+        found = _FORMAT_NAMES.get(named.split(";")[0].strip())
+        if found is None:
+            raise FhirError(406, "http.not-acceptable", format=named)
+        return found
+    best = request.accept_mimetypes.best_match(["text/html", "application/json", "application/fhir+json"])
+    return _FORMAT_NAMES.get(best or "text/html", "html")
+
+
+def _nav(asked: dict[str, str], lang: str) -> str:
+    """Links to the same report in the other formats and the other language."""
+    words = words_in(lang)
+    kept = {k: v for k, v in asked.items() if k not in ("_format", "table", "lang")}
+    other = "en" if lang == "zh-CN" else "zh-CN"
+    links = [(url_for(".page", **kept, lang=other), "English" if other == "en" else "中文")]
+    links += [(url_for(".page", **kept, lang=lang, _format=fmt), fmt.upper()) for fmt in ("json", "junit", "xlsx")]
+    links += [
+        (url_for(".page", **kept, lang=lang, _format="csv", table=table), f"CSV · {words('report.sheet.' + table)}")
+        for table in ("failing", "scorecard")
+    ]
+    return '<p class="generated">' + " · ".join(f'<a href="{escape(h)}">{escape(t)}</a>' for h, t in links) + "</p>"
+
+
+def _answer(data: bytes, fmt: str, filename: str | None) -> Response:
+    headers: dict[str, Any] = {}
+    if fmt == "html":
+        headers["Content-Security-Policy"] = POLICY
+    elif fmt in ("csv", "xlsx") and filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return Response(data, content_type=MEDIA[fmt], headers=headers)
+
+
+def _suffix(fmt: str) -> str:
+    return {"junit": "xml"}.get(fmt, fmt)

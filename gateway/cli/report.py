@@ -1,0 +1,135 @@
+"""``yiyang report`` — the auditors' report over recorded exchanges — and
+``yiyang exchanges purge``, which applies the retention policy by hand.
+
+``yiyang report --since DATE [--until DATE] [--org ID] [--source S] [--database URL]
+--format html|json|junit|xlsx|csv --out FILE [--lang zh-CN|en] [--table failing|scorecard]
+[--limit N]`` writes the report and prints one line.  Exit status: 0 when no exchange in the
+period failed, 1 when one did (as ``yiyang validate`` does for files), 2 for usage problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_database, add_language, config_of
+
+TABLE_CHOICES = ("failing", "scorecard")
+
+
+def register(commands: Any) -> None:
+    from gateway.reporting import DEFAULT_LIMIT, FORMATS
+
+    report = commands.add_parser("report", help="the auditors' report: pass rates and failures of recorded exchanges")
+    report.add_argument("--since", required=True, type=day, metavar="DATE", help="first day, YYYY-MM-DD (UTC+8)")
+    report.add_argument("--until", type=day, metavar="DATE", help="last day, YYYY-MM-DD (default today)")
+    report.add_argument("--org", metavar="ID", help="only the exchanges of clients acting for this Organization id")
+    report.add_argument("--source", metavar="SOURCE", help="only this source system (e.g. hl7v2, hospital)")
+    add_database(report)
+    add_output(report, FORMATS, required=True)
+    report.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help="failing exchanges shown in full (newest first)"
+    )
+    add_language(report)
+    report.set_defaults(run=run_report)
+
+    exchanges = commands.add_parser("exchanges", help="work with the recorded exchanges")
+    actions = exchanges.add_subparsers(dest="action", required=True, parser_class=Parser)
+    purge = actions.add_parser("purge", help="delete exchange records older than the retention period")
+    purge.add_argument(
+        "--before",
+        type=day,
+        metavar="DATE",
+        help="delete the records of days before DATE (default: beyond $YIYANG_EXCHANGE_RETENTION_DAYS)",
+    )
+    add_database(purge)
+    add_language(purge)
+    purge.set_defaults(run=run_purge)
+
+
+def add_output(parser: argparse.ArgumentParser, formats: tuple[str, ...], required: bool) -> None:
+    """--format, --out and --table, shared with ``yiyang conformance check``."""
+    parser.add_argument("--format", choices=formats, required=required, default=None if required else "json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=required,
+        metavar="FILE",
+        help="where to write the report" + ("" if required else " (default: standard output)"),
+    )
+    parser.add_argument(
+        "--table", choices=TABLE_CHOICES, default="failing", help="with --format csv: which table (xlsx holds both)"
+    )
+
+
+def day(value: str) -> date:
+    from gateway.reporting import parse_day
+
+    try:
+        return parse_day(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def run_report(args: argparse.Namespace, out: IO[str]) -> int:
+    from conformance.report.svg import percent
+    from gateway.exchanges import today
+    from gateway.reporting import ReportQuery, build_report, render, words_in
+    from gateway.storage import open_store
+
+    until = args.until or today()
+    if args.since > until:
+        raise UsageError(f"--since {args.since} is after --until {until}")
+    if args.limit < 0:
+        raise UsageError("--limit must not be negative")
+    query = ReportQuery(args.since, until, args.org, args.source, args.limit)
+    store = open_store(config_of(args).database_url)
+    try:
+        report = build_report(store, query, args.lang)
+    finally:
+        store.close()
+    write(args.out, render(report, args.format, args.lang, args.table))
+    summary = report.summary
+    out.write(
+        words_in(args.lang)(
+            "report.cli.written",
+            {"path": args.out, "total": summary.total, "rate": percent(summary.rate), "failed": summary.failed},
+        )
+        + "\n"
+    )
+    return EXIT_INVALID if summary.failed else EXIT_OK
+
+
+def run_purge(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.exchanges import cutoff, purge
+    from gateway.reporting import words_in
+    from gateway.storage import open_store
+
+    config = config_of(args)
+    words = words_in(args.lang)
+    before = args.before.isoformat() if args.before else cutoff(config.exchange_retention_days)
+    if before is None:
+        out.write(words("report.cli.keep-all") + "\n")
+        return EXIT_OK
+    store = open_store(config.database_url)
+    try:
+        count = purge(store, before)
+    finally:
+        store.close()
+    out.write(words("report.cli.purged", {"count": count, "day": before}) + "\n")
+    return EXIT_OK
+
+
+def write(path: Path | None, data: bytes) -> None:
+    """The report to its file (its folder made), or to standard output."""
+    import sys
+
+    if path is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)

@@ -1,0 +1,382 @@
+"""Exchanges: every request the gateway handles, judged and kept for the auditors' report.
+
+An *exchange* is one unit a participant sent or asked for: one HTTP request (a push, a pull, a
+``$ingest``), one MLLP message, or one file given to ``yiyang ingest``.  Its record says who
+(client and organisation), what kind of system (``source``), over which channel, which
+interaction, which resource types and how many, the verdict on each resource per profile it
+was held to, and every issue found (rule id, FHIRPath, severity, masked text).
+
+The layers that validate know nothing of HTTP or MLLP, so they *note* what they judged into the
+:class:`Collector` that is active in the current context (a ContextVar, as
+``gateway/security/principal.py`` does for the acting principal); whoever handles the exchange
+— the API's hooks, the ingest pipeline, the MLLP listener — activates a collector, and writes
+the record when the exchange ends.  Noting costs nothing when no collector is active.
+
+Writing follows the audit trail's trade-off: the API buffers records per worker and a
+background thread appends them in batches (:class:`ExchangeLog`), so a read does not become a
+write transaction; the ingest pipeline writes its record inside its own batch transaction.
+Records older than ``exchange_retention_days`` are purged by the log (hourly) and by
+``yiyang exchanges purge``.
+
+No record holds an unmasked 身份证号 or phone number: texts are masked when noted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from conformance.issues import Issue
+from gateway.masking import mask_text
+from gateway.storage.exchange_tables import ID_LOCK, Appended, IssueRow, VerdictRow
+
+log = logging.getLogger("yiyang.exchanges")
+
+#: the day an exchange belongs to is its day in China Standard Time, where the auditors are
+CHINA = timezone(timedelta(hours=8))
+#: the profile a resource is held to when it claims none and the package has none for its type
+BASE_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
+#: verdicts and issues kept one by one per exchange; beyond, verdicts are counted per type,
+#: profile and outcome and issues only counted (a file of 100,000 records stays small in memory)
+KEEP = 10_000
+#: severities recorded (information is noise to an auditor)
+RECORDED = frozenset({"fatal", "error", "warning"})
+#: HTTP statuses that refuse a request for its content: the exchange failed, like an invalid
+#: resource; every other refusal (401, 403, 404, 429, 5xx …) is an ``error`` verdict
+CONTENT_REFUSED = frozenset({400, 422})
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who exchanged, and how: the participant and the exchange's kind."""
+
+    client: str
+    organization: str
+    #: the kind of system: a legacy source (community-health, hl7v2 …) or a REST client's role
+    source: str
+    #: rest, mllp or cli
+    channel: str
+    interaction: str
+
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
+#: type names already found well-shaped (every request names one: no regex each time)
+_NAMES_SEEN: set[str] = set()
+
+
+def type_name(value: object) -> str:
+    """A resource type as recorded: what a URL or a body names is the client's text, and
+    only the shape of a type name is kept ("?" otherwise), so nothing else lands there."""
+    return value if isinstance(value, str) and _TYPE_NAME.fullmatch(value) else "?"
+
+
+def claimed_profiles(resource: Mapping[str, Any]) -> list[str]:
+    """The profiles a resource claims (``meta.profile``), whatever shape its meta has."""
+    meta = resource.get("meta")
+    claimed = meta.get("profile") if isinstance(meta, Mapping) else None
+    return [p for p in claimed if isinstance(p, str)] if isinstance(claimed, list) else []
+
+
+def today() -> date:
+    """Today in China Standard Time."""
+    return datetime.now(CHINA).date()
+
+
+class Collector:
+    """What one exchange's handling judged; the layers below note into it, the handler reads it.
+
+    Kept as tuples and counters (not the resources or Issue objects), so a long ingest's
+    collector holds only what its record will contain."""
+
+    __slots__ = ("verdicts", "issues", "folded", "types", "errors", "warnings", "failed", "source")
+
+    def __init__(self) -> None:
+        self.verdicts: list[VerdictRow] = []
+        self.issues: list[IssueRow] = []
+        #: (type, profile, passed) → [resources, errors, warnings] beyond KEEP
+        self.folded: dict[tuple[str, str, bool], list[int]] = {}
+        #: resource type → how many (a plain dict: one is made per request)
+        self.types: dict[str, int] = {}
+        self.errors = 0
+        self.warnings = 0
+        #: resources judged non-conformant, and reasons (unmappable records …) that are errors
+        self.failed = 0
+        #: the source the content came from, when the content says (a legacy record does)
+        self.source: str | None = None
+
+    @property
+    def judged(self) -> bool:
+        return bool(self.verdicts or self.folded or self.failed)
+
+    def judge(self, resource: Mapping[str, Any], profiles: Sequence[str], issues: Sequence[Issue]) -> None:
+        """One resource was validated against ``profiles`` (and those it claims)."""
+        kind = type_name(resource.get("resourceType"))
+        resource_id = mask_text(str(resource.get("id") or ""))
+        claimed = [mask_text(p) for p in claimed_profiles(resource)]  # the client's text, like the id
+        wanted = list(dict.fromkeys([*claimed, *profiles])) or [BASE_PROFILE + kind]
+        errors = sum(1 for issue in issues if issue.is_error)
+        warnings = sum(1 for issue in issues if issue.severity == "warning")
+        passed = errors == 0
+        self.types[kind] = self.types.get(kind, 0) + 1
+        self.failed += not passed
+        first = len(self.verdicts)
+        for profile in wanted:
+            if len(self.verdicts) < KEEP:
+                self.verdicts.append((kind, resource_id, profile, passed, errors, warnings, 1))
+            else:
+                folded = self.folded.setdefault((kind, profile, passed), [0, 0, 0])
+                folded[0] += 1
+                folded[1] += errors
+                folded[2] += warnings
+        target = first if first < KEEP else None
+        for issue in issues:
+            if issue.severity in RECORDED:
+                texts = {"zh-CN": issue.text("zh-CN"), "en": issue.text("en")}
+                self._issue(target, issue.severity, issue.message_id, issue.expression or issue.location or "", texts)
+
+    def reason(self, message_id: str, texts: Mapping[str, str], location: str | None, severity: str = "error") -> None:
+        """An issue with the exchange as a whole (a record that could not be mapped, the
+        OperationOutcome of a refused request)."""
+        if severity in RECORDED:
+            self.failed += severity in ("fatal", "error")
+            self._issue(None, severity, message_id, location or "", texts)
+
+    def carried(self, kind: str, count: int) -> None:
+        """Resources the exchange returned without judging them (a read, a search page); a
+        count of 0 names a type the exchange concerned (a search that found nothing)."""
+        if kind and (kind in _NAMES_SEEN or _TYPE_NAME.fullmatch(kind)):
+            if len(_NAMES_SEEN) < 1024:
+                _NAMES_SEEN.add(kind)
+            self.types[kind] = self.types.get(kind, 0) + max(count, 0)
+
+    def _issue(
+        self, verdict_seq: int | None, severity: str, rule: str, location: str, texts: Mapping[str, str]
+    ) -> None:
+        if severity in ("fatal", "error"):
+            self.errors += 1
+        elif severity == "warning":
+            self.warnings += 1
+        if len(self.issues) < KEEP:
+            zh, en = texts.get("zh-CN", ""), texts.get("en", "")
+            self.issues.append((verdict_seq, severity, rule, mask_text(location), mask_text(zh), mask_text(en or zh)))
+
+    def verdict(self, status: int | None) -> str:
+        """pass, fail, error or skip (see migrations/0006_exchanges.sql)."""
+        if status is not None and status >= 400 and status not in CONTENT_REFUSED:
+            return "error"
+        if self.failed or status in CONTENT_REFUSED:
+            return "fail"
+        return "pass" if self.judged else "skip"
+
+    def finished(self, party: Party, status: int | None = None, moment: datetime | None = None) -> Appended:
+        """The record to append, as of now (or ``moment``)."""
+        moment = (moment or datetime.now(UTC)).astimezone(UTC)
+        day = moment.astimezone(CHINA).date().isoformat()
+        verdicts = self.verdicts + [
+            (kind, "", profile, passed, errors, warnings, count)
+            for (kind, profile, passed), (count, errors, warnings) in self.folded.items()
+        ]
+        types = sorted(self.types)
+        head = (
+            # the store's fixed-width instant (search/values.format_instant), at C speed
+            moment.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            day,
+            party.client,
+            party.organization,
+            self.source or party.source,
+            party.channel,
+            party.interaction,
+            status,
+            self.verdict(status),
+            " " + " ".join(types) + " " if types else " ",
+            sum(self.types.values()),
+            self.errors,
+            self.warnings,
+        )
+        return head, verdicts, self.issues
+
+
+# -- the collector of the current context ----------------------------------------------------------
+_current: ContextVar[Collector | None] = ContextVar("exchange", default=None)
+
+
+def current() -> Collector | None:
+    return _current.get()
+
+
+def activate(collector: Collector | None) -> Token[Collector | None]:
+    """Make ``collector`` the one notes go to, until :func:`deactivate` with the token."""
+    return _current.set(collector)
+
+
+def deactivate(token: Token[Collector | None]) -> None:
+    _current.reset(token)
+
+
+def judged(resource: Mapping[str, Any], profiles: Sequence[str], issues: Sequence[Issue]) -> None:
+    """Note a validation in the active exchange, if there is one."""
+    collector = _current.get()
+    if collector is not None:
+        collector.judge(resource, profiles, issues)
+
+
+def reason(message_id: str, texts: Mapping[str, str], location: str | None, severity: str = "error") -> None:
+    """Note an issue with the active exchange as a whole, if there is one."""
+    collector = _current.get()
+    if collector is not None:
+        collector.reason(message_id, texts, location, severity)
+
+
+# -- retention ---------------------------------------------------------------------------------
+class _Writable(Protocol):
+    def transaction(self) -> Any: ...
+
+
+def cutoff(retention_days: int, on: date | None = None) -> str | None:
+    """The first day kept under a retention of ``retention_days`` (None: keep everything)."""
+    if retention_days <= 0:
+        return None
+    return ((on or today()) - timedelta(days=retention_days - 1)).isoformat()
+
+
+def purge(store: _Writable, before_day: str) -> int:
+    """Delete the exchanges of every day before ``before_day``; returns how many went."""
+    with store.transaction() as tx:
+        tx.lock(ID_LOCK)
+        return tx.exchanges.purge(before_day)
+
+
+def append(tx: Any, exchanges: Sequence[Appended]) -> list[int]:
+    """Append exchanges inside the caller's write transaction."""
+    tx.lock(ID_LOCK)
+    return tx.exchanges.append(exchanges)
+
+
+# -- buffering -----------------------------------------------------------------------------------
+class Later:
+    """An exchange whose record is made when the log writes it: a request ends by keeping its
+    collector, party, status and the time (a float), and the formatting is the log thread's."""
+
+    __slots__ = ("collector", "party", "status", "at")
+
+    def __init__(self, collector: Collector, party: Party, status: int | None) -> None:
+        self.collector, self.party, self.status, self.at = collector, party, status, time.time()
+
+    def row(self) -> Appended:
+        return self.collector.finished(self.party, self.status, datetime.fromtimestamp(self.at, UTC))
+
+
+class ExchangeLog:
+    """One worker's buffer of exchange records, appended in batches by a background thread
+    every ``interval`` seconds (or at once when ``batch`` wait), and flushed when the worker
+    exits; the same durability trade-off as the audit trail.  Hourly, a flush also purges what
+    the retention policy no longer keeps."""
+
+    def __init__(
+        self,
+        store: _Writable | Callable[[], _Writable],
+        retention_days: int,
+        interval: float = 0.2,
+        batch: int = 200,
+        limit: int = 100_000,
+        purge_every: float = 3600.0,
+    ) -> None:
+        self._store = store
+        self.retention_days = retention_days
+        self.interval = interval
+        self.batch = batch
+        self.limit = limit
+        self.purge_every = purge_every
+        self._pending: list[Appended | Later] = []
+        self._guard = threading.Lock()
+        self._flushing = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._next_purge = 0.0
+
+    @property
+    def store(self) -> _Writable:
+        """The store, or the one a callable gives (an app's log exists before its store opens)."""
+        return self._store() if callable(self._store) else self._store
+
+    def record(self, exchange: Appended | Later) -> None:
+        """Buffer a record — or, from a request, what makes it (:class:`Later`): the record is
+        then made on the log's thread, off the request's path."""
+        with self._guard:
+            self._pending.append(exchange)
+            count = len(self._pending)
+        if self._pid != os.getpid():  # first use in this process (a thread does not survive a fork)
+            self._start()
+        if count >= self.batch:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._guard:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="yiyang-exchanges", daemon=True)
+            self._thread.start()
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> int:
+        """Append every pending record now (and purge, when it is time); returns how many
+        were written — 0 when the store refused them: they stay pending."""
+        with self._flushing:
+            with self._guard:
+                taken, self._pending = self._pending, []
+            waiting = [item.row() if isinstance(item, Later) else item for item in taken]
+            first_day = cutoff(self.retention_days) if time.monotonic() >= self._next_purge else None
+            if not waiting and first_day is None:
+                return 0
+            try:
+                with self.store.transaction() as tx:
+                    append(tx, waiting)
+                    if first_day is not None:
+                        tx.exchanges.purge(first_day)
+            except Exception:  # noqa: BLE001 - keep the records; the next flush tries again
+                log.exception("exchanges: appending %d records failed; kept for the next attempt", len(waiting))
+                with self._guard:
+                    self._pending[:0] = waiting
+                    excess = len(self._pending) - self.limit
+                    if excess > 0:
+                        del self._pending[:excess]
+                        log.error("exchanges: %d records dropped: the store has refused appends too long", excess)
+                return 0
+            if first_day is not None:
+                self._next_purge = time.monotonic() + self.purge_every
+            return len(waiting)
+
+    def close(self) -> None:
+        """Stop the thread and write what is pending."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        self.flush()
+
+
+def _close_at_exit(ref: weakref.ReferenceType[ExchangeLog]) -> None:
+    found = ref()
+    if found is not None and found._pid == os.getpid():
+        found.close()

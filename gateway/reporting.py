@@ -1,0 +1,168 @@
+"""The gateway's side of the auditors' report: what the store holds, fed to the pure report
+builder in ``conformance/report``; shared by ``yiyang report`` and the served ``/reports``.
+
+The figures come from grouped SQL (see ``gateway/storage/exchange_tables.py``); only the
+failing exchanges shown for drill-down are read row by row.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from conformance.report.aggregate import ExchangeCount, Facts, LocationCount, ProfileCount, RuleCount, exchange_report
+from conformance.report.model import ExchangeDetail, Finding, Report, ResourceVerdict, Wording
+from conformance.report.render_html import Link, anchor, render_html
+from conformance.report.render_json import render_json
+from conformance.report.render_junit import render_junit
+from conformance.report.render_tabular import render_csv, render_xlsx, tables
+from gateway.exchanges import CHINA
+from gateway.messages import text
+from gateway.storage.exchange_tables import ExchangeFilter
+
+#: the formats every report is written in
+FORMATS = ("html", "json", "junit", "xlsx", "csv")
+#: failing exchanges shown in full unless asked otherwise
+DEFAULT_LIMIT = 1000
+#: the period /reports covers when not asked: the last 30 days
+DEFAULT_DAYS = 30
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class _Readable(Protocol):
+    def reading(self) -> Any: ...
+
+
+def words_in(lang: str) -> Wording:
+    """The report's wording in ``lang`` from the gateway's one catalog."""
+
+    def words(message_id: str, params: Mapping[str, Any] | None = None) -> str:
+        return text(message_id, lang, dict(params or {}))
+
+    return words
+
+
+def parse_day(value: str) -> date:
+    """A calendar day written YYYY-MM-DD; ValueError for anything else (a report silently
+    covering another period than asked would mislead its reader)."""
+    if not _DAY.fullmatch(value):
+        raise ValueError(f"{value!r} is not a day written YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+def render(report: Report, fmt: str, lang: str, table: str = "failing", link: Link = anchor, nav: str = "") -> bytes:
+    """``report`` in one of :data:`FORMATS`; a CSV holds one table (``failing`` or
+    ``scorecard``), an Excel workbook both.  ``link`` and ``nav`` shape the HTML page (see
+    ``render_html``)."""
+    words = words_in(lang)
+    if fmt == "html":
+        return render_html(report, words, lang, link, details=link is anchor, nav=nav).encode()
+    if fmt == "json":
+        return render_json(report, words, lang).encode()
+    if fmt == "junit":
+        return render_junit(report, words).encode()
+    if fmt == "xlsx":
+        return render_xlsx(report, words)
+    if fmt == "csv":
+        return render_csv(tables(report)[table], words).encode()
+    raise ValueError(f"unknown report format {fmt!r}")
+
+
+def generated_now() -> str:
+    return datetime.now(CHINA).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    """What a report covers: inclusive days (China Standard Time), optional filters, and how
+    many failing exchanges to show in full."""
+
+    since: date
+    until: date
+    organization: str | None = None
+    source: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+    @property
+    def filter(self) -> ExchangeFilter:
+        return ExchangeFilter(self.since.isoformat(), self.until.isoformat(), self.organization, self.source)
+
+    @property
+    def scope(self) -> list[tuple[str, str]]:
+        found = [("report.scope.since", self.since.isoformat()), ("report.scope.until", self.until.isoformat())]
+        if self.organization is not None:
+            found.append(("report.scope.org", self.organization))
+        if self.source is not None:
+            found.append(("report.scope.source", self.source))
+        return found
+
+
+def build_report(store: _Readable, query: ReportQuery, lang: str, generated: str | None = None) -> Report:
+    """The auditors' report over the exchanges ``query`` covers."""
+    scope = query.filter
+    zh = lang == "zh-CN"
+    with store.reading() as tx:
+        table = tx.exchanges
+        counts = [ExchangeCount(*row) for row in table.counts(scope)]
+        profiles = [ProfileCount(*row) for row in table.profile_counts(scope)]
+        rules = [
+            RuleCount(rule, severity, verdict, count, affected, zh_text if zh else en_text)
+            for rule, severity, verdict, count, affected, zh_text, en_text in table.rule_counts(scope)
+        ]
+        locations = [LocationCount(*row) for row in table.location_counts(scope)]
+        rows, total = table.failing(scope, query.limit)
+        failing = details(table, rows, lang)
+    facts = Facts(counts, profiles, rules, locations, failing, total)
+    return exchange_report(facts, query.scope, generated or generated_now())
+
+
+def exchange_detail(store: _Readable, exchange_id: int, lang: str) -> ExchangeDetail | None:
+    """One recorded exchange in full, or None."""
+    with store.reading() as tx:
+        row = tx.exchanges.get(exchange_id)
+        return details(tx.exchanges, [row], lang)[0] if row else None
+
+
+def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[ExchangeDetail]:
+    """Exchange rows (``exchange_tables.COLUMNS``) with their verdicts and issues."""
+    ids = [int(row[0]) for row in rows]
+    verdicts: dict[int, list[ResourceVerdict]] = {}
+    subjects: dict[tuple[int, int], str] = {}
+    for exchange_id, seq, kind, resource_id, profile, passed, errors, warnings, count in table.verdicts_of(ids):
+        verdicts.setdefault(exchange_id, []).append(
+            ResourceVerdict(kind, resource_id, profile, bool(passed), errors, warnings, count)
+        )
+        subjects[(exchange_id, seq)] = f"{kind}/{resource_id}" if resource_id else kind
+    findings: dict[int, list[Finding]] = {}
+    for exchange_id, _, verdict_seq, severity, rule, location, zh_text, en_text in table.issues_of(ids):
+        subject = subjects.get((exchange_id, verdict_seq), "") if verdict_seq is not None else ""
+        words = zh_text if lang == "zh-CN" else en_text
+        findings.setdefault(exchange_id, []).append(Finding(severity, rule, location, words, subject))
+    found = []
+    for row in rows:
+        (exchange_id, recorded, day, client, organization, source, channel, interaction, status, verdict) = row[:10]
+        resource_types, resources, errors, warnings = row[10:14]
+        found.append(
+            ExchangeDetail(
+                id=str(exchange_id),
+                recorded=recorded,
+                day=day,
+                client=client,
+                organization=organization,
+                source=source,
+                channel=channel,
+                interaction=interaction,
+                status=status,
+                verdict=verdict,
+                resource_types=tuple(resource_types.split()),
+                resources=int(resources),
+                errors=int(errors),
+                warnings=int(warnings),
+                verdicts=tuple(verdicts.get(int(exchange_id), ())),
+                findings=tuple(findings.get(int(exchange_id), ())),
+            )
+        )
+    return found

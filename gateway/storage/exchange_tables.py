@@ -1,0 +1,218 @@
+"""The exchange tables (see migrations/0006_exchanges.sql): appended in batches by the API's
+buffer, the ingest pipeline and the MLLP listener; read by the auditors' report.
+
+Rows go in and come out as plain tuples; what they mean is ``gateway/exchanges.py`` (writing)
+and ``conformance/report`` (reading).  The report's figures are SQL aggregates here — grouped
+counts, never one row per exchange — so a report over a million exchanges reads a few
+thousand rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.storage.store import Executor
+
+#: the lock under which ids are assigned, so that appends from several processes never clash
+ID_LOCK = "exchange-ids"
+
+#: (recorded, day, client, organization, source, channel, interaction, status, verdict,
+#: resource_types, resources, errors, warnings)
+ExchangeRow = tuple[str, str, str, str, str, str, str, int | None, str, str, int, int, int]
+#: (resource_type, resource_id, profile, passed, errors, warnings, resources)
+VerdictRow = tuple[str, str, str, bool, int, int, int]
+#: (verdict_seq or None, severity, rule, location, text_zh, text_en)
+IssueRow = tuple[int | None, str, str, str, str, str]
+#: one exchange to append: its row, its verdicts, its issues
+Appended = tuple[ExchangeRow, Sequence[VerdictRow], Sequence[IssueRow]]
+
+COLUMNS = (
+    "id, recorded, day, client, organization, source, channel, interaction, status, verdict, "
+    "resource_types, resources, errors, warnings"
+)
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFilter:
+    """Which exchanges a report covers; None means any.  Days are inclusive, YYYY-MM-DD."""
+
+    since: str | None = None
+    until: str | None = None
+    organization: str | None = None
+    source: str | None = None
+
+    def where(self, alias: str = "") -> tuple[str, list[Any]]:
+        prefix = f"{alias}." if alias else ""
+        clauses, params = [], []
+        for column, operator, value in (
+            ("day", ">=", self.since),
+            ("day", "<=", self.until),
+            ("organization", "=", self.organization),
+            ("source", "=", self.source),
+        ):
+            if value is not None:
+                clauses.append(f"{prefix}{column} {operator} ?")
+                params.append(value)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class Exchanges:
+    def __init__(self, sql: Executor) -> None:
+        self.sql = sql
+
+    # -- writing ---------------------------------------------------------------------------
+    def append(self, exchanges: Sequence[Appended]) -> list[int]:
+        """Append exchanges with their verdicts and issues; returns their ids.  The caller
+        holds the transaction's :data:`ID_LOCK`."""
+        if not exchanges:
+            return []
+        row = self.sql.one("SELECT MAX(id) FROM exchange")
+        last = int(row[0]) if row and row[0] is not None else 0
+        ids, heads, verdicts, issues = [], [], [], []
+        for offset, (head, judged, found) in enumerate(exchanges, start=1):
+            exchange_id = last + offset
+            ids.append(exchange_id)
+            heads.append((exchange_id, *head))
+            verdicts.extend((exchange_id, seq, *verdict) for seq, verdict in enumerate(judged))
+            issues.extend((exchange_id, seq, head[8], *issue) for seq, issue in enumerate(found))
+        self.sql.executemany(f"INSERT INTO exchange ({COLUMNS}) VALUES ({', '.join('?' * 14)})", heads)
+        self.sql.executemany(
+            "INSERT INTO exchange_verdict (exchange_id, seq, resource_type, resource_id, profile, passed, "
+            "errors, warnings, resources) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            verdicts,
+        )
+        self.sql.executemany(
+            "INSERT INTO exchange_issue (exchange_id, seq, exchange_verdict, verdict_seq, severity, rule, location, "
+            "text_zh, text_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            issues,
+        )
+        return ids
+
+    def purge(self, before_day: str) -> int:
+        """Delete every exchange of a day before ``before_day`` (and its verdicts and issues);
+        returns how many exchanges went."""
+        row = self.sql.one("SELECT COUNT(*) FROM exchange WHERE day < ?", (before_day,))
+        if not row or not row[0]:
+            return 0
+        doomed = "SELECT id FROM exchange WHERE day < ?"
+        self.sql.execute(f"DELETE FROM exchange_issue WHERE exchange_id IN ({doomed})", (before_day,))
+        self.sql.execute(f"DELETE FROM exchange_verdict WHERE exchange_id IN ({doomed})", (before_day,))
+        self.sql.execute("DELETE FROM exchange WHERE day < ?", (before_day,))
+        return int(row[0])
+
+    # -- the report's aggregates -----------------------------------------------------------
+    def counts(self, scope: ExchangeFilter) -> list[tuple[str, str, str, str, str, int]]:
+        """(client, organization, source, day, verdict, exchanges): one row per group, read
+        from the ``exchange_groups`` index alone."""
+        where, params = scope.where()
+        return [
+            (r[1], r[2], r[3], r[0], r[4], int(r[5]))
+            for r in self.sql.all(
+                "SELECT day, client, organization, source, verdict, COUNT(*) FROM exchange"
+                f"{where} GROUP BY day, client, organization, source, verdict",
+                params,
+            )
+        ]
+
+    def profile_counts(self, scope: ExchangeFilter) -> list[tuple[str, str, bool, int]]:
+        """(profile, resource type, passed, resources)."""
+        return [
+            (r[0], r[1], bool(r[2]), int(r[3]))
+            for r in self._grouped(
+                "c.profile, c.resource_type, c.passed, SUM(c.resources)",
+                "exchange_verdict",
+                scope,
+                "c.profile, c.resource_type, c.passed",
+            )
+        ]
+
+    def rule_counts(self, scope: ExchangeFilter) -> list[tuple[str, str, str, int, int, str, str]]:
+        """(rule, severity, verdict of the exchanges, occurrences, exchanges, an example text
+        in zh-CN, in en): the exchange's verdict tells a rule broken from a refusal's reason."""
+        return [
+            (r[0], r[1], r[2], int(r[3]), int(r[4]), r[5], r[6])
+            for r in self._grouped(
+                "c.rule, c.severity, c.exchange_verdict, COUNT(*), COUNT(DISTINCT c.exchange_id), "
+                "MIN(c.text_zh), MIN(c.text_en)",
+                "exchange_issue",
+                scope,
+                "c.rule, c.severity, c.exchange_verdict",
+            )
+        ]
+
+    def location_counts(self, scope: ExchangeFilter) -> list[tuple[str, str, str, int]]:
+        """(rule, location, verdict of the exchanges, occurrences): where each rule was broken."""
+        return [
+            (r[0], r[1], r[2], int(r[3]))
+            for r in self._grouped(
+                "c.rule, c.location, c.exchange_verdict, COUNT(*)",
+                "exchange_issue",
+                scope,
+                "c.rule, c.location, c.exchange_verdict",
+            )
+        ]
+
+    def _grouped(self, select: str, table: str, scope: ExchangeFilter, group: str) -> list[Any]:
+        """A grouped query over the rows of a child table (alias ``c``) whose exchanges are in
+        scope.  The rows are read by their exchange id range; when every exchange in that range
+        is in scope (the usual case: a period up to now, ids rising with time), no row needs
+        joining to its exchange."""
+        where, params = scope.where()
+        span = self.sql.one(f"SELECT COUNT(*), MIN(id), MAX(id) FROM exchange{where}", params)
+        if not span or not span[0]:
+            return []
+        count, low, high = int(span[0]), int(span[1]), int(span[2])
+        ranged = f"FROM {table} c WHERE c.exchange_id BETWEEN ? AND ?"
+        if count == high - low + 1:
+            return self.sql.all(f"SELECT {select} {ranged} GROUP BY {group}", (low, high))
+        joined = scope.where("e")[0].replace(" WHERE ", " AND ")
+        return self.sql.all(
+            f"SELECT {select} FROM {table} c JOIN exchange e ON e.id = c.exchange_id "
+            f"WHERE c.exchange_id BETWEEN ? AND ?{joined} GROUP BY {group}",
+            [low, high, *params],
+        )
+
+    # -- drilling down ---------------------------------------------------------------------
+    def failing(self, scope: ExchangeFilter, limit: int) -> tuple[list[Any], int]:
+        """(the newest ``limit`` failing exchanges as full rows, how many failed in all)."""
+        where, params = scope.where()
+        where = (where + " AND" if where else " WHERE") + " verdict = 'fail'"
+        total = int(self.sql.one(f"SELECT COUNT(*) FROM exchange{where}", params)[0])
+        rows = self.sql.all(f"SELECT {COLUMNS} FROM exchange{where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        return rows, total
+
+    def get(self, exchange_id: int) -> Any | None:
+        return self.sql.one(f"SELECT {COLUMNS} FROM exchange WHERE id = ?", (exchange_id,))
+
+    def verdicts_of(self, ids: Iterable[int]) -> list[Any]:
+        """(exchange_id, seq, resource_type, resource_id, profile, passed, errors, warnings,
+        resources) of the given exchanges."""
+        return self._children(
+            "exchange_id, seq, resource_type, resource_id, profile, passed, errors, warnings, resources",
+            "exchange_verdict",
+            ids,
+        )
+
+    def issues_of(self, ids: Iterable[int]) -> list[Any]:
+        """(exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en)."""
+        return self._children(
+            "exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en", "exchange_issue", ids
+        )
+
+    def _children(self, columns: str, table: str, ids: Iterable[int]) -> list[Any]:
+        wanted = sorted(set(ids))
+        found: list[Any] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            found += self.sql.all(
+                f"SELECT {columns} FROM {table} WHERE exchange_id IN ({', '.join('?' * len(chunk))}) "
+                "ORDER BY exchange_id, seq",
+                chunk,
+            )
+        return found
+
+    def count(self) -> int:
+        return int(self.sql.one("SELECT COUNT(*) FROM exchange")[0])

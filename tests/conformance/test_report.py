@@ -1,0 +1,314 @@
+"""Reports as data and their renderers: pass rates, trends, rules with their locations,
+refusals apart from rule failures; HTML that fetches nothing and draws its charts inline;
+JSON that meets conformance/report.schema.json; JUnit that CI reads; CSV and Excel that
+never run a participant's text as a formula.
+
+The wording comes from the gateway's catalog, as the command line and the API pass it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conformance.report.aggregate import (
+    CheckedResource,
+    ExchangeCount,
+    Facts,
+    LocationCount,
+    RuleCount,
+    exchange_report,
+    file_report,
+    iso_week,
+    tally,
+)
+from conformance.report.model import Counts, ExchangeDetail, Finding, Report, ResourceVerdict
+from conformance.report.render_html import render_html
+from conformance.report.render_json import render_json, schema
+from conformance.report.render_junit import render_junit
+from conformance.report.render_tabular import render_csv, render_xlsx, tables
+from conformance.report.svg import bar_chart, trend_chart
+from gateway.reporting import words_in
+
+ZH, EN = words_in("zh-CN"), words_in("en")
+PATIENT = "http://fhir.yiyang.cn/StructureDefinition/yy-patient"
+CHECKSUM = Finding("error", "rule.id-card-checksum", "Patient.identifier[0].value", "校验位错误", "Patient/p1")
+
+
+def exchange(
+    exchange_id: int, verdict: str = "pass", client: str = "his", day: str = "2026-11-30", **changes: Any
+) -> ExchangeDetail:
+    failed = verdict == "fail"
+    fields: dict[str, Any] = {
+        "id": str(exchange_id),
+        "recorded": f"{day}T02:00:{exchange_id % 60:02d}.000000Z",
+        "day": day,
+        "client": client,
+        "organization": f"{client}-org",
+        "source": "hospital",
+        "channel": "rest",
+        "interaction": "create",
+        "status": 201 if not failed else 422,
+        "verdict": verdict,
+        "resource_types": ("Patient",),
+        "resources": 1,
+        "errors": 1 if failed else 0,
+        "warnings": 0,
+        "verdicts": (ResourceVerdict("Patient", f"p{exchange_id}", PATIENT, not failed, int(failed), 0),),
+        "findings": (CHECKSUM,) if failed else (),
+    }
+    fields.update(changes)
+    return ExchangeDetail(**fields)
+
+
+def report_of(*exchanges: ExchangeDetail) -> Report:
+    return exchange_report(tally(exchanges), [("report.scope.since", "2026-11-01")], "2026-12-01T08:00:00+08:00")
+
+
+SAMPLE = report_of(
+    exchange(1),
+    exchange(2, "fail"),
+    exchange(3, "fail", client="ecp", day="2026-12-01"),
+    exchange(4, "error", client="ecp", findings=(Finding("error", "http.forbidden-scope", "", "缺少权限"),)),
+    exchange(5, "skip", verdicts=()),
+)
+
+
+def checked(position: str, *findings: Finding, file: str = "export/Patient.ndjson") -> CheckedResource:
+    return CheckedResource(file, position, "Patient", position.replace(" ", "-"), (PATIENT,), findings)
+
+
+FILES = file_report(
+    [checked("line 1"), checked("line 2", CHECKSUM), checked("line 1", file="export/Encounter.ndjson")],
+    [("report.scope.files", "export")],
+    "2026-12-01T08:00:00+08:00",
+)
+
+
+# -- building ----------------------------------------------------------------------------------
+def test_pass_rate_counts_only_what_was_judged() -> None:
+    assert SAMPLE.summary.rate == pytest.approx(1 / 3)
+
+
+def test_participants_are_listed_worst_pass_rate_first() -> None:
+    section = SAMPLE.section("participants")
+    assert [r.label for r in section.results] == ["ecp", "his"]
+
+
+def test_a_participants_counts_split_by_verdict() -> None:
+    his = next(r for r in SAMPLE.section("participants").results if r.label == "his")
+    assert his.counts == Counts(passed=1, failed=1, skipped=1)
+
+
+def test_days_roll_up_into_iso_weeks() -> None:
+    assert [r.label for r in SAMPLE.section("trend-week").results] == ["2026-W49"]
+
+
+def test_iso_week_of_a_sunday_is_the_week_it_ends() -> None:
+    assert iso_week("2026-11-29") == "2026-W48"
+
+
+def test_rules_list_where_they_were_broken() -> None:
+    rule = SAMPLE.section("rules").results[0]
+    assert (rule.label, rule.occurrences, rule.examples) == (
+        "rule.id-card-checksum",
+        2,
+        ("Patient.identifier[0].value",),
+    )
+
+
+def test_a_refusals_reason_is_not_a_rule_broken() -> None:
+    assert [r.label for r in SAMPLE.section("refusals").results] == ["http.forbidden-scope"]
+
+
+def test_rules_are_ordered_errors_first_then_by_frequency() -> None:
+    rules = [
+        RuleCount("warn.often", "warning", "pass", 9, 9, "w"),
+        RuleCount("error.rare", "error", "fail", 1, 1, "e"),
+        RuleCount("error.often", "error", "fail", 5, 3, "e"),
+    ]
+    facts = Facts([], [], rules, [LocationCount("error.often", "Patient.x", "fail", 5)])
+    report = exchange_report(facts, [], "now")
+    assert [r.label for r in report.section("rules").results] == ["error.often", "error.rare", "warn.often"]
+
+
+def test_the_same_rule_in_passing_and_failing_exchanges_is_one_row() -> None:
+    rules = [RuleCount("r", "warning", "pass", 2, 2, "b"), RuleCount("r", "warning", "fail", 3, 1, "a")]
+    report = exchange_report(Facts([], [], rules, []), [], "now")
+    row = report.section("rules").results[0]
+    assert (row.occurrences, row.affected, row.note) == (5, 3, "a")
+
+
+def test_profiles_count_resources_not_exchanges() -> None:
+    facts = tally([exchange(1, verdicts=(ResourceVerdict("Patient", "", PATIENT, True, 0, 0, 250),))])
+    report = exchange_report(facts, [], "now")
+    assert report.section("profiles").results[0].counts == Counts(passed=250)
+
+
+def test_failing_exchanges_are_drilled_down_to_newest_first() -> None:
+    assert [r.link for r in SAMPLE.section("exchanges").results] == ["3", "2"]
+
+
+def test_exchange_counts_are_grouped_by_participant_source_day_and_verdict() -> None:
+    assert tally([exchange(1), exchange(2)]).counts == [
+        ExchangeCount("his", "his-org", "hospital", "2026-11-30", "pass", 2)
+    ]
+
+
+def test_a_file_report_has_one_result_per_resource() -> None:
+    assert [len(s.results) for s in FILES.sections if s.id.startswith("file:")] == [2, 1]
+
+
+def test_a_resource_with_an_error_fails() -> None:
+    first = FILES.sections[0]
+    assert [r.verdict for r in first.results] == ["pass", "fail"]
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+def test_html_fetches_nothing() -> None:
+    page = render_html(SAMPLE, ZH, "zh-CN")
+    assert re.findall(r"<script|<link|<img|<iframe|\bsrc=|url\(|@import", page) == []
+
+
+def test_html_draws_the_trend_and_the_failures_by_rule_inline() -> None:
+    page = render_html(SAMPLE, ZH, "zh-CN")
+    assert ('class="chart-trend"' in page, 'class="chart-bars"' in page) == (True, True)
+
+
+def test_html_links_each_failing_exchange_to_its_detail() -> None:
+    page = render_html(SAMPLE, EN, "en")
+    assert all(f'id="exchange-{n}"' in page for n in re.findall(r'href="#exchange-(\d+)"', page))
+
+
+def test_html_is_chinese_by_default_and_english_on_request() -> None:
+    titles = [
+        re.search(r"<h1>(.*?)</h1>", render_html(SAMPLE, words, lang)).group(1)
+        for words, lang in ((ZH, "zh-CN"), (EN, "en"))
+    ]
+    assert titles == ["医养结合数据交换一致性报告", "Conformance report on data exchanges"]
+
+
+def test_html_escapes_what_participants_sent() -> None:
+    hostile = report_of(exchange(1, "fail", client="<script>alert(1)</script>"))
+    assert "<script>alert" not in render_html(hostile, EN, "en")
+
+
+def test_a_trend_without_judged_exchanges_says_so_instead_of_drawing() -> None:
+    assert "<path" not in trend_chart([("2026-11-30", Counts(skipped=3))], "trend", "none")
+
+
+def test_a_trend_leaves_a_gap_where_nothing_was_judged() -> None:
+    points = [("d1", Counts(passed=1)), ("d2", Counts()), ("d3", Counts(failed=1))]
+    path = re.search(r'<path d="([^"]+)"', trend_chart(points, "trend", "none")).group(1)
+    assert [step[0] for step in path.split()] == ["M", "M"]
+
+
+def test_bars_are_as_long_as_their_counts_relative_to_the_largest() -> None:
+    widths = [
+        float(w)
+        for w in re.findall(
+            r'<rect x="\d+" y="[\d.]+" width="([\d.]+)"', bar_chart([("a", 4), ("b", 2)], "bars", "none")
+        )
+    ]
+    assert widths[0] == pytest.approx(2 * widths[1])
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("report", [SAMPLE, FILES], ids=["exchanges", "files"])
+def test_json_meets_its_schema(report: Report) -> None:
+    jsonschema.validate(json.loads(render_json(report, EN, "en")), schema())
+
+
+def test_the_schema_is_itself_valid() -> None:
+    jsonschema.Draft202012Validator.check_schema(schema())
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_findings = st.builds(Finding, st.sampled_from(["fatal", "error", "warning"]), _text, _text, _text, _text)
+_exchanges = st.builds(
+    exchange,
+    st.integers(1, 10_000),
+    st.sampled_from(["pass", "fail", "error", "skip"]),
+    client=_text,
+    day=st.dates().map(lambda d: d.isoformat()),
+    findings=st.lists(_findings, max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_exchanges, max_size=6))
+def test_json_of_any_exchanges_meets_the_schema(exchanges: list[ExchangeDetail]) -> None:
+    jsonschema.validate(json.loads(render_json(report_of(*exchanges), ZH, "zh-CN")), schema())
+
+
+# -- JUnit --------------------------------------------------------------------------------------
+def test_junit_has_one_testcase_per_checked_resource() -> None:
+    root = ET.fromstring(render_junit(FILES, EN))
+    cases = [case for suite in root if suite.get("id", "").startswith("file:") for case in suite]
+    assert len(cases) == 3
+
+
+def test_junit_fails_the_testcase_of_a_resource_with_an_error() -> None:
+    root = ET.fromstring(render_junit(FILES, EN))
+    failed = [case.get("name") for case in root.iter("testcase") if case.find("failure") is not None]
+    assert "Patient/line-2" in failed
+
+
+def test_junit_totals_add_up_over_its_suites() -> None:
+    root = ET.fromstring(render_junit(SAMPLE, EN))
+    assert int(root.get("tests")) == sum(int(suite.get("tests")) for suite in root)
+
+
+def test_junit_leaves_trends_out() -> None:
+    root = ET.fromstring(render_junit(SAMPLE, EN))
+    assert {suite.get("id") for suite in root} == {
+        "participants",
+        "sources",
+        "profiles",
+        "rules",
+        "refusals",
+        "exchanges",
+    }
+
+
+# -- CSV and Excel ------------------------------------------------------------------------------
+def test_csv_starts_with_a_byte_order_mark_for_excel() -> None:
+    assert render_csv(tables(SAMPLE)["scorecard"], ZH).startswith("\ufeff参与方,")
+
+
+def test_csv_lists_one_row_per_issue_of_each_failing_exchange() -> None:
+    rows = list(csv.reader(io.StringIO(render_csv(tables(SAMPLE)["failing"], EN).lstrip("\ufeff"))))
+    assert [(row[0], row[10]) for row in rows[1:]] == [("3", "rule.id-card-checksum"), ("2", "rule.id-card-checksum")]
+
+
+def test_csv_never_hands_a_formula_to_the_spreadsheet() -> None:
+    hostile = report_of(exchange(1, "fail", client='=HYPERLINK("http://x")'))
+    rows = list(csv.reader(io.StringIO(render_csv(tables(hostile)["failing"], EN).lstrip("\ufeff"))))
+    assert rows[1][2].startswith("'=")
+
+
+def test_xlsx_holds_the_failing_exchanges_and_the_scorecard() -> None:
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(render_xlsx(SAMPLE, ZH)))
+    assert book.sheetnames == ["不通过明细", "评分卡"]
+
+
+def test_xlsx_keeps_a_formula_looking_text_as_text() -> None:
+    from openpyxl import load_workbook
+
+    hostile = report_of(exchange(1, "fail", client="=1+1"))
+    sheet = load_workbook(io.BytesIO(render_xlsx(hostile, EN)))["Failing"]
+    assert (sheet["C2"].value, sheet["C2"].data_type) == ("=1+1", "s")
+
+
+def test_the_scorecard_of_checked_files_has_a_row_per_file() -> None:
+    assert [row[0] for row in tables(FILES)["scorecard"].rows] == ["export/Patient.ndjson", "export/Encounter.ndjson"]

@@ -1,0 +1,329 @@
+"""Exchange records: what the validating layers note, the verdict an exchange gets, masking,
+the buffer and retention, the ingest pipeline's and the MLLP listener's records, and the
+report the store's SQL builds — the same report the records themselves would give.
+
+Store-backed tests run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.issues import Issue
+from conformance.report.aggregate import exchange_report, tally
+from conformance.report.render_json import schema
+from conformance.validator import Validator
+from gateway import exchanges
+from gateway.cli import main
+from gateway.config import Config
+from gateway.exchanges import Collector, ExchangeLog, Party
+from gateway.reporting import ReportQuery, build_report, details, parse_day
+from gateway.services import Services
+from gateway.storage.store import Store
+from tests.conftest import load_example
+
+ROOT = Path(__file__).resolve().parents[2]
+HIS = Party("his-zz1", "zhengzhou-first-hospital", "hospital", "rest", "create")
+ECP = Party("ecp-1", "sunshine-home", "elderly-care", "rest", "create")
+PATIENT = {"resourceType": "Patient", "id": "p1", "meta": {"profile": ["urn:yy-patient"]}}
+ID_CARD = "410105194912310021"
+CHECKSUM = Issue("error", "rule.id-card-checksum", "Patient.identifier[0].value", {"value": ID_CARD, "expected": "0"})
+DAY = date(2026, 11, 30)
+
+
+def at(day: date, hour: int = 2) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def judged(*issues: Issue, resource: dict[str, Any] | None = None) -> Collector:
+    collector = Collector()
+    collector.judge(resource or PATIENT, [], list(issues))
+    return collector
+
+
+def append(store: Store, *records: Any) -> list[int]:
+    with store.transaction() as tx:
+        return exchanges.append(tx, list(records))
+
+
+def sample(store: Store) -> None:
+    """Four exchanges over two days: HIS passes once and fails once, the care home fails once
+    and is refused once."""
+    append(
+        store,
+        judged().finished(HIS, 201, at(DAY)),
+        judged(CHECKSUM).finished(HIS, 422, at(DAY)),
+        judged(CHECKSUM).finished(ECP, 201, at(DAY + timedelta(days=1))),
+        Collector().finished(ECP, 403, at(DAY + timedelta(days=1))),
+    )
+
+
+WHOLE = ReportQuery(DAY, DAY + timedelta(days=1))
+
+
+# -- what an exchange's verdict is --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("collector", "status", "verdict"),
+    [
+        (judged(), 201, "pass"),
+        (judged(CHECKSUM), 201, "fail"),  # stored with warnings (validation = warn) still fails
+        (judged(CHECKSUM), 422, "fail"),
+        (Collector(), 400, "fail"),  # refused for its content before it could be validated
+        (Collector(), 404, "error"),
+        (judged(), 403, "error"),  # valid, but not this client's to write
+        (Collector(), 200, "skip"),  # a read: nothing to judge
+        (judged(), None, "pass"),  # MLLP and the command line have no HTTP status
+    ],
+)
+def test_an_exchange_verdict_follows_its_content_then_its_status(
+    collector: Collector, status: int | None, verdict: str
+) -> None:
+    assert collector.verdict(status) == verdict
+
+
+def test_a_record_that_could_not_be_mapped_fails_its_exchange() -> None:
+    collector = Collector()
+    collector.reason("ingest.no-spec", {"zh-CN": "无映射", "en": "no spec"}, None)
+    assert collector.verdict(None) == "fail"
+
+
+def test_an_id_card_number_in_an_issue_is_masked_in_both_languages() -> None:
+    _, _, issues = judged(CHECKSUM).finished(HIS, 422)
+    texts = [text for issue in issues for text in issue[4:]]
+    assert (any(ID_CARD in t for t in texts), all("410105********0021" in t for t in texts)) == (False, True)
+
+
+def test_an_id_card_number_used_as_a_resource_id_is_masked() -> None:
+    _, verdicts, _ = judged(resource={"resourceType": "Patient", "id": ID_CARD}).finished(HIS, 201)
+    assert verdicts[0][1] == "410105********0021"
+
+
+def test_a_type_named_by_a_client_is_kept_only_if_it_looks_like_a_type() -> None:
+    collector = Collector()
+    collector.carried(ID_CARD, 0)
+    collector.carried("Patient", 3)
+    head, _, _ = collector.finished(HIS, 200)
+    assert (head[9], head[10]) == (" Patient ", 3)
+
+
+def test_a_resource_claiming_no_profile_is_held_to_its_base_definition() -> None:
+    _, verdicts, _ = judged(resource={"resourceType": "Encounter", "id": "e1"}).finished(HIS, 201)
+    assert verdicts[0][2] == "http://hl7.org/fhir/StructureDefinition/Encounter"
+
+
+def test_beyond_the_kept_verdicts_passing_resources_are_counted_per_type_and_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(exchanges, "KEEP", 2)
+    collector = Collector()
+    for index in range(5):
+        collector.judge({**PATIENT, "id": f"p{index}"}, [], [])
+    _, verdicts, _ = collector.finished(HIS, 200)
+    assert [(v[1], v[6]) for v in verdicts] == [("p0", 1), ("p1", 1), ("", 3)]
+
+
+def test_the_day_of_an_exchange_is_its_day_in_china() -> None:
+    head, _, _ = Collector().finished(HIS, 200, datetime(2026, 11, 30, 17, 0, tzinfo=UTC))
+    assert head[1] == "2026-12-01"
+
+
+def test_noting_without_an_exchange_under_way_does_nothing() -> None:
+    exchanges.judged(PATIENT, [], [CHECKSUM])
+    assert exchanges.current() is None
+
+
+# -- the store ----------------------------------------------------------------------------------
+def test_logs_of_two_workers_append_one_sequence_of_ids(store: Store) -> None:
+    first, second = ExchangeLog(store, 0, interval=3600), ExchangeLog(store, 0, interval=3600)
+    for log in (first, second, first):
+        log.record(judged().finished(HIS, 201))
+        log.flush()
+    first.close()
+    second.close()
+    with store.reading() as tx:
+        ids = [row[0] for row in tx.sql.all("SELECT id FROM exchange ORDER BY id")]
+    assert ids == [1, 2, 3]
+
+
+def test_records_the_store_refused_are_appended_by_a_later_flush(store: Store) -> None:
+    log = ExchangeLog(store, 0, interval=3600)
+    log.record(judged(CHECKSUM).finished(HIS, 422))
+    with store.transaction() as tx:
+        tx.sql.execute("ALTER TABLE exchange_issue RENAME TO exchange_issue_away")
+    log.flush()  # refused: the table is gone
+    with store.transaction() as tx:
+        tx.sql.execute("ALTER TABLE exchange_issue_away RENAME TO exchange_issue")
+    log.close()
+    with store.reading() as tx:
+        assert tx.exchanges.count() == 1
+
+
+def test_purge_deletes_the_days_before_the_cutoff_with_their_verdicts_and_issues(store: Store) -> None:
+    sample(store)
+    exchanges.purge(store, (DAY + timedelta(days=1)).isoformat())
+    with store.reading() as tx:
+        left = [tx.sql.one(f"SELECT COUNT(*) FROM {t}")[0] for t in ("exchange", "exchange_verdict", "exchange_issue")]
+    assert left == [2, 1, 1]
+
+
+def test_the_log_applies_the_retention_policy_when_it_flushes(store: Store) -> None:
+    append(store, judged().finished(HIS, 201, datetime.now(UTC) - timedelta(days=40)))
+    log = ExchangeLog(store, retention_days=30, interval=3600)
+    log.record(judged().finished(HIS, 201))
+    log.close()
+    with store.reading() as tx:
+        assert tx.exchanges.count() == 1
+
+
+def test_retention_keeps_the_last_n_days_including_today() -> None:
+    assert exchanges.cutoff(30, date(2026, 12, 1)) == "2026-11-02"
+
+
+def test_retention_zero_keeps_everything() -> None:
+    assert exchanges.cutoff(0) is None
+
+
+def test_retention_is_configured_by_environment() -> None:
+    assert Config.load({"YIYANG_EXCHANGE_RETENTION_DAYS": "90"}).exchange_retention_days == 90
+
+
+# -- the report from the store ------------------------------------------------------------------------
+def test_the_stores_aggregates_give_the_report_the_records_give(store: Store) -> None:
+    sample(store)
+    built = build_report(store, WHOLE, "zh-CN", generated="now")
+    with store.reading() as tx:
+        records = details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN")
+    assert built == exchange_report(tally(records), WHOLE.scope, "now")
+
+
+def test_a_report_covers_only_its_days(store: Store) -> None:
+    sample(store)
+    assert build_report(store, ReportQuery(DAY, DAY), "en").summary.total == 2
+
+
+def test_a_report_for_one_organisation_shows_only_its_exchanges(store: Store) -> None:
+    sample(store)
+    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1), "sunshine-home"), "en")
+    assert [r.label for r in report.section("participants").results] == ["ecp-1"]
+
+
+def test_a_drill_down_names_the_resource_each_issue_concerns(store: Store) -> None:
+    sample(store)
+    report = build_report(store, WHOLE, "en")
+    assert {f.subject for e in report.exchanges for f in e.findings} == {"Patient/p1"}
+
+
+def test_the_reports_limit_shows_the_newest_failing_exchanges_and_counts_all(store: Store) -> None:
+    sample(store)
+    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1), limit=1), "en")
+    assert ([e.id for e in report.exchanges], report.exchanges_total) == (["3"], 2)
+
+
+# -- who records -------------------------------------------------------------------------------------
+@pytest.fixture
+def services(store: Store, database_url: str, validator: Validator) -> Services:
+    """Services over the test store, with the session's compiled validator."""
+    found = Services(Config.load(database_url=database_url), registry=validator.registry)
+    found.__dict__.update(store=store, validator=validator)
+    return found
+
+
+def test_the_repository_notes_each_resource_it_validates(services: Services) -> None:
+    collector = Collector()
+    token = exchanges.activate(collector)
+    try:
+        services.repository.validate(load_example("yy-patient/valid-zhang-xiuying.json"))
+    finally:
+        exchanges.deactivate(token)
+    assert [(v[0], v[2], v[3]) for v in collector.verdicts] == [
+        ("Patient", "http://fhir.yiyang.cn/StructureDefinition/yy-patient", True)
+    ]
+
+
+def test_an_mllp_message_is_one_exchange_of_its_sending_application(services: Services, store: Store) -> None:
+    from gateway.mllp import acknowledge
+
+    message = (ROOT / "mappings/samples/hl7v2/adt.hl7").read_bytes().replace(b"\n", b"\r").split(b"MSH")[1]
+    acknowledge(services, b"MSH" + message)
+    with store.reading() as tx:
+        row = tx.sql.one("SELECT client, organization, source, channel, interaction, verdict FROM exchange")
+    assert tuple(row) == ("HIS", "H41010500012", "hl7v2", "mllp", "ADT^A01", "pass")
+
+
+def test_yiyang_ingest_records_one_exchange_per_file(database_url: str, store: Store) -> None:
+    folder = ROOT / "mappings/samples/community-health"
+    files = [str(folder / "个人基本信息表.csv"), str(folder / "家庭医生签约.csv")]
+    main(["ingest", "--source", "community-health", "--database", database_url, *files])
+    with store.reading() as tx:
+        rows = tx.sql.all("SELECT client, source, channel, verdict FROM exchange ORDER BY id")
+    assert [tuple(r) for r in rows] == [("yiyang-cli", "community-health", "cli", "fail")] * 2  # both have bad rows
+
+
+# -- the command line ----------------------------------------------------------------------------------
+def report_command(database_url: str, out: Path, *options: str) -> int:
+    argv = ["report", "--since", DAY.isoformat(), "--until", "2026-12-01", "--database", database_url]
+    return main([*argv, "--out", str(out), *options])
+
+
+def test_yiyang_report_json_meets_the_schema(store: Store, database_url: str, tmp_path: Path) -> None:
+    sample(store)
+    report_command(database_url, tmp_path / "r.json", "--format", "json")
+    jsonschema.validate(json.loads((tmp_path / "r.json").read_text(encoding="utf-8")), schema())
+
+
+def test_yiyang_report_exits_one_when_an_exchange_failed(store: Store, database_url: str, tmp_path: Path) -> None:
+    sample(store)
+    assert report_command(database_url, tmp_path / "r.html", "--format", "html") == 1
+
+
+def test_yiyang_report_exits_zero_when_none_failed(store: Store, database_url: str, tmp_path: Path) -> None:
+    append(store, judged().finished(HIS, 201, at(DAY)))
+    assert report_command(database_url, tmp_path / "r.xml", "--format", "junit") == 0
+
+
+def test_yiyang_report_writes_a_workbook(store: Store, database_url: str, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    sample(store)
+    report_command(database_url, tmp_path / "r.xlsx", "--format", "xlsx", "--lang", "en")
+    assert load_workbook(tmp_path / "r.xlsx").sheetnames == ["Failing", "Scorecard"]
+
+
+def test_yiyang_report_refuses_a_period_that_ends_before_it_starts(tmp_path: Path) -> None:
+    code = main(["report", "--since", "2026-12-02", "--until", "2026-12-01", "--format", "json", "--out", "x.json"])
+    assert code == 2
+
+
+def test_yiyang_exchanges_purge_says_how_many_went(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample(store)
+    main(["exchanges", "purge", "--before", "2026-12-01", "--database", database_url, "--lang", "en"])
+    assert capsys.readouterr().out == "Deleted 2 exchange records before 2026-12-01\n"
+
+
+@given(st.dates())
+def test_a_day_written_yyyy_mm_dd_is_read_back_as_that_day(day: date) -> None:
+    assert parse_day(day.isoformat()) == day
+
+
+def _a_day(text: str) -> bool:
+    try:
+        return date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
+@given(
+    st.one_of(st.text(max_size=12), st.from_regex(r"\d{4}-\d{2}-\d{2}", fullmatch=True)).filter(lambda s: not _a_day(s))
+)
+def test_anything_else_is_not_a_day(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_day(text)
