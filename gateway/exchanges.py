@@ -23,13 +23,9 @@ No record holds an unmasked 身份证号 or phone number: texts are masked when 
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 import re
-import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -37,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from conformance.issues import Issue
+from gateway.batch_writer import BatchWriter
 from gateway.masking import mask_text
 from gateway.storage.exchange_tables import ID_LOCK, Appended, IssueRow, VerdictRow
 
@@ -276,11 +273,10 @@ class Later:
         return self.collector.finished(self.party, self.status, datetime.fromtimestamp(self.at, UTC))
 
 
-class ExchangeLog:
-    """One worker's buffer of exchange records, appended in batches by a background thread
-    every ``interval`` seconds (or at once when ``batch`` wait), and flushed when the worker
-    exits; the same durability trade-off as the audit trail.  Hourly, a flush also purges what
-    the retention policy no longer keeps."""
+class ExchangeLog(BatchWriter["Appended | Later"]):
+    """One worker's buffer of exchange records (see ``gateway/batch_writer.py``); the rows of
+    requests are made on the log's thread, off the request's path.  Hourly, a flush also purges
+    what the retention policy no longer keeps."""
 
     def __init__(
         self,
@@ -291,19 +287,10 @@ class ExchangeLog:
         limit: int = 100_000,
         purge_every: float = 3600.0,
     ) -> None:
+        super().__init__("exchanges", interval, batch, limit)
         self._store = store
         self.retention_days = retention_days
-        self.interval = interval
-        self.batch = batch
-        self.limit = limit
         self.purge_every = purge_every
-        self._pending: list[Appended | Later] = []
-        self._guard = threading.Lock()
-        self._flushing = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
         self._next_purge = 0.0
 
     @property
@@ -311,72 +298,18 @@ class ExchangeLog:
         """The store, or the one a callable gives (an app's log exists before its store opens)."""
         return self._store() if callable(self._store) else self._store
 
-    def record(self, exchange: Appended | Later) -> None:
-        """Buffer a record — or, from a request, what makes it (:class:`Later`): the record is
-        then made on the log's thread, off the request's path."""
-        with self._guard:
-            self._pending.append(exchange)
-            count = len(self._pending)
-        if self._pid != os.getpid():  # first use in this process (a thread does not survive a fork)
-            self._start()
-        if count >= self.batch:
-            self._wake.set()
+    def _prepare(self, taken: list[Appended | Later]) -> list[Appended | Later]:
+        return [item.row() if isinstance(item, Later) else item for item in taken]
 
-    def _start(self) -> None:
-        with self._guard:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="yiyang-exchanges", daemon=True)
-            self._thread.start()
-            atexit.register(_close_at_exit, weakref.ref(self))
+    def _due(self) -> bool:
+        """Time to purge (never, when the policy keeps everything)."""
+        return self.retention_days > 0 and time.monotonic() >= self._next_purge
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self.flush()
-
-    def flush(self) -> int:
-        """Append every pending record now (and purge, when it is time); returns how many
-        were written — 0 when the store refused them: they stay pending."""
-        with self._flushing:
-            with self._guard:
-                taken, self._pending = self._pending, []
-            waiting = [item.row() if isinstance(item, Later) else item for item in taken]
-            first_day = cutoff(self.retention_days) if time.monotonic() >= self._next_purge else None
-            if not waiting and first_day is None:
-                return 0
-            try:
-                with self.store.transaction() as tx:
-                    append(tx, waiting)
-                    if first_day is not None:
-                        tx.exchanges.purge(first_day)
-            except Exception:  # noqa: BLE001 - keep the records; the next flush tries again
-                log.exception("exchanges: appending %d records failed; kept for the next attempt", len(waiting))
-                with self._guard:
-                    self._pending[:0] = waiting
-                    excess = len(self._pending) - self.limit
-                    if excess > 0:
-                        del self._pending[:excess]
-                        log.error("exchanges: %d records dropped: the store has refused appends too long", excess)
-                return 0
+    def _write(self, rows: list[Appended | Later]) -> None:
+        first_day = cutoff(self.retention_days) if self._due() else None
+        with self.store.transaction() as tx:
+            append(tx, rows)  # type: ignore[arg-type] - _prepare made every item a row
             if first_day is not None:
-                self._next_purge = time.monotonic() + self.purge_every
-            return len(waiting)
-
-    def close(self) -> None:
-        """Stop the thread and write what is pending."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        self.flush()
-
-
-def _close_at_exit(ref: weakref.ReferenceType[ExchangeLog]) -> None:
-    found = ref()
-    if found is not None and found._pid == os.getpid():
-        found.close()
+                tx.exchanges.purge(first_day)
+        if first_day is not None:
+            self._next_purge = time.monotonic() + self.purge_every

@@ -20,19 +20,16 @@ cut) loses the events of at most its last interval; a graceful stop loses none.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import hashlib
 import logging
-import os
-import threading
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
+from gateway.batch_writer import BatchWriter
 from gateway.masking import mask_query, mask_text
 from gateway.security.principal import Principal
 from gateway.storage.audit_tables import CHAIN_LOCK, Sealed
@@ -364,92 +361,18 @@ def verify(store: _Chained) -> Verdict:
 
 
 # -- buffering -------------------------------------------------------------------------------------
-class AuditTrail:
-    """One worker's buffer of events, appended to the store in batches by a background thread.
-
-    ``record`` costs a list append; the thread wakes every ``interval`` seconds (or at once when
-    ``batch`` events wait) and appends all pending events in one transaction holding the chain
-    lock, so the chain stays one line across worker processes.  A failed append keeps the events
-    for the next attempt; beyond ``limit`` pending events the oldest are dropped, loudly (an
-    unreachable store must not exhaust the worker's memory)."""
+class AuditTrail(BatchWriter[Pending]):
+    """One worker's buffer of events (see ``gateway/batch_writer.py``), each batch appended in
+    one transaction holding the chain lock, so the chain stays one line across worker processes."""
 
     def __init__(self, store: _Chained, interval: float = 0.2, batch: int = 100, limit: int = 100_000) -> None:
+        super().__init__("audit", interval, batch, limit)
         self.store = store
-        self.interval = interval
-        self.batch = batch
-        self.limit = limit
-        self._pending: list[Pending] = []
-        self._guard = threading.Lock()
-        self._flushing = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
 
-    def record(self, event: dict[str, Any]) -> None:
-        waiting = pending(event)
-        with self._guard:
-            self._pending.append(waiting)
-            count = len(self._pending)
-        if self._pid != os.getpid():  # first use in this process (a thread does not survive a fork)
-            self._start()
-        if count >= self.batch:
-            self._wake.set()
+    def record(self, event: dict[str, Any]) -> None:  # type: ignore[override]
+        super().record(pending(event))
 
-    def pending(self) -> int:
-        with self._guard:
-            return len(self._pending)
-
-    def _start(self) -> None:
-        with self._guard:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="yiyang-audit", daemon=True)
-            self._thread.start()
-            atexit.register(_close_at_exit, weakref.ref(self))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self.flush()
-
-    def flush(self) -> int:
-        """Append every pending event now; returns how many were written (0 when the store
-        refused them: they stay pending)."""
-        with self._flushing:
-            with self._guard:
-                events, self._pending = self._pending, []
-            if not events:
-                return 0
-            try:
-                with self.store.transaction() as tx:
-                    tx.lock(CHAIN_LOCK)
-                    tx.audit.append(events, seal)
-            except Exception:  # noqa: BLE001 - keep the events; the next flush tries again
-                log.exception("audit: appending %d events failed; kept for the next attempt", len(events))
-                with self._guard:
-                    self._pending[:0] = events
-                    excess = len(self._pending) - self.limit
-                    if excess > 0:
-                        del self._pending[:excess]
-                        log.error("audit: %d events dropped: the store has refused appends too long", excess)
-                return 0
-            return len(events)
-
-    def close(self) -> None:
-        """Stop the thread and write what is pending (a graceful stop loses nothing)."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=10)
-        self.flush()
-
-
-def _close_at_exit(ref: weakref.ReferenceType[AuditTrail]) -> None:
-    trail = ref()
-    if trail is not None and trail._pid == os.getpid():
-        trail.close()
+    def _write(self, events: list[Pending]) -> None:
+        with self.store.transaction() as tx:
+            tx.lock(CHAIN_LOCK)
+            tx.audit.append(events, seal)

@@ -1,0 +1,118 @@
+"""A worker's buffer of rows appended to the store in batches by a background thread.
+
+Why: the audit trail and the exchange records are written for every request, and a
+transaction per request would cost more than the request.  ``record`` costs a list append; the
+thread wakes every ``interval`` seconds (or at once when ``batch`` rows wait) and writes all
+pending rows in one go.  A failed write keeps the rows for the next attempt; beyond ``limit``
+pending rows the oldest are dropped, loudly (an unreachable store must not exhaust the worker's
+memory).  A graceful stop, or the process exiting, writes what is pending; a killed worker
+loses at most its last ``interval``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from typing import Generic, TypeVar
+
+Row = TypeVar("Row")
+
+
+class BatchWriter(Generic[Row]):
+    """Subclasses say how to write a batch (:meth:`_write`), and may turn what requests left
+    into rows on the thread (:meth:`_prepare`) or ask for a write with nothing pending
+    (:meth:`_due`)."""
+
+    def __init__(self, name: str, interval: float, batch: int, limit: int) -> None:
+        self.name = name
+        self.interval = interval
+        self.batch = batch
+        self.limit = limit
+        self.log = logging.getLogger(f"yiyang.{name}")
+        self._pending: list[Row] = []
+        self._guard = threading.Lock()
+        self._flushing = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    # -- for subclasses ------------------------------------------------------------------------
+    def _write(self, rows: list[Row]) -> None:
+        raise NotImplementedError
+
+    def _prepare(self, taken: list[Row]) -> list[Row]:
+        return taken
+
+    def _due(self) -> bool:
+        return False
+
+    # -- for everyone --------------------------------------------------------------------------
+    def record(self, row: Row) -> None:
+        with self._guard:
+            self._pending.append(row)
+            count = len(self._pending)
+        if self._pid != os.getpid():  # first use in this process (a thread does not survive a fork)
+            self._start()
+        if count >= self.batch:
+            self._wake.set()
+
+    def pending(self) -> int:
+        with self._guard:
+            return len(self._pending)
+
+    def flush(self) -> int:
+        """Write every pending row now; returns how many were written (0 when the store
+        refused them: they stay pending)."""
+        with self._flushing:
+            with self._guard:
+                taken, self._pending = self._pending, []
+            rows = self._prepare(taken)
+            if not rows and not self._due():
+                return 0
+            try:
+                self._write(rows)
+            except Exception:  # noqa: BLE001 - keep the rows; the next flush tries again
+                self.log.exception("%s: writing %d rows failed; kept for the next attempt", self.name, len(rows))
+                with self._guard:
+                    self._pending[:0] = rows
+                    excess = len(self._pending) - self.limit
+                    if excess > 0:
+                        del self._pending[:excess]
+                        self.log.error("%s: %d rows dropped: the store has refused them too long", self.name, excess)
+                return 0
+            return len(rows)
+
+    def close(self) -> None:
+        """Stop the thread and write what is pending (a graceful stop loses nothing)."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=10)
+        self.flush()
+
+    def _start(self) -> None:
+        with self._guard:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"yiyang-{self.name}", daemon=True)
+            self._thread.start()
+            atexit.register(_close_at_exit, weakref.ref(self))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()
+
+
+def _close_at_exit(ref: weakref.ReferenceType[BatchWriter[object]]) -> None:
+    writer = ref()
+    if writer is not None and writer._pid == os.getpid():
+        writer.close()
