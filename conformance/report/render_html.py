@@ -73,7 +73,7 @@ def render_html(
         nav,
         "</header>",
         _cards(report.summary, words, report.kind),
-        f'<p class="note">{escape(words("report.rate-definition"))}</p>',
+        f'<p class="note">{escape(words(RATE_DEFINITIONS[report.kind]))}</p>',
     ]
     for section in report.sections:
         body.append(_section(report, section, words, link))
@@ -152,8 +152,17 @@ def _page(title: str, lang: str, body: str) -> str:
     )
 
 
+#: what the cards count and how the pass rate reads, by what the report is about
+CARD_NOUNS = {"exchanges": "report.card.total", "files": "report.card.resources", "testkit": "report.card.tests"}
+RATE_DEFINITIONS = {
+    "exchanges": "report.rate-definition",
+    "files": "report.rate-definition",
+    "testkit": "report.rate-definition.testkit",
+}
+
+
 def _cards(summary: Counts, words: Wording, kind: str) -> str:
-    noun = "report.card.resources" if kind == "files" else "report.card.total"
+    noun = CARD_NOUNS[kind]
     cards = [
         (noun, f"{summary.total:,}"),
         ("report.card.pass-rate", percent(summary.rate)),

@@ -3,7 +3,11 @@
 reported in the formats of ``yiyang report`` (JUnit: one testcase per resource, failing when
 the resource has an error).
 
-Exit status: 0 when no resource has an error, 1 when one does, 2 for usage or I/O problems.
+``yiyang conformance run --base-url URL [--token T | --client-id ID --key FILE] [--suite S]…
+[--format html|json|junit] [--out FILE] [--lang zh-CN|en]`` — the participants' test kit
+(``conformance/testkit``) run over HTTP against any FHIR server, reported the same way.
+
+Exit status: 0 when no resource has an error (no test failed), 1 when one does, 2 for usage or I/O problems.
 The validator is the one ``gateway/services.py`` builds; no database is opened.
 """
 
@@ -32,6 +36,88 @@ def register(commands: Any) -> None:
     add_output(check, FORMATS, required=False)
     add_language(check)
     check.set_defaults(run=run_check)
+    register_run(actions)
+
+
+#: what ``conformance run`` writes: the formats meant for people and for CI
+RUN_FORMATS = ("html", "json", "junit")
+
+
+def register_run(actions: Any) -> None:
+    from conformance.testkit.catalog import SUITES
+    from gateway.cli.report import add_output
+
+    run = actions.add_parser("run", help="test a FHIR server over HTTP against the provincial platform rules")
+    run.add_argument("--base-url", required=True, metavar="URL", help="the FHIR base, e.g. https://host/fhir")
+    auth = run.add_mutually_exclusive_group()
+    auth.add_argument("--token", metavar="TOKEN", help="a bearer token to use as is")
+    auth.add_argument("--client-id", metavar="ID", help="a registered client (SMART Backend Services, with --key)")
+    run.add_argument("--key", type=Path, metavar="FILE", help="the client's private key (PEM, RSA or EC)")
+    run.add_argument("--kid", metavar="KID", help="the key id to put in the assertion header")
+    run.add_argument("--scope", default="system/*.cruds", help="the scope to ask for (narrowed by the server)")
+    run.add_argument(
+        "--elderly-client-id", metavar="ID", help="an elderly-care client, for the cross-organisation test"
+    )
+    run.add_argument("--elderly-key", type=Path, metavar="FILE", help="that client's private key (PEM)")
+    run.add_argument("--elderly-token", metavar="TOKEN", help="or a bearer token of an elderly-care client")
+    run.add_argument("--suite", action="append", choices=(*SUITES, "all"), help="repeatable; default all")
+    add_output(run, RUN_FORMATS, required=False)
+    add_language(run)
+    run.set_defaults(run=run_kit)
+
+
+def _credentials(client_id: str | None, key: Path | None, kid: str | None) -> Any:
+    from conformance.testkit.http import KeyCredentials
+
+    if client_id is None:
+        return None
+    if key is None:
+        raise UsageError("--client-id needs --key FILE")
+    try:
+        credentials = KeyCredentials(client_id, key.read_text(encoding="utf-8"), kid)
+        credentials.algorithm  # noqa: B018 - parses the key now, so a bad one is a usage error
+    except OSError as exc:
+        raise UsageError(f"cannot read {key}: {exc.strerror}") from exc
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{key} is not an unencrypted PEM private key (RSA or EC)") from exc
+    return credentials
+
+
+def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
+    from conformance.testkit.catalog import Context
+    from conformance.testkit.http import Http
+    from conformance.testkit.runner import run
+    from gateway.cli.report import write
+    from gateway.fhir.repository import default_profiles
+    from gateway.masking import mask_text
+    from gateway.reporting import generated_now, render, words_in
+    from gateway.services import Services
+
+    credentials = _credentials(args.client_id, args.key, args.kid)
+    elderly = _credentials(args.elderly_client_id, args.elderly_key, args.kid)
+    http = Http(args.base_url, args.token)
+    if credentials is not None:
+        try:
+            status, body = http.sign_in(credentials, args.scope)
+        except OSError as exc:  # requests' errors are OSErrors: the server cannot be reached
+            raise UsageError(f"cannot reach {args.base_url}: {exc}") from exc
+        if http.login is None:
+            raise UsageError(f"no token for {credentials.client_id}: HTTP {status} {body}")
+        http.take_log()
+    services = Services(config_of(args))
+    ctx = Context(
+        http, services.validator, default_profiles(services.registry), credentials, elderly, args.elderly_token
+    )
+    suites = args.suite or ["all"]
+    scope = [("testkit.scope.base-url", args.base_url), ("testkit.scope.suites", ", ".join(suites))]
+    report = run(ctx, suites, args.lang, scope, generated_now(), mask_text)
+    write(args.out, render(report, args.format, args.lang))
+    if args.out is not None:
+        summary = report.summary
+        line = {"path": args.out, "total": summary.total, "passed": summary.passed, "failed": summary.failed}
+        line |= {"errors": summary.errors, "skipped": summary.skipped}
+        out.write(words_in(args.lang)("testkit.cli.ran", line) + "\n")
+    return EXIT_INVALID if report.summary.failed else EXIT_OK
 
 
 def run_check(args: argparse.Namespace, out: IO[str]) -> int:

@@ -1,0 +1,158 @@
+"""The test kit against a deliberately broken FHIR server: it must fail the specific tests
+that cover each defect, say what was wrong, and exit 1.
+
+The server is a tiny WSGI app (werkzeug, in a thread) that answers like a FHIR server but drops
+identifiers, ignores tokens and scopes, creates again instead of finding, and accepts anything."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from gateway.cli import main
+from tests.conftest import free_port
+from tests.gateway.test_testkit import pem
+
+FHIR_JSON = "application/fhir+json"
+
+
+class BrokenServer:
+    """An in-memory "FHIR server" with the defects the kit must catch."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.stored: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        path = request.path.removeprefix("/fhir").strip("/")
+        return self.answer(request, path)(environ, start_response)
+
+    def answer(self, request: Request, path: str) -> Response:
+        if path == "metadata":  # declares no profiles, interactions or search parameters
+            return fhir({"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "format": ["json"]})
+        if path == ".well-known/smart-configuration":
+            return fhir(
+                {"token_endpoint": f"{self.base}/token", "token_endpoint_auth_methods_supported": ["private_key_jwt"]}
+            )
+        if path == "token":  # grants every scope, whatever was asked
+            return fhir({"access_token": "anything", "token_type": "bearer", "scope": "system/*.cruds"})
+        if request.method == "POST" and path == "":
+            return self.transaction(request.get_json(force=True))
+        if request.method == "POST":  # ignores If-None-Exist and validates nothing
+            resource = request.get_json(force=True)
+            return fhir(self.store({**resource, "id": uuid.uuid4().hex}), 201)
+        if "/" in path:
+            found = self.stored.get(path)
+            return fhir(found) if found else fhir(outcome("not-found"), 404)
+        return fhir(self.search(path, request.args.get("identifier")))
+
+    def transaction(self, bundle: dict[str, Any]) -> Response:
+        for entry in bundle.get("entry", []):
+            self.store(entry["resource"])
+        answered = [{"response": {"status": "201 Created"}} for _ in bundle.get("entry", [])]
+        return fhir({"resourceType": "Bundle", "type": "transaction-response", "entry": answered})
+
+    def store(self, resource: dict[str, Any]) -> dict[str, Any]:
+        resource = {k: v for k, v in resource.items() if k != "identifier"}  # drops identifiers
+        self.stored[f"{resource['resourceType']}/{resource['id']}"] = resource
+        return resource
+
+    def search(self, kind: str, identifier: str | None) -> dict[str, Any]:
+        matches = [r for key, r in self.stored.items() if key.startswith(kind + "/")]
+        if identifier:  # identifiers were dropped, so nothing matches
+            matches = [r for r in matches if r.get("identifier")]
+        entries = [{"resource": r, "search": {"mode": "match"}} for r in matches]
+        return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+
+
+def fhir(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type=FHIR_JSON)
+
+
+def outcome(code: str) -> dict[str, Any]:
+    return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code}]}
+
+
+@pytest.fixture(scope="module")
+def broken() -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/fhir"
+    server = make_server("127.0.0.1", port, BrokenServer(base), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def run(broken: str, client_key: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path]:
+    """One run of every suite with key credentials (so the scope test can ask for less), in
+    JUnit, as a CI job would."""
+    folder = tmp_path_factory.mktemp("broken")
+    key = folder / "client.pem"
+    key.write_text(pem(client_key), encoding="utf-8")
+    out = folder / "report.xml"
+    argv = ["conformance", "run", "--base-url", broken, "--client-id", "anyone", "--key", str(key)]
+    return main([*argv, "--format", "junit", "--out", str(out)]), out
+
+
+def verdicts(report: Path) -> dict[str, tuple[str, str]]:
+    """Each testcase: its outcome (pass, failure, error, skipped) and the failure's text."""
+    found = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        child = next(iter(case), None)
+        found[case.get("name", "")] = ("pass", "") if child is None else (child.tag, child.text or "")
+    return found
+
+
+def test_the_run_exits_1(run: tuple[int, Path]) -> None:
+    assert run[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("test_id", "says"),
+    [
+        ("capability.profiles", "Patient does not declare supportedProfile"),
+        ("capability.interactions", "Patient lacks interactions ['read', 'create', 'update', 'search-type']"),
+        ("capability.search-params", "Patient lacks searchParam identifier"),
+        ("capability.smart", "algorithms []"),
+        ("push.transaction", "Patient/zhang-xiuying does not conform: profile.cardinality-min at Patient.identifier"),
+        ("push.conditional-create", "it answered 201: a second Patient was created"),
+        ("push.conditional-create", "the creates answered Patient ids"),
+        ("push.invalid-rejected", "it answered HTTP 201"),
+        ("pull.search-identifier", "0 Patients match"),
+        ("security.no-token", "with no token it answered HTTP 200"),
+        ("security.no-token", "with an invalid token it answered HTTP 200"),
+        ("security.scope", "granted 'system/*.cruds'"),
+        ("security.scope", "it answered HTTP 200"),
+    ],
+)
+def test_each_defect_fails_its_own_test_saying_what_was_wrong(run: tuple[int, Path], test_id: str, says: str) -> None:
+    outcome, text = verdicts(run[1])[test_id]
+    assert outcome == "failure"
+    assert says in text
+
+
+def test_a_test_with_nothing_to_judge_is_skipped_with_its_reason(run: tuple[int, Path]) -> None:
+    assert verdicts(run[1])["security.cross-organisation"][0] == "skipped"
+
+
+def test_usage_problems_exit_2(tmp_path: Path, client_key: Any) -> None:
+    base = ["conformance", "run", "--base-url", f"http://127.0.0.1:{free_port()}/fhir", "--client-id", "his-zz1"]
+    assert main(base) == 2  # no --key
+    bad, good = tmp_path / "bad.pem", tmp_path / "good.pem"
+    bad.write_text("not a key", encoding="utf-8")
+    good.write_text(pem(client_key), encoding="utf-8")
+    assert main([*base, "--key", str(bad)]) == 2
+    assert main([*base, "--key", str(good)]) == 2  # nobody answers at that URL
