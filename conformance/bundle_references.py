@@ -1,13 +1,24 @@
-"""References inside a Bundle must resolve: urn:uuid to a fullUrl, Type/id to an entry,
-and conditional references (``Patient?identifier=sys|value``) to exactly one entry."""
+"""References inside a Bundle must resolve: urn:uuid to a fullUrl, Type/id to an entry (a
+version-specific one to that version), and conditional references
+(``Patient?identifier=sys|value``) to exactly one entry.
+
+How strictly depends on what the Bundle is for.  A document, a transaction or a batch is
+processed as a whole, so a ``urn:`` reference that names no entry can never be followed: an
+error.  In a collection, searchset, history or message Bundle the reference HL7 validator only
+warns about it, and so do we; a relative reference that names no entry may be on a server
+(information).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl
 
+from conformance.bundle_index import BundleIndex, split_version
 from conformance.issues import IssueList
+
+#: Bundle types whose urn: references must all resolve inside the Bundle
+URN_MUST_RESOLVE = frozenset({"document", "transaction", "batch"})
 
 
 def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -22,100 +33,38 @@ def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _references(item, f"{path}[{index}]")
 
 
-class _Index:
-    """Everything a reference can resolve to in one Bundle, indexed once.
-
-    Looking each reference up by scanning every entry (``any(u.endswith(...) for u in …)``)
-    made a 20,000-entry Bundle take minutes; here each lookup is a set or dict probe.
-    """
-
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
-        self.full_urls: set[str] = set()
-        #: every tail of a fullUrl after a "/" (``Patient/1`` of ``http://x/fhir/Patient/1``)
-        self.url_tails: set[str] = set()
-        self.local_ids: set[str] = set()
-        #: (type, system, value) and (type, None, value) → entry indexes, for identifier queries
-        self.identifiers: dict[tuple[str, str | None, str], set[int]] = {}
-        self._conditional: dict[str, tuple[str, int]] = {}
-        for index, entry in enumerate(entries):
-            full_url = entry.get("fullUrl")
-            if isinstance(full_url, str):
-                self.full_urls.add(full_url)
-                position = full_url.find("/")
-                while position != -1:
-                    self.url_tails.add(full_url[position + 1 :])
-                    position = full_url.find("/", position + 1)
-            resource = entry.get("resource")
-            if not isinstance(resource, dict):
-                continue
-            rtype = resource.get("resourceType")
-            if isinstance(resource.get("id"), str):
-                self.local_ids.add(f"{rtype}/{resource['id']}")
-            if not isinstance(rtype, str):
-                continue
-            identifiers = resource.get("identifier")
-            for identifier in identifiers if isinstance(identifiers, list) else ():
-                if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
-                    value, system = identifier["value"], identifier.get("system")
-                    self.identifiers.setdefault((rtype, None, value), set()).add(index)
-                    if isinstance(system, str):
-                        self.identifiers.setdefault((rtype, system, value), set()).add(index)
-
-    def resolves(self, reference: str) -> bool:
-        return reference in self.full_urls or reference in self.local_ids or reference in self.url_tails
-
-    def conditional(self, reference: str) -> tuple[str, int]:
-        """("malformed" | "count", number of matching entries), memoised per reference."""
-        found = self._conditional.get(reference)
-        if found is None:
-            found = self._conditional[reference] = self._evaluate(reference)
-        return found
-
-    def _evaluate(self, reference: str) -> tuple[str, int]:
-        resource_type, _, query = reference.partition("?")
-        if not resource_type.isalpha() or "=" not in query:
-            return ("malformed", 0)
-        matching: set[int] | None = None
-        for name, wanted in parse_qsl(query, keep_blank_values=True):
-            if name != "identifier":
-                return ("count", 0)  # only identifier queries can be decided offline
-            system, _, value = wanted.rpartition("|")
-            found = self.identifiers.get((resource_type, system or None, value), set())
-            matching = found if matching is None else matching & found
-            if not matching:
-                return ("count", 0)
-        return ("count", len(matching or ()))
-
-
-def check_bundle(bundle: dict[str, Any], path: str, issues: IssueList) -> None:
-    entries = [e for e in _list(bundle.get("entry")) if isinstance(e, dict)]
-    index = _Index(entries)
-    must_resolve = bundle.get("type") == "document"
-    for position, entry in enumerate(entries):
-        resource = entry.get("resource")
+def check_bundle(bundle: dict[str, Any], path: str, issues: IssueList, index: BundleIndex | None = None) -> None:
+    index = index or BundleIndex(bundle)
+    entries = bundle.get("entry")
+    kind = bundle.get("type") if isinstance(bundle.get("type"), str) else None
+    urn_severity = "error" if kind in URN_MUST_RESOLVE else "warning"
+    for position, entry in enumerate(entries if isinstance(entries, list) else ()):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             continue
+        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
         for reference, where in _references(resource, f"{path}.entry[{position}].resource"):
             if reference.startswith("#"):
                 continue
-            if reference.startswith(("urn:uuid:", "urn:oid:")):
-                if reference not in index.full_urls:
-                    issues.error("rule.reference-unresolved", where, reference=reference)
-            elif "?" in reference:
-                verdict, count = index.conditional(reference)
-                if verdict == "malformed":
-                    issues.error("rule.conditional-reference-malformed", where, reference=reference)
-                elif count > 1:
-                    issues.error("rule.conditional-reference-ambiguous", where, reference=reference, count=count)
-                elif count == 0:
-                    issues.add("information", "rule.reference-external", where, reference=reference)
-            elif index.resolves(reference):
+            if "?" in reference:
+                _conditional(index, reference, where, issues)
+            elif index.find(reference, full_url) is not None:
                 continue
-            elif must_resolve:
+            elif split_version(reference)[1] is not None and index.has_version(reference, full_url):
+                issues.add(urn_severity, "rule.reference-version-unresolved", where, reference=reference)
+            elif reference.startswith(("urn:uuid:", "urn:oid:")):
+                issues.add(urn_severity, "rule.reference-unresolved", where, reference=reference)
+            elif kind == "document":
                 issues.error("rule.reference-unresolved", where, reference=reference)
             else:
                 issues.add("information", "rule.reference-external", where, reference=reference)
 
 
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def _conditional(index: BundleIndex, reference: str, where: str, issues: IssueList) -> None:
+    verdict, count = index.conditional(reference)
+    if verdict == "malformed":
+        issues.error("rule.conditional-reference-malformed", where, reference=reference)
+    elif count > 1:
+        issues.error("rule.conditional-reference-ambiguous", where, reference=reference, count=count)
+    elif count == 0:
+        issues.add("information", "rule.reference-external", where, reference=reference)

@@ -23,13 +23,21 @@ from typing import Any
 import fhirpathpy
 import orjson
 from fhirpathpy.engine.evaluators import evaluators as _evaluators
-from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
 from fhirpathpy.models import models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from conformance.fhirpath_scope import Scope
+from conformance.invariant_corrections import corrected
 from conformance.limits import DEFAULT_LIMITS, Limits
 from conformance.regexes import RegexError, compile_regex
+
+R4 = models["r4"]
+# fhirpathpy keeps the model behind is/as/ofType in a class attribute that only ``is``/``as``
+# set, so an ``ofType(Resource)`` evaluated first would compare type names without the R4
+# type hierarchy; the validator is R4 throughout, so it is set once here.
+TypeInfo.model = R4
 
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _WHOLE_NODE = re.compile(r"children\(|descendants\(|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
@@ -149,10 +157,31 @@ def _replace_matches(inputs: list[Any], regex: Any, replacement: Any) -> Any:
     return pattern.sub(re.sub(r"\$(\d+)", r"\\\1", replacement), string)
 
 
+#: the scope of the invariant being evaluated, for resolve() (set only around expressions using it)
+_SCOPE: ContextVar[Scope | None] = ContextVar("fhirpath_scope", default=None)
+
+
+def _resolve(inputs: list[Any]) -> list[Any]:
+    """FHIRPath resolve(), which fhirpathpy lacks: each Reference (or canonical/uri string) that
+    names a resource inside the instance — a contained resource, or an entry of the enclosing
+    Bundle — becomes that resource, typed; references to elsewhere resolve to nothing."""
+    scope = _SCOPE.get()
+    found = []
+    for item in inputs:
+        reference = item.get("reference") if isinstance(item, dict) else item
+        if scope is None or not isinstance(reference, str):
+            continue
+        target = scope.resolve(reference)
+        if target is not None:
+            found.append(ResourceNode.create_node(target, target.get("resourceType")))
+    return found
+
+
 _OPTIONS = {
     "traceFn": lambda *args: None,
     "userInvocationTable": {
         "hasValue": {"fn": _has_value, "arity": {0: []}},
+        "resolve": {"fn": _resolve, "arity": {0: []}},
         # fhirpathpy runs these on Python's backtracking re; ours run on RE2 (linear time)
         "matches": {"fn": _matches, "arity": {1: ["String"]}, "nullable_input": True},
         "replaceMatches": {"fn": _replace_matches, "arity": {2: ["String", "String"]}, "nullable_input": True},
@@ -217,6 +246,9 @@ class Invariant:
     expression: str
     human: str
     _compiled: Any = None
+    #: the expression evaluated: the published one, or the reference validator's correction of it
+    _evaluated: str = ""
+    _uses_resolve: bool = False
     _names: re.Pattern[str] | None = None
     _presence: re.Pattern[str] | None = None
     _when_empty: bool | None = None
@@ -233,14 +265,14 @@ class Invariant:
         if problem is not None:
             self.error = problem[1]
             return
-        names = referenced_children(self.expression)
+        names = referenced_children(self._evaluated)
         if names is not None:
             self._names = _key_pattern(names)
-            presence = presence_only(self.expression, names)
+            presence = presence_only(self._evaluated, names)
             self._presence = _key_pattern(presence) if presence else None
             token = set_budget(None)  # the answer for an empty element is not the instance's cost
             try:
-                outcome = self._run({}, {}, "Element")
+                outcome = self._run({}, _NO_SCOPE, "Element")
             finally:
                 reset_budget(token)
             self._when_empty = outcome if isinstance(outcome, bool) else None
@@ -262,11 +294,13 @@ class Invariant:
             return ("definition.invariant-unparsable", "empty expression")
         if len(self.expression) > _MAX_EXPRESSION:
             return ("definition.invariant-unparsable", f"{len(self.expression)} characters, over {_MAX_EXPRESSION}")
+        self._evaluated = corrected(self.key, self.expression)
+        self._uses_resolve = "resolve(" in self._evaluated
         try:
-            error = syntax_error(self.expression)
+            error = syntax_error(self._evaluated)
             if error is not None:
                 return ("definition.invariant-unparsable", error[:200])
-            self._compiled = fhirpathpy.compile(self.expression, models["r4"], _OPTIONS)
+            self._compiled = fhirpathpy.compile(self._evaluated, R4, _OPTIONS)
         except RecursionError:
             return ("definition.invariant-unparsable", "nested too deeply")
         except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on parse errors
@@ -278,16 +312,20 @@ class Invariant:
                 return ("definition.regex-invalid", f"{literal[:80]}: {exc}"[:200])
         return ()
 
-    def _run(self, node: Any, root: dict[str, Any], base: str) -> bool | str:
+    def _run(self, node: Any, scope: Scope, base: str) -> bool | str:
         budget = _BUDGET.get()
         if budget is not None:
             if budget.exhausted:
                 return OVER_BUDGET
             budget.started = time.monotonic()
+        token = _SCOPE.set(scope) if self._uses_resolve else None
         try:
-            # The base type path lets fhirpathpy resolve choice names (value → valueQuantity).
-            typed = ResourceNode.create_node(node, base) if isinstance(node, dict) else node
-            result = self._compiled(typed, {"resource": root, "rootResource": root, "context": node})
+            # Every value carries its FHIR type (the base type or element path), so is/as/ofType
+            # and type() see FHIR types and choice names resolve (value → valueQuantity).
+            typed = ResourceNode.create_node(node, base) if not isinstance(node, list) else node
+            variables = {"resource": _typed(scope.resource), "context": typed}
+            variables["rootResource"] = variables["resource"] if scope.root is scope.resource else _typed(scope.root)
+            result = self._compiled(typed, variables)
         except BudgetExceeded:
             return OVER_BUDGET
         except RecursionError:
@@ -295,22 +333,25 @@ class Invariant:
         except Exception as exc:  # noqa: BLE001 - any failure inside the engine is reported, not raised
             return f"{type(exc).__name__}: {exc}"[:200]
         finally:
+            if token is not None:
+                _SCOPE.reset(token)
             if budget is not None:
                 budget.used += time.monotonic() - budget.started
         # An empty result is not a failure: e.g. ref-1 on a Reference that only has a display.
         return all(item is True for item in result) if result else True
 
-    def check(self, node: Any, root: dict[str, Any], base: str) -> bool | str:
+    def check(self, node: Any, scope: Scope, base: str) -> bool | str:
         """True when satisfied, False when violated, or a reason string when not evaluable.
 
-        ``base`` is the FHIR type or element path of ``node`` (``ContactPoint``, ``Patient.contact``).
+        ``base`` is the FHIR type or element path of ``node`` (``ContactPoint``, ``Patient.contact``);
+        ``scope`` names %resource and %rootResource and is where resolve() looks.
         """
         if not self._ready:
             self._prepare()
         if self.error is not None:
             return self.error
         if self._memo is None or not isinstance(node, dict):
-            return self._run(node, root, base)
+            return self._run(node, scope, base)
         matches = self._names.fullmatch
         projection = {key: value for key, value in node.items() if matches(key)}
         if not projection and self._when_empty is not None:
@@ -322,10 +363,10 @@ class Invariant:
         try:
             key = base.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # not JSON-serialisable: cannot memoise, evaluate directly
-            return self._run(node, root, base)
+            return self._run(node, scope, base)
         found = self._memo.get(key)
         if found is None:
-            found = self._run(projection, root, base)
+            found = self._run(projection, scope, base)
             if found is not OVER_BUDGET:  # not a verdict: the next instance has its own budget
                 if len(self._memo) >= _MEMO_LIMIT:
                     self._memo.clear()
@@ -382,6 +423,11 @@ def _unescape(literal: str) -> str:
     return literal
 
 
+def _typed(resource: dict[str, Any]) -> Any:
+    return ResourceNode.create_node(resource, resource.get("resourceType"))
+
+
+_NO_SCOPE = Scope({}, {})
 _MAX_EXPRESSION = 20_000
 _CACHE_LIMIT = 20_000
 _CACHE: dict[tuple[str, str, str], Invariant] = {}

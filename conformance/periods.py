@@ -17,7 +17,9 @@ from conformance.issues import IssueList
 _ZONE_SLACK = timedelta(hours=14)
 
 
-def _bounds(value: str) -> tuple[datetime, datetime] | None:
+def instant_bounds(value: str) -> tuple[datetime, datetime] | None:
+    """The earliest and latest instant a date, dateTime or instant may mean (UTC, naive);
+    None for a malformed value (the primitive checks report those)."""
     try:
         if len(value) == 4:
             year = int(value)
@@ -41,7 +43,7 @@ def check_period(node: dict[str, Any], path: str, issues: IssueList) -> None:
     start, end = node.get("start"), node.get("end")
     if not isinstance(start, str) or not isinstance(end, str):
         return
-    start_bounds, end_bounds = _bounds(start), _bounds(end)
+    start_bounds, end_bounds = instant_bounds(start), instant_bounds(end)
     if start_bounds is None or end_bounds is None:
         return
     slack = _ZONE_SLACK if (len(start) <= 10) != (len(end) <= 10) else timedelta(0)

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.element_paths import unknown_step
 from conformance.invariants import Invariant, compile_invariant
 from conformance.limits import DEFAULT_LIMITS, Limits
 from conformance.regexes import Pattern, RegexError, compile_linear
-from conformance.structure import NATIVE_INVARIANTS
+from conformance.structure import NATIVE_INVARIANTS, BaseModel
 from profiles.registry import Registry
 
 #: (message id, params) of something wrong in a definition, reported wherever it is applied
@@ -57,9 +58,15 @@ class Rule:
     slicing: Slicing | None = None
     slices: dict[str, Rule] = field(default_factory=dict)
 
+    #: minValue[x] / maxValue[x] as (type, value), e.g. ("Date", "1900-01-01"); maxLength
+    min_value: tuple[str, Any] | None = None
+    max_value: tuple[str, Any] | None = None
+    max_length: int | None = None
     #: the ElementDefinition regex extension (compiled with RE2), applied to primitive values
     regex: Pattern | None = None
     regex_source: str = ""
+    #: for a slice: its discriminator tests (discriminators.slice_tests), worked out on first use
+    discrimination: tuple[Any, ...] | None = None
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False
@@ -93,7 +100,7 @@ class CompiledProfile:
     kind: str
     root: Rule
     parent: str | None
-    #: no invariant reads %resource & co., so a datatype's verdict depends on its value alone
+    #: no invariant reads %resource & co. or resolve(), so a datatype's verdict depends on its value alone
     pure: bool = True
     #: what is wrong with the definition itself; each is reported as an error where it applies
     problems: tuple[Problem, ...] = ()
@@ -134,18 +141,26 @@ def _rules(rule: Rule) -> list[Rule]:
 
 
 def _typed_value(element: dict[str, Any], prefix: str) -> Any:
+    found = _typed_item(element, prefix)
+    return found[1] if found is not None else None
+
+
+def _typed_item(element: dict[str, Any], prefix: str) -> tuple[str, Any] | None:
+    """(type, value) of a choice element such as ``minValueDate``: ("Date", "1900-01-01")."""
     for key, value in element.items():
         if key.startswith(prefix) and len(key) > len(prefix) and key[len(prefix)].isupper():
-            return value
+            return key[len(prefix) :], value
     return None
 
 
 class ProfileCompiler:
     """Compiles StructureDefinitions once; a wrong definition yields problems, never a traceback."""
 
-    def __init__(self, registry: Registry, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, registry: Registry, limits: Limits = DEFAULT_LIMITS, model: BaseModel | None = None) -> None:
         self.registry = registry
         self.limits = limits
+        #: the R4 base model every element path is checked against
+        self.model = model or BaseModel(registry)
         self._cache: dict[str, CompiledProfile | None] = {}
 
     def get(self, url: str) -> CompiledProfile | None:
@@ -177,12 +192,18 @@ class ProfileCompiler:
             try:
                 if not isinstance(element, dict):
                     raise _Bad(where, "is not an object")
+                steps = _steps(element)
+                where = str(element.get("id") or element.get("path"))
+                missing = steps[0][0] if steps[0][0] != type_name else self._unknown(type_name, steps[1:])
+                if missing is not None:
+                    params = {"profile": url, "path": where, "type": type_name, "step": missing}
+                    problems.append(("definition.unknown-path", params))
+                    continue  # a phantom rule would constrain what no instance can contain
                 rule = root
-                for name, slice_name in _steps(element)[1:]:
+                for name, slice_name in steps[1:]:
                     rule = rule.child(name)
                     if slice_name:
                         rule = rule.slice(slice_name)
-                where = str(element.get("id") or element.get("path"))
                 self._apply(rule, element, url, from_snapshot, problems)
             except _Bad as bad:
                 problems.append(_invalid(url, bad.path if bad.path != "element" else where, bad.detail))
@@ -198,9 +219,14 @@ class ProfileCompiler:
             rule.quiet_when_absent = not (
                 rule.min or rule.must_support or any(s.min or s.must_support for s in rule.slices.values())
             )
-        pure = all("%" not in i.expression for rule in rules for i in rule.invariants)
+        pure = all(
+            "%" not in i.expression and "resolve(" not in i.expression for rule in rules for i in rule.invariants
+        )
         kind = sd.get("kind") if isinstance(sd.get("kind"), str) else "resource"
         return CompiledProfile(url, type_name, kind, root, parent or None, pure, tuple(problems))
+
+    def _unknown(self, type_name: str, steps: list[tuple[str, str | None]]) -> str | None:
+        return unknown_step(self.model, type_name, [name for name, _ in steps])
 
     def _cycle(self, url: str, parent: str) -> list[str]:
         """The baseDefinition chain from ``url`` when it comes back to a profile already on it."""
@@ -242,6 +268,14 @@ class ProfileCompiler:
                 )
             else:
                 problems.append(_invalid(url, f"{where}.type", "must be a list of types, each with a code"))
+        rule.min_value = _typed_item(element, "minValue")
+        rule.max_value = _typed_item(element, "maxValue")
+        if "maxLength" in element:
+            length = element["maxLength"]
+            if type(length) is int and length > 0:
+                rule.max_length = length
+            else:
+                problems.append(_invalid(url, f"{where}.maxLength", f"{_show(length)} is not a positive integer"))
         rule.fixed = _typed_value(element, "fixed")
         rule.pattern = _typed_value(element, "pattern")
         binding = element.get("binding")

@@ -7,17 +7,19 @@ an issue with the FHIRPath of the offending element and the walk carries on.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from conformance.bindings import check_binding
+from conformance.bindings import check_binding, codings_of
+from conformance.discriminators import SliceTest, Typed, plain_values, slice_tests, typed_values
+from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue, IssueList
 from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, TypeRule
-from conformance.structure import GUARDS, BaseModel, NodeModel, Slot, report_invariant
+from conformance.structure import BaseModel, NodeModel, Slot, applies, report_invariant
 from conformance.terminology import Terminology
+from conformance.value_bounds import check_bounds, check_length
 
 
 @dataclass(slots=True)
@@ -69,12 +71,12 @@ class ProfileWalker:
         self._active: set[tuple[str, int]] = set()
 
     # -- entry -------------------------------------------------------------------------
-    def validate(self, url: str, value: Any, path: str, issues: IssueList, root: dict[str, Any]) -> None:
+    def validate(self, url: str, value: Any, path: str, issues: IssueList, scope: Scope) -> None:
         profile = self.compiler.get(url)
         if profile is None:
             issues.add("warning", "profile.unknown", path, url=url)
             return
-        self._apply_profile(profile, value, None, path, issues, root)
+        self._apply_profile(profile, value, None, path, issues, scope)
 
     def _apply_profile(
         self,
@@ -83,7 +85,7 @@ class ProfileWalker:
         underscore: dict[str, Any] | None,
         path: str,
         issues: IssueList,
-        root: dict[str, Any],
+        scope: Scope,
     ) -> None:
         for message_id, params in profile.problems:
             issues.error(message_id, path, **params)
@@ -98,13 +100,13 @@ class ProfileWalker:
         try:
             model = self.model.nodes.get(profile.type)
             item = Item(value, underscore, None, path)
-            self._check_item(profile.root, item, model, issues, root, profile.url)
+            self._check_item(profile.root, item, model, issues, scope, profile.url)
             if profile.parent:
                 parent = self.compiler.get(profile.parent)
                 if parent is None:
                     issues.add("warning", "profile.unknown", path, url=profile.parent)
                 else:
-                    self._apply_profile(parent, value, underscore, path, issues, root)
+                    self._apply_profile(parent, value, underscore, path, issues, scope)
         finally:
             self._active.discard(active)
 
@@ -140,7 +142,7 @@ class ProfileWalker:
         items: list[Item],
         parent_path: str,
         issues: IssueList,
-        root: dict[str, Any],
+        scope: Scope,
         profile_url: str,
     ) -> None:
         count = len(items)
@@ -180,9 +182,9 @@ class ProfileWalker:
                 issues.add("information", "profile.must-support-missing", where, path=label)
         for item in items:
             model = self._model_of(item) if rule.children or rule.invariants else None
-            self._check_item(rule, item, model, issues, root, profile_url)
+            self._check_item(rule, item, model, issues, scope, profile_url)
         if rule.slicing is not None and rule.slices:
-            self._slices(rule, items, where, issues, root, profile_url)
+            self._slices(rule, items, where, issues, scope, profile_url)
 
     def _model_of(self, item: Item) -> NodeModel | None:
         if isinstance(item.value, dict) and "resourceType" in item.value:
@@ -199,16 +201,22 @@ class ProfileWalker:
         item: Item,
         model: NodeModel | None,
         issues: IssueList,
-        root: dict[str, Any],
+        scope: Scope,
         profile_url: str = "",
     ) -> None:
         value, path = item.value, item.path
+        if model is not None and model.is_resource and value is not scope.resource and isinstance(value, dict):
+            scope = _nested_scope(rule, value, scope)
         if rule.types:
-            self._check_types(rule.types, item, issues, root)
+            self._check_types(rule.types, item, issues, scope)
         if rule.fixed is not None and value != rule.fixed:
             issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
         if rule.pattern is not None and not matches_pattern(rule.pattern, value):
             issues.error("profile.pattern-mismatch", path, expected=_short(rule.pattern), actual=_short(value))
+        if rule.min_value is not None or rule.max_value is not None:
+            check_bounds(value, rule.min_value, rule.max_value, path, issues)
+        if rule.max_length is not None:
+            check_length(value, rule.max_length, path, issues)
         if rule.regex is not None and isinstance(value, str):
             try:
                 matched = rule.regex.fullmatch(value) is not None
@@ -220,11 +228,10 @@ class ProfileWalker:
             strength, value_set = rule.binding
             check_binding(self.terminology, value, item.type, value_set, strength, path, issues)
         for invariant in rule.invariants:
-            guard = GUARDS.get(invariant.key)
-            if guard is not None and not guard(value):
+            if not applies(invariant.key, value, scope):
                 continue
             base = (item.slot.node or item.slot.type) if item.slot else rule.path
-            verdict = invariant.check(value, root, item.type if model and model.is_resource else base)
+            verdict = invariant.check(value, scope, item.type if model and model.is_resource else base)
             report_invariant(invariant, verdict, path, issues)
         if rule.children:
             # Malformed shapes were reported by the base walk; here they simply hold nothing.
@@ -235,9 +242,9 @@ class ProfileWalker:
             for name, child in rule.children.items():
                 if child.quiet_when_absent and not _has(container, name):
                     continue
-                self._element(child, self._items(container, model, name, path), path, issues, root, url)
+                self._element(child, self._items(container, model, name, path), path, issues, scope, url)
 
-    def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, root: dict[str, Any]) -> None:
+    def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, scope: Scope) -> None:
         actual = item.type
         allowed = [
             t
@@ -249,12 +256,12 @@ class ProfileWalker:
             return
         profiles = [p for t in allowed for p in t.profiles]
         if profiles:
-            self._conforms_to_one(profiles, item, issues, root)
+            self._conforms_to_one(profiles, item, issues, scope)
         targets = [p for t in allowed for p in t.targets]
         if targets and isinstance(item.value, dict):
             self._check_target(targets, item, issues)
 
-    def _conforms_to_one(self, urls: list[str], item: Item, issues: IssueList, root: dict[str, Any]) -> None:
+    def _conforms_to_one(self, urls: list[str], item: Item, issues: IssueList, scope: Scope) -> None:
         attempts: list[IssueList] = []
         for url in urls:
             profile = self.compiler.get(url)
@@ -262,14 +269,14 @@ class ProfileWalker:
                 trial = IssueList()
                 trial.add("warning", "profile.unknown", item.path, url=url)
             else:
-                trial = self._datatype_verdict(profile, item, root)
+                trial = self._datatype_verdict(profile, item, scope)
             if not trial.has_errors:
                 issues.extend(trial)
                 return
             attempts.append(trial)
         issues.extend(min(attempts, key=len))
 
-    def _datatype_verdict(self, profile: CompiledProfile, item: Item, root: dict[str, Any]) -> IssueList:
+    def _datatype_verdict(self, profile: CompiledProfile, item: Item, scope: Scope) -> IssueList:
         """Issues of a value against a datatype profile (an extension, say), memoised by value:
         the same ethnicity or sex code arrives on thousands of records."""
         trial = IssueList()
@@ -284,7 +291,7 @@ class ProfileWalker:
             if found is not None:
                 trial.extend(Issue(s, m, item.path + suffix, params) for s, m, suffix, params in found)
                 return trial
-        self._apply_profile(profile, item.value, item.underscore, item.path, trial, root)
+        self._apply_profile(profile, item.value, item.underscore, item.path, trial, scope)
         if key is not None and not any(i.message_id == "invariant.budget-exceeded" for i in trial):
             if len(self._memo) >= MEMO_LIMIT:
                 self._memo.clear()
@@ -316,16 +323,23 @@ class ProfileWalker:
         items: list[Item],
         where: str,
         issues: IssueList,
-        root: dict[str, Any],
+        scope: Scope,
         profile_url: str,
     ) -> None:
         slicing = rule.slicing
         names = list(rule.slices)
+        plans = {name: self._plan(rule.slices[name], slicing.discriminators) for name in names}
+        for name in names if items else ():
+            if not plans[name]:
+                detail = "constrains none of the slicing discriminators, so no value can be assigned to it"
+                issues.error(
+                    "definition.invalid", where, profile=profile_url, path=f"{rule.path}:{name}", detail=detail
+                )
         assigned: dict[str, list[Item]] = {name: [] for name in names}
         last_slice = -1
         seen_unmatched = False
         for item in items:
-            match = next((n for n in names if self._matches(rule.slices[n], slicing.discriminators, item, root)), None)
+            match = next((n for n in names if self._matches(plans[n], item, scope)), None)
             if match is None:
                 seen_unmatched = True
                 if slicing.rules == "closed":
@@ -340,69 +354,77 @@ class ProfileWalker:
             assigned[match].append(item)
         parent_path = where.rsplit(".", 1)[0]
         for name in names:
-            self._element(rule.slices[name], assigned[name], parent_path, issues, root, profile_url)
+            self._element(rule.slices[name], assigned[name], parent_path, issues, scope, profile_url)
 
-    def _matches(
-        self, slice_rule: Rule, discriminators: tuple[tuple[str, str], ...], item: Item, root: dict[str, Any]
-    ) -> bool:
-        for kind, path in discriminators:
-            if not self._discriminates(slice_rule, kind, path, item, root):
-                return False
-        return bool(discriminators)
+    @staticmethod
+    def _plan(slice_rule: Rule, discriminators: tuple[tuple[str, str], ...]) -> tuple[SliceTest, ...]:
+        plan = slice_rule.discrimination
+        if plan is None:
+            plan = slice_rule.discrimination = slice_tests(slice_rule, discriminators)
+        return plan
 
-    def _discriminates(self, slice_rule: Rule, kind: str, path: str, item: Item, root: dict[str, Any]) -> bool:
-        values = _values_at(item.value, path)
-        target = slice_rule if path == "$this" else slice_rule.find(path)
-        if kind in ("value", "pattern"):
-            expected = None
-            if target is not None:
-                expected = target.fixed if target.fixed is not None else target.pattern
-            if expected is None and path == "url":
-                expected = next((p for t in slice_rule.types for p in t.profiles), None)
-            if expected is not None:
-                return any(matches_pattern(expected, v) for v in values)
-            if target is not None and target.binding is not None:
-                expansion = self.terminology.expand(target.binding[1])
-                return expansion is not None and any(
-                    self.terminology.contains(expansion, s, c) for v in values for s, c in _codings(v)
-                )
+    def _matches(self, plan: tuple[SliceTest, ...], item: Item, scope: Scope) -> bool:
+        """Whether an item belongs to a slice.  As in the reference validator, a discriminator
+        the slice does not constrain (no fixed value, pattern, binding, type, profile or
+        existence rule at its path) is left out of ``plan``; a slice must constrain one."""
+        if not plan:
             return False
-        if kind == "exists":
-            if target is None:
+        start: Typed | None = None
+        for test in plan:
+            found = plain_values(item.value, test.plain) if test.plain is not None else None
+            if found is not None:
+                if not any(matches_pattern(test.constraint, v) for v in found):
+                    return False
+                continue
+            if start is None:
+                start = Typed(item.value, item.type, self._model_of(item))
+            if not self._passes(test, start, scope):
                 return False
-            return bool(values) if (target.min or 0) >= 1 else not values if target.max == 0 else True
-        if kind == "type":
-            codes = {t.code for t in (target.types if target else ())}
-            actual = item.type if path == "$this" else (type(values[0]).__name__ if values else None)
-            return actual in codes
-        if kind == "profile":
-            urls = [p for t in (target.types if target else ()) for p in t.profiles]
-            for url in urls:
-                profile = self.compiler.get(url)
+        return True
+
+    def _passes(self, test: SliceTest, start: Typed, scope: Scope) -> bool:
+        values = typed_values(self.model, start, test.path, scope)
+        constraint = test.constraint
+        if constraint == "absent":
+            return not values
+        if test.kind == "exists":
+            return bool(values)
+        if test.kind == "type":
+            return any(v.type in test.type_codes for v in values)
+        if test.kind == "profile":
+            return self._conforms_to_any(test, values, scope)
+        if isinstance(constraint, tuple):  # a required binding: membership of the value set
+            expansion = self.terminology.expand(constraint[1])
+            return expansion is not None and any(
+                self.terminology.contains(expansion, s, c) for v in values for s, c in codings_of(v.value, v.type)
+            )
+        return any(matches_pattern(constraint, v.value) for v in values)
+
+    def _conforms_to_any(self, test: SliceTest, values: list[Typed], scope: Scope) -> bool:
+        referenced = test.path == "resolve()" or test.path.endswith(".resolve()")
+        urls = [
+            p for t in (test.target.types if test.target else ()) for p in (t.targets if referenced else t.profiles)
+        ]
+        for url in urls:
+            profile = self.compiler.get(url)
+            if profile is None:
+                continue
+            for value in values:
                 trial = IssueList()
-                if profile is not None:
-                    for value in values:
-                        self._apply_profile(profile, value, None, item.path, trial, root)
-                    if values and not trial.has_errors:
-                        return True
-            return False
+                self._apply_profile(profile, value.value, None, "", trial, scope)
+                if not trial.has_errors:
+                    return True
         return False
 
 
-def _codings(value: Any) -> list[tuple[str | None, str]]:
-    if isinstance(value, str):
-        return [(None, value)]
-    if isinstance(value, dict):
-        if "coding" in value:
-            coding = value["coding"]
-            return (
-                [(c.get("system"), c.get("code")) for c in coding if isinstance(c, dict)]
-                if isinstance(coding, list)
-                else []
-            )
-        if "code" in value:
-            return [(value.get("system"), value["code"])]
-    return []
+def _nested_scope(rule: Rule, resource: dict[str, Any], scope: Scope) -> Scope:
+    """The FHIRPath scope of a resource a profile rule reaches inside the one it is applied to
+    (a Bundle profile's ``entry.resource``, a ``contained`` rule), as the base walk gives it."""
+    if rule.name == "contained":
+        return scope.contained(resource)
+    if rule.path == "Bundle.entry.resource":
+        return scope.entry(resource, None)
+    return Scope.of(resource)
 
 
 def _has(container: dict[str, Any], name: str) -> bool:
@@ -410,47 +432,3 @@ def _has(container: dict[str, Any], name: str) -> bool:
         stem = name[:-3]
         return any(k.startswith(stem) for k in container)
     return name in container or "_" + name in container
-
-
-def _values_at(value: Any, path: str) -> list[Any]:
-    """Follow a discriminator path (dotted names, ``extension('url')``, ``$this``) through a value."""
-    current = [value]
-    if path == "$this":
-        return current
-    for step in _split_path(path):
-        following: list[Any] = []
-        for node in current:
-            if not isinstance(node, dict):
-                continue
-            if step.startswith("extension("):
-                url = step[len("extension(") : -1].strip("'\"")
-                extensions = node.get("extension")
-                extensions = extensions if isinstance(extensions, list) else []
-                following.extend(e for e in extensions if isinstance(e, dict) and e.get("url") == url)
-                continue
-            if step.endswith("[x]"):
-                stem = step[:-3]
-                found = [
-                    v for k, v in node.items() if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()
-                ]
-            else:
-                found = [node[step]] if step in node else []
-            for child in found:
-                following.extend(child if isinstance(child, list) else [child])
-        current = following
-    return current
-
-
-@functools.cache
-def _split_path(path: str) -> list[str]:
-    steps, depth, start = [], 0, 0
-    for index, char in enumerate(path):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "." and depth == 0:
-            steps.append(path[start:index])
-            start = index + 1
-    steps.append(path[start:])
-    return steps

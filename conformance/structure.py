@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.attachments import check_attachment
 from conformance.bindings import check_binding
+from conformance.fhirpath_scope import Scope
 from conformance.invariants import OVER_BUDGET, Invariant, compile_invariant, current_budget
 from conformance.issues import Issue, IssueList
 from conformance.narrative import check_narrative
 from conformance.periods import check_period
 from conformance.primitives import Checker, make_checker
+from conformance.reference_targets import check_target_type
 from conformance.terminology import Terminology
 from profiles.registry import Registry
 
@@ -36,6 +39,10 @@ GUARDS = {
     "ref-1": lambda node: isinstance(node, dict) and str(node.get("reference", "")).startswith("#"),
     "dom-3": lambda node: isinstance(node, dict) and "contained" in node,
 }
+#: Invariants that apply to some resources only.  dom-6 (narrative) is about the resource a
+#: reader receives, not the resources contained in it: the reference validator evaluates it as
+#: ``(%rootResource != $this) or text.`div`.exists()``; here that is a check of identity.
+SCOPE_GUARDS = {"dom-6": lambda node, scope: node is scope.root}
 
 
 @dataclass(slots=True)
@@ -56,6 +63,8 @@ class Slot:
     checker: Checker | None = None
     child: NodeModel | None = None
     is_resource: bool = False
+    #: for a Reference: the resource types it may name (None: any)
+    targets: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -74,7 +83,7 @@ class NodeModel:
 with (Path(__file__).parent / "invariants.zh-CN.json").open(encoding="utf-8") as _handle:
     CORE_INVARIANTS_ZH: dict[str, str] = json.load(_handle)
 
-SPECIAL_TYPES = frozenset({"Extension", "Period", "Narrative", "Coding", "Reference"})
+SPECIAL_TYPES = frozenset({"Extension", "Period", "Narrative", "Coding", "Reference", "Attachment"})
 NATIVE_HUMAN = {
     "ref-1": "SHALL have a contained resource if a local reference is provided",
     "dom-3": "If the resource is contained in another resource, it SHALL be referred to from elsewhere in the "
@@ -116,6 +125,14 @@ def _local_strings(node: Any) -> set[str]:
     return found
 
 
+def _targets(type_entry: dict[str, Any]) -> frozenset[str] | None:
+    """The resource types a Reference may name; None for any (no list, or Resource)."""
+    targets = type_entry.get("targets")
+    if type_entry["code"] != "Reference" or not targets or "Resource" in targets:
+        return None
+    return frozenset(targets)
+
+
 def _invariants(raw: list[list[str]]) -> tuple[Invariant, ...]:
     return tuple(compile_invariant(*item) for item in raw if item[0] not in NATIVE_INVARIANTS)
 
@@ -138,6 +155,10 @@ class BaseModel:
                     model.is_resource = definition["kind"] == "resource"
                     model.abstract = definition["abstract"]
                     model.constraints = _invariants(definition.get("constraints", []))
+                    if model.is_resource:
+                        # Resource.id is a plain string in R4 (System.String): it takes no
+                        # extensions, so "_id" on a resource is refused with its own message
+                        model.slots.pop("_id", None)
                 self.nodes[path] = model
         for model in self.nodes.values():
             model.special = model.name if model.name in SPECIAL_TYPES else None
@@ -171,6 +192,7 @@ class BaseModel:
                     min=spec["min"],
                     binding=spec.get("binding"),
                     constraints=_invariants(spec.get("constraints", [])),
+                    targets=_targets(t),
                 )
                 model.slots[key] = slot
                 keys.append(key)
@@ -186,8 +208,9 @@ class BaseModel:
         return model
 
 
-#: Called for every resource the walk meets (nested ones included) once its structure is checked.
-ResourceVisitor = Callable[[dict[str, Any], str, IssueList, dict[str, Any]], None]
+#: Called for every resource the walk meets (nested ones included) once its structure is checked,
+#: with the scope its FHIRPath runs in.
+ResourceVisitor = Callable[[dict[str, Any], str, IssueList, Scope], None]
 
 
 class StructureWalker:
@@ -202,10 +225,12 @@ class StructureWalker:
         #: > 0 while walking a contained resource (where '#' refers to the container)
         self._in_contained = 0
 
-    def resource(
-        self, resource: Any, path: str, issues: IssueList, root: dict[str, Any] | None = None, contained: bool = False
-    ) -> bool:
-        """Validate a resource; returns False when its type is unknown (nothing more to check)."""
+    def resource(self, resource: Any, path: str, issues: IssueList, scope: Scope | None = None) -> bool:
+        """Validate a resource; returns False when its type is unknown (nothing more to check).
+
+        ``scope`` is the resource's own FHIRPath scope when the walk reached it inside another
+        resource (see :meth:`_nested`); a resource validated on its own starts one.
+        """
         if not isinstance(resource, dict):
             issues.error("structure.expected-object", path, type="Resource")
             return False
@@ -218,30 +243,46 @@ class StructureWalker:
             issues.error("structure.abstract-type", path, type=rtype)
             return False
         path = path or rtype
-        if contained and self._containers:
+        scope = scope or Scope.of(resource)
+        if scope.root is not resource and self._containers:
             self._in_contained += 1
             try:
-                self._node(resource, model, path, root or resource, issues)
+                self._node(resource, model, path, scope, issues)
             finally:
                 self._in_contained -= 1
         else:
             self._containers.append(_Container(resource))
             try:
-                self._node(resource, model, path, root or resource, issues)
+                self._node(resource, model, path, scope, issues)
                 if "contained" in resource:
                     self._dom_3(resource, path, issues)
             finally:
                 self._containers.pop()
         if self.visit is not None:
-            self.visit(resource, path, issues, root or resource)
+            self.visit(resource, path, issues, scope)
         return True
 
-    def _node(self, node: dict[str, Any], model: NodeModel, path: str, root: dict[str, Any], issues: IssueList) -> None:
+    @staticmethod
+    def _nested(item: Any, key: str, parent: dict[str, Any], model: NodeModel, scope: Scope) -> Scope | None:
+        """The scope of a resource found inside another: a contained resource keeps its
+        container as %rootResource, a Bundle entry's resource resolves in that Bundle, and any
+        other (Parameters.parameter.resource, Bundle.entry.response.outcome) stands alone."""
+        if not isinstance(item, dict):
+            return None
+        if key == "contained":
+            return scope.contained(item)
+        if key == "resource" and model.name == "Bundle.entry":
+            return scope.entry(item, parent.get("fullUrl"))
+        return Scope.of(item)
+
+    def _node(self, node: dict[str, Any], model: NodeModel, path: str, scope: Scope, issues: IssueList) -> None:
         slots = model.slots
         for key, value in node.items():
             slot = slots.get(key)
             if slot is None:
-                if not (key == "resourceType" and model.is_resource):
+                if key == "_id" and model.is_resource:
+                    issues.error("structure.resource-id-extension", f"{path}.id")
+                elif not (key == "resourceType" and model.is_resource):
                     issues.error("structure.unknown-element", f"{path}.{key}", name=key, type=model.name)
                 continue
             if value is None:
@@ -271,11 +312,11 @@ class StructureWalker:
                         ):
                             issues.error("structure.null-value", item_path)
                         continue
-                    self._item(slot, item, item_path, root, issues)
+                    self._item(slot, item, item_path, scope, issues, node, model)
             elif type(value) is list:
                 issues.error("structure.unexpected-array", f"{path}.{slot.name}", name=key)
             else:
-                self._item(slot, value, f"{path}.{slot.name}", root, issues)
+                self._item(slot, value, f"{path}.{slot.name}", scope, issues, node, model)
 
         for name, minimum, keys in model.required:
             if keys.isdisjoint(node):
@@ -298,29 +339,42 @@ class StructureWalker:
             check_period(node, path, issues)
         elif special == "Reference":
             self._ref_1(node, path, issues)
+        elif special == "Attachment":
+            check_attachment(node, path, issues)
         else:
             check_narrative(node, path, issues)
         if model.constraints:
-            self._invariants(model.constraints, node, model.name, path, root, issues)
+            self._invariants(model.constraints, node, model.name, path, scope, issues)
 
-    def _item(self, slot: Slot, item: Any, path: str, root: dict[str, Any], issues: IssueList) -> None:
+    def _item(
+        self,
+        slot: Slot,
+        item: Any,
+        path: str,
+        scope: Scope,
+        issues: IssueList,
+        parent: dict[str, Any],
+        model: NodeModel,
+    ) -> None:
         if slot.checker is not None:
             problem = slot.checker(item)
             if problem is not None:
                 issues.error(problem[0], path, **problem[1])
                 return
         elif slot.is_resource:
-            self.resource(item, path, issues, root, contained=slot.key == "contained")
+            self.resource(item, path, issues, self._nested(item, slot.key, parent, model, scope))
             return
         elif type(item) is not dict:
             issues.error("structure.expected-object", path, type=slot.type)
             return
         elif slot.child is not None:
-            self._node(item, slot.child, path, root, issues)
+            self._node(item, slot.child, path, scope, issues)
+            if slot.targets is not None:
+                check_target_type(item, slot.targets, path, scope, issues, self.model.resource_types)
         if slot.binding is not None and not slot.underscore:
             check_binding(self.terminology, item, slot.type, slot.binding, "required", path, issues)
         if slot.constraints:
-            self._invariants(slot.constraints, item, slot.node or slot.type, path, root, issues)
+            self._invariants(slot.constraints, item, slot.node or slot.type, path, scope, issues)
 
     def _ref_1(self, node: dict[str, Any], path: str, issues: IssueList) -> None:
         """ref-1: a local reference names a contained resource of the resource that holds it."""
@@ -351,12 +405,20 @@ class StructureWalker:
 
     @staticmethod
     def _invariants(
-        invariants: tuple[Invariant, ...], node: Any, base: str, path: str, root: dict[str, Any], issues: IssueList
+        invariants: tuple[Invariant, ...], node: Any, base: str, path: str, scope: Scope, issues: IssueList
     ) -> None:
         for invariant in invariants:
-            guard = GUARDS.get(invariant.key)
-            if guard is None or guard(node):
-                report_invariant(invariant, invariant.check(node, root, base), path, issues)
+            if applies(invariant.key, node, scope):
+                report_invariant(invariant, invariant.check(node, scope, base), path, issues)
+
+
+def applies(key: str, node: Any, scope: Scope) -> bool:
+    """Whether an invariant needs evaluating on this value at all (see GUARDS, SCOPE_GUARDS)."""
+    guard = GUARDS.get(key)
+    if guard is not None and not guard(node):
+        return False
+    scoped = SCOPE_GUARDS.get(key)
+    return scoped is None or scoped(node, scope)
 
 
 def _native_failed(key: str, severity: str, path: str, issues: IssueList) -> None:
@@ -388,4 +450,6 @@ def report_invariant(invariant: Invariant, verdict: bool | str, path: str, issue
             invariant.severity, "invariant.failed", path, key=invariant.key, human=invariant.human, human_zh=human_zh
         )
     elif verdict is not True:
-        issues.add("warning", "invariant.not-evaluable", path, key=invariant.key, detail=verdict)
+        # as the reference validator does: what cannot be shown to hold is reported with the
+        # constraint's own severity, never passed over as a mere warning
+        issues.add(invariant.severity, "invariant.not-evaluable", path, key=invariant.key, detail=verdict)

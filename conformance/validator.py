@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from conformance.bundle_references import check_bundle
+from conformance.bundle_rules import check_bundle_rules
 from conformance.business_rules import BusinessRules
+from conformance.fhirpath_scope import Scope
 from conformance.invariants import Budget, reset_budget, set_budget
 from conformance.issues import Issue, IssueList
 from conformance.limits import DEFAULT_LIMITS, Limits
@@ -35,7 +37,7 @@ class Validator:
         self.limits = limits
         self.model = BaseModel(self.registry)
         self.terminology = Terminology(self.registry, limits)
-        self.compiler = ProfileCompiler(self.registry, limits)
+        self.compiler = ProfileCompiler(self.registry, limits, self.model)
         self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
@@ -56,7 +58,7 @@ class Validator:
                 top = path or resource["resourceType"]
                 for url in profiles:
                     if url not in _claimed(resource):
-                        self.profiles.validate(url, resource, top, issues, resource)
+                        self.profiles.validate(url, resource, top, issues, Scope.of(resource))
         finally:
             reset_budget(token)
         kept = _unique(issues)
@@ -66,12 +68,13 @@ class Validator:
             kept.append(Issue("error", "input.too-many-issues", path, {"limit": self.limits.max_issues, "more": more}))
         return kept
 
-    def _after_structure(self, resource: dict[str, Any], path: str, issues: IssueList, root: dict[str, Any]) -> None:
+    def _after_structure(self, resource: dict[str, Any], path: str, issues: IssueList, scope: Scope) -> None:
         for url in _claimed(resource):
-            self.profiles.validate(url, resource, path, issues, resource)
+            self.profiles.validate(url, resource, path, issues, scope)
         self.rules.check(resource, path, issues)
         if resource["resourceType"] == "Bundle":
-            check_bundle(resource, path, issues)
+            check_bundle(resource, path, issues, scope.entries)
+            check_bundle_rules(resource, path, issues, self.model.resource_types)
 
 
 def _claimed(resource: dict[str, Any]) -> list[str]:

@@ -138,7 +138,8 @@ def write_bundle(out_dir: Path) -> Path:
                 for line in lines:
                     resource = json.loads(line)
                     reference = f"{resource['resourceType']}/{resource['id']}"
-                    entry = {"fullUrl": reference, "resource": resource, "request": {"method": "PUT", "url": reference}}
+                    # no fullUrl: it must be absolute, and a PUT's identity is its request.url
+                    entry = {"resource": resource, "request": {"method": "PUT", "url": reference}}
                     handle.write(("" if first else ",") + json.dumps(entry, ensure_ascii=False))
                     first = False
         handle.write("]}\n")

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from mappings.spec_schema import SpecError, schema_problems
+
 FOLDER = Path(__file__).parent
 RULESETS = FOLDER.parent / "rulesets"
 # libyaml's safe loader when PyYAML was built with it (10× faster start-up), else the pure one
@@ -61,10 +63,15 @@ class RuleSet:
 
 
 def load(folder: Path = FOLDER, rulesets_folder: Path = RULESETS) -> list[Spec]:
+    """Every spec under ``folder``, rule sets inserted.  A malformed spec or rule set raises
+    :class:`SpecError` listing every problem of every file (see ``mappings/spec.schema.json``)."""
     rulesets = load_rulesets(rulesets_folder)
+    documents = [(path, _read(path)) for path in sorted(folder.glob("*/*.yaml"))]
+    problems = [line for path, data in documents for line in schema_problems(data, _shown(path))]
+    if problems:
+        raise SpecError(problems)
     specs = []
-    for path in sorted(folder.glob("*/*.yaml")):
-        data = _read(path)
+    for path, data in documents:
         ignored = set(data.get("ignore", []))
         resources = []
         for definition in data["resources"]:
@@ -88,9 +95,12 @@ def load(folder: Path = FOLDER, rulesets_folder: Path = RULESETS) -> list[Spec]:
 
 
 def load_rulesets(folder: Path = RULESETS) -> dict[str, RuleSet]:
+    documents = [(path, _read(path)) for path in sorted(folder.glob("*.yaml"))]
+    problems = [line for path, data in documents for line in schema_problems(data, _shown(path), "ruleset")]
+    if problems:
+        raise SpecError(problems)
     found = {}
-    for path in sorted(folder.glob("*.yaml")):
-        data = _read(path)
+    for _path, data in documents:
         params = dict(data.get("params") or {})
         undeclared = _placeholders(data["rules"]) - set(params)
         if undeclared:
@@ -107,6 +117,14 @@ def _placeholders(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_placeholders(v) for v in node)) if node else set()
     return set()
+
+
+def _shown(path: Path) -> str:
+    """The file as people know it: relative to the repository when it is a shipped one."""
+    try:
+        return str(path.relative_to(FOLDER.parent.parent))
+    except ValueError:
+        return str(path)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -10,31 +10,13 @@ import pytest
 
 from conformance.validator import Validator
 from profiles.registry import Registry
+from tests.conformance.definitions import sd
 from tests.conftest import errors, found
 
 URL = "http://example.org/fhir/StructureDefinition/test-patient"
 EXT = "http://example.org/fhir/StructureDefinition/test-nickname"
 VS = "http://example.org/fhir/ValueSet/test-colours"
 CS = "http://example.org/fhir/CodeSystem/test-colours"
-
-
-def sd(
-    url: str, type_: str, elements: list[dict[str, Any]], kind: str = "resource", snapshot: bool = False
-) -> dict[str, Any]:
-    for element in elements:
-        element.setdefault("path", ".".join(step.split(":")[0] for step in element["id"].split(".")))
-    return {
-        "resourceType": "StructureDefinition",
-        "url": url,
-        "name": "T",
-        "status": "active",
-        "kind": kind,
-        "abstract": False,
-        "type": type_,
-        "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{type_}",
-        "derivation": "constraint",
-        ("snapshot" if snapshot else "differential"): {"element": [{"id": type_, "path": type_}, *elements]},
-    }
 
 
 TERMINOLOGY = [

@@ -54,13 +54,20 @@ def test_a_parameter_given_a_list_stays_a_list(tmp_path: Path) -> None:
 
 
 def test_rules_around_an_insert_keep_their_place(tmp_path: Path) -> None:
-    rules = [{"path": "active", "value": True}, {"insert": "demographics", "with": {"name": "姓名"}}, {"path": "x"}]
+    rules = [
+        {"path": "active", "value": True},
+        {"insert": "demographics", "with": {"name": "姓名"}},
+        {"path": "x", "value": 1},
+    ]
     _spec(tmp_path, rules, [DEMOGRAPHICS])
     assert [r["path"] for r in _rules(tmp_path)] == ["active", "name[+]", "gender", "x"]
 
 
 def test_rule_sets_may_insert_rule_sets(tmp_path: Path) -> None:
-    person = {"id": "person", "rules": [{"path": "active"}, {"insert": "demographics", "with": {"name": "姓名"}}]}
+    person = {
+        "id": "person",
+        "rules": [{"path": "active", "value": True}, {"insert": "demographics", "with": {"name": "姓名"}}],
+    }
     _spec(tmp_path, [{"insert": "person"}], [DEMOGRAPHICS, person])
     assert [r["path"] for r in _rules(tmp_path)] == ["active", "name[+]", "gender"]
 

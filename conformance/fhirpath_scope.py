@@ -1,0 +1,67 @@
+"""What FHIRPath's ``%resource`` and ``%rootResource`` name, and where ``resolve()`` looks.
+
+The FHIR FHIRPath variables (fhirpath.html#vars): ``%resource`` is the resource the element
+belongs to — never going past it into a Bundle or a Parameters — and ``%rootResource`` is the
+container of a contained resource, else ``%resource`` again.  Handing every nested resource the
+outermost one made bdl-*, ref-1 and dom-* answer for the wrong resource, both ways.
+
+The walk builds one :class:`Scope` per resource as it descends: a Bundle entry's resource, a
+resource inside Parameters or any other resource-typed element starts a scope of its own; a
+contained resource keeps its container as root and the container's Bundle for resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from conformance.bundle_index import BundleIndex
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    #: %resource
+    resource: dict[str, Any]
+    #: %rootResource
+    root: dict[str, Any]
+    #: the Bundle whose entry holds ``root``, where non-local references resolve
+    bundle: BundleIndex | None = None
+    #: that entry's fullUrl, the base relative references resolve against
+    full_url: str | None = None
+    #: when ``resource`` is itself a Bundle: its own entries, for the scopes of its entries
+    entries: BundleIndex | None = None
+
+    @staticmethod
+    def of(resource: dict[str, Any]) -> Scope:
+        """The scope of a resource validated on its own (or one nested in a non-Bundle)."""
+        return Scope(resource, resource, entries=_entries_of(resource))
+
+    def contained(self, item: dict[str, Any]) -> Scope:
+        """A contained resource: its container stays %rootResource and keeps its Bundle."""
+        return Scope(item, self.resource, self.bundle, self.full_url)
+
+    def entry(self, item: dict[str, Any], full_url: Any) -> Scope:
+        """The resource of one of this Bundle's entries."""
+        return Scope(item, item, self.entries, full_url if isinstance(full_url, str) else None, _entries_of(item))
+
+    def resolve(self, reference: str) -> dict[str, Any] | None:
+        """The resource a reference names inside this instance, or None (external, or absent).
+
+        ``#id`` is a contained resource of the root, ``#`` the root itself seen from one of its
+        contained resources; anything else is looked up in the enclosing Bundle.
+        """
+        if reference.startswith("#"):
+            if reference == "#":
+                return self.root if self.root is not self.resource else None
+            contained = self.root.get("contained")
+            for item in contained if isinstance(contained, list) else ():
+                if isinstance(item, dict) and item.get("id") == reference[1:]:
+                    return item
+            return None
+        if self.bundle is None:
+            return None
+        return self.bundle.resource(reference, self.full_url)
+
+
+def _entries_of(resource: dict[str, Any]) -> BundleIndex | None:
+    return BundleIndex(resource) if resource.get("resourceType") == "Bundle" else None

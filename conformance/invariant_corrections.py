@@ -1,0 +1,34 @@
+"""Published R4 invariants that are wrong as written, and the expressions actually evaluated.
+
+A few core R4 constraints were published with FHIRPath that does not say what their ``human``
+text says: ``answer is Boolean`` names no FHIR type (the type is ``boolean``), con-3 compares a
+CodeableConcept with a string, ras-2 fails when there is no probability.  The reference HL7
+validator evaluates corrected expressions for exactly these (its ``FHIRPathExpressionFixer``),
+so an instance it accepts must not fail here on a typo in the specification.
+
+A correction applies only to the exact published expression under its key: a profile that
+reuses the key with an expression of its own is evaluated as written.
+"""
+
+from __future__ import annotations
+
+CORRECTIONS: dict[tuple[str, str], str] = {
+    ("que-7", "operator = 'exists' implies (answer is Boolean)"): "operator = 'exists' implies (answer is boolean)",
+    (
+        "ras-2",
+        "probability is decimal implies (probability as decimal) <= 100",
+    ): "(probability.exists() and (probability is decimal)) implies ((probability as decimal) <= 100)",
+    (
+        "con-3",
+        "clinicalStatus.exists() or verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/"
+        "condition-ver-status' and code = 'entered-in-error').exists() or category.select($this='problem-list-item')"
+        ".empty()",
+    ): "(verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and "
+    "code = 'entered-in-error').exists() and category.coding.exists(system='http://terminology.hl7.org/CodeSystem/"
+    "condition-category' and code ='problem-list-item').empty()) implies (clinicalStatus.exists())",
+}
+
+
+def corrected(key: str, expression: str) -> str:
+    """The expression to evaluate for a constraint: its correction when it is a known erratum."""
+    return CORRECTIONS.get((key, expression), expression)

@@ -1,0 +1,71 @@
+"""Reference target types from the R4 base model, as the reference validator checks them
+(REFERENCE_REF_BADTARGETTYPE, an error): the type comes from the reference text, from the
+contained resource or Bundle entry it resolves to, or from Reference.type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.validator import Validator
+
+SUBJECT = "Observation.subject"
+
+
+def observation(subject: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "血压"}, "subject": subject, **extra}
+
+
+def target_errors(validator: Validator, resource: dict[str, Any]) -> list[str]:
+    return [i.expression for i in validator.validate(resource) if i.message_id == "reference.target-type"]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        {"reference": "Patient/1"},
+        {"reference": "http://example.org/fhir/Patient/1/_history/2"},
+        {"reference": "Patient?identifier=urn:oid:2.16.156.10011.1.3|410105194912310020"},
+        {"type": "Patient", "identifier": {"value": "1"}},
+        {"reference": "http://example.org/somewhere"},
+    ],
+)
+def test_a_reference_to_an_allowed_or_unknown_type_passes(validator: Validator, subject: dict[str, Any]) -> None:
+    assert target_errors(validator, observation(subject)) == []
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        {"reference": "Organization/1"},
+        {"reference": "http://example.org/fhir/Organization/1"},
+        {"reference": "Organization?identifier=x|1"},
+        {"type": "Organization", "identifier": {"value": "1"}},
+    ],
+)
+def test_a_reference_to_a_type_the_element_does_not_allow_is_an_error(
+    validator: Validator, subject: dict[str, Any]
+) -> None:
+    assert target_errors(validator, observation(subject)) == [SUBJECT]
+
+
+def test_a_contained_target_is_judged_by_its_resource_type(validator: Validator) -> None:
+    contained = [{"resourceType": "Organization", "id": "o", "name": "中心"}]
+    resource = observation({"reference": "#o"}, contained=contained)
+    assert target_errors(validator, resource) == [SUBJECT]
+
+
+def test_a_bundle_entry_target_is_judged_by_its_resource_type(validator: Validator) -> None:
+    entries = [
+        {"fullUrl": "urn:uuid:1b4e28ba-2fa1-4d2e-9b1a-000000000001", "resource": {"resourceType": "Patient"}},
+        {"fullUrl": "urn:uuid:1b4e28ba-2fa1-4d2e-9b1a-000000000002", "resource": {"resourceType": "Organization"}},
+    ]
+    entries.append(
+        {
+            "fullUrl": "urn:uuid:1b4e28ba-2fa1-4d2e-9b1a-000000000003",
+            "resource": observation({"reference": entries[1]["fullUrl"]}),
+        }
+    )
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    assert target_errors(validator, bundle) == ["Bundle.entry[2].resource.subject"]
