@@ -238,7 +238,7 @@ def everything(resource_id: str) -> Response:
         # was checked by the auth hook); "-none-" keeps an emptied set from meaning "all"
         wanted = types or {*compartment, "Patient"}
         types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
-    answer = operations.everything(found.repository, compartment, resource_id, since, types)
+    answer = operations.everything(found.repository, compartment, resource_id, since, types, base_url())
     return respond(answer)
 
 

@@ -267,11 +267,10 @@ class Bundles:
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs))
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
 
-    @staticmethod
-    def _written(written: Written) -> dict[str, Any]:
+    def _written(self, written: Written) -> dict[str, Any]:
         stored = written.stored
         return {
-            "fullUrl": f"{stored.reference}",
+            "fullUrl": f"{self.base_url}/{stored.reference}",  # absolute, as R4 requires of a fullUrl
             "response": {
                 "status": STATUS_TEXT[written.status],
                 "location": f"{stored.reference}/_history/{stored.version}",

@@ -29,7 +29,12 @@ def validate(
 
 
 def everything(
-    repository: Repository, compartment: dict[str, list[str]], patient_id: str, since: str | None, types: set[str]
+    repository: Repository,
+    compartment: dict[str, list[str]],
+    patient_id: str,
+    since: str | None,
+    types: set[str],
+    base_url: str,
 ) -> dict[str, Any]:
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
     searchset Bundle (``_since`` and ``_type`` narrow it)."""
@@ -49,7 +54,8 @@ def everything(
         "type": "searchset",
         "total": len(found),
         "entry": [
-            {"fullUrl": stored.reference, "resource": stored.resource, "search": {"mode": "match"}} for stored in found
+            {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": "match"}}
+            for stored in found
         ],
     }
 

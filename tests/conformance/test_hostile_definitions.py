@@ -8,6 +8,7 @@ Each case runs under a wall-clock bound well inside the promised 2 s (generous f
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import time
 import tracemalloc
@@ -342,17 +343,23 @@ def test_bundle_references_are_indexed_once(validator: Validator, reference: Cal
 
 
 def test_bundle_time_is_linear_in_entries(validator: Validator) -> None:
+    """One 10,000-entry Bundle against ten of 1,000: quadratic work would take about ten times
+    as long, linear about as long.  CPU time of this process, garbage collected first, so that
+    other processes on a shared machine and a collection landing in one run do not decide; the
+    bound leaves room for the noise that remains and still catches the quadratic case."""
     validator = Validator(validator.registry, limits=Limits(max_bundle_entries=10_000))
     small = big_bundle(1000, lambda i: f"Patient?identifier=sys|{i}")
     large = big_bundle(10_000, lambda i: f"Patient?identifier=sys|{i}")
-    started = time.perf_counter()
+    gc.collect()
+    started = time.process_time()
     for _ in range(10):
         validator.validate(small)
-    ten_small = time.perf_counter() - started
-    started = time.perf_counter()
+    ten_small = time.process_time() - started
+    gc.collect()
+    started = time.process_time()
     issues = validator.validate(large)
-    one_large = time.perf_counter() - started
-    assert one_large < 1.6 * ten_small, (one_large, ten_small)
+    one_large = time.process_time() - started
+    assert one_large < 2.5 * ten_small, (one_large, ten_small)
     # a legitimate large Bundle gets a FHIRPath budget in proportion to its size
     assert "invariant.budget-exceeded" not in ids(issues)
 

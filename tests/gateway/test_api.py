@@ -228,20 +228,24 @@ def test_a_transaction_creates_every_entry(home_visit: dict[str, Any]) -> None:
     assert [e["response"]["status"] for e in home_visit["entry"]] == ["201 Created"] * 3
 
 
+def test_a_transaction_response_names_each_entry_by_its_absolute_url(api: Api, home_visit: dict[str, Any]) -> None:
+    assert all(e["fullUrl"].startswith(f"{api.base}/") for e in home_visit["entry"])
+
+
 def test_a_transaction_points_references_at_the_new_ids(api: Api, home_visit: dict[str, Any]) -> None:
-    patient, organization, encounter = (e["fullUrl"] for e in home_visit["entry"])
+    patient, organization, encounter = (e["fullUrl"].removeprefix(f"{api.base}/") for e in home_visit["entry"])
     stored = get(api, encounter).json()
     assert (stored["subject"]["reference"], stored["serviceProvider"]["reference"]) == (patient, organization)
 
 
 def test_a_chained_search_finds_the_encounter_by_its_patients_id_card(api: Api, home_visit: dict[str, Any]) -> None:
-    patient = get(api, home_visit["entry"][0]["fullUrl"]).json()
+    patient = get(api, home_visit["entry"][0]["fullUrl"].removeprefix(f"{api.base}/")).json()
     bundle = get(api, f"Encounter?patient.identifier={ID_CARD}|{id_card(patient)}&_include=Encounter:subject").json()
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
 
 def test_everything_returns_the_patient_and_their_encounter(api: Api, home_visit: dict[str, Any]) -> None:
-    patient_id = home_visit["entry"][0]["fullUrl"].split("/")[1]
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
     bundle = get(api, f"Patient/{patient_id}/$everything").json()
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
