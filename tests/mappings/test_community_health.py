@@ -155,7 +155,7 @@ def test_annual_check_row_becomes_exactly_the_fasting_glucose_observation(annual
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-blood-glucose"]},
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
-        "code": {"coding": [{"system": LOINC, "code": "14743-9", "display": "空腹血糖"}]},
+        "code": {"coding": [{"system": LOINC, "code": "14771-0", "display": "空腹血糖"}]},
         "subject": {"reference": ANNUAL_ZHANG},
         "effectiveDateTime": "2026-06-15",
         "valueQuantity": {"value": 6.1, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
