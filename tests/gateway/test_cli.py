@@ -100,26 +100,31 @@ def test_profile_option_validates_against_an_extra_profile(capsys: pytest.Captur
     assert (code, "profile.cardinality-min" in out) == (1, True)
 
 
-def test_ig_option_loads_definitions_from_a_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def ig_folder(tmp_path: Path, url: str, element: dict[str, Any]) -> Path:
+    """An --ig folder holding one Patient profile at ``url`` whose differential adds ``element``."""
     sd = {
         "resourceType": "StructureDefinition",
-        "url": "http://example.org/sd/named",
-        "name": "Named",
+        "url": url,
+        "name": "Profile",
         "status": "active",
         "kind": "resource",
         "abstract": False,
         "type": "Patient",
         "derivation": "constraint",
         "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
-        "differential": {
-            "element": [{"id": "Patient", "path": "Patient"}, {"id": "Patient.name", "path": "Patient.name", "min": 1}]
-        },
+        "differential": {"element": [{"id": "Patient", "path": "Patient"}, element]},
     }
-    (tmp_path / "ig").mkdir()
-    (tmp_path / "ig" / "sd.json").write_text(json.dumps(sd))
+    folder = tmp_path / "ig"
+    folder.mkdir()
+    (folder / "sd.json").write_text(json.dumps(sd))
+    return folder
+
+
+def test_ig_option_loads_definitions_from_a_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ig = ig_folder(tmp_path, "http://example.org/sd/named", {"id": "Patient.name", "path": "Patient.name", "min": 1})
     resource = tmp_path / "p.json"
     resource.write_text(json.dumps({"resourceType": "Patient", "meta": {"profile": ["http://example.org/sd/named"]}}))
-    assert run(capsys, "validate", "--ig", str(tmp_path / "ig"), str(resource))[0] == 1
+    assert run(capsys, "validate", "--ig", str(ig), str(resource))[0] == 1
 
 
 @pytest.mark.parametrize(
@@ -139,25 +144,13 @@ def test_a_broken_ig_rule_is_an_issue_on_every_file_and_the_run_goes_on(
 ) -> None:
     """Issue 12: a definition that once raised KeyError or re.error aborted the whole command
     with a traceback; now each file gets its outcome and the run ends with exit 1 (invalid)."""
-    sd = {
-        "resourceType": "StructureDefinition",
-        "url": "http://example.org/sd/broken",
-        "name": "Broken",
-        "status": "active",
-        "kind": "resource",
-        "abstract": False,
-        "type": "Patient",
-        "derivation": "constraint",
-        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
-        "differential": {"element": [{"id": "Patient", "path": "Patient"}, element]},
-    }
-    (tmp_path / "ig").mkdir()
-    (tmp_path / "ig" / "sd.json").write_text(json.dumps(sd))
-    claiming = {"resourceType": "Patient", "meta": {"profile": [sd["url"]]}, "name": [{"family": "张"}]}
+    url = "http://example.org/sd/broken"
+    ig = ig_folder(tmp_path, url, element)
+    claiming = {"resourceType": "Patient", "meta": {"profile": [url]}, "name": [{"family": "张"}]}
     files = [tmp_path / "a.json", tmp_path / "b.json"]
     for file in files:
         file.write_text(json.dumps(claiming, ensure_ascii=False))
-    code, out, err = run(capsys, "validate", "--format", "json", "--ig", str(tmp_path / "ig"), *map(str, files))
+    code, out, err = run(capsys, "validate", "--format", "json", "--ig", str(ig), *map(str, files))
     outcomes = [json.loads(line) for line in out.splitlines()]
     assert (code, len(outcomes), "Traceback" in err) == (1, 2, False)
 

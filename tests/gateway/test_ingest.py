@@ -141,15 +141,20 @@ def test_a_second_ingest_of_the_same_file_counts_its_rows_as_unchanged(tmp_path:
     assert (again.read, again.mapped, again.unchanged, again.quarantined) == (18, 12, 12, 6)
 
 
-def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "out"
-    commands.ingest("community-health", [SAMPLE], out, Registry(), bundle=False)
+def teach_the_code_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fix a replay is for: the ethnicity ConceptMap learns the sample's unknown 火星族."""
     fixed = tmp_path / "conceptmaps"
     shutil.copytree(conceptmaps.FOLDER, fixed)
     table = json.loads((fixed / "ConceptMap-ethnicity-to-gb-3304.json").read_text(encoding="utf-8"))
     table["group"][0]["element"].append({"code": "火星族", "target": [{"code": "01", "equivalence": "equivalent"}]})
     (fixed / "ConceptMap-ethnicity-to-gb-3304.json").write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
     monkeypatch.setattr(conceptmaps, "FOLDER", fixed)
+
+
+def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    commands.ingest("community-health", [SAMPLE], out, Registry(), bundle=False)
+    teach_the_code_table(tmp_path, monkeypatch)
     lines: list[str] = []
 
     class Sink:
@@ -170,17 +175,11 @@ def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
     out = tmp_path / "out"
     header, *rows = SAMPLE.read_text(encoding="utf-8-sig").splitlines()
     old = next(row for row in rows if "火星族" in row).replace(",无,无,", ",无,糖尿病,")
-    for name, row in [("个人基本信息表-1月.csv", old), ("个人基本信息表-2月.csv", old.replace("火星族", "汉族"))]:
-        if name.endswith("2月.csv"):
-            row = row.replace("糖尿病", "高血压")
+    corrected = old.replace("火星族", "汉族").replace("糖尿病", "高血压")
+    for name, row in [("个人基本信息表-1月.csv", old), ("个人基本信息表-2月.csv", corrected)]:
         (tmp_path / name).write_text(header + "\n" + row + "\n", encoding="utf-8")
         commands.ingest("community-health", [tmp_path / name], out, Registry(), bundle=False)
-    fixed = tmp_path / "conceptmaps"
-    shutil.copytree(conceptmaps.FOLDER, fixed)
-    table = json.loads((fixed / "ConceptMap-ethnicity-to-gb-3304.json").read_text(encoding="utf-8"))
-    table["group"][0]["element"].append({"code": "火星族", "target": [{"code": "01", "equivalence": "equivalent"}]})
-    (fixed / "ConceptMap-ethnicity-to-gb-3304.json").write_text(json.dumps(table, ensure_ascii=False), encoding="utf-8")
-    monkeypatch.setattr(conceptmaps, "FOLDER", fixed)
+    teach_the_code_table(tmp_path, monkeypatch)
     commands.replay(out, Registry(), io.StringIO(), "en")
     conditions = [c["code"]["coding"][0]["code"] for c in ndjson(out / "Condition.ndjson")]
     still = [reason[0] for reason in reasons(out, "个人基本信息表-1月.csv", "row 2")]
