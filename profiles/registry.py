@@ -249,3 +249,13 @@ def _load_base(name: str) -> dict[str, Any]:
 
 def examples_dir() -> Path:
     return PACKAGE_DIR / "examples"
+
+
+def example_manifest() -> list[dict[str, Any]]:
+    """Every example's expected verdict (invalid ones list the message ids and FHIRPath they
+    must raise), from one ``<folder>.manifest.json`` per example folder so that adding a
+    profile's examples never edits another profile's file."""
+    entries: list[dict[str, Any]] = []
+    for path in sorted(examples_dir().glob("*.manifest.json")):
+        entries += json.loads(path.read_text(encoding="utf-8"))["examples"]
+    return entries

@@ -7,7 +7,7 @@ import json
 from functools import cache
 from typing import Any
 
-from profiles.registry import examples_dir
+from profiles.registry import example_manifest, examples_dir
 
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
 #: the elder whom the examples are about, and the one conditionally created twice
@@ -16,8 +16,7 @@ PATIENT, SECOND_PATIENT = "yy-patient/valid-zhang-xiuying.json", "yy-patient/val
 
 @cache
 def manifest() -> list[dict[str, Any]]:
-    with (examples_dir() / "manifest.json").open(encoding="utf-8") as handle:
-        return list(json.load(handle)["examples"])
+    return example_manifest()
 
 
 def load(relative: str) -> dict[str, Any]:

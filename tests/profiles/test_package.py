@@ -11,9 +11,9 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from conformance.validator import Validator
-from profiles.registry import PACKAGE_DIR, Registry, examples_dir
+from profiles.registry import PACKAGE_DIR, Registry, example_manifest, examples_dir
 
-MANIFEST = json.loads((examples_dir() / "manifest.json").read_text(encoding="utf-8"))["examples"]
+MANIFEST = example_manifest()
 
 
 def _load(path: Path) -> dict[str, Any]:
