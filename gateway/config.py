@@ -70,6 +70,10 @@ class Config:
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365
+    # -- indicators (gateway/measures/) -------------------------------------------------------
+    #: the resident population CSV that $evaluate-measure divides by (empty: rates over the
+    #: resident population are answered without a denominator, and say so)
+    population_file: str = ""
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:

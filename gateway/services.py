@@ -15,6 +15,9 @@ from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import Searcher
 from gateway.limits import reader_limits, validator_limits
+from gateway.measures.catalog import package_measures
+from gateway.measures.definition import MeasureDefinition
+from gateway.measures.evaluate import MeasureEvaluator
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import SearchParameters
 from gateway.security.tokens import Authority
@@ -71,6 +74,15 @@ class Services:
     @cached_property
     def bundles(self) -> Bundles:
         return Bundles(self.repository, self.searcher, self.config.base_url)
+
+    @cached_property
+    def measures(self) -> MeasureEvaluator:
+        return MeasureEvaluator(self.store, self.parameters)
+
+    @cached_property
+    def measure_definitions(self) -> tuple[MeasureDefinition, ...]:
+        """The package's Measures, checked once (a broken one fails here, not mid-report)."""
+        return package_measures(self.registry)
 
     @cached_property
     def authority(self) -> Authority:

@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
-from gateway.api import audit, auth, exchanges
+from gateway.api import audit, auth, exchanges, measures
 from gateway.api.bulk import bulk
 from gateway.api.negotiation import outcome_response
 from gateway.api.reports import reports
@@ -46,6 +46,7 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.register_blueprint(fhir)
     app.register_blueprint(bulk)
     app.register_blueprint(reports)
+    measures.install(app)
     app.register_error_handler(FhirError, outcome_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)

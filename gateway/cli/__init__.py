@@ -12,11 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import archive, audit, clients, conformance, ingest, report, server, validate
+from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
 from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
 from gateway.storage.store import StoreError
 
-MODULES = (validate, ingest, archive, server, clients, audit, report, conformance)
+MODULES = (validate, ingest, archive, server, clients, audit, report, conformance, measure)
 
 
 def build_parser() -> Parser:

@@ -167,6 +167,9 @@ RULES: dict[str, Rule] = {
     # the audit trail may read the report
     "reports.page": Rule("AuditEvent", "rs"),
     "reports.exchange": Rule("AuditEvent", "rs"),
+    # the indicators: aggregates over what the principal may see, read as MeasureReports
+    "measures.evaluate_type": Rule("MeasureReport", "r"),
+    "measures.evaluate_instance": Rule("MeasureReport", "r"),
 }
 #: endpoints open to anyone: the CapabilityStatement, SMART discovery, the token endpoint
 PUBLIC = frozenset({"fhir.metadata", "auth.smart_configuration", "auth.token"})

@@ -137,6 +137,14 @@ class Resources:
     def count(self, query: SearchQuery, restriction: Sql | None = None) -> int:
         return int(self.sql.one(*search_sql.count_sql(query, restriction=restriction))[0])
 
+    def tally(self, statement: Sql) -> list[tuple[Any, ...]]:
+        """The (county, sex, age band, count) rows of a measure population (measure_sql.py)."""
+        return [tuple(row) for row in self.sql.all(*statement)]
+
+    def members(self, statement: Sql) -> list[tuple[str, Any]]:
+        """(id, content) of a measure population's subjects (measure_sql.members_sql)."""
+        return [(row[0], self.sql.dialect.json_out(row[1])) for row in self.sql.all(*statement)]
+
     def meets(self, kind: str, resource_id: str, condition: Sql) -> bool:
         """Whether the current resource kind/id meets a condition on ``resource r``."""
         sql, params = condition

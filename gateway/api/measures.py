@@ -1,0 +1,89 @@
+"""``$evaluate-measure`` (FHIR R4 Measure operation): the provincial indicators, computed from
+the archive for a period, answered as a MeasureReport of type ``summary``.
+
+``GET /fhir/Measure/{id}/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31`` or
+``GET /fhir/Measure/$evaluate-measure?measure={url}&periodStart=…&periodEnd=…``, optionally
+``&division=410105``.  The Measures are the package's; the denominators over the resident
+population come from ``YIYANG_POPULATION_FILE``.  A restricted principal (an elderly-care
+platform) counts only the people it may see, so an indicator never reveals anyone else.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, request
+
+from gateway.api.negotiation import respond
+from gateway.api.routes import access, services
+from gateway.fhir.errors import FhirError
+from gateway.measures.catalog import select
+from gateway.measures.evaluate import MeasureError, Period
+from gateway.measures.population import PopulationFileError, PopulationTable, read_population
+from gateway.measures.report import measure_report
+from gateway.reporting import generated_now
+
+measures = Blueprint("measures", __name__, url_prefix="/fhir")
+#: the operation's own parameters; anything else is refused (a typo must not widen a count)
+PARAMETERS = frozenset({"measure", "periodStart", "periodEnd", "reportType", "division", "_format"})
+
+
+def install(app: Flask) -> None:
+    app.register_blueprint(measures)
+
+
+@measures.get("/Measure/$evaluate-measure")
+def evaluate_type() -> Response:
+    return _evaluate(request.args.get("measure", ""))
+
+
+@measures.get("/Measure/<measure_id>/$evaluate-measure")
+def evaluate_instance(measure_id: str) -> Response:
+    return _evaluate(measure_id)
+
+
+def _evaluate(wanted: str) -> Response:
+    found = services()
+    unknown = sorted(set(request.args) - PARAMETERS)
+    if unknown:
+        raise FhirError(
+            400,
+            "http.bad-parameter",
+            name=unknown[0],
+            value=request.args[unknown[0]],
+            detail="not a parameter of $evaluate-measure",
+        )
+    if request.args.get("reportType", "summary") != "summary":
+        raise FhirError(
+            400, "http.bad-parameter", name="reportType", value=request.args["reportType"], detail="supported: summary"
+        )
+    start, end = request.args.get("periodStart", ""), request.args.get("periodEnd", "")
+    try:
+        if not wanted:
+            raise MeasureError("measure.unknown", measure="")
+        chosen = select(found.measure_definitions, wanted)[0]
+        period = Period.parse(f"{start}/{end}" if start and end else start or end)
+        result = found.measures.evaluate(
+            chosen,
+            period,
+            division=request.args.get("division"),
+            population=_population(found.config.population_file),
+            access=access(),
+        )
+    except MeasureError as error:
+        raise FhirError(
+            404 if error.message_id == "measure.unknown" else 400, error.message_id, **error.params
+        ) from error
+    return respond(measure_report(result, generated_now(), found.config.canonical_base))
+
+
+@cache
+def _population(path: str) -> PopulationTable | None:
+    """The configured population file, read once per process."""
+    if not path:
+        return None
+    try:
+        return read_population(Path(path))
+    except PopulationFileError as error:
+        raise FhirError(500, "measure.population-file", detail=str(error)) from error

@@ -1,0 +1,88 @@
+"""``yiyang measure evaluate`` — the provincial indicators (签约率, 健康管理率 …) computed from
+the archive.
+
+``yiyang measure evaluate --measure URL|ID|all --period 2026 [--database URL] [--division CODE]
+[--population FILE] [--format json|html|xlsx] [--out FILE] [--lang zh-CN|en]`` writes the
+MeasureReports (JSON: a collection Bundle) and, with ``--out``, prints one line.  Without a
+population file the rates over the resident population have no denominator: the report says
+so instead of inventing one.  Exit status: 0 done, 2 a usage problem (unknown measure, bad
+period, unreadable population file).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import IO, Any
+
+from gateway.cli.common import EXIT_OK, Parser, UsageError, add_database, add_language, config_of
+from gateway.cli.report import write
+
+FORMATS = ("json", "html", "xlsx")
+
+
+def register(commands: Any) -> None:
+    measure = commands.add_parser("measure", help="compute the provincial indicators (FHIR Measures) from the archive")
+    actions = measure.add_subparsers(dest="action", required=True, parser_class=Parser)
+    evaluate = actions.add_parser("evaluate", help="evaluate one measure or all of them for a period")
+    evaluate.add_argument("--measure", default="all", metavar="URL|ID|all", help="a package Measure (default: all)")
+    evaluate.add_argument(
+        "--period", required=True, metavar="PERIOD", help="2026, 2026-07 or 2026-01-01/2026-06-30 (dates inclusive)"
+    )
+    evaluate.add_argument("--division", metavar="CODE", help="only this division (a GB/T 2260 code or its prefix)")
+    evaluate.add_argument(
+        "--population",
+        type=Path,
+        metavar="FILE",
+        help="resident population CSV (区划代码,性别,年龄段,常住人口): the denominators the archive cannot know",
+    )
+    evaluate.add_argument("--format", choices=FORMATS, default="json")
+    evaluate.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: standard output)")
+    add_database(evaluate)
+    add_language(evaluate)
+    evaluate.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
+    from gateway.measures.catalog import division_names, select
+    from gateway.measures.evaluate import MeasureError, Period
+    from gateway.measures.population import PopulationFileError, read_population
+    from gateway.measures.render import render_html, render_xlsx
+    from gateway.measures.report import report_bundle
+    from gateway.messages import text
+    from gateway.reporting import generated_now
+    from gateway.services import Services
+
+    if args.format == "xlsx" and args.out is None:
+        raise UsageError("--format xlsx needs --out FILE")
+    services = Services(config_of(args))
+    try:
+        try:
+            period = Period.parse(args.period)
+            measures = select(services.measure_definitions, args.measure)
+            population = read_population(args.population) if args.population else None
+            results = [
+                services.measures.evaluate(m, period, division=args.division, population=population) for m in measures
+            ]
+        except MeasureError as error:
+            raise UsageError(text(error.message_id, args.lang, error.params)) from error
+        except PopulationFileError as error:
+            raise UsageError(text("measure.population-file", args.lang, {"detail": str(error)})) from error
+        names = division_names(services.registry)
+        if args.format == "json":
+            import orjson
+
+            bundle = report_bundle(results, generated_now(), services.config.canonical_base)
+            data = orjson.dumps(bundle, option=orjson.OPT_INDENT_2) + b"\n"
+        elif args.format == "html":
+            data = render_html(results, args.lang, names)
+        else:
+            data = render_xlsx(results, args.lang, names)
+    finally:
+        services.close()
+    write(args.out, data)
+    if args.out is not None:
+        out.write(
+            text("measure.written", args.lang, {"count": len(results), "period": args.period, "out": args.out}) + "\n"
+        )
+    return EXIT_OK

@@ -1,0 +1,334 @@
+"""Evaluate a package Measure over the archive for one period: each population's count,
+overall and per stratum, and the score.
+
+The database does the counting (``gateway/storage/measure_sql.py``): criteria are FHIR
+searches run through the same parser and SQL as the REST API, so a criterion means exactly
+what the same query typed into a browser means.  Python only expands the ``{{…}}`` FHIRPath
+in queries, applies the population file and does the arithmetic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fhirpathpy import compile as compile_fhirpath
+
+from gateway.measures.definition import FUNCTION, POPULATION_FILE, Criteria, MeasureDefinition
+from gateway.measures.population import AGE_BANDS, PopulationTable, band_low
+from gateway.search.parameters import SearchParameters
+from gateway.search.query import parse_search
+from gateway.search.values import date_range
+from gateway.security.access import Access
+from gateway.storage.measure_sql import DIVISION, Place, Selection, members_sql, tally_sql
+from gateway.storage.store import Store
+
+_EMBEDDED = re.compile(r"\{\{(.+?)\}\}")
+#: reference parameters that lead from a clinical resource to its Patient, in preference order
+_TO_PATIENT = ("patient", "subject", "beneficiary")
+#: reference parameters that lead from a subject to the resource whose division it is in
+_TO_PLACE = ("patient", "primary-organization", "organization", "subject")
+
+Strata = dict[tuple[str, str], int]
+
+
+class MeasureError(ValueError):
+    """A measure that cannot be evaluated as asked: a stable message id and its values."""
+
+    def __init__(self, message_id: str, **params: Any) -> None:
+        super().__init__(message_id)
+        self.message_id, self.params = message_id, params
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``2026`` (a year), ``2026-07`` (a month) or ``2026-01-01/2026-06-30``."""
+        try:
+            if "/" in text:
+                first, last = text.split("/", 1)
+                period = cls(date.fromisoformat(first), date.fromisoformat(last))
+            elif re.fullmatch(r"\d{4}", text):
+                period = cls(date(int(text), 1, 1), date(int(text), 12, 31))
+            elif re.fullmatch(r"\d{4}-\d{2}", text):
+                year, month = map(int, text.split("-"))
+                following = date(year + month // 12, month % 12 + 1, 1)
+                period = cls(date(year, month, 1), date.fromordinal(following.toordinal() - 1))
+            else:
+                raise ValueError(text)
+        except ValueError as exc:
+            raise MeasureError("measure.bad-period", period=text) from exc
+        if period.end < period.start:
+            raise MeasureError("measure.bad-period", period=text)
+        return period
+
+    def years_before_end(self, years: int) -> date:
+        """The latest birth date of someone at least ``years`` old on the last day."""
+        try:
+            return self.end.replace(year=self.end.year - years)
+        except ValueError:  # 29 February
+            return self.end.replace(year=self.end.year - years, day=28)
+
+
+@dataclass
+class PopulationResult:
+    code: str
+    description: str
+    #: None when unknown: a denominator from a population file that was not supplied
+    count: int | None
+    strata: Strata = field(default_factory=dict)
+
+
+@dataclass
+class MeasureResult:
+    measure: MeasureDefinition
+    period: Period
+    division: str | None
+    populations: dict[str, PopulationResult]
+    #: a proportion in percent, a cohort's count, a continuous variable's sum
+    score: float | None
+    strata_scores: dict[tuple[str, str], float | None]
+    #: message ids (gateway/messages.json) explaining what the numbers are or lack
+    notes: list[str]
+
+    def count(self, code: str) -> int | None:
+        found = self.populations.get(code)
+        return found.count if found else None
+
+
+class MeasureEvaluator:
+    """Built once per process (gateway/services.py); evaluates any package Measure."""
+
+    def __init__(self, store: Store, parameters: SearchParameters) -> None:
+        self.store = store
+        self.parameters = parameters
+
+    def evaluate(
+        self,
+        measure: MeasureDefinition,
+        period: Period,
+        *,
+        division: str | None = None,
+        population: PopulationTable | None = None,
+        access: Access | None = None,
+    ) -> MeasureResult:
+        if division is not None and not division.isdigit():
+            raise MeasureError("measure.bad-division", division=division)
+        place = self._place(measure.basis)
+        bands = _bands(period) if measure.basis == "Patient" else ()
+        notes: list[str] = []
+        results: dict[str, PopulationResult] = {}
+        chains: dict[str, list[Selection]] = {}
+        with self.store.reading() as tx:
+
+            def tally(code: str, selections: list[Selection]) -> PopulationResult:
+                statement = tally_sql(measure.basis, selections, within=division, place=place, bands=bands)
+                rows = tx.resources.tally(statement)
+                return _result(measure, code, rows)
+
+            initial = measure.populations["initial-population"]
+            chains["initial-population"] = self._selections(
+                measure, initial.criteria, initial.also_requires, period, access
+            )
+            results["initial-population"] = tally("initial-population", chains["initial-population"])
+            for code in ("denominator", "denominator-exclusion", "numerator", "measure-population"):
+                entry = measure.population(code)
+                if entry is None:
+                    continue
+                if entry.criteria.language == POPULATION_FILE:
+                    results[code] = _from_file(measure, code, entry.criteria, population, division)
+                    if population is None and "measure.no-population-file" not in notes:
+                        notes.append("measure.no-population-file")
+                    continue
+                # a population lies within the one before it: numerator ⊆ denominator ⊆ initial
+                parent = "denominator" if code in ("numerator", "denominator-exclusion") else "initial-population"
+                if parent not in chains:
+                    parent = "initial-population"
+                chains[code] = chains[parent] + self._selections(
+                    measure, entry.criteria, entry.also_requires, period, access
+                )
+                results[code] = tally(code, chains[code])
+            observation = measure.population("measure-observation")
+            if observation is not None:
+                members = tx.resources.members(
+                    members_sql(measure.basis, chains["measure-population"], within=division, place=place)
+                )
+                total = sum(_observe(observation.criteria, content, period) for _, content in members)
+                results["measure-observation"] = PopulationResult(
+                    "measure-observation", observation.description, round(total)
+                )
+        score, strata_scores = _scores(measure, results)
+        return MeasureResult(measure, period, division, results, score, strata_scores, notes)
+
+    # -- criteria --------------------------------------------------------------------------
+    def _selections(
+        self,
+        measure: MeasureDefinition,
+        criteria: Criteria,
+        also: tuple[Criteria, ...],
+        period: Period,
+        access: Access | None,
+    ) -> list[Selection]:
+        return [self._selection(measure, c, period, access) for c in (criteria, *also)]
+
+    def _selection(
+        self, measure: MeasureDefinition, criteria: Criteria, period: Period, access: Access | None
+    ) -> Selection:
+        text = _expand(criteria.expression, period)
+        kind, _, query_string = text.partition("?")
+        try:
+            query = parse_search(kind, parse_qsl(query_string, keep_blank_values=True), self.parameters)
+        except Exception as exc:  # a SearchError or an unknown type: the Measure is broken
+            raise MeasureError("measure.bad-criteria", measure=measure.url, criteria=text, detail=str(exc)) from exc
+        restriction = access.condition(kind) if access is not None else None
+        if kind == measure.basis:
+            return Selection(query, None, restriction)
+        via = next(
+            (
+                code
+                for code in _TO_PATIENT
+                if (found := self.parameters.get(kind, code)) is not None and measure.basis in found.targets
+            ),
+            None,
+        )
+        if via is None:
+            raise MeasureError(
+                "measure.bad-criteria",
+                measure=measure.url,
+                criteria=text,
+                detail=f"no reference from {kind} to {measure.basis}",
+            )
+        return Selection(query, via, restriction)
+
+    def _place(self, basis: str) -> Place:
+        """Where a subject's division is read: its own admin-division rows, or those of the
+        resource a reference parameter names (an episode's patient, an affiliation's
+        organization)."""
+        if self.parameters.get(basis, DIVISION) is not None:
+            return Place(None)
+        for code in _TO_PLACE:
+            found = self.parameters.get(basis, code)
+            if found is not None and any(self.parameters.get(t, DIVISION) for t in found.targets):
+                return Place(code)
+        return Place(None)
+
+
+def _bands(period: Period) -> list[tuple[str, str]]:
+    """(band, latest birth instant) from the oldest band down; the youngest has no bound."""
+    ordered = sorted(AGE_BANDS, key=band_low, reverse=True)
+    bounds = [(band, date_range(period.years_before_end(band_low(band)).isoformat())[0]) for band in ordered[:-1]]
+    return [*bounds, (ordered[-1], "")]
+
+
+def _result(measure: MeasureDefinition, code: str, rows: list[tuple[Any, ...]]) -> PopulationResult:
+    entry = measure.populations[code]
+    strata: Counter[tuple[str, str]] = Counter()
+    total = 0
+    for county, sex, band, count in rows:
+        count = int(count)
+        total += count
+        values = {"division": county or "unknown", "sex": sex or "unknown", "age-band": band or "unknown"}
+        for stratifier in measure.stratifiers:
+            strata[(stratifier, values[stratifier])] += count
+    return PopulationResult(code, entry.description, total, dict(strata))
+
+
+def _from_file(
+    measure: MeasureDefinition, code: str, criteria: Criteria, table: PopulationTable | None, division: str | None
+) -> PopulationResult:
+    entry = measure.populations[code]
+    if table is None:
+        return PopulationResult(code, entry.description, None)
+    minimum = criteria.minimum_age
+    strata: Strata = {}
+    for row in table.strata:
+        if band_low(row.age_band) < minimum or (division and not row.division.startswith(division)):
+            continue
+        values = {"division": row.division[:6], "sex": row.sex, "age-band": row.age_band}
+        for stratifier in measure.stratifiers:
+            key = (stratifier, values[stratifier])
+            strata[key] = strata.get(key, 0) + row.count
+    return PopulationResult(code, entry.description, table.count(minimum, division), strata)
+
+
+def _scores(
+    measure: MeasureDefinition, results: dict[str, PopulationResult]
+) -> tuple[float | None, dict[tuple[str, str], float | None]]:
+    if measure.scoring == "cohort":
+        return float(results["initial-population"].count or 0), {}
+    if measure.scoring == "continuous-variable":
+        return float(results["measure-observation"].count or 0), {}
+    numerator, denominator = results["numerator"], results["denominator"]
+    excluded = results.get("denominator-exclusion")
+
+    def rate(top: int | None, bottom: int | None, minus: int | None) -> float | None:
+        if top is None or bottom is None:
+            return None
+        base = bottom - (minus or 0)
+        return round(100.0 * top / base, 2) if base > 0 else None
+
+    overall = rate(numerator.count, denominator.count, excluded.count if excluded else None)
+    keys = set(numerator.strata) | set(denominator.strata)
+    by_stratum = {
+        key: rate(
+            numerator.strata.get(key, 0),
+            denominator.strata.get(key) if denominator.count is not None else None,
+            excluded.strata.get(key, 0) if excluded else None,
+        )
+        for key in sorted(keys)
+    }
+    return overall, by_stratum
+
+
+@cache
+def _compiled(expression: str) -> Any:
+    return compile_fhirpath(expression)
+
+
+def _expand(expression: str, period: Period) -> str:
+    """Replace each ``{{FHIRPath}}`` of an x-fhir-query by its value (x-fhir-query's rule)."""
+    variables = {"periodStart": period.start.isoformat(), "periodEnd": period.end.isoformat()}
+
+    def value(match: re.Match[str]) -> str:
+        found = _compiled(match.group(1).strip())({}, variables)
+        if len(found) != 1:
+            raise MeasureError("measure.bad-criteria", measure="", criteria=expression, detail=match.group(0))
+        return str(found[0])
+
+    return _EMBEDDED.sub(value, expression)
+
+
+def _observe(criteria: Criteria, content: Any, period: Period) -> float:
+    """A measure observation of one subject (``text/x-yiyang-function``)."""
+    assert criteria.language == FUNCTION and criteria.expression == "bed-days"
+    resource = orjson.loads(content) if isinstance(content, str | bytes) else content
+    return float(bed_days(resource.get("period") or {}, period))
+
+
+def bed_days(episode_period: dict[str, Any], period: Period) -> int:
+    """床日 of an episode within the reporting period: the nights from its start (or the
+    period's first day) up to its end, the day of discharge not counted; an open episode
+    counts through the period's last day; a same-day episode counts one day, as 床日 are
+    billed."""
+    try:
+        start = date.fromisoformat(str(episode_period["start"])[:10])
+        raw_end = episode_period.get("end")
+        end = date.fromisoformat(str(raw_end)[:10]) if raw_end else None
+    except (KeyError, ValueError):
+        return 0
+    after_period = period.end + timedelta(days=1)
+    first = max(start, period.start)
+    last = min(end, after_period) if end is not None else after_period
+    if first > min(last, period.end):
+        return 0
+    return max((last - first).days, 1)

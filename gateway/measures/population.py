@@ -1,0 +1,126 @@
+"""The 常住 (resident) population by division, sex and age band: the denominators of the
+programme rates, which the archive cannot know (people who never used a service are not in
+it).  The user supplies it from the statistics bureau or the health commission; without it
+a rate has no denominator and the report says so.
+
+The file is CSV (UTF-8, with or without BOM), one row per stratum::
+
+    区划代码,性别,年龄段,常住人口
+    410105,1,65-69,10234
+    410105,2,85+,1520
+
+性别 is the GB/T 2261.1 code (1 男, 2 女; ``male``/``female`` also read); 年龄段 is one of
+:data:`AGE_BANDS`.  English headers ``division,sex,age_band,population`` are read too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+#: the age bands reports stratify by (age at the end of the period); the file uses the same
+AGE_BANDS = ("0-64", "65-69", "70-74", "75-79", "80-84", "85+")
+_HEADERS = {
+    "区划代码": "division",
+    "division": "division",
+    "性别": "sex",
+    "sex": "sex",
+    "年龄段": "age_band",
+    "age_band": "age_band",
+    "常住人口": "population",
+    "population": "population",
+}
+_SEXES = {"1": "male", "男": "male", "male": "male", "2": "female", "女": "female", "female": "female"}
+#: a population file larger than this is not a table of strata
+MAX_BYTES = 20_000_000
+
+
+class PopulationFileError(ValueError):
+    """A population file that cannot be read; names the line."""
+
+
+def band_of(age: int) -> str:
+    if age < 65:
+        return "0-64"
+    if age >= 85:
+        return "85+"
+    low = 65 + (age - 65) // 5 * 5
+    return f"{low}-{low + 4}"
+
+
+def band_low(band: str) -> int:
+    return int(band.rstrip("+").split("-")[0])
+
+
+@dataclass(frozen=True)
+class Stratum:
+    division: str
+    sex: str
+    age_band: str
+    count: int
+
+
+class PopulationTable:
+    def __init__(self, strata: list[Stratum], source: str) -> None:
+        self.strata = strata
+        self.source = source
+
+    def count(
+        self,
+        minimum_age: int,
+        within: str | None = None,
+        *,
+        county: str | None = None,
+        sex: str | None = None,
+        age_band: str | None = None,
+    ) -> int:
+        """Residents at least ``minimum_age`` old in the division ``within`` (a code prefix),
+        optionally only one stratum's: a county (the first six digits), a sex, an age band."""
+        return sum(
+            row.count
+            for row in self.strata
+            if band_low(row.age_band) >= minimum_age
+            and (within is None or row.division.startswith(within))
+            and (county is None or row.division[:6] == county)
+            and (sex is None or row.sex == sex)
+            and (age_band is None or row.age_band == age_band)
+        )
+
+
+def read_population(path: Path) -> PopulationTable:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PopulationFileError(f"{path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_BYTES:
+        raise PopulationFileError(f"{path}: larger than {MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PopulationFileError(f"{path}: not UTF-8 ({exc.reason})") from exc
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    columns = [_HEADERS.get((name or "").strip()) for name in header or []]
+    if header is None or set(_HEADERS.values()) - set(columns):
+        raise PopulationFileError(f"{path}:1: the header must name 区划代码,性别,年龄段,常住人口")
+    strata = []
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        values = {key: cell.strip() for key, cell in zip(columns, row, strict=False) if key}
+        sex = _SEXES.get(values.get("sex", ""))
+        band = values.get("age_band", "")
+        division = values.get("division", "")
+        count = values.get("population", "")
+        if not division.isdigit():
+            raise PopulationFileError(f"{path}:{line}: 区划代码 {division!r} is not a division code")
+        if sex is None:
+            raise PopulationFileError(f"{path}:{line}: 性别 {values.get('sex')!r} is not 1/2 (男/女)")
+        if band not in AGE_BANDS:
+            raise PopulationFileError(f"{path}:{line}: 年龄段 {band!r} is not one of {', '.join(AGE_BANDS)}")
+        if not count.isdigit():
+            raise PopulationFileError(f"{path}:{line}: 常住人口 {count!r} is not a whole number")
+        strata.append(Stratum(division, sex, band, int(count)))
+    return PopulationTable(strata, str(path))

@@ -1,0 +1,135 @@
+"""Portable SQL for measure populations: which subjects a criterion selects, and how many
+subjects of a population fall in each stratum — counted by the database, so an archive of a
+million people is never loaded into the process.
+
+A criterion is a parsed search (``search_sql.where_sql`` gives its condition on
+``resource r``).  It selects subjects of the measure's basis type: the matches themselves,
+or the resources a reference parameter of the matches names (an Encounter's ``patient``).
+A population is the subjects of the basis type meeting all its criteria; its count is
+grouped by county (the first six digits of a GB/T 2260 code), sex and age band, computed
+per subject from its own index rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.search.query import SearchQuery
+from gateway.storage.search_sql import PAST_EVERY_PREFIX, Sql, where_sql
+
+#: the index parameter holding a subject's division codes (Patient and Organization addresses)
+DIVISION = "admin-division"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A criterion: the search, and the reference parameter leading from its matches to the
+    subjects (None when the matches are the subjects)."""
+
+    query: SearchQuery
+    via: str | None
+    restriction: Sql | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """How a subject's division is found: on its own index rows, or on those of the
+    resource its reference parameter ``via`` names."""
+
+    via: str | None = None
+
+
+def subjects_sql(selection: Selection, basis: str) -> Sql:
+    """The ids of the basis-type subjects a criterion selects."""
+    where, params = where_sql(selection.query)
+    if selection.restriction is not None:
+        where = f"({where}) AND ({selection.restriction[0]})"
+        params = [*params, *selection.restriction[1]]
+    matches = f"SELECT r.id FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}"
+    if selection.via is None:
+        return matches, [selection.query.resource_type, *params]
+    return (
+        f"SELECT s.value FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches})",
+        [selection.query.resource_type, selection.via, basis, selection.query.resource_type, *params],
+    )
+
+
+def tally_sql(
+    basis: str,
+    selections: Sequence[Selection],
+    *,
+    within: str | None,
+    place: Place,
+    bands: Sequence[tuple[str, str]] = (),
+) -> Sql:
+    """Rows of (county, sex, age band, count) for the subjects meeting every selection.
+
+    ``bands`` are (band, latest birth instant) from the oldest band down, the last one (the
+    youngest) with bound ``""``.  Without bands (a basis other than Patient) the sex and band
+    columns are NULL."""
+    conditions, params = _conditions(basis, selections, within, place)
+    county, county_params = _county(place)
+    if bands:
+        sex = "(SELECT MIN(g.value) FROM search_index g WHERE g.type = p.type AND g.id = p.id AND g.name = 'gender')"
+        born = "(SELECT MIN(b.low) FROM search_index b WHERE b.type = p.type AND b.id = p.id AND b.name = 'birthdate')"
+        cases = " ".join("WHEN born <= ? THEN ?" for _, bound in bands if bound)
+        band = f"CASE {cases} ELSE ? END"
+        band_params: list[Any] = [value for name, bound in bands if bound for value in (bound, name)]
+        band_params.append(bands[-1][0])
+    else:
+        sex, born, band, band_params = "NULL", "NULL", "NULL", []
+    sql = (
+        f"SELECT county, sex, {band} AS band, COUNT(*) FROM (SELECT {county} AS county, {sex} AS sex, "
+        f"{born} AS born FROM resource p WHERE {conditions}) t GROUP BY county, sex, band"
+    )
+    return sql, [*band_params, *county_params, *params]
+
+
+def members_sql(basis: str, selections: Sequence[Selection], *, within: str | None, place: Place) -> Sql:
+    """The current content of the subjects meeting every selection (for a measure
+    observation computed per subject, such as bed-days)."""
+    conditions, params = _conditions(basis, selections, within, place)
+    return f"SELECT p.id, p.content FROM resource p WHERE {conditions} ORDER BY p.id", params
+
+
+def _conditions(basis: str, selections: Sequence[Selection], within: str | None, place: Place) -> Sql:
+    conditions = ["p.type = ?", "NOT p.deleted"]
+    params: list[Any] = [basis]
+    for selection in selections:
+        sql, more = subjects_sql(selection, basis)
+        conditions.append(f"p.id IN ({sql})")
+        params += more
+    if within:
+        located, located_params = _located(place, basis, within)
+        conditions.append(located)
+        params += located_params
+    return " AND ".join(conditions), params
+
+
+def _county(place: Place) -> Sql:
+    if place.via is None:
+        return (
+            "(SELECT MIN(SUBSTR(d.value, 1, 6)) FROM search_index d WHERE d.type = p.type AND d.id = p.id "
+            "AND d.name = ?)",
+            [DIVISION],
+        )
+    return (
+        "(SELECT MIN(SUBSTR(d.value, 1, 6)) FROM search_index v JOIN search_index d ON d.type = v.system "
+        "AND d.id = v.value AND d.name = ? WHERE v.type = p.type AND v.id = p.id AND v.name = ?)",
+        [DIVISION, place.via],
+    )
+
+
+def _located(place: Place, basis: str, within: str) -> Sql:
+    """Subjects with a division code starting with ``within`` (on their own rows or on those
+    of the resource ``place.via`` names)."""
+    prefix = [DIVISION, within, within + PAST_EVERY_PREFIX]
+    inside = "SELECT d.type, d.id FROM search_index d WHERE d.name = ? AND d.value >= ? AND d.value < ?"
+    if place.via is None:
+        return f"(p.type, p.id) IN ({inside})", prefix
+    return (
+        f"p.id IN (SELECT v.id FROM search_index v WHERE v.type = ? AND v.name = ? AND (v.system, v.value) IN ({inside}))",
+        [basis, place.via, *prefix],
+    )

@@ -1,0 +1,377 @@
+"""The provincial indicators on an archive small enough to count by hand, on both databases.
+
+The archive (period 2026):
+
+=====  ==========  ======  ========  ===========================================================
+who    born        sex     county    in 2026
+=====  ==========  ======  ========  ===========================================================
+p1     1950-03-01  female  410105    体检, 自理评估, 签约 (all year), 中医体质辨识
+p2     1940-06-01  male    410105    签约 2025-06-01..2026-05-31; 体检 only in 2025; 失能 grade 3
+p3     1961-12-31  female  410102    turns 65 on the last day: 体检
+p4     1962-01-01  male    410102    64 at the end of 2026: 体检 (not counted); 签约
+p5     1930-08-08  male    410102    签约 ended 2025; 自理评估 without 体检; 失能 grade 0; hospice
+=====  ==========  ======  ========  ===========================================================
+
+Population file: 410105 — female 65-69 40, male 85+ 10; 410102 — female 65-69 30, male 85+ 20,
+male 0-64 500 (never in a 65+ denominator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.measures.catalog import package_measures, select
+from gateway.measures.definition import MeasureDefinitionError, read_measure
+from gateway.measures.evaluate import MeasureError, MeasureEvaluator, MeasureResult, Period, bed_days
+from gateway.measures.population import PopulationFileError, PopulationTable, read_population
+from gateway.measures.render import render_html, render_xlsx
+from gateway.measures.report import measure_report
+from gateway.search.indexer import SearchIndexer
+from gateway.storage import open_store
+from gateway.storage.store import Store
+from profiles.registry import Registry
+from tests.conftest import BACKENDS, fresh_database_url
+
+BASE = "http://fhir.yiyang.cn"
+YEAR = Period.parse("2026")
+POPULATION = """区划代码,性别,年龄段,常住人口
+410105,2,65-69,40
+410105,1,85+,10
+410102,2,65-69,30
+410102,1,85+,20
+410102,1,0-64,500
+"""
+
+
+def _patient(pid: str, born: str, sex: str, county: str) -> dict[str, Any]:
+    division = f"{BASE}/StructureDefinition/yy-ext-admin-division"
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "gender": sex,
+        "birthDate": born,
+        "address": [
+            {
+                "extension": [
+                    {"url": division, "valueCoding": {"system": f"{BASE}/CodeSystem/gb-t-2260", "code": county}}
+                ]
+            }
+        ],
+    }
+
+
+def _check(eid: str, pid: str, day: str) -> dict[str, Any]:
+    coding = {"system": f"{BASE}/CodeSystem/encounter-type", "code": "health-check"}
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "type": [{"coding": [coding]}],
+        "subject": {"reference": f"Patient/{pid}"},
+        "period": {"start": day, "end": day},
+    }
+
+
+def _observation(
+    oid: str, pid: str, day: str, system: str, code: str, value: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    found = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "code": {"coding": [{"system": f"{BASE}/CodeSystem/{system}", "code": code}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": day,
+    }
+    return {**found, **(value or {})}
+
+
+def _contract(cid: str, pid: str, start: str, end: str) -> dict[str, Any]:
+    return {
+        "resourceType": "CarePlan",
+        "id": cid,
+        "status": "active",
+        "intent": "plan",
+        "category": [{"coding": [{"system": f"{BASE}/CodeSystem/careplan-category", "code": "family-doctor-package"}]}],
+        "subject": {"reference": f"Patient/{pid}"},
+        "period": {"start": start, "end": end},
+    }
+
+
+def _disability(oid: str, pid: str, grade: str) -> dict[str, Any]:
+    value = {"valueCodeableConcept": {"coding": [{"system": f"{BASE}/CodeSystem/ltc-disability-level", "code": grade}]}}
+    return _observation(oid, pid, "2026-04-01", "ltc-indicator", "disability-level", value)
+
+
+def _organization(oid: str, types: list[str], designations: list[str] = ()) -> dict[str, Any]:
+    designation = f"{BASE}/StructureDefinition/yy-ext-designation"
+    return {
+        "resourceType": "Organization",
+        "id": oid,
+        "type": [{"coding": [{"system": f"{BASE}/CodeSystem/organization-type", "code": t}]} for t in types],
+        "extension": [
+            {
+                "url": designation,
+                "extension": [
+                    {"url": "code", "valueCoding": {"system": f"{BASE}/CodeSystem/organization-designation", "code": d}}
+                ],
+            }
+            for d in designations
+        ],
+    }
+
+
+def _episode(eid: str, pid: str, kind: str, start: str, end: str | None) -> dict[str, Any]:
+    return {
+        "resourceType": "EpisodeOfCare",
+        "id": eid,
+        "status": "finished" if end else "active",
+        "type": [{"coding": [{"system": f"{BASE}/CodeSystem/episode-type", "code": kind}]}],
+        "patient": {"reference": f"Patient/{pid}"},
+        "period": {"start": start, **({"end": end} if end else {})},
+    }
+
+
+ARCHIVE = [
+    _patient("p1", "1950-03-01", "female", "410105001"),
+    _patient("p2", "1940-06-01", "male", "410105"),
+    _patient("p3", "1961-12-31", "female", "410102"),
+    _patient("p4", "1962-01-01", "male", "410102"),
+    _patient("p5", "1930-08-08", "male", "410102"),
+    _check("e1", "p1", "2026-05-10"),
+    _check("e2", "p2", "2025-11-02"),
+    _check("e3", "p3", "2026-12-31"),
+    _check("e4", "p4", "2026-03-03"),
+    _observation("s1", "p1", "2026-05-10", "selfcare-item", "total"),
+    _observation("s5", "p5", "2026-02-02", "selfcare-item", "total"),
+    _observation("t1", "p1", "2026-05-10", "tcm-constitution", "qixu"),
+    _disability("d2", "p2", "3"),
+    _disability("d5", "p5", "0"),
+    _contract("c1", "p1", "2026-01-01", "2026-12-31"),
+    _contract("c2", "p2", "2025-06-01", "2026-05-31"),
+    _contract("c4", "p4", "2026-02-01", "2027-01-31"),
+    _contract("c5", "p5", "2024-01-01", "2025-12-31"),
+    _organization("o1", ["community-health-center", "elderly-care-institution"], ["elder-friendly"]),
+    _organization("o2", ["township-health-center"]),
+    _organization("o3", ["elderly-care-institution"]),
+    _episode("h1", "p5", "hospice", "2026-12-20", None),
+    _episode("h2", "p2", "hospice", "2025-12-25", "2026-01-05"),
+]
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def archive(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, registry: Registry
+) -> Iterator[Store]:
+    indexer = SearchIndexer(registry)
+    with fresh_database_url(request.param, tmp_path_factory.mktemp("measures")) as url:
+        store = open_store(url, indexer.rows)
+        with store.transaction() as tx:
+            for resource in ARCHIVE:
+                tx.resources.write(resource)
+        yield store
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def evaluate(archive: Store, registry: Registry) -> Any:
+    evaluator = MeasureEvaluator(archive, SearchIndexer(registry).parameters)
+    measures = package_measures(registry)
+
+    def run(measure_id: str, **options: Any) -> MeasureResult:
+        return evaluator.evaluate(select(measures, measure_id)[0], options.pop("period", YEAR), **options)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> PopulationTable:
+    path = tmp_path_factory.mktemp("population") / "population.csv"
+    path.write_text(POPULATION, encoding="utf-8")
+    return read_population(path)
+
+
+# -- the package's Measures --------------------------------------------------------------------
+def test_every_package_measure_is_evaluable(registry: Registry) -> None:
+    assert len(package_measures(registry)) >= 14
+
+
+def test_every_rate_names_its_source_in_the_seed_documents(registry: Registry) -> None:
+    assert all("shared/seeds/" in " ".join(m.sources) for m in package_measures(registry))
+
+
+def test_a_measure_with_an_unknown_criteria_language_is_refused() -> None:
+    broken = {
+        "url": "x",
+        "scoring": {"coding": [{"code": "cohort"}]},
+        "group": [
+            {
+                "population": [
+                    {
+                        "code": {"coding": [{"code": "initial-population"}]},
+                        "criteria": {"language": "text/cql", "expression": "x"},
+                    }
+                ]
+            }
+        ],
+    }
+    with pytest.raises(MeasureDefinitionError, match=r"population\[0\]\.criteria\.language"):
+        read_measure(broken)
+
+
+# -- proportions over the population file --------------------------------------------------------
+def test_health_management_counts_people_65_and_over_with_a_check_in_the_period(evaluate: Any) -> None:
+    assert evaluate("elderly-health-management-rate").count("numerator") == 2  # p1, p3 (p2's was 2025, p4 is 64)
+
+
+def test_the_denominator_is_the_resident_population_aged_65_and_over(
+    evaluate: Any, population: PopulationTable
+) -> None:
+    assert evaluate("elderly-health-management-rate", population=population).count("denominator") == 100
+
+
+def test_the_rate_is_numerator_over_resident_population_in_percent(evaluate: Any, population: PopulationTable) -> None:
+    assert evaluate("elderly-health-management-rate", population=population).score == 2.0
+
+
+def test_without_a_population_file_the_rate_is_unknown_not_invented(evaluate: Any) -> None:
+    result = evaluate("elderly-health-management-rate")
+    assert (result.count("denominator"), result.score, result.notes) == (None, None, ["measure.no-population-file"])
+
+
+def test_standard_management_needs_both_a_check_and_a_self_care_assessment(evaluate: Any) -> None:
+    assert evaluate("elderly-standard-health-management-rate").count("numerator") == 1  # p1; p5 has no check
+
+
+def test_a_contract_counts_when_it_is_in_force_at_some_time_in_the_period(evaluate: Any) -> None:
+    assert evaluate("family-doctor-contract-rate").count("numerator") == 2  # p1, p2; p4 is 64, p5's ended
+
+
+def test_oldest_old_rate_counts_only_people_80_and_over(evaluate: Any, population: PopulationTable) -> None:
+    result = evaluate("family-doctor-contract-rate-oldest-old", population=population)
+    assert (result.count("numerator"), result.count("denominator")) == (1, 30)  # p2; 85+ residents
+
+
+def test_disabled_rate_divides_by_people_assessed_disabled_in_the_archive(evaluate: Any) -> None:
+    result = evaluate("family-doctor-contract-rate-disabled")
+    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 1, 100.0)  # p2 (grade 3)
+
+
+def test_tcm_management_counts_a_constitution_identification_in_the_period(evaluate: Any) -> None:
+    assert evaluate("elderly-tcm-health-management-rate").count("numerator") == 1
+
+
+# -- strata and divisions ---------------------------------------------------------------------
+def test_strata_by_county_use_the_first_six_digits_of_a_township_code(evaluate: Any) -> None:
+    strata = evaluate("elderly-health-management-rate").populations["numerator"].strata
+    assert (strata[("division", "410105")], strata[("division", "410102")]) == (1, 1)
+
+
+def test_someone_who_turns_65_on_the_last_day_is_in_the_65_69_band(evaluate: Any) -> None:
+    strata = evaluate("elderly-health-management-rate").populations["numerator"].strata
+    assert strata[("age-band", "65-69")] == 1  # p3
+
+
+def test_stratum_rates_divide_by_the_same_stratum_of_the_population(evaluate: Any, population: PopulationTable) -> None:
+    result = evaluate("family-doctor-contract-rate", population=population)
+    assert result.strata_scores[("division", "410105")] == 4.0  # p1, p2 of 50 residents
+
+
+def test_a_division_restricts_numerator_and_denominator_alike(evaluate: Any, population: PopulationTable) -> None:
+    result = evaluate("family-doctor-contract-rate", population=population, division="410102")
+    assert (result.count("numerator"), result.count("denominator")) == (0, 50)
+
+
+def test_a_division_that_is_not_a_code_is_refused(evaluate: Any) -> None:
+    with pytest.raises(MeasureError, match="measure.bad-division"):
+        evaluate("family-doctor-contract-rate", division="金水区")
+
+
+# -- institutions, cohorts, bed-days ----------------------------------------------------------
+def test_an_integrated_institution_carries_a_medical_and_an_elderly_care_type(evaluate: Any) -> None:
+    assert evaluate("yiyang-institution-count").count("initial-population") == 1  # o1 only
+
+
+def test_elder_friendly_share_divides_by_medical_institutions(evaluate: Any) -> None:
+    assert evaluate("elder-friendly-institution-rate").score == 50.0  # o1 of o1, o2
+
+
+def test_disability_assessments_count_people_of_any_grade(evaluate: Any) -> None:
+    assert evaluate("ltc-disability-assessed-count").count("initial-population") == 2
+
+
+def test_hospice_patients_are_those_with_an_episode_overlapping_the_period(evaluate: Any) -> None:
+    assert evaluate("hospice-patient-count").count("initial-population") == 2
+
+
+def test_hospice_bed_days_sum_the_episodes_within_the_period(evaluate: Any) -> None:
+    assert evaluate("hospice-bed-days").score == 16.0  # h2: Jan 1–4 (4); h1: Dec 20–31 (12)
+
+
+def test_a_same_day_episode_counts_one_bed_day() -> None:
+    assert bed_days({"start": "2026-03-01", "end": "2026-03-01"}, YEAR) == 1
+
+
+def test_an_episode_outside_the_period_counts_none() -> None:
+    assert bed_days({"start": "2025-01-01", "end": "2025-02-01"}, YEAR) == 0
+
+
+# -- periods and population files ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("2026", "2026-01-01", "2026-12-31"),
+        ("2024-02", "2024-02-01", "2024-02-29"),
+        ("2026-01-01/2026-06-30", "2026-01-01", "2026-06-30"),
+    ],
+)
+def test_a_period_is_a_year_a_month_or_two_dates(text: str, start: str, end: str) -> None:
+    period = Period.parse(text)
+    assert (period.start.isoformat(), period.end.isoformat()) == (start, end)
+
+
+def test_a_period_ending_before_it_starts_is_refused() -> None:
+    with pytest.raises(MeasureError, match="measure.bad-period"):
+        Period.parse("2026-06-30/2026-01-01")
+
+
+def test_a_population_file_with_an_unknown_age_band_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("区划代码,性别,年龄段,常住人口\n410105,1,60-64,3\n", encoding="utf-8")
+    with pytest.raises(PopulationFileError, match=r"p\.csv:2: 年龄段"):
+        read_population(path)
+
+
+# -- the MeasureReport and its views ----------------------------------------------------------------
+def test_an_unknown_denominator_is_marked_data_absent_not_zero(evaluate: Any) -> None:
+    report = measure_report(evaluate("family-doctor-contract-rate"), "2026-12-31", BASE)
+    denominator = report["group"][0]["population"][1]
+    assert (denominator.get("count"), denominator["extension"][0]["valueCode"]) == (None, "unknown")
+
+
+def test_the_measure_report_is_valid_r4(evaluate: Any, population: PopulationTable) -> None:
+    from fhir.resources.R4B.measurereport import MeasureReport
+
+    report = measure_report(
+        evaluate("family-doctor-contract-rate", population=population), "2026-12-31T00:00:00+08:00", BASE
+    )
+    assert MeasureReport.model_validate(report).group[0].measureScore.value == 2.0  # 2 of 100
+
+
+def test_the_html_view_shows_the_target_status(evaluate: Any, population: PopulationTable) -> None:
+    page = render_html([evaluate("family-doctor-contract-rate", population=population)], "zh-CN", {})
+    assert "未达标" in page.decode("utf-8")
+
+
+def test_the_xlsx_view_is_a_workbook(evaluate: Any) -> None:
+    assert render_xlsx([evaluate("ltc-insured-count")], "en", {})[:2] == b"PK"
