@@ -61,9 +61,7 @@ def run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
             period = Period.parse(args.period)
             measures = select(services.measure_definitions, args.measure)
             population = read_population(args.population) if args.population else None
-            results = [
-                services.measures.evaluate(m, period, division=args.division, population=population) for m in measures
-            ]
+            results = services.measures.evaluate_all(measures, period, division=args.division, population=population)
         except MeasureError as error:
             raise UsageError(text(error.message_id, args.lang, error.params)) from error
         except PopulationFileError as error:

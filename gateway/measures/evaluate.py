@@ -113,6 +113,19 @@ class MeasureEvaluator:
         self.store = store
         self.parameters = parameters
 
+    def evaluate_all(
+        self,
+        measures: list[MeasureDefinition],
+        period: Period,
+        *,
+        division: str | None = None,
+        population: PopulationTable | None = None,
+    ) -> list[MeasureResult]:
+        """Several measures of one period; a population several of them share (everyone aged
+        65 and over, in eight of them) is counted once."""
+        counted: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
+        return [self.evaluate(m, period, division=division, population=population, counted=counted) for m in measures]
+
     def evaluate(
         self,
         measure: MeasureDefinition,
@@ -121,7 +134,11 @@ class MeasureEvaluator:
         division: str | None = None,
         population: PopulationTable | None = None,
         access: Access | None = None,
+        counted: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] | None = None,
     ) -> MeasureResult:
+        """One measure; ``counted`` keeps the rows of populations already counted (same SQL,
+        same answer within one run)."""
+        counted = {} if counted is None else counted
         if division is not None and not division.isdigit():
             raise MeasureError("measure.bad-division", division=division)
         place = self._place(measure.basis)
@@ -132,9 +149,11 @@ class MeasureEvaluator:
         with self.store.reading() as tx:
 
             def tally(code: str, selections: list[Selection]) -> PopulationResult:
-                statement = tally_sql(measure.basis, selections, within=division, place=place, bands=bands)
-                rows = tx.resources.tally(statement)
-                return _result(measure, code, rows)
+                sql, params = tally_sql(measure.basis, selections, within=division, place=place, bands=bands)
+                key = (sql, tuple(params))
+                if key not in counted:
+                    counted[key] = tx.resources.tally((sql, params))
+                return _result(measure, code, counted[key])
 
             initial = measure.populations["initial-population"]
             chains["initial-population"] = self._selections(

@@ -14,6 +14,13 @@ from typing import Any
 
 import orjson
 
+#: Written after ``search_index s`` in a probe (``WHERE s.type = ? AND s.id = r.id AND …``):
+#: the probe must walk the resource's own few rows.  SQLite's planner, whose statistics only
+#: know the average rows per (type, name, value), otherwise takes the value index for
+#: ``status = 'active'`` and scans every active Coverage once per candidate (23 s instead of
+#: 0.1 s for 4,000 candidates); PostgreSQL knows each value's frequency and needs no help.
+OWNER_PROBE = "/*owner-probe*/"
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -25,8 +32,12 @@ class Dialect:
     #: statement opening a read-only view, or None to read statement by statement
     begin_read: str | None = None
     placeholder: str = "?"
+    #: what stands for :data:`OWNER_PROBE` in a statement (see there)
+    owner_probe: str = ""
 
     def sql(self, text: str) -> str:
+        if OWNER_PROBE in text:
+            text = text.replace(OWNER_PROBE, self.owner_probe)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
@@ -57,6 +68,7 @@ SQLITE = Dialect(
     begin="BEGIN IMMEDIATE",
     # a deferred transaction: one snapshot for a search's page, count and includes, at no cost
     begin_read="BEGIN",
+    owner_probe="INDEXED BY search_index_owner",
 )
 
 

@@ -80,11 +80,14 @@ def tally_sql(
         band_params.append(bands[-1][0])
     else:
         sex, born, band, band_params = "NULL", "NULL", "NULL", []
+    # MATERIALIZED: computed once per subject (inlined, the planner repeats ``born`` in every
+    # WHEN and again in the GROUP BY)
     sql = (
-        f"SELECT county, sex, {band} AS band, COUNT(*) FROM (SELECT {county} AS county, {sex} AS sex, "
-        f"{born} AS born FROM resource p WHERE {conditions}) t GROUP BY county, sex, band"
+        f"WITH t AS MATERIALIZED (SELECT {county} AS county, {sex} AS sex, {born} AS born "
+        f"FROM resource p WHERE {conditions}) "
+        f"SELECT county, sex, {band} AS band, COUNT(*) FROM t GROUP BY county, sex, band"
     )
-    return sql, [*band_params, *county_params, *params]
+    return sql, [*county_params, *params, *band_params]
 
 
 def members_sql(basis: str, selections: Sequence[Selection], *, within: str | None, place: Place) -> Sql:

@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
+from gateway.storage.dialect import OWNER_PROBE
 
 COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
 #: sorts after every string that starts with a given prefix (the largest code point)
@@ -198,7 +199,7 @@ class _Builder:
         s = f"s{self.depth}"
         if probe and len(types) == 1:
             member = "EXISTS"
-            head = f"SELECT 1 FROM search_index {s} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
+            head = f"SELECT 1 FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
         elif len(types) == 1:
             member = f"{owner}.id IN"
             head = f"SELECT {s}.id FROM search_index {s} WHERE {s}.type = ? AND {s}.name = ?"

@@ -344,3 +344,39 @@ def test_an_unknown_route_is_an_operation_outcome_not_an_html_page(api: Api) -> 
 def test_an_unknown_resource_type_is_refused(api: Api) -> None:
     answer = get(api, "Elder/1")
     assert (answer.status_code, message_ids(answer)) == (404, ["http.unknown-type"])
+
+
+# -- $evaluate-measure ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def checked_in_1999(api: Api, home_visit: dict[str, Any]) -> dict[str, Any]:
+    """A person 65 or over in 1999 with a health check that year: the only one in 1999, as no
+    other test writes that year."""
+    organization = home_visit["entry"][1]["fullUrl"].removeprefix(f"{api.base}/")
+    person = created(api, next(p for p in (new_patient() for _ in range(500)) if p["birthDate"] <= "1934-12-31"))
+    check = {
+        **example("yy-encounter/valid-home-visit.json"),
+        "type": [{"coding": [{"system": "http://fhir.yiyang.cn/CodeSystem/encounter-type", "code": "health-check"}]}],
+        "subject": {"reference": f"Patient/{person['id']}"},
+        "period": {"start": "1999-05-04T09:00:00+08:00", "end": "1999-05-04T09:30:00+08:00"},
+        "serviceProvider": {"reference": organization},
+    }
+    for element in ("id", "participant"):
+        check.pop(element)
+    return created(api, check)
+
+
+def test_evaluate_measure_counts_what_hospitals_pushed(api: Api, checked_in_1999: dict[str, Any]) -> None:
+    path = "Measure/elderly-health-management-rate/$evaluate-measure?periodStart=1999-01-01&periodEnd=1999-12-31"
+    report = get(api, path).json()
+    counts = {p["code"]["coding"][0]["code"]: p.get("count") for p in report["group"][0]["population"]}
+    assert counts == {"initial-population": counts["initial-population"], "denominator": None, "numerator": 1}
+
+
+def test_evaluate_measure_of_an_unknown_measure_is_a_404_outcome(api: Api) -> None:
+    answer = get(api, "Measure/no-such-indicator/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31")
+    assert (answer.status_code, message_ids(answer)) == (404, ["measure.unknown"])
+
+
+def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> None:
+    answer = get(api, "Measure/ltc-insured-count/$evaluate-measure?periodStart=2026-12-31&periodEnd=2026-01-01")
+    assert (answer.status_code, message_ids(answer)) == (400, ["measure.bad-period"])

@@ -250,3 +250,32 @@ def test_a_failure_of_the_gateway_itself_is_one_line_and_exit_three(
     monkeypatch.setattr(validate, "run_validate", broken)
     code = main(["validate", INVALID])
     assert (code, capsys.readouterr().err) == (3, "yiyang: internal error: RuntimeError: boom\n")
+
+
+# -- yiyang measure evaluate ---------------------------------------------------------------------
+def test_measure_evaluate_writes_one_measure_report_per_package_measure(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "indicators.json"
+    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    run(capsys, "measure", "evaluate", "--period", "2026", "--database", database, "--out", str(out))
+    bundle = json.loads(out.read_text(encoding="utf-8"))
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"MeasureReport"}
+
+
+def test_measure_evaluate_with_an_unreadable_population_file_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    code, _, err = run(
+        capsys,
+        "measure",
+        "evaluate",
+        "--period",
+        "2026",
+        "--database",
+        database,
+        "--population",
+        str(tmp_path / "none.csv"),
+    )
+    assert (code, "none.csv" in err) == (2, True)
