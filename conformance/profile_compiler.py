@@ -10,6 +10,7 @@ the element ids (``Patient.identifier:idCard.system``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +154,10 @@ def _typed_item(element: dict[str, Any], prefix: str) -> tuple[str, Any] | None:
     return None
 
 
+#: compiled profiles kept per compiler (the package has a few dozen; --ig folders a few hundred)
+MAX_COMPILED = 1024
+
+
 class ProfileCompiler:
     """Compiles StructureDefinitions once; a wrong definition yields problems, never a traceback."""
 
@@ -161,16 +166,31 @@ class ProfileCompiler:
         self.limits = limits
         #: the R4 base model every element path is checked against
         self.model = model or BaseModel(registry)
-        self._cache: dict[str, CompiledProfile | None] = {}
+        self._cache: OrderedDict[str, CompiledProfile | None] = OrderedDict()
+        self._generation = registry.generation
 
     def get(self, url: str) -> CompiledProfile | None:
+        """The compiled profile (None if the registry has no such StructureDefinition).
+
+        The cache holds the :data:`MAX_COMPILED` most recently used profiles, so instances
+        naming ever new profile URLs cannot grow it without bound, and starts afresh when
+        definitions are added to the registry (``--ig``, a runtime addition): a profile
+        compiled before may resolve its base or extensions differently now."""
         if not isinstance(url, str):
             return None
-        if url not in self._cache:
-            sd = self.registry.get(url)
-            ok = isinstance(sd, dict) and sd.get("resourceType") == "StructureDefinition"
-            self._cache[url] = self.compile(sd) if ok else None
-        return self._cache[url]
+        if self._generation != self.registry.generation:
+            self._cache.clear()
+            self._generation = self.registry.generation
+        if url in self._cache:
+            self._cache.move_to_end(url)
+            return self._cache[url]
+        sd = self.registry.get(url)
+        ok = isinstance(sd, dict) and sd.get("resourceType") == "StructureDefinition"
+        compiled = self.compile(sd) if ok else None
+        self._cache[url] = compiled
+        if len(self._cache) > MAX_COMPILED:
+            self._cache.popitem(last=False)
+        return compiled
 
     def compile(self, sd: dict[str, Any]) -> CompiledProfile:
         url = sd.get("url") if isinstance(sd.get("url"), str) else "(no url)"

@@ -81,10 +81,20 @@ class Terminology:
         self._closure: dict[tuple[int, str], frozenset[str]] = {}
         self._expansions: dict[str, Expansion | None] = {}
         self._complete: dict[str, bool] = {}
+        self._generation = registry.generation
+
+    def _current(self) -> None:
+        """Forget what was read from the registry once definitions were added to it (an
+        ``--ig`` code system may extend or replace one already expanded)."""
+        if self._generation != self.registry.generation:
+            for cache in (self._systems, self._children, self._closure, self._expansions, self._complete):
+                cache.clear()
+            self._generation = self.registry.generation
 
     # -- code systems ----------------------------------------------------------------
     def concepts(self, system: str) -> dict[str, dict[str, Any]] | None:
         """All concepts of a loaded, complete code system, or None if we cannot enumerate it."""
+        self._current()
         if system not in self._systems:
             resource = self.registry.get(system)
             concepts: dict[str, dict[str, Any]] | None = None
@@ -130,6 +140,7 @@ class Terminology:
         """The expansion of a value set; ``too_large`` set when over ``Limits.max_expansion``."""
         if not isinstance(url, str):
             return None
+        self._current()
         url = url.split("|", 1)[0]
         if url not in self._expansions:
             self._expansions[url] = None  # guards against value sets that include themselves

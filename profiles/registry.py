@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +94,10 @@ class Registry:
     def __init__(self, canonical_base: str = DEFAULT_BASE, *, builtin: bool = True) -> None:
         self.canonical_base = canonical_base.rstrip("/")
         self.sources: list[DefinitionSource] = []
+        #: bumped whenever definitions are added, so compiled forms of them can be dropped
+        self.generation = 0
         if builtin:
-            source = DefinitionSource("built-in provincial package")
-            for resource in self._read_folder(PACKAGE_DIR, rebase=True):
-                source.add(resource)
-            self.sources.append(source)
+            self.sources.append(_builtin(self.canonical_base))
 
     # -- loading -------------------------------------------------------------------------
     def add_path(self, path: str | Path) -> int:
@@ -116,6 +115,7 @@ class Registry:
             if isinstance(rtype, str) and rtype in DEFINITIONAL_TYPES:
                 source.add(resource)
         self.sources.append(source)
+        self.generation += 1
         return len(source)
 
     def add_resource(self, resource: Resource, source_name: str = "runtime") -> None:
@@ -127,6 +127,7 @@ class Registry:
         source = DefinitionSource(source_name)
         source.add(resource)
         self.sources.append(source)
+        self.generation += 1
 
     def _read_folder(self, folder: Path, rebase: bool) -> Iterator[Resource]:
         # A FHIR package tarball unpacks to package/; its examples/ and other/ are not definitions.
@@ -242,7 +243,19 @@ class Registry:
         return merged
 
 
+@cache
+def _builtin(canonical_base: str) -> DefinitionSource:
+    """The provincial package under a canonical base, read once per process and shared by
+    every Registry (a source is never changed after loading; additions are new sources)."""
+    source = DefinitionSource("built-in provincial package")
+    for resource in Registry(canonical_base, builtin=False)._read_folder(PACKAGE_DIR, rebase=True):
+        source.add(resource)
+    return source
+
+
+@cache
 def _load_base(name: str) -> dict[str, Any]:
+    """A derived base-model file, read once per process; callers must not change it."""
     with (BASE_DIR / name).open(encoding="utf-8") as handle:
         return json.load(handle)
 

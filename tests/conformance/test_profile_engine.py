@@ -344,3 +344,30 @@ def test_profile_for_another_type_is_a_type_error(validator: Validator, url_suff
     from tests.conftest import SD
 
     assert found(validator.validate({"resourceType": "Patient"}, [SD + url_suffix]), "profile.wrong-type")
+
+
+def test_a_profile_added_to_the_registry_replaces_its_compiled_form() -> None:
+    registry = Registry(builtin=True)
+    validator = Validator(registry)
+    patient = {
+        "resourceType": "Patient",
+        "id": "x",
+        "meta": {"profile": ["http://example.org/StructureDefinition/needs-name"]},
+    }
+    before = {i.message_id for i in validator.validate(patient)}
+    registry.add_resource(
+        {
+            "resourceType": "StructureDefinition",
+            "url": "http://example.org/StructureDefinition/needs-name",
+            "name": "NeedsName",
+            "status": "active",
+            "kind": "resource",
+            "abstract": False,
+            "type": "Patient",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+            "derivation": "constraint",
+            "differential": {"element": [{"id": "Patient.name", "path": "Patient.name", "min": 1}]},
+        }
+    )
+    after = {i.message_id for i in validator.validate(patient)}
+    assert ("profile.cardinality-min" in before, "profile.cardinality-min" in after) == (False, True)
