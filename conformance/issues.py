@@ -18,6 +18,23 @@ from profiles.canonical import code_system
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 MESSAGE_SYSTEM = code_system("validation-message")
+_message_system = MESSAGE_SYSTEM
+
+
+def message_system() -> str:
+    """The code system of message ids in every OperationOutcome this process writes."""
+    return _message_system
+
+
+def publish_messages_under(base: str) -> None:
+    """Name the message code system under the configured canonical base, so a province that
+    publishes under its own domain sees no other domain in any output.  Called once by the
+    composition root (gateway/services.py), like a logging configuration: an OperationOutcome
+    may be worded far from any object that knows the configuration."""
+    global _message_system
+    _message_system = code_system("validation-message", base.rstrip("/"))
+
+
 SEVERITIES = ("fatal", "error", "warning", "information")
 
 
@@ -58,7 +75,7 @@ class Issue:
             "severity": self.severity,
             "code": self.code,
             "details": {
-                "coding": [{"system": MESSAGE_SYSTEM, "code": self.message_id}],
+                "coding": [{"system": _message_system, "code": self.message_id}],
                 "text": self.text(lang),
             },
         }

@@ -41,6 +41,7 @@ class Validator:
         self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
+        self._globals: tuple[int, dict[str, list[str]]] | None = None
 
     def validate(self, resource: Any, profiles: Iterable[str] = (), path: str = "") -> list[Issue]:
         """All issues for one resource (or Bundle), each located by FHIRPath.
@@ -69,12 +70,33 @@ class Validator:
         return kept
 
     def _after_structure(self, resource: dict[str, Any], path: str, issues: IssueList, scope: Scope) -> None:
-        for url in _claimed(resource):
+        claimed = _claimed(resource)
+        for url in claimed:
             self.profiles.validate(url, resource, path, issues, scope)
+        for url in self._global_profiles().get(resource["resourceType"], ()):
+            if url not in claimed:
+                self.profiles.validate(url, resource, path, issues, scope)
         self.rules.check(resource, path, issues)
         if resource["resourceType"] == "Bundle":
             check_bundle(resource, path, issues, scope.entries)
             check_bundle_rules(resource, path, issues, self.model.resource_types)
+
+    def _global_profiles(self) -> dict[str, list[str]]:
+        """Type → the profiles an ImplementationGuide's ``global`` applies to every instance of
+        it (an ``--ig`` package may say every Patient is its Patient), read again when
+        definitions are added."""
+        if self._globals is None or self._globals[0] != self.registry.generation:
+            found: dict[str, list[str]] = {}
+            for guide in self.registry.all("ImplementationGuide"):
+                for entry in guide.get("global") or []:
+                    if (
+                        isinstance(entry, dict)
+                        and isinstance(entry.get("type"), str)
+                        and isinstance(entry.get("profile"), str)
+                    ):
+                        found.setdefault(entry["type"], []).append(entry["profile"])
+            self._globals = (self.registry.generation, found)
+        return self._globals[1]
 
 
 def _claimed(resource: dict[str, Any]) -> list[str]:

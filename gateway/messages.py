@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from conformance.issues import MESSAGE_SYSTEM
 from conformance.issues import catalog as validation_catalog
+from conformance.issues import message_system
 from mappings.conceptmaps import message_catalog as mapping_catalog
 
 _HERE = Path(__file__).parent
@@ -65,7 +65,10 @@ def issue(
     found: dict[str, Any] = {
         "severity": severity,
         "code": catalog().get(message_id, {}).get("code", "processing"),
-        "details": {"coding": [{"system": MESSAGE_SYSTEM, "code": message_id}], "text": text(message_id, lang, params)},
+        "details": {
+            "coding": [{"system": message_system(), "code": message_id}],
+            "text": text(message_id, lang, params),
+        },
     }
     if expression:
         found["expression"] = [expression]

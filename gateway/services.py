@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from conformance.issues import publish_messages_under
 from conformance.validator import Validator
 from gateway.config import Config
 from gateway.fhir.bundles import Bundles
@@ -32,6 +33,7 @@ class Services:
     def __init__(self, config: Config, registry: Registry | None = None) -> None:
         self.config = config
         self._registry = registry
+        publish_messages_under(config.canonical_base)
 
     @cached_property
     def registry(self) -> Registry:

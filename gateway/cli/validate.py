@@ -75,7 +75,11 @@ def register(commands: Any) -> None:
 
 
 def registry_with(ig_paths: Sequence[str]) -> Registry:
-    registry = Registry(Config.load().canonical_base)
+    from conformance.issues import publish_messages_under
+
+    base = Config.load().canonical_base
+    publish_messages_under(base)
+    registry = Registry(base)
     for path in ig_paths:
         try:
             registry.add_path(path)

@@ -371,3 +371,20 @@ def test_a_profile_added_to_the_registry_replaces_its_compiled_form() -> None:
     )
     after = {i.message_id for i in validator.validate(patient)}
     assert ("profile.cardinality-min" in before, "profile.cardinality-min" in after) == (False, True)
+
+
+def test_an_implementation_guide_global_profile_applies_to_every_instance_of_its_type() -> None:
+    registry = Registry()
+    registry.add_resource(
+        {
+            "resourceType": "ImplementationGuide",
+            "url": "http://example.org/ImplementationGuide/every-patient",
+            "name": "EveryPatient",
+            "status": "active",
+            "packageId": "example.every.patient",
+            "fhirVersion": ["4.0.1"],
+            "global": [{"type": "Patient", "profile": "http://fhir.yiyang.cn/StructureDefinition/yy-patient"}],
+        }
+    )
+    issues = Validator(registry).validate({"resourceType": "Patient", "id": "unclaimed"})
+    assert found(issues, "profile.cardinality-min", "Patient.name")

@@ -279,3 +279,23 @@ def test_measure_evaluate_with_an_unreadable_population_file_is_a_usage_error(
         str(tmp_path / "none.csv"),
     )
     assert (code, "none.csv" in err) == (2, True)
+
+
+def test_validation_output_names_only_the_configured_canonical_base(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from conformance.issues import publish_messages_under
+    from profiles.canonical import DEFAULT_BASE
+
+    resource = json.loads(Path(INVALID).read_text(encoding="utf-8"))
+    resource["meta"]["profile"] = ["https://fhir.example-province.cn/StructureDefinition/yy-patient"]
+    (tmp_path / "p.json").write_text(json.dumps(resource, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv("YIYANG_CANONICAL_BASE", "https://fhir.example-province.cn")
+    try:
+        output = run(capsys, "validate", "--format", "json", str(tmp_path / "p.json"))[1]
+    finally:
+        publish_messages_under(DEFAULT_BASE)
+    assert (DEFAULT_BASE in output, "https://fhir.example-province.cn/CodeSystem/validation-message" in output) == (
+        False,
+        True,
+    )
