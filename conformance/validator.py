@@ -13,6 +13,7 @@ from typing import Any
 from conformance.bundle_references import check_bundle
 from conformance.bundle_rules import check_bundle_rules
 from conformance.business_rules import BusinessRules
+from conformance.definition_checks import DefinitionChecks
 from conformance.fhirpath_scope import Scope
 from conformance.invariants import Budget, reset_budget, set_budget
 from conformance.issues import Issue, IssueList
@@ -41,6 +42,7 @@ class Validator:
         self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
+        self.definitions = DefinitionChecks(self.compiler, frozenset(self.model.resource_types))
         self._globals: tuple[int, dict[str, list[str]]] | None = None
 
     def validate(self, resource: Any, profiles: Iterable[str] = (), path: str = "") -> list[Issue]:
@@ -77,6 +79,7 @@ class Validator:
             if url not in claimed:
                 self.profiles.validate(url, resource, path, issues, scope)
         self.rules.check(resource, path, issues)
+        self.definitions.check(resource, path, issues)
         if resource["resourceType"] == "Bundle":
             check_bundle(resource, path, issues, scope.entries)
             check_bundle_rules(resource, path, issues, self.model.resource_types)

@@ -88,6 +88,21 @@ def registry_with(ig_paths: Sequence[str]) -> Registry:
     return registry
 
 
+def report_broken_definitions(validator: Any, lang: str) -> None:
+    """Check the definitions ``--ig`` loaded as definitions (paths that exist, an extension's
+    fixed url, a search parameter's expression …) and name each problem on standard error,
+    where the definition was written; validation goes on without the broken part."""
+    import sys
+
+    for source in validator.registry.sources[1:]:
+        definitions = {id(r): r for r in source.by_url.values()}
+        for resource in definitions.values():
+            for issue in validator.validate(resource):
+                if issue.message_id.startswith("definition."):
+                    where = f"{resource.get('resourceType')}/{resource.get('id', '?')}"
+                    sys.stderr.write(f"yiyang: --ig {source.name}: {where}: {issue.text(lang)} ({issue.expression})\n")
+
+
 def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.validator import Validator  # imported late: --help should not compile R4
 
@@ -95,6 +110,7 @@ def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.limits import validator_limits
 
     validator = Validator(registry_with(args.ig), limits=validator_limits(Config.load()))
+    report_broken_definitions(validator, args.lang)
     max_bytes = args.max_bytes if args.max_bytes is not None else Config.load().max_bytes
     worst = EXIT_OK
     for name in args.files:

@@ -299,3 +299,23 @@ def test_validation_output_names_only_the_configured_canonical_base(
         False,
         True,
     )
+
+
+def test_a_broken_ig_definition_is_named_where_it_is_loaded(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    extension = {
+        "resourceType": "StructureDefinition",
+        "id": "loose-extension",
+        "url": "http://example.org/StructureDefinition/loose-extension",
+        "name": "LooseExtension",
+        "status": "active",
+        "kind": "complex-type",
+        "abstract": False,
+        "type": "Extension",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+        "derivation": "constraint",
+        "context": [{"type": "element", "expression": "Patient"}],
+        "differential": {"element": [{"id": "Extension", "path": "Extension"}]},
+    }
+    (tmp_path / "loose.json").write_text(json.dumps(extension), encoding="utf-8")
+    code, _, err = run(capsys, "validate", "--lang", "en", "--ig", str(tmp_path / "loose.json"), VALID)
+    assert (code, "StructureDefinition/loose-extension" in err and "fix Extension.url" in err) == (0, True)
