@@ -66,6 +66,8 @@ class ProfileWalker:
         self.compiler = compiler
         self.terminology = terminology
         self._memo: dict[tuple[str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
+        #: (target, profile) → whether a referenced resource the instance holds meets it
+        self._verdicts: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
         #: (profile, value) pairs being applied: a profile whose element types name the profile
         #: itself would otherwise recurse on the same value forever
         self._active: set[tuple[str, int]] = set()
@@ -259,7 +261,7 @@ class ProfileWalker:
             self._conforms_to_one(profiles, item, issues, scope)
         targets = [p for t in allowed for p in t.targets]
         if targets and isinstance(item.value, dict):
-            self._check_target(targets, item, issues)
+            self._check_target(targets, item, issues, scope)
 
     def _conforms_to_one(self, urls: list[str], item: Item, issues: IssueList, scope: Scope) -> None:
         attempts: list[IssueList] = []
@@ -299,13 +301,16 @@ class ProfileWalker:
             self._memo[key] = [(i.severity, i.message_id, i.expression[cut:], i.params) for i in trial]
         return trial
 
-    def _check_target(self, targets: list[str], item: Item, issues: IssueList) -> None:
+    def _check_target(self, targets: list[str], item: Item, issues: IssueList, scope: Scope) -> None:
         reference = item.value.get("reference")
         target_type = item.value.get("type")
-        if isinstance(reference, str) and not target_type:
+        resolved = scope.resolve(reference) if isinstance(reference, str) else None
+        if resolved is not None:
+            target_type = resolved.get("resourceType")
+        elif isinstance(reference, str) and not target_type:
             head = reference.split("?", 1)[0].split("/")
             if reference.startswith(("urn:", "#")):
-                return  # resolved against the Bundle or contained resources by the business rules
+                return  # unresolved: the business rules report it
             target_type = head[-2] if len(head) >= 2 else None
         if not target_type:
             return
@@ -315,6 +320,41 @@ class ProfileWalker:
             allowed.add(profile.type if profile else url.rsplit("/", 1)[-1])
         if target_type not in allowed and not allowed & {"Resource", "DomainResource"}:
             issues.error("profile.reference-target", item.path, actual=target_type, allowed=", ".join(sorted(allowed)))
+            return
+        if isinstance(resolved, dict):
+            self._check_target_profile(targets, resolved, item, issues, scope)
+
+    def _check_target_profile(
+        self, targets: list[str], target: dict[str, Any], item: Item, issues: IssueList, scope: Scope
+    ) -> None:
+        """A target the instance itself holds (a Bundle entry, a contained resource) must meet one
+        of the reference's target profiles, as the reference validator requires; only its
+        verdict counts here (its own issues are reported where it stands)."""
+        kind = target.get("resourceType")
+        compiled = [(url, self.compiler.get(url)) for url in targets]
+        if any(profile is None and url.rsplit("/", 1)[-1] in (kind, "Resource") for url, profile in compiled):
+            return  # the plain resource type is allowed too: any such resource will do
+        constraining = [url for url, profile in compiled if profile is not None and profile.type == kind]
+        if not constraining:
+            return
+        for url in constraining:
+            key = (id(target), url)
+            remembered = self._verdicts.get(key)
+            if remembered is not None and remembered[0] is target:
+                if remembered[1]:
+                    return
+                continue
+            self._verdicts[key] = (target, True)  # a reference cycle assumes conformance
+            trial = IssueList()
+            profile = self.compiler.get(url)
+            assert profile is not None  # compiled above
+            self._apply_profile(profile, target, None, item.path, trial, Scope(target, target, scope.bundle))
+            if len(self._verdicts) >= MEMO_LIMIT:
+                self._verdicts.clear()
+            self._verdicts[key] = (target, not trial.has_errors)
+            if not trial.has_errors:
+                return
+        issues.error("profile.reference-target-profile", item.path, type=kind, profiles=", ".join(constraining))
 
     # -- slicing -----------------------------------------------------------------------
     def _slices(

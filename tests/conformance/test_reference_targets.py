@@ -69,3 +69,35 @@ def test_a_bundle_entry_target_is_judged_by_its_resource_type(validator: Validat
     )
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     assert target_errors(validator, bundle) == ["Bundle.entry[2].resource.subject"]
+
+
+# -- targetProfile: a target the instance holds must meet the profile the reference names --------
+def _encounter_bundle(patient: dict[str, Any]) -> dict[str, Any]:
+    from tests.conftest import load_example
+
+    encounter = load_example("yy-encounter/valid-home-visit.json")
+    encounter["subject"] = {"reference": "urn:uuid:7f0e1c1e-2c55-4b7c-9b9e-1a2b3c4d5e6f"}
+    for element in ("participant", "serviceProvider"):
+        encounter.pop(element)
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "urn:uuid:7f0e1c1e-2c55-4b7c-9b9e-1a2b3c4d5e6f", "resource": patient},
+            {"fullUrl": "urn:uuid:0b5d3f7a-3f1e-4d7c-8a55-6f7e8d9c0b1a", "resource": encounter},
+        ],
+    }
+
+
+def _target_profile_errors(validator: Validator, patient: dict[str, Any]) -> list[str]:
+    issues = validator.validate(_encounter_bundle(patient))
+    return [i.expression for i in issues if i.message_id == "profile.reference-target-profile"]
+
+
+def test_a_bundled_target_meeting_the_target_profile_passes(validator: Validator, patient: dict[str, Any]) -> None:
+    assert _target_profile_errors(validator, patient) == []
+
+
+def test_a_bundled_target_failing_the_target_profile_is_an_error(validator: Validator) -> None:
+    bare = {"resourceType": "Patient", "id": "bare", "gender": "female"}
+    assert _target_profile_errors(validator, bare) == ["Bundle.entry[1].resource.subject"]
