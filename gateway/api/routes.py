@@ -242,6 +242,27 @@ def everything(resource_id: str) -> Response:
     return respond(answer)
 
 
+@fhir.get("/Composition/<resource_id>/$document")
+def document(resource_id: str) -> Response:
+    """The Composition as a document Bundle; each included resource must be one the principal
+    may see and its token may read (else the document is refused, not silently cut short)."""
+    from gateway.reporting import generated_now
+
+    found = services()
+    _shown(found.repository.read("Composition", resource_id))
+    rules, allowed = access(), grants()
+
+    def may_include(stored: Stored) -> bool:
+        if not allowed.allows(stored.type, "r"):
+            return False
+        if not rules.restricted:
+            return True
+        with found.store.reading() as tx:
+            return rules.visible(tx, stored)
+
+    return respond(operations.document(found.repository, resource_id, base_url(), may_include, generated_now()))
+
+
 # -- shared answers ------------------------------------------------------------------------------
 def _written(written: Written) -> Response:
     stored = written.stored

@@ -28,6 +28,7 @@ INTERACTIONS = [
 SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri"}
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+DOCUMENT = "http://hl7.org/fhir/OperationDefinition/Composition-document"
 EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
 #: the Bulk Data Access IG's $export operations (gateway/fhir/bulk_export.py)
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
@@ -69,6 +70,8 @@ def capability_statement(
         entry["operation"] = [{"name": "validate", "definition": VALIDATE}]
         if kind == "Patient":
             entry["operation"].append({"name": "everything", "definition": EVERYTHING})
+        if kind == "Composition":
+            entry["operation"].append({"name": "document", "definition": DOCUMENT})
         if kind == "Measure":
             entry["operation"].append({"name": "evaluate-measure", "definition": EVALUATE_MEASURE})
         if kind in ("Patient", "Group"):

@@ -1,9 +1,12 @@
-"""Operations: ``$validate``, ``Patient/$everything`` and ``$ingest`` (legacy files over HTTP)."""
+"""Operations: ``$validate``, ``Patient/$everything``, ``Composition/$document`` and ``$ingest``
+(legacy files over HTTP)."""
 
 from __future__ import annotations
 
+import re
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,13 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
+from gateway.storage.store import Stored
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
 from mappings.specs import SOURCES
+
+#: a literal reference into the archive: Type/id
+_LITERAL = re.compile(r"[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}")
 
 
 def validate(
@@ -58,6 +65,58 @@ def everything(
             for stored in found
         ],
     }
+
+
+def document(
+    repository: Repository, composition_id: str, base_url: str, may_include: Callable[[Stored], bool], now: str
+) -> dict[str, Any]:
+    """``Composition/$document``: the Composition and every resource it references (subject,
+    authors, custodian, encounter, section entries …) as one document Bundle — the 健康档案 or
+    出院小结 a platform pulls as one thing.  A document is whole or not given: a reference that
+    cannot be included (absent, or not for this principal) refuses it, naming the reference."""
+    composition = repository.read("Composition", composition_id)
+    entries = [composition]
+    seen = {composition.reference}
+    for reference in _references(composition.resource):
+        if reference in seen:
+            continue
+        seen.add(reference)
+        kind, _, resource_id = reference.partition("/")
+        try:
+            found = repository.read(kind, resource_id)
+        except FhirError:
+            found = None
+        if found is None or not may_include(found):
+            raise FhirError(422, "http.document-incomplete", reference=reference, composition=composition.reference)
+        entries.append(found)
+    identifier = composition.resource.get("identifier") or {
+        "system": "urn:ietf:rfc:3986",
+        "value": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{base_url}/{composition.reference}/_history/{composition.version}')}",
+    }
+    return {
+        "resourceType": "Bundle",
+        "identifier": identifier,
+        "type": "document",
+        "timestamp": now,
+        "entry": [{"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource} for stored in entries],
+    }
+
+
+def _references(value: Any) -> list[str]:
+    """Every literal ``Type/id`` reference in a resource, in document order (contained
+    ``#id`` references and URLs elsewhere are not the archive's to include)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            reference = item.get("reference")
+            if isinstance(reference, str) and _LITERAL.fullmatch(reference):
+                found.append(reference)
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return found
 
 
 def ingest(

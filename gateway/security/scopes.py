@@ -150,6 +150,8 @@ RULES: dict[str, Rule] = {
     "fhir.validate_instance": Rule(KIND, ""),
     # the Patient and whatever of its compartment the token may search (the rest is left out)
     "fhir.everything": Rule("Patient", "r"),
+    # the Composition; each resource it gathers needs read too (checked as it is gathered)
+    "fhir.document": Rule("Composition", "r"),
     # Bulk Data: without _type a system export spans every type; Patient and Group exports
     # without _type need every type too, because the compartment holds most of them
     "bulk.export_system": Rule("*", "rs", per_type="rs"),

@@ -380,3 +380,34 @@ def test_evaluate_measure_of_an_unknown_measure_is_a_404_outcome(api: Api) -> No
 def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> None:
     answer = get(api, "Measure/ltc-insured-count/$evaluate-measure?periodStart=2026-12-31&periodEnd=2026-01-01")
     assert (answer.status_code, message_ids(answer)) == (400, ["measure.bad-period"])
+
+
+# -- Composition/$document ----------------------------------------------------------------------------
+def _composition(patient_id: str, *entries: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Composition",
+        "status": "final",
+        "type": {"text": "健康档案"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "date": "2026-11-30",
+        "author": [{"reference": f"Patient/{patient_id}"}],
+        "title": "健康档案",
+        "section": [{"title": "个人基本信息", "entry": [{"reference": e} for e in entries]}],
+    }
+
+
+def test_document_gathers_the_composition_and_what_it_references(api: Api) -> None:
+    person = created(api, new_patient())
+    composition = created(api, _composition(person["id"], f"Patient/{person['id']}"))
+    bundle = get(api, f"Composition/{composition['id']}/$document").json()
+    assert (bundle["type"], [e["resource"]["resourceType"] for e in bundle["entry"]]) == (
+        "document",
+        ["Composition", "Patient"],
+    )
+
+
+def test_document_missing_a_referenced_resource_is_refused_whole(api: Api) -> None:
+    person = created(api, new_patient())
+    composition = created(api, _composition(person["id"], "Observation/never-written"))
+    answer = get(api, f"Composition/{composition['id']}/$document")
+    assert (answer.status_code, message_ids(answer)) == (422, ["http.document-incomplete"])
