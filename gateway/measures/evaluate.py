@@ -23,7 +23,7 @@ from fhirpathpy import compile as compile_fhirpath
 from gateway.measures.definition import FUNCTION, POPULATION_FILE, Criteria, MeasureDefinition
 from gateway.measures.population import AGE_BANDS, PopulationTable, band_low
 from gateway.search.parameters import SearchParameters
-from gateway.search.query import parse_search
+from gateway.search.query import SearchError, parse_search
 from gateway.search.values import date_range
 from gateway.security.access import Access
 from gateway.storage.measure_sql import DIVISION, Place, Selection, members_sql, tally_sql
@@ -207,7 +207,7 @@ class MeasureEvaluator:
         kind, _, query_string = text.partition("?")
         try:
             query = parse_search(kind, parse_qsl(query_string, keep_blank_values=True), self.parameters)
-        except Exception as exc:  # a SearchError or an unknown type: the Measure is broken
+        except SearchError as exc:  # the Measure is broken
             raise MeasureError("measure.bad-criteria", measure=measure.url, criteria=text, detail=str(exc)) from exc
         restriction = access.condition(kind) if access is not None else None
         if kind == measure.basis:
