@@ -276,9 +276,15 @@ def _conflict(conflict: VersionConflict) -> FhirError:
 
 def default_profiles(registry: Registry) -> dict[str, str]:
     """The provincial profile each write of a type is held to when it claims none: the one
-    profile the package has for that type (Observation has several, so only claims count)."""
+    profile the package has for that type (Observation has several, so only claims count).
+    A draft, experimental profile (the 长护险 claims, the needs assessment, referrals) is
+    not imposed on every write of its type: it applies when an instance claims it."""
     by_type: dict[str, list[str]] = {}
     for definition in registry.all("StructureDefinition"):
         if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
             by_type.setdefault(definition["type"], []).append(definition["url"])
+    by_type = {
+        kind: [url for url in urls if not (registry.get(url) or {}).get("experimental")]
+        for kind, urls in by_type.items()
+    }
     return {kind: urls[0] for kind, urls in by_type.items() if len(urls) == 1}

@@ -61,3 +61,11 @@ def test_loading_the_demo_twice_writes_nothing_the_second_time(services: Make) -
     list(load_demo(demo, "en"))
     with demo.store.reading() as tx:
         assert tx.resources.history()[1] == before
+
+
+def test_a_draft_profile_is_not_imposed_on_every_write_of_its_type() -> None:
+    from gateway.fhir.repository import default_profiles
+    from profiles.registry import Registry
+
+    defaults = default_profiles(Registry())
+    assert ("Claim" in defaults, defaults.get("Condition", "").rsplit("/", 1)[-1]) == (False, "yy-condition")
