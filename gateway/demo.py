@@ -22,6 +22,8 @@ from mappings.specs import SOURCES
 from profiles.registry import examples_dir
 
 SAMPLES = Path(__file__).resolve().parent.parent / "mappings" / "samples"
+#: an invented resident population of the demo archive's counties (the denominators of the rates)
+DEMO_POPULATION = SAMPLES / "population" / "常住人口-示例.csv"
 
 
 def sample_files(source: str) -> list[Path]:

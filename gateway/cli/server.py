@@ -38,6 +38,12 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
     config = config_of(
         args, host=args.host, port=args.port, workers=args.workers, allow_client_secret=True if args.demo else None
     )
+    if args.demo and not config.population_file:
+        from dataclasses import replace
+
+        from gateway.demo import DEMO_POPULATION
+
+        config = replace(config, population_file=str(DEMO_POPULATION))  # $evaluate-measure gets its rates
     from gateway.services import Services
 
     services = Services(config)
