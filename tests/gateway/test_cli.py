@@ -287,9 +287,9 @@ def test_validation_output_names_only_the_configured_canonical_base(
     from conformance.issues import publish_messages_under
     from profiles.canonical import DEFAULT_BASE
 
-    resource = json.loads(Path(INVALID).read_text(encoding="utf-8"))
-    resource["meta"]["profile"] = ["https://fhir.example-province.cn/StructureDefinition/yy-patient"]
-    (tmp_path / "p.json").write_text(json.dumps(resource, ensure_ascii=False), encoding="utf-8")
+    # the province's own instance: every provincial URL in it under the province's base
+    text = Path(INVALID).read_text(encoding="utf-8").replace(DEFAULT_BASE, "https://fhir.example-province.cn")
+    (tmp_path / "p.json").write_text(text, encoding="utf-8")
     monkeypatch.setenv("YIYANG_CANONICAL_BASE", "https://fhir.example-province.cn")
     try:
         output = run(capsys, "validate", "--format", "json", str(tmp_path / "p.json"))[1]
