@@ -224,11 +224,8 @@ class MappingEngine:
         """The resources one definition yields for this record: none when its ``when`` field
         is empty (no glucose measured this year), one per item with ``each`` (既往疾病:
         高血压,糖尿病), else one."""
-        fields = mapped.record.fields
-        if "when" in definition:
-            mapped.used.add(_field_root(fields, definition["when"]))
-            if lookup(fields, definition["when"]) in (None, "", [], {}):
-                return []
+        if "when" in definition and not _holds(mapped, None, definition["when"]):
+            return []
         if "each" in definition:
             items = _items(mapped, None, definition["each"], definition.get("skip", []))
             return [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
@@ -237,15 +234,8 @@ class MappingEngine:
     def _rule(
         self, mapped: Mapped, name: str, resource: dict[str, Any], rule: dict[str, Any], item: Any, each: str | None
     ) -> None:
-        when = rule.get("when")
-        if when is not None:
-            if when.startswith("$item."):
-                present = lookup(item, when[len("$item.") :])
-            else:
-                mapped.used.add(_field_root(mapped.record.fields, when))
-                present = lookup(mapped.record.fields, when)
-            if present in (None, "", [], {}):
-                return
+        if "when" in rule and not _holds(mapped, item, rule["when"]):
+            return
         compiled = self._rules[id(rule)]
         items: list[tuple[Any, str | None]] = [(item, each)]
         if "each" in rule:
@@ -492,6 +482,20 @@ def _items(mapped: Mapped, item: Any, name: str, skip: list[Any]) -> list[Any]:
             return []
     unwanted = {str(v) for v in skip}
     return [value for value in listed if str(value) not in unwanted]
+
+
+def _holds(mapped: Mapped, item: Any, when: str | dict[str, Any]) -> bool:
+    """A ``when``: a field (or ``$item.field``) that has a value, or ``{field, in}`` — a field
+    whose text is one of the values (a 家庭病床 row of a visits export, and no other)."""
+    field = when if isinstance(when, str) else str(when["field"])
+    if field.startswith("$item."):
+        value = lookup(item, field[len("$item.") :])
+    else:
+        mapped.used.add(_field_root(mapped.record.fields, field))
+        value = lookup(mapped.record.fields, field)
+    if value in (None, "", [], {}):
+        return False
+    return isinstance(when, str) or str(value).strip() in when["in"]
 
 
 def _field_root(fields: dict[str, Any], name: str) -> str:

@@ -328,3 +328,16 @@ def test_a_time_no_pattern_reads_is_refused_not_cut_to_its_date() -> None:
 
 def test_a_long_integer_keeps_every_digit() -> None:
     assert normalise.integer("123456789012345678901") == 123456789012345678901
+
+
+# -- when ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kind", "made"), [("家庭病床", True), ("随访", False)])
+def test_a_resource_can_be_made_only_for_some_values_of_a_field(kind: str, made: bool) -> None:
+    episode = {
+        "name": "bed",
+        "type": "EpisodeOfCare",
+        "when": {"field": "服务类型", "in": ["家庭病床"]},
+        "rules": [{"path": "status", "value": "active"}],
+    }
+    mapped = engine(spec(NAME, extra=[episode])).map(record(姓名="张三", 服务类型=kind))
+    assert ("bed" in mapped.resources) is made
