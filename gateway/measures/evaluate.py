@@ -146,6 +146,7 @@ class MeasureEvaluator:
         notes: list[str] = []
         results: dict[str, PopulationResult] = {}
         chains: dict[str, list[Selection]] = {}
+        observed = 0.0
         with self.store.reading() as tx:
 
             def tally(code: str, selections: list[Selection]) -> PopulationResult:
@@ -182,11 +183,12 @@ class MeasureEvaluator:
                 members = tx.resources.members(
                     members_sql(measure.basis, chains["measure-population"], within=division, place=place)
                 )
-                total = sum(_observe(observation.criteria, content, period) for _, content in members)
+                observed = sum(_observe(observation.criteria, content, period) for _, content in members)
+                # the population counts observations; their aggregate (a sum) is the score
                 results["measure-observation"] = PopulationResult(
-                    "measure-observation", observation.description, round(total)
+                    "measure-observation", observation.description, len(members)
                 )
-        score, strata_scores = _scores(measure, results)
+        score, strata_scores = _scores(measure, results, observed)
         return MeasureResult(measure, period, division, results, score, strata_scores, notes)
 
     # -- criteria --------------------------------------------------------------------------
@@ -281,12 +283,12 @@ def _from_file(
 
 
 def _scores(
-    measure: MeasureDefinition, results: dict[str, PopulationResult]
+    measure: MeasureDefinition, results: dict[str, PopulationResult], observed: float
 ) -> tuple[float | None, dict[tuple[str, str], float | None]]:
     if measure.scoring == "cohort":
         return float(results["initial-population"].count or 0), {}
     if measure.scoring == "continuous-variable":
-        return float(results["measure-observation"].count or 0), {}
+        return float(observed), {}
     numerator, denominator = results["numerator"], results["denominator"]
     excluded = results.get("denominator-exclusion")
 

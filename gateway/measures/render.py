@@ -48,8 +48,8 @@ def rows(results: list[MeasureResult], lang: str) -> list[list[Any]]:
             top, bottom = result.count("numerator"), result.count("denominator")
             score = "" if result.score is None else f"{result.score:.2f}%"
             target = "" if measure.target is None else f"≥{measure.target:g}%"
-        elif measure.scoring == "continuous-variable":
-            top, bottom, score, target = result.count("measure-observation"), None, f"{result.score:g}", ""
+        elif measure.scoring == "continuous-variable":  # the count of subjects, and the sum
+            top, bottom, score, target = result.count("measure-population"), None, f"{result.score:g}", ""
         else:
             top, bottom, score, target = result.count("initial-population"), None, f"{result.score:g}", ""
         table.append(

@@ -375,3 +375,7 @@ def test_the_html_view_shows_the_target_status(evaluate: Any, population: Popula
 
 def test_the_xlsx_view_is_a_workbook(evaluate: Any) -> None:
     assert render_xlsx([evaluate("ltc-insured-count")], "en", {})[:2] == b"PK"
+
+
+def test_the_measure_observation_population_counts_episodes_not_days(evaluate: Any) -> None:
+    assert evaluate("hospice-bed-days").count("measure-observation") == 2
