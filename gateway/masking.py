@@ -20,6 +20,9 @@ from typing import IO, Any
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(r"(?<!\d)(\d{6})(\d{8})(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})(\d{6})(\d{3})(?!\d)")
+#: the 2004–2023 外国人永久居留证: three letters (the holder's country) and twelve digits; the
+#: 18-character 2023 form and the 港澳台居民居住证 share the 身份证 pattern above
+FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without +86 / 0086, not inside a
 #: longer number
 MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
@@ -28,8 +31,9 @@ NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
 
 
 def mask_id_cards(text: str) -> str:
-    """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3."""
-    return ID_CARD.sub(_id_card, text)
+    """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; an old
+    永居证 USA123456789012 → USA********9012."""
+    return FOREIGN_PR_OLD.sub(lambda m: m.group(1) + "*" * 8 + m.group(3), ID_CARD.sub(_id_card, text))
 
 
 def _id_card(match: re.Match[str]) -> str:

@@ -20,6 +20,10 @@ from mappings.engine import ID_NAMESPACE
 from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
+#: the other national identity documents (港澳台居民居住证, 外国人永久居留身份证): as strong as
+#: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
+#: so they hold under any canonical base
+STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension")
 
@@ -43,14 +47,18 @@ class IdentityConflict(Exception):
 
 
 def match_keys(patient: dict[str, Any]) -> list[str]:
-    """Keys in order of trust: 身份证号, then 医保人员编号 and 健康档案编号."""
+    """Keys in order of trust: the national identity documents (身份证号, 居住证号, 永居证号),
+    then 医保人员编号 and 健康档案编号."""
     strong, weak = [], []
     for identifier in patient.get("identifier", []):
         system, value = identifier.get("system"), identifier.get("value")
         if not system or not value:
             continue
+        document = next((kind for suffix, kind in STRONG_SUFFIXES.items() if system.endswith(suffix)), None)
         if system in ID_CARD_SYSTEMS:
             strong.append(f"idcard|{value.upper()}")
+        elif document is not None:
+            strong.append(f"{document}|{value.upper()}")
         elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM:
             weak.append(f"{system}|{value}")
     return strong + weak
@@ -143,11 +151,14 @@ class IdentityIndex:
         person_id = found[0]
         stored = tx.resources.read("Patient", person_id)
         archive = stored.content if stored else {}
-        # Matched on a record number but carrying another 身份证号: two people, not one.
-        theirs = {k for k in match_keys(archive) if k.startswith("idcard|")}
-        ours = {k for k in keys if k.startswith("idcard|")}
-        if theirs and ours and not theirs & ours:
-            raise IdentityConflict([person_id, patient["id"]])
+        # Matched on a record number but carrying another 身份证号 (or 居住证号, 永居证号): two
+        # people, not one.
+        archived = match_keys(archive)
+        for kind in ("idcard", *STRONG_SUFFIXES.values()):
+            theirs = {k for k in archived if k.startswith(f"{kind}|")}
+            ours = {k for k in keys if k.startswith(f"{kind}|")}
+            if theirs and ours and not theirs & ours:
+                raise IdentityConflict([person_id, patient["id"]])
         disagreements = conflicts(person_id, archive, patient)
         merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"})
         return merged, disagreements

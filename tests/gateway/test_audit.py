@@ -233,6 +233,10 @@ def test_identifiers_phones_and_names_are_masked() -> None:
     ]
 
 
+def test_an_old_foreign_permanent_residence_number_is_masked() -> None:
+    assert mask_text("永居证 USA123456789012") == "永居证 USA********9012"
+
+
 ID_LIKE = st.from_regex(r"\A[1-9]\d{16}[0-9X]\Z")
 #: text around the ID: anything but a digit right beside it (digits would make it another number)
 AROUND = st.text(max_size=30)

@@ -134,3 +134,10 @@ def test_a_new_person_proposing_an_id_someone_else_holds_gets_another(index: Ind
     }
     second, _ = index.resolve(other)
     assert (first, second != first, index.people()) == ("same-row-id", True, 2)
+
+
+def test_a_residence_permit_is_a_strong_identity_key() -> None:
+    from gateway.ingest.identity import match_keys
+
+    permit = {"system": "http://fhir.yiyang.cn/sid/hmt-residence-permit", "value": "81000019850312002x"}
+    assert match_keys({"identifier": [permit]}) == ["hmt|81000019850312002X"]

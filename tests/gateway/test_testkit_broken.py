@@ -127,7 +127,7 @@ def test_the_run_exits_1(run: tuple[int, Path]) -> None:
         ("capability.interactions", "Patient lacks interactions ['read', 'create', 'update', 'search-type']"),
         ("capability.search-params", "Patient lacks searchParam identifier"),
         ("capability.smart", "algorithms []"),
-        ("push.transaction", "Patient/zhang-xiuying does not conform: profile.cardinality-min at Patient.identifier"),
+        ("push.transaction", "Patient/zhang-xiuying does not conform: invariant.failed at Patient"),
         ("push.conditional-create", "it answered 201: a second Patient was created"),
         ("push.conditional-create", "the creates answered Patient ids"),
         ("push.invalid-rejected", "it answered HTTP 201"),
