@@ -17,6 +17,7 @@ from typing import Any
 
 from conformance.attachments import check_attachment
 from conformance.bindings import check_binding
+from conformance.core_extensions import ExtensionChecker
 from conformance.fhirpath_scope import Scope
 from conformance.invariants import OVER_BUDGET, Invariant, compile_invariant, current_budget
 from conformance.issues import Issue, IssueList
@@ -65,6 +66,8 @@ class Slot:
     is_resource: bool = False
     #: for a Reference: the resource types it may name (None: any)
     targets: frozenset[str] | None = None
+    #: an ``extension`` / ``modifierExtension`` list, whose items are looked up by URL
+    is_extension: bool = False
 
 
 @dataclass(slots=True)
@@ -166,6 +169,7 @@ class BaseModel:
                 slot.checker = None if slot.underscore else self.checkers.get(slot.type)
                 slot.is_resource = slot.type == "Resource" or slot.type in self.resource_types
                 slot.child = self.nodes.get(slot.node or slot.type)
+                slot.is_extension = slot.type == "Extension" and slot.key in ("extension", "modifierExtension")
 
     def _compile_node(self, path: str, children: dict[str, Any]) -> NodeModel:
         model = NodeModel(path)
@@ -220,6 +224,9 @@ class StructureWalker:
         self.model = model
         self.terminology = terminology
         self.visit = visit
+        self.extensions = ExtensionChecker(model, terminology.registry)
+        #: (path, type) of every resource being walked, innermost last: where extensions sit
+        self._frames: list[tuple[str, str]] = []
         #: the resources being walked that own contained resources (innermost last)
         self._containers: list[_Container] = []
         #: > 0 while walking a contained resource (where '#' refers to the container)
@@ -244,12 +251,14 @@ class StructureWalker:
             return False
         path = path or rtype
         scope = scope or Scope.of(resource)
+        self._frames.append((path, rtype))
         if scope.root is not resource and self._containers:
             self._in_contained += 1
             try:
                 self._node(resource, model, path, scope, issues)
             finally:
                 self._in_contained -= 1
+                self._frames.pop()
         else:
             self._containers.append(_Container(resource))
             try:
@@ -258,6 +267,7 @@ class StructureWalker:
                     self._dom_3(resource, path, issues)
             finally:
                 self._containers.pop()
+                self._frames.pop()
         if self.visit is not None:
             self.visit(resource, path, issues, scope)
         return True
@@ -369,6 +379,9 @@ class StructureWalker:
             return
         elif slot.child is not None:
             self._node(item, slot.child, path, scope, issues)
+            if slot.is_extension:
+                frame = self._frames[-1] if self._frames else None
+                self.extensions.check(item, path, parent, model, slot.key, frame, issues)
             if slot.targets is not None:
                 check_target_type(item, slot.targets, path, scope, issues, self.model.resource_types)
         if slot.binding is not None and not slot.underscore:

@@ -1,7 +1,8 @@
 """Code membership: value sets expanded once from the registry, code systems indexed once.
 
 Three sources answer "is this code allowed": the R4 base expansions derived from the official
-definitions (required bindings of the core spec), value sets and code systems loaded in the
+definitions (required bindings of the core spec, and every other core value set enumerable from
+the FHIR, v3 and v2 code systems alone), value sets and code systems loaded in the
 registry (the provincial package, ``--ig`` folders), and nothing at all — an external code
 system such as LOINC that is not loaded is reported as unverified, never treated as an error.
 """
@@ -158,7 +159,7 @@ class Terminology:
         if resource is None or resource.get("resourceType") != "ValueSet":
             base = self.registry.base_valuesets.get(url)
             if base is None:
-                return None
+                return self._core(url)
             expansion = Expansion(url)
             for system, code in base:
                 expansion.add(system, code)
@@ -176,6 +177,20 @@ class Terminology:
             self._include(include, expansion, add=True)
         for exclude in compose.get("exclude", []):
             self._include(exclude, expansion, add=False)
+        return expansion
+
+    def _core(self, url: str) -> Expansion | None:
+        """A core value set beyond the required bindings, expanded by tools/derive_core_valuesets.py."""
+        core = self.registry.core_valuesets
+        entry = core["valuesets"].get(url)
+        if entry is None:
+            return None
+        expansion = Expansion(url)
+        for system, codes in entry.items():
+            listed = core["codesystems"][system] if codes == "*" else codes
+            self._check_size(len(expansion.pairs) + len(listed))
+            for code in listed:
+                expansion.add(system, code)
         return expansion
 
     def _include(self, include: dict[str, Any], expansion: Expansion, add: bool) -> None:

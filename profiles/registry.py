@@ -213,6 +213,19 @@ class Registry:
         return _load_base("r4-valuesets.json")["valuesets"]
 
     @cached_property
+    def core_valuesets(self) -> dict[str, Any]:
+        """The other enumerable hl7.fhir.r4.core value sets (tools/derive_core_valuesets.py):
+        ``{"valuesets": {url: {system: [codes] | "*"}}, "codesystems": {system: [codes]}}``,
+        ``"*"`` standing for the whole code system."""
+        derived = _load_base("r4-core-valuesets.json")
+        return {"valuesets": derived["valuesets"], "codesystems": derived["codesystems"]}
+
+    @cached_property
+    def base_extensions(self) -> dict[str, dict[str, Any]]:
+        """R4 core extensions by URL: contexts, value types, slices (tools/derive_core_extensions.py)."""
+        return _load_base("r4-extensions.json")["extensions"]
+
+    @cached_property
     def base_search_parameters(self) -> dict[str, dict[str, dict[str, Any]]]:
         return _load_base("r4-search-params.json")["params"]
 

@@ -1,0 +1,172 @@
+"""Extensions in instances, looked up by URL in the FHIR R4 core extension definitions.
+
+The base walk calls :meth:`ExtensionChecker.check` for every ``extension`` and
+``modifierExtension`` it meets.  The URL is looked up in this order:
+
+1. a StructureDefinition the registry holds (the provincial package, ``--ig``): known; the
+   profile layer validates it where a profile slices it;
+2. the R4 core extensions (``profiles/base/r4-extensions.json``, derived by
+   ``tools/derive_core_extensions.py``): the value's type must be one the definition allows,
+   the element the extension sits on must be one of its contexts, a modifier extension must
+   be in ``modifierExtension`` (and only it), and a sub-extension of a complex core extension
+   must be one of its slices, with a value of an allowed type;
+3. nothing: under ``http://hl7.org/fhir/StructureDefinition/`` — the core namespace, where
+   every R4 extension is known — an error; any other URL a warning that it cannot be checked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from conformance.issues import IssueList
+from profiles.registry import Registry
+
+if TYPE_CHECKING:
+    from conformance.structure import BaseModel, NodeModel
+
+CORE_NAMESPACE = "http://hl7.org/fhir/StructureDefinition/"
+
+
+class ExtensionChecker:
+    def __init__(self, model: BaseModel, registry: Registry) -> None:
+        self.model = model
+        self.registry = registry
+        self.core: dict[str, dict[str, Any]] = registry.base_extensions
+        self.extension_model = model.nodes["Extension"]
+        types = registry.base_types
+        self._ancestors: dict[str, tuple[str, ...]] = {}
+        for name in types:
+            chain = []
+            base = types[name].get("base")
+            while base and base not in chain and len(chain) < 16:
+                chain.append(base)
+                base = types.get(base, {}).get("base")
+            self._ancestors[name] = tuple(chain)
+
+    def _registry_knows(self, url: str) -> bool:
+        found = self.registry.get(url)
+        return found is not None and found.get("resourceType") == "StructureDefinition"
+
+    def check(
+        self,
+        ext: dict[str, Any],
+        path: str,
+        parent: dict[str, Any],
+        parent_model: NodeModel,
+        key: str,
+        frame: tuple[str, str] | None,
+        issues: IssueList,
+    ) -> None:
+        """One extension at ``path`` (``….extension[i]``) on ``parent``; ``frame`` is the
+        (path, type) of the resource being walked, None when walking a bare datatype."""
+        url = ext.get("url")
+        if not isinstance(url, str) or not url:
+            return  # Extension.url is required: the walk reports its absence
+        if ":" not in url:
+            self._sub_extension(ext, url, path, parent, parent_model, issues)
+            return
+        if self._registry_knows(url):
+            return
+        definition = self.core.get(url)
+        if definition is None:
+            if url.startswith(CORE_NAMESPACE):
+                issues.error("extension.unknown-core", path, url=url)
+            else:
+                issues.add("warning", "extension.unknown", path, url=url)
+            return
+        if definition.get("modifier", False) != (key == "modifierExtension"):
+            expected = "modifierExtension" if definition.get("modifier") else "extension"
+            issues.error("extension.modifier-mismatch", path, url=url, expected=expected)
+        self._value_type(ext, url, definition["types"], path, issues)
+        self._context(url, definition["contexts"], path, parent, parent_model, frame, issues)
+
+    def _sub_extension(
+        self,
+        ext: dict[str, Any],
+        name: str,
+        path: str,
+        parent: dict[str, Any],
+        parent_model: NodeModel,
+        issues: IssueList,
+    ) -> None:
+        """A relative URL names a slice of the complex extension around it; outside an
+        extension it names nothing that can be looked up."""
+        if parent_model.name != "Extension":
+            issues.add("warning", "extension.unknown", path, url=name)
+            return
+        parent_url = parent.get("url")
+        if not isinstance(parent_url, str) or self._registry_knows(parent_url):
+            return
+        definition = self.core.get(parent_url)
+        if definition is None or definition["types"]:
+            return
+        slices = definition.get("slices", {})
+        if name not in slices:
+            issues.error("extension.unknown-slice", path, url=parent_url, name=name)
+            return
+        self._value_type(ext, f"{parent_url}#{name}", slices[name], path, issues)
+
+    def _value_type(self, ext: dict[str, Any], url: str, allowed: list[str], path: str, issues: IssueList) -> None:
+        for key in ext:
+            stem = key[1:] if key.startswith("_value") else key
+            if not stem.startswith("value"):
+                continue
+            slot = self.extension_model.slots.get(stem)
+            if slot is None:
+                return  # not an Extension element: the walk reports it
+            if slot.type not in allowed:
+                shown = ", ".join(allowed) if allowed else "-"
+                issues.error("extension.value-type", f"{path}.{stem}", url=url, type=slot.type, allowed=shown)
+            return
+
+    def _context(
+        self,
+        url: str,
+        contexts: list[list[str]],
+        path: str,
+        parent: dict[str, Any],
+        parent_model: NodeModel,
+        frame: tuple[str, str] | None,
+        issues: IssueList,
+    ) -> None:
+        if not contexts or any(kind == "element" and expr == "Element" for kind, expr in contexts):
+            return
+        if any(kind == "fhirpath" for kind, _ in contexts):
+            return  # a FHIRPath context is not evaluated here (none in R4 core)
+        if any(kind == "extension" and expr == parent.get("url") for kind, expr in contexts):
+            return
+        element = self._element(path, frame)
+        if element is None:
+            return  # walked outside a resource (a bare datatype): the context is not known
+        logical, candidates = element
+        if any(kind == "element" and expr in candidates for kind, expr in contexts):
+            return
+        shown = ", ".join(expr for _, expr in contexts)
+        issues.error("extension.context", path, url=url, element=logical, contexts=shown)
+
+    def _element(self, path: str, frame: tuple[str, str] | None) -> tuple[str, set[str]] | None:
+        """The element an extension at ``path`` sits on: its logical path, and every name a
+        context may give it (that path, its path in the type declaring it, its type and the
+        type's ancestors)."""
+        if frame is None:
+            return None
+        frame_path, rtype = frame
+        parent_path = path.rsplit(".", 1)[0]
+        if not parent_path.startswith(frame_path):
+            return None
+        rest = parent_path[len(frame_path) :]
+        node: Any = self.model.nodes.get(rtype)
+        logical = declared = etype = rtype
+        for segment in rest.split(".")[1:] if rest else ():
+            slot = node.slots.get(segment.split("[", 1)[0]) if node is not None else None
+            if slot is None:
+                return None
+            logical = f"{logical}.{slot.element}"
+            declared = f"{node.name}.{slot.element}"
+            etype = slot.type
+            node = slot.child
+        candidates = {logical, declared, etype, *self._ancestors.get(etype, ())}
+        if node is not None:
+            candidates.add(node.name)
+            candidates.update(self._ancestors.get(node.name, ()))
+        return logical, candidates

@@ -1,0 +1,129 @@
+"""Extensions looked up by URL in the R4 core extension definitions: each rule with a passing
+and a failing instance (unknown URL, value type, context, modifier, sub-extensions)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.validator import Validator
+from profiles.registry import Registry, _load_base
+from tests.conftest import errors, found
+
+CORE = "http://hl7.org/fhir/StructureDefinition/"
+BIRTH_PLACE = CORE + "patient-birthPlace"
+
+
+def patient(**elements: Any) -> dict[str, Any]:
+    return {"resourceType": "Patient", **elements}
+
+
+def ids(issues: list) -> set[str]:
+    return {i.message_id for i in issues if i.message_id.startswith("extension.")}
+
+
+def test_derived_table_records_its_source() -> None:
+    stamp = _load_base("r4-extensions.json")["_derived"]
+    assert "extension definitions 4.0.1" in stamp["source"] and "derive_core_extensions.py" in stamp["regenerate"]
+    registry = Registry()
+    assert len(registry.base_extensions) == 393
+    entry = registry.base_extensions[BIRTH_PLACE]
+    assert entry == {"contexts": [["element", "Patient"]], "types": ["Address"]}
+
+
+def test_birth_place_on_patient_with_address_passes(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": BIRTH_PLACE, "valueAddress": {"city": "郑州市"}}]))
+    assert errors(issues) == []
+    assert ids(issues) == set()
+
+
+def test_unknown_url_in_core_namespace_is_an_error(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": CORE + "patient-birthplace", "valueString": "郑州"}]))
+    assert ("extension.unknown-core", "Patient.extension[0]") in errors(issues)
+
+
+def test_unknown_url_elsewhere_is_a_warning(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": "http://example.cn/fhir/ext/x", "valueString": "x"}]))
+    assert errors(issues) == []
+    assert any(i.message_id == "extension.unknown" and i.severity == "warning" for i in issues)
+
+
+def test_extension_known_to_the_registry_is_not_unknown(validator: Validator) -> None:
+    known = next(sd["url"] for sd in validator.registry.all("StructureDefinition") if sd.get("type") == "Extension")
+    issues = validator.validate(patient(extension=[{"url": known, "valueString": "x"}]))
+    assert not found(issues, "extension.unknown") and not found(issues, "extension.unknown-core")
+
+
+def test_wrong_value_type_is_an_error(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": BIRTH_PLACE, "valueString": "郑州"}]))
+    assert ("extension.value-type", "Patient.extension[0].valueString") in errors(issues)
+
+
+def test_wrong_context_is_an_error(validator: Validator) -> None:
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "体温"},
+        "extension": [{"url": BIRTH_PLACE, "valueAddress": {"city": "郑州市"}}],
+    }
+    assert ("extension.context", "Observation.extension[0]") in errors(validator.validate(observation))
+
+
+def test_context_inside_a_bundle_entry_and_backbone_element(validator: Validator) -> None:
+    entry = patient(
+        extension=[{"url": BIRTH_PLACE, "valueAddress": {"city": "郑州市"}}],
+        contact=[{"name": {"text": "李四"}, "extension": [{"url": BIRTH_PLACE, "valueAddress": {"city": "x"}}]}],
+    )
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": "urn:uuid:1", "resource": entry}]}
+    assert [e for e in errors(validator.validate(bundle)) if e[0].startswith("extension.")] == [
+        ("extension.context", "Bundle.entry[0].resource.contact[0].extension[0]")
+    ]
+
+
+def test_context_of_a_primitive_and_of_a_datatype_element(validator: Validator) -> None:
+    good = patient(
+        birthDate="2000-01-01",
+        _birthDate={"extension": [{"url": CORE + "patient-birthTime", "valueDateTime": "2000-01-01T08:30:00+08:00"}]},
+        name=[
+            {"family": "欧阳", "_family": {"extension": [{"url": CORE + "humanname-own-prefix", "valueString": "x"}]}}
+        ],
+    )
+    assert ids(validator.validate(good)) == set()
+    bad = patient(
+        gender="female",
+        _gender={"extension": [{"url": CORE + "patient-birthTime", "valueDateTime": "2000-01-01T08:30:00+08:00"}]},
+    )
+    assert ("extension.context", "Patient.gender.extension[0]") in errors(validator.validate(bad))
+
+
+def test_modifier_flag_must_match_the_list(validator: Validator) -> None:
+    issues = validator.validate(patient(modifierExtension=[{"url": BIRTH_PLACE, "valueAddress": {"city": "x"}}]))
+    assert ("extension.modifier-mismatch", "Patient.modifierExtension[0]") in errors(issues)
+
+
+def test_sub_extensions_of_a_complex_core_extension(validator: Validator) -> None:
+    nationality = CORE + "patient-nationality"
+    good = patient(
+        extension=[{"url": nationality, "extension": [{"url": "code", "valueCodeableConcept": {"text": "中国"}}]}]
+    )
+    assert ids(validator.validate(good)) == set()
+    bad = patient(
+        extension=[
+            {
+                "url": nationality,
+                "extension": [{"url": "kode", "valueString": "x"}, {"url": "period", "valueString": "x"}],
+            }
+        ]
+    )
+    found_errors = errors(validator.validate(bad))
+    assert ("extension.unknown-slice", "Patient.extension[0].extension[0]") in found_errors
+    assert ("extension.value-type", "Patient.extension[0].extension[1].valueString") in found_errors
+
+
+def test_complex_core_extension_takes_no_value(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": CORE + "patient-nationality", "valueString": "中国"}]))
+    assert ("extension.value-type", "Patient.extension[0].valueString") in errors(issues)
+
+
+def test_relative_url_outside_a_complex_extension_is_unknown(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": "nickname", "valueString": "x"}]))
+    assert found(issues, "extension.unknown", "Patient.extension[0]")

@@ -1,0 +1,65 @@
+"""Core value sets beyond the required bindings (profiles/base/r4-core-valuesets.json): a
+profile binding to one of them is checked, with a passing and a failing instance each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.validator import Validator
+from profiles.registry import Registry, _load_base
+from tests.conformance.definitions import sd, validator_with
+from tests.conftest import errors, found
+
+URL = "http://example.org/fhir/StructureDefinition/core-vs-patient"
+MARITAL = "http://hl7.org/fhir/ValueSet/marital-status"
+IDENTIFIER_TYPE = "http://hl7.org/fhir/ValueSet/identifier-type"
+V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+
+def profile(path: str, strength: str, value_set: str) -> Validator:
+    return validator_with(sd(URL, "Patient", [{"id": path, "binding": {"strength": strength, "valueSet": value_set}}]))
+
+
+def run(validator: Validator, **elements: Any) -> list:
+    return validator.validate({"resourceType": "Patient", "meta": {"profile": [URL]}, **elements})
+
+
+def test_derived_file_names_its_source_and_uses_whole_code_systems() -> None:
+    stamp = _load_base("r4-core-valuesets.json")["_derived"]
+    assert "code systems 4.0.1" in stamp["source"] and "derive_core_valuesets.py" in stamp["regenerate"]
+    core = Registry().core_valuesets
+    assert core["valuesets"][MARITAL][V3_MARITAL] == "*"
+    assert "M" in core["codesystems"][V3_MARITAL]
+    assert "MR" in core["valuesets"][IDENTIFIER_TYPE][V2_0203]
+
+
+def test_required_binding_to_a_core_value_set_passes_a_member() -> None:
+    issues = run(
+        profile("Patient.maritalStatus", "required", MARITAL),
+        maritalStatus={"coding": [{"system": V3_MARITAL, "code": "M"}]},
+    )
+    assert errors(issues) == []
+    assert not found(issues, "binding.unknown-valueset")
+
+
+def test_required_binding_to_a_core_value_set_rejects_a_non_member() -> None:
+    issues = run(
+        profile("Patient.maritalStatus", "required", MARITAL),
+        maritalStatus={"coding": [{"system": V3_MARITAL, "code": "Z"}]},
+    )
+    assert ("binding.not-in-valueset", "Patient.maritalStatus") in errors(issues)
+
+
+def test_extensible_binding_to_a_core_value_set() -> None:
+    validator = profile("Patient.identifier.type", "extensible", IDENTIFIER_TYPE)
+    good = run(validator, identifier=[{"type": {"coding": [{"system": V2_0203, "code": "MR"}]}, "value": "1"}])
+    assert not [i for i in good if i.message_id.startswith("binding.")]
+    bad = run(validator, identifier=[{"type": {"coding": [{"system": V2_0203, "code": "XX"}]}, "value": "1"}])
+    assert [i.severity for i in bad if i.message_id == "binding.not-in-valueset"] == ["warning"]
+
+
+def test_core_value_set_over_an_external_code_system_stays_unknown() -> None:
+    validator = profile("Patient.maritalStatus", "required", "http://hl7.org/fhir/ValueSet/clinical-findings")
+    issues = run(validator, maritalStatus={"coding": [{"system": "http://snomed.info/sct", "code": "404684003"}]})
+    assert found(issues, "binding.unknown-valueset", "Patient.maritalStatus")

