@@ -1,8 +1,11 @@
-"""Business rules FHIRPath cannot express well: 身份证 arithmetic and its agreement with the
-record, and GB/T 2260 administrative-division codes (existence and hierarchy)."""
+"""Business rules FHIRPath cannot express well: the arithmetic of the national identity
+documents (身份证, 港澳台居民居住证, 外国人永久居留身份证) and their agreement with the record, and
+administrative-division codes (GB/T 2260 and the 统计用区划代码: existence, level, hierarchy, and
+abolished codes as warnings naming their successor)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -27,25 +30,39 @@ class BusinessRules:
     def __init__(self, registry: Registry, terminology: Terminology) -> None:
         self.terminology = terminology
         self.division_system = registry.url("CodeSystem", "gb-t-2260")
+        self.statistical_system = registry.url("CodeSystem", "nbs-division")
+        self.residence_permit_system = registry.url("sid", "hmt-residence-permit")
+        self.foreign_pr_system = registry.url("sid", "foreign-permanent-residence")
         self.division_extension = registry.url("StructureDefinition", "yy-ext-admin-division")
         self.gender_extension = registry.url("StructureDefinition", "yy-ext-gender-gb")
 
     def check(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
         for index, identifier in enumerate(_as_list(resource.get("identifier"))):
             if (
-                isinstance(identifier, dict)
-                and isinstance(identifier.get("system"), str)
-                and identifier["system"] in ID_CARD_SYSTEMS
+                not isinstance(identifier, dict)
+                or not isinstance(identifier.get("system"), str)
+                or not isinstance(identifier.get("value"), str)
             ):
-                value = identifier.get("value")
-                if isinstance(value, str):
-                    self._id_card(resource, value, f"{path}.identifier[{index}].value", path, issues)
+                continue
+            system, value = identifier.get("system"), identifier["value"]
+            where = f"{path}.identifier[{index}].value"
+            if system in ID_CARD_SYSTEMS:
+                self._id_card(resource, value, where, path, issues)
+            elif system == self.residence_permit_system:
+                self._residence_permit(resource, value, where, path, issues)
+            elif system == self.foreign_pr_system:
+                self._foreign_pr(resource, value, where, path, issues)
         self._gender_code(resource, path, issues)
         for index, address in enumerate(_as_list(resource.get("address"))):
             if isinstance(address, dict):
                 self._divisions(address, f"{path}.address[{index}]", issues)
 
     def _id_card(self, resource: dict[str, Any], value: str, where: str, path: str, issues: IssueList) -> None:
+        other = id_card.looks_like(value)
+        if other is not None:
+            # a 居住证 or 永居证 number filed as a 身份证: say where it belongs (its own rules then apply)
+            system = self.residence_permit_system if other == "hmt-residence-permit" else self.foreign_pr_system
+            issues.add("warning", "rule.id-card-other-document", where, value=value, system=system)
         found = id_card.problems(value)
         for message_id, params in found:
             issues.error(message_id, where, **params)
@@ -57,10 +74,47 @@ class BusinessRules:
             issues.error("rule.id-card-region", where, value=value, region=facts.region[:2])
         if found:
             return
+        self._agreement(resource, facts, path, issues, "rule.id-card", error=True)
+
+    def _residence_permit(self, resource: dict[str, Any], value: str, where: str, path: str, issues: IssueList) -> None:
+        """港澳台居民居住证: the 身份证's rules with the address code 810000/820000/830000."""
+        found = id_card.residence_permit_problems(value)
+        for message_id, params in found:
+            issues.error(message_id, where, **params)
+        facts = id_card.residence_permit_facts(value)
+        if facts is not None and not found:
+            self._agreement(resource, facts, path, issues, "rule.residence-permit", error=True)
+
+    def _foreign_pr(self, resource: dict[str, Any], value: str, where: str, path: str, issues: IssueList) -> None:
+        """外国人永久居留身份证: the leading 9 and the check character are errors; what the inner
+        digits are believed to say (their layout is unconfirmed) is only warned about."""
+        found = id_card.foreign_pr_problems(value)
+        for severity, message_id, params in found:
+            issues.add(severity, message_id, where, **params)
+        facts = id_card.foreign_pr_facts(value)
+        if facts is None or any(severity == "error" for severity, _, _ in found):
+            return
+        provinces = self.terminology.concepts(self.division_system)
+        if provinces is not None and facts.region not in provinces:
+            issues.add("warning", "rule.foreign-pr-province", where, value=value, province=facts.region[:2])
+        self._agreement(resource, facts, path, issues, "rule.foreign-pr", error=False)
+
+    def _agreement(
+        self,
+        resource: dict[str, Any],
+        facts: id_card.IdCardFacts,
+        path: str,
+        issues: IssueList,
+        prefix: str,
+        *,
+        error: bool,
+    ) -> None:
+        """birthDate and gender agreeing with what the document number encodes."""
+        report = functools.partial(issues.add, "error" if error else "warning")
         birth = resource.get("birthDate")
         if isinstance(birth, str) and len(birth) == 10 and birth != facts.birth_date.isoformat():
-            issues.error(
-                "rule.id-card-birthdate-mismatch",
+            report(
+                f"{prefix}-birthdate-mismatch",
                 f"{path}.birthDate",
                 birthDate=birth,
                 fromId=facts.birth_date.isoformat(),
@@ -68,7 +122,7 @@ class BusinessRules:
         gender = resource.get("gender")
         expected = "male" if facts.male else "female"
         if gender in ("male", "female") and gender != expected:
-            issues.error("rule.id-card-gender-mismatch", f"{path}.gender", gender=gender, fromId=expected)
+            report(f"{prefix}-gender-mismatch", f"{path}.gender", gender=gender, fromId=expected)
 
     def _gender_code(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
         """Patient.gender and its GB/T 2261.1 code (1 男, 2 女, 0/9 未知/未说明) must agree."""
@@ -84,22 +138,88 @@ class BusinessRules:
                     issues.error("rule.gender-code-mismatch", where, gender=gender, code=code)
 
     def _divisions(self, address: dict[str, Any], path: str, issues: IssueList) -> None:
+        """Each division code exists at its level in its own list (GB/T 2260: 6-digit county level
+        and up; 统计用区划代码: 6-digit and 9-digit townships, a 12-digit village by its township);
+        an abolished GB/T 2260 code is a warning naming its successor; the codes nest."""
         codes = []
         for index, extension in enumerate(_as_list(address.get("extension"))):
             if isinstance(extension, dict) and extension.get("url") == self.division_extension:
                 coding = extension.get("valueCoding")
                 if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                    codes.append((coding["code"], f"{path}.extension[{index}].value"))
-        concepts = self.terminology.concepts(self.division_system)
-        for code, where in codes:
-            # Village codes (12 digits) are not shipped; their township must exist.
-            lookup = code[:9] if len(code) == 12 else code
-            if concepts is not None and code.isdigit() and lookup not in concepts:
-                issues.error("rule.division-unknown", where, code=lookup)
-        ordered = sorted(codes, key=lambda pair: len(_significant(pair[0])))
+                    codes.append((coding.get("system"), coding["code"], f"{path}.extension[{index}].value"))
+        national = self.terminology.concepts(self.division_system)
+        statistical = self.terminology.concepts(self.statistical_system)
+        for system, code, where in codes:
+            if not code.isdigit() or national is None:
+                continue
+            if system == self.statistical_system:
+                self._statistical_code(code, where, national, statistical, issues)
+            else:
+                self._national_code(code, where, national, statistical, issues)
+        ordered = sorted(((code, where) for _, code, where in codes), key=lambda pair: len(_significant(pair[0])))
         for (parent, _), (child, where) in itertools.pairwise(ordered):
-            if not child.startswith(_significant(parent)):
+            successor = _successor(national, parent) if national is not None else None
+            if not child.startswith(_significant(parent)) and not (
+                successor and child.startswith(_significant(successor))
+            ):
                 issues.error("rule.division-hierarchy", where, child=child, parent=parent)
+
+    def _national_code(
+        self,
+        code: str,
+        where: str,
+        national: dict[str, dict[str, Any]],
+        statistical: dict[str, dict[str, Any]] | None,
+        issues: IssueList,
+    ) -> None:
+        if len(code) in (9, 12):
+            issues.error("rule.division-level", where, code=code, system=self.statistical_system)
+        elif code in national:
+            self._abolished(code, code, where, national, issues)
+        elif statistical is not None and code in statistical:
+            issues.error("rule.division-statistics-only", where, code=code, system=self.statistical_system)
+        else:
+            issues.error("rule.division-unknown", where, code=code)
+
+    def _statistical_code(
+        self,
+        code: str,
+        where: str,
+        national: dict[str, dict[str, Any]],
+        statistical: dict[str, dict[str, Any]] | None,
+        issues: IssueList,
+    ) -> None:
+        # Village codes (12 digits) are not shipped; their township must exist.
+        lookup = code[:9] if len(code) == 12 else code
+        if statistical is None or lookup in statistical:
+            return
+        if len(lookup) in (6, 9) and _successor(national, lookup[:6]):
+            # an old archive's code under an abolished county: its county's successor is named
+            self._abolished(code, lookup[:6], where, national, issues)
+        else:
+            issues.error("rule.division-unknown-statistical", where, code=lookup)
+
+    @staticmethod
+    def _abolished(code: str, county: str, where: str, national: dict[str, dict[str, Any]], issues: IssueList) -> None:
+        successor = _successor(national, county)
+        if successor:
+            issues.add(
+                "warning",
+                "rule.division-abolished",
+                where,
+                code=code,
+                name=national[county].get("display") or county,
+                successor=successor,
+                successorName=national.get(successor, {}).get("display") or successor,
+            )
+
+
+def _successor(concepts: dict[str, dict[str, Any]], code: str) -> str | None:
+    """The current code of a retired GB/T 2260 code, None for a current or unknown one."""
+    concept = concepts.get(code)
+    if concept is None or "retired" not in concept["properties"].get("status", ()):
+        return None
+    return next(iter(sorted(v for v in concept["properties"].get("successor", ()) if isinstance(v, str))), None)
 
 
 def _as_list(value: Any) -> list[Any]:

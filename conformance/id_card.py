@@ -1,4 +1,5 @@
-"""居民身份证号 (GB 11643-1999): check character, 15→18 conversion and what the number encodes.
+"""居民身份证号 (GB 11643-1999) and the other national identity documents built like it
+(港澳台居民居住证, 外国人永久居留身份证): check character, 15→18 conversion, what a number encodes.
 
 Pure functions on strings, so the validator's business rules and anything else that meets an
 ID number share one implementation of the ISO 7064 MOD 11-2 arithmetic.
@@ -59,3 +60,92 @@ def facts(number: str) -> IdCardFacts | None:
     except ValueError:
         return None
     return IdCardFacts(born, int(value[16]) % 2 == 1, value[:6])
+
+
+# ---------------------------------------------------------------------------------------------
+# Other national identity documents (issue 13).  Each has its own identifier system
+# (NamingSystem-hmt-residence-permit.json, NamingSystem-foreign-permanent-residence.json) and
+# its own rules; both reuse the MOD 11-2 arithmetic above.
+
+#: 港澳台居民居住证 (since 2018-09-01): the 身份证's structure with the address code 810000 (香港),
+#: 820000 (澳门) or 830000 (台湾) instead of a county.
+RESIDENCE_PERMIT_REGIONS = {"810000": "香港", "820000": "澳门", "830000": "台湾"}
+RESIDENCE_PERMIT = re.compile(r"8[123]\d{15}[\dX]")
+
+#: 外国人永久居留身份证, 2023 edition (issued from 2023-12-01): 18 characters, '9', the issuing
+#: province's 2-digit code, a 3-digit nationality code (GB/T 2659 numeric), birth date YYYYMMDD,
+#: a 3-digit sequence and a MOD 11-2 check character.  The layout of the inner digits is
+#: unconfirmed (see the NamingSystem), so only the leading 9 and the check character are errors;
+#: what the inner digits would say (date, province, sex) is reported as warnings.
+FOREIGN_PR = re.compile(r"9\d{16}[\dX]")
+#: The 2004/2017 card: 15 characters, an ISO 3166-1 alpha-3 nationality code then 12 digits
+#: (unconfirmed layout; accepted with a warning, its number is not checked).
+FOREIGN_PR_OLD = re.compile(r"[A-Z]{3}\d{12}")
+
+
+def looks_like(number: str) -> str | None:
+    """The other document a number filed as a 身份证 has the shape of, or None."""
+    value = number.upper()
+    if RESIDENCE_PERMIT.fullmatch(value) and value[:6] in RESIDENCE_PERMIT_REGIONS:
+        return "hmt-residence-permit"
+    if FOREIGN_PR.fullmatch(value) or FOREIGN_PR_OLD.fullmatch(value):
+        return "foreign-permanent-residence"
+    return None
+
+
+def _birth(value: str) -> date | None:
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return None
+
+
+def residence_permit_problems(number: str) -> list[tuple[str, dict[str, str]]]:
+    """Every problem with a 港澳台居民居住证 number, as (message id, params); all are errors."""
+    value = number.upper()
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        return [("rule.residence-permit-format", {"value": number})]
+    found = []
+    if value[:6] not in RESIDENCE_PERMIT_REGIONS:
+        found.append(("rule.residence-permit-region", {"value": number, "region": value[:6]}))
+    expected = check_char(value[:17])
+    if value[17] != expected:
+        found.append(("rule.residence-permit-checksum", {"value": number, "expected": expected}))
+    if _birth(value[6:14]) is None:
+        found.append(("rule.residence-permit-date", {"value": number, "date": value[6:14]}))
+    return found
+
+
+def residence_permit_facts(number: str) -> IdCardFacts | None:
+    """Birth date, sex and region of a 港澳台居民居住证 number (as on the 身份证), or None."""
+    value = number.upper()
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        return None
+    born = _birth(value[6:14])
+    return None if born is None else IdCardFacts(born, int(value[16]) % 2 == 1, value[:6])
+
+
+def foreign_pr_problems(number: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Every problem with a 外国人永久居留身份证 number, as (severity, message id, params)."""
+    value = number.upper()
+    if FOREIGN_PR_OLD.fullmatch(value):
+        return [("warning", "rule.foreign-pr-old-format", {"value": number})]
+    if not FOREIGN_PR.fullmatch(value):
+        return [("error", "rule.foreign-pr-format", {"value": number})]
+    found = []
+    expected = check_char(value[:17])
+    if value[17] != expected:
+        found.append(("error", "rule.foreign-pr-checksum", {"value": number, "expected": expected}))
+    if _birth(value[6:14]) is None:
+        found.append(("warning", "rule.foreign-pr-date", {"value": number, "date": value[6:14]}))
+    return found
+
+
+def foreign_pr_facts(number: str) -> IdCardFacts | None:
+    """What a 2023-edition number is believed to encode (unconfirmed): birth date in characters
+    7–14, the sex in the parity of character 17 as on the 身份证, the issuing province in 2–3."""
+    value = number.upper()
+    if not FOREIGN_PR.fullmatch(value):
+        return None
+    born = _birth(value[6:14])
+    return None if born is None else IdCardFacts(born, int(value[16]) % 2 == 1, value[1:3] + "0000")

@@ -208,6 +208,50 @@ def split_list(value: Any) -> list[str]:
     return [part for part in re.split(r"[,，、;；|/\s]+", cleaned) if part]
 
 
+# The national identity document a number is, by its shape alone (the validator then checks it by
+# that document's rules): 港澳台居民居住证 numbers are built like a 身份证 with the address code
+# 810000/820000/830000, which no 身份证 carries; 外国人永久居留身份证 numbers begin with 9 (2023
+# edition, 18 characters) or with a 3-letter nationality code (older 15-character card).  Anything
+# else is a 身份证 number, right or wrong, so a bad number is still quarantined as a bad 身份证.
+_RESIDENCE_PERMIT = re.compile(r"8[123]0000\d{11}[\dX]")
+_FOREIGN_PR = re.compile(r"9\d{16}[\dX]|[A-Z]{3}\d{12}")
+
+
+def id_document_kind(value: Any) -> str | None:
+    """``id-card``, ``hmt-residence-permit`` or ``foreign-permanent-residence`` (ConceptMap
+    ``id-document-kind-to-identifier-system`` turns it into the identifier system).  A value
+    the ``identifier`` normaliser refuses gives no system: the value's own rule reports it once
+    and the identifier is dropped as if the field were empty."""
+    try:
+        cleaned = identifier(value)
+    except MappingError:
+        return None
+    if cleaned is None:
+        return None
+    if _RESIDENCE_PERMIT.fullmatch(cleaned):
+        return "hmt-residence-permit"
+    if _FOREIGN_PR.fullmatch(cleaned):
+        return "foreign-permanent-residence"
+    return "id-card"
+
+
+def division_list(value: Any) -> str | None:
+    """Which list a division code belongs to: ``gb-t-2260`` for 6-digit province, city and county
+    codes, ``nbs-division`` (统计用区划代码) for 9-digit townships, 12-digit villages and the
+    statistics-only county-level codes (county digits 71–79: 开发区 and the like, 郑州 410171).
+    ConceptMap ``division-list-to-code-system`` turns it into the code system.  A value the
+    ``identifier`` normaliser refuses gives no system: the code's own rule reports it once."""
+    try:
+        cleaned = identifier(value)
+    except MappingError:
+        return None
+    if cleaned is None:
+        return None
+    if len(cleaned) in (9, 12) or (len(cleaned) == 6 and cleaned[4] == "7"):
+        return "nbs-division"
+    return "gb-t-2260"
+
+
 NORMALISERS: dict[str, Normaliser] = {
     "text": text,
     "identifier": identifier,
@@ -216,4 +260,6 @@ NORMALISERS: dict[str, Normaliser] = {
     "datetime": fhir_datetime,
     "integer": integer,
     "decimal": decimal,
+    "id_document_kind": id_document_kind,
+    "division_list": division_list,
 }

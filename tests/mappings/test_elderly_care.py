@@ -97,7 +97,7 @@ def test_the_elder_profile_becomes_exactly_the_expected_patient(out: Path) -> No
                 "text": "河南省郑州市金水区经八路街道幸福社区3号楼",
                 "extension": [
                     {"url": division, "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410105")},
-                    {"url": division, "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", "410105001")},
+                    {"url": division, "valueCoding": coding(f"{BASE}/CodeSystem/nbs-division", "410105001")},
                 ],
             }
         ],
