@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
@@ -122,10 +123,12 @@ def counted(run: Run) -> tuple[int, int, int]:
 
 # -- 老年人健康管理 ------------------------------------------------------------------------
 ANNUAL_ZHANG = f"Patient/{made_id(*ANNUAL_RECORD, 'patient')}"
+ANNUAL_CHECK = f"Encounter/{made_id(*ANNUAL_RECORD, 'check')}"
+SNOMED = "http://snomed.info/sct"
 
 
 def test_annual_check_counts_reconcile(annual: Run) -> None:
-    assert counted(annual) == (11, 4, 7)
+    assert counted(annual) == (23, 16, 7)
 
 
 def test_annual_check_row_becomes_exactly_the_blood_pressure_observation(annual: Run) -> None:
@@ -142,7 +145,9 @@ def test_annual_check_row_becomes_exactly_the_blood_pressure_observation(annual:
         "status": "final",
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs"}]}],
         "code": {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel"}]},
+        "bodySite": {"coding": [{"system": SNOMED, "code": "368208006", "display": "左上臂"}]},
         "subject": {"reference": ANNUAL_ZHANG},
+        "encounter": {"reference": ANNUAL_CHECK},
         "effectiveDateTime": "2026-06-15",
         "component": [component("8480-6", "收缩压", 142), component("8462-4", "舒张压", 88)],
     }
@@ -157,6 +162,7 @@ def test_annual_check_row_becomes_exactly_the_fasting_glucose_observation(annual
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}],
         "code": {"coding": [{"system": LOINC, "code": "14771-0", "display": "空腹血糖"}]},
         "subject": {"reference": ANNUAL_ZHANG},
+        "encounter": {"reference": ANNUAL_CHECK},
         "effectiveDateTime": "2026-06-15",
         "valueQuantity": {"value": 6.1, "unit": "mmol/L", "system": UCUM, "code": "mmol/L"},
     }
@@ -176,6 +182,7 @@ def test_annual_check_row_becomes_exactly_the_selfcare_observation_with_its_band
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey"}]}],
         "code": {"coding": [{"system": item, "code": "total", "display": "总分"}]},
         "subject": {"reference": ANNUAL_ZHANG},
+        "encounter": {"reference": ANNUAL_CHECK},
         "effectiveDateTime": "2026-06-15",
         "valueInteger": 3,
         "interpretation": [
@@ -197,7 +204,59 @@ def test_annual_check_band_written_with_its_score_range_maps_to_the_band(annual:
         for o in annual.resources("Observation")
         if o["code"]["coding"][0]["code"] == "total"
     }
-    assert bands == {3: "0", 7: "1", 9: "2", 25: "3"}
+    assert bands == {0: "0", 2: "0", 3: "0", 7: "1", 9: "2", 14: "2", 25: "3", 37: "3"}
+
+
+def test_annual_check_row_becomes_exactly_the_health_check_encounter(annual: Run) -> None:
+    jingba = "12410105MB01928377"
+    assert annual.resource(ANNUAL_CHECK) == {
+        "resourceType": "Encounter",
+        "id": ANNUAL_CHECK.split("/")[1],
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-encounter"]},
+        "identifier": [{"type": {"text": "体检编号"}, "value": "TJ2026-0001"}],
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB", "display": "ambulatory"},
+        "type": [
+            {"coding": [{"system": f"{BASE}/CodeSystem/encounter-type", "code": "health-check", "display": "健康体检"}]}
+        ],
+        "subject": {"reference": ANNUAL_ZHANG},
+        "participant": [
+            {
+                "individual": {
+                    "reference": "Practitioner/" + keyed_id("Practitioner", jingba, PRACTITIONER_ID, "410105D0012")
+                }
+            }
+        ],
+        "period": {"start": "2026-06-15"},
+        "serviceProvider": {"reference": "Organization/" + keyed_id("Organization", f"{BASE}/sid/uscc", jingba)},
+    }
+
+
+def test_annual_check_records_both_arms_and_the_body_measurements_of_the_check(annual: Run) -> None:
+    mine = [o for o in annual.resources("Observation") if o.get("encounter", {}).get("reference") == ANNUAL_CHECK]
+    arms = {
+        o["bodySite"]["coding"][0]["display"]: [c["valueQuantity"]["value"] for c in o["component"]]
+        for o in mine
+        if "bodySite" in o
+    }
+    measured = {
+        o["code"]["coding"][0]["code"]: (o["valueQuantity"]["value"], o["valueQuantity"]["code"])
+        for o in mine
+        if "component" not in o and "valueQuantity" in o
+    }
+    assert (arms, measured) == (
+        {"左上臂": [142, 88], "右上臂": [138, 86]},
+        {
+            "8310-5": (36.5, "Cel"),
+            "8867-4": (72, "/min"),
+            "9279-1": (18, "/min"),
+            "8302-2": (156, "cm"),
+            "29463-7": (58.5, "kg"),
+            "8280-0": (82, "cm"),
+            "39156-5": (24.0, "kg/m2"),
+            "14771-0": (6.1, "mmol/L"),
+        },
+    )
 
 
 def test_annual_check_row_yields_a_complete_patient_for_the_archive(annual: Run) -> None:
@@ -213,11 +272,11 @@ def test_annual_check_row_yields_a_complete_patient_for_the_archive(annual: Run)
 def test_blood_pressure_written_in_one_cell_is_quarantined_naming_both_columns(annual: Run) -> None:
     where = "老年人健康管理.csv row 5, column"
     assert annual.reasons("老年人健康管理.csv", "row 5") == [
-        ("mapping.not-a-number", f"{where} 收缩压"),
-        ("mapping.missing-required", f"{where} 舒张压"),
-        ("profile.cardinality-min", f"{where} 舒张压"),
-        ("profile.slice-cardinality-min", f"{where} 舒张压"),
-        ("profile.slice-cardinality-min", f"{where} 舒张压"),
+        ("mapping.not-a-number", f"{where} 左侧收缩压"),
+        ("mapping.missing-required", f"{where} 左侧舒张压"),
+        ("profile.cardinality-min", f"{where} 左侧舒张压"),
+        ("profile.slice-cardinality-min", f"{where} 左侧舒张压"),
+        ("profile.slice-cardinality-min", f"{where} 左侧舒张压"),
     ]
 
 
@@ -227,17 +286,19 @@ def test_annual_check_with_a_bad_id_card_checksum_is_quarantined(annual: Run) ->
     ]
 
 
-def test_annual_check_on_an_impossible_date_is_quarantined_once_per_observation(annual: Run) -> None:
+def test_annual_check_on_an_impossible_date_is_quarantined_once_per_resource_dated_by_it(annual: Run) -> None:
+    """The Encounter and the 11 Observations of the 体检 all take 体检日期; the Encounter and the
+    four profiled Observations (blood pressure ×2, glucose, self-care) require it."""
     assert annual.reasons("老年人健康管理.csv", "row 7") == [
-        *[("mapping.impossible-date", "老年人健康管理.csv row 7, column 体检日期")] * 3,
-        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 3,
+        *[("mapping.impossible-date", "老年人健康管理.csv row 7, column 体检日期")] * 12,
+        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 5,
     ]
 
 
 def test_annual_check_with_an_unknown_band_is_quarantined(annual: Run) -> None:
     assert annual.reasons("老年人健康管理.csv", "row 8") == [
-        ("mapping.unknown-code", "老年人健康管理.csv row 8, column 评估结果"),
-        ("profile.cardinality-min", "老年人健康管理.csv row 8, column 评估结果"),
+        ("mapping.unknown-code", "老年人健康管理.csv row 8, column 生活自理能力评估"),
+        ("profile.cardinality-min", "老年人健康管理.csv row 8, column 生活自理能力评估"),
     ]
 
 
@@ -247,7 +308,7 @@ def test_annual_check_whose_band_disagrees_with_the_total_is_quarantined_by_the_
         (
             "invariant.failed",
             "Observation.interpretation[0]",
-            "老年人健康管理.csv row 9, column 评估结果",
+            "老年人健康管理.csv row 9, column 生活自理能力评估",
             "Constraint yy-sc-2 failed",
         )
     ]
@@ -266,7 +327,7 @@ def test_annual_check_duplicate_row_is_quarantined_naming_the_first(annual: Run)
 
 # -- 中医体质辨识 --------------------------------------------------------------------------
 def test_tcm_counts_reconcile(tcm: Run) -> None:
-    assert counted(tcm) == (11, 5, 6)
+    assert counted(tcm) == (17, 11, 6)
 
 
 def test_tcm_row_becomes_exactly_one_constitution_observation(tcm: Run) -> None:
@@ -352,13 +413,17 @@ CONTRACT_ZHANG = f"Patient/{made_id(*CONTRACT_RECORD, 'patient')}"
 
 
 def test_contract_counts_reconcile(contract: Run) -> None:
-    assert counted(contract) == (10, 3, 7)
+    assert counted(contract) == (21, 14, 7)
 
 
 def test_contract_row_becomes_exactly_the_family_doctor_care_plan_with_the_ticked_items(contract: Run) -> None:
     def activity(code: str, display: str) -> dict[str, Any]:
         coding = {"system": f"{BASE}/CodeSystem/service-item", "code": code, "display": display}
         return {"detail": {"code": {"coding": [coding]}, "status": "scheduled"}}
+
+    def population(code: str, display: str, text: str) -> dict[str, Any]:
+        coding = {"system": f"{BASE}/CodeSystem/family-doctor-population", "code": code, "display": display}
+        return {"coding": [coding], "text": text}
 
     assert contract.resource(f"CarePlan/{made_id(*CONTRACT_RECORD, 'contract')}") == {
         "resourceType": "CarePlan",
@@ -375,11 +440,20 @@ def test_contract_row_becomes_exactly_the_family_doctor_care_plan_with_the_ticke
                         "display": "家庭医生签约服务包",
                     }
                 ]
-            }
+            },
+            population("elderly-65", "65岁及以上老年人", "65岁及以上老年人"),
+            population("hypertension", "高血压患者", "高血压"),
+            population("type2-diabetes", "2型糖尿病患者", "2型糖尿病"),
+            {
+                "coding": [{"system": f"{BASE}/CodeSystem/contract-sign-type", "code": "renewal", "display": "续签"}],
+                "text": "续签",
+            },
         ],
+        "identifier": [{"type": {"text": "家庭医生签约编号"}, "value": "QY2026-0001"}],
         "title": "老年人基础服务包",
         "subject": {"reference": CONTRACT_ZHANG},
         "period": {"start": "2026-01-01", "end": "2026-12-31"},
+        "created": "2025-12-20",
         "author": {"reference": CONTRACT_DOCTOR},
         "careTeam": [{"reference": CONTRACT_TEAM}],
         "activity": [
@@ -434,12 +508,167 @@ def test_contract_row_becomes_exactly_the_care_team(contract: Run) -> None:
     assert contract.resource(CONTRACT_TEAM) == {
         "resourceType": "CareTeam",
         "id": CONTRACT_TEAM.split("/")[1],
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-careteam"]},
         "status": "active",
         "name": "经八路街道家庭医生团队一",
         "subject": {"reference": CONTRACT_ZHANG},
-        "participant": [{"member": {"reference": CONTRACT_DOCTOR}}],
+        "period": {"start": "2026-01-01", "end": "2026-12-31"},
+        "participant": [
+            {
+                "role": [
+                    {
+                        "coding": [
+                            {
+                                "system": f"{BASE}/CodeSystem/careteam-role",
+                                "code": "family-doctor",
+                                "display": "家庭医生",
+                            }
+                        ]
+                    }
+                ],
+                "member": {"reference": CONTRACT_DOCTOR},
+            }
+        ],
         "managingOrganization": [{"reference": CONTRACT_INSTITUTION}],
     }
+
+
+def test_contract_row_becomes_exactly_the_fee_with_its_payers(contract: Run) -> None:
+    fee = made_id(*CONTRACT_RECORD, "fee")
+
+    def share(code: str, display: str, amount: float) -> dict[str, Any]:
+        payer = {"system": f"{BASE}/CodeSystem/fee-payer", "code": code, "display": display}
+        return {
+            "url": f"{BASE}/StructureDefinition/yy-ext-fee-share",
+            "extension": [
+                {"url": "payer", "valueCoding": payer},
+                {"url": "amount", "valueMoney": {"value": amount, "currency": "CNY"}},
+            ],
+        }
+
+    assert contract.resource(f"ChargeItem/{fee}") == {
+        "resourceType": "ChargeItem",
+        "id": fee,
+        "meta": {"profile": [f"{BASE}/StructureDefinition/yy-chargeitem-contract-fee"]},
+        "extension": [
+            share("insurance-fund", "医保基金支付", 60),
+            share("public-health-fund", "基本公卫经费", 60),
+            share("self-pay", "个人自付", 0),
+        ],
+        "identifier": [{"type": {"text": "家庭医生签约编号"}, "value": "QY2026-0001"}],
+        "status": "billable",
+        "code": {"text": "家庭医生签约服务费"},
+        "subject": {"reference": CONTRACT_ZHANG},
+        "occurrencePeriod": {"start": "2026-01-01", "end": "2026-12-31"},
+        "performingOrganization": {"reference": CONTRACT_INSTITUTION},
+        "enteredDate": "2025-12-20",
+        "priceOverride": {"value": 120, "currency": "CNY"},
+        "supportingInformation": [{"reference": f"CarePlan/{made_id(*CONTRACT_RECORD, 'contract')}"}],
+    }
+
+
+def test_contract_fee_parts_add_up_to_the_fee(contract: Run) -> None:
+    sums = {
+        c["identifier"][0]["value"]: (
+            c["priceOverride"]["value"],
+            sum(
+                part["valueMoney"]["value"]
+                for share in c["extension"]
+                for part in share["extension"]
+                if part["url"] == "amount"
+            ),
+        )
+        for c in contract.resources("ChargeItem")
+    }
+    assert (len(sums), [number for number, (total, parts) in sums.items() if total != parts]) == (14, [])
+
+
+def test_contract_groups_and_first_or_renewed_signing_are_categories_of_the_plan(contract: Run) -> None:
+    """签约人群类型 (several per person) and 首签/续签 as coded categories of this year's 13 plans."""
+    codes = Counter(
+        (coding["system"].rsplit("/", 1)[1], coding["code"])
+        for plan in contract.resources("CarePlan")
+        if plan["status"] == "active"
+        for c in plan["category"]
+        for coding in c["coding"]
+        if coding["code"] != "family-doctor-package"
+    )
+    assert codes == {
+        ("family-doctor-population", "elderly-65"): 12,
+        ("family-doctor-population", "hypertension"): 5,
+        ("family-doctor-population", "oldest-old"): 4,
+        ("family-doctor-population", "type2-diabetes"): 3,
+        ("family-doctor-population", "disabled-elderly"): 3,
+        ("family-doctor-population", "disabled-person"): 1,
+        ("contract-sign-type", "renewal"): 8,
+        ("contract-sign-type", "first"): 5,
+    }
+
+
+def test_an_expired_contract_of_last_year_is_a_completed_plan(contract: Run) -> None:
+    [plan] = [p for p in contract.resources("CarePlan") if p["identifier"][0]["value"] == "QY2025-0231"]
+    assert (plan["status"], plan["period"]) == ("completed", {"start": "2025-01-01", "end": "2025-12-31"})
+
+
+def reexport(source: Path, folder: Path, change: dict[str, tuple[str, str]]) -> Path:
+    """A later export of the same file: the rows keep their source keys, some cells changed
+    (``change``: source key → (old text, new text) within that key's row)."""
+    text = source.read_text(encoding="utf-8-sig")
+    lines = text.splitlines(keepends=True)
+    for key, (old, new) in change.items():
+        [index] = [i for i, line in enumerate(lines) if line.startswith(key + ",")][:1]
+        assert old in lines[index]
+        lines[index] = lines[index].replace(old, new)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / source.name).write_text("".join(lines), encoding="utf-8-sig")
+    return folder / source.name
+
+
+def ids(out: Path) -> Counter[tuple[str, str]]:
+    return Counter((r["resourceType"], r["id"]) for path in out.glob("[A-Z]*.ndjson") for r in ndjson(path))
+
+
+def test_a_re_exported_contract_file_updates_the_same_resources(tmp_path: Path) -> None:
+    """签约编号 is the source key: the 2027 export of the same 签约 (the centre corrected the
+    agreement's end and moved 林国栋 to the hypertension package) updates the same CarePlans,
+    fees and teams instead of adding new ones."""
+    out = tmp_path / "out"
+    commands.ingest("community-health", [CONTRACT], out, Registry())
+    before = ids(out)
+    changed = reexport(
+        CONTRACT,
+        tmp_path / "2027",
+        {
+            "QY2026-0001": (",2026-12-31,", ",2027-01-31,"),
+            "QY2026-0017": (
+                ",老年人基础服务包,120.00,60.00,60.00,0.00,",
+                ",高血压患者服务包,150.00,60.00,60.00,30.00,",
+            ),
+        },
+    )
+    again = commands.ingest("community-health", [changed], out, Registry())
+    plans = {p["identifier"][0]["value"]: p for p in ndjson(out / "CarePlan.ndjson")}
+    fees = {c["identifier"][0]["value"]: c["priceOverride"]["value"] for c in ndjson(out / "ChargeItem.ndjson")}
+    assert (ids(out) == before, max(ids(out).values()), again.mapped - again.unchanged) == (True, 1, 2)
+    assert (plans["QY2026-0001"]["period"]["end"], plans["QY2026-0017"]["title"], fees["QY2026-0017"]) == (
+        "2027-01-31",
+        "高血压患者服务包",
+        150,
+    )
+
+
+def test_a_re_exported_check_up_file_updates_the_same_resources(tmp_path: Path) -> None:
+    """体检编号 is the source key: a re-export after the lab corrected 张秀英's glucose updates her
+    glucose Observation in place."""
+    out = tmp_path / "out"
+    commands.ingest("community-health", [ANNUAL], out, Registry())
+    before = ids(out)
+    changed = reexport(ANNUAL, tmp_path / "again", {"TJ2026-0001": (",6.1,有异常,", ",5.7,有异常,")})
+    commands.ingest("community-health", [changed], out, Registry())
+    glucose = next(
+        o for o in ndjson(out / "Observation.ndjson") if o["id"] == made_id(*ANNUAL_RECORD, "fasting-glucose")
+    )
+    assert (ids(out) == before, glucose["valueQuantity"]["value"]) == (True, 5.7)
 
 
 def test_contract_with_a_bad_id_card_checksum_is_quarantined(contract: Run) -> None:
@@ -449,7 +678,10 @@ def test_contract_with_a_bad_id_card_checksum_is_quarantined(contract: Run) -> N
 
 
 def test_contract_signed_on_an_impossible_date_is_quarantined(contract: Run) -> None:
+    """签约日期 dates the CarePlan (created) and the fee (enteredDate, which yy-chargeitem-contract-fee
+    requires)."""
     assert contract.reasons("家庭医生签约.csv", "row 6") == [
+        ("mapping.impossible-date", "家庭医生签约.csv row 6, column 签约日期"),
         ("mapping.impossible-date", "家庭医生签约.csv row 6, column 签约日期"),
         ("profile.cardinality-min", "家庭医生签约.csv row 6, column 签约日期"),
     ]
@@ -476,7 +708,7 @@ def test_contract_with_a_garbled_doctor_name_is_quarantined(contract: Run) -> No
 
 
 def test_contract_expiring_before_it_starts_is_quarantined(contract: Run) -> None:
-    assert contract.reasons("家庭医生签约.csv", "row 10") == [("rule.period-order", None)]
+    assert contract.reasons("家庭医生签约.csv", "row 10") == [("rule.period-order", None)] * 3  # CarePlan, team, fee
 
 
 def test_contract_item_marked_no_is_quarantined_rather_than_signed(contract: Run) -> None:
@@ -650,7 +882,7 @@ def test_workbook_sample_stores_the_birth_date_as_a_date_cell_and_an_id_as_a_num
 
 
 def test_workbook_counts_reconcile(workbook: Run) -> None:
-    assert counted(workbook) == (8, 2, 6)
+    assert counted(workbook) == (26, 20, 6)
 
 
 def test_workbook_date_cell_becomes_the_birth_date(workbook: Run) -> None:
@@ -660,7 +892,7 @@ def test_workbook_date_cell_becomes_the_birth_date(workbook: Run) -> None:
 def test_workbook_id_number_stored_as_a_number_is_quarantined_as_excel_mangled(workbook: Run) -> None:
     assert workbook.reasons("个人基本信息表.xlsx", "sheet 个人基本信息表 row 3") == [
         ("mapping.excel-mangled-number", f"{SHEET} row 3, column 身份证号"),
-        ("profile.slice-cardinality-min", f"{SHEET} row 3, column 身份证号"),
+        ("invariant.failed", f"{SHEET} row 3, column 身份证号"),  # yy-pat-1: no national identity document
     ]
 
 
@@ -819,7 +1051,7 @@ def test_xml_that_is_not_cda_is_refused(tmp_path: Path) -> None:
 
 # -- all community-health files together ---------------------------------------------------
 def test_all_files_together_reconcile(everything: Run) -> None:
-    assert (everything.counts.reconciled, everything.counts.read) == (True, 18 + 11 + 11 + 10 + 10 + 8 + 2)
+    assert (everything.counts.reconciled, everything.counts.read) == (True, 18 + 23 + 17 + 21 + 10 + 26 + 2)
 
 
 def test_shared_elder_is_one_patient_across_every_community_health_file(everything: Run) -> None:

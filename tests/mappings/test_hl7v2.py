@@ -220,7 +220,7 @@ def test_her_second_in1_becomes_a_long_term_care_coverage(out: Path) -> None:
     coverage = written(out, "Coverage", sample_id("hl7v2", FILE, "message 1", "coverage[1]"))
     assert (coverage["type"], coverage["period"]) == (
         {"coding": [coding(f"{BASE}/CodeSystem/nhsa-insutype", "410", "长期照护保险")]},
-        {"start": "2020-01-01"},
+        {"start": "2024-01-01"},
     )
 
 

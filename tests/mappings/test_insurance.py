@@ -45,7 +45,7 @@ def out(run: tuple[Path, commands.Counts]) -> Path:
 # -- counts ---------------------------------------------------------------------------------------
 def test_every_record_read_is_either_mapped_or_quarantined(run: tuple[Path, commands.Counts]) -> None:
     counts = run[1]
-    assert (counts.read, counts.mapped, counts.quarantined, counts.file_errors) == (15, 4, 11, [])
+    assert (counts.read, counts.mapped, counts.quarantined, counts.file_errors) == (21, 10, 11, [])
 
 
 # -- 1101 reply → Patient + Coverage ----------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_the_1101_reply_becomes_exactly_the_expected_patient(out: Path) -> None:
 
 
 def test_the_first_insuinfo_item_becomes_exactly_the_expected_coverage(out: Path) -> None:
-    coverage_id = sample_id("insurance", "1101.json", "record 1", "coverage[0]")
+    coverage_id = keyed_id("Coverage", "41000000000000012345", "310", "2004-07-01")  # psn_no, insutype, psn_insu_date
     assert written(out, "Coverage", coverage_id) == zhang_employee_coverage(coverage_id, ZHANG, "参保地医疗保障局")
 
 
@@ -82,7 +82,7 @@ def test_each_insuinfo_item_becomes_one_coverage_of_the_person(out: Path) -> Non
 
 
 def test_paused_insurance_stays_active_with_status_2_and_the_pause_date_as_period_end(out: Path) -> None:
-    coverage = written(out, "Coverage", sample_id("insurance", "1101-replies.ndjson", "line 1", "coverage[0]"))
+    coverage = written(out, "Coverage", keyed_id("Coverage", "41000000000000023456", "310", "2008-03-01"))
     assert (coverage["status"], coverage["extension"][0]["valueCoding"]["code"], coverage["period"]) == (
         "active",
         "2",
@@ -91,7 +91,7 @@ def test_paused_insurance_stays_active_with_status_2_and_the_pause_date_as_perio
 
 
 def test_terminated_insurance_is_cancelled(out: Path) -> None:
-    coverage = written(out, "Coverage", sample_id("insurance", "1101-replies.ndjson", "line 1", "coverage[1]"))
+    coverage = written(out, "Coverage", keyed_id("Coverage", "41000000000000023456", "390", "2004-01-01"))
     assert (coverage["status"], coverage["extension"][0]["valueCoding"]["code"]) == ("cancelled", "4")
 
 
@@ -106,20 +106,20 @@ def test_an_ltc_assessment_becomes_exactly_the_expected_observation(out: Path) -
         "resourceType": "Observation",
         "id": observation_id,
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-observation-ltc-disability"]},
-        "identifier": [{"type": {"text": "长护险失能评估编号"}, "value": "LTC4101002026060001"}],
+        "identifier": [{"type": {"text": "长护险失能评估编号"}, "value": "LTC4101002026100001"}],
         "status": "final",
         "category": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/observation-category", "survey")]}],
         "code": {
             "coding": [coding(f"{BASE}/CodeSystem/ltc-indicator", "disability-level", "长期护理失能等级（评定结论）")]
         },
         "subject": {"reference": f"Patient/{ZHANG}"},
-        "effectiveDateTime": "2026-06-15T09:00:00+08:00",
+        "effectiveDateTime": "2026-10-20T09:00:00+08:00",
         "performer": [
             {"reference": f"Practitioner/{ASSESSOR}"},
             {"reference": f"Organization/{AGENCY}"},
         ],
         "valueCodeableConcept": {"coding": [coding(f"{BASE}/CodeSystem/ltc-disability-level", "3", "重度失能Ⅰ级")]},
-        "note": [{"text": "日常生活活动能力重度依赖，需长期照护"}],
+        "note": [{"text": "2026年9月跌倒致股骨颈骨折，术后卧床，日常生活活动能力重度依赖，需长期照护"}],
         "component": [
             component("adl", "日常生活活动能力", 35),
             component("cognition", "认知能力", 9),
@@ -163,9 +163,31 @@ def test_every_mapped_record_has_provenance_naming_the_insurance_platform(out: P
     displays = sorted(p["entity"][0]["what"]["display"] for p in ndjson(out / "Provenance.ndjson"))
     assert displays == [
         "医保信息平台：1101-replies.ndjson line 1",
+        "医保信息平台：1101-replies.ndjson line 10",
+        "医保信息平台：1101-replies.ndjson line 11",
+        "医保信息平台：1101-replies.ndjson line 9",
         "医保信息平台：1101.json record 1",
         "医保信息平台：长护险失能评估.json record 1",
         "医保信息平台：长护险失能评估.json record 2",
+        "医保信息平台：长护险失能评估.json record 7",
+        "医保信息平台：长护险失能评估.json record 8",
+        "医保信息平台：长护险失能评估.json record 9",
+    ]
+
+
+def test_the_long_term_care_cover_of_the_assessed_starts_with_the_citys_scheme(out: Path) -> None:
+    """The 1101 replies of the three people assessed for 长护险 in June and July show them insured
+    under insutype 410 in 郑州 (410100) from 2024-01-01, the assumed start of 郑州's scheme (U, see
+    docs/mappings.md), never earlier."""
+    starts = sorted(
+        (c["subscriberId"], c["period"]["start"])
+        for c in ndjson(out / "Coverage.ndjson")
+        if c["type"]["coding"][0]["code"] == "410"
+    )
+    assert starts == [
+        ("41000000000000090040", "2024-01-01"),
+        ("41000000000000090079", "2024-01-01"),
+        ("41000000000000090085", "2024-01-01"),
     ]
 
 
@@ -217,7 +239,7 @@ def test_a_person_identified_by_a_passport_is_quarantined_naming_the_certificate
     source = "1101-replies.ndjson line 8, field output.baseinfo.psn_cert_type"
     assert reasons(out, "1101-replies.ndjson", "line 8") == [
         ("mapping.unknown-code", None, source),
-        ("profile.slice-cardinality-min", "Patient.identifier", source),
+        ("invariant.failed", "Patient", source),  # yy-pat-1: no national identity document
     ]
 
 
