@@ -42,6 +42,7 @@ TypeInfo.model = R4
 _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _WHOLE_NODE = re.compile(r"children\(|descendants\(|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
 _IDENTIFIER = re.compile(r"(?<![.\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
+_EXTENSION_CALL = re.compile(r"(?<![.\w`%$])extension\s*\(")
 _KEYWORDS = frozenset({"and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod", "true", "false"})
 
 
@@ -200,6 +201,8 @@ def referenced_children(expression: str) -> frozenset[str] | None:
     if _WHOLE_NODE.search(bare) or _this_at_top_level(bare):
         return None
     names = {name for name in _IDENTIFIER.findall(bare) if name not in _KEYWORDS}
+    if _EXTENSION_CALL.search(bare):  # extension('url') reads the extension child as a function
+        names.add("extension")
     if any(name[0].isupper() for name in names):  # a type name may filter the root: evaluate
         return None
     return frozenset(names)

@@ -388,3 +388,16 @@ def test_an_implementation_guide_global_profile_applies_to_every_instance_of_its
     )
     issues = Validator(registry).validate({"resourceType": "Patient", "id": "unclaimed"})
     assert found(issues, "profile.cardinality-min", "Patient.name")
+
+
+def test_an_invariant_reading_an_extension_by_url_is_not_memoised_without_it(validator: Validator) -> None:
+    """extension('url') reads the extension child through a function call: two Patients alike but
+    for that extension must not share a memoised verdict."""
+    from tests.conftest import load_example
+
+    dead = load_example("yy-patient/invalid-deceased-record-not-deceased.json")
+    alive = load_example("yy-patient/valid-zhang-xiuying.json")
+    verdicts = [
+        any(i.params.get("key") == "yy-pat-2" for i in validator.validate(resource)) for resource in (alive, dead)
+    ]
+    assert verdicts == [False, True]
