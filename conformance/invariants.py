@@ -195,6 +195,12 @@ OVER_BUDGET = "\0over-budget"
 _MEMO_LIMIT = 50_000
 
 
+def _all_names(expression: str) -> frozenset[str]:
+    """Every identifier the expression names, at the root or after a dot (not functions)."""
+    bare = _STRING_LITERAL.sub("''", expression)
+    return frozenset(n for n in re.findall(r"(?<![\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()", bare) if n not in _KEYWORDS)
+
+
 def referenced_children(expression: str) -> frozenset[str] | None:
     """Child names the expression can read from its context, or None if it may read anything."""
     bare = _STRING_LITERAL.sub("''", expression)
@@ -235,6 +241,32 @@ def presence_only(expression: str, names: frozenset[str]) -> frozenset[str]:
     return frozenset(found)
 
 
+def nested_presence_only(expression: str, names: frozenset[str]) -> frozenset[str]:
+    """Names used only as ``name.exists()`` / ``name.empty()`` wherever they appear, also after
+    a dot (``identifier.where(value.exists())``): the memo key may then say at any depth that
+    such a value is there without saying what it is, so people differing only in their
+    identifier numbers share one verdict."""
+    bare = _STRING_LITERAL.sub("''", expression)
+    found = set()
+    for name in names:
+        uses = len(re.findall(rf"(?<![\w`%$]){name}(?!\w)", bare))
+        tests = len(re.findall(rf"(?<![\w`%$]){name}\.(?:exists|empty)\(\)", bare))
+        if uses and uses == tests:
+            found.add(name)
+    return frozenset(found)
+
+
+def _present(value: Any, names: frozenset[str]) -> Any:
+    """``value`` with every key in ``names`` (or its ``_`` twin), at any depth, replaced by True."""
+    if isinstance(value, dict):
+        return {
+            k: True if k in names or (k[:1] == "_" and k[1:] in names) else _present(v, names) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_present(item, names) for item in value]
+    return value
+
+
 def _key_pattern(names: frozenset[str]) -> re.Pattern[str]:
     """Matches the JSON keys holding the named children: ``name``, ``_name`` and, for choice
     elements, ``nameType`` (``value`` covers valueQuantity, valueString …)."""
@@ -254,6 +286,7 @@ class Invariant:
     _uses_resolve: bool = False
     _names: re.Pattern[str] | None = None
     _presence: re.Pattern[str] | None = None
+    _nested_presence: frozenset[str] = frozenset()
     _when_empty: bool | None = None
     _memo: dict[bytes, bool | str] | None = None
     error: str | None = None
@@ -273,6 +306,7 @@ class Invariant:
             self._names = _key_pattern(names)
             presence = presence_only(self._evaluated, names)
             self._presence = _key_pattern(presence) if presence else None
+            self._nested_presence = nested_presence_only(self._evaluated, _all_names(self._evaluated))
             token = set_budget(None)  # the answer for an empty element is not the instance's cost
             try:
                 outcome = self._run({}, _NO_SCOPE, "Element")
@@ -363,6 +397,8 @@ class Invariant:
         if self._presence is not None:
             present = self._presence.fullmatch
             keyed = {k: (True if present(k) else v) for k, v in projection.items()}
+        if self._nested_presence:
+            keyed = _present(keyed, self._nested_presence)
         try:
             key = base.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # not JSON-serialisable: cannot memoise, evaluate directly

@@ -401,3 +401,19 @@ def test_an_invariant_reading_an_extension_by_url_is_not_memoised_without_it(val
         any(i.params.get("key") == "yy-pat-2" for i in validator.validate(resource)) for resource in (alive, dead)
     ]
     assert verdicts == [False, True]
+
+
+def test_a_value_tested_only_for_presence_keeps_present_and_absent_apart(validator: Validator) -> None:
+    """yy-pat-1 asks only whether a document's value exists: people differing in the number
+    share one memoised verdict, but a document without a number does not share theirs."""
+    from tests.conftest import load_example
+
+    person = load_example("yy-patient/valid-zhang-xiuying.json")
+    other = copy.deepcopy(person)
+    other["identifier"][0]["value"] = "11010519491231002X"
+    numberless = copy.deepcopy(person)
+    numberless["identifier"] = [{k: v for k, v in i.items() if k != "value"} for i in numberless["identifier"]]
+    verdicts = [
+        any(i.params.get("key") == "yy-pat-1" for i in validator.validate(r)) for r in (person, other, numberless)
+    ]
+    assert verdicts == [False, False, True]
