@@ -17,6 +17,7 @@ it was true, so the archive can merge statements in the order they happened, not
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -486,7 +487,8 @@ def _items(mapped: Mapped, item: Any, name: str, skip: list[Any]) -> list[Any]:
 
 def _holds(mapped: Mapped, item: Any, when: str | dict[str, Any]) -> bool:
     """A ``when``: a field (or ``$item.field``) that has a value, or ``{field, in}`` — a field
-    whose text is one of the values (a 家庭病床 row of a visits export, and no other)."""
+    whose text is one of the values (a 家庭病床 row of a visits export, and no other), or
+    ``{field, not_in}`` — a field with a value other than these (文化程度 10 不详 says nothing)."""
     field = when if isinstance(when, str) else str(when["field"])
     if field.startswith("$item."):
         value = lookup(item, field[len("$item.") :])
@@ -495,7 +497,12 @@ def _holds(mapped: Mapped, item: Any, when: str | dict[str, Any]) -> bool:
         value = lookup(mapped.record.fields, field)
     if value in (None, "", [], {}):
         return False
-    return isinstance(when, str) or str(value).strip() in when["in"]
+    if isinstance(when, str):
+        return True
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a spreadsheet's 10.0 is the code 10
+    written = unicodedata.normalize("NFKC", str(value)).strip()
+    return written in when["in"] if "in" in when else written not in when["not_in"]
 
 
 def _field_root(fields: dict[str, Any], name: str) -> str:

@@ -287,11 +287,13 @@ def test_annual_check_with_a_bad_id_card_checksum_is_quarantined(annual: Run) ->
 
 
 def test_annual_check_on_an_impossible_date_is_quarantined_once_per_resource_dated_by_it(annual: Run) -> None:
-    """The Encounter and the 11 Observations of the 体检 all take 体检日期; the Encounter and the
-    four profiled Observations (blood pressure ×2, glucose, self-care) require it."""
+    """The Encounter and the 20 Observations of the 体检 all take 体检日期 (11 measurements and, since
+    spec version 4, 9 form items: 症状 无症状, 自我评估, 认知, 情感, 锻炼, 吸烟, 饮酒, 健康评价, 健康指导);
+    the Encounter, the four profiled measurements (blood pressure ×2, glucose, self-care) and the 9
+    yy-observation-health-check-item Observations require it."""
     assert annual.reasons("老年人健康管理.csv", "row 7") == [
-        *[("mapping.impossible-date", "老年人健康管理.csv row 7, column 体检日期")] * 12,
-        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 5,
+        *[("mapping.impossible-date", "老年人健康管理.csv row 7, column 体检日期")] * 21,
+        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 14,
     ]
 
 
