@@ -52,5 +52,12 @@ class PostgresStore(Store):
     def _lock(self, executor: Executor, name: str) -> None:
         executor.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
 
+    def analyze(self) -> None:
+        """Statistics right after a bulk write, before autovacuum gets to it: a freshly loaded
+        archive is otherwise planned as if every table held one row (a measure over 2,000
+        people took 23 s instead of 1.2 s, walking every division row per person)."""
+        with self.pool.connection() as connection:
+            connection.execute("ANALYZE resource, search_index")
+
     def close(self) -> None:
         self.pool.close()

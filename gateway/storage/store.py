@@ -239,7 +239,7 @@ class Store:
 
     def analyze(self) -> None:
         """Refresh the query planner's statistics after many writes (an ingest run, the demo
-        load).  PostgreSQL's autovacuum does it by itself; SQLite needs to be asked."""
+        load); each backend says how (autovacuum would get there on PostgreSQL, but later)."""
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager

@@ -162,3 +162,18 @@ def test_an_old_store_is_upgraded_in_place(backend: str, tmp_path: Path, indexer
 def test_an_unknown_database_url_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="sqlite:///PATH or postgresql://"):
         open_store("mysql://localhost/archive")
+
+
+def test_analyze_gives_the_planner_statistics_of_what_was_written(store: Store) -> None:
+    with store.transaction() as tx:
+        for number in range(3):
+            tx.resources.write({"resourceType": "Patient", "id": f"p{number}", "gender": "female"})
+    store.analyze()
+    statistics = (
+        "SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'resource'"
+        if store.dialect.name == "sqlite"
+        else "SELECT CAST(reltuples AS INTEGER) FROM pg_class WHERE relname = 'resource' AND relkind = 'r'"
+        " AND relnamespace = to_regnamespace(current_schema())"
+    )
+    with store.reading() as tx:
+        assert int(tx.resources.sql.one(statistics)[0]) > 0
