@@ -228,29 +228,18 @@ def _this_at_top_level(bare: str) -> bool:
     return False
 
 
-def presence_only(expression: str, names: frozenset[str]) -> frozenset[str]:
+def presence_only(expression: str, names: frozenset[str], *, nested: bool = False) -> frozenset[str]:
     """Names the expression only tests for presence (``value.empty()``, ``system.exists()``):
-    for those the memo key records that a value is there, not what it is."""
+    for those the memo key records that a value is there, not what it is.  ``nested`` counts
+    uses after a dot too (``identifier.where(value.exists())``), so the key may say at any
+    depth that such a value is there: people differing only in identifier numbers then share
+    one verdict."""
     bare = _STRING_LITERAL.sub("''", expression)
+    before = r"(?<![\w`%$])" if nested else r"(?<![.\w`%$])"
     found = set()
     for name in names:
-        uses = len(re.findall(rf"(?<![.\w`%$]){name}(?!\w)", bare))
-        tests = len(re.findall(rf"(?<![.\w`%$]){name}\.(?:exists|empty)\(\)", bare))
-        if uses and uses == tests:
-            found.add(name)
-    return frozenset(found)
-
-
-def nested_presence_only(expression: str, names: frozenset[str]) -> frozenset[str]:
-    """Names used only as ``name.exists()`` / ``name.empty()`` wherever they appear, also after
-    a dot (``identifier.where(value.exists())``): the memo key may then say at any depth that
-    such a value is there without saying what it is, so people differing only in their
-    identifier numbers share one verdict."""
-    bare = _STRING_LITERAL.sub("''", expression)
-    found = set()
-    for name in names:
-        uses = len(re.findall(rf"(?<![\w`%$]){name}(?!\w)", bare))
-        tests = len(re.findall(rf"(?<![\w`%$]){name}\.(?:exists|empty)\(\)", bare))
+        uses = len(re.findall(rf"{before}{name}(?!\w)", bare))
+        tests = len(re.findall(rf"{before}{name}\.(?:exists|empty)\(\)", bare))
         if uses and uses == tests:
             found.add(name)
     return frozenset(found)
@@ -306,7 +295,7 @@ class Invariant:
             self._names = _key_pattern(names)
             presence = presence_only(self._evaluated, names)
             self._presence = _key_pattern(presence) if presence else None
-            self._nested_presence = nested_presence_only(self._evaluated, _all_names(self._evaluated))
+            self._nested_presence = presence_only(self._evaluated, _all_names(self._evaluated), nested=True)
             token = set_budget(None)  # the answer for an empty element is not the instance's cost
             try:
                 outcome = self._run({}, _NO_SCOPE, "Element")
