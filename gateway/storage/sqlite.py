@@ -1,9 +1,11 @@
 """The embedded store: one SQLite file, WAL, every commit durable (synchronous=FULL).
 
-One connection per thread (a gunicorn worker is one process; the development server and the
-tests use threads).  Writers queue on the database's write lock for up to ``busy_timeout``
-instead of failing: two ingests into one store take turns, and neither turns good records into
-quarantine because the other held the lock.
+Reads use one connection per thread (a gunicorn worker is one process; gthread workers, the
+development server and the tests use threads).  Writes go through one connection per process
+and share their commits (``group_commit.py``); processes take turns on a file lock, and beyond
+it writers queue on the database's write lock for up to ``busy_timeout`` instead of failing:
+two ingests into one store take turns, and neither turns good records into quarantine because
+the other held the lock.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gateway.storage.dialect import SQLITE
+from gateway.storage.group_commit import GroupCommit
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
 BUSY_TIMEOUT_S = 60
@@ -41,6 +44,11 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
+        self._writer = GroupCommit(
+            self._open,
+            lambda connection: Executor(connection, self.dialect, self.errors),
+            self.path.with_name(self.path.name + "-writer"),
+        )
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -67,6 +75,11 @@ class SQLiteStore(Store):
             connection = self._local.connection = self._open()
         yield connection
 
+    @contextmanager
+    def _writing(self) -> Iterator[Executor]:
+        with self._writer.transaction() as executor:
+            yield executor
+
     def _lock(self, executor: Executor, name: str) -> None:
         """BEGIN IMMEDIATE already made this the only writer."""
 
@@ -75,6 +88,7 @@ class SQLiteStore(Store):
             _analyze(connection)  # type: ignore[arg-type]
 
     def close(self) -> None:
+        self._writer.close()
         with self._guard:
             for connection in self._all:
                 connection.close()

@@ -245,11 +245,17 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
+        with self._writing() as executor:
+            yield Transaction(executor, self.indexer, lambda name: self._lock(executor, name))
+
+    @contextmanager
+    def _writing(self) -> Iterator[Executor]:
+        """One transaction on this thread's connection; a backend may share commits instead."""
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
             executor.execute(self.dialect.begin)
             try:
-                yield Transaction(executor, self.indexer, lambda name: self._lock(executor, name))
+                yield executor
             except BaseException:
                 executor.execute("ROLLBACK")
                 raise

@@ -1,0 +1,110 @@
+"""Group commit on the embedded store: concurrent writers share one durable COMMIT, a failing
+writer undoes only its own writes, and writers in other processes still land."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.search.indexer import SearchIndexer
+from gateway.storage import open_store
+from gateway.storage.sqlite import SQLiteStore
+from gateway.storage.store import StoreError
+
+QUEUE_SETTLE_S = 0.3  # long enough for every started thread to be queued on the writer
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, indexer: SearchIndexer) -> Iterator[SQLiteStore]:
+    opened = open_store(f"sqlite:///{tmp_path / 'archive.sqlite'}", indexer.rows)
+    assert isinstance(opened, SQLiteStore)
+    yield opened
+    opened.close()
+
+
+def patient(resource_id: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": resource_id, "gender": "female"}
+
+
+def queued_behind_a_slow_writer(store: SQLiteStore, ids: list[str], failing: str | None = None) -> list[str]:
+    """The first id's writer holds the turn until every other writer is queued behind it;
+    returns the ids whose writer raised."""
+    release = threading.Event()
+    failed: list[str] = []
+
+    def write(resource_id: str) -> None:
+        try:
+            with store.transaction() as tx:
+                tx.resources.write(patient(resource_id))
+                if resource_id == ids[0]:
+                    release.wait()
+                if resource_id == failing:
+                    raise ValueError("this writer fails after writing")
+        except ValueError:
+            failed.append(resource_id)
+
+    first = threading.Thread(target=write, args=(ids[0],))
+    first.start()
+    time.sleep(QUEUE_SETTLE_S / 3)
+    others = [threading.Thread(target=write, args=(resource_id,)) for resource_id in ids[1:]]
+    for thread in others:
+        thread.start()
+    time.sleep(QUEUE_SETTLE_S)
+    release.set()
+    for thread in [first, *others]:
+        thread.join()
+    return failed
+
+
+def stored_ids(store: SQLiteStore) -> set[str]:
+    with store.reading() as tx:
+        return {row[0] for row in tx.sql.all("SELECT id FROM resource WHERE type = 'Patient'")}
+
+
+def test_writers_queued_together_share_one_commit(sqlite_store: SQLiteStore) -> None:
+    before = sqlite_store._writer.commits  # noqa: SLF001 - the statistic under test
+    queued_behind_a_slow_writer(sqlite_store, [f"p{n}" for n in range(6)])
+    assert sqlite_store._writer.commits - before == 1  # noqa: SLF001
+
+
+def test_every_member_of_a_shared_commit_is_stored(sqlite_store: SQLiteStore) -> None:
+    ids = [f"p{n}" for n in range(6)]
+    queued_behind_a_slow_writer(sqlite_store, ids)
+    assert stored_ids(sqlite_store) == set(ids)
+
+
+def test_a_failing_member_undoes_only_its_own_writes(sqlite_store: SQLiteStore) -> None:
+    ids = [f"p{n}" for n in range(6)]
+    queued_behind_a_slow_writer(sqlite_store, ids, failing="p3")
+    assert stored_ids(sqlite_store) == set(ids) - {"p3"}
+
+
+def test_a_write_transaction_inside_another_is_refused(sqlite_store: SQLiteStore) -> None:
+    with sqlite_store.transaction(), pytest.raises(StoreError), sqlite_store.transaction():
+        pass
+
+
+def _write_many(url: str, prefix: str, count: int) -> None:
+    store = open_store(url)
+    try:
+        for n in range(count):
+            with store.transaction() as tx:
+                tx.resources.write(patient(f"{prefix}{n}"))
+    finally:
+        store.close()
+
+
+def test_writers_in_two_processes_all_land(sqlite_store: SQLiteStore) -> None:
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_many, args=(sqlite_store.url, prefix, 40)) for prefix in "ab"]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert len(stored_ids(sqlite_store)) == 80
