@@ -73,6 +73,11 @@ class GroupCommit:
         self._lock_fd: int | None = None
         self.commits = 0  # groups made durable by this process: write transactions / commits = sharing
 
+    @property
+    def queued(self) -> int:
+        """Threads of this process waiting for their turn on the writer right now."""
+        return self._queued
+
     @contextmanager
     def transaction(self) -> Iterator[Executor]:
         """Yields an executor inside this thread's savepoint; returns once the group's COMMIT

@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from gateway.storage import open_store
 from gateway.storage.sqlite import SQLiteStore
 from gateway.storage.store import StoreError
 
-QUEUE_SETTLE_S = 0.3  # long enough for every started thread to be queued on the writer
+QUEUE_TIMEOUT_S = 30  # a loaded machine may take a while to start the threads
 
 
 @pytest.fixture
@@ -30,6 +30,13 @@ def sqlite_store(tmp_path: Path, indexer: SearchIndexer) -> Iterator[SQLiteStore
 
 def patient(resource_id: str) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": resource_id, "gender": "female"}
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + QUEUE_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, "the writers did not queue in time"
+        time.sleep(0.005)
 
 
 def queued_behind_a_slow_writer(store: SQLiteStore, ids: list[str], failing: str | None = None) -> list[str]:
@@ -51,11 +58,11 @@ def queued_behind_a_slow_writer(store: SQLiteStore, ids: list[str], failing: str
 
     first = threading.Thread(target=write, args=(ids[0],))
     first.start()
-    time.sleep(QUEUE_SETTLE_S / 3)
+    wait_until(lambda: store._writer._group is not None)  # noqa: SLF001 - the first writer holds the turn
     others = [threading.Thread(target=write, args=(resource_id,)) for resource_id in ids[1:]]
     for thread in others:
         thread.start()
-    time.sleep(QUEUE_SETTLE_S)
+    wait_until(lambda: store._writer.queued == len(others))  # noqa: SLF001
     release.set()
     for thread in [first, *others]:
         thread.join()
