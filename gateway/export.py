@@ -37,7 +37,7 @@ def export_folder(
             # a full export replaces the whole folder's resources: types now empty are removed
             for stale in out_dir.glob("*.ndjson"):
                 if _is_resource_file(stale) and stale.name not in written:
-                    stale.unlink()
+                    stale.unlink(missing_ok=True)  # another export may have removed it first
         if extras:
             written[QUARANTINE_FILE] = _write_lines(out_dir / QUARANTINE_FILE, tx.quarantine.entries())
             written[CONFLICTS_FILE] = _write_lines(out_dir / CONFLICTS_FILE, tx.conflicts.entries())
@@ -54,7 +54,10 @@ def resource_files(out_dir: Path) -> Iterator[Path]:
 
 
 def _write_lines(target: Path, documents: Iterable[dict[str, Any]]) -> int:
-    staging = target.with_name(f".{target.name}.tmp")
+    """Written aside, then renamed over the target: a reader never sees half a file.  The
+    staging name is the process's own, so two ingests finishing into one folder at once do not
+    rename each other's file away."""
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     count = 0
     descriptor = os.open(staging, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
