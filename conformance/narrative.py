@@ -1,10 +1,18 @@
 """Narrative XHTML rules txt-1 and txt-2, checked natively (fhirpathpy has no htmlChecks()).
 
 The div is parsed with a hardened lxml parser: no DTDs, no entity expansion, no network.
+txt-1 ("only the basic html formatting elements and attributes", narrative.html#xhtml) is the
+whitelist in ``narrative-xhtml.json``, the reference validator's element and attribute lists
+kept as data: every element and attribute name in the div is checked against it, each name
+outside it an error (``xml:space`` only information), reported once per element and attribute
+name.  That covers active content too: script, forms, base, link, event attributes and the
+xlink namespace are all outside the list.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -12,29 +20,16 @@ from lxml import etree
 from conformance.issues import IssueList
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
-# FHIR narrative is a safe subset of XHTML: no active content, no forms, no event handlers.
-FORBIDDEN = frozenset(
-    {
-        "script",
-        "style",
-        "form",
-        "input",
-        "button",
-        "iframe",
-        "object",
-        "embed",
-        "applet",
-        "base",
-        "link",
-        "meta",
-        "head",
-        "body",
-        "html",
-        "title",
-        "frame",
-        "frameset",
-    }
-)
+_XML = "{http://www.w3.org/XML/1998/namespace}"
+
+
+def _whitelist() -> tuple[frozenset[str], frozenset[str], dict[str, frozenset[str]], frozenset[str]]:
+    data = json.loads(Path(__file__).with_name("narrative-xhtml.json").read_text(encoding="utf-8"))
+    per_element = {name: frozenset(names) for name, names in data["elementAttributes"].items()}
+    return frozenset(data["elements"]), frozenset(data["attributes"]), per_element, frozenset(data["hintAttributes"])
+
+
+ELEMENTS, ATTRIBUTES, ELEMENT_ATTRIBUTES, HINT_ATTRIBUTES = _whitelist()
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
 )
@@ -53,6 +48,7 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
     if root.tag != f"{XHTML}div":
         issues.error("narrative.invalid-xhtml", where, detail='root must be <div xmlns="http://www.w3.org/1999/xhtml">')
         return
+    reported: set[tuple[str, ...]] = set()
     for element in root.iter():
         if not isinstance(element.tag, str):
             issues.error(
@@ -61,13 +57,49 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
                 detail="comments, processing instructions and entities are not allowed",
             )
             return
-        local = etree.QName(element).localname
-        if (
-            not element.tag.startswith(XHTML)
-            or local in FORBIDDEN
-            or any(a.lower().startswith("on") for a in element.attrib)
-        ):
-            issues.error("narrative.invalid-xhtml", where, detail=f"<{local}> is not allowed in narrative (txt-1)")
-            return
+        if not element.tag.startswith(XHTML):
+            key = ("namespace", element.tag)
+            if key not in reported:
+                reported.add(key)
+                detail = f"<{element.tag}> is not in the XHTML namespace (at {_location(element)})"
+                issues.error("narrative.invalid-xhtml", where, detail=detail)
+            continue
+        _check_names(element, where, reported, issues)
     if not "".join(root.itertext()).strip() and root.find(f".//{XHTML}img") is None:
         issues.error("narrative.empty", where)
+
+
+def _check_names(element: Any, where: str, reported: set[tuple[str, ...]], issues: IssueList) -> None:
+    name = element.tag[len(XHTML) :]
+    if name not in ELEMENTS and ("element", name) not in reported:
+        reported.add(("element", name))
+        issues.error("narrative.element-not-allowed", where, element=name, location=_location(element))
+    allowed = ELEMENT_ATTRIBUTES.get(name, frozenset())
+    for qualified in element.attrib:
+        attribute = _attribute_name(element, qualified)
+        if attribute in ATTRIBUTES or attribute in allowed or ("attribute", name, attribute) in reported:
+            continue
+        reported.add(("attribute", name, attribute))
+        if attribute in HINT_ATTRIBUTES:
+            issues.add("information", "narrative.attribute-discouraged", where, attribute=attribute, element=name)
+        else:
+            issues.error(
+                "narrative.attribute-not-allowed", where, attribute=attribute, element=name, location=_location(element)
+            )
+
+
+def _attribute_name(element: Any, qualified: str) -> str:
+    """The name as written: ``xml:lang``, ``xlink:href``, ``onclick``."""
+    if not qualified.startswith("{"):
+        return qualified
+    namespace, local = qualified[1:].split("}", 1)
+    if namespace == _XML[1:-1]:
+        return f"xml:{local}"
+    prefix = next((p for p, uri in element.nsmap.items() if uri == namespace and p), namespace)
+    return f"{prefix}:{local}"
+
+
+def _location(element: Any) -> str:
+    """Where in the div, as the reference names it: ``div/p/font``."""
+    steps = [element, *element.iterancestors()]
+    return "/".join(etree.QName(step).localname for step in reversed(steps))

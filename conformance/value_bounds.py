@@ -3,9 +3,11 @@
 Numbers compare as exact decimals.  Dates and times of different precisions compare the way
 Period order does (periods.py): a value is out of bounds only when every instant it may mean is
 outside — ``2020`` is not below a minimum of ``2020-06-01``, ``2019`` is.  Quantities compare
-when they share a unit (same system and code); converting between UCUM units needs a UCUM
-library this project does not ship, so other units are reported as not comparable (a warning)
-rather than guessed.
+directly when they share a unit (same system and code); when both are UCUM
+(``http://unitsofmeasure.org``) in different, commensurable codes the value is converted
+(ucum.py: ``[degF]`` against ``Cel``, ``[lb_av]`` against ``kg``).  Any other pair — another
+system, an unparsable code, incommensurable units such as ``mg/dL`` and ``mmol/L`` — is reported
+as not comparable (a warning) rather than guessed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from conformance import ucum
 from conformance.issues import IssueList
 from conformance.periods import instant_bounds
 
@@ -42,7 +45,7 @@ def check_length(value: Any, max_length: int | None, path: str, issues: IssueLis
 
 def _compare(value: Any, kind: str, limit: Any) -> int | str | None:
     """-1 when certainly below the limit, 1 when certainly above, 0 or None otherwise;
-    "incomparable" for quantities in different units."""
+    "incomparable" for quantities in units that cannot be converted into each other."""
     if kind in _NUMBER:
         return _sign(_decimal(value), _decimal(limit))
     if kind in _TEMPORAL and isinstance(value, str) and isinstance(limit, str):
@@ -57,9 +60,20 @@ def _compare(value: Any, kind: str, limit: Any) -> int | str | None:
             limit.get("system"),
             limit.get("code") or limit.get("unit"),
         ):
-            return "incomparable" if "value" in value else None
+            return _converted(value, limit) if "value" in value else None
         return _sign(_decimal(value.get("value")), _decimal(limit.get("value")))
     return None
+
+
+def _converted(value: dict[str, Any], limit: dict[str, Any]) -> int | str | None:
+    """Compare a Quantity with a bound in another UCUM unit; only UCUM codes are converted."""
+    mine, theirs = _decimal(value.get("value")), _decimal(limit.get("value"))
+    if mine is None or theirs is None:
+        return None
+    if value.get("system") != ucum.UCUM or limit.get("system") != ucum.UCUM:
+        return "incomparable"
+    verdict = ucum.compare(float(mine), value.get("code"), float(theirs), limit.get("code"))
+    return "incomparable" if verdict is None else verdict
 
 
 def _decimal(number: Any) -> Decimal | None:

@@ -194,7 +194,7 @@ def test_period_of_mixed_precision_within_the_same_day_passes(validator: Validat
 def test_narrative_with_script_violates_txt_1(validator: Validator) -> None:
     text = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></div>'}
     assert found(
-        check(validator, {"resourceType": "Patient", "text": text}), "narrative.invalid-xhtml", "Patient.text.div"
+        check(validator, {"resourceType": "Patient", "text": text}), "narrative.element-not-allowed", "Patient.text.div"
     )
 
 
