@@ -129,6 +129,11 @@ def criteria(slice_rule: Rule, path: str) -> Rule | None:
         else:
             name = step[:-3] if step.endswith("[x]") else step
             rule = rule.children.get(name) or rule.children.get(name + "[x]")
+            if rule is not None and rule.slicing is not None and rule.slices and not rule.children:
+                # a path through a sliced element that says nothing else reads its first slice:
+                # core bp's component discriminator code.coding.code is fixed only in the
+                # slice coding:SBPCode, and the reference validator tells bp's components apart
+                rule = next(iter(rule.slices.values()))
     return rule
 
 

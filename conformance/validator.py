@@ -21,6 +21,7 @@ from conformance.limits import DEFAULT_LIMITS, Limits
 from conformance.preflight import preflight
 from conformance.profile_compiler import ProfileCompiler
 from conformance.profile_walker import ProfileWalker
+from conformance.questionnaire_response import QuestionnaireResponses
 from conformance.structure import BaseModel, StructureWalker
 from conformance.terminology import Terminology
 from profiles.registry import Registry
@@ -42,6 +43,7 @@ class Validator:
         self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
+        self.questionnaire_responses = QuestionnaireResponses(self.registry, self.terminology)
         self.definitions = DefinitionChecks(self.compiler, frozenset(self.model.resource_types))
         self._globals: tuple[int, dict[str, list[str]]] | None = None
 
@@ -78,11 +80,44 @@ class Validator:
         for url in self._global_profiles().get(resource["resourceType"], ()):
             if url not in claimed:
                 self.profiles.validate(url, resource, path, issues, scope)
+        if resource["resourceType"] == "Observation":
+            for url in self._vital_signs(resource, claimed):
+                self.profiles.validate(url, resource, path, issues, scope)
         self.rules.check(resource, path, issues)
+        self.questionnaire_responses.check(resource, path, issues)
         self.definitions.check(resource, path, issues)
         if resource["resourceType"] == "Bundle":
             check_bundle(resource, path, issues, scope.entries)
             check_bundle_rules(resource, path, issues, self.model.resource_types)
+
+    def _vital_signs(self, resource: dict[str, Any], claimed: list[str]) -> list[str]:
+        """The R4 vital-signs profiles an Observation's codes call for: observation-vitalsigns.html
+        says one with such a code SHALL conform to its profile, claimed or not.  A claimed profile
+        that is it, or derives from it, applies it already."""
+        code = resource.get("code")
+        codings = code.get("coding") if isinstance(code, dict) else None
+        if not isinstance(codings, list):
+            return []
+        table = self.registry.vital_signs_codes
+        found: list[str] = []
+        for coding in codings:
+            if isinstance(coding, dict) and isinstance(system := coding.get("system"), str):
+                url = table.get(system, {}).get(coding.get("code")) if isinstance(coding.get("code"), str) else None
+                if url is not None and url not in found and not any(self._derives(c, url) for c in claimed):
+                    found.append(url)
+        return found
+
+    def _derives(self, url: str, ancestor: str) -> bool:
+        """Whether profile ``url`` is ``ancestor`` or has it in its baseDefinition chain."""
+        seen: set[str] = set()
+        current: str | None = url
+        while current is not None and current not in seen:
+            if current == ancestor:
+                return True
+            seen.add(current)
+            compiled = self.compiler.get(current)
+            current = compiled.parent if compiled is not None else None
+        return False
 
     def _global_profiles(self) -> dict[str, list[str]]:
         """Type → the profiles an ImplementationGuide's ``global`` applies to every instance of

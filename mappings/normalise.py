@@ -252,6 +252,16 @@ def division_list(value: Any) -> str | None:
     return "gb-t-2260"
 
 
+def choice(value: Any) -> str | None:
+    """A ticked choice without the detail written after it, for its ConceptMap: the 健康体检表's
+    减体重（目标5kg） is 减体重, 其他：按时服药 is 其他.  The spec keeps the whole item as the
+    concept's text, so the detail (a target weight, a vaccine) is not lost."""
+    cleaned = text(value)
+    if cleaned is None:
+        return None
+    return re.split(r"[(（:：]", cleaned, maxsplit=1)[0].strip() or cleaned
+
+
 NORMALISERS: dict[str, Normaliser] = {
     "text": text,
     "identifier": identifier,
@@ -262,4 +272,5 @@ NORMALISERS: dict[str, Normaliser] = {
     "decimal": decimal,
     "id_document_kind": id_document_kind,
     "division_list": division_list,
+    "choice": choice,
 }

@@ -2,7 +2,8 @@
 
 Definitions come from an ordered chain of sources — the built-in provincial package first,
 then whatever the caller adds (``--ig`` folders, packages, bundles, single resources) — and
-the first source that knows a URL answers.  The registry holds data only; compiling and
+the first source that knows a URL answers; after them, the R4 core constraint profiles
+(vital signs…, ``profiles/base/r4-core-profiles.json``).  The registry holds data only; compiling and
 applying definitions is the validator's job.
 """
 
@@ -175,7 +176,7 @@ class Registry:
                 return found
         if "|" in url:
             return self.get(url.split("|", 1)[0])
-        return None
+        return _core_profiles().get(url)
 
     def naming_system(self, system: str) -> Resource | None:
         """The NamingSystem declaring an identifier system (a uri or urn:oid)."""
@@ -226,6 +227,12 @@ class Registry:
         return _load_base("r4-extensions.json")["extensions"]
 
     @cached_property
+    def vital_signs_codes(self) -> dict[str, dict[str, str]]:
+        """System → code → the R4 vital-signs profile an Observation with that code must meet
+        (observation-vitalsigns.html; derived by tools/derive_core_profiles.py)."""
+        return _load_base("r4-core-profiles.json")["observationCodes"]
+
+    @cached_property
     def base_search_parameters(self) -> dict[str, dict[str, dict[str, Any]]]:
         return _load_base("r4-search-params.json")["params"]
 
@@ -264,6 +271,13 @@ def _builtin(canonical_base: str) -> DefinitionSource:
     for resource in Registry(canonical_base, builtin=False)._read_folder(PACKAGE_DIR, rebase=True):
         source.add(resource)
     return source
+
+
+@cache
+def _core_profiles() -> dict[str, Resource]:
+    """The R4 core constraint profiles (vital signs…) by URL, answering after every source: a
+    package or ``--ig`` may publish its own version of one (tools/derive_core_profiles.py)."""
+    return {sd["url"]: sd for sd in _load_base("r4-core-profiles.json")["profiles"]}
 
 
 @cache

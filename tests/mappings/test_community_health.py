@@ -274,9 +274,16 @@ def test_blood_pressure_written_in_one_cell_is_quarantined_naming_both_columns(a
     assert annual.reasons("老年人健康管理.csv", "row 5") == [
         ("mapping.not-a-number", f"{where} 左侧收缩压"),
         ("mapping.missing-required", f"{where} 左侧舒张压"),
+        # yy-observation-blood-pressure: components 2.., systolic and diastolic
         ("profile.cardinality-min", f"{where} 左侧舒张压"),
         ("profile.slice-cardinality-min", f"{where} 左侧舒张压"),
         ("profile.slice-cardinality-min", f"{where} 左侧舒张压"),
+        # the R4 core bp profile, which its LOINC code 85354-9 calls for: the same three, and
+        # vitalsigns' vs-2 (no component, so a value or a dataAbsentReason)
+        ("profile.cardinality-min", f"{where} 左侧舒张压"),
+        ("profile.slice-cardinality-min", f"{where} 左侧舒张压"),
+        ("profile.slice-cardinality-min", f"{where} 左侧舒张压"),
+        ("invariant.failed", f"{where} 左侧舒张压"),
     ]
 
 
@@ -290,10 +297,11 @@ def test_annual_check_on_an_impossible_date_is_quarantined_once_per_resource_dat
     """The Encounter and the 20 Observations of the 体检 all take 体检日期 (11 measurements and, since
     spec version 4, 9 form items: 症状 无症状, 自我评估, 认知, 情感, 锻炼, 吸烟, 饮酒, 健康评价, 健康指导);
     the Encounter, the four profiled measurements (blood pressure ×2, glucose, self-care) and the 9
-    yy-observation-health-check-item Observations require it."""
+    yy-observation-health-check-item Observations require it, and so does the R4 vitalsigns profile
+    for both blood pressures and the 7 yy-observation-body-measurement Observations."""
     assert annual.reasons("老年人健康管理.csv", "row 7") == [
         *[("mapping.impossible-date", "老年人健康管理.csv row 7, column 体检日期")] * 21,
-        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 14,
+        *[("profile.cardinality-min", "老年人健康管理.csv row 7, column 体检日期")] * 23,
     ]
 
 

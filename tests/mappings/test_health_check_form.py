@@ -85,7 +85,7 @@ def test_every_item_of_the_row_is_one_observation_of_the_check(annual: Path) -> 
         "smoking-status": ["smoking-status-1"],
         "drinking-frequency": ["drinking-frequency-1"],
         "health-evaluation": ["health-evaluation-2"],
-        "health-guidance": ["纳入慢性病患者健康管理"],
+        "health-guidance": ["chronic-disease-management"],
     }
 
 

@@ -250,7 +250,11 @@ def test_completed_needs_assessment_answers_the_recommendation(validator: Valida
     response = example("yy-questionnaireresponse-nursing-needs/valid-completed.json")
     needs = copy.deepcopy(response["item"][3])
     response["item"][3]["item"] = [i for i in needs["item"] if i["linkId"] != "recommended-care"]
-    assert errors(validator, response) == {("yy-qr-nn-1", "QuestionnaireResponse")}
+    # the profile's invariant, and the Questionnaire's required item (conformance/questionnaire_response.py)
+    assert errors(validator, response) == {
+        ("yy-qr-nn-1", "QuestionnaireResponse"),
+        ("questionnaire.item-missing", "QuestionnaireResponse.item[3]"),
+    }
 
 
 def test_in_progress_needs_assessment_may_be_partial(validator: Validator) -> None:
