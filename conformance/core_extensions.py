@@ -1,23 +1,28 @@
-"""Extensions in instances, looked up by URL in the FHIR R4 core extension definitions.
+"""Extensions in instances, looked up by URL: the registry's definitions, then R4 core's.
 
 The base walk calls :meth:`ExtensionChecker.check` for every ``extension`` and
 ``modifierExtension`` it meets.  The URL is looked up in this order:
 
-1. a StructureDefinition the registry holds (the provincial package, ``--ig``): known; the
-   profile layer validates it where a profile slices it;
+1. a StructureDefinition the registry holds (the provincial package, ``--ig``);
 2. the R4 core extensions (``profiles/base/r4-extensions.json``, derived by
-   ``tools/derive_core_extensions.py``): the value's type must be one the definition allows,
-   the element the extension sits on must be one of its contexts, a modifier extension must
-   be in ``modifierExtension`` (and only it), and a sub-extension of a complex core extension
-   must be one of its slices, with a value of an allowed type;
+   ``tools/derive_core_extensions.py``);
 3. nothing: under ``http://hl7.org/fhir/StructureDefinition/`` — the core namespace, where
    every R4 extension is known — an error; any other URL a warning that it cannot be checked.
+
+A known extension's value must be of a type its definition allows, the element it sits on must
+be one of its contexts, a modifier extension must be in ``modifierExtension`` (and only it),
+and a sub-extension of a complex extension must be one of its slices, with a value of an
+allowed type — whether or not a profile slices it.  Where a profile does, the profile layer
+also validates it against the whole definition (cardinality, bindings, invariants).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from conformance.extension_definitions import summarise
+from conformance.fhirpath_scope import Scope
+from conformance.invariants import compile_invariant
 from conformance.issues import IssueList
 from profiles.registry import Registry
 
@@ -42,10 +47,24 @@ class ExtensionChecker:
                 chain.append(base)
                 base = types.get(base, {}).get("base")
             self._ancestors[name] = tuple(chain)
+        self._summaries: tuple[int, dict[str, dict[str, Any] | None]] = (registry.generation, {})
 
-    def _registry_knows(self, url: str) -> bool:
-        found = self.registry.get(url)
-        return found is not None and found.get("resourceType") == "StructureDefinition"
+    def _definition(self, url: str) -> dict[str, Any] | None:
+        """The summary of the extension ``url`` names: the registry's definition first (kept
+        until definitions are added), else the core one; None when neither knows it."""
+        generation, summaries = self._summaries
+        if generation != self.registry.generation:
+            summaries = {}
+            self._summaries = (self.registry.generation, summaries)
+        if url not in summaries:
+            found = self.registry.get(url)
+            if found is not None and found.get("resourceType") == "StructureDefinition":
+                differential = found.get("differential")
+                elements = differential.get("element") if isinstance(differential, dict) else None
+                summaries[url] = summarise(found, elements if isinstance(elements, list) else [])
+            else:
+                summaries[url] = self.core.get(url)
+        return summaries[url]
 
     def check(
         self,
@@ -55,6 +74,7 @@ class ExtensionChecker:
         parent_model: NodeModel,
         key: str,
         frame: tuple[str, str] | None,
+        scope: Scope,
         issues: IssueList,
     ) -> None:
         """One extension at ``path`` (``….extension[i]``) on ``parent``; ``frame`` is the
@@ -65,9 +85,7 @@ class ExtensionChecker:
         if ":" not in url:
             self._sub_extension(ext, url, path, parent, parent_model, issues)
             return
-        if self._registry_knows(url):
-            return
-        definition = self.core.get(url)
+        definition = self._definition(url)
         if definition is None:
             if url.startswith(CORE_NAMESPACE):
                 issues.error("extension.unknown-core", path, url=url)
@@ -78,7 +96,10 @@ class ExtensionChecker:
             expected = "modifierExtension" if definition.get("modifier") else "extension"
             issues.error("extension.modifier-mismatch", path, url=url, expected=expected)
         self._value_type(ext, url, definition["types"], path, issues)
-        self._context(url, definition["contexts"], path, parent, parent_model, frame, issues)
+        if self._context(url, definition["contexts"], path, parent, parent_model, frame, issues):
+            self._context_invariants(
+                ext, url, definition.get("contextInvariants", ()), path, parent, frame, scope, issues
+            )
 
     def _sub_extension(
         self,
@@ -95,18 +116,20 @@ class ExtensionChecker:
             issues.add("warning", "extension.unknown", path, url=name)
             return
         parent_url = parent.get("url")
-        if not isinstance(parent_url, str) or self._registry_knows(parent_url):
-            return
-        definition = self.core.get(parent_url)
-        if definition is None or definition["types"]:
-            return
-        slices = definition.get("slices", {})
+        definition = self._definition(parent_url) if isinstance(parent_url, str) else None
+        if definition is None or definition["types"] != [] or not definition.get("slices"):
+            return  # not a known complex extension with named parts
+        slices = definition["slices"]
         if name not in slices:
             issues.error("extension.unknown-slice", path, url=parent_url, name=name)
             return
         self._value_type(ext, f"{parent_url}#{name}", slices[name], path, issues)
 
-    def _value_type(self, ext: dict[str, Any], url: str, allowed: list[str], path: str, issues: IssueList) -> None:
+    def _value_type(
+        self, ext: dict[str, Any], url: str, allowed: list[str] | None, path: str, issues: IssueList
+    ) -> None:
+        if allowed is None:
+            return  # the definition leaves value[x] as the base Extension has it
         for key in ext:
             stem = key[1:] if key.startswith("_value") else key
             if not stem.startswith("value"):
@@ -128,21 +151,53 @@ class ExtensionChecker:
         parent_model: NodeModel,
         frame: tuple[str, str] | None,
         issues: IssueList,
-    ) -> None:
+    ) -> bool:
+        """Whether the element the extension sits on is one of its contexts (reported if not;
+        true where it cannot be told)."""
         if not contexts or any(kind == "element" and expr == "Element" for kind, expr in contexts):
-            return
+            return True
         if any(kind == "fhirpath" for kind, _ in contexts):
-            return  # a FHIRPath context is not evaluated here (none in R4 core)
+            return True  # a FHIRPath context is not evaluated here (none in R4 core)
         if any(kind == "extension" and expr == parent.get("url") for kind, expr in contexts):
-            return
+            return True
         element = self._element(path, frame)
         if element is None:
-            return  # walked outside a resource (a bare datatype): the context is not known
+            return True  # walked outside a resource (a bare datatype): the context is not known
         logical, candidates = element
         if any(kind == "element" and expr in candidates for kind, expr in contexts):
-            return
+            return True
         shown = ", ".join(expr for _, expr in contexts)
         issues.error("extension.context", path, url=url, element=logical, contexts=shown)
+        return False
+
+    def _context_invariants(
+        self,
+        ext: dict[str, Any],
+        url: str,
+        expressions: Any,
+        path: str,
+        parent: dict[str, Any],
+        frame: tuple[str, str] | None,
+        scope: Scope,
+        issues: IssueList,
+    ) -> None:
+        """``StructureDefinition.contextInvariant``: FHIRPath that must hold on the element the
+        extension sits on (``type='integer'`` for a slider step), with %extension the extension;
+        an error when it does not, as in the reference validator."""
+        if not isinstance(expressions, list) or not expressions:
+            return
+        element = self._element(path, frame)
+        base = element[0] if element is not None else "Element"
+        where = path.rsplit(".", 1)[0]
+        for index, expression in enumerate(expressions):
+            if not isinstance(expression, str):
+                continue
+            invariant = compile_invariant(f"{url}#context-{index}", "error", expression, expression)
+            verdict = invariant.check(parent, scope, base, extension=ext)
+            if verdict is False:
+                issues.error("extension.context-invariant", where, url=url, rule=expression)
+            elif verdict is not True:
+                issues.error("invariant.not-evaluable", where, key=invariant.key, detail=verdict)
 
     def _element(self, path: str, frame: tuple[str, str] | None) -> tuple[str, set[str]] | None:
         """The element an extension at ``path`` sits on: its logical path, and every name a

@@ -8,14 +8,35 @@ outermost one made bdl-*, ref-1 and dom-* answer for the wrong resource, both wa
 The walk builds one :class:`Scope` per resource as it descends: a Bundle entry's resource, a
 resource inside Parameters or any other resource-typed element starts a scope of its own; a
 contained resource keeps its container as root and the container's Bundle for resolution.
+
+A reference the instance does not hold may still resolve *elsewhere*: the gateway, validating
+a write, hands the validator a resolver over its archive (:func:`resolving_elsewhere`); offline
+validation has none, and such a reference resolves to nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from conformance.bundle_index import BundleIndex
+
+#: a literal reference (``Patient/1``, absolute, ``…/_history/2``) → the resource, or None
+Resolver = Callable[[str], dict[str, Any] | None]
+_ELSEWHERE: ContextVar[Resolver | None] = ContextVar("resolving_elsewhere", default=None)
+
+
+@contextmanager
+def resolving_elsewhere(resolver: Resolver | None) -> Iterator[None]:
+    """References not found in the instance are looked up with ``resolver`` inside the block."""
+    token = _ELSEWHERE.set(resolver)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +66,11 @@ class Scope:
         return Scope(item, item, self.entries, full_url if isinstance(full_url, str) else None, _entries_of(item))
 
     def resolve(self, reference: str) -> dict[str, Any] | None:
-        """The resource a reference names inside this instance, or None (external, or absent).
+        """The resource a reference names, or None (external, or absent).
 
         ``#id`` is a contained resource of the root, ``#`` the root itself seen from one of its
-        contained resources; anything else is looked up in the enclosing Bundle.
+        contained resources; anything else is looked up in the enclosing Bundle, then elsewhere
+        (the archive) when a resolver is in force.
         """
         if reference.startswith("#"):
             if reference == "#":
@@ -58,9 +80,12 @@ class Scope:
                 if isinstance(item, dict) and item.get("id") == reference[1:]:
                     return item
             return None
-        if self.bundle is None:
-            return None
-        return self.bundle.resource(reference, self.full_url)
+        found = self.bundle.resource(reference, self.full_url) if self.bundle is not None else None
+        if found is None and not reference.startswith("urn:"):
+            elsewhere = _ELSEWHERE.get()
+            if elsewhere is not None:
+                return elsewhere(reference)
+        return found
 
 
 def _entries_of(resource: dict[str, Any]) -> BundleIndex | None:

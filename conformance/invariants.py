@@ -338,7 +338,7 @@ class Invariant:
                 return ("definition.regex-invalid", f"{literal[:80]}: {exc}"[:200])
         return ()
 
-    def _run(self, node: Any, scope: Scope, base: str) -> bool | str:
+    def _run(self, node: Any, scope: Scope, base: str, extension: dict[str, Any] | None = None) -> bool | str:
         budget = _BUDGET.get()
         if budget is not None:
             if budget.exhausted:
@@ -351,6 +351,8 @@ class Invariant:
             typed = ResourceNode.create_node(node, base) if not isinstance(node, list) else node
             variables = {"resource": _typed(scope.resource), "context": typed}
             variables["rootResource"] = variables["resource"] if scope.root is scope.resource else _typed(scope.root)
+            if extension is not None:  # a context invariant's %extension
+                variables["extension"] = ResourceNode.create_node(extension, "Extension")
             result = self._compiled(typed, variables)
         except BudgetExceeded:
             return OVER_BUDGET
@@ -366,18 +368,20 @@ class Invariant:
         # An empty result is not a failure: e.g. ref-1 on a Reference that only has a display.
         return all(item is True for item in result) if result else True
 
-    def check(self, node: Any, scope: Scope, base: str) -> bool | str:
+    def check(self, node: Any, scope: Scope, base: str, extension: dict[str, Any] | None = None) -> bool | str:
         """True when satisfied, False when violated, or a reason string when not evaluable.
 
         ``base`` is the FHIR type or element path of ``node`` (``ContactPoint``, ``Patient.contact``);
-        ``scope`` names %resource and %rootResource and is where resolve() looks.
+        ``scope`` names %resource and %rootResource and is where resolve() looks; ``extension``
+        is %extension, for an extension definition's context invariant evaluated on the element
+        the extension sits on.
         """
         if not self._ready:
             self._prepare()
         if self.error is not None:
             return self.error
-        if self._memo is None or not isinstance(node, dict):
-            return self._run(node, scope, base)
+        if self._memo is None or not isinstance(node, dict) or extension is not None:
+            return self._run(node, scope, base, extension)
         matches = self._names.fullmatch
         projection = {key: value for key, value in node.items() if matches(key)}
         if not projection and self._when_empty is not None:

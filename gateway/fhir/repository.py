@@ -20,6 +20,7 @@ from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
 from gateway.config import Config
+from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
@@ -55,6 +56,8 @@ class Repository:
             if definition.get("kind") == "resource" and not definition.get("abstract")
         )
         self.default_profiles = default_profiles(registry)
+        #: what a written resource points at in the archive, for its target profiles
+        self.references = ArchiveReferences(store, config.base_url, registry.patient_compartment, self.resource_types)
 
     # -- checks ----------------------------------------------------------------------------
     def check_type(self, kind: str) -> None:
@@ -68,12 +71,13 @@ class Repository:
 
     def validate(self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "") -> list[Issue]:
         """Every issue: base model, the resource's claimed profiles, the provincial profile
-        for its type (when the package has exactly one) and any profile asked for."""
+        for its type (when the package has exactly one) and any profile asked for; references
+        to the archive resolve there (a target must meet the profile its reference demands)."""
         wanted = list(profiles)
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
             wanted.append(default)
-        issues = self.validator.validate(resource, wanted, path)
+        issues = self.validator.validate(resource, wanted, path, elsewhere=self.references)
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
 

@@ -1,5 +1,6 @@
-"""Extensions looked up by URL in the R4 core extension definitions: each rule with a passing
-and a failing instance (unknown URL, value type, context, modifier, sub-extensions)."""
+"""Extensions looked up by URL in the R4 core extension definitions and in the registry's own:
+each rule with a passing and a failing instance (unknown URL, value type, context, modifier,
+sub-extensions), for extensions no profile slices."""
 
 from __future__ import annotations
 
@@ -127,3 +128,67 @@ def test_complex_core_extension_takes_no_value(validator: Validator) -> None:
 def test_relative_url_outside_a_complex_extension_is_unknown(validator: Validator) -> None:
     issues = validator.validate(patient(extension=[{"url": "nickname", "valueString": "x"}]))
     assert found(issues, "extension.unknown", "Patient.extension[0]")
+
+
+# -- the registry's own extensions, checked by URL where no profile slices them -----------------
+def package_extension(validator: Validator, name: str) -> str:
+    return next(sd["url"] for sd in validator.registry.all("StructureDefinition") if sd.get("id") == f"yy-ext-{name}")
+
+
+def ethnicity(validator: Validator) -> dict[str, Any]:
+    coding = {"system": "http://www.stats.gov.cn/gb3304", "code": "01"}
+    return {"url": package_extension(validator, "ethnicity"), "valueCoding": coding}
+
+
+def test_a_package_extension_in_its_context_passes_without_a_profile(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[ethnicity(validator)]))
+    assert not {"extension.context", "extension.value-type"} & ids(issues)
+
+
+def test_a_package_extension_outside_its_context_is_an_error(validator: Validator) -> None:
+    organization = {"resourceType": "Organization", "name": "某院", "extension": [ethnicity(validator)]}
+    assert ("extension.context", "Organization.extension[0]") in errors(validator.validate(organization))
+
+
+def test_a_package_extension_with_a_value_of_another_type_is_an_error(validator: Validator) -> None:
+    wrong = {"url": package_extension(validator, "ethnicity"), "valueString": "汉族"}
+    assert ("extension.value-type", "Patient.extension[0].valueString") in errors(
+        validator.validate(patient(extension=[wrong]))
+    )
+
+
+def test_an_unknown_part_of_a_complex_package_extension_is_an_error(validator: Validator) -> None:
+    record = {
+        "url": package_extension(validator, "health-record"),
+        "extension": [{"url": "stauts", "valueCode": "active"}],
+    }
+    issues = validator.validate(patient(extension=[record]))
+    assert ("extension.unknown-slice", "Patient.extension[0].extension[0]") in errors(issues)
+
+
+# -- contextInvariant: must hold on the element the extension sits on --------------------------
+SLIDER_STEP = CORE + "questionnaire-sliderStepValue"
+MIN_OCCURS = CORE + "questionnaire-minOccurs"
+
+
+def questionnaire(item_type: str, *extensions: dict[str, Any], **item: Any) -> dict[str, Any]:
+    entry = {"linkId": "1", "text": "每周锻炼次数", "type": item_type, "extension": list(extensions), **item}
+    return {"resourceType": "Questionnaire", "status": "draft", "item": [entry]}
+
+
+def test_a_slider_step_on_an_integer_item_passes(validator: Validator) -> None:
+    issues = validator.validate(questionnaire("integer", {"url": SLIDER_STEP, "valueInteger": 1}))
+    assert not found(issues, "extension.context-invariant")
+
+
+def test_a_slider_step_on_a_string_item_is_an_error(validator: Validator) -> None:
+    issues = validator.validate(questionnaire("string", {"url": SLIDER_STEP, "valueInteger": 1}))
+    assert ("extension.context-invariant", "Questionnaire.item[0]") in errors(issues)
+
+
+def test_a_context_invariant_reading_the_extension_itself(validator: Validator) -> None:
+    """minOccurs: type!='display' and (required=true or %extension.valueInteger=0)."""
+    optional = questionnaire("integer", {"url": MIN_OCCURS, "valueInteger": 0})
+    demanding = questionnaire("integer", {"url": MIN_OCCURS, "valueInteger": 2}, required=False)
+    verdicts = [found(validator.validate(q), "extension.context-invariant") for q in (optional, demanding)]
+    assert verdicts == [False, True]

@@ -1,6 +1,7 @@
 """Datatype rules of the R4 base the reference validator enforces natively: Resource.id takes
-no extensions, and Attachment.size / Attachment.hash agree with Attachment.data (both errors
-in the reference: TYPE_SPECIFIC_CHECKS_DT_ATT_SIZE_CORRECT, …_HASH_MISMATCH)."""
+no extensions, Attachment.size / Attachment.hash agree with Attachment.data (both errors
+in the reference: TYPE_SPECIFIC_CHECKS_DT_ATT_SIZE_CORRECT, …_HASH_MISMATCH), and no string
+exceeds 1 MB (error: TYPE_SPECIFIC_CHECKS_DT_STRING_LENGTH)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,19 @@ def test_an_attachment_size_not_matching_the_data_is_an_error(validator: Validat
 def test_an_attachment_hash_not_matching_the_data_is_an_error(validator: Validator) -> None:
     wrong = base64.b64encode(hashlib.sha1(b"other").digest()).decode()  # noqa: S324
     assert errors_of(validator, photo(hash=wrong)) == [("attachment.hash-mismatch", "Patient.photo[0].hash")]
+
+
+def test_a_string_of_exactly_one_megabyte_passes(validator: Validator) -> None:
+    note = {"resourceType": "Basic", "code": {"text": "x" * (1024 * 1024)}}
+    assert errors_of(validator, note) == []
+
+
+def test_a_string_over_one_megabyte_is_an_error(validator: Validator) -> None:
+    note = {"resourceType": "Basic", "code": {"text": "x" * (1024 * 1024 + 1)}}
+    assert errors_of(validator, note) == [("primitive.too-long", "Basic.code.text")]
+
+
+def test_base64_data_over_one_megabyte_is_not_a_string_too_long(validator: Validator) -> None:
+    data = base64.b64encode(b"\0" * (900 * 1024)).decode()  # 1.2 MB of base64
+    patient = {"resourceType": "Patient", "photo": [{"contentType": "image/png", "data": data}]}
+    assert "primitive.too-long" not in {message for message, _ in errors_of(validator, patient)}

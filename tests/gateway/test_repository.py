@@ -69,3 +69,47 @@ def test_a_draft_profile_is_not_imposed_on_every_write_of_its_type() -> None:
 
     defaults = default_profiles(Registry())
     assert ("Claim" in defaults, defaults.get("Condition", "").rsplit("/", 1)[-1]) == (False, "yy-condition")
+
+
+# -- targets in the archive -------------------------------------------------------------------
+def home_visit() -> dict[str, Any]:
+    from tests.conftest import load_example
+
+    return copy.deepcopy(load_example("yy-encounter/valid-home-visit.json"))
+
+
+def stored_directly(services: Services, resource: dict[str, Any]) -> None:
+    """Into the archive without validation, as an old store or another writer may have left it."""
+    with services.store.transaction() as tx:
+        tx.resources.write(resource)
+
+
+def target_errors(services: Services, resource: dict[str, Any]) -> list[str]:
+    issues = services.repository.validate(resource)
+    return [i.expression for i in issues if i.message_id == "profile.reference-target-profile"]
+
+
+def test_a_stored_target_meeting_the_demanded_profile_passes(services: Make, patient: dict[str, Any]) -> None:
+    made = services()
+    stored_directly(made, patient)
+    assert target_errors(made, home_visit()) == []
+
+
+def test_a_stored_target_failing_the_demanded_profile_is_an_error(services: Make, patient: dict[str, Any]) -> None:
+    made = services()
+    stored_directly(made, {"resourceType": "Patient", "id": patient["id"], "gender": "female"})
+    assert target_errors(made, home_visit()) == ["Encounter.subject"]
+
+
+def test_a_stored_target_the_caller_may_not_see_resolves_to_nothing(services: Make, patient: dict[str, Any]) -> None:
+    from gateway.security.principal import Principal, acting
+
+    made = services()
+    stored_directly(made, {"resourceType": "Patient", "id": patient["id"], "gender": "female"})
+    stranger = Principal("platform", "some-other-org", frozenset({"system/*.rs"}), "elderly-care")
+    token = acting.set(stranger)
+    try:
+        found = target_errors(made, home_visit())
+    finally:
+        acting.reset(token)
+    assert found == []

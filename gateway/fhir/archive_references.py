@@ -1,0 +1,77 @@
+"""References a written resource makes to the archive, resolved for its validation.
+
+Why: a profile may demand that ``Encounter.subject`` be a ``yy-patient``, and the reference
+validator checks such a ``targetProfile`` by validating the target.  The validator can only see
+the instance (offline, no database); when the gateway validates a write, the target is usually
+already in the archive.  This resolver hands it over, so the check — and FHIRPath
+``resolve()``, and ``resolve()`` slicing discriminators — see the stored resource.
+
+A principal sees only what it may read (an elderly-care platform, only the people it serves):
+a target hidden from it resolves to nothing, exactly as a missing one, so a verdict can never
+hint at a resource the caller may not see.  The last versions handed out are kept, the same
+object for the same version, so the validator's own memo of a target's verdict holds across
+writes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from gateway.security.access import Access
+from gateway.security.principal import acting
+from gateway.storage.store import Store, Stored
+
+_LITERAL = re.compile(
+    r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<version>[A-Za-z0-9\-.]{1,64}))?"
+)
+#: versions kept (each a parsed resource): enough for the organisations, practitioners and
+#: people one busy hour of writes points at
+KEPT = 4096
+
+
+class ArchiveReferences:
+    def __init__(
+        self, store: Store, base_url: str, compartment: dict[str, list[str]], resource_types: frozenset[str]
+    ) -> None:
+        self.store = store
+        self.base = base_url.rstrip("/") + "/"
+        self.compartment = compartment
+        self.resource_types = resource_types
+        self._kept: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def __call__(self, reference: str) -> dict[str, Any] | None:
+        """The resource a literal reference names in this archive, if the caller may see it."""
+        local = reference.removeprefix(self.base)
+        match = _LITERAL.fullmatch(local)
+        if match is None or match["type"] not in self.resource_types:
+            return None  # another server's, a conditional or malformed reference: not ours to say
+        version = match["version"]
+        if version is not None and not version.isdigit():
+            return None
+        rules = Access(acting.get(), self.compartment)
+        with self.store.reading() as tx:
+            if version is None:
+                found = tx.resources.read(match["type"], match["id"])
+            else:
+                found = tx.resources.vread(match["type"], match["id"], int(version))
+            if found is None or found.deleted or found.resource is None:
+                return None
+            if rules.restricted and not rules.visible(tx, found):
+                return None
+        return self._kept_copy(found)
+
+    def _kept_copy(self, found: Stored) -> dict[str, Any]:
+        key = (found.type, found.id, found.version)
+        with self._guard:
+            kept = self._kept.get(key)
+            if kept is not None:
+                self._kept.move_to_end(key)
+                return kept
+            self._kept[key] = found.resource  # type: ignore[assignment]
+            if len(self._kept) > KEPT:
+                self._kept.popitem(last=False)
+            return found.resource  # type: ignore[return-value]
