@@ -6,8 +6,11 @@ The base walk calls :meth:`ExtensionChecker.check` for every ``extension`` and
 1. a StructureDefinition the registry holds (the provincial package, ``--ig``);
 2. the R4 core extensions (``profiles/base/r4-extensions.json``, derived by
    ``tools/derive_core_extensions.py``);
-3. nothing: under ``http://hl7.org/fhir/StructureDefinition/`` — the core namespace, where
-   every R4 extension is known — an error; any other URL a warning that it cannot be checked.
+3. nothing: an error (``extension.unknown-core`` under ``http://hl7.org/fhir/StructureDefinition/``,
+   the core namespace where every R4 extension is known; ``extension.unknown-not-allowed``
+   elsewhere), unless the URL starts with one of the domains the caller allows, where it is
+   information that it cannot be checked — as the reference validator decides
+   (``Extension_EXT_Unknown_NotHere`` unless ``-extension`` names the domain).
 
 A known extension's value must be of a type its definition allows, the element it sits on must
 be one of its contexts, a modifier extension must be in ``modifierExtension`` (and only it),
@@ -33,9 +36,11 @@ CORE_NAMESPACE = "http://hl7.org/fhir/StructureDefinition/"
 
 
 class ExtensionChecker:
-    def __init__(self, model: BaseModel, registry: Registry) -> None:
+    def __init__(self, model: BaseModel, registry: Registry, allowed_domains: tuple[str, ...] = ()) -> None:
         self.model = model
         self.registry = registry
+        #: URL prefixes whose unknown extensions are let through unchecked (a hospital's own)
+        self.allowed_domains = tuple(d for d in allowed_domains if d)
         self.core: dict[str, dict[str, Any]] = registry.base_extensions
         self.extension_model = model.nodes["Extension"]
         types = registry.base_types
@@ -89,8 +94,10 @@ class ExtensionChecker:
         if definition is None:
             if url.startswith(CORE_NAMESPACE):
                 issues.error("extension.unknown-core", path, url=url)
+            elif url.startswith(self.allowed_domains):
+                issues.add("information", "extension.unknown", path, url=url)
             else:
-                issues.add("warning", "extension.unknown", path, url=url)
+                issues.error("extension.unknown-not-allowed", path, url=url)
             return
         if definition.get("modifier", False) != (key == "modifierExtension"):
             expected = "modifierExtension" if definition.get("modifier") else "extension"
@@ -113,7 +120,7 @@ class ExtensionChecker:
         """A relative URL names a slice of the complex extension around it; outside an
         extension it names nothing that can be looked up."""
         if parent_model.name != "Extension":
-            issues.add("warning", "extension.unknown", path, url=name)
+            issues.error("extension.relative-url", path, url=name)  # the reference: Extension_EXT_URL_Absolute
             return
         parent_url = parent.get("url")
         definition = self._definition(parent_url) if isinstance(parent_url, str) else None

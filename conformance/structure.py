@@ -220,11 +220,17 @@ ResourceVisitor = Callable[[dict[str, Any], str, IssueList, Scope], None]
 class StructureWalker:
     """Walks one resource against the base model, appending issues; never raises on input."""
 
-    def __init__(self, model: BaseModel, terminology: Terminology, visit: ResourceVisitor | None = None) -> None:
+    def __init__(
+        self,
+        model: BaseModel,
+        terminology: Terminology,
+        visit: ResourceVisitor | None = None,
+        extension_domains: tuple[str, ...] = (),
+    ) -> None:
         self.model = model
         self.terminology = terminology
         self.visit = visit
-        self.extensions = ExtensionChecker(model, terminology.registry)
+        self.extensions = ExtensionChecker(model, terminology.registry, extension_domains)
         #: (path, type) of every resource being walked, innermost last: where extensions sit
         self._frames: list[tuple[str, str]] = []
         #: the resources being walked that own contained resources (innermost last)

@@ -32,15 +32,21 @@ class Validator:
 
     ``limits`` bounds every instance (depth, size, FHIRPath work) and every definition the
     validator compiles (regexes, expansions); see :class:`conformance.limits.Limits`.
+    ``extension_domains`` are URL prefixes whose extensions may be used without a definition
+    (information instead of an error), as the reference validator's ``-extension``.
     """
 
-    def __init__(self, registry: Registry | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self, registry: Registry | None = None, limits: Limits = DEFAULT_LIMITS, extension_domains: Iterable[str] = ()
+    ) -> None:
         self.registry = registry or Registry()
         self.limits = limits
         self.model = BaseModel(self.registry)
         self.terminology = Terminology(self.registry, limits)
         self.compiler = ProfileCompiler(self.registry, limits, self.model)
-        self.structure = StructureWalker(self.model, self.terminology, visit=self._after_structure)
+        self.structure = StructureWalker(
+            self.model, self.terminology, visit=self._after_structure, extension_domains=tuple(extension_domains)
+        )
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
         self.questionnaire_responses = QuestionnaireResponses(self.registry, self.terminology)

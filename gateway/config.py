@@ -67,6 +67,10 @@ class Config:
     contained: int = 10_000
     #: codes a ValueSet may expand to before a binding is reported unchecked
     expansion_codes: int = 200_000
+    # -- validation ---------------------------------------------------------------------------
+    #: URL prefixes (space- or comma-separated) whose extensions may be used without a loaded
+    #: definition: information instead of an error, as the reference validator's -extension
+    extension_domains: str = ""
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365
@@ -92,6 +96,10 @@ class Config:
     def token_url(self) -> str:
         """The token endpoint, as clients address it (the ``aud`` of their assertions)."""
         return f"{self.base_url}/token"
+
+    @property
+    def extension_domain_list(self) -> tuple[str, ...]:
+        return tuple(part for part in self.extension_domains.replace(",", " ").split() if part)
 
     @property
     def base_url(self) -> str:

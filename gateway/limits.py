@@ -2,14 +2,18 @@
 
 The readers (``mappings.readers.Limits``) and the validator (``conformance.limits.Limits``)
 each keep their own defaults and read no environment; the gateway builds both from its
-:class:`~gateway.config.Config`, so every limit is set in one place (``YIYANG_*``).
+:class:`~gateway.config.Config`, so every limit is set in one place (``YIYANG_*``), and builds
+every validator it uses here (:func:`build_validator`), so the API, ingest, replay, explain and
+``yiyang validate`` judge alike.
 """
 
 from __future__ import annotations
 
 from conformance.limits import Limits as ValidatorLimits
+from conformance.validator import Validator
 from gateway.config import Config
 from mappings.readers import Limits as ReaderLimits
+from profiles.registry import Registry
 
 
 def reader_limits(config: Config) -> ReaderLimits:
@@ -30,3 +34,9 @@ def validator_limits(config: Config) -> ValidatorLimits:
         max_contained=config.contained,
         max_expansion=config.expansion_codes,
     )
+
+
+def build_validator(registry: Registry, config: Config) -> Validator:
+    """A validator with the configured limits and the extension domains allowed without a
+    definition (``YIYANG_EXTENSION_DOMAINS``)."""
+    return Validator(registry, limits=validator_limits(config), extension_domains=config.extension_domain_list)

@@ -15,7 +15,7 @@ from gateway.config import Config
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import Searcher
-from gateway.limits import reader_limits, validator_limits
+from gateway.limits import build_validator, reader_limits
 from gateway.measures.catalog import package_measures
 from gateway.measures.definition import MeasureDefinition
 from gateway.measures.evaluate import MeasureEvaluator
@@ -41,7 +41,7 @@ class Services:
 
     @cached_property
     def validator(self) -> Validator:
-        return Validator(self.registry, limits=validator_limits(self.config))
+        return build_validator(self.registry, self.config)
 
     @cached_property
     def engine(self) -> MappingEngine:

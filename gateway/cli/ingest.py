@@ -102,7 +102,8 @@ def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
     folder, services = _targets(args)
     registry = services.registry if services else registry_with([])
     try:
-        counts = replay(folder, registry, out, args.lang, services.store if services else None)
+        config = services.config if services else config_of(args)
+        counts = replay(folder, registry, out, args.lang, services.store if services else None, config)
     finally:
         if services:
             services.close()
@@ -115,4 +116,5 @@ def run_explain(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.masking import masked_unless
 
     existing_files([args.file])
-    return explain(args.source, args.file, registry_with([]), args.record, masked_unless(args.reveal, out), args.lang)
+    masked = masked_unless(args.reveal, out)
+    return explain(args.source, args.file, registry_with([]), args.record, masked, args.lang, config_of(args))

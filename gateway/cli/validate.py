@@ -104,12 +104,10 @@ def report_broken_definitions(validator: Any, lang: str) -> None:
 
 
 def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
-    from conformance.validator import Validator  # imported late: --help should not compile R4
-
     existing_files(args.files)
-    from gateway.limits import validator_limits
+    from gateway.limits import build_validator  # imported late: --help should not compile R4
 
-    validator = Validator(registry_with(args.ig), limits=validator_limits(Config.load()))
+    validator = build_validator(registry_with(args.ig), Config.load())
     report_broken_definitions(validator, args.lang)
     max_bytes = args.max_bytes if args.max_bytes is not None else Config.load().max_bytes
     worst = EXIT_OK

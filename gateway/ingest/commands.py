@@ -9,13 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from conformance.validator import Validator
 from gateway.config import Config
 from gateway.export import export_folder, resource_files
 from gateway.ingest.pipeline import Counts, Ingest, source_of
 from gateway.ingest.quarantine import record_of
 from gateway.ingest.transforms import NORMALISERS
-from gateway.limits import reader_limits, validator_limits
+from gateway.limits import build_validator, reader_limits
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -109,7 +108,7 @@ def ingest(
     (defaults when absent)."""
     config = config or Config()
     with archive(out_dir, registry, store) as target:
-        pipeline = Ingest(target, Validator(registry, limits=validator_limits(config)), build_engine(registry))
+        pipeline = Ingest(target, build_validator(registry, config), build_engine(registry))
         try:
             for path in files:
                 try:
@@ -146,7 +145,14 @@ def write_bundle(out_dir: Path) -> Path:
     return target
 
 
-def replay(out_dir: Path | None, registry: Registry, out: IO[str], lang: str, store: Store | None = None) -> Counts:
+def replay(
+    out_dir: Path | None,
+    registry: Registry,
+    out: IO[str],
+    lang: str,
+    store: Store | None = None,
+    config: Config | None = None,
+) -> Counts:
     """Re-run quarantined records through the current specs, ConceptMaps and profiles.
 
     Each record is replayed in its own savepoint: it either lands (and leaves the quarantine)
@@ -155,7 +161,7 @@ def replay(out_dir: Path | None, registry: Registry, out: IO[str], lang: str, st
     with archive(out_dir, registry, store) as target:
         with target.reading() as tx:
             entries = list(tx.quarantine.entries())
-        pipeline = Ingest(target, Validator(registry), build_engine(registry))
+        pipeline = Ingest(target, build_validator(registry, config or Config()), build_engine(registry))
         try:
             for entry in entries:
                 record = record_of(entry)
@@ -176,7 +182,15 @@ def replay(out_dir: Path | None, registry: Registry, out: IO[str], lang: str, st
     return counts
 
 
-def explain(source: str, path: Path, registry: Registry, location: str | None, out: IO[str], lang: str) -> int:
+def explain(
+    source: str,
+    path: Path,
+    registry: Registry,
+    location: str | None,
+    out: IO[str],
+    lang: str,
+    config: Config | None = None,
+) -> int:
     """Show, for one record, each input field, the rule applied and the FHIR element produced."""
     engine = build_engine(registry)
     try:
@@ -204,7 +218,7 @@ def explain(source: str, path: Path, registry: Registry, location: str | None, o
     unused = mapped.unused_fields
     if unused:
         out.write(("\n未使用的字段：" if zh else "\nunused fields: ") + ", ".join(unused) + "\n")
-    validator = Validator(registry)
+    validator = build_validator(registry, config or Config())
     out.write("\n" + ("校验：" if zh else "validation:") + "\n")
     for name, resource in mapped.resources.items():
         issues = [i for i in validator.validate(resource) if i.severity in ("fatal", "error", "warning")]

@@ -1,6 +1,7 @@
 """Extensions looked up by URL in the R4 core extension definitions and in the registry's own:
-each rule with a passing and a failing instance (unknown URL, value type, context, modifier,
-sub-extensions), for extensions no profile slices."""
+each rule with a passing and a failing instance (unknown URL — an error unless its domain is
+allowed, as the reference's -extension —, value type, context, modifier, sub-extensions), for
+extensions no profile slices."""
 
 from __future__ import annotations
 
@@ -42,10 +43,20 @@ def test_unknown_url_in_core_namespace_is_an_error(validator: Validator) -> None
     assert ("extension.unknown-core", "Patient.extension[0]") in errors(issues)
 
 
-def test_unknown_url_elsewhere_is_a_warning(validator: Validator) -> None:
-    issues = validator.validate(patient(extension=[{"url": "http://example.cn/fhir/ext/x", "valueString": "x"}]))
-    assert errors(issues) == []
-    assert any(i.message_id == "extension.unknown" and i.severity == "warning" for i in issues)
+HOSPITAL_EXTENSION = "http://his.example-hospital.cn/fhir/ext/bed-number"
+
+
+def test_unknown_url_elsewhere_is_an_error(validator: Validator) -> None:
+    issues = validator.validate(patient(extension=[{"url": HOSPITAL_EXTENSION, "valueString": "x"}]))
+    assert ("extension.unknown-not-allowed", "Patient.extension[0]") in errors(issues)
+
+
+def test_unknown_url_in_an_allowed_domain_is_information(validator: Validator) -> None:
+    allowing = Validator(validator.registry, extension_domains=["http://his.example-hospital.cn/"])
+    issues = allowing.validate(patient(extension=[{"url": HOSPITAL_EXTENSION, "valueString": "x"}]))
+    assert [(i.severity, i.message_id) for i in issues if i.message_id.startswith("extension.")] == [
+        ("information", "extension.unknown")
+    ]
 
 
 def test_extension_known_to_the_registry_is_not_unknown(validator: Validator) -> None:
@@ -125,9 +136,9 @@ def test_complex_core_extension_takes_no_value(validator: Validator) -> None:
     assert ("extension.value-type", "Patient.extension[0].valueString") in errors(issues)
 
 
-def test_relative_url_outside_a_complex_extension_is_unknown(validator: Validator) -> None:
+def test_relative_url_outside_a_complex_extension_is_an_error(validator: Validator) -> None:
     issues = validator.validate(patient(extension=[{"url": "nickname", "valueString": "x"}]))
-    assert found(issues, "extension.unknown", "Patient.extension[0]")
+    assert ("extension.relative-url", "Patient.extension[0]") in errors(issues)
 
 
 # -- the registry's own extensions, checked by URL where no profile slices them -----------------

@@ -117,10 +117,13 @@ def test_primitive_extension_arrays_must_align(validator: Validator) -> None:
     assert found(check(validator, {"resourceType": "Patient", "name": [name]}), "primitive.underscore-mismatch")
 
 
+CORE_NAME_QUALIFIER = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier"
+
+
 def test_primitive_array_may_hold_null_where_extension_stands(validator: Validator) -> None:
     name = {
         "given": ["秀英", None],
-        "_given": [None, {"extension": [{"url": "http://e.org/x", "valueString": "小名"}]}],
+        "_given": [None, {"extension": [{"url": CORE_NAME_QUALIFIER, "valueCode": "CL"}]}],  # 小名: call me
     }
     assert errors(check(validator, {"resourceType": "Patient", "name": [name]})) == []
 
