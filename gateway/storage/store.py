@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 #: (name, system, value, low, high, number): one value of one search parameter
 IndexRow = tuple[str, str | None, str | None, str | None, str | None, float | None]
 Indexer = Callable[[dict[str, Any]], list[IndexRow]]
+
+
+#: the write transaction this thread has open, and its store (see Store.reading)
+_WRITING: ContextVar[tuple[Store, Transaction] | None] = ContextVar("writing", default=None)
 
 
 class StoreError(Exception):
@@ -246,7 +251,12 @@ class Store:
     def transaction(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         with self._writing() as executor:
-            yield Transaction(executor, self.indexer, lambda name: self._lock(executor, name))
+            tx = Transaction(executor, self.indexer, lambda name: self._lock(executor, name))
+            token = _WRITING.set((self, tx))
+            try:
+                yield tx
+            finally:
+                _WRITING.reset(token)
 
     @contextmanager
     def _writing(self) -> Iterator[Executor]:
@@ -265,7 +275,16 @@ class Store:
     def reading(self) -> Iterator[Transaction]:
         """A read-only view: one snapshot on SQLite (a deferred transaction costs nothing
         there); on PostgreSQL each statement reads what is committed, saving two round trips
-        per request (a search's count may then include a write its page missed)."""
+        per request (a search's count may then include a write its page missed).
+
+        Inside this thread's own write transaction it is that transaction: a read made while
+        writing (validating a transaction Bundle's entries against the archive) sees the
+        writes so far and takes no second connection — on PostgreSQL, threads each holding a
+        pooled connection and waiting for another would exhaust the pool."""
+        writing = _WRITING.get()
+        if writing is not None and writing[0] is self:
+            yield writing[1]
+            return
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
             begin = self.dialect.begin_read

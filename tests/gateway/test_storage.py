@@ -177,3 +177,13 @@ def test_analyze_gives_the_planner_statistics_of_what_was_written(store: Store) 
     )
     with store.reading() as tx:
         assert int(tx.resources.sql.one(statistics)[0]) > 0
+
+
+def test_a_read_inside_a_write_transaction_sees_its_writes(store: Store) -> None:
+    """…and takes no second connection: threads each holding a pooled PostgreSQL connection
+    and waiting for another would exhaust the pool."""
+    with store.transaction() as tx:
+        tx.resources.write(patient(gender="female"))
+        with store.reading() as inner:
+            found = inner.resources.read("Patient", "p1")
+    assert found is not None and found.resource["gender"] == "female"
