@@ -21,6 +21,7 @@ also validates it against the whole definition (cardinality, bindings, invariant
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from conformance.extension_definitions import summarise
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from conformance.structure import BaseModel, NodeModel
 
 CORE_NAMESPACE = "http://hl7.org/fhir/StructureDefinition/"
+_INDEX = re.compile(r"\[\d+\]")
+#: element paths whose context names are kept (a bound: paths come from instances)
+_ELEMENTS_KEPT = 4096
 
 
 class ExtensionChecker:
@@ -53,6 +57,8 @@ class ExtensionChecker:
                 base = types.get(base, {}).get("base")
             self._ancestors[name] = tuple(chain)
         self._summaries: tuple[int, dict[str, dict[str, Any] | None]] = (registry.generation, {})
+        self._elements: dict[tuple[str, str], tuple[str, set[str]] | None] = {}
+        self._contexts: dict[tuple[str, Any, Any], tuple[bool, str]] = {}
 
     def _definition(self, url: str) -> dict[str, Any] | None:
         """The summary of the extension ``url`` names: the registry's definition first (kept
@@ -160,22 +166,36 @@ class ExtensionChecker:
         issues: IssueList,
     ) -> bool:
         """Whether the element the extension sits on is one of its contexts (reported if not;
-        true where it cannot be told)."""
-        if not contexts or any(kind == "element" and expr == "Element" for kind, expr in contexts):
-            return True
-        if any(kind == "fhirpath" for kind, _ in contexts):
-            return True  # a FHIRPath context is not evaluated here (none in R4 core)
-        if any(kind == "extension" and expr == parent.get("url") for kind, expr in contexts):
-            return True
-        element = self._element(path, frame)
-        if element is None:
-            return True  # walked outside a resource (a bare datatype): the context is not known
-        logical, candidates = element
-        if any(kind == "element" and expr in candidates for kind, expr in contexts):
+        true where it cannot be told).  The verdict depends on the extension, the element's
+        path in its resource type and, for an extension context, the enclosing extension:
+        it is worked out once for each."""
+        where = self._where(path, frame)
+        key = (url, where, parent.get("url") if parent_model.name == "Extension" else None)
+        verdict = self._contexts.get(key)
+        if verdict is None:
+            if len(self._contexts) >= _ELEMENTS_KEPT:
+                self._contexts.clear()
+            verdict = self._contexts[key] = self._context_verdict(contexts, key[2], where)
+        if verdict[0]:
             return True
         shown = ", ".join(expr for _, expr in contexts)
-        issues.error("extension.context", path, url=url, element=logical, contexts=shown)
+        issues.error("extension.context", path, url=url, element=verdict[1], contexts=shown)
         return False
+
+    def _context_verdict(
+        self, contexts: list[list[str]], parent_url: Any, where: tuple[str, str] | None
+    ) -> tuple[bool, str]:
+        if not contexts or any(kind == "element" and expr == "Element" for kind, expr in contexts):
+            return True, ""
+        if any(kind == "fhirpath" for kind, _ in contexts):
+            return True, ""  # a FHIRPath context is not evaluated here (none in R4 core)
+        if parent_url is not None and any(kind == "extension" and expr == parent_url for kind, expr in contexts):
+            return True, ""
+        element = self._element(where)
+        if element is None:
+            return True, ""  # walked outside a resource (a bare datatype): the context is not known
+        logical, candidates = element
+        return any(kind == "element" and expr in candidates for kind, expr in contexts), logical
 
     def _context_invariants(
         self,
@@ -193,23 +213,23 @@ class ExtensionChecker:
         an error when it does not, as in the reference validator."""
         if not isinstance(expressions, list) or not expressions:
             return
-        element = self._element(path, frame)
+        element = self._element(self._where(path, frame))
         base = element[0] if element is not None else "Element"
-        where = path.rsplit(".", 1)[0]
+        on = path.rsplit(".", 1)[0]
         for index, expression in enumerate(expressions):
             if not isinstance(expression, str):
                 continue
             invariant = compile_invariant(f"{url}#context-{index}", "error", expression, expression)
             verdict = invariant.check(parent, scope, base, extension=ext)
             if verdict is False:
-                issues.error("extension.context-invariant", where, url=url, rule=expression)
+                issues.error("extension.context-invariant", on, url=url, rule=expression)
             elif verdict is not True:
-                issues.error("invariant.not-evaluable", where, key=invariant.key, detail=verdict)
+                issues.error("invariant.not-evaluable", on, key=invariant.key, detail=verdict)
 
-    def _element(self, path: str, frame: tuple[str, str] | None) -> tuple[str, set[str]] | None:
-        """The element an extension at ``path`` sits on: its logical path, and every name a
-        context may give it (that path, its path in the type declaring it, its type and the
-        type's ancestors)."""
+    @staticmethod
+    def _where(path: str, frame: tuple[str, str] | None) -> tuple[str, str] | None:
+        """(resource type, path inside it without indices) of the element an extension at
+        ``path`` sits on; None outside a resource (a bare datatype) or outside its frame."""
         if frame is None:
             return None
         frame_path, rtype = frame
@@ -217,6 +237,21 @@ class ExtensionChecker:
         if not parent_path.startswith(frame_path):
             return None
         rest = parent_path[len(frame_path) :]
+        return rtype, _INDEX.sub("", rest) if "[" in rest else rest
+
+    def _element(self, where: tuple[str, str] | None) -> tuple[str, set[str]] | None:
+        """The element an extension sits on: its logical path, and every name a context may
+        give it (that path, its path in the type declaring it, its type and the type's
+        ancestors)."""
+        if where is None:
+            return None
+        if where not in self._elements:
+            if len(self._elements) >= _ELEMENTS_KEPT:
+                self._elements.clear()
+            self._elements[where] = self._walk_to(*where)
+        return self._elements[where]
+
+    def _walk_to(self, rtype: str, rest: str) -> tuple[str, set[str]] | None:
         node: Any = self.model.nodes.get(rtype)
         logical = declared = etype = rtype
         for segment in rest.split(".")[1:] if rest else ():
