@@ -269,6 +269,8 @@ class Invariant:
     severity: str
     expression: str
     human: str
+    #: an empty result fails (a profile's invariant, as the reference judges it) or passes (core)
+    empty_fails: bool = False
     _compiled: Any = None
     #: the expression evaluated: the published one, or the reference validator's correction of it
     _evaluated: str = ""
@@ -365,8 +367,12 @@ class Invariant:
                 _SCOPE.reset(token)
             if budget is not None:
                 budget.used += time.monotonic() - budget.started
-        # An empty result is not a failure: e.g. ref-1 on a Reference that only has a display.
-        return all(item is True for item in result) if result else True
+        if not result:
+            # The reference validator counts an empty result as false.  A profile's invariant is
+            # judged so; a core one passes, because fhirpathpy propagates empty where the
+            # reference's engine answers false (ref-1 on a Reference that only has a display).
+            return not self.empty_fails
+        return all(item is True for item in result)
 
     def check(self, node: Any, scope: Scope, base: str, extension: dict[str, Any] | None = None) -> bool | str:
         """True when satisfied, False when violated, or a reason string when not evaluable.
@@ -462,15 +468,15 @@ def _typed(resource: dict[str, Any]) -> Any:
 _NO_SCOPE = Scope({}, {})
 _MAX_EXPRESSION = 20_000
 _CACHE_LIMIT = 20_000
-_CACHE: dict[tuple[str, str, str], Invariant] = {}
+_CACHE: dict[tuple[str, str, str, bool], Invariant] = {}
 
 
-def compile_invariant(key: str, severity: str, expression: str, human: str) -> Invariant:
+def compile_invariant(key: str, severity: str, expression: str, human: str, empty_fails: bool = False) -> Invariant:
     """Invariants are shared by every profile and element that repeats them."""
-    cache_key = (str(key), str(severity), str(expression))
+    cache_key = (str(key), str(severity), str(expression), empty_fails)
     found = _CACHE.get(cache_key)
     if found is None:
         if len(_CACHE) >= _CACHE_LIMIT:  # definitions loaded at run time must not grow it forever
             _CACHE.clear()
-        found = _CACHE[cache_key] = Invariant(key, severity, expression, human)
+        found = _CACHE[cache_key] = Invariant(key, severity, expression, human, empty_fails)
     return found

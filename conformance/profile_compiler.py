@@ -354,7 +354,7 @@ class ProfileCompiler:
                 problems.append(_invalid(url, f"{where}.constraint {key}", detail))
                 continue
             human = constraint.get("human") if isinstance(constraint.get("human"), str) else key
-            invariant = compile_invariant(key, severity, expression, human)
+            invariant = compile_invariant(key, severity, expression, human, empty_fails=True)
             problem = invariant.definition_problem()
             if problem is not None:
                 # an error on the definition wherever it is applied, and, kept in the rule, a

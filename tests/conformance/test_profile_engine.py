@@ -198,6 +198,34 @@ def test_profile_invariant_pass() -> None:
     assert errors(run(v, {"name": [{"text": "张三"}]})) == []
 
 
+def test_a_profile_invariant_yielding_empty_fails_as_in_the_reference() -> None:
+    """The reference validator converts an empty result to false (FHIRPathEngine
+    convertToBoolean): family = '张' on a name without family is empty, so it fails."""
+    v = validator_with(
+        {
+            "id": "Patient.name",
+            "constraint": [{"key": "t-3", "severity": "error", "human": "姓张", "expression": "family = '张'"}],
+        }
+    )
+    assert found(run(v, {"name": [{"text": "秀英"}]}), "invariant.failed", "Patient.name[0]")
+
+
+def test_an_empty_result_passes_a_core_invariant_and_fails_a_profile_one() -> None:
+    """Core invariants keep empty-passes: fhirpathpy propagates empty where the reference's
+    engine answers a boolean for some published expressions."""
+    from conformance.fhirpath_scope import Scope
+    from conformance.invariants import compile_invariant
+
+    name = {"text": "秀英"}
+    verdicts = [
+        compile_invariant("t-4", "error", "family = '张'", "姓张", empty_fails=fails).check(
+            name, Scope(name, name), "HumanName"
+        )
+        for fails in (False, True)
+    ]
+    assert verdicts == [True, False]
+
+
 def test_unparseable_invariant_is_reported_as_not_evaluable() -> None:
     v = validator_with(
         {
