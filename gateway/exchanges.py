@@ -283,7 +283,7 @@ class ExchangeLog(BatchWriter["Appended | Later"]):
         store: _Writable | Callable[[], _Writable],
         retention_days: int,
         interval: float = 0.2,
-        batch: int = 200,
+        batch: int = 1000,
         limit: int = 100_000,
         purge_every: float = 3600.0,
     ) -> None:

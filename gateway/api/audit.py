@@ -63,29 +63,35 @@ def trail() -> AuditTrail:
 
 # -- every request ---------------------------------------------------------------------------------
 def record(response: Response) -> Response:
-    """Buffer this request's AuditEvent.  Never fails the answer: a bug here is logged."""
+    """Buffer this request's AuditEvent.  Never fails the answer: a bug here is logged.  Runs on
+    every request, so Flask's context proxies are resolved once."""
+    asked, state = request._get_current_object(), g._get_current_object()
     try:
-        endpoint = request.endpoint
-        query = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
-        if request.method == "POST" and endpoint and endpoint.endswith("search"):
-            query += [(k, v) for k, v in request.form.items(multi=True) if k != "_format"]
+        endpoint, method = asked.endpoint, asked.method
+        query = [(k, v) for k, v in asked.args.items(multi=True) if k != "_format"]
+        if method == "POST" and endpoint and endpoint.endswith("search"):
+            query += [(k, v) for k, v in asked.form.items(multi=True) if k != "_format"]
+        # only a write's answer names a new id (a read's URL already holds it)
+        location = None
+        if method not in ("GET", "HEAD"):
+            location = response.headers.get("Location") or response.headers.get("Content-Location")
         facts = RequestFacts(
-            method=request.method,
-            path=request.path,
+            method=method,
+            path=asked.path,
             endpoint=endpoint,
-            view_args=request.view_args or {},
+            view_args=asked.view_args or {},
             query=query,
             status=response.status_code,
-            remote_addr=request.remote_addr,
-            principal=g.get("principal"),
-            reason=g.get("audit_reason") or _reason(response),
+            remote_addr=asked.remote_addr,
+            principal=state.get("principal"),
+            reason=state.get("audit_reason") or _reason(response),
             bundle_type=_bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
-            location=response.headers.get("Location") or response.headers.get("Content-Location"),
-            types=[t for value in request.args.getlist("_type") for t in value.split(",") if t],
+            location=location,
+            types=[t for value in asked.args.getlist("_type") for t in value.split(",") if t],
         )
         trail().record(build_event(facts))
     except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
-        log.exception("audit: could not record %s %s", request.method, request.path)
+        log.exception("audit: could not record %s %s", asked.method, asked.path)
     return response
 
 

@@ -25,6 +25,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
@@ -190,8 +191,14 @@ def build_event(facts: RequestFacts, recorded: str | None = None) -> dict[str, A
 
 
 def _agents(facts: RequestFacts) -> list[dict[str, Any]]:
-    who = facts.principal
-    network = {"network": {"address": facts.remote_addr, "type": "2"}} if facts.remote_addr else {}
+    return _agents_of(facts.principal, facts.remote_addr)
+
+
+@lru_cache(maxsize=1024)
+def _agents_of(who: Principal | None, address: str | None) -> list[dict[str, Any]]:
+    """The agents of every request one client makes from one address: the same each time, so
+    made once and shared by the events (which are only serialised, never changed)."""
+    network = {"network": {"address": address, "type": "2"}} if address else {}
     if who is None:
         return [{"who": {"display": ANONYMOUS}, "requestor": True, **network}]
     client = {
@@ -225,11 +232,12 @@ def _entities(facts: RequestFacts, endpoint: str) -> list[dict[str, Any]]:
         if other != kind:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
     query = "&".join(f"{name}={value}" for name, value in mask_query(list(facts.query)))
-    description = f"{facts.method} {mask_text(facts.path)}" + (f"?{query}" if query else "")
+    if found and not query:
+        return found
     if not found:
-        found.append({"description": description})  # a route that names no type: its path
-    elif query:
-        found[0]["description"] = description
+        found.append({})  # a route that names no type: described by its path
+    found[0]["description"] = f"{facts.method} {mask_text(facts.path)}" + (f"?{query}" if query else "")
+    if query:
         found[0]["query"] = base64.b64encode(query.encode()).decode()
     return found
 
@@ -365,7 +373,7 @@ class AuditTrail(BatchWriter[Pending]):
     """One worker's buffer of events (see ``gateway/batch_writer.py``), each batch appended in
     one transaction holding the chain lock, so the chain stays one line across worker processes."""
 
-    def __init__(self, store: _Chained, interval: float = 0.2, batch: int = 100, limit: int = 100_000) -> None:
+    def __init__(self, store: _Chained, interval: float = 0.2, batch: int = 1000, limit: int = 100_000) -> None:
         super().__init__("audit", interval, batch, limit)
         self.store = store
 

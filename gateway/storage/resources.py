@@ -24,8 +24,10 @@ _COLUMNS = "type, id, version, last_updated, deleted, content"
 
 def now_instant() -> str:
     """The store's clock, in the one fixed-width text form every timestamp column uses (so
-    that text order is time order on both databases) and that is a valid FHIR instant."""
-    return format_instant(datetime.now(UTC))
+    that text order is time order on both databases) and that is a valid FHIR instant.  The
+    current year has four digits, so the C-level ISO format gives the same text as
+    :func:`format_instant`, at a fifth of its cost (it runs for every write and audit event)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def store_instant(text: str) -> str:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.cli import main
-from gateway.masking import install_log_masking, mask_name, mask_query, mask_text
+from gateway.masking import install_log_masking, mask_id_cards, mask_name, mask_phones, mask_query, mask_text
 from gateway.security.audit import AuditTrail, RequestFacts, build_event, outcome_code, verify
 from gateway.security.principal import Principal
 from gateway.storage import open_store
@@ -257,6 +257,12 @@ def test_no_id_card_number_survives_masking(id_card: str, before: str, after: st
 def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
     before = before + " " if before[-1:].isdigit() else before
     assert phone not in mask_text(before + phone)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789X +-86USA身份证"), max_size=40))
+def test_the_shortcut_for_text_without_four_digits_masks_as_the_full_scan(text: str) -> None:
+    assert mask_text(text) == mask_phones(mask_id_cards(text))
 
 
 def test_log_records_of_the_gateway_are_masked(caplog: pytest.LogCaptureFixture) -> None:
