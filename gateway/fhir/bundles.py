@@ -115,15 +115,23 @@ class Bundles:
 
     # -- transaction -----------------------------------------------------------------------
     def _transaction(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        """Validation is most of a transaction's work.  When nothing in the Bundle depends on
+        what the store holds (no conditional create, update or reference), its resources are
+        final once ids are assigned, and they are validated before the write transaction
+        begins: other writers (on SQLite, every other worker) are not held up meanwhile.
+        Otherwise the conditions are resolved, and the result validated, inside it."""
         renamed = self._assign_ids(entries)
+        conditional = any(_is_conditional(entry) for entry in entries)
+        if not conditional:
+            _rewrite(entries, renamed)
+            self._validate_all(entries)
         answers: dict[int, dict[str, Any]] = {}
         with self.repository.store.transaction() as tx:
-            self._resolve_conditions(tx, entries, renamed)
-            for entry in entries:
-                if entry.resource is not None:
-                    rewrite_references(entry.resource, renamed)
-            self._resolve_conditional_references(tx, entries)
-            self._validate_all(entries)
+            if conditional:
+                self._resolve_conditions(tx, entries, renamed)
+                _rewrite(entries, renamed)
+                self._resolve_conditional_references(tx, entries)
+                self._validate_all(entries)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 answers[entry.index] = self._apply(tx, entry)
         return [answers[entry.index] for entry in entries]
@@ -304,6 +312,20 @@ class Bundles:
                 return self._apply(tx, entry)
         except FhirError as error:
             return {"response": {"status": str(error.status), "outcome": error.outcome("zh-CN")}}
+
+
+def _is_conditional(entry: Entry) -> bool:
+    """Whether the entry's outcome or content depends on a search of the store."""
+    if (entry.method == "POST" and entry.if_none_exist) or (entry.method == "PUT" and entry.criteria):
+        return True
+    return any(_CONDITIONAL_REFERENCE.fullmatch(node["reference"]) for node in reference_nodes(entry.resource))
+
+
+def _rewrite(entries: list[Entry], renamed: dict[str, str]) -> None:
+    """References to the Bundle's full URLs → the resources they now name."""
+    for entry in entries:
+        if entry.resource is not None:
+            rewrite_references(entry.resource, renamed)
 
 
 def _authorize(authorize: Authorize | None, entry: Entry) -> None:

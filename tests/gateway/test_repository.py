@@ -113,3 +113,43 @@ def test_a_stored_target_the_caller_may_not_see_resolves_to_nothing(services: Ma
     finally:
         acting.reset(token)
     assert found == []
+
+
+def transaction(*entries: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
+
+
+def counting_write_transactions(made: Services) -> list[int]:
+    """Counts the store's write transactions (the real store's, wrapped)."""
+    opened: list[int] = []
+    real = made.store.transaction
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        opened.append(1)
+        return real(*args, **kwargs)
+
+    made.store.transaction = counted  # type: ignore[method-assign]
+    return opened
+
+
+def test_an_invalid_transaction_without_conditions_is_refused_before_any_write(
+    services: Make, patient: dict[str, Any]
+) -> None:
+    made = services()
+    opened = counting_write_transactions(made)
+    entry = {"fullUrl": "urn:uuid:1", "resource": invalid(patient), "request": {"method": "POST", "url": "Patient"}}
+    with pytest.raises(FhirError):
+        made.bundles.process(transaction(entry))
+    assert opened == []
+
+
+def test_a_conditional_reference_in_a_transaction_is_resolved_before_validation(
+    services: Make, patient: dict[str, Any]
+) -> None:
+    made = services()
+    stored_directly(made, patient)
+    system, value = patient["identifier"][0]["system"], patient["identifier"][0]["value"]
+    visit = {**home_visit(), "subject": {"reference": f"Patient?identifier={system}|{value}"}}
+    visit.pop("id", None)
+    answer = made.bundles.process(transaction({"resource": visit, "request": {"method": "POST", "url": "Encounter"}}))
+    assert answer["entry"][0]["response"]["status"] == "201 Created"
