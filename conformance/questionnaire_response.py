@@ -7,15 +7,16 @@ answers on groups and no child items directly on questions.
 
 The Questionnaire is found in the registry (the provincial package, ``--ig``) or among the
 response's contained resources (``#id``) — never over the network.  One that cannot be found is
-a warning and nothing else is checked, as in the reference.  ``enableWhen`` is not evaluated:
-an item that has it is never required here and answering it is never an error, so a response
-is never refused for an item the Questionnaire might have disabled.
+a warning and nothing else is checked, as in the reference.  ``enableWhen`` is evaluated where
+the item sits (``conformance/enable_when.py``): a disabled item is not required and must not be
+answered; when its conditions cannot be decided, it is neither demanded nor refused.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from conformance.enable_when import Verdict, enabled
 from conformance.issues import IssueList
 from conformance.terminology import Terminology
 from profiles.registry import Registry
@@ -117,10 +118,20 @@ class _Walk:
         self.issues = issues
         self.questionnaire = questionnaire
         self.in_progress = in_progress
+        #: the response nodes enclosing the items being walked, outermost first: where
+        #: enableWhen looks for the answers it depends on
+        self.context: list[dict[str, Any]] = []
 
     def items(self, node: dict[str, Any], definitions: list[dict[str, Any]], path: str) -> None:
         """The response items under ``node`` (the response, an item or an answer) against the
         Questionnaire items ``definitions`` that belong there."""
+        self.context.append(node)
+        try:
+            self._items(node, definitions, path)
+        finally:
+            self.context.pop()
+
+    def _items(self, node: dict[str, Any], definitions: list[dict[str, Any]], path: str) -> None:
         # a malformed definition's linkId (not a string) matches nothing rather than breaking the walk
         order = {d["linkId"]: index for index, d in enumerate(definitions) if isinstance(d.get("linkId"), str)}
         grouped: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -136,7 +147,7 @@ class _Walk:
                     self.issues.error("questionnaire.item-unknown", where, linkId=link_id)
                 else:
                     self.issues.error("questionnaire.item-misplaced", where, linkId=link_id)
-                    self.item(item, misplaced, where)
+                    self.item(item, misplaced, where, None)
                 continue
             if order[link_id] < last:
                 self.issues.error("questionnaire.item-order", where, linkId=link_id)
@@ -150,20 +161,24 @@ class _Walk:
                 self.issues.error(
                     "questionnaire.item-repeated", f"{path}.item[{found[1][0]}]", linkId=definition.get("linkId")
                 )
+            state = enabled(definition, self.context)
             for index, item in found:
-                self.item(item, definition, f"{path}.item[{index}]")
-            if not found and self._required(definition):
+                if state is False:
+                    self.issues.error("questionnaire.item-not-enabled", f"{path}.item[{index}]", linkId=link_id)
+                self.item(item, definition, f"{path}.item[{index}]", state)
+            if not found and self._required(definition, state):
                 self._missing(definition, path)
 
-    def _required(self, definition: dict[str, Any]) -> bool:
-        # enableWhen is not evaluated: an item that may be disabled is never demanded
-        return definition.get("required") is True and "enableWhen" not in definition
+    @staticmethod
+    def _required(definition: dict[str, Any], state: Verdict) -> bool:
+        """Demanded only when certainly enabled: an undecided condition demands nothing."""
+        return definition.get("required") is True and state is True
 
     def _missing(self, definition: dict[str, Any], path: str) -> None:
         severity = "warning" if self.in_progress else "error"
         self.issues.add(severity, "questionnaire.item-missing", path, linkId=definition.get("linkId"))
 
-    def item(self, item: dict[str, Any], definition: dict[str, Any], where: str) -> None:
+    def item(self, item: dict[str, Any], definition: dict[str, Any], where: str, state: Verdict) -> None:
         link_id = definition.get("linkId")
         kind = definition.get("type")
         text = item.get("text")
@@ -172,7 +187,7 @@ class _Walk:
                 "questionnaire.item-text", f"{where}.text", linkId=link_id, expected=definition.get("text")
             )
         answers = [a for a in _as_list(item.get("answer")) if isinstance(a, dict)]
-        if not answers and kind != "group" and self._required(definition):
+        if not answers and kind != "group" and self._required(definition, state):
             self._missing(definition, where)
         if len(answers) > 1 and definition.get("repeats") is not True:
             self.issues.error("questionnaire.answer-repeated", f"{where}.answer[1]", linkId=link_id)

@@ -244,10 +244,20 @@ def test_a_required_item_present_without_an_answer_is_missing(validator: Validat
     assert _found(validator, response) == [("error", "questionnaire.item-missing", "QuestionnaireResponse.item[0]")]
 
 
-def test_enable_when_is_not_evaluated_so_a_conditional_required_item_is_never_demanded(validator: Validator) -> None:
+def test_a_required_item_its_enable_when_enables_is_demanded(validator: Validator) -> None:
     response = _response()
     _item(response, "bool")["answer"] = [{"valueBoolean": True}]
-    assert _found(validator, response) == []
+    assert _found(validator, response) == [("error", "questionnaire.item-missing", "QuestionnaireResponse")]
+
+
+def test_a_required_item_its_enable_when_disables_is_not_demanded(validator: Validator) -> None:
+    assert _found(validator, _response()) == []  # bool is answered false
+
+
+def test_an_answer_to_an_item_its_enable_when_disables_is_an_error(validator: Validator) -> None:
+    response = _response()
+    response["item"].append({"linkId": "when", "answer": [{"valueString": "不该回答"}]})
+    assert _found(validator, response) == [("error", "questionnaire.item-not-enabled", "QuestionnaireResponse.item[2]")]
 
 
 # -- repeats -------------------------------------------------------------------------------------
