@@ -17,6 +17,7 @@ T = TypeVar("T")
 
 #: the name of the lock that makes appends one line across processes
 CHAIN_LOCK = "audit-chain"
+_AUDIT_COLUMNS = ("seq", "recorded", "agent", "outcome", "entity_types", "entities", "prev_hash", "hash", "event")
 
 
 #: what a sealing function makes of one event at its place in the chain: (recorded, agent,
@@ -73,11 +74,7 @@ class AuditEvents:
             recorded, agent, outcome, types, entities, text, digest = seal(seq, prev, event)
             rows.append((seq, recorded, agent, outcome, types, entities, prev, digest, text))
             prev = digest
-        self.sql.executemany(
-            "INSERT INTO audit_event (seq, recorded, agent, outcome, entity_types, entities, prev_hash, hash, event) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        self.sql.insert_many("audit_event", _AUDIT_COLUMNS, rows)
         return seq
 
     def walk(self, batch: int = 1000) -> Iterator[AuditRow]:

@@ -3,7 +3,8 @@
 The store's SQL is written once, with ``?`` placeholders and portable statements
 (``INSERT … ON CONFLICT``, ``SAVEPOINT``, ``EXISTS``); a :class:`Dialect` supplies the few
 places SQLite and PostgreSQL disagree: placeholder style, column types in the migrations, how
-a JSON document goes in and comes out, how a write transaction begins and how to take a lock.
+a JSON document goes in and comes out, how a write transaction begins, how to take a lock and
+how rows are appended in bulk.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Dialect:
     placeholder: str = "?"
     #: what stands for :data:`OWNER_PROBE` in a statement (see there)
     owner_probe: str = ""
+    #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
+    bulk_copy: bool = False
 
     def sql(self, text: str) -> str:
         if OWNER_PROBE in text:
@@ -85,4 +88,5 @@ POSTGRES = Dialect(
     # no BEGIN/ROLLBACK round trips around a read: each statement sees what is committed
     begin_read=None,
     placeholder="%s",
+    bulk_copy=True,
 )

@@ -32,6 +32,28 @@ COLUMNS = (
     "id, recorded, day, client, organization, source, channel, interaction, status, verdict, "
     "resource_types, resources, errors, warnings"
 )
+_VERDICT_COLUMNS = (
+    "exchange_id",
+    "seq",
+    "resource_type",
+    "resource_id",
+    "profile",
+    "passed",
+    "errors",
+    "warnings",
+    "resources",
+)
+_ISSUE_COLUMNS = (
+    "exchange_id",
+    "seq",
+    "exchange_verdict",
+    "verdict_seq",
+    "severity",
+    "rule",
+    "location",
+    "text_zh",
+    "text_en",
+)
 _IN_CHUNK = 500
 
 
@@ -78,17 +100,9 @@ class Exchanges:
             heads.append((exchange_id, *head))
             verdicts.extend((exchange_id, seq, *verdict) for seq, verdict in enumerate(judged))
             issues.extend((exchange_id, seq, head[8], *issue) for seq, issue in enumerate(found))
-        self.sql.executemany(f"INSERT INTO exchange ({COLUMNS}) VALUES ({', '.join('?' * 14)})", heads)
-        self.sql.executemany(
-            "INSERT INTO exchange_verdict (exchange_id, seq, resource_type, resource_id, profile, passed, "
-            "errors, warnings, resources) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            verdicts,
-        )
-        self.sql.executemany(
-            "INSERT INTO exchange_issue (exchange_id, seq, exchange_verdict, verdict_seq, severity, rule, location, "
-            "text_zh, text_en) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            issues,
-        )
+        self.sql.insert_many("exchange", COLUMNS.split(", "), heads)
+        self.sql.insert_many("exchange_verdict", _VERDICT_COLUMNS, verdicts)
+        self.sql.insert_many("exchange_issue", _ISSUE_COLUMNS, issues)
         return ids
 
     def purge(self, before_day: str) -> int:

@@ -110,6 +110,24 @@ class Executor:
         except self.errors as exc:
             raise StoreError(f"{self.dialect.name}: {exc}") from exc
 
+    def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """New rows into ``table``.  On PostgreSQL one ``COPY … FROM STDIN`` stream: the audit
+        trail and the exchange records append thousands of rows a second under load, and COPY
+        costs the client and the server a fraction of an INSERT per row.  Not inside
+        :meth:`batched` (COPY cannot join a pipeline)."""
+        if not rows:
+            return
+        if not self.dialect.bulk_copy:
+            marks = ", ".join("?" * len(columns))
+            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            return
+        try:
+            with self.connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except self.errors as exc:
+            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+
     @contextmanager
     def batched(self) -> Iterator[None]:
         """Statements whose results nobody reads, sent together (PostgreSQL's pipeline mode:
