@@ -22,7 +22,7 @@ from conformance.issues import Issue
 from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository, Written, new_id
 from gateway.fhir.search import Searcher, searchset
-from gateway.storage.store import Stored, Transaction
+from gateway.storage.store import IndexRow, Stored, Transaction
 from mappings.engine import reference_nodes, rewrite_references
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
@@ -50,6 +50,8 @@ class Entry:
     if_none_exist: str | None
     if_match: int | None
     issues: list[Issue] = field(default_factory=list)
+    #: search index rows made before the write transaction (None: made while writing)
+    rows: list[IndexRow] | None = None
 
     @property
     def path(self) -> str:
@@ -125,6 +127,9 @@ class Bundles:
         if not conditional:
             _rewrite(entries, renamed)
             self._validate_all(entries)
+            for entry in entries:
+                if entry.method in ("POST", "PUT") and entry.resource is not None:
+                    entry.rows = self.repository.index_rows(entry.resource)
         answers: dict[int, dict[str, Any]] = {}
         with self.repository.store.transaction() as tx:
             if conditional:
@@ -239,9 +244,10 @@ class Bundles:
                 self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
-            return self._written(self.repository.create_in(tx, entry.resource or {}, entry.issues))
+            return self._written(self.repository.create_in(tx, entry.resource or {}, entry.issues, rows=entry.rows))
         if entry.method == "PUT":
-            return self._written(self.repository.update_in(tx, entry.resource or {}, entry.issues, entry.if_match))
+            written = self.repository.update_in(tx, entry.resource or {}, entry.issues, entry.if_match, entry.rows)
+            return self._written(written)
         if entry.method == "PATCH":
             return self._patch(tx, entry)
         return self._get(tx, entry)

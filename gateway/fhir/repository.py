@@ -26,7 +26,7 @@ from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
 from gateway.security.access import may_write, owner_organizations
 from gateway.security.principal import acting
-from gateway.storage.store import Store, Stored, Transaction, VersionConflict
+from gateway.storage.store import IndexRow, Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -115,11 +115,24 @@ class Repository:
         self._body_type(resource)
         resource = {**resource, "id": new_id()}
         issues = self.checked(resource)
+        rows = self.index_rows(resource)
         with self.store.transaction() as tx:
-            return self.create_in(tx, resource, issues, if_none_exist)
+            return self.create_in(tx, resource, issues, if_none_exist, rows)
+
+    def index_rows(self, resource: dict[str, Any]) -> list[IndexRow] | None:
+        """The resource's search index rows, made before its write transaction opens: they
+        depend on its content alone, and making them inside would hold every other writer
+        (on SQLite, every other worker) up for as long."""
+        indexer = self.store.indexer
+        return indexer(resource) if indexer is not None else None
 
     def create_in(
-        self, tx: Transaction, resource: dict[str, Any], issues: list[Issue], if_none_exist: str | None = None
+        self,
+        tx: Transaction,
+        resource: dict[str, Any],
+        issues: list[Issue],
+        if_none_exist: str | None = None,
+        rows: list[IndexRow] | None = None,
     ) -> Written:
         if if_none_exist:
             kind = resource["resourceType"]
@@ -130,7 +143,7 @@ class Repository:
             if found:
                 return Written(found[0], 200)
         _check_owner(tx, resource)
-        stored, _ = tx.resources.write(resource, method="POST", new=True)
+        stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows)
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
 
@@ -138,18 +151,24 @@ class Repository:
         """PUT: update, or create with the client's id (update-as-create)."""
         self._check_update(kind, resource_id, resource)
         issues = self.checked(resource)
+        rows = self.index_rows(resource)
         with self.store.transaction() as tx:
-            return self.update_in(tx, resource, issues, if_match)
+            return self.update_in(tx, resource, issues, if_match, rows)
 
     def update_in(
-        self, tx: Transaction, resource: dict[str, Any], issues: list[Issue], if_match: int | None = None
+        self,
+        tx: Transaction,
+        resource: dict[str, Any],
+        issues: list[Issue],
+        if_match: int | None = None,
+        rows: list[IndexRow] | None = None,
     ) -> Written:
         _check_owner(tx, resource)
         try:
             before = tx.resources.read(resource["resourceType"], resource["id"], for_update=True)
             if before is not None and before.resource is not None:
                 _check_owner(tx, before.resource)  # nor may it take over another's resource
-            stored, _ = tx.resources.write(resource, method="PUT", if_match=if_match)
+            stored, _ = tx.resources.write(resource, method="PUT", if_match=if_match, rows=rows)
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
         _remember_person(tx, stored)
@@ -186,8 +205,10 @@ class Repository:
         if patched.get("resourceType") != kind or patched.get("id") != resource_id:
             raise FhirError(400, "http.bad-patch", detail="a patch may not change resourceType or id")
         issues = self.checked(patched)
+        rows = self.index_rows(patched)
         with self.store.transaction() as tx:
-            return self.update_in(tx, patched, issues, if_match if if_match is not None else current.version)
+            version = if_match if if_match is not None else current.version
+            return self.update_in(tx, patched, issues, version, rows)
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         self.check_type(kind)

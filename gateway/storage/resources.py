@@ -17,7 +17,7 @@ from gateway.search.query import SearchQuery
 from gateway.search.values import format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
-from gateway.storage.store import Executor, Indexer, Stored, VersionConflict, without_version
+from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 _COLUMNS = "type, id, version, last_updated, deleted, content"
 
@@ -196,11 +196,19 @@ class Resources:
 
     # -- writing ---------------------------------------------------------------------------
     def write(
-        self, resource: dict[str, Any], *, method: str = "PUT", if_match: int | None = None, new: bool = False
+        self,
+        resource: dict[str, Any],
+        *,
+        method: str = "PUT",
+        if_match: int | None = None,
+        new: bool = False,
+        rows: list[IndexRow] | None = None,
     ) -> tuple[Stored, bool]:
         """Store a new version of ``resource`` (its type and id say which); returns the stored
         version and whether anything changed.  ``new``: the id was just made up by the server
-        (a create), so there is no current version to look for."""
+        (a create), so there is no current version to look for.  ``rows``: its search index
+        rows, if the caller made them before the transaction (they depend on the content alone:
+        ``_id`` and ``_lastUpdated`` are answered from the resource table)."""
         kind, resource_id = resource["resourceType"], resource["id"]
         current = None if new else self.read(kind, resource_id, for_update=True)
         if if_match is not None and (current is None or current.deleted or current.version != if_match):
@@ -213,7 +221,8 @@ class Resources:
         stored_resource = {"resourceType": kind, "id": resource_id, "meta": meta}
         stored_resource.update((k, v) for k, v in resource.items() if k not in stored_resource)
         stored = Stored(kind, resource_id, version, instant, False, stored_resource)
-        rows = [(kind, resource_id, *row) for row in self.indexer(stored_resource)] if self.indexer else []
+        if rows is None:
+            rows = self.indexer(stored_resource) if self.indexer else []
         with self.sql.batched():
             self._put(stored, method)
             if current is not None:
@@ -221,7 +230,7 @@ class Resources:
             self.sql.executemany(
                 "INSERT INTO search_index (type, id, name, system, value, low, high, number) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                [(kind, resource_id, *row) for row in rows],
             )
         return stored, True
 
