@@ -131,10 +131,13 @@ class Resources:
         """One page of matches and, when asked, how many there are in all; ``restriction`` is
         a condition on ``resource r`` (what the client may see, see access_sql.py)."""
         page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query, restriction=restriction))]
-        total = None
-        if with_total:
-            total = self.count(query, restriction)
-        return page, total
+        if not with_total:
+            return page, None
+        if len(page) < query.count and (page or query.offset == 0):
+            # the page holds the last matches, so it tells the total: no second query (most
+            # searches by identifier find one resource, and the count was half their SQL)
+            return page, query.offset + len(page)
+        return page, self.count(query, restriction)
 
     def count(self, query: SearchQuery, restriction: Sql | None = None) -> int:
         return int(self.sql.one(*search_sql.count_sql(query, restriction=restriction))[0])

@@ -107,6 +107,31 @@ def test_a_deleted_resource_is_not_found_by_search(store: Store, indexer: Search
     assert _identifier_search(store, indexer, "110101194001010011") == []
 
 
+def _female_totals(store: Store, indexer: SearchIndexer, count: int, offset: int) -> tuple[int, int | None]:
+    """(page size, total) of gender=female with this _count and _offset, after three women."""
+    from dataclasses import replace
+
+    from gateway.search.query import parse_search
+
+    for number in range(3):
+        write(store, patient(f"w{number}", gender="female"))
+    query = replace(parse_search("Patient", [("gender", "female")], indexer.parameters), count=count, offset=offset)
+    with store.reading() as tx:
+        page, total = tx.resources.search(query)
+    return len(page), total
+
+
+@pytest.mark.parametrize(
+    ("count", "offset", "expected"),
+    [(2, 0, (2, 3)), (5, 0, (3, 3)), (2, 2, (1, 3)), (2, 10, (0, 3))],
+    ids=["full page", "short first page", "short last page", "past the end"],
+)
+def test_the_total_counts_every_match_whatever_the_page(
+    store: Store, indexer: SearchIndexer, count: int, offset: int, expected: tuple[int, int]
+) -> None:
+    assert _female_totals(store, indexer, count, offset) == expected
+
+
 def test_a_record_quarantined_twice_has_one_entry(store: Store) -> None:
     entry = {
         "source": "insurance",
