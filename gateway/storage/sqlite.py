@@ -25,6 +25,11 @@ BUSY_TIMEOUT_S = 60
 #: page cache per connection, in KiB (SQLite's default is 2 MiB): a million people's search
 #: index does not fit in 2 MiB, and every B-tree walk of a large archive then reads the disk
 CACHE_KIB = 64 * 1024
+#: the database file is read through a memory map this large (SQLite's builds cap it near
+#: 2 GiB): a write touches a leaf page of four index B-trees per index row, mostly outside the
+#: page cache on a large archive, and a mapped page costs no read() call and no copy.  Measured
+#: on 300,000 resources: creates +10–25 %, reads by id +14 % (bench.server)
+MMAP_BYTES = 2 * 1024**3
 #: rows ANALYZE samples per index: enough to tell a unique key from a shared one, and a
 #: bounded cost (about 20 ms on a store of 300,000 resources)
 ANALYSIS_LIMIT = 1000
@@ -58,6 +63,7 @@ class SQLiteStore(Store):
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
             connection.execute("PRAGMA busy_timeout = 0")  # refresh statistics only if no one writes
             _analyze(connection)
