@@ -162,6 +162,24 @@ class GroupCommit:
             self._release_file_lock()
             group.done.set()
 
+    @contextmanager
+    def between_groups(self) -> Iterator[Any]:
+        """The writer connection outside any transaction, while every writer of every process
+        waits: for upkeep that must not interleave with writes (the checkpoint that lets the
+        write-ahead log start over).  Yields None, and waits for nothing, when a group is open."""
+        self._ready()
+        with self._turn:
+            if self._group is not None:  # members are queued behind an open group: another time
+                yield None
+                return
+            if self._connection is None:
+                self._connection = self._connect()
+            self._hold_file_lock()
+            try:
+                yield self._connection
+            finally:
+                self._release_file_lock()
+
     def _hold_file_lock(self) -> None:
         if fcntl is None:
             return

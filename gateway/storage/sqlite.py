@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.storage.checkpointer import Checkpointer
 from gateway.storage.dialect import SQLITE
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
@@ -54,6 +55,7 @@ class SQLiteStore(Store):
             lambda connection: Executor(connection, self.dialect, self.errors),
             self.path.with_name(self.path.name + "-writer"),
         )
+        self._checkpointer = Checkpointer(self._open, self._writer.between_groups)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -62,6 +64,7 @@ class SQLiteStore(Store):
             )
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's thread does it
             connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
@@ -83,6 +86,7 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _writing(self) -> Iterator[Executor]:
+        self._checkpointer.started()
         with self._writer.transaction() as executor:
             yield executor
 
@@ -95,6 +99,7 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._writer.close()
+        self._checkpointer.close()
         with self._guard:
             for connection in self._all:
                 connection.close()

@@ -1,0 +1,49 @@
+"""The embedded store's write-ahead log is copied back off the commit path, and still starts
+over: under a steady stream of writes it stays short (gateway/storage/checkpointer.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import gateway.storage.checkpointer as checkpointer
+from gateway.storage import open_store
+from gateway.storage.sqlite import SQLiteStore
+
+
+def log_frames(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        return int(connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+
+
+def write_people(store: SQLiteStore, first: int, count: int) -> None:
+    for number in range(first, first + count):
+        with store.transaction() as tx:
+            tx.resources.write({"resourceType": "Patient", "id": f"p{number}", "gender": "female"})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    opened = open_store(f"sqlite:///{tmp_path / 'archive.sqlite'}")
+    assert isinstance(opened, SQLiteStore)
+    yield opened
+    opened.close()
+
+
+def test_a_commit_does_not_checkpoint_the_log_itself(store: SQLiteStore) -> None:
+    store._checkpointer.interval = 3600  # the thread stays asleep: only commits could copy the log
+    write_people(store, 0, 400)
+    assert log_frames(store.path) > 0
+
+
+def test_under_a_steady_stream_of_writes_the_log_stays_short(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 64)
+    store._checkpointer.interval = 0.01  # checkpoints run while the writes go on
+    write_people(store, 0, 1500)
+    wal = store.path.with_name(store.path.name + "-wal")
+    assert wal.stat().st_size < 64 * 4096 * 16  # without restarts it holds every write's pages
