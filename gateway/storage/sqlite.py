@@ -5,7 +5,8 @@ development server and the tests use threads).  Writes go through one connection
 and share their commits (``group_commit.py``); processes take turns on a file lock, and beyond
 it writers queue on the database's write lock for up to ``busy_timeout`` instead of failing:
 two ingests into one store take turns, and neither turns good records into quarantine because
-the other held the lock.
+the other held the lock.  The write-ahead log is copied back into the database by a thread of
+each writing process (``checkpointer.py``), not inside a commit.
 """
 
 from __future__ import annotations
