@@ -68,6 +68,10 @@ class Rule:
     regex_source: str = ""
     #: for a slice: its discriminator tests (discriminators.slice_tests), worked out on first use
     discrimination: tuple[Any, ...] | None = None
+    #: for a sliced element whose slices each fix one string at the same plain path
+    #: (``url``, ``system``): (the path, string → slice name); () when they do not.  Worked
+    #: out on first use (see ProfileWalker._slices)
+    value_index: tuple[tuple[str, ...], dict[str, str]] | tuple[()] | None = None
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False

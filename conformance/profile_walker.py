@@ -378,8 +378,11 @@ class ProfileWalker:
         assigned: dict[str, list[Item]] = {name: [] for name in names}
         last_slice = -1
         seen_unmatched = False
+        index = _value_index(rule, names, plans)
         for item in items:
-            match = next((n for n in names if self._matches(plans[n], item, scope)), None)
+            decided, match = _indexed_slice(index, item, names) if index else (False, None)
+            if not decided:
+                match = next((n for n in names if self._matches(plans[n], item, scope)), None)
             if match is None:
                 seen_unmatched = True
                 if slicing.rules == "closed":
@@ -455,6 +458,41 @@ class ProfileWalker:
                 if not trial.has_errors:
                     return True
         return False
+
+
+def _value_index(
+    rule: Rule, names: list[str], plans: dict[str, tuple[SliceTest, ...]]
+) -> tuple[tuple[str, ...], dict[str, str]] | tuple[()]:
+    """When every slice is told apart by one string at the same plain path (extensions by
+    ``url``, identifiers by ``system``: most slicing), a table from that string to the slice,
+    so an item is assigned with one lookup instead of a test per slice."""
+    if rule.value_index is None:
+        tests = [plans[name] for name in names]
+        paths = {plan[0].plain for plan in tests if len(plan) == 1}
+        constraints = [plan[0].constraint for plan in tests if len(plan) == 1]
+        usable = (
+            len(paths) == 1
+            and None not in paths
+            and len(constraints) == len(names)
+            and all(type(c) is str for c in constraints)
+            and len(set(constraints)) == len(constraints)
+        )
+        rule.value_index = (paths.pop(), dict(zip(constraints, names, strict=True))) if usable else ()
+    return rule.value_index
+
+
+def _indexed_slice(
+    index: tuple[tuple[str, ...], dict[str, str]], item: Item, names: list[str]
+) -> tuple[bool, str | None]:
+    """(decided, the first slice in definition order whose string the item carries, or None).
+    Undecided when the item does not reach the path plainly (a choice element may): the full
+    tests answer then."""
+    path, table = index
+    found = plain_values(item.value, path)
+    if found is None:
+        return False, None
+    matched = [table[v] for v in found if type(v) is str and v in table]
+    return True, (min(matched, key=names.index) if matched else None)
 
 
 def _nested_scope(rule: Rule, resource: dict[str, Any], scope: Scope) -> Scope:

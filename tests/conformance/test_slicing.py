@@ -177,3 +177,36 @@ def test_any_discriminator_path_selects_values_without_raising(validator: Valida
     patient = {"resourceType": "Patient", "identifier": [{"system": "s", "value": "1"}]}
     found = typed_values(validator.model, of_resource(validator.model, patient), path, Scope.of(patient))
     assert all(isinstance(value, Typed) for value in found)
+
+
+# -- slices told apart by one string at one path (looked up, not tested one by one) ------------
+def system_profile() -> Validator:
+    discriminators = [{"type": "value", "path": "coding.system"}]
+    return validator_with(
+        sd(
+            URL,
+            "Observation",
+            [
+                {"id": "Observation.category", "slicing": {"discriminator": discriminators, "rules": "closed"}},
+                {"id": "Observation.category:alpha", "max": "1"},
+                {"id": "Observation.category:alpha.coding.system", "fixedUri": "urn:example:alpha"},
+                {"id": "Observation.category:beta", "min": 1, "max": "1"},
+                {"id": "Observation.category:beta.coding.system", "fixedUri": "urn:example:beta"},
+            ],
+        )
+    )
+
+
+def with_categories(*systems: list[str]) -> dict[str, Any]:
+    category = [{"coding": [{"system": system, "code": "x"} for system in codings]} for codings in systems]
+    return profiled("Observation", status="final", code={"text": "体温"}, category=category)
+
+
+def test_an_item_carrying_two_slices_strings_goes_to_the_first_slice_defined() -> None:
+    issues = system_profile().validate(with_categories(["urn:example:beta", "urn:example:alpha"]))
+    assert ids_at(issues, "Observation.category") == ["profile.slice-cardinality-min"]
+
+
+def test_an_item_carrying_no_slices_string_is_unmatched_in_closed_slicing() -> None:
+    issues = system_profile().validate(with_categories(["urn:example:beta"], ["urn:example:gamma"]))
+    assert ids_at(issues, "Observation.category[1]") == ["profile.slice-unmatched-closed"]
