@@ -7,7 +7,6 @@ an issue with the FHIRPath of the offending element and the walk carries on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,14 +21,34 @@ from conformance.terminology import Terminology
 from conformance.value_bounds import check_bounds, check_length
 
 
-@dataclass(slots=True)
 class Item:
-    """One value of an element, with its primitive extensions and where it sits."""
+    """One value of an element, with its primitive extensions and where it sits.  Its FHIRPath
+    is put together only when something asks for it (an issue, a nested element): most values
+    of a valid instance never need theirs, and building each was a tenth of the profile walk."""
 
-    value: Any
-    underscore: dict[str, Any] | None
-    slot: Slot | None
-    path: str
+    __slots__ = ("value", "underscore", "slot", "_within", "_label", "_index", "_path")
+
+    def __init__(
+        self,
+        value: Any,
+        underscore: dict[str, Any] | None,
+        slot: Slot | None,
+        within: str,
+        label: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        self.value = value
+        self.underscore = underscore
+        self.slot = slot
+        self._within, self._label, self._index = within, label, index
+        self._path: str | None = within if label is None else None
+
+    @property
+    def path(self) -> str:
+        if self._path is None:
+            label = f"{self._within}.{self._label}"
+            self._path = label if self._index is None else f"{label}[{self._index}]"
+        return self._path
 
     @property
     def type(self) -> str:
@@ -132,10 +151,10 @@ class ProfileWalker:
                 for index, value in enumerate(values):
                     extra = extras_list[index] if index < len(extras_list) else None
                     extra = extra if isinstance(extra, dict) else None
-                    items.append(Item(value, extra, slot, f"{path}.{label}[{index}]"))
+                    items.append(Item(value, extra, slot, path, label, index))
             else:
                 underscore = extras if isinstance(extras, dict) else None
-                items.append(Item(values, underscore, slot, f"{path}.{label}"))
+                items.append(Item(values, underscore, slot, path, label))
         return items
 
     def _element(
