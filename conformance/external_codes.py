@@ -6,7 +6,9 @@
   subtype, both restricted names (RFC 6838 §4.2), optionally followed by ``; name=value``
   parameters (RFC 2045 §5.1), e.g. ``text/plain; charset=UTF-8``;
 * ``currencies`` (``Money.currency``) is ISO 4217 (``urn:iso:std:iso:4217``), whose codes come
-  from pycountry, which tracks the ISO lists release by release.
+  from pycountry, which tracks the ISO lists release by release;
+* ``ucum-units`` (the evidence resources' ``unitOfMeasure``) is every UCUM expression
+  (``http://unitsofmeasure.org``), decided by UCUM's grammar (``ucum.is_code``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Callable
 from functools import cache
 
 import pycountry
+
+from conformance import ucum
 
 TOP_LEVEL_TYPES = frozenset(
     {"application", "audio", "example", "font", "haptics", "image", "message", "model", "multipart", "text", "video"}
@@ -46,4 +50,5 @@ def is_currency(code: str) -> bool:
 EXTERNAL_VALUE_SETS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "http://hl7.org/fhir/ValueSet/mimetypes": ("urn:ietf:bcp:13", is_media_type),
     "http://hl7.org/fhir/ValueSet/currencies": ("urn:iso:std:iso:4217", is_currency),
+    "http://hl7.org/fhir/ValueSet/ucum-units": (ucum.UCUM, ucum.is_code),
 }

@@ -84,6 +84,19 @@ def compare(value: float, code: str, bound: float, bound_code: str) -> int | Non
 
 
 @lru_cache(maxsize=4096)
+def is_code(code: str) -> bool:
+    """Whether ``code`` is a UCUM expression — the ``ucum-units`` value set is every one — by
+    UCUM's grammar and atom table as ucumvert's parser holds them (no conversion, so no audit)."""
+    if not isinstance(code, str) or not code or len(code) > 200:
+        return False
+    try:
+        _engine().parse(code)
+    except Exception:  # lark's errors of many kinds: all mean "not UCUM"
+        return False
+    return True
+
+
+@lru_cache(maxsize=4096)
 def unit(code: str) -> Unit | None:
     """The audited unit for a UCUM code, or None when it cannot be converted safely."""
     if not isinstance(code, str) or not code or len(code) > 200:

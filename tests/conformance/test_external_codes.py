@@ -1,13 +1,14 @@
 """External code systems under R4's required bindings (errors, as the reference validator's):
 media types (BCP-13) by their grammar for Attachment.contentType and Binary.contentType, ISO
-4217 currencies for Money.currency."""
+4217 currencies for Money.currency, UCUM expressions by UCUM's grammar for ucum-units."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.external_codes import is_media_type
+from conformance.ucum import is_code
 from conformance.validator import Validator
 from tests.conftest import errors
 
@@ -54,3 +55,31 @@ def test_an_iso_4217_currency_passes(validator: Validator) -> None:
 
 def test_a_currency_outside_iso_4217_is_an_error(validator: Validator) -> None:
     assert ("binding.not-in-valueset", "ChargeItem.priceOverride.currency") in errors(validator.validate(fee("RMB")))
+
+
+def element_definition(unit: str) -> dict:
+    characteristic = {
+        "definitionCodeableConcept": {"text": "年龄"},
+        "unitOfMeasure": {"coding": [{"system": "http://unitsofmeasure.org", "code": unit}]},
+    }
+    return {
+        "resourceType": "ResearchElementDefinition",
+        "status": "draft",
+        "type": "population",
+        "characteristic": [characteristic],
+    }
+
+
+def test_a_ucum_expression_meets_ucum_units(validator: Validator) -> None:
+    assert errors(validator.validate(element_definition("mm[Hg]/{beat}"))) == []
+
+
+def test_a_unit_written_out_is_not_in_ucum_units(validator: Validator) -> None:
+    found = errors(validator.validate(element_definition("years")))
+    assert ("binding.not-in-valueset", "ResearchElementDefinition.characteristic[0].unitOfMeasure") in found
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=20))
+def test_the_ucum_grammar_decides_every_string_without_raising(code: str) -> None:
+    assert is_code(code) in (True, False)
