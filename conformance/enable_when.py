@@ -112,7 +112,9 @@ def _order(answer: tuple[str, Any], expected: tuple[str, Any]) -> int | str | No
     if kind == "Quantity":
         return _quantity_order(value, wanted)
     if kind == "Reference":
-        same = isinstance(value, dict) and isinstance(wanted, dict) and value.get("reference") == wanted.get("reference")
+        same = (
+            isinstance(value, dict) and isinstance(wanted, dict) and value.get("reference") == wanted.get("reference")
+        )
         return 0 if same else "unordered"
     if kind == "Boolean":
         return 0 if value == wanted else "unordered"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from operator import mul
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
@@ -18,7 +19,9 @@ FIFTEEN = re.compile(r"[1-9]\d{14}")
 
 
 def check_char(first17: str) -> str:
-    return CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
+    if len(first17) != len(WEIGHTS):
+        raise ValueError(f"17 characters expected, not {len(first17)}")
+    return CHECK_CHARS[sum(map(mul, map(int, first17), WEIGHTS)) % 11]
 
 
 def upgrade_15(number: str) -> str:

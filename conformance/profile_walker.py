@@ -134,6 +134,15 @@ class ProfileWalker:
     # -- element values ----------------------------------------------------------------
     def _items(self, container: dict[str, Any], model: NodeModel | None, name: str, path: str) -> list[Item]:
         """Values of one named element (choice names collect every typed key)."""
+        if not name.endswith("[x]") and ("_" + name) not in container:
+            # the common case, quickly: a plain element without primitive extensions
+            values = container.get(name)
+            if values is None:
+                return []
+            slot = model.slots.get(name) if model else None
+            if type(values) is list:
+                return [Item(value, None, slot, path, name, index) for index, value in enumerate(values)]
+            return [Item(values, None, slot, path, name)]
         if name.endswith("[x]"):
             stem = name[:-3]
             keys = [k for k in container if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()]
