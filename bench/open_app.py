@@ -9,3 +9,4 @@ from __future__ import annotations
 from gateway import create_app
 
 app = create_app(secure=False)
+app.config["SERVICES"].settle()  # as `yiyang serve` settles each worker

@@ -7,6 +7,7 @@ Each service is built on first use, so ``yiyang validate`` never opens a databas
 
 from __future__ import annotations
 
+import gc
 from functools import cached_property
 
 from conformance.issues import publish_messages_under
@@ -38,6 +39,14 @@ class Services:
     @cached_property
     def registry(self) -> Registry:
         return self._registry or Registry(self.config.canonical_base)
+
+    def settle(self) -> None:
+        """For a serving process, before its first request: build the definitions and the
+        validator now, then put them out of the garbage collector's sight.  They are about
+        400,000 objects that live as long as the process, and every full collection walked
+        them all (140 ms, about once per 4,000 reads, measured in process)."""
+        self.validator  # noqa: B018 - built for its side effect
+        gc.freeze()
 
     @cached_property
     def validator(self) -> Validator:

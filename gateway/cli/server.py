@@ -121,9 +121,13 @@ class _Gunicorn:
                 self.cfg.set("proc_name", "yiyang")
 
             def load(self) -> Any:
+                """Runs in each worker after the fork (no preloading: no connection crosses a
+                fork), which settles in before its first request."""
                 from gateway import create_app
 
-                return create_app(factory_config)
+                app = create_app(factory_config)
+                app.config["SERVICES"].settle()
+                return app
 
         self.application = Application()
 

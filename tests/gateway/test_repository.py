@@ -153,3 +153,16 @@ def test_a_conditional_reference_in_a_transaction_is_resolved_before_validation(
     visit.pop("id", None)
     answer = made.bundles.process(transaction({"resource": visit, "request": {"method": "POST", "url": "Encounter"}}))
     assert answer["entry"][0]["response"]["status"] == "201 Created"
+
+
+def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
+    import gc
+
+    made = services()
+    made.__dict__.pop("validator")  # as a fresh worker: nothing built yet
+    try:
+        made.settle()
+        settled = ("validator" in made.__dict__, gc.get_freeze_count() > 0)
+    finally:
+        gc.unfreeze()
+    assert settled == (True, True)
