@@ -12,9 +12,9 @@ may both try; the second finds the work done.
 PASSIVE alone never lets the log start over: under a steady stream of writes there is always a
 frame it has not copied yet when the next writer begins, and the file grew by 400 KB a create.
 So once the log is long, a RESTART follows the PASSIVE that just copied it, on the writer
-connection between two write groups while every writer waits its turn (``GroupCommit``): only
-the frames written in between are left to copy, and the next writer begins the log again from
-its start.  When a group is open at that moment, the RESTART waits for a later round.
+connection right after the next group commits, while every writer waits its turn
+(``GroupCommit.after_next_commit``): only the frames written in between are left to copy, and
+the next writer begins the log again from its start.
 
 A graceful close checkpoints once more.  A process killed outright leaves the log as it is: it
 is part of the database, and the next writer's thread copies it.
@@ -27,7 +27,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
 log = logging.getLogger("yiyang.storage")
 #: log frames (pages) after which the log is restarted: 16 MiB of 4 KiB pages
@@ -41,11 +40,11 @@ class Checkpointer:
     def __init__(
         self,
         connect: Callable[[], sqlite3.Connection],
-        between_writes: Callable[[], AbstractContextManager[sqlite3.Connection | None]],
+        after_next_commit: Callable[[Callable[[sqlite3.Connection], None]], None],
         interval: float = 0.25,
     ) -> None:
         self.connect = connect
-        self.between_writes = between_writes
+        self.after_next_commit = after_next_commit
         self.interval = interval
         self._stop = threading.Event()
         self._guard = threading.Lock()
@@ -74,9 +73,7 @@ class Checkpointer:
             try:
                 _, frames, _ = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if frames >= RESTART_FRAMES:
-                    with self.between_writes() as writer:
-                        if writer is not None:
-                            writer.execute("PRAGMA wal_checkpoint(RESTART)")
+                    self.after_next_commit(_restart)
             except sqlite3.Error as exc:  # the next round tries again; the log stays valid
                 log.warning("checkpoint of the write-ahead log failed: %s", exc)
 
@@ -93,3 +90,10 @@ class Checkpointer:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.checkpoint()
+
+
+def _restart(writer: sqlite3.Connection) -> None:
+    try:
+        writer.execute("PRAGMA wal_checkpoint(RESTART)")
+    except sqlite3.Error as exc:  # a later round asks again; the log stays valid
+        log.warning("restart of the write-ahead log failed: %s", exc)

@@ -71,6 +71,7 @@ class GroupCommit:
         self._group: _Group | None = None
         self._connection: Any = None
         self._lock_fd: int | None = None
+        self._upkeep: Callable[[Any], None] | None = None
         self.commits = 0  # groups made durable by this process: write transactions / commits = sharing
 
     @property
@@ -159,26 +160,23 @@ class GroupCommit:
                 self._connection = None  # unusable: the next group opens a new one
         finally:
             self._group = None
-            self._release_file_lock()
             group.done.set()
-
-    @contextmanager
-    def between_groups(self) -> Iterator[Any]:
-        """The writer connection outside any transaction, while every writer of every process
-        waits: for upkeep that must not interleave with writes (the checkpoint that lets the
-        write-ahead log start over).  Yields None, and waits for nothing, when a group is open."""
-        self._ready()
-        with self._turn:
-            if self._group is not None:  # members are queued behind an open group: another time
-                yield None
-                return
-            if self._connection is None:
-                self._connection = self._connect()
-            self._hold_file_lock()
+            upkeep, self._upkeep = self._upkeep, None
             try:
-                yield self._connection
+                if upkeep is not None and self._connection is not None:
+                    upkeep(self._connection)
             finally:
                 self._release_file_lock()
+
+    def after_next_commit(self, upkeep: Callable[[Any], None]) -> None:
+        """Run ``upkeep(connection)`` on the writer connection right after the next group commits,
+        before any other writer of any process begins: for upkeep that must not interleave with
+        writes (the checkpoint that lets the write-ahead log start over).  Its members are woken
+        first, so their answers do not wait for it.  Why not take a turn of its own: a thread
+        that writes in a loop takes the turn back before a waiting thread wakes, so such a turn
+        may never come; the next commit always does (and with no writes, nothing needs it)."""
+        self._ready()
+        self._upkeep = upkeep
 
     def _hold_file_lock(self) -> None:
         if fcntl is None:

@@ -56,7 +56,7 @@ class SQLiteStore(Store):
             lambda connection: Executor(connection, self.dialect, self.errors),
             self.path.with_name(self.path.name + "-writer"),
         )
-        self._checkpointer = Checkpointer(self._open, self._writer.between_groups)
+        self._checkpointer = Checkpointer(self._open, self._writer.after_next_commit)
 
     def _open(self) -> sqlite3.Connection:
         try:
