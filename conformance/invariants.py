@@ -193,6 +193,8 @@ _REGEX_LITERAL = re.compile(r"\b(?:matches|replaceMatches)\(\s*'((?:[^'\\]|\\.)*
 #: the verdict of an invariant not evaluated because the instance's FHIRPath budget is spent
 OVER_BUDGET = "\0over-budget"
 _MEMO_LIMIT = 50_000
+#: distinct JSON keys an invariant learns to admit or pass over (see _KeyFilter)
+_KEYS_LEARNT = 4096
 
 
 def _all_names(expression: str) -> frozenset[str]:
@@ -263,6 +265,33 @@ def _key_pattern(names: frozenset[str]) -> re.Pattern[str]:
     return re.compile(rf"_?(?:{alternatives})(?:[A-Z]\w*)?")
 
 
+class _KeyFilter:
+    """The JSON keys a :func:`_key_pattern` admits, learnt key by key.  Why: an invariant is
+    checked on every element of its type and the elements of a type share a handful of keys, so
+    a set lookup replaces a regex match per key.  Learning stops at :data:`_KEYS_LEARNT` (a
+    hostile instance may bring any number of distinct keys); later ones are matched each time.
+    Nothing learnt is ever forgotten, so threads sharing a filter never see a shrinking set."""
+
+    __slots__ = ("_pattern", "_known", "_admitted")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self._pattern = pattern
+        self._known: set[str] = set()
+        self._admitted: set[str] = set()
+
+    def admitted(self, node: dict[str, Any]) -> set[str]:
+        """The keys among ``node``'s (and perhaps others) that the pattern admits."""
+        unknown = node.keys() - self._known
+        if not unknown:
+            return self._admitted
+        fullmatch = self._pattern.fullmatch
+        if len(self._known) + len(unknown) > _KEYS_LEARNT:
+            return self._admitted | {key for key in unknown if fullmatch(key)}
+        self._admitted.update([key for key in unknown if fullmatch(key)])  # decided before known
+        self._known.update(unknown)
+        return self._admitted
+
+
 @dataclass(slots=True)
 class Invariant:
     key: str
@@ -275,8 +304,8 @@ class Invariant:
     #: the expression evaluated: the published one, or the reference validator's correction of it
     _evaluated: str = ""
     _uses_resolve: bool = False
-    _names: re.Pattern[str] | None = None
-    _presence: re.Pattern[str] | None = None
+    _names: _KeyFilter | None = None
+    _presence: _KeyFilter | None = None
     _nested_presence: frozenset[str] = frozenset()
     _when_empty: bool | None = None
     _memo: dict[bytes, bool | str] | None = None
@@ -294,9 +323,9 @@ class Invariant:
             return
         names = referenced_children(self._evaluated)
         if names is not None:
-            self._names = _key_pattern(names)
+            self._names = _KeyFilter(_key_pattern(names))
             presence = presence_only(self._evaluated, names)
-            self._presence = _key_pattern(presence) if presence else None
+            self._presence = _KeyFilter(_key_pattern(presence)) if presence else None
             self._nested_presence = presence_only(self._evaluated, _all_names(self._evaluated), nested=True)
             token = set_budget(None)  # the answer for an empty element is not the instance's cost
             try:
@@ -388,14 +417,14 @@ class Invariant:
             return self.error
         if self._memo is None or not isinstance(node, dict) or extension is not None:
             return self._run(node, scope, base, extension)
-        matches = self._names.fullmatch
-        projection = {key: value for key, value in node.items() if matches(key)}
-        if not projection and self._when_empty is not None:
+        admitted = self._names.admitted(node)
+        if self._when_empty is not None and admitted.isdisjoint(node):
             return self._when_empty
+        projection = {key: value for key, value in node.items() if key in admitted}
         keyed = projection
         if self._presence is not None:
-            present = self._presence.fullmatch
-            keyed = {k: (True if present(k) else v) for k, v in projection.items()}
+            present = self._presence.admitted(projection)
+            keyed = {k: (True if k in present else v) for k, v in projection.items()}
         if self._nested_presence:
             keyed = _present(keyed, self._nested_presence)
         try:

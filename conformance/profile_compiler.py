@@ -66,8 +66,9 @@ class Rule:
     #: the ElementDefinition regex extension (compiled with RE2), applied to primitive values
     regex: Pattern | None = None
     regex_source: str = ""
-    #: for a slice: its discriminator tests (discriminators.slice_tests), worked out on first use
-    discrimination: tuple[Any, ...] | None = None
+    #: for a sliced element: each slice's discriminator tests (discriminators.slice_tests),
+    #: worked out on first use (see ProfileWalker._plans)
+    slice_plans: dict[str, tuple[Any, ...]] | None = None
     #: for a sliced element whose slices each fix one string at the same plain path
     #: (``url``, ``system``): (the path, string → slice name); () when they do not.  Worked
     #: out on first use (see ProfileWalker._slices)

@@ -176,7 +176,16 @@ class ProfileWalker:
         profile_url: str,
     ) -> None:
         count = len(items)
-        where = f"{parent_path}.{rule.name}"
+        if (rule.min and count < rule.min) or (rule.max is not None and count > rule.max) or rule.must_support:
+            self._cardinality(rule, count, f"{parent_path}.{rule.name}", issues, profile_url)
+        for item in items:
+            model = self._model_of(item) if rule.children or rule.invariants else None
+            self._check_item(rule, item, model, issues, scope, profile_url)
+        if rule.slicing is not None and rule.slices:
+            self._slices(rule, items, parent_path, issues, scope, profile_url)
+
+    @staticmethod
+    def _cardinality(rule: Rule, count: int, where: str, issues: IssueList, profile_url: str) -> None:
         if rule.slice_name is None:
             if rule.min and count < rule.min:
                 issues.error(
@@ -210,11 +219,6 @@ class ProfileWalker:
                 )
             if rule.must_support and count == 0:
                 issues.add("information", "profile.must-support-missing", where, path=label)
-        for item in items:
-            model = self._model_of(item) if rule.children or rule.invariants else None
-            self._check_item(rule, item, model, issues, scope, profile_url)
-        if rule.slicing is not None and rule.slices:
-            self._slices(rule, items, where, issues, scope, profile_url)
 
     def _model_of(self, item: Item) -> NodeModel | None:
         if isinstance(item.value, dict) and "resourceType" in item.value:
@@ -389,17 +393,18 @@ class ProfileWalker:
         self,
         rule: Rule,
         items: list[Item],
-        where: str,
+        parent_path: str,
         issues: IssueList,
         scope: Scope,
         profile_url: str,
     ) -> None:
         slicing = rule.slicing
         names = list(rule.slices)
-        plans = {name: self._plan(rule.slices[name], slicing.discriminators) for name in names}
+        plans = self._plans(rule)
         for name in names if items else ():
             if not plans[name]:
                 detail = "constrains none of the slicing discriminators, so no value can be assigned to it"
+                where = f"{parent_path}.{rule.name}"
                 issues.error(
                     "definition.invalid", where, profile=profile_url, path=f"{rule.path}:{name}", detail=detail
                 )
@@ -423,16 +428,16 @@ class ProfileWalker:
                 issues.error("profile.slice-order", item.path, slice=match, path=rule.path)
             last_slice = max(last_slice, position)
             assigned[match].append(item)
-        parent_path = where.rsplit(".", 1)[0]
         for name in names:
             self._element(rule.slices[name], assigned[name], parent_path, issues, scope, profile_url)
 
     @staticmethod
-    def _plan(slice_rule: Rule, discriminators: tuple[tuple[str, str], ...]) -> tuple[SliceTest, ...]:
-        plan = slice_rule.discrimination
-        if plan is None:
-            plan = slice_rule.discrimination = slice_tests(slice_rule, discriminators)
-        return plan
+    def _plans(rule: Rule) -> dict[str, tuple[SliceTest, ...]]:
+        """Each slice's discriminator tests, worked out on first use."""
+        if rule.slice_plans is None:
+            discriminators = rule.slicing.discriminators if rule.slicing else ()
+            rule.slice_plans = {name: slice_tests(part, discriminators) for name, part in rule.slices.items()}
+        return rule.slice_plans
 
     def _matches(self, plan: tuple[SliceTest, ...], item: Item, scope: Scope) -> bool:
         """Whether an item belongs to a slice.  As in the reference validator, a discriminator

@@ -156,10 +156,13 @@ def _claimed(resource: dict[str, Any]) -> list[str]:
 
 def _unique(issues: IssueList) -> list[Issue]:
     """A snapshot profile restates its base; the same finding is reported once."""
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[str, str, object]] = set()
     kept = []
     for issue in issues:
-        key = (issue.message_id, issue.expression, repr(sorted(issue.params.items())))
+        try:
+            key: tuple[str, str, object] = (issue.message_id, issue.expression, frozenset(issue.params.items()))
+        except TypeError:  # a list among the parameters
+            key = (issue.message_id, issue.expression, repr(sorted(issue.params.items())))
         if key not in seen:
             seen.add(key)
             kept.append(issue)

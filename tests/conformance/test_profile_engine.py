@@ -445,3 +445,20 @@ def test_a_value_tested_only_for_presence_keeps_present_and_absent_apart(validat
         any(i.params.get("key") == "yy-pat-1" for i in validator.validate(r)) for r in (person, other, numberless)
     ]
     assert verdicts == [False, False, True]
+
+
+def test_an_invariant_reads_its_children_among_more_keys_than_it_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An invariant remembers which JSON keys hold the children it reads, up to a bound; keys
+    met after that are matched one by one, and still count."""
+    import conformance.invariants as invariants
+    from conformance.fhirpath_scope import Scope
+
+    monkeypatch.setattr(invariants, "_KEYS_LEARNT", 8)
+    invariant = invariants.Invariant("t-1", "error", "family.exists()", "a family name")
+    person = {"resourceType": "Patient"}
+    for number in range(20):  # a hostile stream of distinct keys fills what it learns
+        invariant.check({f"x{number}": "a"}, Scope.of(person), "HumanName")
+    verdicts = [
+        invariant.check(name, Scope.of(person), "HumanName") for name in ({"y": "a", "family": "李"}, {"y": "a"})
+    ]
+    assert verdicts == [True, False]
