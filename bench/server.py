@@ -15,8 +15,9 @@ over loopback with wrk (16 connections, ``--latency``) from a separate process:
     search-name      GET /fhir/Patient?name=<姓>&birthdate=<date>
     create           POST /fhir/Patient, each a different valid yy-patient (full validation)
     transaction      POST /fhir, 10 creates (Patient + 5 Encounters + 4 Coverages, urn:uuid)
-    read, search-id  again on the same gateway without its security (bench/open_app.py: no
-                     tokens, rate limits or audit trail), for what security costs
+    read, search-id  also on the same store without security (bench/open_app.py: no tokens,
+                     rate limits or audit trail), both servers up, in alternating half-length
+                     runs (secured, open, open, secured, ...), for what security costs
 
 Each scenario gets a fresh server after a 3 s warm-up (requests a timed-out scenario left in
 the listen backlog must not eat the next one's time).  Ratios are against the floor measured
@@ -63,6 +64,8 @@ LIST_SIZE = 20_000
 SCENARIOS = ("metadata", "read", "search-id", "search-name", "create", "transaction")
 #: the scenarios run again without security, to measure what tokens and the audit trail cost
 SECURITY_COMPARED = ("read", "search-id")
+#: alternating runs of each server when security is compared (secured first, then open first …)
+COMPARED_ROUNDS = 4
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,15 @@ class Scenario:
     target: str
     items: str  # file of paths or bodies
     per_request: int = 1  # resources written per request
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server as the load generator sees it."""
+
+    port: int
+    token: str = ""  # the bearer token its requests carry (none for the floor and the open app)
+    pid: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,9 +132,9 @@ def main() -> None:
         work = Path(folder)
         scenarios = write_lists(work, args.patients)
         bench = Bench(wrk, args, work)
-        with bench.floor_server() as floor_port:
+        with bench.floor_server() as floor:
             for database in args.databases.split(","):
-                bench.run_database(database.strip(), cache, scenarios, floor_port)
+                bench.run_database(database.strip(), cache, scenarios, floor)
             if "postgresql" in args.databases and int(args.scale):
                 bench.run_scale(int(args.scale), cache)
 
@@ -160,17 +172,16 @@ class Bench:
 
     # -- servers ---------------------------------------------------------------------------
     @contextmanager
-    def floor_server(self) -> Iterator[int]:
+    def floor_server(self) -> Iterator[Server]:
         port = free_port()
         command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), "--worker-class", "sync"]
         command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.floor_app:app"]
-        with running(command, port, "/fhir/floor", self.work / "floor.log"):
-            yield port
+        with running(command, port, "/fhir/floor", self.work / "floor.log") as process:
+            yield Server(port, pid=process.pid)
 
     @contextmanager
-    def gateway(self, database_url: str, log: str) -> Iterator[subprocess.Popen[bytes]]:
+    def gateway(self, database_url: str, log: str) -> Iterator[Server]:
         port = free_port()
-        self.port = port
         yiyang = str(Path(sys.executable).with_name("yiyang"))
         command = [
             yiyang,
@@ -192,40 +203,36 @@ class Bench:
             self.work / log,
             {"YIYANG_ALLOW_CLIENT_SECRET": "true", "YIYANG_RATE_LIMIT_PER_SECOND": "1000000"},
         ) as process:
-            self.token = fetch_token(port)
-            yield process
+            yield Server(port, fetch_token(port), process.pid)
 
     @contextmanager
-    def open_gateway(self, database_url: str, log: str) -> Iterator[subprocess.Popen[bytes]]:
+    def open_gateway(self, database_url: str, log: str) -> Iterator[Server]:
         """The same app without security (``bench/open_app.py``), served the way ``yiyang
         serve`` serves the gateway: gunicorn, sync workers, no access log."""
         port = free_port()
-        self.port, self.token = port, ""
         command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), "--worker-class", "sync"]
         command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.open_app:app"]
         environment = {"YIYANG_DATABASE_URL": database_url, "YIYANG_PORT": str(port)}
         with running(command, port, "/fhir/metadata", self.work / log, environment) as process:
-            yield process
+            yield Server(port, pid=process.pid)
 
     # -- runs ------------------------------------------------------------------------------
-    def run_database(self, database: str, cache: Path, scenarios: dict[str, Scenario], floor_port: int) -> None:
+    def run_database(self, database: str, cache: Path, scenarios: dict[str, Scenario], floor: Server) -> None:
         print(f"\n{database}: preparing the store", flush=True)
         with working_store(database, self.args.patients, cache, self.args.postgres) as url:
-            floor = self.measure(floor_port, scenarios["floor"])
-            results = {"floor": floor}
+            results = {"floor": self.measure(floor, scenarios["floor"])}
             chosen = [name.strip() for name in self.args.scenarios.split(",")]
             for name in [name for name in SCENARIOS if name in chosen]:
                 # a fresh server per scenario: requests a timed-out scenario left queued in the
                 # listen backlog must not be served on the next scenario's time
-                with self.gateway(url, f"{database}-{name}.log") as process:
-                    results[name] = self.measure(self.port, scenarios[name])
+                with self.gateway(url, f"{database}-{name}.log") as server:
+                    if name in SECURITY_COMPARED:
+                        with self.open_gateway(url, f"{database}-{name}-open.log") as bare:
+                            results[name], results[f"{name} open"] = self.compare(server, bare, scenarios[name])
+                    else:
+                        results[name] = self.measure(server, scenarios[name])
                     if self.args.profile and name != "metadata":
-                        self.profile(process.pid, scenarios[name], f"{database}-{name}")
-                if name in SECURITY_COMPARED:
-                    # right after the secured run, so both meet the same machine and the same caches
-                    with self.open_gateway(url, f"{database}-{name}-open.log"):
-                        open_name = f"{name} open"
-                        results[open_name] = self.measure(self.port, replace(scenarios[name], name=open_name))
+                        self.profile(server, scenarios[name], f"{database}-{name}")
         self.results[database] = results
         report(database, results)
 
@@ -238,8 +245,8 @@ class Bench:
         scenarios = write_lists(self.work / "small", small)
         url = cached_postgres(small, cache, self.args.postgres)
         for name in [name for name in ("search-id", "search-name") if name in full]:
-            with self.gateway(url, f"scale-{name}.log"):
-                low = self.measure(self.port, scenarios[name])
+            with self.gateway(url, f"scale-{name}.log") as server:
+                low = self.measure(server, scenarios[name])
                 high = full[name]
                 print(
                     f"  {name:<12} p50 {low.p50_ms:6.1f} -> {high.p50_ms:6.1f} ms ({high.p50_ms / low.p50_ms:.2f}x), "
@@ -248,31 +255,55 @@ class Bench:
                     flush=True,
                 )
 
-    def wrk_run(self, port: int, scenario: Scenario, seconds: int, timeout: str = "10s") -> dict[str, int]:
+    def wrk_run(self, server: Server, scenario: Scenario, seconds: int, timeout: str = "10s") -> dict[str, int]:
         environment = {
             **os.environ,
             "BENCH_LIST": scenario.items,
             "BENCH_METHOD": scenario.method,
             "BENCH_TARGET": scenario.target,
             "BENCH_THREADS": str(self.args.threads),
-            "BENCH_TOKEN": getattr(self, "token", ""),
+            "BENCH_TOKEN": server.token,
         }
         command = [self.wrk, "--latency", "-t", str(self.args.threads), "-c", str(self.args.connections)]
-        command += ["-d", f"{seconds}s", "--timeout", timeout, "-s", str(SCRIPT), f"http://127.0.0.1:{port}"]
+        command += ["-d", f"{seconds}s", "--timeout", timeout, "-s", str(SCRIPT), f"http://127.0.0.1:{server.port}"]
         done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
         line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH "))
         return json.loads(line.removeprefix("BENCH "))
 
-    def measure(self, port: int, scenario: Scenario) -> Result:
+    def measure(self, server: Server, scenario: Scenario) -> Result:
         # a short unmeasured run first: each worker compiles the validator, warms its caches
-        self.wrk_run(port, scenario, 3, timeout="60s")
-        found = self.wrk_run(port, scenario, self.args.duration)
-        failed = sum(found[k] for k in ("bad_status", "connect", "read", "write", "timeout"))
+        self.wrk_run(server, scenario, 3, timeout="60s")
+        return self.reported(scenario, [self.wrk_run(server, scenario, self.args.duration)])
+
+    def compare(self, secured: Server, bare: Server, scenario: Scenario) -> tuple[Result, Result]:
+        """The scenario on the secured gateway and on the open app, both running, in short
+        alternating runs (secured, open, open, secured, …): drift of a shared machine over the
+        minutes of a benchmark — another tenant, the kernel writing back — then weighs on both
+        alike, where one run after the other gave the security cost anywhere from 4 % to 21 %."""
+        opened = replace(scenario, name=f"{scenario.name} open")
+        for server in (secured, bare):
+            self.wrk_run(server, scenario, 3, timeout="60s")
+        runs: dict[Server, list[dict[str, int]]] = {secured: [], bare: []}
+        seconds = max(2, self.args.duration // 2)
+        for round_ in range(COMPARED_ROUNDS):
+            order = (secured, bare) if round_ % 2 == 0 else (bare, secured)
+            for server in order:
+                runs[server].append(self.wrk_run(server, scenario, seconds))
+        return self.reported(scenario, runs[secured]), self.reported(opened, runs[bare])
+
+    @staticmethod
+    def reported(scenario: Scenario, runs: list[dict[str, int]]) -> Result:
+        """One result of one or more wrk runs: their requests over their time, and the
+        latencies of the median run."""
+        requests = sum(run["requests"] for run in runs)
+        seconds = sum(run["duration_us"] for run in runs) / 1e6
+        middle = sorted(runs, key=lambda run: run["p50_us"])[len(runs) // 2]
+        failed = sum(run[k] for run in runs for k in ("bad_status", "connect", "read", "write", "timeout"))
         result = Result(
             scenario.name,
-            found["requests"] / (found["duration_us"] / 1e6),
-            found["p50_us"] / 1000,
-            found["p99_us"] / 1000,
+            requests / seconds,
+            middle["p50_us"] / 1000,
+            middle["p99_us"] / 1000,
             failed,
             scenario.per_request,
         )
@@ -283,17 +314,17 @@ class Bench:
         )
         return result
 
-    def profile(self, master: int, scenario: Scenario, label: str) -> None:
+    def profile(self, server: Server, scenario: Scenario, label: str) -> None:
         """The scenario again, unmeasured, with py-spy sampling every worker; prints where
         the workers spend their time (own time, and time including callees)."""
         spy = Path(sys.executable).with_name("py-spy")
         self.args.profile.mkdir(parents=True, exist_ok=True)
         out = self.args.profile / f"{label}.txt"
-        command = [str(spy), "record", "--pid", str(master), "--subprocesses", "--format", "raw", "--rate", "50"]
+        command = [str(spy), "record", "--pid", str(server.pid), "--subprocesses", "--format", "raw", "--rate", "50"]
         command += ["--duration", str(self.args.duration), "--output", str(out), "--nonblocking"]
         sampler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
-        self.wrk_run(self.port, scenario, self.args.duration - 1)
+        self.wrk_run(server, scenario, self.args.duration - 1)
         sampler.wait(timeout=60)
         print_profile(out)
 
