@@ -76,6 +76,9 @@ class Rule:
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False
+    #: the value itself is constrained (types, fixed, pattern, bounds, length, regex, binding
+    #: or invariants), not only its children; set once compiled
+    checks_value: bool = True
 
     def child(self, name: str) -> Rule:
         found = self.children.get(name)
@@ -244,6 +247,17 @@ class ProfileCompiler:
         for rule in rules:
             rule.quiet_when_absent = not (
                 rule.min or rule.must_support or any(s.min or s.must_support for s in rule.slices.values())
+            )
+            rule.checks_value = bool(
+                rule.types
+                or rule.fixed is not None
+                or rule.pattern is not None
+                or rule.min_value is not None
+                or rule.max_value is not None
+                or rule.max_length is not None
+                or rule.regex is not None
+                or rule.binding is not None
+                or rule.invariants
             )
         pure = all(_context_free(rule) for rule in rules)
         kind = sd.get("kind") if isinstance(sd.get("kind"), str) else "resource"

@@ -238,9 +238,26 @@ class ProfileWalker:
         scope: Scope,
         profile_url: str = "",
     ) -> None:
-        value, path = item.value, item.path
+        value = item.value
         if model is not None and model.is_resource and value is not scope.resource and isinstance(value, dict):
             scope = _nested_scope(rule, value, scope)
+        if rule.checks_value:
+            self._check_value(rule, item, model, issues, scope)
+        if rule.children:
+            # Malformed shapes were reported by the base walk; here they simply hold nothing.
+            container = value if isinstance(value, dict) else item.underscore
+            if not isinstance(container, dict):
+                container = {}
+            url = profile_url or rule.path
+            path = item.path
+            for name, child in rule.children.items():
+                if child.quiet_when_absent and not _has(container, name):
+                    continue
+                self._element(child, self._items(container, model, name, path), path, issues, scope, url)
+
+    def _check_value(self, rule: Rule, item: Item, model: NodeModel | None, issues: IssueList, scope: Scope) -> None:
+        """The rule's constraints on the value itself (its children are the caller's)."""
+        value, path = item.value, item.path
         if rule.types:
             self._check_types(rule.types, item, issues, scope)
         if rule.fixed is not None and value != rule.fixed:
@@ -267,16 +284,6 @@ class ProfileWalker:
             base = (item.slot.node or item.slot.type) if item.slot else rule.path
             verdict = invariant.check(value, scope, item.type if model and model.is_resource else base)
             report_invariant(invariant, verdict, path, issues)
-        if rule.children:
-            # Malformed shapes were reported by the base walk; here they simply hold nothing.
-            container = value if isinstance(value, dict) else item.underscore
-            if not isinstance(container, dict):
-                container = {}
-            url = profile_url or rule.path
-            for name, child in rule.children.items():
-                if child.quiet_when_absent and not _has(container, name):
-                    continue
-                self._element(child, self._items(container, model, name, path), path, issues, scope, url)
 
     def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, scope: Scope) -> None:
         actual = item.type
@@ -428,8 +435,9 @@ class ProfileWalker:
                 issues.error("profile.slice-order", item.path, slice=match, path=rule.path)
             last_slice = max(last_slice, position)
             assigned[match].append(item)
-        for name in names:
-            self._element(rule.slices[name], assigned[name], parent_path, issues, scope, profile_url)
+        for name, part in rule.slices.items():
+            if assigned[name] or not part.quiet_when_absent:
+                self._element(part, assigned[name], parent_path, issues, scope, profile_url)
 
     @staticmethod
     def _plans(rule: Rule) -> dict[str, tuple[SliceTest, ...]]:
