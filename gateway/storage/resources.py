@@ -9,6 +9,7 @@ transaction Bundle after a lost response, leaves the archive as it was.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,12 +23,22 @@ from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionCo
 _COLUMNS = "type, id, version, last_updated, deleted, content"
 
 
+#: (the second, its text up to the seconds) of the latest call: one formatting per second
+_SECOND: tuple[int, str] = (-1, "")
+
+
 def now_instant() -> str:
     """The store's clock, in the one fixed-width text form every timestamp column uses (so
-    that text order is time order on both databases) and that is a valid FHIR instant.  The
-    current year has four digits, so the C-level ISO format gives the same text as
-    :func:`format_instant`, at a fifth of its cost (it runs for every write and audit event)."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:26] + "Z"
+    that text order is time order on both databases) and that is a valid FHIR instant, as
+    :func:`format_instant` writes it.  It runs for every write and every audit event, so the
+    text up to the seconds is made once a second and only the microseconds are formatted
+    each time (a sixth of the cost of an aware ``datetime.now``)."""
+    global _SECOND
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    second = _SECOND
+    if second[0] != seconds:
+        second = _SECOND = (seconds, format_instant(datetime.fromtimestamp(seconds, UTC))[:19])
+    return f"{second[1]}.{nanoseconds // 1000:06d}Z"
 
 
 def store_instant(text: str) -> str:

@@ -212,3 +212,21 @@ def test_a_read_inside_a_write_transaction_sees_its_writes(store: Store) -> None
         with store.reading() as inner:
             found = inner.resources.read("Patient", "p1")
     assert found is not None and found.resource["gender"] == "female"
+
+
+def test_the_store_clock_writes_each_moment_as_format_instant_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """now_instant formats the seconds once a second: the moments of one second, and the
+    first of the next, still read exactly as the full formatting gives them."""
+    from datetime import UTC, datetime, timedelta
+
+    import gateway.storage.resources as resources
+    from gateway.search.values import format_instant
+
+    start = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+    moments = [start, start + timedelta(microseconds=999_999), start + timedelta(seconds=1, microseconds=7)]
+    written = []
+    for moment in moments:
+        nanoseconds = int((moment - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1)) * 1000 + 512
+        monkeypatch.setattr(resources.time, "time_ns", lambda value=nanoseconds: value)
+        written.append(resources.now_instant())
+    assert written == [format_instant(moment) for moment in moments]
