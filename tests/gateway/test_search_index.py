@@ -200,3 +200,29 @@ def test_every_date_encodes_to_a_range_whose_low_is_not_after_its_high(moment: A
         text += zone
     low, high = date_range(text)
     assert low <= high
+
+
+def test_a_where_filter_on_a_string_child_agrees_with_fhirpath() -> None:
+    parameters = SearchParameters(Registry())
+    person = {
+        "resourceType": "Patient",
+        "telecom": [
+            {"system": "email", "value": "a@b.cn"},
+            {"system": "phone", "value": "13800000001"},
+            {"value": "x"},
+        ],
+    }
+    phone = parameters.get("Patient", "phone")
+    assert phone.extract(person) == fhirpathpy.evaluate(person, phone.expression, model=models["r4"])
+
+
+def test_a_where_filter_keeps_an_element_whose_compared_child_has_extensions() -> None:
+    """fhirpathpy 2.2 compares ``system = 'phone'`` false once ``_system`` exists; the walk
+    compares the value itself, as FHIRPath means."""
+    parameters = SearchParameters(Registry())
+    phone = {
+        "system": "phone",
+        "_system": {"extension": [{"url": "urn:x", "valueString": "y"}]},
+        "value": "13800000001",
+    }
+    assert parameters.get("Patient", "phone").extract({"resourceType": "Patient", "telecom": [phone]}) == [phone]
