@@ -93,7 +93,15 @@ class Checkpointer:
 
 
 def _restart(writer: sqlite3.Connection) -> None:
+    """RESTART without waiting: it runs while every writer waits, and SQLite's busy handler
+    sleeps (up to 100 ms a time) while another process checkpoints or an old reader finishes.
+    When it cannot restart at once it copies what it can, and a later round asks again."""
     try:
-        writer.execute("PRAGMA wal_checkpoint(RESTART)")
+        (waiting,) = writer.execute("PRAGMA busy_timeout").fetchone()
+        writer.execute("PRAGMA busy_timeout = 0")
+        try:
+            writer.execute("PRAGMA wal_checkpoint(RESTART)")
+        finally:
+            writer.execute(f"PRAGMA busy_timeout = {int(waiting)}")
     except sqlite3.Error as exc:  # a later round asks again; the log stays valid
         log.warning("restart of the write-ahead log failed: %s", exc)
