@@ -188,8 +188,8 @@ def _model_steps(types: dict[str, Any], root: str, matches: Iterator[re.Match[st
             continue
         node = types[node_path.split(".")[0]]["nodes"].get(node_path, {}) if node_path else {}
         if match["key"]:
-            spec = node.get(match["key"])
-            if spec is None or [t["code"] for t in spec.get("types", [])] not in [[c] for c in _STRING_TYPES]:
+            codes = [t["code"] for t in node.get(match["key"], {}).get("types", [])]
+            if len(codes) != 1 or codes[0] not in _STRING_TYPES:
                 return None  # not a string child of this element: fhirpathpy decides
             steps.append(("", False, None, (match["key"], match["literal"])))
             continue
