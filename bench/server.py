@@ -55,6 +55,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from bench import server_data
+from gateway.config import Config
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "wrk_replay.lua"
@@ -208,9 +209,14 @@ class Bench:
     @contextmanager
     def open_gateway(self, database_url: str, log: str) -> Iterator[Server]:
         """The same app without security (``bench/open_app.py``), served the way ``yiyang
-        serve`` serves the gateway: gunicorn, sync workers, no access log."""
+        serve`` serves the gateway: gunicorn, sync workers (gthread with ``YIYANG_THREADS``
+        above 1, as the gateway then has), no access log."""
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), "--worker-class", "sync"]
+        threads = Config.load().threads
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers)]
+        command += (
+            ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else ["--worker-class", "sync"]
+        )
         command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.open_app:app"]
         environment = {"YIYANG_DATABASE_URL": database_url, "YIYANG_PORT": str(port)}
         with running(command, port, "/fhir/metadata", self.work / log, environment) as process:
