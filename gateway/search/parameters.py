@@ -32,18 +32,17 @@ from profiles.registry import Registry
 Extractor = Callable[[dict[str, Any]], list[Any]]
 
 _RESOLVE = re.compile(r"^\(?(?P<path>.+?)\.where\(resolve\(\) is (?P<type>[A-Za-z]+)\)\)?$")
-#: a filter on a string child: where(system='phone')
-_WHERE = r"where\((?P<key>[a-z][A-Za-z0-9]*) ?= ?'(?P<literal>[^'\\]*)'\)"
-_PATH = re.compile(
-    r"[A-Z][A-Za-z]*(?:\.(?:[a-z][A-Za-z0-9]*|extension\('[^']+'\)|where\([a-z][A-Za-z0-9]* ?= ?'[^'\\]*'\)))+"
+#: one step of a plain path: an extension('url'), a filter on a string child
+#: (where(system='phone')) or a child's name
+_STEP = re.compile(
+    r"\.(?:extension\('(?P<url>[^']+)'\)"
+    r"|where\((?P<key>[a-z][A-Za-z0-9]*) ?= ?'(?P<literal>[^'\\]*)'\)"
+    r"|(?P<name>[a-z][A-Za-z0-9]*))"
 )
-_STEP = re.compile(r"\.(?:extension\('(?P<url>[^']+)'\)|" + _WHERE + r"|(?P<name>[a-z][A-Za-z0-9]*))")
+_PATH = re.compile(r"[A-Z][A-Za-z]*(?:" + _STEP.pattern + ")+")
 _AS_OPERATOR = re.compile(r"^\((?P<path>[^()]+) as (?P<type>[A-Za-z]+)\)$")
 _AS_FUNCTION = re.compile(r"\.as\((?P<type>[A-Za-z]+)\)")
 _OF_TYPE = re.compile(r"(?P<path>.+)\.ofType\((?P<type>[A-Za-z]+)\)")
-
-#: the string-typed children a ``where(child = 'literal')`` step may compare
-_STRING_TYPES = frozenset({"code", "string", "uri", "url", "canonical", "id"})
 
 #: one step of a direct walk: element name, whether it is a choice ([x]), extension url
 #: filter, (child, literal) filter of a where() step (the name is empty then)
@@ -189,7 +188,7 @@ def _model_steps(types: dict[str, Any], root: str, matches: Iterator[re.Match[st
         node = types[node_path.split(".")[0]]["nodes"].get(node_path, {}) if node_path else {}
         if match["key"]:
             codes = [t["code"] for t in node.get(match["key"], {}).get("types", [])]
-            if len(codes) != 1 or codes[0] not in _STRING_TYPES:
+            if len(codes) != 1 or not _is_string(types, codes[0]):
                 return None  # not a string child of this element: fhirpathpy decides
             steps.append(("", False, None, (match["key"], match["literal"])))
             continue
@@ -207,6 +206,17 @@ def _model_steps(types: dict[str, Any], root: str, matches: Iterator[re.Match[st
         else:
             node_path = ""  # a choice or a primitive: only valid as the last step
     return steps
+
+
+def _is_string(types: dict[str, Any], code: str) -> bool:
+    """Whether a primitive type is string or uri, or derives from one (code, id, url …): a
+    value a where() step may compare with a string literal as it stands in the JSON."""
+    while code not in ("string", "uri"):
+        base = types.get(code, {}).get("base")
+        if not base or base == code or base not in types:
+            return False
+        code = base
+    return True
 
 
 def _walk(values: list[Any], steps: list[Step]) -> Iterator[Any]:

@@ -5,12 +5,15 @@ with their resource, the ingest tables, and migrations that upgrade an old store
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import gateway.storage.resources as resources
 from gateway.search.indexer import SearchIndexer
+from gateway.search.values import format_instant
 from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError, VersionConflict
 from tests.conftest import fresh_database_url
@@ -217,11 +220,6 @@ def test_a_read_inside_a_write_transaction_sees_its_writes(store: Store) -> None
 def test_the_store_clock_writes_each_moment_as_format_instant_does(monkeypatch: pytest.MonkeyPatch) -> None:
     """now_instant formats the seconds once a second: the moments of one second, and the
     first of the next, still read exactly as the full formatting gives them."""
-    from datetime import UTC, datetime, timedelta
-
-    import gateway.storage.resources as resources
-    from gateway.search.values import format_instant
-
     start = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
     moments = [start, start + timedelta(microseconds=999_999), start + timedelta(seconds=1, microseconds=7)]
     written = []
