@@ -26,7 +26,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from gateway.api.negotiation import int_param, respond
 from gateway.fhir.errors import FhirError
 from gateway.search.values import format_instant
-from gateway.security.audit import AuditTrail, RequestFacts, build_event
+from gateway.security.audit import AuditTrail, RequestFacts, event_of
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
 
@@ -89,7 +89,7 @@ def record(response: Response) -> Response:
             location=location,
             types=[t for value in asked.args.getlist("_type") for t in value.split(",") if t],
         )
-        trail().record(build_event(facts))
+        trail().record(facts)
     except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
         log.exception("audit: could not record %s %s", asked.method, asked.path)
     return response
@@ -138,7 +138,7 @@ def search() -> Response:
         links.append({"relation": "previous", "url": f"{page}{max(0, query.offset - query.count)}"})
     entries = []
     for text in events:
-        event = orjson.loads(text)
+        event = event_of(text)
         entries.append({"fullUrl": f"{base}/AuditEvent/{event['id']}", "resource": event, "search": {"mode": "match"}})
     return respond({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries})
 
@@ -152,7 +152,7 @@ def read(event_id: str) -> Response:
             text = tx.audit.get(int(event_id))
     if text is None:
         raise FhirError(404, "http.not-found", reference=f"AuditEvent/{event_id}")
-    return respond(orjson.loads(text))
+    return respond(event_of(text))
 
 
 @audit.route("/AuditEvent", methods=WRITES, endpoint="refuse")

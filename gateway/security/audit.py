@@ -3,11 +3,12 @@
 Who asked (the client and its organisation, or "anonymous" with the reason it was refused),
 what (the RESTful interaction or operation, the resource types, the ids or the search — with
 身份证号, phones and searched-for names masked), when, with which outcome and from where.  The
-API builds the event from plain values (no Flask here) and hands it to the worker's
-:class:`AuditTrail`.
+API hands the worker's :class:`AuditTrail` these facts as plain values (no Flask here); the
+trail stores them as a compact masked record (:func:`record_of`), which every reader — the
+API, :func:`verify` — sees rendered as the AuditEvent (:func:`render`).
 
-Tamper evidence: each stored event carries ``hash = SHA-256(prev_hash + canonical JSON)``, so an
-event edited, deleted or inserted in the table breaks the chain at that point and
+Tamper evidence: each stored record carries ``hash = SHA-256(prev_hash + canonical JSON)``, so a
+record edited, deleted or inserted in the table breaks the chain at that point and
 :func:`verify` names the first broken link.  (A chain alone cannot reveal the *last* events being
 cut off; anchoring the head elsewhere — a printed or periodically exported head hash — can.)
 
@@ -154,89 +155,126 @@ def now_recorded() -> str:
     return now_instant()
 
 
-def build_event(facts: RequestFacts, recorded: str | None = None) -> dict[str, Any]:
-    """The FHIR R4 AuditEvent of one request."""
-    endpoint = facts.endpoint or ""
-    interaction = INTERACTIONS.get(endpoint) or BY_METHOD.get(facts.method, Interaction(None, "E"))
-    # the id is the event's place in the chain, given when it is appended
+# -- the record and the AuditEvent it renders ------------------------------------------------------
+def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
+    """What the chain holds of one request: its facts, masked, under short stable keys, absent
+    when empty.  Rendered as a FHIR AuditEvent whenever it is read (:func:`render`).
+
+    Why not the AuditEvent itself: it is four times the text, and building, serialising,
+    hashing and storing it for every request was most of what the audit trail cost a read.
+    Nothing is lost: the event is a function of the record."""
+    record: dict[str, Any] = {"recorded": recorded, "method": facts.method, "path": mask_text(facts.path)}
+    record["status"] = facts.status
+    if facts.endpoint:
+        record["endpoint"] = facts.endpoint
+    if facts.view_args:
+        record["args"] = {name: mask_text(value) for name, value in facts.view_args.items()}
+    if facts.query:
+        record["query"] = mask_query(list(facts.query))
+    if facts.remote_addr:
+        record["address"] = facts.remote_addr
+    if facts.principal is not None:
+        record["client"] = _client(facts.principal)
+    if facts.reason and facts.status >= 400:
+        record["reason"] = mask_text(facts.reason)
+    if facts.bundle_type:
+        record["bundle"] = facts.bundle_type
+    if facts.location:
+        record["location"] = mask_text(facts.location)
+    if facts.types:
+        record["types"] = facts.types
+    return record
+
+
+@lru_cache(maxsize=1024)
+def _client(who: Principal) -> dict[str, Any]:
+    """Shared by every record of one principal (records are only serialised, never changed)."""
+    return {"id": who.client_id, "organization": who.organization, "role": who.role, "scopes": sorted(who.scopes)}
+
+
+def render(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The FHIR R4 AuditEvent of a stored record (its id is its seq, once it has one)."""
+    endpoint = record.get("endpoint", "")
+    interaction = INTERACTIONS.get(endpoint) or BY_METHOD.get(record["method"], Interaction(None, "E"))
     event: dict[str, Any] = {"resourceType": "AuditEvent"}
+    if "id" in record:
+        event["id"] = record["id"]
     if interaction.login:
         event["type"] = {"system": DICOM, "code": "110114", "display": "User Authentication"}
         event["subtype"] = [{"system": DICOM, "code": "110122", "display": "Login"}]
     else:
         event["type"] = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"}
         code = interaction.code
-        if endpoint == "fhir.transaction_or_batch" and facts.bundle_type in ("transaction", "batch"):
-            code = facts.bundle_type
+        if endpoint == "fhir.transaction_or_batch" and record.get("bundle") in ("transaction", "batch"):
+            code = record["bundle"]
         subtypes = [{"system": RESTFUL_INTERACTION, "code": code, "display": code}] if code else []
         if interaction.operation:
             subtypes.append({"system": OPERATION_SYSTEM, "code": interaction.operation})
         if subtypes:
             event["subtype"] = subtypes
     event["action"] = interaction.action
-    event["recorded"] = recorded or now_recorded()
-    event["outcome"] = outcome_code(facts.status)
-    if facts.status >= 400:
-        description = f"HTTP {facts.status}" + (f": {facts.reason}" if facts.reason else "")
-        event["outcomeDesc"] = mask_text(description)
-    event["agent"] = _agents(facts)
+    event["recorded"] = record["recorded"]
+    status = record["status"]
+    event["outcome"] = outcome_code(status)
+    if status >= 400:
+        event["outcomeDesc"] = f"HTTP {status}" + (f": {record['reason']}" if "reason" in record else "")
+    client = record.get("client")
+    who = (client["id"], client["organization"], client["role"], tuple(client["scopes"])) if client else None
+    event["agent"] = _agents_of(who, record.get("address"))
     event["source"] = {
         "observer": {"display": "Yiyang Gateway"},
         "type": [{"system": SOURCE_TYPE, "code": "3", "display": "Web Server"}],
     }
-    entities = _entities(facts, endpoint)
+    entities = _entities(record, endpoint)
     if entities:
         event["entity"] = entities
     return event
 
 
-def _agents(facts: RequestFacts) -> list[dict[str, Any]]:
-    return _agents_of(facts.principal, facts.remote_addr)
-
-
 @lru_cache(maxsize=1024)
-def _agents_of(who: Principal | None, address: str | None) -> list[dict[str, Any]]:
+def _agents_of(who: tuple[str, str, str, tuple[str, ...]] | None, address: str | None) -> list[dict[str, Any]]:
     """The agents of every request one client makes from one address: the same each time, so
     made once and shared by the events (which are only serialised, never changed)."""
     network = {"network": {"address": address, "type": "2"}} if address else {}
     if who is None:
         return [{"who": {"display": ANONYMOUS}, "requestor": True, **network}]
+    client_id, organization, role, scopes = who
     client = {
-        "type": {"text": who.role},
-        "who": {"identifier": {"system": CLIENT_SYSTEM, "value": who.client_id}, "display": who.client_id},
+        "type": {"text": role},
+        "who": {"identifier": {"system": CLIENT_SYSTEM, "value": client_id}, "display": client_id},
         "requestor": True,
-        "policy": sorted(who.scopes),
+        "policy": list(scopes),
         **network,
     }
-    organization = {"who": {"reference": f"Organization/{who.organization}"}, "requestor": False}
-    return [client, organization]
+    return [client, {"who": {"reference": f"Organization/{organization}"}, "requestor": False}]
 
 
-def _entities(facts: RequestFacts, endpoint: str) -> list[dict[str, Any]]:
-    kind = facts.view_args.get("kind") or FIXED_TYPES.get(endpoint)
-    resource_id = facts.view_args.get("resource_id") or facts.view_args.get("event_id")
+def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
+    args = record.get("args", {})
+    kind = args.get("kind") or FIXED_TYPES.get(endpoint)
+    resource_id = args.get("resource_id") or args.get("event_id")
     if endpoint in ("fhir.everything", "bulk.export_group"):
-        resource_id = facts.view_args.get("resource_id") or facts.view_args.get("group_id")
-    if resource_id is None and facts.location and kind:
-        resource_id = _id_in(facts.location, kind)
+        resource_id = args.get("resource_id") or args.get("group_id")
+    if resource_id is None and "location" in record and kind:
+        resource_id = _id_in(record["location"], kind)
     found: list[dict[str, Any]] = []
     if kind:
         entity: dict[str, Any] = {"type": {"system": RESOURCE_TYPES, "code": kind}}
         if resource_id:
             reference = f"{kind}/{resource_id}"
-            if facts.view_args.get("version"):
-                reference += f"/_history/{facts.view_args['version']}"
-            entity["what"] = {"reference": mask_text(reference)}
+            if args.get("version"):
+                reference += f"/_history/{args['version']}"
+            entity["what"] = {"reference": reference}
         found.append(entity)
-    for other in facts.types:
+    for other in record.get("types", ()):
         if other != kind:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
-    query = "&".join(f"{name}={value}" for name, value in mask_query(list(facts.query)))
+    query = "&".join(f"{name}={value}" for name, value in record.get("query", ()))
     if found and not query:
         return found
     if not found:
         found.append({})  # a route that names no type: described by its path
-    found[0]["description"] = f"{facts.method} {mask_text(facts.path)}" + (f"?{query}" if query else "")
+    found[0]["description"] = f"{record['method']} {record['path']}" + (f"?{query}" if query else "")
     if query:
         found[0]["query"] = base64.b64encode(query.encode()).decode()
     return found
@@ -249,10 +287,17 @@ def _id_in(location: str, kind: str) -> str | None:
     return location.split(marker, 1)[1].split("/", 1)[0] or None
 
 
+def event_of(text: str) -> dict[str, Any]:
+    """The AuditEvent of a stored row: a record rendered, or — written before records, and kept
+    as hashed — the AuditEvent itself."""
+    stored = orjson.loads(text)
+    return stored if stored.get("resourceType") == "AuditEvent" else render(stored)
+
+
 # -- the chain -----------------------------------------------------------------------------------
-def canonical(event: Mapping[str, Any]) -> str:
-    """The one text an event is hashed and stored as: keys sorted, no whitespace, UTF-8."""
-    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+def canonical(record: Mapping[str, Any]) -> str:
+    """The one text a record is hashed and stored as: keys sorted, no whitespace, UTF-8."""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def chain(prev_hash: str, text: str) -> str:
@@ -283,28 +328,28 @@ def columns(event: Mapping[str, Any]) -> tuple[str, str, str, str, str]:
     )
 
 
-#: the id an event carries until it is appended: a JSON string no escaped value can contain
-#: (quotes inside values are written \"), and the only "id" key of an AuditEvent as built here
+#: the id a record carries until it is appended: a JSON string no escaped value can contain
+#: (quotes inside values are written \"), and the only "id" key of a record
 _ID_PLACEHOLDER = '"id":"?"'
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """An event waiting in the buffer: its searchable columns and its canonical JSON with a
-    placeholder id.  Kept as strings, not as the nested dicts, so a full buffer adds nothing
-    for the garbage collector to traverse on every request."""
+    """A record ready to be appended: its searchable columns and its canonical JSON with a
+    placeholder id."""
 
     columns: tuple[str, str, str, str, str]
     text: str
 
 
-def pending(event: dict[str, Any]) -> Pending:
-    return Pending(columns(event), canonical({**event, "id": "?"}))
+def pending(facts: RequestFacts, recorded: str) -> Pending:
+    record = record_of(facts, recorded)
+    return Pending(columns(render(record)), canonical({**record, "id": "?"}))
 
 
 def seal(seq: int, prev_hash: str, waiting: Pending) -> Sealed:
-    """Give an event its place in the chain: its id is its seq, its hash covers the previous
-    hash and its canonical JSON (which includes the id, so an event moved elsewhere in the
+    """Give a record its place in the chain: its id is its seq, its hash covers the previous
+    hash and its canonical JSON (which includes the id, so a record moved elsewhere in the
     chain no longer matches its hash)."""
     text = waiting.text.replace(_ID_PLACEHOLDER, f'"id":"{seq}"', 1)
     return (*waiting.columns, text, chain(prev_hash, text))
@@ -352,7 +397,7 @@ def verify(store: _Chained) -> Verdict:
             if chain(prev_hash, row.event) != row.hash:
                 return Verdict(count, first, last, row.seq, "the event differs from what was hashed (edited)")
             try:
-                event = orjson.loads(row.event)
+                event = event_of(row.event)
                 derived = (event["id"], *columns(event))
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 return Verdict(count, first, last, row.seq, "the event is not a readable AuditEvent")
@@ -369,18 +414,28 @@ def verify(store: _Chained) -> Verdict:
 
 
 # -- buffering -------------------------------------------------------------------------------------
-class AuditTrail(BatchWriter[Pending]):
+#: a request as its hook left it: the facts and when it was answered
+Waiting = tuple[RequestFacts, str]
+
+
+class AuditTrail(BatchWriter[Pending | Waiting]):
     """One worker's buffer of events (see ``gateway/batch_writer.py``), each batch appended in
-    one transaction holding the chain lock, so the chain stays one line across worker processes."""
+    one transaction holding the chain lock, so the chain stays one line across worker processes.
+
+    A request only leaves its facts and the time; masking, the record, its columns and JSON
+    are made on the buffer's thread, where they no longer add to the answer's latency."""
 
     def __init__(self, store: _Chained, interval: float = 0.2, batch: int = 1000, limit: int = 100_000) -> None:
         super().__init__("audit", interval, batch, limit)
         self.store = store
 
-    def record(self, event: dict[str, Any]) -> None:  # type: ignore[override]
-        super().record(pending(event))
+    def record(self, facts: RequestFacts, recorded: str | None = None) -> None:  # type: ignore[override]
+        super().record((facts, recorded or now_recorded()))
 
-    def _write(self, events: list[Pending]) -> None:
+    def _prepare(self, taken: list[Pending | Waiting]) -> list[Pending | Waiting]:
+        return [item if isinstance(item, Pending) else pending(*item) for item in taken]
+
+    def _write(self, events: list[Pending | Waiting]) -> None:
         with self.store.transaction() as tx:
             tx.lock(CHAIN_LOCK)
-            tx.audit.append(events, seal)
+            tx.audit.append(events, seal)  # type: ignore[arg-type] - _prepare made every item Pending

@@ -16,7 +16,18 @@ from hypothesis import strategies as st
 
 from gateway.cli import main
 from gateway.masking import install_log_masking, mask_id_cards, mask_name, mask_phones, mask_query, mask_text
-from gateway.security.audit import AuditTrail, RequestFacts, build_event, outcome_code, verify
+from gateway.security.audit import (
+    AuditTrail,
+    Pending,
+    RequestFacts,
+    canonical,
+    columns,
+    outcome_code,
+    record_of,
+    render,
+    seal,
+    verify,
+)
 from gateway.security.principal import Principal
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -42,10 +53,15 @@ def facts(index: int = 0, **changes: Any) -> RequestFacts:
     return found
 
 
+def event_of_facts(found: RequestFacts) -> dict[str, Any]:
+    """The AuditEvent a request's record renders."""
+    return render(record_of(found, "2026-12-03T08:00:00.000000Z"))
+
+
 def appended(store: Store, count: int) -> None:
     trail = AuditTrail(store)
     for index in range(count):
-        trail.record(build_event(facts(index)))
+        trail.record(facts(index))
     trail.close()
 
 
@@ -88,7 +104,7 @@ def test_an_edited_event_is_detected_naming_its_seq(
     appended(store, 6)
     tamper(
         database_url,
-        """UPDATE audit_event SET event = replace(event, '"outcome":"0"', '"outcome":"4"') WHERE seq = 4""",
+        """UPDATE audit_event SET event = replace(event, '"status":200', '"status":404') WHERE seq = 4""",
     )
     code, out = verified(capsys, database_url)
     assert (code, "seq 4:" in out, "edited" in out) == (1, True, True), out
@@ -139,7 +155,7 @@ def test_workers_appending_at_once_keep_one_chain(database_url: str, store: Stor
 
     def work(trail: AuditTrail) -> None:
         for index in range(60):
-            trail.record(build_event(facts(index)))
+            trail.record(facts(index))
             if index % 7 == 0:
                 time.sleep(0.005)
 
@@ -156,13 +172,35 @@ def test_workers_appending_at_once_keep_one_chain(database_url: str, store: Stor
     assert (verdict.intact, verdict.events) == (True, 120)
 
 
+def test_a_trail_begun_before_records_verifies_and_reads_as_it_was(store: Store) -> None:
+    """Events appended as whole AuditEvents (before the trail stored compact records) stay as
+    they were hashed: the chain runs on through them into records, and they read unchanged."""
+    old = event_of_facts(facts(7))
+    with store.transaction() as tx:
+        tx.audit.append([Pending(columns(old), canonical({**old, "id": "?"}))], seal)
+    appended(store, 2)
+    with store.reading() as tx:
+        first = tx.audit.get(1)
+    verdict = verify(store)
+    assert (verdict.intact, verdict.events, first) == (True, 3, canonical({**old, "id": "1"}))
+
+
+def test_the_stored_record_holds_no_unmasked_identifier(store: Store) -> None:
+    trail = AuditTrail(store)
+    trail.record(facts(path=f"/fhir/Patient/{ID_CARD}", view_args={"kind": "Patient", "resource_id": ID_CARD}))
+    trail.close()
+    with store.reading() as tx:
+        text = tx.audit.get(1) or ""
+    assert (ID_CARD in text, "410105********0020" in text) == (False, True)
+
+
 def test_a_failed_append_keeps_the_events_for_the_next_flush(store: Store) -> None:
     class Broken:
         def transaction(self) -> Any:
             raise OSError("store down")
 
     trail = AuditTrail(Broken())  # type: ignore[arg-type]
-    trail.record(build_event(facts()))
+    trail.record(facts())
     assert (trail.flush(), trail.pending()) == (0, 1)
     trail.store = store
     assert (trail.flush(), trail.pending()) == (1, 0)
@@ -170,7 +208,7 @@ def test_a_failed_append_keeps_the_events_for_the_next_flush(store: Store) -> No
 
 # -- the event ------------------------------------------------------------------------------------
 def test_a_refused_anonymous_request_records_the_reason() -> None:
-    event = build_event(
+    event = event_of_facts(
         facts(principal=None, status=401, reason="http.unauthorized 需要访问令牌", endpoint="fhir.read")
     )
     assert event["agent"][0]["who"] == {"display": "anonymous"}
@@ -180,7 +218,9 @@ def test_a_refused_anonymous_request_records_the_reason() -> None:
 
 def test_a_search_is_recorded_with_its_query_masked() -> None:
     query = [("name", "张秀英"), ("identifier", f"urn:oid:2.16.156.10011.1.3|{ID_CARD}"), ("telecom", "13800000001")]
-    event = build_event(facts(endpoint="fhir.search", view_args={"kind": "Patient"}, query=query, path="/fhir/Patient"))
+    event = event_of_facts(
+        facts(endpoint="fhir.search", view_args={"kind": "Patient"}, query=query, path="/fhir/Patient")
+    )
     entity = event["entity"][0]
     assert entity["description"] == (
         "GET /fhir/Patient?name=张**&identifier=urn:oid:2.16.156.10011.1.3|410105********0020&telecom=138****0001"
@@ -203,14 +243,16 @@ def test_a_search_is_recorded_with_its_query_masked() -> None:
     ],
 )
 def test_each_interaction_has_its_restful_interaction_code(endpoint: str, code: str, action: str) -> None:
-    event = build_event(facts(endpoint=endpoint))
+    event = event_of_facts(facts(endpoint=endpoint))
     assert (event["type"]["code"], event["subtype"][0]["code"], event["action"]) == ("rest", code, action)
 
 
 def test_a_transaction_bundle_and_an_operation_are_named() -> None:
-    bundle = build_event(facts(endpoint="fhir.transaction_or_batch", view_args={}, bundle_type="batch", method="POST"))
+    bundle = event_of_facts(
+        facts(endpoint="fhir.transaction_or_batch", view_args={}, bundle_type="batch", method="POST")
+    )
     assert bundle["subtype"][0]["code"] == "batch"
-    operation = build_event(facts(endpoint="fhir.everything", view_args={"resource_id": "p1"}))
+    operation = event_of_facts(facts(endpoint="fhir.everything", view_args={"resource_id": "p1"}))
     assert [c["code"] for c in operation["subtype"]] == ["operation", "$everything"]
     assert operation["entity"][0]["what"] == {"reference": "Patient/p1"}
 
