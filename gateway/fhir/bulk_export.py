@@ -248,14 +248,12 @@ class BulkExports:
                 yield from tx.resources.current([kind], job.since)
             return
         wanted = set(job.types or self.compartment)
-        names = sorted({name for kind, params in self.compartment.items() if kind in wanted for name in params})
+        # other Patients (Patient.link) are exported only as people of the export
+        members = {kind: params for kind, params in self.compartment.items() if kind in wanted and kind != "Patient"}
         for patient in _people(tx, job.scope, job.served_by):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient
-            for stored in tx.resources.referencing("Patient", patient.id, names, job.since):
-                # other Patients (Patient.link) are exported only as people of the export
-                if stored.type in wanted and stored.type != "Patient":
-                    yield stored
+            yield from tx.resources.referencing("Patient", patient.id, members, job.since)
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:

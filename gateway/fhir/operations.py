@@ -46,14 +46,10 @@ def everything(
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
     searchset Bundle (``_since`` and ``_type`` narrow it)."""
     patient = repository.read("Patient", patient_id)
-    names = sorted({name for params in compartment.values() for name in params})
+    asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
     with repository.store.reading() as tx:
-        members = tx.resources.referencing("Patient", patient_id, names, since)
-    wanted = [
-        stored
-        for stored in members
-        if (not types or stored.type in types) and stored.type in compartment and stored.reference != patient.reference
-    ]
+        members = tx.resources.referencing("Patient", patient_id, asked, since)
+    wanted = [stored for stored in members if stored.reference != patient.reference]
     include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
     found = ([patient] if include_patient else []) + wanted
     return {

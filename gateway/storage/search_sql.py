@@ -211,6 +211,8 @@ class _Builder:
             return f"{'NOT ' if criterion.missing else ''}{member} ({head})"
         if criterion.chain is not None:
             return f"{member} ({head} AND {self._chain(criterion, s)})"
+        if criterion.type == "date":
+            head += f" AND {s}.low IS NOT NULL"  # only dated rows are in search_index_range (0008)
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
         return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({head} AND ({matches}))"
 
