@@ -28,9 +28,10 @@ FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
-#: every pattern above holds a run of at least four digits; text without one (most paths,
-#: parameter names, codes) is returned at once instead of scanned three times
-_FOUR_DIGITS = re.compile(r"\d{4}")
+#: every pattern above holds eleven or more digits in a row, spaces or dashes between them at
+#: most; text without such a run (paths, ids like p12345, dates, codes) is returned at once
+#: instead of scanned three times
+_CANDIDATE = re.compile(r"\d[\d -]{9,}\d")
 
 
 def mask_id_cards(text: str) -> str:
@@ -53,7 +54,7 @@ def mask_phones(text: str) -> str:
 def mask_text(text: str) -> str:
     """Every 身份证号 and mobile number in free text (IDs first: a phone pattern never matches
     inside a masked ID)."""
-    if _FOUR_DIGITS.search(text) is None:
+    if _CANDIDATE.search(text) is None:
         return text
     return mask_phones(mask_id_cards(text))
 
