@@ -95,6 +95,8 @@ class Result:
     p99_ms: float
     failed: int
     per_request: int
+    #: CPU the server's processes spent per request (user and system, every thread), in µs
+    cpu_us: float = 0.0
 
     @property
     def resources(self) -> float:
@@ -272,9 +274,11 @@ class Bench:
         }
         command = [self.wrk, "--latency", "-t", str(self.args.threads), "-c", str(self.args.connections)]
         command += ["-d", f"{seconds}s", "--timeout", timeout, "-s", str(SCRIPT), f"http://127.0.0.1:{server.port}"]
+        spent = server_cpu_seconds(server.pid)
         done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+        spent = server_cpu_seconds(server.pid) - spent
         line = next(line for line in done.stdout.splitlines() if line.startswith("BENCH "))
-        return json.loads(line.removeprefix("BENCH "))
+        return {**json.loads(line.removeprefix("BENCH ")), "cpu_us": round(spent * 1e6)}
 
     def measure(self, server: Server, scenario: Scenario) -> Result:
         # a short unmeasured run first: each worker compiles the validator, warms its caches
@@ -312,10 +316,12 @@ class Bench:
             middle["p99_us"] / 1000,
             failed,
             scenario.per_request,
+            sum(run["cpu_us"] for run in runs) / max(requests, 1),
         )
         print(
             f"  {scenario.name:<12} {result.per_second:>8,.0f} req/s  p50 {result.p50_ms:7.1f} ms  "
-            f"p99 {result.p99_ms:7.1f} ms" + (f"  FAILED {failed}" if failed else ""),
+            f"p99 {result.p99_ms:7.1f} ms  server CPU {result.cpu_us:6.0f} µs/req"
+            + (f"  FAILED {failed}" if failed else ""),
             flush=True,
         )
         return result
@@ -385,10 +391,32 @@ def report(database: str, results: dict[str, Result]) -> None:
             f"    transaction  {bundle.resources:6,.0f} resources/s  (goal >= 2,000/s)  {verdict(bundle.resources >= 2000)}"
         )
     for name in [name for name in SECURITY_COMPARED if f"{name} open" in results]:
-        cost = 1 - results[name].per_second / results[f"{name} open"].per_second
-        print(f"    security     costs {cost:6.0%} of {name}  (goal <= 15%)  {verdict(cost <= 0.15)}")
+        secured, bare = results[name], results[f"{name} open"]
+        cost = 1 - secured.per_second / bare.per_second
+        added = secured.cpu_us - bare.cpu_us
+        print(
+            f"    security     costs {cost:6.0%} of {name}  (goal <= 15%)  {verdict(cost <= 0.15)}"
+            f"  [server CPU {added:+.0f} µs/req, {added / secured.cpu_us:+.0%}]"
+        )
     if any(result.failed for result in results.values()):
         print("    some requests failed: the figures above do not count")
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """CPU (user and system, all threads) a server's master process ``pid`` and its workers
+    have spent so far, from /proc: what a request costs the server itself, apart from what wrk
+    and the rest of the machine take.  0 where there is no /proc."""
+    if pid <= 0:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    ticks = 0
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+            # fields[1] is the parent's pid, [11] and [12] the user and system ticks
+            if int(entry.parent.name) == pid or int(fields[1]) == pid:
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / tick
 
 
 def verdict(passed: bool) -> str:
