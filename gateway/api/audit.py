@@ -63,8 +63,8 @@ def trail() -> AuditTrail:
 
 # -- every request ---------------------------------------------------------------------------------
 def record(response: Response) -> Response:
-    """Buffer this request's AuditEvent.  Never fails the answer: a bug here is logged.  Runs on
-    every request, so Flask's context proxies are resolved once."""
+    """Buffer the facts of this request's AuditEvent.  Never fails the answer: a bug here is
+    logged.  Runs on every request, so Flask's context proxies are resolved once."""
     asked, state = request._get_current_object(), g._get_current_object()
     try:
         endpoint, method = asked.endpoint, asked.method

@@ -298,7 +298,12 @@ def event_of(text: str) -> dict[str, Any]:
     """The AuditEvent of a stored row: a record rendered, or — written before records, and kept
     as hashed — the AuditEvent itself."""
     stored = orjson.loads(text)
-    return stored if stored.get("resourceType") == "AuditEvent" else render(stored)
+    return stored if _whole(stored) else render(stored)
+
+
+def _whole(stored: Mapping[str, Any]) -> bool:
+    """Whether a stored row is an AuditEvent written whole (before records), not a record."""
+    return stored.get("resourceType") == "AuditEvent"
 
 
 # -- the chain -----------------------------------------------------------------------------------
@@ -349,12 +354,13 @@ def columns(event: Mapping[str, Any]) -> Columns:
 
 
 def _spaced(words: list[str]) -> str:
-    """ " a b " — a column LIKE '% a %' finds a word of."""
+    """The words between spaces, so that LIKE '% word %' finds whole words only."""
     return " " + " ".join(words) + " " if words else " "
 
 
 #: the id a record carries until it is appended: a JSON string no escaped value can contain
-#: (quotes inside values are written \"), and the only "id" key of a record
+#: (quotes inside values are written \"), and the only "id" key of a record (route arguments
+#: are named resource_id, event_id …)
 _ID_PLACEHOLDER = '"id":"?"'
 
 
@@ -423,8 +429,7 @@ def verify(store: _Chained) -> Verdict:
                 return Verdict(count, first, last, row.seq, "the event differs from what was hashed (edited)")
             try:
                 stored = orjson.loads(row.event)
-                whole = stored.get("resourceType") == "AuditEvent"
-                derived = (stored["id"], *(columns(stored) if whole else record_columns(stored)))
+                derived = (stored["id"], *(columns(stored) if _whole(stored) else record_columns(stored)))
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
                 return Verdict(count, first, last, row.seq, "the event is not a readable AuditEvent")
             kept = (str(row.seq), row.recorded, row.agent, row.outcome, row.entity_types, row.entities)
