@@ -16,8 +16,9 @@ over loopback with wrk (16 connections, ``--latency``) from a separate process:
     create           POST /fhir/Patient, each a different valid yy-patient (full validation)
     transaction      POST /fhir, 10 creates (Patient + 5 Encounters + 4 Coverages, urn:uuid)
     read, search-id  also on the same store without security (bench/open_app.py: no tokens,
-                     rate limits or audit trail), both servers up, in alternating half-length
-                     runs (secured, open, open, secured, ...), for what security costs
+                     rate limits or audit trail), both servers up, in eight alternating
+                     quarter-length runs (secured, open, open, secured, ...), for what security
+                     costs
 
 Each scenario gets a fresh server after a 3 s warm-up (requests a timed-out scenario left in
 the listen backlog must not eat the next one's time).  Ratios are against the floor measured
@@ -65,8 +66,10 @@ LIST_SIZE = 20_000
 SCENARIOS = ("metadata", "read", "search-id", "search-name", "create", "transaction")
 #: the scenarios run again without security, to measure what tokens and the audit trail cost
 SECURITY_COMPARED = ("read", "search-id")
-#: alternating runs of each server when security is compared (secured first, then open first …)
-COMPARED_ROUNDS = 4
+#: alternating runs of each server when security is compared (secured first, then open first …),
+#: each a quarter of --duration: with four half-length runs the cost of one code swung by ±2
+#: points from one benchmark to the next; more, shorter turns cancel more of the drift
+COMPARED_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,7 @@ class Bench:
         for server in (secured, bare):
             self.wrk_run(server, scenario, 3, timeout="60s")
         runs: dict[Server, list[dict[str, int]]] = {secured: [], bare: []}
-        seconds = max(2, self.args.duration // 2)
+        seconds = max(2, self.args.duration // 4)
         for round_ in range(COMPARED_ROUNDS):
             order = (secured, bare) if round_ % 2 == 0 else (bare, secured)
             for server in order:
