@@ -163,8 +163,12 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
     Why not the AuditEvent itself: it is four times the text, and building, serialising,
     hashing and storing it for every request was most of what the audit trail cost a read.
     Nothing is lost: the event is a function of the record."""
-    record: dict[str, Any] = {"recorded": recorded, "method": facts.method, "path": mask_text(facts.path)}
-    record["status"] = facts.status
+    record: dict[str, Any] = {
+        "recorded": recorded,
+        "method": facts.method,
+        "path": mask_text(facts.path),
+        "status": facts.status,
+    }
     if facts.endpoint:
         record["endpoint"] = facts.endpoint
     if facts.view_args:
