@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from gateway.api import audit, auth, exchanges, measures
 from gateway.api.bulk import bulk
-from gateway.api.negotiation import outcome_response
+from gateway.api.negotiation import FhirRequest, outcome_response
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
@@ -32,6 +32,7 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     measure what they cost, and is deliberately no configuration setting — no deployment
     can switch security off."""
     app = Flask("yiyang")
+    app.request_class = FhirRequest
     app.config.update(
         SERVICES=services,
         YIYANG=services.config,

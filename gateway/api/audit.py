@@ -51,13 +51,14 @@ def install(app: Flask) -> None:
 def trail() -> AuditTrail:
     """This app's (this worker's) buffer, made on first use so that building the app opens no
     store."""
-    found = current_app.extensions.get("yiyang.audit")
+    app = current_app._get_current_object()  # one context-proxy lookup: this runs every request
+    found = app.extensions.get("yiyang.audit")
     if found is None:
         with _trail_guard:
-            found = current_app.extensions.get("yiyang.audit")
+            found = app.extensions.get("yiyang.audit")
             if found is None:
-                services: Services = current_app.config["SERVICES"]
-                found = current_app.extensions["yiyang.audit"] = AuditTrail(services.store)
+                services: Services = app.config["SERVICES"]
+                found = app.extensions["yiyang.audit"] = AuditTrail(services.store)
     return found
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response, current_app, request
+from flask import Request, Response, current_app, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 from gateway.fhir.errors import FhirError
 from gateway.messages import LANGUAGES
@@ -23,6 +24,25 @@ _FORMAT_ALIASES = {
     **{media: "json" for media in JSON_TYPES},
     **{media: "xml" for media in XML_TYPES},
 }
+#: the answer format of each Accept header seen lately (bounded: a header is client input)
+_by_accept: dict[str, str] = {}
+_ACCEPT_HEADERS = 256
+
+
+class Parameters(ImmutableMultiDict[str, str]):
+    """Query and form parameters that answer an absent name without an exception: werkzeug's
+    ``get`` raises and catches an HTTP exception for it (2 µs), and every request asks for
+    several parameters it does not carry (``_format``, ``_summary``, ``_type`` …)."""
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # noqa: A002 - werkzeug's name
+        return super().get(key, default, type) if key in self else default
+
+    def getlist(self, key: str, type: Any = None) -> list[Any]:  # noqa: A002
+        return super().getlist(key, type) if key in self else []
+
+
+class FhirRequest(Request):
+    parameter_storage_class = Parameters
 
 
 def language() -> str:
@@ -31,14 +51,24 @@ def language() -> str:
 
 def answer_format() -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
-    asked = request.args.get("_format")
+    current = request._get_current_object()  # one context-proxy lookup, not three
+    asked = current.args.get("_format")
     if asked:
         found = _FORMAT_ALIASES.get(asked.split(";")[0].strip())
         if found is None:
             raise FhirError(406, "http.not-acceptable", format=asked)
         return found
-    best = request.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES], default=JSON_TYPES[0])
-    return _FORMAT_ALIASES.get(best or "", "json")
+    accept = current.headers.get("Accept", "")
+    found = _by_accept.get(accept)
+    if found is None:
+        # parsing Accept and ranking seven media types costs more than reading a resource;
+        # clients send few distinct headers, so each is ranked once
+        best = current.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES], default=JSON_TYPES[0])
+        found = _FORMAT_ALIASES.get(best or "", "json")
+        if len(_by_accept) >= _ACCEPT_HEADERS:
+            _by_accept.clear()
+        _by_accept[accept] = found
+    return found
 
 
 def respond(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -93,7 +93,7 @@ class Repository:
     # -- reads -----------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str) -> Stored:
         self.check_type(kind)
-        with self.store.reading() as tx:
+        with self.store.reading(snapshot=False) as tx:
             found = tx.resources.read(kind, resource_id)
         return _present(found, kind, resource_id)
 
@@ -101,7 +101,7 @@ class Repository:
         self.check_type(kind)
         if not version.isdigit():
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
-        with self.store.reading() as tx:
+        with self.store.reading(snapshot=False) as tx:
             found = tx.resources.vread(kind, resource_id, int(version))
         if found is None:
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)

@@ -290,10 +290,12 @@ class Store:
             executor.execute("COMMIT")
 
     @contextmanager
-    def reading(self) -> Iterator[Transaction]:
+    def reading(self, *, snapshot: bool = True) -> Iterator[Transaction]:
         """A read-only view: one snapshot on SQLite (a deferred transaction costs nothing
         there); on PostgreSQL each statement reads what is committed, saving two round trips
         per request (a search's count may then include a write its page missed).
+        ``snapshot=False`` is for a view that runs one statement: every statement is its own
+        snapshot, so the BEGIN and ROLLBACK around it would be two statements for nothing.
 
         Inside this thread's own write transaction it is that transaction: a read made while
         writing (validating a transaction Bundle's entries against the archive) sees the
@@ -305,7 +307,7 @@ class Store:
             return
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
-            begin = self.dialect.begin_read
+            begin = self.dialect.begin_read if snapshot else None
             if begin is None:
                 yield Transaction(executor, self.indexer, lambda name: None)
                 return
