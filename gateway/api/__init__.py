@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -26,13 +28,22 @@ from gateway.storage.store import StoreError
 log = logging.getLogger("yiyang.api")
 
 
+class Gateway(Flask):
+    """Flask, less one check: for every hook and view of every request Flask asks whether it is
+    a coroutine function (seven ``inspect`` calls a read); the gateway has none."""
+
+    request_class = FhirRequest
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return func
+
+
 def build_app(services: Services, *, secure: bool = True) -> Flask:
     """The app over ``services``.  ``secure=False`` leaves out authentication, rate limits,
     security headers and the audit trail: it exists only so that ``bench/server.py`` can
     measure what they cost, and is deliberately no configuration setting — no deployment
     can switch security off."""
-    app = Flask("yiyang")
-    app.request_class = FhirRequest
+    app = Gateway("yiyang")
     app.config.update(
         SERVICES=services,
         YIYANG=services.config,
