@@ -79,13 +79,12 @@ def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tu
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
         bundle["total"] = result.total
-    kept = [(k, v) for k, v in pairs if k not in ("_offset", "_count")]
+    # the request's own parameters are encoded once for all links (quoting is per character)
+    kept = urlencode([(k, v) for k, v in pairs if k not in ("_offset", "_count")])
+    prefix = f"{base_url}/{path}?{kept}{'&' if kept else ''}_count={query.count}&_offset="
 
     def link(relation: str, offset: int) -> dict[str, str]:
-        return {
-            "relation": relation,
-            "url": f"{base_url}/{path}?" + urlencode([*kept, ("_count", str(query.count)), ("_offset", str(offset))]),
-        }
+        return {"relation": relation, "url": f"{prefix}{offset}"}
 
     links = [link("self", query.offset)]
     if query.summary != "count":
