@@ -317,6 +317,15 @@ def test_a_resource_is_read_as_xml_when_asked(api: Api) -> None:
     )
 
 
+def test_each_accept_header_gets_its_own_format(api: Api) -> None:
+    first = created(api, new_patient())
+    kinds = [
+        get(api, f"Patient/{first['id']}", Accept=accept).headers["Content-Type"].split(";")[0]
+        for accept in ("application/fhir+xml", "application/fhir+json", "application/fhir+xml")
+    ]
+    assert kinds == ["application/fhir+xml", "application/fhir+json", "application/fhir+xml"]
+
+
 def test_a_patient_posted_as_xml_is_stored(api: Api) -> None:
     first = created(api, new_patient())
     xml = get(api, f"Patient/{first['id']}?_format=xml").content

@@ -1,0 +1,55 @@
+"""Content negotiation's shortcuts answer as werkzeug's own parsing does: the answer format
+remembered per Accept header, and query parameters that answer an absent name without an
+exception."""
+
+from __future__ import annotations
+
+from flask import Flask
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from werkzeug.datastructures import ImmutableMultiDict
+
+from gateway.api import negotiation
+from gateway.api.negotiation import FhirRequest, Parameters, answer_format
+from gateway.wire import JSON_TYPES, XML_TYPES
+
+APP = Flask("negotiation-test")
+APP.request_class = FhirRequest
+MEDIA = [*JSON_TYPES, *XML_TYPES, "text/html", "*/*", "application/*", "image/png"]
+accept_headers = st.lists(
+    st.tuples(st.sampled_from(MEDIA), st.sampled_from(["", ";q=0", ";q=0.5", ";q=0.9", ";q=1"])), max_size=4
+).map(lambda parts: ", ".join(media + weight for media, weight in parts))
+
+
+def ranked(accept: str) -> str:
+    """The answer format werkzeug's ranking gives, computed afresh."""
+    with APP.test_request_context("/fhir/Patient", headers={"Accept": accept}):
+        from flask import request
+
+        best = request.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES], default=JSON_TYPES[0])
+    return "xml" if best in XML_TYPES else "json"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(accept_headers, min_size=1, max_size=6))
+def test_the_remembered_format_of_each_accept_header_is_werkzeugs_ranking(headers: list[str]) -> None:
+    negotiation._by_accept.clear()
+    answers = []
+    for accept in headers + headers:  # the second round is answered from memory
+        with APP.test_request_context("/fhir/Patient", headers={"Accept": accept}):
+            answers.append(answer_format())
+    assert answers == [ranked(accept) for accept in headers + headers]
+
+
+names = st.sampled_from(["_format", "_type", "name", "_count", ""])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(names, st.text(max_size=5)), max_size=6), names)
+def test_parameters_answer_get_and_getlist_as_werkzeug_does(pairs: list[tuple[str, str]], name: str) -> None:
+    ours, theirs = Parameters(pairs), ImmutableMultiDict(pairs)
+    assert (ours.get(name), ours.get(name, "-"), ours.getlist(name)) == (
+        theirs.get(name),
+        theirs.get(name, "-"),
+        theirs.getlist(name),
+    )
