@@ -29,8 +29,9 @@ log = logging.getLogger("yiyang.api")
 
 
 class Gateway(Flask):
-    """Flask, less one check: for every hook and view of every request Flask asks whether it is
-    a coroutine function (seven ``inspect`` calls a read); the gateway has none."""
+    """Flask with the gateway's request class (see :class:`FhirRequest`), less one check: for
+    every hook and view of every request Flask asks whether it is a coroutine function (seven
+    ``inspect`` calls a read); the gateway has none."""
 
     request_class = FhirRequest
 

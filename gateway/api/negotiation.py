@@ -42,6 +42,8 @@ class Parameters(ImmutableMultiDict[str, str]):
 
 
 class FhirRequest(Request):
+    """A request whose query and form parameters are :class:`Parameters`."""
+
     parameter_storage_class = Parameters
 
 
