@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.storage.dialect import marks
+
 Sql = tuple[str, list[Any]]
 
 ACTIVE_STAY = ("planned", "arrived", "in-progress", "onleave")
@@ -54,7 +56,7 @@ def _consents_in_force() -> str:
 def served_patients(organization: str, now: str) -> Sql:
     """A subquery selecting the ids of the Patients ``organization`` serves at ``now`` (a store
     instant: ``resources.now_instant()``)."""
-    status_in = ", ".join("?" for _ in ACTIVE_STAY)
+    status_in = marks(ACTIVE_STAY)
     stays = _people(
         "Encounter",
         "subject",
@@ -120,7 +122,7 @@ def visible_condition(kind: str, compartment_params: Sequence[str], served: Sql)
         return f"r.id IN ({served_sql})", list(served_params)
     if not compartment_params:
         return None
-    names = ", ".join("?" for _ in compartment_params)
+    names = marks(compartment_params)
     return (
         f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
         f"AND c.system = 'Patient' AND c.value IN ({served_sql}))",

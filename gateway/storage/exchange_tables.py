@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.storage.dialect import marks
 from gateway.storage.store import Executor
 
 #: the lock under which ids are assigned, so that appends from several processes never clash
@@ -222,8 +223,7 @@ class Exchanges:
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
             found += self.sql.all(
-                f"SELECT {columns} FROM {table} WHERE exchange_id IN ({', '.join('?' * len(chunk))}) "
-                "ORDER BY exchange_id, seq",
+                f"SELECT {columns} FROM {table} WHERE exchange_id IN ({marks(chunk)}) ORDER BY exchange_id, seq",
                 chunk,
             )
         return found

@@ -18,6 +18,7 @@ from gateway.search.query import SearchQuery
 from gateway.search.values import format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
+from gateway.storage.dialect import marks
 from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 _COLUMNS = "type, id, version, last_updated, deleted, content"
@@ -124,7 +125,7 @@ class Resources:
         """Current, undeleted resources (for export), oldest change first."""
         where, params = ["NOT deleted"], []
         if kinds:
-            where.append(f"type IN ({', '.join('?' for _ in kinds)})")
+            where.append(f"type IN ({marks(kinds)})")
             params.extend(kinds)
         if since:
             where.append("last_updated > ?")
@@ -197,7 +198,7 @@ class Resources:
         for source, names in params.items():
             if names:
                 selects.append(
-                    f"SELECT s.type, s.id FROM search_index s WHERE s.type = ? AND s.name IN ({', '.join('?' * len(names))}) "
+                    f"SELECT s.type, s.id FROM search_index s WHERE s.type = ? AND s.name IN ({marks(names)}) "
                     "AND s.value = ? AND s.system = ?"
                 )
                 values += [source, *names, resource_id, kind]

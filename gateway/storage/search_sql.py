@@ -26,7 +26,7 @@ from typing import Any
 
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
-from gateway.storage.dialect import OWNER_PROBE
+from gateway.storage.dialect import OWNER_PROBE, marks
 
 COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
 #: sorts after every string that starts with a given prefix (the largest code point)
@@ -123,8 +123,8 @@ def include_sql(includes: Sequence[Include], page: Sequence[tuple[str, str]]) ->
             continue
         target = " AND s.system = ?" if include.target_type else ""
         selects.append(
-            f"SELECT s.system, s.value FROM search_index s WHERE s.type = ? AND s.id IN ({_marks(ids)}) "
-            f"AND s.name IN ({_marks(include.params)}) AND s.system IS NOT NULL{target}"
+            f"SELECT s.system, s.value FROM search_index s WHERE s.type = ? AND s.id IN ({marks(ids)}) "
+            f"AND s.name IN ({marks(include.params)}) AND s.system IS NOT NULL{target}"
         )
         params += [include.source_type, *ids, *include.params]
         params += [include.target_type] if include.target_type else []
@@ -141,8 +141,8 @@ def revinclude_sql(revincludes: Sequence[Include], page: Sequence[tuple[str, str
                 continue
             ids = [resource_id for k, resource_id in page if k == kind]
             selects.append(
-                f"SELECT s.type, s.id FROM search_index s WHERE s.name IN ({_marks(include.params)}) "
-                f"AND s.system = ? AND s.value IN ({_marks(ids)}) AND s.type = ?"
+                f"SELECT s.type, s.id FROM search_index s WHERE s.name IN ({marks(include.params)}) "
+                f"AND s.system = ? AND s.value IN ({marks(ids)}) AND s.type = ?"
             )
             params += [*include.params, kind, *ids, include.source_type]
     return _fetch(selects, params)
@@ -153,10 +153,6 @@ def _fetch(selects: list[str], params: list[Any]) -> Sql | None:
         return None
     union = " UNION ".join(selects)
     return f"SELECT {COLUMNS} FROM resource r WHERE NOT r.deleted AND (r.type, r.id) IN ({union})", params
-
-
-def _marks(values: Sequence[Any]) -> str:
-    return ", ".join("?" * len(values))
 
 
 def _like(text: str) -> str:
@@ -205,7 +201,7 @@ class _Builder:
             head = f"SELECT {s}.id FROM search_index {s} WHERE {s}.type = ? AND {s}.name = ?"
         else:
             member = f"({owner}.type, {owner}.id) IN"
-            head = f"SELECT {s}.type, {s}.id FROM search_index {s} WHERE {s}.type IN ({_marks(types)}) AND {s}.name = ?"
+            head = f"SELECT {s}.type, {s}.id FROM search_index {s} WHERE {s}.type IN ({marks(types)}) AND {s}.name = ?"
         self.params += [*types, criterion.param]
         if criterion.missing is not None:
             return f"{'NOT ' if criterion.missing else ''}{member} ({head})"
@@ -230,7 +226,7 @@ class _Builder:
         inner = self.criterion(criterion.chain, t, criterion.targets)
         return (
             f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "
-            f"WHERE {t}.type IN ({_marks(criterion.targets)}) AND NOT {t}.deleted AND {inner})"
+            f"WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner})"
         )
 
     def _match(self, criterion: Criterion, value: SearchValue, s: str) -> str:
@@ -277,7 +273,7 @@ class _Builder:
         if modifier == "above":
             prefixes = _uri_prefixes(text)
             self.params += prefixes
-            return f"{s}.value IN ({_marks(prefixes)})"
+            return f"{s}.value IN ({marks(prefixes)})"
         return self._eq(f"{s}.value", text)
 
     def _date(self, value: SearchValue, low: str, high: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.storage.dialect import Dialect
+from gateway.storage.dialect import Dialect, marks
 
 if TYPE_CHECKING:
     from gateway.storage.audit_tables import AuditEvents
@@ -118,8 +118,7 @@ class Executor:
         if not rows:
             return
         if not self.dialect.bulk_copy:
-            marks = ", ".join("?" * len(columns))
-            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(columns)})", rows)
             return
         try:
             with self.connection.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
