@@ -77,17 +77,25 @@ def respond(body: dict[str, Any] | None, status: int = 200, headers: dict[str, s
     headers = dict(headers or {})
     if body is None:
         return Response(b"", status=status, headers=headers)
-    if answer_format() == "xml":
+    return encoded(encode(body, answer_format()), status, headers)
+
+
+def encode(body: dict[str, Any], answer: str) -> tuple[bytes, str]:
+    """``body`` in the answer format ("json" or "xml"), with its media type; 406 if it cannot be
+    written as XML."""
+    if answer == "xml":
         try:
-            data = to_xml(body)
+            return to_xml(body), FORMATS["xml"]
         except WireError as error:
             raise FhirError(406, error.message_id, **error.params) from error
         except Exception as error:  # noqa: BLE001 - a stored resource the XML models reject
             raise FhirError(406, "http.not-acceptable", format=f"xml ({type(error).__name__})") from error
-        media = FORMATS["xml"]
-    else:
-        data = orjson.dumps(body)
-        media = FORMATS["json"]
+    return orjson.dumps(body), FORMATS["json"]
+
+
+def encoded(data_and_media: tuple[bytes, str], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An answer already encoded by :func:`encode` (kept by a caller that answers it often)."""
+    data, media = data_and_media
     return Response(data, status=status, headers=headers, content_type=f"{media}; charset=utf-8")
 
 

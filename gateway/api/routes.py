@@ -10,7 +10,10 @@ from flask import Blueprint, Response, current_app, g, request
 
 from gateway.api.auth import check_bundle_entry, grants
 from gateway.api.negotiation import (
+    answer_format,
     body,
+    encode,
+    encoded,
     if_match,
     instant_param,
     int_param,
@@ -96,6 +99,8 @@ def _pairs() -> list[tuple[str, str]]:
 # -- capability ------------------------------------------------------------------------------
 @fhir.get("/metadata")
 def metadata() -> Response:
+    """The CapabilityStatement, built once per worker and encoded once per format (a client
+    polls it; serialising it cost about a millisecond a request)."""
     cache = current_app.config.setdefault("CAPABILITY", {})
     if "statement" not in cache:
         found = services()
@@ -107,7 +112,10 @@ def metadata() -> Response:
             current_app.config["VERSION"],
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
-    return respond(cache["statement"])
+    answer = answer_format()
+    if answer not in cache:
+        cache[answer] = encode(cache["statement"], answer)
+    return encoded(cache[answer])
 
 
 # -- whole system ----------------------------------------------------------------------------

@@ -67,6 +67,14 @@ def test_the_capability_statement_advertises_the_provincial_search_parameter(api
     assert "subscriber-id" in {p["name"] for p in coverage["searchParam"]}
 
 
+def test_the_capability_statement_is_answered_in_each_format_asked_in_turn(api: Api) -> None:
+    kinds = [
+        get(api, f"metadata?_format={answer}").headers["Content-Type"].split(";")[0]
+        for answer in ("xml", "json", "xml")
+    ]
+    assert kinds == ["application/fhir+xml", "application/fhir+json", "application/fhir+xml"]
+
+
 # -- create, read, update, delete ------------------------------------------------------------------
 def test_a_created_patient_is_read_back_at_its_location(api: Api) -> None:
     answer = post(api, "Patient", new_patient())
