@@ -193,7 +193,7 @@ _REGEX_LITERAL = re.compile(r"\b(?:matches|replaceMatches)\(\s*'((?:[^'\\]|\\.)*
 #: the verdict of an invariant not evaluated because the instance's FHIRPath budget is spent
 OVER_BUDGET = "\0over-budget"
 _MEMO_LIMIT = 50_000
-#: distinct JSON keys an invariant learns to admit or pass over (see _KeyFilter)
+#: distinct JSON keys an invariant learns to admit or pass over (see KeyFilter)
 _KEYS_LEARNT = 4096
 
 
@@ -258,15 +258,15 @@ def _present(value: Any, names: frozenset[str]) -> Any:
     return value
 
 
-def _key_pattern(names: frozenset[str]) -> re.Pattern[str]:
+def key_pattern(names: frozenset[str]) -> re.Pattern[str]:
     """Matches the JSON keys holding the named children: ``name``, ``_name`` and, for choice
     elements, ``nameType`` (``value`` covers valueQuantity, valueString …)."""
     alternatives = "|".join(sorted(map(re.escape, names))) or "(?!)"
     return re.compile(rf"_?(?:{alternatives})(?:[A-Z]\w*)?")
 
 
-class _KeyFilter:
-    """The JSON keys a :func:`_key_pattern` admits, learnt key by key.  Why: an invariant is
+class KeyFilter:
+    """The JSON keys a :func:`key_pattern` admits, learnt key by key.  Why: an invariant is
     checked on every element of its type and the elements of a type share a handful of keys, so
     a set lookup replaces a regex match per key.  Learning stops at :data:`_KEYS_LEARNT` (a
     hostile instance may bring any number of distinct keys); later ones are matched each time.
@@ -304,8 +304,8 @@ class Invariant:
     #: the expression evaluated: the published one, or the reference validator's correction of it
     _evaluated: str = ""
     _uses_resolve: bool = False
-    _names: _KeyFilter | None = None
-    _presence: _KeyFilter | None = None
+    _names: KeyFilter | None = None
+    _presence: KeyFilter | None = None
     _nested_presence: frozenset[str] = frozenset()
     _when_empty: bool | None = None
     _memo: dict[bytes, bool | str] | None = None
@@ -323,9 +323,9 @@ class Invariant:
             return
         names = referenced_children(self._evaluated)
         if names is not None:
-            self._names = _KeyFilter(_key_pattern(names))
+            self._names = KeyFilter(key_pattern(names))
             presence = presence_only(self._evaluated, names)
-            self._presence = _KeyFilter(_key_pattern(presence)) if presence else None
+            self._presence = KeyFilter(key_pattern(presence)) if presence else None
             self._nested_presence = presence_only(self._evaluated, _all_names(self._evaluated), nested=True)
             token = set_budget(None)  # the answer for an empty element is not the instance's cost
             try:

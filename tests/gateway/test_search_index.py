@@ -226,3 +226,28 @@ def test_a_where_filter_keeps_an_element_whose_compared_child_has_extensions() -
         "value": "13800000001",
     }
     assert parameters.get("Patient", "phone").extract({"resourceType": "Patient", "telecom": [phone]}) == [phone]
+
+
+#: one instance across examples, so the memo of an expression fhirpathpy evaluates carries over
+_SHARED = SearchParameters(Registry())
+_names = st.lists(
+    st.fixed_dictionaries(
+        {"family": st.sampled_from(["张", "李", "王"])},
+        optional={"given": st.lists(st.sampled_from(["秀英", "建国", "桂"]), max_size=2), "text": st.just("张三")},
+    ),
+    max_size=3,
+)
+_deceased = st.one_of(
+    st.just({}),
+    st.builds(lambda flag: {"deceasedBoolean": flag}, st.booleans()),
+    st.builds(lambda day: {"deceasedDateTime": day}, st.sampled_from(["2020-01-01", "2021-06-30T08:00:00+08:00"])),
+)
+
+
+@given(_names, _deceased, st.sampled_from(["name", "given", "family", "deceased", "phonetic"]))
+def test_an_extractor_agrees_with_fhirpath_evaluated_afresh(
+    names: list[dict[str, Any]], deceased: dict[str, Any], code: str
+) -> None:
+    person = {"resourceType": "Patient", "id": "p", "name": names, **deceased}
+    parameter = _SHARED.get("Patient", code)
+    assert parameter.extract(person) == fhirpathpy.evaluate(person, parameter.expression, model=models["r4"])
