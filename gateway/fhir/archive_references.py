@@ -18,8 +18,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
+from conformance.fhirpath_scope import Resolver
 from gateway.security.access import Access
 from gateway.security.principal import acting
 from gateway.storage.store import Store, Stored
@@ -63,6 +65,17 @@ class ArchiveReferences:
             if rules.restricted and not rules.visible(tx, found):
                 return None
         return self._kept_copy(found)
+
+    def including(self, written: Mapping[str, dict[str, Any]]) -> Resolver:
+        """This resolver, with the resources a transaction is about to write (``Type/id`` →
+        content) found first: an entry's reference to another entry names what the archive
+        will hold once the transaction commits, not what it holds now (usually nothing)."""
+
+        def resolve(reference: str) -> dict[str, Any] | None:
+            found = written.get(reference.removeprefix(self.base))
+            return found if found is not None else self(reference)
+
+        return resolve
 
     def _kept_copy(self, found: Stored) -> dict[str, Any]:
         key = (found.type, found.id, found.version)

@@ -218,6 +218,12 @@ class Bundles:
 
     def _validate_all(self, entries: list[Entry]) -> None:
         issues: list[Issue] = []
+        written = {
+            f"{entry.kind}/{entry.resource_id}": entry.resource
+            for entry in entries
+            if entry.method in ("POST", "PUT") and isinstance(entry.resource, dict) and entry.resource_id
+        }
+        elsewhere = self.repository.references.including(written)
         for entry in entries:
             if entry.resource is None or entry.method not in ("POST", "PUT"):
                 continue
@@ -229,7 +235,7 @@ class Bundles:
                     body=entry.resource.get("id"),
                     url=entry.resource_id,
                 )
-            entry.issues = self.repository.validate(entry.resource, path=f"{entry.path}.resource")
+            entry.issues = self.repository.validate(entry.resource, path=f"{entry.path}.resource", elsewhere=elsewhere)
             issues.extend(entry.issues)
         errors = [issue for issue in issues if issue.is_error]
         if errors and self.repository.config.validation == "reject":

@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonpatch
 
+from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
@@ -69,15 +70,18 @@ class Repository:
         if not ID.fullmatch(resource_id):
             raise FhirError(400, "http.bad-id", "id", id=resource_id)
 
-    def validate(self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "") -> list[Issue]:
+    def validate(
+        self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "", elsewhere: Resolver | None = None
+    ) -> list[Issue]:
         """Every issue: base model, the resource's claimed profiles, the provincial profile
         for its type (when the package has exactly one) and any profile asked for; references
-        to the archive resolve there (a target must meet the profile its reference demands)."""
+        to the archive resolve there (a target must meet the profile its reference demands),
+        or through ``elsewhere`` when the caller knows better (a transaction's own entries)."""
         wanted = list(profiles)
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
             wanted.append(default)
-        issues = self.validator.validate(resource, wanted, path, elsewhere=self.references)
+        issues = self.validator.validate(resource, wanted, path, elsewhere=elsewhere or self.references)
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
 

@@ -155,6 +155,23 @@ def test_a_conditional_reference_in_a_transaction_is_resolved_before_validation(
     assert answer["entry"][0]["response"]["status"] == "201 Created"
 
 
+def test_a_reference_to_another_entry_is_checked_against_that_entry(services: Make, patient: dict[str, Any]) -> None:
+    """The Encounter's subject is the Bundle's own Patient, not yet in the archive: the profile
+    its reference demands is checked on that entry (here the Patient fails it)."""
+    made = services()
+    visit = {**home_visit(), "subject": {"reference": "urn:uuid:person"}}
+    visit.pop("id", None)
+    person = {"resourceType": "Patient", "gender": "female"}
+    bundle = transaction(
+        {"fullUrl": "urn:uuid:person", "resource": person, "request": {"method": "POST", "url": "Patient"}},
+        {"resource": visit, "request": {"method": "POST", "url": "Encounter"}},
+    )
+    with pytest.raises(FhirError) as refused:
+        made.bundles.process(bundle)
+    located = [i.expression for i in refused.value.issues if i.message_id == "profile.reference-target-profile"]
+    assert located == ["Bundle.entry[1].resource.subject"]
+
+
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
     import gc
 
