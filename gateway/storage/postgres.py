@@ -46,8 +46,16 @@ class PostgresStore(Store):
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        with self.pool.connection() as connection:
+        """A pooled connection, borrowed and handed back without the pool's own context
+        manager: its ``with connection`` (a commit the explicit transactions here never
+        need) and generator cost about 20 µs of CPU a request.  A connection handed back
+        inside a transaction (an error between BEGIN and its end) is rolled back by the pool,
+        a broken one replaced."""
+        connection = self.pool.getconn()
+        try:
             yield connection
+        finally:
+            self.pool.putconn(connection)
 
     def _lock(self, executor: Executor, name: str) -> None:
         executor.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
