@@ -46,11 +46,34 @@ def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
     listing the 10,000 people named 吴 to intersect them with the five born on one day."""
     builder = _Builder(now or datetime.now(UTC))
     ordered = sorted(query.criteria, key=_breadth)
-    clauses = [
-        builder.criterion(criterion, "r", (query.resource_type,), probe=index > 0)
-        for index, criterion in enumerate(ordered)
-    ]
+    types = (query.resource_type,)
+    if ordered and _drives(ordered[0]):
+        # the probes go inside the driver's subquery, on its index rows' ids: a candidate
+        # that fails them is dropped before its resource row is fetched (PostgreSQL fetched
+        # every person born on the day, then looked for the name)
+        driver, *rest = ordered
+        probes = [c for c in rest if c.param not in _COLUMN_PARAMETERS]
+        columns = [c for c in rest if c.param in _COLUMN_PARAMETERS]
+        clauses = [builder.criterion(driver, "r", types, probes=probes)]
+        clauses += [builder.criterion(c, "r", types, probe=True) for c in columns]
+    else:
+        clauses = [builder.criterion(c, "r", types, probe=index > 0) for index, c in enumerate(ordered)]
     return " AND ".join(clauses) or "1=1", builder.params
+
+
+#: parameters answered from the resource table's own columns, not from index rows
+_COLUMN_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+
+
+def _drives(criterion: Criterion) -> bool:
+    """Whether a criterion selects index rows whose ids other criteria can be probed on: one
+    on values (not absence, not a negation, not a column of the resource table)."""
+    return (
+        criterion.param not in _COLUMN_PARAMETERS
+        and criterion.missing is None
+        and criterion.modifier != "not"
+        and criterion.chain is None
+    )
 
 
 def _breadth(criterion: Criterion) -> int:
@@ -179,13 +202,21 @@ class _Builder:
         self.params: list[Any] = []
         self.depth = 0
 
-    def criterion(self, criterion: Criterion, owner: str, types: Sequence[str], probe: bool = False) -> str:
+    def criterion(
+        self,
+        criterion: Criterion,
+        owner: str,
+        types: Sequence[str],
+        probe: bool = False,
+        probes: Sequence[Criterion] = (),
+    ) -> str:
         """One criterion as membership of the owner in the ids its index rows select.
 
         ``owner.id IN (SELECT s.id FROM search_index s WHERE s.type = ? AND s.name = ? …)``
         rather than a correlated EXISTS: both databases then start from the index
         (type, name, value) instead of visiting every resource of the type.  ``probe`` asks
-        for the EXISTS instead, for a criterion checked on candidates another one found."""
+        for the EXISTS instead, for a criterion checked on candidates another one found;
+        ``probes`` are such criteria checked inside this one's subquery, on its rows' ids."""
         if criterion.param == "_id":
             return self._column(criterion, lambda value: self._eq(f"{owner}.id", value.code))
         if criterion.param == "_lastUpdated":
@@ -210,7 +241,8 @@ class _Builder:
         if criterion.type == "date":
             head += f" AND {s}.low IS NOT NULL"  # only dated rows are in search_index_range (0008)
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
-        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({head} AND ({matches}))"
+        checked = "".join(f" AND {self.criterion(other, s, types, probe=True)}" for other in probes)
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({head} AND ({matches}){checked})"
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""

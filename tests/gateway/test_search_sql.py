@@ -161,6 +161,24 @@ def test_commas_or_and_repeated_keys_and(db: Database) -> None:
     ) == ({"zhang-xiuying", "li-jianguo"}, {"li-jianguo"})
 
 
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("name", "张"), ("birthdate", "1949")],
+        [("gender", "male"), ("birthdate", "lt1950"), ("name", "李")],
+        [("birthdate", "ge1900"), ("gender:not", "male")],
+        [("birthdate", "ge1900"), ("telecom:missing", "true")],
+        [("name", "李,张"), ("_id", "li-jianguo,zhang-xiuying,mueller")],
+        [("name", "m"), ("_lastUpdated", "ge2026-11-01"), ("birthdate", "1950")],
+    ],
+)
+def test_criteria_together_find_what_each_finds_alone(db: Database, pairs: list[tuple[str, str]]) -> None:
+    """The narrowest criterion drives and the others are probed inside its subquery (or on the
+    resource row, for _id and _lastUpdated): together they find the intersection."""
+    alone = [db.found("Patient", pair) for pair in pairs]
+    assert db.found("Patient", *pairs) == set.intersection(*alone)
+
+
 # -- tokens -----------------------------------------------------------------------------------
 def test_an_identifier_matches_by_system_and_value(db: Database) -> None:
     assert db.found("Patient", ("identifier", "urn:oid:2.16.156.10011.1.3|410105194912310020")) == {"zhang-xiuying"}
