@@ -24,6 +24,19 @@ from gateway.storage.store import Connection, Executor, Indexer, Store, StoreErr
 set_json_loads(orjson.loads)
 
 
+def _configure(connection: psycopg.Connection) -> None:
+    """Each new connection plans its prepared statements once, for any parameters.
+
+    psycopg prepares a statement the fifth time it runs; PostgreSQL then keeps planning it
+    anew for each call's values (a custom plan) while it guesses a generic plan dearer.  For
+    the gateway's statements — fixed shapes that start from an index the SQL chooses — the
+    generic plan is the same plan, but planning is not free: for a search by name and birth
+    date on 300,000 resources it was two thirds of the database's CPU (800 µs a search
+    against 250 µs with the plan kept), and it grows with the statistics of a larger store.
+    A statement run fewer than five times is planned for its values, as before."""
+    connection.execute("SET plan_cache_mode = force_generic_plan")
+
+
 class PostgresStore(Store):
     dialect = POSTGRES
     errors = (psycopg.Error,)
@@ -35,6 +48,7 @@ class PostgresStore(Store):
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, as on SQLite
+            configure=_configure,
             open=True,
             name="yiyang",
         )

@@ -187,6 +187,18 @@ def test_an_old_store_is_upgraded_in_place(backend: str, tmp_path: Path, indexer
     assert found == (True, "female")
 
 
+def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """Planning a search anew for each call cost more than running it (see postgres._configure)."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        try:
+            with store.reading() as tx:
+                mode = tx.sql.one("SHOW plan_cache_mode")[0]
+        finally:
+            store.close()
+    assert mode == "force_generic_plan"
+
+
 def test_an_unknown_database_url_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="sqlite:///PATH or postgresql://"):
         open_store("mysql://localhost/archive")
