@@ -67,13 +67,21 @@ class ArchiveReferences:
         return self._kept_copy(found)
 
     def including(self, written: Mapping[str, dict[str, Any]]) -> Resolver:
-        """This resolver, with the resources a transaction is about to write (``Type/id`` →
-        content) found first: an entry's reference to another entry names what the archive
-        will hold once the transaction commits, not what it holds now (usually nothing)."""
+        """This resolver for one transaction's validation: the resources it is about to write
+        (``Type/id`` → content) are found first, since an entry's reference to another entry
+        names what the archive will hold once the transaction commits, not what it holds now
+        (usually nothing); and each archive lookup is made once, as the entries of a Bundle
+        tend to name the same organisations and practitioners (14 lookups of a benchmark
+        Bundle, of 6 distinct references)."""
+        looked_up: dict[str, dict[str, Any] | None] = {}
 
         def resolve(reference: str) -> dict[str, Any] | None:
             found = written.get(reference.removeprefix(self.base))
-            return found if found is not None else self(reference)
+            if found is not None:
+                return found
+            if reference not in looked_up:
+                looked_up[reference] = self(reference)
+            return looked_up[reference]
 
         return resolve
 

@@ -172,6 +172,23 @@ def test_a_reference_to_another_entry_is_checked_against_that_entry(services: Ma
     assert located == ["Bundle.entry[1].resource.subject"]
 
 
+def test_entries_naming_one_archive_resource_look_it_up_once(
+    services: Make, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.fhir.archive_references import ArchiveReferences
+
+    made = services()
+    stored_directly(made, patient)
+    asked: list[str] = []
+    real = ArchiveReferences.__call__
+    monkeypatch.setattr(ArchiveReferences, "__call__", lambda self, ref: asked.append(ref) or real(self, ref))
+    visit = home_visit()
+    visit.pop("id", None)
+    entry = {"resource": visit, "request": {"method": "POST", "url": "Encounter"}}
+    made.bundles.process(transaction(entry, copy.deepcopy(entry), copy.deepcopy(entry)))
+    assert asked.count(visit["subject"]["reference"]) == 1
+
+
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
     import gc
 
