@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -228,8 +229,12 @@ def test_a_where_filter_keeps_an_element_whose_compared_child_has_extensions() -
     assert parameters.get("Patient", "phone").extract({"resourceType": "Patient", "telecom": [phone]}) == [phone]
 
 
-#: one instance across examples, so the memo of an expression fhirpathpy evaluates carries over
-_SHARED = SearchParameters(Registry())
+@functools.cache
+def shared_parameters() -> SearchParameters:
+    """One instance across examples, so the memo of an expression fhirpathpy evaluates carries over."""
+    return SearchParameters(Registry())
+
+
 _names = st.lists(
     st.fixed_dictionaries(
         {"family": st.sampled_from(["张", "李", "王"])},
@@ -249,5 +254,5 @@ def test_an_extractor_agrees_with_fhirpath_evaluated_afresh(
     names: list[dict[str, Any]], deceased: dict[str, Any], code: str
 ) -> None:
     person = {"resourceType": "Patient", "id": "p", "name": names, **deceased}
-    parameter = _SHARED.get("Patient", code)
+    parameter = shared_parameters().get("Patient", code)
     assert parameter.extract(person) == fhirpathpy.evaluate(person, parameter.expression, model=models["r4"])
