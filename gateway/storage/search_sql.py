@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.search.indexer import NOT_INDEXED
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
 from gateway.storage.dialect import OWNER_PROBE, marks
@@ -52,8 +53,8 @@ def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
         # that fails them is dropped before its resource row is fetched (PostgreSQL fetched
         # every person born on the day, then looked for the name)
         driver, *rest = ordered
-        probes = [c for c in rest if c.param not in _COLUMN_PARAMETERS]
-        columns = [c for c in rest if c.param in _COLUMN_PARAMETERS]
+        probes = [c for c in rest if c.param not in NOT_INDEXED]
+        columns = [c for c in rest if c.param in NOT_INDEXED]
         clauses = [builder.criterion(driver, "r", types, probes=probes)]
         clauses += [builder.criterion(c, "r", types, probe=True) for c in columns]
     else:
@@ -61,15 +62,11 @@ def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
     return " AND ".join(clauses) or "1=1", builder.params
 
 
-#: parameters answered from the resource table's own columns, not from index rows
-_COLUMN_PARAMETERS = frozenset({"_id", "_lastUpdated"})
-
-
 def _drives(criterion: Criterion) -> bool:
     """Whether a criterion selects index rows whose ids other criteria can be probed on: one
     on values (not absence, not a negation, not a column of the resource table)."""
     return (
-        criterion.param not in _COLUMN_PARAMETERS
+        criterion.param not in NOT_INDEXED
         and criterion.missing is None
         and criterion.modifier != "not"
         and criterion.chain is None
