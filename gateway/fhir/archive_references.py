@@ -55,7 +55,8 @@ class ArchiveReferences:
         if version is not None and not version.isdigit():
             return None
         rules = Access(acting.get(), self.compartment)
-        with self.store.reading() as tx:
+        # one statement needs no snapshot; the visibility rules' own queries do
+        with self.store.reading(snapshot=rules.restricted) as tx:
             if version is None:
                 found = tx.resources.read(match["type"], match["id"])
             else:
