@@ -22,6 +22,11 @@ import orjson
 #: ``status = 'active'`` and scans every active Coverage once per candidate (23 s instead of
 #: 0.1 s for 4,000 candidates); PostgreSQL knows each value's frequency and needs no help.
 OWNER_PROBE = "/*owner-probe*/"
+#: Written after ``search_index s1`` where a page's ids are listed from one value's rows in id
+#: order (``ORDER BY s1.id LIMIT …``): SQLite would walk every resource of the type through the
+#: owner index instead, to have that order for free, which for an identifier is the whole
+#: table (250 ms instead of 0.1 ms on 100,000 people).
+VALUE_DRIVER = "/*value-driver*/"
 
 
 def marks(values: Sized) -> str:
@@ -39,14 +44,17 @@ class Dialect:
     #: statement opening a read-only view, or None to read statement by statement
     begin_read: str | None = None
     placeholder: str = "?"
-    #: what stands for :data:`OWNER_PROBE` in a statement (see there)
+    #: what stands for :data:`OWNER_PROBE` and :data:`VALUE_DRIVER` in a statement (see there)
     owner_probe: str = ""
+    value_driver: str = ""
     #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
     bulk_copy: bool = False
 
     def sql(self, text: str) -> str:
         if OWNER_PROBE in text:
             text = text.replace(OWNER_PROBE, self.owner_probe)
+        if VALUE_DRIVER in text:
+            text = text.replace(VALUE_DRIVER, self.value_driver)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
@@ -78,6 +86,7 @@ SQLITE = Dialect(
     # a deferred transaction: one snapshot for a search's page, count and includes, at no cost
     begin_read="BEGIN",
     owner_probe="INDEXED BY search_index_owner",
+    value_driver="INDEXED BY search_index_value",
 )
 
 

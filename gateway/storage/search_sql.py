@@ -27,7 +27,7 @@ from typing import Any
 from gateway.search.indexer import NOT_INDEXED
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
-from gateway.storage.dialect import OWNER_PROBE, marks
+from gateway.storage.dialect import OWNER_PROBE, VALUE_DRIVER, marks
 
 COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
 #: sorts after every string that starts with a given prefix (the largest code point)
@@ -46,20 +46,59 @@ def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
     resource's own rows).  Both IN lists would otherwise be built in full: SQLite spent 40 ms
     listing the 10,000 people named 吴 to intersect them with the five born on one day."""
     builder = _Builder(now or datetime.now(UTC))
-    ordered = sorted(query.criteria, key=_breadth)
     types = (query.resource_type,)
-    if ordered and _drives(ordered[0]):
-        # the probes go inside the driver's subquery, on its index rows' ids: a candidate
-        # that fails them is dropped before its resource row is fetched (PostgreSQL fetched
-        # every person born on the day, then looked for the name)
-        driver, *rest = ordered
-        probes = [c for c in rest if c.param not in NOT_INDEXED]
-        columns = [c for c in rest if c.param in NOT_INDEXED]
+    plan = _plan(query)
+    if plan is not None:
+        driver, probes, columns = plan
         clauses = [builder.criterion(driver, "r", types, probes=probes)]
         clauses += [builder.criterion(c, "r", types, probe=True) for c in columns]
     else:
+        ordered = sorted(query.criteria, key=_breadth)
         clauses = [builder.criterion(c, "r", types, probe=index > 0) for index, c in enumerate(ordered)]
     return " AND ".join(clauses) or "1=1", builder.params
+
+
+def _plan(query: SearchQuery) -> tuple[Criterion, list[Criterion], list[Criterion]] | None:
+    """The narrowest criterion, when it can drive the query from its index rows; the others
+    indexed, which are probed inside its subquery on its rows' ids (a candidate that fails
+    them is dropped before its resource row is fetched: PostgreSQL had fetched every person
+    born on the day, then looked for the name); and those answered by the resource table's
+    own columns.  None when no criterion can drive."""
+    ordered = sorted(query.criteria, key=_breadth)
+    if not ordered or not _drives(ordered[0]):
+        return None
+    driver, *rest = ordered
+    return driver, [c for c in rest if c.param not in NOT_INDEXED], [c for c in rest if c.param in NOT_INDEXED]
+
+
+def _by_one_value(query: SearchQuery) -> bool:
+    """Whether one value, compared for equality, drives the search (a code, a reference, a
+    uri): its rows are then read from the value index, whatever else the planner prefers
+    (see :data:`VALUE_DRIVER`).  A range or a prefix has an index of its own."""
+    plan = _plan(query)
+    if plan is None:
+        return False
+    driver = plan[0]
+    if len(driver.values) != 1 or driver.modifier is not None:
+        return False
+    if driver.type in ("token", "reference"):
+        return driver.values[0].code is not None
+    return driver.type == "uri"
+
+
+def _matching_rows(query: SearchQuery, now: datetime | None, hint: str = "") -> Sql | None:
+    """``FROM search_index s1 WHERE …``: the index rows of every match, when the criteria
+    can be answered from the index alone (a driving criterion, the others probed on its rows;
+    none on the resource table's columns).  Deleted resources have no index rows, so the
+    resource table need not be read to list or count the matches.  ``hint`` follows the
+    driver's table name."""
+    plan = _plan(query)
+    if plan is None or plan[2]:
+        return None
+    driver, probes, _ = plan
+    builder = _Builder(now or datetime.now(UTC))
+    rows = builder.criterion(driver, "r", (query.resource_type,), probes=probes, rows_only=True, hint=hint)
+    return rows, builder.params
 
 
 def _drives(criterion: Criterion) -> bool:
@@ -108,7 +147,22 @@ def order_sql(query: SearchQuery) -> Sql:
 
 def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
     """The whole statement for one page of matches (within ``restriction``, a condition on
-    ``resource r`` saying what the client may see)."""
+    ``resource r`` saying what the client may see).
+
+    When the page is in id order, no restriction applies and one value drives, the page's ids
+    are picked from the index rows alone and only their resources are fetched: PostgreSQL had
+    fetched all 53,115 women of 300,000 resources to sort them for ``gender=female`` (0.45 s
+    of a 0.9 s search).  ``NOT r.deleted`` stays as a guard (deleted resources have no rows)."""
+    matching = None
+    if restriction is None and not query.sort and _by_one_value(query):
+        matching = _matching_rows(query, now, hint=VALUE_DRIVER)
+    if matching is not None:
+        rows, params = matching
+        sql = (
+            f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND r.id IN "
+            f"(SELECT DISTINCT s1.id {rows} ORDER BY s1.id LIMIT ? OFFSET ?) ORDER BY r.id"
+        )
+        return sql, [query.resource_type, *params, query.count, query.offset]
     where, where_params = _restricted(where_sql(query, now=now), restriction)
     order, order_params = order_sql(query)
     sql = (
@@ -119,7 +173,12 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
 
 
 def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
-    """How many resources match, for ``Bundle.total`` (a forbidden one is never counted)."""
+    """How many resources match, for ``Bundle.total`` (a forbidden one is never counted);
+    from the index rows alone when they can answer, without visiting each match's resource."""
+    matching = _matching_rows(query, now) if restriction is None else None
+    if matching is not None:
+        rows, params = matching
+        return f"SELECT COUNT(DISTINCT s1.id) {rows}", params
     where, params = _restricted(where_sql(query, now=now), restriction)
     return f"SELECT COUNT(*) FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
         query.resource_type,
@@ -206,6 +265,8 @@ class _Builder:
         types: Sequence[str],
         probe: bool = False,
         probes: Sequence[Criterion] = (),
+        rows_only: bool = False,
+        hint: str = "",
     ) -> str:
         """One criterion as membership of the owner in the ids its index rows select.
 
@@ -213,7 +274,9 @@ class _Builder:
         rather than a correlated EXISTS: both databases then start from the index
         (type, name, value) instead of visiting every resource of the type.  ``probe`` asks
         for the EXISTS instead, for a criterion checked on candidates another one found;
-        ``probes`` are such criteria checked inside this one's subquery, on its rows' ids."""
+        ``probes`` are such criteria checked inside this one's subquery, on its rows' ids;
+        ``rows_only`` asks for that subquery's FROM and WHERE alone (a driving criterion), with
+        ``hint`` after its table (an index the planner must take)."""
         if criterion.param == "_id":
             return self._column(criterion, lambda value: self._eq(f"{owner}.id", value.code))
         if criterion.param == "_lastUpdated":
@@ -222,24 +285,27 @@ class _Builder:
         self.depth += 1
         s = f"s{self.depth}"
         if probe and len(types) == 1:
-            member = "EXISTS"
-            head = f"SELECT 1 FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
+            member, select = "EXISTS", "SELECT 1"
+            rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
         elif len(types) == 1:
-            member = f"{owner}.id IN"
-            head = f"SELECT {s}.id FROM search_index {s} WHERE {s}.type = ? AND {s}.name = ?"
+            member, select = f"{owner}.id IN", f"SELECT {s}.id"
+            rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {s}.name = ?"
         else:
-            member = f"({owner}.type, {owner}.id) IN"
-            head = f"SELECT {s}.type, {s}.id FROM search_index {s} WHERE {s}.type IN ({marks(types)}) AND {s}.name = ?"
+            member, select = f"({owner}.type, {owner}.id) IN", f"SELECT {s}.type, {s}.id"
+            rows = f"FROM search_index {s} WHERE {s}.type IN ({marks(types)}) AND {s}.name = ?"
         self.params += [*types, criterion.param]
         if criterion.missing is not None:
-            return f"{'NOT ' if criterion.missing else ''}{member} ({head})"
+            return f"{'NOT ' if criterion.missing else ''}{member} ({select} {rows})"
         if criterion.chain is not None:
-            return f"{member} ({head} AND {self._chain(criterion, s)})"
+            return f"{member} ({select} {rows} AND {self._chain(criterion, s)})"
         if criterion.type == "date":
-            head += f" AND {s}.low IS NOT NULL"  # only dated rows are in search_index_range (0008)
+            rows += f" AND {s}.low IS NOT NULL"  # only dated rows are in search_index_range (0008)
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
         checked = "".join(f" AND {self.criterion(other, s, types, probe=True)}" for other in probes)
-        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({head} AND ({matches}){checked})"
+        rows += f" AND ({matches}){checked}"
+        if rows_only:
+            return rows
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows})"
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""

@@ -110,6 +110,22 @@ def test_a_deleted_resource_is_not_found_by_search(store: Store, indexer: Search
     assert _identifier_search(store, indexer, "110101194001010011") == []
 
 
+def test_a_deleted_resource_is_not_counted(store: Store, indexer: SearchIndexer) -> None:
+    """Counts are made from the search index alone (search_sql.count_sql): deleting a
+    resource must take its index rows with it."""
+    from dataclasses import replace
+
+    from gateway.search.query import parse_search
+
+    for number in range(3):
+        write(store, patient(f"w{number}", gender="female"))
+    with store.transaction() as tx:
+        tx.resources.delete("Patient", "w1")
+    query = replace(parse_search("Patient", [("gender", "female")], indexer.parameters), count=1)
+    with store.reading() as tx:
+        assert tx.resources.search(query)[1] == 2
+
+
 def _female_totals(store: Store, indexer: SearchIndexer, count: int, offset: int) -> tuple[int, int | None]:
     """(page size, total) of gender=female with this _count and _offset, after three women."""
     from dataclasses import replace
