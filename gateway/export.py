@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,10 @@ def export_folder(
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     written: dict[str, int] = {}
     with store.reading() as tx:
-        by_type: dict[str, list[dict[str, Any]]] = {}
-        for stored in tx.resources.current(kinds, since):
-            by_type.setdefault(stored.type, []).append(stored.resource or {})
-        for kind, resources in by_type.items():
+        # the archive comes type by type, and each type's file is written as it comes: an
+        # export never holds more than a batch of resources
+        for kind, stored in groupby(tx.resources.current(kinds, since), key=attrgetter("type")):
+            resources = (found.resource or {} for found in stored)
             written[f"{kind}.ndjson"] = _write_lines(out_dir / f"{kind}.ndjson", resources)
         if kinds is None and since is None:
             # a full export replaces the whole folder's resources: types now empty are removed

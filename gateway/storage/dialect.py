@@ -49,6 +49,9 @@ class Dialect:
     value_driver: str = ""
     #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
     bulk_copy: bool = False
+    #: large results are read through a server-side cursor (PostgreSQL; SQLite's cursor
+    #: already steps through the result row by row)
+    server_cursors: bool = False
 
     def sql(self, text: str) -> str:
         if OWNER_PROBE in text:
@@ -104,4 +107,5 @@ POSTGRES = Dialect(
     begin_read=None,
     placeholder="%s",
     bulk_copy=True,
+    server_cursors=True,
 )

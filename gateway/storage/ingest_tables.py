@@ -121,7 +121,7 @@ class Quarantine:
         )
 
     def entries(self) -> Iterator[dict[str, Any]]:
-        for (entry,) in self.sql.all("SELECT entry FROM quarantine ORDER BY seq"):
+        for (entry,) in self.sql.stream("SELECT entry FROM quarantine ORDER BY seq"):
             yield self.sql.dialect.json_out(entry)
 
     def count(self) -> int:
@@ -148,5 +148,5 @@ class Conflicts:
         return True
 
     def entries(self) -> Iterator[dict[str, Any]]:
-        for (entry,) in self.sql.all("SELECT entry FROM identity_conflict ORDER BY seq"):
+        for (entry,) in self.sql.stream("SELECT entry FROM identity_conflict ORDER BY seq"):
             yield self.sql.dialect.json_out(entry)

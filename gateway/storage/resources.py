@@ -130,10 +130,8 @@ class Resources:
         if since:
             where.append("last_updated > ?")
             params.append(since)
-        rows = self.sql.all(
-            f"SELECT {_COLUMNS} FROM resource WHERE {' AND '.join(where)} ORDER BY type, last_updated, id", params
-        )
-        for row in rows:
+        statement = f"SELECT {_COLUMNS} FROM resource WHERE {' AND '.join(where)} ORDER BY type, last_updated, id"
+        for row in self.sql.stream(statement, params):
             yield self._stored(row)
 
     # -- search (the SQL comes from search_sql.py) -----------------------------------------

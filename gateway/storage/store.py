@@ -88,6 +88,10 @@ def without_version(resource: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+#: numbers the server-side cursors of :meth:`Executor.stream`
+_STREAMS = itertools.count()
+
+
 class Executor:
     """Runs the store's portable SQL on one connection in the dialect of its database."""
 
@@ -138,6 +142,27 @@ class Executor:
         try:
             with pipeline():
                 yield
+        except self.errors as exc:
+            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+
+    def stream(self, sql: str, params: Sequence[Any] = (), size: int = 500) -> Iterator[Sequence[Any]]:
+        """The rows of a large result as they are read, ``size`` at a time, never all at once
+        (an export of the whole archive would otherwise hold it in memory: 10 GB for the
+        400,000 resources of a 100,000-row ingest).  On PostgreSQL through a server-side
+        cursor inside a transaction of its own, since the client otherwise receives the whole
+        result before the first row."""
+        text = self.dialect.sql(sql)
+        try:
+            if self.dialect.server_cursors:
+                name = f"yiyang_stream_{next(_STREAMS)}"  # unique: streams may be open side by side
+                with self.connection.transaction(), self.connection.cursor(name=name) as cursor:  # type: ignore[attr-defined]
+                    cursor.itersize = size
+                    cursor.execute(text, params)
+                    yield from cursor
+                return
+            cursor = self.connection.execute(text, params)
+            while rows := cursor.fetchmany(size):
+                yield from rows
         except self.errors as exc:
             raise StoreError(f"{self.dialect.name}: {exc}") from exc
 

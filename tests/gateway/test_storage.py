@@ -256,3 +256,13 @@ def test_the_store_clock_writes_each_moment_as_format_instant_does(monkeypatch: 
         monkeypatch.setattr(resources.time, "time_ns", lambda value=nanoseconds: value)
         written.append(resources.now_instant())
     assert written == [format_instant(moment) for moment in moments]
+
+
+def test_a_stream_hands_over_every_row_batch_by_batch(store: Store) -> None:
+    """Exports read the archive through Executor.stream (a server-side cursor on PostgreSQL):
+    a batch smaller than the result must still reach every row, in order."""
+    for number in range(5):
+        write(store, patient(f"s{number}"))
+    with store.reading() as tx:
+        streamed = [row[0] for row in tx.resources.sql.stream("SELECT id FROM resource ORDER BY id", size=2)]
+    assert streamed == ["s0", "s1", "s2", "s3", "s4"]
