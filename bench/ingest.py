@@ -3,10 +3,11 @@
     python -m bench.ingest [--rows 100000]
 
 Generates community-health 个人基本信息表 CSV rows (bench.legacy_samples, 2 % broken), ingests
-them with the real pipeline in a child process (peak RSS measured there), then validates the
-resources it wrote with the validator alone, in this same run, and prints records/s,
-resources/s, the ratio ingest/validation-only (goal ≥ 50 %) and peak RSS for the full file
-and for a fifth of it (flat memory means the two are close; goal < 300 MB).  Ingest and
+them with the real pipeline in a child process (its peak memory measured there, see
+bench/child.py), then validates the resources it wrote with the validator alone, in this same
+run, and prints records/s, resources/s, the ratio ingest/validation-only (goal ≥ 50 %) and
+peak memory for the full file and for a fifth of it (flat memory means the two are close;
+goal < 300 MB).  Ingest and
 validation alternate for ``--rounds`` rounds and the best of each is kept, so a busy
 neighbour on the shared machine slows both contenders rather than one.
 """
@@ -26,7 +27,7 @@ from conformance.validator import Validator
 
 
 def ingest_in_child(csv_path: Path, out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of the ingest of the file, in a fresh interpreter."""
+    """Seconds and peak anonymous memory (MB) of the ingest of the file, in a fresh interpreter."""
     return measured(
         "from gateway.ingest.commands import ingest\nfrom profiles.registry import Registry",
         "ingest('community-health', [Path(sys.argv[1])], Path(sys.argv[2]), Registry(), bundle=False)",
@@ -83,7 +84,7 @@ def main() -> None:
     print(f"  ratio, all resources     {resources / seconds / validation_rate:.0%}  (goal >= 50%)")
     print(f"  ratio, mapped resources  {mapped / seconds / mapped_rate:.0%}")
     print(
-        f"  peak RSS {small_peak:.0f} MB for {args.rows // 5} rows, {peak:.0f} MB for {args.rows} rows "
+        f"  peak memory (RssAnon) {small_peak:.0f} MB for {args.rows // 5} rows, {peak:.0f} MB for {args.rows} rows "
         f"(goal < 300 MB, flat); best of {args.rounds} alternating rounds"
     )
 

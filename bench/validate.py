@@ -5,7 +5,8 @@
 Prints resources/second for (a) orjson.loads alone, (b) fhir.resources R4B
 Patient.model_validate (the structural baseline), (c) full validation against the provincial
 Patient profile, all on the same instances in the same run, and the ratio (c)/(b).  Then
-validates a generated NDJSON file of the given size with the real CLI and reports its peak RSS.
+validates a generated NDJSON file of the given size with the real CLI and reports its peak
+memory (anonymous RSS, see bench/child.py).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def main() -> None:
     if args.ndjson_mb:
         size, peak_mb, elapsed = ndjson_peak_rss(args.ndjson_mb)
         print(
-            f"  NDJSON {size / 1e6:.0f} MB validated by the CLI in {elapsed:.0f} s, peak RSS {peak_mb:.0f} MB (goal < 300 MB)"
+            f"  NDJSON {size / 1e6:.0f} MB validated by the CLI in {elapsed:.0f} s, peak memory {peak_mb:.0f} MB (goal < 300 MB)"
         )
 
 
