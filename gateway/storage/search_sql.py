@@ -71,14 +71,18 @@ def _plan(query: SearchQuery) -> tuple[Criterion, list[Criterion], list[Criterio
     return driver, [c for c in rest if c.param not in NOT_INDEXED], [c for c in rest if c.param in NOT_INDEXED]
 
 
-def _by_one_value(query: SearchQuery) -> bool:
-    """Whether one value, compared for equality, drives the search (a code, a reference, a
-    uri): its rows are then read from the value index, whatever else the planner prefers
-    (see :data:`VALUE_DRIVER`).  A range or a prefix has an index of its own."""
+def _index_only(query: SearchQuery) -> tuple[Criterion, list[Criterion]] | None:
+    """The driver and its probes, when the criteria can be answered from the index rows alone
+    (none on the resource table's columns).  Deleted resources have no index rows, so the
+    resource table need not be read to list or count the matches."""
     plan = _plan(query)
-    if plan is None:
-        return False
-    driver = plan[0]
+    return None if plan is None or plan[2] else (plan[0], plan[1])
+
+
+def _by_one_value(driver: Criterion) -> bool:
+    """Whether the driver compares one value for equality (a code, a reference, a uri): its
+    rows are then read from the value index, whatever else the planner prefers (see
+    :data:`VALUE_DRIVER`).  A range or a prefix has an index of its own."""
     if len(driver.values) != 1 or driver.modifier is not None:
         return False
     if driver.type in ("token", "reference"):
@@ -86,16 +90,11 @@ def _by_one_value(query: SearchQuery) -> bool:
     return driver.type == "uri"
 
 
-def _matching_rows(query: SearchQuery, now: datetime | None, hint: str = "") -> Sql | None:
-    """``FROM search_index s1 WHERE …``: the index rows of every match, when the criteria
-    can be answered from the index alone (a driving criterion, the others probed on its rows;
-    none on the resource table's columns).  Deleted resources have no index rows, so the
-    resource table need not be read to list or count the matches.  ``hint`` follows the
-    driver's table name."""
-    plan = _plan(query)
-    if plan is None or plan[2]:
-        return None
-    driver, probes, _ = plan
+def _matching_rows(
+    query: SearchQuery, driver: Criterion, probes: list[Criterion], now: datetime | None, hint: str = ""
+) -> Sql:
+    """``FROM search_index s1 WHERE …``: the index rows of every match (see
+    :func:`_index_only`); ``hint`` follows the driver's table name."""
     builder = _Builder(now or datetime.now(UTC))
     rows = builder.criterion(driver, "r", (query.resource_type,), probes=probes, rows_only=True, hint=hint)
     return rows, builder.params
@@ -153,11 +152,9 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
     are picked from the index rows alone and only their resources are fetched: PostgreSQL had
     fetched all 53,115 women of 300,000 resources to sort them for ``gender=female`` (0.45 s
     of a 0.9 s search).  ``NOT r.deleted`` stays as a guard (deleted resources have no rows)."""
-    matching = None
-    if restriction is None and not query.sort and _by_one_value(query):
-        matching = _matching_rows(query, now, hint=VALUE_DRIVER)
-    if matching is not None:
-        rows, params = matching
+    answered = _index_only(query) if restriction is None and not query.sort else None
+    if answered is not None and _by_one_value(answered[0]):
+        rows, params = _matching_rows(query, *answered, now, hint=VALUE_DRIVER)
         sql = (
             f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND r.id IN "
             f"(SELECT DISTINCT s1.id {rows} ORDER BY s1.id LIMIT ? OFFSET ?) ORDER BY r.id"
@@ -175,9 +172,9 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
 def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
     """How many resources match, for ``Bundle.total`` (a forbidden one is never counted);
     from the index rows alone when they can answer, without visiting each match's resource."""
-    matching = _matching_rows(query, now) if restriction is None else None
-    if matching is not None:
-        rows, params = matching
+    answered = _index_only(query) if restriction is None else None
+    if answered is not None:
+        rows, params = _matching_rows(query, *answered, now)
         return f"SELECT COUNT(DISTINCT s1.id) {rows}", params
     where, params = _restricted(where_sql(query, now=now), restriction)
     return f"SELECT COUNT(*) FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
