@@ -207,7 +207,7 @@ def build(url: str, people: int) -> float:
     from gateway.config import Config
     from gateway.services import Services
 
-    sqlite_store.CACHE_KIB = 4 * 1024 * 1024
+    sqlite_store.CACHE_KIB = sqlite_store.WRITER_CACHE_KIB = 4 * 1024 * 1024
 
     services = Services(Config.load(database_url=url))
     started = time.perf_counter()
