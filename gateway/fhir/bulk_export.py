@@ -352,21 +352,22 @@ def _check_group(tx: Transaction, group_id: str) -> None:
         raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
 
 
-def _people(tx: Transaction, scope: str, served_by: str | None = None) -> list[Stored]:
+def _people(tx: Transaction, scope: str, served_by: str | None = None) -> Iterator[Stored]:
     """The Patients of a Patient export (all of them) or of a Group export: those its active
     members name as ``Patient/<id>`` (a resident who left the home is an inactive member);
-    with ``served_by``, only the people that organisation serves."""
+    with ``served_by``, only the people that organisation serves.  One at a time, as the
+    archive is read: a province's archive holds millions of people."""
     people = _all_people(tx, scope)
     if served_by is None:
         return people
     condition = visible_condition("Patient", (), served_patients(served_by, now_instant()))
     assert condition is not None  # a Patient is always someone's
-    return [patient for patient in people if tx.resources.meets("Patient", patient.id, condition)]
+    return (patient for patient in people if tx.resources.meets("Patient", patient.id, condition))
 
 
-def _all_people(tx: Transaction, scope: str) -> list[Stored]:
+def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
     if scope == "Patient":
-        return list(tx.resources.current(["Patient"]))
+        return tx.resources.current(["Patient"])
     group = tx.resources.read("Group", scope.removeprefix("Group/"))
     members = (group.resource or {}).get("member", []) if group is not None else []
     ids = dict.fromkeys(
@@ -375,7 +376,7 @@ def _all_people(tx: Transaction, scope: str) -> list[Stored]:
         if not member.get("inactive") and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
     )
     found = (tx.resources.read("Patient", patient_id) for patient_id in ids)
-    return [patient for patient in found if patient is not None and not patient.deleted]
+    return (patient for patient in found if patient is not None and not patient.deleted)
 
 
 def _load(store: Store, job_id: str) -> Job | None:

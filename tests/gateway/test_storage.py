@@ -266,3 +266,16 @@ def test_a_stream_hands_over_every_row_batch_by_batch(store: Store) -> None:
     with store.reading() as tx:
         streamed = [row[0] for row in tx.resources.sql.stream("SELECT id FROM resource ORDER BY id", size=2)]
     assert streamed == ["s0", "s1", "s2", "s3", "s4"]
+
+
+def test_reads_between_the_batches_of_a_stream_leave_it_whole(store: Store) -> None:
+    """A Patient-level export reads each person's compartment while the stream of people is
+    open (on PostgreSQL, other statements run between the cursor's fetches)."""
+    for number in range(5):
+        write(store, patient(f"s{number}"))
+    with store.reading() as tx:
+        streamed = []
+        for row in tx.resources.sql.stream("SELECT id FROM resource ORDER BY id", size=2):
+            found = tx.resources.read("Patient", row[0])
+            streamed.append(found.id if found else None)
+    assert streamed == ["s0", "s1", "s2", "s3", "s4"]
