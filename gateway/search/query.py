@@ -121,6 +121,9 @@ class Criterion:
     #: for a chain (``subject:Patient.name=…``): the types searched and the criterion on them
     targets: tuple[str, ...] = ()
     chain: Criterion | None = None
+    #: the store found its one value common (a gender, a status): another criterion should
+    #: drive the query (see ``search_sql.common_value_sql``)
+    common: bool = False
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ class Resources:
     ) -> tuple[list[Stored], int | None]:
         """One page of matches and, when asked, how many there are in all; ``restriction`` is
         a condition on ``resource r`` (what the client may see, see access_sql.py)."""
+        query = self._planned(query)
         page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query, restriction=restriction))]
         if not with_total:
             return page, None
@@ -150,7 +151,15 @@ class Resources:
         return page, self.count(query, restriction)
 
     def count(self, query: SearchQuery, restriction: Sql | None = None) -> int:
+        query = self._planned(query)
         return int(self.sql.one(*search_sql.count_sql(query, restriction=restriction))[0])
+
+    def _planned(self, query: SearchQuery) -> SearchQuery:
+        """The query, its driving value marked when the archive finds it common."""
+        statement = search_sql.common_value_sql(query)
+        if statement is None or int(self.sql.one(*statement)[0]) < search_sql.COMMON_VALUE_ROWS:
+            return query
+        return search_sql.with_common_value(query)
 
     def tally(self, statement: Sql) -> list[tuple[Any, ...]]:
         """The (county, sex, age band, count) rows of a measure population (measure_sql.py)."""

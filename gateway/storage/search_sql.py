@@ -21,6 +21,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,8 @@ COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
 PAST_EVERY_PREFIX = "\U0010ffff"
 #: ap on dates: the value's range widens by this share of its distance from now
 APPROXIMATE = 0.1
+#: index rows of one value at which it counts as common (see :func:`common_value_sql`)
+COMMON_VALUE_ROWS = 1000
 
 Sql = tuple[str, list[Any]]
 
@@ -79,6 +82,32 @@ def _index_only(query: SearchQuery) -> tuple[Criterion, list[Criterion]] | None:
     return None if plan is None or plan[2] else (plan[0], plan[1])
 
 
+def common_value_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql | None:
+    """When one value would drive the query and another criterion could drive it instead: a
+    statement counting that value's index rows, up to :data:`COMMON_VALUE_ROWS`.
+
+    The driver is chosen by the kind of each criterion, and a code is taken to be narrow;
+    but half the people are ``gender=female`` and most encounters ``status=finished``.  In
+    ``Patient?gender=female&name=赵`` gender drove, and PostgreSQL probed the name of each
+    of 53,115 women (0.6 s on 300,000 resources).  Counting at most a thousand index rows
+    costs less than a millisecond, and only such searches pay it; a common value is then
+    marked (:func:`with_common_value`) and probed instead of driving."""
+    plan = _plan(query)
+    if plan is None or not _by_one_value(plan[0]) or not any(_drives(other) for other in plan[1]):
+        return None
+    rows, params = _matching_rows(query, plan[0], [], now, hint=VALUE_DRIVER)
+    return f"SELECT COUNT(*) FROM (SELECT 1 {rows} LIMIT {COMMON_VALUE_ROWS}) common_rows", params
+
+
+def with_common_value(query: SearchQuery) -> SearchQuery:
+    """The query with its driving criterion marked common (see :func:`common_value_sql`)."""
+    plan = _plan(query)
+    if plan is None:
+        return query
+    driver = plan[0]
+    return replace(query, criteria=[replace(c, common=True) if c is driver else c for c in query.criteria])
+
+
 def _by_one_value(driver: Criterion) -> bool:
     """Whether the driver compares one value for equality (a code, a reference, a uri): its
     rows are then read from the value index, whatever else the planner prefers (see
@@ -116,6 +145,8 @@ def _breadth(criterion: Criterion) -> int:
     tokens and references few, a date some, a name prefix many, a negation most."""
     if criterion.missing is not None or criterion.modifier == "not":
         return 6
+    if criterion.common:
+        return 5
     if criterion.param in ("_id", "_lastUpdated"):
         return 0 if criterion.param == "_id" else 5
     if criterion.type == "string":

@@ -15,9 +15,17 @@ import pytest
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchQuery, parse_search
+from gateway.storage import search_sql
 from gateway.storage.dialect import POSTGRES, SQLITE
 from gateway.storage.migrations import available, statements
-from gateway.storage.search_sql import count_sql, include_sql, page_sql, revinclude_sql
+from gateway.storage.search_sql import (
+    common_value_sql,
+    count_sql,
+    include_sql,
+    page_sql,
+    revinclude_sql,
+    with_common_value,
+)
 from profiles.registry import Registry
 from tests.conftest import fresh_database_url, load_example
 
@@ -371,3 +379,23 @@ def test_revinclude_fetches_the_resources_that_refer_to_the_page(db: Database) -
 
 def test_nothing_to_include_gives_no_statement(db: Database) -> None:
     assert include_sql(db.query("Encounter", ("_include", "Encounter:subject")).include, []) is None
+
+
+def test_the_rows_of_a_driving_value_are_counted_up_to_the_limit(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search_sql, "COMMON_VALUE_ROWS", 1)
+    statement = common_value_sql(db.query("Patient", ("gender", "female"), ("name", "张")))
+    assert statement is not None and db.run(*statement) == [(1,)]
+
+
+def test_a_value_driving_alone_is_not_counted_first(db: Database) -> None:
+    assert common_value_sql(db.query("Patient", ("gender", "female"))) is None
+
+
+def test_a_common_value_still_filters_what_the_other_criterion_finds(db: Database) -> None:
+    marked = with_common_value(db.query("Patient", ("gender", "female"), ("name", "张,李")))
+    assert {row[1] for row in db.run(*page_sql(marked, now=NOW))} == {"zhang-xiuying"}
+
+
+def test_a_common_value_gives_the_drive_to_another_criterion(db: Database) -> None:
+    marked = with_common_value(db.query("Patient", ("gender", "male"), ("name", "李")))
+    assert common_value_sql(marked) is None  # the name drives now, and it is no single value

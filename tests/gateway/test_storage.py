@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import gateway.storage.resources as resources
+import gateway.storage.search_sql as search_sql
 from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
 from gateway.storage import open_store
@@ -138,6 +139,24 @@ def _female_totals(store: Store, indexer: SearchIndexer, count: int, offset: int
     with store.reading() as tx:
         page, total = tx.resources.search(query)
     return len(page), total
+
+
+def test_a_common_value_is_probed_while_another_criterion_drives(
+    store: Store, indexer: SearchIndexer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gender=female&name=… is driven by the name once the archive finds women common: the
+    page and its total are the same as when gender drove."""
+    from dataclasses import replace
+
+    from gateway.search.query import parse_search
+
+    monkeypatch.setattr(search_sql, "COMMON_VALUE_ROWS", 2)
+    for number, family in enumerate(["王", "王", "赵"]):
+        write(store, patient(f"w{number}", gender="female", name=[{"family": family}]))
+    query = parse_search("Patient", [("gender", "female"), ("name", "王")], indexer.parameters)
+    with store.reading() as tx:
+        page, total = tx.resources.search(replace(query, count=1))
+    assert (len(page), total) == (1, 2)
 
 
 @pytest.mark.parametrize(
