@@ -148,11 +148,13 @@ class Resources:
             # the page holds the last matches, so it tells the total: no second query (most
             # searches by identifier find one resource, and the count was half their SQL)
             return page, query.offset + len(page)
-        return page, self.count(query, restriction)
+        return page, self._count(query, restriction)
 
     def count(self, query: SearchQuery, restriction: Sql | None = None) -> int:
-        query = self._planned(query)
-        return int(self.sql.one(*search_sql.count_sql(query, restriction=restriction))[0])
+        return self._count(self._planned(query), restriction)
+
+    def _count(self, planned: SearchQuery, restriction: Sql | None) -> int:
+        return int(self.sql.one(*search_sql.count_sql(planned, restriction=restriction))[0])
 
     def _planned(self, query: SearchQuery) -> SearchQuery:
         """The query, its driving value marked when the archive finds it common."""
