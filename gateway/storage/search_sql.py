@@ -82,7 +82,7 @@ def _index_only(query: SearchQuery) -> tuple[Criterion, list[Criterion]] | None:
     return None if plan is None or plan[2] else (plan[0], plan[1])
 
 
-def common_value_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql | None:
+def common_value_sql(query: SearchQuery) -> Sql | None:
     """When one value would drive the query and another criterion could drive it instead: a
     statement counting that value's index rows, up to :data:`COMMON_VALUE_ROWS`.
 
@@ -95,7 +95,8 @@ def common_value_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql 
     plan = _plan(query)
     if plan is None or not _by_one_value(plan[0]) or not any(_drives(other) for other in plan[1]):
         return None
-    rows, params = _matching_rows(query, plan[0], [], now, hint=VALUE_DRIVER)
+    # one value compared for equality: no date, so no clock
+    rows, params = _matching_rows(query, plan[0], [], None, hint=VALUE_DRIVER)
     return f"SELECT COUNT(*) FROM (SELECT 1 {rows} LIMIT {COMMON_VALUE_ROWS}) common_rows", params
 
 
