@@ -4,6 +4,7 @@ writer undoes only its own writes, and writers in other processes still land."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import gateway.storage.sqlite as sqlite_module
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.sqlite import SQLiteStore
@@ -95,6 +97,27 @@ def test_a_failing_member_undoes_only_its_own_writes(sqlite_store: SQLiteStore) 
 def test_a_write_transaction_inside_another_is_refused(sqlite_store: SQLiteStore) -> None:
     with sqlite_store.transaction(), pytest.raises(StoreError), sqlite_store.transaction():
         pass
+
+
+def test_a_writer_returns_only_once_its_commit_is_synced_to_the_log(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(sqlite_module, "_data_sync", lambda descriptor: synced.append(os.fstat(descriptor).st_ino))
+    with sqlite_store.transaction() as tx:
+        tx.resources.write(patient("p1"))
+    assert synced == [sqlite_store.path.with_name(sqlite_store.path.name + "-wal").stat().st_ino]
+
+
+def test_a_commit_the_disk_refuses_is_the_writers_error(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(descriptor: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(sqlite_module, "_data_sync", refuse)
+    with pytest.raises(StoreError, match="durable"), sqlite_store.transaction() as tx:
+        tx.resources.write(patient("p1"))
 
 
 def _write_many(url: str, prefix: str, count: int) -> None:
