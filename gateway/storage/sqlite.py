@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gateway.storage.checkpointer import Checkpointer
 from gateway.storage.dialect import SQLITE
+from gateway.storage.file_sync import sync_data
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
@@ -67,7 +68,7 @@ class SQLiteStore(Store):
             self.path.with_name(self.path.name + "-writer"),
             self._sync_log,
         )
-        self._checkpointer = Checkpointer(lambda: self._open(CACHE_KIB), self._writer.after_next_commit)
+        self._checkpointer = Checkpointer(lambda: self._open(CACHE_KIB), self._writer.after_next_commit, self.path)
 
     def _open(self, cache_kib: int) -> sqlite3.Connection:
         try:
@@ -102,13 +103,8 @@ class SQLiteStore(Store):
         return connection
 
     def _sync_log(self) -> None:
-        if self._log_synced_by_commit:
-            return
-        descriptor = os.open(self._log, os.O_RDWR)
-        try:
-            _data_sync(descriptor)
-        finally:
-            os.close(descriptor)
+        if not self._log_synced_by_commit:
+            sync_data(self._log)
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
@@ -138,10 +134,6 @@ class SQLiteStore(Store):
                 connection.close()
             self._all.clear()
         self._local = threading.local()
-
-
-#: the log's content and length, without its times (macOS has no fdatasync)
-_data_sync = getattr(os, "fdatasync", os.fsync)
 
 
 def _analyze(connection: sqlite3.Connection) -> None:

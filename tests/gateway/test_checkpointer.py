@@ -47,3 +47,20 @@ def test_under_a_steady_stream_of_writes_the_log_stays_short(
     write_people(store, 0, 1500)
     wal = store.path.with_name(store.path.name + "-wal")
     assert wal.stat().st_size < 64 * 4096 * 16  # without restarts it holds every write's pages
+
+
+def test_the_database_file_is_synced_before_the_restart_is_asked_for(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store._checkpointer.interval = 3600  # only the explicit round below checkpoints
+    write_people(store, 0, 200)
+    monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 64)
+    events: list[object] = []
+    monkeypatch.setattr(checkpointer, "sync_data", events.append)
+    round_ = checkpointer.Checkpointer(
+        lambda: sqlite3.connect(store.path, isolation_level=None),
+        lambda upkeep: events.append("restart asked for"),
+        store.path,
+    )
+    round_.checkpoint()
+    assert events[-2:] == [store.path, "restart asked for"]

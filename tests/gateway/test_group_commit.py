@@ -4,7 +4,6 @@ writer undoes only its own writes, and writers in other processes still land."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -102,20 +101,20 @@ def test_a_write_transaction_inside_another_is_refused(sqlite_store: SQLiteStore
 def test_a_writer_returns_only_once_its_commit_is_synced_to_the_log(
     sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[int] = []
-    monkeypatch.setattr(sqlite_module, "_data_sync", lambda descriptor: synced.append(os.fstat(descriptor).st_ino))
+    synced: list[Path] = []
+    monkeypatch.setattr(sqlite_module, "sync_data", synced.append)
     with sqlite_store.transaction() as tx:
         tx.resources.write(patient("p1"))
-    assert synced == [sqlite_store.path.with_name(sqlite_store.path.name + "-wal").stat().st_ino]
+    assert synced == [sqlite_store.path.with_name(sqlite_store.path.name + "-wal")]
 
 
 def test_a_commit_the_disk_refuses_is_the_writers_error(
     sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(descriptor: int) -> None:
+    def refuse(path: Path) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(sqlite_module, "_data_sync", refuse)
+    monkeypatch.setattr(sqlite_module, "sync_data", refuse)
     with pytest.raises(StoreError, match="durable"), sqlite_store.transaction() as tx:
         tx.resources.write(patient("p1"))
 
