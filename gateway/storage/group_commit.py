@@ -1,9 +1,9 @@
 """Group commit for the embedded store: concurrent write transactions share one durable COMMIT.
 
-Why: SQLite has one writer at a time, and a durable COMMIT waits for the disk.  A validated create needs well under a millisecond of database work but its own
-commit costs one to several milliseconds, and two worker processes that both want the write
-lock used to meet SQLite's busy handler, which *sleeps* (1, 2, 5 … 100 ms) instead of waking
-when the lock is free.  Here:
+Why: SQLite has one writer at a time, and a durable COMMIT waits for the disk.  A validated
+create needs well under a millisecond of database work but its own commit costs one to several
+milliseconds, and two worker processes that both want the write lock used to meet SQLite's busy
+handler, which *sleeps* (1, 2, 5 … 100 ms) instead of waking when the lock is free.  Here:
 
 * the threads of one process take turns on one writer connection, each inside its own
   SAVEPOINT, so a request that fails (a 412, a 422, a conflict) undoes only its own writes;
