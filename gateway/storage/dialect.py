@@ -49,6 +49,9 @@ class Dialect:
     value_driver: str = ""
     #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
     bulk_copy: bool = False
+    #: a few new rows go in as one ``INSERT … SELECT FROM unnest(…)`` of one array per column
+    #: (PostgreSQL) instead of an INSERT each
+    unnest_rows: bool = False
     #: large results are read through a server-side cursor (PostgreSQL; SQLite's cursor
     #: already steps through the result row by row)
     server_cursors: bool = False
@@ -107,5 +110,6 @@ POSTGRES = Dialect(
     begin_read=None,
     placeholder="%s",
     bulk_copy=True,
+    unnest_rows=True,
     server_cursors=True,
 )

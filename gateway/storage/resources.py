@@ -22,6 +22,17 @@ from gateway.storage.dialect import marks
 from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 _COLUMNS = "type, id, version, last_updated, deleted, content"
+#: the columns of a search index row and their PostgreSQL types
+INDEX_COLUMNS = (
+    ("type", "text"),
+    ("id", "text"),
+    ("name", "text"),
+    ("system", "text"),
+    ("value", "text"),
+    ("low", "text"),
+    ("high", "text"),
+    ("number", "float8"),
+)
 
 
 #: (the second, its text up to the seconds) of the latest call: one formatting per second
@@ -262,11 +273,7 @@ class Resources:
             self._put(stored, method)
             if current is not None:
                 self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
-            self.sql.executemany(
-                "INSERT INTO search_index (type, id, name, system, value, low, high, number) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(kind, resource_id, *row) for row in rows],
-            )
+            self.sql.insert_rows("search_index", INDEX_COLUMNS, [(kind, resource_id, *row) for row in rows])
         return stored, True
 
     def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:

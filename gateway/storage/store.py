@@ -131,6 +131,24 @@ class Executor:
         except self.errors as exc:
             raise StoreError(f"{self.dialect.name}: {exc}") from exc
 
+    def insert_rows(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> None:
+        """A few new rows into ``table``, inside :meth:`batched` too; ``columns`` pairs each
+        name with its PostgreSQL type.  On PostgreSQL one ``INSERT … SELECT FROM unnest(…)``
+        with one array per column: psycopg spends about 16 µs of CPU on each INSERT of an
+        ``executemany``, and a create's 24 search index rows took 380–490 µs of client CPU
+        that way against 180–270 µs as one statement (for thousands of rows, :meth:`insert_many`)."""
+        if not rows:
+            return
+        names = ", ".join(name for name, _ in columns)
+        if not self.dialect.unnest_rows:
+            self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks(columns)})", rows)
+            return
+        arrays = ", ".join(f"?::{kind}[]" for _, kind in columns)
+        self.execute(
+            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays})",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+
     @contextmanager
     def batched(self) -> Iterator[None]:
         """Statements whose results nobody reads, sent together (PostgreSQL's pipeline mode:
