@@ -52,6 +52,11 @@ class Dialect:
     #: a few new rows go in as one ``INSERT … SELECT FROM unnest(…)`` of one array per column
     #: (PostgreSQL) instead of an INSERT each
     unnest_rows: bool = False
+    #: how those arrays are passed: in binary on PostgreSQL (psycopg's ``%b``), since in text
+    #: psycopg escapes every element with a regular expression, and a JSON document is full
+    #: of quotes (the 10 documents of a transaction Bundle: 615 µs of client CPU in text,
+    #: 91 µs in binary)
+    array_placeholder: str = "?"
     #: large results are read through a server-side cursor (PostgreSQL; SQLite's cursor
     #: already steps through the result row by row)
     server_cursors: bool = False
@@ -111,5 +116,6 @@ POSTGRES = Dialect(
     placeholder="%s",
     bulk_copy=True,
     unnest_rows=True,
+    array_placeholder="%b",
     server_cursors=True,
 )

@@ -111,6 +111,7 @@ class GroupCommit:
             executor.execute("SAVEPOINT member")
             try:
                 yield executor
+                executor.flush()
             except BaseException as exc:  # noqa: BLE001 - undone here, raised below
                 failure = exc
                 self._undo(executor, group)
@@ -148,6 +149,7 @@ class GroupCommit:
 
     @staticmethod
     def _undo(executor: Executor, group: _Group) -> None:
+        executor.discard()
         try:
             executor.execute("ROLLBACK TO SAVEPOINT member")
             executor.execute("RELEASE SAVEPOINT member")

@@ -22,6 +22,20 @@ from gateway.storage.dialect import marks
 from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 _COLUMNS = "type, id, version, last_updated, deleted, content"
+#: the columns of the resource table and their PostgreSQL types
+_RESOURCE_COLUMNS = (
+    ("type", "text"),
+    ("id", "text"),
+    ("version", "int4"),
+    ("last_updated", "text"),
+    ("deleted", "bool"),
+    ("content", "jsonb"),
+)
+_VERSION_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"))
+_REPLACE_CURRENT = (
+    " ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,"
+    " deleted = excluded.deleted, content = excluded.content"
+)
 #: the columns of a search index row and their PostgreSQL types
 INDEX_COLUMNS = (
     ("type", "text"),
@@ -269,11 +283,11 @@ class Resources:
         stored = Stored(kind, resource_id, version, instant, False, stored_resource)
         if rows is None:
             rows = self.indexer(stored_resource) if self.indexer else []
-        with self.sql.batched():
-            self._put(stored, method)
-            if current is not None:
-                self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
-            self.sql.insert_rows("search_index", INDEX_COLUMNS, [(kind, resource_id, *row) for row in rows])
+        if current is not None:
+            self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
+        self._put(stored, method)
+        for row in rows:
+            self.sql.defer("search_index", INDEX_COLUMNS, (kind, resource_id, *row))
         return stored, True
 
     def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:
@@ -289,17 +303,13 @@ class Resources:
         return deleted
 
     def _put(self, stored: Stored, method: str) -> None:
+        """Queued (``Executor.defer``): a transaction Bundle's versions go in as one statement,
+        its current versions as another.  Two writes of one resource never share a statement
+        (an upsert may not touch a row twice): the second reads the first before it writes."""
         content = self.sql.dialect.json_in(stored.resource) if stored.resource is not None else None
         values = (stored.type, stored.id, stored.version, stored.last_updated, stored.deleted, content)
-        self.sql.execute(
-            f"INSERT INTO resource_version ({_COLUMNS}, method) VALUES (?, ?, ?, ?, ?, ?, ?)", (*values, method)
-        )
-        self.sql.execute(
-            f"INSERT INTO resource ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
-            "version = excluded.version, last_updated = excluded.last_updated, deleted = excluded.deleted, "
-            "content = excluded.content",
-            values,
-        )
+        self.sql.defer("resource_version", _VERSION_COLUMNS, (*values, method))
+        self.sql.defer("resource", _RESOURCE_COLUMNS, values, _REPLACE_CURRENT)
 
 
 def _same(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:

@@ -86,6 +86,27 @@ def test_a_failed_savepoint_undoes_only_its_own_writes(store: Store) -> None:
     assert (read(store, "Patient", "kept") is not None, read(store, "Patient", "undone")) == (True, None)
 
 
+def test_a_refused_row_fails_its_own_savepoint_when_it_ends(store: Store) -> None:
+    """A write's rows are queued until the next statement or the end of its savepoint; the
+    database refusing one (here a second version 1) fails that savepoint, not the transaction."""
+    write(store, patient("taken", gender="female"))
+    with store.transaction() as tx:
+        tx.resources.write(patient("kept"))
+        with pytest.raises(StoreError), tx.savepoint():
+            tx.resources.write(patient("taken", gender="male"), new=True)
+    assert (read(store, "Patient", "kept") is not None, read(store, "Patient", "taken").version) == (True, 1)
+
+
+def test_a_search_inside_a_write_transaction_finds_its_writes(store: Store, indexer: SearchIndexer) -> None:
+    from gateway.search.query import parse_search
+
+    query = parse_search("Patient", [("identifier", f"{ID_CARD}|110101194001010011")], indexer.parameters)
+    with store.transaction() as tx:
+        tx.resources.write(patient(identifier=[{"system": ID_CARD, "value": "110101194001010011"}]))
+        found = [stored.id for stored in tx.resources.search(query)[0]]
+    assert found == ["p1"]
+
+
 def _identifier_search(store: Store, indexer: SearchIndexer, value: str) -> list[str]:
     from gateway.search.query import parse_search
 
