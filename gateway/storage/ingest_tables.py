@@ -13,6 +13,8 @@ from typing import Any
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Executor
 
+_PERSON_KEY_COLUMNS = (("key", "text"), ("person_id", "text"))
+
 
 class IdentityKeys:
     """Match key (身份证号, 医保人员编号, 健康档案编号) → the person's Patient id."""
@@ -25,10 +27,9 @@ class IdentityKeys:
         return row[0] if row else None
 
     def link(self, person_id: str, keys: Sequence[str]) -> None:
-        self.sql.executemany(
-            "INSERT INTO person_key (key, person_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-            [(key, person_id) for key in keys],
-        )
+        """Queued with the resources (``Executor.defer``): a key already linked stays as it was."""
+        for key in keys:
+            self.sql.defer("person_key", _PERSON_KEY_COLUMNS, (key, person_id), " ON CONFLICT (key) DO NOTHING")
 
 
 class Keyed:

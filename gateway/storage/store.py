@@ -99,8 +99,20 @@ class Executor:
         self.connection = connection
         self.dialect = dialect
         self.errors = errors
+        self._pipeline = getattr(connection, "pipeline", None)
+        #: a BEGIN not sent yet: it goes with the transaction's first statement (:meth:`begin`)
+        self._opening: str | None = None
         #: rows queued by :meth:`defer`, per statement: (table, columns, conflict clause) -> rows
         self._deferred: dict[tuple[str, tuple[tuple[str, str], ...], str], list[Sequence[Any]]] = {}
+
+    def begin(self, statement: str) -> None:
+        """Open a transaction.  Where statements can be pipelined (PostgreSQL), the BEGIN waits
+        for the transaction's first statement and goes with it: a create's transaction is
+        then one round trip, its BEGIN, rows and COMMIT together (it took four)."""
+        if self._pipeline is None:
+            self._run(statement)
+        else:
+            self._opening = statement
 
     def defer(self, table: str, columns: tuple[tuple[str, str], ...], row: Sequence[Any], conflict: str = "") -> None:
         """Queue a new row for ``table`` (``columns`` as for :meth:`_insert_rows`, ``conflict``
@@ -112,22 +124,39 @@ class Executor:
         self._deferred.setdefault((table, columns, conflict), []).append(row)
 
     def flush(self) -> None:
-        """Write the queued rows now.  Whoever ends a transaction or savepoint calls it inside
-        the block that undoes its writes on failure, so a queued row that the database
-        refuses fails its own unit of work, as it would have when it was queued."""
-        if not self._deferred:
-            return
-        deferred, self._deferred = self._deferred, {}
+        """Send what waits (a BEGIN, queued rows) now.  Whoever ends a savepoint calls it
+        inside the block that undoes the savepoint's writes on failure, so a queued row that
+        the database refuses fails its own unit of work, as it would have when it was queued."""
+        if self._opening is not None or self._deferred:
+            with self._pipelined():
+                self._send_waiting()
+
+    def commit(self) -> None:
+        """What waits and the COMMIT, in one round trip on PostgreSQL."""
         with self._pipelined():
-            for (table, columns, conflict), rows in deferred.items():
-                self._insert_rows(table, columns, rows, conflict)
+            self._send_waiting()
+            self._run("COMMIT")
 
     def discard(self) -> None:
         """Forget the queued rows: the transaction or savepoint they belong to is rolled back."""
         self._deferred = {}
 
+    def _send_waiting(self) -> None:
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            self._run(opening)
+        deferred, self._deferred = self._deferred, {}
+        for (table, columns, conflict), rows in deferred.items():
+            self._insert_rows(table, columns, rows, conflict)
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        self.flush()
+        if self._opening is None and not self._deferred:
+            return self._run(sql, params)
+        with self._pipelined():  # its results can be read once the pipeline has ended
+            self._send_waiting()
+            return self._run(sql, params)
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
             return self.connection.execute(self.dialect.sql(sql), params)
         except self.errors as exc:
@@ -176,7 +205,7 @@ class Executor:
             self._insert_each(table, names, rows, conflict)
             return
         arrays = ", ".join(f"{self.dialect.array_placeholder}::{kind}[]" for _, kind in columns)
-        self.execute(
+        self._run(
             f"INSERT INTO {table} ({', '.join(names)}) SELECT * FROM unnest({arrays}){conflict}",
             [list(column) for column in zip(*rows, strict=True)],
         )
@@ -190,12 +219,11 @@ class Executor:
     def _pipelined(self) -> Iterator[None]:
         """Statements whose results nobody reads, sent together (PostgreSQL's pipeline mode:
         one round trip instead of one each); their errors surface when the block ends."""
-        pipeline = getattr(self.connection, "pipeline", None)
-        if pipeline is None:
+        if self._pipeline is None:
             yield
             return
         try:
-            with pipeline():
+            with self._pipeline():
                 yield
         except self.errors as exc:
             raise StoreError(f"{self.dialect.name}: {exc}") from exc
@@ -363,15 +391,14 @@ class Store:
         """One transaction on this thread's connection; a backend may share commits instead."""
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
-            executor.execute(self.dialect.begin)
+            executor.begin(self.dialect.begin)
             try:
                 yield executor
-                executor.flush()
+                executor.commit()
             except BaseException:
                 executor.discard()
                 executor.execute("ROLLBACK")
                 raise
-            executor.execute("COMMIT")
 
     @contextmanager
     def reading(self, *, snapshot: bool = True) -> Iterator[Transaction]:
