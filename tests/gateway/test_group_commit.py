@@ -40,21 +40,24 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.005)
 
 
-def queued_behind_a_slow_writer(store: SQLiteStore, ids: list[str], failing: str | None = None) -> list[str]:
+def queued_behind_a_slow_writer(
+    store: SQLiteStore, ids: list[str], failing: str | None = None, refused: str | None = None
+) -> list[str]:
     """The first id's writer holds the turn until every other writer is queued behind it;
-    returns the ids whose writer raised."""
+    returns the ids whose writer raised.  ``failing`` raises after writing; ``refused``
+    writes a version 1 of a resource that already has one, which the database refuses."""
     release = threading.Event()
     failed: list[str] = []
 
     def write(resource_id: str) -> None:
         try:
             with store.transaction() as tx:
-                tx.resources.write(patient(resource_id))
+                tx.resources.write(patient(resource_id), new=resource_id == refused)
                 if resource_id == ids[0]:
                     release.wait()
                 if resource_id == failing:
                     raise ValueError("this writer fails after writing")
-        except ValueError:
+        except (ValueError, StoreError):
             failed.append(resource_id)
 
     first = threading.Thread(target=write, args=(ids[0],))
@@ -91,6 +94,15 @@ def test_a_failing_member_undoes_only_its_own_writes(sqlite_store: SQLiteStore) 
     ids = [f"p{n}" for n in range(6)]
     queued_behind_a_slow_writer(sqlite_store, ids, failing="p3")
     assert stored_ids(sqlite_store) == set(ids) - {"p3"}
+
+
+def test_a_member_whose_queued_row_is_refused_fails_alone(sqlite_store: SQLiteStore) -> None:
+    """A write's rows go in when its transaction ends: the database refusing one must undo
+    that member's writes only, not leave the group unable to commit."""
+    with sqlite_store.transaction() as tx:
+        tx.resources.write(patient("taken"))
+    failed = queued_behind_a_slow_writer(sqlite_store, ["p0", "p1", "taken", "p3"], refused="taken")
+    assert (failed, stored_ids(sqlite_store)) == (["taken"], {"p0", "p1", "p3", "taken"})
 
 
 def test_a_write_transaction_inside_another_is_refused(sqlite_store: SQLiteStore) -> None:
