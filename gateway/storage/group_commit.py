@@ -149,9 +149,8 @@ class GroupCommit:
 
     @staticmethod
     def _undo(executor: Executor, group: _Group) -> None:
-        executor.discard()
         try:
-            executor.execute("ROLLBACK TO SAVEPOINT member")
+            executor.roll_back("member")
             executor.execute("RELEASE SAVEPOINT member")
         except StoreError:
             group.broken = True

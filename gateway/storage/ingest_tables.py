@@ -28,8 +28,8 @@ class IdentityKeys:
 
     def link(self, person_id: str, keys: Sequence[str]) -> None:
         """Queued with the resources (``Executor.defer``): a key already linked stays as it was."""
-        for key in keys:
-            self.sql.defer("person_key", _PERSON_KEY_COLUMNS, (key, person_id), " ON CONFLICT (key) DO NOTHING")
+        rows = [(key, person_id) for key in keys]
+        self.sql.defer("person_key", _PERSON_KEY_COLUMNS, rows, " ON CONFLICT (key) DO NOTHING")
 
 
 class Keyed:

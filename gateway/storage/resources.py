@@ -21,8 +21,7 @@ from gateway.storage.access_sql import Sql
 from gateway.storage.dialect import marks
 from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
-_COLUMNS = "type, id, version, last_updated, deleted, content"
-#: the columns of the resource table and their PostgreSQL types
+#: the columns of the resource table and their PostgreSQL types; (type, id) is its key
 _RESOURCE_COLUMNS = (
     ("type", "text"),
     ("id", "text"),
@@ -31,10 +30,10 @@ _RESOURCE_COLUMNS = (
     ("deleted", "bool"),
     ("content", "jsonb"),
 )
+_COLUMNS = ", ".join(name for name, _ in _RESOURCE_COLUMNS)
 _VERSION_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"))
-_REPLACE_CURRENT = (
-    " ON CONFLICT (type, id) DO UPDATE SET version = excluded.version, last_updated = excluded.last_updated,"
-    " deleted = excluded.deleted, content = excluded.content"
+_REPLACE_CURRENT = " ON CONFLICT (type, id) DO UPDATE SET " + ", ".join(
+    f"{name} = excluded.{name}" for name, _ in _RESOURCE_COLUMNS[2:]
 )
 #: the columns of a search index row and their PostgreSQL types
 INDEX_COLUMNS = (
@@ -286,8 +285,7 @@ class Resources:
         if current is not None:
             self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
         self._put(stored, method)
-        for row in rows:
-            self.sql.defer("search_index", INDEX_COLUMNS, (kind, resource_id, *row))
+        self.sql.defer("search_index", INDEX_COLUMNS, [(kind, resource_id, *row) for row in rows])
         return stored, True
 
     def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:
@@ -308,8 +306,8 @@ class Resources:
         (an upsert may not touch a row twice): the second reads the first before it writes."""
         content = self.sql.dialect.json_in(stored.resource) if stored.resource is not None else None
         values = (stored.type, stored.id, stored.version, stored.last_updated, stored.deleted, content)
-        self.sql.defer("resource_version", _VERSION_COLUMNS, (*values, method))
-        self.sql.defer("resource", _RESOURCE_COLUMNS, values, _REPLACE_CURRENT)
+        self.sql.defer("resource_version", _VERSION_COLUMNS, [(*values, method)])
+        self.sql.defer("resource", _RESOURCE_COLUMNS, [values], _REPLACE_CURRENT)
 
 
 def _same(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:

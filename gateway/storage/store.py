@@ -114,15 +114,17 @@ class Executor:
         else:
             self._opening = statement
 
-    def defer(self, table: str, columns: tuple[tuple[str, str], ...], row: Sequence[Any], conflict: str = "") -> None:
-        """Queue a new row for ``table`` (``columns`` as for :meth:`_insert_rows`, ``conflict``
+    def defer(
+        self, table: str, columns: tuple[tuple[str, str], ...], rows: Sequence[Sequence[Any]], conflict: str = ""
+    ) -> None:
+        """Queue new rows for ``table`` (``columns`` as for :meth:`_insert_rows`, ``conflict``
         an ``ON CONFLICT …`` clause).  Queued rows go in before this executor runs any other
         statement — one statement per table and clause, in the order they were queued — so
         every later statement, a read included, sees them, and a COMMIT holds them.  A
         transaction Bundle of ten resources, a Patient and nine that refer to it, took 31
-        statements; queued, 4.  Undo with :meth:`discard` (rows queued inside a savepoint
-        that is rolled back)."""
-        self._deferred.setdefault((table, columns, conflict), []).append(row)
+        statements; queued, 4.  :meth:`roll_back` forgets them."""
+        if rows:
+            self._deferred.setdefault((table, columns, conflict), []).extend(rows)
 
     def flush(self) -> None:
         """Send what waits (a BEGIN, queued rows) now.  Whoever ends a savepoint calls it
@@ -138,9 +140,16 @@ class Executor:
             self._send_waiting()
             self._run("COMMIT")
 
-    def discard(self) -> None:
-        """Forget the queued rows: the transaction or savepoint they belong to is rolled back."""
+    def roll_back(self, savepoint: str | None = None) -> None:
+        """Forget the queued rows and roll back the transaction, or to ``savepoint`` (whose
+        rows they are).  A transaction whose BEGIN was never sent has nothing to undo."""
         self._deferred = {}
+        if savepoint is not None:
+            self.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+        elif self._opening is not None:
+            self._opening = None
+        else:
+            self.execute("ROLLBACK")
 
     def _send_waiting(self) -> None:
         opening, self._opening = self._opening, None
@@ -336,8 +345,7 @@ class Transaction:
             yield
             self.sql.flush()
         except BaseException:
-            self.sql.discard()
-            self.sql.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.sql.roll_back(name)
             self.sql.execute(f"RELEASE SAVEPOINT {name}")
             raise
         self.sql.execute(f"RELEASE SAVEPOINT {name}")
@@ -397,8 +405,7 @@ class Store:
                 yield executor
                 executor.commit()
             except BaseException:
-                executor.discard()
-                executor.execute("ROLLBACK")
+                executor.roll_back()
                 raise
 
     @contextmanager
