@@ -227,6 +227,17 @@ def judged(resource: Mapping[str, Any], profiles: Sequence[str], issues: Sequenc
         collector.judge(resource, profiles, issues)
 
 
+def returned(bundle: Mapping[str, Any]) -> None:
+    """Note the resources a Bundle answer carries (a search page, a history, $everything), by
+    type, in the active exchange, if there is one."""
+    collector = _current.get()
+    if collector is not None:
+        for entry in bundle.get("entry", ()):
+            resource = entry.get("resource")
+            if resource is not None:
+                collector.carried(resource["resourceType"], 1)
+
+
 def reason(message_id: str, texts: Mapping[str, str], location: str | None, severity: str = "error") -> None:
     """Note an issue with the active exchange as a whole, if there is one."""
     collector = _current.get()

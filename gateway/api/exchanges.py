@@ -1,9 +1,10 @@
 """Every HTTP request as an exchange record (see ``gateway/exchanges.py``).
 
 A ``before_request`` hook activates a fresh :class:`Collector`, into which the repository
-notes each resource it validates; an ``after_request`` hook adds what only HTTP knows — who
-asked, the interaction, the status, how many resources a pull returned, the OperationOutcome of
-a refusal — and hands the record to this worker's :class:`ExchangeLog`.  A request refused
+notes each resource it validates and a route the resources of each Bundle it answers; an
+``after_request`` hook adds what only HTTP knows — who asked, the interaction, the status, the
+resource a read returned, the OperationOutcome of a refusal — and hands the record to this
+worker's :class:`ExchangeLog`.  A request refused
 before the first hook ran (a missing token) is recorded all the same, with an empty collector.
 
 The hooks do no database work: the log appends in batches on its own thread.
@@ -12,8 +13,6 @@ The hooks do no database work: the log appends in batches on its own thread.
 from __future__ import annotations
 
 import logging
-import re
-from collections import Counter
 from functools import partial
 
 import orjson
@@ -26,16 +25,7 @@ from gateway.security.principal import Principal
 from gateway.services import Services
 
 log = logging.getLogger("yiyang.exchanges")
-#: the type in each entry's fullUrl (…/Patient/123) of a Bundle answer, JSON and XML; one
-#: pattern per format, so that each begins with a literal the regex engine searches for fast
-_ENTRY_TYPE = {
-    "json": re.compile(rb'"fullUrl":"[^"]*/([A-Z][A-Za-z]+)/[^"/]+"'),
-    "xml": re.compile(rb'<fullUrl value="[^"]*/([A-Z][A-Za-z]+)/[^"/]+"'),
-}
-#: answers that carry the resources they name: a Bundle of entries, or one resource
-_BUNDLES = frozenset(
-    {"fhir.search", "fhir.system_history", "fhir.type_history", "fhir.instance_history", "fhir.everything"}
-)
+#: answers that carry the one resource their URL names (Bundle answers note theirs: routes.py)
 _SINGLE = frozenset({"fhir.read", "fhir.vread"})
 #: the parties seen lately (a few clients × endpoints): made once, not per request
 _parties: dict[tuple[str, str, str, str], Party] = {}
@@ -81,8 +71,8 @@ def record(buffer: ExchangeLog, response: Response) -> Response:
                 collector.carried(other, 0)
         if response.status_code >= 400:
             _refusal(collector, response)
-        elif not response.is_streamed:
-            _returned(collector, endpoint, kind, response)
+        elif endpoint in _SINGLE:
+            collector.carried(kind, 1)
         party = _party(state.get("principal"), interaction(endpoint, asked.method))
         buffer.record(Later(collector, party, response.status_code))
     except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
@@ -115,17 +105,6 @@ def interaction(endpoint: str, method: str) -> str:
     if found.login:
         return "login"
     return found.operation or found.code or method.lower()
-
-
-def _returned(collector: Collector, endpoint: str, kind: str, response: Response) -> None:
-    """A pull's resources: one for a read, each entry's type for a Bundle."""
-    if endpoint in _SINGLE:
-        collector.carried(kind, 1)
-    elif endpoint in _BUNDLES:
-        pattern = _ENTRY_TYPE["xml" if (response.mimetype or "").endswith("xml") else "json"]
-        found = Counter(match.group(1).decode() for match in pattern.finditer(response.get_data()))
-        for named, count in found.items():
-            collector.carried(named, count)
 
 
 def _refusal(collector: Collector, response: Response) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
+from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
 from gateway.api.negotiation import (
     answer_format,
@@ -153,7 +154,7 @@ def search(kind: str) -> Response:
     query = found.searcher.parse(kind, pairs)
     with found.store.reading() as tx:
         result = found.searcher.search(tx, query, access())
-    return respond(searchset(result, base_url(), kind, pairs))
+    return _pulled(searchset(result, base_url(), kind, pairs))
 
 
 @fhir.post("/<kind>")
@@ -249,8 +250,7 @@ def everything(resource_id: str) -> Response:
         # was checked by the auth hook); "-none-" keeps an emptied set from meaning "all"
         wanted = types or {*compartment, "Patient"}
         types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
-    answer = operations.everything(found.repository, compartment, resource_id, since, types, base_url())
-    return respond(answer)
+    return _pulled(operations.everything(found.repository, compartment, resource_id, since, types, base_url()))
 
 
 @fhir.get("/Composition/<resource_id>/$document")
@@ -286,6 +286,13 @@ def _written(written: Written) -> Response:
         issues = [i.to_fhir(lang) for i in written.issues] or [issue("information", "http.ok", lang)]
         return respond({"resourceType": "OperationOutcome", "issue": issues}, written.status, headers)
     return respond(stored.resource, written.status, headers)
+
+
+def _pulled(bundle: dict[str, Any]) -> Response:
+    """A Bundle of resources pulled (a search page, a history, $everything), its resources
+    noted in the exchange record as they are answered."""
+    exchanges.returned(bundle)
+    return respond(bundle)
 
 
 def _deleted(stored: Stored | None, count: int) -> Response:
@@ -347,4 +354,4 @@ def _history(kind: str | None, resource_id: str | None) -> Response:
         if stored.resource is not None:
             entry["resource"] = stored.resource
         entries.append(entry)
-    return respond({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries})
+    return _pulled({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries})

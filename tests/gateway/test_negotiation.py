@@ -1,8 +1,11 @@
-"""Content negotiation's shortcuts answer as werkzeug's own parsing does: the answer format
-remembered per Accept header, and query parameters that answer an absent name without an
-exception."""
+"""Content negotiation's shortcuts answer as the general code does: the answer format
+remembered per Accept header as werkzeug ranks it, query parameters that answer an absent name
+without an exception, and Last-Modified written as ``email.utils`` writes an HTTP date."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
 
 from flask import Flask
 from hypothesis import given, settings
@@ -11,6 +14,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from gateway.api import negotiation
 from gateway.api.negotiation import FhirRequest, Parameters, answer_format
+from gateway.search.values import format_instant
 from gateway.wire import JSON_TYPES, XML_TYPES
 
 APP = Flask("negotiation-test")
@@ -53,3 +57,9 @@ def test_parameters_answer_get_and_getlist_as_werkzeug_does(pairs: list[tuple[st
         theirs.get(name, "-"),
         theirs.getlist(name),
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)))
+def test_last_modified_is_the_http_date_of_the_stored_instant(moment: datetime) -> None:
+    assert negotiation._http_date(format_instant(moment)) == format_datetime(moment.replace(microsecond=0), usegmt=True)
