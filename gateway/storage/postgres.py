@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 import orjson
 import psycopg
@@ -37,6 +38,17 @@ def _configure(connection: psycopg.Connection) -> None:
     connection.execute("SET plan_cache_mode = force_generic_plan")
 
 
+class _Connection(psycopg.Connection):  # type: ignore[type-arg]
+    """A pooled connection that keeps one cursor for the statements whose rows the store reads
+    at once (``Executor.one`` and ``all``).  A cursor made per statement, as
+    ``Connection.execute`` makes one, sets up its own adapters each time: about 30 µs of
+    client CPU of the 125 µs a read by id cost psycopg."""
+
+    @cached_property
+    def reused_cursor(self) -> psycopg.Cursor:  # type: ignore[type-arg]
+        return self.cursor()
+
+
 class PostgresStore(Store):
     dialect = POSTGRES
     errors = (psycopg.Error,)
@@ -45,6 +57,7 @@ class PostgresStore(Store):
         super().__init__(url, indexer)
         self.pool = ConnectionPool(
             url,
+            connection_class=_Connection,
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, as on SQLite

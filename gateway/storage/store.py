@@ -100,6 +100,8 @@ class Executor:
         self.dialect = dialect
         self.errors = errors
         self._pipeline = getattr(connection, "pipeline", None)
+        #: a cursor the connection keeps for statements whose rows are read at once
+        self._reused: Cursor | None = getattr(connection, "reused_cursor", None)
         #: a BEGIN not sent yet: it goes with the transaction's first statement (:meth:`begin`)
         self._opening: str | None = None
         #: rows queued by :meth:`defer`, per statement: (table, columns, conflict clause) -> rows
@@ -261,10 +263,21 @@ class Executor:
             raise StoreError(f"{self.dialect.name}: {exc}") from exc
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        return self.execute(sql, params).fetchone()
+        return self._read_at_once(sql, params).fetchone()
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        return self.execute(sql, params).fetchall()
+        return self._read_at_once(sql, params).fetchall()
+
+    def _read_at_once(self, sql: str, params: Sequence[Any]) -> Cursor:
+        """A statement whose rows are read before the next one runs, on the connection's
+        reused cursor when it keeps one (PostgreSQL, see ``postgres.py``) and nothing waits
+        to go before it."""
+        if self._reused is None or self._opening is not None or self._deferred:
+            return self.execute(sql, params)
+        try:
+            return self._reused.execute(self.dialect.sql(sql), params)  # type: ignore[attr-defined]
+        except self.errors as exc:
+            raise StoreError(f"{self.dialect.name}: {exc}") from exc
 
 
 class Transaction:

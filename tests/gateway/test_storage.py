@@ -107,6 +107,18 @@ def test_a_search_inside_a_write_transaction_finds_its_writes(store: Store, inde
     assert found == ["p1"]
 
 
+def test_an_executed_statements_rows_stay_readable_while_other_reads_run(store: Store) -> None:
+    """Reads whose rows are taken at once share a cursor on PostgreSQL; a cursor handed out by
+    ``execute`` must not be that one."""
+    for number in range(3):
+        write(store, patient(f"p{number}"))
+    with store.reading() as tx:
+        rows = tx.sql.execute("SELECT id FROM resource WHERE type = ? ORDER BY id", ("Patient",))
+        first = rows.fetchone()
+        tx.resources.read("Patient", "p2")
+        assert [first[0], *(row[0] for row in rows.fetchall())] == ["p0", "p1", "p2"]
+
+
 def _identifier_search(store: Store, indexer: SearchIndexer, value: str) -> list[str]:
     from gateway.search.query import parse_search
 
