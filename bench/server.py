@@ -240,6 +240,8 @@ class Bench:
                     if name in SECURITY_COMPARED:
                         with self.open_gateway(url, f"{database}-{name}-open.log") as bare:
                             results[name], results[f"{name} open"] = self.compare(server, bare, scenarios[name])
+                            if self.args.profile:
+                                self.profile(bare, scenarios[name], f"{database}-{name}-open")
                     else:
                         results[name] = self.measure(server, scenarios[name])
                     if self.args.profile and name != "metadata":
