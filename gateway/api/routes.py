@@ -290,9 +290,10 @@ def _written(written: Written) -> Response:
 
 def _pulled(bundle: dict[str, Any]) -> Response:
     """A Bundle of resources pulled (a search page, a history, $everything), its resources
-    noted in the exchange record as they are answered."""
+    noted in the exchange record once the answer is made (it may still be refused, a 406)."""
+    response = respond(bundle)
     exchanges.returned(bundle)
-    return respond(bundle)
+    return response
 
 
 def _deleted(stored: Stored | None, count: int) -> Response:

@@ -113,6 +113,26 @@ def test_a_type_named_by_a_client_is_kept_only_if_it_looks_like_a_type() -> None
     assert (head[9], head[10]) == (" Patient ", 3)
 
 
+def test_a_bundle_answer_counts_the_resources_it_carries_by_type() -> None:
+    """A history's deleted version has no resource: nothing of it was returned."""
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1"}},
+            {"resource": {"resourceType": "Encounter", "id": "e1"}},
+            {"resource": {"resourceType": "Patient", "id": "p2"}},
+            {"request": {"method": "DELETE", "url": "Patient/p3"}},
+        ],
+    }
+    collector = Collector()
+    token = exchanges.activate(collector)
+    try:
+        exchanges.returned(bundle)
+    finally:
+        exchanges.deactivate(token)
+    assert collector.types == {"Patient": 2, "Encounter": 1}
+
+
 def test_a_resource_claiming_no_profile_is_held_to_its_base_definition() -> None:
     _, verdicts, _ = judged(resource={"resourceType": "Encounter", "id": "e1"}).finished(HIS, 201)
     assert verdicts[0][2] == "http://hl7.org/fhir/StructureDefinition/Encounter"
