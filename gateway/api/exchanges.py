@@ -1,11 +1,11 @@
 """Every HTTP request as an exchange record (see ``gateway/exchanges.py``).
 
-A ``before_request`` hook activates a fresh :class:`Collector`, into which the repository
-notes each resource it validates and a route the resources of each Bundle it answers; an
+A ``before_request`` hook activates a fresh :class:`Collector`, into which the repository notes
+each resource it validates and a route the resources of each Bundle it answers; an
 ``after_request`` hook adds what only HTTP knows — who asked, the interaction, the status, the
 resource a read returned, the OperationOutcome of a refusal — and hands the record to this
-worker's :class:`ExchangeLog`.  A request refused
-before the first hook ran (a missing token) is recorded all the same, with an empty collector.
+worker's :class:`ExchangeLog`.  A request refused before the first hook ran (a missing token)
+is recorded all the same, with an empty collector.
 
 The hooks do no database work: the log appends in batches on its own thread.
 """
