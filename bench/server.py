@@ -23,10 +23,11 @@ over loopback with wrk (16 connections, ``--latency``) from a separate process:
 Each scenario gets a fresh server after a 3 s warm-up (requests a timed-out scenario left in
 the listen backlog must not eat the next one's time).  Ratios are against the floor measured
 just before, in the same run (the machine is shared).
-Then, on PostgreSQL, the two searches again on a store of ``--scale`` patients, for the
-latency growth from the small store to the full one (goal: within 2x from 10,000 to
-1,000,000 resources; ``--scale 3334`` is about 10,000 resources; loading 1,000,000 takes
-long here, so the full store is ``--patients`` and ``--patients 333334`` is the opt-in).
+Then, on PostgreSQL, the two searches on a store of ``--scale`` patients and on a fresh copy
+of the full one, both servers up and taking turns as above, for the latency growth from the
+small store to the full one (goal: within 2x from 10,000 to 1,000,000 resources; ``--scale
+3334`` is about 10,000 resources; loading 1,000,000 takes long here, so the full store is
+``--patients`` and ``--patients 333334`` is the opt-in).
 wrk is not a Python package: ``apt-get install -y wrk`` (Debian/Ubuntu), ``brew install wrk``.
 """
 
@@ -142,7 +143,7 @@ def main() -> None:
             for database in args.databases.split(","):
                 bench.run_database(database.strip(), cache, scenarios, floor)
             if "postgresql" in args.databases and int(args.scale):
-                bench.run_scale(int(args.scale), cache)
+                bench.run_scale(int(args.scale), cache, scenarios)
 
 
 def write_lists(work: Path, patients: int) -> dict[str, Scenario]:
@@ -249,18 +250,25 @@ class Bench:
         self.results[database] = results
         report(database, results)
 
-    def run_scale(self, small: int, cache: Path) -> None:
+    def run_scale(self, small: int, cache: Path, scenarios: dict[str, Scenario]) -> None:
+        """The two searches on the small store and on a fresh copy of the full one, both
+        servers up and taking turns, for how latency grows with the store."""
         full = self.results.get("postgresql")
         if full is None:
             return
         print(f"\npostgresql: search latency on {3 * small:,} vs {3 * self.args.patients:,} resources", flush=True)
         (self.work / "small").mkdir(exist_ok=True)
-        scenarios = write_lists(self.work / "small", small)
-        url = cached_postgres(small, cache, self.args.postgres)
-        for name in [name for name in ("search-id", "search-name") if name in full]:
-            with self.gateway(url, f"scale-{name}.log") as server:
-                low = self.measure(server, scenarios[name])
-                high = full[name]
+        few = write_lists(self.work / "small", small)
+        small_url = cached_postgres(small, cache, self.args.postgres)
+        with working_store("postgresql", self.args.patients, cache, self.args.postgres) as full_url:
+            for name in [name for name in ("search-id", "search-name") if name in full]:
+                with (
+                    self.gateway(small_url, f"scale-{name}-small.log") as low_server,
+                    self.gateway(full_url, f"scale-{name}-full.log") as high_server,
+                ):
+                    low, high = self.alternated(
+                        (low_server, replace(few[name], name=f"{name} small")), (high_server, scenarios[name])
+                    )
                 print(
                     f"  {name:<12} p50 {low.p50_ms:6.1f} -> {high.p50_ms:6.1f} ms ({high.p50_ms / low.p50_ms:.2f}x), "
                     f"p99 {low.p99_ms:6.1f} -> {high.p99_ms:6.1f} ms ({high.p99_ms / low.p99_ms:.2f}x), "
@@ -291,20 +299,23 @@ class Bench:
         return self.reported(scenario, [self.wrk_run(server, scenario, self.args.duration)])
 
     def compare(self, secured: Server, bare: Server, scenario: Scenario) -> tuple[Result, Result]:
-        """The scenario on the secured gateway and on the open app, both running, in short
-        alternating runs (secured, open, open, secured, …): drift of a shared machine over the
-        minutes of a benchmark — another tenant, the kernel writing back — then weighs on both
-        alike, where one run after the other gave the security cost anywhere from 4 % to 21 %."""
-        opened = replace(scenario, name=f"{scenario.name} open")
-        for server in (secured, bare):
+        """The scenario on the secured gateway and on the open app, taking turns."""
+        return self.alternated((secured, scenario), (bare, replace(scenario, name=f"{scenario.name} open")))
+
+    def alternated(self, first: tuple[Server, Scenario], second: tuple[Server, Scenario]) -> tuple[Result, Result]:
+        """Two servers, both running, each driven by its own scenario in short alternating runs
+        (first, second, second, first, …): drift of a shared machine over the minutes of a
+        benchmark — another tenant, the kernel writing back — then weighs on both alike, where
+        one run after the other gave the security cost anywhere from 4 % to 21 %."""
+        for server, scenario in (first, second):
             self.wrk_run(server, scenario, 3, timeout="60s")
-        runs: dict[Server, list[dict[str, int]]] = {secured: [], bare: []}
+        runs: tuple[list[dict[str, int]], list[dict[str, int]]] = ([], [])
         seconds = max(2, self.args.duration // 4)
         for round_ in range(COMPARED_ROUNDS):
-            order = (secured, bare) if round_ % 2 == 0 else (bare, secured)
-            for server in order:
-                runs[server].append(self.wrk_run(server, scenario, seconds))
-        return self.reported(scenario, runs[secured]), self.reported(opened, runs[bare])
+            for index in (0, 1) if round_ % 2 == 0 else (1, 0):
+                server, scenario = (first, second)[index]
+                runs[index].append(self.wrk_run(server, scenario, seconds))
+        return self.reported(first[1], runs[0]), self.reported(second[1], runs[1])
 
     @staticmethod
     def reported(scenario: Scenario, runs: list[dict[str, int]]) -> Result:
