@@ -168,9 +168,10 @@ class Executor:
             self._send_waiting()
             return self._run(sql, params)
 
-    def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+    def _run(self, sql: str, params: Sequence[Any] = (), on: Any = None) -> Cursor:
+        """One statement, on the connection or ``on`` a cursor of it."""
         try:
-            return self.connection.execute(self.dialect.sql(sql), params)
+            return (on or self.connection).execute(self.dialect.sql(sql), params)
         except self.errors as exc:
             raise StoreError(f"{self.dialect.name}: {exc}") from exc
 
@@ -274,10 +275,7 @@ class Executor:
         to go before it."""
         if self._reused is None or self._opening is not None or self._deferred:
             return self.execute(sql, params)
-        try:
-            return self._reused.execute(self.dialect.sql(sql), params)  # type: ignore[attr-defined]
-        except self.errors as exc:
-            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+        return self._run(sql, params, self._reused)
 
 
 class Transaction:
