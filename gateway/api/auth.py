@@ -25,6 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from gateway.api.negotiation import language
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
+from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
 from gateway.security.principal import Principal
 from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, needs, search_needs
 from gateway.security.tokens import ASSERTION_TYPE, OAuthError, Unauthenticated
@@ -95,6 +96,8 @@ def authenticate() -> None:
     missing = _missing(principal.scopes, tuple(wanted))
     if missing:
         raise FhirError(403, "http.forbidden-scope", scope=missing, client=principal.client_id)
+    if endpoint.startswith(AUDIT_ENDPOINTS) and principal.role not in AUDIT_READERS:
+        raise FhirError(403, "http.forbidden-role", role=principal.role, client=principal.client_id)
 
 
 @lru_cache(maxsize=4096)

@@ -170,7 +170,7 @@ class Bundles:
                 renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
 
     def _one_or_none(self, tx: Transaction, kind: str, criteria: str) -> Stored | None:
-        found = self.searcher.matching(tx, kind, criteria)
+        found = self.searcher.matching(tx, kind, criteria, self.repository.access())
         if len(found) > 1:
             raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
         return found[0] if found else None
@@ -205,7 +205,7 @@ class Bundles:
 
     def _only_match(self, tx: Transaction, entry: Entry, reference: str) -> str:
         kind, _, criteria = reference.partition("?")
-        found = self.searcher.matching(tx, kind, criteria)
+        found = self.searcher.matching(tx, kind, criteria, self.repository.access())
         if len(found) != 1:
             raise FhirError(
                 412 if found else 400,
@@ -244,8 +244,7 @@ class Bundles:
     def _apply(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
-                for found in self.searcher.matching(tx, entry.kind, entry.criteria):
-                    tx.resources.delete(found.type, found.id)
+                self.repository.delete_matching_in(tx, entry.kind, entry.criteria)
             elif entry.resource_id:
                 self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
             return {"response": {"status": "204 No Content"}}
@@ -259,8 +258,8 @@ class Bundles:
         return self._get(tx, entry)
 
     def _patch(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
-        current = tx.resources.read(entry.kind, entry.resource_id or "")
-        if current is None or current.deleted:
+        current = self._current(tx, entry)
+        if current is None:
             raise FhirError(
                 404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
             )
@@ -274,8 +273,8 @@ class Bundles:
 
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.resource_id:
-            found = tx.resources.read(entry.kind, entry.resource_id)
-            if found is None or found.deleted:
+            found = self._current(tx, entry)
+            if found is None:
                 raise FhirError(
                     404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
                 )
@@ -284,8 +283,15 @@ class Bundles:
                 "response": {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated},
             }
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
-        result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs))
+        result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
+
+    def _current(self, tx: Transaction, entry: Entry) -> Stored | None:
+        """The entry's resource as it is now, unless it is deleted or hidden from the principal."""
+        found = tx.resources.read(entry.kind, entry.resource_id or "")
+        if found is None or found.deleted or self.repository.access().hides(tx, found):
+            return None
+        return found
 
     def _written(self, written: Written) -> dict[str, Any]:
         stored = written.stored

@@ -25,7 +25,7 @@ from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
-from gateway.security.access import may_write, owner_organizations
+from gateway.security.access import Access, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import IndexRow, Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry
@@ -57,10 +57,15 @@ class Repository:
             if definition.get("kind") == "resource" and not definition.get("abstract")
         )
         self.default_profiles = default_profiles(registry)
+        self.compartment = registry.patient_compartment
         #: what a written resource points at in the archive, for its target profiles
         self.references = ArchiveReferences(store, config.base_url, registry.patient_compartment, self.resource_types)
 
     # -- checks ----------------------------------------------------------------------------
+    def access(self) -> Access:
+        """What the principal this request acts for may see (everything, for the command line)."""
+        return Access(acting.get(), self.compartment)
+
     def check_type(self, kind: str) -> None:
         if kind not in self.resource_types:
             raise FhirError(404, "http.unknown-type", type=kind)
@@ -96,9 +101,13 @@ class Repository:
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str) -> Stored:
+        """The current version, if the principal may see it (404 otherwise, as if absent)."""
         self.check_type(kind)
+        rules = self.access()
         with self.store.reading(snapshot=False) as tx:
             found = tx.resources.read(kind, resource_id)
+            if rules.hides(tx, found):
+                found = None
         return _present(found, kind, resource_id)
 
     def vread(self, kind: str, resource_id: str, version: str) -> Stored:
@@ -141,7 +150,7 @@ class Repository:
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(f"condition|{kind}?{if_none_exist}")
-            found = self.searcher.matching(tx, kind, if_none_exist)
+            found = self.searcher.matching(tx, kind, if_none_exist, self.access())
             if len(found) > 1:
                 raise FhirError(412, "http.multiple-matches", condition=if_none_exist, count=len(found))
             if found:
@@ -166,10 +175,19 @@ class Repository:
         issues: list[Issue],
         if_match: int | None = None,
         rows: list[IndexRow] | None = None,
+        minted: bool = False,
     ) -> Written:
+        """``minted``: the server chose the id (a conditional update that matched nothing)."""
         _check_owner(tx, resource)
+        kind, resource_id = resource["resourceType"], resource["id"]
+        rules = self.access()
         try:
-            before = tx.resources.read(resource["resourceType"], resource["id"], for_update=True)
+            before = tx.resources.read(kind, resource_id, for_update=True)
+            if rules.hides(tx, before) or (rules.restricted and before is None and not minted):
+                # a restricted principal cannot create at an id of its choosing either: a 201
+                # for a free id and a 404 for a hidden one would tell the two apart (and some
+                # ids derive from business keys, such as an insurance number)
+                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
             if before is not None and before.resource is not None:
                 _check_owner(tx, before.resource)  # nor may it take over another's resource
             stored, _ = tx.resources.write(resource, method="PUT", if_match=if_match, rows=rows)
@@ -189,15 +207,16 @@ class Repository:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
         with self.store.transaction() as tx:
             tx.lock(f"condition|{kind}?{criteria}")
-            found = self.searcher.matching(tx, kind, criteria)
+            found = self.searcher.matching(tx, kind, criteria, self.access())
             if len(found) > 1:
                 raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
+            minted = not found and not resource.get("id")
             target = found[0].id if found else resource.get("id") or new_id()
             if resource.get("id") not in (None, target):
                 raise FhirError(400, "http.id-mismatch", "id", body=resource["id"], url=target)
             resource = {**resource, "id": target}
             issues = self.checked(resource)
-            return self.update_in(tx, resource, issues, if_match)
+            return self.update_in(tx, resource, issues, if_match, minted=minted)
 
     def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH with a JSON Patch document; the patched resource is validated like any write."""
@@ -219,9 +238,11 @@ class Repository:
         with self.store.transaction() as tx:
             return self.delete_in(tx, kind, resource_id, if_match)
 
-    @staticmethod
-    def delete_in(tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+    def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+        """Delete kind/id; None when there was nothing (the principal may see) to delete."""
         current = tx.resources.read(kind, resource_id)
+        if self.access().hides(tx, current):
+            return None
         if current is not None and current.resource is not None:
             _check_owner(tx, current.resource)
         try:
@@ -234,8 +255,20 @@ class Repository:
         self.check_type(kind)
         self._need_criteria(criteria)
         with self.store.transaction() as tx:
-            found = self.searcher.matching(tx, kind, criteria)
-            return [deleted for s in found if (deleted := tx.resources.delete(s.type, s.id)) is not None]
+            return self.delete_matching_in(tx, kind, criteria)
+
+    def delete_matching_in(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
+        """Every match the principal may see, each only if it may write for its owner (one
+        refusal refuses them all).  A deleted resource leaves the index, so each round asks
+        for the first matches again until none is left."""
+        rules, deleted = self.access(), []
+        while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
+            for match in found:
+                _check_owner(tx, match.resource or {})
+                gone = tx.resources.delete(match.type, match.id)
+                if gone is not None:
+                    deleted.append(gone)
+        return deleted
 
     # -- helpers ---------------------------------------------------------------------------
     def _body_type(self, resource: Any) -> str:
@@ -260,6 +293,8 @@ class Repository:
             raise FhirError(400, "http.conditional-needs-criteria")
 
 
+#: matches a conditional delete fetches at a time
+DELETE_ROUND = 100
 #: types the API never writes into the resource table (the audit trail is its own, append-only)
 READ_ONLY = frozenset({"AuditEvent"})
 

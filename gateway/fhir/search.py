@@ -65,11 +65,15 @@ class Searcher:
         included = tx.resources.included(query, matches)
         return SearchResult(query, matches, access.only_visible(tx, included) if access else included, total)
 
-    def matching(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
-        """The resources a conditional interaction's criteria (a query string) select; two at
-        most are fetched, as only "none, one or many" matters."""
+    def matching(
+        self, tx: Transaction, kind: str, criteria: str, access: Access | None = None, count: int = 2
+    ) -> list[Stored]:
+        """The resources a conditional interaction's criteria (a query string) select, among
+        those ``access`` lets the principal see; ``count`` at most are fetched (two by
+        default, as a conditional create or update needs only "none, one or many")."""
         query = self.parse(kind, parse_qsl(criteria.lstrip("?"), keep_blank_values=True))
-        return tx.resources.search(replace(query, count=2, offset=0), with_total=False)[0]
+        restriction = access.condition(kind) if access else None
+        return tx.resources.search(replace(query, count=count, offset=0), False, restriction)[0]
 
 
 def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:

@@ -6,9 +6,11 @@ Consent refusing it; see ``gateway/storage/access_sql.py``).  Everything in a pe
 compartment follows the person; resources that are no one's personal data (Organizations,
 Practitioners, definitions) are visible to every authenticated client.  A forbidden resource is
 never counted, included or hinted at: reading it answers 404 like a resource that does not
-exist.  Hospitals and auditors are governed by their scopes alone (the issue leaves their
-reads unrestricted by organisation; a hospital's writes are checked by :func:`may_write`); an
-operator client (the platform's own integration) writes for every organisation.
+exist, wherever it is named or matched (a read, a write, a Bundle entry, a condition).
+Hospitals and auditors are governed by their scopes alone (the issue leaves their reads
+unrestricted by organisation; a hospital's writes are checked by :func:`may_write`), except
+that only auditors and the operator read the audit trail; an operator client (the platform's
+own integration) writes for every organisation.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ RESTRICTED_ROLES = frozenset({"elderly-care"})
 #: the provincial platform's own integration (data migration, the demo administrator): it
 #: writes for every organisation, as the command line does
 OPERATOR = "operator"
+#: the roles that read the audit trail and the auditors' reports (which name every client's
+#: requests and the people they concerned): auditors and the platform's operator, never a
+#: hospital or an elderly-care platform, whatever scopes it holds
+AUDIT_READERS = frozenset({"auditor", OPERATOR})
+#: the endpoints (blueprint prefixes) serving them
+AUDIT_ENDPOINTS = ("audit.", "reports.")
 #: the elements naming the organisation a resource belongs to, for the write rule
 OWNER_ELEMENTS = {
     "Encounter": ("serviceProvider",),
@@ -60,6 +68,13 @@ class Access:
 
     def only_visible(self, tx: Transaction, found: list[Stored]) -> list[Stored]:
         return [stored for stored in found if self.visible(tx, stored)]
+
+    def hides(self, tx: Transaction, stored: Stored | None) -> bool:
+        """Whether the principal must be told that ``stored`` does not exist: it is not theirs
+        to see, or it is deleted and whose it was can no longer be told.  Every interaction
+        that names a resource (read, update, patch, delete, a Bundle entry) asks this, so
+        none answers differently for a hidden resource than for an absent one."""
+        return self.restricted and stored is not None and (stored.deleted or not self.visible(tx, stored))
 
 
 def may_write(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> bool:

@@ -165,7 +165,9 @@ class Authority:
         if claims["exp"] > time.time() + MAX_ASSERTION_SECONDS + LEEWAY_SECONDS:
             raise OAuthError("invalid_client", "auth.assertion-too-long", 401, limit=MAX_ASSERTION_SECONDS)
         with self.store.transaction() as tx:
-            fresh = tx.security.use_assertion(client_id, str(claims["jti"]), float(claims["exp"]))
+            # remembered for as long as the assertion is accepted: its exp plus the leeway
+            remembered_until = float(claims["exp"]) + LEEWAY_SECONDS
+            fresh = tx.security.use_assertion(client_id, str(claims["jti"]), remembered_until)
         if not fresh:
             raise OAuthError("invalid_client", "auth.assertion-replayed", 401, jti=claims["jti"])
         return client

@@ -113,3 +113,89 @@ def test_a_group_export_holds_only_the_members_the_centre_serves(served: Served,
     files = exported(home, export(home, f"Group/{group['id']}/$export", _type="Patient,Observation"))
     found = sorted(resource["id"] for resources in files.values() for resource in resources)
     assert found == ["bp-2026", "zhang-xiuying"]
+
+
+@pytest.fixture(scope="module")
+def home_writer(served: Served, home: Api, client_key: Any) -> Iterator[Api]:
+    """The centre again, with write scopes: what it may change is what it may see."""
+    add_client(
+        served.database_url,
+        "jinshui-writer",
+        key=client_key,
+        scope="system/*.cruds",
+        role="elderly-care",
+        organization=HOME,
+    )
+    with Api(served.base, "jinshui-writer", client_key, "system/*.cruds") as session:
+        yield session
+
+
+def batch(*requests: dict[str, str]) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "batch", "entry": [{"request": r} for r in requests]}
+
+
+def test_a_batch_read_of_someone_else_is_not_found(served: Served, home: Api) -> None:
+    answer = home.post(served.base, json=batch({"method": "GET", "url": "Patient/li-jianguo"})).json()
+    assert answer["entry"][0]["response"]["status"] == "404"
+
+
+def test_a_batch_search_counts_only_the_served(served: Served, home: Api) -> None:
+    answer = home.post(served.base, json=batch({"method": "GET", "url": "Patient?_summary=count"})).json()
+    assert answer["entry"][0]["resource"]["total"] == 1
+
+
+def test_a_conditional_create_never_answers_with_someone_else(served: Served, api: Api, home_writer: Api) -> None:
+    li = example("yy-patient/valid-li-jianguo-minimal.json")
+    key = li["identifier"][0]
+    answer = home_writer.post(
+        f"{served.base}/Patient",
+        json={k: v for k, v in li.items() if k != "id"},
+        headers={"If-None-Exist": f"identifier={key['system']}|{key['value']}"},
+    )
+    created = answer.json().get("id")
+    if answer.status_code == 201:
+        api.delete(f"{served.base}/Patient/{created}")
+    assert (answer.status_code, created != "li-jianguo") == (201, True)
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_changing_someone_else_is_not_found(served: Served, home_writer: Api, method: str) -> None:
+    url = f"{served.base}/Patient/li-jianguo"
+    if method == "PUT":
+        answer = home_writer.put(url, json=example("yy-patient/valid-li-jianguo-minimal.json"))
+    else:
+        patch = [{"op": "replace", "path": "/active", "value": False}]
+        answer = home_writer.patch(url, json=patch, headers={"Content-Type": "application/json-patch+json"})
+    assert answer.status_code == 404
+
+
+def test_deleting_someone_else_deletes_nothing(served: Served, api: Api, home_writer: Api) -> None:
+    home_writer.delete(f"{served.base}/Patient/li-jianguo")
+    assert api.get(f"{served.base}/Patient/li-jianguo").status_code == 200
+
+
+def test_a_withdrawn_consent_ends_the_access_it_gave(served: Served, api: Api, home: Api) -> None:
+    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit"}
+    permit["patient"] = {"reference": "Patient/li-jianguo"}
+    api.put(f"{served.base}/Consent/li-permit", json=permit)
+    while_given = home.get(f"{served.base}/Patient/li-jianguo").status_code
+    api.put(f"{served.base}/Consent/li-permit", json={**permit, "status": "inactive"})
+    withdrawn = home.get(f"{served.base}/Patient/li-jianguo").status_code
+    api.delete(f"{served.base}/Consent/li-permit")
+    assert (while_given, withdrawn) == (200, 404)
+
+
+def test_the_audit_trail_is_for_auditors_only(served: Served, home: Api) -> None:
+    answer = home.get(f"{served.base}/AuditEvent")
+    code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, code) == (403, "http.forbidden-role")
+
+
+def test_a_hospital_cannot_delete_another_organisations_records_by_criteria(
+    served: Served, api: Api, client_key: Any
+) -> None:
+    add_client(served.database_url, "other-hospital", key=client_key, role="hospital", organization="other-hospital")
+    with Api(served.base, "other-hospital", client_key) as hospital:
+        answer = hospital.delete(f"{served.base}/Encounter?status=in-progress")
+    still_there = api.get(f"{served.base}/Encounter/home-bed-2026").status_code
+    assert (answer.status_code, still_there) == (403, 200)

@@ -118,6 +118,21 @@ def test_a_replayed_assertion_is_refused(server: str, client_key: Any) -> None:
     assert "already used" in second.json()["error_description"]
 
 
+def test_an_assertion_just_past_its_exp_cannot_be_replayed(server: str, client_key: Any) -> None:
+    """Within the clock-skew leeway an assertion past its exp is still accepted, so its jti
+    must be remembered until the leeway is over too."""
+    signed = assertion(server, "test-admin", client_key, exp=int(time.time()) - 5)
+    form = {
+        "grant_type": "client_credentials",
+        "scope": ALL_SCOPES,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
+    first = requests.post(f"{server}/token", data=form, timeout=30)
+    second = requests.post(f"{server}/token", data=form, timeout=30)
+    assert (first.status_code, second.status_code) == (200, 401)
+
+
 def test_an_hs256_assertion_is_refused(server: str) -> None:
     answer = request_token(server, "test-admin", "a-shared-secret-is-no-key-even-when-it-is-long", algorithm="HS256")
     assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
