@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DATA_DIR = Path("yiyang-data")
+#: what an invalid write gets: refused (422), or stored with its issues reported
+VALIDATION_MODES = ("reject", "warn")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,11 @@ class Config:
                 values[field.name] = _parsed(raw, field.type)
         values.update({k: v for k, v in explicit.items() if v is not None})
         return replace(cls(), **values)
+
+    def __post_init__(self) -> None:
+        # a misspelt mode must not quietly turn "reject invalid writes" into "accept them"
+        if self.validation not in VALIDATION_MODES:
+            raise ValueError(f"validation must be one of {', '.join(VALIDATION_MODES)}, not {self.validation!r}")
 
     @property
     def token_url(self) -> str:

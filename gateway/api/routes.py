@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -297,7 +298,17 @@ def _validate(kind: str) -> Response:
     resource: Any = document
     profiles = request.args.getlist("profile")
     if isinstance(document, dict) and document.get("resourceType") == "Parameters":
-        for parameter in document.get("parameter", []):
+        parameters = document.get("parameter", [])
+        if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+            raise FhirError(
+                400,
+                "http.bad-parameter",
+                "Parameters.parameter",
+                name="parameter",
+                value="",
+                detail="not a list of objects",
+            )
+        for parameter in parameters:
             if parameter.get("name") == "resource":
                 resource = parameter.get("resource")
             elif parameter.get("name") == "profile":
@@ -324,9 +335,17 @@ def _history(kind: str | None, resource_id: str | None) -> Response:
     if resource_id and total == 0:
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
     path = "/".join(part for part in (kind, resource_id, "_history") if part)
-    links = [{"relation": "self", "url": f"{base_url()}/{path}?_count={count}&_offset={offset}"}]
-    if offset + count < total:
-        links.append({"relation": "next", "url": f"{base_url()}/{path}?_count={count}&_offset={offset + count}"})
+    kept = [("_since", request.args["_since"])] if "_since" in request.args else []
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        return {
+            "relation": relation,
+            "url": f"{base_url()}/{path}?{urlencode([*kept, ('_count', count), ('_offset', at)])}",
+        }
+
+    links = [link("self", offset)]
+    if count and offset + count < total:  # _count=0 asks for the total alone: no page follows
+        links.append(link("next", offset + count))
     entries = []
     for stored, method in versions:
         entry: dict[str, Any] = {

@@ -27,12 +27,11 @@ def add_language(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
 
 
-def add_database(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database",
-        metavar="URL",
-        help="sqlite:///PATH or postgresql://… (default $YIYANG_DATABASE_URL, else sqlite:///yiyang-data/archive.sqlite)",
-    )
+def add_database(
+    parser: argparse.ArgumentParser,
+    default: str = "$YIYANG_DATABASE_URL, else sqlite:///yiyang-data/archive.sqlite",
+) -> None:
+    parser.add_argument("--database", metavar="URL", help=f"sqlite:///PATH or postgresql://… (default {default})")
 
 
 def config_of(args: argparse.Namespace, **explicit: object) -> Config:

@@ -66,7 +66,7 @@ def register(commands: Any) -> None:
 
 def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
     parser.add_argument("--out", type=Path, default=None, help=out_help)
-    add_database(parser)
+    add_database(parser, "the store inside the --out folder")
 
 
 def _targets(args: argparse.Namespace) -> tuple[Path | None, Any]:

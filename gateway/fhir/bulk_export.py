@@ -303,12 +303,12 @@ class BulkExports:
 
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:
-    """The completion manifest of a job (IG v2); ``requiresAccessToken`` turns true once the
-    file requests are authenticated."""
+    """The completion manifest of a job (IG v2): its files are fetched with the same bearer
+    token as the kick-off (``requiresAccessToken``)."""
     return {
         "transactionTime": job.created,
         "request": job.request,
-        "requiresAccessToken": False,
+        "requiresAccessToken": True,
         "output": [
             {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}", "count": entry["count"]}
             for entry in job.output

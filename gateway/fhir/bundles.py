@@ -10,17 +10,19 @@ each with its own status.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-import jsonpatch
+import orjson
 
 from conformance.issues import Issue
 from gateway.fhir.errors import FhirError
-from gateway.fhir.repository import Repository, Written, new_id
+from gateway.fhir.repository import Repository, Written, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
 from gateway.storage.store import IndexRow, Stored, Transaction
 from mappings.engine import reference_nodes, rewrite_references
@@ -263,11 +265,7 @@ class Bundles:
             raise FhirError(
                 404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
             )
-        operations = _patch_operations(entry.resource)
-        try:
-            patched = jsonpatch.apply_patch(current.resource, operations)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
-            raise FhirError(400, "http.bad-patch", f"{entry.path}.resource", detail=str(exc)) from exc
+        patched = patched_resource(current, _patch_operations(entry.resource), f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match))
 
@@ -364,9 +362,8 @@ def _patch_operations(resource: Any) -> Any:
     if isinstance(resource, list):
         return resource
     if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
-        import base64
-
-        import orjson
-
-        return orjson.loads(base64.b64decode(resource.get("data", "")))
+        try:
+            return orjson.loads(base64.b64decode(str(resource.get("data", "")), validate=True))
+        except (binascii.Error, orjson.JSONDecodeError) as exc:
+            raise FhirError(400, "http.bad-patch", detail=f"the Binary holds no JSON Patch ({exc})") from exc
     raise FhirError(400, "http.bad-patch", detail="a PATCH entry needs a Binary holding a JSON Patch")

@@ -131,7 +131,8 @@ def ingest(
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
-        path = Path(folder) / (Path(filename).name if filename else f"upload{suffix}")
+        name = Path(filename).name
+        path = Path(folder) / (name if name not in ("", ".", "..") else f"upload{suffix}")
         path.write_bytes(body)
         try:
             for record in read(path, source, limits):

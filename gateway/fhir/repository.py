@@ -221,12 +221,7 @@ class Repository:
     def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH with a JSON Patch document; the patched resource is validated like any write."""
         current = self.read(kind, resource_id)
-        try:
-            patched = jsonpatch.apply_patch(current.resource, operations)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
-            raise FhirError(400, "http.bad-patch", detail=str(exc)) from exc
-        if patched.get("resourceType") != kind or patched.get("id") != resource_id:
-            raise FhirError(400, "http.bad-patch", detail="a patch may not change resourceType or id")
+        patched = patched_resource(current, operations)
         issues = self.checked(patched)
         rows = self.index_rows(patched)
         with self.store.transaction() as tx:
@@ -316,6 +311,17 @@ def _remember_person(tx: Transaction, stored: Stored) -> None:
     person already holds stays theirs."""
     if stored.type == "Patient" and stored.resource is not None:
         IdentityIndex.remember(tx, stored.resource)
+
+
+def patched_resource(current: Stored, operations: Any, where: str = "") -> dict[str, Any]:
+    """``current`` with a JSON Patch applied: still a resource of the same type and id, or 400."""
+    try:
+        patched = jsonpatch.apply_patch(current.resource, operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
+        raise FhirError(400, "http.bad-patch", where, detail=str(exc)) from exc
+    if not isinstance(patched, dict) or patched.get("resourceType") != current.type or patched.get("id") != current.id:
+        raise FhirError(400, "http.bad-patch", where, detail="a patch may not change resourceType or id")
+    return patched
 
 
 def new_id() -> str:

@@ -93,7 +93,7 @@ def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tu
     links = [link("self", query.offset)]
     if query.summary != "count":
         links.append(link("first", 0))
-        more = len(result.matches) == query.count and (
+        more = 0 < query.count == len(result.matches) and (
             result.total is None or query.offset + query.count < result.total
         )
         if more:

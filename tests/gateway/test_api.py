@@ -133,6 +133,26 @@ def test_a_json_patch_changes_one_element(api: Api) -> None:
     assert (answer.status_code, answer.json()["active"], answer.json()["meta"]["versionId"]) == (200, False, "2")
 
 
+def test_a_json_patch_that_leaves_no_resource_is_refused(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = api.patch(
+        f"{api.base}/Patient/{resource['id']}",
+        data=json.dumps([{"op": "replace", "path": "", "value": 42}]),
+        headers={"Content-Type": "application/json-patch+json"},
+        timeout=60,
+    )
+    assert (answer.status_code, message_ids(answer)[0]) == (400, "http.bad-patch")
+
+
+def test_a_batch_patch_entry_without_a_readable_patch_is_refused_alone(api: Api) -> None:
+    resource = created(api, new_patient())
+    entry = {"request": {"method": "PATCH", "url": f"Patient/{resource['id']}"}}
+    bad = {**entry, "resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": "!!"}}
+    read = {"request": {"method": "GET", "url": f"Patient/{resource['id']}"}}
+    answer = post(api, "", {"resourceType": "Bundle", "type": "batch", "entry": [bad, read]})
+    assert [e["response"]["status"] for e in answer.json()["entry"]] == ["400", "200 OK"]
+
+
 def test_a_deleted_patient_is_gone(api: Api) -> None:
     resource = created(api, new_patient())
     api.delete(f"{api.base}/Patient/{resource['id']}", timeout=60)
@@ -145,6 +165,14 @@ def test_the_history_of_a_deleted_patient_lists_every_version(api: Api) -> None:
     api.delete(f"{api.base}/Patient/{resource['id']}", timeout=60)
     history = get(api, f"Patient/{resource['id']}/_history").json()
     assert [e["request"]["method"] for e in history["entry"]] == ["DELETE", "PUT", "POST"]
+
+
+def test_the_next_page_of_a_history_keeps_its_since(api: Api) -> None:
+    resource = created(api, new_patient())
+    put(api, f"Patient/{resource['id']}", {**resource, "active": False})
+    history = get(api, f"Patient/{resource['id']}/_history?_since=2020-01-01T00:00:00%2B08:00&_count=1").json()
+    following = next(link["url"] for link in history["link"] if link["relation"] == "next")
+    assert "_since=2020-01-01T00%3A00%3A00%2B08%3A00" in following
 
 
 def test_prefer_minimal_answers_without_a_body(api: Api) -> None:
@@ -220,6 +248,12 @@ def test_paging_links_walk_the_results_without_overlap(api: Api) -> None:
     second = api.get(next(link["url"] for link in first["link"] if link["relation"] == "next"), timeout=60).json()
     ids = [e["resource"]["id"] for e in first["entry"] + second["entry"]]
     assert (len(ids), len(set(ids)), ids == sorted(ids)) == (first["total"], first["total"], True)
+
+
+def test_a_search_for_the_total_alone_has_no_next_page(api: Api) -> None:
+    created(api, new_patient())
+    bundle = get(api, "Patient?_count=0").json()
+    assert (bundle["total"] > 0, [link["relation"] for link in bundle["link"]]) == (True, ["self", "first"])
 
 
 # -- Bundles -------------------------------------------------------------------------------------------
@@ -313,6 +347,17 @@ def test_ingest_of_a_legacy_csv_reconciles_its_counts(api: Api) -> None:
     )
     counts = {p["name"]: p.get("valueInteger") for p in answer.json()["parameter"] if "valueInteger" in p}
     assert (counts["read"], counts["mapped"] + counts["quarantined"]) == (18, 18)
+
+
+def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
+    sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
+    answer = api.post(
+        f"{api.base}/$ingest?source=community-health&filename=..",
+        data=sample.resolve().read_bytes(),
+        headers={"Content-Type": "text/csv"},
+        timeout=120,
+    )
+    assert answer.status_code == 200
 
 
 # -- formats and hostile bodies ----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+import requests
 
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
 from gateway.storage.store import Store
@@ -134,6 +135,12 @@ def test_system_export_lists_each_type_with_its_count(api: Api, archive: dict[st
     assert {entry["type"]: entry["count"] for entry in manifest["output"]} == {
         kind: len(ids) for kind, ids in archive.items()
     }
+
+
+def test_the_manifest_says_its_files_need_the_token_and_they_do(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api)
+    anonymous = requests.get(manifest["output"][0]["url"], timeout=30).status_code
+    assert (manifest["requiresAccessToken"], anonymous) == (True, 401)
 
 
 def test_system_export_lines_are_the_stored_resources(api: Api, archive: dict[str, list[str]]) -> None:
