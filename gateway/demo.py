@@ -61,6 +61,7 @@ def load_demo(services: Services, lang: str) -> Iterator[str]:
 DEMO_CLIENT = "demo-admin"
 DEMO_ORGANIZATION = "zhengzhou-first-hospital"
 DEMO_SCOPES = "system/*.cruds"
+DEMO_ROLE = "operator"
 
 
 def register_demo_client(services: Services) -> str:
@@ -73,7 +74,7 @@ def register_demo_client(services: Services) -> str:
     from gateway.security import clients
 
     secret = secrets.token_urlsafe(24)
-    added = clients.register(services.store, DEMO_CLIENT, DEMO_ORGANIZATION, "operator", DEMO_SCOPES, None, secret)
+    added = clients.register(services.store, DEMO_CLIENT, DEMO_ORGANIZATION, DEMO_ROLE, DEMO_SCOPES, None, secret)
     if not added:
         _, secret_hash = clients.credentials(None, secret)
         with services.store.transaction() as tx:

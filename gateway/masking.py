@@ -65,6 +65,24 @@ def mask_name(name: str) -> str:
     return f"{name[0]}**" if name else name
 
 
+#: the resources whose ``name`` is an older person's or a relative's, not an organisation's
+PERSON_TYPES = ("Patient", "RelatedPerson")
+
+
+def is_person_name(path: str) -> bool:
+    """Whether an element path names a person: ``Patient.name[+].text``,
+    ``Patient.contact[0].name.family`` (an Organization's name is no one's personal data)."""
+    kind, _, rest = path.partition(".")
+    return kind in PERSON_TYPES and "name" in (part.split("[", 1)[0] for part in rest.split("."))
+
+
+def mask_name_value(value: object) -> object:
+    """A name as a mapping step holds it: text masked as :func:`mask_name`, a structure hidden."""
+    if value is None:
+        return None
+    return mask_name(value) if isinstance(value, str) else "***"
+
+
 def is_name_parameter(parameter: str) -> bool:
     """Whether a search parameter's value is a person's name: ``name``, ``family:exact``,
     ``subject:Patient.name`` …"""

@@ -108,8 +108,9 @@ def outcome_response(error: FhirError) -> Response:
 
 
 def body() -> Any:
-    """The request body as a JSON document (FHIR XML is converted), or a 4xx saying why not."""
-    media = request.mimetype or JSON_TYPES[0]
+    """The request body as a JSON document (FHIR XML is converted), or a 4xx saying why not.
+    A body must say what it is: without a Content-Type it is refused (415), not guessed."""
+    media = request.mimetype or "(none)"
     data = request.get_data(cache=True)
     try:
         if media in XML_TYPES:

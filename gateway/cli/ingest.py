@@ -58,7 +58,7 @@ def register(commands: Any) -> None:
     explain.add_argument("file", type=Path)
     explain.add_argument("--record", help='which record, e.g. "row 17" (default: the first)')
     explain.add_argument(
-        "--reveal", action="store_true", help="print 身份证号 and phone numbers in full (masked by default)"
+        "--reveal", action="store_true", help="print 身份证号, phone numbers and names in full (masked by default)"
     )
     add_language(explain)
     explain.set_defaults(run=run_explain)
@@ -117,4 +117,6 @@ def run_explain(args: argparse.Namespace, out: IO[str]) -> int:
 
     existing_files([args.file])
     masked = masked_unless(args.reveal, out)
-    return explain(args.source, args.file, registry_with([]), args.record, masked, args.lang, config_of(args))
+    return explain(
+        args.source, args.file, registry_with([]), args.record, masked, args.lang, config_of(args), args.reveal
+    )

@@ -75,6 +75,12 @@ def _announce(config: Config, out: IO[str], lang: str, secret: str | None = None
             if zh
             else "every request needs an access token: see docs/security.md to register a client and get one\n"
         )
+        if config.allow_client_secret:  # YIYANG_ALLOW_CLIENT_SECRET, set by hand
+            out.write(
+                "!! 开发模式：已启用 client_secret_basic（YIYANG_ALLOW_CLIENT_SECRET），切勿用于生产环境！\n"
+                "!! DEVELOPMENT MODE: client_secret_basic is enabled (YIYANG_ALLOW_CLIENT_SECRET). "
+                "NEVER use this in production!\n"
+            )
         return
     _announce_demo_client(config, out, secret)
 
@@ -82,7 +88,7 @@ def _announce(config: Config, out: IO[str], lang: str, secret: str | None = None
 def _announce_demo_client(config: Config, out: IO[str], secret: str) -> None:
     """The development client, loudly in both languages: the secret flow and an all-powerful
     client must never be mistaken for a production setup."""
-    from gateway.demo import DEMO_CLIENT, DEMO_ORGANIZATION, DEMO_SCOPES
+    from gateway.demo import DEMO_CLIENT, DEMO_ORGANIZATION, DEMO_ROLE, DEMO_SCOPES
 
     base = config.base_url
     bar = "!" * 78
@@ -91,7 +97,7 @@ def _announce_demo_client(config: Config, out: IO[str], secret: str) -> None:
         "!! 开发模式：已启用 client_secret_basic，并注册了拥有全部权限的演示客户端。切勿用于生产环境！\n"
         "!! DEVELOPMENT MODE: client_secret_basic is enabled and an all-powerful demo client is\n"
         "!! registered. NEVER use this in production!\n"
-        f"!! client {DEMO_CLIENT}  organisation {DEMO_ORGANIZATION}  role hospital  scope {DEMO_SCOPES}\n"
+        f"!! client {DEMO_CLIENT}  organisation {DEMO_ORGANIZATION}  role {DEMO_ROLE}  scope {DEMO_SCOPES}\n"
         f"!! secret (shown once; a restart makes a new one) {secret}\n"
         f"{bar}\n"
         "获取令牌 / get a token:\n"

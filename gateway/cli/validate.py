@@ -69,7 +69,7 @@ def register(commands: Any) -> None:
     add_language(demo)
     demo.add_argument("--out", type=Path, default=Path("out"), help="the archive goes to OUT/demo (rewritten)")
     demo.add_argument(
-        "--reveal", action="store_true", help="print 身份证号 and phone numbers in full (masked by default)"
+        "--reveal", action="store_true", help="print 身份证号, phone numbers and names in full (masked by default)"
     )
     demo.set_defaults(run=run_demo)
 
@@ -165,11 +165,15 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
         if files:
             out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
             out.write(summary(ingest(source, files, archive, registry, bundle=False), args.lang) + "\n")
-    _show_shared_elder(archive, out, args.lang == "zh-CN")
+    _show_shared_elder(archive, out, args.lang == "zh-CN", args.reveal)
     return EXIT_OK if all_right else EXIT_INVALID
 
 
-def _show_shared_elder(archive: Path, out: IO[str], zh: bool) -> None:
+def _show_shared_elder(archive: Path, out: IO[str], zh: bool, reveal: bool) -> None:
+    """The elder every source knows, as one Patient (``out`` masks their 身份证号; the name is
+    masked here unless ``reveal``)."""
+    from gateway.masking import mask_name
+
     patients = archive / "Patient.ndjson"
     if not patients.exists():
         return
@@ -178,7 +182,8 @@ def _show_shared_elder(archive: Path, out: IO[str], zh: bool) -> None:
     for person in people:
         if any(i.get("value") == DEMO_ELDER for i in person.get("identifier", [])):
             label = "同一老人在全部来源中合并为一个 Patient" if zh else "one elder from every source, one Patient"
-            out.write(f"\n{label}: Patient/{person['id']} {person['name'][0].get('text', '')}\n")
+            name = person["name"][0].get("text", "")
+            out.write(f"\n{label}: Patient/{person['id']} {name if reveal else mask_name(name)}\n")
             for identifier in person["identifier"]:
                 out.write(f"  {identifier['system']}  {identifier['value']}\n")
     out.write(("\n输出目录：" if zh else "\noutput folder: ") + f"{archive}\n")

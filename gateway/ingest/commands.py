@@ -15,6 +15,7 @@ from gateway.ingest.pipeline import Counts, Ingest, source_of
 from gateway.ingest.quarantine import record_of
 from gateway.ingest.transforms import NORMALISERS
 from gateway.limits import build_validator, reader_limits
+from gateway.masking import is_person_name, mask_name_value
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -190,8 +191,10 @@ def explain(
     out: IO[str],
     lang: str,
     config: Config | None = None,
+    reveal: bool = False,
 ) -> int:
-    """Show, for one record, each input field, the rule applied and the FHIR element produced."""
+    """Show, for one record, each input field, the rule applied and the FHIR element produced;
+    a person's name masked unless ``reveal`` (``out`` masks 身份证号 and phone numbers)."""
     engine = build_engine(registry)
     try:
         record = next((r for r in read(path, source) if location is None or r.location == location), None)
@@ -211,8 +214,11 @@ def explain(
         return 1
     out.write(("映射规则" if zh else "spec") + f": {mapped.spec.id} (mappings/specs/{mapped.spec.file})\n\n")
     for step in mapped.steps:
-        result = json.dumps(step.result, ensure_ascii=False) if step.result is not None else "—"
-        out.write(f"  {step.field} = {step.raw!r}\n      {step.rule}\n      → {step.target} = {result}\n")
+        raw, value = step.raw, step.result
+        if not reveal and is_person_name(step.target):
+            raw, value = mask_name_value(raw), mask_name_value(value)
+        result = json.dumps(value, ensure_ascii=False) if value is not None else "—"
+        out.write(f"  {step.field} = {raw!r}\n      {step.rule}\n      → {step.target} = {result}\n")
     for problem in mapped.problems:
         out.write(f"  ✗ [{problem.message_id}] {problem.ref}\n")
     unused = mapped.unused_fields

@@ -361,6 +361,11 @@ def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
 
 
 # -- formats and hostile bodies ----------------------------------------------------------------------
+def test_a_body_without_a_content_type_is_refused(api: Api) -> None:
+    answer = api.post(f"{api.base}/Patient", data=json.dumps(new_patient()).encode(), timeout=60)
+    assert (answer.status_code, message_ids(answer)[0]) == (415, "http.unsupported-media-type")
+
+
 def test_a_resource_is_read_as_xml_when_asked(api: Api) -> None:
     first = created(api, new_patient())
     answer = get(api, f"Patient/{first['id']}?_format=xml")

@@ -363,6 +363,17 @@ def test_demo_style_output_is_masked_unless_revealed(capsys: pytest.CaptureFixtu
     assert ("110105********9910" in masked, "110105196304029910" in revealed) == (True, True)
 
 
+def test_explain_masks_the_persons_name_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
+    main(["mappings", "explain", "community-health", str(sample), "--record", "row 2"])
+    masked = capsys.readouterr().out
+    main(["mappings", "explain", "community-health", str(sample), "--record", "row 2", "--reveal"])
+    revealed = capsys.readouterr().out
+    assert ("孙福春" in masked, "孙**" in masked, "孙福春" in revealed) == (False, True, True)
+
+
 # -- against a real server ---------------------------------------------------------------------------
 def audit_events(api: Api, query: str, wanted: int = 1) -> list[dict[str, Any]]:
     """The AuditEvents matching ``query``, waiting for the workers' buffers (≤ 200 ms each)."""

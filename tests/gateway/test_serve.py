@@ -56,3 +56,14 @@ def test_db_upgrade_of_a_current_store_applies_nothing(
 ) -> None:
     main(["db", "upgrade", "--database", demo[1]])
     assert "(applied: -)" in capsys.readouterr().out
+
+
+def test_a_secret_flow_enabled_by_hand_is_announced_loudly() -> None:
+    import io
+
+    from gateway.cli.server import _announce
+    from gateway.config import Config
+
+    out = io.StringIO()
+    _announce(Config(allow_client_secret=True), out, "en")
+    assert "DEVELOPMENT MODE: client_secret_basic is enabled" in out.getvalue()
