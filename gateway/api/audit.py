@@ -26,7 +26,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from gateway.api.negotiation import int_param, respond
 from gateway.fhir.errors import FhirError
 from gateway.search.values import format_instant
-from gateway.security.audit import AuditTrail, RequestFacts, event_of
+from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
 
@@ -36,7 +36,7 @@ audit = Blueprint("audit", __name__, url_prefix="/fhir")
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 _BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
 _trail_guard = threading.Lock()
-SEARCH_PARAMETERS = frozenset({"date", "agent", "entity-type", "entity", "outcome", "_count", "_offset", "_sort"})
+SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_sort"})
 
 
 def install(app: Flask) -> None:

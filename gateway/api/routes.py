@@ -228,8 +228,10 @@ def vread(kind: str, resource_id: str, version: str) -> Response:
 
 @fhir.post("/<kind>/<resource_id>/$validate")
 def validate_instance(kind: str, resource_id: str) -> Response:
-    services().repository.check_type(kind)
-    return _validate(kind)
+    """Whether the body could become this instance: it must exist (and be the principal's to
+    see), and the body may not name another id."""
+    services().repository.read(kind, resource_id)
+    return _validate(kind, resource_id)
 
 
 @fhir.get("/Patient/<resource_id>/$everything")
@@ -293,7 +295,7 @@ def _deleted(stored: Stored | None, count: int) -> Response:
     return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200)
 
 
-def _validate(kind: str) -> Response:
+def _validate(kind: str, resource_id: str | None = None) -> Response:
     document = body()
     resource: Any = document
     profiles = request.args.getlist("profile")
@@ -313,7 +315,7 @@ def _validate(kind: str) -> Response:
                 resource = parameter.get("resource")
             elif parameter.get("name") == "profile":
                 profiles.append(parameter.get("valueUri") or parameter.get("valueCanonical"))
-    return respond(operations.validate(services().repository, resource, profiles, language(), kind))
+    return respond(operations.validate(services().repository, resource, profiles, language(), kind, resource_id))
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:

@@ -159,23 +159,17 @@ class Bundles:
         matching resource's id; references to their fullUrl follow."""
         for entry in entries:
             if entry.method == "POST" and entry.if_none_exist:
-                found = self._one_or_none(tx, entry.kind, entry.if_none_exist)
+                found = self.repository.only_match(tx, entry.kind, entry.if_none_exist)
                 if found is not None:
                     entry.method, entry.resource, entry.resource_id = "GET", None, found.id
             elif entry.method == "PUT" and entry.criteria and entry.resource is not None:
-                found = self._one_or_none(tx, entry.kind, entry.criteria)
+                found = self.repository.only_match(tx, entry.kind, entry.criteria)
                 entry.resource_id = found.id if found else entry.resource.get("id") or new_id()
                 entry.resource = {**entry.resource, "id": entry.resource_id}
             else:
                 continue
             if entry.full_url:
                 renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
-
-    def _one_or_none(self, tx: Transaction, kind: str, criteria: str) -> Stored | None:
-        found = self.searcher.matching(tx, kind, criteria, self.repository.access())
-        if len(found) > 1:
-            raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
-        return found[0] if found else None
 
     def _resolve_conditional_references(self, tx: Transaction, entries: list[Entry]) -> None:
         """``{"reference": "Patient?identifier=…"}`` → the one Patient it selects, among the
@@ -198,14 +192,14 @@ class Bundles:
                 for entry, node in pending:
                     reference = node["reference"]
                     if reference not in resolved:
-                        resolved[reference] = self._only_match(tx, entry, reference)
+                        resolved[reference] = self._reference_target(tx, entry, reference)
                 raise _Provisional
         except _Provisional:
             pass
         for _, node in pending:
             node["reference"] = resolved[node["reference"]]
 
-    def _only_match(self, tx: Transaction, entry: Entry, reference: str) -> str:
+    def _reference_target(self, tx: Transaction, entry: Entry, reference: str) -> str:
         kind, _, criteria = reference.partition("?")
         found = self.searcher.matching(tx, kind, criteria, self.repository.access())
         if len(found) != 1:

@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.search.parameters import SearchParameters
+from gateway.security.audit import TRAIL_SEARCH_PARAMETERS
 from profiles.registry import Registry
 
 INTERACTIONS = [
@@ -34,6 +35,24 @@ EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-mea
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 
 
+def _audit_trail(parameters: SearchParameters) -> dict[str, Any]:
+    """AuditEvent is the audit trail, served from its own append-only table
+    (``gateway/api/audit.py``): read and search by its few parameters, nothing else."""
+    known = parameters.for_type("AuditEvent")
+    return {
+        "type": "AuditEvent",
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "no-version",
+        "readHistory": False,
+        "updateCreate": False,
+        "searchParam": [
+            {"name": code, "definition": known[code].url, "type": known[code].type}
+            for code in TRAIL_SEARCH_PARAMETERS
+            if code in known
+        ],
+    }
+
+
 def capability_statement(
     registry: Registry,
     parameters: SearchParameters,
@@ -48,6 +67,9 @@ def capability_statement(
             profiles.setdefault(definition["type"], []).append(definition["url"])
     resources = []
     for kind in sorted(resource_types):
+        if kind == "AuditEvent":
+            resources.append(_audit_trail(parameters))
+            continue
         entry: dict[str, Any] = {
             "type": kind,
             "interaction": [{"code": code} for code in INTERACTIONS],

@@ -25,13 +25,21 @@ _LITERAL = re.compile(r"[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}")
 
 
 def validate(
-    repository: Repository, resource: Any, profiles: Sequence[str], lang: str, kind: str | None = None
+    repository: Repository,
+    resource: Any,
+    profiles: Sequence[str],
+    lang: str,
+    kind: str | None = None,
+    resource_id: str | None = None,
 ) -> dict[str, Any]:
-    """``$validate``: the OperationOutcome of every issue; the store is not touched."""
+    """``$validate``: the OperationOutcome of every issue; the store is not touched.  On an
+    instance (``resource_id``) the body may not name another id."""
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise FhirError(400, "http.not-a-resource")
     if kind and resource["resourceType"] != kind:
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
+    if resource_id and resource.get("id") not in (None, resource_id):
+        raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
     return operation_outcome(repository.validate(resource, profiles), lang)
 
 

@@ -124,8 +124,15 @@ class Repository:
 
     # -- writes ----------------------------------------------------------------------------
     def create(self, resource: dict[str, Any], if_none_exist: str | None = None) -> Written:
-        """POST: a new id, unless ``If-None-Exist`` finds the resource already there (200)."""
+        """POST: a new id, unless ``If-None-Exist`` finds the resource already there (200).
+        A match is looked for first: then the body is ignored, as FHIR has it, not validated
+        (the write transaction looks again, under its lock, before it creates)."""
         self._body_type(resource)
+        if if_none_exist:
+            with self.store.reading() as tx:
+                found = self.only_match(tx, resource["resourceType"], if_none_exist)
+            if found is not None:
+                return Written(found, 200)
         resource = {**resource, "id": new_id()}
         issues = self.checked(resource)
         rows = self.index_rows(resource)
@@ -150,11 +157,9 @@ class Repository:
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(f"condition|{kind}?{if_none_exist}")
-            found = self.searcher.matching(tx, kind, if_none_exist, self.access())
-            if len(found) > 1:
-                raise FhirError(412, "http.multiple-matches", condition=if_none_exist, count=len(found))
-            if found:
-                return Written(found[0], 200)
+            found = self.only_match(tx, kind, if_none_exist)
+            if found is not None:
+                return Written(found, 200)
         _check_owner(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows)
         _remember_person(tx, stored)
@@ -207,11 +212,9 @@ class Repository:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
         with self.store.transaction() as tx:
             tx.lock(f"condition|{kind}?{criteria}")
-            found = self.searcher.matching(tx, kind, criteria, self.access())
-            if len(found) > 1:
-                raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
-            minted = not found and not resource.get("id")
-            target = found[0].id if found else resource.get("id") or new_id()
+            found = self.only_match(tx, kind, criteria)
+            minted = found is None and not resource.get("id")
+            target = found.id if found else resource.get("id") or new_id()
             if resource.get("id") not in (None, target):
                 raise FhirError(400, "http.id-mismatch", "id", body=resource["id"], url=target)
             resource = {**resource, "id": target}
@@ -281,6 +284,14 @@ class Repository:
             raise FhirError(400, "http.id-missing", f"{kind}.id", url=resource_id)
         if resource["id"] != resource_id:
             raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
+
+    def only_match(self, tx: Transaction, kind: str, criteria: str) -> Stored | None:
+        """The one resource (of those the principal may see) a condition selects; None when
+        there is none, 412 when there are several."""
+        found = self.searcher.matching(tx, kind, criteria, self.access())
+        if len(found) > 1:
+            raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
+        return found[0] if found else None
 
     @staticmethod
     def _need_criteria(criteria: str) -> None:

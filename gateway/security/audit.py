@@ -46,6 +46,8 @@ RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 #: the gateway's own code system for operation names ($everything, $export …)
 OPERATION_SYSTEM = "urn:yiyang:operation"
+#: the search parameters the trail answers (``gateway/api/audit.py``); any other is a 400
+TRAIL_SEARCH_PARAMETERS = ("date", "agent", "entity-type", "entity", "outcome")
 #: registered client ids (agent.who.identifier.system)
 CLIENT_SYSTEM = "urn:yiyang:client"
 ANONYMOUS = "anonymous"

@@ -67,6 +67,12 @@ def test_the_capability_statement_advertises_the_provincial_search_parameter(api
     assert "subscriber-id" in {p["name"] for p in coverage["searchParam"]}
 
 
+def test_the_capability_statement_claims_only_read_and_search_of_the_audit_trail(api: Api) -> None:
+    statement = get(api, "metadata").json()
+    trail = next(r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert [i["code"] for i in trail["interaction"]] == ["read", "search-type"]
+
+
 def test_the_capability_statement_is_answered_in_each_format_asked_in_turn(api: Api) -> None:
     kinds = [
         get(api, f"metadata?_format={answer}").headers["Content-Type"].split(";")[0]
@@ -189,6 +195,13 @@ def test_prefer_operation_outcome_answers_with_the_validation_outcome(api: Api) 
 def test_a_conditional_create_on_the_id_card_finds_the_patient_already_there(api: Api) -> None:
     first = created(api, new_patient())
     again = post(api, "Patient", {**first, "id": None}, **{"If-None-Exist": f"identifier={ID_CARD}|{id_card(first)}"})
+    assert (again.status_code, again.json()["id"]) == (200, first["id"])
+
+
+def test_a_conditional_create_that_finds_its_match_ignores_the_body(api: Api) -> None:
+    first = created(api, new_patient())
+    invalid = {"resourceType": "Patient", "gender": "not-a-gender"}
+    again = post(api, "Patient", invalid, **{"If-None-Exist": f"identifier={ID_CARD}|{id_card(first)}"})
     assert (again.status_code, again.json()["id"]) == (200, first["id"])
 
 
@@ -335,6 +348,16 @@ def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> Non
     answer = post(api, "Patient/$validate", resource)
     stored = get(api, f"Patient/{resource['id']}").status_code
     assert ("rule.id-card-checksum" in message_ids(answer), stored) == (True, 404)
+
+
+def test_validating_an_instance_that_does_not_exist_is_not_found(api: Api) -> None:
+    assert post(api, "Patient/no-such-patient/$validate", new_patient()).status_code == 404
+
+
+def test_validating_an_instance_with_another_id_in_the_body_is_refused(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = post(api, f"Patient/{first['id']}/$validate", {**first, "id": "another-id"})
+    assert (answer.status_code, message_ids(answer)[0]) == (400, "http.id-mismatch")
 
 
 def test_ingest_of_a_legacy_csv_reconciles_its_counts(api: Api) -> None:
