@@ -4,9 +4,11 @@
 Each message is persisted before it is acknowledged: mapped into the store or quarantined with
 its bytes, committed, and only then answered — AA when it landed (with warning ERR segments
 for independent parts quarantined alone, such as an IN1 without its 医保 fields), AE (with an
-ERR segment per reason) when it was quarantined, AR when it is not an HL7 message at all (it is quarantined
-too: nothing sent to the gateway is lost).  If the store cannot commit, the answer is AE with
-"store busy" and nothing was kept, so the sender's retry is safe.  A message sent again after
+ERR segment per reason, its HL7 table 0357 code where one fits) when its content was refused
+and it was quarantined, AR when it is not an HL7 message at all or of a type no mapping spec
+takes (it is quarantined too: nothing sent to the gateway is lost).  If the store cannot
+commit, the answer is AR with "store busy" (0357 code 206) and nothing was kept, so the
+sender's retry is safe.  A message sent again after
 a lost ACK is recognised by the ingest ledger and acknowledged AA without being written twice.
 """
 
@@ -28,6 +30,24 @@ from mappings.readers.hl7v2 import read_message
 from mappings.records import UNPARSEABLE
 
 START, END = b"\x0b", b"\x1c\r"
+#: the reason of a message no mapping spec takes: a message type the gateway does not support
+NO_SPEC = "ingest.no-spec"
+#: HL7 table 0357 (message error condition) for the reasons that have a code of their own; a
+#: profile's or a business rule's finding is an application error
+INTERNAL_ERROR = "207^Application internal error"
+ERROR_CONDITIONS = {
+    NO_SPEC: "200^Unsupported message type",
+    "mapping.missing-required": "101^Required field missing",
+    "mapping.bad-date": "102^Data type error",
+    "mapping.impossible-date": "102^Data type error",
+    "mapping.not-a-number": "102^Data type error",
+    "mapping.not-text": "102^Data type error",
+    "mapping.not-digits": "102^Data type error",
+    "mapping.excel-mangled-number": "102^Data type error",
+    "mapping.mojibake": "102^Data type error",
+    "mapping.unknown-code": "103^Table value not found",
+    "http.store-busy": "206^Application record locked",
+}
 FEED = "MLLP"
 _CHINA = timezone(timedelta(hours=8))
 log = logging.getLogger("yiyang.mllp")
@@ -43,8 +63,8 @@ def acknowledge(services: Services, message: bytes) -> bytes:
     except StoreError as error:
         log.error("message %s not persisted: %s", record.location, error)
         busy = Reason("http.store-busy", worded("http.store-busy"))
-        return ack(record.fields, "AE", [busy])
-    if UNPARSEABLE in record.fields:
+        return ack(record.fields, "AR", [busy])  # not about its content: the sender resends it
+    if UNPARSEABLE in record.fields or any(r.message_id == NO_SPEC for r in outcome.reasons):
         return ack(record.fields, "AR", outcome.reasons)
     if outcome.reasons:
         return ack(record.fields, "AE", outcome.reasons)
@@ -84,7 +104,8 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str 
     for reason in reasons:
         location = _escape(reason.field or reason.expression or "")
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}")
-        segments.append(f"ERR||{location}|207^Application internal error^HL70357|{severity}||||{text}")
+        condition = ERROR_CONDITIONS.get(reason.message_id, INTERNAL_ERROR)
+        segments.append(f"ERR||{location}|{condition}^HL70357|{severity}||||{text}")
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 

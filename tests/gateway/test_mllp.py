@@ -96,6 +96,16 @@ def test_a_message_the_profiles_refuse_is_acknowledged_ae_with_an_err_segment(li
     assert (acknowledgement(answer), any(s.startswith("ERR") for s in answer.split("\r"))) == ("AE", True)
 
 
+def test_a_message_type_no_spec_takes_is_rejected_ar_as_unsupported(listener: tuple[int, str]) -> None:
+    first = sample_messages()[0]
+    header, _, rest = first.partition(b"\r")
+    fields = header.split(b"|")
+    fields[8] = b"ORU^R01"
+    answer = send(listener[0], b"|".join(fields) + b"\r" + rest)
+    errors = [s for s in answer.split("\r") if s.startswith("ERR")]
+    assert (acknowledgement(answer), "200^Unsupported message type" in errors[0]) == ("AR", True)
+
+
 def test_something_that_is_not_hl7_is_rejected_ar_and_kept_in_quarantine(listener: tuple[int, str]) -> None:
     answer = send(listener[0], b"MSH|broken")
     store = open_store(listener[1])
