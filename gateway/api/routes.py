@@ -129,6 +129,11 @@ def system_history() -> Response:
 @fhir.post("/$ingest")
 def ingest() -> Response:
     found = services()
+    rules = access()
+    if rules.restricted and rules.principal is not None:
+        # a legacy file merges people by 身份证号 across the whole archive, which a client that
+        # sees only the people it serves must not reach into
+        raise FhirError(403, "http.ingest-restricted", organization=rules.principal.organization)
     media = request.mimetype or ""
     filename = request.args.get("filename", "")
     suffix = INGEST_SUFFIXES.get(media) or (("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else media)

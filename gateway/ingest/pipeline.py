@@ -31,6 +31,8 @@ from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.messages import worded
+from gateway.security.access import may_write, owner_organizations
+from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import Mapped, MappingEngine, Problem, content_digest, reference_nodes, rewrite_references
 from mappings.records import UNPARSEABLE, SourceRecord
@@ -278,6 +280,17 @@ class Ingest:
             outcome.conflicts = self._resolve_people(tx, mapped)
         except IdentityConflict as conflict:
             outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
+            return outcome
+        principal = acting.get()
+        foreign = [r for r in mapped.resources.values() if not may_write(tx, principal, r)]
+        if foreign:
+            # a client pushing legacy files over the API writes for its own organisation alone,
+            # as its REST writes do (the command line acts as the operator: no principal)
+            owners = ", ".join(o for r in foreign for o in owner_organizations(r))
+            organization = principal.organization if principal else ""
+            outcome.reasons.append(
+                self._reason("ingest.forbidden-organization", organization=organization, owner=owners)
+            )
             return outcome
         resources = list(mapped.resources.values())
         resources.append(provenance(mapped, resources, self.recorded, self.engine.base))

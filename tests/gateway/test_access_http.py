@@ -199,3 +199,23 @@ def test_a_hospital_cannot_delete_another_organisations_records_by_criteria(
         answer = hospital.delete(f"{served.base}/Encounter?status=in-progress")
     still_there = api.get(f"{served.base}/Encounter/home-bed-2026").status_code
     assert (answer.status_code, still_there) == (403, 200)
+
+
+def test_an_elderly_care_client_may_not_ingest_legacy_files(served: Served, home_writer: Api) -> None:
+    answer = home_writer.post(
+        f"{served.base}/$ingest?source=community-health", data=b"a,b\n1,2\n", headers={"Content-Type": "text/csv"}
+    )
+    code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, code) == (403, "http.ingest-restricted")
+
+
+def test_a_hospital_ingest_writing_for_another_organisation_quarantines_those_records(served: Served, client_key: Any) -> None:
+    sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
+    add_client(served.database_url, "other-hospital", key=client_key, role="hospital", organization="other-hospital")
+    with Api(served.base, "other-hospital", client_key) as hospital:
+        answer = hospital.post(
+            f"{served.base}/$ingest?source=community-health&filename=个人基本信息表.csv",
+            data=sample.resolve().read_bytes(),
+            headers={"Content-Type": "text/csv"},
+        ).json()
+    assert "ingest.forbidden-organization" in json.dumps(answer)
