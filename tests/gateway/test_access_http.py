@@ -209,7 +209,9 @@ def test_an_elderly_care_client_may_not_ingest_legacy_files(served: Served, home
     assert (answer.status_code, code) == (403, "http.ingest-restricted")
 
 
-def test_a_hospital_ingest_writing_for_another_organisation_quarantines_those_records(served: Served, client_key: Any) -> None:
+def test_a_hospital_ingest_writing_for_another_organisation_quarantines_those_records(
+    served: Served, client_key: Any
+) -> None:
     sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
     add_client(served.database_url, "other-hospital", key=client_key, role="hospital", organization="other-hospital")
     with Api(served.base, "other-hospital", client_key) as hospital:

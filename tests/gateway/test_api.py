@@ -305,6 +305,55 @@ def test_everything_returns_the_patient_and_their_encounter(api: Api, home_visit
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
 
+def test_everything_narrowed_by_type_returns_only_that_type(api: Api, home_visit: dict[str, Any]) -> None:
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    bundle = get(api, f"Patient/{patient_id}/$everything?_type=Encounter").json()
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Encounter"]
+
+
+def test_everything_since_a_later_moment_returns_nothing(api: Api, home_visit: dict[str, Any]) -> None:
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    bundle = get(api, f"Patient/{patient_id}/$everything?_since=2999-01-01T00:00:00Z").json()
+    assert bundle["total"] == 0
+
+
+def test_type_and_system_history_list_a_new_patient(api: Api) -> None:
+    resource = created(api, new_patient())
+    since = resource["meta"]["lastUpdated"].replace("+", "%2B")
+    found = [
+        [e["resource"]["id"] for e in get(api, f"{path}?_since={since}&_count=1000").json().get("entry", [])]
+        for path in ("Patient/_history", "_history")
+    ]
+    assert [resource["id"] in ids for ids in found] == [True, True]
+
+
+def test_a_transaction_conditional_create_finds_the_patient_already_there(api: Api) -> None:
+    first = created(api, new_patient())
+    entry = {
+        "resource": {k: v for k, v in first.items() if k not in ("id", "meta")},
+        "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={ID_CARD}|{id_card(first)}"},
+    }
+    answer = post(api, "", {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}).json()
+    assert answer["entry"][0]["response"]["status"] == "200 OK"
+
+
+def test_a_transaction_conditional_update_changes_the_one_match(api: Api) -> None:
+    first = created(api, new_patient())
+    entry = {
+        "resource": {**{k: v for k, v in first.items() if k not in ("id", "meta")}, "active": False},
+        "request": {"method": "PUT", "url": f"Patient?identifier={ID_CARD}|{id_card(first)}"},
+    }
+    post(api, "", {"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    assert get(api, f"Patient/{first['id']}").json()["active"] is False
+
+
+def test_a_uri_search_below_a_prefix_finds_the_profiled_patient(api: Api) -> None:
+    first = created(api, new_patient())
+    prefix = first["meta"]["profile"][0].rsplit("/", 1)[0]
+    bundle = get(api, f"Patient?_profile:below={prefix}&identifier={ID_CARD}|{id_card(first)}").json()
+    assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [first["id"]]
+
+
 def test_a_transaction_with_one_invalid_entry_writes_nothing(api: Api) -> None:
     good, bad = new_patient(), new_patient(gender="unknown-sex")
     bundle = {
