@@ -191,12 +191,25 @@ def test_the_audit_trail_is_for_auditors_only(served: Served, home: Api) -> None
     assert (answer.status_code, code) == (403, "http.forbidden-role")
 
 
-def test_a_hospital_cannot_delete_another_organisations_records_by_criteria(
-    served: Served, api: Api, client_key: Any
-) -> None:
+@pytest.fixture(scope="module")
+def hospital(served: Served, client_key: Any) -> Iterator[Api]:
+    """A hospital of another organisation than the centre, with every scope."""
     add_client(served.database_url, "other-hospital", key=client_key, role="hospital", organization="other-hospital")
-    with Api(served.base, "other-hospital", client_key) as hospital:
-        answer = hospital.delete(f"{served.base}/Encounter?status=in-progress")
+    with Api(served.base, "other-hospital", client_key) as session:
+        yield session
+
+
+def test_a_hospital_cannot_update_another_organisations_record(served: Served, hospital: Api) -> None:
+    stay = example("yy-encounter/valid-home-bed.json")
+    answer = hospital.put(f"{served.base}/Encounter/{stay['id']}", json={**stay, "status": "finished"})
+    code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, code) == (403, "http.forbidden-organization")
+
+
+def test_a_hospital_cannot_delete_another_organisations_records_by_criteria(
+    served: Served, api: Api, hospital: Api
+) -> None:
+    answer = hospital.delete(f"{served.base}/Encounter?status=in-progress")
     still_there = api.get(f"{served.base}/Encounter/home-bed-2026").status_code
     assert (answer.status_code, still_there) == (403, 200)
 
@@ -210,14 +223,12 @@ def test_an_elderly_care_client_may_not_ingest_legacy_files(served: Served, home
 
 
 def test_a_hospital_ingest_writing_for_another_organisation_quarantines_those_records(
-    served: Served, client_key: Any
+    served: Served, hospital: Api
 ) -> None:
     sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
-    add_client(served.database_url, "other-hospital", key=client_key, role="hospital", organization="other-hospital")
-    with Api(served.base, "other-hospital", client_key) as hospital:
-        answer = hospital.post(
-            f"{served.base}/$ingest?source=community-health&filename=个人基本信息表.csv",
-            data=sample.resolve().read_bytes(),
-            headers={"Content-Type": "text/csv"},
-        ).json()
+    answer = hospital.post(
+        f"{served.base}/$ingest?source=community-health&filename=个人基本信息表.csv",
+        data=sample.resolve().read_bytes(),
+        headers={"Content-Type": "text/csv"},
+    ).json()
     assert "ingest.forbidden-organization" in json.dumps(answer)

@@ -3,6 +3,7 @@ Services tokens, refused assertions, revoked clients, scopes, rate limits and he
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,16 @@ from gateway.config import Config
 from gateway.security import tokens
 from gateway.security.tokens import ACCESS_ALGORITHM, Authority, Unauthenticated
 from gateway.storage.store import Store
-from tests.conftest import ALL_SCOPES, Api, Served, add_client, assertion, request_token, running_server
+from tests.conftest import (
+    ALL_SCOPES,
+    Api,
+    Served,
+    add_client,
+    assertion,
+    jwks_of,
+    request_token,
+    running_server,
+)
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 PATIENT = {"resourceType": "Patient", "active": True}
@@ -186,6 +196,29 @@ def test_a_revoked_clients_token_stops_working_within_a_second(served: Served, c
     time.sleep(1.0)  # client_status_ms: how long a worker trusts an active status
     after = requests.get(f"{served.base}/Patient?_summary=count", headers=headers, timeout=30)
     assert (before, after.status_code, message_id(after)) == (200, 401, "http.client-revoked")
+
+
+def test_a_rotated_client_authenticates_with_its_new_key_only(served: Served, client_key: Any, tmp_path: Path) -> None:
+    add_client(served.database_url, "to-rotate", key=client_key, scope="system/Patient.rs")
+    new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = tmp_path / "new-key.jwks.json"
+    jwks.write_text(json.dumps(jwks_of(new_key)), encoding="utf-8")
+    assert main(["client", "rotate", "--id", "to-rotate", "--jwks", str(jwks), "--database", served.database_url]) == 0
+    time.sleep(1.0)  # client_status_ms: how long a worker trusts what it read of a client
+    old = request_token(served.base, "to-rotate", client_key, "system/Patient.rs").status_code
+    new = request_token(served.base, "to-rotate", new_key, "system/Patient.rs").status_code
+    assert (old, new) == (401, 200)
+
+
+def test_client_list_shows_each_client_with_its_role_and_status(
+    served: Served, client_key: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_client(served.database_url, "listed-platform", key=client_key, role="elderly-care", organization="home-a")
+    capsys.readouterr()
+    assert main(["client", "list", "--database", served.database_url]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    listed = next(row for row in rows if row[0] == "listed-platform")
+    assert listed[1:5] == ["home-a", "elderly-care", "active", "private_key_jwt"]
 
 
 def test_every_answer_carries_the_security_headers(api: Api) -> None:
