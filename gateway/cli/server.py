@@ -159,7 +159,9 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
 
     services = Services(config_of(args))
     server = MllpServer(services, args.host, args.port)
-    # SIGTERM stops like Ctrl-C: the listener closes; a message being persisted finishes first
+    # SIGTERM stops like Ctrl-C: the listener closes and the process exits.  A message caught
+    # mid-commit is rolled back and never acknowledged, so its sender resends it: nothing is
+    # lost and nothing is written twice (the ledger knows a message that did land)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     out.write(f"MLLP {args.host}:{server.server_address[1]} → {displayable_url(services.config.database_url)}\n")
     out.flush()
