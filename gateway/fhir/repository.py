@@ -261,11 +261,14 @@ class Repository:
         for the first matches again until none is left."""
         rules, deleted = self.access(), []
         while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
+            before = len(deleted)
             for match in found:
                 _check_owner(tx, match.resource or {})
                 gone = tx.resources.delete(match.type, match.id)
                 if gone is not None:
                     deleted.append(gone)
+            if len(deleted) == before:  # nothing left that a delete removes from the matches
+                break
         return deleted
 
     # -- helpers ---------------------------------------------------------------------------
