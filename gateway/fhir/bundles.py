@@ -255,10 +255,6 @@ class Bundles:
 
     def _patch(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         current = self._current(tx, entry)
-        if current is None:
-            raise FhirError(
-                404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
-            )
         patched = patched_resource(current, _patch_operations(entry.resource), f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match))
@@ -266,10 +262,6 @@ class Bundles:
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.resource_id:
             found = self._current(tx, entry)
-            if found is None:
-                raise FhirError(
-                    404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
-                )
             return {
                 "resource": found.resource,
                 "response": {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated},
@@ -278,11 +270,14 @@ class Bundles:
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
 
-    def _current(self, tx: Transaction, entry: Entry) -> Stored | None:
-        """The entry's resource as it is now, unless it is deleted or hidden from the principal."""
+    def _current(self, tx: Transaction, entry: Entry) -> Stored:
+        """The entry's resource as it is now; 404 when it is absent, deleted or hidden from the
+        principal (the three answer alike)."""
         found = tx.resources.read(entry.kind, entry.resource_id or "")
         if found is None or found.deleted or self.repository.access().hides(tx, found):
-            return None
+            raise FhirError(
+                404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
+            )
         return found
 
     def _written(self, written: Written) -> dict[str, Any]:

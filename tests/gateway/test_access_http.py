@@ -36,15 +36,13 @@ def home(served: Served, api: Api, client_key: Any) -> Iterator[Api]:
     ]:
         answer = api.put(f"{served.base}/{resource['resourceType']}/{resource['id']}", json=resource)
         assert answer.status_code in (200, 201), answer.text
-    add_client(
-        served.database_url,
-        "jinshui-platform",
-        key=client_key,
-        scope="system/*.rs",
-        role="elderly-care",
-        organization=HOME,
-    )
-    with Api(served.base, "jinshui-platform", client_key, "system/*.rs") as session:
+    yield from centre_session(served, client_key, "jinshui-platform", "system/*.rs")
+
+
+def centre_session(served: Served, key: Any, client_id: str, scope: str) -> Iterator[Api]:
+    """A session of the centre's platform (role elderly-care), registered as ``client_id``."""
+    add_client(served.database_url, client_id, key=key, scope=scope, role="elderly-care", organization=HOME)
+    with Api(served.base, client_id, key, scope) as session:
         yield session
 
 
@@ -118,16 +116,7 @@ def test_a_group_export_holds_only_the_members_the_centre_serves(served: Served,
 @pytest.fixture(scope="module")
 def home_writer(served: Served, home: Api, client_key: Any) -> Iterator[Api]:
     """The centre again, with write scopes: what it may change is what it may see."""
-    add_client(
-        served.database_url,
-        "jinshui-writer",
-        key=client_key,
-        scope="system/*.cruds",
-        role="elderly-care",
-        organization=HOME,
-    )
-    with Api(served.base, "jinshui-writer", client_key, "system/*.cruds") as session:
-        yield session
+    yield from centre_session(served, client_key, "jinshui-writer", "system/*.cruds")
 
 
 def batch(*requests: dict[str, str]) -> dict[str, Any]:

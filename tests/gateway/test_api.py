@@ -409,27 +409,25 @@ def test_validating_an_instance_with_another_id_in_the_body_is_refused(api: Api)
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.id-mismatch")
 
 
-def test_ingest_of_a_legacy_csv_reconciles_its_counts(api: Api) -> None:
+def ingest_sample(api: Api, filename: str) -> requests.Response:
+    """The community-health sample 个人基本信息表.csv posted to $ingest as ``filename``."""
     sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
-    answer = api.post(
-        f"{api.base}/$ingest?source=community-health&filename=个人基本信息表.csv",
+    return api.post(
+        f"{api.base}/$ingest?source=community-health&filename={filename}",
         data=sample.resolve().read_bytes(),
         headers={"Content-Type": "text/csv"},
         timeout=120,
     )
+
+
+def test_ingest_of_a_legacy_csv_reconciles_its_counts(api: Api) -> None:
+    answer = ingest_sample(api, "个人基本信息表.csv")
     counts = {p["name"]: p.get("valueInteger") for p in answer.json()["parameter"] if "valueInteger" in p}
     assert (counts["read"], counts["mapped"] + counts["quarantined"]) == (18, 18)
 
 
 def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
-    sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
-    answer = api.post(
-        f"{api.base}/$ingest?source=community-health&filename=..",
-        data=sample.resolve().read_bytes(),
-        headers={"Content-Type": "text/csv"},
-        timeout=120,
-    )
-    assert answer.status_code == 200
+    assert ingest_sample(api, "..").status_code == 200
 
 
 # -- formats and hostile bodies ----------------------------------------------------------------------

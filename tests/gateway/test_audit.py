@@ -352,25 +352,24 @@ def test_log_records_of_the_gateway_are_masked(caplog: pytest.LogCaptureFixture)
     assert caplog.records[-1].getMessage() == "merged 410105********0020 (phone 139****5678)"
 
 
-def test_demo_style_output_is_masked_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
+def explained(capsys: pytest.CaptureFixture[str], row: str) -> tuple[str, str]:
+    """``mappings explain`` of one row of the community-health sample: masked, then revealed."""
     from pathlib import Path
 
     sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
-    main(["mappings", "explain", "community-health", str(sample), "--record", "row 14"])
+    main(["mappings", "explain", "community-health", str(sample), "--record", row])
     masked = capsys.readouterr().out
-    main(["mappings", "explain", "community-health", str(sample), "--record", "row 14", "--reveal"])
-    revealed = capsys.readouterr().out
+    main(["mappings", "explain", "community-health", str(sample), "--record", row, "--reveal"])
+    return masked, capsys.readouterr().out
+
+
+def test_demo_style_output_is_masked_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
+    masked, revealed = explained(capsys, "row 14")
     assert ("110105********9910" in masked, "110105196304029910" in revealed) == (True, True)
 
 
 def test_explain_masks_the_persons_name_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
-    from pathlib import Path
-
-    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
-    main(["mappings", "explain", "community-health", str(sample), "--record", "row 2"])
-    masked = capsys.readouterr().out
-    main(["mappings", "explain", "community-health", str(sample), "--record", "row 2", "--reveal"])
-    revealed = capsys.readouterr().out
+    masked, revealed = explained(capsys, "row 2")
     assert ("孙福春" in masked, "孙**" in masked, "孙福春" in revealed) == (False, True, True)
 
 

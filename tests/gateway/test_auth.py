@@ -114,14 +114,18 @@ def test_an_assertion_valid_longer_than_five_minutes_is_refused(server: str, cli
     assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
 
 
-def test_a_replayed_assertion_is_refused(server: str, client_key: Any) -> None:
-    signed = assertion(server, "test-admin", client_key)
-    form = {
+def token_form(signed: str) -> dict[str, str]:
+    """A token request carrying the assertion ``signed``, to send more than once."""
+    return {
         "grant_type": "client_credentials",
         "scope": ALL_SCOPES,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": signed,
     }
+
+
+def test_a_replayed_assertion_is_refused(server: str, client_key: Any) -> None:
+    form = token_form(assertion(server, "test-admin", client_key))
     first = requests.post(f"{server}/token", data=form, timeout=30)
     second = requests.post(f"{server}/token", data=form, timeout=30, headers={"Accept-Language": "en"})
     assert (first.status_code, second.status_code, second.json()["error"]) == (200, 401, "invalid_client")
@@ -131,13 +135,7 @@ def test_a_replayed_assertion_is_refused(server: str, client_key: Any) -> None:
 def test_an_assertion_just_past_its_exp_cannot_be_replayed(server: str, client_key: Any) -> None:
     """Within the clock-skew leeway an assertion past its exp is still accepted, so its jti
     must be remembered until the leeway is over too."""
-    signed = assertion(server, "test-admin", client_key, exp=int(time.time()) - 5)
-    form = {
-        "grant_type": "client_credentials",
-        "scope": ALL_SCOPES,
-        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        "client_assertion": signed,
-    }
+    form = token_form(assertion(server, "test-admin", client_key, exp=int(time.time()) - 5))
     first = requests.post(f"{server}/token", data=form, timeout=30)
     second = requests.post(f"{server}/token", data=form, timeout=30)
     assert (first.status_code, second.status_code) == (200, 401)
