@@ -48,6 +48,9 @@ class Config:
     allow_client_secret: bool = False
     #: requests per second one client may make to one worker (token bucket; 429 beyond it)
     rate_limit_per_second: int = 200
+    #: token requests per second one address may make to one worker: the token endpoint is
+    #: open to anyone and each request verifies a signature (or a secret's scrypt hash)
+    token_rate_limit_per_second: int = 50
     #: how long a worker trusts that a client is active before reading its status again; a
     #: revoked client's tokens stop working within this time (0: read on every request)
     client_status_ms: int = 1000

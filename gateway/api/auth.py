@@ -54,6 +54,7 @@ def _services() -> Services:
 def install(app: Flask) -> None:
     """Put authentication, rate limiting and the security headers on every route of ``app``."""
     app.config["RATE_LIMITER"] = RateLimiter(app.config["YIYANG"].rate_limit_per_second)
+    app.config["TOKEN_RATE_LIMITER"] = RateLimiter(app.config["YIYANG"].token_rate_limit_per_second)
     app.register_blueprint(auth)
     app.before_request(authenticate)
     app.after_request(challenge)
@@ -207,7 +208,14 @@ def smart_configuration() -> Response:
 @auth.post("/token")
 def token() -> Response:
     """RFC 6749 §4.4 with RFC 7523 client authentication; answers and errors are plain OAuth
-    JSON (not OperationOutcomes), as OAuth clients expect."""
+    JSON (not OperationOutcomes), as OAuth clients expect.  Before anything is verified, the
+    asking address spends one token of its bucket (429 with Retry-After beyond it)."""
+    wait = current_app.config["TOKEN_RATE_LIMITER"].take(request.remote_addr or "")
+    if wait:
+        limit = _services().config.token_rate_limit_per_second
+        refused = _oauth_error(OAuthError("temporarily_unavailable", "auth.rate-limited", 429, limit=limit))
+        refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return refused
     basic = None
     scheme, _, _ = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic":

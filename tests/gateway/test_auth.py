@@ -235,7 +235,11 @@ def limited(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterat
     url = f"sqlite:///{tmp_path_factory.mktemp('limited') / 'archive.sqlite'}"
     add_client(url, "test-admin", key=client_key)
     add_client(url, "secret-client", secret="s" * 32)
-    env = {"YIYANG_RATE_LIMIT_PER_SECOND": "5", "YIYANG_ALLOW_CLIENT_SECRET": "true"}
+    env = {
+        "YIYANG_RATE_LIMIT_PER_SECOND": "5",
+        "YIYANG_TOKEN_RATE_LIMIT_PER_SECOND": "4",
+        "YIYANG_ALLOW_CLIENT_SECRET": "true",
+    }
     with running_server(url, workers=1, env=env) as base:
         yield base
 
@@ -253,6 +257,19 @@ def test_client_secret_basic_works_when_enabled(limited: str) -> None:
     wrong = requests.post(f"{limited}/token", data=form, auth=("secret-client", "t" * 32), timeout=30)
     assert (answer.status_code, wrong.status_code) == (200, 401)
     assert "client_secret_basic" in requests.get(f"{limited}/.well-known/smart-configuration", timeout=30).text
+
+
+def test_too_many_token_requests_from_one_address_are_429_with_retry_after(limited: str) -> None:
+    """The token endpoint is open to anyone; each request would verify a credential."""
+    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs"}
+    answers = [requests.post(f"{limited}/token", data=form, auth=("nobody", "x" * 32), timeout=30) for _ in range(12)]
+    refused = [a for a in answers if a.status_code == 429]
+    time.sleep(1.0)  # the bucket refills before anything else asks this server for a token
+    first = refused[0] if refused else None
+    assert first is not None and (first.json()["error"], int(first.headers["Retry-After"]) >= 1) == (
+        "temporarily_unavailable",
+        True,
+    )
 
 
 # -- the verified-token memory of a worker -----------------------------------------------------
