@@ -13,7 +13,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 
 from gateway.api import audit, auth, exchanges, measures
@@ -22,6 +22,7 @@ from gateway.api.negotiation import FhirRequest, outcome_response
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
+from gateway.security.principal import acting
 from gateway.services import Services
 from gateway.storage.store import StoreError
 
@@ -56,6 +57,8 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
         auth.install(app)  # first: its before_request authenticates every route registered below
         audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
     exchanges.install(app)  # records every request as an exchange, its content judged
+    app.before_request(_act_for_the_principal)
+    app.teardown_request(_stop_acting)
     app.register_blueprint(fhir)
     app.register_blueprint(bulk)
     app.register_blueprint(reports)
@@ -65,6 +68,20 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.register_error_handler(StoreError, _store_error)
     app.register_error_handler(Exception, _internal_error)
     return app
+
+
+def _act_for_the_principal() -> None:
+    """Lets the layers below (no Flask) know whom they act for: the principal the
+    authentication hook put in ``g`` (None on an app without security)."""
+    g.acting = acting.set(g.get("principal"))
+
+
+def _stop_acting(_: BaseException | None) -> None:
+    """The principal of a request must not outlive it: the thread serves the next request,
+    or (the development server, the tests) runs the command line's code next."""
+    token = g.pop("acting", None)
+    if token is not None:
+        acting.reset(token)
 
 
 def _http_error(error: HTTPException) -> object:

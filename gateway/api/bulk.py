@@ -12,14 +12,12 @@ import orjson
 from flask import Blueprint, Response, current_app, request, send_file
 
 from gateway.api.negotiation import language, respond
-from gateway.api.routes import act_for_the_principal
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
 from gateway.fhir.errors import FhirError
 from gateway.messages import issue
 from gateway.services import Services
 
 bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
-bulk.before_request(act_for_the_principal)
 NDJSON = "application/fhir+ndjson"
 #: seconds a client should wait between status requests
 RETRY_AFTER = "2"

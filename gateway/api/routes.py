@@ -31,7 +31,6 @@ from gateway.fhir.repository import Written
 from gateway.fhir.search import searchset, shaped
 from gateway.messages import issue
 from gateway.security.access import Access
-from gateway.security.principal import acting
 from gateway.services import Services
 from gateway.storage.store import Stored
 
@@ -54,13 +53,6 @@ def services() -> Services:
     # resolved once: each attribute looked up through a Flask context proxy costs 1.5 µs, and
     # this runs several times a request
     return current_app._get_current_object().config["SERVICES"]
-
-
-@fhir.before_request
-def act_for_the_principal() -> None:
-    """Lets the layers below (no Flask) know whom they act for: the principal the
-    authentication hook put in ``g``."""
-    acting.set(g.get("principal"))
 
 
 def access() -> Access:

@@ -39,3 +39,18 @@ def test_everything_answers_without_a_principal(client: FlaskClient) -> None:
     patient_id = location.split("/")[1]
     answer = client.get(f"/fhir/Patient/{patient_id}/$everything")
     assert (answer.status_code, answer.get_json()["total"]) == (200, 10)
+
+
+def test_a_requests_principal_does_not_outlive_the_request(client: FlaskClient) -> None:
+    """The layers below the API learn whom they act for from a ContextVar; left set, it would
+    carry one client's rights into whatever the thread runs next."""
+    from flask import g
+
+    from gateway.security.principal import Principal, acting
+
+    app = client.application
+    with app.test_request_context("/fhir/metadata"):
+        g.principal = Principal("a-hospital", "its-org", frozenset(), "hospital")
+        app.preprocess_request()
+        during = acting.get()
+    assert (during and during.client_id, acting.get()) == ("a-hospital", None)
