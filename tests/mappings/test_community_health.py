@@ -672,21 +672,29 @@ def test_a_re_exported_check_up_file_updates_the_same_resources(tmp_path: Path) 
     glucose Observation in place."""
     out = tmp_path / "out"
     commands.ingest("community-health", [ANNUAL], out, Registry())
-    before = ids(out)
+    before, held_before = ids(out), held(out, "TJ2026-0001")
     changed = reexport(ANNUAL, tmp_path / "again", {"TJ2026-0001": (",6.1,有异常,", ",5.7,有异常,")})
     commands.ingest("community-health", [changed], out, Registry())
     glucose = next(
         o for o in ndjson(out / "Observation.ndjson") if o["id"] == made_id(*ANNUAL_RECORD, "fasting-glucose")
     )
-    # the row's quarantine reasons, if any, so that a failure says why it did not land (this
-    # failed once in CI, with 6.1 kept, and could not be reproduced)
-    held = [
+    # the row's quarantine reasons too, so that a failure says whether it was held back and why
+    # (this failed once in CI, with 6.1 kept, and could not be reproduced)
+    assert (ids(out) == before, glucose["valueQuantity"]["value"], held(out, "TJ2026-0001")) == (
+        True,
+        5.7,
+        held_before,
+    )
+
+
+def held(out: Path, key: str) -> list[str]:
+    """The reasons the quarantine holds against the records with source key ``key``."""
+    return [
         reason["id"]
         for entry in ndjson(out / "quarantine.ndjson")
-        if entry["identity"].endswith("|TJ2026-0001")
+        if entry["identity"].endswith(f"|{key}")
         for reason in entry["reasons"]
     ]
-    assert (ids(out) == before, glucose["valueQuantity"]["value"], held) == (True, 5.7, [])
 
 
 def test_contract_with_a_bad_id_card_checksum_is_quarantined(contract: Run) -> None:
