@@ -23,31 +23,19 @@ from gateway.exchanges import Party
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
 from gateway.masking import mask_text
-from gateway.messages import worded
+from gateway.messages import catalog, worded
 from gateway.services import Services
 from gateway.storage.store import StoreError
 from mappings.readers.hl7v2 import read_message
 from mappings.records import UNPARSEABLE
 
 START, END = b"\x0b", b"\x1c\r"
-#: the reason of a message no mapping spec takes: a message type the gateway does not support
-NO_SPEC = "ingest.no-spec"
-#: HL7 table 0357 (message error condition) for the reasons that have a code of their own; a
-#: profile's or a business rule's finding is an application error
+#: a reason's HL7 table 0357 condition comes from its catalog entry (``"hl7"``); a reason
+#: without one (a profile's or a business rule's finding) is an application error
 INTERNAL_ERROR = "207^Application internal error"
-ERROR_CONDITIONS = {
-    NO_SPEC: "200^Unsupported message type",
-    "mapping.missing-required": "101^Required field missing",
-    "mapping.bad-date": "102^Data type error",
-    "mapping.impossible-date": "102^Data type error",
-    "mapping.not-a-number": "102^Data type error",
-    "mapping.not-text": "102^Data type error",
-    "mapping.not-digits": "102^Data type error",
-    "mapping.excel-mangled-number": "102^Data type error",
-    "mapping.mojibake": "102^Data type error",
-    "mapping.unknown-code": "103^Table value not found",
-    "http.store-busy": "206^Application record locked",
-}
+#: conditions that reject the message for what it is, not for its content: AR, not AE
+#: (unsupported message type, event, processing id or version)
+REJECTING = ("200", "201", "202", "203")
 FEED = "MLLP"
 _CHINA = timezone(timedelta(hours=8))
 log = logging.getLogger("yiyang.mllp")
@@ -64,7 +52,7 @@ def acknowledge(services: Services, message: bytes) -> bytes:
         log.error("message %s not persisted: %s", record.location, error)
         busy = Reason("http.store-busy", worded("http.store-busy"))
         return ack(record.fields, "AR", [busy])  # not about its content: the sender resends it
-    if UNPARSEABLE in record.fields or any(r.message_id == NO_SPEC for r in outcome.reasons):
+    if UNPARSEABLE in record.fields or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
         return ack(record.fields, "AR", outcome.reasons)
     if outcome.reasons:
         return ack(record.fields, "AE", outcome.reasons)
@@ -104,9 +92,13 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str 
     for reason in reasons:
         location = _escape(reason.field or reason.expression or "")
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}")
-        condition = ERROR_CONDITIONS.get(reason.message_id, INTERNAL_ERROR)
+        condition = _condition(reason)
         segments.append(f"ERR||{location}|{condition}^HL70357|{severity}||||{text}")
     return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+def _condition(reason: Reason) -> str:
+    return catalog().get(reason.message_id, {}).get("hl7", INTERNAL_ERROR)
 
 
 def _text(value: Any) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, request
 
 from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
@@ -56,7 +56,8 @@ def services() -> Services:
 
 
 def access() -> Access:
-    return Access(g.get("principal"), services().registry.patient_compartment)
+    """What this request's principal may see (the repository's rules: one place builds them)."""
+    return services().repository.access()
 
 
 def _check_visible(kind: str, resource_id: str) -> None:
