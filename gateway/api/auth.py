@@ -90,7 +90,7 @@ def authenticate() -> None:
         pairs = list(asked.args.items(multi=True))
         if asked.method == "POST":
             pairs += list(asked.form.items(multi=True))
-        wanted = search_needs(view_args.get("kind", "*"), pairs)
+        wanted = search_needs(view_args.get("kind", "*"), pairs, _services().parameters.targets)
     else:
         types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
         wanted = needs(endpoint, view_args, "If-None-Exist" in asked.headers, types)
@@ -129,7 +129,7 @@ def grants(who: Principal | None = None) -> Grants:
 
 def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
     """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise)."""
-    missing = grants().missing([bundle_entry_needs(method, kind, resource_id, criteria)])
+    missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, _services().parameters.targets))
     if missing:
         raise FhirError(403, "http.forbidden-scope", scope=missing, client=g.principal.client_id)
 

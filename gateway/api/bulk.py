@@ -31,7 +31,7 @@ def _exports() -> BulkExports:
     found = _services()
     return BulkExports(
         found.store,
-        found.registry.patient_compartment,
+        found.repository.personal,
         found.repository.resource_types,
         Path(found.config.export_dir),
         found.config.export_stale_seconds,

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.fhirpath_scope import Resolver
-from gateway.security.access import Access
+from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
 from gateway.storage.store import Store, Stored
 
@@ -36,11 +36,11 @@ KEPT = 4096
 
 class ArchiveReferences:
     def __init__(
-        self, store: Store, base_url: str, compartment: dict[str, list[str]], resource_types: frozenset[str]
+        self, store: Store, base_url: str, personal: PersonalData, resource_types: frozenset[str]
     ) -> None:
         self.store = store
         self.base = base_url.rstrip("/") + "/"
-        self.compartment = compartment
+        self.personal = personal
         self.resource_types = resource_types
         self._kept: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
         self._guard = threading.Lock()
@@ -54,7 +54,7 @@ class ArchiveReferences:
         version = match["version"]
         if version is not None and not version.isdigit():
             return None
-        rules = Access(acting.get(), self.compartment)
+        rules = Access(acting.get(), self.personal)
         # one statement needs no snapshot; the visibility rules' own queries do
         with self.store.reading(snapshot=rules.restricted) as tx:
             if version is None:

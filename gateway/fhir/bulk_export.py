@@ -37,7 +37,7 @@ import orjson
 
 from gateway.fhir.errors import FhirError
 from gateway.search.values import format_instant
-from gateway.security.access import RESTRICTED_ROLES
+from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import acting
 from gateway.storage import open_store
 from gateway.storage.access_sql import served_patients, visible_condition
@@ -103,13 +103,14 @@ class BulkExports:
     def __init__(
         self,
         store: Store,
-        compartment: dict[str, list[str]],
+        personal: PersonalData,
         resource_types: frozenset[str],
         folder: Path,
         stale_seconds: int,
     ) -> None:
         self.store = store
-        self.compartment = compartment
+        self.personal = personal
+        self.compartment = personal.compartment
         self.resource_types = resource_types
         # absolute, so a file path never depends on who resolves it (Flask resolves relative
         # paths against the application's package, not the working directory)
@@ -145,7 +146,7 @@ class BulkExports:
         job_id = uuid.uuid4().hex
         with self.store.transaction() as tx:
             if scope.startswith("Group/"):
-                _check_group(tx, scope.removeprefix("Group/"))
+                _check_group(tx, scope.removeprefix("Group/"), Access(principal, self.personal))
             # taken inside the write transaction: on SQLite every write stamped earlier has
             # committed, so the next export's _since misses nothing
             created = now_instant()
@@ -344,9 +345,10 @@ def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[l
     return types or None, since
 
 
-def _check_group(tx: Transaction, group_id: str) -> None:
+def _check_group(tx: Transaction, group_id: str, access: Access) -> None:
+    """The Group exists and the principal may see it (a hidden one is absent, as on read)."""
     found = tx.resources.read("Group", group_id)
-    if found is None:
+    if found is None or access.hides(tx, found):
         raise FhirError(404, "http.not-found", reference=f"Group/{group_id}")
     if found.deleted:
         raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)

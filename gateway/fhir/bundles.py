@@ -334,9 +334,15 @@ def _rewrite(entries: list[Entry], renamed: dict[str, str]) -> None:
 
 
 def _authorize(authorize: Authorize | None, entry: Entry) -> None:
-    """Ask ``authorize`` about one entry; a POST's If-None-Exist counts as its criteria."""
-    if authorize is not None:
-        authorize(entry.method, entry.kind, entry.resource_id, entry.criteria or entry.if_none_exist)
+    """Ask ``authorize`` about one entry; a POST's If-None-Exist counts as its criteria, and a
+    conditional reference (``Patient?identifier=…``) is a search of the type it names."""
+    if authorize is None:
+        return
+    authorize(entry.method, entry.kind, entry.resource_id, entry.criteria or entry.if_none_exist)
+    for node in reference_nodes(entry.resource):
+        if _CONDITIONAL_REFERENCE.fullmatch(node["reference"]):
+            kind, _, criteria = node["reference"].partition("?")
+            authorize("GET", kind, None, criteria)
 
 
 def _version_of(etag: str) -> int:

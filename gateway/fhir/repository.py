@@ -25,7 +25,7 @@ from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
-from gateway.security.access import Access, may_write, owner_organizations
+from gateway.security.access import Access, PersonalData, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import IndexRow, Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry
@@ -57,14 +57,14 @@ class Repository:
             if definition.get("kind") == "resource" and not definition.get("abstract")
         )
         self.default_profiles = default_profiles(registry)
-        self.compartment = registry.patient_compartment
+        self.personal = PersonalData(registry)
         #: what a written resource points at in the archive, for its target profiles
-        self.references = ArchiveReferences(store, config.base_url, registry.patient_compartment, self.resource_types)
+        self.references = ArchiveReferences(store, config.base_url, self.personal, self.resource_types)
 
     # -- checks ----------------------------------------------------------------------------
     def access(self) -> Access:
         """What the principal this request acts for may see (everything, for the command line)."""
-        return Access(acting.get(), self.compartment)
+        return Access(acting.get(), self.personal)
 
     def check_type(self, kind: str) -> None:
         if kind not in self.resource_types:
@@ -160,10 +160,21 @@ class Repository:
             found = self.only_match(tx, kind, if_none_exist)
             if found is not None:
                 return Written(found, 200)
-        _check_owner(tx, resource)
+        self._check_writer(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows)
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
+
+    def _check_writer(self, tx: Transaction, resource: dict[str, Any]) -> None:
+        """The acting client may write this: for its own organisation, and (a restricted one)
+        only about people it serves or manages (403 alike for an absent or hidden person)."""
+        _check_owner(tx, resource)
+        unserved = self.access().unserved_people(tx, resource)
+        if unserved:
+            principal = acting.get()
+            organization = principal.organization if principal else ""
+            people = ", ".join(f"Patient/{person}" for person in unserved)
+            raise FhirError(403, "http.forbidden-person", organization=organization, people=people)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
@@ -183,7 +194,7 @@ class Repository:
         minted: bool = False,
     ) -> Written:
         """``minted``: the server chose the id (a conditional update that matched nothing)."""
-        _check_owner(tx, resource)
+        self._check_writer(tx, resource)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         try:

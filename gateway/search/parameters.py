@@ -82,6 +82,12 @@ class SearchParameters:
     def get(self, resource_type: str, code: str) -> Parameter | None:
         return self.for_type(resource_type).get(code)
 
+    def targets(self, resource_type: str, code: str) -> tuple[str, ...]:
+        """The types a reference parameter may point at (none for an unknown parameter or type:
+        a type named in a request is not compiled and cached unless it exists)."""
+        parameter = self.get(resource_type, code) if resource_type in self.registry.base_types else None
+        return parameter.targets if parameter is not None and parameter.type == "reference" else ()
+
     def unsupported(self, resource_type: str) -> dict[str, str]:
         """Defined parameters that could not be compiled, code → why."""
         self.for_type(resource_type)

@@ -21,6 +21,8 @@ from gateway.security.principal import Principal
 from gateway.storage.access_sql import Sql, served_patients, visible_condition
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Stored, Transaction
+from mappings.engine import reference_nodes
+from profiles.registry import Registry
 
 RESTRICTED_ROLES = frozenset({"elderly-care"})
 #: the provincial platform's own integration (data migration, the demo administrator): it
@@ -44,13 +46,40 @@ OWNER_ELEMENTS = {
 }
 
 
+class PersonalData:
+    """Which search parameters tie a resource to people, worked out once from the definitions.
+
+    A type in the Patient compartment belongs to the people its compartment parameters name
+    (an Observation to its subject).  A type outside it may still name people: a Device its
+    patient, a Group its members, a Linkage its items.  Such a resource concerns everyone it
+    names, so a restricted principal sees it only if it serves every one of them."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.compartment: dict[str, list[str]] = registry.patient_compartment
+        self.references: dict[str, list[str]] = {
+            kind: naming
+            for kind, definition in registry.base_types.items()
+            if definition.get("kind") == "resource" and kind not in self.compartment and kind != "Patient"
+            if (naming := _naming_patients(registry, kind))
+        }
+
+
+def _naming_patients(registry: Registry, kind: str) -> list[str]:
+    """The reference search parameters of ``kind`` that may point at a Patient."""
+    return sorted(
+        code
+        for code, spec in registry.search_parameters(kind).items()
+        if spec["type"] == "reference" and (not spec["target"] or "Patient" in spec["target"])
+    )
+
+
 class Access:
     """The visibility rules of one request's principal (None: security is off for this call,
     e.g. the command line acting as the operator)."""
 
-    def __init__(self, principal: Principal | None, compartment: dict[str, list[str]]) -> None:
+    def __init__(self, principal: Principal | None, personal: PersonalData) -> None:
         self.principal = principal
-        self.compartment = compartment
+        self.personal = personal
         self.restricted = principal is not None and principal.role in RESTRICTED_ROLES
         self._served: Sql | None = (
             served_patients(principal.organization, now_instant()) if self.restricted and principal else None
@@ -60,7 +89,12 @@ class Access:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see."""
         if self._served is None:
             return None
-        return visible_condition(kind, self.compartment.get(kind, ()), self._served)
+        return visible_condition(
+            kind,
+            self.personal.compartment.get(kind, ()),
+            self._served,
+            self.personal.references.get(kind, ()),
+        )
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:
         condition = self.condition(stored.type)
@@ -75,6 +109,31 @@ class Access:
         that names a resource (read, update, patch, delete, a Bundle entry) asks this, so
         none answers differently for a hidden resource than for an absent one."""
         return self.restricted and stored is not None and (stored.deleted or not self.visible(tx, stored))
+
+    def unserved_people(self, tx: Transaction, resource: dict[str, Any]) -> list[str]:
+        """The Patients a restricted principal's write names but may not: everyone it names
+        must be someone it serves already, or a person whose record its organisation manages
+        (``Patient.managingOrganization``, e.g. a resident it registered itself).  Otherwise
+        a platform could make itself a service relationship — a stay, a 签约, a Consent naming
+        it — with anyone in the archive, and so read them.  A person it does not serve yet is
+        put in its care by the health side (a hospital's or the operator's record of the stay
+        or of the person's Consent).  Absent and hidden people are refused alike."""
+        if not self.restricted or self.principal is None:
+            return []
+        named = {
+            node["reference"].removeprefix("Patient/")
+            for node in reference_nodes(resource)
+            if node["reference"].startswith("Patient/")
+        }
+        if resource.get("resourceType") == "Patient":
+            named.discard(resource.get("id", ""))
+        organization = self.principal.organization
+        return sorted(
+            person
+            for person in named
+            if not ((found := tx.resources.read("Patient", person)) and found.resource and not found.deleted)
+            or not (_managed_by(tx, found.resource, organization) or self.visible(tx, found))
+        )
 
 
 def may_write(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> bool:
@@ -100,6 +159,11 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
     if not found and resource.get("resourceType") == "Organization" and resource.get("id"):
         found.append(resource["id"])
     return found
+
+
+def _managed_by(tx: Transaction, patient: dict[str, Any], organization: str) -> bool:
+    """Whether the person's record is managed by ``organization`` or one under it."""
+    return any(_within(tx, owner, organization) for owner in owner_organizations(patient))
 
 
 def _within(tx: Transaction, organization: str, own: str, depth: int = 8) -> bool:

@@ -16,8 +16,9 @@ the matched endpoint up and asks :meth:`Grants.missing`; Bundles ask per entry
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 #: the SMART v2 permissions, in the order a scope must write them
 PERMISSIONS = "cruds"
@@ -147,7 +148,8 @@ RULES: dict[str, Rule] = {
     "fhir.update": Rule(KIND, "u"),
     "fhir.patch": Rule(KIND, "u"),
     "fhir.delete": Rule(KIND, "d"),
-    "fhir.validate_instance": Rule(KIND, ""),
+    # the instance form looks the instance up (404 when absent): that is a read
+    "fhir.validate_instance": Rule(KIND, "r"),
     # the Patient and whatever of its compartment the token may search (the rest is left out)
     "fhir.everything": Rule("Patient", "r"),
     # the Composition; each resource it gathers needs read too (checked as it is gathered)
@@ -195,11 +197,17 @@ def needs(
     return found
 
 
-def search_needs(kind: str, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Search on ``kind`` and on every type an ``_include``/``_revinclude`` would add: a
-    ``_revinclude=Observation:subject`` adds Observations, an ``_include=Encounter:subject:Patient``
-    adds Patients.  An ``_include`` that names no target type may add any type, so it needs
-    ``*`` (name the target to include with narrower scopes)."""
+#: the types a reference search parameter may point at: (type, code) → targets (none if unknown)
+Targets = Callable[[str, str], Iterable[str]]
+
+
+def search_needs(kind: str, pairs: Iterable[tuple[str, str]], targets: Targets = lambda kind, code: ()) -> list[tuple[str, str]]:
+    """Search on ``kind`` and on every type an ``_include``/``_revinclude`` would add or a chain
+    would search: a ``_revinclude=Observation:subject`` adds Observations, an
+    ``_include=Encounter:subject:Patient`` adds Patients, ``patient.identifier`` searches
+    Patients (each type its parameter may point at, or the one a ``:Type`` modifier names).
+    An ``_include`` that names no target type may add any type, so it needs ``*`` (name the
+    target to include with narrower scopes)."""
     found = [(kind, "s")]
     for name, value in pairs:
         parts = value.split(":")
@@ -208,16 +216,24 @@ def search_needs(kind: str, pairs: Iterable[tuple[str, str]]) -> list[tuple[str,
         elif name.startswith("_revinclude") or name.startswith("_include"):
             target = parts[2] if len(parts) > 2 and name.startswith("_include") else "*"
             found.append((target or "*", "s"))
+        elif "." in name and not name.startswith("_"):
+            code, _, modifier = name.split(".", 1)[0].partition(":")
+            found += [(target, "s") for target in ((modifier,) if modifier else targets(kind, code))]
     return found
 
 
-def bundle_entry_needs(method: str, kind: str, resource_id: str | None, criteria: str | None) -> tuple[str, str]:
-    """What one Bundle entry needs, as the same interaction sent alone would."""
+def bundle_entry_needs(
+    method: str, kind: str, resource_id: str | None, criteria: str | None, targets: Targets = lambda kind, code: ()
+) -> list[tuple[str, str]]:
+    """What one Bundle entry needs, as the same interaction sent alone would (a search entry
+    as :func:`search_needs` has it, its includes and chains too)."""
     conditional = "s" if criteria else ""
     if method == "POST":
-        return kind, "c" + conditional
+        return [(kind, "c" + conditional)]
     if method in ("PUT", "PATCH"):
-        return kind, "u" + conditional
+        return [(kind, "u" + conditional)]
     if method == "DELETE":
-        return kind, "d" + conditional
-    return kind, "r" if resource_id and not criteria else "s"
+        return [(kind, "d" + conditional)]
+    if resource_id and not criteria:
+        return [(kind, "r")]
+    return search_needs(kind, parse_qsl(criteria or "", keep_blank_values=True), targets)

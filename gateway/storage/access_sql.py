@@ -114,17 +114,28 @@ def served_patients(organization: str, now: str) -> Sql:
     return sql, params
 
 
-def visible_condition(kind: str, compartment_params: Sequence[str], served: Sql) -> Sql | None:
+def visible_condition(
+    kind: str, compartment_params: Sequence[str], served: Sql, naming_params: Sequence[str] = ()
+) -> Sql | None:
     """The condition on ``resource r`` of type ``kind`` that keeps only what concerns a served
-    person; None when the type holds no one's personal data (an Organization, a ValueSet)."""
+    person: a Patient served, a resource of the Patient compartment naming a served person, a
+    resource of another type (``naming_params``: its references that may point at a Patient)
+    naming no one else.  None when the type holds no one's personal data (an Organization)."""
     served_sql, served_params = served
     if kind == "Patient":
         return f"r.id IN ({served_sql})", list(served_params)
-    if not compartment_params:
-        return None
-    names = marks(compartment_params)
-    return (
-        f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
-        f"AND c.system = 'Patient' AND c.value IN ({served_sql}))",
-        [kind, *compartment_params, *served_params],
-    )
+    if compartment_params:
+        names = marks(compartment_params)
+        return (
+            f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
+            f"AND c.system = 'Patient' AND c.value IN ({served_sql}))",
+            [kind, *compartment_params, *served_params],
+        )
+    if naming_params:
+        names = marks(naming_params)
+        return (
+            f"r.id NOT IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
+            f"AND c.system = 'Patient' AND c.value NOT IN ({served_sql}))",
+            [kind, *naming_params, *served_params],
+        )
+    return None

@@ -16,12 +16,13 @@ from gateway.fhir.bulk_export import BulkExports
 from gateway.fhir.errors import FhirError
 from gateway.search.indexer import SearchIndexer
 from gateway.search.query import parse_search
-from gateway.security.access import Access, may_write
+from gateway.security.access import Access, PersonalData, may_write
 from gateway.security.principal import Principal, acting
 from gateway.storage.store import Store
 from profiles.registry import Registry
 
-COMPARTMENT = Registry().patient_compartment
+PERSONAL = PersonalData(Registry())
+COMPARTMENT = PERSONAL.compartment
 HOME = Principal("home-platform", "yikang-home", frozenset({"system/*.rs"}), "elderly-care")
 OTHER_HOME = Principal("other-platform", "other-home", frozenset({"system/*.rs"}), "elderly-care")
 HOSPITAL = Principal("his", "city-hospital", frozenset({"system/*.cruds"}), "hospital")
@@ -80,7 +81,7 @@ def add(store: Store, *resources: dict[str, Any]) -> None:
 
 def found(store: Store, principal: Principal, kind: str, *pairs: tuple[str, str]) -> list[str]:
     query = parse_search(kind, list(pairs), SearchIndexer(Registry()).parameters)
-    rules = Access(principal, COMPARTMENT)
+    rules = Access(principal, PERSONAL)
     with store.reading() as tx:
         return sorted(s.id for s in tx.resources.search(query, restriction=rules.condition(kind))[0])
 
@@ -151,7 +152,7 @@ def test_a_finished_stay_no_longer_serves(archive: Store) -> None:
 def test_a_forbidden_resource_is_not_counted(archive: Store) -> None:
     query = parse_search("Observation", [], SearchIndexer(Registry()).parameters)
     with archive.reading() as tx:
-        total = tx.resources.count(query, Access(OTHER_HOME, COMPARTMENT).condition("Observation"))
+        total = tx.resources.count(query, Access(OTHER_HOME, PERSONAL).condition("Observation"))
     assert total == 0
 
 
@@ -175,14 +176,14 @@ def acting_as_home() -> Iterator[None]:
 
 
 def test_a_home_may_not_export_the_whole_archive(archive: Store, tmp_path: Path, acting_as_home: None) -> None:
-    exports = BulkExports(archive, COMPARTMENT, frozenset(COMPARTMENT), tmp_path, 3600)
+    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600)
     with pytest.raises(FhirError) as refused:
         exports.kick_off("http://x/fhir/$export", "system", [])
     assert refused.value.status == 403
 
 
 def test_a_homes_patient_export_holds_only_its_residents(archive: Store, tmp_path: Path, acting_as_home: None) -> None:
-    exports = BulkExports(archive, COMPARTMENT, frozenset(COMPARTMENT), tmp_path, 3600)
+    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600)
     job = exports.kick_off("http://x/fhir/Patient/$export", "Patient", [("_type", "Patient")])
     exports.run(job.id)
     lines = (tmp_path / job.id / "Patient.ndjson").read_text(encoding="utf-8").splitlines()

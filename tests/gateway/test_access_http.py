@@ -221,3 +221,106 @@ def test_a_hospital_ingest_writing_for_another_organisation_quarantines_those_re
         headers={"Content-Type": "text/csv"},
     ).json()
     assert "ingest.forbidden-organization" in json.dumps(answer)
+
+
+def code_of(answer: Any) -> tuple[int, str]:
+    return answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]
+
+
+def test_a_stay_the_centre_records_for_someone_it_does_not_serve_is_refused(served: Served, home_writer: Api) -> None:
+    """Otherwise a platform would make itself a relationship with anyone, and read them."""
+    stay = {**example("yy-encounter/valid-home-bed.json"), "subject": {"reference": "Patient/li-jianguo"}}
+    del stay["id"]
+    assert code_of(home_writer.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-person")
+
+
+def test_a_consent_the_centre_records_for_someone_it_does_not_serve_is_refused(
+    served: Served, home_writer: Api
+) -> None:
+    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "patient": {"reference": "Patient/li-jianguo"}}
+    del permit["id"]
+    assert code_of(home_writer.post(f"{served.base}/Consent", json=permit)) == (403, "http.forbidden-person")
+
+
+def test_the_centre_records_a_stay_for_a_resident_it_registered(served: Served, home_writer: Api) -> None:
+    resident = {k: v for k, v in example("yy-patient/valid-li-jianguo-minimal.json").items() if k != "id"}
+    resident["managingOrganization"] = {"reference": f"Organization/{HOME}"}
+    resident["identifier"] = [{**resident["identifier"][0], "value": "440524193801010115"}]
+    registered = home_writer.post(f"{served.base}/Patient", json=resident)
+    assert registered.status_code == 201, registered.text
+    stay = {
+        **example("yy-encounter/valid-home-bed.json"),
+        "subject": {"reference": f"Patient/{registered.json()['id']}"},
+    }
+    del stay["id"]
+    assert home_writer.post(f"{served.base}/Encounter", json=stay).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def device_of_li(served: Served, api: Api) -> str:
+    """A Device (outside the Patient compartment) naming 李建国, whom the centre does not serve."""
+    device = {"resourceType": "Device", "id": "walker-li", "patient": {"reference": "Patient/li-jianguo"}}
+    assert api.put(f"{served.base}/Device/walker-li", json=device).status_code in (200, 201)
+    return "walker-li"
+
+
+def test_a_device_of_someone_else_is_not_found(served: Served, home: Api, device_of_li: str) -> None:
+    assert home.get(f"{served.base}/Device/{device_of_li}").status_code == 404
+
+
+def test_a_chain_through_someone_elses_device_finds_nothing(served: Served, home: Api, device_of_li: str) -> None:
+    found = home.get(f"{served.base}/Device?patient.identifier=440524193801010019&_summary=count").json()
+    assert found["total"] == 0
+
+
+def test_a_group_naming_someone_else_is_not_exported(served: Served, api: Api, home: Api) -> None:
+    group = {
+        "resourceType": "Group",
+        "id": "li-only",
+        "type": "person",
+        "actual": True,
+        "member": [{"entity": {"reference": "Patient/li-jianguo"}}],
+    }
+    api.put(f"{served.base}/Group/li-only", json=group)
+    answer = home.get(f"{served.base}/Group/li-only/$export", headers={"Prefer": "respond-async"})
+    assert answer.status_code == 404
+
+
+@pytest.fixture(scope="module")
+def encounters_only(served: Served, client_key: Any) -> Iterator[Api]:
+    """A hospital system that may write and search Encounters and nothing else."""
+    scope = "system/Encounter.crus"
+    add_client(served.database_url, "encounters-only", key=client_key, scope=scope, role="hospital", organization=HOME)
+    with Api(served.base, "encounters-only", client_key, scope) as session:
+        yield session
+
+
+def test_a_batch_search_may_not_include_what_the_scopes_do_not_cover(served: Served, encounters_only: Api) -> None:
+    entry = {"method": "GET", "url": "Encounter?_include=Encounter:subject"}
+    answer = encounters_only.post(served.base, json=batch(entry)).json()
+    assert answer["entry"][0]["response"]["status"] == "403"
+
+
+def test_a_chain_needs_search_on_the_type_it_searches(served: Served, encounters_only: Api) -> None:
+    answer = encounters_only.get(f"{served.base}/Encounter?subject:Patient.identifier=440524193801010019")
+    assert code_of(answer) == (403, "http.forbidden-scope")
+
+
+def test_a_conditional_reference_needs_search_on_the_type_it_names(served: Served, encounters_only: Api) -> None:
+    stay = {
+        **example("yy-encounter/valid-home-bed.json"),
+        "subject": {"reference": "Patient?identifier=440524193801010019"},
+    }
+    del stay["id"]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "POST", "url": "Encounter"}, "resource": stay}],
+    }
+    assert code_of(encounters_only.post(served.base, json=bundle)) == (403, "http.forbidden-scope")
+
+
+def test_validating_an_instance_needs_read(served: Served, encounters_only: Api) -> None:
+    li = example("yy-patient/valid-li-jianguo-minimal.json")
+    answer = encounters_only.post(f"{served.base}/Patient/li-jianguo/$validate", json=li)
+    assert code_of(answer) == (403, "http.forbidden-scope")

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
+from gateway.security.access import PersonalData
 from gateway.storage.store import Store
 from profiles.registry import Registry
 from tests.conftest import Api, load_example
@@ -233,22 +234,22 @@ def test_capability_statement_advertises_the_exports(api: Api) -> None:
 
 # -- the stale-job rule ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def compartment() -> dict[str, list[str]]:
-    return Registry().patient_compartment
+def personal() -> PersonalData:
+    return PersonalData(Registry())
 
 
-def exports(store: Store, folder: Path, compartment: dict[str, list[str]], stale_seconds: int) -> BulkExports:
-    return BulkExports(store, compartment, frozenset(compartment), folder, stale_seconds)
+def exports(store: Store, folder: Path, personal: PersonalData, stale_seconds: int) -> BulkExports:
+    return BulkExports(store, personal, frozenset(personal.compartment), folder, stale_seconds)
 
 
 def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
-    store: Store, tmp_path: Path, compartment: dict[str, list[str]]
+    store: Store, tmp_path: Path, personal: PersonalData
 ) -> None:
-    job = exports(store, tmp_path, compartment, 3600).kick_off("http://x/fhir/$export", "system", [])
+    job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
     (tmp_path / job.id).mkdir()
     (tmp_path / job.id / "Patient.ndjson").write_text("{}\n")
     time.sleep(0.01)
-    found = exports(store, tmp_path, compartment, 0).status(job.id)
+    found = exports(store, tmp_path, personal, 0).status(job.id)
     assert (found.status, found.error["message_id"], (tmp_path / job.id).exists()) == (
         FAILED,
         "http.export-abandoned",
@@ -257,18 +258,18 @@ def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
 
 
 def test_a_job_beating_within_the_limit_stays_in_progress(
-    store: Store, tmp_path: Path, compartment: dict[str, list[str]]
+    store: Store, tmp_path: Path, personal: PersonalData
 ) -> None:
-    job = exports(store, tmp_path, compartment, 3600).kick_off("http://x/fhir/$export", "system", [])
-    assert exports(store, tmp_path, compartment, 3600).status(job.id).status == IN_PROGRESS
+    job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
+    assert exports(store, tmp_path, personal, 3600).status(job.id).status == IN_PROGRESS
 
 
 def test_a_job_that_cannot_write_its_files_fails_with_an_incident(
-    store: Store, tmp_path: Path, compartment: dict[str, list[str]]
+    store: Store, tmp_path: Path, personal: PersonalData
 ) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    jobs = exports(store, blocked, compartment, 3600)
+    jobs = exports(store, blocked, personal, 3600)
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
     jobs.run(job.id)
     assert jobs.status(job.id).failure().message_id == "http.export-internal"

@@ -103,4 +103,19 @@ def test_a_bundle_entry_needs_what_its_interaction_would() -> None:
         bundle_entry_needs("GET", "Patient", "p1", None),
         bundle_entry_needs("GET", "Patient", None, "name=x"),
         bundle_entry_needs("DELETE", "Patient", "p1", None),
-    ] == [("Patient", "cs"), ("Patient", "r"), ("Patient", "s"), ("Patient", "d")]
+    ] == [[("Patient", "cs")], [("Patient", "r")], [("Patient", "s")], [("Patient", "d")]]
+
+
+def test_a_bundle_search_entry_needs_its_includes_too() -> None:
+    assert bundle_entry_needs("GET", "Encounter", None, "_include=Encounter:subject:Patient") == [
+        ("Encounter", "s"),
+        ("Patient", "s"),
+    ]
+
+
+def test_a_chain_needs_search_on_the_types_it_searches() -> None:
+    targets = {("Encounter", "subject"): ("Group", "Patient")}
+    found = search_needs(
+        "Encounter", [("subject.identifier", "x"), ("patient:Patient.name", "y")], lambda k, c: targets.get((k, c), ())
+    )
+    assert found == [("Encounter", "s"), ("Group", "s"), ("Patient", "s"), ("Patient", "s")]
