@@ -76,15 +76,43 @@ class BatchWriter(Generic[Row]):
             try:
                 self._write(rows)
             except Exception:  # noqa: BLE001 - keep the rows; the next flush tries again
-                self.log.exception("%s: writing %d rows failed; kept for the next attempt", self.name, len(rows))
+                self.log.exception("%s: writing %d rows failed", self.name, len(rows))
+                kept = self._write_apart(rows)
+                if not kept:
+                    return len(rows)
+                self.log.error("%s: %d rows kept for the next attempt", self.name, len(kept))
                 with self._guard:
-                    self._pending[:0] = rows
+                    self._pending[:0] = kept
                     excess = len(self._pending) - self.limit
                     if excess > 0:
                         del self._pending[:excess]
                         self.log.error("%s: %d rows dropped: the store has refused them too long", self.name, excess)
-                return 0
+                return len(rows) - len(kept)
             return len(rows)
+
+    def _write_apart(self, rows: list[Row], store_up: bool = False) -> list[Row]:
+        """Rows that just failed together, written in halves; returns those to keep.  A half
+        that goes in shows the store is up, so a failing other half holds a row the store
+        refuses for good (one bad row must not hold up every later one): it is halved again,
+        and once alone it is dropped, loudly.  When neither half goes in, the store is taken to
+        be down and every row is kept for the next attempt (three writes a flush at most)."""
+        if len(rows) == 1:
+            if store_up:
+                self.log.error("%s: a row the store refuses was dropped (see the error above)", self.name)
+                return []
+            return rows
+        middle = len(rows) // 2
+        failed = [half for half in (rows[:middle], rows[middle:]) if not self._wrote(half)]
+        if len(failed) == 2:
+            return rows
+        return [row for half in failed for row in self._write_apart(half, store_up=True)]
+
+    def _wrote(self, rows: list[Row]) -> bool:
+        try:
+            self._write(rows)
+        except Exception:  # noqa: BLE001 - the caller decides what a failure means
+            return False
+        return True
 
     def close(self) -> None:
         """Stop the thread and write what is pending (a graceful stop loses nothing)."""

@@ -76,8 +76,10 @@ def answer_format() -> str:
 
 def respond(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     headers = dict(headers or {})
-    if body is None:
-        return Response(b"", status=status, headers=headers)
+    if body is None:  # no body (return=minimal, a delete): no media type either, not Flask's text/html
+        response = Response(b"", status=status, headers=headers)
+        del response.headers["Content-Type"]
+        return response
     return encoded(encode(body, answer_format()), status, headers)
 
 

@@ -28,7 +28,7 @@ from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Written
-from gateway.fhir.search import searchset, shaped
+from gateway.fhir.search import SUMMARIES, searchset, shaped
 from gateway.messages import issue
 from gateway.security.access import Access
 from gateway.services import Services
@@ -147,7 +147,9 @@ def search(kind: str) -> Response:
     query = found.searcher.parse(kind, pairs)
     with found.store.reading() as tx:
         result = found.searcher.search(tx, query, access())
-    return _pulled(searchset(result, base_url(), kind, pairs))
+    # the paging links ask for the format this page was asked in
+    asked_format = [("_format", value) for value in request.args.getlist("_format")]
+    return _pulled(searchset(result, base_url(), kind, pairs + asked_format))
 
 
 @fhir.post("/<kind>")
@@ -184,11 +186,18 @@ def validate_type(kind: str) -> Response:
 
 
 # -- instances ---------------------------------------------------------------------------------
+#: the _summary values a read honours (count is a search's; true would need the summary flags)
+READ_SUMMARIES = tuple(value for value in SUMMARIES if value != "count")
+
+
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
     stored = services().repository.read(kind, resource_id)
     args = request.args
     summary, elements = args.get("_summary"), args.get("_elements", "")
+    if summary is not None and summary not in READ_SUMMARIES:
+        detail = "supported on a read: " + ", ".join(READ_SUMMARIES)
+        raise FhirError(400, "http.bad-parameter", name="_summary", value=summary, detail=detail)
     resource = shaped(stored.resource or {}, summary, [e for e in elements.split(",") if e])
     return respond(resource, headers=version_headers(stored, base_url()))
 
@@ -312,7 +321,17 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
             if parameter.get("name") == "resource":
                 resource = parameter.get("resource")
             elif parameter.get("name") == "profile":
-                profiles.append(parameter.get("valueUri") or parameter.get("valueCanonical"))
+                profile = parameter.get("valueUri") or parameter.get("valueCanonical")
+                if not isinstance(profile, str) or not profile:
+                    raise FhirError(
+                        400,
+                        "http.bad-parameter",
+                        "Parameters.parameter",
+                        name="profile",
+                        value=str(profile or ""),
+                        detail="a profile parameter needs valueUri or valueCanonical",
+                    )
+                profiles.append(profile)
     return respond(operations.validate(services().repository, resource, profiles, language(), kind, resource_id))
 
 

@@ -35,9 +35,7 @@ KEPT = 4096
 
 
 class ArchiveReferences:
-    def __init__(
-        self, store: Store, base_url: str, personal: PersonalData, resource_types: frozenset[str]
-    ) -> None:
+    def __init__(self, store: Store, base_url: str, personal: PersonalData, resource_types: frozenset[str]) -> None:
         self.store = store
         self.base = base_url.rstrip("/") + "/"
         self.personal = personal

@@ -54,6 +54,8 @@ class Entry:
     issues: list[Issue] = field(default_factory=list)
     #: search index rows made before the write transaction (None: made while writing)
     rows: list[IndexRow] | None = None
+    #: the version a GET entry reads (``Type/id/_history/vid``)
+    version: int | None = None
 
     @property
     def path(self) -> str:
@@ -99,12 +101,30 @@ class Bundles:
                 400, "http.bad-bundle", f"{where}.request", detail="request.method and request.url are required"
             )
         path, _, criteria = url.partition("?")
-        kind, _, resource_id = path.partition("/")
+        kind, _, rest = path.partition("/")
+        resource_id, _, history = rest.partition("/_history/")
         self.repository.check_type(kind)
+        if "/" in resource_id or (history and (method != "GET" or not history.isdigit())):
+            detail = (
+                f"{method} {url}: a Bundle entry reads, searches or writes a type or an instance, or reads a version"
+            )
+            raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         resource = raw.get("resource")
         if method in ("POST", "PUT") and not isinstance(resource, dict):
             raise FhirError(400, "http.bad-bundle", f"{where}.resource", detail=f"{method} needs a resource")
-        if_match = request.get("ifMatch")
+        if method in ("POST", "PUT") and resource.get("resourceType") != kind:
+            found = resource.get("resourceType")
+            raise FhirError(400, "http.wrong-type", f"{where}.resource.resourceType", found=found, expected=kind)
+        if method in ("PUT", "PATCH", "DELETE") and not (resource_id or criteria):
+            raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=f"{method} needs an id or criteria")
+        full_url, if_none_exist, if_match = raw.get("fullUrl"), request.get("ifNoneExist"), request.get("ifMatch")
+        for name, value in (
+            ("fullUrl", full_url),
+            ("request.ifNoneExist", if_none_exist),
+            ("request.ifMatch", if_match),
+        ):
+            if value is not None and not isinstance(value, str):
+                raise FhirError(400, "http.bad-bundle", f"{where}.{name}", detail=f"{name} must be a string")
         return Entry(
             index,
             method,
@@ -112,9 +132,10 @@ class Bundles:
             resource_id or None,
             criteria or None,
             resource,
-            raw.get("fullUrl"),
-            request.get("ifNoneExist"),
+            full_url,
+            if_none_exist,
             _version_of(if_match) if if_match else None,
+            version=int(history) if history else None,
         )
 
     # -- transaction -----------------------------------------------------------------------
@@ -139,6 +160,7 @@ class Bundles:
                 _rewrite(entries, renamed)
                 self._resolve_conditional_references(tx, entries)
                 self._validate_all(entries)
+            _check_distinct(entries)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 answers[entry.index] = self._apply(tx, entry)
         return [answers[entry.index] for entry in entries]
@@ -164,7 +186,11 @@ class Bundles:
                     entry.method, entry.resource, entry.resource_id = "GET", None, found.id
             elif entry.method == "PUT" and entry.criteria and entry.resource is not None:
                 found = self.repository.only_match(tx, entry.kind, entry.criteria)
-                entry.resource_id = found.id if found else entry.resource.get("id") or new_id()
+                body_id = entry.resource.get("id")
+                if found is not None and body_id and body_id != found.id:
+                    where = f"{entry.path}.resource.id"
+                    raise FhirError(400, "http.id-mismatch", where, body=body_id, url=found.id)
+                entry.resource_id = found.id if found else body_id or new_id()
                 entry.resource = {**entry.resource, "id": entry.resource_id}
             else:
                 continue
@@ -262,6 +288,8 @@ class Bundles:
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.resource_id:
             found = self._current(tx, entry)
+            if entry.version is not None and entry.version != found.version:
+                found = self._version(tx, entry)
             return {
                 "resource": found.resource,
                 "response": {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated},
@@ -269,6 +297,19 @@ class Bundles:
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
+
+    def _version(self, tx: Transaction, entry: Entry) -> Stored:
+        """An earlier version of an entry's resource the principal may see now (vread)."""
+        found = tx.resources.vread(entry.kind, entry.resource_id or "", entry.version or 0)
+        if found is None:
+            reference = f"{entry.kind}/{entry.resource_id}"
+            where = f"{entry.path}.request.url"
+            raise FhirError(404, "http.version-not-found", where, reference=reference, version=str(entry.version))
+        if found.deleted:
+            raise FhirError(
+                410, "http.gone", f"{entry.path}.request.url", reference=found.reference, when=found.last_updated
+            )
+        return found
 
     def _current(self, tx: Transaction, entry: Entry) -> Stored:
         """The entry's resource as it is now; 404 when it is absent, deleted or hidden from the
@@ -317,6 +358,19 @@ class Bundles:
                 return self._apply(tx, entry)
         except FhirError as error:
             return {"response": {"status": str(error.status), "outcome": error.outcome("zh-CN")}}
+
+
+def _check_distinct(entries: list[Entry]) -> None:
+    """No two entries of a transaction may change the same resource (conditions resolved):
+    the outcome would depend on the order of processing, so FHIR has the transaction fail."""
+    seen: dict[tuple[str, str], Entry] = {}
+    for entry in entries:
+        if entry.method == "GET" or not entry.resource_id:
+            continue
+        first = seen.setdefault((entry.kind, entry.resource_id), entry)
+        if first is not entry:
+            detail = f"{first.path} and {entry.path} both change {entry.kind}/{entry.resource_id}"
+            raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
 
 
 def _is_conditional(entry: Entry) -> bool:

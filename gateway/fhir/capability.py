@@ -53,6 +53,19 @@ def _audit_trail(parameters: SearchParameters) -> dict[str, Any]:
     }
 
 
+def _references_to(parameters: SearchParameters, resource_types: frozenset[str]) -> dict[str, list[str]]:
+    """Type → the ``_revinclude`` values that may add resources pointing at it (``Source:param``
+    for each reference parameter whose targets include it).  ``_revinclude=*`` is not among
+    them: without a source type and parameter no index narrows the search."""
+    found: dict[str, list[str]] = {}
+    for source in sorted(resource_types - {"AuditEvent"}):
+        for code, parameter in sorted(parameters.for_type(source).items()):
+            if parameter.type == "reference":
+                for target in parameter.targets:
+                    found.setdefault(target, []).append(f"{source}:{code}")
+    return found
+
+
 def capability_statement(
     registry: Registry,
     parameters: SearchParameters,
@@ -65,6 +78,7 @@ def capability_statement(
     for definition in registry.all("StructureDefinition"):
         if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
             profiles.setdefault(definition["type"], []).append(definition["url"])
+    pointing = _references_to(parameters, resource_types)
     resources = []
     for kind in sorted(resource_types):
         if kind == "AuditEvent":
@@ -80,7 +94,7 @@ def capability_statement(
             "conditionalUpdate": True,
             "conditionalDelete": "multiple",
             "searchInclude": ["*"],
-            "searchRevInclude": ["*"],
+            "searchRevInclude": pointing.get(kind, []),
             "searchParam": [
                 {"name": code, "definition": parameter.url, "type": parameter.type}
                 for code, parameter in sorted(parameters.for_type(kind).items())

@@ -70,8 +70,12 @@ class Searcher:
     ) -> list[Stored]:
         """The resources a conditional interaction's criteria (a query string) select, among
         those ``access`` lets the principal see; ``count`` at most are fetched (two by
-        default, as a conditional create or update needs only "none, one or many")."""
+        default, as a conditional create or update needs only "none, one or many").  Criteria
+        that select nothing in particular (``_count=1``, ``code=``, ``_sort=_id``) are refused:
+        they would match every resource of the type, and a conditional delete delete them all."""
         query = self.parse(kind, parse_qsl(criteria.lstrip("?"), keep_blank_values=True))
+        if not query.criteria:
+            raise FhirError(400, "http.conditional-needs-criteria")
         restriction = access.condition(kind) if access else None
         return tx.resources.search(replace(query, count=count, offset=0), False, restriction)[0]
 

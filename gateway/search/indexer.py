@@ -121,8 +121,13 @@ def _reference(value: Any) -> Iterator[Cells]:
 
 
 def _quantity(value: Any) -> Iterator[Cells]:
+    """A row for the coded unit and, when it differs, one for the human unit without a system:
+    ``36.5||℃`` finds a ``unit: "℃", code: "Cel"`` (either may match when no system is given)."""
     if isinstance(value, dict) and _is_number(value.get("value")):
-        yield value.get("system"), value.get("code") or value.get("unit"), None, None, float(value["value"])
+        number, code, unit = float(value["value"]), value.get("code"), value.get("unit")
+        yield value.get("system"), code or unit, None, None, number
+        if code and isinstance(unit, str) and unit != code:
+            yield None, unit, None, None, number
 
 
 def _number(value: Any) -> Iterator[Cells]:

@@ -201,7 +201,9 @@ def needs(
 Targets = Callable[[str, str], Iterable[str]]
 
 
-def search_needs(kind: str, pairs: Iterable[tuple[str, str]], targets: Targets = lambda kind, code: ()) -> list[tuple[str, str]]:
+def search_needs(
+    kind: str, pairs: Iterable[tuple[str, str]], targets: Targets = lambda kind, code: ()
+) -> list[tuple[str, str]]:
     """Search on ``kind`` and on every type an ``_include``/``_revinclude`` would add or a chain
     would search: a ``_revinclude=Observation:subject`` adds Observations, an
     ``_include=Encounter:subject:Patient`` adds Patients, ``patient.identifier`` searches

@@ -391,7 +391,101 @@ def test_a_batch_answers_each_entry_on_its_own(api: Api) -> None:
     assert [e["response"]["status"] for e in post(api, "", bundle).json()["entry"]] == ["201 Created", "422"]
 
 
+def transaction(*entries: dict[str, Any], kind: str = "transaction") -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+def test_a_transaction_entry_may_not_write_another_type_than_its_url_names(api: Api) -> None:
+    """Otherwise a client with Organization scopes could write Patients."""
+    entry = {"resource": new_patient(), "request": {"method": "POST", "url": "Organization"}}
+    assert message_ids(post(api, "", transaction(entry))) == ["http.wrong-type"]
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"method": "PUT", "url": "Patient"},
+        {"method": "POST", "url": "Patient", "ifMatch": 1},
+        {"method": "POST", "url": "Patient", "ifNoneExist": 5},
+        {"method": "GET", "url": "Patient/x/y"},
+    ],
+)
+def test_a_malformed_transaction_entry_is_a_bad_request(api: Api, request_fields: dict[str, Any]) -> None:
+    entry = {"resource": new_patient(), "request": request_fields}
+    assert post(api, "", transaction(entry)).status_code == 400
+
+
+def test_a_transaction_conditional_update_may_not_name_another_id(api: Api) -> None:
+    first = created(api, new_patient())
+    entry = {
+        "resource": {**{k: v for k, v in first.items() if k != "meta"}, "id": "someone-else"},
+        "request": {"method": "PUT", "url": f"Patient?identifier={ID_CARD}|{id_card(first)}"},
+    }
+    assert message_ids(post(api, "", transaction(entry))) == ["http.id-mismatch"]
+
+
+def test_a_transaction_may_not_change_one_resource_twice(api: Api) -> None:
+    first = created(api, new_patient())
+    entries = [
+        {"resource": {**first, "active": active}, "request": {"method": "PUT", "url": f"Patient/{first['id']}"}}
+        for active in (True, False)
+    ]
+    answer = post(api, "", transaction(*entries))
+    assert (answer.status_code, get(api, f"Patient/{first['id']}").json()["meta"]["versionId"]) == (400, "1")
+
+
+def test_a_batch_reads_an_earlier_version(api: Api) -> None:
+    first = created(api, new_patient())
+    put(api, f"Patient/{first['id']}", {**first, "active": False})
+    entry = {"request": {"method": "GET", "url": f"Patient/{first['id']}/_history/1"}}
+    answer = post(api, "", transaction(entry, kind="batch")).json()
+    assert answer["entry"][0]["resource"]["active"] is True
+
+
+@pytest.mark.parametrize("criteria", ["_sort=_id", "identifier=", "_count=1"])
+def test_a_conditional_delete_without_real_criteria_deletes_nothing(api: Api, criteria: str) -> None:
+    first = created(api, new_patient())
+    answer = api.delete(f"{api.base}/Patient?{criteria}", timeout=60)
+    assert (answer.status_code, get(api, f"Patient/{first['id']}").status_code) == (400, 200)
+
+
+def test_the_documented_transaction_runs_again_on_an_archive_that_holds_its_people(api: Api) -> None:
+    """docs/api.md posts it to the demo archive, which already holds 张秀英 and her centre."""
+    post(api, "", example("bundle/valid-transaction-home-visit.json"))
+    again = post(api, "", example("bundle/valid-transaction-home-visit.json"))
+    assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK", "200 OK", "201 Created"]
+
+
+def test_a_read_refuses_a_summary_it_does_not_honour(api: Api) -> None:
+    first = created(api, new_patient())
+    assert get(api, f"Patient/{first['id']}?_summary=bogus").status_code == 400
+
+
+def test_a_minimal_answer_has_no_body_and_no_media_type(api: Api) -> None:
+    answer = post(api, "Patient", new_patient(), Prefer="return=minimal")
+    assert (answer.status_code, answer.content, "Content-Type" in answer.headers) == (201, b"", False)
+
+
+def test_paging_links_keep_the_format_asked_for(api: Api) -> None:
+    bundle = get(api, "Patient?_count=1&_format=json").json()
+    assert all("_format=json" in link["url"] for link in bundle["link"])
+
+
+def test_the_capability_statement_lists_the_revincludes_it_serves(api: Api) -> None:
+    statement = get(api, "metadata").json()
+    patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    assert "Observation:subject" in patient["searchRevInclude"] and "*" not in patient["searchRevInclude"]
+
+
 # -- operations --------------------------------------------------------------------------------------
+def test_validate_with_a_profile_parameter_without_a_value_is_a_bad_request(api: Api) -> None:
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "profile"}, {"name": "resource", "resource": new_patient()}],
+    }
+    assert message_ids(post(api, "Patient/$validate", parameters)) == ["http.bad-parameter"]
+
+
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
     resource = example("yy-patient/invalid-id-card-checksum.json")
     answer = post(api, "Patient/$validate", resource)

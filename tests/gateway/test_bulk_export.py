@@ -257,9 +257,7 @@ def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
     )
 
 
-def test_a_job_beating_within_the_limit_stays_in_progress(
-    store: Store, tmp_path: Path, personal: PersonalData
-) -> None:
+def test_a_job_beating_within_the_limit_stays_in_progress(store: Store, tmp_path: Path, personal: PersonalData) -> None:
     job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
     assert exports(store, tmp_path, personal, 3600).status(job.id).status == IN_PROGRESS
 

@@ -110,6 +110,16 @@ def test_a_quantity_indexes_number_system_and_code(indexer: SearchIndexer) -> No
     assert rows_named(indexer, glucose, "value-quantity") == [("http://unitsofmeasure.org", "mmol/L", None, None, 6.1)]
 
 
+def test_a_quantity_whose_human_unit_differs_is_found_by_either(indexer: SearchIndexer) -> None:
+    temperature = observation(
+        valueQuantity={"value": 36.5, "unit": "℃", "system": "http://unitsofmeasure.org", "code": "Cel"}
+    )
+    assert rows_named(indexer, temperature, "value-quantity") == [
+        ("http://unitsofmeasure.org", "Cel", None, None, 36.5),
+        (None, "℃", None, None, 36.5),
+    ]
+
+
 def test_a_boolean_is_the_token_true_or_false(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
     assert rows_named(indexer, patient, "active") == [(None, "true", None, None, None)]
 
