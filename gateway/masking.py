@@ -26,12 +26,20 @@ FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without +86 / 0086, not inside a
 #: longer number
 MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+#: fixed-line numbers: a trunk 0, a two- or three-digit area code and a seven- or eight-digit
+#: number (0371-68801234, 010 8888 6666), not inside a longer number
+LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})([ -]?)(\d{3,4})[ -]?(\d{4})(?!\d)")
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
-#: every pattern above holds eleven or more digits in a row, spaces or dashes between them at
-#: most; text without such a run (paths, ids like p12345, dates, codes) is returned at once
+#: a name criterion inside free text, as a conditional reference or a query string quoted in
+#: an error message carries it (``Patient?name=张秀英&birthdate=…``)
+_NAME_IN_QUERY = re.compile(
+    r"(?<![\w-])((?:[\w-]+[.:])*(?:name|family|given|phonetic)(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)"
+)
+#: every pattern above holds ten or more digits in a row (a landline of Beijing: 010 and seven),
+#: spaces or dashes between them at most; text without such a run (paths, ids like p12345, dates, codes) is returned at once
 #: instead of scanned three times
-_CANDIDATE = re.compile(r"\d[\d -]{9,}\d")
+_CANDIDATE = re.compile(r"\d[\d -]{8,}\d")
 
 
 def mask_id_cards(text: str) -> str:
@@ -47,13 +55,16 @@ def _id_card(match: re.Match[str]) -> str:
 
 
 def mask_phones(text: str) -> str:
-    """13800000001 → 138****0001."""
-    return MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    """13800000001 → 138****0001; 0371-68801234 → 0371-****1234."""
+    masked = MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    return LANDLINE.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
 
 
 def mask_text(text: str) -> str:
-    """Every 身份证号 and mobile number in free text (IDs first: a phone pattern never matches
-    inside a masked ID)."""
+    """Every 身份证号 and phone number in free text (IDs first: a phone pattern never matches
+    inside a masked ID), and the names of name criteria quoted in it."""
+    if "=" in text:
+        text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + ",".join(map(mask_name, m.group(2).split(","))), text)
     if _CANDIDATE.search(text) is None:
         return text
     return mask_phones(mask_id_cards(text))

@@ -89,6 +89,7 @@ def record(response: Response) -> Response:
             bundle_type=_bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
             location=location,
             types=[t for value in asked.args.getlist("_type") for t in value.split(",") if t],
+            entries=state.get("bundle_entries", ()),
         )
         trail().record(facts)
     except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged

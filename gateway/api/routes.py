@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
@@ -111,7 +111,19 @@ def metadata() -> Response:
 @fhir.post("")
 @fhir.post("/")
 def transaction_or_batch() -> Response:
-    return respond(services().bundles.process(body(), check_bundle_entry))
+    bundle = body()
+    answer = services().bundles.process(bundle, check_bundle_entry)
+    # what each entry asked and got, for the request's AuditEvent (gateway/api/audit.py)
+    g.bundle_entries = [
+        (
+            str(asked.get("request", {}).get("method", "")),
+            str(asked.get("request", {}).get("url", "")),
+            str(got.get("response", {}).get("status", "")),
+            got.get("response", {}).get("location"),
+        )
+        for asked, got in zip(bundle.get("entry") or [], answer["entry"], strict=False)
+    ]
+    return respond(answer)
 
 
 @fhir.get("/_history")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -139,6 +140,8 @@ class RequestFacts:
     #: Location / Content-Location of the answer: the id a create assigned
     location: str | None = None
     types: list[str] = field(default_factory=list)
+    #: a Bundle's entries: (method, url, status, location) each
+    entries: Sequence[tuple[str, str, str, str | None]] = ()
 
 
 def outcome_code(status: int) -> str:
@@ -189,6 +192,11 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
         record["location"] = mask_text(facts.location)
     if facts.types:
         record["types"] = facts.types
+    if facts.entries:
+        record["entries"] = [
+            [method, mask_text(url), status, mask_text(location) if location else None]
+            for method, url, status, location in facts.entries
+        ]
     return record
 
 
@@ -282,6 +290,7 @@ def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
     for other in record.get("types", ()):
         if other != kind:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
+    found += [_entry_entity(*entry) for entry in record.get("entries", ())]
     query = "&".join(f"{name}={value}" for name, value in record.get("query", ()))
     if found and not query:
         return found
@@ -291,6 +300,22 @@ def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
     if query:
         found[0]["query"] = base64.b64encode(query.encode()).decode()
     return found
+
+
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
+
+
+def _entry_entity(method: str, url: str, status: str, location: str | None) -> dict[str, Any]:
+    """One entry of a batch or transaction: what it asked, what it got and the resource it
+    read or wrote (from the answer's location, else from an instance URL)."""
+    segments = (location or url).split("?", 1)[0].split("/_history", 1)[0].split("/")
+    entity: dict[str, Any] = {"description": f"{method} {url} → {status}"}
+    if len(segments) >= 2 and _TYPE_NAME.fullmatch(segments[-2]) and segments[-1]:
+        entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-2]}
+        entity["what"] = {"reference": f"{segments[-2]}/{segments[-1]}"}
+    elif _TYPE_NAME.fullmatch(segments[-1]):
+        entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-1]}
+    return entity
 
 
 def _id_in(location: str, kind: str) -> str | None:
@@ -333,13 +358,20 @@ def record_columns(record: Mapping[str, Any]) -> Columns:
     kind, resource_id = _subject(record)
     types = [kind] if kind else []
     types += [other for other in dict.fromkeys(record.get("types", ())) if other != kind]
+    references = [f"{kind}/{resource_id}"] if kind and resource_id else []
+    for entry in record.get("entries", ()):
+        entity = _entry_entity(*entry)
+        if "type" in entity and entity["type"]["code"] not in types:
+            types.append(entity["type"]["code"])
+        if "what" in entity:
+            references.append(entity["what"]["reference"])
     client = record.get("client")
     return (
         record["recorded"],
         client["id"] if client else ANONYMOUS,
         outcome_code(record["status"]),
         _spaced(types),
-        _spaced([f"{kind}/{resource_id}"] if kind and resource_id else []),
+        _spaced(references),
     )
 
 

@@ -279,6 +279,15 @@ _ROUTE_ARGS = st.fixed_dictionaries(
     location=st.sampled_from([None, "http://x/fhir/Patient/new-1/_history/1", "http://x/fhir/Encounter/e9"]),
     principal=st.sampled_from([None, HIS]),
     status=st.sampled_from([200, 201, 401, 404, 503]),
+    entries=st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "POST", "DELETE"]),
+            st.sampled_from(["Patient/p1", "Encounter?subject=Patient/p1", "Patient", "Patient/p1/_history/2"]),
+            st.sampled_from(["200 OK", "404"]),
+            st.sampled_from([None, "Encounter/e1/_history/1"]),
+        ),
+        max_size=3,
+    ),
 )
 def test_a_records_columns_are_those_of_the_event_it_renders(
     endpoint: str | None,
@@ -287,10 +296,11 @@ def test_a_records_columns_are_those_of_the_event_it_renders(
     location: str | None,
     principal: Principal | None,
     status: int,
+    entries: list[tuple[str, str, str, str | None]],
 ) -> None:
     """Appends derive the searchable columns from the record without rendering it; an auditor's
     search must still find exactly the events whose AuditEvent says so."""
-    changes = {"endpoint": endpoint, "view_args": view_args, "types": types, "location": location}
+    changes = {"endpoint": endpoint, "view_args": view_args, "types": types, "location": location, "entries": entries}
     record = record_of(facts(principal=principal, status=status, **changes), "2026-12-03T08:00:00.000000Z")
     assert record_columns(record) == columns(render(record))
 
@@ -311,6 +321,15 @@ def test_identifiers_phones_and_names_are_masked() -> None:
         ("subject:Patient.name:contains", "王**"),
         ("birthdate", "ge1949"),
     ]
+
+
+def test_a_landline_is_masked() -> None:
+    assert mask_text("Patient?telecom=0371-68801234") == "Patient?telecom=0371-****1234"
+
+
+def test_a_name_criterion_quoted_in_an_error_is_masked() -> None:
+    text = "引用“Patient?name=张秀英&birthdate=1949-12-31”无法解析"
+    assert mask_text(text) == "引用“Patient?name=张**&birthdate=1949-12-31”无法解析"
 
 
 def test_an_old_foreign_permanent_residence_number_is_masked() -> None:
@@ -335,6 +354,13 @@ def test_no_id_card_number_survives_masking(id_card: str, before: str, after: st
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(r"\A1[3-9]\d{9}\Z"), AROUND)
 def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
+    before = before + " " if before[-1:].isdigit() else before
+    assert phone not in mask_text(before + phone)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A0[1-9]\d{1,2}-?[2-8]\d{6,7}\Z"), AROUND)
+def test_no_landline_survives_masking(phone: str, before: str) -> None:
     before = before + " " if before[-1:].isdigit() else before
     assert phone not in mask_text(before + phone)
 
@@ -405,6 +431,19 @@ def test_a_refused_request_is_recorded_as_anonymous(api: Api) -> None:
     assert requests.get(f"{api.base}/Patient/nobody", timeout=60).status_code == 401
     events = audit_events(api, "agent=anonymous&outcome=4&entity=Patient/nobody")
     assert events and events[-1]["outcomeDesc"].startswith("HTTP 401")
+
+
+def test_each_entry_of_a_batch_is_in_its_audit_event(api: Api) -> None:
+    """Auditors find who read a person through a batch as through a plain read."""
+    marker = f"batch-read-{int(time.time() * 1000)}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": f"Patient/{marker}"}}],
+    }
+    api.post(api.base, json=bundle, timeout=60)
+    events = audit_events(api, f"entity=Patient/{marker}")
+    assert [e["subtype"][0]["code"] for e in events] == ["batch"]
 
 
 def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
