@@ -76,6 +76,10 @@ class Config:
     #: URL prefixes (space- or comma-separated) whose extensions may be used without a loaded
     #: definition: information instead of an error, as the reference validator's -extension
     extension_domains: str = ""
+    # -- HL7 v2 over MLLP (gateway/mllp.py) ----------------------------------------------------
+    #: the senders MLLP accepts, each a peer address and the registered client it acts as
+    #: ("10.0.0.5=his-zz1, 10.0.0.6=his-zz2"): MLLP carries no credentials of its own
+    mllp_peers: str = ""
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365
@@ -110,6 +114,12 @@ class Config:
     @property
     def extension_domain_list(self) -> tuple[str, ...]:
         return tuple(part for part in self.extension_domains.replace(",", " ").split() if part)
+
+    @property
+    def mllp_peer_clients(self) -> dict[str, str]:
+        """Peer address → client id, from ``mllp_peers``."""
+        pairs = (part.partition("=") for part in self.mllp_peers.replace(",", " ").split())
+        return {address.strip(): client.strip() for address, _, client in pairs if address and client}
 
     @property
     def base_url(self) -> str:

@@ -10,12 +10,21 @@ takes (it is quarantined too: nothing sent to the gateway is lost).  If the stor
 commit, the answer is AR with "store busy" (0357 code 206) and nothing was kept, so the
 sender's retry is safe.  A message sent again after
 a lost ACK is recognised by the ingest ledger and acknowledged AA without being written twice.
+
+MLLP carries no credentials, so a sender is known by its address: ``YIYANG_MLLP_PEERS`` (or
+``yiyang mllp --peer ADDRESS=CLIENT``) registers each interface engine's address as a client
+registered with ``yiyang client add``.  A message from any other address, or from a client since
+revoked, is answered AR and not kept; a client needs ``system/*.cu`` and a role other than
+elderly-care, as ``$ingest`` does, and writes only for its own organisation (the records it may
+not write are quarantined).  Every message leaves an AuditEvent, as every HTTP request does.
 """
 
 from __future__ import annotations
 
 import logging
 import socketserver
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,6 +33,10 @@ from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
 from gateway.masking import mask_text
 from gateway.messages import catalog, worded
+from gateway.security.access import RESTRICTED_ROLES
+from gateway.security.audit import AuditTrail, RequestFacts
+from gateway.security.principal import Principal, acting
+from gateway.security.scopes import Grants
 from gateway.services import Services
 from gateway.storage.store import StoreError
 from mappings.readers.hl7v2 import read_message
@@ -41,23 +54,96 @@ _CHINA = timezone(timedelta(hours=8))
 log = logging.getLogger("yiyang.mllp")
 
 
-def acknowledge(services: Services, message: bytes) -> bytes:
-    """Persist one message and return its ACK (without MLLP framing)."""
+#: the HTTP status an AuditEvent records for each answer (its outcome follows from it)
+STATUS = {"AA": 200, "AE": 422, "AR": 400}
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The other end of a connection: the client its address is registered as, and why it may
+    not send (a message id), if it may not."""
+
+    address: str
+    principal: Principal | None
+    refusal: str | None = None
+
+
+def peer_of(services: Services, address: str) -> Peer:
+    """Who sends from ``address``, looked up for each message (a revoked client stops at once)."""
+    client_id = services.config.mllp_peer_clients.get(address)
+    row = None
+    if client_id is not None:
+        with services.store.reading(snapshot=False) as tx:
+            row = tx.security.client(client_id)
+    if row is None or row.status != "active":
+        return Peer(address, None, "mllp.unknown-peer")
+    principal = Principal(row.id, row.organization, frozenset(row.scopes.split()), row.role)
+    if principal.role in RESTRICTED_ROLES or Grants(principal.scopes).missing([("*", "cu")]):
+        return Peer(address, principal, "mllp.forbidden")
+    return Peer(address, principal)
+
+
+@dataclass
+class Answer:
+    """One message's ACK and what the audit trail records of it."""
+
+    ack: bytes
+    code: str
+    status: int
+    #: the message type (ADT^A01), for the record
+    kind: str
+    reason: str | None = None
+    written: list[tuple[str, str]] = field(default_factory=list)
+
+
+def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
+    """Persist one message, as ``peer``'s client, and answer it (the ACK without MLLP framing)."""
     record = read_message(message, "hl7v2", FEED, services.reader_limits)
+    kind = sender(record.fields).interaction
+    if peer.refusal is not None or peer.principal is None:
+        message_id = peer.refusal or "mllp.unknown-peer"
+        client = peer.principal.client_id if peer.principal else ""
+        refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
+        status = 403 if message_id == "mllp.forbidden" else 401
+        return Answer(ack(record.fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=sender(record.fields))
+    token = acting.set(peer.principal)
     try:
         outcome = pipeline.process(record)
         pipeline.finish()
     except StoreError as error:
         log.error("message %s not persisted: %s", record.location, error)
         busy = Reason("http.store-busy", worded("http.store-busy"))
-        return ack(record.fields, "AR", [busy])  # not about its content: the sender resends it
+        # not about its content: the sender resends it
+        return Answer(ack(record.fields, "AR", [busy]), "AR", 503, kind, "http.store-busy")
+    finally:
+        acting.reset(token)
+    first = outcome.reasons[0].message_id if outcome.reasons else None
     if UNPARSEABLE in record.fields or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
-        return ack(record.fields, "AR", outcome.reasons)
+        return Answer(ack(record.fields, "AR", outcome.reasons), "AR", STATUS["AR"], kind, first)
     if outcome.reasons:
-        return ack(record.fields, "AE", outcome.reasons)
+        return Answer(ack(record.fields, "AE", outcome.reasons), "AE", STATUS["AE"], kind, first)
     # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
-    return ack(record.fields, "AA", outcome.parts, severity="W")
+    answer = ack(record.fields, "AA", outcome.parts, severity="W")
+    return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
+
+
+def audited(trail: AuditTrail, peer: Peer, answer: Answer) -> None:
+    """The message's AuditEvent: who sent it from where, its type, the answer and the
+    resources it wrote."""
+    facts = RequestFacts(
+        method="MLLP",
+        path=f"/mllp/{answer.kind}",
+        endpoint="mllp.message",
+        view_args={},
+        query=[],
+        status=answer.status,
+        remote_addr=peer.address,
+        principal=peer.principal,
+        reason=f"{answer.code} {answer.reason}" if answer.reason else None,
+        entries=[("MLLP", f"{k}/{i}", answer.code, f"{k}/{i}") for k, i in answer.written],
+    )
+    trail.record(facts)
 
 
 def sender(fields: dict[str, Any]) -> Party:
@@ -129,7 +215,16 @@ class _Connection(socketserver.StreamRequestHandler):
                 return
             while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
                 message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
-                self.wfile.write(START + acknowledge(self.server.services, message) + END)
+                peer = peer_of(self.server.services, self.client_address[0])
+                try:
+                    answer = acknowledge(self.server.services, message, peer)
+                except Exception:  # noqa: BLE001 - a bug answers AR (the sender resends), never silence
+                    incident = uuid.uuid4().hex[:12]
+                    log.exception("incident %s: message from %s not processed", incident, peer.address)
+                    failed = Reason("http.internal", worded("http.internal", {"incident": incident}))
+                    answer = Answer(ack({}, "AR", [failed]), "AR", 500, "message", "http.internal")
+                self.wfile.write(START + answer.ack + END)
+                audited(self.server.trail, peer, answer)
 
 
 class MllpServer(socketserver.ThreadingTCPServer):
@@ -140,3 +235,8 @@ class MllpServer(socketserver.ThreadingTCPServer):
         super().__init__((host, port), _Connection)
         self.services = services
         self.max_bytes = services.config.max_bytes
+        self.trail = AuditTrail(services.store)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.trail.close()  # the events of the last messages are appended before the store closes

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import IO, Any
 
 from gateway.cli.common import EXIT_OK, add_database, add_language, config_of
@@ -146,6 +147,13 @@ def register_mllp(commands: Any) -> None:
     mllp = commands.add_parser("mllp", help="receive HL7 v2 messages over MLLP, acknowledging each once persisted")
     mllp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     mllp.add_argument("--port", type=int, default=2575, help="port (default 2575)")
+    mllp.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="ADDRESS=CLIENT",
+        help="a sender's address and the registered client it acts as (repeatable; adds to YIYANG_MLLP_PEERS)",
+    )
     add_database(mllp)
     mllp.set_defaults(run=run_mllp)
 
@@ -157,7 +165,13 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.mllp import MllpServer
     from gateway.services import Services
 
-    services = Services(config_of(args))
+    config = config_of(args)
+    if args.peer:
+        config = replace(config, mllp_peers=" ".join([config.mllp_peers, *args.peer]).strip())
+    if not config.mllp_peer_clients:
+        out.write("未登记任何 MLLP 发送方（--peer 地址=客户端ID）：所有消息都将被拒收（AR）\n")
+        out.write("No MLLP sender is registered (--peer ADDRESS=CLIENT): every message will be rejected (AR)\n")
+    services = Services(config)
     server = MllpServer(services, args.host, args.port)
     # SIGTERM stops like Ctrl-C: the listener closes and the process exits.  A message caught
     # mid-commit is rolled back and never acknowledged, so its sender resends it: nothing is

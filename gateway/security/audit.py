@@ -74,6 +74,7 @@ INTERACTIONS: dict[str, Interaction] = {
     "fhir.transaction_or_batch": Interaction("transaction", "E"),  # or batch: decided by the body
     "fhir.system_history": Interaction("history-system", "R"),
     "fhir.ingest": Interaction("operation", "C", "$ingest"),
+    "mllp.message": Interaction(None, "C", "mllp"),  # an HL7 v2 message over MLLP (gateway/mllp.py)
     "fhir.search": Interaction("search-type", "E"),
     "fhir.create": Interaction("create", "C"),
     "fhir.conditional_update": Interaction("update", "U"),

@@ -10,11 +10,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.storage import open_store
-from tests.conftest import free_port
+from tests.conftest import add_client, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = b"\x0b", b"\x1c\r"
@@ -25,22 +26,37 @@ def sample_messages() -> list[bytes]:
     return [b"MSH" + part for part in data.split(b"MSH")[1:]]
 
 
-@pytest.fixture(scope="module")
-def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('mllp') / 'archive.sqlite'}"
+def start_listener(url: str, *peers: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``yiyang mllp`` in a child process, accepting ``peers`` (ADDRESS=CLIENT), once it listens."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "mllp", "--port", str(port), "--database", url]
+    command += [option for peer in peers for option in ("--peer", peer)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return child, port
         except OSError:
             if time.monotonic() > deadline or child.poll() is not None:
                 child.kill()
                 raise
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def listener(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterator[tuple[int, str]]:
+    """A listener accepting the hospital's interface engine on 127.0.0.1 (client his-mllp)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('mllp') / 'archive.sqlite'}"
+    add_client(
+        url,
+        "his-mllp",
+        key=client_key,
+        scope="system/*.cruds",
+        role="hospital",
+        organization="zhengzhou-first-hospital",
+    )
+    child, port = start_listener(url, "127.0.0.1=his-mllp")
     yield port, url
     child.terminate()
     child.wait(timeout=30)
@@ -115,3 +131,30 @@ def test_something_that_is_not_hl7_is_rejected_ar_and_kept_in_quarantine(listene
         )
     store.close()
     assert (acknowledgement(answer), kept) == ("AR", True)
+
+
+def test_each_message_leaves_an_audit_event_naming_its_sender(listener: tuple[int, str]) -> None:
+    send(listener[0], sample_messages()[0])
+    store = open_store(listener[1])
+    deadline, found = time.monotonic() + 10, []
+    while not found and time.monotonic() < deadline:
+        with store.reading() as tx:
+            found = [text for (text,) in tx.sql.all("SELECT event FROM audit_event WHERE agent = 'his-mllp'")]
+        time.sleep(0.2)
+    store.close()
+    assert found and '"path":"/mllp/ADT^A01"' in found[-1]
+
+
+def test_a_sender_not_registered_is_rejected_and_nothing_is_kept(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    child, port = start_listener(url)  # no peer registered: 127.0.0.1 is no one
+    try:
+        answer = send(port, sample_messages()[0])
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+    store = open_store(url)
+    with store.reading() as tx:
+        counts, held = tx.resources.counts(), list(tx.quarantine.entries())
+    store.close()
+    assert (acknowledgement(answer), "mllp.unknown-peer" in answer, counts, held) == ("AR", True, {}, [])
