@@ -59,6 +59,7 @@ class Searcher:
         """One page; with ``access``, only what the principal may see is matched, counted or
         included."""
         restriction = access.condition(query.resource_type) if access else None
+        query = _chains_within(query, access)
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
         matches, total = tx.resources.search(query, query.total != "none", restriction)
@@ -77,7 +78,28 @@ class Searcher:
         if not query.criteria:
             raise FhirError(400, "http.conditional-needs-criteria")
         restriction = access.condition(kind) if access else None
+        query = _chains_within(query, access)
         return tx.resources.search(replace(query, count=count, offset=0), False, restriction)[0]
+
+
+def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
+    """The query with each chain kept to the targets the principal may see: without it,
+    ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person it
+    does not serve performed an Observation it may see."""
+    if access is None or not access.restricted or not any(c.chain for c in query.criteria):
+        return query
+    criteria = []
+    for criterion in query.criteria:
+        if criterion.chain is not None:
+            within = tuple(
+                (kind, sql, tuple(params))
+                for kind in criterion.targets
+                if (found := access.condition(kind)) is not None
+                for sql, params in [found]
+            )
+            criterion = replace(criterion, within=within)
+        criteria.append(criterion)
+    return replace(query, criteria=criteria)
 
 
 def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:

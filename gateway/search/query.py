@@ -124,6 +124,9 @@ class Criterion:
     #: the store found its one value common (a gender, a status): another criterion should
     #: drive the query (see ``search_sql.common_value_sql``)
     common: bool = False
+    #: for a chain searched for a restricted client: per target type, the SQL condition on
+    #: ``resource r`` keeping what it may see (a chain must not reach a hidden person either)
+    within: tuple[tuple[str, str, tuple[Any, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

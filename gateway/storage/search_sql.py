@@ -349,9 +349,14 @@ class _Builder:
         t = f"t{self.depth}"
         self.params.extend(criterion.targets)
         inner = self.criterion(criterion.chain, t, criterion.targets)
+        visible = ""
+        for kind, condition, params in criterion.within:
+            # each its own subquery over ``resource r``, the alias the conditions are written for
+            visible += f" AND ({t}.type <> ? OR {t}.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {condition}))"
+            self.params += [kind, kind, *params]
         return (
             f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "
-            f"WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner})"
+            f"WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner}{visible})"
         )
 
     def _match(self, criterion: Criterion, value: SearchValue, s: str) -> str:

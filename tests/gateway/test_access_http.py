@@ -324,3 +324,20 @@ def test_validating_an_instance_needs_read(served: Served, encounters_only: Api)
     li = example("yy-patient/valid-li-jianguo-minimal.json")
     answer = encounters_only.post(f"{served.base}/Patient/li-jianguo/$validate", json=li)
     assert code_of(answer) == (403, "http.forbidden-scope")
+
+
+def test_a_chain_from_a_visible_resource_never_reaches_someone_else(served: Served, api: Api, home: Api) -> None:
+    """A Flag on 张秀英 names 李建国 as its author: the centre sees the Flag, but a chain through
+    the author must not tell it who he is."""
+    flag = {
+        "resourceType": "Flag",
+        "id": "flag-by-li",
+        "status": "active",
+        "code": {"text": "跌倒风险"},
+        "subject": {"reference": "Patient/zhang-xiuying"},
+        "author": {"reference": "Patient/li-jianguo"},
+    }
+    assert api.put(f"{served.base}/Flag/flag-by-li", json=flag).status_code in (200, 201)
+    seen = home.get(f"{served.base}/Flag?_id=flag-by-li&_summary=count").json()["total"]
+    chained = home.get(f"{served.base}/Flag?_id=flag-by-li&author:Patient.identifier=440524193801010019&_summary=count")
+    assert (seen, chained.json()["total"]) == (1, 0)
