@@ -32,7 +32,7 @@ from gateway.fhir.search import SUMMARIES, searchset, shaped
 from gateway.messages import issue
 from gateway.security.access import Access
 from gateway.services import Services
-from gateway.storage.store import Stored
+from gateway.storage.store import Stored, Transaction
 
 fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
 #: media types of legacy exports posted to $ingest, and the file suffix their reader takes
@@ -242,6 +242,11 @@ def instance_history(kind: str, resource_id: str) -> Response:
 def vread(kind: str, resource_id: str, version: str) -> Response:
     _check_visible(kind, resource_id)
     stored = services().repository.vread(kind, resource_id, version)
+    rules = access()
+    if rules.restricted:
+        with services().store.reading() as tx:
+            if not rules.version_visible(tx, stored):
+                raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
     return respond(stored.resource, headers=version_headers(stored, base_url()))
 
 
@@ -347,6 +352,26 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
     return respond(operations.validate(services().repository, resource, profiles, language(), kind, resource_id))
 
 
+#: versions a restricted client's history looks through at most, newest first (each is checked
+#: on its own content, so they cannot be counted in SQL)
+RESTRICTED_HISTORY_SCAN = 10_000
+
+
+def _visible_history(
+    tx: Transaction, rules: Access, kind: str | None, resource_id: str | None, since: str | None, restriction: Any
+) -> tuple[list[tuple[Stored, str]], int]:
+    """Every version a restricted client may see (``Access.version_visible``), and their count."""
+    kept: list[tuple[Stored, str]] = []
+    scanned = 0
+    while scanned < RESTRICTED_HISTORY_SCAN:
+        batch, _ = tx.resources.history(kind, resource_id, since, 1000, scanned, restriction)
+        kept += [(stored, method) for stored, method in batch if rules.version_visible(tx, stored)]
+        scanned += len(batch)
+        if len(batch) < 1000:
+            break
+    return kept, len(kept)
+
+
 def _history(kind: str | None, resource_id: str | None) -> Response:
     found = services()
     count = min(int_param("_count", found.config.page_size), found.config.max_page_size)
@@ -362,7 +387,11 @@ def _history(kind: str | None, resource_id: str | None) -> Response:
             raise FhirError(403, "http.history-system-restricted", organization=principal and principal.organization)
         restriction = rules.condition(kind)
     with found.store.reading() as tx:
-        versions, total = tx.resources.history(kind, resource_id, since, count, offset, restriction)
+        if rules.restricted:
+            versions, total = _visible_history(tx, rules, kind, resource_id, since, restriction)
+            versions = versions[offset : offset + count]
+        else:
+            versions, total = tx.resources.history(kind, resource_id, since, count, offset, restriction)
     if resource_id and total == 0:
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
     path = "/".join(part for part in (kind, resource_id, "_history") if part)

@@ -309,6 +309,9 @@ class Bundles:
             raise FhirError(
                 410, "http.gone", f"{entry.path}.request.url", reference=found.reference, when=found.last_updated
             )
+        if not self.repository.access().version_visible(tx, found):
+            where = f"{entry.path}.request.url"
+            raise FhirError(404, "http.version-not-found", where, reference=found.reference, version=str(entry.version))
         return found
 
     def _current(self, tx: Transaction, entry: Entry) -> Stored:

@@ -110,6 +110,21 @@ class Access:
         none answers differently for a hidden resource than for an absent one."""
         return self.restricted and stored is not None and (stored.deleted or not self.visible(tx, stored))
 
+    def version_visible(self, tx: Transaction, stored: Stored) -> bool:
+        """Whether one version of a resource the principal may see now may be shown too: for a
+        restricted principal it must concern people it serves by its own content (it names a
+        served person; outside the Patient compartment, it names no one else).  An Observation
+        moved from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
+        if not self.restricted or stored.resource is None or stored.type == "Patient":
+            return True
+        named = _people_named(stored.resource)
+        served = {person for person in named if self._serves(tx, person)}
+        return bool(served) if stored.type in self.personal.compartment else served == named
+
+    def _serves(self, tx: Transaction, person: str) -> bool:
+        condition = self.condition("Patient")
+        return condition is None or tx.resources.meets("Patient", person, condition)
+
     def unserved_people(self, tx: Transaction, resource: dict[str, Any]) -> list[str]:
         """The Patients a restricted principal's write names but may not: everyone it names
         must be someone it serves already, or a person whose record its organisation manages
@@ -120,11 +135,7 @@ class Access:
         or of the person's Consent).  Absent and hidden people are refused alike."""
         if not self.restricted or self.principal is None:
             return []
-        named = {
-            node["reference"].removeprefix("Patient/")
-            for node in reference_nodes(resource)
-            if node["reference"].startswith("Patient/")
-        }
+        named = _people_named(resource)
         if resource.get("resourceType") == "Patient":
             named.discard(resource.get("id", ""))
         organization = self.principal.organization
@@ -159,6 +170,15 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
     if not found and resource.get("resourceType") == "Organization" and resource.get("id"):
         found.append(resource["id"])
     return found
+
+
+def _people_named(resource: dict[str, Any]) -> set[str]:
+    """The ids of the Patients a resource references literally."""
+    return {
+        node["reference"].removeprefix("Patient/")
+        for node in reference_nodes(resource)
+        if node["reference"].startswith("Patient/")
+    }
 
 
 def _managed_by(tx: Transaction, patient: dict[str, Any], organization: str) -> bool:

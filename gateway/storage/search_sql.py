@@ -352,7 +352,9 @@ class _Builder:
         visible = ""
         for kind, condition, params in criterion.within:
             # each its own subquery over ``resource r``, the alias the conditions are written for
-            visible += f" AND ({t}.type <> ? OR {t}.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {condition}))"
+            visible += (
+                f" AND ({t}.type <> ? OR {t}.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {condition}))"
+            )
             self.params += [kind, kind, *params]
         return (
             f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "

@@ -341,3 +341,23 @@ def test_a_chain_from_a_visible_resource_never_reaches_someone_else(served: Serv
     seen = home.get(f"{served.base}/Flag?_id=flag-by-li&_summary=count").json()["total"]
     chained = home.get(f"{served.base}/Flag?_id=flag-by-li&author:Patient.identifier=440524193801010019&_summary=count")
     assert (seen, chained.json()["total"]) == (1, 0)
+
+
+@pytest.fixture(scope="module")
+def moved(served: Served, api: Api) -> str:
+    """A blood pressure recorded for 李建国 by mistake, then moved to 张秀英 (version 2)."""
+    reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-moved"}
+    api.put(f"{served.base}/Observation/bp-moved", json={**reading, "subject": {"reference": "Patient/li-jianguo"}})
+    api.put(f"{served.base}/Observation/bp-moved", json=reading)
+    return "bp-moved"
+
+
+def test_a_version_that_concerned_someone_else_is_not_found(served: Served, home: Api, moved: str) -> None:
+    first = home.get(f"{served.base}/Observation/{moved}/_history/1").status_code
+    second = home.get(f"{served.base}/Observation/{moved}/_history/2").status_code
+    assert (first, second) == (404, 200)
+
+
+def test_a_history_shows_and_counts_only_the_versions_of_served_people(served: Served, home: Api, moved: str) -> None:
+    bundle = home.get(f"{served.base}/Observation/{moved}/_history").json()
+    assert (bundle["total"], [e["resource"]["meta"]["versionId"] for e in bundle["entry"]]) == (1, ["2"])
