@@ -76,7 +76,7 @@ class Services:
 
     @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(self.parameters, self.config.page_size, self.config.max_page_size)
+        return Searcher(self.parameters, self.config.page_size, self.config.max_page_size, self.config.base_url)
 
     @cached_property
     def repository(self) -> Repository:

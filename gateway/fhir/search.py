@@ -33,15 +33,18 @@ class SearchResult:
 
 
 class Searcher:
-    def __init__(self, parameters: SearchParameters, page_size: int, max_page_size: int) -> None:
+    def __init__(
+        self, parameters: SearchParameters, page_size: int, max_page_size: int, base_url: str | None = None
+    ) -> None:
         self.parameters = parameters
         self.page_size = page_size
         self.max_page_size = max_page_size
+        self.base_url = base_url
 
     def parse(self, kind: str, pairs: Sequence[tuple[str, str]], handling: str = "strict") -> SearchQuery:
         explicit_count = any(key == "_count" for key, _ in pairs)
         try:
-            query = parse_search(kind, pairs, self.parameters, handling=handling)
+            query = parse_search(kind, pairs, self.parameters, handling=handling, base=self.base_url)
         except SearchError as error:
             raise FhirError(400, error.message_id, error.expression, **error.params) from error
         if query.summary is not None and query.summary not in SUMMARIES:

@@ -167,9 +167,12 @@ def parse_search(
     parameters: SearchParameters,
     *,
     handling: str = "strict",
+    base: str | None = None,
 ) -> SearchQuery:
-    """Parse request pairs for a resource type; raise :class:`SearchError` on the first fault."""
-    parser = _Parser(resource_type, parameters)
+    """Parse request pairs for a resource type; raise :class:`SearchError` on the first fault.
+    ``base``: this server's base URL, so a reference value on it reads as the relative
+    reference (``http://…/fhir/Patient/1`` finds ``Patient/1``, as FHIR asks)."""
+    parser = _Parser(resource_type, parameters, base)
     for key, value in pairs:
         try:
             parser.add(key, value)
@@ -189,9 +192,10 @@ class _Ignorable(Exception):
 
 
 class _Parser:
-    def __init__(self, resource_type: str, parameters: SearchParameters) -> None:
+    def __init__(self, resource_type: str, parameters: SearchParameters, base: str | None = None) -> None:
         self.parameters = parameters
         self.query = SearchQuery(resource_type)
+        self.base = base.rstrip("/") + "/" if base else None
 
     @property
     def own(self) -> dict[str, Parameter]:
@@ -257,6 +261,8 @@ class _Parser:
         parse = _VALUE_PARSERS[kind]
         values = []
         for piece in _split(value, ","):
+            if kind == "reference" and self.base and piece.startswith(self.base):
+                piece = piece[len(self.base) :]
             if piece:
                 try:
                     values.append(parse(piece, target))

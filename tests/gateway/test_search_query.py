@@ -90,6 +90,18 @@ def test_a_typed_reference_value_is_split(parameters: SearchParameters) -> None:
     assert criterion.values == (SearchValue(system="Patient", code="zhang-xiuying"),)
 
 
+def test_a_reference_on_this_servers_base_reads_as_relative(parameters: SearchParameters) -> None:
+    pairs = ("subject", "http://gw.example/fhir/Patient/zhang-xiuying")
+    criterion = parse(parameters, pairs, kind="Encounter", base="http://gw.example/fhir").criteria[0]
+    assert criterion.values == (SearchValue(system="Patient", code="zhang-xiuying"),)
+
+
+def test_a_reference_on_another_server_stays_absolute(parameters: SearchParameters) -> None:
+    pairs = ("subject", "http://other.example/fhir/Patient/zhang-xiuying")
+    criterion = parse(parameters, pairs, kind="Encounter", base="http://gw.example/fhir").criteria[0]
+    assert criterion.values == (SearchValue(code="http://other.example/fhir/Patient/zhang-xiuying"),)
+
+
 def test_missing_true_is_recorded_without_values(parameters: SearchParameters) -> None:
     assert parse(parameters, ("gender:missing", "true")).criteria[0] == Criterion(
         "gender", "token", "missing", missing=True
