@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, g, request
 
@@ -27,12 +26,13 @@ from gateway.api.negotiation import (
 from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
+from gateway.fhir.history import HistoryRequest, history_bundle
 from gateway.fhir.repository import Written
 from gateway.fhir.search import SUMMARIES, searchset, shaped
 from gateway.messages import issue
 from gateway.security.access import Access
 from gateway.services import Services
-from gateway.storage.store import Stored, Transaction
+from gateway.storage.store import Stored
 
 fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
 #: media types of legacy exports posted to $ingest, and the file suffix their reader takes
@@ -61,8 +61,8 @@ def access() -> Access:
 
 
 def _check_visible(kind: str, resource_id: str) -> None:
-    """404 unless the principal may see kind/id now, for the interactions that read more than
-    its current version (history, vread)."""
+    """404 unless the principal may see kind/id now, for a vread (which reads more than its
+    current version)."""
     services().repository.check_type(kind)
     rules = access()
     if not rules.restricted:
@@ -234,7 +234,7 @@ def delete(kind: str, resource_id: str) -> Response:
 
 @fhir.get("/<kind>/<resource_id>/_history")
 def instance_history(kind: str, resource_id: str) -> Response:
-    _check_visible(kind, resource_id)
+    services().repository.check_type(kind)
     return _history(kind, resource_id)
 
 
@@ -352,72 +352,11 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
     return respond(operations.validate(services().repository, resource, profiles, language(), kind, resource_id))
 
 
-#: versions a restricted client's history looks through at most, newest first (each is checked
-#: on its own content, so they cannot be counted in SQL)
-RESTRICTED_HISTORY_SCAN = 10_000
-
-
-def _visible_history(
-    tx: Transaction, rules: Access, kind: str | None, resource_id: str | None, since: str | None, restriction: Any
-) -> tuple[list[tuple[Stored, str]], int]:
-    """Every version a restricted client may see (``Access.version_visible``), and their count."""
-    kept: list[tuple[Stored, str]] = []
-    scanned = 0
-    while scanned < RESTRICTED_HISTORY_SCAN:
-        batch, _ = tx.resources.history(kind, resource_id, since, 1000, scanned, restriction)
-        kept += [(stored, method) for stored, method in batch if rules.version_visible(tx, stored)]
-        scanned += len(batch)
-        if len(batch) < 1000:
-            break
-    return kept, len(kept)
-
-
 def _history(kind: str | None, resource_id: str | None) -> Response:
     found = services()
     count = min(int_param("_count", found.config.page_size), found.config.max_page_size)
-    offset = int_param("_offset", 0)
-    since = instant_param("_since")
-    rules = access()
-    restriction = None
-    if rules.restricted and resource_id is None:
-        # type history: a version shows (and counts) only while its resource is visible; the
-        # whole archive's history is refused, as a system-level $export is
-        if kind is None:
-            principal = rules.principal
-            raise FhirError(403, "http.history-system-restricted", organization=principal and principal.organization)
-        restriction = rules.condition(kind)
+    asked = HistoryRequest(
+        kind, resource_id, count, int_param("_offset", 0), instant_param("_since"), request.args.get("_since")
+    )
     with found.store.reading() as tx:
-        if rules.restricted:
-            versions, total = _visible_history(tx, rules, kind, resource_id, since, restriction)
-            versions = versions[offset : offset + count]
-        else:
-            versions, total = tx.resources.history(kind, resource_id, since, count, offset, restriction)
-    if resource_id and total == 0:
-        raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
-    path = "/".join(part for part in (kind, resource_id, "_history") if part)
-    kept = [("_since", request.args["_since"])] if "_since" in request.args else []
-
-    def link(relation: str, at: int) -> dict[str, str]:
-        return {
-            "relation": relation,
-            "url": f"{base_url()}/{path}?{urlencode([*kept, ('_count', count), ('_offset', at)])}",
-        }
-
-    links = [link("self", offset)]
-    if count and offset + count < total:  # _count=0 asks for the total alone: no page follows
-        links.append(link("next", offset + count))
-    entries = []
-    for stored, method in versions:
-        entry: dict[str, Any] = {
-            "fullUrl": f"{base_url()}/{stored.reference}",
-            "request": {"method": method, "url": stored.reference if method != "POST" else stored.type},
-            "response": {
-                "status": "410" if stored.deleted else "201" if stored.version == 1 else "200",
-                "etag": f'W/"{stored.version}"',
-                "lastModified": stored.last_updated,
-            },
-        }
-        if stored.resource is not None:
-            entry["resource"] = stored.resource
-        entries.append(entry)
-    return _pulled({"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries})
+        return _pulled(history_bundle(tx, access(), base_url(), asked))

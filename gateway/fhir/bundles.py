@@ -22,8 +22,10 @@ import orjson
 
 from conformance.issues import Issue
 from gateway.fhir.errors import FhirError
+from gateway.fhir.history import HistoryRequest, history_bundle
 from gateway.fhir.repository import Repository, Written, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
+from gateway.storage.resources import store_instant
 from gateway.storage.store import IndexRow, Stored, Transaction
 from mappings.engine import reference_nodes, rewrite_references
 
@@ -56,6 +58,8 @@ class Entry:
     rows: list[IndexRow] | None = None
     #: the version a GET entry reads (``Type/id/_history/vid``)
     version: int | None = None
+    #: a GET of the history of a type or an instance (``Type/_history``, ``Type/id/_history``)
+    history: bool = False
 
     @property
     def path(self) -> str:
@@ -101,14 +105,11 @@ class Bundles:
                 400, "http.bad-bundle", f"{where}.request", detail="request.method and request.url are required"
             )
         path, _, criteria = url.partition("?")
-        kind, _, rest = path.partition("/")
-        resource_id, _, history = rest.partition("/_history/")
-        self.repository.check_type(kind)
-        if "/" in resource_id or (history and (method != "GET" or not history.isdigit())):
-            detail = (
-                f"{method} {url}: a Bundle entry reads, searches or writes a type or an instance, or reads a version"
-            )
+        kind, resource_id, history, version = _target(path)
+        if kind is None or ((history or version) and method != "GET"):
+            detail = f"{method} {url}: a Bundle entry reads, searches or writes a type or an instance, or reads history"
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
+        self.repository.check_type(kind)
         resource = raw.get("resource")
         if method in ("POST", "PUT") and not isinstance(resource, dict):
             raise FhirError(400, "http.bad-bundle", f"{where}.resource", detail=f"{method} needs a resource")
@@ -135,7 +136,8 @@ class Bundles:
             full_url,
             if_none_exist,
             _version_of(if_match) if if_match else None,
-            version=int(history) if history else None,
+            version=version,
+            history=history,
         )
 
     # -- transaction -----------------------------------------------------------------------
@@ -286,6 +288,9 @@ class Bundles:
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match))
 
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+        if entry.history:
+            bundle = history_bundle(tx, self.repository.access(), self.base_url, self._history_asked(entry))
+            return {"resource": bundle, "response": {"status": "200 OK"}}
         if entry.resource_id:
             found = self._current(tx, entry)
             if entry.version is not None and entry.version != found.version:
@@ -297,6 +302,26 @@ class Bundles:
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
+
+    def _history_asked(self, entry: Entry) -> HistoryRequest:
+        """A history entry's page, from its ``_count``, ``_offset`` and ``_since``."""
+        asked = dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
+        where = f"{entry.path}.request.url"
+        config = self.repository.config
+        numbers = {}
+        for name, default in (("_count", config.page_size), ("_offset", 0)):
+            text = asked.get(name, str(default))
+            if not text.isdigit():
+                raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
+            numbers[name] = int(text)
+        since = asked.get("_since")
+        try:
+            stored_since = store_instant(since) if since else None
+        except ValueError as exc:
+            detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
+            raise FhirError(400, "http.bad-parameter", where, name="_since", value=since, detail=detail) from exc
+        count = min(numbers["_count"], config.max_page_size)
+        return HistoryRequest(entry.kind, entry.resource_id, count, numbers["_offset"], stored_since, since)
 
     def _version(self, tx: Transaction, entry: Entry) -> Stored:
         """An earlier version of an entry's resource the principal may see now (vread)."""
@@ -361,6 +386,22 @@ class Bundles:
                 return self._apply(tx, entry)
         except FhirError as error:
             return {"response": {"status": str(error.status), "outcome": error.outcome("zh-CN")}}
+
+
+def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:
+    """(type, id, history, version) of an entry's URL path: ``Type``, ``Type/id``,
+    ``Type/_history``, ``Type/id/_history`` or ``Type/id/_history/n``; the type None when the
+    path is none of these."""
+    parts = path.split("/")
+    if len(parts) == 1 and parts[0] and parts[0] != "_history":  # the system's history is not an entry's
+        return parts[0], None, False, None
+    if len(parts) == 2 and parts[1]:
+        return (parts[0], None, True, None) if parts[1] == "_history" else (parts[0], parts[1], False, None)
+    if len(parts) == 3 and parts[2] == "_history" and parts[1]:
+        return parts[0], parts[1], True, None
+    if len(parts) == 4 and parts[2] == "_history" and parts[1] and parts[3].isdigit():
+        return parts[0], parts[1], False, int(parts[3])
+    return None, None, False, None
 
 
 def _check_distinct(entries: list[Entry]) -> None:

@@ -434,6 +434,14 @@ def test_a_transaction_may_not_change_one_resource_twice(api: Api) -> None:
     assert (answer.status_code, get(api, f"Patient/{first['id']}").json()["meta"]["versionId"]) == (400, "1")
 
 
+def test_a_batch_reads_an_instances_history(api: Api) -> None:
+    first = created(api, new_patient())
+    put(api, f"Patient/{first['id']}", {**first, "active": False})
+    entry = {"request": {"method": "GET", "url": f"Patient/{first['id']}/_history?_count=5"}}
+    history = post(api, "", transaction(entry, kind="batch")).json()["entry"][0]["resource"]
+    assert (history["type"], history["total"]) == ("history", 2)
+
+
 def test_a_batch_reads_an_earlier_version(api: Api) -> None:
     first = created(api, new_patient())
     put(api, f"Patient/{first['id']}", {**first, "active": False})

@@ -1,0 +1,112 @@
+"""Instance, type and system history as FHIR history Bundles, without HTTP: the ``_history``
+routes and a batch's history entries build them alike.
+
+A client that sees only the people it serves (an elderly-care platform) sees a version only
+while its resource is visible to it and when the version itself concerns those people
+(``Access.version_visible``): an Observation moved from someone else to its resident keeps a
+first version that is someone else's.  Those versions are judged on their content, so they are
+counted in Python, over the newest :data:`RESTRICTED_HISTORY_SCAN` versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from gateway.fhir.errors import FhirError
+from gateway.security.access import Access
+from gateway.storage.store import Stored, Transaction
+
+#: versions a restricted client's history looks through at most, newest first
+RESTRICTED_HISTORY_SCAN = 10_000
+#: versions read at a time while looking through them
+_SCAN_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    """One history page asked for: of an instance, a type (``resource_id`` None) or the whole
+    system (``kind`` None too)."""
+
+    kind: str | None
+    resource_id: str | None
+    count: int
+    offset: int = 0
+    #: ``_since`` in the store's form, and as the client wrote it (its links repeat it)
+    since: str | None = None
+    since_text: str | None = None
+
+
+def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:
+    """The history Bundle of one page, newest first, with its total and paging links; 404 for
+    an instance without versions the client may see, 403 for a restricted client asking for
+    the whole system's."""
+    kind, resource_id = asked.kind, asked.resource_id
+    restriction = None
+    if rules.restricted:
+        if kind is None:
+            principal = rules.principal
+            raise FhirError(403, "http.history-system-restricted", organization=principal and principal.organization)
+        if resource_id is None:
+            restriction = rules.condition(kind)
+        else:
+            current = tx.resources.read(kind, resource_id)
+            if current is None or rules.hides(tx, current):
+                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+        visible = _visible_versions(tx, rules, asked, restriction)
+        versions, total = visible[asked.offset : asked.offset + asked.count], len(visible)
+    else:
+        versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count, asked.offset)
+    if resource_id and total == 0:
+        raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": total,
+        "link": _links(base_url, asked, total),
+        "entry": [_entry(base_url, stored, method) for stored, method in versions],
+    }
+
+
+def _visible_versions(
+    tx: Transaction, rules: Access, asked: HistoryRequest, restriction: Any
+) -> list[tuple[Stored, str]]:
+    kept: list[tuple[Stored, str]] = []
+    scanned = 0
+    while scanned < RESTRICTED_HISTORY_SCAN:
+        batch, _ = tx.resources.history(asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction)
+        kept += [(stored, method) for stored, method in batch if rules.version_visible(tx, stored)]
+        scanned += len(batch)
+        if len(batch) < _SCAN_BATCH:
+            break
+    return kept
+
+
+def _links(base_url: str, asked: HistoryRequest, total: int) -> list[dict[str, str]]:
+    path = "/".join(part for part in (asked.kind, asked.resource_id, "_history") if part)
+    kept = [("_since", asked.since_text)] if asked.since_text else []
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        query = urlencode([*kept, ("_count", asked.count), ("_offset", at)])
+        return {"relation": relation, "url": f"{base_url}/{path}?{query}"}
+
+    links = [link("self", asked.offset)]
+    if asked.count and asked.offset + asked.count < total:  # _count=0 asks for the total alone
+        links.append(link("next", asked.offset + asked.count))
+    return links
+
+
+def _entry(base_url: str, stored: Stored, method: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "fullUrl": f"{base_url}/{stored.reference}",
+        "request": {"method": method, "url": stored.reference if method != "POST" else stored.type},
+        "response": {
+            "status": "410" if stored.deleted else "201" if stored.version == 1 else "200",
+            "etag": f'W/"{stored.version}"',
+            "lastModified": stored.last_updated,
+        },
+    }
+    if stored.resource is not None:
+        entry["resource"] = stored.resource
+    return entry
