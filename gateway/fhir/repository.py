@@ -25,7 +25,7 @@ from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
-from gateway.security.access import Access, PersonalData, may_write, owner_organizations
+from gateway.security.access import Access, PersonalData, creator, may_change, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import IndexRow, Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry
@@ -161,7 +161,7 @@ class Repository:
             if found is not None:
                 return Written(found, 200)
         self._check_writer(tx, resource)
-        stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows)
+        stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
 
@@ -205,8 +205,10 @@ class Repository:
                 # ids derive from business keys, such as an insurance number)
                 raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
             if before is not None and before.resource is not None:
-                _check_owner(tx, before.resource)  # nor may it take over another's resource
-            stored, _ = tx.resources.write(resource, method="PUT", if_match=if_match, rows=rows)
+                _check_change(tx, before)  # nor may it take over another's resource
+            stored, _ = tx.resources.write(
+                resource, method="PUT", if_match=if_match, rows=rows, owner=creator(acting.get())
+            )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
         _remember_person(tx, stored)
@@ -253,7 +255,7 @@ class Repository:
         if self.access().hides(tx, current):
             return None
         if current is not None and current.resource is not None:
-            _check_owner(tx, current.resource)
+            _check_change(tx, current)
         try:
             return tx.resources.delete(kind, resource_id, if_match=if_match)
         except VersionConflict as conflict:
@@ -274,7 +276,7 @@ class Repository:
         while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
             before = len(deleted)
             for match in found:
-                _check_owner(tx, match.resource or {})
+                _check_change(tx, match)
                 gone = tx.resources.delete(match.type, match.id)
                 if gone is not None:
                     deleted.append(gone)
@@ -328,6 +330,20 @@ def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
     if principal is not None and not may_write(tx, principal, resource):
         owners = ", ".join(owner_organizations(resource)) or resource.get("id", "")
         raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=owners)
+
+
+def _check_change(tx: Transaction, stored: Stored) -> None:
+    """The acting client may change (update, patch, delete) this stored resource: the owner it
+    names is within its organisation, and so is the organisation that created it, when the
+    resource names none (a Condition, an Observation performed by a Practitioner)."""
+    _check_owner(tx, stored.resource or {})
+    principal = acting.get()
+    if principal is None or may_change(
+        tx, principal, stored.resource or {}, lambda: tx.resources.owner(stored.type, stored.id)
+    ):
+        return
+    owner = tx.resources.owner(stored.type, stored.id) or ""
+    raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=owner)
 
 
 def _remember_person(tx: Transaction, stored: Stored) -> None:

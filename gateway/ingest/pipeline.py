@@ -31,7 +31,7 @@ from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.messages import worded
-from gateway.security.access import may_write, owner_organizations
+from gateway.security.access import creator, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import Mapped, MappingEngine, Problem, content_digest, reference_nodes, rewrite_references
@@ -317,8 +317,9 @@ class Ingest:
         """Write the record's resources, and note in the same transaction what they mean for
         the identity index, the keyed resources, the ledger, the quarantine and the conflicts."""
         times = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
+        owner = creator(acting.get())
         for resource in outcome.resources:
-            tx.resources.write(resource)
+            tx.resources.write(resource, owner=owner)
             kind, resource_id = resource["resourceType"], resource["id"]
             outcome.written.append((kind, resource_id))
             if id(resource) in times:

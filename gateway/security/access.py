@@ -15,6 +15,7 @@ own integration) writes for every organisation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gateway.security.principal import Principal
@@ -155,6 +156,25 @@ def may_write(tx: Transaction, principal: Principal | None, resource: dict[str, 
     if principal is None or principal.role == OPERATOR:
         return True
     return all(_within(tx, owner, principal.organization) for owner in owner_organizations(resource))
+
+
+def creator(principal: Principal | None) -> str | None:
+    """The organisation recorded as a new resource's creator: the acting client's (none for
+    the command line and the platform's operator, whose writes belong to no one)."""
+    return principal.organization if principal is not None and principal.role != OPERATOR else None
+
+
+def may_change(
+    tx: Transaction, principal: Principal | None, resource: dict[str, Any], created_by: Callable[[], str | None]
+) -> bool:
+    """Whether a client may change a stored resource that names no owner organisation: only if
+    the organisation that created it (``created_by``, asked only then) is its own or under it.
+    A resource created by the command line or the operator, or before creators were recorded,
+    belongs to no one."""
+    if principal is None or principal.role == OPERATOR or owner_organizations(resource):
+        return True  # a named owner is :func:`may_write`'s to judge
+    creator = created_by()
+    return creator is None or _within(tx, creator, principal.organization)
 
 
 def owner_organizations(resource: dict[str, Any]) -> list[str]:

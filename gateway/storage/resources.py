@@ -32,8 +32,12 @@ _RESOURCE_COLUMNS = (
 )
 _COLUMNS = ", ".join(name for name, _ in _RESOURCE_COLUMNS)
 _VERSION_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"))
-_REPLACE_CURRENT = " ON CONFLICT (type, id) DO UPDATE SET " + ", ".join(
-    f"{name} = excluded.{name}" for name, _ in _RESOURCE_COLUMNS[2:]
+#: the current version's row also records who created it (migration 0009): kept by every later write
+_CURRENT_COLUMNS = (*_RESOURCE_COLUMNS, ("owner", "text"))
+_REPLACE_CURRENT = (
+    " ON CONFLICT (type, id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name, _ in _RESOURCE_COLUMNS[2:])
+    + ", owner = COALESCE(resource.owner, excluded.owner)"
 )
 #: the columns of a search index row and their PostgreSQL types
 INDEX_COLUMNS = (
@@ -262,12 +266,14 @@ class Resources:
         if_match: int | None = None,
         new: bool = False,
         rows: list[IndexRow] | None = None,
+        owner: str | None = None,
     ) -> tuple[Stored, bool]:
         """Store a new version of ``resource`` (its type and id say which); returns the stored
         version and whether anything changed.  ``new``: the id was just made up by the server
         (a create), so there is no current version to look for.  ``rows``: its search index
         rows, if the caller made them before the transaction (they depend on the content alone:
-        ``_id`` and ``_lastUpdated`` are answered from the resource table)."""
+        ``_id`` and ``_lastUpdated`` are answered from the resource table).  ``owner``: the
+        organisation writing it, recorded if this write creates it."""
         kind, resource_id = resource["resourceType"], resource["id"]
         current = None if new else self.read(kind, resource_id, for_update=True)
         if if_match is not None and (current is None or current.deleted or current.version != if_match):
@@ -284,7 +290,7 @@ class Resources:
             rows = self.indexer(stored_resource) if self.indexer else []
         if current is not None:
             self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
-        self._put(stored, method)
+        self._put(stored, method, owner)
         self.sql.defer("search_index", INDEX_COLUMNS, [(kind, resource_id, *row) for row in rows])
         return stored, True
 
@@ -300,14 +306,19 @@ class Resources:
         self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
         return deleted
 
-    def _put(self, stored: Stored, method: str) -> None:
+    def owner(self, kind: str, resource_id: str) -> str | None:
+        """The organisation that created the resource, when a client acting for one did."""
+        row = self.sql.one("SELECT owner FROM resource WHERE type = ? AND id = ?", (kind, resource_id))
+        return row[0] if row else None
+
+    def _put(self, stored: Stored, method: str, owner: str | None = None) -> None:
         """Queued (``Executor.defer``): a transaction Bundle's versions go in as one statement,
         its current versions as another.  Two writes of one resource never share a statement
         (an upsert may not touch a row twice): the second reads the first before it writes."""
         content = self.sql.dialect.json_in(stored.resource) if stored.resource is not None else None
         values = (stored.type, stored.id, stored.version, stored.last_updated, stored.deleted, content)
         self.sql.defer("resource_version", _VERSION_COLUMNS, [(*values, method)])
-        self.sql.defer("resource", _RESOURCE_COLUMNS, [values], _REPLACE_CURRENT)
+        self.sql.defer("resource", _CURRENT_COLUMNS, [(*values, owner)], _REPLACE_CURRENT)
 
 
 def _same(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:

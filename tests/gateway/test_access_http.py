@@ -361,3 +361,36 @@ def test_a_version_that_concerned_someone_else_is_not_found(served: Served, home
 def test_a_history_shows_and_counts_only_the_versions_of_served_people(served: Served, home: Api, moved: str) -> None:
     bundle = home.get(f"{served.base}/Observation/{moved}/_history").json()
     assert (bundle["total"], [e["resource"]["meta"]["versionId"] for e in bundle["entry"]]) == (1, ["2"])
+
+
+@pytest.fixture(scope="module")
+def first_hospital(served: Served, client_key: Any) -> Iterator[Api]:
+    """The hospital that records 李建国's conditions."""
+    add_client(served.database_url, "first-hospital", key=client_key, role="hospital", organization="first-hospital")
+    with Api(served.base, "first-hospital", client_key) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def condition(served: Served, first_hospital: Api) -> dict[str, Any]:
+    """A Condition, which names no owner organisation, created by the first hospital."""
+    diagnosis = {k: v for k, v in example("yy-condition/valid-hypertension.json").items() if k != "id"}
+    answer = first_hospital.post(f"{served.base}/Condition", json=diagnosis)
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def test_a_hospital_cannot_change_a_record_another_hospital_created(
+    served: Served, hospital: Api, condition: dict[str, Any]
+) -> None:
+    answer = hospital.put(f"{served.base}/Condition/{condition['id']}", json={**condition, "note": [{"text": "x"}]})
+    assert code_of(answer) == (403, "http.forbidden-organization")
+
+
+def test_the_hospital_that_created_a_record_changes_it(
+    served: Served, first_hospital: Api, condition: dict[str, Any]
+) -> None:
+    answer = first_hospital.put(
+        f"{served.base}/Condition/{condition['id']}", json={**condition, "note": [{"text": "复查"}]}
+    )
+    assert answer.status_code == 200

@@ -268,10 +268,12 @@ def test_the_repository_notes_each_resource_it_validates(services: Services) -> 
 
 
 def test_an_mllp_message_is_one_exchange_of_its_sending_application(services: Services, store: Store) -> None:
-    from gateway.mllp import acknowledge
+    from gateway.mllp import Peer, acknowledge
+    from gateway.security.principal import Principal
 
     message = (ROOT / "mappings/samples/hl7v2/adt.hl7").read_bytes().replace(b"\n", b"\r").split(b"MSH")[1]
-    acknowledge(services, b"MSH" + message)
+    engine = Principal("his-engine", "zhengzhou-first-hospital", frozenset({"system/*.cruds"}), "operator")
+    acknowledge(services, b"MSH" + message, Peer("127.0.0.1", engine))
     with store.reading() as tx:
         row = tx.sql.one("SELECT client, organization, source, channel, interaction, verdict FROM exchange")
     assert tuple(row) == ("HIS", "H41010500012", "hl7v2", "mllp", "ADT^A01", "pass")
