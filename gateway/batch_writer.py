@@ -92,10 +92,11 @@ class BatchWriter(Generic[Row]):
 
     def _write_apart(self, rows: list[Row], store_up: bool = False) -> list[Row]:
         """Rows that just failed together, written in halves; returns those to keep.  A half
-        that goes in shows the store is up, so a failing other half holds a row the store
-        refuses for good (one bad row must not hold up every later one): it is halved again,
-        and once alone it is dropped, loudly.  When neither half goes in, the store is taken to
-        be down and every row is kept for the next attempt (three writes a flush at most)."""
+        that goes in shows the store is up, so a failing half holds a row the store refuses for
+        good (one bad row must not hold up every later one): it is halved again, and once alone
+        it is dropped, loudly.  When neither half of the first split goes in, a write of no rows
+        tells whether the store is up (each half then holds a bad row, and both are halved as
+        above) or down: then every row is kept for the next attempt (four writes that flush)."""
         if len(rows) == 1:
             if store_up:
                 self.log.error("%s: a row the store refuses was dropped (see the error above)", self.name)
@@ -103,7 +104,7 @@ class BatchWriter(Generic[Row]):
             return rows
         middle = len(rows) // 2
         failed = [half for half in (rows[:middle], rows[middle:]) if not self._wrote(half)]
-        if len(failed) == 2:
+        if len(failed) == 2 and not store_up and not self._wrote([]):
             return rows
         return [row for half in failed for row in self._write_apart(half, store_up=True)]
 

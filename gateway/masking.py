@@ -27,8 +27,9 @@ FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 #: longer number
 MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code and a seven- or eight-digit
-#: number (0371-68801234, 010 8888 6666), not inside a longer number
-LANDLINE = re.compile(r"(?<!\d)(0\d{2,3})([ -]?)(\d{3,4})[ -]?(\d{4})(?!\d)")
+#: number (0371-68801234, 010 8888 6666), not inside a longer word: a UUID's groups
+#: (…-0123-4567-8901-…) and zero-padded record numbers next to letters stay as they are
+LANDLINE = re.compile(r"(?<![0-9A-Za-z-])(0\d{2,3})([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
 #: a name criterion inside free text, as a conditional reference or a query string quoted in

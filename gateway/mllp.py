@@ -69,12 +69,17 @@ class Peer:
 
 
 def peer_of(services: Services, address: str) -> Peer:
-    """Who sends from ``address``, looked up for each message (a revoked client stops at once)."""
+    """Who sends from ``address``, looked up for each message (a revoked client stops at once);
+    when the store cannot say, the message is answered "store busy" and resent later."""
     client_id = services.config.mllp_peer_clients.get(address)
     row = None
     if client_id is not None:
-        with services.store.reading(snapshot=False) as tx:
-            row = tx.security.client(client_id)
+        try:
+            with services.store.reading(snapshot=False) as tx:
+                row = tx.security.client(client_id)
+        except StoreError as error:
+            log.error("sender %s not looked up: %s", address, error)
+            return Peer(address, None, "http.store-busy")
     if row is None or row.status != "active":
         return Peer(address, None, "mllp.unknown-peer")
     principal = Principal(row.id, row.organization, frozenset(row.scopes.split()), row.role)
@@ -104,7 +109,7 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         message_id = peer.refusal or "mllp.unknown-peer"
         client = peer.principal.client_id if peer.principal else ""
         refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
-        status = 403 if message_id == "mllp.forbidden" else 401
+        status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
         return Answer(ack(record.fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=sender(record.fields))
     token = acting.set(peer.principal)

@@ -27,7 +27,7 @@ from gateway.fhir.errors import FhirError
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
 from gateway.security.principal import Principal
-from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, needs, search_needs
+from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, criteria_needs, needs, search_needs
 from gateway.security.tokens import ASSERTION_TYPE, OAuthError, Unauthenticated
 from gateway.services import Services
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 auth = Blueprint("auth", __name__, url_prefix="/fhir")
+#: the endpoints whose query string is a condition (a conditional update or delete)
+CONDITIONAL = frozenset({"fhir.conditional_update", "fhir.conditional_delete"})
 #: what SMART discovery offers; a client asks for the subset it needs
 SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.cud", "system/*.s", "system/AuditEvent.rs"]
 SECURITY_HEADERS = (
@@ -93,7 +95,12 @@ def authenticate() -> None:
         wanted = search_needs(view_args.get("kind", "*"), pairs, _services().parameters.targets)
     else:
         types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
-        wanted = needs(endpoint, view_args, "If-None-Exist" in asked.headers, types)
+        condition = asked.headers.get("If-None-Exist")
+        wanted = needs(endpoint, view_args, condition is not None, types)
+        if endpoint in CONDITIONAL:
+            condition = asked.query_string.decode()
+        if condition:  # a chain in a condition searches the types it reaches
+            wanted += criteria_needs(view_args.get("kind", "*"), condition, _services().parameters.targets)
     missing = _missing(principal.scopes, tuple(wanted))
     if missing:
         raise FhirError(403, "http.forbidden-scope", scope=missing, client=principal.client_id)

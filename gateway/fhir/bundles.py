@@ -165,7 +165,19 @@ class Bundles:
             _check_distinct(entries)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 answers[entry.index] = self._apply(tx, entry)
+            self._check_people(tx, entries)
         return [answers[entry.index] for entry in entries]
+
+    def _check_people(self, tx: Transaction, entries: list[Entry]) -> None:
+        """Whom the transaction's writes name, checked once all of them are in: a Patient the
+        client registers in the same Bundle counts as managed by it, whatever the order."""
+        if not self.repository.access().restricted:
+            return
+        for entry in entries:
+            if entry.method in ("POST", "PUT", "PATCH") and entry.resource_id:
+                written = tx.resources.read(entry.kind, entry.resource_id)
+                if written is not None and written.resource is not None:
+                    self.repository.check_people(tx, written.resource)
 
     def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
         """New ids for creates; each entry's fullUrl → the reference it now has."""
@@ -273,9 +285,14 @@ class Bundles:
                 self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
-            return self._written(self.repository.create_in(tx, entry.resource or {}, entry.issues, rows=entry.rows))
+            created = self.repository.create_in(
+                tx, entry.resource or {}, entry.issues, rows=entry.rows, people_later=True
+            )
+            return self._written(created)
         if entry.method == "PUT":
-            written = self.repository.update_in(tx, entry.resource or {}, entry.issues, entry.if_match, entry.rows)
+            written = self.repository.update_in(
+                tx, entry.resource or {}, entry.issues, entry.if_match, entry.rows, people_later=True
+            )
             return self._written(written)
         if entry.method == "PATCH":
             return self._patch(tx, entry)
@@ -285,7 +302,7 @@ class Bundles:
         current = self._current(tx, entry)
         patched = patched_resource(current, _patch_operations(entry.resource), f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
-        return self._written(self.repository.update_in(tx, patched, issues, entry.if_match))
+        return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, people_later=True))
 
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.history:

@@ -153,22 +153,26 @@ class Repository:
         issues: list[Issue],
         if_none_exist: str | None = None,
         rows: list[IndexRow] | None = None,
+        people_later: bool = False,
     ) -> Written:
+        """``people_later``: the caller checks the people it names once the whole transaction
+        is written (:meth:`check_people`), so a Patient created later in it counts."""
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(f"condition|{kind}?{if_none_exist}")
             found = self.only_match(tx, kind, if_none_exist)
             if found is not None:
                 return Written(found, 200)
-        self._check_writer(tx, resource)
+        _check_owner(tx, resource)
+        if not people_later:
+            self.check_people(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
 
-    def _check_writer(self, tx: Transaction, resource: dict[str, Any]) -> None:
-        """The acting client may write this: for its own organisation, and (a restricted one)
-        only about people it serves or manages (403 alike for an absent or hidden person)."""
-        _check_owner(tx, resource)
+    def check_people(self, tx: Transaction, resource: dict[str, Any]) -> None:
+        """A restricted client writes only about people it serves or manages (403 alike for an
+        absent or a hidden person)."""
         unserved = self.access().unserved_people(tx, resource)
         if unserved:
             principal = acting.get()
@@ -192,9 +196,13 @@ class Repository:
         if_match: int | None = None,
         rows: list[IndexRow] | None = None,
         minted: bool = False,
+        people_later: bool = False,
     ) -> Written:
-        """``minted``: the server chose the id (a conditional update that matched nothing)."""
-        self._check_writer(tx, resource)
+        """``minted``: the server chose the id (a conditional update that matched nothing);
+        ``people_later`` as for :meth:`create_in`."""
+        _check_owner(tx, resource)
+        if not people_later:
+            self.check_people(tx, resource)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         try:

@@ -86,22 +86,21 @@ class Searcher:
 
 
 def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
-    """The query with each chain kept to the targets the principal may see: without it,
-    ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person it
-    does not serve performed an Observation it may see."""
+    """The query with each chain to a Patient kept to the people the principal serves: without
+    it, ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person
+    it does not serve performed an Observation it may see.  Only the Patient target is kept
+    within: each condition repeats the served-people subquery, and SQLite's parser overflows
+    on a chain to three types each repeating it (a chain to another type reaches only what a
+    visible resource of a served person names)."""
     if access is None or not access.restricted or not any(c.chain for c in query.criteria):
         return query
-    criteria = []
-    for criterion in query.criteria:
-        if criterion.chain is not None:
-            within = tuple(
-                (kind, sql, tuple(params))
-                for kind in criterion.targets
-                if (found := access.condition(kind)) is not None
-                for sql, params in [found]
-            )
-            criterion = replace(criterion, within=within)
-        criteria.append(criterion)
+    condition = access.condition("Patient")
+    if condition is None:
+        return query
+    within = (("Patient", condition[0], tuple(condition[1])),)
+    criteria = [
+        replace(c, within=within) if c.chain is not None and "Patient" in c.targets else c for c in query.criteria
+    ]
     return replace(query, criteria=criteria)
 
 

@@ -257,12 +257,22 @@ class _Parser:
         chain = self.criterion(usable[0], tail, value, chained=True)
         return Criterion(parameter.code, "reference", targets=usable, chain=chain)
 
+    def _on_this_server(self, piece: str) -> list[str]:
+        """A reference value on this server's base as ``Type/id`` too, which is how a relative
+        reference is indexed (one written absolute is indexed as written, so both are asked)."""
+        if self.base and piece.startswith(self.base):
+            relative = piece[len(self.base) :]
+            if relative.count("/") == 1:
+                return [relative, piece]
+        return [piece]
+
     def _values(self, kind: str, value: str, key: str, target: str | None) -> tuple[SearchValue, ...]:
         parse = _VALUE_PARSERS[kind]
         values = []
-        for piece in _split(value, ","):
-            if kind == "reference" and self.base and piece.startswith(self.base):
-                piece = piece[len(self.base) :]
+        pieces = _split(value, ",")
+        if kind == "reference" and self.base:
+            pieces = [relative for piece in pieces for relative in self._on_this_server(piece)]
+        for piece in pieces:
             if piece:
                 try:
                     values.append(parse(piece, target))

@@ -85,6 +85,7 @@ class Access:
         self._served: Sql | None = (
             served_patients(principal.organization, now_instant()) if self.restricted and principal else None
         )
+        self._serving: dict[str, bool] = {}
 
     def condition(self, kind: str) -> Sql | None:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see."""
@@ -123,8 +124,11 @@ class Access:
         return bool(served) if stored.type in self.personal.compartment else served == named
 
     def _serves(self, tx: Transaction, person: str) -> bool:
-        condition = self.condition("Patient")
-        return condition is None or tx.resources.meets("Patient", person, condition)
+        """Asked once per person per request (a history page judges many versions of few people)."""
+        if person not in self._serving:
+            condition = self.condition("Patient")
+            self._serving[person] = condition is None or tx.resources.meets("Patient", person, condition)
+        return self._serving[person]
 
     def unserved_people(self, tx: Transaction, resource: dict[str, Any]) -> list[str]:
         """The Patients a restricted principal's write names but may not: everyone it names
@@ -193,9 +197,10 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
 
 
 def _people_named(resource: dict[str, Any]) -> set[str]:
-    """The ids of the Patients a resource references literally."""
+    """The ids of the Patients a resource references literally (``Patient/1/_history/2`` names
+    Patient 1, as the search index has it)."""
     return {
-        node["reference"].removeprefix("Patient/")
+        node["reference"].removeprefix("Patient/").split("/", 1)[0]
         for node in reference_nodes(resource)
         if node["reference"].startswith("Patient/")
     }

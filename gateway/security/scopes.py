@@ -228,14 +228,18 @@ def bundle_entry_needs(
     method: str, kind: str, resource_id: str | None, criteria: str | None, targets: Targets = lambda kind, code: ()
 ) -> list[tuple[str, str]]:
     """What one Bundle entry needs, as the same interaction sent alone would (a search entry
-    as :func:`search_needs` has it, its includes and chains too)."""
-    conditional = "s" if criteria else ""
-    if method == "POST":
-        return [(kind, "c" + conditional)]
-    if method in ("PUT", "PATCH"):
-        return [(kind, "u" + conditional)]
-    if method == "DELETE":
-        return [(kind, "d" + conditional)]
+    as :func:`search_needs` has it, its includes and chains too; a conditional write the
+    search of its criteria besides)."""
+    searched = search_needs(kind, parse_qsl(criteria or "", keep_blank_values=True), targets)
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        permission = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}[method]
+        return [(kind, permission + ("s" if criteria else "")), *(searched[1:] if criteria else [])]
     if resource_id and not criteria:
         return [(kind, "r")]
-    return search_needs(kind, parse_qsl(criteria or "", keep_blank_values=True), targets)
+    return searched
+
+
+def criteria_needs(kind: str, criteria: str, targets: Targets = lambda kind, code: ()) -> list[tuple[str, str]]:
+    """What the criteria of a conditional interaction search besides ``kind`` itself: the
+    types their chains and includes reach (the interaction's own rule covers ``kind``)."""
+    return search_needs(kind, parse_qsl(criteria.lstrip("?"), keep_blank_values=True), targets)[1:]

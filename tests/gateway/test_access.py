@@ -18,7 +18,7 @@ from gateway.search.indexer import SearchIndexer
 from gateway.search.query import parse_search
 from gateway.security.access import Access, PersonalData, may_write
 from gateway.security.principal import Principal, acting
-from gateway.storage.store import Store
+from gateway.storage.store import Store, Stored
 from profiles.registry import Registry
 
 PERSONAL = PersonalData(Registry())
@@ -92,6 +92,23 @@ def test_a_home_sees_the_resident_of_its_active_stay_only(archive: Store) -> Non
 
 def test_a_home_sees_only_its_residents_observations(archive: Store) -> None:
     assert found(archive, HOME, "Observation") == ["wang-bp"]
+
+
+def test_a_version_naming_its_resident_by_a_versioned_reference_is_theirs(archive: Store) -> None:
+    """Patient/wang/_history/1 names 王, as the search index has it."""
+    reading = {"resourceType": "Observation", "id": "o", "subject": {"reference": "Patient/wang/_history/1"}}
+    rules = Access(HOME, PERSONAL)
+    with archive.reading() as tx:
+        assert (
+            rules.unserved_people(tx, reading),
+            rules.version_visible(tx, Stored("Observation", "o", 1, "", False, reading)),
+        ) == ([], True)
+
+
+def test_a_version_naming_someone_else_is_not_theirs(archive: Store) -> None:
+    reading = {"resourceType": "Observation", "id": "o", "subject": {"reference": "Patient/li"}}
+    with archive.reading() as tx:
+        assert Access(HOME, PERSONAL).version_visible(tx, Stored("Observation", "o", 1, "", False, reading)) is False
 
 
 def test_a_home_serving_no_one_sees_no_one(archive: Store) -> None:

@@ -394,3 +394,41 @@ def test_the_hospital_that_created_a_record_changes_it(
         f"{served.base}/Condition/{condition['id']}", json={**condition, "note": [{"text": "复查"}]}
     )
     assert answer.status_code == 200
+
+
+def test_a_chain_to_several_types_is_answered_for_the_centre(served: Served, home: Api) -> None:
+    """subject may be a Patient, a Group or a Device: the served-people condition is not
+    repeated per type (SQLite's parser overflowed)."""
+    answer = home.get(f"{served.base}/Observation?subject.identifier=440524193801010019&_summary=count")
+    assert (answer.status_code, answer.json().get("total")) == (200, 0)
+
+
+def test_a_conditional_create_needs_search_on_the_types_its_chain_reaches(served: Served, encounters_only: Api) -> None:
+    stay = {k: v for k, v in example("yy-encounter/valid-home-bed.json").items() if k != "id"}
+    condition = {"If-None-Exist": "subject:Patient.identifier=440524193801010019"}
+    answer = encounters_only.post(f"{served.base}/Encounter", json=stay, headers=condition)
+    assert code_of(answer) == (403, "http.forbidden-scope")
+
+
+def test_the_centre_registers_a_resident_and_a_stay_in_one_transaction(served: Served, home_writer: Api) -> None:
+    """The stay comes first in the Bundle: the people a transaction names are checked once it
+    is all written."""
+    resident = {k: v for k, v in example("yy-patient/valid-li-jianguo-minimal.json").items() if k != "id"}
+    resident["managingOrganization"] = {"reference": f"Organization/{HOME}"}
+    resident["identifier"] = [{**resident["identifier"][0], "value": "440524193801010131"}]
+    stay = {k: v for k, v in example("yy-encounter/valid-home-bed.json").items() if k != "id"}
+    stay["subject"] = {"reference": "urn:uuid:7d0f3a52-1111-4c3b-9a55-0c6f1e2d3b4a"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": stay, "request": {"method": "POST", "url": "Encounter"}},
+            {
+                "fullUrl": "urn:uuid:7d0f3a52-1111-4c3b-9a55-0c6f1e2d3b4a",
+                "resource": resident,
+                "request": {"method": "POST", "url": "Patient"},
+            },
+        ],
+    }
+    answer = home_writer.post(served.base, json=bundle)
+    assert answer.status_code == 200, answer.text

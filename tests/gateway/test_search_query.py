@@ -93,7 +93,10 @@ def test_a_typed_reference_value_is_split(parameters: SearchParameters) -> None:
 def test_a_reference_on_this_servers_base_reads_as_relative(parameters: SearchParameters) -> None:
     pairs = ("subject", "http://gw.example/fhir/Patient/zhang-xiuying")
     criterion = parse(parameters, pairs, kind="Encounter", base="http://gw.example/fhir").criteria[0]
-    assert criterion.values == (SearchValue(system="Patient", code="zhang-xiuying"),)
+    assert criterion.values == (
+        SearchValue(system="Patient", code="zhang-xiuying"),
+        SearchValue(code="http://gw.example/fhir/Patient/zhang-xiuying"),
+    )
 
 
 def test_a_reference_on_another_server_stays_absolute(parameters: SearchParameters) -> None:

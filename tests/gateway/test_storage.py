@@ -244,7 +244,13 @@ def test_an_old_store_is_upgraded_in_place(backend: str, tmp_path: Path, indexer
             from gateway.storage.store import Executor
 
             apply(Executor(connection, old.dialect, old.errors), target=1)
-        write(old, patient(gender="female"))
+        with old.transaction() as tx:  # the row as the first version's code wrote it
+            content = tx.sql.dialect.json_in(patient(gender="female", meta={"versionId": "1"}))
+            row = ("Patient", "p1", 1, "2026-11-20T08:00:00.000000Z", False, content)
+            tx.sql.execute(
+                "INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
         old.close()
         upgraded = open_store(url, indexer.rows)
         try:
