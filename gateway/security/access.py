@@ -52,7 +52,7 @@ class PersonalData:
 
     A type in the Patient compartment belongs to the people its compartment parameters name
     (an Observation to its subject).  A type outside it may still name people: a Device its
-    patient, a Group its members, a Linkage its items.  Such a resource concerns everyone it
+    patient, a Linkage its items, a Contract its signers.  Such a resource concerns everyone it
     names, so a restricted principal sees it only if it serves every one of them."""
 
     def __init__(self, registry: Registry) -> None:

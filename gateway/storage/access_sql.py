@@ -124,18 +124,12 @@ def visible_condition(
     served_sql, served_params = served
     if kind == "Patient":
         return f"r.id IN ({served_sql})", list(served_params)
-    if compartment_params:
-        names = marks(compartment_params)
-        return (
-            f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
-            f"AND c.system = 'Patient' AND c.value IN ({served_sql}))",
-            [kind, *compartment_params, *served_params],
-        )
-    if naming_params:
-        names = marks(naming_params)
-        return (
-            f"r.id NOT IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({names}) "
-            f"AND c.system = 'Patient' AND c.value NOT IN ({served_sql}))",
-            [kind, *naming_params, *served_params],
-        )
-    return None
+    # in the compartment: it names a served person; outside: it names no one unserved
+    negation, params = ("", compartment_params) if compartment_params else ("NOT ", naming_params)
+    if not params:
+        return None
+    return (
+        f"r.id {negation}IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({marks(params)}) "
+        f"AND c.system = 'Patient' AND c.value {negation}IN ({served_sql}))",
+        [kind, *params, *served_params],
+    )

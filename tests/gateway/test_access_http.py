@@ -99,16 +99,15 @@ def test_the_whole_archives_history_is_refused(served: Served, home: Api) -> Non
     assert (answer.status_code, code) == (403, "http.history-system-restricted")
 
 
+def group(group_id: str, *people: str) -> dict[str, Any]:
+    """A Group of people (outside the Patient compartment, it names each of them)."""
+    members = [{"entity": {"reference": f"Patient/{person}"}} for person in people]
+    return {"resourceType": "Group", "id": group_id, "type": "person", "actual": True, "member": members}
+
+
 def test_a_group_export_holds_only_the_members_the_centre_serves(served: Served, api: Api, home: Api) -> None:
-    group = {
-        "resourceType": "Group",
-        "id": "jinshui-residents",
-        "type": "person",
-        "actual": True,
-        "member": [{"entity": {"reference": "Patient/zhang-xiuying"}}, {"entity": {"reference": "Patient/li-jianguo"}}],
-    }
-    api.put(f"{served.base}/Group/{group['id']}", json=group)
-    files = exported(home, export(home, f"Group/{group['id']}/$export", _type="Patient,Observation"))
+    api.put(f"{served.base}/Group/jinshui-residents", json=group("jinshui-residents", "zhang-xiuying", "li-jianguo"))
+    files = exported(home, export(home, "Group/jinshui-residents/$export", _type="Patient,Observation"))
     found = sorted(resource["id"] for resources in files.values() for resource in resources)
     assert found == ["bp-2026", "zhang-xiuying"]
 
@@ -274,14 +273,7 @@ def test_a_chain_through_someone_elses_device_finds_nothing(served: Served, home
 
 
 def test_a_group_naming_someone_else_is_not_exported(served: Served, api: Api, home: Api) -> None:
-    group = {
-        "resourceType": "Group",
-        "id": "li-only",
-        "type": "person",
-        "actual": True,
-        "member": [{"entity": {"reference": "Patient/li-jianguo"}}],
-    }
-    api.put(f"{served.base}/Group/li-only", json=group)
+    api.put(f"{served.base}/Group/li-only", json=group("li-only", "li-jianguo"))
     answer = home.get(f"{served.base}/Group/li-only/$export", headers={"Prefer": "respond-async"})
     assert answer.status_code == 404
 
