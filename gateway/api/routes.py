@@ -17,7 +17,6 @@ from gateway.api.negotiation import (
     encoded,
     if_match,
     instant_param,
-    int_param,
     language,
     prefer_return,
     respond,
@@ -26,7 +25,7 @@ from gateway.api.negotiation import (
 from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
-from gateway.fhir.history import HistoryRequest, history_bundle
+from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.repository import Written
 from gateway.fhir.search import SUMMARIES, searchset, shaped
 from gateway.messages import issue
@@ -354,9 +353,6 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
 
 def _history(kind: str | None, resource_id: str | None) -> Response:
     found = services()
-    count = min(int_param("_count", found.config.page_size), found.config.max_page_size)
-    asked = HistoryRequest(
-        kind, resource_id, count, int_param("_offset", 0), instant_param("_since"), request.args.get("_since")
-    )
+    asked = history_request(kind, resource_id, request.args, found.config.page_size, found.config.max_page_size)
     with found.store.reading() as tx:
         return _pulled(history_bundle(tx, access(), base_url(), asked))

@@ -22,10 +22,9 @@ import orjson
 
 from conformance.issues import Issue
 from gateway.fhir.errors import FhirError
-from gateway.fhir.history import HistoryRequest, history_bundle
+from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.repository import Repository, Written, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
-from gateway.storage.resources import store_instant
 from gateway.storage.store import IndexRow, Stored, Transaction
 from mappings.engine import reference_nodes, rewrite_references
 
@@ -306,7 +305,12 @@ class Bundles:
 
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.history:
-            bundle = history_bundle(tx, self.repository.access(), self.base_url, self._history_asked(entry))
+            config, params = self.repository.config, dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
+            where = f"{entry.path}.request.url"
+            asked = history_request(
+                entry.kind, entry.resource_id, params, config.page_size, config.max_page_size, where
+            )
+            bundle = history_bundle(tx, self.repository.access(), self.base_url, asked)
             return {"resource": bundle, "response": {"status": "200 OK"}}
         if entry.resource_id:
             found = self._current(tx, entry)
@@ -319,26 +323,6 @@ class Bundles:
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
-
-    def _history_asked(self, entry: Entry) -> HistoryRequest:
-        """A history entry's page, from its ``_count``, ``_offset`` and ``_since``."""
-        asked = dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
-        where = f"{entry.path}.request.url"
-        config = self.repository.config
-        numbers = {}
-        for name, default in (("_count", config.page_size), ("_offset", 0)):
-            text = asked.get(name, str(default))
-            if not text.isdigit():
-                raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
-            numbers[name] = int(text)
-        since = asked.get("_since")
-        try:
-            stored_since = store_instant(since) if since else None
-        except ValueError as exc:
-            detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
-            raise FhirError(400, "http.bad-parameter", where, name="_since", value=since, detail=detail) from exc
-        count = min(numbers["_count"], config.max_page_size)
-        return HistoryRequest(entry.kind, entry.resource_id, count, numbers["_offset"], stored_since, since)
 
     def _version(self, tx: Transaction, entry: Entry) -> Stored:
         """An earlier version of an entry's resource the principal may see now (vread)."""

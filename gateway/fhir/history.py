@@ -10,12 +10,14 @@ counted in Python, over the newest :data:`RESTRICTED_HISTORY_SCAN` versions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from gateway.fhir.errors import FhirError
 from gateway.security.access import Access
+from gateway.storage.resources import store_instant
 from gateway.storage.store import Stored, Transaction
 
 #: versions a restricted client's history looks through at most, newest first
@@ -36,6 +38,32 @@ class HistoryRequest:
     #: ``_since`` in the store's form, and as the client wrote it (its links repeat it)
     since: str | None = None
     since_text: str | None = None
+
+
+def history_request(
+    kind: str | None,
+    resource_id: str | None,
+    params: Mapping[str, str],
+    page_size: int,
+    max_page_size: int,
+    where: str | None = None,
+) -> HistoryRequest:
+    """The page asked for by ``_count``, ``_offset`` and ``_since`` (400 for a bad one; ``where``
+    locates it, e.g. in a Bundle entry's URL)."""
+    numbers = {}
+    for name, default in (("_count", page_size), ("_offset", 0)):
+        text = params.get(name, str(default))
+        if not text.isdigit():
+            raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
+        numbers[name] = int(text)
+    since = params.get("_since")
+    try:
+        stored_since = store_instant(since) if since is not None else None
+    except ValueError as exc:
+        detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
+        raise FhirError(400, "http.bad-parameter", where, name="_since", value=since, detail=detail) from exc
+    count = min(numbers["_count"], max_page_size)
+    return HistoryRequest(kind, resource_id, count, numbers["_offset"], stored_since, since)
 
 
 def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:

@@ -2,15 +2,18 @@
 
 A principal with the role ``elderly-care`` sees a person's data only while it serves that
 person (a 养老 stay, a 医养签约, a family-doctor contract, or a Consent permitting it — and no
-Consent refusing it; see ``gateway/storage/access_sql.py``).  Everything in a person's Patient
-compartment follows the person; resources that are no one's personal data (Organizations,
-Practitioners, definitions) are visible to every authenticated client.  A forbidden resource is
-never counted, included or hinted at: reading it answers 404 like a resource that does not
-exist, wherever it is named or matched (a read, a write, a Bundle entry, a condition).
+Consent refusing it; see ``gateway/storage/access_sql.py``), and writes only about people it
+serves or manages (:meth:`Access.unserved_people`).  Everything in a person's Patient
+compartment follows the person, a resource of another type that names people concerns each of
+them (:class:`PersonalData`), and each version of a resource is judged on its own content;
+resources that are no one's personal data (Organizations, Practitioners, definitions) are
+visible to every authenticated client.  A forbidden resource is never counted, included or
+hinted at: reading it answers 404 like a resource that does not exist, wherever it is named or
+matched (a read, a write, a Bundle entry, a condition, a chain).
 Hospitals and auditors are governed by their scopes alone (the issue leaves their reads
-unrestricted by organisation; a hospital's writes are checked by :func:`may_write`), except
-that only auditors and the operator read the audit trail; an operator client (the platform's
-own integration) writes for every organisation.
+unrestricted by organisation; a hospital's writes are checked by :func:`may_write` and
+:func:`may_change`), except that only auditors and the operator read the audit trail; an
+operator client (the platform's own integration) writes for every organisation.
 """
 
 from __future__ import annotations
@@ -177,8 +180,8 @@ def may_change(
     belongs to no one."""
     if principal is None or principal.role == OPERATOR or owner_organizations(resource):
         return True  # a named owner is :func:`may_write`'s to judge
-    creator = created_by()
-    return creator is None or _within(tx, creator, principal.organization)
+    made_by = created_by()
+    return made_by is None or _within(tx, made_by, principal.organization)
 
 
 def owner_organizations(resource: dict[str, Any]) -> list[str]:
