@@ -15,6 +15,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from gateway.fhir.errors import FhirError
 from gateway.messages import LANGUAGES
+from gateway.search.values import natural_number
 from gateway.storage.resources import store_instant
 from gateway.storage.store import Stored
 from gateway.wire import FORMATS, JSON_TYPES, XML_TYPES, WireError, parse_json, parse_xml, to_xml
@@ -128,10 +129,10 @@ def if_match() -> int | None:
     value = request.headers.get("If-Match")
     if not value:
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = natural_number(value.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise FhirError(400, "http.bad-if-match", value=value)
-    return int(text)
+    return version
 
 
 def prefer_return() -> str:
@@ -147,9 +148,10 @@ def int_param(name: str, default: int) -> int:
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit():
+    number = natural_number(value)
+    if number is None:
         raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="a whole number ≥ 0")
-    return int(value)
+    return number
 
 
 def instant_param(name: str) -> str | None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.fhirpath_scope import Resolver
+from gateway.search.values import natural_number
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
 from gateway.storage.store import Store, Stored
@@ -49,8 +50,8 @@ class ArchiveReferences:
         match = _LITERAL.fullmatch(local)
         if match is None or match["type"] not in self.resource_types:
             return None  # another server's, a conditional or malformed reference: not ours to say
-        version = match["version"]
-        if version is not None and not version.isdigit():
+        version = natural_number(match["version"]) if match["version"] is not None else None
+        if match["version"] is not None and version is None:
             return None
         rules = Access(acting.get(), self.personal)
         # one statement needs no snapshot; the visibility rules' own queries do
@@ -58,7 +59,7 @@ class ArchiveReferences:
             if version is None:
                 found = tx.resources.read(match["type"], match["id"])
             else:
-                found = tx.resources.vread(match["type"], match["id"], int(version))
+                found = tx.resources.vread(match["type"], match["id"], version)
             if found is None or found.deleted or found.resource is None:
                 return None
             if rules.restricted and not rules.visible(tx, found):

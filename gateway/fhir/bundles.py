@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,6 +25,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.repository import Repository, Written, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
+from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Stored, Transaction
 from mappings.engine import reference_nodes, rewrite_references
 
@@ -162,21 +163,15 @@ class Bundles:
                 self._resolve_conditional_references(tx, entries)
                 self._validate_all(entries)
             _check_distinct(entries)
+            # the Patients it writes, so a resident registered after its stay in the Bundle counts
+            registering = {
+                entry.resource_id: entry.resource
+                for entry in entries
+                if entry.kind == "Patient" and entry.method in ("POST", "PUT") and entry.resource and entry.resource_id
+            }
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
-                answers[entry.index] = self._apply(tx, entry)
-            self._check_people(tx, entries)
+                answers[entry.index] = self._apply(tx, entry, registering)
         return [answers[entry.index] for entry in entries]
-
-    def _check_people(self, tx: Transaction, entries: list[Entry]) -> None:
-        """Whom the transaction's writes name, checked once all of them are in: a Patient the
-        client registers in the same Bundle counts as managed by it, whatever the order."""
-        if not self.repository.access().restricted:
-            return
-        for entry in entries:
-            if entry.method in ("POST", "PUT", "PATCH") and entry.resource_id:
-                written = tx.resources.read(entry.kind, entry.resource_id)
-                if written is not None and written.resource is not None:
-                    self.repository.check_people(tx, written.resource)
 
     def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
         """New ids for creates; each entry's fullUrl → the reference it now has."""
@@ -276,7 +271,9 @@ class Bundles:
         if errors and self.repository.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
 
-    def _apply(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+    def _apply(
+        self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
                 self.repository.delete_matching_in(tx, entry.kind, entry.criteria)
@@ -285,23 +282,25 @@ class Bundles:
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
             created = self.repository.create_in(
-                tx, entry.resource or {}, entry.issues, rows=entry.rows, people_later=True
+                tx, entry.resource or {}, entry.issues, rows=entry.rows, registering=registering
             )
             return self._written(created)
         if entry.method == "PUT":
             written = self.repository.update_in(
-                tx, entry.resource or {}, entry.issues, entry.if_match, entry.rows, people_later=True
+                tx, entry.resource or {}, entry.issues, entry.if_match, entry.rows, registering=registering
             )
             return self._written(written)
         if entry.method == "PATCH":
-            return self._patch(tx, entry)
+            return self._patch(tx, entry, registering)
         return self._get(tx, entry)
 
-    def _patch(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+    def _patch(
+        self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         current = self._current(tx, entry)
         patched = patched_resource(current, _patch_operations(entry.resource), f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
-        return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, people_later=True))
+        return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering))
 
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.history:
@@ -400,8 +399,8 @@ def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:
         return (parts[0], None, True, None) if parts[1] == "_history" else (parts[0], parts[1], False, None)
     if len(parts) == 3 and parts[2] == "_history" and parts[1]:
         return parts[0], parts[1], True, None
-    if len(parts) == 4 and parts[2] == "_history" and parts[1] and parts[3].isdigit():
-        return parts[0], parts[1], False, int(parts[3])
+    if len(parts) == 4 and parts[2] == "_history" and parts[1] and (version := natural_number(parts[3])) is not None:
+        return parts[0], parts[1], False, version
     return None, None, False, None
 
 
@@ -445,10 +444,10 @@ def _authorize(authorize: Authorize | None, entry: Entry) -> None:
 
 
 def _version_of(etag: str) -> int:
-    text = etag.removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = natural_number(etag.removeprefix("W/").strip('"'))
+    if version is None:
         raise FhirError(400, "http.bad-if-match", value=etag)
-    return int(text)
+    return version
 
 
 def _patch_operations(resource: Any) -> Any:

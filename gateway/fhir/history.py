@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from gateway.fhir.errors import FhirError
+from gateway.search.values import natural_number
 from gateway.security.access import Access
 from gateway.storage.resources import store_instant
 from gateway.storage.store import Stored, Transaction
@@ -53,9 +54,10 @@ def history_request(
     numbers = {}
     for name, default in (("_count", page_size), ("_offset", 0)):
         text = params.get(name, str(default))
-        if not text.isdigit():
+        number = natural_number(text)
+        if number is None:
             raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
-        numbers[name] = int(text)
+        numbers[name] = number
     since = params.get("_since")
     try:
         stored_since = store_instant(since) if since is not None else None

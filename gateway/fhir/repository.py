@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
+from gateway.search.values import natural_number
 from gateway.security.access import Access, PersonalData, creator, may_change, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import IndexRow, Store, Stored, Transaction, VersionConflict
@@ -112,10 +113,11 @@ class Repository:
 
     def vread(self, kind: str, resource_id: str, version: str) -> Stored:
         self.check_type(kind)
-        if not version.isdigit():
+        number = natural_number(version)
+        if number is None:
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
         with self.store.reading(snapshot=False) as tx:
-            found = tx.resources.vread(kind, resource_id, int(version))
+            found = tx.resources.vread(kind, resource_id, number)
         if found is None:
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
         if found.deleted:
@@ -153,10 +155,10 @@ class Repository:
         issues: list[Issue],
         if_none_exist: str | None = None,
         rows: list[IndexRow] | None = None,
-        people_later: bool = False,
+        registering: Mapping[str, dict[str, Any]] | None = None,
     ) -> Written:
-        """``people_later``: the caller checks the people it names once the whole transaction
-        is written (:meth:`check_people`), so a Patient created later in it counts."""
+        """``registering``: the Patients the same transaction writes, by id (see
+        :meth:`Access.unserved_people`)."""
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(f"condition|{kind}?{if_none_exist}")
@@ -164,16 +166,17 @@ class Repository:
             if found is not None:
                 return Written(found, 200)
         _check_owner(tx, resource)
-        if not people_later:
-            self.check_people(tx, resource)
+        self.check_people(tx, resource, registering)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
 
-    def check_people(self, tx: Transaction, resource: dict[str, Any]) -> None:
+    def check_people(
+        self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
         """A restricted client writes only about people it serves or manages (403 alike for an
         absent or a hidden person)."""
-        unserved = self.access().unserved_people(tx, resource)
+        unserved = self.access().unserved_people(tx, resource, registering)
         if unserved:
             principal = acting.get()
             organization = principal.organization if principal else ""
@@ -196,13 +199,12 @@ class Repository:
         if_match: int | None = None,
         rows: list[IndexRow] | None = None,
         minted: bool = False,
-        people_later: bool = False,
+        registering: Mapping[str, dict[str, Any]] | None = None,
     ) -> Written:
         """``minted``: the server chose the id (a conditional update that matched nothing);
-        ``people_later`` as for :meth:`create_in`."""
+        ``registering`` as for :meth:`create_in`."""
         _check_owner(tx, resource)
-        if not people_later:
-            self.check_people(tx, resource)
+        self.check_people(tx, resource, registering)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         try:

@@ -86,21 +86,20 @@ class Searcher:
 
 
 def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
-    """The query with each chain to a Patient kept to the people the principal serves: without
-    it, ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person
-    it does not serve performed an Observation it may see.  Only the Patient target is kept
-    within: each condition repeats the served-people subquery, and SQLite's parser overflows
-    on a chain to three types each repeating it (a chain to another type reaches only what a
-    visible resource of a served person names)."""
+    """The query with each chain kept to the targets the principal may see: without it,
+    ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person it
+    does not serve performed an Observation it may see, and ``Flag?author:Device.patient=…``
+    what a Device hidden from it says."""
     if access is None or not access.restricted or not any(c.chain for c in query.criteria):
         return query
-    condition = access.condition("Patient")
-    if condition is None:
-        return query
-    within = (("Patient", condition[0], tuple(condition[1])),)
-    criteria = [
-        replace(c, within=within) if c.chain is not None and "Patient" in c.targets else c for c in query.criteria
-    ]
+    criteria = []
+    for criterion in query.criteria:
+        found = access.within_served(criterion.targets) if criterion.chain is not None else None
+        if found is not None and found[1]:
+            (served_sql, served_params), conditions = found
+            within = tuple((kind, sql, tuple(params)) for kind, (sql, params) in conditions)
+            criterion = replace(criterion, within=within, served=(served_sql, tuple(served_params)))
+        criteria.append(criterion)
     return replace(query, criteria=criteria)
 
 

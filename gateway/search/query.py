@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.search.parameters import Parameter, SearchParameters
-from gateway.search.values import date_range
+from gateway.search.values import date_range, natural_number
 
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 ORDERED_TYPES = frozenset({"date", "number", "quantity"})
@@ -41,7 +41,6 @@ UNSUPPORTED_MODIFIERS = frozenset({"text", "in", "not-in", "of-type", "identifie
 SUMMARY_VALUES = ("count", "true", "false", "data", "text")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 DEFAULT_COUNT, MAX_COUNT = 20, 1000
-MAX_SQL_INTEGER = 2**31 - 1
 IGNORED_CONTROLS = frozenset({"_format", "_pretty"})
 EXAMPLES = {
     "date": "ge2026-11-01, 2026-11-01T09:30:00+08:00",
@@ -125,8 +124,10 @@ class Criterion:
     #: drive the query (see ``search_sql.common_value_sql``)
     common: bool = False
     #: for a chain searched for a restricted client: per target type, the SQL condition on
-    #: ``resource r`` keeping what it may see (a chain must not reach a hidden person either)
+    #: ``resource r`` keeping what it may see (a chain must not reach a hidden person either),
+    #: written over the table ``served_people(id)`` that ``served`` (SQL, parameters) selects
     within: tuple[tuple[str, str, tuple[Any, ...]], ...] = ()
+    served: tuple[str, tuple[Any, ...]] = ("", ())
 
 
 @dataclass(frozen=True)
@@ -444,9 +445,10 @@ _VALUE_PARSERS = {
 
 def _natural(key: str, value: str, example: str) -> int:
     """A non-negative integer that both databases accept for LIMIT / OFFSET."""
-    if not value.isascii() or not value.isdigit() or int(value) > MAX_SQL_INTEGER:
+    number = natural_number(value)
+    if number is None:
         raise SearchError("search.bad-value", _bad(key, value, EXAMPLES[example]), key)
-    return int(value)
+    return number
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...], example: str) -> str:

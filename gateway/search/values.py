@@ -16,6 +16,9 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
+#: the largest whole number a request may name where the databases take it (a count, an
+#: offset, a version): their 32-bit integer range
+MAX_SQL_INTEGER = 2**31 - 1
 MIN_INSTANT = "0001-01-01T00:00:00.000000Z"
 MAX_INSTANT = "9999-12-31T23:59:59.999999Z"
 BEIJING = timezone(timedelta(hours=8))
@@ -27,6 +30,14 @@ _DATE = re.compile(
     re.ASCII,
 )
 _MICRO = timedelta(microseconds=1)
+
+
+def natural_number(text: str) -> int | None:
+    """``text`` as a whole number ≥ 0 both databases take, or None: ASCII digits only (``²`` is
+    a digit to ``str.isdigit`` but not to ``int``) and at most :data:`MAX_SQL_INTEGER`."""
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SQL_INTEGER:
+        return None
+    return int(text)
 
 
 def format_instant(moment: datetime) -> str:

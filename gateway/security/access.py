@@ -18,7 +18,7 @@ operator client (the platform's own integration) writes for every organisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gateway.security.principal import Principal
@@ -101,6 +101,28 @@ class Access:
             self.personal.references.get(kind, ()),
         )
 
+    def within_served(self, kinds: Iterable[str]) -> tuple[Sql, list[tuple[str, Sql]]] | None:
+        """For a query that reaches several types at once (a chain): the served people's SQL,
+        to be selected once as ``served_people(id)``, and each personal type's condition on
+        ``resource r`` written over that table (None when nothing is restricted)."""
+        if self._served is None:
+            return None
+        over_table: Sql = ("SELECT id FROM served_people", [])
+        conditions = [
+            (kind, found)
+            for kind in kinds
+            if (
+                found := visible_condition(
+                    kind,
+                    self.personal.compartment.get(kind, ()),
+                    over_table,
+                    self.personal.references.get(kind, ()),
+                )
+            )
+            is not None
+        ]
+        return self._served, conditions
+
     def visible(self, tx: Transaction, stored: Stored) -> bool:
         condition = self.condition(stored.type)
         return condition is None or tx.resources.meets(stored.type, stored.id, condition)
@@ -133,26 +155,35 @@ class Access:
             self._serving[person] = condition is None or tx.resources.meets("Patient", person, condition)
         return self._serving[person]
 
-    def unserved_people(self, tx: Transaction, resource: dict[str, Any]) -> list[str]:
+    def unserved_people(
+        self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None
+    ) -> list[str]:
         """The Patients a restricted principal's write names but may not: everyone it names
         must be someone it serves already, or a person whose record its organisation manages
         (``Patient.managingOrganization``, e.g. a resident it registered itself).  Otherwise
         a platform could make itself a service relationship — a stay, a 签约, a Consent naming
         it — with anyone in the archive, and so read them.  A person it does not serve yet is
         put in its care by the health side (a hospital's or the operator's record of the stay
-        or of the person's Consent).  Absent and hidden people are refused alike."""
+        or of the person's Consent).  Absent and hidden people are refused alike.  ``registering``:
+        the Patients (by id) the same transaction writes, judged by what it writes, so a
+        resident registered with its stay counts whatever the order of the Bundle."""
         if not self.restricted or self.principal is None:
             return []
         named = _people_named(resource)
         if resource.get("resourceType") == "Patient":
             named.discard(resource.get("id", ""))
         organization = self.principal.organization
-        return sorted(
-            person
-            for person in named
-            if not ((found := tx.resources.read("Patient", person)) and found.resource and not found.deleted)
-            or not (_managed_by(tx, found.resource, organization) or self.visible(tx, found))
-        )
+        registering = registering or {}
+
+        def allowed(person: str) -> bool:
+            if person in registering:
+                return _managed_by(tx, registering[person], organization)
+            found = tx.resources.read("Patient", person)
+            if found is None or found.resource is None or found.deleted:
+                return False
+            return _managed_by(tx, found.resource, organization) or self.visible(tx, found)
+
+        return sorted(person for person in named if not allowed(person))
 
 
 def may_write(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> bool:

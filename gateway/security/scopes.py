@@ -234,7 +234,7 @@ def bundle_entry_needs(
     if method in ("POST", "PUT", "PATCH", "DELETE"):
         permission = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}[method]
         return [(kind, permission + ("s" if criteria else "")), *(searched[1:] if criteria else [])]
-    if resource_id and not criteria:
+    if resource_id:  # a read, a vread or an instance's history, paged or not
         return [(kind, "r")]
     return searched
 

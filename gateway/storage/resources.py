@@ -32,12 +32,14 @@ _RESOURCE_COLUMNS = (
 )
 _COLUMNS = ", ".join(name for name, _ in _RESOURCE_COLUMNS)
 _VERSION_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"))
-#: the current version's row also records who created it (migration 0009): kept by every later write
+#: the current version's row also records who created it (migration 0009): set when a write
+#: creates the row or brings a deleted resource back, kept as it is (none included) by every
+#: other write
 _CURRENT_COLUMNS = (*_RESOURCE_COLUMNS, ("owner", "text"))
 _REPLACE_CURRENT = (
     " ON CONFLICT (type, id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name, _ in _RESOURCE_COLUMNS[2:])
-    + ", owner = COALESCE(resource.owner, excluded.owner)"
+    + ", owner = CASE WHEN resource.deleted THEN excluded.owner ELSE resource.owner END"
 )
 #: the columns of a search index row and their PostgreSQL types
 INDEX_COLUMNS = (

@@ -350,12 +350,19 @@ class _Builder:
         self.params.extend(criterion.targets)
         inner = self.criterion(criterion.chain, t, criterion.targets)
         visible = ""
-        for kind, condition, params in criterion.within:
-            # each its own subquery over ``resource r``, the alias the conditions are written for
-            visible += (
-                f" AND ({t}.type <> ? OR {t}.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {condition}))"
+        if criterion.within:
+            # one subquery over ``resource r`` (the alias the conditions are written for) that
+            # selects the served people once: a copy per target type overflowed SQLite's parser
+            kinds = [kind for kind, _, _ in criterion.within]
+            served_sql, served_params = criterion.served
+            alternatives = " OR ".join(f"(r.type = ? AND {condition})" for _, condition, _ in criterion.within)
+            visible = (
+                f" AND ({t}.type NOT IN ({marks(kinds)}) OR ({t}.type, {t}.id) IN "
+                f"(WITH served_people(id) AS ({served_sql}) SELECT r.type, r.id FROM resource r WHERE {alternatives}))"
             )
-            self.params += [kind, kind, *params]
+            self.params += [*kinds, *served_params]
+            for kind, _, params in criterion.within:
+                self.params += [kind, *params]
         return (
             f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "
             f"WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner}{visible})"

@@ -424,3 +424,57 @@ def test_the_centre_registers_a_resident_and_a_stay_in_one_transaction(served: S
     }
     answer = home_writer.post(served.base, json=bundle)
     assert answer.status_code == 200, answer.text
+
+
+def test_a_chain_never_reads_what_a_hidden_device_says(served: Served, api: Api, home: Api, device_of_li: str) -> None:
+    """A Flag on 张秀英 names, as its author, a Device of 李建国's that the centre may not see."""
+    flag = {
+        "resourceType": "Flag",
+        "id": "flag-by-device",
+        "status": "active",
+        "code": {"text": "助行器"},
+        "subject": {"reference": "Patient/zhang-xiuying"},
+        "author": {"reference": f"Device/{device_of_li}"},
+    }
+    assert api.put(f"{served.base}/Flag/flag-by-device", json=flag).status_code in (200, 201)
+    query = "_id=flag-by-device&author:Device.patient=Patient/li-jianguo&_summary=count"
+    assert home.get(f"{served.base}/Flag?{query}").json()["total"] == 0
+
+
+def test_a_stay_for_someone_else_in_a_transaction_is_refused(served: Served, home_writer: Api) -> None:
+    """Checked before it is written, not after, when it would already count as a relationship."""
+    stay = {k: v for k, v in example("yy-encounter/valid-home-bed.json").items() if k != "id"}
+    stay["subject"] = {"reference": "Patient/li-jianguo"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": stay, "request": {"method": "POST", "url": "Encounter"}}],
+    }
+    answer = home_writer.post(served.base, json=bundle)
+    assert (code_of(answer), home_writer.get(f"{served.base}/Patient/li-jianguo").status_code) == (
+        (403, "http.forbidden-person"),
+        404,
+    )
+
+
+def test_a_record_deleted_and_made_again_belongs_to_who_made_it_again(
+    served: Served, first_hospital: Api, hospital: Api
+) -> None:
+    diagnosis = {k: v for k, v in example("yy-condition/valid-hypertension.json").items() if k != "id"}
+    made = first_hospital.post(f"{served.base}/Condition", json=diagnosis).json()
+    first_hospital.delete(f"{served.base}/Condition/{made['id']}")
+    hospital.put(f"{served.base}/Condition/{made['id']}", json=made)
+    again = hospital.put(f"{served.base}/Condition/{made['id']}", json={**made, "note": [{"text": "复查"}]})
+    assert again.status_code == 200, again.text
+
+
+def test_a_record_of_no_one_stays_no_ones_after_an_update(
+    served: Served, api: Api, first_hospital: Api, hospital: Api
+) -> None:
+    """The operator's records belong to no organisation: one hospital's update does not make
+    them its own."""
+    diagnosis = {**example("yy-condition/valid-hypertension.json"), "id": "cond-of-no-one"}
+    api.put(f"{served.base}/Condition/cond-of-no-one", json=diagnosis)
+    hospital.put(f"{served.base}/Condition/cond-of-no-one", json={**diagnosis, "note": [{"text": "一"}]})
+    answer = first_hospital.put(f"{served.base}/Condition/cond-of-no-one", json={**diagnosis, "note": [{"text": "二"}]})
+    assert answer.status_code == 200, answer.text

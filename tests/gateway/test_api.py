@@ -442,6 +442,11 @@ def test_a_batch_reads_an_instances_history(api: Api) -> None:
     assert (history["type"], history["total"]) == ("history", 2)
 
 
+@pytest.mark.parametrize("paging", ["_count=²", "_offset=99999999999999999999999"])
+def test_a_history_page_the_databases_cannot_take_is_a_bad_request(api: Api, paging: str) -> None:
+    assert get(api, f"Patient/_history?{paging}").status_code == 400
+
+
 def test_a_batch_reads_an_earlier_version(api: Api) -> None:
     first = created(api, new_patient())
     put(api, f"Patient/{first['id']}", {**first, "active": False})

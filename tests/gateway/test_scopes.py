@@ -106,6 +106,10 @@ def test_a_bundle_entry_needs_what_its_interaction_would() -> None:
     ] == [[("Patient", "cs")], [("Patient", "r")], [("Patient", "s")], [("Patient", "d")]]
 
 
+def test_a_bundle_entry_paging_an_instances_history_needs_read_only() -> None:
+    assert bundle_entry_needs("GET", "Patient", "p1", "_count=1") == [("Patient", "r")]
+
+
 def test_a_bundle_search_entry_needs_its_includes_too() -> None:
     assert bundle_entry_needs("GET", "Encounter", None, "_include=Encounter:subject:Patient") == [
         ("Encounter", "s"),
