@@ -318,17 +318,22 @@ def test_validating_an_instance_needs_read(served: Served, encounters_only: Api)
     assert code_of(answer) == (403, "http.forbidden-scope")
 
 
-def test_a_chain_from_a_visible_resource_never_reaches_someone_else(served: Served, api: Api, home: Api) -> None:
-    """A Flag on 张秀英 names 李建国 as its author: the centre sees the Flag, but a chain through
-    the author must not tell it who he is."""
-    flag = {
+def flag_on_zhang(flag_id: str, author: str) -> dict[str, Any]:
+    """A Flag on 张秀英, whom the centre serves, written by ``author``."""
+    return {
         "resourceType": "Flag",
-        "id": "flag-by-li",
+        "id": flag_id,
         "status": "active",
         "code": {"text": "跌倒风险"},
         "subject": {"reference": "Patient/zhang-xiuying"},
-        "author": {"reference": "Patient/li-jianguo"},
+        "author": {"reference": author},
     }
+
+
+def test_a_chain_from_a_visible_resource_never_reaches_someone_else(served: Served, api: Api, home: Api) -> None:
+    """A Flag on 张秀英 names 李建国 as its author: the centre sees the Flag, but a chain through
+    the author must not tell it who he is."""
+    flag = flag_on_zhang("flag-by-li", "Patient/li-jianguo")
     assert api.put(f"{served.base}/Flag/flag-by-li", json=flag).status_code in (200, 201)
     seen = home.get(f"{served.base}/Flag?_id=flag-by-li&_summary=count").json()["total"]
     chained = home.get(f"{served.base}/Flag?_id=flag-by-li&author:Patient.identifier=440524193801010019&_summary=count")
@@ -428,14 +433,7 @@ def test_the_centre_registers_a_resident_and_a_stay_in_one_transaction(served: S
 
 def test_a_chain_never_reads_what_a_hidden_device_says(served: Served, api: Api, home: Api, device_of_li: str) -> None:
     """A Flag on 张秀英 names, as its author, a Device of 李建国's that the centre may not see."""
-    flag = {
-        "resourceType": "Flag",
-        "id": "flag-by-device",
-        "status": "active",
-        "code": {"text": "助行器"},
-        "subject": {"reference": "Patient/zhang-xiuying"},
-        "author": {"reference": f"Device/{device_of_li}"},
-    }
+    flag = flag_on_zhang("flag-by-device", f"Device/{device_of_li}")
     assert api.put(f"{served.base}/Flag/flag-by-device", json=flag).status_code in (200, 201)
     query = "_id=flag-by-device&author:Device.patient=Patient/li-jianguo&_summary=count"
     assert home.get(f"{served.base}/Flag?{query}").json()["total"] == 0
