@@ -166,22 +166,10 @@ class Repository:
             if found is not None:
                 return Written(found, 200)
         _check_owner(tx, resource)
-        self.check_people(tx, resource, registering)
+        _check_people(self.access(), tx, resource, registering)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _remember_person(tx, stored)
         return Written(stored, 201, issues)
-
-    def check_people(
-        self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None
-    ) -> None:
-        """A restricted client writes only about people it serves or manages (403 alike for an
-        absent or a hidden person)."""
-        unserved = self.access().unserved_people(tx, resource, registering)
-        if unserved:
-            principal = acting.get()
-            organization = principal.organization if principal else ""
-            people = ", ".join(f"Patient/{person}" for person in unserved)
-            raise FhirError(403, "http.forbidden-person", organization=organization, people=people)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
@@ -204,9 +192,9 @@ class Repository:
         """``minted``: the server chose the id (a conditional update that matched nothing);
         ``registering`` as for :meth:`create_in`."""
         _check_owner(tx, resource)
-        self.check_people(tx, resource, registering)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
+        _check_people(rules, tx, resource, registering)
         try:
             before = tx.resources.read(kind, resource_id, for_update=True)
             if rules.hides(tx, before) or (rules.restricted and before is None and not minted):
@@ -340,6 +328,18 @@ def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
     if principal is not None and not may_write(tx, principal, resource):
         owners = ", ".join(owner_organizations(resource)) or resource.get("id", "")
         raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=owners)
+
+
+def _check_people(
+    rules: Access, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None
+) -> None:
+    """A restricted client writes only about people it serves or manages (403 alike for an
+    absent or a hidden person)."""
+    unserved = rules.unserved_people(tx, resource, registering)
+    if unserved:
+        organization = rules.principal.organization if rules.principal else ""
+        people = ", ".join(f"Patient/{person}" for person in unserved)
+        raise FhirError(403, "http.forbidden-person", organization=organization, people=people)
 
 
 def _check_change(tx: Transaction, stored: Stored) -> None:

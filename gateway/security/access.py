@@ -92,14 +92,11 @@ class Access:
 
     def condition(self, kind: str) -> Sql | None:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see."""
-        if self._served is None:
-            return None
-        return visible_condition(
-            kind,
-            self.personal.compartment.get(kind, ()),
-            self._served,
-            self.personal.references.get(kind, ()),
-        )
+        return None if self._served is None else self._condition(kind, self._served)
+
+    def _condition(self, kind: str, served: Sql) -> Sql | None:
+        compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
+        return visible_condition(kind, compartment, served, naming)
 
     def within_served(self, kinds: Iterable[str]) -> tuple[Sql, list[tuple[str, Sql]]] | None:
         """For a query that reaches several types at once (a chain): the served people's SQL,
@@ -108,19 +105,7 @@ class Access:
         if self._served is None:
             return None
         over_table: Sql = ("SELECT id FROM served_people", [])
-        conditions = [
-            (kind, found)
-            for kind in kinds
-            if (
-                found := visible_condition(
-                    kind,
-                    self.personal.compartment.get(kind, ()),
-                    over_table,
-                    self.personal.references.get(kind, ()),
-                )
-            )
-            is not None
-        ]
+        conditions = [(kind, found) for kind in kinds if (found := self._condition(kind, over_table)) is not None]
         return self._served, conditions
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:
