@@ -35,7 +35,7 @@ NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
 #: a name criterion inside free text, as a conditional reference or a query string quoted in
 #: an error message carries it (``Patient?name=张秀英&birthdate=…``)
 _NAME_IN_QUERY = re.compile(
-    r"(?<![\w-])((?:[\w-]+[.:])*(?:name|family|given|phonetic)(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)"
+    rf"(?<![\w-])((?:[\w-]+[.:])*(?:{'|'.join(sorted(NAME_PARAMETERS))})(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)"
 )
 #: every pattern above holds ten or more digits in a row (a landline of Beijing: 010 and seven),
 #: spaces or dashes between them at most; text without such a run (paths, ids like p12345, dates, codes) is returned at once

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import socketserver
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -36,7 +37,7 @@ from gateway.messages import catalog, worded
 from gateway.security.access import RESTRICTED_ROLES
 from gateway.security.audit import AuditTrail, RequestFacts
 from gateway.security.principal import Principal, acting
-from gateway.security.scopes import Grants
+from gateway.security.scopes import Grants, needs
 from gateway.services import Services
 from gateway.storage.store import StoreError
 from mappings.readers.hl7v2 import read_message
@@ -68,10 +69,10 @@ class Peer:
     refusal: str | None = None
 
 
-def peer_of(services: Services, address: str) -> Peer:
+def peer_of(services: Services, peers: Mapping[str, str], address: str) -> Peer:
     """Who sends from ``address``, looked up for each message (a revoked client stops at once);
     when the store cannot say, the message is answered "store busy" and resent later."""
-    client_id = services.config.mllp_peer_clients.get(address)
+    client_id = peers.get(address)
     row = None
     if client_id is not None:
         try:
@@ -83,7 +84,8 @@ def peer_of(services: Services, address: str) -> Peer:
     if row is None or row.status != "active":
         return Peer(address, None, "mllp.unknown-peer")
     principal = Principal(row.id, row.organization, frozenset(row.scopes.split()), row.role)
-    if principal.role in RESTRICTED_ROLES or Grants(principal.scopes).missing([("*", "cu")]):
+    # the scopes and roles of $ingest, which also writes legacy records of any type
+    if principal.role in RESTRICTED_ROLES or Grants(principal.scopes).missing(needs("fhir.ingest", {})):
         return Peer(address, principal, "mllp.forbidden")
     return Peer(address, principal)
 
@@ -104,14 +106,15 @@ class Answer:
 def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     """Persist one message, as ``peer``'s client, and answer it (the ACK without MLLP framing)."""
     record = read_message(message, "hl7v2", FEED, services.reader_limits)
-    kind = sender(record.fields).interaction
+    party = sender(record.fields)
+    kind = party.interaction
     if peer.refusal is not None or peer.principal is None:
         message_id = peer.refusal or "mllp.unknown-peer"
         client = peer.principal.client_id if peer.principal else ""
         refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
         status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
         return Answer(ack(record.fields, "AR", [refused]), "AR", status, kind, message_id)
-    pipeline = Ingest(services.store, services.validator, services.engine, party=sender(record.fields))
+    pipeline = Ingest(services.store, services.validator, services.engine, party=party)
     token = acting.set(peer.principal)
     try:
         outcome = pipeline.process(record)
@@ -220,7 +223,7 @@ class _Connection(socketserver.StreamRequestHandler):
                 return
             while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
                 message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
-                peer = peer_of(self.server.services, self.client_address[0])
+                peer = peer_of(self.server.services, self.server.peers, self.client_address[0])
                 try:
                     answer = acknowledge(self.server.services, message, peer)
                 except Exception:  # noqa: BLE001 - a bug answers AR (the sender resends), never silence
@@ -241,6 +244,7 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.services = services
         self.max_bytes = services.config.max_bytes
         self.trail = AuditTrail(services.store)
+        self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
 
     def server_close(self) -> None:
         super().server_close()

@@ -14,9 +14,8 @@ from flask import Request, Response, current_app, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from gateway.fhir.errors import FhirError
+from gateway.fhir.parameters import if_match_version, instant, whole_number
 from gateway.messages import LANGUAGES
-from gateway.search.values import natural_number
-from gateway.storage.resources import store_instant
 from gateway.storage.store import Stored
 from gateway.wire import FORMATS, JSON_TYPES, XML_TYPES, WireError, parse_json, parse_xml, to_xml
 
@@ -129,10 +128,7 @@ def if_match() -> int | None:
     value = request.headers.get("If-Match")
     if not value:
         return None
-    version = natural_number(value.strip().removeprefix("W/").strip('"'))
-    if version is None:
-        raise FhirError(400, "http.bad-if-match", value=value)
-    return version
+    return if_match_version(value)
 
 
 def prefer_return() -> str:
@@ -145,26 +141,12 @@ def prefer_return() -> str:
 
 
 def int_param(name: str, default: int) -> int:
-    value = request.args.get(name)
-    if value is None:
-        return default
-    number = natural_number(value)
-    if number is None:
-        raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="a whole number ≥ 0")
-    return number
+    return whole_number(request.args, name, default)
 
 
 def instant_param(name: str) -> str | None:
     """An instant parameter (``_since``) in the store's own form."""
-    value = request.args.get(name)
-    if value is None:
-        return None
-    try:
-        return store_instant(value)
-    except ValueError as exc:
-        raise FhirError(
-            400, "http.bad-parameter", name=name, value=value, detail="an instant, e.g. 2026-12-01T08:00:00+08:00"
-        ) from exc
+    return instant(request.args, name)
 
 
 def version_headers(stored: Stored, base_url: str, location: bool = False) -> dict[str, str]:

@@ -110,7 +110,6 @@ class BulkExports:
     ) -> None:
         self.store = store
         self.personal = personal
-        self.compartment = personal.compartment
         self.resource_types = resource_types
         # absolute, so a file path never depends on who resolves it (Flask resolves relative
         # paths against the application's package, not the working directory)
@@ -141,7 +140,7 @@ class BulkExports:
         for kind in types or []:
             if kind not in self.resource_types:
                 raise FhirError(400, "http.unknown-type", type=kind)
-            if scope != "system" and kind not in self.compartment:
+            if scope != "system" and kind not in self.personal.compartment:
                 raise FhirError(400, "http.export-type-outside-compartment", type=kind)
         job_id = uuid.uuid4().hex
         with self.store.transaction() as tx:
@@ -248,9 +247,11 @@ class BulkExports:
             for kind in job.types or sorted(tx.resources.counts()):
                 yield from tx.resources.current([kind], job.since)
             return
-        wanted = set(job.types or self.compartment)
+        wanted = set(job.types or self.personal.compartment)
         # other Patients (Patient.link) are exported only as people of the export
-        members = {kind: params for kind, params in self.compartment.items() if kind in wanted and kind != "Patient"}
+        members = {
+            kind: params for kind, params in self.personal.compartment.items() if kind in wanted and kind != "Patient"
+        }
         for patient in _people(tx, job.scope, job.served_by):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient

@@ -23,6 +23,7 @@ import orjson
 from conformance.issues import Issue
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
+from gateway.fhir.parameters import if_match_version
 from gateway.fhir.repository import Repository, Written, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
 from gateway.search.values import natural_number
@@ -135,7 +136,7 @@ class Bundles:
             resource,
             full_url,
             if_none_exist,
-            _version_of(if_match) if if_match else None,
+            if_match_version(if_match) if if_match else None,
             version=version,
             history=history,
         )
@@ -441,13 +442,6 @@ def _authorize(authorize: Authorize | None, entry: Entry) -> None:
         if _CONDITIONAL_REFERENCE.fullmatch(node["reference"]):
             kind, _, criteria = node["reference"].partition("?")
             authorize("GET", kind, None, criteria)
-
-
-def _version_of(etag: str) -> int:
-    version = natural_number(etag.removeprefix("W/").strip('"'))
-    if version is None:
-        raise FhirError(400, "http.bad-if-match", value=etag)
-    return version
 
 
 def _patch_operations(resource: Any) -> Any:

@@ -16,9 +16,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from gateway.fhir.errors import FhirError
-from gateway.search.values import natural_number
+from gateway.fhir.parameters import instant, whole_number
 from gateway.security.access import Access
-from gateway.storage.resources import store_instant
 from gateway.storage.store import Stored, Transaction
 
 #: versions a restricted client's history looks through at most, newest first
@@ -51,21 +50,9 @@ def history_request(
 ) -> HistoryRequest:
     """The page asked for by ``_count``, ``_offset`` and ``_since`` (400 for a bad one; ``where``
     locates it, e.g. in a Bundle entry's URL)."""
-    numbers = {}
-    for name, default in (("_count", page_size), ("_offset", 0)):
-        text = params.get(name, str(default))
-        number = natural_number(text)
-        if number is None:
-            raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
-        numbers[name] = number
-    since = params.get("_since")
-    try:
-        stored_since = store_instant(since) if since is not None else None
-    except ValueError as exc:
-        detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
-        raise FhirError(400, "http.bad-parameter", where, name="_since", value=since, detail=detail) from exc
-    count = min(numbers["_count"], max_page_size)
-    return HistoryRequest(kind, resource_id, count, numbers["_offset"], stored_since, since)
+    count = min(whole_number(params, "_count", page_size, where), max_page_size)
+    offset = whole_number(params, "_offset", 0, where)
+    return HistoryRequest(kind, resource_id, count, offset, instant(params, "_since", where), params.get("_since"))
 
 
 def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:

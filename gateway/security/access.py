@@ -18,7 +18,7 @@ operator client (the platform's own integration) writes for every organisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.security.principal import Principal
@@ -187,16 +187,10 @@ def creator(principal: Principal | None) -> str | None:
     return principal.organization if principal is not None and principal.role != OPERATOR else None
 
 
-def may_change(
-    tx: Transaction, principal: Principal | None, resource: dict[str, Any], created_by: Callable[[], str | None]
-) -> bool:
-    """Whether a client may change a stored resource that names no owner organisation: only if
-    the organisation that created it (``created_by``, asked only then) is its own or under it.
-    A resource created by the command line or the operator, or before creators were recorded,
-    belongs to no one."""
-    if principal is None or principal.role == OPERATOR or owner_organizations(resource):
-        return True  # a named owner is :func:`may_write`'s to judge
-    made_by = created_by()
+def may_change(tx: Transaction, principal: Principal, made_by: str | None) -> bool:
+    """Whether a client may change a stored resource that names no owner organisation, made by
+    the organisation ``made_by``: only if that is its own or under it.  A resource created by
+    the command line or the operator, or before creators were recorded, belongs to no one."""
     return made_by is None or _within(tx, made_by, principal.organization)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,6 +32,7 @@ from typing import Any, Protocol
 import orjson
 
 from gateway.batch_writer import BatchWriter
+from gateway.exchanges import type_name
 from gateway.masking import mask_query, mask_text
 from gateway.security.principal import Principal
 from gateway.storage.audit_tables import CHAIN_LOCK, Sealed
@@ -303,18 +303,15 @@ def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
     return found
 
 
-_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{1,63}")
-
-
 def _entry_entity(method: str, url: str, status: str, location: str | None) -> dict[str, Any]:
     """One entry of a batch or transaction: what it asked, what it got and the resource it
     read or wrote (from the answer's location, else from an instance URL)."""
     segments = (location or url).split("?", 1)[0].split("/_history", 1)[0].split("/")
     entity: dict[str, Any] = {"description": f"{method} {url} → {status}"}
-    if len(segments) >= 2 and _TYPE_NAME.fullmatch(segments[-2]) and segments[-1]:
+    if len(segments) >= 2 and type_name(segments[-2]) != "?" and segments[-1]:
         entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-2]}
         entity["what"] = {"reference": f"{segments[-2]}/{segments[-1]}"}
-    elif _TYPE_NAME.fullmatch(segments[-1]):
+    elif type_name(segments[-1]) != "?":
         entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-1]}
     return entity
 

@@ -1,0 +1,43 @@
+"""The parameter values every interaction reads the same way, whether from a request's query
+string or from a Bundle entry's URL: whole numbers (``_count``, ``_offset``, versions) and
+instants (``_since``), each a 400 OperationOutcome when it does not parse (``where`` locates
+it, e.g. ``Bundle.entry[2].request.url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.fhir.errors import FhirError
+from gateway.search.values import natural_number
+from gateway.storage.resources import store_instant
+
+
+def whole_number(params: Mapping[str, str], name: str, default: int, where: str | None = None) -> int:
+    """``params[name]`` as a whole number ≥ 0 the databases take, else ``default``."""
+    text = params.get(name)
+    if text is None:
+        return default
+    number = natural_number(text)
+    if number is None:
+        raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
+    return number
+
+
+def instant(params: Mapping[str, str], name: str, where: str | None = None) -> str | None:
+    """``params[name]`` as an instant in the store's own form, if given."""
+    text = params.get(name)
+    if text is None:
+        return None
+    try:
+        return store_instant(text)
+    except ValueError as exc:
+        detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
+        raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail=detail) from exc
+
+
+def if_match_version(etag: str) -> int:
+    """The version an ``If-Match`` (or a Bundle entry's ``ifMatch``) names: ``W/"3"`` → 3."""
+    version = natural_number(etag.strip().removeprefix("W/").strip('"'))
+    if version is None:
+        raise FhirError(400, "http.bad-if-match", value=etag)
+    return version
