@@ -326,19 +326,8 @@ class Bundles:
 
     def _version(self, tx: Transaction, entry: Entry) -> Stored:
         """An earlier version of an entry's resource the principal may see now (vread)."""
-        found = tx.resources.vread(entry.kind, entry.resource_id or "", entry.version or 0)
-        if found is None:
-            reference = f"{entry.kind}/{entry.resource_id}"
-            where = f"{entry.path}.request.url"
-            raise FhirError(404, "http.version-not-found", where, reference=reference, version=str(entry.version))
-        if found.deleted:
-            raise FhirError(
-                410, "http.gone", f"{entry.path}.request.url", reference=found.reference, when=found.last_updated
-            )
-        if not self.repository.access().version_visible(tx, found):
-            where = f"{entry.path}.request.url"
-            raise FhirError(404, "http.version-not-found", where, reference=found.reference, version=str(entry.version))
-        return found
+        rules, where = self.repository.access(), f"{entry.path}.request.url"
+        return self.repository.vread_in(tx, entry.kind, entry.resource_id or "", entry.version or 0, rules, where)
 
     def _current(self, tx: Transaction, entry: Entry) -> Stored:
         """The entry's resource as it is now; 404 when it is absent, deleted or hidden from the

@@ -120,16 +120,32 @@ class Repository:
         return _present(found, kind, resource_id)
 
     def vread(self, kind: str, resource_id: str, version: str) -> Stored:
+        """One version; for a restricted principal only while the resource is visible to it
+        (404 as if absent otherwise) and if the version itself concerns people it serves."""
         self.check_type(kind)
         number = natural_number(version)
         if number is None:
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
-        with self.store.reading(snapshot=False) as tx:
-            found = tx.resources.vread(kind, resource_id, number)
-        if found is None:
-            raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
+        rules = self.access()
+        with self.store.reading(snapshot=rules.restricted) as tx:
+            if rules.restricted:
+                current = tx.resources.read(kind, resource_id)
+                if current is None or rules.hides(tx, current):
+                    raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+            return self.vread_in(tx, kind, resource_id, number, rules)
+
+    @staticmethod
+    def vread_in(
+        tx: Transaction, kind: str, resource_id: str, version: int, rules: Access, where: str | None = None
+    ) -> Stored:
+        """A version that exists, is no deletion and may be shown to ``rules``' principal."""
+        found = tx.resources.vread(kind, resource_id, version)
+        if found is None or not rules.version_visible(tx, found):
+            raise FhirError(
+                404, "http.version-not-found", where, reference=f"{kind}/{resource_id}", version=str(version)
+            )
         if found.deleted:
-            raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
+            raise FhirError(410, "http.gone", where, reference=found.reference, when=found.last_updated)
         return found
 
     # -- writes ----------------------------------------------------------------------------
