@@ -134,7 +134,8 @@ class Access:
         return bool(served) if stored.type in self.personal.compartment else served == named
 
     def _serves(self, tx: Transaction, person: str) -> bool:
-        """Asked once per person per request (a history page judges many versions of few people)."""
+        """Asked once per person per Access, which serves one interaction (a history page judges
+        many versions of few people)."""
         if person not in self._serving:
             condition = self.condition("Patient")
             self._serving[person] = condition is None or tx.resources.meets("Patient", person, condition)
