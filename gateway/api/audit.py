@@ -25,6 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from gateway.api.negotiation import int_param, respond
 from gateway.fhir.errors import FhirError
+from gateway.fhir.paging import page_links
 from gateway.search.values import format_instant
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
@@ -123,21 +124,16 @@ def _bundle_type() -> str | None:
 @audit.post("/AuditEvent/_search")
 def search() -> Response:
     config = current_app.config["SERVICES"].config
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
+    asked = list(request.args.items(multi=True))
     if request.method == "POST":
-        pairs += [(k, v) for k, v in request.form.items(multi=True) if k != "_format"]
-    query = parse_query(pairs, config.page_size, config.max_page_size)
+        asked += request.form.items(multi=True)
+    query = parse_query([(k, v) for k, v in asked if k != "_format"], config.page_size, config.max_page_size)
     trail().flush()  # this worker's latest events are visible to its own auditor at once
     with current_app.config["SERVICES"].store.reading() as tx:
         events, total = tx.audit.search(query)
     base = config.base_url
-    kept = "&".join(f"{k}={v}" for k, v in pairs if k not in ("_count", "_offset"))
-    page = f"{base}/AuditEvent?{kept + '&' if kept else ''}_count={query.count}&_offset="
-    links = [{"relation": "self", "url": f"{page}{query.offset}"}]
-    if query.offset + query.count < total:
-        links.append({"relation": "next", "url": f"{page}{query.offset + query.count}"})
-    if query.offset > 0:
-        links.append({"relation": "previous", "url": f"{page}{max(0, query.offset - query.count)}"})
+    more = query.offset + query.count < total
+    links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more)
     entries = []
     for text in events:
         event = event_of(text)

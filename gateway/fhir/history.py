@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from gateway.fhir.errors import FhirError
+from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import instant, whole_number
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
@@ -35,9 +35,10 @@ class HistoryRequest:
     resource_id: str | None
     count: int
     offset: int = 0
-    #: ``_since`` in the store's form, and as the client wrote it (its links repeat it)
+    #: ``_since`` in the store's form
     since: str | None = None
-    since_text: str | None = None
+    #: the request's parameters, which its paging links repeat (``_since``, ``_format``)
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 def history_request(
@@ -52,7 +53,8 @@ def history_request(
     locates it, e.g. in a Bundle entry's URL)."""
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)
-    return HistoryRequest(kind, resource_id, count, offset, instant(params, "_since", where), params.get("_since"))
+    since = instant(params, "_since", where)
+    return HistoryRequest(kind, resource_id, count, offset, since, tuple(params.items()))
 
 
 def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:
@@ -81,7 +83,13 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
         "resourceType": "Bundle",
         "type": "history",
         "total": total,
-        "link": _links(base_url, asked, total),
+        "link": page_links(
+            f"{base_url}/{_path(asked)}",
+            asked.pairs,
+            asked.count,
+            asked.offset,
+            more=0 < asked.count and asked.offset + asked.count < total,  # _count=0: the total alone
+        ),
         "entry": [_entry(base_url, stored, method) for stored, method in versions],
     }
 
@@ -100,18 +108,8 @@ def _visible_versions(
     return kept
 
 
-def _links(base_url: str, asked: HistoryRequest, total: int) -> list[dict[str, str]]:
-    path = "/".join(part for part in (asked.kind, asked.resource_id, "_history") if part)
-    kept = [("_since", asked.since_text)] if asked.since_text else []
-
-    def link(relation: str, at: int) -> dict[str, str]:
-        query = urlencode([*kept, ("_count", asked.count), ("_offset", at)])
-        return {"relation": relation, "url": f"{base_url}/{path}?{query}"}
-
-    links = [link("self", asked.offset)]
-    if asked.count and asked.offset + asked.count < total:  # _count=0 asks for the total alone
-        links.append(link("next", asked.offset + asked.count))
-    return links
+def _path(asked: HistoryRequest) -> str:
+    return "/".join(part for part in (asked.kind, asked.resource_id, "_history") if part)
 
 
 def _entry(base_url: str, stored: Stored, method: str) -> dict[str, Any]:

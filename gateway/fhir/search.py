@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from gateway.fhir.errors import FhirError
+from gateway.fhir.paging import page_links
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, SearchQuery, parse_search
 from gateway.security.access import Access
@@ -110,23 +111,12 @@ def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tu
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
         bundle["total"] = result.total
-    # the request's own parameters are encoded once for all links (quoting is per character)
-    kept = urlencode([(k, v) for k, v in pairs if k not in ("_offset", "_count")])
-    prefix = f"{base_url}/{path}?{kept}{'&' if kept else ''}_count={query.count}&_offset="
-
-    def link(relation: str, offset: int) -> dict[str, str]:
-        return {"relation": relation, "url": f"{prefix}{offset}"}
-
-    links = [link("self", query.offset)]
-    if query.summary != "count":
-        links.append(link("first", 0))
-        more = 0 < query.count == len(result.matches) and (
-            result.total is None or query.offset + query.count < result.total
-        )
-        if more:
-            links.append(link("next", query.offset + query.count))
-        if query.offset > 0:
-            links.append(link("previous", max(0, query.offset - query.count)))
+    more = 0 < query.count == len(result.matches) and (
+        result.total is None or query.offset + query.count < result.total
+    )
+    links = page_links(
+        f"{base_url}/{path}", pairs, query.count, query.offset, more=more, pages=query.summary != "count"
+    )
     bundle["link"] = links
     entries = [_entry(stored, base_url, "match", query) for stored in result.matches]
     entries += [_entry(stored, base_url, "include", query) for stored in result.included]

@@ -479,8 +479,9 @@ def test_a_minimal_answer_has_no_body_and_no_media_type(api: Api) -> None:
     assert (answer.status_code, answer.content, "Content-Type" in answer.headers) == (201, b"", False)
 
 
-def test_paging_links_keep_the_format_asked_for(api: Api) -> None:
-    bundle = get(api, "Patient?_count=1&_format=json").json()
+@pytest.mark.parametrize("path", ["Patient?_count=1&_format=json", "Patient/_history?_count=1&_format=json"])
+def test_paging_links_keep_the_format_asked_for(api: Api, path: str) -> None:
+    bundle = get(api, path).json()
     assert all("_format=json" in link["url"] for link in bundle["link"])
 
 

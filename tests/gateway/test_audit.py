@@ -464,3 +464,11 @@ def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
 
 def test_an_unknown_audit_search_parameter_is_refused(api: Api) -> None:
     assert api.get(f"{api.base}/AuditEvent?patient=Patient/1", timeout=60).status_code == 400
+
+
+def test_the_next_page_of_the_audit_trail_can_be_followed(api: Api) -> None:
+    """A time zone's ``+`` in the link is encoded, so the link parses as the request did."""
+    audit_events(api, "date=ge2020-01-01", wanted=3)
+    first = api.get(f"{api.base}/AuditEvent?date=ge2020-01-01T00:00:00%2B08:00&_count=2", timeout=60).json()
+    following = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert api.get(following, timeout=60).status_code == 200

@@ -1,0 +1,42 @@
+"""Paging links of searchset and history Bundles: the request again with another ``_offset``.
+
+Search, history and the audit trail page alike, so their links are built in one place: the
+request's own parameters (``_format`` and ``_since`` included) percent-encoded once, then
+``_count`` and the offset of each page.  A link a client follows must parse as the request
+did: a time zone's ``+`` written raw would come back as a space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlencode
+
+#: parameters the links set themselves
+_PAGING = ("_count", "_offset")
+
+
+def page_links(
+    address: str,
+    pairs: Iterable[tuple[str, str]],
+    count: int,
+    offset: int,
+    *,
+    more: bool,
+    pages: bool = True,
+) -> list[dict[str, str]]:
+    """``self``, then (unless ``pages`` is False, as for a count alone) ``first``, ``next``
+    when ``more`` matches follow, and ``previous`` after the first page."""
+    kept = urlencode([(k, v) for k, v in pairs if k not in _PAGING])
+    prefix = f"{address}?{kept}{'&' if kept else ''}_count={count}&_offset="
+
+    def link(relation: str, at: int) -> dict[str, str]:
+        return {"relation": relation, "url": f"{prefix}{at}"}
+
+    links = [link("self", offset)]
+    if pages:
+        links.append(link("first", 0))
+        if more:
+            links.append(link("next", offset + count))
+        if offset > 0:
+            links.append(link("previous", max(0, offset - count)))
+    return links
