@@ -131,13 +131,23 @@ def if_match() -> int | None:
     return if_match_version(value)
 
 
-def prefer_return() -> str:
-    """minimal, representation (the default) or OperationOutcome."""
+def _preference(name: str, allowed: tuple[str, ...], default: str) -> str:
     for part in request.headers.get("Prefer", "").split(","):
         key, _, value = part.strip().partition("=")
-        if key == "return" and value.strip('"') in ("minimal", "representation", "OperationOutcome"):
+        if key == name and value.strip('"') in allowed:
             return value.strip('"')
-    return "representation"
+    return default
+
+
+def prefer_return() -> str:
+    """minimal, representation (the default) or OperationOutcome."""
+    return _preference("return", ("minimal", "representation", "OperationOutcome"), "representation")
+
+
+def prefer_handling() -> str:
+    """strict (the default: an unknown search parameter is a 400) or lenient (it is skipped,
+    and the searchset says so)."""
+    return _preference("handling", ("strict", "lenient"), "strict")
 
 
 def int_param(name: str, default: int) -> int:

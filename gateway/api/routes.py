@@ -18,6 +18,7 @@ from gateway.api.negotiation import (
     if_match,
     instant_param,
     language,
+    prefer_handling,
     prefer_return,
     respond,
     version_headers,
@@ -142,12 +143,12 @@ def search(kind: str) -> Response:
     found = services()
     found.repository.check_type(kind)
     pairs = _pairs()
-    query = found.searcher.parse(kind, pairs)
+    query = found.searcher.parse(kind, pairs, prefer_handling())
     with found.store.reading() as tx:
         result = found.searcher.search(tx, query, access())
     # the paging links ask for the format this page was asked in
     asked_format = [("_format", value) for value in request.args.getlist("_format")]
-    return _pulled(searchset(result, base_url(), kind, pairs + asked_format))
+    return _pulled(searchset(result, base_url(), kind, pairs + asked_format, language()))
 
 
 @fhir.post("/<kind>")

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
+from gateway.messages import issue
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, SearchQuery, parse_search
 from gateway.security.access import Access
@@ -104,13 +105,18 @@ def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
     return replace(query, criteria=criteria)
 
 
-def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+def searchset(
+    result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]], lang: str = "zh-CN"
+) -> dict[str, Any]:
     """The searchset Bundle of a result: matches, then includes, with self/first/next/previous
-    links that repeat the request with another offset."""
+    links that repeat the request with another offset.  Parameters skipped under
+    ``Prefer: handling=lenient`` are left out of the links and named in an outcome entry."""
     query = result.query
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
         bundle["total"] = result.total
+    skipped = {error.expression for error in query.ignored}
+    pairs = [(key, value) for key, value in pairs if key not in skipped]
     more = 0 < query.count == len(result.matches) and (
         result.total is None or query.offset + query.count < result.total
     )
@@ -120,6 +126,11 @@ def searchset(result: SearchResult, base_url: str, path: str, pairs: Sequence[tu
     bundle["link"] = links
     entries = [_entry(stored, base_url, "match", query) for stored in result.matches]
     entries += [_entry(stored, base_url, "include", query) for stored in result.included]
+    if query.ignored:
+        issues = [issue("warning", error.message_id, lang, error.params, error.expression) for error in query.ignored]
+        entries.append(
+            {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
+        )
     if entries:
         bundle["entry"] = entries
     return bundle

@@ -236,6 +236,20 @@ def test_an_unknown_search_parameter_is_refused_naming_it(api: Api) -> None:
     assert (answer.status_code, answer.json()["issue"][0]["expression"]) == (400, ["favourite-colour"])
 
 
+def test_a_lenient_search_skips_an_unknown_parameter_and_says_so(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = get(api, f"Patient?favourite-colour=blue&identifier={id_card(first)}", Prefer="handling=lenient")
+    bundle = answer.json()
+    outcome = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    found = [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    assert (found, outcome[0]["issue"][0]["expression"]) == ([first["id"]], ["favourite-colour"])
+
+
+def test_a_lenient_search_leaves_the_skipped_parameter_out_of_its_links(api: Api) -> None:
+    bundle = get(api, "Patient?favourite-colour=blue&_count=1", Prefer="handling=lenient").json()
+    assert not any("favourite-colour" in link["url"] for link in bundle["link"])
+
+
 def test_summary_count_gives_only_the_total(api: Api) -> None:
     first = created(api, new_patient())
     bundle = get(api, f"Patient?identifier={ID_CARD}|{id_card(first)}&_summary=count").json()
