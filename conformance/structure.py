@@ -291,7 +291,11 @@ class StructureWalker:
             return scope.entry(item, parent.get("fullUrl"))
         return Scope.of(item)
 
-    def _node(self, node: dict[str, Any], model: NodeModel, path: str, scope: Scope, issues: IssueList) -> None:
+    def _node(
+        self, node: dict[str, Any], model: NodeModel, path: str, scope: Scope, issues: IssueList, valued: bool = False
+    ) -> None:
+        """``valued``: the node is a primitive's ``_element`` whose value is present, so an id
+        alone does not leave it empty (ele-1: ``hasValue() or children().count() > id.count()``)."""
         slots = model.slots
         for key, value in node.items():
             slot = slots.get(key)
@@ -328,11 +332,18 @@ class StructureWalker:
                         ):
                             issues.error("structure.null-value", item_path)
                         continue
-                    self._item(slot, item, item_path, scope, issues, node, model)
+                    shadows_value = (
+                        slot.underscore
+                        and type(partner) is list
+                        and index < len(partner)
+                        and partner[index] is not None
+                    )
+                    self._item(slot, item, item_path, scope, issues, node, model, shadows_value)
             elif type(value) is list:
                 issues.error("structure.unexpected-array", f"{path}.{slot.name}", name=key)
             else:
-                self._item(slot, value, f"{path}.{slot.name}", scope, issues, node, model)
+                shadows_value = slot.underscore and node.get(key[1:]) is not None
+                self._item(slot, value, f"{path}.{slot.name}", scope, issues, node, model, shadows_value)
 
         for name, minimum, keys in model.required:
             if keys.isdisjoint(node):
@@ -341,7 +352,7 @@ class StructureWalker:
             if len(keys.intersection(node)) > 1:
                 present = ", ".join(k for k in node if k in keys)
                 issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=present)
-        if not model.is_resource and (not node or (len(node) == 1 and "id" in node)):
+        if not model.is_resource and not valued and (not node or (len(node) == 1 and "id" in node)):
             issues.error("structure.empty-element", path)
         special = model.special
         if special is None:
@@ -371,6 +382,7 @@ class StructureWalker:
         issues: IssueList,
         parent: dict[str, Any],
         model: NodeModel,
+        valued: bool = False,
     ) -> None:
         if slot.checker is not None:
             problem = slot.checker(item)
@@ -384,7 +396,7 @@ class StructureWalker:
             issues.error("structure.expected-object", path, type=slot.type)
             return
         elif slot.child is not None:
-            self._node(item, slot.child, path, scope, issues)
+            self._node(item, slot.child, path, scope, issues, valued)
             if slot.is_extension:
                 frame = self._frames[-1] if self._frames else None
                 self.extensions.check(item, path, parent, model, slot.key, frame, scope, issues)

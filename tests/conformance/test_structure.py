@@ -106,6 +106,22 @@ def test_element_without_value_or_children_violates_ele_1(validator: Validator) 
     )
 
 
+@pytest.mark.parametrize(
+    "resource",
+    [
+        {"birthDate": "1938-01-01", "_birthDate": {"id": "born"}},
+        {"name": [{"given": ["秀英", "桂兰"], "_given": [None, {"id": "second"}]}]},
+    ],
+)
+def test_an_id_on_a_primitive_with_a_value_is_not_empty(validator: Validator, resource: dict[str, Any]) -> None:
+    assert errors(check(validator, {"resourceType": "Patient", **resource})) == []
+
+
+def test_an_id_alone_on_a_primitive_without_a_value_violates_ele_1(validator: Validator) -> None:
+    issues = check(validator, {"resourceType": "Patient", "_birthDate": {"id": "born"}})
+    assert found(issues, "structure.empty-element", "Patient.birthDate")
+
+
 def test_extension_with_value_and_children_violates_ext_1(validator: Validator) -> None:
     extension = {"url": "http://example.org/x", "valueString": "a", "extension": [{"url": "y", "valueString": "b"}]}
     issues = check(validator, {"resourceType": "Patient", "extension": [extension]})
