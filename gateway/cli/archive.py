@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,12 +34,22 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     services = Services(config_of(args))
     try:
         since = _since(args.since)
+        _check_types(args.types or [], services.repository.resource_types)
         written = export_folder(services.store, args.out, args.types, since, extras=not (args.types or since))
     finally:
         services.close()
     for name, lines in sorted(written.items()):
         out.write(f"{args.out / name}  {lines}\n")
     return EXIT_OK
+
+
+def _check_types(types: list[str], known: Collection[str]) -> None:
+    """An unknown type (``Foo``, ``patient``) would export nothing and look like an empty archive."""
+    from gateway.cli.common import UsageError
+
+    unknown = [kind for kind in types if kind not in known]
+    if unknown:
+        raise UsageError(f"--type {', '.join(unknown)}: not a FHIR R4 resource type (names are case-sensitive)")
 
 
 def _since(text: str | None) -> str | None:

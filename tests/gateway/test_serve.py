@@ -51,6 +51,11 @@ def test_export_writes_the_store_as_ndjson(
     assert len(patients) == found
 
 
+@pytest.mark.parametrize("kind", ["Foo", "patient"])
+def test_export_of_an_unknown_type_is_a_usage_error(demo: tuple[str, str], tmp_path: Path, kind: str) -> None:
+    assert main(["export", "--database", demo[1], "--out", str(tmp_path), "--type", kind]) == 2
+
+
 def test_db_upgrade_of_a_current_store_applies_nothing(
     demo: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
