@@ -149,6 +149,8 @@ def ingest(
             errors.append(str(exc))
         finally:
             counts = pipeline.finish()
+    if errors and not records:  # nothing was read: the request failed, not its records
+        raise FhirError(400, "http.ingest-unreadable", source=source, reason="; ".join(errors))
     parameters: list[dict[str, Any]] = [
         {"name": "read", "valueInteger": counts.read},
         {"name": "mapped", "valueInteger": counts.mapped},

@@ -552,6 +552,17 @@ def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
     assert ingest_sample(api, "..").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("source", "media", "content"),
+    [("insurance", "application/json", b"{not json"), ("hl7v2", "application/hl7-v2", b"hello world")],
+)
+def test_ingest_of_a_body_that_cannot_be_read_is_a_bad_request(
+    api: Api, source: str, media: str, content: bytes
+) -> None:
+    answer = api.post(f"{api.base}/$ingest?source={source}", data=content, headers={"Content-Type": media})
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.ingest-unreadable"])
+
+
 # -- formats and hostile bodies ----------------------------------------------------------------------
 def test_a_body_without_a_content_type_is_refused(api: Api) -> None:
     answer = api.post(f"{api.base}/Patient", data=json.dumps(new_patient()).encode(), timeout=60)
