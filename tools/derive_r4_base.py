@@ -142,6 +142,12 @@ def expand(url: str, valuesets: dict[str, Any], codesystems: dict[str, Any]) -> 
     return sorted(pairs) or None
 
 
+def is_r4b_addition(sd: dict[str, Any]) -> bool:
+    """The package's resources carry one R4B definition (SubscriptionStatus, fhirVersion
+    4.3.0).  R4 4.0.1 has no such resource, so a server built on this model must not offer it."""
+    return sd.get("fhirVersion", "4.0.1") != "4.0.1"
+
+
 def main() -> None:
     args = arguments(__doc__)
     structures = [
@@ -152,6 +158,7 @@ def main() -> None:
             name,
             lambda r: r["resourceType"] == "StructureDefinition" and r.get("derivation") != "constraint",
         )
+        if not is_r4b_addition(r)
     ]
     terminology = bundle_resources(args.source, "valuesets.json") + bundle_resources(args.source, "v3-codesystems.json")
     valuesets = {r["url"]: r for r in terminology if r["resourceType"] == "ValueSet"}

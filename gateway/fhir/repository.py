@@ -52,6 +52,10 @@ class Written:
     issues: list[Issue] = field(default_factory=list)
 
 
+#: resources R4 gives no RESTful endpoint: Parameters only carries an operation's in- and output
+NO_ENDPOINT = frozenset({"Parameters"})
+
+
 class Repository:
     def __init__(
         self, store: Store, validator: Validator, registry: Registry, config: Config, searcher: Searcher
@@ -63,7 +67,7 @@ class Repository:
         self.resource_types = frozenset(
             name
             for name, definition in registry.base_types.items()
-            if definition.get("kind") == "resource" and not definition.get("abstract")
+            if definition.get("kind") == "resource" and not definition.get("abstract") and name not in NO_ENDPOINT
         )
         self.default_profiles = default_profiles(registry)
         self.personal = PersonalData(registry)

@@ -67,6 +67,17 @@ def test_the_capability_statement_advertises_the_provincial_search_parameter(api
     assert "subscriber-id" in {p["name"] for p in coverage["searchParam"]}
 
 
+def test_the_capability_statement_offers_only_r4_resources_with_an_endpoint(api: Api) -> None:
+    offered = {r["type"] for r in get(api, "metadata").json()["rest"][0]["resource"]}
+    assert offered & {"Parameters", "SubscriptionStatus", "Citation"} == set()
+
+
+@pytest.mark.parametrize("kind", ["Parameters", "SubscriptionStatus"])
+def test_a_resource_without_an_r4_endpoint_cannot_be_created(api: Api, kind: str) -> None:
+    answer = post(api, kind, {"resourceType": kind})
+    assert (answer.status_code, message_ids(answer)) == (404, ["http.unknown-type"])
+
+
 def test_the_capability_statement_claims_only_read_and_search_of_the_audit_trail(api: Api) -> None:
     statement = get(api, "metadata").json()
     trail = next(r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent")
