@@ -13,6 +13,7 @@ import orjson
 from flask import Request, Response, current_app, request
 from werkzeug.datastructures import ImmutableMultiDict
 
+from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import if_match_version, instant, whole_number
 from gateway.messages import LANGUAGES
@@ -116,12 +117,17 @@ def body() -> Any:
     data = request.get_data(cache=True)
     try:
         if media in XML_TYPES:
-            return parse_xml(data)
-        if media in JSON_TYPES or media == "application/json-patch+json":
-            return parse_json(data)
+            document = parse_xml(data)
+        elif media in JSON_TYPES or media == "application/json-patch+json":
+            document = parse_json(data)
+        else:
+            raise FhirError(415, "http.unsupported-media-type", type=media)
     except WireError as error:
         raise FhirError(400, error.message_id, **error.params) from error
-    raise FhirError(415, "http.unsupported-media-type", type=media)
+    # references on our own base stand for the relative ones (the bytes cannot tell: JSON may
+    # escape any character of the URL)
+    localise(document, current_app.config["SERVICES"].config.base_url)
+    return document
 
 
 def if_match() -> int | None:

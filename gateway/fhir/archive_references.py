@@ -26,6 +26,7 @@ from gateway.search.values import natural_number
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
 from gateway.storage.store import Store, Stored
+from mappings.engine import reference_nodes
 
 _LITERAL = re.compile(
     r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<version>[A-Za-z0-9\-.]{1,64}))?"
@@ -33,6 +34,21 @@ _LITERAL = re.compile(
 #: versions kept (each a parsed resource): enough for the organisations, practitioners and
 #: people one busy hour of writes points at
 KEPT = 4096
+
+
+def localise(document: Any, base_url: str) -> None:
+    """Rewrite, in place, each reference on this server's own base (``http://…/fhir/Patient/1``)
+    as the relative reference it stands for (``Patient/1``).
+
+    FHIR treats the two as the same resource; everything after the request — the search index,
+    the rules on whom a write may name and which organisation owns a record, the Consent a
+    person gave — reads relative references.  An absolute one left as written slipped past all
+    of them: a refusal naming the organisation absolutely refused nothing."""
+    base = base_url.rstrip("/") + "/"
+    for node in reference_nodes(document):
+        reference = node["reference"]
+        if reference.startswith(base) and _LITERAL.fullmatch(reference[len(base) :]):
+            node["reference"] = reference[len(base) :]
 
 
 class ArchiveReferences:

@@ -181,9 +181,19 @@ class Bundles:
             if entry.method == "POST" and entry.resource is not None:
                 entry.resource_id = new_id()
                 entry.resource = {**entry.resource, "id": entry.resource_id}
-            if entry.full_url and entry.resource_id and entry.method in ("POST", "PUT"):
-                renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
+            if entry.resource_id and entry.method in ("POST", "PUT"):
+                self._rename(renamed, entry)
         return renamed
+
+    def _rename(self, renamed: dict[str, str], entry: Entry) -> None:
+        """References to the entry's fullUrl now name its resource.  One on this server's own
+        base was also written relative (the request body's references were: ``localise``)."""
+        if not entry.full_url:
+            return
+        renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
+        base = self.base_url.rstrip("/") + "/"
+        if entry.full_url.startswith(base):
+            renamed[entry.full_url[len(base) :]] = f"{entry.kind}/{entry.resource_id}"
 
     def _resolve_conditions(self, tx: Transaction, entries: list[Entry], renamed: dict[str, str]) -> None:
         """Conditional creates that find their resource and conditional updates take the
@@ -203,8 +213,7 @@ class Bundles:
                 entry.resource = {**entry.resource, "id": entry.resource_id}
             else:
                 continue
-            if entry.full_url:
-                renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
+            self._rename(renamed, entry)
 
     def _resolve_conditional_references(self, tx: Transaction, entries: list[Entry]) -> None:
         """``{"reference": "Patient?identifier=…"}`` → the one Patient it selects, among the

@@ -78,6 +78,30 @@ def test_a_consent_refusing_the_centre_hides_its_own_resident(served: Served, ap
     assert found == 0
 
 
+def absolute(served: Served, node: dict[str, Any]) -> dict[str, Any]:
+    """The reference written on the server's own base, as FHIR allows."""
+    return {**node, "reference": f"{served.base}/{node['reference']}"}
+
+
+def test_a_consent_naming_the_centre_by_absolute_url_still_refuses(served: Served, api: Api, home: Api) -> None:
+    refusal = example("yy-consent/valid-deny-all.json")
+    actor = example("yy-consent/valid-permit-yiyang-center.json")["provision"]["actor"][0]
+    refusal["patient"] = absolute(served, refusal["patient"])
+    refusal["provision"]["actor"] = [{**actor, "reference": absolute(served, actor["reference"])}]
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    found = home.get(f"{served.base}/Patient?_summary=count").json()["total"]
+    api.delete(f"{served.base}/Consent/{refusal['id']}")
+    assert found == 0
+
+
+def test_a_reference_on_the_own_base_is_stored_relative(served: Served, api: Api) -> None:
+    observation = example("yy-observation-blood-pressure/valid-blood-pressure.json")
+    observation = {**observation, "id": "bp-absolute", "subject": absolute(served, observation["subject"])}
+    stored = api.put(f"{served.base}/Observation/bp-absolute", json=observation).json()
+    api.delete(f"{served.base}/Observation/bp-absolute")
+    assert stored["subject"]["reference"] == "Patient/zhang-xiuying"
+
+
 def test_a_revinclude_never_brings_in_someone_elses_resources(served: Served, home: Api) -> None:
     bundle = home.get(f"{served.base}/Patient?_revinclude=Observation:subject").json()
     assert sorted(e["resource"]["id"] for e in bundle["entry"]) == ["bp-2026", "zhang-xiuying"]
@@ -229,6 +253,15 @@ def code_of(answer: Any) -> tuple[int, str]:
 def test_a_stay_the_centre_records_for_someone_it_does_not_serve_is_refused(served: Served, home_writer: Api) -> None:
     """Otherwise a platform would make itself a relationship with anyone, and read them."""
     stay = {**example("yy-encounter/valid-home-bed.json"), "subject": {"reference": "Patient/li-jianguo"}}
+    del stay["id"]
+    assert code_of(home_writer.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-person")
+
+
+def test_a_stay_naming_someone_unserved_by_absolute_url_is_refused(served: Served, home_writer: Api) -> None:
+    stay = {
+        **example("yy-encounter/valid-home-bed.json"),
+        "subject": {"reference": f"{served.base}/Patient/li-jianguo"},
+    }
     del stay["id"]
     assert code_of(home_writer.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-person")
 

@@ -318,6 +318,22 @@ def test_a_transaction_points_references_at_the_new_ids(api: Api, home_visit: di
     assert (stored["subject"]["reference"], stored["serviceProvider"]["reference"]) == (patient, organization)
 
 
+def test_a_transaction_follows_a_full_url_on_the_own_base_to_the_new_id(api: Api) -> None:
+    """A POST entry's fullUrl may be an absolute URL on this server; references to it, as
+    written or relative, point at the id the server gives it."""
+    temporary = f"{api.base}/Patient/to-be-named"
+    encounter = {**example("yy-encounter/valid-home-visit.json"), "subject": {"reference": temporary}}
+    del encounter["id"]
+    bundle = transaction(
+        {"fullUrl": temporary, "resource": new_patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": encounter, "request": {"method": "POST", "url": "Encounter"}},
+    )
+    answer = post(api, "", bundle)
+    assert answer.status_code == 200, answer.text
+    patient, stay = (e["fullUrl"].removeprefix(f"{api.base}/") for e in answer.json()["entry"])
+    assert get(api, stay).json()["subject"]["reference"] == patient
+
+
 def test_a_chained_search_finds_the_encounter_by_its_patients_id_card(api: Api, home_visit: dict[str, Any]) -> None:
     patient = get(api, home_visit["entry"][0]["fullUrl"].removeprefix(f"{api.base}/")).json()
     bundle = get(api, f"Encounter?patient.identifier={ID_CARD}|{id_card(patient)}&_include=Encounter:subject").json()
