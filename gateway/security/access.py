@@ -54,16 +54,24 @@ class PersonalData:
     """Which search parameters tie a resource to people, worked out once from the definitions.
 
     A type in the Patient compartment belongs to the people its compartment parameters name
-    (an Observation to its subject).  A type outside it may still name people: a Device its
-    patient, a Linkage its items, a Contract its signers.  Such a resource concerns everyone it
-    names, so a restricted principal sees it only if it serves every one of them."""
+    (an Observation to its subject).  Any type may also name people elsewhere: an
+    Observation's focus, a Group's members, a Device its patient, a Contract its signers.  A
+    resource concerns everyone it names, so a restricted principal sees it only if it serves
+    every one of them (and, in the compartment, it names at least one): a Group listing a
+    resident and a stranger would otherwise tell the stranger's id.
+
+    Binary and Bundle carry other content opaquely (bytes, whole resources) that no index
+    attributes to a person, so a restricted principal sees neither; documents reach it
+    through ``Composition/$document``, which is filtered like any read."""
+
+    OPAQUE = frozenset({"Binary", "Bundle"})
 
     def __init__(self, registry: Registry) -> None:
         self.compartment: dict[str, list[str]] = registry.patient_compartment
         self.references: dict[str, list[str]] = {
             kind: naming
             for kind, definition in registry.base_types.items()
-            if definition.get("kind") == "resource" and kind not in self.compartment and kind != "Patient"
+            if definition.get("kind") == "resource" and kind != "Patient"
             if (naming := _naming_patients(registry, kind))
         }
 
@@ -95,6 +103,8 @@ class Access:
         return None if self._served is None else self._condition(kind, self._served)
 
     def _condition(self, kind: str, served: Sql) -> Sql | None:
+        if kind in self.personal.OPAQUE:
+            return "1 = 0", []
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
         return visible_condition(kind, compartment, served, naming)
 
@@ -124,14 +134,15 @@ class Access:
 
     def version_visible(self, tx: Transaction, stored: Stored) -> bool:
         """Whether one version of a resource the principal may see now may be shown too: for a
-        restricted principal it must concern people it serves by its own content (it names a
-        served person; outside the Patient compartment, it names no one else).  An Observation
-        moved from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
+        restricted principal it must concern people it serves by its own content (it names no
+        one else, and in the Patient compartment at least one of them).  An Observation moved
+        from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
         if not self.restricted or stored.resource is None or stored.type == "Patient":
             return True
         named = _people_named(stored.resource)
-        served = {person for person in named if self._serves(tx, person)}
-        return bool(served) if stored.type in self.personal.compartment else served == named
+        if stored.type in self.personal.compartment and not named:
+            return False
+        return all(self._serves(tx, person) for person in named)
 
     def _serves(self, tx: Transaction, person: str) -> bool:
         """Asked once per person per Access, which serves one interaction (a history page judges

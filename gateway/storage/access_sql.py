@@ -117,19 +117,29 @@ def served_patients(organization: str, now: str) -> Sql:
 def visible_condition(
     kind: str, compartment_params: Sequence[str], served: Sql, naming_params: Sequence[str] = ()
 ) -> Sql | None:
-    """The condition on ``resource r`` of type ``kind`` that keeps only what concerns a served
-    person: a Patient served, a resource of the Patient compartment naming a served person, a
-    resource of another type (``naming_params``: its references that may point at a Patient)
-    naming no one else.  None when the type holds no one's personal data (an Organization)."""
+    """The condition on ``resource r`` of type ``kind`` that keeps only what concerns served
+    people alone: a Patient served; any other resource naming no one unserved through
+    ``naming_params`` (its references that may point at a Patient) and, in the Patient
+    compartment, a served person through ``compartment_params``.  None when the type holds no
+    one's personal data (an Organization).  The "no one unserved" test looks at the one
+    resource's own index rows (``search_index_owner``), never at the whole type's."""
     served_sql, served_params = served
     if kind == "Patient":
         return f"r.id IN ({served_sql})", list(served_params)
-    # in the compartment: it names a served person; outside: it names no one unserved
-    negation, params = ("", compartment_params) if compartment_params else ("NOT ", naming_params)
-    if not params:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if compartment_params:
+        conditions.append(
+            f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({marks(compartment_params)}) "
+            f"AND c.system = 'Patient' AND c.value IN ({served_sql}))"
+        )
+        params += [kind, *compartment_params, *served_params]
+    if naming_params:
+        conditions.append(
+            f"NOT EXISTS (SELECT 1 FROM search_index n WHERE n.type = ? AND n.id = r.id "
+            f"AND n.name IN ({marks(naming_params)}) AND n.system = 'Patient' AND n.value NOT IN ({served_sql}))"
+        )
+        params += [kind, *naming_params, *served_params]
+    if not conditions:
         return None
-    return (
-        f"r.id {negation}IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({marks(params)}) "
-        f"AND c.system = 'Patient' AND c.value {negation}IN ({served_sql}))",
-        [kind, *params, *served_params],
-    )
+    return " AND ".join(conditions), params

@@ -129,11 +129,30 @@ def group(group_id: str, *people: str) -> dict[str, Any]:
     return {"resourceType": "Group", "id": group_id, "type": "person", "actual": True, "member": members}
 
 
-def test_a_group_export_holds_only_the_members_the_centre_serves(served: Served, api: Api, home: Api) -> None:
-    api.put(f"{served.base}/Group/jinshui-residents", json=group("jinshui-residents", "zhang-xiuying", "li-jianguo"))
+def test_a_group_export_holds_its_members_data(served: Served, api: Api, home: Api) -> None:
+    api.put(f"{served.base}/Group/jinshui-residents", json=group("jinshui-residents", "zhang-xiuying"))
     files = exported(home, export(home, "Group/jinshui-residents/$export", _type="Patient,Observation"))
     found = sorted(resource["id"] for resources in files.values() for resource in resources)
     assert found == ["bp-2026", "zhang-xiuying"]
+
+
+def test_a_group_naming_someone_the_centre_does_not_serve_is_not_found(served: Served, api: Api, home: Api) -> None:
+    """Its member list would tell the stranger's id (and that they belong to the group)."""
+    api.put(f"{served.base}/Group/mixed-residents", json=group("mixed-residents", "zhang-xiuying", "li-jianguo"))
+    listed = home.get(f"{served.base}/Group?member=Patient/li-jianguo&_summary=count").json()["total"]
+    assert (home.get(f"{served.base}/Group/mixed-residents").status_code, listed) == (404, 0)
+
+
+def test_binaries_and_stored_bundles_are_not_shown_to_the_centre(served: Served, api: Api, home: Api) -> None:
+    """Their content is no one's by any index, so it may be anyone's."""
+    binary = {"resourceType": "Binary", "contentType": "text/plain", "data": "5byg56eA6Iux"}
+    binary["securityContext"] = {"reference": "Patient/zhang-xiuying"}
+    made = api.post(f"{served.base}/Binary", json=binary, headers={"Content-Type": "application/fhir+json"}).json()
+    found = (
+        home.get(f"{served.base}/Binary/{made['id']}").status_code,
+        home.get(f"{served.base}/Binary").json()["total"],
+    )
+    assert found == (404, 0)
 
 
 @pytest.fixture(scope="module")
@@ -363,14 +382,14 @@ def flag_on_zhang(flag_id: str, author: str) -> dict[str, Any]:
     }
 
 
-def test_a_chain_from_a_visible_resource_never_reaches_someone_else(served: Served, api: Api, home: Api) -> None:
-    """A Flag on 张秀英 names 李建国 as its author: the centre sees the Flag, but a chain through
-    the author must not tell it who he is."""
+def test_a_resource_on_a_resident_naming_someone_else_too_is_not_shown(served: Served, api: Api, home: Api) -> None:
+    """A Flag on 张秀英 names 李建国 as its author: shown, it would tell the centre his id, and
+    a chain through the author who he is."""
     flag = flag_on_zhang("flag-by-li", "Patient/li-jianguo")
     assert api.put(f"{served.base}/Flag/flag-by-li", json=flag).status_code in (200, 201)
     seen = home.get(f"{served.base}/Flag?_id=flag-by-li&_summary=count").json()["total"]
     chained = home.get(f"{served.base}/Flag?_id=flag-by-li&author:Patient.identifier=440524193801010019&_summary=count")
-    assert (seen, chained.json()["total"]) == (1, 0)
+    assert (seen, chained.json()["total"]) == (0, 0)
 
 
 @pytest.fixture(scope="module")
