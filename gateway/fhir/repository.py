@@ -276,9 +276,12 @@ class Repository:
             return self.delete_in(tx, kind, resource_id, if_match)
 
     def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
-        """Delete kind/id; None when there was nothing (the principal may see) to delete."""
+        """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
+        hidden resource answers exactly as an absent one, with ``If-Match`` too (404)."""
         current = tx.resources.read(kind, resource_id)
         if self.access().hides(tx, current):
+            if if_match is not None:
+                raise _conflict(VersionConflict(f"{kind}/{resource_id}", if_match, None))
             return None
         if current is not None and current.resource is not None:
             _check_change(tx, current)

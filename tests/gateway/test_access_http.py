@@ -205,6 +205,15 @@ def test_deleting_someone_else_deletes_nothing(served: Served, api: Api, home_wr
     assert api.get(f"{served.base}/Patient/li-jianguo").status_code == 200
 
 
+def test_a_delete_with_if_match_of_someone_else_answers_as_for_no_one(served: Served, home_writer: Api) -> None:
+    """With If-Match, an absent resource is a 404: a hidden one must be too."""
+    hidden, absent = (
+        code_of(home_writer.delete(f"{served.base}/Patient/{who}", headers={"If-Match": 'W/"1"'}))
+        for who in ("li-jianguo", "no-such-person")
+    )
+    assert hidden == absent == (404, "http.not-found")
+
+
 def test_a_withdrawn_consent_ends_the_access_it_gave(served: Served, api: Api, home: Api) -> None:
     permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit"}
     permit["patient"] = {"reference": "Patient/li-jianguo"}
