@@ -278,6 +278,7 @@ class Repository:
     def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
         hidden resource answers exactly as an absent one, with ``If-Match`` too (404)."""
+        _check_writable(kind, "DELETE")
         current = tx.resources.read(kind, resource_id)
         if self.access().hides(tx, current):
             if if_match is not None:
@@ -301,6 +302,7 @@ class Repository:
         """Every match the principal may see, each only if it may write for its owner (one
         refusal refuses them all).  A deleted resource leaves the index, so each round asks
         for the first matches again until none is left."""
+        _check_writable(kind, "DELETE")
         rules, deleted = self.access(), []
         while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
             before = len(deleted)
@@ -350,11 +352,15 @@ DELETE_ROUND = 100
 READ_ONLY = frozenset({"AuditEvent"})
 
 
+def _check_writable(kind: str, method: str) -> None:
+    if kind in READ_ONLY:
+        raise FhirError(405, "http.method-not-allowed", method=method, path=kind)
+
+
 def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
     """The acting client writes only for its own organisation and those under it; no one
     writes an AuditEvent (the trail records itself, see gateway/security/audit.py)."""
-    if resource.get("resourceType") in READ_ONLY:
-        raise FhirError(405, "http.method-not-allowed", method="write", path=resource["resourceType"])
+    _check_writable(resource.get("resourceType", ""), "write")
     principal = acting.get()
     if principal is not None and not may_write(tx, principal, resource):
         owners = ", ".join(owner_organizations(resource)) or resource.get("id", "")

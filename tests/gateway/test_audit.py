@@ -472,3 +472,13 @@ def test_the_next_page_of_the_audit_trail_can_be_followed(api: Api) -> None:
     first = api.get(f"{api.base}/AuditEvent?date=ge2020-01-01T00:00:00%2B08:00&_count=2", timeout=60).json()
     following = next(link["url"] for link in first["link"] if link["relation"] == "next")
     assert api.get(following, timeout=60).status_code == 200
+
+
+def test_a_batch_cannot_delete_from_the_audit_trail(api: Api) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "DELETE", "url": "AuditEvent/1"}}],
+    }
+    answer = api.post(api.base, json=bundle, timeout=60).json()
+    assert answer["entry"][0]["response"]["status"].startswith("405")
