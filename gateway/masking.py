@@ -26,10 +26,16 @@ FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without +86 / 0086, not inside a
 #: longer number
 MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
-#: fixed-line numbers: a trunk 0, a two- or three-digit area code and a seven- or eight-digit
-#: number (0371-68801234, 010 8888 6666), not inside a longer word: a UUID's groups
-#: (…-0123-4567-8901-…) and zero-padded record numbers next to letters stay as they are
-LANDLINE = re.compile(r"(?<![0-9A-Za-z-])(0\d{2,3})([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
+#: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
+#: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
+#: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
+#: numbers next to letters stay as they are
+LANDLINE = re.compile(r"(?<![0-9A-Za-z-])([(（]?0\d{2,3}[)）]?)([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
+#: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
+#: endpoint they were sent to by mistake
+CREDENTIAL_PARAMETERS = frozenset(
+    {"access_token", "refresh_token", "id_token", "client_secret", "client_assertion", "assertion", "password", "code"}
+)
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
 #: a name criterion inside free text, as a conditional reference or a query string quoted in
@@ -40,7 +46,7 @@ _NAME_IN_QUERY = re.compile(
 #: every pattern above holds ten or more digits in a row (a landline of Beijing: 010 and seven),
 #: spaces or dashes between them at most; text without such a run (paths, ids like p12345, dates, codes) is returned at once
 #: instead of scanned three times
-_CANDIDATE = re.compile(r"\d[\d -]{8,}\d")
+_CANDIDATE = re.compile(r"\d[\d ()（）-]{8,}\d")
 
 
 def mask_id_cards(text: str) -> str:
@@ -103,11 +109,13 @@ def is_name_parameter(parameter: str) -> bool:
 
 
 def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Search parameters as they may be recorded: names masked (the value is known to be a
-    name), identifiers and phones masked in every value."""
+    """Search parameters as they may be recorded: credentials hidden, names masked (the value
+    is known to be a name), identifiers and phones masked in every value."""
     masked = []
     for name, value in pairs:
-        if is_name_parameter(name):
+        if name in CREDENTIAL_PARAMETERS:
+            value = "***"
+        elif is_name_parameter(name):
             value = ",".join(mask_name(part) for part in value.split(","))
         masked.append((mask_text(name), mask_text(value)))
     return masked

@@ -327,6 +327,18 @@ def test_a_landline_is_masked() -> None:
     assert mask_text("Patient?telecom=0371-68801234") == "Patient?telecom=0371-****1234"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"), [("(0371)68801234", "(0371)****1234"), ("（0371）68801234", "（0371）****1234")]
+)
+def test_a_landline_with_a_bracketed_area_code_is_masked(written: str, masked: str) -> None:
+    assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+@pytest.mark.parametrize("name", ["access_token", "client_secret", "client_assertion"])
+def test_credentials_sent_as_query_parameters_are_never_recorded(name: str) -> None:
+    assert mask_query([(name, "eyJhbGciOiJSUzM4NCJ9.secret"), ("_count", "1")]) == [(name, "***"), ("_count", "1")]
+
+
 def test_a_uuid_is_no_landline() -> None:
     reference = "Patient/9f3c2a1e-0123-4567-8901-23456789abcd"
     assert mask_text(reference) == reference
@@ -372,7 +384,7 @@ def test_no_landline_survives_masking(phone: str, before: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from("0123456789X +-86USA身份证"), max_size=40))
+@given(st.text(alphabet=st.sampled_from("0123456789X +-86USA身份证()（）"), max_size=40))
 def test_the_shortcut_for_text_without_a_long_digit_run_masks_as_the_full_scan(text: str) -> None:
     assert mask_text(text) == mask_phones(mask_id_cards(text))
 
