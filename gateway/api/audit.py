@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from gateway.api.negotiation import int_param, respond
+from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.search.values import format_instant
@@ -126,7 +126,7 @@ def search() -> Response:
     config = current_app.config["SERVICES"].config
     asked = list(request.args.items(multi=True))
     if request.method == "POST":
-        asked += request.form.items(multi=True)
+        asked += search_form()
     query = parse_query([(k, v) for k, v in asked if k != "_format"], config.page_size, config.max_page_size)
     trail().flush()  # this worker's latest events are visible to its own auditor at once
     with current_app.config["SERVICES"].store.reading() as tx:

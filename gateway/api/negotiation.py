@@ -130,6 +130,16 @@ def body() -> Any:
     return document
 
 
+def search_form() -> list[tuple[str, str]]:
+    """The criteria of a ``POST …/_search`` body, which FHIR defines as a form.  Any other
+    body is a 415: read as no criteria, it would widen the search to everything."""
+    if not request.get_data(cache=True):
+        return []
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise FhirError(415, "http.unsupported-media-type", type=request.mimetype or "(none)")
+    return list(request.form.items(multi=True))
+
+
 def if_match() -> int | None:
     value = request.headers.get("If-Match")
     if not value:

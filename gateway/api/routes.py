@@ -21,6 +21,7 @@ from gateway.api.negotiation import (
     prefer_handling,
     prefer_return,
     respond,
+    search_form,
     version_headers,
 )
 from gateway.fhir import operations
@@ -66,10 +67,10 @@ def base_url() -> str:
 
 def _pairs() -> list[tuple[str, str]]:
     """Search parameters from the query string and, for POST _search, the form body."""
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "_format"]
+    pairs = list(request.args.items(multi=True))
     if request.method == "POST":
-        pairs += [(k, v) for k, v in request.form.items(multi=True) if k != "_format"]
-    return pairs
+        pairs += search_form()
+    return [(k, v) for k, v in pairs if k != "_format"]
 
 
 # -- capability ------------------------------------------------------------------------------
@@ -241,10 +242,18 @@ def validate_instance(kind: str, resource_id: str) -> Response:
 
 @fhir.get("/Patient/<resource_id>/$everything")
 def everything(resource_id: str) -> Response:
+    """``_since`` and ``_type`` are honoured; ``start``, ``end`` and ``_count`` (paging) are not
+    supported and, like any other parameter, refused rather than ignored."""
     found = services()
+    for name in request.args:
+        if name not in ("_since", "_type", "_format"):
+            value = request.args[name]
+            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type")
     types = {t for value in request.args.getlist("_type") for t in value.split(",") if t}
-    since = instant_param("_since")
     compartment = found.registry.patient_compartment
+    for kind in sorted(types - found.repository.resource_types):
+        raise FhirError(400, "http.unknown-type", "_type", type=kind)
+    since = instant_param("_since")
     allowed = grants()
     if not allowed.allows("*", "s"):
         # types the token may not search are left out, not refused (the Patient's read scope

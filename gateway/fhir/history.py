@@ -20,6 +20,8 @@ from gateway.fhir.parameters import instant, whole_number
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
+#: what a history request may say (``_offset`` is this server's paging, ``_format`` the answer's)
+HISTORY_PARAMETERS = frozenset({"_count", "_offset", "_since", "_format"})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
 #: versions read at a time while looking through them
@@ -49,8 +51,14 @@ def history_request(
     max_page_size: int,
     where: str | None = None,
 ) -> HistoryRequest:
-    """The page asked for by ``_count``, ``_offset`` and ``_since`` (400 for a bad one; ``where``
-    locates it, e.g. in a Bundle entry's URL)."""
+    """The page asked for by ``_count``, ``_offset`` and ``_since`` (400 for a bad one, and for
+    any other parameter: ``_at``, ``_list`` or a search criterion ignored would widen the
+    answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
+    for name in params:
+        if name not in HISTORY_PARAMETERS:
+            raise FhirError(
+                400, "http.bad-parameter", where, name=name, value=params[name], detail="supported: _count, _since"
+            )
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)
     since = instant(params, "_since", where)

@@ -358,6 +358,33 @@ def test_everything_since_a_later_moment_returns_nothing(api: Api, home_visit: d
     assert bundle["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("start=2026-01-01", "http.bad-parameter"),
+        ("_count=3", "http.bad-parameter"),
+        ("_type=Foo", "http.unknown-type"),
+    ],
+)
+def test_everything_refuses_what_it_would_otherwise_ignore(
+    api: Api, home_visit: dict[str, Any], query: str, expected: str
+) -> None:
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    answer = get(api, f"Patient/{patient_id}/$everything?{query}")
+    assert (answer.status_code, message_ids(answer)) == (400, [expected])
+
+
+def test_a_history_refuses_a_search_criterion_it_would_ignore(api: Api) -> None:
+    answer = get(api, "Patient/_history?_id=zhang-xiuying")
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.bad-parameter"])
+
+
+@pytest.mark.parametrize("media", ["text/plain", "application/json"])
+def test_a_posted_search_whose_body_is_no_form_is_refused(api: Api, media: str) -> None:
+    answer = api.post(f"{api.base}/Patient/_search", data="identifier=x|1", headers={"Content-Type": media})
+    assert (answer.status_code, message_ids(answer)) == (415, ["http.unsupported-media-type"])
+
+
 def test_type_and_system_history_list_a_new_patient(api: Api) -> None:
     resource = created(api, new_patient())
     since = resource["meta"]["lastUpdated"].replace("+", "%2B")
