@@ -133,11 +133,11 @@ def body() -> Any:
 def search_form() -> list[tuple[str, str]]:
     """The criteria of a ``POST …/_search`` body, which FHIR defines as a form.  Any other
     body is a 415: read as no criteria, it would widen the search to everything."""
-    if not request.get_data(cache=True):
-        return []
-    if request.mimetype != "application/x-www-form-urlencoded":
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return list(request.form.items(multi=True))  # (the form may have been parsed already)
+    if request.content_length or request.get_data(cache=True):
         raise FhirError(415, "http.unsupported-media-type", type=request.mimetype or "(none)")
-    return list(request.form.items(multi=True))
+    return []
 
 
 def if_match() -> int | None:

@@ -42,6 +42,10 @@ SUMMARY_VALUES = ("count", "true", "false", "data", "text")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 DEFAULT_COUNT, MAX_COUNT = 20, 1000
 IGNORED_CONTROLS = frozenset({"_format", "_pretty"})
+#: what one search may ask at most: each limit keeps the SQL within what both databases parse
+#: (SQLite refuses expression trees deeper than 1,000 and LIKE patterns over 50,000 bytes), so
+#: an oversized request is the client's 400, not the store's failure
+LIMITS = {"criteria": 64, "values": 100, "characters": 1000, "sort keys": 8, "includes": 16}
 EXAMPLES = {
     "date": "ge2026-11-01, 2026-11-01T09:30:00+08:00",
     "number": "gt5.4",
@@ -211,6 +215,7 @@ class _Parser:
                 raise _Ignorable(SearchError("search.unsupported-modifier", _names(key), key))
             handler(self, key, value)
         elif value != "":  # R4: a parameter with an empty value is ignored
+            _within(key, "criteria", len(self.query.criteria) + 1)
             self.query.criteria.append(self.criterion(self.query.resource_type, key, value, chained=False))
 
     # -- criteria ----------------------------------------------------------------------------
@@ -273,7 +278,9 @@ class _Parser:
         pieces = _split(value, ",")
         if kind == "reference" and self.base:
             pieces = [relative for piece in pieces for relative in self._on_this_server(piece)]
+        _within(key, "values", len(pieces))
         for piece in pieces:
+            _within(key, "characters", len(piece))
             if piece:
                 try:
                     values.append(parse(piece, target))
@@ -302,13 +309,16 @@ class _Parser:
                     SearchError("search.unknown-sort", {"param": code, "type": self.query.resource_type}, key)
                 )
             self.query.sort.append(SortKey(code, kind, item.startswith("-")))
+            _within(key, "sort keys", len(self.query.sort))
 
     def _include(self, key: str, value: str) -> None:
+        _within(key, "includes", len(self.query.include) + len(self.query.revinclude) + 1)
         spec = self._include_spec(key, value, reverse=False)
         if spec.source_type == self.query.resource_type:
             self.query.include.append(spec)
 
     def _revinclude(self, key: str, value: str) -> None:
+        _within(key, "includes", len(self.query.include) + len(self.query.revinclude) + 1)
         self.query.revinclude.append(self._include_spec(key, value, reverse=True))
 
     def _include_spec(self, key: str, value: str, *, reverse: bool) -> Include:
@@ -349,6 +359,11 @@ _CONTROLS = {
 
 
 # -- values ------------------------------------------------------------------------------------
+def _within(key: str, what: str, count: int) -> None:
+    if count > LIMITS[what]:
+        raise SearchError("search.too-large", {"param": key, "limit": LIMITS[what]}, key)
+
+
 def _split(text: str, separator: str) -> list[str]:
     """Split at unescaped separators and undo the escapes (``\\,`` ``\\|`` ``\\$`` ``\\\\``)."""
     if "\\" not in text:  # nothing escaped (nearly always): str.split, not a Python loop per character

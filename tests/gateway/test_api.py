@@ -379,6 +379,22 @@ def test_a_history_refuses_a_search_criterion_it_would_ignore(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)) == (400, ["http.bad-parameter"])
 
 
+def test_a_posted_search_reads_its_criteria_from_the_form(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = api.post(f"{api.base}/Patient/_search", data={"identifier": f"{ID_CARD}|{id_card(first)}"})
+    assert [e["resource"]["id"] for e in answer.json()["entry"]] == [first["id"]]
+
+
+def test_a_search_too_large_for_the_database_is_the_clients_error(api: Api) -> None:
+    answer = api.post(
+        f"{api.base}/Patient/_search",
+        data={"name:contains": "a" * 60_000},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 400, answer.text[:300]
+    assert message_ids(answer) == ["search.too-large"]
+
+
 @pytest.mark.parametrize("media", ["text/plain", "application/json"])
 def test_a_posted_search_whose_body_is_no_form_is_refused(api: Api, media: str) -> None:
     answer = api.post(f"{api.base}/Patient/_search", data="identifier=x|1", headers={"Content-Type": media})

@@ -50,6 +50,23 @@ def test_an_escaped_comma_is_part_of_the_value(parameters: SearchParameters) -> 
     assert parse(parameters, ("name", r"a\,b")).criteria[0].values == (SearchValue(text="a,b"),)
 
 
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("_id", ",".join(f"p{n}" for n in range(101)))],
+        [("name:contains", "a" * 1001)],
+        [("_sort", ",".join(["name", "birthdate", "gender"] * 3))],
+        [("gender", "female")] * 65,
+        [("_revinclude", "Observation:subject")] * 17,
+    ],
+)
+def test_a_search_asking_more_than_its_limits_is_refused(
+    parameters: SearchParameters, pairs: list[tuple[str, str]]
+) -> None:
+    """Left to the database, these overflow SQLite's parser: a 503 the client cannot fix."""
+    assert refusal(parameters, *pairs) == "search.too-large"
+
+
 def test_a_parameter_with_an_empty_value_is_ignored(parameters: SearchParameters) -> None:
     assert parse(parameters, ("name", "")).criteria == []
 
