@@ -21,6 +21,7 @@ exports with ``_since`` set to the previous manifest's ``transactionTime``.  A j
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -38,7 +39,7 @@ import orjson
 from gateway.fhir.errors import FhirError
 from gateway.search.values import format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
-from gateway.security.principal import acting
+from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
 from gateway.storage.access_sql import served_patients, visible_condition
 from gateway.storage.resources import now_instant, store_instant
@@ -252,10 +253,16 @@ class BulkExports:
         members = {
             kind: params for kind, params in self.personal.compartment.items() if kind in wanted and kind != "Patient"
         }
+        served = None
+        if job.served_by:  # the rules of the elderly-care client that asked, as it ran
+            served = Access(Principal(job.client or "", job.served_by, frozenset(), "elderly-care"), self.personal)
         for patient in _people(tx, job.scope, job.served_by):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient
-            yield from tx.resources.referencing("Patient", patient.id, members, job.since)
+            for stored in tx.resources.referencing("Patient", patient.id, members, job.since):
+                # a resource naming someone else besides the resident is hidden from its client
+                if served is None or served.visible(tx, stored):
+                    yield stored
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:
@@ -295,6 +302,13 @@ class BulkExports:
             raise FhirError(404, "http.export-file-not-found", id=job_id, name=name)
         return path
 
+    def lines(self, job_id: str, name: str, rules: Access) -> Iterator[bytes]:
+        """The file's NDJSON lines as ``rules``' principal may see them now.  An elderly-care
+        client's file is checked again, line by line, when it is fetched: a person who
+        withdrew their Consent after the export ran is no longer its to read."""
+        path = self.file(job_id, name)
+        return _visible_lines(self.store, path, rules) if rules.restricted else _all_lines(path)
+
     def _find(self, job_id: str) -> Job:
         """The job, when the acting client may see it: its own (another client's is 404)."""
         job = _load(self.store, job_id) if JOB_ID.fullmatch(job_id) else None
@@ -302,6 +316,29 @@ class BulkExports:
         if job is None or (principal is not None and job.client not in (None, principal.client_id)):
             raise FhirError(404, "http.export-not-found", id=job_id)
         return job
+
+
+#: lines checked per reading transaction while a restricted client's file streams
+_CHECKED_AT_ONCE = 500
+
+
+def _all_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from handle
+
+
+def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while batch := list(itertools.islice(handle, _CHECKED_AT_ONCE)):
+            with store.reading() as tx:
+                kept = [line for line in batch if _still_visible(tx, rules, line)]
+            yield from kept
+
+
+def _still_visible(tx: Transaction, rules: Access, line: bytes) -> bool:
+    resource = orjson.loads(line)
+    current = tx.resources.read(resource["resourceType"], resource["id"])
+    return current is not None and not rules.hides(tx, current)
 
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:

@@ -136,6 +136,16 @@ def test_a_group_export_holds_its_members_data(served: Served, api: Api, home: A
     assert found == ["bp-2026", "zhang-xiuying"]
 
 
+def test_an_export_fetched_after_a_refusal_no_longer_holds_the_person(served: Served, api: Api, home: Api) -> None:
+    """A Consent counts at the moment of each request, the download of an export included."""
+    manifest = export(home, "Patient/$export", _type="Patient")
+    refusal = example("yy-consent/valid-deny-all.json")
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    files = exported(home, manifest)
+    api.delete(f"{served.base}/Consent/{refusal['id']}")
+    assert files == {"Patient": []}
+
+
 def test_a_group_naming_someone_the_centre_does_not_serve_is_not_found(served: Served, api: Api, home: Api) -> None:
     """Its member list would tell the stranger's id (and that they belong to the group)."""
     api.put(f"{served.base}/Group/mixed-residents", json=group("mixed-residents", "zhang-xiuying", "li-jianguo"))
@@ -399,6 +409,13 @@ def test_a_resource_on_a_resident_naming_someone_else_too_is_not_shown(served: S
     seen = home.get(f"{served.base}/Flag?_id=flag-by-li&_summary=count").json()["total"]
     chained = home.get(f"{served.base}/Flag?_id=flag-by-li&author:Patient.identifier=440524193801010019&_summary=count")
     assert (seen, chained.json()["total"]) == (0, 0)
+
+
+def test_an_export_leaves_out_a_residents_record_naming_someone_else(served: Served, api: Api, home: Api) -> None:
+    flag = flag_on_zhang("flag-by-li-exported", "Patient/li-jianguo")
+    assert api.put(f"{served.base}/Flag/{flag['id']}", json=flag).status_code in (200, 201)
+    files = exported(home, export(home, "Patient/$export", _type="Flag"))
+    assert flag["id"] not in {resource["id"] for resource in files.get("Flag", [])}
 
 
 @pytest.fixture(scope="module")
