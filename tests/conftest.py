@@ -200,13 +200,17 @@ def add_client(
         assert main([*argv, option, str(path), "--database", database_url]) == 0
 
 
-def assertion(base: str, client_id: str, key: Any, algorithm: str = "RS384", **claims: Any) -> str:
-    """A private_key_jwt client assertion for the server at ``base`` (claims override)."""
+def assertion(
+    base: str, client_id: str, key: Any, algorithm: str = "RS384", header: dict[str, Any] | None = None, **claims: Any
+) -> str:
+    """A private_key_jwt client assertion for the server at ``base`` (claims and ``header``
+    entries override; a header entry set to None is left out)."""
     import jwt
 
     now = int(time.time())
     body = {"iss": client_id, "sub": client_id, "aud": f"{base}/token", "exp": now + 240, "jti": uuid.uuid4().hex}
-    return jwt.encode({**body, **claims}, key, algorithm=algorithm, headers={"kid": "test-key"})
+    headers = {name: value for name, value in {"kid": "test-key", **(header or {})}.items() if value is not None}
+    return jwt.encode({**body, **claims}, key, algorithm=algorithm, headers=headers)
 
 
 def request_token(base: str, client_id: str, key: Any, scope: str = ALL_SCOPES, **claims: Any) -> requests.Response:

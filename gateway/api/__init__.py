@@ -85,7 +85,10 @@ def _stop_acting(_: BaseException | None) -> None:
 
 
 def _http_error(error: HTTPException) -> object:
-    """Werkzeug's own refusals (no route, wrong method, body too large) as OperationOutcomes."""
+    """Werkzeug's own refusals (no route, wrong method, body too large) as OperationOutcomes,
+    or as OAuth errors at the token endpoint, whose clients read nothing else."""
+    if request.endpoint == "auth.token":
+        return auth.token_refusal(error)
     if isinstance(error, NotFound):
         found = FhirError(404, "http.unknown-route", method=request.method, path=request.path)
     elif isinstance(error, MethodNotAllowed):

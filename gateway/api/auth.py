@@ -21,6 +21,7 @@ from urllib.parse import unquote_plus
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.api.negotiation import language
 from gateway.fhir.errors import FhirError
@@ -28,7 +29,7 @@ from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
 from gateway.security.principal import Principal
 from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, criteria_needs, needs, search_needs
-from gateway.security.tokens import ASSERTION_TYPE, OAuthError, Unauthenticated
+from gateway.security.tokens import ASSERTION_TYPE, INDISTINCT, OAuthError, Unauthenticated
 from gateway.services import Services
 
 if TYPE_CHECKING:
@@ -232,15 +233,41 @@ def token() -> Response:
         basic = (unquote_plus(credentials.username), unquote_plus(credentials.password or ""))
     if request.mimetype != "application/x-www-form-urlencoded":
         return _oauth_error(OAuthError("invalid_request", "auth.form-needed"))
+    form = request.form
+    repeated = next((name for name in form if len(form.getlist(name)) > 1), None)
+    if repeated is not None:  # RFC 6749 §3.2: which of two values would count is not ours to guess
+        return _oauth_error(OAuthError("invalid_request", "auth.repeated-parameter", name=repeated))
     try:
-        answer = _services().authority.token(request.form.to_dict(), basic)
+        answer, client = _services().authority.token(form.to_dict(), basic)
     except OAuthError as exc:
         return _oauth_error(exc, basic is not None)
+    g.principal = client  # the login's AuditEvent names the client it authenticated
     return Response(orjson.dumps(answer), content_type="application/json")
 
 
+@auth.route("/token", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="token_method")
+def token_method() -> Response:
+    response = _oauth_error(OAuthError("invalid_request", "auth.post-only", 405))
+    response.headers["Allow"] = "POST"
+    return response
+
+
+def token_refusal(error: HTTPException) -> Response:
+    """Werkzeug's refusal of a token request (a body over the size limit) as OAuth JSON."""
+    if isinstance(error, RequestEntityTooLarge):
+        limit = request.max_content_length
+        return _oauth_error(
+            OAuthError("invalid_request", "http.too-large", 413, size=request.content_length, limit=limit)
+        )
+    return _oauth_error(OAuthError("invalid_request", "auth.form-needed", error.code or 400))
+
+
 def _oauth_error(error: OAuthError, basic: bool = False) -> Response:
-    description = text(error.message_id, language(), {**error.params, "assertion_type": ASSERTION_TYPE})
+    """The OAuth error answer.  A refusal that would tell which client ids exist is worded
+    alike for all of them; the audit trail keeps the precise reason."""
+    g.audit_reason = " ".join([error.error, error.message_id, *(f"{k}={v}" for k, v in error.params.items())])
+    message_id = "auth.client-unauthenticated" if error.message_id in INDISTINCT else error.message_id
+    description = text(message_id, language(), {**error.params, "assertion_type": ASSERTION_TYPE})
     response = Response(
         orjson.dumps({"error": error.error, "error_description": description}),
         status=error.status,

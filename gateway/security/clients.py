@@ -57,6 +57,8 @@ def check_jwks(document: Any) -> dict[str, Any]:
             raise RegistrationError(f"key {index} is a private key; register the public key only")
         if key.get("kty") not in ("RSA", "EC") or (key.get("kty") == "EC" and key.get("crv") != "P-384"):
             raise RegistrationError(f"key {index} must be an RSA key or an EC key on P-384 (for RS384/ES384)")
+        if not isinstance(key.get("kid"), str) or not key["kid"]:
+            raise RegistrationError(f"key {index} has no kid: an assertion names the key it is signed with")
         if key.get("alg") not in (None, *ASSERTION_ALGORITHMS):
             raise RegistrationError(f"key {index} names alg {key.get('alg')}; only RS384 and ES384 are accepted")
         try:

@@ -176,7 +176,7 @@ RULES: dict[str, Rule] = {
     "measures.evaluate_instance": Rule("MeasureReport", "r"),
 }
 #: endpoints open to anyone: the CapabilityStatement, SMART discovery, the token endpoint
-PUBLIC = frozenset({"fhir.metadata", "auth.smart_configuration", "auth.token"})
+PUBLIC = frozenset({"fhir.metadata", "auth.smart_configuration", "auth.token", "auth.token_method"})
 #: what an endpoint without a rule needs
 UNKNOWN = Rule("*", PERMISSIONS)
 

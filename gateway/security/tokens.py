@@ -47,6 +47,11 @@ _KEY_NAME = "access-token-hs256"
 VERIFIED_TOKENS = 4096
 
 
+#: refusals a client is told apart only in the audit trail: answered alike, they would
+#: otherwise tell an unauthenticated caller which client ids are registered
+INDISTINCT = frozenset({"auth.unknown-client", "auth.assertion-signature", "auth.bad-secret"})
+
+
 class OAuthError(Exception):
     """A refused token request: the OAuth ``error`` code, its HTTP status and a catalogued
     message for ``error_description``."""
@@ -89,8 +94,9 @@ class Authority:
         return self._key
 
     # -- the token endpoint ------------------------------------------------------------------
-    def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
-        """The token response for a form-encoded request (and its HTTP Basic credentials)."""
+    def token(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> tuple[dict[str, Any], Principal]:
+        """The token response for a form-encoded request (and its HTTP Basic credentials), and
+        the principal it authenticated."""
         grant_type = form.get("grant_type")
         if not grant_type:
             raise OAuthError("invalid_request", "auth.missing-parameter", name="grant_type")
@@ -129,7 +135,8 @@ class Authority:
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(claims, self.key(), algorithm=ACCESS_ALGORITHM)
-        return {"access_token": token, "token_type": "bearer", "expires_in": TOKEN_SECONDS, "scope": granted}
+        answer = {"access_token": token, "token_type": "bearer", "expires_in": TOKEN_SECONDS, "scope": granted}
+        return answer, Principal(client.id, client.organization, frozenset(granted.split()), client.role)
 
     def _active(self, client_id: str) -> ClientRow:
         with self.store.reading() as tx:
@@ -157,6 +164,8 @@ class Authority:
         algorithm = header.get("alg")
         if algorithm not in ASSERTION_ALGORITHMS:
             raise OAuthError("invalid_client", "auth.assertion-algorithm", 401, alg=algorithm)
+        if not isinstance(header.get("kid"), str) or not header["kid"] or header.get("typ") != "JWT":
+            raise OAuthError("invalid_client", "auth.assertion-header", 401)
         client_id = unverified.get("iss")
         if not isinstance(client_id, str) or unverified.get("sub") != client_id:
             raise OAuthError("invalid_client", "auth.assertion-issuer", 401)
@@ -173,7 +182,7 @@ class Authority:
         return client
 
     def _verified(self, assertion: str, algorithm: str, kid: Any, client: ClientRow) -> dict[str, Any]:
-        keys = [k for k in (client.jwks or {}).get("keys", []) if kid is None or k.get("kid") == kid]
+        keys = [k for k in (client.jwks or {}).get("keys", []) if k.get("kid") == kid]
         for jwk in keys:
             try:
                 key = jwt.PyJWK(jwk, algorithm)

@@ -33,7 +33,7 @@ from gateway.security.audit import (
 from gateway.security.principal import Principal
 from gateway.storage import open_store
 from gateway.storage.store import Store
-from tests.conftest import Api
+from tests.conftest import Api, request_token
 
 HIS = Principal("his", "city-hospital", frozenset({"system/*.cruds"}), "hospital")
 ID_CARD = "410105194912310020"
@@ -494,3 +494,10 @@ def test_a_batch_cannot_delete_from_the_audit_trail(api: Api) -> None:
     }
     answer = api.post(api.base, json=bundle, timeout=60).json()
     assert answer["entry"][0]["response"]["status"].startswith("405")
+
+
+def test_a_login_is_audited_with_the_client_it_authenticated(api: Api) -> None:
+    assert request_token(api.base, api.client_id, api.key).status_code == 200
+    events = audit_events(api, "agent=test-admin&_sort=-date&_count=500")
+    logins = [e for e in events if e.get("subtype", [{}])[0].get("code") == "110122"]
+    assert logins and logins[0]["agent"][0]["who"]["identifier"]["value"] == "test-admin"

@@ -141,6 +141,35 @@ def test_an_assertion_just_past_its_exp_cannot_be_replayed(server: str, client_k
     assert (first.status_code, second.status_code) == (200, 401)
 
 
+@pytest.mark.parametrize("header", [{"kid": None}, {"typ": "at+jwt"}])
+def test_an_assertion_without_a_kid_or_of_another_typ_is_refused(
+    server: str, client_key: Any, header: dict[str, Any]
+) -> None:
+    form = token_form(assertion(server, "test-admin", client_key, header=header))
+    answer = requests.post(f"{server}/token", data=form, timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+def test_an_unknown_client_is_told_as_a_wrong_signature_is(server: str, client_key: Any) -> None:
+    """Otherwise anyone could learn which client ids are registered."""
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unknown = request_token(server, "no-such-client", client_key).json()
+    forged = request_token(server, "test-admin", other).json()
+    assert unknown == forged
+
+
+def test_a_token_parameter_given_twice_is_an_invalid_request(server: str, client_key: Any) -> None:
+    form = list(token_form(assertion(server, "test-admin", client_key)).items()) + [("grant_type", "password")]
+    answer = requests.post(f"{server}/token", data=form, timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_the_token_endpoint_answers_other_methods_in_oauth_json(server: str, method: str) -> None:
+    answer = requests.request(method, f"{server}/token", timeout=30)
+    assert (answer.status_code, answer.json()["error"], answer.headers["Allow"]) == (405, "invalid_request", "POST")
+
+
 def test_an_hs256_assertion_is_refused(server: str) -> None:
     answer = request_token(server, "test-admin", "a-shared-secret-is-no-key-even-when-it-is-long", algorithm="HS256")
     assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
@@ -206,6 +235,18 @@ def test_a_rotated_client_authenticates_with_its_new_key_only(served: Served, cl
     old = request_token(served.base, "to-rotate", client_key, "system/Patient.rs").status_code
     new = request_token(served.base, "to-rotate", new_key, "system/Patient.rs").status_code
     assert (old, new) == (401, 200)
+
+
+def test_a_key_without_a_kid_cannot_be_registered(served: Served, tmp_path: Path) -> None:
+    """An assertion names the key it is signed with; a key no kid names would never match."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    document = jwks_of(key)
+    del document["keys"][0]["kid"]
+    jwks = tmp_path / "no-kid.jwks.json"
+    jwks.write_text(json.dumps(document), encoding="utf-8")
+    command = ["client", "add", "--id", "no-kid", "--org", "o", "--role", "hospital", "--jwks", str(jwks)]
+    command += ["--scope", "system/Patient.rs"]
+    assert main([*command, "--database", served.database_url]) == 2
 
 
 def test_client_list_shows_each_client_with_its_role_and_status(
