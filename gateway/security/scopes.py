@@ -154,9 +154,10 @@ RULES: dict[str, Rule] = {
     "fhir.everything": Rule("Patient", "r"),
     # the Composition; each resource it gathers needs read too (checked as it is gathered)
     "fhir.document": Rule("Composition", "r"),
-    # Bulk Data: without _type a system export spans every type; Patient and Group exports
-    # without _type need every type too, because the compartment holds most of them
-    "bulk.export_system": Rule("*", "rs", per_type="rs"),
+    # Bulk Data: a system export needs rs on each _type, on every type without _type; Patient
+    # and Group exports read their people and groups, and without _type every type too,
+    # because the compartment holds most of them
+    "bulk.export_system": Rule("*", "", per_type="rs"),
     "bulk.export_patients": Rule("Patient", "rs", per_type="rs"),
     "bulk.export_group": Rule("Group", "rs", per_type="rs"),
     # status, cancel and files of a job: the kick-off was checked; the job id is the capability
