@@ -1,9 +1,11 @@
-"""``yiyang audit verify [--database URL]``: prove the audit trail's hash chain.
+"""``yiyang audit verify [--database URL] [--anchor SEQ:HASH …]``: prove the audit trail's hash chain.
 
-Exit 0 with one line (how many events, the first and last time) when every link holds; exit 1
-naming the first broken link — its seq and what differs — when an event was edited, deleted or
-inserted in the table.  Only the trail's head can be cut off unnoticed by the chain alone, so
-the summary prints the head's seq and hash for an operator to keep elsewhere.
+Exit 0 with one line (how many events, the first and last time, the head's seq and hash) when
+every link holds; exit 1 naming the first broken link — its seq and what differs — when an event
+was edited, deleted or inserted in the table.  The chain alone cannot show a trail cut off at its
+newest end, or rewritten whole with every hash recomputed: an operator keeps the printed head
+somewhere the database's writers cannot reach, and passes the heads kept from earlier runs as
+``--anchor``; each must still be in the chain, unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,22 @@ def register(commands: Any) -> None:
     actions = audit.add_subparsers(dest="action", required=True, parser_class=Parser)
     verify = actions.add_parser("verify", help="check that no audit event was edited, deleted or inserted")
     add_database(verify)
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        type=_anchor,
+        metavar="SEQ:HASH",
+        help="a head printed by an earlier run, kept elsewhere: it must still be in the chain (repeatable)",
+    )
     verify.set_defaults(run=run_verify)
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SEQ:HASH (a seq and a 64-digit hex SHA-256)")
+    return int(seq), digest
 
 
 def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
@@ -28,14 +45,17 @@ def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
 
     store = open_store(config_of(args).database_url)
     try:
-        verdict = verify(store)
+        verdict = verify(store, dict(args.anchor))
     finally:
         store.close()
     if verdict.intact:
         if verdict.events == 0:
             out.write("audit trail intact: no events\n")
         else:
-            out.write(f"audit trail intact: {verdict.events} events, {verdict.first} … {verdict.last}\n")
+            out.write(
+                f"audit trail intact: {verdict.events} events, {verdict.first} … {verdict.last}; "
+                f"head {verdict.head_seq}:{verdict.head_hash}\n"
+            )
         return EXIT_OK
     out.write(
         f"audit trail BROKEN at seq {verdict.broken_seq}: {verdict.problem} "

@@ -435,16 +435,24 @@ class Verdict:
     #: the first broken link, and what differs there
     broken_seq: int | None = None
     problem: str | None = None
+    #: the newest event verified: what an operator keeps elsewhere as an anchor
+    head_seq: int = 0
+    head_hash: str = GENESIS
 
     @property
     def intact(self) -> bool:
         return self.broken_seq is None
 
 
-def verify(store: _Chained) -> Verdict:
+def verify(store: _Chained, anchors: Mapping[int, str] | None = None) -> Verdict:
     """Walk the chain from the first event: every seq present in order, every prev_hash the
     hash of the event before, every hash the hash of its own content, every searchable column
-    a copy of its event.  Stops at the first broken link."""
+    a copy of its event.  Stops at the first broken link.
+
+    The chain alone cannot tell a trail rewritten whole (every hash recomputed) or cut off at
+    its newest end from an honest one: ``anchors`` (seq → hash, heads an operator kept
+    elsewhere from earlier runs) must each still be in the chain, unchanged."""
+    anchors = anchors or {}
     count, first, last, prev_seq, prev_hash = 0, None, None, 0, GENESIS
     with store.reading() as tx:
         for row in tx.audit.walk():
@@ -463,6 +471,9 @@ def verify(store: _Chained) -> Verdict:
                 return Verdict(count, first, last, row.seq, problem)
             if chain(prev_hash, row.event) != row.hash:
                 return Verdict(count, first, last, row.seq, "the event differs from what was hashed (edited)")
+            if anchors.get(row.seq, row.hash) != row.hash:
+                problem = "the hash differs from the anchor kept for this event (the chain was rewritten)"
+                return Verdict(count, first, last, row.seq, problem)
             try:
                 stored = orjson.loads(row.event)
                 derived = (stored["id"], *(columns(stored) if _whole(stored) else record_columns(stored)))
@@ -477,7 +488,11 @@ def verify(store: _Chained) -> Verdict:
             first = first or row.recorded
             last = row.recorded
             prev_seq, prev_hash = row.seq, row.hash
-    return Verdict(count, first, last)
+    beyond = sorted(seq for seq in anchors if seq > prev_seq)
+    if beyond:
+        problem = f"anchored event seq {beyond[0]} is gone: the newest events were cut off after seq {prev_seq}"
+        return Verdict(count, first, last, beyond[0], problem, prev_seq, prev_hash)
+    return Verdict(count, first, last, head_seq=prev_seq, head_hash=prev_hash)
 
 
 # -- buffering -------------------------------------------------------------------------------------

@@ -81,9 +81,14 @@ def tamper(database_url: str, statement: str) -> None:
         connection.execute(statement)
 
 
-def verified(capsys: pytest.CaptureFixture[str], database_url: str) -> tuple[int, str]:
-    code = main(["audit", "verify", "--database", database_url])
+def verified(capsys: pytest.CaptureFixture[str], database_url: str, *anchors: str) -> tuple[int, str]:
+    code = main(["audit", "verify", "--database", database_url, *(f"--anchor={anchor}" for anchor in anchors)])
     return code, capsys.readouterr().out
+
+
+def head(out: str) -> str:
+    """The SEQ:HASH an intact verify printed, to keep as an anchor."""
+    return out.rsplit("head ", 1)[1].strip()
 
 
 # -- the chain ---------------------------------------------------------------------------------------
@@ -139,6 +144,37 @@ def test_an_inserted_event_is_detected(store: Store, database_url: str, capsys: 
     )
     code, out = verified(capsys, database_url)
     assert (code, "seq 4:" in out) == (1, True), out
+
+
+def test_a_trail_cut_off_after_its_kept_head_is_detected(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended(store, 5)
+    kept = head(verified(capsys, database_url)[1])
+    tamper(database_url, "DELETE FROM audit_event WHERE seq > 3")
+    code, out = verified(capsys, database_url, kept)
+    assert (code, "seq 5 is gone" in out) == (1, True), out
+
+
+def test_a_trail_rewritten_whole_is_detected_by_its_kept_head(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleted and appended anew (every hash recomputed), the chain holds but the head moved."""
+    appended(store, 3)
+    kept = head(verified(capsys, database_url)[1])
+    tamper(database_url, "DELETE FROM audit_event")
+    appended(store, 4)
+    code, out = verified(capsys, database_url, kept)
+    assert (code, "seq 3:" in out, "rewritten" in out) == (1, True, True), out
+
+
+def test_a_kept_head_of_an_intact_trail_verifies(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended(store, 3)
+    kept = head(verified(capsys, database_url)[1])
+    appended(store, 2)
+    assert verified(capsys, database_url, kept)[0] == 0
 
 
 def test_a_search_column_edited_to_hide_an_event_is_detected(store: Store) -> None:
