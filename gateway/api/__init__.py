@@ -46,6 +46,8 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     measure what they cost, and is deliberately no configuration setting — no deployment
     can switch security off."""
     app = Gateway("yiyang")
+    # "//Patient" is no route: werkzeug would answer it with a redirect and an HTML body
+    app.url_map.merge_slashes = False
     app.config.update(
         SERVICES=services,
         YIYANG=services.config,

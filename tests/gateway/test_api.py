@@ -676,6 +676,11 @@ def test_an_xml_body_declaring_entities_is_refused(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)) == (400, ["http.not-xml"])
 
 
+def test_a_doubled_slash_is_an_operation_outcome_not_a_redirect(api: Api) -> None:
+    answer = api.get(f"{api.base}//Patient", allow_redirects=False, timeout=60)
+    assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
+
+
 def test_an_unknown_route_is_an_operation_outcome_not_an_html_page(api: Api) -> None:
     answer = get(api, "Patient/x/y/z")
     assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
