@@ -4,8 +4,8 @@ JSON is read strictly: a key repeated in one object is refused (it would silentl
 last value — a repeated ``resourceType`` once turned a Patient into an Observation), NaN and
 Infinity are refused (FHIR JSON has no such numbers), and nesting is bounded so a hostile body
 cannot exhaust the stack.  XML goes through lxml with DTDs, entities and network access
-refused, then through the R4B models of fhir.resources, which know the FHIR XML rules
-(primitive ``value`` attributes, ``_element`` extensions, xhtml narrative).
+refused, then through :mod:`gateway.fhir_xml`, which applies the R4 XML rules with the R4 base
+model (primitive ``value`` attributes, ``_element`` extensions, xhtml narrative).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 from lxml import etree
+
+from gateway.fhir_xml import XmlError, fhir_xml
 
 MAX_DEPTH = 64
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
@@ -92,32 +94,25 @@ def parse_xml(body: bytes) -> dict[str, Any]:
         raise WireError("http.not-xml", detail=str(exc)) from exc
     if root.getroottree().docinfo.doctype:
         raise WireError("http.not-xml", detail="a DOCTYPE (DTD or entity declarations) is not allowed")
+    reader = fhir_xml()
     kind = etree.QName(root).localname
-    model = _model(kind)
-    if model is None:
+    if kind not in reader.resources:
         raise WireError("http.unknown-type", type=kind)
     try:
-        parsed = model.model_validate_xml(body, xmlparser=_hardened_parser())
-    except Exception as exc:  # noqa: BLE001 - pydantic and lxml raise many kinds; all mean "not FHIR XML"
-        raise WireError("http.not-xml", detail=str(exc).splitlines()[0]) from exc
-    return orjson.loads(parsed.model_dump_json())
+        document = reader.loads(root)
+    except XmlError as exc:
+        raise WireError("http.not-xml", detail=str(exc)) from exc
+    if _depth(document, MAX_DEPTH) > MAX_DEPTH:
+        raise WireError("http.too-deep", limit=MAX_DEPTH)
+    return document
 
 
 def to_xml(resource: dict[str, Any]) -> bytes:
-    model = _model(resource.get("resourceType", ""))
-    if model is None:
-        raise WireError("http.unknown-type", type=resource.get("resourceType"))
-    return model.model_validate(resource).model_dump_xml()
+    try:
+        return fhir_xml().dumps(resource)
+    except XmlError as exc:
+        raise WireError("http.not-xml", detail=str(exc)) from exc
 
 
 def to_json(resource: Any) -> bytes:
     return orjson.dumps(resource)
-
-
-def _model(kind: str) -> Any:
-    from fhir.resources.R4B import get_fhir_model_class
-
-    try:
-        return get_fhir_model_class(kind)
-    except (KeyError, ValueError):
-        return None

@@ -96,6 +96,8 @@ def compact_structure(sd: dict[str, Any]) -> dict[str, Any]:
         "abstract": sd["abstract"],
         "base": (sd.get("baseDefinition") or "").removeprefix(SD_PREFIX) or None,
         "nodes": nodes,
+        # the files are written key-sorted; FHIR XML needs each node's elements in definition order
+        "order": {path: list(children) for path, children in nodes.items()},
     }
     constraints = compact_constraints(root, sd["url"], is_root=True)
     if constraints:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from flask import Request, Response, current_app, request
-from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
@@ -75,6 +75,16 @@ def answer_format() -> str:
     return found
 
 
+def wants_raw_content() -> bool:
+    """Whether a Binary read asks for the content itself rather than the resource: no
+    ``_format`` and an Accept that admits no FHIR format (``text/plain``, ``application/pdf``;
+    ``*/*`` admits JSON, the default)."""
+    current = request._get_current_object()
+    if current.args.get("_format") or not current.headers.get("Accept"):
+        return False
+    return current.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES]) is None
+
+
 def respond(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     headers = dict(headers or {})
     if body is None:  # no body (return=minimal, a delete): no media type either, not Flask's text/html
@@ -90,10 +100,8 @@ def encode(body: dict[str, Any], answer: str) -> tuple[bytes, str]:
     if answer == "xml":
         try:
             return to_xml(body), FORMATS["xml"]
-        except WireError as error:
+        except WireError as error:  # content the R4 model has no XML for (an unknown element)
             raise FhirError(406, error.message_id, **error.params) from error
-        except Exception as error:  # noqa: BLE001 - a stored resource the XML models reject
-            raise FhirError(406, "http.not-acceptable", format=f"xml ({type(error).__name__})") from error
     return orjson.dumps(body), FORMATS["json"]
 
 
@@ -128,6 +136,32 @@ def body() -> Any:
     # escape any character of the URL)
     localise(document, current_app.config["SERVICES"].config.base_url)
     return document
+
+
+def operation_args() -> MultiDict[str, str]:
+    """An operation's parameters: the query string's and, when it is invoked by POST (R4
+    asks every operation to be), those of its Parameters body — each part a primitive
+    ``value[x]``, written as in a query string."""
+    found: MultiDict[str, str] = MultiDict(request.args.items(multi=True))
+    if request.method != "POST" or not (request.content_length or request.mimetype):
+        return found
+    document = body()
+    if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
+        kind = document.get("resourceType") if isinstance(document, dict) else None
+        raise FhirError(400, "http.wrong-type", "resourceType", found=kind, expected="Parameters")
+    parts = document.get("parameter", [])
+    for index, part in enumerate(parts if isinstance(parts, list) else [None]):
+        values = [v for k, v in part.items() if k.startswith("value")] if isinstance(part, dict) else []
+        name = part.get("name") if isinstance(part, dict) else None
+        if not isinstance(name, str) or len(values) != 1 or isinstance(values[0], dict | list):
+            where = f"Parameters.parameter[{index}]"
+            raise FhirError(400, "http.bad-parameter", where, name=str(name), value="", detail="one primitive value[x]")
+        found.add(name, _query_text(values[0]))
+    return found
+
+
+def _query_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def search_form() -> list[tuple[str, str]]:

@@ -1,0 +1,322 @@
+"""FHIR R4 XML to and from the JSON form every other layer works with, driven by the R4 base
+model (``profiles/base/r4-types.json``).
+
+Why not the XML of fhir.resources: its models are R4B's.  The 19 R4 resources R4B removed
+(MedicinalProduct …) and those it changed (Evidence) could not be written as XML at all, it
+coerced invalid primitives that JSON refuses (``<active value="no"/>`` became false), dropped
+element ids and wrote them as child elements, rewrote narratives as numeric character
+references, and parsed a few megabytes in quadratic time.  The R4 rules themselves are few
+(R4 xml.html), and the model already says, for every element, its type, its cardinality and —
+kept for this purpose — its place in the definition's order:
+
+- a primitive is an element with a ``value`` attribute; its id is an ``id`` attribute and its
+  extensions are child elements (JSON's ``_element``); a repeating primitive aligns the two;
+- a complex element's ``id``, and an extension's ``url``, are attributes;
+- a resource is an element of its type's name; where an element holds a resource
+  (``contained``, ``Bundle.entry.resource``), it wraps that element;
+- a choice element is named by its stem and its type (``valueQuantity``), as in JSON;
+- the narrative ``div`` is XHTML, embedded as is (in JSON, that XHTML as a string);
+- elements follow the definition's order on output; input in another order is accepted.
+
+Everything the JSON reader refuses, this one refuses too: an unknown element or attribute,
+text where FHIR has none, a boolean other than ``true``/``false``, an integer that is not one,
+an element repeated where the model allows one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+from lxml import etree
+
+FHIR_NS = "http://hl7.org/fhir"
+XHTML_NS = "http://www.w3.org/1999/xhtml"
+_F = f"{{{FHIR_NS}}}"
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+_UNSIGNED = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_INTEGERS = {"integer": _INTEGER, "positiveInt": _UNSIGNED, "unsignedInt": _UNSIGNED}
+
+
+class XmlError(ValueError):
+    """The document is no FHIR XML this model can read (the message says where and why)."""
+
+
+class _Slot:
+    """One element of a node: its JSON name, type codes, repetition and child node."""
+
+    __slots__ = ("codes", "is_choice", "name", "node", "repeats")
+
+    def __init__(self, name: str, spec: Mapping[str, Any], owner: str) -> None:
+        self.name = name.removesuffix("[x]")
+        #: named by its type in JSON and XML alike (``valueQuantity``), even with one type
+        self.is_choice = name.endswith("[x]")
+        self.codes = [t["code"] for t in spec.get("types", [])]
+        self.repeats = spec.get("max") != "1"
+        #: a backbone element's own node (``Patient.contact``), within the type ``owner``
+        self.node = (owner, spec["node"]) if "node" in spec else None
+
+
+class FhirXml:
+    """Reads and writes FHIR XML with one base model; build once (``fhir_xml()``)."""
+
+    def __init__(self, types: Mapping[str, Any]) -> None:
+        self.types = types
+        self.resources = frozenset(n for n, t in types.items() if t["kind"] == "resource" and not t["abstract"])
+        self._nodes: dict[tuple[str, str], tuple[list[_Slot], dict[str, tuple[_Slot, str]]]] = {}
+
+    # -- the model ---------------------------------------------------------------------------
+    def _node(self, owner: str, path: str) -> tuple[list[_Slot], dict[str, tuple[_Slot, str]]]:
+        """A node's slots in definition order, and every name an element of it may have
+        (``valueQuantity`` for ``value[x]``) → (slot, type code)."""
+        key = (owner, path)
+        if key not in self._nodes:
+            definition = self.types[owner]
+            specs = definition["nodes"][path]
+            slots = [_Slot(name, specs[name], owner) for name in definition["order"][path]]
+            names: dict[str, tuple[_Slot, str]] = {}
+            for slot in slots:
+                if slot.is_choice:
+                    names.update((slot.name + code[0].upper() + code[1:], (slot, code)) for code in slot.codes)
+                else:
+                    names[slot.name] = (slot, slot.codes[0] if slot.codes else "Element")
+            self._nodes[key] = (slots, names)
+        return self._nodes[key]
+
+    def _child_node(self, slot: _Slot, code: str) -> tuple[str, str]:
+        return slot.node or (code, code)
+
+    def _kind(self, code: str) -> str:
+        if code == "xhtml":
+            return "xhtml"
+        if code in ("Resource", "DomainResource") or code in self.resources:
+            return "resource"
+        return "primitive" if self.types[code]["kind"] == "primitive-type" else "complex"
+
+    # -- JSON → XML --------------------------------------------------------------------------
+    def dumps(self, resource: Mapping[str, Any]) -> bytes:
+        root = self._resource_element(resource, "")
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _resource_element(self, resource: Mapping[str, Any], where: str) -> etree._Element:
+        kind = resource.get("resourceType")
+        if kind not in self.resources:
+            raise XmlError(f"{where or 'the document'}: '{kind}' is not an R4 resource type")
+        element = etree.Element(_F + kind, nsmap={None: FHIR_NS})
+        self._fill(element, resource, (kind, kind), kind, is_resource=True)
+        return element
+
+    def _fill(
+        self, element: etree._Element, value: Mapping[str, Any], node: tuple[str, str], path: str, is_resource: bool
+    ) -> None:
+        slots, _ = self._node(*node)
+        known = {"resourceType"} if is_resource else set()
+        for slot in slots:
+            if not is_resource and slot.name == "id" and "id" in value:
+                element.set("id", value["id"])
+                known.add("id")
+                continue
+            if node == ("Extension", "Extension") and slot.name == "url" and "url" in value:
+                element.set("url", value["url"])
+                known.add("url")
+                continue
+            for name, code in self._present(slot, value):
+                known.update((name, "_" + name))
+                self._write(element, slot, code, name, value.get(name), value.get("_" + name), f"{path}.{name}")
+        unknown = [key for key in value if key not in known]
+        if unknown:
+            raise XmlError(f"{path}.{unknown[0]}: not an element of {node[1]}")
+
+    def _present(self, slot: _Slot, value: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+        if not slot.is_choice:
+            if slot.name in value or "_" + slot.name in value:
+                yield slot.name, slot.codes[0] if slot.codes else "Element"
+            return
+        for code in slot.codes:
+            name = slot.name + code[0].upper() + code[1:]
+            if name in value or "_" + name in value:
+                yield name, code
+
+    def _write(
+        self, parent: etree._Element, slot: _Slot, code: str, name: str, value: Any, shadow: Any, path: str
+    ) -> None:
+        kind = self._kind(code)
+        for index, (item, extra) in enumerate(_aligned(value, shadow, slot.repeats)):
+            where = f"{path}[{index}]" if slot.repeats else path
+            if kind == "xhtml":
+                parent.append(_xhtml_element(item, where))
+                continue
+            child = etree.SubElement(parent, _F + name)
+            if kind == "primitive":
+                if item is not None:
+                    child.set("value", _primitive_text(item))
+                if isinstance(extra, Mapping):
+                    self._fill(child, extra, ("Element", "Element"), where, is_resource=False)
+            elif kind == "resource":
+                child.append(self._resource_element(item, where))
+            else:
+                self._fill(child, item, self._child_node(slot, code), where, is_resource=False)
+
+    # -- XML → JSON --------------------------------------------------------------------------
+    def loads(self, root: etree._Element) -> dict[str, Any]:
+        return self._read_resource(root, "")
+
+    def _read_resource(self, element: etree._Element, where: str) -> dict[str, Any]:
+        qname = etree.QName(element)
+        if qname.namespace != FHIR_NS:
+            raise XmlError(f"{where or 'the document'}: <{qname.localname}> is not in the FHIR namespace {FHIR_NS}")
+        kind = qname.localname
+        if kind not in self.resources:
+            raise XmlError(f"{where or 'the document'}: '{kind}' is not an R4 resource type")
+        if element.attrib:
+            raise XmlError(f"{kind}: a resource has no attributes ({next(iter(element.attrib))})")
+        resource: dict[str, Any] = {"resourceType": kind}
+        self._read_children(element, resource, (kind, kind), kind)
+        return resource
+
+    def _read_children(self, element: etree._Element, into: dict[str, Any], node: tuple[str, str], path: str) -> None:
+        _, names = self._node(*node)
+        is_resource = node[0] == node[1] and node[0] in self.resources
+        attributes_only = () if is_resource else ("id", "url") if node == ("Extension", "Extension") else ("id",)
+        shadows: dict[str, list[Any]] = {}
+        _no_text(element.text, path)
+        for child in element:
+            _no_text(child.tail, path)
+            if not isinstance(child.tag, str):
+                continue  # a comment or processing instruction
+            qname = etree.QName(child)
+            name = qname.localname
+            found = names.get(name)
+            if found is None:
+                raise XmlError(f"{path}.{name}: not an element of {node[1]}")
+            slot, code = found
+            if qname.namespace != (XHTML_NS if code == "xhtml" else FHIR_NS):
+                raise XmlError(f"{path}: <{name}> is not in the namespace {XHTML_NS if code == 'xhtml' else FHIR_NS}")
+            where = f"{path}.{name}"
+            if name in attributes_only:
+                raise XmlError(f"{where}: '{name}' is an attribute in FHIR XML, not an element")
+            kind = self._kind(code)
+            if kind == "primitive":
+                item, extra = self._read_primitive(child, code, where)
+            elif kind == "xhtml":
+                item, extra = _xhtml_text(child, where), None
+            elif kind == "resource":
+                item, extra = self._read_contained(child, where), None
+            else:
+                item, extra = self._read_complex(child, self._child_node(slot, code), where), None
+            if slot.repeats:
+                values = into.setdefault(name, [])
+                values.append(item)
+                shadows.setdefault(name, []).append(extra)
+            else:
+                if name in into or "_" + name in into:
+                    raise XmlError(f"{where}: repeated, but {node[1]}.{slot.name} allows one")
+                if item is not None:
+                    into[name] = item
+                if extra is not None:
+                    into["_" + name] = extra
+        for name, extras in shadows.items():
+            if any(extra is not None for extra in extras):
+                into["_" + name] = extras
+            if all(item is None for item in into[name]):
+                del into[name]  # the values are all absent: only their extensions are there
+
+    def _read_primitive(self, element: etree._Element, code: str, where: str) -> tuple[Any, dict[str, Any] | None]:
+        attributes = dict(element.attrib)
+        text = attributes.pop("value", None)
+        extra: dict[str, Any] = {}
+        if "id" in attributes:
+            extra["id"] = attributes.pop("id")
+        if attributes:
+            raise XmlError(f"{where}: unexpected attribute '{next(iter(attributes))}'")
+        self._read_children(element, extra, ("Element", "Element"), where)
+        value = None if text is None else _primitive_value(text, code, where)
+        return value, (extra or None)
+
+    def _read_complex(self, element: etree._Element, node: tuple[str, str], where: str) -> dict[str, Any]:
+        attributes = dict(element.attrib)
+        found: dict[str, Any] = {}
+        if "id" in attributes:
+            found["id"] = attributes.pop("id")
+        if node == ("Extension", "Extension") and "url" in attributes:
+            found["url"] = attributes.pop("url")
+        if attributes:
+            raise XmlError(f"{where}: unexpected attribute '{next(iter(attributes))}'")
+        self._read_children(element, found, node, where)
+        return found
+
+    def _read_contained(self, element: etree._Element, where: str) -> dict[str, Any]:
+        inner = [child for child in element if isinstance(child.tag, str)]
+        _no_text(element.text, where)
+        if len(inner) != 1 or element.attrib:
+            raise XmlError(f"{where}: must hold exactly one resource")
+        _no_text(inner[0].tail, where)
+        return self._read_resource(inner[0], where)
+
+
+def _aligned(value: Any, shadow: Any, repeats: bool) -> list[tuple[Any, Any]]:
+    """(value, its ``_element`` object) per item: a repeating primitive's two arrays align."""
+    if not repeats:
+        return [(value, shadow)]
+    values = value if isinstance(value, list) else []
+    shadows = shadow if isinstance(shadow, list) else []
+    return [
+        (values[i] if i < len(values) else None, shadows[i] if i < len(shadows) else None)
+        for i in range(max(len(values), len(shadows)))
+    ]
+
+
+def _primitive_text(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _primitive_value(text: str, code: str, where: str) -> Any:
+    if code == "boolean":
+        if text not in ("true", "false"):
+            raise XmlError(f"{where}: '{text}' is no boolean (true or false)")
+        return text == "true"
+    if code in _INTEGERS:
+        if not _INTEGERS[code].fullmatch(text):
+            raise XmlError(f"{where}: '{text}' is no {code}")
+        return int(text)
+    if code == "decimal":
+        if not _DECIMAL.fullmatch(text):
+            raise XmlError(f"{where}: '{text}' is no decimal")
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    return text
+
+
+def _no_text(text: str | None, where: str) -> None:
+    if text is not None and text.strip():
+        raise XmlError(f"{where}: text '{text.strip()[:40]}' where FHIR XML has only elements and attributes")
+
+
+def _xhtml_text(element: etree._Element, where: str) -> str:
+    if etree.QName(element).namespace != XHTML_NS:
+        raise XmlError(f"{where}: the narrative must be an XHTML div ({XHTML_NS})")
+    return etree.tostring(element, encoding="unicode", with_tail=False)
+
+
+def _xhtml_element(text: Any, where: str) -> etree._Element:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        return etree.fromstring(text.encode(), parser=parser)
+    except (etree.XMLSyntaxError, AttributeError) as exc:
+        raise XmlError(f"{where}: the narrative is no well-formed XHTML ({exc})") from exc
+
+
+@cache
+def fhir_xml() -> FhirXml:
+    """The reader and writer over the R4 base model, built once per process."""
+    from profiles.registry import Registry
+
+    return FhirXml(Registry().base_types)
