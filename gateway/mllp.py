@@ -22,6 +22,7 @@ not write are quarantined).  Every message leaves an AuditEvent, as every HTTP r
 from __future__ import annotations
 
 import logging
+import re
 import socketserver
 import uuid
 from collections.abc import Mapping
@@ -106,14 +107,17 @@ class Answer:
 def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     """Persist one message, as ``peer``'s client, and answer it (the ACK without MLLP framing)."""
     record = read_message(message, "hl7v2", FEED, services.reader_limits)
-    party = sender(record.fields)
+    fields = record.fields
+    if UNPARSEABLE in fields:  # the header may still be whole: the ACK answers its MSH-10
+        fields = {**_raw_header(message), **fields}
+    party = sender(fields)
     kind = party.interaction
     if peer.refusal is not None or peer.principal is None:
         message_id = peer.refusal or "mllp.unknown-peer"
         client = peer.principal.client_id if peer.principal else ""
         refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
         status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
-        return Answer(ack(record.fields, "AR", [refused]), "AR", status, kind, message_id)
+        return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
     token = acting.set(peer.principal)
     try:
@@ -123,16 +127,16 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         log.error("message %s not persisted: %s", record.location, error)
         busy = Reason("http.store-busy", worded("http.store-busy"))
         # not about its content: the sender resends it
-        return Answer(ack(record.fields, "AR", [busy]), "AR", 503, kind, "http.store-busy")
+        return Answer(ack(fields, "AR", [busy]), "AR", 503, kind, "http.store-busy")
     finally:
         acting.reset(token)
     first = outcome.reasons[0].message_id if outcome.reasons else None
-    if UNPARSEABLE in record.fields or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
-        return Answer(ack(record.fields, "AR", outcome.reasons), "AR", STATUS["AR"], kind, first)
+    if UNPARSEABLE in fields or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
+        return Answer(ack(fields, "AR", outcome.reasons), "AR", STATUS["AR"], kind, first)
     if outcome.reasons:
-        return Answer(ack(record.fields, "AE", outcome.reasons), "AE", STATUS["AE"], kind, first)
+        return Answer(ack(fields, "AE", outcome.reasons), "AE", STATUS["AE"], kind, first)
     # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
-    answer = ack(record.fields, "AA", outcome.parts, severity="W")
+    answer = ack(fields, "AA", outcome.parts, severity="W")
     return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
 
 
@@ -178,17 +182,59 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str 
         now,
         "",
         f"ACK^{trigger}^ACK" if trigger else "ACK",
-        f"ACK{now[:14]}{control}"[:50],
+        uuid.uuid4().hex[:20].upper(),  # MSH-10 is ST(20) in v2.5
         _text(fields.get("MSH-11")) or "P",
         _text(fields.get("MSH-12")) or "2.5",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "UNICODE UTF-8",  # MSH-18: the reasons are Chinese, and absent it means ASCII
     ]
     segments = ["|".join(header), f"MSA|{code}|{control}"]
     for reason in reasons:
-        location = _escape(reason.field or reason.expression or "")
-        text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}")
+        where = reason.field or reason.expression or ""
+        text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}" + (f" ({where})" if where else ""))
         condition = _condition(reason)
-        segments.append(f"ERR||{location}|{condition}^HL70357|{severity}||||{text}")
+        segments.append(f"ERR||{error_location(reason)}|{condition}^HL70357|{severity}||||{text}")
     return ("\r".join(segments) + "\r").encode("utf-8")
+
+
+#: a field of the message as the HL7 reader names it: ``PID-3``, ``PID-3[ID].1`` (the
+#: repetition whose type is ID), ``PID-3~2.1`` (the second repetition), ``IN1[1]-2`` (the
+#: second IN1 segment, counted from 0)
+_FIELD = re.compile(
+    r"(?P<segment>[A-Z][A-Z0-9]{2})(?:\[(?P<occurrence>\d+)\])?-(?P<field>\d+)"
+    r"(?:~(?P<repetition>\d+)|\[[^\]]*\])?(?:\.(?P<component>\d+))?"
+)
+
+
+def error_location(reason: Reason) -> str:
+    """ERR-2, an ERL (segment^sequence^field^repetition^component) when the reason names a
+    field of the message; empty otherwise (its FHIRPath is in the text, ERR-8)."""
+    _, _, name = (reason.field or "").rpartition(", field ")
+    found = _FIELD.fullmatch(name)
+    if found is None:
+        return ""
+    sequence = int(found["occurrence"]) + 1 if found["occurrence"] else 1
+    parts = [found["segment"], str(sequence), found["field"], found["repetition"] or "", found["component"] or ""]
+    return "^".join(parts).rstrip("^")
+
+
+def _raw_header(message: bytes) -> dict[str, str]:
+    """The MSH fields an ACK repeats, read from the first segment as written, for a message
+    whose content could not be parsed."""
+    header = message.split(b"\r", 1)[0].split(b"\n", 1)[0].decode("utf-8", "replace")
+    if not header.startswith("MSH") or len(header) < 8:
+        return {}
+    parts = header.split(header[3])
+    component = header[4]
+    found = {f"MSH-{n + 1}": parts[n] for n in (2, 3, 9, 10, 11) if n < len(parts) and parts[n]}
+    if len(parts) > 8:
+        kind = parts[8].split(component)
+        found |= {f"MSH-9.{n + 1}": value for n, value in enumerate(kind[:2]) if value}
+    return found
 
 
 def _condition(reason: Reason) -> str:

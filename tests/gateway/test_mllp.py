@@ -4,6 +4,7 @@ it is not HL7 — and a message sent twice is written once."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from gateway.ingest.quarantine import Reason
+from gateway.mllp import error_location
 from gateway.storage import open_store
 from tests.conftest import add_client, free_port
 
@@ -120,6 +123,46 @@ def test_a_message_type_no_spec_takes_is_rejected_ar_as_unsupported(listener: tu
     answer = send(listener[0], b"|".join(fields) + b"\r" + rest)
     errors = [s for s in answer.split("\r") if s.startswith("ERR")]
     assert (acknowledgement(answer), "200^Unsupported message type" in errors[0]) == ("AR", True)
+
+
+def segment(answer: str, name: str) -> list[str]:
+    return next(part for part in answer.split("\r") if part.startswith(name)).split("|")
+
+
+def test_an_ack_declares_its_character_set_and_a_short_control_id(listener: tuple[int, str]) -> None:
+    """Its reasons are Chinese; without MSH-18 a receiver would read ASCII (HL7 v2.5)."""
+    header = segment(send(listener[0], sample_messages()[0]), "MSH")
+    assert (header[17], len(header[9]) <= 20) == ("UNICODE UTF-8", True)
+
+
+def test_an_error_names_the_field_of_the_message_as_an_erl(listener: tuple[int, str]) -> None:
+    broken = sample_messages()[0].replace(b"410105194912310020", b"410105194912310021")
+    location = segment(send(listener[0], broken), "ERR")[2]
+    assert re.fullmatch(r"PID\^1\^3(\^\d*)*", location), location
+
+
+def test_a_message_whose_content_cannot_be_read_is_rejected_naming_its_control_id(
+    listener: tuple[int, str],
+) -> None:
+    message = sample_messages()[0]
+    header, _, rest = message.partition(b"\r")
+    answer = send(listener[0], header + b"\r" + rest.replace(b"PID|", b"PID|\x01", 1))
+    assert segment(answer, "MSA")[1:3] == ["AR", "HIS20261102091502"]
+
+
+@pytest.mark.parametrize(
+    ("field", "erl"),
+    [
+        ("MLLP message 1, field PID-3[ID].1", "PID^1^3^^1"),
+        ("MLLP message 1, field PID-3~2.1", "PID^1^3^2^1"),
+        ("MLLP message 1, field IN1[1]-2", "IN1^2^2"),
+        ("MLLP message 1, field PID-7", "PID^1^7"),
+        ("MLLP message 1, XPath /a/b", ""),
+        (None, ""),
+    ],
+)
+def test_error_locations_are_written_as_erl(field: str | None, erl: str) -> None:
+    assert error_location(Reason("x", {"zh-CN": "", "en": ""}, None, field)) == erl
 
 
 def test_something_that_is_not_hl7_is_rejected_ar_and_kept_in_quarantine(listener: tuple[int, str]) -> None:
