@@ -13,9 +13,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response
+from werkzeug.datastructures import MultiDict
 
-from gateway.api.negotiation import respond
+from gateway.api.negotiation import operation_args, respond
 from gateway.api.routes import access, services
 from gateway.fhir.errors import FhirError
 from gateway.measures.catalog import select
@@ -33,32 +34,33 @@ def install(app: Flask) -> None:
     app.register_blueprint(measures)
 
 
-@measures.get("/Measure/$evaluate-measure")
+@measures.route("/Measure/$evaluate-measure", methods=["GET", "POST"])
 def evaluate_type() -> Response:
-    return _evaluate(request.args.get("measure", ""))
+    args = operation_args()
+    return _evaluate(args.get("measure", ""), args)
 
 
-@measures.get("/Measure/<measure_id>/$evaluate-measure")
+@measures.route("/Measure/<measure_id>/$evaluate-measure", methods=["GET", "POST"])
 def evaluate_instance(measure_id: str) -> Response:
-    return _evaluate(measure_id)
+    return _evaluate(measure_id, operation_args())
 
 
-def _evaluate(wanted: str) -> Response:
+def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     found = services()
-    unknown = sorted(set(request.args) - PARAMETERS)
+    unknown = sorted(set(args) - PARAMETERS)
     if unknown:
         raise FhirError(
             400,
             "http.bad-parameter",
             name=unknown[0],
-            value=request.args[unknown[0]],
+            value=args[unknown[0]],
             detail="not a parameter of $evaluate-measure",
         )
-    if request.args.get("reportType", "summary") != "summary":
+    if args.get("reportType", "summary") != "summary":
         raise FhirError(
-            400, "http.bad-parameter", name="reportType", value=request.args["reportType"], detail="supported: summary"
+            400, "http.bad-parameter", name="reportType", value=args["reportType"], detail="supported: summary"
         )
-    start, end = request.args.get("periodStart", ""), request.args.get("periodEnd", "")
+    start, end = args.get("periodStart", ""), args.get("periodEnd", "")
     try:
         if not wanted:
             raise MeasureError("measure.unknown", measure="")
@@ -67,7 +69,7 @@ def _evaluate(wanted: str) -> Response:
         result = found.measures.evaluate(
             chosen,
             period,
-            division=request.args.get("division"),
+            division=args.get("division"),
             population=_population(found.config.population_file),
             access=access(),
         )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,18 +18,20 @@ from gateway.api.negotiation import (
     encode,
     encoded,
     if_match,
-    instant_param,
     language,
+    operation_args,
     prefer_handling,
     prefer_return,
     respond,
     search_form,
     version_headers,
+    wants_raw_content,
 )
 from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
+from gateway.fhir.parameters import instant
 from gateway.fhir.repository import Written
 from gateway.fhir.search import SUMMARIES, searchset, shaped
 from gateway.messages import issue
@@ -198,8 +202,22 @@ def read(kind: str, resource_id: str) -> Response:
     if summary is not None and summary not in READ_SUMMARIES:
         detail = "supported on a read: " + ", ".join(READ_SUMMARIES)
         raise FhirError(400, "http.bad-parameter", name="_summary", value=summary, detail=detail)
+    if kind == "Binary" and wants_raw_content():
+        return _binary_content(stored)
     resource = shaped(stored.resource or {}, summary, [e for e in elements.split(",") if e])
     return respond(resource, headers=version_headers(stored, base_url()))
+
+
+def _binary_content(stored: Stored) -> Response:
+    """A Binary as the bytes it holds, in its own media type (R4 binary.html), for a client
+    that accepts no FHIR format; the security headers still forbid running anything in it."""
+    resource = stored.resource or {}
+    try:
+        data = base64.b64decode(resource.get("data", ""), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise FhirError(406, "http.not-acceptable", format=str(resource.get("contentType"))) from exc
+    headers = version_headers(stored, base_url())
+    return Response(data, mimetype=resource.get("contentType") or "application/octet-stream", headers=headers)
 
 
 @fhir.put("/<kind>/<resource_id>")
@@ -240,20 +258,20 @@ def validate_instance(kind: str, resource_id: str) -> Response:
     return _validate(kind, resource_id)
 
 
-@fhir.get("/Patient/<resource_id>/$everything")
+@fhir.route("/Patient/<resource_id>/$everything", methods=["GET", "POST"])
 def everything(resource_id: str) -> Response:
     """``_since`` and ``_type`` are honoured; ``start``, ``end`` and ``_count`` (paging) are not
     supported and, like any other parameter, refused rather than ignored."""
-    found = services()
-    for name in request.args:
+    found, args = services(), operation_args()
+    for name in args:
         if name not in ("_since", "_type", "_format"):
-            value = request.args[name]
+            value = args[name]
             raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type")
-    types = {t for value in request.args.getlist("_type") for t in value.split(",") if t}
+    types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
     for kind in sorted(types - found.repository.resource_types):
         raise FhirError(400, "http.unknown-type", "_type", type=kind)
-    since = instant_param("_since")
+    since = instant(args, "_since")
     allowed = grants()
     if not allowed.allows("*", "s"):
         # types the token may not search are left out, not refused (the Patient's read scope
@@ -263,12 +281,16 @@ def everything(resource_id: str) -> Response:
     return _pulled(operations.everything(found.repository, compartment, resource_id, since, types, base_url()))
 
 
-@fhir.get("/Composition/<resource_id>/$document")
+@fhir.route("/Composition/<resource_id>/$document", methods=["GET", "POST"])
 def document(resource_id: str) -> Response:
     """The Composition as a document Bundle; each included resource must be one the principal
-    may see and its token may read (else the document is refused, not silently cut short)."""
+    may see and its token may read (else the document is refused, not silently cut short).
+    The document is not stored (``persist``) and no ``graph`` is taken: either is refused."""
     from gateway.reporting import generated_now
 
+    for name, value in operation_args().items():
+        if name != "_format":
+            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="$document takes no parameters")
     found, allowed = services(), grants()
 
     def may_include(stored: Stored) -> bool:
@@ -310,7 +332,10 @@ def _deleted(stored: Stored | None, count: int) -> Response:
 
 
 def _validate(kind: str, resource_id: str | None = None) -> Response:
-    document = body()
+    """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
+    same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
+    mode = request.args.get("mode")
+    document = body() if mode != "delete" or request.content_length else None
     resource: Any = document
     profiles = request.args.getlist("profile")
     if isinstance(document, dict) and document.get("resourceType") == "Parameters":
@@ -339,7 +364,19 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
                         detail="a profile parameter needs valueUri or valueCanonical",
                     )
                 profiles.append(profile)
-    return respond(operations.validate(services().repository, resource, profiles, language(), kind, resource_id))
+            elif parameter.get("name") == "mode":
+                mode = parameter.get("valueCode")
+    if mode is not None and mode not in operations.VALIDATION_MODES:
+        detail = "supported: " + ", ".join(operations.VALIDATION_MODES)
+        raise FhirError(400, "http.bad-parameter", "mode", name="mode", value=str(mode), detail=detail)
+    repository = services().repository
+    if mode == "delete":
+        if resource_id is None:
+            raise FhirError(
+                400, "http.bad-parameter", "mode", name="mode", value=mode, detail="delete needs an instance"
+            )
+        return respond(operations.validate_delete(repository, kind, resource_id, language()))
+    return respond(operations.validate(repository, resource, profiles, language(), kind, resource_id))
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:

@@ -125,6 +125,9 @@ class _Gunicorn:
                 self.cfg.set("worker_class", "gthread" if factory_config.threads > 1 else "sync")
                 self.cfg.set("accesslog", None)
                 self.cfg.set("graceful_timeout", 10)
+                # the longest request line gunicorn takes (its default is half): a search by a
+                # hundred ids fits; beyond it gunicorn answers itself, before the gateway sees it
+                self.cfg.set("limit_request_line", 8190)
                 self.cfg.set("proc_name", "yiyang")
 
             def load(self) -> Any:

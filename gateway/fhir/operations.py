@@ -43,6 +43,23 @@ def validate(
     return operation_outcome(repository.validate(resource, profiles), lang)
 
 
+#: R4 ResourceValidationMode: what ``$validate`` checks the resource for
+VALIDATION_MODES = ("create", "update", "delete", "profile")
+
+
+def validate_delete(repository: Repository, kind: str, resource_id: str, lang: str) -> dict[str, Any]:
+    """``$validate`` in delete mode: whether deleting the instance would be accepted.  A
+    refusal the client could act on (403, 405) is the outcome's error; an instance it may not
+    see is a 404, as a read answers."""
+    try:
+        repository.check_deletable(kind, resource_id)
+    except FhirError as refusal:
+        if refusal.status == 404:
+            raise
+        return refusal.outcome(lang)
+    return {"resourceType": "OperationOutcome", "issue": [issue("information", "http.ok", lang)]}
+
+
 def everything(
     repository: Repository,
     compartment: dict[str, list[str]],

@@ -291,6 +291,18 @@ class Repository:
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
 
+    def check_deletable(self, kind: str, resource_id: str) -> None:
+        """Raise what deleting kind/id would answer — 404 when absent or hidden, 405 for the
+        audit trail, 403 for another organisation's record — and delete nothing
+        (``$validate`` in delete mode)."""
+        self.check_type(kind)
+        with self.store.reading() as tx:
+            current = tx.resources.read(kind, resource_id)
+            if current is None or current.deleted or self.access().hides(tx, current):
+                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+            _check_writable(kind, "DELETE")
+            _check_change(tx, current)
+
     def conditional_delete(self, kind: str, criteria: str) -> list[Stored]:
         """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
         self.check_type(kind)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +25,22 @@ _KEPT = ("resourceType", "id", "meta")
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 #: the _summary values this server implements (true needs per-element summary flags it lacks)
 SUMMARIES = ("count", "data", "text", "false")
+
+
+@cache
+def _mandatory(kind: str) -> frozenset[str]:
+    """The JSON names of a resource type's top-level elements with a minimum of one (each
+    choice name of a ``value[x]``): Observation's status and code."""
+    from profiles.registry import Registry
+
+    definition = Registry().base_types.get(kind)
+    names: set[str] = set()
+    for name, spec in (definition["nodes"][kind] if definition else {}).items():
+        if spec.get("min", 0) >= 1:
+            stem = name.removesuffix("[x]")
+            codes = [t["code"] for t in spec.get("types", [])] if stem != name else [""]
+            names.update(stem + code[:1].upper() + code[1:] for code in codes)
+    return frozenset(names)
 
 
 @dataclass
@@ -145,13 +162,16 @@ def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery) -> dict
 
 
 def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str]) -> dict[str, Any]:
-    """A resource cut down as ``_summary`` / ``_elements`` ask, marked SUBSETTED when cut."""
+    """A resource cut down as ``_summary`` / ``_elements`` ask, marked SUBSETTED when cut.
+    Its top-level mandatory elements always stay (R4 search.html), so what is returned is
+    still a valid instance of its type."""
     if summary == "data":
         kept = {k: v for k, v in resource.items() if k != "text"}
     elif summary == "text":
-        kept = {k: v for k, v in resource.items() if k in (*_KEPT, "text")}
+        wanted = {*_KEPT, "text", *_mandatory(resource.get("resourceType", ""))}
+        kept = {k: v for k, v in resource.items() if k.lstrip("_") in wanted}
     elif elements:
-        wanted = set(elements) | set(_KEPT)
+        wanted = {*elements, *_KEPT, *_mandatory(resource.get("resourceType", ""))}
         kept = {k: v for k, v in resource.items() if k in wanted or k.lstrip("_") in wanted}
     else:
         return resource

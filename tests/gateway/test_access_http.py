@@ -256,6 +256,12 @@ def test_a_hospital_cannot_update_another_organisations_record(served: Served, h
     assert (answer.status_code, code) == (403, "http.forbidden-organization")
 
 
+def test_validating_a_delete_tells_a_hospital_it_would_be_refused(served: Served, hospital: Api) -> None:
+    parameters = {"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "delete"}]}
+    answer = hospital.post(f"{served.base}/Encounter/home-bed-2026/$validate", json=parameters)
+    assert (answer.status_code, code_of(answer)[1]) == (200, "http.forbidden-organization")
+
+
 def test_a_hospital_cannot_delete_another_organisations_records_by_criteria(
     served: Served, api: Api, hospital: Api
 ) -> None:

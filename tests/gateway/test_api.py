@@ -60,6 +60,10 @@ def message_ids(answer: requests.Response) -> list[str]:
     return [issue["details"]["coding"][0]["code"] for issue in answer.json()["issue"]]
 
 
+def parameters(**values: str) -> dict[str, Any]:
+    return {"resourceType": "Parameters", "parameter": [{"name": k, "valueString": v} for k, v in values.items()]}
+
+
 # -- capability ------------------------------------------------------------------------------
 def test_the_capability_statement_advertises_the_provincial_search_parameter(api: Api) -> None:
     statement = get(api, "metadata").json()
@@ -401,6 +405,12 @@ def test_a_posted_search_whose_body_is_no_form_is_refused(api: Api, media: str) 
     assert (answer.status_code, message_ids(answer)) == (415, ["http.unsupported-media-type"])
 
 
+def test_everything_may_be_invoked_by_post(api: Api, home_visit: dict[str, Any]) -> None:
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    bundle = post(api, f"Patient/{patient_id}/$everything", parameters(_type="Encounter")).json()
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Encounter"]
+
+
 def test_type_and_system_history_list_a_new_patient(api: Api) -> None:
     resource = created(api, new_patient())
     since = resource["meta"]["lastUpdated"].replace("+", "%2B")
@@ -584,6 +594,18 @@ def test_validate_with_a_profile_parameter_without_a_value_is_a_bad_request(api:
     assert message_ids(post(api, "Patient/$validate", parameters)) == ["http.bad-parameter"]
 
 
+def test_validate_in_delete_mode_needs_no_body_and_deletes_nothing(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = api.post(f"{api.base}/Patient/{first['id']}/$validate?mode=delete", timeout=60)
+    still_there = get(api, f"Patient/{first['id']}").status_code
+    assert (answer.status_code, message_ids(answer), still_there) == (200, ["http.ok"], 200)
+
+
+def test_validate_refuses_a_mode_it_does_not_know(api: Api) -> None:
+    answer = post(api, "Patient/$validate?mode=bogus", new_patient())
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.bad-parameter"])
+
+
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
     resource = example("yy-patient/invalid-id-card-checksum.json")
     answer = post(api, "Patient/$validate", resource)
@@ -637,6 +659,12 @@ def test_ingest_of_a_body_that_cannot_be_read_is_a_bad_request(
 def test_a_body_without_a_content_type_is_refused(api: Api) -> None:
     answer = api.post(f"{api.base}/Patient", data=json.dumps(new_patient()).encode(), timeout=60)
     assert (answer.status_code, message_ids(answer)[0]) == (415, "http.unsupported-media-type")
+
+
+def test_a_binary_is_read_as_its_content_when_no_fhir_format_is_accepted(api: Api) -> None:
+    binary = created(api, {"resourceType": "Binary", "contentType": "text/plain", "data": "5byg56eA6Iux"})
+    answer = get(api, f"Binary/{binary['id']}", Accept="text/plain")
+    assert (answer.headers["Content-Type"].split(";")[0], answer.content) == ("text/plain", "张秀英".encode())
 
 
 def test_a_resource_is_read_as_xml_when_asked(api: Api) -> None:
@@ -715,6 +743,14 @@ def test_evaluate_measure_counts_what_hospitals_pushed(api: Api, checked_in_1999
     report = get(api, path).json()
     counts = {p["code"]["coding"][0]["code"]: p.get("count") for p in report["group"][0]["population"]}
     assert counts == {"initial-population": counts["initial-population"], "denominator": None, "numerator": 1}
+
+
+def test_evaluate_measure_may_be_invoked_by_post(api: Api, checked_in_1999: dict[str, Any]) -> None:
+    """R4: every operation may be invoked with POST and a Parameters body."""
+    path = "Measure/elderly-health-management-rate/$evaluate-measure"
+    report = post(api, path, parameters(periodStart="1999-01-01", periodEnd="1999-12-31")).json()
+    counts = {p["code"]["coding"][0]["code"]: p.get("count") for p in report["group"][0]["population"]}
+    assert counts["numerator"] == 1
 
 
 def test_evaluate_measure_of_an_unknown_measure_is_a_404_outcome(api: Api) -> None:
