@@ -25,6 +25,7 @@ an element repeated where the model allows one.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -34,6 +35,7 @@ from lxml import etree
 
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 _F = f"{{{FHIR_NS}}}"
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 _UNSIGNED = re.compile(r"0|[1-9][0-9]*")
@@ -171,8 +173,9 @@ class FhirXml:
         kind = qname.localname
         if kind not in self.resources:
             raise XmlError(f"{where or 'the document'}: '{kind}' is not an R4 resource type")
-        if element.attrib:
-            raise XmlError(f"{kind}: a resource has no attributes ({next(iter(element.attrib))})")
+        foreign = [name for name in element.attrib if etree.QName(name).namespace != XSI_NS]
+        if foreign:  # xsi:schemaLocation is a hint to validators, not content
+            raise XmlError(f"{kind}: a resource has no attributes ({foreign[0]})")
         resource: dict[str, Any] = {"resourceType": kind}
         self._read_children(element, resource, (kind, kind), kind)
         return resource
@@ -207,6 +210,8 @@ class FhirXml:
                 item, extra = self._read_contained(child, where), None
             else:
                 item, extra = self._read_complex(child, self._child_node(slot, code), where), None
+            if slot.is_choice and any(other in into for other in names if names[other][0] is slot and other != name):
+                raise XmlError(f"{where}: {node[1]}.{slot.name}[x] is given with more than one type")
             if slot.repeats:
                 values = into.setdefault(name, [])
                 values.append(item)
@@ -289,9 +294,9 @@ def _primitive_value(text: str, code: str, where: str) -> Any:
             raise XmlError(f"{where}: '{text}' is no {code}")
         return int(text)
     if code == "decimal":
-        if not _DECIMAL.fullmatch(text):
-            raise XmlError(f"{where}: '{text}' is no decimal")
-        return float(text) if any(c in text for c in ".eE") else int(text)
+        if not _DECIMAL.fullmatch(text) or not math.isfinite(value := float(text)):
+            raise XmlError(f"{where}: '{text}' is no decimal (or not one a number can hold)")
+        return value if any(c in text for c in ".eE") else int(text)
     return text
 
 

@@ -11,6 +11,7 @@ model (primitive ``value`` attributes, ``_element`` extensions, xhtml narrative)
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -46,38 +47,62 @@ def _refuse_constant(name: str) -> Any:
     raise WireError("http.not-a-number", value=name)
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float, unless it overflows to infinity (1e400), which FHIR has not."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise WireError("http.not-a-number", value=text)
+    return value
+
+
 def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise WireError("http.not-json", detail=f"not UTF-8 (byte {exc.start})") from exc
     try:
-        document = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+        document = json.loads(
+            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant, parse_float=_finite
+        )
     except json.JSONDecodeError as exc:
         raise WireError("http.not-json", detail=f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
     except RecursionError as exc:
         raise WireError("http.too-deep", limit=max_depth) from exc
     except ValueError as exc:  # a number too long to convert (Python's int digit limit)
         raise WireError("http.not-json", detail=str(exc)) from exc
-    if _depth(document, max_depth) > max_depth:
-        raise WireError("http.too-deep", limit=max_depth)
+    _check_tree(document, max_depth)
     return document
 
 
-def _depth(node: Any, limit: int) -> int:
-    """Nesting depth, stopping as soon as the limit is passed (iterative: no recursion)."""
-    deepest, stack = 0, [(node, 1)]
+def _check_tree(node: Any, limit: int) -> None:
+    """Refuse nesting deeper than ``limit`` and text no FHIR format can carry: a lone surrogate
+    (``\\ud800``, which no UTF-8 store takes) or U+FFFE/U+FFFF (which XML cannot hold).  One
+    iterative pass: no recursion, and ASCII strings (most of them) cost one check."""
+    stack = [(node, 1)]
     while stack:
         current, depth = stack.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                return deepest
+        if depth > limit:
+            raise WireError("http.too-deep", limit=limit)
         if isinstance(current, dict):
-            stack.extend((child, depth + 1) for child in current.values() if isinstance(child, (dict, list)))
+            items: Any = (*current.keys(), *current.values())
         elif isinstance(current, list):
-            stack.extend((child, depth + 1) for child in current if isinstance(child, (dict, list)))
-    return deepest
+            items = current
+        else:
+            continue
+        for child in items:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            elif isinstance(child, str) and not child.isascii():
+                _check_text(child)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise WireError("http.not-json", detail=f"a lone surrogate at character {exc.start}") from exc
+    if "\ufffe" in text or "\uffff" in text:
+        raise WireError("http.not-json", detail="U+FFFE or U+FFFF, which is no character")
 
 
 def _hardened_parser() -> etree.XMLParser:
@@ -102,15 +127,14 @@ def parse_xml(body: bytes) -> dict[str, Any]:
         document = reader.loads(root)
     except XmlError as exc:
         raise WireError("http.not-xml", detail=str(exc)) from exc
-    if _depth(document, MAX_DEPTH) > MAX_DEPTH:
-        raise WireError("http.too-deep", limit=MAX_DEPTH)
+    _check_tree(document, MAX_DEPTH)
     return document
 
 
 def to_xml(resource: dict[str, Any]) -> bytes:
     try:
         return fhir_xml().dumps(resource)
-    except XmlError as exc:
+    except (XmlError, ValueError) as exc:  # lxml: text XML cannot hold (stored before it was refused)
         raise WireError("http.not-xml", detail=str(exc)) from exc
 
 

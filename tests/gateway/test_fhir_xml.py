@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from gateway.wire import WireError, parse_xml, to_xml
+from gateway.wire import WireError, parse_json, parse_xml, to_xml
 from profiles.registry import examples_dir
 
 EXAMPLES = sorted(path for path in examples_dir().rglob("*.json") if not path.name.endswith(".manifest.json"))
@@ -23,10 +23,24 @@ def xml(body: str) -> bytes:
     return f'<Patient xmlns="http://hl7.org/fhir">{body}</Patient>'.encode()
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: f"{path.parent.name}/{path.name}")
-def test_every_package_example_survives_the_round_trip(path: Path) -> None:
+@pytest.mark.parametrize(
+    "path", [p for p in EXAMPLES if not p.name.startswith("invalid")], ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_every_valid_package_example_survives_the_round_trip(path: Path) -> None:
     resource = json.loads(path.read_text(encoding="utf-8"))
     assert parse_xml(to_xml(resource)) == resource
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in EXAMPLES if p.name.startswith("invalid")], ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_an_invalid_package_example_survives_the_round_trip_or_is_refused_as_xml(path: Path) -> None:
+    """Some faults have no XML form at all (a value[x] given with two types)."""
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        assert parse_xml(to_xml(resource)) == resource
+    except WireError as refused:
+        assert refused.message_id == "http.not-xml"
 
 
 def test_an_r4_resource_r4b_removed_is_written_and_read() -> None:
@@ -126,3 +140,46 @@ def test_any_values_survive_the_round_trip(text: str, family: str, active: bool,
     observation["valueQuantity"] = {"value": value, "unit": family}
     assert parse_xml(to_xml({**patient, "multipleBirthInteger": births})) == {**patient, "multipleBirthInteger": births}
     assert parse_xml(to_xml(observation)) == observation
+
+
+def test_a_schema_location_on_the_root_is_no_content() -> None:
+    body = (
+        b'<Patient xmlns="http://hl7.org/fhir" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        b'xsi:schemaLocation="http://hl7.org/fhir fhir-single.xsd"><active value="true"/></Patient>'
+    )
+    assert parse_xml(body) == {"resourceType": "Patient", "active": True}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<multipleBirthBoolean value="true"/><multipleBirthInteger value="2"/>',
+        '<deceasedBoolean value="false"/><deceasedDateTime value="2020-01-01"/>',
+    ],
+)
+def test_a_choice_given_with_two_types_is_refused(body: str) -> None:
+    with pytest.raises(WireError):
+        parse_xml(xml(body))
+
+
+def test_a_decimal_no_number_can_hold_is_refused() -> None:
+    body = (
+        b'<Observation xmlns="http://hl7.org/fhir"><valueQuantity><value value="1E400"/></valueQuantity></Observation>'
+    )
+    with pytest.raises(WireError):
+        parse_xml(body)
+
+
+@pytest.mark.parametrize("text", ["a\ufffeb", "a\uffffb"])
+def test_text_xml_cannot_hold_is_a_wire_error_not_a_crash(text: str) -> None:
+    with pytest.raises(WireError):
+        to_xml({"resourceType": "Patient", "name": [{"text": text}]})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"resourceType": "Basic", "id": "a\\ud800b"}', b'{"a": "\\uffff"}', b'{"value": 1e400}'],
+)
+def test_json_no_fhir_format_can_carry_is_refused(body: bytes) -> None:
+    with pytest.raises(WireError):
+        parse_json(body)
