@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, request, send_file
 
 from gateway.api.negotiation import language, respond
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
@@ -98,7 +98,9 @@ def export_cancel(job_id: str) -> Response:
 # -- files ---------------------------------------------------------------------------------------
 @bulk.get("/$export-file/<job_id>/<name>")
 def export_file(job_id: str, name: str) -> Response:
-    """One NDJSON file, streamed from disk (for an elderly-care client, only the lines it may
-    still see)."""
-    lines = _exports().lines(job_id, name, _services().repository.access())
-    return Response(lines, mimetype=NDJSON)
+    """One NDJSON file, streamed from disk; for an elderly-care client, only the lines it may
+    still see."""
+    exports, rules = _exports(), _services().repository.access()
+    if rules.restricted:
+        return Response(exports.visible_lines(job_id, name, rules), mimetype=NDJSON)
+    return send_file(exports.file(job_id, name), mimetype=NDJSON, max_age=0)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.fhirpath_scope import Resolver
-from gateway.search.values import natural_number
+from gateway.search.values import local_reference, natural_number
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
 from gateway.storage.store import Store, Stored
@@ -36,6 +36,11 @@ _LITERAL = re.compile(
 KEPT = 4096
 
 
+#: the keys a Reference object may have: a ``reference`` beside others is a uri element of its
+#: own (DetectedIssue.reference, Expression.reference), not a reference to rewrite
+_REFERENCE_KEYS = frozenset({"reference", "type", "identifier", "display", "id", "extension"})
+
+
 def localise(document: Any, base_url: str) -> None:
     """Rewrite, in place, each reference on this server's own base (``http://…/fhir/Patient/1``)
     as the relative reference it stands for (``Patient/1``).
@@ -44,11 +49,11 @@ def localise(document: Any, base_url: str) -> None:
     the rules on whom a write may name and which organisation owns a record, the Consent a
     person gave — reads relative references.  An absolute one left as written slipped past all
     of them: a refusal naming the organisation absolutely refused nothing."""
-    base = base_url.rstrip("/") + "/"
     for node in reference_nodes(document):
-        reference = node["reference"]
-        if reference.startswith(base) and _LITERAL.fullmatch(reference[len(base) :]):
-            node["reference"] = reference[len(base) :]
+        if node.keys() <= _REFERENCE_KEYS and "://" in node["reference"]:
+            local = local_reference(node["reference"], base_url)
+            if local is not None:
+                node["reference"] = local
 
 
 class ArchiveReferences:

@@ -253,15 +253,16 @@ class BulkExports:
         members = {
             kind: params for kind, params in self.personal.compartment.items() if kind in wanted and kind != "Patient"
         }
-        served = None
-        if job.served_by:  # the rules of the elderly-care client that asked, as it ran
-            served = Access(Principal(job.client or "", job.served_by, frozenset(), "elderly-care"), self.personal)
+        people: frozenset[str] | None = None
+        if job.served_by:  # whom the elderly-care client that asked serves, as the job runs
+            client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care")
+            people = Access(client, self.personal).served_people(tx)
         for patient in _people(tx, job.scope, job.served_by):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient
             for stored in tx.resources.referencing("Patient", patient.id, members, job.since):
                 # a resource naming someone else besides the resident is hidden from its client
-                if served is None or served.visible(tx, stored):
+                if people is None or self.personal.concerns_only(stored.resource or {}, people.__contains__):
                     yield stored
 
     # -- status, cancel, files -------------------------------------------------------------
@@ -302,12 +303,10 @@ class BulkExports:
             raise FhirError(404, "http.export-file-not-found", id=job_id, name=name)
         return path
 
-    def lines(self, job_id: str, name: str, rules: Access) -> Iterator[bytes]:
-        """The file's NDJSON lines as ``rules``' principal may see them now.  An elderly-care
-        client's file is checked again, line by line, when it is fetched: a person who
-        withdrew their Consent after the export ran is no longer its to read."""
-        path = self.file(job_id, name)
-        return _visible_lines(self.store, path, rules) if rules.restricted else _all_lines(path)
+    def visible_lines(self, job_id: str, name: str, rules: Access) -> Iterator[bytes]:
+        """A restricted client's file, checked again line by line as it is fetched: a person
+        who withdrew their Consent after the export ran is no longer the client's to read."""
+        return _visible_lines(self.store, self.file(job_id, name), rules)
 
     def _find(self, job_id: str) -> Job:
         """The job, when the acting client may see it: its own (another client's is 404)."""
@@ -322,23 +321,25 @@ class BulkExports:
 _CHECKED_AT_ONCE = 500
 
 
-def _all_lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from handle
-
-
 def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
+    """Each line whose own content concerns only people the client serves now (judged as a
+    version is, so a record since moved to a resident does not carry its earlier owner's data
+    out) and whose resource still exists.  Whom it serves is read once per file."""
+    with store.reading() as tx:
+        people = rules.served_people(tx)
     with path.open("rb") as handle:
         while batch := list(itertools.islice(handle, _CHECKED_AT_ONCE)):
-            with store.reading() as tx:
-                kept = [line for line in batch if _still_visible(tx, rules, line)]
+            with store.reading(snapshot=False) as tx:
+                kept = [line for line in batch if _still_visible(tx, rules.personal, people, line)]
             yield from kept
 
 
-def _still_visible(tx: Transaction, rules: Access, line: bytes) -> bool:
+def _still_visible(tx: Transaction, personal: PersonalData, people: frozenset[str], line: bytes) -> bool:
     resource = orjson.loads(line)
+    if not personal.concerns_only(resource, people.__contains__):
+        return False
     current = tx.resources.read(resource["resourceType"], resource["id"])
-    return current is not None and not rules.hides(tx, current)
+    return current is not None and not current.deleted
 
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from conformance.issues import Issue
+from gateway.fhir.archive_references import local_reference
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version
@@ -191,9 +192,9 @@ class Bundles:
         if not entry.full_url:
             return
         renamed[entry.full_url] = f"{entry.kind}/{entry.resource_id}"
-        base = self.base_url.rstrip("/") + "/"
-        if entry.full_url.startswith(base):
-            renamed[entry.full_url[len(base) :]] = f"{entry.kind}/{entry.resource_id}"
+        local = local_reference(entry.full_url, self.base_url)
+        if local is not None:
+            renamed[local] = f"{entry.kind}/{entry.resource_id}"
 
     def _resolve_conditions(self, tx: Transaction, entries: list[Entry], renamed: dict[str, str]) -> None:
         """Conditional creates that find their resource and conditional updates take the
@@ -308,7 +309,7 @@ class Bundles:
         self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         current = self._current(tx, entry)
-        patched = patched_resource(current, _patch_operations(entry.resource), f"{entry.path}.resource")
+        patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering))
 

@@ -21,7 +21,7 @@ from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
 from gateway.config import Config
-from gateway.fhir.archive_references import ArchiveReferences
+from gateway.fhir.archive_references import ArchiveReferences, localise
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IdentityIndex
@@ -70,7 +70,7 @@ class Repository:
             if definition.get("kind") == "resource" and not definition.get("abstract") and name not in NO_ENDPOINT
         )
         self.default_profiles = default_profiles(registry)
-        self.personal = PersonalData(registry)
+        self.personal = PersonalData(registry, store.indexer)
         #: what a written resource points at in the archive, for its target profiles
         self.references = ArchiveReferences(store, config.base_url, self.personal, self.resource_types)
 
@@ -263,7 +263,7 @@ class Repository:
     def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH with a JSON Patch document; the patched resource is validated like any write."""
         current = self.read(kind, resource_id)
-        patched = patched_resource(current, operations)
+        patched = patched_resource(current, operations, self.config.base_url)
         issues = self.checked(patched)
         rows = self.index_rows(patched)
         with self.store.transaction() as tx:
@@ -413,14 +413,17 @@ def _remember_person(tx: Transaction, stored: Stored) -> None:
         IdentityIndex.remember(tx, stored.resource)
 
 
-def patched_resource(current: Stored, operations: Any, where: str = "") -> dict[str, Any]:
-    """``current`` with a JSON Patch applied: still a resource of the same type and id, or 400."""
+def patched_resource(current: Stored, operations: Any, base_url: str, where: str = "") -> dict[str, Any]:
+    """``current`` with a JSON Patch applied: still a resource of the same type and id, or 400.
+    A reference the patch wrote as a string on this server's own base is made relative, as a
+    request body's are (``localise``)."""
     try:
         patched = jsonpatch.apply_patch(current.resource, operations)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
         raise FhirError(400, "http.bad-patch", where, detail=str(exc)) from exc
     if not isinstance(patched, dict) or patched.get("resourceType") != current.type or patched.get("id") != current.id:
         raise FhirError(400, "http.bad-patch", where, detail="a patch may not change resourceType or id")
+    localise(patched, base_url)
     return patched
 
 

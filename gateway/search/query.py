@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.search.parameters import Parameter, SearchParameters
-from gateway.search.values import date_range, natural_number
+from gateway.search.values import date_range, local_reference, natural_number
 
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 ORDERED_TYPES = frozenset({"date", "number", "quantity"})
@@ -265,20 +265,18 @@ class _Parser:
 
     def _on_this_server(self, piece: str) -> list[str]:
         """A reference value on this server's base as ``Type/id`` too, which is how a relative
-        reference is indexed (one written absolute is indexed as written, so both are asked)."""
-        if self.base and piece.startswith(self.base):
-            relative = piece[len(self.base) :]
-            if relative.count("/") == 1:
-                return [relative, piece]
-        return [piece]
+        reference is indexed (one stored before such references were made relative is indexed
+        as written, so both are asked)."""
+        relative = local_reference(piece, self.base) if self.base and "://" in piece else None
+        return [relative, piece] if relative is not None and relative.count("/") == 1 else [piece]
 
     def _values(self, kind: str, value: str, key: str, target: str | None) -> tuple[SearchValue, ...]:
         parse = _VALUE_PARSERS[kind]
         values = []
         pieces = _split(value, ",")
+        _within(key, "values", len(pieces))  # as the client wrote them, before the own-base forms
         if kind == "reference" and self.base:
             pieces = [relative for piece in pieces for relative in self._on_this_server(piece)]
-        _within(key, "values", len(pieces))
         for piece in pieces:
             _within(key, "characters", len(piece))
             if piece:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import unquote, urlsplit
 
 #: the largest whole number a request may name where the databases take it (a count, an
 #: offset, a version): their 32-bit integer range
@@ -116,3 +117,44 @@ def normalise(text: str) -> str:
     """The comparison form of a string: NFKD, combining marks dropped, case-folded."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+#: a relative literal reference: Type/id, or one version of it
+_LOCAL = re.compile(r"[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def local_reference(url: str, base_url: str) -> str | None:
+    """The relative reference (``Patient/1``) an absolute URL on this server's base stands for,
+    however it is spelt: scheme and host in any case, the default port written or not, dot
+    segments, doubled slashes and percent-encoding.  None for another server's URL (or one
+    with a query or fragment)."""
+    found, base = _split(url), _split(base_url)
+    if found is None or base is None or found[0] != base[0] or found[2]:
+        return None
+    segments, base_segments = found[1], base[1]
+    if segments[: len(base_segments)] != base_segments:
+        return None
+    local = "/".join(segments[len(base_segments) :])
+    return local if _LOCAL.fullmatch(local) else None
+
+
+def _split(url: str) -> tuple[tuple[str, str, int | None], list[str], bool] | None:
+    """(scheme, host, port) with the scheme's default port filled in, the path's segments
+    with dot segments resolved and percent-encoding decoded, and whether a query or fragment
+    follows."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:  # a port that is no number
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    segments: list[str] = []
+    for segment in unquote(parts.path).split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return (parts.scheme.lower(), parts.hostname.lower(), port), segments, bool(parts.query or parts.fragment)

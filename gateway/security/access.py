@@ -18,9 +18,11 @@ operator client (the platform's own integration) writes for every organisation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from gateway.search.indexer import SearchIndexer
 from gateway.security.principal import Principal
 from gateway.storage.access_sql import Sql, served_patients, visible_condition
 from gateway.storage.resources import now_instant
@@ -29,6 +31,8 @@ from mappings.engine import reference_nodes
 from profiles.registry import Registry
 
 RESTRICTED_ROLES = frozenset({"elderly-care"})
+#: a reference naming a Patient, relative or at the end of a URL
+_PERSON = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 #: the provincial platform's own integration (data migration, the demo administrator): it
 #: writes for every organisation, as the command line does
 OPERATOR = "operator"
@@ -66,7 +70,7 @@ class PersonalData:
 
     OPAQUE = frozenset({"Binary", "Bundle"})
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, index_rows: Callable[[dict[str, Any]], list[Any]] | None = None) -> None:
         self.compartment: dict[str, list[str]] = registry.patient_compartment
         self.references: dict[str, list[str]] = {
             kind: naming
@@ -74,6 +78,27 @@ class PersonalData:
             if definition.get("kind") == "resource" and kind != "Patient"
             if (naming := _naming_patients(registry, kind))
         }
+        #: the store's indexer: a version's people are read as the SQL rule reads the current
+        #: one's, from its index rows
+        self.index_rows = index_rows or SearchIndexer(registry).rows
+
+    def concerns_only(self, resource: dict[str, Any], serves: Callable[[str], bool]) -> bool:
+        """Whether a resource (any version of it) concerns only people ``serves`` accepts: the
+        rule :func:`visible_condition` applies in SQL, applied to content.  Names outside the
+        search parameters (a note's author) are not counted, as the index does not hold them."""
+        kind = resource.get("resourceType", "")
+        if kind in self.OPAQUE:
+            return False
+        if kind == "Patient":
+            return serves(resource.get("id", ""))
+        naming = self.references.get(kind, ())
+        rows = self.index_rows(resource)
+        named = {row[2] for row in rows if row[0] in naming and row[1] == "Patient"}
+        if kind in self.compartment:
+            own = self.compartment[kind]
+            if not any(row[0] in own and row[1] == "Patient" for row in rows):
+                return False
+        return all(serves(person) for person in named)
 
 
 def _naming_patients(registry: Registry, kind: str) -> list[str]:
@@ -132,6 +157,14 @@ class Access:
         none answers differently for a hidden resource than for an absent one."""
         return self.restricted and stored is not None and (stored.deleted or not self.visible(tx, stored))
 
+    def served_people(self, tx: Transaction) -> frozenset[str]:
+        """The ids of everyone the principal serves now, read once: for judging many resources
+        by content (an export), where asking SQL per resource would ask the same many times."""
+        if self._served is None:
+            return frozenset()
+        sql, params = self._served
+        return frozenset(row[0] for row in tx.sql.all(sql, params))
+
     def version_visible(self, tx: Transaction, stored: Stored) -> bool:
         """Whether one version of a resource the principal may see now may be shown too: for a
         restricted principal it must concern people it serves by its own content (it names no
@@ -139,10 +172,7 @@ class Access:
         from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
         if not self.restricted or stored.resource is None or stored.type == "Patient":
             return True
-        named = _people_named(stored.resource)
-        if stored.type in self.personal.compartment and not named:
-            return False
-        return all(self._serves(tx, person) for person in named)
+        return self.personal.concerns_only(stored.resource, lambda person: self._serves(tx, person))
 
     def _serves(self, tx: Transaction, person: str) -> bool:
         """Asked once per person per Access, which serves one interaction (a history page judges
@@ -222,13 +252,11 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
 
 
 def _people_named(resource: dict[str, Any]) -> set[str]:
-    """The ids of the Patients a resource references literally (``Patient/1/_history/2`` names
-    Patient 1, as the search index has it)."""
-    return {
-        node["reference"].removeprefix("Patient/").split("/", 1)[0]
-        for node in reference_nodes(resource)
-        if node["reference"].startswith("Patient/")
-    }
+    """The ids of the Patients a resource's write names, anywhere in it and however written:
+    ``Patient/1``, ``Patient/1/_history/2``, or any URL ending so (another spelling of this
+    server's base, which the search index would not read as a person, must not carry a write
+    past :meth:`Access.unserved_people`)."""
+    return {found[1] for node in reference_nodes(resource) if (found := _PERSON.search(node["reference"]))}
 
 
 def _managed_by(tx: Transaction, patient: dict[str, Any], organization: str) -> bool:

@@ -205,3 +205,30 @@ def test_a_homes_patient_export_holds_only_its_residents(archive: Store, tmp_pat
     exports.run(job.id)
     lines = (tmp_path / job.id / "Patient.ndjson").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["wang"]
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        ({"resourceType": "Observation", "status": "final", "code": {}, "subject": ref("Patient", "wang")}, True),
+        ({"resourceType": "Observation", "status": "final", "code": {}, "subject": ref("Patient", "li")}, False),
+        ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": ref("Patient", "li")}, False),
+        ({"resourceType": "Observation", "status": "final", "code": {}, "subject": ref("Group", "g")}, False),
+        ({"resourceType": "Binary", "contentType": "text/plain"}, False),
+        ({"resourceType": "Patient", "id": "wang"}, True),
+        ({"resourceType": "Organization", "id": "yikang-home"}, True),
+    ],
+)
+def test_content_concerns_only_the_served_as_the_sql_rule_has_it(resource: dict[str, Any], expected: bool) -> None:
+    """What an export line is judged by: the same rule as a read, applied to content."""
+    assert PERSONAL.concerns_only(resource, {"wang"}.__contains__) is expected
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["HTTP://localhost:8080/fhir/Patient/li", "http://elsewhere.example/fhir/Patient/li/_history/2", "Patient/li"],
+)
+def test_a_write_naming_someone_unserved_in_any_spelling_names_them(archive: Store, subject: str) -> None:
+    stay = {"resourceType": "Encounter", "subject": {"reference": subject}}
+    with archive.reading() as tx:
+        assert Access(HOME, PERSONAL).unserved_people(tx, stay) == ["li"]

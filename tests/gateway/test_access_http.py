@@ -301,6 +301,18 @@ def test_a_stay_the_centre_records_for_someone_it_does_not_serve_is_refused(serv
     assert code_of(home_writer.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-person")
 
 
+def test_a_patch_writing_a_reference_on_the_own_base_stores_it_relative(served: Served, api: Api) -> None:
+    """A JSON Patch may write the reference as a string value, not only as an object."""
+    observation = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-patched"}
+    api.put(f"{served.base}/Observation/bp-patched", json=observation)
+    patch = [{"op": "replace", "path": "/subject/reference", "value": f"{served.base}/Patient/zhang-xiuying"}]
+    stored = api.patch(
+        f"{served.base}/Observation/bp-patched", json=patch, headers={"Content-Type": "application/json-patch+json"}
+    ).json()
+    api.delete(f"{served.base}/Observation/bp-patched")
+    assert stored["subject"]["reference"] == "Patient/zhang-xiuying"
+
+
 def test_a_stay_naming_someone_unserved_by_absolute_url_is_refused(served: Served, home_writer: Api) -> None:
     stay = {
         **example("yy-encounter/valid-home-bed.json"),

@@ -1,0 +1,60 @@
+"""References on the server's own base, however spelt, stand for the relative ones
+(gateway/search/values.py ``local_reference``, gateway/fhir/archive_references.py ``localise``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.fhir.archive_references import localise
+from gateway.search.values import local_reference
+
+BASE = "http://127.0.0.1:8080/fhir"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/fhir/Patient/p1",
+        "HTTP://127.0.0.1:8080/fhir/Patient/p1",
+        "http://127.0.0.1:8080/fhir//Patient/p1",
+        "http://127.0.0.1:8080/fhir/./Patient/p1",
+        "http://127.0.0.1:8080/other/../fhir/Patient/p1",
+        "http://127.0.0.1:8080/fhir/Patient/%70%31",
+    ],
+)
+def test_each_spelling_of_the_own_base_is_the_relative_reference(url: str) -> None:
+    assert local_reference(url, BASE) == "Patient/p1"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9090/fhir/Patient/p1",
+        "https://127.0.0.1:8080/fhir/Patient/p1",
+        "http://127.0.0.1:8080/FHIR/Patient/p1",
+        "http://127.0.0.1:8080/fhir/Patient/p1?x=1",
+        "http://127.0.0.1:8080/fhir/Patient",
+        "urn:uuid:7d0f3a52-1111-4c3b-9a55-0c6f1e2d3b4a",
+    ],
+)
+def test_another_servers_url_is_none(url: str) -> None:
+    assert local_reference(url, BASE) is None
+
+
+def test_the_default_port_may_be_left_out() -> None:
+    assert local_reference("http://gateway.example/fhir/Patient/p1", "http://gateway.example:80/fhir") == "Patient/p1"
+
+
+def test_a_uri_element_named_reference_is_not_rewritten() -> None:
+    """DetectedIssue.reference is a uri of its own, not a Reference."""
+    issue: dict[str, Any] = {"resourceType": "DetectedIssue", "status": "final", "reference": f"{BASE}/Patient/p1"}
+    localise(issue, BASE)
+    assert issue["reference"] == f"{BASE}/Patient/p1"
+
+
+def test_a_reference_on_the_own_base_is_rewritten_wherever_it_sits() -> None:
+    bundle: dict[str, Any] = {"entry": [{"resource": {"subject": {"reference": f"{BASE}/Patient/p1", "display": "x"}}}]}
+    localise(bundle, BASE)
+    assert bundle["entry"][0]["resource"]["subject"]["reference"] == "Patient/p1"
