@@ -25,6 +25,7 @@ an element repeated where the model allows one.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -238,6 +239,8 @@ class FhirXml:
         if attributes:
             raise XmlError(f"{where}: unexpected attribute '{next(iter(attributes))}'")
         self._read_children(element, extra, ("Element", "Element"), where)
+        if text is None and not extra:  # JSON has no such thing: null is refused there too
+            raise XmlError(f"{where}: an element with neither a value nor an id or extension")
         value = None if text is None else _primitive_value(text, code, where)
         return value, (extra or None)
 
@@ -274,14 +277,22 @@ def _aligned(value: Any, shadow: Any, repeats: bool) -> list[tuple[Any, Any]]:
     ]
 
 
+#: characters XML 1.0 cannot hold (control characters, lone surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _primitive_text(value: Any) -> str:
+    """A JSON primitive as an XML attribute value.  Text XML cannot hold — which the JSON
+    reader refuses, but an error message may echo from a request's URL — becomes U+FFFD,
+    so the answer can still be written."""
     if value is True:
         return "true"
     if value is False:
         return "false"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    text = str(value)
+    return _NOT_XML.sub("\ufffd", text) if _NOT_XML.search(text) else text
 
 
 def _primitive_value(text: str, code: str, where: str) -> Any:
@@ -290,8 +301,8 @@ def _primitive_value(text: str, code: str, where: str) -> Any:
             raise XmlError(f"{where}: '{text}' is no boolean (true or false)")
         return text == "true"
     if code in _INTEGERS:
-        if not _INTEGERS[code].fullmatch(text):
-            raise XmlError(f"{where}: '{text}' is no {code}")
+        if not _INTEGERS[code].fullmatch(text) or len(text) > 12:  # R4 integers are 32-bit
+            raise XmlError(f"{where}: '{text[:40]}' is no {code}")
         return int(text)
     if code == "decimal":
         if not _DECIMAL.fullmatch(text) or not math.isfinite(value := float(text)):
@@ -306,9 +317,14 @@ def _no_text(text: str | None, where: str) -> None:
 
 
 def _xhtml_text(element: etree._Element, where: str) -> str:
-    if etree.QName(element).namespace != XHTML_NS:
-        raise XmlError(f"{where}: the narrative must be an XHTML div ({XHTML_NS})")
-    return etree.tostring(element, encoding="unicode", with_tail=False)
+    """The narrative as JSON has it: the div alone in the XHTML namespace, without the
+    declarations it inherited from the document (the FHIR namespace, xsi)."""
+    if etree.QName(element).namespace != XHTML_NS or element.prefix is not None:
+        raise XmlError(f"{where}: the narrative must be a div in the default XHTML namespace ({XHTML_NS})")
+    alone = copy.deepcopy(element)
+    alone.tail = None
+    etree.cleanup_namespaces(alone, top_nsmap={None: XHTML_NS})
+    return etree.tostring(alone, encoding="unicode")
 
 
 def _xhtml_element(text: Any, where: str) -> etree._Element:

@@ -134,7 +134,9 @@ def parse_xml(body: bytes) -> dict[str, Any]:
 def to_xml(resource: dict[str, Any]) -> bytes:
     try:
         return fhir_xml().dumps(resource)
-    except (XmlError, ValueError) as exc:  # lxml: text XML cannot hold (stored before it was refused)
+    except (XmlError, ValueError, TypeError, AttributeError) as exc:
+        # content the R4 model has no XML for: stored before it was refused, or stored with
+        # YIYANG_VALIDATION=warn (a number where an id is a string, an object for a primitive)
         raise WireError("http.not-xml", detail=str(exc)) from exc
 
 

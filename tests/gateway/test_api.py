@@ -685,6 +685,11 @@ def test_each_accept_header_gets_its_own_format(api: Api) -> None:
     assert kinds == ["application/fhir+xml", "application/fhir+json", "application/fhir+xml"]
 
 
+def test_an_error_echoing_a_control_character_is_still_answered_in_xml(api: Api) -> None:
+    answer = get(api, "Patient/a%01b?_format=xml")
+    assert (answer.status_code, answer.headers["Content-Type"].split(";")[0]) == (404, "application/fhir+xml")
+
+
 def test_a_patient_posted_as_xml_is_stored(api: Api) -> None:
     first = created(api, new_patient())
     xml = get(api, f"Patient/{first['id']}?_format=xml").content

@@ -170,10 +170,33 @@ def test_a_decimal_no_number_can_hold_is_refused() -> None:
         parse_xml(body)
 
 
-@pytest.mark.parametrize("text", ["a\ufffeb", "a\uffffb"])
-def test_text_xml_cannot_hold_is_a_wire_error_not_a_crash(text: str) -> None:
+@pytest.mark.parametrize("text", ["a\ufffeb", "a\uffffb", "a\x01b"])
+def test_text_xml_cannot_hold_is_written_as_a_replacement_character(text: str) -> None:
+    """An error message may echo such text from a request's URL: the answer is still written."""
+    written = parse_xml(to_xml({"resourceType": "OperationOutcome", "issue": [{"diagnostics": text}]}))
+    assert written["issue"][0]["diagnostics"] == "a\ufffdb"
+
+
+@pytest.mark.parametrize(
+    "body", ['<multipleBirthInteger value="1' + "0" * 5000 + '"/>', "<active/>", "<name><given/></name>"]
+)
+def test_primitives_json_would_refuse_are_refused(body: str) -> None:
     with pytest.raises(WireError):
-        to_xml({"resourceType": "Patient", "name": [{"text": text}]})
+        parse_xml(xml(body))
+
+
+def test_a_narrative_keeps_no_namespace_of_the_document_around_it() -> None:
+    body = (
+        b'<Patient xmlns="http://hl7.org/fhir" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><text>'
+        b'<status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml">x</div></text></Patient>'
+    )
+    assert parse_xml(body)["text"]["div"] == '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'
+
+
+def test_a_narrative_under_a_prefix_is_refused() -> None:
+    body = xml('<text><status value="generated"/><h:div xmlns:h="http://www.w3.org/1999/xhtml">x</h:div></text>')
+    with pytest.raises(WireError):
+        parse_xml(body)
 
 
 @pytest.mark.parametrize(
