@@ -32,9 +32,9 @@ MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d
 #: numbers next to letters stay as they are
 LANDLINE = re.compile(r"(?<![0-9A-Za-z-])([(（]?0\d{2,3}[)）]?)([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
-#: endpoint they were sent to by mistake
+#: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)
 CREDENTIAL_PARAMETERS = frozenset(
-    {"access_token", "refresh_token", "id_token", "client_secret", "client_assertion", "assertion", "password", "code"}
+    {"access_token", "refresh_token", "id_token", "client_secret", "client_assertion", "assertion", "password"}
 )
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})

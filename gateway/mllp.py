@@ -206,19 +206,20 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str 
 #: second IN1 segment, counted from 0)
 _FIELD = re.compile(
     r"(?P<segment>[A-Z][A-Z0-9]{2})(?:\[(?P<occurrence>\d+)\])?-(?P<field>\d+)"
-    r"(?:~(?P<repetition>\d+)|\[[^\]]*\])?(?:\.(?P<component>\d+))?"
+    r"(?:~(?P<repetition>\d+)|\[[^\]]*\])?(?:\.(?P<component>\d+))?(?:\.(?P<subcomponent>\d+))?"
 )
 
 
 def error_location(reason: Reason) -> str:
-    """ERR-2, an ERL (segment^sequence^field^repetition^component) when the reason names a
+    """ERR-2, an ERL (segment^sequence^field^repetition^component^subcomponent) when the reason names a
     field of the message; empty otherwise (its FHIRPath is in the text, ERR-8)."""
     _, _, name = (reason.field or "").rpartition(", field ")
     found = _FIELD.fullmatch(name)
     if found is None:
         return ""
     sequence = int(found["occurrence"]) + 1 if found["occurrence"] else 1
-    parts = [found["segment"], str(sequence), found["field"], found["repetition"] or "", found["component"] or ""]
+    parts = [found["segment"], str(sequence), found["field"], found["repetition"] or ""]
+    parts += [found["component"] or "", found["subcomponent"] or ""]
     return "^".join(parts).rstrip("^")
 
 

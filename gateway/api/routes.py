@@ -212,12 +212,13 @@ def _binary_content(stored: Stored) -> Response:
     """A Binary as the bytes it holds, in its own media type (R4 binary.html), for a client
     that accepts no FHIR format; the security headers still forbid running anything in it."""
     resource = stored.resource or {}
-    try:
-        data = base64.b64decode(resource.get("data", ""), validate=True)
+    try:  # base64Binary may carry whitespace (line breaks every 76 characters)
+        data = base64.b64decode("".join(str(resource.get("data", "")).split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise FhirError(406, "http.not-acceptable", format=str(resource.get("contentType"))) from exc
     headers = version_headers(stored, base_url())
-    return Response(data, mimetype=resource.get("contentType") or "application/octet-stream", headers=headers)
+    # content_type as stored: mimetype= would add a charset to one that already names it
+    return Response(data, content_type=resource.get("contentType") or "application/octet-stream", headers=headers)
 
 
 @fhir.put("/<kind>/<resource_id>")
@@ -264,13 +265,13 @@ def everything(resource_id: str) -> Response:
     supported and, like any other parameter, refused rather than ignored."""
     found, args = services(), operation_args()
     for name in args:
-        if name not in ("_since", "_type", "_format"):
+        if name not in ("_since", "_type", "_format", "_pretty"):
             value = args[name]
             raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type")
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
-    for kind in sorted(types - found.repository.resource_types):
-        raise FhirError(400, "http.unknown-type", "_type", type=kind)
+    if unknown := sorted(types - found.repository.resource_types):
+        raise FhirError(400, "http.unknown-type", "_type", type=unknown[0])
     since = instant(args, "_since")
     allowed = grants()
     if not allowed.allows("*", "s"):
@@ -289,7 +290,7 @@ def document(resource_id: str) -> Response:
     from gateway.reporting import generated_now
 
     for name, value in operation_args().items():
-        if name != "_format":
+        if name not in ("_format", "_pretty"):
             raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="$document takes no parameters")
     found, allowed = services(), grants()
 

@@ -34,9 +34,20 @@ def register(commands: Any) -> None:
 
 def _anchor(text: str) -> tuple[int, str]:
     seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise argparse.ArgumentTypeError(f"{text!r} is not SEQ:HASH (a seq and a 64-digit hex SHA-256)")
+    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise argparse.ArgumentTypeError(f"{text!r} is not SEQ:HASH (a seq from 1 and a 64-digit hex SHA-256)")
     return int(seq), digest
+
+
+def _anchors(given: list[tuple[int, str]]) -> dict[int, str]:
+    """The kept heads by seq; two different hashes kept for one seq cannot both be right."""
+    from gateway.cli.common import UsageError
+
+    anchors: dict[int, str] = {}
+    for seq, digest in given:
+        if anchors.setdefault(seq, digest) != digest:
+            raise UsageError(f"--anchor gives two hashes for seq {seq}")
+    return anchors
 
 
 def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
@@ -45,7 +56,7 @@ def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
 
     store = open_store(config_of(args).database_url)
     try:
-        verdict = verify(store, dict(args.anchor))
+        verdict = verify(store, _anchors(args.anchor))
     finally:
         store.close()
     if verdict.intact:

@@ -20,8 +20,9 @@ from gateway.fhir.parameters import instant, whole_number
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
-#: what a history request may say (``_offset`` is this server's paging, ``_format`` the answer's)
-HISTORY_PARAMETERS = frozenset({"_count", "_offset", "_since", "_format"})
+#: what a history request may say (``_offset`` is this server's paging; ``_format`` and
+#: ``_pretty`` are about the answer, as on every interaction)
+HISTORY_PARAMETERS = frozenset({"_count", "_offset", "_since", "_format", "_pretty"})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
 #: versions read at a time while looking through them
@@ -57,7 +58,12 @@ def history_request(
     for name in params:
         if name not in HISTORY_PARAMETERS:
             raise FhirError(
-                400, "http.bad-parameter", where, name=name, value=params[name], detail="supported: _count, _since"
+                400,
+                "http.bad-parameter",
+                where,
+                name=name,
+                value=params[name],
+                detail="supported: _count, _offset, _since",
             )
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)

@@ -24,12 +24,13 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import jwt
 
 from gateway.config import Config
-from gateway.security.clients import ASSERTION_ALGORITHMS, verify_secret
+from gateway.security.clients import ASSERTION_ALGORITHMS, hash_secret, verify_secret
 from gateway.security.principal import Principal
 from gateway.security.scopes import ScopeError, grant, parse_scopes
 from gateway.storage.security_tables import ClientRow
@@ -50,6 +51,13 @@ VERIFIED_TOKENS = 4096
 #: refusals a client is told apart only in the audit trail: answered alike, they would
 #: otherwise tell an unauthenticated caller which client ids are registered
 INDISTINCT = frozenset({"auth.unknown-client", "auth.assertion-signature", "auth.bad-secret"})
+
+
+@cache
+def _decoy_hash() -> str:
+    """A secret hash no secret matches, checked when the client is unknown (made on first use:
+    scrypt is slow on purpose)."""
+    return hash_secret(secrets.token_urlsafe(32))
 
 
 class OAuthError(Exception):
@@ -148,7 +156,13 @@ class Authority:
     def _secret_client(self, client_id: str, secret: str) -> ClientRow:
         if not self.config.allow_client_secret:
             raise OAuthError("invalid_client", "auth.secret-disabled", 401)
-        client = self._active(client_id)
+        try:
+            client = self._active(client_id)
+        except OAuthError:
+            # an unknown client takes as long as a wrong secret (one scrypt), so the time of
+            # the answer does not tell which client ids are registered either
+            verify_secret(secret, _decoy_hash())
+            raise
         if not verify_secret(secret, client.secret_hash):
             raise OAuthError("invalid_client", "auth.bad-secret", 401, client=client_id)
         return client

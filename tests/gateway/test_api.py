@@ -378,6 +378,12 @@ def test_everything_refuses_what_it_would_otherwise_ignore(
     assert (answer.status_code, message_ids(answer)) == (400, [expected])
 
 
+@pytest.mark.parametrize("path", ["Patient/_history?_pretty=true", "Patient/{patient}/$everything?_pretty=true"])
+def test_pretty_is_taken_wherever_an_answer_is_written(api: Api, home_visit: dict[str, Any], path: str) -> None:
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    assert get(api, path.format(patient=patient_id)).status_code == 200
+
+
 def test_a_history_refuses_a_search_criterion_it_would_ignore(api: Api) -> None:
     answer = get(api, "Patient/_history?_id=zhang-xiuying")
     assert (answer.status_code, message_ids(answer)) == (400, ["http.bad-parameter"])
@@ -661,10 +667,15 @@ def test_a_body_without_a_content_type_is_refused(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)[0]) == (415, "http.unsupported-media-type")
 
 
-def test_a_binary_is_read_as_its_content_when_no_fhir_format_is_accepted(api: Api) -> None:
-    binary = created(api, {"resourceType": "Binary", "contentType": "text/plain", "data": "5byg56eA6Iux"})
+@pytest.mark.parametrize(
+    ("content_type", "data"), [("text/plain", "5byg56eA6Iux"), ("text/plain; charset=utf-8", "5byg\n56eA6Iux")]
+)
+def test_a_binary_is_read_as_its_content_when_no_fhir_format_is_accepted(
+    api: Api, content_type: str, data: str
+) -> None:
+    binary = created(api, {"resourceType": "Binary", "contentType": content_type, "data": data})
     answer = get(api, f"Binary/{binary['id']}", Accept="text/plain")
-    assert (answer.headers["Content-Type"].split(";")[0], answer.content) == ("text/plain", "张秀英".encode())
+    assert (answer.headers["Content-Type"], answer.content) == (content_type, "张秀英".encode())
 
 
 def test_a_resource_is_read_as_xml_when_asked(api: Api) -> None:

@@ -177,6 +177,13 @@ def test_a_kept_head_of_an_intact_trail_verifies(
     assert verified(capsys, database_url, kept)[0] == 0
 
 
+@pytest.mark.parametrize("anchors", [["0:" + "f" * 64], ["1:" + "a" * 64, "1:" + "b" * 64]])
+def test_an_anchor_that_cannot_be_checked_is_a_usage_error(database_url: str, anchors: list[str]) -> None:
+    with pytest.raises(SystemExit) as refused:  # argparse's own usage error, or ours
+        raise SystemExit(main(["audit", "verify", "--database", database_url, *(f"--anchor={a}" for a in anchors)]))
+    assert refused.value.code == 2
+
+
 def test_a_search_column_edited_to_hide_an_event_is_detected(store: Store) -> None:
     appended(store, 2)
     with store.transaction() as tx:
@@ -368,6 +375,11 @@ def test_a_landline_is_masked() -> None:
 )
 def test_a_landline_with_a_bracketed_area_code_is_masked(written: str, masked: str) -> None:
     assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+def test_a_code_search_is_recorded_as_asked() -> None:
+    """``code`` is an OAuth word and a FHIR search parameter: only the credentials are hidden."""
+    assert mask_query([("code", "http://loinc.org|8480-6")]) == [("code", "http://loinc.org|8480-6")]
 
 
 @pytest.mark.parametrize("name", ["access_token", "client_secret", "client_assertion"])

@@ -157,6 +157,7 @@ def test_a_message_whose_content_cannot_be_read_is_rejected_naming_its_control_i
         ("MLLP message 1, field PID-3~2.1", "PID^1^3^2^1"),
         ("MLLP message 1, field IN1[1]-2", "IN1^2^2"),
         ("MLLP message 1, field PID-7", "PID^1^7"),
+        ("MLLP message 1, field PID-11.4.1", "PID^1^11^^4^1"),
         ("MLLP message 1, XPath /a/b", ""),
         (None, ""),
     ],
