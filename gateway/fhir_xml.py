@@ -38,10 +38,8 @@ FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 _F = f"{{{FHIR_NS}}}"
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
-_UNSIGNED = re.compile(r"0|[1-9][0-9]*")
-_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
-_INTEGERS = {"integer": _INTEGER, "positiveInt": _UNSIGNED, "unsignedInt": _UNSIGNED}
+#: the numeric primitives, read from their lexical form (the base model's regexes) into numbers
+_NUMBERS = ("integer", "positiveInt", "unsignedInt", "decimal")
 
 
 class XmlError(ValueError):
@@ -69,6 +67,7 @@ class FhirXml:
     def __init__(self, types: Mapping[str, Any]) -> None:
         self.types = types
         self.resources = frozenset(n for n, t in types.items() if t["kind"] == "resource" and not t["abstract"])
+        self._lexical = {code: re.compile(types[code]["regex"]) for code in _NUMBERS}
         self._nodes: dict[tuple[str, str], tuple[list[_Slot], dict[str, tuple[_Slot, str]]]] = {}
 
     # -- the model ---------------------------------------------------------------------------
@@ -241,8 +240,27 @@ class FhirXml:
         self._read_children(element, extra, ("Element", "Element"), where)
         if text is None and not extra:  # JSON has no such thing: null is refused there too
             raise XmlError(f"{where}: an element with neither a value nor an id or extension")
-        value = None if text is None else _primitive_value(text, code, where)
+        value = None if text is None else self._primitive_value(text, code, where)
         return value, (extra or None)
+
+    def _primitive_value(self, text: str, code: str, where: str) -> Any:
+        """The JSON value of a primitive's ``value`` attribute: booleans and numbers as JSON has
+        them, checked as the JSON reader and the validator would."""
+        if code == "boolean":
+            if text not in ("true", "false"):
+                raise XmlError(f"{where}: '{text}' is no boolean (true or false)")
+            return text == "true"
+        if code not in self._lexical:
+            return text
+        if not self._lexical[code].fullmatch(text):
+            raise XmlError(f"{where}: '{text[:40]}' is no {code}")
+        if code != "decimal":
+            if len(text) > 11 or not -(2**31) <= int(text) < 2**31:  # R4 integers are 32-bit
+                raise XmlError(f"{where}: '{text[:40]}' is beyond a 32-bit {code}")
+            return int(text)
+        if not math.isfinite(value := float(text)):
+            raise XmlError(f"{where}: '{text[:40]}' is a decimal no number can hold")
+        return value if any(c in text for c in ".eE") else int(text)
 
     def _read_complex(self, element: etree._Element, node: tuple[str, str], where: str) -> dict[str, Any]:
         attributes = dict(element.attrib)
@@ -293,22 +311,6 @@ def _primitive_text(value: Any) -> str:
         return repr(value)
     text = str(value)
     return _NOT_XML.sub("\ufffd", text) if _NOT_XML.search(text) else text
-
-
-def _primitive_value(text: str, code: str, where: str) -> Any:
-    if code == "boolean":
-        if text not in ("true", "false"):
-            raise XmlError(f"{where}: '{text}' is no boolean (true or false)")
-        return text == "true"
-    if code in _INTEGERS:
-        if not _INTEGERS[code].fullmatch(text) or len(text) > 12:  # R4 integers are 32-bit
-            raise XmlError(f"{where}: '{text[:40]}' is no {code}")
-        return int(text)
-    if code == "decimal":
-        if not _DECIMAL.fullmatch(text) or not math.isfinite(value := float(text)):
-            raise XmlError(f"{where}: '{text}' is no decimal (or not one a number can hold)")
-        return value if any(c in text for c in ".eE") else int(text)
-    return text
 
 
 def _no_text(text: str | None, where: str) -> None:
