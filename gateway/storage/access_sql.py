@@ -43,13 +43,26 @@ def _people(kind: str, name: str, conditions: list[str]) -> str:
     )
 
 
-def _consents_in_force() -> str:
-    """Ids of the Consents in force at the moment given twice after: a period holding it, or
-    no period at all.  An open end is indexed as the far past or future, so it holds."""
+def _holds(consent: str) -> str:
+    """The Consent whose id is ``{consent}.id`` is active and in force at the moment given twice
+    after: a period holding it, or no period at all (an open end is indexed as the far past or
+    future, so it holds).  Correlated on that one Consent's own index rows, so its cost does not
+    grow with the number of Consents in the archive."""
     return (
-        "SELECT x.id FROM search_index x WHERE x.type = 'Consent' AND x.name = 'period' AND x.low <= ? AND x.high >= ? "
-        "UNION SELECT x.id FROM search_index x WHERE x.type = 'Consent' AND x.name = 'status' AND x.id NOT IN "
-        "(SELECT t.id FROM search_index t WHERE t.type = 'Consent' AND t.name = 'period')"
+        f"EXISTS (SELECT 1 FROM search_index h WHERE h.type = 'Consent' AND h.id = {consent}.id "
+        "AND h.name = 'status' AND h.value = 'active') "
+        f"AND (EXISTS (SELECT 1 FROM search_index h WHERE h.type = 'Consent' AND h.id = {consent}.id "
+        "AND h.name = 'period' AND h.low <= ? AND h.high >= ?) "
+        f"OR NOT EXISTS (SELECT 1 FROM search_index h WHERE h.type = 'Consent' AND h.id = {consent}.id "
+        "AND h.name = 'period'))"
+    )
+
+
+def _consent_says(provision: str) -> str:
+    """The Consent whose id is ``c.id`` is of ``provision`` type (permit, deny)."""
+    return (
+        "EXISTS (SELECT 1 FROM search_index t WHERE t.type = 'Consent' AND t.id = c.id "
+        f"AND t.name = 'provision-type' AND t.value = '{provision}')"
     )
 
 
@@ -84,33 +97,26 @@ def served_patients(organization: str, now: str) -> Sql:
             _rows("CarePlan", "status") + " AND x.value = 'active'",
         ],
     )
-    active_consent = _rows("Consent", "status") + f" AND x.value = 'active' AND x.id IN ({_consents_in_force()})"
-    naming = _rows("Consent", "actor", "Organization") + " AND x.value = ?"
-    permits = _people(
-        "Consent", "patient", [active_consent, naming, _rows("Consent", "provision-type") + " AND x.value = 'permit'"]
+    # permits are found from the organisation's own Consents (the index rows naming it as
+    # actor); a refusal is looked for only among the Consents of each person otherwise served,
+    # so neither grows with the Consents of everyone else in the archive
+    permits = (
+        "SELECT p.value FROM search_index c JOIN search_index p ON p.type = 'Consent' AND p.id = c.id "
+        "AND p.name = 'patient' AND p.system = 'Patient' WHERE c.type = 'Consent' AND c.name = 'actor' "
+        f"AND c.system = 'Organization' AND c.value = ? AND {_consent_says('permit')} AND {_holds('c')}"
     )
-    refusals = _rows("Consent", "provision-type") + " AND x.value = 'deny'"
-    refused_here = _people("Consent", "patient", [active_consent, naming, refusals])
-    refused_everywhere = (
-        _people("Consent", "patient", [active_consent, refusals])
-        + " AND p.id NOT IN (SELECT a.id FROM search_index a WHERE a.type = 'Consent' AND a.name = 'actor')"
+    refused = (
+        "SELECT 1 FROM search_index c WHERE c.type = 'Consent' AND c.name = 'patient' AND c.system = 'Patient' "
+        f"AND c.value = s.value AND {_consent_says('deny')} AND {_holds('c')} "
+        "AND (EXISTS (SELECT 1 FROM search_index a WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor' "
+        "AND a.system = 'Organization' AND a.value = ?) "
+        "OR NOT EXISTS (SELECT 1 FROM search_index a WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor'))"
     )
     sql = (
-        f"SELECT s.value FROM ({stays} UNION {plans} UNION {contracts} UNION {permits}) s "
-        f"WHERE s.value NOT IN ({refused_here} UNION {refused_everywhere})"
+        f"SELECT s.value FROM ({stays} UNION {plans} UNION {contracts} UNION {permits}) s WHERE NOT EXISTS ({refused})"
     )
-    consent = [now, now]  # each active_consent subquery asks for the moment
-    params = [
-        organization,
-        *ACTIVE_STAY,
-        organization,
-        organization,
-        *consent,
-        organization,
-        *consent,
-        organization,
-        *consent,
-    ]
+    moment = [now, now]  # each Consent's period is asked about the moment
+    params = [organization, *ACTIVE_STAY, organization, organization, organization, *moment, *moment, organization]
     return sql, params
 
 
