@@ -210,7 +210,9 @@ class FhirXml:
                 item, extra = self._read_contained(child, where), None
             else:
                 item, extra = self._read_complex(child, self._child_node(slot, code), where), None
-            if slot.is_choice and any(other in into for other in names if names[other][0] is slot and other != name):
+            if slot.is_choice and any(
+                other in into or "_" + other in into for other in names if names[other][0] is slot and other != name
+            ):
                 raise XmlError(f"{where}: {node[1]}.{slot.name}[x] is given with more than one type")
             if slot.repeats:
                 values = into.setdefault(name, [])
@@ -260,7 +262,11 @@ class FhirXml:
             return int(text)
         if not math.isfinite(value := float(text)):
             raise XmlError(f"{where}: '{text[:40]}' is a decimal no number can hold")
-        return value if any(c in text for c in ".eE") else int(text)
+        if any(c in text for c in ".eE"):
+            return value
+        if not -(2**63) <= (whole := int(text)) < 2**64:  # what the stores' JSON encoder writes
+            raise XmlError(f"{where}: '{text[:40]}' is a decimal beyond 64 bits; write it with an exponent")
+        return whole
 
     def _read_complex(self, element: etree._Element, node: tuple[str, str], where: str) -> dict[str, Any]:
         attributes = dict(element.attrib)

@@ -47,6 +47,14 @@ def _refuse_constant(name: str) -> Any:
     raise WireError("http.not-a-number", value=name)
 
 
+def _integer(text: str) -> int:
+    """A JSON integer, within the 64 bits the stores' JSON encoder writes."""
+    value = int(text)
+    if not -(2**63) <= value < 2**64:
+        raise WireError("http.not-a-number", value=text[:40])
+    return value
+
+
 def _finite(text: str) -> float:
     """A JSON number as a float, unless it overflows to infinity (1e400), which FHIR has not."""
     value = float(text)
@@ -62,7 +70,11 @@ def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
         raise WireError("http.not-json", detail=f"not UTF-8 (byte {exc.start})") from exc
     try:
         document = json.loads(
-            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant, parse_float=_finite
+            text,
+            object_pairs_hook=_refuse_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite,
+            parse_int=_integer,
         )
     except json.JSONDecodeError as exc:
         raise WireError("http.not-json", detail=f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from exc

@@ -38,7 +38,9 @@ KEPT = 4096
 
 #: the keys a Reference object may have: a ``reference`` beside others is a uri element of its
 #: own (DetectedIssue.reference, Expression.reference), not a reference to rewrite
-_REFERENCE_KEYS = frozenset({"reference", "type", "identifier", "display", "id", "extension"})
+_REFERENCE_KEYS = frozenset(
+    {"reference", "type", "identifier", "display", "id", "extension", "_reference", "_type", "_display"}
+)
 
 
 def localise(document: Any, base_url: str) -> None:

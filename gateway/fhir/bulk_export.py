@@ -322,24 +322,26 @@ _CHECKED_AT_ONCE = 500
 
 
 def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
-    """Each line whose own content concerns only people the client serves now (judged as a
-    version is, so a record since moved to a resident does not carry its earlier owner's data
-    out) and whose resource still exists.  Whom it serves is read once per file."""
+    """Each line whose resource the client may see now and whose own content concerns only
+    people it serves (judged as a version is, so a record since moved to a resident does not
+    carry its earlier owner's data out).  Whom it serves is read once per file."""
     with store.reading() as tx:
         people = rules.served_people(tx)
     with path.open("rb") as handle:
         while batch := list(itertools.islice(handle, _CHECKED_AT_ONCE)):
-            with store.reading(snapshot=False) as tx:
-                kept = [line for line in batch if _still_visible(tx, rules.personal, people, line)]
+            with store.reading() as tx:
+                kept = [line for line in batch if _still_visible(tx, rules, people, line)]
             yield from kept
 
 
-def _still_visible(tx: Transaction, personal: PersonalData, people: frozenset[str], line: bytes) -> bool:
+def _still_visible(tx: Transaction, rules: Access, people: frozenset[str], line: bytes) -> bool:
+    """The rule of a vread: the resource is visible now, and this version concerns only people
+    the client serves."""
     resource = orjson.loads(line)
-    if not personal.concerns_only(resource, people.__contains__):
+    if not rules.personal.concerns_only(resource, people.__contains__):
         return False
     current = tx.resources.read(resource["resourceType"], resource["id"])
-    return current is not None and not current.deleted
+    return current is not None and not rules.hides(tx, current)
 
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:

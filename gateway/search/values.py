@@ -12,6 +12,7 @@ Strings are compared after NFKD without combining marks and case folding, so ful
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
@@ -128,8 +129,8 @@ def local_reference(url: str, base_url: str) -> str | None:
     """The relative reference (``Patient/1``) an absolute URL on this server's base stands for,
     however it is spelt: scheme and host in any case, the default port written or not, dot
     segments, doubled slashes and percent-encoding.  None for another server's URL (or one
-    with a query or fragment)."""
-    found, base = _split(url), _split(base_url)
+    with a query or fragment, or a path ending in a slash)."""
+    found, base = _split(url), _split(base_url.rstrip("/"))
     if found is None or base is None or found[0] != base[0] or found[2]:
         return None
     segments, base_segments = found[1], base[1]
@@ -140,21 +141,41 @@ def local_reference(url: str, base_url: str) -> str | None:
 
 
 def _split(url: str) -> tuple[tuple[str, str, int | None], list[str], bool] | None:
-    """(scheme, host, port) with the scheme's default port filled in, the path's segments
-    with dot segments resolved and percent-encoding decoded, and whether a query or fragment
-    follows."""
+    """(scheme, host, port) with the host in one form (no trailing dot, an IP address as
+    Python writes it, a name in its ASCII form) and the scheme's default port filled in; the
+    path's segments with dot segments resolved and each decoded; and whether the path ends in
+    a slash or a query or fragment follows (then it names no resource).  None for text that is
+    no URL: whitespace, control characters or a backslash, which parsers disagree on."""
+    if any(c <= " " or c == "\\" for c in url):
+        return None
     try:
         parts = urlsplit(url)
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+        port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(parts.scheme.lower())
     except ValueError:  # a port that is no number
         return None
     if not parts.scheme or not parts.hostname:
         return None
     segments: list[str] = []
-    for segment in unquote(parts.path).split("/"):
+    raw = parts.path.split("/")
+    for segment in map(unquote, raw):
+        if "/" in segment:  # %2F: no separator of ours
+            return None
         if segment == "..":
             if segments:
                 segments.pop()
         elif segment not in ("", "."):
             segments.append(segment)
-    return (parts.scheme.lower(), parts.hostname.lower(), port), segments, bool(parts.query or parts.fragment)
+    open_end = raw[-1] in ("", ".", "..") and len(raw) > 1 or bool(parts.query or parts.fragment)
+    return (parts.scheme.lower(), _host(parts.hostname), port), segments, open_end
+
+
+def _host(name: str) -> str:
+    host = unquote(name).rstrip(".").lower()
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        pass
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host

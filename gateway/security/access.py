@@ -31,8 +31,9 @@ from mappings.engine import reference_nodes
 from profiles.registry import Registry
 
 RESTRICTED_ROLES = frozenset({"elderly-care"})
-#: a reference naming a Patient, relative or at the end of a URL
-_PERSON = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+#: a reference naming a Patient, relative or within a URL, whatever follows the id (the indexer
+#: files ``Patient/li/x/y`` under li too)
+_PERSON = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?=/|$)")
 #: the provincial platform's own integration (data migration, the demo administrator): it
 #: writes for every organisation, as the command line does
 OPERATOR = "operator"
@@ -253,9 +254,9 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
 
 def _people_named(resource: dict[str, Any]) -> set[str]:
     """The ids of the Patients a resource's write names, anywhere in it and however written:
-    ``Patient/1``, ``Patient/1/_history/2``, or any URL ending so (another spelling of this
-    server's base, which the search index would not read as a person, must not carry a write
-    past :meth:`Access.unserved_people`)."""
+    ``Patient/1``, ``Patient/1/_history/2``, ``Patient/1/x/y``, or any URL holding such a path
+    (another spelling of this server's base must not carry a write past
+    :meth:`Access.unserved_people`)."""
     return {found[1] for node in reference_nodes(resource) if (found := _PERSON.search(node["reference"]))}
 
 

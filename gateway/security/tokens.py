@@ -157,13 +157,16 @@ class Authority:
         if not self.config.allow_client_secret:
             raise OAuthError("invalid_client", "auth.secret-disabled", 401)
         try:
-            client = self._active(client_id)
+            client: ClientRow | None = self._active(client_id)
         except OAuthError:
-            # an unknown client takes as long as a wrong secret (one scrypt), so the time of
-            # the answer does not tell which client ids are registered either
-            verify_secret(secret, _decoy_hash())
-            raise
-        if not verify_secret(secret, client.secret_hash):
+            client = None
+        # one scrypt whoever asks (an unknown client, one with keys and no secret), so the time
+        # of the answer does not tell which client ids are registered either
+        stored = client.secret_hash if client is not None and client.secret_hash else None
+        matches = verify_secret(secret, stored or _decoy_hash())
+        if client is None:
+            raise OAuthError("invalid_client", "auth.unknown-client", 401, client=client_id)
+        if stored is None or not matches:
             raise OAuthError("invalid_client", "auth.bad-secret", 401, client=client_id)
         return client
 

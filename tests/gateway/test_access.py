@@ -226,7 +226,13 @@ def test_content_concerns_only_the_served_as_the_sql_rule_has_it(resource: dict[
 
 @pytest.mark.parametrize(
     "subject",
-    ["HTTP://localhost:8080/fhir/Patient/li", "http://elsewhere.example/fhir/Patient/li/_history/2", "Patient/li"],
+    [
+        "HTTP://localhost:8080/fhir/Patient/li",
+        "http://elsewhere.example/fhir/Patient/li/_history/2",
+        "Patient/li",
+        "Patient/li/x/y",
+        "Patient/li//",
+    ],
 )
 def test_a_write_naming_someone_unserved_in_any_spelling_names_them(archive: Store, subject: str) -> None:
     stay = {"resourceType": "Encounter", "subject": {"reference": subject}}

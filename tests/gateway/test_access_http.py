@@ -146,6 +146,17 @@ def test_an_export_fetched_after_a_refusal_no_longer_holds_the_person(served: Se
     assert files == {"Patient": []}
 
 
+def test_an_export_fetched_after_a_record_moved_away_no_longer_holds_it(served: Served, api: Api, home: Api) -> None:
+    """The line was the resident's, but the record is someone else's now: a vread would not show it."""
+    reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-moving"}
+    api.put(f"{served.base}/Observation/bp-moving", json=reading)
+    manifest = export(home, "Patient/$export", _type="Observation")
+    api.put(f"{served.base}/Observation/bp-moving", json={**reading, "subject": {"reference": "Patient/li-jianguo"}})
+    files = exported(home, manifest)
+    api.delete(f"{served.base}/Observation/bp-moving")
+    assert "bp-moving" not in {resource["id"] for resource in files.get("Observation", [])}
+
+
 def test_a_group_naming_someone_the_centre_does_not_serve_is_not_found(served: Served, api: Api, home: Api) -> None:
     """Its member list would tell the stranger's id (and that they belong to the group)."""
     api.put(f"{served.base}/Group/mixed-residents", json=group("mixed-residents", "zhang-xiuying", "li-jianguo"))

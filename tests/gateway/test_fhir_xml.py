@@ -155,6 +155,7 @@ def test_a_schema_location_on_the_root_is_no_content() -> None:
     [
         '<multipleBirthBoolean value="true"/><multipleBirthInteger value="2"/>',
         '<deceasedBoolean value="false"/><deceasedDateTime value="2020-01-01"/>',
+        '<multipleBirthBoolean id="b"/><multipleBirthInteger value="2"/>',
     ],
 )
 def test_a_choice_given_with_two_types_is_refused(body: str) -> None:
@@ -162,12 +163,11 @@ def test_a_choice_given_with_two_types_is_refused(body: str) -> None:
         parse_xml(xml(body))
 
 
-def test_a_decimal_no_number_can_hold_is_refused() -> None:
-    body = (
-        b'<Observation xmlns="http://hl7.org/fhir"><valueQuantity><value value="1E400"/></valueQuantity></Observation>'
-    )
+@pytest.mark.parametrize("value", ["1E400", "99999999999999999999"])
+def test_a_decimal_the_stores_cannot_hold_is_refused(value: str) -> None:
+    body = f'<Observation xmlns="http://hl7.org/fhir"><valueQuantity><value value="{value}"/></valueQuantity></Observation>'
     with pytest.raises(WireError):
-        parse_xml(body)
+        parse_xml(body.encode())
 
 
 @pytest.mark.parametrize("text", ["a\ufffeb", "a\uffffb", "a\x01b"])
@@ -201,7 +201,12 @@ def test_a_narrative_under_a_prefix_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"resourceType": "Basic", "id": "a\\ud800b"}', b'{"a": "\\uffff"}', b'{"value": 1e400}'],
+    [
+        b'{"resourceType": "Basic", "id": "a\\ud800b"}',
+        b'{"a": "\\uffff"}',
+        b'{"value": 1e400}',
+        b'{"value": 99999999999999999999}',
+    ],
 )
 def test_json_no_fhir_format_can_carry_is_refused(body: bytes) -> None:
     with pytest.raises(WireError):

@@ -22,6 +22,8 @@ BASE = "http://127.0.0.1:8080/fhir"
         "http://127.0.0.1:8080/fhir/./Patient/p1",
         "http://127.0.0.1:8080/other/../fhir/Patient/p1",
         "http://127.0.0.1:8080/fhir/Patient/%70%31",
+        "http://127.0.0.1.:8080/fhir/Patient/p1",
+        "http://127.0.0.%31:8080/fhir/Patient/p1",
     ],
 )
 def test_each_spelling_of_the_own_base_is_the_relative_reference(url: str) -> None:
@@ -37,10 +39,33 @@ def test_each_spelling_of_the_own_base_is_the_relative_reference(url: str) -> No
         "http://127.0.0.1:8080/fhir/Patient/p1?x=1",
         "http://127.0.0.1:8080/fhir/Patient",
         "urn:uuid:7d0f3a52-1111-4c3b-9a55-0c6f1e2d3b4a",
+        "http://127.0.0.1:8080/fhir/Pat\tient/p1",
+        " http://127.0.0.1:8080/fhir/Patient/p1",
+        "http://evil\\@127.0.0.1:8080/fhir/Patient/p1",
+        "http://127.0.0.1:0/fhir/Patient/p1",
+        "http://127.0.0.1:8080/other%2F..%2Ffhir/Patient/p1",
+        "http://127.0.0.1:8080/fhir/Patient/p1/",
     ],
 )
-def test_another_servers_url_is_none(url: str) -> None:
+def test_another_servers_url_or_no_url_is_none(url: str) -> None:
     assert local_reference(url, BASE) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://[0:0:0:0:0:0:0:1]:8080/fhir/Patient/p1", "http://[::1]:8080/fhir"),
+        ("http://bücher.example/fhir/Patient/p1", "http://xn--bcher-kva.example/fhir"),
+    ],
+)
+def test_a_host_is_compared_in_one_form(url: str, base: str) -> None:
+    assert local_reference(url, base) == "Patient/p1"
+
+
+def test_a_reference_with_extensions_on_its_elements_is_rewritten() -> None:
+    actor = {"reference": f"{BASE}/Organization/o1", "display": "x", "_display": {"extension": []}}
+    localise(actor, BASE)
+    assert actor["reference"] == "Organization/o1"
 
 
 def test_the_default_port_may_be_left_out() -> None:
