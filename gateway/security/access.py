@@ -4,8 +4,8 @@ A principal with the role ``elderly-care`` sees a person's data only while it se
 person (a 养老 stay, a 医养签约, a family-doctor contract, or a Consent permitting it — and no
 Consent refusing it; see ``gateway/storage/access_sql.py``), and writes only about people it
 serves or manages (:meth:`Access.unserved_people`).  Everything in a person's Patient
-compartment follows the person, a resource of another type that names people concerns each of
-them (:class:`PersonalData`), and each version of a resource is judged on its own content;
+compartment follows the person, any resource concerns everyone it names and is shown only if
+all of them are served (:class:`PersonalData`), and each version is judged on its own content;
 resources that are no one's personal data (Organizations, Practitioners, definitions) are
 visible to every authenticated client.  A forbidden resource is never counted, included or
 hinted at: reading it answers 404 like a resource that does not exist, wherever it is named or
