@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
 from gateway.search.indexer import SearchIndexer
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import Principal
@@ -54,6 +52,8 @@ def main() -> None:
 
 
 def _fresh_database(admin: str) -> str:
+    import psycopg
+
     name = "yiyang_bench_served"
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name}")
