@@ -41,7 +41,6 @@ from gateway.search.values import format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
-from gateway.storage.access_sql import served_patients, visible_condition
 from gateway.storage.resources import now_instant, store_instant
 from gateway.storage.store import Store, Stored, Transaction
 
@@ -257,7 +256,7 @@ class BulkExports:
         if job.served_by:  # whom the elderly-care client that asked serves, as the job runs
             client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care")
             people = Access(client, self.personal).served_people(tx)
-        for patient in _people(tx, job.scope, job.served_by):
+        for patient in _people(tx, job.scope, people):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient
             for stored in tx.resources.referencing("Patient", patient.id, members, job.since):
@@ -330,18 +329,20 @@ def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while batch := list(itertools.islice(handle, _CHECKED_AT_ONCE)):
             with store.reading() as tx:
-                kept = [line for line in batch if _still_visible(tx, rules, people, line)]
+                kept = [line for line in batch if _still_visible(tx, rules.personal, people, line)]
             yield from kept
 
 
-def _still_visible(tx: Transaction, rules: Access, people: frozenset[str], line: bytes) -> bool:
+def _still_visible(tx: Transaction, personal: PersonalData, people: frozenset[str], line: bytes) -> bool:
     """The rule of a vread: the resource is visible now, and this version concerns only people
-    the client serves."""
+    the client serves — both judged by content against the people read once per file (the
+    current version's content is what its index rows, and so the SQL rule, are made of)."""
     resource = orjson.loads(line)
-    if not rules.personal.concerns_only(resource, people.__contains__):
+    serves = people.__contains__
+    if not personal.concerns_only(resource, serves):
         return False
     current = tx.resources.read(resource["resourceType"], resource["id"])
-    return current is not None and not rules.hides(tx, current)
+    return current is not None and current.resource is not None and personal.concerns_only(current.resource, serves)
 
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:
@@ -395,17 +396,13 @@ def _check_group(tx: Transaction, group_id: str, access: Access) -> None:
         raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
 
 
-def _people(tx: Transaction, scope: str, served_by: str | None = None) -> Iterator[Stored]:
+def _people(tx: Transaction, scope: str, served: frozenset[str] | None = None) -> Iterator[Stored]:
     """The Patients of a Patient export (all of them) or of a Group export: those its active
     members name as ``Patient/<id>`` (a resident who left the home is an inactive member);
-    with ``served_by``, only the people that organisation serves.  One at a time, as the
-    archive is read: a province's archive holds millions of people."""
+    with ``served``, only those people.  One at a time, as the archive is read: a province's
+    archive holds millions of people."""
     people = _all_people(tx, scope)
-    if served_by is None:
-        return people
-    condition = visible_condition("Patient", (), served_patients(served_by, now_instant()))
-    assert condition is not None  # a Patient is always someone's
-    return (patient for patient in people if tx.resources.meets("Patient", patient.id, condition))
+    return people if served is None else (patient for patient in people if patient.id in served)
 
 
 def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:

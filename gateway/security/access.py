@@ -122,7 +122,8 @@ class Access:
         self._served: Sql | None = (
             served_patients(principal.organization, now_instant()) if self.restricted and principal else None
         )
-        self._serving: dict[str, bool] = {}
+        #: whom the principal serves, read on first use (:meth:`served_people`)
+        self._people: frozenset[str] | None = None
 
     def condition(self, kind: str) -> Sql | None:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see."""
@@ -159,12 +160,13 @@ class Access:
         return self.restricted and stored is not None and (stored.deleted or not self.visible(tx, stored))
 
     def served_people(self, tx: Transaction) -> frozenset[str]:
-        """The ids of everyone the principal serves now, read once: for judging many resources
-        by content (an export), where asking SQL per resource would ask the same many times."""
-        if self._served is None:
-            return frozenset()
-        sql, params = self._served
-        return frozenset(row[0] for row in tx.sql.all(sql, params))
+        """The ids of everyone the principal serves now, read once per Access (one request):
+        for judging resources by content (versions, export lines), where asking SQL per
+        resource or per person would ask the same many times."""
+        if self._people is None:
+            rows = tx.sql.all(*self._served) if self._served is not None else []
+            self._people = frozenset(row[0] for row in rows)
+        return self._people
 
     def version_visible(self, tx: Transaction, stored: Stored) -> bool:
         """Whether one version of a resource the principal may see now may be shown too: for a
@@ -173,15 +175,7 @@ class Access:
         from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
         if not self.restricted or stored.resource is None or stored.type == "Patient":
             return True
-        return self.personal.concerns_only(stored.resource, lambda person: self._serves(tx, person))
-
-    def _serves(self, tx: Transaction, person: str) -> bool:
-        """Asked once per person per Access, which serves one interaction (a history page judges
-        many versions of few people)."""
-        if person not in self._serving:
-            condition = self.condition("Patient")
-            self._serving[person] = condition is None or tx.resources.meets("Patient", person, condition)
-        return self._serving[person]
+        return self.personal.concerns_only(stored.resource, self.served_people(tx).__contains__)
 
     def unserved_people(
         self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None
