@@ -35,6 +35,7 @@ from gateway.fhir.parameters import instant
 from gateway.fhir.repository import Written
 from gateway.fhir.search import SUMMARIES, searchset, shaped
 from gateway.messages import issue
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.services import Services
 from gateway.storage.store import Stored
@@ -265,7 +266,7 @@ def everything(resource_id: str) -> Response:
     supported and, like any other parameter, refused rather than ignored."""
     found, args = services(), operation_args()
     for name in args:
-        if name not in ("_since", "_type", "_format", "_pretty"):
+        if name not in ("_since", "_type", *IGNORED_CONTROLS):
             value = args[name]
             raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type")
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
@@ -290,7 +291,7 @@ def document(resource_id: str) -> Response:
     from gateway.reporting import generated_now
 
     for name, value in operation_args().items():
-        if name not in ("_format", "_pretty"):
+        if name not in IGNORED_CONTROLS:
             raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="$document takes no parameters")
     found, allowed = services(), grants()
 

@@ -17,12 +17,13 @@ from typing import Any
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import instant, whole_number
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
-#: what a history request may say (``_offset`` is this server's paging; ``_format`` and
-#: ``_pretty`` are about the answer, as on every interaction)
-HISTORY_PARAMETERS = frozenset({"_count", "_offset", "_since", "_format", "_pretty"})
+#: what a history request may say (``_offset`` is this server's paging), besides the controls
+#: of the answer every interaction takes (``_format``, ``_pretty``)
+HISTORY_PARAMETERS = frozenset({"_count", "_offset", "_since", *IGNORED_CONTROLS})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
 #: versions read at a time while looking through them
