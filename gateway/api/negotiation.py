@@ -15,7 +15,7 @@ from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 
 from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import if_match_version, instant, whole_number
+from gateway.fhir.parameters import if_match_version, whole_number
 from gateway.messages import LANGUAGES
 from gateway.storage.store import Stored
 from gateway.wire import FORMATS, JSON_TYPES, XML_TYPES, WireError, parse_json, parse_xml, to_xml
@@ -204,9 +204,6 @@ def int_param(name: str, default: int) -> int:
     return whole_number(request.args, name, default)
 
 
-def instant_param(name: str) -> str | None:
-    """An instant parameter (``_since``) in the store's own form."""
-    return instant(request.args, name)
 
 
 def version_headers(stored: Stored, base_url: str, location: bool = False) -> dict[str, str]:
