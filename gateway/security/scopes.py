@@ -93,9 +93,6 @@ class Grants:
     def allows(self, kind: str, permission: str) -> bool:
         return any(scope.covers(kind, permission) for scope in self.scopes)
 
-    def allows_all(self, kind: str, permissions: str) -> bool:
-        return all(self.allows(kind, p) for p in permissions)
-
     def missing(self, needs: Iterable[tuple[str, str]]) -> str | None:
         """The scope that would be needed, as a 403 names it (``system/Patient.s``), or None
         when every (type, permissions) need is granted.  ``*`` as type needs a ``*`` scope."""
