@@ -34,6 +34,8 @@ from typing import Any
 
 from lxml import etree
 
+from profiles.registry import r4_base_types
+
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
@@ -346,6 +348,4 @@ def _xhtml_element(text: Any, where: str) -> etree._Element:
 @cache
 def fhir_xml() -> FhirXml:
     """The reader and writer over the R4 base model, built once per process."""
-    from profiles.registry import Registry
-
-    return FhirXml(Registry().base_types)
+    return FhirXml(r4_base_types())

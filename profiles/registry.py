@@ -205,9 +205,9 @@ class Registry:
         return f"{self.canonical_base}/{kind}/{slug}"
 
     # -- the FHIR R4 base model (derived data, see tools/derive_r4_base.py) ----------------
-    @cached_property
+    @property
     def base_types(self) -> dict[str, Any]:
-        return _load_base("r4-types.json")["types"]
+        return r4_base_types()
 
     @cached_property
     def base_valuesets(self) -> dict[str, list[list[str]] | None]:
@@ -285,6 +285,12 @@ def _load_base(name: str) -> dict[str, Any]:
     """A derived base-model file, read once per process; callers must not change it."""
     with (BASE_DIR / name).open(encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def r4_base_types() -> dict[str, Any]:
+    """The R4 base model's types: static data, the same for every registry, so readers that
+    need only it (the XML codec, ``_elements``) take it from here without building one."""
+    return _load_base("r4-types.json")["types"]
 
 
 def examples_dir() -> Path:

@@ -204,8 +204,6 @@ def int_param(name: str, default: int) -> int:
     return whole_number(request.args, name, default)
 
 
-
-
 def version_headers(stored: Stored, base_url: str, location: bool = False) -> dict[str, str]:
     headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": _http_date(stored.last_updated)}
     if location:

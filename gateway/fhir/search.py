@@ -19,6 +19,7 @@ from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, SearchQuery, parse_search
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
+from profiles.registry import r4_base_types
 
 #: elements every resource keeps under _elements (FHIR: mandatory and modifier elements stay)
 _KEPT = ("resourceType", "id", "meta")
@@ -31,9 +32,7 @@ SUMMARIES = ("count", "data", "text", "false")
 def _mandatory(kind: str) -> frozenset[str]:
     """The JSON names of a resource type's top-level elements with a minimum of one (each
     choice name of a ``value[x]``): Observation's status and code."""
-    from profiles.registry import Registry
-
-    definition = Registry().base_types.get(kind)
+    definition = r4_base_types().get(kind)
     names: set[str] = set()
     for name, spec in (definition["nodes"][kind] if definition else {}).items():
         if spec.get("min", 0) >= 1:
