@@ -80,6 +80,10 @@ class Config:
     #: the senders MLLP accepts, each a peer address and the registered client it acts as
     #: ("10.0.0.5=his-zz1, 10.0.0.6=his-zz2"): MLLP carries no credentials of its own
     mllp_peers: str = ""
+    #: connections the listener serves at once (each holds a thread); more are closed at once
+    mllp_max_connections: int = 64
+    #: seconds a connection may stay silent before it is closed (interface engines reconnect)
+    mllp_idle_seconds: int = 600
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365

@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import re
 import socketserver
+import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -38,6 +39,7 @@ from gateway.messages import catalog, worded
 from gateway.security.access import RESTRICTED_ROLES
 from gateway.security.audit import AuditTrail, RequestFacts
 from gateway.security.principal import Principal, acting
+from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import Grants, needs
 from gateway.services import Services
 from gateway.storage.store import StoreError
@@ -115,8 +117,9 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     if peer.refusal is not None or peer.principal is None:
         message_id = peer.refusal or "mllp.unknown-peer"
         client = peer.principal.client_id if peer.principal else ""
-        refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
-        status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
+        params = {"address": peer.address, "client": client, "limit": services.config.rate_limit_per_second}
+        refused = Reason(message_id, worded(message_id, params))
+        status = {"mllp.forbidden": 403, "http.store-busy": 503, "http.rate-limited": 429}.get(message_id, 401)
         return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
     token = acting.set(peer.principal)
@@ -254,11 +257,22 @@ def _escape(text: str) -> str:
 
 
 class _Connection(socketserver.StreamRequestHandler):
-    """One sender's connection: frames in, one ACK out per frame, until the sender hangs up."""
+    """One sender's connection: frames in, one ACK out per frame, until the sender hangs up or
+    stays silent for ``mllp_idle_seconds``."""
 
     server: MllpServer
 
+    def setup(self) -> None:
+        self.timeout = self.server.services.config.mllp_idle_seconds
+        super().setup()
+
     def handle(self) -> None:
+        try:
+            self._frames()
+        except (TimeoutError, ConnectionError) as exc:
+            log.info("connection from %s closed: %s", self.client_address[0], exc)
+
+    def _frames(self) -> None:
         buffer = b""
         while True:
             chunk = self.request.recv(65536)
@@ -266,20 +280,42 @@ class _Connection(socketserver.StreamRequestHandler):
                 return
             buffer += chunk
             if len(buffer) > self.server.max_bytes:
-                log.error("frame over %d bytes from %s: connection closed", self.server.max_bytes, self.client_address)
+                self._refuse_oversized(buffer)
                 return
             while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
                 message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
-                peer = peer_of(self.server.services, self.server.peers, self.client_address[0])
-                try:
-                    answer = acknowledge(self.server.services, message, peer)
-                except Exception:  # noqa: BLE001 - a bug answers AR (the sender resends), never silence
-                    incident = uuid.uuid4().hex[:12]
-                    log.exception("incident %s: message from %s not processed", incident, peer.address)
-                    failed = Reason("http.internal", worded("http.internal", {"incident": incident}))
-                    answer = Answer(ack({}, "AR", [failed]), "AR", 500, "message", "http.internal")
-                self.wfile.write(START + answer.ack + END)
-                audited(self.server.trail, peer, answer)
+                self._answer(message)
+
+    def _answer(self, message: bytes) -> None:
+        peer = self._peer()
+        try:
+            answer = acknowledge(self.server.services, message, peer)
+        except Exception:  # noqa: BLE001 - a bug answers AR (the sender resends), never silence
+            incident = uuid.uuid4().hex[:12]
+            log.exception("incident %s: message from %s not processed", incident, peer.address)
+            failed = Reason("http.internal", worded("http.internal", {"incident": incident}))
+            answer = Answer(ack({}, "AR", [failed]), "AR", 500, "message", "http.internal")
+        self.wfile.write(START + answer.ack + END)
+        audited(self.server.trail, peer, answer)
+
+    def _peer(self) -> Peer:
+        """The sender, refused while it sends faster than the per-client rate limit allows."""
+        peer = peer_of(self.server.services, self.server.peers, self.client_address[0])
+        if peer.refusal is None and peer.principal and self.server.limiter.take(peer.principal.client_id):
+            return replace(peer, refusal="http.rate-limited")
+        return peer
+
+    def _refuse_oversized(self, buffer: bytes) -> None:
+        """A frame over the size limit is answered AR (its header, if it came, names it),
+        audited, and the connection closed: what follows it cannot be framed reliably."""
+        limit = self.server.max_bytes
+        log.error("frame over %d bytes from %s: connection closed", limit, self.client_address[0])
+        start = buffer.find(START)
+        fields = _raw_header(buffer[start + 1 :]) if start != -1 else {}
+        reason = Reason("http.too-large", worded("http.too-large", {"size": len(buffer), "limit": limit}))
+        answer = Answer(ack(fields, "AR", [reason]), "AR", 413, sender(fields).interaction, "http.too-large")
+        self.wfile.write(START + answer.ack + END)
+        audited(self.server.trail, peer_of(self.server.services, self.server.peers, self.client_address[0]), answer)
 
 
 class MllpServer(socketserver.ThreadingTCPServer):
@@ -292,6 +328,24 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.max_bytes = services.config.max_bytes
         self.trail = AuditTrail(services.store)
         self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
+        self.limiter = RateLimiter(services.config.rate_limit_per_second)
+        self._slots = threading.BoundedSemaphore(services.config.mllp_max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to ``mllp_max_connections``; beyond them a new
+        connection is closed at once, so silent or slow senders cannot take every thread."""
+        if not self._slots.acquire(blocking=False):
+            limit = self.services.config.mllp_max_connections
+            log.warning("connection from %s refused: %d connections already open", client_address[0], limit)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def server_close(self) -> None:
         super().server_close()

@@ -12,8 +12,6 @@ needs (``gateway/security/scopes.py`` holds the table).  The OAuth logic itself 
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -23,11 +21,12 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.api.negotiation import language
+from gateway.api.negotiation import if_none_exist, language
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
 from gateway.security.principal import Principal
+from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, criteria_needs, needs, search_needs
 from gateway.security.tokens import ASSERTION_TYPE, INDISTINCT, OAuthError, Unauthenticated
 from gateway.services import Services
@@ -96,7 +95,7 @@ def authenticate() -> None:
         wanted = search_needs(view_args.get("kind", "*"), pairs, _services().parameters.targets)
     else:
         types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
-        condition = asked.headers.get("If-None-Exist")
+        condition = if_none_exist()
         wanted = needs(endpoint, view_args, condition is not None, types)
         if endpoint in CONDITIONAL:
             condition = asked.query_string.decode()
@@ -171,31 +170,6 @@ class SecurityHeaders:
             return start_response(status, headers, exc_info)
 
         return self.app(environ, hardened)
-
-
-class RateLimiter:
-    """A token bucket per client in this worker: ``rate`` requests per second on average, bursts
-    up to ``rate``.  Per worker, so N workers let a client through N × rate at most — the
-    limit protects a worker's time, and keeping it in memory costs no store round trip."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = float(rate)
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, client: str) -> float:
-        """0 when the request may go ahead, else the seconds until it could."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        with self._lock:
-            tokens, then = self._buckets.get(client, (self.rate, now))
-            tokens = min(self.rate, tokens + (now - then) * self.rate)
-            if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
-                return 0.0
-            self._buckets[client] = (tokens, now)
-            return (1 - tokens) / self.rate
 
 
 # -- SMART Backend Services ------------------------------------------------------------------

@@ -174,6 +174,20 @@ def search_form() -> list[tuple[str, str]]:
     return []
 
 
+def if_none_exist() -> str | None:
+    """A conditional create's criteria.  WSGI hands header values over decoded as Latin-1, so
+    criteria a client wrote in raw UTF-8 (``name:exact=日期测试``) are taken back to their
+    bytes and read as UTF-8, as a query string is: read as Latin-1 they matched nothing, and
+    the create made the duplicate it was meant to prevent.  Bytes that are no UTF-8 are a 400."""
+    value = request.headers.get("If-None-Exist")
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError as exc:
+        raise FhirError(400, "http.header-not-utf8", header="If-None-Exist") from exc
+
+
 def if_match() -> int | None:
     value = request.headers.get("If-Match")
     if not value:

@@ -18,6 +18,7 @@ from gateway.api.negotiation import (
     encode,
     encoded,
     if_match,
+    if_none_exist,
     language,
     operation_args,
     prefer_handling,
@@ -105,18 +106,23 @@ def metadata() -> Response:
 @fhir.post("/")
 def transaction_or_batch() -> Response:
     bundle = body()
+    # what each entry asked, and then got, for the request's AuditEvent (gateway/api/audit.py):
+    # a refused transaction is recorded with what it asked too
+    asked = [_requested(entry) for entry in (bundle.get("entry") if isinstance(bundle, dict) else None) or []]
+    g.bundle_entries = [(method, url, "", None) for method, url in asked]
     answer = services().bundles.process(bundle, check_bundle_entry)
-    # what each entry asked and got, for the request's AuditEvent (gateway/api/audit.py)
     g.bundle_entries = [
-        (
-            str(asked.get("request", {}).get("method", "")),
-            str(asked.get("request", {}).get("url", "")),
-            str(got.get("response", {}).get("status", "")),
-            got.get("response", {}).get("location"),
-        )
-        for asked, got in zip(bundle.get("entry") or [], answer["entry"], strict=False)
+        (method, url, str(got.get("response", {}).get("status", "")), got.get("response", {}).get("location"))
+        for (method, url), got in zip(asked, answer["entry"], strict=False)
     ]
     return respond(answer)
+
+
+def _requested(entry: Any) -> tuple[str, str]:
+    request = entry.get("request") if isinstance(entry, dict) else None
+    if not isinstance(request, dict):
+        return "", ""
+    return str(request.get("method", "")), str(request.get("url", ""))
 
 
 @fhir.get("/_history")
@@ -164,7 +170,7 @@ def create(kind: str) -> Response:
     repository.check_type(kind)
     if isinstance(resource, dict) and resource.get("resourceType") not in (None, kind):
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource.get("resourceType"), expected=kind)
-    return _written(repository.create(resource, request.headers.get("If-None-Exist")))
+    return _written(repository.create(resource, if_none_exist()))
 
 
 @fhir.put("/<kind>")

@@ -252,17 +252,15 @@ class BulkExports:
         members = {
             kind: params for kind, params in self.personal.compartment.items() if kind in wanted and kind != "Patient"
         }
-        people: frozenset[str] | None = None
-        if job.served_by:  # whom the elderly-care client that asked serves, as the job runs
-            client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care")
-            people = Access(client, self.personal).served_people(tx)
+        # an elderly-care client's job exports whom it serves as the job runs
+        client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
+        access = Access(client, self.personal)
+        people = access.served_people(tx) if access.restricted else None
         for patient in _people(tx, job.scope, people):
             if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
                 yield patient
-            for stored in tx.resources.referencing("Patient", patient.id, members, job.since):
-                # a resource naming someone else besides the resident is hidden from its client
-                if people is None or self.personal.concerns_only(stored.resource or {}, people.__contains__):
-                    yield stored
+            # a resource naming someone else besides the resident is hidden from its client
+            yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, job.since))
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:

@@ -28,12 +28,15 @@ from gateway.fhir.parameters import if_match_version
 from gateway.fhir.repository import Repository, Written, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
 from gateway.search.values import natural_number
-from gateway.storage.store import IndexRow, Stored, Transaction
+from gateway.storage.store import IndexRow, Transaction
 from mappings.engine import reference_nodes, rewrite_references
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+#: ids asked about in one ``_id`` value: 15 of at most 64 characters stay within a search
+#: value's 1,000 characters
+ID_BATCH = 15
 #: (method, type, id, criteria) → None, or a FhirError (403) when the caller may not do that
 Authorize = Callable[[str, str, str | None, str | None], None]
 
@@ -62,6 +65,8 @@ class Entry:
     version: int | None = None
     #: a GET of the history of a type or an instance (``Type/_history``, ``Type/id/_history``)
     history: bool = False
+    #: a conditional update that matched nothing and names its id: the id must be free
+    free_id: bool = False
 
     @property
     def path(self) -> str:
@@ -162,15 +167,17 @@ class Bundles:
             if conditional:
                 self._resolve_conditions(tx, entries, renamed)
                 _rewrite(entries, renamed)
-                self._resolve_conditional_references(tx, entries)
-                self._validate_all(entries)
-            _check_distinct(entries)
             # the Patients it writes, so a resident registered after its stay in the Bundle counts
             registering = {
                 entry.resource_id: entry.resource
                 for entry in entries
                 if entry.kind == "Patient" and entry.method in ("POST", "PUT") and entry.resource and entry.resource_id
             }
+            if conditional:
+                self._resolve_conditional_references(tx, entries, registering)
+                self._validate_all(entries)
+            _check_distinct(entries)
+            self._check_deletes_distinct(tx, entries)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 answers[entry.index] = self._apply(tx, entry, registering)
         return [answers[entry.index] for entry in entries]
@@ -211,15 +218,38 @@ class Bundles:
                     where = f"{entry.path}.resource.id"
                     raise FhirError(400, "http.id-mismatch", where, body=body_id, url=found.id)
                 entry.resource_id = found.id if found else body_id or new_id()
+                entry.free_id = found is None and bool(body_id)
                 entry.resource = {**entry.resource, "id": entry.resource_id}
             else:
                 continue
             self._rename(renamed, entry)
 
-    def _resolve_conditional_references(self, tx: Transaction, entries: list[Entry]) -> None:
+    def _check_deletes_distinct(self, tx: Transaction, entries: list[Entry]) -> None:
+        """A conditional delete may not remove what another entry changes either, once its
+        criteria select: only the other entries' ids are asked about, so a delete that
+        matches thousands is not listed whole."""
+        changing = {(e.kind, e.resource_id): e for e in entries if e.method != "GET" and e.resource_id}
+        for entry in entries:
+            if entry.method != "DELETE" or not entry.criteria:
+                continue
+            ids = [resource_id for kind, resource_id in changing if kind == entry.kind]
+            for start in range(0, len(ids), ID_BATCH):
+                criteria = f"{entry.criteria.lstrip('?')}&_id={','.join(ids[start : start + ID_BATCH])}"
+                for match in self.searcher.matching(tx, entry.kind, criteria, self.repository.access(), count=1):
+                    other = changing[(entry.kind, match.id)]
+                    detail = f"{other.path} and {entry.path} both change {entry.kind}/{match.id}"
+                    raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
+
+    def _resolve_conditional_references(
+        self, tx: Transaction, entries: list[Entry], registering: Mapping[str, dict[str, Any]]
+    ) -> None:
         """``{"reference": "Patient?identifier=…"}`` → the one Patient it selects, among the
         archive and the Bundle's own resources: those are written provisionally (and rolled
-        back) so the search sees them, then the references are rewritten for real."""
+        back) so the search sees them, then the references are rewritten for real.  The
+        provisional writes pass every rule the real ones do: a platform's Bundle that recorded
+        a stay with someone it does not serve would otherwise have made that person served
+        while its references were resolved, and the answer (0, 1 or 2 matches) told it what
+        that person's records hold."""
         pending = [
             (entry, node)
             for entry in entries
@@ -233,7 +263,7 @@ class Bundles:
             with tx.savepoint():
                 for entry in entries:
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
-                        tx.resources.write(entry.resource)
+                        self._apply(tx, entry, registering)
                 for entry, node in pending:
                     reference = node["reference"]
                     if reference not in resolved:
@@ -298,7 +328,13 @@ class Bundles:
             return self._written(created)
         if entry.method == "PUT":
             written = self.repository.update_in(
-                tx, entry.resource or {}, entry.issues, entry.if_match, entry.rows, registering=registering
+                tx,
+                entry.resource or {},
+                entry.issues,
+                entry.if_match,
+                entry.rows,
+                registering=registering,
+                free_id=entry.free_id,
             )
             return self._written(written)
         if entry.method == "PATCH":
@@ -308,7 +344,7 @@ class Bundles:
     def _patch(
         self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        current = self._current(tx, entry)
+        current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", f"{entry.path}.request.url")
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering))
@@ -323,9 +359,11 @@ class Bundles:
             bundle = history_bundle(tx, self.repository.access(), self.base_url, asked)
             return {"resource": bundle, "response": {"status": "200 OK"}}
         if entry.resource_id:
-            found = self._current(tx, entry)
-            if entry.version is not None and entry.version != found.version:
-                found = self._version(tx, entry)
+            where = f"{entry.path}.request.url"
+            if entry.version is not None:
+                found = self.repository.vread_in(tx, entry.kind, entry.resource_id, entry.version, where)
+            else:
+                found = self.repository.read_in(tx, entry.kind, entry.resource_id, where)
             return {
                 "resource": found.resource,
                 "response": {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated},
@@ -333,21 +371,6 @@ class Bundles:
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
-
-    def _version(self, tx: Transaction, entry: Entry) -> Stored:
-        """An earlier version of an entry's resource the principal may see now (vread)."""
-        rules, where = self.repository.access(), f"{entry.path}.request.url"
-        return self.repository.vread_in(tx, entry.kind, entry.resource_id or "", entry.version or 0, rules, where)
-
-    def _current(self, tx: Transaction, entry: Entry) -> Stored:
-        """The entry's resource as it is now; 404 when it is absent, deleted or hidden from the
-        principal (the three answer alike)."""
-        found = tx.resources.read(entry.kind, entry.resource_id or "")
-        if found is None or found.deleted or self.repository.access().hides(tx, found):
-            raise FhirError(
-                404, "http.not-found", f"{entry.path}.request.url", reference=f"{entry.kind}/{entry.resource_id}"
-            )
-        return found
 
     def _written(self, written: Written) -> dict[str, Any]:
         stored = written.stored

@@ -37,5 +37,6 @@ class FhirError(Exception):
         }
 
 
-def not_found(kind: str, resource_id: str) -> FhirError:
-    return FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+def not_found(kind: str, resource_id: str, where: str | None = None) -> FhirError:
+    """What an absent resource answers, and so what a hidden one answers too."""
+    return FhirError(404, "http.not-found", where, reference=f"{kind}/{resource_id}")

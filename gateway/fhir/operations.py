@@ -69,11 +69,14 @@ def everything(
     base_url: str,
 ) -> dict[str, Any]:
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
-    searchset Bundle (``_since`` and ``_type`` narrow it)."""
+    searchset Bundle (``_since`` and ``_type`` narrow it), each only if the principal may see
+    it: a member may name someone else too (an Observation performed by the resident about a
+    stranger, another Patient linking to the resident)."""
     patient = repository.read("Patient", patient_id)
     asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
     with repository.store.reading() as tx:
-        members = tx.resources.referencing("Patient", patient_id, asked, since)
+        found = tx.resources.referencing("Patient", patient_id, asked, since)
+        members = list(repository.access().among_served(tx, found))
     wanted = [stored for stored in members if stored.reference != patient.reference]
     include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
     found = ([patient] if include_patient else []) + wanted

@@ -116,12 +116,15 @@ class Repository:
     def read(self, kind: str, resource_id: str) -> Stored:
         """The current version, if the principal may see it (404 otherwise, as if absent)."""
         self.check_type(kind)
-        rules = self.access()
         with self.store.reading(snapshot=False) as tx:
-            found = tx.resources.read(kind, resource_id)
-            if rules.hides(tx, found):
-                found = None
-        return _present(found, kind, resource_id)
+            return self.read_in(tx, kind, resource_id)
+
+    def read_in(self, tx: Transaction, kind: str, resource_id: str, where: str | None = None) -> Stored:
+        """The current version inside ``tx``: 404 when absent or hidden, 410 when deleted."""
+        found = tx.resources.read(kind, resource_id)
+        if self.access().hides(tx, found):
+            found = None
+        return _present(found, kind, resource_id, where)
 
     def vread(self, kind: str, resource_id: str, version: str) -> Stored:
         """One version; for a restricted principal only while the resource is visible to it
@@ -130,19 +133,16 @@ class Repository:
         number = natural_number(version)
         if number is None:
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
-        rules = self.access()
-        with self.store.reading(snapshot=rules.restricted) as tx:
-            if rules.restricted:
-                current = tx.resources.read(kind, resource_id)
-                if current is None or rules.hides(tx, current):
-                    raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
-            return self.vread_in(tx, kind, resource_id, number, rules)
+        with self.store.reading(snapshot=self.access().restricted) as tx:
+            return self.vread_in(tx, kind, resource_id, number)
 
-    @staticmethod
-    def vread_in(
-        tx: Transaction, kind: str, resource_id: str, version: int, rules: Access, where: str | None = None
-    ) -> Stored:
-        """A version that exists, is no deletion and may be shown to ``rules``' principal."""
+    def vread_in(self, tx: Transaction, kind: str, resource_id: str, version: int, where: str | None = None) -> Stored:
+        """A version that exists, is no deletion and may be shown to the principal."""
+        rules = self.access()
+        if rules.restricted:
+            current = tx.resources.read(kind, resource_id)
+            if current is None or rules.hides(tx, current):
+                raise not_found(kind, resource_id, where)
         found = tx.resources.vread(kind, resource_id, version)
         if found is None or not rules.version_visible(tx, found):
             raise FhirError(
@@ -216,9 +216,13 @@ class Repository:
         rows: list[IndexRow] | None = None,
         minted: bool = False,
         registering: Mapping[str, dict[str, Any]] | None = None,
+        free_id: bool = False,
     ) -> Written:
         """``minted``: the server chose the id (a conditional update that matched nothing);
-        ``registering`` as for :meth:`create_in`."""
+        ``free_id``: a conditional update that matched nothing names its id, which must then
+        belong to no resource (409, as R5 settles it: R4's "performs a create" cannot mean
+        replacing a resource the criteria did not select); ``registering`` as for
+        :meth:`create_in`."""
         _check_owner(tx, resource)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
@@ -229,7 +233,9 @@ class Repository:
                 # a restricted principal cannot create at an id of its choosing either: a 201
                 # for a free id and a 404 for a hidden one would tell the two apart (and some
                 # ids derive from business keys, such as an insurance number)
-                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+                raise not_found(kind, resource_id)
+            if free_id and before is not None and not before.deleted:
+                raise FhirError(409, "http.conditional-id-taken", reference=f"{kind}/{resource_id}")
             if before is not None and before.resource is not None:
                 _check_change(tx, before)  # nor may it take over another's resource
             stored, _ = tx.resources.write(
@@ -258,7 +264,8 @@ class Repository:
                 raise FhirError(400, "http.id-mismatch", "id", body=resource["id"], url=target)
             resource = {**resource, "id": target}
             issues = self.checked(resource)
-            return self.update_in(tx, resource, issues, if_match, minted=minted)
+            free_id = found is None and not minted
+            return self.update_in(tx, resource, issues, if_match, minted=minted, free_id=free_id)
 
     def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH with a JSON Patch document; the patched resource is validated like any write."""
@@ -299,7 +306,7 @@ class Repository:
         with self.store.reading() as tx:
             current = tx.resources.read(kind, resource_id)
             if current is None or current.deleted or self.access().hides(tx, current):
-                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+                raise not_found(kind, resource_id)
             _check_writable(kind, "DELETE")
             _check_change(tx, current)
 
@@ -431,11 +438,11 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _present(found: Stored | None, kind: str, resource_id: str) -> Stored:
+def _present(found: Stored | None, kind: str, resource_id: str, where: str | None = None) -> Stored:
     if found is None:
-        raise not_found(kind, resource_id)
+        raise not_found(kind, resource_id, where)
     if found.deleted:
-        raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
+        raise FhirError(410, "http.gone", where, reference=found.reference, when=found.last_updated)
     return found
 
 

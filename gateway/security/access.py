@@ -19,7 +19,7 @@ operator client (the platform's own integration) writes for every organisation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from gateway.search.indexer import SearchIndexer
@@ -151,6 +151,18 @@ class Access:
 
     def only_visible(self, tx: Transaction, found: list[Stored]) -> list[Stored]:
         return [stored for stored in found if self.visible(tx, stored)]
+
+    def among_served(self, tx: Transaction, found: Iterable[Stored]) -> Iterator[Stored]:
+        """:meth:`only_visible` for the many resources of one answer (a compartment, an export):
+        each is judged by its content against whom the principal serves, read once, rather
+        than by a statement each — the rule :meth:`visible` applies in SQL."""
+        if not self.restricted:
+            yield from found
+            return
+        serves = self.served_people(tx).__contains__
+        for stored in found:
+            if stored.resource is not None and self.personal.concerns_only(stored.resource, serves):
+                yield stored
 
     def hides(self, tx: Transaction, stored: Stored | None) -> bool:
         """Whether the principal must be told that ``stored`` does not exist: it is not theirs

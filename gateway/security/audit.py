@@ -304,10 +304,11 @@ def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
 
 
 def _entry_entity(method: str, url: str, status: str, location: str | None) -> dict[str, Any]:
-    """One entry of a batch or transaction: what it asked, what it got and the resource it
-    read or wrote (from the answer's location, else from an instance URL)."""
+    """One entry of a batch or transaction: what it asked, what it got (nothing when the
+    Bundle was refused whole) and the resource it read or wrote (from the answer's location,
+    else from an instance URL)."""
     segments = (location or url).split("?", 1)[0].split("/_history", 1)[0].split("/")
-    entity: dict[str, Any] = {"description": f"{method} {url} → {status}"}
+    entity: dict[str, Any] = {"description": f"{method} {url} → {status}" if status else f"{method} {url}"}
     if len(segments) >= 2 and type_name(segments[-2]) != "?" and segments[-1]:
         entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-2]}
         entity["what"] = {"reference": f"{segments[-2]}/{segments[-1]}"}

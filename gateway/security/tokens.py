@@ -188,6 +188,9 @@ class Authority:
             raise OAuthError("invalid_client", "auth.assertion-issuer", 401)
         client = self._active(client_id)
         claims = self._verified(assertion, algorithm, header.get("kid"), client)
+        if not isinstance(claims["exp"], int | float) or isinstance(claims["exp"], bool):
+            # a NumericDate is a JSON number (RFC 7519); pyjwt also takes "1767000000"
+            raise OAuthError("invalid_client", "auth.assertion-invalid", 401, detail="exp is not a NumericDate")
         if claims["exp"] > time.time() + MAX_ASSERTION_SECONDS + LEEWAY_SECONDS:
             raise OAuthError("invalid_client", "auth.assertion-too-long", 401, limit=MAX_ASSERTION_SECONDS)
         with self.store.transaction() as tx:

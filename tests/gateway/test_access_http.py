@@ -583,3 +583,45 @@ def test_a_record_of_no_one_stays_no_ones_after_an_update(
     hospital.put(f"{served.base}/Condition/cond-of-no-one", json={**diagnosis, "note": [{"text": "一"}]})
     answer = first_hospital.put(f"{served.base}/Condition/cond-of-no-one", json={**diagnosis, "note": [{"text": "二"}]})
     assert answer.status_code == 200, answer.text
+
+
+def test_everything_leaves_out_a_residents_record_naming_someone_else(served: Served, api: Api, home: Api) -> None:
+    """张秀英's $everything would have shown a Flag on her that 李建国 wrote, and so his id."""
+    flag = flag_on_zhang("flag-by-li-everything", "Patient/li-jianguo")
+    assert api.put(f"{served.base}/Flag/{flag['id']}", json=flag).status_code in (200, 201)
+    bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything?_type=Flag").json()
+    assert flag["id"] not in {entry["resource"]["id"] for entry in bundle.get("entry", [])}
+
+
+@pytest.mark.parametrize("identifier", ["440524193801010019", "440524193801010027"])  # his, and no one's
+def test_a_conditional_reference_cannot_probe_someone_a_stay_in_the_same_bundle_names(
+    served: Served, home_writer: Api, identifier: str
+) -> None:
+    """The Bundle's resources were written provisionally, without the write rules, while its
+    conditional references were resolved: the stay made 李建国 served for that moment, and
+    a refusal after the match against "0 matches" told the centre which identifier is his."""
+    stay = {k: v for k, v in example("yy-encounter/valid-home-bed.json").items() if k != "id"}
+    stay["subject"] = {"reference": "Patient/li-jianguo"}
+    probe = {
+        "resourceType": "Flag",
+        "status": "active",
+        "code": {"text": "探测"},
+        "subject": {"reference": f"Patient?identifier={identifier}"},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0d2d1c6e-4c53-4b3a-9f8e-1b0e7f6a5c01",
+                "resource": stay,
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+            {
+                "fullUrl": "urn:uuid:0d2d1c6e-4c53-4b3a-9f8e-1b0e7f6a5c02",
+                "resource": probe,
+                "request": {"method": "POST", "url": "Flag"},
+            },
+        ],
+    }
+    assert code_of(home_writer.post(served.base, json=bundle)) == (403, "http.forbidden-person")

@@ -226,6 +226,30 @@ def test_a_conditional_update_updates_the_one_match(api: Api) -> None:
     assert (answer.status_code, answer.json()["id"], answer.json()["active"]) == (200, first["id"], False)
 
 
+def test_a_conditional_update_matching_nothing_does_not_replace_the_resource_its_id_names(api: Api) -> None:
+    """R4 says "performs a create"; R5 settles that an id already taken is a 409."""
+    first = created(api, new_patient())
+    stranger = {**new_patient(), "id": first["id"]}
+    answer = put(api, f"Patient?identifier={ID_CARD}|{id_card(stranger)}", stranger)
+    assert (answer.status_code, get(api, f"Patient/{first['id']}").json()["meta"]["versionId"]) == (409, "1")
+
+
+def test_a_conditional_update_matching_nothing_creates_at_a_free_id_it_names(api: Api) -> None:
+    person = {**new_patient(), "id": f"free-{next(_people)}"}
+    answer = put(api, f"Patient?identifier={ID_CARD}|{id_card(person)}", person)
+    assert (answer.status_code, answer.json()["id"]) == (201, person["id"])
+
+
+def test_a_conditional_create_reads_criteria_sent_as_raw_utf8(api: Api) -> None:
+    """Header values reach WSGI as Latin-1; read so, 日期 matched nothing and made a duplicate."""
+    first = created(api, new_patient())
+    criteria = f"name:exact={first['name'][0]['text']}&birthdate={first['birthDate']}".encode()
+    again = api.post(
+        f"{api.base}/Patient", data=json.dumps(new_patient()), headers={**FHIR_JSON, "If-None-Exist": criteria}
+    )
+    assert (again.status_code, again.json()["id"]) == (200, first["id"])
+
+
 def test_a_conditional_delete_removes_the_match(api: Api) -> None:
     first = created(api, new_patient())
     api.delete(f"{api.base}/Patient?identifier={ID_CARD}|{id_card(first)}", timeout=60)
@@ -532,6 +556,24 @@ def test_a_transaction_may_not_change_one_resource_twice(api: Api) -> None:
     ]
     answer = post(api, "", transaction(*entries))
     assert (answer.status_code, get(api, f"Patient/{first['id']}").json()["meta"]["versionId"]) == (400, "1")
+
+
+def test_a_transaction_may_not_delete_by_condition_what_another_entry_changes(api: Api) -> None:
+    first = created(api, new_patient())
+    entries = [
+        {"resource": {**first, "active": False}, "request": {"method": "PUT", "url": f"Patient/{first['id']}"}},
+        {"request": {"method": "DELETE", "url": f"Patient?identifier={ID_CARD}|{id_card(first)}"}},
+    ]
+    answer = post(api, "", transaction(*entries))
+    assert (answer.status_code, get(api, f"Patient/{first['id']}").json()["meta"]["versionId"]) == (400, "1")
+
+
+def test_a_batch_reads_a_deleted_resource_as_gone_and_its_earlier_version_as_it_was(api: Api) -> None:
+    first = created(api, new_patient())
+    api.delete(f"{api.base}/Patient/{first['id']}", timeout=60)
+    reads = [{"request": {"method": "GET", "url": f"Patient/{first['id']}{tail}"}} for tail in ("", "/_history/1")]
+    answer = post(api, "", transaction(*reads, kind="batch")).json()
+    assert [e["response"]["status"] for e in answer["entry"]] == ["410", "200 OK"]
 
 
 def test_a_batch_reads_an_instances_history(api: Api) -> None:

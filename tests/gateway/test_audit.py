@@ -512,6 +512,20 @@ def test_each_entry_of_a_batch_is_in_its_audit_event(api: Api) -> None:
     assert [e["subtype"][0]["code"] for e in events] == ["batch"]
 
 
+def test_each_entry_of_a_refused_transaction_is_in_its_audit_event(api: Api) -> None:
+    """A transaction failing on its second read still names the first: the reads a prober
+    tried are what an auditor looks for."""
+    marker = f"refused-read-{int(time.time() * 1000)}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"request": {"method": "GET", "url": f"Patient/{marker}-{n}"}} for n in (1, 2)],
+    }
+    assert api.post(api.base, json=bundle, timeout=60).status_code == 404
+    events = audit_events(api, f"entity=Patient/{marker}-1")
+    assert [(e["subtype"][0]["code"], e["outcome"]) for e in events] == [("transaction", "4")]
+
+
 def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
     event = {"resourceType": "AuditEvent", "id": "forged"}
     for method, path in [("POST", "AuditEvent"), ("PUT", "AuditEvent/forged"), ("DELETE", "AuditEvent/forged")]:

@@ -114,6 +114,12 @@ def test_an_assertion_valid_longer_than_five_minutes_is_refused(server: str, cli
     assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
 
 
+def test_an_assertion_whose_exp_is_a_string_is_refused(server: str, client_key: Any) -> None:
+    """A NumericDate is a JSON number; pyjwt reads "1767000000" too, and the check after it failed."""
+    answer = request_token(server, "test-admin", client_key, exp=str(int(time.time()) + 200))
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
 def token_form(signed: str) -> dict[str, str]:
     """A token request carrying the assertion ``signed``, to send more than once."""
     return {

@@ -4,6 +4,7 @@ it is not HL7 — and a message sent twice is written once."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -29,12 +30,14 @@ def sample_messages() -> list[bytes]:
     return [b"MSH" + part for part in data.split(b"MSH")[1:]]
 
 
-def start_listener(url: str, *peers: str) -> tuple[subprocess.Popen[bytes], int]:
-    """``yiyang mllp`` in a child process, accepting ``peers`` (ADDRESS=CLIENT), once it listens."""
+def start_listener(url: str, *peers: str, **settings: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``yiyang mllp`` in a child process, accepting ``peers`` (ADDRESS=CLIENT), once it listens;
+    ``settings`` are YIYANG_* variables for it (``max_bytes="4000"``)."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "mllp", "--port", str(port), "--database", url]
     command += [option for peer in peers for option in ("--peer", peer)]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    environment = {**os.environ, **{f"YIYANG_{name.upper()}": value for name, value in settings.items()}}
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -47,33 +50,51 @@ def start_listener(url: str, *peers: str) -> tuple[subprocess.Popen[bytes], int]
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def listener(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterator[tuple[int, str]]:
+def hospital_listener(folder: Path, key: Any, **settings: str) -> Iterator[tuple[int, str]]:
     """A listener accepting the hospital's interface engine on 127.0.0.1 (client his-mllp)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('mllp') / 'archive.sqlite'}"
+    url = f"sqlite:///{folder / 'archive.sqlite'}"
     add_client(
-        url,
-        "his-mllp",
-        key=client_key,
-        scope="system/*.cruds",
-        role="hospital",
-        organization="zhengzhou-first-hospital",
+        url, "his-mllp", key=key, scope="system/*.cruds", role="hospital", organization="zhengzhou-first-hospital"
     )
-    child, port = start_listener(url, "127.0.0.1=his-mllp")
+    child, port = start_listener(url, "127.0.0.1=his-mllp", **settings)
     yield port, url
     child.terminate()
     child.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def listener(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterator[tuple[int, str]]:
+    yield from hospital_listener(tmp_path_factory.mktemp("mllp"), client_key)
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterator[tuple[int, str]]:
+    """A listener with tight limits: one message a second, 4,000-byte frames, two connections
+    at a time, silent for a second at most."""
+    yield from hospital_listener(
+        tmp_path_factory.mktemp("mllp-strict"),
+        client_key,
+        rate_limit_per_second="1",
+        max_bytes="4000",
+        mllp_max_connections="2",
+        mllp_idle_seconds="1",
+    )
+
+
 def send(port: int, message: bytes) -> str:
     with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
-        connection.sendall(START + message + END)
-        answer = b""
-        while not answer.endswith(END):
-            chunk = connection.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+        return exchange(connection, message)
+
+
+def exchange(connection: socket.socket, message: bytes) -> str:
+    """One framed message sent on an open connection, and its ACK."""
+    connection.sendall(START + message + END)
+    answer = b""
+    while not answer.endswith(END):
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
     return answer.strip(START + END).decode("utf-8")
 
 
@@ -202,3 +223,37 @@ def test_a_sender_not_registered_is_rejected_and_nothing_is_kept(tmp_path: Path)
         counts, held = tx.resources.counts(), list(tx.quarantine.entries())
     store.close()
     assert (acknowledgement(answer), "mllp.unknown-peer" in answer, counts, held) == ("AR", True, {}, [])
+
+
+def test_a_sender_over_its_rate_limit_is_rejected_to_resend_later(strict: tuple[int, str]) -> None:
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=60) as connection:
+        answers = [exchange(connection, message) for message in sample_messages()[:3]]
+    refused = [answer for answer in answers if "http.rate-limited" in answer]
+    assert refused and all(acknowledgement(answer) == "AR" for answer in refused)
+
+
+def test_an_oversized_frame_is_rejected_and_audited(strict: tuple[int, str]) -> None:
+    time.sleep(1.1)  # a token in the client's bucket again
+    first = sample_messages()[0]
+    answer = send(strict[0], first.replace(b"\rPID|", b"\rNTE|1||" + b"x" * 5000 + b"\rPID|", 1))
+    store = open_store(strict[1])
+    deadline, found = time.monotonic() + 10, []
+    while not found and time.monotonic() < deadline:
+        with store.reading() as tx:
+            found = [text for (text,) in tx.sql.all("SELECT event FROM audit_event WHERE event LIKE '%too-large%'")]
+        time.sleep(0.2)
+    store.close()
+    assert (segment(answer, "MSA")[1:3], len(found)) == (["AR", "HIS20261102091502"], 1)
+
+
+def test_a_silent_connection_is_closed(strict: tuple[int, str]) -> None:
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=10) as connection:
+        assert connection.recv(1) == b""
+
+
+def test_a_connection_beyond_the_limit_is_closed_at_once(strict: tuple[int, str]) -> None:
+    address = ("127.0.0.1", strict[0])
+    with socket.create_connection(address, timeout=10), socket.create_connection(address, timeout=10):
+        time.sleep(0.2)  # both are taken in before the third arrives
+        with socket.create_connection(address, timeout=0.5) as refused:
+            assert refused.recv(1) == b""
