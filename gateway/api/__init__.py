@@ -45,7 +45,8 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     security headers and the audit trail: it exists only so that ``bench/server.py`` can
     measure what they cost, and is deliberately no configuration setting — no deployment
     can switch security off."""
-    app = Gateway("yiyang")
+    app = Gateway("yiyang", static_folder=None)  # no files served: every route is the API's
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS is no FHIR interaction: a 405 like any other
     # "//Patient" is no route: werkzeug would answer it with a redirect and an HTML body
     app.url_map.merge_slashes = False
     app.config.update(

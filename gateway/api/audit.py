@@ -37,7 +37,7 @@ audit = Blueprint("audit", __name__, url_prefix="/fhir")
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 _BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
 _trail_guard = threading.Lock()
-SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_sort"})
+SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_sort", "_summary"})
 
 
 def install(app: Flask) -> None:
@@ -132,13 +132,16 @@ def search() -> Response:
     with current_app.config["SERVICES"].store.reading() as tx:
         events, total = tx.audit.search(query)
     base = config.base_url
-    more = query.offset + query.count < total
+    more = query.count > 0 and query.offset + query.count < total
     links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more)
     entries = []
     for text in events:
         event = event_of(text)
         entries.append({"fullUrl": f"{base}/AuditEvent/{event['id']}", "resource": event, "search": {"mode": "match"}})
-    return respond({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": entries})
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return respond(bundle)
 
 
 @audit.get("/AuditEvent/<event_id>")
@@ -171,7 +174,7 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     for name, value in pairs:
         if name not in SEARCH_PARAMETERS:
             raise FhirError(
-                400, "http.bad-parameter", name=name, value=value, detail="not a search parameter of AuditEvent here"
+                400, "http.bad-parameter", name=name, value=value, detail="not supported on the audit trail"
             )
         if name == "date":
             start, end = _date_range(value)
@@ -189,7 +192,11 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
             if value not in ("date", "-date"):
                 raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="date or -date")
             fields["newest_first"] = value == "-date"
+        elif name == "_summary" and value != "count":
+            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="count alone")
     count = min(int_param("_count", page_size), max_page_size)
+    if ("_summary", "count") in pairs:  # the total alone, as a search of the archive answers it
+        count = 0
     offset = int_param("_offset", 0)
     if count < 0 or offset < 0:
         raise FhirError(400, "http.bad-parameter", name="_count", value=str(count), detail="must not be negative")

@@ -104,7 +104,8 @@ def authenticate() -> None:
     missing = _missing(principal.scopes, tuple(wanted))
     if missing:
         raise FhirError(403, "http.forbidden-scope", scope=missing, client=principal.client_id)
-    if endpoint.startswith(AUDIT_ENDPOINTS) and principal.role not in AUDIT_READERS:
+    # writes to the trail are refused alike for everyone (405 from audit.refuse), so only reads ask the role
+    if endpoint.startswith(AUDIT_ENDPOINTS) and endpoint != "audit.refuse" and principal.role not in AUDIT_READERS:
         raise FhirError(403, "http.forbidden-role", role=principal.role, client=principal.client_id)
 
 
@@ -135,7 +136,12 @@ def grants(who: Principal | None = None) -> Grants:
 
 
 def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
-    """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise)."""
+    """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise).
+    The audit trail is not in the archive a Bundle reads: a read of it would find nothing where
+    ``/AuditEvent`` answers, so it is refused for what it is, whoever asks (a write is a 405,
+    as on its own)."""
+    if kind == "AuditEvent" and method == "GET":
+        raise FhirError(400, "http.audit-not-in-bundle", method=method)
     missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, _services().parameters.targets))
     if missing:
         raise FhirError(403, "http.forbidden-scope", scope=missing, client=g.principal.client_id)

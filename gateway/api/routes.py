@@ -102,6 +102,12 @@ def metadata() -> Response:
 
 
 # -- whole system ----------------------------------------------------------------------------
+@fhir.route("/metadata", methods=["POST", "PUT", "PATCH", "DELETE"])
+def metadata_refused() -> Response:
+    """Without it a DELETE /metadata would reach the conditional delete of a type "metadata"."""
+    raise FhirError(405, "http.method-not-allowed", method=request.method, path="metadata")
+
+
 @fhir.post("")
 @fhir.post("/")
 def transaction_or_batch() -> Response:
@@ -110,7 +116,7 @@ def transaction_or_batch() -> Response:
     # a refused transaction is recorded with what it asked too
     asked = [_requested(entry) for entry in (bundle.get("entry") if isinstance(bundle, dict) else None) or []]
     g.bundle_entries = [(method, url, "", None) for method, url in asked]
-    answer = services().bundles.process(bundle, check_bundle_entry)
+    answer = services().bundles.process(bundle, check_bundle_entry, language())
     g.bundle_entries = [
         (method, url, str(got.get("response", {}).get("status", "")), got.get("response", {}).get("location"))
         for (method, url), got in zip(asked, answer["entry"], strict=False)
@@ -203,6 +209,8 @@ READ_SUMMARIES = tuple(value for value in SUMMARIES if value != "count")
 
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
+    if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer
+        raise FhirError(404, "http.unknown-operation", operation=f"{kind}/{resource_id}")
     stored = services().repository.read(kind, resource_id)
     args = request.args
     summary, elements = args.get("_summary"), args.get("_elements", "")

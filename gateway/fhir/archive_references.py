@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.fhirpath_scope import Resolver
+from conformance.stored_references import REFERENCE_KEYS
 from gateway.search.values import local_reference, natural_number
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
@@ -36,13 +37,6 @@ _LITERAL = re.compile(
 KEPT = 4096
 
 
-#: the keys a Reference object may have: a ``reference`` beside others is a uri element of its
-#: own (DetectedIssue.reference, Expression.reference), not a reference to rewrite
-_REFERENCE_KEYS = frozenset(
-    {"reference", "type", "identifier", "display", "id", "extension", "_reference", "_type", "_display"}
-)
-
-
 def localise(document: Any, base_url: str) -> None:
     """Rewrite, in place, each reference on this server's own base (``http://…/fhir/Patient/1``)
     as the relative reference it stands for (``Patient/1``).
@@ -52,7 +46,7 @@ def localise(document: Any, base_url: str) -> None:
     person gave — reads relative references.  An absolute one left as written slipped past all
     of them: a refusal naming the organisation absolutely refused nothing."""
     for node in reference_nodes(document):
-        if node.keys() <= _REFERENCE_KEYS and "://" in node["reference"]:
+        if "://" in node["reference"] and {key.lstrip("_") for key in node} <= REFERENCE_KEYS:
             local = local_reference(node["reference"], base_url)
             if local is not None:
                 node["reference"] = local

@@ -37,7 +37,7 @@ from typing import IO, Any
 import orjson
 
 from gateway.fhir.errors import FhirError
-from gateway.search.values import format_instant
+from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
@@ -396,11 +396,23 @@ def _check_group(tx: Transaction, group_id: str, access: Access) -> None:
 
 def _people(tx: Transaction, scope: str, served: frozenset[str] | None = None) -> Iterator[Stored]:
     """The Patients of a Patient export (all of them) or of a Group export: those its active
-    members name as ``Patient/<id>`` (a resident who left the home is an inactive member);
+    members name as ``Patient/<id>`` (not a resident who left the home: see :func:`_ended`);
     with ``served``, only those people.  One at a time, as the archive is read: a province's
     archive holds millions of people."""
     people = _all_people(tx, scope)
     return people if served is None else (patient for patient in people if patient.id in served)
+
+
+def _ended(period: Any, now: str) -> bool:
+    """Whether a Group membership's period ended before ``now`` (a resident who left the home
+    is a member no longer, whether the Group says inactive or gives the day they left)."""
+    end = period.get("end") if isinstance(period, dict) else None
+    if not isinstance(end, str):
+        return False
+    try:
+        return date_range(end)[1] < now
+    except ValueError:
+        return False  # the profile judges a malformed date; membership stays as written
 
 
 def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
@@ -408,10 +420,13 @@ def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
         return tx.resources.current(["Patient"])
     group = tx.resources.read("Group", scope.removeprefix("Group/"))
     members = (group.resource or {}).get("member", []) if group is not None else []
+    now = now_instant()
     ids = dict.fromkeys(
         member["entity"]["reference"].removeprefix("Patient/")
         for member in members
-        if not member.get("inactive") and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
+        if not member.get("inactive")
+        and not _ended(member.get("period"), now)
+        and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
     )
     found = (tx.resources.read("Patient", patient_id) for patient_id in ids)
     return (patient for patient in found if patient is not None and not patient.deleted)

@@ -79,10 +79,11 @@ class Bundles:
         self.searcher = searcher
         self.base_url = base_url
 
-    def process(self, bundle: Any, authorize: Authorize | None = None) -> dict[str, Any]:
+    def process(self, bundle: Any, authorize: Authorize | None = None, lang: str = "zh-CN") -> dict[str, Any]:
         """Apply a transaction or batch.  ``authorize`` is asked for each entry as its own
         interaction would be (the caller's scopes): a transaction fails whole on the first
-        refused entry, a batch answers that entry with the refusal and goes on."""
+        refused entry, a batch answers that entry with the refusal, worded in ``lang``, and
+        goes on."""
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise FhirError(400, "http.bad-bundle", "Bundle", detail="POST to the base needs a Bundle")
         kind = bundle.get("type")
@@ -96,7 +97,7 @@ class Bundles:
                 _authorize(authorize, entry)
             answers = self._transaction(entries)
         else:
-            answers = [self._batch_entry(entry, authorize) for entry in entries]
+            answers = [self._batch_entry(entry, authorize, lang) for entry in entries]
         return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": answers}
 
     # -- parsing ---------------------------------------------------------------------------
@@ -385,7 +386,7 @@ class Bundles:
         }
 
     # -- batch -----------------------------------------------------------------------------
-    def _batch_entry(self, entry: Entry, authorize: Authorize | None = None) -> dict[str, Any]:
+    def _batch_entry(self, entry: Entry, authorize: Authorize | None, lang: str) -> dict[str, Any]:
         """One entry on its own, through the same interactions as a single request."""
         try:
             _authorize(authorize, entry)
@@ -408,7 +409,7 @@ class Bundles:
             with self.repository.store.transaction() as tx:
                 return self._apply(tx, entry)
         except FhirError as error:
-            return {"response": {"status": str(error.status), "outcome": error.outcome("zh-CN")}}
+            return {"response": {"status": str(error.status), "outcome": error.outcome(lang)}}
 
 
 def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:

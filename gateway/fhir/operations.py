@@ -69,23 +69,36 @@ def everything(
     base_url: str,
 ) -> dict[str, Any]:
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
-    searchset Bundle (``_since`` and ``_type`` narrow it), each only if the principal may see
+    searchset Bundle (``_since`` and ``_type`` narrow it), then the resources those refer to
+    that support them (the organisation of an Encounter, the practitioner of a contract …),
+    marked ``include``, as the operation's definition asks.  Each only if the principal may see
     it: a member may name someone else too (an Observation performed by the resident about a
     stranger, another Patient linking to the resident)."""
     patient = repository.read("Patient", patient_id)
     asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
+    access = repository.access()
     with repository.store.reading() as tx:
         found = tx.resources.referencing("Patient", patient_id, asked, since)
-        members = list(repository.access().among_served(tx, found))
-    wanted = [stored for stored in members if stored.reference != patient.reference]
-    include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
-    found = ([patient] if include_patient else []) + wanted
+        members = [stored for stored in access.among_served(tx, found) if stored.reference != patient.reference]
+        include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
+        matches = ([patient] if include_patient else []) + members
+        have = {stored.reference for stored in matches} | {patient.reference}
+        wanted = dict.fromkeys(
+            reference
+            for stored in [patient, *members]
+            for reference in _references(stored.resource)
+            if reference not in have and (not types or reference.partition("/")[0] in types)
+        )
+        targets = (tx.resources.read(*reference.split("/", 1)) for reference in wanted)
+        current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
+        supporting = list(access.among_served(tx, current))
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(found),
+        "total": len(matches),
         "entry": [
-            {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": "match"}}
+            {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
+            for found, mode in ((matches, "match"), (supporting, "include"))
             for stored in found
         ],
     }

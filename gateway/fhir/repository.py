@@ -17,7 +17,8 @@ from typing import Any
 import jsonpatch
 
 from conformance.fhirpath_scope import Resolver
-from conformance.issues import Issue
+from conformance.issues import Issue, IssueList
+from conformance.stored_references import check_stored_references
 from conformance.validator import Validator
 from gateway import exchanges
 from gateway.config import Config
@@ -92,14 +93,17 @@ class Repository:
         self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "", elsewhere: Resolver | None = None
     ) -> list[Issue]:
         """Every issue: base model, the resource's claimed profiles, the provincial profile
-        for its type (when the package has exactly one) and any profile asked for; references
+        for its type (when the package has exactly one), any profile asked for, and the form a
+        stored resource's references must have (``conformance.stored_references``); references
         to the archive resolve there (a target must meet the profile its reference demands),
         or through ``elsewhere`` when the caller knows better (a transaction's own entries)."""
         wanted = list(profiles)
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
             wanted.append(default)
-        issues = self.validator.validate(resource, wanted, path, elsewhere=elsewhere or self.references)
+        issues = IssueList(self.validator.validate(resource, wanted, path, elsewhere=elsewhere or self.references))
+        if not any(issue.severity == "fatal" for issue in issues):  # not refused unread (too deep, too big)
+            check_stored_references(resource, path, self.references.resource_types, issues)
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
 

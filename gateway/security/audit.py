@@ -89,6 +89,11 @@ INTERACTIONS: dict[str, Interaction] = {
     "fhir.vread": Interaction("vread", "R"),
     "fhir.validate_instance": Interaction("operation", "E", "$validate"),
     "fhir.everything": Interaction("operation", "E", "$everything"),
+    "fhir.document": Interaction("operation", "E", "$document"),
+    "measures.evaluate_type": Interaction("operation", "E", "$evaluate-measure"),
+    "measures.evaluate_instance": Interaction("operation", "E", "$evaluate-measure"),
+    "reports.page": Interaction(None, "R", "report"),
+    "reports.exchange": Interaction(None, "R", "report"),
     "bulk.export_system": Interaction("operation", "E", "$export"),
     "bulk.export_patients": Interaction("operation", "E", "$export"),
     "bulk.export_group": Interaction("operation", "E", "$export"),
@@ -100,7 +105,8 @@ INTERACTIONS: dict[str, Interaction] = {
     "auth.smart_configuration": Interaction("capabilities", "R"),
     "auth.token": Interaction(None, "E", login=True),
 }
-#: an unknown route (404) or a method no route takes: recorded by its HTTP method
+#: an unknown route (404), a method no route takes, or a route that only refuses (writes to the
+#: audit trail, other methods at the token endpoint): recorded by its HTTP method
 BY_METHOD = {
     "GET": Interaction("read", "R"),
     "HEAD": Interaction("read", "R"),

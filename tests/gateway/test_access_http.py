@@ -260,6 +260,14 @@ def hospital(served: Served, client_key: Any) -> Iterator[Api]:
         yield session
 
 
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_writing_to_the_audit_trail_is_refused_alike_for_everyone(served: Served, hospital: Api, method: str) -> None:
+    """405, as for an auditor: not a 403 that makes it sound like a matter of role."""
+    assert (
+        hospital.request(method, f"{served.base}/AuditEvent/1", json={"resourceType": "AuditEvent"}).status_code == 405
+    )
+
+
 def test_a_hospital_cannot_update_another_organisations_record(served: Served, hospital: Api) -> None:
     stay = example("yy-encounter/valid-home-bed.json")
     answer = hospital.put(f"{served.base}/Encounter/{stay['id']}", json={**stay, "status": "finished"})

@@ -368,10 +368,17 @@ def test_a_chained_search_finds_the_encounter_by_its_patients_id_card(api: Api, 
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
 
-def test_everything_returns_the_patient_and_their_encounter(api: Api, home_visit: dict[str, Any]) -> None:
+def test_everything_returns_the_patient_their_encounter_and_its_organisation(
+    api: Api, home_visit: dict[str, Any]
+) -> None:
+    """The organisation supports the record (OperationDefinition Patient-everything): included."""
     patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
     bundle = get(api, f"Patient/{patient_id}/$everything").json()
-    assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
+    assert sorted((e["search"]["mode"], e["resource"]["resourceType"]) for e in bundle["entry"]) == [
+        ("include", "Organization"),
+        ("match", "Encounter"),
+        ("match", "Patient"),
+    ]
 
 
 def test_everything_narrowed_by_type_returns_only_that_type(api: Api, home_visit: dict[str, Any]) -> None:
@@ -513,6 +520,42 @@ def test_a_batch_answers_each_entry_on_its_own(api: Api) -> None:
         ],
     }
     assert [e["response"]["status"] for e in post(api, "", bundle).json()["entry"]] == ["201 Created", "422"]
+
+
+def test_a_batch_words_each_entrys_outcome_in_the_language_asked(api: Api) -> None:
+    entry = {"request": {"method": "GET", "url": "Patient/no-such-person"}}
+    answer = post(api, "", transaction(entry, kind="batch"), **{"Accept-Language": "en"}).json()
+    assert answer["entry"][0]["response"]["outcome"]["issue"][0]["details"]["text"].endswith("does not exist")
+
+
+def test_an_audit_trail_entry_in_a_batch_is_refused_for_what_it_is(api: Api) -> None:
+    """A Bundle reads the archive, not the trail: it would have found nothing where /AuditEvent answers."""
+    entry = {"request": {"method": "GET", "url": "AuditEvent?_count=1"}}
+    answer = post(api, "", transaction(entry, kind="batch")).json()
+    assert answer["entry"][0]["response"]["status"] == "400"
+
+
+@pytest.mark.parametrize("reference", ["Patient/a b", "Patient?", "urn:uuid:99999999-9999-9999-9999-999999999999"])
+def test_a_reference_that_can_never_be_followed_is_refused_at_its_path(api: Api, reference: str) -> None:
+    encounter = {**example("yy-encounter/valid-home-visit.json"), "subject": {"reference": reference}}
+    del encounter["id"]
+    answer = post(api, "Encounter", encounter)
+    located = {(i["details"]["coding"][0]["code"], i.get("expression", [""])[0]) for i in answer.json()["issue"]}
+    assert answer.status_code == 422 and any(where == "Encounter.subject.reference" for _, where in located), located
+
+
+@pytest.mark.parametrize("method", ["DELETE", "POST", "PUT"])
+def test_the_capability_statement_takes_no_other_method(api: Api, method: str) -> None:
+    assert api.request(method, f"{api.base}/metadata", timeout=60).status_code == 405
+
+
+def test_options_is_no_interaction(api: Api) -> None:
+    answer = api.options(f"{api.base}/Patient", timeout=60)
+    assert (answer.status_code, answer.json()["resourceType"]) == (405, "OperationOutcome")
+
+
+def test_an_operation_at_a_level_that_does_not_offer_it_is_named_so(api: Api) -> None:
+    assert message_ids(get(api, "Patient/$everything")) == ["http.unknown-operation"]
 
 
 def transaction(*entries: dict[str, Any], kind: str = "transaction") -> dict[str, Any]:

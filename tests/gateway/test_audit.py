@@ -14,7 +14,9 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway import create_app
 from gateway.cli import main
+from gateway.config import Config
 from gateway.masking import install_log_masking, mask_id_cards, mask_name, mask_phones, mask_query, mask_text
 from gateway.security.audit import (
     INTERACTIONS,
@@ -292,6 +294,14 @@ def test_each_interaction_has_its_restful_interaction_code(endpoint: str, code: 
     assert (event["type"]["code"], event["subtype"][0]["code"], event["action"]) == ("rest", code, action)
 
 
+def test_every_route_is_recorded_as_its_own_interaction(tmp_path: Any) -> None:
+    """A route missing from the vocabulary was recorded by its HTTP method alone ($document,
+    $evaluate-measure and the auditors' reports as reads, without the operation's name)."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    refusing_only = {"audit.refuse", "auth.token_method", "fhir.metadata_refused"}  # by method: they only refuse
+    assert {rule.endpoint for rule in app.url_map.iter_rules()} - refusing_only - INTERACTIONS.keys() == set()
+
+
 def test_a_transaction_bundle_and_an_operation_are_named() -> None:
     bundle = event_of_facts(
         facts(endpoint="fhir.transaction_or_batch", view_args={}, bundle_type="batch", method="POST")
@@ -538,6 +548,15 @@ def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
 
 def test_an_unknown_audit_search_parameter_is_refused(api: Api) -> None:
     assert api.get(f"{api.base}/AuditEvent?patient=Patient/1", timeout=60).status_code == 400
+
+
+def test_an_auditor_may_ask_for_the_total_alone(api: Api) -> None:
+    bundle = api.get(f"{api.base}/AuditEvent?_summary=count", timeout=60).json()
+    assert (bundle["total"] > 0, "entry" in bundle, [link["relation"] for link in bundle["link"]]) == (
+        True,
+        False,
+        ["self", "first"],
+    )
 
 
 def test_the_next_page_of_the_audit_trail_can_be_followed(api: Api) -> None:

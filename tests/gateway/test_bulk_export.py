@@ -53,8 +53,8 @@ def observation(observation_id: str, patient_id: str, systolic: int) -> dict[str
 
 @pytest.fixture(scope="module")
 def archive(api: Api) -> dict[str, list[str]]:
-    """Three residents, four blood pressures, an organisation, and a care home Group holding
-    one resident; returns the ids by type."""
+    """Three residents, four blood pressures, an organisation, and a care home Group of whom
+    one resident is a member still (one is inactive, one's membership ended); returns the ids by type."""
     zhang = load_example("yy-patient/valid-zhang-xiuying.json")
     li = load_example("yy-patient/valid-li-jianguo-minimal.json")
     wang = {**copy.deepcopy(li), "id": "wang-guihua"}
@@ -75,6 +75,7 @@ def archive(api: Api) -> dict[str, list[str]]:
             "member": [
                 {"entity": {"reference": f"Patient/{zhang['id']}"}},
                 {"entity": {"reference": f"Patient/{li['id']}"}, "inactive": True},
+                {"entity": {"reference": f"Patient/{wang['id']}"}, "period": {"end": "2021-05-01"}},  # moved out
             ],
         },
     ]
