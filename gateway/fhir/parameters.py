@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from gateway.fhir.errors import FhirError
 from gateway.search.values import natural_number
 from gateway.storage.resources import store_instant
+from gateway.storage.store import ANY_VERSION
 
 
 def whole_number(params: Mapping[str, str], name: str, default: int, where: str | None = None) -> int:
@@ -36,7 +37,10 @@ def instant(params: Mapping[str, str], name: str, where: str | None = None) -> s
 
 
 def if_match_version(etag: str) -> int:
-    """The version an ``If-Match`` (or a Bundle entry's ``ifMatch``) names: ``W/"3"`` → 3."""
+    """The version an ``If-Match`` (or a Bundle entry's ``ifMatch``) names: ``W/"3"`` → 3, and
+    ``*`` → :data:`ANY_VERSION` (change it only if it exists)."""
+    if etag.strip() == "*":
+        return ANY_VERSION
     version = natural_number(etag.strip().removeprefix("W/").strip('"'))
     if version is None:
         raise FhirError(400, "http.bad-if-match", value=etag)

@@ -37,7 +37,7 @@ from gateway.security.access import (
     owner_organizations,
 )
 from gateway.security.principal import acting
-from gateway.storage.store import IndexRow, Store, Stored, Transaction, VersionConflict
+from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -453,9 +453,8 @@ def _present(found: Stored | None, kind: str, resource_id: str, where: str | Non
 def _conflict(conflict: VersionConflict) -> FhirError:
     if conflict.current is None:
         return FhirError(404, "http.not-found", reference=conflict.reference)
-    return FhirError(
-        412, "http.version-conflict", reference=conflict.reference, current=conflict.current, expected=conflict.expected
-    )
+    expected = "*" if conflict.expected == ANY_VERSION else conflict.expected
+    return FhirError(412, "http.version-conflict", reference=conflict.reference, current=conflict.current, expected=expected)
 
 
 def default_profiles(registry: Registry) -> dict[str, str]:

@@ -19,7 +19,7 @@ from gateway.search.values import format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
 from gateway.storage.dialect import marks
-from gateway.storage.store import Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
+from gateway.storage.store import ANY_VERSION, Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 #: the columns of the resource table and their PostgreSQL types; (type, id) is its key
 _RESOURCE_COLUMNS = (
@@ -278,7 +278,7 @@ class Resources:
         organisation writing it, recorded if this write creates it."""
         kind, resource_id = resource["resourceType"], resource["id"]
         current = None if new else self.read(kind, resource_id, for_update=True)
-        if if_match is not None and (current is None or current.deleted or current.version != if_match):
+        if if_match is not None and (current is None or current.deleted or if_match not in (ANY_VERSION, current.version)):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is not None and not current.deleted and _same(current.resource, resource):
             return current, False
@@ -299,7 +299,9 @@ class Resources:
     def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:
         """Mark the resource deleted (its history stays); None when there was nothing to delete."""
         current = self.read(kind, resource_id, for_update=True)
-        if if_match is not None and (current is None or current.version != if_match):
+        if if_match is not None and (
+            current is None or if_match not in (ANY_VERSION, current.version) or (if_match == ANY_VERSION and current.deleted)
+        ):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is None or current.deleted:
             return None

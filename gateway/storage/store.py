@@ -41,6 +41,10 @@ class StoreError(Exception):
     """The store cannot do what was asked; the message says why."""
 
 
+#: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
+ANY_VERSION = 0
+
+
 class VersionConflict(StoreError):
     """A write named a version (If-Match) that is not the current one."""
 

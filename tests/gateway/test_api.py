@@ -133,6 +133,19 @@ def test_an_update_naming_a_stale_version_is_refused(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)[0]) == (412, "http.version-conflict")
 
 
+def test_an_update_if_match_any_changes_an_existing_resource(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = put(api, f"Patient/{resource['id']}", {**resource, "active": False}, **{"If-Match": "*"})
+    assert (answer.status_code, answer.json()["meta"]["versionId"]) == (200, "2")
+
+
+def test_an_update_if_match_any_creates_nothing(api: Api) -> None:
+    """RFC 9110: * holds only if a current representation exists."""
+    resource = {**new_patient(), "id": f"any-{next(_people)}"}
+    put(api, f"Patient/{resource['id']}", resource, **{"If-Match": "*"})
+    assert get(api, f"Patient/{resource['id']}").status_code == 404
+
+
 def test_a_put_to_a_new_id_creates_the_resource_there(api: Api) -> None:
     answer = put(api, "Patient/client-chosen-1", {**new_patient(), "id": "client-chosen-1"})
     assert (answer.status_code, answer.headers["ETag"]) == (201, 'W/"1"')
