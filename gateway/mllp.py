@@ -122,9 +122,10 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         status = {"mllp.forbidden": 403, "http.store-busy": 503, "http.rate-limited": 429}.get(message_id, 401)
         return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
+    refused = _transport_problems(fields)
     token = acting.set(peer.principal)
     try:
-        outcome = pipeline.process(record)
+        outcome = pipeline.process(record, refused=refused)
         pipeline.finish()
     except StoreError as error:
         log.error("message %s not persisted: %s", record.location, error)
@@ -134,13 +135,21 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     finally:
         acting.reset(token)
     first = outcome.reasons[0].message_id if outcome.reasons else None
-    if UNPARSEABLE in fields or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
+    if UNPARSEABLE in fields or refused or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
         return Answer(ack(fields, "AR", outcome.reasons), "AR", STATUS["AR"], kind, first)
     if outcome.reasons:
         return Answer(ack(fields, "AE", outcome.reasons), "AE", STATUS["AE"], kind, first)
     # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
     answer = ack(fields, "AA", outcome.parts, severity="W")
     return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
+
+
+def _transport_problems(fields: dict[str, Any]) -> list[Reason]:
+    """What makes a readable message unanswerable, whatever its content: without a control id
+    (MSH-10) no ACK can say which message it answers, so it is refused (AR) and quarantined."""
+    if UNPARSEABLE in fields or _text(fields.get("MSH-10")):
+        return []
+    return [Reason("mllp.no-control-id", worded("mllp.no-control-id"), None, "MSH-10")]
 
 
 def audited(trail: AuditTrail, peer: Peer, answer: Answer) -> None:
@@ -206,9 +215,10 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str 
 
 #: a field of the message as the HL7 reader names it: ``PID-3``, ``PID-3[ID].1`` (the
 #: repetition whose type is ID), ``PID-3~2.1`` (the second repetition), ``IN1[1]-2`` (the
-#: second IN1 segment, counted from 0)
+#: second IN1 segment, counted from 0), or as the mapping engine names a field of one item of
+#: a repeated segment: ``IN1[1].IN1-2.1``
 _FIELD = re.compile(
-    r"(?P<segment>[A-Z][A-Z0-9]{2})(?:\[(?P<occurrence>\d+)\])?-(?P<field>\d+)"
+    r"(?P<segment>[A-Z][A-Z0-9]{2})(?:\[(?P<occurrence>\d+)\](?:\.(?P=segment))?)?-(?P<field>\d+)"
     r"(?:~(?P<repetition>\d+)|\[[^\]]*\])?(?:\.(?P<component>\d+))?(?:\.(?P<subcomponent>\d+))?"
 )
 
@@ -323,10 +333,11 @@ class MllpServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, services: Services, host: str, port: int) -> None:
+        # before binding: a failed bind calls server_close, which closes the trail
+        self.trail = AuditTrail(services.store)
         super().__init__((host, port), _Connection)
         self.services = services
         self.max_bytes = services.config.max_bytes
-        self.trail = AuditTrail(services.store)
         self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
         self.limiter = RateLimiter(services.config.rate_limit_per_second)
         self._slots = threading.BoundedSemaphore(services.config.mllp_max_connections)

@@ -31,7 +31,7 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.export import export_folder
     from gateway.services import Services
 
-    services = Services(config_of(args))
+    services = Services(config_of(args, reading=True))
     try:
         since = _since(args.since)
         _check_types(args.types or [], services.repository.resource_types)

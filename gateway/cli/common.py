@@ -34,12 +34,55 @@ def add_database(
     parser.add_argument("--database", metavar="URL", help=f"sqlite:///PATH or postgresql://… (default {default})")
 
 
-def config_of(args: argparse.Namespace, **explicit: object) -> Config:
-    return Config.load(database_url=getattr(args, "database", None), **explicit)
+def usage(args: argparse.Namespace, message_id: str, **params: object) -> UsageError:
+    """A usage error worded from the catalog in the command's language (zh-CN unless --lang)."""
+    from gateway.messages import text
+
+    return UsageError(text(message_id, getattr(args, "lang", DEFAULT_LANGUAGE), params))
 
 
-def existing_files(paths: list[Path]) -> list[Path]:
+def config_of(args: argparse.Namespace, reading: bool = False, **explicit: object) -> Config:
+    """The configuration with the command's options.  Its database URL must be one (a mistyped
+    ``sqlite://`` would otherwise become a file of that name); a command that only ``reading``
+    the archive refuses a SQLite path where there is none, instead of creating an empty one."""
+    config = Config.load(database_url=getattr(args, "database", None), **explicit)
+    url = config.database_url
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+        if not path.strip() or path.endswith("/"):
+            raise usage(args, "cli.bad-database-url", url=url)
+        if reading and not Path(path).is_file():
+            raise usage(args, "cli.no-archive", path=path)
+    elif not url.startswith(("postgresql://", "postgres://")) or url.endswith("://"):
+        raise usage(args, "cli.bad-database-url", url=url)
+    return config
+
+
+def existing_files(paths: list[Path], args: argparse.Namespace | None = None) -> list[Path]:
     for path in paths:
         if not Path(path).is_file():
-            raise UsageError(f"cannot read {path}: no such file")
+            raise usage(args or argparse.Namespace(), "cli.no-such-file", path=path)
     return [Path(p) for p in paths]
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (``--port 70000`` fails before anything starts)."""
+    number = _integer(text)
+    if not 0 < number < 65536:
+        raise argparse.ArgumentTypeError(f"{text}: a port is a number from 1 to 65535")
+    return number
+
+
+def positive(text: str) -> int:
+    """An argparse type: a count of at least one (``--workers 0`` would start no worker)."""
+    number = _integer(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return number
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None

@@ -18,6 +18,7 @@ from gateway.cli.common import (
     add_language,
     config_of,
     existing_files,
+    usage,
 )
 from gateway.cli.validate import registry_with
 from mappings.readers import READERS
@@ -69,19 +70,25 @@ def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
     add_database(parser, "the store inside the --out folder")
 
 
-def _targets(args: argparse.Namespace) -> tuple[Path | None, Any]:
-    """(the folder to export to, the Services whose store to write, or None for the folder's)."""
+def _targets(args: argparse.Namespace, reading: bool = False) -> tuple[Path | None, Any]:
+    """(the folder to export to, the Services whose store to write, or None for the folder's);
+    a command ``reading`` an archive (replay) refuses one that is not there."""
     if args.database is None:
-        return args.out or DEFAULT_OUT, None
+        from gateway.ingest.commands import ARCHIVE_FILE
+
+        folder = args.out or DEFAULT_OUT
+        if reading and not (folder / ARCHIVE_FILE).is_file():
+            raise usage(args, "cli.no-archive", path=folder / ARCHIVE_FILE)
+        return folder, None
     from gateway.services import Services
 
-    return args.out, Services(config_of(args))
+    return args.out, Services(config_of(args, reading=reading))
 
 
 def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import ingest, summary
 
-    files = existing_files(args.files)
+    files = existing_files(args.files, args)
     folder, services = _targets(args)
     registry = services.registry if services else registry_with([])
     try:
@@ -99,7 +106,7 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
 def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import replay, summary
 
-    folder, services = _targets(args)
+    folder, services = _targets(args, reading=True)
     registry = services.registry if services else registry_with([])
     try:
         config = services.config if services else config_of(args)
@@ -115,7 +122,7 @@ def run_explain(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import explain
     from gateway.masking import masked_unless
 
-    existing_files([args.file])
+    existing_files([args.file], args)
     masked = masked_unless(args.reveal, out)
     return explain(
         args.source, args.file, registry_with([]), args.record, masked, args.lang, config_of(args), args.reveal

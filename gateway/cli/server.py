@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, add_database, add_language, config_of
+from gateway.cli.common import EXIT_OK, add_database, add_language, config_of, port, positive, usage
 from gateway.config import Config
 from gateway.storage import displayable_url
 
@@ -25,9 +25,9 @@ from gateway.storage import displayable_url
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the FHIR REST server")
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8080)")
+    serve.add_argument("--port", type=port, default=None, help="port (default 8080)")
     add_database(serve)
-    serve.add_argument("--workers", type=int, default=None, help="gunicorn worker processes (default 2)")
+    serve.add_argument("--workers", type=positive, default=None, help="gunicorn worker processes (default 2)")
     serve.add_argument("--demo", action="store_true", help="load the package examples and sample exports first")
     add_language(serve)
     serve.set_defaults(run=run_serve)
@@ -149,7 +149,7 @@ class _Gunicorn:
 def register_mllp(commands: Any) -> None:
     mllp = commands.add_parser("mllp", help="receive HL7 v2 messages over MLLP, acknowledging each once persisted")
     mllp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    mllp.add_argument("--port", type=int, default=2575, help="port (default 2575)")
+    mllp.add_argument("--port", type=port, default=2575, help="port (default 2575)")
     mllp.add_argument(
         "--peer",
         action="append",
@@ -169,13 +169,23 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.services import Services
 
     config = config_of(args)
+    for peer in args.peer:
+        address, _, client = peer.partition("=")
+        if not address.strip() or not client.strip():
+            raise usage(args, "cli.bad-peer", peer=peer)
     if args.peer:
         config = replace(config, mllp_peers=" ".join([config.mllp_peers, *args.peer]).strip())
     if not config.mllp_peer_clients:
         out.write("未登记任何 MLLP 发送方（--peer 地址=客户端ID）：所有消息都将被拒收（AR）\n")
         out.write("No MLLP sender is registered (--peer ADDRESS=CLIENT): every message will be rejected (AR)\n")
     services = Services(config)
-    server = MllpServer(services, args.host, args.port)
+    try:
+        server = MllpServer(services, args.host, args.port)
+    except OSError as error:  # the port is taken, the address not this host's …
+        services.close()
+        raise usage(
+            args, "cli.cannot-listen", host=args.host, port=args.port, reason=error.strerror or error
+        ) from error
     # SIGTERM stops like Ctrl-C: the listener closes and the process exits.  A message caught
     # mid-commit is rolled back and never acknowledged, so its sender resends it: nothing is
     # lost and nothing is written twice (the ledger knows a message that did land)

@@ -104,7 +104,7 @@ def report_broken_definitions(validator: Any, lang: str) -> None:
 
 
 def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
-    existing_files(args.files)
+    existing_files(args.files, args)
     from gateway.limits import build_validator  # imported late: --help should not compile R4
 
     validator = build_validator(registry_with(args.ig), Config.load())

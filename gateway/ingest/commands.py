@@ -16,6 +16,7 @@ from gateway.ingest.quarantine import record_of
 from gateway.ingest.transforms import NORMALISERS
 from gateway.limits import build_validator, reader_limits
 from gateway.masking import is_person_name, mask_name_value
+from gateway.messages import text
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -146,6 +147,10 @@ def write_bundle(out_dir: Path) -> Path:
     return target
 
 
+#: what replay says of a record, by its outcome's status (mapped or unchanged: it passes)
+REPLAY_VERDICTS = {"quarantined": "ingest.replay-quarantined", "partial": "ingest.replay-partial"}
+
+
 def replay(
     out_dir: Path | None,
     registry: Registry,
@@ -170,12 +175,11 @@ def replay(
                     # no fix makes a duplicate row new data: it stays where it is
                     pipeline.counts.read += 1
                     pipeline.counts.quarantined += 1
-                    verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
-                elif pipeline.process(record, replaces=(entry["identity"], entry["digest"])).reasons:
-                    verdict = "仍隔离" if lang == "zh-CN" else "still quarantined"
+                    status = "quarantined"
                 else:
-                    verdict = "现已通过" if lang == "zh-CN" else "now passes"
-                out.write(f"{verdict}: {record.file} {record.location}\n")
+                    status = pipeline.process(record, replaces=(entry["identity"], entry["digest"])).status
+                verdict = REPLAY_VERDICTS.get(status, "ingest.replay-passes")
+                out.write(text(verdict, lang, {"file": record.file, "location": record.location}) + "\n")
         finally:
             counts = pipeline.finish()
         if out_dir is not None:

@@ -12,12 +12,14 @@ keys a table beside them, both written in the record's transaction.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.storage.store import Transaction
 from mappings.engine import ID_NAMESPACE
 from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
+from profiles.registry import Registry
 
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
 #: the other national identity documents (港澳台居民居住证, 外国人永久居留身份证): as strong as
@@ -26,6 +28,9 @@ PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
 STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension")
+
+#: held by whoever may create a person: ingests merging records, conditional writes of a Patient
+IDENTITY_LOCK = "identity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +69,49 @@ def match_keys(patient: dict[str, Any]) -> list[str]:
     return strong + weak
 
 
-def conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
-    """The elements both have with different values (the archive's value is the one kept)."""
-    return _element_conflicts(person_id, archive, incoming) + _extension_conflicts(person_id, archive, incoming)
+def conflicts(
+    person_id: str, archive: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str] = frozenset()
+) -> list[Conflict]:
+    """The elements both have with different values (the archive's value is the one kept);
+    ``repeating`` are the extension URLs a person may carry several of."""
+    return _element_conflicts(person_id, archive, incoming) + _extension_conflicts(
+        person_id, archive, incoming, repeating
+    )
 
 
-def _extension_conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
-    """Extensions merge by URL (one 民族 per person), so one with the URL of a kept one but
-    another value is a disagreement, never an addition."""
+def repeated_in(patient: dict[str, Any]) -> set[str]:
+    """The extension URLs a Patient carries more than once: repeating, whatever its profile."""
+    urls = Counter(extension.get("url") for extension in patient.get("extension", []))
+    return {url for url, count in urls.items() if isinstance(url, str) and count > 1}
+
+
+def repeating_slices(definition: dict[str, Any]) -> frozenset[str]:
+    """The extension definitions a Patient profile slices ``Patient.extension`` by whose slice
+    may occur more than once (医疗费用支付方式 is 0..*, 民族 0..1)."""
+    elements = definition.get("snapshot", definition.get("differential", {})).get("element", [])
+    return frozenset(
+        url
+        for element in elements
+        if element.get("path") == "Patient.extension"
+        and element.get("sliceName")
+        and element.get("max") not in ("0", "1")
+        for kind in element.get("type", [])
+        for url in kind.get("profile", [])
+    )
+
+
+def _extension_conflicts(
+    person_id: str, archive: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str]
+) -> list[Conflict]:
+    """A single-valued extension (one 民族 per person) with the URL of a kept one but another
+    value is a disagreement, never an addition; a repeating one (医疗费用支付方式) merges item
+    by item instead."""
     kept = {extension.get("url"): extension for extension in archive.get("extension", [])}
     found = []
     for extension in incoming.get("extension", []):
         url = extension.get("url")
         mine = kept.get(url)
-        if mine is not None and _extension_value(mine) != _extension_value(extension):
+        if url not in repeating and mine is not None and _extension_value(mine) != _extension_value(extension):
             found.append(Conflict(person_id, f"extension('{url}')", mine, extension))
     return found
 
@@ -95,8 +129,24 @@ def _element_conflicts(person_id: str, archive: dict[str, Any], incoming: dict[s
         and key not in ("resourceType", "id", "meta")
         # a primitive's extensions (_gender) disagree only when the primitive does
         and not key.startswith("_")
-        and _essence(archive[key]) != _essence(value)
+        and _said(key, archive[key]) != _said(key, value)
     ]
+
+
+def _said(key: str, value: Any) -> Any:
+    """What an element says: a name is the text it renders to (张秀英 with or without its
+    family and given parts spelt out), any other element its :func:`_essence`."""
+    if key == "name" and isinstance(value, list):
+        return [_rendered(name) for name in value]
+    return _essence(value)
+
+
+def _rendered(name: Any) -> Any:
+    """A HumanName as read: its text, else family name then given names (the Chinese order)."""
+    if not isinstance(name, dict):
+        return name
+    given = name.get("given", [])
+    return name.get("text") or (name.get("family") or "") + "".join(g for g in given if isinstance(g, str))
 
 
 def _essence(value: Any) -> Any:
@@ -111,7 +161,10 @@ def _essence(value: Any) -> Any:
     return value
 
 
-def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
+def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The archive's Patient with what ``incoming`` adds: list items it lacks, and elements it
+    has not got; the extension URLs in ``repeating`` gain the values they lack, the others
+    keep their first value."""
     seen = {(i.get("system"), i.get("value")) for i in archive.get("identifier", [])}
     for identifier in incoming.get("identifier", []):
         if (identifier.get("system"), identifier.get("value")) not in seen:
@@ -120,9 +173,7 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
     for key in LISTS[1:]:
         present = archive.setdefault(key, [])
         for item in incoming.get(key, []):
-            if item not in present and not (
-                key == "extension" and any(e.get("url") == item.get("url") for e in present)
-            ):
+            if item not in present and not (key == "extension" and _has_extension(present, item, repeating)):
                 present.append(item)
         if not present:
             del archive[key]
@@ -131,13 +182,40 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
     return archive
 
 
+def _has_extension(present: list[dict[str, Any]], item: dict[str, Any], repeating: frozenset[str]) -> bool:
+    """Whether the merged list already says what ``item`` says: the same value of a repeating
+    extension, any value of a single-valued one."""
+    url = item.get("url")
+    same = [extension for extension in present if extension.get("url") == url]
+    if url in repeating:
+        return any(_extension_value(extension) == _extension_value(item) for extension in same)
+    return bool(same)
+
+
 class IdentityIndex:
-    """Resolves arriving Patients to the people of the archive, inside the caller's transaction."""
+    """Resolves arriving Patients to the people of the archive, inside the caller's transaction;
+    the registry's Patient profiles say which extensions a person may carry several of."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry
+        self._slices: dict[str, frozenset[str]] = {}
+
+    def repeating(self, *patients: dict[str, Any]) -> frozenset[str]:
+        """The extension URLs that may repeat on these Patients: what their profiles allow more
+        than once and, for data no known profile describes, any URL one already repeats."""
+        found: set[str] = set()
+        for patient in patients:
+            found |= repeated_in(patient)
+            for profile in patient.get("meta", {}).get("profile", []) if self.registry else ():
+                if profile not in self._slices:
+                    self._slices[profile] = repeating_slices(self.registry.get(profile) or {})
+                found |= self._slices[profile]
+        return frozenset(found)
 
     def resolve(self, tx: Transaction, patient: dict[str, Any]) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept
         against it."""
-        tx.lock("identity")  # two ingests must not both create the same new person
+        tx.lock(IDENTITY_LOCK)  # two ingests must not both create the same new person
         keys = match_keys(patient)
         found: list[str] = []
         for key in keys:
@@ -159,8 +237,9 @@ class IdentityIndex:
             ours = {k for k in keys if k.startswith(f"{kind}|")}
             if theirs and ours and not theirs & ours:
                 raise IdentityConflict([person_id, patient["id"]])
-        disagreements = conflicts(person_id, archive, patient)
-        merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"})
+        repeating = self.repeating(archive, patient)
+        disagreements = conflicts(person_id, archive, patient, repeating)
+        merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating)
         return merged, disagreements
 
     @staticmethod

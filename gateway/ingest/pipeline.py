@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,7 +141,7 @@ class Ingest:
         self.validator = validator
         self.engine = engine
         self.recorded = recorded or datetime.now(UTC).isoformat(timespec="seconds")
-        self.identity = IdentityIndex()
+        self.identity = IdentityIndex(validator.registry)
         self.ledger = Ledger()
         self.counts = Counts()
         self.batch_size = batch_size
@@ -156,29 +156,38 @@ class Ingest:
         self._exchange_file = ""
 
     # -- one record ----------------------------------------------------------------------
-    def process(self, record: SourceRecord, replaces: tuple[str, str] | None = None) -> Outcome:
+    def process(
+        self, record: SourceRecord, replaces: tuple[str, str] | None = None, refused: Sequence[Reason] = ()
+    ) -> Outcome:
         """:meth:`_process`, its verdicts noted in the exchange under way: the caller's (an API
         request posting a file), else this run's own for the record's file."""
         ambient = exchanges.current()
         collector = ambient or self._exchange_of(record)
         collector.source = record.source
         if ambient is not None:
-            return self._process(record, replaces)
+            return self._process(record, replaces, refused)
         token = exchanges.activate(collector)
         try:
-            return self._process(record, replaces)
+            return self._process(record, replaces, refused)
         finally:
             exchanges.deactivate(token)
 
-    def _process(self, record: SourceRecord, replaces: tuple[str, str] | None = None) -> Outcome:
+    def _process(
+        self, record: SourceRecord, replaces: tuple[str, str] | None = None, refused: Sequence[Reason] = ()
+    ) -> Outcome:
         """Map, check and write one record, or quarantine it.  ``replaces`` is the (identity,
         digest) of the quarantine entry a replayed record came from: it goes, whatever the
-        record is now (its identity may have changed with the spec that now maps it)."""
+        record is now (its identity may have changed with the spec that now maps it).
+        ``refused`` are reasons the caller found before mapping (an MLLP message without a
+        control id): the record is quarantined with them, counted like any other."""
         self.counts.read += 1
         tx = self._transaction()
         try:
             with tx.savepoint():
-                outcome = self.evaluate(tx, record, replaying=replaces is not None)
+                if refused:
+                    outcome = Outcome(record, None, reasons=list(refused))
+                else:
+                    outcome = self.evaluate(tx, record, replaying=replaces is not None)
                 if not outcome.reasons and not outcome.unchanged:
                     self._land(tx, outcome)
         except StoreError:
@@ -236,9 +245,11 @@ class Ingest:
             first, this_run = earlier
             if this_run:
                 outcome.reasons.append(self._reason("ingest.duplicate-row", first=first))
-            else:
+                return outcome
+            if not replaying:
                 outcome.unchanged = True
-            return outcome
+                return outcome
+            # a partly accepted record replayed: mapped afresh, so a fix releases its parts
         outcome.seen_as = (scope, digest)
         by_part: dict[str | None, list[Reason]] = {}
         for problem in mapped.problems:
@@ -327,8 +338,9 @@ class Ingest:
             if kind == "Patient":
                 self.identity.remember(tx, resource)
         record = outcome.record
-        if outcome.seen_as and not outcome.parts:
-            # a partly accepted record is mapped again by a later run, so a fix releases its parts
+        if outcome.seen_as:
+            # a partly accepted record too: the same bytes again are unchanged, and its parts
+            # stay quarantined until a replay after a fix maps it afresh
             self.ledger.landed(tx, *outcome.seen_as, record.location, outcome.identity)
         # the same record (same content) quarantined by an earlier attempt has now landed; a row
         # with the same key but other content stays: that version never landed

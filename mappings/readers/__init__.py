@@ -123,6 +123,20 @@ def encoding_problem(sample: bytes) -> str | None:
     return None
 
 
+def check_unique_header(name: str, header: list[str]) -> None:
+    """Refuse a header that names a column twice: which of two 姓名 cells a row means cannot
+    be told, and keying the row by name would let the later cell silently replace the earlier,
+    so nothing is mapped from the file."""
+    first: dict[str, int] = {}
+    for number, column in enumerate(header, start=1):
+        if column in first:
+            raise ReaderError(
+                f"{name}: the header names the column {column!r} twice (columns {first[column]} and {number}); "
+                "rename one and export again"
+            )
+        first[column] = number
+
+
 def check_file_size(path: Path, limit: int) -> int:
     """The file's size, or ReaderError when it is over ``limit`` (checked before reading it)."""
     try:

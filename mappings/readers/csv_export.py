@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, encoding_problem, value_problem
+from mappings.readers import (
+    DEFAULT_LIMITS,
+    Limits,
+    ReaderError,
+    check_file_size,
+    check_unique_header,
+    encoding_problem,
+    value_problem,
+)
 from mappings.records import SourceRecord, unparseable
 
 BOM = b"\xef\xbb\xbf"
@@ -140,6 +148,7 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             if problem is not None:
                 raise ReaderError(f"{path.name}: the header row is not a CSV header ({problem})")
         header = [h.strip() for h in header_row]
+        check_unique_header(path.name, header)
         shape = frozenset(header)
         lines.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
         lines.take()

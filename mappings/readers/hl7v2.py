@@ -20,7 +20,9 @@ A message that cannot be parsed still becomes a record, so it is quarantined wit
 never lost: its shape is ``{"UNPARSEABLE"}`` (no spec matches it) and its only field,
 ``UNPARSEABLE``, says why — a damaged ``MSH`` (no field separator or encoding characters), an
 empty message type (``MSH-9``), a line that is not a segment (text cut off, or a line break
-inside a field that split a segment in two), or content outside any message.  A file whose
+inside a field that split a segment in two), a second ``MSH`` in one message (only an MLLP
+frame holding several messages has one: :func:`read_message` reads one message), or content
+outside any message.  A file whose
 first line is not ``MSH`` (or a batch header) is not HL7 v2 at all and raises
 :class:`~mappings.readers.ReaderError`.
 
@@ -281,6 +283,13 @@ def _parse(segments: list[str], limits: Limits) -> tuple[hl7.Message, dict[str, 
     for number, text in enumerate(segments[1:], start=2):
         if not (_SEGMENT_ID.fullmatch(text[:3]) and text[3:4] in ("", separator)):
             raise _Unparseable(f"segment {number} is not an HL7 segment: {text[:30]!r}")
+        if text[:3] == "MSH":
+            # a file starts a message at every MSH, so only an MLLP frame gets here; read as one
+            # message, the second header would be a repeated segment and its message lost
+            raise _Unparseable(
+                f"segment {number} is a second MSH: the frame holds more than one message, "
+                "and MLLP carries one message per frame (send each in its own frame)"
+            )
     try:
         message = hl7.parse("\r".join(segments))
     except Exception as exc:  # python-hl7 raises IndexError, ParseException … on damaged input

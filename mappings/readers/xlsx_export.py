@@ -28,9 +28,13 @@ import zlib
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+
+from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, check_unique_header, value_problem
 from mappings.records import SourceRecord, unparseable
 
 #: Excel's grid: 1,048,576 rows; no legacy export has more than a few hundred columns, and a
@@ -95,20 +99,65 @@ def _scan_part(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> 
 
 
 def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
-    from openpyxl import load_workbook
-
+    """The rows of every sheet.  The workbook is read twice in step: for the values Excel saved
+    and for the formulas, because a formula cell Excel never calculated (a file written by a
+    script) has no saved value, and read for its value alone would pass for an empty cell."""
     check_file_size(path, limits.file_bytes)
     check_archive(path, limits)
-    with path.open("rb") as handle:  # ours to close, even when openpyxl fails half-way
+    # ours to close, even when openpyxl fails half-way
+    with path.open("rb") as handle, path.open("rb") as again:
+        workbook, formulas = _workbook(handle, path.name, values=True), _workbook(again, path.name, values=False)
         try:
-            workbook = load_workbook(handle, read_only=True, data_only=True)
-        except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for damaged files
-            raise ReaderError(f"{path.name}: not a readable .xlsx ({type(exc).__name__}: {exc})") from exc
-        try:
-            for sheet in workbook.worksheets:
-                yield from _sheet(sheet, path.name, source, limits)
+            pairs = list(zip(workbook.worksheets, formulas.worksheets, strict=True))
+            for sheet, _ in pairs:  # an ambiguous sheet refuses the file before any row is mapped
+                check_unique_header(f"{path.name}: sheet {sheet.title}", _header(sheet, path.name))
+            for sheet, written in pairs:
+                yield from _sheet(sheet, written, path.name, source, limits)
         finally:
             workbook.close()
+            formulas.close()
+
+
+def _workbook(handle: IO[bytes], name: str, values: bool) -> Any:
+    """The workbook in read-only mode: its saved values, or (``values`` false) its formulas."""
+    try:
+        return load_workbook(handle, read_only=True, data_only=values)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for damaged files
+        raise ReaderError(f"{name}: not a readable .xlsx ({type(exc).__name__}: {exc})") from exc
+
+
+def _rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
+    if hasattr(sheet, "reset_dimensions"):
+        sheet.reset_dimensions()  # the declared size is the sender's claim, not what the sheet holds
+    return sheet.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
+
+
+def _header(sheet: Any, name: str) -> list[str]:
+    """The column names of the sheet's first row (``列N`` for a blank one); empty for an empty
+    sheet."""
+    header_row = _next(_rows(sheet), name, sheet.title) or ()
+    while header_row and header_row[-1] is None:
+        header_row = header_row[:-1]  # the padding to MAX_COLUMNS, not columns of the export
+    if len(header_row) > MAX_COLUMNS:
+        raise ReaderError(f"{name}: sheet {sheet.title} has more than {MAX_COLUMNS} columns")
+    return [str(h).strip() if h is not None else f"列{i + 1}" for i, h in enumerate(header_row)]
+
+
+def _uncalculated(values: tuple[Any, ...], written: tuple[Any, ...], header: list[str], number: int) -> str | None:
+    """Why the row cannot be read when a formula cell of it has no saved result, naming the
+    cell; None otherwise."""
+    for index, formula in enumerate(written[: len(header)]):
+        if _is_formula(formula) and (index >= len(values) or values[index] is None):
+            cell = f"{get_column_letter(index + 1)}{number}"
+            return (
+                f"单元格 {cell}（{header[index]}）是公式单元格，没有计算结果，请在 Excel 中重新计算并保存 / "
+                f"cell {cell} ({header[index]}) is a formula without a saved result; recalculate and save it in Excel"
+            )
+    return None
+
+
+def _is_formula(value: Any) -> bool:
+    return (isinstance(value, str) and value.startswith("=")) or isinstance(value, (ArrayFormula, DataTableFormula))
 
 
 def _next(rows: Iterator[tuple[Any, ...]], name: str, sheet: str) -> tuple[Any, ...] | None:
@@ -119,32 +168,27 @@ def _next(rows: Iterator[tuple[Any, ...]], name: str, sheet: str) -> tuple[Any, 
         raise ReaderError(f"{name}: sheet {sheet} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def _sheet(sheet: Any, name: str, source: str, limits: Limits) -> Iterator[SourceRecord]:
-    if hasattr(sheet, "reset_dimensions"):
-        sheet.reset_dimensions()  # the declared size is the sender's claim, not what the sheet holds
-    rows = sheet.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
-    header_row = _next(rows, name, sheet.title)
-    if header_row is None:
+def _sheet(sheet: Any, written: Any, name: str, source: str, limits: Limits) -> Iterator[SourceRecord]:
+    """The sheet's rows as records; ``written`` is the same sheet read for its formulas."""
+    header = _header(sheet, name)
+    rows, formula_rows = _rows(sheet), _rows(written)
+    if not header or _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
         return
-    while header_row and header_row[-1] is None:
-        header_row = header_row[:-1]  # the padding to MAX_COLUMNS, not columns of the export
-    if len(header_row) > MAX_COLUMNS:
-        raise ReaderError(f"{name}: sheet {sheet.title} has more than {MAX_COLUMNS} columns")
-    header = [str(h).strip() if h is not None else f"列{i + 1}" for i, h in enumerate(header_row)]
     shape = frozenset(header)
     empty: tuple[Any, ...] | None = None
     number = 1
     while (values := _next(rows, name, sheet.title)) is not None:
         number += 1
+        formulas = _next(formula_rows, name, sheet.title) or ()
         if values is empty:  # openpyxl repeats one tuple for rows the sheet leaves out
             continue
-        if all(v in (None, "") for v in values):
+        if all(v in (None, "") for v in values) and not any(_is_formula(f) for f in formulas):
             empty = values
             continue
         location = f"sheet {sheet.title} row {number}"
         fields = {key: (values[i] if i < len(values) else None) for i, key in enumerate(header)}
         raw = json.dumps({k: _json(v) for k, v in fields.items()}, ensure_ascii=False).encode()
-        problem = next(
+        problem = _uncalculated(values, formulas, header, number) or next(
             (p for key, v in fields.items() if isinstance(v, str) and (p := value_problem(key, v, limits))), None
         )
         if problem is not None:

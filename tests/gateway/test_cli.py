@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import build_parser, main
 from profiles.registry import examples_dir
 
 VALID = str(examples_dir() / "yy-patient/valid-zhang-xiuying.json")
@@ -319,3 +321,62 @@ def test_a_broken_ig_definition_is_named_where_it_is_loaded(capsys: pytest.Captu
     (tmp_path / "loose.json").write_text(json.dumps(extension), encoding="utf-8")
     code, _, err = run(capsys, "validate", "--lang", "en", "--ig", str(tmp_path / "loose.json"), VALID)
     assert (code, "StructureDefinition/loose-extension" in err and "fix Extension.url" in err) == (0, True)
+
+
+# -- the archive a command reads, and the options that start a listener ------------------------
+def test_export_from_an_archive_that_is_not_there_refuses_and_creates_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "archve.sqlite"
+    code, _, _ = run(capsys, "export", "--database", f"sqlite:///{missing}", "--out", str(tmp_path / "out"))
+    assert (code, missing.exists()) == (2, False)
+
+
+def test_replay_of_a_folder_without_an_archive_refuses_and_creates_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, _ = run(capsys, "quarantine", "replay", "--out", str(tmp_path / "typo"))
+    assert (code, (tmp_path / "typo").exists()) == (2, False)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "mysql://db/archive"])
+def test_a_malformed_database_url_is_a_usage_error_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, url: str
+) -> None:
+    code, _, err = run(capsys, "ingest", "--lang", "en", "--source", "hl7v2", "--database", url, VALID)
+    assert (code, f"'{url}' is not a database URL" in err) == (2, True)
+
+
+@pytest.mark.parametrize(
+    "argv", [["serve", "--port", "99999"], ["mllp", "--port", "70000"], ["serve", "--workers", "0"]]
+)
+def test_a_listener_option_out_of_range_is_a_usage_error(argv: list[str]) -> None:
+    """Refused while the arguments are parsed: nothing is opened or started."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+
+
+@pytest.fixture
+def taken_port() -> Iterator[str]:
+    """A port something else listens on (so a listener that got past its checks stops there)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield str(taken.getsockname()[1])
+
+
+def test_a_peer_without_a_client_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, taken_port: str
+) -> None:
+    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    code, _, err = run(capsys, "mllp", "--peer", "garbage", "--port", taken_port, "--database", database)
+    assert (code, "--peer “garbage”" in err) == (2, True)
+
+
+def test_mllp_on_a_port_in_use_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, taken_port: str
+) -> None:
+    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    code, _, err = run(capsys, "mllp", "--port", taken_port, "--database", database)
+    assert (code, f"无法在 127.0.0.1:{taken_port} 上监听" in err) == (2, True)

@@ -13,6 +13,7 @@ from gateway.ingest.identity import Conflict, IdentityIndex
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
+from profiles.registry import Registry
 from tests.ingest_output import ndjson
 
 ID_CARD = "410102195608016041"
@@ -141,3 +142,55 @@ def test_a_residence_permit_is_a_strong_identity_key() -> None:
 
     permit = {"system": "http://fhir.yiyang.cn/sid/hmt-residence-permit", "value": "81000019850312002x"}
     assert match_keys({"identifier": [permit]}) == ["hmt|81000019850312002X"]
+
+
+def test_a_name_spelt_out_in_parts_is_the_same_name(index: Index) -> None:
+    index.resolve(patient("a", name=[{"text": "张秀英", "family": "张", "given": ["秀英"]}]))
+    assert index.resolve(patient("b", name=[{"text": "张秀英"}]))[1] == []
+
+
+YY_PATIENT = "http://fhir.yiyang.cn/StructureDefinition/yy-patient"
+PAYMENT_METHOD = "http://fhir.yiyang.cn/StructureDefinition/yy-ext-payment-method"
+
+
+def paying(*codes: str, profiled: bool = True) -> dict[str, Any]:
+    """A Patient paying by each of ``codes`` (医疗费用支付方式, 0..* in yy-patient)."""
+    coding = [{"url": PAYMENT_METHOD, "valueCoding": {"system": "urn:x:payment", "code": code}} for code in codes]
+    return patient("p", extension=coding, **({"meta": {"profile": [YY_PATIENT]}} if profiled else {}))
+
+
+def payment_codes(index: Index, person: str) -> list[str]:
+    with index.store.reading() as tx:
+        stored = tx.resources.read("Patient", person)
+    assert stored is not None
+    return [e["valueCoding"]["code"] for e in stored.content["extension"] if e["url"] == PAYMENT_METHOD]
+
+
+@pytest.fixture
+def profiled(index: Index) -> Index:
+    """The index as ingest builds it: the registry's profiles say which extensions repeat."""
+    index.identity = IdentityIndex(Registry())
+    return index
+
+
+def test_a_repeating_extension_gains_the_value_it_lacked(profiled: Index) -> None:
+    profiled.resolve(paying("1"))
+    person, _ = profiled.resolve(paying("5"))
+    assert payment_codes(profiled, person) == ["1", "5"]
+
+
+def test_another_value_of_a_repeating_extension_is_no_disagreement(profiled: Index) -> None:
+    profiled.resolve(paying("1"))
+    assert profiled.resolve(paying("5"))[1] == []
+
+
+def test_a_repeating_extension_merges_without_duplicates(profiled: Index) -> None:
+    profiled.resolve(paying("1", "5"))
+    person, _ = profiled.resolve(paying("5", "1", "3"))
+    assert payment_codes(profiled, person) == ["1", "5", "3"]
+
+
+def test_an_extension_no_profile_describes_repeats_when_the_data_repeats_it(index: Index) -> None:
+    index.resolve(paying("1", "5", profiled=False))
+    person, _ = index.resolve(paying("3", profiled=False))
+    assert payment_codes(index, person) == ["1", "5", "3"]

@@ -4,6 +4,7 @@ it is not HL7 — and a message sent twice is written once."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
@@ -177,6 +178,7 @@ def test_a_message_whose_content_cannot_be_read_is_rejected_naming_its_control_i
         ("MLLP message 1, field PID-3[ID].1", "PID^1^3^^1"),
         ("MLLP message 1, field PID-3~2.1", "PID^1^3^2^1"),
         ("MLLP message 1, field IN1[1]-2", "IN1^2^2"),
+        ("MLLP message 1, field IN1[1].IN1-2.1", "IN1^2^2^^1"),
         ("MLLP message 1, field PID-7", "PID^1^7"),
         ("MLLP message 1, field PID-11.4.1", "PID^1^11^^4^1"),
         ("MLLP message 1, XPath /a/b", ""),
@@ -196,6 +198,41 @@ def test_something_that_is_not_hl7_is_rejected_ar_and_kept_in_quarantine(listene
         )
     store.close()
     assert (acknowledgement(answer), kept) == ("AR", True)
+
+
+def quarantined(url: str, raw: bytes) -> list[dict[str, Any]]:
+    """The quarantine entries holding exactly ``raw``."""
+    store = open_store(url)
+    with store.reading() as tx:
+        found = [entry for entry in tx.quarantine.entries() if base64.b64decode(entry["raw"]) == raw]
+    store.close()
+    return found
+
+
+def test_a_frame_of_two_messages_is_rejected_and_kept_whole(listener: tuple[int, str]) -> None:
+    """MLLP carries one message per frame: read as one message, the second would be lost."""
+    first, second = sample_messages()[:2]
+    frame = first + second
+    answer = send(listener[0], frame)
+    assert (acknowledgement(answer), len(quarantined(listener[1], frame))) == ("AR", 1)
+
+
+def test_a_message_without_a_control_id_is_rejected_as_a_missing_field(listener: tuple[int, str]) -> None:
+    header, _, rest = sample_messages()[0].partition(b"\r")
+    fields = header.split(b"|")
+    fields[9] = b""
+    error = segment(send(listener[0], b"|".join(fields) + b"\r" + rest), "ERR")
+    assert (error[2], error[3]) == ("MSH^1^10", "101^Required field missing^HL70357")
+
+
+def test_a_message_without_a_control_id_is_kept_in_quarantine(listener: tuple[int, str]) -> None:
+    header, _, rest = sample_messages()[1].partition(b"\r")
+    fields = header.split(b"|")
+    fields[9] = b""
+    message = b"|".join(fields) + b"\r" + rest
+    send(listener[0], message)
+    [entry] = quarantined(listener[1], message)
+    assert [reason["id"] for reason in entry["reasons"]] == ["mllp.no-control-id"]
 
 
 def test_each_message_leaves_an_audit_event_naming_its_sender(listener: tuple[int, str]) -> None:

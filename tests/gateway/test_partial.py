@@ -5,12 +5,14 @@ counted as partially accepted."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from gateway.ingest import commands
 from gateway.ingest.pipeline import Counts
+from gateway.storage import open_store
 from profiles.registry import Registry
 from tests.ingest_output import ndjson
 
@@ -56,3 +58,47 @@ def test_the_quarantine_entry_says_what_of_the_record_landed(run: tuple[Path, Co
         "Patient",
         "Provenance",
     ]
+
+
+def in1_without_its_insurance_type(folder: Path) -> Path:
+    path = folder / "adt-in1.hl7"
+    path.write_bytes(first_admission().replace("IN1|2|410^长期照护保险^NHSA_INSUTYPE|".encode(), b"IN1|2||"))
+    return path
+
+
+def versions(out: Path) -> int:
+    """How many resource versions the folder's archive holds."""
+    store = open_store(f"sqlite:///{out / 'archive.sqlite'}")
+    with store.reading() as tx:
+        total = tx.resources.history(None, None, None, 1)[1]
+    store.close()
+    return total
+
+
+@pytest.fixture(scope="module")
+def twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, Counts]:
+    """The same partly accepted message ingested twice: the folder, the versions after the
+    first run, and the second run's counts."""
+    folder = tmp_path_factory.mktemp("partial-twice")
+    path, out = in1_without_its_insurance_type(folder), folder / "out"
+    commands.ingest("hl7v2", [path], out, Registry())
+    first = versions(out)
+    return out, first, commands.ingest("hl7v2", [path], out, Registry())
+
+
+def test_the_same_partly_accepted_message_again_is_unchanged(twice: tuple[Path, int, Counts]) -> None:
+    counts = twice[2]
+    assert (counts.unchanged, counts.partial) == (1, 0)
+
+
+def test_the_same_partly_accepted_message_again_writes_nothing(twice: tuple[Path, int, Counts]) -> None:
+    out, first, _ = twice
+    assert versions(out) == first
+
+
+def test_replay_says_a_part_still_failing_is_still_quarantined(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    commands.ingest("hl7v2", [in1_without_its_insurance_type(tmp_path)], out, Registry())
+    said = io.StringIO()
+    commands.replay(out, Registry(), said, "en")
+    assert said.getvalue() == "partly still quarantined (the rest landed): adt-in1.hl7 message 1\n"

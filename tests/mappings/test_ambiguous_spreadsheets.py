@@ -1,0 +1,71 @@
+"""Spreadsheets whose cells cannot be read for what they say: a header naming a column twice
+(which 姓名 is the name?) refuses the file, and a formula cell Excel never calculated is a
+problem of its row, never an empty cell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from gateway.ingest import commands
+from mappings.readers import ReaderError, read
+from mappings.records import UNPARSEABLE, SourceRecord
+from profiles.registry import Registry
+
+SOURCE = "community-health"
+
+
+def workbook(path: Path, *sheets: list[list[object]]) -> Path:
+    """An .xlsx of one sheet per list of rows, as a script writes it: formulas without results."""
+    book = Workbook()
+    for index, rows in enumerate(sheets):
+        sheet = book.active if index == 0 else book.create_sheet(f"第{index + 1}页")
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def records(path: Path) -> list[SourceRecord]:
+    return list(read(path, SOURCE))
+
+
+def test_a_csv_naming_a_column_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_text("姓名,性别,姓名\n张三,男,李四\n", encoding="utf-8")
+    with pytest.raises(ReaderError, match="'姓名' twice"):
+        records(path)
+
+
+def test_an_xlsx_naming_a_column_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "表.xlsx", [["姓名", "性别", "姓名"], ["张三", "男", "李四"]])
+    with pytest.raises(ReaderError, match="'姓名' twice"):
+        records(path)
+
+
+def test_an_xlsx_whose_later_sheet_names_a_column_twice_yields_no_row_at_all(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "表.xlsx", [["姓名"], ["张三"]], [["姓名", "姓名"], ["李四", "王五"]])
+    read_rows: list[SourceRecord] = []
+    with pytest.raises(ReaderError):
+        read_rows.extend(read(path, SOURCE))
+    assert read_rows == []
+
+
+def test_a_file_naming_a_column_twice_is_counted_as_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_text("姓名,身份证号,姓名\n张三,410105194912310020,李四\n", encoding="utf-8")
+    counts = commands.ingest(SOURCE, [path], tmp_path / "out", Registry())
+    assert (counts.read, len(counts.file_errors)) == (0, 1)
+
+
+def test_a_formula_cell_without_a_saved_result_makes_its_row_a_problem_naming_the_cell(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "表.xlsx", [["姓名", "联系电话"], ["张三", '="13251610956"']])
+    [record] = records(path)
+    assert "单元格 B2（联系电话）是公式单元格，没有计算结果" in record.fields.get(UNPARSEABLE, "")
+
+
+def test_a_row_of_uncalculated_formulas_alone_is_not_skipped_as_empty(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "表.xlsx", [["姓名", "联系电话"], ['=CONCATENATE("张","三")', '="13251610956"']])
+    assert [record.location for record in records(path)] == ["sheet Sheet row 2"]
