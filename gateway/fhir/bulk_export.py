@@ -143,12 +143,11 @@ class BulkExports:
             if scope != "system" and kind not in self.personal.compartment:
                 raise FhirError(400, "http.export-type-outside-compartment", type=kind)
         job_id = uuid.uuid4().hex
+        # every write stamped earlier has committed, so the next export's _since misses nothing
+        created = self.store.settled_instant()
         with self.store.transaction() as tx:
             if scope.startswith("Group/"):
                 _check_group(tx, scope.removeprefix("Group/"), Access(principal, self.personal))
-            # taken inside the write transaction: on SQLite every write stamped earlier has
-            # committed, so the next export's _since misses nothing
-            created = now_instant()
             tx.sql.execute(
                 f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?)",
                 (

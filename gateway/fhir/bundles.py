@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 
@@ -25,7 +25,7 @@ from gateway.fhir.archive_references import local_reference
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version
-from gateway.fhir.repository import Repository, Written, new_id, patched_resource
+from gateway.fhir.repository import Repository, Written, condition_lock, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Transaction
@@ -108,6 +108,8 @@ class Bundles:
         request = raw["request"]
         method = str(request.get("method", "")).upper()
         url = str(request.get("url", "")).removeprefix(self.base_url + "/").lstrip("/")
+        if "\x00" in unquote(url + str(request.get("ifNoneExist") or "")):  # see api.negotiation.refuse_nul
+            raise FhirError(400, "http.nul-character", f"{where}.request", where=where)
         if method not in ORDER or not url:
             raise FhirError(
                 400, "http.bad-bundle", f"{where}.request", detail="request.method and request.url are required"
@@ -179,7 +181,7 @@ class Bundles:
                 self._validate_all(entries)
             _check_distinct(entries)
             self._check_deletes_distinct(tx, entries)
-            for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
+            for entry in _in_lock_order(entries):
                 answers[entry.index] = self._apply(tx, entry, registering)
         return [answers[entry.index] for entry in entries]
 
@@ -206,7 +208,14 @@ class Bundles:
 
     def _resolve_conditions(self, tx: Transaction, entries: list[Entry], renamed: dict[str, str]) -> None:
         """Conditional creates that find their resource and conditional updates take the
-        matching resource's id; references to their fullUrl follow."""
+        matching resource's id; references to their fullUrl follow.  The locks of their types
+        are held first, in one order (two Bundles taking them in opposite orders would each
+        wait for the other)."""
+        conditioned = {
+            e.kind for e in entries if (e.method == "POST" and e.if_none_exist) or (e.method == "PUT" and e.criteria)
+        }
+        for name in sorted({condition_lock(kind) for kind in conditioned}):
+            tx.lock(name)
         for entry in entries:
             if entry.method == "POST" and entry.if_none_exist:
                 found = self.repository.only_match(tx, entry.kind, entry.if_none_exist)
@@ -262,7 +271,7 @@ class Bundles:
         resolved: dict[str, str] = {}
         try:
             with tx.savepoint():
-                for entry in entries:
+                for entry in _in_lock_order(entries):
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
                         self._apply(tx, entry, registering)
                 for entry, node in pending:
@@ -426,6 +435,14 @@ def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:
     if len(parts) == 4 and parts[2] == "_history" and parts[1] and (version := natural_number(parts[3])) is not None:
         return parts[0], parts[1], False, version
     return None, None, False, None
+
+
+def _in_lock_order(entries: list[Entry]) -> list[Entry]:
+    """FHIR's order of processing (DELETE, POST, PUT, PATCH, GET), and within a method one
+    order of the resources, so two transactions changing the same resources take their rows'
+    locks in the same order: listed in opposite orders, each held one and waited for the
+    other, and PostgreSQL broke the deadlock by failing one of them."""
+    return sorted(entries, key=lambda e: (ORDER[e.method], e.kind, e.resource_id or "", e.index))
 
 
 def _check_distinct(entries: list[Entry]) -> None:

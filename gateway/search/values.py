@@ -69,7 +69,7 @@ def date_range(text: str) -> tuple[str, str]:
         int(fraction.ljust(6, "0")) if fraction else 0,
         tzinfo=zone,
     )
-    return _clamped(start), _clamped_end(start, parts, len(fraction))
+    return clamped_instant(start), _clamped_end(start, parts, len(fraction))
 
 
 def _zone(text: str | None) -> timezone:
@@ -84,7 +84,7 @@ def _zone(text: str | None) -> timezone:
     return timezone(-offset if text[0] == "-" else offset)
 
 
-def _clamped(moment: datetime) -> str:
+def clamped_instant(moment: datetime) -> str:
     """The instant in UTC, or the nearer bound when UTC falls outside years 1–9999."""
     try:
         return format_instant(moment)
@@ -109,7 +109,7 @@ def _clamped_end(start: datetime, parts: dict[str, str], fraction_digits: int) -
             after = start + timedelta(minutes=1)
         else:
             after = start + timedelta(microseconds=10 ** (6 - fraction_digits))
-        return _clamped(after - _MICRO)
+        return clamped_instant(after - _MICRO)
     except (OverflowError, ValueError):  # the period runs past year 9999
         return MAX_INSTANT
 

@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.storage import displayable_url
 from gateway.storage.dialect import POSTGRES
+from gateway.storage.resources import now_instant
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
 set_json_loads(orjson.loads)
@@ -49,9 +50,15 @@ class _Connection(psycopg.Connection):  # type: ignore[type-arg]
         return self.cursor()
 
 
+#: the advisory lock every write transaction holds shared and :meth:`PostgresStore.settled_instant`
+#: takes alone
+WRITE_BARRIER = zlib.crc32(b"yiyang write barrier")
+
+
 class PostgresStore(Store):
     dialect = POSTGRES
     errors = (psycopg.Error,)
+    _write_preamble = (f"SELECT pg_advisory_xact_lock_shared({WRITE_BARRIER})",)
 
     def __init__(self, url: str, indexer: Indexer | None = None, pool_size: int = 4) -> None:
         super().__init__(url, indexer)
@@ -86,6 +93,22 @@ class PostgresStore(Store):
 
     def _lock(self, executor: Executor, name: str) -> None:
         executor.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+
+    def settled_instant(self) -> str:
+        """Writers run side by side here, each stamping its resources before it commits: a
+        long transaction stamped before an export's kick-off could commit after the export
+        read the archive, and the next export ``_since`` its transactionTime would skip it
+        for good.  So every write transaction holds the barrier lock shared, from its BEGIN
+        (before it stamps anything: ``Resources.write``), and this takes it alone: it waits
+        for every write in flight to commit and holds new ones back while it reads the clock."""
+        with self._connection() as connection:
+            executor = Executor(connection, self.dialect, self.errors)
+            executor.execute("BEGIN")
+            try:
+                executor.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_BARRIER,))
+                return now_instant()
+            finally:
+                executor.execute("COMMIT")
 
     def analyze(self) -> None:
         """Statistics right after a bulk write, before autovacuum gets to it: a freshly loaded

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.search.query import SearchQuery
-from gateway.search.values import format_instant
+from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
 from gateway.storage.dialect import marks
@@ -74,11 +74,12 @@ def now_instant() -> str:
 
 def store_instant(text: str) -> str:
     """A FHIR instant (or a dateTime with a time zone) in the store's own form, for comparing
-    with its timestamps; ValueError when it is not one."""
+    with its timestamps (one whose UTC falls outside years 1–9999 is the nearer bound);
+    ValueError when it is not one."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} needs a time zone (e.g. +08:00 or Z)")
-    return format_instant(moment)
+    return clamped_instant(moment)
 
 
 class Resources:
@@ -277,8 +278,12 @@ class Resources:
         ``_id`` and ``_lastUpdated`` are answered from the resource table).  ``owner``: the
         organisation writing it, recorded if this write creates it."""
         kind, resource_id = resource["resourceType"], resource["id"]
+        if new:
+            self.sql.start()  # the stamp comes after the BEGIN and its locks (Store.settled_instant)
         current = None if new else self.read(kind, resource_id, for_update=True)
-        if if_match is not None and (current is None or current.deleted or if_match not in (ANY_VERSION, current.version)):
+        if if_match is not None and (
+            current is None or current.deleted or if_match not in (ANY_VERSION, current.version)
+        ):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is not None and not current.deleted and _same(current.resource, resource):
             return current, False
@@ -300,7 +305,9 @@ class Resources:
         """Mark the resource deleted (its history stays); None when there was nothing to delete."""
         current = self.read(kind, resource_id, for_update=True)
         if if_match is not None and (
-            current is None or if_match not in (ANY_VERSION, current.version) or (if_match == ANY_VERSION and current.deleted)
+            current is None
+            or if_match not in (ANY_VERSION, current.version)
+            or (if_match == ANY_VERSION and current.deleted)
         ):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is None or current.deleted:

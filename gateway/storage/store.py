@@ -106,19 +106,29 @@ class Executor:
         self._pipeline = getattr(connection, "pipeline", None)
         #: a cursor the connection keeps for statements whose rows are read at once
         self._reused: Cursor | None = getattr(connection, "reused_cursor", None)
-        #: a BEGIN not sent yet: it goes with the transaction's first statement (:meth:`begin`)
-        self._opening: str | None = None
+        #: a BEGIN not sent yet, and what follows it: it goes with the transaction's first
+        #: statement (:meth:`begin`)
+        self._opening: tuple[str, ...] | None = None
         #: rows queued by :meth:`defer`, per statement: (table, columns, conflict clause) -> rows
         self._deferred: dict[tuple[str, tuple[tuple[str, str], ...], str], list[Sequence[Any]]] = {}
 
-    def begin(self, statement: str) -> None:
-        """Open a transaction.  Where statements can be pipelined (PostgreSQL), the BEGIN waits
-        for the transaction's first statement and goes with it: a create's transaction is
-        then one round trip, its BEGIN, rows and COMMIT together (it took four)."""
+    def begin(self, *statements: str) -> None:
+        """Open a transaction (a BEGIN, and what must follow it).  Where statements can be
+        pipelined (PostgreSQL), they wait for the transaction's first statement and go with it:
+        a create's transaction is then one round trip, its BEGIN, rows and COMMIT together (it
+        took four)."""
         if self._pipeline is None:
-            self._run(statement)
+            for statement in statements:
+                self._run(statement)
         else:
-            self._opening = statement
+            self._opening = statements
+
+    def start(self) -> None:
+        """Send a BEGIN that waits (queued rows stay queued): what follows happens inside the
+        transaction, holding whatever its opening statements take."""
+        if self._opening is not None:
+            with self._pipelined():
+                self._send_opening()
 
     def defer(
         self, table: str, columns: tuple[tuple[str, str], ...], rows: Sequence[Sequence[Any]], conflict: str = ""
@@ -157,10 +167,13 @@ class Executor:
         else:
             self.execute("ROLLBACK")
 
-    def _send_waiting(self) -> None:
+    def _send_opening(self) -> None:
         opening, self._opening = self._opening, None
-        if opening is not None:
-            self._run(opening)
+        for statement in opening or ():
+            self._run(statement)
+
+    def _send_waiting(self) -> None:
+        self._send_opening()
         deferred, self._deferred = self._deferred, {}
         for (table, columns, conflict), rows in deferred.items():
             self._insert_rows(table, columns, rows, conflict)
@@ -374,6 +387,10 @@ class Transaction:
 class Store:
     """A database holding the archive.  Backends implement :meth:`_connection` and :meth:`_lock`."""
 
+    #: statements every write transaction runs right after its BEGIN (PostgreSQL's share of
+    #: the write barrier, see :meth:`settled_instant`)
+    _write_preamble: tuple[str, ...] = ()
+
     dialect: Dialect
     #: the driver's exceptions, raised to callers as StoreError (a database failure is never
     #: mistaken for a bad record)
@@ -415,13 +432,23 @@ class Store:
         """One transaction on this thread's connection; a backend may share commits instead."""
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
-            executor.begin(self.dialect.begin)
+            executor.begin(self.dialect.begin, *self._write_preamble)
             try:
                 yield executor
                 executor.commit()
             except BaseException:
                 executor.roll_back()
                 raise
+
+    def settled_instant(self) -> str:
+        """An instant every write stamped at or before has committed by: what a change feed
+        may promise, so that the next request ``_since`` it misses nothing (the ``$export``
+        manifest's transactionTime).  A write is stamped before it commits; here, inside a
+        write transaction, every other writer has committed (one writer at a time)."""
+        from gateway.storage.resources import now_instant
+
+        with self.transaction():
+            return now_instant()
 
     @contextmanager
     def reading(self, *, snapshot: bool = True) -> Iterator[Transaction]:

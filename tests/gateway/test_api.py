@@ -562,6 +562,21 @@ def test_the_capability_statement_takes_no_other_method(api: Api, method: str) -
     assert api.request(method, f"{api.base}/metadata", timeout=60).status_code == 405
 
 
+def test_a_nul_in_a_search_is_a_bad_request_on_either_database(api: Api) -> None:
+    """PostgreSQL refused the text (a 503, "retry"); SQLite cut a :contains pattern at it."""
+    assert message_ids(get(api, "Patient?name:contains=ang%00zzzz")) == ["http.nul-character"]
+
+
+def test_a_nul_in_a_batch_entrys_url_is_a_bad_request(api: Api) -> None:
+    entry = {"request": {"method": "GET", "url": "Patient?name=a%00b"}}
+    assert message_ids(post(api, "", transaction(entry, kind="batch"))) == ["http.nul-character"]
+
+
+def test_a_since_before_year_one_in_utc_is_the_beginning(api: Api) -> None:
+    """0001-01-01T00:00+14:00 is in year 0 in UTC, which Python cannot hold: it was a 500."""
+    assert get(api, "Patient/_history?_since=0001-01-01T00:00:00%2B14:00&_count=1").status_code == 200
+
+
 def test_options_is_no_interaction(api: Api) -> None:
     answer = api.options(f"{api.base}/Patient", timeout=60)
     assert (answer.status_code, answer.json()["resourceType"]) == (405, "OperationOutcome")

@@ -536,6 +536,13 @@ def test_each_entry_of_a_refused_transaction_is_in_its_audit_event(api: Api) -> 
     assert [(e["subtype"][0]["code"], e["outcome"]) for e in events] == [("transaction", "4")]
 
 
+def test_a_request_carrying_a_nul_is_audited_too(api: Api) -> None:
+    """Its types column held the NUL; PostgreSQL refused the row and the event was lost."""
+    marker = f"nul-{int(time.time() * 1000)}"
+    assert api.get(f"{api.base}/Patient/{marker}/$everything?_type=Observation%00", timeout=60).status_code == 400
+    assert len(audit_events(api, f"entity=Patient/{marker}")) == 1
+
+
 def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
     event = {"resourceType": "AuditEvent", "id": "forged"}
     for method, path in [("POST", "AuditEvent"), ("PUT", "AuditEvent/forged"), ("DELETE", "AuditEvent/forged")]:

@@ -337,3 +337,31 @@ def test_reads_between_the_batches_of_a_stream_leave_it_whole(store: Store) -> N
             found = tx.resources.read("Patient", row[0])
             streamed.append(found.id if found else None)
     assert streamed == ["s0", "s1", "s2", "s3", "s4"]
+
+
+def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(store: Store) -> None:
+    """What an export's transactionTime promises: no write stamped before it commits after it.
+    On PostgreSQL writers run side by side, and one stamped before an export's kick-off
+    committed after the export had read the archive, lost to the next export _since."""
+    writing, release, stamped, settled = threading.Event(), threading.Event(), [], []
+
+    def long_write() -> None:
+        with store.transaction() as tx:
+            stored, _ = tx.resources.write(
+                {"resourceType": "Basic", "id": "in-flight", "code": {"text": "x"}}, new=True
+            )
+            stamped.append(stored.last_updated)
+            writing.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=long_write)
+    writer.start()
+    writing.wait(10)
+    settler = threading.Thread(target=lambda: settled.append(store.settled_instant()))
+    settler.start()
+    settler.join(0.5)
+    waited = settler.is_alive()
+    release.set()
+    writer.join(10)
+    settler.join(10)
+    assert (waited, settled[0] > stamped[0]) == (True, True)
