@@ -26,7 +26,10 @@ def export_folder(
     store: Store, out_dir: Path, kinds: list[str] | None = None, since: str | None = None, extras: bool = True
 ) -> dict[str, int]:
     """Write the current resources (of ``kinds``, changed after ``since``) and, with
-    ``extras``, the quarantine and conflict report; returns the lines written per file."""
+    ``extras``, the quarantine and conflict report; returns the lines written per file.
+    Afterwards the folder holds this export alone: an earlier export's files that this one
+    did not write are removed (a Patient.ndjson left from a full export looked like the
+    answer of an incremental one that found no Patient)."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     written: dict[str, int] = {}
     with store.reading() as tx:
@@ -35,14 +38,12 @@ def export_folder(
         for kind, stored in groupby(tx.resources.current(kinds, since), key=attrgetter("type")):
             resources = (found.resource or {} for found in stored)
             written[f"{kind}.ndjson"] = _write_lines(out_dir / f"{kind}.ndjson", resources)
-        if kinds is None and since is None:
-            # a full export replaces the whole folder's resources: types now empty are removed
-            for stale in out_dir.glob("*.ndjson"):
-                if _is_resource_file(stale) and stale.name not in written:
-                    stale.unlink(missing_ok=True)  # another export may have removed it first
         if extras:
             written[QUARANTINE_FILE] = _write_lines(out_dir / QUARANTINE_FILE, tx.quarantine.entries())
             written[CONFLICTS_FILE] = _write_lines(out_dir / CONFLICTS_FILE, tx.conflicts.entries())
+    for stale in out_dir.glob("*.ndjson"):
+        if stale.name not in written and (_is_resource_file(stale) or stale.name in (QUARANTINE_FILE, CONFLICTS_FILE)):
+            stale.unlink(missing_ok=True)  # another export may have removed it first
     return written
 
 

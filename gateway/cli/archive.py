@@ -7,12 +7,14 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, Parser, add_database, config_of
+from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of
+from gateway.messages import text
 
 
 def register(commands: Any) -> None:
     export = commands.add_parser("export", help="write the archive as NDJSON, one file per resource type")
     add_database(export)
+    add_language(export)
     export.add_argument("--out", type=Path, required=True, help="folder for the NDJSON files")
     export.add_argument("--since", metavar="INSTANT", help="only resources changed after this instant")
     export.add_argument(
@@ -40,6 +42,7 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
         services.close()
     for name, lines in sorted(written.items()):
         out.write(f"{args.out / name}  {lines}\n")
+    out.write(text("cli.exported", args.lang, {"files": len(written), "lines": sum(written.values())}) + "\n")
     return EXIT_OK
 
 
