@@ -102,11 +102,7 @@ class IssueList(list[Issue]):
 
 def operation_outcome(issues: list[Issue], lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     """An OperationOutcome; a clean result still says so, as FHIR requires one issue at least."""
-    if not issues:
-        text = "校验通过，未发现问题" if lang == "zh-CN" else "Validation passed; no issues found"
-        entries = [{"severity": "information", "code": "informational", "details": {"text": text}}]
-    else:
-        entries = [issue.to_fhir(lang) for issue in issues]
+    entries = [issue.to_fhir(lang) for issue in issues or [Issue("information", "validation.passed", "")]]
     return {"resourceType": "OperationOutcome", "issue": entries}
 
 

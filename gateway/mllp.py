@@ -25,9 +25,10 @@ import logging
 import re
 import socketserver
 import threading
+import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -117,9 +118,8 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     if peer.refusal is not None or peer.principal is None:
         message_id = peer.refusal or "mllp.unknown-peer"
         client = peer.principal.client_id if peer.principal else ""
-        params = {"address": peer.address, "client": client, "limit": services.config.rate_limit_per_second}
-        refused = Reason(message_id, worded(message_id, params))
-        status = {"mllp.forbidden": 403, "http.store-busy": 503, "http.rate-limited": 429}.get(message_id, 401)
+        refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
+        status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
         return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
     refused = _transport_problems(fields)
@@ -309,10 +309,13 @@ class _Connection(socketserver.StreamRequestHandler):
         audited(self.server.trail, peer, answer)
 
     def _peer(self) -> Peer:
-        """The sender, refused while it sends faster than the per-client rate limit allows."""
+        """The sender, held back while it sends faster than the per-client rate limit allows:
+        MLLP waits for each ACK, so a late one slows the sender down and loses nothing (a
+        refusal would have to be resent)."""
         peer = peer_of(self.server.services, self.server.peers, self.client_address[0])
-        if peer.refusal is None and peer.principal and self.server.limiter.take(peer.principal.client_id):
-            return replace(peer, refusal="http.rate-limited")
+        if peer.refusal is None and peer.principal:
+            while wait := self.server.limiter.take(peer.principal.client_id):
+                time.sleep(wait)
         return peer
 
     def _refuse_oversized(self, buffer: bytes) -> None:
@@ -350,7 +353,11 @@ class MllpServer(socketserver.ThreadingTCPServer):
             log.warning("connection from %s refused: %d connections already open", client_address[0], limit)
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # its thread never started, so it will not give the slot back
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:

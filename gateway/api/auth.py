@@ -138,10 +138,12 @@ def grants(who: Principal | None = None) -> Grants:
 def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
     """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise).
     The audit trail is not in the archive a Bundle reads: a read of it would find nothing where
-    ``/AuditEvent`` answers, so it is refused for what it is, whoever asks (a write is a 405,
-    as on its own)."""
+    ``/AuditEvent`` answers, so it is refused for what it is, whoever asks; a write is a 405,
+    as on its own, before its resource is validated."""
     if kind == "AuditEvent" and method == "GET":
         raise FhirError(400, "http.audit-not-in-bundle", method=method)
+    if kind == "AuditEvent":
+        raise FhirError(405, "http.method-not-allowed", method=method, path="AuditEvent")
     missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, _services().parameters.targets))
     if missing:
         raise FhirError(403, "http.forbidden-scope", scope=missing, client=g.principal.client_id)
@@ -216,7 +218,7 @@ def token() -> Response:
     form = request.form
     repeated = next((name for name in form if len(form.getlist(name)) > 1), None)
     if repeated is not None:  # RFC 6749 §3.2: which of two values would count is not ours to guess
-        return _oauth_error(OAuthError("invalid_request", "auth.repeated-parameter", name=repeated))
+        return _oauth_error(OAuthError("invalid_request", "auth.repeated-parameter", parameter=repeated))
     try:
         answer, client = _services().authority.token(form.to_dict(), basic)
     except OAuthError as exc:

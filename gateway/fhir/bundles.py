@@ -108,8 +108,8 @@ class Bundles:
         request = raw["request"]
         method = str(request.get("method", "")).upper()
         url = str(request.get("url", "")).removeprefix(self.base_url + "/").lstrip("/")
-        if "\x00" in unquote(url + str(request.get("ifNoneExist") or "")):  # see api.negotiation.refuse_nul
-            raise FhirError(400, "http.nul-character", f"{where}.request", where=where)
+        if "\x00" in unquote(url.partition("?")[0]):  # an id with a NUL (criteria: Searcher.parse)
+            raise FhirError(400, "http.nul-character", f"{where}.request.url", where=where)
         if method not in ORDER or not url:
             raise FhirError(
                 400, "http.bad-bundle", f"{where}.request", detail="request.method and request.url are required"
@@ -170,6 +170,8 @@ class Bundles:
             if conditional:
                 self._resolve_conditions(tx, entries, renamed)
                 _rewrite(entries, renamed)
+            changing = {(e.kind, e.resource_id) for e in entries if e.method in ("PUT", "PATCH", "DELETE")}
+            self.repository.hold(tx, [(kind, resource_id) for kind, resource_id in changing if resource_id])
             # the Patients it writes, so a resident registered after its stay in the Bundle counts
             registering = {
                 entry.resource_id: entry.resource
@@ -181,7 +183,7 @@ class Bundles:
                 self._validate_all(entries)
             _check_distinct(entries)
             self._check_deletes_distinct(tx, entries)
-            for entry in _in_lock_order(entries):
+            for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 answers[entry.index] = self._apply(tx, entry, registering)
         return [answers[entry.index] for entry in entries]
 
@@ -271,7 +273,7 @@ class Bundles:
         resolved: dict[str, str] = {}
         try:
             with tx.savepoint():
-                for entry in _in_lock_order(entries):
+                for entry in entries:
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
                         self._apply(tx, entry, registering)
                 for entry, node in pending:
@@ -374,10 +376,10 @@ class Bundles:
                 found = self.repository.vread_in(tx, entry.kind, entry.resource_id, entry.version, where)
             else:
                 found = self.repository.read_in(tx, entry.kind, entry.resource_id, where)
-            return {
-                "resource": found.resource,
-                "response": {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated},
-            }
+            response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
+            if entry.if_none_exist:  # a conditional create that found its match says where, as a create does
+                response["location"] = f"{found.reference}/_history/{found.version}"
+            return {"resource": found.resource, "response": response}
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
@@ -435,14 +437,6 @@ def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:
     if len(parts) == 4 and parts[2] == "_history" and parts[1] and (version := natural_number(parts[3])) is not None:
         return parts[0], parts[1], False, version
     return None, None, False, None
-
-
-def _in_lock_order(entries: list[Entry]) -> list[Entry]:
-    """FHIR's order of processing (DELETE, POST, PUT, PATCH, GET), and within a method one
-    order of the resources, so two transactions changing the same resources take their rows'
-    locks in the same order: listed in opposite orders, each held one and waited for the
-    other, and PostgreSQL broke the deadlock by failing one of them."""
-    return sorted(entries, key=lambda e: (ORDER[e.method], e.kind, e.resource_id or "", e.index))
 
 
 def _check_distinct(entries: list[Entry]) -> None:

@@ -25,7 +25,7 @@ from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences, localise
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IDENTITY_LOCK, IdentityIndex
+from gateway.ingest.identity import IdentityIndex
 from gateway.search.values import natural_number
 from gateway.security.access import (
     OPERATOR,
@@ -123,11 +123,9 @@ class Repository:
         with self.store.reading(snapshot=False) as tx:
             return self.read_in(tx, kind, resource_id)
 
-    def read_in(
-        self, tx: Transaction, kind: str, resource_id: str, where: str | None = None, *, for_update: bool = False
-    ) -> Stored:
+    def read_in(self, tx: Transaction, kind: str, resource_id: str, where: str | None = None) -> Stored:
         """The current version inside ``tx``: 404 when absent or hidden, 410 when deleted."""
-        found = tx.resources.read(kind, resource_id, for_update=for_update)
+        found = tx.resources.read(kind, resource_id)
         if self.access().hides(tx, found):
             found = None
         return _present(found, kind, resource_id, where)
@@ -236,7 +234,7 @@ class Repository:
         try:
             before = tx.resources.read(kind, resource_id, for_update=True)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
-                tx.lock(f"create|{kind}/{resource_id}")
+                tx.lock(_creating(kind, resource_id))
                 before = tx.resources.read(kind, resource_id, for_update=True)
             if rules.hides(tx, before) or (rules.restricted and before is None and not minted):
                 # a restricted principal cannot create at an id of its choosing either: a 201
@@ -277,16 +275,25 @@ class Repository:
             return self.update_in(tx, resource, issues, if_match, minted=minted, free_id=free_id)
 
     def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
-        """PATCH with a JSON Patch document; the patched resource is validated like any write.
-        The version patched is read holding its row, so a patch without ``If-Match`` racing
-        another write applies to whichever came first instead of failing with a 412 the
-        client never asked for."""
-        self.check_type(kind)
-        with self.store.transaction() as tx:
-            current = self.read_in(tx, kind, resource_id, for_update=True)
+        """PATCH with a JSON Patch document; the patched resource is validated like any write,
+        before the write transaction (other writers are not held up meanwhile).  Without
+        ``If-Match`` the patch applies to whichever version is current: if another write came
+        between the read and the write, it is read, patched and validated again, instead of
+        failing with a 412 the client never asked for."""
+        attempt = 1
+        while True:
+            current = self.read(kind, resource_id)
             patched = patched_resource(current, operations, self.config.base_url)
             issues = self.checked(patched)
-            return self.update_in(tx, patched, issues, if_match, self.index_rows(patched))
+            rows = self.index_rows(patched)
+            try:
+                with self.store.transaction() as tx:
+                    version = if_match if if_match is not None else current.version
+                    return self.update_in(tx, patched, issues, version, rows)
+            except FhirError as refusal:
+                if if_match is not None or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
+                    raise
+                attempt += 1
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         self.check_type(kind)
@@ -362,6 +369,19 @@ class Repository:
         if resource["id"] != resource_id:
             raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
 
+    @staticmethod
+    def hold(tx: Transaction, targets: Sequence[tuple[str, str]]) -> None:
+        """Lock the resources a transaction will change, in one order (type, then id): taken as
+        its entries came, two transactions changing the same two resources in opposite orders
+        each held one and waited for the other, and PostgreSQL broke the deadlock by failing
+        one (a 503).  A resource not there yet is held by its name, as a PUT creating it is.
+        One target needs no order."""
+        if len(targets) < 2:
+            return
+        for kind, resource_id in sorted(targets):
+            if tx.resources.read(kind, resource_id, for_update=True) is None:
+                tx.lock(_creating(kind, resource_id))
+
     def only_match(self, tx: Transaction, kind: str, criteria: str) -> Stored | None:
         """The one resource (of those the principal may see) a condition selects; None when
         there is none, 412 when there are several."""
@@ -376,19 +396,25 @@ class Repository:
             raise FhirError(400, "http.conditional-needs-criteria")
 
 
+#: reads of a patch without If-Match that another write overtook, before its 412 stands
+PATCH_ATTEMPTS = 10
 #: matches a conditional delete fetches at a time
 DELETE_ROUND = 100
 #: types the API never writes into the resource table (the audit trail is its own, append-only)
 READ_ONLY = frozenset({"AuditEvent"})
 
 
+def _creating(kind: str, resource_id: str) -> str:
+    """The lock of an id no resource holds yet, which a PUT is about to create."""
+    return f"create|{kind}/{resource_id}"
+
+
 def condition_lock(kind: str) -> str:
     """The lock a conditional create or update of ``kind`` holds from its search to its write.
     One per type, not per criteria: ``identifier=X`` and ``identifier=X&gender=male`` (or the
     same criteria spelt with ``%7C``) select the same person, and two writers holding
-    different locks each found nothing and each created one.  A Patient's is the identity
-    lock, so a conditional create and an ingest cannot both create the same person either."""
-    return IDENTITY_LOCK if kind == "Patient" else f"condition|{kind}"
+    different locks each found nothing and each created one."""
+    return f"condition|{kind}"
 
 
 def _check_writable(kind: str, method: str) -> None:

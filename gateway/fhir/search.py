@@ -60,6 +60,11 @@ class Searcher:
         self.base_url = base_url
 
     def parse(self, kind: str, pairs: Sequence[tuple[str, str]], handling: str = "strict") -> SearchQuery:
+        """Every search's criteria come through here (a query, a form, ``If-None-Exist``, a
+        conditional reference or Bundle entry): a NUL in them names nothing, and PostgreSQL
+        refuses the statement that carries one."""
+        if any("\x00" in key or "\x00" in value for key, value in pairs):
+            raise FhirError(400, "http.nul-character", where="search")
         explicit_count = any(key == "_count" for key, _ in pairs)
         try:
             query = parse_search(kind, pairs, self.parameters, handling=handling, base=self.base_url)

@@ -29,7 +29,7 @@ STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-r
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension")
 
-#: held by whoever may create a person: ingests merging records, conditional writes of a Patient
+#: held by an ingest while it merges people: two must not both create the same new person
 IDENTITY_LOCK = "identity"
 
 
@@ -85,19 +85,17 @@ def repeated_in(patient: dict[str, Any]) -> set[str]:
     return {url for url, count in urls.items() if isinstance(url, str) and count > 1}
 
 
-def repeating_slices(definition: dict[str, Any]) -> frozenset[str]:
-    """The extension definitions a Patient profile slices ``Patient.extension`` by whose slice
-    may occur more than once (医疗费用支付方式 is 0..*, 民族 0..1)."""
+def extension_slices(definition: dict[str, Any]) -> dict[str, bool]:
+    """The extension definitions a Patient profile slices ``Patient.extension`` by, each with
+    whether its slice may occur more than once (医疗费用支付方式 is 0..*, 民族 0..1)."""
     elements = definition.get("snapshot", definition.get("differential", {})).get("element", [])
-    return frozenset(
-        url
+    return {
+        url: element.get("max") not in ("0", "1")
         for element in elements
-        if element.get("path") == "Patient.extension"
-        and element.get("sliceName")
-        and element.get("max") not in ("0", "1")
+        if element.get("path") == "Patient.extension" and element.get("sliceName")
         for kind in element.get("type", [])
         for url in kind.get("profile", [])
-    )
+    }
 
 
 def _extension_conflicts(
@@ -198,19 +196,21 @@ class IdentityIndex:
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry
-        self._slices: dict[str, frozenset[str]] = {}
+        self._slices: dict[str, dict[str, bool]] = {}
 
     def repeating(self, *patients: dict[str, Any]) -> frozenset[str]:
         """The extension URLs that may repeat on these Patients: what their profiles allow more
-        than once and, for data no known profile describes, any URL one already repeats."""
-        found: set[str] = set()
+        than once and, for an extension no profile of theirs describes, one a Patient already
+        repeats (a profile that says once wins over a record that repeats it anyway)."""
+        described: dict[str, bool] = {}
+        repeated: set[str] = set()
         for patient in patients:
-            found |= repeated_in(patient)
+            repeated |= repeated_in(patient)
             for profile in patient.get("meta", {}).get("profile", []) if self.registry else ():
                 if profile not in self._slices:
-                    self._slices[profile] = repeating_slices(self.registry.get(profile) or {})
-                found |= self._slices[profile]
-        return frozenset(found)
+                    self._slices[profile] = extension_slices(self.registry.get(profile) or {})
+                described |= self._slices[profile]
+        return frozenset({url for url, repeats in described.items() if repeats} | (repeated - described.keys()))
 
     def resolve(self, tx: Transaction, patient: dict[str, Any]) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept

@@ -174,7 +174,9 @@ RULES: dict[str, Rule] = {
     "measures.evaluate_instance": Rule("MeasureReport", "r"),
 }
 #: endpoints open to anyone: the CapabilityStatement, SMART discovery, the token endpoint
-PUBLIC = frozenset({"fhir.metadata", "auth.smart_configuration", "auth.token", "auth.token_method"})
+PUBLIC = frozenset(
+    {"fhir.metadata", "fhir.metadata_refused", "auth.smart_configuration", "auth.token", "auth.token_method"}
+)
 #: what an endpoint without a rule needs
 UNKNOWN = Rule("*", PERMISSIONS)
 

@@ -107,7 +107,7 @@ class Authority:
         the principal it authenticated."""
         grant_type = form.get("grant_type")
         if not grant_type:
-            raise OAuthError("invalid_request", "auth.missing-parameter", name="grant_type")
+            raise OAuthError("invalid_request", "auth.missing-parameter", parameter="grant_type")
         if grant_type != "client_credentials":
             raise OAuthError("unsupported_grant_type", "auth.unsupported-grant-type", grant_type=grant_type)
         assertion = form.get("client_assertion")
@@ -126,7 +126,7 @@ class Authority:
         except ScopeError as exc:
             raise OAuthError("invalid_scope", "auth.bad-scope", detail=str(exc)) from exc
         if not requested:
-            raise OAuthError("invalid_scope", "auth.missing-parameter", name="scope")
+            raise OAuthError("invalid_scope", "auth.missing-parameter", parameter="scope")
         granted = " ".join(str(s) for s in grant(requested, parse_scopes(client.scopes)))
         if not granted:
             raise OAuthError("invalid_scope", "auth.scope-not-registered", scope=form.get("scope", ""))

@@ -8,6 +8,7 @@ same person).
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,15 +51,22 @@ class _Connection(psycopg.Connection):  # type: ignore[type-arg]
         return self.cursor()
 
 
-#: the advisory lock every write transaction holds shared and :meth:`PostgresStore.settled_instant`
-#: takes alone
-WRITE_BARRIER = zlib.crc32(b"yiyang write barrier")
+#: the advisory lock every write transaction holds shared, from its BEGIN, for
+#: :meth:`PostgresStore.settled_instant` to see which are in flight.  The two-key form keeps it
+#: apart from the one-key locks named by text (``tx.lock``), whose names clients choose in part
+WRITE_BARRIER = (20261204, 1)
+_BARRIER_HOLDERS = (
+    "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    f" AND classid = {WRITE_BARRIER[0]} AND objid = {WRITE_BARRIER[1]} AND objsubid = 2"
+)
+#: how long a kick-off waits for the writes in flight to commit before it gives up (503)
+SETTLE_SECONDS = 120
 
 
 class PostgresStore(Store):
     dialect = POSTGRES
     errors = (psycopg.Error,)
-    _write_preamble = (f"SELECT pg_advisory_xact_lock_shared({WRITE_BARRIER})",)
+    _write_preamble = (f"SELECT pg_advisory_xact_lock_shared({WRITE_BARRIER[0]}, {WRITE_BARRIER[1]})",)
 
     def __init__(self, url: str, indexer: Indexer | None = None, pool_size: int = 4) -> None:
         super().__init__(url, indexer)
@@ -97,18 +105,23 @@ class PostgresStore(Store):
     def settled_instant(self) -> str:
         """Writers run side by side here, each stamping its resources before it commits: a
         long transaction stamped before an export's kick-off could commit after the export
-        read the archive, and the next export ``_since`` its transactionTime would skip it
-        for good.  So every write transaction holds the barrier lock shared, from its BEGIN
-        (before it stamps anything: ``Resources.write``), and this takes it alone: it waits
-        for every write in flight to commit and holds new ones back while it reads the clock."""
+        read the archive, and the next export ``_since`` its transactionTime would skip it for
+        good.  Every write transaction holds the barrier lock shared from its BEGIN, before it
+        stamps anything (``Resources.write``): so the writes that may have stamped before this
+        instant are those holding it now, and this waits for each of them to end.  It takes no
+        lock itself, so no writer waits for it (an exclusive one queued every new write behind
+        the longest one in flight, an ingest batch for seconds)."""
+        instant = now_instant()
+        deadline = time.monotonic() + SETTLE_SECONDS
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
-            executor.execute("BEGIN")
-            try:
-                executor.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_BARRIER,))
-                return now_instant()
-            finally:
-                executor.execute("COMMIT")
+            holders = {row[0] for row in executor.all(_BARRIER_HOLDERS)}
+            while holders:
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{len(holders)} writes still in flight after {SETTLE_SECONDS} s")
+                time.sleep(0.01)
+                holders &= {row[0] for row in executor.all(_BARRIER_HOLDERS)}
+        return instant
 
     def analyze(self) -> None:
         """Statistics right after a bulk write, before autovacuum gets to it: a freshly loaded

@@ -42,7 +42,8 @@ class StoreError(Exception):
 
 
 #: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
-ANY_VERSION = 0
+#: (below any version a header can name: ``W/"0"`` names none, and fails)
+ANY_VERSION = -1
 
 
 class VersionConflict(StoreError):
@@ -114,9 +115,8 @@ class Executor:
 
     def begin(self, *statements: str) -> None:
         """Open a transaction (a BEGIN, and what must follow it).  Where statements can be
-        pipelined (PostgreSQL), they wait for the transaction's first statement and go with it:
-        a create's transaction is then one round trip, its BEGIN, rows and COMMIT together (it
-        took four)."""
+        pipelined (PostgreSQL), they wait for the transaction's first statement and go with it
+        (a transaction Bundle's rows and COMMIT go together too: four statements, not 31)."""
         if self._pipeline is None:
             for statement in statements:
                 self._run(statement)
@@ -429,7 +429,8 @@ class Store:
 
     @contextmanager
     def _writing(self) -> Iterator[Executor]:
-        """One transaction on this thread's connection; a backend may share commits instead."""
+        """One transaction on a connection of its own (pooled on PostgreSQL); a backend may share
+        commits instead (SQLite's group commit)."""
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
             executor.begin(self.dialect.begin, *self._write_preamble)

@@ -147,7 +147,7 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             problem = value_problem(f"header cell {index}", name, limits)
             if problem is not None:
                 raise ReaderError(f"{path.name}: the header row is not a CSV header ({problem})")
-        header = [h.strip() for h in header_row]
+        header = [h.strip() or f"列{i}" for i, h in enumerate(header_row, start=1)]  # as a blank XLSX header
         check_unique_header(path.name, header)
         shape = frozenset(header)
         lines.encoding = "utf-8" if encoding == "utf-8-sig" else encoding

@@ -25,11 +25,13 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
+from lxml import etree
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
@@ -47,6 +49,7 @@ _DECLARATION = re.compile(
     re.IGNORECASE,
 )
 _CHUNK = 1 << 20
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 
 
 def _json(value: Any) -> Any:
@@ -112,7 +115,7 @@ def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
             for sheet, _ in pairs:  # an ambiguous sheet refuses the file before any row is mapped
                 check_unique_header(f"{path.name}: sheet {sheet.title}", _header(sheet, path.name))
             for sheet, written in pairs:
-                yield from _sheet(sheet, written, path.name, source, limits)
+                yield from _sheet(sheet, written, path, source, limits)
         finally:
             workbook.close()
             formulas.close()
@@ -132,6 +135,20 @@ def _rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
     return sheet.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
 
 
+def _empty_string_results(path: Path, part: str) -> frozenset[str]:
+    """The cells of a worksheet part whose formula Excel calculated to the empty string
+    (``=IF(…,"",…)``): saved as a string cell with an empty value, which openpyxl reads as
+    None, as it reads a formula never calculated.  Read only for a sheet where a formula cell
+    came without a value (the part is scanned once, streaming; its DTD was refused already)."""
+    found: set[str] = set()
+    with zipfile.ZipFile(path) as archive, archive.open(part) as xml:
+        for _, cell in etree.iterparse(xml, tag=f"{{{_MAIN}}}c", resolve_entities=False, no_network=True):
+            if cell.get("t") == "str" and cell.find(f"{{{_MAIN}}}f") is not None and not cell.findtext(f"{{{_MAIN}}}v"):
+                found.add(str(cell.get("r")))
+            cell.clear()
+    return frozenset(found)
+
+
 def _header(sheet: Any, name: str) -> list[str]:
     """The column names of the sheet's first row (``列N`` for a blank one); empty for an empty
     sheet."""
@@ -143,12 +160,20 @@ def _header(sheet: Any, name: str) -> list[str]:
     return [str(h).strip() if h is not None else f"列{i + 1}" for i, h in enumerate(header_row)]
 
 
-def _uncalculated(values: tuple[Any, ...], written: tuple[Any, ...], header: list[str], number: int) -> str | None:
+def _uncalculated(
+    values: tuple[Any, ...],
+    written: tuple[Any, ...],
+    header: list[str],
+    number: int,
+    empty_results: Callable[[], frozenset[str]],
+) -> str | None:
     """Why the row cannot be read when a formula cell of it has no saved result, naming the
-    cell; None otherwise."""
+    cell; None otherwise (an empty string result is a result)."""
     for index, formula in enumerate(written[: len(header)]):
         if _is_formula(formula) and (index >= len(values) or values[index] is None):
             cell = f"{get_column_letter(index + 1)}{number}"
+            if cell in empty_results():
+                continue
             return (
                 f"单元格 {cell}（{header[index]}）是公式单元格，没有计算结果，请在 Excel 中重新计算并保存 / "
                 f"cell {cell} ({header[index]}) is a formula without a saved result; recalculate and save it in Excel"
@@ -168,8 +193,11 @@ def _next(rows: Iterator[tuple[Any, ...]], name: str, sheet: str) -> tuple[Any, 
         raise ReaderError(f"{name}: sheet {sheet} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def _sheet(sheet: Any, written: Any, name: str, source: str, limits: Limits) -> Iterator[SourceRecord]:
+def _sheet(sheet: Any, written: Any, path: Path, source: str, limits: Limits) -> Iterator[SourceRecord]:
     """The sheet's rows as records; ``written`` is the same sheet read for its formulas."""
+    name = path.name
+    # (openpyxl's read-only sheet keeps the path of its part in the archive)
+    empty_results = cache(lambda: _empty_string_results(path, sheet._worksheet_path))
     header = _header(sheet, name)
     rows, formula_rows = _rows(sheet), _rows(written)
     if not header or _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
@@ -188,7 +216,7 @@ def _sheet(sheet: Any, written: Any, name: str, source: str, limits: Limits) -> 
         location = f"sheet {sheet.title} row {number}"
         fields = {key: (values[i] if i < len(values) else None) for i, key in enumerate(header)}
         raw = json.dumps({k: _json(v) for k, v in fields.items()}, ensure_ascii=False).encode()
-        problem = _uncalculated(values, formulas, header, number) or next(
+        problem = _uncalculated(values, formulas, header, number, empty_results) or next(
             (p for key, v in fields.items() if isinstance(v, str) and (p := value_problem(key, v, limits))), None
         )
         if problem is not None:

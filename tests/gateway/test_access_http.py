@@ -597,8 +597,9 @@ def test_everything_leaves_out_a_residents_record_naming_someone_else(served: Se
     """张秀英's $everything would have shown a Flag on her that 李建国 wrote, and so his id."""
     flag = flag_on_zhang("flag-by-li-everything", "Patient/li-jianguo")
     assert api.put(f"{served.base}/Flag/{flag['id']}", json=flag).status_code in (200, 201)
-    bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything?_type=Flag").json()
-    assert flag["id"] not in {entry["resource"]["id"] for entry in bundle.get("entry", [])}
+    answer = home.get(f"{served.base}/Patient/zhang-xiuying/$everything?_type=Flag,Patient")
+    found = {entry["resource"]["id"] for entry in answer.json().get("entry", [])}
+    assert (answer.status_code, "zhang-xiuying" in found, flag["id"] in found) == (200, True, False)
 
 
 @pytest.mark.parametrize("identifier", ["440524193801010019", "440524193801010027"])  # his, and no one's

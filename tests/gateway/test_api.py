@@ -142,8 +142,14 @@ def test_an_update_if_match_any_changes_an_existing_resource(api: Api) -> None:
 def test_an_update_if_match_any_creates_nothing(api: Api) -> None:
     """RFC 9110: * holds only if a current representation exists."""
     resource = {**new_patient(), "id": f"any-{next(_people)}"}
-    put(api, f"Patient/{resource['id']}", resource, **{"If-Match": "*"})
-    assert get(api, f"Patient/{resource['id']}").status_code == 404
+    answer = put(api, f"Patient/{resource['id']}", resource, **{"If-Match": "*"})
+    assert (answer.status_code, get(api, f"Patient/{resource['id']}").status_code) == (404, 404)
+
+
+def test_an_update_if_match_version_zero_names_no_version(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = put(api, f"Patient/{resource['id']}", {**resource, "active": False}, **{"If-Match": 'W/"0"'})
+    assert answer.status_code == 412
 
 
 def test_a_put_to_a_new_id_creates_the_resource_there(api: Api) -> None:
@@ -567,9 +573,16 @@ def test_a_nul_in_a_search_is_a_bad_request_on_either_database(api: Api) -> None
     assert message_ids(get(api, "Patient?name:contains=ang%00zzzz")) == ["http.nul-character"]
 
 
-def test_a_nul_in_a_batch_entrys_url_is_a_bad_request(api: Api) -> None:
-    entry = {"request": {"method": "GET", "url": "Patient?name=a%00b"}}
+def test_a_nul_in_a_batch_entrys_id_is_a_bad_request(api: Api) -> None:
+    entry = {"request": {"method": "GET", "url": "Patient/a%00b"}}
     assert message_ids(post(api, "", transaction(entry, kind="batch"))) == ["http.nul-character"]
+
+
+def test_a_nul_in_a_conditional_reference_is_a_bad_request(api: Api) -> None:
+    encounter = {**example("yy-encounter/valid-home-visit.json"), "subject": {"reference": "Patient?identifier=a%00b"}}
+    del encounter["id"]
+    entry = {"resource": encounter, "request": {"method": "POST", "url": "Encounter"}}
+    assert message_ids(post(api, "", transaction(entry))) == ["http.nul-character"]
 
 
 def test_a_since_before_year_one_in_utc_is_the_beginning(api: Api) -> None:

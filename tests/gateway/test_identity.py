@@ -194,3 +194,14 @@ def test_an_extension_no_profile_describes_repeats_when_the_data_repeats_it(inde
     index.resolve(paying("1", "5", profiled=False))
     person, _ = index.resolve(paying("3", profiled=False))
     assert payment_codes(index, person) == ["1", "5", "3"]
+
+
+ETHNICITY = "http://fhir.yiyang.cn/StructureDefinition/yy-ext-ethnicity"
+
+
+def test_a_profile_saying_once_wins_over_a_record_that_repeats_it(profiled: Index) -> None:
+    """民族 is 0..1 in yy-patient: a record carrying two does not make the person carry both."""
+    ethnicity = [{"url": ETHNICITY, "valueCoding": {"system": "urn:x:ethnicity", "code": c}} for c in ("01", "02")]
+    profiled.resolve(patient("p", meta={"profile": [YY_PATIENT]}, extension=ethnicity[:1]))
+    person, conflicts = profiled.resolve(patient("p", meta={"profile": [YY_PATIENT]}, extension=ethnicity))
+    assert [c.element for c in conflicts] == [f"extension('{ETHNICITY}')"]

@@ -339,11 +339,9 @@ def test_reads_between_the_batches_of_a_stream_leave_it_whole(store: Store) -> N
     assert streamed == ["s0", "s1", "s2", "s3", "s4"]
 
 
-def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(store: Store) -> None:
-    """What an export's transactionTime promises: no write stamped before it commits after it.
-    On PostgreSQL writers run side by side, and one stamped before an export's kick-off
-    committed after the export had read the archive, lost to the next export _since."""
-    writing, release, stamped, settled = threading.Event(), threading.Event(), [], []
+def hold_a_write(store: Store, release: threading.Event) -> tuple[threading.Thread, list[str]]:
+    """A write transaction left open until ``release``; returns its thread and its stamp."""
+    writing, stamped = threading.Event(), []
 
     def long_write() -> None:
         with store.transaction() as tx:
@@ -357,6 +355,34 @@ def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(sto
     writer = threading.Thread(target=long_write)
     writer.start()
     writing.wait(10)
+    return writer, stamped
+
+
+def test_on_postgresql_a_settled_instant_holds_no_other_writer_back(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """An exclusive barrier queued every new write behind the longest one in flight."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        release = threading.Event()
+        writer, _ = hold_a_write(store, release)
+        settler = threading.Thread(target=store.settled_instant)
+        settler.start()
+        other = threading.Thread(target=lambda: write(store, patient(gender="male")))
+        other.start()
+        other.join(5)
+        written_meanwhile = not other.is_alive() and settler.is_alive()
+        release.set()
+        for thread in (writer, settler, other):
+            thread.join(10)
+        store.close()
+    assert written_meanwhile
+
+
+def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(store: Store) -> None:
+    """What an export's transactionTime promises: no write stamped before it commits after it.
+    On PostgreSQL writers run side by side, and one stamped before an export's kick-off
+    committed after the export had read the archive, lost to the next export _since."""
+    release, settled = threading.Event(), []
+    writer, stamped = hold_a_write(store, release)
     settler = threading.Thread(target=lambda: settled.append(store.settled_instant()))
     settler.start()
     settler.join(0.5)

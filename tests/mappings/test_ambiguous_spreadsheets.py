@@ -4,6 +4,8 @@ problem of its row, never an empty cell."""
 
 from __future__ import annotations
 
+import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,31 @@ def test_a_formula_cell_without_a_saved_result_makes_its_row_a_problem_naming_th
 def test_a_row_of_uncalculated_formulas_alone_is_not_skipped_as_empty(tmp_path: Path) -> None:
     path = workbook(tmp_path / "表.xlsx", [["姓名", "联系电话"], ['=CONCATENATE("张","三")', '="13251610956"']])
     assert [record.location for record in records(path)] == ["sheet Sheet row 2"]
+
+
+def saved_as_excel_saves_an_empty_string_result(path: Path) -> Path:
+    """The workbook with its B2 formula saved as Excel saves ``=IF(…,"",…)`` when the result
+    is the empty string: a string cell (t="str") whose value is empty."""
+    rewritten = path.with_name(f"saved-{path.name}")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(rewritten, "w") as target:
+        for member in source.infolist():
+            data = source.read(member.filename)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<c r="B2"><f>(.*?)</f><v></v></c>', rb'<c r="B2" t="str"><f>\1</f><v></v></c>', data)
+            target.writestr(member, data)
+    return rewritten
+
+
+def test_a_formula_whose_saved_result_is_empty_reads_as_an_empty_cell(tmp_path: Path) -> None:
+    path = saved_as_excel_saves_an_empty_string_result(
+        workbook(tmp_path / "表.xlsx", [["姓名", "备注"], ["张三", '=IF(1,"","x")']])
+    )
+    [record] = records(path)
+    assert UNPARSEABLE not in record.fields
+
+
+def test_a_csv_header_ending_in_blank_columns_is_read(tmp_path: Path) -> None:
+    """Excel's CSV exports often end the header with empty cells: they are no column named twice."""
+    path = tmp_path / "表.csv"
+    path.write_text("姓名,身份证号,,\n张三,410105194912310020,,\n", encoding="utf-8")
+    assert [record.fields["姓名"] for record in records(path)] == ["张三"]
