@@ -34,9 +34,9 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import instant
 from gateway.fhir.repository import Written
-from gateway.fhir.search import SUMMARIES, searchset, shaped
+from gateway.fhir.search import searchset, shaped
 from gateway.messages import issue
-from gateway.search.query import IGNORED_CONTROLS
+from gateway.search.query import IGNORED_CONTROLS, SUMMARY_VALUES
 from gateway.security.access import Access
 from gateway.services import Services
 from gateway.storage.store import Stored
@@ -204,7 +204,7 @@ def validate_type(kind: str) -> Response:
 
 # -- instances ---------------------------------------------------------------------------------
 #: the _summary values a read honours (count is a search's; true would need the summary flags)
-READ_SUMMARIES = tuple(value for value in SUMMARIES if value != "count")
+READ_SUMMARIES = tuple(value for value in SUMMARY_VALUES if value != "count")
 
 
 @fhir.get("/<kind>/<resource_id>")

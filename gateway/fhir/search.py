@@ -24,8 +24,6 @@ from profiles.registry import r4_base_types
 #: elements every resource keeps under _elements (FHIR: mandatory and modifier elements stay)
 _KEPT = ("resourceType", "id", "meta")
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
-#: the _summary values this server implements (true needs per-element summary flags it lacks)
-SUMMARIES = ("count", "data", "text", "false")
 
 
 @cache
@@ -70,14 +68,6 @@ class Searcher:
             query = parse_search(kind, pairs, self.parameters, handling=handling, base=self.base_url)
         except SearchError as error:
             raise FhirError(400, error.message_id, error.expression, **error.params) from error
-        if query.summary is not None and query.summary not in SUMMARIES:
-            raise FhirError(
-                400,
-                "http.bad-parameter",
-                name="_summary",
-                value=query.summary,
-                detail="supported: " + ", ".join(SUMMARIES),
-            )
         count = query.count if explicit_count else self.page_size
         return replace(query, count=min(count, self.max_page_size))
 
