@@ -67,6 +67,8 @@ class Entry:
     history: bool = False
     #: a conditional update that matched nothing and names its id: the id must be free
     free_id: bool = False
+    #: a conditional update that matched nothing and named no id: the server chose it
+    minted: bool = False
 
     @property
     def path(self) -> str:
@@ -172,11 +174,17 @@ class Bundles:
                 _rewrite(entries, renamed)
             changing = {(e.kind, e.resource_id) for e in entries if e.method in ("PUT", "PATCH", "DELETE")}
             self.repository.hold(tx, [(kind, resource_id) for kind, resource_id in changing if resource_id])
-            # the Patients it writes, so a resident registered after its stay in the Bundle counts
+            # the Patients it creates, at ids the server chose, so a resident registered after
+            # its stay in the Bundle counts.  Not a PUT naming an id: its body would claim, for
+            # the write rules, a record the client may not even see (PUT Patient/<someone's id>
+            # managed by the client's own organisation, and a stay with them, took them over)
             registering = {
                 entry.resource_id: entry.resource
                 for entry in entries
-                if entry.kind == "Patient" and entry.method in ("POST", "PUT") and entry.resource and entry.resource_id
+                if entry.kind == "Patient"
+                and (entry.method == "POST" or (entry.method == "PUT" and entry.minted))
+                and entry.resource
+                and entry.resource_id
             }
             if conditional:
                 self._resolve_conditional_references(tx, entries, registering)
@@ -231,6 +239,7 @@ class Bundles:
                     raise FhirError(400, "http.id-mismatch", where, body=body_id, url=found.id)
                 entry.resource_id = found.id if found else body_id or new_id()
                 entry.free_id = found is None and bool(body_id)
+                entry.minted = found is None and not body_id
                 entry.resource = {**entry.resource, "id": entry.resource_id}
             else:
                 continue
@@ -345,6 +354,7 @@ class Bundles:
                 entry.issues,
                 entry.if_match,
                 entry.rows,
+                minted=entry.minted,
                 registering=registering,
                 free_id=entry.free_id,
             )

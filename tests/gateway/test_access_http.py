@@ -634,3 +634,24 @@ def test_a_conditional_reference_cannot_probe_someone_a_stay_in_the_same_bundle_
         ],
     }
     assert code_of(home_writer.post(served.base, json=bundle)) == (403, "http.forbidden-person")
+
+
+@pytest.mark.parametrize("person", ["li-jianguo", "no-one-at-all"])  # someone it does not serve, and no one
+def test_a_transaction_cannot_claim_someone_elses_record_to_make_a_stay_with_them(
+    served: Served, home_writer: Api, person: str
+) -> None:
+    """A PUT of 李建国's record naming the centre as its manager, with a stay: the stay was
+    judged by the PUT's claim, made him served, and the PUT then took his record over."""
+    claimed = {**example("yy-patient/valid-li-jianguo-minimal.json"), "id": person}
+    claimed["managingOrganization"] = {"reference": f"Organization/{HOME}"}
+    stay = {k: v for k, v in example("yy-encounter/valid-home-bed.json").items() if k != "id"}
+    stay["subject"] = {"reference": f"Patient/{person}"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": claimed, "request": {"method": "PUT", "url": f"Patient/{person}"}},
+            {"resource": stay, "request": {"method": "POST", "url": "Encounter"}},
+        ],
+    }
+    assert code_of(home_writer.post(served.base, json=bundle)) == (403, "http.forbidden-person")
