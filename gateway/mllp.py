@@ -61,6 +61,8 @@ log = logging.getLogger("yiyang.mllp")
 
 #: the HTTP status an AuditEvent records for each answer (its outcome follows from it)
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
+#: connections open at once from addresses registered as no sender (each is answered once)
+STRANGER_CONNECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -267,14 +269,11 @@ def _escape(text: str) -> str:
 
 
 class _Connection(socketserver.StreamRequestHandler):
-    """One sender's connection: frames in, one ACK out per frame, until the sender hangs up or
-    stays silent for ``mllp_idle_seconds``."""
+    """One sender's connection: frames in, one ACK out per frame, until the sender hangs up,
+    sends no whole frame for ``mllp_idle_seconds`` (a byte now and then does not keep it open),
+    or is not a registered sender (answered once, then closed)."""
 
     server: MllpServer
-
-    def setup(self) -> None:
-        self.timeout = self.server.services.config.mllp_idle_seconds
-        super().setup()
 
     def handle(self) -> None:
         try:
@@ -283,8 +282,10 @@ class _Connection(socketserver.StreamRequestHandler):
             log.info("connection from %s closed: %s", self.client_address[0], exc)
 
     def _frames(self) -> None:
-        buffer = b""
+        buffer, idle = b"", self.server.services.config.mllp_idle_seconds
+        deadline = time.monotonic() + idle
         while True:
+            self.request.settimeout(max(deadline - time.monotonic(), 0.001))
             chunk = self.request.recv(65536)
             if not chunk:
                 return
@@ -294,9 +295,12 @@ class _Connection(socketserver.StreamRequestHandler):
                 return
             while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
                 message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
-                self._answer(message)
+                if not self._answer(message):
+                    return
+                deadline = time.monotonic() + idle
 
-    def _answer(self, message: bytes) -> None:
+    def _answer(self, message: bytes) -> bool:
+        """Answer one message; False when the sender is refused and the connection ends."""
         peer = self._peer()
         try:
             answer = acknowledge(self.server.services, message, peer)
@@ -305,17 +309,20 @@ class _Connection(socketserver.StreamRequestHandler):
             log.exception("incident %s: message from %s not processed", incident, peer.address)
             failed = Reason("http.internal", worded("http.internal", {"incident": incident}))
             answer = Answer(ack({}, "AR", [failed]), "AR", 500, "message", "http.internal")
+        self.request.settimeout(self.server.services.config.mllp_idle_seconds)  # for the ACK's send
         self.wfile.write(START + answer.ack + END)
         audited(self.server.trail, peer, answer)
+        return peer.refusal in (None, "http.store-busy")  # a busy store is worth a resend
 
     def _peer(self) -> Peer:
-        """The sender, held back while it sends faster than the per-client rate limit allows:
-        MLLP waits for each ACK, so a late one slows the sender down and loses nothing (a
-        refusal would have to be resent)."""
+        """The sender, held back while it sends faster than the per-client rate limit allows
+        (an unregistered address by its own bucket): MLLP waits for each ACK, so a late one
+        slows the sender down and loses nothing, and a stranger cannot fill the audit trail
+        as fast as it can send."""
         peer = peer_of(self.server.services, self.server.peers, self.client_address[0])
-        if peer.refusal is None and peer.principal:
-            while wait := self.server.limiter.take(peer.principal.client_id):
-                time.sleep(wait)
+        who = peer.principal.client_id if peer.principal else f"address {peer.address}"
+        while wait := self.server.limiter.take(who):
+            time.sleep(wait)
         return peer
 
     def _refuse_oversized(self, buffer: bytes) -> None:
@@ -344,26 +351,32 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
         self.limiter = RateLimiter(services.config.rate_limit_per_second)
         self._slots = threading.BoundedSemaphore(services.config.mllp_max_connections)
+        self._strangers = threading.BoundedSemaphore(STRANGER_CONNECTIONS)
+
+    def _pool(self, address: str) -> threading.BoundedSemaphore:
+        """Registered senders share ``mllp_max_connections``; any other address shares a few
+        of its own, so a host that is no sender cannot take the hospitals' connections."""
+        return self._slots if address in self.peers else self._strangers
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """A thread per connection, up to ``mllp_max_connections``; beyond them a new
-        connection is closed at once, so silent or slow senders cannot take every thread."""
-        if not self._slots.acquire(blocking=False):
-            limit = self.services.config.mllp_max_connections
-            log.warning("connection from %s refused: %d connections already open", client_address[0], limit)
+        """A thread per connection, up to the pool's size; beyond it a new connection is
+        closed at once, so silent or slow senders cannot take every thread."""
+        pool = self._pool(client_address[0])
+        if not pool.acquire(blocking=False):
+            log.warning("connection from %s refused: its pool of connections is full", client_address[0])
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()  # its thread never started, so it will not give the slot back
+            pool.release()  # its thread never started, so it will not give the slot back
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._pool(client_address[0]).release()
 
     def server_close(self) -> None:
         super().server_close()

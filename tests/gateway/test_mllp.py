@@ -296,3 +296,39 @@ def test_a_connection_beyond_the_limit_is_closed_at_once(strict: tuple[int, str]
         time.sleep(0.2)  # both are taken in before the third arrives
         with socket.create_connection(address, timeout=0.5) as refused:
             assert refused.recv(1) == b""
+
+
+def test_a_connection_sending_bytes_but_no_frame_is_closed_as_idle(strict: tuple[int, str]) -> None:
+    """A byte now and then kept a connection, and its thread, for ever."""
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=10) as connection:
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                connection.sendall(b"x")
+                time.sleep(0.3)
+            closed = False
+        except OSError:  # the listener closed it: a later send is refused
+            closed = True
+    assert closed
+
+
+def test_hosts_that_are_no_sender_cannot_take_the_senders_connections(strict: tuple[int, str]) -> None:
+    strangers = [socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=("127.0.0.2", 0))]
+    strangers += [socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=("127.0.0.2", 0))]
+    try:
+        time.sleep(0.2)
+        answer = send(strict[0], sample_messages()[1])
+    finally:
+        for stranger in strangers:
+            stranger.close()
+    assert acknowledgement(answer) in ("AA", "AE")
+
+
+def test_a_host_that_is_no_sender_is_answered_once_then_closed(strict: tuple[int, str]) -> None:
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=("127.0.0.3", 0)) as connection:
+        first = exchange(connection, sample_messages()[0])
+        try:
+            second = exchange(connection, sample_messages()[0])
+        except OSError:
+            second = ""
+    assert (acknowledgement(first), second) == ("AR", "")
