@@ -61,8 +61,10 @@ log = logging.getLogger("yiyang.mllp")
 
 #: the HTTP status an AuditEvent records for each answer (its outcome follows from it)
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
-#: connections open at once from addresses registered as no sender (each is answered once)
+#: connections open at once from addresses registered as no sender (each is answered once),
+#: and the messages a second each such address is answered (and audited) at most
 STRANGER_CONNECTIONS = 4
+STRANGER_RATE = 1
 
 
 @dataclass(frozen=True)
@@ -284,8 +286,8 @@ class _Connection(socketserver.StreamRequestHandler):
     def _frames(self) -> None:
         buffer, idle = b"", self.server.services.config.mllp_idle_seconds
         deadline = time.monotonic() + idle
-        while True:
-            self.request.settimeout(max(deadline - time.monotonic(), 0.001))
+        while (left := deadline - time.monotonic()) > 0:
+            self.request.settimeout(left)
             chunk = self.request.recv(65536)
             if not chunk:
                 return
@@ -320,8 +322,11 @@ class _Connection(socketserver.StreamRequestHandler):
         slows the sender down and loses nothing, and a stranger cannot fill the audit trail
         as fast as it can send."""
         peer = peer_of(self.server.services, self.server.peers, self.client_address[0])
-        who = peer.principal.client_id if peer.principal else f"address {peer.address}"
-        while wait := self.server.limiter.take(who):
+        if peer.principal is not None:
+            limiter, who = self.server.limiter, peer.principal.client_id
+        else:
+            limiter, who = self.server.strangers_limiter, peer.address
+        while wait := limiter.take(who):
             time.sleep(wait)
         return peer
 
@@ -350,6 +355,7 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.max_bytes = services.config.max_bytes
         self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
         self.limiter = RateLimiter(services.config.rate_limit_per_second)
+        self.strangers_limiter = RateLimiter(STRANGER_RATE)
         self._slots = threading.BoundedSemaphore(services.config.mllp_max_connections)
         self._strangers = threading.BoundedSemaphore(STRANGER_CONNECTIONS)
 

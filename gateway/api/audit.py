@@ -171,6 +171,8 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     low: str | None = None
     high: str | None = None
     fields: dict[str, Any] = {}
+    if any("\x00" in name or "\x00" in value for name, value in pairs):  # as Searcher.parse refuses it
+        raise FhirError(400, "http.nul-character", where="search")
     for name, value in pairs:
         if name not in SEARCH_PARAMETERS:
             raise FhirError(

@@ -366,7 +366,9 @@ class Bundles:
     def _patch(
         self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", f"{entry.path}.request.url")
+        # held until the transaction ends: a write between this read and the patch's would be lost
+        where = f"{entry.path}.request.url"
+        current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", where, for_update=True)
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering))

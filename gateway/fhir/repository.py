@@ -25,7 +25,7 @@ from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences, localise
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IdentityIndex
+from gateway.ingest.identity import IDENTITY_LOCK, IdentityIndex
 from gateway.search.values import natural_number
 from gateway.security.access import (
     OPERATOR,
@@ -123,9 +123,11 @@ class Repository:
         with self.store.reading(snapshot=False) as tx:
             return self.read_in(tx, kind, resource_id)
 
-    def read_in(self, tx: Transaction, kind: str, resource_id: str, where: str | None = None) -> Stored:
+    def read_in(
+        self, tx: Transaction, kind: str, resource_id: str, where: str | None = None, *, for_update: bool = False
+    ) -> Stored:
         """The current version inside ``tx``: 404 when absent or hidden, 410 when deleted."""
-        found = tx.resources.read(kind, resource_id)
+        found = tx.resources.read(kind, resource_id, for_update=for_update)
         if self.access().hides(tx, found):
             found = None
         return _present(found, kind, resource_id, where)
@@ -286,12 +288,14 @@ class Repository:
             patched = patched_resource(current, operations, self.config.base_url)
             issues = self.checked(patched)
             rows = self.index_rows(patched)
+            # the version read, unless the client named one: If-Match: * patched whatever
+            # was current at the write, over a write that came after the read
+            named = if_match is not None and if_match != ANY_VERSION
             try:
                 with self.store.transaction() as tx:
-                    version = if_match if if_match is not None else current.version
-                    return self.update_in(tx, patched, issues, version, rows)
+                    return self.update_in(tx, patched, issues, if_match if named else current.version, rows)
             except FhirError as refusal:
-                if if_match is not None or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
+                if named or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
                     raise
                 attempt += 1
 
@@ -413,8 +417,10 @@ def condition_lock(kind: str) -> str:
     """The lock a conditional create or update of ``kind`` holds from its search to its write.
     One per type, not per criteria: ``identifier=X`` and ``identifier=X&gender=male`` (or the
     same criteria spelt with ``%7C``) select the same person, and two writers holding
-    different locks each found nothing and each created one."""
-    return f"condition|{kind}"
+    different locks each found nothing and each created one.  A Patient's is the lock ingests
+    hold while merging people, so a conditional create and an ingest cannot both create the
+    same person either (at the price of waiting for an ingest batch to commit)."""
+    return IDENTITY_LOCK if kind == "Patient" else f"condition|{kind}"
 
 
 def _check_writable(kind: str, method: str) -> None:

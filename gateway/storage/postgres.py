@@ -58,6 +58,8 @@ WRITE_BARRIER = (20261204, 1)
 _BARRIER_HOLDERS = (
     "SELECT virtualtransaction FROM pg_locks WHERE locktype = 'advisory' AND granted"
     f" AND classid = {WRITE_BARRIER[0]} AND objid = {WRITE_BARRIER[1]} AND objsubid = 2"
+    # advisory locks are per database; pg_locks shows the whole cluster's
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
 #: how long a kick-off waits for the writes in flight to commit before it gives up (503)
 SETTLE_SECONDS = 120

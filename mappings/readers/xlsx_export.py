@@ -21,6 +21,7 @@ it holds; a cell over ``Limits.cell_chars`` or holding a control character makes
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import zipfile
@@ -142,10 +143,18 @@ def _empty_string_results(path: Path, part: str) -> frozenset[str]:
     came without a value (the part is scanned once, streaming; its DTD was refused already)."""
     found: set[str] = set()
     with zipfile.ZipFile(path) as archive, archive.open(part) as xml:
-        for _, cell in etree.iterparse(xml, tag=f"{{{_MAIN}}}c", resolve_entities=False, no_network=True):
-            if cell.get("t") == "str" and cell.find(f"{{{_MAIN}}}f") is not None and not cell.findtext(f"{{{_MAIN}}}v"):
-                found.add(str(cell.get("r")))
-            cell.clear()
+        rows = etree.iterparse(xml, tag=f"{{{_MAIN}}}row", resolve_entities=False, no_network=True)
+        for _, row in itertools.islice(rows, MAX_ROWS):
+            for cell in row.iterfind(f"{{{_MAIN}}}c"):
+                if (
+                    cell.get("t") == "str"
+                    and cell.find(f"{{{_MAIN}}}f") is not None
+                    and not cell.findtext(f"{{{_MAIN}}}v")
+                ):
+                    found.add(str(cell.get("r")))
+            row.clear()  # and the rows before it, so the tree never holds more than one
+            while row.getprevious() is not None:
+                del row.getparent()[0]
     return frozenset(found)
 
 

@@ -4,6 +4,7 @@ policy of writes, and the demo archive loading idempotently."""
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 from conformance.validator import Validator
 from gateway.config import Config
 from gateway.fhir.errors import FhirError
+from gateway.ingest.identity import IdentityIndex
 from gateway.services import Services
+from tests.conftest import load_example
 
 Make = Callable[..., Services]
 
@@ -200,3 +203,35 @@ def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: M
     finally:
         gc.unfreeze()
     assert settled == (True, True)
+
+
+def test_a_conditional_create_racing_an_ingest_of_the_same_person_makes_one(services: Make) -> None:
+    """The ingest merges under the identity lock; a conditional create under a lock of its own
+    found nothing yet committed and made a second 张秀英 (PostgreSQL)."""
+    made = services()
+    person = load_example("yy-patient/valid-zhang-xiuying.json")
+    card = next(i["value"] for i in person["identifier"] if i["system"] == "urn:oid:2.16.156.10011.1.3")
+    inside, release = threading.Event(), threading.Event()
+
+    def ingest() -> None:
+        with made.store.transaction() as tx:
+            merged, _ = IdentityIndex().resolve(tx, {**person, "id": "from-a-legacy-row"})
+            stored, _ = tx.resources.write(merged)
+            IdentityIndex.remember(tx, stored.resource)
+            tx.sql.flush()
+            inside.set()
+            release.wait(10)
+
+    batch = threading.Thread(target=ingest)
+    batch.start()
+    inside.wait(10)
+    body = {k: v for k, v in person.items() if k != "id"}
+    rest = threading.Thread(target=made.repository.create, args=(body, f"identifier=urn:oid:2.16.156.10011.1.3|{card}"))
+    rest.start()
+    rest.join(0.5)
+    release.set()
+    batch.join(10)
+    rest.join(30)
+    with made.store.reading() as tx:
+        holders = made.searcher.matching(tx, "Patient", f"identifier=urn:oid:2.16.156.10011.1.3|{card}", None, count=5)
+    assert len(holders) == 1

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 import gateway.storage.resources as resources
@@ -16,6 +17,7 @@ import gateway.storage.search_sql as search_sql
 from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
 from gateway.storage import open_store
+from gateway.storage.postgres import WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
 from tests.conftest import fresh_database_url
 
@@ -375,6 +377,24 @@ def test_on_postgresql_a_settled_instant_holds_no_other_writer_back(tmp_path: Pa
             thread.join(10)
         store.close()
     assert written_meanwhile
+
+
+def test_on_postgresql_a_settled_instant_ignores_writers_of_another_database(
+    tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    """Advisory locks are per database, but pg_locks lists the whole cluster's."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        other = url.split("?")[0].rsplit("/", 1)[0] + "/postgres"
+        store = open_store(url, indexer.rows)
+        with psycopg.connect(other) as elsewhere:  # a transaction holding the barrier there
+            elsewhere.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)", WRITE_BARRIER)
+            settler = threading.Thread(target=store.settled_instant)
+            settler.start()
+            settler.join(5)
+            waited = settler.is_alive()
+        settler.join(10)
+        store.close()
+    assert not waited
 
 
 def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(store: Store) -> None:
