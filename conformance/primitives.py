@@ -70,14 +70,15 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
 
         return check_number
 
-    pattern = None if type_code in ("base64Binary", "xhtml") or not regex else re.compile(regex)
+    # string's and markdown's regex admits space, CR, LF, tab and every non-whitespace character,
+    # \S read as the definitions mean it (XML Schema's: all but those four), so every character:
+    # read as Python reads \S, it refused the ideographic space of 张　三 and any other Unicode
+    # space.  What such a text may not hold is a control character (CONTROL, below).
+    textual = regex == PRINTABLE_TEXT
+    pattern = None if type_code in ("base64Binary", "xhtml") or not regex or textual else re.compile(regex)
     if type_code == "base64Binary":
         pattern = BASE64
     dated = type_code in ("date", "dateTime", "instant")
-    # string's and markdown's regex admits space, CR, LF, tab and every non-whitespace character;
-    # a printable text holds no whitespace but the space (str.isprintable counts every other
-    # separator as unprintable), so one C pass already proves the match for nearly every value
-    printable_suffices = regex == PRINTABLE_TEXT
     longest = None if type_code in ("base64Binary", "xhtml") else MAX_STRING_CHARS
 
     def check_string(value: Any) -> Problem:
@@ -92,7 +93,7 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
         control = None if printable else CONTROL.search(value)
         if control is not None:
             return "primitive.control-character", {"type": type_code, "code": f"U+{ord(control.group()):04X}"}
-        if pattern is not None and not (printable and printable_suffices) and pattern.fullmatch(value) is None:
+        if pattern is not None and pattern.fullmatch(value) is None:
             return "primitive.bad-format", {"type": type_code, "value": value[:80]}
         if dated:
             return _calendar_problem(value)
