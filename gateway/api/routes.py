@@ -365,6 +365,10 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
                 value="",
                 detail="not a list of objects",
             )
+        if sum(parameter.get("name") == "resource" for parameter in parameters) > 1:  # 0..1
+            raise FhirError(
+                400, "http.bad-parameter", "Parameters.parameter", name="resource", value="", detail="at most one"
+            )
         for parameter in parameters:
             if parameter.get("name") == "resource":
                 resource = parameter.get("resource")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.issues import operation_outcome
+from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest, Outcome
@@ -19,6 +20,7 @@ from gateway.storage.store import Stored
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
 from mappings.specs import SOURCES
+from profiles.registry import Registry, r4_base_types
 
 #: a literal reference into the archive: Type/id
 _LITERAL = re.compile(r"[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}")
@@ -40,7 +42,18 @@ def validate(
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
     if resource_id and resource.get("id") not in (None, resource_id):
         raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
+    for url in profiles:  # "if the server cannot validate against the nominated profile, it SHALL return an error"
+        if not _known_profile(repository.validator.registry, url):
+            raise FhirError(
+                400, "http.bad-parameter", "profile", name="profile", value=url, detail="no such profile here"
+            )
     return operation_outcome(repository.validate(resource, profiles), lang)
+
+
+def _known_profile(registry: Registry, url: str) -> bool:
+    """A profile the registry holds, or a type of the R4 base model by its core URL."""
+    core = url.removeprefix(CORE_PREFIX)
+    return registry.get(url) is not None or (core != url and core in r4_base_types())
 
 
 #: R4 ResourceValidationMode: what ``$validate`` checks the resource for
@@ -108,13 +121,18 @@ def document(
     repository: Repository, composition_id: str, base_url: str, may_include: Callable[[Stored], bool], now: str
 ) -> dict[str, Any]:
     """``Composition/$document``: the Composition and every resource it references (subject,
-    authors, custodian, encounter, section entries …) as one document Bundle — the 健康档案 or
-    出院小结 a platform pulls as one thing.  A document is whole or not given: a reference that
-    cannot be included (absent, or not for this principal) refuses it, naming the reference."""
+    authors, custodian, encounter, section entries …), and what those reference in turn (an
+    Observation's performer, an organisation's parent), as one document Bundle — the 健康档案
+    or 出院小结 a platform pulls as one thing, whose every reference resolves inside it.  A
+    document is whole or not given: a reference that cannot be included (absent, or not for
+    this principal) refuses it, naming the reference.  Its identifier names this document: the
+    versions it holds, so a document made again after any of them changed is another one."""
     composition = repository.read("Composition", composition_id)
     entries = [composition]
     seen = {composition.reference}
-    for reference in _references(composition.resource):
+    waiting = _references(composition.resource)
+    while waiting:
+        reference = waiting.pop(0)
         if reference in seen:
             continue
         seen.add(reference)
@@ -126,13 +144,14 @@ def document(
         if found is None or not may_include(found):
             raise FhirError(422, "http.document-incomplete", reference=reference, composition=composition.reference)
         entries.append(found)
-    identifier = composition.resource.get("identifier") or {
-        "system": "urn:ietf:rfc:3986",
-        "value": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{base_url}/{composition.reference}/_history/{composition.version}')}",
-    }
+        waiting += _references(found.resource)
+    versions = " ".join(f"{stored.reference}/_history/{stored.version}" for stored in entries)
     return {
         "resourceType": "Bundle",
-        "identifier": identifier,
+        "identifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{base_url} {versions}')}",
+        },
         "type": "document",
         "timestamp": now,
         "entry": [{"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource} for stored in entries],

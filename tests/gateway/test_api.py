@@ -934,3 +934,37 @@ def test_document_missing_a_referenced_resource_is_refused_whole(api: Api) -> No
     composition = created(api, _composition(person["id"], "Observation/never-written"))
     answer = get(api, f"Composition/{composition['id']}/$document")
     assert (answer.status_code, message_ids(answer)) == (422, ["http.document-incomplete"])
+
+
+def test_document_holds_what_its_resources_reference_in_turn(api: Api) -> None:
+    """An organisation the person's record names: the document must resolve it inside."""
+    organization = {k: v for k, v in example("yy-organization/valid-yiyang-center.json").items() if k != "partOf"}
+    organization["id"] = "document-home"
+    assert put(api, f"Organization/{organization['id']}", organization).status_code in (200, 201)
+    person = created(api, new_patient(managingOrganization={"reference": f"Organization/{organization['id']}"}))
+    composition = created(api, _composition(person["id"], f"Patient/{person['id']}"))
+    bundle = get(api, f"Composition/{composition['id']}/$document").json()
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Composition", "Patient", "Organization"]
+
+
+def test_a_document_made_again_after_a_change_is_another_document(api: Api) -> None:
+    person = created(api, new_patient())
+    composition = created(api, _composition(person["id"], f"Patient/{person['id']}"))
+    first = get(api, f"Composition/{composition['id']}/$document").json()["identifier"]
+    put(api, f"Patient/{person['id']}", {**person, "active": False})
+    again = get(api, f"Composition/{composition['id']}/$document").json()["identifier"]
+    assert first != again
+
+
+def test_validate_against_a_profile_the_server_does_not_know_is_an_error(api: Api) -> None:
+    """Resource-validate: a nominated profile the server cannot validate against SHALL be an error."""
+    answer = post(api, "Patient/$validate?profile=http://example.org/StructureDefinition/nope", new_patient())
+    assert answer.status_code == 400
+
+
+def test_validate_takes_one_resource(api: Api) -> None:
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "resource", "resource": new_patient()}, {"name": "resource", "resource": new_patient()}],
+    }
+    assert post(api, "Patient/$validate", parameters).status_code == 400
