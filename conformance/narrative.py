@@ -12,6 +12,7 @@ xlink namespace are all outside the list.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,10 @@ def _check_names(element: Any, where: str, reported: set[tuple[str, ...]], issue
         reported.add(("element", name))
         issues.error("narrative.element-not-allowed", where, element=name, location=_location(element))
     allowed = ELEMENT_ATTRIBUTES.get(name, frozenset())
-    for qualified in element.attrib:
+    for qualified, value in element.attrib.items():
         attribute = _attribute_name(element, qualified)
+        if _SCRIPT_URL.match(value):  # narrative.html: no scripts, and a script URL is one
+            issues.error("narrative.script-url", where, attribute=attribute, element=name, location=_location(element))
         if attribute in ATTRIBUTES or attribute in allowed or ("attribute", name, attribute) in reported:
             continue
         reported.add(("attribute", name, attribute))
@@ -86,6 +89,10 @@ def _check_names(element: Any, where: str, reported: set[tuple[str, ...]], issue
             issues.error(
                 "narrative.attribute-not-allowed", where, attribute=attribute, element=name, location=_location(element)
             )
+
+
+#: a URL that runs a script when followed (browsers ignore the spaces and controls before it)
+_SCRIPT_URL = re.compile(r"[\x00-\x20]*(?:javascript|vbscript|data\s*:\s*text/html)", re.IGNORECASE)
 
 
 def _attribute_name(element: Any, qualified: str) -> str:

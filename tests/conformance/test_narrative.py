@@ -75,6 +75,15 @@ def test_an_attribute_outside_the_whitelist_is_an_error(validator: Validator, in
     assert [issue.params["attribute"] for issue in issues] == [attribute]
 
 
+@pytest.mark.parametrize(
+    "inner",
+    ['<a href="javascript:alert(1)">x</a>', '<a href=" JavaScript:alert(1)">x</a>', '<img src="data:text/html,x"/>'],
+)
+def test_a_script_url_is_an_error(validator: Validator, inner: str) -> None:
+    """narrative.html: no scripts; a link that runs one is a script too."""
+    assert ("error", "narrative.script-url", "Patient.text.div") in narrative_issues(validator, inner)
+
+
 def test_an_event_attribute_on_the_root_div_is_an_error(validator: Validator) -> None:
     assert narrative_issues(validator, "text", ' onload="x()"') == [
         ("error", "narrative.attribute-not-allowed", "Patient.text.div")
