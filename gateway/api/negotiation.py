@@ -6,12 +6,14 @@ Every answer is FHIR: a resource, a Bundle or an OperationOutcome, as JSON or XM
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 import orjson
 from flask import Request, Response, current_app, request
-from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MIMEAccept, MultiDict
+from werkzeug.http import parse_accept_header
 
 from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
@@ -58,7 +60,8 @@ def answer_format() -> str:
     current = request._get_current_object()  # one context-proxy lookup, not three
     asked = current.args.get("_format")
     if asked:
-        found = _FORMAT_ALIASES.get(asked.split(";")[0].strip())
+        # a + left unencoded in the query (application/fhir+xml) reaches here as a space
+        found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
         if found is None:
             raise FhirError(406, "http.not-acceptable", format=asked)
         return found
@@ -67,7 +70,7 @@ def answer_format() -> str:
     if found is None:
         # parsing Accept and ranking seven media types costs more than reading a resource;
         # clients send few distinct headers, so each is ranked once
-        best = current.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES], default=JSON_TYPES[0])
+        best = _accepted(accept).best_match([*JSON_TYPES, *XML_TYPES], default=JSON_TYPES[0])
         found = _FORMAT_ALIASES.get(best or "", "json")
         if len(_by_accept) >= _ACCEPT_HEADERS:
             _by_accept.clear()
@@ -82,7 +85,18 @@ def wants_raw_content() -> bool:
     current = request._get_current_object()
     if current.args.get("_format") or not current.headers.get("Accept"):
         return False
-    return current.accept_mimetypes.best_match([*JSON_TYPES, *XML_TYPES]) is None
+    return _accepted(current.headers["Accept"]).best_match([*JSON_TYPES, *XML_TYPES]) is None
+
+
+def _accepted(header: str) -> MIMEAccept:
+    """An Accept header with its media types' parameters set aside, but their q: werkzeug
+    matches ``application/fhir+xml; fhirVersion=4.0`` (http.html's own example) with no type
+    offered, and the answer came back in JSON (a Binary as its raw content)."""
+    return parse_accept_header(_TYPE_PARAMETER.sub("", header), MIMEAccept)
+
+
+#: a media-type parameter other than q
+_TYPE_PARAMETER = re.compile(r";\s*(?!q\s*=)[^;,]*")
 
 
 def respond(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -63,3 +63,18 @@ def test_parameters_answer_get_and_getlist_as_werkzeug_does(pairs: list[tuple[st
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)))
 def test_last_modified_is_the_http_date_of_the_stored_instant(moment: datetime) -> None:
     assert negotiation._http_date(format_instant(moment)) == format_datetime(moment.replace(microsecond=0), usegmt=True)
+
+
+def asked_format(path: str, accept: str = "") -> str:
+    negotiation._by_accept.clear()
+    with APP.test_request_context(path, headers={"Accept": accept} if accept else {}):
+        return answer_format()
+
+
+def test_an_accept_with_the_fhir_version_parameter_is_honoured() -> None:
+    """http.html's own example, application/fhir+xml; fhirVersion=4.0, was answered in JSON."""
+    assert asked_format("/fhir/Patient", "application/fhir+xml; fhirVersion=4.0") == "xml"
+
+
+def test_a_format_with_an_unencoded_plus_is_understood() -> None:
+    assert asked_format("/fhir/Patient?_format=application/fhir+xml") == "xml"
