@@ -292,7 +292,7 @@ def everything(resource_id: str) -> Response:
     if not allowed.allows("*", "s"):
         # types the token may not search are left out, not refused (the Patient's read scope
         # was checked by the auth hook); "-none-" keeps an emptied set from meaning "all"
-        wanted = types or {*compartment, "Patient"}
+        wanted = types or set(found.repository.resource_types)  # the members and what they refer to
         types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
     return _pulled(operations.everything(found.repository, compartment, resource_id, since, types, base_url()))
 
