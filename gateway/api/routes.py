@@ -211,7 +211,11 @@ READ_SUMMARIES = tuple(value for value in SUMMARY_VALUES if value != "count")
 def read(kind: str, resource_id: str) -> Response:
     if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer
         raise FhirError(404, "http.unknown-operation", operation=f"{kind}/{resource_id}")
-    stored = services().repository.read(kind, resource_id)
+    return _answer_read(kind, services().repository.read(kind, resource_id))
+
+
+def _answer_read(kind: str, stored: Stored) -> Response:
+    """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
     args = request.args
     summary, elements = args.get("_summary"), args.get("_elements", "")
     if summary is not None and summary not in READ_SUMMARIES:
@@ -262,8 +266,7 @@ def instance_history(kind: str, resource_id: str) -> Response:
 
 @fhir.get("/<kind>/<resource_id>/_history/<version>")
 def vread(kind: str, resource_id: str, version: str) -> Response:
-    stored = services().repository.vread(kind, resource_id, version)
-    return respond(stored.resource, headers=version_headers(stored, base_url()))
+    return _answer_read(kind, services().repository.vread(kind, resource_id, version))
 
 
 @fhir.post("/<kind>/<resource_id>/$validate")

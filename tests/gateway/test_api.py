@@ -968,3 +968,12 @@ def test_validate_takes_one_resource(api: Api) -> None:
         "parameter": [{"name": "resource", "resource": new_patient()}, {"name": "resource", "resource": new_patient()}],
     }
     assert post(api, "Patient/$validate", parameters).status_code == 400
+
+
+def test_a_vread_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = get(api, f"Patient/{resource['id']}/_history/1?_elements=gender").json()
+    assert (sorted(answer), answer["meta"]["tag"][-1]["code"]) == (
+        ["_gender", "gender", "id", "meta", "resourceType"],
+        "SUBSETTED",
+    )
