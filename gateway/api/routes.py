@@ -158,6 +158,8 @@ def ingest() -> Response:
 @fhir.get("/<kind>")
 @fhir.post("/<kind>/_search")
 def search(kind: str) -> Response:
+    if kind == "$ingest":  # an operation by POST alone, not a type
+        raise FhirError(405, "http.method-not-allowed", method=request.method, path=kind)
     found = services()
     found.repository.check_type(kind)
     pairs = _pairs()
@@ -209,6 +211,8 @@ READ_SUMMARIES = tuple(value for value in SUMMARY_VALUES if value != "count")
 
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
+    if resource_id == "$validate":  # offered here by POST alone
+        raise FhirError(405, "http.method-not-allowed", method=request.method, path=f"{kind}/{resource_id}")
     if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer
         raise FhirError(404, "http.unknown-operation", operation=f"{kind}/{resource_id}")
     return _answer_read(kind, services().repository.read(kind, resource_id))

@@ -977,3 +977,8 @@ def test_a_vread_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
         ["_gender", "gender", "id", "meta", "resourceType"],
         "SUBSETTED",
     )
+
+
+@pytest.mark.parametrize("path", ["$ingest", "Patient/$validate"])
+def test_an_operation_asked_by_a_method_it_does_not_take_is_a_405(api: Api, path: str) -> None:
+    assert get(api, path).status_code == 405
