@@ -56,16 +56,16 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
             value=args[unknown[0]],
             detail="not a parameter of $evaluate-measure",
         )
-    if args.get("reportType", "summary") != "summary":
+    if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
         raise FhirError(
-            400, "http.bad-parameter", name="reportType", value=args["reportType"], detail="supported: summary"
+            400, "http.bad-parameter", name="reportType", value=args["reportType"], detail="supported: population"
         )
     start, end = args.get("periodStart", ""), args.get("periodEnd", "")
     try:
         if not wanted:
             raise MeasureError("measure.unknown", measure="")
         chosen = select(found.measure_definitions, wanted)[0]
-        period = Period.parse(f"{start}/{end}" if start and end else start or end)
+        period = Period.between(start, end)
         result = found.measures.evaluate(
             chosen,
             period,

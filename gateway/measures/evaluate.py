@@ -52,12 +52,27 @@ class Period:
     end: date
 
     @classmethod
+    def between(cls, start: str, end: str) -> Period:
+        """From the first day of ``start`` to the last of ``end``, each a year, a month or a
+        day, as R4's $evaluate-measure reads periodStart and periodEnd (2026 to 2026 is the
+        year); either alone is that period."""
+        if not (start and end):
+            return cls.parse(start or end)
+        period = cls(cls.parse(start).start, cls.parse(end).end)
+        if period.end < period.start:
+            raise MeasureError("measure.bad-period", period=f"{start}/{end}")
+        return period
+
+    @classmethod
     def parse(cls, text: str) -> Period:
-        """``2026`` (a year), ``2026-07`` (a month) or ``2026-01-01/2026-06-30``."""
+        """``2026`` (a year), ``2026-07`` (a month), ``2026-07-01`` (a day) or
+        ``2026-01-01/2026-06-30``."""
         try:
             if "/" in text:
                 first, last = text.split("/", 1)
                 period = cls(date.fromisoformat(first), date.fromisoformat(last))
+            elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                period = cls(date.fromisoformat(text), date.fromisoformat(text))
             elif re.fullmatch(r"\d{4}", text):
                 period = cls(date(int(text), 1, 1), date(int(text), 12, 31))
             elif re.fullmatch(r"\d{4}-\d{2}", text):

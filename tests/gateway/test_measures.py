@@ -398,3 +398,19 @@ def test_every_indicator_computes_on_the_demo_archive(tmp_path: Path, registry: 
     finally:
         services.close()
     assert [r.measure.id for r in results if r.score is None] == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "first", "last"),
+    [
+        ("2026", "2026", "2026-01-01", "2026-12-31"),
+        ("2026-07", "2026-09", "2026-07-01", "2026-09-30"),
+        ("2026-01-01", "2026-06-30", "2026-01-01", "2026-06-30"),
+    ],
+)
+def test_a_period_asked_as_r4_dates_of_any_precision_spans_them_whole(
+    start: str, end: str, first: str, last: str
+) -> None:
+    """R4's $evaluate-measure: periodStart 2014 starts 2014-01-01, periodEnd 2014 ends 2014-12-31."""
+    period = Period.between(start, end)
+    assert (period.start.isoformat(), period.end.isoformat()) == (first, last)
