@@ -34,9 +34,9 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import instant
 from gateway.fhir.repository import Written
-from gateway.fhir.search import searchset, shaped
+from gateway.fhir.search import searchset, shaped_read
 from gateway.messages import issue
-from gateway.search.query import IGNORED_CONTROLS, SUMMARY_VALUES
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.services import Services
 from gateway.storage.store import Stored
@@ -205,8 +205,6 @@ def validate_type(kind: str) -> Response:
 
 
 # -- instances ---------------------------------------------------------------------------------
-#: the _summary values a read honours (count is a search's; true would need the summary flags)
-READ_SUMMARIES = tuple(value for value in SUMMARY_VALUES if value != "count")
 
 
 @fhir.get("/<kind>/<resource_id>")
@@ -220,14 +218,9 @@ def read(kind: str, resource_id: str) -> Response:
 
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
-    args = request.args
-    summary, elements = args.get("_summary"), args.get("_elements", "")
-    if summary is not None and summary not in READ_SUMMARIES:
-        detail = "supported on a read: " + ", ".join(READ_SUMMARIES)
-        raise FhirError(400, "http.bad-parameter", name="_summary", value=summary, detail=detail)
+    resource = shaped_read(stored.resource or {}, request.args.get("_summary"), request.args.get("_elements", ""))
     if kind == "Binary" and wants_raw_content():
         return _binary_content(stored)
-    resource = shaped(stored.resource or {}, summary, [e for e in elements.split(",") if e])
     return respond(resource, headers=version_headers(stored, base_url()))
 
 

@@ -26,7 +26,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version
 from gateway.fhir.repository import Repository, Written, condition_lock, new_id, patched_resource
-from gateway.fhir.search import Searcher, searchset
+from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Transaction
 from mappings.engine import reference_nodes, rewrite_references
@@ -391,7 +391,9 @@ class Bundles:
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
             if entry.if_none_exist:  # a conditional create that found its match says where, as a create does
                 response["location"] = f"{found.reference}/_history/{found.version}"
-            return {"resource": found.resource, "response": response}
+            asked = dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
+            resource = shaped_read(found.resource or {}, asked.get("_summary"), asked.get("_elements", ""), where)
+            return {"resource": resource, "response": response}
         pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}

@@ -16,7 +16,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.messages import issue
 from gateway.search.parameters import SearchParameters
-from gateway.search.query import SearchError, SearchQuery, parse_search
+from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 from profiles.registry import r4_base_types
@@ -153,6 +153,21 @@ def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery) -> dict
         "resource": shaped(stored.resource or {}, query.summary, query.elements),
         "search": {"mode": mode},
     }
+
+
+#: the _summary values a read honours (count is a search's)
+READ_SUMMARIES = tuple(value for value in SUMMARY_VALUES if value != "count")
+
+
+def shaped_read(
+    resource: dict[str, Any], summary: str | None, elements: str, where: str | None = None
+) -> dict[str, Any]:
+    """A read's resource as its ``_summary`` and ``_elements`` (a comma list) shape it, the
+    same for a read, a vread and a Bundle's read entry."""
+    if summary is not None and summary not in READ_SUMMARIES:
+        detail = "supported on a read: " + ", ".join(READ_SUMMARIES)
+        raise FhirError(400, "http.bad-parameter", where, name="_summary", value=summary, detail=detail)
+    return shaped(resource, summary, [element for element in elements.split(",") if element])
 
 
 def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str]) -> dict[str, Any]:

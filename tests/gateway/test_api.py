@@ -982,3 +982,10 @@ def test_a_vread_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
 @pytest.mark.parametrize("path", ["$ingest", "Patient/$validate"])
 def test_an_operation_asked_by_a_method_it_does_not_take_is_a_405(api: Api, path: str) -> None:
     assert get(api, path).status_code == 405
+
+
+def test_a_batch_read_entry_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
+    resource = created(api, new_patient())
+    entry = {"request": {"method": "GET", "url": f"Patient/{resource['id']}?_elements=gender"}}
+    answer = post(api, "", transaction(entry, kind="batch")).json()["entry"][0]["resource"]
+    assert sorted(answer) == ["_gender", "gender", "id", "meta", "resourceType"]
