@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from conformance.issues import IssueList
+from profiles.registry import r4_base_types
 
 _RELATIVE = re.compile(r"(?P<type>[A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
-#: the keys a Reference may have: a ``reference`` beside others is a uri element of its own
-#: (DetectedIssue.reference, Immunization.education.reference), not a Reference
-REFERENCE_KEYS = frozenset({"reference", "type", "identifier", "display", "id", "extension"})
+#: the keys a Reference may have, from the R4 base model: a ``reference`` beside others is a
+#: uri element of its own (DetectedIssue.reference, Immunization.education.reference)
+REFERENCE_KEYS = frozenset(r4_base_types()["Reference"]["nodes"]["Reference"])
 
 
 def check_stored_references(

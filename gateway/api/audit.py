@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
+from gateway.fhir.parameters import refuse_nul_in
 from gateway.search.values import format_instant
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
@@ -171,8 +172,7 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     low: str | None = None
     high: str | None = None
     fields: dict[str, Any] = {}
-    if any("\x00" in name or "\x00" in value for name, value in pairs):  # as Searcher.parse refuses it
-        raise FhirError(400, "http.nul-character", where="search")
+    refuse_nul_in(pairs)  # the trail's search does not go through Searcher.parse
     for name, value in pairs:
         if name not in SEARCH_PARAMETERS:
             raise FhirError(

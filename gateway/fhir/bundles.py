@@ -27,6 +27,7 @@ from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version
 from gateway.fhir.repository import Repository, Written, condition_lock, new_id, patched_resource
 from gateway.fhir.search import Searcher, searchset, shaped_read
+from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Transaction
 from mappings.engine import reference_nodes, rewrite_references
@@ -34,9 +35,9 @@ from mappings.engine import reference_nodes, rewrite_references
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
-#: ids asked about in one ``_id`` value: 15 of at most 64 characters stay within a search
-#: value's 1,000 characters
-ID_BATCH = 15
+#: ids asked about in one ``_id`` value: each of at most 64 characters and a comma, within
+#: what one search value may hold
+ID_BATCH = LIMITS["characters"] // 65
 #: (method, type, id, criteria) → None, or a FhirError (403) when the caller may not do that
 Authorize = Callable[[str, str, str | None, str | None], None]
 

@@ -5,7 +5,7 @@ it, e.g. ``Bundle.entry[2].request.url``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from gateway.fhir.errors import FhirError
 from gateway.search.values import natural_number
@@ -45,3 +45,10 @@ def if_match_version(etag: str) -> int:
     if version is None:
         raise FhirError(400, "http.bad-if-match", value=etag)
     return version
+
+
+def refuse_nul_in(pairs: Iterable[tuple[str, str]]) -> None:
+    """A NUL in search criteria names nothing, and PostgreSQL refuses the statement carrying
+    one (a 503 "busy, retry" it would have been): a 400 instead."""
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        raise FhirError(400, "http.nul-character", where="search")

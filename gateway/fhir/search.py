@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
+from gateway.fhir.parameters import refuse_nul_in
 from gateway.messages import issue
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
@@ -59,10 +60,8 @@ class Searcher:
 
     def parse(self, kind: str, pairs: Sequence[tuple[str, str]], handling: str = "strict") -> SearchQuery:
         """Every search's criteria come through here (a query, a form, ``If-None-Exist``, a
-        conditional reference or Bundle entry): a NUL in them names nothing, and PostgreSQL
-        refuses the statement that carries one."""
-        if any("\x00" in key or "\x00" in value for key, value in pairs):
-            raise FhirError(400, "http.nul-character", where="search")
+        conditional reference or Bundle entry)."""
+        refuse_nul_in(pairs)
         explicit_count = any(key == "_count" for key, _ in pairs)
         try:
             query = parse_search(kind, pairs, self.parameters, handling=handling, base=self.base_url)
