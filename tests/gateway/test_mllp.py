@@ -235,15 +235,21 @@ def test_a_message_without_a_control_id_is_kept_in_quarantine(listener: tuple[in
     assert [reason["id"] for reason in entry["reasons"]] == ["mllp.no-control-id"]
 
 
-def test_each_message_leaves_an_audit_event_naming_its_sender(listener: tuple[int, str]) -> None:
-    send(listener[0], sample_messages()[0])
-    store = open_store(listener[1])
+def audit_events(url: str, condition: str) -> list[str]:
+    """The audit rows meeting ``condition``, waiting for the listener's buffer (≤ 10 s)."""
+    store = open_store(url)
     deadline, found = time.monotonic() + 10, []
     while not found and time.monotonic() < deadline:
         with store.reading() as tx:
-            found = [text for (text,) in tx.sql.all("SELECT event FROM audit_event WHERE agent = 'his-mllp'")]
+            found = [text for (text,) in tx.sql.all(f"SELECT event FROM audit_event WHERE {condition}")]
         time.sleep(0.2)
     store.close()
+    return found
+
+
+def test_each_message_leaves_an_audit_event_naming_its_sender(listener: tuple[int, str]) -> None:
+    send(listener[0], sample_messages()[0])
+    found = audit_events(listener[1], "agent = 'his-mllp'")
     assert found and '"path":"/mllp/ADT^A01"' in found[-1]
 
 
@@ -275,13 +281,7 @@ def test_an_oversized_frame_is_rejected_and_audited(strict: tuple[int, str]) -> 
     time.sleep(1.1)  # a token in the client's bucket again
     first = sample_messages()[0]
     answer = send(strict[0], first.replace(b"\rPID|", b"\rNTE|1||" + b"x" * 5000 + b"\rPID|", 1))
-    store = open_store(strict[1])
-    deadline, found = time.monotonic() + 10, []
-    while not found and time.monotonic() < deadline:
-        with store.reading() as tx:
-            found = [text for (text,) in tx.sql.all("SELECT event FROM audit_event WHERE event LIKE '%too-large%'")]
-        time.sleep(0.2)
-    store.close()
+    found = audit_events(strict[1], "event LIKE '%too-large%'")
     assert (segment(answer, "MSA")[1:3], len(found)) == (["AR", "HIS20261102091502"], 1)
 
 
@@ -313,8 +313,10 @@ def test_a_connection_sending_bytes_but_no_frame_is_closed_as_idle(strict: tuple
 
 
 def test_hosts_that_are_no_sender_cannot_take_the_senders_connections(strict: tuple[int, str]) -> None:
-    strangers = [socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=("127.0.0.2", 0))]
-    strangers += [socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=("127.0.0.2", 0))]
+    stranger = ("127.0.0.2", 0)
+    strangers = [
+        socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=stranger) for _ in range(2)
+    ]
     try:
         time.sleep(0.2)
         answer = send(strict[0], sample_messages()[1])
