@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -130,9 +131,9 @@ def document(
     composition = repository.read("Composition", composition_id)
     entries = [composition]
     seen = {composition.reference}
-    waiting = _references(composition.resource)
+    waiting = deque(_references(composition.resource))
     while waiting:
-        reference = waiting.pop(0)
+        reference = waiting.popleft()
         if reference in seen:
             continue
         seen.add(reference)
@@ -144,7 +145,7 @@ def document(
         if found is None or not may_include(found):
             raise FhirError(422, "http.document-incomplete", reference=reference, composition=composition.reference)
         entries.append(found)
-        waiting += _references(found.resource)
+        waiting.extend(_references(found.resource))
     versions = " ".join(f"{stored.reference}/_history/{stored.version}" for stored in entries)
     return {
         "resourceType": "Bundle",
