@@ -37,7 +37,7 @@ from typing import IO, Any
 import orjson
 
 from gateway.fhir.errors import FhirError
-from gateway.search.values import date_range, format_instant
+from gateway.search.values import date_range, format_instant, queried_date
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
@@ -255,11 +255,14 @@ class BulkExports:
         client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
         access = Access(client, self.personal)
         people = access.served_people(tx) if access.restricted else None
+        # someone the client has begun to serve since its last export is sent in full
+        newcomers = access.newly_served_people(tx, job.since) if job.since is not None else frozenset()
         for patient in _people(tx, job.scope, people):
-            if "Patient" in wanted and (job.since is None or patient.last_updated > job.since):
+            since = None if patient.id in newcomers else job.since
+            if "Patient" in wanted and (since is None or patient.last_updated > since):
                 yield patient
             # a resource naming someone else besides the resident is hidden from its client
-            yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, job.since))
+            yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, since))
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:
@@ -367,7 +370,7 @@ def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[l
             types += [kind.strip() for kind in value.split(",") if kind.strip() and kind.strip() not in types]
         elif name == "_since":
             try:
-                since = store_instant(value)
+                since = store_instant(queried_date(value))
             except ValueError as exc:
                 raise FhirError(
                     400,
@@ -377,7 +380,7 @@ def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[l
                     detail="an instant, e.g. 2026-12-01T08:00:00+08:00",
                 ) from exc
         elif name == "_outputFormat":
-            if value not in OUTPUT_FORMATS:
+            if value.replace(" ", "+") not in OUTPUT_FORMATS:  # an unescaped "+" reads as a space
                 raise FhirError(400, "http.export-output-format", format=value)
         elif name not in IGNORED_PARAMETERS and not lenient:
             raise FhirError(400, "http.export-unsupported-parameter", name=name)

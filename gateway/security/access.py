@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.search.indexer import SearchIndexer
 from gateway.security.principal import Principal
-from gateway.storage.access_sql import Sql, served_patients, visible_condition
+from gateway.storage.access_sql import Sql, newly_served, served_patients, visible_condition
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Stored, Transaction
 from mappings.engine import reference_nodes
@@ -179,6 +179,15 @@ class Access:
             rows = tx.sql.all(*self._served) if self._served is not None else []
             self._people = frozenset(row[0] for row in rows)
         return self._people
+
+    def newly_served_people(self, tx: Transaction, since: str) -> frozenset[str]:
+        """Whom the principal serves now and may not have served at ``since``
+        (``access_sql.newly_served``): their older records were hidden from it then."""
+        principal = self.principal
+        if not self.restricted or principal is None:
+            return frozenset()
+        rows = tx.sql.all(*newly_served(principal.organization, since, now_instant()))
+        return frozenset(row[0] for row in rows) & self.served_people(tx)
 
     def version_visible(self, tx: Transaction, stored: Stored) -> bool:
         """Whether one version of a resource the principal may see now may be shown too: for a

@@ -120,6 +120,55 @@ def served_patients(organization: str, now: str) -> Sql:
     return sql, params
 
 
+def newly_served(organization: str, since: str, now: str) -> Sql:
+    """A subquery selecting the Patients whose service relationship with ``organization`` may
+    have begun after ``since``: a stay, 签约, contract team or permitting Consent written since
+    then, a permit whose period began since then, or any Consent of theirs written since then
+    (a refusal withdrawn).  An incremental export sends such a person's whole record: their
+    older resources were hidden from the organisation's previous export.  Whether a relation
+    written since then is new or only changed is not told apart; sending a record twice is
+    harmless, missing it is not."""
+    written = "SELECT w.id FROM resource w WHERE w.type = '{kind}' AND w.last_updated > ?"
+    stays = _people(
+        "Encounter",
+        "subject",
+        [
+            _rows("Encounter", "service-provider", "Organization") + " AND x.value = ?",
+            written.format(kind="Encounter"),
+        ],
+    )
+    plans = _people(
+        "CarePlan",
+        "subject",
+        [
+            "SELECT x.id FROM search_index x WHERE x.type = 'CarePlan' AND x.name IN ('author', 'contributor') "
+            "AND x.system = 'Organization' AND x.value = ?",
+            written.format(kind="CarePlan"),
+        ],
+    )
+    teams = _people(
+        "CarePlan",
+        "subject",
+        [
+            _rows("CarePlan", "care-team", "CareTeam")
+            + " AND x.value IN (SELECT t.id FROM search_index t WHERE t.type = 'CareTeam' "
+            "AND t.name = 'organization' AND t.system = 'Organization' AND t.value = ? "
+            f"AND t.id IN ({written.format(kind='CareTeam')}))",
+        ],
+    )
+    consents = _people(
+        "Consent",
+        "patient",
+        [
+            written.format(kind="Consent")
+            + " UNION SELECT x.id FROM search_index x WHERE x.type = 'Consent' AND x.name = 'period' "
+            "AND x.low > ? AND x.low <= ?",
+        ],
+    )
+    sql = f"{stays} UNION {plans} UNION {teams} UNION {consents}"
+    return sql, [organization, since, organization, since, organization, since, since, since, now]
+
+
 def visible_condition(
     kind: str, compartment_params: Sequence[str], served: Sql, naming_params: Sequence[str] = ()
 ) -> Sql | None:

@@ -157,6 +157,25 @@ def test_an_export_fetched_after_a_record_moved_away_no_longer_holds_it(served: 
     assert "bp-moving" not in {resource["id"] for resource in files.get("Observation", [])}
 
 
+def test_an_incremental_export_sends_a_newly_served_persons_whole_record(served: Served, api: Api, home: Api) -> None:
+    """李建国's blood pressure predates the export the centre synchronises from; it was hidden
+    then, and a permit given afterwards must not leave it behind for good."""
+    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
+    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit-sync"}
+    permit["patient"] = {"reference": "Patient/li-jianguo"}
+    api.put(f"{served.base}/Consent/li-permit-sync", json=permit)
+    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
+    api.delete(f"{served.base}/Consent/li-permit-sync")
+    found = {resource["id"] for resources in files.values() for resource in resources}
+    assert {"li-jianguo", "bp-li"} <= found
+
+
+def test_an_incremental_export_does_not_resend_a_resident_served_all_along(served: Served, home: Api) -> None:
+    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
+    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
+    assert {resource["id"] for resources in files.values() for resource in resources} == set()
+
+
 def test_a_group_naming_someone_the_centre_does_not_serve_is_not_found(served: Served, api: Api, home: Api) -> None:
     """Its member list would tell the stranger's id (and that they belong to the group)."""
     api.put(f"{served.base}/Group/mixed-residents", json=group("mixed-residents", "zhang-xiuying", "li-jianguo"))
