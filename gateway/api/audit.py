@@ -27,7 +27,7 @@ from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in
-from gateway.search.values import format_instant
+from gateway.search.values import format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
@@ -214,7 +214,7 @@ def _date_range(value: str) -> tuple[str | None, str | None]:
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"
     text = value[2:] if value[:2] in _PREFIXES else value
     try:
-        start, end = _period(text)
+        start, end = _period(queried_date(text))
     except ValueError as exc:
         raise FhirError(400, "http.bad-parameter", name="date", value=value, detail=str(exc)) from exc
     first, after = _instant(start), _instant(end)

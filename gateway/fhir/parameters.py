@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from gateway.fhir.errors import FhirError
-from gateway.search.values import natural_number
+from gateway.search.values import natural_number, queried_date
 from gateway.storage.resources import store_instant
 from gateway.storage.store import ANY_VERSION
 
@@ -30,7 +30,7 @@ def instant(params: Mapping[str, str], name: str, where: str | None = None) -> s
     if text is None:
         return None
     try:
-        return store_instant(text)
+        return store_instant(queried_date(text))
     except ValueError as exc:
         detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
         raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail=detail) from exc

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.search.parameters import Parameter, SearchParameters
-from gateway.search.values import date_range, local_reference, natural_number
+from gateway.search.values import date_range, local_reference, natural_number, queried_date
 
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 ORDERED_TYPES = frozenset({"date", "number", "quantity"})
@@ -418,7 +418,7 @@ def _reference_value(text: str, target: str | None) -> SearchValue:
 
 def _date_value(text: str, _target: str | None) -> SearchValue:
     prefix, rest = _prefixed(text)
-    low, high = date_range(rest)
+    low, high = date_range(queried_date(rest))
     return SearchValue(prefix=prefix, low=low, high=high)
 
 

@@ -32,6 +32,8 @@ _DATE = re.compile(
     re.ASCII,
 )
 _MICRO = timedelta(microseconds=1)
+#: a time zone whose "+" came unescaped in a URL's query, where it reads as a space
+_SPACED_ZONE = re.compile(r"(?<=\d) (?=\d{2}:\d{2}$)")
 
 
 def natural_number(text: str) -> int | None:
@@ -49,6 +51,13 @@ def format_instant(moment: datetime) -> str:
         f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
         f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
     )
+
+
+def queried_date(text: str) -> str:
+    """A date from a URL's query as its sender wrote it: ``2026-12-01T08:00:00+08:00`` sent
+    without escaping the ``+`` arrives as ``…08:00:00 08:00`` (a space, by form decoding), a
+    slip so common that servers read it as meant; a space is nowhere else valid in a date."""
+    return _SPACED_ZONE.sub("+", text)
 
 
 def date_range(text: str) -> tuple[str, str]:

@@ -127,6 +127,13 @@ def test_kick_off_with_another_output_format_is_refused(api: Api) -> None:
     assert answer.status_code == 400
 
 
+def test_a_kick_off_with_unescaped_plus_signs_reads_them_as_meant(api: Api) -> None:
+    """``application/fhir+ndjson`` and ``+08:00`` sent raw arrive with spaces (form decoding)."""
+    raw = "_outputFormat=application/fhir+ndjson&_since=2026-12-01T08:00:00+08:00"
+    answer = api.get(f"{api.base}/$export?{raw}", headers=ASYNC, timeout=30)
+    assert answer.status_code == 202, answer.text
+
+
 def test_group_export_of_an_unknown_group_is_404(api: Api) -> None:
     assert api.get(f"{api.base}/Group/no-such-group/$export", headers=ASYNC, timeout=30).status_code == 404
 

@@ -86,6 +86,12 @@ def test_a_date_prefix_is_split_from_the_date(parameters: SearchParameters) -> N
     assert (value.prefix, value.low) == ("ge", "1948-12-31T16:00:00.000000Z")
 
 
+def test_a_time_zone_whose_plus_arrived_as_a_space_is_read_as_meant(parameters: SearchParameters) -> None:
+    spaced = parse(parameters, ("birthdate", "ge1949-01-01T08:00:00 08:00")).criteria[0].values[0]
+    plus = parse(parameters, ("birthdate", "ge1949-01-01T08:00:00+08:00")).criteria[0].values[0]
+    assert spaced == plus
+
+
 def test_a_number_carries_the_interval_of_its_precision(parameters: SearchParameters) -> None:
     value = parse(parameters, ("value-quantity", "5.4"), kind="Observation").criteria[0].values[0]
     assert (value.number_low, value.number_high) == pytest.approx((5.35, 5.45))
