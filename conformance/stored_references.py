@@ -33,27 +33,58 @@ def check_stored_references(
 ) -> None:
     if resource.get("resourceType") == "Bundle":
         return  # a stored document keeps its urn: references, resolved by its own entries
-    for reference, where in _references(resource, path or str(resource.get("resourceType", ""))):
-        if reference.startswith("#") or _ABSOLUTE.fullmatch(reference):
-            continue
-        if reference.startswith("urn:"):
-            issues.error("reference.bundle-only", where, reference=reference)
-        elif "?" in reference:
-            issues.error("reference.conditional-not-resolved", where, reference=reference)
-        elif (match := _RELATIVE.fullmatch(reference)) is None or match["type"] not in resource_types:
-            issues.error("reference.malformed", where, reference=reference)
+    refused = [
+        (node, message_id)
+        for node in _references(resource)
+        if (message_id := _refusal(node["reference"], resource_types))
+    ]
+    if not refused:
+        return
+    located = _locations(resource, path or str(resource.get("resourceType", "")))
+    for node, message_id in refused:
+        issues.error(message_id, located[id(node)], reference=node["reference"])
 
 
-def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(reference, FHIRPath of it) for every Reference, contained resources' too; iterative,
-    so no nesting depth can exhaust the stack."""
-    stack = [(node, path)]
+def _refusal(reference: str, resource_types: frozenset[str]) -> str | None:
+    """The message id refusing ``reference`` for a stored resource, or None."""
+    if reference.startswith("#") or _ABSOLUTE.fullmatch(reference):
+        return None
+    if reference.startswith("urn:"):
+        return "reference.bundle-only"
+    if "?" in reference:
+        return "reference.conditional-not-resolved"
+    match = _RELATIVE.fullmatch(reference)
+    return None if match is not None and match["type"] in resource_types else "reference.malformed"
+
+
+def _is_reference(node: dict[str, Any]) -> bool:
+    return isinstance(node.get("reference"), str) and {k.lstrip("_") for k in node} <= REFERENCE_KEYS
+
+
+def _references(node: Any) -> Iterator[dict[str, Any]]:
+    """Every Reference, contained resources' too; iterative, so no nesting depth can exhaust
+    the stack, and no paths: nearly every resource has nothing to report."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if type(current) is dict:
+            if "reference" in current and _is_reference(current):
+                yield current
+            stack.extend(child for key, child in current.items() if type(child) in (dict, list) and key[:1] != "_")
+        elif type(current) is list:
+            stack.extend(current)
+
+
+def _locations(node: Any, path: str) -> dict[int, str]:
+    """The FHIRPath ``.reference`` of every Reference (by object identity), for the rare
+    resource with a refusal to locate."""
+    located, stack = {}, [(node, path)]
     while stack:
         current, where = stack.pop()
-        if isinstance(current, dict):
-            value = current.get("reference")
-            if isinstance(value, str) and {k.lstrip("_") for k in current} <= REFERENCE_KEYS:
-                yield value, f"{where}.reference"
-            stack.extend((child, f"{where}.{key}") for key, child in current.items() if not key.startswith("_"))
-        elif isinstance(current, list):
+        if type(current) is dict:
+            if "reference" in current and _is_reference(current):
+                located[id(current)] = f"{where}.reference"
+            stack.extend((child, f"{where}.{key}") for key, child in current.items() if key[:1] != "_")
+        elif type(current) is list:
             stack.extend((item, f"{where}[{index}]") for index, item in enumerate(current))
+    return located
