@@ -84,6 +84,10 @@ class Config:
     mllp_max_connections: int = 64
     #: seconds a connection may stay silent before it is closed (interface engines reconnect)
     mllp_idle_seconds: int = 600
+    #: connections open at once from addresses registered as no sender (each is answered AR
+    #: once), and the messages a second each such address is answered (and audited) at most
+    mllp_stranger_connections: int = 4
+    mllp_stranger_rate: int = 1
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365

@@ -61,10 +61,6 @@ log = logging.getLogger("yiyang.mllp")
 
 #: the HTTP status an AuditEvent records for each answer (its outcome follows from it)
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
-#: connections open at once from addresses registered as no sender (each is answered once),
-#: and the messages a second each such address is answered (and audited) at most
-STRANGER_CONNECTIONS = 4
-STRANGER_RATE = 1
 
 
 @dataclass(frozen=True)
@@ -355,9 +351,9 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.max_bytes = services.config.max_bytes
         self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
         self.limiter = RateLimiter(services.config.rate_limit_per_second)
-        self.strangers_limiter = RateLimiter(STRANGER_RATE)
+        self.strangers_limiter = RateLimiter(services.config.mllp_stranger_rate)
         self._slots = threading.BoundedSemaphore(services.config.mllp_max_connections)
-        self._strangers = threading.BoundedSemaphore(STRANGER_CONNECTIONS)
+        self._strangers = threading.BoundedSemaphore(services.config.mllp_stranger_connections)
 
     def _pool(self, address: str) -> threading.BoundedSemaphore:
         """Registered senders share ``mllp_max_connections``; any other address shares a few
