@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import unquote_plus
 
 import orjson
@@ -47,6 +47,8 @@ SECURITY_HEADERS = (
 #: nothing but the public discovery documents may be kept by a cache or proxy
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 CACHEABLE_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration"})
+#: RFC 6750 §3.1: a request that sent no bearer token is told the scheme and realm, no error code
+BEARER_CHALLENGE = 'Bearer realm="yiyang"'
 
 
 def _services() -> Services:
@@ -79,6 +81,7 @@ def authenticate() -> None:
     try:
         principal = found.authority.principal(token.strip())
     except Unauthenticated as exc:
+        state.challenge = f'{BEARER_CHALLENGE}, error="invalid_token"'
         raise FhirError(401, exc.message_id, **exc.params) from exc
     state.principal = principal
     wait = app.config["RATE_LIMITER"].take(principal.client_id)
@@ -103,10 +106,17 @@ def authenticate() -> None:
             wanted += criteria_needs(view_args.get("kind", "*"), condition, _services().parameters.targets)
     missing = _missing(principal.scopes, tuple(wanted))
     if missing:
-        raise FhirError(403, "http.forbidden-scope", scope=missing, client=principal.client_id)
+        _refuse_scope(missing, principal.client_id)
     # writes to the trail are refused alike for everyone (405 from audit.refuse), so only reads ask the role
     if endpoint.startswith(AUDIT_ENDPOINTS) and endpoint != "audit.refuse" and principal.role not in AUDIT_READERS:
         raise FhirError(403, "http.forbidden-role", role=principal.role, client=principal.client_id)
+
+
+def _refuse_scope(missing: str, client_id: str) -> NoReturn:
+    """403 naming the missing scope, in the OperationOutcome and in the bearer challenge
+    (RFC 6750 §3.1 ``insufficient_scope``), so an OAuth client learns which scope to ask for."""
+    g.challenge = f'{BEARER_CHALLENGE}, error="insufficient_scope", scope="{missing}"'
+    raise FhirError(403, "http.forbidden-scope", scope=missing, client=client_id)
 
 
 @lru_cache(maxsize=4096)
@@ -146,15 +156,18 @@ def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria
         raise FhirError(405, "http.method-not-allowed", method=method, path="AuditEvent")
     missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, _services().parameters.targets))
     if missing:
-        raise FhirError(403, "http.forbidden-scope", scope=missing, client=g.principal.client_id)
+        _refuse_scope(missing, g.principal.client_id)
 
 
 def challenge(response: Response) -> Response:
-    """What a refused client needs to try again: the bearer challenge of a 401 and the
-    Retry-After of a 429."""
+    """What a refused client needs to try again: the bearer challenge of a 401 (with
+    ``invalid_token`` only when a token was sent) and of a 403 for a missing scope, and the
+    Retry-After of a 429.  The token endpoint answers with challenges of its own."""
     status = response.status_code
     if status == 401 and request.endpoint != "auth.token":
-        response.headers["WWW-Authenticate"] = 'Bearer realm="yiyang", error="invalid_token"'
+        response.headers["WWW-Authenticate"] = g.get("challenge", BEARER_CHALLENGE)
+    elif status == 403 and "challenge" in g:
+        response.headers["WWW-Authenticate"] = g.challenge
     elif status == 429 and "retry_after" in g:
         response.headers["Retry-After"] = g.retry_after
     return response
@@ -190,9 +203,16 @@ def smart_configuration() -> Response:
         "token_endpoint_auth_methods_supported": found.authority.auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
         "scopes_supported": SCOPES_SUPPORTED,
-        "capabilities": ["client-confidential-asymmetric", "permission-v2"],
+        "capabilities": _capabilities(found.authority.auth_methods),
     }
     return Response(orjson.dumps(document), content_type="application/json")
+
+
+def _capabilities(auth_methods: list[str]) -> list[str]:
+    """SMART capabilities as they are: v1 scopes are accepted (translated to v2), and a client
+    secret authenticates when the development secret flow is on."""
+    symmetric = ["client-confidential-symmetric"] if "client_secret_basic" in auth_methods else []
+    return ["client-confidential-asymmetric", *symmetric, "permission-v1", "permission-v2"]
 
 
 @auth.post("/token")
@@ -211,7 +231,7 @@ def token() -> Response:
     if scheme.lower() == "basic":
         credentials = request.authorization
         if credentials is None or credentials.username is None:
-            return _oauth_error(OAuthError("invalid_client", "auth.no-credentials", 401))
+            return _oauth_error(OAuthError("invalid_client", "auth.no-credentials"), basic=True)
         basic = (unquote_plus(credentials.username), unquote_plus(credentials.password or ""))
     if request.mimetype != "application/x-www-form-urlencoded":
         return _oauth_error(OAuthError("invalid_request", "auth.form-needed"))
@@ -246,15 +266,18 @@ def token_refusal(error: HTTPException) -> Response:
 
 def _oauth_error(error: OAuthError, basic: bool = False) -> Response:
     """The OAuth error answer.  A refusal that would tell which client ids exist is worded
-    alike for all of them; the audit trail keeps the precise reason."""
+    alike for all of them; the audit trail keeps the precise reason.  A client that tried HTTP
+    Basic and failed gets 401 with the Basic challenge (RFC 6749 §5.2); an assertion is no HTTP
+    authentication scheme, so its refusal stays a 400, without a challenge to answer."""
     g.audit_reason = " ".join([error.error, error.message_id, *(f"{k}={v}" for k, v in error.params.items())])
     message_id = "auth.client-unauthenticated" if error.message_id in INDISTINCT else error.message_id
     description = text(message_id, language(), {**error.params, "assertion_type": ASSERTION_TYPE})
+    unauthorized = basic and error.error == "invalid_client"
     response = Response(
         orjson.dumps({"error": error.error, "error_description": description}),
-        status=error.status,
+        status=401 if unauthorized else error.status,
         content_type="application/json",
     )
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="yiyang"' if basic else 'Bearer realm="yiyang"'
+    if unauthorized:
+        response.headers["WWW-Authenticate"] = 'Basic realm="yiyang"'
     return response

@@ -3,7 +3,9 @@
 The registry rows live in the store (``gateway/storage/security_tables.py``); the command line
 (``yiyang client``) and ``serve --demo`` register through :func:`register` so both apply the
 same checks.  A JWKS must hold public keys only: a private key pasted by mistake is refused
-rather than stored beside health data.  A secret is kept only as a salted scrypt hash.
+rather than stored beside health data, and every key must be fit to verify an assertion
+(:func:`verifying_key`, applied again when one is verified).  A secret is kept only as a salted
+scrypt hash.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ import os
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.security.scopes import parse_scopes
 from gateway.storage.store import Store
 
 #: whom a client may see is decided by its role (gateway/security/access.py), not by its scopes
 ROLES = ("hospital", "elderly-care", "auditor", "operator")
-#: the signing algorithms private_key_jwt accepts (SMART Backend Services: RS384 and ES384)
-ASSERTION_ALGORITHMS = ("RS384", "ES384")
+#: the signing algorithm of each key type private_key_jwt accepts (SMART Backend Services)
+ALGORITHM_OF = {"RSA": "RS384", "EC": "ES384"}
+ASSERTION_ALGORITHMS = tuple(ALGORITHM_OF.values())
+#: RFC 7518 §3.3: a key of at least 2048 bits MUST be used with RS384
+MIN_RSA_BITS = 2048
 #: JWK members that only a private key has
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 #: scrypt cost: ~50 ms per check, acceptable for the development-only secret flow
@@ -32,6 +38,10 @@ MIN_SECRET_LENGTH = 16
 
 class RegistrationError(ValueError):
     """A registration the gateway refuses; the message says why (the CLI words it)."""
+
+
+class KeyRefused(ValueError):
+    """A JWK that may not verify an assertion; the message says why, after "key N"."""
 
 
 def check_scopes(text: str) -> str:
@@ -55,17 +65,36 @@ def check_jwks(document: Any) -> dict[str, Any]:
             raise RegistrationError(f"key {index} is not a JSON object")
         if _PRIVATE_MEMBERS & key.keys():
             raise RegistrationError(f"key {index} is a private key; register the public key only")
-        if key.get("kty") not in ("RSA", "EC") or (key.get("kty") == "EC" and key.get("crv") != "P-384"):
+        algorithm = ALGORITHM_OF.get(key.get("kty"))
+        if algorithm is None:
             raise RegistrationError(f"key {index} must be an RSA key or an EC key on P-384 (for RS384/ES384)")
         if not isinstance(key.get("kid"), str) or not key["kid"]:
             raise RegistrationError(f"key {index} has no kid: an assertion names the key it is signed with")
-        if key.get("alg") not in (None, *ASSERTION_ALGORITHMS):
-            raise RegistrationError(f"key {index} names alg {key.get('alg')}; only RS384 and ES384 are accepted")
         try:
-            jwt.PyJWK(key, "RS384" if key["kty"] == "RSA" else "ES384")
-        except jwt.PyJWTError as exc:
-            raise RegistrationError(f"key {index} cannot be read: {exc}") from exc
+            verifying_key(key, algorithm)
+        except KeyRefused as exc:
+            raise RegistrationError(f"key {index} {exc}") from exc
     return {"keys": keys}
+
+
+def verifying_key(jwk: dict[str, Any], algorithm: str) -> Any:
+    """The public key of ``jwk`` to verify an ``algorithm`` signature with.  A key is used only
+    as it says it may be (RFC 7517 §4.2 ``use``, §4.4 ``alg``) and only when strong enough
+    (RFC 7518 §3.3-3.4): a key registered for encryption or for another algorithm would
+    otherwise sign for its client all the same."""
+    if jwk.get("use", "sig") != "sig":
+        raise KeyRefused(f"has use {jwk['use']!r}: only a signing key (use sig) verifies assertions")
+    if jwk.get("alg", algorithm) != algorithm:
+        raise KeyRefused(f"declares alg {jwk['alg']!r}, not {algorithm} (RS384 for an RSA key, ES384 for EC P-384)")
+    try:
+        key = jwt.PyJWK(jwk, algorithm).key
+    except jwt.PyJWTError as exc:
+        raise KeyRefused(f"cannot be read as an {algorithm} key: {exc}") from exc
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise KeyRefused(f"is an RSA key of {key.key_size} bits; RS384 needs at least {MIN_RSA_BITS}")
+    if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP384R1):
+        raise KeyRefused(f"is an EC key on {jwk.get('crv')}; ES384 needs P-384")
+    return key
 
 
 def hash_secret(secret: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 import jwt
 
 from gateway.config import Config
-from gateway.security.clients import ASSERTION_ALGORITHMS, hash_secret, verify_secret
+from gateway.security.clients import ASSERTION_ALGORITHMS, KeyRefused, hash_secret, verify_secret, verifying_key
 from gateway.security.principal import Principal
 from gateway.security.scopes import ScopeError, grant, parse_scopes
 from gateway.storage.security_tables import ClientRow
@@ -46,6 +46,9 @@ ACCESS_ALGORITHM = "HS256"
 _KEY_NAME = "access-token-hs256"
 #: verified tokens a worker remembers (least recently used forgotten first)
 VERIFIED_TOKENS = 4096
+#: assertion headers naming a key elsewhere (RFC 7515 §4.1.2-4.1.6): a client's keys are the
+#: JWKS it registered, so an assertion pointing at another key is refused, not ignored
+KEY_HEADERS = ("jku", "jwk", "x5u", "x5c")
 
 
 #: refusals a client is told apart only in the audit trail: answered alike, they would
@@ -62,7 +65,9 @@ def _decoy_hash() -> str:
 
 class OAuthError(Exception):
     """A refused token request: the OAuth ``error`` code, its HTTP status and a catalogued
-    message for ``error_description``."""
+    message for ``error_description``.  ``invalid_client`` is a 400 here: only a client that
+    authenticated with the Authorization header is answered 401, with that header's scheme
+    (RFC 6749 §5.2), which the HTTP layer knows."""
 
     def __init__(self, error: str, message_id: str, status: int = 400, **params: Any) -> None:
         super().__init__(f"{error}: {message_id} {params}")
@@ -115,12 +120,15 @@ class Authority:
             raise OAuthError("invalid_request", "auth.two-methods")
         if assertion:
             if form.get("client_assertion_type") != ASSERTION_TYPE:
-                raise OAuthError("invalid_client", "auth.assertion-type", 401, expected=ASSERTION_TYPE)
+                raise OAuthError("invalid_client", "auth.assertion-type", expected=ASSERTION_TYPE)
             client = self._asserted_client(assertion)
         elif basic:
             client = self._secret_client(*basic)
         else:
-            raise OAuthError("invalid_client", "auth.no-credentials", 401)
+            raise OAuthError("invalid_client", "auth.no-credentials")
+        named = form.get("client_id")
+        if named is not None and named != client.id:  # RFC 7521 §4.2: it MUST name the same client
+            raise OAuthError("invalid_client", "auth.client-id-mismatch", named=named, client=client.id)
         try:
             requested = parse_scopes(form.get("scope", ""))
         except ScopeError as exc:
@@ -150,12 +158,12 @@ class Authority:
         with self.store.reading() as tx:
             client = tx.security.client(client_id)
         if client is None or client.status != "active":
-            raise OAuthError("invalid_client", "auth.unknown-client", 401, client=client_id)
+            raise OAuthError("invalid_client", "auth.unknown-client", client=client_id)
         return client
 
     def _secret_client(self, client_id: str, secret: str) -> ClientRow:
         if not self.config.allow_client_secret:
-            raise OAuthError("invalid_client", "auth.secret-disabled", 401)
+            raise OAuthError("invalid_client", "auth.secret-disabled")
         try:
             client: ClientRow | None = self._active(client_id)
         except OAuthError:
@@ -165,9 +173,9 @@ class Authority:
         stored = client.secret_hash if client is not None and client.secret_hash else None
         matches = verify_secret(secret, stored or _decoy_hash())
         if client is None:
-            raise OAuthError("invalid_client", "auth.unknown-client", 401, client=client_id)
+            raise OAuthError("invalid_client", "auth.unknown-client", client=client_id)
         if stored is None or not matches:
-            raise OAuthError("invalid_client", "auth.bad-secret", 401, client=client_id)
+            raise OAuthError("invalid_client", "auth.bad-secret", client=client_id)
         return client
 
     def _asserted_client(self, assertion: str) -> ClientRow:
@@ -177,41 +185,44 @@ class Authority:
             header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            raise OAuthError("invalid_client", "auth.assertion-invalid", 401, detail=str(exc)) from exc
+            raise OAuthError("invalid_client", "auth.assertion-invalid", detail=str(exc)) from exc
         algorithm = header.get("alg")
         if algorithm not in ASSERTION_ALGORITHMS:
-            raise OAuthError("invalid_client", "auth.assertion-algorithm", 401, alg=algorithm)
+            raise OAuthError("invalid_client", "auth.assertion-algorithm", alg=algorithm)
         if not isinstance(header.get("kid"), str) or not header["kid"] or header.get("typ") != "JWT":
-            raise OAuthError("invalid_client", "auth.assertion-header", 401)
+            raise OAuthError("invalid_client", "auth.assertion-header")
+        elsewhere = next((name for name in KEY_HEADERS if name in header), None)
+        if elsewhere is not None:
+            raise OAuthError("invalid_client", "auth.assertion-key-header", header=elsewhere)
         client_id = unverified.get("iss")
         if not isinstance(client_id, str) or unverified.get("sub") != client_id:
-            raise OAuthError("invalid_client", "auth.assertion-issuer", 401)
+            raise OAuthError("invalid_client", "auth.assertion-issuer")
         client = self._active(client_id)
         claims = self._verified(assertion, algorithm, header.get("kid"), client)
         if not isinstance(claims["exp"], int | float) or isinstance(claims["exp"], bool):
             # a NumericDate is a JSON number (RFC 7519); pyjwt also takes "1767000000"
-            raise OAuthError("invalid_client", "auth.assertion-invalid", 401, detail="exp is not a NumericDate")
+            raise OAuthError("invalid_client", "auth.assertion-invalid", detail="exp is not a NumericDate")
         if claims["exp"] > time.time() + MAX_ASSERTION_SECONDS + LEEWAY_SECONDS:
-            raise OAuthError("invalid_client", "auth.assertion-too-long", 401, limit=MAX_ASSERTION_SECONDS)
+            raise OAuthError("invalid_client", "auth.assertion-too-long", limit=MAX_ASSERTION_SECONDS)
         with self.store.transaction() as tx:
             # remembered for as long as the assertion is accepted: its exp plus the leeway
             remembered_until = float(claims["exp"]) + LEEWAY_SECONDS
             fresh = tx.security.use_assertion(client_id, str(claims["jti"]), remembered_until)
         if not fresh:
-            raise OAuthError("invalid_client", "auth.assertion-replayed", 401, jti=claims["jti"])
+            raise OAuthError("invalid_client", "auth.assertion-replayed", jti=claims["jti"])
         return client
 
     def _verified(self, assertion: str, algorithm: str, kid: Any, client: ClientRow) -> dict[str, Any]:
         keys = [k for k in (client.jwks or {}).get("keys", []) if k.get("kid") == kid]
         for jwk in keys:
             try:
-                key = jwt.PyJWK(jwk, algorithm)
-            except jwt.PyJWTError:
-                continue  # a key of another type than the assertion's algorithm
+                key = verifying_key(jwk, algorithm)
+            except KeyRefused:
+                continue  # a key of another type, use or algorithm than the assertion's, or too weak
             try:
                 return jwt.decode(
                     assertion,
-                    key.key,
+                    key,
                     algorithms=[algorithm],
                     audience=self.config.token_url,
                     issuer=client.id,
@@ -221,12 +232,12 @@ class Authority:
             except jwt.InvalidSignatureError:
                 continue
             except jwt.ExpiredSignatureError as exc:
-                raise OAuthError("invalid_client", "auth.assertion-expired", 401) from exc
+                raise OAuthError("invalid_client", "auth.assertion-expired") from exc
             except jwt.InvalidAudienceError as exc:
-                raise OAuthError("invalid_client", "auth.assertion-audience", 401, aud=self.config.token_url) from exc
+                raise OAuthError("invalid_client", "auth.assertion-audience", aud=self.config.token_url) from exc
             except jwt.PyJWTError as exc:
-                raise OAuthError("invalid_client", "auth.assertion-invalid", 401, detail=str(exc)) from exc
-        raise OAuthError("invalid_client", "auth.assertion-signature", 401, client=client.id)
+                raise OAuthError("invalid_client", "auth.assertion-invalid", detail=str(exc)) from exc
+        raise OAuthError("invalid_client", "auth.assertion-signature", client=client.id)
 
     # -- every request -----------------------------------------------------------------------
     def principal(self, token: str) -> Principal:

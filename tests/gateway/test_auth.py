@@ -3,6 +3,7 @@ Services tokens, refused assertions, revoked clients, scopes, rate limits and he
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -18,9 +19,11 @@ from gateway.cli import main
 from gateway.config import Config
 from gateway.security import tokens
 from gateway.security.tokens import ACCESS_ALGORITHM, Authority, Unauthenticated
+from gateway.storage import open_store
 from gateway.storage.store import Store
 from tests.conftest import (
     ALL_SCOPES,
+    TEST_ORGANIZATION,
     Api,
     Served,
     add_client,
@@ -31,6 +34,7 @@ from tests.conftest import (
 )
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
+ENGLISH = {"Accept-Language": "en"}
 PATIENT = {"resourceType": "Patient", "active": True}
 
 
@@ -74,7 +78,21 @@ def test_a_forged_token_is_401(server: str) -> None:
         algorithm="HS256",
     )
     answer = requests.get(f"{server}/Patient", headers={"Authorization": f"Bearer {forged}"}, timeout=30)
-    assert (answer.status_code, message_id(answer)) == (401, "http.token-invalid")
+    assert (answer.status_code, message_id(answer), answer.headers["WWW-Authenticate"]) == (
+        401,
+        "http.token-invalid",
+        'Bearer realm="yiyang", error="invalid_token"',
+    )
+
+
+@pytest.mark.parametrize("authorization", [None, "Basic dGVzdC1hZG1pbjpzZWNyZXQ="])
+def test_a_request_without_a_bearer_token_is_challenged_without_an_error_code(
+    server: str, authorization: str | None
+) -> None:
+    """RFC 6750 §3.1: a request that sent no bearer token is not told its token is invalid."""
+    headers = {"Authorization": authorization} if authorization else {}
+    answer = requests.get(f"{server}/Patient", headers=headers, timeout=30)
+    assert (answer.status_code, answer.headers["WWW-Authenticate"]) == (401, 'Bearer realm="yiyang"')
 
 
 # -- the token endpoint ----------------------------------------------------------------------
@@ -101,23 +119,23 @@ def test_a_scope_outside_the_registration_is_invalid_scope(served: Served, clien
 def test_an_assertion_signed_with_another_key_is_invalid_client(server: str) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     answer = request_token(server, "test-admin", other)
-    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
 
 
 def test_an_expired_assertion_is_refused(server: str, client_key: Any) -> None:
     answer = request_token(server, "test-admin", client_key, exp=int(time.time()) - 120)
-    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
 
 
 def test_an_assertion_valid_longer_than_five_minutes_is_refused(server: str, client_key: Any) -> None:
     answer = request_token(server, "test-admin", client_key, exp=int(time.time()) + 3600)
-    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
 
 
 def test_an_assertion_whose_exp_is_a_string_is_refused(server: str, client_key: Any) -> None:
     """A NumericDate is a JSON number; pyjwt reads "1767000000" too, and the check after it failed."""
     answer = request_token(server, "test-admin", client_key, exp=str(int(time.time()) + 200))
-    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
 
 
 def token_form(signed: str) -> dict[str, str]:
@@ -134,7 +152,7 @@ def test_a_replayed_assertion_is_refused(server: str, client_key: Any) -> None:
     form = token_form(assertion(server, "test-admin", client_key))
     first = requests.post(f"{server}/token", data=form, timeout=30)
     second = requests.post(f"{server}/token", data=form, timeout=30, headers={"Accept-Language": "en"})
-    assert (first.status_code, second.status_code, second.json()["error"]) == (200, 401, "invalid_client")
+    assert (first.status_code, second.status_code, second.json()["error"]) == (200, 400, "invalid_client")
     assert "already used" in second.json()["error_description"]
 
 
@@ -144,7 +162,7 @@ def test_an_assertion_just_past_its_exp_cannot_be_replayed(server: str, client_k
     form = token_form(assertion(server, "test-admin", client_key, exp=int(time.time()) - 5))
     first = requests.post(f"{server}/token", data=form, timeout=30)
     second = requests.post(f"{server}/token", data=form, timeout=30)
-    assert (first.status_code, second.status_code) == (200, 401)
+    assert (first.status_code, second.status_code) == (200, 400)
 
 
 @pytest.mark.parametrize("header", [{"kid": None}, {"typ": "at+jwt"}])
@@ -153,7 +171,7 @@ def test_an_assertion_without_a_kid_or_of_another_typ_is_refused(
 ) -> None:
     form = token_form(assertion(server, "test-admin", client_key, header=header))
     answer = requests.post(f"{server}/token", data=form, timeout=30)
-    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
 
 
 def test_an_unknown_client_is_told_as_a_wrong_signature_is(server: str, client_key: Any) -> None:
@@ -178,7 +196,62 @@ def test_the_token_endpoint_answers_other_methods_in_oauth_json(server: str, met
 
 def test_an_hs256_assertion_is_refused(server: str) -> None:
     answer = request_token(server, "test-admin", "a-shared-secret-is-no-key-even-when-it-is-long", algorithm="HS256")
-    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
+
+
+def test_a_refused_assertion_is_a_400_without_a_challenge(server: str) -> None:
+    """RFC 6749 §5.2: 401 and its challenge are for a client that used the Authorization
+    header; an assertion is no HTTP authentication scheme, least of all Bearer."""
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    answer = request_token(server, "test-admin", other)
+    assert (answer.status_code, answer.json()["error"], answer.headers.get("WWW-Authenticate")) == (
+        400,
+        "invalid_client",
+        None,
+    )
+
+
+@pytest.mark.parametrize("authorization", ["Basic !!!", f"Basic {base64.b64encode(b'nobody:wrong').decode()}"])
+def test_a_failed_basic_authentication_is_challenged_with_basic(server: str, authorization: str) -> None:
+    """RFC 6749 §5.2: the 401 names the scheme the client tried, malformed or wrong."""
+    form = {"grant_type": "client_credentials", "scope": ALL_SCOPES}
+    answer = requests.post(f"{server}/token", data=form, headers={"Authorization": authorization}, timeout=30)
+    assert (answer.status_code, answer.json()["error"], answer.headers["WWW-Authenticate"]) == (
+        401,
+        "invalid_client",
+        'Basic realm="yiyang"',
+    )
+
+
+def test_a_client_id_naming_another_client_than_the_assertion_is_refused(server: str, client_key: Any) -> None:
+    """RFC 7521 §4.2: a client_id beside the assertion must name the client it authenticates."""
+    same, other = (
+        requests.post(
+            f"{server}/token",
+            data={**token_form(assertion(server, "test-admin", client_key)), "client_id": named},
+            headers=ENGLISH,
+            timeout=30,
+        )
+        for named in ("test-admin", "someone-else")
+    )
+    assert (same.status_code, other.status_code, other.json()["error"]) == (200, 400, "invalid_client")
+    assert "someone-else" in other.json()["error_description"]
+
+
+@pytest.mark.parametrize("name", ["jku", "x5u", "x5c", "jwk"])
+def test_an_assertion_naming_a_key_elsewhere_is_refused(server: str, client_key: Any, name: str) -> None:
+    """Keys are the registered JWKS; an assertion pointing elsewhere (even at the registered
+    key itself) is refused rather than the pointer ignored."""
+    pointers = {
+        "jku": "https://keys.example.org/jwks.json",
+        "x5u": "https://keys.example.org/cert.pem",
+        "x5c": ["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"],
+        "jwk": jwks_of(client_key)["keys"][0],
+    }
+    signed = assertion(server, "test-admin", client_key, header={name: pointers[name]})
+    answer = requests.post(f"{server}/token", data=token_form(signed), timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_client")
+    assert name in answer.json()["error_description"]
 
 
 def test_an_es384_assertion_is_accepted(served: Served) -> None:
@@ -207,6 +280,17 @@ def test_a_token_without_the_scope_is_403_naming_it(served: Served, client_key: 
     created = requests.post(f"{served.base}/Patient", json=PATIENT, headers=headers, timeout=30)
     assert (searched.status_code, created.status_code, message_id(created)) == (200, 403, "http.forbidden-scope")
     assert "system/Patient.c" in created.json()["issue"][0]["details"]["text"]
+
+
+def test_a_missing_scope_is_challenged_as_insufficient_scope(served: Served, client_key: Any) -> None:
+    """RFC 6750 §3.1: the 403 names the scope in the bearer challenge too."""
+    add_client(served.database_url, "challenged-reader", key=client_key, scope="system/Patient.rs")
+    headers = {**bearer(request_token(served.base, "challenged-reader", client_key, "system/Patient.rs")), **FHIR_JSON}
+    created = requests.post(f"{served.base}/Patient", json=PATIENT, headers=headers, timeout=30)
+    assert (created.status_code, created.headers["WWW-Authenticate"]) == (
+        403,
+        'Bearer realm="yiyang", error="insufficient_scope", scope="system/Patient.c"',
+    )
 
 
 def test_a_transaction_entry_without_the_scope_refuses_the_transaction(served: Served, client_key: Any) -> None:
@@ -240,7 +324,16 @@ def test_a_rotated_client_authenticates_with_its_new_key_only(served: Served, cl
     time.sleep(1.0)  # client_status_ms: how long a worker trusts what it read of a client
     old = request_token(served.base, "to-rotate", client_key, "system/Patient.rs").status_code
     new = request_token(served.base, "to-rotate", new_key, "system/Patient.rs").status_code
-    assert (old, new) == (401, 200)
+    assert (old, new) == (400, 200)
+
+
+def register_jwks(database_url: str, client_id: str, document: dict[str, Any], folder: Path) -> int:
+    """The exit code of `yiyang client add` registering the JWKS ``document``."""
+    jwks = folder / f"{client_id}.jwks.json"
+    jwks.write_text(json.dumps(document), encoding="utf-8")
+    command = ["client", "add", "--id", client_id, "--org", "o", "--role", "hospital", "--jwks", str(jwks)]
+    command += ["--scope", "system/Patient.rs"]
+    return main([*command, "--database", database_url])
 
 
 def test_a_key_without_a_kid_cannot_be_registered(served: Served, tmp_path: Path) -> None:
@@ -248,11 +341,43 @@ def test_a_key_without_a_kid_cannot_be_registered(served: Served, tmp_path: Path
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     document = jwks_of(key)
     del document["keys"][0]["kid"]
-    jwks = tmp_path / "no-kid.jwks.json"
-    jwks.write_text(json.dumps(document), encoding="utf-8")
-    command = ["client", "add", "--id", "no-kid", "--org", "o", "--role", "hospital", "--jwks", str(jwks)]
-    command += ["--scope", "system/Patient.rs"]
-    assert main([*command, "--database", served.database_url]) == 2
+    assert register_jwks(served.database_url, "no-kid", document, tmp_path) == 2
+
+
+def unfit_key_answers(
+    served: Served, client_id: str, key: Any, members: dict[str, Any], folder: Path
+) -> tuple[int, int]:
+    """(exit code of registering ``key`` with ``members`` added to its JWK, status of a token
+    request signed with it once that JWK is in the store all the same, as a store written
+    before the registration checked it would hold it)."""
+    document = jwks_of(key)
+    document["keys"][0].update(members)
+    registered = register_jwks(served.database_url, client_id, document, folder)
+    store = open_store(served.database_url)
+    try:
+        with store.transaction() as tx:
+            tx.security.put_client(client_id, TEST_ORGANIZATION, "hospital", "system/Patient.rs", document, None)
+    finally:
+        store.close()
+    algorithm = "RS384" if isinstance(key, rsa.RSAPrivateKey) else "ES384"
+    return registered, request_token(served.base, client_id, key, "system/Patient.rs", algorithm=algorithm).status_code
+
+
+@pytest.mark.filterwarnings("ignore:The RSA key is 1024 bits")  # pyjwt's, when the test signs with it
+def test_an_rsa_key_under_2048_bits_is_refused_at_registration_and_verification(served: Served, tmp_path: Path) -> None:
+    """RFC 7518 §3.3: a key of 2048 bits or larger MUST be used with RS384."""
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    assert unfit_key_answers(served, "weak-rsa", weak, {}, tmp_path) == (2, 400)
+
+
+@pytest.mark.parametrize("members", [{"use": "enc"}, {"alg": "ES384"}], ids=["use-enc", "rsa-alg-es384"])
+def test_a_key_signs_only_as_its_use_and_alg_allow(
+    served: Served, client_key: Any, tmp_path: Path, members: dict[str, Any]
+) -> None:
+    """RFC 7517 §4.2/§4.4: an encryption key, or an RSA key declaring ES384, verifies no RS384
+    assertion; registration refuses either."""
+    client_id = "unfit-" + "-".join(f"{k}-{v}" for k, v in members.items()).lower()
+    assert unfit_key_answers(served, client_id, client_key, members, tmp_path) == (2, 400)
 
 
 def test_client_list_shows_each_client_with_its_role_and_status(
@@ -306,6 +431,18 @@ def test_client_secret_basic_works_when_enabled(limited: str) -> None:
     assert "client_secret_basic" in requests.get(f"{limited}/.well-known/smart-configuration", timeout=30).text
 
 
+def test_the_capabilities_say_v1_scopes_and_the_secret_flow_when_it_is_on(server: str, limited: str) -> None:
+    """v1 scopes are accepted (translated), and a secret authenticates where the flow is on."""
+
+    def capabilities(base: str) -> list[str]:
+        return requests.get(f"{base}/.well-known/smart-configuration", timeout=30).json()["capabilities"]
+
+    assert (sorted(capabilities(server)), sorted(set(capabilities(limited)) - set(capabilities(server)))) == (
+        ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        ["client-confidential-symmetric"],
+    )
+
+
 def test_too_many_token_requests_from_one_address_are_429_with_retry_after(limited: str) -> None:
     """The token endpoint is open to anyone; each request would verify a credential."""
     form = {"grant_type": "client_credentials", "scope": "system/Patient.rs"}
@@ -317,6 +454,12 @@ def test_too_many_token_requests_from_one_address_are_429_with_retry_after(limit
         "temporarily_unavailable",
         True,
     )
+
+
+def test_a_client_id_naming_another_client_than_the_basic_credentials_is_refused(limited: str) -> None:
+    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs", "client_id": "test-admin"}
+    answer = requests.post(f"{limited}/token", data=form, auth=("secret-client", "s" * 32), timeout=30)
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
 
 
 # -- the verified-token memory of a worker -----------------------------------------------------
