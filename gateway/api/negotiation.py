@@ -19,6 +19,7 @@ from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import if_match_version, whole_number
 from gateway.messages import LANGUAGES
+from gateway.search.values import format_instant
 from gateway.storage.store import Stored
 from gateway.wire import FORMATS, JSON_TYPES, XML_TYPES, WireError, parse_json, parse_xml, to_xml
 
@@ -239,6 +240,17 @@ def prefer_handling() -> str:
 
 def int_param(name: str, default: int) -> int:
     return whole_number(request.args, name, default)
+
+
+def not_modified(stored: Stored) -> bool:
+    """Whether the client holds this version already (conditional read, R4 http.html#cread):
+    ``If-None-Match`` names its ETag (or ``*``), or, without one, ``If-Modified-Since`` is no
+    earlier than its last update.  A platform polling its residents' records then gets a 304
+    and no body for each one unchanged."""
+    if request.if_none_match:
+        return request.if_none_match.contains_weak(str(stored.version))
+    since = request.if_modified_since
+    return since is not None and stored.last_updated[:19] <= format_instant(since)[:19]
 
 
 def version_headers(stored: Stored, base_url: str, location: bool = False) -> dict[str, str]:

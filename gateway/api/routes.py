@@ -20,6 +20,7 @@ from gateway.api.negotiation import (
     if_match,
     if_none_exist,
     language,
+    not_modified,
     operation_args,
     prefer_handling,
     prefer_return,
@@ -219,6 +220,8 @@ def read(kind: str, resource_id: str) -> Response:
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
     resource = shaped_read(stored.resource or {}, request.args.get("_summary"), request.args.get("_elements", ""))
+    if not_modified(stored):
+        return respond(None, 304, version_headers(stored, base_url()))
     if kind == "Binary" and wants_raw_content():
         return _binary_content(stored)
     return respond(resource, headers=version_headers(stored, base_url()))

@@ -91,6 +91,7 @@ def capability_statement(
             "readHistory": True,
             "updateCreate": True,
             "conditionalCreate": True,
+            "conditionalRead": "full-support",
             "conditionalUpdate": True,
             "conditionalDelete": "multiple",
             "searchInclude": ["*"],

@@ -979,6 +979,27 @@ def test_a_vread_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
     )
 
 
+def test_a_read_naming_the_current_etag_is_not_modified(api: Api) -> None:
+    """Conditional read (R4 http.html#cread): a platform polling unchanged records gets no body."""
+    resource = created(api, new_patient())
+    answer = get(api, f"Patient/{resource['id']}", **{"If-None-Match": 'W/"1"'})
+    assert (answer.status_code, answer.content, answer.headers["ETag"]) == (304, b"", 'W/"1"')
+
+
+def test_a_read_naming_an_earlier_etag_gets_the_resource(api: Api) -> None:
+    resource = created(api, new_patient())
+    put(api, f"Patient/{resource['id']}", {**resource, "active": False})
+    answer = get(api, f"Patient/{resource['id']}", **{"If-None-Match": 'W/"1"'})
+    assert (answer.status_code, answer.json()["meta"]["versionId"]) == (200, "2")
+
+
+def test_a_read_modified_since_the_date_given_gets_the_resource(api: Api) -> None:
+    resource = created(api, new_patient())
+    unchanged = get(api, f"Patient/{resource['id']}", **{"If-Modified-Since": "Fri, 31 Dec 9999 00:00:00 GMT"})
+    changed = get(api, f"Patient/{resource['id']}", **{"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert (unchanged.status_code, changed.status_code) == (304, 200)
+
+
 @pytest.mark.parametrize("path", ["$ingest", "Patient/$validate"])
 def test_an_operation_asked_by_a_method_it_does_not_take_is_a_405(api: Api, path: str) -> None:
     assert get(api, path).status_code == 405
