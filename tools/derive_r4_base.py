@@ -81,6 +81,8 @@ def compact_element(element: dict[str, Any], sd_url: str) -> dict[str, Any]:
         spec["constraints"] = constraints
     if element.get("isModifier"):
         spec["modifier"] = True
+    if element.get("isSummary"):
+        spec["summary"] = True  # what a _summary=true answer keeps
     return spec
 
 

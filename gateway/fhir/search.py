@@ -32,13 +32,52 @@ def _mandatory(kind: str) -> frozenset[str]:
     """The JSON names of a resource type's top-level elements with a minimum of one (each
     choice name of a ``value[x]``): Observation's status and code."""
     definition = r4_base_types().get(kind)
-    names: set[str] = set()
-    for name, spec in (definition["nodes"][kind] if definition else {}).items():
-        if spec.get("min", 0) >= 1:
-            stem = name.removesuffix("[x]")
-            codes = [t["code"] for t in spec.get("types", [])] if stem != name else [""]
-            names.update(stem + code[:1].upper() + code[1:] for code in codes)
-    return frozenset(names)
+    children = definition["nodes"][kind] if definition else {}
+    return frozenset(
+        json_name for name, spec in children.items() if spec.get("min", 0) >= 1 for json_name in _json_names(name, spec)
+    )
+
+
+def _json_names(name: str, spec: dict[str, Any]) -> list[str]:
+    """The JSON names of an element: ``deceased[x]`` is deceasedBoolean, deceasedDateTime."""
+    stem = name.removesuffix("[x]")
+    if stem == name:
+        return [name]
+    return [stem + t["code"][:1].upper() + t["code"][1:] for t in spec.get("types", [])]
+
+
+@cache
+def _summary_elements(path: str) -> dict[str, str | None]:
+    """The children of the base model's node ``path`` (``Patient``, ``Patient.link``) that the
+    R4 definitions mark as summary (isSummary), by JSON name: each to the node its own
+    children are cut by (a backbone element), or None to keep it whole (a datatype)."""
+    kind = path.split(".", 1)[0]
+    definition = r4_base_types().get(kind)
+    children = definition["nodes"].get(path, {}) if definition else {}
+    return {
+        json_name: spec.get("node")
+        for name, spec in children.items()
+        if spec.get("summary")
+        for json_name in _json_names(name, spec)
+    }
+
+
+def _summary(value: dict[str, Any], path: str) -> dict[str, Any]:
+    """``value`` (at node ``path``) cut down to its summary elements, backbones recursively."""
+    wanted = _summary_elements(path)
+    kept: dict[str, Any] = {}
+    for key, child in value.items():
+        name = key.lstrip("_")
+        if name not in wanted:
+            continue
+        node = wanted[name]
+        if node is None or key.startswith("_"):
+            kept[key] = child
+        elif isinstance(child, list):
+            kept[key] = [_summary(item, node) if isinstance(item, dict) else item for item in child]
+        else:
+            kept[key] = _summary(child, node) if isinstance(child, dict) else child
+    return kept
 
 
 @dataclass
@@ -173,13 +212,17 @@ def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str
     """A resource cut down as ``_summary`` / ``_elements`` ask, marked SUBSETTED when cut.
     Its top-level mandatory elements always stay (R4 search.html), so what is returned is
     still a valid instance of its type."""
-    if summary == "data":
+    kind = resource.get("resourceType", "")
+    if summary == "true":
+        mandatory = {k: v for k, v in resource.items() if k.lstrip("_") in _mandatory(kind)}
+        kept = {"resourceType": kind, **mandatory, **_summary(resource, kind)}
+    elif summary == "data":
         kept = {k: v for k, v in resource.items() if k != "text"}
     elif summary == "text":
-        wanted = {*_KEPT, "text", *_mandatory(resource.get("resourceType", ""))}
+        wanted = {*_KEPT, "text", *_mandatory(kind)}
         kept = {k: v for k, v in resource.items() if k.lstrip("_") in wanted}
     elif elements:
-        wanted = {*elements, *_KEPT, *_mandatory(resource.get("resourceType", ""))}
+        wanted = {*elements, *_KEPT, *_mandatory(kind)}
         kept = {k: v for k, v in resource.items() if k in wanted or k.lstrip("_") in wanted}
     else:
         return resource

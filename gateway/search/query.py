@@ -40,7 +40,7 @@ MODIFIERS = {
 UNSUPPORTED_MODIFIERS = frozenset({"text", "in", "not-in", "of-type", "identifier", "iterate"})
 #: the _summary values this server implements (R4's ``true`` needs per-element summary flags
 #: the base model does not carry, so it is refused, not answered in full)
-SUMMARY_VALUES = ("count", "data", "text", "false")
+SUMMARY_VALUES = ("count", "true", "data", "text", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 DEFAULT_COUNT, MAX_COUNT = 20, 1000
 IGNORED_CONTROLS = frozenset({"_format", "_pretty"})

@@ -979,6 +979,12 @@ def test_a_vread_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
     )
 
 
+def test_a_read_with_summary_true_leaves_out_what_is_not_summary(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = get(api, f"Patient/{resource['id']}?_summary=true").json()
+    assert ("extension" in resource, "extension" in answer, answer["name"]) == (True, False, resource["name"])
+
+
 def test_a_read_naming_the_current_etag_is_not_modified(api: Api) -> None:
     """Conditional read (R4 http.html#cread): a platform polling unchanged records gets no body."""
     resource = created(api, new_patient())

@@ -37,3 +37,24 @@ def test_a_subset_keeps_the_types_mandatory_elements(
 
 def test_a_subset_is_marked_subsetted() -> None:
     assert shaped(OBSERVATION, "text", [])["meta"]["tag"][-1]["code"] == "SUBSETTED"
+
+
+def test_summary_true_keeps_the_elements_the_definitions_mark_summary() -> None:
+    """Observation.subject and value[x] are summary elements in R4; text and note are not."""
+    assert sorted(shaped(OBSERVATION, "true", [])) == [
+        "code",
+        "id",
+        "meta",
+        "resourceType",
+        "status",
+        "subject",
+        "valueQuantity",
+    ]
+
+
+def test_summary_true_cuts_backbone_elements_down_to_their_summary_children() -> None:
+    component = {"code": {"text": "收缩压"}, "valueQuantity": {"value": 132}, "interpretation": [{"text": "高"}]}
+    observation = {**OBSERVATION, "component": [component]}
+    assert shaped(observation, "true", [])["component"] == [
+        {"code": {"text": "收缩压"}, "valueQuantity": {"value": 132}}
+    ]
