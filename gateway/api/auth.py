@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 auth = Blueprint("auth", __name__, url_prefix="/fhir")
-#: the endpoints whose query string is a condition (a conditional update or delete)
-CONDITIONAL = frozenset({"fhir.conditional_update", "fhir.conditional_delete"})
+#: the endpoints whose query string is a condition (a conditional update, patch or delete)
+CONDITIONAL = frozenset({"fhir.conditional_update", "fhir.conditional_patch", "fhir.conditional_delete"})
 #: what SMART discovery offers; a client asks for the subset it needs
 SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.cud", "system/*.s", "system/AuditEvent.rs"]
 SECURITY_HEADERS = (

@@ -187,6 +187,14 @@ def conditional_update(kind: str) -> Response:
     return _written(services().repository.conditional_update(kind, request.query_string.decode(), body(), if_match()))
 
 
+@fhir.patch("/<kind>")
+def conditional_patch(kind: str) -> Response:
+    operations = _patch_body()
+    return _written(
+        services().repository.conditional_patch(kind, request.query_string.decode(), operations, if_match())
+    )
+
+
 @fhir.delete("/<kind>")
 def conditional_delete(kind: str) -> Response:
     deleted = services().repository.conditional_delete(kind, request.query_string.decode())
@@ -247,9 +255,13 @@ def update(kind: str, resource_id: str) -> Response:
 
 @fhir.patch("/<kind>/<resource_id>")
 def patch(kind: str, resource_id: str) -> Response:
+    return _written(services().repository.patch(kind, resource_id, _patch_body(), if_match()))
+
+
+def _patch_body() -> Any:
     if request.mimetype != "application/json-patch+json":
         raise FhirError(415, "http.patch-media-type")
-    return _written(services().repository.patch(kind, resource_id, body(), if_match()))
+    return body()
 
 
 @fhir.delete("/<kind>/<resource_id>")

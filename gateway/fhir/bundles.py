@@ -369,10 +369,18 @@ class Bundles:
     ) -> dict[str, Any]:
         # held until the transaction ends: a write between this read and the patch's would be lost
         where = f"{entry.path}.request.url"
-        current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", where, for_update=True)
+        resource_id = entry.resource_id or self._only_match_id(tx, entry, where)
+        current = self.repository.read_in(tx, entry.kind, resource_id, where, for_update=True)
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering))
+
+    def _only_match_id(self, tx: Transaction, entry: Entry, where: str) -> str:
+        """The id a conditional PATCH entry's criteria select: 404 for none, 412 for several."""
+        found = self.repository.only_match(tx, entry.kind, entry.criteria or "")
+        if found is None:
+            raise FhirError(404, "http.conditional-no-match", where, condition=entry.criteria)
+        return found.id
 
     def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
         if entry.history:
@@ -425,6 +433,11 @@ class Bundles:
             if entry.method == "PUT":
                 written = self.repository.update(
                     entry.kind, entry.resource_id or "", entry.resource or {}, entry.if_match
+                )
+                return self._written(written)
+            if entry.method == "PATCH" and entry.criteria and not entry.resource_id:
+                written = self.repository.conditional_patch(
+                    entry.kind, entry.criteria, _patch_operations(entry.resource), entry.if_match
                 )
                 return self._written(written)
             if entry.method == "PATCH":

@@ -299,6 +299,17 @@ class Repository:
                     raise
                 attempt += 1
 
+    def conditional_patch(self, kind: str, criteria: str, operations: Any, if_match: int | None = None) -> Written:
+        """PATCH Type?criteria (R4 http.html#patch): the one match is patched as by its id;
+        404 when nothing matches (a patch creates nothing), 412 when several do."""
+        self.check_type(kind)
+        self._need_criteria(criteria)
+        with self.store.reading() as tx:
+            found = self.only_match(tx, kind, criteria)
+        if found is None:
+            raise FhirError(404, "http.conditional-no-match", condition=criteria)
+        return self.patch(kind, found.id, operations, if_match)
+
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         self.check_type(kind)
         with self.store.transaction() as tx:

@@ -78,6 +78,7 @@ INTERACTIONS: dict[str, Interaction] = {
     "fhir.search": Interaction("search-type", "E"),
     "fhir.create": Interaction("create", "C"),
     "fhir.conditional_update": Interaction("update", "U"),
+    "fhir.conditional_patch": Interaction("patch", "U"),
     "fhir.conditional_delete": Interaction("delete", "D"),
     "fhir.type_history": Interaction("history-type", "R"),
     "fhir.validate_type": Interaction("operation", "E", "$validate"),

@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
     "fhir.search": Rule(KIND, "s"),
     "fhir.create": Rule(KIND, "c", conditional="s"),
     "fhir.conditional_update": Rule(KIND, "us"),
+    "fhir.conditional_patch": Rule(KIND, "us"),
     "fhir.conditional_delete": Rule(KIND, "ds"),
     "fhir.type_history": Rule(KIND, "s"),
     # $validate stores nothing and reads nothing: any authenticated client may check a resource

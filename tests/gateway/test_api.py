@@ -5,6 +5,7 @@ The tests of a module share one server and store, so each test makes its own peo
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import random
@@ -182,6 +183,35 @@ def test_a_json_patch_that_leaves_no_resource_is_refused(api: Api) -> None:
         timeout=60,
     )
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.bad-patch")
+
+
+def json_patch(api: Api, path: str, operations: list[dict[str, Any]]) -> requests.Response:
+    headers = {"Content-Type": "application/json-patch+json"}
+    return api.patch(f"{api.base}/{path}", data=json.dumps(operations), headers=headers, timeout=60)
+
+
+def test_a_conditional_patch_changes_the_one_match(api: Api) -> None:
+    resource = created(api, new_patient())
+    condition = f"identifier={ID_CARD}|{id_card(resource)}"
+    answer = json_patch(api, f"Patient?{condition}", [{"op": "replace", "path": "/active", "value": False}])
+    assert (answer.status_code, answer.json()["id"], answer.json()["active"]) == (200, resource["id"], False)
+
+
+def test_a_conditional_patch_matching_nothing_is_a_404(api: Api) -> None:
+    answer = json_patch(api, f"Patient?identifier={ID_CARD}|nobody", [{"op": "remove", "path": "/active"}])
+    assert (answer.status_code, message_ids(answer)[0]) == (404, "http.conditional-no-match")
+
+
+def test_a_transactions_conditional_patch_changes_the_one_match(api: Api) -> None:
+    resource = created(api, new_patient())
+    operations = [{"op": "replace", "path": "/active", "value": False}]
+    data = base64.b64encode(json.dumps(operations).encode()).decode()
+    entry = {
+        "resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data},
+        "request": {"method": "PATCH", "url": f"Patient?identifier={ID_CARD}|{id_card(resource)}"},
+    }
+    post(api, "", transaction(entry))
+    assert get(api, f"Patient/{resource['id']}").json()["active"] is False
 
 
 def test_a_batch_patch_entry_without_a_readable_patch_is_refused_alone(api: Api) -> None:
