@@ -80,6 +80,36 @@ def _summary(value: dict[str, Any], path: str) -> dict[str, Any]:
     return kept
 
 
+#: rounds of ``:iterate`` includes after the first, at most (a cycle of references ends sooner:
+#: nothing is included twice)
+MAX_INCLUDE_ROUNDS = 8
+
+
+def _included(tx: Transaction, query: SearchQuery, matches: list[Stored], access: Access | None) -> list[Stored]:
+    """What ``_include``/``_revinclude`` add to a page: every include applies to the matches,
+    and the ``:iterate`` ones again to what each round added, until a round adds nothing.
+    Each round keeps only what the principal may see before the next looks further, so an
+    iteration never passes through a resource the client could not have been given."""
+    visible = access.only_visible if access else lambda _tx, found: found
+    found = visible(tx, tx.resources.included(query, matches))
+    iterating = replace(
+        query,
+        include=[include for include in query.include if include.iterate],
+        revinclude=[include for include in query.revinclude if include.iterate],
+    )
+    seen = {(stored.type, stored.id) for stored in [*matches, *found]}
+    frontier, rounds = found, 0
+    while frontier and (iterating.include or iterating.revinclude) and rounds < MAX_INCLUDE_ROUNDS:
+        added = [
+            stored for stored in tx.resources.included(iterating, frontier) if (stored.type, stored.id) not in seen
+        ]
+        frontier = visible(tx, added)
+        seen.update((stored.type, stored.id) for stored in frontier)
+        found += frontier
+        rounds += 1
+    return found
+
+
 @dataclass
 class SearchResult:
     query: SearchQuery
@@ -117,8 +147,7 @@ class Searcher:
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
         matches, total = tx.resources.search(query, query.total != "none", restriction)
-        included = tx.resources.included(query, matches)
-        return SearchResult(query, matches, access.only_visible(tx, included) if access else included, total)
+        return SearchResult(query, matches, _included(tx, query, matches, access), total)
 
     def matching(
         self, tx: Transaction, kind: str, criteria: str, access: Access | None = None, count: int = 2

@@ -44,6 +44,7 @@ SUMMARY_VALUES = ("count", "true", "data", "text", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 DEFAULT_COUNT, MAX_COUNT = 20, 1000
 IGNORED_CONTROLS = frozenset({"_format", "_pretty"})
+ITERATE_MODIFIERS = frozenset({"iterate", "recurse"})
 #: what one search may ask at most: each limit keeps the SQL within what both databases parse
 #: (SQLite refuses expression trees deeper than 1,000 and LIKE patterns over 50,000 bytes), so
 #: an oversized request is the client's 400, not the store's failure
@@ -150,6 +151,8 @@ class Include:
     source_type: str
     params: tuple[str, ...]
     target_type: str | None = None
+    #: ``:iterate`` (R4; ``:recurse`` in earlier versions): applied to what was included too
+    iterate: bool = False
 
 
 @dataclass
@@ -213,7 +216,8 @@ class _Parser:
         if name in IGNORED_CONTROLS:
             return
         if handler := _CONTROLS.get(name):
-            if ":" in key:
+            modifier = key.partition(":")[2]
+            if modifier and not (name in ("_include", "_revinclude") and modifier in ITERATE_MODIFIERS):
                 raise _Ignorable(SearchError("search.unsupported-modifier", _names(key), key))
             handler(self, key, value)
         elif value != "":  # R4: a parameter with an empty value is ignored
@@ -314,7 +318,9 @@ class _Parser:
     def _include(self, key: str, value: str) -> None:
         _within(key, "includes", len(self.query.include) + len(self.query.revinclude) + 1)
         spec = self._include_spec(key, value, reverse=False)
-        if spec.source_type == self.query.resource_type:
+        # one naming another source type adds nothing to these matches, but may to what an
+        # iterating include brings
+        if spec.source_type == self.query.resource_type or spec.iterate:
             self.query.include.append(spec)
 
     def _revinclude(self, key: str, value: str) -> None:
@@ -330,11 +336,12 @@ class _Parser:
         if not _RESOURCE_TYPE.fullmatch(source) or not code or (target and not _RESOURCE_TYPE.fullmatch(target)):
             raise bad
         references = {c: p for c, p in self.parameters.for_type(source).items() if p.type == "reference"}
+        iterate = key.partition(":")[2] in ITERATE_MODIFIERS
         if code == "*":
-            return Include(source, tuple(references), target or None)
+            return Include(source, tuple(references), target or None, iterate)
         if code not in references:
             raise _Ignorable(SearchError("search.unknown-parameter", {"param": code, "type": source}, key))
-        return Include(source, (code,), target or None)
+        return Include(source, (code,), target or None, iterate)
 
     def _summary(self, key: str, value: str) -> None:
         self.query.summary = _choice(key, value, SUMMARY_VALUES, "summary")

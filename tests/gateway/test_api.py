@@ -417,6 +417,14 @@ def test_a_chained_search_finds_the_encounter_by_its_patients_id_card(api: Api, 
     assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Patient"]
 
 
+def test_an_iterating_include_follows_what_a_revinclude_added(api: Api, home_visit: dict[str, Any]) -> None:
+    """Patient ← Encounter (revinclude) → Organization (include:iterate on the Encounters)."""
+    patient = get(api, home_visit["entry"][0]["fullUrl"].removeprefix(f"{api.base}/")).json()
+    criteria = f"identifier={ID_CARD}|{id_card(patient)}&_revinclude=Encounter:subject"
+    bundle = get(api, f"Patient?{criteria}&_include:iterate=Encounter:service-provider").json()
+    assert sorted(e["resource"]["resourceType"] for e in bundle["entry"]) == ["Encounter", "Organization", "Patient"]
+
+
 def test_everything_returns_the_patient_their_encounter_and_its_organisation(
     api: Api, home_visit: dict[str, Any]
 ) -> None:

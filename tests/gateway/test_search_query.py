@@ -92,6 +92,12 @@ def test_a_time_zone_whose_plus_arrived_as_a_space_is_read_as_meant(parameters: 
     assert spaced == plus
 
 
+@pytest.mark.parametrize("modifier", ["iterate", "recurse"])
+def test_an_iterating_include_of_another_type_is_kept(parameters: SearchParameters, modifier: str) -> None:
+    query = parse(parameters, (f"_include:{modifier}", "Encounter:service-provider"))
+    assert query.include == [Include("Encounter", ("service-provider",), None, iterate=True)]
+
+
 def test_a_number_carries_the_interval_of_its_precision(parameters: SearchParameters) -> None:
     value = parse(parameters, ("value-quantity", "5.4"), kind="Observation").criteria[0].values[0]
     assert (value.number_low, value.number_high) == pytest.approx((5.35, 5.45))
