@@ -59,6 +59,7 @@ EXAMPLES = {
     "summary": " / ".join(SUMMARY_VALUES),
     "total": " / ".join(TOTAL_VALUES),
     "include": "Encounter:subject:Patient",
+    "has": "Patient?_has:CarePlan:subject:status=active",
     "string": "张",
     "uri": "http://fhir.yiyang.cn/StructureDefinition/yy-patient",
     "token": "urn:oid:2.16.156.10011.1.3|410105194912310020",
@@ -135,6 +136,8 @@ class Criterion:
     #: written over the table ``served_people(id)`` that ``served`` (SQL, parameters) selects
     within: tuple[tuple[str, str, tuple[Any, ...]], ...] = ()
     served: tuple[str, tuple[Any, ...]] = ("", ())
+    #: for ``_has`` (type "has"): the reference parameter of the target type that points back
+    via: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,10 @@ class _Parser:
         name = key.split(":", 1)[0]
         if name in IGNORED_CONTROLS:
             return
-        if handler := _CONTROLS.get(name):
+        if name == "_has":
+            _within(key, "criteria", len(self.query.criteria) + 1)
+            self.query.criteria.append(self._has(key, value))
+        elif handler := _CONTROLS.get(name):
             modifier = key.partition(":")[2]
             if modifier and not (name in ("_include", "_revinclude") and modifier in ITERATE_MODIFIERS):
                 raise _Ignorable(SearchError("search.unsupported-modifier", _names(key), key))
@@ -268,6 +274,21 @@ class _Parser:
             raise _Ignorable(SearchError("search.unknown-chain-parameter", params, key))
         chain = self.criterion(usable[0], tail, value, chained=True)
         return Criterion(parameter.code, "reference", targets=usable, chain=chain)
+
+    def _has(self, key: str, value: str) -> Criterion:
+        """``_has:CarePlan:subject:status=active`` (R4 reverse chaining): the resources that an
+        active CarePlan's ``subject`` points at.  One level, as chains are."""
+        _, source, via, rest = (key.split(":", 3) + ["", "", ""])[:4]
+        bad = SearchError("search.bad-has", {"param": key, "example": EXAMPLES["has"]}, key)
+        if not (_RESOURCE_TYPE.fullmatch(source) and via and rest):
+            raise bad
+        if rest.startswith("_has:"):
+            raise SearchError("search.chain-too-deep", {"param": key}, key)
+        parameter = self._parameter(source, via, key)
+        if parameter.type != "reference" or self.query.resource_type not in parameter.targets:
+            raise bad
+        chain = self.criterion(source, rest, value, chained=True)
+        return Criterion("_has", "has", targets=(source,), chain=chain, via=via)
 
     def _on_this_server(self, piece: str) -> list[str]:
         """A reference value on this server's base as ``Type/id`` too, which is how a relative

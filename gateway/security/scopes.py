@@ -210,11 +210,13 @@ def search_needs(
     ``_include=Encounter:subject:Patient`` adds Patients, ``patient.identifier`` searches
     Patients (each type its parameter may point at, or the one a ``:Type`` modifier names).
     An ``_include`` that names no target type may add any type, so it needs ``*`` (name the
-    target to include with narrower scopes)."""
+    target to include with narrower scopes); ``_has:CarePlan:subject:…`` searches CarePlans."""
     found = [(kind, "s")]
     for name, value in pairs:
         parts = value.split(":")
-        if name.startswith("_revinclude") and parts[0] not in ("", "*"):
+        if name.startswith("_has:"):
+            found.append((name.split(":")[1] or "*", "s"))
+        elif name.startswith("_revinclude") and parts[0] not in ("", "*"):
             found.append((parts[0], "s"))
         elif name.startswith("_revinclude") or name.startswith("_include"):
             target = parts[2] if len(parts) > 2 and name.startswith("_include") else "*"

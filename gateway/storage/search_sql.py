@@ -312,6 +312,8 @@ class _Builder:
         if criterion.param == "_lastUpdated":
             column = f"{owner}.last_updated"
             return self._column(criterion, lambda value: self._date(value, column, column))
+        if criterion.type == "has":
+            return self._has(criterion, owner, types)
         self.depth += 1
         s = f"s{self.depth}"
         if probe and len(types) == 1:
@@ -345,9 +347,27 @@ class _Builder:
         return f"{'NOT ' if criterion.modifier == 'not' else ''}({matches})"
 
     def _chain(self, criterion: Criterion, s: str) -> str:
-        assert criterion.chain is not None
         t = f"t{self.depth}"
         self.params.extend(criterion.targets)
+        return f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id {self._chained(criterion, t)})"
+
+    def _has(self, criterion: Criterion, owner: str, types: Sequence[str]) -> str:
+        """``_has:CarePlan:subject:status=active``: the owner is what the ``subject`` rows of the
+        CarePlans matching the inner criterion point at (a chain read backwards)."""
+        self.depth += 1
+        s, t = f"s{self.depth}", f"t{self.depth}"
+        self.params += [*criterion.targets, criterion.via, *types, *criterion.targets]
+        return (
+            f"({owner}.type, {owner}.id) IN (SELECT {s}.system, {s}.value FROM search_index {s} "
+            f"WHERE {s}.type IN ({marks(criterion.targets)}) AND {s}.name = ? AND {s}.system IN ({marks(types)}) "
+            f"AND {s}.id IN (SELECT {t}.id {self._chained(criterion, t)}))"
+        )
+
+    def _chained(self, criterion: Criterion, t: str) -> str:
+        """``FROM resource t WHERE …``: the current resources of the chain's target types (as
+        alias ``t``, whose type the caller has named) that meet its inner criterion and that
+        the client may see (``criterion.within``)."""
+        assert criterion.chain is not None
         inner = self.criterion(criterion.chain, t, criterion.targets)
         visible = ""
         if criterion.within:
@@ -364,8 +384,7 @@ class _Builder:
             for kind, _, params in criterion.within:
                 self.params += [kind, *params]
         return (
-            f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id FROM resource {t} "
-            f"WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner}{visible})"
+            f"FROM resource {t} WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner}{visible}"
         )
 
     def _match(self, criterion: Criterion, value: SearchValue, s: str) -> str:

@@ -399,6 +399,15 @@ def test_a_chain_through_someone_elses_device_finds_nothing(served: Served, home
     assert found["total"] == 0
 
 
+def test_a_reverse_chain_never_looks_into_someone_elses_records(served: Served, api: Api, home: Api) -> None:
+    """The doctor measured 李建国's blood pressure, which the centre may not see: asked whose
+    records name the doctor, it must not learn that one of someone else's does."""
+    doctor = example("yy-practitioner/valid-family-doctor.json")
+    api.put(f"{served.base}/Practitioner/{doctor['id']}", json=doctor)
+    asked = f"{served.base}/Practitioner?_has:Observation:performer:subject=Patient/li-jianguo&_summary=count"
+    assert (api.get(asked).json()["total"], home.get(asked).json()["total"]) == (1, 0)
+
+
 def test_a_group_naming_someone_else_is_not_exported(served: Served, api: Api, home: Api) -> None:
     api.put(f"{served.base}/Group/li-only", json=group("li-only", "li-jianguo"))
     answer = home.get(f"{served.base}/Group/li-only/$export", headers={"Prefer": "respond-async"})

@@ -98,6 +98,13 @@ def test_includes_need_search_on_the_types_they_add() -> None:
     assert search_needs("Encounter", pairs) == [("Encounter", "s"), ("Observation", "s"), ("Patient", "s"), ("*", "s")]
 
 
+def test_a_reverse_chain_needs_search_on_the_type_it_looks_into() -> None:
+    assert search_needs("Patient", [("_has:CarePlan:subject:status", "active")]) == [
+        ("Patient", "s"),
+        ("CarePlan", "s"),
+    ]
+
+
 def test_a_bundle_entry_needs_what_its_interaction_would() -> None:
     assert [
         bundle_entry_needs("POST", "Patient", None, "identifier=x"),

@@ -98,6 +98,29 @@ def test_an_iterating_include_of_another_type_is_kept(parameters: SearchParamete
     assert query.include == [Include("Encounter", ("service-provider",), None, iterate=True)]
 
 
+def test_a_reverse_chain_names_the_type_its_reference_and_the_criterion_on_it(parameters: SearchParameters) -> None:
+    criterion = parse(parameters, ("_has:CarePlan:subject:status", "active")).criteria[0]
+    assert (criterion.type, criterion.targets, criterion.via, criterion.chain.param) == (
+        "has",
+        ("CarePlan",),
+        "subject",
+        "status",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "message_id"),
+    [
+        ("_has:CarePlan:subject", "search.bad-has"),
+        ("_has:CarePlan:status:status", "search.bad-has"),  # not a reference
+        ("_has:Encounter:service-provider:status", "search.bad-has"),  # points at no Patient
+        ("_has:CarePlan:subject:_has:Encounter:subject:status", "search.chain-too-deep"),
+    ],
+)
+def test_a_malformed_reverse_chain_is_refused(parameters: SearchParameters, key: str, message_id: str) -> None:
+    assert refusal(parameters, (key, "active")) == message_id
+
+
 def test_a_number_carries_the_interval_of_its_precision(parameters: SearchParameters) -> None:
     value = parse(parameters, ("value-quantity", "5.4"), kind="Observation").criteria[0].values[0]
     assert (value.number_low, value.number_high) == pytest.approx((5.35, 5.45))
