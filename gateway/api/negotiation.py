@@ -56,10 +56,16 @@ def language() -> str:
     return request.accept_languages.best_match(LANGUAGES, default=current_app.config["YIYANG"].language)
 
 
+#: the media type of a ``POST …/_search`` body
+FORM = "application/x-www-form-urlencoded"
+
+
 def answer_format() -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
     current = request._get_current_object()  # one context-proxy lookup, not three
     asked = current.args.get("_format")
+    if not asked and current.method == "POST" and current.mimetype == FORM:
+        asked = current.form.get("_format")  # POST …/_search carries its parameters as a form
     if asked:
         # a + left unencoded in the query (application/fhir+xml) reaches here as a space
         found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
@@ -191,7 +197,7 @@ def refuse_nul() -> None:
 def search_form() -> list[tuple[str, str]]:
     """The criteria of a ``POST …/_search`` body, which FHIR defines as a form.  Any other
     body is a 415: read as no criteria, it would widen the search to everything."""
-    if request.mimetype == "application/x-www-form-urlencoded":
+    if request.mimetype == FORM:
         return list(request.form.items(multi=True))  # (the form may have been parsed already)
     if request.content_length or request.get_data(cache=True):
         raise FhirError(415, "http.unsupported-media-type", type=request.mimetype or "(none)")

@@ -78,3 +78,10 @@ def test_an_accept_with_the_fhir_version_parameter_is_honoured() -> None:
 
 def test_a_format_with_an_unencoded_plus_is_understood() -> None:
     assert asked_format("/fhir/Patient?_format=application/fhir+xml") == "xml"
+
+
+def test_a_format_in_a_search_form_is_honoured() -> None:
+    """POST …/_search carries every parameter in its form, _format included."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with APP.test_request_context("/fhir/Patient/_search", method="POST", data="_format=xml&name=张", headers=form):
+        assert answer_format() == "xml"
