@@ -33,7 +33,7 @@ from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
-from gateway.fhir.parameters import instant
+from gateway.fhir.parameters import instant, whole_number
 from gateway.fhir.repository import Written
 from gateway.fhir.search import searchset, shaped_read
 from gateway.messages import issue
@@ -289,15 +289,21 @@ def validate_instance(kind: str, resource_id: str) -> Response:
     return _validate(kind, resource_id)
 
 
+EVERYTHING_PARAMETERS = ("_since", "_type", "_count", "_offset", *IGNORED_CONTROLS)
+
+
 @fhir.route("/Patient/<resource_id>/$everything", methods=["GET", "POST"])
 def everything(resource_id: str) -> Response:
-    """``_since`` and ``_type`` are honoured; ``start``, ``end`` and ``_count`` (paging) are not
-    supported and, like any other parameter, refused rather than ignored."""
+    """``_since``, ``_type`` and ``_count`` (pages of that many members, with ``_offset`` in
+    their links) are honoured; ``start`` and ``end`` are not supported and, like any other
+    parameter, refused rather than ignored."""
     found, args = services(), operation_args()
     for name in args:
-        if name not in ("_since", "_type", *IGNORED_CONTROLS):
+        if name not in EVERYTHING_PARAMETERS:
             value = args[name]
-            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type")
+            raise FhirError(
+                400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type, _count"
+            )
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
     if unknown := sorted(types - found.repository.resource_types):
@@ -309,7 +315,12 @@ def everything(resource_id: str) -> Response:
         # was checked by the auth hook); "-none-" keeps an emptied set from meaning "all"
         wanted = types or set(found.repository.resource_types)  # the members and what they refer to
         types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
-    return _pulled(operations.everything(found.repository, compartment, resource_id, since, types, base_url()))
+    page = None
+    if "_count" in args:
+        count = min(whole_number(args, "_count", 0), found.config.max_page_size)
+        page = operations.Page(count, whole_number(args, "_offset", 0), list(args.items(multi=True)))
+    bundle = operations.everything(found.repository, compartment, resource_id, since, types, base_url(), page)
+    return _pulled(bundle)
 
 
 @fhir.route("/Composition/<resource_id>/$document", methods=["GET", "POST"])

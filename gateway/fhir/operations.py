@@ -8,12 +8,14 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conformance.issues import operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
+from gateway.fhir.paging import page_links
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
@@ -74,6 +76,16 @@ def validate_delete(repository: Repository, kind: str, resource_id: str, lang: s
     return {"resourceType": "OperationOutcome", "issue": [issue("information", "http.ok", lang)]}
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a ``$everything``: ``count`` members from ``offset``; ``pairs`` are the
+    request's parameters, repeated by the paging links."""
+
+    count: int
+    offset: int
+    pairs: list[tuple[str, str]]
+
+
 def everything(
     repository: Repository,
     compartment: dict[str, list[str]],
@@ -81,13 +93,15 @@ def everything(
     since: str | None,
     types: set[str],
     base_url: str,
+    page: Page | None = None,
 ) -> dict[str, Any]:
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
     searchset Bundle (``_since`` and ``_type`` narrow it), then the resources those refer to
     that support them (the organisation of an Encounter, the practitioner of a contract …),
     marked ``include``, as the operation's definition asks.  Each only if the principal may see
     it: a member may name someone else too (an Observation performed by the resident about a
-    stranger, another Patient linking to the resident)."""
+    stranger, another Patient linking to the resident).  With a ``page``, one page of the
+    members (the Patient first, then by type and id) and what they refer to, with links."""
     patient = repository.read("Patient", patient_id)
     asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
     access = repository.access()
@@ -95,21 +109,30 @@ def everything(
         found = tx.resources.referencing("Patient", patient_id, asked, since)
         members = [stored for stored in access.among_served(tx, found) if stored.reference != patient.reference]
         include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
-        matches = ([patient] if include_patient else []) + members
-        have = {stored.reference for stored in matches} | {patient.reference}
+        every = ([patient] if include_patient else []) + members
+        matches = every[page.offset : page.offset + page.count] if page else every
+        have = {stored.reference for stored in every} | {patient.reference}
+        # the Patient's own references go with the first page (or the only one)
+        referring = [patient, *matches] if page is None or page.offset == 0 else matches
         wanted = dict.fromkeys(
             reference
-            for stored in [patient, *members]
+            for stored in referring
             for reference in _references(stored.resource)
             if reference not in have and (not types or reference.partition("/")[0] in types)
         )
         targets = (tx.resources.read(*reference.split("/", 1)) for reference in wanted)
         current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
         supporting = list(access.among_served(tx, current))
+    links = {}
+    if page is not None:
+        address = f"{base_url}/{patient.reference}/$everything"
+        more = page.offset + page.count < len(every)
+        links["link"] = page_links(address, page.pairs, page.count, page.offset, more=more)
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(matches),
+        "total": len(every),
+        **links,
         "entry": [
             {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
             for found, mode in ((matches, "match"), (supporting, "include"))
@@ -188,7 +211,10 @@ def ingest(
     if source not in SOURCES:
         raise FhirError(400, "http.bad-parameter", name="source", value=source, detail=" / ".join(SOURCES))
     if suffix not in READERS:
-        raise FhirError(415, "http.unsupported-media-type", type=suffix)
+        raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
+    if not body.strip():
+        # some readers read an empty file as one without records; an empty upload is no export
+        raise FhirError(400, "http.ingest-unreadable", source=source, reason="请求体为空 / the body is empty")
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
