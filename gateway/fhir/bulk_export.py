@@ -28,7 +28,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,9 @@ OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "nd
 IGNORED_PARAMETERS = frozenset({"_format"})
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
+#: the file of an incremental export's deletions (no resource type is called so), and how
+#: many DELETE entries each of its Bundles holds
+DELETED, DELETED_FILE, DELETIONS_PER_BUNDLE = "Deleted", "Deleted.ndjson", 500
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, served_by"
 )
@@ -238,6 +241,8 @@ class BulkExports:
                     raise _Halted
                 if files.add(stored):
                     progress.written += 1
+            if job.since is not None:
+                files.add_deletions(self._deleted(tx, job, job.since))
             return files.output()
 
     def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
@@ -251,9 +256,7 @@ class BulkExports:
         members = {
             kind: params for kind, params in self.personal.compartment.items() if kind in wanted and kind != "Patient"
         }
-        # an elderly-care client's job exports whom it serves as the job runs
-        client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
-        access = Access(client, self.personal)
+        access = self._access(job)
         people = access.served_people(tx) if access.restricted else None
         # someone the client has begun to serve since its last export is sent in full
         newcomers = access.newly_served_people(tx, job.since) if job.since is not None else frozenset()
@@ -263,6 +266,37 @@ class BulkExports:
                 yield patient
             # a resource naming someone else besides the resident is hidden from its client
             yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, since))
+
+    def _access(self, job: Job) -> Access:
+        """What the job's client may see: an elderly-care client's job exports whom it serves
+        as the job runs."""
+        client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
+        return Access(client, self.personal)
+
+    def _deleted(self, tx: Transaction, job: Job, since: str) -> Iterator[str]:
+        """The resources the job would have exported but that were deleted after its
+        ``_since`` (the IG's ``deleted``), by reference.  For a Patient or Group export each is
+        judged by its last content before the deletion: in the compartment of one of the
+        export's people and, for an elderly-care client, concerning only people it serves."""
+        if job.scope == "system":
+            yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
+            return
+        access = self._access(job)
+        served = access.served_people(tx) if access.restricted else None
+        if job.scope != "Patient":
+            people: Callable[[str], bool] = frozenset(
+                person for person in _members(tx, job.scope) if served is None or person in served
+            ).__contains__
+        else:
+            people = served.__contains__ if served is not None else _anyone
+        for gone in tx.resources.deleted_since(job.types or sorted(self.personal.compartment), since):
+            before = tx.resources.vread(gone.type, gone.id, gone.version - 1)
+            if (
+                before is not None
+                and before.resource is not None
+                and self.personal.concerns_only(before.resource, people)
+            ):
+                yield gone.reference
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:
@@ -305,7 +339,10 @@ class BulkExports:
     def visible_lines(self, job_id: str, name: str, rules: Access) -> Iterator[bytes]:
         """A restricted client's file, checked again line by line as it is fetched: a person
         who withdrew their Consent after the export ran is no longer the client's to read."""
-        return _visible_lines(self.store, self.file(job_id, name), rules)
+        path = self.file(job_id, name)
+        if name == DELETED_FILE:  # judged when written: they name only what the client saw before
+            return _lines(path)
+        return _visible_lines(self.store, path, rules)
 
     def _find(self, job_id: str) -> Job:
         """The job, when the acting client may see it: its own (another client's is 404)."""
@@ -318,6 +355,11 @@ class BulkExports:
 
 #: lines checked per reading transaction while a restricted client's file streams
 _CHECKED_AT_ONCE = 500
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        yield from handle
 
 
 def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
@@ -352,12 +394,14 @@ def manifest(job: Job, base_url: str) -> dict[str, Any]:
         "transactionTime": job.created,
         "request": job.request,
         "requiresAccessToken": True,
-        "output": [
-            {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}", "count": entry["count"]}
-            for entry in job.output
-        ],
+        "output": [_file(job, entry, base_url) for entry in job.output if not entry.get("deleted")],
+        "deleted": [_file(job, entry, base_url) for entry in job.output if entry.get("deleted")],
         "error": [],
     }
+
+
+def _file(job: Job, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
+    return {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}", "count": entry["count"]}
 
 
 def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[list[str] | None, str | None]:
@@ -420,18 +464,28 @@ def _ended(period: Any, now: str) -> bool:
 def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
     if scope == "Patient":
         return tx.resources.current(["Patient"])
+    found = (tx.resources.read("Patient", patient_id) for patient_id in _members(tx, scope))
+    return (patient for patient in found if patient is not None and not patient.deleted)
+
+
+def _anyone(_person: str) -> bool:
+    return True
+
+
+def _members(tx: Transaction, scope: str) -> list[str]:
+    """The Patient ids a Group export's active members name, in the Group's order."""
     group = tx.resources.read("Group", scope.removeprefix("Group/"))
     members = (group.resource or {}).get("member", []) if group is not None else []
     now = now_instant()
-    ids = dict.fromkeys(
-        member["entity"]["reference"].removeprefix("Patient/")
-        for member in members
-        if not member.get("inactive")
-        and not _ended(member.get("period"), now)
-        and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
+    return list(
+        dict.fromkeys(
+            member["entity"]["reference"].removeprefix("Patient/")
+            for member in members
+            if not member.get("inactive")
+            and not _ended(member.get("period"), now)
+            and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
+        )
     )
-    found = (tx.resources.read("Patient", patient_id) for patient_id in ids)
-    return (patient for patient in found if patient is not None and not patient.deleted)
 
 
 def _load(store: Store, job_id: str) -> Job | None:
@@ -492,6 +546,7 @@ class _NdjsonFiles:
     handles: dict[str, IO[bytes]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
+    deletions: int = 0
 
     def __enter__(self) -> _NdjsonFiles:
         return self
@@ -513,8 +568,26 @@ class _NdjsonFiles:
         self.counts[stored.type] = self.counts.get(stored.type, 0) + 1
         return True
 
+    def add_deletions(self, references: Iterable[str]) -> None:
+        """The deletions file: transaction Bundles of DELETE entries (the IG's ``deleted``
+        output), :data:`DELETIONS_PER_BUNDLE` to a line."""
+        references = iter(references)
+        while chunk := list(itertools.islice(references, DELETIONS_PER_BUNDLE)):
+            handle = self.handles.get(DELETED)
+            if handle is None:
+                descriptor = os.open(self.folder / DELETED_FILE, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+                handle = self.handles[DELETED] = os.fdopen(descriptor, "wb")
+            entries = [{"request": {"method": "DELETE", "url": reference}} for reference in chunk]
+            handle.write(orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}) + b"\n")
+            self.deletions += len(chunk)
+
     def output(self) -> list[dict[str, Any]]:
         for handle in self.handles.values():
             handle.flush()
             os.fsync(handle.fileno())
-        return [{"type": kind, "file": f"{kind}.ndjson", "count": count} for kind, count in sorted(self.counts.items())]
+        files = [
+            {"type": kind, "file": f"{kind}.ndjson", "count": count} for kind, count in sorted(self.counts.items())
+        ]
+        if self.deletions:
+            files.append({"type": "Bundle", "file": DELETED_FILE, "count": self.deletions, "deleted": True})
+        return files

@@ -165,6 +165,17 @@ class Resources:
         for row in self.sql.stream(statement, params):
             yield self._stored(row)
 
+    def deleted_since(self, kinds: list[str] | None, since: str) -> Iterator[Stored]:
+        """The resources deleted after ``since`` (their tombstones: version and time, no
+        content), for an incremental export's deletions."""
+        where, params = ["deleted", "last_updated > ?"], [since]
+        if kinds:
+            where.append(f"type IN ({marks(kinds)})")
+            params.extend(kinds)
+        statement = f"SELECT {_COLUMNS} FROM resource WHERE {' AND '.join(where)} ORDER BY type, id"
+        for row in self.sql.stream(statement, params):
+            yield self._stored(row)
+
     # -- search (the SQL comes from search_sql.py) -----------------------------------------
     def search(
         self, query: SearchQuery, with_total: bool = True, restriction: Sql | None = None

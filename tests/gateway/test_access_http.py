@@ -11,7 +11,7 @@ import pytest
 
 from profiles.registry import examples_dir
 from tests.conftest import Api, Served, add_client
-from tests.gateway.test_bulk_export import export, exported
+from tests.gateway.test_bulk_export import deletions, export, exported
 
 HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
 
@@ -168,6 +168,22 @@ def test_an_incremental_export_sends_a_newly_served_persons_whole_record(served:
     api.delete(f"{served.base}/Consent/li-permit-sync")
     found = {resource["id"] for resources in files.values() for resource in resources}
     assert {"li-jianguo", "bp-li"} <= found
+
+
+def test_an_incremental_export_lists_only_the_deletions_of_served_peoples_records(
+    served: Served, api: Api, home: Api
+) -> None:
+    reading = example("yy-observation-blood-pressure/valid-blood-pressure.json")
+    for reading_id, person in (("bp-zhang-gone", "zhang-xiuying"), ("bp-li-gone", "li-jianguo")):
+        api.put(
+            f"{served.base}/Observation/{reading_id}",
+            json={**reading, "id": reading_id, "subject": {"reference": f"Patient/{person}"}},
+        )
+    since = export(home, "Patient/$export", _type="Observation")["transactionTime"]
+    for reading_id in ("bp-zhang-gone", "bp-li-gone"):
+        api.delete(f"{served.base}/Observation/{reading_id}")
+    manifest = export(home, "Patient/$export", _type="Observation", _since=since)
+    assert deletions(home, manifest) == ["Observation/bp-zhang-gone"]
 
 
 def test_an_incremental_export_does_not_resend_a_resident_served_all_along(served: Served, home: Api) -> None:

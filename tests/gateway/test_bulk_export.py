@@ -112,6 +112,14 @@ def exported(api: Api, manifest: dict[str, Any]) -> dict[str, list[dict[str, Any
     return {entry["type"]: lines(api, entry["url"]) for entry in manifest["output"]}
 
 
+def deletions(api: Api, manifest: dict[str, Any]) -> list[str]:
+    """The references an incremental export's ``deleted`` files name (IG v2), each a DELETE."""
+    bundles = [bundle for entry in manifest["deleted"] for bundle in lines(api, entry["url"])]
+    requests = [entry["request"] for bundle in bundles for entry in bundle["entry"]]
+    assert {request["method"] for request in requests} <= {"DELETE"}
+    return sorted(request["url"] for request in requests)
+
+
 def subjects(resources: list[dict[str, Any]]) -> set[str]:
     return {resource["subject"]["reference"] for resource in resources}
 
@@ -172,6 +180,13 @@ def test_since_exports_only_what_changed(api: Api, archive: dict[str, list[str]]
     assert api.put(f"{api.base}/Observation/bp-li-1", json=changed, timeout=30).status_code == 200
     files = exported(api, export(api, _since=first["transactionTime"]))
     assert {kind: [r["id"] for r in resources] for kind, resources in files.items()} == {"Observation": ["bp-li-1"]}
+
+
+def test_since_lists_what_was_deleted_since(api: Api, archive: dict[str, list[str]]) -> None:
+    api.put(f"{api.base}/Observation/bp-gone", json=observation("bp-gone", "li-jianguo", 120), timeout=30)
+    first = export(api, _type="Observation")
+    api.delete(f"{api.base}/Observation/bp-gone", timeout=30)
+    assert deletions(api, export(api, _type="Observation", _since=first["transactionTime"])) == ["Observation/bp-gone"]
 
 
 def test_patient_export_holds_the_residents_and_their_compartments_only(
