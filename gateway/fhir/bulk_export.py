@@ -258,8 +258,11 @@ class BulkExports:
         }
         access = self._access(job)
         people = access.served_people(tx) if access.restricted else None
-        # someone the client has begun to serve since its last export is sent in full
-        newcomers = access.newly_served_people(tx, job.since) if job.since is not None else frozenset()
+        # someone the client has begun to serve, or the Group has taken in, since its last
+        # export is sent in full: their older records were not in it
+        newcomers: frozenset[str] = frozenset()
+        if job.since is not None:
+            newcomers = access.newly_served_people(tx, job.since) | _joined(tx, job.scope, job.since)
         for patient in _people(tx, job.scope, people):
             since = None if patient.id in newcomers else job.since
             if "Patient" in wanted and (since is None or patient.last_updated > since):
@@ -468,6 +471,16 @@ def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
     return (patient for patient in found if patient is not None and not patient.deleted)
 
 
+def _joined(tx: Transaction, scope: str, since: str) -> frozenset[str]:
+    """The people a Group export's Group names now but did not at ``since`` (its version
+    then, from the history): every one of them if the Group did not exist yet."""
+    if not scope.startswith("Group/"):
+        return frozenset()
+    then = tx.resources.as_of("Group", scope.removeprefix("Group/"), since)
+    before = set(_active_members(then.resource, since)) if then is not None and then.resource else set()
+    return frozenset(person for person in _members(tx, scope) if person not in before)
+
+
 def _anyone(_person: str) -> bool:
     return True
 
@@ -475,14 +488,17 @@ def _anyone(_person: str) -> bool:
 def _members(tx: Transaction, scope: str) -> list[str]:
     """The Patient ids a Group export's active members name, in the Group's order."""
     group = tx.resources.read("Group", scope.removeprefix("Group/"))
-    members = (group.resource or {}).get("member", []) if group is not None else []
-    now = now_instant()
+    return _active_members(group.resource, now_instant()) if group is not None and group.resource else []
+
+
+def _active_members(group: dict[str, Any], moment: str) -> list[str]:
+    """The Patient ids of a Group's members active at ``moment``, in the Group's order."""
     return list(
         dict.fromkeys(
             member["entity"]["reference"].removeprefix("Patient/")
-            for member in members
+            for member in group.get("member", [])
             if not member.get("inactive")
-            and not _ended(member.get("period"), now)
+            and not _ended(member.get("period"), moment)
             and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
         )
     )

@@ -105,6 +105,15 @@ class Resources:
         )
         return self._stored(row) if row else None
 
+    def as_of(self, kind: str, resource_id: str, moment: str) -> Stored | None:
+        """The version that was current at ``moment`` (None when it did not exist yet)."""
+        row = self.sql.one(
+            f"SELECT {_COLUMNS} FROM resource_version WHERE type = ? AND id = ? AND last_updated <= ? "
+            "ORDER BY version DESC LIMIT 1",
+            (kind, resource_id, moment),
+        )
+        return self._stored(row) if row else None
+
     def exists(self, kind: str, resource_id: str) -> bool:
         return (
             self.sql.one("SELECT 1 FROM resource WHERE type = ? AND id = ? AND NOT deleted", (kind, resource_id))

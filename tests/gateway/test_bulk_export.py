@@ -189,6 +189,19 @@ def test_since_lists_what_was_deleted_since(api: Api, archive: dict[str, list[st
     assert deletions(api, export(api, _type="Observation", _since=first["transactionTime"])) == ["Observation/bp-gone"]
 
 
+def test_a_group_export_since_sends_a_new_members_whole_record(api: Api, archive: dict[str, list[str]]) -> None:
+    """李建国 joins the home after its last export: his older readings come with the next one."""
+    home = {"resourceType": "Group", "id": "home-b", "type": "person", "actual": True}
+    zhang = {"entity": {"reference": "Patient/zhang-xiuying"}}
+    api.put(f"{api.base}/Group/home-b", json={**home, "member": [zhang]}, timeout=30)
+    since = export(api, "Group/home-b/$export", _type="Observation")["transactionTime"]
+    api.put(
+        f"{api.base}/Group/home-b", json={**home, "member": [zhang, {"entity": {"reference": "Patient/li-jianguo"}}]}
+    )
+    files = exported(api, export(api, "Group/home-b/$export", _type="Observation", _since=since))
+    assert subjects(files["Observation"]) == {"Patient/li-jianguo"}
+
+
 def test_patient_export_holds_the_residents_and_their_compartments_only(
     api: Api, archive: dict[str, list[str]]
 ) -> None:
