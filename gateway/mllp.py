@@ -5,11 +5,12 @@ Each message is persisted before it is acknowledged: mapped into the store or qu
 its bytes, committed, and only then answered — AA when it landed (with warning ERR segments
 for independent parts quarantined alone, such as an IN1 without its 医保 fields), AE (with an
 ERR segment per reason, its HL7 table 0357 code where one fits) when its content was refused
-and it was quarantined, AR when it is not an HL7 message at all or of a type no mapping spec
-takes (it is quarantined too: nothing sent to the gateway is lost).  If the store cannot
-commit, the answer is AR with "store busy" (0357 code 206) and nothing was kept, so the
-sender's retry is safe.  A message sent again after
-a lost ACK is recognised by the ingest ledger and acknowledged AA without being written twice.
+and it was quarantined, AR when it is not an HL7 message at all, of a type or event no mapping
+spec takes, or its header says it is not for this archive (a version, processing id or
+character set the reader refuses) — it is quarantined too: nothing sent to the gateway is lost.
+If the store cannot commit, the answer is AR with "store busy" (0357 code 206) and nothing was
+kept, so the sender's retry is safe.  A message sent again after a lost ACK is recognised by
+the ingest ledger and acknowledged AA without being written twice.
 
 MLLP carries no credentials, so a sender is known by its address: ``YIYANG_MLLP_PEERS`` (or
 ``yiyang mllp --peer ADDRESS=CLIENT``) registers each interface engine's address as a client
@@ -27,7 +28,7 @@ import socketserver
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -44,8 +45,9 @@ from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import Grants, needs
 from gateway.services import Services
 from gateway.storage.store import StoreError
-from mappings.readers.hl7v2 import read_message
+from mappings.readers.hl7v2 import VERSIONS, Refusal, read_message, refusal
 from mappings.records import UNPARSEABLE
+from mappings.specs import Spec
 
 START, END = b"\x0b", b"\x1c\r"
 #: a reason's HL7 table 0357 condition comes from its catalog entry (``"hl7"``); a reason
@@ -54,6 +56,14 @@ INTERNAL_ERROR = "207^Application internal error"
 #: conditions that reject the message for what it is, not for its content: AR, not AE
 #: (unsupported message type, event, processing id or version)
 REJECTING = ("200", "201", "202", "203")
+#: the catalog entry answering each header field the reader refuses a message for
+REFUSALS = {
+    "MSH-18": "mllp.unknown-charset",
+    "MSH-12": "mllp.unsupported-version",
+    "MSH-11": "mllp.unsupported-processing-id",
+}
+#: the ACK's own sending application and facility (MSH-3, MSH-4) when the message named no receiver
+GATEWAY = ("YIYANG", "GATEWAY")
 FEED = "MLLP"
 _CHINA = timezone(timedelta(hours=8))
 log = logging.getLogger("yiyang.mllp")
@@ -122,7 +132,7 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
         return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
-    refused = _transport_problems(fields)
+    refused = _refusals(message, fields, services.engine.specs)
     token = acting.set(peer.principal)
     try:
         outcome = pipeline.process(record, refused=refused)
@@ -135,21 +145,41 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     finally:
         acting.reset(token)
     first = outcome.reasons[0].message_id if outcome.reasons else None
+    views = record.views
     if UNPARSEABLE in fields or refused or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
-        return Answer(ack(fields, "AR", outcome.reasons), "AR", STATUS["AR"], kind, first)
+        return Answer(ack(fields, "AR", outcome.reasons, views=views), "AR", STATUS["AR"], kind, first)
     if outcome.reasons:
-        return Answer(ack(fields, "AE", outcome.reasons), "AE", STATUS["AE"], kind, first)
+        return Answer(ack(fields, "AE", outcome.reasons, views=views), "AE", STATUS["AE"], kind, first)
     # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
-    answer = ack(fields, "AA", outcome.parts, severity="W")
+    answer = ack(fields, "AA", outcome.parts, severity="W", views=views)
     return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
 
 
-def _transport_problems(fields: dict[str, Any]) -> list[Reason]:
-    """What makes a readable message unanswerable, whatever its content: without a control id
-    (MSH-10) no ACK can say which message it answers, so it is refused (AR) and quarantined."""
-    if UNPARSEABLE in fields or _text(fields.get("MSH-10")):
+def _refusals(message: bytes, fields: dict[str, Any], specs: Iterable[Spec]) -> list[Reason]:
+    """What refuses a message (AR, and it is quarantined with the reason) for what it is, not for
+    its content: a header the reader refuses (character set, version, processing id), named
+    with its own HL7 condition; no control id (MSH-10), so no ACK could say which message it
+    answers; or an event no spec takes of a message type some spec does take."""
+    refused = refusal(message)
+    if refused is not None:
+        return [_header_reason(refused)]
+    if UNPARSEABLE in fields:
         return []
-    return [Reason("mllp.no-control-id", worded("mllp.no-control-id"), None, "MSH-10")]
+    if not _text(fields.get("MSH-10")):
+        return [Reason("mllp.no-control-id", worded("mllp.no-control-id"), None, "MSH-10")]
+    kind, event = _text(fields.get("MSH-9.1")), _text(fields.get("MSH-9.2"))
+    events = sorted({m for spec in specs if spec.source == "hl7v2" for m in spec.match if m.startswith(f"{kind}^")})
+    if events and f"{kind}^{event}" not in events:
+        words = worded("mllp.unsupported-event", {"event": f"{kind}^{event}", "supported": ", ".join(events)})
+        return [Reason("mllp.unsupported-event", words, None, "MSH-9")]
+    return []
+
+
+def _header_reason(refused: Refusal) -> Reason:
+    """The reader's refusal of a header field as the catalog entry an ACK answers it with."""
+    message_id = REFUSALS[refused.field]
+    words = worded(message_id, {"value": refused.value, "versions": ", ".join(VERSIONS)})
+    return Reason(message_id, words, None, refused.field)
 
 
 def audited(trail: AuditTrail, peer: Peer, answer: Answer) -> None:
@@ -178,17 +208,25 @@ def sender(fields: dict[str, Any]) -> Party:
     return Party(client or FEED, facility, "hl7v2", "mllp", mask_text(kind) or "message")
 
 
-def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str = "E") -> bytes:
-    """An ACK answering the message's MSH: sender and receiver swapped, its control id in
-    MSA-2, its version, and one ERR per reason (the stable id, then the zh-CN text)."""
+def ack(
+    fields: dict[str, Any],
+    code: str,
+    reasons: list[Reason],
+    severity: str = "E",
+    views: Mapping[str, str] | None = None,
+) -> bytes:
+    """An ACK answering the message's MSH: sender and receiver swapped (the receiver it named,
+    MSH-5/6, sends the ACK, as HL7 chapter 2 has it; the gateway's own names when it named
+    none), its control id in MSA-2, its version, and one ERR per reason (the stable id, then the
+    zh-CN text; ``views`` are the record's, to locate a typed key such as ``PID-3[ID]``)."""
     now = datetime.now(_CHINA).strftime("%Y%m%d%H%M%S%z")
     trigger = _text(fields.get("MSH-9.2"))
     control = _text(fields.get("MSH-10"))
     header = [
         "MSH",
         "^~\\&",
-        "YIYANG",
-        "GATEWAY",
+        _text(fields.get("MSH-5")) or GATEWAY[0],
+        _text(fields.get("MSH-6")) or GATEWAY[1],
         _text(fields.get("MSH-3")),
         _text(fields.get("MSH-4")),
         now,
@@ -209,24 +247,31 @@ def ack(fields: dict[str, Any], code: str, reasons: list[Reason], severity: str 
         where = reason.field or reason.expression or ""
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}" + (f" ({where})" if where else ""))
         condition = _condition(reason)
-        segments.append(f"ERR||{error_location(reason)}|{condition}^HL70357|{severity}||||{text}")
+        segments.append(f"ERR||{error_location(reason, views)}|{condition}^HL70357|{severity}||||{text}")
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
-#: a field of the message as the HL7 reader names it: ``PID-3``, ``PID-3[ID].1`` (the
-#: repetition whose type is ID), ``PID-3~2.1`` (the second repetition), ``IN1[1]-2`` (the
-#: second IN1 segment, counted from 0), or as the mapping engine names a field of one item of
-#: a repeated segment: ``IN1[1].IN1-2.1``
+#: a field of the message as the HL7 reader names it: ``PID-3``, ``PID-3~2.1`` (the second
+#: repetition), ``IN1[1]-2`` (the second IN1 segment, counted from 0), or as the mapping engine
+#: names a field of one item of a repeated segment: ``IN1[1].IN1-2.1``; a typed key
+#: (``PID-3[ID].1``, the repetition whose type is ID) is first resolved through the record's views
 _FIELD = re.compile(
     r"(?P<segment>[A-Z][A-Z0-9]{2})(?:\[(?P<occurrence>\d+)\](?:\.(?P=segment))?)?-(?P<field>\d+)"
     r"(?:~(?P<repetition>\d+)|\[[^\]]*\])?(?:\.(?P<component>\d+))?(?:\.(?P<subcomponent>\d+))?"
 )
+#: a typed key of the reader's: a field number followed by a type code in brackets
+_TYPED = re.compile(r"-\d+\[")
 
 
-def error_location(reason: Reason) -> str:
+def error_location(reason: Reason, views: Mapping[str, str] | None = None) -> str:
     """ERR-2, an ERL (segment^sequence^field^repetition^component^subcomponent) when the reason names a
-    field of the message; empty otherwise (its FHIRPath is in the text, ERR-8)."""
+    field of the message; empty otherwise (its FHIRPath is in the text, ERR-8).  A typed key
+    (``PID-3[ID].1``) names the repetition the record's ``views`` say holds it (``PID-3~2.1``):
+    the one that failed, which is not always the first; without views its repetition is left
+    empty."""
     _, _, name = (reason.field or "").rpartition(", field ")
+    if views and _TYPED.search(name):
+        name = views.get(name, name)
     found = _FIELD.fullmatch(name)
     if found is None:
         return ""
@@ -234,6 +279,14 @@ def error_location(reason: Reason) -> str:
     parts = [found["segment"], str(sequence), found["field"], found["repetition"] or ""]
     parts += [found["component"] or "", found["subcomponent"] or ""]
     return "^".join(parts).rstrip("^")
+
+
+def failed(message: bytes, incident: str) -> Answer:
+    """The answer to a message the gateway failed on (``incident`` in its log): AR, so the sender
+    resends it, still answering its control id and sender from its header as written."""
+    fields = _raw_header(message)
+    reason = Reason("http.internal", worded("http.internal", {"incident": incident}))
+    return Answer(ack(fields, "AR", [reason]), "AR", 500, sender(fields).interaction, "http.internal")
 
 
 def _raw_header(message: bytes) -> dict[str, str]:
@@ -244,7 +297,7 @@ def _raw_header(message: bytes) -> dict[str, str]:
         return {}
     parts = header.split(header[3])
     component = header[4]
-    found = {f"MSH-{n + 1}": parts[n] for n in (2, 3, 9, 10, 11) if n < len(parts) and parts[n]}
+    found = {f"MSH-{n + 1}": parts[n] for n in (2, 3, 4, 5, 9, 10, 11) if n < len(parts) and parts[n]}
     if len(parts) > 8:
         kind = parts[8].split(component)
         found |= {f"MSH-9.{n + 1}": value for n, value in enumerate(kind[:2]) if value}
@@ -305,8 +358,7 @@ class _Connection(socketserver.StreamRequestHandler):
         except Exception:  # noqa: BLE001 - a bug answers AR (the sender resends), never silence
             incident = uuid.uuid4().hex[:12]
             log.exception("incident %s: message from %s not processed", incident, peer.address)
-            failed = Reason("http.internal", worded("http.internal", {"incident": incident}))
-            answer = Answer(ack({}, "AR", [failed]), "AR", 500, "message", "http.internal")
+            answer = failed(message, incident)
         self.request.settimeout(self.server.services.config.mllp_idle_seconds)  # for the ACK's send
         self.wfile.write(START + answer.ack + END)
         audited(self.server.trail, peer, answer)

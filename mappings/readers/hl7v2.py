@@ -11,10 +11,33 @@ characters (``\\x0b`` … ``\\x1c``) and batch envelopes (``FHS``/``BHS``/``BTS`
 not part of any message.  ``raw`` is the message's own bytes as they stand in the file, from
 its ``MSH`` through the end of its last segment.
 
-Encoding is decided per message, because feeds concatenated from several systems mix them:
-UTF-8 when the message decodes as UTF-8, else GB18030 (a superset of GBK and GB2312, what older
-Chinese HIS write), else UTF-8 with replacement characters, which the mapping's mojibake check
-then reports for every field it uses.
+Character set
+-------------
+Each message is decoded one way, whole, because feeds concatenated from several systems mix
+them, and because a guess per segment or per field reads GB18030 text whose bytes happen to be
+valid UTF-8 (谢伟, ``D0 BB CE B0``) as other characters (``лΰ``):
+
+* by ``MSH-18`` when the message gives it (its first repetition; HL7 table 0211, the values in
+  ``CHARSETS``: ``UNICODE UTF-8``, ``GB 18030-2000``, ``ASCII``, ``8859/1`` …).  ``MSH-18`` is
+  read from the header's bytes before anything is decoded: like the separators, its value is
+  ASCII whatever the message's character set.  A value not in the table, or a message whose
+  bytes are not text in the set it declares, is not read at all;
+* without ``MSH-18``: UTF-8 when the whole message decodes as UTF-8, else GB18030 (a superset of
+  GBK and GB2312, what older Chinese HIS write) for the whole message; a message that is
+  neither is not read.  A GB18030 sender whose message is all ASCII (names only in ``\\X…\\``
+  escapes) must say so in ``MSH-18``: otherwise the message is UTF-8.
+
+The bytes of hex escapes (``\\Xhh…\\``) are text in that same character set and take part in
+the choice: a message without ``MSH-18`` is UTF-8 only if its escaped bytes are UTF-8 too.
+
+What it is
+----------
+A message is also not read (its record is ``UNPARSEABLE``, saying why) when its header says it
+is not one the archive takes: a version (``MSH-12``) other than those in ``VERSIONS`` (2.3 to
+2.5.1, the versions the hl7v2 specs are written for), or a processing id (``MSH-11``) other than
+``P``: debugging (``D``) and training (``T``) messages are test data, and a production archive
+keeps none of them.  :func:`refusal` tells a listener which header field refused it, so its
+acknowledgement can name the HL7 condition (0357: 202 processing id, 203 version).
 
 A message that cannot be parsed still becomes a record, so it is quarantined with its bytes,
 never lost: its shape is ``{"UNPARSEABLE"}`` (no spec matches it) and its only field,
@@ -69,8 +92,8 @@ feed without segment terminators costs linear time and bounded memory.  A messag
 ``UNPARSEABLE`` when a field holds a control character FHIR text forbids or more than
 ``cell_chars`` characters, when a timestamp lies outside the calendar (``99991231235959-1200``)
 or when an escape sequence cannot be decoded.  Escapes are decoded here, not by python-hl7
-(which drops what it does not know with a log line): ``\\Xhh…\\`` bytes as UTF-8 or GB18030,
-and the ISO 2022 character set switches ``\\Cxxyy\\`` and ``\\Mxxyyzz\\`` (``\\M2441\\`` is GB 2312)
+(which drops what it does not know with a log line): ``\\Xhh…\\`` bytes in the message's
+character set, and the ISO 2022 character set switches ``\\Cxxyy\\`` and ``\\Mxxyyzz\\`` (``\\M2441\\`` is GB 2312)
 through Python's ``iso2022_jp_2`` codec; what cannot be decoded is a problem, never lost text.
 
 Shape
@@ -86,6 +109,7 @@ import hashlib
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -108,6 +132,21 @@ TS_FIELDS = frozenset(
     | {"IN1-12", "IN1-13", "IN1-18", "IN1-24", "IN1-26", "IN1-29", "NK1-8", "NK1-9", "NK1-16"}
     | {"DG1-5", "DG1-19", "AL1-6", "PR1-5", "OBX-12", "OBX-14", "OBX-19", "MRG-8"}
 )
+
+#: HL7 table 0211 character sets (MSH-18) and the codec that decodes each; UTF-16 and UTF-32
+#: are left out (their MSH is not ASCII), as are the sets Python has no codec for
+CHARSETS = {
+    "ASCII": "ascii",
+    **{f"8859/{n}": f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 15)},
+    "UNICODE UTF-8": "utf-8",
+    "GB 18030-2000": "gb18030",
+    "BIG-5": "big5",
+}
+#: versions (MSH-12) the hl7v2 specs are written for: the Chinese HIS interfaces of v2.3 to v2.5.1,
+#: whose PID, PV1 and IN1 fields the specs read keep their meaning across these versions
+VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
+#: processing ids (MSH-11) of messages the archive keeps: production only (not D, T)
+PROCESSING_IDS = ("P",)
 
 #: separators one message may hold; a real ADT message holds hundreds, a batch of results a few
 #: thousand, and parsing costs time per separator (about 2 s for 50,000 on a small machine)
@@ -238,9 +277,10 @@ def _message(
             f"only the first {len(raw)} bytes of the message are kept"
         )
         return unparseable(source, file, location, raw, reason)
-    segments = [_decode(body) for _, body in lines if body]
+    bodies = [body for _, body in lines if body]
     try:
-        message, fields, views = _parse(segments, limits)
+        seps, declared = _header(bodies[0] if bodies else b"")
+        message, fields, views = _parse(_decoded(bodies, seps, declared), seps, limits)
     except _Unparseable as problem:
         return unparseable(source, file, location, raw, str(problem))
     kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
@@ -253,19 +293,48 @@ class _Unparseable(ValueError):
     """Why a message cannot be read; it becomes the record's only field."""
 
 
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("utf-8", errors="replace")
+class _Refused(_Unparseable):
+    """A message whose header says it is not one the archive takes (a character set, version or
+    processing id it does not accept); ``refusal`` names the header field."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(f"{refusal.field}: {refusal.reason}")
+        self.refusal = refusal
 
 
-def _parse(segments: list[str], limits: Limits) -> tuple[hl7.Message, dict[str, Any], dict[str, str]]:
-    if not segments or not segments[0].startswith("MSH"):
+@dataclass(frozen=True)
+class Refusal:
+    """The header field (``MSH-18``, ``MSH-12`` or ``MSH-11``) that refused a message, the value
+    it holds, and why, in the words of the record's ``UNPARSEABLE`` field."""
+
+    field: str
+    value: str
+    reason: str
+
+
+def refusal(data: bytes) -> Refusal | None:
+    """Why :func:`read_message` refuses this message for what its header says it is, or None
+    when it does not (it may still refuse it for its content): a listener answers the refusal
+    with its own HL7 condition, which the record's text alone does not give."""
+    first = next((body for line in _lines(io.BytesIO(data)) if (body := line.strip(_FRAMING))), b"")
+    try:
+        _header(first)
+    except _Refused as refused:
+        return refused.refusal
+    except _Unparseable:
+        return None
+    return None
+
+
+def _header(segment: bytes) -> tuple[_Separators, str | None]:
+    """The message's separators (MSH-1, MSH-2) and the codec of its declared character set
+    (MSH-18; None when it declares none), once its
+    header says it is a message the archive takes (MSH-12, MSH-11).  Read from the bytes as
+    Latin-1, which reads any byte, before the message is decoded: these fields are ASCII
+    whatever its character set, and a Chinese MSH-4 does not stop them being read."""
+    header = segment.decode("latin-1")
+    if not header.startswith("MSH"):
         raise _Unparseable("content outside any message (no MSH segment before it)")
-    header = segments[0]
     separator = header[3:4]
     encoding_chars = header[4:].split(separator, 1)[0] if separator else ""
     if (
@@ -276,6 +345,62 @@ def _parse(segments: list[str], limits: Limits) -> tuple[hl7.Message, dict[str, 
         or any(c.isalnum() or c.isspace() for c in encoding_chars)
     ):
         raise _Unparseable("MSH-1/MSH-2: no valid field separator and encoding characters")
+    seps = _Separators(encoding_chars, separator)
+    fields = header.split(separator)
+
+    def first(number: int) -> str:
+        """The field's first component of its first repetition (MSH-12 2.5^CHN is 2.5)."""
+        value = fields[number - 1] if number <= len(fields) else ""
+        return value.split(seps.repetition)[0].split(seps.component)[0].strip()
+
+    charset, version, processing = first(18), first(12), first(11)
+    if charset and charset not in CHARSETS:
+        known = ", ".join(CHARSETS)
+        raise _Refused(Refusal("MSH-18", charset, f"the character set {charset!r} is not one of {known}"))
+    if version not in VERSIONS:
+        supported = ", ".join(VERSIONS)
+        raise _Refused(Refusal("MSH-12", version, f"version {version!r} is not supported (only {supported})"))
+    if processing not in PROCESSING_IDS:
+        why = f"processing id {processing!r} is not P (production): debugging and training messages are not kept"
+        raise _Refused(Refusal("MSH-11", processing, why))
+    return seps, CHARSETS.get(charset)
+
+
+def _decoded(bodies: list[bytes], seps: _Separators, declared: str | None) -> list[str]:
+    """The segments as text, all in one character set: the declared one, else UTF-8 if the
+    message decodes as UTF-8, else GB18030.  The bytes of its hex escapes must decode too, since
+    they are read in the same set; ``seps.codec`` becomes the set chosen."""
+    data = b"\r".join(bodies)
+    escaped = [bytes.fromhex(part[1:].decode("ascii")) for part in _hex_escapes(bodies, seps)]
+    for codec in [declared] if declared else ["utf-8", "gb18030"]:
+        try:
+            text = data.decode(codec)
+            for chunk in escaped:
+                chunk.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        seps.codec = codec
+        return text.split("\r")
+    if declared:
+        raise _Unparseable(f"MSH-18: the message (or a hex escape in it) is not {declared} text, as MSH-18 declares")
+    raise _Unparseable("the message (or a hex escape in it) is neither UTF-8 nor GB18030 text, and MSH-18 is empty")
+
+
+def _hex_escapes(bodies: list[bytes], seps: _Separators) -> Iterator[bytes]:
+    """The hex escapes (``Xhh…``, between escape characters) of the segments' bytes, found as
+    :func:`unescape` finds them, so their bytes can take part in choosing the character set."""
+    escape = seps.escape.encode("ascii")
+    for body in bodies:
+        for part in body.split(escape)[1::2]:
+            if part[:1] == b"X" and _HEX.fullmatch(part[1:].decode("latin-1")):
+                yield part
+
+
+def _parse(
+    segments: list[str], seps: _Separators, limits: Limits
+) -> tuple[hl7.Message, dict[str, Any], dict[str, str]]:
+    separator = seps.field
+    encoding_chars = seps.encoding_chars
     delimiters = sum(sum(text.count(c) for c in separator + encoding_chars) for text in segments)
     if delimiters > MAX_DELIMITERS:
         # python-hl7 and the keys below cost time per field and component, not per byte
@@ -294,13 +419,12 @@ def _parse(segments: list[str], limits: Limits) -> tuple[hl7.Message, dict[str, 
         message = hl7.parse("\r".join(segments))
     except Exception as exc:  # python-hl7 raises IndexError, ParseException … on damaged input
         raise _Unparseable(f"python-hl7 cannot parse the message: {exc}") from exc
-    separators = _Separators(encoding_chars, separator)
     fields: dict[str, Any] = {}
     views: dict[str, str] = {}
     occurrences: dict[str, list[dict[str, str]]] = {}
     for segment in message:
         segment_id = str(segment[0])
-        keys = _segment_fields(message, segment, segment_id, separators, views, limits)
+        keys = _segment_fields(message, segment, segment_id, seps, views, limits)
         occurrences.setdefault(segment_id, []).append(keys)
         if len(occurrences[segment_id]) == 1:
             fields.update(keys)
@@ -314,9 +438,14 @@ def _parse(segments: list[str], limits: Limits) -> tuple[hl7.Message, dict[str, 
 
 
 class _Separators:
-    def __init__(self, encoding_chars: str, field: str = "|") -> None:
+    """How to read the message's text: its separators, and the character set it was decoded
+    with (``codec``, which hex escapes are read in too)."""
+
+    def __init__(self, encoding_chars: str, field: str = "|", codec: str = "utf-8") -> None:
         self.component, self.repetition, self.escape, self.subcomponent = encoding_chars[:4]
+        self.encoding_chars = encoding_chars
         self.field = field
+        self.codec = codec
 
 
 def _segment_fields(
@@ -438,7 +567,7 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
                 raise _Unparseable(f"{name}: the escape {escape}{part}{escape} repeats more than {_MAX_REPEAT} times")
             sink.append(_FORMATTING[part[:3]] * count)
         elif part[:1] == "X" and _HEX.fullmatch(part[1:]):
-            sink.append(_hex_text(name, part, escape))
+            sink.append(_hex_text(name, part, seps))
         elif part[:1] in ("C", "M") and _HEX.fullmatch(part[1:]) and len(part) in ((5,) if part[0] == "C" else (5, 7)):
             flush()
             charset = part[1:]
@@ -448,14 +577,14 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
     return "".join(out)
 
 
-def _hex_text(name: str, part: str, escape: str) -> str:
-    data = bytes.fromhex(part[1:])
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise _Unparseable(f"{name}: the hex escape {escape}{part[:20]}{escape} is neither UTF-8 nor GB18030 text")
+def _hex_text(name: str, part: str, seps: _Separators) -> str:
+    """A hex escape's bytes as text in the message's character set."""
+    codec = seps.codec
+    try:
+        return bytes.fromhex(part[1:]).decode(codec)
+    except UnicodeDecodeError as exc:
+        escape = seps.escape
+        raise _Unparseable(f"{name}: the hex escape {escape}{part[:20]}{escape} is not {codec} text") from exc
 
 
 def _join(components: dict[int, tuple[str, list[str]]], seps: _Separators) -> str:

@@ -838,13 +838,28 @@ def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("source", "media", "content"),
-    [("insurance", "application/json", b"{not json"), ("hl7v2", "application/hl7-v2", b"hello world")],
+    [
+        ("insurance", "application/json", b"{not json"),
+        ("hl7v2", "application/hl7-v2", b"hello world"),
+        # an empty body is no export, whichever reader would have read it
+        ("insurance", "application/json", b""),
+        ("community-health", "text/csv", b""),
+        ("hl7v2", "x-application/hl7-v2+er7", b""),
+    ],
 )
 def test_ingest_of_a_body_that_cannot_be_read_is_a_bad_request(
     api: Api, source: str, media: str, content: bytes
 ) -> None:
     answer = api.post(f"{api.base}/$ingest?source={source}", data=content, headers={"Content-Type": media})
     assert (answer.status_code, message_ids(answer)) == (400, ["http.ingest-unreadable"])
+
+
+def test_ingest_of_a_media_type_it_does_not_read_names_the_types_it_reads(api: Api) -> None:
+    headers = {"Content-Type": "text/plain", "Accept-Language": "en"}
+    answer = api.post(f"{api.base}/$ingest?source=hl7v2", data=b"MSH|^~\\&|", headers=headers)
+    text = answer.json()["issue"][0]["details"]["text"]
+    named = all(media in text for media in ("text/csv", "application/json", "x-application/hl7-v2+er7", ".hl7"))
+    assert (answer.status_code, message_ids(answer), named) == (415, ["http.ingest-unsupported-media-type"], True)
 
 
 # -- formats and hostile bodies ----------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.ingest.quarantine import Reason
-from gateway.mllp import error_location
+from gateway.mllp import error_location, failed
 from gateway.storage import open_store
 from tests.conftest import add_client, free_port
 
@@ -99,6 +98,14 @@ def exchange(connection: socket.socket, message: bytes) -> str:
     return answer.strip(START + END).decode("utf-8")
 
 
+def reheaded(message: bytes, number: int, value: bytes) -> bytes:
+    """The message with MSH-``number`` set to ``value``."""
+    header, _, rest = message.partition(b"\r")
+    fields = header.split(b"|")
+    fields[number - 1] = value
+    return b"|".join(fields) + b"\r" + rest
+
+
 def acknowledgement(answer: str) -> str:
     return next(segment for segment in answer.split("\r") if segment.startswith("MSA")).split("|")[1]
 
@@ -138,17 +145,61 @@ def test_a_message_the_profiles_refuse_is_acknowledged_ae_with_an_err_segment(li
 
 
 def test_a_message_type_no_spec_takes_is_rejected_ar_as_unsupported(listener: tuple[int, str]) -> None:
-    first = sample_messages()[0]
-    header, _, rest = first.partition(b"\r")
-    fields = header.split(b"|")
-    fields[8] = b"ORU^R01"
-    answer = send(listener[0], b"|".join(fields) + b"\r" + rest)
+    answer = send(listener[0], reheaded(sample_messages()[0], 9, b"ORU^R01"))
     errors = [s for s in answer.split("\r") if s.startswith("ERR")]
     assert (acknowledgement(answer), "200^Unsupported message type" in errors[0]) == ("AR", True)
 
 
+def test_an_event_no_spec_takes_of_a_supported_type_is_rejected_as_an_unsupported_event(
+    listener: tuple[int, str],
+) -> None:
+    error = segment(send(listener[0], reheaded(sample_messages()[0], 9, b"ADT^A02^ADT_A02")), "ERR")
+    named = "ADT\\S\\A02" in error[8]  # ADT^A02, its ^ escaped
+    assert (error[2], error[3], named) == ("MSH^1^9", "201^Unsupported event code^HL70357", True)
+
+
+@pytest.mark.parametrize(
+    ("number", "value", "condition"),
+    [
+        (12, b"9.9", "203^Unsupported version id"),
+        (11, b"T", "202^Unsupported processing id"),
+        (11, b"D", "202^Unsupported processing id"),
+        (18, b"GBK", "103^Table value not found"),
+    ],
+)
+def test_a_message_of_another_version_processing_id_or_character_set_is_rejected_and_kept(
+    listener: tuple[int, str], number: int, value: bytes, condition: str
+) -> None:
+    message = reheaded(sample_messages()[2], number, value)
+    answer = send(listener[0], message)
+    error = segment(answer, "ERR")
+    kept = [reason["id"] for entry in quarantined(listener[1], message) for reason in entry["reasons"]]
+    assert (acknowledgement(answer), error[2], error[3], len(kept)) == (
+        "AR",
+        f"MSH^1^{number}",
+        f"{condition}^HL70357",
+        1,
+    )
+
+
 def segment(answer: str, name: str) -> list[str]:
     return next(part for part in answer.split("\r") if part.startswith(name)).split("|")
+
+
+def test_the_ack_is_sent_by_the_receiver_the_message_named(listener: tuple[int, str]) -> None:
+    """HL7 chapter 2: the ACK's MSH-3/4 are the message's MSH-5/6, its MSH-5/6 the message's MSH-3/4."""
+    header = segment(send(listener[0], sample_messages()[0]), "MSH")
+    assert header[2:6] == ["YIYANG-GW", "YYPT", "HIS", "H41010500012"]
+
+
+def test_the_ack_of_a_message_naming_no_receiver_is_sent_by_the_gateway(listener: tuple[int, str]) -> None:
+    message = reheaded(reheaded(sample_messages()[0], 5, b""), 6, b"")
+    assert segment(send(listener[0], message), "MSH")[2:4] == ["YIYANG", "GATEWAY"]
+
+
+def test_the_ack_of_a_message_the_gateway_failed_on_answers_its_control_id_and_sender() -> None:
+    header, msa = (failed(sample_messages()[0], "abc123").ack.decode().split("\r")[n].split("|") for n in (0, 1))
+    assert (msa[:3], header[4:6]) == (["MSA", "AR", "HIS20261102091502"], ["HIS", "H41010500012"])
 
 
 def test_an_ack_declares_its_character_set_and_a_short_control_id(listener: tuple[int, str]) -> None:
@@ -158,9 +209,9 @@ def test_an_ack_declares_its_character_set_and_a_short_control_id(listener: tupl
 
 
 def test_an_error_names_the_field_of_the_message_as_an_erl(listener: tuple[int, str]) -> None:
+    """The 身份证号 with a bad check character is the second repetition of PID-3 (type ID)."""
     broken = sample_messages()[0].replace(b"410105194912310020", b"410105194912310021")
-    location = segment(send(listener[0], broken), "ERR")[2]
-    assert re.fullmatch(r"PID\^1\^3(\^\d*)*", location), location
+    assert segment(send(listener[0], broken), "ERR")[2] == "PID^1^3^2^1"
 
 
 def test_a_message_whose_content_cannot_be_read_is_rejected_naming_its_control_id(
@@ -187,6 +238,11 @@ def test_a_message_whose_content_cannot_be_read_is_rejected_naming_its_control_i
 )
 def test_error_locations_are_written_as_erl(field: str | None, erl: str) -> None:
     assert error_location(Reason("x", {"zh-CN": "", "en": ""}, None, field)) == erl
+
+
+def test_a_typed_key_is_located_at_the_repetition_the_record_holds_it_in() -> None:
+    reason = Reason("x", {"zh-CN": "", "en": ""}, None, "MLLP message 1, field PID-3[ID].1")
+    assert error_location(reason, {"PID-3[ID].1": "PID-3~2.1"}) == "PID^1^3^2^1"
 
 
 def test_something_that_is_not_hl7_is_rejected_ar_and_kept_in_quarantine(listener: tuple[int, str]) -> None:
@@ -218,28 +274,23 @@ def test_a_frame_of_two_messages_is_rejected_and_kept_whole(listener: tuple[int,
 
 
 def test_a_message_without_a_control_id_is_rejected_as_a_missing_field(listener: tuple[int, str]) -> None:
-    header, _, rest = sample_messages()[0].partition(b"\r")
-    fields = header.split(b"|")
-    fields[9] = b""
-    error = segment(send(listener[0], b"|".join(fields) + b"\r" + rest), "ERR")
+    error = segment(send(listener[0], reheaded(sample_messages()[0], 10, b"")), "ERR")
     assert (error[2], error[3]) == ("MSH^1^10", "101^Required field missing^HL70357")
 
 
 def test_a_message_without_a_control_id_is_kept_in_quarantine(listener: tuple[int, str]) -> None:
-    header, _, rest = sample_messages()[1].partition(b"\r")
-    fields = header.split(b"|")
-    fields[9] = b""
-    message = b"|".join(fields) + b"\r" + rest
+    message = reheaded(sample_messages()[1], 10, b"")
     send(listener[0], message)
     [entry] = quarantined(listener[1], message)
     assert [reason["id"] for reason in entry["reasons"]] == ["mllp.no-control-id"]
 
 
-def audit_events(url: str, condition: str) -> list[str]:
-    """The audit rows meeting ``condition``, waiting for the listener's buffer (≤ 10 s)."""
+def audit_events(url: str, condition: str, more_than: int = 0) -> list[str]:
+    """The audit rows meeting ``condition``, waiting for the listener's buffer (≤ 10 s) until
+    there are more than ``more_than`` of them."""
     store = open_store(url)
     deadline, found = time.monotonic() + 10, []
-    while not found and time.monotonic() < deadline:
+    while len(found) <= more_than and time.monotonic() < deadline:
         with store.reading() as tx:
             found = [text for (text,) in tx.sql.all(f"SELECT event FROM audit_event WHERE {condition}")]
         time.sleep(0.2)
@@ -248,9 +299,11 @@ def audit_events(url: str, condition: str) -> list[str]:
 
 
 def test_each_message_leaves_an_audit_event_naming_its_sender(listener: tuple[int, str]) -> None:
+    time.sleep(0.5)  # the listener writes its events every 0.2 s: the earlier tests' are in by now
+    earlier = len(audit_events(listener[1], "agent = 'his-mllp'"))
     send(listener[0], sample_messages()[0])
-    found = audit_events(listener[1], "agent = 'his-mllp'")
-    assert found and '"path":"/mllp/ADT^A01"' in found[-1]
+    found = audit_events(listener[1], "agent = 'his-mllp'", more_than=earlier)
+    assert len(found) > earlier and '"path":"/mllp/ADT^A01"' in found[-1]
 
 
 def test_a_sender_not_registered_is_rejected_and_nothing_is_kept(tmp_path: Path) -> None:

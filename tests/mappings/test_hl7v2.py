@@ -34,6 +34,10 @@ def visit_id(number_system: str, number: str, start: str) -> str:
 
 
 ZHANG = sample_id("hl7v2", FILE, "message 1", "patient")
+ZHANG_PSN_NO = "41000000000000012345"
+#: her Coverages, keyed on the 参保关系 (医保人员编号, 险种, 参保日期) as the 1101 reply's are
+ZHANG_EMPLOYEE = keyed_id("Coverage", ZHANG_PSN_NO, "310", "2004-07-01")
+ZHANG_LONG_TERM_CARE = keyed_id("Coverage", ZHANG_PSN_NO, "410", "2024-01-01")
 ZHANG_STAY = visit_id("12", "ZY20261102003", "2026-11-02T09:15:00+08:00")
 WANG = sample_id("hl7v2", FILE, "message 2", "patient")
 LIU = sample_id("hl7v2", FILE, "message 3", "patient")
@@ -107,8 +111,9 @@ def test_every_message_read_is_either_mapped_or_quarantined(run: tuple[Path, com
 
 
 def test_the_good_messages_yield_the_expected_number_of_each_resource(run: tuple[Path, commands.Counts]) -> None:
-    # 张秀英's A01 and A03 are one stay: one Encounter; six messages name three people
-    assert dict(run[1].resources) == {"Patient": 3, "Encounter": 3, "Coverage": 5, "Provenance": 6}
+    # 张秀英's A01 and A03 are one stay: one Encounter, and their IN1s the same two Coverages;
+    # six messages name three people
+    assert dict(run[1].resources) == {"Patient": 3, "Encounter": 3, "Coverage": 3, "Provenance": 6}
 
 
 def test_the_archive_holds_one_patient_per_person(out: Path) -> None:
@@ -212,16 +217,28 @@ def test_an_emergency_registration_is_class_emer_with_its_utc_time_moved_to_beij
 
 # -- Coverage -----------------------------------------------------------------------------------------
 def test_her_first_in1_becomes_exactly_the_expected_coverage(out: Path) -> None:
-    coverage_id = sample_id("hl7v2", FILE, "message 1", "coverage[0]")
-    assert written(out, "Coverage", coverage_id) == zhang_employee_coverage(coverage_id, ZHANG, "郑州市医疗保障局")
+    assert written(out, "Coverage", ZHANG_EMPLOYEE) == zhang_employee_coverage(
+        ZHANG_EMPLOYEE, ZHANG, "郑州市医疗保障局"
+    )
 
 
 def test_her_second_in1_becomes_a_long_term_care_coverage(out: Path) -> None:
-    coverage = written(out, "Coverage", sample_id("hl7v2", FILE, "message 1", "coverage[1]"))
+    coverage = written(out, "Coverage", ZHANG_LONG_TERM_CARE)
     assert (coverage["type"], coverage["period"]) == (
         {"coding": [coding(f"{BASE}/CodeSystem/nhsa-insutype", "410", "长期照护保险")]},
         {"start": "2024-01-01"},
     )
+
+
+def test_a_later_message_with_the_same_in1_updates_the_same_coverages(tmp_path: Path) -> None:
+    """Her admission resent under a new control id, as an interface engine does after a restart:
+    its IN1s name the same 参保关系 (医保人员编号, 险种, 参保日期), so still one Coverage each."""
+    admission = b"MSH|" + SAMPLE.read_bytes().split(b"MSH|")[1]
+    resent = admission.replace(b"|HIS20261102091502|", b"|HIS20261102091599|")
+    (tmp_path / "adt.hl7").write_bytes(admission + resent)
+    counts = commands.ingest("hl7v2", [tmp_path / "adt.hl7"], tmp_path / "out", Registry(), bundle=False)
+    ids = [c["id"] for c in ndjson(tmp_path / "out" / "Coverage.ndjson")]
+    assert (counts.mapped, sorted(ids)) == (2, sorted([ZHANG_EMPLOYEE, ZHANG_LONG_TERM_CARE]))
 
 
 def test_a_self_paying_patient_without_in1_gets_no_coverage(out: Path) -> None:
@@ -347,6 +364,90 @@ def test_a_gb18030_message_is_decoded_next_to_a_utf8_one(tmp_path: Path) -> None
     assert [r.fields["PID-5"] for r in read(tmp_path, data)] == ["张秀英", "张秀英"]
 
 
+#: surnames and given names whose GB18030 bytes are also valid UTF-8 (谢伟 is D0 BB CE B0, "лΰ")
+SURNAMES = "郑谢肖袁叶魏姚卢陆石韦薛史毛钱莫"
+GIVEN_NAMES = "英伟强霞平梅志"
+#: MSH-13 to MSH-18 (the country, then the character set)
+GB18030 = "|||||CHN|GB 18030-2000"
+
+
+def gb18030_feed(surname: str, declared: bool) -> bytes:
+    """One message per given name, in GB18030, the name alone in PID; only the department in PV1
+    (老年医学科, whose bytes are not UTF-8) shows a reader without MSH-18 what the message is."""
+    header = MSH + (GB18030 if declared else "")
+    messages = [
+        message(n, f"PID|1||0000123^^^H41010500012^PI||{surname}{given}", "PV1|1|I|||||||||老年医学科").replace(
+            MSH.format(n=n), header.format(n=n)
+        )
+        for n, given in enumerate(GIVEN_NAMES, start=1)
+    ]
+    return ("\r".join(messages) + "\r").encode("gb18030")
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["MSH-18", "no MSH-18"])
+@pytest.mark.parametrize("surname", SURNAMES)
+def test_a_gb18030_message_is_decoded_whole_even_where_its_name_is_also_utf8(
+    tmp_path: Path, surname: str, declared: bool
+) -> None:
+    records = read(tmp_path, gb18030_feed(surname, declared))
+    assert [r.fields.get("PID-5") for r in records] == [surname + given for given in GIVEN_NAMES]
+
+
+def test_hex_escapes_are_read_in_the_character_set_msh_18_declares(tmp_path: Path) -> None:
+    data = (MSH + GB18030).format(n=1) + "\rPID|1||0000123^^^H41010500012^PI||\\XD0BBCEB0\\\r"
+    assert read(tmp_path, data.encode("ascii"))[0].fields["PID-5"] == "谢伟"
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding", "why"),
+    [
+        ("GBK", "gb18030", "MSH-18: the character set 'GBK' is not one of ASCII, 8859/1"),
+        ("ASCII", "gb18030", "MSH-18: the message (or a hex escape in it) is not ascii text, as MSH-18 declares"),
+        ("UNICODE UTF-8", "gb18030", "MSH-18: the message (or a hex escape in it) is not utf-8 text"),
+    ],
+)
+def test_a_message_in_a_character_set_it_does_not_declare_is_not_read(
+    tmp_path: Path, charset: str, encoding: str, why: str
+) -> None:
+    data = (MSH + f"|||||CHN|{charset}").format(n=1) + "\rPID|1||||张秀英\r"
+    record = read(tmp_path, data.encode(encoding))[0]
+    assert (record.shape, record.fields["UNPARSEABLE"].startswith(why)) == (frozenset({"UNPARSEABLE"}), True)
+
+
+@pytest.mark.parametrize(("processing", "version"), [("P", "2.3"), ("P", "2.3.1"), ("P^T", "2.4"), ("P", "2.5.1^CHN")])
+def test_production_messages_of_versions_2_3_to_2_5_1_are_read(tmp_path: Path, processing: str, version: str) -> None:
+    data = message(1).replace("|P|2.5", f"|{processing}|{version}", 1)
+    assert "ADT^A08" in read(tmp_path, data.encode())[0].shape
+
+
+@pytest.mark.parametrize(
+    ("processing", "version", "field"),
+    [
+        ("P", "9.9", "MSH-12"),
+        ("P", "2.6", "MSH-12"),
+        ("P", "", "MSH-12"),
+        ("T", "2.5", "MSH-11"),
+        ("D", "2.5", "MSH-11"),
+    ],
+)
+def test_a_message_of_another_version_or_not_for_production_is_refused_naming_the_field(
+    tmp_path: Path, processing: str, version: str, field: str
+) -> None:
+    data = message(1).replace("|P|2.5", f"|{processing}|{version}", 1).encode()
+    record = read(tmp_path, data)[0]
+    refused = hl7v2.refusal(data)
+    assert (record.fields["UNPARSEABLE"].split(":")[0], refused and refused.field) == (field, field)
+
+
+def test_a_training_message_given_to_ingest_is_quarantined_saying_why(tmp_path: Path) -> None:
+    """The reader refuses it, so ``yiyang ingest`` and ``$ingest`` quarantine it as MLLP does."""
+    path = tmp_path / "adt.hl7"
+    path.write_bytes(b"MSH|" + SAMPLE.read_bytes().split(b"MSH|")[1].replace(b"|P|2.5|", b"|T|2.5|", 1))
+    counts = commands.ingest("hl7v2", [path], tmp_path / "out", Registry(), bundle=False)
+    why = quarantined(tmp_path / "out", "message 1")["fields"]["UNPARSEABLE"]
+    assert (counts.quarantined, why.startswith("MSH-11: processing id 'T' is not P")) == (1, True)
+
+
 def test_the_shape_is_the_message_type_its_trigger_and_the_segments_present(tmp_path: Path) -> None:
     assert read(tmp_path, message(1, PID, "PV1|1|I").encode())[0].shape == {"ADT^A08", "A08", "MSH", "PID", "PV1"}
 
@@ -449,9 +550,12 @@ def test_date_time_fields_reach_the_specs_in_iso_form(tmp_path: Path) -> None:
     [
         ("MSH|^~|HIS\rPID|1", "MSH-1/MSH-2: no valid field separator and encoding characters"),
         ("MSH", "MSH-1/MSH-2: no valid field separator and encoding characters"),
-        ("MSH|^~\\&|HIS|H1|||20261102||\rPID|1", "MSH-9 (message type) is empty"),
-        ("MSH|^~\\&|HIS|H1|||20261102||ADT^A08\r锟斤拷烫烫烫", "segment 2 is not an HL7 segment: '锟斤拷烫烫烫'"),
-        ("MSH|^~\\&|HIS|H1|||20261102||ADT^A08\rpid|1", "segment 2 is not an HL7 segment: 'pid|1'"),
+        ("MSH|^~\\&|HIS|H1|||20261102|||C1|P|2.5\rPID|1", "MSH-9 (message type) is empty"),
+        (
+            "MSH|^~\\&|HIS|H1|||20261102||ADT^A08|C1|P|2.5\r锟斤拷烫烫烫",
+            "segment 2 is not an HL7 segment: '锟斤拷烫烫烫'",
+        ),
+        ("MSH|^~\\&|HIS|H1|||20261102||ADT^A08|C1|P|2.5\rpid|1", "segment 2 is not an HL7 segment: 'pid|1'"),
     ],
 )
 def test_a_message_that_cannot_be_parsed_becomes_an_unparseable_record(tmp_path: Path, text: str, why: str) -> None:
@@ -460,7 +564,7 @@ def test_a_message_that_cannot_be_parsed_becomes_an_unparseable_record(tmp_path:
 
 
 def test_an_unparseable_message_does_not_stop_the_messages_after_it(tmp_path: Path) -> None:
-    data = f"{message(1)}\rMSH|^~\\&|HIS|H1|||20261102||\r{message(3)}\r"
+    data = f"{message(1)}\rMSH|^~\\&|HIS|H1|||20261102|||C2|P|2.5\r{message(3)}\r"
     assert [sorted(r.shape)[0] for r in read(tmp_path, data.encode())] == ["A08", "UNPARSEABLE", "A08"]
 
 
