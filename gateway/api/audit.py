@@ -90,6 +90,7 @@ def record(response: Response) -> Response:
             reason=state.get("audit_reason") or _reason(response),
             bundle_type=_bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
             location=location,
+            touched=state.get("touched", ()),
             types=[t for value in asked.args.getlist("_type") for t in value.split(",") if t],
             entries=state.get("bundle_entries", ()),
         )

@@ -198,6 +198,7 @@ def conditional_patch(kind: str) -> Response:
 @fhir.delete("/<kind>")
 def conditional_delete(kind: str) -> Response:
     deleted = services().repository.conditional_delete(kind, request.query_string.decode())
+    g.touched = tuple(stored.reference for stored in deleted)
     return _deleted(deleted[0] if len(deleted) == 1 else None, len(deleted))
 
 
@@ -344,6 +345,7 @@ def document(resource_id: str) -> Response:
 # -- shared answers ------------------------------------------------------------------------------
 def _written(written: Written) -> Response:
     stored = written.stored
+    g.touched = (stored.reference,)  # for the audit trail: a conditional write's URL names criteria
     headers = version_headers(stored, base_url(), location=written.status == 201)
     wanted = prefer_return()
     if wanted == "minimal":

@@ -147,6 +147,8 @@ class RequestFacts:
     bundle_type: str | None = None
     #: Location / Content-Location of the answer: the id a create assigned
     location: str | None = None
+    #: the resources a write or delete changed (``Type/id``), for one whose URL named criteria
+    touched: Sequence[str] = ()
     types: list[str] = field(default_factory=list)
     #: a Bundle's entries: (method, url, status, location) each
     entries: Sequence[tuple[str, str, str, str | None]] = ()
@@ -198,6 +200,8 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
         record["bundle"] = facts.bundle_type
     if facts.location:
         record["location"] = mask_text(facts.location)
+    if facts.touched:
+        record["touched"] = list(facts.touched)
     if facts.types:
         record["types"] = facts.types
     if facts.entries:
@@ -283,18 +287,22 @@ def _subject(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return kind, resource_id
 
 
+def _named(record: Mapping[str, Any], kind: str | None, resource_id: str | None) -> list[str]:
+    """The references a request read or wrote: the one its route names (a version too), or
+    what a conditional write or delete changed, whose URL named criteria."""
+    if kind and resource_id:
+        version = record.get("args", {}).get("version")
+        return [f"{kind}/{resource_id}" + (f"/_history/{version}" if version else "")]
+    return list(record.get("touched", ())) if kind else []
+
+
 def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
-    args = record.get("args", {})
     kind, resource_id = _subject(record)
     found: list[dict[str, Any]] = []
     if kind:
-        entity: dict[str, Any] = {"type": {"system": RESOURCE_TYPES, "code": kind}}
-        if resource_id:
-            reference = f"{kind}/{resource_id}"
-            if args.get("version"):
-                reference += f"/_history/{args['version']}"
-            entity["what"] = {"reference": reference}
-        found.append(entity)
+        entity_type = {"system": RESOURCE_TYPES, "code": kind}
+        found += [{"type": entity_type, "what": {"reference": r}} for r in _named(record, kind, resource_id)]
+        found = found or [{"type": entity_type}]
     for other in record.get("types", ()):
         if other != kind:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
@@ -364,7 +372,7 @@ def record_columns(record: Mapping[str, Any]) -> Columns:
     kind, resource_id = _subject(record)
     types = [kind] if kind else []
     types += [other for other in dict.fromkeys(record.get("types", ())) if other != kind]
-    references = [f"{kind}/{resource_id}"] if kind and resource_id else []
+    references = [reference.split("/_history/")[0] for reference in _named(record, kind, resource_id)]
     for entry in record.get("entries", ()):
         entity = _entry_entity(*entry)
         if "type" in entity and entity["type"]["code"] not in types:

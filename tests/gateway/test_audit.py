@@ -4,6 +4,7 @@ in its free text, in logs and in the command line's output."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -36,6 +37,8 @@ from gateway.security.principal import Principal
 from gateway.storage import open_store
 from gateway.storage.store import Store
 from tests.conftest import Api, request_token
+from tests.gateway.test_api import ID_CARD as ID_CARD_SYSTEM
+from tests.gateway.test_api import id_card, new_patient
 
 HIS = Principal("his", "city-hospital", frozenset({"system/*.cruds"}), "hospital")
 ID_CARD = "410105194912310020"
@@ -312,6 +315,20 @@ def test_a_transaction_bundle_and_an_operation_are_named() -> None:
     assert operation["entity"][0]["what"] == {"reference": "Patient/p1"}
 
 
+def test_a_conditional_delete_names_each_resource_it_deleted() -> None:
+    deleted = event_of_facts(
+        facts(
+            method="DELETE",
+            path="/fhir/Observation",
+            endpoint="fhir.conditional_delete",
+            view_args={"kind": "Observation"},
+            query=[("subject", "Patient/p1")],
+            touched=("Observation/o1", "Observation/o2"),
+        )
+    )
+    assert [entity["what"]["reference"] for entity in deleted["entity"]] == ["Observation/o1", "Observation/o2"]
+
+
 _ROUTE_ARGS = st.fixed_dictionaries(
     {},
     optional={
@@ -330,6 +347,7 @@ _ROUTE_ARGS = st.fixed_dictionaries(
     view_args=_ROUTE_ARGS,
     types=st.lists(st.sampled_from(["Patient", "Encounter", "Coverage"]), max_size=3),
     location=st.sampled_from([None, "http://x/fhir/Patient/new-1/_history/1", "http://x/fhir/Encounter/e9"]),
+    touched=st.lists(st.sampled_from(["Patient/p3", "Encounter/e3"]), max_size=2),
     principal=st.sampled_from([None, HIS]),
     status=st.sampled_from([200, 201, 401, 404, 503]),
     entries=st.lists(
@@ -347,13 +365,21 @@ def test_a_records_columns_are_those_of_the_event_it_renders(
     view_args: dict[str, str],
     types: list[str],
     location: str | None,
+    touched: list[str],
     principal: Principal | None,
     status: int,
     entries: list[tuple[str, str, str, str | None]],
 ) -> None:
     """Appends derive the searchable columns from the record without rendering it; an auditor's
     search must still find exactly the events whose AuditEvent says so."""
-    changes = {"endpoint": endpoint, "view_args": view_args, "types": types, "location": location, "entries": entries}
+    changes = {
+        "endpoint": endpoint,
+        "view_args": view_args,
+        "types": types,
+        "location": location,
+        "touched": touched,
+        "entries": entries,
+    }
     record = record_of(facts(principal=principal, status=status, **changes), "2026-12-03T08:00:00.000000Z")
     assert record_columns(record) == columns(render(record))
 
@@ -507,6 +533,17 @@ def test_a_refused_request_is_recorded_as_anonymous(api: Api) -> None:
     assert requests.get(f"{api.base}/Patient/nobody", timeout=60).status_code == 401
     events = audit_events(api, "agent=anonymous&outcome=4&entity=Patient/nobody")
     assert events and events[-1]["outcomeDesc"].startswith("HTTP 401")
+
+
+def test_a_conditional_patch_over_http_is_found_by_the_resource_it_changed(api: Api) -> None:
+    """An auditor asking who touched a record finds the patch whose URL named only criteria."""
+    created = api.post(f"{api.base}/Patient", json=new_patient(), timeout=30).json()
+    operations = json.dumps([{"op": "replace", "path": "/active", "value": False}])
+    headers = {"Content-Type": "application/json-patch+json"}
+    criteria = f"identifier={ID_CARD_SYSTEM}|{id_card(created)}"
+    assert api.patch(f"{api.base}/Patient?{criteria}", data=operations, headers=headers, timeout=30).status_code == 200
+    events = audit_events(api, f"entity=Patient/{created['id']}", wanted=2)
+    assert "patch" in {event["subtype"][0]["code"] for event in events}
 
 
 def test_each_entry_of_a_batch_is_in_its_audit_event(api: Api) -> None:
