@@ -317,8 +317,8 @@ def everything(resource_id: str) -> Response:
         wanted = types or set(found.repository.resource_types)  # the members and what they refer to
         types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
     page = None
-    if "_count" in args:
-        count = min(whole_number(args, "_count", 0), found.config.max_page_size)
+    if "_count" in args or "_offset" in args:
+        count = min(whole_number(args, "_count", found.config.page_size), found.config.max_page_size)
         page = operations.Page(count, whole_number(args, "_offset", 0), list(args.items(multi=True)))
     bundle = operations.everything(found.repository, compartment, resource_id, since, types, base_url(), page)
     return _pulled(bundle)

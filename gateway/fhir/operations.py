@@ -112,8 +112,8 @@ def everything(
         every = ([patient] if include_patient else []) + members
         matches = every[page.offset : page.offset + page.count] if page else every
         have = {stored.reference for stored in every} | {patient.reference}
-        # the Patient's own references go with the first page (or the only one)
-        referring = [patient, *matches] if page is None or page.offset == 0 else matches
+        # paged, each page brings what its own members refer to (the Patient's with the Patient)
+        referring = matches if page else [patient, *matches]
         wanted = dict.fromkeys(
             reference
             for stored in referring
@@ -123,22 +123,19 @@ def everything(
         targets = (tx.resources.read(*reference.split("/", 1)) for reference in wanted)
         current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
         supporting = list(access.among_served(tx, current))
-    links = {}
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(every)}
     if page is not None:
         address = f"{base_url}/{patient.reference}/$everything"
-        more = page.offset + page.count < len(every)
-        links["link"] = page_links(address, page.pairs, page.count, page.offset, more=more)
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(every),
-        **links,
-        "entry": [
-            {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
-            for found, mode in ((matches, "match"), (supporting, "include"))
-            for stored in found
-        ],
-    }
+        more = 0 < page.count and page.offset + page.count < len(every)
+        bundle["link"] = page_links(address, page.pairs, page.count, page.offset, more=more)
+    entries = [
+        {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
+        for found, mode in ((matches, "match"), (supporting, "include"))
+        for stored in found
+    ]
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return bundle
 
 
 def document(

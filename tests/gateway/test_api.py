@@ -466,6 +466,13 @@ def test_everything_pages_the_members_and_links_the_next_page(api: Api, home_vis
     )
 
 
+def test_everything_counted_alone_links_no_next_page(api: Api, home_visit: dict[str, Any]) -> None:
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    bundle = get(api, f"Patient/{patient_id}/$everything?_count=0").json()
+    relations = [link["relation"] for link in bundle["link"]]
+    assert (bundle["total"], "entry" in bundle, "next" in relations) == (2, False, False)
+
+
 def test_everything_since_a_later_moment_returns_nothing(api: Api, home_visit: dict[str, Any]) -> None:
     patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
     bundle = get(api, f"Patient/{patient_id}/$everything?_since=2999-01-01T00:00:00Z").json()
