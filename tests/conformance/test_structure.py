@@ -31,6 +31,13 @@ def test_unknown_element_is_located(validator: Validator) -> None:
     assert found(issues, "structure.unknown-element", "Patient.name[0].txt")
 
 
+@pytest.mark.parametrize("element", ["project", "author", "compartment"])
+def test_an_element_the_definitions_republisher_added_to_meta_is_unknown(validator: Validator, element: str) -> None:
+    """R4's Meta has versionId, lastUpdated, source, profile, security and tag alone."""
+    issues = check(validator, {"resourceType": "Patient", "meta": {element: "x"}})
+    assert found(issues, "structure.unknown-element", f"Patient.meta.{element}")
+
+
 def test_repeating_element_must_be_an_array(validator: Validator) -> None:
     assert found(
         check(validator, {"resourceType": "Patient", "name": {"text": "张三"}}),
