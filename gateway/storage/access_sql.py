@@ -122,9 +122,10 @@ def served_patients(organization: str, now: str) -> Sql:
 
 def newly_served(organization: str, since: str, now: str) -> Sql:
     """A subquery selecting the Patients whose service relationship with ``organization`` may
-    have begun after ``since``: a stay, 签约, contract team or permitting Consent written since
-    then, a permit whose period began since then, or any Consent of theirs written since then
-    (a refusal withdrawn).  An incremental export sends such a person's whole record: their
+    have begun after ``since``: a stay or 签约 written since then, a contract (its CarePlan or
+    its team) written since then, or a Consent of theirs written since then (a permit given, a
+    refusal withdrawn) or whose period began or ended since then (a permit in force, a refusal
+    lapsed).  An incremental export sends such a person's whole record: their
     older resources were hidden from the organisation's previous export.  Whether a relation
     written since then is new or only changed is not told apart; sending a record twice is
     harmless, missing it is not."""
@@ -152,8 +153,8 @@ def newly_served(organization: str, since: str, now: str) -> Sql:
         [
             _rows("CarePlan", "care-team", "CareTeam")
             + " AND x.value IN (SELECT t.id FROM search_index t WHERE t.type = 'CareTeam' "
-            "AND t.name = 'organization' AND t.system = 'Organization' AND t.value = ? "
-            f"AND t.id IN ({written.format(kind='CareTeam')}))",
+            "AND t.name = 'organization' AND t.system = 'Organization' AND t.value = ?) "
+            f"AND (x.id IN ({written.format(kind='CarePlan')}) OR x.value IN ({written.format(kind='CareTeam')}))",
         ],
     )
     consents = _people(
@@ -162,11 +163,12 @@ def newly_served(organization: str, since: str, now: str) -> Sql:
         [
             written.format(kind="Consent")
             + " UNION SELECT x.id FROM search_index x WHERE x.type = 'Consent' AND x.name = 'period' "
-            "AND x.low > ? AND x.low <= ?",
+            "AND ((x.low > ? AND x.low <= ?) OR (x.high > ? AND x.high <= ?))",
         ],
     )
     sql = f"{stays} UNION {plans} UNION {teams} UNION {consents}"
-    return sql, [organization, since, organization, since, organization, since, since, since, now]
+    moments = [since, now, since, now]
+    return sql, [organization, since, organization, since, organization, since, since, since, *moments]
 
 
 def visible_condition(

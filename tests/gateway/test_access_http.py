@@ -4,7 +4,9 @@ platform's token reaches only the people its organisation serves, through every 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -184,6 +186,39 @@ def test_an_incremental_export_lists_only_the_deletions_of_served_peoples_record
         api.delete(f"{served.base}/Observation/{reading_id}")
     manifest = export(home, "Patient/$export", _type="Observation", _since=since)
     assert deletions(home, manifest) == ["Observation/bp-zhang-gone"]
+
+
+def test_an_incremental_export_sends_the_record_of_someone_a_new_contract_serves(
+    served: Served, api: Api, home: Api
+) -> None:
+    """A family-doctor contract names one of the centre's existing teams: the CarePlan is new,
+    the team is not."""
+    team = example("yy-careteam/valid-family-doctor-team.json")
+    api.put(f"{served.base}/CareTeam/{team['id']}", json=team)
+    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
+    contract = {**example("yy-careplan/valid-family-doctor-package.json"), "id": "li-contract-sync"}
+    contract |= {"subject": {"reference": "Patient/li-jianguo"}, "careTeam": [{"reference": f"CareTeam/{team['id']}"}]}
+    api.put(f"{served.base}/CarePlan/li-contract-sync", json=contract)
+    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
+    api.delete(f"{served.base}/CarePlan/li-contract-sync")
+    found = {resource["id"] for resources in files.values() for resource in resources}
+    assert {"li-jianguo", "bp-li"} <= found
+
+
+def test_an_incremental_export_sends_the_record_of_someone_whose_refusal_lapsed(
+    served: Served, api: Api, home: Api
+) -> None:
+    """Nothing is written when a refusal's period ends: the lapse alone must count."""
+    ends = datetime.now(UTC) + timedelta(seconds=3)
+    refusal = example("yy-consent/valid-deny-all.json")
+    refusal["provision"]["period"]["end"] = ends.isoformat(timespec="seconds").replace("+00:00", "Z")
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
+    time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 1)
+    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
+    api.delete(f"{served.base}/Consent/{refusal['id']}")
+    found = {resource["id"] for resources in files.values() for resource in resources}
+    assert {"zhang-xiuying", "bp-2026"} <= found
 
 
 def test_an_incremental_export_does_not_resend_a_resident_served_all_along(served: Served, home: Api) -> None:
