@@ -12,6 +12,7 @@ needs (``gateway/security/scopes.py`` holds the table).  The OAuth logic itself 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -49,6 +50,8 @@ NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 CACHEABLE_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configuration"})
 #: RFC 6750 §3.1: a request that sent no bearer token is told the scheme and realm, no error code
 BEARER_CHALLENGE = 'Bearer realm="yiyang"'
+#: RFC 6749 §3.3 scope-tokens separated by spaces: what a challenge's scope="…" may hold
+SCOPE_TOKENS = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
 
 
 def _services() -> Services:
@@ -114,8 +117,12 @@ def authenticate() -> None:
 
 def _refuse_scope(missing: str, client_id: str) -> NoReturn:
     """403 naming the missing scope, in the OperationOutcome and in the bearer challenge
-    (RFC 6750 §3.1 ``insufficient_scope``), so an OAuth client learns which scope to ask for."""
-    g.challenge = f'{BEARER_CHALLENGE}, error="insufficient_scope", scope="{missing}"'
+    (RFC 6750 §3.1 ``insufficient_scope``), so an OAuth client learns which scope to ask for.
+    The scope is made of what the request named (a type in its path or a ``_has``): one that
+    is no scope-token (RFC 6749 §3.3: no quote, backslash or control character) stays out of
+    the header, which it would break, and is told in the OperationOutcome alone."""
+    named = f', scope="{missing}"' if SCOPE_TOKENS.fullmatch(missing) else ""
+    g.challenge = f'{BEARER_CHALLENGE}, error="insufficient_scope"{named}'
     raise FhirError(403, "http.forbidden-scope", scope=missing, client=client_id)
 
 

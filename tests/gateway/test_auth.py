@@ -293,6 +293,20 @@ def test_a_missing_scope_is_challenged_as_insufficient_scope(served: Served, cli
     )
 
 
+@pytest.mark.parametrize(("client_id", "named"), [("quoting-searcher", "Obs%22erv"), ("breaking-searcher", "Obs%0AX")])
+def test_a_scope_made_of_what_the_request_named_stays_out_of_the_challenge(
+    served: Served, client_key: Any, client_id: str, named: str
+) -> None:
+    """A quote or a line break in a _has type would break the header (a line break made it a 500)."""
+    add_client(served.database_url, client_id, key=client_key, scope="system/Patient.rs")
+    headers = bearer(request_token(served.base, client_id, client_key, "system/Patient.rs"))
+    answer = requests.get(f"{served.base}/Patient?_has:{named}:subject:code=1", headers=headers, timeout=30)
+    assert (answer.status_code, answer.headers["WWW-Authenticate"]) == (
+        403,
+        'Bearer realm="yiyang", error="insufficient_scope"',
+    )
+
+
 def test_a_transaction_entry_without_the_scope_refuses_the_transaction(served: Served, client_key: Any) -> None:
     add_client(served.database_url, "patient-writer", key=client_key, scope="system/Patient.cruds")
     headers = {**bearer(request_token(served.base, "patient-writer", client_key, "system/Patient.cruds")), **FHIR_JSON}
