@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from flask import Request, Response, current_app, request
 from werkzeug.datastructures import ImmutableMultiDict, MIMEAccept, MultiDict
+from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 
 from gateway.fhir.archive_references import localise
@@ -63,9 +64,7 @@ FORM = "application/x-www-form-urlencoded"
 def answer_format() -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
     current = request._get_current_object()  # one context-proxy lookup, not three
-    asked = current.args.get("_format")
-    if not asked and current.method == "POST" and current.mimetype == FORM:
-        asked = current.form.get("_format")  # POST …/_search carries its parameters as a form
+    asked = current.args.get("_format") or _form_format(current)
     if asked:
         # a + left unencoded in the query (application/fhir+xml) reaches here as a space
         found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
@@ -83,6 +82,17 @@ def answer_format() -> str:
             _by_accept.clear()
         _by_accept[accept] = found
     return found
+
+
+def _form_format(current: Request) -> str | None:
+    """The ``_format`` of a ``POST …/_search`` form.  A form that cannot be read (over the size
+    limit) names none: its 413 is being answered, in the default format."""
+    if current.method != "POST" or current.mimetype != FORM:
+        return None
+    try:
+        return current.form.get("_format")
+    except HTTPException:
+        return None
 
 
 def wants_raw_content() -> bool:

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from pathlib import Path
 
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import ImmutableMultiDict
 
+from gateway import create_app
 from gateway.api import negotiation
 from gateway.api.negotiation import FhirRequest, Parameters, answer_format
+from gateway.config import Config
 from gateway.search.values import format_instant
 from gateway.wire import JSON_TYPES, XML_TYPES
 
@@ -85,3 +88,11 @@ def test_a_format_in_a_search_form_is_honoured() -> None:
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     with APP.test_request_context("/fhir/Patient/_search", method="POST", data="_format=xml&name=张", headers=form):
         assert answer_format() == "xml"
+
+
+def test_a_search_form_over_the_size_limit_is_a_413_outcome(tmp_path: Path) -> None:
+    """Its _format cannot be read from a form too large to read: the 413 is still FHIR."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", max_bytes=2000), secure=False)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    answer = app.test_client().post("/fhir/Patient/_search", data="name=" + "张" * 2000, headers=form)
+    assert (answer.status_code, answer.get_json()["resourceType"]) == (413, "OperationOutcome")
