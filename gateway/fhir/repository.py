@@ -301,14 +301,24 @@ class Repository:
 
     def conditional_patch(self, kind: str, criteria: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH Type?criteria (R4 http.html#patch): the one match is patched as by its id;
-        404 when nothing matches (a patch creates nothing), 412 when several do."""
+        404 when nothing matches (a patch creates nothing), 412 when several do.  The version
+        matched is the one patched: a write in between (which may have moved the criteria to
+        another record) makes it look again, as a PATCH without If-Match re-reads."""
         self.check_type(kind)
         self._need_criteria(criteria)
-        with self.store.reading() as tx:
-            found = self.only_match(tx, kind, criteria)
-        if found is None:
-            raise FhirError(404, "http.conditional-no-match", condition=criteria)
-        return self.patch(kind, found.id, operations, if_match)
+        attempt = 1
+        while True:
+            with self.store.reading() as tx:
+                found = self.only_match(tx, kind, criteria)
+            if found is None:
+                raise FhirError(404, "http.conditional-no-match", condition=criteria)
+            named = if_match is not None and if_match != ANY_VERSION
+            try:
+                return self.patch(kind, found.id, operations, if_match if named else found.version)
+            except FhirError as refusal:
+                if named or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
+                    raise
+                attempt += 1
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         self.check_type(kind)

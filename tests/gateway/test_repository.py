@@ -4,12 +4,14 @@ policy of writes, and the demo archive loading idempotently."""
 from __future__ import annotations
 
 import copy
+import random
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from bench.synthetic import patient as synthetic_patient
 from conformance.validator import Validator
 from gateway.config import Config
 from gateway.fhir.errors import FhirError
@@ -18,6 +20,15 @@ from gateway.services import Services
 from tests.conftest import load_example
 
 Make = Callable[..., Services]
+#: the 居民健康档案号 of a yy-patient
+HEALTH_RECORD = "urn:oid:2.16.156.10011.1.2"
+
+
+def new_patient(index: int) -> dict[str, Any]:
+    """A valid yy-patient (bench.synthetic without its deliberate defects), without an id."""
+    resource = synthetic_patient(random.Random(index), index, None)
+    resource.pop("id")
+    return resource
 
 
 @pytest.fixture
@@ -235,3 +246,26 @@ def test_a_conditional_create_racing_an_ingest_of_the_same_person_makes_one(serv
     with made.store.reading() as tx:
         holders = made.searcher.matching(tx, "Patient", f"identifier=urn:oid:2.16.156.10011.1.3|{card}", None, count=5)
     assert len(holders) == 1
+
+
+def test_a_conditional_patch_overtaken_by_a_write_moving_its_criteria_patches_nothing(
+    services: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the match and the patch, the health record number moves off the record: the
+    patch must not land on a record the criteria no longer select."""
+    repository = services().repository
+    resident = repository.create(new_patient(index=7)).stored.resource
+    record = next(i for i in resident["identifier"] if i["system"] == HEALTH_RECORD)
+    moved = {**resident, "identifier": [i for i in resident["identifier"] if i is not record]}
+    patch = repository.patch
+
+    def overtaken(kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Any:
+        monkeypatch.setattr(repository, "patch", patch)  # once: the next attempt runs unhindered
+        repository.update("Patient", resident["id"], moved)
+        return patch(kind, resource_id, operations, if_match)
+
+    monkeypatch.setattr(repository, "patch", overtaken)
+    criteria = f"identifier={HEALTH_RECORD}|{record['value']}"
+    with pytest.raises(FhirError) as refused:
+        repository.conditional_patch("Patient", criteria, [{"op": "add", "path": "/active", "value": False}])
+    assert refused.value.message_id == "http.conditional-no-match"
