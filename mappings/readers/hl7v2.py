@@ -329,10 +329,11 @@ def refusal(data: bytes) -> Refusal | None:
 def _header(segment: bytes) -> tuple[_Separators, str | None]:
     """The message's separators (MSH-1, MSH-2) and the codec of its declared character set
     (MSH-18; None when it declares none), once its
-    header says it is a message the archive takes (MSH-12, MSH-11).  Read from the bytes as
-    Latin-1, which reads any byte, before the message is decoded: these fields are ASCII
-    whatever its character set, and a Chinese MSH-4 does not stop them being read."""
-    header = segment.decode("latin-1")
+    header says it is a message the archive takes (MSH-12, MSH-11).  Read before the message is
+    decoded, since MSH-18 says how: these fields are ASCII whatever its character set, but a
+    Chinese MSH-4 is not, and the second byte of a GBK or Big5 character may be ``|``, ``^`` or
+    ``\\`` (東, 區): see :func:`_header_text`."""
+    header = _header_text(segment)
     if not header.startswith("MSH"):
         raise _Unparseable("content outside any message (no MSH segment before it)")
     separator = header[3:4]
@@ -366,34 +367,53 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
     return seps, CHARSETS.get(charset)
 
 
+def _header_text(segment: bytes) -> str:
+    """The MSH segment as text its delimiters can be found in.  UTF-8 if it decodes so (no byte
+    of a multi-byte UTF-8 character is ASCII); Latin-1 if MSH-18, read so, declares a one-byte
+    set (then every byte is a character); else GB18030, whose two-byte characters take in
+    GBK's and Big5's, second bytes that look like delimiters included; Latin-1 at last."""
+    try:
+        return segment.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    latin = segment.decode("latin-1")
+    fields = latin.split(latin[3:4]) if latin[3:4] else []
+    declared = fields[17].split("^")[0].strip() if len(fields) > 17 else ""
+    if declared == "ASCII" or declared.startswith("8859/"):
+        return latin
+    try:
+        return segment.decode("gb18030")
+    except UnicodeDecodeError:
+        return latin
+
+
 def _decoded(bodies: list[bytes], seps: _Separators, declared: str | None) -> list[str]:
     """The segments as text, all in one character set: the declared one, else UTF-8 if the
     message decodes as UTF-8, else GB18030.  The bytes of its hex escapes must decode too, since
     they are read in the same set; ``seps.codec`` becomes the set chosen."""
     data = b"\r".join(bodies)
-    escaped = [bytes.fromhex(part[1:].decode("ascii")) for part in _hex_escapes(bodies, seps)]
     for codec in [declared] if declared else ["utf-8", "gb18030"]:
         try:
-            text = data.decode(codec)
-            for chunk in escaped:
-                chunk.decode(codec)
+            segments = data.decode(codec).split("\r")
+            for digits in _hex_escapes(segments, seps):
+                bytes.fromhex(digits).decode(codec)
         except UnicodeDecodeError:
             continue
         seps.codec = codec
-        return text.split("\r")
+        return segments
     if declared:
         raise _Unparseable(f"MSH-18: the message (or a hex escape in it) is not {declared} text, as MSH-18 declares")
     raise _Unparseable("the message (or a hex escape in it) is neither UTF-8 nor GB18030 text, and MSH-18 is empty")
 
 
-def _hex_escapes(bodies: list[bytes], seps: _Separators) -> Iterator[bytes]:
-    """The hex escapes (``Xhh…``, between escape characters) of the segments' bytes, found as
-    :func:`unescape` finds them, so their bytes can take part in choosing the character set."""
-    escape = seps.escape.encode("ascii")
-    for body in bodies:
-        for part in body.split(escape)[1::2]:
-            if part[:1] == b"X" and _HEX.fullmatch(part[1:].decode("latin-1")):
-                yield part
+def _hex_escapes(segments: list[str], seps: _Separators) -> Iterator[str]:
+    """The hex digits of the segments' hex escapes (``Xhh…``, between escape characters), found
+    in decoded text as :func:`unescape` finds them (in the raw bytes, a GBK character's second
+    byte may be the escape character), so their bytes take part in choosing the character set."""
+    for segment in segments:
+        for part in segment.split(seps.escape)[1::2]:
+            if part[:1] == "X" and _HEX.fullmatch(part[1:]):
+                yield part[1:]
 
 
 def _parse(

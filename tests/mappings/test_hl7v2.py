@@ -393,6 +393,15 @@ def test_a_gb18030_message_is_decoded_whole_even_where_its_name_is_also_utf8(
     assert [r.fields.get("PID-5") for r in records] == [surname + given for given in GIVEN_NAMES]
 
 
+def test_a_gbk_facility_whose_bytes_hold_delimiters_is_read(tmp_path: Path) -> None:
+    """東 and 區 end in the bytes of "|" and "^" in GBK: the header's fields must not shift."""
+    facility = "郑州東區医院"
+    header = (MSH + GB18030).format(n=1).replace("|H41010500012|", f"|{facility}|", 1)
+    data = header + "\rPID|1||0000123^^^H41010500012^PI||张秀英\r"
+    record = read(tmp_path, data.encode("gbk"))[0]
+    assert (record.fields.get("MSH-4"), record.fields.get("PID-5")) == (facility, "张秀英")
+
+
 def test_hex_escapes_are_read_in_the_character_set_msh_18_declares(tmp_path: Path) -> None:
     data = (MSH + GB18030).format(n=1) + "\rPID|1||0000123^^^H41010500012^PI||\\XD0BBCEB0\\\r"
     assert read(tmp_path, data.encode("ascii"))[0].fields["PID-5"] == "谢伟"
