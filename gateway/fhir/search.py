@@ -81,13 +81,15 @@ def _summary(value: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 #: rounds of ``:iterate`` includes after the first, at most (a cycle of references ends sooner:
-#: nothing is included twice)
-MAX_INCLUDE_ROUNDS = 8
+#: nothing is included twice), the resources they may add to one page, and how many of a
+#: round's resources one statement asks about (the databases bound a statement's parameters)
+MAX_INCLUDE_ROUNDS, MAX_ITERATED, ITERATE_CHUNK = 8, 1000, 500
 
 
 def _included(tx: Transaction, query: SearchQuery, matches: list[Stored], access: Access | None) -> list[Stored]:
     """What ``_include``/``_revinclude`` add to a page: every include applies to the matches,
-    and the ``:iterate`` ones again to what each round added, until a round adds nothing.
+    and the ``:iterate`` ones again to what each round added, until a round adds nothing (or
+    :data:`MAX_ITERATED` more have come, as R4 lets a server limit what it includes).
     Each round keeps only what the principal may see before the next looks further, so an
     iteration never passes through a resource the client could not have been given."""
     visible = access.only_visible if access else lambda _tx, found: found
@@ -98,14 +100,17 @@ def _included(tx: Transaction, query: SearchQuery, matches: list[Stored], access
         revinclude=[include for include in query.revinclude if include.iterate],
     )
     seen = {(stored.type, stored.id) for stored in [*matches, *found]}
-    frontier, rounds = found, 0
-    while frontier and (iterating.include or iterating.revinclude) and rounds < MAX_INCLUDE_ROUNDS:
-        added = [
-            stored for stored in tx.resources.included(iterating, frontier) if (stored.type, stored.id) not in seen
-        ]
-        frontier = visible(tx, added)
+    frontier, rounds, room = found, 0, MAX_ITERATED
+    while frontier and room > 0 and (iterating.include or iterating.revinclude) and rounds < MAX_INCLUDE_ROUNDS:
+        added: dict[tuple[str, str], Stored] = {}
+        for start in range(0, len(frontier), ITERATE_CHUNK):
+            for stored in tx.resources.included(iterating, frontier[start : start + ITERATE_CHUNK]):
+                if (stored.type, stored.id) not in seen:
+                    added.setdefault((stored.type, stored.id), stored)
+        frontier = visible(tx, list(added.values()))[:room]
         seen.update((stored.type, stored.id) for stored in frontier)
         found += frontier
+        room -= len(frontier)
         rounds += 1
     return found
 

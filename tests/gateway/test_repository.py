@@ -14,6 +14,7 @@ import pytest
 from bench.synthetic import patient as synthetic_patient
 from conformance.validator import Validator
 from gateway.config import Config
+from gateway.fhir import search
 from gateway.fhir.errors import FhirError
 from gateway.ingest.identity import IdentityIndex
 from gateway.services import Services
@@ -269,3 +270,36 @@ def test_a_conditional_patch_overtaken_by_a_write_moving_its_criteria_patches_no
     with pytest.raises(FhirError) as refused:
         repository.conditional_patch("Patient", criteria, [{"op": "add", "path": "/active", "value": False}])
     assert refused.value.message_id == "http.conditional-no-match"
+
+
+def test_an_iterating_include_brings_at_most_its_limit(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Organization ← Patients ← their Encounters: the iterated round stops at the limit."""
+    monkeypatch.setattr(search, "MAX_ITERATED", 2)
+    made = services()
+    repository = made.repository
+    centre = load_example("yy-organization/valid-yiyang-center.json")
+    repository.update("Organization", centre["id"], centre)
+    stay = load_example("yy-encounter/valid-home-bed.json")
+    for index in range(3):
+        resident = repository.create(
+            {**new_patient(index=index), "managingOrganization": {"reference": f"Organization/{centre['id']}"}}
+        )
+        repository.update(
+            "Encounter",
+            f"stay-{index}",
+            {**stay, "id": f"stay-{index}", "subject": {"reference": resident.stored.reference}},
+        )
+    pairs = [
+        ("_id", centre["id"]),
+        ("_revinclude", "Patient:organization"),
+        ("_revinclude:iterate", "Encounter:subject"),
+    ]
+    with made.store.reading() as tx:
+        result = made.searcher.search(tx, made.searcher.parse("Organization", pairs))
+    assert sorted(stored.type for stored in result.included) == [
+        "Encounter",
+        "Encounter",
+        "Patient",
+        "Patient",
+        "Patient",
+    ]
