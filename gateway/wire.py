@@ -117,16 +117,50 @@ def _check_text(text: str) -> None:
         raise WireError("http.not-json", detail="U+FFFE or U+FFFF, which is no character")
 
 
-def _hardened_parser() -> etree.XMLParser:
+def _hardened_parser(huge: bool) -> etree.XMLParser:
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=huge
     )
 
 
+#: the byte order marks and first bytes (``<?`` / ``<``) by which an XML parser tells UTF-16 and
+#: UTF-32 from the ASCII-compatible encodings (XML 1.0 appendix F)
+_WIDE = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
+
+
+def _declares_dtd(body: bytes) -> bool | None:
+    """Whether the document holds a DOCTYPE, read before it is parsed; None when its encoding
+    cannot be told without parsing (neither ASCII-compatible nor UTF-16/32: EBCDIC)."""
+    for mark, codec in _WIDE:
+        if body.startswith(mark):
+            return "<!DOCTYPE" in body.decode(codec, errors="replace")
+    if body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"<":
+        return None
+    return b"<!DOCTYPE" in body
+
+
 def parse_xml(body: bytes) -> dict[str, Any]:
-    """A FHIR XML resource as the JSON dict every other layer works with."""
+    """A FHIR XML resource as the JSON dict every other layer works with.
+
+    No DOCTYPE is allowed, so no entity can be declared, let alone expanded.  One found before
+    parsing lets the parser take text nodes over libxml2's 10 MB default (``huge_tree``, the
+    base64 of a scanned document in a Binary), which JSON takes up to the body limit; its
+    guard against entity expansion is not needed then.  A document whose encoding hides it
+    from that look keeps the default limits, and its DOCTYPE is refused after parsing."""
+    dtd = _declares_dtd(body)
+    if dtd:
+        raise WireError("http.not-xml", detail="a DOCTYPE (DTD or entity declarations) is not allowed")
     try:
-        root = etree.fromstring(body, parser=_hardened_parser())
+        root = etree.fromstring(body, parser=_hardened_parser(huge=dtd is False))
     except etree.XMLSyntaxError as exc:
         raise WireError("http.not-xml", detail=str(exc)) from exc
     if root.getroottree().docinfo.doctype:
@@ -139,6 +173,8 @@ def parse_xml(body: bytes) -> dict[str, Any]:
         document = reader.loads(root)
     except XmlError as exc:
         raise WireError("http.not-xml", detail=str(exc)) from exc
+    except RecursionError as exc:  # libxml2 allows deeper nesting with huge_tree
+        raise WireError("http.too-deep", limit=MAX_DEPTH) from exc
     _check_tree(document, MAX_DEPTH)
     return document
 

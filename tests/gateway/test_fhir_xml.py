@@ -3,6 +3,7 @@ package survives the round trip, the R4 XML rules hold, and what JSON refuses XM
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from profiles.registry import examples_dir
 
 EXAMPLES = sorted(path for path in examples_dir().rglob("*.json") if not path.name.endswith(".manifest.json"))
 F = "{http://hl7.org/fhir}"
+NS = "http://hl7.org/fhir"
 
 
 def xml(body: str) -> bytes:
@@ -211,3 +213,18 @@ def test_a_narrative_under_a_prefix_is_refused() -> None:
 def test_json_no_fhir_format_can_carry_is_refused(body: bytes) -> None:
     with pytest.raises(WireError):
         parse_json(body)
+
+
+def test_a_value_over_libxml2s_default_text_limit_is_read() -> None:
+    """The base64 of an 8 MB scan is 10.7 MB of text: JSON takes it, so must XML."""
+    data = base64.b64encode(bytes(8_000_000)).decode()
+    body = f'<Binary xmlns="{NS}"><contentType value="application/pdf"/><data value="{data}"/></Binary>'
+    assert len(parse_xml(body.encode())["data"]) == len(data)
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+def test_a_doctype_is_refused_whatever_the_encoding(codec: str) -> None:
+    body = f'<?xml version="1.0" encoding="{codec}"?><!DOCTYPE p [<!ENTITY x "y">]><Patient xmlns="{NS}"/>'
+    with pytest.raises(WireError) as refused:
+        parse_xml(body.encode(codec))
+    assert "DOCTYPE" in refused.value.params["detail"]
