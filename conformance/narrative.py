@@ -46,7 +46,9 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
     except etree.XMLSyntaxError as exc:
         issues.error("narrative.invalid-xhtml", where, detail=str(exc)[:120])
         return
-    if root.tag != f"{XHTML}div":
+    if root.tag != f"{XHTML}div" or root.prefix is not None:
+        # a prefixed <x:div xmlns:x=…> is XHTML too, but FHIR XML carries the div in the default
+        # namespace: stored so, the resource could not be written as XML that reads back
         issues.error("narrative.invalid-xhtml", where, detail='root must be <div xmlns="http://www.w3.org/1999/xhtml">')
         return
     reported: set[tuple[str, ...]] = set()

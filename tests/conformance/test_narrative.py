@@ -84,6 +84,13 @@ def test_a_script_url_is_an_error(validator: Validator, inner: str) -> None:
     assert ("error", "narrative.script-url", "Patient.text.div") in narrative_issues(validator, inner)
 
 
+def test_a_div_under_a_prefix_is_an_error(validator: Validator) -> None:
+    """XHTML all the same, but FHIR XML has no place for it: the XML reader refuses it."""
+    div = '<x:div xmlns:x="http://www.w3.org/1999/xhtml"><x:p>张秀英</x:p></x:div>'
+    issues = validator.validate({"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+    assert ("narrative.invalid-xhtml", "Patient.text.div") in {(i.message_id, i.expression) for i in issues}
+
+
 def test_an_event_attribute_on_the_root_div_is_an_error(validator: Validator) -> None:
     assert narrative_issues(validator, "text", ' onload="x()"') == [
         ("error", "narrative.attribute-not-allowed", "Patient.text.div")
