@@ -35,7 +35,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import instant, whole_number
 from gateway.fhir.repository import Written
-from gateway.fhir.search import searchset, shaped_read
+from gateway.fhir.search import check_read_summary, searchset, shaped_read
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
@@ -228,9 +228,11 @@ def read(kind: str, resource_id: str) -> Response:
 
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
-    resource = shaped_read(stored.resource or {}, request.args.get("_summary"), request.args.get("_elements", ""))
+    summary = request.args.get("_summary")
     if not_modified(stored):
+        check_read_summary(summary)
         return respond(None, 304, version_headers(stored, base_url()))
+    resource = shaped_read(stored.resource or {}, summary, request.args.get("_elements", ""))
     if kind == "Binary" and wants_raw_content():
         return _binary_content(stored)
     return respond(resource, headers=version_headers(stored, base_url()))

@@ -236,10 +236,15 @@ def shaped_read(
 ) -> dict[str, Any]:
     """A read's resource as its ``_summary`` and ``_elements`` (a comma list) shape it, the
     same for a read, a vread and a Bundle's read entry."""
+    check_read_summary(summary, where)
+    return shaped(resource, summary, [element for element in elements.split(",") if element])
+
+
+def check_read_summary(summary: str | None, where: str | None = None) -> None:
+    """A read's ``_summary``, refused (400) unless it is one a read takes."""
     if summary is not None and summary not in READ_SUMMARIES:
         detail = "supported on a read: " + ", ".join(READ_SUMMARIES)
         raise FhirError(400, "http.bad-parameter", where, name="_summary", value=summary, detail=detail)
-    return shaped(resource, summary, [element for element in elements.split(",") if element])
 
 
 def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str]) -> dict[str, Any]:

@@ -38,8 +38,7 @@ MODIFIERS = {
 }
 #: Modifiers R4 defines that this gateway does not implement (an unsupported, not unknown, modifier).
 UNSUPPORTED_MODIFIERS = frozenset({"text", "in", "not-in", "of-type", "identifier", "iterate"})
-#: the _summary values this server implements (R4's ``true`` needs per-element summary flags
-#: the base model does not carry, so it is refused, not answered in full)
+#: the _summary values this server implements (``true`` from the definitions' isSummary flags)
 SUMMARY_VALUES = ("count", "true", "data", "text", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 DEFAULT_COUNT, MAX_COUNT = 20, 1000
