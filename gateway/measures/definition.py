@@ -120,6 +120,9 @@ def read_measure(resource: dict[str, Any], base: str = DEFAULT_BASE) -> MeasureD
         if code not in POPULATION_CODES or code in populations:
             raise fail(f"{where}.code", f"unknown or repeated population {code!r}")
         criteria = _criteria(entry.get("criteria"), f"{where}.criteria", fail)
+        if criteria.language == POPULATION_FILE and code != "denominator":
+            # residents are counted, never selected: they can only be what a rate divides by
+            raise fail(f"{where}.criteria.language", "the population file gives a denominator only")
         also = tuple(
             _criteria(ext.get("valueExpression"), f"{where}.extension[{i}]", fail)
             for i, ext in enumerate(entry.get("extension") or [])

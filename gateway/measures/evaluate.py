@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
@@ -24,7 +24,7 @@ from gateway.measures.definition import FUNCTION, POPULATION_FILE, Criteria, Mea
 from gateway.measures.population import AGE_BANDS, PopulationTable, band_low
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, parse_search
-from gateway.search.values import date_range
+from gateway.search.values import BEIJING, date_range
 from gateway.security.access import Access
 from gateway.storage.measure_sql import DIVISION, Place, Selection, members_sql, tally_sql
 from gateway.storage.store import Store
@@ -102,6 +102,8 @@ class PopulationResult:
     #: None when unknown: a denominator from a population file that was not supplied
     count: int | None
     strata: Strata = field(default_factory=dict)
+    #: why ``count`` is None (a data-absent-reason code): ``unknown`` or ``masked``
+    absent: str = "unknown"
 
 
 @dataclass
@@ -158,7 +160,9 @@ class MeasureEvaluator:
             raise MeasureError("measure.bad-division", division=division)
         place = self._place(measure.basis)
         bands = _bands(period) if measure.basis == "Patient" else ()
-        notes: list[str] = []
+        restricted = access is not None and access.restricted
+        residents = _residents(measure, population, division, restricted)
+        notes: list[str] = [] if residents is None else residents.notes
         results: dict[str, PopulationResult] = {}
         chains: dict[str, list[Selection]] = {}
         observed = 0.0
@@ -169,21 +173,26 @@ class MeasureEvaluator:
                 key = (sql, tuple(params))
                 if key not in counted:
                     counted[key] = tx.resources.tally((sql, params))
-                return _result(measure, code, counted[key])
+                rows = counted[key] if residents is None else residents.keep(counted[key])
+                return _result(measure, code, rows)
 
             initial = measure.populations["initial-population"]
             chains["initial-population"] = self._selections(
                 measure, initial.criteria, initial.also_requires, period, access
             )
-            results["initial-population"] = tally("initial-population", chains["initial-population"])
+            # a rate over the population file is over its residents: they are the initial population
+            results["initial-population"] = (
+                tally("initial-population", chains["initial-population"])
+                if residents is None
+                else residents.result(measure, "initial-population")
+            )
             for code in ("denominator", "denominator-exclusion", "numerator", "measure-population"):
                 entry = measure.population(code)
                 if entry is None:
                     continue
                 if entry.criteria.language == POPULATION_FILE:
-                    results[code] = _from_file(measure, code, entry.criteria, population, division)
-                    if population is None and "measure.no-population-file" not in notes:
-                        notes.append("measure.no-population-file")
+                    assert residents is not None  # _residents found this population
+                    results[code] = residents.result(measure, code)
                     continue
                 # a population lies within the one before it: numerator ⊆ denominator ⊆ initial
                 parent = "denominator" if code in ("numerator", "denominator-exclusion") else "initial-population"
@@ -279,22 +288,58 @@ def _result(measure: MeasureDefinition, code: str, rows: list[tuple[Any, ...]]) 
     return PopulationResult(code, entry.description, total, dict(strata))
 
 
-def _from_file(
-    measure: MeasureDefinition, code: str, criteria: Criteria, table: PopulationTable | None, division: str | None
-) -> PopulationResult:
-    entry = measure.populations[code]
-    if table is None:
-        return PopulationResult(code, entry.description, None)
-    minimum = criteria.minimum_age
-    strata: Strata = {}
-    for row in table.strata:
-        if band_low(row.age_band) < minimum or (division and not row.division.startswith(division)):
-            continue
-        values = {"division": row.division[:6], "sex": row.sex, "age-band": row.age_band}
-        for stratifier in measure.stratifiers:
-            key = (stratifier, values[stratifier])
-            strata[key] = strata.get(key, 0) + row.count
-    return PopulationResult(code, entry.description, table.count(minimum, division), strata)
+@dataclass
+class Residents:
+    """The resident population a rate divides by (the population file's strata of its age),
+    which is also the rate's initial population: FHIR nests numerator ⊆ denominator ⊆ initial
+    population, and the archive's own people aged 65+ are far fewer than the residents."""
+
+    minimum_age: int
+    table: PopulationTable | None
+    division: str | None
+    #: why there is no count: ``unknown`` (no file) or ``masked`` (a restricted client)
+    absent: str
+    notes: list[str]
+
+    def strata(self) -> Counter[tuple[str, str, str]] | None:
+        """(county, sex, age band) → residents; None when the count may not or cannot be given."""
+        if self.table is None or self.absent == "masked":
+            return None
+        return self.table.residents(self.minimum_age, self.division)
+
+    def result(self, measure: MeasureDefinition, code: str) -> PopulationResult:
+        entry = measure.populations[code]
+        strata = self.strata()
+        if strata is None:
+            return PopulationResult(code, entry.description, None, absent=self.absent)
+        return _result(measure, code, [(*stratum, count) for stratum, count in strata.items()])
+
+    def keep(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The archive's rows of people in a stratum the file has residents of: anyone else
+        (another county, no known sex) is no resident it counts, and counted over it would
+        put more people in a numerator than in its denominator."""
+        strata = self.strata()
+        if strata is None:
+            return rows
+        kept = [row for row in rows if strata[(row[0], row[1], row[2])] > 0]
+        if len(kept) < len(rows) and "measure.outside-population-file" not in self.notes:
+            self.notes.append("measure.outside-population-file")
+        return kept
+
+
+def _residents(
+    measure: MeasureDefinition, table: PopulationTable | None, division: str | None, restricted: bool
+) -> Residents | None:
+    """The population-file denominator of a rate, if it has one.  A restricted client (an
+    elderly-care platform) sees counts over the people it serves only, and the county's
+    residents are not all its people: their counts are masked for it."""
+    denominator = measure.population("denominator")
+    if denominator is None or denominator.criteria.language != POPULATION_FILE:
+        return None
+    if restricted:
+        return Residents(denominator.criteria.minimum_age, table, division, "masked", ["measure.population-masked"])
+    notes = [] if table is not None else ["measure.no-population-file"]
+    return Residents(denominator.criteria.minimum_age, table, division, "unknown", notes)
 
 
 def _scores(
@@ -357,9 +402,9 @@ def bed_days(episode_period: dict[str, Any], period: Period) -> int:
     counts through the period's last day; a same-day episode counts one day, as 床日 are
     billed."""
     try:
-        start = date.fromisoformat(str(episode_period["start"])[:10])
+        start = _beijing_day(str(episode_period["start"]))
         raw_end = episode_period.get("end")
-        end = date.fromisoformat(str(raw_end)[:10]) if raw_end else None
+        end = _beijing_day(str(raw_end)) if raw_end else None
     except (KeyError, ValueError):
         return 0
     after_period = period.end + timedelta(days=1)
@@ -368,3 +413,12 @@ def bed_days(episode_period: dict[str, Any], period: Period) -> int:
     if first > min(last, period.end):
         return 0
     return max((last - first).days, 1)
+
+
+def _beijing_day(text: str) -> date:
+    """The calendar day of a FHIR date or dateTime in Beijing time, the day the period's dates
+    mean (the search reads them so): 2026-12-31T18:00:00Z is 1 January 2027 in the ward."""
+    if len(text) <= 10:
+        return date.fromisoformat(text)
+    moment = datetime.fromisoformat(text)
+    return (moment if moment.tzinfo is None else moment.astimezone(BEIJING)).date()

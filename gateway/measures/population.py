@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,26 +68,14 @@ class PopulationTable:
         self.strata = strata
         self.source = source
 
-    def count(
-        self,
-        minimum_age: int,
-        within: str | None = None,
-        *,
-        county: str | None = None,
-        sex: str | None = None,
-        age_band: str | None = None,
-    ) -> int:
-        """Residents at least ``minimum_age`` old in the division ``within`` (a code prefix),
-        optionally only one stratum's: a county (the first six digits), a sex, an age band."""
-        return sum(
-            row.count
-            for row in self.strata
-            if band_low(row.age_band) >= minimum_age
-            and (within is None or row.division.startswith(within))
-            and (county is None or row.division[:6] == county)
-            and (sex is None or row.sex == sex)
-            and (age_band is None or row.age_band == age_band)
-        )
+    def residents(self, minimum_age: int, within: str | None = None) -> Counter[tuple[str, str, str]]:
+        """(county, sex, age band) → residents at least ``minimum_age`` old in the division
+        ``within`` (a code prefix); the county is a code's first six digits."""
+        found: Counter[tuple[str, str, str]] = Counter()
+        for row in self.strata:
+            if band_low(row.age_band) >= minimum_age and row.division.startswith(within or ""):
+                found[(row.division[:6], row.sex, row.age_band)] += row.count
+        return found
 
 
 def read_population(path: Path) -> PopulationTable:

@@ -3,8 +3,9 @@ collection Bundle — the JSON that ``yiyang measure evaluate`` writes and
 ``$evaluate-measure`` answers.
 
 An unknown count (a denominator whose population file was not supplied) is not a zero: the
-population carries no ``count`` but the core ``data-absent-reason`` extension, and so does
-the score, so no consumer can mistake "not known" for "none".
+population carries no ``count`` but the core ``data-absent-reason`` extension (``unknown``, or
+``masked`` for a client that may not see the residents), and so does the score, so no
+consumer can mistake "not known" for "none".
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _population(population: PopulationResult, count: int | None = None, *, strat
     value = population.count if not stratum else count
     found: dict[str, Any] = {"code": {"coding": [{"system": POPULATION_SYSTEM, "code": population.code}]}}
     if value is None:
-        found["extension"] = [{"url": ABSENT, "valueCode": "unknown"}]
+        found["extension"] = [{"url": ABSENT, "valueCode": population.absent}]
     else:
         found["count"] = value
     return found
@@ -77,7 +78,8 @@ def _score(result: MeasureResult, value: float | None) -> dict[str, Any] | None:
     if scoring == "cohort":
         return None  # a cohort's answer is its count
     if value is None:
-        return {"extension": [{"url": ABSENT, "valueCode": "unknown"}]}
+        denominator = result.populations.get("denominator")
+        return {"extension": [{"url": ABSENT, "valueCode": denominator.absent if denominator else "unknown"}]}
     if scoring == "continuous-variable":
         observation = result.measure.populations["measure-observation"].criteria.expression
         code, unit = OBSERVATION_UNITS.get(observation, ("1", ""))

@@ -12,7 +12,7 @@ p4     1962-01-01  male    410102    64 at the end of 2026: 体检 (not counted)
 p5     1930-08-08  male    410102    签约 ended 2025; 自理评估 without 体检; 失能 grade 0; hospice
 =====  ==========  ======  ========  ===========================================================
 
-Population file: 410105 — female 65-69 40, male 85+ 10; 410102 — female 65-69 30, male 85+ 20,
+Population file: 410105 — female 75-79 40, male 85+ 10; 410102 — female 65-69 30, male 85+ 20,
 male 0-64 500 (never in a 65+ denominator).
 """
 
@@ -39,7 +39,7 @@ from tests.conftest import BACKENDS, fresh_database_url
 BASE = "http://fhir.yiyang.cn"
 YEAR = Period.parse("2026")
 POPULATION = """区划代码,性别,年龄段,常住人口
-410105,2,65-69,40
+410105,2,75-79,40
 410105,1,85+,10
 410102,2,65-69,30
 410102,1,85+,20
@@ -414,3 +414,81 @@ def test_a_period_asked_as_r4_dates_of_any_precision_spans_them_whole(
     """R4's $evaluate-measure: periodStart 2014 starts 2014-01-01, periodEnd 2014 ends 2014-12-31."""
     period = Period.between(start, end)
     assert (period.start.isoformat(), period.end.isoformat()) == (first, last)
+
+
+# -- populations nest: numerator ⊆ denominator ⊆ initial population ---------------------------------
+def _counts(result: MeasureResult) -> dict[str, int | None]:
+    return {code: found.count for code, found in result.populations.items()}
+
+
+def _nested(report: dict[str, Any]) -> bool:
+    """Every group and stratum of a MeasureReport counts numerator ≤ denominator ≤ initial."""
+    group = report["group"][0]
+    listings = [group["population"]] + [s["population"] for f in group.get("stratifier", []) for s in f["stratum"]]
+    for populations in listings:
+        count = {p["code"]["coding"][0]["code"]: p.get("count") for p in populations}
+        initial, denominator, numerator = (count.get(c) for c in ("initial-population", "denominator", "numerator"))
+        if None not in (initial, denominator) and denominator > initial:
+            return False
+        if None not in (denominator, numerator) and numerator > denominator:
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "measure_id",
+    ["elderly-health-management-rate", "family-doctor-contract-rate", "family-doctor-contract-rate-oldest-old"],
+)
+def test_a_resident_population_denominator_never_exceeds_the_initial_population(
+    evaluate: Any, population: PopulationTable, measure_id: str
+) -> None:
+    """The rate is over the residents of the population file, so they are its initial population
+    too (the archive's people aged 65+ were 4 against 100 residents)."""
+    report = measure_report(evaluate(measure_id, population=population), "2026-12-31", BASE)
+    assert _nested(report)
+
+
+def test_without_a_population_file_the_initial_population_is_unknown_too(evaluate: Any) -> None:
+    assert _counts(evaluate("family-doctor-contract-rate")) == {
+        "initial-population": None,
+        "denominator": None,
+        "numerator": 2,
+    }
+
+
+def test_a_numerator_counts_only_residents_of_strata_the_population_file_has(evaluate: Any, tmp_path: Path) -> None:
+    """p1 and p2 (410105) have contracts in force; a file listing only 410102 has no resident
+    of 410105, so neither may be counted over it (it was 2 of 50, a stratum 410105 of 2 over 0)."""
+    path = tmp_path / "410102.csv"
+    path.write_text("区划代码,性别,年龄段,常住人口\n410102,2,65-69,30\n410102,1,85+,20\n", encoding="utf-8")
+    result = evaluate("family-doctor-contract-rate", population=read_population(path))
+    report = measure_report(result, "2026-12-31", BASE)
+    assert (result.count("numerator"), _nested(report), "measure.outside-population-file" in result.notes) == (
+        0,
+        True,
+        True,
+    )
+
+
+def test_a_platform_never_sees_the_resident_population_of_people_it_does_not_serve(
+    evaluate: Any, population: PopulationTable, registry: Registry
+) -> None:
+    """An elderly-care platform counts only the people it serves: the county's residents
+    (100) are not all its people, so the resident counts are masked, not shown."""
+    from gateway.security.access import Access, PersonalData
+    from gateway.security.principal import Principal
+
+    platform = Principal("platform", "nowhere", frozenset({"system/MeasureReport.r"}), "elderly-care")
+    result = evaluate(
+        "elderly-health-management-rate", population=population, access=Access(platform, PersonalData(registry))
+    )
+    report = measure_report(result, "2026-12-31", BASE)
+    absent = [p["extension"][0]["valueCode"] for p in report["group"][0]["population"] if "count" not in p]
+    assert (_counts(result)["numerator"], absent, result.score) == (0, ["masked", "masked"], None)
+
+
+def test_bed_days_read_an_instant_in_beijing_time() -> None:
+    """Admitted 2026-12-30 09:00 and discharged 2027-01-01 02:00 Beijing time (written in UTC):
+    two nights in 2026, 30 and 31 December."""
+    episode = {"start": "2026-12-30T01:00:00Z", "end": "2026-12-31T18:00:00Z"}
+    assert bed_days(episode, YEAR) == 2
