@@ -64,7 +64,9 @@ FORM = "application/x-www-form-urlencoded"
 def answer_format() -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
     current = request._get_current_object()  # one context-proxy lookup, not three
-    asked = current.args.get("_format") or _form_format(current)
+    asked = current.args.get("_format")
+    if not asked and current.method == "POST":
+        asked = _form_format(current)
     if asked:
         # a + left unencoded in the query (application/fhir+xml) reaches here as a space
         found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
@@ -87,7 +89,7 @@ def answer_format() -> str:
 def _form_format(current: Request) -> str | None:
     """The ``_format`` of a ``POST …/_search`` form.  A form that cannot be read (over the size
     limit) names none: its 413 is being answered, in the default format."""
-    if current.method != "POST" or current.mimetype != FORM:
+    if current.mimetype != FORM:
         return None
     try:
         return current.form.get("_format")
@@ -262,10 +264,14 @@ def not_modified(stored: Stored) -> bool:
     """Whether the client holds this version already (conditional read, R4 http.html#cread):
     ``If-None-Match`` names its ETag (or ``*``), or, without one, ``If-Modified-Since`` is no
     earlier than its last update.  A platform polling its residents' records then gets a 304
-    and no body for each one unchanged."""
-    if request.if_none_match:
-        return request.if_none_match.contains_weak(str(stored.version))
-    since = request.if_modified_since
+    and no body for each one unchanged.  Most reads carry neither header: they cost a look."""
+    current = request._get_current_object()
+    environ = current.environ
+    if "HTTP_IF_NONE_MATCH" in environ:
+        return current.if_none_match.contains_weak(str(stored.version))
+    if "HTTP_IF_MODIFIED_SINCE" not in environ:
+        return False
+    since = current.if_modified_since
     return since is not None and stored.last_updated[:19] <= format_instant(since)[:19]
 
 
