@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,17 +159,54 @@ def test_an_export_fetched_after_a_record_moved_away_no_longer_holds_it(served: 
     assert "bp-moving" not in {resource["id"] for resource in files.get("Observation", [])}
 
 
+def sent_after(home: Api, change: Callable[[], object]) -> set[str]:
+    """The ids the centre's incremental export sends for what ``change`` did after its last
+    export (the readings and the people, as a platform synchronises them)."""
+    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
+    change()
+    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
+    return {resource["id"] for resources in files.values() for resource in resources}
+
+
 def test_an_incremental_export_sends_a_newly_served_persons_whole_record(served: Served, api: Api, home: Api) -> None:
     """李建国's blood pressure predates the export the centre synchronises from; it was hidden
     then, and a permit given afterwards must not leave it behind for good."""
-    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
     permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit-sync"}
     permit["patient"] = {"reference": "Patient/li-jianguo"}
-    api.put(f"{served.base}/Consent/li-permit-sync", json=permit)
-    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
+    found = sent_after(home, lambda: api.put(f"{served.base}/Consent/li-permit-sync", json=permit))
     api.delete(f"{served.base}/Consent/li-permit-sync")
-    found = {resource["id"] for resources in files.values() for resource in resources}
     assert {"li-jianguo", "bp-li"} <= found
+
+
+def test_an_incremental_export_sends_the_record_of_someone_a_new_contract_serves(
+    served: Served, api: Api, home: Api
+) -> None:
+    """A family-doctor contract names one of the centre's existing teams: the CarePlan is new,
+    the team is not."""
+    team = example("yy-careteam/valid-family-doctor-team.json")
+    api.put(f"{served.base}/CareTeam/{team['id']}", json=team)
+    contract = {**example("yy-careplan/valid-family-doctor-package.json"), "id": "li-contract-sync"}
+    contract |= {"subject": {"reference": "Patient/li-jianguo"}, "careTeam": [{"reference": f"CareTeam/{team['id']}"}]}
+    found = sent_after(home, lambda: api.put(f"{served.base}/CarePlan/li-contract-sync", json=contract))
+    api.delete(f"{served.base}/CarePlan/li-contract-sync")
+    assert {"li-jianguo", "bp-li"} <= found
+
+
+def test_an_incremental_export_sends_the_record_of_someone_whose_refusal_lapsed(
+    served: Served, api: Api, home: Api
+) -> None:
+    """Nothing is written when a refusal's period ends: the lapse alone must count."""
+    ends = datetime.now(UTC) + timedelta(seconds=3)
+    refusal = example("yy-consent/valid-deny-all.json")
+    refusal["provision"]["period"]["end"] = ends.isoformat(timespec="seconds").replace("+00:00", "Z")
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    found = sent_after(home, lambda: time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 1))
+    api.delete(f"{served.base}/Consent/{refusal['id']}")
+    assert {"zhang-xiuying", "bp-2026"} <= found
+
+
+def test_an_incremental_export_does_not_resend_a_resident_served_all_along(served: Served, home: Api) -> None:
+    assert sent_after(home, lambda: None) == set()
 
 
 def test_an_incremental_export_lists_only_the_deletions_of_served_peoples_records(
@@ -186,45 +223,6 @@ def test_an_incremental_export_lists_only_the_deletions_of_served_peoples_record
         api.delete(f"{served.base}/Observation/{reading_id}")
     manifest = export(home, "Patient/$export", _type="Observation", _since=since)
     assert deletions(home, manifest) == ["Observation/bp-zhang-gone"]
-
-
-def test_an_incremental_export_sends_the_record_of_someone_a_new_contract_serves(
-    served: Served, api: Api, home: Api
-) -> None:
-    """A family-doctor contract names one of the centre's existing teams: the CarePlan is new,
-    the team is not."""
-    team = example("yy-careteam/valid-family-doctor-team.json")
-    api.put(f"{served.base}/CareTeam/{team['id']}", json=team)
-    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
-    contract = {**example("yy-careplan/valid-family-doctor-package.json"), "id": "li-contract-sync"}
-    contract |= {"subject": {"reference": "Patient/li-jianguo"}, "careTeam": [{"reference": f"CareTeam/{team['id']}"}]}
-    api.put(f"{served.base}/CarePlan/li-contract-sync", json=contract)
-    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
-    api.delete(f"{served.base}/CarePlan/li-contract-sync")
-    found = {resource["id"] for resources in files.values() for resource in resources}
-    assert {"li-jianguo", "bp-li"} <= found
-
-
-def test_an_incremental_export_sends_the_record_of_someone_whose_refusal_lapsed(
-    served: Served, api: Api, home: Api
-) -> None:
-    """Nothing is written when a refusal's period ends: the lapse alone must count."""
-    ends = datetime.now(UTC) + timedelta(seconds=3)
-    refusal = example("yy-consent/valid-deny-all.json")
-    refusal["provision"]["period"]["end"] = ends.isoformat(timespec="seconds").replace("+00:00", "Z")
-    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
-    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
-    time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 1)
-    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
-    api.delete(f"{served.base}/Consent/{refusal['id']}")
-    found = {resource["id"] for resources in files.values() for resource in resources}
-    assert {"zhang-xiuying", "bp-2026"} <= found
-
-
-def test_an_incremental_export_does_not_resend_a_resident_served_all_along(served: Served, home: Api) -> None:
-    since = export(home, "Patient/$export", _type="Patient,Observation")["transactionTime"]
-    files = exported(home, export(home, "Patient/$export", _type="Patient,Observation", _since=since))
-    assert {resource["id"] for resources in files.values() for resource in resources} == set()
 
 
 def test_a_group_naming_someone_the_centre_does_not_serve_is_not_found(served: Served, api: Api, home: Api) -> None:
