@@ -152,6 +152,7 @@ ARCHIVE = [
     _observation("t1", "p1", "2026-05-10", "tcm-constitution", "qixu"),
     _disability("d2", "p2", "3"),
     _disability("d5", "p5", "0"),
+    {**_disability("d3", "p3", "4"), "status": "entered-in-error"},  # recorded by mistake: no assessment
     _contract("c1", "p1", "2026-01-01", "2026-12-31"),
     _contract("c2", "p2", "2025-06-01", "2026-05-31"),
     _contract("c4", "p4", "2026-02-01", "2027-01-31"),
@@ -264,7 +265,8 @@ def test_oldest_old_rate_counts_only_people_80_and_over(evaluate: Any, populatio
 
 def test_disabled_rate_divides_by_people_assessed_disabled_in_the_archive(evaluate: Any) -> None:
     result = evaluate("family-doctor-contract-rate-disabled")
-    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 1, 100.0)  # p2 (grade 3)
+    # p2 (grade 3); p3's assessment was entered in error
+    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 1, 100.0)
 
 
 def test_tcm_management_counts_a_constitution_identification_in_the_period(evaluate: Any) -> None:
