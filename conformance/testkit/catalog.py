@@ -105,11 +105,14 @@ def entries(bundle: Any) -> Iterator[dict[str, Any]]:
 
 
 def resources(bundle: Any, mode: str | None = None) -> list[dict[str, Any]]:
-    """The resources of a Bundle answer, of one search mode when given."""
+    """The resources of a Bundle answer, of one search mode when given.  An entry that states
+    no mode is a match: ``search.mode`` is optional, and a server that leaves it out must not
+    pass a check that its search reveals nothing."""
     return [
         e["resource"]
         for e in entries(bundle)
-        if isinstance(e.get("resource"), dict) and (mode is None or e.get("search", {}).get("mode") == mode)
+        if isinstance(e.get("resource"), dict)
+        and (mode is None or (e.get("search") or {}).get("mode", "match") == mode)
     ]
 
 

@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from conformance.testkit.catalog import Context, KitTest, describe, entries, resources
+from conformance.testkit.catalog import Context, KitTest, describe, resources
 from conformance.testkit.examples import PATIENT, id_card, id_card_query, load
 
 #: how long a bulk export may take before the test gives up, and the longest pause between polls
@@ -26,9 +26,7 @@ def searched(ctx: Context, path: str, params: dict[str, str], what: str) -> list
         f"{what} answers 200 with a searchset Bundle",
         f"{what} answered {describe(answer)}",
     )
-    found = [
-        e["resource"] for e in entries(body) if e.get("search", {}).get("mode", "match") == "match" and "resource" in e
-    ]
+    found = resources(body, "match")
     for resource in found:
         ctx.validate(resource, what)
     return found

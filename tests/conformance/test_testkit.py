@@ -14,7 +14,7 @@ import pytest
 from conformance.report.render_html import render_html
 from conformance.report.render_json import render_json, schema
 from conformance.report.render_junit import render_junit
-from conformance.testkit.catalog import SUITES, Context, KitTest, Skip
+from conformance.testkit.catalog import SUITES, Context, KitTest, Skip, resources
 from conformance.testkit.http import Http, KeyCredentials
 from conformance.testkit.runner import CATALOG, run, run_test, selected
 from conformance.validator import Validator
@@ -117,3 +117,9 @@ def test_the_assertion_is_signed_rs384_with_an_rsa_key_and_es384_with_an_ec_key(
     assert KeyCredentials("a", pem(ec.generate_private_key(ec.SECP384R1()))).algorithm == "ES384"
     with pytest.raises(ValueError):
         _ = KeyCredentials("a", "not a key").algorithm
+
+
+def test_a_search_entry_without_a_mode_is_counted_as_a_match() -> None:
+    """search.mode is optional: a server leaving it out must not pass "reveals nothing"."""
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient"}}]}
+    assert resources(bundle, "match") == [{"resourceType": "Patient"}]
