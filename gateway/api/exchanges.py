@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, request
@@ -109,20 +110,34 @@ def interaction(endpoint: str, method: str) -> str:
 
 def _refusal(collector: Collector, response: Response) -> None:
     """The OperationOutcome of a refused request, when its content was not already judged (a
-    422's issues are the validator's, noted when they were found)."""
-    if collector.judged or response.is_streamed or not (response.mimetype or "").endswith("json"):
+    422's issues are the validator's, noted when they were found): worded again in both
+    languages from the refusal itself, since the answer is in the one the client asked for and
+    the auditors' reports come in both; a body alone (a refusal made elsewhere) is taken as it
+    reads."""
+    if collector.judged:
+        return
+    refused = g.get("refusal")
+    if refused is not None:
+        for zh, en in zip(refused.outcome("zh-CN")["issue"], refused.outcome("en")["issue"], strict=True):
+            _note(collector, zh, {"zh-CN": _words(zh), "en": _words(en)})
+        return
+    if response.is_streamed or not (response.mimetype or "").endswith("json"):
         return
     try:
-        outcome = orjson.loads(response.get_data())
-        issues = outcome["issue"]
+        issues = orjson.loads(response.get_data())["issue"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return
     for issue in issues if isinstance(issues, list) else []:
-        if not isinstance(issue, dict):
-            continue
-        details = issue.get("details") or {}
-        coding = (details.get("coding") or [{}])[0]
-        where = (issue.get("expression") or issue.get("location") or [""])[0]
-        words = str(details.get("text") or issue.get("diagnostics") or "")
-        rule = str(coding.get("code") or issue.get("code") or "")
-        collector.reason(rule, {"zh-CN": words, "en": words}, str(where), str(issue.get("severity") or "error"))
+        if isinstance(issue, dict):
+            _note(collector, issue, {"zh-CN": _words(issue), "en": _words(issue)})
+
+
+def _words(issue: dict[str, Any]) -> str:
+    return str((issue.get("details") or {}).get("text") or issue.get("diagnostics") or "")
+
+
+def _note(collector: Collector, issue: dict[str, Any], words: dict[str, str]) -> None:
+    coding = ((issue.get("details") or {}).get("coding") or [{}])[0]
+    where = (issue.get("expression") or issue.get("location") or [""])[0]
+    rule = str(coding.get("code") or issue.get("code") or "")
+    collector.reason(rule, words, str(where), str(issue.get("severity") or "error"))

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from flask import Request, Response, current_app, request
+from flask import Request, Response, current_app, g, request
 from werkzeug.datastructures import ImmutableMultiDict, MIMEAccept, MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
@@ -145,6 +145,7 @@ def encoded(data_and_media: tuple[bytes, str], status: int = 200, headers: dict[
 
 
 def outcome_response(error: FhirError) -> Response:
+    g.refusal = error  # the exchange record words it in every language (gateway/api/exchanges.py)
     try:
         return respond(error.outcome(language()), error.status)
     except FhirError:  # the client asked for a format we could not write: JSON still says why

@@ -20,7 +20,7 @@ from conformance.issues import Issue
 from conformance.report.aggregate import exchange_report, tally
 from conformance.report.render_json import schema
 from conformance.validator import Validator
-from gateway import exchanges
+from gateway import create_app, exchanges
 from gateway.cli import main
 from gateway.config import Config
 from gateway.exchanges import Collector, ExchangeLog, Party
@@ -349,3 +349,13 @@ def _a_day(text: str) -> bool:
 def test_anything_else_is_not_a_day(text: str) -> None:
     with pytest.raises(ValueError):
         parse_day(text)
+
+
+def test_a_refusal_is_recorded_in_both_languages_whichever_the_client_asked(services: Services, store: Store) -> None:
+    """The answer is in English; the zh-CN report must still read Chinese."""
+    app = create_app(services=services, secure=False)
+    assert app.test_client().get("/fhir/Observation/nope", headers={"Accept-Language": "en"}).status_code == 404
+    app.extensions["yiyang.exchanges"].flush()
+    with store.reading() as tx:
+        texts = tx.sql.one("SELECT text_zh, text_en FROM exchange_issue WHERE rule = 'http.not-found'")
+    assert (texts[0].endswith("不存在"), texts[1].endswith("does not exist")) == (True, True)
