@@ -73,6 +73,7 @@ class RuleCount:
 @dataclass(frozen=True, slots=True)
 class LocationCount:
     rule: str
+    severity: str
     location: str
     verdict: str
     occurrences: int
@@ -124,17 +125,17 @@ def count_profiles(verdicts: Iterable[ResourceVerdict]) -> list[ProfileCount]:
 def count_rules(findings: Iterable[tuple[str, str, Finding]]) -> tuple[list[RuleCount], list[LocationCount]]:
     """From (exchange key, its verdict, finding): per rule, severity and verdict the
     occurrences, distinct exchanges and the first text in code-point order; per rule,
-    location and verdict the occurrences."""
+    severity, location and verdict the occurrences."""
     occurrences: Counter[tuple[str, str, str]] = Counter()
     affected: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     texts: dict[tuple[str, str, str], str] = {}
-    locations: Counter[tuple[str, str, str]] = Counter()
+    locations: Counter[tuple[str, str, str, str]] = Counter()
     for key, verdict, finding in findings:
         rule = (finding.rule, finding.severity, verdict)
         occurrences[rule] += 1
         affected[rule].add(key)
         texts[rule] = min(texts.get(rule, finding.text), finding.text)
-        locations[(finding.rule, finding.location, verdict)] += 1
+        locations[(finding.rule, finding.severity, finding.location, verdict)] += 1
     rules = [RuleCount(*rule, n, len(affected[rule]), texts[rule]) for rule, n in sorted(occurrences.items())]
     return rules, [LocationCount(*where, n) for where, n in sorted(locations.items())]
 
@@ -218,16 +219,18 @@ def rules_section(rules: Iterable[RuleCount], locations: Iterable[LocationCount]
     """Every rule broken by content that was judged, errors first and the most frequent
     first, with the locations where it was broken most often.  Drawn as bars: failures by
     rule."""
-    where: Counter[tuple[str, str]] = Counter()
+    # the examples of a rule at one severity are its own: dom-6's thousand warnings must not
+    # stand in for the few places invariant.failed was an error
+    where: Counter[tuple[str, str, str]] = Counter()
     for row in locations:
         if row.verdict != "error":
-            where[(row.rule, row.location)] += row.occurrences
-    by_rule: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for (rule, location), count in where.items():
-        by_rule[rule].append((-count, location))
+            where[(row.rule, row.severity, row.location)] += row.occurrences
+    by_rule: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for (rule, severity, location), count in where.items():
+        by_rule[(rule, severity)].append((-count, location))
     results = []
     for rule in _merged(r for r in rules if r.verdict != "error"):
-        top = sorted(by_rule.get(rule.rule, ()))[:EXAMPLES]
+        top = sorted(by_rule.get((rule.rule, rule.severity), ()))[:EXAMPLES]
         verdict: Verdict = "fail" if rule.severity in ERROR_SEVERITIES else "pass"
         examples = tuple(location or "-" for _, location in top)
         results.append(_rule_result(rule, verdict, examples))

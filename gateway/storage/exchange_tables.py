@@ -158,15 +158,16 @@ class Exchanges:
             )
         ]
 
-    def location_counts(self, scope: ExchangeFilter) -> list[tuple[str, str, str, int]]:
-        """(rule, location, verdict of the exchanges, occurrences): where each rule was broken."""
+    def location_counts(self, scope: ExchangeFilter) -> list[tuple[str, str, str, str, int]]:
+        """(rule, severity, location, verdict of the exchanges, occurrences): where each rule
+        was broken, at each severity."""
         return [
-            (r[0], r[1], r[2], int(r[3]))
+            (r[0], r[1], r[2], r[3], int(r[4]))
             for r in self._grouped(
-                "c.rule, c.location, c.exchange_verdict, COUNT(*)",
+                "c.rule, c.severity, c.location, c.exchange_verdict, COUNT(*)",
                 "exchange_issue",
                 scope,
-                "c.rule, c.location, c.exchange_verdict",
+                "c.rule, c.severity, c.location, c.exchange_verdict",
             )
         ]
 

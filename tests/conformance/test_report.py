@@ -129,13 +129,28 @@ def test_a_refusals_reason_is_not_a_rule_broken() -> None:
     assert [r.label for r in SAMPLE.section("refusals").results] == ["http.forbidden-scope"]
 
 
+def test_a_rules_examples_are_those_of_its_own_severity() -> None:
+    """A rule broken as an error in one place and as a warning in many shows where it erred."""
+    rules = [
+        RuleCount("invariant.failed", "error", "fail", 1, 1, "e"),
+        RuleCount("invariant.failed", "warning", "pass", 9, 9, "w"),
+    ]
+    locations = [
+        LocationCount("invariant.failed", "error", "Patient", "fail", 1),
+        LocationCount("invariant.failed", "warning", "Organization", "pass", 9),
+    ]
+    report = exchange_report(Facts([], [], rules, locations), [], "now")
+    first = report.section("rules").results[0]
+    assert (first.severity, first.examples) == ("error", ("Patient",))
+
+
 def test_rules_are_ordered_errors_first_then_by_frequency() -> None:
     rules = [
         RuleCount("warn.often", "warning", "pass", 9, 9, "w"),
         RuleCount("error.rare", "error", "fail", 1, 1, "e"),
         RuleCount("error.often", "error", "fail", 5, 3, "e"),
     ]
-    facts = Facts([], [], rules, [LocationCount("error.often", "Patient.x", "fail", 5)])
+    facts = Facts([], [], rules, [LocationCount("error.often", "error", "Patient.x", "fail", 5)])
     report = exchange_report(facts, [], "now")
     assert [r.label for r in report.section("rules").results] == ["error.often", "error.rare", "warn.often"]
 
