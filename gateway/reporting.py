@@ -115,8 +115,11 @@ def build_report(store: _Readable, query: ReportQuery, lang: str, generated: str
         locations = [LocationCount(*row) for row in table.location_counts(scope)]
         rows, total = table.failing(scope, query.limit)
         failing = details(table, rows, lang)
+        purged = table.purged_before()
     facts = Facts(counts, profiles, rules, locations, failing, total)
-    return exchange_report(facts, query.scope, generated or generated_now())
+    # a period reaching back before a purge is not a quiet one: its start is no longer on record
+    kept = [("report.scope.purged-before", purged)] if purged and purged > query.since.isoformat() else []
+    return exchange_report(facts, [*query.scope, *kept], generated or generated_now())
 
 
 def exchange_detail(store: _Readable, exchange_id: int, lang: str) -> ExchangeDetail | None:

@@ -92,8 +92,9 @@ class Exchanges:
         holds the transaction's :data:`ID_LOCK`."""
         if not exchanges:
             return []
-        row = self.sql.one("SELECT MAX(id) FROM exchange")
-        last = int(row[0]) if row and row[0] is not None else 0
+        # ids continue from the highest ever given, purged ones included (0010_exchange_purges)
+        highest = self.sql.all("SELECT MAX(id) FROM exchange UNION ALL SELECT MAX(last_id) FROM exchange_purge")
+        last = max((int(row[0]) for row in highest if row[0] is not None), default=0)
         ids, heads, verdicts, issues = [], [], [], []
         for offset, (head, judged, found) in enumerate(exchanges, start=1):
             exchange_id = last + offset
@@ -109,14 +110,20 @@ class Exchanges:
     def purge(self, before_day: str) -> int:
         """Delete every exchange of a day before ``before_day`` (and its verdicts and issues);
         returns how many exchanges went."""
-        row = self.sql.one("SELECT COUNT(*) FROM exchange WHERE day < ?", (before_day,))
+        row = self.sql.one("SELECT COUNT(*), MAX(id) FROM exchange WHERE day < ?", (before_day,))
         if not row or not row[0]:
             return 0
+        self.sql.execute("INSERT INTO exchange_purge (purged_before, last_id) VALUES (?, ?)", (before_day, int(row[1])))
         doomed = "SELECT id FROM exchange WHERE day < ?"
         self.sql.execute(f"DELETE FROM exchange_issue WHERE exchange_id IN ({doomed})", (before_day,))
         self.sql.execute(f"DELETE FROM exchange_verdict WHERE exchange_id IN ({doomed})", (before_day,))
         self.sql.execute("DELETE FROM exchange WHERE day < ?", (before_day,))
         return int(row[0])
+
+    def purged_before(self) -> str | None:
+        """The day before which exchanges were purged (None when none ever was)."""
+        row = self.sql.one("SELECT MAX(purged_before) FROM exchange_purge")
+        return str(row[0]) if row and row[0] is not None else None
 
     # -- the report's aggregates -----------------------------------------------------------
     def counts(self, scope: ExchangeFilter) -> list[tuple[str, str, str, str, str, int]]:

@@ -193,6 +193,21 @@ def test_purge_deletes_the_days_before_the_cutoff_with_their_verdicts_and_issues
     assert left == [2, 1, 1]
 
 
+def test_ids_after_a_purge_of_everything_are_never_given_again(store: Store) -> None:
+    """A report or a link naming exchange 1 must never come to name another exchange."""
+    sample(store)
+    exchanges.purge(store, (DAY + timedelta(days=2)).isoformat())
+    assert append(store, judged().finished(HIS, 201)) == [5]
+
+
+def test_a_report_reaching_back_before_a_purge_says_so(store: Store) -> None:
+    """Otherwise a purged period reads as one in which nothing was exchanged."""
+    sample(store)
+    exchanges.purge(store, (DAY + timedelta(days=1)).isoformat())
+    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1)), "en")
+    assert ("report.scope.purged-before", (DAY + timedelta(days=1)).isoformat()) in report.scope
+
+
 def test_the_log_applies_the_retention_policy_when_it_flushes(store: Store) -> None:
     append(store, judged().finished(HIS, 201, datetime.now(UTC) - timedelta(days=40)))
     log = ExchangeLog(store, retention_days=30, interval=3600)
