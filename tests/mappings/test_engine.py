@@ -99,6 +99,13 @@ def test_mojibake_is_refused(raw: str) -> None:
         normalise.text(raw)
 
 
+def test_garbled_text_is_quoted_no_further_than_a_family_name() -> None:
+    """èµµæ·‘èŠ¬ read back as UTF-8 is 赵淑芬: the message keeps 赵's three characters."""
+    with pytest.raises(MappingError) as refused:
+        normalise.text("èµµæ·‘èŠ¬")
+    assert refused.value.params["value"] == "èµµ…"
+
+
 @given(st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=8))
 def test_plain_chinese_text_passes_through(name: str) -> None:
     assert normalise.text(name) == name
