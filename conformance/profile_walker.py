@@ -351,8 +351,8 @@ class ProfileWalker:
             if reference.startswith(("urn:", "#")):
                 return  # unresolved: the business rules report it
             target_type = head[-2] if len(head) >= 2 else None
-        if not target_type:
-            return
+        if not isinstance(target_type, str) or not target_type:
+            return  # none, or not a type name (a resourceType the structure walk refused)
         allowed = set()
         for url in targets:
             profile = self.compiler.get(url)

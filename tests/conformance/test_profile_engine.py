@@ -125,6 +125,18 @@ def test_reference_target_restriction_accepts_allowed_type() -> None:
     assert errors(run(v, {"generalPractitioner": [{"reference": "Practitioner/1"}]})) == []
 
 
+def test_a_reference_typed_with_a_list_is_judged_without_failing() -> None:
+    """Found by the validator's fuzzing: a "type" that is no string (the structure walk reports it)."""
+    v = validator_with(
+        {
+            "id": "Patient.generalPractitioner",
+            "type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Practitioner"]}],
+        }
+    )
+    issues = run(v, {"generalPractitioner": [{"type": ["Practitioner"], "display": "王医生"}]})
+    assert not found(issues, "profile.reference-target")
+
+
 # -- bindings ------------------------------------------------------------------------------
 def binding(strength: str) -> dict[str, Any]:
     return {"id": "Patient.maritalStatus", "binding": {"strength": strength, "valueSet": VS}}
