@@ -57,6 +57,12 @@ def test_reading_someone_the_centre_does_not_serve_is_not_found(served: Served, 
     assert home.get(f"{served.base}/Patient/li-jianguo").status_code == 404
 
 
+def test_a_conditional_read_of_someone_else_is_not_found_either(served: Served, home: Api) -> None:
+    """If-None-Match: * would otherwise answer 304 for whoever exists, telling who does."""
+    answer = home.get(f"{served.base}/Patient/li-jianguo", headers={"If-None-Match": "*"})
+    assert answer.status_code == 404
+
+
 def test_an_include_never_brings_in_someone_else(served: Served, home: Api) -> None:
     bundle = home.get(f"{served.base}/Observation?_include=Observation:subject:Patient").json()
     assert sorted(e["resource"]["id"] for e in bundle["entry"]) == ["bp-2026", "zhang-xiuying"]
