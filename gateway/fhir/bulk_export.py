@@ -37,11 +37,12 @@ from typing import IO, Any
 import orjson
 
 from gateway.fhir.errors import FhirError
-from gateway.search.values import date_range, format_instant, queried_date
+from gateway.fhir.parameters import instant
+from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
-from gateway.storage.resources import now_instant, store_instant
+from gateway.storage.resources import now_instant
 from gateway.storage.store import Store, Stored, Transaction
 
 log = logging.getLogger("yiyang.export")
@@ -416,16 +417,7 @@ def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[l
         if name == "_type":
             types += [kind.strip() for kind in value.split(",") if kind.strip() and kind.strip() not in types]
         elif name == "_since":
-            try:
-                since = store_instant(queried_date(value))
-            except ValueError as exc:
-                raise FhirError(
-                    400,
-                    "http.bad-parameter",
-                    name=name,
-                    value=value,
-                    detail="an instant, e.g. 2026-12-01T08:00:00+08:00",
-                ) from exc
+            since = instant({name: value}, name)
         elif name == "_outputFormat":
             if value.replace(" ", "+") not in OUTPUT_FORMATS:  # an unescaped "+" reads as a space
                 raise FhirError(400, "http.export-output-format", format=value)
