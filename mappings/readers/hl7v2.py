@@ -142,6 +142,15 @@ CHARSETS = {
     "GB 18030-2000": "gb18030",
     "BIG-5": "big5",
 }
+#: what Chinese HIS interfaces write in MSH-18 instead of the table's names, upper-cased: the
+#: codec names of their platforms.  GBK and GB2312 are subsets of GB 18030, read as it.
+CHARSET_ALIASES = {
+    **dict.fromkeys(("UTF-8", "UTF8", "UNICODE UTF8"), "UNICODE UTF-8"),
+    **dict.fromkeys(
+        ("GB18030", "GB-18030", "GB 18030", "GBK", "CP936", "GB2312", "GB-2312", "GB 2312"), "GB 18030-2000"
+    ),
+    **dict.fromkeys(("BIG5", "BIG 5"), "BIG-5"),
+}
 #: versions (MSH-12) the hl7v2 specs are written for: the Chinese HIS interfaces of v2.3 to v2.5.1,
 #: whose PID, PV1 and IN1 fields the specs read keep their meaning across these versions
 VERSIONS = ("2.3", "2.3.1", "2.4", "2.5", "2.5.1")
@@ -355,8 +364,9 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
         return value.split(seps.repetition)[0].split(seps.component)[0].strip()
 
     charset, version, processing = first(18), first(12), first(11)
+    charset = CHARSET_ALIASES.get(charset.upper(), charset)
     if charset and charset not in CHARSETS:
-        known = ", ".join(CHARSETS)
+        known = ", ".join([*CHARSETS, *CHARSET_ALIASES])
         raise _Refused(Refusal("MSH-18", charset, f"the character set {charset!r} is not one of {known}"))
     if version not in VERSIONS:
         supported = ", ".join(VERSIONS)

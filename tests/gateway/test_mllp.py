@@ -164,7 +164,7 @@ def test_an_event_no_spec_takes_of_a_supported_type_is_rejected_as_an_unsupporte
         (12, b"9.9", "203^Unsupported version id"),
         (11, b"T", "202^Unsupported processing id"),
         (11, b"D", "202^Unsupported processing id"),
-        (18, b"GBK", "103^Table value not found"),
+        (18, b"KOI8-R", "103^Table value not found"),
     ],
 )
 def test_a_message_of_another_version_processing_id_or_character_set_is_rejected_and_kept(

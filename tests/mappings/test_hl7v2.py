@@ -402,6 +402,14 @@ def test_a_gbk_facility_whose_bytes_hold_delimiters_is_read(tmp_path: Path) -> N
     assert (record.fields.get("MSH-4"), record.fields.get("PID-5")) == (facility, "张秀英")
 
 
+@pytest.mark.parametrize("charset", ["GBK", "gb2312", "GB18030", "UTF-8", "utf8"])
+def test_a_character_set_named_as_chinese_his_name_it_is_read(tmp_path: Path, charset: str) -> None:
+    """MSH-18 as HIS interfaces write it (their platform's codec name), not as table 0211 does."""
+    data = (MSH + f"|||||CHN|{charset}").format(n=1) + "\rPID|1||0000123^^^H41010500012^PI||谢伟\r"
+    encoding = "utf-8" if charset.upper().startswith("UTF") else "gb18030"
+    assert read(tmp_path, data.encode(encoding))[0].fields.get("PID-5") == "谢伟"
+
+
 def test_hex_escapes_are_read_in_the_character_set_msh_18_declares(tmp_path: Path) -> None:
     data = (MSH + GB18030).format(n=1) + "\rPID|1||0000123^^^H41010500012^PI||\\XD0BBCEB0\\\r"
     assert read(tmp_path, data.encode("ascii"))[0].fields["PID-5"] == "谢伟"
@@ -410,7 +418,7 @@ def test_hex_escapes_are_read_in_the_character_set_msh_18_declares(tmp_path: Pat
 @pytest.mark.parametrize(
     ("charset", "encoding", "why"),
     [
-        ("GBK", "gb18030", "MSH-18: the character set 'GBK' is not one of ASCII, 8859/1"),
+        ("KOI8-R", "gb18030", "MSH-18: the character set 'KOI8-R' is not one of ASCII, 8859/1"),
         ("ASCII", "gb18030", "MSH-18: the message (or a hex escape in it) is not ascii text, as MSH-18 declares"),
         ("UNICODE UTF-8", "gb18030", "MSH-18: the message (or a hex escape in it) is not utf-8 text"),
     ],
