@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,14 @@ def encoding_problem(sample: bytes) -> str | None:
         if head.count(0) * 8 > len(head):
             return f"binary data, not text ({head.count(0)} NUL bytes in the first {len(head)})"
     return None
+
+
+def header_name(cell: str) -> str:
+    """A column's name as the specs spell it: full-width forms folded (NFKC: ``（元）`` is
+    ``(元)``, ``ＩＤ`` is ``ID``) and every space removed (``性　别`` is ``性别``).  Exports
+    from different versions of one system differ in exactly these ways, and a column whose
+    name did not match was silently left unmapped."""
+    return "".join(unicodedata.normalize("NFKC", cell).split())
 
 
 def check_unique_header(name: str, header: list[str]) -> None:

@@ -27,6 +27,7 @@ from mappings.readers import (
     check_file_size,
     check_unique_header,
     encoding_problem,
+    header_name,
     value_problem,
 )
 from mappings.records import SourceRecord, unparseable
@@ -79,7 +80,6 @@ class _Lines:
         self.handle, self.encoding, self.limit = handle, encoding, limit
         self.raw: list[bytes] = []
         self.put_back: list[bytes] = []
-        self.lines_read = 0
         #: the last record asked for a line past the end of the file (its quote never closed)
         self.ran_out = False
 
@@ -94,7 +94,6 @@ class _Lines:
             self.ran_out = True
             raise StopIteration
         self.raw.append(line)
-        self.lines_read += 1
         try:
             return line.decode(self.encoding)
         except UnicodeDecodeError:
@@ -117,7 +116,6 @@ class _Lines:
         """The first line of the record just read, alone; the lines after it are read again."""
         first, *rest = self.raw
         self.raw, self.put_back = [], rest + self.put_back
-        self.lines_read -= len(rest)
         self.ran_out = False
         return first
 
@@ -147,26 +145,35 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             problem = value_problem(f"header cell {index}", name, limits)
             if problem is not None:
                 raise ReaderError(f"{path.name}: the header row is not a CSV header ({problem})")
-        header = [h.strip() or f"列{i}" for i, h in enumerate(header_row, start=1)]  # as a blank XLSX header
+        header = [header_name(h) or f"列{i}" for i, h in enumerate(header_row, start=1)]  # as a blank XLSX header
         check_unique_header(path.name, header)
         shape = frozenset(header)
         lines.encoding = "utf-8" if encoding == "utf-8-sig" else encoding
         lines.take()
+        _allow_cells_of(limits.cell_chars)
+        number = 1  # the spreadsheet's row: the header is row 1, and a quoted cell's lines are one row
         while True:
             rows = csv.reader(lines)
             for values in _rows(rows):
-                number = lines.lines_read - len(lines.raw) + 1
+                number += 1
                 if isinstance(values, _Oversized):
                     # the lines of the record so far, and the start of the line that was too long
                     raw = lines.take() + values.head
-                    lines.lines_read += 1
                     reason = (
                         f"row {number}: a line of {values.size} bytes, over the limit of {limits.record_bytes} "
                         f"bytes for one record; only its first {limits.record_bytes} bytes are kept"
                     )
                     yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     break  # a fresh csv.reader for the lines after it
-                if values is None or (len(lines.raw) > 1 and (lines.ran_out or len(lines.raw) > MAX_ROW_LINES)):
+                if isinstance(values, _CellTooLarge) and len(lines.raw) == 1:
+                    reason = f"row {number}: a cell of more than {limits.cell_chars} characters, over the limit for one value"
+                    yield unparseable(source, path.name, f"row {number}", lines.take(), reason, "column")
+                    break  # a fresh csv.reader for the lines after it
+                if (
+                    values is None
+                    or isinstance(values, _CellTooLarge)
+                    or (len(lines.raw) > 1 and (lines.ran_out or len(lines.raw) > MAX_ROW_LINES))
+                ):
                     # a quote opened at the start of a cell and never closed: the row alone is
                     # quarantined (no spec matches it) and the rows it swallowed are read again
                     raw = lines.set_aside_first_line()
@@ -176,9 +183,10 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                 raw = lines.take()
                 if not any(v.strip() for v in values):
                     continue
-                if len(values) > len(header) and any(v.strip() for v in values[len(header) :]):
-                    # an unquoted comma (in an address, say) shifted every later cell: no cell
-                    # can be trusted, and the last ones would be lost
+                if len(values) < len(header) or any(v.strip() for v in values[len(header) :]):
+                    # an unquoted comma (in an address, say) shifted every later cell, or an
+                    # unquoted line break cut the row in two: no cell can be trusted, and the
+                    # last ones would be lost
                     reason = f"row {number}: {len(values)} cells under a header of {len(header)}"
                     yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     continue
@@ -188,23 +196,35 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                 if problem is not None:
                     yield unparseable(source, path.name, f"row {number}", raw, f"row {number}: {problem}", "column")
                     continue
-                fields = {name: (values[i] if i < len(values) else None) for i, name in enumerate(header)}
+                fields = dict(zip(header, values, strict=False))
                 yield SourceRecord(source, path.name, f"row {number}", fields, raw, "column", shape)
             else:
                 return
 
 
-def _rows(rows: Iterator[list[str]]) -> Iterator[list[str] | None | _Oversized]:
-    """The rows csv.reader parses; None for a row it gives up on (a cell over its size limit,
-    which is what an unclosed quote before a long file becomes); the over-long line that
-    stopped a row."""
+class _CellTooLarge:
+    """csv.reader gave up on a cell over its size limit: a long value on one line, or what a
+    quote never closed becomes once it has swallowed the lines after it."""
+
+
+def _allow_cells_of(chars: int) -> None:
+    """Let csv.reader hold a cell one character over the limit, so that the row's check names
+    the column that is too long (csv's own limit, 131,072 characters, is process-wide: it is
+    only ever raised here)."""
+    if csv.field_size_limit() <= chars:
+        csv.field_size_limit(chars + 1)
+
+
+def _rows(rows: Iterator[list[str]]) -> Iterator[list[str] | None | _Oversized | _CellTooLarge]:
+    """The rows csv.reader parses; None for a row it cannot parse, :class:`_CellTooLarge` for
+    one whose cell is over the limit; the over-long line that stopped a row."""
     while True:
         try:
             yield next(rows)
         except StopIteration:
             return
-        except csv.Error:
-            yield None
+        except csv.Error as exc:
+            yield _CellTooLarge() if "field larger than field limit" in str(exc) else None
             return
         except _Oversized as exc:
             yield exc

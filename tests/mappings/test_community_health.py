@@ -19,7 +19,7 @@ import pytest
 
 from gateway.ingest import commands
 from gateway.ingest.quarantine import Entry, record_of
-from mappings.readers import ReaderError, cda
+from mappings.readers import Limits, ReaderError, cda
 from mappings.readers.csv_export import read_csv
 from mappings.readers.xlsx_export import read_xlsx
 from profiles.registry import Registry
@@ -858,7 +858,7 @@ def test_a_stray_quote_inside_a_cell_does_not_swallow_the_rows_after_it(tmp_path
     assert records == [
         ("row 2", '张"春', '1,张"春,无\n'.encode()),
         ("row 3", "李四", '2,李四,"两行\n备注"\n'.encode()),
-        ("row 5", "王五", "3,王五,无\n".encode()),
+        ("row 4", "王五", "3,王五,无\n".encode()),  # the spreadsheet's row 4: the quoted cell's lines are one row
     ]
 
 
@@ -886,6 +886,43 @@ def test_a_row_with_more_cells_than_the_header_is_set_aside_whole(tmp_path: Path
     path.write_bytes("姓名,现住址,联系电话\n张三,北京市,朝阳区,13800000000\n".encode())
     [record] = read_csv(path, "community-health")
     assert sorted(record.shape) == ["UNPARSEABLE"]
+
+
+def test_a_row_cut_in_two_by_an_unquoted_line_break_is_set_aside_as_two_halves(tmp_path: Path) -> None:
+    """Neither half may land: the first would be a person without the columns after the break."""
+    path = tmp_path / "表.csv"
+    path.write_bytes("姓名,现住址,联系电话\n张三,北京市\n朝阳区,13800000000\n李四,郑州市,13900000000\n".encode())
+    records = list(read_csv(path, "community-health"))
+    assert [(r.location, sorted(r.shape) == ["UNPARSEABLE"]) for r in records] == [
+        ("row 2", True),
+        ("row 3", True),
+        ("row 4", False),
+    ]
+
+
+def test_a_cell_over_csvs_own_limit_is_refused_naming_its_column(tmp_path: Path) -> None:
+    """csv's field limit (131,072 characters) was taken for a quote never closed."""
+    path = tmp_path / "表.csv"
+    path.write_bytes(f"姓名,现住址\n张三,{'长' * 200_000}\n".encode())
+    [record] = read_csv(path, "community-health", Limits(cell_chars=150_000))
+    assert record.fields["UNPARSEABLE"].startswith("row 2: 现住址: 200000 characters, over the limit")
+
+
+def test_a_cell_over_any_limit_is_refused_as_too_long_not_as_a_quote(tmp_path: Path) -> None:
+    """Whether csv's own limit or the row's check catches it (csv's limit is process-wide and
+    an earlier read may have raised it), the reason is the cell's length."""
+    path = tmp_path / "表.csv"
+    path.write_bytes(f"姓名,现住址\n张三,{'长' * 200_000}\n李四,郑州市\n".encode())
+    first, second = read_csv(path, "community-health", Limits(cell_chars=1_000))
+    reason = first.fields["UNPARSEABLE"]
+    assert ("over the limit" in reason, "quote" in reason, second.fields["姓名"]) == (True, False, "李四")
+
+
+def test_header_names_are_folded_as_the_specs_spell_them(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes("性　别,签约服务费（元）, 姓名 \n男,120,张三\n".encode())
+    [record] = read_csv(path, "community-health")
+    assert list(record.fields) == ["性别", "签约服务费(元)", "姓名"]
 
 
 @pytest.mark.parametrize(
