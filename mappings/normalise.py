@@ -107,7 +107,8 @@ def digits(value: Any) -> str | None:
 
 def fhir_date(value: Any) -> str | None:
     """ISO date from the formats seen in exports: 1945-1-1, 1945/1/1, 19450101, 1945年1月1日,
-    Excel serial numbers and spreadsheet date cells."""
+    Excel serial numbers and spreadsheet date cells.  A number of 8 digits is 19450101 typed
+    into a number cell, read as its digits: serials of plausible dates have 5."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -115,7 +116,9 @@ def fhir_date(value: Any) -> str | None:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _from_serial(value)
+        if not _eight_digits(value):
+            return _from_serial(value)
+        value = str(int(value))
     cleaned = _folded(value)
     if cleaned is None:
         return None
@@ -167,6 +170,11 @@ def fhir_datetime(value: Any) -> str | None:
         if ":" in cleaned:  # a time no pattern reads: refused, not cut back to its date
             raise MappingError("mapping.bad-date", value=cleaned)
     return fhir_date(cleaned)
+
+
+def _eight_digits(number: float) -> bool:
+    """Whether a number is a whole number of 8 digits, as 19450101 is."""
+    return 10_000_000 <= number <= 99_999_999 and float(number).is_integer()
 
 
 def _from_serial(serial: float) -> str:

@@ -17,6 +17,15 @@ part (truncated, bad CRC, malformed XML) is a one-line file error.  Rows and col
 bounded to Excel's own grid, so a sheet that declares a million empty rows costs no more than
 it holds; a cell over ``Limits.cell_chars`` or holding a control character makes its row an
 ``UNPARSEABLE`` record.
+
+Layout.  A value merged over several cells (a county or a blood group over a group of rows) is
+the value of each cell of the range: openpyxl's read-only mode does not see merged ranges, so
+they are read from the sheet's part first (:func:`_merged_ranges`), at most
+``MAX_MERGED_RANGES`` in a file.  The header row is not filled: its merged cells other than the
+first stay blank columns (``列N``), as a range starting in it fills no data row.  A value right
+of the header makes its row an ``UNPARSEABLE`` record naming the cell, as a CSV row with more
+cells than its header; blank cells there are no value.  Header cells are named as the specs
+spell them (:func:`~mappings.readers.header_name`).
 """
 
 from __future__ import annotations
@@ -34,16 +43,27 @@ from typing import IO, Any
 
 from lxml import etree
 from openpyxl import load_workbook
-from openpyxl.utils import get_column_letter
+from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
-from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, check_unique_header, value_problem
+from mappings.readers import (
+    DEFAULT_LIMITS,
+    Limits,
+    ReaderError,
+    check_file_size,
+    check_unique_header,
+    header_name,
+    value_problem,
+)
 from mappings.records import SourceRecord, unparseable
 
 #: Excel's grid: 1,048,576 rows; no legacy export has more than a few hundred columns, and a
 #: forged cell reference far to the right must not make openpyxl pad every row to it
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 1024
+#: merged ranges in one file: a register merges a few cells per group of rows; every range is
+#: held while the file is read, so a file declaring millions of them is refused
+MAX_MERGED_RANGES = 100_000
 #: a DOCTYPE or entity declaration, in the three encodings an XML part may use
 _DECLARATION = re.compile(
     rb"<!\s*(?:DOCTYPE|ENTITY)|<\x00!\x00(?:\s\x00)*(?:D\x00O\x00C|E\x00N\x00T)|\x00<\x00!(?:\x00\s)*\x00(?:D\x00O|E\x00N)",
@@ -51,6 +71,11 @@ _DECLARATION = re.compile(
 )
 _CHUNK = 1 << 20
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_MERGE_CELL = f"{{{_MAIN}}}mergeCell"
+#: a merged range's ``ref``: a cell range (``J5:J7``) or, degenerate, one cell
+_RANGE = re.compile(r"([A-Z]{1,3})([1-9]\d{0,6})(?::([A-Z]{1,3})([1-9]\d{0,6}))?")
+#: a merged range: first column, first row, last column, last row (1-based, as Excel counts)
+_Range = tuple[int, int, int, int]
 
 
 def _json(value: Any) -> Any:
@@ -113,10 +138,12 @@ def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
         workbook, formulas = _workbook(handle, path.name, values=True), _workbook(again, path.name, values=False)
         try:
             pairs = list(zip(workbook.worksheets, formulas.worksheets, strict=True))
-            for sheet, _ in pairs:  # an ambiguous sheet refuses the file before any row is mapped
+            merged: list[list[_Range]] = []
+            for sheet, _ in pairs:  # an ambiguous or hostile sheet refuses the file before any row is mapped
                 check_unique_header(f"{path.name}: sheet {sheet.title}", _header(sheet, path.name))
-            for sheet, written in pairs:
-                yield from _sheet(sheet, written, path, source, limits)
+                merged.append(_merged_ranges(path, sheet, MAX_MERGED_RANGES - sum(map(len, merged))))
+            for (sheet, written), ranges in zip(pairs, merged, strict=True):
+                yield from _sheet(sheet, written, ranges, path, source, limits)
         finally:
             workbook.close()
             formulas.close()
@@ -136,37 +163,127 @@ def _rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
     return sheet.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
 
 
-def _empty_string_results(path: Path, part: str) -> frozenset[str]:
+def _elements(path: Path, part: str, where: str, *names: str) -> Iterator[Any]:
+    """The elements of a worksheet part with these local names, streaming: each is dropped
+    (with those before it) once the caller has it, so the tree never holds more than one row.
+    Parsed as the project parses all outside XML (no entities, DTD or network; its DTD was
+    refused already); a part that breaks is a file error."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(part) as xml:
+            found = etree.iterparse(
+                xml,
+                tag=[f"{{{_MAIN}}}{name}" for name in names],
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+                huge_tree=False,
+            )
+            for _, element in found:
+                yield element
+                element.clear()
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
+    except (etree.LxmlError, zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
+        raise ReaderError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _empty_string_results(path: Path, part: str, where: str) -> frozenset[str]:
     """The cells of a worksheet part whose formula Excel calculated to the empty string
     (``=IF(…,"",…)``): saved as a string cell with an empty value, which openpyxl reads as
     None, as it reads a formula never calculated.  Read only for a sheet where a formula cell
-    came without a value (the part is scanned once, streaming; its DTD was refused already)."""
+    came without a value (the part is scanned once, streaming)."""
     found: set[str] = set()
-    with zipfile.ZipFile(path) as archive, archive.open(part) as xml:
-        rows = etree.iterparse(xml, tag=f"{{{_MAIN}}}row", resolve_entities=False, no_network=True)
-        for _, row in itertools.islice(rows, MAX_ROWS):
-            for cell in row.iterfind(f"{{{_MAIN}}}c"):
-                if (
-                    cell.get("t") == "str"
-                    and cell.find(f"{{{_MAIN}}}f") is not None
-                    and not cell.findtext(f"{{{_MAIN}}}v")
-                ):
-                    found.add(str(cell.get("r")))
-            row.clear()  # and the rows before it, so the tree never holds more than one
-            while row.getprevious() is not None:
-                del row.getparent()[0]
+    for row in itertools.islice(_elements(path, part, where, "row"), MAX_ROWS):
+        for cell in row.iterfind(f"{{{_MAIN}}}c"):
+            if cell.get("t") == "str" and cell.find(f"{{{_MAIN}}}f") is not None and not cell.findtext(f"{{{_MAIN}}}v"):
+                found.add(str(cell.get("r")))
     return frozenset(found)
 
 
+def _merged_ranges(path: Path, sheet: Any, allowed: int) -> list[_Range]:
+    """The sheet's merged ranges, read from its part before its rows are: read-only openpyxl
+    never sees them, and the part lists them after its rows.  One streaming pass (rows are
+    matched only to be dropped); more than ``allowed`` refuses the file, as a range that is
+    not a cell range does."""
+    where = f"{path.name}: sheet {sheet.title}"
+    ranges: list[_Range] = []
+    for element in _elements(path, sheet._worksheet_path, where, "row", "mergeCell"):
+        if element.tag != _MERGE_CELL:
+            continue
+        if len(ranges) == allowed:
+            raise ReaderError(
+                f"{path.name}: more than {MAX_MERGED_RANGES} merged ranges (reached in sheet {sheet.title}); "
+                "a register merges a few cells per group of rows, not this many"
+            )
+        ranges.append(_range(element.get("ref") or "", where))
+    return ranges
+
+
+def _range(ref: str, where: str) -> _Range:
+    """A merged range's ``ref`` as its corners, whichever way round they are written."""
+    match = _RANGE.fullmatch(ref)
+    if match is None:
+        raise ReaderError(f"{where}: the merged range {ref[:40]!r} is not a cell range")
+    first_column, first_row = column_index_from_string(match[1]), int(match[2])
+    last_column = column_index_from_string(match[3]) if match[3] else first_column
+    last_row = int(match[4]) if match[4] else first_row
+    return (
+        min(first_column, last_column),
+        min(first_row, last_row),
+        max(first_column, last_column),
+        max(first_row, last_row),
+    )
+
+
+class _Merges:
+    """A sheet's merged ranges applied to its rows as they stream past.  The value of a range's
+    top-left cell, taken when its row is read, fills each blank cell of the range (a value
+    under a range, which Excel never saves but a script may, is kept, not overwritten).
+    Ranges starting in the header row fill nothing, and a range starting under the header is
+    cut at its last column: a value of the header's columns is not also a value right of it.
+    Ranges may not overlap (Excel refuses such a file too), so a row never costs more than
+    its own cells."""
+
+    def __init__(self, ranges: list[_Range], width: int, where: str) -> None:
+        self._waiting = sorted((r for r in ranges if r[1] > 1), key=lambda r: r[1], reverse=True)
+        self._width, self._where = width, where
+        #: column index → (value, last row) of the range filling it
+        self._filling: dict[int, tuple[Any, int]] = {}
+
+    def fill(self, number: int, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Row ``number`` with its merged cells filled; called for every row, in order."""
+        while self._waiting and self._waiting[-1][1] <= number:
+            self._start(self._waiting.pop(), number, values)
+        self._filling = {column: fill for column, fill in self._filling.items() if fill[1] >= number}
+        if not self._filling:
+            return values
+        row = list(values)
+        for column, (value, _) in self._filling.items():
+            if row[column] is None:
+                row[column] = value
+        return tuple(row)
+
+    def _start(self, merged: _Range, number: int, values: tuple[Any, ...]) -> None:
+        first_column, first_row, last_column, last_row = merged
+        value = values[first_column - 1] if first_row == number and first_column <= len(values) else None
+        if value is None:
+            return  # a blank range fills nothing
+        last = last_column if first_column > self._width else min(last_column, self._width)
+        for column in range(first_column - 1, min(last, len(values))):
+            if self._filling.get(column, (None, 0))[1] >= number:
+                raise ReaderError(f"{self._where}: merged ranges overlap at {get_column_letter(column + 1)}{number}")
+            self._filling[column] = (value, last_row)
+
+
 def _header(sheet: Any, name: str) -> list[str]:
-    """The column names of the sheet's first row (``列N`` for a blank one); empty for an empty
-    sheet."""
+    """The column names of the sheet's first row, as the specs spell them (``列N`` for a blank
+    one); empty for an empty sheet."""
     header_row = _next(_rows(sheet), name, sheet.title) or ()
     while header_row and header_row[-1] is None:
         header_row = header_row[:-1]  # the padding to MAX_COLUMNS, not columns of the export
     if len(header_row) > MAX_COLUMNS:
         raise ReaderError(f"{name}: sheet {sheet.title} has more than {MAX_COLUMNS} columns")
-    return [str(h).strip() if h is not None else f"列{i + 1}" for i, h in enumerate(header_row)]
+    return [header_name("" if h is None else str(h)) or f"列{i + 1}" for i, h in enumerate(header_row)]
 
 
 def _uncalculated(
@@ -202,31 +319,66 @@ def _next(rows: Iterator[tuple[Any, ...]], name: str, sheet: str) -> tuple[Any, 
         raise ReaderError(f"{name}: sheet {sheet} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def _sheet(sheet: Any, written: Any, path: Path, source: str, limits: Limits) -> Iterator[SourceRecord]:
-    """The sheet's rows as records; ``written`` is the same sheet read for its formulas."""
+def _right_of_header(values: tuple[Any, ...], width: int) -> dict[int, Any]:
+    """The cells right of the header that hold a value, by column number (blank text is no
+    value).  They would be lost unseen: no column names them."""
+    tail = values[width:]
+    if tail.count(None) == len(tail):  # the common case, without a loop in Python
+        return {}
+    return {
+        column: value
+        for column, value in enumerate(tail, start=width + 1)
+        if value is not None and not (isinstance(value, str) and not value.strip())
+    }
+
+
+def _wider_than_header(right: dict[int, Any], width: int, number: int) -> str | None:
+    """Why a row with a value right of the header cannot be read, naming the first such cell
+    as the CSV reader words a row with more cells than its header; None without one."""
+    if not right:
+        return None
+    cell = f"{get_column_letter(min(right))}{number}"
+    return f"{max(right)} cells under a header of {width} (cell {cell}, right of the header, holds a value)"
+
+
+def _sheet(
+    sheet: Any, written: Any, ranges: list[_Range], path: Path, source: str, limits: Limits
+) -> Iterator[SourceRecord]:
+    """The sheet's rows as records; ``written`` is the same sheet read for its formulas and
+    ``ranges`` its merged ranges."""
     name = path.name
+    where = f"{name}: sheet {sheet.title}"
     # (openpyxl's read-only sheet keeps the path of its part in the archive)
-    empty_results = cache(lambda: _empty_string_results(path, sheet._worksheet_path))
+    empty_results = cache(lambda: _empty_string_results(path, sheet._worksheet_path, where))
     header = _header(sheet, name)
     rows, formula_rows = _rows(sheet), _rows(written)
     if not header or _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
         return
     shape = frozenset(header)
+    merges = _Merges(ranges, len(header), where)
     empty: tuple[Any, ...] | None = None
     number = 1
-    while (values := _next(rows, name, sheet.title)) is not None:
+    while (own := _next(rows, name, sheet.title)) is not None:
         number += 1
         formulas = _next(formula_rows, name, sheet.title) or ()
-        if values is empty:  # openpyxl repeats one tuple for rows the sheet leaves out
+        values = merges.fill(number, own)  # every row, so that each range sees its top-left cell
+        # a row is empty by its own cells: one left blank under a merged range adds nothing
+        if own is empty:  # openpyxl repeats one tuple for rows the sheet leaves out
             continue
-        if all(v in (None, "") for v in values) and not any(_is_formula(f) for f in formulas):
-            empty = values
+        if all(v in (None, "") for v in own) and not any(_is_formula(f) for f in formulas):
+            empty = own
             continue
         location = f"sheet {sheet.title} row {number}"
         fields = {key: (values[i] if i < len(values) else None) for i, key in enumerate(header)}
-        raw = json.dumps({k: _json(v) for k, v in fields.items()}, ensure_ascii=False).encode()
-        problem = _uncalculated(values, formulas, header, number, empty_results) or next(
-            (p for key, v in fields.items() if isinstance(v, str) and (p := value_problem(key, v, limits))), None
+        right = _right_of_header(values, len(header))
+        kept = {**fields, **{f"{get_column_letter(column)}{number}": v for column, v in right.items()}}
+        raw = json.dumps({k: _json(v) for k, v in kept.items()}, ensure_ascii=False).encode()
+        problem = (
+            _wider_than_header(right, len(header), number)
+            or _uncalculated(values, formulas, header, number, empty_results)
+            or next(
+                (p for key, v in fields.items() if isinstance(v, str) and (p := value_problem(key, v, limits))), None
+            )
         )
         if problem is not None:
             yield unparseable(source, name, location, raw, f"{location}: {problem}", "column")

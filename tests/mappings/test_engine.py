@@ -65,7 +65,10 @@ def test_plus_appends_and_equals_reuses_the_item() -> None:
         "1945年1月1日",
         "1945.01.01",
         16438,
+        16438.0,
         "16438",
+        19450101,
+        19450101.0,
         "１９４５－０１－０１",
         datetime(1945, 1, 1, 8, 30),
     ],
@@ -81,6 +84,18 @@ def test_dates_that_cannot_be_true_are_refused(raw: str, message_id: str) -> Non
     with pytest.raises(MappingError) as caught:
         normalise.fhir_date(raw)
     assert caught.value.message_id == message_id
+
+
+@pytest.mark.parametrize("raw", [19501340, 19501340.0, "19501340"])
+def test_an_impossible_eight_digit_date_is_the_same_problem_as_a_number_or_as_text(raw: Any) -> None:
+    with pytest.raises(MappingError) as caught:
+        normalise.fhir_date(raw)
+    assert (caught.value.message_id, caught.value.params) == ("mapping.impossible-date", {"value": "19501340"})
+
+
+@pytest.mark.parametrize(("raw", "read"), [(19500101, "1950-01-01"), (18264, "1950-01-01"), (20260315, "2026-03-15")])
+def test_a_date_typed_as_a_number_is_read_as_its_digits_or_as_an_excel_serial(raw: int, read: str) -> None:
+    assert normalise.fhir_datetime(raw) == read
 
 
 @pytest.mark.parametrize("raw", ["1.10105E+17", 1.10105e17, "4.10105e+17"])

@@ -1,0 +1,127 @@
+"""How a sheet is laid out, read for what its maker meant: a value merged over a group of rows
+is the value of each of them, a value right of the header is never dropped unseen, a header
+spelled in full-width forms or with spaces names the spec's column, and a date typed as the
+number 19500101 is that date."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from mappings import normalise
+from mappings.readers import ReaderError, read, xlsx_export
+from mappings.records import UNPARSEABLE, SourceRecord
+
+SOURCE = "community-health"
+#: 20 columns, A to T, the county code in J
+HEADER = ["姓名", *(f"项目{n}" for n in range(2, 10)), "县区代码", *(f"项目{n}" for n in range(11, 21))]
+
+
+def workbook(path: Path, rows: list[list[object]], merged: tuple[str, ...] = ()) -> Path:
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    for cells in merged:
+        book.active.merge_cells(cells)
+    book.save(path)
+    return path
+
+
+def row(name: str, county: object = None, **cells: object) -> list[object]:
+    """A row under HEADER; ``cells`` by column letter (J is the county code, V past the header)."""
+    values: list[object] = [name, *([None] * 21)]
+    values[9] = county
+    for letter, value in cells.items():
+        values[ord(letter) - ord("A")] = value
+    return values
+
+
+def records(path: Path) -> list[SourceRecord]:
+    return list(read(path, SOURCE))
+
+
+# -- merged cells ------------------------------------------------------------------------------
+def test_a_county_merged_over_a_group_of_rows_is_the_county_of_each(tmp_path: Path) -> None:
+    rows = [HEADER, row("甲"), row("乙"), row("丙"), row("张三", "410105"), row("李四"), row("王五"), row("赵六")]
+    path = workbook(tmp_path / "表.xlsx", rows, merged=("J5:J7",))
+    counties = {record.location: record.fields["县区代码"] for record in records(path)}
+    assert [counties[f"sheet Sheet row {n}"] for n in range(4, 9)] == [None, "410105", "410105", "410105", None]
+
+
+def test_a_merged_block_fills_every_cell_of_it(tmp_path: Path) -> None:
+    rows = [["姓名", "血型", "Rh血型", "备注"], ["张三", "A", None, "无"], ["李四", None, None, "无"]]
+    path = workbook(tmp_path / "表.xlsx", rows, merged=("B2:C3",))
+    assert [(r.fields["血型"], r.fields["Rh血型"], r.fields["备注"]) for r in records(path)] == [("A", "A", "无")] * 2
+
+
+def test_a_merged_header_cell_names_only_its_first_column_and_fills_no_row(tmp_path: Path) -> None:
+    rows = [["联系方式", None, "姓名"], ["13800000000", "0371-1234567", "张三"], [None, None, "李四"]]
+    path = workbook(tmp_path / "表.xlsx", rows, merged=("A1:B1", "C1:C2"))
+    read_rows = records(path)
+    assert sorted(read_rows[0].shape) == ["列2", "姓名", "联系方式"]
+    assert [r.fields["姓名"] for r in read_rows] == [None, "李四"]
+
+
+def test_a_merge_from_the_header_past_its_last_column_is_no_value_right_of_it(tmp_path: Path) -> None:
+    rows = [HEADER, row("张三", **{"T": "备注"})]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("T2:W2",)))
+    assert record.fields["项目20"] == "备注"
+
+
+def test_a_value_right_of_the_header_merged_down_sets_aside_every_row_of_it(tmp_path: Path) -> None:
+    rows = [HEADER, row("张三", V="另记"), row("李四")]
+    read_rows = records(workbook(tmp_path / "表.xlsx", rows, merged=("V2:V3",)))
+    assert [r.fields[UNPARSEABLE].split(": ", 1)[1] for r in read_rows] == [
+        "22 cells under a header of 20 (cell V2, right of the header, holds a value)",
+        "22 cells under a header of 20 (cell V3, right of the header, holds a value)",
+    ]
+
+
+def test_more_merged_ranges_than_the_limit_refuse_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(xlsx_export, "MAX_MERGED_RANGES", 2)
+    rows = [["姓名", "县区代码"], *([["张三", "410105"]] * 6)]
+    path = workbook(tmp_path / "表.xlsx", rows, merged=("B2:B3", "B4:B5", "B6:B7"))
+    with pytest.raises(ReaderError, match="more than 2 merged ranges"):
+        records(path)
+
+
+# -- cells right of the header -----------------------------------------------------------------
+def test_a_value_right_of_the_header_makes_its_row_a_problem_naming_the_cell(tmp_path: Path) -> None:
+    rows = [HEADER, *(row(f"人{n}") for n in range(2, 10)), row("张三", "410105", V="13800000000"), row("李四")]
+    read_rows = records(workbook(tmp_path / "表.xlsx", rows))
+    problem = next(r for r in read_rows if r.location == "sheet Sheet row 10")
+    assert problem.fields[UNPARSEABLE] == (
+        "sheet Sheet row 10: 22 cells under a header of 20 (cell V10, right of the header, holds a value)"
+    )
+    assert json.loads(problem.raw)["V10"] == "13800000000"  # kept for the quarantine
+    assert [r.fields["姓名"] for r in read_rows if UNPARSEABLE not in r.fields][-1] == "李四"
+
+
+def test_empty_cells_right_of_the_header_are_no_problem(tmp_path: Path) -> None:
+    [record] = records(workbook(tmp_path / "表.xlsx", [HEADER, row("张三", U="", V=" ")]))
+    assert UNPARSEABLE not in record.fields
+
+
+# -- header names ------------------------------------------------------------------------------
+def test_header_cells_are_named_as_the_specs_spell_them(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path / "表.xlsx", [["签约服务费（元）", "性　别", None, " 姓 名 ", "　"], [120, "女", 1, "张三", 2]]
+    )
+    [record] = records(path)
+    assert record.fields == {"签约服务费(元)": 120, "性别": "女", "列3": 1, "姓名": "张三", "列5": 2}
+
+
+# -- dates typed as numbers ----------------------------------------------------------------------
+def test_a_birth_date_typed_as_the_number_19500101_is_that_date(tmp_path: Path) -> None:
+    [record] = records(workbook(tmp_path / "表.xlsx", [["姓名", "出生日期"], ["张三", 19500101]]))
+    assert normalise.fhir_date(record.fields["出生日期"]) == "1950-01-01"
+
+
+def test_overlapping_merged_ranges_refuse_the_file(tmp_path: Path) -> None:
+    rows = [["姓名", "县区代码", "血型"], ["张三", "410105", "A"], ["李四", None, None], ["王五", None, None]]
+    path = workbook(tmp_path / "表.xlsx", rows, merged=("B2:B4", "A3:C3"))
+    with pytest.raises(ReaderError, match="merged ranges overlap at B3"):
+        records(path)
