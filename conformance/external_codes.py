@@ -9,6 +9,9 @@
   from pycountry, which tracks the ISO lists release by release;
 * ``ucum-units`` (the evidence resources' ``unitOfMeasure``) is every UCUM expression
   (``http://unitsofmeasure.org``), decided by UCUM's grammar (``ucum.is_code``).
+
+A Quantity (or Age, Count, Distance, Duration) whose ``system`` is UCUM claims its ``code`` is
+a UCUM expression whatever binds it: :func:`check_quantity_code` holds it to the grammar.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import pycountry
 
 from conformance import ucum
+from conformance.issues import IssueList
 
 TOP_LEVEL_TYPES = frozenset(
     {"application", "audio", "example", "font", "haptics", "image", "message", "model", "multipart", "text", "video"}
@@ -52,3 +57,10 @@ EXTERNAL_VALUE_SETS: dict[str, tuple[str, Callable[[str], bool]]] = {
     "http://hl7.org/fhir/ValueSet/currencies": ("urn:iso:std:iso:4217", is_currency),
     "http://hl7.org/fhir/ValueSet/ucum-units": (ucum.UCUM, ucum.is_code),
 }
+
+
+def check_quantity_code(quantity: dict[str, Any], path: str, issues: IssueList) -> None:
+    """``mmHgX`` with system UCUM is no unit: a reader converting or comparing it would fail."""
+    code = quantity.get("code")
+    if quantity.get("system") == ucum.UCUM and isinstance(code, str) and not ucum.is_code(code):
+        issues.error("code.invalid-ucum", f"{path}.code", code=code[:80])

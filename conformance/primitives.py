@@ -14,6 +14,10 @@ from typing import Any
 
 Problem = tuple[str, dict[str, Any]] | None
 Checker = Callable[[Any], Problem]
+#: problems of a value its type's definition still admits, reported as warnings: R4's string
+#: and markdown regex accepts a text of spaces alone (HL7's validator warns of it too), though
+#: nobody means one
+ADVISORY = frozenset({"primitive.all-whitespace"})
 
 INT32 = (-(2**31), 2**31 - 1)
 NUMBER_TYPES = {"integer": (INT32[0], INT32[1]), "positiveInt": (1, INT32[1]), "unsignedInt": (0, INT32[1])}
@@ -87,7 +91,7 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
         if longest is not None and len(value) > longest:
             return "primitive.too-long", {"type": type_code, "length": len(value), "limit": longest}
         if not value.strip():
-            return "primitive.whitespace", {}
+            return ("primitive.all-whitespace" if value and textual else "primitive.whitespace"), {}
         # isprintable() is one C pass and true for nearly every value; only the rest are searched
         printable = value.isprintable()
         control = None if printable else CONTROL.search(value)

@@ -18,12 +18,13 @@ from typing import Any
 from conformance.attachments import check_attachment
 from conformance.bindings import check_binding
 from conformance.core_extensions import ExtensionChecker
+from conformance.external_codes import check_quantity_code
 from conformance.fhirpath_scope import Scope
 from conformance.invariants import OVER_BUDGET, Invariant, compile_invariant, current_budget
 from conformance.issues import Issue, IssueList
 from conformance.narrative import check_narrative
 from conformance.periods import check_period
-from conformance.primitives import Checker, make_checker
+from conformance.primitives import ADVISORY, Checker, make_checker
 from conformance.reference_targets import check_target_type
 from conformance.terminology import Terminology
 from profiles.registry import Registry
@@ -86,7 +87,11 @@ class NodeModel:
 with (Path(__file__).parent / "invariants.zh-CN.json").open(encoding="utf-8") as _handle:
     CORE_INVARIANTS_ZH: dict[str, str] = json.load(_handle)
 
-SPECIAL_TYPES = frozenset({"Extension", "Period", "Narrative", "Coding", "Reference", "Attachment"})
+#: datatype → the check particular to it (R4's specialisations of Quantity are checked as it is)
+SPECIAL_TYPES = {
+    **{name: name for name in ("Extension", "Period", "Narrative", "Coding", "Reference", "Attachment")},
+    **dict.fromkeys(("Quantity", "Age", "Count", "Distance", "Duration"), "Quantity"),
+}
 NATIVE_HUMAN = {
     "ref-1": "SHALL have a contained resource if a local reference is provided",
     "dom-3": "If the resource is contained in another resource, it SHALL be referred to from elsewhere in the "
@@ -164,7 +169,7 @@ class BaseModel:
                         model.slots.pop("_id", None)
                 self.nodes[path] = model
         for model in self.nodes.values():
-            model.special = model.name if model.name in SPECIAL_TYPES else None
+            model.special = SPECIAL_TYPES.get(model.name)
             for slot in model.slots.values():
                 slot.checker = None if slot.underscore else self.checkers.get(slot.type)
                 slot.is_resource = slot.type == "Resource" or slot.type in self.resource_types
@@ -368,6 +373,8 @@ class StructureWalker:
             self._ref_1(node, path, issues)
         elif special == "Attachment":
             check_attachment(node, path, issues)
+        elif special == "Quantity":
+            check_quantity_code(node, path, issues)
         else:
             check_narrative(node, path, issues)
         if model.constraints:
@@ -386,7 +393,9 @@ class StructureWalker:
     ) -> None:
         if slot.checker is not None:
             problem = slot.checker(item)
-            if problem is not None:
+            if problem is not None and problem[0] in ADVISORY:
+                issues.add("warning", problem[0], path, **problem[1])
+            elif problem is not None:
                 issues.error(problem[0], path, **problem[1])
                 return
         elif slot.is_resource:

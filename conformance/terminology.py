@@ -88,6 +88,7 @@ class Terminology:
         self._closure: dict[tuple[int, str], frozenset[str]] = {}
         self._expansions: dict[str, Expansion | None] = {}
         self._complete: dict[str, bool] = {}
+        self._core_systems: dict[str, frozenset[str] | None] = {}
         self._generation = registry.generation
 
     def _current(self) -> None:
@@ -132,15 +133,30 @@ class Terminology:
 
     def code_system_title(self, system: str) -> str:
         resource = self.registry.get(system) or {}
-        return resource.get("title") or resource.get("name") or system
+        return resource.get("title") or resource.get("name") or system.rstrip("/").rsplit("/", 1)[-1]
 
     def check_coding(self, system: str | None, code: Any, path: str, issues: IssueList) -> None:
-        """A code claimed to be in a complete code system we hold must exist there."""
-        if not system or not isinstance(system, str) or not isinstance(code, str) or not self.is_complete(system):
+        """A code claimed to be in a complete code system we hold must exist there: one of the
+        package's, or one of R4's own (FHIR, v3 and v2 code systems of complete content, such
+        as ``condition-category`` or ``v3-ActCode``) whatever binds the element, as HL7's
+        validator holds it: a code that does not exist is no code, bound or not."""
+        if not system or not isinstance(system, str) or not isinstance(code, str):
             return
-        concepts = self.concepts(system)
-        if concepts is not None and code not in concepts:
+        if self.is_complete(system):
+            concepts = self.concepts(system)
+            known = code in concepts if concepts is not None else True
+        else:
+            core = self._core_codes(system)
+            known = core is None or code in core
+        if not known:
             issues.error("code.unknown-in-system", path, code=code, system=system, title=self.code_system_title(system))
+
+    def _core_codes(self, system: str) -> frozenset[str] | None:
+        """The codes of an R4 core code system of complete content, None for any other system."""
+        if system not in self._core_systems:
+            listed = self.registry.core_valuesets["codesystems"].get(system)
+            self._core_systems[system] = frozenset(listed) if listed is not None else None
+        return self._core_systems[system]
 
     # -- value sets ------------------------------------------------------------------
     def expand(self, url: str) -> Expansion | None:

@@ -15,6 +15,7 @@ MARITAL = "http://hl7.org/fhir/ValueSet/marital-status"
 IDENTIFIER_TYPE = "http://hl7.org/fhir/ValueSet/identifier-type"
 V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 
 def profile(path: str, strength: str, value_set: str) -> Validator:
@@ -63,3 +64,16 @@ def test_core_value_set_over_an_external_code_system_stays_unknown() -> None:
     validator = profile("Patient.maritalStatus", "required", "http://hl7.org/fhir/ValueSet/clinical-findings")
     issues = run(validator, maritalStatus={"coding": [{"system": "http://snomed.info/sct", "code": "404684003"}]})
     assert found(issues, "binding.unknown-valueset", "Patient.maritalStatus")
+
+
+def test_a_code_missing_from_an_r4_code_system_is_an_error_whatever_binds_it(validator: Validator) -> None:
+    """Encounter.class is bound extensibly: a code from elsewhere would pass, a v3-ActCode that
+    does not exist is no code at all (HL7's validator: "Unknown code")."""
+    encounter = {"resourceType": "Encounter", "status": "finished", "class": {"system": V3_ACT, "code": "ZZZ"}}
+    assert found(validator.validate(encounter), "code.unknown-in-system", "Encounter.class")
+
+
+def test_a_code_of_an_r4_code_system_passes_where_nothing_binds_it(validator: Validator) -> None:
+    coding = {"system": V3_ACT, "code": "AMB"}
+    patient = {"resourceType": "Patient", "maritalStatus": {"coding": [coding]}, "gender": "female"}
+    assert [issue for issue in validator.validate(patient) if issue.message_id == "code.unknown-in-system"] == []

@@ -83,3 +83,16 @@ def test_a_unit_written_out_is_not_in_ucum_units(validator: Validator) -> None:
 @given(st.text(max_size=20))
 def test_the_ucum_grammar_decides_every_string_without_raising(code: str) -> None:
     assert is_code(code) in (True, False)
+
+
+def quantity(code: str) -> dict:
+    value = {"value": 142, "system": "http://unitsofmeasure.org", "code": code}
+    return {"resourceType": "Observation", "status": "final", "code": {"text": "收缩压"}, "valueQuantity": value}
+
+
+def test_a_quantity_claiming_ucum_needs_a_ucum_code_whatever_binds_it(validator: Validator) -> None:
+    assert ("code.invalid-ucum", "Observation.valueQuantity.code") in errors(validator.validate(quantity("mmHgX")))
+
+
+def test_a_quantity_with_a_ucum_code_passes(validator: Validator) -> None:
+    assert errors(validator.validate(quantity("mm[Hg]"))) == []

@@ -94,12 +94,22 @@ def test_choice_element_value_is_checked_by_its_type(validator: Validator) -> No
         ("multipleBirthInteger", 2**40, "primitive.out-of-range"),
         ("id", "张三", "primitive.bad-format"),
         ("language", "   ", "primitive.whitespace"),
+        ("language", "", "primitive.whitespace"),
     ],
 )
 def test_primitive_format_problems_are_reported(
     validator: Validator, element: str, value: Any, message_id: str
 ) -> None:
     assert found(check(validator, {"resourceType": "Patient", element: value}), message_id, f"Patient.{element}")
+
+
+@pytest.mark.parametrize("family", ["   ", "\u3000"])
+def test_a_text_of_spaces_alone_is_a_warning_as_its_type_admits_it(validator: Validator, family: str) -> None:
+    """R4's string regex is [ \\r\\n\\t\\S]+: a name of spaces is valid, though not meant."""
+    issues = check(validator, {"resourceType": "Patient", "name": [{"family": family}]})
+    assert [(i.severity, i.message_id) for i in issues if i.expression == "Patient.name[0].family"] == [
+        ("warning", "primitive.all-whitespace")
+    ]
 
 
 @pytest.mark.parametrize("birth", ["1945", "1945-01", "1944-02-29"])
