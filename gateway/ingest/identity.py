@@ -51,6 +51,21 @@ class IdentityConflict(Exception):
         self.person_ids = person_ids
 
 
+class DocumentMismatch(Exception):
+    """The record's number (健康档案编号, 医保人员编号) is a person's in the archive, but its
+    identity document (身份证号 …) is another: two people under one number, or a number
+    mistyped.  Says which number, whose it is and both documents."""
+
+    def __init__(self, number: str, person_id: str, archived: str, offered: str) -> None:
+        super().__init__(f"{number}: Patient/{person_id} holds {archived}, the record {offered}")
+        self.number, self.person_id, self.archived, self.offered = number, person_id, archived, offered
+
+
+def _key_value(key: str) -> str:
+    """The identifier's value of a match key (``idcard|4101…``, ``SYSTEM|VALUE``)."""
+    return key.rsplit("|", 1)[-1]
+
+
 def match_keys(patient: dict[str, Any]) -> list[str]:
     """Keys in order of trust: the national identity documents (身份证号, 居住证号, 永居证号),
     then 医保人员编号 and 健康档案编号."""
@@ -217,26 +232,26 @@ class IdentityIndex:
         against it."""
         tx.lock(IDENTITY_LOCK)  # two ingests must not both create the same new person
         keys = match_keys(patient)
-        found: list[str] = []
+        found: dict[str, str] = {}  # person id → the first key that named them
         for key in keys:
             person_id = tx.identity.person_of(key)
             if person_id and person_id not in found:
-                found.append(person_id)
+                found[person_id] = key
         if len(found) > 1:
-            raise IdentityConflict(found)
+            raise IdentityConflict(list(found))
         if not found:
             return {**patient, "id": self._free_id(tx, patient["id"])}, []
-        person_id = found[0]
+        [(person_id, matched)] = found.items()
         stored = tx.resources.read("Patient", person_id)
         archive = stored.content if stored else {}
         # Matched on a record number but carrying another 身份证号 (or 居住证号, 永居证号): two
         # people, not one.
         archived = match_keys(archive)
         for kind in ("idcard", *STRONG_SUFFIXES.values()):
-            theirs = {k for k in archived if k.startswith(f"{kind}|")}
-            ours = {k for k in keys if k.startswith(f"{kind}|")}
-            if theirs and ours and not theirs & ours:
-                raise IdentityConflict([person_id, patient["id"]])
+            theirs = sorted(k for k in archived if k.startswith(f"{kind}|"))
+            ours = sorted(k for k in keys if k.startswith(f"{kind}|"))
+            if theirs and ours and not set(theirs) & set(ours):
+                raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
         repeating = self.repeating(archive, patient)
         disagreements = conflicts(person_id, archive, patient, repeating)
         merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating)

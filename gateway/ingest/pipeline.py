@@ -26,10 +26,11 @@ from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
 from gateway.ingest import keyed
-from gateway.ingest.identity import Conflict, IdentityConflict, IdentityIndex
+from gateway.ingest.identity import Conflict, DocumentMismatch, IdentityConflict, IdentityIndex
 from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
+from gateway.masking import mask_id_cards
 from gateway.messages import worded
 from gateway.security.access import creator, may_write, owner_organizations
 from gateway.security.principal import acting
@@ -99,16 +100,21 @@ def _problem_reason(problem: Problem) -> Reason:
 
 def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
     """The legacy field behind a FHIRPath: the element itself or its nearest mapped ancestor;
-    for an element that is missing because its value failed to map, the field that failed."""
-    # "Observation.effective[x]" (a profile speaking of a choice) is "effectiveDateTime" in data
-    pattern = re.compile(re.escape(expression).replace(r"\[x\]", r"[A-Z]\w*"))
+    for an element that is missing because its value failed to map, the field that failed;
+    else the one field its mapped descendants came from (a code system's verdict on
+    ``…valueCoding`` is about the ``…valueCoding.code`` a column filled)."""
+    element = _element_pattern(expression)
     best: tuple[int, str] | None = None
+    beneath: set[str] = set()
     for (resource, path), ref in mapped.lineage.items():
         if resource != name:
             continue
-        if pattern.fullmatch(path) or _within(expression, path):
+        found = element.match(path)
+        if (found is not None and found.end() == len(path)) or _within(expression, path):
             if best is None or len(path) > best[0]:
                 best = (len(path), str(ref))
+        elif found is not None and path[found.end()] in ".[":
+            beneath.add(str(ref))
     if best:
         return best[1]
     bare = re.compile(
@@ -118,11 +124,23 @@ def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
     for (resource, path), ref in mapped.attempted.items():
         if resource == name and bare.fullmatch(path):
             return str(ref)
-    return None
+    return beneath.pop() if len(beneath) == 1 else None
+
+
+def _element_pattern(expression: str) -> re.Pattern[str]:
+    """The JSON paths an issue's FHIRPath names: a choice is written by its stem in FHIRPath
+    (``extension[0].value``) or with ``[x]`` by a profile (``Observation.effective[x]``), and
+    by its typed name in data (``valueCoding``)."""
+    steps = []
+    for step in expression.split("."):
+        stem = step.removesuffix("[x]")
+        name, bracket, index = stem.partition("[")
+        steps.append(re.escape(name) + r"(?:[A-Z]\w*)?" + re.escape(bracket + index))
+    return re.compile(r"\.".join(steps))
 
 
 def _within(expression: str, path: str) -> bool:
-    return expression == path or expression.startswith(path + ".") or expression.startswith(path + "[")
+    return expression.startswith(path + ".") or expression.startswith(path + "[")
 
 
 class Ingest:
@@ -266,7 +284,7 @@ class Ingest:
             outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]
             return outcome
         other = self.ledger.clash(tx, identity, digest) if mapped.identity.startswith("key|") else None
-        if other and _would_change(tx, mapped):
+        if other and (_would_change(tx, mapped) or self._would_change_person(tx, mapped)):
             # another record of this run landed under this key, and this one says something else
             # (the same record exported twice, as CSV and as .xlsx, only repeats it)
             key = mapped.identity.removeprefix("key|")
@@ -292,6 +310,14 @@ class Ingest:
         except IdentityConflict as conflict:
             outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
             return outcome
+        except DocumentMismatch as mismatch:
+            archived, offered = mask_id_cards(mismatch.archived), mask_id_cards(mismatch.offered)
+            person = f"Patient/{mismatch.person_id}"
+            reason = self._reason(
+                "ingest.document-mismatch", number=mismatch.number, person=person, archived=archived, offered=offered
+            )
+            outcome.reasons.append(reason)
+            return outcome
         principal = acting.get()
         foreign = [r for r in mapped.resources.values() if not may_write(tx, principal, r)]
         if foreign:
@@ -307,6 +333,22 @@ class Ingest:
         resources.append(provenance(mapped, resources, self.recorded, self.engine.base))
         outcome.resources = resources
         return outcome
+
+    def _would_change_person(self, tx: Transaction, mapped: Mapped) -> bool:
+        """Whether merging the record's Patients would change a person the archive holds: two
+        records of one source key in one run that tell of the person differently (another
+        phone) disagree as much as two that tell of a visit differently."""
+        for resource in mapped.resources.values():
+            if resource["resourceType"] != "Patient":
+                continue
+            try:
+                person, _ = self.identity.resolve(tx, resource)
+            except (IdentityConflict, DocumentMismatch):
+                return True
+            stored = tx.resources.read("Patient", person["id"])
+            if stored is None or without_version(stored.content) != without_version(person):
+                return True
+        return False
 
     def _resolve_people(self, tx: Transaction, mapped: Mapped) -> list[Conflict]:
         """Merge the record's Patients into the archive (the last step before writing: a record

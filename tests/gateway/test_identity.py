@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
-from gateway.ingest.identity import Conflict, IdentityIndex
+from gateway.ingest.identity import HEALTH_RECORD_SYSTEM, Conflict, DocumentMismatch, IdentityIndex
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -205,3 +205,19 @@ def test_a_profile_saying_once_wins_over_a_record_that_repeats_it(profiled: Inde
     profiled.resolve(patient("p", meta={"profile": [YY_PATIENT]}, extension=ethnicity[:1]))
     person, conflicts = profiled.resolve(patient("p", meta={"profile": [YY_PATIENT]}, extension=ethnicity))
     assert [c.element for c in conflicts] == [f"extension('{ETHNICITY}')"]
+
+
+def test_one_record_number_with_another_id_card_is_refused_naming_both_documents(index: Index) -> None:
+    """Two people under one 健康档案编号 (or a number mistyped): never merged into one."""
+    number = {"system": HEALTH_RECORD_SYSTEM, "value": "41010200100000001"}
+    index.resolve(patient("a", identifier=[number, {"system": "urn:oid:2.16.156.10011.1.3", "value": ID_CARD}]))
+    other = {"system": "urn:oid:2.16.156.10011.1.3", "value": "410102195608016068"}
+    with pytest.raises(DocumentMismatch) as refused:
+        index.resolve(patient("b", identifier=[number, other]))
+    found = refused.value
+    assert (found.number, found.person_id, found.archived, found.offered) == (
+        "41010200100000001",
+        "a",
+        ID_CARD,
+        "410102195608016068",
+    )

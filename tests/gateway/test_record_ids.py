@@ -45,3 +45,14 @@ def test_two_records_claiming_one_source_key_in_one_import_are_caught(tmp_path: 
     other_person = LI.replace("41010500100100102", "41010500100100101")
     ingest(tmp_path / "a", "个人基本信息表.csv", WANG + other_person, out)
     assert [r[0] for r in reasons(out, "row 3")] == ["ingest.duplicate-key"]
+
+
+def test_two_records_of_one_key_differing_only_about_the_person_are_caught(tmp_path: Path) -> None:
+    """Another phone is the person's (merged by identity, not a visit's): still two versions
+    of one source record, and the second must not add its phone to the first's person."""
+    folder, out = tmp_path / "a", tmp_path / "out"
+    folder.mkdir()
+    rows = [WANG.rstrip("\n") + ",13800000000\n", WANG.replace("1,", "2,", 1).rstrip("\n") + ",13900000000\n"]
+    (folder / "个人基本信息表.csv").write_text(HEADER.rstrip("\n") + ",联系电话\n" + "".join(rows), encoding="utf-8")
+    commands.ingest("community-health", [folder / "个人基本信息表.csv"], out, Registry())
+    assert [r[0] for r in reasons(out, "row 3")] == ["ingest.duplicate-key"]

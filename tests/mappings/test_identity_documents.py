@@ -167,9 +167,9 @@ def hl7(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, commands.Counts
     export = folder / "adt.hl7"
     export.write_text(
         MESSAGE.format(number=FOREIGNER, kind="PRC", name="玛丽·史密斯", born="19480620", visit="MZ20261103901")
-        + MESSAGE.format(number=TAIWAN, kind="居住证", name="林淑芬", born="19470908", visit="MZ20261103902").replace(
-            "0000999", "0000998"
-        ),
+        + MESSAGE.format(number=TAIWAN, kind="居住证", name="林淑芬", born="19470908", visit="MZ20261103902")
+        .replace("0000999", "0000998")
+        .replace("HIS20261103080599", "HIS20261103080600"),  # a message control id of its own
         encoding="utf-8",
     )
     out = folder / "out"
