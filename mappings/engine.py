@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,27 +82,31 @@ class Mapped:
 
     @property
     def unused_fields(self) -> list[str]:
-        """The record's values no rule read and the spec does not ignore, each named once: a
-        field counts as read when it, a part of it (``PID-11.1`` of ``PID-11``) or the whole it
-        belongs to was read, under any of its names (``SourceRecord.views``); of an unread
-        field and its unread parts only the field is named."""
-        views = self.record.views
+        """The record's values no rule read and the spec does not ignore (see :func:`unread`)."""
+        return unread(self.record.valued_fields(), self.used, self.record.views)
 
-        def canonical(name: str) -> str:
-            while name in views:
-                name = views[name]
-            return name
 
-        read = {canonical(name) for name in self.used}
-        unread: list[str] = []
-        for name, value in self.record.fields.items():
-            if name in views or value in (None, "") or name in read:
-                continue
-            if any(other.startswith(name + ".") or name.startswith(other + ".") for other in read):
-                continue
-            if not any(name.startswith(outer + ".") for outer in unread):
-                unread.append(name)
-        return unread
+def unread(fields: Iterable[str], used: Iterable[str], views: Mapping[str, str]) -> list[str]:
+    """The fields, in their order, that no rule read, each named once: a field counts as read
+    when it, a part of it (``PID-11.1`` of ``PID-11``) or the whole it belongs to was read,
+    under any of its names (``views``: ``SourceRecord.views``); of an unread field and its
+    unread parts only the field is named."""
+
+    def canonical(name: str) -> str:
+        while name in views:
+            name = views[name]
+        return name
+
+    read = {canonical(name) for name in used}
+    found: list[str] = []
+    for name in fields:
+        if name in views or name in read:
+            continue
+        if any(other.startswith(name + ".") or name.startswith(other + ".") for other in read):
+            continue
+        if not any(name.startswith(outer + ".") for outer in found):
+            found.append(name)
+    return found
 
 
 class _Empty:
@@ -165,6 +169,21 @@ class MappingEngine:
             if spec.source == record.source and spec.matches(record.shape):
                 return spec
         return None
+
+    def nearest(self, record: SourceRecord) -> tuple[Spec, list[str]] | None:
+        """For a record no spec matches: its source's spec whose required shape it comes
+        closest to (most of it present, at least half), and what of that shape it lacks — a
+        column named otherwise (身份证号码 for 身份证号) says so instead of a bare "no spec"."""
+        best: tuple[int, Spec] | None = None
+        for spec in self.specs:
+            if spec.source != record.source or not spec.match:
+                continue
+            present = len(spec.match & record.shape)
+            if present * 2 >= len(spec.match) and (best is None or present > best[0]):
+                best = (present, spec)
+        if best is None:
+            return None
+        return best[1], sorted(best[1].match - record.shape)
 
     def map(self, record: SourceRecord, spec: Spec | None = None, trace: bool = False) -> Mapped | None:
         spec = spec or self.select(record)

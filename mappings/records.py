@@ -39,6 +39,10 @@ class SourceRecord:
     def ref(self, name: str) -> FieldRef:
         return FieldRef(self.file, self.location, name, self.field_label)
 
+    def valued_fields(self) -> list[str]:
+        """The names of the fields that hold a value (an empty cell is no value)."""
+        return [name for name, value in self.fields.items() if value not in (None, "")]
+
 
 #: the only field of a record its reader cannot parse; no spec matches its shape
 UNPARSEABLE = "UNPARSEABLE"

@@ -236,6 +236,14 @@ def ingest(
         {"name": "reconciled", "valueBoolean": counts.reconciled},
     ]
     parameters += [{"name": "fileError", "valueString": error} for error in errors]
+    parameters += [
+        {
+            "name": "unreadColumn",
+            "part": [{"name": "file", "valueString": file}, {"name": "column", "valueString": column}],
+        }
+        for file, columns in counts.unread.items()
+        for column in columns
+    ]
     parameters += [{"name": "record", "part": part} for part in records]
     return {"resourceType": "Parameters", "parameter": parameters}
 

@@ -57,6 +57,8 @@ def summary(counts: Counts, lang: str) -> str:
             errors += f"\n其中 {counts.unchanged} 条此前已导入且内容未变，未重复写入"
         if counts.conflicts:
             errors += f"\n身份信息不一致 {counts.conflicts} 处：档案保留原值，详见 identity-conflicts.ndjson"
+        for file, columns in counts.unread.items():
+            errors += f"\n{file} 中有值但未映射的列（列名与映射规范不符？）：{'、'.join(columns)}"
     else:
         text = (
             f"read {counts.read} = mapped {counts.mapped} + quarantined {counts.quarantined} {check}\n"
@@ -75,6 +77,8 @@ def summary(counts: Counts, lang: str) -> str:
                 f"\n{counts.conflicts} demographic disagreements: the archive kept its values, "
                 "see identity-conflicts.ndjson"
             )
+        for file, columns in counts.unread.items():
+            errors += f"\n{file}: columns with values that no mapping rule read (named otherwise than the spec?): {', '.join(columns)}"
     return text + errors
 
 

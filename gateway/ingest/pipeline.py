@@ -35,7 +35,15 @@ from gateway.messages import worded
 from gateway.security.access import creator, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
-from mappings.engine import Mapped, MappingEngine, Problem, content_digest, reference_nodes, rewrite_references
+from mappings.engine import (
+    Mapped,
+    MappingEngine,
+    Problem,
+    content_digest,
+    reference_nodes,
+    rewrite_references,
+    unread,
+)
 from mappings.records import UNPARSEABLE, SourceRecord
 
 log = logging.getLogger("yiyang.ingest")
@@ -54,6 +62,9 @@ class Counts:
     partial: int = 0
     resources: Counter[str] = field(default_factory=Counter)
     file_errors: list[str] = field(default_factory=list)
+    #: file → its columns (fields) that hold values no mapping rule read, which no spec
+    #: ignores: a column named otherwise than the spec expects, say; filled by ``finish``
+    unread: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -172,6 +183,8 @@ class Ingest:
         self.party = party or CLI
         self._exchange: exchanges.Collector | None = None
         self._exchange_file = ""
+        #: file → (fields that held a value, fields a rule read, their other names): see Counts.unread
+        self._fields: dict[str, tuple[dict[str, None], set[str], dict[str, str]]] = {}
 
     # -- one record ----------------------------------------------------------------------
     def process(
@@ -215,6 +228,8 @@ class Ingest:
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
         outcome.identity = outcome.identity or f"content|{content_digest(record)}"
+        if outcome.mapped is not None:
+            self._note_fields(outcome.mapped)
         if replaces:
             tx.quarantine.release(record.source, *replaces)
         spec = outcome.mapped.spec.id if outcome.mapped else None
@@ -234,6 +249,14 @@ class Ingest:
             self.commit()
         return outcome
 
+    def _note_fields(self, mapped: Mapped) -> None:
+        """Gather per file what its records held and what the rules read of it: the columns
+        left unread are told once per file, at the end, not once per record."""
+        valued, used, views = self._fields.setdefault(mapped.record.file, ({}, set(), {}))
+        valued.update(dict.fromkeys(mapped.record.valued_fields()))
+        used.update(mapped.used)
+        views.update(mapped.record.views)
+
     def _count(self, outcome: Outcome) -> None:
         self.counts.conflicts += len(outcome.conflicts)
         many = {"Patient"} | {outcome.mapped.resources[name]["resourceType"] for name in outcome.mapped.keyed}
@@ -252,8 +275,15 @@ class Ingest:
             outcome.reasons.append(self._reason("ingest.unreadable", detail=record.fields[UNPARSEABLE]))
             return outcome
         if mapped is None:
-            fields = "、".join(list(record.fields)[:8])
-            outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
+            # a header names a file's columns, and one named otherwise than its spec expects is
+            # the usual reason a table matches none; a message's or document's shape is its type
+            nearest = self.engine.nearest(record) if record.field_label == "column" else None
+            if nearest is not None:
+                spec, missing = nearest
+                outcome.reasons.append(self._reason("ingest.no-spec-lacks", spec=spec.id, missing="、".join(missing)))
+            else:
+                fields = "、".join(list(record.fields)[:8])
+                outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
             return outcome
         scope = f"{record.file}|{mapped.spec.id}|{mapped.spec.version}"
         digest = content_digest(record)
@@ -462,6 +492,9 @@ class Ingest:
         """Commit the last batch: after Ctrl-C, the records processed before it are kept."""
         self._close_exchange()
         self.commit()
+        for file, (valued, used, views) in self._fields.items():
+            if found := unread(valued, used, views):
+                self.counts.unread[file] = found
         return self.counts
 
     # -- the exchange record of what this run read ----------------------------------------

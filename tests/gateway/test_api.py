@@ -1098,3 +1098,22 @@ def test_a_batch_read_entry_is_shaped_by_elements_as_a_read_is(api: Api) -> None
     entry = {"request": {"method": "GET", "url": f"Patient/{resource['id']}?_elements=gender"}}
     answer = post(api, "", transaction(entry, kind="batch")).json()["entry"][0]["resource"]
     assert sorted(answer) == ["_gender", "gender", "id", "meta", "resourceType"]
+
+
+def test_ingest_names_a_column_no_mapping_rule_read(api: Api) -> None:
+    """A column the spec does not know (补充说明) holds values nobody will see in FHIR: said so."""
+    sample = examples_dir().parents[1] / "../mappings/samples/community-health/家庭医生签约.csv"
+    header, *rows = sample.resolve().read_text(encoding="utf-8-sig").strip("\n").split("\n")
+    body = "\n".join([f"{header},补充说明", *(f"{row},有值" for row in rows)]) + "\n"
+    answer = api.post(
+        f"{api.base}/$ingest?source=community-health&filename=签约.csv",
+        data=body.encode(),
+        headers={"Content-Type": "text/csv"},
+        timeout=120,
+    )
+    unread = [
+        {part["name"]: part["valueString"] for part in p["part"]}
+        for p in answer.json()["parameter"]
+        if p["name"] == "unreadColumn"
+    ]
+    assert unread == [{"file": "签约.csv", "column": "补充说明"}]

@@ -865,6 +865,32 @@ def test_a_verdict_on_a_division_code_names_the_column_it_came_from(tmp_path_fac
     )
 
 
+def test_a_column_no_rule_reads_is_named_in_the_summary(tmp_path_factory: pytest.TempPathFactory) -> None:
+    header, *rows = CONTRACT.read_text(encoding="utf-8-sig").strip("\n").split("\n")
+    path = tmp_path_factory.mktemp("unread") / "签约.csv"
+    path.write_text("\n".join([f"{header},补充说明", *(f"{row},有值" for row in rows)]) + "\n", encoding="utf-8")
+    run = ingest(tmp_path_factory, "unread-out", path)
+    assert (run.counts.unread, "签约.csv 中有值但未映射的列" in commands.summary(run.counts, "zh-CN")) == (
+        {"签约.csv": ["补充说明"]},
+        True,
+    )
+
+
+def test_a_table_missing_a_column_its_spec_needs_is_quarantined_naming_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """身份证号码 for 身份证号: the record matches no spec, and the reason says which column."""
+    header, first, *_ = (SAMPLES / "个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()
+    path = tmp_path_factory.mktemp("synonym") / "个人基本信息表.csv"
+    path.write_text(f"{header.replace('身份证号', '身份证号码')}\n{first}\n", encoding="utf-8")
+    run = ingest(tmp_path_factory, "synonym-out", path)
+    [reason] = run.entry(path.name, "row 2")["reasons"]
+    assert (reason["id"], reason["en"].endswith("needs columns it lacks: 身份证号 (named otherwise?)")) == (
+        "ingest.no-spec-lacks",
+        True,
+    )
+
+
 def test_a_stray_quote_inside_a_cell_does_not_swallow_the_rows_after_it(tmp_path: Path) -> None:
     path = tmp_path / "表.csv"
     path.write_bytes('序号,姓名,备注\n1,张"春,无\n2,李四,"两行\n备注"\n3,王五,无\n'.encode())
