@@ -17,6 +17,8 @@ it was true, so the archive can merge statements in the order they happened, not
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -446,16 +448,54 @@ def reference_nodes(node: Any) -> list[dict[str, Any]]:
 
 
 def rewrite_references(node: Any, renamed: dict[str, str]) -> None:
-    """Point every ``reference`` found in ``renamed`` at its new target, in place."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in renamed:
-                node[key] = renamed[value]
-            else:
-                rewrite_references(value, renamed)
-    elif isinstance(node, list):
-        for item in node:
-            rewrite_references(item, renamed)
+    """Point every link found in ``renamed`` at its new target, in place: any string that is
+    exactly such a link, not only a Reference's ``reference`` — R4 (http.html#trules) has a
+    transaction replace "all matching links in the bundle", in elements of type uri and url
+    (an extension's ``valueUri``, an Attachment's ``url``) and in the narrative's ``href`` and
+    ``src`` too.  An Identifier's (or a ContactPoint's) ``value`` beside its ``system`` is a
+    string, not a link: ``urn:ietf:rfc:3986|urn:uuid:…`` keeps naming what the client named.
+    Found iteratively, so no nesting depth can exhaust the stack."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            slots: Any = current.items()
+        elif isinstance(current, list):
+            slots = enumerate(current)
+        else:
+            continue
+        for key, value in list(slots):
+            if not isinstance(value, str):
+                stack.append(value)
+            elif key == "div":
+                current[key] = _relinked_narrative(value, renamed)
+            elif value in renamed and not (key == "value" and "system" in current):
+                current[key] = renamed[value]
+
+
+#: a start tag of the narrative's XHTML: its attribute values may hold ">" but never "<"
+_START_TAG = re.compile(r"<[A-Za-z][^<>\"']*(?:(?:\"[^\"]*\"|'[^']*')[^<>\"']*)*>")
+#: one attribute of a start tag, its value whole, so text inside another value is never taken
+_ATTRIBUTE = re.compile(r"""([^\s=<>"'/]+)(\s*=\s*)("[^"]*"|'[^']*')""")
+
+
+def _relinked_narrative(div: str, renamed: dict[str, str]) -> str:
+    """The narrative with each ``href`` or ``src`` whose whole value is a renamed link
+    pointing at its new target, and not one other character changed.  The attribute values
+    are replaced in the text rather than the XHTML parsed and written again: a rewritten
+    tree would come back with its quoting, namespace declarations and character references
+    respelt, and a div that does not parse (which validation reports) would fail here
+    instead.  Only start tags are looked into, one attribute at a time, so neither element
+    text nor another attribute's value that reads like ``href="…"`` is touched."""
+
+    def attribute(found: re.Match[str]) -> str:
+        name, equals, quoted = found.groups()
+        target = renamed.get(html.unescape(quoted[1:-1]))
+        if name not in ("href", "src") or target is None:
+            return found.group()
+        return f"{name}{equals}{quoted[0]}{html.escape(target)}{quoted[0]}"
+
+    return _START_TAG.sub(lambda tag: _ATTRIBUTE.sub(attribute, tag.group()), div)
 
 
 def _join(prefix: str, suffix: tuple[str, ...]) -> str:

@@ -22,6 +22,7 @@ from gateway.api.negotiation import (
     language,
     not_modified,
     operation_args,
+    outcome_response,
     prefer_handling,
     prefer_return,
     respond,
@@ -103,10 +104,18 @@ def metadata() -> Response:
 
 
 # -- whole system ----------------------------------------------------------------------------
-@fhir.route("/metadata", methods=["POST", "PUT", "PATCH", "DELETE"])
-def metadata_refused() -> Response:
-    """Without it a DELETE /metadata would reach the conditional delete of a type "metadata"."""
-    raise FhirError(405, "http.method-not-allowed", method=request.method, path="metadata")
+# one endpoint, public as the CapabilityStatement is (gateway/security/scopes.py): a 405 tells
+# nothing, and the audit trail records it by its method
+@fhir.route("/metadata", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
+@fhir.route("/_history", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
+def read_only() -> Response:
+    """Without it a DELETE /metadata would reach the conditional delete of a type "metadata",
+    and a PUT /_history the conditional update of a type "_history" (a 404 for an unknown
+    type, where the path is known and takes GET alone)."""
+    path = request.path.removeprefix(fhir.url_prefix or "").strip("/")
+    response = outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
+    response.headers["Allow"] = "GET"
+    return response
 
 
 @fhir.post("")
@@ -115,9 +124,10 @@ def transaction_or_batch() -> Response:
     bundle = body()
     # what each entry asked, and then got, for the request's AuditEvent (gateway/api/audit.py):
     # a refused transaction is recorded with what it asked too
-    asked = [_requested(entry) for entry in (bundle.get("entry") if isinstance(bundle, dict) else None) or []]
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    asked = [_requested(entry) for entry in entries] if isinstance(entries, list) else []
     g.bundle_entries = [(method, url, "", None) for method, url in asked]
-    answer = services().bundles.process(bundle, check_bundle_entry, language())
+    answer = services().bundles.process(bundle, check_bundle_entry, language(), prefer_return())
     g.bundle_entries = [
         (method, url, str(got.get("response", {}).get("status", "")), got.get("response", {}).get("location"))
         for (method, url), got in zip(asked, answer["entry"], strict=False)
@@ -353,9 +363,7 @@ def _written(written: Written) -> Response:
     if wanted == "minimal":
         return respond(None, written.status, headers)
     if wanted == "OperationOutcome":
-        lang = language()
-        issues = [i.to_fhir(lang) for i in written.issues] or [issue("information", "http.ok", lang)]
-        return respond({"resourceType": "OperationOutcome", "issue": issues}, written.status, headers)
+        return respond(written.outcome(language()), written.status, headers)
     return respond(stored.resource, written.status, headers)
 
 

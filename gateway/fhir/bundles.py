@@ -4,8 +4,9 @@ A transaction is all or nothing: ids are assigned to its creates, ``urn:uuid`` f
 conditional references (``Patient?identifier=…``) are rewritten to the resources they name,
 every resource is validated (all issues of all entries are reported together, each located at
 ``Bundle.entry[i].resource…``), and the entries are applied in FHIR's order — DELETE, POST,
-PUT, PATCH, GET — in one store transaction.  A batch applies each entry on its own and answers
-each with its own status.
+PUT, PATCH, GET — in one store transaction, the conditions resolved after the deletes.  A
+batch applies each entry on its own and answers each with its own status: an entry that cannot
+be read fails alone.  Written entries are answered as the client prefers (``Prefer: return=``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -25,7 +26,15 @@ from gateway.fhir.archive_references import local_reference
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version
-from gateway.fhir.repository import Repository, Written, condition_lock, new_id, patched_resource
+from gateway.fhir.repository import (
+    Repository,
+    Written,
+    check_body_id,
+    condition_lock,
+    named_id,
+    new_id,
+    patched_resource,
+)
 from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
@@ -44,6 +53,16 @@ Authorize = Callable[[str, str, str | None, str | None], None]
 
 class _Provisional(Exception):
     """Ends the provisional write that lets conditional references see the Bundle's resources."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How the entries are answered: the language of their outcomes, and what a written
+    entry carries (``Prefer: return=``) — its resource (representation, the default), the
+    OperationOutcome of its validation, or neither (minimal), as a single write would."""
+
+    lang: str = "zh-CN"
+    prefer: str = "representation"
 
 
 @dataclass
@@ -82,26 +101,27 @@ class Bundles:
         self.searcher = searcher
         self.base_url = base_url
 
-    def process(self, bundle: Any, authorize: Authorize | None = None, lang: str = "zh-CN") -> dict[str, Any]:
+    def process(
+        self,
+        bundle: Any,
+        authorize: Authorize | None = None,
+        lang: str = "zh-CN",
+        prefer: str = "representation",
+    ) -> dict[str, Any]:
         """Apply a transaction or batch.  ``authorize`` is asked for each entry as its own
         interaction would be (the caller's scopes): a transaction fails whole on the first
-        refused entry, a batch answers that entry with the refusal, worded in ``lang``, and
-        goes on."""
-        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-            raise FhirError(400, "http.bad-bundle", "Bundle", detail="POST to the base needs a Bundle")
-        kind = bundle.get("type")
-        if kind not in ("transaction", "batch"):
-            raise FhirError(
-                400, "http.bad-bundle", "Bundle.type", detail=f"type must be transaction or batch, not {kind}"
-            )
-        entries = [self._entry(i, raw) for i, raw in enumerate(bundle.get("entry") or [])]
-        if kind == "transaction":
-            for entry in entries:
-                _authorize(authorize, entry)
-            answers = self._transaction(entries)
-        else:
-            answers = [self._batch_entry(entry, authorize, lang) for entry in entries]
-        return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": answers}
+        refused or unreadable entry, a batch answers that entry with the refusal, worded in
+        ``lang``, and goes on.  ``prefer``: what written entries carry (:class:`Reply`)."""
+        kind, raw_entries = _readable(bundle)
+        reply = Reply(lang, prefer)
+        if kind == "batch":
+            answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
+            return {"resourceType": "Bundle", "type": "batch-response", "entry": answers}
+        entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
+        _check_full_urls(entries)
+        for entry in entries:
+            _authorize(authorize, entry)
+        return {"resourceType": "Bundle", "type": "transaction-response", "entry": self._transaction(entries, reply)}
 
     # -- parsing ---------------------------------------------------------------------------
     def _entry(self, index: int, raw: Any) -> Entry:
@@ -122,7 +142,7 @@ class Bundles:
         if kind is None or ((history or version) and method != "GET"):
             detail = f"{method} {url}: a Bundle entry reads, searches or writes a type or an instance, or reads history"
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
-        self.repository.check_type(kind)
+        self.repository.check_type(kind, f"{where}.request.url")
         resource = raw.get("resource")
         if method in ("POST", "PUT") and not isinstance(resource, dict):
             raise FhirError(400, "http.bad-bundle", f"{where}.resource", detail=f"{method} needs a resource")
@@ -154,12 +174,14 @@ class Bundles:
         )
 
     # -- transaction -----------------------------------------------------------------------
-    def _transaction(self, entries: list[Entry]) -> list[dict[str, Any]]:
+    def _transaction(self, entries: list[Entry], reply: Reply) -> list[dict[str, Any]]:
         """Validation is most of a transaction's work.  When nothing in the Bundle depends on
-        what the store holds (no conditional create, update or reference), its resources are
-        final once ids are assigned, and they are validated before the write transaction
-        begins: other writers (on SQLite, every other worker) are not held up meanwhile.
-        Otherwise the conditions are resolved, and the result validated, inside it."""
+        what the store holds (no conditional create, update, patch or reference), its
+        resources are final once ids are assigned, and they are validated before the write
+        transaction begins: other writers (on SQLite, every other worker) are not held up
+        meanwhile.  Otherwise the conditions are resolved, and the result validated, inside
+        it — after the deletes, which R4 applies first, so a condition sees what the
+        transaction removes (a conditional create matching a resource it deletes creates)."""
         renamed = self._assign_ids(entries)
         conditional = any(_is_conditional(entry) for entry in entries)
         if not conditional:
@@ -171,29 +193,24 @@ class Bundles:
         answers: dict[int, dict[str, Any]] = {}
         with self.repository.store.transaction() as tx:
             if conditional:
+                _lock_conditions(tx, entries)
+            self.repository.hold(tx, _changed(entries))
+            self._check_deletes_distinct(tx, entries)
+            for entry in entries:
+                if entry.method == "DELETE":
+                    answers[entry.index] = self._apply(tx, entry, reply)
+            if conditional:
                 self._resolve_conditions(tx, entries, renamed)
                 _rewrite(entries, renamed)
-            changing = {(e.kind, e.resource_id) for e in entries if e.method in ("PUT", "PATCH", "DELETE")}
-            self.repository.hold(tx, [(kind, resource_id) for kind, resource_id in changing if resource_id])
-            # the Patients it creates, at ids the server chose, so a resident registered after
-            # its stay in the Bundle counts.  Not a PUT naming an id: its body would claim, for
-            # the write rules, a record the client may not even see (PUT Patient/<someone's id>
-            # managed by the client's own organisation, and a stay with them, took them over)
-            registering = {
-                entry.resource_id: entry.resource
-                for entry in entries
-                if entry.kind == "Patient"
-                and (entry.method == "POST" or (entry.method == "PUT" and entry.minted))
-                and entry.resource
-                and entry.resource_id
-            }
+                self.repository.hold(tx, _changed(entries))  # the ids the conditions resolved to
+            registering = _registering(entries)
             if conditional:
                 self._resolve_conditional_references(tx, entries, registering)
                 self._validate_all(entries)
             _check_distinct(entries)
-            self._check_deletes_distinct(tx, entries)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
-                answers[entry.index] = self._apply(tx, entry, registering)
+                if entry.index not in answers:
+                    answers[entry.index] = self._apply(tx, entry, reply, registering)
         return [answers[entry.index] for entry in entries]
 
     def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
@@ -218,23 +235,28 @@ class Bundles:
             renamed[local] = f"{entry.kind}/{entry.resource_id}"
 
     def _resolve_conditions(self, tx: Transaction, entries: list[Entry], renamed: dict[str, str]) -> None:
-        """Conditional creates that find their resource and conditional updates take the
-        matching resource's id; references to their fullUrl follow.  The locks of their types
-        are held first, in one order (two Bundles taking them in opposite orders would each
-        wait for the other)."""
-        conditioned = {
-            e.kind for e in entries if (e.method == "POST" and e.if_none_exist) or (e.method == "PUT" and e.criteria)
-        }
-        for name in sorted({condition_lock(kind) for kind in conditioned}):
-            tx.lock(name)
+        """Conditional creates that find their resource, conditional updates and conditional
+        patches take the matching resource's id; references to their fullUrl follow.  Two
+        entries with one condition (the same type and criteria, however spelt) would each find
+        nothing and each create, or change one resource twice: R4 fails a transaction whose
+        resolved identities overlap, so it is refused, naming both."""
+        twice = _repeated(entries, _condition_key)
+        if twice is not None:
+            first, entry = twice
+            detail = f"{first.path} and {entry.path} have the same condition {entry.kind}?{_condition(entry)}"
+            raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
         for entry in entries:
-            if entry.method == "POST" and entry.if_none_exist:
-                found = self.repository.only_match(tx, entry.kind, entry.if_none_exist)
-                if found is not None:
-                    entry.method, entry.resource, entry.resource_id = "GET", None, found.id
-            elif entry.method == "PUT" and entry.criteria and entry.resource is not None:
-                found = self.repository.only_match(tx, entry.kind, entry.criteria)
-                body_id = entry.resource.get("id")
+            condition = _condition(entry)
+            if condition is None:
+                continue
+            if entry.method == "PATCH":
+                entry.resource_id = self._only_match_id(tx, entry, f"{entry.path}.request.url")
+                continue
+            found = self.repository.only_match(tx, entry.kind, condition)
+            if entry.method == "POST" and found is not None:
+                entry.method, entry.resource, entry.resource_id = "GET", None, found.id
+            elif entry.method == "PUT" and entry.resource is not None:
+                body_id = named_id(entry.resource, f"{entry.path}.resource.id")
                 if found is not None and body_id and body_id != found.id:
                     where = f"{entry.path}.resource.id"
                     raise FhirError(400, "http.id-mismatch", where, body=body_id, url=found.id)
@@ -242,8 +264,6 @@ class Bundles:
                 entry.free_id = found is None and bool(body_id)
                 entry.minted = found is None and not body_id
                 entry.resource = {**entry.resource, "id": entry.resource_id}
-            else:
-                continue
             self._rename(renamed, entry)
 
     def _check_deletes_distinct(self, tx: Transaction, entries: list[Entry]) -> None:
@@ -282,10 +302,10 @@ class Bundles:
             return
         resolved: dict[str, str] = {}
         try:
-            with tx.savepoint():
+            with tx.savepoint():  # the transaction's deletes are applied already
                 for entry in entries:
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
-                        self._apply(tx, entry, registering)
+                        self._apply(tx, entry, Reply(), registering)
                 for entry, node in pending:
                     reference = node["reference"]
                     if reference not in resolved:
@@ -320,14 +340,8 @@ class Bundles:
         for entry in entries:
             if entry.resource is None or entry.method not in ("POST", "PUT"):
                 continue
-            if entry.method == "PUT" and entry.resource.get("id") != entry.resource_id:
-                raise FhirError(
-                    400,
-                    "http.id-mismatch",
-                    f"{entry.path}.resource.id",
-                    body=entry.resource.get("id"),
-                    url=entry.resource_id,
-                )
+            if entry.method == "PUT":
+                check_body_id(entry.resource, entry.resource_id or "", f"{entry.path}.resource.id")
             entry.issues = self.repository.validate(entry.resource, path=f"{entry.path}.resource", elsewhere=elsewhere)
             issues.extend(entry.issues)
         errors = [issue for issue in issues if issue.is_error]
@@ -335,7 +349,7 @@ class Bundles:
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
 
     def _apply(
-        self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
+        self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
@@ -347,7 +361,7 @@ class Bundles:
             created = self.repository.create_in(
                 tx, entry.resource or {}, entry.issues, rows=entry.rows, registering=registering
             )
-            return self._written(created)
+            return self._written(created, reply)
         if entry.method == "PUT":
             written = self.repository.update_in(
                 tx,
@@ -359,21 +373,22 @@ class Bundles:
                 registering=registering,
                 free_id=entry.free_id,
             )
-            return self._written(written)
+            return self._written(written, reply)
         if entry.method == "PATCH":
-            return self._patch(tx, entry, registering)
-        return self._get(tx, entry)
+            return self._patch(tx, entry, reply, registering)
+        return self._get(tx, entry, reply)
 
     def _patch(
-        self, tx: Transaction, entry: Entry, registering: Mapping[str, dict[str, Any]] | None = None
+        self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
+        """A patch by id, or by the id its condition resolved to (:meth:`_resolve_conditions`)."""
         # held until the transaction ends: a write between this read and the patch's would be lost
         where = f"{entry.path}.request.url"
-        resource_id = entry.resource_id or self._only_match_id(tx, entry, where)
-        current = self.repository.read_in(tx, entry.kind, resource_id, where, for_update=True)
+        current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", where, for_update=True)
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         issues = self.repository.checked(patched, f"{entry.path}.resource")
-        return self._written(self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering))
+        written = self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering)
+        return self._written(written, reply)
 
     def _only_match_id(self, tx: Transaction, entry: Entry, where: str) -> str:
         """The id a conditional PATCH entry's criteria select: 404 for none, 412 for several."""
@@ -382,7 +397,7 @@ class Bundles:
             raise FhirError(404, "http.conditional-no-match", where, condition=entry.criteria)
         return found.id
 
-    def _get(self, tx: Transaction, entry: Entry) -> dict[str, Any]:
+    def _get(self, tx: Transaction, entry: Entry, reply: Reply) -> dict[str, Any]:
         if entry.history:
             config, params = self.repository.config, dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
             where = f"{entry.path}.request.url"
@@ -397,9 +412,9 @@ class Bundles:
                 found = self.repository.vread_in(tx, entry.kind, entry.resource_id, entry.version, where)
             else:
                 found = self.repository.read_in(tx, entry.kind, entry.resource_id, where)
+            if entry.if_none_exist:  # a conditional create that found its match answers as a create does
+                return self._written(Written(found, 200), reply)
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
-            if entry.if_none_exist:  # a conditional create that found its match says where, as a create does
-                response["location"] = f"{found.reference}/_history/{found.version}"
             asked = dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
             resource = shaped_read(found.resource or {}, asked.get("_summary"), asked.get("_elements", ""), where)
             return {"resource": resource, "response": response}
@@ -407,9 +422,9 @@ class Bundles:
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
 
-    def _written(self, written: Written) -> dict[str, Any]:
+    def _written(self, written: Written, reply: Reply) -> dict[str, Any]:
         stored = written.stored
-        return {
+        answer: dict[str, Any] = {
             "fullUrl": f"{self.base_url}/{stored.reference}",  # absolute, as R4 requires of a fullUrl
             "response": {
                 "status": STATUS_TEXT[written.status],
@@ -418,37 +433,46 @@ class Bundles:
                 "lastModified": stored.last_updated,
             },
         }
+        if reply.prefer == "representation":
+            answer["resource"] = stored.resource
+        elif reply.prefer == "OperationOutcome":
+            answer["response"]["outcome"] = written.outcome(reply.lang)
+        return answer
 
     # -- batch -----------------------------------------------------------------------------
-    def _batch_entry(self, entry: Entry, authorize: Authorize | None, lang: str) -> dict[str, Any]:
-        """One entry on its own, through the same interactions as a single request."""
+    def _batch_entry(self, index: int, raw: Any, authorize: Authorize | None, reply: Reply) -> dict[str, Any]:
+        """One entry on its own, through the same interactions as a single request; whatever
+        refuses it, its reading included, is its answer alone."""
         try:
+            entry = self._entry(index, raw)
             _authorize(authorize, entry)
-            if entry.method == "POST":
-                return self._written(self.repository.create(entry.resource or {}, entry.if_none_exist))
-            if entry.method == "PUT" and entry.criteria:
-                return self._written(
-                    self.repository.conditional_update(entry.kind, entry.criteria, entry.resource or {}, entry.if_match)
-                )
-            if entry.method == "PUT":
-                written = self.repository.update(
-                    entry.kind, entry.resource_id or "", entry.resource or {}, entry.if_match
-                )
-                return self._written(written)
-            if entry.method == "PATCH" and entry.criteria and not entry.resource_id:
-                written = self.repository.conditional_patch(
-                    entry.kind, entry.criteria, _patch_operations(entry.resource), entry.if_match
-                )
-                return self._written(written)
-            if entry.method == "PATCH":
-                written = self.repository.patch(
-                    entry.kind, entry.resource_id or "", _patch_operations(entry.resource), entry.if_match
-                )
-                return self._written(written)
-            with self.repository.store.transaction() as tx:
-                return self._apply(tx, entry)
+            return self._batch_write(entry, reply)
         except FhirError as error:
-            return {"response": {"status": str(error.status), "outcome": error.outcome(lang)}}
+            return {"response": {"status": str(error.status), "outcome": error.outcome(reply.lang)}}
+
+    def _batch_write(self, entry: Entry, reply: Reply) -> dict[str, Any]:
+        if entry.method == "POST":
+            return self._written(self.repository.create(entry.resource or {}, entry.if_none_exist), reply)
+        if entry.method == "PUT" and entry.criteria:
+            written = self.repository.conditional_update(
+                entry.kind, entry.criteria, entry.resource or {}, entry.if_match
+            )
+            return self._written(written, reply)
+        if entry.method == "PUT":
+            written = self.repository.update(entry.kind, entry.resource_id or "", entry.resource or {}, entry.if_match)
+            return self._written(written, reply)
+        if entry.method == "PATCH" and entry.criteria and not entry.resource_id:
+            written = self.repository.conditional_patch(
+                entry.kind, entry.criteria, _patch_operations(entry.resource), entry.if_match
+            )
+            return self._written(written, reply)
+        if entry.method == "PATCH":
+            written = self.repository.patch(
+                entry.kind, entry.resource_id or "", _patch_operations(entry.resource), entry.if_match
+            )
+            return self._written(written, reply)
+        with self.repository.store.transaction() as tx:
+            return self._apply(tx, entry, reply)
 
 
 def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:
@@ -467,22 +491,104 @@ def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:
     return None, None, False, None
 
 
+def _readable(bundle: Any) -> tuple[str, list[Any]]:
+    """The type and the entries of a Bundle that can be processed at all: what fails here
+    fails the whole request, a batch's included (each of whose entries is read on its own)."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise FhirError(400, "http.bad-bundle", "Bundle", detail="POST to the base needs a Bundle")
+    kind = bundle.get("type")
+    if kind not in ("transaction", "batch"):
+        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=f"type must be transaction or batch, not {kind}")
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise FhirError(400, "http.bad-bundle", "Bundle.entry", detail="entry must be an array")
+    return kind, entries
+
+
+def _repeated(entries: Iterable[Entry], key: Callable[[Entry], Hashable | None]) -> tuple[Entry, Entry] | None:
+    """The first entry whose key an earlier entry had, with that earlier one (None: no key)."""
+    seen: dict[Hashable, Entry] = {}
+    for entry in entries:
+        found = key(entry)
+        if found is not None and seen.setdefault(found, entry) is not entry:
+            return seen[found], entry
+    return None
+
+
+def _check_full_urls(entries: list[Entry]) -> None:
+    """bdl-7: a fullUrl is unique within a Bundle.  In a transaction it is what references
+    to an entry name, and two entries under one would bind them to whichever came last.
+    (bdl-7 lets two versions of one resource share it: in a transaction they would change
+    that resource twice, refused either way.)"""
+    twice = _repeated(entries, lambda e: e.full_url)
+    if twice is not None:
+        first, entry = twice
+        detail = f"{first.path} and {entry.path} have the same fullUrl {entry.full_url} (bdl-7)"
+        raise FhirError(400, "http.bad-bundle", f"{entry.path}.fullUrl", detail=detail)
+
+
 def _check_distinct(entries: list[Entry]) -> None:
     """No two entries of a transaction may change the same resource (conditions resolved):
     the outcome would depend on the order of processing, so FHIR has the transaction fail."""
-    seen: dict[tuple[str, str], Entry] = {}
-    for entry in entries:
-        if entry.method == "GET" or not entry.resource_id:
-            continue
-        first = seen.setdefault((entry.kind, entry.resource_id), entry)
-        if first is not entry:
-            detail = f"{first.path} and {entry.path} both change {entry.kind}/{entry.resource_id}"
-            raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
+    twice = _repeated(entries, lambda e: (e.kind, e.resource_id) if e.method != "GET" and e.resource_id else None)
+    if twice is not None:
+        first, entry = twice
+        detail = f"{first.path} and {entry.path} both change {entry.kind}/{entry.resource_id}"
+        raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
+
+
+def _changed(entries: list[Entry]) -> list[tuple[str, str]]:
+    """The resources the entries update, patch or delete by id (or by a resolved condition)."""
+    return sorted(
+        {(e.kind, e.resource_id) for e in entries if e.method in ("PUT", "PATCH", "DELETE") and e.resource_id}
+    )
+
+
+def _registering(entries: list[Entry]) -> dict[str, dict[str, Any]]:
+    """The Patients a transaction creates, at ids the server chose, so a resident registered
+    after its stay in the Bundle counts.  Not a PUT naming an id: its body would claim, for
+    the write rules, a record the client may not even see (PUT Patient/<someone's id> managed
+    by the client's own organisation, and a stay with them, took them over)."""
+    return {
+        entry.resource_id: entry.resource
+        for entry in entries
+        if entry.kind == "Patient"
+        and (entry.method == "POST" or (entry.method == "PUT" and entry.minted))
+        and entry.resource
+        and entry.resource_id
+    }
+
+
+def _lock_conditions(tx: Transaction, entries: list[Entry]) -> None:
+    """The locks of the types conditional creates and updates search, held from their search
+    to their write, taken in one order (two Bundles taking them in opposite orders would each
+    wait for the other)."""
+    conditioned = {e.kind for e in entries if e.method in ("POST", "PUT") and _condition(e)}
+    for name in sorted({condition_lock(kind) for kind in conditioned}):
+        tx.lock(name)
+
+
+def _condition(entry: Entry) -> str | None:
+    """The criteria a conditional create (ifNoneExist), update or patch selects by."""
+    if entry.method == "POST":
+        return entry.if_none_exist or None
+    if entry.method == "PUT" or (entry.method == "PATCH" and not entry.resource_id):
+        return entry.criteria or None
+    return None
+
+
+def _condition_key(entry: Entry) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """An entry's condition as its type and decoded criteria, in any order: ``a=1&b=2`` and
+    ``b=2&a=1`` (or ``%7C`` for ``|``) select alike."""
+    condition = _condition(entry)
+    if condition is None:
+        return None
+    return entry.kind, tuple(sorted(parse_qsl(condition.lstrip("?"), keep_blank_values=True)))
 
 
 def _is_conditional(entry: Entry) -> bool:
     """Whether the entry's outcome or content depends on a search of the store."""
-    if (entry.method == "POST" and entry.if_none_exist) or (entry.method == "PUT" and entry.criteria):
+    if _condition(entry):
         return True
     return any(_CONDITIONAL_REFERENCE.fullmatch(node["reference"]) for node in reference_nodes(entry.resource))
 

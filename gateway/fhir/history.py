@@ -105,7 +105,10 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             asked.offset,
             more=0 < asked.count and asked.offset + asked.count < total,  # _count=0: the total alone
         ),
-        "entry": [_entry(base_url, stored, method) for stored, method in versions],
+        "entry": [
+            _entry(base_url, stored, method, status)
+            for (stored, method), status in zip(versions, _statuses(tx, versions), strict=True)
+        ],
     }
 
 
@@ -127,12 +130,31 @@ def _path(asked: HistoryRequest) -> str:
     return "/".join(part for part in (asked.kind, asked.resource_id, "_history") if part)
 
 
-def _entry(base_url: str, stored: Stored, method: str) -> dict[str, Any]:
+def _statuses(tx: Transaction, versions: list[tuple[Stored, str]]) -> list[str]:
+    """Each version's ``response.status``, as its write was answered: 410 for a deletion, 201
+    for a creation — a first version, or the first after a deletion (a PUT re-creating a
+    deleted resource answers 201) — and 200 otherwise.  Whether the version before was a
+    deletion is read from the page when it holds that version, else from the store."""
+    on_page = {(stored.type, stored.id, stored.version): stored for stored, _ in versions}
+
+    def status(stored: Stored) -> str:
+        if stored.deleted:
+            return "410"
+        if stored.version == 1:
+            return "201"
+        before = (stored.type, stored.id, stored.version - 1)
+        previous = on_page[before] if before in on_page else tx.resources.vread(*before)
+        return "201" if previous is not None and previous.deleted else "200"
+
+    return [status(stored) for stored, _ in versions]
+
+
+def _entry(base_url: str, stored: Stored, method: str, status: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "fullUrl": f"{base_url}/{stored.reference}",
         "request": {"method": method, "url": stored.reference if method != "POST" else stored.type},
         "response": {
-            "status": "410" if stored.deleted else "201" if stored.version == 1 else "200",
+            "status": status,
             "etag": f'W/"{stored.version}"',
             "lastModified": stored.last_updated,
         },

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue, IssueList
 from conformance.stored_references import check_stored_references
 from conformance.validator import Validator
-from gateway import exchanges
+from gateway import exchanges, messages
 from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences, localise
 from gateway.fhir.errors import FhirError, not_found
@@ -52,6 +53,13 @@ class Written:
     status: int
     issues: list[Issue] = field(default_factory=list)
 
+    def outcome(self, lang: str) -> dict[str, Any]:
+        """What a client that prefers an OperationOutcome (``Prefer: return=OperationOutcome``)
+        gets, for a single write and a Bundle entry alike: the validation issues, or that all
+        went well."""
+        issues = [issue.to_fhir(lang) for issue in self.issues] or [messages.issue("information", "http.ok", lang)]
+        return {"resourceType": "OperationOutcome", "issue": issues}
+
 
 #: resources R4 gives no RESTful endpoint: Parameters only carries an operation's in- and output
 NO_ENDPOINT = frozenset({"Parameters"})
@@ -80,9 +88,10 @@ class Repository:
         """What the principal this request acts for may see (everything, for the command line)."""
         return Access(acting.get(), self.personal)
 
-    def check_type(self, kind: str) -> None:
+    def check_type(self, kind: str, where: str | None = None) -> None:
+        """404 for a type without an endpoint; ``where`` locates it (a Bundle entry's URL)."""
         if kind not in self.resource_types:
-            raise FhirError(404, "http.unknown-type", type=kind)
+            raise FhirError(404, "http.unknown-type", where, type=kind)
 
     @staticmethod
     def check_id(resource_id: str) -> None:
@@ -243,6 +252,10 @@ class Repository:
                 # for a free id and a 404 for a hidden one would tell the two apart (and some
                 # ids derive from business keys, such as an insurance number)
                 raise not_found(kind, resource_id)
+            if if_match is not None and before is not None and before.deleted:
+                # as a PATCH finds it: no version of it is left to match (not a 412 naming
+                # the deletion's version as the current one)
+                raise FhirError(410, "http.gone", reference=before.reference, when=before.last_updated)
             if free_id and before is not None and not before.deleted:
                 raise FhirError(409, "http.conditional-id-taken", reference=f"{kind}/{resource_id}")
             if before is not None and before.resource is not None:
@@ -267,10 +280,11 @@ class Repository:
         with self.store.transaction() as tx:
             tx.lock(condition_lock(kind))
             found = self.only_match(tx, kind, criteria)
-            minted = found is None and not resource.get("id")
-            target = found.id if found else resource.get("id") or new_id()
-            if resource.get("id") not in (None, target):
-                raise FhirError(400, "http.id-mismatch", "id", body=resource["id"], url=target)
+            body_id = named_id(resource, f"{kind}.id")
+            minted = found is None and not body_id
+            target = found.id if found else body_id or new_id()
+            if body_id not in (None, target):
+                raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=body_id, url=target)
             resource = {**resource, "id": target}
             issues = self.checked(resource)
             free_id = found is None and not minted
@@ -389,10 +403,7 @@ class Repository:
         self.check_id(resource_id)
         if self._body_type(resource) != kind:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
-        if "id" not in resource:
-            raise FhirError(400, "http.id-missing", f"{kind}.id", url=resource_id)
-        if resource["id"] != resource_id:
-            raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
+        check_body_id(resource, resource_id, f"{kind}.id")
 
     @staticmethod
     def hold(tx: Transaction, targets: Sequence[tuple[str, str]]) -> None:
@@ -505,6 +516,26 @@ def patched_resource(current: Stored, operations: Any, base_url: str, where: str
         raise FhirError(400, "http.bad-patch", where, detail="a patch may not change resourceType or id")
     localise(patched, base_url)
     return patched
+
+
+def named_id(resource: dict[str, Any], where: str) -> str | None:
+    """The id a write's body names, if any.  One that is no string (a list, a number) is a
+    bad id, shown as the JSON it was sent as: compared as it was, it came back as a mismatch
+    worded in Python (``'['x']'``), or became the id of a conditional update's create."""
+    found = resource.get("id")
+    if found is None or isinstance(found, str):
+        return found
+    raise FhirError(400, "http.bad-id", where, id=orjson.dumps(found).decode())
+
+
+def check_body_id(resource: dict[str, Any], resource_id: str, where: str) -> None:
+    """An update's body names the id its URL does: missing, it is said to be missing (not an
+    id "None" that differs)."""
+    body_id = named_id(resource, where)
+    if body_id is None:
+        raise FhirError(400, "http.id-missing", where, url=resource_id)
+    if body_id != resource_id:
+        raise FhirError(400, "http.id-mismatch", where, body=body_id, url=resource_id)
 
 
 def new_id() -> str:

@@ -640,9 +640,11 @@ def test_a_nul_in_a_search_is_a_bad_request_on_either_database(api: Api) -> None
     assert message_ids(get(api, "Patient?name:contains=ang%00zzzz")) == ["http.nul-character"]
 
 
-def test_a_nul_in_a_batch_entrys_id_is_a_bad_request(api: Api) -> None:
+def test_a_nul_in_a_batch_entrys_id_is_a_bad_request_of_that_entry(api: Api) -> None:
     entry = {"request": {"method": "GET", "url": "Patient/a%00b"}}
-    assert message_ids(post(api, "", transaction(entry, kind="batch"))) == ["http.nul-character"]
+    answered = post(api, "", transaction(entry, kind="batch")).json()["entry"][0]["response"]
+    codes = [issue["details"]["coding"][0]["code"] for issue in answered["outcome"]["issue"]]
+    assert (answered["status"], codes) == ("400", ["http.nul-character"])
 
 
 def test_a_nul_in_a_conditional_reference_is_a_bad_request(api: Api) -> None:

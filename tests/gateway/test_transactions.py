@@ -1,0 +1,324 @@
+"""Transaction and batch Bundles against R4's processing rules (http.html#trules), on a store of
+each backend: the order in which conditions see the Bundle's own writes, overlapping
+identities, batch entries failing alone, the links rewritten, ``Prefer`` per entry, and the
+single interactions a Bundle entry shares (If-Match on a deleted resource, history statuses)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from conformance.validator import Validator
+from gateway import create_app
+from gateway.config import Config
+from gateway.fhir.errors import FhirError
+from gateway.fhir.history import history_bundle, history_request
+from gateway.services import Services
+
+SYSTEM = "urn:audit"
+
+
+@pytest.fixture
+def make(database_url: str, validator: Validator) -> Iterator[Callable[[str], Services]]:
+    """Builds Services on a fresh store of the backend (the session's compiled validator
+    shared), with the validation policy asked for."""
+    built: list[Services] = []
+
+    def services(validation: str) -> Services:
+        found = Services(Config.load(database_url=database_url, validation=validation), validator.registry)
+        found.__dict__["validator"] = validator  # a cached_property, preset: no second compile
+        built.append(found)
+        return found
+
+    yield services
+    for found in built:
+        found.close()
+
+
+@pytest.fixture
+def made(make: Callable[[str], Services]) -> Services:
+    return make("reject")
+
+
+@pytest.fixture
+def client(made: Services) -> Iterator[FlaskClient]:
+    app = create_app(services=made, secure=False)
+    yield app.test_client()
+    app.extensions["yiyang.exchanges"].flush()  # while its store is there to take the records
+
+
+def basic(value: str, **elements: Any) -> dict[str, Any]:
+    """A Basic (no provincial profile holds it) with the identifier ``urn:audit|value``."""
+    return {
+        "resourceType": "Basic",
+        "identifier": [{"system": SYSTEM, "value": value}],
+        "code": {"text": "audit"},
+        **elements,
+    }
+
+
+def stored(made: Services, value: str) -> dict[str, Any]:
+    """Basic/<value>, in the store before the Bundle."""
+    return made.repository.update("Basic", value, {**basic(value), "id": value}).stored.resource or {}
+
+
+def bundle(*entries: Any, kind: str = "transaction") -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": kind, "entry": list(entries)}
+
+
+def post(resource: dict[str, Any], if_none_exist: str | None = None, full_url: str | None = None) -> dict[str, Any]:
+    request = {"method": "POST", "url": resource["resourceType"]}
+    if if_none_exist:
+        request["ifNoneExist"] = if_none_exist
+    return {"resource": resource, "request": request, **({"fullUrl": full_url} if full_url else {})}
+
+
+def put(url: str, resource: dict[str, Any]) -> dict[str, Any]:
+    return {"resource": resource, "request": {"method": "PUT", "url": url}}
+
+
+def patch(url: str, operations: list[dict[str, Any]]) -> dict[str, Any]:
+    data = base64.b64encode(json.dumps(operations).encode()).decode()
+    resource = {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data}
+    return {"resource": resource, "request": {"method": "PATCH", "url": url}}
+
+
+def asked(method: str, url: str) -> dict[str, Any]:
+    return {"request": {"method": method, "url": url}}
+
+
+def holders(made: Services, value: str) -> list[str]:
+    with made.store.reading() as tx:
+        return [s.id for s in made.searcher.matching(tx, "Basic", f"identifier={SYSTEM}|{value}", None, count=5)]
+
+
+def refusal(made: Services, sent: dict[str, Any]) -> FhirError:
+    with pytest.raises(FhirError) as refused:
+        made.bundles.process(sent)
+    return refused.value
+
+
+def statuses(answer: dict[str, Any]) -> list[str]:
+    return [entry["response"]["status"] for entry in answer["entry"]]
+
+
+# -- conditions see the transaction's deletes ---------------------------------------------------
+def test_a_conditional_create_sees_the_deletes_of_its_transaction(made: Services) -> None:
+    """R4 processes the DELETEs first: the condition then matches nothing, and creates (it was
+    resolved against the store beforehand, matched d1, and read it back deleted: a 410)."""
+    stored(made, "d1")
+    answer = made.bundles.process(bundle(asked("DELETE", "Basic/d1"), post(basic("d1"), f"identifier={SYSTEM}|d1")))
+    assert (statuses(answer), len(holders(made, "d1"))) == (["204 No Content", "201 Created"], 1)
+
+
+def test_a_conditional_reference_to_what_the_transaction_deletes_resolves_to_nothing(made: Services) -> None:
+    stored(made, "d2")
+    pointing = basic("other", subject={"reference": f"Basic?identifier={SYSTEM}|d2"})
+    refused = refusal(made, bundle(asked("DELETE", "Basic/d2"), post(pointing)))
+    assert (refused.status, refused.message_id, holders(made, "d2")) == (400, "http.bad-reference", ["d2"])
+
+
+# -- overlapping identities -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [post(basic("twin"), f"identifier={SYSTEM}|twin"), post(basic("twin"), f"identifier={SYSTEM}%7Ctwin")],
+        [put(f"Basic?identifier={SYSTEM}|twin", basic("twin")), put(f"Basic?identifier={SYSTEM}|twin", basic("twin"))],
+        [post(basic("twin"), f"identifier={SYSTEM}|twin"), put(f"Basic?identifier={SYSTEM}|twin", basic("twin"))],
+    ],
+    ids=["two conditional creates", "two conditional updates", "a create and an update"],
+)
+def test_two_entries_with_one_condition_fail_the_transaction(made: Services, entries: list[dict[str, Any]]) -> None:
+    refused = refusal(made, bundle(*entries))
+    said = str(refused.params.get("detail"))
+    assert (refused.status, refused.expression, "Bundle.entry[0]" in said, holders(made, "twin")) == (
+        400,
+        "Bundle.entry[1].request",
+        True,
+        [],
+    )
+
+
+def test_a_conditional_patch_may_not_change_what_another_entry_changes(made: Services) -> None:
+    current = stored(made, "cp")
+    entries = [
+        put("Basic/cp", {**current, "code": {"text": "changed"}}),
+        patch(f"Basic?identifier={SYSTEM}|cp", [{"op": "add", "path": "/code/text", "value": "patched"}]),
+    ]
+    refused = refusal(made, bundle(*entries))
+    assert (refused.status, made.repository.read("Basic", "cp").version) == (400, 1)
+
+
+def test_a_transaction_conditional_patch_matching_nothing_is_a_404(made: Services) -> None:
+    entry = patch(f"Basic?identifier={SYSTEM}|nobody", [{"op": "add", "path": "/code/text", "value": "x"}])
+    refused = refusal(made, bundle(entry))
+    assert (refused.status, refused.message_id) == (404, "http.conditional-no-match")
+
+
+def test_two_entries_with_one_full_url_fail_the_transaction(made: Services) -> None:
+    """bdl-7: references to urn:uuid:same would bind to whichever entry came last."""
+    entries = [post(basic(value), full_url="urn:uuid:same") for value in ("first", "second")]
+    refused = refusal(made, bundle(*entries))
+    assert (refused.status, refused.expression, holders(made, "first")) == (400, "Bundle.entry[1].fullUrl", [])
+
+
+def test_a_conditional_create_of_an_invalid_resource_is_refused_with_its_issues(made: Services) -> None:
+    refused = refusal(made, bundle(post(basic("bad", code="not a concept"), f"identifier={SYSTEM}|bad")))
+    assert (refused.status, holders(made, "bad")) == (422, [])
+
+
+# -- batch entries fail alone ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bad", "status", "where"),
+    [
+        (asked("GET", "Foo/1"), "404", "Bundle.entry[0].request.url"),
+        (
+            {"resource": basic("x"), "request": {"method": "POST", "url": "Patient"}},
+            "400",
+            "Bundle.entry[0].resource.resourceType",
+        ),
+        ({"request": {"method": "POST", "url": "Basic"}}, "400", "Bundle.entry[0].resource"),
+        (put("Basic", basic("x")), "400", "Bundle.entry[0].request.url"),
+        (asked("TRACE", "Basic"), "400", "Bundle.entry[0].request"),
+        (asked("GET", "_history"), "400", "Bundle.entry[0].request.url"),
+        (asked("GET", "_history/abc"), "404", "Bundle.entry[0].request.url"),
+        ("not an entry", "400", "Bundle.entry[0]"),
+        (asked("GET", "Basic/a%00b"), "400", "Bundle.entry[0].request.url"),
+    ],
+)
+def test_a_bad_batch_entry_is_answered_alone(made: Services, bad: Any, status: str, where: str) -> None:
+    stored(made, "fine")
+    answer = made.bundles.process(bundle(bad, asked("GET", "Basic/fine"), kind="batch"))
+    failed = answer["entry"][0]["response"]
+    located = failed["outcome"]["issue"][0].get("expression", [None])[0]
+    assert (statuses(answer), located) == ([status, "200 OK"], where)
+
+
+@pytest.mark.parametrize("entries", [{"request": {}}, "entries", 5])
+def test_a_bundle_whose_entries_are_no_list_is_refused_whole(made: Services, entries: Any) -> None:
+    refused = refusal(made, {"resourceType": "Bundle", "type": "batch", "entry": entries})
+    assert (refused.status, refused.expression) == (400, "Bundle.entry")
+
+
+def test_a_bad_transaction_entry_still_fails_the_transaction(made: Services) -> None:
+    refused = refusal(made, bundle(post(basic("kept-out")), asked("GET", "Foo/1")))
+    assert (refused.status, holders(made, "kept-out")) == (404, [])
+
+
+# -- links --------------------------------------------------------------------------------------------
+def test_every_link_to_an_entry_is_rewritten_to_its_new_identity(make: Callable[[str], Services]) -> None:
+    """R4: "all matching links in the bundle", in uri and url elements and in the narrative's
+    href and src, not only in Reference.reference; an identifier's value is no link.  (The
+    example's extensions are no profile's: stored with warnings.)"""
+    made = make("warn")
+    binary = {"resourceType": "Binary", "contentType": "text/plain", "data": "aGk="}
+    link = "urn:uuid:8f8b7a56-3c1a-4d7c-9f4f-2a8d7a1c0b11"
+    narrative = (
+        '<div xmlns="http://www.w3.org/1999/xhtml"><a href="{to}">the report</a> <img src=\'{to}\' alt="scan"/> '
+        '<a title=\'href="{kept}"\' href="{kept}x">href="{kept}"</a></div>'
+    )
+    div = narrative.format(to=link, kept=link)
+    pointing = basic(
+        "links",
+        subject={"reference": link},
+        extension=[
+            {"url": "http://example.org/fhir/StructureDefinition/uri", "valueUri": link},
+            {"url": "http://example.org/fhir/StructureDefinition/url", "valueUrl": link},
+            {"url": "http://example.org/fhir/StructureDefinition/file", "valueAttachment": {"url": link}},
+        ],
+        text={"status": "generated", "div": div},
+    )
+    pointing["identifier"].append({"system": "urn:ietf:rfc:3986", "value": link})
+    answer = made.bundles.process(bundle(post(binary, full_url=link), post(pointing)))
+    target = answer["entry"][0]["response"]["location"].split("/_history")[0]
+    written = answer["entry"][1]["resource"]
+    expected_div = narrative.format(to=target, kept=link)
+    assert (
+        written["subject"]["reference"],
+        [e.get("valueUri") or e.get("valueUrl") or e["valueAttachment"]["url"] for e in written["extension"]],
+        written["text"]["div"],
+        written["identifier"][1]["value"],
+    ) == (target, [target] * 3, expected_div, link)
+
+
+# -- Prefer -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("prefer", "shown"),
+    [("representation", (True, False)), ("minimal", (False, False)), ("OperationOutcome", (False, True))],
+)
+def test_each_written_entry_is_answered_as_the_client_prefers(
+    made: Services, prefer: str, shown: tuple[bool, bool]
+) -> None:
+    stored(made, "there")
+    sent = bundle(post(basic("new")), post(basic("there"), f"identifier={SYSTEM}|there"))
+    answer = made.bundles.process(sent, prefer=prefer)
+    seen = [("resource" in e, "outcome" in e["response"], "fullUrl" in e) for e in answer["entry"]]
+    assert seen == [(*shown, True), (*shown, True)]
+
+
+def test_the_preference_of_the_request_reaches_the_bundle(client: FlaskClient) -> None:
+    sent = bundle(post(basic("asked")), kind="batch")
+    answer = client.post("/fhir", json=sent, headers={"Prefer": "return=OperationOutcome"}).get_json()
+    entry = answer["entry"][0]
+    assert ("resource" in entry, entry["response"]["outcome"]["resourceType"]) == (False, "OperationOutcome")
+
+
+# -- what a Bundle entry shares with the single interactions --------------------------------------
+def test_an_update_naming_a_version_of_a_deleted_resource_finds_it_gone(made: Services) -> None:
+    """As a PATCH does: the 412 said "at version 2, but If-Match names version 2"."""
+    current = stored(made, "gone")
+    made.repository.delete("Basic", "gone")
+    answers = []
+    for write in (
+        lambda: made.repository.update("Basic", "gone", current, if_match=2),
+        lambda: made.repository.patch("Basic", "gone", [{"op": "add", "path": "/code/text", "value": "x"}], 2),
+    ):
+        with pytest.raises(FhirError) as refused:
+            write()
+        answers.append((refused.value.status, refused.value.message_id))
+    assert answers == [(410, "http.gone"), (410, "http.gone")]
+
+
+@pytest.mark.parametrize(
+    ("body_id", "message"),
+    [(None, "http.id-missing"), (["x"], "http.bad-id"), ("y", "http.id-mismatch")],
+)
+def test_a_put_entry_whose_body_does_not_name_its_id_is_refused_for_what_it_is(
+    made: Services, body_id: Any, message: str
+) -> None:
+    resource = basic("x") | ({} if body_id is None else {"id": body_id})
+    refused = refusal(made, bundle(put("Basic/x", resource)))
+    assert (refused.message_id, refused.expression, "[" in str(refused.params.get("id", ""))) == (
+        message,
+        "Bundle.entry[0].resource.id",
+        body_id == ["x"],
+    )
+    assert "'" not in str(refused.params.get("id", ""))
+
+
+def test_a_conditional_update_naming_another_id_is_located_at_the_types_id(made: Services) -> None:
+    stored(made, "cu")
+    with pytest.raises(FhirError) as refused:
+        made.repository.conditional_update("Basic", f"identifier={SYSTEM}|cu", {**basic("cu"), "id": "other"})
+    assert (refused.value.message_id, refused.value.expression) == ("http.id-mismatch", "Basic.id")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_the_system_history_takes_no_write(client: FlaskClient, method: str) -> None:
+    answer = client.open("/fhir/_history", method=method, json={"resourceType": "Basic"})
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, "GET")
+
+
+def test_a_history_lists_a_re_creation_after_a_delete_as_a_creation(made: Services) -> None:
+    current = stored(made, "again")
+    made.repository.delete("Basic", "again")
+    made.repository.update("Basic", "again", current)
+    with made.store.reading() as tx:
+        asked_for = history_request("Basic", "again", {}, 20, 100)
+        history = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)
+    assert statuses(history) == ["201", "410", "201"]
