@@ -41,6 +41,7 @@ def install(app: Flask) -> None:
     app.extensions["yiyang.exchanges"] = buffer
     app.before_request(start)
     app.after_request(partial(record, buffer))
+    app.teardown_request(stop)
 
 
 def exchange_log() -> ExchangeLog:
@@ -55,13 +56,19 @@ def start() -> None:
     found.exchange_token = activate(collector)
 
 
+def stop(_: BaseException | None) -> None:
+    """The request's collector must not outlive it, whatever ended the request (teardown
+    runs when after-request hooks do not): the thread serves the next request, and a
+    collector left active would take its notes, or an ingest's."""
+    token = g.pop("exchange_token", None)
+    if token is not None:
+        deactivate(token)
+
+
 def record(buffer: ExchangeLog, response: Response) -> Response:
     """Buffer this request's exchange record.  Never fails the answer: a bug here is logged.
     Runs on every request, so Flask's context proxies are resolved once."""
     state, asked = g._get_current_object(), request._get_current_object()
-    token = state.pop("exchange_token", None)
-    if token is not None:
-        deactivate(token)
     try:
         collector: Collector = state.pop("exchange", None) or Collector()
         endpoint = asked.endpoint or ""

@@ -54,3 +54,15 @@ def test_a_requests_principal_does_not_outlive_the_request(client: FlaskClient) 
         app.preprocess_request()
         during = acting.get()
     assert (during and during.client_id, acting.get()) == ("a-hospital", None)
+
+
+def test_a_requests_exchange_does_not_outlive_the_request(client: FlaskClient) -> None:
+    """A request ended before its after-request hooks (here: never answered) still leaves
+    no collector behind to take the thread's next notes."""
+    from gateway import exchanges
+
+    app = client.application
+    with app.test_request_context("/fhir/metadata"):
+        app.preprocess_request()
+        during = exchanges.current()
+    assert (during is not None, exchanges.current()) == (True, None)
