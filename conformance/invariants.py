@@ -300,6 +300,9 @@ class Invariant:
     human: str
     #: an empty result fails (a profile's invariant, as the reference judges it) or passes (core)
     empty_fails: bool = False
+    #: the Chinese of ``human`` (a profile's own, or its zh-CN translation); "" for the core's
+    #: invariants, whose Chinese is ours (invariants.zh-CN.json)
+    human_zh: str = ""
     _compiled: Any = None
     #: the expression evaluated: the published one, or the reference validator's correction of it
     _evaluated: str = ""
@@ -500,12 +503,14 @@ _CACHE_LIMIT = 20_000
 _CACHE: dict[tuple[str, str, str, bool], Invariant] = {}
 
 
-def compile_invariant(key: str, severity: str, expression: str, human: str, empty_fails: bool = False) -> Invariant:
+def compile_invariant(
+    key: str, severity: str, expression: str, human: str, empty_fails: bool = False, human_zh: str = ""
+) -> Invariant:
     """Invariants are shared by every profile and element that repeats them."""
-    cache_key = (str(key), str(severity), str(expression), empty_fails)
+    cache_key = (str(key), str(severity), str(expression), empty_fails, human, human_zh)
     found = _CACHE.get(cache_key)
     if found is None:
         if len(_CACHE) >= _CACHE_LIMIT:  # definitions loaded at run time must not grow it forever
             _CACHE.clear()
-        found = _CACHE[cache_key] = Invariant(key, severity, expression, human, empty_fails)
+        found = _CACHE[cache_key] = Invariant(key, severity, expression, human, empty_fails, human_zh)
     return found

@@ -373,7 +373,10 @@ class ProfileCompiler:
                 problems.append(_invalid(url, f"{where}.constraint {key}", detail))
                 continue
             human = constraint.get("human") if isinstance(constraint.get("human"), str) else key
-            invariant = compile_invariant(key, severity, expression, human, empty_fails=True)
+            english, chinese = (translation(constraint.get("_human"), lang) for lang in ("en", "zh-CN"))
+            invariant = compile_invariant(
+                key, severity, expression, english or human, empty_fails=True, human_zh=chinese or human
+            )
             problem = invariant.definition_problem()
             if problem is not None:
                 # an error on the definition wherever it is applied, and, kept in the rule, a
@@ -390,6 +393,25 @@ def _invalid(url: str, path: str, detail: str) -> Problem:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: the core extension a string's translations are given by (on its ``_element``)
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+
+
+def translation(element: Any, lang: str) -> str | None:
+    """The ``lang`` translation of a string, from the translation extensions of its
+    ``_element`` (a package written in Chinese gives its constraints' English this way);
+    ``zh-CN`` is found under ``zh`` too."""
+    for extension in _list(element.get("extension")) if isinstance(element, dict) else ():
+        if not isinstance(extension, dict) or extension.get("url") != TRANSLATION:
+            continue
+        parts = {part.get("url"): part for part in _list(extension.get("extension")) if isinstance(part, dict)}
+        code = parts.get("lang", {}).get("valueCode")
+        content = parts.get("content", {}).get("valueString")
+        if isinstance(code, str) and isinstance(content, str) and (code == lang or code == lang.split("-")[0]):
+            return content
+    return None
 
 
 def _list(value: Any) -> list[Any]:

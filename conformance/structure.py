@@ -485,7 +485,7 @@ def report_invariant(invariant: Invariant, verdict: bool | str, path: str, issue
             budget.reported.params["skipped"] = budget.skipped
         return
     if verdict is False:
-        human_zh = CORE_INVARIANTS_ZH.get(invariant.key, invariant.human)
+        human_zh = invariant.human_zh or CORE_INVARIANTS_ZH.get(invariant.key, invariant.human)
         issues.add(
             invariant.severity, "invariant.failed", path, key=invariant.key, human=invariant.human, human_zh=human_zh
         )

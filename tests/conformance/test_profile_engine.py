@@ -222,6 +222,32 @@ def test_a_profile_invariant_yielding_empty_fails_as_in_the_reference() -> None:
     assert found(run(v, {"name": [{"text": "秀英"}]}), "invariant.failed", "Patient.name[0]")
 
 
+def test_a_profile_invariant_is_worded_in_each_language_from_its_translation() -> None:
+    """A package written in Chinese gives its constraints' English as a translation extension
+    on ``_human`` (FHIR's way), not as "中文 / English" in one string."""
+    translated = {
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/translation",
+                "extension": [{"url": "lang", "valueCode": "en"}, {"url": "content", "valueString": "family is Zhang"}],
+            }
+        ]
+    }
+    constraint = {
+        "key": "t-5",
+        "severity": "error",
+        "human": "姓张",
+        "_human": translated,
+        "expression": "family = '张'",
+    }
+    v = validator_with({"id": "Patient.name", "constraint": [constraint]})
+    issue = next(i for i in run(v, {"name": [{"text": "秀英"}]}) if i.params.get("key") == "t-5")
+    assert (issue.text("zh-CN"), issue.text("en")) == (
+        "约束 t-5 未满足：姓张",
+        "Constraint t-5 failed: family is Zhang",
+    )
+
+
 def test_an_empty_result_passes_a_core_invariant_and_fails_a_profile_one() -> None:
     """Core invariants keep empty-passes: fhirpathpy propagates empty where the reference's
     engine answers a boolean for some published expressions."""

@@ -93,3 +93,17 @@ def test_installed_distribution_carries_the_profile_data() -> None:
         "profiles/base/r4-types.json",
         "conformance/messages.json",
     } <= files
+
+
+def test_every_constraint_of_the_package_is_chinese_with_an_english_translation() -> None:
+    """The English of an invariant.failed message is the translation, never "中文 / English"."""
+    from conformance.profile_compiler import translation
+
+    untranslated = [
+        constraint["key"]
+        for path in sorted(PACKAGE_DIR.glob("StructureDefinition-*.json"))
+        for element in _load(path).get("differential", {}).get("element", [])
+        for constraint in element.get("constraint", [])
+        if " / " in constraint["human"] or not translation(constraint.get("_human"), "en")
+    ]
+    assert untranslated == []
