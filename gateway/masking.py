@@ -19,13 +19,15 @@ from typing import IO, Any
 
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
-ID_CARD = re.compile(r"(?<!\d)(\d{6})(\d{8})(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})(\d{6})(\d{3})(?!\d)")
+ID_CARD = re.compile(
+    r"(?<!\d)(\d{6})[ -]?(\d{8})[ -]?(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})[ -]?(\d{6})[ -]?(\d{3})(?!\d)"
+)
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country) and twelve digits; the
 #: 18-character 2023 form and the 港澳台居民居住证 share the 身份证 pattern above
 FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
-#: mainland mobile numbers (1[3-9] and 9 digits), with or without +86 / 0086, not inside a
-#: longer number
-MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+#: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, groups apart
+#: by a space, dash or dot or not, not inside a longer number
+MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d)[ .-]?(\d{4})[ .-]?(\d{4})(?!\d)")
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
 #: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
 #: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
@@ -35,9 +37,21 @@ LANDLINE = re.compile(r"(?<![0-9A-Za-z-])([(（]?0\d{2,3}[)）]?)([ -]?)(\d{3,4}
 #: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)
 CREDENTIAL_PARAMETERS = frozenset(
     {"access_token", "refresh_token", "id_token", "client_secret", "client_assertion", "assertion", "password"}
+    | {"token", "api_key", "apikey", "secret"}
 )
+#: a JSON Web Token (a bearer token, a client assertion) anywhere in text: header and payload
+#: are base64url JSON objects, so both begin "eyJ"
+JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
+#: full-width digits (and Ｘ) as Chinese input methods type them: read as ASCII before matching
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
+#: free-text searches, whose words may be anyone's name: masked as names are
+TEXT_PARAMETERS = frozenset({"_text", "_content"})
+#: a name criterion of a ``_filter`` expression (``name eq 张秀英``, ``family co "张"``)
+_NAME_IN_FILTER = re.compile(
+    rf"(?<![\w-])((?:{'|'.join(sorted(NAME_PARAMETERS))})\s+[a-z]{{2}}\s+)(\"[^\"]*\"|[^\s)]+)"
+)
 #: a name criterion inside free text, as a conditional reference or a query string quoted in
 #: an error message carries it (``Patient?name=张秀英&birthdate=…``)
 _NAME_IN_QUERY = re.compile(
@@ -46,7 +60,7 @@ _NAME_IN_QUERY = re.compile(
 #: every pattern above holds ten or more digits in a row (a landline of Beijing: 010 and seven),
 #: spaces or dashes between them at most; text without such a run (paths, ids like p12345, dates, codes) is returned at once
 #: instead of scanned three times
-_CANDIDATE = re.compile(r"\d[\d ()（）-]{8,}\d")
+_CANDIDATE = re.compile(r"\d[\d ()（）.-]{8,}\d")
 
 
 def mask_id_cards(text: str) -> str:
@@ -72,6 +86,12 @@ def mask_text(text: str) -> str:
     inside a masked ID), and the names of name criteria quoted in it."""
     if "=" in text:
         text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + ",".join(map(mask_name, m.group(2).split(","))), text)
+    if " " in text:
+        text = _NAME_IN_FILTER.sub(lambda m: m.group(1) + mask_name(m.group(2).strip('"')), text)
+    if "eyJ" in text:
+        text = JWT.sub("***", text)
+    if not text.isascii():
+        text = text.translate(FULL_WIDTH_DIGITS)
     if _CANDIDATE.search(text) is None:
         return text
     return mask_phones(mask_id_cards(text))
@@ -115,7 +135,7 @@ def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for name, value in pairs:
         if name in CREDENTIAL_PARAMETERS:
             value = "***"
-        elif is_name_parameter(name):
+        elif is_name_parameter(name) or name in TEXT_PARAMETERS:
             value = ",".join(mask_name(part) for part in value.split(","))
         masked.append((mask_text(name), mask_text(value)))
     return masked

@@ -201,9 +201,9 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
     if facts.location:
         record["location"] = mask_text(facts.location)
     if facts.touched:
-        record["touched"] = list(facts.touched)
-    if facts.types:
-        record["types"] = facts.types
+        record["touched"] = [mask_text(reference) for reference in facts.touched]
+    if facts.types:  # as the client wrote them (_type=…): any text at all
+        record["types"] = [mask_text(kind) for kind in facts.types]
     if facts.entries:
         record["entries"] = [
             [method, mask_text(url), status, mask_text(location) if location else None]

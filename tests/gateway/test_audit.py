@@ -18,7 +18,15 @@ from hypothesis import strategies as st
 from gateway import create_app
 from gateway.cli import main
 from gateway.config import Config
-from gateway.masking import install_log_masking, mask_id_cards, mask_name, mask_phones, mask_query, mask_text
+from gateway.masking import (
+    FULL_WIDTH_DIGITS,
+    install_log_masking,
+    mask_id_cards,
+    mask_name,
+    mask_phones,
+    mask_query,
+    mask_text,
+)
 from gateway.security.audit import (
     INTERACTIONS,
     AuditTrail,
@@ -448,8 +456,9 @@ def test_no_id_card_number_survives_masking(id_card: str, before: str, after: st
     before = before + "x" if before[-1:].isdigit() else before
     after = "x" + after if after[:1].isdigit() else after
     masked = mask_text(before + id_card + after)
+    typed = id_card.translate(FULL_WIDTH_DIGITS)  # full-width digits are read as ASCII ones
     assert id_card not in masked
-    assert id_card[:6] + "*" * 8 + id_card[-4:] in masked
+    assert typed[:6] + "*" * 8 + typed[-4:] in masked
 
 
 @settings(max_examples=200, deadline=None)
@@ -463,7 +472,8 @@ def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
 @given(st.from_regex(r"\A0[1-9]\d{1,2}-?[2-8]\d{6,7}\Z"), AROUND)
 def test_no_landline_survives_masking(phone: str, before: str) -> None:
     """Written apart from the words around it (inside a word, such as a UUID, it is no number)."""
-    before = before + " " if before[-1:].isascii() and (before[-1:].isalnum() or before[-1:] == "-") else before
+    last = before[-1:].translate(FULL_WIDTH_DIGITS)  # a full-width digit is a digit
+    before = before + " " if last.isascii() and (last.isalnum() or last == "-") else before
     assert phone not in mask_text(before + phone)
 
 
@@ -632,3 +642,43 @@ def test_a_login_is_audited_with_the_client_it_authenticated(api: Api) -> None:
     events = audit_events(api, "agent=test-admin&_sort=-date&_count=500")
     logins = [e for e in events if e.get("subtype", [{}])[0].get("code") == "110122"]
     assert logins and logins[0]["agent"][0]["who"]["identifier"]["value"] == "test-admin"
+
+
+def test_types_and_touched_references_are_recorded_masked() -> None:
+    """``_type`` is whatever the client wrote, and an id may be a 身份证号 (PUT Patient/<it>)."""
+    record = record_of(facts(types=["Patient", ID_CARD], touched=[f"Patient/{ID_CARD}"]), "2026-12-05T00:00:00Z")
+    assert (record["types"], record["touched"]) == (
+        ["Patient", "410105********0020"],
+        ["Patient/410105********0020"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("8613800000001", "86138****0001"),
+        ("１３８０００００００１", "138****0001"),
+        ("138.0000.0001", "138****0001"),
+        ("410105 19491231 0020", "410105********0020"),
+        ("４１０１０５１９４９１２３１００２０", "410105********0020"),
+    ],
+)
+def test_phones_and_ids_are_masked_however_typed(written: str, masked: str) -> None:
+    assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+def test_a_bearer_token_in_free_text_is_hidden() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
+    assert mask_text(f"GET /fhir/Patient?x={token}") == "GET /fhir/Patient?x=***"
+
+
+@pytest.mark.parametrize("name", ["token", "api_key"])
+def test_other_credential_parameters_are_never_recorded(name: str) -> None:
+    assert mask_query([(name, "SuperSecret")]) == [(name, "***")]
+
+
+def test_names_in_free_text_searches_and_filters_are_masked() -> None:
+    assert (mask_query([("_text", "欧阳娜娜")]), mask_text("_filter=name eq 欧阳娜娜")) == (
+        [("_text", "欧**")],
+        "_filter=name eq 欧**",
+    )
