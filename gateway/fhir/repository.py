@@ -504,6 +504,17 @@ def _remember_person(tx: Transaction, stored: Stored) -> None:
         IdentityIndex.remember(tx, stored.resource)
 
 
+_PYTHON_TYPE = re.compile(r"\(<class '(\w+)'>\)")
+_JSON_TYPES = {
+    "str": "string",
+    "int": "number",
+    "float": "number",
+    "bool": "boolean",
+    "dict": "object",
+    "list": "array",
+}
+
+
 def patched_resource(current: Stored, operations: Any, base_url: str, where: str = "") -> dict[str, Any]:
     """``current`` with a JSON Patch applied: still a resource of the same type and id, or 400.
     A reference the patch wrote as a string on this server's own base is made relative, as a
@@ -511,7 +522,9 @@ def patched_resource(current: Stored, operations: Any, base_url: str, where: str
     try:
         patched = jsonpatch.apply_patch(current.resource, operations)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
-        raise FhirError(400, "http.bad-patch", where, detail=str(exc)) from exc
+        # jsonpatch words a failed test with Python's reprs of types: "(<class 'str'>)"
+        detail = _PYTHON_TYPE.sub(lambda m: f"({_JSON_TYPES.get(m[1], m[1])})", str(exc))
+        raise FhirError(400, "http.bad-patch", where, detail=detail) from exc
     if not isinstance(patched, dict) or patched.get("resourceType") != current.type or patched.get("id") != current.id:
         raise FhirError(400, "http.bad-patch", where, detail="a patch may not change resourceType or id")
     localise(patched, base_url)

@@ -322,3 +322,16 @@ def test_a_history_lists_a_re_creation_after_a_delete_as_a_creation(made: Servic
         asked_for = history_request("Basic", "again", {}, 20, 100)
         history = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)
     assert statuses(history) == ["201", "410", "201"]
+
+
+def test_a_failed_patch_test_is_worded_with_json_types_not_python_ones() -> None:
+    from gateway.fhir.repository import patched_resource
+    from gateway.storage.store import Stored
+
+    current = Stored(
+        "Basic", "b1", 1, "2026-12-05T00:00:00Z", False, {"resourceType": "Basic", "id": "b1", "code": {"text": "x"}}
+    )
+    with pytest.raises(FhirError) as refused:
+        patched_resource(current, [{"op": "test", "path": "/code/text", "value": "y"}], "http://example.org/fhir")
+    detail = str(refused.value.params["detail"])
+    assert ("<class" in detail, "(string)" in detail) == (False, True)
