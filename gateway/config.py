@@ -103,16 +103,21 @@ class Config:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in fields(cls):
-            raw = environ.get(f"YIYANG_{field.name.upper()}")
+            name = f"YIYANG_{field.name.upper()}"
+            raw = environ.get(name)
             if raw is not None:
-                values[field.name] = _parsed(raw, field.type)
+                values[field.name] = _parsed(name, raw, field.type)
         values.update({k: v for k, v in explicit.items() if v is not None})
         return replace(cls(), **values)
 
     def __post_init__(self) -> None:
         # a misspelt mode must not quietly turn "reject invalid writes" into "accept them"
         if self.validation not in VALIDATION_MODES:
-            raise ValueError(f"validation must be one of {', '.join(VALIDATION_MODES)}, not {self.validation!r}")
+            modes = ", ".join(VALIDATION_MODES)
+            raise ConfigError(
+                f"YIYANG_VALIDATION（校验模式）须为 {modes} 之一，而不是 {self.validation!r} / "
+                f"YIYANG_VALIDATION must be one of {modes}, not {self.validation!r}"
+            )
 
     @property
     def token_url(self) -> str:
@@ -134,10 +139,17 @@ class Config:
         return (self.public_base or f"http://{self.host}:{self.port}/fhir").rstrip("/")
 
 
-def _parsed(raw: str, kind: Any) -> Any:
+class ConfigError(ValueError):
+    """A setting the gateway cannot start with, naming the variable (a usage error, exit 2)."""
+
+
+def _parsed(name: str, raw: str, kind: Any) -> Any:
     """An environment variable's text as the field's type (``true``/``1``/``yes`` for a bool)."""
     if kind == "int":
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} 须为整数，而不是 {raw!r} / {name} must be a whole number, not {raw!r}") from None
     if kind == "bool":
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
 from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
+from gateway.config import ConfigError
 from gateway.storage.store import StoreError
 
 MODULES = (validate, ingest, archive, server, clients, audit, report, conformance, measure)
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args, sys.stdout)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         sys.stderr.write(f"yiyang: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config import Config
+from gateway.cli import main
+from gateway.config import Config, ConfigError
+from profiles.registry import examples_dir
 
 
 def test_a_misspelt_validation_mode_is_refused_not_read_as_warn() -> None:
-    with pytest.raises(ValueError, match="validation must be one of reject, warn"):
+    with pytest.raises(ConfigError, match="YIYANG_VALIDATION must be one of reject, warn"):
         Config.load({"YIYANG_VALIDATION": "REJECT"})
+
+
+def test_a_number_setting_that_is_no_number_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match="YIYANG_PAGE_SIZE must be a whole number, not 'abc'"):
+        Config.load({"YIYANG_PAGE_SIZE": "abc"})
+
+
+def test_the_command_line_refuses_a_bad_setting_as_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 2 naming the variable, not 3 with "internal error: ValueError"."""
+    monkeypatch.setenv("YIYANG_PAGE_SIZE", "abc")
+    assert main(["validate", str(examples_dir() / "yy-patient" / "valid-zhang-xiuying.json")]) == 2
