@@ -23,6 +23,7 @@ from conformance.report.aggregate import CheckedResource
 from conformance.report.model import Finding
 from conformance.validator import Validator
 from gateway.exchanges import BASE_PROFILE, RECORDED, claimed_profiles, type_name
+from gateway.export import CONFLICTS_FILE, QUARANTINE_FILE
 from gateway.masking import mask_text
 from gateway.validation_io import BOM, NDJSON_SUFFIXES, _lines, describe_encoding
 
@@ -30,12 +31,21 @@ SUFFIXES = (".json", *NDJSON_SUFFIXES)
 _ENTRY = re.compile(r"Bundle\.entry\[(\d+)\]")
 
 
+#: what an export folder holds beside its resources (``gateway/export.py``): not resources
+NOT_RESOURCES = frozenset({QUARANTINE_FILE, CONFLICTS_FILE})
+
+
 def files_in(paths: Sequence[Path]) -> list[Path]:
-    """The files named, and the .json/.ndjson/.jsonl files under the folders named, in order."""
+    """The files named, and the .json/.ndjson/.jsonl files under the folders named, in order
+    (an ingest's or ``yiyang export``'s quarantine and conflicts files left out)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in SUFFIXES and p.name not in NOT_RESOURCES
+            )
         else:
             found.append(path)
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def add_language(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lang", choices=LANGUAGES, default=DEFAULT_LANGUAGE)
+    """--lang, by default the configured language (``YIYANG_LANGUAGE``), as the API's is."""
+    configured = os.environ.get("YIYANG_LANGUAGE", DEFAULT_LANGUAGE)
+    default = configured if configured in LANGUAGES else DEFAULT_LANGUAGE
+    parser.add_argument("--lang", choices=LANGUAGES, default=default, help=f"default {default} (YIYANG_LANGUAGE)")
 
 
 def add_database(

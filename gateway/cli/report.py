@@ -50,7 +50,8 @@ def register(commands: Any) -> None:
 
 
 def add_output(parser: argparse.ArgumentParser, formats: tuple[str, ...], required: bool) -> None:
-    """--format, --out and --table, shared with ``yiyang conformance check``."""
+    """--format, --out and, where csv is one of the formats, --table; shared with ``yiyang
+    conformance check`` and ``run``."""
     parser.add_argument("--format", choices=formats, required=required, default=None if required else "json")
     parser.add_argument(
         "--out",
@@ -59,9 +60,10 @@ def add_output(parser: argparse.ArgumentParser, formats: tuple[str, ...], requir
         metavar="FILE",
         help="where to write the report" + ("" if required else " (default: standard output)"),
     )
-    parser.add_argument(
-        "--table", choices=TABLE_CHOICES, default="failing", help="with --format csv: which table (xlsx holds both)"
-    )
+    if "csv" in formats:
+        parser.add_argument(
+            "--table", choices=TABLE_CHOICES, default="failing", help="with --format csv: which table (xlsx holds both)"
+        )
 
 
 def day(value: str) -> date:

@@ -380,3 +380,11 @@ def test_mllp_on_a_port_in_use_is_a_clear_error(
     database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
     code, _, err = run(capsys, "mllp", "--port", taken_port, "--database", database)
     assert (code, f"无法在 127.0.0.1:{taken_port} 上监听" in err) == (2, True)
+
+
+def test_the_configured_language_is_every_commands_default(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YIYANG_LANGUAGE=en serves English over HTTP; the terminal follows it unless --lang says."""
+    monkeypatch.setenv("YIYANG_LANGUAGE", "en")
+    assert run(capsys, "validate", INVALID)[1].splitlines()[-1] == "-- 1 errors, 0 warnings"

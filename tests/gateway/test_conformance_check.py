@@ -125,3 +125,10 @@ def test_every_line_of_any_file_is_one_resource_checked(
     path.write_bytes(b"\n".join(lines) + b"\n")
     checker = FileChecker(validator, {}, 1 << 20, "en")
     assert len(list(checker.check(path))) == sum(1 for line in lines if line.strip())
+
+
+def test_a_folder_is_checked_without_its_quarantine_and_conflicts_files(tmp_path: Path) -> None:
+    """An ingest's or `yiyang export`'s folder, as it is: those two files hold no resources."""
+    for name in ("Patient.ndjson", "quarantine.ndjson", "identity-conflicts.ndjson"):
+        (tmp_path / name).write_text("{}\n", encoding="utf-8")
+    assert [path.name for path in files_in([tmp_path])] == ["Patient.ndjson"]
