@@ -1,8 +1,10 @@
 """Issue 12, the validator's part: every hostile instance or definition answers quickly with
 issues (or a DefinitionError), never a traceback, never exponential time.
 
-Each case runs under a wall-clock bound well inside the promised 2 s (generous for a loaded
-2-core machine) and, where memory was the problem, a tracemalloc peak bound.
+Each case runs under a bound of this process's CPU time well inside the promised 2 s (CPU
+time, not the wall clock: other processes on a loaded 2-core machine must not decide; what the
+bound catches is exponential work, minutes not seconds) and, where memory was the problem, a
+tracemalloc peak bound.
 """
 
 from __future__ import annotations
@@ -32,14 +34,14 @@ PATIENT = load_example("yy-patient/valid-zhang-xiuying.json")
 
 @contextmanager
 def within(seconds: float, megabytes: float | None = None) -> Iterator[None]:
-    """Fails the test when the block takes longer (or allocates more) than promised."""
+    """Fails the test when the block takes more CPU time (or allocates more) than promised."""
     if megabytes is not None:
         tracemalloc.start()
-    started = time.perf_counter()
+    started = time.process_time()
     try:
         yield
     finally:
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         peak = 0
         if megabytes is not None:
             peak = tracemalloc.get_traced_memory()[1]
