@@ -227,16 +227,17 @@ class _Parser:
             handler(self, key, value)
         elif value != "":  # R4: a parameter with an empty value is ignored
             _within(key, "criteria", len(self.query.criteria) + 1)
-            self.query.criteria.append(self.criterion(self.query.resource_type, key, value, chained=False))
+            self.query.criteria.append(self.criterion(self.query.resource_type, key, value))
 
     # -- criteria ----------------------------------------------------------------------------
-    def criterion(self, resource_type: str, key: str, value: str, *, chained: bool) -> Criterion:
+    def criterion(self, resource_type: str, key: str, value: str, *, chained: str | None = None) -> Criterion:
+        """``chained``: the parameter as the client wrote it, when ``key`` is its chain's tail."""
         head, dot, tail = key.partition(".")
         code, _, modifier = head.partition(":")
         parameter = self._parameter(resource_type, code, key)
         if dot:
             if chained:
-                raise SearchError("search.chain-too-deep", {"param": key}, key)
+                raise SearchError("search.chain-too-deep", {"param": chained}, chained)
             return self._chain(parameter, modifier, tail, value, key)
         if modifier == "missing":
             if value not in ("true", "false"):
@@ -271,7 +272,7 @@ class _Parser:
         if not usable:
             params = {"param": parameter.code, "chain": chained_code, "targets": ", ".join(targets) or "-"}
             raise _Ignorable(SearchError("search.unknown-chain-parameter", params, key))
-        chain = self.criterion(usable[0], tail, value, chained=True)
+        chain = self.criterion(usable[0], tail, value, chained=key)
         return Criterion(parameter.code, "reference", targets=usable, chain=chain)
 
     def _has(self, key: str, value: str) -> Criterion:
@@ -286,7 +287,7 @@ class _Parser:
         parameter = self._parameter(source, via, key)
         if parameter.type != "reference" or self.query.resource_type not in parameter.targets:
             raise bad
-        chain = self.criterion(source, rest, value, chained=True)
+        chain = self.criterion(source, rest, value, chained=key)
         return Criterion("_has", "has", targets=(source,), chain=chain, via=via)
 
     def _on_this_server(self, piece: str) -> list[str]:

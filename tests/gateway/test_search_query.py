@@ -252,6 +252,15 @@ def test_a_two_level_chain_is_refused(parameters: SearchParameters) -> None:
     assert refusal(parameters, ("subject:Patient.organization.name", "x"), kind="Encounter") == "search.chain-too-deep"
 
 
+def test_a_two_level_chain_is_refused_naming_the_parameter_as_sent(parameters: SearchParameters) -> None:
+    with pytest.raises(SearchError) as caught:
+        parse(parameters, ("subject.organization.name", "x"), kind="Encounter")
+    assert (caught.value.expression, caught.value.params["param"]) == (
+        "subject.organization.name",
+        "subject.organization.name",
+    )
+
+
 def test_a_malformed_include_is_refused(parameters: SearchParameters) -> None:
     assert refusal(parameters, ("_include", "subject")) == "search.bad-include"
 
