@@ -13,11 +13,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -29,6 +29,9 @@ from gateway.storage import open_store
 from gateway.storage.store import Store
 from profiles.canonical import DEFAULT_BASE
 from profiles.registry import Registry, examples_dir
+
+if TYPE_CHECKING:
+    from gateway.services import Services
 
 SD = f"{DEFAULT_BASE}/StructureDefinition/"
 CS = f"{DEFAULT_BASE}/CodeSystem/"
@@ -91,6 +94,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """Each test using it runs once on SQLite and once on PostgreSQL."""
     with fresh_database_url(request.param, tmp_path) as url:
         yield url
+
+
+#: builds Services on the test's fresh store with a validation policy ("reject" by default)
+MakeServices = Callable[..., "Services"]
+
+
+@pytest.fixture
+def make_services(database_url: str, validator: Validator) -> Iterator[MakeServices]:
+    """Services on a fresh store of the backend (the session's compiled validator shared),
+    with the validation policy asked for; closed when the test ends."""
+    from gateway.config import Config
+    from gateway.services import Services
+
+    built: list[Services] = []
+
+    def make(validation: str = "reject") -> Services:
+        made = Services(Config.load(database_url=database_url, validation=validation), validator.registry)
+        made.__dict__["validator"] = validator  # a cached_property, preset: no second compile
+        built.append(made)
+        return made
+
+    yield make
+    for made in built:
+        made.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,12 @@ from __future__ import annotations
 import copy
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bench.synthetic import patient as synthetic_patient
-from conformance.validator import Validator
-from gateway.config import Config
 from gateway.fhir import search
 from gateway.fhir.errors import FhirError
 from gateway.ingest.identity import IdentityIndex
@@ -33,20 +31,8 @@ def new_patient(index: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def services(database_url: str, validator: Validator) -> Iterator[Make]:
-    """Builds Services on a fresh store of the backend (the session's compiled validator
-    shared), with the validation policy asked for."""
-    built: list[Services] = []
-
-    def make(validation: str = "reject") -> Services:
-        made = Services(Config.load(database_url=database_url, validation=validation), validator.registry)
-        made.__dict__["validator"] = validator  # a cached_property, preset: no second compile
-        built.append(made)
-        return made
-
-    yield make
-    for made in built:
-        made.close()
+def services(make_services: Make) -> Make:
+    return make_services
 
 
 def invalid(patient: dict[str, Any]) -> dict[str, Any]:

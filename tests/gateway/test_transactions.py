@@ -13,9 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from conformance.validator import Validator
 from gateway import create_app
-from gateway.config import Config
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.services import Services
@@ -24,20 +22,8 @@ SYSTEM = "urn:audit"
 
 
 @pytest.fixture
-def make(database_url: str, validator: Validator) -> Iterator[Callable[[str], Services]]:
-    """Builds Services on a fresh store of the backend (the session's compiled validator
-    shared), with the validation policy asked for."""
-    built: list[Services] = []
-
-    def services(validation: str) -> Services:
-        found = Services(Config.load(database_url=database_url, validation=validation), validator.registry)
-        found.__dict__["validator"] = validator  # a cached_property, preset: no second compile
-        built.append(found)
-        return found
-
-    yield services
-    for found in built:
-        found.close()
+def make(make_services: Callable[[str], Services]) -> Callable[[str], Services]:
+    return make_services
 
 
 @pytest.fixture
