@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.search.query import SearchQuery
 from gateway.storage.search_sql import PAST_EVERY_PREFIX, Sql, where_sql
+from profiles.canonical import ID_CARD_SYSTEM
 
 #: the index parameter holding a subject's division codes (Patient and Organization addresses)
 DIVISION = "admin-division"
@@ -71,6 +72,7 @@ def tally_sql(
     columns are NULL."""
     conditions, params = _conditions(basis, selections, within, place)
     county, county_params = _county(place)
+    person, person_params = "p.id", []
     if bands:
         sex = "(SELECT MIN(g.value) FROM search_index g WHERE g.type = p.type AND g.id = p.id AND g.name = 'gender')"
         born = "(SELECT MIN(b.low) FROM search_index b WHERE b.type = p.type AND b.id = p.id AND b.name = 'birthdate')"
@@ -78,16 +80,28 @@ def tally_sql(
         band = f"CASE {cases} ELSE ? END"
         band_params: list[Any] = [value for name, bound in bands if bound for value in (bound, name)]
         band_params.append(bands[-1][0])
+        person, person_params = _person()
     else:
         sex, born, band, band_params = "NULL", "NULL", "NULL", []
     # MATERIALIZED: computed once per subject (inlined, the planner repeats ``born`` in every
     # WHEN and again in the GROUP BY)
     sql = (
-        f"WITH t AS MATERIALIZED (SELECT {county} AS county, {sex} AS sex, {born} AS born "
+        f"WITH t AS MATERIALIZED (SELECT {county} AS county, {sex} AS sex, {born} AS born, {person} AS person "
         f"FROM resource p WHERE {conditions}) "
-        f"SELECT county, sex, {band} AS band, COUNT(*) FROM t GROUP BY county, sex, band"
+        f"SELECT county, sex, {band} AS band, COUNT(DISTINCT person) FROM t GROUP BY county, sex, band"
     )
-    return sql, [*county_params, *params, *band_params]
+    return sql, [*county_params, *person_params, *params, *band_params]
+
+
+def _person() -> Sql:
+    """Who a Patient is: its 身份证号 when it has one, else the record itself.  Two records of
+    one person (a hospital that POSTed a Patient the archive held already) are one person
+    in an indicator, which counts people."""
+    id_card = (
+        "(SELECT MIN(c.value) FROM search_index c WHERE c.type = p.type AND c.id = p.id AND c.name = 'identifier' "
+        "AND c.system = ?)"
+    )
+    return f"COALESCE({id_card}, 'record:' || p.id)", [ID_CARD_SYSTEM]
 
 
 def members_sql(basis: str, selections: Sequence[Selection], *, within: str | None, place: Place) -> Sql:

@@ -494,3 +494,19 @@ def test_bed_days_read_an_instant_in_beijing_time() -> None:
     two nights in 2026, 30 and 31 December."""
     episode = {"start": "2026-12-30T01:00:00Z", "end": "2026-12-31T18:00:00Z"}
     assert bed_days(episode, YEAR) == 2
+
+
+def test_two_patient_records_of_one_person_count_as_one_person(tmp_path: Path, registry: Registry) -> None:
+    """A hospital POSTed a Patient the archive held already: one 身份证号, two records, each
+    with a 体检 in 2026; the indicator counts people."""
+    id_card = [{"system": "urn:oid:2.16.156.10011.1.3", "value": "410105195003010026"}]
+    twice = [{**_patient(pid, "1950-03-01", "female", "410105"), "identifier": id_card} for pid in ("a", "b")]
+    with fresh_database_url("sqlite", tmp_path) as url:
+        store = open_store(url, SearchIndexer(registry).rows)
+        with store.transaction() as tx:
+            for resource in [*twice, _check("ea", "a", "2026-05-10"), _check("eb", "b", "2026-06-10")]:
+                tx.resources.write(resource)
+        measure = select(package_measures(registry), "elderly-health-management-rate")[0]
+        counted = MeasureEvaluator(store, SearchIndexer(registry).parameters).evaluate(measure, YEAR).count("numerator")
+        store.close()
+    assert counted == 1
