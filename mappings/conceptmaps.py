@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ FOLDER = Path(__file__).parent / "conceptmaps"
 MESSAGES = Path(__file__).parent / "messages.json"
 
 
+@cache
 def message_catalog() -> dict[str, dict[str, str]]:
-    """Wording of mapping problems (zh-CN and en), keyed by message id."""
+    """Wording of mapping problems and of what readers refuse (zh-CN and en), keyed by
+    message id; read once, since readers word a message per refused record."""
     entries = json.loads(MESSAGES.read_text(encoding="utf-8"))
     entries.pop("_about")
     return entries

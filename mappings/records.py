@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mappings.conceptmaps import message_catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +47,61 @@ class SourceRecord:
         return [name for name, value in self.fields.items() if value not in (None, "")]
 
 
+class _Params(dict[str, Any]):
+    """Template parameters; a placeholder nobody filled stays visible instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message of the catalogue (``mappings/messages.json``): its stable id and template
+    parameters, worded only when someone reads it, in the reader's language.  A parameter may
+    be a message itself (the problem of a cell inside "row 5: …"), worded in the same language.
+    Readers know no user, so they say what went wrong as a message, never as text."""
+
+    id: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def text(self, lang: str) -> str:
+        """The message in ``lang`` (``zh-CN`` or ``en``; English when the catalogue lacks it)."""
+        entry = message_catalog().get(self.id)
+        if entry is None:
+            return self.id
+        words = {k: v.text(lang) if isinstance(v, Message) else v for k, v in self.params.items()}
+        return entry.get(lang, entry["en"]).format_map(_Params(words))
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as JSON (nested messages too), as a record's field keeps it: quarantine
+        entries store fields as JSON and replay reads them back with :meth:`from_json`."""
+        params = {k: v.to_json() if isinstance(v, Message) else v for k, v in self.params.items()}
+        return {"id": self.id, "params": params}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Message:
+        params = {k: cls.from_json(v) if _is_message(v) else v for k, v in value["params"].items()}
+        return cls(value["id"], params)
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"id", "params"}
+
+
 #: the only field of a record its reader cannot parse; no spec matches its shape
 UNPARSEABLE = "UNPARSEABLE"
 
 
-def unparseable(source: str, file: str, location: str, raw: bytes, reason: str, label: str = "field") -> SourceRecord:
+def unparseable(
+    source: str, file: str, location: str, raw: bytes, reason: Message, label: str = "field"
+) -> SourceRecord:
     """A record no spec matches: its only field says why, and its bytes are kept, so it goes
-    to the quarantine like any bad record instead of being lost with its file."""
-    return SourceRecord(source, file, location, {UNPARSEABLE: reason}, raw, label, frozenset({UNPARSEABLE}))
+    to the quarantine like any bad record instead of being lost with its file.  The reason is
+    kept as JSON (:meth:`Message.to_json`), so a quarantined record replays as it was read."""
+    return SourceRecord(source, file, location, {UNPARSEABLE: reason.to_json()}, raw, label, frozenset({UNPARSEABLE}))
+
+
+def unparseable_text(reason: Any, lang: str) -> str:
+    """The ``UNPARSEABLE`` field's reason in ``lang``.  A record quarantined before reasons
+    were catalogued holds plain English text: it is shown as it is."""
+    return Message.from_json(reason).text(lang) if _is_message(reason) else str(reason)

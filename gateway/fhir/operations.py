@@ -22,6 +22,7 @@ from gateway.messages import issue
 from gateway.storage.store import Stored
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
+from mappings.records import Message
 from mappings.specs import SOURCES
 from profiles.registry import Registry, r4_base_types
 
@@ -209,20 +210,22 @@ def ingest(
         raise FhirError(400, "http.bad-parameter", name="source", value=source, detail=" / ".join(SOURCES))
     if suffix not in READERS:
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
+    name = Path(filename).name
+    name = name if name not in ("", ".", "..") else f"upload{suffix}"
     if not body.strip():
         # some readers read an empty file as one without records; an empty upload is no export
-        raise FhirError(400, "http.ingest-unreadable", source=source, reason="请求体为空 / the body is empty")
+        empty = Message("reader.empty", {"file": name})
+        raise FhirError(400, "http.ingest-unreadable", source=source, reason=empty.text(lang))
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
-        name = Path(filename).name
-        path = Path(folder) / (name if name not in ("", ".", "..") else f"upload{suffix}")
+        path = Path(folder) / name
         path.write_bytes(body)
         try:
             for record in read(path, source, limits):
                 records.append(_record_part(pipeline.process(record), lang))
         except ReaderError as exc:
-            errors.append(str(exc))
+            errors.append(exc.message.text(lang))
         finally:
             counts = pipeline.finish()
     if errors and not records:  # nothing was read: the request failed, not its records

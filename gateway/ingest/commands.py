@@ -24,7 +24,7 @@ from mappings import specs
 from mappings.conceptmaps import ConceptMaps
 from mappings.engine import MappingEngine
 from mappings.readers import ReaderError, read
-from mappings.records import SourceRecord
+from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
 from profiles.registry import Registry
 
 
@@ -50,7 +50,7 @@ def summary(counts: Counts, lang: str) -> str:
         text = (
             f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n生成资源：{kinds}"
         )
-        errors = "".join(f"\n文件错误：{e}" for e in counts.file_errors)
+        errors = "".join(f"\n文件错误：{e.text(lang)}" for e in counts.file_errors)
         if counts.partial:
             errors += f"\n其中 {counts.partial} 条部分成功：其独立部分（如缺少医保字段的 IN1）已单独隔离"
         if counts.unchanged:
@@ -64,7 +64,7 @@ def summary(counts: Counts, lang: str) -> str:
             f"read {counts.read} = mapped {counts.mapped} + quarantined {counts.quarantined} {check}\n"
             f"resources: {kinds}"
         )
-        errors = "".join(f"\nfile error: {e}" for e in counts.file_errors)
+        errors = "".join(f"\nfile error: {e.text(lang)}" for e in counts.file_errors)
         if counts.partial:
             errors += (
                 f"\n{counts.partial} of them partially accepted: an independent part "
@@ -120,7 +120,7 @@ def ingest(
                 try:
                     pipeline.run(_progress(read(path, source, reader_limits(config)), path.name))
                 except ReaderError as exc:
-                    pipeline.counts.file_errors.append(str(exc))
+                    pipeline.counts.file_errors.append(exc.message)
         finally:
             # even after Ctrl-C, what was processed reaches the archive in a consistent state
             counts = pipeline.finish()
@@ -207,7 +207,7 @@ def explain(
     try:
         record = next((r for r in read(path, source) if location is None or r.location == location), None)
     except ReaderError as exc:
-        out.write(f"{exc}\n")
+        out.write(exc.message.text(lang) + "\n")
         return 1
     if record is None:
         out.write(("找不到记录" if lang == "zh-CN" else "no such record") + f" {location or ''}\n")
@@ -215,6 +215,10 @@ def explain(
     mapped = engine.map(record, trace=True)
     zh = lang == "zh-CN"
     out.write(f"{record.file} {record.location}\n")
+    if mapped is None and UNPARSEABLE in record.fields:  # say why, as its quarantine entry does
+        detail = unparseable_text(record.fields[UNPARSEABLE], lang)
+        out.write(text("ingest.unreadable", lang, {"detail": detail}) + "\n")
+        return 1
     if mapped is None:
         out.write(
             ("没有适用的映射规则；字段：" if zh else "no spec applies; fields: ") + ", ".join(record.fields) + "\n"

@@ -31,7 +31,7 @@ from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.masking import mask_id_cards
-from gateway.messages import worded
+from gateway.messages import LANGUAGES, text, worded
 from gateway.security.access import creator, may_write, owner_organizations
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
@@ -44,7 +44,7 @@ from mappings.engine import (
     rewrite_references,
     unread,
 )
-from mappings.records import UNPARSEABLE, SourceRecord
+from mappings.records import UNPARSEABLE, Message, SourceRecord, unparseable_text
 
 log = logging.getLogger("yiyang.ingest")
 
@@ -61,7 +61,8 @@ class Counts:
     #: mapped records of which an independent part failed and was quarantined alone
     partial: int = 0
     resources: Counter[str] = field(default_factory=Counter)
-    file_errors: list[str] = field(default_factory=list)
+    #: why each file that could not be read was refused, worded when the run is reported
+    file_errors: list[Message] = field(default_factory=list)
     #: file → its columns (fields) that hold values no mapping rule read, which no spec
     #: ignores: a column named otherwise than the spec expects, say; filled by ``finish``
     unread: dict[str, list[str]] = field(default_factory=dict)
@@ -272,7 +273,7 @@ class Ingest:
         outcome = Outcome(record, mapped)
         if mapped is None and UNPARSEABLE in record.fields:
             # the reader could not make a record of it: say why, not merely that no spec applies
-            outcome.reasons.append(self._reason("ingest.unreadable", detail=record.fields[UNPARSEABLE]))
+            outcome.reasons.append(self._unreadable(record.fields[UNPARSEABLE]))
             return outcome
         if mapped is None:
             # a header names a file's columns, and one named otherwise than its spec expects is
@@ -451,9 +452,18 @@ class Ingest:
         return reasons
 
     def _reason(self, message_id: str, **params: Any) -> Reason:
-        found = Reason(message_id, worded(message_id, params))
-        exchanges.reason(message_id, found.text, None)
-        return found
+        return self._worded(message_id, worded(message_id, params))
+
+    def _unreadable(self, why: Any) -> Reason:
+        """``ingest.unreadable`` with the reader's reason worded in each language: the reason
+        is a catalogued message (or, in an entry quarantined before, plain text)."""
+        words = {lang: text("ingest.unreadable", lang, {"detail": unparseable_text(why, lang)}) for lang in LANGUAGES}
+        return self._worded("ingest.unreadable", words)
+
+    @staticmethod
+    def _worded(message_id: str, words: dict[str, str]) -> Reason:
+        exchanges.reason(message_id, words, None)
+        return Reason(message_id, words)
 
     @staticmethod
     def _issue_reason(issue: Issue, mapped: Mapped, name: str) -> Reason:

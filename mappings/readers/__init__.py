@@ -17,8 +17,9 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from mappings.records import SourceRecord
+from mappings.records import Message, SourceRecord
 
 #: file suffix → (module, function); modules are imported only when a file needs them
 READERS = {
@@ -31,16 +32,30 @@ READERS = {
 }
 
 _MIB = 1024 * 1024
+_SUFFIXES = " ".join(READERS)
 
 
 class ReaderError(ValueError):
     """The file as a whole cannot be read (wrong format, undecodable, unsafe XML, too large …).
 
+    It carries a catalogued :class:`~mappings.records.Message` (``reader.*``), which whoever
+    reports it words in the user's language; ``str()`` is the English wording, for logs.
     Always one line: libraries (lxml, openpyxl) put line breaks in their messages, and a run's
     summary lists one file error per line."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+    def __init__(self, message_id: str, **params: Any) -> None:
+        self.message = _one_line(Message(message_id, params))
+        super().__init__(self.message.text("en"))
+
+
+def _one_line(value: Any) -> Any:
+    """A parameter with its white space (a library's line breaks) folded to single spaces, in
+    nested messages too."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, Message):
+        return Message(value.id, {k: _one_line(v) for k, v in value.params.items()})
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +86,10 @@ DEFAULT_LIMITS = Limits()
 def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[SourceRecord]:
     """The records of one legacy file, chosen by its suffix; ``limits`` default to ``Limits()``."""
     found = READERS.get(path.suffix.lower())
+    if found is None and not path.suffix:
+        raise ReaderError("reader.no-suffix", file=path.name, suffixes=_SUFFIXES)
     if found is None:
-        raise ReaderError(f"{path.name}: no reader for {path.suffix or 'files without a suffix'}")
+        raise ReaderError("reader.no-reader", file=path.name, suffix=path.suffix, suffixes=_SUFFIXES)
     module, function = found
     return getattr(importlib.import_module(module), function)(path, source, limits or DEFAULT_LIMITS)
 
@@ -87,18 +104,28 @@ def control_character(text: str) -> str | None:
     return f"U+{ord(found.group()):04X}" if found else None
 
 
-def value_problem(name: str, text: str, limits: Limits) -> str | None:
+def value_problem(name: str | Message, text: str, limits: Limits) -> Message | None:
     """Why a text value cannot go on to FHIR as it is (a control character, over the cell
     limit), naming the field; None when it can."""
     if len(text) > limits.cell_chars:
-        return f"{name}: {len(text)} characters, over the limit of {limits.cell_chars} for one value"
+        return Message("reader.value-too-long", {"field": name, "chars": len(text), "limit": limits.cell_chars})
     bad = control_character(text)
     if bad is not None:
-        return f"{name}: holds the control character {bad}, which FHIR text may not contain"
+        return Message("reader.control-character", {"field": name, "character": bad})
     return None
 
 
-def encoding_problem(sample: bytes) -> str | None:
+def at_row(number: int, problem: Message) -> Message:
+    """A problem of a spreadsheet row, located as the clerk finds it: ``row 5: …``."""
+    return Message("reader.at-row", {"row": number, "problem": problem})
+
+
+def line_too_long(size: int, limits: Limits) -> Message:
+    """Why a line over the record limit is not read (CSV, NDJSON): only its head is kept."""
+    return Message("reader.line-too-long", {"size": size, "limit": limits.record_bytes})
+
+
+def encoding_problem(sample: bytes) -> Message | None:
     """What a file that is neither UTF-8 nor GB18030 text appears to be, when that can be told
     from its first bytes (a UTF-16/32 byte order mark, NUL bytes of binary data), so the file
     error names it instead of a decoder's complaint about surrogates.  A stray NUL inside text
@@ -110,17 +137,17 @@ def encoding_problem(sample: bytes) -> str | None:
         (b"\xfe\xff", "UTF-16 BE"),
     ):
         if sample.startswith(bom):
-            return f"{name} text (byte order mark {bom.hex(' ').upper()}); re-export it as UTF-8 or GB18030"
+            return Message("reader.bom-text", {"encoding": name, "bom": bom.hex(" ").upper()})
     if b"\x00" in sample:
         head = sample[:4096]
         if head and head.count(0) == len(head):
-            return "only NUL bytes, not text"
+            return Message("reader.only-nul")
         if len(head) >= 4 and head[1::2].count(0) >= len(head) // 4 and head[0::2].count(0) == 0:
-            return "UTF-16 LE text without a byte order mark; re-export it as UTF-8 or GB18030"
+            return Message("reader.utf16-without-bom", {"encoding": "UTF-16 LE"})
         if len(head) >= 4 and head[0::2].count(0) >= len(head) // 4 and head[1::2].count(0) == 0:
-            return "UTF-16 BE text without a byte order mark; re-export it as UTF-8 or GB18030"
+            return Message("reader.utf16-without-bom", {"encoding": "UTF-16 BE"})
         if head.count(0) * 8 > len(head):
-            return f"binary data, not text ({head.count(0)} NUL bytes in the first {len(head)})"
+            return Message("reader.binary", {"nuls": head.count(0), "bytes": len(head)})
     return None
 
 
@@ -132,17 +159,14 @@ def header_name(cell: str) -> str:
     return "".join(unicodedata.normalize("NFKC", cell).split())
 
 
-def check_unique_header(name: str, header: list[str]) -> None:
+def check_unique_header(name: str | Message, header: list[str]) -> None:
     """Refuse a header that names a column twice: which of two 姓名 cells a row means cannot
     be told, and keying the row by name would let the later cell silently replace the earlier,
-    so nothing is mapped from the file."""
+    so nothing is mapped from the file.  ``name`` is the file's, or its sheet's."""
     first: dict[str, int] = {}
     for number, column in enumerate(header, start=1):
         if column in first:
-            raise ReaderError(
-                f"{name}: the header names the column {column!r} twice (columns {first[column]} and {number}); "
-                "rename one and export again"
-            )
+            raise ReaderError("reader.duplicate-column", file=name, column=column, first=first[column], second=number)
         first[column] = number
 
 
@@ -151,7 +175,7 @@ def check_file_size(path: Path, limit: int) -> int:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise ReaderError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
+        raise ReaderError("reader.cannot-read", file=path.name, error=str(exc.strerror or exc)) from exc
     if size > limit:
-        raise ReaderError(f"{path.name}: {size} bytes, over the limit of {limit} bytes for this kind of file")
+        raise ReaderError("reader.file-too-large", file=path.name, size=size, limit=limit)
     return size

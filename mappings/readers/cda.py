@@ -44,7 +44,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from mappings.readers import Limits, ReaderError
+from mappings.readers import Limits, ReaderError, check_file_size
 from mappings.records import SourceRecord
 
 CDA_NAMESPACE = "urn:hl7-org:v3"
@@ -147,20 +147,18 @@ def shape_of(root: etree._Element) -> frozenset[str]:
 def parse_document(data: bytes, name: str) -> etree._Element:
     """The document element of a CDA document, or ReaderError for anything unsafe or not CDA."""
     if _DECLARATION.search(data):
-        raise ReaderError(
-            f"{name}: 含 DOCTYPE 或实体声明，出于安全（XXE）拒绝读取 / DOCTYPE or entity declaration refused (XXE)"
-        )
+        raise ReaderError("reader.xml-declaration", file=name)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise ReaderError(f"{name}: 不是格式正确的 XML / not well-formed XML ({exc.msg})") from exc
+        raise ReaderError("reader.xml-not-well-formed", file=name, error=str(exc.msg)) from exc
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise ReaderError(f"{name}: 含 DOCTYPE，出于安全（XXE）拒绝读取 / DOCTYPE refused (XXE)")
+        raise ReaderError("reader.xml-doctype", file=name)
     if any(True for _ in root.iter(etree.Entity)):
-        raise ReaderError(f"{name}: 含实体引用，出于安全（XXE）拒绝读取 / entity reference refused (XXE)")
+        raise ReaderError("reader.xml-entity", file=name)
     if root.tag != f"{{{CDA_NAMESPACE}}}ClinicalDocument":
-        raise ReaderError(f"{name}: 根元素不是 urn:hl7-org:v3 的 ClinicalDocument / not a CDA ClinicalDocument")
+        raise ReaderError("reader.not-cda", file=name)
     return root
 
 
@@ -168,15 +166,10 @@ def read_cda(path: Path, source: str, limits: Limits | None = None) -> Iterator[
     """The document as one record; at most ``MAX_BYTES``, or ``limits.document_bytes`` when the
     caller gives limits (whichever is smaller: a CDA is parsed whole, tree and all)."""
     limit = MAX_BYTES if limits is None else min(MAX_BYTES, limits.document_bytes)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ReaderError(f"{path.name}: cannot be read ({exc.strerror or exc})") from exc
-    if size > limit:
-        raise ReaderError(f"{path.name}: {size} 字节，超过上限 {limit} / larger than the {limit}-byte limit")
+    check_file_size(path, limit)
     with path.open("rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:  # grew while we looked
-        raise ReaderError(f"{path.name}: 超过上限 {limit} 字节 / larger than the {limit}-byte limit")
+        raise ReaderError("reader.over-limit", file=path.name, limit=limit)
     root = parse_document(data, path.name)
     yield SourceRecord(source, path.name, "document", flatten(root), data, "XPath", shape_of(root))

@@ -24,25 +24,28 @@ from mappings.readers import (
     DEFAULT_LIMITS,
     Limits,
     ReaderError,
+    at_row,
     check_file_size,
     check_unique_header,
     encoding_problem,
     header_name,
+    line_too_long,
     value_problem,
 )
-from mappings.records import SourceRecord, unparseable
+from mappings.records import Message, SourceRecord, unparseable
 
 BOM = b"\xef\xbb\xbf"
 _SNIFF = 1 << 16
 
 
-def detect_encoding(sample: bytes) -> str:
+def detect_encoding(sample: bytes, name: str) -> str:
     """utf-8-sig when there is a BOM, utf-8 when the sample decodes, else GB18030 (a superset
     of GBK and GB2312, what Chinese Excel writes).  Text in another encoding (UTF-16 with its
-    byte order mark, say) or no text at all is refused, naming what the file appears to be."""
+    byte order mark, say) or no text at all is refused, naming the file ``name`` and what it
+    appears to be."""
     problem = encoding_problem(sample)
     if problem is not None:
-        raise ReaderError(f"not UTF-8 or GB18030 text: {problem}")
+        raise ReaderError("reader.not-text", file=name, problem=problem)
     if sample.startswith(BOM):
         return "utf-8-sig"
     try:
@@ -54,7 +57,7 @@ def detect_encoding(sample: bytes) -> str:
     try:
         sample.decode("gb18030")
     except UnicodeDecodeError as exc:
-        raise ReaderError(f"neither UTF-8 nor GB18030 (byte {exc.start})") from exc
+        raise ReaderError("reader.undecodable", file=name, byte=exc.start) from exc
     return "gb18030"
 
 
@@ -123,10 +126,7 @@ class _Lines:
 def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
     check_file_size(path, limits.file_bytes)
     with path.open("rb") as handle:
-        try:
-            encoding = detect_encoding(handle.read(_SNIFF))
-        except ReaderError as exc:
-            raise ReaderError(f"{path.name}: {exc}") from exc
+        encoding = detect_encoding(handle.read(_SNIFF), path.name)
         handle.seek(0)
         lines = _Lines(handle, "utf-8-sig" if encoding == "utf-8-sig" else encoding, limits.record_bytes)
         # Excel's dialect: a quote inside an unquoted cell (11010500"1) is a character, not
@@ -134,17 +134,19 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
         try:
             header_row = next(csv.reader(lines), None)
         except csv.Error as exc:  # bare CR line endings, a NUL byte …
-            raise ReaderError(f"{path.name}: the header row is not CSV ({exc})") from exc
+            raise ReaderError("reader.csv-header-not-csv", file=path.name, error=str(exc)) from exc
         except _Oversized as exc:
-            raise ReaderError(f"{path.name}: the header row is {exc.size} bytes, over the record limit") from exc
+            raise ReaderError(
+                "reader.csv-header-too-long", file=path.name, size=exc.size, limit=limits.record_bytes
+            ) from exc
         if header_row is None:
             return
         if len(lines.raw) > 1:
-            raise ReaderError(f"{path.name}: a quote in the header row is never closed")
+            raise ReaderError("reader.csv-header-open-quote", file=path.name)
         for index, name in enumerate(header_row, start=1):
-            problem = value_problem(f"header cell {index}", name, limits)
+            problem = value_problem(Message("reader.header-cell", {"number": index}), name, limits)
             if problem is not None:
-                raise ReaderError(f"{path.name}: the header row is not a CSV header ({problem})")
+                raise ReaderError("reader.csv-header-bad-cell", file=path.name, problem=problem)
         header = [header_name(h) or f"列{i}" for i, h in enumerate(header_row, start=1)]  # as a blank XLSX header
         check_unique_header(path.name, header)
         shape = frozenset(header)
@@ -159,14 +161,11 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                 if isinstance(values, _Oversized):
                     # the lines of the record so far, and the start of the line that was too long
                     raw = lines.take() + values.head
-                    reason = (
-                        f"row {number}: a line of {values.size} bytes, over the limit of {limits.record_bytes} "
-                        f"bytes for one record; only its first {limits.record_bytes} bytes are kept"
-                    )
-                    yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
+                    reason = line_too_long(values.size, limits)
+                    yield unparseable(source, path.name, f"row {number}", raw, at_row(number, reason), "column")
                     break  # a fresh csv.reader for the lines after it
                 if isinstance(values, _CellTooLarge) and len(lines.raw) == 1:
-                    reason = f"row {number}: a cell of more than {limits.cell_chars} characters, over the limit for one value"
+                    reason = at_row(number, Message("reader.cell-too-large", {"limit": limits.cell_chars}))
                     yield unparseable(source, path.name, f"row {number}", lines.take(), reason, "column")
                     break  # a fresh csv.reader for the lines after it
                 if (
@@ -177,7 +176,7 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                     # a quote opened at the start of a cell and never closed: the row alone is
                     # quarantined (no spec matches it) and the rows it swallowed are read again
                     raw = lines.set_aside_first_line()
-                    reason = f'row {number}: a quoted cell is never closed (unbalanced ")'
+                    reason = at_row(number, Message("reader.open-quote"))
                     yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     break  # a fresh csv.reader for the lines put back
                 raw = lines.take()
@@ -187,14 +186,15 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                     # an unquoted comma (in an address, say) shifted every later cell, or an
                     # unquoted line break cut the row in two: no cell can be trusted, and the
                     # last ones would be lost
-                    reason = f"row {number}: {len(values)} cells under a header of {len(header)}"
+                    cells = {"cells": len(values), "columns": len(header)}
+                    reason = at_row(number, Message("reader.csv-cells", cells))
                     yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     continue
                 problem = next(
                     (p for name, v in zip(header, values, strict=False) if (p := value_problem(name, v, limits))), None
                 )
                 if problem is not None:
-                    yield unparseable(source, path.name, f"row {number}", raw, f"row {number}: {problem}", "column")
+                    yield unparseable(source, path.name, f"row {number}", raw, at_row(number, problem), "column")
                     continue
                 fields = dict(zip(header, values, strict=False))
                 yield SourceRecord(source, path.name, f"row {number}", fields, raw, "column", shape)

@@ -117,7 +117,7 @@ from typing import IO, Any
 import hl7
 
 from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
-from mappings.records import SourceRecord, unparseable
+from mappings.records import Message, SourceRecord, unparseable
 
 #: the shape and only field of a message that cannot be parsed; no spec may match it
 #: segments that repeat by design in ADT messages; they always get a list under their id
@@ -190,7 +190,7 @@ def read_hl7(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                 continue
             segment_id = body[:3].decode("ascii", "replace")
             if not started and segment_id != "MSH" and segment_id not in _BATCH:
-                raise ReaderError(f"{path.name}: not an HL7 v2 file (it begins with {body[:20]!r}, not an MSH segment)")
+                raise ReaderError("reader.not-hl7", file=path.name, start=repr(body[:20]))
             started = True
             if segment_id == "MSH" or segment_id in _BATCH:
                 if current:
@@ -280,18 +280,15 @@ def _message(
     raw = b"".join(line for line, _ in lines)
     location = f"message {number}"
     if too_long is not None:
-        what = f"a segment of {too_long.size} bytes" if too_long.size else "the message"
-        reason = (
-            f"{what} is over the limit of {limits.record_bytes} bytes for one record; "
-            f"only the first {len(raw)} bytes of the message are kept"
-        )
-        return unparseable(source, file, location, raw, reason)
+        sizes = {"size": too_long.size, "limit": limits.record_bytes, "kept": len(raw)}
+        kind = "reader.hl7-segment-too-long" if too_long.size else "reader.hl7-message-too-long"
+        return unparseable(source, file, location, raw, Message(kind, sizes))
     bodies = [body for _, body in lines if body]
     try:
         seps, declared = _header(bodies[0] if bodies else b"")
         message, fields, views = _parse(_decoded(bodies, seps, declared), seps, limits)
     except _Unparseable as problem:
-        return unparseable(source, file, location, raw, str(problem))
+        return unparseable(source, file, location, raw, problem.message)
     kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
     shape = {str(segment[0]) for segment in message}
     shape.update([f"{kind}^{trigger}", trigger] if trigger else [kind])
@@ -299,7 +296,11 @@ def _message(
 
 
 class _Unparseable(ValueError):
-    """Why a message cannot be read; it becomes the record's only field."""
+    """Why a message cannot be read (a catalogued message); it becomes the record's only field."""
+
+    def __init__(self, message_id: str, **params: Any) -> None:
+        self.message = Message(message_id, params)
+        super().__init__(self.message.text("en"))
 
 
 class _Refused(_Unparseable):
@@ -307,18 +308,18 @@ class _Refused(_Unparseable):
     processing id it does not accept); ``refusal`` names the header field."""
 
     def __init__(self, refusal: Refusal) -> None:
-        super().__init__(f"{refusal.field}: {refusal.reason}")
+        super().__init__(refusal.reason.id, **refusal.reason.params)
         self.refusal = refusal
 
 
 @dataclass(frozen=True)
 class Refusal:
     """The header field (``MSH-18``, ``MSH-12`` or ``MSH-11``) that refused a message, the value
-    it holds, and why, in the words of the record's ``UNPARSEABLE`` field."""
+    it holds, and why, as the record's ``UNPARSEABLE`` field says it."""
 
     field: str
     value: str
-    reason: str
+    reason: Message
 
 
 def refusal(data: bytes) -> Refusal | None:
@@ -344,7 +345,7 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
     ``\\`` (東, 區): see :func:`_header_text`."""
     header = _header_text(segment)
     if not header.startswith("MSH"):
-        raise _Unparseable("content outside any message (no MSH segment before it)")
+        raise _Unparseable("reader.hl7-outside-message")
     separator = header[3:4]
     encoding_chars = header[4:].split(separator, 1)[0] if separator else ""
     if (
@@ -354,7 +355,7 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
         or len(set(separator + encoding_chars)) != len(encoding_chars) + 1
         or any(c.isalnum() or c.isspace() for c in encoding_chars)
     ):
-        raise _Unparseable("MSH-1/MSH-2: no valid field separator and encoding characters")
+        raise _Unparseable("reader.hl7-separators")
     seps = _Separators(encoding_chars, separator)
     fields = header.split(separator)
 
@@ -367,13 +368,12 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
     charset = CHARSET_ALIASES.get(charset.upper(), charset)
     if charset and charset not in CHARSETS:
         known = ", ".join([*CHARSETS, *CHARSET_ALIASES])
-        raise _Refused(Refusal("MSH-18", charset, f"the character set {charset!r} is not one of {known}"))
+        raise _Refused(Refusal("MSH-18", charset, Message("reader.hl7-charset", {"value": charset, "known": known})))
     if version not in VERSIONS:
-        supported = ", ".join(VERSIONS)
-        raise _Refused(Refusal("MSH-12", version, f"version {version!r} is not supported (only {supported})"))
+        words = {"value": version, "supported": ", ".join(VERSIONS)}
+        raise _Refused(Refusal("MSH-12", version, Message("reader.hl7-version", words)))
     if processing not in PROCESSING_IDS:
-        why = f"processing id {processing!r} is not P (production): debugging and training messages are not kept"
-        raise _Refused(Refusal("MSH-11", processing, why))
+        raise _Refused(Refusal("MSH-11", processing, Message("reader.hl7-processing-id", {"value": processing})))
     return seps, CHARSETS.get(charset)
 
 
@@ -412,8 +412,8 @@ def _decoded(bodies: list[bytes], seps: _Separators, declared: str | None) -> li
         seps.codec = codec
         return segments
     if declared:
-        raise _Unparseable(f"MSH-18: the message (or a hex escape in it) is not {declared} text, as MSH-18 declares")
-    raise _Unparseable("the message (or a hex escape in it) is neither UTF-8 nor GB18030 text, and MSH-18 is empty")
+        raise _Unparseable("reader.hl7-not-declared-charset", charset=declared)
+    raise _Unparseable("reader.hl7-undecodable")
 
 
 def _hex_escapes(segments: list[str], seps: _Separators) -> Iterator[str]:
@@ -434,21 +434,18 @@ def _parse(
     delimiters = sum(sum(text.count(c) for c in separator + encoding_chars) for text in segments)
     if delimiters > MAX_DELIMITERS:
         # python-hl7 and the keys below cost time per field and component, not per byte
-        raise _Unparseable(f"{delimiters} field, component and repetition separators, over {MAX_DELIMITERS}")
+        raise _Unparseable("reader.hl7-delimiters", count=delimiters, limit=MAX_DELIMITERS)
     for number, text in enumerate(segments[1:], start=2):
         if not (_SEGMENT_ID.fullmatch(text[:3]) and text[3:4] in ("", separator)):
-            raise _Unparseable(f"segment {number} is not an HL7 segment: {text[:30]!r}")
+            raise _Unparseable("reader.hl7-not-a-segment", segment=number, start=repr(text[:30]))
         if text[:3] == "MSH":
             # a file starts a message at every MSH, so only an MLLP frame gets here; read as one
             # message, the second header would be a repeated segment and its message lost
-            raise _Unparseable(
-                f"segment {number} is a second MSH: the frame holds more than one message, "
-                "and MLLP carries one message per frame (send each in its own frame)"
-            )
+            raise _Unparseable("reader.hl7-second-msh", segment=number)
     try:
         message = hl7.parse("\r".join(segments))
     except Exception as exc:  # python-hl7 raises IndexError, ParseException … on damaged input
-        raise _Unparseable(f"python-hl7 cannot parse the message: {exc}") from exc
+        raise _Unparseable("reader.hl7-unparsed", error=str(exc)) from exc
     fields: dict[str, Any] = {}
     views: dict[str, str] = {}
     occurrences: dict[str, list[dict[str, str]]] = {}
@@ -463,7 +460,7 @@ def _parse(
             fields[segment_id] = found
             views.update((key, segment_id) for key in found[0])
     if not fields.get("MSH-9.1"):
-        raise _Unparseable("MSH-9 (message type) is empty")
+        raise _Unparseable("reader.hl7-no-message-type")
     return message, fields, views
 
 
@@ -531,7 +528,7 @@ def _components(
             try:
                 subcomponents[0] = iso_timestamp(subcomponents[0])
             except OverflowError as exc:
-                raise _Unparseable(f"{name}: the time {subcomponents[0]} lies outside the calendar") from exc
+                raise _Unparseable("reader.hl7-time-outside-calendar", field=name, value=subcomponents[0]) from exc
         if any(subcomponents):
             found[position] = (seps.subcomponent.join(subcomponents), subcomponents)
     return found
@@ -542,7 +539,7 @@ def _value(name: str, text: str, seps: _Separators, limits: Limits = DEFAULT_LIM
     value = value.strip()
     problem = value_problem(name, value, limits)
     if problem is not None:
-        raise _Unparseable(problem)
+        raise _Unparseable(problem.id, **problem.params)
     return "" if value == _NULL else value
 
 
@@ -561,7 +558,7 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
     escape = seps.escape
     parts = text.split(escape)
     if len(parts) % 2 == 0:
-        raise _Unparseable(f"{name}: an escape sequence is never closed ({escape}…)")
+        raise _Unparseable("reader.hl7-open-escape", field=name, escape=escape)
     out: list[str] = []
     charset: str | None = None  # the ISO 2022 escape in force, as hex, and the text under it
     pending: list[str] = []
@@ -576,9 +573,7 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
                 raise ValueError(charset)
             out.append(decoded)
         except (UnicodeError, ValueError) as exc:
-            raise _Unparseable(
-                f"{name}: the text after the character set escape {escape}{charset}{escape} cannot be decoded"
-            ) from exc
+            raise _Unparseable("reader.hl7-charset-escape", field=name, escape=f"{escape}{charset}{escape}") from exc
         pending.clear()
 
     for index, part in enumerate(parts):
@@ -594,7 +589,7 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
         elif part[:3] in _FORMATTING and (part[3:] == "" or (part[3:].isdigit() and len(part) <= 12)):
             count = int(part[3:] or "1")
             if count > _MAX_REPEAT:
-                raise _Unparseable(f"{name}: the escape {escape}{part}{escape} repeats more than {_MAX_REPEAT} times")
+                raise _Unparseable("reader.hl7-repeat", field=name, escape=f"{escape}{part}{escape}", limit=_MAX_REPEAT)
             sink.append(_FORMATTING[part[:3]] * count)
         elif part[:1] == "X" and _HEX.fullmatch(part[1:]):
             sink.append(_hex_text(name, part, seps))
@@ -602,7 +597,7 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
             flush()
             charset = part[1:]
         else:
-            raise _Unparseable(f"{name}: unknown escape sequence {escape}{part[:20]}{escape}")
+            raise _Unparseable("reader.hl7-unknown-escape", field=name, escape=f"{escape}{part[:20]}{escape}")
     flush()
     return "".join(out)
 
@@ -614,7 +609,8 @@ def _hex_text(name: str, part: str, seps: _Separators) -> str:
         return bytes.fromhex(part[1:]).decode(codec)
     except UnicodeDecodeError as exc:
         escape = seps.escape
-        raise _Unparseable(f"{name}: the hex escape {escape}{part[:20]}{escape} is not {codec} text") from exc
+        hexes = f"{escape}{part[:20]}{escape}"
+        raise _Unparseable("reader.hl7-hex-escape", field=name, escape=hexes, codec=codec) from exc
 
 
 def _join(components: dict[int, tuple[str, list[str]]], seps: _Separators) -> str:

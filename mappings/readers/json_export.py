@@ -57,9 +57,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
+from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, line_too_long, value_problem
 from mappings.readers.csv_export import detect_encoding
-from mappings.records import SourceRecord, unparseable
+from mappings.records import Message, SourceRecord, unparseable
 
 #: the shape of a record that is not a JSON object; no spec may match it
 #: members of a wrapper object that may hold the list of records
@@ -115,35 +115,30 @@ def read_json(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
     return _read_document(path, source, limits)
 
 
-def _encoding(sample: bytes, name: str) -> str:
-    try:
-        return detect_encoding(sample)
-    except ReaderError as exc:
-        raise ReaderError(f"{name}: {exc}") from exc
-
-
 # -- .json ------------------------------------------------------------------------------------
 def _read_document(path: Path, source: str, limits: Limits) -> Iterator[SourceRecord]:
     size = check_file_size(path, limits.document_bytes)
     with path.open("rb") as handle:
         data = handle.read(size + 1)
     if len(data) > limits.document_bytes:  # grew while we looked
-        raise ReaderError(f"{path.name}: over the limit of {limits.document_bytes} bytes for a .json document")
-    encoding = _encoding(data, path.name)  # the whole file: a GB18030 character may sit anywhere
+        raise ReaderError("reader.over-limit", file=path.name, limit=limits.document_bytes)
+    encoding = detect_encoding(data, path.name)  # the whole file: a GB18030 character may sit anywhere
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ReaderError(f"{path.name}: not UTF-8 or GB18030 (byte {exc.start})") from exc
+        raise ReaderError("reader.undecodable", file=path.name, byte=exc.start) from exc
     del data
     try:
         _SYNTAX.decode(text)
         spans = _record_spans(text)
     except json.JSONDecodeError as exc:
-        raise ReaderError(f"{path.name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        raise ReaderError(
+            "reader.invalid-json", file=path.name, line=exc.lineno, column=exc.colno, error=exc.msg
+        ) from exc
     except RecursionError as exc:
-        raise ReaderError(f"{path.name}: JSON nested too deep to read") from exc
+        raise ReaderError("reader.json-too-deep", file=path.name) from exc
     if spans is None:
-        raise ReaderError(f"{path.name}: the JSON holds neither an object nor an array of records")
+        raise ReaderError("reader.json-no-records", file=path.name)
     plain = "utf-8" if encoding == "utf-8-sig" else encoding
     return _records(path.name, source, text, spans, plain, limits)
 
@@ -234,18 +229,14 @@ def _object_members(text: str, position: int) -> dict[str, Span]:
 # -- .ndjson ----------------------------------------------------------------------------------
 def _read_lines(path: Path, source: str, limits: Limits) -> Iterator[SourceRecord]:
     with path.open("rb") as handle:
-        encoding = _encoding(handle.read(_SNIFF), path.name)
+        encoding = detect_encoding(handle.read(_SNIFF), path.name)
         handle.seek(0)
         plain = "utf-8" if encoding == "utf-8-sig" else encoding
         number = 0
         while line := handle.readline(limits.record_bytes + 1):
             number += 1
             if len(line) > limits.record_bytes and not line.endswith(b"\n"):
-                size = len(line) + _skip_rest_of_line(handle)
-                reason = (
-                    f"a line of {size} bytes, over the limit of {limits.record_bytes} bytes for one record; "
-                    f"only its first {limits.record_bytes} bytes are kept"
-                )
+                reason = line_too_long(len(line) + _skip_rest_of_line(handle), limits)
                 yield unparseable(source, path.name, f"line {number}", line[: limits.record_bytes], reason)
                 continue
             raw = line.rstrip(b"\r\n")
@@ -260,12 +251,11 @@ def _read_lines(path: Path, source: str, limits: Limits) -> Iterator[SourceRecor
             try:
                 value = _DECODER.decode(text)
             except json.JSONDecodeError as exc:
-                yield unparseable(
-                    source, path.name, f"line {number}", raw, f"invalid JSON, column {exc.colno}: {exc.msg}"
-                )
+                reason = Message("reader.invalid-json-line", {"column": exc.colno, "error": exc.msg})
+                yield unparseable(source, path.name, f"line {number}", raw, reason)
                 continue
             except RecursionError:
-                reason = f"JSON nested deeper than the limit of {limits.depth}"
+                reason = Message("reader.nested-too-deep", {"where": _WHOLE, "limit": limits.depth})
                 yield unparseable(source, path.name, f"line {number}", raw, reason)
                 continue
             yield _record(source, path.name, f"line {number}", value, raw, limits, text)
@@ -282,6 +272,16 @@ def _skip_rest_of_line(handle: Any) -> int:
 
 
 # -- records ----------------------------------------------------------------------------------
+
+#: what a JSON value that is not an object is (numbers are the rest)
+_KINDS = {
+    list: "reader.json-array",
+    str: "reader.json-string",
+    bool: "reader.json-boolean",
+    type(None): "reader.json-null",
+}
+#: the record itself, where a problem sits at its top level
+_WHOLE = Message("reader.the-record")
 
 
 #: text in a record that may hide a problem (a control character, raw or escaped; NaN,
@@ -304,10 +304,11 @@ def _record(
     source: str, file: str, location: str, value: Any, raw: bytes, limits: Limits, text: str | None = None
 ) -> SourceRecord:
     if not isinstance(value, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-        return unparseable(source, file, location, raw, f"{kind}, not a JSON object")
+        kind = Message(_KINDS.get(type(value), "reader.json-number"))
+        reason = Message("reader.not-an-object", {"kind": kind})
+        return unparseable(source, file, location, raw, reason)
     if len(raw) > limits.record_bytes:
-        reason = f"{len(raw)} bytes, over the limit of {limits.record_bytes} bytes for one record"
+        reason = Message("reader.record-too-large", {"size": len(raw), "limit": limits.record_bytes})
         return unparseable(source, file, location, raw, reason)
     problem = None if text is not None and _plainly_clean(value, text, limits) else value_problems(value, limits)
     if problem is not None:
@@ -315,37 +316,37 @@ def _record(
     return SourceRecord(source, file, location, value, raw, "field", shape_of(value))
 
 
-def value_problems(record: dict[str, Any], limits: Limits) -> str | None:
+def value_problems(record: dict[str, Any], limits: Limits) -> Message | None:
     """The first thing in a decoded record that FHIR cannot hold or the reader will not pass
     on, naming where it sits (``output.baseinfo.psn_name``); walked without recursion, so
     however deep the record, the answer is a problem, never a RecursionError."""
     stack: list[tuple[Any, str, int]] = [(record, "", 0)]
     while stack:
         value, path, depth = stack.pop()
-        where = path or "the record"
+        where: str | Message = path or _WHOLE
         if isinstance(value, (dict, list)):
             if depth >= limits.depth:
-                return f"{where}: nested deeper than the limit of {limits.depth}"
+                return Message("reader.nested-too-deep", {"where": where, "limit": limits.depth})
             if isinstance(value, _Duplicated):
-                return f"{where}: the key {value.duplicates[0]!r} appears more than once in one object"
+                return Message("reader.duplicate-key", {"where": where, "key": value.duplicates[0]})
             if isinstance(value, dict):
                 for key, item in value.items():
                     inner = f"{path}.{key}" if path else key
-                    problem = value_problem(f"key of {where}", key, limits)
+                    problem = value_problem(Message("reader.key-of", {"where": where}), key, limits)
                     if problem is not None:
                         return problem
                     stack.append((item, inner, depth + 1))
-            else:
-                stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+            else:  # a list is never the record itself, so it has a path
+                stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))
         elif isinstance(value, _Huge):
-            return f"{where}: a number of {len(value)} characters, more than the {MAX_NUMBER_CHARS} read as a number"
+            return Message("reader.number-too-long", {"where": where, "chars": len(value), "limit": MAX_NUMBER_CHARS})
         elif isinstance(value, str):
             problem = value_problem(where, value, limits)
             if problem is not None:
                 return problem
         elif isinstance(value, float) and not math.isfinite(value):
             kind = "NaN" if math.isnan(value) else "Infinity"
-            return f"{where}: {kind}, a number FHIR (and JSON) cannot hold"
+            return Message("reader.not-finite", {"where": where, "value": kind})
     return None
 
 

@@ -55,7 +55,7 @@ from mappings.readers import (
     header_name,
     value_problem,
 )
-from mappings.records import SourceRecord, unparseable
+from mappings.records import Message, SourceRecord, unparseable
 
 #: Excel's grid: 1,048,576 rows; no legacy export has more than a few hundred columns, and a
 #: forged cell reference far to the right must not make openpyxl pad every row to it
@@ -95,8 +95,12 @@ def check_archive(path: Path, limits: Limits) -> None:
             if total > limits.xlsx_uncompressed_bytes:
                 biggest = max(members, key=lambda member: member.file_size)
                 raise ReaderError(
-                    f"{path.name}: inflates to {total} bytes ({biggest.filename}: {biggest.file_size}), over the "
-                    f"limit of {limits.xlsx_uncompressed_bytes} bytes for an .xlsx (a decompression bomb?)"
+                    "reader.xlsx-bomb",
+                    file=path.name,
+                    size=total,
+                    part=biggest.filename,
+                    partSize=biggest.file_size,
+                    limit=limits.xlsx_uncompressed_bytes,
                 )
             for member in members:
                 if member.filename.endswith((".xml", ".rels", ".vml")):
@@ -112,7 +116,7 @@ def check_archive(path: Path, limits: Limits) -> None:
         ValueError,
         NotImplementedError,
     ) as exc:
-        raise ReaderError(f"{path.name}: not a readable .xlsx ({type(exc).__name__}: {exc})") from exc
+        raise ReaderError("reader.not-xlsx", file=path.name, error=_failure(exc)) from exc
 
 
 def _scan_part(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> None:
@@ -120,10 +124,7 @@ def _scan_part(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> 
     with archive.open(member) as part:
         while chunk := part.read(_CHUNK):
             if _DECLARATION.search(tail + chunk):
-                raise ReaderError(
-                    f"{name}: 部件 {member.filename} 含 DOCTYPE 或实体声明，出于安全拒绝读取 / "
-                    f"part {member.filename} carries a DOCTYPE or entity declaration, refused (XXE)"
-                )
+                raise ReaderError("reader.xlsx-part-declaration", file=name, part=member.filename)
             tail = chunk[-64:]
 
 
@@ -140,7 +141,7 @@ def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
             pairs = list(zip(workbook.worksheets, formulas.worksheets, strict=True))
             merged: list[list[_Range]] = []
             for sheet, _ in pairs:  # an ambiguous or hostile sheet refuses the file before any row is mapped
-                check_unique_header(f"{path.name}: sheet {sheet.title}", _header(sheet, path.name))
+                check_unique_header(_where(path.name, sheet.title), _header(sheet, path.name))
                 merged.append(_merged_ranges(path, sheet, MAX_MERGED_RANGES - sum(map(len, merged))))
             for (sheet, written), ranges in zip(pairs, merged, strict=True):
                 yield from _sheet(sheet, written, ranges, path, source, limits)
@@ -154,7 +155,18 @@ def _workbook(handle: IO[bytes], name: str, values: bool) -> Any:
     try:
         return load_workbook(handle, read_only=True, data_only=values)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for damaged files
-        raise ReaderError(f"{name}: not a readable .xlsx ({type(exc).__name__}: {exc})") from exc
+        raise ReaderError("reader.not-xlsx", file=name, error=_failure(exc)) from exc
+
+
+def _failure(exc: BaseException) -> str:
+    """What a library said when it failed on the file, with the kind of failure (its own
+    messages alone are often a bare key or offset)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _where(name: str, sheet: str) -> Message:
+    """A sheet of the file, as file errors name it."""
+    return Message("reader.sheet", {"file": name, "sheet": sheet})
 
 
 def _rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
@@ -163,7 +175,7 @@ def _rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
     return sheet.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
 
 
-def _elements(path: Path, part: str, where: str, *names: str) -> Iterator[Any]:
+def _elements(path: Path, part: str, where: Message, *names: str) -> Iterator[Any]:
     """The elements of a worksheet part with these local names, streaming: each is dropped
     (with those before it) once the caller has it, so the tree never holds more than one row.
     Parsed as the project parses all outside XML (no entities, DTD or network; its DTD was
@@ -184,10 +196,10 @@ def _elements(path: Path, part: str, where: str, *names: str) -> Iterator[Any]:
                 while element.getprevious() is not None:
                     del element.getparent()[0]
     except (etree.LxmlError, zipfile.BadZipFile, zlib.error, OSError, EOFError, KeyError) as exc:
-        raise ReaderError(f"{where} cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise ReaderError("reader.cannot-read", file=where, error=_failure(exc)) from exc
 
 
-def _empty_string_results(path: Path, part: str, where: str) -> frozenset[str]:
+def _empty_string_results(path: Path, part: str, where: Message) -> frozenset[str]:
     """The cells of a worksheet part whose formula Excel calculated to the empty string
     (``=IF(…,"",…)``): saved as a string cell with an empty value, which openpyxl reads as
     None, as it reads a formula never calculated.  Read only for a sheet where a formula cell
@@ -205,25 +217,22 @@ def _merged_ranges(path: Path, sheet: Any, allowed: int) -> list[_Range]:
     never sees them, and the part lists them after its rows.  One streaming pass (rows are
     matched only to be dropped); more than ``allowed`` refuses the file, as a range that is
     not a cell range does."""
-    where = f"{path.name}: sheet {sheet.title}"
+    where = _where(path.name, sheet.title)
     ranges: list[_Range] = []
     for element in _elements(path, sheet._worksheet_path, where, "row", "mergeCell"):
         if element.tag != _MERGE_CELL:
             continue
         if len(ranges) == allowed:
-            raise ReaderError(
-                f"{path.name}: more than {MAX_MERGED_RANGES} merged ranges (reached in sheet {sheet.title}); "
-                "a register merges a few cells per group of rows, not this many"
-            )
+            raise ReaderError("reader.too-many-merged", file=path.name, limit=MAX_MERGED_RANGES, sheet=sheet.title)
         ranges.append(_range(element.get("ref") or "", where))
     return ranges
 
 
-def _range(ref: str, where: str) -> _Range:
+def _range(ref: str, where: Message) -> _Range:
     """A merged range's ``ref`` as its corners, whichever way round they are written."""
     match = _RANGE.fullmatch(ref)
     if match is None:
-        raise ReaderError(f"{where}: the merged range {ref[:40]!r} is not a cell range")
+        raise ReaderError("reader.bad-merged-range", file=where, range=ref[:40])
     first_column, first_row = column_index_from_string(match[1]), int(match[2])
     last_column = column_index_from_string(match[3]) if match[3] else first_column
     last_row = int(match[4]) if match[4] else first_row
@@ -244,7 +253,7 @@ class _Merges:
     Ranges may not overlap (Excel refuses such a file too), so a row never costs more than
     its own cells."""
 
-    def __init__(self, ranges: list[_Range], width: int, where: str) -> None:
+    def __init__(self, ranges: list[_Range], width: int, where: Message) -> None:
         self._waiting = sorted((r for r in ranges if r[1] > 1), key=lambda r: r[1], reverse=True)
         self._width, self._where = width, where
         #: column index → (value, last row) of the range filling it
@@ -271,7 +280,8 @@ class _Merges:
         last = last_column if first_column > self._width else min(last_column, self._width)
         for column in range(first_column - 1, min(last, len(values))):
             if self._filling.get(column, (None, 0))[1] >= number:
-                raise ReaderError(f"{self._where}: merged ranges overlap at {get_column_letter(column + 1)}{number}")
+                cell = f"{get_column_letter(column + 1)}{number}"
+                raise ReaderError("reader.merged-overlap", file=self._where, cell=cell)
             self._filling[column] = (value, last_row)
 
 
@@ -282,7 +292,7 @@ def _header(sheet: Any, name: str) -> list[str]:
     while header_row and header_row[-1] is None:
         header_row = header_row[:-1]  # the padding to MAX_COLUMNS, not columns of the export
     if len(header_row) > MAX_COLUMNS:
-        raise ReaderError(f"{name}: sheet {sheet.title} has more than {MAX_COLUMNS} columns")
+        raise ReaderError("reader.too-many-columns", file=_where(name, sheet.title), limit=MAX_COLUMNS)
     return [header_name("" if h is None else str(h)) or f"列{i + 1}" for i, h in enumerate(header_row)]
 
 
@@ -292,7 +302,7 @@ def _uncalculated(
     header: list[str],
     number: int,
     empty_results: Callable[[], frozenset[str]],
-) -> str | None:
+) -> Message | None:
     """Why the row cannot be read when a formula cell of it has no saved result, naming the
     cell; None otherwise (an empty string result is a result)."""
     for index, formula in enumerate(written[: len(header)]):
@@ -300,10 +310,7 @@ def _uncalculated(
             cell = f"{get_column_letter(index + 1)}{number}"
             if cell in empty_results():
                 continue
-            return (
-                f"单元格 {cell}（{header[index]}）是公式单元格，没有计算结果，请在 Excel 中重新计算并保存 / "
-                f"cell {cell} ({header[index]}) is a formula without a saved result; recalculate and save it in Excel"
-            )
+            return Message("reader.uncalculated-formula", {"cell": cell, "column": header[index]})
     return None
 
 
@@ -316,7 +323,7 @@ def _next(rows: Iterator[tuple[Any, ...]], name: str, sheet: str) -> tuple[Any, 
     try:
         return next(rows, None)
     except Exception as exc:  # noqa: BLE001 - openpyxl and its XML parsers raise many types
-        raise ReaderError(f"{name}: sheet {sheet} cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise ReaderError("reader.cannot-read", file=_where(name, sheet), error=_failure(exc)) from exc
 
 
 def _right_of_header(values: tuple[Any, ...], width: int) -> dict[int, Any]:
@@ -332,13 +339,13 @@ def _right_of_header(values: tuple[Any, ...], width: int) -> dict[int, Any]:
     }
 
 
-def _wider_than_header(right: dict[int, Any], width: int, number: int) -> str | None:
+def _wider_than_header(right: dict[int, Any], width: int, number: int) -> Message | None:
     """Why a row with a value right of the header cannot be read, naming the first such cell
     as the CSV reader words a row with more cells than its header; None without one."""
     if not right:
         return None
     cell = f"{get_column_letter(min(right))}{number}"
-    return f"{max(right)} cells under a header of {width} (cell {cell}, right of the header, holds a value)"
+    return Message("reader.cells-right-of-header", {"cells": max(right), "columns": width, "cell": cell})
 
 
 def _sheet(
@@ -347,7 +354,7 @@ def _sheet(
     """The sheet's rows as records; ``written`` is the same sheet read for its formulas and
     ``ranges`` its merged ranges."""
     name = path.name
-    where = f"{name}: sheet {sheet.title}"
+    where = _where(name, sheet.title)
     # (openpyxl's read-only sheet keeps the path of its part in the archive)
     empty_results = cache(lambda: _empty_string_results(path, sheet._worksheet_path, where))
     header = _header(sheet, name)
@@ -381,6 +388,7 @@ def _sheet(
             )
         )
         if problem is not None:
-            yield unparseable(source, name, location, raw, f"{location}: {problem}", "column")
+            reason = Message("reader.at-sheet-row", {"sheet": sheet.title, "row": number, "problem": problem})
+            yield unparseable(source, name, location, raw, reason, "column")
             continue
         yield SourceRecord(source, name, location, fields, raw, "column", shape)

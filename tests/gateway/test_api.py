@@ -6,6 +6,7 @@ The tests of a module share one server and store, so each test makes its own peo
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import random
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from openpyxl import Workbook
 
 from bench.synthetic import patient as synthetic_patient
 from profiles.registry import examples_dir
@@ -482,8 +484,8 @@ def test_everything_since_a_later_moment_returns_nothing(api: Api, home_visit: d
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("start=2026-01-01", "http.bad-parameter"),
-        ("_count=many", "http.bad-parameter"),
+        ("start=2026-01-01", "http.unsupported-parameter"),
+        ("_count=many", "http.not-a-count"),
         ("_type=Foo", "http.unknown-type"),
     ],
 )
@@ -503,7 +505,7 @@ def test_pretty_is_taken_wherever_an_answer_is_written(api: Api, home_visit: dic
 
 def test_a_history_refuses_a_search_criterion_it_would_ignore(api: Api) -> None:
     answer = get(api, "Patient/_history?_id=zhang-xiuying")
-    assert (answer.status_code, message_ids(answer)) == (400, ["http.bad-parameter"])
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-parameter"])
 
 
 def test_a_posted_search_reads_its_criteria_from_the_form(api: Api) -> None:
@@ -792,7 +794,7 @@ def test_validate_with_a_profile_parameter_without_a_value_is_a_bad_request(api:
         "resourceType": "Parameters",
         "parameter": [{"name": "profile"}, {"name": "resource", "resource": new_patient()}],
     }
-    assert message_ids(post(api, "Patient/$validate", parameters)) == ["http.bad-parameter"]
+    assert message_ids(post(api, "Patient/$validate", parameters)) == ["http.profile-parameter-without-url"]
 
 
 def test_validate_in_delete_mode_needs_no_body_and_deletes_nothing(api: Api) -> None:
@@ -804,7 +806,7 @@ def test_validate_in_delete_mode_needs_no_body_and_deletes_nothing(api: Api) -> 
 
 def test_validate_refuses_a_mode_it_does_not_know(api: Api) -> None:
     answer = post(api, "Patient/$validate?mode=bogus", new_patient())
-    assert (answer.status_code, message_ids(answer)) == (400, ["http.bad-parameter"])
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
 
 
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
@@ -861,6 +863,48 @@ def test_ingest_of_a_body_that_cannot_be_read_is_a_bad_request(
 ) -> None:
     answer = api.post(f"{api.base}/$ingest?source={source}", data=content, headers={"Content-Type": media})
     assert (answer.status_code, message_ids(answer)) == (400, ["http.ingest-unreadable"])
+
+
+def test_ingest_of_a_body_that_cannot_be_read_says_why_in_chinese(api: Api) -> None:
+    answer = api.post(
+        f"{api.base}/$ingest?source=insurance&filename=1101.json",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    text = answer.json()["issue"][0]["details"]["text"]
+    assert text.startswith("上传的insurance文件无法读取，未处理任何记录：1101.json：第 1 行第 2 列处不是有效的 JSON")
+
+
+def overlapping_merges() -> bytes:
+    """An .xlsx whose second data row lies under two merged ranges: its first row is read, then
+    the file is refused."""
+    book = Workbook()
+    for row in [["姓名", "县区代码", "血型"], ["张三", "410105", "A"], ["李四", None, None], ["王五", None, None]]:
+        book.active.append(row)
+    for cells in ("B2:B4", "A3:C3"):
+        book.active.merge_cells(cells)
+    saved = io.BytesIO()
+    book.save(saved)
+    return saved.getvalue()
+
+
+def test_ingest_words_a_file_error_after_the_first_records_in_the_users_language(api: Api) -> None:
+    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    url = f"{api.base}/$ingest?source=community-health&filename=登记表.xlsx"
+    errors = [
+        [
+            p["valueString"]
+            for p in api.post(url, data=overlapping_merges(), headers={"Content-Type": media, **lang}).json()[
+                "parameter"
+            ]
+            if p["name"] == "fileError"
+        ]
+        for lang in ({}, {"Accept-Language": "en"})
+    ]
+    assert errors == [
+        ["登记表.xlsx 工作表“Sheet”：合并单元格区域在 B3 处相互重叠"],
+        ["登记表.xlsx: sheet Sheet: merged ranges overlap at B3"],
+    ]
 
 
 def test_ingest_of_a_media_type_it_does_not_read_names_the_types_it_reads(api: Api) -> None:

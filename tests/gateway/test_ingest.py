@@ -7,12 +7,14 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.cli import main
 from gateway.ingest import commands
 from gateway.ingest.pipeline import Ingest, Outcome
+from gateway.storage import open_store
 from mappings import conceptmaps
 from mappings.records import SourceRecord
 from profiles.registry import Registry
@@ -232,7 +234,14 @@ def test_a_record_the_gateway_fails_on_is_quarantined_and_the_run_goes_on(
 def test_explain_of_a_file_no_reader_takes_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
     code = main(["mappings", "explain", "community-health", str(tmp_path / "notes.txt")])
-    assert (code, "no reader for .txt" in capsys.readouterr().out) == (1, True)
+    chinese = capsys.readouterr().out
+    main(["mappings", "explain", "community-health", str(tmp_path / "notes.txt"), "--lang", "en"])
+    english = capsys.readouterr().out
+    assert (code, chinese.startswith("notes.txt：不支持 .txt 格式的文件"), "no reader for .txt" in english) == (
+        1,
+        True,
+        True,
+    )
 
 
 def test_explain_shows_field_rule_and_element(capsys: pytest.CaptureFixture[str]) -> None:
@@ -251,3 +260,69 @@ def test_every_value_of_the_samples_is_mapped_or_deliberately_ignored() -> None:
     must be named in its spec's (or rule set's) ignore list, with the reason beside it."""
     unused = {(m.record.file, m.record.location): m.unused_fields for m in mapped_samples() if m.unused_fields}
     assert unused == {}
+
+
+# -- what the readers refuse, worded for the user -----------------------------------------------
+CUT_ROW = "姓名,住址\n张三,金水区,文化路\n"
+CUT_ROW_REASON = {
+    "zh-CN": "无法读取此记录：第 2 行：有 3 个单元格，而表头有 2 列，对不上（可能是地址等内容中有未加引号的逗号或换行），整行无法采信",
+    "en": "This record cannot be read: row 2: 3 cells under a header of 2",
+}
+CUT_ROW_CELLS = {"id": "reader.csv-cells", "params": {"cells": 3, "columns": 2}}
+
+
+def test_the_summary_words_a_file_error_in_the_users_language(tmp_path: Path) -> None:
+    (tmp_path / "表.csv").write_text("姓名,姓名\n张三,李四\n", encoding="utf-8")
+    counts = commands.ingest("community-health", [tmp_path / "表.csv"], tmp_path / "out", Registry())
+    chinese, english = commands.summary(counts, "zh-CN"), commands.summary(counts, "en")
+    assert (
+        "\n文件错误：表.csv：表头中“姓名”列出现了两次（第 1 列和第 2 列）；请将其中一列改名后重新导出" in chinese,
+        "\nfile error: 表.csv: the header names the column '姓名' twice (columns 1 and 2); rename one" in english,
+    ) == (True, True)
+
+
+def quarantine_entries(out: Path) -> list[dict[str, Any]]:
+    store = open_store(f"sqlite:///{out / commands.ARCHIVE_FILE}")
+    try:
+        with store.reading() as tx:
+            return list(tx.quarantine.entries())
+    finally:
+        store.close()
+
+
+def test_an_unreadable_row_is_quarantined_worded_in_both_languages_and_replays_unchanged(tmp_path: Path) -> None:
+    (tmp_path / "表.csv").write_text(CUT_ROW, encoding="utf-8")
+    commands.ingest("community-health", [tmp_path / "表.csv"], tmp_path / "out", Registry())
+    before = quarantine_entries(tmp_path / "out")
+    said = io.StringIO()
+    commands.replay(tmp_path / "out", Registry(), said, "zh-CN")
+    [after] = quarantine_entries(tmp_path / "out")
+    reason = {k: after["reasons"][0][k] for k in ("zh-CN", "en")}
+    assert (before, said.getvalue(), reason, after["fields"]) == (
+        [after],
+        "仍隔离：表.csv row 2\n",
+        CUT_ROW_REASON,
+        {"UNPARSEABLE": {"id": "reader.at-row", "params": {"row": 2, "problem": CUT_ROW_CELLS}}},
+    )
+
+
+def test_an_entry_quarantined_with_a_plain_text_reason_still_replays_and_shows_it(tmp_path: Path) -> None:
+    """Entries written before reader reasons were catalogued hold the English text itself."""
+    (tmp_path / "表.csv").write_text(CUT_ROW, encoding="utf-8")
+    out = tmp_path / "out"
+    commands.ingest("community-health", [tmp_path / "表.csv"], out, Registry())
+    [entry] = quarantine_entries(out)
+    old = {**entry, "fields": {"UNPARSEABLE": "row 2: 3 cells under a header of 2"}}
+    store = open_store(f"sqlite:///{out / commands.ARCHIVE_FILE}")
+    try:
+        with store.transaction() as tx:
+            tx.quarantine.release(entry["source"], entry["identity"], entry["digest"])
+            tx.quarantine.put(old)
+    finally:
+        store.close()
+    commands.replay(out, Registry(), io.StringIO(), "zh-CN")
+    [after] = quarantine_entries(out)
+    assert [after["reasons"][0][lang] for lang in ("zh-CN", "en")] == [
+        "无法读取此记录：row 2: 3 cells under a header of 2",
+        "This record cannot be read: row 2: 3 cells under a header of 2",
+    ]

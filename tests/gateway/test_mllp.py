@@ -223,6 +223,15 @@ def test_a_message_whose_content_cannot_be_read_is_rejected_naming_its_control_i
     assert segment(answer, "MSA")[1:3] == ["AR", "HIS20261102091502"]
 
 
+def test_why_a_message_cannot_be_read_is_worded_in_chinese_in_its_err(listener: tuple[int, str]) -> None:
+    header, _, rest = sample_messages()[0].partition(b"\r")
+    answer = send(listener[0], header + b"\r" + rest.replace(b"PID|", b"PID|\x01", 1))
+    assert (
+        segment(answer, "ERR")[8]
+        == "ingest.unreadable: 无法读取此记录：PID-1：含有控制字符 U+0001，FHIR 文本中不允许出现"
+    )
+
+
 @pytest.mark.parametrize(
     ("field", "erl"),
     [

@@ -13,7 +13,7 @@ from openpyxl import Workbook
 
 from gateway.ingest import commands
 from mappings.readers import ReaderError, read
-from mappings.records import UNPARSEABLE, SourceRecord
+from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
 from profiles.registry import Registry
 
 SOURCE = "community-health"
@@ -65,7 +65,12 @@ def test_a_file_naming_a_column_twice_is_counted_as_a_file_error(tmp_path: Path)
 def test_a_formula_cell_without_a_saved_result_makes_its_row_a_problem_naming_the_cell(tmp_path: Path) -> None:
     path = workbook(tmp_path / "表.xlsx", [["姓名", "联系电话"], ["张三", '="13251610956"']])
     [record] = records(path)
-    assert "单元格 B2（联系电话）是公式单元格，没有计算结果" in record.fields.get(UNPARSEABLE, "")
+    why = record.fields[UNPARSEABLE]
+    assert (why["params"]["problem"]["id"], why["params"]["problem"]["params"]) == (
+        "reader.uncalculated-formula",
+        {"cell": "B2", "column": "联系电话"},
+    )
+    assert "单元格 B2（联系电话）是公式单元格，没有计算结果" in unparseable_text(why, "zh-CN")
 
 
 def test_a_row_of_uncalculated_formulas_alone_is_not_skipped_as_empty(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from gateway.ingest.quarantine import Entry, record_of
 from mappings.readers import Limits, ReaderError, cda
 from mappings.readers.csv_export import read_csv
 from mappings.readers.xlsx_export import read_xlsx
+from mappings.records import UNPARSEABLE, Message, unparseable_text
 from profiles.registry import Registry
 from tests.expected import ethnicity, gb_sex
 from tests.ingest_output import keyed_id, made_id, ndjson
@@ -945,7 +946,9 @@ def test_a_cell_over_csvs_own_limit_is_refused_naming_its_column(tmp_path: Path)
     path = tmp_path / "表.csv"
     path.write_bytes(f"姓名,现住址\n张三,{'长' * 200_000}\n".encode())
     [record] = read_csv(path, "community-health", Limits(cell_chars=150_000))
-    assert record.fields["UNPARSEABLE"].startswith("row 2: 现住址: 200000 characters, over the limit")
+    assert unparseable_text(record.fields[UNPARSEABLE], "en").startswith(
+        "row 2: 现住址: 200000 characters, over the limit"
+    )
 
 
 def test_a_cell_over_any_limit_is_refused_as_too_long_not_as_a_quote(tmp_path: Path) -> None:
@@ -954,8 +957,8 @@ def test_a_cell_over_any_limit_is_refused_as_too_long_not_as_a_quote(tmp_path: P
     path = tmp_path / "表.csv"
     path.write_bytes(f"姓名,现住址\n张三,{'长' * 200_000}\n李四,郑州市\n".encode())
     first, second = read_csv(path, "community-health", Limits(cell_chars=1_000))
-    reason = first.fields["UNPARSEABLE"]
-    assert ("over the limit" in reason, "quote" in reason, second.fields["姓名"]) == (True, False, "李四")
+    reason = first.fields[UNPARSEABLE]["params"]["problem"]["id"]
+    assert (reason in ("reader.value-too-long", "reader.cell-too-large"), second.fields["姓名"]) == (True, "李四")
 
 
 def test_header_names_are_folded_as_the_specs_spell_them(tmp_path: Path) -> None:
@@ -1077,9 +1080,7 @@ def test_cda_bad_checksum_is_quarantined_naming_the_xpath(documents: Run) -> Non
 
 
 def test_cda_with_an_external_entity_is_refused_as_a_file_error(documents: Run) -> None:
-    assert documents.counts.file_errors == [
-        "健康档案-外部实体.xml: 含 DOCTYPE 或实体声明，出于安全（XXE）拒绝读取 / DOCTYPE or entity declaration refused (XXE)"
-    ]
+    assert documents.counts.file_errors == [Message("reader.xml-declaration", {"file": "健康档案-外部实体.xml"})]
 
 
 def test_cda_external_entity_is_never_expanded_into_any_output(documents: Run) -> None:

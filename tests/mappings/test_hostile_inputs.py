@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mappings.readers import Limits, ReaderError, read
-from mappings.records import UNPARSEABLE, SourceRecord
+from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
 
 SOURCE = "community-health"
 MSH = "MSH|^~\\&|HIS|医院|YY|GW|20261102091500||ADT^A08|MSG{n}|P|2.5\r"
@@ -36,8 +36,9 @@ def refused(path: Path, match: str, limits: Limits | None = None) -> None:
 
 
 def problem(record: SourceRecord) -> str:
+    """The record's reason, in English (each reason's wording is tested in test_reader_messages)."""
     assert record.shape == frozenset({UNPARSEABLE}), record.fields
-    return record.fields[UNPARSEABLE]
+    return unparseable_text(record.fields[UNPARSEABLE], "en")
 
 
 # -- .xlsx ------------------------------------------------------------------------------------

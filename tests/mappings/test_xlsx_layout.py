@@ -13,7 +13,7 @@ from openpyxl import Workbook
 
 from mappings import normalise
 from mappings.readers import ReaderError, read, xlsx_export
-from mappings.records import UNPARSEABLE, SourceRecord
+from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
 
 SOURCE = "community-health"
 #: 20 columns, A to T, the county code in J
@@ -74,9 +74,9 @@ def test_a_merge_from_the_header_past_its_last_column_is_no_value_right_of_it(tm
 def test_a_value_right_of_the_header_merged_down_sets_aside_every_row_of_it(tmp_path: Path) -> None:
     rows = [HEADER, row("张三", V="另记"), row("李四")]
     read_rows = records(workbook(tmp_path / "表.xlsx", rows, merged=("V2:V3",)))
-    assert [r.fields[UNPARSEABLE].split(": ", 1)[1] for r in read_rows] == [
-        "22 cells under a header of 20 (cell V2, right of the header, holds a value)",
-        "22 cells under a header of 20 (cell V3, right of the header, holds a value)",
+    assert [r.fields[UNPARSEABLE]["params"]["problem"] for r in read_rows] == [
+        {"id": "reader.cells-right-of-header", "params": {"cells": 22, "columns": 20, "cell": "V2"}},
+        {"id": "reader.cells-right-of-header", "params": {"cells": 22, "columns": 20, "cell": "V3"}},
     ]
 
 
@@ -93,7 +93,7 @@ def test_a_value_right_of_the_header_makes_its_row_a_problem_naming_the_cell(tmp
     rows = [HEADER, *(row(f"人{n}") for n in range(2, 10)), row("张三", "410105", V="13800000000"), row("李四")]
     read_rows = records(workbook(tmp_path / "表.xlsx", rows))
     problem = next(r for r in read_rows if r.location == "sheet Sheet row 10")
-    assert problem.fields[UNPARSEABLE] == (
+    assert unparseable_text(problem.fields[UNPARSEABLE], "en") == (
         "sheet Sheet row 10: 22 cells under a header of 20 (cell V10, right of the header, holds a value)"
     )
     assert json.loads(problem.raw)["V10"] == "13800000000"  # kept for the quarantine
