@@ -31,8 +31,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from typing import Any
 
+from conformance.issues import catalog as validation_catalog
 from gateway.exchanges import Party
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
@@ -51,8 +53,20 @@ from mappings.specs import Spec
 
 START, END = b"\x0b", b"\x1c\r"
 #: a reason's HL7 table 0357 condition comes from its catalog entry (``"hl7"``); a reason
-#: without one (a profile's or a business rule's finding) is an application error
+#: without one is the validator's finding on the message's data (:data:`FINDINGS`) or, for
+#: the gateway's own failures, an application error
 INTERNAL_ERROR = "207^Application internal error"
+#: the validator's findings by what they found: a value missing, a code not in its table, and
+#: anything else wrong with a value (a 身份证 checksum, a date, a cardinality of many) — the
+#: sender's data, which it can fix, never an "internal error" of ours
+FINDINGS = (
+    (
+        ("structure.missing-required", "profile.cardinality-min", "profile.slice-cardinality-min"),
+        "101^Required field missing",
+    ),
+    (("code.", "binding."), "103^Table value not found"),
+)
+DATA_ERROR = "102^Data type error"
 #: conditions that reject the message for what it is, not for its content: AR, not AE
 #: (unsupported message type, event, processing id or version)
 REJECTING = ("200", "201", "202", "203")
@@ -305,7 +319,18 @@ def _raw_header(message: bytes) -> dict[str, str]:
 
 
 def _condition(reason: Reason) -> str:
-    return catalog().get(reason.message_id, {}).get("hl7", INTERNAL_ERROR)
+    found = catalog().get(reason.message_id, {}).get("hl7")
+    if found is not None:
+        return found
+    if reason.message_id not in _findings():
+        return INTERNAL_ERROR
+    return next((condition for starts, condition in FINDINGS if reason.message_id.startswith(starts)), DATA_ERROR)
+
+
+@cache
+def _findings() -> frozenset[str]:
+    """The message ids of the validator's findings (conformance/messages.json)."""
+    return frozenset(validation_catalog())
 
 
 def _text(value: Any) -> str:

@@ -202,6 +202,12 @@ def test_the_ack_of_a_message_the_gateway_failed_on_answers_its_control_id_and_s
     assert (msa[:3], header[4:6]) == (["MSA", "AR", "HIS20261102091502"], ["HIS", "H41010500012"])
 
 
+def test_a_bad_check_character_is_the_senders_data_error_not_an_internal_one(listener: tuple[int, str]) -> None:
+    """HL7 table 0357: 102 data type error; 207 would tell the HIS the gateway had failed."""
+    broken = sample_messages()[0].replace(b"410105194912310020", b"410105194912310021")
+    assert segment(send(listener[0], broken), "ERR")[3] == "102^Data type error^HL70357"
+
+
 def test_an_ack_declares_its_character_set_and_a_short_control_id(listener: tuple[int, str]) -> None:
     """Its reasons are Chinese; without MSH-18 a receiver would read ASCII (HL7 v2.5)."""
     header = segment(send(listener[0], sample_messages()[0]), "MSH")
