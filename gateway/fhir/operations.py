@@ -22,7 +22,6 @@ from gateway.messages import issue
 from gateway.storage.store import Stored
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
-from mappings.records import Message
 from mappings.specs import SOURCES
 from profiles.registry import Registry, r4_base_types
 
@@ -212,10 +211,6 @@ def ingest(
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     name = Path(filename).name
     name = name if name not in ("", ".", "..") else f"upload{suffix}"
-    if not body.strip():
-        # some readers read an empty file as one without records; an empty upload is no export
-        empty = Message("reader.empty", {"file": name})
-        raise FhirError(400, "http.ingest-unreadable", source=source, reason=empty.text(lang))
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:

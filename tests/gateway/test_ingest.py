@@ -326,3 +326,11 @@ def test_an_entry_quarantined_with_a_plain_text_reason_still_replays_and_shows_i
         "无法读取此记录：row 2: 3 cells under a header of 2",
         "This record cannot be read: row 2: 3 cells under a header of 2",
     ]
+
+
+@pytest.mark.parametrize("content", [b"", b"\r\n \n"], ids=["empty", "blank"])
+def test_an_empty_file_is_a_file_error_not_a_quiet_run(tmp_path: Path, content: bytes) -> None:
+    """Exit 1 and a file error, as $ingest answers 400: no export is zero bytes."""
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes(content)
+    assert main(["ingest", "--source", "community-health", str(path), "--out", str(tmp_path / "out")]) == 1
