@@ -100,10 +100,9 @@ def _http_error(error: HTTPException) -> object:
     elif isinstance(error, RequestEntityTooLarge):
         limit = request.max_content_length
         found = FhirError(413, "http.too-large", size=request.content_length, limit=limit)
-    else:
-        found = FhirError(
-            error.code or 500, "http.bad-parameter", name="request", value=request.path, detail=error.description
-        )
+    else:  # werkzeug's description is English: the status says what went wrong
+        status = error.code or 500
+        found = FhirError(status, "http.request-refused", method=request.method, path=request.path, http_status=status)
     return outcome_response(found)
 
 

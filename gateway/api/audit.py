@@ -26,7 +26,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import refuse_nul_in
+from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value
 from gateway.search.values import format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
@@ -39,6 +39,10 @@ WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 _BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
 _trail_guard = threading.Lock()
 SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_sort", "_summary"})
+#: the orders the trail is searched in: oldest or newest first
+SORTS = ("date", "-date")
+#: the forms ``date`` takes (a year, month or day is one in UTC; a time needs its zone)
+DATE_EXAMPLES = "2026 / 2026-07 / 2026-07-01 / ge2026-07-01T08:00:00+08:00"
 
 
 def install(app: Flask) -> None:
@@ -176,9 +180,7 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     refuse_nul_in(pairs)  # the trail's search does not go through Searcher.parse
     for name, value in pairs:
         if name not in SEARCH_PARAMETERS:
-            raise FhirError(
-                400, "http.bad-parameter", name=name, value=value, detail="not supported on the audit trail"
-            )
+            raise unsupported_parameter(name, "AuditEvent", sorted(SEARCH_PARAMETERS))
         if name == "date":
             start, end = _date_range(value)
             low = start if low is None or (start and start > low) else low
@@ -192,17 +194,15 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
         elif name == "outcome":
             fields["outcome"] = value.rsplit("|", 1)[-1]
         elif name == "_sort":
-            if value not in ("date", "-date"):
-                raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="date or -date")
+            if value not in SORTS:
+                raise unsupported_value(name, value, SORTS)
             fields["newest_first"] = value == "-date"
         elif name == "_summary" and value != "count":
-            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="count alone")
+            raise unsupported_value(name, value, ["count"])
     count = min(int_param("_count", page_size), max_page_size)
     if ("_summary", "count") in pairs:  # the total alone, as a search of the archive answers it
         count = 0
     offset = int_param("_offset", 0)
-    if count < 0 or offset < 0:
-        raise FhirError(400, "http.bad-parameter", name="_count", value=str(count), detail="must not be negative")
     return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)
 
 
@@ -216,8 +216,8 @@ def _date_range(value: str) -> tuple[str | None, str | None]:
     text = value[2:] if value[:2] in _PREFIXES else value
     try:
         start, end = _period(queried_date(text))
-    except ValueError as exc:
-        raise FhirError(400, "http.bad-parameter", name="date", value=value, detail=str(exc)) from exc
+    except ValueError as exc:  # its message is English: the refusal names the forms instead
+        raise FhirError(400, "http.not-a-date", name="date", value=value, examples=DATE_EXAMPLES) from exc
     first, after = _instant(start), _instant(end)
     return {
         "eq": (first, after),

@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from gateway.api.negotiation import operation_args, respond
 from gateway.api.routes import access, services
 from gateway.fhir.errors import FhirError
+from gateway.fhir.parameters import unsupported_parameter, unsupported_value
 from gateway.measures.catalog import select
 from gateway.measures.evaluate import MeasureError, Period
 from gateway.measures.population import PopulationFileError, PopulationTable, read_population
@@ -49,17 +50,9 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     found = services()
     unknown = sorted(set(args) - PARAMETERS)
     if unknown:
-        raise FhirError(
-            400,
-            "http.bad-parameter",
-            name=unknown[0],
-            value=args[unknown[0]],
-            detail="not a parameter of $evaluate-measure",
-        )
+        raise unsupported_parameter(unknown[0], "$evaluate-measure", sorted(PARAMETERS))
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
-        raise FhirError(
-            400, "http.bad-parameter", name="reportType", value=args["reportType"], detail="supported: population"
-        )
+        raise unsupported_value("reportType", args["reportType"], ["population"])
     start, end = args.get("periodStart", ""), args.get("periodEnd", "")
     try:
         if not wanted:

@@ -188,8 +188,7 @@ def operation_args() -> MultiDict[str, str]:
         values = [v for k, v in part.items() if k.startswith("value")] if isinstance(part, dict) else []
         name = part.get("name") if isinstance(part, dict) else None
         if not isinstance(name, str) or len(values) != 1 or isinstance(values[0], dict | list):
-            where = f"Parameters.parameter[{index}]"
-            raise FhirError(400, "http.bad-parameter", where, name=str(name), value="", detail="one primitive value[x]")
+            raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
         found.add(name, _query_text(values[0]))
     return found
 

@@ -28,6 +28,7 @@ from gateway.api.exchanges import exchange_log
 from gateway.api.negotiation import language
 from gateway.exchanges import today
 from gateway.fhir.errors import FhirError
+from gateway.fhir.parameters import unsupported_parameter, unsupported_value
 from gateway.messages import LANGUAGES
 from gateway.reporting import (
     DEFAULT_DAYS,
@@ -44,6 +45,10 @@ from gateway.services import Services
 
 reports = Blueprint("reports", __name__, url_prefix="/reports")
 PARAMETERS = frozenset({"since", "until", "org", "source", "limit", "lang", "_format", "table"})
+#: the tables a CSV download holds one of, the default first
+TABLES = ("failing", "scorecard")
+#: how ``since`` and ``until`` are written (YYYY-MM-DD): the example a refusal gives
+DAY_EXAMPLE = "2026-07-01"
 MEDIA = {
     "html": "text/html; charset=utf-8",
     "json": "application/json; charset=utf-8",
@@ -71,9 +76,9 @@ def page() -> Response:
     query = _query(asked)
     lang = _language(asked)
     fmt = _format(asked)
-    table = asked.get("table", "failing")
-    if table not in ("failing", "scorecard"):
-        raise FhirError(400, "http.bad-parameter", name="table", value=table, detail="failing or scorecard")
+    table = asked.get("table", TABLES[0])
+    if table not in TABLES:
+        raise unsupported_value("table", table, TABLES)
     exchange_log().flush()  # this worker's latest exchanges count at once
     report = build_report(_services().store, query, lang)
     kept = {k: v for k, v in asked.items() if k == "lang"}
@@ -109,9 +114,9 @@ def _parameters() -> dict[str, str]:
     asked: dict[str, str] = {}
     for name, value in request.args.items(multi=True):
         if name not in PARAMETERS:
-            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="not a parameter of /reports")
+            raise unsupported_parameter(name, "/reports", sorted(PARAMETERS))
         if name in asked:
-            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="given more than once")
+            raise FhirError(400, "http.repeated-parameter", name=name)
         asked[name] = value
     return asked
 
@@ -122,10 +127,11 @@ def _query(asked: dict[str, str]) -> ReportQuery:
     until = _day(asked, "until") or today()
     since = _day(asked, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:
-        raise FhirError(400, "http.bad-parameter", name="since", value=since.isoformat(), detail="after until")
+        dates = {"start_value": since.isoformat(), "end_value": until.isoformat()}
+        raise FhirError(400, "http.start-after-end", start="since", end="until", **dates)
     limit = asked.get("limit", str(DEFAULT_LIMIT))
     if not limit.isdigit() or len(limit) > 7:
-        raise FhirError(400, "http.bad-parameter", name="limit", value=limit, detail="a whole number ≥ 0")
+        raise FhirError(400, "http.not-a-count", name="limit", value=limit)
     return ReportQuery(since, until, asked.get("org"), asked.get("source"), int(limit))
 
 
@@ -134,8 +140,8 @@ def _day(asked: dict[str, str], name: str) -> date | None:
         return None
     try:
         return parse_day(asked[name])
-    except ValueError as exc:
-        raise FhirError(400, "http.bad-parameter", name=name, value=asked[name], detail=str(exc)) from exc
+    except ValueError as exc:  # its message is English: the refusal names the form instead
+        raise FhirError(400, "http.not-a-date", name=name, value=asked[name], examples=DAY_EXAMPLE) from exc
 
 
 def _language(asked: dict[str, str]) -> str:
@@ -143,7 +149,7 @@ def _language(asked: dict[str, str]) -> str:
     if lang is None:
         return language()
     if lang not in LANGUAGES:
-        raise FhirError(400, "http.bad-parameter", name="lang", value=lang, detail=" / ".join(LANGUAGES))
+        raise unsupported_value("lang", lang, LANGUAGES)
     return lang
 
 
@@ -167,7 +173,7 @@ def _nav(asked: dict[str, str], lang: str) -> str:
     links += [(url_for(".page", **kept, lang=lang, _format=fmt), fmt.upper()) for fmt in ("json", "junit", "xlsx")]
     links += [
         (url_for(".page", **kept, lang=lang, _format="csv", table=table), f"CSV · {words('report.sheet.' + table)}")
-        for table in ("failing", "scorecard")
+        for table in TABLES
     ]
     return '<p class="generated">' + " · ".join(f'<a href="{escape(h)}">{escape(t)}</a>' for h, t in links) + "</p>"
 

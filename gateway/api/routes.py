@@ -34,7 +34,7 @@ from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
-from gateway.fhir.parameters import instant, whole_number
+from gateway.fhir.parameters import instant, unsupported_parameter, unsupported_value, whole_number
 from gateway.fhir.repository import Written
 from gateway.fhir.search import check_read_summary, searchset, shaped_read
 from gateway.messages import issue
@@ -302,7 +302,9 @@ def validate_instance(kind: str, resource_id: str) -> Response:
     return _validate(kind, resource_id)
 
 
-EVERYTHING_PARAMETERS = ("_since", "_type", "_count", "_offset", *IGNORED_CONTROLS)
+#: the parameters $everything honours; the controls every answer takes are allowed too
+EVERYTHING_HONOURED = ("_since", "_type", "_count", "_offset")
+EVERYTHING_PARAMETERS = (*EVERYTHING_HONOURED, *IGNORED_CONTROLS)
 
 
 @fhir.route("/Patient/<resource_id>/$everything", methods=["GET", "POST"])
@@ -313,10 +315,7 @@ def everything(resource_id: str) -> Response:
     found, args = services(), operation_args()
     for name in args:
         if name not in EVERYTHING_PARAMETERS:
-            value = args[name]
-            raise FhirError(
-                400, "http.bad-parameter", name=name, value=value, detail="supported: _since, _type, _count"
-            )
+            raise unsupported_parameter(name, "$everything", EVERYTHING_HONOURED)
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
     if unknown := sorted(types - found.repository.resource_types):
@@ -343,9 +342,9 @@ def document(resource_id: str) -> Response:
     The document is not stored (``persist``) and no ``graph`` is taken: either is refused."""
     from gateway.reporting import generated_now
 
-    for name, value in operation_args().items():
+    for name in operation_args():
         if name not in IGNORED_CONTROLS:
-            raise FhirError(400, "http.bad-parameter", name=name, value=value, detail="$document takes no parameters")
+            raise FhirError(400, "http.takes-no-parameters", name=name, where="$document")
     found, allowed = services(), grants()
 
     def may_include(stored: Stored) -> bool:
@@ -395,44 +394,25 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
     if isinstance(document, dict) and document.get("resourceType") == "Parameters":
         parameters = document.get("parameter", [])
         if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
-            raise FhirError(
-                400,
-                "http.bad-parameter",
-                "Parameters.parameter",
-                name="parameter",
-                value="",
-                detail="not a list of objects",
-            )
+            raise FhirError(400, "http.parameters-not-a-list", "Parameters.parameter")
         if sum(parameter.get("name") == "resource" for parameter in parameters) > 1:  # 0..1
-            raise FhirError(
-                400, "http.bad-parameter", "Parameters.parameter", name="resource", value="", detail="at most one"
-            )
+            raise FhirError(400, "http.repeated-parameter", "Parameters.parameter", name="resource")
         for parameter in parameters:
             if parameter.get("name") == "resource":
                 resource = parameter.get("resource")
             elif parameter.get("name") == "profile":
                 profile = parameter.get("valueUri") or parameter.get("valueCanonical")
                 if not isinstance(profile, str) or not profile:
-                    raise FhirError(
-                        400,
-                        "http.bad-parameter",
-                        "Parameters.parameter",
-                        name="profile",
-                        value=str(profile or ""),
-                        detail="a profile parameter needs valueUri or valueCanonical",
-                    )
+                    raise FhirError(400, "http.profile-parameter-without-url", "Parameters.parameter")
                 profiles.append(profile)
             elif parameter.get("name") == "mode":
                 mode = parameter.get("valueCode")
     if mode is not None and mode not in operations.VALIDATION_MODES:
-        detail = "supported: " + ", ".join(operations.VALIDATION_MODES)
-        raise FhirError(400, "http.bad-parameter", "mode", name="mode", value=str(mode), detail=detail)
+        raise unsupported_value("mode", str(mode), operations.VALIDATION_MODES, "mode")
     repository = services().repository
     if mode == "delete":
         if resource_id is None:
-            raise FhirError(
-                400, "http.bad-parameter", "mode", name="mode", value=mode, detail="delete needs an instance"
-            )
+            raise FhirError(400, "http.validate-delete-needs-instance", "mode", kind=kind)
         return respond(operations.validate_delete(repository, kind, resource_id, language()))
     return respond(operations.validate(repository, resource, profiles, language(), kind, resource_id))
 

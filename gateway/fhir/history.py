@@ -16,14 +16,15 @@ from typing import Any
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import instant, whole_number
+from gateway.fhir.parameters import instant, unsupported_parameter, whole_number
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
 #: what a history request may say (``_offset`` is this server's paging), besides the controls
 #: of the answer every interaction takes (``_format``, ``_pretty``)
-HISTORY_PARAMETERS = frozenset({"_count", "_offset", "_since", *IGNORED_CONTROLS})
+HISTORY_HONOURED = ("_count", "_offset", "_since")
+HISTORY_PARAMETERS = frozenset({*HISTORY_HONOURED, *IGNORED_CONTROLS})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
 #: versions read at a time while looking through them
@@ -58,14 +59,7 @@ def history_request(
     answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
     for name in params:
         if name not in HISTORY_PARAMETERS:
-            raise FhirError(
-                400,
-                "http.bad-parameter",
-                where,
-                name=name,
-                value=params[name],
-                detail="supported: _count, _offset, _since",
-            )
+            raise unsupported_parameter(name, "_history", HISTORY_HONOURED, where)
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)
     since = instant(params, "_since", where)

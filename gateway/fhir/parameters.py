@@ -1,7 +1,8 @@
 """The parameter values every interaction reads the same way, whether from a request's query
 string or from a Bundle entry's URL: whole numbers (``_count``, ``_offset``, versions) and
 instants (``_since``), each a 400 OperationOutcome when it does not parse (``where`` locates
-it, e.g. ``Bundle.entry[2].request.url``)."""
+it, e.g. ``Bundle.entry[2].request.url``); and the refusals of a parameter, or of a value, an
+endpoint does not take, worded alike wherever they are raised."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from gateway.search.values import natural_number, queried_date
 from gateway.storage.resources import store_instant
 from gateway.storage.store import ANY_VERSION
 
+#: how an instant is written (with its time zone): the example a refusal gives
+INSTANT_EXAMPLE = "2026-12-01T08:00:00+08:00"
+
 
 def whole_number(params: Mapping[str, str], name: str, default: int, where: str | None = None) -> int:
     """``params[name]`` as a whole number ≥ 0 the databases take, else ``default``."""
@@ -20,7 +24,7 @@ def whole_number(params: Mapping[str, str], name: str, default: int, where: str 
         return default
     number = natural_number(text)
     if number is None:
-        raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail="a whole number ≥ 0")
+        raise FhirError(400, "http.not-a-count", where, name=name, value=text)
     return number
 
 
@@ -32,8 +36,24 @@ def instant(params: Mapping[str, str], name: str, where: str | None = None) -> s
     try:
         return store_instant(queried_date(text))
     except ValueError as exc:
-        detail = "an instant, e.g. 2026-12-01T08:00:00+08:00"
-        raise FhirError(400, "http.bad-parameter", where, name=name, value=text, detail=detail) from exc
+        raise FhirError(400, "http.not-a-date", where, name=name, value=text, examples=INSTANT_EXAMPLE) from exc
+
+
+def _codes(values: Iterable[str]) -> str:
+    """Parameter names or values as a refusal lists them: codes, the same in either language."""
+    return ", ".join(values)
+
+
+def unsupported_parameter(name: str, where: str, supported: Iterable[str], expression: str | None = None) -> FhirError:
+    """The 400 for a parameter ``where`` (an operation, an endpoint) does not take: refused
+    rather than ignored, since an ignored filter would answer more than was asked; the
+    answer names what it does take."""
+    return FhirError(400, "http.unsupported-parameter", expression, name=name, where=where, supported=_codes(supported))
+
+
+def unsupported_value(name: str, value: str, supported: Iterable[str], expression: str | None = None) -> FhirError:
+    """The 400 for a value outside the few a parameter takes here, naming those it takes."""
+    return FhirError(400, "http.unsupported-value", expression, name=name, value=value, supported=_codes(supported))
 
 
 def if_match_version(etag: str) -> int:

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import refuse_nul_in
+from gateway.fhir.parameters import refuse_nul_in, unsupported_value
 from gateway.messages import issue
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
@@ -243,8 +243,7 @@ def shaped_read(
 def check_read_summary(summary: str | None, where: str | None = None) -> None:
     """A read's ``_summary``, refused (400) unless it is one a read takes."""
     if summary is not None and summary not in READ_SUMMARIES:
-        detail = "supported on a read: " + ", ".join(READ_SUMMARIES)
-        raise FhirError(400, "http.bad-parameter", where, name="_summary", value=summary, detail=detail)
+        raise unsupported_value("_summary", summary, READ_SUMMARIES, where)
 
 
 def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str]) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor
     answer = auditor.get(f"{host(served)}/reports", params={"organisation": "x"})
     assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (
         400,
-        "http.bad-parameter",
+        "http.unsupported-parameter",
     )
 
 
