@@ -16,6 +16,7 @@ from conformance.issues import operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
+from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
@@ -47,9 +48,7 @@ def validate(
         raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
     for url in profiles:  # "if the server cannot validate against the nominated profile, it SHALL return an error"
         if not _known_profile(repository.validator.registry, url):
-            raise FhirError(
-                400, "http.bad-parameter", "profile", name="profile", value=url, detail="no such profile here"
-            )
+            raise FhirError(400, "http.unknown-profile", "profile", url=url)
     return operation_outcome(repository.validate(resource, profiles), lang)
 
 
@@ -206,7 +205,7 @@ def ingest(
     the reasons it or its independent parts were quarantined, each with its FHIRPath and
     legacy field)."""
     if source not in SOURCES:
-        raise FhirError(400, "http.bad-parameter", name="source", value=source, detail=" / ".join(SOURCES))
+        raise unsupported_value("source", source, SOURCES)
     if suffix not in READERS:
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     name = Path(filename).name

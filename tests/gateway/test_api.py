@@ -1087,7 +1087,12 @@ def test_a_document_made_again_after_a_change_is_another_document(api: Api) -> N
 def test_validate_against_a_profile_the_server_does_not_know_is_an_error(api: Api) -> None:
     """Resource-validate: a nominated profile the server cannot validate against SHALL be an error."""
     answer = post(api, "Patient/$validate?profile=http://example.org/StructureDefinition/nope", new_patient())
-    assert answer.status_code == 400
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.unknown-profile"])
+
+
+def test_ingest_from_an_unknown_source_names_the_sources_it_takes(api: Api) -> None:
+    answer = api.post(f"{api.base}/$ingest?source=hospital", data=b"x", headers={"Content-Type": "text/csv"})
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
 
 
 def test_validate_takes_one_resource(api: Api) -> None:
