@@ -151,6 +151,8 @@ def generate(source: str, count: int, out_dir: Path) -> list[Path]:
                 for row in templates:
                     writer.writerow([substitute(cell, person) for cell in row])
             body = buffer.getvalue()
+        if not body.strip():
+            continue  # a sample without the elder's records has nothing to repeat (an empty file is no export)
         target = out_dir / sample.name
         target.write_bytes(body.encode("gb18030" if encoding == "gb18030" else "utf-8"))
         written.append(target)
