@@ -194,7 +194,7 @@ class Bundles:
         with self.repository.store.transaction() as tx:
             if conditional:
                 _lock_conditions(tx, entries)
-            self.repository.hold(tx, _changed(entries))
+            self.repository.hold(tx, sorted({*_changed(entries), *self._foreseen(tx, entries)}))
             self._check_deletes_distinct(tx, entries)
             for entry in entries:
                 if entry.method == "DELETE":
@@ -202,7 +202,8 @@ class Bundles:
             if conditional:
                 self._resolve_conditions(tx, entries, renamed)
                 _rewrite(entries, renamed)
-                self.repository.hold(tx, _changed(entries))  # the ids the conditions resolved to
+                # held already (foreseen), unless another writer made a resource match meanwhile
+                self.repository.hold(tx, _changed(entries))
             registering = _registering(entries)
             if conditional:
                 self._resolve_conditional_references(tx, entries, registering)
@@ -265,6 +266,18 @@ class Bundles:
                 entry.minted = found is None and not body_id
                 entry.resource = {**entry.resource, "id": entry.resource_id}
             self._rename(renamed, entry)
+
+    def _foreseen(self, tx: Transaction, entries: list[Entry]) -> list[tuple[str, str]]:
+        """The resources conditional updates and patches select before the deletes, so they
+        are held in the one order with the rest: resolved after the deletes, a condition can
+        only lose matches to them, and locking a match then, out of order, let a transaction
+        changing the same two resources by id deadlock with this one (PostgreSQL, a 503)."""
+        return [
+            (entry.kind, match.id)
+            for entry in entries
+            if entry.method in ("PUT", "PATCH") and (condition := _condition(entry))
+            for match in self.searcher.matching(tx, entry.kind, condition, self.repository.access())
+        ]
 
     def _check_deletes_distinct(self, tx: Transaction, entries: list[Entry]) -> None:
         """A conditional delete may not remove what another entry changes either, once its
