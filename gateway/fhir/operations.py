@@ -23,6 +23,7 @@ from gateway.messages import issue
 from gateway.storage.store import Stored
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
+from mappings.records import Message
 from mappings.specs import SOURCES
 from profiles.registry import Registry, r4_base_types
 
@@ -210,8 +211,10 @@ def ingest(
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     name = Path(filename).name
     name = name if name not in ("", ".", "..") else f"upload{suffix}"
+    if not body.strip():  # an upload of nothing is the client's error, whatever an empty file would be
+        raise FhirError(400, "http.ingest-unreadable", source=source, reason=Message("reader.empty", {"file": name}))
     records: list[dict[str, Any]] = []
-    errors: list[str] = []
+    refused: Message | None = None  # one file: read() fails it once at most
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
         path = Path(folder) / name
         path.write_bytes(body)
@@ -219,11 +222,11 @@ def ingest(
             for record in read(path, source, limits):
                 records.append(_record_part(pipeline.process(record), lang))
         except ReaderError as exc:
-            errors.append(exc.message.text(lang))
+            refused = exc.message
         finally:
             counts = pipeline.finish()
-    if errors and not records:  # nothing was read: the request failed, not its records
-        raise FhirError(400, "http.ingest-unreadable", source=source, reason="; ".join(errors))
+    if refused is not None and not records:  # nothing was read: the request failed, not its records
+        raise FhirError(400, "http.ingest-unreadable", source=source, reason=refused)
     parameters: list[dict[str, Any]] = [
         {"name": "read", "valueInteger": counts.read},
         {"name": "mapped", "valueInteger": counts.mapped},
@@ -232,7 +235,8 @@ def ingest(
         {"name": "partial", "valueInteger": counts.partial},
         {"name": "reconciled", "valueBoolean": counts.reconciled},
     ]
-    parameters += [{"name": "fileError", "valueString": error} for error in errors]
+    if refused is not None:
+        parameters.append({"name": "fileError", "valueString": refused.text(lang)})
     parameters += [
         {
             "name": "unreadColumn",

@@ -90,25 +90,8 @@ def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[Sour
         raise ReaderError("reader.no-suffix", file=path.name, suffixes=_SUFFIXES)
     if found is None:
         raise ReaderError("reader.no-reader", file=path.name, suffix=path.suffix, suffixes=_SUFFIXES)
-    if _blank(path):
-        raise ReaderError("reader.empty", file=path.name)
     module, function = found
     return getattr(importlib.import_module(module), function)(path, source, limits or DEFAULT_LIMITS)
-
-
-def _blank(path: Path) -> bool:
-    """An empty file (or one of white space alone) is no export, whatever its format: some
-    readers would read it as a file without records, and a run would say nothing of it."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(_BLANK_PROBE + 1)
-    except OSError:
-        return False  # the reader says why it cannot be read
-    return len(head) <= _BLANK_PROBE and not head.strip()
-
-
-#: a file longer than this is not looked at whole for being blank
-_BLANK_PROBE = 4096
 
 
 #: what FHIR strings forbid: characters below U+0020 other than tab, line feed and carriage return

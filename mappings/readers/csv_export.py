@@ -139,8 +139,9 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             raise ReaderError(
                 "reader.csv-header-too-long", file=path.name, size=exc.size, limit=limits.record_bytes
             ) from exc
-        if header_row is None:
-            return
+        if header_row is None or not any(cell.strip() for cell in header_row):
+            # not even a header: no export (one of a header alone is an export of no records)
+            raise ReaderError("reader.empty", file=path.name)
         if len(lines.raw) > 1:
             raise ReaderError("reader.csv-header-open-quote", file=path.name)
         for index, name in enumerate(header_row, start=1):

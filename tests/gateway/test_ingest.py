@@ -334,3 +334,22 @@ def test_an_empty_file_is_a_file_error_not_a_quiet_run(tmp_path: Path, content: 
     path = tmp_path / "个人基本信息表.csv"
     path.write_bytes(content)
     assert main(["ingest", "--source", "community-health", str(path), "--out", str(tmp_path / "out")]) == 1
+
+
+def test_a_readers_message_inside_a_gateway_message_is_worded_in_each_language() -> None:
+    """An \\$ingest refusal is recorded in both languages (the exchange record): its reason
+    is the reader's message, not the request's language frozen into a string."""
+    from gateway.messages import worded
+    from mappings.records import Message
+
+    both = worded(
+        "http.ingest-unreadable", {"source": "insurance", "reason": Message("reader.empty", {"file": "a.json"})}
+    )
+    assert ("文件是空的" in both["zh-CN"], "the file is empty" in both["en"]) == (True, True)
+
+
+def test_an_empty_ndjson_export_is_a_day_without_records(tmp_path: Path) -> None:
+    """NDJSON is a stream: no lines is no records (a quiet day's 1101 replies), not an error."""
+    path = tmp_path / "1101-replies.ndjson"
+    path.write_bytes(b"")
+    assert main(["ingest", "--source", "insurance", str(path), "--out", str(tmp_path / "out")]) == 0
