@@ -90,7 +90,7 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
             return "primitive.wrong-json-type", {"type": type_code, "json": "string", "actual": _json_type(value)}
         if longest is not None and len(value) > longest:
             return "primitive.too-long", {"type": type_code, "length": len(value), "limit": longest}
-        if not value.strip():
+        if not value.strip() and (not value or CONTROL.search(value) is None):  # \x1c strips too
             return ("primitive.all-whitespace" if value and textual else "primitive.whitespace"), {}
         # isprintable() is one C pass and true for nearly every value; only the rest are searched
         printable = value.isprintable()

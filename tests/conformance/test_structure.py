@@ -112,6 +112,12 @@ def test_a_text_of_spaces_alone_is_a_warning_as_its_type_admits_it(validator: Va
     ]
 
 
+@pytest.mark.parametrize("family", ["\x1c", " \x0b "])
+def test_a_text_of_control_characters_that_strip_like_spaces_is_an_error(validator: Validator, family: str) -> None:
+    issues = check(validator, {"resourceType": "Patient", "name": [{"family": family}]})
+    assert found(issues, "primitive.control-character", "Patient.name[0].family")
+
+
 @pytest.mark.parametrize("birth", ["1945", "1945-01", "1944-02-29"])
 def test_partial_and_leap_dates_are_valid(validator: Validator, birth: str) -> None:
     assert errors(check(validator, {"resourceType": "Patient", "birthDate": birth})) == []
