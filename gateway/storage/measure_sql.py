@@ -84,11 +84,13 @@ def tally_sql(
     else:
         sex, born, band, band_params = "NULL", "NULL", "NULL", []
     # MATERIALIZED: computed once per subject (inlined, the planner repeats ``born`` in every
-    # WHEN and again in the GROUP BY)
+    # WHEN and again in the GROUP BY).  Then one row per person, whose records may disagree on
+    # county, sex or birth date (the least of each is taken), so no person is in two strata.
     sql = (
-        f"WITH t AS MATERIALIZED (SELECT {county} AS county, {sex} AS sex, {born} AS born, {person} AS person "
-        f"FROM resource p WHERE {conditions}) "
-        f"SELECT county, sex, {band} AS band, COUNT(DISTINCT person) FROM t GROUP BY county, sex, band"
+        f"WITH s AS MATERIALIZED (SELECT {county} AS county, {sex} AS sex, {born} AS born, {person} AS person "
+        f"FROM resource p WHERE {conditions}), "
+        "t AS (SELECT MIN(county) AS county, MIN(sex) AS sex, MIN(born) AS born FROM s GROUP BY person) "
+        f"SELECT county, sex, {band} AS band, COUNT(*) FROM t GROUP BY county, sex, band"
     )
     return sql, [*county_params, *person_params, *params, *band_params]
 

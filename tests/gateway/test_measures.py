@@ -350,8 +350,19 @@ def test_a_period_ending_before_it_starts_is_refused() -> None:
 def test_a_population_file_with_an_unknown_age_band_names_its_line(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("区划代码,性别,年龄段,常住人口\n410105,1,60-64,3\n", encoding="utf-8")
-    with pytest.raises(PopulationFileError, match=r"p\.csv:2: 年龄段"):
+    with pytest.raises(PopulationFileError, match=r"p\.csv:2: 年龄段") as refused:
         read_population(path)
+    bands = "0-64, 65-69, 70-74, 75-79, 80-84, 85+"
+    assert refused.value.text("zh-CN") == f"{path} 第 2 行：年龄段“60-64”不是 {bands} 之一"
+
+
+def test_a_population_file_that_is_not_there_is_worded_without_the_systems_english(tmp_path: Path) -> None:
+    with pytest.raises(PopulationFileError) as refused:
+        read_population(tmp_path / "none.csv")
+    assert (refused.value.text("zh-CN"), str(refused.value)) == (
+        f"{tmp_path / 'none.csv'}（文件不存在）",
+        f"{tmp_path / 'none.csv'}: no such file",
+    )
 
 
 # -- the MeasureReport and its views ----------------------------------------------------------------
@@ -500,7 +511,10 @@ def test_two_patient_records_of_one_person_count_as_one_person(tmp_path: Path, r
     """A hospital POSTed a Patient the archive held already: one 身份证号, two records, each
     with a 体检 in 2026; the indicator counts people."""
     id_card = [{"system": "urn:oid:2.16.156.10011.1.3", "value": "410105195003010026"}]
-    twice = [{**_patient(pid, "1950-03-01", "female", "410105"), "identifier": id_card} for pid in ("a", "b")]
+    twice = [  # the hospital's copy names another county: still one person, in one stratum
+        {**_patient(pid, "1950-03-01", "female", county), "identifier": id_card}
+        for pid, county in (("a", "410105"), ("b", "410102"))
+    ]
     with fresh_database_url("sqlite", tmp_path) as url:
         store = open_store(url, SearchIndexer(registry).rows)
         with store.transaction() as tx:
