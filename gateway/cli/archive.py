@@ -7,7 +7,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of
+from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, usage
 from gateway.messages import text
 
 
@@ -26,6 +26,7 @@ def register(commands: Any) -> None:
     db_commands = db.add_subparsers(dest="action", required=True, parser_class=Parser)
     upgrade = db_commands.add_parser("upgrade", help="apply the schema migrations the store lacks")
     add_database(upgrade)
+    add_language(upgrade)
     upgrade.set_defaults(run=run_upgrade)
 
 
@@ -35,8 +36,8 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
 
     services = Services(config_of(args, reading=True))
     try:
-        since = _since(args.since)
-        _check_types(args.types or [], services.repository.resource_types)
+        since = _since(args)
+        _check_types(args, services.repository.resource_types)
         written = export_folder(services.store, args.out, args.types, since, extras=not (args.types or since))
     finally:
         services.close()
@@ -46,27 +47,22 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def _check_types(types: list[str], known: Collection[str]) -> None:
+def _check_types(args: argparse.Namespace, known: Collection[str]) -> None:
     """An unknown type (``Foo``, ``patient``) would export nothing and look like an empty archive."""
-    from gateway.cli.common import UsageError
-
-    unknown = [kind for kind in types if kind not in known]
+    unknown = [kind for kind in args.types or [] if kind not in known]
     if unknown:
-        raise UsageError(f"--type {', '.join(unknown)}: not a FHIR R4 resource type (names are case-sensitive)")
+        raise usage(args, "cli.export.unknown-type", types=", ".join(unknown))
 
 
-def _since(text: str | None) -> str | None:
-    if text is None:
+def _since(args: argparse.Namespace) -> str | None:
+    if args.since is None:
         return None
-    from gateway.cli.common import UsageError
     from gateway.storage.resources import store_instant
 
     try:
-        return store_instant(text)
+        return store_instant(args.since)
     except ValueError as exc:
-        raise UsageError(
-            f"--since {text!r} is not an instant with a time zone (e.g. 2026-12-01T08:00:00+08:00)"
-        ) from exc
+        raise usage(args, "cli.export.bad-since", since=args.since) from exc
 
 
 def run_upgrade(args: argparse.Namespace, out: IO[str]) -> int:
@@ -80,5 +76,5 @@ def run_upgrade(args: argparse.Namespace, out: IO[str]) -> int:
     finally:
         store.close()
     steps = ", ".join(str(v) for v in applied) or "-"
-    out.write(f"schema {before} → {after} (applied: {steps})\n")
+    out.write(text("cli.db.upgraded", args.lang, {"before": before, "after": after, "steps": steps}) + "\n")
     return EXIT_OK

@@ -1,7 +1,8 @@
 """``yiyang client add|list|rotate|revoke``: the registry of systems allowed to connect.
 
 ``yiyang client add --id ID --org ORGANIZATION-ID --role hospital|elderly-care|auditor|operator
---scope "system/Patient.rs system/Encounter.cu" (--jwks FILE | --secret-file FILE) [--database URL]``
+--scope "system/Patient.rs system/Encounter.cu" (--jwks FILE | --secret-file FILE) [--database URL]
+[--lang zh-CN|en]``
 
 ``--role`` is required and never guessed from the scopes: scopes say which interactions a
 client may use, the role says whose records it may see (a hospital writes for its own
@@ -9,6 +10,9 @@ organisation, an elderly-care platform reads only the people it serves, an audit
 trails) — a wrong guess would open archives to the wrong party.  A secret is read from a file,
 never from the command line (where ``ps`` and the shell history would show it), and only its
 scrypt hash is stored.
+
+Every line and error is worded in ``--lang``, except the header of ``client list``: its column
+names are the fields of a tab-separated table that scripts read, so they stay one fixed form.
 """
 
 from __future__ import annotations
@@ -18,7 +22,17 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_database, config_of
+from gateway.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    Parser,
+    UsageError,
+    add_database,
+    add_language,
+    config_of,
+    usage,
+)
+from gateway.messages import file_problem, text
 from gateway.security.clients import ROLES, RegistrationError, credentials
 
 
@@ -40,23 +54,23 @@ def register(commands: Any) -> None:
         "--scope", required=True, help='SMART v2 system scopes, e.g. "system/Patient.rs system/Encounter.cu"'
     )
     _add_credentials(add)
-    add_database(add)
     add.set_defaults(run=run_add)
 
     listing = actions.add_parser("list", help="list the registered clients")
-    add_database(listing)
     listing.set_defaults(run=run_list)
 
     rotate = actions.add_parser("rotate", help="replace a client's public keys or secret")
     rotate.add_argument("--id", required=True)
     _add_credentials(rotate)
-    add_database(rotate)
     rotate.set_defaults(run=run_rotate)
 
     revoke = actions.add_parser("revoke", help="revoke a client: its tokens stop working at once")
     revoke.add_argument("--id", required=True)
-    add_database(revoke)
     revoke.set_defaults(run=run_revoke)
+
+    for action in (add, listing, rotate, revoke):
+        add_database(action)
+        add_language(action)
 
 
 def _add_credentials(parser: argparse.ArgumentParser) -> None:
@@ -73,9 +87,9 @@ def _read_credentials(args: argparse.Namespace) -> tuple[Any | None, str | None]
             return json.loads(args.jwks.read_text(encoding="utf-8")), None
         return None, args.secret_file.read_text(encoding="utf-8").strip()
     except json.JSONDecodeError as exc:
-        raise UsageError(f"--jwks {args.jwks}: not JSON: {exc}") from exc
+        raise usage(args, "cli.client.jwks-not-json", path=args.jwks, line=exc.lineno, column=exc.colno) from exc
     except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        raise usage(args, "cli.client.unreadable", path=exc.filename, reason=file_problem(exc)) from exc
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -92,8 +106,8 @@ def run_add(args: argparse.Namespace, out: IO[str]) -> int:
     finally:
         store.close()
     if not added:
-        raise UsageError(f"client {args.id} is already registered (use `yiyang client rotate` for new credentials)")
-    out.write(f"client {args.id} registered: organisation {args.org}, role {args.role}\n")
+        raise usage(args, "cli.client.already-registered", id=args.id)
+    out.write(text("cli.client.registered", args.lang, {"id": args.id, "org": args.org, "role": args.role}) + "\n")
     return EXIT_OK
 
 
@@ -103,7 +117,7 @@ def _register(store: Any, args: argparse.Namespace, jwks: Any | None, secret: st
     try:
         return clients.register(store, args.id, args.org, args.role, args.scope, jwks, secret)
     except RegistrationError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(exc.text(args.lang)) from exc
 
 
 def run_list(args: argparse.Namespace, out: IO[str]) -> int:
@@ -126,18 +140,14 @@ def run_rotate(args: argparse.Namespace, out: IO[str]) -> int:
     try:
         keys, secret_hash = credentials(jwks, secret)
     except RegistrationError as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(exc.text(args.lang)) from exc
     store = _store(args)
     try:
         with store.transaction() as tx:
             done = tx.security.rotate(args.id, keys, secret_hash)
     finally:
         store.close()
-    if not done:
-        out.write(f"no client {args.id}\n")
-        return EXIT_INVALID
-    out.write(f"client {args.id}: credentials replaced\n")
-    return EXIT_OK
+    return _changed(args, out, done, "cli.client.rotated")
 
 
 def run_revoke(args: argparse.Namespace, out: IO[str]) -> int:
@@ -147,8 +157,12 @@ def run_revoke(args: argparse.Namespace, out: IO[str]) -> int:
             done = tx.security.revoke(args.id)
     finally:
         store.close()
-    if not done:
-        out.write(f"no client {args.id}\n")
-        return EXIT_INVALID
-    out.write(f"client {args.id} revoked: its tokens are refused from now on\n")
-    return EXIT_OK
+    return _changed(args, out, done, "cli.client.revoked")
+
+
+def _changed(args: argparse.Namespace, out: IO[str], done: bool, message_id: str) -> int:
+    """The line a rotation or revocation ends with, one wording for both; an id no client has
+    is wrong data in a well-formed command, so exit 1 rather than a usage error."""
+    said = message_id if done else "cli.client.unknown"
+    out.write(text(said, args.lang, {"id": args.id}) + "\n")
+    return EXIT_OK if done else EXIT_INVALID

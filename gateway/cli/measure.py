@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, Parser, UsageError, add_database, add_language, config_of
+from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, usage
 from gateway.cli.report import write
 
 FORMATS = ("json", "html", "xlsx")
@@ -54,7 +54,7 @@ def run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.services import Services
 
     if args.format == "xlsx" and args.out is None:
-        raise UsageError("--format xlsx needs --out FILE")
+        raise usage(args, "cli.measure.xlsx-needs-out")
     services = Services(config_of(args))
     try:
         try:
@@ -63,9 +63,9 @@ def run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
             population = read_population(args.population) if args.population else None
             results = services.measures.evaluate_all(measures, period, division=args.division, population=population)
         except MeasureError as error:
-            raise UsageError(text(error.message_id, args.lang, error.params)) from error
-        except PopulationFileError as error:
-            raise UsageError(text("measure.population-file", args.lang, {"detail": str(error)})) from error
+            raise usage(args, error.message_id, **error.params) from error
+        except PopulationFileError as error:  # worded in --lang, the file's line and the system's reason too
+            raise usage(args, "measure.population-file", detail=error) from error
         names = division_names(services.registry)
         if args.format == "json":
             import orjson

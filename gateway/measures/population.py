@@ -21,6 +21,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.messages import Worded, file_problem
+
 #: the age bands reports stratify by (age at the end of the period); the file uses the same
 AGE_BANDS = ("0-64", "65-69", "70-74", "75-79", "80-84", "85+")
 _HEADERS = {
@@ -38,8 +40,9 @@ _SEXES = {"1": "male", "男": "male", "male": "male", "2": "female", "女": "fem
 MAX_BYTES = 20_000_000
 
 
-class PopulationFileError(ValueError):
-    """A population file that cannot be read; names the line."""
+class PopulationFileError(Worded, ValueError):
+    """A population file that cannot be read: a message id naming the file and line, worded
+    in the reader's language (terminal or API; ``str()`` is the English)."""
 
 
 def band_of(age: int) -> str:
@@ -82,18 +85,18 @@ def read_population(path: Path) -> PopulationTable:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise PopulationFileError(f"{path}: {exc.strerror or exc}") from exc
+        raise PopulationFileError("measure.population.unreadable", path=path, reason=file_problem(exc)) from exc
     if len(data) > MAX_BYTES:
-        raise PopulationFileError(f"{path}: larger than {MAX_BYTES} bytes")
+        raise PopulationFileError("measure.population.too-large", path=path, limit=MAX_BYTES)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PopulationFileError(f"{path}: not UTF-8 ({exc.reason})") from exc
+        raise PopulationFileError("measure.population.not-utf8", path=path, offset=exc.start) from exc
     rows = csv.reader(io.StringIO(text))
     header = next(rows, None)
     columns = [_HEADERS.get((name or "").strip()) for name in header or []]
     if header is None or set(_HEADERS.values()) - set(columns):
-        raise PopulationFileError(f"{path}:1: the header must name 区划代码,性别,年龄段,常住人口")
+        raise PopulationFileError("measure.population.header", path=path)
     strata = []
     for line, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
@@ -104,12 +107,13 @@ def read_population(path: Path) -> PopulationTable:
         division = values.get("division", "")
         count = values.get("population", "")
         if not division.isdigit():
-            raise PopulationFileError(f"{path}:{line}: 区划代码 {division!r} is not a division code")
+            raise PopulationFileError("measure.population.division", path=path, line=line, value=division)
         if sex is None:
-            raise PopulationFileError(f"{path}:{line}: 性别 {values.get('sex')!r} is not 1/2 (男/女)")
+            raise PopulationFileError("measure.population.sex", path=path, line=line, value=values.get("sex", ""))
         if band not in AGE_BANDS:
-            raise PopulationFileError(f"{path}:{line}: 年龄段 {band!r} is not one of {', '.join(AGE_BANDS)}")
+            bands = ", ".join(AGE_BANDS)
+            raise PopulationFileError("measure.population.age-band", path=path, line=line, value=band, bands=bands)
         if not count.isdigit():
-            raise PopulationFileError(f"{path}:{line}: 常住人口 {count!r} is not a whole number")
+            raise PopulationFileError("measure.population.count", path=path, line=line, value=count)
         strata.append(Stratum(division, sex, band, int(count)))
     return PopulationTable(strata, str(path))

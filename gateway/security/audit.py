@@ -34,6 +34,7 @@ import orjson
 from gateway.batch_writer import BatchWriter
 from gateway.exchanges import type_name
 from gateway.masking import mask_query, mask_text
+from gateway.messages import Worded
 from gateway.security.principal import Principal
 from gateway.storage.audit_tables import CHAIN_LOCK, Sealed
 from gateway.storage.resources import now_instant
@@ -450,9 +451,9 @@ class Verdict:
     events: int
     first: str | None = None
     last: str | None = None
-    #: the first broken link, and what differs there
+    #: the first broken link, and what differs there (worded in the reader's language)
     broken_seq: int | None = None
-    problem: str | None = None
+    problem: Worded | None = None
     #: the newest event verified: what an operator keeps elsewhere as an anchor
     head_seq: int = 0
     head_hash: str = GENESIS
@@ -477,38 +478,31 @@ def verify(store: _Chained, anchors: Mapping[int, str] | None = None) -> Verdict
             expected = prev_seq + 1
             if row.seq != expected:
                 missing = f"{expected}" if row.seq == expected + 1 else f"{expected}–{row.seq - 1}"
-                return Verdict(
-                    count,
-                    first,
-                    last,
-                    expected,
-                    f"event seq {missing} is missing (deleted); seq {row.seq} follows seq {prev_seq}",
-                )
+                problem = Worded("audit.chain.missing", missing=missing, seq=row.seq, previous=prev_seq)
+                return Verdict(count, first, last, expected, problem)
             if row.prev_hash != prev_hash:
-                problem = "prev_hash differs from the hash of the event before it (removed, inserted or rehashed)"
-                return Verdict(count, first, last, row.seq, problem)
+                return Verdict(count, first, last, row.seq, Worded("audit.chain.prev-hash"))
             if chain(prev_hash, row.event) != row.hash:
-                return Verdict(count, first, last, row.seq, "the event differs from what was hashed (edited)")
+                return Verdict(count, first, last, row.seq, Worded("audit.chain.edited"))
             if anchors.get(row.seq, row.hash) != row.hash:
-                problem = "the hash differs from the anchor kept for this event (the chain was rewritten)"
-                return Verdict(count, first, last, row.seq, problem)
+                return Verdict(count, first, last, row.seq, Worded("audit.chain.anchor-differs"))
             try:
                 stored = orjson.loads(row.event)
                 derived = (stored["id"], *(columns(stored) if _whole(stored) else record_columns(stored)))
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-                return Verdict(count, first, last, row.seq, "the event is not a readable AuditEvent")
+                return Verdict(count, first, last, row.seq, Worded("audit.chain.unreadable"))
             kept = (str(row.seq), row.recorded, row.agent, row.outcome, row.entity_types, row.entities)
             if derived != kept:
                 names = ("id", "recorded", "agent", "outcome", "entity_types", "entities")
                 differs = ", ".join(n for n, a, b in zip(names, derived, kept, strict=True) if a != b)
-                return Verdict(count, first, last, row.seq, f"the {differs} column differs from the event (edited)")
+                return Verdict(count, first, last, row.seq, Worded("audit.chain.column-differs", columns=differs))
             count += 1
             first = first or row.recorded
             last = row.recorded
             prev_seq, prev_hash = row.seq, row.hash
     beyond = sorted(seq for seq in anchors if seq > prev_seq)
     if beyond:
-        problem = f"anchored event seq {beyond[0]} is gone: the newest events were cut off after seq {prev_seq}"
+        problem = Worded("audit.chain.cut-off", anchored=beyond[0], last=prev_seq)
         return Verdict(count, first, last, beyond[0], problem, prev_seq, prev_hash)
     return Verdict(count, first, last, head_seq=prev_seq, head_hash=prev_hash)
 

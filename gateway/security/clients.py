@@ -19,7 +19,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.security.scopes import parse_scopes
+from gateway.messages import Worded
+from gateway.security.scopes import ScopeError, parse_scopes
 from gateway.storage.store import Store
 
 #: whom a client may see is decided by its role (gateway/security/access.py), not by its scopes
@@ -36,11 +37,12 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_SECRET_LENGTH = 16
 
 
-class RegistrationError(ValueError):
-    """A registration the gateway refuses; the message says why (the CLI words it)."""
+class RegistrationError(Worded, ValueError):
+    """A registration the gateway refuses: a message id and its values, which the command
+    line words in its operator's language (``str()`` is the English)."""
 
 
-class KeyRefused(ValueError):
+class KeyRefused(Worded, ValueError):
     """A JWK that may not verify an assertion; the message says why, after "key N"."""
 
 
@@ -48,10 +50,10 @@ def check_scopes(text: str) -> str:
     """The scopes as they will be stored: parsed (v1 translated to v2), space-separated."""
     try:
         scopes = parse_scopes(text)
-    except ValueError as exc:
-        raise RegistrationError(str(exc)) from exc
+    except ScopeError as exc:
+        raise RegistrationError(exc.message_id, **exc.params) from exc
     if not scopes:
-        raise RegistrationError("at least one scope is needed, e.g. system/Patient.rs")
+        raise RegistrationError("registration.no-scope")
     return " ".join(dict.fromkeys(str(scope) for scope in scopes))
 
 
@@ -59,21 +61,21 @@ def check_jwks(document: Any) -> dict[str, Any]:
     """A JWK Set of public RSA or EC (P-384) keys usable with RS384/ES384."""
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list) or not keys:
-        raise RegistrationError('a JWKS is a JSON object {"keys": [...]} with at least one key')
+        raise RegistrationError("registration.bad-jwks")
     for index, key in enumerate(keys):
         if not isinstance(key, dict):
-            raise RegistrationError(f"key {index} is not a JSON object")
+            raise RegistrationError("registration.key-not-object", index=index)
         if _PRIVATE_MEMBERS & key.keys():
-            raise RegistrationError(f"key {index} is a private key; register the public key only")
+            raise RegistrationError("registration.private-key", index=index)
         algorithm = ALGORITHM_OF.get(key.get("kty"))
         if algorithm is None:
-            raise RegistrationError(f"key {index} must be an RSA key or an EC key on P-384 (for RS384/ES384)")
+            raise RegistrationError("registration.key-type", index=index)
         if not isinstance(key.get("kid"), str) or not key["kid"]:
-            raise RegistrationError(f"key {index} has no kid: an assertion names the key it is signed with")
+            raise RegistrationError("registration.no-kid", index=index)
         try:
             verifying_key(key, algorithm)
         except KeyRefused as exc:
-            raise RegistrationError(f"key {index} {exc}") from exc
+            raise RegistrationError("registration.key-refused", index=index, reason=exc) from exc
     return {"keys": keys}
 
 
@@ -83,23 +85,23 @@ def verifying_key(jwk: dict[str, Any], algorithm: str) -> Any:
     (RFC 7518 §3.3-3.4): a key registered for encryption or for another algorithm would
     otherwise sign for its client all the same."""
     if jwk.get("use", "sig") != "sig":
-        raise KeyRefused(f"has use {jwk['use']!r}: only a signing key (use sig) verifies assertions")
+        raise KeyRefused("registration.key-use", use=jwk["use"])
     if jwk.get("alg", algorithm) != algorithm:
-        raise KeyRefused(f"declares alg {jwk['alg']!r}, not {algorithm} (RS384 for an RSA key, ES384 for EC P-384)")
+        raise KeyRefused("registration.key-alg", alg=jwk["alg"], algorithm=algorithm)
     try:
         key = jwt.PyJWK(jwk, algorithm).key
     except jwt.PyJWTError as exc:
-        raise KeyRefused(f"cannot be read as an {algorithm} key: {exc}") from exc
+        raise KeyRefused("registration.key-unreadable", algorithm=algorithm, error=str(exc)) from exc
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        raise KeyRefused(f"is an RSA key of {key.key_size} bits; RS384 needs at least {MIN_RSA_BITS}")
+        raise KeyRefused("registration.key-too-short", bits=key.key_size, minimum=MIN_RSA_BITS)
     if isinstance(key, ec.EllipticCurvePublicKey) and not isinstance(key.curve, ec.SECP384R1):
-        raise KeyRefused(f"is an EC key on {jwk.get('crv')}; ES384 needs P-384")
+        raise KeyRefused("registration.key-curve", curve=jwk.get("crv"))
     return key
 
 
 def hash_secret(secret: str) -> str:
     if len(secret) < MIN_SECRET_LENGTH:
-        raise RegistrationError(f"a client secret needs at least {MIN_SECRET_LENGTH} characters")
+        raise RegistrationError("registration.short-secret", minimum=MIN_SECRET_LENGTH)
     salt = os.urandom(16)
     digest = hashlib.scrypt(secret.encode(), salt=salt, dklen=32, **_SCRYPT)
     encoded = [base64.b64encode(part).decode() for part in (salt, digest)]
@@ -124,7 +126,7 @@ def verify_secret(secret: str, stored: str | None) -> bool:
 def credentials(jwks: Any | None, secret: str | None) -> tuple[dict[str, Any] | None, str | None]:
     """(checked JWKS, secret hash): exactly one of the two is given."""
     if (jwks is None) == (secret is None):
-        raise RegistrationError("give exactly one of a JWKS (private_key_jwt) or a secret (development only)")
+        raise RegistrationError("registration.one-credential")
     if jwks is not None:
         return check_jwks(jwks), None
     return None, hash_secret(secret or "")
@@ -136,9 +138,9 @@ def register(
     """Register a client; False when the id is already registered (nothing is changed then:
     a new key is a rotation, which says so)."""
     if role not in ROLES:
-        raise RegistrationError(f"role must be one of {', '.join(ROLES)}")
+        raise RegistrationError("registration.bad-role", roles=", ".join(ROLES))
     if not client_id or not organization:
-        raise RegistrationError("a client needs an id and an organisation")
+        raise RegistrationError("registration.no-id")
     stored_scopes = check_scopes(scopes)
     keys, secret_hash = credentials(jwks, secret)
     with store.transaction() as tx:

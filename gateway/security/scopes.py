@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+from gateway.messages import Worded
+
 #: the SMART v2 permissions, in the order a scope must write them
 PERMISSIONS = "cruds"
 #: SMART v1 permission words → v2 permissions
@@ -27,8 +29,9 @@ V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(r"system/(?P<kind>\*|[A-Z][A-Za-z]{1,63})\.(?P<permissions>[a-z]+|\*)")
 
 
-class ScopeError(ValueError):
-    """A scope the gateway does not understand; the message names it."""
+class ScopeError(Worded, ValueError):
+    """A scope the gateway does not understand: a message id naming it, worded by whoever
+    reports it (``str()`` is the English)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +54,13 @@ def parse_scope(text: str) -> Scope:
     ScopeError, so a registration typo is caught instead of silently granting nothing."""
     found = _SCOPE.fullmatch(text.strip())
     if found is None:
-        raise ScopeError(f"not a SMART system scope: {text!r} (expected e.g. system/Patient.rs)")
+        raise ScopeError("scope.not-system", scope=text)
     kind, permissions = found["kind"], found["permissions"]
     if permissions in V1:
         return Scope(kind, V1[permissions])
     ordered = "".join(p for p in PERMISSIONS if p in permissions)
     if ordered != permissions or not permissions:
-        raise ScopeError(f"permissions of {text!r} must be a subset of 'cruds' in that order")
+        raise ScopeError("scope.permission-order", scope=text)
     return Scope(kind, permissions)
 
 

@@ -94,14 +94,15 @@ def tamper(database_url: str, statement: str) -> None:
         connection.execute(statement)
 
 
-def verified(capsys: pytest.CaptureFixture[str], database_url: str, *anchors: str) -> tuple[int, str]:
-    code = main(["audit", "verify", "--database", database_url, *(f"--anchor={anchor}" for anchor in anchors)])
+def verified(capsys: pytest.CaptureFixture[str], database_url: str, *anchors: str, lang: str = "en") -> tuple[int, str]:
+    argv = ["audit", "verify", "--lang", lang, "--database", database_url]
+    code = main([*argv, *(f"--anchor={anchor}" for anchor in anchors)])
     return code, capsys.readouterr().out
 
 
 def head(out: str) -> str:
-    """The SEQ:HASH an intact verify printed, to keep as an anchor."""
-    return out.rsplit("head ", 1)[1].strip()
+    """The SEQ:HASH an intact verify printed, to keep as an anchor: its last word in either language."""
+    return out.split()[-1]
 
 
 # -- the chain ---------------------------------------------------------------------------------------
@@ -114,8 +115,41 @@ def test_a_chain_of_appended_events_verifies(
     assert (code, out.startswith("audit trail intact: 8 events, 20")) == (0, True), out
 
 
-def test_an_empty_trail_verifies(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert verified(capsys, database_url) == (0, "audit trail intact: no events\n")
+def test_an_intact_trail_is_reported_in_chinese_with_the_same_head(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    appended(store, 2)
+    english = verified(capsys, database_url)[1]
+    code, chinese = verified(capsys, database_url, lang="zh-CN")
+    assert (code, chinese.startswith("审计日志完整：共 2 个事件，20"), head(chinese)) == (0, True, head(english))
+    assert f"；链头 {head(english)}\n" in chinese
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"), [("zh-CN", "审计日志完整：尚无事件\n"), ("en", "audit trail intact: no events\n")]
+)
+def test_an_empty_trail_verifies(database_url: str, capsys: pytest.CaptureFixture[str], lang: str, said: str) -> None:
+    assert verified(capsys, database_url, lang=lang) == (0, said)
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "审计日志已被破坏，断在序号 2：事件内容与计算哈希时不同（已被修改）（此前 1 个事件验证无误）\n"),
+        (
+            "en",
+            "audit trail BROKEN at seq 2: the event differs from what was hashed (edited) (1 events before it verified)\n",
+        ),
+    ],
+)
+def test_a_broken_trail_is_reported_in_the_chosen_language(
+    store: Store, database_url: str, capsys: pytest.CaptureFixture[str], lang: str, said: str
+) -> None:
+    appended(store, 3)
+    tamper(
+        database_url, """UPDATE audit_event SET event = replace(event, '"status":200', '"status":500') WHERE seq = 2"""
+    )
+    assert verified(capsys, database_url, lang=lang) == (1, said)
 
 
 def test_an_edited_event_is_detected_naming_its_seq(
@@ -192,9 +226,21 @@ def test_a_kept_head_of_an_intact_trail_verifies(
 
 @pytest.mark.parametrize("anchors", [["0:" + "f" * 64], ["1:" + "a" * 64, "1:" + "b" * 64]])
 def test_an_anchor_that_cannot_be_checked_is_a_usage_error(database_url: str, anchors: list[str]) -> None:
-    with pytest.raises(SystemExit) as refused:  # argparse's own usage error, or ours
-        raise SystemExit(main(["audit", "verify", "--database", database_url, *(f"--anchor={a}" for a in anchors)]))
-    assert refused.value.code == 2
+    assert main(["audit", "verify", "--database", database_url, *(f"--anchor={a}" for a in anchors)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "yiyang: error: --anchor “0:abc” 应写作 序号:哈希（序号从 1 起，哈希为 64 位十六进制 SHA-256）\n"),
+        ("en", "yiyang: error: --anchor '0:abc' is not SEQ:HASH (a seq from 1 and a 64-digit hex SHA-256)\n"),
+    ],
+)
+def test_a_malformed_anchor_is_refused_in_the_chosen_language(
+    database_url: str, capsys: pytest.CaptureFixture[str], lang: str, said: str
+) -> None:
+    assert main(["audit", "verify", "--lang", lang, "--database", database_url, "--anchor", "0:abc"]) == 2
+    assert capsys.readouterr().err == said
 
 
 def test_a_search_column_edited_to_hide_an_event_is_detected(store: Store) -> None:
@@ -202,7 +248,17 @@ def test_a_search_column_edited_to_hide_an_event_is_detected(store: Store) -> No
     with store.transaction() as tx:
         tx.sql.execute("UPDATE audit_event SET agent = 'someone-else' WHERE seq = 2")
     verdict = verify(store)
-    assert (verdict.broken_seq, verdict.problem) == (2, "the agent column differs from the event (edited)")
+    problem = verdict.problem
+    assert problem is not None
+    assert (verdict.broken_seq, problem.message_id, problem.params) == (
+        2,
+        "audit.chain.column-differs",
+        {"columns": "agent"},
+    )
+    assert (str(problem), problem.text("zh-CN")) == (
+        "the agent column differs from the event (edited)",
+        "agent 列与事件内容不符（已被修改）",
+    )
 
 
 def test_workers_appending_at_once_keep_one_chain(database_url: str, store: Store) -> None:

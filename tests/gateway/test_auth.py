@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from gateway.cli import main
 from gateway.config import Config
 from gateway.security import tokens
+from gateway.security.clients import RegistrationError, check_jwks
 from gateway.security.tokens import ACCESS_ALGORITHM, Authority, Unauthenticated
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -392,6 +393,20 @@ def test_a_key_signs_only_as_its_use_and_alg_allow(
     assertion; registration refuses either."""
     client_id = "unfit-" + "-".join(f"{k}-{v}" for k, v in members.items()).lower()
     assert unfit_key_answers(served, client_id, client_key, members, tmp_path) == (2, 400)
+
+
+def test_a_refused_key_is_worded_in_either_language(client_key: Any) -> None:
+    """Why a key verifies nothing is worded in the operator's language, inside the registration's
+    own message (``str()`` stays the English, for logs)."""
+    document = jwks_of(client_key)
+    document["keys"][0]["use"] = "enc"
+    with pytest.raises(RegistrationError) as refused:
+        check_jwks(document)
+    assert (refused.value.message_id, str(refused.value), refused.value.text("zh-CN")) == (
+        "registration.key-refused",
+        "key 0 has use 'enc': only a signing key (use sig) verifies assertions",
+        "密钥 0 不可用：其用途（use）为“enc”，只有签名密钥（use sig）才能验证断言",
+    )
 
 
 def test_client_list_shows_each_client_with_its_role_and_status(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -265,22 +266,21 @@ def test_measure_evaluate_writes_one_measure_report_per_package_measure(
     assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"MeasureReport"}
 
 
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "人口文件无法读取：{path}（文件不存在）"),
+        ("en", "The population file cannot be read: {path}: no such file"),
+    ],
+)
 def test_measure_evaluate_with_an_unreadable_population_file_is_a_usage_error(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
 ) -> None:
-    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
-    code, _, err = run(
-        capsys,
-        "measure",
-        "evaluate",
-        "--period",
-        "2026",
-        "--database",
-        database,
-        "--population",
-        str(tmp_path / "none.csv"),
-    )
-    assert (code, "none.csv" in err) == (2, True)
+    """Worded whole in --lang: the system's own (English) reason does not leak into Chinese."""
+    database, missing = f"sqlite:///{tmp_path / 'archive.sqlite'}", tmp_path / "none.csv"
+    argv = ["measure", "evaluate", "--lang", lang, "--period", "2026", "--database", database]
+    code, _, err = run(capsys, *argv, "--population", str(missing))
+    assert (code, err) == (2, f"yiyang: error: {said.format(path=missing)}\n")
 
 
 def test_validation_output_names_only_the_configured_canonical_base(
@@ -388,3 +388,150 @@ def test_the_configured_language_is_every_commands_default(
     """YIYANG_LANGUAGE=en serves English over HTTP; the terminal follows it unless --lang says."""
     monkeypatch.setenv("YIYANG_LANGUAGE", "en")
     assert run(capsys, "validate", INVALID)[1].splitlines()[-1] == "-- 1 errors, 0 warnings"
+
+
+# -- client, db upgrade and export: every line and error in --lang --------------------------------
+def archive(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'archive.sqlite'}"
+
+
+def client_add(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, *credentials: str, scope: str = "system/Patient.rs"
+) -> tuple[int, str, str]:
+    """`yiyang client add` of the client ``his`` (a development secret unless ``credentials``)."""
+    if not credentials:
+        (tmp_path / "secret").write_text("s" * 32, encoding="utf-8")
+        credentials = ("--secret-file", str(tmp_path / "secret"))
+    argv = ["client", "add", "--lang", lang, "--id", "his", "--org", "o1", "--role", "hospital", "--scope", scope]
+    return run(capsys, *argv, *credentials, "--database", archive(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "客户端 his 已注册：机构 o1，角色 hospital\n"),
+        ("en", "client his registered: organisation o1, role hospital\n"),
+    ],
+)
+def test_client_add_says_whom_it_registered(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    assert client_add(capsys, tmp_path, lang) == (0, said, "")
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "yiyang: error: 密钥 0 没有 kid：断言须指明签名所用的密钥\n"),
+        ("en", "yiyang: error: key 0 has no kid: an assertion names the key it is signed with\n"),
+    ],
+)
+def test_a_refused_registration_says_why_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    (tmp_path / "keys.json").write_text(json.dumps({"keys": [{"kty": "RSA", "n": "x", "e": "AQAB"}]}), encoding="utf-8")
+    assert client_add(capsys, tmp_path, lang, "--jwks", str(tmp_path / "keys.json")) == (2, "", said)
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "“patient/*.rs”不是 SMART 系统权限范围（应形如 system/Patient.rs）"),
+        ("en", "not a SMART system scope: 'patient/*.rs' (expected e.g. system/Patient.rs)"),
+    ],
+)
+def test_a_scope_that_is_not_a_system_scope_is_refused_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    assert client_add(capsys, tmp_path, lang, scope="patient/*.rs") == (2, "", f"yiyang: error: {said}\n")
+
+
+@pytest.mark.parametrize(
+    ("lang", "rotated", "revoked", "unknown"),
+    [
+        ("zh-CN", "客户端 his 的凭据已更换\n", "客户端 his 已吊销：其令牌自即刻起一律被拒绝\n", "没有客户端 nobody\n"),
+        (
+            "en",
+            "client his: credentials replaced\n",
+            "client his revoked: its tokens are refused from now on\n",
+            "no client nobody\n",
+        ),
+    ],
+)
+def test_client_rotate_and_revoke_say_what_they_did(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, rotated: str, revoked: str, unknown: str
+) -> None:
+    client_add(capsys, tmp_path, lang)
+    given = ["--lang", lang, "--database", archive(tmp_path)]
+    secret = ["--secret-file", str(tmp_path / "secret")]
+    assert run(capsys, "client", "rotate", "--id", "his", *secret, *given)[:2] == (0, rotated)
+    assert run(capsys, "client", "revoke", "--id", "his", *given)[:2] == (0, revoked)
+    assert run(capsys, "client", "revoke", "--id", "nobody", *given)[:2] == (1, unknown)
+
+
+def test_the_client_list_header_is_one_machine_stable_form(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Scripts read the table by its column names: they are not translated."""
+    client_add(capsys, tmp_path, "zh-CN")
+    headers = {
+        run(capsys, "client", "list", "--lang", lang, "--database", archive(tmp_path))[1].splitlines()[0]
+        for lang in ("zh-CN", "en")
+    }
+    assert headers == {"id\torganization\trole\tstatus\tauth\tscopes\tcreated\trotated"}
+
+
+@pytest.mark.parametrize(
+    ("lang", "fresh", "again"),
+    [
+        ("zh-CN", "数据库结构版本 0 → {v}（本次应用的迁移：1, 2, ", "数据库结构版本 {v} → {v}（本次应用的迁移：-）\n"),
+        ("en", "schema 0 → {v} (applied: 1, 2, ", "schema {v} → {v} (applied: -)\n"),
+    ],
+)
+def test_db_upgrade_says_which_migrations_it_applied(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, fresh: str, again: str
+) -> None:
+    upgrade = ["db", "upgrade", "--lang", lang, "--database", archive(tmp_path)]
+    code, first, _ = run(capsys, *upgrade)
+    version = re.findall(r"→ (\d+)", first)[0]
+    assert (code, first.startswith(fresh.format(v=version))) == (0, True), first
+    assert run(capsys, *upgrade) == (0, again.format(v=version), "")
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "--since “yesterday” 不是带时区的时间点（如 2026-12-01T08:00:00+08:00）"),
+        ("en", "--since 'yesterday' is not an instant with a time zone (e.g. 2026-12-01T08:00:00+08:00)"),
+    ],
+)
+def test_export_refuses_a_since_that_is_no_instant_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    run(capsys, "db", "upgrade", "--database", archive(tmp_path))
+    given = ["--lang", lang, "--database", archive(tmp_path), "--out", str(tmp_path / "out")]
+    assert run(capsys, "export", *given, "--since", "yesterday") == (2, "", f"yiyang: error: {said}\n")
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "--type Foo, patient：不是 FHIR R4 资源类型（区分大小写）"),
+        ("en", "--type Foo, patient: not a FHIR R4 resource type (names are case-sensitive)"),
+    ],
+)
+def test_export_refuses_an_unknown_type_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    run(capsys, "db", "upgrade", "--database", archive(tmp_path))
+    given = ["--lang", lang, "--database", archive(tmp_path), "--out", str(tmp_path / "out")]
+    assert run(capsys, "export", *given, "--type", "Foo", "--type", "patient") == (2, "", f"yiyang: error: {said}\n")
+
+
+def test_every_command_line_message_is_worded_in_both_languages_and_its_own() -> None:
+    """The command line's catalogue holds only ``cli.*`` ids, none worded again by another layer."""
+    import gateway.cli
+    from gateway.messages import catalog
+
+    own = json.loads((Path(gateway.cli.__file__).parent / "messages.json").read_text(encoding="utf-8"))
+    del own["_about"]
+    assert all(key.startswith("cli.") and set(entry) == {"zh-CN", "en"} for key, entry in own.items())
+    assert all(catalog()[key] == entry for key, entry in own.items())

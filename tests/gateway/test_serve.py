@@ -59,7 +59,7 @@ def test_export_of_an_unknown_type_is_a_usage_error(demo: tuple[str, str], tmp_p
 def test_db_upgrade_of_a_current_store_applies_nothing(
     demo: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main(["db", "upgrade", "--database", demo[1]])
+    main(["db", "upgrade", "--lang", "en", "--database", demo[1]])
     assert "(applied: -)" in capsys.readouterr().out
 
 
