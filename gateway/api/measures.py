@@ -81,4 +81,4 @@ def _population(path: str) -> PopulationTable | None:
     try:
         return read_population(Path(path))
     except PopulationFileError as error:
-        raise FhirError(500, "measure.population-file", detail=str(error)) from error
+        raise FhirError(500, "measure.population-file", detail=error) from error

@@ -132,7 +132,7 @@ class Authority:
         try:
             requested = parse_scopes(form.get("scope", ""))
         except ScopeError as exc:
-            raise OAuthError("invalid_scope", "auth.bad-scope", detail=str(exc)) from exc
+            raise OAuthError("invalid_scope", "auth.bad-scope", detail=exc) from exc
         if not requested:
             raise OAuthError("invalid_scope", "auth.missing-parameter", parameter="scope")
         granted = " ".join(str(s) for s in grant(requested, parse_scopes(client.scopes)))

@@ -117,6 +117,15 @@ def test_a_scope_outside_the_registration_is_invalid_scope(served: Served, clien
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_scope")
 
 
+def test_a_malformed_scope_is_refused_in_chinese_throughout(served: Served, client_key: Any) -> None:
+    """The scope parser's reason is worded in the answer's language, not English inside Chinese."""
+    answer = request_token(served.base, "test-admin", client_key, "patient/*.rs")
+    assert (
+        answer.json()["error_description"]
+        == "权限范围无效：“patient/*.rs”不是 SMART 系统权限范围（应形如 system/Patient.rs）"
+    )
+
+
 def test_an_assertion_signed_with_another_key_is_invalid_client(server: str) -> None:
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     answer = request_token(server, "test-admin", other)
