@@ -342,10 +342,11 @@ class Ingest:
             outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
             return outcome
         except DocumentMismatch as mismatch:
-            archived, offered = mask_id_cards(mismatch.archived), mask_id_cards(mismatch.offered)
+            # the number may be a 身份证号 too (a 医保人员编号 often is one)
+            number, archived, offered = map(mask_id_cards, (mismatch.number, mismatch.archived, mismatch.offered))
             person = f"Patient/{mismatch.person_id}"
             reason = self._reason(
-                "ingest.document-mismatch", number=mismatch.number, person=person, archived=archived, offered=offered
+                "ingest.document-mismatch", number=number, person=person, archived=archived, offered=offered
             )
             outcome.reasons.append(reason)
             return outcome

@@ -208,6 +208,22 @@ def test_a_bad_check_character_is_the_senders_data_error_not_an_internal_one(lis
     assert segment(send(listener[0], broken), "ERR")[3] == "102^Data type error^HL70357"
 
 
+@pytest.mark.parametrize(
+    ("message_id", "condition"),
+    [
+        ("ingest.document-mismatch", "205^Duplicate key identifier"),
+        ("ingest.unreadable", "102^Data type error"),
+        ("ingest.internal-error", "207^Application internal error"),
+    ],
+)
+def test_an_ingest_reason_has_the_condition_of_what_the_sender_sent(message_id: str, condition: str) -> None:
+    """207 only for the gateway's own failure: the rest is the sender's data or keys."""
+    from gateway.ingest.quarantine import Reason
+    from gateway.mllp import _condition
+
+    assert _condition(Reason(message_id, {"zh-CN": "", "en": ""})) == condition
+
+
 def test_an_ack_declares_its_character_set_and_a_short_control_id(listener: tuple[int, str]) -> None:
     """Its reasons are Chinese; without MSH-18 a receiver would read ASCII (HL7 v2.5)."""
     header = segment(send(listener[0], sample_messages()[0]), "MSH")
