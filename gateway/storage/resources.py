@@ -82,6 +82,10 @@ def store_instant(text: str) -> str:
     return clamped_instant(moment)
 
 
+#: (type, id, version) triples asked about in one statement (three parameters each)
+_VERSIONS_PER_STATEMENT = 300
+
+
 class Resources:
     def __init__(self, sql: Executor, indexer: Indexer | None) -> None:
         self.sql = sql
@@ -104,6 +108,20 @@ class Resources:
             (kind, resource_id, version),
         )
         return self._stored(row) if row else None
+
+    def deletions(self, versions: Sequence[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+        """Which of these (type, id, version) are deletions, in a few statements for a page of
+        history however many resources it names."""
+        found: set[tuple[str, str, int]] = set()
+        for start in range(0, len(versions), _VERSIONS_PER_STATEMENT):
+            chunk = versions[start : start + _VERSIONS_PER_STATEMENT]
+            rows = self.sql.all(
+                "SELECT type, id, version FROM resource_version WHERE deleted AND (type, id, version) IN "
+                f"(VALUES {', '.join('(?, ?, ?)' for _ in chunk)})",
+                [value for key in chunk for value in key],
+            )
+            found.update((row[0], row[1], int(row[2])) for row in rows)
+        return found
 
     def as_of(self, kind: str, resource_id: str, moment: str) -> Stored | None:
         """The version that was current at ``moment`` (None when it did not exist yet)."""

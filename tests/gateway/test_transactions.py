@@ -310,6 +310,17 @@ def test_a_history_lists_a_re_creation_after_a_delete_as_a_creation(made: Servic
     assert statuses(history) == ["201", "410", "201"]
 
 
+def test_a_re_creation_whose_deletion_is_on_another_page_is_still_a_creation(made: Services) -> None:
+    """The page holds the newest version alone: the deletion before it is read from the store."""
+    current = stored(made, "paged")
+    made.repository.delete("Basic", "paged")
+    made.repository.update("Basic", "paged", current)
+    with made.store.reading() as tx:
+        asked_for = history_request("Basic", "paged", {"_count": "1"}, 20, 100)
+        history = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)
+    assert statuses(history) == ["201"]
+
+
 def test_a_failed_patch_test_is_worded_with_json_types_not_python_ones() -> None:
     from gateway.fhir.repository import patched_resource
     from gateway.storage.store import Stored
