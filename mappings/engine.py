@@ -31,7 +31,7 @@ import orjson
 from mappings.conceptmaps import ConceptMaps
 from mappings.normalise import NORMALISERS, MappingError, Normaliser, split_list
 from mappings.paths import parse, set_path
-from mappings.records import FieldRef, SourceRecord
+from mappings.records import UNPARSEABLE, FieldRef, SourceRecord
 from mappings.specs import Spec
 from profiles.canonical import DEFAULT_BASE
 
@@ -422,7 +422,11 @@ def record_identity(spec: Spec, record: SourceRecord) -> str:
 
 def content_digest(record: SourceRecord) -> str:
     """The record's content: its parsed fields, so a row re-saved with other line endings or
-    quoting is still the same row."""
+    quoting is still the same row; for a record its reader could not parse, its bytes (its
+    one field is the reader's reason, whose wording may change between versions, and the
+    same bytes quarantined again must stay one entry)."""
+    if UNPARSEABLE in record.fields:
+        return hashlib.blake2b(record.raw, digest_size=16).hexdigest()
     content = orjson.dumps(record.fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 

@@ -363,3 +363,13 @@ def test_a_resource_can_be_made_only_for_some_values_of_a_field(kind: str, made:
     }
     mapped = engine(spec(NAME, extra=[episode])).map(record(姓名="张三", 服务类型=kind))
     assert ("bed" in mapped.resources) is made
+
+
+def test_an_unreadable_records_identity_is_its_bytes_not_the_wording_of_its_reason() -> None:
+    """Quarantined again after the reader's wording changed, it must stay one entry."""
+    from mappings.engine import content_digest
+    from mappings.records import Message, unparseable
+
+    first = unparseable("community-health", "表.csv", "row 2", b"1,\x01", Message("reader.control-character", {}))
+    again = unparseable("community-health", "表.csv", "row 2", b"1,\x01", Message("reader.at-row", {"row": 2}))
+    assert content_digest(first) == content_digest(again)
