@@ -8,6 +8,7 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,20 +20,25 @@ SOURCE = "community-health"
 MSH = "MSH|^~\\&|HIS|医院|YY|GW|20261102091500||ADT^A08|MSG{n}|P|2.5\r"
 
 
+@contextmanager
+def promptly() -> Iterator[None]:
+    """Within the 2 s the issue allows each hostile case, in this process's CPU time (other
+    processes on a loaded machine must not decide), and within 30 s on the clock (a reader
+    waiting on something, the network say, spends no CPU)."""
+    cpu, clock = time.process_time(), time.monotonic()
+    yield
+    assert (time.process_time() - cpu < 2.0, time.monotonic() - clock < 30.0) == (True, True)
+
+
 def records(path: Path, limits: Limits | None = None) -> list[SourceRecord]:
-    """All records of the file, within the 2 s the issue allows each hostile case (this
-    process's CPU time: other processes on a loaded machine must not decide)."""
-    started = time.process_time()
-    found = list(read(path, SOURCE, limits))
-    assert time.process_time() - started < 2.0
-    return found
+    """All records of the file, promptly."""
+    with promptly():
+        return list(read(path, SOURCE, limits))
 
 
 def refused(path: Path, match: str, limits: Limits | None = None) -> None:
-    started = time.process_time()
-    with pytest.raises(ReaderError, match=match) as caught:
+    with promptly(), pytest.raises(ReaderError, match=match) as caught:
         list(read(path, SOURCE, limits))
-    assert time.process_time() - started < 2.0
     assert "\n" not in str(caught.value)
 
 
