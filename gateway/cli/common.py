@@ -64,6 +64,8 @@ def config_of(args: argparse.Namespace, reading: bool = False, **explicit: objec
 
 def existing_files(paths: list[Path], args: argparse.Namespace | None = None) -> list[Path]:
     for path in paths:
+        if Path(path).is_dir():  # not "no such file": it is there, and the files are in it
+            raise usage(args or argparse.Namespace(), "cli.folder-given", path=path)
         if not Path(path).is_file():
             raise usage(args or argparse.Namespace(), "cli.no-such-file", path=path)
     return [Path(p) for p in paths]

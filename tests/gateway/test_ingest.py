@@ -353,3 +353,9 @@ def test_an_empty_ndjson_export_is_a_day_without_records(tmp_path: Path) -> None
     path = tmp_path / "1101-replies.ndjson"
     path.write_bytes(b"")
     assert main(["ingest", "--source", "insurance", str(path), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_a_folder_given_as_a_file_is_named_as_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not "文件不存在": it exists, and the files to give are in it."""
+    status = main(["ingest", "--source", "community-health", str(tmp_path)])
+    assert (status, "是文件夹，不是文件" in capsys.readouterr().err) == (2, True)
