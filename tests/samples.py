@@ -30,3 +30,16 @@ def mapped_samples() -> Iterator[Mapped]:
                 mapped = engine.map(record)
                 if mapped:
                     yield mapped
+
+
+def workbook(path: Path, rows: list[list[object]], merged: tuple[str, ...] = ()) -> Path:
+    """An .xlsx of one sheet holding ``rows``, with the ``merged`` ranges (``"J5:J7"``)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    for cells in merged:
+        book.active.merge_cells(cells)
+    book.save(path)
+    return path

@@ -15,6 +15,7 @@ import pytest
 
 from mappings.readers import Limits, ReaderError, read
 from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
+from tests.samples import workbook
 
 SOURCE = "community-health"
 MSH = "MSH|^~\\&|HIS|医院|YY|GW|20261102091500||ADT^A08|MSG{n}|P|2.5\r"
@@ -49,16 +50,6 @@ def problem(record: SourceRecord) -> str:
 
 
 # -- .xlsx ------------------------------------------------------------------------------------
-def workbook(path: Path, rows: list[list[object]]) -> Path:
-    from openpyxl import Workbook
-
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    book.save(path)
-    return path
-
-
 def rewrite(path: Path, member: str, content: Iterator[bytes]) -> Path:
     """The workbook with one member replaced by streamed content (so a bomb is never in memory)."""
     source = zipfile.ZipFile(path)

@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 
 from mappings.conceptmaps import message_catalog
 from mappings.readers import ReaderError, read
 from mappings.records import UNPARSEABLE, Message, SourceRecord, unparseable_text
+from tests.samples import workbook
 
 READERS = Path(__file__).resolve().parents[2] / "mappings" / "readers"
 MSH = "MSH|^~\\&|HIS|医院|YY|GW|20261102091500||ADT^A08|MSG1|P|{version}\r"
@@ -34,14 +34,6 @@ def reason(record: SourceRecord) -> tuple[str, str, str]:
     """The UNPARSEABLE record's reason: its id and its wording in both languages."""
     why = record.fields[UNPARSEABLE]
     return why["id"], unparseable_text(why, "zh-CN"), unparseable_text(why, "en")
-
-
-def workbook(path: Path, rows: list[list[object]]) -> Path:
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    book.save(path)
-    return path
 
 
 # -- the catalogue -------------------------------------------------------------------------------

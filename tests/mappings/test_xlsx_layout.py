@@ -9,25 +9,15 @@ import json
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 
 from mappings import normalise
 from mappings.readers import ReaderError, read, xlsx_export
 from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
+from tests.samples import workbook
 
 SOURCE = "community-health"
 #: 20 columns, A to T, the county code in J
 HEADER = ["姓名", *(f"项目{n}" for n in range(2, 10)), "县区代码", *(f"项目{n}" for n in range(11, 21))]
-
-
-def workbook(path: Path, rows: list[list[object]], merged: tuple[str, ...] = ()) -> Path:
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    for cells in merged:
-        book.active.merge_cells(cells)
-    book.save(path)
-    return path
 
 
 def row(name: str, county: object = None, **cells: object) -> list[object]:
