@@ -88,6 +88,8 @@ def _read_credentials(args: argparse.Namespace) -> tuple[Any | None, str | None]
         return None, args.secret_file.read_text(encoding="utf-8").strip()
     except json.JSONDecodeError as exc:
         raise usage(args, "cli.client.jwks-not-json", path=args.jwks, line=exc.lineno, column=exc.colno) from exc
+    except UnicodeDecodeError as exc:  # a key file saved in another encoding, or not text at all
+        raise usage(args, "cli.client.not-utf8", path=args.jwks or args.secret_file, offset=exc.start) from exc
     except OSError as exc:
         raise usage(args, "cli.client.unreadable", path=exc.filename, reason=file_problem(exc)) from exc
 

@@ -433,6 +433,13 @@ def test_a_refused_registration_says_why_in_the_chosen_language(
     assert client_add(capsys, tmp_path, lang, "--jwks", str(tmp_path / "keys.json")) == (2, "", said)
 
 
+def test_a_key_file_that_is_not_utf8_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Exit 2 naming the file, not 3 with "internal error: UnicodeDecodeError"."""
+    (tmp_path / "keys.json").write_bytes('{"keys": "密钥"}'.encode("gb18030"))
+    status, _, said = client_add(capsys, tmp_path, "en", "--jwks", str(tmp_path / "keys.json"))
+    assert (status, "is not UTF-8 text" in said) == (2, True)
+
+
 @pytest.mark.parametrize(
     ("lang", "said"),
     [
