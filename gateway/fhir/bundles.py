@@ -27,6 +27,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version
 from gateway.fhir.repository import (
+    DELETE_ROUND,
     Repository,
     Written,
     check_body_id,
@@ -268,16 +269,32 @@ class Bundles:
             self._rename(renamed, entry)
 
     def _foreseen(self, tx: Transaction, entries: list[Entry]) -> list[tuple[str, str]]:
-        """The resources conditional updates and patches select before the deletes, so they
-        are held in the one order with the rest: resolved after the deletes, a condition can
-        only lose matches to them, and locking a match then, out of order, let a transaction
-        changing the same two resources by id deadlock with this one (PostgreSQL, a 503)."""
-        return [
-            (entry.kind, match.id)
-            for entry in entries
-            if entry.method in ("PUT", "PATCH") and (condition := _condition(entry))
-            for match in self.searcher.matching(tx, entry.kind, condition, self.repository.access())
-        ]
+        """The resources the transaction's conditions select before its deletes run, so they
+        are held in the one order with the rest: a conditional update's or patch's match, a
+        conditional delete's (up to a round of them), a conditional reference's target.
+        Locked later, out of order, they let a transaction changing the same resources by id
+        deadlock with this one (PostgreSQL, a 503); a reference's target left unheld could be
+        deleted by another transaction before this one commits its reference to it.  Resolved
+        after the deletes, a condition can only lose matches to them."""
+        wanted: dict[tuple[str, str, int], None] = {}
+        for entry in entries:
+            condition = _condition(entry)
+            if entry.method in ("PUT", "PATCH") and condition:
+                wanted[(entry.kind, condition, 2)] = None
+            elif entry.method == "DELETE" and entry.criteria:
+                wanted[(entry.kind, entry.criteria, DELETE_ROUND)] = None
+            for node in reference_nodes(entry.resource) if entry.resource is not None else ():
+                if _CONDITIONAL_REFERENCE.fullmatch(node["reference"]):
+                    kind, _, criteria = node["reference"].partition("?")
+                    wanted[(kind, criteria, 2)] = None
+        found: list[tuple[str, str]] = []
+        for kind, criteria, count in wanted:
+            try:
+                matches = self.searcher.matching(tx, kind, criteria, self.repository.access(), count=count)
+            except FhirError:
+                continue  # refused, with its location, where the condition is resolved
+            found += [(kind, match.id) for match in matches]
+        return found
 
     def _check_deletes_distinct(self, tx: Transaction, entries: list[Entry]) -> None:
         """A conditional delete may not remove what another entry changes either, once its

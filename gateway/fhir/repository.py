@@ -411,9 +411,8 @@ class Repository:
         its entries came, two transactions changing the same two resources in opposite orders
         each held one and waited for the other, and PostgreSQL broke the deadlock by failing
         one (a 503).  A resource not there yet is held by its name, as a PUT creating it is.
-        One target needs no order."""
-        if len(targets) < 2:
-            return
+        One target is held too: a Bundle's reference to it must not outlive it (a delete
+        elsewhere waits until this transaction commits)."""
         for kind, resource_id in sorted(targets):
             if tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))

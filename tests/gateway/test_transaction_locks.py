@@ -1,6 +1,7 @@
 """Two transactions changing the same resources take their row locks in one order (type, then
-id), or PostgreSQL breaks the deadlock they make by failing one (a 503 to its client).  A
-conditional update's match is held with the rest, before the transaction's deletes run."""
+id), or PostgreSQL breaks the deadlock they make by failing one (a 503 to its client).  What a
+transaction's conditions select (a conditional update's or delete's matches) is held with the
+rest, before its deletes run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.fhir.bundles import Bundles
+from gateway.services import Services
 from tests.conftest import MakeServices
 
 SYSTEM = "urn:audit"
@@ -24,34 +26,24 @@ def transaction(*entries: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": list(entries)}
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_a_conditional_update_and_a_plain_transaction_on_its_match_do_not_deadlock(
-    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A deletes Basic/z9 and updates Basic?identifier=…|a1 (Basic/a1); B updates Basic/a1
-    and Basic/z9 by id.  A pauses before resolving its condition, so B queues on what A holds."""
-    made = make_services()
+def put(value: str, text: str) -> dict[str, Any]:
+    return {"resource": {**basic(value, text), "id": value}, "request": {"method": "PUT", "url": f"Basic/{value}"}}
+
+
+def failures_of(made: Services, monkeypatch: pytest.MonkeyPatch, a: dict, b: dict) -> list[Exception]:
+    """On a store holding Basic/a1 and Basic/z9: run A, pause it once it holds its first
+    locks, run B, and return what failed."""
     for value in ("a1", "z9"):
         made.repository.update("Basic", value, {**basic(value, "before"), "id": value})
-    resolve, paused = Bundles._resolve_conditions, threading.Event()
+    check, paused = Bundles._check_deletes_distinct, threading.Event()
 
     def slowly(self: Bundles, *args: Any) -> None:
         if threading.current_thread().name == "A":
             paused.set()
             time.sleep(1.5)
-        resolve(self, *args)
+        check(self, *args)
 
-    monkeypatch.setattr(Bundles, "_resolve_conditions", slowly)
-    a = transaction(
-        {"request": {"method": "DELETE", "url": "Basic/z9"}},
-        {"resource": basic("a1", "A"), "request": {"method": "PUT", "url": f"Basic?identifier={SYSTEM}|a1"}},
-    )
-    b = transaction(
-        *(
-            {"resource": {**basic(v, "B"), "id": v}, "request": {"method": "PUT", "url": f"Basic/{v}"}}
-            for v in ("a1", "z9")
-        )
-    )
+    monkeypatch.setattr(Bundles, "_check_deletes_distinct", slowly)
     failures: list[Exception] = []
 
     def run(bundle: dict[str, Any]) -> None:
@@ -67,4 +59,48 @@ def test_a_conditional_update_and_a_plain_transaction_on_its_match_do_not_deadlo
     second.start()
     first.join(30)
     second.join(30)
-    assert failures == []
+    return failures
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize(
+    "a",
+    [
+        transaction(
+            {"request": {"method": "DELETE", "url": "Basic/z9"}},
+            {"resource": basic("a1", "A"), "request": {"method": "PUT", "url": f"Basic?identifier={SYSTEM}|a1"}},
+        ),
+        transaction(
+            {"request": {"method": "DELETE", "url": f"Basic?identifier={SYSTEM}|a1"}}, put("z9", "A"), put("z8", "A")
+        ),
+    ],
+    ids=["conditional update", "conditional delete"],
+)
+def test_a_conditional_entry_and_a_plain_transaction_on_its_match_do_not_deadlock(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch, a: dict[str, Any]
+) -> None:
+    """A changes Basic/a1 through a condition and Basic/z9 by id; B updates Basic/a1 and
+    Basic/z9 by id and queues on what A holds."""
+    b = transaction(put("a1", "B"), put("z9", "B"))
+    assert failures_of(make_services(), monkeypatch, a, b) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_conditional_references_target_is_not_deleted_before_the_reference_commits(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refers to Basic/a1 through its identifier; B deletes Basic/a1 meanwhile: B waits for
+    A, so the reference was to a living resource when it was committed."""
+    referrer = {
+        "resourceType": "Basic",
+        "code": {"text": "A"},
+        "subject": {"reference": f"Basic?identifier={SYSTEM}|a1"},
+    }
+    a = transaction({"resource": referrer, "request": {"method": "POST", "url": "Basic"}}, put("x1", "A"))
+    b = transaction({"request": {"method": "DELETE", "url": "Basic/a1"}}, put("y1", "B"))
+    made = make_services()
+    failures_of(made, monkeypatch, a, b)
+    with made.store.reading() as tx:
+        [written] = made.searcher.matching(tx, "Basic", "subject=Basic/a1")
+        deletion = tx.resources.read("Basic", "a1")
+    assert written.last_updated < deletion.last_updated
