@@ -41,7 +41,7 @@ from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.services import Services
-from gateway.storage.store import Stored
+from gateway.storage.store import Stored, StoreError
 
 fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
 #: media types of legacy exports posted to $ingest, and the file suffix their reader takes
@@ -127,12 +127,32 @@ def transaction_or_batch() -> Response:
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
     asked = [_requested(entry) for entry in entries] if isinstance(entries, list) else []
     g.bundle_entries = [(method, url, "", None) for method, url in asked]
-    answer = services().bundles.process(bundle, check_bundle_entry, language(), prefer_return())
+    answer = _processed(bundle)
     g.bundle_entries = [
         (method, url, str(got.get("response", {}).get("status", "")), got.get("response", {}).get("location"))
         for (method, url), got in zip(asked, answer["entry"], strict=False)
     ]
     return respond(answer)
+
+
+#: times a transaction is run when PostgreSQL makes it a deadlock's victim
+TRANSACTION_ATTEMPTS = 3
+
+
+def _processed(bundle: Any) -> dict[str, Any]:
+    """The Bundle processed, and run again from the body as sent when the database gave it up
+    to let another transaction go on (a deadlock's victim, committed nothing): its locks are
+    taken in one order, but a resource that comes to match one of its conditions while it
+    runs is locked after the rest.  Processing changes the parsed Bundle (ids assigned,
+    references rewritten), so each attempt parses the body afresh."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            return services().bundles.process(bundle, check_bundle_entry, language(), prefer_return())
+        except StoreError as error:
+            if not error.retryable or attempt == TRANSACTION_ATTEMPTS:
+                raise
+            bundle = body()
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _requested(entry: Any) -> tuple[str, str]:

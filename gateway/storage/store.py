@@ -38,7 +38,22 @@ _WRITING: ContextVar[tuple[Store, Transaction] | None] = ContextVar("writing", d
 
 
 class StoreError(Exception):
-    """The store cannot do what was asked; the message says why."""
+    """The store cannot do what was asked; the message says why.  ``retryable``: the database
+    gave the transaction up to let another go on (PostgreSQL's deadlock victim, a serialization
+    failure): done again from its start, it would succeed."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+#: SQLSTATEs of a transaction the database sacrificed: deadlock detected, serialization failure
+RETRYABLE_STATES = frozenset({"40P01", "40001"})
+
+
+def driver_error(dialect: str, exc: Exception) -> StoreError:
+    """A database driver's error as the store's, marked retryable when it is."""
+    return StoreError(f"{dialect}: {exc}", retryable=getattr(exc, "sqlstate", None) in RETRYABLE_STATES)
 
 
 #: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
@@ -190,7 +205,7 @@ class Executor:
         try:
             return (on or self.connection).execute(self.dialect.sql(sql), params)
         except self.errors as exc:
-            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+            raise driver_error(self.dialect.name, exc) from exc
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -199,7 +214,7 @@ class Executor:
         try:
             self.connection.cursor().executemany(self.dialect.sql(sql), rows)
         except self.errors as exc:
-            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+            raise driver_error(self.dialect.name, exc) from exc
 
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """New rows into ``table``.  On PostgreSQL one ``COPY … FROM STDIN`` stream: the audit
@@ -217,7 +232,7 @@ class Executor:
                 for row in rows:
                     copy.write_row(row)
         except self.errors as exc:
-            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+            raise driver_error(self.dialect.name, exc) from exc
 
     def _insert_rows(
         self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]], conflict: str = ""
@@ -256,7 +271,7 @@ class Executor:
             with self._pipeline():
                 yield
         except self.errors as exc:
-            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+            raise driver_error(self.dialect.name, exc) from exc
 
     def stream(self, sql: str, params: Sequence[Any] = (), size: int = 500) -> Iterator[Sequence[Any]]:
         """The rows of a large result as they are read, ``size`` at a time, never all at once
@@ -278,7 +293,7 @@ class Executor:
             while rows := cursor.fetchmany(size):
                 yield from rows
         except self.errors as exc:
-            raise StoreError(f"{self.dialect.name}: {exc}") from exc
+            raise driver_error(self.dialect.name, exc) from exc
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
         return self._read_at_once(sql, params).fetchone()

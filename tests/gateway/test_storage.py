@@ -411,3 +411,13 @@ def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(sto
     writer.join(10)
     settler.join(10)
     assert (waited, settled[0] > stamped[0]) == (True, True)
+
+
+@pytest.mark.parametrize(("state", "retryable"), [("40P01", True), ("40001", True), ("23505", False), (None, False)])
+def test_a_transaction_the_database_gave_up_is_marked_retryable(state: str | None, retryable: bool) -> None:
+    """Deadlock victims and serialization failures committed nothing: done again, they succeed."""
+    from gateway.storage.store import driver_error
+
+    failure = Exception("refused")
+    failure.sqlstate = state  # type: ignore[attr-defined] - as psycopg's errors carry it
+    assert driver_error("postgresql", failure).retryable is retryable

@@ -14,9 +14,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway import create_app
+from gateway.fhir.bundles import Bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.services import Services
+from gateway.storage.store import StoreError
 
 SYSTEM = "urn:audit"
 
@@ -252,6 +254,24 @@ def test_the_preference_of_the_request_reaches_the_bundle(client: FlaskClient) -
     answer = client.post("/fhir", json=sent, headers={"Prefer": "return=OperationOutcome"}).get_json()
     entry = answer["entry"][0]
     assert ("resource" in entry, entry["response"]["outcome"]["resourceType"]) == (False, "OperationOutcome")
+
+
+def test_a_transaction_the_database_gave_up_is_run_again_from_the_body_as_sent(
+    client: FlaskClient, made: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deadlock's victim committed nothing: it is run again, from a fresh parse (the first
+    attempt assigned ids and rewrote references in the Bundle it was given)."""
+    process, calls = Bundles.process, []
+
+    def sacrificed_once(self: Bundles, sent: Any, *args: Any) -> dict[str, Any]:
+        calls.append(sent)
+        if len(calls) == 1:  # as PostgreSQL's deadlock victim: rolled back, nothing committed
+            raise StoreError("postgresql: deadlock detected", retryable=True)
+        return process(self, sent, *args)
+
+    monkeypatch.setattr(Bundles, "process", sacrificed_once)
+    status = client.post("/fhir", json=bundle(post(basic("retried")))).status_code
+    assert (status, len(calls), calls[0] is not calls[1]) == (200, 2, True)
 
 
 # -- what a Bundle entry shares with the single interactions --------------------------------------
