@@ -195,7 +195,8 @@ class Bundles:
         with self.repository.store.transaction() as tx:
             if conditional:
                 _lock_conditions(tx, entries)
-            self.repository.hold(tx, sorted({*_changed(entries), *self._foreseen(tx, entries)}))
+            held = {*_changed(entries), *self._foreseen(tx, entries)}
+            self.repository.hold(tx, sorted(held))
             self._check_deletes_distinct(tx, entries)
             for entry in entries:
                 if entry.method == "DELETE":
@@ -204,7 +205,7 @@ class Bundles:
                 self._resolve_conditions(tx, entries, renamed)
                 _rewrite(entries, renamed)
                 # held already (foreseen), unless another writer made a resource match meanwhile
-                self.repository.hold(tx, _changed(entries))
+                self.repository.hold(tx, sorted(set(_changed(entries)) - held))
             registering = _registering(entries)
             if conditional:
                 self._resolve_conditional_references(tx, entries, registering)
