@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from conformance.issues import Issue
@@ -139,6 +140,7 @@ def source_of(mapped: Mapped, name: str, expression: str) -> str | None:
     return beneath.pop() if len(beneath) == 1 else None
 
 
+@lru_cache(maxsize=1024)
 def _element_pattern(expression: str) -> re.Pattern[str]:
     """The JSON paths an issue's FHIRPath names: a choice is written by its stem in FHIRPath
     (``extension[0].value``) or with ``[x]`` by a profile (``Observation.effective[x]``), and
