@@ -18,7 +18,7 @@ import orjson
 from conformance.issues import catalog as validation_catalog
 from conformance.issues import message_system
 from mappings.conceptmaps import message_catalog as mapping_catalog
-from mappings.records import Message
+from mappings.records import Message, TemplateParams
 
 _HERE = Path(__file__).parent
 LANGUAGES = ("zh-CN", "en")
@@ -40,13 +40,6 @@ def catalog() -> dict[str, dict[str, str]]:
         **_load(_HERE / "cli" / "messages.json"),
         **_load(_HERE / "messages.json"),
     }
-
-
-class _Params(dict[str, Any]):
-    """Template parameters; a placeholder nobody filled stays visible instead of raising."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
 
 
 class Worded:
@@ -92,7 +85,7 @@ def text(message_id: str, lang: str, params: dict[str, Any] | None = None) -> st
         name: value.text(lang) if isinstance(value, (Worded, Message)) else value
         for name, value in (params or {}).items()
     }
-    return entry.get(lang, entry["en"]).format_map(_Params(values))
+    return entry.get(lang, entry["en"]).format_map(TemplateParams(values))
 
 
 def worded(message_id: str, params: dict[str, Any] | None = None) -> dict[str, str]:

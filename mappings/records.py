@@ -47,7 +47,7 @@ class SourceRecord:
         return [name for name, value in self.fields.items() if value not in (None, "")]
 
 
-class _Params(dict[str, Any]):
+class TemplateParams(dict[str, Any]):
     """Template parameters; a placeholder nobody filled stays visible instead of raising."""
 
     def __missing__(self, key: str) -> str:
@@ -70,7 +70,7 @@ class Message:
         if entry is None:
             return self.id
         words = {k: v.text(lang) if isinstance(v, Message) else v for k, v in self.params.items()}
-        return entry.get(lang, entry["en"]).format_map(_Params(words))
+        return entry.get(lang, entry["en"]).format_map(TemplateParams(words))
 
     def to_json(self) -> dict[str, Any]:
         """The message as JSON (nested messages too), as a record's field keeps it: quarantine
