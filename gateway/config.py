@@ -139,6 +139,14 @@ class Config:
         return (self.public_base or f"http://{self.host}:{self.port}/fhir").rstrip("/")
 
 
+def configured_language(environ: Mapping[str, str] | None = None) -> str:
+    """The ``language`` setting alone: the command line's parser is built before the whole
+    configuration may be read (a bad other setting must not stop ``--help``)."""
+    environ = os.environ if environ is None else environ
+    name = "YIYANG_LANGUAGE"
+    return Config.load({name: environ[name]} if name in environ else {}).language
+
+
 class ConfigError(ValueError):
     """A setting the gateway cannot start with, naming the variable (a usage error, exit 2)."""
 

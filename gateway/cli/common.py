@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
-from gateway.config import Config
+from gateway.config import Config, configured_language
 
 #: 0 clean, 1 invalid data found, 2 usage or I/O, 3 internal error
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -26,7 +25,7 @@ class Parser(argparse.ArgumentParser):
 
 def add_language(parser: argparse.ArgumentParser) -> None:
     """--lang, by default the configured language (``YIYANG_LANGUAGE``), as the API's is."""
-    configured = os.environ.get("YIYANG_LANGUAGE", DEFAULT_LANGUAGE)
+    configured = configured_language()
     default = configured if configured in LANGUAGES else DEFAULT_LANGUAGE
     parser.add_argument("--lang", choices=LANGUAGES, default=default, help=f"default {default} (YIYANG_LANGUAGE)")
 
