@@ -504,33 +504,28 @@ def test_db_upgrade_says_which_migrations_it_applied(
 
 
 @pytest.mark.parametrize(
-    ("lang", "said"),
+    ("lang", "asked", "said"),
     [
-        ("zh-CN", "--since “yesterday” 不是带时区的时间点（如 2026-12-01T08:00:00+08:00）"),
-        ("en", "--since 'yesterday' is not an instant with a time zone (e.g. 2026-12-01T08:00:00+08:00)"),
+        ("zh-CN", ["--since", "yesterday"], "--since “yesterday” 不是带时区的时间点（如 2026-12-01T08:00:00+08:00）"),
+        (
+            "en",
+            ["--since", "yesterday"],
+            "--since 'yesterday' is not an instant with a time zone (e.g. 2026-12-01T08:00:00+08:00)",
+        ),
+        ("zh-CN", ["--type", "Foo", "--type", "patient"], "--type Foo, patient：不是 FHIR R4 资源类型（区分大小写）"),
+        (
+            "en",
+            ["--type", "Foo", "--type", "patient"],
+            "--type Foo, patient: not a FHIR R4 resource type (names are case-sensitive)",
+        ),
     ],
 )
-def test_export_refuses_a_since_that_is_no_instant_in_the_chosen_language(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+def test_export_refuses_a_bad_since_or_type_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, asked: list[str], said: str
 ) -> None:
     run(capsys, "db", "upgrade", "--database", archive(tmp_path))
     given = ["--lang", lang, "--database", archive(tmp_path), "--out", str(tmp_path / "out")]
-    assert run(capsys, "export", *given, "--since", "yesterday") == (2, "", f"yiyang: error: {said}\n")
-
-
-@pytest.mark.parametrize(
-    ("lang", "said"),
-    [
-        ("zh-CN", "--type Foo, patient：不是 FHIR R4 资源类型（区分大小写）"),
-        ("en", "--type Foo, patient: not a FHIR R4 resource type (names are case-sensitive)"),
-    ],
-)
-def test_export_refuses_an_unknown_type_in_the_chosen_language(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
-) -> None:
-    run(capsys, "db", "upgrade", "--database", archive(tmp_path))
-    given = ["--lang", lang, "--database", archive(tmp_path), "--out", str(tmp_path / "out")]
-    assert run(capsys, "export", *given, "--type", "Foo", "--type", "patient") == (2, "", f"yiyang: error: {said}\n")
+    assert run(capsys, "export", *given, *asked) == (2, "", f"yiyang: error: {said}\n")
 
 
 def test_every_command_line_message_is_worded_in_both_languages_and_its_own() -> None:
