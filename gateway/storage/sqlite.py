@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,7 +76,7 @@ class SQLiteStore(Store):
             connection = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            connection.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(connection)
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's thread does it
             connection.execute(f"PRAGMA cache_size = -{cache_kib}")
@@ -134,6 +135,24 @@ class SQLiteStore(Store):
                 connection.close()
             self._all.clear()
         self._local = threading.local()
+
+
+def _enter_wal(connection: sqlite3.Connection) -> None:
+    """Switch a new database file to WAL, taking turns with other processes doing the same.
+
+    The switch upgrades a shared lock to an exclusive one; when two processes open a new
+    store at once, both hold the shared lock and SQLite answers one of them "database is
+    locked" at once rather than deadlock, without calling the busy handler.  Once one has
+    switched, the others' switch is a no-op, so trying again shortly ends it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _analyze(connection: sqlite3.Connection) -> None:

@@ -55,7 +55,7 @@ def test_two_ingests_into_one_store_at_once_quarantine_nothing_for_contention(ex
         [0, 0],
         False,
         [],
-    ), errors  # a failed ingest's stderr: it failed once in CI (exit 2) and did not fail again here
+    ), errors  # a failed ingest's stderr
 
 
 def _quarantine(out: Path) -> list[dict]:

@@ -421,3 +421,31 @@ def test_a_transaction_the_database_gave_up_is_marked_retryable(state: str | Non
     failure = Exception("refused")
     failure.sqlstate = state  # type: ignore[attr-defined] - as psycopg's errors carry it
     assert driver_error("postgresql", failure).retryable is retryable
+
+
+def _open_new_store(path: str, start: Any) -> None:
+    from gateway.storage.sqlite import SQLiteStore
+
+    store = SQLiteStore(f"sqlite:///{path}")
+    start.wait()
+    with store.reading():  # the first connection switches the file to WAL; a StoreError exits 1
+        pass
+    store.close()
+
+
+def test_processes_opening_one_new_sqlite_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """Both switching a new file to WAL, one was answered "database is locked" at once (no busy
+    wait: SQLite's deadlock avoidance); two ingests into a new --out folder failed so in CI."""
+    import multiprocessing
+
+    context, exits = multiprocessing.get_context("fork"), []
+    for round_ in range(30):
+        start = context.Barrier(6)
+        path = tmp_path / f"{round_}.sqlite"
+        openers = [context.Process(target=_open_new_store, args=(str(path), start)) for _ in range(6)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=120)
+            exits.append(opener.exitcode)
+    assert exits == [0] * len(exits)
