@@ -149,14 +149,16 @@ def main() -> None:
 def write_lists(work: Path, patients: int) -> dict[str, Scenario]:
     """The request lists the wrk script replays, one file per scenario."""
     chosen = server_data.sample_people(patients, 5_000)
+    created = server_data.new_patients(LIST_SIZE)
+    numbers = {server_data.id_card(p) for p in created}
     lists = {
         "floor": ["/fhir/floor"],
         "metadata": ["/fhir/metadata"],
         "read": server_data.read_paths(patients, LIST_SIZE),
         "search-id": server_data.identifier_paths(chosen),
         "search-name": server_data.name_birthdate_paths(chosen),
-        "create": [orjson.dumps(p).decode() for p in server_data.new_patients(LIST_SIZE)],
-        "transaction": [orjson.dumps(b).decode() for b in server_data.transaction_bundles(4_000)],
+        "create": [orjson.dumps(p).decode() for p in created],
+        "transaction": [orjson.dumps(b).decode() for b in server_data.transaction_bundles(4_000, taken=numbers)],
     }
     for name, lines in lists.items():
         (work / f"{name}.list").write_text("\n".join(lines) + "\n", encoding="utf-8")

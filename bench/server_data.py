@@ -13,7 +13,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -146,22 +146,20 @@ def name_birthdate_paths(chosen: list[dict[str, Any]]) -> list[str]:
 
 def new_patients(wanted: int, seed: int = 99) -> list[dict[str, Any]]:
     """Valid Patients not in the data set, without ids (the server assigns them on create)."""
-    rng = random.Random(seed)
-    found = []
-    for index in range(wanted):
-        person = valid_patient(rng, index)
+    rng, found = random.Random(seed), []
+    for person in _new_people(rng, wanted):
         del person["id"]
         found.append(person)
     return found
 
 
-def transaction_bundles(wanted: int, seed: int = 77) -> list[dict[str, Any]]:
+def transaction_bundles(wanted: int, seed: int = 77, taken: Collection[str] = ()) -> list[dict[str, Any]]:
     """Transaction Bundles of 10 creates each: a new Patient, five Encounters and four
-    Coverages referring to it by its urn:uuid fullUrl (what an ingesting client sends)."""
+    Coverages referring to it by its urn:uuid fullUrl (what an ingesting client sends).
+    ``taken``: 身份证号 of people created otherwise (each Patient is a new person)."""
     rng = random.Random(seed)
     bundles = []
-    for index in range(wanted):
-        person = valid_patient(rng, index)
+    for index, person in enumerate(_new_people(rng, wanted, taken)):
         del person["id"]
         full_url = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
         members = [encounter(rng, "x", index * 10 + k) for k in range(5)]
@@ -174,6 +172,23 @@ def transaction_bundles(wanted: int, seed: int = 77) -> list[dict[str, Any]]:
             entries.append(_entry(member, f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"))
         bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     return bundles
+
+
+def id_card(person: dict[str, Any]) -> str:
+    return str(person["identifier"][0]["value"])
+
+
+def _new_people(rng: random.Random, wanted: int, taken: Collection[str] = ()) -> Iterator[dict[str, Any]]:
+    """``wanted`` valid Patients of distinct 身份证号, none of them ``taken``: the gateway keeps
+    one record per person and refuses a second Patient of one number (409)."""
+    seen, index, made = set(taken), 0, 0
+    while made < wanted:
+        person = valid_patient(rng, index)
+        index += 1
+        if id_card(person) not in seen:
+            seen.add(id_card(person))
+            made += 1
+            yield person
 
 
 def _entry(resource: dict[str, Any], full_url: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences, localise
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IDENTITY_LOCK, IdentityIndex
+from gateway.ingest.identity import IDENTITY_LOCK, is_document, match_keys
 from gateway.search.values import natural_number
 from gateway.security.access import (
     OPERATOR,
@@ -209,9 +209,10 @@ class Repository:
             if found is not None:
                 return Written(found, 200)
         _check_owner(tx, resource)
-        _check_people(self.access(), tx, resource, registering)
+        rules = self.access()
+        _check_people(rules, tx, resource, registering)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
-        _remember_person(tx, stored)
+        _register_person(tx, stored, None, rules)
         return Written(stored, 201, issues)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
@@ -265,7 +266,7 @@ class Repository:
             )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
-        _remember_person(tx, stored)
+        _register_person(tx, stored, before, rules)
         created = before is None or before.deleted
         return Written(stored, 201 if created else 200, issues)
 
@@ -495,12 +496,42 @@ def _check_change(tx: Transaction, stored: Stored) -> None:
         raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=made_by)
 
 
-def _remember_person(tx: Transaction, stored: Stored) -> None:
+def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rules: Access) -> None:
     """A Patient written over REST joins the identity index, so a legacy record of the same
-    person (same 身份证号) merges into it instead of becoming a second Patient.  A key another
-    person already holds stays theirs."""
-    if stored.type == "Patient" and stored.resource is not None:
-        IdentityIndex.remember(tx, stored.resource)
+    person (same 身份证号) merges into it instead of becoming a second Patient.
+
+    A national identity number (身份证号, 居住证号, 永居证号) is one person's, and the archive
+    keeps one record per person: a Patient that brings one another Patient of the archive
+    holds is refused (409), since two records would split the person's care between two
+    ids (a conditional create, ``If-None-Exist: identifier=…``, finds the person instead).
+    A Patient that carried the number already (two records of one person from before) may
+    still be updated; a deleted person's number passes to the new record.  A holder the
+    client may not see is not named: its record stays the number's, and the client's is a
+    second one, as it was before (telling the two apart would tell the client who is in the
+    archive).  Other keys (医保人员编号, 健康档案编号) a person already holds stay theirs, as
+    in an ingest."""
+    if stored.type != "Patient" or stored.resource is None:
+        return
+    keys = match_keys(stored.resource)
+    documents = [key for key in keys if is_document(key)]
+    carried = set(match_keys(before.resource)) if before is not None and before.resource is not None else set()
+    for key, holder in tx.identity.claim(stored.id, documents).items():
+        if holder == stored.id:
+            continue
+        record = tx.resources.read("Patient", holder)
+        if record is None or record.deleted:
+            tx.identity.hand_over(key, holder, stored.id)
+        elif key not in carried and not rules.hides(tx, record):
+            raise FhirError(409, "http.duplicate-person", _identifier_of(stored.resource, key), person=holder)
+    tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
+
+
+def _identifier_of(patient: dict[str, Any], key: str) -> str:
+    """The FHIRPath of the identifier a match key comes from."""
+    for index, identifier in enumerate(patient.get("identifier", [])):
+        if key in match_keys({"identifier": [identifier]}):
+            return f"Patient.identifier[{index}]"
+    return "Patient.identifier"
 
 
 _PYTHON_TYPE = re.compile(r"\(<class '(\w+)'>\)")

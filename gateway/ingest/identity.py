@@ -26,6 +26,8 @@ PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
 #: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
 #: so they hold under any canonical base
 STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
+#: the match keys' kinds of the national identity documents
+DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension")
 
@@ -82,6 +84,12 @@ def match_keys(patient: dict[str, Any]) -> list[str]:
         elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM:
             weak.append(f"{system}|{value}")
     return strong + weak
+
+
+def is_document(key: str) -> bool:
+    """Whether a match key is a national identity document's: one person's, whoever holds it
+    (a 医保人员编号 or 健康档案编号 can be mistyped or reissued and stays a weaker hint)."""
+    return key.split("|", 1)[0] in DOCUMENT_KINDS
 
 
 def conflicts(

@@ -26,6 +26,27 @@ class IdentityKeys:
         row = self.sql.one("SELECT person_id FROM person_key WHERE key = ?", (key,))
         return row[0] if row else None
 
+    def claim(self, person_id: str, keys: Sequence[str]) -> dict[str, str]:
+        """Link each key to the person unless another holds it; {key: holder} of those held.
+        Not queued, so the answer is the database's: on PostgreSQL a claim racing another's
+        of the same key waits on the key's unique index until the first commits, and then
+        finds it taken."""
+        held: dict[str, str] = {}
+        for key in keys:
+            claimed = self.sql.one(
+                "INSERT INTO person_key (key, person_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
+                (key, person_id),
+            )
+            if claimed is None:
+                held[key] = self.person_of(key) or person_id
+        return held
+
+    def hand_over(self, key: str, holder: str, person_id: str) -> None:
+        """The key passes from ``holder`` (a person no longer in the archive) to another."""
+        self.sql.execute(
+            "UPDATE person_key SET person_id = ? WHERE key = ? AND person_id = ?", (person_id, key, holder)
+        )
+
     def link(self, person_id: str, keys: Sequence[str]) -> None:
         """Queued with the resources (``Executor.defer``): a key already linked stays as it was."""
         rows = [(key, person_id) for key in keys]

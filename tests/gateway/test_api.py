@@ -264,6 +264,21 @@ def test_a_conditional_create_on_the_id_card_finds_the_patient_already_there(api
     assert (again.status_code, again.json()["id"]) == (200, first["id"])
 
 
+def test_a_plain_create_of_a_person_the_archive_holds_is_refused_naming_them(api: Api) -> None:
+    """A second record of one 身份证号 split the person's care, and made every later
+    conditional create on the number a 412."""
+    first = created(api, new_patient())
+    again = post(api, "Patient", {**first, "id": None})
+    issue = again.json()["issue"][0]
+    named = f"Patient/{first['id']}" in issue["details"]["text"]
+    assert (again.status_code, issue["code"], issue["expression"], named) == (
+        409,
+        "duplicate",
+        ["Patient.identifier[0]"],
+        True,
+    )
+
+
 def test_a_conditional_create_that_finds_its_match_ignores_the_body(api: Api) -> None:
     first = created(api, new_patient())
     invalid = {"resourceType": "Patient", "gender": "not-a-gender"}
@@ -958,6 +973,7 @@ def test_an_error_echoing_a_control_character_is_still_answered_in_xml(api: Api)
 def test_a_patient_posted_as_xml_is_stored(api: Api) -> None:
     first = created(api, new_patient())
     xml = get(api, f"Patient/{first['id']}?_format=xml").content
+    api.delete(f"{api.base}/Patient/{first['id']}", timeout=60)  # its 身份证号 is free again
     answer = api.post(f"{api.base}/Patient", data=xml, headers={"Content-Type": "application/fhir+xml"}, timeout=60)
     assert (answer.status_code, answer.json()["name"]) == (201, first["name"])
 

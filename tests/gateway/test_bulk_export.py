@@ -3,8 +3,8 @@ and the stale-job rule on the store itself."""
 
 from __future__ import annotations
 
-import copy
 import os
+import random
 import stat
 import time
 from collections.abc import Iterator
@@ -15,6 +15,7 @@ import orjson
 import pytest
 import requests
 
+from bench.synthetic import patient as synthetic_patient
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
 from gateway.security.access import PersonalData
 from gateway.storage.store import Store
@@ -57,7 +58,7 @@ def archive(api: Api) -> dict[str, list[str]]:
     one resident is a member still (one is inactive, one's membership ended); returns the ids by type."""
     zhang = load_example("yy-patient/valid-zhang-xiuying.json")
     li = load_example("yy-patient/valid-li-jianguo-minimal.json")
-    wang = {**copy.deepcopy(li), "id": "wang-guihua"}
+    wang = {**synthetic_patient(random.Random(7), 7), "id": "wang-guihua"}  # another 身份证号: another person
     resources = [
         zhang,
         li,

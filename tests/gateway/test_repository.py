@@ -289,3 +289,67 @@ def test_an_iterating_include_brings_at_most_its_limit(services: Make, monkeypat
         "Patient",
         "Patient",
     ]
+
+
+# -- one record per person -----------------------------------------------------------------------
+def _refusal(attempt: Callable[[], Any]) -> tuple[int, str, str | None]:
+    with pytest.raises(FhirError) as refused:
+        attempt()
+    return refused.value.status, refused.value.message_id, refused.value.expression
+
+
+def test_a_create_bringing_a_number_another_patient_holds_is_refused(services: Make) -> None:
+    made = services()
+    made.repository.create(new_patient(1))
+    assert _refusal(lambda: made.repository.create(new_patient(1))) == (
+        409,
+        "http.duplicate-person",
+        "Patient.identifier[0]",
+    )
+
+
+def test_an_update_bringing_a_number_another_patient_holds_is_refused(services: Make) -> None:
+    made = services()
+    made.repository.create(new_patient(2))
+    other = {**new_patient(2), "id": "someone-else"}
+    assert _refusal(lambda: made.repository.update("Patient", "someone-else", other))[0] == 409
+
+
+def test_a_deleted_persons_number_passes_to_the_next_record(services: Make) -> None:
+    made = services()
+    first = made.repository.create(new_patient(3)).stored
+    made.repository.delete("Patient", first.id)
+    second = made.repository.create(new_patient(3)).stored
+    with made.store.reading() as tx:
+        holder = tx.identity.person_of(f"idcard|{new_patient(3)['identifier'][0]['value']}")
+    assert holder == second.id
+
+
+def test_a_second_record_of_one_person_from_before_may_still_be_updated(services: Make) -> None:
+    """Two records of one person written before the rule (or by a restore) stay writable."""
+    made = services()
+    made.repository.create(new_patient(4))
+    with made.store.transaction() as tx:
+        tx.resources.write({**new_patient(4), "id": "older-twin"})
+    assert made.repository.update("Patient", "older-twin", {**new_patient(4), "id": "older-twin"}).status == 200
+
+
+def test_two_creates_of_one_new_person_at_once_make_one_record(services: Make) -> None:
+    """On PostgreSQL both would find the number free; the key's unique index makes the second
+    wait for the first to commit."""
+    made = services()
+    start, statuses = threading.Barrier(2), []
+
+    def create() -> None:
+        start.wait(10)
+        try:
+            statuses.append(made.repository.create(new_patient(5)).status)
+        except FhirError as refused:
+            statuses.append(refused.status)
+
+    racers = [threading.Thread(target=create) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(30)
+    assert sorted(statuses) == [201, 409]
