@@ -30,9 +30,10 @@ from gateway.cli.common import (
     add_database,
     add_language,
     config_of,
+    file_text,
     usage,
 )
-from gateway.messages import file_problem, text
+from gateway.messages import text
 from gateway.security.clients import ROLES, RegistrationError, credentials
 
 
@@ -82,16 +83,12 @@ def _add_credentials(parser: argparse.ArgumentParser) -> None:
 
 
 def _read_credentials(args: argparse.Namespace) -> tuple[Any | None, str | None]:
+    if args.jwks is None:
+        return None, file_text(args, args.secret_file).strip()
     try:
-        if args.jwks is not None:
-            return json.loads(args.jwks.read_text(encoding="utf-8")), None
-        return None, args.secret_file.read_text(encoding="utf-8").strip()
+        return json.loads(file_text(args, args.jwks)), None
     except json.JSONDecodeError as exc:
         raise usage(args, "cli.client.jwks-not-json", path=args.jwks, line=exc.lineno, column=exc.colno) from exc
-    except UnicodeDecodeError as exc:  # a key file saved in another encoding, or not text at all
-        raise usage(args, "cli.client.not-utf8", path=args.jwks or args.secret_file, offset=exc.start) from exc
-    except OSError as exc:
-        raise usage(args, "cli.client.unreadable", path=exc.filename, reason=file_problem(exc)) from exc
 
 
 def _store(args: argparse.Namespace) -> Any:

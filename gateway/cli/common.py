@@ -44,6 +44,22 @@ def usage(args: argparse.Namespace, message_id: str, **params: object) -> UsageE
     return UsageError(text(message_id, getattr(args, "lang", DEFAULT_LANGUAGE), params))
 
 
+def file_text(args: argparse.Namespace, path: Path) -> str:
+    """The text of a file an option names (a JWK Set, a secret, a private key), as a usage
+    error naming the file when it cannot be read or is not UTF-8: such files are written by
+    hand, often on Windows, and a traceback would not say which file to fix.  A byte-order
+    mark (Notepad's "UTF-8") is not part of the text: left in, it would be a secret's first
+    character."""
+    from gateway.messages import file_problem
+
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:  # saved in GBK, or not text at all
+        raise usage(args, "cli.file.not-utf8", path=path, offset=exc.start) from exc
+    except OSError as exc:
+        raise usage(args, "cli.file.unreadable", path=path, reason=file_problem(exc)) from exc
+
+
 def config_of(args: argparse.Namespace, reading: bool = False, **explicit: object) -> Config:
     """The configuration with the command's options.  Its database URL must be one (a mistyped
     ``sqlite://`` would otherwise become a file of that name); a command that only ``reading``

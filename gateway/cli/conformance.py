@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_language, config_of
+from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_language, config_of, file_text, usage
 
 
 def register(commands: Any) -> None:
@@ -66,7 +66,9 @@ def register_run(actions: Any) -> None:
     run.set_defaults(run=run_kit)
 
 
-def _credentials(client_id: str | None, key: Path | None, kid: str | None) -> Any:
+def _credentials(args: argparse.Namespace, client_id: str | None, key: Path | None) -> Any:
+    """The signing credentials of ``--client-id``/``--key`` (or of the elderly-care pair); a key
+    file that cannot be used is a usage error before any request is sent."""
     from conformance.testkit.http import KeyCredentials
 
     if client_id is None:
@@ -74,12 +76,10 @@ def _credentials(client_id: str | None, key: Path | None, kid: str | None) -> An
     if key is None:
         raise UsageError("--client-id needs --key FILE")
     try:
-        credentials = KeyCredentials(client_id, key.read_text(encoding="utf-8"), kid)
+        credentials = KeyCredentials(client_id, file_text(args, key), args.kid)
         credentials.algorithm  # noqa: B018 - parses the key now, so a bad one is a usage error
-    except OSError as exc:
-        raise UsageError(f"cannot read {key}: {exc.strerror}") from exc
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"{key} is not an unencrypted PEM private key (RSA or EC)") from exc
+        raise usage(args, "cli.conformance.not-a-key", path=key) from exc
     return credentials
 
 
@@ -93,8 +93,8 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.reporting import generated_now, render, words_in
     from gateway.services import Services
 
-    credentials = _credentials(args.client_id, args.key, args.kid)
-    elderly = _credentials(args.elderly_client_id, args.elderly_key, args.kid)
+    credentials = _credentials(args, args.client_id, args.key)
+    elderly = _credentials(args, args.elderly_client_id, args.elderly_key)
     http = Http(args.base_url, args.token)
     if credentials is not None:
         try:
@@ -132,7 +132,7 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
 
     for path in args.paths:
         if not path.exists():
-            raise UsageError(f"cannot read {path}: no such file or folder")
+            raise usage(args, "cli.no-such-file", path=path)
     files = files_in(args.paths)
     if not files:
         raise UsageError("no .json, .ndjson or .jsonl file in " + ", ".join(map(str, args.paths)))

@@ -66,16 +66,12 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _announce(config: Config, out: IO[str], lang: str, secret: str | None = None) -> None:
-    base = config.base_url
-    zh = lang == "zh-CN"
-    out.write(("FHIR 服务地址：" if zh else "FHIR base: ") + base + "\n")
-    out.write(("档案库：" if zh else "store: ") + displayable_url(config.database_url) + "\n")
+    from gateway.messages import text
+
+    out.write(text("cli.serve.base", lang, {"url": config.base_url}) + "\n")
+    out.write(text("cli.serve.store", lang, {"url": displayable_url(config.database_url)}) + "\n")
     if secret is None:
-        out.write(
-            "每个请求都需要访问令牌：注册客户端与获取令牌见 docs/security.md\n"
-            if zh
-            else "every request needs an access token: see docs/security.md to register a client and get one\n"
-        )
+        out.write(text("cli.serve.token-needed", lang) + "\n")
         if config.allow_client_secret:  # YIYANG_ALLOW_CLIENT_SECRET, set by hand
             out.write(
                 "!! 开发模式：已启用 client_secret_basic（YIYANG_ALLOW_CLIENT_SECRET），切勿用于生产环境！\n"

@@ -23,8 +23,10 @@ from gateway.cli.common import (
     UsageError,
     add_language,
     existing_files,
+    usage,
 )
 from gateway.config import Config
+from gateway.messages import file_problem, text
 from gateway.validation_io import FileReport, validate_file
 from mappings.specs import SOURCES
 from profiles.registry import DefinitionError, Registry, examples_dir
@@ -118,7 +120,7 @@ def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise UsageError(f"cannot read {name}: {exc.strerror or exc}") from exc
+            raise usage(args, "cli.file.unreadable", path=name, reason=file_problem(exc)) from exc
         if report.errors:
             worst = EXIT_INVALID
     return worst
@@ -133,15 +135,9 @@ def check_examples(validator: Any, lang: str) -> tuple[str, bool]:
         kind = "invalid" if file.name.startswith("invalid") else "valid"
         counts[kind][0] += 1
         counts[kind][1] += bool(report.errors)
-    valid_ok = counts["valid"][0] - counts["valid"][1]
-    if lang == "zh-CN":
-        line = f"规范示例：合格示例 {valid_ok}/{counts['valid'][0]} 通过；不合格示例 {counts['invalid'][1]}/{counts['invalid'][0]} 被正确拒绝"
-    else:
-        line = (
-            f"package examples: valid passing {valid_ok}/{counts['valid'][0]}; "
-            f"invalid rejected {counts['invalid'][1]}/{counts['invalid'][0]}"
-        )
-    return line, valid_ok == counts["valid"][0] and counts["invalid"][1] == counts["invalid"][0]
+    (valid, failed), (invalid, rejected) = counts["valid"], counts["invalid"]
+    tally = {"passed": valid - failed, "valid": valid, "rejected": rejected, "invalid": invalid}
+    return text("cli.demo.examples", lang, tally), failed == 0 and rejected == invalid
 
 
 def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
@@ -165,11 +161,11 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
         if files:
             out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
             out.write(summary(ingest(source, files, archive, registry, bundle=False), args.lang) + "\n")
-    _show_shared_elder(archive, out, args.lang == "zh-CN", args.reveal)
+    _show_shared_elder(archive, out, args.lang, args.reveal)
     return EXIT_OK if all_right else EXIT_INVALID
 
 
-def _show_shared_elder(archive: Path, out: IO[str], zh: bool, reveal: bool) -> None:
+def _show_shared_elder(archive: Path, out: IO[str], lang: str, reveal: bool) -> None:
     """The elder every source knows, as one Patient (``out`` masks their 身份证号; the name is
     masked here unless ``reveal``)."""
     from gateway.masking import mask_name
@@ -181,9 +177,9 @@ def _show_shared_elder(archive: Path, out: IO[str], zh: bool, reveal: bool) -> N
         people = [json.loads(line) for line in lines]
     for person in people:
         if any(i.get("value") == DEMO_ELDER for i in person.get("identifier", [])):
-            label = "同一老人在全部来源中合并为一个 Patient" if zh else "one elder from every source, one Patient"
             name = person["name"][0].get("text", "")
-            out.write(f"\n{label}: Patient/{person['id']} {name if reveal else mask_name(name)}\n")
+            elder = {"id": person["id"], "name": name if reveal else mask_name(name)}
+            out.write("\n" + text("cli.demo.shared-elder", lang, elder) + "\n")
             for identifier in person["identifier"]:
                 out.write(f"  {identifier['system']}  {identifier['value']}\n")
-    out.write(("\n输出目录：" if zh else "\noutput folder: ") + f"{archive}\n")
+    out.write("\n" + text("cli.demo.output-folder", lang, {"path": archive}) + "\n")

@@ -44,42 +44,27 @@ def _progress(records: Iterator[SourceRecord], label: str) -> Iterator[SourceRec
 
 
 def summary(counts: Counts, lang: str) -> str:
+    """What a run did, worded in ``lang``: first the line that reconciles (read = mapped +
+    quarantined), then what the user may have to act on (files that could not be read, records
+    only partly accepted or already ingested, identities the sources disagree on, columns no
+    rule read)."""
+    reconciled = {"read": counts.read, "mapped": counts.mapped, "quarantined": counts.quarantined}
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts.resources.items())) or "-"
-    check = "✓" if counts.reconciled else "✗"
-    if lang == "zh-CN":
-        text = (
-            f"读取 {counts.read} 条 = 成功 {counts.mapped} 条 + 隔离 {counts.quarantined} 条 {check}\n生成资源：{kinds}"
-        )
-        errors = "".join(f"\n文件错误：{e.text(lang)}" for e in counts.file_errors)
-        if counts.partial:
-            errors += f"\n其中 {counts.partial} 条部分成功：其独立部分（如缺少医保字段的 IN1）已单独隔离"
-        if counts.unchanged:
-            errors += f"\n其中 {counts.unchanged} 条此前已导入且内容未变，未重复写入"
-        if counts.conflicts:
-            errors += f"\n身份信息不一致 {counts.conflicts} 处：档案保留原值，详见 identity-conflicts.ndjson"
-        for file, columns in counts.unread.items():
-            errors += f"\n{file} 中有值但未映射的列（列名与映射规范不符？）：{'、'.join(columns)}"
-    else:
-        text = (
-            f"read {counts.read} = mapped {counts.mapped} + quarantined {counts.quarantined} {check}\n"
-            f"resources: {kinds}"
-        )
-        errors = "".join(f"\nfile error: {e.text(lang)}" for e in counts.file_errors)
-        if counts.partial:
-            errors += (
-                f"\n{counts.partial} of them partially accepted: an independent part "
-                "(such as an IN1 without its 医保 fields) was quarantined alone"
-            )
-        if counts.unchanged:
-            errors += f"\n{counts.unchanged} of them were ingested before, unchanged, and not written again"
-        if counts.conflicts:
-            errors += (
-                f"\n{counts.conflicts} demographic disagreements: the archive kept its values, "
-                "see identity-conflicts.ndjson"
-            )
-        for file, columns in counts.unread.items():
-            errors += f"\n{file}: columns with values that no mapping rule read (named otherwise than the spec?): {', '.join(columns)}"
-    return text + errors
+    lines = [
+        text("cli.ingest.counts", lang, reconciled | {"check": "✓" if counts.reconciled else "✗"}),
+        text("cli.ingest.resources", lang, {"kinds": kinds}),
+        *(text("cli.ingest.file-error", lang, {"error": error}) for error in counts.file_errors),
+    ]
+    noted = (
+        ("cli.ingest.partial", counts.partial),
+        ("cli.ingest.unchanged", counts.unchanged),
+        ("cli.ingest.conflicts", counts.conflicts),
+    )
+    lines += [text(message_id, lang, {"count": count}) for message_id, count in noted if count]
+    separator = text("cli.list-separator", lang)
+    for file, columns in counts.unread.items():
+        lines.append(text("cli.ingest.unread-columns", lang, {"file": file, "columns": separator.join(columns)}))
+    return "\n".join(lines)
 
 
 ARCHIVE_FILE = "archive.sqlite"
@@ -209,22 +194,20 @@ def explain(
     except ReaderError as exc:
         out.write(exc.message.text(lang) + "\n")
         return 1
-    if record is None:
-        out.write(("找不到记录" if lang == "zh-CN" else "no such record") + f" {location or ''}\n")
+    if record is None:  # with the file: "row 99" alone does not say where it was looked for
+        missing = "cli.explain.empty" if location is None else "cli.explain.no-record"
+        out.write(text(missing, lang, {"path": path, "location": location}) + "\n")
         return 1
     mapped = engine.map(record, trace=True)
-    zh = lang == "zh-CN"
     out.write(f"{record.file} {record.location}\n")
     if mapped is None and UNPARSEABLE in record.fields:  # say why, as its quarantine entry does
         detail = unparseable_text(record.fields[UNPARSEABLE], lang)
         out.write(text("ingest.unreadable", lang, {"detail": detail}) + "\n")
         return 1
     if mapped is None:
-        out.write(
-            ("没有适用的映射规则；字段：" if zh else "no spec applies; fields: ") + ", ".join(record.fields) + "\n"
-        )
+        out.write(text("cli.explain.no-spec", lang, {"fields": ", ".join(record.fields)}) + "\n")
         return 1
-    out.write(("映射规则" if zh else "spec") + f": {mapped.spec.id} (mappings/specs/{mapped.spec.file})\n\n")
+    out.write(text("cli.explain.spec", lang, {"spec": mapped.spec.id, "file": mapped.spec.file}) + "\n\n")
     for step in mapped.steps:
         raw, value = step.raw, step.result
         if not reveal and is_person_name(step.target):
@@ -235,9 +218,9 @@ def explain(
         out.write(f"  ✗ [{problem.message_id}] {problem.ref}\n")
     unused = mapped.unused_fields
     if unused:
-        out.write(("\n未使用的字段：" if zh else "\nunused fields: ") + ", ".join(unused) + "\n")
+        out.write("\n" + text("cli.explain.unused", lang, {"fields": ", ".join(unused)}) + "\n")
     validator = build_validator(registry, config or Config())
-    out.write("\n" + ("校验：" if zh else "validation:") + "\n")
+    out.write("\n" + text("cli.explain.validation", lang) + "\n")
     for name, resource in mapped.resources.items():
         issues = [i for i in validator.validate(resource) if i.severity in ("fatal", "error", "warning")]
         for issue in issues:
@@ -245,5 +228,6 @@ def explain(
             arrow = f" ← {origin}" if origin else ""
             out.write(f"  {issue.severity} {issue.expression}{arrow}  [{issue.message_id}] {issue.text(lang)}\n")
         if not issues:
-            out.write(f"  {resource['resourceType']}/{resource['id']}: " + ("通过" if zh else "valid") + "\n")
+            passed = {"resource": f"{resource['resourceType']}/{resource['id']}"}
+            out.write(f"  {text('cli.explain.valid', lang, passed)}\n")
     return 0

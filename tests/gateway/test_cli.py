@@ -18,6 +18,7 @@ from profiles.registry import examples_dir
 
 VALID = str(examples_dir() / "yy-patient/valid-zhang-xiuying.json")
 INVALID = str(examples_dir() / "yy-patient/invalid-id-card-checksum.json")
+COMMUNITY_SAMPLE = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -222,8 +223,7 @@ def test_console_entry_point_runs_as_a_module() -> None:
 
 def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "out").write_text("", encoding="utf-8")
-    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
-    code = main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(sample)])
+    code = main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(COMMUNITY_SAMPLE)])
     assert (code, capsys.readouterr().err.startswith("yiyang: error: File exists")) == (2, True)
 
 
@@ -236,8 +236,7 @@ def test_a_damaged_archive_store_is_a_clear_error(tmp_path: Path, capsys: pytest
 def test_an_archive_folder_and_its_store_are_the_owners_alone(tmp_path: Path) -> None:
     import stat
 
-    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
-    main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(sample)])
+    main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(COMMUNITY_SAMPLE)])
     files = [tmp_path / "out", *(tmp_path / "out").iterdir()]
     assert {path.name: stat.S_IMODE(path.stat().st_mode) & 0o077 for path in files} == {p.name: 0 for p in files}
 
@@ -440,6 +439,44 @@ def test_a_key_file_that_is_not_utf8_is_a_usage_error(capsys: pytest.CaptureFixt
     assert (status, "is not UTF-8 text" in said) == (2, True)
 
 
+def test_a_secret_file_saved_with_a_byte_order_mark_registers_the_secret_without_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Notepad's "UTF-8" begins with U+FEFF: kept, it would be the secret's first character,
+    and the client sending its secret would be refused with nothing to tell why."""
+    from gateway.security.clients import verify_secret
+    from gateway.storage import open_store
+
+    (tmp_path / "secret").write_text("\ufeff" + "s" * 32, encoding="utf-8")
+    client_add(capsys, tmp_path, "en", "--secret-file", str(tmp_path / "secret"))
+    store = open_store(archive(tmp_path))
+    try:
+        with store.reading() as tx:
+            [client] = tx.security.clients()
+    finally:
+        store.close()
+    assert verify_secret("s" * 32, client.secret_hash)
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        ("missing.pem", "无法读取 {key}：文件不存在"),
+        (".", "无法读取 {key}：这是文件夹，不是文件"),
+        ("gbk.pem", "{key} 不是 UTF-8 文本（第 0 字节）"),
+    ],
+)
+def test_a_private_key_file_that_cannot_be_read_is_refused_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, key: str, said: str
+) -> None:
+    """``conformance run --key`` reads its file as ``client add --jwks`` does: exit 2 naming it,
+    worded in --lang, before any request is sent (port 9 would refuse one)."""
+    (tmp_path / "gbk.pem").write_bytes("密钥".encode("gbk"))
+    path = tmp_path / key
+    kit = ["conformance", "run", "--base-url", "http://127.0.0.1:9/fhir", "--client-id", "kit", "--key", str(path)]
+    assert run(capsys, *kit, "--lang", "zh-CN") == (2, "", f"yiyang: error: {said.format(key=path)}\n")
+
+
 @pytest.mark.parametrize(
     ("lang", "said"),
     [
@@ -537,3 +574,15 @@ def test_every_command_line_message_is_worded_in_both_languages_and_its_own() ->
     del own["_about"]
     assert all(key.startswith("cli.") and set(entry) == {"zh-CN", "en"} for key, entry in own.items())
     assert all(catalog()[key] == entry for key, entry in own.items())
+
+
+# -- mappings explain: every line worded in --lang -------------------------------------------------
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [("zh-CN", "{path} 中找不到记录 row 99\n"), ("en", "no record row 99 in {path}\n")],
+)
+def test_explain_of_a_record_the_file_lacks_names_the_file_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], lang: str, said: str
+) -> None:
+    explain = ["mappings", "explain", "community-health", str(COMMUNITY_SAMPLE), "--record", "row 99"]
+    assert run(capsys, *explain, "--lang", lang) == (1, said.format(path=COMMUNITY_SAMPLE), "")
