@@ -15,7 +15,10 @@ criteria languages they may use, so a new indicator is a new file, not new code:
   (``bed-days``), for continuous-variable measures.
 
 A population may also require further queries (extension ``yy-ext-measure-also-requires``):
-规范健康管理 needs a 体检 *and* a self-care assessment in the year.
+规范健康管理 needs a 体检 *and* a self-care assessment in the year.  And it may judge each
+subject by the latest of its matches alone (extension ``yy-ext-measure-latest-matches``, a
+query that match must meet too): 失能 is what the latest 长护险 assessment says, and a
+person once assessed grade 3 and reassessed grade 0 is no longer disabled.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class Population:
     description: str
     criteria: Criteria
     also_requires: tuple[Criteria, ...] = ()
+    #: a query the latest match of ``criteria`` (by its ``date``) must meet, for each subject
+    latest_matches: Criteria | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +135,8 @@ def read_measure(resource: dict[str, Any], base: str = DEFAULT_BASE) -> MeasureD
         )
         if any(c.language != QUERY for c in also):
             raise fail(f"{where}.extension", "further requirements must be FHIR queries")
-        populations[code] = Population(code, str(entry.get("description") or code), criteria, also)
+        latest = _latest_matches(entry, criteria, where, base, fail)
+        populations[code] = Population(code, str(entry.get("description") or code), criteria, also, latest)
     needed = {
         "proportion": ("initial-population", "denominator", "numerator"),
         "ratio": ("initial-population", "denominator", "numerator"),
@@ -170,6 +176,25 @@ def read_measure(resource: dict[str, Any], base: str = DEFAULT_BASE) -> MeasureD
         sources=tuple(str(a.get("display") or a.get("label") or "") for a in resource.get("relatedArtifact") or []),
         resource=resource,
     )
+
+
+def _latest_matches(entry: dict[str, Any], criteria: Criteria, where: str, base: str, fail: Any) -> Criteria | None:
+    """The population's ``yy-ext-measure-latest-matches`` query, if any: at most one, a FHIR
+    query of the type its criteria select."""
+    found = [
+        (index, ext)
+        for index, ext in enumerate(entry.get("extension") or [])
+        if ext.get("url") == extension_url(base, "yy-ext-measure-latest-matches")
+    ]
+    if not found:
+        return None
+    index, extension = found[-1]
+    latest = _criteria(extension.get("valueExpression"), f"{where}.extension[{index}]", fail)
+    if len(found) > 1 or latest.language != QUERY or criteria.language != QUERY:
+        raise fail(f"{where}.extension[{index}]", "one FHIR query the latest match of FHIR query criteria meets")
+    if latest.expression.split("?", 1)[0] != criteria.expression.split("?", 1)[0]:
+        raise fail(f"{where}.extension[{index}]", "the latest match is of the type the criteria select")
+    return latest
 
 
 def _criteria(value: Any, where: str, fail: Any) -> Criteria:

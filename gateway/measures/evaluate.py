@@ -20,13 +20,13 @@ from urllib.parse import parse_qsl
 import orjson
 from fhirpathpy import compile as compile_fhirpath
 
-from gateway.measures.definition import FUNCTION, POPULATION_FILE, Criteria, MeasureDefinition
+from gateway.measures.definition import FUNCTION, POPULATION_FILE, Criteria, MeasureDefinition, Population
 from gateway.measures.population import AGE_BANDS, PopulationTable, band_low
 from gateway.search.parameters import SearchParameters
-from gateway.search.query import SearchError, parse_search
+from gateway.search.query import SearchError, SearchQuery, parse_search
 from gateway.search.values import BEIJING, date_range
 from gateway.security.access import Access
-from gateway.storage.measure_sql import DIVISION, Place, Selection, members_sql, tally_sql
+from gateway.storage.measure_sql import DIVISION, LATEST_BY, Place, Selection, members_sql, tally_sql
 from gateway.storage.store import Store
 
 _EMBEDDED = re.compile(r"\{\{(.+?)\}\}")
@@ -177,9 +177,7 @@ class MeasureEvaluator:
                 return _result(measure, code, rows)
 
             initial = measure.populations["initial-population"]
-            chains["initial-population"] = self._selections(
-                measure, initial.criteria, initial.also_requires, period, access
-            )
+            chains["initial-population"] = self._selections(measure, initial, period, access)
             # a rate over the population file is over its residents: they are the initial population
             results["initial-population"] = (
                 tally("initial-population", chains["initial-population"])
@@ -198,9 +196,7 @@ class MeasureEvaluator:
                 parent = "denominator" if code in ("numerator", "denominator-exclusion") else "initial-population"
                 if parent not in chains:
                     parent = "initial-population"
-                chains[code] = chains[parent] + self._selections(
-                    measure, entry.criteria, entry.also_requires, period, access
-                )
+                chains[code] = chains[parent] + self._selections(measure, entry, period, access)
                 results[code] = tally(code, chains[code])
             observation = measure.population("measure-observation")
             if observation is not None:
@@ -217,25 +213,24 @@ class MeasureEvaluator:
 
     # -- criteria --------------------------------------------------------------------------
     def _selections(
+        self, measure: MeasureDefinition, population: Population, period: Period, access: Access | None
+    ) -> list[Selection]:
+        first = self._selection(measure, population.criteria, period, access, population.latest_matches)
+        return [first, *(self._selection(measure, c, period, access) for c in population.also_requires)]
+
+    def _selection(
         self,
         measure: MeasureDefinition,
         criteria: Criteria,
-        also: tuple[Criteria, ...],
         period: Period,
         access: Access | None,
-    ) -> list[Selection]:
-        return [self._selection(measure, c, period, access) for c in (criteria, *also)]
-
-    def _selection(
-        self, measure: MeasureDefinition, criteria: Criteria, period: Period, access: Access | None
+        latest_matches: Criteria | None = None,
     ) -> Selection:
         text = _expand(criteria.expression, period)
         kind, _, query_string = text.partition("?")
-        try:
-            query = parse_search(kind, parse_qsl(query_string, keep_blank_values=True), self.parameters)
-        except SearchError as exc:  # the Measure is broken
-            raise MeasureError("measure.bad-criteria", measure=measure.url, criteria=text, detail=str(exc)) from exc
+        query = self._parsed(measure, kind, query_string, text)
         restriction = access.condition(kind) if access is not None else None
+        latest = self._latest(measure, kind, text, latest_matches, period)
         if kind == measure.basis:
             return Selection(query, None, restriction)
         via = next(
@@ -253,7 +248,26 @@ class MeasureEvaluator:
                 criteria=text,
                 detail=f"no reference from {kind} to {measure.basis}",
             )
-        return Selection(query, via, restriction)
+        return Selection(query, via, restriction, latest)
+
+    def _latest(
+        self, measure: MeasureDefinition, kind: str, text: str, latest_matches: Criteria | None, period: Period
+    ) -> SearchQuery | None:
+        """The search each subject's latest match must meet too: matches of another type than
+        the subjects, with a date to tell the latest by."""
+        if latest_matches is None:
+            return None
+        if kind == measure.basis or self.parameters.get(kind, LATEST_BY) is None:
+            detail = f"no latest {kind} by {LATEST_BY} of each {measure.basis}"
+            raise MeasureError("measure.bad-criteria", measure=measure.url, criteria=text, detail=detail)
+        expanded = _expand(latest_matches.expression, period)
+        return self._parsed(measure, kind, expanded.partition("?")[2], expanded)
+
+    def _parsed(self, measure: MeasureDefinition, kind: str, query_string: str, text: str) -> SearchQuery:
+        try:
+            return parse_search(kind, parse_qsl(query_string, keep_blank_values=True), self.parameters)
+        except SearchError as exc:  # the Measure is broken
+            raise MeasureError("measure.bad-criteria", measure=measure.url, criteria=text, detail=str(exc)) from exc
 
     def _place(self, basis: str) -> Place:
         """Where a subject's division is read: its own admin-division rows, or those of the

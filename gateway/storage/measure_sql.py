@@ -32,6 +32,8 @@ class Selection:
     query: SearchQuery
     via: str | None
     restriction: Sql | None = None
+    #: a search the latest match of each subject (by its ``date``) must meet too
+    latest: SearchQuery | None = None
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,35 @@ def subjects_sql(selection: Selection, basis: str) -> Sql:
     matches = f"SELECT r.id FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}"
     if selection.via is None:
         return matches, [selection.query.resource_type, *params]
+    if selection.latest is not None:
+        return _latest_subjects(selection, basis, matches, params)
     return (
         f"SELECT s.value FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches})",
         [selection.query.resource_type, selection.via, basis, selection.query.resource_type, *params],
+    )
+
+
+#: the parameter a subject's matches are ordered by, for the latest of them
+LATEST_BY = "date"
+
+
+def _latest_subjects(selection: Selection, basis: str, matches: str, params: list[Any]) -> Sql:
+    """The subjects whose latest match meets ``selection.latest`` as well.  Latest by the
+    match's ``date`` (its start), then by when it was written: two assessments of one day are
+    told apart by the one recorded last."""
+    assert selection.latest is not None and selection.via is not None
+    kind = selection.query.resource_type
+    latest, latest_params = where_sql(selection.latest)
+    ranked = (
+        "SELECT s.value AS subject, s.id AS id, ROW_NUMBER() OVER (PARTITION BY s.value ORDER BY "
+        "(SELECT MAX(d.low) FROM search_index d WHERE d.type = s.type AND d.id = s.id AND d.name = ?) DESC, "
+        "(SELECT w.last_updated FROM resource w WHERE w.type = s.type AND w.id = s.id) DESC, s.id DESC) AS turn "
+        f"FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches})"
+    )
+    return (
+        f"SELECT k.subject FROM ({ranked}) k WHERE k.turn = 1 "
+        f"AND k.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {latest})",
+        [LATEST_BY, kind, selection.via, basis, kind, *params, kind, *latest_params],
     )
 
 

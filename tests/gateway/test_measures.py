@@ -103,9 +103,9 @@ def _contract(cid: str, pid: str, start: str, end: str) -> dict[str, Any]:
     }
 
 
-def _disability(oid: str, pid: str, grade: str) -> dict[str, Any]:
+def _disability(oid: str, pid: str, grade: str, day: str = "2026-04-01") -> dict[str, Any]:
     value = {"valueCodeableConcept": {"coding": [{"system": f"{BASE}/CodeSystem/ltc-disability-level", "code": grade}]}}
-    return _observation(oid, pid, "2026-04-01", "ltc-indicator", "disability-level", value)
+    return _observation(oid, pid, day, "ltc-indicator", "disability-level", value)
 
 
 def _organization(oid: str, types: list[str], designations: list[str] = ()) -> dict[str, Any]:
@@ -150,8 +150,12 @@ ARCHIVE = [
     _observation("s1", "p1", "2026-05-10", "selfcare-item", "total"),
     _observation("s5", "p5", "2026-02-02", "selfcare-item", "total"),
     _observation("t1", "p1", "2026-05-10", "tcm-constitution", "qixu"),
+    _disability("d1", "p1", "2", "2026-02-01"),
+    _disability("d1-again", "p1", "0", "2026-06-01"),  # reassessed: no longer disabled
     _disability("d2", "p2", "3"),
+    _disability("d2-again", "p2", "0", "2027-03-01"),  # after 2026
     _disability("d5", "p5", "0"),
+    _disability("d5-again", "p5", "4", "2026-09-01"),
     {**_disability("d3", "p3", "4"), "status": "entered-in-error"},  # recorded by mistake: no assessment
     _contract("c1", "p1", "2026-01-01", "2026-12-31"),
     _contract("c2", "p2", "2025-06-01", "2026-05-31"),
@@ -265,8 +269,34 @@ def test_oldest_old_rate_counts_only_people_80_and_over(evaluate: Any, populatio
 
 def test_disabled_rate_divides_by_people_assessed_disabled_in_the_archive(evaluate: Any) -> None:
     result = evaluate("family-doctor-contract-rate-disabled")
-    # p2 (grade 3); p3's assessment was entered in error
-    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 1, 100.0)
+    # p2 (grade 3; reassessed after 2026) and p5 (grade 4 in September, without a contract);
+    # p1 was reassessed grade 0, p3's assessment was entered in error
+    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 2, 50.0)
+
+
+def test_disabled_is_what_the_latest_assessment_by_the_periods_end_says(evaluate: Any) -> None:
+    """Counted as disabled once assessed so, p1 stayed disabled after a reassessment to grade 0."""
+    denominators = [
+        evaluate("family-doctor-contract-rate-disabled", period=Period.parse(month)).count("denominator")
+        for month in ("2026-05", "2026-06", "2026-09")
+    ]
+    assert denominators == [2, 1, 2]  # p1 and p2; p2 alone; p2 and p5
+
+
+def test_a_latest_match_of_another_type_than_the_criteria_is_refused() -> None:
+    population = {
+        "code": {"coding": [{"code": "initial-population"}]},
+        "criteria": {"language": "application/x-fhir-query", "expression": "Observation?code=x"},
+        "extension": [
+            {
+                "url": f"{BASE}/StructureDefinition/yy-ext-measure-latest-matches",
+                "valueExpression": {"language": "application/x-fhir-query", "expression": "Encounter?status=finished"},
+            }
+        ],
+    }
+    measure = {"url": "x", "scoring": {"coding": [{"code": "cohort"}]}, "group": [{"population": [population]}]}
+    with pytest.raises(MeasureDefinitionError, match=r"population\[0\]\.extension\[0\]"):
+        read_measure(measure)
 
 
 def test_tcm_management_counts_a_constitution_identification_in_the_period(evaluate: Any) -> None:
@@ -309,7 +339,7 @@ def test_elder_friendly_share_divides_by_medical_institutions(evaluate: Any) -> 
 
 
 def test_disability_assessments_count_people_of_any_grade(evaluate: Any) -> None:
-    assert evaluate("ltc-disability-assessed-count").count("initial-population") == 2
+    assert evaluate("ltc-disability-assessed-count").count("initial-population") == 3  # p1, p2, p5
 
 
 def test_hospice_patients_are_those_with_an_episode_overlapping_the_period(evaluate: Any) -> None:
