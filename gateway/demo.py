@@ -16,6 +16,7 @@ import orjson
 
 from gateway.fhir.errors import FhirError
 from gateway.ingest.commands import ingest, summary
+from gateway.messages import text
 from gateway.services import Services
 from mappings.readers import READERS
 from mappings.specs import SOURCES
@@ -32,8 +33,8 @@ def sample_files(source: str) -> list[Path]:
 
 
 def load_demo(services: Services, lang: str) -> Iterator[str]:
-    """Load the demo data; yields one line per step, for the terminal."""
-    zh = lang == "zh-CN"
+    """Load the demo data; yields one line per step, for the terminal, worded in ``lang``
+    (a source's summary on one line, its clauses joined as a sentence's)."""
     loaded = refused = 0
     for path in sorted(examples_dir().glob("*/valid-*.json")):
         resource = orjson.loads(path.read_bytes())
@@ -47,14 +48,14 @@ def load_demo(services: Services, lang: str) -> Iterator[str]:
             loaded += 1
         except FhirError:
             refused += 1
-    yield (f"规范示例：载入 {loaded} 个" if zh else f"package examples: {loaded} loaded") + (
-        f"，{refused} 个未通过校验" if zh and refused else f", {refused} refused" if refused else ""
-    )
+    examples = "cli.serve.demo-examples-refused" if refused else "cli.serve.demo-examples"
+    yield text(examples, lang, {"loaded": loaded, "refused": refused})
+    separator = text("cli.clause-separator", lang)
     for source in SOURCES:
         files = sample_files(source)
         if files:
-            counts = ingest(source, files, None, services.registry, store=services.store)
-            yield f"[{source}] " + summary(counts, lang).replace("\n", "；" if zh else "; ")
+            counts = ingest(source, files, None, services.registry, store=services.store, lang=lang)
+            yield f"[{source}] " + summary(counts, lang).replace("\n", separator)
 
 
 #: the development client ``serve --demo`` registers: all scopes, acting as the platform operator

@@ -12,9 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+from conformance.issues import DEFAULT_LANGUAGE
 from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
 from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
 from gateway.config import ConfigError
+from gateway.messages import text
 from gateway.storage.store import StoreError
 
 MODULES = (validate, ingest, archive, server, clients, audit, report, conformance, measure)
@@ -33,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     install_log_masking()  # 身份证号 and phones never reach a log line in full
     args = build_parser().parse_args(argv)
+    lang = getattr(args, "lang", DEFAULT_LANGUAGE)  # what a failure below is worded in, as usage() does
     try:
         return args.run(args, sys.stdout)
     except (UsageError, ConfigError) as exc:
@@ -43,12 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INVALID
-    # after BrokenPipeError, its subclass: an output folder that is a file, a full disk, no permission …
+    # after BrokenPipeError, its subclass: a full disk, no permission … (the system's reason in
+    # English: what it says of a write is not the catalogue's file.* wording of a read)
     except OSError as exc:
-        sys.stderr.write(f"yiyang: error: {exc.strerror or exc}: {exc.filename or ''}\n")
+        failed = {"path": exc.filename or "", "reason": exc.strerror or exc}
+        sys.stderr.write(f"yiyang: error: {text('cli.os-error', lang, failed)}\n")
         return EXIT_USAGE
-    except StoreError as exc:  # an unreachable, busy or damaged store
-        sys.stderr.write(f"yiyang: error: archive store: {exc}\n")
+    except StoreError as exc:  # an unreachable, busy or damaged store; its text names it
+        sys.stderr.write(f"yiyang: error: {text('cli.store-error', lang, {'error': exc})}\n")
         return EXIT_USAGE
     except json.JSONDecodeError as exc:  # a damaged line in a file the gateway reads back
         sys.stderr.write(f"yiyang: error: a damaged JSON line: {exc}\n")

@@ -7,7 +7,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, usage
+from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, output_folder, usage
 from gateway.messages import text
 
 
@@ -34,11 +34,12 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.export import export_folder
     from gateway.services import Services
 
+    folder = output_folder(args, args.out)
     services = Services(config_of(args, reading=True))
     try:
         since = _since(args)
         _check_types(args, services.repository.resource_types)
-        written = export_folder(services.store, args.out, args.types, since, extras=not (args.types or since))
+        written = export_folder(services.store, folder, args.types, since, extras=not (args.types or since))
     finally:
         services.close()
     for name, lines in sorted(written.items()):

@@ -50,14 +50,37 @@ def file_text(args: argparse.Namespace, path: Path) -> str:
     hand, often on Windows, and a traceback would not say which file to fix.  A byte-order
     mark (Notepad's "UTF-8") is not part of the text: left in, it would be a secret's first
     character."""
-    from gateway.messages import file_problem
-
     try:
         return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:  # saved in GBK, or not text at all
-        raise usage(args, "cli.file.not-utf8", path=path, offset=exc.start) from exc
-    except OSError as exc:
-        raise usage(args, "cli.file.unreadable", path=path, reason=file_problem(exc)) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise unreadable(args, path, exc) from exc
+
+
+def unreadable(args: argparse.Namespace, path: Path, error: OSError | UnicodeDecodeError) -> UsageError:
+    """The usage error of a file that could not be read as UTF-8 text, naming it: one wording
+    whether the command read the file itself (:func:`file_text`) or a layer below did."""
+    from gateway.messages import file_problem
+
+    if isinstance(error, UnicodeDecodeError):  # saved in GBK, or not text at all
+        return usage(args, "cli.file.not-utf8", path=path, offset=error.start)
+    return usage(args, "cli.file.unreadable", path=path, reason=file_problem(error))
+
+
+def output_folder(args: argparse.Namespace, folder: Path) -> Path:
+    """``folder`` (an ``--out``), refused naming the file in its way when it, or a folder above
+    it, is a file: checked before anything is opened or written, where its creation would
+    otherwise fail late (after an ingest into ``--database`` had landed) with the system's
+    English "File exists"."""
+    nearest = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if nearest is not None and not nearest.is_dir():
+        raise usage(args, "cli.out-is-a-file", path=nearest)
+    return folder
+
+
+def xlsx_needs_out(args: argparse.Namespace) -> None:
+    """A workbook is binary: ``--format xlsx`` written to the terminal would be garbage."""
+    if args.format == "xlsx" and args.out is None:
+        raise usage(args, "cli.xlsx-needs-out")
 
 
 def config_of(args: argparse.Namespace, reading: bool = False, **explicit: object) -> Config:

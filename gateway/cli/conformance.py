@@ -17,7 +17,16 @@ import argparse
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_language, config_of, file_text, usage
+from gateway.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    Parser,
+    add_language,
+    config_of,
+    file_text,
+    usage,
+    xlsx_needs_out,
+)
 
 
 def register(commands: Any) -> None:
@@ -66,15 +75,20 @@ def register_run(actions: Any) -> None:
     run.set_defaults(run=run_kit)
 
 
-def _credentials(args: argparse.Namespace, client_id: str | None, key: Path | None) -> Any:
-    """The signing credentials of ``--client-id``/``--key`` (or of the elderly-care pair); a key
-    file that cannot be used is a usage error before any request is sent."""
+#: the options naming a client and its key: the kit's own, and the elderly-care client's
+KIT_CLIENT = ("--client-id", "--key")
+ELDERLY_CLIENT = ("--elderly-client-id", "--elderly-key")
+
+
+def _credentials(args: argparse.Namespace, client_id: str | None, key: Path | None, options: tuple[str, str]) -> Any:
+    """The signing credentials of a client and its key, given by ``options`` (the names a
+    refusal uses); a key missing or unusable is a usage error before any request is sent."""
     from conformance.testkit.http import KeyCredentials
 
     if client_id is None:
         return None
     if key is None:
-        raise UsageError("--client-id needs --key FILE")
+        raise usage(args, "cli.conformance.needs-key", client=options[0], key=options[1])
     try:
         credentials = KeyCredentials(client_id, file_text(args, key), args.kid)
         credentials.algorithm  # noqa: B018 - parses the key now, so a bad one is a usage error
@@ -93,16 +107,16 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.reporting import generated_now, render, words_in
     from gateway.services import Services
 
-    credentials = _credentials(args, args.client_id, args.key)
-    elderly = _credentials(args, args.elderly_client_id, args.elderly_key)
+    credentials = _credentials(args, args.client_id, args.key, KIT_CLIENT)
+    elderly = _credentials(args, args.elderly_client_id, args.elderly_key, ELDERLY_CLIENT)
     http = Http(args.base_url, args.token)
     if credentials is not None:
         try:
             status, body = http.sign_in(credentials, args.scope)
         except OSError as exc:  # requests' errors are OSErrors: the server cannot be reached
-            raise UsageError(f"cannot reach {args.base_url}: {exc}") from exc
+            raise usage(args, "cli.conformance.unreachable", url=args.base_url, reason=exc) from exc
         if http.login is None:
-            raise UsageError(f"no token for {credentials.client_id}: HTTP {status} {body}")
+            raise usage(args, "cli.conformance.no-token", client=credentials.client_id, status=status, body=body)
         http.take_log()
     services = Services(config_of(args))
     ctx = Context(
@@ -127,6 +141,7 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.fhir.repository import default_profiles
     from gateway.file_check import FileChecker, files_in
     from gateway.masking import mask_text
+    from gateway.messages import text
     from gateway.reporting import generated_now, render, words_in
     from gateway.services import Services
 
@@ -135,9 +150,9 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
             raise usage(args, "cli.no-such-file", path=path)
     files = files_in(args.paths)
     if not files:
-        raise UsageError("no .json, .ndjson or .jsonl file in " + ", ".join(map(str, args.paths)))
-    if args.format == "xlsx" and args.out is None:
-        raise UsageError("--format xlsx needs --out FILE")
+        paths = text("cli.list-separator", args.lang).join(map(str, args.paths))
+        raise usage(args, "cli.conformance.no-files", paths=paths)
+    xlsx_needs_out(args)
     services = Services(config_of(args))
     checker = FileChecker(
         services.validator,

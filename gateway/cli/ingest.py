@@ -18,6 +18,7 @@ from gateway.cli.common import (
     add_language,
     config_of,
     existing_files,
+    output_folder,
     usage,
 )
 from gateway.cli.validate import registry_with
@@ -76,13 +77,14 @@ def _targets(args: argparse.Namespace, reading: bool = False) -> tuple[Path | No
     if args.database is None:
         from gateway.ingest.commands import ARCHIVE_FILE
 
-        folder = args.out or DEFAULT_OUT
+        folder = output_folder(args, args.out or DEFAULT_OUT)
         if reading and not (folder / ARCHIVE_FILE).is_file():
             raise usage(args, "cli.no-archive", path=folder / ARCHIVE_FILE)
         return folder, None
     from gateway.services import Services
 
-    return args.out, Services(config_of(args, reading=reading))
+    folder = None if args.out is None else output_folder(args, args.out)
+    return folder, Services(config_of(args, reading=reading))
 
 
 def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
@@ -90,10 +92,11 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
 
     files = existing_files(args.files, args)
     folder, services = _targets(args)
-    registry = services.registry if services else registry_with([])
+    registry = services.registry if services else registry_with(args)
     try:
         config = services.config if services else config_of(args)
-        counts = ingest(args.source, files, folder, registry, args.bundle, services.store if services else None, config)
+        store = services.store if services else None
+        counts = ingest(args.source, files, folder, registry, args.bundle, store, config, args.lang)
     finally:
         if services:
             services.close()
@@ -107,7 +110,7 @@ def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import replay, summary
 
     folder, services = _targets(args, reading=True)
-    registry = services.registry if services else registry_with([])
+    registry = services.registry if services else registry_with(args)
     try:
         config = services.config if services else config_of(args)
         counts = replay(folder, registry, out, args.lang, services.store if services else None, config)
@@ -125,5 +128,5 @@ def run_explain(args: argparse.Namespace, out: IO[str]) -> int:
     existing_files([args.file], args)
     masked = masked_unless(args.reveal, out)
     return explain(
-        args.source, args.file, registry_with([]), args.record, masked, args.lang, config_of(args), args.reveal
+        args.source, args.file, registry_with(args), args.record, masked, args.lang, config_of(args), args.reveal
     )

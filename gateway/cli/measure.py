@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, usage
+from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, usage, xlsx_needs_out
 from gateway.cli.report import write
 
 FORMATS = ("json", "html", "xlsx")
@@ -53,8 +53,7 @@ def run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.reporting import generated_now
     from gateway.services import Services
 
-    if args.format == "xlsx" and args.out is None:
-        raise usage(args, "cli.measure.xlsx-needs-out")
+    xlsx_needs_out(args)
     services = Services(config_of(args))
     try:
         try:

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, UsageError, add_database, add_language, config_of
+from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, add_database, add_language, config_of, usage
 
 TABLE_CHOICES = ("failing", "scorecard")
 
@@ -83,9 +83,9 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
 
     until = args.until or today()
     if args.since > until:
-        raise UsageError(f"--since {args.since} is after --until {until}")
+        raise usage(args, "cli.report.since-after-until", since=args.since, until=until)
     if args.limit < 0:
-        raise UsageError("--limit must not be negative")
+        raise usage(args, "cli.report.negative-limit")
     query = ReportQuery(args.since, until, args.org, args.source, args.limit)
     store = open_store(config_of(args).database_url)
     try:

@@ -154,6 +154,7 @@ def register_mllp(commands: Any) -> None:
         help="a sender's address and the registered client it acts as (repeatable; adds to YIYANG_MLLP_PEERS)",
     )
     add_database(mllp)
+    add_language(mllp)
     mllp.set_defaults(run=run_mllp)
 
 
@@ -161,6 +162,7 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
     import signal
     import threading
 
+    from gateway.messages import text
     from gateway.mllp import MllpServer
     from gateway.services import Services
 
@@ -172,8 +174,7 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
     if args.peer:
         config = replace(config, mllp_peers=" ".join([config.mllp_peers, *args.peer]).strip())
     if not config.mllp_peer_clients:
-        out.write("未登记任何 MLLP 发送方（--peer 地址=客户端ID）：所有消息都将被拒收（AR）\n")
-        out.write("No MLLP sender is registered (--peer ADDRESS=CLIENT): every message will be rejected (AR)\n")
+        out.write(text("cli.mllp.no-sender", args.lang) + "\n")
     services = Services(config)
     try:
         server = MllpServer(services, args.host, args.port)

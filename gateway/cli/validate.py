@@ -23,6 +23,8 @@ from gateway.cli.common import (
     UsageError,
     add_language,
     existing_files,
+    output_folder,
+    unreadable,
     usage,
 )
 from gateway.config import Config
@@ -76,7 +78,11 @@ def register(commands: Any) -> None:
     demo.set_defaults(run=run_demo)
 
 
-def registry_with(ig_paths: Sequence[str]) -> Registry:
+def registry_with(args: argparse.Namespace, ig_paths: Sequence[str] = ()) -> Registry:
+    """The package's definitions and those of each ``--ig`` in ``ig_paths``; one that cannot be
+    loaded is a usage error.  An ``--ig`` file that cannot be read, or is not UTF-8 (a profile
+    saved in GBK), is named as any file an option names is; what a folder holds, or a file
+    that is no definition, keeps the registry's own words."""
     from conformance.issues import publish_messages_under
 
     base = Config.load().canonical_base
@@ -86,6 +92,8 @@ def registry_with(ig_paths: Sequence[str]) -> Registry:
         try:
             registry.add_path(path)
         except DefinitionError as exc:
+            if isinstance(exc.__cause__, (OSError, UnicodeDecodeError)) and Path(path).is_file():
+                raise unreadable(args, Path(path), exc.__cause__) from exc
             raise UsageError(f"--ig {exc}") from exc
     return registry
 
@@ -109,7 +117,7 @@ def run_validate(args: argparse.Namespace, out: IO[str]) -> int:
     existing_files(args.files, args)
     from gateway.limits import build_validator  # imported late: --help should not compile R4
 
-    validator = build_validator(registry_with(args.ig), Config.load())
+    validator = build_validator(registry_with(args, args.ig), Config.load())
     report_broken_definitions(validator, args.lang)
     max_bytes = args.max_bytes if args.max_bytes is not None else Config.load().max_bytes
     worst = EXIT_OK
@@ -150,17 +158,17 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.masking import masked_unless
 
     out = masked_unless(args.reveal, out)
-    registry = registry_with([])
+    archive = output_folder(args, args.out) / "demo"
+    registry = registry_with(args)
     line, all_right = check_examples(Validator(registry), args.lang)
     out.write(line + "\n")
-    archive = args.out / "demo"
     if archive.exists():
         shutil.rmtree(archive)
     for source in SOURCES:
         files = sample_files(source)
         if files:
             out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
-            out.write(summary(ingest(source, files, archive, registry, bundle=False), args.lang) + "\n")
+            out.write(summary(ingest(source, files, archive, registry, lang=args.lang), args.lang) + "\n")
     _show_shared_elder(archive, out, args.lang, args.reveal)
     return EXIT_OK if all_right else EXIT_INVALID
 

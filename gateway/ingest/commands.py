@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from conformance.issues import DEFAULT_LANGUAGE
 from gateway.config import Config
 from gateway.export import export_folder, resource_files
 from gateway.ingest.pipeline import Counts, Ingest, source_of
@@ -33,14 +34,16 @@ def build_engine(registry: Registry) -> MappingEngine:
     return MappingEngine(specs.load(), ConceptMaps.load(base), base, NORMALISERS)
 
 
-def _progress(records: Iterator[SourceRecord], label: str) -> Iterator[SourceRecord]:
-    """A progress bar on an interactive terminal; silent in pipes and CI."""
+def _progress(records: Iterator[SourceRecord], label: str, lang: str) -> Iterator[SourceRecord]:
+    """A progress bar on an interactive terminal, counting records in ``lang``; silent in pipes
+    and CI."""
     if not sys.stderr.isatty():
         yield from records
         return
     from tqdm import tqdm
 
-    yield from tqdm(records, desc=label, unit=" 条", file=sys.stderr, leave=False)
+    unit = " " + text("cli.ingest.progress-unit", lang)  # "12 records", not tqdm's "12it"
+    yield from tqdm(records, desc=label, unit=unit, file=sys.stderr, leave=False)
 
 
 def summary(counts: Counts, lang: str) -> str:
@@ -93,17 +96,18 @@ def ingest(
     bundle: bool = False,
     store: Store | None = None,
     config: Config | None = None,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> Counts:
     """Map the files into the store; with ``out_dir``, also export the archive there as NDJSON
     (and, with ``bundle``, as one transaction Bundle).  ``config`` gives the input limits
-    (defaults when absent)."""
+    (defaults when absent); ``lang`` words the progress bar shown on a terminal."""
     config = config or Config()
     with archive(out_dir, registry, store) as target:
         pipeline = Ingest(target, build_validator(registry, config), build_engine(registry))
         try:
             for path in files:
                 try:
-                    pipeline.run(_progress(read(path, source, reader_limits(config)), path.name))
+                    pipeline.run(_progress(read(path, source, reader_limits(config)), path.name, lang))
                 except ReaderError as exc:
                     pipeline.counts.file_errors.append(exc.message)
         finally:

@@ -163,6 +163,13 @@ def test_unloadable_ig_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_
     assert run(capsys, "validate", "--ig", str(tmp_path / "missing"), VALID)[0] == 2
 
 
+def test_an_ig_file_that_is_not_utf8_is_refused_naming_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A profile saved in GBK: exit 2 naming the file as any file an option names, not Python's codec error."""
+    (tmp_path / "profile.json").write_bytes("中文".encode("gbk"))
+    said = f"yiyang: error: {tmp_path / 'profile.json'} 不是 UTF-8 文本（第 0 字节）\n"
+    assert run(capsys, "validate", "--lang", "zh-CN", "--ig", str(tmp_path / "profile.json"), VALID) == (2, "", said)
+
+
 @pytest.mark.parametrize(
     ("content", "message_id"),
     [
@@ -221,16 +228,63 @@ def test_console_entry_point_runs_as_a_module() -> None:
     assert (done.returncode, done.stderr) == (1, "")
 
 
-def test_an_output_folder_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("out", ["out", "out/sub"])
+def test_an_output_folder_that_is_a_file_is_refused_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str
+) -> None:
     (tmp_path / "out").write_text("", encoding="utf-8")
-    code = main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(COMMUNITY_SAMPLE)])
-    assert (code, capsys.readouterr().err.startswith("yiyang: error: File exists")) == (2, True)
+    ingest = ["ingest", "--lang", "zh-CN", "--source", "community-health", "--out", str(tmp_path / out)]
+    said = f"yiyang: error: {tmp_path / 'out'} 是文件，不是文件夹：--out 须指定文件夹\n"
+    assert run(capsys, *ingest, str(COMMUNITY_SAMPLE)) == (2, "", said)
 
 
-def test_a_damaged_archive_store_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_ingest_into_a_database_whose_output_folder_is_a_file_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused before the store is opened: once, the records landed and only the export failed."""
+    (tmp_path / "out").write_text("", encoding="utf-8")
+    ingest = ["ingest", "--source", "community-health", "--database", archive(tmp_path), "--out", str(tmp_path / "out")]
+    code, _, _ = run(capsys, *ingest, str(COMMUNITY_SAMPLE))
+    assert (code, (tmp_path / "archive.sqlite").exists()) == (2, False)
+
+
+def test_a_damaged_archive_store_is_a_clear_error_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "archive.sqlite").write_bytes(b"not a database, just forty bytes of text.")
-    code = main(["quarantine", "replay", "--out", str(tmp_path)])
-    assert (code, capsys.readouterr().err.startswith("yiyang: error: archive store:")) == (2, True)
+    code, _, err = run(capsys, "quarantine", "replay", "--lang", "zh-CN", "--out", str(tmp_path))
+    assert (code, err.startswith(f"yiyang: error: 档案库无法使用：{tmp_path / 'archive.sqlite'}: ")) == (2, True)
+
+
+def test_a_file_the_system_refuses_is_named_in_the_chosen_language(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any command's OS error (a full disk here) is one catalogued line naming the file, exit 2."""
+    import errno
+
+    from gateway.cli import validate
+
+    def full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out")
+
+    monkeypatch.setattr(validate, "run_validate", full)
+    said = "yiyang: error: 文件操作失败（No space left on device）：/data/out\n"
+    assert run(capsys, "validate", "--lang", "zh-CN", INVALID) == (2, "", said)
+
+
+@pytest.mark.parametrize(("lang", "unit"), [("zh-CN", "条/s"), ("en", "records/s")])
+def test_the_ingest_progress_bar_counts_records_in_the_chosen_language(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lang: str, unit: str
+) -> None:
+    """Shown on a terminal only: standard error stands in for one here."""
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    main(["ingest", "--lang", lang, "--source", "community-health", "--out", str(tmp_path), str(COMMUNITY_SAMPLE)])
+    assert f" {unit}]" in terminal.getvalue()
 
 
 def test_an_archive_folder_and_its_store_are_the_owners_alone(tmp_path: Path) -> None:
@@ -363,6 +417,28 @@ def taken_port() -> Iterator[str]:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         yield str(taken.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "未登记任何 MLLP 发送方（--peer 地址=客户端ID）：所有消息都将被拒收（AR）\n"),
+        ("en", "No MLLP sender is registered (--peer ADDRESS=CLIENT): every message will be rejected (AR)\n"),
+    ],
+)
+def test_mllp_without_a_sender_warns_once_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    taken_port: str,
+    lang: str,
+    said: str,
+) -> None:
+    """The warning comes before the listener starts (here it then cannot: the port is taken)."""
+    monkeypatch.delenv("YIYANG_MLLP_PEERS", raising=False)
+    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    code, out, _ = run(capsys, "mllp", "--lang", lang, "--port", taken_port, "--database", database)
+    assert (code, out) == (2, said)
 
 
 def test_a_peer_without_a_client_is_a_usage_error(
@@ -586,3 +662,118 @@ def test_explain_of_a_record_the_file_lacks_names_the_file_in_the_chosen_languag
 ) -> None:
     explain = ["mappings", "explain", "community-health", str(COMMUNITY_SAMPLE), "--record", "row 99"]
     assert run(capsys, *explain, "--lang", lang) == (1, said.format(path=COMMUNITY_SAMPLE), "")
+
+
+# -- conformance, report and the xlsx format: refusals worded in --lang ---------------------------
+@pytest.mark.parametrize(
+    ("client", "said"),
+    [
+        (["--client-id", "kit"], "--client-id 须同时给出 --key 文件"),
+        (["--elderly-client-id", "home-a"], "--elderly-client-id 须同时给出 --elderly-key 文件"),
+    ],
+)
+def test_a_kit_client_without_its_key_is_refused_naming_both_options(
+    capsys: pytest.CaptureFixture[str], client: list[str], said: str
+) -> None:
+    kit = ["conformance", "run", "--lang", "zh-CN", "--base-url", "http://127.0.0.1:9/fhir"]
+    assert run(capsys, *kit, *client) == (2, "", f"yiyang: error: {said}\n")
+
+
+@pytest.fixture
+def kit_key(tmp_path: Path, client_key: Any) -> Path:
+    """A private key file for ``conformance run --key``."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = client_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "kit.pem").write_bytes(pem)
+    return tmp_path / "kit.pem"
+
+
+@pytest.fixture
+def tokenless_server() -> Iterator[str]:
+    """The base URL of an HTTP server that answers every request 404 (no SMART configuration)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/fhir"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_kit_server_that_cannot_be_reached_is_refused_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], kit_key: Path
+) -> None:
+    kit = ["conformance", "run", "--lang", "zh-CN", "--base-url", "http://127.0.0.1:9/fhir"]
+    code, _, err = run(capsys, *kit, "--client-id", "kit", "--key", str(kit_key))
+    assert (code, err.startswith("yiyang: error: 无法连接 http://127.0.0.1:9/fhir：")) == (2, True)
+
+
+def test_a_kit_client_that_gets_no_token_is_refused_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], kit_key: Path, tokenless_server: str
+) -> None:
+    kit = ["conformance", "run", "--lang", "zh-CN", "--base-url", tokenless_server]
+    said = "yiyang: error: 客户端 kit 未获得令牌：HTTP 404 None\n"
+    assert run(capsys, *kit, "--client-id", "kit", "--key", str(kit_key)) == (2, "", said)
+
+
+def test_conformance_check_of_folders_without_exports_names_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    check = ["conformance", "check", "--lang", "zh-CN", str(tmp_path / "a"), str(tmp_path / "b")]
+    said = f"yiyang: error: {tmp_path / 'a'}、{tmp_path / 'b'} 中没有 .json、.ndjson 或 .jsonl 文件\n"
+    assert run(capsys, *check) == (2, "", said)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["conformance", "check", VALID], ["measure", "evaluate", "--period", "2026", "--database", "sqlite:///x"]],
+)
+def test_an_xlsx_workbook_needs_an_out_file_whichever_command_writes_it(
+    capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    said = "yiyang: error: --format xlsx 须同时给出 --out 文件\n"
+    assert run(capsys, *command, "--format", "xlsx", "--lang", "zh-CN") == (2, "", said)
+
+
+@pytest.mark.parametrize(
+    ("asked", "said"),
+    [
+        (["--since", "2026-12-05", "--until", "2026-12-01"], "--since 2026-12-05 晚于 --until 2026-12-01"),
+        (["--since", "2026-12-01", "--limit", "-1"], "--limit 不能为负数"),
+    ],
+)
+def test_report_refuses_a_bad_period_or_limit_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, asked: list[str], said: str
+) -> None:
+    report = ["report", "--lang", "zh-CN", "--database", archive(tmp_path), "--format", "json"]
+    assert run(capsys, *report, "--out", str(tmp_path / "r.json"), *asked) == (2, "", f"yiyang: error: {said}\n")
+
+
+# -- serve --demo: its lines worded in --lang -------------------------------------------------------
+def test_the_demo_load_says_what_it_loaded_in_the_chosen_language(tmp_path: Path) -> None:
+    """The examples' line, then each source's summary on one line, its clauses joined by "；"."""
+    from itertools import islice
+
+    from gateway.config import Config
+    from gateway.demo import load_demo
+    from gateway.services import Services
+
+    services = Services(Config.load(database_url=archive(tmp_path)))
+    try:
+        examples, source = islice(load_demo(services, "zh-CN"), 2)
+    finally:
+        services.close()
+    assert (re.fullmatch(r"规范示例：载入 \d+ 个", examples) is not None, "✓；生成资源：" in source) == (True, True)
