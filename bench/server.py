@@ -48,7 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,6 +80,8 @@ class Scenario:
     target: str
     items: str  # file of paths or bodies
     per_request: int = 1  # resources written per request
+    #: the items of each wrk run, when no item may be sent twice (a new person)
+    fresh: Callable[[], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,31 +149,40 @@ def main() -> None:
 
 
 def write_lists(work: Path, patients: int) -> dict[str, Scenario]:
-    """The request lists the wrk script replays, one file per scenario."""
+    """The request lists the wrk script replays, one file per scenario.  The creates' and the
+    transactions' are made anew for each wrk run, of people no earlier run sent."""
     chosen = server_data.sample_people(patients, 5_000)
-    created = server_data.new_patients(LIST_SIZE)
-    numbers = {server_data.id_card(p) for p in created}
+    people = server_data.NewPeople()
     lists = {
         "floor": ["/fhir/floor"],
         "metadata": ["/fhir/metadata"],
         "read": server_data.read_paths(patients, LIST_SIZE),
         "search-id": server_data.identifier_paths(chosen),
         "search-name": server_data.name_birthdate_paths(chosen),
-        "create": [orjson.dumps(p).decode() for p in created],
-        "transaction": [orjson.dumps(b).decode() for b in server_data.transaction_bundles(4_000, taken=numbers)],
+    }
+    fresh = {
+        "create": lambda: [orjson.dumps(p).decode() for p in people.take(LIST_SIZE)],
+        "transaction": lambda: [
+            orjson.dumps(b).decode() for b in server_data.transaction_bundles(4_000, people=people)
+        ],
     }
     for name, lines in lists.items():
-        (work / f"{name}.list").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_list(work / f"{name}.list", lines)
     return {
         name: Scenario(
             name,
-            "POST" if name in ("create", "transaction") else "GET",
+            "POST" if name in fresh else "GET",
             {"create": "/fhir/Patient", "transaction": "/fhir"}.get(name, "/"),
             str(work / f"{name}.list"),
             10 if name == "transaction" else 1,
+            fresh.get(name),
         )
-        for name in lists
+        for name in [*lists, *fresh]
     }
+
+
+def write_list(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 class Bench:
@@ -279,6 +290,8 @@ class Bench:
                 )
 
     def wrk_run(self, server: Server, scenario: Scenario, seconds: int, timeout: str = "10s") -> dict[str, int]:
+        if scenario.fresh is not None:
+            write_list(Path(scenario.items), scenario.fresh())
         environment = {
             **os.environ,
             "BENCH_LIST": scenario.items,

@@ -13,7 +13,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -144,23 +144,36 @@ def name_birthdate_paths(chosen: list[dict[str, Any]]) -> list[str]:
     return [f"/fhir/Patient?name={quote(p['name'][0]['family'])}&birthdate={p['birthDate']}" for p in chosen]
 
 
-def new_patients(wanted: int, seed: int = 99) -> list[dict[str, Any]]:
-    """Valid Patients not in the data set, without ids (the server assigns them on create)."""
-    rng, found = random.Random(seed), []
-    for person in _new_people(rng, wanted):
-        del person["id"]
-        found.append(person)
-    return found
+class NewPeople:
+    """Valid Patients not in the data set, without ids (the server assigns them), of distinct
+    身份证号, handed out in turn: the gateway refuses a second Patient of one number (409), so
+    no two requests of a benchmark run, whichever scenario or wrk run sends them, may send
+    one person."""
+
+    def __init__(self, seed: int = 99) -> None:
+        self._rng = random.Random(seed)
+        self._seen: set[str] = set()
+        self._index = 0
+
+    def take(self, wanted: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while len(found) < wanted:
+            person = valid_patient(self._rng, self._index)
+            self._index += 1
+            number = str(person["identifier"][0]["value"])
+            if number not in self._seen:
+                self._seen.add(number)
+                del person["id"]
+                found.append(person)
+        return found
 
 
-def transaction_bundles(wanted: int, seed: int = 77, taken: Collection[str] = ()) -> list[dict[str, Any]]:
+def transaction_bundles(wanted: int, seed: int = 77, people: NewPeople | None = None) -> list[dict[str, Any]]:
     """Transaction Bundles of 10 creates each: a new Patient, five Encounters and four
-    Coverages referring to it by its urn:uuid fullUrl (what an ingesting client sends).
-    ``taken``: 身份证号 of people created otherwise (each Patient is a new person)."""
+    Coverages referring to it by its urn:uuid fullUrl (what an ingesting client sends)."""
     rng = random.Random(seed)
     bundles = []
-    for index, person in enumerate(_new_people(rng, wanted, taken)):
-        del person["id"]
+    for index, person in enumerate((people or NewPeople(seed)).take(wanted)):
         full_url = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
         members = [encounter(rng, "x", index * 10 + k) for k in range(5)]
         members += [coverage(rng, "x", index * 10 + k) for k in range(4)]
@@ -172,23 +185,6 @@ def transaction_bundles(wanted: int, seed: int = 77, taken: Collection[str] = ()
             entries.append(_entry(member, f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"))
         bundles.append({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     return bundles
-
-
-def id_card(person: dict[str, Any]) -> str:
-    return str(person["identifier"][0]["value"])
-
-
-def _new_people(rng: random.Random, wanted: int, taken: Collection[str] = ()) -> Iterator[dict[str, Any]]:
-    """``wanted`` valid Patients of distinct 身份证号, none of them ``taken``: the gateway keeps
-    one record per person and refuses a second Patient of one number (409)."""
-    seen, index, made = set(taken), 0, 0
-    while made < wanted:
-        person = valid_patient(rng, index)
-        index += 1
-        if id_card(person) not in seen:
-            seen.add(id_card(person))
-            made += 1
-            yield person
 
 
 def _entry(resource: dict[str, Any], full_url: str) -> dict[str, Any]:
