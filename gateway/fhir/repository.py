@@ -505,11 +505,11 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
     holds is refused (409), since two records would split the person's care between two
     ids (a conditional create, ``If-None-Exist: identifier=…``, finds the person instead).
     A Patient that carried the number already (two records of one person from before) may
-    still be updated; a deleted person's number passes to the new record.  A holder the
-    client may not see is not named: its record stays the number's, and the client's is a
-    second one, as it was before (telling the two apart would tell the client who is in the
-    archive).  Other keys (医保人员编号, 健康档案编号) a person already holds stay theirs, as
-    in an ingest."""
+    still be updated; the number of a person deleted since, or whose number was corrected
+    since, passes to the new record.  A holder the client may not see is not named: its
+    record stays the number's, and the client's is a second one, as it was before (telling
+    the two apart would tell the client who is in the archive).  Other keys (医保人员编号,
+    健康档案编号) a person already holds stay theirs, as in an ingest."""
     if stored.type != "Patient" or stored.resource is None:
         return
     keys = match_keys(stored.resource)
@@ -519,8 +519,8 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
         if holder == stored.id:
             continue
         record = tx.resources.read("Patient", holder)
-        if record is None or record.deleted:
-            tx.identity.hand_over(key, holder, stored.id)
+        if record is None or record.deleted or key not in match_keys(record.resource or {}):
+            tx.identity.hand_over(key, holder, stored.id)  # deleted, or its number corrected since
         elif key not in carried and not rules.hides(tx, record):
             raise FhirError(409, "http.duplicate-person", _identifier_of(stored.resource, key), person=holder)
     tx.identity.link(stored.id, [key for key in keys if not is_document(key)])

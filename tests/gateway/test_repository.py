@@ -325,6 +325,14 @@ def test_a_deleted_persons_number_passes_to_the_next_record(services: Make) -> N
     assert holder == second.id
 
 
+def test_a_number_corrected_away_from_a_patient_is_free_for_another(services: Make) -> None:
+    made = services()
+    first = made.repository.create(new_patient(6)).stored
+    corrected = {**new_patient(7), "id": first.id}
+    made.repository.update("Patient", first.id, corrected)
+    assert made.repository.create(new_patient(6)).status == 201
+
+
 def test_a_second_record_of_one_person_from_before_may_still_be_updated(services: Make) -> None:
     """Two records of one person written before the rule (or by a restore) stay writable."""
     made = services()
