@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.messages import Worded
+
 DEFAULT_DATA_DIR = Path("yiyang-data")
 #: what an invalid write gets: refused (422), or stored with its issues reported
 VALIDATION_MODES = ("reject", "warn")
@@ -114,10 +116,7 @@ class Config:
         # a misspelt mode must not quietly turn "reject invalid writes" into "accept them"
         if self.validation not in VALIDATION_MODES:
             modes = ", ".join(VALIDATION_MODES)
-            raise ConfigError(
-                f"YIYANG_VALIDATION（校验模式）须为 {modes} 之一，而不是 {self.validation!r} / "
-                f"YIYANG_VALIDATION must be one of {modes}, not {self.validation!r}"
-            )
+            raise ConfigError("config.unknown-mode", name="YIYANG_VALIDATION", modes=modes, value=self.validation)
 
     @property
     def token_url(self) -> str:
@@ -147,8 +146,9 @@ def configured_language(environ: Mapping[str, str] | None = None) -> str:
     return Config.load({name: environ[name]} if name in environ else {}).language
 
 
-class ConfigError(ValueError):
-    """A setting the gateway cannot start with, naming the variable (a usage error, exit 2)."""
+class ConfigError(Worded, ValueError):
+    """A setting the gateway cannot start with, naming the variable (a usage error, exit 2),
+    worded by whoever reports it: the command line in its ``--lang``, a log in English."""
 
 
 def _parsed(name: str, raw: str, kind: Any) -> Any:
@@ -157,7 +157,7 @@ def _parsed(name: str, raw: str, kind: Any) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError(f"{name} 须为整数，而不是 {raw!r} / {name} must be a whole number, not {raw!r}") from None
+            raise ConfigError("config.not-a-whole-number", name=name, value=raw) from None
     if kind == "bool":
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw

@@ -38,8 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     lang = getattr(args, "lang", DEFAULT_LANGUAGE)  # what a failure below is worded in, as usage() does
     try:
         return args.run(args, sys.stdout)
-    except (UsageError, ConfigError) as exc:
+    except UsageError as exc:
         sys.stderr.write(f"yiyang: error: {exc}\n")
+        return EXIT_USAGE
+    except ConfigError as exc:
+        sys.stderr.write(f"yiyang: error: {exc.text(lang)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

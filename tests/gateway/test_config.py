@@ -23,3 +23,11 @@ def test_the_command_line_refuses_a_bad_setting_as_a_usage_error(monkeypatch: py
     """Exit 2 naming the variable, not 3 with "internal error: ValueError"."""
     monkeypatch.setenv("YIYANG_PAGE_SIZE", "abc")
     assert main(["validate", str(examples_dir() / "yy-patient" / "valid-zhang-xiuying.json")]) == 2
+
+
+def test_the_command_line_words_a_bad_setting_in_its_language(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("YIYANG_PAGE_SIZE", "abc")
+    main(["validate", "--lang", "zh-CN", str(examples_dir() / "yy-patient" / "valid-zhang-xiuying.json")])
+    assert capsys.readouterr().err == "yiyang: error: YIYANG_PAGE_SIZE 须为整数，而不是“abc”\n"
