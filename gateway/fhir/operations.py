@@ -8,7 +8,7 @@ import tempfile
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
-from gateway.storage.store import Stored
+from gateway.security.access import Access
+from gateway.storage.resources import Referrers
+from gateway.storage.store import Stored, Transaction
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
 from mappings.records import Message
@@ -105,28 +107,18 @@ def everything(
     patient = repository.read("Patient", patient_id)
     asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
     access = repository.access()
+    include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
     with repository.store.reading() as tx:
-        found = tx.resources.referencing("Patient", patient_id, asked, since)
-        members = [stored for stored in access.among_served(tx, found) if stored.reference != patient.reference]
-        include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
-        every = ([patient] if include_patient else []) + members
-        matches = every[page.offset : page.offset + page.count] if page else every
-        have = {stored.reference for stored in every} | {patient.reference}
+        members = _visible(tx, access, Referrers("Patient", patient_id, asked, since))
+        matches, total = _matches(tx, members, [patient] if include_patient else [], page)
         # paged, each page brings what its own members refer to (the Patient's with the Patient)
         referring = matches if page else [patient, *matches]
-        wanted = dict.fromkeys(
-            reference
-            for stored in referring
-            for reference in _references(stored.resource)
-            if reference not in have and (not types or reference.partition("/")[0] in types)
-        )
-        targets = (tx.resources.read(*reference.split("/", 1)) for reference in wanted)
-        current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
-        supporting = list(access.among_served(tx, current))
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": len(every)}
+        shown = {stored.reference for stored in matches} | {patient.reference}
+        supporting = _supporting(tx, access, members, types, referring, shown)
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
     if page is not None:
         address = f"{base_url}/{patient.reference}/$everything"
-        more = 0 < page.count and page.offset + page.count < len(every)
+        more = 0 < page.count and page.offset + page.count < total
         bundle["link"] = page_links(address, page.pairs, page.count, page.offset, more=more)
     entries = [
         {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
@@ -136,6 +128,61 @@ def everything(
     if entries:  # FHIR JSON has no empty arrays
         bundle["entry"] = entries
     return bundle
+
+
+def _visible(tx: Transaction, access: Access, members: Referrers) -> Referrers:
+    """The members the principal may see.  One naming no one but the Patient follows the
+    Patient, whom it may see (or there would be no answer); only one naming someone else too
+    (an Observation about the resident performed by a stranger, another Patient linking to
+    the resident) may be hidden from a restricted principal.  Those few are judged by their
+    content, the rest are never read: a page reads its own members alone."""
+    if not access.restricted:
+        return members
+    doubtful = tx.resources.referrers(replace(members, naming_others=True))
+    if not doubtful:  # whom the principal serves need not even be read
+        return members
+    seen = {stored.reference for stored in access.among_served(tx, doubtful)}
+    hidden = frozenset((stored.type, stored.id) for stored in doubtful if stored.reference not in seen)
+    return replace(members, hidden=hidden)
+
+
+def _matches(tx: Transaction, members: Referrers, lead: list[Stored], page: Page | None) -> tuple[list[Stored], int]:
+    """The matches of the answer or of its ``page`` — ``lead`` (the Patient, when it is one)
+    first, then the members by type and id — and how many there are in all.  A page reads its
+    own members alone: an elder's years of follow-ups were read whole for every page, so
+    paging through them cost their number squared.  The total is counted by key, unless the
+    page holds the last members and so tells it."""
+    if page is None:
+        every = lead + tx.resources.referrers(members)
+        return every, len(every)
+    skip = max(page.offset - len(lead), 0)
+    take = max(page.offset + page.count - len(lead) - skip, 0)
+    found = tx.resources.referrers(members, take, skip) if take else []
+    if take and len(found) < take and (found or skip == 0):
+        counted = skip + len(found)
+    else:
+        counted = tx.resources.count_referrers(members)
+    return lead[page.offset : page.offset + page.count] + found, len(lead) + counted
+
+
+def _supporting(
+    tx: Transaction, access: Access, members: Referrers, types: set[str], referring: list[Stored], shown: set[str]
+) -> list[Stored]:
+    """What ``referring`` refers to, each once, in order: current, changed after ``_since``,
+    of a type asked for and visible to the principal; never a member — one ``shown`` (the
+    Patient, the page's matches) or one another page lists."""
+    wanted = dict.fromkeys(
+        reference
+        for stored in referring
+        for reference in _references(stored.resource)
+        if reference not in shown and (not types or reference.partition("/")[0] in types)
+    )
+    keys = [(kind, resource_id) for kind, _, resource_id in (reference.partition("/") for reference in wanted)]
+    elsewhere = tx.resources.referrers_among(members, keys)
+    targets = (tx.resources.read(*key) for key in keys if key not in elsewhere)
+    since = members.since
+    current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
+    return list(access.among_served(tx, current))
 
 
 def document(

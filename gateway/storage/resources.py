@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from gateway.search.query import SearchQuery
 from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
-from gateway.storage.dialect import marks
+from gateway.storage.dialect import OWNER_PROBE, marks
 from gateway.storage.store import ANY_VERSION, Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 #: the columns of the resource table and their PostgreSQL types; (type, id) is its key
@@ -84,6 +85,68 @@ def store_instant(text: str) -> str:
 
 #: (type, id, version) triples asked about in one statement (three parameters each)
 _VERSIONS_PER_STATEMENT = 300
+
+
+@dataclass(frozen=True)
+class Referrers:
+    """The current resources, other than ``kind``/``resource_id`` itself, whose reference
+    search parameters point at it — ``params`` names them per resource type (a compartment's
+    definition) — changed after ``since`` when given, but for the ``hidden`` (type, id).
+    Listed by type and id: an order that pages stably (``Patient/$everything``).
+
+    ``among`` (ids per type) keeps only those ids; ``naming_others`` only those pointing at
+    another resource of ``kind`` too, or of ``kind`` themselves (an Observation about the
+    resident performed by a stranger, another Patient linking to the resident)."""
+
+    kind: str
+    resource_id: str
+    params: Mapping[str, Sequence[str]]
+    since: str | None = None
+    hidden: frozenset[tuple[str, str]] = frozenset()
+    among: Mapping[str, Sequence[str]] | None = None
+    naming_others: bool = False
+
+
+def _referrer_keys(wanted: Referrers) -> Sql | None:
+    """The ``SELECT type, id`` of the resources pointing at one; None when no type could hold
+    one.  Read from the index alone (a deleted resource has none; only ``since`` needs the
+    resource row), asked type by type so that the (type, name, value) index serves each."""
+    selects = [
+        _referrers_of_type(wanted, source, names)
+        for source, names in wanted.params.items()
+        if names and (wanted.among is None or wanted.among.get(source))
+    ]
+    if not selects:
+        return None
+    union = " UNION ".join(sql for sql, _ in selects)  # one row however many parameters point at it
+    values = [value for _, params in selects for value in params]
+    if wanted.since is None:
+        return union, values
+    changed = "JOIN resource r ON r.type = k.type AND r.id = k.id WHERE r.last_updated > ?"
+    return f"SELECT k.type, k.id FROM ({union}) k {changed}", [*values, wanted.since]
+
+
+def _referrers_of_type(wanted: Referrers, source: str, names: Sequence[str]) -> Sql:
+    """The ``SELECT type, id`` of the resources of type ``source`` whose parameters ``names``
+    point at one, narrowed as ``wanted`` asks."""
+    where = [f"s.type = ? AND s.name IN ({marks(names)}) AND s.value = ? AND s.system = ?"]
+    values: list[Any] = [source, *names, wanted.resource_id, wanted.kind]
+    excluded = [resource_id for kind, resource_id in wanted.hidden if kind == source]
+    if source == wanted.kind:  # a Patient linking to itself is no member of its own compartment
+        excluded.append(wanted.resource_id)
+    if excluded:
+        where.append(f"s.id NOT IN ({marks(excluded)})")
+        values += excluded
+    if wanted.among is not None:
+        where.append(f"s.id IN ({marks(wanted.among[source])})")
+        values += wanted.among[source]
+    if wanted.naming_others and source != wanted.kind:
+        where.append(
+            f"EXISTS (SELECT 1 FROM search_index o {OWNER_PROBE} WHERE o.type = s.type AND o.id = s.id "
+            "AND o.system = ? AND o.value <> ?)"
+        )
+        values += [wanted.kind, wanted.resource_id]
+    return f"SELECT s.type, s.id FROM search_index s WHERE {' AND '.join(where)}", values
 
 
 class Resources:
@@ -268,27 +331,37 @@ class Resources:
     def referencing(
         self, kind: str, resource_id: str, params: Mapping[str, Sequence[str]], since: str | None = None
     ) -> list[Stored]:
-        """Current resources whose reference parameters point at kind/id — ``params`` names
-        them per resource type (a compartment's definition) — changed after ``since`` when
-        given.  Asked type by type, so that the (type, name, value) index serves each, and
-        joined to the resources found rather than tested against every resource."""
-        selects, values = [], []
-        for source, names in params.items():
-            if names:
-                selects.append(
-                    f"SELECT s.type, s.id FROM search_index s WHERE s.type = ? AND s.name IN ({marks(names)}) "
-                    "AND s.value = ? AND s.system = ?"
-                )
-                values += [source, *names, resource_id, kind]
-        if not selects:
+        """Every resource pointing at kind/id (see :class:`Referrers`), with its content."""
+        return self.referrers(Referrers(kind, resource_id, params, since))
+
+    def referrers(self, wanted: Referrers, limit: int | None = None, offset: int = 0) -> list[Stored]:
+        """``limit`` of the resources pointing at one from ``offset`` (all, without a limit),
+        by type and id, with their content.  Those before ``offset`` are passed over by key:
+        a page of a record of thousands reads one page of documents."""
+        keys = _referrer_keys(wanted)
+        if keys is None:
             return []
-        changed = " AND r.last_updated > ?" if since else ""
+        sql, params = keys
+        window, bounds = (" ORDER BY k.type, k.id LIMIT ? OFFSET ?", [limit, offset]) if limit is not None else ("", [])
         rows = self.sql.all(
-            f"SELECT {search_sql.COLUMNS} FROM ({' UNION '.join(selects)}) m "
-            f"JOIN resource r ON r.type = m.type AND r.id = m.id WHERE NOT r.deleted{changed} ORDER BY r.type, r.id",
-            [*values, *([since] if since else [])],
+            f"SELECT {search_sql.COLUMNS} FROM (SELECT k.type, k.id FROM ({sql}) k{window}) p "
+            "JOIN resource r ON r.type = p.type AND r.id = p.id ORDER BY r.type, r.id",
+            [*params, *bounds],
         )
         return [self._found(row) for row in rows]
+
+    def count_referrers(self, wanted: Referrers) -> int:
+        """How many resources point at one, counted by key (no document is read)."""
+        keys = _referrer_keys(wanted)
+        return int(self.sql.one(f"SELECT COUNT(*) FROM ({keys[0]}) k", keys[1])[0]) if keys else 0
+
+    def referrers_among(self, wanted: Referrers, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (type, id) point at one: looked up by id, whatever else points at it."""
+        ids: dict[str, list[str]] = {}
+        for kind, resource_id in keys:
+            ids.setdefault(kind, []).append(resource_id)
+        found = _referrer_keys(replace(wanted, among=ids))
+        return {(row[0], row[1]) for row in self.sql.all(*found)} if found else set()
 
     def _found(self, row: Any) -> Stored:
         """A row of search_sql.COLUMNS (current, undeleted versions)."""

@@ -13,6 +13,7 @@ import pytest
 
 from profiles.registry import examples_dir
 from tests.conftest import Api, Served, add_client
+from tests.gateway.test_api import entries, everything_pages, new_patient
 from tests.gateway.test_bulk_export import deletions, export, exported
 
 HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
@@ -683,6 +684,33 @@ def test_everything_leaves_out_a_residents_record_naming_someone_else(served: Se
     answer = home.get(f"{served.base}/Patient/zhang-xiuying/$everything?_type=Flag,Patient")
     found = {entry["resource"]["id"] for entry in answer.json().get("entry", [])}
     assert (answer.status_code, "zhang-xiuying" in found, flag["id"] in found) == (200, True, False)
+
+
+def test_everything_paged_shows_and_counts_only_what_the_centre_sees_unpaged(
+    served: Served, api: Api, home: Api
+) -> None:
+    """A page's total counts no record the centre may not see (the Flag 李建国 wrote on her)."""
+    flag = flag_on_zhang("flag-by-li-paged", "Patient/li-jianguo")
+    assert api.put(f"{served.base}/Flag/{flag['id']}", json=flag).status_code in (200, 201)
+    address = f"{served.base}/Patient/zhang-xiuying/$everything"
+    unpaged = entries([home.get(address, timeout=60).json()], "match")
+    pages = everything_pages(home, f"{address}?_count=1")
+    totals = {page["total"] for page in pages}
+    assert (entries(pages, "match"), totals, "Flag/flag-by-li-paged" in unpaged) == (unpaged, {len(unpaged)}, False)
+
+
+def test_everything_paged_shows_a_residents_record_naming_another_resident(served: Served, api: Api, home: Api) -> None:
+    """A record naming someone besides 张秀英 is judged by everyone it names: a Flag on her
+    written by a neighbour in the centre's home beds concerns only people the centre serves."""
+    neighbour = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    stay = {**example("yy-encounter/valid-home-bed.json"), "id": "stay-of-the-neighbour"}
+    api.put(f"{served.base}/Encounter/{stay['id']}", json={**stay, "subject": {"reference": f"Patient/{neighbour}"}})
+    flag = flag_on_zhang("flag-by-the-neighbour", f"Patient/{neighbour}")
+    api.put(f"{served.base}/Flag/{flag['id']}", json=flag)
+    pages = everything_pages(home, f"{served.base}/Patient/zhang-xiuying/$everything?_count=1")
+    for reference in (f"Flag/{flag['id']}", f"Encounter/{stay['id']}", f"Patient/{neighbour}"):
+        api.delete(f"{served.base}/{reference}")
+    assert "Flag/flag-by-the-neighbour" in entries(pages, "match")
 
 
 @pytest.mark.parametrize("identifier", ["440524193801010019", "440524193801010027"])  # his, and no one's

@@ -11,6 +11,7 @@ import itertools
 import json
 import random
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -494,6 +495,95 @@ def test_everything_since_a_later_moment_returns_nothing(api: Api, home_visit: d
     patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
     bundle = get(api, f"Patient/{patient_id}/$everything?_since=2999-01-01T00:00:00Z").json()
     assert bundle["total"] == 0
+
+
+#: the blood pressures of :func:`long_record`, in the order $everything lists them
+LATER_PRESSURES = [f"Observation/long-record-bp-{n}" for n in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def long_record(api: Api, home_visit: dict[str, Any]) -> dict[str, str]:
+    """A person with three stays at the centre of ``home_visit`` and, written after them,
+    three blood pressures taken during the first stay: seven members, four pages at
+    ``_count=2``.  Its ``path`` is the person's $everything, ``since`` the moment between the
+    stays and the pressures, ``centre`` the centre's reference."""
+    doctor = example("yy-practitioner/valid-family-doctor.json")
+    put(api, f"Practitioner/{doctor['id']}", doctor)
+    centre = next(e["fullUrl"] for e in home_visit["entry"] if "/Organization/" in e["fullUrl"]).split("/fhir/")[1]
+    person = created(api, new_patient())["id"]
+    stay = {**example("yy-encounter/valid-home-bed.json"), "subject": {"reference": f"Patient/{person}"}}
+    stay["serviceProvider"] = {"reference": centre}
+    since = ""
+    for n in (1, 2, 3):
+        answer = put(api, f"Encounter/long-record-stay-{n}", {**stay, "id": f"long-record-stay-{n}"})
+        since = answer.json()["meta"]["lastUpdated"]
+    pressure = example("yy-observation-blood-pressure/valid-blood-pressure.json")
+    pressure = {**pressure, "subject": {"reference": f"Patient/{person}"}}
+    pressure["encounter"] = {"reference": "Encounter/long-record-stay-1"}
+    for reference in LATER_PRESSURES:
+        answer = put(api, reference, {**pressure, "id": reference.split("/")[1]})
+        assert answer.status_code == 201, answer.text
+    return {"path": f"Patient/{person}/$everything", "since": quote(since), "centre": centre}
+
+
+def everything_pages(session: requests.Session, url: str) -> list[dict[str, Any]]:
+    """The $everything page at ``url`` and every page its ``next`` links lead to."""
+    pages = [session.get(url, timeout=60).json()]
+    while following := [link["url"] for link in pages[-1].get("link", []) if link["relation"] == "next"]:
+        pages.append(session.get(following[0], timeout=60).json())
+    return pages
+
+
+def entries(pages: list[dict[str, Any]], mode: str) -> list[str]:
+    """The ``Type/id`` of the pages' entries of one search mode ("match", "include"), in order."""
+    return [
+        f"{entry['resource']['resourceType']}/{entry['resource']['id']}"
+        for page in pages
+        for entry in page.get("entry", [])
+        if entry["search"]["mode"] == mode
+    ]
+
+
+@pytest.mark.parametrize(("first", "skipped"), [("_count=2", 0), ("_count=1", 0), ("_count=3&_offset=1", 1)])
+def test_everything_pages_followed_to_the_end_hold_the_unpaged_members_in_order(
+    api: Api, long_record: dict[str, str], first: str, skipped: int
+) -> None:
+    unpaged = entries([get(api, long_record["path"]).json()], "match")
+    paged = entries(everything_pages(api, f"{api.base}/{long_record['path']}?{first}"), "match")
+    assert paged == unpaged[skipped:]
+
+
+def test_everything_pages_each_count_every_member(api: Api, long_record: dict[str, str]) -> None:
+    pages = everything_pages(api, f"{api.base}/{long_record['path']}?_count=2")
+    assert [page["total"] for page in pages] == [7, 7, 7, 7]
+
+
+def test_everything_pages_narrowed_by_type_and_since_hold_the_later_members_alone(
+    api: Api, long_record: dict[str, str]
+) -> None:
+    """The Patient and the stays were written before ``since``: they are no members."""
+    query = f"_type=Encounter,Observation,Patient&_since={long_record['since']}"
+    unpaged = entries([get(api, f"{long_record['path']}?{query}").json()], "match")
+    pages = everything_pages(api, f"{api.base}/{long_record['path']}?{query}&_count=2")
+    assert (entries(pages, "match"), unpaged, pages[0]["total"]) == (LATER_PRESSURES, LATER_PRESSURES, 3)
+
+
+def test_everything_pages_include_what_their_own_members_refer_to(api: Api, long_record: dict[str, str]) -> None:
+    """The pressures name the first stay, a member of the first page: no page includes it."""
+    pages = everything_pages(api, f"{api.base}/{long_record['path']}?_count=2")
+    assert [entries([page], "include") for page in pages[1:]] == [
+        ["Practitioner/wang-fang", long_record["centre"]],
+        ["Practitioner/wang-fang"],
+        ["Practitioner/wang-fang"],
+    ]
+
+
+def test_everything_offset_past_the_last_member_is_an_empty_page_counting_them_all(
+    api: Api, long_record: dict[str, str]
+) -> None:
+    bundle = get(api, f"{long_record['path']}?_count=2&_offset=50").json()
+    relations = [link["relation"] for link in bundle["link"]]
+    assert ("entry" in bundle, bundle["total"], "next" in relations) == (False, 7, False)
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,17 @@
 """The app built without security (``create_app(secure=False)``), which the benchmark prices
 security against: with no principal it must act as unrestricted, not fail where the secured
-app consults the caller's scopes (transaction entries, ``$everything``, ``$document``)."""
+app consults the caller's scopes (transaction entries, ``$everything``, ``$document``).  Run
+in process, it also shows what a request reads from the store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from bench import server_data
@@ -15,6 +19,8 @@ from conformance.validator import Validator
 from gateway.api import build_app
 from gateway.config import Config
 from gateway.services import Services
+from gateway.storage.store import Executor
+from tests.conftest import MakeServices
 
 FHIR_JSON = "application/fhir+json"
 
@@ -39,6 +45,49 @@ def test_everything_answers_without_a_principal(client: FlaskClient) -> None:
     patient_id = location.split("/")[1]
     answer = client.get(f"/fhir/Patient/{patient_id}/$everything")
     assert (answer.status_code, answer.get_json()["total"]) == (200, 10)
+
+
+@pytest.fixture
+def open_app(make_services: MakeServices) -> Iterator[Flask]:
+    """The open app on a fresh store of each backend."""
+    app = build_app(make_services(), secure=False)
+    yield app
+    app.extensions["yiyang.exchanges"].flush()  # while its store is there to take the records
+
+
+def rows_read_for_a_page(app: Flask, members: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The rows the store hands over to the request while the app answers the second page
+    (``_count=5``) of the $everything of a new person with ``members`` Observations (the
+    exchange log writes on a thread of its own)."""
+    person = f"elder-of-{members}"
+    with app.config["SERVICES"].store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": person})
+        observation = {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{person}"}}
+        for n in range(members):
+            tx.resources.write({**observation, "id": f"{person}-{n}"})
+    read: list[int] = []
+    all_rows, request_thread = Executor.all, threading.get_ident()
+
+    def counted(executor: Executor, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
+        rows = all_rows(executor, sql, params)
+        if threading.get_ident() == request_thread:
+            read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(Executor, "all", counted)
+    answer = app.test_client().get(f"/fhir/Patient/{person}/$everything?_count=5&_offset=5")
+    monkeypatch.undo()
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return sum(read)
+
+
+def test_a_page_of_everything_reads_no_more_of_a_long_record_than_of_a_short_one(
+    open_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Paging through an elder's years of follow-ups once read the whole record for every
+    page: a platform paid for the record times its pages."""
+    short, long = rows_read_for_a_page(open_app, 12, monkeypatch), rows_read_for_a_page(open_app, 120, monkeypatch)
+    assert long == short
 
 
 def test_a_requests_principal_does_not_outlive_the_request(client: FlaskClient) -> None:
