@@ -423,29 +423,30 @@ def test_a_transaction_the_database_gave_up_is_marked_retryable(state: str | Non
     assert driver_error("postgresql", failure).retryable is retryable
 
 
-def _open_new_store(path: str, start: Any) -> None:
+def test_connections_opening_one_new_sqlite_store_at_once_all_open_it(tmp_path: Path) -> None:
+    """Both switching a new file to WAL, one was answered "database is locked" at once (no busy
+    wait: SQLite's deadlock avoidance); two ingests into a new --out folder failed so in CI.
+    Stores on threads of one process contend as processes do (and fork nothing)."""
     from gateway.storage.sqlite import SQLiteStore
 
-    store = SQLiteStore(f"sqlite:///{path}")
-    start.wait()
-    with store.reading():  # the first connection switches the file to WAL; a StoreError exits 1
-        pass
-    store.close()
+    failures: list[StoreError] = []
 
+    def first_read(store: SQLiteStore, start: threading.Barrier) -> None:
+        start.wait(10)
+        try:
+            with store.reading():  # the first connection switches the file to WAL
+                pass
+        except StoreError as exc:
+            failures.append(exc)
 
-def test_processes_opening_one_new_sqlite_store_at_once_all_open_it(tmp_path: Path) -> None:
-    """Both switching a new file to WAL, one was answered "database is locked" at once (no busy
-    wait: SQLite's deadlock avoidance); two ingests into a new --out folder failed so in CI."""
-    import multiprocessing
-
-    context, exits = multiprocessing.get_context("fork"), []
-    for round_ in range(30):
-        start = context.Barrier(6)
-        path = tmp_path / f"{round_}.sqlite"
-        openers = [context.Process(target=_open_new_store, args=(str(path), start)) for _ in range(6)]
+    for round_ in range(60):
+        stores = [SQLiteStore(f"sqlite:///{tmp_path / f'{round_}.sqlite'}") for _ in range(6)]
+        start = threading.Barrier(len(stores))
+        openers = [threading.Thread(target=first_read, args=(store, start)) for store in stores]
         for opener in openers:
             opener.start()
         for opener in openers:
-            opener.join(timeout=120)
-            exits.append(opener.exitcode)
-    assert exits == [0] * len(exits)
+            opener.join(30)
+        for store in stores:
+            store.close()
+    assert failures == []
