@@ -66,22 +66,25 @@ LATEST_BY = "date"
 
 
 def _latest_subjects(selection: Selection, basis: str, matches: str, params: list[Any]) -> Sql:
-    """The subjects whose latest match meets ``selection.latest`` as well.  Latest by the
-    match's ``date`` (its start), then by when it was written: two assessments of one day are
-    told apart by the one recorded last."""
-    assert selection.latest is not None and selection.via is not None
+    """The subjects whose latest match meets ``selection.latest`` as well, the latest of each
+    person (two records of one person are judged together, as they are counted).  Latest by
+    the match's ``date`` (its start; one without comes last), then by when it was written:
+    two assessments of one day are told apart by the one recorded last."""
+    if selection.latest is None or selection.via is None:
+        raise ValueError("a latest-match selection leads from its matches to their subjects")
     kind = selection.query.resource_type
     latest, latest_params = where_sql(selection.latest)
+    person, person_params = _person("s.system", "s.value") if basis == "Patient" else ("s.value", [])
     ranked = (
-        "SELECT s.value AS subject, s.id AS id, ROW_NUMBER() OVER (PARTITION BY s.value ORDER BY "
-        "(SELECT MAX(d.low) FROM search_index d WHERE d.type = s.type AND d.id = s.id AND d.name = ?) DESC, "
+        f"SELECT s.value AS subject, s.id AS id, ROW_NUMBER() OVER (PARTITION BY {person} ORDER BY "
+        "(SELECT MAX(d.low) FROM search_index d WHERE d.type = s.type AND d.id = s.id AND d.name = ?) DESC NULLS LAST, "
         "(SELECT w.last_updated FROM resource w WHERE w.type = s.type AND w.id = s.id) DESC, s.id DESC) AS turn "
         f"FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches})"
     )
     return (
         f"SELECT k.subject FROM ({ranked}) k WHERE k.turn = 1 "
         f"AND k.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {latest})",
-        [LATEST_BY, kind, selection.via, basis, kind, *params, kind, *latest_params],
+        [*person_params, LATEST_BY, kind, selection.via, basis, kind, *params, kind, *latest_params],
     )
 
 
@@ -123,15 +126,16 @@ def tally_sql(
     return sql, [*county_params, *person_params, *params, *band_params]
 
 
-def _person() -> Sql:
-    """Who a Patient is: its 身份证号 when it has one, else the record itself.  Two records of
-    one person (a hospital that POSTed a Patient the archive held already) are one person
-    in an indicator, which counts people."""
+def _person(kind: str = "p.type", record: str = "p.id") -> Sql:
+    """Who a Patient (``kind``/``record``, SQL expressions) is: its 身份证号 when it has one,
+    else the record itself.  Two records of one person (written before the archive refused a
+    second, or by a client that may not see the first) are one person in an indicator, which
+    counts people."""
     id_card = (
-        "(SELECT MIN(c.value) FROM search_index c WHERE c.type = p.type AND c.id = p.id AND c.name = 'identifier' "
-        "AND c.system = ?)"
+        f"(SELECT MIN(c.value) FROM search_index c WHERE c.type = {kind} AND c.id = {record} "
+        "AND c.name = 'identifier' AND c.system = ?)"
     )
-    return f"COALESCE({id_card}, 'record:' || p.id)", [ID_CARD_SYSTEM]
+    return f"COALESCE({id_card}, 'record:' || {record})", [ID_CARD_SYSTEM]
 
 
 def members_sql(basis: str, selections: Sequence[Selection], *, within: str | None, place: Place) -> Sql:

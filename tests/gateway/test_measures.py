@@ -47,11 +47,12 @@ POPULATION = """区划代码,性别,年龄段,常住人口
 """
 
 
-def _patient(pid: str, born: str, sex: str, county: str) -> dict[str, Any]:
+def _patient(pid: str, born: str, sex: str, county: str, id_card: str | None = None) -> dict[str, Any]:
     division = f"{BASE}/StructureDefinition/yy-ext-admin-division"
     return {
         "resourceType": "Patient",
         "id": pid,
+        **({"identifier": [{"system": "urn:oid:2.16.156.10011.1.3", "value": id_card}]} if id_card else {}),
         "gender": sex,
         "birthDate": born,
         "address": [
@@ -142,7 +143,8 @@ ARCHIVE = [
     _patient("p2", "1940-06-01", "male", "410105"),
     _patient("p3", "1961-12-31", "female", "410102"),
     _patient("p4", "1962-01-01", "male", "410102"),
-    _patient("p5", "1930-08-08", "male", "410102"),
+    _patient("p5", "1930-08-08", "male", "410102", "410102193008080013"),
+    _patient("p5-twin", "1930-08-08", "male", "410102", "410102193008080013"),  # one person, two records
     _check("e1", "p1", "2026-05-10"),
     _check("e2", "p2", "2025-11-02"),
     _check("e3", "p3", "2026-12-31"),
@@ -156,6 +158,7 @@ ARCHIVE = [
     _disability("d2-again", "p2", "0", "2027-03-01"),  # after 2026
     _disability("d5", "p5", "0"),
     _disability("d5-again", "p5", "4", "2026-09-01"),
+    _disability("d5-twin", "p5-twin", "0", "2026-10-01"),  # reassessed on the other record
     {**_disability("d3", "p3", "4"), "status": "entered-in-error"},  # recorded by mistake: no assessment
     _contract("c1", "p1", "2026-01-01", "2026-12-31"),
     _contract("c2", "p2", "2025-06-01", "2026-05-31"),
@@ -269,9 +272,9 @@ def test_oldest_old_rate_counts_only_people_80_and_over(evaluate: Any, populatio
 
 def test_disabled_rate_divides_by_people_assessed_disabled_in_the_archive(evaluate: Any) -> None:
     result = evaluate("family-doctor-contract-rate-disabled")
-    # p2 (grade 3; reassessed after 2026) and p5 (grade 4 in September, without a contract);
-    # p1 was reassessed grade 0, p3's assessment was entered in error
-    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 2, 50.0)
+    # p2 (grade 3; reassessed after 2026); p1 and p5 were reassessed grade 0 (p5 on the
+    # record of p5-twin, the same 身份证号), p3's assessment was entered in error
+    assert (result.count("numerator"), result.count("denominator"), result.score) == (1, 1, 100.0)
 
 
 def test_disabled_is_what_the_latest_assessment_by_the_periods_end_says(evaluate: Any) -> None:
@@ -280,7 +283,14 @@ def test_disabled_is_what_the_latest_assessment_by_the_periods_end_says(evaluate
         evaluate("family-doctor-contract-rate-disabled", period=Period.parse(month)).count("denominator")
         for month in ("2026-05", "2026-06", "2026-09")
     ]
-    assert denominators == [2, 1, 2]  # p1 and p2; p2 alone; p2 and p5
+    assert denominators == [2, 1, 2]  # p1 and p2; p2 alone; p2 and p5 (before p5-twin's reassessment)
+
+
+def test_disabled_is_judged_by_the_latest_assessment_of_the_person_whatever_the_record(evaluate: Any) -> None:
+    """p5 was assessed grade 4 on one record and reassessed grade 0 on another of the same
+    身份证号: the latest of each record kept p5 disabled."""
+    october = evaluate("family-doctor-contract-rate-disabled", period=Period.parse("2026-10"))
+    assert october.count("denominator") == 1  # p2
 
 
 def test_a_latest_match_of_another_type_than_the_criteria_is_refused() -> None:
