@@ -211,6 +211,7 @@ class Repository:
         _check_owner(tx, resource)
         rules = self.access()
         _check_people(rules, tx, resource, registering)
+        _lock_identity(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _register_person(tx, stored, None, rules)
         return Written(stored, 201, issues)
@@ -243,6 +244,7 @@ class Repository:
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         _check_people(rules, tx, resource, registering)
+        _lock_identity(tx, resource)
         try:
             before = tx.resources.read(kind, resource_id, for_update=True)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
@@ -352,9 +354,12 @@ class Repository:
         if current is not None and current.resource is not None:
             _check_change(tx, current)
         try:
-            return tx.resources.delete(kind, resource_id, if_match=if_match)
+            gone = tx.resources.delete(kind, resource_id, if_match=if_match)
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
+        if gone is not None:
+            _forget_person(tx, current)
+        return gone
 
     def check_deletable(self, kind: str, resource_id: str) -> None:
         """Raise what deleting kind/id would answer — 404 when absent or hidden, 405 for the
@@ -387,6 +392,7 @@ class Repository:
                 _check_change(tx, match)
                 gone = tx.resources.delete(match.type, match.id)
                 if gone is not None:
+                    _forget_person(tx, match)
                     deleted.append(gone)
             if len(deleted) == before:  # nothing left that a delete removes from the matches
                 break
@@ -513,8 +519,9 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
     if stored.type != "Patient" or stored.resource is None:
         return
     keys = match_keys(stored.resource)
-    documents = [key for key in keys if is_document(key)]
+    documents = sorted(key for key in keys if is_document(key))
     carried = set(match_keys(before.resource)) if before is not None and before.resource is not None else set()
+    tx.identity.release(stored.id, sorted(carried - set(keys)))  # a number corrected away
     for key, holder in tx.identity.claim(stored.id, documents).items():
         if holder == stored.id:
             continue
@@ -524,6 +531,23 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
         elif key not in carried and not rules.hides(tx, record):
             raise FhirError(409, "http.duplicate-person", _identifier_of(stored.resource, key), person=holder)
     tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
+
+
+def _lock_identity(tx: Transaction, resource: dict[str, Any]) -> None:
+    """A Patient carrying an identity number is written under the lock ingests hold while
+    merging people, taken before any of its rows: on PostgreSQL an ingest creating the same
+    new person had queued its number unseen, and both records would be written.  (SQLite's
+    writers take turns anyway.)"""
+    if resource.get("resourceType") == "Patient" and any(is_document(key) for key in match_keys(resource)):
+        tx.lock(IDENTITY_LOCK)
+
+
+def _forget_person(tx: Transaction, deleted: Stored | None) -> None:
+    """The keys of a Patient just deleted (``deleted``: its last version) are free again, for
+    a REST write and an ingest alike (an ingest would otherwise merge a legacy record into the
+    deleted person)."""
+    if deleted is not None and deleted.type == "Patient" and deleted.resource is not None:
+        tx.identity.release(deleted.id, match_keys(deleted.resource))
 
 
 def _identifier_of(patient: dict[str, Any], key: str) -> str:

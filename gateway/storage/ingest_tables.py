@@ -41,6 +41,14 @@ class IdentityKeys:
                 held[key] = self.person_of(key) or person_id
         return held
 
+    def release(self, person_id: str, keys: Sequence[str]) -> None:
+        """Those of ``keys`` the person holds are no longer theirs."""
+        if keys:
+            self.sql.execute(
+                f"DELETE FROM person_key WHERE person_id = ? AND key IN ({', '.join('?' for _ in keys)})",
+                (person_id, *keys),
+            )
+
     def hand_over(self, key: str, holder: str, person_id: str) -> None:
         """The key passes from ``holder`` (a person no longer in the archive) to another."""
         self.sql.execute(

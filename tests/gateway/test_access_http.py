@@ -285,6 +285,17 @@ def test_a_conditional_create_never_answers_with_someone_else(served: Served, ap
     assert (answer.status_code, created != "li-jianguo") == (201, True)
 
 
+def test_a_create_of_a_person_held_by_a_record_it_may_not_see_names_no_one(
+    served: Served, api: Api, home_writer: Api
+) -> None:
+    """A 409 naming the holder would tell an elderly-care client who is in the archive."""
+    li = example("yy-patient/valid-li-jianguo-minimal.json")
+    answer = home_writer.post(f"{served.base}/Patient", json={k: v for k, v in li.items() if k != "id"})
+    if answer.status_code == 201:
+        api.delete(f"{served.base}/Patient/{answer.json()['id']}")
+    assert (answer.status_code, "li-jianguo" in answer.text) == (201, False)
+
+
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 def test_changing_someone_else_is_not_found(served: Served, home_writer: Api, method: str) -> None:
     url = f"{served.base}/Patient/li-jianguo"
