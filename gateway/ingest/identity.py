@@ -86,6 +86,12 @@ def match_keys(patient: dict[str, Any]) -> list[str]:
     return strong + weak
 
 
+def number_lock(key: str) -> str:
+    """The lock of one identity number: every writer that may make or merge its person holds
+    it (an ingest after :data:`IDENTITY_LOCK`), so two of them never both find it free."""
+    return f"person|{key}"
+
+
 def is_document(key: str) -> bool:
     """Whether a match key is a national identity document's: one person's, whoever holds it
     (a 医保人员编号 or 健康档案编号 can be mistyped or reissued and stays a weaker hint)."""
@@ -240,6 +246,8 @@ class IdentityIndex:
         against it."""
         tx.lock(IDENTITY_LOCK)  # two ingests must not both create the same new person
         keys = match_keys(patient)
+        for key in sorted(key for key in keys if is_document(key)):
+            tx.lock(number_lock(key))  # nor an ingest and a REST write of the same person
         found: dict[str, str] = {}  # person id → the first key that named them
         for key in keys:
             person_id = tx.identity.person_of(key)
