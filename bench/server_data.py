@@ -145,10 +145,11 @@ def name_birthdate_paths(chosen: list[dict[str, Any]]) -> list[str]:
 
 
 class NewPeople:
-    """Valid Patients not in the data set, without ids (the server assigns them), of distinct
-    身份证号, handed out in turn: the gateway refuses a second Patient of one number (409), so
-    no two requests of a benchmark run, whichever scenario or wrk run sends them, may send
-    one person."""
+    """Valid new Patients, without ids (the server assigns them), of distinct 身份证号, handed
+    out in turn: the gateway refuses a second Patient of one number (409), so no two requests
+    of a benchmark run, whichever scenario or wrk run sends them, may send one person.  (A
+    number one of the loaded people has too is no refusal: they are written straight into
+    the store, outside the identity index.)"""
 
     def __init__(self, seed: int = 99) -> None:
         self._rng = random.Random(seed)
