@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from gateway.storage.dialect import marks
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Executor
 
@@ -45,12 +46,11 @@ class IdentityKeys:
         """Those of ``keys`` the person holds are no longer theirs."""
         if keys:
             self.sql.execute(
-                f"DELETE FROM person_key WHERE person_id = ? AND key IN ({', '.join('?' for _ in keys)})",
-                (person_id, *keys),
+                f"DELETE FROM person_key WHERE person_id = ? AND key IN ({marks(keys)})", (person_id, *keys)
             )
 
     def hand_over(self, key: str, holder: str, person_id: str) -> None:
-        """The key passes from ``holder`` (a person no longer in the archive) to another."""
+        """The key passes from ``holder`` (deleted, or no longer carrying it) to another."""
         self.sql.execute(
             "UPDATE person_key SET person_id = ? WHERE key = ? AND person_id = ?", (person_id, key, holder)
         )
