@@ -382,6 +382,20 @@ class Bundles:
     def _apply(
         self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
+        """The entry applied; a refusal located in its resource (``Patient.identifier[0]``) is
+        located in the Bundle (``Bundle.entry[1].resource.identifier[0]``): of a transaction's
+        several Patients, the answer names the one refused."""
+        try:
+            return self._applied(tx, entry, reply, registering)
+        except FhirError as error:
+            found = error.expression or ""
+            if found == entry.kind or found.startswith(f"{entry.kind}."):
+                error.expression = f"{entry.path}.resource{found[len(entry.kind) :]}"
+            raise
+
+    def _applied(
+        self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None
+    ) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
                 self.repository.delete_matching_in(tx, entry.kind, entry.criteria)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from bench.synthetic import patient as synthetic_patient
 from gateway import create_app
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.errors import FhirError
@@ -352,3 +354,11 @@ def test_a_failed_patch_test_is_worded_with_json_types_not_python_ones() -> None
         patched_resource(current, [{"op": "test", "path": "/code/text", "value": "y"}], "http://example.org/fhir")
     detail = str(refused.value.params["detail"])
     assert ("<class" in detail, "(string)" in detail) == (False, True)
+
+
+# -- one record per person ------------------------------------------------------------------------
+def test_a_transaction_refused_for_a_duplicate_person_names_the_entry(made: Services) -> None:
+    """Its location was Patient.identifier[0]: which of the Bundle's Patients, it did not say."""
+    person = {k: v for k, v in synthetic_patient(random.Random(11), 11).items() if k != "id"}
+    error = refusal(made, bundle(post(dict(person)), post(dict(person))))
+    assert (error.status, error.expression) == (409, "Bundle.entry[1].resource.identifier[0]")
