@@ -514,7 +514,8 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
     still be updated; the number of a person deleted since, or whose number was corrected
     since, passes to the new record.  A holder the client may not see is not named: its
     record stays the number's, and the client's is a second one, as it was before (telling
-    the two apart would tell the client who is in the archive).  Other keys (医保人员编号,
+    the two apart would tell the client who is in the archive), reported as an identity
+    conflict for the 主索引 staff to merge.  Other keys (医保人员编号,
     健康档案编号) a person already holds stay theirs, as in an ingest."""
     if stored.type != "Patient" or stored.resource is None:
         return
@@ -528,9 +529,27 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
         record = tx.resources.read("Patient", holder)
         if record is None or record.deleted or key not in match_keys(record.resource or {}):
             tx.identity.hand_over(key, holder, stored.id)  # deleted, or its number corrected since
-        elif key not in carried and not rules.hides(tx, record):
+        elif key in carried:
+            continue
+        elif not rules.hides(tx, record):
             raise FhirError(409, "http.duplicate-person", _identifier_of(stored.resource, key), person=holder)
+        else:  # the client may not be told; the 主索引 staff are, to merge the two
+            tx.conflicts.add(_second_record(stored, holder, _identifier_of(stored.resource, key)))
     tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
+
+
+def _second_record(stored: Stored, holder: str, where: str) -> dict[str, Any]:
+    """An identity-conflict line (as an ingest's disagreements are) for a second record of a
+    person, written by a client that may not see the first: kept, the first; offered, this."""
+    return {
+        "person": f"Patient/{holder}",
+        "element": where,
+        "kept": f"Patient/{holder}",
+        "offered": stored.reference,
+        "source": "rest",
+        "file": stored.reference,
+        "location": where,
+    }
 
 
 def _lock_identity(tx: Transaction, resource: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from bench.synthetic import patient as synthetic_patient
 from gateway.fhir import search
 from gateway.fhir.errors import FhirError
 from gateway.ingest.identity import IdentityIndex
+from gateway.security.principal import Principal, acting
 from gateway.services import Services
 from tests.conftest import load_example
 
@@ -331,6 +332,21 @@ def test_a_number_corrected_away_from_a_patient_is_free_for_another(services: Ma
     corrected = {**new_patient(7), "id": first.id}
     made.repository.update("Patient", first.id, corrected)
     assert made.repository.create(new_patient(6)).status == 201
+
+
+def test_a_second_record_a_client_may_not_be_told_of_is_an_identity_conflict(services: Make) -> None:
+    """The care home is not told the person is in the archive; the 主索引 staff are."""
+    made = services()
+    first = made.repository.create(new_patient(12)).stored
+    home = Principal("home", "a-care-home", frozenset({"system/*.cruds"}), "elderly-care")
+    token = acting.set(home)
+    try:
+        second = made.repository.create(new_patient(12)).stored
+    finally:
+        acting.reset(token)
+    with made.store.reading() as tx:
+        reported = [(e["kept"], e["offered"], e["source"]) for e in tx.conflicts.entries()]
+    assert reported == [(f"Patient/{first.id}", f"Patient/{second.id}", "rest")]
 
 
 def test_a_second_record_of_one_person_from_before_may_still_be_updated(services: Make) -> None:
