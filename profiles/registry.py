@@ -39,7 +39,14 @@ Resource = dict[str, Any]
 
 
 class DefinitionError(ValueError):
-    """A definitions file or folder could not be loaded; the message names it and why."""
+    """A definitions file or folder could not be loaded.  ``path`` names it and ``problem``
+    says why by a stable word (``missing``, ``unreadable``, ``not-json``, ``too-deep``,
+    ``not-a-resource``), which a command line words in its reader's language; ``str()`` is
+    the English, for logs and callers that word nothing."""
+
+    def __init__(self, path: object, problem: str, detail: str) -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path, self.problem = str(path), problem
 
 
 #: JSON nesting a definition may have (the deepest R4 definition is about 12); deeper input is
@@ -110,7 +117,7 @@ class Registry:
         elif path.is_file():
             resources = self._expand(self._read_json(path, rebase=False), path)
         else:
-            raise DefinitionError(f"{path}: no such file or folder")
+            raise DefinitionError(path, "missing", "no such file or folder")
         for resource in resources:
             rtype = resource.get("resourceType")
             if isinstance(rtype, str) and rtype in DEFINITIONAL_TYPES:
@@ -122,9 +129,9 @@ class Registry:
     def add_resource(self, resource: Resource, source_name: str = "runtime") -> None:
         """Add one definition; raises :class:`DefinitionError` when it cannot be one."""
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            raise DefinitionError(f"{source_name}: not a FHIR resource")
+            raise DefinitionError(source_name, "not-a-resource", "not a FHIR resource")
         if _too_deep(resource, MAX_DEFINITION_DEPTH):
-            raise DefinitionError(f"{source_name}: nested more than {MAX_DEFINITION_DEPTH} levels deep")
+            raise DefinitionError(source_name, "too-deep", f"nested more than {MAX_DEFINITION_DEPTH} levels deep")
         source = DefinitionSource(source_name)
         source.add(resource)
         self.sources.append(source)
@@ -143,23 +150,23 @@ class Registry:
         try:
             text = file.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
-            raise DefinitionError(f"{file}: cannot read ({exc})") from exc
+            raise DefinitionError(file, "unreadable", f"cannot read ({exc})") from exc
         if rebase and self.canonical_base != DEFAULT_BASE:
             text = text.replace(DEFAULT_BASE, self.canonical_base)
         try:
             document = json.loads(text)
         except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
-            raise DefinitionError(f"{file}: not JSON ({str(exc)[:200]})") from exc
+            raise DefinitionError(file, "not-json", f"not JSON ({str(exc)[:200]})") from exc
         except RecursionError as exc:
-            raise DefinitionError(f"{file}: JSON nested too deeply") from exc
+            raise DefinitionError(file, "too-deep", "JSON nested too deeply") from exc
         if _too_deep(document, MAX_DEFINITION_DEPTH):
-            raise DefinitionError(f"{file}: nested more than {MAX_DEFINITION_DEPTH} levels deep")
+            raise DefinitionError(file, "too-deep", f"nested more than {MAX_DEFINITION_DEPTH} levels deep")
         return document
 
     @staticmethod
     def _expand(document: Any, file: Path) -> Iterable[Resource]:
         if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
-            raise DefinitionError(f"{file}: not a FHIR resource")
+            raise DefinitionError(file, "not-a-resource", "not a FHIR resource")
         if document["resourceType"] == "Bundle":
             entries = document.get("entry")
             if not isinstance(entries, list):

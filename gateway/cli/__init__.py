@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"yiyang: error: {text('cli.store-error', lang, {'error': exc})}\n")
         return EXIT_USAGE
     except json.JSONDecodeError as exc:  # a damaged line in a file the gateway reads back
-        sys.stderr.write(f"yiyang: error: a damaged JSON line: {exc}\n")
+        damaged = {"line": exc.lineno, "column": exc.colno}
+        sys.stderr.write(f"yiyang: error: {text('cli.damaged-json-line', lang, damaged)}\n")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one line and exit 3, never a traceback
         sys.stderr.write(f"yiyang: internal error: {type(exc).__name__}: {exc}\n")

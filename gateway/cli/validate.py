@@ -20,7 +20,6 @@ from typing import IO, Any
 from gateway.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
-    UsageError,
     add_language,
     existing_files,
     output_folder,
@@ -80,9 +79,9 @@ def register(commands: Any) -> None:
 
 def registry_with(args: argparse.Namespace, ig_paths: Sequence[str] = ()) -> Registry:
     """The package's definitions and those of each ``--ig`` in ``ig_paths``; one that cannot be
-    loaded is a usage error.  An ``--ig`` file that cannot be read, or is not UTF-8 (a profile
-    saved in GBK), is named as any file an option names is; what a folder holds, or a file
-    that is no definition, keeps the registry's own words."""
+    loaded is a usage error naming the file (in a folder, the one at fault), worded in
+    ``--lang``: one that cannot be read, or is not UTF-8 (a profile saved in GBK), as any file
+    an option names is."""
     from conformance.issues import publish_messages_under
 
     base = Config.load().canonical_base
@@ -92,9 +91,9 @@ def registry_with(args: argparse.Namespace, ig_paths: Sequence[str] = ()) -> Reg
         try:
             registry.add_path(path)
         except DefinitionError as exc:
-            if isinstance(exc.__cause__, (OSError, UnicodeDecodeError)) and Path(path).is_file():
-                raise unreadable(args, Path(path), exc.__cause__) from exc
-            raise UsageError(f"--ig {exc}") from exc
+            if isinstance(exc.__cause__, (OSError, UnicodeDecodeError)):
+                raise unreadable(args, Path(exc.path), exc.__cause__) from exc
+            raise usage(args, f"cli.ig.{exc.problem}", path=exc.path) from exc
     return registry
 
 

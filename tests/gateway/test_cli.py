@@ -777,3 +777,36 @@ def test_the_demo_load_says_what_it_loaded_in_the_chosen_language(tmp_path: Path
     finally:
         services.close()
     assert (re.fullmatch(r"规范示例：载入 \d+ 个", examples) is not None, "✓；生成资源：" in source) == (True, True)
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "没有这个文件或文件夹"),
+        (b"{not json", "不是合法的 JSON"),
+        (b'["a", "list"]', "不是 FHIR 资源"),
+    ],
+)
+def test_an_ig_that_cannot_be_loaded_is_refused_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes | None, said: str
+) -> None:
+    """The registry's English ("no such file or folder", "not JSON (…)") whatever --lang said."""
+    folder = tmp_path / "ig"
+    if content is not None:
+        folder.mkdir()
+        (folder / "profile.json").write_bytes(content)
+    code, _, error = run(capsys, "validate", "--lang", "zh-CN", "--ig", str(folder), VALID)
+    assert (code, said in error) == (2, True)
+
+
+def test_a_damaged_json_line_read_back_is_reported_in_the_chosen_language(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.cli.validate as validate_command
+
+    def reads_a_damaged_line(args: Any, out: Any) -> int:
+        return json.loads("{damaged")
+
+    monkeypatch.setattr(validate_command, "run_validate", reads_a_damaged_line)
+    said = "yiyang: error: 读回的文件中有一行 JSON 已损坏（第 1 行第 2 列）\n"
+    assert run(capsys, "validate", "--lang", "zh-CN", VALID) == (2, "", said)
