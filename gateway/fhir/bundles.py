@@ -211,6 +211,8 @@ class Bundles:
                 self._resolve_conditional_references(tx, entries, registering)
                 self._validate_all(entries)
             _check_distinct(entries)
+            people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]
+            self.repository.release_dropped_numbers(tx, people)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 if entry.index not in answers:
                     answers[entry.index] = self._apply(tx, entry, reply, registering)

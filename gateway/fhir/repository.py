@@ -224,6 +224,25 @@ class Repository:
         with self.store.transaction() as tx:
             return self.update_in(tx, resource, issues, if_match, rows)
 
+    @staticmethod
+    def release_dropped_numbers(tx: Transaction, people: Sequence[dict[str, Any]]) -> None:
+        """Before a transaction's Patients are written (``people``, their new content): the
+        keys each drops are released, every identity number they carry or drop locked first,
+        in one order.  Entries are applied one by one, so two records whose numbers the Bundle
+        swaps (mixed up, now set right) each found the other's number still held."""
+        dropped: dict[str, list[str]] = {}
+        numbers: set[str] = set()
+        for person in people:
+            current = tx.resources.read("Patient", str(person.get("id", "")))
+            carried = match_keys(current.resource) if current is not None and current.resource else []
+            keys = match_keys(person)
+            dropped[person["id"]] = sorted(set(carried) - set(keys))
+            numbers.update(key for key in (*carried, *keys) if is_document(key))
+        for key in sorted(numbers):
+            tx.lock(number_lock(key))
+        for person_id, keys in dropped.items():
+            tx.identity.release(person_id, keys)
+
     def update_in(
         self,
         tx: Transaction,

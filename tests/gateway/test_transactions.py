@@ -362,3 +362,13 @@ def test_a_transaction_refused_for_a_duplicate_person_names_the_entry(made: Serv
     person = {k: v for k, v in synthetic_patient(random.Random(11), 11).items() if k != "id"}
     error = refusal(made, bundle(post(dict(person)), post(dict(person))))
     assert (error.status, error.expression) == (409, "Bundle.entry[1].resource.identifier[0]")
+
+
+def test_a_transaction_may_swap_the_numbers_of_two_mixed_up_records(made: Services) -> None:
+    """Applied entry by entry, each record found the other's number still held (409)."""
+    first, second = (synthetic_patient(random.Random(n), n) for n in (21, 22))
+    for person in (first, second):
+        made.repository.update("Patient", person["id"], person)
+    swapped = [{**second, "id": first["id"]}, {**first, "id": second["id"]}]  # each id held the other
+    answer = made.bundles.process(bundle(*(put(f"Patient/{p['id']}", p) for p in swapped)))
+    assert statuses(answer) == ["200 OK", "200 OK"]
