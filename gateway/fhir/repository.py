@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,7 +211,8 @@ class Repository:
         _check_owner(tx, resource)
         rules = self.access()
         _check_people(rules, tx, resource, registering)
-        _lock_identity(tx, resource)
+        if resource.get("resourceType") == "Patient":
+            _lock_numbers(tx, match_keys(resource))
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _register_person(tx, stored, None, rules)
         return Written(stored, 201, issues)
@@ -231,15 +232,14 @@ class Repository:
         in one order.  Entries are applied one by one, so two records whose numbers the Bundle
         swaps (mixed up, now set right) each found the other's number still held."""
         dropped: dict[str, list[str]] = {}
-        numbers: set[str] = set()
+        every: set[str] = set()
         for person in people:
             current = tx.resources.read("Patient", str(person.get("id", "")))
             carried = match_keys(current.resource) if current is not None and current.resource else []
             keys = match_keys(person)
             dropped[person["id"]] = sorted(set(carried) - set(keys))
-            numbers.update(key for key in (*carried, *keys) if is_document(key))
-        for key in sorted(numbers):
-            tx.lock(number_lock(key))
+            every.update(carried, keys)
+        _lock_numbers(tx, every)
         for person_id, keys in dropped.items():
             tx.identity.release(person_id, keys)
 
@@ -263,7 +263,8 @@ class Repository:
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         _check_people(rules, tx, resource, registering)
-        _lock_identity(tx, resource)
+        if resource.get("resourceType") == "Patient":
+            _lock_numbers(tx, match_keys(resource))
         try:
             before = tx.resources.read(kind, resource_id, for_update=True)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
@@ -571,17 +572,16 @@ def _second_record(stored: Stored, holder: str, where: str) -> dict[str, Any]:
     }
 
 
-def _lock_identity(tx: Transaction, resource: dict[str, Any]) -> None:
-    """A Patient's identity numbers are locked before any of its rows is written, each by its
-    own lock, which an ingest merging the same person holds too: on PostgreSQL an ingest
-    creating the same new person had queued its number unseen, and both records were
-    written.  One lock per number, not the ingests' one lock: under that, every Patient
-    write waited for every other (bench.server, PostgreSQL: 551 creates a second against 672
-    with a lock per number).  In number order, so two writers cannot deadlock on them.
-    (SQLite's writers take turns anyway.)"""
-    if resource.get("resourceType") == "Patient":
-        for key in sorted(key for key in match_keys(resource) if is_document(key)):
-            tx.lock(number_lock(key))
+def _lock_numbers(tx: Transaction, keys: Iterable[str]) -> None:
+    """The identity numbers among ``keys`` locked, before any row of a Patient carrying (or
+    dropping) them is written, each by its own lock, which an ingest merging the same person
+    holds too: on PostgreSQL an ingest creating the same new person had queued its number
+    unseen, and both records were written.  One lock per number, not the ingests' one lock:
+    under that, every Patient write waited for every other (bench.server, PostgreSQL: 551
+    creates a second against 672 with a lock per number).  In number order, so two writers
+    cannot deadlock on them.  (SQLite's writers take turns anyway.)"""
+    for key in sorted({key for key in keys if is_document(key)}):
+        tx.lock(number_lock(key))
 
 
 def _forget_person(tx: Transaction, deleted: Stored | None) -> None:
