@@ -37,8 +37,9 @@ class Limits:
     #: legitimate Bundle spends about 20 steps per value (its bdl-* invariants walk every entry)
     fhirpath_steps: int = 1_000_000
     fhirpath_steps_per_value: int = 100
-    #: wall-clock backstop for the same budget (time inside the engine only), for single steps
-    #: that are slow on their own; also scaled by size (about 36 µs per value are normal)
+    #: CPU-time backstop for the same budget (the validating thread's time inside the engine
+    #: only), for single steps that are slow on their own; also scaled by size (about 36 µs
+    #: per value are normal)
     fhirpath_seconds: float = 0.5
     fhirpath_seconds_per_value: float = 0.000_1
     #: codes in one ValueSet expansion; a larger one is not expanded (``binding.expansion-too-large``)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from conformance.invariants import Budget, engine_clock
 from conformance.issues import Issue
 from conformance.limits import Limits
 from conformance.validator import Validator
@@ -440,3 +441,14 @@ def test_validate_text_output_masks_by_default(tmp_path: Path, capsys: pytest.Ca
     assert "410105********0021" in masked and "410105194912310021" not in masked
     main(["validate", "--reveal", "--lang", "en", str(file)])
     assert "410105194912310021" in capsys.readouterr().out
+
+
+def test_time_the_validating_thread_is_not_running_is_not_spent_from_the_budget() -> None:
+    """A loaded machine (the thread waiting for a core) must not change a verdict: on the wall
+    clock a clean-clone test run once refused the two valid example document Bundles."""
+    budget = Budget(Limits(fhirpath_seconds=0.05, fhirpath_seconds_per_value=0))
+    budget.started = engine_clock()
+    time.sleep(0.2)
+    for _ in range(512):
+        budget.step()
+    assert budget.exhausted is False
