@@ -222,11 +222,15 @@ class GroupCommit:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
+        """Close the writer connection once the member writing now, if any, has finished: closed
+        under another thread's statement (a worker's audit or exchange rows being appended while
+        the store shut down), SQLite crashed the process."""
         if self._pid != os.getpid():
             return
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._turn:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -149,3 +149,30 @@ def test_writers_in_two_processes_all_land(sqlite_store: SQLiteStore) -> None:
     for worker in workers:
         worker.join(timeout=120)
     assert len(stored_ids(sqlite_store)) == 80
+
+
+def test_closing_the_store_waits_for_a_write_in_progress(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """Closed under the writing thread's statement, SQLite crashed the test process (a worker's
+    exchange rows being appended while its store shut down)."""
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    store, inside, failures = open_store(url, indexer.rows), threading.Event(), []
+
+    def write() -> None:
+        try:
+            with store.transaction() as tx:
+                tx.resources.write(patient("p1"))
+                inside.set()
+                time.sleep(0.3)
+        except Exception as exc:  # noqa: BLE001 - what the test reports
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    inside.wait(10)
+    store.close()
+    writer.join(10)
+    reopened = open_store(url, indexer.rows)
+    with reopened.reading() as tx:
+        found = tx.resources.read("Patient", "p1")
+    reopened.close()
+    assert (failures, found is not None) == ([], True)
