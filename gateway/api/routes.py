@@ -41,7 +41,7 @@ from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.services import Services
-from gateway.storage.store import Stored, StoreError
+from gateway.storage.store import Stored, retried
 
 fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
 #: media types of legacy exports posted to $ingest, and the file suffix their reader takes
@@ -135,24 +135,22 @@ def transaction_or_batch() -> Response:
     return respond(answer)
 
 
-#: times a transaction is run when PostgreSQL makes it a deadlock's victim
-TRANSACTION_ATTEMPTS = 3
-
-
 def _processed(bundle: Any) -> dict[str, Any]:
-    """The Bundle processed, and run again from the body as sent when the database gave it up
-    to let another transaction go on (a deadlock's victim, committed nothing): its locks are
-    taken in one order, but a resource that comes to match one of its conditions while it
-    runs is locked after the rest.  Processing changes the parsed Bundle (ids assigned,
-    references rewritten), so each attempt parses the body afresh."""
-    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
-        try:
-            return services().bundles.process(bundle, check_bundle_entry, language(), prefer_return())
-        except StoreError as error:
-            if not error.retryable or attempt == TRANSACTION_ATTEMPTS:
-                raise
-            bundle = body()
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    """The Bundle processed.  A transaction is run again from the body as sent when the
+    database gave it up (:func:`retried`): its locks are taken in one order, but a resource
+    that comes to match one of its conditions while it runs is locked after the rest.
+    Processing changes the parsed Bundle (ids assigned, references rewritten), so each new
+    attempt parses the body afresh.  A batch is never run again whole: its entries committed
+    one by one, and each is retried on its own."""
+    process = services().bundles.process
+    if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
+        return process(bundle, check_bundle_entry, language(), prefer_return())
+
+    def attempt(number: int) -> dict[str, Any]:
+        parsed = bundle if number == 1 else body()
+        return process(parsed, check_bundle_entry, language(), prefer_return())
+
+    return retried(attempt)
 
 
 def _requested(entry: Any) -> tuple[str, str]:

@@ -518,8 +518,7 @@ class Bundles:
                 entry.kind, entry.resource_id or "", _patch_operations(entry.resource), entry.if_match
             )
             return self._written(written, reply)
-        with self.repository.store.transaction() as tx:
-            return self._apply(tx, entry, reply)
+        return self.repository.store.atomically(lambda tx: self._apply(tx, entry, reply))
 
 
 def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import jsonpatch
@@ -181,8 +182,7 @@ class Repository:
         resource = {**resource, "id": new_id()}
         issues = self.checked(resource)
         rows = self.index_rows(resource)
-        with self.store.transaction() as tx:
-            return self.create_in(tx, resource, issues, if_none_exist, rows)
+        return self.store.atomically(lambda tx: self.create_in(tx, resource, issues, if_none_exist, rows))
 
     def index_rows(self, resource: dict[str, Any]) -> list[IndexRow] | None:
         """The resource's search index rows, made before its write transaction opens: they
@@ -222,8 +222,7 @@ class Repository:
         self._check_update(kind, resource_id, resource)
         issues = self.checked(resource)
         rows = self.index_rows(resource)
-        with self.store.transaction() as tx:
-            return self.update_in(tx, resource, issues, if_match, rows)
+        return self.store.atomically(lambda tx: self.update_in(tx, resource, issues, if_match, rows))
 
     @staticmethod
     def release_dropped_numbers(tx: Transaction, people: Sequence[dict[str, Any]]) -> None:
@@ -300,7 +299,8 @@ class Repository:
         self._need_criteria(criteria)
         if self._body_type(resource) != kind:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
-        with self.store.transaction() as tx:
+
+        def matched(tx: Transaction) -> Written:
             tx.lock(condition_lock(kind))
             found = self.only_match(tx, kind, criteria)
             body_id = named_id(resource, f"{kind}.id")
@@ -308,10 +308,12 @@ class Repository:
             target = found.id if found else body_id or new_id()
             if body_id not in (None, target):
                 raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=body_id, url=target)
-            resource = {**resource, "id": target}
-            issues = self.checked(resource)
+            written = {**resource, "id": target}
+            issues = self.checked(written)
             free_id = found is None and not minted
-            return self.update_in(tx, resource, issues, if_match, minted=minted, free_id=free_id)
+            return self.update_in(tx, written, issues, if_match, minted=minted, free_id=free_id)
+
+        return self.store.atomically(matched)
 
     def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH with a JSON Patch document; the patched resource is validated like any write,
@@ -329,8 +331,9 @@ class Repository:
             # was current at the write, over a write that came after the read
             named = if_match is not None and if_match != ANY_VERSION
             try:
-                with self.store.transaction() as tx:
-                    return self.update_in(tx, patched, issues, if_match if named else current.version, rows)
+                expected = if_match if named else current.version
+                write = partial(self.update_in, resource=patched, issues=issues, if_match=expected, rows=rows)
+                return self.store.atomically(write)
             except FhirError as refusal:
                 if named or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
                     raise
@@ -359,8 +362,7 @@ class Repository:
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         self.check_type(kind)
-        with self.store.transaction() as tx:
-            return self.delete_in(tx, kind, resource_id, if_match)
+        return self.store.atomically(lambda tx: self.delete_in(tx, kind, resource_id, if_match))
 
     def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
@@ -397,8 +399,7 @@ class Repository:
         """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
         self.check_type(kind)
         self._need_criteria(criteria)
-        with self.store.transaction() as tx:
-            return self.delete_matching_in(tx, kind, criteria)
+        return self.store.atomically(lambda tx: self.delete_matching_in(tx, kind, criteria))
 
     def delete_matching_in(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
         """Every match the principal may see, each only if it may write for its owner (one

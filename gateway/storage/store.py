@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from gateway.storage.dialect import Dialect, marks
 
@@ -49,6 +49,23 @@ class StoreError(Exception):
 
 #: SQLSTATEs of a transaction the database sacrificed: deadlock detected, serialization failure
 RETRYABLE_STATES = frozenset({"40P01", "40001"})
+#: times a write is run when the database sacrifices it (:func:`retried`)
+TRANSACTION_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def retried(run: Callable[[int], T]) -> T:
+    """``run(attempt)``, run again (up to :data:`TRANSACTION_ATTEMPTS` times) while it fails
+    with a write the database gave up to let another go on (PostgreSQL's deadlock victim,
+    which committed nothing): its client would otherwise get a 503 for a write that
+    succeeds a moment later."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            return run(attempt)
+        except StoreError as error:
+            if not error.retryable or attempt == TRANSACTION_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def driver_error(dialect: str, exc: Exception) -> StoreError:
@@ -441,6 +458,19 @@ class Store:
                 yield tx
             finally:
                 _WRITING.reset(token)
+
+    def atomically(self, work: Callable[[Transaction], T]) -> T:
+        """``work`` done in a write transaction, and done again in a new one when the database
+        gave the first up to let another writer go on (see :func:`retried`).  Writers lock in
+        one order where they can, but not everywhere: an ingest locks each record's identity
+        numbers as it meets them, a REST write of a person with two numbers both at once.
+        ``work`` must do nothing outside the transaction that a second run would do twice."""
+
+        def once(_: int) -> T:
+            with self.transaction() as tx:
+                return work(tx)
+
+        return retried(once)
 
     @contextmanager
     def _writing(self) -> Iterator[Executor]:

@@ -3,9 +3,11 @@ policy of writes, and the demo archive loading idempotently."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +16,10 @@ import pytest
 from bench.synthetic import patient as synthetic_patient
 from gateway.fhir import search
 from gateway.fhir.errors import FhirError
-from gateway.ingest.identity import IdentityIndex
+from gateway.ingest.identity import IdentityIndex, number_lock
 from gateway.security.principal import Principal, acting
 from gateway.services import Services
+from gateway.storage.store import StoreError
 from tests.conftest import load_example
 
 Make = Callable[..., Services]
@@ -389,6 +392,55 @@ def test_a_create_racing_an_ingest_of_the_same_new_person_is_refused(services: M
     holder.join(10)
     racer.join(30)
     assert statuses == [409]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_create_the_database_gives_up_in_a_deadlock_is_run_again(services: Make) -> None:
+    """An ingest has claimed a person's number (uncommitted) and then waits for the number's
+    lock, which a REST create of the same person holds while it waits on that claim.
+    PostgreSQL breaks the deadlock by failing the create, which waited first: its client got
+    a 503.  The create is run again and, the ingest's record having failed, writes the person."""
+    made = services()
+    person = new_patient(11)
+    key = f"idcard|{person['identifier'][0]['value']}"
+    claimed, create_waits, statuses = threading.Event(), threading.Event(), []
+
+    def ingest() -> None:
+        with contextlib.suppress(RecordFailed), made.store.transaction() as tx:
+            tx.identity.claim("from-a-legacy-row", [key])
+            claimed.set()
+            create_waits.wait(10)
+            tx.lock(number_lock(key))
+            raise RecordFailed  # nothing it claimed is kept
+
+    def create() -> None:
+        try:
+            statuses.append(made.repository.create(person).status)
+        except StoreError as failed:
+            statuses.append(503 if failed.retryable else 500)
+
+    holder, creator = threading.Thread(target=ingest), threading.Thread(target=create)
+    holder.start()
+    claimed.wait(10)
+    creator.start()
+    while creator.is_alive() and not _waiting_on_a_lock(made):
+        time.sleep(0.01)
+    create_waits.set()
+    holder.join(10)
+    creator.join(30)
+    assert statuses == [201]
+
+
+class RecordFailed(Exception):
+    """A legacy record the ingest quarantines: its transaction's savepoint rolls back."""
+
+
+def _waiting_on_a_lock(made: Services) -> bool:
+    with made.store.reading(snapshot=False) as tx:
+        found = tx.sql.one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    return int(found[0]) > 0
 
 
 def test_a_deleted_or_corrected_number_leaves_the_identity_index(services: Make) -> None:
