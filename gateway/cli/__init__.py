@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from conformance.issues import DEFAULT_LANGUAGE
 from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
-from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError
+from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError, command_language, speaking
 from gateway.config import ConfigError
 from gateway.messages import text
 from gateway.storage.store import StoreError
@@ -23,7 +23,7 @@ MODULES = (validate, ingest, archive, server, clients, audit, report, conformanc
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="yiyang", description="医养互联网关 Yiyang Gateway")
+    parser = Parser(prog="yiyang", description="cli.help.yiyang")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for module in MODULES:
         module.register(commands)
@@ -34,7 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gateway.masking import install_log_masking
 
     install_log_masking()  # 身份证号 and phones never reach a log line in full
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    token = speaking.set(command_language(arguments))  # argparse's help and refusals, in the language asked
+    try:
+        args = build_parser().parse_args(arguments)
+    finally:
+        speaking.reset(token)
     lang = getattr(args, "lang", DEFAULT_LANGUAGE)  # what a failure below is worded in, as usage() does
     try:
         return args.run(args, sys.stdout)

@@ -12,19 +12,17 @@ from gateway.messages import text
 
 
 def register(commands: Any) -> None:
-    export = commands.add_parser("export", help="write the archive as NDJSON, one file per resource type")
+    export = commands.add_parser("export", help="cli.help.export")
     add_database(export)
     add_language(export)
-    export.add_argument("--out", type=Path, required=True, help="folder for the NDJSON files")
-    export.add_argument("--since", metavar="INSTANT", help="only resources changed after this instant")
-    export.add_argument(
-        "--type", action="append", dest="types", metavar="TYPE", help="only this resource type (repeatable)"
-    )
+    export.add_argument("--out", type=Path, required=True, help="cli.help.export.out")
+    export.add_argument("--since", metavar="INSTANT", help="cli.help.export.since")
+    export.add_argument("--type", action="append", dest="types", metavar="TYPE", help="cli.help.export.type")
     export.set_defaults(run=run_export)
 
-    db = commands.add_parser("db", help="manage the store")
+    db = commands.add_parser("db", help="cli.help.db")
     db_commands = db.add_subparsers(dest="action", required=True, parser_class=Parser)
-    upgrade = db_commands.add_parser("upgrade", help="apply the schema migrations the store lacks")
+    upgrade = db_commands.add_parser("upgrade", help="cli.help.db.upgrade")
     add_database(upgrade)
     add_language(upgrade)
     upgrade.set_defaults(run=run_upgrade)

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 
 
 def register(commands: Any) -> None:
-    audit = commands.add_parser("audit", help="work with the audit trail")
+    audit = commands.add_parser("audit", help="cli.help.audit")
     actions = audit.add_subparsers(dest="action", required=True, parser_class=Parser)
-    verify = actions.add_parser("verify", help="check that no audit event was edited, deleted or inserted")
+    verify = actions.add_parser("verify", help="cli.help.audit.verify")
     add_database(verify)
     add_language(verify)
     verify.add_argument(
@@ -33,7 +33,7 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         metavar="SEQ:HASH",
-        help="a head printed by an earlier run, kept elsewhere: it must still be in the chain (repeatable)",
+        help="cli.help.audit.verify.anchor",
     )
     verify.set_defaults(run=run_verify)
 

@@ -38,34 +38,31 @@ from gateway.security.clients import ROLES, RegistrationError, credentials
 
 
 def register(commands: Any) -> None:
-    client = commands.add_parser("client", help="register, list, rotate and revoke API clients")
+    client = commands.add_parser("client", help="cli.help.client")
     actions = client.add_subparsers(dest="action", required=True, parser_class=Parser)
 
-    add = actions.add_parser("add", help="register a client system")
-    add.add_argument("--id", required=True, help="the client id (iss/sub of its assertions)")
-    add.add_argument("--org", required=True, metavar="ORGANIZATION-ID", help="the Organization id it acts for")
+    add = actions.add_parser("add", help="cli.help.client.add")
+    add.add_argument("--id", required=True, help="cli.help.client.add.id")
+    add.add_argument("--org", required=True, metavar="ORGANIZATION-ID", help="cli.help.client.add.org")
     add.add_argument(
         "--role",
         required=True,
         choices=ROLES,
-        help="whom it may see: hospital (its organisation's records), elderly-care (the people it serves), "
-        "auditor (audit trails), operator (the platform's own integration: every organisation; register sparingly)",
+        help="cli.help.client.add.role",
     )
-    add.add_argument(
-        "--scope", required=True, help='SMART v2 system scopes, e.g. "system/Patient.rs system/Encounter.cu"'
-    )
+    add.add_argument("--scope", required=True, help="cli.help.client.add.scope")
     _add_credentials(add)
     add.set_defaults(run=run_add)
 
-    listing = actions.add_parser("list", help="list the registered clients")
+    listing = actions.add_parser("list", help="cli.help.client.list")
     listing.set_defaults(run=run_list)
 
-    rotate = actions.add_parser("rotate", help="replace a client's public keys or secret")
+    rotate = actions.add_parser("rotate", help="cli.help.client.rotate")
     rotate.add_argument("--id", required=True)
     _add_credentials(rotate)
     rotate.set_defaults(run=run_rotate)
 
-    revoke = actions.add_parser("revoke", help="revoke a client: its tokens stop working at once")
+    revoke = actions.add_parser("revoke", help="cli.help.client.revoke")
     revoke.add_argument("--id", required=True)
     revoke.set_defaults(run=run_revoke)
 
@@ -76,10 +73,8 @@ def register(commands: Any) -> None:
 
 def _add_credentials(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--jwks", type=Path, metavar="FILE", help="JWK Set of the client's public keys (RS384/ES384)")
-    which.add_argument(
-        "--secret-file", type=Path, metavar="FILE", help="a file holding the client secret (development only)"
-    )
+    which.add_argument("--jwks", type=Path, metavar="FILE", help="cli.help.client.jwks")
+    which.add_argument("--secret-file", type=Path, metavar="FILE", help="cli.help.client.secret-file")
 
 
 def _read_credentials(args: argparse.Namespace) -> tuple[Any | None, str | None]:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any, NoReturn
 
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
 from gateway.config import Config, configured_language
+from gateway.messages import Worded
 
 #: 0 clean, 1 invalid data found, 2 usage or I/O, 3 internal error
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -17,24 +22,119 @@ class UsageError(Exception):
     """Bad arguments or unreadable inputs: one line on stderr, exit status 2."""
 
 
+#: the language the command line speaks while argparse reads its arguments — help, usage and
+#: argparse's own refusals — which must be known before argparse has read ``--lang``
+#: (:func:`command_language`); set by ``main`` for one run
+speaking: ContextVar[str] = ContextVar("speaking", default=DEFAULT_LANGUAGE)
+
+
+def command_language(argv: Sequence[str]) -> str:
+    """``--lang`` as the arguments give it (the last, as argparse takes it), else the
+    configured language, else zh-CN: what argparse will find, found before it runs."""
+    chosen = configured_language()
+    for index, argument in enumerate(argv):
+        if argument == "--lang" and index + 1 < len(argv):
+            chosen = argv[index + 1]
+        elif argument.startswith("--lang="):
+            chosen = argument.removeprefix("--lang=")
+    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def words(message_id: str, **params: object) -> str:
+    """A catalogued text in the language the command line speaks."""
+    from gateway.messages import text
+
+    return text(message_id, speaking.get(), params)
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse's help in the command line's language: every help text, section title and
+    description given to the parsers is a catalogue id (``cli.help.*``), worded when the help
+    is printed; argparse's own words (``usage:``, the sections, ``-h``) are catalogued too."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        found = action.help
+        return words(found, **getattr(found, "params", {})) if found else found
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, prefix if prefix is not None else words("cli.argparse.usage"))
+
+    def start_section(self, heading: str | None) -> None:
+        super().start_section(words(heading) if heading else heading)
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(words(text) if text and text is not argparse.SUPPRESS else text)
+
+
+class Help(str):
+    """A help text's catalogue id with values of its own (argparse takes only a str)."""
+
+    params: dict[str, object]
+
+    def __new__(cls, message_id: str, **params: object) -> Help:
+        made = super().__new__(cls, message_id)
+        made.params = params
+        return made
+
+
+#: argparse's own refusals, recognised by Python's wording of them, and the catalogue's ids;
+#: one it words otherwise (another Python release) is printed as it is
+ARGPARSE_REFUSALS = (
+    (re.compile(r"the following arguments are required: (?P<names>.+)"), "cli.argparse.required"),
+    (re.compile(r"unrecognized arguments: (?P<names>.+)"), "cli.argparse.unrecognized"),
+    (re.compile(r"one of the arguments (?P<names>.+) is required"), "cli.argparse.one-required"),
+    (re.compile(r"ambiguous option: (?P<option>\S+) could match (?P<matches>.+)"), "cli.argparse.ambiguous"),
+    (
+        re.compile(r"argument (?P<argument>[^:]+): invalid choice: (?P<value>.+) \(choose from (?P<choices>.+)\)"),
+        "cli.argparse.invalid-choice",
+    ),
+    (re.compile(r"argument (?P<argument>[^:]+): expected one argument"), "cli.argparse.expected-one"),
+    (re.compile(r"argument (?P<argument>[^:]+): not allowed with argument (?P<other>.+)"), "cli.argparse.exclusive"),
+    (re.compile(r"argument (?P<argument>[^:]+): invalid (?P<type>\S+) value: (?P<value>.+)"), "cli.argparse.bad-value"),
+    (re.compile(r"argument (?P<argument>[^:]+): (?P<problem>.+)"), "cli.argparse.argument"),
+)
+
+
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 on usage errors, as we want
+    """argparse with the gateway's exit status and in the command line's language."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, formatter_class=Formatter, add_help=False, **kwargs)
+        self._positionals.title = "cli.argparse.positionals"
+        self._optionals.title = "cli.argparse.options"
+        self.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS, help="cli.argparse.help")
+
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 on usage errors, as we want
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"yiyang: error: {message}\n")
+        self.exit(EXIT_USAGE, f"yiyang: error: {_refusal(message)}\n")
+
+
+def _refusal(message: str) -> str:
+    for pattern, message_id in ARGPARSE_REFUSALS:
+        found = pattern.fullmatch(message)
+        if found:
+            return words(message_id, **found.groupdict())
+    return message
+
+
+class TypeRefusal(Worded, argparse.ArgumentTypeError):
+    """An option's value refused by its type (``--port 70000``): argparse keeps only its
+    ``str()``, which is worded in the language the command line speaks."""
+
+    def __str__(self) -> str:
+        return self.text(speaking.get())
 
 
 def add_language(parser: argparse.ArgumentParser) -> None:
     """--lang, by default the configured language (``YIYANG_LANGUAGE``), as the API's is."""
     configured = configured_language()
     default = configured if configured in LANGUAGES else DEFAULT_LANGUAGE
-    parser.add_argument("--lang", choices=LANGUAGES, default=default, help=f"default {default} (YIYANG_LANGUAGE)")
+    parser.add_argument("--lang", choices=LANGUAGES, default=default, help="cli.help.lang")
 
 
-def add_database(
-    parser: argparse.ArgumentParser,
-    default: str = "$YIYANG_DATABASE_URL, else sqlite:///yiyang-data/archive.sqlite",
-) -> None:
-    parser.add_argument("--database", metavar="URL", help=f"sqlite:///PATH or postgresql://… (default {default})")
+def add_database(parser: argparse.ArgumentParser, default: str = "cli.help.database") -> None:
+    """``default``: the help's id, which says where the store is when the option is absent."""
+    parser.add_argument("--database", metavar="URL", help=default)
 
 
 def usage(args: argparse.Namespace, message_id: str, **params: object) -> UsageError:
@@ -113,7 +213,7 @@ def port(text: str) -> int:
     """An argparse type: a TCP port, 1 to 65535 (``--port 70000`` fails before anything starts)."""
     number = _integer(text)
     if not 0 < number < 65536:
-        raise argparse.ArgumentTypeError(f"{text}: a port is a number from 1 to 65535")
+        raise TypeRefusal("cli.type.port", value=text)
     return number
 
 
@@ -121,7 +221,7 @@ def positive(text: str) -> int:
     """An argparse type: a count of at least one (``--workers 0`` would start no worker)."""
     number = _integer(text)
     if number < 1:
-        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+        raise TypeRefusal("cli.type.positive", value=text)
     return number
 
 
@@ -129,4 +229,4 @@ def _integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise TypeRefusal("cli.type.whole-number", value=text) from None

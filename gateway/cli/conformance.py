@@ -33,14 +33,12 @@ def register(commands: Any) -> None:
     from gateway.cli.report import add_output
     from gateway.reporting import FORMATS
 
-    conformance = commands.add_parser("conformance", help="check participants' data against the provincial rules")
+    conformance = commands.add_parser("conformance", help="cli.help.conformance")
     actions = conformance.add_subparsers(dest="action", required=True, parser_class=Parser)
-    check = actions.add_parser("check", help="validate exported FHIR files (NDJSON, JSON, Bundles) into a report")
+    check = actions.add_parser("check", help="cli.help.conformance.check")
+    check.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR", help="cli.help.conformance.check.paths")
     check.add_argument(
-        "paths", nargs="+", type=Path, metavar="FILE|DIR", help="files, or folders of .ndjson/.json files"
-    )
-    check.add_argument(
-        "--profile", action="append", default=[], metavar="URL", help="also hold every resource to this profile"
+        "--profile", action="append", default=[], metavar="URL", help="cli.help.conformance.check.profile"
     )
     add_output(check, FORMATS, required=False)
     add_language(check)
@@ -56,20 +54,18 @@ def register_run(actions: Any) -> None:
     from conformance.testkit.catalog import SUITES
     from gateway.cli.report import add_output
 
-    run = actions.add_parser("run", help="test a FHIR server over HTTP against the provincial platform rules")
-    run.add_argument("--base-url", required=True, metavar="URL", help="the FHIR base, e.g. https://host/fhir")
+    run = actions.add_parser("run", help="cli.help.conformance.run")
+    run.add_argument("--base-url", required=True, metavar="URL", help="cli.help.conformance.run.base-url")
     auth = run.add_mutually_exclusive_group()
-    auth.add_argument("--token", metavar="TOKEN", help="a bearer token to use as is")
-    auth.add_argument("--client-id", metavar="ID", help="a registered client (SMART Backend Services, with --key)")
-    run.add_argument("--key", type=Path, metavar="FILE", help="the client's private key (PEM, RSA or EC)")
-    run.add_argument("--kid", metavar="KID", help="the key id to put in the assertion header")
-    run.add_argument("--scope", default="system/*.cruds", help="the scope to ask for (narrowed by the server)")
-    run.add_argument(
-        "--elderly-client-id", metavar="ID", help="an elderly-care client, for the cross-organisation test"
-    )
-    run.add_argument("--elderly-key", type=Path, metavar="FILE", help="that client's private key (PEM)")
-    run.add_argument("--elderly-token", metavar="TOKEN", help="or a bearer token of an elderly-care client")
-    run.add_argument("--suite", action="append", choices=(*SUITES, "all"), help="repeatable; default all")
+    auth.add_argument("--token", metavar="TOKEN", help="cli.help.conformance.run.token")
+    auth.add_argument("--client-id", metavar="ID", help="cli.help.conformance.run.client-id")
+    run.add_argument("--key", type=Path, metavar="FILE", help="cli.help.conformance.run.key")
+    run.add_argument("--kid", metavar="KID", help="cli.help.conformance.run.kid")
+    run.add_argument("--scope", default="system/*.cruds", help="cli.help.conformance.run.scope")
+    run.add_argument("--elderly-client-id", metavar="ID", help="cli.help.conformance.run.elderly-client-id")
+    run.add_argument("--elderly-key", type=Path, metavar="FILE", help="cli.help.conformance.run.elderly-key")
+    run.add_argument("--elderly-token", metavar="TOKEN", help="cli.help.conformance.run.elderly-token")
+    run.add_argument("--suite", action="append", choices=(*SUITES, "all"), help="cli.help.conformance.run.suite")
     add_output(run, RUN_FORMATS, required=False)
     add_language(run)
     run.set_defaults(run=run_kit)

@@ -14,6 +14,7 @@ from typing import IO, Any
 from gateway.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
+    Help,
     add_database,
     add_language,
     config_of,
@@ -31,44 +32,43 @@ DEFAULT_OUT = Path("out")
 def register(commands: Any) -> None:
     from gateway.cli.common import Parser
 
-    ingest = commands.add_parser("ingest", help="map legacy records to validated FHIR, quarantining the rest")
-    ingest.add_argument("--source", required=True, choices=SOURCES, help="which legacy system the files come from")
-    _add_targets(ingest, "output folder: an embedded store and its NDJSON export (default ./out)")
-    ingest.add_argument("--bundle", action="store_true", help="also write a transaction Bundle of the output")
-    ingest.add_argument("--strict", action="store_true", help="exit 1 when anything was quarantined")
+    ingest = commands.add_parser("ingest", help="cli.help.ingest")
+    ingest.add_argument("--source", required=True, choices=SOURCES, help="cli.help.ingest.source")
+    _add_targets(ingest, "cli.help.ingest.out")
+    ingest.add_argument("--bundle", action="store_true", help="cli.help.ingest.bundle")
+    ingest.add_argument("--strict", action="store_true", help="cli.help.ingest.strict")
     add_language(ingest)
     ingest.add_argument(
         "files",
         nargs="+",
         type=Path,
         metavar="FILE",
-        help=f"exports of that source ({', '.join(READERS)})",
+        help=Help("cli.help.ingest.files", readers=", ".join(READERS)),
     )
     ingest.set_defaults(run=run_ingest)
 
-    quarantine = commands.add_parser("quarantine", help="work with quarantined records")
+    quarantine = commands.add_parser("quarantine", help="cli.help.quarantine")
     quarantine_commands = quarantine.add_subparsers(dest="action", required=True, parser_class=Parser)
-    replay = quarantine_commands.add_parser("replay", help="re-run quarantined records after a fix")
-    _add_targets(replay, "the folder an earlier ingest wrote (default ./out)")
+    replay = quarantine_commands.add_parser("replay", help="cli.help.quarantine.replay")
+    _add_targets(replay, "cli.help.quarantine.replay.out")
     add_language(replay)
     replay.set_defaults(run=run_replay)
 
-    mappings = commands.add_parser("mappings", help="inspect mapping specs")
+    mappings = commands.add_parser("mappings", help="cli.help.mappings")
     mapping_commands = mappings.add_subparsers(dest="action", required=True, parser_class=Parser)
-    explain = mapping_commands.add_parser("explain", help="show how one record is mapped, field by field")
+    explain = mapping_commands.add_parser("explain", help="cli.help.mappings.explain")
     explain.add_argument("source", choices=SOURCES)
     explain.add_argument("file", type=Path)
-    explain.add_argument("--record", help='which record, e.g. "row 17" (default: the first)')
-    explain.add_argument(
-        "--reveal", action="store_true", help="print 身份证号, phone numbers and names in full (masked by default)"
-    )
+    explain.add_argument("--record", help="cli.help.mappings.explain.record")
+    explain.add_argument("--reveal", action="store_true", help="cli.help.reveal-people")
     add_language(explain)
     explain.set_defaults(run=run_explain)
 
 
 def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """--out (``out_help``: its help's id) and --database."""
     parser.add_argument("--out", type=Path, default=None, help=out_help)
-    add_database(parser, "the store inside the --out folder")
+    add_database(parser, "cli.help.database-in-out")
 
 
 def _targets(args: argparse.Namespace, reading: bool = False) -> tuple[Path | None, Any]:

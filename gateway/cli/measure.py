@@ -22,22 +22,20 @@ FORMATS = ("json", "html", "xlsx")
 
 
 def register(commands: Any) -> None:
-    measure = commands.add_parser("measure", help="compute the provincial indicators (FHIR Measures) from the archive")
+    measure = commands.add_parser("measure", help="cli.help.measure")
     actions = measure.add_subparsers(dest="action", required=True, parser_class=Parser)
-    evaluate = actions.add_parser("evaluate", help="evaluate one measure or all of them for a period")
-    evaluate.add_argument("--measure", default="all", metavar="URL|ID|all", help="a package Measure (default: all)")
-    evaluate.add_argument(
-        "--period", required=True, metavar="PERIOD", help="2026, 2026-07 or 2026-01-01/2026-06-30 (dates inclusive)"
-    )
-    evaluate.add_argument("--division", metavar="CODE", help="only this division (a GB/T 2260 code or its prefix)")
+    evaluate = actions.add_parser("evaluate", help="cli.help.measure.evaluate")
+    evaluate.add_argument("--measure", default="all", metavar="URL|ID|all", help="cli.help.measure.evaluate.measure")
+    evaluate.add_argument("--period", required=True, metavar="PERIOD", help="cli.help.measure.evaluate.period")
+    evaluate.add_argument("--division", metavar="CODE", help="cli.help.measure.evaluate.division")
     evaluate.add_argument(
         "--population",
         type=Path,
         metavar="FILE",
-        help="resident population CSV (区划代码,性别,年龄段,常住人口): the denominators the archive cannot know",
+        help="cli.help.measure.evaluate.population",
     )
     evaluate.add_argument("--format", choices=FORMATS, default="json")
-    evaluate.add_argument("--out", type=Path, metavar="FILE", help="where to write (default: standard output)")
+    evaluate.add_argument("--out", type=Path, metavar="FILE", help="cli.help.measure.evaluate.out")
     add_database(evaluate)
     add_language(evaluate)
     evaluate.set_defaults(run=run_evaluate)

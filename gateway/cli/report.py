@@ -14,7 +14,16 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, add_database, add_language, config_of, usage
+from gateway.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    Parser,
+    TypeRefusal,
+    add_database,
+    add_language,
+    config_of,
+    usage,
+)
 
 TABLE_CHOICES = ("failing", "scorecard")
 
@@ -22,27 +31,25 @@ TABLE_CHOICES = ("failing", "scorecard")
 def register(commands: Any) -> None:
     from gateway.reporting import DEFAULT_LIMIT, FORMATS
 
-    report = commands.add_parser("report", help="the auditors' report: pass rates and failures of recorded exchanges")
-    report.add_argument("--since", required=True, type=day, metavar="DATE", help="first day, YYYY-MM-DD (UTC+8)")
-    report.add_argument("--until", type=day, metavar="DATE", help="last day, YYYY-MM-DD (default today)")
-    report.add_argument("--org", metavar="ID", help="only the exchanges of clients acting for this Organization id")
-    report.add_argument("--source", metavar="SOURCE", help="only this source system (e.g. hl7v2, hospital)")
+    report = commands.add_parser("report", help="cli.help.report")
+    report.add_argument("--since", required=True, type=day, metavar="DATE", help="cli.help.report.since")
+    report.add_argument("--until", type=day, metavar="DATE", help="cli.help.report.until")
+    report.add_argument("--org", metavar="ID", help="cli.help.report.org")
+    report.add_argument("--source", metavar="SOURCE", help="cli.help.report.source")
     add_database(report)
     add_output(report, FORMATS, required=True)
-    report.add_argument(
-        "--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help="failing exchanges shown in full (newest first)"
-    )
+    report.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N", help="cli.help.report.limit")
     add_language(report)
     report.set_defaults(run=run_report)
 
-    exchanges = commands.add_parser("exchanges", help="work with the recorded exchanges")
+    exchanges = commands.add_parser("exchanges", help="cli.help.exchanges")
     actions = exchanges.add_subparsers(dest="action", required=True, parser_class=Parser)
-    purge = actions.add_parser("purge", help="delete exchange records older than the retention period")
+    purge = actions.add_parser("purge", help="cli.help.exchanges.purge")
     purge.add_argument(
         "--before",
         type=day,
         metavar="DATE",
-        help="delete the records of days before DATE (default: beyond $YIYANG_EXCHANGE_RETENTION_DAYS)",
+        help="cli.help.exchanges.purge.before",
     )
     add_database(purge)
     add_language(purge)
@@ -58,12 +65,10 @@ def add_output(parser: argparse.ArgumentParser, formats: tuple[str, ...], requir
         type=Path,
         required=required,
         metavar="FILE",
-        help="where to write the report" + ("" if required else " (default: standard output)"),
+        help="cli.help.report.out-required" if required else "cli.help.report.out",
     )
     if "csv" in formats:
-        parser.add_argument(
-            "--table", choices=TABLE_CHOICES, default="failing", help="with --format csv: which table (xlsx holds both)"
-        )
+        parser.add_argument("--table", choices=TABLE_CHOICES, default="failing", help="cli.help.report.table")
 
 
 def day(value: str) -> date:
@@ -72,7 +77,7 @@ def day(value: str) -> date:
     try:
         return parse_day(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+        raise TypeRefusal("cli.type.day", value=value) from exc
 
 
 def run_report(args: argparse.Namespace, out: IO[str]) -> int:

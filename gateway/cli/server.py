@@ -23,12 +23,12 @@ from gateway.storage import displayable_url
 
 
 def register(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run the FHIR REST server")
-    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=port, default=None, help="port (default 8080)")
+    serve = commands.add_parser("serve", help="cli.help.serve")
+    serve.add_argument("--host", default=None, help="cli.help.host")
+    serve.add_argument("--port", type=port, default=None, help="cli.help.serve.port")
     add_database(serve)
-    serve.add_argument("--workers", type=positive, default=None, help="gunicorn worker processes (default 2)")
-    serve.add_argument("--demo", action="store_true", help="load the package examples and sample exports first")
+    serve.add_argument("--workers", type=positive, default=None, help="cli.help.serve.workers")
+    serve.add_argument("--demo", action="store_true", help="cli.help.serve.demo")
     add_language(serve)
     serve.set_defaults(run=run_serve)
     register_mllp(commands)
@@ -143,15 +143,15 @@ class _Gunicorn:
 
 
 def register_mllp(commands: Any) -> None:
-    mllp = commands.add_parser("mllp", help="receive HL7 v2 messages over MLLP, acknowledging each once persisted")
-    mllp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    mllp.add_argument("--port", type=port, default=2575, help="port (default 2575)")
+    mllp = commands.add_parser("mllp", help="cli.help.mllp")
+    mllp.add_argument("--host", default="127.0.0.1", help="cli.help.host")
+    mllp.add_argument("--port", type=port, default=2575, help="cli.help.mllp.port")
     mllp.add_argument(
         "--peer",
         action="append",
         default=[],
         metavar="ADDRESS=CLIENT",
-        help="a sender's address and the registered client it acts as (repeatable; adds to YIYANG_MLLP_PEERS)",
+        help="cli.help.mllp.peer",
     )
     add_database(mllp)
     add_language(mllp)

@@ -37,20 +37,20 @@ DEMO_ELDER = "410105194912310020"
 
 
 def register(commands: Any) -> None:
-    validate = commands.add_parser("validate", help="validate FHIR JSON / NDJSON files")
+    validate = commands.add_parser("validate", help="cli.help.validate")
     validate.add_argument(
         "--ig",
         action="append",
         default=[],
         metavar="PATH",
-        help="extra conformance resources: a JSON resource, a Bundle, a folder or a FHIR package",
+        help="cli.help.validate.ig",
     )
     validate.add_argument(
         "--profile",
         action="append",
         default=[],
         metavar="URL",
-        help="also validate against this StructureDefinition (canonical URL)",
+        help="cli.help.validate.profile",
     )
     validate.add_argument("--format", choices=("json", "text"), default="text")
     add_language(validate)
@@ -58,22 +58,20 @@ def register(commands: Any) -> None:
         "--max-bytes",
         type=int,
         default=None,
-        help="largest JSON document accepted (default $YIYANG_MAX_BYTES, else 64 MiB)",
+        help="cli.help.validate.max-bytes",
     )
     validate.add_argument(
         "--reveal",
         action="store_true",
-        help="print 身份证号 in full (masked by default: 410105********0020)",
+        help="cli.help.validate.reveal",
     )
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(run=run_validate)
 
-    demo = commands.add_parser("demo", help="validate the package examples and ingest every sample export")
+    demo = commands.add_parser("demo", help="cli.help.demo")
     add_language(demo)
-    demo.add_argument("--out", type=Path, default=Path("out"), help="the archive goes to OUT/demo (rewritten)")
-    demo.add_argument(
-        "--reveal", action="store_true", help="print 身份证号, phone numbers and names in full (masked by default)"
-    )
+    demo.add_argument("--out", type=Path, default=Path("out"), help="cli.help.demo.out")
+    demo.add_argument("--reveal", action="store_true", help="cli.help.reveal-people")
     demo.set_defaults(run=run_demo)
 
 
