@@ -137,8 +137,10 @@ class Executor:
         self.dialect = dialect
         self.errors = errors
         self._pipeline = getattr(connection, "pipeline", None)
-        #: a cursor the connection keeps for statements whose rows are read at once
-        self._reused: Cursor | None = getattr(connection, "reused_cursor", None)
+        #: the connection's quicker way than a cursor to read a statement's rows at once
+        self._rows_now: Callable[[str, Sequence[Any]], list[Sequence[Any]]] | None = getattr(
+            connection, "rows_now", None
+        )
         #: a BEGIN not sent yet, and what follows it: it goes with the transaction's first
         #: statement (:meth:`begin`)
         self._opening: tuple[str, ...] | None = None
@@ -217,10 +219,9 @@ class Executor:
             self._send_waiting()
             return self._run(sql, params)
 
-    def _run(self, sql: str, params: Sequence[Any] = (), on: Any = None) -> Cursor:
-        """One statement, on the connection or ``on`` a cursor of it."""
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
-            return (on or self.connection).execute(self.dialect.sql(sql), params)
+            return self.connection.execute(self.dialect.sql(sql), params)
         except self.errors as exc:
             raise driver_error(self.dialect.name, exc) from exc
 
@@ -313,18 +314,25 @@ class Executor:
             raise driver_error(self.dialect.name, exc) from exc
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any] | None:
-        return self._read_at_once(sql, params).fetchone()
+        rows = self._read_now(sql, params)
+        if rows is None:
+            return self.execute(sql, params).fetchone()
+        return rows[0] if rows else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
-        return self._read_at_once(sql, params).fetchall()
+        rows = self._read_now(sql, params)
+        return self.execute(sql, params).fetchall() if rows is None else rows
 
-    def _read_at_once(self, sql: str, params: Sequence[Any]) -> Cursor:
-        """A statement whose rows are read before the next one runs, on the connection's
-        reused cursor when it keeps one (PostgreSQL, see ``postgres.py``) and nothing waits
-        to go before it."""
-        if self._reused is None or self._opening is not None or self._deferred:
-            return self.execute(sql, params)
-        return self._run(sql, params, self._reused)
+    def _read_now(self, sql: str, params: Sequence[Any]) -> list[Sequence[Any]] | None:
+        """The rows of a statement read before the next one runs, the connection's quicker way
+        (PostgreSQL, see ``postgres.py``); None when it has none, or something waits to go
+        before the statement."""
+        if self._rows_now is None or self._opening is not None or self._deferred:
+            return None
+        try:
+            return self._rows_now(self.dialect.sql(sql), params)
+        except self.errors as exc:
+            raise driver_error(self.dialect.name, exc) from exc
 
 
 class Transaction:

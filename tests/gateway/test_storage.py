@@ -17,7 +17,7 @@ import gateway.storage.search_sql as search_sql
 from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
 from gateway.storage import open_store
-from gateway.storage.postgres import WRITE_BARRIER
+from gateway.storage.postgres import PREPARE_AFTER, WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
 from tests.conftest import fresh_database_url
 
@@ -273,6 +273,29 @@ def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexe
         finally:
             store.close()
     assert mode == "force_generic_plan"
+
+
+def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_again(
+    tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    """Reads run their prepared statements through libpq (postgres._QuickReads); psycopg
+    deallocates every prepared statement after a ROLLBACK, when it had prepared one itself."""
+    statement = "SELECT %s::text || 'ok'"
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        try:
+            with store.pool.connection() as connection:
+                for _ in range(PREPARE_AFTER):  # ours is prepared now
+                    connection.rows_now(statement, ("read ",))
+                for _ in range(2 * PREPARE_AFTER):  # and psycopg's
+                    connection.execute("SELECT 1 WHERE %s", (True,))
+                connection.execute("BEGIN")
+                connection.execute("ROLLBACK")  # psycopg deallocates them all with its next statement
+                connection.execute("SELECT 1")
+                found = connection.rows_now(statement, ("read ",))
+        finally:
+            store.close()
+    assert found == [("read ok",)]
 
 
 def test_an_unknown_database_url_is_a_clear_error() -> None:
