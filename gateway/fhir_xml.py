@@ -45,7 +45,12 @@ _NUMBERS = ("integer", "positiveInt", "unsignedInt", "decimal")
 
 
 class XmlError(ValueError):
-    """The document is no FHIR XML this model can read (the message says where and why)."""
+    """The document is no FHIR XML this model can read: ``where`` (the FHIRPath of the element
+    at fault, empty for the document itself) and why."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where or 'the document'}: {problem}")
+        self.where = where
 
 
 class _Slot:
@@ -108,7 +113,7 @@ class FhirXml:
     def _resource_element(self, resource: Mapping[str, Any], where: str) -> etree._Element:
         kind = resource.get("resourceType")
         if kind not in self.resources:
-            raise XmlError(f"{where or 'the document'}: '{kind}' is not an R4 resource type")
+            raise XmlError(where, f"'{kind}' is not an R4 resource type")
         element = etree.Element(_F + kind, nsmap={None: FHIR_NS})
         self._fill(element, resource, (kind, kind), kind, is_resource=True)
         return element
@@ -132,7 +137,7 @@ class FhirXml:
                 self._write(element, slot, code, name, value.get(name), value.get("_" + name), f"{path}.{name}")
         unknown = [key for key in value if key not in known]
         if unknown:
-            raise XmlError(f"{path}.{unknown[0]}: not an element of {node[1]}")
+            raise XmlError(f"{path}.{unknown[0]}", f"not an element of {node[1]}")
 
     def _present(self, slot: _Slot, value: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         if not slot.is_choice:
@@ -171,13 +176,13 @@ class FhirXml:
     def _read_resource(self, element: etree._Element, where: str) -> dict[str, Any]:
         qname = etree.QName(element)
         if qname.namespace != FHIR_NS:
-            raise XmlError(f"{where or 'the document'}: <{qname.localname}> is not in the FHIR namespace {FHIR_NS}")
+            raise XmlError(where, f"<{qname.localname}> is not in the FHIR namespace {FHIR_NS}")
         kind = qname.localname
         if kind not in self.resources:
-            raise XmlError(f"{where or 'the document'}: '{kind}' is not an R4 resource type")
+            raise XmlError(where, f"'{kind}' is not an R4 resource type")
         foreign = [name for name in element.attrib if etree.QName(name).namespace != XSI_NS]
         if foreign:  # xsi:schemaLocation is a hint to validators, not content
-            raise XmlError(f"{kind}: a resource has no attributes ({foreign[0]})")
+            raise XmlError(kind, f"a resource has no attributes ({foreign[0]})")
         resource: dict[str, Any] = {"resourceType": kind}
         self._read_children(element, resource, (kind, kind), kind)
         return resource
@@ -196,13 +201,13 @@ class FhirXml:
             name = qname.localname
             found = names.get(name)
             if found is None:
-                raise XmlError(f"{path}.{name}: not an element of {node[1]}")
+                raise XmlError(f"{path}.{name}", f"not an element of {node[1]}")
             slot, code = found
             if qname.namespace != (XHTML_NS if code == "xhtml" else FHIR_NS):
-                raise XmlError(f"{path}: <{name}> is not in the namespace {XHTML_NS if code == 'xhtml' else FHIR_NS}")
+                raise XmlError(path, f"<{name}> is not in the namespace {XHTML_NS if code == 'xhtml' else FHIR_NS}")
             where = f"{path}.{name}"
             if name in attributes_only:
-                raise XmlError(f"{where}: '{name}' is an attribute in FHIR XML, not an element")
+                raise XmlError(where, f"'{name}' is an attribute in FHIR XML, not an element")
             kind = self._kind(code)
             if kind == "primitive":
                 item, extra = self._read_primitive(child, code, where)
@@ -215,14 +220,14 @@ class FhirXml:
             if slot.is_choice and any(
                 other in into or "_" + other in into for other in names if names[other][0] is slot and other != name
             ):
-                raise XmlError(f"{where}: {node[1]}.{slot.name}[x] is given with more than one type")
+                raise XmlError(where, f"{node[1]}.{slot.name}[x] is given with more than one type")
             if slot.repeats:
                 values = into.setdefault(name, [])
                 values.append(item)
                 shadows.setdefault(name, []).append(extra)
             else:
                 if name in into or "_" + name in into:
-                    raise XmlError(f"{where}: repeated, but {node[1]}.{slot.name} allows one")
+                    raise XmlError(where, f"repeated, but {node[1]}.{slot.name} allows one")
                 if item is not None:
                     into[name] = item
                 if extra is not None:
@@ -240,10 +245,10 @@ class FhirXml:
         if "id" in attributes:
             extra["id"] = attributes.pop("id")
         if attributes:
-            raise XmlError(f"{where}: unexpected attribute '{next(iter(attributes))}'")
+            raise XmlError(where, f"unexpected attribute '{next(iter(attributes))}'")
         self._read_children(element, extra, ("Element", "Element"), where)
         if text is None and not extra:  # JSON has no such thing: null is refused there too
-            raise XmlError(f"{where}: an element with neither a value nor an id or extension")
+            raise XmlError(where, "an element with neither a value nor an id or extension")
         value = None if text is None else self._primitive_value(text, code, where)
         return value, (extra or None)
 
@@ -252,22 +257,22 @@ class FhirXml:
         them, checked as the JSON reader and the validator would."""
         if code == "boolean":
             if text not in ("true", "false"):
-                raise XmlError(f"{where}: '{text}' is no boolean (true or false)")
+                raise XmlError(where, f"'{text}' is no boolean (true or false)")
             return text == "true"
         if code not in self._lexical:
             return text
         if not self._lexical[code].fullmatch(text):
-            raise XmlError(f"{where}: '{text[:40]}' is no {code}")
+            raise XmlError(where, f"'{text[:40]}' is no {code}")
         if code != "decimal":
             if len(text) > 11 or not -(2**31) <= int(text) < 2**31:  # R4 integers are 32-bit
-                raise XmlError(f"{where}: '{text[:40]}' is beyond a 32-bit {code}")
+                raise XmlError(where, f"'{text[:40]}' is beyond a 32-bit {code}")
             return int(text)
         if not math.isfinite(value := float(text)):
-            raise XmlError(f"{where}: '{text[:40]}' is a decimal no number can hold")
+            raise XmlError(where, f"'{text[:40]}' is a decimal no number can hold")
         if any(c in text for c in ".eE"):
             return value
         if not -(2**63) <= (whole := int(text)) < 2**64:  # what the stores' JSON encoder writes
-            raise XmlError(f"{where}: '{text[:40]}' is a decimal beyond 64 bits; write it with an exponent")
+            raise XmlError(where, f"'{text[:40]}' is a decimal beyond 64 bits; write it with an exponent")
         return whole
 
     def _read_complex(self, element: etree._Element, node: tuple[str, str], where: str) -> dict[str, Any]:
@@ -278,7 +283,7 @@ class FhirXml:
         if node == ("Extension", "Extension") and "url" in attributes:
             found["url"] = attributes.pop("url")
         if attributes:
-            raise XmlError(f"{where}: unexpected attribute '{next(iter(attributes))}'")
+            raise XmlError(where, f"unexpected attribute '{next(iter(attributes))}'")
         self._read_children(element, found, node, where)
         return found
 
@@ -286,7 +291,7 @@ class FhirXml:
         inner = [child for child in element if isinstance(child.tag, str)]
         _no_text(element.text, where)
         if len(inner) != 1 or element.attrib:
-            raise XmlError(f"{where}: must hold exactly one resource")
+            raise XmlError(where, "must hold exactly one resource")
         _no_text(inner[0].tail, where)
         return self._read_resource(inner[0], where)
 
@@ -323,14 +328,14 @@ def _primitive_text(value: Any) -> str:
 
 def _no_text(text: str | None, where: str) -> None:
     if text is not None and text.strip():
-        raise XmlError(f"{where}: text '{text.strip()[:40]}' where FHIR XML has only elements and attributes")
+        raise XmlError(where, f"text '{text.strip()[:40]}' where FHIR XML has only elements and attributes")
 
 
 def _xhtml_text(element: etree._Element, where: str) -> str:
     """The narrative as JSON has it: the div alone in the XHTML namespace, without the
     declarations it inherited from the document (the FHIR namespace, xsi)."""
     if etree.QName(element).namespace != XHTML_NS or element.prefix is not None:
-        raise XmlError(f"{where}: the narrative must be a div in the default XHTML namespace ({XHTML_NS})")
+        raise XmlError(where, f"the narrative must be a div in the default XHTML namespace ({XHTML_NS})")
     alone = copy.deepcopy(element)
     alone.tail = None
     etree.cleanup_namespaces(alone, top_nsmap={None: XHTML_NS})
@@ -342,7 +347,7 @@ def _xhtml_element(text: Any, where: str) -> etree._Element:
     try:
         return etree.fromstring(text.encode(), parser=parser)
     except (etree.XMLSyntaxError, AttributeError) as exc:
-        raise XmlError(f"{where}: the narrative is no well-formed XHTML ({exc})") from exc
+        raise XmlError(where, f"the narrative is no well-formed XHTML ({exc})") from exc
 
 
 @cache

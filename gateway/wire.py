@@ -26,11 +26,13 @@ FORMATS = {"json": JSON_TYPES[0], "xml": XML_TYPES[0]}
 
 
 class WireError(Exception):
-    """A body that is not FHIR: the message id and parameters say why."""
+    """A body that is not FHIR: the message id and parameters say why, and ``expression``
+    where, when an element is at fault (its FHIRPath)."""
 
-    def __init__(self, message_id: str, **params: Any) -> None:
+    def __init__(self, message_id: str, expression: str | None = None, **params: Any) -> None:
         super().__init__(message_id)
         self.message_id = message_id
+        self.expression = expression
         self.params = params
 
 
@@ -172,7 +174,7 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     try:
         document = reader.loads(root)
     except XmlError as exc:
-        raise WireError("http.not-xml", detail=str(exc)) from exc
+        raise WireError("http.not-xml", exc.where or None, detail=str(exc)) from exc
     except RecursionError as exc:  # libxml2 allows deeper nesting with huge_tree
         raise WireError("http.too-deep", limit=MAX_DEPTH) from exc
     _check_tree(document, MAX_DEPTH)

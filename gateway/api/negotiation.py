@@ -165,7 +165,7 @@ def body() -> Any:
         else:
             raise FhirError(415, "http.unsupported-media-type", type=media)
     except WireError as error:
-        raise FhirError(400, error.message_id, **error.params) from error
+        raise FhirError(400, error.message_id, error.expression, **error.params) from error
     # references on our own base stand for the relative ones (the bytes cannot tell: JSON may
     # escape any character of the URL)
     localise(document, current_app.config["SERVICES"].config.base_url)
@@ -212,7 +212,7 @@ def search_form() -> list[tuple[str, str]]:
     if request.mimetype == FORM:
         return list(request.form.items(multi=True))  # (the form may have been parsed already)
     if request.content_length or request.get_data(cache=True):
-        raise FhirError(415, "http.unsupported-media-type", type=request.mimetype or "(none)")
+        raise FhirError(415, "http.search-form-media-type", type=request.mimetype or "(none)")
     return []
 
 

@@ -450,7 +450,7 @@ class Repository:
         there is none, 412 when there are several."""
         found = self.searcher.matching(tx, kind, criteria, self.access())
         if len(found) > 1:
-            raise FhirError(412, "http.multiple-matches", condition=criteria, count=len(found))
+            raise FhirError(412, "http.multiple-matches", condition=criteria)
         return found[0] if found else None
 
     @staticmethod

@@ -632,7 +632,7 @@ def test_a_search_too_large_for_the_database_is_the_clients_error(api: Api) -> N
 @pytest.mark.parametrize("media", ["text/plain", "application/json"])
 def test_a_posted_search_whose_body_is_no_form_is_refused(api: Api, media: str) -> None:
     answer = api.post(f"{api.base}/Patient/_search", data="identifier=x|1", headers={"Content-Type": media})
-    assert (answer.status_code, message_ids(answer)) == (415, ["http.unsupported-media-type"])
+    assert (answer.status_code, message_ids(answer)) == (415, ["http.search-form-media-type"])
 
 
 def test_everything_may_be_invoked_by_post(api: Api, home_visit: dict[str, Any]) -> None:
@@ -1072,6 +1072,12 @@ def test_a_json_body_with_a_repeated_key_is_refused(api: Api) -> None:
     body = '{"resourceType": "Patient", "resourceType": "Observation"}'
     answer = api.post(f"{api.base}/Patient", data=body, headers=FHIR_JSON, timeout=60)
     assert (answer.status_code, message_ids(answer)) == (400, ["http.duplicate-key"])
+
+
+def test_an_xml_body_refused_for_an_element_names_it(api: Api) -> None:
+    body = b'<Patient xmlns="http://hl7.org/fhir"><active value="1"/></Patient>'
+    answer = api.post(f"{api.base}/Patient", data=body, headers={"Content-Type": "application/fhir+xml"}, timeout=60)
+    assert (answer.status_code, answer.json()["issue"][0]["expression"]) == (400, ["Patient.active"])
 
 
 def test_an_xml_body_declaring_entities_is_refused(api: Api) -> None:

@@ -102,6 +102,22 @@ def test_what_json_refuses_xml_refuses(body: str) -> None:
         parse_xml(xml(body))
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ('<active value="1"/>', "Patient.active"),
+        ("<favouriteColour/>", "Patient.favouriteColour"),
+        ('<name colour="red"/>', "Patient.name"),
+        ('<name><given value="x" colour="red"/></name>', "Patient.name.given"),
+    ],
+)
+def test_a_refusal_names_the_element_at_fault(body: str, where: str) -> None:
+    """As a JSON body's issues do, in ``expression`` (the API's OperationOutcome)."""
+    with pytest.raises(WireError) as refused:
+        parse_xml(xml(body))
+    assert refused.value.expression == where
+
+
 def test_a_resource_outside_the_fhir_namespace_is_refused() -> None:
     with pytest.raises(WireError):
         parse_xml(b'<Patient xmlns="urn:not-fhir"><active value="true"/></Patient>')
