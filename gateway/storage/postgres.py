@@ -85,8 +85,8 @@ class _QuickReads:
     """One connection's statements run through libpq (``PGconn.exec_prepared``) with psycopg's
     adapters (a ``Transformer``), prepared as psycopg prepares them: after a few runs, up to a
     bound.  A cursor's execute walks a chain of generators, converts the query and keeps the
-    results for fetching: of the 140 µs of client CPU a read by id cost, 65 µs (in process,
-    2026-12-05)."""
+    results for fetching: in process, a read by id cost 116–132 µs of client CPU through a
+    cursor kept per connection, and 86–102 µs this way (docs/benchmarks.md)."""
 
     def __init__(self, connection: psycopg.Connection) -> None:  # type: ignore[type-arg]
         self.pgconn = connection.pgconn
