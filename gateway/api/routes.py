@@ -426,7 +426,7 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
             elif parameter.get("name") == "mode":
                 mode = parameter.get("valueCode")
     if mode is not None and mode not in operations.VALIDATION_MODES:
-        raise unsupported_value("mode", str(mode), operations.VALIDATION_MODES, "mode")
+        raise unsupported_value("mode", str(mode), operations.VALIDATION_MODES)
     repository = services().repository
     if mode == "delete":
         if resource_id is None:

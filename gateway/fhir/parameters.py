@@ -1,8 +1,9 @@
 """The parameter values every interaction reads the same way, whether from a request's query
 string or from a Bundle entry's URL: whole numbers (``_count``, ``_offset``, versions) and
-instants (``_since``), each a 400 OperationOutcome when it does not parse (``where`` locates
-it, e.g. ``Bundle.entry[2].request.url``); and the refusals of a parameter, or of a value, an
-endpoint does not take, worded alike wherever they are raised."""
+instants (``_since``), each a 400 OperationOutcome when it does not parse; and the refusals
+of a parameter, or of a value, an endpoint does not take, worded alike wherever they are
+raised.  Each refusal is located, as a search's are, at the parameter's name, or ``where`` a
+caller says (``Bundle.entry[2].request.url``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def whole_number(params: Mapping[str, str], name: str, default: int, where: str 
         return default
     number = natural_number(text)
     if number is None:
-        raise FhirError(400, "http.not-a-count", where, name=name, value=text)
+        raise FhirError(400, "http.not-a-count", where or name, name=name, value=text)
     return number
 
 
@@ -36,7 +37,7 @@ def instant(params: Mapping[str, str], name: str, where: str | None = None) -> s
     try:
         return store_instant(queried_date(text))
     except ValueError as exc:
-        raise FhirError(400, "http.not-a-date", where, name=name, value=text, examples=INSTANT_EXAMPLE) from exc
+        raise FhirError(400, "http.not-a-date", where or name, name=name, value=text, examples=INSTANT_EXAMPLE) from exc
 
 
 def _codes(values: Iterable[str]) -> str:
@@ -48,12 +49,16 @@ def unsupported_parameter(name: str, where: str, supported: Iterable[str], expre
     """The 400 for a parameter ``where`` (an operation, an endpoint) does not take: refused
     rather than ignored, since an ignored filter would answer more than was asked; the
     answer names what it does take."""
-    return FhirError(400, "http.unsupported-parameter", expression, name=name, where=where, supported=_codes(supported))
+    return FhirError(
+        400, "http.unsupported-parameter", expression or name, name=name, where=where, supported=_codes(supported)
+    )
 
 
 def unsupported_value(name: str, value: str, supported: Iterable[str], expression: str | None = None) -> FhirError:
     """The 400 for a value outside the few a parameter takes here, naming those it takes."""
-    return FhirError(400, "http.unsupported-value", expression, name=name, value=value, supported=_codes(supported))
+    return FhirError(
+        400, "http.unsupported-value", expression or name, name=name, value=value, supported=_codes(supported)
+    )
 
 
 def if_match_version(etag: str) -> int:

@@ -208,6 +208,23 @@ def test_a_chinese_refusal_of_a_parameter_reads_as_chinese(client: FlaskClient, 
     assert issue["details"]["text"] == "$everything 不支持参数 start；可用的参数为：_since, _type, _count, _offset"
 
 
+@pytest.mark.parametrize(
+    ("case", "parameter"),
+    [
+        ("history-criterion", "_id"),
+        ("everything-start", "start"),
+        ("history-since", "_since"),
+        ("read-summary", "_summary"),
+    ],
+)
+def test_a_refused_query_parameter_is_located_at_its_name(
+    client: FlaskClient, patient_id: str, case: str, parameter: str
+) -> None:
+    """As a search's refusals are, so a client finds the parameter to fix."""
+    _, issue = refusal(client, patient_id, REFUSALS[case][0], "en")
+    assert issue["expression"] == [parameter]
+
+
 def test_a_refusal_keeps_its_fhirpath(client: FlaskClient, patient_id: str) -> None:
     _, issue = refusal(client, patient_id, REFUSALS["operation-part"][0], "zh-CN")
     assert issue["expression"] == ["Parameters.parameter[0]"]
