@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
 from gateway.config import Config, configured_language
-from gateway.messages import Worded
+from gateway.messages import Worded, text
 
 #: 0 clean, 1 invalid data found, 2 usage or I/O, 3 internal error
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -42,8 +42,6 @@ def command_language(argv: Sequence[str]) -> str:
 
 def words(message_id: str, **params: object) -> str:
     """A catalogued text in the language the command line speaks."""
-    from gateway.messages import text
-
     return text(message_id, speaking.get(), params)
 
 
@@ -132,15 +130,13 @@ def add_language(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=LANGUAGES, default=default, help="cli.help.lang")
 
 
-def add_database(parser: argparse.ArgumentParser, default: str = "cli.help.database") -> None:
-    """``default``: the help's id, which says where the store is when the option is absent."""
-    parser.add_argument("--database", metavar="URL", help=default)
+def add_database(parser: argparse.ArgumentParser, help_id: str = "cli.help.database") -> None:
+    """``help_id`` says where the store is when the option is absent."""
+    parser.add_argument("--database", metavar="URL", help=help_id)
 
 
 def usage(args: argparse.Namespace, message_id: str, **params: object) -> UsageError:
     """A usage error worded from the catalog in the command's language (zh-CN unless --lang)."""
-    from gateway.messages import text
-
     return UsageError(text(message_id, getattr(args, "lang", DEFAULT_LANGUAGE), params))
 
 
