@@ -34,6 +34,7 @@ from typing import Any
 
 from lxml import etree
 
+from gateway.messages import Worded
 from profiles.registry import r4_base_types
 
 FHIR_NS = "http://hl7.org/fhir"
@@ -44,12 +45,13 @@ _F = f"{{{FHIR_NS}}}"
 _NUMBERS = ("integer", "positiveInt", "unsignedInt", "decimal")
 
 
-class XmlError(ValueError):
+class XmlError(Worded, ValueError):
     """The document is no FHIR XML this model can read: ``where`` (the FHIRPath of the element
-    at fault, empty for the document itself) and why."""
+    at fault, empty for the document itself) and why, a catalogued message (``xml.*`` in
+    ``gateway/messages.json``) worded in the reader's language."""
 
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where or 'the document'}: {problem}")
+    def __init__(self, where: str, message_id: str, **params: Any) -> None:
+        super().__init__(message_id, where=where or Worded("xml.the-document"), **params)
         self.where = where
 
 
@@ -113,7 +115,7 @@ class FhirXml:
     def _resource_element(self, resource: Mapping[str, Any], where: str) -> etree._Element:
         kind = resource.get("resourceType")
         if kind not in self.resources:
-            raise XmlError(where, f"'{kind}' is not an R4 resource type")
+            raise XmlError(where, "xml.not-a-resource-type", kind=kind)
         element = etree.Element(_F + kind, nsmap={None: FHIR_NS})
         self._fill(element, resource, (kind, kind), kind, is_resource=True)
         return element
@@ -137,7 +139,7 @@ class FhirXml:
                 self._write(element, slot, code, name, value.get(name), value.get("_" + name), f"{path}.{name}")
         unknown = [key for key in value if key not in known]
         if unknown:
-            raise XmlError(f"{path}.{unknown[0]}", f"not an element of {node[1]}")
+            raise XmlError(f"{path}.{unknown[0]}", "xml.not-an-element", type=node[1])
 
     def _present(self, slot: _Slot, value: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         if not slot.is_choice:
@@ -176,13 +178,13 @@ class FhirXml:
     def _read_resource(self, element: etree._Element, where: str) -> dict[str, Any]:
         qname = etree.QName(element)
         if qname.namespace != FHIR_NS:
-            raise XmlError(where, f"<{qname.localname}> is not in the FHIR namespace {FHIR_NS}")
+            raise XmlError(where, "xml.wrong-namespace", name=qname.localname, namespace=FHIR_NS)
         kind = qname.localname
         if kind not in self.resources:
-            raise XmlError(where, f"'{kind}' is not an R4 resource type")
+            raise XmlError(where, "xml.not-a-resource-type", kind=kind)
         foreign = [name for name in element.attrib if etree.QName(name).namespace != XSI_NS]
         if foreign:  # xsi:schemaLocation is a hint to validators, not content
-            raise XmlError(kind, f"a resource has no attributes ({foreign[0]})")
+            raise XmlError(kind, "xml.resource-attribute", attribute=foreign[0])
         resource: dict[str, Any] = {"resourceType": kind}
         self._read_children(element, resource, (kind, kind), kind)
         return resource
@@ -201,13 +203,15 @@ class FhirXml:
             name = qname.localname
             found = names.get(name)
             if found is None:
-                raise XmlError(f"{path}.{name}", f"not an element of {node[1]}")
+                raise XmlError(f"{path}.{name}", "xml.not-an-element", type=node[1])
             slot, code = found
             if qname.namespace != (XHTML_NS if code == "xhtml" else FHIR_NS):
-                raise XmlError(path, f"<{name}> is not in the namespace {XHTML_NS if code == 'xhtml' else FHIR_NS}")
+                raise XmlError(
+                    path, "xml.wrong-namespace", name=name, namespace=XHTML_NS if code == "xhtml" else FHIR_NS
+                )
             where = f"{path}.{name}"
             if name in attributes_only:
-                raise XmlError(where, f"'{name}' is an attribute in FHIR XML, not an element")
+                raise XmlError(where, "xml.attribute-as-element", name=name)
             kind = self._kind(code)
             if kind == "primitive":
                 item, extra = self._read_primitive(child, code, where)
@@ -220,14 +224,14 @@ class FhirXml:
             if slot.is_choice and any(
                 other in into or "_" + other in into for other in names if names[other][0] is slot and other != name
             ):
-                raise XmlError(where, f"{node[1]}.{slot.name}[x] is given with more than one type")
+                raise XmlError(where, "xml.two-types", element=f"{node[1]}.{slot.name}")
             if slot.repeats:
                 values = into.setdefault(name, [])
                 values.append(item)
                 shadows.setdefault(name, []).append(extra)
             else:
                 if name in into or "_" + name in into:
-                    raise XmlError(where, f"repeated, but {node[1]}.{slot.name} allows one")
+                    raise XmlError(where, "xml.repeated", element=f"{node[1]}.{slot.name}")
                 if item is not None:
                     into[name] = item
                 if extra is not None:
@@ -245,10 +249,10 @@ class FhirXml:
         if "id" in attributes:
             extra["id"] = attributes.pop("id")
         if attributes:
-            raise XmlError(where, f"unexpected attribute '{next(iter(attributes))}'")
+            raise XmlError(where, "xml.unexpected-attribute", attribute=next(iter(attributes)))
         self._read_children(element, extra, ("Element", "Element"), where)
         if text is None and not extra:  # JSON has no such thing: null is refused there too
-            raise XmlError(where, "an element with neither a value nor an id or extension")
+            raise XmlError(where, "xml.empty-element")
         value = None if text is None else self._primitive_value(text, code, where)
         return value, (extra or None)
 
@@ -257,22 +261,22 @@ class FhirXml:
         them, checked as the JSON reader and the validator would."""
         if code == "boolean":
             if text not in ("true", "false"):
-                raise XmlError(where, f"'{text}' is no boolean (true or false)")
+                raise XmlError(where, "xml.not-boolean", value=text)
             return text == "true"
         if code not in self._lexical:
             return text
         if not self._lexical[code].fullmatch(text):
-            raise XmlError(where, f"'{text[:40]}' is no {code}")
+            raise XmlError(where, "xml.not-of-type", value=text[:40], type=code)
         if code != "decimal":
             if len(text) > 11 or not -(2**31) <= int(text) < 2**31:  # R4 integers are 32-bit
-                raise XmlError(where, f"'{text[:40]}' is beyond a 32-bit {code}")
+                raise XmlError(where, "xml.beyond-32-bit", value=text[:40], type=code)
             return int(text)
         if not math.isfinite(value := float(text)):
-            raise XmlError(where, f"'{text[:40]}' is a decimal no number can hold")
+            raise XmlError(where, "xml.decimal-unholdable", value=text[:40])
         if any(c in text for c in ".eE"):
             return value
         if not -(2**63) <= (whole := int(text)) < 2**64:  # what the stores' JSON encoder writes
-            raise XmlError(where, f"'{text[:40]}' is a decimal beyond 64 bits; write it with an exponent")
+            raise XmlError(where, "xml.decimal-beyond-64-bit", value=text[:40])
         return whole
 
     def _read_complex(self, element: etree._Element, node: tuple[str, str], where: str) -> dict[str, Any]:
@@ -283,7 +287,7 @@ class FhirXml:
         if node == ("Extension", "Extension") and "url" in attributes:
             found["url"] = attributes.pop("url")
         if attributes:
-            raise XmlError(where, f"unexpected attribute '{next(iter(attributes))}'")
+            raise XmlError(where, "xml.unexpected-attribute", attribute=next(iter(attributes)))
         self._read_children(element, found, node, where)
         return found
 
@@ -291,7 +295,7 @@ class FhirXml:
         inner = [child for child in element if isinstance(child.tag, str)]
         _no_text(element.text, where)
         if len(inner) != 1 or element.attrib:
-            raise XmlError(where, "must hold exactly one resource")
+            raise XmlError(where, "xml.one-resource")
         _no_text(inner[0].tail, where)
         return self._read_resource(inner[0], where)
 
@@ -328,14 +332,14 @@ def _primitive_text(value: Any) -> str:
 
 def _no_text(text: str | None, where: str) -> None:
     if text is not None and text.strip():
-        raise XmlError(where, f"text '{text.strip()[:40]}' where FHIR XML has only elements and attributes")
+        raise XmlError(where, "xml.stray-text", text=text.strip()[:40])
 
 
 def _xhtml_text(element: etree._Element, where: str) -> str:
     """The narrative as JSON has it: the div alone in the XHTML namespace, without the
     declarations it inherited from the document (the FHIR namespace, xsi)."""
     if etree.QName(element).namespace != XHTML_NS or element.prefix is not None:
-        raise XmlError(where, f"the narrative must be a div in the default XHTML namespace ({XHTML_NS})")
+        raise XmlError(where, "xml.narrative-div", namespace=XHTML_NS)
     alone = copy.deepcopy(element)
     alone.tail = None
     etree.cleanup_namespaces(alone, top_nsmap={None: XHTML_NS})
@@ -347,7 +351,7 @@ def _xhtml_element(text: Any, where: str) -> etree._Element:
     try:
         return etree.fromstring(text.encode(), parser=parser)
     except (etree.XMLSyntaxError, AttributeError) as exc:
-        raise XmlError(where, f"the narrative is no well-formed XHTML ({exc})") from exc
+        raise XmlError(where, "xml.narrative-malformed", reason=str(exc)) from exc
 
 
 @cache

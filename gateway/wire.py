@@ -174,7 +174,7 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     try:
         document = reader.loads(root)
     except XmlError as exc:
-        raise WireError("http.not-xml", exc.where or None, detail=str(exc)) from exc
+        raise WireError("http.not-xml", exc.where or None, detail=exc) from exc
     except RecursionError as exc:  # libxml2 allows deeper nesting with huge_tree
         raise WireError("http.too-deep", limit=MAX_DEPTH) from exc
     _check_tree(document, MAX_DEPTH)
@@ -184,9 +184,9 @@ def parse_xml(body: bytes) -> dict[str, Any]:
 def to_xml(resource: dict[str, Any]) -> bytes:
     try:
         return fhir_xml().dumps(resource)
-    except (XmlError, ValueError, TypeError, AttributeError) as exc:
-        # content the R4 model has no XML for: stored before it was refused, or stored with
-        # YIYANG_VALIDATION=warn (a number where an id is a string, an object for a primitive)
+    except XmlError as exc:  # content the R4 model has no XML for: stored before it was refused,
+        raise WireError("http.not-xml", detail=exc) from exc  # or with YIYANG_VALIDATION=warn
+    except (ValueError, TypeError, AttributeError) as exc:  # a number where an id is a string …
         raise WireError("http.not-xml", detail=str(exc)) from exc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -83,23 +84,32 @@ def test_a_repeating_primitive_with_an_extension_only_aligns_with_its_values() -
     assert parse_xml(to_xml(patient)) == patient
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        '<active value="no"/>',
-        '<active value="1"/>',
-        '<multipleBirthInteger value="+3"/>',
-        '<multipleBirthInteger value="2.0"/>',
-        "<favouriteColour/>",
-        '<name><id value="n1"/></name>',
-        "<gender>female</gender>",
-        '<gender value="female"/><gender value="male"/>',
-        '<name colour="red"/>',
-    ],
-)
+#: Patient contents that JSON would refuse too
+REFUSED = [
+    '<active value="no"/>',
+    '<active value="1"/>',
+    '<multipleBirthInteger value="+3"/>',
+    '<multipleBirthInteger value="2.0"/>',
+    "<favouriteColour/>",
+    '<name><id value="n1"/></name>',
+    "<gender>female</gender>",
+    '<gender value="female"/><gender value="male"/>',
+    '<name colour="red"/>',
+]
+
+
+@pytest.mark.parametrize("body", REFUSED)
 def test_what_json_refuses_xml_refuses(body: str) -> None:
     with pytest.raises(WireError):
         parse_xml(xml(body))
+
+
+@pytest.mark.parametrize("body", REFUSED)
+def test_an_xml_refusal_is_worded_in_chinese_too(body: str) -> None:
+    """Not an English reason inside the Chinese sentence of ``http.not-xml``."""
+    with pytest.raises(WireError) as refused:
+        parse_xml(xml(body))
+    assert re.search(r"[\u4e00-\u9fff]", refused.value.params["detail"].text("zh-CN"))
 
 
 @pytest.mark.parametrize(
