@@ -12,6 +12,7 @@ import itertools
 import re
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property, lru_cache
@@ -45,10 +46,10 @@ def _configure(connection: psycopg.Connection) -> None:
     connection.execute("SET plan_cache_mode = force_generic_plan")
 
 
-#: times a statement is run before it is prepared (psycopg's own threshold), and how many
-#: statements one connection prepares at most (the rest are planned at each call: statements
-#: whose ``IN`` lists vary in length would otherwise pile up in the server session)
-PREPARE_AFTER, MOST_PREPARED = 5, 500
+#: times a statement is run before it is prepared, and how many one connection keeps prepared
+#: (the least recently run is deallocated beyond: statements whose ``IN`` lists vary in
+#: length would otherwise pile up in the server session) — psycopg's own figures
+PREPARE_AFTER, MOST_PREPARED = 5, 100
 
 
 class _Connection(psycopg.Connection):  # type: ignore[type-arg]
@@ -83,16 +84,17 @@ class _Connection(psycopg.Connection):  # type: ignore[type-arg]
 
 class _QuickReads:
     """One connection's statements run through libpq (``PGconn.exec_prepared``) with psycopg's
-    adapters (a ``Transformer``), prepared as psycopg prepares them: after a few runs, up to a
-    bound.  A cursor's execute walks a chain of generators, converts the query and keeps the
+    adapters (a ``Transformer``), prepared as psycopg prepares them: after a few runs, the
+    most recently run kept.  A cursor's execute walks a chain of generators, converts the query and keeps the
     results for fetching: in process, a read by id cost 116–132 µs of client CPU through a
     cursor kept per connection, and 86–102 µs this way (docs/benchmarks.md)."""
 
     def __init__(self, connection: psycopg.Connection) -> None:  # type: ignore[type-arg]
         self.pgconn = connection.pgconn
         self.adapt = Transformer(connection)
-        #: the name of each statement prepared, per query and parameter types
-        self.prepared: dict[tuple[str, tuple[int, ...]], bytes] = {}
+        #: the name of each statement prepared, per query and parameter types, least recently
+        #: run first
+        self.prepared: OrderedDict[tuple[str, tuple[int, ...]], bytes] = OrderedDict()
         #: how often each statement not prepared yet has run (forgotten when it grows large)
         self.runs: dict[tuple[str, tuple[int, ...]], int] = {}
         self.names = itertools.count()
@@ -102,15 +104,20 @@ class _QuickReads:
         values = adapt.dump_sequence(params, [PyFormat.AUTO] * len(params))
         key = (query, tuple(adapt.types))
         name = self.prepared.get(key)
-        if name is None and len(self.prepared) < MOST_PREPARED:
-            runs = self.runs[key] = self.runs.get(key, 0) + 1
-            if runs >= PREPARE_AFTER:
-                del self.runs[key]
-                name = f"yiyang_{next(self.names)}".encode()
-                _checked(self.pgconn.prepare(name, _numbered(query), adapt.types))
-                self.prepared[key] = name
-            elif len(self.runs) > MOST_PREPARED:
+        if name is not None:
+            self.prepared.move_to_end(key)
+        elif (runs := self.runs.get(key, 0) + 1) < PREPARE_AFTER:
+            self.runs[key] = runs
+            if len(self.runs) > 10 * MOST_PREPARED:
                 self.runs.clear()
+        else:
+            self.runs.pop(key, None)
+            if len(self.prepared) >= MOST_PREPARED:
+                _, oldest = self.prepared.popitem(last=False)
+                _checked(self.pgconn.exec_(b"DEALLOCATE " + oldest))
+            name = f"yiyang_{next(self.names)}".encode()
+            _checked(self.pgconn.prepare(name, _numbered(query), adapt.types))
+            self.prepared[key] = name
         if name is None:
             result = self.pgconn.exec_params(_numbered(query), values, adapt.types, adapt.formats)
         else:

@@ -298,6 +298,26 @@ def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_ag
     assert found == [("read ok",)]
 
 
+def test_a_postgresql_connection_keeps_its_most_recently_run_statements_prepared(
+    tmp_path: Path, indexer: SearchIndexer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statements whose IN lists vary in length would otherwise pile up in the session."""
+    import gateway.storage.postgres as postgres
+
+    monkeypatch.setattr(postgres, "MOST_PREPARED", 2)
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        try:
+            with store.pool.connection() as connection:
+                for shape in range(4):  # four statements, each run often enough to be prepared
+                    for _ in range(PREPARE_AFTER):
+                        connection.rows_now(f"SELECT %s::int + {shape}", (1,))
+                prepared = connection.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+        finally:
+            store.close()
+    assert sorted(statement for (statement,) in prepared) == ["SELECT $1::int + 2", "SELECT $1::int + 3"]
+
+
 def test_an_unknown_database_url_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="sqlite:///PATH or postgresql://"):
         open_store("mysql://localhost/archive")
