@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -27,7 +27,7 @@ from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences, localise
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IDENTITY_LOCK, is_document, match_keys, number_lock
+from gateway.ingest.identity import IDENTITY_LOCK, Conflict, is_document, lock_numbers, match_keys
 from gateway.search.values import natural_number
 from gateway.security.access import (
     OPERATOR,
@@ -212,7 +212,7 @@ class Repository:
         rules = self.access()
         _check_people(rules, tx, resource, registering)
         if resource.get("resourceType") == "Patient":
-            _lock_numbers(tx, match_keys(resource))
+            lock_numbers(tx, match_keys(resource))
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         _register_person(tx, stored, None, rules)
         return Written(stored, 201, issues)
@@ -238,7 +238,7 @@ class Repository:
             keys = match_keys(person)
             dropped[person["id"]] = sorted(set(carried) - set(keys))
             every.update(carried, keys)
-        _lock_numbers(tx, every)
+        lock_numbers(tx, every)
         for person_id, keys in dropped.items():
             tx.identity.release(person_id, keys)
 
@@ -263,7 +263,7 @@ class Repository:
         rules = self.access()
         _check_people(rules, tx, resource, registering)
         if resource.get("resourceType") == "Patient":
-            _lock_numbers(tx, match_keys(resource))
+            lock_numbers(tx, match_keys(resource))
         try:
             before = tx.resources.read(kind, resource_id, for_update=True)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
@@ -555,34 +555,11 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
         elif not rules.hides(tx, record):
             raise FhirError(409, "http.duplicate-person", _identifier_of(stored.resource, key), person=holder)
         else:  # the client may not be told; the 主索引 staff are, to merge the two
-            tx.conflicts.add(_second_record(stored, holder, _identifier_of(stored.resource, key)))
+            # kept, the first record; offered, this one
+            where = _identifier_of(stored.resource, key)
+            second = Conflict(holder, where, f"Patient/{holder}", stored.reference)
+            tx.conflicts.add(second.line("rest", stored.reference, where))
     tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
-
-
-def _second_record(stored: Stored, holder: str, where: str) -> dict[str, Any]:
-    """An identity-conflict line (as an ingest's disagreements are) for a second record of a
-    person, written by a client that may not see the first: kept, the first; offered, this."""
-    return {
-        "person": f"Patient/{holder}",
-        "element": where,
-        "kept": f"Patient/{holder}",
-        "offered": stored.reference,
-        "source": "rest",
-        "file": stored.reference,
-        "location": where,
-    }
-
-
-def _lock_numbers(tx: Transaction, keys: Iterable[str]) -> None:
-    """The identity numbers among ``keys`` locked, before any row of a Patient carrying (or
-    dropping) them is written, each by its own lock, which an ingest merging the same person
-    holds too: on PostgreSQL an ingest creating the same new person had queued its number
-    unseen, and both records were written.  One lock per number, not the ingests' one lock:
-    under that, every Patient write waited for every other (bench.server, PostgreSQL: 551
-    creates a second against 672 with a lock per number).  In number order, so two writers
-    cannot deadlock on them.  (SQLite's writers take turns anyway.)"""
-    for key in sorted({key for key in keys if is_document(key)}):
-        tx.lock(number_lock(key))
 
 
 def _forget_person(tx: Transaction, deleted: Stored | None) -> None:

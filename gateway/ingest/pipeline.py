@@ -421,19 +421,8 @@ class Ingest:
         # the same record (same content) quarantined by an earlier attempt has now landed; a row
         # with the same key but other content stays: that version never landed
         tx.quarantine.release(record.source, outcome.identity, content_digest(record))
-        outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(self._conflict_line(record, c))]
-
-    @staticmethod
-    def _conflict_line(record: SourceRecord, conflict: Conflict) -> dict[str, Any]:
-        return {
-            "person": f"Patient/{conflict.person_id}",
-            "element": conflict.element,
-            "kept": conflict.kept,
-            "offered": conflict.offered,
-            "source": record.source,
-            "file": record.file,
-            "location": record.location,
-        }
+        where = (record.source, record.file, record.location)
+        outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(c.line(*where))]
 
     def _merge_keyed(self, tx: Transaction, mapped: Mapped) -> list[Reason]:
         """Merge each keyed resource onto the archive's version; a merge that would leave it
