@@ -46,12 +46,6 @@ def _configure(connection: psycopg.Connection) -> None:
     connection.execute("SET plan_cache_mode = force_generic_plan")
 
 
-#: times a statement is run before it is prepared, and how many one connection keeps prepared
-#: (the least recently run is deallocated beyond: statements whose ``IN`` lists vary in
-#: length would otherwise pile up in the server session) — psycopg's own figures
-PREPARE_AFTER, MOST_PREPARED = 5, 100
-
-
 class _Connection(psycopg.Connection):  # type: ignore[type-arg]
     """A pooled connection that runs the statements whose rows the store reads at once
     (``Executor.one`` and ``all``: reads by id, searches, access checks) through libpq and
@@ -84,12 +78,15 @@ class _Connection(psycopg.Connection):  # type: ignore[type-arg]
 
 class _QuickReads:
     """One connection's statements run through libpq (``PGconn.exec_prepared``) with psycopg's
-    adapters (a ``Transformer``), prepared as psycopg prepares them: after a few runs, the
-    most recently run kept.  A cursor's execute walks a chain of generators, converts the query and keeps the
-    results for fetching: in process, a read by id cost 116–132 µs of client CPU through a
+    adapters (a ``Transformer``), prepared as psycopg prepares its own, by the connection's
+    settings: after ``prepare_threshold`` runs (never when None), the ``prepared_max`` most
+    recently run kept (the least recently run deallocated: statements whose ``IN`` lists vary
+    in length would otherwise pile up in the session).  A cursor's execute walks a chain of
+    generators, converts the query and keeps the results for fetching: in process, a read by id cost 116–132 µs of client CPU through a
     cursor kept per connection, and 86–102 µs this way (docs/benchmarks.md)."""
 
     def __init__(self, connection: psycopg.Connection) -> None:  # type: ignore[type-arg]
+        self.connection = connection
         self.pgconn = connection.pgconn
         self.adapt = Transformer(connection)
         #: the name of each statement prepared, per query and parameter types, least recently
@@ -104,15 +101,18 @@ class _QuickReads:
         values = adapt.dump_sequence(params, [PyFormat.AUTO] * len(params))
         key = (query, tuple(adapt.types))
         name = self.prepared.get(key)
+        threshold, most = self.connection.prepare_threshold, self.connection.prepared_max
         if name is not None:
             self.prepared.move_to_end(key)
-        elif (runs := self.runs.get(key, 0) + 1) < PREPARE_AFTER:
+        elif threshold is None:
+            pass
+        elif (runs := self.runs.get(key, 0) + 1) < threshold:
             self.runs[key] = runs
-            if len(self.runs) > 10 * MOST_PREPARED:
+            if len(self.runs) > 1000:
                 self.runs.clear()
         else:
             self.runs.pop(key, None)
-            if len(self.prepared) >= MOST_PREPARED:
+            if most is not None and len(self.prepared) >= most:
                 _, oldest = self.prepared.popitem(last=False)
                 _checked(self.pgconn.exec_(b"DEALLOCATE " + oldest))
             name = f"yiyang_{next(self.names)}".encode()

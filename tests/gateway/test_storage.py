@@ -17,7 +17,7 @@ import gateway.storage.search_sql as search_sql
 from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
 from gateway.storage import open_store
-from gateway.storage.postgres import PREPARE_AFTER, WRITE_BARRIER
+from gateway.storage.postgres import WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
 from tests.conftest import fresh_database_url
 
@@ -285,9 +285,9 @@ def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_ag
         store = open_store(url, indexer.rows)
         try:
             with store.pool.connection() as connection:
-                for _ in range(PREPARE_AFTER):  # ours is prepared now
+                for _ in range(connection.prepare_threshold or 0):  # ours is prepared now
                     connection.rows_now(statement, ("read ",))
-                for _ in range(2 * PREPARE_AFTER):  # and psycopg's
+                for _ in range(2 * (connection.prepare_threshold or 0)):  # and psycopg's
                     connection.execute("SELECT 1 WHERE %s", (True,))
                 connection.execute("BEGIN")
                 connection.execute("ROLLBACK")  # psycopg deallocates them all with its next statement
@@ -299,18 +299,16 @@ def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_ag
 
 
 def test_a_postgresql_connection_keeps_its_most_recently_run_statements_prepared(
-    tmp_path: Path, indexer: SearchIndexer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, indexer: SearchIndexer
 ) -> None:
     """Statements whose IN lists vary in length would otherwise pile up in the session."""
-    import gateway.storage.postgres as postgres
-
-    monkeypatch.setattr(postgres, "MOST_PREPARED", 2)
     with fresh_database_url("postgresql", tmp_path) as url:
         store = open_store(url, indexer.rows)
         try:
             with store.pool.connection() as connection:
+                connection.prepared_max = 2
                 for shape in range(4):  # four statements, each run often enough to be prepared
-                    for _ in range(PREPARE_AFTER):
+                    for _ in range(connection.prepare_threshold or 0):
                         connection.rows_now(f"SELECT %s::int + {shape}", (1,))
                 prepared = connection.execute("SELECT statement FROM pg_prepared_statements").fetchall()
         finally:
