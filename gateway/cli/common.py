@@ -28,16 +28,22 @@ class UsageError(Exception):
 speaking: ContextVar[str] = ContextVar("speaking", default=DEFAULT_LANGUAGE)
 
 
+def default_language() -> str:
+    """The configured language (``YIYANG_LANGUAGE``), as the API's is, else zh-CN."""
+    configured = configured_language()
+    return configured if configured in LANGUAGES else DEFAULT_LANGUAGE
+
+
 def command_language(argv: Sequence[str]) -> str:
     """``--lang`` as the arguments give it (the last, as argparse takes it), else the
-    configured language, else zh-CN: what argparse will find, found before it runs."""
-    chosen = configured_language()
+    default: what argparse will find, found before it runs."""
+    chosen = default_language()
     for index, argument in enumerate(argv):
         if argument == "--lang" and index + 1 < len(argv):
             chosen = argv[index + 1]
         elif argument.startswith("--lang="):
             chosen = argument.removeprefix("--lang=")
-    return chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+    return chosen if chosen in LANGUAGES else default_language()
 
 
 def words(message_id: str, **params: object) -> str:
@@ -124,10 +130,8 @@ class TypeRefusal(Worded, argparse.ArgumentTypeError):
 
 
 def add_language(parser: argparse.ArgumentParser) -> None:
-    """--lang, by default the configured language (``YIYANG_LANGUAGE``), as the API's is."""
-    configured = configured_language()
-    default = configured if configured in LANGUAGES else DEFAULT_LANGUAGE
-    parser.add_argument("--lang", choices=LANGUAGES, default=default, help="cli.help.lang")
+    """--lang, by default :func:`default_language`."""
+    parser.add_argument("--lang", choices=LANGUAGES, default=default_language(), help="cli.help.lang")
 
 
 def add_database(parser: argparse.ArgumentParser, help_id: str = "cli.help.database") -> None:
