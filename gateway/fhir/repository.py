@@ -234,7 +234,7 @@ class Repository:
         every: set[str] = set()
         for person in people:
             current = tx.resources.read("Patient", str(person.get("id", "")))
-            carried = match_keys(current.resource) if current is not None and current.resource else []
+            carried = _numbers(current)
             keys = match_keys(person)
             dropped[person["id"]] = sorted(set(carried) - set(keys))
             every.update(carried, keys)
@@ -262,10 +262,8 @@ class Repository:
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         _check_people(rules, tx, resource, registering)
-        if resource.get("resourceType") == "Patient":
-            lock_numbers(tx, match_keys(resource))
         try:
-            before = tx.resources.read(kind, resource_id, for_update=True)
+            before = _held(tx, kind, resource_id, resource)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
                 tx.lock(_creating(kind, resource_id))
                 before = tx.resources.read(kind, resource_id, for_update=True)
@@ -368,7 +366,7 @@ class Repository:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
         hidden resource answers exactly as an absent one, with ``If-Match`` too (404)."""
         _check_writable(kind, "DELETE")
-        current = tx.resources.read(kind, resource_id)
+        current = _held(tx, kind, resource_id)
         if self.access().hides(tx, current):
             if if_match is not None:
                 raise _conflict(VersionConflict(f"{kind}/{resource_id}", if_match, None))
@@ -410,10 +408,13 @@ class Repository:
         while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
             before = len(deleted)
             for match in found:
-                _check_change(tx, match)
-                gone = tx.resources.delete(match.type, match.id)
+                current = _held(tx, match.type, match.id)
+                if current is None or current.deleted:
+                    continue  # deleted meanwhile
+                _check_change(tx, current)
+                gone = tx.resources.delete(current.type, current.id)
                 if gone is not None:
-                    _forget_person(tx, match)
+                    _forget_person(tx, current)
                     deleted.append(gone)
             if len(deleted) == before:  # nothing left that a delete removes from the matches
                 break
@@ -482,6 +483,30 @@ def condition_lock(kind: str) -> str:
     return IDENTITY_LOCK if kind == "Patient" else f"condition|{kind}"
 
 
+def _held(tx: Transaction, kind: str, resource_id: str, after: dict[str, Any] | None = None) -> Stored | None:
+    """The current version (deleted or not), its row locked for the write about to change it.
+
+    A Patient's identity numbers are locked first, as an ingest takes them (numbers, then the
+    row): those it carries and those ``after``, its new content, brings.  A number the write
+    drops is released when it commits; unlocked, an ingest of that number meanwhile found the
+    person still holding it and merged a stranger's legacy record into them, or into the
+    record being deleted.  Which numbers it carries is read before its row is locked; one a
+    write in between added is locked after the rest (a deadlock that may cause is retried,
+    see :meth:`Store.atomically`)."""
+    if kind != "Patient":
+        return tx.resources.read(kind, resource_id, for_update=True)
+    numbers = {*_numbers(tx.resources.read(kind, resource_id)), *match_keys(after or {})}
+    lock_numbers(tx, numbers)
+    held = tx.resources.read(kind, resource_id, for_update=True)
+    lock_numbers(tx, set(_numbers(held)) - numbers)
+    return held
+
+
+def _numbers(stored: Stored | None) -> list[str]:
+    """The match keys a stored Patient carries (none for a deletion)."""
+    return match_keys(stored.resource) if stored is not None and stored.resource is not None else []
+
+
 def _check_writable(kind: str, method: str) -> None:
     if kind in READ_ONLY:
         raise FhirError(405, "http.method-not-allowed", method=method, path=kind)
@@ -542,7 +567,7 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
         return
     keys = match_keys(stored.resource)
     documents = sorted(key for key in keys if is_document(key))
-    carried = set(match_keys(before.resource)) if before is not None and before.resource is not None else set()
+    carried = set(_numbers(before))
     tx.identity.release(stored.id, sorted(carried - set(keys)))  # a number corrected away
     for key, holder in tx.identity.claim(stored.id, documents).items():
         if holder == stored.id:
@@ -566,8 +591,8 @@ def _forget_person(tx: Transaction, deleted: Stored | None) -> None:
     """The keys of a Patient just deleted (``deleted``: its last version) are free again, for
     a REST write and an ingest alike (an ingest would otherwise merge a legacy record into the
     deleted person)."""
-    if deleted is not None and deleted.type == "Patient" and deleted.resource is not None:
-        tx.identity.release(deleted.id, match_keys(deleted.resource))
+    if deleted is not None and deleted.type == "Patient":
+        tx.identity.release(deleted.id, _numbers(deleted))
 
 
 def _identifier_of(patient: dict[str, Any], key: str) -> str:

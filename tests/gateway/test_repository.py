@@ -19,6 +19,7 @@ from gateway.fhir.errors import FhirError
 from gateway.ingest.identity import IdentityIndex, number_lock
 from gateway.security.principal import Principal, acting
 from gateway.services import Services
+from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import StoreError
 from tests.conftest import load_example
 
@@ -429,6 +430,51 @@ def test_a_create_the_database_gives_up_in_a_deadlock_is_run_again(services: Mak
     holder.join(10)
     creator.join(30)
     assert statuses == [201]
+
+
+@pytest.mark.parametrize("change", ["update", "delete"])
+def test_an_ingest_of_a_number_a_write_takes_away_waits_for_it(
+    services: Make, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    """A PUT correcting a person's 身份证号 (or a DELETE) releases the number it drops, but
+    did not lock it: on PostgreSQL an ingest of that number meanwhile found the person still
+    holding it and merged a stranger's legacy record into them (or into the deleted record).
+    The ingest now waits for the write, and then finds the number free: a new person."""
+    made = services()
+    person = made.repository.create(new_patient(12)).stored
+    number = person.resource["identifier"][0]["value"]
+    released, go_on, merged_into = threading.Event(), threading.Event(), []
+    release = IdentityKeys.release
+
+    def paused_release(self: IdentityKeys, person_id: str, keys: Any) -> None:
+        release(self, person_id, keys)
+        released.set()  # the write's transaction is still open
+        go_on.wait(10)
+
+    monkeypatch.setattr(IdentityKeys, "release", paused_release)
+
+    def write() -> None:
+        if change == "update":
+            made.repository.update("Patient", person.id, {**new_patient(13), "id": person.id})
+        else:
+            made.repository.delete("Patient", person.id)
+
+    def ingest() -> None:
+        legacy = new_patient(14)
+        legacy["identifier"] = [{**legacy["identifier"][0], "value": number}]
+        with made.store.transaction() as tx:
+            merged, _ = IdentityIndex().resolve(tx, {**legacy, "id": "from-a-legacy-row"})
+            merged_into.append(merged["id"])
+
+    writer, ingester = threading.Thread(target=write), threading.Thread(target=ingest)
+    writer.start()
+    released.wait(10)
+    ingester.start()
+    ingester.join(0.5)
+    go_on.set()
+    writer.join(30)
+    ingester.join(30)
+    assert merged_into == ["from-a-legacy-row"]
 
 
 class RecordFailed(Exception):
