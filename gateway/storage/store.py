@@ -348,6 +348,8 @@ class Transaction:
         self.sql = executor
         self._indexer = indexer
         self._lock = lock
+        #: the named locks taken: the transaction's own, then one set per open savepoint
+        self._held: list[set[str]] = [set()]
 
     @cached_property
     def resources(self) -> Resources:
@@ -409,19 +411,29 @@ class Transaction:
         batch Bundle): on an exception its writes are undone and the exception goes on."""
         name = f"sp{next(self._savepoints)}"
         self.sql.execute(f"SAVEPOINT {name}")
+        self._held.append(set())
         try:
             yield
             self.sql.flush()
         except BaseException:
+            self._held.pop()  # PostgreSQL releases the locks taken since with the savepoint
             self.sql.roll_back(name)
             self.sql.execute(f"RELEASE SAVEPOINT {name}")
             raise
+        taken = self._held.pop()
+        self._held[-1] |= taken
         self.sql.execute(f"RELEASE SAVEPOINT {name}")
 
     def lock(self, name: str) -> None:
         """Hold a named lock until the transaction ends (identity merges of concurrent ingests
-        must not both create the same person)."""
+        must not both create the same person).  Asked for once: a transaction that holds it
+        already does not ask the database again (an ingest batch took the identity lock for
+        every record, a transaction Bundle's Patient its numbers twice), unless the savepoint
+        it was taken in has rolled back, which released it."""
+        if any(name in taken for taken in self._held):
+            return
         self._lock(name)
+        self._held[-1].add(name)
 
 
 class Store:

@@ -5,6 +5,7 @@ with their resource, the ingest tables, and migrations that upgrade an old store
 from __future__ import annotations
 
 import threading
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,35 @@ def test_a_failed_savepoint_undoes_only_its_own_writes(store: Store) -> None:
             tx.resources.write(patient("undone"))
             raise ValueError("one bad record")
     assert (read(store, "Patient", "kept") is not None, read(store, "Patient", "undone")) == (True, None)
+
+
+def test_a_named_lock_held_already_is_not_asked_for_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest batch asked the database for the identity lock once per record."""
+    asked: list[str] = []
+    take = type(store)._lock
+    monkeypatch.setattr(
+        type(store), "_lock", lambda self, executor, name: asked.append(name) or take(self, executor, name)
+    )
+    with store.transaction() as tx:
+        tx.lock("identity")
+        with tx.savepoint():
+            tx.lock("identity")
+        tx.lock("identity")
+    assert asked == ["identity"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_lock_whose_savepoint_rolled_back_is_taken_again(store: Store, database_url: str) -> None:
+    """PostgreSQL releases the locks a savepoint took when it rolls back: remembered as held,
+    the lock asked for again after it was not taken, and another writer could take it."""
+    with store.transaction() as tx:
+        with pytest.raises(ValueError), tx.savepoint():
+            tx.lock("person|idcard|X")
+            raise ValueError("one bad record")
+        tx.lock("person|idcard|X")
+        with psycopg.connect(database_url, autocommit=True) as elsewhere:
+            free = elsewhere.execute("SELECT pg_try_advisory_lock(%s)", (zlib.crc32(b"person|idcard|X"),)).fetchone()[0]
+    assert free is False
 
 
 def test_a_refused_row_fails_its_own_savepoint_when_it_ends(store: Store) -> None:
