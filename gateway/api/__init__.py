@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from gateway.api import audit, auth, exchanges, measures
 from gateway.api.bulk import bulk
-from gateway.api.negotiation import FhirRequest, outcome_response, refuse_nul
+from gateway.api.negotiation import FhirRequest, outcome_response, refuse_nul, too_large
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
@@ -98,8 +98,8 @@ def _http_error(error: HTTPException) -> object:
     elif isinstance(error, MethodNotAllowed):
         found = FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
     elif isinstance(error, RequestEntityTooLarge):
-        limit = request.max_content_length
-        found = FhirError(413, "http.too-large", size=request.content_length, limit=limit)
+        message_id, params = too_large()
+        found = FhirError(413, message_id, **params)
     else:  # werkzeug's description is English: the status says what went wrong
         status = error.code or 500
         found = FhirError(status, "http.request-refused", method=request.method, path=request.path, http_status=status)

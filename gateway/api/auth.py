@@ -22,7 +22,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.api.negotiation import if_none_exist, language
+from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
@@ -264,10 +264,8 @@ def token_method() -> Response:
 def token_refusal(error: HTTPException) -> Response:
     """Werkzeug's refusal of a token request (a body over the size limit) as OAuth JSON."""
     if isinstance(error, RequestEntityTooLarge):
-        limit = request.max_content_length
-        return _oauth_error(
-            OAuthError("invalid_request", "http.too-large", 413, size=request.content_length, limit=limit)
-        )
+        message_id, params = too_large()
+        return _oauth_error(OAuthError("invalid_request", message_id, 413, **params))
     return _oauth_error(OAuthError("invalid_request", "auth.form-needed", error.code or 400))
 
 

@@ -4,10 +4,13 @@ without an exception, and Last-Modified written as ``email.utils`` writes an HTT
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
+import orjson
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -96,3 +99,31 @@ def test_a_search_form_over_the_size_limit_is_a_413_outcome(tmp_path: Path) -> N
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     answer = app.test_client().post("/fhir/Patient/_search", data="name=" + "张" * 2000, headers=form)
     assert (answer.status_code, answer.get_json()["resourceType"]) == (413, "OperationOutcome")
+
+
+def test_a_chunked_body_over_the_size_limit_is_refused_not_cut(tmp_path: Path) -> None:
+    """A body without Content-Length (chunked): werkzeug read it up to the limit and stopped
+    without a word, so an $ingest of a larger file landed its first part as a whole run."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", max_bytes=2000), secure=False)
+    answer = app.test_client().post(
+        "/fhir/$ingest?source=community-health",
+        input_stream=io.BytesIO("姓名,性别\n".encode() + b"x" * 3000),
+        content_type="text/csv",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    codes = [issue["details"]["coding"][0]["code"] for issue in answer.get_json()["issue"]]
+    assert (answer.status_code, codes) == (413, ["http.too-large-stream"])
+
+
+def test_a_chunked_body_within_the_size_limit_is_read_whole(tmp_path: Path, patient: dict[str, Any]) -> None:
+    body = orjson.dumps(patient)
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", max_bytes=len(body)), secure=False)
+    answer = app.test_client().post(
+        "/fhir/Patient",
+        input_stream=io.BytesIO(body),
+        content_type="application/fhir+json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert answer.status_code == 201
