@@ -34,8 +34,8 @@ from gateway.security.access import (
     Access,
     PersonalData,
     creator,
+    foreign_owners,
     may_change,
-    may_write,
     owner_organizations,
 )
 from gateway.security.principal import acting
@@ -517,9 +517,11 @@ def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
     writes an AuditEvent (the trail records itself, see gateway/security/audit.py)."""
     _check_writable(resource.get("resourceType", ""), "write")
     principal = acting.get()
-    if principal is not None and not may_write(tx, principal, resource):
-        owners = ", ".join(owner_organizations(resource)) or resource.get("id", "")
-        raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=owners)
+    foreign = foreign_owners(tx, principal, resource)
+    if principal is not None and foreign:
+        raise FhirError(
+            403, "http.forbidden-organization", organization=principal.organization, owner=", ".join(foreign)
+        )
 
 
 def _check_people(

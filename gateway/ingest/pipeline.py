@@ -33,7 +33,7 @@ from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, text, worded
-from gateway.security.access import creator, may_write, owner_organizations
+from gateway.security.access import creator, foreign_owners
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import (
@@ -353,11 +353,11 @@ class Ingest:
             outcome.reasons.append(reason)
             return outcome
         principal = acting.get()
-        foreign = [r for r in mapped.resources.values() if not may_write(tx, principal, r)]
+        foreign = [owner for r in mapped.resources.values() for owner in foreign_owners(tx, principal, r)]
         if foreign:
             # a client pushing legacy files over the API writes for its own organisation alone,
             # as its REST writes do (the command line acts as the operator: no principal)
-            owners = ", ".join(o for r in foreign for o in owner_organizations(r))
+            owners = ", ".join(dict.fromkeys(foreign))
             organization = principal.organization if principal else ""
             outcome.reasons.append(
                 self._reason("ingest.forbidden-organization", organization=organization, owner=owners)

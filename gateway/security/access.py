@@ -11,7 +11,7 @@ visible to every authenticated client.  A forbidden resource is never counted, i
 hinted at: reading it answers 404 like a resource that does not exist, wherever it is named or
 matched (a read, a write, a Bundle entry, a condition, a chain).
 Hospitals and auditors are governed by their scopes alone (the issue leaves their reads
-unrestricted by organisation; a hospital's writes are checked by :func:`may_write` and
+unrestricted by organisation; a hospital's writes are checked by :func:`foreign_owners` and
 :func:`may_change`), except that only auditors and the operator read the audit trail; an
 operator client (the platform's own integration) writes for every organisation.
 """
@@ -229,14 +229,33 @@ class Access:
         return sorted(person for person in named if not allowed(person))
 
 
-def may_write(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> bool:
-    """A client writes for its own organisation and the organisations under it: every
-    organisation a resource names as its owner must be one of those (a resource naming none,
-    such as a Patient without a managing organisation, may be written by any client with
-    the scope)."""
+def foreign_owners(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> list[str]:
+    """The organisations a resource names as its owner that the client may not write for.
+
+    A client writes for its own organisation and the organisations under it: every owner a
+    resource names, by reference or by identifier alone, must be one of those (a resource
+    naming none, such as a Patient without a managing organisation, may be written by any
+    client with the scope).  An identifier held by no Organization of the archive names
+    none of its organisations."""
     if principal is None or principal.role == OPERATOR:
-        return True
-    return all(_within(tx, owner, principal.organization) for owner in owner_organizations(resource))
+        return []
+    owners = [*owner_organizations(resource), *_identified_owners(tx, resource)]
+    return [owner for owner in dict.fromkeys(owners) if not _within(tx, owner, principal.organization)]
+
+
+def _identified_owners(tx: Transaction, resource: dict[str, Any]) -> list[str]:
+    """The Organizations of the archive that the resource's owner references name by
+    identifier (a logical reference, as the HL7 v2 adapter writes a hospital's 定点医药机构
+    编号 from MSH-4): a hospital naming another hospital's code that way wrote for it."""
+    found: list[str] = []
+    for reference in _owner_references(resource):
+        identifier = reference.get("identifier")
+        if isinstance(identifier, dict) and isinstance(identifier.get("value"), str):
+            system = identifier.get("system")
+            found += tx.resources.holding_identifier(
+                "Organization", system if isinstance(system, str) else None, identifier["value"]
+            )
+    return found
 
 
 def creator(principal: Principal | None) -> str | None:
@@ -256,15 +275,22 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
     """The Organization ids a resource names as its owner (an Organization is owned by the one
     it is part of, else by itself)."""
     found: list[str] = []
-    for element in OWNER_ELEMENTS.get(resource.get("resourceType", ""), ()):
-        value = resource.get(element)
-        for reference in value if isinstance(value, list) else [value]:
-            target = reference.get("reference") if isinstance(reference, dict) else None
-            if isinstance(target, str) and target.startswith("Organization/"):
-                found.append(target.removeprefix("Organization/"))
+    for reference in _owner_references(resource):
+        target = reference.get("reference")
+        if isinstance(target, str) and target.startswith("Organization/"):
+            found.append(target.removeprefix("Organization/"))
     if not found and resource.get("resourceType") == "Organization" and resource.get("id"):
         found.append(resource["id"])
     return found
+
+
+def _owner_references(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The References of the elements that name a resource's owner (:data:`OWNER_ELEMENTS`)."""
+    for element in OWNER_ELEMENTS.get(resource.get("resourceType", ""), ()):
+        value = resource.get(element)
+        for reference in value if isinstance(value, list) else [value]:
+            if isinstance(reference, dict):
+                yield reference
 
 
 def _people_named(resource: dict[str, Any]) -> set[str]:

@@ -428,6 +428,14 @@ class Resources:
         self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
         return deleted
 
+    def holding_identifier(self, kind: str, system: str | None, value: str) -> list[str]:
+        """The ids of the current resources of ``kind`` with this identifier (of any system
+        when ``system`` is None), read from their search index rows."""
+        where, params = "type = ? AND name = 'identifier' AND value = ?", [kind, value]
+        if system is not None:
+            where, params = f"{where} AND system = ?", [*params, system]
+        return sorted({row[0] for row in self.sql.all(f"SELECT id FROM search_index WHERE {where}", params)})
+
     def owner(self, kind: str, resource_id: str) -> str | None:
         """The organisation that created the resource, when a client acting for one did."""
         row = self.sql.one("SELECT owner FROM resource WHERE type = ? AND id = ?", (kind, resource_id))

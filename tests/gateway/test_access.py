@@ -16,7 +16,7 @@ from gateway.fhir.bulk_export import BulkExports
 from gateway.fhir.errors import FhirError
 from gateway.search.indexer import SearchIndexer
 from gateway.search.query import parse_search
-from gateway.security.access import Access, PersonalData, may_write
+from gateway.security.access import Access, PersonalData, foreign_owners
 from gateway.security.principal import Principal, acting
 from gateway.storage.store import Store, Stored
 from profiles.registry import Registry
@@ -41,15 +41,25 @@ def consent(resource_id: str, patient: str, kind: str, organization: str | None)
     }
 
 
+def code(value: str) -> dict[str, str]:
+    """An organisation's 定点医药机构编号."""
+    return {"system": "http://fhir.yiyang.cn/sid/nhsa-fixmedins-code", "value": value}
+
+
 @pytest.fixture
 def archive(store: Store) -> Store:
     """Two residents: 王 lives in yikang-home (an active stay), 李 in no home; each has an
     Observation; two organisations and a ward of the hospital."""
     resources = [
-        {"resourceType": "Organization", "id": "yikang-home"},
+        {"resourceType": "Organization", "id": "yikang-home", "identifier": [code("Y0001")]},
         {"resourceType": "Organization", "id": "other-home"},
         {"resourceType": "Organization", "id": "city-hospital"},
-        {"resourceType": "Organization", "id": "geriatric-ward", "partOf": ref("Organization", "city-hospital")},
+        {
+            "resourceType": "Organization",
+            "id": "geriatric-ward",
+            "identifier": [code("W0001")],
+            "partOf": ref("Organization", "city-hospital"),
+        },
         {"resourceType": "Patient", "id": "wang"},
         {"resourceType": "Patient", "id": "li"},
         {
@@ -176,13 +186,24 @@ def test_a_forbidden_resource_is_not_counted(archive: Store) -> None:
 def test_a_hospital_writes_for_a_ward_under_it(archive: Store) -> None:
     encounter = {"resourceType": "Encounter", "id": "e", "serviceProvider": ref("Organization", "geriatric-ward")}
     with archive.reading() as tx:
-        assert may_write(tx, HOSPITAL, encounter)
+        assert foreign_owners(tx, HOSPITAL, encounter) == []
 
 
 def test_a_hospital_may_not_write_for_another_organisation(archive: Store) -> None:
     encounter = {"resourceType": "Encounter", "id": "e", "serviceProvider": ref("Organization", "yikang-home")}
     with archive.reading() as tx:
-        assert not may_write(tx, HOSPITAL, encounter)
+        assert foreign_owners(tx, HOSPITAL, encounter) == ["yikang-home"]
+
+
+@pytest.mark.parametrize(("named", "foreign"), [("W0001", []), ("Y0001", ["yikang-home"]), ("Z9999", [])])
+def test_an_owner_named_by_identifier_alone_is_the_organisation_holding_it(
+    archive: Store, named: str, foreign: list[str]
+) -> None:
+    """The HL7 v2 adapter names a hospital by its code (MSH-4): a hospital sending another
+    one's code wrote for it.  A code no Organization of the archive holds names none of them."""
+    encounter = {"resourceType": "Encounter", "id": "e", "serviceProvider": {"identifier": code(named)}}
+    with archive.reading() as tx:
+        assert foreign_owners(tx, HOSPITAL, encounter) == foreign
 
 
 @pytest.fixture

@@ -361,6 +361,17 @@ def test_a_hospital_cannot_update_another_organisations_record(served: Served, h
     assert (answer.status_code, code) == (403, "http.forbidden-organization")
 
 
+def test_a_hospital_cannot_write_for_another_naming_it_by_identifier(served: Served, api: Api, hospital: Api) -> None:
+    """serviceProvider as a logical reference (the identifier alone, as the HL7 v2 adapter
+    writes MSH-4's code): a hospital wrote a stay for the centre past the organisation check."""
+    api.put(f"{served.base}/Organization/{HOME}", json=example("yy-organization/valid-yiyang-center.json"))
+    stay = example("yy-encounter/valid-home-bed.json")
+    stay.pop("id")
+    licence = {"system": "http://fhir.yiyang.cn/sid/medical-institution-license", "value": "PDY00001-341010515A1001"}
+    answer = hospital.post(f"{served.base}/Encounter", json={**stay, "serviceProvider": {"identifier": licence}})
+    assert code_of(answer) == (403, "http.forbidden-organization")
+
+
 def test_validating_a_delete_tells_a_hospital_it_would_be_refused(served: Served, hospital: Api) -> None:
     parameters = {"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "delete"}]}
     answer = hospital.post(f"{served.base}/Encounter/home-bed-2026/$validate", json=parameters)
