@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from flask import Blueprint, Response, current_app, request, send_file
 
-from gateway.api.negotiation import language, respond
+from gateway.api.negotiation import language, prefer_handling, preferences, respond
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
 from gateway.fhir.errors import FhirError
 from gateway.messages import issue
@@ -60,16 +60,13 @@ def export_group(group_id: str) -> Response:
 
 def _kick_off(scope: str) -> Response:
     """202 with the status URL in Content-Location; the export is only ever asynchronous."""
-    prefer = {
-        token.strip().replace(" ", "") for token in request.headers.get("Prefer", "").replace(";", ",").split(",")
-    }
-    if "respond-async" not in prefer:
+    if "respond-async" not in preferences():
         raise FhirError(400, "http.export-prefer-async")
     base = _services().config.base_url
     query = request.query_string.decode()
     url = f"{base}{request.path.removeprefix('/fhir')}" + (f"?{query}" if query else "")
     exports = _exports()
-    job = exports.kick_off(url, scope, list(request.args.items(multi=True)), lenient="handling=lenient" in prefer)
+    job = exports.kick_off(url, scope, list(request.args.items(multi=True)), lenient=prefer_handling() == "lenient")
     exports.start(job.id)
     location = f"{base}/$export-status/{job.id}"
     return respond(_information("http.export-accepted", location=location), 202, {"Content-Location": location})

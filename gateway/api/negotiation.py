@@ -280,12 +280,21 @@ def if_match() -> int | None:
     return if_match_version(value)
 
 
+def preferences() -> dict[str, str]:
+    """The request's ``Prefer`` header: each preference's name, lower case (RFC 7240 §2 reads
+    names without regard to case), and its value ("" for a bare one such as respond-async);
+    the first of a name counts.  What follows a ";" is read as a preference too: bulk data
+    clients send ``respond-async; handling=lenient`` as often as with a comma."""
+    found: dict[str, str] = {}
+    for part in re.split("[,;]", request.headers.get("Prefer", "")):
+        name, _, value = part.partition("=")
+        found.setdefault(name.strip().lower(), value.strip().strip('"'))
+    return found
+
+
 def _preference(name: str, allowed: tuple[str, ...], default: str) -> str:
-    for part in request.headers.get("Prefer", "").split(","):
-        key, _, value = part.strip().partition("=")
-        if key == name and value.strip('"') in allowed:
-            return value.strip('"')
-    return default
+    value = preferences().get(name)
+    return value if value in allowed else default
 
 
 def prefer_return() -> str:

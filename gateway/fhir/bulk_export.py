@@ -143,9 +143,9 @@ class BulkExports:
         types, since = _parameters(parameters, lenient)
         for kind in types or []:
             if kind not in self.resource_types:
-                raise FhirError(400, "http.unknown-type", type=kind)
+                raise FhirError(400, "http.unknown-type", "_type", type=kind)
             if scope != "system" and kind not in self.personal.compartment:
-                raise FhirError(400, "http.export-type-outside-compartment", type=kind)
+                raise FhirError(400, "http.export-type-outside-compartment", "_type", type=kind)
         job_id = uuid.uuid4().hex
         # every write stamped earlier has committed, so the next export's _since misses nothing
         created = self.store.settled_instant()
@@ -420,9 +420,9 @@ def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[l
             since = instant({name: value}, name)
         elif name == "_outputFormat":
             if value.replace(" ", "+") not in OUTPUT_FORMATS:  # an unescaped "+" reads as a space
-                raise FhirError(400, "http.export-output-format", format=value)
+                raise FhirError(400, "http.export-output-format", name, format=value)
         elif name not in IGNORED_PARAMETERS and not lenient:
-            raise FhirError(400, "http.export-unsupported-parameter", name=name)
+            raise FhirError(400, "http.export-unsupported-parameter", name, name=name)
     return types or None, since
 
 

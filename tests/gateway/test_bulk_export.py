@@ -131,9 +131,23 @@ def test_kick_off_without_prefer_respond_async_is_refused(api: Api) -> None:
     assert (answer.status_code, answer.json()["resourceType"]) == (400, "OperationOutcome")
 
 
-def test_kick_off_with_another_output_format_is_refused(api: Api) -> None:
-    answer = api.get(f"{api.base}/$export", params={"_outputFormat": "text/csv"}, headers=ASYNC, timeout=30)
-    assert answer.status_code == 400
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("_outputFormat=text/csv", "_outputFormat"),
+        ("_type=NoSuchType", "_type"),
+        ("_typeFilter=Patient%3Fgender%3Dmale", "_typeFilter"),
+    ],
+)
+def test_a_refused_kick_off_parameter_is_named_in_the_outcome(api: Api, query: str, parameter: str) -> None:
+    answer = api.get(f"{api.base}/$export?{query}", headers=ASYNC, timeout=30)
+    assert (answer.status_code, answer.json()["issue"][0].get("expression")) == (400, [parameter])
+
+
+def test_prefer_respond_async_is_read_in_any_case(api: Api) -> None:
+    """RFC 7240 §2: preference names are case-insensitive."""
+    headers = {**ASYNC, "Prefer": "Respond-Async"}
+    assert api.get(f"{api.base}/$export?_type=Patient", headers=headers, timeout=30).status_code == 202
 
 
 def test_a_kick_off_with_unescaped_plus_signs_reads_them_as_meant(api: Api) -> None:
