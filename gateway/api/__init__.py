@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from gateway.api import audit, auth, exchanges, measures
 from gateway.api.bulk import bulk
-from gateway.api.negotiation import FhirRequest, outcome_response, refuse_nul, too_large
+from gateway.api.negotiation import FhirRequest, outcome_response, refuse_unreadable_text, too_large
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
@@ -60,7 +60,7 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
         auth.install(app)  # first: its before_request authenticates every route registered below
         audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
     exchanges.install(app)  # records every request as an exchange, its content judged
-    app.before_request(refuse_nul)
+    app.before_request(refuse_unreadable_text)
     app.before_request(_act_for_the_principal)
     app.teardown_request(_stop_acting)
     app.register_blueprint(fhir)

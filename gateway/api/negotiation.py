@@ -11,6 +11,7 @@ import re
 from datetime import date
 from functools import cached_property
 from typing import IO, Any
+from urllib.parse import parse_qsl
 
 import orjson
 from flask import Request, Response, current_app, g, request
@@ -21,7 +22,7 @@ from werkzeug.wsgi import get_input_stream
 
 from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import if_match_version, whole_number
+from gateway.fhir.parameters import if_match_version, query_pairs, whole_number
 from gateway.messages import LANGUAGES
 from gateway.search.values import format_instant
 from gateway.storage.store import Stored
@@ -55,6 +56,14 @@ class FhirRequest(Request):
     refused whole when it is over the size limit, however it comes."""
 
     parameter_storage_class = Parameters
+
+    @cached_property
+    def args(self) -> Parameters:
+        """werkzeug's, except that a query whose bytes are no UTF-8 is read (with U+FFFD in
+        their place) rather than failing whoever reads it: the 400 refusing it
+        (:func:`refuse_unreadable_text`) reads ``_format`` too."""
+        decoded = self.query_string.decode("utf-8", "replace")
+        return Parameters(parse_qsl(decoded, keep_blank_values=True, errors="replace"))
 
     @cached_property
     def stream(self) -> IO[bytes]:
@@ -240,13 +249,19 @@ def _query_text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def refuse_nul() -> None:
-    """No FHIR string holds a NUL, and no PostgreSQL text: one in a path or a query (``%00``)
-    made the store fail (a 503 "busy, retry") on PostgreSQL, and on SQLite cut a
-    ``:contains`` pattern short at it.  A 400 names it before anything reads it (search
-    criteria from elsewhere are refused by ``Searcher.parse``)."""
-    if "\x00" in request.path or b"%00" in request.query_string:
+def refuse_unreadable_text() -> None:
+    """A 400 for what no FHIR string holds, before anything reads the request's parameters.
+    A NUL: one in a path or a query (``%00``) made the store fail (a 503 "busy, retry") on
+    PostgreSQL, and on SQLite cut a ``:contains`` pattern short at it (search criteria from
+    elsewhere are refused by ``Searcher.parse``).  Bytes that are no UTF-8, raw or
+    percent-encoded, in the query or a form body (:func:`query_pairs`)."""
+    current = request._get_current_object()
+    if "\x00" in current.path or b"%00" in current.query_string:
         raise FhirError(400, "http.nul-character", where="URL")
+    if current.query_string:
+        query_pairs(current.query_string)
+    if current.mimetype == FORM:
+        query_pairs(current.get_data(cache=True))
 
 
 def search_form() -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote
 
 import orjson
 
@@ -25,7 +25,7 @@ from conformance.issues import Issue
 from gateway.fhir.archive_references import local_reference
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
-from gateway.fhir.parameters import if_match_version
+from gateway.fhir.parameters import if_match_version, query_pairs
 from gateway.fhir.repository import (
     DELETE_ROUND,
     Repository,
@@ -446,7 +446,7 @@ class Bundles:
 
     def _get(self, tx: Transaction, entry: Entry, reply: Reply) -> dict[str, Any]:
         if entry.history:
-            config, params = self.repository.config, dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
+            config, params = self.repository.config, dict(query_pairs(entry.criteria or ""))
             where = f"{entry.path}.request.url"
             asked = history_request(
                 entry.kind, entry.resource_id, params, config.page_size, config.max_page_size, where
@@ -462,10 +462,10 @@ class Bundles:
             if entry.if_none_exist:  # a conditional create that found its match answers as a create does
                 return self._written(Written(found, 200), reply)
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
-            asked = dict(parse_qsl(entry.criteria or "", keep_blank_values=True))
+            asked = dict(query_pairs(entry.criteria or ""))
             resource = shaped_read(found.resource or {}, asked.get("_summary"), asked.get("_elements", ""), where)
             return {"resource": resource, "response": response}
-        pairs = parse_qsl(entry.criteria or "", keep_blank_values=True)
+        pairs = query_pairs(entry.criteria or "")
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
 
@@ -629,7 +629,7 @@ def _condition_key(entry: Entry) -> tuple[str, tuple[tuple[str, str], ...]] | No
     condition = _condition(entry)
     if condition is None:
         return None
-    return entry.kind, tuple(sorted(parse_qsl(condition.lstrip("?"), keep_blank_values=True)))
+    return entry.kind, tuple(sorted(query_pairs(condition.lstrip("?"))))
 
 
 def _is_conditional(entry: Entry) -> bool:

@@ -8,6 +8,7 @@ caller says (``Bundle.entry[2].request.url``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from urllib.parse import unquote_to_bytes
 
 from gateway.fhir.errors import FhirError
 from gateway.search.values import natural_number, queried_date
@@ -16,6 +17,27 @@ from gateway.storage.store import ANY_VERSION
 
 #: how an instant is written (with its time zone): the example a refusal gives
 INSTANT_EXAMPLE = "2026-12-01T08:00:00+08:00"
+
+
+def query_pairs(query: str | bytes, where: str | None = None) -> list[tuple[str, str]]:
+    """The name/value pairs of a query string or a form (blank values kept), percent-decoded
+    as UTF-8, which FHIR's queries are: a parameter holding bytes that are no UTF-8 is a 400
+    naming it.  Python's and werkzeug's parsers put U+FFFD in their place or keep ``%FF`` as
+    text, so a criterion no one wrote matched nothing and a conditional create made the
+    duplicate it was sent to prevent; werkzeug read a form with one such byte as no form at
+    all, and its search widened to every resource of the type."""
+    raw = query if isinstance(query, bytes) else query.encode("utf-8")
+    pairs: list[tuple[str, str]] = []
+    for part in raw.split(b"&"):
+        if not part:
+            continue
+        name, _, value = (unquote_to_bytes(text.replace(b"+", b" ")) for text in part.partition(b"="))
+        try:
+            pairs.append((name.decode("utf-8"), value.decode("utf-8")))
+        except UnicodeDecodeError:
+            named = name.decode("utf-8", "replace")
+            raise FhirError(400, "http.not-utf8", where or named, name=named) from None
+    return pairs
 
 
 def whole_number(params: Mapping[str, str], name: str, default: int, where: str | None = None) -> int:

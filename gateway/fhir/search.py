@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
-from urllib.parse import parse_qsl
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import refuse_nul_in, unsupported_value
+from gateway.fhir.parameters import query_pairs, refuse_nul_in, unsupported_value
 from gateway.messages import issue
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
@@ -162,7 +161,7 @@ class Searcher:
         default, as a conditional create or update needs only "none, one or many").  Criteria
         that select nothing in particular (``_count=1``, ``code=``, ``_sort=_id``) are refused:
         they would match every resource of the type, and a conditional delete delete them all."""
-        query = self.parse(kind, parse_qsl(criteria.lstrip("?"), keep_blank_values=True))
+        query = self.parse(kind, query_pairs(criteria.lstrip("?")))
         if not query.criteria:
             raise FhirError(400, "http.conditional-needs-criteria")
         restriction = access.condition(kind) if access else None
