@@ -117,12 +117,12 @@ class Bundles:
         reply = Reply(lang, prefer)
         if kind == "batch":
             answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
-            return {"resourceType": "Bundle", "type": "batch-response", "entry": answers}
+            return _response("batch-response", answers)
         entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
         _check_full_urls(entries)
         for entry in entries:
             _authorize(authorize, entry)
-        return {"resourceType": "Bundle", "type": "transaction-response", "entry": self._transaction(entries, reply)}
+        return _response("transaction-response", self._transaction(entries, reply))
 
     # -- parsing ---------------------------------------------------------------------------
     def _entry(self, index: int, raw: Any) -> Entry:
@@ -621,6 +621,15 @@ def _condition(entry: Entry) -> str | None:
     if entry.method == "PUT" or (entry.method == "PATCH" and not entry.resource_id):
         return entry.criteria or None
     return None
+
+
+def _response(kind: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The response Bundle; one answering an empty Bundle has no ``entry`` (FHIR JSON has no
+    empty arrays)."""
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": kind}
+    if answers:
+        bundle["entry"] = answers
+    return bundle
 
 
 def _condition_key(entry: Entry) -> tuple[str, tuple[tuple[str, str], ...]] | None:

@@ -300,7 +300,9 @@ class _Parser:
     def _values(self, kind: str, value: str, key: str, target: str | None) -> tuple[SearchValue, ...]:
         parse = _VALUE_PARSERS[kind]
         values = []
-        pieces = _split(value, ",")
+        pieces = _split(value, ",", keep_escapes=True)
+        if kind not in _COMPOSITE:
+            pieces = [_unescaped(piece) for piece in pieces]
         _within(key, "values", len(pieces))  # as the client wrote them, before the own-base forms
         if kind == "reference" and self.base:
             pieces = [relative for piece in pieces for relative in self._on_this_server(piece)]
@@ -392,14 +394,17 @@ def _within(key: str, what: str, count: int) -> None:
         raise SearchError("search.too-large", {"param": key, "limit": LIMITS[what]}, key)
 
 
-def _split(text: str, separator: str) -> list[str]:
-    """Split at unescaped separators and undo the escapes (``\\,`` ``\\|`` ``\\$`` ``\\\\``)."""
+def _split(text: str, separator: str, keep_escapes: bool = False) -> list[str]:
+    """Split at unescaped separators and undo the escapes (``\\,`` ``\\|`` ``\\$`` ``\\\\``),
+    or keep them for the next split: a value's commas are split first, then a token's ``|``,
+    and undoing ``\\|`` and ``\\\\`` at the first split made the second read them again (a
+    token ``A\\|1`` was refused for two bars, ``HIS\\\\0042`` matched no ``HIS\\0042``)."""
     if "\\" not in text:  # nothing escaped (nearly always): str.split, not a Python loop per character
         return text.split(separator)
     pieces, current, escaped = [], [], False
     for char in text:
         if escaped:
-            current.append(char)
+            current.append(f"\\{char}" if keep_escapes else char)
             escaped = False
         elif char == "\\":
             escaped = True
@@ -412,6 +417,11 @@ def _split(text: str, separator: str) -> list[str]:
         current.append("\\")
     pieces.append("".join(current))
     return pieces
+
+
+def _unescaped(text: str) -> str:
+    """A value with its escapes undone (what :func:`_split` leaves when it keeps them)."""
+    return _ESCAPE.sub(r"\1", text) if "\\" in text else text
 
 
 def _prefixed(text: str) -> tuple[str, str]:
@@ -474,6 +484,10 @@ def _quantity_value(text: str, _target: str | None) -> SearchValue:
     system, code = (parts[1] or None, parts[2] or None) if len(parts) == 3 else (None, None)
     return SearchValue(prefix=prefix, number=number, number_low=low, number_high=high, system=system, code=code)
 
+
+#: the types whose values are split again at ``|`` (their parsers undo the escapes)
+_COMPOSITE = frozenset({"token", "quantity"})
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 _VALUE_PARSERS = {
     "string": _string_value,

@@ -50,6 +50,30 @@ def test_an_escaped_comma_is_part_of_the_value(parameters: SearchParameters) -> 
     assert parse(parameters, ("name", r"a\,b")).criteria[0].values == (SearchValue(text="a,b"),)
 
 
+def escaped(text: str) -> str:
+    """A search value as R4 has a client write it (search.html#escaping)."""
+    for char in "\\,|$":
+        text = text.replace(char, f"\\{char}")
+    return text
+
+
+@pytest.mark.parametrize(
+    ("value", "system", "code"),
+    [(r"s|A\|1", "s", "A|1"), (r"s|HIS\\0042", "s", "HIS\\0042"), (r"s|a\,b", "s", "a,b"), (r"s|x\$y", "s", "x$y")],
+)
+def test_a_tokens_escapes_are_undone_once(parameters: SearchParameters, value: str, system: str, code: str) -> None:
+    """The commas were split first with every escape undone, then the bars read the result."""
+    found = parse(parameters, ("identifier", value)).criteria[0].values
+    assert found == (SearchValue(system=system, code=code),)
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40))
+@settings(max_examples=200)
+def test_any_escaped_code_reads_back_as_written(parameters: SearchParameters, code: str) -> None:
+    found = parse(parameters, ("identifier", f"urn:s|{escaped(code)}")).criteria[0].values
+    assert found == (SearchValue(system="urn:s", code=code),)
+
+
 @pytest.mark.parametrize(
     "pairs",
     [

@@ -372,3 +372,12 @@ def test_a_transaction_may_swap_the_numbers_of_two_mixed_up_records(made: Servic
     swapped = [{**second, "id": first["id"]}, {**first, "id": second["id"]}]  # each id held the other
     answer = made.bundles.process(bundle(*(put(f"Patient/{p['id']}", p) for p in swapped)))
     assert statuses(answer) == ["200 OK", "200 OK"]
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_an_empty_bundle_is_answered_without_an_empty_entry_array(made: Services, kind: str) -> None:
+    """FHIR JSON has no empty arrays: an answer with "entry": [] is no valid Bundle."""
+    assert made.bundles.process({"resourceType": "Bundle", "type": kind}) == {
+        "resourceType": "Bundle",
+        "type": f"{kind}-response",
+    }
