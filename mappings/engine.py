@@ -453,12 +453,13 @@ def reference_nodes(node: Any) -> list[dict[str, Any]]:
 
 def rewrite_references(node: Any, renamed: dict[str, str]) -> None:
     """Point every link found in ``renamed`` at its new target, in place: any string that is
-    exactly such a link, not only a Reference's ``reference`` — R4 (http.html#trules) has a
-    transaction replace "all matching links in the bundle", in elements of type uri and url
-    (an extension's ``valueUri``, an Attachment's ``url``) and in the narrative's ``href`` and
-    ``src`` too.  An Identifier's (or a ContactPoint's) ``value`` beside its ``system`` is a
-    string, not a link: ``urn:ietf:rfc:3986|urn:uuid:…`` keeps naming what the client named.
-    Found iteratively, so no nesting depth can exhaust the stack."""
+    exactly such a link, not only a Reference's ``reference`` (an extension's ``valueUri``, an
+    Attachment's ``url``, the narrative's ``href`` and ``src``).  For the ``Type/id`` links a
+    mapping makes itself (a keyed id, a person merged), which no other string of its
+    resources repeats; a transaction's links are told by their types instead
+    (``gateway/fhir/bundle_links.py``).  An Identifier's (or a ContactPoint's) ``value``
+    beside its ``system`` is a string, not a link.  Found iteratively, so no nesting depth
+    can exhaust the stack."""
     stack = [node]
     while stack:
         current = stack.pop()
@@ -472,7 +473,7 @@ def rewrite_references(node: Any, renamed: dict[str, str]) -> None:
             if not isinstance(value, str):
                 stack.append(value)
             elif key == "div":
-                current[key] = _relinked_narrative(value, renamed)
+                current[key] = relinked_narrative(value, renamed)
             elif value in renamed and not (key == "value" and "system" in current):
                 current[key] = renamed[value]
 
@@ -483,7 +484,7 @@ _START_TAG = re.compile(r"<[A-Za-z][^<>\"']*(?:(?:\"[^\"]*\"|'[^']*')[^<>\"']*)*
 _ATTRIBUTE = re.compile(r"""([^\s=<>"'/]+)(\s*=\s*)("[^"]*"|'[^']*')""")
 
 
-def _relinked_narrative(div: str, renamed: dict[str, str]) -> str:
+def relinked_narrative(div: str, renamed: Mapping[str, str]) -> str:
     """The narrative with each ``href`` or ``src`` whose whole value is a renamed link
     pointing at its new target, and not one other character changed.  The attribute values
     are replaced in the text rather than the XHTML parsed and written again: a rewritten

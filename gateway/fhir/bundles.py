@@ -22,7 +22,9 @@ from urllib.parse import unquote
 import orjson
 
 from conformance.issues import Issue
+from conformance.structure import BaseModel
 from gateway.fhir.archive_references import local_reference
+from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.parameters import if_match_version, query_pairs
@@ -40,7 +42,7 @@ from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Transaction
-from mappings.engine import reference_nodes, rewrite_references
+from mappings.engine import reference_nodes
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
@@ -186,7 +188,7 @@ class Bundles:
         renamed = self._assign_ids(entries)
         conditional = any(_is_conditional(entry) for entry in entries)
         if not conditional:
-            _rewrite(entries, renamed)
+            _rewrite(entries, renamed, self.repository.validator.model)
             self._validate_all(entries)
             for entry in entries:
                 if entry.method in ("POST", "PUT") and entry.resource is not None:
@@ -203,7 +205,7 @@ class Bundles:
                     answers[entry.index] = self._apply(tx, entry, reply)
             if conditional:
                 self._resolve_conditions(tx, entries, renamed)
-                _rewrite(entries, renamed)
+                _rewrite(entries, renamed, self.repository.validator.model)
                 # held already (foreseen), unless another writer made a resource match meanwhile
                 self.repository.hold(tx, sorted(set(_changed(entries)) - held))
             registering = _registering(entries)
@@ -648,11 +650,11 @@ def _is_conditional(entry: Entry) -> bool:
     return any(_CONDITIONAL_REFERENCE.fullmatch(node["reference"]) for node in reference_nodes(entry.resource))
 
 
-def _rewrite(entries: list[Entry], renamed: dict[str, str]) -> None:
-    """References to the Bundle's full URLs → the resources they now name."""
+def _rewrite(entries: list[Entry], renamed: dict[str, str], model: BaseModel) -> None:
+    """Links to the Bundle's full URLs → the resources they now name (:mod:`bundle_links`)."""
     for entry in entries:
         if entry.resource is not None:
-            rewrite_references(entry.resource, renamed)
+            relink(entry.resource, links_of(entry.full_url, renamed), model)
 
 
 def _authorize(authorize: Authorize | None, entry: Entry) -> None:

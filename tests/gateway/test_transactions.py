@@ -6,6 +6,7 @@ single interactions a Bundle entry shares (If-Match on a deleted resource, histo
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -234,6 +235,26 @@ def test_every_link_to_an_entry_is_rewritten_to_its_new_identity(make: Callable[
         written["text"]["div"],
         written["identifier"][1]["value"],
     ) == (target, [target] * 3, expected_div, link)
+
+
+def test_a_string_or_code_reading_like_an_entrys_full_url_is_no_link(make: Callable[[str], Services]) -> None:
+    """Only links are rewritten (uri, url, canonical, oid, uuid, Reference.reference and the
+    narrative's href/src): a code and its text that read ``urn:uuid:…`` are the client's words."""
+    made = make("warn")
+    link = "urn:uuid:0b0d6a52-2f6c-4d1e-8a8e-5c4b9b7f2e10"
+    words = {"coding": [{"system": "http://example.org/fhir/CodeSystem/x", "code": link}], "text": link}
+    sent = bundle(post(basic("linked-to"), full_url=link), post(basic("words", code=copy.deepcopy(words))))
+    assert made.bundles.process(sent)["entry"][1]["resource"]["code"] == words
+
+
+def test_a_relative_reference_resolves_against_its_entrys_full_url_base(made: Services) -> None:
+    """bundle.html: "Basic/a" in the entry http://example.org/fhir/Basic/b names the entry
+    http://example.org/fhir/Basic/a; it was stored as Basic/a, naming nothing."""
+    first = post(basic("base-a"), full_url="http://example.org/fhir/Basic/a")
+    second = post(basic("base-b", subject={"reference": "Basic/a"}), full_url="http://example.org/fhir/Basic/b")
+    answer = made.bundles.process(bundle(first, second))
+    target = answer["entry"][0]["response"]["location"].split("/_history")[0]
+    assert answer["entry"][1]["resource"]["subject"]["reference"] == target
 
 
 # -- Prefer -------------------------------------------------------------------------------------------
