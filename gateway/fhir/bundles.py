@@ -27,7 +27,7 @@ from gateway.fhir.archive_references import local_reference
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
-from gateway.fhir.parameters import if_match_version, query_pairs
+from gateway.fhir.parameters import if_match_version, instant, query_pairs
 from gateway.fhir.repository import (
     DELETE_ROUND,
     Repository,
@@ -41,7 +41,7 @@ from gateway.fhir.repository import (
 from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
-from gateway.storage.store import IndexRow, Transaction
+from gateway.storage.store import IndexRow, Stored, Transaction
 from mappings.engine import reference_nodes
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
@@ -92,6 +92,9 @@ class Entry:
     free_id: bool = False
     #: a conditional update that matched nothing and named no id: the server chose it
     minted: bool = False
+    #: a GET entry's conditional read (``request.ifNoneMatch``, ``request.ifModifiedSince``)
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
 
     @property
     def path(self) -> str:
@@ -155,10 +158,13 @@ class Bundles:
         if method in ("PUT", "PATCH", "DELETE") and not (resource_id or criteria):
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=f"{method} needs an id or criteria")
         full_url, if_none_exist, if_match = raw.get("fullUrl"), request.get("ifNoneExist"), request.get("ifMatch")
+        if_none_match, if_modified_since = request.get("ifNoneMatch"), request.get("ifModifiedSince")
         for name, value in (
             ("fullUrl", full_url),
             ("request.ifNoneExist", if_none_exist),
             ("request.ifMatch", if_match),
+            ("request.ifNoneMatch", if_none_match),
+            ("request.ifModifiedSince", if_modified_since),
         ):
             if value is not None and not isinstance(value, str):
                 raise FhirError(400, "http.bad-bundle", f"{where}.{name}", detail=f"{name} must be a string")
@@ -174,6 +180,8 @@ class Bundles:
             if_match_version(if_match) if if_match else None,
             version=version,
             history=history,
+            if_none_match=if_none_match,
+            if_modified_since=instant(request, "ifModifiedSince", f"{where}.request.ifModifiedSince"),
         )
 
     # -- transaction -----------------------------------------------------------------------
@@ -464,6 +472,8 @@ class Bundles:
             if entry.if_none_exist:  # a conditional create that found its match answers as a create does
                 return self._written(Written(found, 200), reply)
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
+            if entry.version is None and _held_already(entry, found):
+                return {"response": {**response, "status": "304 Not Modified"}}
             asked = dict(query_pairs(entry.criteria or ""))
             resource = shaped_read(found.resource or {}, asked.get("_summary"), asked.get("_elements", ""), where)
             return {"resource": resource, "response": response}
@@ -623,6 +633,17 @@ def _condition(entry: Entry) -> str | None:
     if entry.method == "PUT" or (entry.method == "PATCH" and not entry.resource_id):
         return entry.criteria or None
     return None
+
+
+def _held_already(entry: Entry, found: Stored) -> bool:
+    """Whether a GET entry's client holds this version already (a conditional read, as the
+    same GET on its own with If-None-Match or If-Modified-Since): its ``ifNoneMatch`` names
+    the version's ETag (or ``*``), or, without one, its ``ifModifiedSince`` is no earlier
+    than the last update."""
+    if entry.if_none_match is not None:
+        tags = {tag.strip().removeprefix("W/").strip('"') for tag in entry.if_none_match.split(",")}
+        return "*" in tags or str(found.version) in tags
+    return entry.if_modified_since is not None and found.last_updated <= entry.if_modified_since
 
 
 def _response(kind: str, answers: list[dict[str, Any]]) -> dict[str, Any]:

@@ -402,3 +402,19 @@ def test_an_empty_bundle_is_answered_without_an_empty_entry_array(made: Services
         "resourceType": "Bundle",
         "type": f"{kind}-response",
     }
+
+
+@pytest.mark.parametrize(
+    ("condition", "status"),
+    [
+        ({"ifNoneMatch": 'W/"1"'}, "304 Not Modified"),
+        ({"ifNoneMatch": 'W/"2", W/"3"'}, "200 OK"),
+        ({"ifModifiedSince": "2099-01-01T00:00:00Z"}, "304 Not Modified"),
+        ({"ifModifiedSince": "2000-01-01T00:00:00+08:00"}, "200 OK"),
+    ],
+)
+def test_a_get_entry_reads_conditionally_as_a_get_on_its_own(made: Services, condition: dict, status: str) -> None:
+    """Bundle.entry.request.ifNoneMatch and ifModifiedSince were ignored: every read was a 200."""
+    stored(made, "polled")
+    entry = {"request": {"method": "GET", "url": "Basic/polled", **condition}}
+    assert statuses(made.bundles.process(bundle(entry, kind="batch"))) == [status]
