@@ -35,6 +35,9 @@ from mappings.readers import (
 from mappings.records import Message, SourceRecord, unparseable
 
 BOM = b"\xef\xbb\xbf"
+#: GB18030's byte order mark (U+FEFF encoded), which Chinese Windows tools write too; it
+#: decodes to U+FEFF, which :func:`without_bom` drops (utf-8-sig drops UTF-8's itself)
+GB18030_BOM = b"\x84\x31\x95\x33"
 _SNIFF = 1 << 16
 
 
@@ -59,6 +62,12 @@ def detect_encoding(sample: bytes, name: str) -> str:
     except UnicodeDecodeError as exc:
         raise ReaderError("reader.undecodable", file=name, byte=exc.start) from exc
     return "gb18030"
+
+
+def without_bom(text: str) -> str:
+    """The start of a decoded export without the byte order mark GB18030's decoder keeps: a
+    file saved "GB18030 with BOM" had its first header read as "\ufeff序号"."""
+    return text.removeprefix("\ufeff")
 
 
 #: a quoted cell spanning more lines than this is taken for a quote that was never closed
@@ -139,6 +148,8 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             raise ReaderError(
                 "reader.csv-header-too-long", file=path.name, size=exc.size, limit=limits.record_bytes
             ) from exc
+        if header_row:
+            header_row[0] = without_bom(header_row[0])
         if header_row is None or not any(cell.strip() for cell in header_row):
             # not even a header: no export (one of a header alone is an export of no records)
             raise ReaderError("reader.empty", file=path.name)

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, line_too_long, value_problem
-from mappings.readers.csv_export import detect_encoding
+from mappings.readers.csv_export import BOM, GB18030_BOM, detect_encoding, without_bom
 from mappings.records import Message, SourceRecord, unparseable
 
 #: the shape of a record that is not a JSON object; no spec may match it
@@ -124,7 +124,7 @@ def _read_document(path: Path, source: str, limits: Limits) -> Iterator[SourceRe
         raise ReaderError("reader.over-limit", file=path.name, limit=limits.document_bytes)
     encoding = detect_encoding(data, path.name)  # the whole file: a GB18030 character may sit anywhere
     try:
-        text = data.decode(encoding)
+        text = without_bom(data.decode(encoding))
     except UnicodeDecodeError as exc:
         raise ReaderError("reader.undecodable", file=path.name, byte=exc.start) from exc
     del data
@@ -240,8 +240,8 @@ def _read_lines(path: Path, source: str, limits: Limits) -> Iterator[SourceRecor
                 yield unparseable(source, path.name, f"line {number}", line[: limits.record_bytes], reason)
                 continue
             raw = line.rstrip(b"\r\n")
-            if number == 1 and encoding == "utf-8-sig":
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            if number == 1:  # its byte order mark is no part of the first record
+                raw = raw.removeprefix(BOM).removeprefix(GB18030_BOM)
             try:
                 text = raw.decode(plain)
             except UnicodeDecodeError:

@@ -750,6 +750,13 @@ VISIT_INSTITUTION = "Organization/" + keyed_id("Organization", f"{BASE}/sid/uscc
 VISIT_DOCTOR = "Practitioner/" + keyed_id("Practitioner", VISIT_USCC, PRACTITIONER_ID, "410105D0012")
 
 
+def test_a_gb18030_byte_order_mark_is_not_part_of_the_first_header(tmp_path: Path) -> None:
+    """GB18030's mark (84 31 95 33) decodes to U+FEFF: the first column was read as "\ufeff序号"."""
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes("\ufeff序号,姓名\n1,张三\n".encode("gb18030"))
+    assert [r.fields for r in read_csv(path, "community-health")] == [{"序号": "1", "姓名": "张三"}]
+
+
 def test_visits_sample_really_is_gb18030() -> None:
     raw = VISITS.read_bytes()
     assert (raw.startswith(b"\xef\xbb\xbf"), raw.decode("gb18030").splitlines()[0][:4]) == (False, "记录编号")

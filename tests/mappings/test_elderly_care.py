@@ -477,6 +477,16 @@ def test_a_utf8_bom_is_not_part_of_the_record(tmp_path: Path) -> None:
     assert locations(path) == [("record 1", {"姓名": "张秀英"})]
 
 
+@pytest.mark.parametrize("name", ["elders.json", "elders.ndjson"])
+def test_a_gb18030_byte_order_mark_is_not_part_of_the_record(tmp_path: Path, name: str) -> None:
+    """GB18030's mark (84 31 95 33) decodes to U+FEFF: the document did not parse at all."""
+    path = tmp_path / name
+    path.write_bytes('\ufeff{"姓名": "张秀英"}\n'.encode("gb18030"))
+    assert [(r.fields, r.raw) for r in read_json(path, "elderly-care")] == [
+        ({"姓名": "张秀英"}, '{"姓名": "张秀英"}'.encode("gb18030"))
+    ]
+
+
 def test_an_array_item_that_is_not_an_object_becomes_an_unparseable_record(tmp_path: Path) -> None:
     path = tmp_path / "plans.json"
     path.write_text('[{"a": 1}, "oops"]', encoding="utf-8")
