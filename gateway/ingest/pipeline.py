@@ -98,9 +98,9 @@ class Outcome:
         """mapped, partial, unchanged or quarantined."""
         if self.reasons:
             return "quarantined"
-        if self.parts:
-            return "partial"
-        return "unchanged" if self.unchanged else "mapped"
+        if self.unchanged:  # (its parts, if any, still wait in the quarantine)
+            return "unchanged"
+        return "partial" if self.parts else "mapped"
 
 
 def _problem_reason(problem: Problem) -> Reason:
@@ -243,7 +243,7 @@ class Ingest:
             self.counts.mapped += 1
             self.counts.unchanged += outcome.unchanged
             self._count(outcome)
-        if outcome.parts and not outcome.reasons:
+        if outcome.parts and not outcome.reasons and not outcome.unchanged:
             self.counts.partial += 1
             landed = [f"{kind}/{resource_id}" for kind, resource_id in outcome.written]
             tx.quarantine.put(Entry(record, outcome.identity, outcome.parts, spec, landed).to_json())
@@ -299,6 +299,11 @@ class Ingest:
                 return outcome
             if not replaying:
                 outcome.unchanged = True
+                # partly accepted the first time: its parts still wait in the quarantine, and
+                # the sender of it again (an ACK lost) hears of them as it did then
+                waiting = tx.quarantine.entry(record.source, identity, digest)
+                if waiting is not None and waiting.get("partial"):
+                    outcome.parts = [Reason.from_json(reason) for reason in waiting["reasons"]]
                 return outcome
             # a partly accepted record replayed: mapped afresh, so a fix releases its parts
         outcome.seen_as = (scope, digest)

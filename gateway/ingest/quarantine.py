@@ -31,6 +31,12 @@ class Reason:
             found["source"] = self.field
         return found
 
+    @classmethod
+    def from_json(cls, found: dict[str, Any]) -> Reason:
+        return cls(
+            found["id"], {"zh-CN": found["zh-CN"], "en": found["en"]}, found.get("fhirpath"), found.get("source")
+        )
+
 
 @dataclass(slots=True)
 class Entry:

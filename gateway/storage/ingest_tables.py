@@ -150,6 +150,13 @@ class Quarantine:
             "DELETE FROM quarantine WHERE source = ? AND identity = ? AND digest = ?", (source, identity, digest)
         )
 
+    def entry(self, source: str, identity: str, digest: str) -> dict[str, Any] | None:
+        """The entry of the record with this content, if it is quarantined (or partly)."""
+        row = self.sql.one(
+            "SELECT entry FROM quarantine WHERE source = ? AND identity = ? AND digest = ?", (source, identity, digest)
+        )
+        return self.sql.dialect.json_out(row[0]) if row else None
+
     def entries(self) -> Iterator[dict[str, Any]]:
         for (entry,) in self.sql.stream("SELECT entry FROM quarantine ORDER BY seq"):
             yield self.sql.dialect.json_out(entry)

@@ -138,6 +138,19 @@ def test_a_message_sent_twice_is_written_once(listener: tuple[int, str]) -> None
     assert (acknowledgement(answer), after) == ("AA", before)
 
 
+def test_a_partly_accepted_message_sent_again_is_acknowledged_as_it_was_the_first_time(
+    listener: tuple[int, str],
+) -> None:
+    """Its IN1 quarantined, the first ACK warns with ERR segments; the same message again (its
+    ACK lost) was answered a bare AA, and the sender never heard of the IN1."""
+    message = reheaded(sample_messages()[0], 10, b"PARTIAL-AGAIN").replace(
+        "IN1|2|410^长期照护保险^NHSA_INSUTYPE|".encode(), b"IN1|2||"
+    )
+    answers = [send(listener[0], message) for _ in range(2)]
+    warnings = [[s for s in answer.split("\r") if s.startswith("ERR")] for answer in answers]
+    assert (acknowledgement(answers[1]), bool(warnings[0]), warnings[1]) == ("AA", True, warnings[0])
+
+
 def test_a_message_the_profiles_refuse_is_acknowledged_ae_with_an_err_segment(listener: tuple[int, str]) -> None:
     broken = sample_messages()[0].replace(b"410105194912310020", b"410105194912310021")
     answer = send(listener[0], broken)
