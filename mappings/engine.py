@@ -45,6 +45,8 @@ class Problem:
     ref: FieldRef | None = None
     #: the resource (its name in the record) the problem belongs to; None: the whole record
     resource: str | None = None
+    #: the FHIRPath of the element the field was to fill, when the problem is about one
+    expression: str | None = None
 
 
 @dataclass(slots=True)
@@ -348,10 +350,12 @@ class MappingEngine:
             raw = lookup(record.fields, field_name)
             mapped.used.update(_field_root(record.fields, name) for name in source)
         ref = record.ref(field_name)
+        element = _unindexed(_join(context.target, suffix))
         if raw is None or raw == "":
             if leaf.get("required"):
-                mapped.problems.append(Problem("mapping.missing-required", {"field": field_name}, ref, context.name))
-                mapped.attempted[(context.name, _unindexed(_join(context.target, suffix)))] = ref
+                missing = Problem("mapping.missing-required", {"field": field_name}, ref, context.name, element)
+                mapped.problems.append(missing)
+                mapped.attempted[(context.name, element)] = ref
             return EMPTY
         value = raw
         rule_text = []
@@ -366,9 +370,10 @@ class MappingEngine:
                 value = self.conceptmaps.translate(leaf["map"], value, leaf.get("as", "code"))
                 rule_text.append(f"ConceptMap {leaf['map']}")
         except MappingError as error:
-            mapped.problems.append(Problem(error.message_id, {"field": field_name, **error.params}, ref, context.name))
+            params = {"field": field_name, **error.params}
+            mapped.problems.append(Problem(error.message_id, params, ref, context.name, element))
             where = _join(context.target, suffix)
-            mapped.attempted[(context.name, _unindexed(where))] = ref
+            mapped.attempted[(context.name, element)] = ref
             if mapped.trace:
                 mapped.steps.append(
                     Step(field_name, raw, " → ".join([*rule_text, f"✗ {error.message_id}"]), where, None)

@@ -103,10 +103,17 @@ class Outcome:
         return "partial" if self.parts else "mapped"
 
 
+def _note(by_part: dict[str | None, list[Reason]], part: str | None, reason: Reason) -> None:
+    """A reason of the record's ``part``, said once: one date column feeding the effective
+    time of twenty Observations made twenty identical reasons."""
+    reasons = by_part.setdefault(part, [])
+    if reason not in reasons:
+        reasons.append(reason)
+
+
 def _problem_reason(problem: Problem) -> Reason:
-    found = Reason(
-        problem.message_id, worded(problem.message_id, problem.params), None, str(problem.ref) if problem.ref else None
-    )
+    words = worded(problem.message_id, problem.params)
+    found = Reason(problem.message_id, words, problem.expression, str(problem.ref) if problem.ref else None)
     exchanges.reason(found.message_id, found.text, found.field)
     return found
 
@@ -310,14 +317,14 @@ class Ingest:
         by_part: dict[str | None, list[Reason]] = {}
         for problem in mapped.problems:
             part = problem.resource if problem.resource in mapped.optional else None
-            by_part.setdefault(part, []).append(_problem_reason(problem))
+            _note(by_part, part, _problem_reason(problem))
         for name, resource in mapped.resources.items():
             issues = self.validator.validate(resource)
             exchanges.judged(resource, (), issues)
             for issue in issues:
                 if issue.is_error:
                     part = name if name in mapped.optional else None
-                    by_part.setdefault(part, []).append(self._issue_reason(issue, mapped, name))
+                    _note(by_part, part, self._issue_reason(issue, mapped, name))
         if by_part and (None in by_part or not _independent(mapped, set(by_part))):
             outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]
             return outcome

@@ -71,7 +71,7 @@ def test_every_written_record_has_provenance_with_field_lineage(run: tuple[Path,
 def test_excel_mangled_id_is_quarantined_with_its_column(run: tuple[Path, commands.Counts]) -> None:
     assert reasons(run[0], "row 13")[0] == (
         "mapping.excel-mangled-number",
-        None,
+        "Patient.identifier.value",
         "个人基本信息表.csv row 13, column 身份证号",
     )
 
@@ -86,17 +86,23 @@ def test_impossible_date_is_quarantined_naming_the_column_of_the_missing_element
     run: tuple[Path, commands.Counts],
 ) -> None:
     assert reasons(run[0], "row 15") == [
-        ("mapping.impossible-date", None, "个人基本信息表.csv row 15, column 出生日期"),
+        ("mapping.impossible-date", "Patient.birthDate", "个人基本信息表.csv row 15, column 出生日期"),
         ("profile.cardinality-min", "Patient.birthDate", "个人基本信息表.csv row 15, column 出生日期"),
     ]
 
 
 def test_mojibake_is_quarantined(run: tuple[Path, commands.Counts]) -> None:
-    assert reasons(run[0], "row 16")[0] == ("mapping.mojibake", None, "个人基本信息表.csv row 16, column 姓名")
+    assert reasons(run[0], "row 16")[0] == (
+        "mapping.mojibake",
+        "Patient.name.text",
+        "个人基本信息表.csv row 16, column 姓名",
+    )
 
 
 def test_unknown_code_is_quarantined(run: tuple[Path, commands.Counts]) -> None:
-    assert reasons(run[0], "row 17") == [("mapping.unknown-code", None, "个人基本信息表.csv row 17, column 民族")]
+    assert reasons(run[0], "row 17") == [
+        ("mapping.unknown-code", "Patient.extension.valueCoding", "个人基本信息表.csv row 17, column 民族")
+    ]
 
 
 def test_duplicate_row_is_quarantined_naming_the_first(run: tuple[Path, commands.Counts]) -> None:

@@ -53,7 +53,7 @@ def test_a_group_without_a_code_quarantines_the_row(tmp_path: Path) -> None:
     )
     assert (counts.mapped, counts.quarantined) == (0, 1)
     assert reasons(out, SAMPLE.name, "row 2") == [
-        ("mapping.unknown-code", None, f"{SAMPLE.name} row 2, column 签约人群类型[1]")
+        ("mapping.unknown-code", "CarePlan.category.coding", f"{SAMPLE.name} row 2, column 签约人群类型[1]")
     ]
 
 
@@ -62,5 +62,5 @@ def test_an_unknown_sign_type_quarantines_the_row(tmp_path: Path) -> None:
     counts = commands.ingest("community-health", [export_with(tmp_path, "65岁及以上老年人", "改签")], out, Registry())
     assert (counts.mapped, counts.quarantined) == (0, 1)
     assert reasons(out, SAMPLE.name, "row 2") == [
-        ("mapping.unknown-code", None, f"{SAMPLE.name} row 2, column 签约类型")
+        ("mapping.unknown-code", "CarePlan.category.coding", f"{SAMPLE.name} row 2, column 签约类型")
     ]

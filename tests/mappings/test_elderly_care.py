@@ -280,14 +280,14 @@ def test_a_profile_with_a_bad_id_card_checksum_is_quarantined_naming_idcardno(ou
 def test_a_profile_with_an_impossible_birthday_is_quarantined_naming_birthday(out: Path) -> None:
     source = "老人档案.json record 4, field birthday"
     assert reasons(out, PROFILES, "record 4") == [
-        ("mapping.impossible-date", None, source),
+        ("mapping.impossible-date", "Patient.birthDate", source),
         ("profile.cardinality-min", "Patient.birthDate", source),
     ]
 
 
 def test_a_profile_with_an_unknown_nation_is_quarantined_naming_nation(out: Path) -> None:
     assert reasons(out, PROFILES, "record 5") == [
-        ("mapping.unknown-code", None, "老人档案.json record 5, field nation")
+        ("mapping.unknown-code", "Patient.extension.valueCoding", "老人档案.json record 5, field nation")
     ]
 
 
@@ -304,7 +304,7 @@ def test_an_assessment_with_a_bad_id_card_checksum_is_quarantined_naming_the_nes
 def test_an_assessment_with_an_impossible_date_is_quarantined_naming_assessdate(out: Path) -> None:
     assert reasons(out, ASSESSMENTS, "line 4")[0] == (
         "mapping.impossible-date",
-        None,
+        "Observation.effectiveDateTime",
         "能力评估.ndjson line 4, field assessDate",
     )
 
@@ -312,7 +312,7 @@ def test_an_assessment_with_an_impossible_date_is_quarantined_naming_assessdate(
 def test_an_assessment_with_an_unknown_level_is_quarantined_naming_abilitylevel(out: Path) -> None:
     source = "能力评估.ndjson line 5, field abilityLevel"
     assert reasons(out, ASSESSMENTS, "line 5") == [
-        ("mapping.unknown-code", None, source),
+        ("mapping.unknown-code", "Observation.interpretation", source),
         ("profile.cardinality-min", "Observation.interpretation", source),
     ]
 
@@ -342,7 +342,7 @@ def test_an_admission_with_a_bad_id_card_checksum_is_quarantined_naming_the_colu
 def test_an_admission_with_an_impossible_date_is_quarantined_naming_the_admission_date(out: Path) -> None:
     source = "入住登记.json record 5, field 入住日期"
     assert reasons(out, STAYS, "record 5") == [
-        ("mapping.impossible-date", None, source),
+        ("mapping.impossible-date", "Encounter.period.start", source),
         ("profile.cardinality-min", "Encounter.period", source),
     ]
 
@@ -350,7 +350,7 @@ def test_an_admission_with_an_impossible_date_is_quarantined_naming_the_admissio
 def test_an_admission_with_an_unknown_status_is_quarantined_naming_the_status(out: Path) -> None:
     source = "入住登记.json record 6, field 入住状态"
     assert reasons(out, STAYS, "record 6") == [
-        ("mapping.unknown-code", None, source),
+        ("mapping.unknown-code", "Encounter.status", source),
         ("structure.missing-required", "Encounter.status", source),
     ]
 
@@ -366,7 +366,7 @@ def test_a_discharge_before_the_admission_is_quarantined(out: Path) -> None:
 def test_a_plan_with_an_unknown_service_item_is_quarantined_naming_the_item(out: Path) -> None:
     source = "服务计划.json record 3, field 服务项目[1].项目名称"
     assert reasons(out, PLANS, "record 3") == [
-        ("mapping.unknown-code", None, source),
+        ("mapping.unknown-code", "CarePlan.activity.detail.code", source),
         ("invariant.failed", "CarePlan.activity[1]", source),
     ]
 
@@ -380,7 +380,7 @@ def test_a_plan_with_a_bad_id_card_checksum_is_quarantined_naming_the_column(out
 def test_a_plan_with_an_impossible_start_date_is_quarantined_naming_the_start_date(out: Path) -> None:
     source = "服务计划.json record 5, field 开始日期"
     assert reasons(out, PLANS, "record 5") == [
-        ("mapping.impossible-date", None, source),
+        ("mapping.impossible-date", "CarePlan.period.start", source),
         ("profile.cardinality-min", "CarePlan.period", source),
     ]
 

@@ -269,15 +269,15 @@ def test_a_wrong_id_card_check_character_is_quarantined_naming_pid_3(out: Path) 
 
 def test_an_impossible_birth_date_is_quarantined_naming_pid_7(out: Path) -> None:
     assert reasons(out, "message 8") == [
-        ("mapping.impossible-date", None, "adt.hl7 message 8, field PID-7.1"),
+        ("mapping.impossible-date", "Patient.birthDate", "adt.hl7 message 8, field PID-7.1"),
         ("profile.cardinality-min", "Patient.birthDate", "adt.hl7 message 8, field PID-7.1"),
     ]
 
 
 def test_an_unknown_sex_code_is_quarantined_naming_pid_8(out: Path) -> None:
     assert reasons(out, "message 9") == [
-        ("mapping.unknown-code", None, "adt.hl7 message 9, field PID-8.1"),
-        ("mapping.unknown-code", None, "adt.hl7 message 9, field PID-8.1"),
+        ("mapping.unknown-code", "Patient.gender", "adt.hl7 message 9, field PID-8.1"),
+        ("mapping.unknown-code", "Patient.gender.extension.valueCoding", "adt.hl7 message 9, field PID-8.1"),
         ("profile.cardinality-min", "Patient.gender", "adt.hl7 message 9, field PID-8.1"),
     ]
 
@@ -308,7 +308,9 @@ def test_a_message_sent_twice_is_quarantined_as_a_duplicate_of_the_first(out: Pa
 
 
 def test_a_discharge_without_its_discharge_time_is_quarantined_naming_pv1_45(out: Path) -> None:
-    assert reasons(out, "message 12") == [("mapping.missing-required", None, "adt.hl7 message 12, field PV1-45.1")]
+    assert reasons(out, "message 12") == [
+        ("mapping.missing-required", "Encounter.period.end", "adt.hl7 message 12, field PV1-45.1")
+    ]
 
 
 def test_a_message_type_no_spec_maps_is_quarantined(out: Path) -> None:

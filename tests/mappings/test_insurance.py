@@ -205,7 +205,7 @@ def test_a_reply_with_a_bad_id_card_checksum_is_quarantined_naming_certno(out: P
 def test_a_reply_with_an_impossible_birth_date_is_quarantined_naming_brdy(out: Path) -> None:
     source = "1101-replies.ndjson line 3, field output.baseinfo.brdy"
     assert reasons(out, "1101-replies.ndjson", "line 3") == [
-        ("mapping.impossible-date", None, source),
+        ("mapping.impossible-date", "Patient.birthDate", source),
         ("profile.cardinality-min", "Patient.birthDate", source),
     ]
 
@@ -213,7 +213,7 @@ def test_a_reply_with_an_impossible_birth_date_is_quarantined_naming_brdy(out: P
 def test_a_reply_with_an_unknown_insurance_type_is_quarantined_naming_the_insuinfo_field(out: Path) -> None:
     source = "1101-replies.ndjson line 4, field output.insuinfo[0].insutype"
     assert reasons(out, "1101-replies.ndjson", "line 4") == [
-        ("mapping.unknown-code", None, source),
+        ("mapping.unknown-code", "Coverage.type", source),
         ("profile.cardinality-min", "Coverage.type", source),
     ]
 
@@ -238,7 +238,7 @@ def test_a_failed_reply_without_baseinfo_matches_no_spec(out: Path) -> None:
 def test_a_person_identified_by_a_passport_is_quarantined_naming_the_certificate_type(out: Path) -> None:
     source = "1101-replies.ndjson line 8, field output.baseinfo.psn_cert_type"
     assert reasons(out, "1101-replies.ndjson", "line 8") == [
-        ("mapping.unknown-code", None, source),
+        ("mapping.unknown-code", "Patient.identifier.system", source),
         ("invariant.failed", "Patient", source),  # yy-pat-1: no national identity document
     ]
 
@@ -253,7 +253,7 @@ def test_an_assessment_with_a_bad_id_card_checksum_is_quarantined_naming_certno(
 def test_an_assessment_with_an_impossible_date_is_quarantined_naming_evalt_date(out: Path) -> None:
     assert reasons(out, LTC_FILE, "record 4")[0] == (
         "mapping.impossible-date",
-        None,
+        "Observation.effectiveDateTime",
         "长护险失能评估.json record 4, field evalt_date",
     )
 
@@ -269,7 +269,7 @@ def test_an_assessment_with_an_impossible_date_also_lacks_the_effective_time_the
 def test_an_assessment_with_an_unknown_disability_level_is_quarantined_naming_dsab_lv(out: Path) -> None:
     assert reasons(out, LTC_FILE, "record 5")[0] == (
         "mapping.unknown-code",
-        None,
+        "Observation.valueCodeableConcept",
         "长护险失能评估.json record 5, field dsab_lv",
     )
 
