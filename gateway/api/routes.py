@@ -165,6 +165,11 @@ def system_history() -> Response:
     return _history(None, None)
 
 
+#: the parameters $ingest takes (the controls every answer takes are allowed too)
+INGEST_HONOURED = ("source", "filename")
+INGEST_PARAMETERS = (*INGEST_HONOURED, *IGNORED_CONTROLS)
+
+
 @fhir.post("/$ingest")
 def ingest() -> Response:
     found = services()
@@ -173,6 +178,11 @@ def ingest() -> Response:
         # a legacy file merges people by 身份证号 across the whole archive, which a client that
         # sees only the people it serves must not reach into
         raise FhirError(403, "http.ingest-restricted", organization=rules.principal.organization)
+    for name in request.args:
+        if name not in INGEST_PARAMETERS:
+            raise unsupported_parameter(name, "$ingest", INGEST_HONOURED)
+    if not request.args.get("source"):
+        raise FhirError(400, "http.parameter-required", "source", name="source", where="$ingest")
     media = request.mimetype or ""
     filename = request.args.get("filename", "")
     suffix = INGEST_SUFFIXES.get(media) or (("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else media)

@@ -1207,6 +1207,22 @@ def test_ingest_from_an_unknown_source_names_the_sources_it_takes(api: Api) -> N
     assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
 
 
+@pytest.mark.parametrize(
+    ("query", "refusal"),
+    [
+        ("", ("http.parameter-required", ["source"])),
+        ("source=insurance&sorce=x", ("http.unsupported-parameter", ["sorce"])),
+    ],
+)
+def test_ingest_refuses_a_missing_source_or_a_parameter_it_does_not_take(
+    api: Api, query: str, refusal: tuple[str, list[str]]
+) -> None:
+    """A missing source read as "source cannot be ''"; a mistyped parameter was ignored."""
+    answer = api.post(f"{api.base}/$ingest?{query}", data=b"x", headers={"Content-Type": "text/csv"})
+    issue = answer.json()["issue"][0]
+    assert (answer.status_code, (issue["details"]["coding"][0]["code"], issue["expression"])) == (400, refusal)
+
+
 def test_validate_takes_one_resource(api: Api) -> None:
     parameters = {
         "resourceType": "Parameters",
