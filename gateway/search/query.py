@@ -440,6 +440,8 @@ def _token_value(text: str, _target: str | None) -> SearchValue:
         return SearchValue(code=parts[0])
     if len(parts) > 2:
         raise ValueError("more than one '|'")
+    if parts == ["", ""]:  # neither a system nor a code: it selects nothing in particular
+        raise ValueError("a bare '|'")
     return SearchValue(system=parts[0], code=parts[1] or None)
 
 

@@ -67,6 +67,11 @@ def test_a_tokens_escapes_are_undone_once(parameters: SearchParameters, value: s
     assert found == (SearchValue(system=system, code=code),)
 
 
+def test_a_bare_bar_is_no_token(parameters: SearchParameters) -> None:
+    """``code=|`` names neither a system nor a code: it matched every coding without a system."""
+    assert refusal(parameters, ("identifier", "|")) == "search.bad-value"
+
+
 @given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40))
 @settings(max_examples=200)
 def test_any_escaped_code_reads_back_as_written(parameters: SearchParameters, code: str) -> None:
