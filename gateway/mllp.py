@@ -239,16 +239,16 @@ def ack(
     header = [
         "MSH",
         "^~\\&",
-        _text(fields.get("MSH-5")) or GATEWAY[0],
-        _text(fields.get("MSH-6")) or GATEWAY[1],
-        _text(fields.get("MSH-3")),
-        _text(fields.get("MSH-4")),
+        _composite(fields, "MSH-5") or GATEWAY[0],
+        _composite(fields, "MSH-6") or GATEWAY[1],
+        _composite(fields, "MSH-3"),
+        _composite(fields, "MSH-4"),
         now,
         "",
         f"ACK^{trigger}^ACK" if trigger else "ACK",
         uuid.uuid4().hex[:20].upper(),  # MSH-10 is ST(20) in v2.5
-        _text(fields.get("MSH-11")) or "P",
-        _text(fields.get("MSH-12")) or "2.5",
+        _composite(fields, "MSH-11") or "P",
+        _composite(fields, "MSH-12") or "2.5",
         "",
         "",
         "",
@@ -312,9 +312,9 @@ def _raw_header(message: bytes) -> dict[str, str]:
     parts = header.split(header[3])
     component = header[4]
     found = {f"MSH-{n + 1}": parts[n] for n in (2, 3, 4, 5, 9, 10, 11) if n < len(parts) and parts[n]}
-    if len(parts) > 8:
-        kind = parts[8].split(component)
-        found |= {f"MSH-9.{n + 1}": value for n, value in enumerate(kind[:2]) if value}
+    for n in (2, 3, 4, 5, 8, 10, 11):  # the composites, by component (see _composite)
+        if n < len(parts):
+            found |= {f"MSH-{n + 1}.{i}": value for i, value in enumerate(parts[n].split(component), 1) if value}
     return found
 
 
@@ -335,6 +335,16 @@ def _findings() -> frozenset[str]:
 
 def _text(value: Any) -> str:
     return _escape(value) if isinstance(value, str) else ""
+
+
+def _composite(fields: Mapping[str, Any], name: str) -> str:
+    """A field of the message's header (an HD such as MSH-3, the PT of MSH-11, the VID of
+    MSH-12) as the ACK echoes it: component by component, each escaped.  Escaped whole, the
+    processing id ``P^T`` came back as the one value ``P\\S\\T``."""
+    parts = [_text(fields.get(f"{name}.{position}")) for position in range(1, 10)]
+    while parts and not parts[-1]:
+        parts.pop()
+    return "^".join(parts) if parts else _text(fields.get(name))
 
 
 def _escape(text: str) -> str:

@@ -215,6 +215,13 @@ def test_the_ack_of_a_message_the_gateway_failed_on_answers_its_control_id_and_s
     assert (msa[:3], header[4:6]) == (["MSA", "AR", "HIS20261102091502"], ["HIS", "H41010500012"])
 
 
+def test_the_ack_echoes_composite_header_fields_component_by_component() -> None:
+    """MSH-11 ``P^T`` and MSH-12 ``2.5^CHN`` came back escaped whole, as ``P\\S\\T``."""
+    message = reheaded(reheaded(sample_messages()[0], 11, b"P^T"), 12, b"2.5^CHN")
+    header = failed(message, "abc123").ack.decode().split("\r")[0].split("|")
+    assert header[10:12] == ["P^T", "2.5^CHN"]
+
+
 def test_a_bad_check_character_is_the_senders_data_error_not_an_internal_one(listener: tuple[int, str]) -> None:
     """HL7 table 0357: 102 data type error; 207 would tell the HIS the gateway had failed."""
     broken = sample_messages()[0].replace(b"410105194912310020", b"410105194912310021")
