@@ -34,11 +34,13 @@ from gateway.fhir.repository import (
     Written,
     check_body_id,
     condition_lock,
+    identifier_of,
     named_id,
     new_id,
     patched_resource,
 )
 from gateway.fhir.search import Searcher, searchset, shaped_read
+from gateway.ingest.identity import is_document, match_keys
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Stored, Transaction
@@ -221,6 +223,7 @@ class Bundles:
                 self._resolve_conditional_references(tx, entries, registering)
                 self._validate_all(entries)
             _check_distinct(entries)
+            _check_distinct_people(entries)
             people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]
             self.repository.release_dropped_numbers(tx, people)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
@@ -267,7 +270,8 @@ class Bundles:
             if entry.method == "PATCH":
                 entry.resource_id = self._only_match_id(tx, entry, f"{entry.path}.request.url")
                 continue
-            found = self.repository.only_match(tx, entry.kind, condition)
+            asked = "ifNoneExist" if entry.method == "POST" else "url"
+            found = self.repository.only_match(tx, entry.kind, condition, f"{entry.path}.request.{asked}")
             if entry.method == "POST" and found is not None:
                 entry.method, entry.resource, entry.resource_id = "GET", None, found.id
             elif entry.method == "PUT" and entry.resource is not None:
@@ -395,14 +399,17 @@ class Bundles:
         self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         """The entry applied; a refusal located in its resource (``Patient.identifier[0]``) is
-        located in the Bundle (``Bundle.entry[1].resource.identifier[0]``): of a transaction's
-        several Patients, the answer names the one refused."""
+        located in the Bundle (``Bundle.entry[1].resource.identifier[0]``), and one located
+        nowhere (a 412 of its ``ifMatch``) at the entry: of a transaction's several entries,
+        the answer names the one refused."""
         try:
             return self._applied(tx, entry, reply, registering)
         except FhirError as error:
             found = error.expression or ""
             if found == entry.kind or found.startswith(f"{entry.kind}."):
                 error.expression = f"{entry.path}.resource{found[len(entry.kind) :]}"
+            elif not found:
+                error.expression = entry.path
             raise
 
     def _applied(
@@ -449,7 +456,7 @@ class Bundles:
 
     def _only_match_id(self, tx: Transaction, entry: Entry, where: str) -> str:
         """The id a conditional PATCH entry's criteria select: 404 for none, 412 for several."""
-        found = self.repository.only_match(tx, entry.kind, entry.criteria or "")
+        found = self.repository.only_match(tx, entry.kind, entry.criteria or "", where)
         if found is None:
             raise FhirError(404, "http.conditional-no-match", where, condition=entry.criteria)
         return found.id
@@ -593,6 +600,21 @@ def _check_distinct(entries: list[Entry]) -> None:
         first, entry = twice
         detail = f"{first.path} and {entry.path} both change {entry.kind}/{entry.resource_id}"
         raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
+
+
+def _check_distinct_people(entries: list[Entry]) -> None:
+    """No two Patients a transaction writes may carry one national identity number: they would
+    be two records of one person.  The second was refused with a 409 naming the first as the
+    number's holder, a record the transaction, rolled back, never made."""
+    holders: dict[str, Entry] = {}
+    for entry in entries:
+        if entry.method not in ("POST", "PUT") or entry.kind != "Patient" or entry.resource is None:
+            continue
+        for key in filter(is_document, match_keys(entry.resource)):
+            first = holders.setdefault(key, entry)
+            if first is not entry:
+                where = f"{entry.path}.resource{identifier_of(entry.resource, key).removeprefix('Patient')}"
+                raise FhirError(409, "http.bundle-same-person", where, first=first.path, second=entry.path)
 
 
 def _changed(entries: list[Entry]) -> list[tuple[str, str]]:

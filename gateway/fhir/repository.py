@@ -446,12 +446,12 @@ class Repository:
             if tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))
 
-    def only_match(self, tx: Transaction, kind: str, criteria: str) -> Stored | None:
+    def only_match(self, tx: Transaction, kind: str, criteria: str, where: str | None = None) -> Stored | None:
         """The one resource (of those the principal may see) a condition selects; None when
-        there is none, 412 when there are several."""
+        there is none, 412 when there are several (located at ``where``, a Bundle entry's)."""
         found = self.searcher.matching(tx, kind, criteria, self.access())
         if len(found) > 1:
-            raise FhirError(412, "http.multiple-matches", condition=criteria)
+            raise FhirError(412, "http.multiple-matches", where, condition=criteria)
         return found[0] if found else None
 
     @staticmethod
@@ -580,10 +580,10 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
         elif key in carried:
             continue
         elif not rules.hides(tx, record):
-            raise FhirError(409, "http.duplicate-person", _identifier_of(stored.resource, key), person=holder)
+            raise FhirError(409, "http.duplicate-person", identifier_of(stored.resource, key), person=holder)
         else:  # the client may not be told; the 主索引 staff are, to merge the two
             # kept, the first record; offered, this one
-            where = _identifier_of(stored.resource, key)
+            where = identifier_of(stored.resource, key)
             second = Conflict(holder, where, f"Patient/{holder}", stored.reference)
             tx.conflicts.add(second.line("rest", stored.reference, where))
     tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
@@ -597,7 +597,7 @@ def _forget_person(tx: Transaction, deleted: Stored | None) -> None:
         tx.identity.release(deleted.id, _numbers(deleted))
 
 
-def _identifier_of(patient: dict[str, Any], key: str) -> str:
+def identifier_of(patient: dict[str, Any], key: str) -> str:
     """The FHIRPath of the identifier a match key comes from."""
     for index, identifier in enumerate(patient.get("identifier", [])):
         if key in match_keys({"identifier": [identifier]}):

@@ -378,11 +378,18 @@ def test_a_failed_patch_test_is_worded_with_json_types_not_python_ones() -> None
 
 
 # -- one record per person ------------------------------------------------------------------------
-def test_a_transaction_refused_for_a_duplicate_person_names_the_entry(made: Services) -> None:
-    """Its location was Patient.identifier[0]: which of the Bundle's Patients, it did not say."""
+def test_a_transaction_writing_one_person_twice_is_refused_naming_both_entries(made: Services) -> None:
+    """Its location was Patient.identifier[0] (which of the Bundle's Patients, it did not say),
+    and it named the first entry's Patient as the number's holder: a record the transaction,
+    rolled back, never made."""
     person = {k: v for k, v in synthetic_patient(random.Random(11), 11).items() if k != "id"}
     error = refusal(made, bundle(post(dict(person)), post(dict(person))))
-    assert (error.status, error.expression) == (409, "Bundle.entry[1].resource.identifier[0]")
+    assert (error.status, error.message_id, error.expression, error.params) == (
+        409,
+        "http.bundle-same-person",
+        "Bundle.entry[1].resource.identifier[0]",
+        {"first": "Bundle.entry[0]", "second": "Bundle.entry[1]"},
+    )
 
 
 def test_a_transaction_may_swap_the_numbers_of_two_mixed_up_records(made: Services) -> None:
@@ -418,3 +425,22 @@ def test_a_get_entry_reads_conditionally_as_a_get_on_its_own(made: Services, con
     stored(made, "polled")
     entry = {"request": {"method": "GET", "url": "Basic/polled", **condition}}
     assert statuses(made.bundles.process(bundle(entry, kind="batch"))) == [status]
+
+
+def test_a_refused_if_match_names_its_entry(made: Services) -> None:
+    """Of a transaction's entries, the 412 said nothing of which one's version was wrong."""
+    stored(made, "versioned")
+    entry = {
+        "resource": {**basic("versioned"), "id": "versioned"},
+        "request": {"method": "PUT", "url": "Basic/versioned"},
+    }
+    entry["request"]["ifMatch"] = 'W/"7"'
+    refused = refusal(made, bundle(post(basic("first")), entry))
+    assert (refused.status, refused.expression) == (412, "Bundle.entry[1]")
+
+
+def test_a_condition_matching_several_names_its_entry(made: Services) -> None:
+    for value in ("twin-1", "twin-2"):
+        made.repository.update("Basic", value, {**basic("twins"), "id": value})
+    refused = refusal(made, bundle(post(basic("twins"), f"identifier={SYSTEM}|twins")))
+    assert (refused.status, refused.expression) == (412, "Bundle.entry[0].request.ifNoneExist")
