@@ -254,12 +254,12 @@ def ingest(
     legacy field)."""
     if source not in SOURCES:
         raise unsupported_value("source", source, SOURCES)
-    if suffix not in READERS:
-        raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     name = Path(filename).name
     name = name if name not in ("", ".", "..") else f"upload{suffix}"
-    if not body.strip():  # an upload of nothing is the client's error, whatever an empty file would be
+    if not body.strip():  # an upload of nothing is the client's error, whatever its type
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=Message("reader.empty", {"file": name}))
+    if suffix not in READERS:
+        raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     records: list[dict[str, Any]] = []
     refused: Message | None = None  # one file: read() fails it once at most
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:

@@ -1202,6 +1202,13 @@ def test_validate_against_a_profile_the_server_does_not_know_is_an_error(api: Ap
     assert (answer.status_code, message_ids(answer)) == (400, ["http.unknown-profile"])
 
 
+@pytest.mark.parametrize("headers", [{}, {"Content-Type": "application/pdf"}])
+def test_ingest_of_an_empty_body_is_a_400_whatever_its_type(api: Api, headers: dict[str, str]) -> None:
+    """Without a media type it was a 415, as if the type were the fault."""
+    answer = api.post(f"{api.base}/$ingest?source=community-health", data=b"", headers=headers)
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.ingest-unreadable"])
+
+
 def test_ingest_from_an_unknown_source_names_the_sources_it_takes(api: Api) -> None:
     answer = api.post(f"{api.base}/$ingest?source=hospital", data=b"x", headers={"Content-Type": "text/csv"})
     assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
