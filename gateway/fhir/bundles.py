@@ -97,6 +97,8 @@ class Entry:
     #: a GET entry's conditional read (``request.ifNoneMatch``, ``request.ifModifiedSince``)
     if_none_match: str | None = None
     if_modified_since: str | None = None
+    #: the links to the transaction's entries, as this entry reads them (:func:`links_of`)
+    links: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -450,6 +452,7 @@ class Bundles:
         where = f"{entry.path}.request.url"
         current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", where, for_update=True)
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
+        relink(patched, entry.links, self.repository.validator.model)  # a patch may name another entry
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         written = self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering)
         return self._written(written, reply)
@@ -696,8 +699,9 @@ def _is_conditional(entry: Entry) -> bool:
 def _rewrite(entries: list[Entry], renamed: dict[str, str], model: BaseModel) -> None:
     """Links to the Bundle's full URLs → the resources they now name (:mod:`bundle_links`)."""
     for entry in entries:
+        entry.links = links_of(entry.full_url, renamed)
         if entry.resource is not None:
-            relink(entry.resource, links_of(entry.full_url, renamed), model)
+            relink(entry.resource, entry.links, model)
 
 
 def _authorize(authorize: Authorize | None, entry: Entry) -> None:

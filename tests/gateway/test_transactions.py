@@ -444,3 +444,13 @@ def test_a_condition_matching_several_names_its_entry(made: Services) -> None:
         made.repository.update("Basic", value, {**basic("twins"), "id": value})
     refused = refusal(made, bundle(post(basic("twins"), f"identifier={SYSTEM}|twins")))
     assert (refused.status, refused.expression) == (412, "Bundle.entry[0].request.ifNoneExist")
+
+
+def test_a_json_patch_naming_another_entry_by_its_full_url_names_what_it_became(made: Services) -> None:
+    """The urn:uuid inside a PATCH entry's JSON Patch was left as written, and refused."""
+    stored(made, "patched")
+    link = "urn:uuid:5d1c7b0e-8a5e-4c41-9a77-2f3e9d6b1c24"
+    operations = [{"op": "add", "path": "/subject", "value": {"reference": link}}]
+    answer = made.bundles.process(bundle(post(basic("named"), full_url=link), patch("Basic/patched", operations)))
+    target = answer["entry"][0]["response"]["location"].split("/_history")[0]
+    assert answer["entry"][1]["resource"]["subject"]["reference"] == target
