@@ -380,6 +380,11 @@ class _Connection(socketserver.StreamRequestHandler):
                 self._refuse_oversized(buffer)
                 return
             while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
+                if (restart := buffer.rfind(START, start + 1, end)) != -1:
+                    # a frame begun again before it ended: the sender gave the first up (it
+                    # had no ACK for it, and sends it again); read as one, the two were refused
+                    log.warning("an unfinished frame from %s was begun again", self.client_address[0])
+                    start = restart
                 message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
                 if not self._answer(message):
                     return

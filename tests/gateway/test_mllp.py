@@ -125,6 +125,17 @@ def test_an_acknowledged_admission_is_already_in_the_store(listener: tuple[int, 
     assert counts.get("Encounter", 0) >= 1
 
 
+def test_a_frame_begun_again_before_it_ended_is_read_from_its_new_start(listener: tuple[int, str]) -> None:
+    """A sender that gave up a frame half sent and began it again: read as one frame, the two
+    starts were answered AR for two messages, naming a facility code as the control id."""
+    message = sample_messages()[0]
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=60) as connection:
+        connection.sendall(START + message[:40])
+        answer = exchange(connection, message)
+    msa = next(segment for segment in answer.split("\r") if segment.startswith("MSA"))
+    assert msa == "MSA|AA|HIS20261102091502"
+
+
 def test_a_message_sent_twice_is_written_once(listener: tuple[int, str]) -> None:
     message = sample_messages()[0]
     send(listener[0], message)
