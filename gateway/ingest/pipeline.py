@@ -189,6 +189,8 @@ class Ingest:
         self._pending = 0
         #: people and keyed resources this run touched (each counted once however many records name it)
         self._touched: set[tuple[str, str]] = set()
+        #: the quarantine keys (source, identity, digest) this run has put entries under
+        self._quarantined: set[tuple[str, str, str]] = set()
         #: who sent the records; each file they come from is one exchange (see gateway/exchanges.py)
         self.party = party or CLI
         self._exchange: exchanges.Collector | None = None
@@ -245,7 +247,7 @@ class Ingest:
         spec = outcome.mapped.spec.id if outcome.mapped else None
         if outcome.reasons:
             self.counts.quarantined += 1
-            tx.quarantine.put(Entry(record, outcome.identity, outcome.reasons, spec).to_json())
+            tx.quarantine.put(Entry(record, self._entry_identity(record, outcome), outcome.reasons, spec).to_json())
         else:
             self.counts.mapped += 1
             self.counts.unchanged += outcome.unchanged
@@ -253,11 +255,25 @@ class Ingest:
         if outcome.parts and not outcome.reasons and not outcome.unchanged:
             self.counts.partial += 1
             landed = [f"{kind}/{resource_id}" for kind, resource_id in outcome.written]
-            tx.quarantine.put(Entry(record, outcome.identity, outcome.parts, spec, landed).to_json())
+            tx.quarantine.put(
+                Entry(record, self._entry_identity(record, outcome), outcome.parts, spec, landed).to_json()
+            )
         self._pending += 1
         if self._pending >= self.batch_size:
             self.commit()
         return outcome
+
+    def _entry_identity(self, record: SourceRecord, outcome: Outcome) -> str:
+        """The identity the record's quarantine entry is kept under: the record's own, unless
+        this run has quarantined a record of that identity and content already (one row twice
+        in a file, the second a duplicate of the first): then its location too, so that the
+        second entry does not replace the first, which held the real reasons.  A run of the same
+        file again gives each record the same key, so no entry is kept twice."""
+        key = (record.source, outcome.identity, content_digest(record))
+        if key in self._quarantined:
+            return f"{outcome.identity}|{record.location}"
+        self._quarantined.add(key)
+        return outcome.identity
 
     def _note_fields(self, mapped: Mapped) -> None:
         """Gather per file what its records held and what the rules read of it: the columns

@@ -110,6 +110,21 @@ def test_duplicate_row_is_quarantined_naming_the_first(run: tuple[Path, commands
     assert entry["reasons"][0]["en"] == "Duplicate of row 7"
 
 
+def test_a_quarantined_row_twice_keeps_both_entries(tmp_path: Path) -> None:
+    """The copy's entry (a duplicate) replaced the original's (an impossible date) under one
+    key: quarantined 2, one line, and the real reason gone."""
+    header, *rows = SAMPLE.read_text(encoding="utf-8-sig").splitlines()
+    bad = next(row for row in rows if "1945-02-30" in row)
+    export = tmp_path / "个人基本信息表.csv"
+    export.write_text("\n".join([header, bad, bad]) + "\n", encoding="utf-8-sig")
+    commands.ingest("community-health", [export], tmp_path / "out", Registry())
+    entries = ndjson(tmp_path / "out/quarantine.ndjson")
+    assert [(e["location"], e["reasons"][0]["id"]) for e in entries] == [
+        ("row 2", "mapping.impossible-date"),
+        ("row 3", "ingest.duplicate-row"),
+    ]
+
+
 def test_quarantine_keeps_the_original_bytes(run: tuple[Path, commands.Counts]) -> None:
     import base64
 
