@@ -61,7 +61,7 @@ def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.storage import open_store
 
     anchors = _anchors(args)
-    store = open_store(config_of(args).database_url)
+    store = open_store(config_of(args, reading=True).database_url)
     try:
         verdict = verify(store, anchors)
     finally:

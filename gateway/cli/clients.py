@@ -86,15 +86,17 @@ def _read_credentials(args: argparse.Namespace) -> tuple[Any | None, str | None]
         raise usage(args, "cli.client.jwks-not-json", path=args.jwks, line=exc.lineno, column=exc.colno) from exc
 
 
-def _store(args: argparse.Namespace) -> Any:
+def _store(args: argparse.Namespace, reading: bool = True) -> Any:
+    """The archive the command works on; only ``client add`` may make one (registering the
+    first client before the first ``serve``), the others refuse a path where there is none."""
     from gateway.storage import open_store
 
-    return open_store(config_of(args).database_url)
+    return open_store(config_of(args, reading=reading).database_url)
 
 
 def run_add(args: argparse.Namespace, out: IO[str]) -> int:
     jwks, secret = _read_credentials(args)
-    store = _store(args)
+    store = _store(args, reading=False)
     try:
         added = _register(store, args, jwks, secret)
     finally:

@@ -52,7 +52,7 @@ def run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.services import Services
 
     xlsx_needs_out(args)
-    services = Services(config_of(args))
+    services = Services(config_of(args, reading=True))
     try:
         try:
             period = Period.parse(args.period)

@@ -92,7 +92,7 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     if args.limit < 0:
         raise usage(args, "cli.report.negative-limit")
     query = ReportQuery(args.since, until, args.org, args.source, args.limit)
-    store = open_store(config_of(args).database_url)
+    store = open_store(config_of(args, reading=True).database_url)
     try:
         report = build_report(store, query, args.lang)
     finally:
@@ -114,7 +114,7 @@ def run_purge(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.reporting import words_in
     from gateway.storage import open_store
 
-    config = config_of(args)
+    config = config_of(args, reading=True)
     words = words_in(args.lang)
     before = args.before.isoformat() if args.before else cutoff(config.exchange_retention_days)
     if before is None:

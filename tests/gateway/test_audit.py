@@ -129,6 +129,7 @@ def test_an_intact_trail_is_reported_in_chinese_with_the_same_head(
     ("lang", "said"), [("zh-CN", "审计日志完整：尚无事件\n"), ("en", "audit trail intact: no events\n")]
 )
 def test_an_empty_trail_verifies(database_url: str, capsys: pytest.CaptureFixture[str], lang: str, said: str) -> None:
+    open_store(database_url).close()  # an archive with no events yet (verify creates none)
     assert verified(capsys, database_url, lang=lang) == (0, said)
 
 

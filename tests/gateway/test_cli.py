@@ -385,6 +385,27 @@ def test_export_from_an_archive_that_is_not_there_refuses_and_creates_none(
     assert (code, missing.exists()) == (2, False)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["audit", "verify"],
+        ["report", "--since", "2026-12-01", "--format", "json"],
+        ["exchanges", "purge", "--before", "2026-12-01"],
+        ["client", "list"],
+        ["client", "revoke", "--id", "someone"],
+        ["measure", "evaluate", "--period", "2026"],
+    ],
+)
+def test_a_command_reading_an_archive_that_is_not_there_refuses_and_creates_none(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    """A mistyped path made an empty store, and ``audit verify`` said the trail was whole."""
+    missing = tmp_path / "archve.sqlite"
+    out = ["--out", str(tmp_path / "x.json")] if command[0] == "report" else []
+    code, _, _ = run(capsys, *command, *out, "--database", f"sqlite:///{missing}")
+    assert (code, missing.exists()) == (2, False)
+
+
 def test_replay_of_a_folder_without_an_archive_refuses_and_creates_none(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
