@@ -30,7 +30,9 @@ from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IDENTITY_LOCK, Conflict, is_document, lock_numbers, match_keys
 from gateway.search.values import natural_number
 from gateway.security.access import (
+    GRANTING_TYPES,
     OPERATOR,
+    RESTRICTED_ROLES,
     Access,
     PersonalData,
     creator,
@@ -517,6 +519,8 @@ def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
     writes an AuditEvent (the trail records itself, see gateway/security/audit.py)."""
     _check_writable(resource.get("resourceType", ""), "write")
     principal = acting.get()
+    if principal is not None and principal.role in RESTRICTED_ROLES and resource.get("resourceType") in GRANTING_TYPES:
+        raise FhirError(403, "http.consent-restricted", organization=principal.organization)
     foreign = foreign_owners(tx, principal, resource)
     if principal is not None and foreign:
         raise FhirError(

@@ -31,6 +31,10 @@ from mappings.engine import reference_nodes
 from profiles.registry import Registry
 
 RESTRICTED_ROLES = frozenset({"elderly-care"})
+#: what says who may see whom without naming an owner (a Consent's provision.actor): a
+#: restricted client may not write it at all, or it could put another organisation in the
+#: care of people it serves, or withdraw a refusal the health side recorded
+GRANTING_TYPES = frozenset({"Consent"})
 #: a reference naming a Patient, relative or within a URL, whatever follows the id (the indexer
 #: files ``Patient/li/x/y`` under li too)
 _PERSON = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?=/|$)")

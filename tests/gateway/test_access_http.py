@@ -438,12 +438,43 @@ def test_a_stay_naming_someone_unserved_by_absolute_url_is_refused(served: Serve
     assert code_of(home_writer.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-person")
 
 
-def test_a_consent_the_centre_records_for_someone_it_does_not_serve_is_refused(
-    served: Served, home_writer: Api
+@pytest.mark.parametrize("person", ["li-jianguo", "zhang-xiuying"])
+def test_a_consent_the_centre_records_is_refused_whoever_it_is_about(
+    served: Served, home_writer: Api, person: str
 ) -> None:
-    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "patient": {"reference": "Patient/li-jianguo"}}
+    """About someone it does not serve it was refused; about its own resident, naming another
+    home in provision.actor, it put that home in the resident's care (201)."""
+    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "patient": {"reference": f"Patient/{person}"}}
+    permit["provision"] = {
+        **permit["provision"],
+        "actor": [{**permit["provision"]["actor"][0], "reference": {"reference": "Organization/another-home"}}],
+    }
     del permit["id"]
-    assert code_of(home_writer.post(f"{served.base}/Consent", json=permit)) == (403, "http.forbidden-person")
+    assert code_of(home_writer.post(f"{served.base}/Consent", json=permit)) == (403, "http.consent-restricted")
+
+
+def test_the_centre_cannot_withdraw_a_refusal_the_health_side_recorded(
+    served: Served, api: Api, home_writer: Api
+) -> None:
+    """A refusal naming another home, about a resident the centre serves: the centre made it
+    inactive (200), and the other home could read the resident again."""
+    refusal = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "zhang-refusal-kept"}
+    actor = {**refusal["provision"]["actor"][0], "reference": {"reference": "Organization/another-home"}}
+    refusal["provision"] = {**refusal["provision"], "type": "deny", "actor": [actor]}
+    api.put(f"{served.base}/Consent/zhang-refusal-kept", json=refusal)
+    operations = [{"op": "replace", "path": "/status", "value": "inactive"}]
+    headers = {"Content-Type": "application/json-patch+json"}
+    answer = home_writer.patch(f"{served.base}/Consent/zhang-refusal-kept", json=operations, headers=headers)
+    api.delete(f"{served.base}/Consent/zhang-refusal-kept")
+    assert code_of(answer) == (403, "http.consent-restricted")
+
+
+def test_an_auditor_registered_with_write_scopes_cannot_write(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "auditor-cruds", key=client_key, scope="system/*.cruds", role="auditor")
+    with Api(served.base, "auditor-cruds", client_key) as auditor:
+        stay = example("yy-encounter/valid-home-bed.json")
+        del stay["id"]
+        assert code_of(auditor.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-scope")
 
 
 def test_the_centre_records_a_stay_for_a_resident_it_registered(served: Served, home_writer: Api) -> None:
