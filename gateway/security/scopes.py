@@ -70,6 +70,20 @@ def parse_scopes(text: str | Iterable[str]) -> list[Scope]:
     return [parse_scope(word) for word in words]
 
 
+#: roles that read and never write: an auditor (质控/考核) checks the archive it must not change
+READ_ONLY_ROLES = frozenset({"auditor"})
+
+
+def within_role(role: str, scopes: Iterable[Scope]) -> list[Scope]:
+    """The scopes a client of ``role`` may use: a read-only role's keep only read and search,
+    whatever it was registered for (an auditor registered with ``system/*.cruds`` created
+    Encounters and ran ``$ingest``)."""
+    if role not in READ_ONLY_ROLES:
+        return list(scopes)
+    reading = (Scope(s.kind, "".join(p for p in s.permissions if p in "rs")) for s in scopes)
+    return [scope for scope in reading if scope.permissions]
+
+
 def grant(requested: Iterable[Scope], registered: Iterable[Scope]) -> list[Scope]:
     """What a token may carry: the requested scopes narrowed to what the client is registered
     for (``system/*.rs`` asked by a client registered for ``system/Patient.cruds`` gets

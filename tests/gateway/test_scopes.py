@@ -15,6 +15,7 @@ from gateway.security.scopes import (
     parse_scope,
     parse_scopes,
     search_needs,
+    within_role,
 )
 
 
@@ -131,3 +132,16 @@ def test_a_chain_needs_search_on_the_types_it_searches() -> None:
         "Encounter", [("subject.identifier", "x"), ("patient:Patient.name", "y")], lambda k, c: targets.get((k, c), ())
     )
     assert found == [("Encounter", "s"), ("Group", "s"), ("Patient", "s"), ("Patient", "s")]
+
+
+@pytest.mark.parametrize(
+    ("role", "registered", "usable"),
+    [
+        ("auditor", "system/*.cruds", [Scope("*", "rs")]),
+        ("auditor", "system/Patient.cud system/AuditEvent.rs", [Scope("AuditEvent", "rs")]),
+        ("hospital", "system/*.cruds", [Scope("*", "cruds")]),
+    ],
+)
+def test_a_read_only_role_keeps_only_read_and_search(role: str, registered: str, usable: list[Scope]) -> None:
+    """An auditor registered with system/*.cruds created Encounters and ran $ingest."""
+    assert within_role(role, parse_scopes(registered)) == usable
