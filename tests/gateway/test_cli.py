@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import build_parser, main
+from gateway.storage import open_store
 from profiles.registry import examples_dir
 
 VALID = str(examples_dir() / "yy-patient/valid-zhang-xiuying.json")
@@ -314,6 +315,7 @@ def test_measure_evaluate_writes_one_measure_report_per_package_measure(
 ) -> None:
     out = tmp_path / "indicators.json"
     database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    open_store(database).close()  # an empty archive: every measure is reported, at zero
     run(capsys, "measure", "evaluate", "--period", "2026", "--database", database, "--out", str(out))
     bundle = json.loads(out.read_text(encoding="utf-8"))
     assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"MeasureReport"}
@@ -331,6 +333,7 @@ def test_measure_evaluate_with_an_unreadable_population_file_is_a_usage_error(
 ) -> None:
     """Worded whole in --lang: the system's own (English) reason does not leak into Chinese."""
     database, missing = f"sqlite:///{tmp_path / 'archive.sqlite'}", tmp_path / "none.csv"
+    open_store(database).close()  # an archive there: only the population file is missing
     argv = ["measure", "evaluate", "--lang", lang, "--period", "2026", "--database", database]
     code, _, err = run(capsys, *argv, "--population", str(missing))
     assert (code, err) == (2, f"yiyang: error: {said.format(path=missing)}\n")
