@@ -20,7 +20,7 @@ from typing import IO, Any
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
-    r"(?<!\d)(\d{6})[ -]?(\d{8})[ -]?(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})[ -]?(\d{6})[ -]?(\d{3})(?!\d)"
+    r"(?<!\d)(\d{6})[ .-]?(\d{8})[ .-]?(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})[ .-]?(\d{6})[ .-]?(\d{3})(?!\d)"
 )
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country) and twelve digits; the
 #: 18-character 2023 form and the 港澳台居民居住证 share the 身份证 pattern above
@@ -33,11 +33,17 @@ MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d)[ .-]?(\d{4})[ .-]?
 #: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
 #: numbers next to letters stay as they are
 LANDLINE = re.compile(r"(?<![0-9A-Za-z-])([(（]?0\d{2,3}[)）]?)([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
+#: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666)
+LANDLINE_86 = re.compile(r"(?<![0-9A-Za-z])((?:\+|00)86[ -]?[1-9]\d{1,2})([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
 #: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)
 CREDENTIAL_PARAMETERS = frozenset(
     {"access_token", "refresh_token", "id_token", "client_secret", "client_assertion", "assertion", "password"}
-    | {"token", "api_key", "apikey", "secret"}
+    | {"token", "api_key", "apikey", "secret", "key", "pwd", "passwd", "session"}
+)
+#: such a parameter inside free text (a Bundle entry's URL an audit event describes), in any case
+_CREDENTIAL_IN_QUERY = re.compile(
+    rf"(?<![\w-])((?:{'|'.join(sorted(CREDENTIAL_PARAMETERS))})(?::[A-Za-z-]+)?=)([^&\s\"'#]+)", re.IGNORECASE
 )
 #: a JSON Web Token (a bearer token, a client assertion) anywhere in text: header and payload
 #: are base64url JSON objects, so both begin "eyJ"
@@ -55,7 +61,8 @@ _NAME_IN_FILTER = re.compile(
 #: a name criterion inside free text, as a conditional reference or a query string quoted in
 #: an error message carries it (``Patient?name=张秀英&birthdate=…``)
 _NAME_IN_QUERY = re.compile(
-    rf"(?<![\w-])((?:[\w-]+[.:])*(?:{'|'.join(sorted(NAME_PARAMETERS))})(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)"
+    rf"(?<![\w-])((?:[\w-]+[.:])*(?:{'|'.join(sorted(NAME_PARAMETERS))})(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)",
+    re.IGNORECASE,
 )
 #: every pattern above holds ten or more digits in a row (a landline of Beijing: 010 and seven),
 #: spaces or dashes between them at most; text without such a run (paths, ids like p12345, dates, codes) is returned at once
@@ -78,6 +85,7 @@ def _id_card(match: re.Match[str]) -> str:
 def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; 0371-68801234 → 0371-****1234."""
     masked = MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    masked = LANDLINE_86.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
     return LANDLINE.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
 
 
@@ -85,6 +93,7 @@ def mask_text(text: str) -> str:
     """Every 身份证号 and phone number in free text (IDs first: a phone pattern never matches
     inside a masked ID), and the names of name criteria quoted in it."""
     if "=" in text:
+        text = _CREDENTIAL_IN_QUERY.sub(lambda m: m.group(1) + "***", text)
         text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + ",".join(map(mask_name, m.group(2).split(","))), text)
     if " " in text:
         text = _NAME_IN_FILTER.sub(lambda m: m.group(1) + mask_name(m.group(2).strip('"')), text)
@@ -123,9 +132,17 @@ def mask_name_value(value: object) -> object:
 
 def is_name_parameter(parameter: str) -> bool:
     """Whether a search parameter's value is a person's name: ``name``, ``family:exact``,
-    ``subject:Patient.name`` …"""
-    last = parameter.rsplit(".", 1)[-1].split(":", 1)[0]
-    return last in NAME_PARAMETERS
+    ``subject:Patient.name``, ``_has:Patient:organization:name``, ``NAME`` …  Any part of it
+    counts (eagerly: an organisation's masked name costs nothing)."""
+    return any(part in NAME_PARAMETERS for part in _PARTS.split(parameter.lower()))
+
+
+_PARTS = re.compile(r"[.:]")
+
+
+def is_credential_parameter(parameter: str) -> bool:
+    """``access_token``, ``Access_Token``, ``access_token:exact`` …"""
+    return parameter.split(":", 1)[0].lower() in CREDENTIAL_PARAMETERS
 
 
 def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -133,7 +150,7 @@ def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     is known to be a name), identifiers and phones masked in every value."""
     masked = []
     for name, value in pairs:
-        if name in CREDENTIAL_PARAMETERS:
+        if is_credential_parameter(name):
             value = "***"
         elif is_name_parameter(name) or name in TEXT_PARAMETERS:
             value = ",".join(mask_name(part) for part in value.split(","))

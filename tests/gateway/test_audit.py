@@ -488,6 +488,37 @@ def test_credentials_sent_as_query_parameters_are_never_recorded(name: str) -> N
     assert mask_query([(name, "eyJhbGciOiJSUzM4NCJ9.secret"), ("_count", "1")]) == [(name, "***"), ("_count", "1")]
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        # a Bundle entry's URL, as an audit event describes the entry
+        ("GET Patient?access_token=s3cr3t-AAA → 400", "GET Patient?access_token=*** → 400"),
+        ("GET Patient?Access_Token=s3cr3t&api_key=k", "GET Patient?Access_Token=***&api_key=***"),
+        # dots between the groups of a 身份证号, as spaces and dashes were
+        ("Patient?identifier=410105.19491231.0020", "Patient?identifier=410105********0020"),
+        # a fixed line with the country code, which drops the trunk 0
+        ("电话 +86-371-66884234", "电话 +86-371-****4234"),
+        # a name searched through _has
+        ("Organization?_has:Patient:organization:name=令狐冲", "Organization?_has:Patient:organization:name=令**"),
+    ],
+)
+def test_what_security_qa_found_in_clear_is_masked(written: str, masked: str) -> None:
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    ("pair", "masked"),
+    [
+        (("Access_Token", "s3cr3t"), ("Access_Token", "***")),
+        (("access_token:exact", "s3cr3t"), ("access_token:exact", "***")),
+        (("_has:Patient:organization:name", "令狐冲"), ("_has:Patient:organization:name", "令**")),
+        (("NAME", "张秀英"), ("NAME", "张**")),
+    ],
+)
+def test_a_query_parameter_is_masked_in_any_case_or_form(pair: tuple[str, str], masked: tuple[str, str]) -> None:
+    assert mask_query([pair]) == [masked]
+
+
 def test_a_uuid_is_no_landline() -> None:
     reference = "Patient/9f3c2a1e-0123-4567-8901-23456789abcd"
     assert mask_text(reference) == reference
