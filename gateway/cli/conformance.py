@@ -150,6 +150,9 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
         raise usage(args, "cli.conformance.no-files", paths=paths)
     xlsx_needs_out(args)
     services = Services(config_of(args))
+    # a profile no one has would be no check at all: every file "passed" it
+    if unknown := [url for url in args.profile if services.registry.get(url) is None]:
+        raise usage(args, "cli.conformance.unknown-profile", url=unknown[0])
     checker = FileChecker(
         services.validator,
         default_profiles(services.registry),

@@ -84,6 +84,12 @@ def test_check_of_a_missing_path_is_a_usage_error() -> None:
     assert main(["conformance", "check", "/no/such/export"]) == 2
 
 
+def test_check_against_a_profile_no_one_has_is_a_usage_error(tmp_path: Path) -> None:
+    """Every resource "passed" http://nope/x, exit 0: a profile unknown is no check at all."""
+    export = ndjson(tmp_path / "ok.ndjson", VALID)
+    assert main(["conformance", "check", "--profile", "http://nope/x", str(export)]) == 2
+
+
 # -- what the report holds -----------------------------------------------------------------------------
 def test_check_json_meets_the_schema(validator: Validator, export: Path) -> None:
     jsonschema.validate(json.loads(render(report_of(validator, export), "json", "en")), schema())
