@@ -113,7 +113,12 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
             raise usage(args, "cli.conformance.unreachable", url=args.base_url, reason=exc) from exc
         if http.login is None:
             raise usage(args, "cli.conformance.no-token", client=credentials.client_id, status=status, body=body)
-        http.take_log()
+    else:  # a token given, or none: the server must answer at all, or every test is an error
+        try:
+            http.send("GET", "metadata", token=False)
+        except (OSError, ValueError) as exc:  # requests' errors (no server, no URL) are one or the other
+            raise usage(args, "cli.conformance.unreachable", url=args.base_url, reason=type(exc).__name__) from exc
+    http.take_log()
     services = Services(config_of(args))
     ctx = Context(
         http, services.validator, default_profiles(services.registry), credentials, elderly, args.elderly_token
@@ -127,7 +132,8 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
         line = {"path": args.out, "total": summary.total, "passed": summary.passed, "failed": summary.failed}
         line |= {"errors": summary.errors, "skipped": summary.skipped}
         out.write(words_in(args.lang)("testkit.cli.ran", line) + "\n")
-    return EXIT_INVALID if report.summary.failed else EXIT_OK
+    # a test that could not run (an error) is no pass either: a CI gate must not go green
+    return EXIT_INVALID if report.summary.failed or report.summary.errors else EXIT_OK
 
 
 def run_check(args: argparse.Namespace, out: IO[str]) -> int:

@@ -743,6 +743,13 @@ def test_a_kit_server_that_cannot_be_reached_is_refused_in_the_chosen_language(
     assert (code, err.startswith("yiyang: error: 无法连接 http://127.0.0.1:9/fhir：")) == (2, True)
 
 
+@pytest.mark.parametrize("base", ["http://127.0.0.1:9/fhir", "notaurl"])
+def test_a_kit_run_with_a_token_against_no_server_is_refused(capsys: pytest.CaptureFixture[str], base: str) -> None:
+    """With --token (no sign-in to fail first) every test was an error, and the run exited 0."""
+    code, _, _ = run(capsys, "conformance", "run", "--base-url", base, "--token", "x")
+    assert code == 2
+
+
 def test_a_kit_client_that_gets_no_token_is_refused_in_the_chosen_language(
     capsys: pytest.CaptureFixture[str], kit_key: Path, tokenless_server: str
 ) -> None:
