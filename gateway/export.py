@@ -7,6 +7,7 @@ name and moved into place, owner-only, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from itertools import groupby
@@ -20,6 +21,9 @@ from gateway.storage.store import Store
 
 QUARANTINE_FILE = "quarantine.ndjson"
 CONFLICTS_FILE = "identity-conflicts.ndjson"
+#: what was deleted since an incremental export's ``since`` (Bulk Data IG v2's ``deleted``):
+#: transaction Bundles of DELETE entries, this many to a line
+DELETED_FILE, DELETIONS_PER_BUNDLE = "Deleted.ndjson", 500
 
 
 def export_folder(
@@ -38,6 +42,12 @@ def export_folder(
         for kind, stored in groupby(tx.resources.current(kinds, since), key=attrgetter("type")):
             resources = (found.resource or {} for found in stored)
             written[f"{kind}.ndjson"] = _write_lines(out_dir / f"{kind}.ndjson", resources)
+        if since is not None:  # an incremental copy must learn what it holds that is gone
+            gone = (found.reference for found in tx.resources.deleted_since(kinds, since))
+            if lines := _write_lines(out_dir / DELETED_FILE, deletion_bundles(gone)):
+                written[DELETED_FILE] = lines
+            else:
+                (out_dir / DELETED_FILE).unlink()
         if extras:
             written[QUARANTINE_FILE] = _write_lines(out_dir / QUARANTINE_FILE, tx.quarantine.entries())
             written[CONFLICTS_FILE] = _write_lines(out_dir / CONFLICTS_FILE, tx.conflicts.entries())
@@ -45,6 +55,15 @@ def export_folder(
         if stale.name not in written and (_is_resource_file(stale) or stale.name in (QUARANTINE_FILE, CONFLICTS_FILE)):
             stale.unlink(missing_ok=True)  # another export may have removed it first
     return written
+
+
+def deletion_bundles(references: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Deleted resources, by reference, as Bulk Data IG v2 lists them: transaction Bundles of
+    DELETE entries, :data:`DELETIONS_PER_BUNDLE` to a Bundle."""
+    references = iter(references)
+    while chunk := list(itertools.islice(references, DELETIONS_PER_BUNDLE)):
+        entries = [{"request": {"method": "DELETE", "url": reference}} for reference in chunk]
+        yield {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
 def _is_resource_file(path: Path) -> bool:

@@ -37,12 +37,15 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
     try:
         since = _since(args)
         _check_types(args, services.repository.resource_types)
+        # every write stamped before it has committed: the next --since it misses nothing
+        as_of = services.store.settled_instant()
         written = export_folder(services.store, folder, args.types, since, extras=not (args.types or since))
     finally:
         services.close()
     for name, lines in sorted(written.items()):
         out.write(f"{args.out / name}  {lines}\n")
     out.write(text("cli.exported", args.lang, {"files": len(written), "lines": sum(written.values())}) + "\n")
+    out.write(text("cli.export.next-since", args.lang, {"instant": as_of}) + "\n")
     return EXIT_OK
 
 

@@ -36,6 +36,7 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import instant
 from gateway.search.values import date_range, format_instant
@@ -55,7 +56,7 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
 #: many DELETE entries each of its Bundles holds
-DELETED, DELETED_FILE, DELETIONS_PER_BUNDLE = "Deleted", "Deleted.ndjson", 500
+DELETED = "Deleted"
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, served_by"
 )
@@ -577,17 +578,14 @@ class _NdjsonFiles:
         return True
 
     def add_deletions(self, references: Iterable[str]) -> None:
-        """The deletions file: transaction Bundles of DELETE entries (the IG's ``deleted``
-        output), :data:`DELETIONS_PER_BUNDLE` to a line."""
-        references = iter(references)
-        while chunk := list(itertools.islice(references, DELETIONS_PER_BUNDLE)):
+        """The deletions file (the IG's ``deleted`` output, :func:`deletion_bundles`)."""
+        for bundle in deletion_bundles(references):
             handle = self.handles.get(DELETED)
             if handle is None:
                 descriptor = os.open(self.folder / DELETED_FILE, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
                 handle = self.handles[DELETED] = os.fdopen(descriptor, "wb")
-            entries = [{"request": {"method": "DELETE", "url": reference}} for reference in chunk]
-            handle.write(orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}) + b"\n")
-            self.deletions += len(chunk)
+            handle.write(orjson.dumps(bundle) + b"\n")
+            self.deletions += len(bundle["entry"])
 
     def output(self) -> list[dict[str, Any]]:
         for handle in self.handles.values():

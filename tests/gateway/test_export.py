@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from gateway.export import QUARANTINE_FILE, export_folder
+from gateway.export import DELETED_FILE, QUARANTINE_FILE, export_folder
 from gateway.storage.store import Store
 
 
@@ -31,3 +32,19 @@ def test_a_full_export_writes_the_quarantine_beside_the_resources(store: Store, 
     with store.transaction() as tx:
         tx.resources.write(basic("b2"))
     assert set(export_folder(store, tmp_path)) >= {"Basic.ndjson", QUARANTINE_FILE}
+
+
+def test_an_incremental_export_lists_what_was_deleted_since(store: Store, tmp_path: Path) -> None:
+    """Only the changed resources were written: a copy kept in step with --since kept what the
+    archive had deleted, where $export?_since lists it (Bulk Data IG v2, ``deleted``)."""
+    with store.transaction() as tx:
+        tx.resources.write(basic("kept"))
+        tx.resources.write(basic("gone"))
+        since = tx.resources.read("Basic", "gone").last_updated
+    with store.transaction() as tx:
+        tx.resources.delete("Basic", "gone")
+    export_folder(store, tmp_path, since=since, extras=False)
+    bundles = [json.loads(line) for line in (tmp_path / DELETED_FILE).read_text(encoding="utf-8").splitlines()]
+    assert [entry["request"] for bundle in bundles for entry in bundle["entry"]] == [
+        {"method": "DELETE", "url": "Basic/gone"}
+    ]
