@@ -56,12 +56,17 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-_FORMAT_NAMES = {
-    **{name: name for name in FORMATS},
+#: the media types Accept may ask for, and the format each is answered in
+_MEDIA_FORMATS = {
     "text/html": "html",
     "application/json": "json",
     "application/fhir+json": "json",
+    "application/xml": "junit",
+    "text/xml": "junit",
+    "text/csv": "csv",
+    MEDIA["xlsx"]: "xlsx",
 }
+_FORMAT_NAMES = {**{name: name for name in FORMATS}, **_MEDIA_FORMATS}
 #: the page is one document: inline CSS and SVG, nothing fetched, nothing run
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
@@ -96,7 +101,7 @@ def exchange(exchange_id: str) -> Response:
     lang = _language(asked)
     fmt = _format(asked)
     if fmt not in ("html", "json"):
-        raise FhirError(406, "http.not-acceptable", format=fmt)
+        raise FhirError(406, "http.report-not-acceptable", "_format", format=fmt, formats="html, json")
     found = None
     if exchange_id.isdigit() and len(exchange_id) < 10:
         exchange_log().flush()
@@ -154,14 +159,20 @@ def _language(asked: dict[str, str]) -> str:
 
 
 def _format(asked: dict[str, str]) -> str:
+    """``_format``, else the best of Accept's media types (HTML for a browser, or for no
+    Accept at all); one asking only for what no report comes as is a 406 naming those it
+    does.  Accept asked for CSV or a workbook answered HTML."""
     named = asked.get("_format")
     if named is not None:
         found = _FORMAT_NAMES.get(named.split(";")[0].strip())
         if found is None:
-            raise FhirError(406, "http.not-acceptable", format=named)
+            raise FhirError(406, "http.report-not-acceptable", "_format", format=named, formats=", ".join(FORMATS))
         return found
-    best = request.accept_mimetypes.best_match(["text/html", "application/json", "application/fhir+json"])
-    return _FORMAT_NAMES.get(best or "text/html", "html")
+    accept = request.accept_mimetypes
+    best = accept.best_match(list(_MEDIA_FORMATS))
+    if best is None and accept:
+        raise FhirError(406, "http.report-not-acceptable", format=accept.to_header(), formats=", ".join(FORMATS))
+    return _MEDIA_FORMATS.get(best or "text/html", "html")
 
 
 def _nav(asked: dict[str, str], lang: str) -> str:

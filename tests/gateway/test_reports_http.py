@@ -133,6 +133,23 @@ def test_an_ingest_over_http_is_one_exchange_of_its_legacy_source(served: Served
     assert recorded(served, query) == ("test-admin", "community-health", "fail")
 
 
+@pytest.mark.parametrize(
+    ("accept", "answered"),
+    [
+        ("text/csv", (200, "text/csv")),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", (200, "application/vnd.openxmlformats")),
+        ("application/xml", (200, "application/xml")),
+        ("text/html,application/xhtml+xml,*/*;q=0.8", (200, "text/html")),
+        ("image/png", (406, "application/fhir+json")),
+    ],
+)
+def test_the_report_comes_as_accept_asks(served: Served, auditor: Api, accept: str, answered: tuple[int, str]) -> None:
+    """Accept asking for CSV, a workbook or JUnit got the HTML page; one asking for what no
+    report comes as got it too, where a 406 names the formats there are."""
+    answer = auditor.get(f"{host(served)}/reports", headers={"Accept": accept})
+    assert (answer.status_code, answer.headers["Content-Type"][: len(answered[1])]) == answered
+
+
 def test_the_page_allows_nothing_but_inline_styles(served: Served, auditor: Api) -> None:
     policy = auditor.get(f"{host(served)}/reports", headers={"Accept": "text/html"}).headers["Content-Security-Policy"]
     assert policy == "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
