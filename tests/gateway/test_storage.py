@@ -293,6 +293,21 @@ def test_an_old_store_is_upgraded_in_place(backend: str, tmp_path: Path, indexer
     assert found == (True, "female")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_store_a_newer_gateway_upgraded_is_refused(backend: str, tmp_path: Path, indexer: SearchIndexer) -> None:
+    """``db upgrade`` said "11 → 11" and every command went on with tables it did not know."""
+    from gateway.storage.migrations import LATEST, SchemaTooNew
+
+    with fresh_database_url(backend, tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        with store.transaction() as tx:
+            tx.sql.execute("INSERT INTO schema_migration (version, applied) VALUES (?, ?)", (LATEST + 1, "2027-01-01"))
+        store.close()
+        with pytest.raises(SchemaTooNew) as refused:
+            open_store(url, indexer.rows).close()
+    assert refused.value.params == {"have": LATEST + 1, "latest": LATEST}
+
+
 def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
     """Planning a search anew for each call cost more than running it (see postgres._configure)."""
     with fresh_database_url("postgresql", tmp_path) as url:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gateway.storage.store import Executor
+from gateway.messages import Worded
+from gateway.storage.store import Executor, StoreError
 
 FOLDER = Path(__file__).parent
 
@@ -22,6 +23,16 @@ def available() -> list[tuple[int, Path]]:
 
 
 LATEST = available()[-1][0]
+
+
+class SchemaTooNew(Worded, StoreError):
+    """The archive's schema is newer than this software's: a newer gateway has upgraded it,
+    and this one would read and write tables it does not know as if it did (``db upgrade``
+    said "11 → 11" and the commands went on)."""
+
+    def __init__(self, have: int, latest: int) -> None:
+        Worded.__init__(self, "store.schema-too-new", have=have, latest=latest)
+        StoreError.__init__(self, str(self))
 
 
 def current_version(sql: Executor) -> int:
@@ -37,6 +48,8 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
         have = current_version(sql)
     finally:
         sql.execute("COMMIT")
+    if have > LATEST:
+        raise SchemaTooNew(have, LATEST)
     for version, path in available():
         if version <= have or version > target:
             continue
