@@ -116,12 +116,13 @@ def interaction(endpoint: str, method: str) -> str:
 
 
 def _refusal(collector: Collector, response: Response) -> None:
-    """The OperationOutcome of a refused request, when its content was not already judged (a
-    422's issues are the validator's, noted when they were found): worded again in both
+    """The OperationOutcome of a refused request, but for the 422 of content judged already
+    (its issues are the validator's, noted when they were found; a write judged valid and
+    then refused, a 409 of a second record of one person, has its reason noted): worded again in both
     languages from the refusal itself, since the answer is in the one the client asked for and
     the auditors' reports come in both; a body alone (a refusal made elsewhere) is taken as it
     reads."""
-    if collector.judged:
+    if collector.judged and response.status_code == 422:  # the validator's issues, noted already
         return
     refused = g.get("refusal")
     if refused is not None:

@@ -116,6 +116,19 @@ def test_a_search_records_how_many_resources_it_returned(served: Served, exchang
     assert recorded(served, query) == (" Patient ", 1)
 
 
+def test_a_valid_write_refused_at_the_store_records_why(served: Served, api: Api, exchanged: dict[str, Any]) -> None:
+    """A second record of one person (409) passed validation, so its exchange was "judged" and
+    its refusal was not noted: an error verdict with no reason the auditors could see."""
+    again = copy.deepcopy(load_example("yy-patient/valid-zhang-xiuying.json"))
+    assert api.post(f"{served.base}/Patient", json=again, headers=FHIR_JSON).status_code == 409
+    query = "SELECT i.rule FROM exchange_issue i JOIN exchange e ON e.id = i.exchange_id WHERE e.status = 409"
+    deadline = time.monotonic() + 20
+    while not recorded(served, query):
+        assert time.monotonic() < deadline, "the 409's exchange did not reach the store in 20 s"
+        time.sleep(0.2)
+    assert recorded(served, query) == ("http.duplicate-person",)
+
+
 def test_an_ingest_over_http_is_one_exchange_of_its_legacy_source(served: Served, api: Api) -> None:
     sample = ROOT / "mappings/samples/community-health/个人基本信息表.csv"
     answer = api.post(
