@@ -109,7 +109,7 @@ def ingest(
                 try:
                     pipeline.run(_progress(read(path, source, reader_limits(config)), path.name, lang))
                 except ReaderError as exc:
-                    pipeline.counts.file_errors.append(exc.message)
+                    pipeline.refuse_file(path.name, source, exc.message)
         finally:
             # even after Ctrl-C, what was processed reaches the archive in a consistent state
             counts = pipeline.finish()

@@ -537,6 +537,20 @@ class Ingest:
             self._exchange, self._exchange_file = exchanges.Collector(), record.file
         return self._exchange
 
+    def refuse_file(self, name: str, source: str, reason: Message) -> None:
+        """A file that could not be read (to its end, or at all): counted among the run's file
+        errors, and its exchange fails with the reason.  A file refused before its first record
+        (an XML with a DOCTYPE, a CSV repeating a column) left no exchange at all, although
+        ``$ingest`` records the same refusal as a failed exchange."""
+        self.counts.file_errors.append(reason)
+        if self._exchange is None or self._exchange_file != name:
+            self._close_exchange()
+            self._exchange, self._exchange_file = exchanges.Collector(), name
+            self._exchange.source = source
+        self._exchange.reason(reason.id, {lang: reason.text(lang) for lang in LANGUAGES}, name)
+        self._close_exchange()
+        self.commit()
+
     def _close_exchange(self) -> None:
         """Append the exchange record in the current batch, so it commits with the last of its
         records (the batch is committed right after: the ids lock is held for no longer).  In a

@@ -303,6 +303,18 @@ def test_yiyang_ingest_records_one_exchange_per_file(database_url: str, store: S
     assert [tuple(r) for r in rows] == [("yiyang-cli", "community-health", "cli", "fail")] * 2  # both have bad rows
 
 
+def test_a_file_yiyang_ingest_cannot_read_is_a_failed_exchange_naming_why(database_url: str, store: Store) -> None:
+    """Refused before its first record (an XML with an entity declaration), it left no exchange
+    at all: the report said nothing had come in."""
+    unsafe = ROOT / "mappings/samples/community-health/健康档案-外部实体.xml"
+    main(["ingest", "--source", "community-health", "--database", database_url, str(unsafe)])
+    with store.reading() as tx:
+        rows = tx.sql.all(
+            "SELECT e.verdict, i.location FROM exchange e JOIN exchange_issue i ON i.exchange_id = e.id ORDER BY e.id"
+        )
+    assert [tuple(r) for r in rows] == [("fail", unsafe.name)]
+
+
 # -- the command line ----------------------------------------------------------------------------------
 def report_command(database_url: str, out: Path, *options: str) -> int:
     argv = ["report", "--since", DAY.isoformat(), "--until", "2026-12-01", "--database", database_url]
