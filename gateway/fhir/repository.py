@@ -536,8 +536,7 @@ def _check_people(
     unserved = rules.unserved_people(tx, resource, registering)
     if unserved:
         organization = rules.principal.organization if rules.principal else ""
-        people = ", ".join(f"Patient/{person}" for person in unserved)
-        raise FhirError(403, "http.forbidden-person", organization=organization, people=people)
+        raise FhirError(403, "http.forbidden-person", organization=organization, people=", ".join(unserved))
 
 
 def _check_change(tx: Transaction, stored: Stored) -> None:

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from gateway.ingest.identity import match_keys
+from gateway.masking import mask_id_cards
 from gateway.search.indexer import SearchIndexer
 from gateway.security.principal import Principal
 from gateway.storage.access_sql import Sql, newly_served, served_patients, visible_condition
@@ -205,7 +207,9 @@ class Access:
     def unserved_people(
         self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None
     ) -> list[str]:
-        """The Patients a restricted principal's write names but may not: everyone it names
+        """The people a restricted principal's write names but may not, as the refusal names
+        them (``Patient/li``; one named by number alone by that number, masked, or ``#p`` for a
+        contained Patient): everyone it names
         must be someone it serves already, or a person whose record its organisation manages
         (``Patient.managingOrganization``, e.g. a resident it registered itself).  Otherwise
         a platform could make itself a service relationship — a stay, a 签约, a Consent naming
@@ -219,6 +223,15 @@ class Access:
         named = _people_named(resource)
         if resource.get("resourceType") == "Patient":
             named.discard(resource.get("id", ""))
+        unknown: list[str] = []
+        for label, person in _people_by_identity(resource):
+            # named by 身份证号 or record number (a logical reference, a contained Patient):
+            # the person the identity index holds under it, or no one the client may name
+            holder = next(filter(None, map(tx.identity.person_of, match_keys(person))), None)
+            if holder is None:
+                unknown.append(label)
+            else:
+                named.add(holder)
         organization = self.principal.organization
         registering = registering or {}
 
@@ -230,7 +243,7 @@ class Access:
                 return False
             return _managed_by(tx, found.resource, organization) or self.visible(tx, found)
 
-        return sorted(person for person in named if not allowed(person))
+        return [*unknown, *sorted(f"Patient/{person}" for person in named if not allowed(person))]
 
 
 def foreign_owners(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> list[str]:
@@ -295,6 +308,30 @@ def _owner_references(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for reference in value if isinstance(value, list) else [value]:
             if isinstance(reference, dict):
                 yield reference
+
+
+def _people_by_identity(resource: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The people a resource names other than by reference to their record, each as a label
+    for the refusal and a Patient-like dict of its identifiers: a Reference carrying only an
+    ``identifier`` that is a person's (its ``type`` Patient, or a 身份证号, 健康档案编号 or
+    医保人员编号 the identity index knows people by), and a contained Patient."""
+    for contained in resource.get("contained") or []:
+        if isinstance(contained, dict) and contained.get("resourceType") == "Patient":
+            yield f"#{contained.get('id', '')}", contained
+    stack: list[Any] = [value for key, value in resource.items() if key != "contained"]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        identifier = node.get("identifier")
+        if "reference" not in node and isinstance(identifier, dict):
+            person = {"identifier": [identifier]}
+            if node.get("type") == "Patient" or match_keys(person):
+                yield mask_id_cards(f"{identifier.get('system', '')}|{identifier.get('value', '')}"), person
+        stack.extend(node.values())
 
 
 def _people_named(resource: dict[str, Any]) -> set[str]:

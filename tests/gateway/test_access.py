@@ -121,6 +121,31 @@ def test_a_version_naming_someone_else_is_not_theirs(archive: Store) -> None:
         assert Access(HOME, PERSONAL).version_visible(tx, Stored("Observation", "o", 1, "", False, reading)) is False
 
 
+@pytest.mark.parametrize(
+    ("subject", "unserved"),
+    [
+        (
+            {"identifier": {"system": "urn:oid:2.16.156.10011.1.3", "value": "41010219460315001X"}},
+            ["urn:oid:2.16.156.10011.1.3|410102********001X"],
+        ),
+        ({"type": "Patient", "identifier": {"system": "urn:example:mrn", "value": "M-1"}}, ["urn:example:mrn|M-1"]),
+        ({"reference": "#p"}, ["#p"]),
+    ],
+)
+def test_a_write_naming_someone_by_number_alone_is_judged_as_by_reference(
+    archive: Store, subject: dict[str, Any], unserved: list[str]
+) -> None:
+    """A stay whose subject was a 身份证号 (or a contained Patient) went in for anyone: only
+    Patient/id references were judged."""
+    stay = {"resourceType": "Encounter", "subject": subject}
+    if subject.get("reference") == "#p":
+        stay["contained"] = [
+            {"resourceType": "Patient", "id": "p", "identifier": [{"system": "urn:example:mrn", "value": "M-2"}]}
+        ]
+    with archive.reading() as tx:
+        assert Access(HOME, PERSONAL).unserved_people(tx, stay) == unserved
+
+
 def test_a_home_serving_no_one_sees_no_one(archive: Store) -> None:
     assert found(archive, OTHER_HOME, "Patient") == []
 
@@ -258,4 +283,4 @@ def test_content_concerns_only_the_served_as_the_sql_rule_has_it(resource: dict[
 def test_a_write_naming_someone_unserved_in_any_spelling_names_them(archive: Store, subject: str) -> None:
     stay = {"resourceType": "Encounter", "subject": {"reference": subject}}
     with archive.reading() as tx:
-        assert Access(HOME, PERSONAL).unserved_people(tx, stay) == ["li"]
+        assert Access(HOME, PERSONAL).unserved_people(tx, stay) == ["Patient/li"]
