@@ -133,10 +133,10 @@ def _query(asked: dict[str, str]) -> ReportQuery:
     since = _day(asked, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:
         dates = {"start_value": since.isoformat(), "end_value": until.isoformat()}
-        raise FhirError(400, "http.start-after-end", start="since", end="until", **dates)
+        raise FhirError(400, "http.start-after-end", "since", start="since", end="until", **dates)
     limit = asked.get("limit", str(DEFAULT_LIMIT))
     if not limit.isdigit() or len(limit) > 7:
-        raise FhirError(400, "http.not-a-count", name="limit", value=limit)
+        raise FhirError(400, "http.not-a-count", "limit", name="limit", value=limit)
     return ReportQuery(since, until, asked.get("org"), asked.get("source"), int(limit))
 
 
@@ -146,7 +146,7 @@ def _day(asked: dict[str, str], name: str) -> date | None:
     try:
         return parse_day(asked[name])
     except ValueError as exc:  # its message is English: the refusal names the form instead
-        raise FhirError(400, "http.not-a-date", name=name, value=asked[name], examples=DAY_EXAMPLE) from exc
+        raise FhirError(400, "http.not-a-date", name, name=name, value=asked[name], examples=DAY_EXAMPLE) from exc
 
 
 def _language(asked: dict[str, str]) -> str:

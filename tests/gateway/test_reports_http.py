@@ -87,8 +87,12 @@ def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor
     )
 
 
-def test_a_day_that_is_not_a_day_is_a_400(served: Served, auditor: Api) -> None:
-    assert auditor.get(f"{host(served)}/reports", params={"since": "2026-02-30"}).status_code == 400
+@pytest.mark.parametrize(("name", "value"), [("since", "2026-02-30"), ("until", "2026-13-01"), ("limit", "x")])
+def test_a_refused_report_parameter_is_named_in_the_outcome(
+    served: Served, auditor: Api, name: str, value: str
+) -> None:
+    answer = auditor.get(f"{host(served)}/reports", params={name: value})
+    assert (answer.status_code, answer.json()["issue"][0].get("expression")) == (400, [name])
 
 
 def test_an_unknown_exchange_is_a_404_operation_outcome(served: Served, auditor: Api) -> None:
