@@ -110,10 +110,12 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def run_purge(args: argparse.Namespace, out: IO[str]) -> int:
-    from gateway.exchanges import cutoff, purge
+    from gateway.exchanges import cutoff, purge, today
     from gateway.reporting import words_in
     from gateway.storage import open_store
 
+    if args.before is not None and args.before > today():  # 2099 for 2009: every record gone
+        raise usage(args, "cli.report.purge-after-today", day=args.before, today=today())
     config = config_of(args, reading=True)
     words = words_in(args.lang)
     before = args.before.isoformat() if args.before else cutoff(config.exchange_retention_days)

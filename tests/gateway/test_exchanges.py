@@ -358,6 +358,15 @@ def test_yiyang_exchanges_purge_says_how_many_went(
     assert capsys.readouterr().out == "Deleted 2 exchange records before 2026-12-01\n"
 
 
+def test_yiyang_exchanges_purge_refuses_a_day_after_today(store: Store, database_url: str) -> None:
+    """--before 2099-01-01 (for 2009) was taken, and every record went, today's too."""
+    sample(store)
+    code = main(["exchanges", "purge", "--before", "2099-01-01", "--database", database_url])
+    with store.reading() as tx:
+        kept = tx.sql.one("SELECT COUNT(*) FROM exchange")[0]
+    assert (code, kept > 0) == (2, True)
+
+
 @given(st.dates())
 def test_a_day_written_yyyy_mm_dd_is_read_back_as_that_day(day: date) -> None:
     assert parse_day(day.isoformat()) == day
