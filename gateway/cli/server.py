@@ -176,6 +176,8 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
     if not config.mllp_peer_clients:
         out.write(text("cli.mllp.no-sender", args.lang) + "\n")
     services = Services(config)
+    for warning in peer_warnings(services, args.lang):
+        out.write(warning + "\n")
     try:
         server = MllpServer(services, args.host, args.port)
     except OSError as error:  # the port is taken, the address not this host's …
@@ -195,3 +197,26 @@ def run_mllp(args: argparse.Namespace, out: IO[str]) -> int:
         server.server_close()
         services.close()
     return EXIT_OK
+
+
+def peer_warnings(services: Any, lang: str) -> list[str]:
+    """What is wrong with the registered senders: a client not registered (or revoked), whose
+    every message would be refused (AR, unknown sender), or an address that is none.  Said
+    when the listener starts rather than when the hospital calls; it still starts (a client
+    may be registered later)."""
+    import ipaddress
+
+    from gateway.messages import text
+
+    warnings = []
+    with services.store.reading() as tx:
+        for address, client in sorted(services.config.mllp_peer_clients.items()):
+            words = {"address": address, "client": client}
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                warnings.append(text("cli.mllp.peer-not-an-address", lang, words))
+            row = tx.security.client(client)
+            if row is None or row.status != "active":
+                warnings.append(text("cli.mllp.peer-unknown-client", lang, words))
+    return warnings

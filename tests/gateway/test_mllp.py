@@ -450,3 +450,19 @@ def test_a_host_that_is_no_sender_is_answered_once_then_closed(strict: tuple[int
         except ConnectionError:
             second = ""
     assert (acknowledgement(first), second) == ("AR", "")
+
+
+def test_senders_that_could_never_be_served_are_warned_of_at_start(tmp_path: Path) -> None:
+    """An unregistered client and an address that is none started the listener without a word."""
+    from gateway.cli.server import peer_warnings
+    from gateway.config import Config
+    from gateway.services import Services
+
+    config = Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", mllp_peers="999.1.1.1=nosuchclient")
+    services = Services(config)
+    try:
+        warned = peer_warnings(services, "en")
+    finally:
+        services.close()
+    # one for the address that is none, one for the client no one registered
+    assert (len(warned), all("999.1.1.1" in line for line in warned)) == (2, True)
