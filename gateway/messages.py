@@ -9,6 +9,7 @@ them once so the CLI, the API and reports word any message id the same way.
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,18 @@ class Worded:
 
     def __str__(self) -> str:
         return self.text("en")
+
+
+class Listed(Worded):
+    """Names inside a sentence, joined as its language joins them (、 in Chinese, a comma in
+    English): joined once beforehand, an English reason listed its columns with 、."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__("cli.list-separator")
+        self.names = list(names)
+
+    def text(self, lang: str) -> str:
+        return text("cli.list-separator", lang).join(self.names)
 
 
 #: what the catalog says for an OS error: its ``strerror`` is English whatever the language

@@ -32,7 +32,7 @@ from gateway.ingest.ledger import Ledger
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.masking import mask_id_cards
-from gateway.messages import LANGUAGES, text, worded
+from gateway.messages import LANGUAGES, Listed, text, worded
 from gateway.security.access import creator, foreign_owners
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
@@ -306,9 +306,9 @@ class Ingest:
             nearest = self.engine.nearest(record) if record.field_label == "column" else None
             if nearest is not None:
                 spec, missing = nearest
-                outcome.reasons.append(self._reason("ingest.no-spec-lacks", spec=spec.id, missing="、".join(missing)))
+                outcome.reasons.append(self._reason("ingest.no-spec-lacks", spec=spec.id, missing=Listed(missing)))
             else:
-                fields = "、".join(list(record.fields)[:8])
+                fields = Listed(list(record.fields)[:8])
                 outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
             return outcome
         scope = f"{record.file}|{mapped.spec.id}|{mapped.spec.version}"

@@ -380,3 +380,12 @@ def test_a_folder_given_as_a_file_is_named_as_a_folder(tmp_path: Path, capsys: p
     """Not "文件不存在": it exists, and the files to give are in it."""
     status = main(["ingest", "--source", "community-health", str(tmp_path)])
     assert (status, "是文件夹，不是文件" in capsys.readouterr().err) == (2, True)
+
+
+def test_the_fields_of_a_record_no_spec_takes_are_listed_as_each_language_lists(tmp_path: Path) -> None:
+    """Joined once beforehand, the English reason listed its columns with 、."""
+    export = tmp_path / "unknown.csv"
+    export.write_text("甲列,乙列\n1,2\n", encoding="utf-8")
+    commands.ingest("community-health", [export], tmp_path / "out", Registry())
+    reason = ndjson(tmp_path / "out/quarantine.ndjson")[0]["reasons"][0]
+    assert ("甲列, 乙列" in reason["en"], "甲列、乙列" in reason["zh-CN"]) == (True, True)
