@@ -38,7 +38,7 @@ from gateway.security.access import (
     creator,
     foreign_owners,
     may_change,
-    owner_organizations,
+    named_owners,
 )
 from gateway.security.principal import acting
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
@@ -268,7 +268,7 @@ class Repository:
             before = _held(tx, kind, resource_id, resource)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
                 tx.lock(_creating(kind, resource_id))
-                before = tx.resources.read(kind, resource_id, for_update=True)
+                before = _held(tx, kind, resource_id, resource)  # (made meanwhile: its numbers too)
             if rules.hides(tx, before) or (rules.restricted and before is None and not minted):
                 # a restricted principal cannot create at an id of its choosing either: a 201
                 # for a free id and a 404 for a hidden one would tell the two apart (and some
@@ -546,7 +546,7 @@ def _check_change(tx: Transaction, stored: Stored) -> None:
     resource = stored.resource or {}
     _check_owner(tx, resource)
     principal = acting.get()
-    if principal is None or principal.role == OPERATOR or owner_organizations(resource):
+    if principal is None or principal.role == OPERATOR or named_owners(tx, resource):
         return  # a named owner was :func:`_check_owner`'s to judge
     made_by = tx.resources.owner(stored.type, stored.id)
     if not may_change(tx, principal, made_by):

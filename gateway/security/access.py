@@ -223,15 +223,12 @@ class Access:
         named = _people_named(resource)
         if resource.get("resourceType") == "Patient":
             named.discard(resource.get("id", ""))
-        unknown: list[str] = []
-        for label, person in _people_by_identity(resource):
-            # named by 身份证号 or record number (a logical reference, a contained Patient):
-            # the person the identity index holds under it, or no one the client may name
-            holder = next(filter(None, map(tx.identity.person_of, match_keys(person))), None)
-            if holder is None:
-                unknown.append(label)
-            else:
-                named.add(holder)
+        # named by 身份证号 or record number (a logical reference, a contained Patient): the
+        # person the identity index holds under it, or no one the client may name
+        by_number = [
+            (label, next(filter(None, map(tx.identity.person_of, match_keys(person))), None))
+            for label, person in _people_by_identity(resource)
+        ]
         organization = self.principal.organization
         registering = registering or {}
 
@@ -243,7 +240,10 @@ class Access:
                 return False
             return _managed_by(tx, found.resource, organization) or self.visible(tx, found)
 
-        return [*unknown, *sorted(f"Patient/{person}" for person in named if not allowed(person))]
+        # one named by number is refused by that number, held or not: its holder's id would
+        # tell the client who in the archive carries it
+        refused = [label for label, holder in by_number if holder is None or not allowed(holder)]
+        return [*refused, *sorted(f"Patient/{person}" for person in named if not allowed(person))]
 
 
 def foreign_owners(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> list[str]:
@@ -256,8 +256,13 @@ def foreign_owners(tx: Transaction, principal: Principal | None, resource: dict[
     none of its organisations."""
     if principal is None or principal.role == OPERATOR:
         return []
-    owners = [*owner_organizations(resource), *_identified_owners(tx, resource)]
-    return [owner for owner in dict.fromkeys(owners) if not _within(tx, owner, principal.organization)]
+    owners = named_owners(tx, resource)
+    return [owner for owner in owners if not _within(tx, owner, principal.organization)]
+
+
+def named_owners(tx: Transaction, resource: dict[str, Any]) -> list[str]:
+    """Every Organization a resource names as its owner, by reference or by identifier."""
+    return list(dict.fromkeys([*owner_organizations(resource), *_identified_owners(tx, resource)]))
 
 
 def _identified_owners(tx: Transaction, resource: dict[str, Any]) -> list[str]:

@@ -146,6 +146,20 @@ def test_a_write_naming_someone_by_number_alone_is_judged_as_by_reference(
         assert Access(HOME, PERSONAL).unserved_people(tx, stay) == unserved
 
 
+def test_a_write_naming_by_number_someone_the_archive_holds_does_not_say_who(archive: Store) -> None:
+    """The refusal named the holder's record (Patient/li), which told the client that the number
+    is in the archive, and whose it is: it names the number, as for one no one holds."""
+    number = "41010219460315001X"
+    with archive.transaction() as tx:
+        tx.identity.link("li", [f"idcard|{number}"])
+    stay = {
+        "resourceType": "Encounter",
+        "subject": {"identifier": {"system": "urn:oid:2.16.156.10011.1.3", "value": number}},
+    }
+    with archive.reading() as tx:
+        assert Access(HOME, PERSONAL).unserved_people(tx, stay) == ["urn:oid:2.16.156.10011.1.3|410102********001X"]
+
+
 def test_a_home_serving_no_one_sees_no_one(archive: Store) -> None:
     assert found(archive, OTHER_HOME, "Patient") == []
 
