@@ -225,7 +225,7 @@ class Bundles:
                 self._resolve_conditional_references(tx, entries, registering)
                 self._validate_all(entries)
             _check_distinct(entries)
-            _check_distinct_people(entries)
+            _check_distinct_people(tx, entries)
             people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]
             self.repository.release_dropped_numbers(tx, people)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
@@ -605,15 +605,19 @@ def _check_distinct(entries: list[Entry]) -> None:
         raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
 
 
-def _check_distinct_people(entries: list[Entry]) -> None:
-    """No two Patients a transaction writes may carry one national identity number: they would
+def _check_distinct_people(tx: Transaction, entries: list[Entry]) -> None:
+    """No two Patients a transaction writes may bring one national identity number: they would
     be two records of one person.  The second was refused with a 409 naming the first as the
-    number's holder, a record the transaction, rolled back, never made."""
+    number's holder, a record the transaction, rolled back, never made.  A number a Patient
+    carries already does not count (two records of one person from before stay writable, as
+    each on its own is, and a merge of them writes both)."""
     holders: dict[str, Entry] = {}
     for entry in entries:
         if entry.method not in ("POST", "PUT") or entry.kind != "Patient" or entry.resource is None:
             continue
-        for key in filter(is_document, match_keys(entry.resource)):
+        stored = tx.resources.read("Patient", entry.resource_id) if entry.resource_id else None
+        carried = set(match_keys(stored.resource)) if stored is not None and stored.resource else set()
+        for key in (key for key in match_keys(entry.resource) if is_document(key) and key not in carried):
             first = holders.setdefault(key, entry)
             if first is not entry:
                 where = f"{entry.path}.resource{identifier_of(entry.resource, key).removeprefix('Patient')}"

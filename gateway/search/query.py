@@ -301,7 +301,7 @@ class _Parser:
         parse = _VALUE_PARSERS[kind]
         values = []
         pieces = _split(value, ",", keep_escapes=True)
-        if kind not in _COMPOSITE:
+        if kind not in _SPLIT_AT_BAR:
             pieces = [_unescaped(piece) for piece in pieces]
         _within(key, "values", len(pieces))  # as the client wrote them, before the own-base forms
         if kind == "reference" and self.base:
@@ -488,7 +488,7 @@ def _quantity_value(text: str, _target: str | None) -> SearchValue:
 
 
 #: the types whose values are split again at ``|`` (their parsers undo the escapes)
-_COMPOSITE = frozenset({"token", "quantity"})
+_SPLIT_AT_BAR = frozenset({"token", "quantity"})
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 _VALUE_PARSERS = {

@@ -392,6 +392,18 @@ def test_a_transaction_writing_one_person_twice_is_refused_naming_both_entries(m
     )
 
 
+def test_a_transaction_may_write_two_records_of_one_person_from_before(made: Services) -> None:
+    """Each may be updated on its own (they carried the number already); together, as when the
+    主索引 staff link one to the other, they were refused as one person written twice."""
+    person = synthetic_patient(random.Random(31), 31)
+    made.repository.update("Patient", person["id"], person)
+    with made.store.transaction() as tx:
+        tx.resources.write({**person, "id": "older-twin"})
+    twins = [person, {**person, "id": "older-twin", "active": False}]
+    answer = made.bundles.process(bundle(*(put(f"Patient/{p['id']}", p) for p in twins)))
+    assert statuses(answer) == ["200 OK", "200 OK"]
+
+
 def test_a_transaction_may_swap_the_numbers_of_two_mixed_up_records(made: Services) -> None:
     """Applied entry by entry, each record found the other's number still held (409)."""
     first, second = (synthetic_patient(random.Random(n), n) for n in (21, 22))
