@@ -101,7 +101,8 @@ def exchange(exchange_id: str) -> Response:
     lang = _language(asked)
     fmt = _format(asked)
     if fmt not in ("html", "json"):
-        raise FhirError(406, "http.report-not-acceptable", "_format", format=fmt, formats="html, json")
+        where = "_format" if "_format" in asked else None  # else Accept asked for it
+        raise FhirError(406, "http.report-not-acceptable", where, format=fmt, formats="html, json")
     found = None
     if exchange_id.isdigit() and len(exchange_id) < 10:
         exchange_log().flush()

@@ -264,13 +264,14 @@ class Ingest:
         return outcome
 
     def _entry_identity(self, record: SourceRecord, outcome: Outcome) -> str:
-        """The identity the record's quarantine entry is kept under: the record's own, unless
-        this run has quarantined a record of that identity and content already (one row twice
-        in a file, the second a duplicate of the first): then its location too, so that the
-        second entry does not replace the first, which held the real reasons.  A run of the same
-        file again gives each record the same key, so no entry is kept twice."""
+        """The identity the record's quarantine entry is kept under: the record's own, but for a
+        copy of another record of the run (one row twice in a file, the second quarantined as a
+        duplicate of the first, or two copies no spec takes): its location too, so that its entry
+        does not replace the first's, which holds the real reasons.  A duplicate is always kept
+        under its location, so a run of the file again, after the first landed, replaces it."""
         key = (record.source, outcome.identity, content_digest(record))
-        if key in self._quarantined:
+        duplicate = any(reason.message_id == "ingest.duplicate-row" for reason in outcome.reasons)
+        if duplicate or key in self._quarantined:
             return f"{outcome.identity}|{record.location}"
         self._quarantined.add(key)
         return outcome.identity
