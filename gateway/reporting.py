@@ -129,6 +129,17 @@ def exchange_detail(store: _Readable, exchange_id: int, lang: str) -> ExchangeDe
         return details(tx.exchanges, [row], lang)[0] if row else None
 
 
+def china_time(instant: str) -> str:
+    """A stored instant (UTC) as China Standard Time, to the second, as a report shows it: its
+    days are China's, and ``2026-12-05T09:21:44.270518Z`` read as a time of day was eight hours
+    off for its readers (``2026-12-05T17:21:44+08:00``)."""
+    try:
+        moment = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    except ValueError:
+        return instant
+    return moment.astimezone(CHINA).isoformat(timespec="seconds")
+
+
 def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[ExchangeDetail]:
     """Exchange rows (``exchange_tables.COLUMNS``) with their verdicts and issues."""
     ids = [int(row[0]) for row in rows]
@@ -151,7 +162,7 @@ def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[Exchan
         found.append(
             ExchangeDetail(
                 id=str(exchange_id),
-                recorded=recorded,
+                recorded=china_time(recorded),
                 day=day,
                 client=client,
                 organization=organization,

@@ -255,6 +255,17 @@ def test_a_drill_down_names_the_resource_each_issue_concerns(store: Store) -> No
     assert {f.subject for e in report.exchanges for f in e.findings} == {"Patient/p1"}
 
 
+def test_a_report_shows_when_an_exchange_came_in_china_time(store: Store) -> None:
+    """The time of day was the stored UTC instant, eight hours off for readers whose days the
+    report counts in China time."""
+    sample(store)
+    report = build_report(store, WHOLE, "en")
+    assert {e.recorded for e in report.exchanges} == {
+        f"{DAY + timedelta(days=1)}T10:00:00+08:00",
+        f"{DAY}T10:00:00+08:00",
+    }
+
+
 def test_the_reports_limit_shows_the_newest_failing_exchanges_and_counts_all(store: Store) -> None:
     sample(store)
     report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1), limit=1), "en")
