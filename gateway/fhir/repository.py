@@ -211,6 +211,7 @@ class Repository:
             if found is not None:
                 return Written(found, 200)
         _check_owner(tx, resource)
+        _check_organization_identifiers(tx, resource)
         rules = self.access()
         _check_people(rules, tx, resource, registering)
         if resource.get("resourceType") == "Patient":
@@ -261,6 +262,7 @@ class Repository:
         replacing a resource the criteria did not select); ``registering`` as for
         :meth:`create_in`."""
         _check_owner(tx, resource)
+        _check_organization_identifiers(tx, resource)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
         _check_people(rules, tx, resource, registering)
@@ -526,6 +528,26 @@ def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:
         raise FhirError(
             403, "http.forbidden-organization", organization=principal.organization, owner=", ".join(foreign)
         )
+
+
+def _check_organization_identifiers(tx: Transaction, resource: dict[str, Any]) -> None:
+    """An organisation's business identifiers (统一社会信用代码, 定点医药机构编号, 执业许可证号 …)
+    are its alone: an Organization bringing one another Organization of the archive holds is
+    refused (409).  A copy of a hospital's code under another organisation made that code name
+    two, and the hospital's own writes naming itself by it were refused as written for the
+    copy's organisation (see :func:`~gateway.security.access.foreign_owners`)."""
+    if resource.get("resourceType") != "Organization":
+        return
+    for index, identifier in enumerate(resource.get("identifier") or []):
+        if not isinstance(identifier, dict):
+            continue
+        system, value = identifier.get("system"), identifier.get("value")
+        if not isinstance(system, str) or not isinstance(value, str):
+            continue  # (a value of no system may be anyone's)
+        held = [o for o in tx.resources.holding_identifier("Organization", system, value) if o != resource.get("id")]
+        if held:
+            where = f"Organization.identifier[{index}]"
+            raise FhirError(409, "http.duplicate-organization", where, organization=f"Organization/{held[0]}")
 
 
 def _check_people(

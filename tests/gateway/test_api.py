@@ -1179,7 +1179,8 @@ def test_document_missing_a_referenced_resource_is_refused_whole(api: Api) -> No
 def test_document_holds_what_its_resources_reference_in_turn(api: Api) -> None:
     """An organisation the person's record names: the document must resolve it inside."""
     organization = {k: v for k, v in example("yy-organization/valid-yiyang-center.json").items() if k != "partOf"}
-    organization["id"] = "document-home"
+    organization["id"] = "document-home"  # a home of its own, with its own licence number
+    organization["identifier"] = [{**organization["identifier"][0], "value": "PDY00002-341010515A1001"}]
     assert put(api, f"Organization/{organization['id']}", organization).status_code in (200, 201)
     person = created(api, new_patient(managingOrganization={"reference": f"Organization/{organization['id']}"}))
     composition = created(api, _composition(person["id"], f"Patient/{person['id']}"))

@@ -500,3 +500,15 @@ def test_a_deleted_or_corrected_number_leaves_the_identity_index(services: Make)
     with made.store.reading() as tx:
         holders = [tx.identity.person_of(f"idcard|{new_patient(n)['identifier'][0]['value']}") for n in (8, 9)]
     assert holders == [None, None]
+
+
+def test_an_organisation_bringing_another_ones_identifier_is_refused(services: Make) -> None:
+    """A hospital registered a copy of another's 统一社会信用代码 under itself; the code then named
+    two organisations, and the owner's own writes naming itself by it were refused."""
+    made = services()
+    hospital = load_example("yy-organization/valid-hospital.json")
+    made.repository.update("Organization", hospital["id"], hospital)
+    copy_of_it = {**hospital, "id": "squatter", "name": "某医院"}
+    with pytest.raises(FhirError) as refused:
+        made.repository.update("Organization", "squatter", copy_of_it)
+    assert (refused.value.status, refused.value.message_id) == (409, "http.duplicate-organization")
