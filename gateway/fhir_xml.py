@@ -34,6 +34,7 @@ from typing import Any
 
 from lxml import etree
 
+from gateway.decimals import keeps_value
 from gateway.messages import Worded
 from profiles.registry import r4_base_types
 
@@ -274,6 +275,8 @@ class FhirXml:
         if not math.isfinite(value := float(text)):
             raise XmlError(where, "xml.decimal-unholdable", value=text[:40])
         if any(c in text for c in ".eE"):
+            if not keeps_value(text, value):
+                raise XmlError(where, "xml.decimal-too-precise", value=text[:40])
             return value
         if not -(2**63) <= (whole := int(text)) < 2**64:  # what the stores' JSON encoder writes
             raise XmlError(where, "xml.decimal-beyond-64-bit", value=text[:40])

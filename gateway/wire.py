@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from lxml import etree
 
+from gateway.decimals import keeps_value
 from gateway.fhir_xml import XmlError, fhir_xml
 
 MAX_DEPTH = 64
@@ -58,10 +59,13 @@ def _integer(text: str) -> int:
 
 
 def _finite(text: str) -> float:
-    """A JSON number as a float, unless it overflows to infinity (1e400), which FHIR has not."""
+    """A JSON number as a float, unless it overflows to infinity (1e400), which FHIR has not,
+    or has more significant digits than a float keeps (``gateway/decimals.py``)."""
     value = float(text)
     if not math.isfinite(value):
         raise WireError("http.not-a-number", value=text)
+    if not keeps_value(text, value):
+        raise WireError("http.decimal-too-precise", value=text[:40])
     return value
 
 

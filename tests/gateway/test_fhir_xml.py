@@ -198,6 +198,25 @@ def test_a_decimal_the_stores_cannot_hold_is_refused(value: str) -> None:
         parse_xml(body.encode())
 
 
+@pytest.mark.parametrize("value", ["1.00000000000000001", "12345678901234567890.5"])
+def test_a_decimal_with_more_digits_than_the_archive_keeps_is_refused_in_json_and_xml(value: str) -> None:
+    """Read as a float, it was stored as another value (1.0, 1.2345678901234567e+19)."""
+    body = f'<Observation xmlns="http://hl7.org/fhir"><valueQuantity><value value="{value}"/></valueQuantity></Observation>'
+    with pytest.raises(WireError) as in_json:
+        parse_json(f'{{"valueQuantity": {{"value": {value}}}}}'.encode())
+    with pytest.raises(WireError) as in_xml:
+        parse_xml(body.encode())
+    assert (in_json.value.message_id, in_xml.value.params["detail"].message_id) == (
+        "http.decimal-too-precise",
+        "xml.decimal-too-precise",
+    )
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_decimal_a_float_holds_is_read_as_written(number: float) -> None:
+    assert parse_json(repr(number).encode()) == number
+
+
 @pytest.mark.parametrize("text", ["a\ufffeb", "a\uffffb", "a\x01b"])
 def test_text_xml_cannot_hold_is_written_as_a_replacement_character(text: str) -> None:
     """An error message may echo such text from a request's URL: the answer is still written."""
