@@ -324,9 +324,9 @@ def vread(kind: str, resource_id: str, version: str) -> Response:
 
 @fhir.post("/<kind>/<resource_id>/$validate")
 def validate_instance(kind: str, resource_id: str) -> Response:
-    """Whether the body could become this instance: it must exist (and be the principal's to
-    see), and the body may not name another id."""
-    services().repository.read(kind, resource_id)
+    """Whether the body could become this instance: it must have existed (and be the
+    principal's to see; one deleted may be written again, as a PUT re-creates it), and the
+    body names its id."""
     return _validate(kind, resource_id)
 
 
@@ -442,7 +442,13 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         if resource_id is None:
             raise FhirError(400, "http.validate-delete-needs-instance", "mode", kind=kind)
         return respond(operations.validate_delete(repository, kind, resource_id, language()))
-    return respond(operations.validate(repository, resource, profiles, language(), kind, resource_id))
+    if resource_id is not None:
+        try:
+            repository.read(kind, resource_id)
+        except FhirError as absent:
+            if absent.status != 410:  # a deleted one is written again by a PUT (201)
+                raise
+    return respond(operations.validate(repository, resource, profiles, language(), kind, resource_id, mode))
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:

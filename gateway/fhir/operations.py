@@ -17,7 +17,7 @@ from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import unsupported_value
-from gateway.fhir.repository import Repository
+from gateway.fhir.repository import Repository, check_body_id
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
 from gateway.security.access import Access
@@ -40,14 +40,18 @@ def validate(
     lang: str,
     kind: str | None = None,
     resource_id: str | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """``$validate``: the OperationOutcome of every issue; the store is not touched.  On an
-    instance (``resource_id``) the body may not name another id."""
+    instance (``resource_id``) the body may not name another id, and as an update (``mode``
+    update or none) must name this one, as the PUT it foretells must."""
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise FhirError(400, "http.not-a-resource")
     if kind and resource["resourceType"] != kind:
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
-    if resource_id and resource.get("id") not in (None, resource_id):
+    if resource_id and mode in (None, "update"):
+        check_body_id(resource, resource_id, f"{kind}.id")
+    elif resource_id and resource.get("id") not in (None, resource_id):
         raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
     for url in profiles:  # "if the server cannot validate against the nominated profile, it SHALL return an error"
         if not _known_profile(repository.validator.registry, url):

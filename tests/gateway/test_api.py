@@ -921,6 +921,21 @@ def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> Non
     assert ("rule.id-card-checksum" in message_ids(answer), stored) == (True, 404)
 
 
+def test_validating_an_update_of_a_deleted_instance_foretells_the_put(api: Api) -> None:
+    """A PUT writes a deleted resource again (201); its $validate answered 410."""
+    first = created(api, new_patient())
+    api.delete(f"{api.base}/Patient/{first['id']}", timeout=60)
+    assert post(api, f"Patient/{first['id']}/$validate?mode=update", first).status_code == 200
+
+
+def test_validating_an_update_whose_body_names_no_id_is_refused_as_the_put_is(api: Api) -> None:
+    """$validate passed it, and the PUT it foretold answered 400 http.id-missing."""
+    first = created(api, new_patient())
+    body = {k: v for k, v in first.items() if k != "id"}
+    answer = post(api, f"Patient/{first['id']}/$validate?mode=update", body)
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.id-missing"])
+
+
 def test_validating_an_instance_that_does_not_exist_is_not_found(api: Api) -> None:
     assert post(api, "Patient/no-such-patient/$validate", new_patient()).status_code == 404
 
