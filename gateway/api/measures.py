@@ -54,6 +54,9 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
         raise unsupported_value("reportType", args["reportType"], ["population"])
     start, end = args.get("periodStart", ""), args.get("periodEnd", "")
+    for name, value in (("periodStart", start), ("periodEnd", end)):
+        if not value:  # 1..1 in R4; alone, the other was read as a period of one day
+            raise FhirError(400, "http.parameter-required", name, name=name, where="$evaluate-measure")
     try:
         if not wanted:
             raise MeasureError("measure.unknown", measure="")

@@ -1160,6 +1160,20 @@ def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> 
     assert (answer.status_code, message_ids(answer)) == (400, ["measure.bad-period"])
 
 
+@pytest.mark.parametrize(
+    ("given", "missing"), [("periodStart=2026-01-01", "periodEnd"), ("periodEnd=2026-12-31", "periodStart")]
+)
+def test_evaluate_measure_needs_both_ends_of_its_period(api: Api, given: str, missing: str) -> None:
+    """Each is 1..1 in R4; one alone was read as a period of that one day."""
+    answer = get(api, f"Measure/family-doctor-contract-rate/$evaluate-measure?{given}")
+    issue = answer.json()["issue"][0]
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue["expression"]) == (
+        400,
+        "http.parameter-required",
+        [missing],
+    )
+
+
 # -- Composition/$document ----------------------------------------------------------------------------
 def _composition(patient_id: str, *entries: str) -> dict[str, Any]:
     return {
