@@ -2,7 +2,8 @@
 
 A few core R4 constraints were published with FHIRPath that does not say what their ``human``
 text says: ``answer is Boolean`` names no FHIR type (the type is ``boolean``), con-3 compares a
-CodeableConcept with a string, ras-2 fails when there is no probability.  The reference HL7
+CodeableConcept with a string, ras-2 fails when there is no probability, vs-1 fails on an
+``effectivePeriod`` it does not concern.  The reference HL7
 validator evaluates corrected expressions for exactly these (its ``FHIRPathExpressionFixer``),
 so an instance it accepts must not fail here on a typo in the specification.
 
@@ -26,6 +27,10 @@ CORRECTIONS: dict[tuple[str, str], str] = {
     ): "(verificationStatus.coding.where(system='http://terminology.hl7.org/CodeSystem/condition-ver-status' and "
     "code = 'entered-in-error').exists() and category.coding.exists(system='http://terminology.hl7.org/CodeSystem/"
     "condition-category' and code ='problem-list-item').empty()) implies (clinicalStatus.exists())",
+    # vital signs: "if effective[x] is dateTime …", but ``as dateTime`` of a Period is empty,
+    # which fails, so a vital sign measured over a period (allowed: dateTime or Period) was refused
+    ("vs-1", "($this as dateTime).toString().length() >= 8"): "($this is dateTime) implies "
+    "(($this as dateTime).toString().length() >= 8)",
 }
 
 

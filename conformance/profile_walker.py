@@ -7,6 +7,7 @@ an issue with the FHIRPath of the offending element and the walk carries on.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -58,6 +59,8 @@ class Item:
 
 
 MEMO_LIMIT = 50_000
+#: the version part of a versioned reference (``…/_history/2``)
+_VERSION = re.compile(r"/_history/[^/]*$")
 
 
 def matches_pattern(pattern: Any, value: Any) -> bool:
@@ -347,7 +350,9 @@ class ProfileWalker:
         if resolved is not None:
             target_type = resolved.get("resourceType")
         elif isinstance(reference, str) and not target_type:
-            head = reference.split("?", 1)[0].split("/")
+            # Type/id, or a version of it (Type/id/_history/2, references.html): the type is
+            # the segment before the id either way
+            head = _VERSION.sub("", reference.split("?", 1)[0]).split("/")
             if reference.startswith(("urn:", "#")):
                 return  # unresolved: the business rules report it
             target_type = head[-2] if len(head) >= 2 else None
