@@ -430,15 +430,18 @@ class StructureWalker:
         _native_failed("ref-1", "error", path, issues)
 
     def _dom_3(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
-        """dom-3: every contained resource is referenced from elsewhere, or refers to its container."""
+        """dom-3: every contained resource is referenced from elsewhere, or refers to its
+        container.  One without an id can be referenced by nothing (the published FHIRPath,
+        empty for it, let it pass)."""
         contained = resource.get("contained")
         if not isinstance(contained, list):
             return
         anywhere = _local_strings(resource)
         for item in contained:
-            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            if not isinstance(item, dict):
                 continue
-            if "#" + item["id"] in anywhere or "#" in _local_strings(item):
+            named = isinstance(item.get("id"), str) and "#" + item["id"] in anywhere
+            if named or "#" in _local_strings(item):
                 continue
             _native_failed("dom-3", "error", path, issues)
             return

@@ -198,6 +198,11 @@ def test_local_reference_to_contained_resource_passes(validator: Validator) -> N
     assert errors(check(validator, resource)) == []
 
 
+def test_a_contained_resource_without_an_id_nothing_can_reference_fails_dom_3(validator: Validator) -> None:
+    resource = {"resourceType": "Patient", "contained": [{"resourceType": "Practitioner", "name": [{"text": "x"}]}]}
+    assert [issue.params.get("key") for issue in check(validator, resource) if issue.is_error] == ["dom-3"]
+
+
 def test_contained_resources_are_validated_too(validator: Validator) -> None:
     resource = {
         "resourceType": "Patient",
