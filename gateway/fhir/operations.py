@@ -53,10 +53,14 @@ def validate(
         check_body_id(resource, resource_id, f"{kind}.id")
     elif resource_id and resource.get("id") not in (None, resource_id):
         raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
+    registry = repository.validator.registry
     for url in profiles:  # "if the server cannot validate against the nominated profile, it SHALL return an error"
-        if not _known_profile(repository.validator.registry, url):
+        if not _known_profile(registry, url):
             raise FhirError(400, "http.unknown-profile", "profile", url=url)
-    return operation_outcome(repository.validate(resource, profiles), lang)
+    # a type's core definition is the base model every resource is held to already: named, it
+    # was looked for among the profiles and warned of as unknown
+    held = [url for url in profiles if registry.get(url) is not None]
+    return operation_outcome(repository.validate(resource, held), lang)
 
 
 def _known_profile(registry: Registry, url: str) -> bool:

@@ -1260,6 +1260,12 @@ def test_ingest_refuses_a_missing_source_or_a_parameter_it_does_not_take(
     assert (answer.status_code, (issue["details"]["coding"][0]["code"], issue["expression"])) == (400, refusal)
 
 
+def test_validate_against_the_types_core_definition_is_the_base_model_check(api: Api) -> None:
+    """It was accepted as known, then warned of as an unknown profile."""
+    answer = post(api, "Patient/$validate?profile=http://hl7.org/fhir/StructureDefinition/Patient", new_patient())
+    assert (answer.status_code, "profile.unknown" in message_ids(answer)) == (200, False)
+
+
 def test_validate_takes_one_resource(api: Api) -> None:
     parameters = {
         "resourceType": "Parameters",
