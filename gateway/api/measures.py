@@ -16,7 +16,7 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response
 from werkzeug.datastructures import MultiDict
 
-from gateway.api.negotiation import operation_args, respond
+from gateway.api.negotiation import given_once, operation_args, respond
 from gateway.api.routes import access, services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import unsupported_parameter, unsupported_value
@@ -51,6 +51,7 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     unknown = sorted(set(args) - PARAMETERS)
     if unknown:
         raise unsupported_parameter(unknown[0], "$evaluate-measure", sorted(PARAMETERS))
+    given_once(args, ("measure", "periodStart", "periodEnd", "reportType", "division"))
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
         raise unsupported_value("reportType", args["reportType"], ["population"])
     start, end = args.get("periodStart", ""), args.get("periodEnd", "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterable
 from datetime import date
 from functools import cached_property
 from typing import IO, Any
@@ -243,6 +244,14 @@ def operation_args() -> MultiDict[str, str]:
             raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
         found.add(name, _query_text(values[0]))
     return found
+
+
+def given_once(args: MultiDict[str, str], names: Iterable[str]) -> None:
+    """A 400 for a parameter of one value at most given twice (in the query, or there and in a
+    Parameters body): which of the two counted was the server's choice, not the client's."""
+    for name in names:
+        if len(args.getlist(name)) > 1:
+            raise FhirError(400, "http.repeated-parameter", name, name=name)
 
 
 def _query_text(value: Any) -> str:

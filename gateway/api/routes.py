@@ -17,6 +17,7 @@ from gateway.api.negotiation import (
     body,
     encode,
     encoded,
+    given_once,
     if_match,
     if_none_exist,
     language,
@@ -344,6 +345,7 @@ def everything(resource_id: str) -> Response:
     for name in args:
         if name not in EVERYTHING_PARAMETERS:
             raise unsupported_parameter(name, "$everything", EVERYTHING_HONOURED)
+    given_once(args, ("_since", "_count", "_offset"))
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
     if unknown := sorted(types - found.repository.resource_types):
@@ -415,6 +417,7 @@ def _deleted(stored: Stored | None, count: int) -> Response:
 def _validate(kind: str, resource_id: str | None = None) -> Response:
     """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
+    given_once(request.args, ("mode",))
     mode = request.args.get("mode")
     document = body() if mode != "delete" or request.content_length else None
     resource: Any = document

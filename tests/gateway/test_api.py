@@ -1266,6 +1266,22 @@ def test_validate_against_the_types_core_definition_is_the_base_model_check(api:
     assert (answer.status_code, "profile.unknown" in message_ids(answer)) == (200, False)
 
 
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        (
+            "Measure/family-doctor-contract-rate/$evaluate-measure?periodStart=2026&periodStart=2025&periodEnd=2026",
+            "periodStart",
+        ),
+        ("Patient/zhang-xiuying/$everything?_count=5&_count=100", "_count"),
+    ],
+)
+def test_an_operation_parameter_of_one_value_given_twice_is_refused(api: Api, path: str, name: str) -> None:
+    """The first of the two was taken, silently: which one counted was the server's choice."""
+    answer = get(api, path)
+    assert (answer.status_code, answer.json()["issue"][0]["expression"]) == (400, [name])
+
+
 def test_validate_takes_one_resource(api: Api) -> None:
     parameters = {
         "resourceType": "Parameters",
