@@ -369,12 +369,14 @@ def everything(resource_id: str) -> Response:
 def document(resource_id: str) -> Response:
     """The Composition as a document Bundle; each included resource must be one the principal
     may see and its token may read (else the document is refused, not silently cut short).
-    The document is not stored (``persist``) and no ``graph`` is taken: either is refused."""
+    The document is not stored: ``persist=false``, R4's default, is taken, ``persist=true``
+    and ``graph`` are refused."""
     from gateway.reporting import generated_now
 
-    for name in operation_args():
-        if name not in IGNORED_CONTROLS:
-            raise FhirError(400, "http.takes-no-parameters", name=name, where="$document")
+    args = operation_args()
+    for name, value in args.items(multi=True):
+        if name not in IGNORED_CONTROLS and (name, value) != ("persist", "false"):
+            raise FhirError(400, "http.takes-no-parameters", name, name=name, where="$document")
     found, allowed = services(), grants()
 
     def may_include(stored: Stored) -> bool:

@@ -1217,6 +1217,13 @@ def test_document_holds_what_its_resources_reference_in_turn(api: Api) -> None:
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Composition", "Patient", "Organization"]
 
 
+def test_a_document_asked_with_persist_false_is_made_as_by_default(api: Api) -> None:
+    """R4's persist defaults to false: saying so was refused as a parameter $document does not take."""
+    person = created(api, new_patient())
+    composition = created(api, _composition(person["id"], f"Patient/{person['id']}"))
+    assert get(api, f"Composition/{composition['id']}/$document?persist=false").status_code == 200
+
+
 def test_a_document_made_again_after_a_change_is_another_document(api: Api) -> None:
     person = created(api, new_patient())
     composition = created(api, _composition(person["id"], f"Patient/{person['id']}"))
