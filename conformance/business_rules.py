@@ -66,6 +66,8 @@ class BusinessRules:
         found = id_card.problems(value)
         for message_id, params in found:
             issues.error(message_id, where, **params)
+        if not found and value.endswith("x"):  # GB 11643 writes the check character X
+            issues.add("warning", "rule.id-card-lowercase-x", where, value=value, written=value[:-1] + "X")
         facts = id_card.facts(value)
         if facts is None:
             return

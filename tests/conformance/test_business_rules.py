@@ -21,6 +21,18 @@ def test_lower_case_x_is_accepted() -> None:
     assert id_card.problems("11010519491231002x") == []
 
 
+def test_a_lower_case_x_in_a_patients_number_is_a_warning_naming_the_upper_case(validator: Validator) -> None:
+    """Valid (the checksum holds either way), but GB 11643 writes X: the record is told so."""
+    patient = load_example("yy-patient/valid-zhang-xiuying.json")
+    patient["identifier"][0]["value"] = "11010519491231002x"
+    warned = [
+        (i.severity, i.message_id, i.params.get("written"))
+        for i in validator.validate(patient)
+        if i.severity != "information"
+    ]
+    assert warned == [("warning", "rule.id-card-lowercase-x", "11010519491231002X")]
+
+
 def test_15_digit_number_is_reported_with_its_18_digit_form() -> None:
     assert id_card.problems("440524800101001") == [
         ("rule.id-card-15-digit", {"value": "440524800101001", "converted": "440524198001010013"})
