@@ -58,13 +58,25 @@ class FhirRequest(Request):
 
     parameter_storage_class = Parameters
 
+    #: why the query is no UTF-8, once :attr:`args` has read it (:func:`refuse_unreadable_text`)
+    unreadable_query: FhirError | None = None
+
     @cached_property
     def args(self) -> Parameters:
-        """werkzeug's, except that a query whose bytes are no UTF-8 is read (with U+FFFD in
-        their place) rather than failing whoever reads it: the 400 refusing it
-        (:func:`refuse_unreadable_text`) reads ``_format`` too."""
-        decoded = self.query_string.decode("utf-8", "replace")
-        return Parameters(parse_qsl(decoded, keep_blank_values=True, errors="replace"))
+        """The query, read once and strictly (:func:`query_pairs`).  One whose bytes are no
+        UTF-8 is read with U+FFFD in their place rather than failing whoever reads it (the 400
+        refusing it reads ``_format`` too), its refusal kept in :attr:`unreadable_query`."""
+        try:
+            return Parameters(query_pairs(self.query_string))
+        except FhirError as refusal:
+            self.unreadable_query = refusal
+            decoded = self.query_string.decode("utf-8", "replace")
+            return Parameters(parse_qsl(decoded, keep_blank_values=True, errors="replace"))
+
+    def query_refusal(self) -> FhirError | None:
+        """Why the query is no UTF-8, when it is not (found as :attr:`args` reads it)."""
+        _ = self.args
+        return self.unreadable_query
 
     @cached_property
     def stream(self) -> IO[bytes]:
@@ -267,8 +279,8 @@ def refuse_unreadable_text() -> None:
     current = request._get_current_object()
     if "\x00" in current.path or b"%00" in current.query_string:
         raise FhirError(400, "http.nul-character", where="URL")
-    if current.query_string:
-        query_pairs(current.query_string)
+    if current.query_string and (refused := current.query_refusal()) is not None:
+        raise refused
     if current.mimetype == FORM:
         query_pairs(current.get_data(cache=True))
 
