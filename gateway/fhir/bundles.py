@@ -27,6 +27,7 @@ from gateway.fhir.archive_references import local_reference
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
+from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.parameters import if_match_version, instant, query_pairs
 from gateway.fhir.repository import (
     DELETE_ROUND,
@@ -37,7 +38,6 @@ from gateway.fhir.repository import (
     identifier_of,
     named_id,
     new_id,
-    patched_resource,
 )
 from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.ingest.identity import is_document, match_keys

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import jsonpatch
 import orjson
 
 from conformance.fhirpath_scope import Resolver
@@ -24,8 +23,9 @@ from conformance.stored_references import check_stored_references
 from conformance.validator import Validator
 from gateway import exchanges, messages
 from gateway.config import Config
-from gateway.fhir.archive_references import ArchiveReferences, localise
+from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
+from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IDENTITY_LOCK, Conflict, is_document, lock_numbers, match_keys
 from gateway.search.values import natural_number
@@ -628,33 +628,6 @@ def identifier_of(patient: dict[str, Any], key: str) -> str:
         if key in match_keys({"identifier": [identifier]}):
             return f"Patient.identifier[{index}]"
     return "Patient.identifier"
-
-
-_PYTHON_TYPE = re.compile(r"\(<class '(\w+)'>\)")
-_JSON_TYPES = {
-    "str": "string",
-    "int": "number",
-    "float": "number",
-    "bool": "boolean",
-    "dict": "object",
-    "list": "array",
-}
-
-
-def patched_resource(current: Stored, operations: Any, base_url: str, where: str = "") -> dict[str, Any]:
-    """``current`` with a JSON Patch applied: still a resource of the same type and id, or 400.
-    A reference the patch wrote as a string on this server's own base is made relative, as a
-    request body's are (``localise``)."""
-    try:
-        patched = jsonpatch.apply_patch(current.resource, operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:
-        # jsonpatch words a failed test with Python's reprs of types: "(<class 'str'>)"
-        detail = _PYTHON_TYPE.sub(lambda m: f"({_JSON_TYPES.get(m[1], m[1])})", str(exc))
-        raise FhirError(400, "http.bad-patch", where, detail=detail) from exc
-    if not isinstance(patched, dict) or patched.get("resourceType") != current.type or patched.get("id") != current.id:
-        raise FhirError(400, "http.bad-patch", where, detail="a patch may not change resourceType or id")
-    localise(patched, base_url)
-    return patched
 
 
 def named_id(resource: dict[str, Any], where: str) -> str | None:

@@ -151,7 +151,9 @@ RULES: dict[str, Rule] = {
     "fhir.search": Rule(KIND, "s"),
     "fhir.create": Rule(KIND, "c", conditional="s"),
     "fhir.conditional_update": Rule(KIND, "us"),
-    "fhir.conditional_patch": Rule(KIND, "us"),
+    # a patch works on content the client is not sent: its answer, its refusals and its test
+    # operations would show that content, so patching needs read as well as update
+    "fhir.conditional_patch": Rule(KIND, "rus"),
     "fhir.conditional_delete": Rule(KIND, "ds"),
     "fhir.type_history": Rule(KIND, "s"),
     # $validate stores nothing and reads nothing: any authenticated client may check a resource
@@ -161,7 +163,7 @@ RULES: dict[str, Rule] = {
     "fhir.vread": Rule(KIND, "r"),
     "fhir.instance_history": Rule(KIND, "r"),
     "fhir.update": Rule(KIND, "u"),
-    "fhir.patch": Rule(KIND, "u"),
+    "fhir.patch": Rule(KIND, "ru"),
     "fhir.delete": Rule(KIND, "d"),
     # the instance form looks the instance up (404 when absent): that is a read
     "fhir.validate_instance": Rule(KIND, "r"),
@@ -252,7 +254,7 @@ def bundle_entry_needs(
     search of its criteria besides)."""
     searched = search_needs(kind, parse_qsl(criteria or "", keep_blank_values=True), targets)
     if method in ("POST", "PUT", "PATCH", "DELETE"):
-        permission = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}[method]
+        permission = {"POST": "c", "PUT": "u", "PATCH": "ru", "DELETE": "d"}[method]
         return [(kind, permission + ("s" if criteria else "")), *(searched[1:] if criteria else [])]
     if resource_id:  # a read, a vread or an instance's history, paged or not
         return [(kind, "r")]

@@ -292,6 +292,15 @@ def test_a_token_without_the_scope_is_403_naming_it(served: Served, client_key: 
     assert "system/Patient.c" in created.json()["issue"][0]["details"]["text"]
 
 
+def test_a_client_that_may_only_update_may_not_patch(served: Served, client_key: Any) -> None:
+    """A patch of an empty list would answer with the whole stored record."""
+    add_client(served.database_url, "updater", key=client_key, scope="system/Patient.u")
+    headers = {**bearer(request_token(served.base, "updater", client_key, "system/Patient.u"))}
+    headers["Content-Type"] = "application/json-patch+json"
+    patched = requests.patch(f"{served.base}/Patient/anyone", data="[]", headers=headers, timeout=30)
+    assert (patched.status_code, message_id(patched)) == (403, "http.forbidden-scope")
+
+
 def test_a_missing_scope_is_challenged_as_insufficient_scope(served: Served, client_key: Any) -> None:
     """RFC 6750 §3.1: the 403 names the scope in the bearer challenge too."""
     add_client(served.database_url, "challenged-reader", key=client_key, scope="system/Patient.rs")

@@ -115,6 +115,15 @@ def test_a_bundle_entry_needs_what_its_interaction_would() -> None:
     ] == [[("Patient", "cs")], [("Patient", "r")], [("Patient", "s")], [("Patient", "d")]]
 
 
+def test_a_patch_needs_read_as_well_as_update() -> None:
+    """A patch's answer, refusals and test operations show the content it works on."""
+    assert [
+        needs("fhir.patch", {"kind": "Patient"}),
+        needs("fhir.conditional_patch", {"kind": "Patient"}),
+        bundle_entry_needs("PATCH", "Patient", "p1", None),
+    ] == [[("Patient", "ru")], [("Patient", "rus")], [("Patient", "ru")]]
+
+
 def test_a_bundle_entry_paging_an_instances_history_needs_read_only() -> None:
     assert bundle_entry_needs("GET", "Patient", "p1", "_count=1") == [("Patient", "r")]
 

@@ -364,19 +364,6 @@ def test_a_re_creation_whose_deletion_is_on_another_page_is_still_a_creation(mad
     assert statuses(history) == ["201"]
 
 
-def test_a_failed_patch_test_is_worded_with_json_types_not_python_ones() -> None:
-    from gateway.fhir.repository import patched_resource
-    from gateway.storage.store import Stored
-
-    current = Stored(
-        "Basic", "b1", 1, "2026-12-05T00:00:00Z", False, {"resourceType": "Basic", "id": "b1", "code": {"text": "x"}}
-    )
-    with pytest.raises(FhirError) as refused:
-        patched_resource(current, [{"op": "test", "path": "/code/text", "value": "y"}], "http://example.org/fhir")
-    detail = str(refused.value.params["detail"])
-    assert ("<class" in detail, "(string)" in detail) == (False, True)
-
-
 # -- one record per person ------------------------------------------------------------------------
 def test_a_transaction_writing_one_person_twice_is_refused_naming_both_entries(made: Services) -> None:
     """Its location was Patient.identifier[0] (which of the Bundle's Patients, it did not say),
