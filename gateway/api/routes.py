@@ -236,7 +236,7 @@ def conditional_patch(kind: str) -> Response:
 
 @fhir.delete("/<kind>")
 def conditional_delete(kind: str) -> Response:
-    deleted = services().repository.conditional_delete(kind, request.query_string.decode())
+    deleted = services().repository.conditional_delete(kind, request.query_string.decode(), if_match())
     g.touched = tuple(stored.reference for stored in deleted)
     return _deleted(deleted[0] if len(deleted) == 1 else None, len(deleted))
 

@@ -419,7 +419,7 @@ class Bundles:
     ) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
-                self.repository.delete_matching_in(tx, entry.kind, entry.criteria)
+                self.repository.delete_matching_in(tx, entry.kind, entry.criteria, entry.if_match, entry.path)
             elif entry.resource_id:
                 self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
             return {"response": {"status": "204 No Content"}}

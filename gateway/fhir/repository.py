@@ -397,17 +397,27 @@ class Repository:
             _check_writable(kind, "DELETE")
             _check_change(tx, current)
 
-    def conditional_delete(self, kind: str, criteria: str) -> list[Stored]:
+    def conditional_delete(self, kind: str, criteria: str, if_match: int | None = None) -> list[Stored]:
         """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
         self.check_type(kind)
         self._need_criteria(criteria)
-        return self.store.atomically(lambda tx: self.delete_matching_in(tx, kind, criteria))
+        return self.store.atomically(lambda tx: self.delete_matching_in(tx, kind, criteria, if_match))
 
-    def delete_matching_in(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
+    def delete_matching_in(
+        self, tx: Transaction, kind: str, criteria: str, if_match: int | None = None, where: str | None = None
+    ) -> list[Stored]:
         """Every match the principal may see, each only if it may write for its owner (one
         refusal refuses them all).  A deleted resource leaves the index, so each round asks
-        for the first matches again until none is left."""
+        for the first matches again until none is left.  With ``If-Match`` the criteria name
+        one resource at that version (R4 http.html#concurrency): none is a 404, several a 412,
+        like a conditional patch's, and another version a 412."""
         _check_writable(kind, "DELETE")
+        if if_match is not None:
+            found = self.only_match(tx, kind, criteria, where)
+            if found is None:
+                raise FhirError(404, "http.conditional-no-match", where, condition=criteria)
+            gone = self.delete_in(tx, kind, found.id, if_match)
+            return [gone] if gone is not None else []
         rules, deleted = self.access(), []
         while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
             before = len(deleted)

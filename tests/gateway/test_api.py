@@ -323,6 +323,14 @@ def test_a_conditional_delete_removes_the_match(api: Api) -> None:
     assert get(api, f"Patient/{first['id']}").status_code == 410
 
 
+def test_a_conditional_delete_with_an_old_if_match_is_a_412(api: Api) -> None:
+    first = created(api, new_patient())
+    put(api, f"Patient/{first['id']}", {**first, "active": False})
+    criteria = f"Patient?identifier={ID_CARD}|{id_card(first)}"
+    answer = api.delete(f"{api.base}/{criteria}", headers={"If-Match": 'W/"1"'}, timeout=60)
+    assert (answer.status_code, get(api, f"Patient/{first['id']}").status_code) == (412, 200)
+
+
 # -- search ------------------------------------------------------------------------------------------
 def test_search_by_identifier_finds_exactly_the_patient(api: Api) -> None:
     first = created(api, new_patient())

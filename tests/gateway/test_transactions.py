@@ -6,6 +6,7 @@ single interactions a Bundle entry shares (If-Match on a deleted resource, histo
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import random
@@ -424,6 +425,17 @@ def test_a_get_entry_reads_conditionally_as_a_get_on_its_own(made: Services, con
     stored(made, "polled")
     entry = {"request": {"method": "GET", "url": "Basic/polled", **condition}}
     assert statuses(made.bundles.process(bundle(entry, kind="batch"))) == [status]
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_conditional_delete_entry_with_an_old_if_match_deletes_nothing(made: Services, kind: str) -> None:
+    """Its ifMatch was ignored: the newer version was deleted."""
+    current = stored(made, "moved-on")
+    made.repository.update("Basic", "moved-on", {**current, "code": {"text": "changed"}})
+    entry = {"request": {"method": "DELETE", "url": f"Basic?identifier={SYSTEM}|moved-on", "ifMatch": 'W/"1"'}}
+    with contextlib.suppress(FhirError):
+        made.bundles.process(bundle(entry, kind=kind))
+    assert made.repository.read("Basic", "moved-on").version == 2
 
 
 def test_a_refused_if_match_names_its_entry(made: Services) -> None:
