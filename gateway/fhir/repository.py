@@ -149,7 +149,7 @@ class Repository:
         (404 as if absent otherwise) and if the version itself concerns people it serves."""
         self.check_type(kind)
         number = natural_number(version)
-        if number is None:
+        if number is None or str(number) != version:  # a version id is text: "01" names none
             raise FhirError(404, "http.version-not-found", reference=f"{kind}/{resource_id}", version=version)
         with self.store.reading(snapshot=self.access().restricted) as tx:
             return self.vread_in(tx, kind, resource_id, number)
@@ -176,7 +176,8 @@ class Repository:
         A match is looked for first: then the body is ignored, as FHIR has it, not validated
         (the write transaction looks again, under its lock, before it creates)."""
         self._body_type(resource)
-        if if_none_exist:
+        if if_none_exist is not None:  # present but blank selects nothing: no silent plain create
+            self._need_criteria(if_none_exist)
             with self.store.reading() as tx:
                 found = self.only_match(tx, resource["resourceType"], if_none_exist)
             if found is not None:
@@ -470,7 +471,7 @@ class Repository:
 
     @staticmethod
     def _need_criteria(criteria: str) -> None:
-        if not criteria.strip("?&"):
+        if not criteria.strip(" \t?&"):
             raise FhirError(400, "http.conditional-needs-criteria")
 
 

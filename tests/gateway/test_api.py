@@ -317,6 +317,12 @@ def test_a_conditional_create_reads_criteria_sent_as_raw_utf8(api: Api) -> None:
     assert (again.status_code, again.json()["id"]) == (200, first["id"])
 
 
+def test_a_blank_if_none_exist_is_refused_not_ignored(api: Api) -> None:
+    """A client building the header from a missing value made the duplicate it meant to prevent."""
+    answer = api.post(f"{api.base}/Patient", data=json.dumps(new_patient()), headers={**FHIR_JSON, "If-None-Exist": ""})
+    assert (answer.status_code, message_ids(answer)[0]) == (400, "http.conditional-needs-criteria")
+
+
 def test_a_conditional_delete_removes_the_match(api: Api) -> None:
     first = created(api, new_patient())
     api.delete(f"{api.base}/Patient?identifier={ID_CARD}|{id_card(first)}", timeout=60)

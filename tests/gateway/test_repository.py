@@ -57,6 +57,15 @@ def test_in_warn_mode_an_invalid_write_is_stored_with_its_issues(services: Make,
     assert (written.status, any(i.expression == "Patient.gender" and i.is_error for i in written.issues)) == (201, True)
 
 
+def test_a_version_id_written_with_a_leading_zero_names_no_version(services: Make, patient: dict[str, Any]) -> None:
+    """meta.versionId is text: "01" is not "1"."""
+    made = services()
+    made.repository.update("Patient", patient["id"], patient)
+    with pytest.raises(FhirError) as refused:
+        made.repository.vread("Patient", patient["id"], "01")
+    assert refused.value.status == 404
+
+
 def test_loading_the_demo_twice_writes_nothing_the_second_time(services: Make) -> None:
     from gateway.demo import load_demo
 
