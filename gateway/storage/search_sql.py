@@ -261,7 +261,11 @@ def _fetch(selects: list[str], params: list[Any]) -> Sql | None:
     if not selects:
         return None
     union = " UNION ".join(selects)
-    return f"SELECT {COLUMNS} FROM resource r WHERE NOT r.deleted AND (r.type, r.id) IN ({union})", params
+    # in one order on both databases (each had its own), and what a limit keeps is the same
+    return (
+        f"SELECT {COLUMNS} FROM resource r WHERE NOT r.deleted AND (r.type, r.id) IN ({union}) ORDER BY r.type, r.id",
+        params,
+    )
 
 
 def _like(text: str) -> str:

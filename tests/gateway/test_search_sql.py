@@ -363,6 +363,15 @@ def test_include_fetches_the_referenced_resources(db: Database) -> None:
     assert {row[1] for row in db.run(*sql)} == {"zhang-xiuying", "wang-fang"}
 
 
+def test_included_resources_come_in_type_and_id_order_on_both_databases(db: Database) -> None:
+    """Each database had its own order: the same search answered differently."""
+    query = db.query("Encounter", ("_include", "Encounter:*"))
+    sql = include_sql(query.include, [("Encounter", "home-visit-20261101")])
+    assert sql is not None
+    found = [(row[0], row[1]) for row in db.run(*sql)]
+    assert found == sorted(found)
+
+
 def test_include_with_a_target_type_fetches_only_that_type(db: Database) -> None:
     query = db.query("Encounter", ("_include", "Encounter:*:Practitioner"))
     sql = include_sql(query.include, [("Encounter", "home-visit-20261101")])
