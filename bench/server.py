@@ -486,6 +486,7 @@ def cached_sqlite(patients: int, cache: Path) -> Path:
     path = cache / f"sqlite-v{CACHE_VERSION}-{patients}.sqlite"
     if path.exists():
         print(f"  reusing {path}", flush=True)
+        upgraded(f"sqlite:///{path}")
         return path
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
@@ -504,6 +505,9 @@ def cached_postgres(patients: int, cache: Path, admin: str) -> str:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
     if exists and resource_count(url) == 3 * patients:
         print(f"  reusing database {name}", flush=True)
+        if upgraded(url):
+            with admin_connection(url) as connection:
+                connection.execute("VACUUM ANALYZE")
         return url
     with admin_connection(admin) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -512,6 +516,21 @@ def cached_postgres(patients: int, cache: Path, admin: str) -> str:
     with admin_connection(url) as connection:
         connection.execute("VACUUM ANALYZE")
     return url
+
+
+def upgraded(url: str) -> bool:
+    """Bring a store cached by an older gateway to the current schema, once here rather than
+    in every copy a scenario serves from; whether any migration ran."""
+    from gateway.storage import open_store
+
+    store = open_store(url, upgrade=False)
+    try:
+        applied = store.upgrade()
+    finally:
+        store.close()
+    if applied:
+        print(f"    schema upgraded: migrations {', '.join(map(str, applied))}", flush=True)
+    return bool(applied)
 
 
 def timed_load(url: str, patients: int) -> None:

@@ -1,4 +1,5 @@
-"""The production store: PostgreSQL through psycopg 3 with a connection pool, documents as JSONB.
+"""The production store: PostgreSQL through psycopg 3 with a connection pool; resources kept as
+the JSON text they were written as (migration 0011), other documents as JSONB.
 
 A transaction holds one pooled connection from BEGIN to COMMIT.  Row locks (``SELECT … FOR
 UPDATE`` on the current version) serialise writers of one resource; a transaction-scoped

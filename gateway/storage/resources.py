@@ -29,7 +29,7 @@ _RESOURCE_COLUMNS = (
     ("version", "int4"),
     ("last_updated", "text"),
     ("deleted", "bool"),
-    ("content", "jsonb"),
+    ("content", "json"),
 )
 _COLUMNS = ", ".join(name for name, _ in _RESOURCE_COLUMNS)
 _VERSION_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"))

@@ -114,7 +114,7 @@ def fill(database: Database, resources: list[dict[str, Any]]) -> None:
 def ddl(backend: str) -> list[str]:
     """The tables as the store's own migrations leave them, in the backend's dialect."""
     dialect = DIALECTS[backend]
-    return [sql for _, path in available() for sql in statements(dialect.ddl(path.read_text(encoding="utf-8")))]
+    return [sql for _, path in available(backend) for sql in statements(dialect.ddl(path.read_text(encoding="utf-8")))]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -44,6 +44,16 @@ def test_a_first_write_is_version_one_with_its_meta(store: Store) -> None:
     assert (stored.version, stored.resource["meta"]["versionId"]) == (1, "1")
 
 
+def test_a_resource_is_read_back_with_its_elements_in_the_order_written(store: Store) -> None:
+    """PostgreSQL's JSONB put the shortest keys first and resourceType last."""
+    write(store, patient(name=[{"text": "张秀英", "family": "张"}], gender="female", birthDate="1949-12-31"))
+    found = read(store, "Patient", "p1").resource
+    assert (list(found), list(found["name"][0])) == (
+        ["resourceType", "id", "meta", "name", "gender", "birthDate"],
+        ["text", "family"],
+    )
+
+
 def test_writing_the_same_content_again_makes_no_new_version(store: Store) -> None:
     write(store, patient(gender="female"))
     stored, changed = write(store, patient(gender="female"))

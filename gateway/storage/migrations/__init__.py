@@ -4,7 +4,9 @@ A store records the versions it has in ``schema_migration``; :func:`apply` runs 
 ones, each in its own transaction with its version row, so an interrupted upgrade leaves the
 store at the last whole version and the next upgrade goes on from there.  A migration is
 written once for both databases, with ``{json}``, ``{bool}``, ``{serial}`` and ``{real}`` for
-the column types that differ (see ``dialect.py``).
+the column types that differ (see ``dialect.py``); where the statements themselves differ (SQLite
+cannot change a column's type), once per database: ``NNNN_name.sqlite.sql`` and
+``NNNN_name.postgresql.sql``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,21 @@ from gateway.storage.store import Executor, StoreError
 FOLDER = Path(__file__).parent
 
 
-def available() -> list[tuple[int, Path]]:
-    return sorted((int(path.name[:4]), path) for path in FOLDER.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+DATABASES = ("sqlite", "postgresql")
 
 
-LATEST = available()[-1][0]
+def available(database: str) -> list[tuple[int, Path]]:
+    """The migrations of ``database`` (a dialect's name), in order: each version's file for
+    both databases, or the one written for this database."""
+    found = []
+    for path in sorted(FOLDER.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        written_for = path.suffixes[-2][1:] if len(path.suffixes) > 1 else None
+        if written_for in (None, database):
+            found.append((int(path.name[:4]), path))
+    return found
+
+
+LATEST = available(DATABASES[0])[-1][0]
 
 
 class SchemaTooNew(Worded, StoreError):
@@ -50,7 +62,7 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
         sql.execute("COMMIT")
     if have > LATEST:
         raise SchemaTooNew(have, LATEST)
-    for version, path in available():
+    for version, path in available(sql.dialect.name):
         if version <= have or version > target:
             continue
         sql.execute(sql.dialect.begin)

@@ -1,0 +1,2 @@
+-- Resources are kept as the JSON text they were written as: on SQLite they always were (TEXT),
+-- so nothing changes here; PostgreSQL moves them from JSONB to JSON (see the .postgresql.sql).
