@@ -165,13 +165,14 @@ def order_sql(query: SearchQuery) -> Sql:
         if key.param in ("_id", "_lastUpdated"):
             terms.append(f"{'r.id' if key.param == '_id' else 'r.last_updated'} {direction}")
             continue
-        column = _SORT_COLUMNS[key.type][key.descending]
         aggregate = "MAX" if key.descending else "MIN"
-        value = (
-            f"(SELECT {aggregate}(o.{column}) FROM search_index o WHERE o.type = r.type AND o.id = r.id AND o.name = ?)"
-        )
-        terms += [f"{value} IS NULL", f"{value} {direction}"]
-        params += [key.param, key.param]
+        for rank, column in enumerate(_SORT_COLUMNS[key.type][key.descending]):
+            value = f"(SELECT {aggregate}(o.{column}) FROM search_index o WHERE o.type = r.type AND o.id = r.id AND o.name = ?)"
+            if rank == 0:
+                terms.append(f"{value} IS NULL")
+                params.append(key.param)
+            terms.append(f"{value} {direction}")
+            params.append(key.param)
     if not terms or terms[-1] not in ("r.id ASC", "r.id DESC"):
         terms.append("r.id")
     return ", ".join(terms), params
@@ -273,14 +274,16 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-#: sort column by parameter type: (ascending, descending)
+#: sort columns by parameter type: (ascending, descending).  A date ascending goes by the
+#: earliest moment its values cover, descending by the latest (an open period, still going on,
+#: first), and values that tie there (periods open alike) by the other end
 _SORT_COLUMNS = {
-    "string": ("value", "value"),
-    "token": ("value", "value"),
-    "uri": ("value", "value"),
-    "date": ("low", "high"),
-    "number": ("number", "number"),
-    "quantity": ("number", "number"),
+    "string": (("value",), ("value",)),
+    "token": (("value",), ("value",)),
+    "uri": (("value",), ("value",)),
+    "date": (("low", "high"), ("high", "low")),
+    "number": (("number",), ("number",)),
+    "quantity": (("number",), ("number",)),
 }
 
 

@@ -51,7 +51,15 @@ def extra_resources() -> list[dict[str, Any]]:
     mueller |= {"id": "mueller", "name": [{"family": "Müller", "given": ["José"]}], "birthDate": "1950-03"}
     mueller["managingOrganization"] = {"reference": "Organization/jinshui-yiyang-center"}
     percent = copy.deepcopy(mueller) | {"id": "percent", "name": [{"family": "100%_Li"}], "birthDate": "1960"}
-    return [mueller, percent]
+    episodes = [
+        {"resourceType": "EpisodeOfCare", "id": episode, "status": "active", "period": period}
+        for episode, period in (
+            ("open-since-2025", {"start": "2025-09-01"}),
+            ("open-since-2026", {"start": "2026-11-04"}),
+            ("closed", {"start": "2026-01-01", "end": "2026-10-31"}),
+        )
+    ]
+    return [mueller, percent, *episodes]
 
 
 class Database:
@@ -322,6 +330,11 @@ def test_results_without_sort_are_ordered_by_id(db: Database) -> None:
 
 def test_sort_by_date_descending_puts_the_latest_first(db: Database) -> None:
     assert db.ids("Patient", ("_sort", "-birthdate")) == ["percent", "mueller", "zhang-xiuying", "li-jianguo"]
+
+
+def test_a_descending_date_sort_puts_open_periods_first_newest_start_first(db: Database) -> None:
+    """Periods open alike tied, and came in id order: one begun in 2025 before one of 2026."""
+    assert db.ids("EpisodeOfCare", ("_sort", "-date")) == ["open-since-2026", "open-since-2025", "closed"]
 
 
 def test_resources_without_the_sort_value_come_last(db: Database) -> None:
