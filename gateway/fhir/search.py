@@ -15,6 +15,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import query_pairs, refuse_nul_in, unsupported_value
 from gateway.messages import issue
+from gateway.search.elements import json_names, wanted_of
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
 from gateway.security.access import Access
@@ -33,16 +34,8 @@ def _mandatory(kind: str) -> frozenset[str]:
     definition = r4_base_types().get(kind)
     children = definition["nodes"][kind] if definition else {}
     return frozenset(
-        json_name for name, spec in children.items() if spec.get("min", 0) >= 1 for json_name in _json_names(name, spec)
+        json_name for name, spec in children.items() if spec.get("min", 0) >= 1 for json_name in json_names(name, spec)
     )
-
-
-def _json_names(name: str, spec: dict[str, Any]) -> list[str]:
-    """The JSON names of an element: ``deceased[x]`` is deceasedBoolean, deceasedDateTime."""
-    stem = name.removesuffix("[x]")
-    if stem == name:
-        return [name]
-    return [stem + t["code"][:1].upper() + t["code"][1:] for t in spec.get("types", [])]
 
 
 @cache
@@ -57,7 +50,7 @@ def _summary_elements(path: str) -> dict[str, str | None]:
         json_name: spec.get("node")
         for name, spec in children.items()
         if spec.get("summary")
-        for json_name in _json_names(name, spec)
+        for json_name in json_names(name, spec)
     }
 
 
@@ -208,8 +201,11 @@ def searchset(
     bundle["link"] = links
     entries = [_entry(stored, base_url, "match", query) for stored in result.matches]
     entries += [_entry(stored, base_url, "include", query) for stored in result.included]
-    if query.ignored:
-        issues = [issue("warning", error.message_id, lang, error.params, error.expression) for error in query.ignored]
+    if query.ignored or query.notes:
+        issues = [
+            issue("warning", error.message_id, lang, error.params, error.expression)
+            for error in [*query.ignored, *query.notes]
+        ]
         entries.append(
             {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
         )
@@ -221,7 +217,7 @@ def searchset(
 def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery) -> dict[str, Any]:
     return {
         "fullUrl": f"{base_url}/{stored.reference}",
-        "resource": shaped(stored.resource or {}, query.summary, query.elements),
+        "resource": shaped(stored.resource or {}, query.summary, query.elements, matched=mode == "match"),
         "search": {"mode": mode},
     }
 
@@ -245,11 +241,15 @@ def check_read_summary(summary: str | None, where: str | None = None) -> None:
         raise unsupported_value("_summary", summary, READ_SUMMARIES, where)
 
 
-def shaped(resource: dict[str, Any], summary: str | None, elements: Sequence[str]) -> dict[str, Any]:
+def shaped(
+    resource: dict[str, Any], summary: str | None, elements: Sequence[str], *, matched: bool = True
+) -> dict[str, Any]:
     """A resource cut down as ``_summary`` / ``_elements`` ask, marked SUBSETTED when cut.
     Its top-level mandatory elements always stay (R4 search.html), so what is returned is
-    still a valid instance of its type."""
+    still a valid instance of its type.  ``_elements`` cuts an included resource only by the
+    names qualified with its type (``gateway/search/elements.py``)."""
     kind = resource.get("resourceType", "")
+    elements = wanted_of(kind, list(elements), matched)
     if summary == "true":
         mandatory = {k: v for k, v in resource.items() if k.lstrip("_") in _mandatory(kind)}
         kept = {"resourceType": kind, **mandatory, **_summary(resource, kind)}

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from gateway.search.elements import unknown_element
 from gateway.search.parameters import Parameter, SearchParameters
 from gateway.search.values import date_range, local_reference, natural_number, queried_date
 
@@ -171,6 +172,8 @@ class SearchQuery:
     total: str | None = None
     #: unknown or unsupported parameters skipped under handling=lenient
     ignored: list[SearchError] = field(default_factory=list)
+    #: what handling=lenient let pass within a parameter it applied (an unknown _elements name)
+    notes: list[SearchError] = field(default_factory=list)
 
 
 def parse_search(
@@ -184,7 +187,7 @@ def parse_search(
     """Parse request pairs for a resource type; raise :class:`SearchError` on the first fault.
     ``base``: this server's base URL, so a reference value on it reads as the relative
     reference (``http://…/fhir/Patient/1`` finds ``Patient/1``, as FHIR asks)."""
-    parser = _Parser(resource_type, parameters, base)
+    parser = _Parser(resource_type, parameters, base, lenient=handling == "lenient")
     for key, value in pairs:
         try:
             parser.add(key, value)
@@ -204,10 +207,13 @@ class _Ignorable(Exception):
 
 
 class _Parser:
-    def __init__(self, resource_type: str, parameters: SearchParameters, base: str | None = None) -> None:
+    def __init__(
+        self, resource_type: str, parameters: SearchParameters, base: str | None = None, lenient: bool = False
+    ) -> None:
         self.parameters = parameters
         self.query = SearchQuery(resource_type)
         self.base = base.rstrip("/") + "/" if base else None
+        self.lenient = lenient
 
     @property
     def own(self) -> dict[str, Parameter]:
@@ -373,7 +379,18 @@ class _Parser:
         self.query.total = _choice(key, value, TOTAL_VALUES, "total")
 
     def _elements(self, key: str, value: str) -> None:
-        self.query.elements.extend(e.strip() for e in value.split(",") if e.strip())
+        """Each name an element of its type (the searched one unless it names another); an
+        unknown one selects nothing: refused, or under handling=lenient noted and the rest
+        applied (so the links keep the parameter)."""
+        for name in (e.strip() for e in value.split(",") if e.strip()):
+            unknown = unknown_element(self.query.resource_type, name)
+            if unknown is not None:
+                error = SearchError("search.unknown-element", {"element": unknown}, key)
+                if not self.lenient:
+                    raise error
+                self.query.notes.append(error)
+                continue
+            self.query.elements.append(name)
 
 
 _CONTROLS = {

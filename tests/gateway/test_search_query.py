@@ -241,6 +241,16 @@ def test_summary_elements_and_total_are_recorded(parameters: SearchParameters) -
     assert (query.summary, query.elements, query.total) == ("count", ["name", "gender"], "accurate")
 
 
+def test_an_element_the_type_lacks_is_refused(parameters: SearchParameters) -> None:
+    """Patient.name written as "Patient.nam" silently returned no name."""
+    assert refusal(parameters, ("_elements", "name,Patient.nam")) == "search.unknown-element"
+
+
+def test_under_lenient_handling_an_unknown_element_is_noted_and_the_rest_applied(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_elements", "bogus,Patient.name"), handling="lenient")
+    assert (query.elements, [note.params["element"] for note in query.notes]) == (["Patient.name"], ["Patient.bogus"])
+
+
 def test_format_is_ignored(parameters: SearchParameters) -> None:
     assert parse(parameters, ("_format", "json")) == SearchQuery("Patient")
 

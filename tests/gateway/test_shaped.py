@@ -35,6 +35,16 @@ def test_a_subset_keeps_the_types_mandatory_elements(
     assert sorted(shaped(OBSERVATION, summary, elements)) == expected
 
 
+def test_an_included_resource_stays_whole_unless_its_type_is_named() -> None:
+    """_elements=subject emptied the Patients an _include added."""
+    assert shaped(OBSERVATION, None, ["subject"], matched=False) == OBSERVATION
+
+
+def test_an_element_qualified_by_its_type_cuts_an_included_resource() -> None:
+    kept = shaped(OBSERVATION, None, ["subject", "Observation.note"], matched=False)
+    assert sorted(kept) == ["code", "id", "meta", "note", "resourceType", "status"]
+
+
 def test_a_subset_is_marked_subsetted() -> None:
     assert shaped(OBSERVATION, "text", [])["meta"]["tag"][-1]["code"] == "SUBSETTED"
 
