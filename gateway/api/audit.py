@@ -139,7 +139,7 @@ def search() -> Response:
         events, total = tx.audit.search(query)
     base = config.base_url
     more = query.count > 0 and query.offset + query.count < total
-    links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more)
+    links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more, total=total)
     entries = []
     for text in events:
         event = event_of(text)

@@ -98,6 +98,7 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             asked.count,
             asked.offset,
             more=0 < asked.count and asked.offset + asked.count < total,  # _count=0: the total alone
+            total=total,
         ),
         "entry": [
             _entry(base_url, stored, method, status)

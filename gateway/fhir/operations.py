@@ -127,7 +127,7 @@ def everything(
     if page is not None:
         address = f"{base_url}/{patient.reference}/$everything"
         more = 0 < page.count and page.offset + page.count < total
-        bundle["link"] = page_links(address, page.pairs, page.count, page.offset, more=more)
+        bundle["link"] = page_links(address, page.pairs, page.count, page.offset, more=more, total=total)
     entries = [
         {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
         for found, mode in ((matches, "match"), (supporting, "include"))

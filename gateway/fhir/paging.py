@@ -23,9 +23,12 @@ def page_links(
     *,
     more: bool,
     pages: bool = True,
+    total: int | None = None,
 ) -> list[dict[str, str]]:
     """``self``, then (unless ``pages`` is False, as for a count alone) ``first``, ``next``
-    when ``more`` matches follow, and ``previous`` after the first page."""
+    when ``more`` matches follow, ``previous`` after the first page and, when the ``total``
+    is known, ``last``.  A page past the end leads back to the last page, not to the page
+    before it, which would be as empty."""
     kept = urlencode([(k, v) for k, v in pairs if k not in _PAGING])
     prefix = f"{address}?{kept}{'&' if kept else ''}_count={count}&_offset="
 
@@ -35,8 +38,12 @@ def page_links(
     links = [link("self", offset)]
     if pages:
         links.append(link("first", 0))
+        last = (max(total - 1, 0) // count) * count if total is not None and count > 0 else None
         if more:
             links.append(link("next", offset + count))
         if offset > 0:
-            links.append(link("previous", max(0, offset - count)))
+            before = offset - count if last is None else min(offset - count, last)
+            links.append(link("previous", max(0, before)))
+        if last is not None:
+            links.append(link("last", last))
     return links

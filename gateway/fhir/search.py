@@ -196,7 +196,13 @@ def searchset(
         result.total is None or query.offset + query.count < result.total
     )
     links = page_links(
-        f"{base_url}/{path}", pairs, query.count, query.offset, more=more, pages=query.summary != "count"
+        f"{base_url}/{path}",
+        pairs,
+        query.count,
+        query.offset,
+        more=more,
+        pages=query.summary != "count",
+        total=result.total,
     )
     bundle["link"] = links
     entries = [_entry(stored, base_url, "match", query) for stored in result.matches]

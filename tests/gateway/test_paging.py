@@ -1,0 +1,27 @@
+"""Paging links (gateway/fhir/paging.py): the request again at other offsets."""
+
+from __future__ import annotations
+
+from gateway.fhir.paging import page_links
+
+
+def relations(total: int | None, offset: int, count: int = 10) -> dict[str, int]:
+    links = page_links("http://x/fhir/Patient", [("name", "张")], count, offset, more=False, total=total)
+    return {link["relation"]: int(link["url"].rsplit("=", 1)[1]) for link in links}
+
+
+def test_a_known_total_gives_a_last_link() -> None:
+    assert relations(62, 20)["last"] == 60
+
+
+def test_a_page_past_the_end_leads_back_to_the_last_page() -> None:
+    """Its previous link led to offset 990 of 62 matches: another empty page."""
+    assert relations(62, 1000)["previous"] == 60
+
+
+def test_no_last_link_without_a_total() -> None:
+    assert "last" not in relations(None, 20)
+
+
+def test_an_empty_result_has_its_last_page_at_the_start() -> None:
+    assert relations(0, 0)["last"] == 0
