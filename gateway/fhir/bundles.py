@@ -400,19 +400,12 @@ class Bundles:
     def _apply(
         self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
     ) -> dict[str, Any]:
-        """The entry applied; a refusal located in its resource (``Patient.identifier[0]``) is
-        located in the Bundle (``Bundle.entry[1].resource.identifier[0]``), and one located
-        nowhere (a 412 of its ``ifMatch``) at the entry: of a transaction's several entries,
-        the answer names the one refused."""
+        """The entry applied; a refusal is located in the Bundle (:func:`_located`): of a
+        transaction's several entries, the answer names the one refused."""
         try:
             return self._applied(tx, entry, reply, registering)
         except FhirError as error:
-            found = error.expression or ""
-            if found == entry.kind or found.startswith(f"{entry.kind}."):
-                error.expression = f"{entry.path}.resource{found[len(entry.kind) :]}"
-            elif not found:
-                error.expression = entry.path
-            raise
+            raise _located(error, entry) from None
 
     def _applied(
         self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None
@@ -512,12 +505,14 @@ class Bundles:
     def _batch_entry(self, index: int, raw: Any, authorize: Authorize | None, reply: Reply) -> dict[str, Any]:
         """One entry on its own, through the same interactions as a single request; whatever
         refuses it, its reading included, is its answer alone."""
+        entry = None
         try:
             entry = self._entry(index, raw)
             _authorize(authorize, entry)
             return self._batch_write(entry, reply)
         except FhirError as error:
-            return {"response": {"status": str(error.status), "outcome": error.outcome(reply.lang)}}
+            located = _located(error, entry) if entry is not None else error
+            return {"response": {"status": str(error.status), "outcome": located.outcome(reply.lang)}}
 
     def _batch_write(self, entry: Entry, reply: Reply) -> dict[str, Any]:
         if entry.method == "POST":
@@ -541,6 +536,18 @@ class Bundles:
             )
             return self._written(written, reply)
         return self.repository.store.atomically(lambda tx: self._apply(tx, entry, reply))
+
+
+def _located(error: FhirError, entry: Entry) -> FhirError:
+    """``error`` located in the Bundle: one located in the entry's resource
+    (``Patient.identifier[0]``) at ``Bundle.entry[1].resource.identifier[0]``, one located
+    nowhere (a 412 of its ``ifMatch``) at the entry, so the answer names the entry refused."""
+    found = error.expression or ""
+    if found == entry.kind or found.startswith(f"{entry.kind}."):
+        error.expression = f"{entry.path}.resource{found[len(entry.kind) :]}"
+    elif not found:
+        error.expression = entry.path
+    return error
 
 
 def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:

@@ -450,6 +450,15 @@ def test_a_refused_if_match_names_its_entry(made: Services) -> None:
     assert (refused.status, refused.expression) == (412, "Bundle.entry[1]")
 
 
+def test_a_batch_entry_refused_by_its_if_match_is_located_at_the_entry(made: Services) -> None:
+    """A transaction's 412 named its entry; a batch's named nothing."""
+    stored(made, "batched")
+    entry = put("Basic/batched", {**basic("batched"), "id": "batched"})
+    entry["request"]["ifMatch"] = 'W/"7"'
+    answer = made.bundles.process(bundle(post(basic("first")), entry, kind="batch"))
+    assert answer["entry"][1]["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[1]"]
+
+
 def test_a_condition_matching_several_names_its_entry(made: Services) -> None:
     for value in ("twin-1", "twin-2"):
         made.repository.update("Basic", value, {**basic("twins"), "id": value})
