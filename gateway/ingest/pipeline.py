@@ -13,6 +13,7 @@ maps those records again, under the same ids, while the ledger skips the ones th
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections import Counter
@@ -346,7 +347,7 @@ class Ingest:
             outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]
             return outcome
         other = self.ledger.clash(tx, identity, digest) if mapped.identity.startswith("key|") else None
-        if other and (_would_change(tx, mapped) or self._would_change_person(tx, mapped)):
+        if other and self._would_change(tx, mapped):
             # another record of this run landed under this key, and this one says something else
             # (the same record exported twice, as CSV and as .xlsx, only repeats it)
             key = mapped.identity.removeprefix("key|")
@@ -354,7 +355,7 @@ class Ingest:
             return outcome
         keyed = mapped.identity.startswith("key|")
         landed = self.ledger.landed_since(tx, identity, digest) if replaying and keyed else None
-        if landed and _would_change(tx, mapped):
+        if landed and self._would_change(tx, mapped):
             # a record with this source key and other content landed while this one waited in
             # the quarantine: replaying the older copy would overwrite the newer one
             key = mapped.identity.removeprefix("key|")
@@ -397,10 +398,14 @@ class Ingest:
         outcome.resources = resources
         return outcome
 
-    def _would_change_person(self, tx: Transaction, mapped: Mapped) -> bool:
-        """Whether merging the record's Patients would change a person the archive holds: two
-        records of one source key in one run that tell of the person differently (another
-        phone) disagree as much as two that tell of a visit differently."""
+    def _would_change(self, tx: Transaction, mapped: Mapped) -> bool:
+        """Whether landing the record would change what the archive holds: a person as its
+        Patients merge into them (two records of one source key that tell of the person
+        differently, another phone, disagree as much as two that tell of a visit differently),
+        or another resource under its id (keyed resources merge by key, so they do not count),
+        its references to the record's Patients pointing where the merge would point them: at
+        a person the archive knew already from another source, not at the record's own id."""
+        renamed: dict[str, str] = {}
         for resource in mapped.resources.values():
             if resource["resourceType"] != "Patient":
                 continue
@@ -410,6 +415,16 @@ class Ingest:
                 return True
             stored = tx.resources.read("Patient", person["id"])
             if stored is None or without_version(stored.content) != without_version(person):
+                return True
+            renamed[f"Patient/{resource['id']}"] = f"Patient/{person['id']}"
+        for name, resource in mapped.resources.items():
+            if resource["resourceType"] == "Patient" or name in mapped.keyed:
+                continue
+            if any(old != new for old, new in renamed.items()):
+                resource = copy.deepcopy(resource)
+                rewrite_references(resource, renamed)
+            stored = tx.resources.read(resource["resourceType"], resource["id"])
+            if stored is None or stored.deleted or stored.content != without_version(resource):
                 return True
         return False
 
@@ -569,18 +584,6 @@ class Ingest:
 
 #: the party of a run that names none: the operator at the command line
 CLI = exchanges.Party("yiyang-cli", "", "", "cli", "ingest")
-
-
-def _would_change(tx: Transaction, mapped: Mapped) -> bool:
-    """Whether writing the record would change a resource the archive holds under its ids
-    (people merge by identity and keyed resources by key, so only the others count)."""
-    for name, resource in mapped.resources.items():
-        if resource["resourceType"] == "Patient" or name in mapped.keyed:
-            continue
-        stored = tx.resources.read(resource["resourceType"], resource["id"])
-        if stored is None or stored.deleted or stored.content != without_version(resource):
-            return True
-    return False
 
 
 def _independent(mapped: Mapped, parts: set[str | None]) -> bool:

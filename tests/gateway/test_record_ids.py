@@ -56,3 +56,14 @@ def test_two_records_of_one_key_differing_only_about_the_person_are_caught(tmp_p
     (folder / "个人基本信息表.csv").write_text(HEADER.rstrip("\n") + ",联系电话\n" + "".join(rows), encoding="utf-8")
     commands.ingest("community-health", [folder / "个人基本信息表.csv"], out, Registry())
     assert [r[0] for r in reasons(out, "row 3")] == ["ingest.duplicate-key"]
+
+
+def test_one_record_twice_as_written_differently_only_repeats_it_when_its_person_came_first(tmp_path: Path) -> None:
+    """The same record exported as CSV and as .xlsx (dates written otherwise) was quarantined as
+    "different content" once the archive knew the person from another source: its resources
+    were compared pointing at the record's own Patient id, not at the person it merges into."""
+    out = tmp_path / "out"
+    ingest(tmp_path / "elsewhere", "个人基本信息表.csv", WANG.replace("41010500100100101", "41010500100100199"), out)
+    again = WANG.replace("1,", "2,", 1).replace("1950-03-01", "1950/3/1")
+    ingest(tmp_path / "here", "个人基本信息表.csv", WANG + again, out)
+    assert ndjson(out / "quarantine.ndjson") == []
