@@ -63,6 +63,9 @@ class Parameter:
     targets: tuple[str, ...]
     url: str
     extract: Extractor
+    #: the code systems a token parameter's ``code`` elements take their values from, which a
+    #: resource never writes (Patient.gender: administrative-gender); see :func:`_implicit_system`
+    implicit_systems: frozenset[str] = frozenset()
 
 
 class SearchParameters:
@@ -102,11 +105,30 @@ class SearchParameters:
             except Exception as exc:  # fhirpathpy raises bare Exception for unknown functions
                 failed[code] = str(exc)
                 continue
+            implicit = self._implicit_systems(spec["expression"], resource_type) if spec["type"] == "token" else ()
             compiled[code] = Parameter(
-                code, spec["type"], spec["expression"], tuple(spec.get("target", [])), spec["url"], extract
+                code,
+                spec["type"],
+                spec["expression"],
+                tuple(spec.get("target", [])),
+                spec["url"],
+                extract,
+                frozenset(implicit),
             )
         self._compiled[resource_type] = compiled
         self._failed[resource_type] = failed
+
+    def _implicit_systems(self, expression: str, resource_type: str) -> list[str]:
+        """The code systems of the expression's branches (on this type) that are ``code``
+        elements bound to a value set drawing on one system alone."""
+        found = []
+        for part in split_union(expression):
+            path = part.strip("()")
+            if path.startswith(f"{resource_type}.") and _PLAIN_PATH.fullmatch(path):
+                system = _implicit_system(self.registry, path)
+                if system is not None:
+                    found.append(system)
+        return found
 
     def _extractor(self, expression: str, resource_type: str) -> Extractor:
         """One extractor for the branches of a (possibly shared) expression that apply to the type."""
@@ -214,6 +236,30 @@ def split_union(expression: str) -> list[str]:
             start = index + 1
     parts.append(expression[start:].strip())
     return [p for p in parts if p]
+
+
+_PLAIN_PATH = re.compile(r"[A-Z][A-Za-z]+(?:\.[a-z][A-Za-z]*)+")
+
+
+def _implicit_system(registry: Registry, path: str) -> str | None:
+    """The system a ``code`` element's values belong to: R4 search lets a token name it
+    (``gender=http://hl7.org/fhir/administrative-gender|female``, search.html#token), though
+    the element holds the bare code.  Known when the element's value set draws on one code
+    system alone; None for any other element."""
+    types = registry.base_types
+    root, *names = path.split(".")
+    node_path, spec = root, None
+    for name in names:
+        node = types.get(node_path.split(".")[0], {}).get("nodes", {}).get(node_path) if node_path else None
+        spec = node.get(name) if node else None
+        if spec is None:
+            return None
+        codes = [t["code"] for t in spec.get("types", [])]
+        node_path = spec.get("node") or (codes[0] if len(codes) == 1 and codes[0] in types else "")
+    if spec is None or [t["code"] for t in spec.get("types", [])] != ["code"] or "binding" not in spec:
+        return None
+    systems = {system for system, _ in registry.base_valuesets.get(spec["binding"]) or []}
+    return systems.pop() if len(systems) == 1 else None
 
 
 def _model_steps(types: dict[str, Any], root: str, matches: Iterator[re.Match[str]]) -> list[Step] | None:

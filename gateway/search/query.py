@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -99,7 +99,9 @@ class SearchError(ValueError):
 class SearchValue:
     """One OR-alternative of a criterion; which fields are set depends on the parameter type.
 
-    token: ``system`` None = any system, "" = no system; ``code`` None = any code.
+    token: ``system`` None = any system, "" = no system; ``code`` None = any code;
+    ``or_no_system``: the system named is the element's own (a ``code`` element, which holds
+    the bare code), so values written without a system match it too.
     reference: ``system`` = target type (or None), ``code`` = id or absolute URL.
     string, uri: ``text``.  date: ``low``/``high``.  number, quantity: ``number`` and the
     ``[number_low, number_high)`` interval its precision denotes; quantity adds system, code.
@@ -114,6 +116,7 @@ class SearchValue:
     number: float | None = None
     number_low: float | None = None
     number_high: float | None = None
+    or_no_system: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,12 @@ class _Parser:
             return Criterion(code, parameter.type, None, self._values(parameter.type, value, key, modifier))
         if modifier:
             self._check_modifier(parameter, modifier, key)
-        return Criterion(code, parameter.type, modifier or None, self._values(parameter.type, value, key, None))
+        values = self._values(parameter.type, value, key, None)
+        if parameter.implicit_systems:
+            values = tuple(
+                replace(v, or_no_system=True) if v.system in parameter.implicit_systems else v for v in values
+            )
+        return Criterion(code, parameter.type, modifier or None, values)
 
     def _parameter(self, resource_type: str, code: str, key: str) -> Parameter:
         parameter = self.parameters.get(resource_type, code)

@@ -424,6 +424,8 @@ class _Builder:
         parts = []
         if value.system == "":
             parts.append(f"{s}.system IS NULL")
+        elif value.system is not None and value.or_no_system:
+            parts.append(f"({self._eq(f'{s}.system', value.system)} OR {s}.system IS NULL)")
         elif value.system is not None:
             parts.append(self._eq(f"{s}.system", value.system))
         if value.code is not None:

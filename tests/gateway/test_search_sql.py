@@ -215,6 +215,18 @@ def test_bar_code_matches_only_values_without_system(db: Database) -> None:
     assert db.found("Patient", ("gender", "|female")) == {"zhang-xiuying"}
 
 
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ("http://hl7.org/fhir/administrative-gender|female", {"zhang-xiuying"}),
+        ("http://example.org/other-gender|female", set()),
+    ],
+)
+def test_a_code_elements_own_system_may_be_named(db: Database, value: str, found: set[str]) -> None:
+    """Patient.gender holds the bare code; naming its system matched nothing (search.html#token)."""
+    assert db.found("Patient", ("gender", value)) == found
+
+
 def test_not_excludes_the_code(db: Database) -> None:
     assert db.found("Patient", ("gender:not", "female")) == {"li-jianguo", "mueller", "percent"}
 
