@@ -18,9 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from urllib.parse import parse_qsl
 
 from gateway.messages import Worded
+from profiles.registry import r4_base_types
 
 #: the SMART v2 permissions, in the order a scope must write them
 PERMISSIONS = "cruds"
@@ -56,12 +58,24 @@ def parse_scope(text: str) -> Scope:
     if found is None:
         raise ScopeError("scope.not-system", scope=text)
     kind, permissions = found["kind"], found["permissions"]
+    if kind != "*" and kind not in _resource_types():  # system/Foo.rs would grant nothing, silently
+        raise ScopeError("scope.unknown-type", scope=text, type=kind)
     if permissions in V1:
         return Scope(kind, V1[permissions])
     ordered = "".join(p for p in PERMISSIONS if p in permissions)
     if ordered != permissions or not permissions:
         raise ScopeError("scope.permission-order", scope=text)
     return Scope(kind, permissions)
+
+
+@cache
+def _resource_types() -> frozenset[str]:
+    """The R4 resource types a scope may name."""
+    return frozenset(
+        name
+        for name, definition in r4_base_types().items()
+        if definition["kind"] == "resource" and not definition.get("abstract")
+    )
 
 
 def parse_scopes(text: str | Iterable[str]) -> list[Scope]:

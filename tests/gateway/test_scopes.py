@@ -42,6 +42,8 @@ def test_a_scope_parses_to_its_v2_form(text: str, expected: Scope) -> None:
         "system/Patient.x",
         "system/patient.rs",
         "system/Observation.rs?category=x",
+        "system/Foo.rs",
+        "system/Resource.rs",
         "launch",
     ],
 )
