@@ -44,7 +44,7 @@ from gateway.security.access import RESTRICTED_ROLES
 from gateway.security.audit import AuditTrail, RequestFacts
 from gateway.security.principal import Principal, acting
 from gateway.security.rate_limit import RateLimiter
-from gateway.security.scopes import Grants, needs, parse_scopes, within_role
+from gateway.security.scopes import Grants, needs, stored_scopes, within_role
 from gateway.services import Services
 from gateway.storage.store import StoreError
 from mappings.readers.hl7v2 import VERSIONS, Refusal, read_message, refusal
@@ -111,7 +111,7 @@ def peer_of(services: Services, peers: Mapping[str, str], address: str) -> Peer:
             return Peer(address, None, "http.store-busy")
     if row is None or row.status != "active":
         return Peer(address, None, "mllp.unknown-peer")
-    scopes = frozenset(str(scope) for scope in within_role(row.role, parse_scopes(row.scopes)))
+    scopes = frozenset(str(scope) for scope in within_role(row.role, stored_scopes(row.scopes)))
     principal = Principal(row.id, row.organization, scopes, row.role)
     # the scopes and roles of $ingest, which also writes legacy records of any type
     if principal.role in RESTRICTED_ROLES or Grants(principal.scopes).missing(needs("fhir.ingest", {})):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from urllib.parse import parse_qsl
@@ -80,8 +81,22 @@ def _resource_types() -> frozenset[str]:
 
 def parse_scopes(text: str | Iterable[str]) -> list[Scope]:
     """A space-separated scope string (or its words) → scopes; every word must parse."""
-    words = text.split() if isinstance(text, str) else [w for item in text for w in item.split()]
-    return [parse_scope(word) for word in words]
+    return [parse_scope(word) for word in _words(text)]
+
+
+def stored_scopes(text: str | Iterable[str]) -> list[Scope]:
+    """Scopes as a registration or a token holds them, checked when they were written: one an
+    older gateway accepted and this one refuses (a type that is no R4 resource type) is left
+    out, as it reached nothing, rather than failing every request of the client."""
+    found = []
+    for word in _words(text):
+        with suppress(ScopeError):
+            found.append(parse_scope(word))
+    return found
+
+
+def _words(text: str | Iterable[str]) -> list[str]:
+    return text.split() if isinstance(text, str) else [w for item in text for w in item.split()]
 
 
 #: roles that read and never write: an auditor (质控/考核) checks the archive it must not change
@@ -119,7 +134,8 @@ class Grants:
     """The scopes one token carries, asked per (type, permission)."""
 
     def __init__(self, scopes: Iterable[str | Scope]) -> None:
-        self.scopes = [s if isinstance(s, Scope) else parse_scope(s) for s in scopes]
+        given = list(scopes)
+        self.scopes = [s for s in given if isinstance(s, Scope)] + stored_scopes(s for s in given if isinstance(s, str))
 
     def allows(self, kind: str, permission: str) -> bool:
         return any(scope.covers(kind, permission) for scope in self.scopes)

@@ -32,7 +32,7 @@ import jwt
 from gateway.config import Config
 from gateway.security.clients import ASSERTION_ALGORITHMS, KeyRefused, hash_secret, verify_secret, verifying_key
 from gateway.security.principal import Principal
-from gateway.security.scopes import ScopeError, grant, parse_scopes, within_role
+from gateway.security.scopes import ScopeError, grant, parse_scopes, stored_scopes, within_role
 from gateway.storage.security_tables import ClientRow
 from gateway.storage.store import Store
 
@@ -135,7 +135,7 @@ class Authority:
             raise OAuthError("invalid_scope", "auth.bad-scope", detail=exc) from exc
         if not requested:
             raise OAuthError("invalid_scope", "auth.missing-parameter", parameter="scope")
-        granted = " ".join(str(s) for s in grant(requested, within_role(client.role, parse_scopes(client.scopes))))
+        granted = " ".join(str(s) for s in grant(requested, within_role(client.role, stored_scopes(client.scopes))))
         if not granted:
             raise OAuthError("invalid_scope", "auth.scope-not-registered", scope=form.get("scope", ""))
         now = int(time.time())

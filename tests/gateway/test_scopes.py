@@ -15,6 +15,7 @@ from gateway.security.scopes import (
     parse_scope,
     parse_scopes,
     search_needs,
+    stored_scopes,
     within_role,
 )
 
@@ -50,6 +51,11 @@ def test_a_scope_parses_to_its_v2_form(text: str, expected: Scope) -> None:
 def test_a_scope_the_gateway_cannot_honour_is_refused(text: str) -> None:
     with pytest.raises(ScopeError):
         parse_scope(text)
+
+
+def test_a_stored_scope_this_gateway_refuses_is_left_out_not_fatal() -> None:
+    """A registration an older gateway accepted (system/Foo.rs) must not fail every request."""
+    assert [str(s) for s in stored_scopes("system/Foo.rs system/Patient.rs")] == ["system/Patient.rs"]
 
 
 def test_a_request_for_more_than_registered_gets_only_what_is_registered() -> None:
