@@ -356,6 +356,15 @@ def test_yiyang_report_writes_a_workbook(store: Store, database_url: str, tmp_pa
     assert load_workbook(tmp_path / "r.xlsx").sheetnames == ["Failing", "Scorecard"]
 
 
+def test_yiyang_report_says_when_its_failing_table_was_cut_by_the_limit(
+    store: Store, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV of the failing table cannot say itself that rows were left out."""
+    sample(store)
+    report_command(database_url, tmp_path / "r.csv", "--format", "csv", "--lang", "en", "--limit", "1")
+    assert "lists the newest 1 of the 2 failed exchanges" in capsys.readouterr().out
+
+
 def test_yiyang_report_refuses_a_period_that_ends_before_it_starts(tmp_path: Path) -> None:
     code = main(["report", "--since", "2026-12-02", "--until", "2026-12-01", "--format", "json", "--out", "x.json"])
     assert code == 2
