@@ -323,11 +323,13 @@ def vread(kind: str, resource_id: str, version: str) -> Response:
     return _answer_read(kind, services().repository.vread(kind, resource_id, version))
 
 
-@fhir.post("/<kind>/<resource_id>/$validate")
+@fhir.route("/<kind>/<resource_id>/$validate", methods=["GET", "POST"])
 def validate_instance(kind: str, resource_id: str) -> Response:
-    """Whether the body could become this instance: it must have existed (and be the
+    """POST: whether the body could become this instance: it must have existed (and be the
     principal's to see; one deleted may be written again, as a PUT re-creates it), and the
-    body names its id."""
+    body names its id.  GET (R4 lets an operation that changes nothing be a GET when its
+    parameters are primitive): the stored instance, against ``profile`` or its own, or with
+    ``mode=delete`` whether it may be deleted."""
     return _validate(kind, resource_id)
 
 
@@ -421,7 +423,8 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
     given_once(request.args, ("mode",))
     mode = request.args.get("mode")
-    document = body() if mode != "delete" or request.content_length else None
+    stored = request.method == "GET"  # the instance as stored is validated: no body
+    document = body() if not stored and (mode != "delete" or request.content_length) else None
     resource: Any = document
     profiles = request.args.getlist("profile")
     if isinstance(document, dict) and document.get("resourceType") == "Parameters":
@@ -447,7 +450,9 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         if resource_id is None:
             raise FhirError(400, "http.validate-delete-needs-instance", "mode", kind=kind)
         return respond(operations.validate_delete(repository, kind, resource_id, language()))
-    if resource_id is not None:
+    if resource_id is not None and stored:
+        resource = repository.read(kind, resource_id).resource
+    elif resource_id is not None:
         try:
             repository.read(kind, resource_id)
         except FhirError as absent:

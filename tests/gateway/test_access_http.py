@@ -372,7 +372,8 @@ def test_a_hospital_cannot_write_for_another_naming_it_by_identifier(served: Ser
     assert code_of(answer) == (403, "http.forbidden-organization")
 
 
-def test_validating_a_delete_tells_a_hospital_it_would_be_refused(served: Served, hospital: Api) -> None:
+def test_validating_a_delete_tells_a_hospital_it_would_be_refused(served: Served, api: Api, hospital: Api) -> None:
+    api.put(f"{served.base}/Encounter/home-bed-2026", json=example("yy-encounter/valid-home-bed.json"))
     parameters = {"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "delete"}]}
     answer = hospital.post(f"{served.base}/Encounter/home-bed-2026/$validate", json=parameters)
     assert (answer.status_code, code_of(answer)[1]) == (200, "http.forbidden-organization")

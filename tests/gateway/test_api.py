@@ -923,6 +923,13 @@ def test_validate_in_delete_mode_needs_no_body_and_deletes_nothing(api: Api) -> 
     assert (answer.status_code, message_ids(answer), still_there) == (200, ["http.ok"], 200)
 
 
+def test_validate_by_get_checks_the_stored_instance(api: Api) -> None:
+    """R4 allows GET for an operation that changes nothing and takes primitive parameters."""
+    first = created(api, new_patient())
+    answer = get(api, f"Patient/{first['id']}/$validate?profile=http://hl7.org/fhir/StructureDefinition/Patient")
+    assert (answer.status_code, message_ids(answer)) == (200, ["http.ok"])
+
+
 def test_validate_refuses_a_mode_it_does_not_know(api: Api) -> None:
     answer = post(api, "Patient/$validate?mode=bogus", new_patient())
     assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
