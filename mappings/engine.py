@@ -346,8 +346,13 @@ class MappingEngine:
             raw = record.fields[source] if source in record.fields else lookup(record.fields, source)
             mapped.used.add(_field_root(record.fields, source))
         else:
-            field_name = next((f for f in source if lookup(record.fields, f) not in (None, "")), source[0])
-            raw = lookup(record.fields, field_name)
+            present = [f for f in source if lookup(record.fields, f) not in (None, "")]
+            field_name = present[0] if present else source[0]
+            if "join" in leaf and present:
+                # parts of one value sent in fields of their own (an HL7 XPN's family and given name)
+                raw = leaf["join"].join(str(lookup(record.fields, f)) for f in present)
+            else:
+                raw = lookup(record.fields, field_name)
             mapped.used.update(_field_root(record.fields, name) for name in source)
         ref = record.ref(field_name)
         element = _unindexed(_join(context.target, suffix))

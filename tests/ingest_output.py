@@ -53,6 +53,17 @@ def sample_id(source: str, file: str, location: str, name: str) -> str:
     return record_id(mapped, name)
 
 
+def mapped_resources(path: Path, source: str) -> list[dict[str, dict[str, Any]]]:
+    """What the engine makes of each record of a file, by resource name (no validation, no
+    archive): for tests of a spec's output alone."""
+    found = []
+    for record in read(path, source):
+        mapped = _engine().map(record)
+        assert mapped is not None, f"no spec maps {path.name} {record.location}"
+        found.append(mapped.resources)
+    return found
+
+
 def written(out: Path, kind: str, resource_id: str) -> dict[str, Any]:
     return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == resource_id)
 

@@ -139,6 +139,12 @@ def test_mapped_value_lands_at_its_path() -> None:
     assert mapped.resources["patient"]["name"] == [{"text": "张三"}]
 
 
+def test_a_joined_leaf_joins_every_field_that_has_a_value() -> None:
+    rule = {"path": "name[+]", "value": {"text": {"from": ["姓", "名", "字"], "join": ""}}}
+    mapped = engine(spec(rule)).map(record(姓名="x", 姓="欧阳", 名="", 字="建国"))
+    assert mapped.resources["patient"]["name"] == [{"text": "欧阳建国"}]
+
+
 def test_every_set_element_knows_its_legacy_field() -> None:
     mapped = engine(spec(NAME)).map(record(姓名="张三"))
     assert str(mapped.lineage[("patient", "Patient.name[0].text")]) == "表.csv row 2, column 姓名"
