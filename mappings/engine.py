@@ -29,7 +29,7 @@ import fhirpathpy
 import orjson
 
 from mappings.conceptmaps import ConceptMaps
-from mappings.normalise import NORMALISERS, MappingError, Normaliser, split_list
+from mappings.normalise import NORMALISERS, SPLITTERS, MappingError, Normaliser, Splitter
 from mappings.paths import parse, set_path
 from mappings.records import UNPARSEABLE, FieldRef, SourceRecord
 from mappings.specs import Spec
@@ -143,6 +143,9 @@ class MappingEngine:
         """Fail at load time, not on row 80,000: every normaliser and ConceptMap must exist.
         Rules and keys are compiled here, once, and applied to every record."""
         for resource in spec.resources:
+            for part in [resource, *resource["rules"]]:
+                if part.get("split", "list") not in SPLITTERS:
+                    raise ValueError(f"{spec.id}: unknown split {part['split']!r}")
             if "key" in resource:
                 self._keys[id(resource)] = [
                     fhirpathpy.compile(expression.replace("{base}", self.base)) for expression in resource["key"]
@@ -251,7 +254,8 @@ class MappingEngine:
         if "when" in definition and not _holds(mapped, None, definition["when"]):
             return []
         if "each" in definition:
-            items = _items(mapped, None, definition["each"], definition.get("skip", []))
+            split = SPLITTERS[definition.get("split", "list")]
+            items = _items(mapped, None, definition["each"], definition.get("skip", []), split)
             return [(f"{definition['name']}[{i}]", item) for i, item in enumerate(items)]
         return [(definition["name"], None)]
 
@@ -264,8 +268,9 @@ class MappingEngine:
         items: list[tuple[Any, str | None]] = [(item, each)]
         if "each" in rule:
             # repeat the rule for every item of a list field, within this one resource
-            kept = _items(mapped, item, rule["each"], rule.get("skip", []))
-            items = [(value, f"{rule['each']}[{index}]") for index, value in enumerate(kept)]
+            field = _first_valued(mapped, item, rule["each"])
+            kept = _items(mapped, item, field, rule.get("skip", []), SPLITTERS[rule.get("split", "list")])
+            items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
         for current, label in items:
             context = _Context(mapped, name, current, label, compiled.target)
             value = compiled.build(context)
@@ -540,9 +545,22 @@ def lookup(fields: Any, name: str) -> Any:
     return node
 
 
-def _items(mapped: Mapped, item: Any, name: str, skip: list[Any]) -> list[Any]:
-    """The items of a list field (a JSON list, or a cell such as 高血压,糖尿病); a cell that
-    cannot be split (garbled text) is a problem of the record, not a crash of the run."""
+def _first_valued(mapped: Mapped, item: Any, names: str | list[str]) -> str:
+    """Of an ``each`` naming fallback fields (XTN.1, else XTN.12), the first with a value; every
+    one of them counts as read, as with a leaf's fallback ``from``."""
+    if isinstance(names, str):
+        return names
+    for name in names:
+        if not name.startswith("$item."):
+            mapped.used.add(_field_root(mapped.record.fields, name))
+    valued = (n for n in names if _field_or_item(mapped.record.fields, item, n) not in (None, "", [], {}))
+    return next(valued, names[0])
+
+
+def _items(mapped: Mapped, item: Any, name: str, skip: list[Any], split: Splitter) -> list[Any]:
+    """The items of a list field (a JSON list, or a cell such as 高血压,糖尿病, divided by the
+    spec's ``split``); a cell that cannot be split (garbled text) is a problem of the record,
+    not a crash of the run."""
     if not name.startswith("$item."):
         mapped.used.add(_field_root(mapped.record.fields, name))
     listed = _field_or_item(mapped.record.fields, item, name)
@@ -550,7 +568,7 @@ def _items(mapped: Mapped, item: Any, name: str, skip: list[Any]) -> list[Any]:
         listed = [listed]  # an export that gives the one item instead of a list of one
     if not isinstance(listed, list):
         try:
-            listed = split_list(listed)
+            listed = split(listed)
         except MappingError as error:
             ref = mapped.record.ref(name)
             mapped.problems.append(Problem(error.message_id, {"field": name, **error.params}, ref))

@@ -220,6 +220,30 @@ def split_list(value: Any) -> list[str]:
     return [part for part in re.split(r"[,，、;；|/\s]+", cleaned) if part]
 
 
+#: what always separates the numbers of a cell listing several (full-width forms included)
+_PHONE_SEPARATORS = re.compile(r"[,，、;；/／|｜]+")
+#: the fewest digits of a whole phone number: a landline without its area code (6666888)
+SHORTEST_PHONE = 7
+
+
+def phone_numbers(value: Any) -> list[str]:
+    """The phone numbers of a cell that may list several: 13800000000、66668888 or
+    66668888 77779999.  A space separates two numbers only where every part it separates is a
+    whole number (at least ``SHORTEST_PHONE`` digits), so a number written in groups, 138 0000 0000
+    or 0371-6555 1234, stays one number; ``digits`` then checks each."""
+    cleaned = text(value)
+    if cleaned is None:
+        return []
+    numbers: list[str] = []
+    for chunk in _PHONE_SEPARATORS.split(cleaned):
+        parts = chunk.split()
+        if len(parts) > 1 and all(sum(c.isdigit() for c in part) >= SHORTEST_PHONE for part in parts):
+            numbers.extend(parts)
+        elif parts:
+            numbers.append(" ".join(parts))
+    return numbers
+
+
 # The national identity document a number is, by its shape alone (the validator then checks it by
 # that document's rules): 港澳台居民居住证 numbers are built like a 身份证 with the address code
 # 810000/820000/830000, which no 身份证 carries; 外国人永久居留身份证 numbers begin with 9 (2023
@@ -273,6 +297,11 @@ def choice(value: Any) -> str | None:
         return None
     return re.split(r"[(（:：]", cleaned, maxsplit=1)[0].strip() or cleaned
 
+
+Splitter = Callable[[Any], list[str]]
+
+#: how an ``each`` divides a multi-valued cell into its items (default ``list``)
+SPLITTERS: dict[str, Splitter] = {"list": split_list, "phone_numbers": phone_numbers}
 
 NORMALISERS: dict[str, Normaliser] = {
     "text": text,

@@ -246,6 +246,18 @@ def test_a_value_read_under_one_of_its_names_is_read_under_all() -> None:
     assert engine(spec(rule)).map(hl7_like(**fields)).unused_fields == []
 
 
+def test_a_rule_each_over_fallback_fields_repeats_over_the_first_with_a_value() -> None:
+    rule = {"path": "telecom[+].value", "each": ["XTN.1", "XTN.12"], "split": "phone_numbers", "value": {"from": "$item"}}
+    mapped = engine(spec(rule)).map(record(姓名="张三", **{"XTN.1": "", "XTN.12": "66668888 77779999"}))
+    assert mapped.resources["patient"]["telecom"] == [{"value": "66668888"}, {"value": "77779999"}]
+
+
+def test_spec_naming_an_unknown_split_fails_at_load_time() -> None:
+    rule = {"path": "telecom[+].value", "each": "电话", "split": "phones", "value": {"from": "$item"}}
+    with pytest.raises(ValueError, match="unknown split"):
+        engine(spec(rule))
+
+
 def test_spec_naming_an_unknown_transform_fails_at_load_time() -> None:
     with pytest.raises(ValueError, match="unknown transform"):
         engine(spec({"path": "name[+]", "value": {"text": {"from": "姓名", "transform": ["magic"]}}}))
