@@ -3,6 +3,11 @@
 Legacy codes arrive in many spellings (男 / 男性 / 1 / M); a ConceptMap lists them all as
 source codes of one group, so a new spelling is a data change.  Lookups fold full-width
 characters and surrounding space first, as every other field is.
+
+A source code whose targets are all ``unmatched`` has no code to translate to.  When its element
+gives the source's own ``display`` (a form's 其他 or 职业病, no category of the target system), the
+choice is still known: as a CodeableConcept it is that text alone, never an invented code.  Without
+a display, and as a bare code or Coding, it is refused like a code the map does not list.
 """
 
 from __future__ import annotations
@@ -37,15 +42,20 @@ def _fold(code: Any) -> str:
 class ConceptMaps:
     def __init__(self, resources: list[dict[str, Any]], canonical_base: str) -> None:
         self._tables: dict[str, dict[str, dict[str, Any]]] = {}
+        #: per map: source codes known to have no target, with the text the source gives them
+        self._texts: dict[str, dict[str, str]] = {}
         self.resources = {}
         for resource in resources:
             resource = json.loads(json.dumps(resource).replace("{base}", canonical_base))
             table: dict[str, dict[str, Any]] = {}
+            texts: dict[str, str] = {}
             for group in resource.get("group", []):
                 for element in group.get("element", []):
                     targets = [
                         t for t in element.get("target", []) if t.get("equivalence", "equivalent") != "unmatched"
                     ]
+                    if not targets and element.get("display"):
+                        texts[_fold(element["code"])] = element["display"]
                     if targets:
                         target = targets[0]
                         table[_fold(element["code"])] = {
@@ -54,6 +64,7 @@ class ConceptMaps:
                             "display": target.get("display"),
                         }
             self._tables[resource["id"]] = table
+            self._texts[resource["id"]] = texts
             self.resources[resource["id"]] = resource
 
     @classmethod
@@ -66,8 +77,12 @@ class ConceptMaps:
         return map_id in self._tables
 
     def translate(self, map_id: str, code: Any, shape: str = "code") -> Any:
-        """The target as a bare ``code``, a ``coding`` or a ``codeable`` concept."""
+        """The target as a bare ``code``, a ``coding`` or a ``codeable`` concept (for a known
+        choice without a target, a concept of its text alone)."""
         found = self._tables[map_id].get(_fold(code))
+        text = self._texts[map_id].get(_fold(code))
+        if found is None and text is not None and shape == "codeable":
+            return {"text": text}
         if found is None:
             raise MappingError("mapping.unknown-code", value=_fold(code), conceptMap=map_id)
         coding = {k: v for k, v in found.items() if v is not None}
