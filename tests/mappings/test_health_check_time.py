@@ -1,0 +1,37 @@
+"""The 体检's Encounter starts when its Observations are effective: a 体检日期 with a time of day
+keeps it (Beijing time), one without stays a date."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ingest_output import SAMPLES, mapped_resources
+
+
+def check_with_date(tmp_path: Path, when: str) -> dict[str, dict[str, Any]]:
+    text = (SAMPLES / "community-health/老年人健康管理.csv").read_text(encoding="utf-8-sig")
+    header, first = list(csv.reader(io.StringIO(text)))[:2]
+    first[header.index("体检日期")] = when
+    path = tmp_path / "老年人健康管理.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([header, first])
+    return mapped_resources(path, "community-health")[0]
+
+
+def test_a_check_date_with_a_time_starts_the_encounter_at_that_time(tmp_path: Path) -> None:
+    assert check_with_date(tmp_path, "2026-06-15 09:30")["check"]["period"] == {"start": "2026-06-15T09:30:00+08:00"}
+
+
+def test_the_encounter_starts_when_the_row_s_observations_are_effective(tmp_path: Path) -> None:
+    resources = check_with_date(tmp_path, "2026-06-15 09:30")
+    assert resources["check"]["period"]["start"] == resources["blood-pressure"]["effectiveDateTime"]
+
+
+@pytest.mark.parametrize("when", ["2026-06-15", "2026/6/15", "20260615"])
+def test_a_check_date_without_a_time_stays_a_date(tmp_path: Path, when: str) -> None:
+    assert check_with_date(tmp_path, when)["check"]["period"] == {"start": "2026-06-15"}
