@@ -288,6 +288,21 @@ def division_list(value: Any) -> str | None:
     return "gb-t-2260"
 
 
+def insured_region_list(value: Any) -> str | None:
+    """Which list a 医保区划 (insuplc_admdvs, IN1-3) belongs to: ``nhsa-admdvs-city-level`` for a
+    city's own 统筹区, its first four digits and 99 (郑州市本级 410199: no GB/T 2260 code ends in
+    99), else ``gb-t-2260``, where it is checked as any GB/T 2260 code.  ConceptMap
+    ``division-list-to-code-system`` turns it into the code system.  A value the ``identifier``
+    normaliser refuses gives no system: the code's own rule reports it once."""
+    try:
+        cleaned = identifier(value)
+    except MappingError:
+        return None
+    if cleaned is None:
+        return None
+    return "nhsa-admdvs-city-level" if len(cleaned) == 6 and cleaned.endswith("99") else "gb-t-2260"
+
+
 def choice(value: Any) -> str | None:
     """A ticked choice without the detail written after it, for its ConceptMap: the 健康体检表's
     减体重（目标5kg） is 减体重, 其他：按时服药 is 其他.  The spec keeps the whole item as the
@@ -313,5 +328,6 @@ NORMALISERS: dict[str, Normaliser] = {
     "decimal": decimal,
     "id_document_kind": id_document_kind,
     "division_list": division_list,
+    "insured_region_list": insured_region_list,
     "choice": choice,
 }
