@@ -247,7 +247,12 @@ def test_a_value_read_under_one_of_its_names_is_read_under_all() -> None:
 
 
 def test_a_rule_each_over_fallback_fields_repeats_over_the_first_with_a_value() -> None:
-    rule = {"path": "telecom[+].value", "each": ["XTN.1", "XTN.12"], "split": "phone_numbers", "value": {"from": "$item"}}
+    rule = {
+        "path": "telecom[+].value",
+        "each": ["XTN.1", "XTN.12"],
+        "split": "phone_numbers",
+        "value": {"from": "$item"},
+    }
     mapped = engine(spec(rule)).map(record(姓名="张三", **{"XTN.1": "", "XTN.12": "66668888 77779999"}))
     assert mapped.resources["patient"]["telecom"] == [{"value": "66668888"}, {"value": "77779999"}]
 

@@ -67,9 +67,7 @@ def of_person(resources: list[dict[str, Any]], patient_id: str, field: str) -> l
 
 
 def patient_of(out: Path, number: str) -> dict[str, Any]:
-    found = (
-        p for p in ndjson(out / "Patient.ndjson") if any(i["value"] == number for i in p.get("identifier", []))
-    )
+    found = (p for p in ndjson(out / "Patient.ndjson") if any(i["value"] == number for i in p.get("identifier", [])))
     return next(found)
 
 
