@@ -23,11 +23,12 @@ from typing import Any
 import fhirpathpy
 import orjson
 from fhirpathpy.engine.evaluators import evaluators as _evaluators
-from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
+from fhirpathpy.engine.nodes import FP_DateTime, ResourceNode, TypeInfo
 from fhirpathpy.models import models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from conformance.clock import validation_moment
 from conformance.fhirpath_scope import Scope
 from conformance.invariant_corrections import corrected
 from conformance.limits import DEFAULT_LIMITS, Limits
@@ -43,6 +44,8 @@ _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _WHOLE_NODE = re.compile(r"children\(|descendants\(|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
 _IDENTIFIER = re.compile(r"(?<![.\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
 _EXTENSION_CALL = re.compile(r"(?<![.\w`%$])extension\s*\(")
+#: calls whose answer changes with the clock: an invariant using them is never memoised
+_CLOCK_CALL = re.compile(r"\b(?:today|now|timeOfDay)\s*\(")
 _KEYWORDS = frozenset({"and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod", "true", "false"})
 
 
@@ -164,6 +167,16 @@ def _replace_matches(inputs: list[Any], regex: Any, replacement: Any) -> Any:
     return pattern.sub(re.sub(r"\$(\d+)", r"\\\1", replacement), string)
 
 
+def _today(inputs: list[Any]) -> FP_DateTime:
+    """FHIRPath today(): the Beijing date of the validation (conformance.clock)."""
+    return FP_DateTime(validation_moment().date().isoformat())
+
+
+def _now(inputs: list[Any]) -> FP_DateTime:
+    """FHIRPath now(): the validation's moment, in Beijing time with its +08:00 offset."""
+    return FP_DateTime(validation_moment().isoformat(timespec="milliseconds"))
+
+
 #: the scope of the invariant being evaluated, for resolve() (set only around expressions using it)
 _SCOPE: ContextVar[Scope | None] = ContextVar("fhirpath_scope", default=None)
 
@@ -189,6 +202,9 @@ _OPTIONS = {
     "userInvocationTable": {
         "hasValue": {"fn": _has_value, "arity": {0: []}},
         "resolve": {"fn": _resolve, "arity": {0: []}},
+        # fhirpathpy's read the machine's local clock; ours read conformance.clock
+        "today": {"fn": _today, "arity": {0: []}},
+        "now": {"fn": _now, "arity": {0: []}},
         # fhirpathpy runs these on Python's backtracking re; ours run on RE2 (linear time)
         "matches": {"fn": _matches, "arity": {1: ["String"]}, "nullable_input": True},
         "replaceMatches": {"fn": _replace_matches, "arity": {2: ["String", "String"]}, "nullable_input": True},
@@ -210,9 +226,10 @@ def _all_names(expression: str) -> frozenset[str]:
 
 
 def referenced_children(expression: str) -> frozenset[str] | None:
-    """Child names the expression can read from its context, or None if it may read anything."""
+    """Child names the expression can read from its context, or None if it may read anything
+    or reads the clock: either way it is evaluated each time, never answered from the memo."""
     bare = _STRING_LITERAL.sub("''", expression)
-    if _WHOLE_NODE.search(bare) or _this_at_top_level(bare):
+    if _WHOLE_NODE.search(bare) or _CLOCK_CALL.search(bare) or _this_at_top_level(bare):
         return None
     names = {name for name in _IDENTIFIER.findall(bare) if name not in _KEYWORDS}
     if _EXTENSION_CALL.search(bare):  # extension('url') reads the extension child as a function
