@@ -22,10 +22,12 @@ def _load(path: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", MANIFEST, ids=[c["file"] for c in MANIFEST])
 def test_example_verdict_matches_the_manifest(validator: Validator, case: dict[str, Any]) -> None:
+    """An expectation may also name the invariant ``key`` an ``invariant.failed`` must carry."""
     issues = validator.validate(_load(examples_dir() / case["file"]))
-    reported = {(i.message_id, i.expression) for i in issues}
+    reported = {(i.message_id, i.expression, None) for i in issues}
+    reported |= {(i.message_id, i.expression, i.params["key"]) for i in issues if "key" in i.params}
     has_errors = any(i.is_error for i in issues)
-    expected = {(e["id"], e["expression"]) for e in case.get("expect", [])}
+    expected = {(e["id"], e["expression"], e.get("key")) for e in case.get("expect", [])}
     assert (has_errors, expected - reported) == (not case["valid"], set())
 
 
