@@ -318,9 +318,18 @@ def test_an_assessment_with_an_unknown_level_is_quarantined_naming_abilitylevel(
 
 
 def test_an_assessment_with_a_total_above_90_is_quarantined_naming_totalscore(out: Path) -> None:
-    assert reasons(out, ASSESSMENTS, "line 6") == [
-        ("invariant.failed", "Observation.valueInteger", "能力评估.ndjson line 6, field totalScore")
-    ]
+    assert ("invariant.failed", "Observation.valueInteger", "能力评估.ndjson line 6, field totalScore") in reasons(
+        out, ASSESSMENTS, "line 6"
+    )
+
+
+def test_the_assessment_above_90_also_names_its_dimension_above_its_maximum(out: Path) -> None:
+    """Its 感知觉与社会参与 of 20 is above 15 (yy-ab-2): the total of 95 is the dimensions' sum."""
+    assert (
+        "invariant.failed",
+        "Observation.component[3]",
+        "能力评估.ndjson line 6, field dimensionScores.perceptionSocial",
+    ) in reasons(out, ASSESSMENTS, "line 6")
 
 
 def test_a_repeated_assessment_is_quarantined_as_a_duplicate_of_the_first(out: Path) -> None:
