@@ -115,6 +115,28 @@ def test_an_invalid_patient_is_refused_with_the_fhirpath_of_its_fault(api: Api) 
     )
 
 
+def test_a_selfcare_total_that_is_not_its_items_sum_is_refused_at_the_total(api: Api) -> None:
+    """yy-sc-4: the items of 不能自理 (37) under a total of 3."""
+    observation = example("yy-observation-selfcare/invalid-total-not-item-sum.json")
+    del observation["id"]
+    observation["subject"] = {"reference": f"Patient/{created(api, new_patient())['id']}"}
+    answer = post(api, "Observation", observation)
+    refusals = [(i["details"]["coding"][0]["code"], i.get("expression")) for i in answer.json()["issue"]]
+    assert (answer.status_code, ("invariant.failed", ["Observation.valueInteger"]) in refusals) == (422, True)
+
+
+def test_a_patient_born_after_today_is_refused_at_the_birth_date(api: Api) -> None:
+    answer = post(api, "Patient", new_patient(birthDate="2099-01-01"), **{"Accept-Language": "en"})
+    said = [i["details"]["text"] for i in answer.json()["issue"] if i.get("expression") == ["Patient.birthDate"]]
+    assert (
+        answer.status_code,
+        "Constraint yy-pat-3 failed: the birth date is not after today (Beijing time)" in said,
+    ) == (
+        422,
+        True,
+    )
+
+
 def test_errors_are_worded_in_english_when_the_client_asks(api: Api) -> None:
     answer = get(api, "Patient/no-such-person", **{"Accept-Language": "en"})
     assert answer.json()["issue"][0]["details"]["text"] == "Patient/no-such-person does not exist"
