@@ -28,7 +28,7 @@ from fhirpathpy.models import models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
-from conformance.clock import validation_moment
+from conformance.clock import validation_day, validation_moment
 from conformance.fhirpath_scope import Scope
 from conformance.invariant_corrections import corrected
 from conformance.limits import DEFAULT_LIMITS, Limits
@@ -44,8 +44,10 @@ _STRING_LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'")
 _WHOLE_NODE = re.compile(r"children\(|descendants\(|%|resolve\(|repeat\(|conformsTo|^\s*hasValue\(")
 _IDENTIFIER = re.compile(r"(?<![.\w`%$])([A-Za-z_]\w*)(?!\w)(?!\s*\()")
 _EXTENSION_CALL = re.compile(r"(?<![.\w`%$])extension\s*\(")
-#: calls whose answer changes with the clock: an invariant using them is never memoised
-_CLOCK_CALL = re.compile(r"\b(?:today|now|timeOfDay)\s*\(")
+#: calls whose answer changes from moment to moment: an invariant using them is never memoised
+_MOMENT_CALL = re.compile(r"\b(?:now|timeOfDay)\s*\(")
+#: today() changes with the day: an invariant using it is memoised for that day
+_TODAY_CALL = re.compile(r"\btoday\s*\(")
 _KEYWORDS = frozenset({"and", "or", "xor", "implies", "is", "as", "in", "contains", "div", "mod", "true", "false"})
 
 
@@ -227,9 +229,10 @@ def _all_names(expression: str) -> frozenset[str]:
 
 def referenced_children(expression: str) -> frozenset[str] | None:
     """Child names the expression can read from its context, or None if it may read anything
-    or reads the clock: either way it is evaluated each time, never answered from the memo."""
+    or reads the moment (now()): either way it is evaluated each time, never answered from the
+    memo."""
     bare = _STRING_LITERAL.sub("''", expression)
-    if _WHOLE_NODE.search(bare) or _CLOCK_CALL.search(bare) or _this_at_top_level(bare):
+    if _WHOLE_NODE.search(bare) or _MOMENT_CALL.search(bare) or _this_at_top_level(bare):
         return None
     names = {name for name in _IDENTIFIER.findall(bare) if name not in _KEYWORDS}
     if _EXTENSION_CALL.search(bare):  # extension('url') reads the extension child as a function
@@ -335,6 +338,10 @@ class Invariant:
     _nested_presence: frozenset[str] = frozenset()
     _when_empty: bool | None = None
     _memo: dict[bytes, bool | str] | None = None
+    #: verdicts on primitive values (a birthDate), when nothing but the value is read
+    _value_memo: dict[tuple[Any, ...], bool | str] | None = None
+    #: whether the verdict depends on the day (today()): the day is part of each memo key
+    _reads_today: bool = False
     error: str | None = None
     _ready: bool = False
     #: () when the expression is usable, else (message id, detail); None until checked
@@ -347,6 +354,10 @@ class Invariant:
         if problem is not None:
             self.error = problem[1]
             return
+        bare = _STRING_LITERAL.sub("''", self._evaluated)
+        self._reads_today = bool(_TODAY_CALL.search(bare))
+        if not _WHOLE_NODE.search(bare) and not _MOMENT_CALL.search(bare):
+            self._value_memo = {}
         names = referenced_children(self._evaluated)
         if names is not None:
             self._names = KeyFilter(key_pattern(names))
@@ -441,6 +452,9 @@ class Invariant:
             self._prepare()
         if self.error is not None:
             return self.error
+        day = validation_day().isoformat() if self._reads_today else ""
+        if extension is None and self._value_memo is not None and isinstance(node, (str, int, float, bool)):
+            return self._remembered(self._value_memo, (base, day, type(node), node), node, scope, base)
         if self._memo is None or not isinstance(node, dict) or extension is not None:
             return self._run(node, scope, base, extension)
         admitted = self._names.admitted(node)
@@ -454,16 +468,19 @@ class Invariant:
         if self._nested_presence:
             keyed = _present(keyed, self._nested_presence)
         try:
-            key = base.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
+            key = (day + base).encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # not JSON-serialisable: cannot memoise, evaluate directly
             return self._run(node, scope, base)
-        found = self._memo.get(key)
+        return self._remembered(self._memo, key, projection, scope, base)
+
+    def _remembered(self, memo: dict[Any, bool | str], key: Any, node: Any, scope: Scope, base: str) -> bool | str:
+        found = memo.get(key)
         if found is None:
-            found = self._run(projection, scope, base)
+            found = self._run(node, scope, base)
             if found is not OVER_BUDGET:  # not a verdict: the next instance has its own budget
-                if len(self._memo) >= _MEMO_LIMIT:
-                    self._memo.clear()
-                self._memo[key] = found
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                memo[key] = found
         return found
 
 

@@ -39,3 +39,13 @@ def test_a_moment_without_a_zone_cannot_be_pinned() -> None:
 
 def test_the_unpinned_moment_is_read_in_beijing_time() -> None:
     assert validation_moment().utcoffset() == CHINA.utcoffset(None)
+
+
+def test_a_remembered_verdict_on_a_value_is_the_days_own() -> None:
+    """Verdicts on primitive values are memoised; one reading today() must not be reused the next day."""
+    invariant = compile_invariant("clock-test", "error", "$this.toString() <= today().toString()", "", empty_fails=True)
+    verdicts = []
+    for moment in (datetime(2026, 12, 5, 4, tzinfo=UTC), datetime(2026, 12, 6, 4, tzinfo=UTC)):
+        with pinned_moment(moment):
+            verdicts.append(invariant.check("2026-12-06", Scope({}, {}), "date"))
+    assert verdicts == [False, True]
