@@ -253,15 +253,21 @@ _RESIDENCE_PERMIT = re.compile(r"8[123]0000\d{11}[\dX]")
 _FOREIGN_PR = re.compile(r"9\d{16}[\dX]|[A-Z]{3}\d{12}")
 
 
+def _code_or_none(value: Any) -> str | None:
+    """A code as ``identifier`` cleans it, or None when that refuses it: the code's own rule
+    reports it once, and the system derived from it is simply left out."""
+    try:
+        return identifier(value)
+    except MappingError:
+        return None
+
+
 def id_document_kind(value: Any) -> str | None:
     """``id-card``, ``hmt-residence-permit`` or ``foreign-permanent-residence`` (ConceptMap
     ``id-document-kind-to-identifier-system`` turns it into the identifier system).  A value
     the ``identifier`` normaliser refuses gives no system: the value's own rule reports it once
     and the identifier is dropped as if the field were empty."""
-    try:
-        cleaned = identifier(value)
-    except MappingError:
-        return None
+    cleaned = _code_or_none(value)
     if cleaned is None:
         return None
     if _RESIDENCE_PERMIT.fullmatch(cleaned):
@@ -277,10 +283,7 @@ def division_list(value: Any) -> str | None:
     statistics-only county-level codes (county digits 71–79: 开发区 and the like, 郑州 410171).
     ConceptMap ``division-list-to-code-system`` turns it into the code system.  A value the
     ``identifier`` normaliser refuses gives no system: the code's own rule reports it once."""
-    try:
-        cleaned = identifier(value)
-    except MappingError:
-        return None
+    cleaned = _code_or_none(value)
     if cleaned is None:
         return None
     if len(cleaned) in (9, 12) or (len(cleaned) == 6 and cleaned[4] == "7"):
@@ -294,10 +297,7 @@ def insured_region_list(value: Any) -> str | None:
     99), else ``gb-t-2260``, where it is checked as any GB/T 2260 code.  ConceptMap
     ``division-list-to-code-system`` turns it into the code system.  A value the ``identifier``
     normaliser refuses gives no system: the code's own rule reports it once."""
-    try:
-        cleaned = identifier(value)
-    except MappingError:
-        return None
+    cleaned = _code_or_none(value)
     if cleaned is None:
         return None
     return "nhsa-admdvs-city-level" if len(cleaned) == 6 and cleaned.endswith("99") else "gb-t-2260"

@@ -64,6 +64,16 @@ def mapped_resources(path: Path, source: str) -> list[dict[str, dict[str, Any]]]
     return found
 
 
+def personal_info_file(folder: Path, column: str, value: str) -> Path:
+    """The first row of the shipped 个人基本信息表.csv with one cell changed, as a file in ``folder``."""
+    header, row = (SAMPLES / "community-health/个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
+    cells = row.split(",")
+    cells[header.split(",").index(column)] = value
+    path = folder / "个人基本信息表.csv"
+    path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    return path
+
+
 def written(out: Path, kind: str, resource_id: str) -> dict[str, Any]:
     return next(r for r in ndjson(out / f"{kind}.ndjson") if r["id"] == resource_id)
 

@@ -9,7 +9,7 @@ import pytest
 
 from mappings.conceptmaps import ConceptMaps
 from mappings.normalise import MappingError
-from tests.ingest_output import SAMPLES, mapped_resources
+from tests.ingest_output import mapped_resources, personal_info_file
 
 GB_3304 = "urn:oid:2.16.156.10011.2.3.3.3"
 MAPS = ConceptMaps.load("http://fhir.yiyang.cn")
@@ -35,11 +35,6 @@ def test_a_two_letter_code_not_in_gb_3304_is_still_refused() -> None:
 
 
 def test_a_personal_info_row_with_letter_code_ha_gets_the_han_extension(tmp_path: Path) -> None:
-    header, row = (SAMPLES / "community-health/个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
-    cells = row.split(",")
-    cells[header.split(",").index("民族")] = "HA"
-    path = tmp_path / "个人基本信息表.csv"
-    path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
-    patient = mapped_resources(path, "community-health")[0]["patient"]
+    patient = mapped_resources(personal_info_file(tmp_path, "民族", "HA"), "community-health")[0]["patient"]
     ethnicity = next(e["valueCoding"] for e in patient["extension"] if e["url"].endswith("yy-ext-ethnicity"))
     assert ethnicity == {"system": GB_3304, "code": "01", "display": "汉族"}

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from gateway.ingest import commands
 from mappings.normalise import insured_region_list
 from profiles.registry import Registry
-from tests.ingest_output import SAMPLES, ndjson
+from tests.ingest_output import SAMPLES, ndjson, personal_info_file
 from tools.derive_nhsa_city_level import code_system
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,10 +82,7 @@ def test_a_99_code_of_no_gb_t_2260_city_is_still_quarantined(out: Path) -> None:
 
 
 def test_an_address_division_ending_in_99_is_still_no_gb_t_2260_code(tmp_path: Path) -> None:
-    header, row = (SAMPLES / "community-health/个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
-    cells = row.split(",")
-    cells[header.split(",").index("县区代码")] = "410199"
-    (tmp_path / "个人基本信息表.csv").write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
-    commands.ingest("community-health", [tmp_path / "个人基本信息表.csv"], tmp_path / "out", Registry(), bundle=False)
+    path = personal_info_file(tmp_path, "县区代码", "410199")
+    commands.ingest("community-health", [path], tmp_path / "out", Registry(), bundle=False)
     reasons = {r["id"] for q in ndjson(tmp_path / "out/quarantine.ndjson") for r in q["reasons"]}
     assert "rule.division-unknown" in reasons

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mappings.normalise import SHORTEST_PHONE, digits, phone_numbers
-from tests.ingest_output import SAMPLES, mapped_resources
+from tests.ingest_output import SAMPLES, mapped_resources, personal_info_file
 
 whole_numbers = st.text(alphabet="0123456789", min_size=SHORTEST_PHONE, max_size=12)
 separators = st.sampled_from([" ", "  ", ",", "，", "、", ";", "；", "/", "／", " / ", "、 "])
@@ -52,20 +52,12 @@ def phones(resource: dict) -> list[str]:
 
 
 def test_a_personal_info_row_with_two_numbers_gives_two_telecoms(tmp_path: Path) -> None:
-    header, row = (SAMPLES / "community-health/个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
-    cells = row.split(",")
-    cells[header.split(",").index("联系电话")] = "66668888 77779999"
-    path = tmp_path / "个人基本信息表.csv"
-    path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    path = personal_info_file(tmp_path, "联系电话", "66668888 77779999")
     assert phones(mapped_resources(path, "community-health")[0]["patient"]) == ["66668888", "77779999"]
 
 
 def test_a_personal_info_number_written_in_groups_is_one_telecom(tmp_path: Path) -> None:
-    header, row = (SAMPLES / "community-health/个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
-    cells = row.split(",")
-    cells[header.split(",").index("联系电话")] = "0371-6555 1234"
-    path = tmp_path / "个人基本信息表.csv"
-    path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    path = personal_info_file(tmp_path, "联系电话", "0371-6555 1234")
     assert phones(mapped_resources(path, "community-health")[0]["patient"]) == ["037165551234"]
 
 
