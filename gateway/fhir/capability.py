@@ -35,6 +35,13 @@ EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-mea
 BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 
 
+AUDIT_TRAIL_NOTE = (
+    "审计记录：只读，只可按所列参数检索，不带修饰符；_sort 只接受 date 或 -date。"
+    " / The audit trail: read-only, searched by the parameters listed only, without modifiers; _sort takes date or -date alone."
+)
+AUDIT_PARAM_NOTE = "不带修饰符（如 :missing、:exact） / without modifiers (such as :missing, :exact)"
+
+
 def _audit_trail(parameters: SearchParameters) -> dict[str, Any]:
     """AuditEvent is the audit trail, served from its own append-only table
     (``gateway/api/audit.py``): read and search by its few parameters, nothing else."""
@@ -45,8 +52,11 @@ def _audit_trail(parameters: SearchParameters) -> dict[str, Any]:
         "versioning": "no-version",
         "readHistory": False,
         "updateCreate": False,
+        # the definitions are R4's, whose modifiers (:missing, :exact …) the trail's own search
+        # does not take: said where a client reads what each parameter offers
+        "documentation": AUDIT_TRAIL_NOTE,
         "searchParam": [
-            {"name": code, "definition": known[code].url, "type": known[code].type}
+            {"name": code, "definition": known[code].url, "type": known[code].type, "documentation": AUDIT_PARAM_NOTE}
             for code in TRAIL_SEARCH_PARAMETERS
             if code in known
         ],

@@ -92,6 +92,13 @@ def test_the_capability_statement_claims_only_read_and_search_of_the_audit_trail
     assert [i["code"] for i in trail["interaction"]] == ["read", "search-type"]
 
 
+def test_the_capability_statement_says_the_audit_trail_takes_no_modifiers(api: Api) -> None:
+    """Its parameters point at R4's definitions, whose :missing and _sort the trail refuses."""
+    statement = get(api, "metadata").json()
+    trail = next(r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert all(":missing" in p["documentation"] for p in trail["searchParam"])
+
+
 def test_the_capability_statement_is_answered_in_each_format_asked_in_turn(api: Api) -> None:
     kinds = [
         get(api, f"metadata?_format={answer}").headers["Content-Type"].split(";")[0]
