@@ -43,6 +43,7 @@ from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.services import Services
 from gateway.storage.store import Stored, retried
+from gateway.wire import FORMATS
 
 fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
 #: media types of legacy exports posted to $ingest, and the file suffix their reader takes
@@ -267,11 +268,14 @@ def read(kind: str, resource_id: str) -> Response:
 
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
-    summary = request.args.get("_summary")
+    summary, elements = request.args.get("_summary"), request.args.get("_elements", "")
     if not_modified(stored):
         check_read_summary(summary)
         return respond(None, 304, version_headers(stored, base_url()))
-    resource = shaped_read(stored.resource or {}, summary, request.args.get("_elements", ""))
+    if summary is None and not elements and answer_format() == "json" and kind != "Binary":
+        # as stored: the document's own JSON text, neither parsed nor encoded again
+        return encoded((stored.json(), FORMATS["json"]), headers=version_headers(stored, base_url()))
+    resource = shaped_read(stored.resource or {}, summary, elements)
     if kind == "Binary" and wants_raw_content():
         return _binary_content(stored)
     return respond(resource, headers=version_headers(stored, base_url()))

@@ -24,6 +24,7 @@ import psycopg
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import ExecStatus, PGresult, TransactionStatus
 from psycopg.types.json import set_json_loads
+from psycopg.types.string import TextBinaryLoader, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.storage import displayable_url
@@ -32,6 +33,11 @@ from gateway.storage.resources import now_instant
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
 set_json_loads(orjson.loads)
+# Resources are kept as JSON (migration 11), and come back as the text they were written as: a
+# read answered as stored sends it on unparsed (store.Stored); the other documents, JSONB, come
+# back parsed by orjson.
+psycopg.adapters.register_loader("json", TextLoader)
+psycopg.adapters.register_loader("json", TextBinaryLoader)
 
 
 def _configure(connection: psycopg.Connection) -> None:

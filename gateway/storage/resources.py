@@ -155,8 +155,7 @@ class Resources:
         self.indexer = indexer
 
     def _stored(self, row: Any) -> Stored:
-        content = self.sql.dialect.json_out(row[5]) if row[5] is not None else None
-        return Stored(row[0], row[1], int(row[2]), row[3], bool(row[4]), content)
+        return _lazily(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str, *, for_update: bool = False) -> Stored | None:
@@ -365,7 +364,7 @@ class Resources:
 
     def _found(self, row: Any) -> Stored:
         """A row of search_sql.COLUMNS (current, undeleted versions)."""
-        return Stored(row[0], row[1], int(row[2]), row[3], False, self.sql.dialect.json_out(row[4]))
+        return _lazily(row[0], row[1], row[2], row[3], False, row[4])
 
     def counts(self) -> dict[str, int]:
         rows = self.sql.all("SELECT type, COUNT(*) FROM resource WHERE NOT deleted GROUP BY type ORDER BY type")
@@ -454,3 +453,11 @@ class Resources:
 def _same(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:
     """Equal content, ignoring the version bookkeeping in meta."""
     return stored is not None and without_version(stored) == without_version(incoming)
+
+
+def _lazily(kind: str, resource_id: str, version: Any, last_updated: str, deleted: bool, content: Any) -> Stored:
+    """A row's version, its document kept as the text the database gave (parsed when first
+    used) or as the document a driver parsed already (a JSONB column before migration 11)."""
+    if isinstance(content, str):
+        return Stored(kind, resource_id, int(version), last_updated, deleted, text=content)
+    return Stored(kind, resource_id, int(version), last_updated, deleted, content)

@@ -15,9 +15,10 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import orjson
 
 from gateway.storage.dialect import Dialect, marks
 
@@ -96,16 +97,37 @@ class Connection(Protocol):
     def cursor(self) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
 class Stored:
-    """One version of a resource as the store holds it."""
+    """One version of a resource as the store holds it.  Read from the store, it keeps the JSON
+    text it was stored as and parses it only when ``resource`` is first asked for: a read
+    answered as stored sends the text on (:meth:`json`), never parsing and encoding it again."""
 
-    type: str
-    id: str
-    version: int
-    last_updated: str
-    deleted: bool
-    resource: dict[str, Any] | None
+    __slots__ = ("type", "id", "version", "last_updated", "deleted", "_resource", "_text")
+
+    def __init__(
+        self,
+        type: str,  # noqa: A002 - the resource type, as everywhere in FHIR
+        id: str,  # noqa: A002
+        version: int,
+        last_updated: str,
+        deleted: bool,
+        resource: dict[str, Any] | None = None,
+        *,
+        text: str | None = None,
+    ) -> None:
+        self.type, self.id, self.version, self.last_updated, self.deleted = type, id, version, last_updated, deleted
+        self._resource, self._text = resource, text
+
+    @property
+    def resource(self) -> dict[str, Any] | None:
+        if self._resource is None and self._text is not None:
+            self._resource = orjson.loads(self._text)
+        return self._resource
+
+    def json(self) -> bytes:
+        """The resource as JSON: the text it was stored as, when it was read from the store
+        (``null`` for a deletion)."""
+        return self._text.encode() if self._text is not None else orjson.dumps(self._resource)
 
     @property
     def reference(self) -> str:
@@ -115,6 +137,17 @@ class Stored:
     def content(self) -> dict[str, Any]:
         """The resource without the store's version bookkeeping (meta.versionId, lastUpdated)."""
         return without_version(self.resource or {})
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.type, self.id, self.version, self.last_updated, self.deleted, self.resource)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stored) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # its resource is a dict
+
+    def __repr__(self) -> str:
+        return f"Stored({self.reference}, version {self.version}, {self.last_updated}, deleted={self.deleted})"
 
 
 def without_version(resource: dict[str, Any]) -> dict[str, Any]:
