@@ -234,8 +234,10 @@ def returned(bundle: Mapping[str, Any]) -> None:
     if collector is not None:
         for entry in bundle.get("entry", ()):
             resource = entry.get("resource")
-            if resource is not None:
+            if isinstance(resource, dict):
                 collector.carried(resource["resourceType"], 1)
+            elif resource is not None:  # sent as stored (JSON text): its type is in its fullUrl
+                collector.carried(entry["fullUrl"].rsplit("/", 2)[-2], 1)
 
 
 def reason(message_id: str, texts: Mapping[str, str], location: str | None, severity: str = "error") -> None:

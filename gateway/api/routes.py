@@ -209,7 +209,8 @@ def search(kind: str) -> Response:
         result = found.searcher.search(tx, query, access())
     # the paging links ask for the format this page was asked in
     asked_format = [("_format", value) for value in request.args.getlist("_format")]
-    return _pulled(searchset(result, base_url(), kind, pairs + asked_format, language()))
+    as_stored = answer_format() == "json"
+    return _pulled(searchset(result, base_url(), kind, pairs + asked_format, language(), as_stored=as_stored))
 
 
 @fhir.post("/<kind>")

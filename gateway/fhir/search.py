@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+import orjson
+
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import query_pairs, refuse_nul_in, unsupported_value
@@ -181,11 +183,19 @@ def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
 
 
 def searchset(
-    result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]], lang: str = "zh-CN"
+    result: SearchResult,
+    base_url: str,
+    path: str,
+    pairs: Sequence[tuple[str, str]],
+    lang: str = "zh-CN",
+    *,
+    as_stored: bool = False,
 ) -> dict[str, Any]:
     """The searchset Bundle of a result: matches, then includes, with self/first/next/previous
     links that repeat the request with another offset.  Parameters skipped under
-    ``Prefer: handling=lenient`` are left out of the links and named in an outcome entry."""
+    ``Prefer: handling=lenient`` are left out of the links and named in an outcome entry.
+    ``as_stored`` (a JSON answer): resources the search does not cut down go in as the JSON
+    text they were stored as, which orjson writes out without parsing it."""
     query = result.query
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
@@ -205,8 +215,9 @@ def searchset(
         total=result.total,
     )
     bundle["link"] = links
-    entries = [_entry(stored, base_url, "match", query) for stored in result.matches]
-    entries += [_entry(stored, base_url, "include", query) for stored in result.included]
+    whole = as_stored and query.summary is None and not query.elements
+    entries = [_entry(stored, base_url, "match", query, whole) for stored in result.matches]
+    entries += [_entry(stored, base_url, "include", query, whole) for stored in result.included]
     if query.ignored or query.notes:
         issues = [
             issue("warning", error.message_id, lang, error.params, error.expression)
@@ -220,12 +231,13 @@ def searchset(
     return bundle
 
 
-def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery) -> dict[str, Any]:
-    return {
-        "fullUrl": f"{base_url}/{stored.reference}",
-        "resource": shaped(stored.resource or {}, query.summary, query.elements, matched=mode == "match"),
-        "search": {"mode": mode},
-    }
+def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery, whole: bool) -> dict[str, Any]:
+    resource = (
+        orjson.Fragment(stored.json())
+        if whole
+        else shaped(stored.resource or {}, query.summary, query.elements, matched=mode == "match")
+    )
+    return {"fullUrl": f"{base_url}/{stored.reference}", "resource": resource, "search": {"mode": mode}}
 
 
 #: the _summary values a read honours (count is a search's)
