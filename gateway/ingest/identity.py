@@ -23,6 +23,8 @@ from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 from profiles.registry import Registry
 
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
+#: a hospital's own patient number (HIS 患者ID): unique within the hospital its system names
+HIS_PATIENT_ID = "/sid/his-patient-id/"
 #: the other national identity documents (港澳台居民居住证, 外国人永久居留身份证): as strong as
 #: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
 #: so they hold under any canonical base
@@ -77,6 +79,22 @@ class DocumentMismatch(Exception):
         self.number, self.person_id, self.archived, self.offered = number, person_id, archived, offered
 
 
+def _merged_away(tx: Transaction, person_id: str, patient: dict[str, Any]) -> list[Conflict]:
+    """A number the record says was merged into this person (``use: old``, an ADT^A40's MRG-1)
+    that is another person's in the archive: the sender holds the two for one, the archive
+    for two (each with its own 身份证号).  Not merged here — which of them is right is the
+    主索引 staff's to decide — but listed for them."""
+    found = []
+    for identifier in patient.get("identifier", []):
+        if identifier.get("use") != "old":
+            continue
+        for key in match_keys({"identifier": [{k: v for k, v in identifier.items() if k != "use"}]}):
+            other = tx.identity.person_of(key)
+            if other and other != person_id:
+                found.append(Conflict(person_id, "identifier (use old)", f"Patient/{other}", _key_value(key)))
+    return found
+
+
 def _key_value(key: str) -> str:
     """The identifier's value of a match key (``idcard|4101…``, ``SYSTEM|VALUE``)."""
     return key.rsplit("|", 1)[-1]
@@ -84,18 +102,19 @@ def _key_value(key: str) -> str:
 
 def match_keys(patient: dict[str, Any]) -> list[str]:
     """Keys in order of trust: the national identity documents (身份证号, 居住证号, 永居证号),
-    then 医保人员编号 and 健康档案编号."""
+    then the record numbers: 医保人员编号, 健康档案编号 and a hospital's HIS 患者ID.  A number
+    no longer in use (``use: old``: the HIS record an ADT^A40 merged away) names nobody."""
     strong, weak = [], []
     for identifier in patient.get("identifier", []):
         system, value = identifier.get("system"), identifier.get("value")
-        if not system or not value:
+        if not system or not value or identifier.get("use") == "old":
             continue
         document = next((kind for suffix, kind in STRONG_SUFFIXES.items() if system.endswith(suffix)), None)
         if system in ID_CARD_SYSTEMS:
             strong.append(f"idcard|{value.upper()}")
         elif document is not None:
             strong.append(f"{document}|{value.upper()}")
-        elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM:
+        elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM or HIS_PATIENT_ID in system:
             weak.append(f"{system}|{value}")
     return strong + weak
 
@@ -281,7 +300,8 @@ class IdentityIndex:
         if len(found) > 1:
             raise IdentityConflict(list(found))
         if not found:
-            return {**patient, "id": self._free_id(tx, patient["id"])}, []
+            person = {**patient, "id": self._free_id(tx, patient["id"])}
+            return person, _merged_away(tx, person["id"], patient)
         [(person_id, matched)] = found.items()
         stored = tx.resources.read("Patient", person_id)
         archive = stored.content if stored else {}
@@ -296,7 +316,7 @@ class IdentityIndex:
         repeating = self.repeating(archive, patient)
         disagreements = conflicts(person_id, archive, patient, repeating)
         merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating)
-        return merged, disagreements
+        return merged, disagreements + _merged_away(tx, person_id, patient)
 
     @staticmethod
     def remember(tx: Transaction, person: dict[str, Any]) -> None:

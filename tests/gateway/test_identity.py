@@ -221,3 +221,30 @@ def test_one_record_number_with_another_id_card_is_refused_naming_both_documents
         ID_CARD,
         "410102195608016068",
     )
+
+
+HIS_NUMBER = "http://fhir.yiyang.cn/sid/his-patient-id/H41010500012"
+
+
+def test_a_hospitals_patient_number_with_another_id_card_is_refused(index: Index) -> None:
+    """An ADT^A08 correcting the 身份证号 under a known HIS 患者ID made a second person silently."""
+    number = {"system": HIS_NUMBER, "value": "7000021"}
+    index.resolve(patient("a", identifier=[number, {"system": "urn:oid:2.16.156.10011.1.3", "value": ID_CARD}]))
+    other = {"system": "urn:oid:2.16.156.10011.1.3", "value": "410102195608016068"}
+    with pytest.raises(DocumentMismatch):
+        index.resolve(patient("b", identifier=[number, other]))
+
+
+def test_a_number_merged_away_that_is_another_persons_is_listed(index: Index) -> None:
+    """ADT^A40 folds HIS record 7000022 into this person; the archive holds it as someone else."""
+    other = [
+        {"system": HIS_NUMBER, "value": "7000022"},
+        {"system": "urn:oid:2.16.156.10011.1.3", "value": "410102195608016068"},
+    ]
+    index.resolve(patient("retired", identifier=other))
+    merged = patient("survivor")
+    merged["identifier"].append({"use": "old", "system": HIS_NUMBER, "value": "7000022"})
+    _, conflicts = index.resolve(merged)
+    assert [(c.element, c.kept, c.offered) for c in conflicts] == [
+        ("identifier (use old)", "Patient/retired", "7000022")
+    ]
