@@ -241,7 +241,9 @@ class Ingest:
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
         outcome.identity = outcome.identity or f"content|{content_digest(record)}"
-        if outcome.mapped is not None:
+        # a replay holds only the quarantined records, rebuilt from the quarantine: what their
+        # file's columns were read for was told by the ingest of the file itself
+        if outcome.mapped is not None and replaces is None:
             self._note_fields(outcome.mapped)
         if replaces:
             tx.quarantine.release(record.source, *replaces)

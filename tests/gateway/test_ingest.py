@@ -190,6 +190,15 @@ def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monke
     assert "now passes: 个人基本信息表.csv row 17\n" in lines
 
 
+def test_a_replay_says_nothing_of_columns_its_records_left_unread(tmp_path: Path) -> None:
+    """Rebuilt from the quarantine, an HL7 message lacks its file's other messages and the
+    names its reader gave fields: the replay listed columns the ingest had read."""
+    out = tmp_path / "out"
+    commands.ingest("hl7v2", [ROOT / "mappings/samples/hl7v2/adt.hl7"], out, Registry(), bundle=False)
+    counts = commands.replay(out, Registry(), io.StringIO(), "en")
+    assert (counts.quarantined > 0, counts.unread) == (True, {})
+
+
 def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
