@@ -97,6 +97,8 @@ class Entry:
     #: a GET entry's conditional read (``request.ifNoneMatch``, ``request.ifModifiedSince``)
     if_none_match: str | None = None
     if_modified_since: str | None = None
+    #: what a DELETE entry deleted, checked for references once the Bundle's deletes are done
+    gone: list[Stored] = field(default_factory=list)
     #: the links to the transaction's entries, as this entry reads them (:func:`links_of`)
     links: Mapping[str, str] = field(default_factory=dict)
 
@@ -231,6 +233,8 @@ class Bundles:
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 if entry.index not in answers:
                     answers[entry.index] = self._apply(tx, entry, reply, registering)
+            for entry in entries:  # whatever the Bundle deleted, nothing it leaves points at it
+                self.repository.check_unreferenced(tx, entry.gone, entry.path)
         return [answers[entry.index] for entry in entries]
 
     def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
@@ -412,9 +416,12 @@ class Bundles:
     ) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
-                self.repository.delete_matching_in(tx, entry.kind, entry.criteria, entry.if_match, entry.path)
+                entry.gone = self.repository.delete_matching_in(
+                    tx, entry.kind, entry.criteria, entry.if_match, entry.path
+                )
             elif entry.resource_id:
-                self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
+                gone = self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
+                entry.gone = [gone] if gone else []
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
             created = self.repository.create_in(
@@ -535,7 +542,13 @@ class Bundles:
                 entry.kind, entry.resource_id or "", _patch_operations(entry.resource), entry.if_match
             )
             return self._written(written, reply)
-        return self.repository.store.atomically(lambda tx: self._apply(tx, entry, reply))
+
+        def applied(tx: Transaction) -> dict[str, Any]:
+            answer = self._apply(tx, entry, reply)
+            self.repository.check_unreferenced(tx, entry.gone, entry.path)
+            return answer
+
+        return self.repository.store.atomically(applied)
 
 
 def _located(error: FhirError, entry: Entry) -> FhirError:

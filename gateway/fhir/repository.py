@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -365,7 +365,24 @@ class Repository:
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         self.check_type(kind)
-        return self.store.atomically(lambda tx: self.delete_in(tx, kind, resource_id, if_match))
+
+        def deleting(tx: Transaction) -> Stored | None:
+            gone = self.delete_in(tx, kind, resource_id, if_match)
+            self.check_unreferenced(tx, [gone] if gone else [])
+            return gone
+
+        return self.store.atomically(deleting)
+
+    def check_unreferenced(self, tx: Transaction, gone: Iterable[Stored], where: str | None = None) -> None:
+        """409 when a resource still in the archive points at one just deleted: the archive
+        keeps no dangling reference (R4 http.html#delete lets a server refuse so).  Asked once
+        everything the request deletes is gone, so resources deleted together (a Patient and
+        its Encounters in one transaction, the matches of one conditional delete) may point at
+        each other.  A Provenance pointing at it does not count (see Resources.referrer)."""
+        for stored in gone:
+            referrer = tx.resources.referrer(stored.type, stored.id, self.searcher.parameters.referring(stored.type))
+            if referrer is not None:
+                raise FhirError(409, "http.delete-referenced", where, reference=stored.reference, referrer=referrer)
 
     def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
@@ -397,12 +414,19 @@ class Repository:
                 raise not_found(kind, resource_id)
             _check_writable(kind, "DELETE")
             _check_change(tx, current)
+            self.check_unreferenced(tx, [current])
 
     def conditional_delete(self, kind: str, criteria: str, if_match: int | None = None) -> list[Stored]:
         """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
         self.check_type(kind)
         self._need_criteria(criteria)
-        return self.store.atomically(lambda tx: self.delete_matching_in(tx, kind, criteria, if_match))
+
+        def deleting(tx: Transaction) -> list[Stored]:
+            gone = self.delete_matching_in(tx, kind, criteria, if_match)
+            self.check_unreferenced(tx, gone)
+            return gone
+
+        return self.store.atomically(deleting)
 
     def delete_matching_in(
         self, tx: Transaction, kind: str, criteria: str, if_match: int | None = None, where: str | None = None

@@ -75,6 +75,7 @@ class SearchParameters:
         self.registry = registry
         self._compiled: dict[str, dict[str, Parameter]] = {}
         self._failed: dict[str, dict[str, str]] = {}
+        self._referring: dict[str, list[tuple[str, str]]] = {}
 
     def for_type(self, resource_type: str) -> dict[str, Parameter]:
         """Supported parameters of a type by code (``Resource`` ones included)."""
@@ -90,6 +91,21 @@ class SearchParameters:
         a type named in a request is not compiled and cached unless it exists)."""
         parameter = self.get(resource_type, code) if resource_type in self.registry.base_types else None
         return parameter.targets if parameter is not None and parameter.type == "reference" else ()
+
+    def referring(self, target: str) -> list[tuple[str, str]]:
+        """(type, code) of every reference parameter, of any type, that may point at ``target``:
+        where a resource pointing at one of ``target`` says so in the index."""
+        if target not in self._referring:
+            types = sorted(
+                k for k, v in self.registry.base_types.items() if v["kind"] == "resource" and not v.get("abstract")
+            )
+            self._referring[target] = [
+                (kind, code)
+                for kind in types
+                for code, parameter in self.for_type(kind).items()
+                if parameter.type == "reference" and target in parameter.targets
+            ]
+        return self._referring[target]
 
     def unsupported(self, resource_type: str) -> dict[str, str]:
         """Defined parameters that could not be compiled, code → why."""

@@ -366,6 +366,21 @@ class Resources:
         """A row of search_sql.COLUMNS (current, undeleted versions)."""
         return _lazily(row[0], row[1], row[2], row[3], False, row[4])
 
+    def referrer(self, kind: str, resource_id: str, params: Sequence[tuple[str, str]]) -> str | None:
+        """A current resource whose index says it points at kind/id through one of ``params``
+        ((type, code) pairs), or None.  A Provenance does not count: it records what happened
+        to a version, and stays true of it after a deletion.  One probe of the value index per
+        parameter, the first match ends the search."""
+        probes = [(source, code) for source, code in params if source != "Provenance"]
+        if not probes:
+            return None
+        probe = (
+            "SELECT s.type, s.id FROM search_index s WHERE s.type = ? AND s.name = ? AND s.value = ? AND s.system = ?"
+        )
+        values = [value for source, code in probes for value in (source, code, resource_id, kind)]
+        row = self.sql.one(f"SELECT type, id FROM ({' UNION ALL '.join([probe] * len(probes))}) found LIMIT 1", values)
+        return f"{row[0]}/{row[1]}" if row else None
+
     def counts(self) -> dict[str, int]:
         rows = self.sql.all("SELECT type, COUNT(*) FROM resource WHERE NOT deleted GROUP BY type ORDER BY type")
         return {kind: int(count) for kind, count in rows}

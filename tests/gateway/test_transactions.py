@@ -438,6 +438,35 @@ def test_a_conditional_delete_entry_with_an_old_if_match_deletes_nothing(made: S
     assert made.repository.read("Basic", "moved-on").version == 2
 
 
+def test_a_resource_another_still_refers_to_is_not_deleted(made: Services) -> None:
+    """A deleted Patient left every Encounter, Coverage and Observation of hers dangling."""
+    stored(made, "target")
+    made.repository.update(
+        "Basic", "referrer", {**basic("referrer"), "id": "referrer", "subject": {"reference": "Basic/target"}}
+    )
+    with pytest.raises(FhirError) as refused:
+        made.repository.delete("Basic", "target")
+    assert (refused.value.status, refused.value.params["referrer"]) == (409, "Basic/referrer")
+
+
+def test_validating_a_delete_foretells_the_reference_refusal(made: Services) -> None:
+    stored(made, "pointed-at")
+    pointer = {**basic("pointer"), "id": "pointer", "subject": {"reference": "Basic/pointed-at"}}
+    made.repository.update("Basic", "pointer", pointer)
+    with pytest.raises(FhirError) as refused:
+        made.repository.check_deletable("Basic", "pointed-at")
+    assert refused.value.message_id == "http.delete-referenced"
+
+
+def test_a_transaction_may_delete_a_resource_with_what_refers_to_it(made: Services) -> None:
+    stored(made, "held")
+    made.repository.update(
+        "Basic", "holder", {**basic("holder"), "id": "holder", "subject": {"reference": "Basic/held"}}
+    )
+    answer = made.bundles.process(bundle(asked("DELETE", "Basic/held"), asked("DELETE", "Basic/holder")))
+    assert statuses(answer) == ["204 No Content", "204 No Content"]
+
+
 def test_a_refused_if_match_names_its_entry(made: Services) -> None:
     """Of a transaction's entries, the 412 said nothing of which one's version was wrong."""
     stored(made, "versioned")
