@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from conformance.bundle_index import BundleIndex, split_version
 from conformance.validator import Validator
 from profiles.registry import PACKAGE_DIR, Registry, example_manifest, examples_dir
 
@@ -34,6 +37,73 @@ def test_example_verdict_matches_the_manifest(validator: Validator, case: dict[s
 def test_every_example_file_is_in_the_manifest() -> None:
     on_disk = {str(p.relative_to(examples_dir())) for p in examples_dir().glob("*/*.json")}
     assert on_disk == {c["file"] for c in MANIFEST}
+
+
+VALID = [c["file"] for c in MANIFEST if c["valid"]]
+
+
+def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Every ``reference`` under ``node`` (contained resources included), with its FHIRPath."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                yield value, f"{path}.reference"
+            else:
+                yield from _references(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _references(item, f"{path}[{index}]")
+
+
+def _dangling(
+    resource: dict[str, Any], path: str, stored: set[str], bundle: BundleIndex | None, at: str | None
+) -> list[str]:
+    """The references of ``resource`` (read from the Bundle entry whose fullUrl is ``at``) that
+    resolve to nothing: not a contained resource, not an entry of the enclosing Bundle, not an
+    absolute http(s) URL and not a standalone valid example."""
+    contained = {c.get("id") for c in resource.get("contained", []) if isinstance(c, dict)}
+    dangling = []
+    for reference, where in _references(resource, path):
+        if reference.startswith("#"):
+            resolved = reference == "#" or reference[1:] in contained
+        elif bundle is not None and "?" in reference:
+            resolved = bundle.conditional(reference) == ("count", 1)
+        elif bundle is not None and bundle.find(reference, at) is not None:
+            resolved = True
+        else:
+            resolved = reference.startswith(("http://", "https://")) or split_version(reference)[0] in stored
+        if not resolved:
+            dangling.append(f"{where} → {reference}")
+    return dangling
+
+
+@cache
+def _standalone_valid_examples() -> set[str]:
+    """``Type/id`` of every valid example the demo archive holds (all but the Bundles)."""
+    resources = [_load(examples_dir() / file) for file in VALID]
+    return {f"{r['resourceType']}/{r['id']}" for r in resources if r["resourceType"] != "Bundle"}
+
+
+@pytest.mark.parametrize("file", VALID)
+def test_every_reference_of_a_valid_example_resolves_to_another_valid_example(file: str) -> None:
+    """``serve --demo`` loads the valid examples (not the Bundles) into one archive: a reference
+    that names no valid example is dangling there from the start.  A reference resolves to a
+    standalone valid example, to a contained resource, inside its own Bundle (a document's or
+    a transaction's entries), or is an absolute URL outside the package."""
+    stored = _standalone_valid_examples()
+    resource = _load(examples_dir() / file)
+    if resource["resourceType"] != "Bundle":
+        dangling = _dangling(resource, resource["resourceType"], stored, None, None)
+    else:
+        index = BundleIndex(resource)
+        dangling = [
+            found
+            for position, entry in enumerate(resource.get("entry", []))
+            for found in _dangling(
+                entry["resource"], f"Bundle.entry[{position}].resource", stored, index, entry.get("fullUrl")
+            )
+        ]
+    assert dangling == []
 
 
 def test_every_profile_has_a_valid_and_an_invalid_example() -> None:
