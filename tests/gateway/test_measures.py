@@ -265,6 +265,23 @@ def test_a_contract_counts_when_it_is_in_force_at_some_time_in_the_period(evalua
     assert evaluate("family-doctor-contract-rate").count("numerator") == 2  # p1, p2; p4 is 64, p5's ended
 
 
+def test_a_contract_ending_on_the_periods_first_day_was_in_force_in_it(evaluate: Any) -> None:
+    """c2 ends 2026-05-31: asked for that day alone, R4's ge (the value's day must lie within
+    or above it) left it out; the criteria are written as overlaps."""
+    day = Period.parse("2026-05-31")
+    assert evaluate("family-doctor-contract-rate", period=day).count("numerator") == 2  # p1, p2
+
+
+def test_a_draft_contract_is_not_in_force(evaluate: Any, archive: Store) -> None:
+    with archive.transaction() as tx:
+        tx.resources.write({**_contract("c-draft", "p5", "2026-03-01", "2026-12-31"), "status": "draft"})
+    try:
+        assert evaluate("family-doctor-contract-rate").count("numerator") == 2  # p1, p2; not p5's draft
+    finally:
+        with archive.transaction() as tx:
+            tx.resources.delete("CarePlan", "c-draft")
+
+
 def test_oldest_old_rate_counts_only_people_80_and_over(evaluate: Any, population: PopulationTable) -> None:
     result = evaluate("family-doctor-contract-rate-oldest-old", population=population)
     assert (result.count("numerator"), result.count("denominator")) == (1, 30)  # p2; 85+ residents
