@@ -245,8 +245,10 @@ def rules_section(rules: Iterable[RuleCount], locations: Iterable[LocationCount]
 
 
 def refusals_section(rules: Iterable[RuleCount]) -> Section:
-    """Why requests were refused for other reasons than their content (401, 403, 404 …)."""
-    results = tuple(_rule_result(rule, "error", ()) for rule in _merged(r for r in rules if r.verdict == "error"))
+    """Why requests were refused for other reasons than their content (401, 403, 404 …): the
+    errors of those exchanges; a warning the validator noted on their content refused nothing."""
+    refusing = (r for r in rules if r.verdict == "error" and r.severity in ("error", "fatal"))
+    results = tuple(_rule_result(rule, "error", ()) for rule in _merged(refusing))
     return Section(
         "refusals", "report.section.refusals", "report.column.reason", results, note_title="report.column.message"
     )

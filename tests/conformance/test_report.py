@@ -129,6 +129,16 @@ def test_a_refusals_reason_is_not_a_rule_broken() -> None:
     assert [r.label for r in SAMPLE.section("refusals").results] == ["http.forbidden-scope"]
 
 
+def test_a_warning_on_a_refused_requests_content_is_no_reason_for_the_refusal() -> None:
+    """A 403 whose Encounter lacked a narrative listed dom-6's warning among the refusals."""
+    rules = [
+        RuleCount("http.forbidden-organization", "error", "error", 1, 1, "o"),
+        RuleCount("invariant.failed", "warning", "error", 1, 1, "w"),
+    ]
+    report = exchange_report(Facts([], [], rules, []), [], "now")
+    assert [r.label for r in report.section("refusals").results] == ["http.forbidden-organization"]
+
+
 def test_a_rules_examples_are_those_of_its_own_severity() -> None:
     """A rule broken as an error in one place and as a warning in many shows where it erred."""
     rules = [
