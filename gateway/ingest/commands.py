@@ -106,10 +106,14 @@ def ingest(
         pipeline = Ingest(target, build_validator(registry, config), build_engine(registry))
         try:
             for path in files:
+                read_before = pipeline.counts.read
                 try:
                     pipeline.run(_progress(read(path, source, reader_limits(config)), path.name, lang))
                 except ReaderError as exc:
                     pipeline.refuse_file(path.name, source, exc.message)
+                    continue
+                if pipeline.counts.read == read_before:
+                    pipeline.empty_file(path.name, source)
         finally:
             # even after Ctrl-C, what was processed reaches the archive in a consistent state
             counts = pipeline.finish()

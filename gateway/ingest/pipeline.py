@@ -569,6 +569,15 @@ class Ingest:
         self._close_exchange()
         self.commit()
 
+    def empty_file(self, name: str, source: str) -> None:
+        """A file that held no record is an exchange too: it came in, with nothing to judge
+        (a report over the day must not read as if nothing had been sent)."""
+        self._close_exchange()
+        self._exchange, self._exchange_file = exchanges.Collector(), name
+        self._exchange.source = source
+        self._close_exchange()
+        self.commit()
+
     def _close_exchange(self) -> None:
         """Append the exchange record in the current batch, so it commits with the last of its
         records (the batch is committed right after: the ids lock is held for no longer).  In a

@@ -314,6 +314,16 @@ def test_yiyang_ingest_records_one_exchange_per_file(database_url: str, store: S
     assert [tuple(r) for r in rows] == [("yiyang-cli", "community-health", "cli", "fail")] * 2  # both have bad rows
 
 
+def test_a_file_holding_no_record_is_an_exchange_too(database_url: str, store: Store, tmp_path: Path) -> None:
+    """A file with a header and no rows left no exchange: the report said nothing came in."""
+    empty = tmp_path / "empty.csv"
+    empty.write_text("garbage\n", encoding="utf-8")
+    main(["ingest", "--source", "community-health", "--database", database_url, str(empty)])
+    with store.reading() as tx:
+        rows = tx.sql.all("SELECT channel, verdict, resources FROM exchange")
+    assert [tuple(r) for r in rows] == [("cli", "skip", 0)]
+
+
 def test_a_file_yiyang_ingest_cannot_read_is_a_failed_exchange_naming_why(database_url: str, store: Store) -> None:
     """Refused before its first record (an XML with an entity declaration), it left no exchange
     at all: the report said nothing had come in."""
