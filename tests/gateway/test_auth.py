@@ -292,6 +292,14 @@ def test_a_token_without_the_scope_is_403_naming_it(served: Served, client_key: 
     assert "system/Patient.c" in created.json()["issue"][0]["details"]["text"]
 
 
+def test_an_unknown_type_is_a_404_whatever_the_scopes(served: Served, client_key: Any) -> None:
+    """A reader's token on /fhir/Foo was refused 403 for lacking system/Foo.s, a scope no client can hold."""
+    add_client(served.database_url, "typo-reader", key=client_key, scope="system/Patient.rs")
+    headers = {**bearer(request_token(served.base, "typo-reader", client_key, "system/Patient.rs")), **FHIR_JSON}
+    answer = requests.get(f"{served.base}/Foo", headers=headers, timeout=30)
+    assert (answer.status_code, message_id(answer)) == (404, "http.unknown-type")
+
+
 def test_a_client_that_may_only_update_may_not_patch(served: Served, client_key: Any) -> None:
     """A patch of an empty list would answer with the whole stored record."""
     add_client(served.database_url, "updater", key=client_key, scope="system/Patient.u")
