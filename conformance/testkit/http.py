@@ -69,6 +69,9 @@ class Http:
     base: str
     token: str | None = None
     log: list[Sent] = field(default_factory=list)
+    #: answers that were no FHIR answer (a 5xx, a body that does not parse): the server is
+    #: broken, which is a test's error, not a check failing
+    broken: list[str] = field(default_factory=list)
     session: requests.Session = field(default_factory=requests.Session)
     #: with key credentials the token is fetched again before it expires (a run may be long)
     login: tuple[KeyCredentials, str] | None = None
@@ -116,12 +119,18 @@ class Http:
             self.log.append(Sent(method, prepared.url or url, None))
             raise
         self.log.append(Sent(method, prepared.url or url, response.status_code))
-        return Answer(
-            response.status_code, {k.lower(): v for k, v in response.headers.items()}, _json(response), response.text
-        )
+        body = _json(response)
+        if _unreadable(response, body):
+            media = response.headers.get("Content-Type", "-")
+            self.broken.append(f"{method} {prepared.url or url}: {response.status_code} {media}")
+        return Answer(response.status_code, {k.lower(): v for k, v in response.headers.items()}, body, response.text)
 
     def take_log(self) -> list[Sent]:
         taken, self.log = self.log, []
+        return taken
+
+    def take_broken(self) -> list[str]:
+        taken, self.broken = self.broken, []
         return taken
 
     def backend_token(self, credentials: KeyCredentials, scope: str) -> tuple[int, str | None, Any]:
@@ -150,6 +159,16 @@ class Http:
         answer = self.send("POST", endpoint, token=None, data=form, headers={"Accept": "application/json"})
         body = answer.body if isinstance(answer.body, dict) else {}
         return answer.status, body.get("access_token"), answer.body
+
+
+def _unreadable(response: requests.Response, body: Any) -> bool:
+    """A server error, or a body that is no JSON document (NDJSON files are lines of JSON)."""
+    media = response.headers.get("Content-Type", "")
+    if response.status_code >= 500:
+        return True
+    if not response.text.strip() or "ndjson" in media:
+        return False
+    return body is None
 
 
 def _json(response: requests.Response) -> Any:

@@ -38,8 +38,12 @@ def run_test(test: KitTest, ctx: Context, lang: str, mask: Callable[[str], str])
     ]
     checks = ctx.take_checks()
     found = [Finding("information" if c.passed else "error", CHECK, "", mask(c.text)) for c in checks]
+    broken = ctx.http.take_broken()
     if reason is not None and reason.rule == SKIPPED:
         verdict = "skip"
+    elif broken:  # the server answered no FHIR at all: what the checks said of it is beside the point
+        verdict = "error"
+        reason = Finding("error", BROKEN, "", mask("; ".join(broken)))
     elif any(not c.passed for c in checks):
         verdict = "fail"
     elif reason is not None:
@@ -48,7 +52,9 @@ def run_test(test: KitTest, ctx: Context, lang: str, mask: Callable[[str], str])
         verdict = "pass" if checks else "skip"
     failed = [f for f in found if f.is_error]
     extra = [reason] if reason is not None else []
-    findings = tuple(failed + extra + [f for f in found if not f.is_error] + sent)
+    # an error's reason first: it says why the checks' verdicts mean nothing
+    first = extra + failed if verdict == "error" else failed + extra
+    findings = tuple(first + [f for f in found if not f.is_error] + sent)
     return Result(test.id, test.id, verdict, note=test.description(lang), findings=findings)
 
 

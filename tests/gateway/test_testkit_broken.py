@@ -156,3 +156,26 @@ def test_usage_problems_exit_2(tmp_path: Path, client_key: Any) -> None:
     good.write_text(pem(client_key), encoding="utf-8")
     assert main([*base, "--key", str(bad)]) == 2
     assert main([*base, "--key", str(good)]) == 2  # nobody answers at that URL
+
+
+def test_a_server_answering_no_fhir_is_an_error_not_a_failed_check(validator: Any) -> None:
+    """Against a server answering every request with a 500 HTML page, each test failed its
+    checks ("the answer is None of type None") as if the server had answered wrongly."""
+    from conformance.testkit.catalog import Context, KitTest
+    from conformance.testkit.http import Http
+    from conformance.testkit.runner import run_test
+
+    page = Response("<html>Internal Server Error</html>", status=500, content_type="text/html")
+    port = free_port()
+    server = make_server("127.0.0.1", port, page, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ctx = Context(Http(f"http://127.0.0.1:{port}/fhir"), validator, {})
+
+        def reads_metadata(ctx: Context) -> None:
+            ctx.check(ctx.http.send("GET", "metadata").status == 200, "metadata answers 200")
+
+        result = run_test(KitTest("capability.x", "capability", "甲", "a", reads_metadata), ctx, "en", str)
+    finally:
+        server.shutdown()
+    assert (result.verdict, "500 text/html" in result.findings[0].text) == ("error", True)
