@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import IO, Any
+from urllib.parse import quote, unquote
 
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
@@ -94,7 +95,7 @@ def mask_text(text: str) -> str:
     inside a masked ID), and the names of name criteria quoted in it."""
     if "=" in text:
         text = _CREDENTIAL_IN_QUERY.sub(lambda m: m.group(1) + "***", text)
-        text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + ",".join(map(mask_name, m.group(2).split(","))), text)
+        text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + _masked_names(m.group(2)), text)
     if " " in text:
         text = _NAME_IN_FILTER.sub(lambda m: m.group(1) + mask_name(m.group(2).strip('"')), text)
     if "eyJ" in text:
@@ -104,6 +105,15 @@ def mask_text(text: str) -> str:
     if _CANDIDATE.search(text) is None:
         return text
     return mask_phones(mask_id_cards(text))
+
+
+def _masked_names(value: str) -> str:
+    """The names of a query's name criterion (a comma list), masked; percent-encoded as a URL
+    carries them (``%E5%BC%A0…``), masked as the names they encode and encoded again: masked
+    as written, the log showed ``%**``, a name no one sent."""
+    if "%" not in value:
+        return ",".join(map(mask_name, value.split(",")))
+    return quote(",".join(map(mask_name, unquote(value).split(","))), safe=",*")
 
 
 def mask_name(name: str) -> str:

@@ -594,6 +594,13 @@ def test_demo_style_output_is_masked_unless_revealed(capsys: pytest.CaptureFixtu
     assert ("110105********9910" in masked, "110105196304029910" in revealed) == (True, True)
 
 
+def test_a_percent_encoded_name_is_masked_as_the_name_it_encodes() -> None:
+    """Masked as written it read ``name=%**``: a URL no one sent, the family name lost."""
+    assert mask_text("GET /fhir/Patient?name=%E5%BC%A0%E7%A7%80%E8%8B%B1&birthdate=1949-12-31") == (
+        "GET /fhir/Patient?name=%E5%BC%A0**&birthdate=1949-12-31"
+    )
+
+
 def test_explain_masks_the_persons_name_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
     masked, revealed = explained(capsys, "row 2")
     assert ("孙福春" in masked, "孙**" in masked, "孙福春" in revealed) == (False, True, True)
