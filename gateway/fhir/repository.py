@@ -646,7 +646,35 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
             where = identifier_of(stored.resource, key)
             second = Conflict(holder, where, f"Patient/{holder}", stored.reference)
             tx.conflicts.add(second.line("rest", stored.reference, where))
-    tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
+    numbers = [key for key in keys if not is_document(key)]
+    _check_numbers_agree(tx, stored, documents, numbers, rules)
+    tx.identity.link(stored.id, numbers)
+
+
+def _check_numbers_agree(
+    tx: Transaction, stored: Stored, documents: list[str], numbers: list[str], rules: Access
+) -> None:
+    """A record number (健康档案编号, 医保人员编号, HIS 患者ID) another person holds with
+    another identity document: two people under one number, or a number mistyped.  An ingest
+    quarantines such a record (``ingest.document-mismatch``); a REST write is refused alike
+    (409), or, when the holder is hidden from the client, listed for the 主索引 staff."""
+    for key in numbers:
+        holder = tx.identity.person_of(key)
+        if holder is None or holder == stored.id:
+            continue
+        record = tx.resources.read("Patient", holder)
+        theirs = (
+            [k for k in match_keys(record.resource or {}) if is_document(k)] if record and not record.deleted else []
+        )
+        if not theirs or not documents or set(theirs) & set(documents):
+            continue  # no documents to tell them apart, or one person
+        where = identifier_of(stored.resource or {}, key)
+        if rules.hides(tx, record):
+            mismatch = Conflict(holder, where, f"Patient/{holder}", stored.reference)
+            tx.conflicts.add(mismatch.line("rest", stored.reference, where))
+            continue
+        number = key.rsplit("|", 1)[-1]
+        raise FhirError(409, "http.number-of-another-person", where, number=number, person=f"Patient/{holder}")
 
 
 def _forget_person(tx: Transaction, deleted: Stored | None) -> None:

@@ -66,6 +66,21 @@ def test_a_version_id_written_with_a_leading_zero_names_no_version(services: Mak
     assert refused.value.status == 404
 
 
+def test_a_record_number_another_person_holds_is_refused_over_rest(services: Make) -> None:
+    """The same record by ingest is quarantined (ingest.document-mismatch); over REST it was a
+    second Patient under one 健康档案编号, and nobody was told."""
+    made, number = services(), {"system": HEALTH_RECORD, "value": "41010500100100040"}
+
+    def numbered(index: int) -> dict[str, Any]:
+        person = new_patient(index)
+        return {**person, "identifier": [*(i for i in person["identifier"] if i["system"] != HEALTH_RECORD), number]}
+
+    made.repository.create(numbered(801))
+    with pytest.raises(FhirError) as refused:
+        made.repository.create(numbered(802))
+    assert (refused.value.status, refused.value.message_id) == (409, "http.number-of-another-person")
+
+
 def test_loading_the_demo_twice_writes_nothing_the_second_time(services: Make) -> None:
     from gateway.demo import load_demo
 
