@@ -245,13 +245,42 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozense
     for key in LISTS[1:]:
         present = archive.setdefault(key, [])
         for item in incoming.get(key, []):
-            if item not in present and not (key == "extension" and _has_extension(present, item, repeating)):
+            if item in present or (key == "extension" and _has_extension(present, item, repeating)):
+                continue
+            same = _same_address(present, item) if key == "address" else None
+            if same is not None:
+                _fill_address(same, item)
+            else:
                 present.append(item)
         if not present:
             del archive[key]
     for key, value in incoming.items():
         archive.setdefault(key, value)
     return archive
+
+
+def _same_address(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
+    """The address of ``present`` that ``item`` is, told by its text: one source writes the
+    home with its township code, another with its city and postcode, and it is one home."""
+    text = _address_text(item)
+    return next((address for address in present if text and _address_text(address) == text), None)
+
+
+def _address_text(address: dict[str, Any]) -> str:
+    return "".join(str(address.get("text") or "").split())
+
+
+def _fill_address(address: dict[str, Any], item: dict[str, Any]) -> None:
+    """The parts ``item`` adds to the same address: those it lacks, and extensions of URLs it
+    has none of (the archive's own parts stay as first recorded)."""
+    for key, value in item.items():
+        if key == "extension":
+            urls = {extension.get("url") for extension in address.get("extension", [])}
+            extra = [extension for extension in value if extension.get("url") not in urls]
+            if extra:
+                address["extension"] = [*address.get("extension", []), *extra]
+        else:
+            address.setdefault(key, value)
 
 
 def _has_extension(present: list[dict[str, Any]], item: dict[str, Any], repeating: frozenset[str]) -> bool:

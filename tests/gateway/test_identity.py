@@ -248,3 +248,17 @@ def test_a_number_merged_away_that_is_another_persons_is_listed(index: Index) ->
     assert [(c.element, c.kept, c.offered) for c in conflicts] == [
         ("identifier (use old)", "Patient/retired", "7000022")
     ]
+
+
+def test_one_home_written_by_two_sources_is_one_address(index: Index) -> None:
+    """The CSV gave the township, HL7 the city and postcode: the person held it twice."""
+    home = "河南省郑州市金水区经八路街道幸福社区3号楼"
+    township = {
+        "url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-admin-division",
+        "valueCoding": {"code": "410105001"},
+    }
+    index.resolve(patient("p", address=[{"extension": [township], "text": home}]))
+    person, _ = index.resolve(patient("p", address=[{"text": home + " ", "city": "郑州市", "postalCode": "450008"}]))
+    with index.store.reading() as tx:
+        addresses = tx.resources.read("Patient", person).resource["address"]
+    assert addresses == [{"extension": [township], "text": home, "city": "郑州市", "postalCode": "450008"}]
