@@ -179,7 +179,11 @@ class Collector:
         """The record to append, as of now (or ``moment``)."""
         moment = (moment or datetime.now(UTC)).astimezone(UTC)
         day = moment.astimezone(CHINA).date().isoformat()
-        verdicts = self.verdicts + [
+        kept = self.verdicts
+        if status is not None and status >= 400 and party.interaction == "create":
+            # the id a refused create was given names nothing: no such resource was stored
+            kept = [(row[0], "", *row[2:]) for row in kept]
+        verdicts = kept + [
             (kind, "", profile, passed, errors, warnings, count)
             for (kind, profile, passed), (count, errors, warnings) in self.folded.items()
         ]

@@ -417,6 +417,17 @@ def test_anything_else_is_not_a_day(text: str) -> None:
         parse_day(text)
 
 
+def test_a_refused_create_names_no_id_it_was_never_stored_under(services: Services, store: Store) -> None:
+    """The report pointed auditors at Encounter/<uuid>: the id the refused create was given."""
+    app = create_app(services=services, secure=False)
+    invalid = {"resourceType": "Patient", "gender": "nonsense"}
+    assert app.test_client().post("/fhir/Patient", json=invalid).status_code == 422
+    app.extensions["yiyang.exchanges"].flush()
+    with store.reading() as tx:
+        ids = [row[0] for row in tx.sql.all("SELECT resource_id FROM exchange_verdict")]
+    assert ids == [""]
+
+
 def test_a_refusal_is_recorded_in_both_languages_whichever_the_client_asked(services: Services, store: Store) -> None:
     """The answer is in English; the zh-CN report must still read Chinese."""
     app = create_app(services=services, secure=False)
