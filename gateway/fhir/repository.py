@@ -126,6 +126,9 @@ class Repository:
         errors = [issue for issue in issues if issue.is_error]
         if errors and self.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
+        if resource.get("resourceType") == "Patient":
+            with self.store.reading(snapshot=False) as tx:
+                check_numbers_agree(tx, resource, self.access(), path)
         return issues
 
     # -- reads -----------------------------------------------------------------------------
@@ -646,35 +649,40 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
             where = identifier_of(stored.resource, key)
             second = Conflict(holder, where, f"Patient/{holder}", stored.reference)
             tx.conflicts.add(second.line("rest", stored.reference, where))
-    numbers = [key for key in keys if not is_document(key)]
-    _check_numbers_agree(tx, stored, documents, numbers, rules)
-    tx.identity.link(stored.id, numbers)
+    if rules.restricted:  # a holder hidden from the client is listed, in the write's transaction
+        check_numbers_agree(tx, stored.resource, rules, listing=True)
+    tx.identity.link(stored.id, [key for key in keys if not is_document(key)])
 
 
-def _check_numbers_agree(
-    tx: Transaction, stored: Stored, documents: list[str], numbers: list[str], rules: Access
+def check_numbers_agree(
+    tx: Transaction, patient: dict[str, Any], rules: Access, path: str = "", *, listing: bool = False
 ) -> None:
     """A record number (健康档案编号, 医保人员编号, HIS 患者ID) another person holds with
     another identity document: two people under one number, or a number mistyped.  An ingest
     quarantines such a record (``ingest.document-mismatch``); a REST write is refused alike
-    (409), or, when the holder is hidden from the client, listed for the 主索引 staff."""
-    for key in numbers:
+    (409), or, when the holder is hidden from the client, listed for the 主索引 staff.  Asked
+    as the write is validated, before its transaction (which stays one round trip): only a
+    restricted client's write asks it again inside it (``listing``), to list a hidden holder."""
+    keys = match_keys(patient)
+    documents = {key for key in keys if is_document(key)}
+    for key in (key for key in keys if not is_document(key)) if documents else ():
         holder = tx.identity.person_of(key)
-        if holder is None or holder == stored.id:
+        if holder is None or holder == patient.get("id"):
             continue
         record = tx.resources.read("Patient", holder)
-        theirs = (
-            [k for k in match_keys(record.resource or {}) if is_document(k)] if record and not record.deleted else []
-        )
-        if not theirs or not documents or set(theirs) & set(documents):
-            continue  # no documents to tell them apart, or one person
-        where = identifier_of(stored.resource or {}, key)
+        known = record is not None and not record.deleted
+        theirs = {k for k in match_keys(record.resource or {}) if is_document(k)} if known else set()
+        if not theirs or theirs & documents:
+            continue  # no document to tell them apart, or one person
+        where = identifier_of(patient, key)
         if rules.hides(tx, record):
-            mismatch = Conflict(holder, where, f"Patient/{holder}", stored.reference)
-            tx.conflicts.add(mismatch.line("rest", stored.reference, where))
+            if listing:
+                reference = f"Patient/{patient.get('id')}"
+                tx.conflicts.add(Conflict(holder, where, f"Patient/{holder}", reference).line("rest", reference, where))
             continue
+        located = f"{path}{where[len('Patient') :]}" if path else where
         number = key.rsplit("|", 1)[-1]
-        raise FhirError(409, "http.number-of-another-person", where, number=number, person=f"Patient/{holder}")
+        raise FhirError(409, "http.number-of-another-person", located, number=number, person=f"Patient/{holder}")
 
 
 def _forget_person(tx: Transaction, deleted: Stored | None) -> None:
