@@ -27,20 +27,19 @@ class IdentityKeys:
         row = self.sql.one("SELECT person_id FROM person_key WHERE key = ?", (key,))
         return row[0] if row else None
 
-    def claim(self, person_id: str, keys: Sequence[str]) -> dict[str, str]:
-        """Link each key to the person unless another holds it; {key: holder} of those held.
-        Not queued, so the answer is the database's: on PostgreSQL a claim racing another's
-        of the same key waits on the key's unique index until the first commits, and then
-        finds it taken."""
-        held: dict[str, str] = {}
-        for key in keys:
-            claimed = self.sql.one(
-                "INSERT INTO person_key (key, person_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key",
-                (key, person_id),
-            )
-            if claimed is None:
-                held[key] = self.person_of(key) or person_id
-        return held
+    def claim(
+        self, person_id: str, keys: Sequence[str], holders_of: Sequence[str] = ()
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Link each key to the person unless another holds it: ({key: holder} of those held,
+        {key: holder} of ``holders_of`` held by anyone), asked in one round trip.  Not queued,
+        so the answer is the database's: on PostgreSQL a claim racing another's of the same
+        key waits on the key's unique index until the first commits, and then finds it taken."""
+        with self.sql.together():
+            claims = [(key, self.sql.execute(_CLAIM, (key, person_id))) for key in keys]
+            found = self.sql.execute(_HOLDERS.format(marks(holders_of)), holders_of) if holders_of else None
+        taken = [key for key, cursor in claims if cursor.fetchone() is None]
+        holders = {row[0]: row[1] for row in found.fetchall()} if found is not None else {}
+        return {key: self.person_of(key) or person_id for key in taken}, holders
 
     def release(self, person_id: str, keys: Sequence[str]) -> None:
         """Those of ``keys`` the person holds are no longer theirs."""
@@ -59,6 +58,10 @@ class IdentityKeys:
         """Queued with the resources (``Executor.defer``): a key already linked stays as it was."""
         rows = [(key, person_id) for key in keys]
         self.sql.defer("person_key", _PERSON_KEY_COLUMNS, rows, " ON CONFLICT (key) DO NOTHING")
+
+
+_CLAIM = "INSERT INTO person_key (key, person_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key"
+_HOLDERS = "SELECT key, person_id FROM person_key WHERE key IN ({})"
 
 
 class Keyed:

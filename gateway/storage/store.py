@@ -245,6 +245,14 @@ class Executor:
         for (table, columns, conflict), rows in deferred.items():
             self._insert_rows(table, columns, rows, conflict)
 
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Statements run in the block sent together, after what waits (one round trip on
+        PostgreSQL): run them all, then read their results."""
+        with self._pipelined():
+            self._send_waiting()
+            yield
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         if self._opening is None and not self._deferred:
             return self._run(sql, params)
