@@ -624,7 +624,8 @@ def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rul
     record stays the number's, and the client's is a second one, as it was before (telling
     the two apart would tell the client who is in the archive), reported as an identity
     conflict for the 主索引 staff to merge.  Other keys (医保人员编号,
-    健康档案编号) a person already holds stay theirs, as in an ingest."""
+    健康档案编号, HIS 患者ID) a person already holds stay theirs, as in an ingest, and one
+    held under another identity document refuses the write (:func:`_check_numbers_agree`)."""
     if stored.type != "Patient" or stored.resource is None:
         return
     keys = match_keys(stored.resource)
