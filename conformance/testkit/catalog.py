@@ -43,6 +43,8 @@ class Context:
     elderly: KeyCredentials | None = None
     elderly_token: str | None = None
     checks: list[Check] = field(default_factory=list)
+    #: why the push suite could not write the examples the pull suite reads, when it could not
+    push_refused: str | None = None
 
     def check(self, condition: bool, what: str, wrong: str = "") -> bool:
         """Record that ``what`` was verified; when ``condition`` is false the test fails and

@@ -25,6 +25,8 @@ def check_transaction(ctx: Context) -> None:
         ],
     }
     answer = ctx.http.send("POST", "", json=bundle)
+    if answer.status != 200:  # the pull suite reads these examples: it skips rather than fails
+        ctx.push_refused = f"the examples' transaction answered {describe(answer)}"
     ctx.require(answer.status == 200, "the transaction of the examples answers 200", f"it answered {describe(answer)}")
     body = answer.body if isinstance(answer.body, dict) else {}
     ctx.require(

@@ -79,6 +79,13 @@ def test_checks_skips_and_crashes_become_verdicts_with_their_reason(
     assert result.findings[0].text == first
 
 
+def test_a_pull_test_skips_when_push_could_not_write_its_data(ctx: Context) -> None:
+    """They failed, blaming the server for data the kit never wrote ("Patient/… 不存在")."""
+    ctx.push_refused = "the examples' transaction answered HTTP 409"
+    result = run_test(KitTest("pull.example", "pull", "示例", "an example", failing), ctx, "en", str)
+    assert (result.verdict, "HTTP 409" in result.findings[0].text) == ("skip", True)
+
+
 def test_a_server_that_does_not_answer_is_an_error_showing_the_request(ctx: Context) -> None:
     test = KitTest("capability.example", "capability", "示例", "an example", unreachable)
     result = run_test(test, ctx, "zh-CN", str)
