@@ -300,6 +300,16 @@ def r4_base_types() -> dict[str, Any]:
     return _load_base("r4-types.json")["types"]
 
 
+@cache
+def r4_resource_types() -> frozenset[str]:
+    """The concrete R4 resource types (no datatype, no abstract Resource or DomainResource)."""
+    return frozenset(
+        name
+        for name, definition in r4_base_types().items()
+        if definition["kind"] == "resource" and not definition.get("abstract")
+    )
+
+
 def examples_dir() -> Path:
     return PACKAGE_DIR / "examples"
 

@@ -42,7 +42,7 @@ from gateway.security.access import (
 )
 from gateway.security.principal import acting
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
-from profiles.registry import Registry
+from profiles.registry import Registry, r4_resource_types
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -76,11 +76,7 @@ class Repository:
         self.validator = validator
         self.config = config
         self.searcher = searcher
-        self.resource_types = frozenset(
-            name
-            for name, definition in registry.base_types.items()
-            if definition.get("kind") == "resource" and not definition.get("abstract") and name not in NO_ENDPOINT
-        )
+        self.resource_types = r4_resource_types() - NO_ENDPOINT
         self.default_profiles = default_profiles(registry)
         self.personal = PersonalData(registry, store.indexer)
         #: what a written resource points at in the archive, for its target profiles

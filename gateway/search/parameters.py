@@ -29,7 +29,7 @@ import orjson
 from fhirpathpy.models import models
 
 from conformance.invariants import KeyFilter, key_pattern, referenced_children
-from profiles.registry import Registry
+from profiles.registry import Registry, r4_resource_types
 
 Extractor = Callable[[dict[str, Any]], list[Any]]
 #: distinct values remembered per memoised expression before the memo starts over
@@ -96,12 +96,9 @@ class SearchParameters:
         """(type, code) of every reference parameter, of any type, that may point at ``target``:
         where a resource pointing at one of ``target`` says so in the index."""
         if target not in self._referring:
-            types = sorted(
-                k for k, v in self.registry.base_types.items() if v["kind"] == "resource" and not v.get("abstract")
-            )
             self._referring[target] = [
                 (kind, code)
-                for kind in types
+                for kind in sorted(r4_resource_types())
                 for code, parameter in self.for_type(kind).items()
                 if parameter.type == "reference" and target in parameter.targets
             ]

@@ -19,11 +19,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from functools import cache
 from urllib.parse import parse_qsl
 
 from gateway.messages import Worded
-from profiles.registry import r4_base_types
+from profiles.registry import r4_resource_types
 
 #: the SMART v2 permissions, in the order a scope must write them
 PERMISSIONS = "cruds"
@@ -59,7 +58,7 @@ def parse_scope(text: str) -> Scope:
     if found is None:
         raise ScopeError("scope.not-system", scope=text)
     kind, permissions = found["kind"], found["permissions"]
-    if kind != "*" and kind not in _resource_types():  # system/Foo.rs would grant nothing, silently
+    if kind != "*" and kind not in r4_resource_types():  # system/Foo.rs would grant nothing, silently
         raise ScopeError("scope.unknown-type", scope=text, type=kind)
     if permissions in V1:
         return Scope(kind, V1[permissions])
@@ -67,16 +66,6 @@ def parse_scope(text: str) -> Scope:
     if ordered != permissions or not permissions:
         raise ScopeError("scope.permission-order", scope=text)
     return Scope(kind, permissions)
-
-
-@cache
-def _resource_types() -> frozenset[str]:
-    """The R4 resource types a scope may name."""
-    return frozenset(
-        name
-        for name, definition in r4_base_types().items()
-        if definition["kind"] == "resource" and not definition.get("abstract")
-    )
 
 
 def parse_scopes(text: str | Iterable[str]) -> list[Scope]:
