@@ -95,9 +95,9 @@ def authenticate() -> None:
         return  # no such route: the 404 follows, now that the caller is known
     view_args = asked.view_args or {}
     kind = view_args.get("kind")
-    if kind is not None and not kind.startswith("$") and kind not in found.repository.resource_types:
+    if kind is not None and not kind.startswith("$"):
         # no such type: its 404, not a 403 naming a scope (system/Foo.s) no client can hold
-        raise FhirError(404, "http.unknown-type", type=kind)
+        found.repository.check_type(kind)
     if endpoint == "fhir.search":
         pairs = list(asked.args.items(multi=True))
         if asked.method == "POST":
