@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from conformance import credit_code
 from conformance.id_card import check_char
 
 SAMPLES = Path(__file__).resolve().parent.parent / "mappings/samples/community-health"
@@ -97,10 +98,7 @@ def garbled(text: str) -> str:
 
 def uscc(body: str) -> str:
     """A 统一社会信用代码 (GB 32100) with its check character computed for the 17-char body."""
-    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-    weights = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-    total = sum(alphabet.index(c) * w for c, w in zip(body, weights, strict=True))
-    return body + alphabet[(31 - total % 31) % 31]
+    return body + credit_code.check_char(body)
 
 
 JINGBA = ("郑州市金水区经八路街道社区卫生服务中心", uscc("12410105MB0192837"), "社区卫生服务中心")

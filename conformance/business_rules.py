@@ -1,5 +1,6 @@
 """Business rules FHIRPath cannot express well: the arithmetic of the national identity
-documents (身份证, 港澳台居民居住证, 外国人永久居留身份证) and their agreement with the record, and
+documents (身份证, 港澳台居民居住证, 外国人永久居留身份证) and their agreement with the record, the
+check character of an organisation's 统一社会信用代码, and
 administrative-division codes (GB/T 2260 and the 统计用区划代码: existence, level, hierarchy, and
 abolished codes as warnings naming their successor)."""
 
@@ -9,7 +10,7 @@ import functools
 import itertools
 from typing import Any
 
-from conformance import id_card
+from conformance import credit_code, id_card
 from conformance.issues import IssueList
 from conformance.terminology import Terminology
 from profiles.canonical import ID_CARD_SYSTEMS
@@ -33,6 +34,7 @@ class BusinessRules:
         self.statistical_system = registry.url("CodeSystem", "nbs-division")
         self.residence_permit_system = registry.url("sid", "hmt-residence-permit")
         self.foreign_pr_system = registry.url("sid", "foreign-permanent-residence")
+        self.credit_code_system = registry.url("sid", "uscc")
         self.division_extension = registry.url("StructureDefinition", "yy-ext-admin-division")
         self.gender_extension = registry.url("StructureDefinition", "yy-ext-gender-gb")
 
@@ -52,6 +54,8 @@ class BusinessRules:
                 self._residence_permit(resource, value, where, path, issues)
             elif system == self.foreign_pr_system:
                 self._foreign_pr(resource, value, where, path, issues)
+            elif system == self.credit_code_system and (expected := credit_code.checksum_problem(value)):
+                issues.error("rule.uscc-checksum", where, value=value, expected=expected)
         self._gender_code(resource, path, issues)
         for index, address in enumerate(_as_list(resource.get("address"))):
             if isinstance(address, dict):
