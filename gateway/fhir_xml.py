@@ -185,9 +185,12 @@ class FhirXml:
             raise XmlError(where, "xml.not-a-resource-type", kind=kind)
         foreign = [name for name in element.attrib if etree.QName(name).namespace != XSI_NS]
         if foreign:  # xsi:schemaLocation is a hint to validators, not content
-            raise XmlError(kind, "xml.resource-attribute", attribute=foreign[0])
+            raise XmlError(where or kind, "xml.resource-attribute", attribute=foreign[0])
         resource: dict[str, Any] = {"resourceType": kind}
-        self._read_children(element, resource, (kind, kind), kind)
+        # a resource held by another (contained, Bundle.entry.resource) is located from the
+        # document's root, as the JSON validator locates it: "Patient.active" named no entry
+        # of a transaction of hundreds
+        self._read_children(element, resource, (kind, kind), where or kind)
         return resource
 
     def _read_children(self, element: etree._Element, into: dict[str, Any], node: tuple[str, str], path: str) -> None:
@@ -211,6 +214,8 @@ class FhirXml:
                     path, "xml.wrong-namespace", name=name, namespace=XHTML_NS if code == "xhtml" else FHIR_NS
                 )
             where = f"{path}.{name}"
+            if slot.repeats:  # indexed as JSON's issues are: name.given[1], not every given
+                where += f"[{len(into.get(name, ()))}]"
             if name in attributes_only:
                 raise XmlError(where, "xml.attribute-as-element", name=name)
             kind = self._kind(code)

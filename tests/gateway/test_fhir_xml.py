@@ -117,8 +117,12 @@ def test_an_xml_refusal_is_worded_in_chinese_too(body: str) -> None:
     [
         ('<active value="1"/>', "Patient.active"),
         ("<favouriteColour/>", "Patient.favouriteColour"),
-        ('<name colour="red"/>', "Patient.name"),
-        ('<name><given value="x" colour="red"/></name>', "Patient.name.given"),
+        ('<name colour="red"/>', "Patient.name[0]"),
+        ('<name><given value="x" colour="red"/></name>', "Patient.name[0].given[0]"),
+        ('<name/><name><given value="x"/><given value="y" colour="red"/></name>', "Patient.name[1].given[1]"),
+        ('<name><given><id value="g"/></given></name>', "Patient.name[0].given[0].id"),
+        ('<contained><Organization><active value="1"/></Organization></contained>', "Patient.contained[0].active"),
+        ('<contained><Organization colour="red"/></contained>', "Patient.contained[0]"),
     ],
 )
 def test_a_refusal_names_the_element_at_fault(body: str, where: str) -> None:
@@ -126,6 +130,17 @@ def test_a_refusal_names_the_element_at_fault(body: str, where: str) -> None:
     with pytest.raises(WireError) as refused:
         parse_xml(xml(body))
     assert refused.value.expression == where
+
+
+def test_a_refusal_in_a_bundle_entry_names_the_entry() -> None:
+    """Located from the document's root, as the JSON validator locates a transaction's issues:
+    "Patient.active" alone did not say which of the entries was at fault."""
+    entries = '<entry><resource><Basic><code><text value="t"/></code></Basic></resource></entry>'
+    entries += '<entry><resource><Patient><active value="maybe"/></Patient></resource></entry>'
+    body = f'<Bundle xmlns="http://hl7.org/fhir"><type value="batch"/>{entries}</Bundle>'
+    with pytest.raises(WireError) as refused:
+        parse_xml(body.encode())
+    assert refused.value.expression == "Bundle.entry[1].resource.active"
 
 
 def test_a_resource_outside_the_fhir_namespace_is_refused() -> None:
