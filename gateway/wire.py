@@ -19,6 +19,7 @@ from lxml import etree
 
 from gateway.decimals import keeps_value
 from gateway.fhir_xml import XmlError, fhir_xml
+from gateway.messages import Worded
 
 MAX_DEPTH = 64
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
@@ -161,16 +162,17 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     parsing lets the parser take text nodes over libxml2's 10 MB default (``huge_tree``, the
     base64 of a scanned document in a Binary), which JSON takes up to the body limit; its
     guard against entity expansion is not needed then.  A document whose encoding hides it
-    from that look keeps the default limits, and its DOCTYPE is refused after parsing."""
+    from that look keeps the default limits, and its DOCTYPE is refused after parsing.  The
+    refusal is catalogued (``xml.doctype``): an English reason sat inside the Chinese sentence."""
     dtd = _declares_dtd(body)
     if dtd:
-        raise WireError("http.not-xml", detail="a DOCTYPE (DTD or entity declarations) is not allowed")
+        raise WireError("http.not-xml", detail=Worded("xml.doctype"))
     try:
         root = etree.fromstring(body, parser=_hardened_parser(huge=dtd is False))
     except etree.XMLSyntaxError as exc:
         raise WireError("http.not-xml", detail=str(exc)) from exc
     if root.getroottree().docinfo.doctype:
-        raise WireError("http.not-xml", detail="a DOCTYPE (DTD or entity declarations) is not allowed")
+        raise WireError("http.not-xml", detail=Worded("xml.doctype"))
     reader = fhir_xml()
     kind = etree.QName(root).localname
     if kind not in reader.resources:
