@@ -209,13 +209,13 @@ class FhirXml:
             if found is None:
                 raise XmlError(f"{path}.{name}", "xml.not-an-element", type=node[1])
             slot, code = found
-            if qname.namespace != (XHTML_NS if code == "xhtml" else FHIR_NS):
-                raise XmlError(
-                    path, "xml.wrong-namespace", name=name, namespace=XHTML_NS if code == "xhtml" else FHIR_NS
-                )
             where = f"{path}.{name}"
             if slot.repeats:  # indexed as JSON's issues are: name.given[1], not every given
                 where += f"[{len(into.get(name, ()))}]"
+            if qname.namespace != (XHTML_NS if code == "xhtml" else FHIR_NS):  # located at the element itself
+                raise XmlError(
+                    where, "xml.wrong-namespace", name=name, namespace=XHTML_NS if code == "xhtml" else FHIR_NS
+                )
             if name in attributes_only:
                 raise XmlError(where, "xml.attribute-as-element", name=name)
             kind = self._kind(code)

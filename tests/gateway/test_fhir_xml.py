@@ -123,6 +123,8 @@ def test_an_xml_refusal_is_worded_in_chinese_too(body: str) -> None:
         ('<name><given><id value="g"/></given></name>', "Patient.name[0].given[0].id"),
         ('<contained><Organization><active value="1"/></Organization></contained>', "Patient.contained[0].active"),
         ('<contained><Organization colour="red"/></contained>', "Patient.contained[0]"),
+        ('<name><given xmlns="urn:not-fhir" value="x"/></name>', "Patient.name[0].given[0]"),
+        ('<text><status value="generated"/><div>x</div></text>', "Patient.text.div"),
     ],
 )
 def test_a_refusal_names_the_element_at_fault(body: str, where: str) -> None:
