@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -554,13 +555,23 @@ class Bundles:
 def _located(error: FhirError, entry: Entry) -> FhirError:
     """``error`` located in the Bundle: one located in the entry's resource
     (``Patient.identifier[0]``) at ``Bundle.entry[1].resource.identifier[0]``, one located
-    nowhere (a 412 of its ``ifMatch``) at the entry, so the answer names the entry refused."""
+    nowhere (a 412 of its ``ifMatch``) at the entry, so the answer names the entry refused.
+    The issues behind it (a 422's, the validator's) are located alike, as a transaction's are:
+    only the first issue was, and the validator's named the resource alone."""
     found = error.expression or ""
     if found == entry.kind or found.startswith(f"{entry.kind}."):
-        error.expression = f"{entry.path}.resource{found[len(entry.kind) :]}"
+        error.expression = _in_entry(found, entry)
     elif not found:
         error.expression = entry.path
+    error.issues = [dataclasses.replace(issue, expression=_in_entry(issue.expression, entry)) for issue in error.issues]
     return error
+
+
+def _in_entry(expression: str, entry: Entry) -> str:
+    """A FHIRPath in the entry's resource (``Patient.active``) from the Bundle's root."""
+    if expression == entry.kind or expression.startswith(f"{entry.kind}."):
+        return f"{entry.path}.resource{expression[len(entry.kind) :]}"
+    return expression
 
 
 def _target(path: str) -> tuple[str | None, str | None, bool, int | None]:

@@ -191,6 +191,16 @@ def test_a_bad_batch_entry_is_answered_alone(made: Services, bad: Any, status: s
     assert (statuses(answer), located) == ([status, "200 OK"], where)
 
 
+def test_a_batch_entrys_validation_issues_are_located_in_the_bundle(made: Services) -> None:
+    """As a transaction's are (docs/api.md): the validator's issues named the resource alone
+    (``Basic.code``), which of the entries the client could not tell."""
+    answer = made.bundles.process(bundle(post(basic("fine")), post(basic("bad", code="no concept")), kind="batch"))
+    issues = answer["entry"][1]["response"]["outcome"]["issue"]
+    located = [issue["expression"][0] for issue in issues if "expression" in issue]
+    assert (statuses(answer)[1], "Bundle.entry[1].resource.code" in located) == ("422", True)
+    assert all(where.startswith("Bundle.entry[1]") for where in located), located
+
+
 @pytest.mark.parametrize("entries", [{"request": {}}, "entries", 5])
 def test_a_bundle_whose_entries_are_no_list_is_refused_whole(made: Services, entries: Any) -> None:
     refused = refusal(made, {"resourceType": "Bundle", "type": "batch", "entry": entries})
