@@ -78,6 +78,16 @@ class FhirRequest(Request):
         _ = self.args
         return self.unreadable_query
 
+    def _load_form_data(self) -> None:
+        """A form is parsed from its bytes kept (``get_data(cache=True)``), not from the stream:
+        parsed from the stream, it left nothing for :func:`refuse_unreadable_text` to read.
+        Authentication reads a search form first (the scopes its criteria need), so with
+        security on a form holding a byte that is no UTF-8 was not refused but read as no
+        criteria, and its search answered with every resource of the type."""
+        if "form" not in self.__dict__ and self.mimetype == FORM:
+            self.get_data(cache=True)
+        super()._load_form_data()
+
     @cached_property
     def stream(self) -> IO[bytes]:
         """werkzeug reads a body that comes without ``Content-Length`` (chunked) up to

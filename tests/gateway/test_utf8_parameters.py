@@ -6,10 +6,12 @@ the text "%FF" (a conditional create matched nothing and made a duplicate)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from flask import request
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,6 +51,16 @@ def test_bytes_that_are_no_utf8_are_refused_naming_their_parameter(raw: bytes) -
 def test_a_search_form_with_a_stray_byte_is_refused_not_read_as_no_criteria(client: FlaskClient) -> None:
     body = b"identifier=urn:oid:2.16.156.10011.1.3|410105194912310020&\xff"
     answer = client.post("/fhir/Patient/_search", data=body, content_type=FORM)
+    assert refusal(answer) == (400, "http.not-utf8", ["\ufffd"])
+
+
+def test_a_search_form_read_first_by_another_hook_is_still_refused(tmp_path: Path) -> None:
+    """With security on, authentication reads the search form (the scopes its criteria need)
+    before the refusal looks at its bytes: they were gone, and the search answered everyone."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    app.before_request_funcs.setdefault(None, []).insert(0, lambda: None if request.form else None)
+    body = b"identifier=urn:oid:2.16.156.10011.1.3|410105194912310020&\xff"
+    answer = app.test_client().post("/fhir/Patient/_search", data=body, content_type=FORM)
     assert refusal(answer) == (400, "http.not-utf8", ["\ufffd"])
 
 
