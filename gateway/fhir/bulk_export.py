@@ -555,6 +555,8 @@ class _NdjsonFiles:
     handles: dict[str, IO[bytes]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
+    #: the Bundles (lines) of the deletions file: the manifest's ``count`` is the resources a
+    #: file holds (IG v2), and each of its resources is one Bundle of up to 500 deletions
     deletions: int = 0
 
     def __enter__(self) -> _NdjsonFiles:
@@ -585,7 +587,7 @@ class _NdjsonFiles:
                 descriptor = os.open(self.folder / DELETED_FILE, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
                 handle = self.handles[DELETED] = os.fdopen(descriptor, "wb")
             handle.write(orjson.dumps(bundle) + b"\n")
-            self.deletions += len(bundle["entry"])
+            self.deletions += 1
 
     def output(self) -> list[dict[str, Any]]:
         for handle in self.handles.values():

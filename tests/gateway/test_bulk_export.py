@@ -204,6 +204,18 @@ def test_since_lists_what_was_deleted_since(api: Api, archive: dict[str, list[st
     assert deletions(api, export(api, _type="Observation", _since=first["transactionTime"])) == ["Observation/bp-gone"]
 
 
+def test_the_count_of_the_deletions_file_is_its_bundles(api: Api, archive: dict[str, list[str]]) -> None:
+    """IG v2: a ``deleted`` item's ``count`` is the resources its file holds, one Bundle a
+    line, however many DELETE entries each Bundle carries."""
+    for reading in ("bp-gone-1", "bp-gone-2"):
+        api.put(f"{api.base}/Observation/{reading}", json=observation(reading, "li-jianguo", 120), timeout=30)
+    first = export(api, _type="Observation")
+    for reading in ("bp-gone-1", "bp-gone-2"):
+        api.delete(f"{api.base}/Observation/{reading}", timeout=30)
+    [entry] = export(api, _type="Observation", _since=first["transactionTime"])["deleted"]
+    assert entry["count"] == len(lines(api, entry["url"])) == 1
+
+
 def test_a_group_export_since_sends_a_new_members_whole_record(api: Api, archive: dict[str, list[str]]) -> None:
     """李建国 joins the home after its last export: his older readings come with the next one."""
     home = {"resourceType": "Group", "id": "home-b", "type": "person", "actual": True}
