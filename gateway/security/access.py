@@ -193,7 +193,8 @@ class Access:
         if not self.restricted or principal is None:
             return frozenset()
         rows = tx.sql.all(*newly_served(principal.organization, since, now_instant()))
-        return frozenset(row[0] for row in rows) & self.served_people(tx)
+        people = {row[0] for row in rows} | _people_of_deleted_consents(tx, since)
+        return frozenset(people) & self.served_people(tx)
 
     def version_visible(self, tx: Transaction, stored: Stored) -> bool:
         """Whether one version of a resource the principal may see now may be shown too: for a
@@ -337,6 +338,19 @@ def _people_by_identity(resource: dict[str, Any]) -> Iterator[tuple[str, dict[st
             if node.get("type") == "Patient" or match_keys(person):
                 yield mask_id_cards(f"{identifier.get('system', '')}|{identifier.get('value', '')}"), person
         stack.extend(node.values())
+
+
+def _people_of_deleted_consents(tx: Transaction, since: str) -> set[str]:
+    """The people named by the Consents deleted after ``since``, by their last content: deleting
+    a refusal withdraws it as surely as ending it, but a deleted resource has no index rows
+    for ``access_sql.newly_served`` to find.  A permit deleted names someone no longer served,
+    whom the caller's intersection with the people served drops."""
+    people: set[str] = set()
+    for gone in tx.resources.deleted_since(["Consent"], since):
+        before = tx.resources.vread("Consent", gone.id, gone.version - 1)
+        if before is not None and before.resource is not None:
+            people |= _people_named(before.resource)
+    return people
 
 
 def _people_named(resource: dict[str, Any]) -> set[str]:

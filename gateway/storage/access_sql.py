@@ -125,8 +125,10 @@ def newly_served(organization: str, since: str, now: str) -> Sql:
     have begun after ``since``: a stay or 签约 written since then, a contract (its CarePlan or
     its team) written since then, or a Consent of theirs written since then (a permit given, a
     refusal withdrawn) or whose period began or ended since then (a permit in force, a refusal
-    lapsed).  An incremental export sends such a person's whole record: their older resources
-    were hidden from the organisation's previous export.  Whether a relation written since then
+    lapsed); a Consent deleted since then has no index rows left, and
+    ``Access.newly_served_people`` adds its people from its last version.  An incremental
+    export sends such a person's whole record: their older resources were hidden from the
+    organisation's previous export.  Whether a relation written since then
     is new or only changed is not told apart; sending a record twice is harmless, missing it is
     not."""
     written = "SELECT w.id FROM resource w WHERE w.type = '{kind}' AND w.last_updated > ?"

@@ -212,6 +212,16 @@ def test_an_incremental_export_sends_the_record_of_someone_whose_refusal_lapsed(
     assert {"zhang-xiuying", "bp-2026"} <= found
 
 
+def test_an_incremental_export_sends_the_record_of_someone_whose_refusal_was_deleted(
+    served: Served, api: Api, home: Api
+) -> None:
+    """Deleting the refusal withdraws it; the deleted Consent has no index rows left to say so."""
+    refusal = example("yy-consent/valid-deny-all.json")
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    found = sent_after(home, lambda: api.delete(f"{served.base}/Consent/{refusal['id']}"))
+    assert {"zhang-xiuying", "bp-2026"} <= found
+
+
 def test_an_incremental_export_does_not_resend_a_resident_served_all_along(served: Served, home: Api) -> None:
     assert sent_after(home, lambda: None) == set()
 
