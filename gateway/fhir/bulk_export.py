@@ -281,25 +281,25 @@ class BulkExports:
     def _deleted(self, tx: Transaction, job: Job, since: str) -> Iterator[str]:
         """The resources the job would have exported but that were deleted after its
         ``_since`` (the IG's ``deleted``), by reference.  For a Patient or Group export each is
-        judged by its last content before the deletion: in the compartment of one of the
-        export's people and, for an elderly-care client, concerning only people it serves."""
+        judged by its last content before the deletion as :meth:`_selected` judges: in the
+        compartment of one of the export's people (whoever else it names: a reading of a
+        Group member whose focus is someone outside the Group was exported, so its deletion
+        is listed) and, for an elderly-care client, concerning only people it serves."""
         if job.scope == "system":
             yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
             return
         access = self._access(job)
         served = access.served_people(tx) if access.restricted else None
-        if job.scope != "Patient":
-            people: Callable[[str], bool] = frozenset(
-                person for person in _members(tx, job.scope) if served is None or person in served
-            ).__contains__
-        else:
-            people = served.__contains__ if served is not None else _anyone
+        people: Callable[[str], bool] = (
+            frozenset(_members(tx, job.scope)).__contains__ if job.scope != "Patient" else _anyone
+        )
         for gone in tx.resources.deleted_since(job.types or sorted(self.personal.compartment), since):
             before = tx.resources.vread(gone.type, gone.id, gone.version - 1)
             if (
                 before is not None
                 and before.resource is not None
-                and self.personal.concerns_only(before.resource, people)
+                and self.personal.in_compartment_of(before.resource, people)
+                and (served is None or self.personal.concerns_only(before.resource, served.__contains__))
             ):
                 yield gone.reference
 

@@ -107,6 +107,16 @@ class PersonalData:
                 return False
         return all(serves(person) for person in named)
 
+    def in_compartment_of(self, resource: dict[str, Any], people: Callable[[str], bool]) -> bool:
+        """Whether a resource (any version of it) is in the Patient compartment of someone
+        ``people`` accepts — a Patient only in its own — whoever else it names: what a Patient or
+        Group export takes for each of its people (:meth:`concerns_only` asks more)."""
+        kind = resource.get("resourceType", "")
+        if kind == "Patient":
+            return people(resource.get("id", ""))
+        own = self.compartment.get(kind, ())
+        return any(row[0] in own and row[1] == "Patient" and people(row[2]) for row in self.index_rows(resource))
+
 
 def _naming_patients(registry: Registry, kind: str) -> list[str]:
     """The reference search parameters of ``kind`` that may point at a Patient."""

@@ -230,6 +230,18 @@ def test_a_group_export_since_sends_a_new_members_whole_record(api: Api, archive
     assert subjects(files["Observation"]) == {"Patient/li-jianguo"}
 
 
+def test_a_group_export_since_lists_the_deletion_of_what_it_exported(api: Api, archive: dict[str, list[str]]) -> None:
+    """A reading of a member (张秀英) whose focus is someone outside the Group (李建国) is in
+    the Group's export, so its deletion is in the next one's ``deleted``."""
+    reading = {**observation("bp-focus-li", "zhang-xiuying", 138), "focus": [{"reference": "Patient/li-jianguo"}]}
+    api.put(f"{api.base}/Observation/bp-focus-li", json=reading, timeout=30)
+    first = export(api, "Group/home-a/$export", _type="Observation")
+    held = {resource["id"] for resource in exported(api, first)["Observation"]}
+    api.delete(f"{api.base}/Observation/bp-focus-li", timeout=30)
+    manifest = export(api, "Group/home-a/$export", _type="Observation", _since=first["transactionTime"])
+    assert ("bp-focus-li" in held, deletions(api, manifest)) == (True, ["Observation/bp-focus-li"])
+
+
 def test_patient_export_holds_the_residents_and_their_compartments_only(
     api: Api, archive: dict[str, list[str]]
 ) -> None:
