@@ -204,8 +204,13 @@ class BulkExports:
             ended = False
         except Exception:
             incident = uuid.uuid4().hex[:12]
-            log.exception("incident %s: export job %s failed", incident, job.id)
-            _end(store, job.id, FAILED, error={"message_id": "http.export-internal", "params": {"incident": incident}})
+            error = {"message_id": "http.export-internal", "params": {"incident": incident}}
+            # a job cancelled while it wrote fails too, its folder removed under it: that is
+            # the client's DELETE, not an incident for the maintainers to chase
+            if _end(store, job.id, FAILED, error=error):
+                log.exception("incident %s: export job %s failed", incident, job.id)
+            else:
+                log.info("export job %s stopped: it was cancelled while it ran", job.id)
             ended = False
         finally:
             done.set()

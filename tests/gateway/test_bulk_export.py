@@ -3,6 +3,7 @@ and the stale-job rule on the store itself."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import stat
@@ -347,3 +348,24 @@ def test_a_job_that_cannot_write_its_files_fails_with_an_incident(
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
     jobs.run(job.id)
     assert jobs.status(job.id).failure().message_id == "http.export-internal"
+
+
+def test_a_job_cancelled_while_it_writes_logs_no_incident(
+    store: Store,
+    tmp_path: Path,
+    personal: PersonalData,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The DELETE removes the folder the job writes into; its next file then cannot be opened."""
+    jobs = exports(store, tmp_path, personal, 3600)
+    job = jobs.kick_off("http://x/fhir/$export", "system", [])
+
+    def cancelled_midway(*_args: object) -> list[dict[str, Any]]:
+        jobs.cancel(job.id)
+        raise FileNotFoundError(tmp_path / job.id / "Patient.ndjson")
+
+    monkeypatch.setattr(jobs, "_write", cancelled_midway)
+    with caplog.at_level(logging.WARNING, logger="yiyang.export"):
+        jobs.run(job.id)
+    assert [record.getMessage() for record in caplog.records] == []
