@@ -200,6 +200,8 @@ RULES: dict[str, Rule] = {
     "bulk.export_status": Rule("*", ""),
     "bulk.export_cancel": Rule("*", ""),
     "bulk.export_file": Rule("*", ""),
+    # another method at those paths only answers 405 (gateway/api/bulk.py)
+    "bulk.export_refused": Rule("*", ""),
     # the audit trail (gateway/api/audit.py): read-only, its writes answer 405 to anyone
     "audit.search": Rule("AuditEvent", "s"),
     "audit.read": Rule("AuditEvent", "r"),

@@ -158,6 +158,24 @@ def test_a_kick_off_with_unescaped_plus_signs_reads_them_as_meant(api: Api) -> N
     assert answer.status_code == 202, answer.text
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("POST", "$export", "GET"),
+        ("DELETE", "Patient/$export", "GET"),
+        ("PUT", "Patient/$export", "GET"),
+        ("POST", "Group/home-a/$export", "GET"),
+        ("PUT", "$export-status/0123456789abcdef0123456789abcdef", "GET, DELETE"),
+        ("DELETE", "$export-file/0123456789abcdef0123456789abcdef/Patient.ndjson", "GET"),
+    ],
+)
+def test_another_method_at_an_export_path_is_405(api: Api, method: str, path: str, allowed: str) -> None:
+    """Not the create, update or delete of a resource of type "$export" or id "$export"."""
+    answer = api.request(method, f"{api.base}/{path}", headers=ASYNC, json={"resourceType": "Parameters"}, timeout=30)
+    code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, code, answer.headers.get("Allow")) == (405, "http.method-not-allowed", allowed)
+
+
 def test_group_export_of_an_unknown_group_is_404(api: Api) -> None:
     assert api.get(f"{api.base}/Group/no-such-group/$export", headers=ASYNC, timeout=30).status_code == 404
 
