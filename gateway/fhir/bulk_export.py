@@ -416,10 +416,16 @@ def _file(job: Job, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
 
 def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[list[str] | None, str | None]:
     """``_type`` (comma lists, repeatable) and ``_since`` of a kick-off; ``_outputFormat``
-    must be NDJSON."""
+    must be NDJSON.  ``_since`` and ``_outputFormat`` take one value: of two ``_since``, taking
+    either would silently drop the other, and the later one loses the changes in between."""
     types: list[str] = []
     since = None
+    given: set[str] = set()
     for name, value in parameters:
+        if name in ("_since", "_outputFormat"):
+            if name in given:
+                raise FhirError(400, "http.repeated-parameter", name, name=name)
+            given.add(name)
         if name == "_type":
             types += [kind.strip() for kind in value.split(",") if kind.strip() and kind.strip() not in types]
         elif name == "_since":

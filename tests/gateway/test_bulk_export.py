@@ -145,6 +145,18 @@ def test_a_refused_kick_off_parameter_is_named_in_the_outcome(api: Api, query: s
     assert (answer.status_code, answer.json()["issue"][0].get("expression")) == (400, [parameter])
 
 
+@pytest.mark.parametrize("parameter", ["_since", "_outputFormat"])
+def test_a_kick_off_parameter_of_one_value_given_twice_is_refused(api: Api, parameter: str) -> None:
+    values = {"_since": ["2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z"], "_outputFormat": ["ndjson", "ndjson"]}
+    answer = api.get(f"{api.base}/$export", params={parameter: values[parameter]}, headers=ASYNC, timeout=30)
+    found = answer.json()["issue"][0]
+    assert (answer.status_code, found["details"]["coding"][0]["code"], found["expression"]) == (
+        400,
+        "http.repeated-parameter",
+        [parameter],
+    )
+
+
 def test_prefer_respond_async_is_read_in_any_case(api: Api) -> None:
     """RFC 7240 §2: preference names are case-insensitive."""
     headers = {**ASYNC, "Prefer": "Respond-Async"}
