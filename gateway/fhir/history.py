@@ -68,8 +68,8 @@ def history_request(
 
 def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:
     """The history Bundle of one page, newest first, with its total and paging links; 404 for
-    an instance without versions the client may see, 403 for a restricted client asking for
-    the whole system's."""
+    an instance without versions the client may see (an empty page for one with none since
+    ``_since``), 403 for a restricted client asking for the whole system's."""
     kind, resource_id = asked.kind, asked.resource_id
     restriction = None
     if rules.restricted:
@@ -86,7 +86,10 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
         versions, total = visible[asked.offset : asked.offset + asked.count], len(visible)
     else:
         versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count, asked.offset)
-    if resource_id and total == 0:
+    # no version at all: no such resource.  None since ``_since`` is an empty page of one
+    # that exists (a restricted client's was checked above): a platform polling an instance
+    # for changes must not read "nothing changed" as "it does not exist"
+    if resource_id and total == 0 and (asked.since is None or tx.resources.read(kind or "", resource_id) is None):
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
     return {
         "resourceType": "Bundle",

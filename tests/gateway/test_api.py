@@ -277,6 +277,14 @@ def test_the_next_page_of_a_history_keeps_its_since(api: Api) -> None:
     assert "_since=2020-01-01T00%3A00%3A00%2B08%3A00" in following
 
 
+def test_an_instance_history_since_its_last_change_is_empty_not_missing(api: Api) -> None:
+    """Polling an instance for changes: nothing new is an empty history, not a 404."""
+    resource = created(api, new_patient())
+    answer = get(api, f"Patient/{resource['id']}/_history?_since=2999-01-01T00:00:00Z")
+    assert (answer.status_code, answer.json()["total"], answer.json().get("entry", [])) == (200, 0, [])
+    assert get(api, "Patient/no-such-patient/_history?_since=2999-01-01T00:00:00Z").status_code == 404
+
+
 def test_prefer_minimal_answers_without_a_body(api: Api) -> None:
     answer = post(api, "Patient", new_patient(), Prefer="return=minimal")
     assert (answer.status_code, answer.content) == (201, b"")
