@@ -34,7 +34,7 @@ from gateway.api.negotiation import (
 from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
-from gateway.fhir.history import history_bundle, history_request
+from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
 from gateway.fhir.parameters import instant, unsupported_parameter, unsupported_value, whole_number
 from gateway.fhir.repository import Written
 from gateway.fhir.search import check_read_summary, searchset, shaped_read
@@ -467,6 +467,10 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:
+    """A history page; ``_since``, ``_count`` and ``_offset`` given twice are refused, as for
+    ``$everything``: the first was taken and the other dropped, so a later ``_since`` the
+    client meant could widen, or an earlier one narrow, what it synchronises."""
+    given_once(request.args, HISTORY_HONOURED)
     found = services()
     asked = history_request(kind, resource_id, request.args, found.config.page_size, found.config.max_page_size)
     with found.store.reading() as tx:

@@ -285,6 +285,17 @@ def test_an_instance_history_since_its_last_change_is_empty_not_missing(api: Api
     assert get(api, "Patient/no-such-patient/_history?_since=2999-01-01T00:00:00Z").status_code == 404
 
 
+@pytest.mark.parametrize("path", ["Patient/_history", "_history"])
+def test_a_history_given_since_twice_is_refused(api: Api, path: str) -> None:
+    answer = get(api, f"{path}?_since=2026-01-01T00:00:00Z&_since=2999-01-01T00:00:00Z")
+    found = answer.json()["issue"][0]
+    assert (answer.status_code, found["details"]["coding"][0]["code"], found["expression"]) == (
+        400,
+        "http.repeated-parameter",
+        ["_since"],
+    )
+
+
 def test_prefer_minimal_answers_without_a_body(api: Api) -> None:
     answer = post(api, "Patient", new_patient(), Prefer="return=minimal")
     assert (answer.status_code, answer.content) == (201, b"")
