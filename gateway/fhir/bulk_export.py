@@ -276,6 +276,35 @@ class BulkExports:
                 yield patient
             # a resource naming someone else besides the resident is hidden from its client
             yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, since))
+        if newcomers:
+            yield from self._naming_newcomers(tx, job, access, members, people, newcomers)
+
+    def _naming_newcomers(
+        self,
+        tx: Transaction,
+        job: Job,
+        access: Access,
+        members: dict[str, list[str]],
+        served: frozenset[str] | None,
+        newcomers: frozenset[str],
+    ) -> Iterator[Stored]:
+        """The records of the export's people that name a newcomer outside their compartment
+        (a resident's Observation whose ``focus`` is someone the client has begun to serve):
+        hidden from the previous export for naming someone it did not serve, visible now, and
+        unchanged since, so neither the resident's ``_since`` nor the newcomer's compartment
+        finds them."""
+        naming = {kind: self.personal.references[kind] for kind in members if kind in self.personal.references}
+        if job.scope == "Patient":
+            ours: Callable[[str], bool] = served.__contains__ if served is not None else _anyone
+        else:
+            ours = frozenset(p for p in _members(tx, job.scope) if served is None or p in served).__contains__
+        for person in sorted(newcomers):
+            found = access.among_served(tx, tx.resources.referencing("Patient", person, naming))
+            yield from (
+                stored
+                for stored in found
+                if stored.resource is not None and self.personal.in_compartment_of(stored.resource, ours)
+            )
 
     def _access(self, job: Job) -> Access:
         """What the job's client may see: an elderly-care client's job exports whom it serves

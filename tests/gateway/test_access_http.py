@@ -185,6 +185,22 @@ def test_an_incremental_export_sends_a_newly_served_persons_whole_record(served:
     assert {"li-jianguo", "bp-li"} <= found
 
 
+def test_an_incremental_export_sends_a_residents_record_naming_someone_newly_served(
+    served: Served, api: Api, home: Api
+) -> None:
+    """A reading of 张秀英 whose focus is 李建国 was hidden while the centre did not serve him;
+    it is unchanged since, and in 张秀英's compartment, not his: his permit must still bring it."""
+    reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-zhang-focus-li"}
+    reading["focus"] = [{"reference": "Patient/li-jianguo"}]
+    api.put(f"{served.base}/Observation/bp-zhang-focus-li", json=reading)
+    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit-focus"}
+    permit["patient"] = {"reference": "Patient/li-jianguo"}
+    found = sent_after(home, lambda: api.put(f"{served.base}/Consent/li-permit-focus", json=permit))
+    api.delete(f"{served.base}/Consent/li-permit-focus")
+    api.delete(f"{served.base}/Observation/bp-zhang-focus-li")
+    assert "bp-zhang-focus-li" in found
+
+
 def test_an_incremental_export_sends_the_record_of_someone_a_new_contract_serves(
     served: Served, api: Api, home: Api
 ) -> None:
