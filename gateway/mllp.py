@@ -377,19 +377,24 @@ class _Connection(socketserver.StreamRequestHandler):
             if not chunk:
                 return
             buffer += chunk
-            if len(buffer) > self.server.max_bytes:
-                self._refuse_oversized(buffer)
-                return
             while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
                 if (restart := buffer.rfind(START, start + 1, end)) != -1:
                     # a frame begun again before it ended: the sender gave the first up (it
                     # had no ACK for it, and sends it again); read as one, the two were refused
                     log.warning("an unfinished frame from %s was begun again", self.client_address[0])
                     start = restart
+                if end - start - 1 > self.server.max_bytes:
+                    self._refuse_oversized(buffer[start:end])
+                    return
                 message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
                 if not self._answer(message):
                     return
                 deadline = time.monotonic() + idle
+            # measured once the whole frames a read brought are answered: several small frames
+            # sent back to back are no oversized one (only what is still unframed counts)
+            if len(buffer) > self.server.max_bytes:
+                self._refuse_oversized(buffer)
+                return
 
     def _answer(self, message: bytes) -> bool:
         """Answer one message; False when the sender is refused and the connection ends."""

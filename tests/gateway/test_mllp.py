@@ -466,3 +466,23 @@ def test_senders_that_could_never_be_served_are_warned_of_at_start(tmp_path: Pat
         services.close()
     # one for the address that is none, one for the client no one registered
     assert (len(warned), all("999.1.1.1" in line for line in warned)) == (2, True)
+
+
+def test_frames_sent_back_to_back_are_each_measured_alone(strict: tuple[int, str]) -> None:
+    """Two frames of 2,500 bytes in one read are no frame over the 4,000-byte limit: the first
+    was answered AR http.too-large and the connection closed, the second never answered."""
+    time.sleep(1.1)  # a token in the client's bucket again
+    padded = sample_messages()[0].replace(b"\rPID|", b"\rNTE|1||" + b"x" * 1500 + b"\rPID|", 1)
+    frames = [reheaded(padded, 10, f"BURST{n}".encode()) for n in (1, 2)]
+    assert all(len(frame) < 4000 < 2 * len(frame) for frame in frames)
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=60) as connection:
+        connection.sendall(b"".join(START + frame + END for frame in frames))
+        answer = b""
+        while answer.count(END) < 2:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    acks = [part.strip(START).decode("utf-8") for part in answer.split(END) if part]
+    assert [segment(ack, "MSA")[2] for ack in acks] == ["BURST1", "BURST2"]
+    assert "http.too-large" not in answer.decode("utf-8")
