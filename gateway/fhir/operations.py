@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import uuid
@@ -251,6 +252,10 @@ def _references(value: Any) -> list[str]:
     return found
 
 
+#: the longest file name, in bytes, that common file systems hold (NAME_MAX of ext4, XFS, tmpfs)
+NAME_BYTES = 255
+
+
 def ingest(
     pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str, limits: Limits
 ) -> dict[str, Any]:
@@ -264,6 +269,10 @@ def ingest(
         raise unsupported_value("source", source, SOURCES)
     name = Path(filename).name
     name = name if name not in ("", ".", "..") else f"upload{suffix}"
+    if len(os.fsencode(name)) > NAME_BYTES:
+        # the body is read from a file of this name (the records' provenance names it), which
+        # no file system takes: it was a 500 when the write failed, not the client's error
+        raise FhirError(400, "http.ingest-filename-too-long", "filename", size=len(os.fsencode(name)), limit=NAME_BYTES)
     if not body.strip():  # an upload of nothing is the client's error, whatever its type
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=Message("reader.empty", {"file": name}))
     if suffix not in READERS:

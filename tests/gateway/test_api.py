@@ -1037,6 +1037,14 @@ def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
     assert ingest_sample(api, "..").status_code == 200
 
 
+def test_ingest_of_a_file_name_no_file_system_holds_is_a_bad_request(api: Api) -> None:
+    """86 Chinese characters are 258 bytes of UTF-8, over NAME_MAX: writing the body under that
+    name failed, a 500 http.internal."""
+    answer = ingest_sample(api, "健" * 86 + ".csv")
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.ingest-filename-too-long"])
+    assert answer.json()["issue"][0]["expression"] == ["filename"]
+
+
 @pytest.mark.parametrize(
     ("source", "media", "content"),
     [
