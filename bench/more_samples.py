@@ -33,9 +33,10 @@ ELDER = {
     "his_id": "0000123",
 }
 BORN = date(1949, 12, 31)
-#: the samples' record numbers (签约编号 QY…, 体检编号 TJ…, 入住编号 RZ…, HL7 control ids HIS…):
-#: each generated person gets her own, since a record's ids come from its source key
-RECORD_NUMBER = re.compile(r"(?<![A-Za-z0-9])(?:QY|TJ|SF|JC|RZ|FW|YL|PG|LTC|HIS|HR-)[0-9][0-9-]*")
+#: the samples' record numbers (签约编号 QY…, 体检编号 TJ…, 入住编号 RZ…, HL7 control ids HIS…,
+#: HIS visit numbers ZY…, MZ…, JZ…): each generated person gets her own, since a record's ids
+#: come from its source key, and a stay one person's visit number keys is not another's
+RECORD_NUMBER = re.compile(r"(?<![A-Za-z0-9])(?:QY|TJ|SF|JC|RZ|FW|YL|PG|LTC|HIS|HR-|ZY|MZ|JZ)[0-9][0-9-]*")
 
 
 def _date_spellings(day: date) -> list[str]:

@@ -165,6 +165,16 @@ def _within(expression: str, path: str) -> bool:
     return expression.startswith(path + ".") or expression.startswith(path + "[")
 
 
+#: the elements by which a keyed resource (a stay, a Coverage) belongs to one person
+PERSON_ELEMENTS = ("subject", "patient", "beneficiary")
+
+
+def _reference(value: Any) -> str | None:
+    """The literal reference of a Reference element, if it is one."""
+    found = value.get("reference") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
+
+
 class Ingest:
     """One run of records into the store; :meth:`finish` commits what is still pending."""
 
@@ -479,6 +489,14 @@ class Ingest:
             found = keyed.merged(tx, resource, as_of)
             if found is None:
                 continue
+            other = self._other_person(tx, mapped, resource)
+            if other is not None:
+                reference = f"{resource['resourceType']}/{resource['id']}"
+                archived, offered = other
+                reasons.append(
+                    self._reason("ingest.keyed-other-person", resource=reference, archived=archived, offered=offered)
+                )
+                continue
             merged, mapped.keyed[name] = found
             errors = [issue for issue in self.validator.validate(merged) if issue.is_error]
             if errors:
@@ -488,6 +506,33 @@ class Ingest:
             else:
                 mapped.resources[name] = merged
         return reasons
+
+    def _other_person(self, tx: Transaction, mapped: Mapped, resource: dict[str, Any]) -> tuple[str, str] | None:
+        """The person the archived version of a keyed resource is about and the other person
+        this record says it is about, when they differ: (archived, offered) references.
+
+        A key names a stay by hospital, visit number and admission time, not by person, so a
+        number one HIS gave two patients (or a record of the wrong person) matched another's
+        stay, and the merge moved that stay to this record's person, or left this record's
+        person without it, while the record counted as landed.  The record's Patient is
+        resolved as it would be written (the identity index, not yet changed); a record whose
+        people cannot be resolved is quarantined later for that."""
+        stored = tx.resources.read(resource["resourceType"], resource["id"])
+        if stored is None or stored.resource is None:
+            return None
+        patients = {f"Patient/{r['id']}": r for r in mapped.resources.values() if r["resourceType"] == "Patient"}
+        for element in PERSON_ELEMENTS:
+            archived = _reference(stored.content.get(element))
+            patient = patients.get(_reference(resource.get(element)) or "")
+            if archived is None or patient is None:
+                continue
+            try:
+                person, _ = self.identity.resolve(tx, patient)
+            except (IdentityConflict, DocumentMismatch):
+                return None
+            if f"Patient/{person['id']}" != archived:
+                return archived, f"Patient/{person['id']}"
+        return None
 
     def _reason(self, message_id: str, **params: Any) -> Reason:
         return self._worded(message_id, worded(message_id, params))

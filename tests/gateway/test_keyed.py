@@ -66,6 +66,31 @@ def test_a_discharge_that_overtakes_its_admission_still_leaves_the_stay_finished
     )
 
 
+@pytest.mark.parametrize("later", [True, False], ids=["a later admission", "an earlier admission"])
+def test_a_stay_the_archive_holds_for_one_person_is_not_merged_into_another_persons(
+    tmp_path: Path, later: bool
+) -> None:
+    """Another patient's A01 with the same hospital, visit number and admission time moved
+    张秀英's stay to that patient (later event time) or merged into it silently (earlier), and
+    was counted as landed; it is quarantined instead, naming both people."""
+    messages = _messages(ADT)
+    other = messages[0].replace(b"0000123^^^", b"0000999^^^").replace(b"410105194912310020", b"410105194001010027")
+    other = other.replace(b"\xe5\xbc\xa0\xe7\xa7\x80\xe8\x8b\xb1", "李四".encode()).replace(
+        b"|19491231|", b"|19400101|"
+    )
+    other = other.replace(b"HIS20261102091502", b"HIS20261102091599").split(b"\rIN1|", 1)[0] + b"\r"
+    other = other.replace(b"EVN|A01|20261102091500", b"EVN|A01|20261102" + (b"235900" if later else b"000100"))
+    (tmp_path / "a.hl7").write_bytes(messages[0])
+    (tmp_path / "b.hl7").write_bytes(other)
+    out = tmp_path / "out"
+    commands.ingest("hl7v2", [tmp_path / "a.hl7"], out, Registry(), bundle=False)
+    commands.ingest("hl7v2", [tmp_path / "b.hl7"], out, Registry(), bundle=False)
+    zhang = next(p["id"] for p in ndjson(out / "Patient.ndjson") if p["name"][0]["text"] == "张秀英")
+    stays = [(e["id"], e["subject"]["reference"]) for e in ndjson(out / "Encounter.ndjson")]
+    assert stays == [(ZHANG_STAY, f"Patient/{zhang}")]
+    assert [r[0] for r in reasons(out, "b.hl7", "message 1")] == ["ingest.keyed-other-person"]
+
+
 def test_an_institution_named_by_several_stays_is_written_once(tmp_path: Path) -> None:
     commands.ingest("elderly-care", [STAYS], tmp_path, Registry(), bundle=False)
     # eight stays in the sample, at two institutions
