@@ -47,6 +47,7 @@ from mappings.engine import (
     unread,
 )
 from mappings.records import UNPARSEABLE, Message, SourceRecord, unparseable_text
+from mappings.specs import Spec
 
 log = logging.getLogger("yiyang.ingest")
 
@@ -318,9 +319,14 @@ class Ingest:
             # a header names a file's columns, and one named otherwise than its spec expects is
             # the usual reason a table matches none; a message's or document's shape is its type
             nearest = self.engine.nearest(record) if record.field_label == "column" else None
+            lacking = self._lacking_segments(record) if nearest is None else None
             if nearest is not None:
                 spec, missing = nearest
                 outcome.reasons.append(self._reason("ingest.no-spec-lacks", spec=spec.id, missing=Listed(missing)))
+            elif lacking is not None:
+                spec, missing = lacking
+                words = {"spec": spec.id, "missing": Listed(missing)}
+                outcome.reasons.append(self._reason("ingest.no-spec-segments", **words))
             else:
                 fields = Listed(list(record.fields)[:8])
                 outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
@@ -506,6 +512,18 @@ class Ingest:
             else:
                 mapped.resources[name] = merged
         return reasons
+
+    def _lacking_segments(self, record: SourceRecord) -> tuple[Spec, list[str]] | None:
+        """The spec taking a message's type and event (``ADT^A04``) and the segments it needs
+        that the message lacks (``PV1``).  Such a message is of a supported type but
+        incomplete, a segment error of the sender's (HL7 0357 code 100); "no spec" (200,
+        unsupported message type) told the sender its ADT^A04 was a type nobody takes."""
+        for spec in self.engine.specs:
+            if spec.source != record.source:
+                continue
+            if any("^" in wanted and wanted in record.shape for wanted in spec.match):
+                return spec, sorted(spec.match - record.shape)
+        return None
 
     def _other_person(self, tx: Transaction, mapped: Mapped, resource: dict[str, Any]) -> tuple[str, str] | None:
         """The person the archived version of a keyed resource is about and the other person

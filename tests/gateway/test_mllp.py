@@ -174,6 +174,20 @@ def test_a_message_type_no_spec_takes_is_rejected_ar_as_unsupported(listener: tu
     assert (acknowledgement(answer), "200^Unsupported message type" in errors[0]) == ("AR", True)
 
 
+def test_a_supported_message_lacking_a_segment_is_an_error_of_its_segments_not_of_its_type(
+    listener: tuple[int, str],
+) -> None:
+    """An ADT^A04 without PV1 was rejected AR 200 "Unsupported message type", yet ADT^A04 is
+    a type the gateway takes: the sender is told which segment its message lacks."""
+    register = sample_messages()[1]
+    assert b"ADT^A04" in register
+    lacking = b"".join(s + b"\r" for s in register.split(b"\r") if s and not s.startswith(b"PV1"))
+    answer = send(listener[0], reheaded(lacking, 10, b"NOPV1"))
+    error = segment(answer, "ERR")
+    assert (acknowledgement(answer), error[3]) == ("AE", "100^Segment sequence error^HL70357")
+    assert "ingest.no-spec-segments" in error[8] and "PV1" in error[8]
+
+
 def test_an_event_no_spec_takes_of_a_supported_type_is_rejected_as_an_unsupported_event(
     listener: tuple[int, str],
 ) -> None:
