@@ -269,6 +269,11 @@ def ingest(
         raise unsupported_value("source", source, SOURCES)
     name = Path(filename).name
     name = name if name not in ("", ".", "..") else f"upload{suffix}"
+    if suffix in READERS and Path(name).suffix.lower() not in READERS:
+        # the media type says what the body is and the reader goes by the name's suffix: a CSV
+        # sent as text/csv named 个人基本信息表 or 导出.txt was refused as a file of no format.
+        # A name with a suffix a reader takes keeps it (an .ndjson sent as application/json)
+        name += suffix
     if len(os.fsencode(name)) > NAME_BYTES:
         # the body is read from a file of this name (the records' provenance names it), which
         # no file system takes: it was a 500 when the write failed, not the client's error

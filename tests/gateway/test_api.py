@@ -1037,6 +1037,16 @@ def test_ingest_of_a_file_named_dot_dot_stays_in_its_folder(api: Api) -> None:
     assert ingest_sample(api, "..").status_code == 200
 
 
+@pytest.mark.parametrize("filename", ["个人基本信息表", "个人基本信息表.txt"])
+def test_ingest_reads_the_body_as_its_media_type_says_when_the_filename_names_no_format(
+    api: Api, filename: str
+) -> None:
+    """text/csv named without a suffix (or one no reader takes) was refused 400, "no format"."""
+    answer = ingest_sample(api, filename)
+    counts = {p["name"]: p.get("valueInteger") for p in answer.json()["parameter"] if "valueInteger" in p}
+    assert (answer.status_code, counts["read"]) == (200, 18)
+
+
 def test_ingest_of_a_file_name_no_file_system_holds_is_a_bad_request(api: Api) -> None:
     """86 Chinese characters are 258 bytes of UTF-8, over NAME_MAX: writing the body under that
     name failed, a 500 http.internal."""
