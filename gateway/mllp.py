@@ -28,7 +28,7 @@ import socketserver
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cache
@@ -312,11 +312,26 @@ def _raw_header(message: bytes) -> dict[str, str]:
         return {}
     parts = header.split(header[3])
     component = header[4]
-    found = {f"MSH-{n + 1}": parts[n] for n in (2, 3, 4, 5, 9, 10, 11) if n < len(parts) and parts[n]}
+    plain = _unescaper(header[3], parts[1])
+    found = {f"MSH-{n + 1}": plain(parts[n]) for n in (2, 3, 4, 5, 9, 10, 11) if n < len(parts) and parts[n]}
     for n in (2, 3, 4, 5, 8, 10, 11):  # the composites, by component (see _composite)
         if n < len(parts):
-            found |= {f"MSH-{n + 1}.{i}": value for i, value in enumerate(parts[n].split(component), 1) if value}
+            values = enumerate(parts[n].split(component), 1)
+            found |= {f"MSH-{n + 1}.{i}": plain(value) for i, value in values if value}
     return found
+
+
+def _unescaper(separator: str, encoding: str) -> Callable[[str], str]:
+    """The delimiter escapes (``\\F\\`` …) of a header read as written, decoded with the message's
+    own delimiters, as the reader gives the fields of a parsed message: :func:`ack` escapes
+    every value again, so a control id ``A\\F\\B`` came back in MSA-2 as ``A\\E\\F\\E\\B``, a
+    control id the sender never sent.  Other escapes are left as written."""
+    if len(encoding) < 4:
+        return lambda text: text
+    component, repetition, escape, subcomponent = encoding[:4]
+    plain = {"F": separator, "S": component, "T": subcomponent, "R": repetition, "E": escape}
+    sequence = re.compile(re.escape(escape) + "([FSTRE])" + re.escape(escape))
+    return lambda text: sequence.sub(lambda found: plain[found.group(1)], text)
 
 
 def _condition(reason: Reason) -> str:

@@ -240,6 +240,14 @@ def test_the_ack_of_a_message_the_gateway_failed_on_answers_its_control_id_and_s
     assert (msa[:3], header[4:6]) == (["MSA", "AR", "HIS20261102091502"], ["HIS", "H41010500012"])
 
 
+def test_the_ack_of_a_message_read_as_written_answers_its_control_id_as_sent() -> None:
+    """The header of a message that could not be parsed is read as written, escapes and all, and
+    the ACK escaped it again: MSH-10 ``A\\F\\B`` was answered in MSA-2 as ``A\\E\\F\\E\\B``."""
+    message = reheaded(reheaded(sample_messages()[0], 10, b"A\\F\\B"), 3, b"HIS\\T\\1")
+    header, msa = (failed(message, "abc123").ack.decode().split("\r")[n].split("|") for n in (0, 1))
+    assert (msa[2], header[4]) == ("A\\F\\B", "HIS\\T\\1")
+
+
 def test_the_ack_echoes_composite_header_fields_component_by_component() -> None:
     """MSH-11 ``P^T`` and MSH-12 ``2.5^CHN`` came back escaped whole, as ``P\\S\\T``."""
     message = reheaded(reheaded(sample_messages()[0], 11, b"P^T"), 12, b"2.5^CHN")
