@@ -214,6 +214,8 @@ def read_message(data: bytes, source: str, name: str, limits: Limits = DEFAULT_L
     its control id (``MSH-10``), or by a digest of its bytes when it has none: a feed has no
     file and no message numbers."""
     lines = [(line, line.strip(_FRAMING)) for line in _lines(io.BytesIO(data), limits.record_bytes)]
+    if lines:  # a byte order mark before MSH (a sender on .NET's UTF-8), as a file may have
+        lines[0] = (lines[0][0], lines[0][1].removeprefix(BOM))
     record = _message(source, name, 1, lines, limits)
     control = record.fields.get("MSH-10")
     if isinstance(control, str) and control:
@@ -327,6 +329,7 @@ def refusal(data: bytes) -> Refusal | None:
     when it does not (it may still refuse it for its content): a listener answers the refusal
     with its own HL7 condition, which the record's text alone does not give."""
     first = next((body for line in _lines(io.BytesIO(data)) if (body := line.strip(_FRAMING))), b"")
+    first = first.removeprefix(BOM)
     try:
         _header(first)
     except _Refused as refused:

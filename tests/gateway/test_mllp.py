@@ -248,6 +248,13 @@ def test_the_ack_of_a_message_read_as_written_answers_its_control_id_as_sent() -
     assert (msa[2], header[4]) == ("A\\F\\B", "HIS\\T\\1")
 
 
+def test_a_message_after_a_byte_order_mark_is_read_as_a_file_of_it_would_be(listener: tuple[int, str]) -> None:
+    """A UTF-8 byte order mark before MSH (as .NET senders write) made the frame "content
+    outside any message": AR without its control id, though a .hl7 file with it is read."""
+    answer = send(listener[0], b"\xef\xbb\xbf" + reheaded(sample_messages()[0], 10, b"BOM1"))
+    assert segment(answer, "MSA")[1:3] == ["AA", "BOM1"]
+
+
 def test_the_ack_echoes_composite_header_fields_component_by_component() -> None:
     """MSH-11 ``P^T`` and MSH-12 ``2.5^CHN`` came back escaped whole, as ``P\\S\\T``."""
     message = reheaded(reheaded(sample_messages()[0], 11, b"P^T"), 12, b"2.5^CHN")
