@@ -127,3 +127,10 @@ def test_a_chunked_body_within_the_size_limit_is_read_whole(tmp_path: Path, pati
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert answer.status_code == 201
+
+
+def test_a_method_the_router_does_not_take_is_a_405_naming_those_it_does(tmp_path: Path) -> None:
+    """RFC 9110 asks a 405 to carry Allow; werkzeug's was answered without it."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    answer = app.test_client().post("/fhir/.well-known/smart-configuration")
+    assert (answer.status_code, "GET" in answer.headers.get("Allow", "").split(", ")) == (405, True)
