@@ -111,6 +111,8 @@ class _Gunicorn:
     def __init__(self, config: Config) -> None:
         from gunicorn.app.base import BaseApplication
 
+        from gateway.cli.workers import OutcomeSyncWorker, OutcomeThreadWorker
+
         factory_config = config
 
         class Application(BaseApplication):  # type: ignore[misc]
@@ -118,11 +120,12 @@ class _Gunicorn:
                 self.cfg.set("bind", f"{factory_config.host}:{factory_config.port}")
                 self.cfg.set("workers", factory_config.workers)
                 self.cfg.set("threads", factory_config.threads)
-                self.cfg.set("worker_class", "gthread" if factory_config.threads > 1 else "sync")
+                threaded = factory_config.threads > 1
+                self.cfg.set("worker_class", OutcomeThreadWorker if threaded else OutcomeSyncWorker)
                 self.cfg.set("accesslog", None)
                 self.cfg.set("graceful_timeout", 10)
                 # the longest request line gunicorn takes (its default is half): a search by a
-                # hundred ids fits; beyond it gunicorn answers itself, before the gateway sees it
+                # hundred ids fits; beyond it the worker answers 414 before the gateway sees it
                 self.cfg.set("limit_request_line", 8190)
                 self.cfg.set("proc_name", "yiyang")
 

@@ -5,11 +5,14 @@ archive, in which the elder every source knows is one Patient; ``yiyang export``
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from gateway.cli import main
 from tests.conftest import TEST_CLIENT, Api, add_client, running_server
@@ -72,3 +75,35 @@ def test_a_secret_flow_enabled_by_hand_is_announced_loudly() -> None:
     out = io.StringIO()
     _announce(Config(allow_client_secret=True), out, "en")
     assert "DEVELOPMENT MODE: client_secret_basic is enabled" in out.getvalue()
+
+
+# -- what gunicorn refuses before the gateway sees it ----------------------------------------
+def _codes(answer: requests.Response) -> tuple[int, str, list[str]]:
+    outcome = answer.json()
+    return (
+        answer.status_code,
+        answer.headers["Content-Type"],
+        [i["details"]["coding"][0]["code"] for i in outcome["issue"]],
+    )
+
+
+def test_a_request_line_over_the_limit_is_a_414_operation_outcome(demo: tuple[str, str]) -> None:
+    """A search of a thousand ids in the query: gunicorn's HTML page was no answer a FHIR client reads."""
+    answer = requests.get(f"{demo[0]}/Patient?_id={','.join(f'p{i:05d}' for i in range(1400))}", timeout=60)
+    assert _codes(answer) == (414, "application/fhir+json; charset=utf-8", ["http.request-line-too-long"])
+
+
+def test_a_header_over_the_limit_is_a_431_operation_outcome(demo: tuple[str, str]) -> None:
+    answer = requests.get(f"{demo[0]}/metadata", headers={"X-Padding": "x" * 9000}, timeout=60)
+    assert _codes(answer) == (431, "application/fhir+json; charset=utf-8", ["http.headers-too-large"])
+
+
+def test_bytes_that_are_no_http_are_a_400_operation_outcome(demo: tuple[str, str]) -> None:
+    address = urlsplit(demo[0])
+    with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
+        connection.sendall(b"GET /fhir/metadata HTTP/9.9\r\n\r\n")
+        head, _, body = connection.makefile("rb").read().partition(b"\r\n\r\n")
+    assert (head.split(b" ", 2)[1], json.loads(body)["issue"][0]["details"]["coding"][0]["code"]) == (
+        b"400",
+        "http.malformed-request",
+    )

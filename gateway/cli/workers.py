@@ -1,0 +1,89 @@
+"""gunicorn's workers, answering what gunicorn refuses itself as the gateway answers
+everything: with a FHIR OperationOutcome, never gunicorn's HTML page.
+
+gunicorn reads the request line and headers before the gateway sees a request, and refuses a
+line over ``limit_request_line`` (a search of a thousand ids in the query), headers over their
+limits or bytes that are no HTTP with a page of its own (``text/html``), which a FHIR client
+cannot read.  These workers keep gunicorn's judgement and logging, and word the answer from the
+gateway's message catalog in its configured language.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from gunicorn import util
+from gunicorn.http import errors
+from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
+
+from gateway.api.auth import NO_STORE, SECURITY_HEADERS
+from gateway.fhir.errors import FhirError
+
+REASONS = {
+    400: "Bad Request",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+def refusal(exc: BaseException, limits: Any) -> FhirError:
+    """What a request gunicorn could not read answers: 414 for a request line over its limit
+    (RFC 9110 §15.5.15), 431 for headers over theirs (RFC 6585), 400 for anything else that is
+    no HTTP, 500 (an incident) for a failure of the server itself."""
+    if isinstance(exc, errors.LimitRequestLine):
+        return FhirError(414, "http.request-line-too-long", limit=limits.limit_request_line)
+    if isinstance(exc, errors.LimitRequestHeaders):
+        return FhirError(
+            431, "http.headers-too-large", size=limits.limit_request_field_size, count=limits.limit_request_fields
+        )
+    if isinstance(exc, errors.ParseException):
+        return FhirError(400, "http.malformed-request")
+    return FhirError(500, "http.internal", incident=uuid.uuid4().hex[:12])
+
+
+def response(error: FhirError, language: str) -> bytes:
+    """The whole HTTP answer, closing the connection (gunicorn does not read on after such a
+    request: what follows it on the socket cannot be told from the request's own bytes)."""
+    body = orjson.dumps(error.outcome(language))
+    headers = [
+        ("Content-Type", "application/fhir+json; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Connection", "close"),
+        *SECURITY_HEADERS,
+        *NO_STORE,
+    ]
+    head = f"HTTP/1.1 {error.status} {REASONS.get(error.status, '')}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+class _OutcomeErrors:
+    """Mixed into a gunicorn worker: its ``handle_error`` answers an OperationOutcome."""
+
+    cfg: Any
+    log: Any
+    wsgi: Any
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        error = refusal(exc, self.cfg)
+        if error.status == 500:
+            self.log.exception("incident %s: %s", error.params["incident"], getattr(req, "uri", "(no URI read)"))
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
+        config = getattr(self.wsgi, "config", {}).get("YIYANG")
+        try:
+            util.write_nonblock(client, response(error, config.language if config else "zh-CN"))
+        except OSError:
+            self.log.debug("Failed to send error message.")
+
+
+class OutcomeSyncWorker(_OutcomeErrors, SyncWorker):
+    """gunicorn's sync worker (one request at a time per process)."""
+
+
+class OutcomeThreadWorker(_OutcomeErrors, ThreadWorker):
+    """gunicorn's gthread worker (``--threads`` above 1)."""
