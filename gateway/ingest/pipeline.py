@@ -383,6 +383,7 @@ class Ingest:
             outcome.parts.extend(reasons)
             del mapped.resources[name]
             mapped.keyed.pop(name, None)
+        arrived = dict(mapped.resources)  # as mapped: the positions its lineage names
         outcome.reasons.extend(self._merge_keyed(tx, mapped))
         if outcome.reasons:
             return outcome
@@ -412,7 +413,7 @@ class Ingest:
             )
             return outcome
         resources = list(mapped.resources.values())
-        resources.append(provenance(mapped, resources, self.recorded, self.engine.base))
+        resources.append(provenance(mapped, resources, self.recorded, self.engine.base, arrived))
         outcome.resources = resources
         return outcome
 

@@ -81,3 +81,25 @@ def test_the_quarantine_holds_one_line_per_record_every_run_quarantined(
 ) -> None:
     out, counts = runs
     assert len(ndjson(out / "quarantine.ndjson")) == sum(c.quarantined for c in counts)
+
+
+def test_the_lineage_of_each_record_names_her_identifiers_it_brought(archive: Path) -> None:
+    """A merge appends a record's numbers after the archive's: 老人档案's 医保号, first of its own
+    identifiers, is her third, and its Provenance must name that one, a number its file holds
+    (it named her first, the 身份证号 of another source's record)."""
+    patient = her(archive)[0]
+    misnamed = []
+    for provenance in ndjson(archive / "Provenance.ndjson"):
+        if {"reference": f"Patient/{patient['id']}"} not in provenance["target"]:
+            continue
+        source, file, _ = provenance["entity"][0]["what"]["identifier"]["value"].split("|", 2)
+        if file.endswith(".xlsx"):  # zipped: its CSV twin holds the same rows
+            file = file.removesuffix(".xlsx") + ".csv"
+        held = (SAMPLES / source / file).read_bytes().decode("utf-8", "ignore")
+        for line in provenance["entity"][0].get("extension", []):
+            path = line["valueString"].split(" ← ")[0]
+            if path.startswith("Patient.identifier[") and path.endswith("].value"):
+                value = patient["identifier"][int(path[len("Patient.identifier[") : -len("].value")])]["value"]
+                if value not in held:
+                    misnamed.append((file, path, value))
+    assert misnamed == []
