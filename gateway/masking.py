@@ -49,6 +49,10 @@ _CREDENTIAL_IN_QUERY = re.compile(
 #: a JSON Web Token (a bearer token, a client assertion) anywhere in text: header and payload
 #: are base64url JSON objects, so both begin "eyJ"
 JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
+#: percent-encoded digits, X and the separators between groups (``%34%31%30…``, ``%2B86%20138…``),
+#: as a Bundle entry's URL or a path may carry them: read as what they encode before matching, or
+#: a number hides behind its encoding and the trail shows it to anyone who decodes it
+_ENCODED_NUMBER_CHARACTER = re.compile(r"%(3[0-9]|58|78|2[0BDE89])", re.IGNORECASE)
 #: full-width digits (and Ｘ) as Chinese input methods type them: read as ASCII before matching
 FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
 #: search parameters whose values are people's names (a chain or modifier may surround them)
@@ -100,6 +104,8 @@ def mask_text(text: str) -> str:
         text = _NAME_IN_FILTER.sub(lambda m: m.group(1) + mask_name(m.group(2).strip('"')), text)
     if "eyJ" in text:
         text = JWT.sub("***", text)
+    if "%" in text:
+        text = _ENCODED_NUMBER_CHARACTER.sub(lambda m: chr(int(m.group(1), 16)), text)
     if not text.isascii():
         text = text.translate(FULL_WIDTH_DIGITS)
     if _CANDIDATE.search(text) is None:

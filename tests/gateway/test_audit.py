@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -761,6 +762,30 @@ def test_types_and_touched_references_are_recorded_masked() -> None:
 )
 def test_phones_and_ids_are_masked_however_typed(written: str, masked: str) -> None:
     assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+ENCODED_ID_CARD = "".join(f"%{ord(c):02X}" for c in ID_CARD)
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        # a Bundle entry's URL, recorded as the client wrote it
+        (f"GET Patient?identifier={ENCODED_ID_CARD} → 200 OK", "GET Patient?identifier=410105********0020 → 200 OK"),
+        (f"GET Patient/{ENCODED_ID_CARD.lower()} → 404", "GET Patient/410105********0020 → 404"),
+        ("Patient?telecom=%31%33%38%30%30%30%30%30%30%30%31", "Patient?telecom=138****0001"),
+        ("Patient?phone=%2B86%20138%200000%200001", "Patient?phone=+86 138****0001"),
+    ],
+)
+def test_a_percent_encoded_number_is_masked_as_the_number_it_encodes(written: str, masked: str) -> None:
+    assert mask_text(written) == masked
+
+
+def test_a_bundle_entry_url_with_an_encoded_id_card_is_recorded_masked() -> None:
+    entry = ("GET", f"Patient?identifier={ENCODED_ID_CARD}", "200 OK", None)
+    record = record_of(facts(entries=[entry]), "2026-12-05T00:00:00Z")
+    assert ID_CARD not in unquote(json.dumps(record))
+    assert "410105********0020" in json.dumps(record)
 
 
 def test_a_bearer_token_in_free_text_is_hidden() -> None:
