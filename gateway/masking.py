@@ -53,8 +53,9 @@ JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 #: as a Bundle entry's URL or a path may carry them: read as what they encode before matching, or
 #: a number hides behind its encoding and the trail shows it to anyone who decodes it
 _ENCODED_NUMBER_CHARACTER = re.compile(r"%(3[0-9]|58|78|2[0BDE89])", re.IGNORECASE)
-#: full-width digits (and Ｘ) as Chinese input methods type them: read as ASCII before matching
-FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
+#: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
+#: dash and dot the same input mode puts between their groups: read as ASCII before matching
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ\u3000－．", "0123456789Xx -.")
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
 #: free-text searches, whose words may be anyone's name: masked as names are

@@ -758,6 +758,11 @@ def test_types_and_touched_references_are_recorded_masked() -> None:
         ("138.0000.0001", "138****0001"),
         ("410105 19491231 0020", "410105********0020"),
         ("４１０１０５１９４９１２３１００２０", "410105********0020"),
+        # groups apart by the ideographic space, dash or dot of full-width input
+        ("410105\u300019491231\u30000020", "410105********0020"),
+        ("４１０１０５\u3000１９４９１２３１\u3000００２０", "410105********0020"),
+        ("138－0000－0001", "138****0001"),
+        ("138．0000．0001", "138****0001"),
     ],
 )
 def test_phones_and_ids_are_masked_however_typed(written: str, masked: str) -> None:
