@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class MappingError(ValueError):
@@ -28,6 +29,12 @@ class MappingError(ValueError):
 Normaliser = Callable[[Any], Any]
 
 _CHINA = timezone(timedelta(hours=8))
+try:
+    # the day a sender's clock showed: China kept summer time (1940–1949, 1986–1991), so a
+    # midnight of 1946-06-01 there is 1946-05-31T15:00Z, not 16:00Z
+    _CHINA_CIVIL: Any = ZoneInfo("Asia/Shanghai")
+except ZoneInfoNotFoundError:  # no time-zone database on this machine
+    _CHINA_CIVIL = _CHINA
 #: a date and a time of day, with seconds, fractions and a UTC offset or Z when the export has them
 _DATETIME = re.compile(
     r"(?P<day>\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
@@ -126,6 +133,12 @@ def fhir_date(value: Any) -> str | None:
         return _from_serial(float(cleaned))
     if re.fullmatch(r"\d{4}", cleaned):
         return cleaned
+    timed = _DATETIME.fullmatch(cleaned)
+    if timed and timed["zone"]:
+        # a moment with its offset (a Java export's 1949-12-30T16:00:00.000+0000 is the
+        # Beijing midnight of 1949-12-31): the day is the Chinese calendar day it fell on
+        moment = datetime.fromisoformat(fhir_datetime(cleaned) or "")
+        return moment.astimezone(_CHINA_CIVIL).date().isoformat()
     for pattern in _DATE_PATTERNS:
         match = pattern.fullmatch(cleaned)
         if match:

@@ -78,6 +78,20 @@ def test_every_date_spelling_in_exports_becomes_iso(raw: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "day"),
+    [
+        ("1949-12-30T16:00:00.000+0000", "1949-12-31"),  # a Java platform's birthday, midnight in Beijing
+        ("2026-02-28T16:00:00Z", "2026-03-01"),
+        ("1946-05-31T15:00:00.000+0000", "1946-06-01"),  # China's summer time of 1946: midnight was 15:00Z
+        ("2026-03-01T09:30:00+08:00", "2026-03-01"),
+        ("2026-03-01 23:30:00", "2026-03-01"),  # no offset: Beijing time, the day as written
+    ],
+)
+def test_a_date_written_as_a_moment_with_an_offset_is_the_day_it_was_in_china(raw: str, day: str) -> None:
+    assert normalise.fhir_date(raw) == day
+
+
+@pytest.mark.parametrize(
     ("raw", "message_id"), [("1945-02-30", "mapping.impossible-date"), ("去年", "mapping.bad-date")]
 )
 def test_dates_that_cannot_be_true_are_refused(raw: str, message_id: str) -> None:
