@@ -599,8 +599,12 @@ def _holds(mapped: Mapped, item: Any, when: str | dict[str, Any]) -> bool:
 
 def _field_root(fields: dict[str, Any], name: str) -> str:
     """The record field a (possibly dotted) name reads: itself when the record has that key
-    (CDA XPath keys contain dots), else its first segment (baseinfo.psn_no → baseinfo)."""
-    return name if name in fields else name.split(".")[0]
+    (CDA XPath keys contain dots) or when it names a member of a JSON object (baseinfo.psn_no),
+    so reading one member does not count its siblings as read (see :func:`unread`); else its
+    first segment."""
+    if name in fields or isinstance(fields.get(name.split(".")[0]), dict):
+        return name
+    return name.split(".")[0]
 
 
 def _field_or_item(fields: dict[str, Any], item: Any, name: str | None) -> Any:

@@ -43,8 +43,16 @@ class SourceRecord:
         return FieldRef(self.file, self.location, name, self.field_label)
 
     def valued_fields(self) -> list[str]:
-        """The names of the fields that hold a value (an empty cell is no value)."""
-        return [name for name, value in self.fields.items() if value not in (None, "")]
+        """The names of the fields that hold a value (an empty cell is no value); a JSON object
+        is named by its members, dotted (``address.areaCode``), so a member no rule read is told
+        and not hidden by a sibling that was read.  A list is one field."""
+        return [name for key, value in self.fields.items() for name in _valued(key, value)]
+
+
+def _valued(name: str, value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [inner for key, member in value.items() for inner in _valued(f"{name}.{key}", member)]
+    return [] if value in (None, "") else [name]
 
 
 class TemplateParams(dict[str, Any]):

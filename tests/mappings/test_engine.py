@@ -233,6 +233,24 @@ def test_fields_no_rule_consumed_are_reported_as_unused() -> None:
     assert mapped.unused_fields == ["备注"]
 
 
+def test_a_member_of_a_json_object_no_rule_read_is_reported_not_hidden_by_its_siblings() -> None:
+    """The 老人档案's address without its text: the rule reading the county code is skipped, and
+    the code, unread, is told; a member of the object read by a rule (the text) is not."""
+    rule = {
+        "path": "address[+]",
+        "when": "address.detail",
+        "value": {"text": {"from": "address.detail"}, "district": {"from": "address.areaCode"}},
+    }
+    contact = {"path": "contact[+].name.text", "value": {"from": "emergencyContact.name"}}
+    fields = {
+        "姓名": "张秀英",
+        "address": {"detail": "", "areaCode": "410105"},
+        "emergencyContact": {"name": "李娟", "phone": "13903710002", "extra": {"relation": "女儿"}},
+    }
+    mapped = engine(spec(NAME, rule, contact)).map(record(**fields))
+    assert mapped.unused_fields == ["address.areaCode", "emergencyContact.phone", "emergencyContact.extra.relation"]
+
+
 ADDRESS = {"path": "address[+]", "value": {"text": {"from": "PID-11.1"}, "city": {"from": "PID-11.3"}}}
 
 
