@@ -5,6 +5,7 @@ counts, the shared elder merged across sources — and the JSON reader's wrapper
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,26 @@ def test_a_discharge_finishes_the_stay_with_its_date_and_reason(out: Path) -> No
 
 def test_a_resident_on_leave_has_an_onleave_stay(out: Path) -> None:
     assert written(out, "Encounter", stay_id("52410102MJ00123454", "RZ2025090011"))["status"] == "onleave"
+
+
+def test_a_stay_ended_by_death_records_the_death_not_only_a_finished_stay(tmp_path: Path) -> None:
+    """入住状态 去世 without a 退住原因: the stay is finished, and the archive learns how it ended."""
+    table = json.loads((SAMPLES / STAYS).read_text(encoding="utf-8"))
+    row = {**table["rows"][1], "入住状态": "去世", "退住原因": ""}
+    export = tmp_path / "入住登记-去世.json"
+    export.write_text(json.dumps({"total": 1, "rows": [row]}, ensure_ascii=False), encoding="utf-8")
+    commands.ingest("elderly-care", [export], tmp_path / "out", Registry(), bundle=False)
+    (encounter,) = ndjson(tmp_path / "out/Encounter.ndjson")
+    (person,) = ndjson(tmp_path / "out/Patient.ndjson")
+    assert (encounter["status"], encounter["hospitalization"], person.get("deceasedBoolean")) == (
+        "finished",
+        {
+            "dischargeDisposition": {
+                "coding": [coding("http://terminology.hl7.org/CodeSystem/discharge-disposition", "exp", "Expired")]
+            }
+        },
+        True,
+    )
 
 
 # -- 养老服务计划 → CarePlan + Organizations ------------------------------------------------------------
