@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 
 class MappingError(ValueError):
@@ -29,12 +29,10 @@ class MappingError(ValueError):
 Normaliser = Callable[[Any], Any]
 
 _CHINA = timezone(timedelta(hours=8))
-try:
-    # the day a sender's clock showed: China kept summer time (1940–1949, 1986–1991), so a
-    # midnight of 1946-06-01 there is 1946-05-31T15:00Z, not 16:00Z
-    _CHINA_CIVIL: Any = ZoneInfo("Asia/Shanghai")
-except ZoneInfoNotFoundError:  # no time-zone database on this machine
-    _CHINA_CIVIL = _CHINA
+#: the day a sender's clock showed: China kept summer time (1940–1949, 1986–1991), so a
+#: midnight of 1946-06-01 there is 1946-05-31T15:00Z, not 16:00Z (the zone from ``tzdata``
+#: where the machine has no zone database)
+_CHINA_CIVIL = ZoneInfo("Asia/Shanghai")
 #: a date and a time of day, with seconds, fractions and a UTC offset or Z when the export has them
 _DATETIME = re.compile(
     r"(?P<day>\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
