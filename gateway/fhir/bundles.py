@@ -732,10 +732,13 @@ def _is_conditional(entry: Entry) -> bool:
 
 
 def _rewrite(entries: list[Entry], renamed: dict[str, str], model: BaseModel) -> None:
-    """Links to the Bundle's full URLs → the resources they now name (:mod:`bundle_links`)."""
+    """Links to the Bundle's full URLs → the resources they now name (:mod:`bundle_links`).
+    Only a resource is walked: a PATCH entry may carry its JSON Patch as the list of
+    operations (:func:`_patch_operations`), whose links are rewritten in the patched
+    resource, and anything else it carries is refused there as no JSON Patch (400)."""
     for entry in entries:
         entry.links = links_of(entry.full_url, renamed)
-        if entry.resource is not None:
+        if isinstance(entry.resource, dict):
             relink(entry.resource, entry.links, model)
 
 

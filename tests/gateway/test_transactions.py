@@ -513,3 +513,27 @@ def test_a_json_patch_naming_another_entry_by_its_full_url_names_what_it_became(
     answer = made.bundles.process(bundle(post(basic("named"), full_url=link), patch("Basic/patched", operations)))
     target = answer["entry"][0]["response"]["location"].split("/_history")[0]
     assert answer["entry"][1]["resource"]["subject"]["reference"] == target
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["by id", "beside a conditional create"])
+def test_a_transaction_patch_entry_may_carry_its_json_patch_as_the_list(made: Services, conditional: bool) -> None:
+    """A batch took the lenient form (the operations themselves as the entry's resource), and
+    a transaction failed on it with a 500: its links were rewritten as a resource's."""
+    stored(made, "listed")
+    operations = [{"op": "add", "path": "/code/text", "value": "patched"}]
+    entries = [{"resource": operations, "request": {"method": "PATCH", "url": "Basic/listed"}}]
+    if conditional:
+        entries.append(post(basic("beside"), f"identifier={SYSTEM}|beside"))
+    answer = made.bundles.process(bundle(*entries))
+    assert (statuses(answer)[0], made.repository.read("Basic", "listed").resource["code"]) == (
+        "200 OK",
+        {"text": "patched"},
+    )
+
+
+def test_a_transaction_patch_entry_holding_no_json_patch_is_a_400(made: Services) -> None:
+    stored(made, "unpatched")
+    refused = refusal(
+        made, bundle({"resource": "not a patch", "request": {"method": "PATCH", "url": "Basic/unpatched"}})
+    )
+    assert (refused.status, refused.message_id) == (400, "http.bad-patch")
