@@ -85,11 +85,14 @@ def unsupported_value(name: str, value: str, supported: Iterable[str], expressio
 
 def if_match_version(etag: str) -> int:
     """The version an ``If-Match`` (or a Bundle entry's ``ifMatch``) names: ``W/"3"`` → 3, and
-    ``*`` → :data:`ANY_VERSION` (change it only if it exists)."""
+    ``*`` → :data:`ANY_VERSION` (change it only if it exists).  An entity tag is compared as
+    text (RFC 9110 §8.8.3.2), as ``If-None-Match`` and a vread compare it: ``W/"03"`` is not
+    the ETag of version 3, and matched it."""
     if etag.strip() == "*":
         return ANY_VERSION
-    version = natural_number(etag.strip().removeprefix("W/").strip('"'))
-    if version is None:
+    tag = etag.strip().removeprefix("W/").strip('"')
+    version = natural_number(tag)
+    if version is None or str(version) != tag:
         raise FhirError(400, "http.bad-if-match", value=etag)
     return version
 

@@ -537,3 +537,18 @@ def test_a_transaction_patch_entry_holding_no_json_patch_is_a_400(made: Services
         made, bundle({"resource": "not a patch", "request": {"method": "PATCH", "url": "Basic/unpatched"}})
     )
     assert (refused.status, refused.message_id) == (400, "http.bad-patch")
+
+
+@pytest.mark.parametrize("etag", ['W/"01"', '"01"', "01", 'W/"+1"'])
+def test_an_if_match_naming_a_version_in_another_spelling_matches_nothing(made: Services, etag: str) -> None:
+    """ETags compare as text (RFC 9110 §8.8.3.2): ``W/"01"`` is not version 1's ``W/"1"``,
+    as a vread of ``_history/01`` and an ``If-None-Match`` tell; it changed version 1."""
+    stored(made, "spelt")
+    entry = put("Basic/spelt", {**basic("spelt"), "id": "spelt", "code": {"text": "changed"}})
+    entry["request"]["ifMatch"] = etag
+    refused = refusal(made, bundle(entry))
+    assert (refused.status, refused.message_id, made.repository.read("Basic", "spelt").version) == (
+        400,
+        "http.bad-if-match",
+        1,
+    )
