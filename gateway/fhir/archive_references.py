@@ -44,12 +44,26 @@ def localise(document: Any, base_url: str) -> None:
     FHIR treats the two as the same resource; everything after the request — the search index,
     the rules on whom a write may name and which organisation owns a record, the Consent a
     person gave — reads relative references.  An absolute one left as written slipped past all
-    of them: a refusal naming the organisation absolutely refused nothing."""
+    of them: a refusal naming the organisation absolutely refused nothing.  A conditional
+    reference on the own base (``http://…/fhir/Patient?identifier=…``) becomes the relative
+    one too: a transaction resolves it, and any other write refuses it as unresolved, where
+    the absolute search URL was stored as a reference to another server."""
     for node in reference_nodes(document):
         if "://" in node["reference"] and {key.lstrip("_") for key in node} <= REFERENCE_KEYS:
-            local = local_reference(node["reference"], base_url)
+            local = local_reference(node["reference"], base_url) or _local_condition(node["reference"], base_url)
             if local is not None:
                 node["reference"] = local
+
+
+def _local_condition(url: str, base_url: str) -> str | None:
+    """``Type?criteria`` for a search URL on this server's base (spelt as
+    :func:`local_reference` allows), or None."""
+    path, mark, criteria = url.partition("?")
+    if not mark or not criteria or "#" in criteria:
+        return None
+    local = local_reference(f"{path}/x", base_url)  # the type's path, read as an instance's
+    kind, _, rest = (local or "").partition("/")
+    return f"{kind}?{criteria}" if rest == "x" else None
 
 
 class ArchiveReferences:

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from bench.synthetic import patient as synthetic_patient
 from gateway import create_app
+from gateway.fhir.archive_references import localise
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
@@ -552,3 +553,13 @@ def test_an_if_match_naming_a_version_in_another_spelling_matches_nothing(made: 
         "http.bad-if-match",
         1,
     )
+
+
+def test_a_conditional_reference_on_the_own_base_is_resolved(made: Services) -> None:
+    """``http://<base>/Basic?identifier=…`` was stored as written, a search URL for a link."""
+    stored(made, "target")
+    base = made.repository.config.base_url
+    sent = bundle(post(basic("pointing", subject={"reference": f"{base}/Basic?identifier={SYSTEM}|target"})))
+    localise(sent, base)  # as every request body is read (gateway/api/negotiation.py)
+    answer = made.bundles.process(sent)
+    assert answer["entry"][0]["resource"]["subject"] == {"reference": "Basic/target"}
