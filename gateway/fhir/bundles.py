@@ -164,6 +164,8 @@ class Bundles:
             raise FhirError(400, "http.wrong-type", f"{where}.resource.resourceType", found=found, expected=kind)
         if method in ("PUT", "PATCH", "DELETE") and not (resource_id or criteria):
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=f"{method} needs an id or criteria")
+        if method == "PUT" and resource_id:  # an update-as-create there would make it
+            self.repository.check_id(resource_id, f"{where}.request.url")
         full_url, if_none_exist, if_match = raw.get("fullUrl"), request.get("ifNoneExist"), request.get("ifMatch")
         if_none_match, if_modified_since = request.get("ifNoneMatch"), request.get("ifModifiedSince")
         for name, value in (
@@ -283,6 +285,8 @@ class Bundles:
                 entry.method, entry.resource, entry.resource_id = "GET", None, found.id
             elif entry.method == "PUT" and entry.resource is not None:
                 body_id = named_id(entry.resource, f"{entry.path}.resource.id")
+                if body_id:
+                    self.repository.check_id(body_id, f"{entry.path}.resource.id")
                 if found is not None and body_id and body_id != found.id:
                     where = f"{entry.path}.resource.id"
                     raise FhirError(400, "http.id-mismatch", where, body=body_id, url=found.id)

@@ -93,9 +93,12 @@ class Repository:
             raise FhirError(404, "http.unknown-type", where, type=kind)
 
     @staticmethod
-    def check_id(resource_id: str) -> None:
+    def check_id(resource_id: str, where: str = "id") -> None:
+        """400 for an id a write would create that is no FHIR id (1-64 letters, digits, ``-``
+        and ``.``); ``where`` locates it.  Checked whatever the validation policy: stored under
+        such an id (with ``warn``), a resource was one no conforming client could address."""
         if not ID.fullmatch(resource_id):
-            raise FhirError(400, "http.bad-id", "id", id=resource_id)
+            raise FhirError(400, "http.bad-id", where, id=resource_id)
 
     def validate(
         self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "", elsewhere: Resolver | None = None
@@ -303,6 +306,8 @@ class Repository:
             tx.lock(condition_lock(kind))
             found = self.only_match(tx, kind, criteria)
             body_id = named_id(resource, f"{kind}.id")
+            if body_id:
+                self.check_id(body_id, f"{kind}.id")
             minted = found is None and not body_id
             target = found.id if found else body_id or new_id()
             if body_id not in (None, target):

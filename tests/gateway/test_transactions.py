@@ -563,3 +563,24 @@ def test_a_conditional_reference_on_the_own_base_is_resolved(made: Services) -> 
     localise(sent, base)  # as every request body is read (gateway/api/negotiation.py)
     answer = made.bundles.process(sent)
     assert answer["entry"][0]["resource"]["subject"] == {"reference": "Basic/target"}
+
+
+@pytest.mark.parametrize("bad_id", ["a_b", "a" * 65])
+def test_no_write_creates_a_resource_at_an_id_fhir_does_not_allow(make: Callable[[str], Services], bad_id: str) -> None:
+    """A single PUT refused such an id (400 http.bad-id) whatever the policy, but with
+    ``warn`` a transaction's PUT and a conditional update naming it stored the resource there."""
+    made = make("warn")
+    conditional = put(f"Basic?identifier={SYSTEM}|free", {**basic("free"), "id": bad_id})
+    refused = [
+        refusal(made, bundle(put(f"Basic/{bad_id}", {**basic("x"), "id": bad_id}))),
+        refusal(made, bundle(conditional)),
+    ]
+    with pytest.raises(FhirError) as single:
+        made.repository.conditional_update("Basic", f"identifier={SYSTEM}|free", {**basic("free"), "id": bad_id})
+    refused.append(single.value)
+    assert [(r.status, r.message_id, r.expression) for r in refused] == [
+        (400, "http.bad-id", "Bundle.entry[0].request.url"),
+        (400, "http.bad-id", "Bundle.entry[0].resource.id"),
+        (400, "http.bad-id", "Basic.id"),
+    ]
+    assert (holders(made, "x"), holders(made, "free")) == ([], [])
