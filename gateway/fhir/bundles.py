@@ -164,6 +164,9 @@ class Bundles:
             raise FhirError(400, "http.wrong-type", f"{where}.resource.resourceType", found=found, expected=kind)
         if method in ("PUT", "PATCH", "DELETE") and not (resource_id or criteria):
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=f"{method} needs an id or criteria")
+        if method == "POST" and resource_id:  # the id would be ignored, the resource made elsewhere
+            detail = f"POST {url}: a create is sent to its type ({kind}); an update at an id is a PUT"
+            raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         if method == "PUT" and resource_id:  # an update-as-create there would make it
             self.repository.check_id(resource_id, f"{where}.request.url")
         full_url, if_none_exist, if_match = raw.get("fullUrl"), request.get("ifNoneExist"), request.get("ifMatch")

@@ -584,3 +584,17 @@ def test_no_write_creates_a_resource_at_an_id_fhir_does_not_allow(make: Callable
         (400, "http.bad-id", "Basic.id"),
     ]
     assert (holders(made, "x"), holders(made, "free")) == ([], [])
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_post_entry_to_an_instance_creates_nothing(made: Services, kind: str) -> None:
+    """``POST Basic/chosen`` created the resource at an id of the server's choosing, the one
+    in its URL ignored; a single POST there answers 405, as /fhir/Basic/chosen takes none."""
+    entry = {"resource": basic("chosen"), "request": {"method": "POST", "url": "Basic/chosen"}}
+    if kind == "transaction":
+        refused = refusal(made, bundle(entry))
+        answer = (refused.status, refused.expression)
+    else:
+        failed = made.bundles.process(bundle(entry, kind="batch"))["entry"][0]["response"]
+        answer = (int(failed["status"]), failed["outcome"]["issue"][0]["expression"][0])
+    assert (answer, holders(made, "chosen")) == ((400, "Bundle.entry[0].request.url"), [])
