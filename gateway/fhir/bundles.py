@@ -126,6 +126,7 @@ class Bundles:
         refused or unreadable entry, a batch answers that entry with the refusal, worded in
         ``lang``, and goes on.  ``prefer``: what written entries carry (:class:`Reply`)."""
         kind, raw_entries = _readable(bundle)
+        _check_entry_count(raw_entries, self.repository.config.bundle_entries)
         reply = Reply(lang, prefer)
         if kind == "batch":
             answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
@@ -609,6 +610,16 @@ def _readable(bundle: Any) -> tuple[str, list[Any]]:
     if not isinstance(entries, list):
         raise FhirError(400, "http.bad-bundle", "Bundle.entry", detail="entry must be an array")
     return kind, entries
+
+
+def _check_entry_count(entries: list[Any], limit: int) -> None:
+    """413 for more entries than ``YIYANG_BUNDLE_ENTRIES``, before any is read or applied.
+    The validator refuses such a Bundle (``input.too-many-entries``), but a transaction or
+    batch is not validated whole: each entry is, and a batch of 5,001 reads took seconds of
+    a worker, a lever to tie workers up that the limit exists to remove.  413, as the body cap
+    answers: the request is well formed, only more than the server takes at once."""
+    if len(entries) > limit:
+        raise FhirError(413, "http.too-many-entries", "Bundle.entry", count=len(entries), limit=limit)
 
 
 def _repeated(entries: Iterable[Entry], key: Callable[[Entry], Hashable | None]) -> tuple[Entry, Entry] | None:

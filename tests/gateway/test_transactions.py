@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import dataclasses
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -598,3 +599,19 @@ def test_a_post_entry_to_an_instance_creates_nothing(made: Services, kind: str) 
         failed = made.bundles.process(bundle(entry, kind="batch"))["entry"][0]["response"]
         answer = (int(failed["status"]), failed["outcome"]["issue"][0]["expression"][0])
     assert (answer, holders(made, "chosen")) == ((400, "Bundle.entry[0].request.url"), [])
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_bundle_over_the_entry_limit_is_refused_before_any_entry(make: Callable[[str], Services], kind: str) -> None:
+    """``YIYANG_BUNDLE_ENTRIES`` bound the validator only: a batch of 5,001 entries was
+    processed, seconds of a worker's time.  The first entry would have created."""
+    made = make("reject")
+    made.repository.config = dataclasses.replace(made.repository.config, bundle_entries=3)
+    refused = refusal(made, bundle(post(basic("over")), *[asked("GET", "Basic/none")] * 3, kind=kind))
+    assert (refused.status, refused.message_id, refused.expression, holders(made, "over")) == (
+        413,
+        "http.too-many-entries",
+        "Bundle.entry",
+        [],
+    )
+    assert made.bundles.process(bundle(*[asked("GET", "Basic?_count=1")] * 3, kind=kind))["entry"]
