@@ -474,6 +474,15 @@ class Bundles:
         return found.id
 
     def _get(self, tx: Transaction, entry: Entry, reply: Reply) -> dict[str, Any]:
+        """A GET or HEAD entry's answer.  A HEAD is answered as its GET without the body (RFC
+        9110 §9.3.2): its status, ETag, Last-Modified and location, but no resource; it
+        carried the searchset or the resource read, as much as the GET it was meant to spare."""
+        answer = self._read(tx, entry, reply)
+        if entry.method == "HEAD":
+            answer.pop("resource", None)
+        return answer
+
+    def _read(self, tx: Transaction, entry: Entry, reply: Reply) -> dict[str, Any]:
         if entry.history:
             config, params = self.repository.config, dict(query_pairs(entry.criteria or ""))
             where = f"{entry.path}.request.url"

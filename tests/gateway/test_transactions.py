@@ -615,3 +615,15 @@ def test_a_bundle_over_the_entry_limit_is_refused_before_any_entry(make: Callabl
         [],
     )
     assert made.bundles.process(bundle(*[asked("GET", "Basic?_count=1")] * 3, kind=kind))["entry"]
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_head_entry_is_answered_without_a_body(made: Services, kind: str) -> None:
+    """HTTP answers a HEAD without a body; the entries carried the resource or searchset read."""
+    stored(made, "headed")
+    answer = made.bundles.process(bundle(asked("HEAD", "Basic/headed"), asked("HEAD", "Basic?_id=headed"), kind=kind))
+    assert [sorted(entry) for entry in answer["entry"]] == [["response"], ["response"]]
+    assert [sorted(entry["response"]) for entry in answer["entry"]] == [
+        ["etag", "lastModified", "status"],
+        ["status"],
+    ]
