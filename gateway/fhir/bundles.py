@@ -168,8 +168,8 @@ class Bundles:
         if method == "POST" and resource_id:  # the id would be ignored, the resource made elsewhere
             detail = f"POST {url}: a create is sent to its type ({kind}); an update at an id is a PUT"
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
-        if method == "PUT" and resource_id:  # an update-as-create there would make it
-            self.repository.check_id(resource_id, f"{where}.request.url")
+        if method in ("PUT", "DELETE") and resource_id:  # an update-as-create there would make it,
+            self.repository.check_id(resource_id, f"{where}.request.url")  # and a delete is refused alike
         full_url, if_none_exist, if_match = raw.get("fullUrl"), request.get("ifNoneExist"), request.get("ifMatch")
         if_none_match, if_modified_since = request.get("ifNoneMatch"), request.get("ifModifiedSince")
         for name, value in (

@@ -365,7 +365,10 @@ class Repository:
                 attempt += 1
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+        """DELETE kind/id.  An id that is no FHIR id is a 400, as a PUT to it is: answered
+        "nothing to delete", it told the client its request was sound and had found nothing."""
         self.check_type(kind)
+        self.check_id(resource_id)
 
         def deleting(tx: Transaction) -> Stored | None:
             gone = self.delete_in(tx, kind, resource_id, if_match)

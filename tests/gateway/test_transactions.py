@@ -627,3 +627,23 @@ def test_a_head_entry_is_answered_without_a_body(made: Services, kind: str) -> N
         ["etag", "lastModified", "status"],
         ["status"],
     ]
+
+
+def test_a_delete_at_an_id_fhir_does_not_allow_is_refused_as_a_put_there_is(
+    made: Services, client: FlaskClient
+) -> None:
+    """``DELETE Basic/a_b`` answered "nothing to delete" (a batch entry 204), where a PUT
+    there is a 400 ``http.bad-id``: the client was told its request was sound."""
+    answered = client.delete("/fhir/Basic/a_b")
+    plain = answered.get_json()["issue"][0]
+    batch = made.bundles.process(bundle(asked("DELETE", "Basic/a_b"), kind="batch"))["entry"][0]["response"]
+    refused = refusal(made, bundle(asked("DELETE", "Basic/a_b")))
+    assert [
+        (answered.status_code, plain["details"]["coding"][0]["code"], plain["expression"]),
+        (batch["status"], batch["outcome"]["issue"][0]["expression"][0]),
+        (refused.status, refused.message_id, refused.expression),
+    ] == [
+        (400, "http.bad-id", ["id"]),
+        ("400", "Bundle.entry[0].request.url"),
+        (400, "http.bad-id", "Bundle.entry[0].request.url"),
+    ]
