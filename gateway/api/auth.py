@@ -105,7 +105,7 @@ def authenticate() -> None:
         wanted = search_needs(view_args.get("kind", "*"), pairs, _services().parameters.targets)
     else:
         types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
-        condition = if_none_exist()
+        condition = if_none_exist(kind if endpoint == "fhir.create" else None)
         wanted = needs(endpoint, view_args, condition is not None, types)
         if endpoint in CONDITIONAL:
             condition = asked.query_string.decode()

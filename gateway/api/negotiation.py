@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import get_input_stream
 
-from gateway.fhir.archive_references import localise
+from gateway.fhir.archive_references import condition_criteria, localise
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import if_match_version, query_pairs, whole_number
 from gateway.messages import LANGUAGES
@@ -305,18 +305,23 @@ def search_form() -> list[tuple[str, str]]:
     return []
 
 
-def if_none_exist() -> str | None:
+def if_none_exist(kind: str | None) -> str | None:
     """A conditional create's criteria.  WSGI hands header values over decoded as Latin-1, so
     criteria a client wrote in raw UTF-8 (``name:exact=日期测试``) are taken back to their
     bytes and read as UTF-8, as a query string is: read as Latin-1 they matched nothing, and
-    the create made the duplicate it was meant to prevent.  Bytes that are no UTF-8 are a 400."""
+    the create made the duplicate it was meant to prevent.  Bytes that are no UTF-8 are a 400.
+    For a create of ``kind``, a search URL of it on the own base is read as its query
+    (:func:`condition_criteria`); None leaves the value as sent (another interaction's header)."""
     value = request.headers.get("If-None-Exist")
     if value is None:
         return None
     try:
-        return value.encode("latin-1").decode("utf-8")
+        criteria = value.encode("latin-1").decode("utf-8")
     except UnicodeError as exc:
         raise FhirError(400, "http.header-not-utf8", header="If-None-Exist") from exc
+    if kind is None:
+        return criteria
+    return condition_criteria(criteria, kind, current_app.config["SERVICES"].config.base_url)
 
 
 def if_match() -> int | None:

@@ -220,7 +220,7 @@ def create(kind: str) -> Response:
     repository.check_type(kind)
     if isinstance(resource, dict) and resource.get("resourceType") not in (None, kind):
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource.get("resourceType"), expected=kind)
-    return _written(repository.create(resource, if_none_exist()))
+    return _written(repository.create(resource, if_none_exist(kind)))
 
 
 @fhir.put("/<kind>")

@@ -23,6 +23,7 @@ from typing import Any
 
 from conformance.fhirpath_scope import Resolver
 from conformance.stored_references import REFERENCE_KEYS
+from gateway.fhir.errors import FhirError
 from gateway.search.values import local_reference, natural_number
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
@@ -32,6 +33,8 @@ from mappings.engine import reference_nodes
 _LITERAL = re.compile(
     r"(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/(?P<version>[A-Za-z0-9\-.]{1,64}))?"
 )
+#: what precedes the "?" of a relative search URL (``Patient?identifier=…``): a type's name
+_TYPE = re.compile(r"[A-Za-z]+")
 #: versions kept (each a parsed resource): enough for the organisations, practitioners and
 #: people one busy hour of writes points at
 KEPT = 4096
@@ -64,6 +67,27 @@ def _local_condition(url: str, base_url: str) -> str | None:
     local = local_reference(f"{path}/x", base_url)  # the type's path, read as an instance's
     kind, _, rest = (local or "").partition("/")
     return f"{kind}?{criteria}" if rest == "x" else None
+
+
+def condition_criteria(condition: str, kind: str, base_url: str, where: str | None = None) -> str:
+    """The criteria of a conditional create of ``kind`` (``If-None-Exist``, a Bundle entry's
+    ``request.ifNoneExist``).  R4 has them carry the query part alone (``identifier=…``), but
+    clients send the whole search URL: on this server's own base (``http://…/fhir/Patient?…``)
+    or relative (``Patient?…``), of the type created, it is read as its query, as a
+    conditional reference on the own base is (read whole, its ``http://…/fhir/Patient?identifier``
+    was an unknown search parameter ``http``).  A search of another type, or on another
+    server, is a 400 saying that the query part is expected: read as its query, it would
+    select among other resources than the client meant."""
+    path, mark, criteria = condition.partition("?")
+    if not mark or not path or "=" in path or "&" in path:
+        return condition  # the query part (whose values may hold a "?"), or "?" and the query
+    if _TYPE.fullmatch(path):
+        searched = path
+    else:
+        searched = (_local_condition(f"{path}?_", base_url) or "").partition("?")[0]
+    if searched == kind:
+        return criteria
+    raise FhirError(400, "http.condition-not-a-query", where, condition=condition, type=kind)
 
 
 class ArchiveReferences:

@@ -24,7 +24,7 @@ import orjson
 
 from conformance.issues import Issue
 from conformance.structure import BaseModel
-from gateway.fhir.archive_references import local_reference
+from gateway.fhir.archive_references import condition_criteria, local_reference
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
@@ -181,6 +181,8 @@ class Bundles:
         ):
             if value is not None and not isinstance(value, str):
                 raise FhirError(400, "http.bad-bundle", f"{where}.{name}", detail=f"{name} must be a string")
+        if if_none_exist is not None:  # a search URL of the type created: its query part
+            if_none_exist = condition_criteria(if_none_exist, kind, self.base_url, f"{where}.request.ifNoneExist")
         return Entry(
             index,
             method,

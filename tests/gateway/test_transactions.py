@@ -647,3 +647,41 @@ def test_a_delete_at_an_id_fhir_does_not_allow_is_refused_as_a_put_there_is(
         ("400", "Bundle.entry[0].request.url"),
         (400, "http.bad-id", "Bundle.entry[0].request.url"),
     ]
+
+
+def search_urls(made: Services, value: str) -> list[str]:
+    """Basic?identifier=… as clients spell it: on the own base, relative, its query alone."""
+    query = f"identifier={SYSTEM}|{value}"
+    return [f"{made.repository.config.base_url}/Basic?{query}", f"Basic?{query}", query]
+
+
+def test_an_if_none_exist_header_may_be_a_search_url_of_the_type_on_the_own_base(
+    made: Services, client: FlaskClient
+) -> None:
+    """R4 has the header carry the query alone; ``http://…/fhir/Basic?identifier=…`` was read
+    whole, a 400 naming an unknown parameter ``http``.  Another type or server is refused."""
+    stored(made, "found")
+    answers = [
+        client.post("/fhir/Basic", json=basic("found"), headers={"If-None-Exist": url})
+        for url in search_urls(made, "found")
+    ]
+    refused = [
+        client.post("/fhir/Basic", json=basic("found"), headers={"If-None-Exist": url}).get_json()["issue"][0]
+        for url in (f"Patient?identifier={SYSTEM}|found", f"http://elsewhere/fhir/Basic?identifier={SYSTEM}|found")
+    ]
+    assert ([a.status_code for a in answers], holders(made, "found")) == ([200, 200, 200], ["found"])
+    assert [r["details"]["coding"][0]["code"] for r in refused] == ["http.condition-not-a-query"] * 2
+
+
+def test_an_if_none_exist_entry_may_be_a_search_url_of_the_type_on_the_own_base(made: Services) -> None:
+    stored(made, "entry")
+    answer = made.bundles.process(
+        bundle(*[post(basic("entry"), url) for url in search_urls(made, "entry")], kind="batch")
+    )
+    refused = refusal(made, bundle(post(basic("entry"), f"Patient?identifier={SYSTEM}|entry")))
+    assert (statuses(answer), holders(made, "entry")) == (["200 OK"] * 3, ["entry"])
+    assert (refused.status, refused.message_id, refused.expression) == (
+        400,
+        "http.condition-not-a-query",
+        "Bundle.entry[0].request.ifNoneExist",
+    )
