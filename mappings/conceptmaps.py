@@ -7,7 +7,10 @@ characters and surrounding space first, as every other field is.
 A source code whose targets are all ``unmatched`` has no code to translate to.  When its element
 gives the source's own ``display`` (a form's 其他 or 职业病, no category of the target system), the
 choice is still known: as a CodeableConcept it is that text alone, never an invented code.  Without
-a display, and as a bare code or Coding, it is refused like a code the map does not list.
+a display, and as a bare code or Coding, it is refused, but not as a code the map does not list
+(``mapping.unknown-code``, which sends staff looking for a typo): ``mapping.unmatched-code`` says
+the code is known and has no target here, and why, in the words of the target's ``comment``
+(its Chinese before `` / ``, its English after).
 """
 
 from __future__ import annotations
@@ -39,16 +42,31 @@ def _fold(code: Any) -> str:
     return unicodedata.normalize("NFKC", str(code)).strip()
 
 
+def _reason(comment: str) -> Any:
+    """Why a code has no target, from its ConceptMap comment: the package writes comments as
+    "中文 / English", so each language gets its own half (the whole comment when it is not
+    bilingual); without a comment, that the map gives no reason."""
+    from mappings.records import Message  # records words messages from this module's catalog
+
+    if not comment:
+        return Message("mapping.unmatched-no-reason")
+    zh, sep, en = comment.partition(" / ")
+    return Message("mapping.conceptmap-comment", {"zh": zh.strip(), "en": en.strip() if sep else comment})
+
+
 class ConceptMaps:
     def __init__(self, resources: list[dict[str, Any]], canonical_base: str) -> None:
         self._tables: dict[str, dict[str, dict[str, Any]]] = {}
         #: per map: source codes known to have no target, with the text the source gives them
         self._texts: dict[str, dict[str, str]] = {}
+        #: per map: source codes listed only as ``unmatched``, with the comment saying why
+        self._unmatched: dict[str, dict[str, str]] = {}
         self.resources = {}
         for resource in resources:
             resource = json.loads(json.dumps(resource).replace("{base}", canonical_base))
             table: dict[str, dict[str, Any]] = {}
             texts: dict[str, str] = {}
+            unmatched: dict[str, str] = {}
             for group in resource.get("group", []):
                 for element in group.get("element", []):
                     targets = [
@@ -56,6 +74,9 @@ class ConceptMaps:
                     ]
                     if not targets and element.get("display"):
                         texts[_fold(element["code"])] = element["display"]
+                    if not targets and element.get("target"):
+                        comments = [t["comment"] for t in element.get("target", []) if t.get("comment")]
+                        unmatched[_fold(element["code"])] = comments[0] if comments else ""
                     if targets:
                         target = targets[0]
                         table[_fold(element["code"])] = {
@@ -65,6 +86,7 @@ class ConceptMaps:
                         }
             self._tables[resource["id"]] = table
             self._texts[resource["id"]] = texts
+            self._unmatched[resource["id"]] = unmatched
             self.resources[resource["id"]] = resource
 
     @classmethod
@@ -83,6 +105,13 @@ class ConceptMaps:
         text = self._texts[map_id].get(_fold(code))
         if found is None and text is not None and shape == "codeable":
             return {"text": text}
+        if found is None and _fold(code) in self._unmatched[map_id]:
+            raise MappingError(
+                "mapping.unmatched-code",
+                value=_fold(code),
+                conceptMap=map_id,
+                reason=_reason(self._unmatched[map_id][_fold(code)]),
+            )
         if found is None:
             raise MappingError("mapping.unknown-code", value=_fold(code), conceptMap=map_id)
         coding = {k: v for k, v in found.items() if v is not None}

@@ -238,9 +238,21 @@ def test_a_failed_reply_without_baseinfo_matches_no_spec(out: Path) -> None:
 def test_a_person_identified_by_a_passport_is_quarantined_naming_the_certificate_type(out: Path) -> None:
     source = "1101-replies.ndjson line 8, field output.baseinfo.psn_cert_type"
     assert reasons(out, "1101-replies.ndjson", "line 8") == [
-        ("mapping.unknown-code", "Patient.identifier.system", source),
+        ("mapping.unmatched-code", "Patient.identifier.system", source),
         ("invariant.failed", "Patient", source),  # yy-pat-1: no national identity document
     ]
+
+
+def test_a_passport_is_refused_as_a_known_type_without_target_saying_why_not_as_a_typo(out: Path) -> None:
+    # 08 外国人护照 is listed in the ConceptMap as unmatched, with its reason in the comment:
+    # "not in the mapping table" would send staff looking for a typo that is not there
+    words = quarantined(out, "1101-replies.ndjson", "line 8")["reasons"][0]
+    assert (
+        "不在对照表" not in words["zh-CN"],
+        "外国人护照：省级包中没有此证件的标识系统" in words["zh-CN"],
+        "no identifier system for this certificate in the provincial package" in words["en"],
+        "外国人护照" not in words["en"],
+    ) == (True, True, True, True)
 
 
 # -- quarantine: 长护险失能评估 ---------------------------------------------------------------------

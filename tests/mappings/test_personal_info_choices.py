@@ -105,5 +105,5 @@ def test_marital_status_written_as_the_gb_name_first_marriage_is_code_21(out: Pa
 
 def test_a_choice_without_target_is_refused_as_a_bare_coding() -> None:
     maps = ConceptMaps.load(BASE)
-    with pytest.raises(MappingError, match="mapping.unknown-code"):
+    with pytest.raises(MappingError, match="mapping.unmatched-code"):
         maps.translate("form-disease-to-icd-10", "13", "coding")
