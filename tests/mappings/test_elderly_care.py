@@ -225,6 +225,24 @@ def test_a_stay_ended_by_death_records_the_death_not_only_a_finished_stay(tmp_pa
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "left"),
+    [("已退住", ""), ("在住", "2026-01-20")],
+    ids=["discharged-without-discharge-date", "resident-with-discharge-date"],
+)
+def test_an_admission_whose_status_contradicts_its_dates_is_quarantined(tmp_path: Path, status: str, left: str) -> None:
+    """已退住 without a 退住日期 is no finished stay, 在住 with one no stay in progress (yy-enc-1)."""
+    table = json.loads((SAMPLES / STAYS).read_text(encoding="utf-8"))
+    row = {**table["rows"][1], "入住状态": status, "退住日期": left}
+    export = tmp_path / "入住登记-矛盾.json"
+    export.write_text(json.dumps({"total": 1, "rows": [row]}, ensure_ascii=False), encoding="utf-8")
+    commands.ingest("elderly-care", [export], tmp_path / "out", Registry(), bundle=False)
+    entry = quarantined(tmp_path / "out", "record 1")
+    assert [(r["id"], r.get("fhirpath"), "yy-enc-1" in r["en"]) for r in entry["reasons"]] == [
+        ("invariant.failed", "Encounter", True)
+    ]
+
+
 # -- 养老服务计划 → CarePlan + Organizations ------------------------------------------------------------
 def activity(code: str, display: str, times: int, unit: str, wording: str, note: str | None = None) -> dict[str, Any]:
     detail: dict[str, Any] = {
