@@ -1,4 +1,5 @@
-"""A birth date or a 建档日期 after the day of validation is refused (yy-pat-3, yy-hr-ext-2).
+"""A birth date, a 建档日期 or an assessment dated after the day of validation is refused
+(yy-pat-3, yy-hr-ext-2; yy-ab-5, yy-sc-5, yy-ltc-dl-2).
 
 The day is Beijing's and is pinned here (conformance.clock), so the verdicts do not depend on
 when the suite runs.
@@ -80,3 +81,27 @@ def test_a_filing_date_after_today_fails_at_the_filed_value(validator: Validator
 
 def test_a_filing_date_of_today_passes(validator: Validator) -> None:
     assert keyed(validated_at(validator, filed_on("2026-12-05")), "yy-hr-ext-2") == []
+
+
+#: an example of each assessment profile, and the invariant holding its date to today
+ASSESSMENTS = {
+    "yy-observation-ability/valid-mild-impairment.json": "yy-ab-5",
+    "yy-observation-selfcare/valid-selfcare-independent.json": "yy-sc-5",
+    "yy-observation-ltc-disability/valid-severe-1.json": "yy-ltc-dl-2",
+}
+
+
+def assessed_at(example: str, moment: str) -> dict[str, Any]:
+    return {**copy.deepcopy(load_example(example)), "effectiveDateTime": moment}
+
+
+@pytest.mark.parametrize("example", sorted(ASSESSMENTS))
+def test_an_assessment_dated_after_today_fails_at_its_date(validator: Validator, example: str) -> None:
+    issues = validated_at(validator, assessed_at(example, "2026-12-06T09:00:00+08:00"))
+    assert keyed(issues, ASSESSMENTS[example]) == ["Observation.effectiveDateTime"]
+
+
+@pytest.mark.parametrize("example", sorted(ASSESSMENTS))
+def test_an_assessment_made_earlier_today_passes(validator: Validator, example: str) -> None:
+    issues = validated_at(validator, assessed_at(example, "2026-12-05T09:00:00+08:00"))
+    assert keyed(issues, ASSESSMENTS[example]) == []
