@@ -166,9 +166,13 @@ def read(event_id: str) -> Response:
 @audit.route("/AuditEvent/<event_id>", methods=WRITES, endpoint="refuse")
 @audit.route("/AuditEvent/<event_id>/<path:rest>", methods=["GET", *WRITES], endpoint="refuse")
 @audit.route("/AuditEvent/_history", methods=["GET", *WRITES], endpoint="refuse")
-def refuse(**_: str) -> Response:
-    """The trail is append-only: written by the gateway alone, never through the API."""
-    raise FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
+def refuse(**path: str) -> Response:
+    """The trail is append-only: written by the gateway alone, never through the API.  Its
+    search and its events are read (Allow: GET); its history and an event's sub-paths not at
+    all (an empty Allow says so)."""
+    readable = "rest" not in path and not request.path.endswith("/_history")
+    allow = "GET" if readable else ""
+    raise FhirError(405, "http.method-not-allowed", allow=allow, method=request.method, path=request.path)
 
 
 def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int) -> AuditQuery:

@@ -73,9 +73,8 @@ def export_refused(**_path: str) -> Response:
     type"), a DELETE of ``Patient/$export`` the delete of a Patient with that id (200 "nothing
     to delete", as if a job had been cancelled), and a PUT of a status URL an update."""
     path = request.path.removeprefix(bulk.url_prefix or "").strip("/")
-    response = outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
-    response.headers["Allow"] = "GET, DELETE" if path.startswith("$export-status/") else "GET"
-    return response
+    allow = "GET, DELETE" if path.startswith("$export-status/") else "GET"
+    return outcome_response(FhirError(405, "http.method-not-allowed", allow=allow, method=request.method, path=path))
 
 
 def _kick_off(scope: str) -> Response:

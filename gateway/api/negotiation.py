@@ -222,9 +222,12 @@ def encoded(data_and_media: tuple[bytes, str], status: int = 200, headers: dict[
 def outcome_response(error: FhirError) -> Response:
     g.refusal = error  # the exchange record words it in every language (gateway/api/exchanges.py)
     try:
-        return respond(error.outcome(language()), error.status)
+        response = respond(error.outcome(language()), error.status)
     except FhirError:  # the client asked for a format we could not write: JSON still says why
-        return Response(orjson.dumps(error.outcome(language())), status=error.status, content_type=FORMATS["json"])
+        response = Response(orjson.dumps(error.outcome(language())), status=error.status, content_type=FORMATS["json"])
+    if error.allow is not None:
+        response.headers["Allow"] = error.allow
+    return response
 
 
 def body() -> Any:

@@ -115,9 +115,7 @@ def read_only() -> Response:
     and a PUT /_history the conditional update of a type "_history" (a 404 for an unknown
     type, where the path is known and takes GET alone)."""
     path = request.path.removeprefix(fhir.url_prefix or "").strip("/")
-    response = outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
-    response.headers["Allow"] = "GET"
-    return response
+    return outcome_response(FhirError(405, "http.method-not-allowed", allow="GET", method=request.method, path=path))
 
 
 @fhir.post("")
@@ -200,7 +198,7 @@ def ingest() -> Response:
 @fhir.post("/<kind>/_search")
 def search(kind: str) -> Response:
     if kind == "$ingest":  # an operation by POST alone, not a type
-        raise FhirError(405, "http.method-not-allowed", method=request.method, path=kind)
+        raise FhirError(405, "http.method-not-allowed", allow="POST", method=request.method, path=kind)
     found = services()
     found.repository.check_type(kind)
     pairs = _pairs()
@@ -261,7 +259,9 @@ def validate_type(kind: str) -> Response:
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
     if resource_id == "$validate":  # offered here by POST alone
-        raise FhirError(405, "http.method-not-allowed", method=request.method, path=f"{kind}/{resource_id}")
+        raise FhirError(
+            405, "http.method-not-allowed", allow="POST", method=request.method, path=f"{kind}/{resource_id}"
+        )
     if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer
         raise FhirError(404, "http.unknown-operation", operation=f"{kind}/{resource_id}")
     return _answer_read(kind, services().repository.read(kind, resource_id))

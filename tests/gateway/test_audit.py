@@ -808,3 +808,12 @@ def test_names_in_free_text_searches_and_filters_are_masked() -> None:
         [("_text", "欧**")],
         "_filter=name eq 欧**",
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"), [("DELETE", "AuditEvent/forged", "GET"), ("GET", "AuditEvent/_history", "")]
+)
+def test_a_refused_write_to_the_trail_names_what_the_path_takes(api: Api, method: str, path: str, allow: str) -> None:
+    """RFC 9110: a 405 carries Allow; the trail's history takes no method at all."""
+    answer = api.request(method, f"{api.base}/{path}", timeout=60)
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -134,3 +135,15 @@ def test_a_method_the_router_does_not_take_is_a_405_naming_those_it_does(tmp_pat
     app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
     answer = app.test_client().post("/fhir/.well-known/smart-configuration")
     assert (answer.status_code, "GET" in answer.headers.get("Allow", "").split(", ")) == (405, True)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("GET", "/fhir/$ingest", "POST"), ("GET", "/fhir/Patient/$validate", "POST"), ("DELETE", "/fhir/metadata", "GET")],
+)
+def test_a_method_a_fhir_route_refuses_is_a_405_naming_those_it_takes(
+    tmp_path: Path, method: str, path: str, allow: str
+) -> None:
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    answer = app.test_client().open(path, method=method)
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)
