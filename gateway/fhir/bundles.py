@@ -183,6 +183,7 @@ class Bundles:
                 raise FhirError(400, "http.bad-bundle", f"{where}.{name}", detail=f"{name} must be a string")
         if if_none_exist is not None:  # a search URL of the type created: its query part
             if_none_exist = condition_criteria(if_none_exist, kind, self.base_url, f"{where}.request.ifNoneExist")
+            self.repository.need_criteria(if_none_exist, f"{where}.request.ifNoneExist")  # as the header's
         return Entry(
             index,
             method,

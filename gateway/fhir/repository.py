@@ -176,7 +176,7 @@ class Repository:
         (the write transaction looks again, under its lock, before it creates)."""
         self._body_type(resource)
         if if_none_exist is not None:  # present but blank selects nothing: no silent plain create
-            self._need_criteria(if_none_exist)
+            self.need_criteria(if_none_exist)
             with self.store.reading() as tx:
                 found = self.only_match(tx, resource["resourceType"], if_none_exist)
             if found is not None:
@@ -298,7 +298,7 @@ class Repository:
     ) -> Written:
         """PUT Type?criteria: update the one match, or create when there is none."""
         self.check_type(kind)
-        self._need_criteria(criteria)
+        self.need_criteria(criteria)
         if self._body_type(resource) != kind:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
 
@@ -349,7 +349,7 @@ class Repository:
         matched is the one patched: a write in between (which may have moved the criteria to
         another record) makes it look again, as a PATCH without If-Match re-reads."""
         self.check_type(kind)
-        self._need_criteria(criteria)
+        self.need_criteria(criteria)
         attempt = 1
         while True:
             with self.store.reading() as tx:
@@ -423,7 +423,7 @@ class Repository:
     def conditional_delete(self, kind: str, criteria: str, if_match: int | None = None) -> list[Stored]:
         """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
         self.check_type(kind)
-        self._need_criteria(criteria)
+        self.need_criteria(criteria)
 
         def deleting(tx: Transaction) -> list[Stored]:
             gone = self.delete_matching_in(tx, kind, criteria, if_match)
@@ -498,9 +498,11 @@ class Repository:
         return found[0] if found else None
 
     @staticmethod
-    def _need_criteria(criteria: str) -> None:
+    def need_criteria(criteria: str, where: str | None = None) -> None:
+        """Criteria present but blank (``""``, ``?``, ``&``) select nothing: a 400, never a
+        silent plain create, update or delete."""
         if not criteria.strip(" \t?&"):
-            raise FhirError(400, "http.conditional-needs-criteria")
+            raise FhirError(400, "http.conditional-needs-criteria", where)
 
 
 #: reads of a patch without If-Match that another write overtook, before its 412 stands

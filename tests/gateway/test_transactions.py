@@ -685,3 +685,17 @@ def test_an_if_none_exist_entry_may_be_a_search_url_of_the_type_on_the_own_base(
         "http.condition-not-a-query",
         "Bundle.entry[0].request.ifNoneExist",
     )
+
+
+@pytest.mark.parametrize("blank", ["", "Basic?"])
+def test_a_blank_if_none_exist_entry_is_refused_not_a_plain_create(made: Services, blank: str) -> None:
+    """As a blank If-None-Exist header is: a condition present but selecting nothing made a
+    second resource where the client meant to find the first."""
+    entry = post(basic("blank"))
+    entry["request"]["ifNoneExist"] = blank
+    refused = refusal(made, bundle(entry))
+    assert (refused.status, refused.message_id, refused.expression) == (
+        400,
+        "http.conditional-needs-criteria",
+        "Bundle.entry[0].request.ifNoneExist",
+    )
