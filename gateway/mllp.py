@@ -257,12 +257,15 @@ def ack(
         "",
         "UNICODE UTF-8",  # MSH-18: the reasons are Chinese, and absent it means ASCII
     ]
-    segments = ["|".join(header), f"MSA|{code}|{control}"]
+    errors = []
     for reason in reasons:
         where = reason.field or reason.expression or ""
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}" + (f" ({where})" if where else ""))
         condition = _condition(reason)
-        segments.append(f"ERR||{error_location(reason, views)}|{condition}^HL70357|{severity}||||{text}")
+        errors.append(f"ERR||{error_location(reason, views)}|{condition}^HL70357|{severity}||||{text}")
+    # two reasons told apart only by a FHIRPath the ERR does not carry (one IN1 field missing
+    # from two resources it maps to) are one error to the sender: said once
+    segments = ["|".join(header), f"MSA|{code}|{control}", *dict.fromkeys(errors)]
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.ingest.quarantine import Reason
-from gateway.mllp import error_location, failed
+from gateway.mllp import ack, error_location, failed
 from gateway.storage import open_store
 from tests.conftest import add_client, free_port
 
@@ -329,6 +329,16 @@ def test_why_a_message_cannot_be_read_is_worded_in_chinese_in_its_err(listener: 
 )
 def test_error_locations_are_written_as_erl(field: str | None, erl: str) -> None:
     assert error_location(Reason("x", {"zh-CN": "", "en": ""}, None, field)) == erl
+
+
+def test_reasons_an_err_cannot_tell_apart_are_one_err_segment() -> None:
+    """One IN1 field missing from the two resources it maps to: the sender read two identical ERRs."""
+    text = {"zh-CN": "缺少医保人员编号", "en": "no insurance number"}
+    reasons = [
+        Reason("x", text, f"{kind}.identifier[0]", "MLLP message 1, field IN1-49.1") for kind in ("Coverage", "Patient")
+    ]
+    answer = ack({"MSH-10": "M1"}, "AA", reasons, "W").decode()
+    assert answer.count("ERR|") == 1
 
 
 def test_a_typed_key_is_located_at_the_repetition_the_record_holds_it_in() -> None:
