@@ -11,6 +11,7 @@ gateway's message catalog in its configured language.
 from __future__ import annotations
 
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -21,13 +22,6 @@ from gunicorn.workers.sync import SyncWorker
 
 from gateway.api.auth import NO_STORE, SECURITY_HEADERS
 from gateway.fhir.errors import FhirError
-
-REASONS = {
-    400: "Bad Request",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-}
 
 
 def refusal(exc: BaseException, limits: Any) -> FhirError:
@@ -56,7 +50,7 @@ def response(error: FhirError, language: str) -> bytes:
         *SECURITY_HEADERS,
         *NO_STORE,
     ]
-    head = f"HTTP/1.1 {error.status} {REASONS.get(error.status, '')}\r\n"
+    head = f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers)
     return head.encode("latin-1") + b"\r\n" + body
 
