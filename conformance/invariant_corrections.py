@@ -7,6 +7,13 @@ CodeableConcept with a string, ras-2 fails when there is no probability, vs-1 fa
 validator evaluates corrected expressions for exactly these (its ``FHIRPathExpressionFixer``),
 so an instance it accepts must not fail here on a typo in the specification.
 
+One more is right as written but beyond the evaluator: rng-2 compares a Range's ``low`` and
+``high`` Quantities, which fhirpathpy compares as JSON objects (a TypeError), so every Range
+with both ends was refused as not evaluable.  Its correction compares the values where the two
+ends share a unit (the same code and system, or, without codes, the same unit text, or none),
+as R4 asks of a Range's ends; ends in different units are left unjudged, as FHIRPath leaves
+Quantities it cannot compare (empty).
+
 A correction applies only to the exact published expression under its key: a profile that
 reuses the key with an expression of its own is evaluated as written.
 """
@@ -31,6 +38,9 @@ CORRECTIONS: dict[tuple[str, str], str] = {
     # which fails, so a vital sign measured over a period (allowed: dateTime or Period) was refused
     ("vs-1", "($this as dateTime).toString().length() >= 8"): "($this is dateTime) implies "
     "(($this as dateTime).toString().length() >= 8)",
+    ("rng-2", "low.empty() or high.empty() or (low <= high)"): "low.value.empty() or high.value.empty() or "
+    "((low.system ~ high.system and low.code ~ high.code and (low.code.exists() or low.unit ~ high.unit)) "
+    "implies low.value <= high.value)",
 }
 
 

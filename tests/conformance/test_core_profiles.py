@@ -9,6 +9,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from conformance.validator import Validator
 from profiles.registry import Registry, _load_base
 from tests.conftest import SD, errors, found
@@ -193,6 +196,44 @@ def test_vital_sign_measured_over_a_period_passes_and_to_the_month_fails_vs_1(va
         [],
         [("invariant.failed", "Observation.effectiveDateTime")],
     )
+
+
+def ranged(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
+    """An Observation whose value is a Range (a 参考范围, an age band)."""
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "血压参考范围"},
+        "valueRange": {"low": low, "high": high},
+    }
+
+
+def mm_hg(value: float) -> dict[str, Any]:
+    return {"value": value, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(low=st.integers(0, 300), high=st.integers(0, 300))
+def test_a_range_with_both_ends_is_judged_by_rng_2(validator: Validator, low: int, high: int) -> None:
+    """fhirpathpy compared the two Quantities as JSON objects: every Range with both ends was
+    refused as not evaluable (``invariant.not-evaluable``), a valid 参考范围 too."""
+    expected = [] if low <= high else [("invariant.failed", "Observation.valueRange")]
+    assert errors(validator.validate(ranged(mm_hg(low), mm_hg(high)))) == expected
+
+
+def test_a_range_whose_ends_have_other_units_is_not_judged_by_their_numbers(validator: Validator) -> None:
+    """3 g to 200 mg is no descending range; FHIRPath leaves Quantities it cannot compare
+    unjudged, and so does the correction."""
+    grams = {"value": 3, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
+    milligrams = {"value": 200, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}
+    assert errors(validator.validate(ranged(grams, milligrams))) == []
+
+
+def test_a_range_in_unit_text_alone_is_judged_by_its_numbers(validator: Validator) -> None:
+    """Without codes, ends of the same unit text (岁) are compared."""
+    assert errors(validator.validate(ranged({"value": 80, "unit": "岁"}, {"value": 60, "unit": "岁"}))) == [
+        ("invariant.failed", "Observation.valueRange")
+    ]
 
 
 def test_a_versioned_reference_names_the_type_before_its_id(validator: Validator) -> None:
