@@ -193,15 +193,17 @@ def searchset(
 ) -> dict[str, Any]:
     """The searchset Bundle of a result: matches, then includes, with self/first/next/previous
     links that repeat the request with another offset.  Parameters skipped under
-    ``Prefer: handling=lenient`` are left out of the links and named in an outcome entry.
+    ``Prefer: handling=lenient`` are left out of the links (a sort key or element name, of
+    its parameter) and named in an outcome entry.
     ``as_stored`` (a JSON answer): resources the search does not cut down go in as the JSON
     text they were stored as, which orjson writes out without parsing it."""
     query = result.query
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
         bundle["total"] = result.total
-    skipped = {error.expression for error in query.ignored}
-    pairs = [(key, value) for key, value in pairs if key not in skipped]
+    # what was searched: a pair skipped under lenient handling left out (by the pair, not its
+    # key, which another pair may share), a _sort or _elements cut to what it applied
+    pairs = [(key, linked) for key, value in pairs if (linked := query.relinked.get((key, value), value)) is not None]
     more = 0 < query.count == len(result.matches) and (
         result.total is None or query.offset + query.count < result.total
     )

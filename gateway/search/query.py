@@ -177,6 +177,10 @@ class SearchQuery:
     ignored: list[SearchError] = field(default_factory=list)
     #: what handling=lenient let pass within a parameter it applied (an unknown _elements name)
     notes: list[SearchError] = field(default_factory=list)
+    #: request pairs the paging links must not repeat as written, each to what they say
+    #: instead: None for a pair skipped under handling=lenient, the keys or names applied for a
+    #: ``_sort`` or ``_elements`` only some of whose were (a link asks for what was searched)
+    relinked: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
 
 def parse_search(
@@ -198,6 +202,7 @@ def parse_search(
             if handling != "lenient":
                 raise exc.error from None
             parser.query.ignored.append(exc.error)
+            parser.query.relinked[(key, value)] = None
     return parser.query
 
 
@@ -339,18 +344,27 @@ class _Parser:
         self.query.offset = _natural(key, value, "offset")
 
     def _sort(self, key: str, value: str) -> None:
-        for item in filter(None, value.split(",")):
+        """Each key a sortable parameter of the type; under handling=lenient an unknown one is
+        skipped and the rest applied, in their order."""
+        items = [item for item in value.split(",") if item]
+        applied = []
+        for item in items:
             code = item.removeprefix("-")
             if code in ("_id", "_lastUpdated"):
                 kind = code
             elif (parameter := self.own.get(code)) is not None and parameter.type in SORTABLE_TYPES:
                 kind = parameter.type
             else:
-                raise _Ignorable(
-                    SearchError("search.unknown-sort", {"param": code, "type": self.query.resource_type}, key)
-                )
+                error = SearchError("search.unknown-sort", {"param": code, "type": self.query.resource_type}, key)
+                if not self.lenient:
+                    raise _Ignorable(error)
+                self.query.ignored.append(error)
+                continue
             self.query.sort.append(SortKey(code, kind, item.startswith("-")))
             _within(key, "sort keys", len(self.query.sort))
+            applied.append(item)
+        if len(applied) < len(items):
+            self.query.relinked[(key, value)] = ",".join(applied) or None
 
     def _include(self, key: str, value: str) -> None:
         _within(key, "includes", len(self.query.include) + len(self.query.revinclude) + 1)
@@ -389,8 +403,10 @@ class _Parser:
     def _elements(self, key: str, value: str) -> None:
         """Each name an element of its type (the searched one unless it names another); an
         unknown one selects nothing: refused, or under handling=lenient noted and the rest
-        applied (so the links keep the parameter)."""
-        for name in (e.strip() for e in value.split(",") if e.strip()):
+        applied (so the links keep the parameter, with the names applied)."""
+        names = [e.strip() for e in value.split(",") if e.strip()]
+        applied = []
+        for name in names:
             unknown = unknown_element(self.query.resource_type, name)
             if unknown is not None:
                 error = SearchError("search.unknown-element", {"element": unknown}, key)
@@ -399,6 +415,9 @@ class _Parser:
                 self.query.notes.append(error)
                 continue
             self.query.elements.append(name)
+            applied.append(name)
+        if len(applied) < len(names):
+            self.query.relinked[(key, value)] = ",".join(applied) or None
 
 
 _CONTROLS = {

@@ -251,6 +251,23 @@ def test_under_lenient_handling_an_unknown_element_is_noted_and_the_rest_applied
     assert (query.elements, [note.params["element"] for note in query.notes]) == (["Patient.name"], ["Patient.bogus"])
 
 
+def test_under_lenient_handling_an_unknown_sort_key_is_skipped_and_the_rest_applied(
+    parameters: SearchParameters,
+) -> None:
+    """The keys after the first unknown one were dropped, and the links lost the whole _sort."""
+    query = parse(parameters, ("_sort", "shoe-size,-birthdate"), handling="lenient")
+    assert ([(k.param, k.descending) for k in query.sort], [e.message_id for e in query.ignored]) == (
+        [("birthdate", True)],
+        ["search.unknown-sort"],
+    )
+    assert query.relinked == {("_sort", "shoe-size,-birthdate"): "-birthdate"}
+
+
+def test_under_lenient_handling_the_links_repeat_the_elements_applied(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_elements", "bogus,Patient.name"), ("_elements", "nonsense"), handling="lenient")
+    assert query.relinked == {("_elements", "bogus,Patient.name"): "Patient.name", ("_elements", "nonsense"): None}
+
+
 def test_format_is_ignored(parameters: SearchParameters) -> None:
     assert parse(parameters, ("_format", "json")) == SearchQuery("Patient")
 
