@@ -14,7 +14,8 @@ R4 narrows polymorphic references with ``.where(resolve() is Patient)``; nothing
 resolve a reference, so the clause is cut off and replaced by a filter on the reference's
 type.  A parameter whose expression still fails (an unimplemented function, a syntax
 fhirpathpy does not know) is left out and reported by :meth:`SearchParameters.unsupported`,
-so the CapabilityStatement advertises only what really works.
+so the CapabilityStatement advertises only what really works; so is one that reaches a
+resource held inline (Bundle's ``composition``), which has no value to index.
 """
 
 from __future__ import annotations
@@ -149,6 +150,9 @@ class SearchParameters:
         parts = [part for part in split_union(expression) if part.startswith(starts)]
         if not parts:
             raise ValueError(f"no part of the expression applies to {resource_type}")
+        parts = [part for part in parts if not self._holds_a_resource(part)]
+        if not parts:
+            raise ValueError("the expression reaches a resource held inline, which has no value to index")
         branches = [self._branch(part, resource_type) for part in parts]
 
         def extract(resource: dict[str, Any]) -> list[Any]:
@@ -160,6 +164,14 @@ class SearchParameters:
                 return []
 
         return extract
+
+    def _holds_a_resource(self, path: str) -> bool:
+        """Whether a plain path (its ``[n]`` indexes aside) ends at an element that holds a
+        resource inline: R4's Bundle ``composition`` and ``message`` (``Bundle.entry[0].resource``)
+        are reference parameters meant for chaining into the Bundle's own first entry, where no
+        index row of a reference can lead, so they would be advertised and never match."""
+        plain = _INDEX.sub("", path)
+        return bool(_PLAIN_PATH.fullmatch(plain)) and _element_types(self.registry.base_types, plain) == ["Resource"]
 
     def _branch(self, expression: str, resource_type: str) -> Extractor:
         target = None
@@ -252,6 +264,23 @@ def split_union(expression: str) -> list[str]:
 
 
 _PLAIN_PATH = re.compile(r"[A-Z][A-Za-z]+(?:\.[a-z][A-Za-z]*)+")
+#: an index into a collection (``entry[0]``)
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _element_types(types: dict[str, Any], path: str) -> list[str]:
+    """The type codes of the element a plain path names in the R4 base model (none if it
+    names no element)."""
+    root, *names = path.split(".")
+    node_path, codes = root, []
+    for name in names:
+        node = types.get(node_path.split(".")[0], {}).get("nodes", {}).get(node_path) if node_path else None
+        spec = node.get(name) if node else None
+        if spec is None:
+            return []
+        codes = [t["code"] for t in spec.get("types", [])]
+        node_path = spec.get("node") or (codes[0] if len(codes) == 1 and codes[0] in types else "")
+    return codes
 
 
 def _implicit_system(registry: Registry, path: str) -> str | None:

@@ -175,6 +175,18 @@ def test_a_parameter_whose_expression_fails_is_reported_unsupported() -> None:
     assert ("broken" in parameters.for_type("Patient"), "broken" in parameters.unsupported("Patient")) == (False, True)
 
 
+def test_bundle_composition_and_message_reaching_an_inline_resource_are_not_offered() -> None:
+    """R4 defines them on ``Bundle.entry[0].resource``, a resource held inline, for chaining
+    into the Bundle: advertised, they matched nothing, and ``composition:missing=true`` every
+    document Bundle."""
+    parameters = SearchParameters(Registry())
+    offered = [
+        (code in parameters.for_type("Bundle"), code in parameters.unsupported("Bundle"))
+        for code in ("composition", "message")
+    ]
+    assert offered == [(False, True), (False, True)]
+
+
 def test_a_provincial_parameter_replaces_the_base_one_of_the_same_code() -> None:
     registry = Registry()
     registry.add_resource(
