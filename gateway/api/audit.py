@@ -189,14 +189,12 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
             start, end = _date_range(value)
             low = start if low is None or (start and start > low) else low
             high = end if high is None or (end and end < high) else high
-        elif name == "agent":
-            fields["agent"] = value.rsplit("|", 1)[-1]
-        elif name == "entity-type":
-            fields["entity_type"] = value.rsplit("|", 1)[-1]
-        elif name == "entity":
-            fields["entity"] = "/".join(value.rstrip("/").split("/")[-2:])
-        elif name == "outcome":
-            fields["outcome"] = value.rsplit("|", 1)[-1]
+        elif name in _MATCHED:
+            # commas separate alternatives and a repeated parameter must match too, as in
+            # every FHIR search: "outcome=4,8" was compared whole and matched nothing, and a
+            # repeated "entity" replaced the one before it
+            field, normal = _MATCHED[name]
+            fields[field] = (*fields.get(field, ()), tuple(normal(piece) for piece in value.split(",")))
         elif name == "_sort":
             if value not in SORTS:
                 raise unsupported_value(name, value, SORTS)
@@ -210,6 +208,14 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)
 
 
+#: the parameters matched against a column of the trail: the AuditQuery field and the value
+#: as the column holds it (a token's code without its system, an entity's ``Type/id``)
+_MATCHED = {
+    "agent": ("agent", lambda value: value.rsplit("|", 1)[-1]),
+    "entity-type": ("entity_type", lambda value: value.rsplit("|", 1)[-1]),
+    "entity": ("entity", lambda value: "/".join(value.rstrip("/").split("/")[-2:])),
+    "outcome": ("outcome", lambda value: value.rsplit("|", 1)[-1]),
+}
 _PREFIXES = ("eq", "ge", "gt", "le", "lt")
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from gateway.storage.dialect import marks
 from gateway.storage.store import Executor
 
 T = TypeVar("T")
@@ -45,10 +46,12 @@ class AuditQuery:
 
     recorded_from: str | None = None  # inclusive
     recorded_before: str | None = None  # exclusive
-    agent: str | None = None
-    entity_type: str | None = None
-    entity: str | None = None
-    outcome: str | None = None
+    #: each a conjunction of alternatives: an event matches one value of every group (a
+    #: parameter's comma-separated values are one group, and a repeated parameter another)
+    agent: tuple[tuple[str, ...], ...] = ()
+    entity_type: tuple[tuple[str, ...], ...] = ()
+    entity: tuple[tuple[str, ...], ...] = ()
+    outcome: tuple[tuple[str, ...], ...] = ()
     newest_first: bool = False
     count: int = 20
     offset: int = 0
@@ -107,18 +110,14 @@ class AuditEvents:
         if query.recorded_before is not None:
             where.append("recorded < ?")
             params.append(query.recorded_before)
-        if query.agent is not None:
-            where.append("agent = ?")
-            params.append(query.agent)
-        if query.outcome is not None:
-            where.append("outcome = ?")
-            params.append(query.outcome)
-        if query.entity_type is not None:
-            where.append("entity_types LIKE ?")
-            params.append(f"% {_literal(query.entity_type)} %")
-        if query.entity is not None:
-            where.append("entities LIKE ?")
-            params.append(f"% {_literal(query.entity)} %")
+        for column, groups in (("agent", query.agent), ("outcome", query.outcome)):
+            for group in groups:
+                where.append(f"{column} IN ({marks(group)})")
+                params += group
+        for column, groups in (("entity_types", query.entity_type), ("entities", query.entity)):
+            for group in groups:
+                where.append("(" + " OR ".join([f"{column} LIKE ?"] * len(group)) + ")")
+                params += [f"% {_literal(value)} %" for value in group]
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(self.sql.one(f"SELECT COUNT(*) FROM audit_event{clause}", params)[0])
         order = "DESC" if query.newest_first else "ASC"

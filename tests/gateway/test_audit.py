@@ -636,6 +636,17 @@ def test_a_request_leaves_an_audit_event_auditors_can_read(api: Api) -> None:
     assert (one.status_code, one.json()) == (200, event)
 
 
+def test_an_audit_search_ors_comma_separated_values_and_ands_repeated_ones(api: Api) -> None:
+    """``entity=A,B`` was compared as one value and matched nothing, and ``entity=A&entity=B``
+    kept the last and found B's requests, though none concerned both."""
+    marker = f"either-{int(time.time() * 1000)}"
+    for n in (1, 2):
+        assert api.get(f"{api.base}/Patient/{marker}-{n}", timeout=60).status_code == 404
+    either = audit_events(api, f"entity=Patient/{marker}-1,Patient/{marker}-2&outcome=0,4", wanted=2)
+    both = api.get(f"{api.base}/AuditEvent?entity=Patient/{marker}-1&entity=Patient/{marker}-2", timeout=60)
+    assert (len(either), both.json().get("total")) == (2, 0)
+
+
 def test_a_refused_request_is_recorded_as_anonymous(api: Api) -> None:
     assert requests.get(f"{api.base}/Patient/nobody", timeout=60).status_code == 401
     events = audit_events(api, "agent=anonymous&outcome=4&entity=Patient/nobody")
