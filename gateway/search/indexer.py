@@ -104,9 +104,15 @@ def _date(value: Any) -> Iterator[Cells]:
         except ValueError:
             return
         yield None, None, low, high, None
-    elif isinstance(value, dict) and "event" in value:  # Timing
-        for event in value["event"]:
+    elif isinstance(value, dict) and ("event" in value or "repeat" in value):  # Timing
+        # R4 search: of a schedule "only the outer limits matter", its events and the period
+        # its repetitions keep within (a boundsDuration or boundsRange counts from a start the
+        # Timing does not state)
+        for event in value.get("event", []):
             yield from _date(event)
+        repeat = value.get("repeat")
+        if isinstance(repeat, dict) and isinstance(repeat.get("boundsPeriod"), dict):
+            yield from _date(repeat["boundsPeriod"])
 
 
 def _reference(value: Any) -> Iterator[Cells]:

@@ -82,6 +82,18 @@ def test_each_timing_event_is_a_date_row(indexer: SearchIndexer) -> None:
     assert len(rows_named(indexer, plan, "activity-date")) == 2
 
 
+def test_a_timing_bounded_by_a_period_is_a_date_row_of_that_period(indexer: SearchIndexer) -> None:
+    """Weekly visits from December to February had no row: ``activity-date=ge2027-01-01``
+    (or ``ap2027-01-15``) missed the plan, though R4 counts a schedule's outer limits."""
+    plan = load_example("yy-careplan/valid-family-doctor-package.json")
+    timing = {"repeat": {"boundsPeriod": {"start": "2026-12-01", "end": "2027-02-28"}, "frequency": 1, "period": 1}}
+    plan["activity"] = [{"detail": {"status": "scheduled", "scheduledTiming": {**timing, "event": ["2026-11-24"]}}}]
+    assert [row[2:4] for row in rows_named(indexer, plan, "activity-date")] == [
+        date_range("2026-11-24"),
+        (date_range("2026-12-01")[0], date_range("2027-02-28")[1]),
+    ]
+
+
 def test_a_local_reference_indexes_its_type_and_id(indexer: SearchIndexer) -> None:
     coverage = load_example("yy-coverage/valid-employee-insurance.json")
     assert rows_named(indexer, coverage, "beneficiary") == [("Patient", "zhang-xiuying", None, None, None)]
