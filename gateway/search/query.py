@@ -388,11 +388,14 @@ class _Parser:
             raise bad
         references = {c: p for c, p in self.parameters.for_type(source).items() if p.type == "reference"}
         iterate = key.partition(":")[2] in ITERATE_MODIFIERS
-        if code == "*":
-            return Include(source, tuple(references), target or None, iterate)
-        if code not in references:
+        if code != "*" and code not in references:
             raise _Ignorable(SearchError("search.unknown-parameter", {"param": code, "type": source}, key))
-        return Include(source, (code,), target or None, iterate)
+        named = tuple(references) if code == "*" else (code,)
+        # a target none of them may point at (a typo, Encounter:subject:Patinet) would include
+        # nothing, silently; a parameter without targets may point at any type
+        if target and not any(target in references[c].targets or not references[c].targets for c in named):
+            raise bad
+        return Include(source, named, target or None, iterate)
 
     def _summary(self, key: str, value: str) -> None:
         self.query.summary = _choice(key, value, SUMMARY_VALUES, "summary")

@@ -321,6 +321,27 @@ def test_a_malformed_include_is_refused(parameters: SearchParameters) -> None:
     assert refusal(parameters, ("_include", "subject")) == "search.bad-include"
 
 
+@pytest.mark.parametrize(
+    ("control", "value"),
+    [
+        ("_include", "Encounter:subject:Patinet"),
+        ("_include", "Encounter:subject:Medication"),
+        ("_include", "Encounter:*:Medication"),
+        ("_revinclude", "Observation:subject:Encounter"),
+    ],
+)
+def test_an_include_target_its_parameters_cannot_point_at_is_refused(
+    parameters: SearchParameters, control: str, value: str
+) -> None:
+    """A mistyped or impossible target type included nothing, silently."""
+    assert refusal(parameters, (control, value), kind="Encounter") == "search.bad-include"
+
+
+def test_an_include_of_a_parameter_without_targets_takes_any_target(parameters: SearchParameters) -> None:
+    query = parse(parameters, ("_include", "RequestGroup:instantiates-canonical:PlanDefinition"), kind="RequestGroup")
+    assert query.include == [Include("RequestGroup", ("instantiates-canonical",), "PlanDefinition")]
+
+
 def test_lenient_handling_records_unknown_parameters_instead(parameters: SearchParameters) -> None:
     query = parse(parameters, ("shoe-size", "42"), ("name", "张"), handling="lenient")
     assert ([e.message_id for e in query.ignored], len(query.criteria)) == (["search.unknown-parameter"], 1)
