@@ -232,8 +232,9 @@ class _Parser:
         if name in IGNORED_CONTROLS:
             return
         if name == "_has":
-            _within(key, "criteria", len(self.query.criteria) + 1)
-            self.query.criteria.append(self._has(key, value))
+            if value != "":  # R4: a parameter with an empty value is ignored, reverse chains too
+                _within(key, "criteria", len(self.query.criteria) + 1)
+                self.query.criteria.append(self._has(key, value))
         elif handler := _CONTROLS.get(name):
             modifier = key.partition(":")[2]
             if modifier and not (name in ("_include", "_revinclude") and modifier in ITERATE_MODIFIERS):

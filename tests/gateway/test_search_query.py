@@ -100,6 +100,13 @@ def test_a_parameter_with_an_empty_value_is_ignored(parameters: SearchParameters
     assert parse(parameters, ("name", "")).criteria == []
 
 
+@pytest.mark.parametrize("key", ["general-practitioner.name", "_has:Observation:subject:code"])
+def test_a_chain_with_an_empty_value_is_ignored_too(parameters: SearchParameters, key: str) -> None:
+    """``_has:Observation:subject:code=`` was a 400, where ``code=`` and a forward chain are
+    ignored: a form's blank field refused the whole search."""
+    assert parse(parameters, (key, "")).criteria == []
+
+
 @pytest.mark.parametrize(
     ("value", "system", "code"),
     [("female", None, "female"), ("urn:s|x", "urn:s", "x"), ("|x", "", "x"), ("urn:s|", "urn:s", None)],
