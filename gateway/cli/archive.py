@@ -1,8 +1,10 @@
-"""``yiyang export`` and ``yiyang db upgrade``: the store seen from outside, and its schema."""
+"""``yiyang export``, ``yiyang db upgrade`` and ``yiyang db reindex``: the store seen from
+outside, its schema and its search index."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +28,11 @@ def register(commands: Any) -> None:
     add_database(upgrade)
     add_language(upgrade)
     upgrade.set_defaults(run=run_upgrade)
+    reindex = db_commands.add_parser("reindex", help="cli.help.db.reindex")
+    add_database(reindex)
+    add_language(reindex)
+    reindex.add_argument("--type", action="append", dest="types", metavar="TYPE", help="cli.help.db.reindex.type")
+    reindex.set_defaults(run=run_reindex)
 
 
 def run_export(args: argparse.Namespace, out: IO[str]) -> int:
@@ -79,4 +86,22 @@ def run_upgrade(args: argparse.Namespace, out: IO[str]) -> int:
         store.close()
     steps = ", ".join(str(v) for v in applied) or "-"
     out.write(text("cli.db.upgraded", args.lang, {"before": before, "after": after, "steps": steps}) + "\n")
+    return EXIT_OK
+
+
+def run_reindex(args: argparse.Namespace, out: IO[str]) -> int:
+    """The search index made anew from the resources as they are stored, after an upgrade
+    whose gateway extracts search values an older one did not."""
+    from gateway.services import Services
+
+    services = Services(config_of(args, reading=True))
+    try:
+        _check_types(args, services.repository.resource_types)
+        started = time.monotonic()
+        count = sum(services.store.reindex(args.types))
+        services.store.analyze()
+    finally:
+        services.close()
+    seconds = f"{time.monotonic() - started:.1f}"
+    out.write(text("cli.db.reindexed", args.lang, {"count": count, "seconds": seconds}) + "\n")
     return EXIT_OK

@@ -254,6 +254,19 @@ class Resources:
         for row in self.sql.stream(statement, params):
             yield self._stored(row)
 
+    def keys_after(self, after: tuple[str, str] | None, kinds: list[str] | None, limit: int) -> list[tuple[str, str]]:
+        """The next ``limit`` current resources' (type, id) after ``after``, in type and id
+        order: a walk over the archive in short reads, each of which lets writers go on."""
+        where, params = ["NOT deleted"], []
+        if after is not None:
+            where.append("(type > ? OR (type = ? AND id > ?))")
+            params.extend((after[0], after[0], after[1]))
+        if kinds:
+            where.append(f"type IN ({marks(kinds)})")
+            params.extend(kinds)
+        statement = f"SELECT type, id FROM resource WHERE {' AND '.join(where)} ORDER BY type, id LIMIT ?"
+        return [(row[0], row[1]) for row in self.sql.all(statement, [*params, limit])]
+
     def deleted_since(self, kinds: list[str] | None, since: str) -> Iterator[Stored]:
         """The resources deleted after ``since`` (their tombstones: version and time, no
         content), for an incremental export's deletions."""
@@ -441,6 +454,29 @@ class Resources:
         self._put(deleted, "DELETE")
         self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
         return deleted
+
+    def reindex(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Make the search index rows of these resources anew from their current versions, as
+        a write would: a newer gateway may index values an older one did not (a Timing's
+        ``repeat.boundsPeriod``), and the rows of what the older one stored would otherwise
+        stay as it wrote them until each resource's next write.  Returns how many were current
+        (one deleted meanwhile has no rows to make)."""
+        if self.indexer is None:
+            return 0
+        lock = " FOR UPDATE" if self.sql.dialect.name == "postgresql" else ""
+        made = 0
+        for kind in dict.fromkeys(kind for kind, _ in keys):
+            ids = [resource_id for of, resource_id in keys if of == kind]
+            found = self.sql.all(
+                f"SELECT {_COLUMNS} FROM resource WHERE type = ? AND id IN ({marks(ids)}) AND NOT deleted{lock}",
+                [kind, *ids],
+            )
+            current = [self._stored(row) for row in found]
+            self.sql.execute(f"DELETE FROM search_index WHERE type = ? AND id IN ({marks(ids)})", [kind, *ids])
+            rows = [(kind, stored.id, *row) for stored in current for row in self.indexer(stored.resource or {})]
+            self.sql.defer("search_index", INDEX_COLUMNS, rows)
+            made += len(current)
+        return made
 
     def holding_identifier(self, kind: str, system: str | None, value: str) -> list[str]:
         """The ids of the current resources of ``kind`` with this identifier (of any system

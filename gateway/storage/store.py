@@ -533,6 +533,19 @@ class Store:
 
         return retried(once)
 
+    def reindex(self, kinds: list[str] | None = None, batch: int = 500) -> Iterator[int]:
+        """Every current resource (of ``kinds``) indexed anew, ``batch`` at a time, each batch
+        its own transaction (a server may keep writing meanwhile, and an interrupted run
+        leaves whole batches done: run it again); yields how many each batch indexed."""
+        after: tuple[str, str] | None = None
+        while True:
+            with self.reading(snapshot=False) as tx:
+                keys = tx.resources.keys_after(after, kinds, batch)
+            if not keys:
+                return
+            yield self.atomically(lambda tx, keys=keys: tx.resources.reindex(keys))
+            after = keys[-1]
+
     @contextmanager
     def _writing(self) -> Iterator[Executor]:
         """One transaction on a connection of its own (pooled on PostgreSQL); a backend may share

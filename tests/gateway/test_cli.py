@@ -641,6 +641,40 @@ def test_db_upgrade_says_which_migrations_it_applied(
 
 
 @pytest.mark.parametrize(
+    ("lang", "said"), [("zh-CN", "已重建 1 个资源的检索索引（"), ("en", "rebuilt the search index of 1 resources (")]
+)
+def test_db_reindex_indexes_what_was_stored_without_its_rows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    """A store an older gateway wrote (here: with no index rows at all) is found by search
+    once reindexed, and the command says how much it did."""
+    store = open_store(archive(tmp_path))  # no indexer: the resource goes in without rows
+    try:
+        with store.transaction() as tx:
+            tx.resources.write({"resourceType": "Patient", "id": "p1", "gender": "female"})
+    finally:
+        store.close()
+    code, printed, _ = run(capsys, "db", "reindex", "--lang", lang, "--database", archive(tmp_path))
+    store = open_store(archive(tmp_path))
+    try:
+        with store.reading() as tx:
+            rows = tx.resources.sql.all("SELECT value FROM search_index WHERE type = 'Patient' AND name = 'gender'")
+    finally:
+        store.close()
+    assert (code, printed.startswith(said), [tuple(row) for row in rows]) == (0, True, [("female",)])
+
+
+def test_db_reindex_refuses_an_unknown_type(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run(capsys, "db", "upgrade", "--database", archive(tmp_path))
+    said = "yiyang: error: --type patient: not a FHIR R4 resource type (names are case-sensitive)\n"
+    assert run(capsys, "db", "reindex", "--lang", "en", "--database", archive(tmp_path), "--type", "patient") == (
+        2,
+        "",
+        said,
+    )
+
+
+@pytest.mark.parametrize(
     ("lang", "asked", "said"),
     [
         ("zh-CN", ["--since", "yesterday"], "--since “yesterday” 不是带时区的时间点（如 2026-12-01T08:00:00+08:00）"),
