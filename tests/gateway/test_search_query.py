@@ -253,6 +253,13 @@ def test_an_element_the_type_lacks_is_refused(parameters: SearchParameters) -> N
     assert refusal(parameters, ("_elements", "name,Patient.nam")) == "search.unknown-element"
 
 
+def test_elements_takes_a_choice_elements_base_name(parameters: SearchParameters) -> None:
+    assert parse(parameters, ("_elements", "value,Observation.effective"), kind="Observation").elements == [
+        "value",
+        "Observation.effective",
+    ]
+
+
 def test_under_lenient_handling_an_unknown_element_is_noted_and_the_rest_applied(parameters: SearchParameters) -> None:
     query = parse(parameters, ("_elements", "bogus,Patient.name"), handling="lenient")
     assert (query.elements, [note.params["element"] for note in query.notes]) == (["Patient.name"], ["Patient.bogus"])

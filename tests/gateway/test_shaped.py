@@ -45,6 +45,20 @@ def test_an_element_qualified_by_its_type_cuts_an_included_resource() -> None:
     assert sorted(kept) == ["code", "id", "meta", "note", "resourceType", "status"]
 
 
+@pytest.mark.parametrize("named", ["value", "Observation.value"])
+def test_a_choice_element_is_named_by_its_base_name(named: str) -> None:
+    """R4 asks for base element names: ``_elements=value`` was refused, and a client cannot
+    know which of value[x]'s types each match carries."""
+    assert sorted(shaped(OBSERVATION, None, [named])) == [
+        "code",
+        "id",
+        "meta",
+        "resourceType",
+        "status",
+        "valueQuantity",
+    ]
+
+
 def test_a_subset_is_marked_subsetted() -> None:
     assert shaped(OBSERVATION, "text", [])["meta"]["tag"][-1]["code"] == "SUBSETTED"
 
