@@ -236,8 +236,8 @@ class _Parser:
                 _within(key, "criteria", len(self.query.criteria) + 1)
                 self.query.criteria.append(self._has(key, value))
         elif handler := _CONTROLS.get(name):
-            modifier = key.partition(":")[2]
-            if modifier and not (name in ("_include", "_revinclude") and modifier in ITERATE_MODIFIERS):
+            _, colon, modifier = key.partition(":")
+            if colon and not (name in ("_include", "_revinclude") and modifier in ITERATE_MODIFIERS):
                 raise _Ignorable(SearchError("search.unsupported-modifier", _names(key), key))
             handler(self, key, value)
         elif value != "":  # R4: a parameter with an empty value is ignored
@@ -248,8 +248,10 @@ class _Parser:
     def criterion(self, resource_type: str, key: str, value: str, *, chained: str | None = None) -> Criterion:
         """``chained``: the parameter as the client wrote it, when ``key`` is its chain's tail."""
         head, dot, tail = key.partition(".")
-        code, _, modifier = head.partition(":")
+        code, colon, modifier = head.partition(":")
         parameter = self._parameter(resource_type, code, key)
+        if colon and not modifier:  # "name:=x" is no "name=x": a modifier lost on the way
+            self._check_modifier(parameter, modifier, key)
         if dot:
             if chained:
                 raise SearchError("search.chain-too-deep", {"param": chained}, chained)

@@ -294,6 +294,19 @@ def test_an_unknown_modifier_is_refused(parameters: SearchParameters) -> None:
     assert refusal(parameters, ("birthdate:exact", "1949")) == "search.unknown-modifier"
 
 
+@pytest.mark.parametrize(
+    ("key", "refused"),
+    [
+        ("name:", "search.unknown-modifier"),
+        ("general-practitioner:.name", "search.unknown-modifier"),
+        ("_sort:", "search.unsupported-modifier"),
+    ],
+)
+def test_an_empty_modifier_is_refused_not_dropped(parameters: SearchParameters, key: str, refused: str) -> None:
+    """``name:=张`` was searched as ``name=张``: the modifier the client meant was lost."""
+    assert refusal(parameters, (key, "张")) == refused
+
+
 def test_the_text_modifier_is_refused_as_unsupported(parameters: SearchParameters) -> None:
     assert refusal(parameters, ("gender:text", "女")) == "search.unsupported-modifier"
 
