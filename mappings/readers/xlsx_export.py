@@ -260,7 +260,8 @@ class _Merges:
         self._filling: dict[int, tuple[Any, int]] = {}
 
     def fill(self, number: int, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """Row ``number`` with its merged cells filled; called for every row, in order."""
+        """Row ``number`` with its merged cells filled; called for every row the sheet holds,
+        in order (a row it leaves out holds no top-left cell, and a range ends by number)."""
         while self._waiting and self._waiting[-1][1] <= number:
             self._start(self._waiting.pop(), number, values)
         self._filling = {column: fill for column, fill in self._filling.items() if fill[1] >= number}
@@ -368,10 +369,10 @@ def _sheet(
     while (own := _next(rows, name, sheet.title)) is not None:
         number += 1
         formulas = _next(formula_rows, name, sheet.title) or ()
-        values = merges.fill(number, own)  # every row, so that each range sees its top-left cell
-        # a row is empty by its own cells: one left blank under a merged range adds nothing
         if own is empty:  # openpyxl repeats one tuple for rows the sheet leaves out
-            continue
+            continue  # (a range whose top-left cell one of them would hold is blank: it fills nothing)
+        values = merges.fill(number, own)  # every row held, so that each range sees its top-left cell
+        # a row is empty by its own cells: one left blank under a merged range adds nothing
         if all(v in (None, "") for v in own) and not any(_is_formula(f) for f in formulas):
             empty = own
             continue
