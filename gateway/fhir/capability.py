@@ -40,6 +40,32 @@ AUDIT_TRAIL_NOTE = (
     " / The audit trail: read-only, searched by the parameters listed only, without modifiers; _sort takes date or -date alone."
 )
 AUDIT_PARAM_NOTE = "不带修饰符（如 :missing、:exact） / without modifiers (such as :missing, :exact)"
+#: R4's restful-security-service code system: how a client gets through (docs/security.md)
+SECURITY_SERVICES = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def _security(config: Config) -> dict[str, Any]:
+    """Every request but these public ones needs a SMART Backend Services token: said where a
+    client reads what the server asks of it (``rest.security``), as R4 and SMART have it, with
+    the token endpoint and the discovery document the test kit reads.  No CORS headers are
+    sent, so ``cors`` is false: a browser application on another origin cannot call the API."""
+    discovery = f"{config.base_url}/.well-known/smart-configuration"
+    return {
+        "cors": False,
+        "service": [
+            {
+                "coding": [{"system": SECURITY_SERVICES, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}],
+                "text": "SMART Backend Services",
+            }
+        ],
+        "description": (
+            "除 metadata、SMART 配置与令牌端点外，每个请求都须带 SMART Backend Services 令牌（client_credentials）："
+            f"令牌端点 {config.token_url}，认证方式与权限范围见 {discovery}。"
+            " / Every request but metadata, the SMART configuration and the token endpoint needs a SMART Backend Services"
+            f" token (client_credentials): token endpoint {config.token_url}; authentication methods and"
+            f" scopes at {discovery}."
+        ),
+    }
 
 
 def _audit_trail(parameters: SearchParameters) -> dict[str, Any]:
@@ -140,6 +166,7 @@ def capability_statement(
         "rest": [
             {
                 "mode": "server",
+                "security": _security(config),
                 "resource": resources,
                 "interaction": [
                     {"code": "transaction"},

@@ -99,6 +99,20 @@ def test_the_capability_statement_says_the_audit_trail_takes_no_modifiers(api: A
     assert all(":missing" in p["documentation"] for p in trail["searchParam"])
 
 
+def test_the_capability_statement_says_how_a_client_gets_through(api: Api) -> None:
+    """Every route but a few needs a SMART Backend Services token: rest.security says so, with
+    the token endpoint, and claims no CORS, which the gateway does not send."""
+    security = get(api, "metadata").json()["rest"][0]["security"]
+    service = security["service"][0]["coding"][0]
+    assert (service["system"], service["code"]) == (
+        "http://terminology.hl7.org/CodeSystem/restful-security-service",
+        "SMART-on-FHIR",
+    )
+    assert security["cors"] is False
+    assert f"{api.base}/token" in security["description"]
+    assert f"{api.base}/.well-known/smart-configuration" in security["description"]
+
+
 def test_the_capability_statement_is_answered_in_each_format_asked_in_turn(api: Api) -> None:
     kinds = [
         get(api, f"metadata?_format={answer}").headers["Content-Type"].split(";")[0]
