@@ -84,6 +84,11 @@ def _pairs() -> list[tuple[str, str]]:
 
 
 # -- capability ------------------------------------------------------------------------------
+#: R4 http.html#capabilities: the whole statement, or its normative parts, which are all of it
+#: (CapabilityStatement is normative in R4); ``terminology`` would be a TerminologyCapabilities
+CAPABILITY_MODES = ("full", "normative")
+
+
 @fhir.get("/metadata")
 def metadata() -> Response:
     """The CapabilityStatement, built once per worker and encoded once per format (a client
@@ -99,6 +104,14 @@ def metadata() -> Response:
             current_app.config["VERSION"],
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
+    mode = request.args.get("mode", "full")
+    if mode not in CAPABILITY_MODES:
+        # terminology asks for a TerminologyCapabilities, which this server does not publish:
+        # a CapabilityStatement in its place would be a resource of another type than asked
+        raise unsupported_value("mode", mode, CAPABILITY_MODES)
+    summary, elements = request.args.get("_summary"), request.args.get("_elements", "")
+    if summary is not None or elements:
+        return respond(shaped_read(cache["statement"], summary, elements))
     answer = answer_format()
     if answer not in cache:
         cache[answer] = encode(cache["statement"], answer)

@@ -113,6 +113,31 @@ def test_the_capability_statement_says_how_a_client_gets_through(api: Api) -> No
     assert f"{api.base}/.well-known/smart-configuration" in security["description"]
 
 
+def test_the_capability_statement_is_summarised_as_asked(api: Api) -> None:
+    """_summary=true keeps the elements R4 marks as summary (a resource's type and operations,
+    not its search parameters) and marks the answer SUBSETTED; _elements keeps what it names."""
+    summary = get(api, "metadata?_summary=true").json()
+    patient = next(r for r in summary["rest"][0]["resource"] if r["type"] == "Patient")
+    assert summary["fhirVersion"] == "4.0.1" and "searchParam" not in patient and patient["operation"]
+    assert summary["meta"]["tag"][0]["code"] == "SUBSETTED"
+    elements = get(api, "metadata?_elements=format").json()
+    assert elements["format"] and "rest" not in elements
+
+
+@pytest.mark.parametrize("mode", ["terminology", "everything"])
+def test_a_capability_mode_the_server_does_not_answer_is_refused(api: Api, mode: str) -> None:
+    """mode=terminology asks for a TerminologyCapabilities: answering a CapabilityStatement in
+    its place, as an unknown mode too, gave another resource than was asked for."""
+    answer = get(api, f"metadata?mode={mode}")
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
+    assert answer.json()["issue"][0]["expression"] == ["mode"]
+
+
+@pytest.mark.parametrize("mode", ["full", "normative"])
+def test_the_capability_statement_is_answered_in_each_mode_it_takes(api: Api, mode: str) -> None:
+    assert get(api, f"metadata?mode={mode}").json()["resourceType"] == "CapabilityStatement"
+
+
 def test_the_capability_statement_is_answered_in_each_format_asked_in_turn(api: Api) -> None:
     kinds = [
         get(api, f"metadata?_format={answer}").headers["Content-Type"].split(";")[0]
