@@ -25,6 +25,29 @@ class Wording(Protocol):
     def __call__(self, message_id: str, params: Mapping[str, Any] | None = None) -> str: ...
 
 
+#: verdicts a kind of report words its own way: a test kit's error is a test that could not be
+#: completed and its skip a test not run for want of credentials or data, not a request refused
+#: for another reason than its content or one with nothing to judge, as an exchange's are
+OWN_VERDICTS: dict[str, frozenset[str]] = {"testkit": frozenset({"error", "skip"})}
+
+
+def worded_for(kind: str, words: Wording) -> Wording:
+    """``words`` with the verdicts ``kind`` words its own way (``report.verdict.testkit.skip``
+    for ``report.verdict.skip``), so every renderer's cards, badges and headers agree with the
+    report's own definition of them."""
+    own = OWN_VERDICTS.get(kind)
+    if not own:
+        return words
+
+    def kind_words(message_id: str, params: Mapping[str, Any] | None = None) -> str:
+        verdict = message_id.removeprefix("report.verdict.")
+        if verdict != message_id and verdict in own:
+            message_id = f"report.verdict.{kind}.{verdict}"
+        return words(message_id, params)
+
+    return kind_words
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     """How many of something passed, failed, were refused (error) or had nothing to judge."""

@@ -13,7 +13,16 @@ from collections.abc import Callable, Iterable
 from html import escape
 
 from conformance.report.aggregate import charted_rules
-from conformance.report.model import Counts, ExchangeDetail, Finding, Report, Result, Section, Wording
+from conformance.report.model import (
+    Counts,
+    ExchangeDetail,
+    Finding,
+    Report,
+    Result,
+    Section,
+    Wording,
+    worded_for,
+)
 from conformance.report.svg import bar_chart, percent, rate_bar, trend_chart
 
 #: a trend over more days than this is drawn week by week
@@ -65,6 +74,7 @@ def render_html(
     """The whole report.  ``link`` makes a drill-down href from an exchange id; ``details``
     includes each failing exchange in full at the end (what ``anchor`` links to); ``nav`` is
     HTML placed under the title (the served page's links to its other formats)."""
+    words = worded_for(report.kind, words)
     title = words(f"report.title.{report.kind}")
     body = [
         f"<header><h1>{escape(title)}</h1>",

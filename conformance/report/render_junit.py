@@ -12,8 +12,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from conformance.report.model import Finding, Report, Result, Wording
+from conformance.report.model import Finding, Report, Result, Wording, worded_for
 from conformance.report.svg import percent
+
+#: the finding in which a test kit's skipped test gives its reason (conformance/testkit/runner.py)
+SKIP_REASON = "testkit.skipped"
 
 #: characters XML 1.0 cannot carry, even escaped
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -21,6 +24,7 @@ _TAGS = {"fail": "failure", "error": "error"}
 
 
 def render_junit(report: Report, words: Wording) -> str:
+    words = worded_for(report.kind, words)
     sections = [section for section in report.sections if section.kind != "trend"]
     root = ET.Element("testsuites", name=_clean(words(f"report.title.{report.kind}")), timestamp=report.generated)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -51,8 +55,9 @@ def render_junit(report: Report, words: Wording) -> str:
 
 def _testcase(suite: ET.Element, classname: str, result: Result, words: Wording) -> None:
     case = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(result.label))
-    if result.verdict == "skip":
-        ET.SubElement(case, "skipped", message=_clean(words("report.verdict.skip")))
+    if result.verdict == "skip":  # a test kit's test not run says why
+        reason = next((f.text for f in result.findings if f.rule == SKIP_REASON), words("report.verdict.skip"))
+        ET.SubElement(case, "skipped", message=_clean(reason))
         return
     tag = _TAGS.get(result.verdict)
     if tag is None:

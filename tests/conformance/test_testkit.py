@@ -130,3 +130,24 @@ def test_a_search_entry_without_a_mode_is_counted_as_a_match() -> None:
     """search.mode is optional: a server leaving it out must not pass "reveals nothing"."""
     bundle = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {"resourceType": "Patient"}}]}
     assert resources(bundle, "match") == [{"resourceType": "Patient"}]
+
+
+@pytest.mark.parametrize(("lang", "skip", "error"), [("zh-CN", "跳过", "出错"), ("en", "Skipped", "Error")])
+def test_a_kit_report_words_its_skips_and_errors_as_the_kit_means_them(
+    ctx: Context, lang: str, skip: str, error: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test not run was labelled 无需校验 / "Nothing to judge" and one that could not be
+    completed 被拒绝/出错 / "Refused / error", the exchange report's words, while the page's own
+    definition speaks of 跳过 and 出错; JUnit gave a skip no reason."""
+    import conformance.testkit.runner as runner
+
+    tests = (KitTest("push.a", "push", "甲", "a", crashing), KitTest("security.b", "security", "乙", "b", skipped))
+    monkeypatch.setattr(runner, "CATALOG", tests)
+    report = run(ctx, ["all"], lang, [("testkit.scope.base-url", "http://x/fhir")], "2026-12-02T12:00:00+08:00")
+    words = words_in(lang)
+    page = render_html(report, words, lang)
+    assert f'<span class="verdict v-skip">{skip}</span>' in page
+    assert f'<span class="verdict v-error">{error}</span>' in page
+    assert f"<b>1</b><span>{skip}</span>" in page and f"<b>1</b><span>{error}</span>" in page
+    assert words("report.verdict.skip") not in page and words("report.verdict.error") not in page
+    assert '<skipped message="needs an elderly-care client\'s credentials"' in render_junit(report, words)
