@@ -23,6 +23,16 @@ from urllib.parse import quote, unquote
 ID_CARD = re.compile(
     r"(?<!\d)(\d{6})[ .-]?(\d{8})[ .-]?(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})[ .-]?(\d{6})[ .-]?(\d{3})(?!\d)"
 )
+#: a 身份证号 mistyped to another length — a digit dropped or doubled, the check character left
+#: off, the number cut short — which the validator's format error quotes as it was written: a
+#: run of 14 to 19 characters that begins as an ID number does, with the division code of a
+#: province (GB/T 2260: 11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71, 81–83) and a birth date
+#: (GB 11643); the 15 and 18 characters above are masked first.  A time stamp (20261119141205,
+#: an HL7 control id) begins with a century no province has, and a business number of a
+#: division and a year (长护险评估编号 4101002026100001) has no day after its month: both stay
+PROVINCE = r"(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])"
+BIRTH_DATE = r"(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+ID_CARD_MISTYPED = re.compile(rf"(?<!\d)({PROVINCE}\d{{4}})({BIRTH_DATE}\d{{0,5}}[0-9Xx]?)(?![0-9Xx])")
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country) and twelve digits; the
 #: 18-character 2023 form and the 港澳台居民居住证 share the 身份证 pattern above
 FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
@@ -77,9 +87,18 @@ _CANDIDATE = re.compile(r"\d[\d ()（）.-]{8,}\d")
 
 
 def mask_id_cards(text: str) -> str:
-    """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; an old
-    永居证 USA123456789012 → USA********9012."""
-    return FOREIGN_PR_OLD.sub(lambda m: m.group(1) + "*" * 8 + m.group(3), ID_CARD.sub(_id_card, text))
+    """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; a mistyped one
+    keeps its division code and what follows its birth date (41010519491231002 →
+    410105********002); an old 永居证 USA123456789012 → USA********9012."""
+    masked = ID_CARD_MISTYPED.sub(_mistyped_id_card, ID_CARD.sub(_id_card, text))
+    return FOREIGN_PR_OLD.sub(lambda m: m.group(1) + "*" * 8 + m.group(3), masked)
+
+
+def _mistyped_id_card(match: re.Match[str]) -> str:
+    rest = match.group(2)
+    if len(rest) > 13:  # twenty characters: no 身份证号, however mistyped
+        return match.group(0)
+    return match.group(1) + "*" * 8 + rest[8:]
 
 
 def _id_card(match: re.Match[str]) -> str:

@@ -531,6 +531,32 @@ def test_a_name_criterion_quoted_in_an_error_is_masked() -> None:
     assert mask_text(text) == "引用“Patient?name=张**&birthdate=1949-12-31”无法解析"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("41010519491231002", "410105********002"),  # the check character left off
+        ("4101051949123100201", "410105********00201"),  # a digit doubled
+        ("4101051949123100X", "410105********00X"),  # a digit dropped
+        ("41010519491231", "410105********"),  # cut short after the birth date
+        ("身份证号“41010519491231002”格式错误", "身份证号“410105********002”格式错误"),
+    ],
+)
+def test_a_mistyped_id_card_number_is_masked(written: str, masked: str) -> None:
+    """The validator's rule.id-card-format quotes the number as written, in the reports and
+    the trail: 17 digits of a 身份证号 are the whole of it (its check character follows)."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    "number", ["S20261102091502", "20261119141205", "20261102091502123", "41112357174961943107", "4101002026100001"]
+)
+def test_a_time_stamp_or_an_insurance_number_is_no_mistyped_id_card(number: str) -> None:
+    """An HL7 control id, time stamps (to the second, the millisecond), a 20-digit 医保人员编号 and a 长护险
+    评估编号 (a division, a year, a month and a serial) begin otherwise than with a division
+    code and a date, or are longer than any ID."""
+    assert mask_text(number) == number
+
+
 def test_an_old_foreign_permanent_residence_number_is_masked() -> None:
     assert mask_text("永居证 USA123456789012") == "永居证 USA********9012"
 

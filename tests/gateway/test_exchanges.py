@@ -100,6 +100,15 @@ def test_an_id_card_number_in_an_issue_is_masked_in_both_languages() -> None:
     assert (any(ID_CARD in t for t in texts), all("410105********0021" in t for t in texts)) == (False, True)
 
 
+def test_a_mistyped_id_card_number_in_an_issue_is_masked_in_both_languages() -> None:
+    """rule.id-card-format quotes the value as sent: 17 of its 18 characters reached the
+    auditors' reports unmasked."""
+    mistyped = Issue("error", "rule.id-card-format", "Patient.identifier[0].value", {"value": ID_CARD[:17]})
+    _, _, issues = judged(mistyped).finished(HIS, 422)
+    texts = [text for issue in issues for text in issue[4:]]
+    assert (any(ID_CARD[:17] in t for t in texts), all("410105********002" in t for t in texts)) == (False, True)
+
+
 def test_an_id_card_number_used_as_a_resource_id_is_masked() -> None:
     _, verdicts, _ = judged(resource={"resourceType": "Patient", "id": ID_CARD}).finished(HIS, 201)
     assert verdicts[0][1] == "410105********0021"
