@@ -439,10 +439,9 @@ def _deleted(stored: Stored | None, count: int) -> Response:
 def _validate(kind: str, resource_id: str | None = None) -> Response:
     """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
-    given_once(request.args, ("mode",))
-    mode = request.args.get("mode")
+    modes = request.args.getlist("mode")
     stored = request.method == "GET"  # the instance as stored is validated: no body
-    document = body() if not stored and (mode != "delete" or request.content_length) else None
+    document = body() if not stored and (modes != ["delete"] or request.content_length) else None
     resource: Any = document
     profiles = request.args.getlist("profile")
     if isinstance(document, dict) and document.get("resourceType") == "Parameters":
@@ -451,7 +450,7 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
             raise FhirError(400, "http.parameters-not-a-list", "Parameters.parameter")
         if sum(parameter.get("name") == "resource" for parameter in parameters) > 1:  # 0..1
             raise FhirError(400, "http.repeated-parameter", "Parameters.parameter", name="resource")
-        for parameter in parameters:
+        for index, parameter in enumerate(parameters):
             if parameter.get("name") == "resource":
                 resource = parameter.get("resource")
             elif parameter.get("name") == "profile":
@@ -460,7 +459,12 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
                     raise FhirError(400, "http.profile-parameter-without-url", "Parameters.parameter")
                 profiles.append(profile)
             elif parameter.get("name") == "mode":
-                mode = parameter.get("valueCode")
+                modes.append(_primitive_part(parameter, index))
+    # mode is 0..1: given twice (in the query, or there and in the body), which one counted was
+    # the server's choice, and a mode=delete dropped validated the body in its place
+    if len(modes) > 1:
+        raise FhirError(400, "http.repeated-parameter", "mode", name="mode")
+    mode = modes[0] if modes else None
     if mode is not None and mode not in operations.VALIDATION_MODES:
         raise unsupported_value("mode", str(mode), operations.VALIDATION_MODES)
     repository = services().repository
@@ -477,6 +481,16 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
             if absent.status != 410:  # a deleted one is written again by a PUT (201)
                 raise
     return respond(operations.validate(repository, resource, profiles, language(), kind, resource_id, mode))
+
+
+def _primitive_part(parameter: dict[str, Any], index: int) -> str:
+    """A Parameters part's one primitive value, as a query string writes it (``valueCode``, as
+    R4 types ``mode``, or another primitive, as every other operation takes it): a part
+    without one is a 400, not a parameter the operation silently did without."""
+    values = [v for k, v in parameter.items() if k.startswith("value")]
+    if len(values) != 1 or isinstance(values[0], dict | list):
+        raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
+    return ("true" if values[0] else "false") if isinstance(values[0], bool) else str(values[0])
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:

@@ -64,6 +64,10 @@ def message_ids(answer: requests.Response) -> list[str]:
     return [issue["details"]["coding"][0]["code"] for issue in answer.json()["issue"]]
 
 
+#: a Parameters part holding a Patient to validate
+RESOURCE_PART = {"name": "resource", "resource": {"resourceType": "Patient", "gender": "female"}}
+
+
 def parameters(**values: str) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": [{"name": k, "valueString": v} for k, v in values.items()]}
 
@@ -1037,6 +1041,33 @@ def test_validate_by_get_checks_the_stored_instance(api: Api) -> None:
 def test_validate_refuses_a_mode_it_does_not_know(api: Api) -> None:
     answer = post(api, "Patient/$validate?mode=bogus", new_patient())
     assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
+
+
+@pytest.mark.parametrize("value", [{"valueString": "delete"}, {"valueCode": "delete"}])
+def test_validate_takes_its_mode_from_a_parameters_part_of_any_primitive_type(api: Api, value: dict[str, str]) -> None:
+    """A mode part in valueString was dropped: the body was validated as if no mode were given
+    (200, the resource's issues) instead of being asked of an instance (400)."""
+    parameters = {"resourceType": "Parameters", "parameter": [{"name": "mode", **value}]}
+    answer = post(api, "Patient/$validate", {**parameters, "parameter": [*parameters["parameter"], RESOURCE_PART]})
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.validate-delete-needs-instance"])
+
+
+@pytest.mark.parametrize(
+    ("query", "part", "refusal"),
+    [
+        ("", {"name": "mode"}, "http.parameter-needs-one-value"),
+        ("", {"name": "mode", "valueCoding": {"code": "create"}}, "http.parameter-needs-one-value"),
+        ("?mode=create", {"name": "mode", "valueCode": "delete"}, "http.repeated-parameter"),
+    ],
+)
+def test_validate_refuses_a_mode_part_it_cannot_take_whole(
+    api: Api, query: str, part: dict[str, Any], refusal: str
+) -> None:
+    """mode is 0..1 and a primitive: one without a value, or given again in the body, was
+    dropped or took the query's place, the server choosing which mode was validated."""
+    parameters = {"resourceType": "Parameters", "parameter": [part, RESOURCE_PART]}
+    answer = post(api, f"Patient/$validate{query}", parameters)
+    assert (answer.status_code, message_ids(answer)) == (400, [refusal])
 
 
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
