@@ -129,7 +129,25 @@ def too_large() -> tuple[str, dict[str, Any]]:
 
 
 def language() -> str:
-    return request.accept_languages.best_match(LANGUAGES, default=current_app.config["YIYANG"].language)
+    return preferred_language(request.accept_languages, current_app.config["YIYANG"].language)
+
+
+def preferred_language(accepted: Iterable[tuple[str, float]], default: str) -> str:
+    """The language of :data:`LANGUAGES` that the reader's ``Accept-Language`` ranks highest
+    (RFC 9110 §12.5.4): each range in order of its quality, an exact tag first, else its
+    primary subtag (``en-GB`` → en, ``zh-TW`` → zh-CN); ``*`` is the configured language.
+    werkzeug's ``best_match`` looked for exact tags across all ranges first, so
+    ``en-GB,zh-CN;q=0.5`` was answered in Chinese, the language the reader ranked lower."""
+    ranked = sorted(((tag, quality) for tag, quality in accepted if quality > 0), key=lambda pair: -pair[1])
+    for tag, _ in ranked:
+        if tag == "*":
+            return default
+        asked = tag.lower().replace("_", "-")
+        exact = [lang for lang in LANGUAGES if lang.lower() == asked]
+        primary = [lang for lang in LANGUAGES if lang.lower().split("-")[0] == asked.split("-")[0]]
+        if exact or primary:
+            return (exact or primary)[0]
+    return default
 
 
 #: the media type of a ``POST …/_search`` body

@@ -1070,6 +1070,15 @@ def test_validate_refuses_a_mode_part_it_cannot_take_whole(
     assert (answer.status_code, message_ids(answer)) == (400, [refusal])
 
 
+def test_validate_answers_in_the_language_the_reader_ranks_highest(api: Api) -> None:
+    """en-GB first and zh-CN at q=0.5 was answered in Chinese: an exact tag anywhere in the
+    header beat the reader's first choice."""
+    answer = post(
+        api, "Patient/$validate", {"resourceType": "Patient", "gender": "x"}, **{"Accept-Language": "en-GB,zh-CN;q=0.5"}
+    )
+    assert answer.status_code == 200 and "is not in the value set" in answer.text
+
+
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
     resource = example("yy-patient/invalid-id-card-checksum.json")
     answer = post(api, "Patient/$validate", resource)

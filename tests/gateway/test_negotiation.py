@@ -147,3 +147,24 @@ def test_a_method_a_fhir_route_refuses_is_a_405_naming_those_it_takes(
     app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
     answer = app.test_client().open(path, method=method)
     assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)
+
+
+@pytest.mark.parametrize(
+    ("header", "answered"),
+    [
+        ("en-GB,zh-CN;q=0.5", "en"),  # werkzeug's best_match answered zh-CN, the lower-ranked
+        ("zh-CN;q=0.2, en;q=0.9", "en"),
+        ("zh-TW, en;q=0.8", "zh-CN"),
+        ("fr, en-US;q=0.5, zh;q=0.4", "en"),
+        ("en;q=0, zh", "zh-CN"),
+        ("fr", "zh-CN"),  # nothing served: the configured language
+        ("*", "zh-CN"),
+        ("EN", "en"),
+    ],
+)
+def test_the_answer_is_in_the_served_language_the_reader_ranks_highest(header: str, answered: str) -> None:
+    from werkzeug.datastructures import LanguageAccept
+    from werkzeug.http import parse_accept_header
+
+    accepted = parse_accept_header(header, LanguageAccept)
+    assert negotiation.preferred_language(accepted, "zh-CN") == answered
