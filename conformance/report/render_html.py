@@ -166,7 +166,7 @@ def _page(title: str, lang: str, body: str) -> str:
 CARD_NOUNS = {"exchanges": "report.card.total", "files": "report.card.resources", "testkit": "report.card.tests"}
 RATE_DEFINITIONS = {
     "exchanges": "report.rate-definition",
-    "files": "report.rate-definition",
+    "files": "report.rate-definition.files",
     "testkit": "report.rate-definition.testkit",
 }
 

@@ -198,6 +198,16 @@ def test_a_resource_with_an_error_fails() -> None:
 
 
 # -- HTML ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_file_report_defines_its_pass_rate_by_its_resources_not_by_requests(lang: str) -> None:
+    """The check of exported files explained its figures with the exchange report's words:
+    requests refused with 401/403/404 and reads with nothing to validate, which a file has not."""
+    words = words_in(lang)
+    page = render_html(FILES, words, lang)
+    assert words("report.rate-definition.files") in page
+    assert words("report.rate-definition") not in page
+
+
 def test_html_fetches_nothing() -> None:
     page = render_html(SAMPLE, ZH, "zh-CN")
     assert re.findall(r"<script|<link|<img|<iframe|\bsrc=|url\(|@import", page) == []
