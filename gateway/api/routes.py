@@ -381,7 +381,8 @@ def everything(resource_id: str) -> Response:
     if "_count" in args or "_offset" in args:
         count = min(whole_number(args, "_count", found.config.page_size), found.config.max_page_size)
         page = operations.Page(count, whole_number(args, "_offset", 0), list(args.items(multi=True)))
-    bundle = operations.everything(found.repository, compartment, resource_id, since, types, base_url(), page)
+    pairs = list(args.items(multi=True))
+    bundle = operations.everything(found.repository, compartment, resource_id, since, types, base_url(), page, pairs)
     return _pulled(bundle)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from conformance.issues import operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
@@ -105,6 +106,7 @@ def everything(
     types: set[str],
     base_url: str,
     page: Page | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
     searchset Bundle (``_since`` and ``_type`` narrow it), then the resources those refer to
@@ -112,7 +114,9 @@ def everything(
     marked ``include``, as the operation's definition asks.  Each only if the principal may see
     it: a member may name someone else too (an Observation performed by the resident about a
     stranger, another Patient linking to the resident).  With a ``page``, one page of the
-    members (the Patient first, then by type and id) and what they refer to, with links."""
+    members (the Patient first, then by type and id) and what they refer to, with links;
+    without one, the whole answer with its ``self`` link repeating the request's ``pairs`` (R4
+    search.html: a searchset says in ``self`` which parameters it was answered by)."""
     patient = repository.read("Patient", patient_id)
     asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
     access = repository.access()
@@ -125,10 +129,13 @@ def everything(
         shown = {stored.reference for stored in matches} | {patient.reference}
         supporting = _supporting(tx, access, members, types, referring, shown)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
+    address = f"{base_url}/{patient.reference}/$everything"
     if page is not None:
-        address = f"{base_url}/{patient.reference}/$everything"
         more = 0 < page.count and page.offset + page.count < total
         bundle["link"] = page_links(address, page.pairs, page.count, page.offset, more=more, total=total)
+    else:
+        query = urlencode(list(pairs))
+        bundle["link"] = [{"relation": "self", "url": f"{address}?{query}" if query else address}]
     entries = [
         {"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource, "search": {"mode": mode}}
         for found, mode in ((matches, "match"), (supporting, "include"))

@@ -591,6 +591,17 @@ def test_everything_narrowed_by_type_returns_only_that_type(api: Api, home_visit
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Encounter"]
 
 
+def test_everything_unpaged_says_in_its_self_link_what_it_was_asked(api: Api, home_visit: dict[str, Any]) -> None:
+    """Unpaged, the searchset had no link at all: R4 has a search answer name the parameters
+    it was answered by in its self link, as the paged answer did."""
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    bundle = get(api, f"Patient/{patient_id}/$everything?_type=Encounter").json()
+    address = f"{api.base}/Patient/{patient_id}/$everything"
+    assert bundle["link"] == [{"relation": "self", "url": f"{address}?_type=Encounter"}]
+    bare = get(api, f"Patient/{patient_id}/$everything").json()
+    assert bare["link"] == [{"relation": "self", "url": address}]
+
+
 def test_everything_pages_the_members_and_links_the_next_page(api: Api, home_visit: dict[str, Any]) -> None:
     """The Patient comes first, then its Encounter on the next page, with the organisation
     the Encounter refers to; the total counts every member."""
