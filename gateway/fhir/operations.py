@@ -66,11 +66,24 @@ def validate(
 
 
 def _known_profile(registry: Registry, url: str) -> bool:
-    """A profile the registry holds, or a type of the R4 base model by its core URL."""
-    core = url.removeprefix(CORE_PREFIX)
-    return registry.get(url) is not None or (core != url and core in r4_base_types())
+    """A profile the registry holds, or a type of the R4 base model by its core URL — at the
+    version the canonical names when it names one (``url|version``): the registry answers a
+    versioned URL it does not hold with the version it does, and the resource was judged
+    against a profile the client had not nominated."""
+    bare, _, version = url.partition("|")
+    core = bare.removeprefix(CORE_PREFIX)
+    if core != bare and core in r4_base_types():
+        return version in ("", R4_VERSION)
+    found = registry.get(url)
+    if found is None:
+        return False
+    # the core constraint profiles (bp, vitalsigns …) are R4's own, shipped without a version
+    held = found.get("version") or (R4_VERSION if bare.startswith(CORE_PREFIX) else None)
+    return version in ("", held)
 
 
+#: the version of the base model's definitions (their canonical ``…/Patient|4.0.1``)
+R4_VERSION = "4.0.1"
 #: R4 ResourceValidationMode: what ``$validate`` checks the resource for
 VALIDATION_MODES = ("create", "update", "delete", "profile")
 

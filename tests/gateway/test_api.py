@@ -1090,6 +1090,27 @@ def test_validate_answers_in_the_language_the_reader_ranks_highest(api: Api) -> 
     assert answer.status_code == 200 and "is not in the value set" in answer.text
 
 
+@pytest.mark.parametrize(
+    ("profile", "status"),
+    [
+        ("http://fhir.yiyang.cn/StructureDefinition/yy-patient|0.1.0", 200),
+        ("http://fhir.yiyang.cn/StructureDefinition/yy-patient|9.9", 400),
+        ("http://hl7.org/fhir/StructureDefinition/Patient|4.0.1", 200),
+        ("http://hl7.org/fhir/StructureDefinition/Patient|3.0.2", 400),
+        ("http://hl7.org/fhir/StructureDefinition/bodyweight|4.0.1", 200),
+    ],
+)
+def test_validate_against_a_profile_version_the_server_does_not_hold_is_refused(
+    api: Api, profile: str, status: int
+) -> None:
+    """yy-patient|9.9 was answered by validating against 0.1.0, the version held: a verdict
+    on a profile the client had not nominated."""
+    answer = post(api, f"Patient/$validate?profile={quote(profile)}", new_patient())
+    assert answer.status_code == status
+    if status == 400:
+        assert message_ids(answer) == ["http.unknown-profile"]
+
+
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
     resource = example("yy-patient/invalid-id-card-checksum.json")
     answer = post(api, "Patient/$validate", resource)
