@@ -437,9 +437,17 @@ def _deleted(stored: Stored | None, count: int) -> Response:
     return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200)
 
 
+#: what $validate takes (R4 Resource-validate): in the query, and as the parts of a Parameters body
+VALIDATE_QUERY = ("mode", "profile")
+VALIDATE_PARTS = ("resource", *VALIDATE_QUERY)
+
+
 def _validate(kind: str, resource_id: str | None = None) -> Response:
     """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
+    for name in request.args:
+        if name not in VALIDATE_QUERY and name not in IGNORED_CONTROLS:
+            raise unsupported_parameter(name, "$validate", VALIDATE_QUERY)
     modes = request.args.getlist("mode")
     stored = request.method == "GET"  # the instance as stored is validated: no body
     document = body() if not stored and (modes != ["delete"] or request.content_length) else None
@@ -461,6 +469,9 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
                 profiles.append(profile)
             elif parameter.get("name") == "mode":
                 modes.append(_primitive_part(parameter, index))
+            else:  # a misspelt profile or mode, ignored, judged the resource without it
+                where = f"Parameters.parameter[{index}]"
+                raise unsupported_parameter(str(parameter.get("name")), "$validate", VALIDATE_PARTS, where)
     # mode is 0..1: given twice (in the query, or there and in the body), which one counted was
     # the server's choice, and a mode=delete dropped validated the body in its place
     if len(modes) > 1:

@@ -1111,6 +1111,25 @@ def test_validate_against_a_profile_version_the_server_does_not_hold_is_refused(
         assert message_ids(answer) == ["http.unknown-profile"]
 
 
+@pytest.mark.parametrize(
+    ("path", "parts", "where"),
+    [
+        ("Patient/$validate?profil=http://hl7.org/fhir/StructureDefinition/Patient", [], "profil"),
+        ("Patient/$validate", [{"name": "profiles", "valueUri": "urn:x"}], "Parameters.parameter[0]"),
+    ],
+)
+def test_validate_refuses_a_parameter_it_does_not_take(
+    api: Api, path: str, parts: list[dict[str, str]], where: str
+) -> None:
+    """A misspelt profile (or mode) was ignored: the resource was judged without the profile
+    the client named, and the 200 read as if it met it, where every other operation refuses
+    what it would otherwise ignore."""
+    body = {"resourceType": "Parameters", "parameter": [*parts, RESOURCE_PART]} if parts else new_patient()
+    answer = post(api, path, body)
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-parameter"])
+    assert answer.json()["issue"][0]["expression"] == [where]
+
+
 def test_validate_reports_the_checksum_error_and_stores_nothing(api: Api) -> None:
     resource = example("yy-patient/invalid-id-card-checksum.json")
     answer = post(api, "Patient/$validate", resource)
