@@ -33,9 +33,12 @@ _CHINA = timezone(timedelta(hours=8))
 #: midnight of 1946-06-01 there is 1946-05-31T15:00Z, not 16:00Z (the zone from ``tzdata``
 #: where the machine has no zone database)
 _CHINA_CIVIL = ZoneInfo("Asia/Shanghai")
-#: a date and a time of day, with seconds, fractions and a UTC offset or Z when the export has them
+#: a day written as :data:`_DATE_PATTERNS` write it (1945-1-1, 1945/1/1, 1945.1.1, 1945年1月1日,
+#: 19450101), then a time of day, with seconds, fractions and a UTC offset or Z when the
+#: export has them; after 年月日 the space may be left out (1945年1月1日09:30)
 _DATETIME = re.compile(
-    r"(?P<day>\d{4}[-/]\d{1,2}[-/]\d{1,2})[ T](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
+    r"(?P<day>\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{4}\.\d{1,2}\.\d{1,2}|\d{4}年\d{1,2}月\d{1,2}日|\d{8})"
+    r"(?:[ T]|(?<=日))(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
     r" ?(?P<zone>Z|[+-]\d{2}:?\d{2})?"
 )
 _EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900-02-29
@@ -137,6 +140,8 @@ def fhir_date(value: Any) -> str | None:
         # Beijing midnight of 1949-12-31): the day is the Chinese calendar day it fell on
         moment = datetime.fromisoformat(fhir_datetime(cleaned) or "")
         return moment.astimezone(_CHINA_CIVIL).date().isoformat()
+    if timed:
+        cleaned = timed["day"]  # a Beijing time of day: the day is as written, however written
     for pattern in _DATE_PATTERNS:
         match = pattern.fullmatch(cleaned)
         if match:

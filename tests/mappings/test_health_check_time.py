@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mappings import normalise
 from tests.ingest_output import SAMPLES, mapped_resources
 
 
@@ -35,3 +36,17 @@ def test_the_encounter_starts_when_the_row_s_observations_are_effective(tmp_path
 @pytest.mark.parametrize("when", ["2026-06-15", "2026/6/15", "20260615"])
 def test_a_check_date_without_a_time_stays_a_date(tmp_path: Path, when: str) -> None:
     assert check_with_date(tmp_path, when)["check"]["period"] == {"start": "2026-06-15"}
+
+
+@pytest.mark.parametrize("when", ["2026年6月15日 09:30", "2026年6月15日09:30", "2026.6.15 09:30", "20260615 09:30"])
+def test_a_check_date_with_a_time_is_read_however_its_day_is_written(tmp_path: Path, when: str) -> None:
+    """Each of these days alone is read (2026年6月15日, 2026.6.15, 20260615); followed by a time
+    of day, only the ones written with - or / were, and the others quarantined the row
+    (mapping.bad-date)."""
+    assert check_with_date(tmp_path, when)["check"]["period"] == {"start": "2026-06-15T09:30:00+08:00"}
+
+
+@pytest.mark.parametrize("when", ["1949年12月31日 00:00", "1949.12.31 00:00", "19491231 00:00:00"])
+def test_a_date_written_with_a_time_of_day_is_its_day(when: str) -> None:
+    """A birth date exported with the midnight of its date cell is the day, as 1949-12-31 00:00 is."""
+    assert normalise.fhir_date(when) == "1949-12-31"
