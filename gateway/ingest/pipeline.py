@@ -199,7 +199,7 @@ class Ingest:
         self._batch: ExitStack | None = None
         self._tx: Transaction | None = None
         self._pending = 0
-        #: people and keyed resources this run touched (each counted once however many records name it)
+        #: the resources this run wrote (each counted once however many records wrote it)
         self._touched: set[tuple[str, str]] = set()
         #: the quarantine keys (source, identity, digest) this run has put entries under
         self._quarantined: set[tuple[str, str, str]] = set()
@@ -299,14 +299,14 @@ class Ingest:
         views.update(mapped.record.views)
 
     def _count(self, outcome: Outcome) -> None:
+        """Each resource the run wrote counted once, however many records wrote it: a person
+        or a keyed resource that several records name, and a record's own resources (ids
+        from its source key) that the same record repeated in another file wrote again."""
         self.counts.conflicts += len(outcome.conflicts)
-        many = {"Patient"} | {outcome.mapped.resources[name]["resourceType"] for name in outcome.mapped.keyed}
-        for kind, resource_id in outcome.written:
-            if kind in many:
-                if (kind, resource_id) in self._touched:
-                    continue
-                self._touched.add((kind, resource_id))
-            self.counts.resources[kind] += 1
+        for written in outcome.written:
+            if written not in self._touched:
+                self._touched.add(written)
+                self.counts.resources[written[0]] += 1
 
     def evaluate(self, tx: Transaction, record: SourceRecord, replaying: bool = False) -> Outcome:
         mapped = self.engine.map(record)

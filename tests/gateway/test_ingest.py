@@ -166,6 +166,18 @@ def test_a_second_ingest_of_the_same_file_counts_its_rows_as_unchanged(tmp_path:
     assert (again.read, again.mapped, again.unchanged, again.quarantined) == (18, 12, 12, 6)
 
 
+def test_the_summary_counts_each_resource_once_when_an_export_comes_twice(tmp_path: Path) -> None:
+    """The same export under two names (a 1月 and a 2月 copy) writes each resource under the same
+    id twice: the summary counted 10 AllergyIntolerance where the archive holds 5."""
+    copies = [tmp_path / "个人基本信息表-1月.csv", tmp_path / "个人基本信息表-2月.csv"]
+    for copy in copies:
+        shutil.copy(SAMPLE, copy)
+    out = tmp_path / "out"
+    counts = commands.ingest("community-health", copies, out, Registry(), bundle=False)
+    exported = {path.stem: len(ndjson(path)) for path in out.glob("[A-Z]*.ndjson")}
+    assert dict(counts.resources) == exported
+
+
 def teach_the_code_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fix a replay is for: the ethnicity ConceptMap learns the sample's unknown 火星族."""
     fixed = tmp_path / "conceptmaps"
