@@ -13,7 +13,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.ingest import commands
-from gateway.ingest.pipeline import Ingest, Outcome
+from gateway.ingest.pipeline import Counts, Ingest, Outcome
 from gateway.storage import open_store
 from mappings import conceptmaps
 from mappings.records import SourceRecord
@@ -235,6 +235,27 @@ def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
 def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["ingest", "--source", "community-health", "--out", str(tmp_path), "--lang", "en", str(SAMPLE)])
     assert "read 18 = mapped 12 + quarantined 6 ✓" in capsys.readouterr().out
+
+
+def test_the_english_summary_reads_right_for_one() -> None:
+    """'1 of them were ingested before' and '1 demographic disagreements' were English for
+    none: the counted lines put the count after a label, as the zh-CN ones read for any count."""
+    counts = Counts(read=1, mapped=1, unchanged=1, conflicts=1)
+    assert commands.summary(counts, "en").splitlines()[2:] == [
+        "ingested before, unchanged, and not written again: 1",
+        "demographic disagreements: 1 (the archive kept its values, see identity-conflicts.ndjson)",
+    ]
+
+
+def test_the_english_export_line_reads_right_for_one_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """'Exported 12 lines in 1 files' said of an export of one type."""
+    commands.ingest("community-health", [SAMPLE], tmp_path, Registry(), bundle=False)
+    database = f"sqlite:///{tmp_path / commands.ARCHIVE_FILE}"
+    capsys.readouterr()
+    main(["export", "--database", database, "--out", str(tmp_path / "export"), "--type", "Patient", "--lang", "en"])
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "Export done: files 1, lines 12 (other files of an earlier export in the folder were removed)"
+    )
 
 
 def test_cli_strict_exits_one_when_anything_was_quarantined(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
