@@ -1,6 +1,7 @@
 """Excel (.xlsx) exports, read with openpyxl in read-only mode (streaming, no formulas run).
 
-Cells keep their Excel types: a date cell arrives as a datetime, a long number that Excel
+Cells keep their Excel types: a date cell arrives as a datetime (as a date when its number
+format shows no time of day: a day is not its midnight), a long number that Excel
 turned into a float arrives as a float — which the normalisers refuse for identifiers.  An
 .xlsx row has no bytes of its own, so the record's raw form is the row's cell values as JSON.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import re
 import zipfile
 import zlib
@@ -169,10 +171,56 @@ def _where(name: str, sheet: str) -> Message:
     return Message("reader.sheet", {"file": name, "sheet": sheet})
 
 
-def _rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
+def _rows(sheet: Any, cells: bool = False) -> Iterator[tuple[Any, ...]]:
+    """The sheet's rows of values (of cells, with ``cells``), each as wide as Excel's grid allows."""
     if hasattr(sheet, "reset_dimensions"):
         sheet.reset_dimensions()  # the declared size is the sender's claim, not what the sheet holds
-    return sheet.iter_rows(values_only=True, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
+    return sheet.iter_rows(values_only=not cells, max_row=MAX_ROWS, max_col=MAX_COLUMNS + 1)
+
+
+_VALUE = operator.attrgetter("value")
+#: what a number format writes as it is rather than as a part of the value: quoted text, an
+#: escaped character, a colour or locale in brackets (not the elapsed [h], [m], [s])
+_FORMAT_LITERALS = re.compile(r'"[^"]*"|\\.|\[(?![hms]+\])[^\]]*\]', re.IGNORECASE)
+_FORMAT_TIME = re.compile(r"[hs]|am/pm|a/p", re.IGNORECASE)
+
+
+@cache
+def _shows_time(number_format: str) -> bool:
+    """Whether a date cell's number format shows a time of day (yyyy-mm-dd hh:mm) or only
+    the day (yyyy-mm-dd, yyyy"年"m"月"d"日")."""
+    return _FORMAT_TIME.search(_FORMAT_LITERALS.sub("", number_format)) is not None
+
+
+def _cell_value(cell: Any) -> Any:
+    """A cell's value as its maker sees it: a date cell formatted without a time of day is
+    that day, not the midnight openpyxl reads for every date cell."""
+    value = cell.value
+    if isinstance(value, datetime) and not _shows_time(cell.number_format):
+        return value.date()
+    return value
+
+
+def _values(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """The values of rows of cells (:func:`_rows` with ``cells``).  A row openpyxl repeats (the
+    rows a sheet leaves out, one tuple) stays one tuple, so an empty row is still told by
+    identity; a cell is looked at alone only in a row holding a date."""
+    given: tuple[Any, ...] | None = None
+    values: tuple[Any, ...] = ()
+    for row in rows:
+        if row is not given:
+            given, values = row, tuple(map(_VALUE, row))
+            kinds = list(map(type, values))
+            if datetime in kinds:  # found by list.index: a row is as wide as the grid allows
+                found, at = list(values), kinds.index(datetime)
+                while True:
+                    found[at] = _cell_value(row[at])
+                    try:
+                        at = kinds.index(datetime, at + 1)
+                    except ValueError:
+                        break
+                values = tuple(found)
+        yield values
 
 
 def _elements(path: Path, part: str, where: Message, *names: str) -> Iterator[Any]:
@@ -359,7 +407,7 @@ def _sheet(
     # (openpyxl's read-only sheet keeps the path of its part in the archive)
     empty_results = cache(lambda: _empty_string_results(path, sheet._worksheet_path, where))
     header = _header(sheet, name)
-    rows, formula_rows = _rows(sheet), _rows(written)
+    rows, formula_rows = _values(_rows(sheet, cells=True)), _rows(written)
     if not header or _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
         return
     shape = frozenset(header)

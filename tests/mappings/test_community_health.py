@@ -11,7 +11,7 @@ import base64
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -992,7 +992,7 @@ SHEET = "个人基本信息表.xlsx sheet 个人基本信息表"
 
 def test_workbook_sample_stores_the_birth_date_as_a_date_cell_and_an_id_as_a_number() -> None:
     records = list(read_xlsx(WORKBOOK, "community-health"))
-    assert (type(records[0].fields["出生日期"]), type(records[1].fields["身份证号"])) == (datetime, float)
+    assert (type(records[0].fields["出生日期"]), type(records[1].fields["身份证号"])) == (date, float)
 
 
 def test_workbook_counts_reconcile(workbook: Run) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,21 @@ def test_a_check_date_with_a_time_is_read_however_its_day_is_written(tmp_path: P
 def test_a_date_written_with_a_time_of_day_is_its_day(when: str) -> None:
     """A birth date exported with the midnight of its date cell is the day, as 1949-12-31 00:00 is."""
     assert normalise.fhir_date(when) == "1949-12-31"
+
+
+def test_the_xlsx_of_a_check_dated_in_a_date_cell_says_what_its_csv_says(tmp_path: Path) -> None:
+    """A 体检日期 typed into a date cell (yyyy-mm-dd) has no time of day, as the same date in
+    the CSV export has none: the Encounter of each starts on the day alone."""
+    from openpyxl import Workbook
+
+    text = (SAMPLES / "community-health/老年人健康管理.csv").read_text(encoding="utf-8-sig")
+    header, first = list(csv.reader(io.StringIO(text)))[:2]
+    column = header.index("体检日期")
+    first[column] = datetime.fromisoformat(first[column])
+    book = Workbook()
+    book.active.append(header)
+    book.active.append(first)
+    book.active.cell(row=2, column=column + 1).number_format = "yyyy-mm-dd"
+    book.save(tmp_path / "老年人健康管理.xlsx")
+    [resources] = mapped_resources(tmp_path / "老年人健康管理.xlsx", "community-health")
+    assert resources["check"]["period"] == {"start": "2026-06-15"}

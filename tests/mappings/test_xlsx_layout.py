@@ -6,6 +6,7 @@ number 19500101 is that date."""
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,26 @@ def test_overlapping_merged_ranges_refuse_the_file(tmp_path: Path) -> None:
     path = workbook(tmp_path / "表.xlsx", rows, merged=("B2:B4", "A3:C3"))
     with pytest.raises(ReaderError, match="merged ranges overlap at B3"):
         records(path)
+
+
+# -- date cells --------------------------------------------------------------------------------
+def dated(path: Path, *formats: str) -> list[SourceRecord]:
+    """A sheet of one 体检日期 column, 2026-06-15 09:30 in a date cell of each number format."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["体检日期"])
+    for number, written in enumerate(formats, start=2):
+        book.active.append([datetime(2026, 6, 15, 9, 30) if "h" in written else datetime(2026, 6, 15)])
+        book.active.cell(row=number, column=1).number_format = written
+    book.save(path)
+    return records(path)
+
+
+def test_a_date_cell_formatted_as_a_day_is_that_day_not_its_midnight(tmp_path: Path) -> None:
+    """openpyxl reads every date cell as a datetime: a day became 2026-06-15T00:00:00+08:00,
+    and the .xlsx of a record the CSV also sent said something else (ingest.duplicate-key)."""
+    formats = ["yyyy-mm-dd", 'yyyy"年"m"月"d"日"', "[$-804]yyyy/m/d", "yyyy-mm-dd hh:mm", 'h"时"mm"分"']
+    days = [record.fields["体检日期"] for record in dated(tmp_path / "表.xlsx", *formats)]
+    assert days == [date(2026, 6, 15)] * 3 + [datetime(2026, 6, 15, 9, 30)] * 2
+    assert [normalise.fhir_datetime(day) for day in days[2:4]] == ["2026-06-15", "2026-06-15T09:30:00+08:00"]
