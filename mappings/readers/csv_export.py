@@ -16,6 +16,7 @@ FHIR text forbids (``"\u0000吴福国"``) makes its row ``UNPARSEABLE``.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -132,6 +133,10 @@ class _Lines:
         return first
 
 
+#: a carriage return that ends no CRLF
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
 def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
     check_file_size(path, limits.file_bytes)
     with path.open("rb") as handle:
@@ -142,7 +147,11 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
         # the start of a quoted cell, so a stray quote there does not swallow the rows after it
         try:
             header_row = next(csv.reader(lines), None)
-        except csv.Error as exc:  # bare CR line endings, a NUL byte …
+        except csv.Error as exc:
+            if _BARE_CR.search(b"".join(lines.raw)):
+                # lines ended by CR alone (Excel for Mac's "CSV (Macintosh)"): the file is one
+                # line, and csv's own words ("universal-newline mode") tell a user nothing
+                raise ReaderError("reader.csv-bare-cr", file=path.name) from exc
             raise ReaderError("reader.csv-header-not-csv", file=path.name, error=str(exc)) from exc
         except _Oversized as exc:
             raise ReaderError(

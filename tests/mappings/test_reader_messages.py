@@ -88,6 +88,19 @@ def test_csv_a_header_naming_a_column_twice_is_a_file_error_in_both_languages(tm
     )
 
 
+def test_csv_lines_ended_by_a_bare_cr_say_so_in_both_languages(tmp_path: Path) -> None:
+    """Excel for Mac's "CSV (Macintosh)" ends lines with CR alone: the refusal quoted Python's
+    csv module ("new-line character seen in unquoted field - do you need to open the file in
+    universal-newline mode?"), in English inside the Chinese sentence."""
+    (tmp_path / "表.csv").write_bytes("姓名,性别\r张三,男\r".encode())
+    message = refusal(tmp_path / "表.csv")
+    assert (message.id, "universal-newline" in message.text("zh-CN") + message.text("en")) == (
+        "reader.csv-bare-cr",
+        False,
+    )
+    assert message.text("zh-CN").startswith("表.csv：各行以单独的回车符（CR")
+
+
 def test_csv_a_row_with_more_cells_than_its_header_says_so_in_both_languages(tmp_path: Path) -> None:
     (tmp_path / "表.csv").write_text("姓名,住址\n张三,金水区,文化路\n", encoding="utf-8")
     [record] = read(tmp_path / "表.csv", "community-health")
