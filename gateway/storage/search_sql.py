@@ -315,7 +315,8 @@ class _Builder:
         ``rows_only`` asks for that subquery's FROM and WHERE alone (a driving criterion), with
         ``hint`` after its table (an index the planner must take)."""
         if criterion.param == "_id":
-            return self._column(criterion, lambda value: self._eq(f"{owner}.id", value.code))
+            # an id has no system: "|x" is x, and "sys|x" names no resource
+            return self._column(criterion, lambda value: "1=0" if value.system else self._eq(f"{owner}.id", value.code))
         if criterion.param == "_lastUpdated":
             column = f"{owner}.last_updated"
             return self._column(criterion, lambda value: self._date(value, column, column))

@@ -251,6 +251,14 @@ def test_id_matches_the_resource_id(db: Database) -> None:
     assert db.found("Patient", ("_id", "li-jianguo,nobody")) == {"li-jianguo"}
 
 
+def test_an_id_named_with_a_system_matches_nothing(db: Database) -> None:
+    """A resource id has no system: ``_id=sys|li-jianguo`` found li-jianguo, ``|li-jianguo`` still does."""
+    assert (db.found("Patient", ("_id", "sys|li-jianguo")), db.found("Patient", ("_id", "|li-jianguo"))) == (
+        set(),
+        {"li-jianguo"},
+    )
+
+
 # -- dates ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("value", "expected"),
