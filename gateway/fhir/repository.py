@@ -28,6 +28,7 @@ from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IDENTITY_LOCK, Conflict, is_document, lock_numbers, match_keys
+from gateway.ingest.organizations import identifiers as organization_identifiers
 from gateway.search.values import natural_number
 from gateway.security.access import (
     GRANTING_TYPES,
@@ -579,12 +580,7 @@ def _check_organization_identifiers(tx: Transaction, resource: dict[str, Any]) -
     copy's organisation (see :func:`~gateway.security.access.foreign_owners`)."""
     if resource.get("resourceType") != "Organization":
         return
-    for index, identifier in enumerate(resource.get("identifier") or []):
-        if not isinstance(identifier, dict):
-            continue
-        system, value = identifier.get("system"), identifier.get("value")
-        if not isinstance(system, str) or not isinstance(value, str):
-            continue  # (a value of no system may be anyone's)
+    for index, system, value in organization_identifiers(resource):  # an ingest resolves by the same
         held = [o for o in tx.resources.holding_identifier("Organization", system, value) if o != resource.get("id")]
         if held:
             where = f"Organization.identifier[{index}]"

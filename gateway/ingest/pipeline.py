@@ -27,9 +27,10 @@ from typing import Any
 from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
-from gateway.ingest import keyed
-from gateway.ingest.identity import Conflict, DocumentMismatch, IdentityConflict, IdentityIndex
+from gateway.ingest import keyed, organizations
+from gateway.ingest.identity import Conflict, DocumentMismatch, IdentityConflict, IdentityIndex, merge
 from gateway.ingest.ledger import Ledger
+from gateway.ingest.organizations import OrganizationConflict
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.masking import mask_id_cards
@@ -384,6 +385,9 @@ class Ingest:
             del mapped.resources[name]
             mapped.keyed.pop(name, None)
         arrived = dict(mapped.resources)  # as mapped: the positions its lineage names
+        outcome.reasons.extend(self._resolve_organizations(tx, mapped))
+        if outcome.reasons:
+            return outcome
         outcome.reasons.extend(self._merge_keyed(tx, mapped))
         if outcome.reasons:
             return outcome
@@ -422,9 +426,13 @@ class Ingest:
         Patients merge into them (two records of one source key that tell of the person
         differently, another phone, disagree as much as two that tell of a visit differently),
         or another resource under its id (keyed resources merge by key, so they do not count),
-        its references to the record's Patients pointing where the merge would point them: at
-        a person the archive knew already from another source, not at the record's own id."""
-        renamed: dict[str, str] = {}
+        its references to the record's Patients and Organizations pointing where the merge would
+        point them: at a person or an organisation the archive knew already from another
+        source, not at the record's own id."""
+        try:
+            renamed = self._organization_ids(tx, mapped)
+        except OrganizationConflict:
+            return True
         for resource in mapped.resources.values():
             if resource["resourceType"] != "Patient":
                 continue
@@ -439,6 +447,8 @@ class Ingest:
         for name, resource in mapped.resources.items():
             if resource["resourceType"] == "Patient" or name in mapped.keyed:
                 continue
+            if f"{resource['resourceType']}/{resource['id']}" in renamed:
+                continue  # an Organization the archive knows by another id: it merges into that one
             if any(old != new for old, new in renamed.items()):
                 resource = copy.deepcopy(resource)
                 rewrite_references(resource, renamed)
@@ -446,6 +456,64 @@ class Ingest:
             if stored is None or stored.deleted or stored.content != without_version(resource):
                 return True
         return False
+
+    @staticmethod
+    def _organization_ids(tx: Transaction, mapped: Mapped) -> dict[str, str]:
+        """Each of the record's Organizations (``Organization/id``) that the archive knows under
+        another id, with that id (see organizations.py)."""
+        renamed: dict[str, str] = {}
+        for resource in mapped.resources.values():
+            if resource["resourceType"] == "Organization":
+                holder = organizations.holder_of(tx, resource)
+                if holder is not None and holder != resource["id"]:
+                    renamed[f"Organization/{resource['id']}"] = f"Organization/{holder}"
+        return renamed
+
+    def _resolve_organizations(self, tx: Transaction, mapped: Mapped) -> list[Reason]:
+        """Make each of the record's Organizations the one of the archive holding any of its
+        identifiers, and point the record's references at it (before the keyed merge, so that
+        a stay keyed by its institution's reference merges onto the stored one).
+
+        The holder's identifiers stay, whatever the record says.  Onto an Organization the
+        ingest keyed (its own id, or another it was keyed under by another identifier) the
+        record merges as onto any keyed resource; onto one the platform wrote itself (a
+        package example, a REST create) it merges as into a person: the archive keeps its
+        elements, the record adds the identifiers, addresses and elements it lacks.  An
+        Organization whose identifiers several Organizations of the archive hold quarantines
+        the record (``ingest.organization-conflict``), naming them."""
+        reasons: list[Reason] = []
+        renamed: dict[str, str] = {}
+        for name, resource in list(mapped.resources.items()):
+            if resource["resourceType"] != "Organization":
+                continue
+            try:
+                holder = organizations.holder_of(tx, resource)
+            except OrganizationConflict as conflict:
+                held = [f"Organization/{other} ({key})" for other, key in conflict.holders.items()]
+                words = {"organization": str(resource.get("name") or resource["id"]), "holders": Listed(held)}
+                reasons.append(self._reason("ingest.organization-conflict", **words))
+                continue
+            stored = tx.resources.read("Organization", holder) if holder is not None else None
+            if holder is None or stored is None or stored.resource is None:
+                continue
+            is_keyed, _ = tx.keyed.as_of("Organization", holder)
+            if holder == resource["id"] and not is_keyed:
+                continue  # the record's own (unkeyed) Organization again: written as it says
+            found = organizations.with_identifiers_of(stored.content, resource, holder)
+            if not (is_keyed and name in mapped.keyed):
+                found = merge(copy.deepcopy(stored.content), {k: v for k, v in found.items() if k != "id"})
+                mapped.keyed.pop(name, None)  # the platform's Organization: not made a keyed one
+                errors = [issue for issue in self.validator.validate(found) if issue.is_error]
+                if errors:
+                    reasons.append(self._reason("ingest.merge-invalid", resource=f"Organization/{holder}"))
+                    reasons.extend(self._issue_reason(issue, mapped, name) for issue in errors)
+                    continue
+            mapped.resources[name] = found
+            renamed[f"Organization/{resource['id']}"] = f"Organization/{holder}"
+        if any(old != new for old, new in renamed.items()):
+            for resource in mapped.resources.values():
+                rewrite_references(resource, renamed)
+        return reasons
 
     def _resolve_people(self, tx: Transaction, mapped: Mapped) -> list[Conflict]:
         """Merge the record's Patients into the archive (the last step before writing: a record

@@ -844,6 +844,31 @@ def test_the_demo_load_says_what_it_loaded_in_the_chosen_language(tmp_path: Path
     assert (re.fullmatch(r"规范示例：载入 \d+ 个", examples) is not None, "✓；生成资源：" in source) == (True, True)
 
 
+def test_the_demo_archive_holds_one_organization_per_identifier(tmp_path: Path) -> None:
+    """The package's example of the 经八路 centre and the samples' records of it are one
+    Organization (a second, under the id of its key, made the test kit's push answer 409)."""
+    from collections import defaultdict
+
+    from gateway.config import Config
+    from gateway.demo import load_demo
+    from gateway.services import Services
+
+    services = Services(Config.load(database_url=archive(tmp_path)))
+    try:
+        list(load_demo(services, "en"))
+        with services.store.reading() as tx:
+            organizations = [stored.content for stored in tx.resources.current(["Organization"])]
+    finally:
+        services.close()
+    holders = defaultdict(set)
+    for organization in organizations:
+        for identifier in organization.get("identifier", []):
+            holders[identifier["system"], identifier["value"]].add(organization["id"])
+    uscc = "http://fhir.yiyang.cn/sid/uscc"
+    assert holders[uscc, "12410105MB01928377"] == {"jingbalu-chc"}
+    assert {key: ids for key, ids in holders.items() if len(ids) > 1} == {}
+
+
 @pytest.mark.parametrize(
     ("content", "said"),
     [
