@@ -119,4 +119,8 @@ def export_file(job_id: str, name: str) -> Response:
     exports, rules = _exports(), _services().repository.access()
     if rules.restricted:
         return Response(exports.visible_lines(job_id, name, rules), mimetype=NDJSON)
-    return send_file(exports.file(job_id, name), mimetype=NDJSON, max_age=0)
+    # health data as every other answer: stored by no cache (send_file's own no-cache would
+    # stand over the security headers' no-store, and let a cache keep the file to revalidate)
+    answer = send_file(exports.file(job_id, name), mimetype=NDJSON)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer

@@ -215,6 +215,17 @@ def test_system_export_lines_are_the_stored_resources(api: Api, archive: dict[st
     assert files == stored
 
 
+def test_an_export_file_is_stored_by_no_cache(api: Api, archive: dict[str, list[str]]) -> None:
+    """docs/security.md: no-store on everything but the public discovery documents; the
+    file server's own no-cache let a cache keep the health data to revalidate it."""
+    answer = api.get(export(api)["output"][0]["url"], timeout=30)
+    assert (answer.status_code, answer.headers["Cache-Control"], "Expires" in answer.headers) == (
+        200,
+        "no-store",
+        False,
+    )
+
+
 def test_type_restricts_the_export(api: Api, archive: dict[str, list[str]]) -> None:
     manifest = export(api, _type="Patient,Group")
     assert sorted(entry["type"] for entry in manifest["output"]) == ["Group", "Patient"]
