@@ -58,9 +58,13 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     for name, value in (("periodStart", start), ("periodEnd", end)):
         if not value:  # 1..1 in R4; alone, the other was read as a period of one day
             raise FhirError(400, "http.parameter-required", name, name=name, where="$evaluate-measure")
+    if not wanted:  # 0..1 in R4 because an instance names its Measure; the type needs one
+        raise FhirError(400, "http.parameter-required", "measure", name="measure", where="$evaluate-measure")
     try:
-        if not wanted:
-            raise MeasureError("measure.unknown", measure="")
+        # one Measure, one MeasureReport: the command line's "all" names none of them here (it
+        # answered the first Measure's report, as if a Measure/all existed)
+        if wanted == "all":
+            raise MeasureError("measure.unknown", measure=wanted)
         chosen = select(found.measure_definitions, wanted)[0]
         period = Period.between(start, end)
         result = found.measures.evaluate(

@@ -1397,6 +1397,24 @@ def test_evaluate_measure_of_an_unknown_measure_is_a_404_outcome(api: Api) -> No
     assert (answer.status_code, message_ids(answer)) == (404, ["measure.unknown"])
 
 
+def test_evaluate_measure_of_all_is_no_measure(api: Api) -> None:
+    """The command line's "all" is no Measure id: it answered the first Measure's report."""
+    for path in ("Measure/all/$evaluate-measure?", "Measure/$evaluate-measure?measure=all&"):
+        answer = get(api, f"{path}periodStart=2026-01-01&periodEnd=2026-12-31")
+        assert (answer.status_code, message_ids(answer)) == (404, ["measure.unknown"])
+
+
+def test_evaluate_measure_on_the_type_needs_the_measure(api: Api) -> None:
+    """R4 makes measure 0..1 for the instance's sake; on the type it is required."""
+    answer = get(api, "Measure/$evaluate-measure?periodStart=2026-01-01&periodEnd=2026-12-31")
+    issue = answer.json()["issue"][0]
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue["expression"]) == (
+        400,
+        "http.parameter-required",
+        ["measure"],
+    )
+
+
 def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> None:
     answer = get(api, "Measure/ltc-insured-count/$evaluate-measure?periodStart=2026-12-31&periodEnd=2026-01-01")
     assert (answer.status_code, message_ids(answer)) == (400, ["measure.bad-period"])
