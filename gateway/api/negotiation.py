@@ -242,7 +242,8 @@ def outcome_response(error: FhirError) -> Response:
     try:
         response = respond(error.outcome(language()), error.status)
     except FhirError:  # the client asked for a format we could not write: JSON still says why
-        response = Response(orjson.dumps(error.outcome(language())), status=error.status, content_type=FORMATS["json"])
+        outcome = orjson.dumps(error.outcome(language()))
+        response = Response(outcome, status=error.status, content_type=f"{FORMATS['json']}; charset=utf-8")
     if error.allow is not None:
         response.headers["Allow"] = error.allow
     return response

@@ -137,6 +137,18 @@ def test_a_method_the_router_does_not_take_is_a_405_naming_those_it_does(tmp_pat
     assert (answer.status_code, "GET" in answer.headers.get("Allow", "").split(", ")) == (405, True)
 
 
+def test_a_format_that_cannot_be_answered_is_a_406_saying_its_charset(tmp_path: Path) -> None:
+    """Every other answer names UTF-8; the 406's Chinese text was sent without it."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    answer = app.test_client().get("/fhir/Patient?_format=html")
+    code = answer.json["issue"][0]["details"]["coding"][0]["code"]
+    assert (answer.status_code, answer.headers["Content-Type"], code) == (
+        406,
+        "application/fhir+json; charset=utf-8",
+        "http.not-acceptable",
+    )
+
+
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [("GET", "/fhir/$ingest", "POST"), ("GET", "/fhir/Patient/$validate", "POST"), ("DELETE", "/fhir/metadata", "GET")],
