@@ -449,7 +449,8 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         if name not in VALIDATE_QUERY and name not in IGNORED_CONTROLS:
             raise unsupported_parameter(name, "$validate", VALIDATE_QUERY)
     modes = request.args.getlist("mode")
-    stored = request.method == "GET"  # the instance as stored is validated: no body
+    # the instance as stored is validated: no body (HEAD is answered as the GET it heads)
+    stored = request.method in ("GET", "HEAD")
     document = body() if not stored and (modes != ["delete"] or request.content_length) else None
     resource: Any = document
     profiles = request.args.getlist("profile")

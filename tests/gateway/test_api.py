@@ -1057,6 +1057,19 @@ def test_validate_by_get_checks_the_stored_instance(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)[0], "error" in severities) == (200, "invariant.failed", False)
 
 
+def test_validate_by_head_answers_as_the_get(api: Api) -> None:
+    """RFC 9110: HEAD is the GET without its body; it was read as a POST without one (415)."""
+    first = created(api, new_patient())
+    path = f"{api.base}/Patient/{first['id']}/$validate"
+    got, headed = api.get(path, timeout=60), api.head(path, timeout=60)
+    assert (headed.status_code, headed.headers["Content-Type"], headed.content) == (
+        got.status_code,
+        got.headers["Content-Type"],
+        b"",
+    )
+    assert got.status_code == 200
+
+
 def test_validate_refuses_a_mode_it_does_not_know(api: Api) -> None:
     answer = post(api, "Patient/$validate?mode=bogus", new_patient())
     assert (answer.status_code, message_ids(answer)) == (400, ["http.unsupported-value"])
