@@ -161,7 +161,7 @@ def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria
     The audit trail is not in the archive a Bundle reads: a read of it would find nothing where
     ``/AuditEvent`` answers, so it is refused for what it is, whoever asks; a write is a 405,
     as on its own, before its resource is validated."""
-    if kind == "AuditEvent" and method == "GET":
+    if kind == "AuditEvent" and method in ("GET", "HEAD"):  # a HEAD entry reads, as its GET
         raise FhirError(400, "http.audit-not-in-bundle", method=method)
     if kind == "AuditEvent":
         raise FhirError(405, "http.method-not-allowed", method=method, path="AuditEvent")

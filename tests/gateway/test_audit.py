@@ -771,6 +771,19 @@ def test_a_batch_cannot_delete_from_the_audit_trail(api: Api) -> None:
     assert answer["entry"][0]["response"]["status"].startswith("405")
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_batch_entry_reading_the_audit_trail_is_refused_as_a_read(api: Api, method: str) -> None:
+    """A HEAD entry reads, as its GET does: it was refused as a write (405)."""
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": method, "url": "AuditEvent/1"}}],
+    }
+    response = api.post(api.base, json=bundle, timeout=60).json()["entry"][0]["response"]
+    code = response["outcome"]["issue"][0]["details"]["coding"][0]["code"]
+    assert (response["status"][:3], code) == ("400", "http.audit-not-in-bundle")
+
+
 def test_a_login_is_audited_with_the_client_it_authenticated(api: Api) -> None:
     assert request_token(api.base, api.client_id, api.key).status_code == 200
     events = audit_events(api, "agent=test-admin&_sort=-date&_count=500")
