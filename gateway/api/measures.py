@@ -25,10 +25,12 @@ from gateway.measures.evaluate import MeasureError, Period
 from gateway.measures.population import PopulationFileError, PopulationTable, read_population
 from gateway.measures.report import measure_report
 from gateway.reporting import generated_now
+from gateway.search.query import IGNORED_CONTROLS
 
 measures = Blueprint("measures", __name__, url_prefix="/fhir")
-#: the operation's own parameters; anything else is refused (a typo must not widen a count)
-PARAMETERS = frozenset({"measure", "periodStart", "periodEnd", "reportType", "division", "_format"})
+#: the operation's own parameters and the controls every answer takes (R4 http.html: _format
+#: and _pretty); anything else is refused (a typo must not widen a count)
+PARAMETERS = frozenset({"measure", "periodStart", "periodEnd", "reportType", "division", *IGNORED_CONTROLS})
 
 
 def install(app: Flask) -> None:

@@ -39,6 +39,7 @@ import orjson
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import instant
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
@@ -50,8 +51,9 @@ log = logging.getLogger("yiyang.export")
 
 IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
-#: what a kick-off may carry besides the export parameters: the answer format of its errors
-IGNORED_PARAMETERS = frozenset({"_format"})
+#: what a kick-off may carry besides the export parameters: the controls every answer takes
+#: (R4 http.html: _format, the format of its errors, and _pretty)
+IGNORED_PARAMETERS = IGNORED_CONTROLS
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how

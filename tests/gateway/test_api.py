@@ -1410,6 +1410,13 @@ def test_evaluate_measure_of_an_unknown_measure_is_a_404_outcome(api: Api) -> No
     assert (answer.status_code, message_ids(answer)) == (404, ["measure.unknown"])
 
 
+@pytest.mark.parametrize("control", ["_format=json", "_pretty=true"])
+def test_evaluate_measure_takes_the_controls_every_answer_takes(api: Api, control: str) -> None:
+    """R4 http.html: _format and _pretty apply to every interaction; _pretty was a 400."""
+    answer = get(api, f"Measure/ltc-insured-count/$evaluate-measure?periodStart=2026&periodEnd=2026&{control}")
+    assert (answer.status_code, answer.json()["resourceType"]) == (200, "MeasureReport")
+
+
 def test_evaluate_measure_of_all_is_no_measure(api: Api) -> None:
     """The command line's "all" is no Measure id: it answered the first Measure's report."""
     for path in ("Measure/all/$evaluate-measure?", "Measure/$evaluate-measure?measure=all&"):

@@ -157,6 +157,12 @@ def test_a_kick_off_parameter_of_one_value_given_twice_is_refused(api: Api, para
     )
 
 
+@pytest.mark.parametrize("control", ["_format=json", "_pretty=true"])
+def test_a_kick_off_takes_the_controls_every_answer_takes(api: Api, control: str) -> None:
+    """R4 http.html: _format and _pretty apply to every interaction; _pretty was a 400."""
+    assert api.get(f"{api.base}/$export?_type=Patient&{control}", headers=ASYNC, timeout=30).status_code == 202
+
+
 def test_prefer_respond_async_is_read_in_any_case(api: Api) -> None:
     """RFC 7240 §2: preference names are case-insensitive."""
     headers = {**ASYNC, "Prefer": "Respond-Async"}
