@@ -143,7 +143,8 @@ def transaction_or_batch() -> Response:
     answer = _processed(bundle)
     g.bundle_entries = [
         (method, url, str(got.get("response", {}).get("status", "")), got.get("response", {}).get("location"))
-        for (method, url), got in zip(asked, answer["entry"], strict=False)
+        # a Bundle of no entries is answered with none, and FHIR JSON has no empty array
+        for (method, url), got in zip(asked, answer.get("entry", []), strict=False)
     ]
     return respond(answer)
 

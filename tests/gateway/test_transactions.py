@@ -350,6 +350,14 @@ def test_a_conditional_update_naming_another_id_is_located_at_the_types_id(made:
     assert (refused.value.message_id, refused.value.expression) == ("http.id-mismatch", "Basic.id")
 
 
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+@pytest.mark.parametrize("entries", [{}, {"entry": []}])
+def test_a_bundle_of_no_entries_is_answered_with_none(client: FlaskClient, kind: str, entries: dict[str, Any]) -> None:
+    """It was processed, then the request's audit facts read the answer's absent entry: a 500."""
+    answer = client.post("/fhir", json={"resourceType": "Bundle", "type": kind, **entries})
+    assert (answer.status_code, answer.json["type"], "entry" in answer.json) == (200, f"{kind}-response", False)
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_the_system_history_takes_no_write(client: FlaskClient, method: str) -> None:
     answer = client.open("/fhir/_history", method=method, json={"resourceType": "Basic"})
