@@ -27,6 +27,7 @@ from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
@@ -133,7 +134,8 @@ def search() -> Response:
     asked = list(request.args.items(multi=True))
     if request.method == "POST":
         asked += search_form()
-    query = parse_query([(k, v) for k, v in asked if k != "_format"], config.page_size, config.max_page_size)
+    # the controls every answer takes (R4 http.html: _format, _pretty) are no criteria
+    query = parse_query([(k, v) for k, v in asked if k not in IGNORED_CONTROLS], config.page_size, config.max_page_size)
     trail().flush()  # this worker's latest events are visible to its own auditor at once
     with current_app.config["SERVICES"].store.reading() as tx:
         events, total = tx.audit.search(query)

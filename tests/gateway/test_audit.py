@@ -761,6 +761,13 @@ def test_the_next_page_of_the_audit_trail_can_be_followed(api: Api) -> None:
     assert api.get(following, timeout=60).status_code == 200
 
 
+@pytest.mark.parametrize("control", ["_format=json", "_pretty=true"])
+def test_the_trail_search_takes_the_controls_every_answer_takes(api: Api, control: str) -> None:
+    """R4 http.html: _format and _pretty apply to every interaction; _pretty was a 400."""
+    answer = api.get(f"{api.base}/AuditEvent?_count=1&{control}", timeout=60)
+    assert (answer.status_code, answer.json()["type"]) == (200, "searchset")
+
+
 def test_a_batch_cannot_delete_from_the_audit_trail(api: Api) -> None:
     bundle = {
         "resourceType": "Bundle",
