@@ -23,7 +23,10 @@ Layout.  A value merged over several cells (a county or a blood group over a gro
 the value of each cell of the range: openpyxl's read-only mode does not see merged ranges, so
 they are read from the sheet's part first (:func:`_merged_ranges`), at most
 ``MAX_MERGED_RANGES`` in a file.  The header row is not filled: its merged cells other than the
-first stay blank columns (``列N``), as a range starting in it fills no data row.  A value right
+first stay blank columns (``列N``), as a range starting in it fills no data row.  The header is
+the sheet's first row holding a value, or, under a title merged across the sheet, the first
+row holding two values among the first ``MAX_HEADER_ROW`` (:func:`_header`); the title lines
+above it are skipped, ranges starting in them fill nothing, and rows keep the sheet's numbers.  A value right
 of the header makes its row an ``UNPARSEABLE`` record naming the cell, as a CSV row with more
 cells than its header; blank cells there are no value.  Header cells are named as the specs
 spell them (:func:`~mappings.readers.header_name`).
@@ -41,7 +44,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from lxml import etree
 from openpyxl import load_workbook
@@ -63,6 +66,10 @@ from mappings.records import Message, SourceRecord, unparseable
 #: forged cell reference far to the right must not make openpyxl pad every row to it
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 1024
+#: the last row a sheet's header may be in: the title lines above it (a title merged across the
+#: sheet, an export date, the unit) are a few, and a header further down cannot be told from
+#: a row of data after a list of notes
+MAX_HEADER_ROW = 10
 #: merged ranges in one file: a register merges a few cells per group of rows; every range is
 #: held while the file is read, so a file declaring millions of them is refused
 MAX_MERGED_RANGES = 100_000
@@ -142,11 +149,13 @@ def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
         try:
             pairs = list(zip(workbook.worksheets, formulas.worksheets, strict=True))
             merged: list[list[_Range]] = []
+            headers: list[_Header] = []
             for sheet, _ in pairs:  # an ambiguous or hostile sheet refuses the file before any row is mapped
-                check_unique_header(_where(path.name, sheet.title), _header(sheet, path.name))
                 merged.append(_merged_ranges(path, sheet, MAX_MERGED_RANGES - sum(map(len, merged))))
-            for (sheet, written), ranges in zip(pairs, merged, strict=True):
-                yield from _sheet(sheet, written, ranges, path, source, limits)
+                headers.append(_header(sheet, path.name, merged[-1]))
+                check_unique_header(_where(path.name, sheet.title), headers[-1].names)
+            for (sheet, written), ranges, header in zip(pairs, merged, headers, strict=True):
+                yield from _sheet(sheet, written, ranges, header, path, source, limits)
         finally:
             workbook.close()
             formulas.close()
@@ -296,13 +305,13 @@ class _Merges:
     """A sheet's merged ranges applied to its rows as they stream past.  The value of a range's
     top-left cell, taken when its row is read, fills each blank cell of the range (a value
     under a range, which Excel never saves but a script may, is kept, not overwritten).
-    Ranges starting in the header row fill nothing, and a range starting under the header is
+    Ranges starting in the header row or above it fill nothing, and a range starting under the header is
     cut at its last column: a value of the header's columns is not also a value right of it.
     Ranges may not overlap (Excel refuses such a file too), so a row never costs more than
     its own cells."""
 
-    def __init__(self, ranges: list[_Range], width: int, where: Message) -> None:
-        self._waiting = sorted((r for r in ranges if r[1] > 1), key=lambda r: r[1], reverse=True)
+    def __init__(self, ranges: list[_Range], header: int, width: int, where: Message) -> None:
+        self._waiting = sorted((r for r in ranges if r[1] > header), key=lambda r: r[1], reverse=True)
         self._width, self._where = width, where
         #: column index → (value, last row) of the range filling it
         self._filling: dict[int, tuple[Any, int]] = {}
@@ -334,14 +343,75 @@ class _Merges:
             self._filling[column] = (value, last_row)
 
 
-def _header(sheet: Any, name: str) -> list[str]:
-    """The column names of the sheet's first row, as the specs spell them (``列N`` for a blank
-    one); empty for an empty sheet."""
-    header_row = _next(_rows(sheet), name, sheet.title) or ()
+class _Header(NamedTuple):
+    """Where a sheet's header is: its row number (the sheet's own), its column names as the
+    specs spell them (``列N`` for a blank one), and the title lines above it that were
+    skipped, as (row number, text)."""
+
+    number: int
+    names: list[str]
+    titles: list[tuple[int, str]]
+
+
+def _header(sheet: Any, name: str, ranges: list[_Range]) -> _Header:
+    """Where the sheet's header is.  It is the first row holding a value, unless the sheet
+    opens with a title: a value alone in its row, merged across two columns or more
+    (``金水区2026年65岁及以上老年人健康管理登记表`` over A1:T1).  Under a title, the header is the
+    first row holding two values or more, among the first ``MAX_HEADER_ROW``; the rows above
+    it (the title, an export date or a unit alone on its line, merged or not) are title lines.
+    A sheet of one column under a title has for header its first line not merged across.
+
+    Refused, as nobody can tell where its header is: a sheet under a title whose first row of
+    two values or more comes after ``MAX_HEADER_ROW`` (it cannot be told from a row of data),
+    and a sheet whose first ``MAX_HEADER_ROW`` rows are empty while a later one is not.  An
+    empty sheet, or a title alone, has no header (``names`` empty)."""
+    across = {(row, first) for first, row, last, _ in ranges if last > first and row <= MAX_HEADER_ROW}
+    where = _where(name, sheet.title)
+    rows = _rows(sheet)
+    #: the rows holding one value, down to the header: (number, values, merged across)
+    lone: list[tuple[int, tuple[Any, ...], bool]] = []
+    wide: tuple[int, tuple[Any, ...]] | None = None  # the first row holding two values or more
+    for number in range(1, MAX_HEADER_ROW + 1):
+        values = _next(rows, name, sheet.title)
+        if values is None:
+            break
+        valued = [column for column, value in enumerate(values, start=1) if _holds_value(value)]
+        if len(valued) >= 2:
+            wide = (number, values)
+            break
+        if valued:
+            lone.append((number, values, (number, valued[0]) in across))
+    else:
+        if not lone or any(title for _, _, title in lone):
+            # past the first rows, empty or titles: the next row holding a value says whether
+            # the header is lost below them (two values or more) or the sheet is one column
+            while (values := _next(rows, name, sheet.title)) is not None:
+                if count := sum(map(_holds_value, values)):
+                    if count >= 2 or not lone:
+                        raise ReaderError("reader.xlsx-no-header", file=where, rows=MAX_HEADER_ROW)
+                    break
+    if any(title for _, _, title in lone):
+        if wide is not None:
+            titles = [(n, " ".join(str(next(filter(_holds_value, v))).split())) for n, v, _ in lone]
+            return _Header(wide[0], _names(wide[1], name, sheet.title), titles)
+        lone = [line for line in lone if not line[2]]  # one column under its title
+    first = (lone[0][0], lone[0][1]) if lone else wide
+    if first is None:
+        return _Header(0, [], [])
+    return _Header(first[0], _names(first[1], name, sheet.title), [])
+
+
+def _holds_value(value: Any) -> bool:
+    """Whether a cell holds a value (blank text is none)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _names(header_row: tuple[Any, ...], name: str, sheet: str) -> list[str]:
+    """The column names of a header row, as the specs spell them (``列N`` for a blank one)."""
     while header_row and header_row[-1] is None:
         header_row = header_row[:-1]  # the padding to MAX_COLUMNS, not columns of the export
     if len(header_row) > MAX_COLUMNS:
-        raise ReaderError("reader.too-many-columns", file=_where(name, sheet.title), limit=MAX_COLUMNS)
+        raise ReaderError("reader.too-many-columns", file=_where(name, sheet), limit=MAX_COLUMNS)
     return [header_name("" if h is None else str(h)) or f"列{i + 1}" for i, h in enumerate(header_row)]
 
 
@@ -398,22 +468,25 @@ def _wider_than_header(right: dict[int, Any], width: int, number: int) -> Messag
 
 
 def _sheet(
-    sheet: Any, written: Any, ranges: list[_Range], path: Path, source: str, limits: Limits
+    sheet: Any, written: Any, ranges: list[_Range], found: _Header, path: Path, source: str, limits: Limits
 ) -> Iterator[SourceRecord]:
-    """The sheet's rows as records; ``written`` is the same sheet read for its formulas and
-    ``ranges`` its merged ranges."""
+    """The sheet's rows under its header ``found`` as records; ``written`` is the same sheet
+    read for its formulas and ``ranges`` its merged ranges."""
     name = path.name
     where = _where(name, sheet.title)
     # (openpyxl's read-only sheet keeps the path of its part in the archive)
     empty_results = cache(lambda: _empty_string_results(path, sheet._worksheet_path, where))
-    header = _header(sheet, name)
+    header = found.names
     rows, formula_rows = _values(_rows(sheet, cells=True)), _rows(written)
-    if not header or _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
+    if not header:
         return
+    for _ in range(found.number):  # the title lines above the header, and the header
+        if _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
+            return
     shape = frozenset(header)
-    merges = _Merges(ranges, len(header), where)
+    merges = _Merges(ranges, found.number, len(header), where)
     empty: tuple[Any, ...] | None = None
-    number = 1
+    number = found.number
     while (own := _next(rows, name, sheet.title)) is not None:
         number += 1
         formulas = _next(formula_rows, name, sheet.title) or ()

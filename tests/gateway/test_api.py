@@ -1282,6 +1282,25 @@ def test_ingest_words_a_file_error_after_the_first_records_in_the_users_language
     ]
 
 
+def test_ingest_reads_an_xlsx_under_its_title_lines(api: Api) -> None:
+    """A title merged across row 1 and a note in row 2 above the header: every row was
+    quarantined, "20 cells under a header of 1"."""
+    book = Workbook()
+    for row in [["金水区2026年个人基本信息表"], ["导出时间：2026-11-30"], ["姓名", "身份证号", "性别", "出生日期"]]:
+        book.active.append(row)
+    book.active.append(["张秀英", "11010519491231002X", "女", "1949-12-31"])
+    book.active.merge_cells("A1:D1")
+    saved = io.BytesIO()
+    book.save(saved)
+    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    url = f"{api.base}/$ingest?source=community-health&filename=登记表.xlsx"
+    answer = api.post(url, data=saved.getvalue(), headers={"Content-Type": media}, timeout=120).json()
+    counts = {p["name"]: p["valueInteger"] for p in answer["parameter"] if "valueInteger" in p}
+    [record] = [p["part"] for p in answer["parameter"] if p["name"] == "record"]
+    where = {p["name"]: p.get("valueString") for p in record}
+    assert (counts["read"], counts["mapped"], where["location"]) == (1, 1, "sheet Sheet row 4")
+
+
 def test_ingest_of_a_media_type_it_does_not_read_names_the_types_it_reads(api: Api) -> None:
     headers = {"Content-Type": "text/plain", "Accept-Language": "en"}
     answer = api.post(f"{api.base}/$ingest?source=hl7v2", data=b"MSH|^~\\&|", headers=headers)

@@ -237,6 +237,30 @@ def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.Cap
     assert "read 18 = mapped 12 + quarantined 6 ✓" in capsys.readouterr().out
 
 
+def titled_sample(path: Path) -> Path:
+    """The sample 个人基本信息表.xlsx as 公卫 systems export it: a title merged across the sheet
+    in row 1 and the export date in row 2 above the header."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(ROOT / "mappings/samples/community-health/个人基本信息表.xlsx")
+    sheet = book.active
+    sheet.insert_rows(1, 2)
+    sheet["A1"], sheet["A2"] = "金水区2026年个人基本信息表", "导出时间：2026-11-30"
+    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=sheet.max_column)
+    book.save(path)
+    return path
+
+
+def test_cli_ingest_reads_an_xlsx_under_its_title_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every row was quarantined, "20 cells under a header of 1"."""
+    path = titled_sample(tmp_path / "个人基本信息表.xlsx")
+    main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), "--lang", "en", str(path)])
+    assert "read 26 = mapped 20 + quarantined 6 ✓" in capsys.readouterr().out
+    # the rows are where the clerk finds them in the sheet: the sample's own, two further down
+    located = [entry["location"] for entry in ndjson(tmp_path / "out/quarantine.ndjson")]
+    assert located[0] == "sheet 个人基本信息表 row 5"
+
+
 def test_the_english_summary_reads_right_for_one() -> None:
     """'1 of them were ingested before' and '1 demographic disagreements' were English for
     none: the counted lines put the count after a label, as the zh-CN ones read for any count."""

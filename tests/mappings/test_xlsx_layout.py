@@ -10,6 +10,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mappings import normalise
 from mappings.readers import ReaderError, read, xlsx_export
@@ -139,3 +141,94 @@ def test_a_date_cell_formatted_as_a_day_is_that_day_not_its_midnight(tmp_path: P
     days = [record.fields["体检日期"] for record in dated(tmp_path / "表.xlsx", *formats)]
     assert days == [date(2026, 6, 15)] * 3 + [datetime(2026, 6, 15, 9, 30)] * 2
     assert [normalise.fhir_datetime(day) for day in days[2:4]] == ["2026-06-15", "2026-06-15T09:30:00+08:00"]
+
+
+# -- title lines above the header ------------------------------------------------------------------
+TITLE = "金水区2026年65岁及以上老年人健康管理登记表"
+
+
+def test_a_title_merged_across_the_sheet_and_a_note_under_it_are_not_the_header(tmp_path: Path) -> None:
+    """The real header in row 3: every row was "20 cells under a header of 1"."""
+    rows = [[TITLE], ["导出时间：2026-11-30"], HEADER, row("张三", "410105"), row("李四", "410102")]
+    read_rows = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:T1",)))
+    assert [(r.location, r.fields["姓名"], r.fields["县区代码"]) for r in read_rows] == [
+        ("sheet Sheet row 4", "张三", "410105"),
+        ("sheet Sheet row 5", "李四", "410102"),
+    ]
+    assert read_rows[0].shape == frozenset(HEADER)
+
+
+def test_a_note_above_the_title_is_a_title_line_too(tmp_path: Path) -> None:
+    rows = [["单位：金水区卫生健康委员会"], [TITLE], HEADER, row("张三", "410105")]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A2:T2",)))
+    assert (record.location, record.fields["姓名"]) == ("sheet Sheet row 4", "张三")
+
+
+def test_a_range_merged_in_the_title_lines_fills_no_row_of_data(tmp_path: Path) -> None:
+    """A note merged down past the header (B2:B5, which blanks the header's B3) fills neither
+    rows 4 and 5 nor names column B."""
+    rows = [[TITLE], [None, "单位：金水区"], HEADER, row("张三"), row("李四")]
+    read_rows = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:T1", "B2:B5")))
+    assert [(r.fields["姓名"], r.fields["列2"]) for r in read_rows] == [("张三", None), ("李四", None)]
+
+
+def test_empty_rows_above_the_header_are_skipped(tmp_path: Path) -> None:
+    """A header in row 3 under two empty rows: the sheet was read as having no rows at all."""
+    rows = [[], [], ["姓名", "县区代码"], ["张三", "410105"]]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows))
+    assert (record.location, record.fields) == ("sheet Sheet row 4", {"姓名": "张三", "县区代码": "410105"})
+
+
+def test_a_sheet_of_one_column_under_a_title_has_its_column_named(tmp_path: Path) -> None:
+    rows = [[TITLE], ["身份证号"], ["11010519491231002X"]]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:C1",)))
+    assert (record.location, record.fields) == ("sheet Sheet row 3", {"身份证号": "11010519491231002X"})
+
+
+def test_a_value_alone_in_the_first_row_and_not_merged_is_still_the_header(tmp_path: Path) -> None:
+    rows = [["姓名"], ["张三"], ["李四", "13800000000"]]
+    read_rows = records(workbook(tmp_path / "表.xlsx", rows))
+    assert [r.location for r in read_rows] == ["sheet Sheet row 2", "sheet Sheet row 3"]
+    assert (read_rows[0].shape, UNPARSEABLE in read_rows[1].fields) == (frozenset({"姓名"}), True)
+
+
+@pytest.mark.parametrize(
+    ("rows", "merged"),
+    [
+        # ten lines of title and notes, the header in row 12
+        ([[TITLE], *([f"说明{n}"] for n in range(9)), [], HEADER, row("张三")], ("A1:T1",)),
+        # ten empty rows, the header in row 11
+        ([*([] for _ in range(10)), HEADER, row("张三")], ()),
+    ],
+)
+def test_a_sheet_whose_header_is_not_among_its_first_rows_is_refused(
+    tmp_path: Path, rows: list[list[object]], merged: tuple[str, ...]
+) -> None:
+    path = workbook(tmp_path / "表.xlsx", rows, merged=merged)
+    with pytest.raises(ReaderError, match="no header among its first 10 rows") as refused:
+        records(path)
+    assert refused.value.message.id == "reader.xlsx-no-header"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    notes=st.lists(st.text(st.characters(codec="utf-8", categories=["L", "N"]), min_size=1, max_size=12), max_size=8),
+    note_first=st.booleans(),
+    names=st.lists(st.sampled_from(["张三", "李四", "王五", "赵六"]), min_size=1, max_size=5),
+)
+def test_under_any_title_lines_the_header_and_every_row_are_read_where_they_sit(
+    tmp_path: Path, notes: list[str], note_first: bool, names: list[str]
+) -> None:
+    """A title merged across the sheet, with notes above or under it (merged or not): the
+    header is the row after them, and each row of data is read, numbered as the sheet is."""
+    titles: list[list[object]] = [[TITLE], *([note] for note in notes)]
+    if note_first and notes:
+        titles = [titles[1], titles[0], *titles[2:]]
+    title_row = titles.index([TITLE]) + 1
+    rows = [*titles, HEADER, *(row(name, "410105") for name in names)]
+    path = workbook(tmp_path / "表.xlsx", rows, merged=(f"A{title_row}:T{title_row}",))
+    read_rows = records(path)
+    first = len(titles) + 2
+    assert [(r.location, r.fields["姓名"], r.shape) for r in read_rows] == [
+        (f"sheet Sheet row {n}", name, frozenset(HEADER)) for n, name in enumerate(names, start=first)
+    ]
