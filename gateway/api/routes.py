@@ -49,6 +49,7 @@ fhir = Blueprint("fhir", __name__, url_prefix="/fhir")
 #: media types of legacy exports posted to $ingest, and the file suffix their reader takes
 INGEST_SUFFIXES = {
     "text/csv": ".csv",
+    "text/tab-separated-values": ".tsv",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
     "application/xml": ".xml",
     "text/xml": ".xml",

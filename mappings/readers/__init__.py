@@ -29,6 +29,8 @@ READERS = {
     ".ndjson": ("mappings.readers.json_export", "read_json"),
     ".xml": ("mappings.readers.cda", "read_cda"),
     ".hl7": ("mappings.readers.hl7v2", "read_hl7"),
+    # tab-separated values: the CSV reader tells the delimiter from the header line
+    ".tsv": ("mappings.readers.csv_export", "read_csv"),
 }
 
 _MIB = 1024 * 1024

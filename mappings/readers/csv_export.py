@@ -1,4 +1,5 @@
-"""CSV exports with Chinese headers, in UTF-8 (with or without BOM) or GB18030.
+"""CSV exports with Chinese headers, in UTF-8 (with or without BOM) or GB18030, or UTF-16 with
+its BOM (Excel's "Unicode Text"); comma- or tab-separated, as the header line shows.
 
 Each record keeps its exact original bytes for quarantine, the lines of a quoted cell that
 spans several included.  A quote opened at the start of a cell and never closed would swallow
@@ -16,10 +17,11 @@ FHIR text forbids (``"\u0000吴福国"``) makes its row ``UNPARSEABLE``.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from mappings.readers import (
     DEFAULT_LIMITS,
@@ -89,7 +91,9 @@ class _Lines:
     several), so after each record these are that record's original bytes.  Lines can be put
     back, to be read again after a record that swallowed them has been set aside."""
 
-    def __init__(self, handle: IO[bytes], encoding: str, limit: int = DEFAULT_LIMITS.record_bytes) -> None:
+    def __init__(
+        self, handle: IO[bytes] | _Transcoded, encoding: str, limit: int = DEFAULT_LIMITS.record_bytes
+    ) -> None:
         self.handle, self.encoding, self.limit = handle, encoding, limit
         self.raw: list[bytes] = []
         self.put_back: list[bytes] = []
@@ -121,6 +125,16 @@ class _Lines:
                 break
         return skipped
 
+    def peek(self) -> str:
+        """The next line, decoded and left to be read again; empty at the end of the file."""
+        try:
+            line = next(self)
+        except StopIteration:
+            self.ran_out = False
+            return ""
+        self.put_back.insert(0, self.raw.pop())
+        return line
+
     def take(self) -> bytes:
         raw, self.raw = b"".join(self.raw), []
         return raw
@@ -137,16 +151,53 @@ class _Lines:
 _BARE_CR = re.compile(rb"\r(?!\n)")
 
 
+def _utf16(sample: bytes) -> str | None:
+    """``utf-16`` for a file that starts with a UTF-16 byte order mark (Excel's "Unicode Text"
+    export), else None; a UTF-32 mark (whose little-endian form starts as UTF-16's does) is
+    not one."""
+    if sample.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return None
+    return "utf-16" if sample.startswith((b"\xff\xfe", b"\xfe\xff")) else None
+
+
+class _Transcoded:
+    """A UTF-16 file's lines as UTF-8 bytes, for :class:`_Lines`: the decoder drops the byte
+    order mark and splits lines at LF alone, as the bytes of a UTF-8 file are split, so CRLF
+    stays in its line and a bare CR is still told.  A record's raw form is then its text in
+    UTF-8 (the file's own bytes are two per character, NULs among them).  Undecodable bytes
+    (a lone surrogate) become U+FFFD, which the rows' checks report."""
+
+    def __init__(self, handle: IO[bytes], encoding: str) -> None:
+        self._text = io.TextIOWrapper(cast(BinaryIO, handle), encoding=encoding, errors="replace", newline="\n")
+
+    def readline(self, size: int = -1) -> bytes:
+        """Up to ``size`` characters of the next line, as UTF-8."""
+        return self._text.readline(size).encode("utf-8", "surrogatepass")
+
+
+def _delimiter(header_line: str) -> str:
+    """The export's delimiter, told by its header line: a tab when the line holds more tabs
+    than commas (Excel's "Text (Tab delimited)" and "Unicode Text" exports, whatever their
+    file is named), else a comma.  A column name holds neither, so the header shows the
+    delimiter plainly; a semicolon (the CSV of Excel in a European locale) is not read as one:
+    no export of the four sources is written so."""
+    return "\t" if header_line.count("\t") > header_line.count(",") else ","
+
+
 def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
     check_file_size(path, limits.file_bytes)
     with path.open("rb") as handle:
-        encoding = detect_encoding(handle.read(_SNIFF), path.name)
+        sample = handle.read(_SNIFF)
+        utf16 = _utf16(sample)
+        encoding = "utf-8" if utf16 else detect_encoding(sample, path.name)
         handle.seek(0)
-        lines = _Lines(handle, "utf-8-sig" if encoding == "utf-8-sig" else encoding, limits.record_bytes)
+        source_lines: IO[bytes] | _Transcoded = _Transcoded(handle, utf16) if utf16 else handle
+        lines = _Lines(source_lines, "utf-8-sig" if encoding == "utf-8-sig" else encoding, limits.record_bytes)
         # Excel's dialect: a quote inside an unquoted cell (11010500"1) is a character, not
         # the start of a quoted cell, so a stray quote there does not swallow the rows after it
         try:
-            header_row = next(csv.reader(lines), None)
+            delimiter = _delimiter(lines.peek())
+            header_row = next(csv.reader(lines, delimiter=delimiter), None)
         except csv.Error as exc:
             if _BARE_CR.search(b"".join(lines.raw)):
                 # lines ended by CR alone (Excel for Mac's "CSV (Macintosh)"): the file is one
@@ -176,7 +227,7 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
         _allow_cells_of(limits.cell_chars)
         number = 1  # the spreadsheet's row: the header is row 1, and a quoted cell's lines are one row
         while True:
-            rows = csv.reader(lines)
+            rows = csv.reader(lines, delimiter=delimiter)
             for values in _rows(rows):
                 number += 1
                 if isinstance(values, _Oversized):

@@ -1301,6 +1301,19 @@ def test_ingest_reads_an_xlsx_under_its_title_lines(api: Api) -> None:
     assert (counts["read"], counts["mapped"], where["location"]) == (1, 1, "sheet Sheet row 4")
 
 
+def test_ingest_reads_tab_separated_values_in_utf16(api: Api) -> None:
+    """Excel's "Unicode Text" export posted as text/tab-separated-values, named as Excel names
+    it: a 415, and as text/csv one long column, every row ingest.no-spec."""
+    rows = [["姓名", "身份证号", "性别", "出生日期"], ["张秀英", "11010519491231002X", "女", "1949-12-31"]]
+    body = "".join("\t".join(row) + "\r\n" for row in rows).encode("utf-16")
+    url = f"{api.base}/$ingest?source=community-health&filename=导出.txt"
+    answer = api.post(url, data=body, headers={"Content-Type": "text/tab-separated-values"}, timeout=120).json()
+    counts = {p["name"]: p["valueInteger"] for p in answer["parameter"] if "valueInteger" in p}
+    [record] = [p["part"] for p in answer["parameter"] if p["name"] == "record"]
+    where = {p["name"]: p.get("valueString") for p in record}
+    assert (counts["read"], counts["mapped"], where["location"]) == (1, 1, "row 2")
+
+
 def test_ingest_of_a_media_type_it_does_not_read_names_the_types_it_reads(api: Api) -> None:
     headers = {"Content-Type": "text/plain", "Accept-Language": "en"}
     answer = api.post(f"{api.base}/$ingest?source=hl7v2", data=b"MSH|^~\\&|", headers=headers)

@@ -261,6 +261,25 @@ def test_cli_ingest_reads_an_xlsx_under_its_title_lines(tmp_path: Path, capsys: 
     assert located[0] == "sheet 个人基本信息表 row 5"
 
 
+def unicode_text(sample: Path) -> bytes:
+    """The CSV sample as Excel's "Unicode Text" export writes it: UTF-16 with its byte order
+    mark, tab-separated, CRLF."""
+    import csv
+
+    rows = list(csv.reader(io.StringIO(sample.read_text(encoding="utf-8-sig"), newline="")))
+    text = io.StringIO()
+    csv.writer(text, dialect="excel-tab").writerows(rows)
+    return text.getvalue().encode("utf-16")
+
+
+def test_cli_ingest_reads_a_unicode_text_export_named_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was refused as UTF-16 (and a tab-separated UTF-8 one was one long column)."""
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes(unicode_text(SAMPLE))
+    main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), "--lang", "en", str(path)])
+    assert "read 18 = mapped 12 + quarantined 6 ✓" in capsys.readouterr().out
+
+
 def test_the_english_summary_reads_right_for_one() -> None:
     """'1 of them were ingested before' and '1 demographic disagreements' were English for
     none: the counted lines put the count after a label, as the zh-CN ones read for any count."""

@@ -74,8 +74,8 @@ def test_a_file_no_reader_reads_is_refused_in_both_languages(tmp_path: Path) -> 
     (tmp_path / "表.doc").write_bytes(b"x")
     assert worded(refusal(tmp_path / "表.doc")) == (
         "reader.no-reader",
-        "表.doc：不支持 .doc 格式的文件（可读取 .csv .xlsx .json .ndjson .xml .hl7）",
-        "表.doc: no reader for .doc files (there are readers for .csv .xlsx .json .ndjson .xml .hl7)",
+        "表.doc：不支持 .doc 格式的文件（可读取 .csv .xlsx .json .ndjson .xml .hl7 .tsv）",
+        "表.doc: no reader for .doc files (there are readers for .csv .xlsx .json .ndjson .xml .hl7 .tsv)",
     )
 
 

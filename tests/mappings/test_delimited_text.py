@@ -1,0 +1,119 @@
+"""A CSV's delimiter and encoding as Excel writes them: "Text (Tab delimited)" saved under a
+.csv name, and "Unicode Text" (UTF-16 with its byte order mark, tab-separated, CRLF) — each
+was one long column, every row quarantined ``ingest.no-spec``, or refused as UTF-16."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mappings.readers import READERS, ReaderError, read
+from mappings.records import UNPARSEABLE, SourceRecord
+
+SOURCE = "community-health"
+HEADER = ["姓名", "身份证号", "性别", "出生日期", "现住址"]
+ROW = ["张秀英", "11010519491231002X", "女", "1949-12-31", "北京市朝阳区建外街道1号楼"]
+
+
+def exported(rows: list[list[str]], delimiter: str = "\t") -> str:
+    """The rows as Excel writes them: CRLF, a cell quoted when it holds the delimiter."""
+    text = io.StringIO()
+    csv.writer(text, dialect="excel", delimiter=delimiter).writerows(rows)
+    return text.getvalue()
+
+
+def records(path: Path) -> list[SourceRecord]:
+    return list(read(path, SOURCE))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "utf-16", "utf-16-le", "utf-16-be"])
+def test_a_tab_separated_export_is_read_column_by_column(tmp_path: Path, encoding: str) -> None:
+    """utf-16 writes the byte order mark of the machine's order; -le and -be get theirs here."""
+    text = exported([HEADER, ROW, ["李四", "110105194912310021", "男", "1950-01-01", "住址,含逗号"]])
+    bom = {"utf-16-le": "\ufeff", "utf-16-be": "\ufeff"}.get(encoding, "")
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes((bom + text).encode(encoding))
+    first, second = records(path)
+    assert (first.location, first.fields, first.shape) == (
+        "row 2",
+        dict(zip(HEADER, ROW, strict=True)),
+        frozenset(HEADER),
+    )
+    assert (second.location, second.fields["现住址"]) == ("row 3", "住址,含逗号")
+
+
+def test_a_unicode_text_record_keeps_its_text_as_its_raw_form(tmp_path: Path) -> None:
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes(exported([HEADER, ROW]).encode("utf-16"))
+    [record] = records(path)
+    assert record.raw == ("\t".join(ROW) + "\r\n").encode()
+
+
+def test_a_comma_separated_export_whose_cells_hold_tabs_stays_comma_separated(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_text(exported([["姓名", "备注"], ["张三", "a\tb\tc"]], ","), encoding="utf-8")
+    [record] = records(path)
+    assert record.fields == {"姓名": "张三", "备注": "a\tb\tc"}
+
+
+def test_a_tsv_file_is_read_as_a_tab_separated_export(tmp_path: Path) -> None:
+    path = tmp_path / "个人基本信息表.tsv"
+    path.write_text(exported([HEADER, ROW]), encoding="utf-8")
+    assert ".tsv" in READERS
+    assert [r.fields for r in records(path)] == [dict(zip(HEADER, ROW, strict=True))]
+
+
+def test_a_tab_separated_row_with_a_cell_too_many_is_a_problem_as_in_a_csv(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_text("姓名\t住址\n张三\t金水区\t文化路\n李四\t中原区\n", encoding="utf-8")
+    first, second = records(path)
+    assert (UNPARSEABLE in first.fields, second.fields) == (True, {"姓名": "李四", "住址": "中原区"})
+
+
+def test_utf16_without_its_byte_order_mark_is_still_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes(exported([HEADER, ROW]).encode("utf-16-le"))
+    with pytest.raises(ReaderError, match="UTF-16 LE text without a byte order mark"):
+        records(path)
+
+
+def test_a_unicode_text_export_with_bare_cr_lines_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "表.csv"
+    path.write_bytes("姓名\t性别\r张三\t女\r".encode("utf-16"))
+    with pytest.raises(ReaderError) as refused:
+        records(path)
+    assert refused.value.message.id == "reader.csv-bare-cr"
+
+
+#: cell text as a clerk types it, with the delimiters, quotes and line breaks that need quoting
+cells = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cc", "Cs", "Zl", "Zp"], include_characters='\t\n,"'),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(cells, min_size=3, max_size=3), min_size=1, max_size=6),
+    delimiter=st.sampled_from([",", "\t"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+)
+def test_whatever_the_cells_hold_an_export_reads_back_as_written(
+    tmp_path: Path, rows: list[list[str]], delimiter: str, encoding: str
+) -> None:
+    """Cells holding commas, tabs and quotes, quoted as Excel quotes them, in either delimiter
+    and encoding: every row that holds a value reads back cell for cell, at its row number."""
+    header = ["姓名", "住址", "备注"]
+    path = tmp_path / "表.csv"
+    path.write_bytes(exported([header, *rows], delimiter).encode(encoding))
+    expected = [
+        (f"row {n}", dict(zip(header, row, strict=True)))
+        for n, row in enumerate(rows, start=2)
+        if any(cell.strip() for cell in row)
+    ]
+    assert [(r.location, r.fields) for r in records(path)] == expected
