@@ -334,6 +334,14 @@ def ingest(
         for file, columns in counts.unread.items()
         for column in columns
     ]
+    parameters += [
+        {
+            "name": "skippedLine",
+            "part": [{"name": "file", "valueString": file}, {"name": "line", "valueString": line.text(lang)}],
+        }
+        for file, lines in counts.skipped.items()
+        for line in lines
+    ]
     parameters += [{"name": "record", "part": part} for part in records]
     return {"resourceType": "Parameters", "parameter": parameters}
 

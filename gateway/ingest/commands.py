@@ -67,6 +67,9 @@ def summary(counts: Counts, lang: str) -> str:
     separator = text("cli.list-separator", lang)
     for file, columns in counts.unread.items():
         lines.append(text("cli.ingest.unread-columns", lang, {"file": file, "columns": separator.join(columns)}))
+    for file, skipped in counts.skipped.items():
+        titles = separator.join(line.text(lang) for line in skipped)
+        lines.append(text("cli.ingest.title-lines", lang, {"file": file, "lines": titles}))
     return "\n".join(lines)
 
 

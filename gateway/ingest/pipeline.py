@@ -70,6 +70,8 @@ class Counts:
     #: file → its columns (fields) that hold values no mapping rule read, which no spec
     #: ignores: a column named otherwise than the spec expects, say; filled by ``finish``
     unread: dict[str, list[str]] = field(default_factory=dict)
+    #: file → the lines above its header the reader skipped as titles (``reader.title-line``)
+    skipped: dict[str, list[Message]] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:
@@ -257,6 +259,9 @@ class Ingest:
         # file's columns were read for was told by the ingest of the file itself
         if outcome.mapped is not None and replaces is None:
             self._note_fields(outcome.mapped)
+        if record.skipped and replaces is None:
+            noted = self.counts.skipped.setdefault(record.file, [])
+            noted.extend(line for line in record.skipped if line not in noted)
         if replaces:
             tx.quarantine.release(record.source, *replaces)
         spec = outcome.mapped.spec.id if outcome.mapped else None

@@ -70,6 +70,8 @@ MAX_COLUMNS = 1024
 #: sheet, an export date, the unit) are a few, and a header further down cannot be told from
 #: a row of data after a list of notes
 MAX_HEADER_ROW = 10
+#: how much of a skipped title line a run's summary shows
+TITLE_CHARS = 80
 #: merged ranges in one file: a register merges a few cells per group of rows; every range is
 #: held while the file is read, so a file declaring millions of them is refused
 MAX_MERGED_RANGES = 100_000
@@ -392,13 +394,19 @@ def _header(sheet: Any, name: str, ranges: list[_Range]) -> _Header:
                     break
     if any(title for _, _, title in lone):
         if wide is not None:
-            titles = [(n, " ".join(str(next(filter(_holds_value, v))).split())) for n, v, _ in lone]
+            titles = [(n, _shortened(str(next(filter(_holds_value, v))))) for n, v, _ in lone]
             return _Header(wide[0], _names(wide[1], name, sheet.title), titles)
         lone = [line for line in lone if not line[2]]  # one column under its title
     first = (lone[0][0], lone[0][1]) if lone else wide
     if first is None:
         return _Header(0, [], [])
     return _Header(first[0], _names(first[1], name, sheet.title), [])
+
+
+def _shortened(text: str) -> str:
+    """A title line as a run's summary tells it: on one line, its first ``TITLE_CHARS``."""
+    text = " ".join(text.split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1] + "…"
 
 
 def _holds_value(value: Any) -> bool:
@@ -484,6 +492,9 @@ def _sheet(
         if _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
             return
     shape = frozenset(header)
+    skipped = tuple(
+        Message("reader.title-line", {"sheet": sheet.title, "row": row, "text": text}) for row, text in found.titles
+    )
     merges = _Merges(ranges, found.number, len(header), where)
     empty: tuple[Any, ...] | None = None
     number = found.number
@@ -511,6 +522,8 @@ def _sheet(
         )
         if problem is not None:
             reason = Message("reader.at-sheet-row", {"sheet": sheet.title, "row": number, "problem": problem})
-            yield unparseable(source, name, location, raw, reason, "column")
+            record = unparseable(source, name, location, raw, reason, "column")
+            record.skipped = skipped
+            yield record
             continue
-        yield SourceRecord(source, name, location, fields, raw, "column", shape)
+        yield SourceRecord(source, name, location, fields, raw, "column", shape, skipped=skipped)

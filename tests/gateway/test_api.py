@@ -1301,6 +1301,24 @@ def test_ingest_reads_an_xlsx_under_its_title_lines(api: Api) -> None:
     assert (counts["read"], counts["mapped"], where["location"]) == (1, 1, "sheet Sheet row 4")
 
 
+def test_ingest_names_the_title_lines_it_skipped(api: Api) -> None:
+    book = Workbook()
+    for row in [["金水区2026年个人基本信息表"], ["姓名", "身份证号"], ["张秀英", "11010519491231002X"]]:
+        book.active.append(row)
+    book.active.merge_cells("A1:B1")
+    saved = io.BytesIO()
+    book.save(saved)
+    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    url = f"{api.base}/$ingest?source=community-health&filename=登记表.xlsx"
+    answer = api.post(url, data=saved.getvalue(), headers={"Content-Type": media, "Accept-Language": "en"}).json()
+    skipped = [
+        {p["name"]: p["valueString"] for p in parameter["part"]}
+        for parameter in answer["parameter"]
+        if parameter["name"] == "skippedLine"
+    ]
+    assert skipped == [{"file": "登记表.xlsx", "line": "sheet Sheet row 1 '金水区2026年个人基本信息表'"}]
+
+
 def test_ingest_reads_tab_separated_values_in_utf16(api: Api) -> None:
     """Excel's "Unicode Text" export posted as text/tab-separated-values, named as Excel names
     it: a 415, and as text/csv one long column, every row ingest.no-spec."""

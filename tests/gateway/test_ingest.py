@@ -261,6 +261,20 @@ def test_cli_ingest_reads_an_xlsx_under_its_title_lines(tmp_path: Path, capsys: 
     assert located[0] == "sheet 个人基本信息表 row 5"
 
 
+def test_the_summary_names_the_title_lines_it_skipped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = titled_sample(tmp_path / "个人基本信息表.xlsx")
+    said = []
+    for lang in ("zh-CN", "en"):
+        main(["ingest", "--source", "community-health", "--out", str(tmp_path / lang), "--lang", lang, str(path)])
+        said.append(capsys.readouterr().out.splitlines()[-1])
+    assert said == [
+        "个人基本信息表.xlsx 表头之上的标题行未作数据读取：工作表“个人基本信息表”第 1 行“金水区2026年个人基本信息表”、"
+        "工作表“个人基本信息表”第 2 行“导出时间：2026-11-30”",
+        "个人基本信息表.xlsx: title lines above the header, not read as data: sheet 个人基本信息表 row 1 "
+        "'金水区2026年个人基本信息表', sheet 个人基本信息表 row 2 '导出时间：2026-11-30'",
+    ]
+
+
 def unicode_text(sample: Path) -> bytes:
     """The CSV sample as Excel's "Unicode Text" export writes it: UTF-16 with its byte order
     mark, tab-separated, CRLF."""

@@ -158,6 +158,23 @@ def test_a_title_merged_across_the_sheet_and_a_note_under_it_are_not_the_header(
     assert read_rows[0].shape == frozenset(HEADER)
 
 
+def test_each_record_under_a_title_says_which_lines_were_skipped(tmp_path: Path) -> None:
+    """A problem row too: a file whose every row is quarantined still tells its titles."""
+    rows = [[TITLE + "　" * 3 + "x" * 100], ["导出时间：2026-11-30"], HEADER, row("张三"), row("李四", V="另记")]
+    good, bad = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:T1",)))
+    assert UNPARSEABLE in bad.fields
+    assert good.skipped is bad.skipped
+    assert [line.text("en") for line in good.skipped] == [
+        f"sheet Sheet row 1 '{TITLE} {'x' * (xlsx_export.TITLE_CHARS - len(TITLE) - 2)}…'",
+        "sheet Sheet row 2 '导出时间：2026-11-30'",
+    ]
+
+
+def test_a_sheet_without_a_title_skips_no_line(tmp_path: Path) -> None:
+    rows = [[], ["姓名", "县区代码"], ["张三", "410105"]]
+    assert [r.skipped for r in records(workbook(tmp_path / "表.xlsx", rows))] == [()]
+
+
 def test_a_note_above_the_title_is_a_title_line_too(tmp_path: Path) -> None:
     rows = [["单位：金水区卫生健康委员会"], [TITLE], HEADER, row("张三", "410105")]
     [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A2:T2",)))
