@@ -581,3 +581,37 @@ def test_two_patient_records_of_one_person_count_as_one_person(tmp_path: Path, r
         counted = MeasureEvaluator(store, SearchIndexer(registry).parameters).evaluate(measure, YEAR).count("numerator")
         store.close()
     assert counted == 1
+
+
+def test_a_booked_check_and_a_planned_or_waitlisted_bed_are_no_service(database_url: str, registry: Registry) -> None:
+    """预约 and 计划 in a community export map to Encounter and EpisodeOfCare status planned
+    (waitlist: waiting for a bed): the 体检 has not been done, the bed not yet set up, so
+    neither counts; the 体检 done and the bed in use beside them do."""
+    archive = [
+        _patient("booked", "1950-01-01", "female", "410105"),
+        {**_check("e-booked", "booked", "2026-12-20"), "status": "planned"},
+        _patient("checked", "1950-01-01", "male", "410105"),
+        {**_check("e-checked", "checked", "2026-12-20"), "status": "in-progress"},
+        _patient("bed", "1950-01-01", "male", "410105"),
+        _episode("b-bed", "bed", "home-bed", "2026-12-30", None),
+        _patient("planned", "1950-01-01", "male", "410105"),
+        {**_episode("b-planned", "planned", "home-bed", "2026-12-01", None), "status": "planned"},
+        _patient("waiting", "1950-01-01", "female", "410105"),
+        {**_episode("b-waiting", "waiting", "home-bed", "2026-12-21", None), "status": "waitlist"},
+    ]
+    store = open_store(database_url, SearchIndexer(registry).rows)
+    try:
+        with store.transaction() as tx:
+            for resource in archive:
+                tx.resources.write(resource)
+        evaluator = MeasureEvaluator(store, SearchIndexer(registry).parameters)
+        measures = package_measures(registry)
+
+        def run(measure_id: str) -> MeasureResult:
+            return evaluator.evaluate(select(measures, measure_id)[0], YEAR)
+
+        assert run("elderly-health-management-rate").count("numerator") == 1
+        assert run("home-bed-patient-count").count("initial-population") == 1
+        assert run("home-bed-bed-days").score == 2.0  # b-bed: 30 and 31 December
+    finally:
+        store.close()
