@@ -77,9 +77,10 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
             access=access(),
         )
     except MeasureError as error:
-        raise FhirError(
-            404 if error.message_id == "measure.unknown" else 400, error.message_id, **error.params
-        ) from error
+        if error.message_id == "measure.unknown":  # the type-level operation named it in `measure`
+            expression = "measure" if "measure" in args else None
+            raise FhirError(404, error.message_id, expression, **error.params) from error
+        raise FhirError(400, error.message_id, error.expression, **error.params) from error
     return respond(measure_report(result, generated_now(), found.config.canonical_base))
 
 

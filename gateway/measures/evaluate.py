@@ -30,6 +30,8 @@ from gateway.storage.measure_sql import DIVISION, LATEST_BY, Place, Selection, m
 from gateway.storage.store import Store
 
 _EMBEDDED = re.compile(r"\{\{(.+?)\}\}")
+#: an R4 date of any precision: YYYY, YYYY-MM or YYYY-MM-DD
+_R4_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 #: reference parameters that lead from a clinical resource to its Patient, in preference order
 _TO_PATIENT = ("patient", "subject", "beneficiary")
 #: reference parameters that lead from a subject to the resource whose division it is in
@@ -39,11 +41,12 @@ Strata = dict[tuple[str, str], int]
 
 
 class MeasureError(ValueError):
-    """A measure that cannot be evaluated as asked: a stable message id and its values."""
+    """A measure that cannot be evaluated as asked: a stable message id and its values, and the
+    operation parameter at fault (``expression``) when one is."""
 
-    def __init__(self, message_id: str, **params: Any) -> None:
+    def __init__(self, message_id: str, expression: str | None = None, **params: Any) -> None:
         super().__init__(message_id)
-        self.message_id, self.params = message_id, params
+        self.message_id, self.expression, self.params = message_id, expression, params
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,23 @@ class Period:
 
     @classmethod
     def between(cls, start: str, end: str) -> Period:
-        """From the first day of ``start`` to the last of ``end``, each a year, a month or a
-        day, as R4's $evaluate-measure reads periodStart and periodEnd (2026 to 2026 is the
-        year); either alone is that period."""
-        if not (start and end):
-            return cls.parse(start or end)
-        period = cls(cls.parse(start).start, cls.parse(end).end)
-        if period.end < period.start:
-            raise MeasureError("measure.bad-period", period=f"{start}/{end}")
-        return period
+        """From the first day of ``start`` to the last of ``end``, each an R4 date of any
+        precision (a year, a month or a day), as R4's $evaluate-measure reads periodStart and
+        periodEnd (2026 to 2026 is the year).  A refusal names the parameter at fault."""
+        first, last = cls._bound("periodStart", start), cls._bound("periodEnd", end)
+        if last.end < first.start:
+            raise MeasureError("measure.bad-period", "periodEnd", period=f"{start}/{end}")
+        return cls(first.start, last.end)
+
+    @classmethod
+    def _bound(cls, name: str, text: str) -> Period:
+        """periodStart or periodEnd: a date, not the command line's ``start/end`` pair."""
+        try:
+            if not _R4_DATE.fullmatch(text):
+                raise MeasureError("measure.bad-period-date")
+            return cls.parse(text)
+        except MeasureError as error:
+            raise MeasureError("measure.bad-period-date", name, name=name, value=text) from error
 
     @classmethod
     def parse(cls, text: str) -> Period:
@@ -157,7 +168,7 @@ class MeasureEvaluator:
         same answer within one run)."""
         counted = {} if counted is None else counted
         if division is not None and not division.isdigit():
-            raise MeasureError("measure.bad-division", division=division)
+            raise MeasureError("measure.bad-division", "division", division=division)
         place = self._place(measure.basis)
         bands = _bands(period) if measure.basis == "Patient" else ()
         restricted = access is not None and access.restricted

@@ -1491,6 +1491,44 @@ def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> 
 
 
 @pytest.mark.parametrize(
+    ("query", "message_id", "where"),
+    [
+        (
+            "measure=ltc-insured-count&periodStart=2026-01-01T00:00:00%2B08:00&periodEnd=2026",
+            "measure.bad-period-date",
+            ["periodStart"],
+        ),
+        (
+            "measure=ltc-insured-count&periodStart=2026-01-01/2026-03-31&periodEnd=2026",
+            "measure.bad-period-date",
+            ["periodStart"],
+        ),
+        ("measure=ltc-insured-count&periodStart=2026&periodEnd=2026-02-30", "measure.bad-period-date", ["periodEnd"]),
+        ("measure=ltc-insured-count&periodStart=2026-12-31&periodEnd=2026-01-01", "measure.bad-period", ["periodEnd"]),
+        (
+            "measure=ltc-insured-count&periodStart=2026&periodEnd=2026&division=4101x",
+            "measure.bad-division",
+            ["division"],
+        ),
+        ("periodStart=2026&periodEnd=2026&measure=no-such-indicator", "measure.unknown", ["measure"]),
+    ],
+)
+def test_evaluate_measure_refusals_name_the_parameter_at_fault(
+    api: Api, query: str, message_id: str, where: list[str]
+) -> None:
+    """Each is an R4 date (a dateTime, or the command line's start/end pair, is none): the
+    refusal had no location, and a periodStart of 2026-01-01/2026-03-31 was taken."""
+    answer = get(api, f"Measure/$evaluate-measure?{query}")
+    issue = answer.json()["issue"][0]
+    status = 404 if message_id == "measure.unknown" else 400
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue.get("expression")) == (
+        status,
+        message_id,
+        where,
+    )
+
+
+@pytest.mark.parametrize(
     ("given", "missing"), [("periodStart=2026-01-01", "periodEnd"), ("periodEnd=2026-12-31", "periodStart")]
 )
 def test_evaluate_measure_needs_both_ends_of_its_period(api: Api, given: str, missing: str) -> None:
