@@ -42,6 +42,7 @@ from gateway.fhir.repository import (
 )
 from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.ingest.identity import is_document, match_keys
+from gateway.messages import Worded
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Stored, Transaction
@@ -141,32 +142,37 @@ class Bundles:
     def _entry(self, index: int, raw: Any) -> Entry:
         where = f"Bundle.entry[{index}]"
         if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
-            raise FhirError(400, "http.bad-bundle", where, detail="every entry needs a request")
+            raise FhirError(400, "http.bad-bundle", where, detail=Worded("bundle.entry-needs-request"))
         request = raw["request"]
         method = str(request.get("method", "")).upper()
         url = str(request.get("url", "")).removeprefix(self.base_url + "/").lstrip("/")
         if "\x00" in unquote(url.partition("?")[0]):  # an id with a NUL (criteria: Searcher.parse)
             raise FhirError(400, "http.nul-character", f"{where}.request.url", where=where)
         if method not in ORDER or not url:
-            raise FhirError(
-                400, "http.bad-bundle", f"{where}.request", detail="request.method and request.url are required"
-            )
+            raise FhirError(400, "http.bad-bundle", f"{where}.request", detail=Worded("bundle.method-and-url"))
         path, _, criteria = url.partition("?")
         kind, resource_id, history, version = _target(path)
         if kind is None or ((history or version) and method != "GET"):
-            detail = f"{method} {url}: a Bundle entry reads, searches or writes a type or an instance, or reads history"
+            detail = Worded("bundle.bad-target", method=method, url=url)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         self.repository.check_type(kind, f"{where}.request.url")
         resource = raw.get("resource")
         if method in ("POST", "PUT") and not isinstance(resource, dict):
-            raise FhirError(400, "http.bad-bundle", f"{where}.resource", detail=f"{method} needs a resource")
+            raise FhirError(
+                400, "http.bad-bundle", f"{where}.resource", detail=Worded("bundle.needs-resource", method=method)
+            )
         if method in ("POST", "PUT") and resource.get("resourceType") != kind:
             found = resource.get("resourceType")
             raise FhirError(400, "http.wrong-type", f"{where}.resource.resourceType", found=found, expected=kind)
         if method in ("PUT", "PATCH", "DELETE") and not (resource_id or criteria):
-            raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=f"{method} needs an id or criteria")
+            raise FhirError(
+                400,
+                "http.bad-bundle",
+                f"{where}.request.url",
+                detail=Worded("bundle.needs-id-or-criteria", method=method),
+            )
         if method == "POST" and resource_id:  # the id would be ignored, the resource made elsewhere
-            detail = f"POST {url}: a create is sent to its type ({kind}); an update at an id is a PUT"
+            detail = Worded("bundle.post-with-id", url=url, kind=kind)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         if method in ("PUT", "DELETE") and resource_id:  # an update-as-create there would make it,
             self.repository.check_id(resource_id, f"{where}.request.url")  # and a delete is refused alike
@@ -180,7 +186,9 @@ class Bundles:
             ("request.ifModifiedSince", if_modified_since),
         ):
             if value is not None and not isinstance(value, str):
-                raise FhirError(400, "http.bad-bundle", f"{where}.{name}", detail=f"{name} must be a string")
+                raise FhirError(
+                    400, "http.bad-bundle", f"{where}.{name}", detail=Worded("bundle.not-a-string", name=name)
+                )
         if if_none_exist is not None:  # a search URL of the type created: its query part
             if_none_exist = condition_criteria(if_none_exist, kind, self.base_url, f"{where}.request.ifNoneExist")
             self.repository.need_criteria(if_none_exist, f"{where}.request.ifNoneExist")  # as the header's
@@ -277,7 +285,8 @@ class Bundles:
         twice = _repeated(entries, _condition_key)
         if twice is not None:
             first, entry = twice
-            detail = f"{first.path} and {entry.path} have the same condition {entry.kind}?{_condition(entry)}"
+            condition = f"{entry.kind}?{_condition(entry)}"
+            detail = Worded("bundle.same-condition", first=first.path, second=entry.path, condition=condition)
             raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
         for entry in entries:
             condition = _condition(entry)
@@ -344,7 +353,8 @@ class Bundles:
                 criteria = f"{entry.criteria.lstrip('?')}&_id={','.join(ids[start : start + ID_BATCH])}"
                 for match in self.searcher.matching(tx, entry.kind, criteria, self.repository.access(), count=1):
                     other = changing[(entry.kind, match.id)]
-                    detail = f"{other.path} and {entry.path} both change {entry.kind}/{match.id}"
+                    reference = f"{entry.kind}/{match.id}"
+                    detail = Worded("bundle.same-resource", first=other.path, second=entry.path, reference=reference)
                     raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
 
     def _resolve_conditional_references(
@@ -390,7 +400,7 @@ class Bundles:
                 "http.bad-reference",
                 f"{entry.path}.resource",
                 reference=reference,
-                detail=f"{len(found)} matches; exactly one is needed",
+                detail=Worded("reference.match-count", count=len(found)),
             )
         return found[0].reference
 
@@ -614,13 +624,13 @@ def _readable(bundle: Any) -> tuple[str, list[Any]]:
     """The type and the entries of a Bundle that can be processed at all: what fails here
     fails the whole request, a batch's included (each of whose entries is read on its own)."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise FhirError(400, "http.bad-bundle", "Bundle", detail="POST to the base needs a Bundle")
+        raise FhirError(400, "http.bad-bundle", "Bundle", detail=Worded("bundle.not-a-bundle"))
     kind = bundle.get("type")
     if kind not in ("transaction", "batch"):
-        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=f"type must be transaction or batch, not {kind}")
+        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=Worded("bundle.bad-type", kind=kind))
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
-        raise FhirError(400, "http.bad-bundle", "Bundle.entry", detail="entry must be an array")
+        raise FhirError(400, "http.bad-bundle", "Bundle.entry", detail=Worded("bundle.entry-not-array"))
     return kind, entries
 
 
@@ -652,7 +662,7 @@ def _check_full_urls(entries: list[Entry]) -> None:
     twice = _repeated(entries, lambda e: e.full_url)
     if twice is not None:
         first, entry = twice
-        detail = f"{first.path} and {entry.path} have the same fullUrl {entry.full_url} (bdl-7)"
+        detail = Worded("bundle.same-full-url", first=first.path, second=entry.path, full_url=entry.full_url)
         raise FhirError(400, "http.bad-bundle", f"{entry.path}.fullUrl", detail=detail)
 
 
@@ -662,7 +672,8 @@ def _check_distinct(entries: list[Entry]) -> None:
     twice = _repeated(entries, lambda e: (e.kind, e.resource_id) if e.method != "GET" and e.resource_id else None)
     if twice is not None:
         first, entry = twice
-        detail = f"{first.path} and {entry.path} both change {entry.kind}/{entry.resource_id}"
+        reference = f"{entry.kind}/{entry.resource_id}"
+        detail = Worded("bundle.same-resource", first=first.path, second=entry.path, reference=reference)
         raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
 
 
@@ -792,5 +803,5 @@ def _patch_operations(resource: Any) -> Any:
         try:
             return orjson.loads(base64.b64decode(str(resource.get("data", "")), validate=True))
         except (binascii.Error, orjson.JSONDecodeError) as exc:
-            raise FhirError(400, "http.bad-patch", detail=f"the Binary holds no JSON Patch ({exc})") from exc
-    raise FhirError(400, "http.bad-patch", detail="a PATCH entry needs a Binary holding a JSON Patch")
+            raise FhirError(400, "http.bad-patch", detail=Worded("bundle.patch-not-json", reason=exc)) from exc
+    raise FhirError(400, "http.bad-patch", detail=Worded("bundle.patch-needs-binary"))

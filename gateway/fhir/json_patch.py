@@ -16,6 +16,7 @@ import jsonpointer
 
 from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
+from gateway.messages import Worded
 from gateway.storage.store import Stored
 
 
@@ -24,12 +25,12 @@ def patched_resource(current: Stored, operations: Any, base_url: str, where: str
     400.  A reference the patch wrote as a string on this server's own base is made relative,
     as a request body's are (``localise``)."""
     if not isinstance(operations, list):
-        raise FhirError(400, "http.bad-patch", where, detail="a JSON Patch is an array of operations")
+        raise FhirError(400, "http.bad-patch", where, detail=Worded("patch.not-an-array"))
     patched: Any = copy.deepcopy(current.resource)
     for number, operation in enumerate(operations, start=1):
         patched = _applied(patched, operation, number, where)
     if not isinstance(patched, dict) or patched.get("resourceType") != current.type or patched.get("id") != current.id:
-        raise FhirError(400, "http.bad-patch", where, detail="a patch may not change resourceType or id")
+        raise FhirError(400, "http.bad-patch", where, detail=Worded("patch.changes-identity"))
     localise(patched, base_url)
     return patched
 

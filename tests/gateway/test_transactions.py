@@ -138,6 +138,25 @@ def test_two_entries_with_one_condition_fail_the_transaction(made: Services, ent
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "language", "worded"),
+    [
+        ("twins", "zh-CN", "Bundle 无法处理：Bundle.entry[0] 与 Bundle.entry[1] 的条件相同"),
+        ("twins", "en", "Bundle.entry[0] and Bundle.entry[1] have the same condition"),
+        ("collection", "zh-CN", "type 须为 transaction 或 batch，而不是 collection"),
+    ],
+)
+def test_a_refused_bundle_says_why_in_the_readers_language(
+    client: FlaskClient, body: str, language: str, worded: str
+) -> None:
+    """The reason was English inside the Chinese sentence: "Bundle 无法处理：Bundle.entry[0] and
+    Bundle.entry[1] have the same condition …"."""
+    twins = bundle(*[post(basic("twin"), f"identifier={SYSTEM}|twin")] * 2)
+    sent = twins if body == "twins" else {**twins, "type": body}
+    answer = client.post("/fhir", json=sent, headers={"Accept-Language": language}).get_json()
+    assert worded in answer["issue"][0]["details"]["text"]
+
+
 def test_a_conditional_patch_may_not_change_what_another_entry_changes(made: Services) -> None:
     current = stored(made, "cp")
     entries = [
