@@ -177,7 +177,9 @@ class MeasureEvaluator:
         results: dict[str, PopulationResult] = {}
         chains: dict[str, list[Selection]] = {}
         observed = 0.0
-        with self.store.reading() as tx:
+        # one snapshot: on PostgreSQL a statement by statement view counted a numerator after
+        # writes its denominator had not seen (numerator > denominator, a rate over 100 %)
+        with self.store.reading(consistent=True) as tx:
 
             def tally(code: str, selections: list[Selection]) -> PopulationResult:
                 sql, params = tally_sql(measure.basis, selections, within=division, place=place, bands=bands)

@@ -43,6 +43,9 @@ class Dialect:
     begin: str
     #: statement opening a read-only view, or None to read statement by statement
     begin_read: str | None = None
+    #: statement opening a read-only view whose statements all see one snapshot (for a report
+    #: whose numbers must agree with each other); the read-only view's when that is one
+    begin_snapshot: str | None = None
     placeholder: str = "?"
     #: what stands for :data:`OWNER_PROBE` and :data:`VALUE_DRIVER` in a statement (see there)
     owner_probe: str = ""
@@ -96,6 +99,7 @@ SQLITE = Dialect(
     begin="BEGIN IMMEDIATE",
     # a deferred transaction: one snapshot for a search's page, count and includes, at no cost
     begin_read="BEGIN",
+    begin_snapshot="BEGIN",
     owner_probe="INDEXED BY search_index_owner",
     value_driver="INDEXED BY search_index_value",
 )
@@ -113,6 +117,8 @@ POSTGRES = Dialect(
     begin="BEGIN",
     # no BEGIN/ROLLBACK round trips around a read: each statement sees what is committed
     begin_read=None,
+    # a read-only snapshot never fails to serialise: it only reads
+    begin_snapshot="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     placeholder="%s",
     bulk_copy=True,
     unnest_rows=True,

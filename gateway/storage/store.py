@@ -571,12 +571,14 @@ class Store:
             return now_instant()
 
     @contextmanager
-    def reading(self, *, snapshot: bool = True) -> Iterator[Transaction]:
+    def reading(self, *, snapshot: bool = True, consistent: bool = False) -> Iterator[Transaction]:
         """A read-only view: one snapshot on SQLite (a deferred transaction costs nothing
         there); on PostgreSQL each statement reads what is committed, saving two round trips
         per request (a search's count may then include a write its page missed).
         ``snapshot=False`` is for a view that runs one statement: every statement is its own
         snapshot, so the BEGIN and ROLLBACK around it would be two statements for nothing.
+        ``consistent=True`` is for a view whose statements must agree (a measure's numerator
+        counted within its denominator): one snapshot on PostgreSQL too.
 
         Inside this thread's own write transaction it is that transaction: a read made while
         writing (validating a transaction Bundle's entries against the archive) sees the
@@ -588,7 +590,7 @@ class Store:
             return
         with self._connection() as connection:
             executor = Executor(connection, self.dialect, self.errors)
-            begin = self.dialect.begin_read if snapshot else None
+            begin = self.dialect.begin_snapshot if consistent else self.dialect.begin_read if snapshot else None
             if begin is None:
                 yield Transaction(executor, self.indexer, lambda name: None)
                 return

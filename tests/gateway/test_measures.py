@@ -615,3 +615,23 @@ def test_a_booked_check_and_a_planned_or_waitlisted_bed_are_no_service(database_
         assert run("home-bed-bed-days").score == 2.0  # b-bed: 30 and 31 December
     finally:
         store.close()
+
+
+def test_a_measure_reads_its_populations_in_one_snapshot(database_url: str, registry: Registry) -> None:
+    """A measure counts each population by a statement of its own; on PostgreSQL each statement
+    read what was committed by then, so a person written between the denominator and the
+    numerator was counted in the numerator alone (a rate over 100 %).  A 体检 committed by
+    another connection while the view is open is not seen by the view's next statement."""
+    store = open_store(database_url, SearchIndexer(registry).rows)
+    try:
+        with store.transaction() as tx:
+            tx.resources.write(_patient("seen", "1950-01-01", "female", "410105"))
+        counting = ("SELECT COUNT(*) FROM resource", [])
+        with store.reading(consistent=True) as view:
+            before = view.resources.tally(counting)
+            with store.transaction() as tx:  # another connection: committed while the view is open
+                tx.resources.write(_patient("later", "1950-01-01", "male", "410105"))
+            after = view.resources.tally(counting)
+    finally:
+        store.close()
+    assert before == after == [(1,)]
