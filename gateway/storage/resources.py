@@ -433,10 +433,10 @@ class Resources:
         stored = Stored(kind, resource_id, version, instant, False, stored_resource)
         if rows is None:
             rows = self.indexer(stored_resource) if self.indexer else []
-        if current is not None:
-            self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
         self._put(stored, method, owner)
-        self.sql.defer("search_index", INDEX_COLUMNS, [(kind, resource_id, *row) for row in rows])
+        self._index_anew(
+            kind, [resource_id] if current is not None else [], [(kind, resource_id, *row) for row in rows]
+        )
         return stored, True
 
     def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:
@@ -472,11 +472,17 @@ class Resources:
                 [kind, *ids],
             )
             current = [self._stored(row) for row in found]
-            self.sql.execute(f"DELETE FROM search_index WHERE type = ? AND id IN ({marks(ids)})", [kind, *ids])
             rows = [(kind, stored.id, *row) for stored in current for row in self.indexer(stored.resource or {})]
-            self.sql.defer("search_index", INDEX_COLUMNS, rows)
+            self._index_anew(kind, ids, rows)
             made += len(current)
         return made
+
+    def _index_anew(self, kind: str, indexed: Sequence[str], rows: list[Sequence[Any]]) -> None:
+        """The search index rows of resources of ``kind`` replaced: those of ``indexed`` (ids
+        that may have rows) dropped, ``rows`` (type, id, cells…) queued with the write."""
+        if indexed:
+            self.sql.execute(f"DELETE FROM search_index WHERE type = ? AND id IN ({marks(indexed)})", [kind, *indexed])
+        self.sql.defer("search_index", INDEX_COLUMNS, rows)
 
     def holding_identifier(self, kind: str, system: str | None, value: str) -> list[str]:
         """The ids of the current resources of ``kind`` with this identifier (of any system
