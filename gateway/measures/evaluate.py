@@ -28,16 +28,22 @@ from gateway.search.values import BEIJING, date_range
 from gateway.security.access import Access
 from gateway.storage.measure_sql import DIVISION, LATEST_BY, Place, Selection, members_sql, tally_sql
 from gateway.storage.store import Store
+from profiles.registry import r4_base_types
 
 _EMBEDDED = re.compile(r"\{\{(.+?)\}\}")
-#: an R4 date of any precision: YYYY, YYYY-MM or YYYY-MM-DD
-_R4_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 #: reference parameters that lead from a clinical resource to its Patient, in preference order
 _TO_PATIENT = ("patient", "subject", "beneficiary")
 #: reference parameters that lead from a subject to the resource whose division it is in
 _TO_PLACE = ("patient", "primary-organization", "organization", "subject")
 
 Strata = dict[tuple[str, str], int]
+
+
+@cache
+def _r4_date() -> re.Pattern[str]:
+    """An R4 date of any precision (YYYY, YYYY-MM, YYYY-MM-DD): the base model's own regex,
+    so a period bound is held to what a resource's date is."""
+    return re.compile(r4_base_types()["date"]["regex"])
 
 
 class MeasureError(ValueError):
@@ -68,7 +74,7 @@ class Period:
     def _bound(cls, name: str, text: str) -> Period:
         """periodStart or periodEnd: a date, not the command line's ``start/end`` pair."""
         try:
-            if not _R4_DATE.fullmatch(text):
+            if not _r4_date().fullmatch(text):
                 raise MeasureError("measure.bad-period-date")
             return cls.parse(text)
         except MeasureError as error:
