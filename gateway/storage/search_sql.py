@@ -14,8 +14,9 @@ Decisions worth knowing:
   ``ap`` is an overlap with the value's range widened by 10 % of its distance to now.
 * number and quantity ``eq`` / ``ne`` honour the value's precision (5.4 ⇒ [5.35, 5.45));
   ``ap`` is ±10 % of the value.
-* text sorts by code point on SQLite; on PostgreSQL by the database's collation.  Both put
-  resources without a value last, and every order ends with ``r.id`` so pages are stable.
+* text sorts by code point on both databases (every PostgreSQL text column is COLLATE "C",
+  migration 0012).  Both put resources without a value last, and every order ends with
+  ``r.id`` so pages are stable.
 """
 
 from __future__ import annotations
@@ -406,7 +407,7 @@ class _Builder:
                 return f"{s}.value LIKE ? ESCAPE '\\'"
             # starts-with as a range, which an index on value serves (LIKE cannot: SQLite's
             # LIKE ignores case, and PostgreSQL's needs pattern operators); the column sorts
-            # by code point on both databases (COLLATE "C" on PostgreSQL, see 0001)
+            # by code point on both databases (COLLATE "C" on PostgreSQL, see 0001 and 0012)
             self.params += [text, text + PAST_EVERY_PREFIX]
             return f"{s}.value >= ? AND {s}.value < ?"
         if kind == "uri":

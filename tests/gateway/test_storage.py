@@ -4,11 +4,16 @@ with their resource, the ingest tables, and migrations that upgrade an old store
 
 from __future__ import annotations
 
+import os
 import threading
+import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psycopg
@@ -345,6 +350,39 @@ def test_a_store_a_newer_gateway_upgraded_is_refused(backend: str, tmp_path: Pat
     assert refused.value.params == {"have": LATEST + 1, "latest": LATEST}
 
 
+@contextmanager
+def database_with_language_collation() -> Iterator[str]:
+    """A PostgreSQL database of its own whose default collation is ICU's English, as a store
+    created on a server set up for a language would have (dropped afterwards)."""
+    server = os.environ.get("YIYANG_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("PostgreSQL tests need YIYANG_TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    create = f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(create)
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_postgresql_orders_ids_by_code_point_whatever_the_database_collation(indexer: SearchIndexer) -> None:
+    """English collation put a1 before B1 (SQLite, by code point, B1 first): pages, includes
+    and exports listed resources in another order on PostgreSQL (migration 0012)."""
+    with database_with_language_collation() as url:
+        store = open_store(url, indexer.rows)
+        try:
+            for resource_id in ("a1", "B1"):
+                write(store, patient(resource_id))
+            with store.reading() as tx:
+                walked = tx.resources.keys_after(None, ["Patient"], 10)
+        finally:
+            store.close()
+    assert walked == [("Patient", "B1"), ("Patient", "a1")]
+
+
 def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
     """Planning a search anew for each call cost more than running it (see postgres._configure)."""
     with fresh_database_url("postgresql", tmp_path) as url:
@@ -392,7 +430,10 @@ def test_a_postgresql_connection_keeps_its_most_recently_run_statements_prepared
                 for shape in range(4):  # four statements, each run often enough to be prepared
                     for _ in range(connection.prepare_threshold or 0):
                         connection.rows_now(f"SELECT %s::int + {shape}", (1,))
-                prepared = connection.execute("SELECT statement FROM pg_prepared_statements").fetchall()
+                # its own (psycopg prepares what it runs often too: the migrations' COMMITs)
+                prepared = connection.execute(
+                    "SELECT statement FROM pg_prepared_statements WHERE name LIKE 'yiyang\\_%'"
+                ).fetchall()
         finally:
             store.close()
     assert sorted(statement for (statement,) in prepared) == ["SELECT $1::int + 2", "SELECT $1::int + 3"]

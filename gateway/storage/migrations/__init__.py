@@ -6,7 +6,9 @@ store at the last whole version and the next upgrade goes on from there.  A migr
 written once for both databases, with ``{json}``, ``{bool}``, ``{serial}`` and ``{real}`` for
 the column types that differ (see ``dialect.py``); where the statements themselves differ (SQLite
 cannot change a column's type), once per database: ``NNNN_name.sqlite.sql`` and
-``NNNN_name.postgresql.sql``.
+``NNNN_name.postgresql.sql``.  A new text column that is compared or sorted is ``{bytewise}``:
+text compares by code point on both databases (0012), whatever collation a PostgreSQL
+database was created with.
 """
 
 from __future__ import annotations

@@ -1,0 +1,2 @@
+-- SQLite compares text byte by byte already (BINARY, its default collation): nothing to do.
+-- The PostgreSQL file of this version makes that database do the same.
