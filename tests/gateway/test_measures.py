@@ -138,6 +138,18 @@ def _episode(eid: str, pid: str, kind: str, start: str, end: str | None) -> dict
     }
 
 
+def _coverage(cid: str, pid: str, insurance: str, status: str, start: str, end: str | None = None) -> dict[str, Any]:
+    return {
+        "resourceType": "Coverage",
+        "id": cid,
+        "status": status,
+        "type": {"coding": [{"system": f"{BASE}/CodeSystem/nhsa-insutype", "code": insurance}]},
+        "beneficiary": {"reference": f"Patient/{pid}"},
+        "payor": [{"display": "参保地医疗保障局"}],
+        "period": {"start": start, **({"end": end} if end else {})},
+    }
+
+
 ARCHIVE = [
     _patient("p1", "1950-03-01", "female", "410105001"),
     _patient("p2", "1940-06-01", "male", "410105"),
@@ -169,6 +181,11 @@ ARCHIVE = [
     _organization("o3", ["elderly-care-institution"]),
     _episode("h1", "p5", "hospice", "2026-12-20", None),
     _episode("h2", "p2", "hospice", "2025-12-25", "2026-01-05"),
+    _coverage("ltc1", "p1", "410", "active", "2020-01-01"),
+    _coverage("ltc2", "p2", "410", "active", "2020-01-01", "2026-06-30"),  # 暂停参保 in June
+    _coverage("ltc3", "p3", "410", "cancelled", "2020-01-01", "2027-03-31"),  # 终止 after the period
+    _coverage("ltc4", "p4", "410", "active", "2027-02-01"),  # insured after the period
+    _coverage("med5", "p5", "390", "active", "2020-01-01"),  # 城乡居民医保, not 长护险
 ]
 
 
@@ -324,6 +341,12 @@ def test_a_latest_match_of_another_type_than_the_criteria_is_refused() -> None:
     measure = {"url": "x", "scoring": {"coding": [{"code": "cohort"}]}, "group": [{"population": [population]}]}
     with pytest.raises(MeasureDefinitionError, match=r"population\[0\]\.extension\[0\]"):
         read_measure(measure)
+
+
+def test_ltc_insured_are_the_people_whose_coverage_is_in_force_on_the_periods_last_day(evaluate: Any) -> None:
+    """期末参保人数: p1 (insured since 2020) and p3 (terminated only after the period), not p2
+    (paused in June, still "active"), p4 (insured from 2027) or p5 (another 险种)."""
+    assert evaluate("ltc-insured-count").count("initial-population") == 2
 
 
 def test_tcm_management_counts_a_constitution_identification_in_the_period(evaluate: Any) -> None:
