@@ -29,7 +29,7 @@ from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
 from gateway.security.principal import Principal
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, criteria_needs, needs, search_needs
-from gateway.security.tokens import ASSERTION_TYPE, INDISTINCT, OAuthError, Unauthenticated
+from gateway.security.tokens import ASSERTION_TYPE, INDISTINCT, TOKEN_REQUEST_BYTES, OAuthError, Unauthenticated
 from gateway.services import Services
 
 if TYPE_CHECKING:
@@ -75,6 +75,8 @@ def authenticate() -> None:
     proxies are resolved once and the scope verdict is remembered per scope set and need."""
     asked, state, app = request._get_current_object(), g._get_current_object(), current_app._get_current_object()
     endpoint = asked.endpoint
+    if endpoint == "auth.token":  # first of all hooks: none has read the body yet
+        asked.max_content_length = TOKEN_REQUEST_BYTES
     if endpoint in PUBLIC:
         return
     scheme, _, token = asked.headers.get("Authorization", "").partition(" ")

@@ -46,6 +46,11 @@ ACCESS_ALGORITHM = "HS256"
 _KEY_NAME = "access-token-hs256"
 #: verified tokens a worker remembers (least recently used forgotten first)
 VERIFIED_TOKENS = 4096
+#: the largest token request read (64 KiB): an assertion signed with a 4096-bit RSA key is under
+#: 2 KB, and the endpoint is open to anyone before any credential is verified, so a body the
+#: size of a FHIR upload would be decoded, parsed and hashed for nothing (a 40 MB assertion
+#: held a worker 14 s before its signature failed)
+TOKEN_REQUEST_BYTES = 64 * 1024
 #: assertion headers naming a key elsewhere (RFC 7515 §4.1.2-4.1.6): a client's keys are the
 #: JWKS it registered, so an assertion pointing at another key is refused, not ignored
 KEY_HEADERS = ("jku", "jwk", "x5u", "x5c")
