@@ -285,6 +285,11 @@ class Repository:
                 raise FhirError(409, "http.conditional-id-taken", reference=f"{kind}/{resource_id}")
             if before is not None and before.resource is not None:
                 _check_change(tx, before)  # nor may it take over another's resource
+            if rules.unserved_through_team(tx, resource, before.resource if before is not None else None):
+                organization = rules.principal.organization if rules.principal else ""
+                raise FhirError(
+                    403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource_id}"
+                )
             stored, _ = tx.resources.write(
                 resource, method="PUT", if_match=if_match, rows=rows, owner=creator(acting.get())
             )

@@ -256,6 +256,20 @@ class Access:
         refused = [label for label, holder in by_number if holder is None or not allowed(holder)]
         return [*refused, *sorted(f"Patient/{person}" for person in named if not allowed(person))]
 
+    def unserved_through_team(self, tx: Transaction, team: dict[str, Any], before: dict[str, Any] | None) -> bool:
+        """Whether a restricted principal's write of a CareTeam would make it serve someone it
+        neither serves nor manages.  A family-doctor contract (an active CarePlan naming the
+        team) serves whoever manages its team, so naming a manager the team did not have
+        reaches the people of every contract using it, whom the write itself does not name:
+        a household's team about one resident, written by the operator with no manager, used
+        by the contract of another.  A manager the team had already reaches no one new."""
+        if not self.restricted or team.get("resourceType") != "CareTeam" or not isinstance(team.get("id"), str):
+            return False
+        if not set(named_owners(tx, team)) - set(named_owners(tx, before or {})):
+            return False
+        plans = tx.resources.referencing("CareTeam", team["id"], {"CarePlan": ["care-team"]})
+        return any(plan.resource is not None and self.unserved_people(tx, plan.resource) for plan in plans)
+
 
 def foreign_owners(tx: Transaction, principal: Principal | None, resource: dict[str, Any]) -> list[str]:
     """The organisations a resource names as its owner that the client may not write for.

@@ -444,6 +444,25 @@ def test_a_stay_the_centre_records_for_someone_it_does_not_serve_is_refused(serv
     assert code_of(home_writer.post(f"{served.base}/Encounter", json=stay)) == (403, "http.forbidden-person")
 
 
+def test_the_centre_may_not_take_over_a_team_whose_contracts_serve_someone_else(
+    served: Served, api: Api, home_writer: Api
+) -> None:
+    """A family-doctor contract serves whoever the organisation managing its team is: a team
+    about 张秀英 that the operator wrote without a manager, used by 李建国's contract, made
+    the centre serve 李建国 once it named itself the team's manager, a write naming only her."""
+    team = {**example("yy-careteam/valid-family-doctor-team.json"), "id": "household-team"}
+    del team["managingOrganization"]
+    api.put(f"{served.base}/CareTeam/household-team", json=team)
+    contract = {**example("yy-careplan/valid-family-doctor-package.json"), "id": "li-household-contract"}
+    contract |= {"subject": {"reference": "Patient/li-jianguo"}, "careTeam": [{"reference": "CareTeam/household-team"}]}
+    api.put(f"{served.base}/CarePlan/li-household-contract", json=contract)
+    claimed = {**team, "managingOrganization": [{"reference": f"Organization/{HOME}"}]}
+    answer = home_writer.put(f"{served.base}/CareTeam/household-team", json=claimed)
+    api.delete(f"{served.base}/CarePlan/li-household-contract")
+    api.delete(f"{served.base}/CareTeam/household-team")
+    assert code_of(answer) == (403, "http.forbidden-care-team")
+
+
 def test_a_patch_writing_a_reference_on_the_own_base_stores_it_relative(served: Served, api: Api) -> None:
     """A JSON Patch may write the reference as a string value, not only as an object."""
     observation = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-patched"}
