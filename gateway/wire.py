@@ -155,6 +155,13 @@ def _declares_dtd(body: bytes) -> bool | None:
     return b"<!DOCTYPE" in body
 
 
+def _too_deep(error: etree.XMLSyntaxError) -> bool:
+    """Whether libxml2 stopped the document for its own depth limit (2,048 levels, 256 without
+    ``huge_tree``): a body nested beyond :data:`MAX_DEPTH`, refused as such, as JSON is, not
+    as XML written wrong with the parser's advice to "use XML_PARSE_HUGE option"."""
+    return error.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT and "depth" in str(error)
+
+
 def parse_xml(body: bytes) -> dict[str, Any]:
     """A FHIR XML resource as the JSON dict every other layer works with.
 
@@ -170,6 +177,8 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     try:
         root = etree.fromstring(body, parser=_hardened_parser(huge=dtd is False))
     except etree.XMLSyntaxError as exc:
+        if _too_deep(exc):
+            raise WireError("http.too-deep", limit=MAX_DEPTH) from exc
         raise WireError("http.not-xml", detail=str(exc)) from exc
     if root.getroottree().docinfo.doctype:
         raise WireError("http.not-xml", detail=Worded("xml.doctype"))

@@ -98,6 +98,17 @@ REFUSED = [
 ]
 
 
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_xml_nested_too_deep_is_refused_as_json_is_however_deep(depth: int) -> None:
+    """libxml2 stops a document at 2,048 levels on its own, and that refusal was told as XML
+    the client had written wrong ("use XML_PARSE_HUGE option"), not as the depth limit a body
+    nested 100 levels meets (``http.too-deep``), the id clients match on."""
+    nested = '<extension url="http://x">' * depth + "</extension>" * depth
+    with pytest.raises(WireError) as refused:
+        parse_xml(xml(nested))
+    assert refused.value.message_id == "http.too-deep"
+
+
 @pytest.mark.parametrize("body", REFUSED)
 def test_what_json_refuses_xml_refuses(body: str) -> None:
     with pytest.raises(WireError):
