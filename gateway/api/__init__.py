@@ -67,7 +67,7 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.register_blueprint(bulk)
     app.register_blueprint(reports)
     measures.install(app)
-    app.register_error_handler(FhirError, outcome_response)
+    app.register_error_handler(FhirError, _fhir_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)
     app.register_error_handler(Exception, _internal_error)
@@ -86,6 +86,14 @@ def _stop_acting(_: BaseException | None) -> None:
     token = g.pop("acting", None)
     if token is not None:
         acting.reset(token)
+
+
+def _fhir_error(error: FhirError) -> object:
+    """A refused request as its OperationOutcome, or as an OAuth error at the token endpoint
+    (a form byte that is no UTF-8, a NUL in the URL: refused before any route runs)."""
+    if request.endpoint == "auth.token":
+        return auth.token_request_refusal(error)
+    return outcome_response(error)
 
 
 def _http_error(error: HTTPException) -> object:

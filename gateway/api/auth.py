@@ -275,6 +275,12 @@ def token_refusal(error: HTTPException) -> Response:
     return _oauth_error(OAuthError("invalid_request", "auth.form-needed", error.code or 400))
 
 
+def token_request_refusal(error: FhirError) -> Response:
+    """The gateway's own refusal of a token request's text (bytes that are no UTF-8, a NUL),
+    made before the route runs, as the OAuth ``invalid_request`` its clients read."""
+    return _oauth_error(OAuthError("invalid_request", error.message_id, error.status, **error.params))
+
+
 def _oauth_error(error: OAuthError, basic: bool = False) -> Response:
     """The OAuth error answer.  A refusal that would tell which client ids exist is worded
     alike for all of them; the audit trail keeps the precise reason.  A client that tried HTTP

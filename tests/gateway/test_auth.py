@@ -207,6 +207,18 @@ def test_a_token_request_larger_than_any_assertion_is_refused_unread(server: str
     assert (answer.status_code, answer.json().get("error")) == (413, "invalid_request")
 
 
+def test_a_token_request_with_bytes_that_are_no_utf8_is_refused_in_oauth_json(server: str) -> None:
+    """OAuth clients read an ``error``, not an OperationOutcome: the refusal of a form byte
+    that is no UTF-8, made before any route runs, answered the token request as FHIR."""
+    answer = requests.post(
+        f"{server}/token",
+        data=b"grant_type=client_credentials&scope=system/%FF",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
+    assert (answer.status_code, answer.json().get("error")) == (400, "invalid_request")
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT"])
 def test_the_token_endpoint_answers_other_methods_in_oauth_json(server: str, method: str) -> None:
     answer = requests.request(method, f"{server}/token", timeout=30)
