@@ -89,8 +89,9 @@ def _stop_acting(_: BaseException | None) -> None:
 
 
 def _fhir_error(error: FhirError) -> object:
-    """A refused request as its OperationOutcome, or as an OAuth error at the token endpoint
-    (a form byte that is no UTF-8, a NUL in the URL: refused before any route runs)."""
+    """A refused or failed request as its OperationOutcome, or as an OAuth error at the token
+    endpoint, whose clients read nothing else (a form byte that is no UTF-8, a NUL in the URL:
+    refused before any route runs; a store that fails while the client is looked up)."""
     if request.endpoint == "auth.token":
         return auth.token_request_refusal(error)
     return outcome_response(error)
@@ -118,13 +119,13 @@ def _http_error(error: HTTPException) -> object:
 def _store_error(error: StoreError) -> object:
     incident = uuid.uuid4().hex[:12]
     log.error("incident %s: store failure on %s %s: %s", incident, request.method, request.path, error)
-    return outcome_response(FhirError(503, "http.store-busy", incident=incident))
+    return _fhir_error(FhirError(503, "http.store-busy", incident=incident))
 
 
 def _internal_error(error: Exception) -> object:
     incident = uuid.uuid4().hex[:12]
     log.exception("incident %s: %s %s", incident, request.method, request.path)
-    return outcome_response(FhirError(500, "http.internal", incident=incident))
+    return _fhir_error(FhirError(500, "http.internal", incident=incident))
 
 
 def _version() -> str:

@@ -275,10 +275,16 @@ def token_refusal(error: HTTPException) -> Response:
     return _oauth_error(OAuthError("invalid_request", "auth.form-needed", error.code or 400))
 
 
+#: the OAuth error code of a token request the gateway failed, by HTTP status (RFC 6749
+#: §4.1.2.1 names them; anything else refused is an ``invalid_request``)
+_FAILED = {500: "server_error", 503: "temporarily_unavailable"}
+
+
 def token_request_refusal(error: FhirError) -> Response:
-    """The gateway's own refusal of a token request's text (bytes that are no UTF-8, a NUL),
-    made before the route runs, as the OAuth ``invalid_request`` its clients read."""
-    return _oauth_error(OAuthError("invalid_request", error.message_id, error.status, **error.params))
+    """The gateway's own refusal of a token request (bytes that are no UTF-8, a NUL, made
+    before the route runs) or its failure (the store), as the OAuth error its clients read."""
+    code = _FAILED.get(error.status, "invalid_request")
+    return _oauth_error(OAuthError(code, error.message_id, error.status, **error.params))
 
 
 def _oauth_error(error: OAuthError, basic: bool = False) -> Response:

@@ -571,3 +571,25 @@ def test_a_revoked_client_is_refused_once_its_status_is_due_again(
     monkeypatch.setattr(tokens.time, "monotonic", lambda: due)
     with pytest.raises(Unauthenticated, match="http.client-revoked"):
         authority.principal(token)
+
+
+def test_a_store_failure_at_the_token_endpoint_is_an_oauth_error(tmp_path: Path, client_key: Any) -> None:
+    """A failure while the client was looked up was answered with an OperationOutcome, which
+    an OAuth client does not read."""
+    import sqlite3
+
+    from gateway import create_app
+
+    database = tmp_path / "archive.sqlite"
+    app = create_app(Config(database_url=f"sqlite:///{database}"))
+    assert app.config["SERVICES"].store.schema_version() > 0  # made
+    with sqlite3.connect(database) as connection:  # the store can no longer answer who the client is
+        connection.execute("DROP TABLE client")
+    form = {
+        "grant_type": "client_credentials",
+        "scope": ALL_SCOPES,
+        "client_assertion_type": tokens.ASSERTION_TYPE,
+        "client_assertion": assertion("http://localhost/fhir", "ec1", client_key),
+    }
+    answer = app.test_client().post("/fhir/token", data=form)
+    assert (answer.status_code, answer.get_json()["error"]) == (503, "temporarily_unavailable")
