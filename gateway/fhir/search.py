@@ -115,6 +115,8 @@ class SearchResult:
     matches: list[Stored]
     included: list[Stored] = field(default_factory=list)
     total: int | None = None
+    #: whether matches follow this page, when no ``total`` tells it (``_total=none``)
+    more: bool | None = None
 
 
 class Searcher:
@@ -145,7 +147,14 @@ class Searcher:
         query = _chains_within(query, access)
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
-        matches, total = tx.resources.search(query, query.total != "none", restriction)
+        if query.total == "none":
+            # nothing is counted, so one match beyond the page is read to tell whether another
+            # page follows: a full last page must not link a next page that is empty
+            beyond, _ = tx.resources.search(replace(query, count=query.count + 1), False, restriction)
+            matches = beyond[: query.count]
+            included = _included(tx, query, matches, access)
+            return SearchResult(query, matches, included, None, more=len(beyond) > query.count)
+        matches, total = tx.resources.search(query, True, restriction)
         return SearchResult(query, matches, _included(tx, query, matches, access), total)
 
     def matching(
@@ -204,9 +213,12 @@ def searchset(
     # what was searched: a pair skipped under lenient handling left out (by the pair, not its
     # key, which another pair may share), a _sort or _elements cut to what it applied
     pairs = [(key, linked) for key, value in pairs if (linked := query.relinked.get((key, value), value)) is not None]
-    more = 0 < query.count == len(result.matches) and (
-        result.total is None or query.offset + query.count < result.total
-    )
+    if result.more is not None:
+        more = result.more
+    else:
+        more = 0 < query.count == len(result.matches) and (
+            result.total is None or query.offset + query.count < result.total
+        )
     links = page_links(
         f"{base_url}/{path}",
         pairs,

@@ -321,6 +321,18 @@ def test_an_iterating_include_brings_at_most_its_limit(services: Make, monkeypat
     ]
 
 
+def test_a_full_last_page_without_a_total_links_no_next_page(services: Make) -> None:
+    """With ``_total=none`` nothing is counted: a page exactly as long as ``_count`` was taken
+    for one with more behind it, and linked a next page that was empty."""
+    made = services()
+    for index in range(2):
+        made.repository.create(new_patient(index=900 + index))
+    query = made.searcher.parse("Patient", [("_total", "none"), ("_count", "2")])
+    with made.store.reading() as tx:
+        bundle = search.searchset(made.searcher.search(tx, query), "http://h/fhir", "Patient", [])
+    assert [link["relation"] for link in bundle["link"]] == ["self", "first"]
+
+
 # -- one record per person -----------------------------------------------------------------------
 def _refusal(attempt: Callable[[], Any]) -> tuple[int, str, str | None]:
     with pytest.raises(FhirError) as refused:
