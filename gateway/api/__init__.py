@@ -105,8 +105,7 @@ def _http_error(error: HTTPException) -> object:
     if isinstance(error, NotFound):
         found = FhirError(404, "http.unknown-route", method=request.method, path=request.path)
     elif isinstance(error, MethodNotAllowed):
-        allow = ", ".join(error.valid_methods or ())
-        found = FhirError(405, "http.method-not-allowed", allow=allow, method=request.method, path=request.path)
+        found = FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
     elif isinstance(error, RequestEntityTooLarge):
         message_id, params = too_large()
         found = FhirError(413, message_id, **params)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from gateway.api.methods import refusing
 from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
@@ -168,13 +169,12 @@ def read(event_id: str) -> Response:
 @audit.route("/AuditEvent/<event_id>", methods=WRITES, endpoint="refuse")
 @audit.route("/AuditEvent/<event_id>/<path:rest>", methods=["GET", *WRITES], endpoint="refuse")
 @audit.route("/AuditEvent/_history", methods=["GET", *WRITES], endpoint="refuse")
-def refuse(**path: str) -> Response:
+@refusing
+def refuse(**_path: str) -> Response:
     """The trail is append-only: written by the gateway alone, never through the API.  Its
-    search and its events are read (Allow: GET); its history and an event's sub-paths not at
-    all (an empty Allow says so)."""
-    readable = "rest" not in path and not request.path.endswith("/_history")
-    allow = "GET" if readable else ""
-    raise FhirError(405, "http.method-not-allowed", allow=allow, method=request.method, path=request.path)
+    search and its events are read (Allow: GET, HEAD); its history and an event's sub-paths
+    not at all (an empty Allow says so)."""
+    raise FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
 
 
 def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int) -> AuditQuery:

@@ -22,6 +22,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from gateway.api.methods import allowed, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
@@ -261,9 +262,10 @@ def token() -> Response:
 
 
 @auth.route("/token", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="token_method")
+@refusing
 def token_method() -> Response:
     response = _oauth_error(OAuthError("invalid_request", "auth.post-only", 405))
-    response.headers["Allow"] = "POST"
+    response.headers["Allow"] = allowed()
     return response
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 from flask import Blueprint, Response, current_app, request, send_file
 
+from gateway.api.methods import refusing
 from gateway.api.negotiation import language, outcome_response, prefer_handling, preferences, respond
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
 from gateway.fhir.errors import FhirError
@@ -67,14 +68,14 @@ _NOT_TAKEN = ["POST", "PUT", "PATCH", "DELETE"]
 @bulk.route("/Group/<group_id>/$export", methods=_NOT_TAKEN, endpoint="export_refused")
 @bulk.route("/$export-status/<job_id>", methods=["POST", "PUT", "PATCH"], endpoint="export_refused")
 @bulk.route("/$export-file/<job_id>/<name>", methods=_NOT_TAKEN, endpoint="export_refused")
+@refusing
 def export_refused(**_path: str) -> Response:
     """405 naming the methods the path takes.  Without it a POST kick-off (the IG's other
     form, not supported here) reached the create of a type "$export" (404 "not a resource
     type"), a DELETE of ``Patient/$export`` the delete of a Patient with that id (200 "nothing
     to delete", as if a job had been cancelled), and a PUT of a status URL an update."""
     path = request.path.removeprefix(bulk.url_prefix or "").strip("/")
-    allow = "GET, DELETE" if path.startswith("$export-status/") else "GET"
-    return outcome_response(FhirError(405, "http.method-not-allowed", allow=allow, method=request.method, path=path))
+    return outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
 
 
 def _kick_off(scope: str) -> Response:

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import get_input_stream
 
+from gateway.api.methods import allowed
 from gateway.fhir.archive_references import condition_criteria, localise
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import if_match_version, query_pairs, whole_number
@@ -244,8 +245,8 @@ def outcome_response(error: FhirError) -> Response:
     except FhirError:  # the client asked for a format we could not write: JSON still says why
         outcome = orjson.dumps(error.outcome(language()))
         response = Response(outcome, status=error.status, content_type=f"{FORMATS['json']}; charset=utf-8")
-    if error.allow is not None:
-        response.headers["Allow"] = error.allow
+    if error.status == 405:  # RFC 9110 asks a 405 to name the methods the path takes
+        response.headers["Allow"] = allowed()
     return response
 
 

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
+from gateway.api.methods import refusing
 from gateway.api.negotiation import (
     answer_format,
     body,
@@ -124,12 +125,27 @@ def metadata() -> Response:
 # nothing, and the audit trail records it by its method
 @fhir.route("/metadata", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
 @fhir.route("/_history", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
+@refusing
 def read_only() -> Response:
     """Without it a DELETE /metadata would reach the conditional delete of a type "metadata",
     and a PUT /_history the conditional update of a type "_history" (a 404 for an unknown
     type, where the path is known and takes GET alone)."""
+    return _method_refused()
+
+
+# an operation offered by POST alone: a GET of $ingest would otherwise be the search of a type
+# "$ingest", a DELETE of Patient/$validate the delete of a Patient with that id
+@fhir.route("/$ingest", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
+@fhir.route("/<kind>/$validate", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
+@refusing
+def operation_refused(**_path: str) -> Response:
+    return _method_refused()
+
+
+def _method_refused() -> Response:
+    """405 naming the path (without the base) and, in Allow, the methods it takes."""
     path = request.path.removeprefix(fhir.url_prefix or "").strip("/")
-    return outcome_response(FhirError(405, "http.method-not-allowed", allow="GET", method=request.method, path=path))
+    return outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
 
 
 @fhir.post("")
@@ -212,8 +228,6 @@ def ingest() -> Response:
 @fhir.get("/<kind>")
 @fhir.post("/<kind>/_search")
 def search(kind: str) -> Response:
-    if kind == "$ingest":  # an operation by POST alone, not a type
-        raise FhirError(405, "http.method-not-allowed", allow="POST", method=request.method, path=kind)
     found = services()
     found.repository.check_type(kind)
     pairs = _pairs()
@@ -273,10 +287,6 @@ def validate_type(kind: str) -> Response:
 
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
-    if resource_id == "$validate":  # offered here by POST alone
-        raise FhirError(
-            405, "http.method-not-allowed", allow="POST", method=request.method, path=f"{kind}/{resource_id}"
-        )
     if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer
         raise FhirError(404, "http.unknown-operation", operation=f"{kind}/{resource_id}")
     return _answer_read(kind, services().repository.read(kind, resource_id))

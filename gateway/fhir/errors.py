@@ -19,17 +19,14 @@ class FhirError(Exception):
         expression: str | None = None,
         issues: list[Issue] | None = None,
         severity: str = "error",
-        allow: str | None = None,
         **params: Any,
     ) -> None:
-        """``allow``: for a 405, the methods the path takes (RFC 9110 asks for them in Allow)."""
         super().__init__(f"{status} {message_id} {params}")
         self.status = status
         self.message_id = message_id
         self.expression = expression
         self.issues = issues or []
         self.severity = severity
-        self.allow = allow
         self.params = params
 
     def outcome(self, lang: str) -> dict[str, Any]:

@@ -560,7 +560,7 @@ def _numbers(stored: Stored | None) -> list[str]:
 
 def _check_writable(kind: str, method: str) -> None:
     if kind in READ_ONLY:
-        raise FhirError(405, "http.method-not-allowed", allow="GET", method=method, path=kind)
+        raise FhirError(405, "http.method-not-allowed", method=method, path=kind)
 
 
 def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:

@@ -177,6 +177,8 @@ RULES: dict[str, Rule] = {
     "fhir.type_history": Rule(KIND, "s"),
     # $validate stores nothing and reads nothing: any authenticated client may check a resource
     "fhir.validate_type": Rule(KIND, ""),
+    # another method at $ingest or a type's $validate only answers 405 (gateway/api/routes.py)
+    "fhir.operation_refused": Rule("*", ""),
     # instances
     "fhir.read": Rule(KIND, "r"),
     "fhir.vread": Rule(KIND, "r"),

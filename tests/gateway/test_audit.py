@@ -368,7 +368,13 @@ def test_every_route_is_recorded_as_its_own_interaction(tmp_path: Any) -> None:
     $evaluate-measure and the auditors' reports as reads, without the operation's name)."""
     app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
     # by method: they only refuse
-    refusing_only = {"audit.refuse", "auth.token_method", "fhir.metadata_refused", "bulk.export_refused"}
+    refusing_only = {
+        "audit.refuse",
+        "auth.token_method",
+        "fhir.metadata_refused",
+        "fhir.operation_refused",
+        "bulk.export_refused",
+    }
     assert {rule.endpoint for rule in app.url_map.iter_rules()} - refusing_only - INTERACTIONS.keys() == set()
 
 
@@ -868,7 +874,7 @@ def test_names_in_free_text_searches_and_filters_are_masked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "allow"), [("DELETE", "AuditEvent/forged", "GET"), ("GET", "AuditEvent/_history", "")]
+    ("method", "path", "allow"), [("DELETE", "AuditEvent/forged", "GET, HEAD"), ("GET", "AuditEvent/_history", "")]
 )
 def test_a_refused_write_to_the_trail_names_what_the_path_takes(api: Api, method: str, path: str, allow: str) -> None:
     """RFC 9110: a 405 carries Allow; the trail's history takes no method at all."""

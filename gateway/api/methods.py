@@ -1,0 +1,43 @@
+"""The methods a path takes, for the ``Allow`` header of every 405 (RFC 9110 §15.5.6).
+
+Some routes exist only to refuse: a write to ``/metadata`` must not reach the conditional
+delete of a type "metadata", nor a ``PUT $export`` the update of a type "$export".  The URL
+map lists their methods beside the real ones, so werkzeug's own list (and any list written
+by hand at each refusal) said a path took methods it only refuses, or left out HEAD, which
+every GET route answers.  The list is therefore read from the URL map in one place, leaving
+out what a route marked with :func:`refusing` matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
+
+View = TypeVar("View", bound=Callable[..., object])
+#: the methods a route may take, in the order ``Allow`` names them (OPTIONS is no FHIR
+#: interaction: no route takes it)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def refusing(view: View) -> View:
+    """Marks a view that only answers 405: the methods its routes match are none the path takes."""
+    view.refuses = True  # type: ignore[attr-defined]
+    return view
+
+
+def allowed() -> str:
+    """The methods this request's path takes, as ``Allow`` lists them (empty when none)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    taken = []
+    for method in METHODS:
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except (HTTPException, RoutingException):  # no route, or only a redirect to another path
+            continue
+        if not getattr(current_app.view_functions.get(endpoint), "refuses", False):
+            taken.append(method)
+    return ", ".join(taken)
