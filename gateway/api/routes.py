@@ -440,13 +440,17 @@ def _pulled(bundle: dict[str, Any]) -> Response:
 
 
 def _deleted(stored: Stored | None, count: int) -> Response:
+    """The outcome of a delete and, when it deleted one resource, the ETag of the deletion
+    version (R4 http.html#delete: a deleted resource may be brought back to life, and the
+    ETag lets the client make that update conditional on nothing having changed since)."""
     lang = language()
     if count == 0:
         message = issue("information", "http.nothing-to-delete", lang)
     else:
         reference = stored.reference if stored else str(count)
         message = issue("information", "http.deleted", lang, {"reference": reference})
-    return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200)
+    headers = {"ETag": f'W/"{stored.version}"'} if stored is not None else None
+    return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200, headers)
 
 
 #: what $validate takes (R4 Resource-validate): in the query, and as the parts of a Parameters body

@@ -444,6 +444,8 @@ class Bundles:
             elif entry.resource_id:
                 gone = self.repository.delete_in(tx, entry.kind, entry.resource_id, entry.if_match)
                 entry.gone = [gone] if gone else []
+            if len(entry.gone) == 1:  # the deletion version's ETag, as a DELETE on its own answers
+                return {"response": {"status": "204 No Content", "etag": f'W/"{entry.gone[0].version}"'}}
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
             created = self.repository.create_in(

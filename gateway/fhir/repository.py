@@ -277,9 +277,11 @@ class Repository:
                 # for a free id and a 404 for a hidden one would tell the two apart (and some
                 # ids derive from business keys, such as an insurance number)
                 raise not_found(kind, resource_id)
-            if if_match is not None and before is not None and before.deleted:
+            if if_match is not None and before is not None and before.deleted and if_match != before.version:
                 # as a PATCH finds it: no version of it is left to match (not a 412 naming
-                # the deletion's version as the current one)
+                # the deletion's version as the current one).  The deletion's own version, the
+                # ETag its DELETE answered, brings it back to life unless another write did
+                # so first (R4 http.html#delete)
                 raise FhirError(410, "http.gone", reference=before.reference, when=before.last_updated)
             if free_id and before is not None and not before.deleted:
                 raise FhirError(409, "http.conditional-id-taken", reference=f"{kind}/{resource_id}")

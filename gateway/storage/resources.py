@@ -420,7 +420,9 @@ class Resources:
             self.sql.start()  # the stamp comes after the BEGIN and its locks (Store.settled_instant)
         current = None if new else self.read(kind, resource_id, for_update=True)
         if if_match is not None and (
-            current is None or current.deleted or if_match not in (ANY_VERSION, current.version)
+            current is None
+            or if_match not in (ANY_VERSION, current.version)
+            or (current.deleted and if_match == ANY_VERSION)  # "*": only while it exists
         ):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is not None and not current.deleted and _same(current.resource, resource):

@@ -331,12 +331,12 @@ def test_a_transaction_the_database_gave_up_is_run_again_from_the_body_as_sent(
 
 # -- what a Bundle entry shares with the single interactions --------------------------------------
 def test_an_update_naming_a_version_of_a_deleted_resource_finds_it_gone(made: Services) -> None:
-    """As a PATCH does: the 412 said "at version 2, but If-Match names version 2"."""
+    """As a PATCH does: the 412 said "at version 1, but the resource is at version 2"."""
     current = stored(made, "gone")
     made.repository.delete("Basic", "gone")
     answers = []
     for write in (
-        lambda: made.repository.update("Basic", "gone", current, if_match=2),
+        lambda: made.repository.update("Basic", "gone", current, if_match=1),
         lambda: made.repository.patch("Basic", "gone", [{"op": "add", "path": "/code/text", "value": "x"}], 2),
     ):
         with pytest.raises(FhirError) as refused:
@@ -504,6 +504,28 @@ def test_a_transaction_may_delete_a_resource_with_what_refers_to_it(made: Servic
     )
     answer = made.bundles.process(bundle(asked("DELETE", "Basic/held"), asked("DELETE", "Basic/holder")))
     assert statuses(answer) == ["204 No Content", "204 No Content"]
+
+
+def test_a_delete_answers_with_the_etag_of_the_deletion_version(made: Services, client: FlaskClient) -> None:
+    """R4 http.html#delete: a deleted resource may be brought back to life, and the ETag of its
+    deletion lets the client make that update conditional; none was sent."""
+    stored(made, "brought-back")
+    answer = client.delete("/fhir/Basic/brought-back")
+    assert (answer.status_code, answer.headers.get("ETag")) == (200, 'W/"2"')
+
+
+def test_an_update_naming_the_deletion_version_brings_the_resource_back_to_life(made: Services) -> None:
+    """The ETag a DELETE answers is for this (R4 http.html#delete): the update is conditional on
+    no other write having brought it back first."""
+    current = stored(made, "revived")
+    made.repository.delete("Basic", "revived")
+    assert made.repository.update("Basic", "revived", current, if_match=2).status == 201
+
+
+def test_a_transactions_delete_entry_answers_with_the_etag_of_the_deletion(made: Services) -> None:
+    stored(made, "entry-deleted")
+    answer = made.bundles.process(bundle(asked("DELETE", "Basic/entry-deleted")))
+    assert answer["entry"][0]["response"] == {"status": "204 No Content", "etag": 'W/"2"'}
 
 
 def test_a_refused_if_match_names_its_entry(made: Services) -> None:
