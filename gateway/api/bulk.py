@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from flask import Blueprint, Response, current_app, request, send_file
 
-from gateway.api.methods import refusing
+from gateway.api.methods import refusing, without_head
 from gateway.api.negotiation import language, outcome_response, prefer_handling, preferences, respond
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
 from gateway.fhir.errors import FhirError
@@ -44,17 +44,21 @@ def _information(message_id: str, **params: str) -> dict[str, object]:
 
 
 # -- kick-off ----------------------------------------------------------------------------------
+# a kick-off starts a job: its HEAD would start one too (gateway/api/methods.py)
 @bulk.get("/$export")
+@without_head
 def export_system() -> Response:
     return _kick_off("system")
 
 
 @bulk.get("/Patient/$export")
+@without_head
 def export_patients() -> Response:
     return _kick_off("Patient")
 
 
 @bulk.get("/Group/<group_id>/$export")
+@without_head
 def export_group(group_id: str) -> Response:
     return _kick_off(f"Group/{group_id}")
 

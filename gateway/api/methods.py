@@ -5,17 +5,21 @@ delete of a type "metadata", nor a ``PUT $export`` the update of a type "$export
 map lists their methods beside the real ones, so werkzeug's own list (and any list written
 by hand at each refusal) said a path took methods it only refuses, or left out HEAD, which
 every GET route answers.  The list is therefore read from the URL map in one place, leaving
-out what a route marked with :func:`refusing` matches.
+out what a route marked with :func:`refusing` matches, and HEAD where GET is not safe to
+run for it (:func:`without_head`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
+
+from gateway.fhir.errors import FhirError
 
 View = TypeVar("View", bound=Callable[..., object])
 #: the methods a route may take, in the order ``Allow`` names them (OPTIONS is no FHIR
@@ -25,8 +29,23 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 def refusing(view: View) -> View:
     """Marks a view that only answers 405: the methods its routes match are none the path takes."""
-    view.refuses = True  # type: ignore[attr-defined]
+    view.refuses = frozenset(METHODS)  # type: ignore[attr-defined]
     return view
+
+
+def without_head(view: View) -> View:
+    """A GET view whose GET changes something (an export's kick-off starts a job): HEAD, which
+    must have no effect (RFC 9110 §9.2.1) and which Flask answers by running the GET view,
+    is refused with 405 instead, and left out of ``Allow``."""
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if request.method == "HEAD":
+            raise FhirError(405, "http.method-not-allowed", method="HEAD", path=request.path)
+        return view(*args, **kwargs)
+
+    guarded.refuses = frozenset({"HEAD"})  # type: ignore[attr-defined]
+    return guarded  # type: ignore[return-value]
 
 
 def allowed() -> str:
@@ -38,6 +57,6 @@ def allowed() -> str:
             endpoint, _ = adapter.match(request.path, method=method)
         except (HTTPException, RoutingException):  # no route, or only a redirect to another path
             continue
-        if not getattr(current_app.view_functions.get(endpoint), "refuses", False):
+        if method not in getattr(current_app.view_functions.get(endpoint), "refuses", ()):
             taken.append(method)
     return ", ".join(taken)

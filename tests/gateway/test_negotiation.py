@@ -174,6 +174,17 @@ def test_a_method_a_fhir_route_refuses_is_a_405_naming_those_it_takes(
     assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)
 
 
+def test_the_head_of_an_export_kick_off_starts_no_job(tmp_path: Path) -> None:
+    """HEAD must change nothing (RFC 9110 §9.2.1); answered as its GET, it started an export."""
+    config = Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", export_dir=str(tmp_path / "exports"))
+    answer = create_app(config, secure=False).test_client().head("/fhir/$export", headers={"Prefer": "respond-async"})
+    assert (answer.status_code, answer.headers.get("Allow"), "Content-Location" in answer.headers) == (
+        405,
+        "GET",
+        False,
+    )
+
+
 @pytest.mark.parametrize(
     ("header", "answered"),
     [
