@@ -478,7 +478,9 @@ class Bundles:
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         relink(patched, entry.links, self.repository.validator.model)  # a patch may name another entry
         issues = self.repository.checked(patched, f"{entry.path}.resource")
-        written = self.repository.update_in(tx, patched, issues, entry.if_match, registering=registering)
+        written = self.repository.update_in(
+            tx, patched, issues, entry.if_match, registering=registering, method="PATCH"
+        )
         return self._written(written, reply)
 
     def _only_match_id(self, tx: Transaction, entry: Entry, where: str) -> str:

@@ -256,8 +256,11 @@ class Repository:
         minted: bool = False,
         registering: Mapping[str, dict[str, Any]] | None = None,
         free_id: bool = False,
+        method: str = "PUT",
     ) -> Written:
-        """``minted``: the server chose the id (a conditional update that matched nothing);
+        """``method``: the interaction recorded with the version, which its history entry's
+        ``request.method`` says (PATCH for a patched resource, not the PUT that writes it);
+        ``minted``: the server chose the id (a conditional update that matched nothing);
         ``free_id``: a conditional update that matched nothing names its id, which must then
         belong to no resource (409, as R5 settles it: R4's "performs a create" cannot mean
         replacing a resource the criteria did not select); ``registering`` as for
@@ -293,7 +296,7 @@ class Repository:
                     403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource_id}"
                 )
             stored, _ = tx.resources.write(
-                resource, method="PUT", if_match=if_match, rows=rows, owner=creator(acting.get())
+                resource, method=method, if_match=if_match, rows=rows, owner=creator(acting.get())
             )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
@@ -344,7 +347,9 @@ class Repository:
             named = if_match is not None and if_match != ANY_VERSION
             try:
                 expected = if_match if named else current.version
-                write = partial(self.update_in, resource=patched, issues=issues, if_match=expected, rows=rows)
+                write = partial(
+                    self.update_in, resource=patched, issues=issues, if_match=expected, rows=rows, method="PATCH"
+                )
                 return self.store.atomically(write)
             except FhirError as refusal:
                 if named or refusal.status != 412 or attempt == PATCH_ATTEMPTS:

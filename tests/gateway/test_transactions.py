@@ -404,6 +404,17 @@ def test_a_re_creation_whose_deletion_is_on_another_page_is_still_a_creation(mad
     assert statuses(history) == ["201"]
 
 
+def test_a_patched_version_is_listed_as_a_patch_in_the_history(made: Services) -> None:
+    """The PUT that writes a patched resource was recorded, so its history said PUT."""
+    stored(made, "patched")
+    made.repository.patch("Basic", "patched", [{"op": "add", "path": "/code/text", "value": "patched"}])
+    made.bundles.process(bundle(patch("Basic/patched", [{"op": "add", "path": "/code/text", "value": "again"}])))
+    with made.store.reading() as tx:
+        asked_for = history_request("Basic", "patched", {}, 20, 100)
+        history = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)
+    assert [entry["request"]["method"] for entry in history["entry"]] == ["PATCH", "PATCH", "PUT"]
+
+
 # -- one record per person ------------------------------------------------------------------------
 def test_a_transaction_writing_one_person_twice_is_refused_naming_both_entries(made: Services) -> None:
     """Its location was Patient.identifier[0] (which of the Bundle's Patients, it did not say),
