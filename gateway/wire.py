@@ -70,11 +70,36 @@ def _finite(text: str) -> float:
     return value
 
 
+#: what the JSON decoder says (English, as Python words it), by how its message begins, as
+#: the catalog's ids: the reader is told in their own language, the position kept
+_DECODER_REASONS = (
+    ("Expecting value", "json.expecting-value"),
+    ("Expecting property name", "json.expecting-name"),
+    ("Expecting ':'", "json.expecting-colon"),
+    ("Expecting ','", "json.expecting-comma"),
+    ("Unterminated string", "json.unterminated-string"),
+    ("Invalid control character", "json.control-character"),
+    ("Invalid \\", "json.bad-escape"),
+    ("Extra data", "json.extra-data"),
+    ("Illegal trailing comma", "json.trailing-comma"),
+)
+
+
+def _syntax_error(error: json.JSONDecodeError) -> Worded:
+    """Where the JSON breaks and why, worded by the catalog; of a reason it does not know (a
+    later Python's), only that the syntax is wrong there."""
+    reason = next(
+        (Worded(message_id) for start, message_id in _DECODER_REASONS if error.msg.startswith(start)),
+        Worded("json.other"),
+    )
+    return Worded("json.syntax", reason=reason, line=error.lineno, column=error.colno)
+
+
 def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise WireError("http.not-json", detail=f"not UTF-8 (byte {exc.start})") from exc
+        raise WireError("http.not-json", detail=Worded("json.not-utf8", byte=exc.start)) from exc
     try:
         document = json.loads(
             text,
@@ -84,11 +109,11 @@ def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
             parse_int=_integer,
         )
     except json.JSONDecodeError as exc:
-        raise WireError("http.not-json", detail=f"{exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+        raise WireError("http.not-json", detail=_syntax_error(exc)) from exc
     except RecursionError as exc:
         raise WireError("http.too-deep", limit=max_depth) from exc
     except ValueError as exc:  # a number too long to convert (Python's int digit limit)
-        raise WireError("http.not-json", detail=str(exc)) from exc
+        raise WireError("http.not-json", detail=Worded("json.number-too-long")) from exc
     _check_tree(document, max_depth)
     return document
 
@@ -119,9 +144,9 @@ def _check_text(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise WireError("http.not-json", detail=f"a lone surrogate at character {exc.start}") from exc
+        raise WireError("http.not-json", detail=Worded("json.lone-surrogate", position=exc.start)) from exc
     if "\ufffe" in text or "\uffff" in text:
-        raise WireError("http.not-json", detail="U+FFFE or U+FFFF, which is no character")
+        raise WireError("http.not-json", detail=Worded("json.noncharacter"))
 
 
 def _hardened_parser(huge: bool) -> etree.XMLParser:

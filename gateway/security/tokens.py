@@ -30,6 +30,7 @@ from typing import Any
 import jwt
 
 from gateway.config import Config
+from gateway.messages import Worded
 from gateway.security.clients import ASSERTION_ALGORITHMS, KeyRefused, hash_secret, verify_secret, verifying_key
 from gateway.security.principal import Principal
 from gateway.security.scopes import ScopeError, grant, parse_scopes, stored_scopes, within_role
@@ -66,6 +67,23 @@ def _decoy_hash() -> str:
     """A secret hash no secret matches, checked when the client is unknown (made on first use:
     scrypt is slow on purpose)."""
     return hash_secret(secrets.token_urlsafe(32))
+
+
+def _jwt_problem(error: jwt.PyJWTError) -> Worded:
+    """What is wrong with an assertion, in the catalog's words: PyJWT's own message is English
+    and went whole into the Chinese description.  Of a problem the catalog does not name (a
+    later PyJWT's), only that the assertion breaks the rules of a JWT."""
+    if isinstance(error, jwt.MissingRequiredClaimError):
+        return Worded("jwt.missing-claim", claim=error.claim)
+    if isinstance(error, jwt.ImmatureSignatureError):
+        return Worded("jwt.not-yet-valid")
+    if isinstance(error, jwt.InvalidIssuedAtError):
+        return Worded("jwt.bad-issued-at")
+    if isinstance(error, jwt.InvalidIssuerError):
+        return Worded("jwt.bad-issuer")
+    if isinstance(error, jwt.DecodeError):
+        return Worded("jwt.unreadable")
+    return Worded("jwt.other")
 
 
 class OAuthError(Exception):
@@ -190,7 +208,7 @@ class Authority:
             header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            raise OAuthError("invalid_client", "auth.assertion-invalid", detail=str(exc)) from exc
+            raise OAuthError("invalid_client", "auth.assertion-invalid", detail=_jwt_problem(exc)) from exc
         algorithm = header.get("alg")
         if algorithm not in ASSERTION_ALGORITHMS:
             raise OAuthError("invalid_client", "auth.assertion-algorithm", alg=algorithm)
@@ -206,7 +224,7 @@ class Authority:
         claims = self._verified(assertion, algorithm, header.get("kid"), client)
         if not isinstance(claims["exp"], int | float) or isinstance(claims["exp"], bool):
             # a NumericDate is a JSON number (RFC 7519); pyjwt also takes "1767000000"
-            raise OAuthError("invalid_client", "auth.assertion-invalid", detail="exp is not a NumericDate")
+            raise OAuthError("invalid_client", "auth.assertion-invalid", detail=Worded("jwt.exp-not-numeric"))
         if claims["exp"] > time.time() + MAX_ASSERTION_SECONDS + LEEWAY_SECONDS:
             raise OAuthError("invalid_client", "auth.assertion-too-long", limit=MAX_ASSERTION_SECONDS)
         with self.store.transaction() as tx:
@@ -241,7 +259,7 @@ class Authority:
             except jwt.InvalidAudienceError as exc:
                 raise OAuthError("invalid_client", "auth.assertion-audience", aud=self.config.token_url) from exc
             except jwt.PyJWTError as exc:
-                raise OAuthError("invalid_client", "auth.assertion-invalid", detail=str(exc)) from exc
+                raise OAuthError("invalid_client", "auth.assertion-invalid", detail=_jwt_problem(exc)) from exc
         raise OAuthError("invalid_client", "auth.assertion-signature", client=client.id)
 
     # -- every request -----------------------------------------------------------------------

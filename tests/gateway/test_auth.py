@@ -17,13 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.cli import main
 from gateway.config import Config
+from gateway.messages import text
 from gateway.security import tokens
 from gateway.security.clients import RegistrationError, check_jwks
-from gateway.security.tokens import ACCESS_ALGORITHM, Authority, Unauthenticated
+from gateway.security.tokens import ACCESS_ALGORITHM, Authority, OAuthError, Unauthenticated
 from gateway.storage import open_store
 from gateway.storage.store import Store
 from tests.conftest import (
     ALL_SCOPES,
+    ASSERTION_TYPE,
     TEST_ORGANIZATION,
     Api,
     Served,
@@ -536,6 +538,19 @@ def test_a_client_id_naming_another_client_than_the_basic_credentials_is_refused
     form = {"grant_type": "client_credentials", "scope": "system/Patient.rs", "client_id": "test-admin"}
     answer = requests.post(f"{limited}/token", data=form, auth=("secret-client", "s" * 32), timeout=30)
     assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client")
+
+
+def test_an_assertion_lacking_a_claim_is_refused_in_the_readers_language(store: Store, client_key: Any) -> None:
+    """PyJWT's English ('Token is missing the "jti" claim') went whole into the Chinese text."""
+    from gateway.security import clients
+
+    config = Config()
+    clients.register(store, "claimless", "org", "operator", "system/*.rs", jwks_of(client_key), None)
+    signed = assertion(config.base_url, "claimless", client_key, jti=None)
+    form = {"grant_type": "client_credentials", "scope": "system/*.rs", "client_assertion_type": ASSERTION_TYPE}
+    with pytest.raises(OAuthError) as refused:
+        Authority(store, config).token({**form, "client_assertion": signed}, None)
+    assert text(refused.value.message_id, "zh-CN", refused.value.params) == "客户端断言（JWT）无效：缺少声明 jti"
 
 
 # -- the verified-token memory of a worker -----------------------------------------------------

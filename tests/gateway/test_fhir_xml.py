@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from gateway.messages import text
 from gateway.wire import WireError, parse_json, parse_xml, to_xml
 from profiles.registry import examples_dir
 
@@ -303,3 +304,12 @@ def test_a_doctype_is_refused_whatever_the_encoding(codec: str) -> None:
     detail = refused.value.params["detail"]
     assert "DOCTYPE" in detail.text("en")
     assert re.search(r"[\u4e00-\u9fff]", detail.text("zh-CN"))  # not an English reason in Chinese
+
+
+def test_a_body_that_is_no_json_is_refused_in_the_readers_language() -> None:
+    """The JSON decoder's English ("Expecting value") went whole into the Chinese text."""
+    with pytest.raises(WireError) as refused:
+        parse_json(b'{"a": }')
+    assert text(refused.value.message_id, "zh-CN", refused.value.params) == (
+        "请求体不是合法的 JSON：第 1 行第 7 列处应为一个值"
+    )
