@@ -39,6 +39,13 @@ FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, groups apart
 #: by a space, dash or dot or not, not inside a longer number
 MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d)[ .-]?(\d{4})[ .-]?(\d{4})(?!\d)")
+#: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
+#: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
+#: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
+#: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
+MOBILE_MISTYPED = re.compile(
+    r"(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ .-]?(\d{3}[ .-]?\d{4}|\d{4}[ .-]?\d{3})(?![0-9A-Za-z]|[.-]\d)"
+)
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
 #: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
 #: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
@@ -108,8 +115,10 @@ def _id_card(match: re.Match[str]) -> str:
 
 
 def mask_phones(text: str) -> str:
-    """13800000001 → 138****0001; 0371-68801234 → 0371-****1234."""
+    """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
+    0371-68801234 → 0371-****1234."""
     masked = MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    masked = MOBILE_MISTYPED.sub(lambda m: f"{m.group(1)}****{re.sub(r'[ .-]', '', m.group(2))[-4:]}", masked)
     masked = LANDLINE_86.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
     return LANDLINE.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
 

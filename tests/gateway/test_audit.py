@@ -563,6 +563,21 @@ def test_a_time_stamp_or_an_insurance_number_is_no_mistyped_id_card(number: str)
     assert mask_text(number) == number
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [("1381234567", "138****4567"), ("138 1234 567", "138****4567"), ("+86 1381234567", "+86 138****4567")],
+)
+def test_a_mobile_number_mistyped_to_ten_digits_is_masked(written: str, masked: str) -> None:
+    """An 11-digit mobile was masked, the same number a digit short quoted in full."""
+    assert mask_text(f"Patient?telecom={written}") == f"Patient?telecom={masked}"
+
+
+@pytest.mark.parametrize("text", ["Basic/p1381234567", "Observation/bp-1381234567", "0.1381234567", "4101002026"])
+def test_ten_digits_inside_a_word_or_a_number_or_not_begun_as_a_mobile_stay(text: str) -> None:
+    """As a fixed line's digits inside a word stay: an id, a decimal's fraction, a code."""
+    assert mask_text(text) == text
+
+
 def test_an_old_foreign_permanent_residence_number_is_masked() -> None:
     assert mask_text("永居证 USA123456789012") == "永居证 USA********9012"
 
