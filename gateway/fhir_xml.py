@@ -356,10 +356,43 @@ def _xhtml_text(element: etree._Element, where: str) -> str:
 
 def _xhtml_element(text: Any, where: str) -> etree._Element:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    if not isinstance(text, str):  # a number or an object where the div's text belongs
+        raise XmlError(where, "xml.narrative-malformed", reason=Worded("xml.narrative-not-text"))
     try:
         return etree.fromstring(text.encode(), parser=parser)
-    except (etree.XMLSyntaxError, AttributeError) as exc:
-        raise XmlError(where, "xml.narrative-malformed", reason=str(exc)) from exc
+    except etree.XMLSyntaxError as exc:
+        raise XmlError(where, "xml.narrative-malformed", reason=syntax_problem(exc)) from exc
+
+
+#: libxml2's syntax errors by their code, as the catalog words them: its own message is
+#: English and went whole into the Chinese sentence; the position is kept
+_SYNTAX_REASONS = {
+    etree.ErrorTypes.ERR_DOCUMENT_EMPTY: "xml.expecting-start-tag",
+    etree.ErrorTypes.ERR_DOCUMENT_END: "xml.extra-content",
+    etree.ErrorTypes.ERR_TAG_NOT_FINISHED: "xml.premature-end",
+    etree.ErrorTypes.ERR_TAG_NAME_MISMATCH: "xml.tag-mismatch",
+    etree.ErrorTypes.ERR_GT_REQUIRED: "xml.start-tag-unfinished",
+    etree.ErrorTypes.ERR_ATTRIBUTE_NOT_STARTED: "xml.attribute-unquoted",
+    etree.ErrorTypes.ERR_ATTRIBUTE_WITHOUT_VALUE: "xml.attribute-unquoted",
+    etree.ErrorTypes.ERR_LT_IN_ATTRIBUTE: "xml.lt-in-attribute",
+    etree.ErrorTypes.ERR_ATTRIBUTE_REDEFINED: "xml.attribute-repeated",
+    etree.ErrorTypes.ERR_NAME_REQUIRED: "xml.bad-name",
+    etree.ErrorTypes.ERR_UNDECLARED_ENTITY: "xml.bad-entity",
+    etree.ErrorTypes.ERR_ENTITYREF_SEMICOL_MISSING: "xml.bad-entity",
+    etree.ErrorTypes.NS_ERR_UNDEFINED_NAMESPACE: "xml.undeclared-prefix",
+    etree.ErrorTypes.ERR_INVALID_CHAR: "xml.invalid-character",
+    etree.ErrorTypes.ERR_INVALID_ENCODING: "xml.invalid-encoding",
+    etree.ErrorTypes.ERR_UNSUPPORTED_ENCODING: "xml.unsupported-encoding",
+    etree.ErrorTypes.ERR_COMMENT_NOT_FINISHED: "xml.section-unfinished",
+    etree.ErrorTypes.ERR_CDATA_NOT_FINISHED: "xml.section-unfinished",
+}
+
+
+def syntax_problem(error: etree.XMLSyntaxError) -> Worded:
+    """Where a document stops being XML and why, in the reader's language; of a reason the
+    catalog does not name (a rarer libxml2 error), only that the syntax is wrong there."""
+    line, column = error.position
+    return Worded("xml.syntax", reason=Worded(_SYNTAX_REASONS.get(error.code, "xml.other")), line=line, column=column)
 
 
 @cache

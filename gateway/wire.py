@@ -18,7 +18,7 @@ import orjson
 from lxml import etree
 
 from gateway.decimals import keeps_value
-from gateway.fhir_xml import XmlError, fhir_xml
+from gateway.fhir_xml import XmlError, fhir_xml, syntax_problem
 from gateway.messages import Worded
 
 MAX_DEPTH = 64
@@ -204,7 +204,7 @@ def parse_xml(body: bytes) -> dict[str, Any]:
     except etree.XMLSyntaxError as exc:
         if _too_deep(exc):
             raise WireError("http.too-deep", limit=MAX_DEPTH) from exc
-        raise WireError("http.not-xml", detail=str(exc)) from exc
+        raise WireError("http.not-xml", detail=syntax_problem(exc)) from exc
     if root.getroottree().docinfo.doctype:
         raise WireError("http.not-xml", detail=Worded("xml.doctype"))
     reader = fhir_xml()
@@ -227,7 +227,7 @@ def to_xml(resource: dict[str, Any]) -> bytes:
     except XmlError as exc:  # content the R4 model has no XML for: stored before it was refused,
         raise WireError("http.not-xml", detail=exc) from exc  # or with YIYANG_VALIDATION=warn
     except (ValueError, TypeError, AttributeError) as exc:  # a number where an id is a string …
-        raise WireError("http.not-xml", detail=str(exc)) from exc
+        raise WireError("http.not-xml", detail=Worded("xml.value-of-wrong-kind")) from exc
 
 
 def to_json(resource: Any) -> bytes:

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import orjson
-
 from conformance.issues import Issue
 from conformance.structure import BaseModel
 from gateway.fhir.archive_references import condition_criteria, local_reference
@@ -46,6 +44,7 @@ from gateway.messages import Worded
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
 from gateway.storage.store import IndexRow, Stored, Transaction
+from gateway.wire import WireError, parse_json
 from mappings.engine import reference_nodes
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
@@ -805,7 +804,13 @@ def _patch_operations(resource: Any) -> Any:
         return resource
     if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
         try:
-            return orjson.loads(base64.b64decode(str(resource.get("data", "")), validate=True))
-        except (binascii.Error, orjson.JSONDecodeError) as exc:
-            raise FhirError(400, "http.bad-patch", detail=Worded("bundle.patch-not-json", reason=exc)) from exc
+            data = base64.b64decode(str(resource.get("data", "")), validate=True)
+        except binascii.Error as exc:
+            reason = Worded("bundle.patch-not-base64")
+            raise FhirError(400, "http.bad-patch", detail=Worded("bundle.patch-not-json", reason=reason)) from exc
+        try:
+            return parse_json(data)
+        except WireError as exc:  # worded as a request body's JSON is (binascii's, orjson's words are English)
+            reason = exc.params["detail"] if "detail" in exc.params else Worded(exc.message_id, **exc.params)
+            raise FhirError(400, "http.bad-patch", detail=Worded("bundle.patch-not-json", reason=reason)) from exc
     raise FhirError(400, "http.bad-patch", detail=Worded("bundle.patch-needs-binary"))

@@ -313,3 +313,38 @@ def test_a_body_that_is_no_json_is_refused_in_the_readers_language() -> None:
     assert text(refused.value.message_id, "zh-CN", refused.value.params) == (
         "请求体不是合法的 JSON：第 1 行第 7 列处应为一个值"
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<Patient xmlns="http://hl7.org/fhir"><name>',
+        b'<Patient xmlns="http://hl7.org/fhir"><name></Patient>',
+        b"",
+        b'<Patient xmlns="http://hl7.org/fhir">&nbsp;</Patient>',
+        b'<Patient xmlns="http://hl7.org/fhir" id=p1/>',
+        b'<Patient xmlns="http://hl7.org/fhir"/><Patient/>',
+    ],
+)
+def test_xml_that_is_not_well_formed_is_explained_in_chinese(body: bytes) -> None:
+    """libxml2's English message ("Premature end of data in tag name line 1") sat inside the
+    Chinese sentence: the catalog words the reason, with its line and column."""
+    with pytest.raises(WireError) as refused:
+        parse_xml(body)
+    assert re.search(r"[A-Za-z]{6,}", refused.value.params["detail"].text("zh-CN")) is None
+
+
+def test_a_narrative_that_is_not_well_formed_is_explained_in_chinese() -> None:
+    div = '<div xmlns="http://www.w3.org/1999/xhtml"><p>张</div>'
+    with pytest.raises(WireError) as refused:
+        to_xml({"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+    reason = refused.value.params["detail"].params["reason"]
+    assert re.search(r"[A-Za-z]{6,}", reason.text("zh-CN")) is None
+
+
+def test_a_value_xml_cannot_carry_is_explained_in_chinese() -> None:
+    """A number where a HumanName belongs (stored with YIYANG_VALIDATION=warn) was refused
+    with Python's own English words ("'int' object has no attribute 'items'")."""
+    with pytest.raises(WireError) as refused:
+        to_xml({"resourceType": "Patient", "name": [5]})
+    assert re.search(r"[A-Za-z]{6,}", refused.value.params["detail"].text("zh-CN")) is None

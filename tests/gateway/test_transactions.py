@@ -601,6 +601,18 @@ def test_a_transaction_patch_entry_holding_no_json_patch_is_a_400(made: Services
     assert (refused.status, refused.message_id) == (400, "http.bad-patch")
 
 
+def test_a_patch_binary_that_is_not_json_says_why_in_chinese(made: Services) -> None:
+    """orjson's English reason ("unexpected character: line 1 column 2") sat inside the
+    Chinese sentence; the reason is now worded as a request body's JSON is."""
+    stored(made, "garbled")
+    data = base64.b64encode(b"{not json").decode()
+    entry = {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data}}
+    refused = refusal(made, bundle({**entry, "request": {"method": "PATCH", "url": "Basic/garbled"}}))
+    assert refused.outcome("zh-CN")["issue"][0]["details"]["text"].endswith(
+        "第 1 行第 2 列处应为用双引号括起的属性名）"
+    )
+
+
 @pytest.mark.parametrize("etag", ['W/"01"', '"01"', "01", 'W/"+1"'])
 def test_an_if_match_naming_a_version_in_another_spelling_matches_nothing(made: Services, etag: str) -> None:
     """ETags compare as text (RFC 9110 §8.8.3.2): ``W/"01"`` is not version 1's ``W/"1"``,
