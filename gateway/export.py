@@ -20,6 +20,8 @@ import orjson
 from gateway.storage.store import Store
 
 QUARANTINE_FILE = "quarantine.ndjson"
+#: quarantine entries a later record with the same source key resolved, kept for the audit
+RESOLVED_FILE = "quarantine-resolved.ndjson"
 CONFLICTS_FILE = "identity-conflicts.ndjson"
 #: what was deleted since an incremental export's ``since`` (Bulk Data IG v2's ``deleted``):
 #: transaction Bundles of DELETE entries, this many to a line
@@ -50,9 +52,12 @@ def export_folder(
                 (out_dir / DELETED_FILE).unlink()
         if extras:
             written[QUARANTINE_FILE] = _write_lines(out_dir / QUARANTINE_FILE, tx.quarantine.entries())
+            written[RESOLVED_FILE] = _write_lines(out_dir / RESOLVED_FILE, tx.quarantine.resolved_entries())
             written[CONFLICTS_FILE] = _write_lines(out_dir / CONFLICTS_FILE, tx.conflicts.entries())
     for stale in out_dir.glob("*.ndjson"):
-        if stale.name not in written and (_is_resource_file(stale) or stale.name in (QUARANTINE_FILE, CONFLICTS_FILE)):
+        if stale.name not in written and (
+            _is_resource_file(stale) or stale.name in (QUARANTINE_FILE, RESOLVED_FILE, CONFLICTS_FILE)
+        ):
             stale.unlink(missing_ok=True)  # another export may have removed it first
     return written
 

@@ -23,7 +23,7 @@ from conformance.report.aggregate import CheckedResource
 from conformance.report.model import Finding
 from conformance.validator import Validator
 from gateway.exchanges import BASE_PROFILE, RECORDED, claimed_profiles, type_name
-from gateway.export import CONFLICTS_FILE, QUARANTINE_FILE
+from gateway.export import CONFLICTS_FILE, QUARANTINE_FILE, RESOLVED_FILE
 from gateway.masking import mask_text
 from gateway.validation_io import BOM, NDJSON_SUFFIXES, _lines, describe_encoding
 
@@ -32,7 +32,7 @@ _ENTRY = re.compile(r"Bundle\.entry\[(\d+)\]")
 
 
 #: what an export folder holds beside its resources (``gateway/export.py``): not resources
-NOT_RESOURCES = frozenset({QUARANTINE_FILE, CONFLICTS_FILE})
+NOT_RESOURCES = frozenset({QUARANTINE_FILE, RESOLVED_FILE, CONFLICTS_FILE})
 
 
 def files_in(paths: Sequence[Path]) -> list[Path]:

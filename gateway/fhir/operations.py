@@ -322,6 +322,7 @@ def ingest(
         {"name": "quarantined", "valueInteger": counts.quarantined},
         {"name": "unchanged", "valueInteger": counts.unchanged},
         {"name": "partial", "valueInteger": counts.partial},
+        {"name": "resolved", "valueInteger": counts.resolved},
         {"name": "reconciled", "valueBoolean": counts.reconciled},
     ]
     if refused is not None:

@@ -49,8 +49,8 @@ def _progress(records: Iterator[SourceRecord], label: str, lang: str) -> Iterato
 def summary(counts: Counts, lang: str) -> str:
     """What a run did, worded in ``lang``: first the line that reconciles (read = mapped +
     quarantined), then what the user may have to act on (files that could not be read, records
-    only partly accepted or already ingested, identities the sources disagree on, columns no
-    rule read)."""
+    only partly accepted or already ingested, identities the sources disagree on, earlier
+    quarantined records a corrected one resolved, columns no rule read)."""
     reconciled = {"read": counts.read, "mapped": counts.mapped, "quarantined": counts.quarantined}
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts.resources.items())) or "-"
     lines = [
@@ -62,6 +62,7 @@ def summary(counts: Counts, lang: str) -> str:
         ("cli.ingest.partial", counts.partial),
         ("cli.ingest.unchanged", counts.unchanged),
         ("cli.ingest.conflicts", counts.conflicts),
+        ("cli.ingest.resolved", counts.resolved),
     )
     lines += [text(message_id, lang, {"count": count}) for message_id, count in noted if count]
     separator = text("cli.list-separator", lang)

@@ -72,6 +72,9 @@ class Counts:
     unread: dict[str, list[str]] = field(default_factory=dict)
     #: file → the lines above its header the reader skipped as titles (``reader.title-line``)
     skipped: dict[str, list[Message]] = field(default_factory=dict)
+    #: earlier quarantine entries a record of this run resolved: it landed with the same source
+    #: key, so the version they hold is replaced (kept for the audit, no longer open)
+    resolved: int = 0
 
     @property
     def reconciled(self) -> bool:
@@ -554,9 +557,14 @@ class Ingest:
             # a partly accepted record too: the same bytes again are unchanged, and its parts
             # stay quarantined until a replay after a fix maps it afresh
             self.ledger.landed(tx, *outcome.seen_as, record.location, outcome.identity)
-        # the same record (same content) quarantined by an earlier attempt has now landed; a row
-        # with the same key but other content stays: that version never landed
-        tx.quarantine.release(record.source, outcome.identity, content_digest(record))
+        # the same record (same content) quarantined by an earlier attempt has now landed and
+        # leaves the quarantine; a row with the same key but other content never landed, and
+        # this record replaces it: its entry stays, for the audit, resolved by this one
+        digest = content_digest(record)
+        tx.quarantine.release(record.source, outcome.identity, digest)
+        if outcome.mapped is not None and outcome.mapped.identity.startswith("key|"):
+            by = {"file": record.file, "location": record.location}
+            self.counts.resolved += tx.quarantine.resolve(record.source, outcome.identity, digest, by)
         where = (record.source, record.file, record.location)
         outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(c.line(*where))]
 

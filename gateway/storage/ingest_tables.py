@@ -130,7 +130,9 @@ class Quarantine:
 
     def put(self, entry: dict[str, Any]) -> None:
         """Quarantine a record (its entry names its ``identity`` and content ``digest``),
-        replacing what an earlier attempt at the same record with the same content left."""
+        replacing what an earlier attempt at the same record with the same content left.  An
+        entry a later record resolved stays resolved: the old export ingested again fails as
+        it did, and the record that replaced it still stands."""
         self.sql.execute(
             "INSERT INTO quarantine (source, identity, digest, file, location, recorded, entry) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, identity, digest) DO UPDATE SET "
@@ -154,18 +156,39 @@ class Quarantine:
         )
 
     def entry(self, source: str, identity: str, digest: str) -> dict[str, Any] | None:
-        """The entry of the record with this content, if it is quarantined (or partly)."""
+        """The entry of the record with this content, if it is quarantined (or partly) and no
+        later record resolved it."""
         row = self.sql.one(
-            "SELECT entry FROM quarantine WHERE source = ? AND identity = ? AND digest = ?", (source, identity, digest)
+            "SELECT entry FROM quarantine WHERE source = ? AND identity = ? AND digest = ? AND resolved IS NULL",
+            (source, identity, digest),
         )
         return self.sql.dialect.json_out(row[0]) if row else None
 
+    def resolve(self, source: str, identity: str, digest: str, by: dict[str, str]) -> int:
+        """A record with this identity (spec and source key) and content ``digest`` landed:
+        the open entries of the same key with other content are resolved by it (``by``, its
+        file and location), kept for the audit but no longer open; how many were."""
+        cursor = self.sql.execute(
+            "UPDATE quarantine SET resolved = ?, resolved_by = ? "
+            "WHERE source = ? AND identity = ? AND digest <> ? AND resolved IS NULL",
+            (now_instant(), self.sql.dialect.json_in(by), source, identity, digest),
+        )
+        return max(cursor.rowcount, 0)
+
     def entries(self) -> Iterator[dict[str, Any]]:
-        for (entry,) in self.sql.stream("SELECT entry FROM quarantine ORDER BY seq"):
+        """The open entries: what still waits for a fix (and what a replay re-runs)."""
+        for (entry,) in self.sql.stream("SELECT entry FROM quarantine WHERE resolved IS NULL ORDER BY seq"):
             yield self.sql.dialect.json_out(entry)
 
+    def resolved_entries(self) -> Iterator[dict[str, Any]]:
+        """The entries later records resolved, each with ``resolved``: when, and by which record."""
+        query = "SELECT entry, resolved, resolved_by FROM quarantine WHERE resolved IS NOT NULL ORDER BY seq"
+        for entry, resolved, by in self.sql.stream(query):
+            yield self.sql.dialect.json_out(entry) | {"resolved": {"at": resolved, **self.sql.dialect.json_out(by)}}
+
     def count(self) -> int:
-        return int(self.sql.one("SELECT COUNT(*) FROM quarantine")[0])
+        """How many entries are open."""
+        return int(self.sql.one("SELECT COUNT(*) FROM quarantine WHERE resolved IS NULL")[0])
 
 
 class Conflicts:

@@ -1301,6 +1301,16 @@ def test_ingest_reads_an_xlsx_under_its_title_lines(api: Api) -> None:
     assert (counts["read"], counts["mapped"], where["location"]) == (1, 1, "sheet Sheet row 4")
 
 
+def test_ingest_counts_the_quarantined_records_a_later_row_of_their_key_resolved(api: Api) -> None:
+    """The sample workbook corrects each of its five broken rows further down, under the same
+    个人档案编号: each correction that lands resolves the entry of the row it replaces."""
+    sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.xlsx"
+    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    url = f"{api.base}/$ingest?source=community-health&filename=个人基本信息表-resolved.xlsx"
+    answer = api.post(url, data=sample.resolve().read_bytes(), headers={"Content-Type": media}, timeout=120).json()
+    assert {p["name"]: p.get("valueInteger") for p in answer["parameter"]}["resolved"] == 5
+
+
 def test_ingest_names_the_title_lines_it_skipped(api: Api) -> None:
     book = Workbook()
     for row in [["金水区2026年个人基本信息表"], ["姓名", "身份证号"], ["张秀英", "11010519491231002X"]]:

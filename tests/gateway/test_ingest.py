@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway.export import RESOLVED_FILE as RESOLVED
 from gateway.ingest import commands
 from gateway.ingest.pipeline import Counts, Ingest, Outcome
 from gateway.storage import open_store
@@ -211,25 +212,77 @@ def test_a_replay_says_nothing_of_columns_its_records_left_unread(tmp_path: Path
     assert (counts.quarantined > 0, counts.unread) == (True, {})
 
 
-def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """刘梅's record with an unknown 民族 and 糖尿病 waits in the quarantine; the clinic's
-    corrected export of the same 个人档案编号 (汉族, 高血压) lands; then the code table learns the
-    unknown value.  Replaying the old copy would turn her 高血压 back into 糖尿病: it stays
-    quarantined, superseded, and the correction stands."""
-    out = tmp_path / "out"
+def old_and_corrected(tmp_path: Path) -> tuple[Path, Path]:
+    """刘梅's record with an unknown 民族 and 糖尿病 (January's export), and the clinic's corrected
+    export of the same 个人档案编号 (February's: 汉族, 高血压)."""
     header, *rows = SAMPLE.read_text(encoding="utf-8-sig").splitlines()
     old = next(row for row in rows if "火星族" in row).replace(",无,无,", ",无,糖尿病,")
     corrected = old.replace("火星族", "汉族").replace("糖尿病", "高血压")
+    files = []
     for name, row in [("个人基本信息表-1月.csv", old), ("个人基本信息表-2月.csv", corrected)]:
         (tmp_path / name).write_text(header + "\n" + row + "\n", encoding="utf-8")
-        commands.ingest("community-health", [tmp_path / name], out, Registry(), bundle=False)
+        files.append(tmp_path / name)
+    return files[0], files[1]
+
+
+def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The correction lands first, then January's old copy is quarantined (an old export sent
+    late); then the code table learns the unknown value.  Replaying the old copy would turn her
+    高血压 back into 糖尿病: it stays quarantined, superseded, and the correction stands."""
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    for path in (corrected, old):
+        commands.ingest("community-health", [path], out, Registry(), bundle=False)
     teach_the_code_table(tmp_path, monkeypatch)
     commands.replay(out, Registry(), io.StringIO(), "en")
     conditions = [c["code"]["coding"][0]["code"] for c in ndjson(out / "Condition.ndjson")]
     still = [reason[0] for reason in reasons(out, "个人基本信息表-1月.csv", "row 2")]
     assert (conditions, still) == (["I10"], ["ingest.superseded"])
+
+
+def test_a_correction_landing_resolves_the_quarantined_record_it_replaces(tmp_path: Path) -> None:
+    """January's copy waits in the quarantine and February's correction of the same 个人档案编号
+    lands: the old entry was left open, and every replay said ``ingest.superseded`` again.  It
+    is resolved by the correction instead, kept for the audit in quarantine-resolved.ndjson."""
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    for path in (old, corrected):
+        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    resolved = [(e["file"], e["resolved"]["file"], e["resolved"]["location"]) for e in ndjson(out / RESOLVED)]
+    assert (ndjson(out / "quarantine.ndjson"), resolved) == (
+        [],
+        [("个人基本信息表-1月.csv", "个人基本信息表-2月.csv", "row 2")],
+    )
+
+
+def test_a_replay_leaves_a_resolved_record_alone(tmp_path: Path) -> None:
+    """Resolved by the correction, the old copy is no longer replayed: the replay is quiet."""
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    for path in (old, corrected):
+        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    said = io.StringIO()
+    counts = commands.replay(out, Registry(), said, "en")
+    assert (counts.read, said.getvalue()) == (0, "")
+
+
+def test_the_old_export_ingested_again_leaves_its_entry_resolved(tmp_path: Path) -> None:
+    """It fails as it did; the correction that replaced it still stands."""
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    for path in (old, corrected, old):
+        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    assert (len(ndjson(out / "quarantine.ndjson")), len(ndjson(out / RESOLVED))) == (0, 1)
+
+
+def test_the_summary_says_how_many_quarantined_records_a_correction_resolved(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    commands.ingest("community-health", [old], out, Registry(), bundle=False)
+    counts = commands.ingest("community-health", [corrected], out, Registry(), bundle=False)
+    assert "marked resolved (kept for the audit, no longer replayed): 1" in commands.summary(counts, "en")
 
 
 def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -257,7 +310,8 @@ def test_cli_ingest_reads_an_xlsx_under_its_title_lines(tmp_path: Path, capsys: 
     main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), "--lang", "en", str(path)])
     assert "read 26 = mapped 20 + quarantined 6 ✓" in capsys.readouterr().out
     # the rows are where the clerk finds them in the sheet: the sample's own, two further down
-    located = [entry["location"] for entry in ndjson(tmp_path / "out/quarantine.ndjson")]
+    # (the sample's broken rows are each corrected further down: resolved, not open)
+    located = [entry["location"] for entry in ndjson(tmp_path / "out" / RESOLVED)]
     assert located[0] == "sheet 个人基本信息表 row 5"
 
 

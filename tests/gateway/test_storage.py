@@ -293,6 +293,23 @@ def test_a_record_quarantined_twice_has_one_entry(store: Store) -> None:
         assert [e["attempt"] for e in tx.quarantine.entries()] == [1]
 
 
+def test_a_landed_record_resolves_the_entries_of_its_key_with_other_content(store: Store) -> None:
+    """Resolved entries stay in the table, for the audit, but are no longer open."""
+    entry = {"source": "insurance", "identity": "insurance/ltc-assessment|key|PG2026-003", "file": "1101.json"}
+    with store.transaction() as tx:
+        tx.quarantine.put({**entry, "digest": "old", "location": "record 3"})
+        resolved = tx.quarantine.resolve(
+            "insurance", entry["identity"], "new", {"file": "1102.json", "location": "record 1"}
+        )
+    with store.reading() as tx:
+        found = (
+            resolved,
+            list(tx.quarantine.entries()),
+            [e["resolved"]["file"] for e in tx.quarantine.resolved_entries()],
+        )
+    assert found == (1, [], ["1102.json"])
+
+
 def test_writers_on_two_threads_both_commit(store: Store) -> None:
     def many(prefix: str) -> None:
         for n in range(20):

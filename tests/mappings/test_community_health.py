@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gateway.export import RESOLVED_FILE
 from gateway.ingest import commands
 from gateway.ingest.quarantine import Entry, record_of
 from mappings.readers import Limits, ReaderError, cda
@@ -64,7 +65,10 @@ class Run:
         return next(r for r in self.resources(kind) if r["id"] == identifier)
 
     def entry(self, file: str, location: str) -> dict[str, Any]:
-        return next(e for e in self.resources("quarantine") if e["file"] == file and e["location"] == location)
+        """The record's quarantine entry, open or resolved: the workbook corrects each of its
+        broken rows further down, and a correction that lands resolves the entry it replaces."""
+        held = [*self.resources("quarantine"), *ndjson(self.out / RESOLVED_FILE)]
+        return next(e for e in held if e["file"] == file and e["location"] == location)
 
     def reasons(self, file: str, location: str) -> list[tuple[str, str | None]]:
         return [(r["id"], r.get("source")) for r in self.entry(file, location)["reasons"]]
