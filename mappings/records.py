@@ -38,8 +38,9 @@ class SourceRecord:
     #: keys that offer a value already given under another key (HL7 ``PID-3[ID].1`` is
     #: ``PID-3~2.1``): reading either reads both, and only the canonical key is reported unused
     views: dict[str, str] = field(default_factory=dict)
-    #: lines above the header that the reader skipped as titles (an .xlsx title merged across
-    #: the sheet, an export date): ``reader.title-line`` messages, one tuple shared by the
+    #: what the reader skipped: the hidden sheets of an .xlsx (``reader.hidden-sheet``,
+    #: ``reader.very-hidden-sheet``) and the lines above the header it took for titles (a title
+    #: merged across the sheet, an export date: ``reader.title-line``), one tuple shared by the
     #: records under that header, told once per file at the end of a run
     skipped: tuple[Message, ...] = ()
 

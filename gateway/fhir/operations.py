@@ -27,6 +27,7 @@ from gateway.storage.resources import Referrers
 from gateway.storage.store import Stored, Transaction
 from mappings.engine import MappingEngine
 from mappings.readers import READERS, Limits, ReaderError, read
+from mappings.readers.xlsx_export import SKIPPED_SHEETS
 from mappings.records import Message
 from mappings.specs import SOURCES
 from profiles.registry import Registry, r4_base_types
@@ -337,8 +338,11 @@ def ingest(
     ]
     parameters += [
         {
-            "name": "skippedLine",
-            "part": [{"name": "file", "valueString": file}, {"name": "line", "valueString": line.text(lang)}],
+            "name": "skippedSheet" if line.id in SKIPPED_SHEETS else "skippedLine",
+            "part": [
+                {"name": "file", "valueString": file},
+                {"name": "sheet" if line.id in SKIPPED_SHEETS else "line", "valueString": line.text(lang)},
+            ],
         }
         for file, lines in counts.skipped.items()
         for line in lines

@@ -25,6 +25,7 @@ from mappings import specs
 from mappings.conceptmaps import ConceptMaps
 from mappings.engine import MappingEngine
 from mappings.readers import ReaderError, read
+from mappings.readers.xlsx_export import SKIPPED_SHEETS
 from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
 from profiles.registry import Registry
 
@@ -50,7 +51,8 @@ def summary(counts: Counts, lang: str) -> str:
     """What a run did, worded in ``lang``: first the line that reconciles (read = mapped +
     quarantined), then what the user may have to act on (files that could not be read, records
     only partly accepted or already ingested, identities the sources disagree on, earlier
-    quarantined records a corrected one resolved, columns no rule read)."""
+    quarantined records a corrected one resolved, columns no rule read, hidden sheets and title
+    lines not read as data)."""
     reconciled = {"read": counts.read, "mapped": counts.mapped, "quarantined": counts.quarantined}
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(counts.resources.items())) or "-"
     lines = [
@@ -69,8 +71,12 @@ def summary(counts: Counts, lang: str) -> str:
     for file, columns in counts.unread.items():
         lines.append(text("cli.ingest.unread-columns", lang, {"file": file, "columns": separator.join(columns)}))
     for file, skipped in counts.skipped.items():
-        titles = separator.join(line.text(lang) for line in skipped)
-        lines.append(text("cli.ingest.title-lines", lang, {"file": file, "lines": titles}))
+        sheets = separator.join(part.text(lang) for part in skipped if part.id in SKIPPED_SHEETS)
+        titles = separator.join(part.text(lang) for part in skipped if part.id not in SKIPPED_SHEETS)
+        if sheets:
+            lines.append(text("cli.ingest.hidden-sheets", lang, {"file": file, "sheets": sheets}))
+        if titles:
+            lines.append(text("cli.ingest.title-lines", lang, {"file": file, "lines": titles}))
     return "\n".join(lines)
 
 

@@ -70,7 +70,9 @@ class Counts:
     #: file → its columns (fields) that hold values no mapping rule read, which no spec
     #: ignores: a column named otherwise than the spec expects, say; filled by ``finish``
     unread: dict[str, list[str]] = field(default_factory=dict)
-    #: file → the lines above its header the reader skipped as titles (``reader.title-line``)
+    #: file → what its reader skipped: the hidden sheets of a workbook (``reader.hidden-sheet``,
+    #: ``reader.very-hidden-sheet``) and the lines above a header it took for titles
+    #: (``reader.title-line``)
     skipped: dict[str, list[Message]] = field(default_factory=dict)
     #: earlier quarantine entries a record of this run resolved: it landed with the same source
     #: key, so the version they hold is replaced (kept for the audit, no longer open)

@@ -70,6 +70,11 @@ MAX_COLUMNS = 1024
 #: sheet, an export date, the unit) are a few, and a header further down cannot be told from
 #: a row of data after a list of notes
 MAX_HEADER_ROW = 10
+#: the states of a sheet its maker does not see (``veryHidden``: only a macro shows it again),
+#: and how a run names such a sheet, which it did not read
+HIDDEN_STATES = {"hidden": "reader.hidden-sheet", "veryHidden": "reader.very-hidden-sheet"}
+#: the messages of what a reader skipped that are sheets, not lines above a header
+SKIPPED_SHEETS = frozenset(HIDDEN_STATES.values())
 #: how much of a skipped title line a run's summary shows
 TITLE_CHARS = 80
 #: merged ranges in one file: a register merges a few cells per group of rows; every range is
@@ -140,16 +145,26 @@ def _scan_part(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> 
 
 
 def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
-    """The rows of every sheet.  The workbook is read twice in step: for the values Excel saved
-    and for the formulas, because a formula cell Excel never calculated (a file written by a
-    script) has no saved value, and read for its value alone would pass for an empty cell."""
+    """The rows of every visible sheet.  The workbook is read twice in step: for the values
+    Excel saved and for the formulas, because a formula cell Excel never calculated (a file
+    written by a script) has no saved value, and read for its value alone would pass for an
+    empty cell.  A hidden or very hidden sheet is not data its maker shows: it holds code lists
+    and lookups that formulas of the visible sheets use, and read as rows it quarantined every
+    one of them (``ingest.no-spec``).  It is skipped, and each record of the file carries
+    ``reader.hidden-sheet`` so that the run names it (with the title lines it skipped)."""
     check_file_size(path, limits.file_bytes)
     check_archive(path, limits)
     # ours to close, even when openpyxl fails half-way
     with path.open("rb") as handle, path.open("rb") as again:
         workbook, formulas = _workbook(handle, path.name, values=True), _workbook(again, path.name, values=False)
         try:
-            pairs = list(zip(workbook.worksheets, formulas.worksheets, strict=True))
+            pairs = []
+            hidden: list[Message] = []
+            for sheet, written in zip(workbook.worksheets, formulas.worksheets, strict=True):
+                if sheet.sheet_state in HIDDEN_STATES:
+                    hidden.append(Message(HIDDEN_STATES[sheet.sheet_state], {"sheet": sheet.title}))
+                else:
+                    pairs.append((sheet, written))
             merged: list[list[_Range]] = []
             headers: list[_Header] = []
             for sheet, _ in pairs:  # an ambiguous or hostile sheet refuses the file before any row is mapped
@@ -157,7 +172,7 @@ def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
                 headers.append(_header(sheet, path.name, merged[-1]))
                 check_unique_header(_where(path.name, sheet.title), headers[-1].names)
             for (sheet, written), ranges, header in zip(pairs, merged, headers, strict=True):
-                yield from _sheet(sheet, written, ranges, header, path, source, limits)
+                yield from _sheet(sheet, written, ranges, header, path, source, limits, tuple(hidden))
         finally:
             workbook.close()
             formulas.close()
@@ -476,10 +491,18 @@ def _wider_than_header(right: dict[int, Any], width: int, number: int) -> Messag
 
 
 def _sheet(
-    sheet: Any, written: Any, ranges: list[_Range], found: _Header, path: Path, source: str, limits: Limits
+    sheet: Any,
+    written: Any,
+    ranges: list[_Range],
+    found: _Header,
+    path: Path,
+    source: str,
+    limits: Limits,
+    hidden: tuple[Message, ...] = (),
 ) -> Iterator[SourceRecord]:
     """The sheet's rows under its header ``found`` as records; ``written`` is the same sheet
-    read for its formulas and ``ranges`` its merged ranges."""
+    read for its formulas, ``ranges`` its merged ranges and ``hidden`` the file's sheets that
+    were not read, which its records carry with its title lines to be told at the end."""
     name = path.name
     where = _where(name, sheet.title)
     # (openpyxl's read-only sheet keeps the path of its part in the archive)
@@ -492,7 +515,7 @@ def _sheet(
         if _next(rows, name, sheet.title) is None or _next(formula_rows, name, sheet.title) is None:
             return
     shape = frozenset(header)
-    skipped = tuple(
+    skipped = hidden + tuple(
         Message("reader.title-line", {"sheet": sheet.title, "row": row, "text": text}) for row, text in found.titles
     )
     merges = _Merges(ranges, found.number, len(header), where)

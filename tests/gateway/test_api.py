@@ -1311,6 +1311,25 @@ def test_ingest_counts_the_quarantined_records_a_later_row_of_their_key_resolved
     assert {p["name"]: p.get("valueInteger") for p in answer["parameter"]}["resolved"] == 5
 
 
+def test_ingest_names_the_hidden_sheets_it_did_not_read(api: Api) -> None:
+    book = Workbook()
+    for row in [["姓名", "身份证号", "性别", "出生日期"], ["张秀英", "11010519491231002X", "女", "1949-12-31"]]:
+        book.active.append(row)
+    book.create_sheet("代码表").sheet_state = "veryHidden"
+    saved = io.BytesIO()
+    book.save(saved)
+    media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    url = f"{api.base}/$ingest?source=community-health&filename=登记表.xlsx"
+    answer = api.post(url, data=saved.getvalue(), headers={"Content-Type": media, "Accept-Language": "en"}, timeout=120)
+    sheets = [p["part"] for p in answer.json()["parameter"] if p["name"] == "skippedSheet"]
+    assert sheets == [
+        [
+            {"name": "file", "valueString": "登记表.xlsx"},
+            {"name": "sheet", "valueString": "sheet 代码表 (very hidden: only a macro shows it)"},
+        ]
+    ]
+
+
 def test_ingest_names_the_title_lines_it_skipped(api: Api) -> None:
     book = Workbook()
     for row in [["金水区2026年个人基本信息表"], ["姓名", "身份证号"], ["张秀英", "11010519491231002X"]]:

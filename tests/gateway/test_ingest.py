@@ -329,6 +329,25 @@ def test_the_summary_names_the_title_lines_it_skipped(tmp_path: Path, capsys: py
     ]
 
 
+def test_the_summary_names_the_hidden_sheets_it_did_not_read(tmp_path: Path) -> None:
+    """A hidden code-list sheet behind the register quarantined all its rows, unexplained."""
+    from openpyxl import load_workbook
+
+    path = tmp_path / "个人基本信息表.xlsx"
+    book = load_workbook(ROOT / "mappings/samples/community-health/个人基本信息表.xlsx")
+    codes = book.create_sheet("民族代码")
+    for line in [["代码", "名称"], ["01", "汉族"], ["02", "蒙古族"]]:
+        codes.append(line)
+    codes.sheet_state = "hidden"
+    book.save(path)
+    counts = commands.ingest("community-health", [path], tmp_path / "out", Registry(), bundle=False)
+    told = commands.summary(counts, "zh-CN").splitlines()
+    assert (
+        "个人基本信息表.xlsx 中的隐藏工作表未读取（通常是代码表等辅助数据；如确需导入，请在 Excel 中取消隐藏后另存）：工作表“民族代码”（已隐藏）"
+        in told
+    )
+
+
 def unicode_text(sample: Path) -> bytes:
     """The CSV sample as Excel's "Unicode Text" export writes it: UTF-16 with its byte order
     mark, tab-separated, CRLF."""

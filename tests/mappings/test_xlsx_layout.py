@@ -170,6 +170,37 @@ def test_each_record_under_a_title_says_which_lines_were_skipped(tmp_path: Path)
     ]
 
 
+def with_code_list(path: Path, state: str) -> Path:
+    """A register with, behind it, a code-list sheet in ``state`` (hidden or veryHidden), as
+    the 公卫 templates carry the lists their drop-downs offer."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["姓名", "县区代码"])
+    book.active.append(["张三", "410105"])
+    codes = book.create_sheet("代码表")
+    for line in [["代码", "名称"], ["410105", "金水区"], ["410102", "中原区"]]:
+        codes.append(line)
+    codes.sheet_state = state
+    book.save(path)
+    return path
+
+
+@pytest.mark.parametrize("state", ["hidden", "veryHidden"])
+def test_a_hidden_sheet_is_not_read(tmp_path: Path, state: str) -> None:
+    """Its rows were records, each quarantined ``ingest.no-spec``."""
+    assert [r.location for r in records(with_code_list(tmp_path / "表.xlsx", state))] == ["sheet Sheet row 2"]
+
+
+@pytest.mark.parametrize(
+    ("state", "told"),
+    [("hidden", "sheet 代码表 (hidden)"), ("veryHidden", "sheet 代码表 (very hidden: only a macro shows it)")],
+)
+def test_each_record_says_which_hidden_sheet_was_skipped(tmp_path: Path, state: str, told: str) -> None:
+    [record] = records(with_code_list(tmp_path / "表.xlsx", state))
+    assert [line.text("en") for line in record.skipped] == [told]
+
+
 def test_a_sheet_without_a_title_skips_no_line(tmp_path: Path) -> None:
     rows = [[], ["姓名", "县区代码"], ["张三", "410105"]]
     assert [r.skipped for r in records(workbook(tmp_path / "表.xlsx", rows))] == [()]
