@@ -26,7 +26,7 @@ from gateway.security.access import Access
 from gateway.storage.resources import Referrers
 from gateway.storage.store import Stored, Transaction
 from mappings.engine import MappingEngine
-from mappings.readers import READERS, Limits, ReaderError, read
+from mappings.readers import READERS, SNIFFED, Limits, ReaderError, read
 from mappings.readers.xlsx_export import SKIPPED_SHEETS
 from mappings.records import Message
 from mappings.specs import SOURCES
@@ -290,10 +290,12 @@ def ingest(
         raise unsupported_value("source", source, SOURCES)
     name = Path(filename).name
     name = name if name not in ("", ".", "..") else f"upload{suffix}"
-    if suffix in READERS and Path(name).suffix.lower() not in READERS:
+    named = READERS.keys() - {SNIFFED}  # the suffixes that say a file's format
+    if suffix in named and Path(name).suffix.lower() not in named:
         # the media type says what the body is and the reader goes by the name's suffix: a CSV
         # sent as text/csv named 个人基本信息表 or 导出.txt was refused as a file of no format.
-        # A name with a suffix a reader takes keeps it (an .ndjson sent as application/json)
+        # A name with a suffix a reader takes keeps it (an .ndjson sent as application/json);
+        # .txt names no format, so the media type's suffix is appended to it too
         name += suffix
     if len(os.fsencode(name)) > NAME_BYTES:
         # the body is read from a file of this name (the records' provenance names it), which

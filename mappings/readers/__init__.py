@@ -21,6 +21,8 @@ from typing import Any
 
 from mappings.records import Message, SourceRecord
 
+#: the suffix that names no format: a file of it is read for what its first line shows
+SNIFFED = ".txt"
 #: file suffix → (module, function); modules are imported only when a file needs them
 READERS = {
     ".csv": ("mappings.readers.csv_export", "read_csv"),
@@ -31,6 +33,9 @@ READERS = {
     ".hl7": ("mappings.readers.hl7v2", "read_hl7"),
     # tab-separated values: the CSV reader tells the delimiter from the header line
     ".tsv": ("mappings.readers.csv_export", "read_csv"),
+    # what Excel names its "Text (Tab delimited)" and "Unicode Text" exports: read as CSV when
+    # its first line shows a delimiter, else refused saying to rename it (see read_text)
+    SNIFFED: ("mappings.readers.csv_export", "read_text"),
 }
 
 _MIB = 1024 * 1024

@@ -184,6 +184,27 @@ def _delimiter(header_line: str) -> str:
     return "\t" if header_line.count("\t") > header_line.count(",") else ","
 
 
+def read_text(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
+    """A ``.txt`` export, which Excel writes for its "Text (Tab delimited)" and "Unicode Text"
+    exports: read as a CSV (delimiter and encoding told as :func:`read_csv` tells them) when its
+    first line holds a tab or a comma, as every header of two columns or more does.  Anything
+    else (an HL7 message, a JSON document or a note saved as .txt) is refused, saying to name
+    the file after its format: guessing it would quarantine every line as a one-column row."""
+    check_file_size(path, limits.file_bytes)
+    with path.open("rb") as handle:
+        sample = handle.read(_SNIFF)
+    encoding = _utf16(sample) or detect_encoding(sample, path.name)
+    first = next(iter(sample.decode(encoding, errors="replace").lstrip("\ufeff").splitlines()), "")
+    if ("\t" not in first and "," not in first) or _NOT_A_TABLE.match(first):
+        raise ReaderError("reader.txt-not-delimited", file=path.name)
+    yield from read_csv(path, source, limits)
+
+
+#: how a JSON document, an XML document and an HL7 v2 message (batch) start: commas in them are
+#: no delimiters
+_NOT_A_TABLE = re.compile(r"\s*(?:[{\[<]|(?:MSH|FHS|BHS)\|)")
+
+
 def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
     check_file_size(path, limits.file_bytes)
     with path.open("rb") as handle:

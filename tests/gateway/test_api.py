@@ -1361,6 +1361,24 @@ def test_ingest_reads_tab_separated_values_in_utf16(api: Api) -> None:
     assert (counts["read"], counts["mapped"], where["location"]) == (1, 1, "row 2")
 
 
+def test_ingest_reads_a_txt_export_sent_as_bytes_by_its_header_line(api: Api) -> None:
+    """Excel's "Unicode Text" export under its own name, of no declared type: a 415."""
+    rows = [["姓名", "身份证号", "性别", "出生日期"], ["张秀英", "11010519491231002X", "女", "1949-12-31"]]
+    body = "".join("\t".join(row) + "\r\n" for row in rows).encode("utf-16")
+    url = f"{api.base}/$ingest?source=community-health&filename=导出.txt"
+    answer = api.post(url, data=body, headers={"Content-Type": "application/octet-stream"}, timeout=120).json()
+    counts = {p["name"]: p["valueInteger"] for p in answer["parameter"] if "valueInteger" in p}
+    assert (counts["read"], counts["mapped"]) == (1, 1)
+
+
+def test_ingest_refuses_a_txt_file_that_is_no_table_saying_to_rename_it(api: Api) -> None:
+    body = b"MSH|^~\\&|HIS|H4101050001|YY|YY|20261102091502||ADT^A01|1|P|2.5\r"
+    url = f"{api.base}/$ingest?source=hl7v2&filename=adt.txt"
+    headers = {"Content-Type": "application/octet-stream", "Accept-Language": "en"}
+    answer = api.post(url, data=body, headers=headers, timeout=120)
+    assert (answer.status_code, "rename it to the suffix of its format" in answer.text) == (400, True)
+
+
 def test_ingest_of_a_media_type_it_does_not_read_names_the_types_it_reads(api: Api) -> None:
     headers = {"Content-Type": "text/plain", "Accept-Language": "en"}
     answer = api.post(f"{api.base}/$ingest?source=hl7v2", data=b"MSH|^~\\&|", headers=headers)

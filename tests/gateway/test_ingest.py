@@ -425,16 +425,34 @@ def test_a_record_the_gateway_fails_on_is_quarantined_and_the_run_goes_on(
 
 
 def test_explain_of_a_file_no_reader_takes_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
-    code = main(["mappings", "explain", "community-health", str(tmp_path / "notes.txt")])
+    (tmp_path / "notes.doc").write_text("x", encoding="utf-8")
+    code = main(["mappings", "explain", "community-health", str(tmp_path / "notes.doc")])
     chinese = capsys.readouterr().out
-    main(["mappings", "explain", "community-health", str(tmp_path / "notes.txt"), "--lang", "en"])
+    main(["mappings", "explain", "community-health", str(tmp_path / "notes.doc"), "--lang", "en"])
     english = capsys.readouterr().out
-    assert (code, chinese.startswith("notes.txt：不支持 .txt 格式的文件"), "no reader for .txt" in english) == (
+    assert (code, chinese.startswith("notes.doc：不支持 .doc 格式的文件"), "no reader for .doc" in english) == (
         1,
         True,
         True,
     )
+
+
+def test_cli_ingest_reads_a_unicode_text_export_named_txt(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Excel's "Unicode Text" export, as Excel names it: refused, no reader for .txt."""
+    path = tmp_path / "个人基本信息表.txt"
+    path.write_bytes(unicode_text(SAMPLE))
+    main(["ingest", "--source", "community-health", "--out", str(tmp_path / "out"), "--lang", "en", str(path)])
+    assert "read 18 = mapped 12 + quarantined 6 ✓" in capsys.readouterr().out
+
+
+def test_cli_ingest_refuses_a_txt_file_that_is_no_table_saying_to_rename_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "adt.txt"
+    path.write_bytes((ROOT / "mappings/samples/hl7v2/adt.hl7").read_bytes())
+    code = main(["ingest", "--source", "hl7v2", "--out", str(tmp_path / "out"), "--lang", "en", str(path)])
+    said = capsys.readouterr().out
+    assert (code, "rename it to the suffix of its format (.csv, .hl7, .json, .xml …)" in said) == (1, True)
 
 
 def test_explain_shows_field_rule_and_element(capsys: pytest.CaptureFixture[str]) -> None:

@@ -117,3 +117,19 @@ def test_whatever_the_cells_hold_an_export_reads_back_as_written(
         if any(cell.strip() for cell in row)
     ]
     assert [(r.location, r.fields) for r in records(path)] == expected
+
+
+@pytest.mark.parametrize(("delimiter", "encoding"), [("\t", "utf-16"), ("\t", "gb18030"), (",", "utf-8-sig")])
+def test_a_txt_export_is_read_by_the_delimiter_its_header_shows(tmp_path: Path, delimiter: str, encoding: str) -> None:
+    """Excel names its "Unicode Text" and "Text (Tab delimited)" exports .txt: no reader took them."""
+    path = tmp_path / "个人基本信息表.txt"
+    path.write_bytes(exported([HEADER, ROW], delimiter).encode(encoding))
+    assert [r.fields for r in records(path)] == [dict(zip(HEADER, ROW, strict=True))]
+
+
+def test_a_json_document_saved_as_txt_is_refused_for_the_commas_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "1101.txt"
+    path.write_text('{"infno": "1101", "output": {"baseinfo": {"psn_no": "41000000000000000001"}}}', encoding="utf-8")
+    with pytest.raises(ReaderError) as refused:
+        records(path)
+    assert refused.value.message.id == "reader.txt-not-delimited"

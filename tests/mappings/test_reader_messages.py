@@ -74,8 +74,20 @@ def test_a_file_no_reader_reads_is_refused_in_both_languages(tmp_path: Path) -> 
     (tmp_path / "表.doc").write_bytes(b"x")
     assert worded(refusal(tmp_path / "表.doc")) == (
         "reader.no-reader",
-        "表.doc：不支持 .doc 格式的文件（可读取 .csv .xlsx .json .ndjson .xml .hl7 .tsv）",
-        "表.doc: no reader for .doc files (there are readers for .csv .xlsx .json .ndjson .xml .hl7 .tsv)",
+        "表.doc：不支持 .doc 格式的文件（可读取 .csv .xlsx .json .ndjson .xml .hl7 .tsv .txt）",
+        "表.doc: no reader for .doc files (there are readers for .csv .xlsx .json .ndjson .xml .hl7 .tsv .txt)",
+    )
+
+
+def test_a_txt_file_that_is_no_delimited_export_is_refused_saying_to_rename_it(tmp_path: Path) -> None:
+    """An HL7 message saved as .txt: read as a CSV of one column, every line was ingest.no-spec."""
+    (tmp_path / "adt.txt").write_bytes(b"MSH|^~\\&|HIS|H|YY|YY|20261201||ADT^A01|1|P|2.5\rPID|1||123\r")
+    assert worded(refusal(tmp_path / "adt.txt")) == (
+        "reader.txt-not-delimited",
+        "adt.txt：第一行不是制表符或逗号分隔的表头，无法判断 .txt 文件的格式；"
+        "请按其实际格式改用相应扩展名（如 .csv、.hl7、.json、.xml）后重新导入",
+        "adt.txt: its first line is no tab- or comma-separated header, so the format of this .txt file cannot be "
+        "told; rename it to the suffix of its format (.csv, .hl7, .json, .xml …) and ingest it again",
     )
 
 
