@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -165,11 +165,16 @@ def _zone(written: str | None) -> timezone:
 
 
 def fhir_datetime(value: Any) -> str | None:
-    """A dateTime with seconds and +08:00 when the export gives a time, else a date."""
+    """A dateTime with seconds and +08:00 when the export gives a time, else a date.  An Excel
+    serial with a fraction (45632.5, a date cell formatted General, or such a cell saved to CSV)
+    gives one too: its fraction is the time of day, which was cut off."""
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=_CHINA)
         return moment.isoformat(timespec="seconds")
     cleaned = _folded(value) if not isinstance(value, (int, float, date)) else value
+    serial = _fractional_serial(cleaned)
+    if serial is not None:
+        return _moment_from_serial(serial)
     if isinstance(cleaned, str):
         match = _DATETIME.fullmatch(cleaned)
         if match:
@@ -197,6 +202,31 @@ def _from_serial(serial: float) -> str:
     if not 1 <= serial < 80_000:
         raise MappingError("mapping.bad-date", value=str(serial))
     return (_EXCEL_EPOCH + timedelta(days=int(serial))).isoformat()
+
+
+#: an Excel serial written as text with a fraction, as a General cell saved to CSV shows it
+_FRACTIONAL_SERIAL = re.compile(r"\d{4,5}\.\d*[1-9]\d*")
+
+
+def _fractional_serial(value: Any) -> float | None:
+    """The serial of a number, or of text, that is an Excel serial with a time of day: a number
+    with a fraction (a whole one is a day, or 19450101's digits), text of 4 or 5 digits with one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return None if float(value).is_integer() else float(value)
+    if isinstance(value, str) and _FRACTIONAL_SERIAL.fullmatch(value):
+        return float(value)
+    return None
+
+
+def _moment_from_serial(serial: float) -> str:
+    """The Beijing moment of an Excel serial (days since Excel's day 0, the fraction the time of
+    day of the wall clock it was typed on), to the nearest second."""
+    if not 1 <= serial < 80_000:
+        raise MappingError("mapping.bad-date", value=str(serial))
+    moment = datetime.combine(_EXCEL_EPOCH, time(), tzinfo=_CHINA) + timedelta(seconds=round(serial * 86_400))
+    return moment.isoformat(timespec="seconds")
 
 
 def integer(value: Any) -> int | None:

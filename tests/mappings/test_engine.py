@@ -112,6 +112,17 @@ def test_a_date_typed_as_a_number_is_read_as_its_digits_or_as_an_excel_serial(ra
     assert normalise.fhir_datetime(raw) == read
 
 
+@pytest.mark.parametrize("raw", [45632.5, "45632.5"])
+def test_an_excel_serial_with_a_fraction_keeps_its_time_of_day(raw: Any) -> None:
+    """A date-and-time cell formatted General (or saved so to CSV) was cut back to its day."""
+    assert normalise.fhir_datetime(raw) == "2024-12-06T12:00:00+08:00"
+
+
+def test_an_excel_serial_s_time_of_day_is_read_to_the_nearest_second() -> None:
+    """09:30 is 0.395833… of a day: a float a hair under it."""
+    assert normalise.fhir_datetime(45632 + (9 * 3600 + 30 * 60) / 86_400) == "2024-12-06T09:30:00+08:00"
+
+
 @pytest.mark.parametrize("raw", ["1.10105E+17", 1.10105e17, "4.10105e+17"])
 def test_excel_mangled_identifiers_are_refused(raw: Any) -> None:
     with pytest.raises(MappingError, match="mapping.excel-mangled-number"):

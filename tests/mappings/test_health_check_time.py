@@ -13,6 +13,7 @@ import pytest
 
 from mappings import normalise
 from tests.ingest_output import SAMPLES, mapped_resources
+from tests.samples import workbook
 
 
 def check_with_date(tmp_path: Path, when: str) -> dict[str, dict[str, Any]]:
@@ -69,3 +70,18 @@ def test_the_xlsx_of_a_check_dated_in_a_date_cell_says_what_its_csv_says(tmp_pat
     book.save(tmp_path / "老年人健康管理.xlsx")
     [resources] = mapped_resources(tmp_path / "老年人健康管理.xlsx", "community-health")
     assert resources["check"]["period"] == {"start": "2026-06-15"}
+
+
+def test_a_check_time_written_as_an_excel_serial_keeps_its_time_of_day(tmp_path: Path) -> None:
+    """46188.375 is 2026-06-15 09:00, a 体检日期 cell formatted General: it started at midnight."""
+    assert check_with_date(tmp_path, "46188.375")["check"]["period"] == {"start": "2026-06-15T09:00:00+08:00"}
+
+
+def test_a_check_time_in_a_general_number_cell_of_a_workbook_keeps_its_time_of_day(tmp_path: Path) -> None:
+    text = (SAMPLES / "community-health/老年人健康管理.csv").read_text(encoding="utf-8-sig")
+    header, first = list(csv.reader(io.StringIO(text)))[:2]
+    cells: list[Any] = list(first)
+    cells[header.index("体检日期")] = 46188.375
+    path = workbook(tmp_path / "老年人健康管理.xlsx", [header, cells])
+    period = mapped_resources(path, "community-health")[0]["check"]["period"]
+    assert period == {"start": "2026-06-15T09:00:00+08:00"}
