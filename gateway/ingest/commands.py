@@ -64,6 +64,7 @@ def summary(counts: Counts, lang: str) -> str:
         ("cli.ingest.partial", counts.partial),
         ("cli.ingest.unchanged", counts.unchanged),
         ("cli.ingest.conflicts", counts.conflicts),
+        ("cli.ingest.organization-names", counts.organization_names),
         ("cli.ingest.resolved", counts.resolved),
     )
     lines += [text(message_id, lang, {"count": count}) for message_id, count in noted if count]

@@ -40,18 +40,27 @@ IDENTITY_LOCK = "identity"
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
-    """One element the archive kept although an arriving record said otherwise."""
+    """One element the archive kept although an arriving record said otherwise: of a person,
+    or of an organisation (its name, for an identifier two records share)."""
 
     person_id: str
     element: str
     kept: Any
     offered: Any
+    #: whose element it is: a Patient (a person), or an Organization (then ``person_id`` is its id)
+    kind: str = "Patient"
+    #: an Organization's identifier (``system|value``) that both names belong to
+    identifier: str | None = None
 
     def line(self, source: str, file: str, location: str) -> dict[str, Any]:
         """The identity-conflict line the 主索引 staff read (``tx.conflicts.add``), naming what
-        offered the disagreement and where."""
+        offered the disagreement and where: a person's under ``person``, an organisation's under
+        ``organization`` with the ``identifier`` its names disagree for."""
+        subject = {"person": f"Patient/{self.person_id}"}
+        if self.kind == "Organization":
+            subject = {"organization": f"Organization/{self.person_id}", "identifier": self.identifier}
         return {
-            "person": f"Patient/{self.person_id}",
+            **subject,
             "element": self.element,
             "kept": self.kept,
             "offered": self.offered,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.ingest.identity import Conflict
 from gateway.storage.store import Transaction
 
 
@@ -76,3 +77,20 @@ def with_identifiers_of(archived: dict[str, Any], organization: dict[str, Any], 
     if known or added:
         merged["identifier"] = [*known, *added]
     return merged
+
+
+def name_conflict(
+    tx: Transaction, final: dict[str, Any], offered: dict[str, Any], archived: dict[str, Any]
+) -> Conflict | None:
+    """The disagreement, when a record names an Organization of the archive otherwise than the
+    archive does: ``kept`` is the name the Organization has after the record (``final``), and
+    ``offered`` the other one: the record's, when the archive kept its own (an Organization the
+    platform wrote, or a keyed one whose stored version speaks for a later time), or the name
+    it replaced, when the later statement won.  None when they agree, or either has no name."""
+    names = [resource.get("name") for resource in (offered, archived)]
+    if not all(isinstance(name, str) for name in names) or names[0] == names[1]:
+        return None
+    kept = final.get("name")
+    other = names[1] if kept == names[0] else names[0]
+    identifier = holders(tx, offered).get(final["id"])
+    return Conflict(final["id"], "name", kept, other, kind="Organization", identifier=identifier)

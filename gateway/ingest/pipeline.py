@@ -60,6 +60,8 @@ class Counts:
     quarantined: int = 0
     #: demographics a record disagreed on with the archive (kept, and reported)
     conflicts: int = 0
+    #: names a record gave an Organization of the archive otherwise (for one identifier)
+    organization_names: int = 0
     #: records mapped by an earlier run into the same archive exactly as they are now
     unchanged: int = 0
     #: mapped records of which an independent part failed and was quarantined alone
@@ -313,7 +315,9 @@ class Ingest:
         """Each resource the run wrote counted once, however many records wrote it: a person
         or a keyed resource that several records name, and a record's own resources (ids
         from its source key) that the same record repeated in another file wrote again."""
-        self.counts.conflicts += len(outcome.conflicts)
+        named = sum(conflict.kind == "Organization" for conflict in outcome.conflicts)
+        self.counts.organization_names += named
+        self.counts.conflicts += len(outcome.conflicts) - named
         for written in outcome.written:
             if written not in self._touched:
                 self._touched.add(written)
@@ -401,8 +405,9 @@ class Ingest:
         outcome.reasons.extend(self._merge_keyed(tx, mapped))
         if outcome.reasons:
             return outcome
+        named = self._organization_names(tx, mapped, arrived)
         try:
-            outcome.conflicts = self._resolve_people(tx, mapped)
+            outcome.conflicts = [*self._resolve_people(tx, mapped), *named]
         except IdentityConflict as conflict:
             outcome.reasons.append(self._reason("ingest.identity-conflict", people=", ".join(conflict.person_ids)))
             return outcome
@@ -524,6 +529,24 @@ class Ingest:
             for resource in mapped.resources.values():
                 rewrite_references(resource, renamed)
         return reasons
+
+    def _organization_names(
+        self, tx: Transaction, mapped: Mapped, arrived: dict[str, dict[str, Any]]
+    ) -> list[Conflict]:
+        """The names the record gives Organizations of the archive (as it ``arrived``, before
+        any merge) that the archive's (stored, not yet overwritten) disagree with: listed with
+        the people's disagreements, for the 主索引 staff."""
+        found = []
+        for name, resource in mapped.resources.items():
+            if resource["resourceType"] != "Organization" or name not in arrived:
+                continue
+            stored = tx.resources.read("Organization", resource["id"])
+            if stored is None or stored.resource is None:
+                continue
+            conflict = organizations.name_conflict(tx, resource, arrived[name], stored.content)
+            if conflict is not None:
+                found.append(conflict)
+        return found
 
     def _resolve_people(self, tx: Transaction, mapped: Mapped) -> list[Conflict]:
         """Merge the record's Patients into the archive (the last step before writing: a record

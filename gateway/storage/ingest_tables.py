@@ -192,14 +192,16 @@ class Quarantine:
 
 
 class Conflicts:
-    """Demographic disagreements the identity merge kept the archive's value for."""
+    """Disagreements the identity merge kept the archive's value for (a person's demographics),
+    and the names an organisation was given for one identifier."""
 
     def __init__(self, sql: Executor) -> None:
         self.sql = sql
 
     def add(self, entry: dict[str, Any]) -> bool:
-        """Record one; False when this record already reported it (a re-run)."""
-        key = (entry["person"], entry["element"], entry["file"], entry["location"])
+        """Record one (a person's, or an organisation's: its reference is kept in the
+        ``person_id`` column); False when this record already reported it (a re-run)."""
+        key = (entry.get("person") or entry["organization"], entry["element"], entry["file"], entry["location"])
         if self.sql.one(
             "SELECT 1 FROM identity_conflict WHERE person_id = ? AND element = ? AND file = ? AND location = ?", key
         ):

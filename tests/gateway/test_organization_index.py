@@ -5,11 +5,12 @@ second one under the id of its key — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from conformance.validator import Validator
-from gateway.ingest.commands import build_engine
+from gateway.ingest.commands import build_engine, summary
 from gateway.ingest.pipeline import Counts, Ingest, Outcome
 from gateway.storage.store import Store
 from mappings.engine import reference_nodes
@@ -172,3 +173,57 @@ def test_without_a_holder_the_institution_is_the_keyed_one_as_before(store: Stor
     _, outcomes = ingest(store, validator, [*contracts(), *records("老年人健康管理.csv", "row 2")])
     assert holders(store) == [KEYED]
     assert references(store, outcomes) == {f"Organization/{KEYED}"}
+
+
+def renamed(record: SourceRecord, name: str) -> SourceRecord:
+    """The record naming its institution ``name``."""
+    return dataclasses.replace(record, fields={**record.fields, "签约机构": name})
+
+
+def conflicts(store: Store) -> list[dict[str, Any]]:
+    with store.reading() as tx:
+        return list(tx.conflicts.entries())
+
+
+def test_a_name_the_archive_keeps_over_the_record_s_is_listed_as_a_conflict(store: Store, validator: Validator) -> None:
+    """The platform's Organization keeps its name, as a person keeps hers: the record's other
+    name for the same 统一社会信用代码 was dropped unseen."""
+    put(store, {**EXAMPLE, "name": "经八路社区卫生服务中心"})
+    ingest(store, validator, contracts()[:1])
+    assert conflicts(store) == [
+        {
+            "organization": f"Organization/{EXAMPLE['id']}",
+            "identifier": f"{USCC}|{JINGBALU}",
+            "element": "name",
+            "kept": "经八路社区卫生服务中心",
+            "offered": "郑州市金水区经八路街道社区卫生服务中心",
+            "source": "community-health",
+            "file": "家庭医生签约.csv",
+            "location": "row 2",
+        }
+    ]
+
+
+def test_a_keyed_organization_renamed_by_a_later_record_lists_the_name_it_replaced(
+    store: Store, validator: Validator
+) -> None:
+    first, later = contracts()[:2]
+    ingest(store, validator, [first, renamed(later, "金水区经八路社区卫生服务中心")])
+    found = [(c["organization"], c["kept"], c["offered"], c["location"]) for c in conflicts(store)]
+    assert found == [
+        (f"Organization/{KEYED}", "金水区经八路社区卫生服务中心", "郑州市金水区经八路街道社区卫生服务中心", "row 12")
+    ]
+
+
+def test_the_run_counts_the_organization_names_that_disagree_apart_from_people(
+    store: Store, validator: Validator
+) -> None:
+    first, later = contracts()[:2]
+    counts, _ = ingest(store, validator, [first, renamed(later, "金水区经八路社区卫生服务中心")])
+    assert (counts.organization_names, counts.conflicts) == (1, 0)
+
+
+def test_the_summary_says_how_many_organization_names_disagree(store: Store, validator: Validator) -> None:
+    first, later = contracts()[:2]
+    counts, _ = ingest(store, validator, [first, renamed(later, "金水区经八路社区卫生服务中心")])
+    assert "同一机构标识对应的机构名称不一致 1 处，详见 identity-conflicts.ndjson" in summary(counts, "zh-CN")
