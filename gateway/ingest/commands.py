@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from conformance.issues import DEFAULT_LANGUAGE
 from gateway.config import Config
@@ -171,21 +171,38 @@ def replay(
 
     Each record is replayed in its own savepoint: it either lands (and leaves the quarantine)
     or its quarantine entry is replaced by the new reasons.  A replay killed at any moment has
-    moved some records out of the quarantine and left the rest in it; none is lost."""
+    moved some records out of the quarantine and left the rest in it; none is lost.
+
+    Of several entries of one source key (January's copy and February's, both waiting), the
+    newest is replayed first: the oldest landed first, and the newer ones were then refused
+    as duplicates of it.  When it lands it resolves the older ones, which are not replayed."""
     with archive(out_dir, registry, store) as target:
         with target.reading() as tx:
-            entries = list(tx.quarantine.entries())
+            entries = newest_first(tx.quarantine.entries())
         pipeline = Ingest(target, build_validator(registry, config or Config()), build_engine(registry))
+        #: (source, identity) of the keyed records that landed: their older entries are resolved
+        landed: set[tuple[str, str]] = set()
         try:
             for entry in entries:
                 record = record_of(entry)
+                if (entry["source"], entry["identity"]) in landed:
+                    out.write(text("ingest.replay-resolved", lang, {"file": record.file, "location": record.location}))
+                    out.write("\n")
+                    continue
                 if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
                     # no fix makes a duplicate row new data: it stays where it is
                     pipeline.counts.read += 1
                     pipeline.counts.quarantined += 1
                     status = "quarantined"
                 else:
-                    status = pipeline.process(record, replaces=(entry["identity"], entry["digest"])).status
+                    outcome = pipeline.process(record, replaces=(entry["identity"], entry["digest"]))
+                    status = outcome.status
+                    if (
+                        status in ("mapped", "partial")
+                        and outcome.mapped
+                        and outcome.mapped.identity.startswith("key|")
+                    ):
+                        landed.add((record.source, outcome.identity))
                 verdict = REPLAY_VERDICTS.get(status, "ingest.replay-passes")
                 out.write(text(verdict, lang, {"file": record.file, "location": record.location}) + "\n")
         finally:
@@ -193,6 +210,16 @@ def replay(
         if out_dir is not None:
             export_folder(target, out_dir)
     return counts
+
+
+def newest_first(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Quarantine entries (as stored, oldest first) in the order a replay takes them: grouped
+    by what they are (source and identity: one source key), each group where its first entry
+    was, newest first within it."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in entries:
+        groups.setdefault((entry["source"], entry["identity"]), []).append(entry)
+    return [entry for group in groups.values() for entry in reversed(group)]
 
 
 def explain(
