@@ -132,6 +132,8 @@ def fhir_date(value: Any) -> str | None:
         return None
     if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned) and not re.fullmatch(r"(?:18|19|20)\d{2}", cleaned):
         return _from_serial(float(cleaned))
+    if _FRACTIONAL_SERIAL.fullmatch(cleaned):  # a moment saved as text: its day, as of the number
+        return _from_serial(float(cleaned))
     if re.fullmatch(r"\d{4}", cleaned):
         return cleaned
     timed = _DATETIME.fullmatch(cleaned)

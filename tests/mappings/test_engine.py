@@ -118,6 +118,12 @@ def test_an_excel_serial_with_a_fraction_keeps_its_time_of_day(raw: Any) -> None
     assert normalise.fhir_datetime(raw) == "2024-12-06T12:00:00+08:00"
 
 
+@pytest.mark.parametrize("raw", [45632.5, "45632.5"])
+def test_an_excel_serial_with_a_fraction_is_its_day_where_a_date_is_wanted(raw: Any) -> None:
+    """As text (a General cell saved to CSV) it was refused as no date at all."""
+    assert normalise.fhir_date(raw) == "2024-12-06"
+
+
 def test_an_excel_serial_s_time_of_day_is_read_to_the_nearest_second() -> None:
     """09:30 is 0.395833… of a day: a float a hair under it."""
     assert normalise.fhir_datetime(45632 + (9 * 3600 + 30 * 60) / 86_400) == "2024-12-06T09:30:00+08:00"
