@@ -35,7 +35,7 @@ from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
-from gateway.security.access import creator, foreign_owners
+from gateway.security.access import OWNER_ELEMENTS, creator, foreign_owners
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import (
@@ -420,21 +420,45 @@ class Ingest:
             )
             outcome.reasons.append(reason)
             return outcome
-        principal = acting.get()
-        foreign = [owner for r in mapped.resources.values() for owner in foreign_owners(tx, principal, r)]
-        if foreign:
-            # a client pushing legacy files over the API writes for its own organisation alone,
-            # as its REST writes do (the command line acts as the operator: no principal)
-            owners = ", ".join(dict.fromkeys(foreign))
-            organization = principal.organization if principal else ""
-            outcome.reasons.append(
-                self._reason("ingest.forbidden-organization", organization=organization, owner=owners)
-            )
+        outcome.reasons.extend(self._leave_out_foreign(tx, mapped, outcome))
+        if outcome.reasons:
             return outcome
         resources = list(mapped.resources.values())
         resources.append(provenance(mapped, resources, self.recorded, self.engine.base, arrived))
         outcome.resources = resources
         return outcome
+
+    def _leave_out_foreign(self, tx: Transaction, mapped: Mapped, outcome: Outcome) -> list[Reason]:
+        """A client pushing legacy files over the API writes for its own organisation alone, as
+        its REST writes do (the command line acts as the operator: no principal).  A resource
+        naming another organisation as its owner refuses the record, unless it is an
+        independent part: a hospital's ADT message names the 医保 fund as the payer of the
+        Coverage its IN1 carries, and its stay and patient land while that part waits in the
+        quarantine (the reasons for the whole record, if any, are returned)."""
+        principal = acting.get()
+        foreign = {name: owners for name, r in mapped.resources.items() if (owners := foreign_owners(tx, principal, r))}
+        if not foreign:
+            return []
+        organization = principal.organization if principal else ""
+        reasons = {
+            name: self._owner_reason(mapped, name, organization, ", ".join(owners)) for name, owners in foreign.items()
+        }
+        if not set(foreign) <= mapped.optional or not _independent(mapped, set(foreign)):
+            return list(reasons.values())
+        for name, reason in reasons.items():
+            outcome.parts.append(reason)
+            del mapped.resources[name]
+            mapped.keyed.pop(name, None)
+        return []
+
+    def _owner_reason(self, mapped: Mapped, name: str, organization: str, owners: str) -> Reason:
+        """``ingest.forbidden-organization`` at the part's owner reference and the legacy field
+        it came from (IN1-3, the fund's 医保区划, for a Coverage's logical payor reference)."""
+        found = self._reason("ingest.forbidden-organization", organization=organization, owner=owners)
+        expression = _owner_expression(mapped.resources[name])
+        if expression is None:
+            return found
+        return Reason(found.message_id, found.text, expression, source_of(mapped, name, expression))
 
     def _would_change(self, tx: Transaction, mapped: Mapped) -> bool:
         """Whether landing the record would change what the archive holds: a person as its
@@ -765,6 +789,20 @@ class Ingest:
 
 #: the party of a run that names none: the operator at the command line
 CLI = exchanges.Party("yiyang-cli", "", "", "cli", "ingest")
+
+
+def _owner_expression(resource: dict[str, Any]) -> str | None:
+    """The FHIRPath of a resource's first owner reference (:data:`OWNER_ELEMENTS`): of its
+    identifier, when it names the organisation by identifier alone."""
+    kind = resource["resourceType"]
+    for element in OWNER_ELEMENTS.get(kind, ()):
+        value = resource.get(element)
+        first, where = (
+            (value[0], f"{kind}.{element}[0]") if isinstance(value, list) and value else (value, f"{kind}.{element}")
+        )
+        if isinstance(first, dict):
+            return f"{where}.identifier" if "reference" not in first and "identifier" in first else where
+    return None
 
 
 def _independent(mapped: Mapped, parts: set[str | None]) -> bool:

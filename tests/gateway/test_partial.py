@@ -12,11 +12,15 @@ import pytest
 
 from gateway.ingest import commands
 from gateway.ingest.pipeline import Counts
+from gateway.search.indexer import SearchIndexer
+from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
+from gateway.storage.store import Store
 from profiles.registry import Registry
 from tests.ingest_output import ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
+NHSA = "http://fhir.yiyang.cn/sid/nhsa-admdvs"
 
 
 def first_admission() -> bytes:
@@ -102,3 +106,44 @@ def test_replay_says_a_part_still_failing_is_still_quarantined(tmp_path: Path) -
     said = io.StringIO()
     commands.replay(out, Registry(), said, "en")
     assert said.getvalue() == "partly still quarantined (the rest landed): adt-in1.hl7 message 1\n"
+
+
+@pytest.fixture(scope="module")
+def pushed_by_a_hospital(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Counts]:
+    """The first admission, with both its IN1s, pushed by a hospital's interface engine into an
+    archive that knows 郑州市医疗保障局, the payer the IN1s name (IN1-3 410100)."""
+    folder = tmp_path_factory.mktemp("hospital")
+    registry = Registry()
+    store = open_store(f"sqlite:///{folder / 'archive.sqlite'}", SearchIndexer(registry).rows)
+    fund = {"resourceType": "Organization", "id": "zhengzhou-nhsa", "identifier": [{"system": NHSA, "value": "410100"}]}
+    with store.transaction() as tx:
+        tx.resources.write(fund)
+    path = folder / "adt.hl7"
+    path.write_bytes(first_admission())
+    token = acting.set(Principal("his", "first-hospital", frozenset({"system/*.cruds"}), "hospital"))
+    try:
+        return store, commands.ingest("hl7v2", [path], None, registry, store=store)
+    finally:
+        acting.reset(token)
+
+
+def test_a_hospitals_coverages_naming_the_fund_are_left_out_and_the_stay_lands(
+    pushed_by_a_hospital: tuple[Store, Counts],
+) -> None:
+    """The hospital does not act for the fund that owns a Coverage (its payor): the whole
+    message was refused (AE over MLLP) for its IN1s, though the patient and the stay are its own."""
+    store, counts = pushed_by_a_hospital
+    with store.reading() as tx:
+        landed = tx.resources.counts()
+    assert (counts.partial, landed.get("Encounter"), landed.get("Coverage")) == (1, 1, None)
+
+
+def test_a_coverage_left_out_for_its_payer_is_quarantined_at_the_payor(
+    pushed_by_a_hospital: tuple[Store, Counts],
+) -> None:
+    store = pushed_by_a_hospital[0]
+    with store.reading() as tx:
+        [entry] = list(tx.quarantine.entries())
+    found = {(reason["id"], reason.get("fhirpath"), reason.get("source")) for reason in entry["reasons"]}
+    where = ("ingest.forbidden-organization", "Coverage.payor[0].identifier")
+    assert found == {(*where, f"adt.hl7 message 1, field IN1[{n}].IN1-3.1") for n in (0, 1)}
