@@ -162,12 +162,10 @@ def grants(who: Principal | None = None) -> Grants:
 def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
     """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise).
     The audit trail is not in the archive a Bundle reads: a read of it would find nothing where
-    ``/AuditEvent`` answers, so it is refused for what it is, whoever asks; a write is a 405,
-    as on its own, before its resource is validated."""
+    ``/AuditEvent`` answers, so it is refused for what it is, whoever asks (a write to it is
+    refused as the Bundle is read, :meth:`~gateway.fhir.bundles.Bundles.process`)."""
     if kind == "AuditEvent" and method in ("GET", "HEAD"):  # a HEAD entry reads, as its GET
         raise FhirError(400, "http.audit-not-in-bundle", method=method)
-    if kind == "AuditEvent":
-        raise FhirError(405, "http.method-not-allowed", method=method, path="AuditEvent")
     missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, _services().parameters.targets))
     if missing:
         _refuse_scope(missing, g.principal.client_id)

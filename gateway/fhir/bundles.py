@@ -30,6 +30,7 @@ from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.parameters import if_match_version, instant, query_pairs
 from gateway.fhir.repository import (
     DELETE_ROUND,
+    READ_ONLY,
     Repository,
     Written,
     check_body_id,
@@ -131,11 +132,14 @@ class Bundles:
         if kind == "batch":
             answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
             return _response("batch-response", answers)
-        entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
-        _check_full_urls(entries)
-        for entry in entries:
-            _authorize(authorize, entry)
-        return _response("transaction-response", self._transaction(entries, reply))
+        try:
+            entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
+            _check_full_urls(entries)
+            for entry in entries:
+                _authorize(authorize, entry)
+            return _response("transaction-response", self._transaction(entries, reply))
+        except FhirError as error:
+            raise _transaction_refusal(error) from None
 
     # -- parsing ---------------------------------------------------------------------------
     def _entry(self, index: int, raw: Any) -> Entry:
@@ -155,6 +159,8 @@ class Bundles:
             detail = Worded("bundle.bad-target", method=method, url=url)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         self.repository.check_type(kind, f"{where}.request.url")
+        if kind in READ_ONLY and method not in ("GET", "HEAD"):  # refused for what it is, before validation
+            raise FhirError(405, "http.method-not-allowed", f"{where}.request.method", method=method, path=kind)
         resource = raw.get("resource")
         if method in ("POST", "PUT") and not isinstance(resource, dict):
             raise FhirError(
@@ -583,6 +589,18 @@ class Bundles:
             return answer
 
         return self.repository.store.atomically(applied)
+
+
+def _transaction_refusal(error: FhirError) -> FhirError:
+    """What refusing one entry answers for the whole transaction: its own status, but for a
+    405.  A 405 is about the request's URL, and its Allow names the methods that URL takes
+    (RFC 9110 §15.5.6): the transaction's URL is the base, which takes the very POST the
+    client sent, so a 405 there contradicted itself.  An entry whose method its type does not
+    take (a write to the read-only audit trail) makes the Bundle a bad request (400), located
+    at that entry's ``request.method``; a batch keeps the 405 in the entry's own response."""
+    if error.status == 405:
+        error.status = 400
+    return error
 
 
 def _located(error: FhirError, entry: Entry) -> FhirError:

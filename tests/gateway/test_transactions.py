@@ -228,6 +228,13 @@ def test_a_bundle_whose_entries_are_no_list_is_refused_whole(made: Services, ent
     assert (refused.status, refused.expression) == (400, "Bundle.entry")
 
 
+def test_a_transaction_writing_the_audit_trail_is_a_bad_request_at_the_entrys_method(made: Services) -> None:
+    """It was a 405 for the whole Bundle, whose Allow (the base's methods) named the POST sent."""
+    entry = {"resource": {"resourceType": "AuditEvent"}, "request": {"method": "POST", "url": "AuditEvent"}}
+    refused = refusal(made, bundle(post(basic("kept-out-too")), entry))
+    assert (refused.status, refused.expression) == (400, "Bundle.entry[1].request.method")
+
+
 def test_a_bad_transaction_entry_still_fails_the_transaction(made: Services) -> None:
     refused = refusal(made, bundle(post(basic("kept-out")), asked("GET", "Foo/1")))
     assert (refused.status, holders(made, "kept-out")) == (404, [])
