@@ -20,9 +20,9 @@ from urllib.parse import unquote_plus
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
-from gateway.api.methods import allowed, refusing
+from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
@@ -79,6 +79,10 @@ def authenticate() -> None:
     if endpoint == "auth.token":  # first of all hooks: none has read the body yet
         asked.max_content_length = TOKEN_REQUEST_BYTES
     if endpoint in PUBLIC:
+        return
+    if endpoint is None and isinstance(asked.routing_exception, MethodNotAllowed) and endpoints() <= PUBLIC:
+        # a method a public path does not take (OPTIONS /metadata): its 405 and Allow tell what
+        # the path's public routes tell anyone; a path with a protected route still asks first
         return
     scheme, _, token = asked.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -259,9 +263,11 @@ def token() -> Response:
     return Response(orjson.dumps(answer), content_type="application/json")
 
 
-@auth.route("/token", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="token_method")
+@auth.route("/token", methods=["GET", "PUT", "PATCH", "DELETE", "OPTIONS"], endpoint="token_method")
 @refusing
 def token_method() -> Response:
+    """405 in OAuth JSON, the only errors the token endpoint's clients read; OPTIONS included,
+    which no other route takes (it is no FHIR interaction) and which was an OperationOutcome."""
     response = _oauth_error(OAuthError("invalid_request", "auth.post-only", 405))
     response.headers["Allow"] = allowed()
     return response

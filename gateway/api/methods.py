@@ -12,7 +12,7 @@ run for it (:func:`without_head`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from flask import current_app, request
@@ -50,13 +50,24 @@ def without_head(view: View) -> View:
 
 def allowed() -> str:
     """The methods this request's path takes, as ``Allow`` lists them (empty when none)."""
+    taken = [
+        m for m, endpoint in _routes() if m not in getattr(current_app.view_functions.get(endpoint), "refuses", ())
+    ]
+    return ", ".join(taken)
+
+
+def endpoints() -> frozenset[str]:
+    """The endpoints of the routes this request's path matches, whatever their method: whether
+    a method the path does not take may be refused before authentication depends on them all."""
+    return frozenset(endpoint for _, endpoint in _routes())
+
+
+def _routes() -> Iterator[tuple[str, str]]:
+    """(method, endpoint) of each method a route of this request's path matches."""
     adapter = current_app.url_map.bind_to_environ(request.environ)
-    taken = []
     for method in METHODS:
         try:
             endpoint, _ = adapter.match(request.path, method=method)
         except (HTTPException, RoutingException):  # no route, or only a redirect to another path
             continue
-        if method not in getattr(current_app.view_functions.get(endpoint), "refuses", ()):
-            taken.append(method)
-    return ", ".join(taken)
+        yield method, endpoint

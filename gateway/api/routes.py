@@ -125,11 +125,13 @@ def metadata() -> Response:
 # nothing, and the audit trail records it by its method
 @fhir.route("/metadata", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
 @fhir.route("/_history", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
+@fhir.route("/.well-known/smart-configuration", methods=["POST", "PUT", "PATCH", "DELETE"], endpoint="metadata_refused")
 @refusing
 def read_only() -> Response:
     """Without it a DELETE /metadata would reach the conditional delete of a type "metadata",
-    and a PUT /_history the conditional update of a type "_history" (a 404 for an unknown
-    type, where the path is known and takes GET alone)."""
+    a PUT /_history the conditional update of a type "_history", and a PUT of the SMART
+    discovery document the update of a ".well-known" (a 404 for an unknown type, after asking
+    for a token, where the path is known, public, and takes GET alone)."""
     return _method_refused()
 
 

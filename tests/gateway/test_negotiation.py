@@ -174,6 +174,36 @@ def test_a_method_a_fhir_route_refuses_is_a_405_naming_those_it_takes(
     assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("OPTIONS", "/fhir/metadata"),
+        ("OPTIONS", "/fhir/.well-known/smart-configuration"),
+        ("PUT", "/fhir/.well-known/smart-configuration"),  # reached the update of a type ".well-known"
+    ],
+)
+def test_a_method_a_public_path_does_not_take_is_a_405_without_a_token(tmp_path: Path, method: str, path: str) -> None:
+    """It asked for a token first (401), where another method the path refuses answered 405:
+    the path's routes are all public, so its Allow tells nothing a token guards."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    answer = app.test_client().open(path, method=method)
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, "GET, HEAD")
+
+
+@pytest.mark.parametrize("path", ["/fhir/Patient", "/fhir/_history", "/fhir/no/such/path/here"])
+def test_a_method_a_protected_path_does_not_take_still_asks_for_a_token(tmp_path: Path, path: str) -> None:
+    """What a protected path takes (or whether it exists) is told to an authenticated client alone."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    assert app.test_client().open(path, method="OPTIONS").status_code == 401
+
+
+def test_options_at_the_token_endpoint_is_refused_in_oauth_json(tmp_path: Path) -> None:
+    """The token endpoint's clients read OAuth errors alone; OPTIONS was answered with an OperationOutcome."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    answer = app.test_client().options("/fhir/token")
+    assert (answer.status_code, answer.json["error"], answer.headers["Allow"]) == (405, "invalid_request", "POST")
+
+
 def test_the_head_of_an_export_kick_off_starts_no_job(tmp_path: Path) -> None:
     """HEAD must change nothing (RFC 9110 §9.2.1); answered as its GET, it started an export."""
     config = Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", export_dir=str(tmp_path / "exports"))
