@@ -140,10 +140,19 @@ def run_rotate(args: argparse.Namespace, out: IO[str]) -> int:
     store = _store(args)
     try:
         with store.transaction() as tx:
+            _check_not_revoked(args, tx.security.client(args.id))
             done = tx.security.rotate(args.id, keys, secret_hash)
     finally:
         store.close()
     return _changed(args, out, done, "cli.client.rotated")
+
+
+def _check_not_revoked(args: argparse.Namespace, row: Any | None) -> None:
+    """A revoked client stays revoked (nothing restores it): new credentials would let it in
+    no more, and "credentials replaced" read as if it could connect again.  Refused as a
+    client ``add`` of a registered id is, saying what to do instead, and nothing is changed."""
+    if row is not None and row.status == "revoked":
+        raise usage(args, "cli.client.rotate-revoked", id=args.id)
 
 
 def run_revoke(args: argparse.Namespace, out: IO[str]) -> int:

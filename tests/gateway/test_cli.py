@@ -613,6 +613,27 @@ def test_client_rotate_and_revoke_say_what_they_did(
     assert run(capsys, "client", "revoke", "--id", "nobody", *given)[:2] == (1, unknown)
 
 
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "客户端 his 已吊销，凭据未更换：吊销不可撤回，如需重新接入请用 `yiyang client add` 注册新的客户端"),
+        (
+            "en",
+            "client his is revoked, credentials not replaced: a revocation is final; register a new client with `yiyang client add` to connect again",
+        ),
+    ],
+)
+def test_rotating_a_revoked_client_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    """It said "credentials replaced" of a client that stays revoked, as if it could connect again."""
+    client_add(capsys, tmp_path, lang)
+    given = ["--lang", lang, "--database", archive(tmp_path)]
+    run(capsys, "client", "revoke", "--id", "his", *given)
+    rotate = ["client", "rotate", "--id", "his", "--secret-file", str(tmp_path / "secret"), *given]
+    assert run(capsys, *rotate) == (2, "", f"yiyang: error: {said}\n")
+
+
 def test_the_client_list_header_is_one_machine_stable_form(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Scripts read the table by its column names: they are not translated."""
     client_add(capsys, tmp_path, "zh-CN")
