@@ -39,6 +39,7 @@ import orjson
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import instant
+from gateway.fhir.repository import READ_ONLY
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
@@ -147,6 +148,8 @@ class BulkExports:
         for kind in types or []:
             if kind not in self.resource_types:
                 raise FhirError(400, "http.unknown-type", "_type", type=kind)
+            if kind in READ_ONLY:  # the audit trail is its own table: 202 and an empty output hid that
+                raise FhirError(400, "http.export-type-not-archived", "_type", type=kind)
             if scope != "system" and kind not in self.personal.compartment:
                 raise FhirError(400, "http.export-type-outside-compartment", "_type", type=kind)
         job_id = uuid.uuid4().hex

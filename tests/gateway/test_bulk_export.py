@@ -18,9 +18,10 @@ import requests
 
 from bench.synthetic import patient as synthetic_patient
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
+from gateway.fhir.errors import FhirError
 from gateway.security.access import PersonalData
 from gateway.storage.store import Store
-from profiles.registry import Registry
+from profiles.registry import Registry, r4_resource_types
 from tests.conftest import Api, load_example
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
@@ -384,6 +385,20 @@ def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
 def test_a_job_beating_within_the_limit_stays_in_progress(store: Store, tmp_path: Path, personal: PersonalData) -> None:
     job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
     assert exports(store, tmp_path, personal, 3600).status(job.id).status == IN_PROGRESS
+
+
+def test_an_export_of_the_audit_trail_is_refused_naming_type(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """The trail is not in the archive an export reads: it answered 202 and an empty output."""
+    jobs = BulkExports(store, personal, r4_resource_types(), tmp_path, 3600)
+    with pytest.raises(FhirError) as refused:
+        jobs.kick_off("http://x/fhir/$export?_type=AuditEvent", "system", [("_type", "AuditEvent")])
+    assert (refused.value.status, refused.value.message_id, refused.value.expression) == (
+        400,
+        "http.export-type-not-archived",
+        "_type",
+    )
 
 
 def test_a_job_that_cannot_write_its_files_fails_with_an_incident(
