@@ -52,6 +52,10 @@ from mappings.records import UNPARSEABLE
 from mappings.specs import Spec
 
 START, END = b"\x0b", b"\x1c\r"
+#: what ends a frame received: the end-of-block byte alone.  It never occurs in a message, and
+#: the CR after it is a trailer that some senders leave out (or send after a pause); waiting
+#: for it left such a frame unanswered until the connection's idle timeout
+END_OF_BLOCK, TRAILER = END[:1], END[1:]
 #: a reason's HL7 table 0357 condition comes from its catalog entry (``"hl7"``); a reason
 #: without one is the validator's finding on the message's data (:data:`FINDINGS`) or, for
 #: the gateway's own failures, an application error
@@ -374,7 +378,8 @@ def _escape(text: str) -> str:
 
 
 class _Connection(socketserver.StreamRequestHandler):
-    """One sender's connection: frames in, one ACK out per frame, until the sender hangs up,
+    """One sender's connection: frames in (each ended by its end-of-block byte, the CR after
+    it taken when it comes), one ACK out per frame, until the sender hangs up,
     sends no whole frame for ``mllp_idle_seconds`` (a byte now and then does not keep it open),
     or is not a registered sender (answered once, then closed)."""
 
@@ -395,7 +400,7 @@ class _Connection(socketserver.StreamRequestHandler):
             if not chunk:
                 return
             buffer += chunk
-            while (start := buffer.find(START)) != -1 and (end := buffer.find(END, start)) != -1:
+            while (start := buffer.find(START)) != -1 and (end := buffer.find(END_OF_BLOCK, start)) != -1:
                 if (restart := buffer.rfind(START, start + 1, end)) != -1:
                     # a frame begun again before it ended: the sender gave the first up (it
                     # had no ACK for it, and sends it again); read as one, the two were refused
@@ -404,7 +409,10 @@ class _Connection(socketserver.StreamRequestHandler):
                 if end - start - 1 > self.server.max_bytes:
                     self._refuse_oversized(buffer[start:end])
                     return
-                message, buffer = buffer[start + 1 : end], buffer[end + len(END) :]
+                trailer = buffer[end + 1 : end + 2]
+                if trailer not in (TRAILER, b""):  # one still to come is skipped as the bytes before a frame are
+                    log.warning("a frame from %s ended without its CR", self.client_address[0])
+                message, buffer = buffer[start + 1 : end], buffer[end + 1 + (trailer == TRAILER) :]
                 if not self._answer(message):
                     return
                 deadline = time.monotonic() + idle

@@ -136,6 +136,33 @@ def test_a_frame_begun_again_before_it_ended_is_read_from_its_new_start(listener
     assert msa == "MSA|AA|HIS20261102091502"
 
 
+def acknowledgements(connection: socket.socket, count: int) -> list[str]:
+    """The MSA codes of the next ``count`` ACKs on the connection."""
+    received = b""
+    while received.count(END) < count:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return [acknowledgement(frame.strip(START).decode("utf-8")) for frame in received.split(END)[:count]]
+
+
+def test_a_frame_ended_without_its_cr_is_answered_at_once(listener: tuple[int, str]) -> None:
+    """Some senders end a block with FS alone: the frame waited for a CR that never came, and
+    the sender, unanswered, until the connection's idle timeout (ten minutes)."""
+    message = reheaded(sample_messages()[0], 10, b"NO-TRAILER-1")
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
+        connection.sendall(START + message + b"\x1c")
+        assert acknowledgements(connection, 1) == ["AA"]
+
+
+def test_frames_without_their_crs_sent_back_to_back_are_each_answered(listener: tuple[int, str]) -> None:
+    first, second = (reheaded(sample_messages()[0], 10, f"NO-TRAILER-{n}".encode()) for n in (2, 3))
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
+        connection.sendall(START + first + b"\x1c" + START + second + b"\x1c")
+        assert acknowledgements(connection, 2) == ["AA", "AA"]
+
+
 def test_a_message_sent_twice_is_written_once(listener: tuple[int, str]) -> None:
     message = sample_messages()[0]
     send(listener[0], message)
