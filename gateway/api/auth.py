@@ -11,6 +11,8 @@ needs (``gateway/security/scopes.py`` holds the table).  The OAuth logic itself 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from collections.abc import Iterable
@@ -243,12 +245,12 @@ def token() -> Response:
         refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return refused
     basic = None
-    scheme, _, _ = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic":
-        credentials = request.authorization
-        if credentials is None or credentials.username is None:
-            return _oauth_error(OAuthError("invalid_client", "auth.no-credentials"), basic=True)
-        basic = (unquote_plus(credentials.username), unquote_plus(credentials.password or ""))
+        try:
+            basic = basic_credentials(encoded)
+        except OAuthError as exc:
+            return _oauth_error(exc, basic=True)
     if request.mimetype != "application/x-www-form-urlencoded":
         return _oauth_error(OAuthError("invalid_request", "auth.form-needed"))
     form = request.form
@@ -261,6 +263,24 @@ def token() -> Response:
         return _oauth_error(exc, basic is not None)
     g.principal = client  # the login's AuditEvent names the client it authenticated
     return Response(orjson.dumps(answer), content_type="application/json")
+
+
+def basic_credentials(encoded: str) -> tuple[str, str]:
+    """The client id and secret of HTTP Basic credentials (RFC 7617: base64 of ``id:secret``),
+    each form-decoded as RFC 6749 §2.3.1 encodes it, or the ``invalid_client`` refusal saying
+    why they cannot be read.  Werkzeug's parser answered None alike for base64 that is none and
+    for an id that is no UTF-8, and both were told "client authentication is missing"."""
+    try:
+        raw = base64.b64decode(encoded.strip())
+    except binascii.Error:
+        raise OAuthError("invalid_client", "auth.basic-malformed") from None
+    client_id, colon, secret = raw.partition(b":")
+    if not colon:
+        raise OAuthError("invalid_client", "auth.basic-malformed")
+    try:  # a byte that is no UTF-8, sent raw or percent-encoded (%FF), was read as U+FFFD
+        return unquote_plus(client_id.decode(), errors="strict"), unquote_plus(secret.decode(), errors="strict")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_client", "auth.basic-not-utf8") from None
 
 
 @auth.route("/token", methods=["GET", "PUT", "PATCH", "DELETE", "OPTIONS"], endpoint="token_method")

@@ -608,3 +608,27 @@ def test_a_store_failure_at_the_token_endpoint_is_an_oauth_error(tmp_path: Path,
     }
     answer = app.test_client().post("/fhir/token", data=form)
     assert (answer.status_code, answer.get_json()["error"]) == (503, "temporarily_unavailable")
+
+
+@pytest.mark.parametrize("credentials", [b"\xff\xfe:secret", b"%FF:secret", b"his:%ff"])
+def test_basic_credentials_that_are_no_utf8_are_refused_saying_so(tmp_path: Path, credentials: bytes) -> None:
+    """They were refused as if no client authentication had been sent ("send a client_assertion")."""
+    from gateway import create_app
+
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    headers = {"Authorization": f"Basic {base64.b64encode(credentials).decode()}", "Accept-Language": "en"}
+    answer = app.test_client().post("/fhir/token", data={"grant_type": "client_credentials"}, headers=headers)
+    assert (answer.status_code, answer.get_json()) == (
+        401,
+        {"error": "invalid_client", "error_description": text("auth.basic-not-utf8", "en")},
+    )
+
+
+def test_basic_credentials_without_a_colon_are_refused_as_malformed(tmp_path: Path) -> None:
+    """RFC 7617: base64 of ``id:secret``; without the colon there is no secret to check."""
+    from gateway import create_app
+
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    headers = {"Authorization": f"Basic {base64.b64encode(b'his').decode()}", "Accept-Language": "en"}
+    answer = app.test_client().post("/fhir/token", data={"grant_type": "client_credentials"}, headers=headers)
+    assert answer.get_json()["error_description"] == text("auth.basic-malformed", "en")
