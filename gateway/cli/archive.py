@@ -57,10 +57,16 @@ def run_export(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def _check_types(args: argparse.Namespace, known: Collection[str]) -> None:
-    """An unknown type (``Foo``, ``patient``) would export nothing and look like an empty archive."""
+    """An unknown type (``Foo``, ``patient``) would export nothing and look like an empty
+    archive; so would the audit trail, which is kept apart from the archive's resources."""
+    from gateway.fhir.repository import READ_ONLY
+
     unknown = [kind for kind in args.types or [] if kind not in known]
     if unknown:
         raise usage(args, "cli.export.unknown-type", types=", ".join(unknown))
+    apart = [kind for kind in args.types or [] if kind in READ_ONLY]
+    if apart:
+        raise usage(args, "cli.export.not-archived", types=", ".join(apart))
 
 
 def _since(args: argparse.Namespace) -> str | None:

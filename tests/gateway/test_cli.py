@@ -710,6 +710,12 @@ def test_db_reindex_refuses_an_unknown_type(capsys: pytest.CaptureFixture[str], 
             ["--type", "Foo", "--type", "patient"],
             "--type Foo, patient: not a FHIR R4 resource type (names are case-sensitive)",
         ),
+        (  # it exported nothing and said "files 0, lines 0"
+            "en",
+            ["--type", "AuditEvent"],
+            "--type AuditEvent: not among the archive's resources (the audit trail is kept apart: "
+            "`yiyang audit verify` checks it, /fhir/AuditEvent searches it)",
+        ),
     ],
 )
 def test_export_refuses_a_bad_since_or_type_in_the_chosen_language(
