@@ -65,11 +65,13 @@ DEMO_SCOPES = "system/*.cruds"
 DEMO_ROLE = "operator"
 
 
-def register_demo_client(services: Services) -> str:
-    """Register (or, on a restart, re-key) the demo client and return its new random secret.
+def register_demo_client(services: Services) -> str | None:
+    """Register (or, on a restart, re-key) the demo client and return its new random secret;
+    None when it was revoked (a revocation is final, ``yiyang client rotate`` refuses it too).
 
     Only a hash is stored, so a restart cannot show the old secret again: it makes a new one,
-    which keeps ``serve --demo`` idempotent (one client) and the printed curl always valid."""
+    which keeps ``serve --demo`` idempotent (one client) and the printed curl always valid.  A
+    revoked client's new secret would have been printed with a curl that answers 401."""
     import secrets
 
     from gateway.security import clients
@@ -79,5 +81,7 @@ def register_demo_client(services: Services) -> str:
     if not added:
         _, secret_hash = clients.credentials(None, secret)
         with services.store.transaction() as tx:
+            if tx.security.client_status(DEMO_CLIENT) == "revoked":
+                return None
             tx.security.rotate(DEMO_CLIENT, None, secret_hash)
     return secret

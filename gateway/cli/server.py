@@ -52,11 +52,13 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
     try:
         services.store  # noqa: B018 - opening it applies the migrations, once, before any fork
         if args.demo:
-            from gateway.demo import load_demo, register_demo_client
+            from gateway.demo import DEMO_CLIENT, load_demo, register_demo_client
 
             for line in load_demo(services, args.lang):
                 out.write(line + "\n")
             secret = register_demo_client(services)
+            if secret is None:
+                raise usage(args, "cli.serve.demo-client-revoked", id=DEMO_CLIENT)
     finally:
         services.close()
     _announce(config, out, args.lang, secret)

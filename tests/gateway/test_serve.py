@@ -107,3 +107,20 @@ def test_bytes_that_are_no_http_are_a_400_operation_outcome(demo: tuple[str, str
         b"400",
         "http.malformed-request",
     )
+
+
+def test_a_revoked_demo_client_gets_no_new_secret(tmp_path: Path) -> None:
+    """``serve --demo`` re-keyed it and printed a curl that answered 401: it says so instead."""
+    from gateway.config import Config
+    from gateway.demo import DEMO_CLIENT, register_demo_client
+    from gateway.services import Services
+
+    services = Services(Config.load(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
+    try:
+        register_demo_client(services)
+        with services.store.transaction() as tx:
+            tx.security.revoke(DEMO_CLIENT)
+        again = register_demo_client(services)
+    finally:
+        services.close()
+    assert again is None
