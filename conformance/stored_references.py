@@ -45,6 +45,16 @@ def check_stored_references(
         issues.error(message_id, located[id(node)], reference=node["reference"])
 
 
+def located_references(resource: dict[str, Any], path: str) -> list[tuple[str, str]]:
+    """Each Reference's ``reference`` with its FHIRPath (``Observation.encounter.reference``),
+    contained resources' too: for the rules that judge what a reference points at."""
+    nodes = list(_references(resource))
+    if not nodes:
+        return []
+    located = _locations(resource, path or str(resource.get("resourceType", "")))
+    return [(node["reference"], located[id(node)]) for node in nodes]
+
+
 def _refusal(reference: str, resource_types: frozenset[str]) -> str | None:
     """The message id refusing ``reference`` for a stored resource, or None."""
     if reference.startswith("#") or _ABSOLUTE.fullmatch(reference):

@@ -99,6 +99,13 @@ class ArchiveReferences:
         self._kept: OrderedDict[tuple[str, str, int], dict[str, Any]] = OrderedDict()
         self._guard = threading.Lock()
 
+    def named_type(self, reference: str) -> str | None:
+        """The type of the resource of this archive a literal reference names (relative, or on
+        this server's base), None for another server's, a contained, a conditional or a
+        malformed reference."""
+        match = _LITERAL.fullmatch(reference.removeprefix(self.base))
+        return match["type"] if match is not None and match["type"] in self.resource_types else None
+
     def __call__(self, reference: str) -> dict[str, Any] | None:
         """The resource a literal reference names in this archive, if the caller may see it."""
         local = reference.removeprefix(self.base)

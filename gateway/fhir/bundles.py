@@ -422,6 +422,7 @@ class Bundles:
                 continue
             if entry.method == "PUT":
                 check_body_id(entry.resource, entry.resource_id or "", f"{entry.path}.resource.id")
+            self.repository.check_reachable(entry.resource, f"{entry.path}.resource", elsewhere)
             entry.issues = self.repository.validate(entry.resource, path=f"{entry.path}.resource", elsewhere=elsewhere)
             issues.extend(entry.issues)
         errors = [issue for issue in issues if issue.is_error]

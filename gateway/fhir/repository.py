@@ -19,7 +19,7 @@ import orjson
 
 from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue, IssueList
-from conformance.stored_references import check_stored_references
+from conformance.stored_references import check_stored_references, located_references
 from conformance.validator import Validator
 from gateway import exchanges, messages
 from gateway.config import Config
@@ -122,11 +122,32 @@ class Repository:
     def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is
         configured to accept with warnings; what remains is returned to the client."""
+        self.check_reachable(resource, path)
         issues = self.validate(resource, path=path)
         errors = [issue for issue in issues if issue.is_error]
         if errors and self.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
         return issues
+
+    def check_reachable(self, resource: dict[str, Any], path: str = "", resolve: Resolver | None = None) -> None:
+        """A restricted client (an elderly-care platform) names in what it writes only records
+        of people it may see, or that the same transaction writes (``resolve`` knows them): a
+        reference to a hidden stay of another organisation was stored, and, referenced, that
+        stay could no longer be deleted by its own hospital (409).  A hidden and an absent
+        record are refused alike (403), whatever the validation policy, so the answer tells
+        nothing of what the archive holds.  People themselves are judged by their own rule
+        (:meth:`Access.unserved_people`, 403 too); an organisation or a practitioner is
+        everyone's to see, and one the archive lacks stays a reference to resolve later."""
+        if not self.access().restricted:
+            return
+        resolve = resolve or self.references
+        for reference, where in located_references(resource, path):
+            kind = self.references.named_type(reference)
+            if kind is None or kind == "Patient" or not self.personal.is_personal(kind):
+                continue
+            if resolve(reference) is None:
+                organization = self.access().principal.organization  # type: ignore[union-attr]
+                raise FhirError(403, "http.forbidden-reference", where, reference=reference, organization=organization)
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str) -> Stored:

@@ -89,6 +89,12 @@ class PersonalData:
         #: one's, from its index rows
         self.index_rows = index_rows or SearchIndexer(registry).rows
 
+    def is_personal(self, kind: str) -> bool:
+        """Whether a resource of ``kind`` may concern people (and so be hidden from a restricted
+        principal): a Patient, a type of the Patient compartment or one naming people, and the
+        opaque ones.  An Organization, a Practitioner or a Location is everyone's to see."""
+        return kind == "Patient" or kind in self.compartment or kind in self.references or kind in self.OPAQUE
+
     def concerns_only(self, resource: dict[str, Any], serves: Callable[[str], bool]) -> bool:
         """Whether a resource (any version of it) concerns only people ``serves`` accepts: the
         rule :func:`visible_condition` applies in SQL, applied to content.  Names outside the

@@ -865,3 +865,38 @@ def test_a_transaction_cannot_claim_someone_elses_record_to_make_a_stay_with_the
         ],
     }
     assert code_of(home_writer.post(served.base, json=bundle)) == (403, "http.forbidden-person")
+
+
+def reading_derived_from(target: str) -> dict[str, Any]:
+    """A blood pressure of 张秀英 (served by the centre) derived from ``target``."""
+    reading = {k: v for k, v in example("yy-observation-blood-pressure/valid-blood-pressure.json").items() if k != "id"}
+    return {**reading, "derivedFrom": [{"reference": target}]}
+
+
+@pytest.mark.parametrize("target", ["Observation/bp-li", "Observation/no-such-reading"])
+def test_the_centre_may_not_refer_to_a_record_it_cannot_see(served: Served, home_writer: Api, target: str) -> None:
+    """李建国's reading (hidden) and one the archive lacks are refused alike: a stored reference
+    to another organisation's record kept its owner from deleting it (409), and a difference
+    between the two answers would tell the centre what the archive holds."""
+    answer = home_writer.post(f"{served.base}/Observation", json=reading_derived_from(target))
+    assert (code_of(answer), answer.json()["issue"][0]["expression"]) == (
+        (403, "http.forbidden-reference"),
+        ["Observation.derivedFrom[0].reference"],
+    )
+
+
+def test_the_centre_may_refer_to_a_record_of_its_resident(served: Served, home_writer: Api) -> None:
+    resident_reading = example("yy-observation-blood-pressure/valid-blood-pressure.json")["id"]
+    answer = home_writer.post(
+        f"{served.base}/Observation", json=reading_derived_from(f"Observation/{resident_reading}")
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_a_centre_transaction_may_not_refer_to_a_record_it_cannot_see(served: Served, home_writer: Api) -> None:
+    entry = {"resource": reading_derived_from("Observation/bp-li"), "request": {"method": "POST", "url": "Observation"}}
+    answer = home_writer.post(served.base, json={"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    assert (code_of(answer), answer.json()["issue"][0]["expression"]) == (
+        (403, "http.forbidden-reference"),
+        ["Bundle.entry[0].resource.derivedFrom[0].reference"],
+    )
