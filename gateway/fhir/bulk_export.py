@@ -254,7 +254,7 @@ class BulkExports:
                 if files.add(stored):
                     progress.written += 1
             if job.since is not None:
-                files.add_deletions(self._deleted(tx, job, job.since))
+                files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen)))
             return files.output()
 
     def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
@@ -317,13 +317,21 @@ class BulkExports:
         client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
         return Access(client, self.personal)
 
-    def _deleted(self, tx: Transaction, job: Job, since: str) -> Iterator[str]:
+    def _deleted(self, tx: Transaction, job: Job, since: str, exported: frozenset[tuple[str, str]]) -> Iterator[str]:
         """The resources the job would have exported but that were deleted after its
         ``_since`` (the IG's ``deleted``), by reference.  For a Patient or Group export each is
         judged by its last content before the deletion as :meth:`_selected` judges: in the
         compartment of one of the export's people (whoever else it names: a reading of a
         Group member whose focus is someone outside the Group was exported, so its deletion
-        is listed) and, for an elderly-care client, concerning only people it serves."""
+        is listed) and, for an elderly-care client, concerning only people it serves.
+
+        A Patient or Group export also lists what has left it since without being deleted: a
+        resource changed after ``_since`` that this job did not export (``exported``) although
+        its version at ``_since`` was the export's (a reading filed under a resident and moved
+        to someone else's record, or one that now names someone the client does not serve).
+        The platform's copy holds that version from its earlier export, and nothing else would
+        ever tell it to drop it: its copy would keep another person's reading as its
+        resident's."""
         if job.scope == "system":
             yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
             return
@@ -332,15 +340,23 @@ class BulkExports:
         people: Callable[[str], bool] = (
             frozenset(_members(tx, job.scope)).__contains__ if job.scope != "Patient" else _anyone
         )
-        for gone in tx.resources.deleted_since(job.types or sorted(self.personal.compartment), since):
-            before = tx.resources.vread(gone.type, gone.id, gone.version - 1)
-            if (
-                before is not None
-                and before.resource is not None
-                and self.personal.in_compartment_of(before.resource, people)
-                and (served is None or self.personal.concerns_only(before.resource, served.__contains__))
-            ):
+
+        def held(stored: Stored | None) -> bool:
+            """Whether this version was one the export holds."""
+            return (
+                stored is not None
+                and stored.resource is not None
+                and self.personal.in_compartment_of(stored.resource, people)
+                and (served is None or self.personal.concerns_only(stored.resource, served.__contains__))
+            )
+
+        kinds = job.types or sorted(self.personal.compartment)
+        for gone in tx.resources.deleted_since(kinds, since):
+            if held(tx.resources.vread(gone.type, gone.id, gone.version - 1)):
                 yield gone.reference
+        for changed in tx.resources.current(kinds, since):
+            if (changed.type, changed.id) not in exported and held(tx.resources.as_of(changed.type, changed.id, since)):
+                yield changed.reference
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:

@@ -258,6 +258,22 @@ def test_an_incremental_export_lists_only_the_deletions_of_served_peoples_record
     assert deletions(home, manifest) == ["Observation/bp-zhang-gone"]
 
 
+def test_an_incremental_export_lists_a_residents_record_that_now_names_someone_else(
+    served: Served, api: Api, home: Api
+) -> None:
+    """A reading of 张秀英 given 李建国 as its focus is hidden from the centre now; its copy
+    holds the reading from the export before, which nothing else would tell it to drop."""
+    reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-zhang-now-li"}
+    api.put(f"{served.base}/Observation/bp-zhang-now-li", json=reading)
+    since = export(home, "Patient/$export", _type="Observation")["transactionTime"]
+    api.put(
+        f"{served.base}/Observation/bp-zhang-now-li", json={**reading, "focus": [{"reference": "Patient/li-jianguo"}]}
+    )
+    manifest = export(home, "Patient/$export", _type="Observation", _since=since)
+    api.delete(f"{served.base}/Observation/bp-zhang-now-li")
+    assert deletions(home, manifest) == ["Observation/bp-zhang-now-li"]
+
+
 def test_a_group_naming_someone_the_centre_does_not_serve_is_not_found(served: Served, api: Api, home: Api) -> None:
     """Its member list would tell the stranger's id (and that they belong to the group)."""
     api.put(f"{served.base}/Group/mixed-residents", json=group("mixed-residents", "zhang-xiuying", "li-jianguo"))

@@ -291,6 +291,19 @@ def test_a_group_export_since_lists_the_deletion_of_what_it_exported(api: Api, a
     assert ("bp-focus-li" in held, deletions(api, manifest)) == (True, ["Observation/bp-focus-li"])
 
 
+def test_a_group_export_since_lists_a_members_record_moved_to_someone_else(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """A reading filed under a member (张秀英) and then moved to 李建国's record, outside the
+    Group: the platform's copy holds it as hers, so the next export's ``deleted`` removes it."""
+    api.put(f"{api.base}/Observation/bp-moved", json=observation("bp-moved", "zhang-xiuying", 141), timeout=30)
+    since = export(api, "Group/home-a/$export", _type="Observation")["transactionTime"]
+    api.put(f"{api.base}/Observation/bp-moved", json=observation("bp-moved", "li-jianguo", 141), timeout=30)
+    manifest = export(api, "Group/home-a/$export", _type="Observation", _since=since)
+    api.delete(f"{api.base}/Observation/bp-moved", timeout=30)
+    assert deletions(api, manifest) == ["Observation/bp-moved"]
+
+
 def test_patient_export_holds_the_residents_and_their_compartments_only(
     api: Api, archive: dict[str, list[str]]
 ) -> None:
