@@ -327,11 +327,13 @@ class BulkExports:
 
         A Patient or Group export also lists what has left it since without being deleted: a
         resource changed after ``_since`` that this job did not export (``exported``) although
-        its version at ``_since`` was the export's (a reading filed under a resident and moved
-        to someone else's record, or one that now names someone the client does not serve).
-        The platform's copy holds that version from its earlier export, and nothing else would
-        ever tell it to drop it: its copy would keep another person's reading as its
-        resident's."""
+        a version of it since ``_since`` was the export's (a reading filed under a resident and
+        moved to someone else's record, or one that now names someone the client does not
+        serve).  The platform's copy may hold that version from its earlier export, and nothing
+        else would ever tell it to drop it: its copy would keep another person's reading as
+        its resident's.  Not only the version current at ``_since`` is judged: the earlier
+        export read the archive after its kick-off, and may have sent a version written in
+        between; a deletion listed for something the copy never held is harmless."""
         if job.scope == "system":
             yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
             return
@@ -355,7 +357,12 @@ class BulkExports:
             if held(tx.resources.vread(gone.type, gone.id, gone.version - 1)):
                 yield gone.reference
         for changed in tx.resources.current(kinds, since):
-            if (changed.type, changed.id) not in exported and held(tx.resources.as_of(changed.type, changed.id, since)):
+            if (changed.type, changed.id) in exported:
+                continue
+            then = tx.resources.as_of(changed.type, changed.id, since)
+            first = then.version if then is not None else 1
+            versions = (tx.resources.vread(changed.type, changed.id, n) for n in range(first, changed.version))
+            if any(held(version) for version in versions):
                 yield changed.reference
 
     # -- status, cancel, files -------------------------------------------------------------

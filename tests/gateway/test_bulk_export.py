@@ -444,3 +444,31 @@ def test_a_job_cancelled_while_it_writes_logs_no_incident(
     with caplog.at_level(logging.WARNING, logger="yiyang.export"):
         jobs.run(job.id)
     assert [record.getMessage() for record in caplog.records] == []
+
+
+def test_a_group_export_since_lists_a_version_the_export_before_it_sent_after_its_kick_off(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """An export reads the archive after its kick-off: the one before sent the home's 张秀英 a
+    reading moved to her after its ``transactionTime``.  Moved back to 李建国 since, it is his
+    at both ends of the next export's window, yet the platform's copy holds it as hers."""
+    jobs = exports(store, tmp_path, personal, 3600)
+    home = {"resourceType": "Group", "id": "home", "type": "person", "actual": True}
+    with store.transaction() as tx:
+        for person in ("zhang", "li"):
+            tx.resources.write({"resourceType": "Patient", "id": person})
+        tx.resources.write({**home, "member": [{"entity": {"reference": "Patient/zhang"}}]})
+        tx.resources.write(observation("bp-back", "li", 120))
+    first = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_type", "Observation")])
+    with store.transaction() as tx:
+        tx.resources.write(observation("bp-back", "zhang", 120))
+    jobs.run(first.id)
+    with store.transaction() as tx:
+        tx.resources.write(observation("bp-back", "li", 120))
+    since = [("_type", "Observation"), ("_since", first.created)]
+    second = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", since)
+    jobs.run(second.id)
+    sent = [orjson.loads(line)["id"] for line in (tmp_path / first.id / "Observation.ndjson").read_bytes().splitlines()]
+    deleted = (tmp_path / second.id / "Deleted.ndjson").read_bytes().splitlines()
+    listed = [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]]
+    assert (sent, listed) == (["bp-back"], ["Observation/bp-back"])
