@@ -320,7 +320,8 @@ class BulkExports:
     def _deleted(self, tx: Transaction, job: Job, since: str, exported: frozenset[tuple[str, str]]) -> Iterator[str]:
         """The resources the job would have exported but that were deleted after its
         ``_since`` (the IG's ``deleted``), by reference.  For a Patient or Group export each is
-        judged by its last content before the deletion as :meth:`_selected` judges: in the
+        judged by its contents before the deletion (each version since ``_since``: see below)
+        as :meth:`_selected` judges: in the
         compartment of one of the export's people (whoever else it names: a reading of a
         Group member whose focus is someone outside the Group was exported, so its deletion
         is listed) and, for an elderly-care client, concerning only people it serves.
@@ -352,17 +353,20 @@ class BulkExports:
                 and (served is None or self.personal.concerns_only(stored.resource, served.__contains__))
             )
 
+        def held_since(latest: Stored) -> bool:
+            """Whether a version before ``latest``, from the one current at ``_since`` on, was
+            one the export holds."""
+            then = tx.resources.as_of(latest.type, latest.id, since)
+            first = then.version if then is not None else 1
+            versions = (tx.resources.vread(latest.type, latest.id, n) for n in range(first, latest.version))
+            return any(held(version) for version in versions)
+
         kinds = job.types or sorted(self.personal.compartment)
         for gone in tx.resources.deleted_since(kinds, since):
-            if held(tx.resources.vread(gone.type, gone.id, gone.version - 1)):
+            if held_since(gone):
                 yield gone.reference
         for changed in tx.resources.current(kinds, since):
-            if (changed.type, changed.id) in exported:
-                continue
-            then = tx.resources.as_of(changed.type, changed.id, since)
-            first = then.version if then is not None else 1
-            versions = (tx.resources.vread(changed.type, changed.id, n) for n in range(first, changed.version))
-            if any(held(version) for version in versions):
+            if (changed.type, changed.id) not in exported and held_since(changed):
                 yield changed.reference
 
     # -- status, cancel, files -------------------------------------------------------------

@@ -472,3 +472,32 @@ def test_a_group_export_since_lists_a_version_the_export_before_it_sent_after_it
     deleted = (tmp_path / second.id / "Deleted.ndjson").read_bytes().splitlines()
     listed = [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]]
     assert (sent, listed) == (["bp-back"], ["Observation/bp-back"])
+
+
+def test_a_group_export_since_lists_the_deletion_of_a_version_the_export_before_sent(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """As above, but the reading, moved back to 李建国, is then deleted: its last content names
+    him alone, and yet the platform's copy holds it as 张秀英's."""
+    jobs = exports(store, tmp_path, personal, 3600)
+    home = {"resourceType": "Group", "id": "home", "type": "person", "actual": True}
+    with store.transaction() as tx:
+        for person in ("zhang", "li"):
+            tx.resources.write({"resourceType": "Patient", "id": person})
+        tx.resources.write({**home, "member": [{"entity": {"reference": "Patient/zhang"}}]})
+        tx.resources.write(observation("bp-gone", "li", 120))
+    first = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_type", "Observation")])
+    with store.transaction() as tx:
+        tx.resources.write(observation("bp-gone", "zhang", 120))
+    jobs.run(first.id)
+    with store.transaction() as tx:
+        tx.resources.write(observation("bp-gone", "li", 120))
+    with store.transaction() as tx:
+        tx.resources.delete("Observation", "bp-gone")
+    since = [("_type", "Observation"), ("_since", first.created)]
+    second = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", since)
+    jobs.run(second.id)
+    deleted = (tmp_path / second.id / "Deleted.ndjson").read_bytes().splitlines()
+    assert [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]] == [
+        "Observation/bp-gone"
+    ]
