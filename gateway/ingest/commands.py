@@ -156,7 +156,11 @@ def write_bundle(out_dir: Path) -> Path:
 
 
 #: what replay says of a record, by its outcome's status (mapped or unchanged: it passes)
-REPLAY_VERDICTS = {"quarantined": "ingest.replay-quarantined", "partial": "ingest.replay-partial"}
+REPLAY_VERDICTS = {
+    "quarantined": "ingest.replay-quarantined",
+    "partial": "ingest.replay-partial",
+    "resolved": "ingest.replay-resolved",
+}
 
 
 def replay(
@@ -203,6 +207,8 @@ def replay(
                         and outcome.mapped.identity.startswith("key|")
                     ):
                         landed.add((record.source, outcome.identity))
+                    if outcome.superseded_by is not None:
+                        status = "resolved"
                 verdict = REPLAY_VERDICTS.get(status, "ingest.replay-passes")
                 out.write(text(verdict, lang, {"file": record.file, "location": record.location}) + "\n")
         finally:

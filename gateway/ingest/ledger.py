@@ -40,9 +40,9 @@ class Ledger:
         (one that was quarantined wrote nothing, so it cannot be replaced)."""
         return tx.ledger.same_identity(identity, self.run, digest)
 
-    def landed_since(self, tx: Transaction, identity: str, digest: str) -> str | None:
-        """Where a record with this source key but other content landed, in any run: a
-        quarantined copy must not be replayed over it."""
+    def landed_since(self, tx: Transaction, identity: str, digest: str) -> tuple[str, str] | None:
+        """Where (file, location) a record with this source key but other content landed, in
+        any run: a quarantined copy must not be replayed over it."""
         return tx.ledger.landed_with_other_content(identity, digest)
 
     def landed(self, tx: Transaction, scope: str, digest: str, location: str, identity: str) -> None:

@@ -104,6 +104,9 @@ class Outcome:
     identity: str = ""
     #: why its independent parts were left out, when the rest of the record landed without them
     parts: list[Reason] = field(default_factory=list)
+    #: the record (file, location) that landed with the same source key while this replayed
+    #: one waited in the quarantine: its entry is resolved by it, not left open
+    superseded_by: dict[str, str] | None = None
 
     @property
     def status(self) -> str:
@@ -274,7 +277,11 @@ class Ingest:
         spec = outcome.mapped.spec.id if outcome.mapped else None
         if outcome.reasons:
             self.counts.quarantined += 1
-            tx.quarantine.put(Entry(record, self._entry_identity(record, outcome), outcome.reasons, spec).to_json())
+            identity = self._entry_identity(record, outcome)
+            tx.quarantine.put(Entry(record, identity, outcome.reasons, spec).to_json())
+            if outcome.superseded_by is not None:  # nothing will ever make it land: not left open
+                tx.quarantine.resolve_entry(record.source, identity, content_digest(record), outcome.superseded_by)
+                self.counts.resolved += 1
         else:
             self.counts.mapped += 1
             self.counts.unchanged += outcome.unchanged
@@ -392,7 +399,8 @@ class Ingest:
             # a record with this source key and other content landed while this one waited in
             # the quarantine: replaying the older copy would overwrite the newer one
             key = mapped.identity.removeprefix("key|")
-            outcome.reasons.append(self._reason("ingest.superseded", landed=landed, key=key))
+            outcome.reasons.append(self._reason("ingest.superseded", landed=" ".join(landed), key=key))
+            outcome.superseded_by = {"file": landed[0], "location": landed[1]}
             return outcome
         for name, reasons in by_part.items():  # only independent parts failed: the rest lands
             outcome.parts.extend(reasons)

@@ -110,12 +110,13 @@ class Ledger:
         )
         return row[0] if row else None
 
-    def landed_with_other_content(self, identity: str, digest: str) -> str | None:
-        """The location of a record of any run that landed with this identity and other content."""
+    def landed_with_other_content(self, identity: str, digest: str) -> tuple[str, str] | None:
+        """The file and location of a record of any run that landed with this identity and
+        other content."""
         row = self.sql.one(
-            "SELECT location FROM ledger WHERE identity = ? AND landed AND digest <> ?", (identity, digest)
+            "SELECT scope, location FROM ledger WHERE identity = ? AND landed AND digest <> ?", (identity, digest)
         )
-        return row[0] if row else None
+        return (row[0].rsplit("|", 2)[0], row[1]) if row else None  # the scope is file|spec|version
 
     def claim(self, scope: str, digest: str, run: str) -> None:
         """Mark a landed record as seen by this run, so a second copy in it is a duplicate."""
@@ -174,6 +175,15 @@ class Quarantine:
             (now_instant(), self.sql.dialect.json_in(by), source, identity, digest),
         )
         return max(cursor.rowcount, 0)
+
+    def resolve_entry(self, source: str, identity: str, digest: str, by: dict[str, str]) -> None:
+        """This entry is resolved by the record ``by`` names (its file and location), which
+        landed with the same source key: a replay found it superseded."""
+        self.sql.execute(
+            "UPDATE quarantine SET resolved = ?, resolved_by = ? "
+            "WHERE source = ? AND identity = ? AND digest = ? AND resolved IS NULL",
+            (now_instant(), self.sql.dialect.json_in(by), source, identity, digest),
+        )
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """The open entries: what still waits for a fix (and what a replay re-runs)."""

@@ -230,7 +230,7 @@ def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
 ) -> None:
     """The correction lands first, then January's old copy is quarantined (an old export sent
     late); then the code table learns the unknown value.  Replaying the old copy would turn her
-    高血压 back into 糖尿病: it stays quarantined, superseded, and the correction stands."""
+    高血压 back into 糖尿病: it does not land, and the correction stands."""
     out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
     for path in (corrected, old):
@@ -238,8 +238,28 @@ def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
     teach_the_code_table(tmp_path, monkeypatch)
     commands.replay(out, Registry(), io.StringIO(), "en")
     conditions = [c["code"]["coding"][0]["code"] for c in ndjson(out / "Condition.ndjson")]
-    still = [reason[0] for reason in reasons(out, "个人基本信息表-1月.csv", "row 2")]
-    assert (conditions, still) == (["I10"], ["ingest.superseded"])
+    assert conditions == ["I10"]
+
+
+def test_a_replayed_copy_superseded_by_a_landed_correction_is_resolved_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It stayed open, and every replay said ``ingest.superseded`` again: nothing will ever make
+    it land, so the correction that superseded it resolves it, and the entry says why."""
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    for path in (corrected, old):
+        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    teach_the_code_table(tmp_path, monkeypatch)
+    commands.replay(out, Registry(), io.StringIO(), "en")
+    resolved = [
+        (e["file"], [r["id"] for r in e["reasons"]], e["resolved"]["file"], e["resolved"]["location"])
+        for e in ndjson(out / RESOLVED)
+    ]
+    assert (ndjson(out / "quarantine.ndjson"), resolved) == (
+        [],
+        [("个人基本信息表-1月.csv", ["ingest.superseded"], "个人基本信息表-2月.csv", "row 2")],
+    )
 
 
 def test_a_correction_landing_resolves_the_quarantined_record_it_replaces(tmp_path: Path) -> None:
