@@ -510,23 +510,27 @@ def _check_group(tx: Transaction, group_id: str, access: Access) -> None:
 
 def _people(tx: Transaction, scope: str, served: frozenset[str] | None = None) -> Iterator[Stored]:
     """The Patients of a Patient export (all of them) or of a Group export: those its active
-    members name as ``Patient/<id>`` (not a resident who left the home: see :func:`_ended`);
-    with ``served``, only those people.  One at a time, as the archive is read: a province's
-    archive holds millions of people."""
+    members name as ``Patient/<id>`` (not a resident who left the home or has not moved in
+    yet: see :func:`_outside`); with ``served``, only those people.  One at a time, as the
+    archive is read: a province's archive holds millions of people."""
     people = _all_people(tx, scope)
     return people if served is None else (patient for patient in people if patient.id in served)
 
 
-def _ended(period: Any, now: str) -> bool:
-    """Whether a Group membership's period ended before ``now`` (a resident who left the home
-    is a member no longer, whether the Group says inactive or gives the day they left)."""
-    end = period.get("end") if isinstance(period, dict) else None
-    if not isinstance(end, str):
+def _outside(period: Any, now: str) -> bool:
+    """Whether ``now`` falls outside a Group membership's period: it ended before (a resident
+    who left the home is a member no longer, whether the Group says inactive or gives the day
+    they left) or begins after (a resident booked to move in is not the home's yet, and their
+    archive is not the home's to receive)."""
+    if not isinstance(period, dict):
         return False
+    start, end = period.get("start"), period.get("end")
     try:
-        return date_range(end)[1] < now
+        begins_later = isinstance(start, str) and date_range(start)[0] > now
+        ended = isinstance(end, str) and date_range(end)[1] < now
     except ValueError:
         return False  # the profile judges a malformed date; membership stays as written
+    return begins_later or ended
 
 
 def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
@@ -563,7 +567,7 @@ def _active_members(group: dict[str, Any], moment: str) -> list[str]:
             member["entity"]["reference"].removeprefix("Patient/")
             for member in group.get("member", [])
             if not member.get("inactive")
-            and not _ended(member.get("period"), moment)
+            and not _outside(member.get("period"), moment)
             and re.fullmatch(r"Patient/[^/]+", member.get("entity", {}).get("reference", ""))
         )
     )

@@ -501,3 +501,23 @@ def test_a_group_export_since_lists_the_deletion_of_a_version_the_export_before_
     assert [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]] == [
         "Observation/bp-gone"
     ]
+
+
+def test_a_group_export_leaves_out_a_member_whose_period_has_not_begun(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """A resident booked to move in next year is not yet the home's: exporting them sent their
+    archive to the home before it served them."""
+    jobs = exports(store, tmp_path, personal, 3600)
+    members = [
+        {"entity": {"reference": "Patient/zhang"}, "period": {"start": "2020-01-01"}},
+        {"entity": {"reference": "Patient/li"}, "period": {"start": "2999-01-01"}},
+    ]
+    with store.transaction() as tx:
+        for person in ("zhang", "li"):
+            tx.resources.write({"resourceType": "Patient", "id": person})
+        tx.resources.write({"resourceType": "Group", "id": "home", "type": "person", "actual": True, "member": members})
+    job = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_type", "Patient")])
+    jobs.run(job.id)
+    written = (tmp_path / job.id / "Patient.ndjson").read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in written] == ["zhang"]
