@@ -46,6 +46,9 @@ class Config:
     export_dir: str = str(DEFAULT_DATA_DIR / "exports")
     #: an export job whose worker has not reported for this long is failed (the worker died)
     export_stale_seconds: int = 60
+    #: a finished export job and its files are kept this long, then removed (health data must
+    #: not wait on disk for a client that never deletes its job)
+    export_expiry_seconds: int = 24 * 3600
     #: accept client_secret_basic at the token endpoint: development only (``serve --demo``)
     allow_client_secret: bool = False
     #: requests per second one client may make to one worker (token bucket; 429 beyond it)
@@ -117,6 +120,12 @@ class Config:
         if self.validation not in VALIDATION_MODES:
             modes = ", ".join(VALIDATION_MODES)
             raise ConfigError("config.unknown-mode", name="YIYANG_VALIDATION", modes=modes, value=self.validation)
+        # no expiry would keep health data for ever; an instant one would remove a manifest
+        # before its client could read it
+        if self.export_expiry_seconds <= 0:
+            raise ConfigError(
+                "config.not-positive", name="YIYANG_EXPORT_EXPIRY_SECONDS", value=self.export_expiry_seconds
+            )
 
     @property
     def token_url(self) -> str:

@@ -6,6 +6,7 @@ job itself runs on a thread of this worker and any worker answers its status.
 
 from __future__ import annotations
 
+from email.utils import format_datetime
 from pathlib import Path
 
 import orjson
@@ -13,7 +14,7 @@ from flask import Blueprint, Response, current_app, request, send_file
 
 from gateway.api.methods import refusing, without_head
 from gateway.api.negotiation import language, outcome_response, prefer_handling, preferences, respond
-from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, manifest
+from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, Job, manifest
 from gateway.fhir.errors import FhirError
 from gateway.messages import issue
 from gateway.services import Services
@@ -36,7 +37,15 @@ def _exports() -> BulkExports:
         found.repository.resource_types,
         Path(found.config.export_dir),
         found.config.export_stale_seconds,
+        expiry_seconds=found.config.export_expiry_seconds,
     )
+
+
+def _expires(exports: BulkExports, job: Job) -> dict[str, str]:
+    """The ``Expires`` header of a finished job's manifest (IG v2): when the server removes the
+    job and its files, so the client knows how long it has to fetch them."""
+    expires = exports.expires(job)
+    return {"Expires": format_datetime(expires, usegmt=True)} if expires is not None else {}
 
 
 def _information(message_id: str, **params: str) -> dict[str, object]:
@@ -99,15 +108,17 @@ def _kick_off(scope: str) -> Response:
 # -- status and cancel ---------------------------------------------------------------------------
 @bulk.get("/$export-status/<job_id>")
 def export_status(job_id: str) -> Response:
-    """202 while running (X-Progress), 200 with the manifest, or the failure's 500."""
-    job = _exports().status(job_id)
+    """202 while running (X-Progress), 200 with the manifest and when it expires, or the
+    failure's 500."""
+    exports = _exports()
+    job = exports.status(job_id)
     if job.status == IN_PROGRESS:
         headers = {"X-Progress": f"{job.progress} resources written", "Retry-After": RETRY_AFTER}
         return respond(_information("http.export-in-progress"), 202, headers)
     if job.status != COMPLETED:
         raise job.failure()
     body = orjson.dumps(manifest(job, _services().config.base_url))
-    return Response(body, status=200, content_type="application/json")
+    return Response(body, status=200, content_type="application/json", headers=_expires(exports, job))
 
 
 @bulk.delete("/$export-status/<job_id>")
@@ -120,7 +131,8 @@ def export_cancel(job_id: str) -> Response:
 @bulk.get("/$export-file/<job_id>/<name>")
 def export_file(job_id: str, name: str) -> Response:
     """One NDJSON file, streamed from disk; for an elderly-care client, only the lines it may
-    still see."""
+    still see.  No ``Expires`` here (the manifest says it): beside ``no-store`` it would only
+    invite a cache to reason about keeping health data."""
     exports, rules = _exports(), _services().repository.access()
     if rules.restricted:
         return Response(exports.visible_lines(job_id, name, rules), mimetype=NDJSON)

@@ -10,13 +10,16 @@ exports with ``_since`` set to the previous manifest's ``transactionTime``.  A j
   of its own (a long export must not hold a connection the requests share, nor leave one
   open per finished thread), while a second thread moves ``heartbeat`` forward every few
   seconds and halts the job when it was cancelled.
-- A worker killed mid-job stops beating.  The next status request that finds the heartbeat
-  older than ``stale_seconds`` marks the job failed and removes its partial files; the client
-  kicks off again.  Rerunning it in the worker that noticed was rejected: two workers noticing
-  at once would have to elect one, and a job that kills its worker (memory) would kill the
-  next one too.
+- A worker killed mid-job stops beating.  The next status request or kick-off (of any job)
+  that finds the heartbeat older than ``stale_seconds`` marks the job failed and removes its
+  partial files; the client kicks off again.  Rerunning it in the worker that noticed was
+  rejected: two workers noticing at once would have to elect one, and a job that kills its
+  worker (memory) would kill the next one too.
 - Files are owner-only (health data) and served only once the row says the job completed,
   only under the job's own folder and only by the names its manifest lists.
+- A finished job expires ``expiry_seconds`` after it ended: from then on it is unknown (404),
+  and the first kick-off or status request that notices removes its row and its files.  Health
+  data does not wait on disk for a client that never cancels, and no cron job is needed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import IO, Any
 
 import orjson
 
+from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import instant
@@ -115,6 +119,8 @@ class BulkExports:
         resource_types: frozenset[str],
         folder: Path,
         stale_seconds: int,
+        *,
+        expiry_seconds: int = Config.export_expiry_seconds,
     ) -> None:
         self.store = store
         self.personal = personal
@@ -124,6 +130,7 @@ class BulkExports:
         self.folder = folder.resolve()
         self.stale_seconds = stale_seconds
         self.beat_seconds = max(1.0, stale_seconds / 4)
+        self.expiry_seconds = expiry_seconds
 
     # -- kick-off --------------------------------------------------------------------------
     def kick_off(
@@ -152,6 +159,7 @@ class BulkExports:
                 raise FhirError(400, "http.export-type-not-archived", "_type", type=kind)
             if scope != "system" and kind not in self.personal.compartment:
                 raise FhirError(400, "http.export-type-outside-compartment", "_type", type=kind)
+        self.sweep()
         job_id = uuid.uuid4().hex
         # every write stamped earlier has committed, so the next export's _since misses nothing
         created = self.store.settled_instant()
@@ -173,7 +181,7 @@ class BulkExports:
                     served_by,
                 ),
             )
-        return self.status(job_id)
+        return self.find(job_id)
 
     def start(self, job_id: str) -> threading.Thread:
         """Run the job on a daemon thread: a stopping worker does not wait for it (the stale
@@ -371,26 +379,52 @@ class BulkExports:
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:
-        """The job as it stands; one whose worker stopped beating is failed first."""
-        job = self._find(job_id)
-        cutoff = format_instant(datetime.now(UTC) - timedelta(seconds=self.stale_seconds))
-        if job.status != IN_PROGRESS or job.heartbeat >= cutoff:
-            return job
-        error = {"message_id": "http.export-abandoned", "params": {"heartbeat": job.heartbeat}}
-        with self.store.transaction() as tx:
-            tx.sql.execute(
-                "UPDATE export_job SET status = ?, finished = ?, error = ? WHERE id = ? AND status = ? AND heartbeat < ?",
-                (FAILED, now_instant(), tx.sql.dialect.json_in(error), job.id, IN_PROGRESS, cutoff),
+        """The job as it stands, once abandoned and expired jobs are swept (an abandoned one is
+        failed, an expired one is gone)."""
+        self.sweep()
+        return self.find(job_id)
+
+    def expires(self, job: Job) -> datetime | None:
+        """When a finished job and its files expire (None while it runs)."""
+        if job.finished is None:
+            return None
+        return datetime.fromisoformat(job.finished) + timedelta(seconds=self.expiry_seconds)
+
+    def sweep(self) -> None:
+        """Fail every job whose worker stopped beating and remove its partial files; delete
+        every job that has expired, with its files.  Run at each kick-off and status request,
+        so that the server clears what it holds without a cron job, whichever worker asks."""
+        now = datetime.now(UTC)
+        stale = format_instant(now - timedelta(seconds=self.stale_seconds))
+        expired = format_instant(now - timedelta(seconds=self.expiry_seconds))
+        with self.store.reading() as tx:
+            abandoned = tx.sql.all(
+                "SELECT id, heartbeat FROM export_job WHERE status = ? AND heartbeat < ?", (IN_PROGRESS, stale)
             )
-        job = self._find(job_id)
-        if job.status == FAILED:
-            shutil.rmtree(self.folder / job.id, ignore_errors=True)
-        return job
+            ended = tx.sql.all("SELECT id FROM export_job WHERE status <> ? AND finished < ?", (IN_PROGRESS, expired))
+        if abandoned:
+            with self.store.transaction() as tx:
+                for job_id, heartbeat in abandoned:
+                    error = {"message_id": "http.export-abandoned", "params": {"heartbeat": heartbeat}}
+                    tx.sql.execute(
+                        "UPDATE export_job SET status = ?, finished = ?, error = ? WHERE id = ? AND status = ? AND heartbeat < ?",
+                        (FAILED, now_instant(), tx.sql.dialect.json_in(error), job_id, IN_PROGRESS, stale),
+                    )
+        if ended:
+            with self.store.transaction() as tx:
+                for (job_id,) in ended:
+                    tx.sql.execute(
+                        "DELETE FROM export_job WHERE id = ? AND status <> ? AND finished < ?",
+                        (job_id, IN_PROGRESS, expired),
+                    )
+        # a job failed here, or by its own thread meanwhile, keeps no file either way
+        for job_id in [row[0] for row in abandoned] + [row[0] for row in ended]:
+            shutil.rmtree(self.folder / job_id, ignore_errors=True)
 
     def cancel(self, job_id: str) -> None:
         """Delete the job and its files; a running job notices at its next heartbeat and
         removes whatever it wrote since."""
-        job = self._find(job_id)
+        job = self.find(job_id)
         with self.store.transaction() as tx:
             tx.sql.execute("DELETE FROM export_job WHERE id = ?", (job.id,))
         shutil.rmtree(self.folder / job.id, ignore_errors=True)
@@ -399,7 +433,7 @@ class BulkExports:
         """The path of one finished file of the job; never anything outside its folder."""
         if not FILE_NAME.fullmatch(name):
             raise FhirError(400, "http.export-bad-file-name", name=name)
-        job = self._find(job_id)
+        job = self.find(job_id)
         listed = {entry["file"] for entry in job.output} if job.status == COMPLETED else set()
         folder = self.folder / job.id
         path = (folder / name).resolve()
@@ -415,11 +449,15 @@ class BulkExports:
             return _lines(path)
         return _visible_lines(self.store, path, rules)
 
-    def _find(self, job_id: str) -> Job:
-        """The job, when the acting client may see it: its own (another client's is 404)."""
+    def find(self, job_id: str) -> Job:
+        """The job, when the acting client may see it: its own (another client's is 404), and
+        not expired (its files are no longer served, even before a sweep removes them)."""
         job = _load(self.store, job_id) if JOB_ID.fullmatch(job_id) else None
         principal = acting.get()
         if job is None or (principal is not None and job.client not in (None, principal.client_id)):
+            raise FhirError(404, "http.export-not-found", id=job_id)
+        expires = self.expires(job)
+        if expires is not None and expires <= datetime.now(UTC):
             raise FhirError(404, "http.export-not-found", id=job_id)
         return job
 

@@ -9,6 +9,8 @@ import random
 import stat
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -370,14 +372,25 @@ def test_capability_statement_advertises_the_exports(api: Api) -> None:
     }
 
 
+def test_a_finished_export_says_when_it_expires(api: Api, archive: dict[str, list[str]]) -> None:
+    """IG v2: Expires on the manifest, a day after the job ended by default."""
+    answer = api.get(export(api, _type="Patient")["status_url"], timeout=30)
+    lag = abs(parsedate_to_datetime(answer.headers["Expires"]) - (datetime.now(UTC) + timedelta(days=1)))
+    assert lag < timedelta(minutes=5), answer.headers.get("Expires")
+
+
 # -- the stale-job rule ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def personal() -> PersonalData:
     return PersonalData(Registry())
 
 
-def exports(store: Store, folder: Path, personal: PersonalData, stale_seconds: int) -> BulkExports:
-    return BulkExports(store, personal, frozenset(personal.compartment), folder, stale_seconds)
+def exports(
+    store: Store, folder: Path, personal: PersonalData, stale_seconds: int, expiry_seconds: int = 3600
+) -> BulkExports:
+    return BulkExports(
+        store, personal, frozenset(personal.compartment), folder, stale_seconds, expiry_seconds=expiry_seconds
+    )
 
 
 def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
@@ -521,3 +534,59 @@ def test_a_group_export_leaves_out_a_member_whose_period_has_not_begun(
     jobs.run(job.id)
     written = (tmp_path / job.id / "Patient.ndjson").read_bytes().splitlines()
     assert [orjson.loads(line)["id"] for line in written] == ["zhang"]
+
+
+# -- expiry ----------------------------------------------------------------------------------
+def finished_and_expired(store: Store, folder: Path, personal: PersonalData) -> tuple[BulkExports, str]:
+    """A completed job, under exports whose expiry (1 s) it has outlived."""
+    jobs = exports(store, folder, personal, 3600, expiry_seconds=1)
+    job = jobs.kick_off("http://x/fhir/$export", "system", [])
+    jobs.run(job.id)
+    time.sleep(1.1)
+    return jobs, job.id
+
+
+def test_an_expired_job_is_unknown(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    jobs, job_id = finished_and_expired(store, tmp_path, personal)
+    with pytest.raises(FhirError) as unknown:
+        jobs.status(job_id)
+    assert unknown.value.status == 404
+
+
+def test_an_expired_jobs_files_are_refused_before_any_sweep(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
+    jobs, job_id = finished_and_expired(store, tmp_path, personal)
+    with pytest.raises(FhirError) as unknown:
+        jobs.file(job_id, "Patient.ndjson")
+    assert unknown.value.status == 404
+
+
+def test_the_next_kick_off_removes_an_expired_jobs_files(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    """No client has to ask, nor a cron job to run: health data leaves the disk by itself."""
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
+    jobs, job_id = finished_and_expired(store, tmp_path, personal)
+    jobs.kick_off("http://x/fhir/$export", "system", [])
+    assert not (tmp_path / job_id).exists()
+
+
+def test_a_job_within_its_expiry_keeps_its_files(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
+    jobs = exports(store, tmp_path, personal, 3600, expiry_seconds=3600)
+    job = jobs.kick_off("http://x/fhir/$export", "system", [])
+    jobs.run(job.id)
+    jobs.kick_off("http://x/fhir/$export", "system", [])
+    assert jobs.file(job.id, "Patient.ndjson").is_file()
+
+
+def test_an_abandoned_job_is_failed_by_the_next_kick_off(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    """Its partial files go even if its client never asks again."""
+    job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
+    (tmp_path / job.id).mkdir()
+    time.sleep(0.01)
+    exports(store, tmp_path, personal, 0).kick_off("http://x/fhir/$export", "system", [])
+    assert not (tmp_path / job.id).exists()

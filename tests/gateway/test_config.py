@@ -31,3 +31,10 @@ def test_the_command_line_words_a_bad_setting_in_its_language(
     monkeypatch.setenv("YIYANG_PAGE_SIZE", "abc")
     main(["validate", "--lang", "zh-CN", str(examples_dir() / "yy-patient" / "valid-zhang-xiuying.json")])
     assert capsys.readouterr().err == "yiyang: error: YIYANG_PAGE_SIZE 须为整数，而不是“abc”\n"
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_an_export_expiry_that_is_not_positive_is_refused(value: str) -> None:
+    """0 would remove a manifest before its client could read it, not keep files for ever."""
+    with pytest.raises(ConfigError, match="YIYANG_EXPORT_EXPIRY_SECONDS must be a positive whole number"):
+        Config.load({"YIYANG_EXPORT_EXPIRY_SECONDS": value})
