@@ -49,6 +49,11 @@ class Config:
     #: a finished export job and its files are kept this long, then removed (health data must
     #: not wait on disk for a client that never deletes its job)
     export_expiry_seconds: int = 24 * 3600
+    #: export jobs in progress at once in the whole gateway (every worker), and of one client:
+    #: each holds a thread and up to two database connections for as long as it runs, so a
+    #: kick-off beyond either is answered 429
+    export_max_jobs: int = 8
+    export_max_jobs_per_client: int = 2
     #: accept client_secret_basic at the token endpoint: development only (``serve --demo``)
     allow_client_secret: bool = False
     #: requests per second one client may make to one worker (token bucket; 429 beyond it)
@@ -120,12 +125,12 @@ class Config:
         if self.validation not in VALIDATION_MODES:
             modes = ", ".join(VALIDATION_MODES)
             raise ConfigError("config.unknown-mode", name="YIYANG_VALIDATION", modes=modes, value=self.validation)
-        # no expiry would keep health data for ever; an instant one would remove a manifest
-        # before its client could read it
-        if self.export_expiry_seconds <= 0:
-            raise ConfigError(
-                "config.not-positive", name="YIYANG_EXPORT_EXPIRY_SECONDS", value=self.export_expiry_seconds
-            )
+        # no expiry would keep health data for ever, an instant one would remove a manifest
+        # before its client could read it; a limit of no jobs would refuse every export
+        for name in ("export_expiry_seconds", "export_max_jobs", "export_max_jobs_per_client"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError("config.not-positive", name=f"YIYANG_{name.upper()}", value=value)
 
     @property
     def token_url(self) -> str:

@@ -23,6 +23,8 @@ bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
 #: seconds a client should wait between status requests
 RETRY_AFTER = "2"
+#: seconds a client refused for too many jobs at once should wait before kicking off again
+KICK_OFF_RETRY_AFTER = "30"
 
 
 def _services() -> Services:
@@ -38,6 +40,8 @@ def _exports() -> BulkExports:
         Path(found.config.export_dir),
         found.config.export_stale_seconds,
         expiry_seconds=found.config.export_expiry_seconds,
+        max_jobs=found.config.export_max_jobs,
+        max_jobs_per_client=found.config.export_max_jobs_per_client,
     )
 
 
@@ -92,14 +96,22 @@ def export_refused(**_path: str) -> Response:
 
 
 def _kick_off(scope: str) -> Response:
-    """202 with the status URL in Content-Location; the export is only ever asynchronous."""
+    """202 with the status URL in Content-Location; the export is only ever asynchronous.
+    Beyond the jobs the gateway or the client may run at once: 429 with Retry-After (IG v2)."""
     if "respond-async" not in preferences():
         raise FhirError(400, "http.export-prefer-async")
     base = _services().config.base_url
     query = request.query_string.decode()
     url = f"{base}{request.path.removeprefix('/fhir')}" + (f"?{query}" if query else "")
     exports = _exports()
-    job = exports.kick_off(url, scope, list(request.args.items(multi=True)), lenient=prefer_handling() == "lenient")
+    try:
+        job = exports.kick_off(url, scope, list(request.args.items(multi=True)), lenient=prefer_handling() == "lenient")
+    except FhirError as refused:
+        if refused.status != 429:
+            raise
+        answer = outcome_response(refused)
+        answer.headers["Retry-After"] = KICK_OFF_RETRY_AFTER
+        return answer
     exports.start(job.id)
     location = f"{base}/$export-status/{job.id}"
     return respond(_information("http.export-accepted", location=location), 202, {"Content-Location": location})

@@ -20,6 +20,8 @@ exports with ``_since`` set to the previous manifest's ``transactionTime``.  A j
 - A finished job expires ``expiry_seconds`` after it ended: from then on it is unknown (404),
   and the first kick-off or status request that notices removes its row and its files.  Health
   data does not wait on disk for a client that never cancels, and no cron job is needed.
+- At most ``max_jobs`` jobs run at once in the whole gateway, ``max_jobs_per_client`` of one
+  client: each holds threads and connections while it runs, and a kick-off beyond is a 429.
 """
 
 from __future__ import annotations
@@ -121,6 +123,8 @@ class BulkExports:
         stale_seconds: int,
         *,
         expiry_seconds: int = Config.export_expiry_seconds,
+        max_jobs: int = Config.export_max_jobs,
+        max_jobs_per_client: int = Config.export_max_jobs_per_client,
     ) -> None:
         self.store = store
         self.personal = personal
@@ -131,6 +135,8 @@ class BulkExports:
         self.stale_seconds = stale_seconds
         self.beat_seconds = max(1.0, stale_seconds / 4)
         self.expiry_seconds = expiry_seconds
+        self.max_jobs = max_jobs
+        self.max_jobs_per_client = max_jobs_per_client
 
     # -- kick-off --------------------------------------------------------------------------
     def kick_off(
@@ -166,6 +172,7 @@ class BulkExports:
         with self.store.transaction() as tx:
             if scope.startswith("Group/"):
                 _check_group(tx, scope.removeprefix("Group/"), Access(principal, self.personal))
+            self._check_room(tx, client)
             tx.sql.execute(
                 f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?)",
                 (
@@ -182,6 +189,27 @@ class BulkExports:
                 ),
             )
         return self.find(job_id)
+
+    def _check_room(self, tx: Transaction, client: str | None) -> None:
+        """429 when the gateway, or the client, runs as many jobs as it may: each job holds a
+        thread and database connections while it runs, and 60 kick-offs at once opened 40
+        connections to a PostgreSQL that allows 100.  Jobs whose worker stopped beating hold
+        no room (the sweep before this failed them).  The lock makes two kick-offs at once,
+        in any worker, count one after the other, so neither takes a room the other took."""
+        tx.lock("export-kick-off")
+        stale = format_instant(datetime.now(UTC) - timedelta(seconds=self.stale_seconds))
+        running = [
+            row[0]
+            for row in tx.sql.all(
+                "SELECT client FROM export_job WHERE status = ? AND heartbeat >= ?", (IN_PROGRESS, stale)
+            )
+        ]
+        if len(running) >= self.max_jobs:
+            raise FhirError(429, "http.export-too-many-jobs", limit=self.max_jobs)
+        if running.count(client) >= self.max_jobs_per_client:
+            raise FhirError(
+                429, "http.export-too-many-client-jobs", client=client or "-", limit=self.max_jobs_per_client
+            )
 
     def start(self, job_id: str) -> threading.Thread:
         """Run the job on a daemon thread: a stopping worker does not wait for it (the stale

@@ -22,9 +22,12 @@ from bench.synthetic import patient as synthetic_patient
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
 from gateway.fhir.errors import FhirError
 from gateway.security.access import PersonalData
+from gateway.security.principal import Principal, acting
+from gateway.storage import open_store
+from gateway.storage.resources import now_instant
 from gateway.storage.store import Store
 from profiles.registry import Registry, r4_resource_types
-from tests.conftest import Api, load_example
+from tests.conftest import TEST_CLIENT, Api, Served, load_example
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 EXPORT_DIR = "YIYANG_EXPORT_DIR"
@@ -379,6 +382,33 @@ def test_a_finished_export_says_when_it_expires(api: Api, archive: dict[str, lis
     assert lag < timedelta(minutes=5), answer.headers.get("Expires")
 
 
+@pytest.fixture
+def running_jobs_of_the_test_client(served: Served) -> Iterator[None]:
+    """As many jobs in progress, beating now, as one client may run at once (2 by default),
+    removed afterwards: a real job would end before the next kick-off."""
+    store = open_store(served.database_url, upgrade=False)
+    ids = [f"{n:032x}" for n in range(1, 3)]
+    row = "VALUES (?, 'http://x/fhir/$export', 'system', NULL, NULL, ?, ?, ?, 0, NULL, NULL, NULL, ?, NULL)"
+    with store.transaction() as tx:
+        for job_id in ids:
+            tx.sql.execute(
+                f"INSERT INTO export_job {row}", (job_id, IN_PROGRESS, now_instant(), now_instant(), TEST_CLIENT)
+            )
+    yield
+    with store.transaction() as tx:
+        for job_id in ids:
+            tx.sql.execute("DELETE FROM export_job WHERE id = ?", (job_id,))
+    store.close()
+
+
+def test_a_kick_off_beyond_the_clients_running_jobs_is_429_with_retry_after(
+    api: Api, running_jobs_of_the_test_client: None
+) -> None:
+    answer = api.get(f"{api.base}/$export", headers=ASYNC, timeout=30)
+    refusal = (answer.status_code, answer.json()["issue"][0]["code"], "Retry-After" in answer.headers)
+    assert refusal == (429, "throttled", True)
+
+
 # -- the stale-job rule ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def personal() -> PersonalData:
@@ -590,3 +620,40 @@ def test_an_abandoned_job_is_failed_by_the_next_kick_off(store: Store, tmp_path:
     time.sleep(0.01)
     exports(store, tmp_path, personal, 0).kick_off("http://x/fhir/$export", "system", [])
     assert not (tmp_path / job.id).exists()
+
+
+# -- jobs at once ------------------------------------------------------------------------------
+def test_a_client_beyond_its_running_jobs_is_refused(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 3600, max_jobs_per_client=1)
+    jobs.kick_off("http://x/fhir/$export", "system", [])
+    with pytest.raises(FhirError) as refused:
+        jobs.kick_off("http://x/fhir/$export", "system", [])
+    assert (refused.value.status, refused.value.message_id) == (429, "http.export-too-many-client-jobs")
+
+
+def test_the_gateway_beyond_its_running_jobs_refuses_another_client(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 3600, max_jobs=1)
+    jobs.kick_off("http://x/fhir/$export", "system", [])
+    token = acting.set(Principal("another-his", "another-hospital", frozenset({"system/*.rs"}), "hospital"))
+    try:
+        with pytest.raises(FhirError) as refused:
+            jobs.kick_off("http://x/fhir/$export", "system", [])
+    finally:
+        acting.reset(token)
+    assert (refused.value.status, refused.value.message_id) == (429, "http.export-too-many-jobs")
+
+
+def test_a_finished_job_holds_no_room(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 3600, max_jobs=1)
+    jobs.run(jobs.kick_off("http://x/fhir/$export", "system", []).id)
+    assert jobs.kick_off("http://x/fhir/$export", "system", []).status == IN_PROGRESS
+
+
+def test_an_abandoned_job_holds_no_room(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+    """A worker killed mid-job must not keep the gateway's last room taken for ever."""
+    exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
+    time.sleep(0.01)
+    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 0, max_jobs=1)
+    assert jobs.kick_off("http://x/fhir/$export", "system", []).status == IN_PROGRESS

@@ -38,3 +38,10 @@ def test_an_export_expiry_that_is_not_positive_is_refused(value: str) -> None:
     """0 would remove a manifest before its client could read it, not keep files for ever."""
     with pytest.raises(ConfigError, match="YIYANG_EXPORT_EXPIRY_SECONDS must be a positive whole number"):
         Config.load({"YIYANG_EXPORT_EXPIRY_SECONDS": value})
+
+
+@pytest.mark.parametrize("name", ["YIYANG_EXPORT_MAX_JOBS", "YIYANG_EXPORT_MAX_JOBS_PER_CLIENT"])
+def test_an_export_job_limit_of_none_is_refused(name: str) -> None:
+    """It would answer every kick-off 429, not lift the limit."""
+    with pytest.raises(ConfigError, match=f"{name} must be a positive whole number"):
+        Config.load({name: "0"})
