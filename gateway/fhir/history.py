@@ -11,7 +11,7 @@ counted in Python, over the newest :data:`RESTRICTED_HISTORY_SCAN` versions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.fhir.errors import FhirError
@@ -21,9 +21,9 @@ from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
-#: what a history request may say (``_offset`` is this server's paging), besides the controls
+#: what a history request may say (``_offset`` and ``_upto`` are this server's paging), besides the controls
 #: of the answer every interaction takes (``_format``, ``_pretty``)
-HISTORY_HONOURED = ("_count", "_offset", "_since")
+HISTORY_HONOURED = ("_count", "_offset", "_since", "_upto")
 HISTORY_PARAMETERS = frozenset({*HISTORY_HONOURED, *IGNORED_CONTROLS})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
@@ -44,6 +44,9 @@ class HistoryRequest:
     since: str | None = None
     #: the request's parameters, which its paging links repeat (``_since``, ``_format``)
     pairs: tuple[tuple[str, str], ...] = ()
+    #: the newest version the pages list (``_upto``, which the first page's links carry);
+    #: None for the archive's newest now
+    upto: int | None = None
 
 
 def history_request(
@@ -54,22 +57,30 @@ def history_request(
     max_page_size: int,
     where: str | None = None,
 ) -> HistoryRequest:
-    """The page asked for by ``_count``, ``_offset`` and ``_since`` (400 for a bad one, and for
-    any other parameter: ``_at``, ``_list`` or a search criterion ignored would widen the
-    answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
+    """The page asked for by ``_count``, ``_offset``, ``_since`` and ``_upto`` (400 for a bad
+    one, and for any other parameter: ``_at``, ``_list`` or a search criterion ignored would
+    widen the answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
     for name in params:
         if name not in HISTORY_PARAMETERS:
             raise unsupported_parameter(name, "_history", HISTORY_HONOURED, where)
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)
     since = instant(params, "_since", where)
-    return HistoryRequest(kind, resource_id, count, offset, since, tuple(params.items()))
+    upto = whole_number(params, "_upto", -1, where)
+    return HistoryRequest(kind, resource_id, count, offset, since, tuple(params.items()), None if upto < 0 else upto)
 
 
 def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:
     """The history Bundle of one page, newest first, with its total and paging links; 404 for
     an instance without versions the client may see (an empty page for one with none since
-    ``_since``), 403 for a restricted client asking for the whole system's."""
+    ``_since``), 403 for a restricted client asking for the whole system's.
+
+    The pages list the versions up to the newest when the first was read, which its links
+    carry as ``_upto``: a version written between two pages came first and pushed every
+    other one place down, so the next page repeated the last entry of the one before."""
+    bounded = asked.upto is not None
+    upto = asked.upto if bounded else tx.resources.newest_version()
+    asked = replace(asked, upto=upto)
     kind, resource_id = asked.kind, asked.resource_id
     restriction = None
     if rules.restricted:
@@ -85,11 +96,12 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
         visible = _visible_versions(tx, rules, asked, restriction)
         versions, total = visible[asked.offset : asked.offset + asked.count], len(visible)
     else:
-        versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count, asked.offset)
-    # no version at all: no such resource.  None since ``_since`` is an empty page of one
-    # that exists (a restricted client's was checked above): a platform polling an instance
-    # for changes must not read "nothing changed" as "it does not exist"
-    if resource_id and total == 0 and (asked.since is None or tx.resources.read(kind or "", resource_id) is None):
+        versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count, asked.offset, upto=upto)
+    # no version at all: no such resource.  None since ``_since`` (or up to ``_upto``) is an
+    # empty page of one that exists (a restricted client's was checked above): a platform
+    # polling an instance for changes must not read "nothing changed" as "it does not exist"
+    narrowed = asked.since is not None or bounded
+    if resource_id and total == 0 and (not narrowed or tx.resources.read(kind or "", resource_id) is None):
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
     return {
         "resourceType": "Bundle",
@@ -102,6 +114,7 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             asked.offset,
             more=0 < asked.count and asked.offset + asked.count < total,  # _count=0: the total alone
             total=total,
+            anchor=[("_upto", str(upto))],
         ),
         "entry": [
             _entry(base_url, stored, method, status)
@@ -116,7 +129,9 @@ def _visible_versions(
     kept: list[tuple[Stored, str]] = []
     scanned = 0
     while scanned < RESTRICTED_HISTORY_SCAN:
-        batch, _ = tx.resources.history(asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction)
+        batch, _ = tx.resources.history(
+            asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction, asked.upto
+        )
         kept += [(stored, method) for stored, method in batch if rules.version_visible(tx, stored)]
         scanned += len(batch)
         if len(batch) < _SCAN_BATCH:

@@ -4,11 +4,16 @@ Search, history and the audit trail page alike, so their links are built in one 
 request's own parameters (``_format`` and ``_since`` included) percent-encoded once, then
 ``_count`` and the offset of each page.  A link a client follows must parse as the request
 did: a time zone's ``+`` written raw would come back as a space.
+
+An offset alone shifts when the archive changes between pages (a write lists a version on
+two pages of a history, a deletion leaves a member of ``$everything`` on none), so a caller
+may add an ``anchor`` every link carries (the history's ``_upto``: the newest version the
+first page counted, so that later versions never shift its pages).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlencode
 
 #: parameters the links set themselves
@@ -24,12 +29,15 @@ def page_links(
     more: bool,
     pages: bool = True,
     total: int | None = None,
+    anchor: Sequence[tuple[str, str]] = (),
 ) -> list[dict[str, str]]:
     """``self``, then (unless ``pages`` is False, as for a count alone) ``first``, ``next``
     when ``more`` matches follow, ``previous`` after the first page and, when the ``total``
     is known, ``last``.  A page past the end leads back to the last page, not to the page
-    before it, which would be as empty."""
-    kept = urlencode([(k, v) for k, v in pairs if k not in _PAGING])
+    before it, which would be as empty.  ``anchor`` pairs go on every link, replacing the
+    request's own."""
+    replaced = {*_PAGING, *(name for name, _ in anchor)}
+    kept = urlencode([*((k, v) for k, v in pairs if k not in replaced), *anchor])
     prefix = f"{address}?{kept}{'&' if kept else ''}_count={count}&_offset="
 
     def link(relation: str, at: int) -> dict[str, str]:

@@ -208,13 +208,18 @@ class Resources:
         limit: int = 20,
         offset: int = 0,
         restriction: Sql | None = None,
+        upto: int | None = None,
     ) -> tuple[list[tuple[Stored, str]], int]:
         """Versions newest first, each with the interaction that wrote it, and their total.
 
         ``restriction`` (a condition on ``resource r`` of ``kind``, from the access rules) keeps
         the versions of resources the client may see now, deletions left out, so that the
-        total and the pages count nothing it may not see."""
+        total and the pages count nothing it may not see.  ``upto`` (a :meth:`newest_version`)
+        leaves out the versions written after it: pages bounded so are not shifted by them."""
         where, params = ["1 = 1"], []
+        if upto is not None:
+            where.append("seq <= ?")
+            params.append(upto)
         if kind:
             where.append("type = ?")
             params.append(kind)
@@ -238,6 +243,12 @@ class Resources:
             [*params, limit, offset],
         )
         return [(self._stored(row), row[6]) for row in rows], total
+
+    def newest_version(self) -> int:
+        """The sequence number of the newest version in the archive (0 when it is empty): the
+        bound of a history's pages, which later writes pass."""
+        row = self.sql.one("SELECT MAX(seq) FROM resource_version")
+        return int(row[0]) if row and row[0] is not None else 0
 
     def current(
         self, kinds: list[str] | None = None, since: str | None = None, ids: list[tuple[str, str]] | None = None

@@ -25,3 +25,10 @@ def test_no_last_link_without_a_total() -> None:
 
 def test_an_empty_result_has_its_last_page_at_the_start() -> None:
     assert relations(0, 0)["last"] == 0
+
+
+def test_an_anchor_replaces_the_one_the_request_carried() -> None:
+    """A page reached by a link asks with the anchor again: its own links carry it once."""
+    pairs = [("_upto", "7"), ("_count", "10"), ("_offset", "10")]
+    links = page_links("http://x/fhir/Basic/_history", pairs, 10, 10, more=False, anchor=[("_upto", "7")])
+    assert links[0]["url"] == "http://x/fhir/Basic/_history?_upto=7&_count=10&_offset=10"
