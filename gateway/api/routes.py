@@ -366,20 +366,20 @@ def validate_instance(kind: str, resource_id: str) -> Response:
 
 
 #: the parameters $everything honours; the controls every answer takes are allowed too
-EVERYTHING_HONOURED = ("_since", "_type", "_count", "_offset")
+EVERYTHING_HONOURED = ("_since", "_type", "_count", "_offset", "_after")
 EVERYTHING_PARAMETERS = (*EVERYTHING_HONOURED, *IGNORED_CONTROLS)
 
 
 @fhir.route("/Patient/<resource_id>/$everything", methods=["GET", "POST"])
 def everything(resource_id: str) -> Response:
-    """``_since``, ``_type`` and ``_count`` (pages of that many members, with ``_offset`` in
-    their links) are honoured; ``start`` and ``end`` are not supported and, like any other
+    """``_since``, ``_type`` and ``_count`` (pages of that many members, with ``_offset`` and
+    the next page's ``_after`` in their links) are honoured; ``start`` and ``end`` are not supported and, like any other
     parameter, refused rather than ignored."""
     found, args = services(), operation_args()
     for name in args:
         if name not in EVERYTHING_PARAMETERS:
             raise unsupported_parameter(name, "$everything", EVERYTHING_HONOURED)
-    given_once(args, ("_since", "_count", "_offset"))
+    given_once(args, ("_since", "_count", "_offset", "_after"))
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
     if unknown := sorted(types - found.repository.resource_types):
@@ -392,9 +392,10 @@ def everything(resource_id: str) -> Response:
         wanted = types or set(found.repository.resource_types)  # the members and what they refer to
         types = {t for t in wanted if t == "Patient" or allowed.allows(t, "s")} or {"-none-"}
     page = None
-    if "_count" in args or "_offset" in args:
+    if "_count" in args or "_offset" in args or "_after" in args:
         count = min(whole_number(args, "_count", found.config.page_size), found.config.max_page_size)
-        page = operations.Page(count, whole_number(args, "_offset", 0), list(args.items(multi=True)))
+        offset, after = whole_number(args, "_offset", 0), operations.page_cursor(args.get("_after"))
+        page = operations.Page(count, offset, list(args.items(multi=True)), after)
     pairs = list(args.items(multi=True))
     bundle = operations.everything(found.repository, compartment, resource_id, since, types, base_url(), page, pairs)
     return _pulled(bundle)

@@ -104,12 +104,26 @@ def validate_delete(repository: Repository, kind: str, resource_id: str, lang: s
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a ``$everything``: ``count`` members from ``offset``; ``pairs`` are the
-    request's parameters, repeated by the paging links."""
+    """One page of a ``$everything``: ``count`` members from ``offset`` or, when ``after`` (a
+    member's type and id, from ``_after``) is given, the ``count`` members past it, ``offset``
+    then saying where the page stands for its other links; ``pairs`` are the request's
+    parameters, repeated by the paging links."""
 
     count: int
     offset: int
     pairs: list[tuple[str, str]]
+    after: tuple[str, str] | None = None
+
+
+def page_cursor(text: str | None) -> tuple[str, str] | None:
+    """``_after`` as the type and id of the member a page starts past (400 when it is no
+    ``Type/id``, which is how the ``next`` links write it)."""
+    if text is None:
+        return None
+    if not _LITERAL.fullmatch(text):
+        raise FhirError(400, "http.not-a-page-cursor", "_after", name="_after", value=text)
+    kind, _, resource_id = text.partition("/")
+    return kind, resource_id
 
 
 def everything(
@@ -137,7 +151,7 @@ def everything(
     include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
     with repository.store.reading() as tx:
         members = _visible(tx, access, Referrers("Patient", patient_id, asked, since))
-        matches, total = _matches(tx, members, [patient] if include_patient else [], page)
+        matches, total, more = _matches(tx, members, [patient] if include_patient else [], page)
         # paged, each page brings what its own members refer to (the Patient's with the Patient)
         referring = matches if page else [patient, *matches]
         shown = {stored.reference for stored in matches} | {patient.reference}
@@ -145,8 +159,11 @@ def everything(
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
     address = f"{base_url}/{patient.reference}/$everything"
     if page is not None:
-        more = 0 < page.count and page.offset + page.count < total
-        bundle["link"] = page_links(address, page.pairs, page.count, page.offset, more=more, total=total)
+        # the next page starts past this one's last member, not at an offset a deletion shifts
+        last = next((stored.reference for stored in reversed(matches) if stored is not patient), None)
+        bundle["link"] = page_links(
+            address, page.pairs, page.count, page.offset, more=more, total=total, cursor=("_after", last)
+        )
     else:
         query = urlencode(list(pairs))
         bundle["link"] = [{"relation": "self", "url": f"{address}?{query}" if query else address}]
@@ -176,15 +193,22 @@ def _visible(tx: Transaction, access: Access, members: Referrers) -> Referrers:
     return replace(members, hidden=hidden)
 
 
-def _matches(tx: Transaction, members: Referrers, lead: list[Stored], page: Page | None) -> tuple[list[Stored], int]:
+def _matches(
+    tx: Transaction, members: Referrers, lead: list[Stored], page: Page | None
+) -> tuple[list[Stored], int, bool]:
     """The matches of the answer or of its ``page`` — ``lead`` (the Patient, when it is one)
-    first, then the members by type and id — and how many there are in all.  A page reads its
-    own members alone: an elder's years of follow-ups were read whole for every page, so
-    paging through them cost their number squared.  The total is counted by key, unless the
-    page holds the last members and so tells it."""
+    first, then the members by type and id —, how many there are in all and whether more
+    follow the page.  A page reads its own members alone: an elder's years of follow-ups were
+    read whole for every page, so paging through them cost their number squared.  The total
+    is counted by key, unless the page holds the last members and so tells it.  A page past a
+    member (``after``) reads one member more to tell whether another page follows: its offset
+    is where it would stand had nothing been deleted, too far on to judge by the total."""
     if page is None:
         every = lead + tx.resources.referrers(members)
-        return every, len(every)
+        return every, len(every), False
+    if page.after is not None:
+        found = tx.resources.referrers(members, page.count + 1, after=page.after) if page.count else []
+        return found[: page.count], len(lead) + tx.resources.count_referrers(members), len(found) > page.count
     skip = max(page.offset - len(lead), 0)
     take = max(page.offset + page.count - len(lead) - skip, 0)
     found = tx.resources.referrers(members, take, skip) if take else []
@@ -192,7 +216,12 @@ def _matches(tx: Transaction, members: Referrers, lead: list[Stored], page: Page
         counted = skip + len(found)
     else:
         counted = tx.resources.count_referrers(members)
-    return lead[page.offset : page.offset + page.count] + found, len(lead) + counted
+    total = len(lead) + counted
+    return (
+        lead[page.offset : page.offset + page.count] + found,
+        total,
+        0 < page.count and page.offset + page.count < total,
+    )
 
 
 def _supporting(

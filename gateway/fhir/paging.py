@@ -8,7 +8,9 @@ did: a time zone's ``+`` written raw would come back as a space.
 An offset alone shifts when the archive changes between pages (a write lists a version on
 two pages of a history, a deletion leaves a member of ``$everything`` on none), so a caller
 may add an ``anchor`` every link carries (the history's ``_upto``: the newest version the
-first page counted, so that later versions never shift its pages).
+first page counted, so that later versions never shift its pages) and a ``cursor`` only
+``next`` carries (``$everything``'s ``_after``: the last member shown, where the next page
+starts whatever was deleted before it).
 """
 
 from __future__ import annotations
@@ -30,25 +32,30 @@ def page_links(
     pages: bool = True,
     total: int | None = None,
     anchor: Sequence[tuple[str, str]] = (),
+    cursor: tuple[str, str | None] | None = None,
 ) -> list[dict[str, str]]:
     """``self``, then (unless ``pages`` is False, as for a count alone) ``first``, ``next``
     when ``more`` matches follow, ``previous`` after the first page and, when the ``total``
     is known, ``last``.  A page past the end leads back to the last page, not to the page
     before it, which would be as empty.  ``anchor`` pairs go on every link, replacing the
-    request's own."""
-    replaced = {*_PAGING, *(name for name, _ in anchor)}
+    request's own; ``cursor`` names a parameter ``next`` carries with the value given (none
+    when None) and ``self`` with the request's own, since it says where this page began."""
+    pairs = list(pairs)
+    named = cursor[0] if cursor else None
+    replaced = {*_PAGING, *(name for name, _ in anchor), named}
     kept = urlencode([*((k, v) for k, v in pairs if k not in replaced), *anchor])
     prefix = f"{address}?{kept}{'&' if kept else ''}_count={count}&_offset="
 
-    def link(relation: str, at: int) -> dict[str, str]:
-        return {"relation": relation, "url": f"{prefix}{at}"}
+    def link(relation: str, at: int, position: str | None = None) -> dict[str, str]:
+        tail = f"&{urlencode([(named, position)], safe='/')}" if named and position is not None else ""
+        return {"relation": relation, "url": f"{prefix}{at}{tail}"}
 
-    links = [link("self", offset)]
+    links = [link("self", offset, next((v for k, v in pairs if k == named), None))]
     if pages:
         links.append(link("first", 0))
         last = (max(total - 1, 0) // count) * count if total is not None and count > 0 else None
         if more:
-            links.append(link("next", offset + count))
+            links.append(link("next", offset + count, cursor[1] if cursor else None))
         if offset > 0:
             before = offset - count if last is None else min(offset - count, last)
             links.append(link("previous", max(0, before)))

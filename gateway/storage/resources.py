@@ -357,19 +357,25 @@ class Resources:
         """Every resource pointing at kind/id (see :class:`Referrers`), with its content."""
         return self.referrers(Referrers(kind, resource_id, params, since))
 
-    def referrers(self, wanted: Referrers, limit: int | None = None, offset: int = 0) -> list[Stored]:
+    def referrers(
+        self, wanted: Referrers, limit: int | None = None, offset: int = 0, after: tuple[str, str] | None = None
+    ) -> list[Stored]:
         """``limit`` of the resources pointing at one from ``offset`` (all, without a limit),
         by type and id, with their content.  Those before ``offset`` are passed over by key:
-        a page of a record of thousands reads one page of documents."""
+        a page of a record of thousands reads one page of documents.  ``after`` (a type and
+        id) starts past that key instead, whether or not it still points at one: a page that
+        follows another by its last member neither skips nor repeats one when a member
+        before it is deleted or written between the two."""
         keys = _referrer_keys(wanted)
         if keys is None:
             return []
         sql, params = keys
         window, bounds = (" ORDER BY k.type, k.id LIMIT ? OFFSET ?", [limit, offset]) if limit is not None else ("", [])
+        start, past = (" WHERE k.type > ? OR (k.type = ? AND k.id > ?)", [after[0], *after]) if after else ("", [])
         rows = self.sql.all(
-            f"SELECT {search_sql.COLUMNS} FROM (SELECT k.type, k.id FROM ({sql}) k{window}) p "
+            f"SELECT {search_sql.COLUMNS} FROM (SELECT k.type, k.id FROM ({sql}) k{start}{window}) p "
             "JOIN resource r ON r.type = p.type AND r.id = p.id ORDER BY r.type, r.id",
-            [*params, *bounds],
+            [*params, *past, *bounds],
         )
         return [self._found(row) for row in rows]
 

@@ -32,3 +32,9 @@ def test_an_anchor_replaces_the_one_the_request_carried() -> None:
     pairs = [("_upto", "7"), ("_count", "10"), ("_offset", "10")]
     links = page_links("http://x/fhir/Basic/_history", pairs, 10, 10, more=False, anchor=[("_upto", "7")])
     assert links[0]["url"] == "http://x/fhir/Basic/_history?_upto=7&_count=10&_offset=10"
+
+
+def test_a_cursor_goes_on_the_next_link_alone() -> None:
+    """``previous`` and ``last`` count from the start: a cursor there would start them past it."""
+    links = page_links("http://x/fhir/P/$everything", [], 2, 2, more=True, total=9, cursor=("_after", "Basic/b"))
+    assert [link["relation"] for link in links if "_after=Basic/b" in link["url"]] == ["next"]

@@ -54,3 +54,57 @@ def test_a_history_followed_past_a_write_lists_each_version_once(client: FlaskCl
     put(client, basic("h-0", "second"))
     expected = [f'Basic/h-{n}@W/"1"' for n in reversed(range(6))]
     assert versions(first, following(client, first)) == expected
+
+
+#: the members of :func:`resident`'s compartment the tests page through, in $everything's order
+MEMBERS = [f"Observation/m-{n}" for n in range(7)]
+
+
+@pytest.fixture
+def resident(client: FlaskClient) -> str:
+    """The $everything of a resident with the Observations :data:`MEMBERS`, paged by three."""
+    put(client, {"resourceType": "Patient", "id": "resident", "gender": "female"})
+    for reference in MEMBERS:
+        observation = {"resourceType": "Observation", "id": reference.split("/")[1], "status": "final"}
+        put(client, {**observation, "code": {"text": "bp"}, "subject": {"reference": "Patient/resident"}})
+    return "/fhir/Patient/resident/$everything?_type=Observation&_count=3"
+
+
+def matches(*pages: dict[str, Any]) -> list[str]:
+    return [e["fullUrl"].split("/fhir/")[1] for page in pages for e in page.get("entry", [])]
+
+
+def pages_after(client: FlaskClient, first: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pages the ``next`` links lead to from ``first``, to the last."""
+    pages = [first]
+    while any(link["relation"] == "next" for link in pages[-1]["link"]):
+        pages.append(following(client, pages[-1]))
+    return pages[1:]
+
+
+@pytest.mark.parametrize("deleted", [MEMBERS[0], MEMBERS[2]], ids=["first-shown", "last-shown"])
+def test_everything_followed_past_a_deletion_lists_every_remaining_member(
+    client: FlaskClient, resident: str, deleted: str
+) -> None:
+    """A member shown on the first page, deleted before the next: the others shift no page."""
+    first = client.get(resident).get_json()
+    assert client.delete(f"/fhir/{deleted}").status_code == 200
+    assert matches(first, *pages_after(client, first)) == MEMBERS
+
+
+def test_everything_links_a_page_past_a_deletion_to_the_members_left(client: FlaskClient, resident: str) -> None:
+    """Pages of two; the first member goes after the second page.  The third page, at offset
+    4 of the 6 members left, would have been the last by its offset: the seventh member was on
+    no page."""
+    first = client.get(resident.replace("_count=3", "_count=2")).get_json()
+    second = following(client, first)
+    assert client.delete(f"/fhir/{MEMBERS[0]}").status_code == 200
+    assert matches(*pages_after(client, second)) == MEMBERS[4:]
+
+
+def test_everything_refuses_a_page_cursor_it_cannot_read(client: FlaskClient, resident: str) -> None:
+    answer = client.get(f"{resident}&_after=m-1")
+    assert (answer.status_code, answer.get_json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        400,
+        "http.not-a-page-cursor",
+    )

@@ -205,7 +205,9 @@ def test_a_refusal_by_werkzeug_keeps_its_status_and_is_worded_in_the_clients_lan
 
 def test_a_chinese_refusal_of_a_parameter_reads_as_chinese(client: FlaskClient, patient_id: str) -> None:
     _, issue = refusal(client, patient_id, REFUSALS["everything-start"][0], "zh-CN")
-    assert issue["details"]["text"] == "$everything 不支持参数 start；可用的参数为：_since, _type, _count, _offset"
+    assert (
+        issue["details"]["text"] == "$everything 不支持参数 start；可用的参数为：_since, _type, _count, _offset, _after"
+    )
 
 
 @pytest.mark.parametrize(
