@@ -526,7 +526,7 @@ def _primitive_part(parameter: dict[str, Any], index: int) -> str:
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:
-    """A history page; ``_since``, ``_count``, ``_offset`` and ``_upto`` given twice are refused, as for
+    """A history page; its parameters (``_since``, ``_count``, ``_offset`` …) given twice are refused, as for
     ``$everything``: the first was taken and the other dropped, so a later ``_since`` the
     client meant could widen, or an earlier one narrow, what it synchronises."""
     given_once(request.args, HISTORY_HONOURED)

@@ -10,6 +10,7 @@ counted in Python, over the newest :data:`RESTRICTED_HISTORY_SCAN` versions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,14 +22,17 @@ from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
-#: what a history request may say (``_offset`` and ``_upto`` are this server's paging), besides the controls
+#: what a history request may say (``_offset``, ``_upto`` and ``_after`` are this server's paging), besides the controls
 #: of the answer every interaction takes (``_format``, ``_pretty``)
-HISTORY_HONOURED = ("_count", "_offset", "_since", "_upto")
+HISTORY_HONOURED = ("_count", "_offset", "_since", "_upto", "_after")
 HISTORY_PARAMETERS = frozenset({*HISTORY_HONOURED, *IGNORED_CONTROLS})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
 #: versions read at a time while looking through them
 _SCAN_BATCH = 1000
+#: ``_after``: the version a page starts past, as the ``next`` links write it
+_VERSION = re.compile(r"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})/_history/([1-9][0-9]{0,8})")
+_VERSION_EXAMPLE = "Observation/bp-1/_history/2"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,10 @@ class HistoryRequest:
     #: the newest version the pages list (``_upto``, which the first page's links carry);
     #: None for the archive's newest now
     upto: int | None = None
+    #: the version the page starts past (``_after``, which ``next`` links carry), if any
+    after: tuple[str, str, int] | None = None
+    #: where the request was written (a Bundle entry's URL), for its refusals
+    where: str | None = None
 
 
 def history_request(
@@ -57,8 +65,8 @@ def history_request(
     max_page_size: int,
     where: str | None = None,
 ) -> HistoryRequest:
-    """The page asked for by ``_count``, ``_offset``, ``_since`` and ``_upto`` (400 for a bad
-    one, and for any other parameter: ``_at``, ``_list`` or a search criterion ignored would
+    """The page asked for by ``_count``, ``_offset``, ``_since``, ``_upto`` and ``_after`` (400
+    for a bad one, and for any other parameter: ``_at``, ``_list`` or a search criterion ignored would
     widen the answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
     for name in params:
         if name not in HISTORY_PARAMETERS:
@@ -67,7 +75,15 @@ def history_request(
     offset = whole_number(params, "_offset", 0, where)
     since = instant(params, "_since", where)
     upto = whole_number(params, "_upto", -1, where)
-    return HistoryRequest(kind, resource_id, count, offset, since, tuple(params.items()), None if upto < 0 else upto)
+    after = None
+    if (text := params.get("_after")) is not None:
+        if not (found := _VERSION.fullmatch(text)):
+            raise FhirError(
+                400, "http.not-a-page-cursor", where or "_after", name="_after", value=text, example=_VERSION_EXAMPLE
+            )
+        after = (found[1], found[2], int(found[3]))
+    pairs = tuple(params.items())
+    return HistoryRequest(kind, resource_id, count, offset, since, pairs, None if upto < 0 else upto, after, where)
 
 
 def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: HistoryRequest) -> dict[str, Any]:
@@ -77,10 +93,22 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
 
     The pages list the versions up to the newest when the first was read, which its links
     carry as ``_upto``: a version written between two pages came first and pushed every
-    other one place down, so the next page repeated the last entry of the one before."""
+    other one place down, so the next page repeated the last entry of the one before.  The
+    ``next`` link also names the page's last version (``_after``), and the next page lists
+    those before it: on PostgreSQL a write under way when the first page was read may commit
+    later below ``_upto``, which again pushed the others down, and a restricted client's
+    versions shift when a resource leaves its sight."""
     bounded = asked.upto is not None
     upto = asked.upto if bounded else tx.resources.newest_version()
     asked = replace(asked, upto=upto)
+    below = None  # the newest version the page may list, when it starts past one
+    if asked.after is not None:
+        place = tx.resources.version_place(*asked.after)
+        if place is None:
+            text = "{}/{}/_history/{}".format(*asked.after)
+            where = asked.where or "_after"
+            raise FhirError(400, "http.not-a-page-cursor", where, name="_after", value=text, example=_VERSION_EXAMPLE)
+        below = min(place - 1, upto)
     kind, resource_id = asked.kind, asked.resource_id
     restriction = None
     if rules.restricted:
@@ -94,9 +122,19 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             if current is None or rules.hides(tx, current):
                 raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
         visible = _visible_versions(tx, rules, asked, restriction)
-        versions, total = visible[asked.offset : asked.offset + asked.count], len(visible)
+        total = len(visible)
+        if below is None:
+            versions = visible[asked.offset : asked.offset + asked.count + 1]
+        else:
+            versions = _visible_versions(tx, rules, replace(asked, upto=below), restriction, asked.count + 1)
+    elif below is None:
+        versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count + 1, asked.offset, upto=upto)
     else:
-        versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count, asked.offset, upto=upto)
+        versions, _ = tx.resources.history(kind, resource_id, asked.since, asked.count + 1, upto=below)
+        total = tx.resources.history(kind, resource_id, asked.since, 0, upto=upto)[1]
+    # one version more than the page was read to tell whether another page follows: an
+    # offset counted from the start stands too far on when the total is read again
+    more, versions = 0 < asked.count < len(versions), versions[: asked.count]
     # no version at all: no such resource.  None since ``_since`` (or up to ``_upto``) is an
     # empty page of one that exists (a restricted client's was checked above): a platform
     # polling an instance for changes must not read "nothing changed" as "it does not exist"
@@ -112,9 +150,10 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             asked.pairs,
             asked.count,
             asked.offset,
-            more=0 < asked.count and asked.offset + asked.count < total,  # _count=0: the total alone
+            more=more,
             total=total,
             anchor=[("_upto", str(upto))],
+            cursor=("_after", f"{versions[-1][0].reference}/_history/{versions[-1][0].version}" if versions else None),
         ),
         "entry": [
             _entry(base_url, stored, method, status)
@@ -124,11 +163,13 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
 
 
 def _visible_versions(
-    tx: Transaction, rules: Access, asked: HistoryRequest, restriction: Any
+    tx: Transaction, rules: Access, asked: HistoryRequest, restriction: Any, enough: int | None = None
 ) -> list[tuple[Stored, str]]:
+    """The versions up to ``asked.upto`` the client may see, newest first, among the newest
+    :data:`RESTRICTED_HISTORY_SCAN`; ``enough`` stops at that many (a page, not a total)."""
     kept: list[tuple[Stored, str]] = []
     scanned = 0
-    while scanned < RESTRICTED_HISTORY_SCAN:
+    while scanned < RESTRICTED_HISTORY_SCAN and (enough is None or len(kept) < enough):
         batch, _ = tx.resources.history(
             asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction, asked.upto
         )

@@ -121,7 +121,7 @@ def page_cursor(text: str | None) -> tuple[str, str] | None:
     if text is None:
         return None
     if not _LITERAL.fullmatch(text):
-        raise FhirError(400, "http.not-a-page-cursor", "_after", name="_after", value=text)
+        raise FhirError(400, "http.not-a-page-cursor", "_after", name="_after", value=text, example="Observation/bp-1")
     kind, _, resource_id = text.partition("/")
     return kind, resource_id
 

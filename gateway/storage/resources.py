@@ -244,6 +244,14 @@ class Resources:
         )
         return [(self._stored(row), row[6]) for row in rows], total
 
+    def version_place(self, kind: str, resource_id: str, version: int) -> int | None:
+        """The sequence number of one version (None when there is no such version): where a
+        history page that starts past it begins."""
+        row = self.sql.one(
+            "SELECT seq FROM resource_version WHERE type = ? AND id = ? AND version = ?", (kind, resource_id, version)
+        )
+        return int(row[0]) if row else None
+
     def newest_version(self) -> int:
         """The sequence number of the newest version in the archive (0 when it is empty): the
         bound of a history's pages, which later writes pass."""

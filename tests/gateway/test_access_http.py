@@ -674,6 +674,17 @@ def test_a_history_shows_and_counts_only_the_versions_of_served_people(served: S
     assert (bundle["total"], [e["resource"]["meta"]["versionId"] for e in bundle["entry"]]) == (1, ["2"])
 
 
+def test_a_history_followed_page_by_page_lists_what_it_lists_at_once(served: Served, home: Api, moved: str) -> None:
+    """Each next page starts past the last version shown, among those the client may see."""
+    listed = [home.get(f"{served.base}/Observation/_history?_count=1").json()]
+    while following := [link["url"] for link in listed[-1]["link"] if link["relation"] == "next"]:
+        listed.append(home.get(following[0]).json())
+    whole = home.get(f"{served.base}/Observation/_history").json()
+    assert [e["fullUrl"] + e["response"]["etag"] for page in listed for e in page.get("entry", [])] == [
+        e["fullUrl"] + e["response"]["etag"] for e in whole["entry"]
+    ]
+
+
 @pytest.fixture(scope="module")
 def first_hospital(served: Served, client_key: Any) -> Iterator[Api]:
     """The hospital that records 李建国's conditions."""

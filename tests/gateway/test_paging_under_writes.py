@@ -6,6 +6,7 @@ version written between two history pages repeated an entry, and a member of a
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,6 +55,43 @@ def test_a_history_followed_past_a_write_lists_each_version_once(client: FlaskCl
     put(client, basic("h-0", "second"))
     expected = [f'Basic/h-{n}@W/"1"' for n in reversed(range(6))]
     assert versions(first, following(client, first)) == expected
+
+
+def test_a_history_followed_past_a_write_under_way_lists_each_version_once(client: FlaskClient) -> None:
+    """On PostgreSQL a write under way when the first page is read may commit after it with a
+    place below the page's ``_upto``: counted by offset, the next page repeated an entry."""
+    store = client.application.config["SERVICES"].store
+    if store.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer at a time: no other write commits while one is under way")
+    for n in range(4):
+        put(client, basic(f"w-{n}"))
+    under_way, release = threading.Event(), threading.Event()
+
+    def slow_write() -> None:
+        with store.transaction() as tx:
+            tx.resources.write(basic("w-late"))
+            tx.sql.flush()  # its version has its place now, and commits after the first page
+            under_way.set()
+            release.wait(60)
+
+    writer = threading.Thread(target=slow_write)
+    writer.start()
+    under_way.wait(60)
+    put(client, basic("w-4"))
+    first = client.get("/fhir/Basic/_history?_count=2").get_json()
+    release.set()
+    writer.join(60)
+    expected = [f'Basic/w-{n}@W/"1"' for n in reversed(range(5))]
+    assert versions(first, *pages_after(client, first)) == expected
+
+
+def test_a_history_refuses_a_page_cursor_naming_no_version(client: FlaskClient) -> None:
+    put(client, basic("c-0"))
+    answer = client.get("/fhir/Basic/_history?_after=Basic/c-0/_history/9")
+    assert (answer.status_code, answer.get_json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        400,
+        "http.not-a-page-cursor",
+    )
 
 
 #: the members of :func:`resident`'s compartment the tests page through, in $everything's order
