@@ -1,7 +1,9 @@
 """Search as an interaction: parse the request, run it in a transaction, answer a searchset.
 
 Paging is by offset over an order that always ends with the resource id, so a page link
-returns the same resources as long as the archive does not change underneath it.
+returns the same resources as long as the archive does not change underneath it; in an order
+by id alone the ``next`` link also carries the last id shown (``_after``), and the next page
+starts past it whatever was written or deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -147,13 +149,15 @@ class Searcher:
         query = _chains_within(query, access)
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
-        if query.total == "none":
-            # nothing is counted, so one match beyond the page is read to tell whether another
-            # page follows: a full last page must not link a next page that is empty
+        if query.total == "none" or query.after is not None:
+            # nothing is counted, or a page past an id stands at an offset that deletions have
+            # made too far on to judge by the total: one match beyond the page is read to tell
+            # whether another page follows (a full last page must not link an empty one)
             beyond, _ = tx.resources.search(replace(query, count=query.count + 1), False, restriction)
             matches = beyond[: query.count]
             included = _included(tx, query, matches, access)
-            return SearchResult(query, matches, included, None, more=len(beyond) > query.count)
+            total = None if query.total == "none" else tx.resources.count(query, restriction)
+            return SearchResult(query, matches, included, total, more=len(beyond) > query.count)
         matches, total = tx.resources.search(query, True, restriction)
         return SearchResult(query, matches, _included(tx, query, matches, access), total)
 
@@ -170,7 +174,8 @@ class Searcher:
             raise FhirError(400, "http.conditional-needs-criteria")
         restriction = access.condition(kind) if access else None
         query = _chains_within(query, access)
-        return tx.resources.search(replace(query, count=count, offset=0), False, restriction)[0]
+        # paging says nothing of which resources match: a page's place is no criterion
+        return tx.resources.search(replace(query, count=count, offset=0, after=None), False, restriction)[0]
 
 
 def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
@@ -219,6 +224,9 @@ def searchset(
         more = 0 < query.count == len(result.matches) and (
             result.total is None or query.offset + query.count < result.total
         )
+    # in an order by id alone, the next page starts past this one's last id: an offset
+    # shifted when a match before it was deleted between the pages, and one was on no page
+    last = result.matches[-1].id if result.matches else None
     links = page_links(
         f"{base_url}/{path}",
         pairs,
@@ -227,6 +235,7 @@ def searchset(
         more=more,
         pages=query.summary != "count",
         total=result.total,
+        cursor=("_after", last) if query.by_id_descending() is not None else None,
     )
     bundle["link"] = links
     whole = as_stored and query.summary is None and not query.elements

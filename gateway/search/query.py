@@ -68,6 +68,8 @@ EXAMPLES = {
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+", re.ASCII)
+#: a resource id (R4 datatypes: id), as ``_after`` carries one
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
 @cache
@@ -181,6 +183,18 @@ class SearchQuery:
     #: instead: None for a pair skipped under handling=lenient, the keys or names applied for a
     #: ``_sort`` or ``_elements`` only some of whose were (a link asks for what was searched)
     relinked: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: ``_after``: the id the page starts past, in an order by id alone (``offset`` then says
+    #: where the page stands, for the links other than ``next``)
+    after: str | None = None
+
+    def by_id_descending(self) -> bool | None:
+        """Whether the matches are in id order alone, descending (True) or ascending (False);
+        None when another key sorts them, so that no id tells where a page ends."""
+        if not self.sort:
+            return False
+        if len(self.sort) == 1 and self.sort[0].param == "_id":
+            return self.sort[0].descending
+        return None
 
 
 def parse_search(
@@ -203,7 +217,15 @@ def parse_search(
                 raise exc.error from None
             parser.query.ignored.append(exc.error)
             parser.query.relinked[(key, value)] = None
+    if parser.query.after is not None and parser.query.by_id_descending() is None:
+        # only a next link of a search in id order carries one: in another order it would start
+        # the page at a place no link gave
+        raise SearchError("http.not-a-page-cursor", _cursor_params(parser.query.after), "_after")
     return parser.query
+
+
+def _cursor_params(value: str) -> dict[str, Any]:
+    return {"name": "_after", "value": value, "example": "zhang-xiuying"}
 
 
 class _Ignorable(Exception):
@@ -346,6 +368,12 @@ class _Parser:
     def _offset(self, key: str, value: str) -> None:
         self.query.offset = _natural(key, value, "offset")
 
+    def _after(self, key: str, value: str) -> None:
+        """The id a page in id order starts past, as a ``next`` link writes it."""
+        if not _ID.fullmatch(value):
+            raise SearchError("http.not-a-page-cursor", _cursor_params(value), key)
+        self.query.after = value
+
     def _sort(self, key: str, value: str) -> None:
         """Each key a sortable parameter of the type; under handling=lenient an unknown one is
         skipped and the rest applied, in their order."""
@@ -429,6 +457,7 @@ class _Parser:
 _CONTROLS = {
     "_count": _Parser._count,
     "_offset": _Parser._offset,
+    "_after": _Parser._after,
     "_sort": _Parser._sort,
     "_include": _Parser._include,
     "_revinclude": _Parser._revinclude,

@@ -307,7 +307,7 @@ class Resources:
         page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query, restriction=restriction))]
         if not with_total:
             return page, None
-        if len(page) < query.count and (page or query.offset == 0):
+        if query.after is None and len(page) < query.count and (page or query.offset == 0):
             # the page holds the last matches, so it tells the total: no second query (most
             # searches by identifier find one resource, and the count was half their SQL)
             return page, query.offset + len(page)

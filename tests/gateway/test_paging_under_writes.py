@@ -146,3 +146,39 @@ def test_everything_refuses_a_page_cursor_it_cannot_read(client: FlaskClient, re
         400,
         "http.not-a-page-cursor",
     )
+
+
+#: the Basics :func:`coded` writes, in id order
+CODED = [f"Basic/s-{n}" for n in range(6)]
+
+
+@pytest.fixture
+def coded(client: FlaskClient) -> None:
+    """Six Basics of one code."""
+    for reference in CODED:
+        coding = {"system": "urn:test", "code": "s"}
+        put(client, {"resourceType": "Basic", "id": reference.split("/")[1], "code": {"coding": [coding]}})
+
+
+@pytest.mark.parametrize(
+    ("query", "order"),
+    [("", CODED), ("code=urn:test|s", CODED), ("_sort=-_id", CODED[::-1])],
+    ids=["all", "by-one-value", "descending"],
+)
+@pytest.mark.usefixtures("coded")
+def test_a_search_in_id_order_followed_past_a_deletion_lists_every_remaining_match(
+    client: FlaskClient, query: str, order: list[str]
+) -> None:
+    first = client.get(f"/fhir/Basic?{query}&_count=2").get_json()
+    assert client.delete(f"/fhir/{order[0]}").status_code == 200
+    assert matches(first, *pages_after(client, first)) == order
+
+
+@pytest.mark.usefixtures("coded")
+def test_a_search_in_another_order_refuses_a_page_cursor(client: FlaskClient) -> None:
+    """No next link of a search sorted by another key carries one: it would start nowhere."""
+    answer = client.get("/fhir/Basic?_sort=_lastUpdated&_after=s-1")
+    assert (answer.status_code, answer.get_json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        400,
+        "http.not-a-page-cursor",
+    )
