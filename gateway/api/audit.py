@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from gateway.api.methods import refusing
 from gateway.api.negotiation import int_param, respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value
+from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
@@ -40,7 +41,7 @@ audit = Blueprint("audit", __name__, url_prefix="/fhir")
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 _BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
 _trail_guard = threading.Lock()
-SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_sort", "_summary"})
+SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_upto", "_sort", "_summary"})
 #: the orders the trail is searched in: oldest or newest first
 SORTS = ("date", "-date")
 #: the forms ``date`` takes (a year, month or day is one in UTC; a time needs its zone)
@@ -139,10 +140,16 @@ def search() -> Response:
     query = parse_query([(k, v) for k, v in asked if k not in IGNORED_CONTROLS], config.page_size, config.max_page_size)
     trail().flush()  # this worker's latest events are visible to its own auditor at once
     with current_app.config["SERVICES"].store.reading() as tx:
+        # the pages list the events up to the last one now, which their links carry as _upto:
+        # every request adds events, and newest first the next page began one event further
+        # back for each, repeating the last entries of the page before
+        if query.upto is None:
+            query = replace(query, upto=tx.audit.head()[0])
         events, total = tx.audit.search(query)
     base = config.base_url
     more = query.count > 0 and query.offset + query.count < total
-    links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more, total=total)
+    anchor = [("_upto", str(query.upto))]
+    links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more, total=total, anchor=anchor)
     entries = []
     for text in events:
         event = event_of(text)
@@ -207,6 +214,8 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     if ("_summary", "count") in pairs:  # the total alone, as a search of the archive answers it
         count = 0
     offset = int_param("_offset", 0)
+    upto = whole_number(dict(pairs), "_upto", -1)
+    fields["upto"] = None if upto < 0 else upto
     return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)
 
 

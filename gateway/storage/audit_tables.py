@@ -55,6 +55,8 @@ class AuditQuery:
     newest_first: bool = False
     count: int = 20
     offset: int = 0
+    #: the last event the pages list (its seq, ``_upto`` in the paging links); None for all
+    upto: int | None = None
 
 
 class AuditEvents:
@@ -104,6 +106,9 @@ class AuditEvents:
     def search(self, query: AuditQuery) -> tuple[list[str], int]:
         """(the page's events as canonical JSON, how many match in all)."""
         where, params = [], []
+        if query.upto is not None:
+            where.append("seq <= ?")
+            params.append(query.upto)
         if query.recorded_from is not None:
             where.append("recorded >= ?")
             params.append(query.recorded_from)

@@ -14,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway import create_app
-from tests.conftest import MakeServices
+from tests.conftest import ASSERTION_TYPE, MakeServices, add_client, assertion
 
 FHIR_JSON = "application/fhir+json"
 
@@ -182,3 +182,30 @@ def test_a_search_in_another_order_refuses_a_page_cursor(client: FlaskClient) ->
         400,
         "http.not-a-page-cursor",
     )
+
+
+def test_the_audit_trail_followed_newest_first_lists_each_event_once(
+    make_services: MakeServices, database_url: str, client_key: Any
+) -> None:
+    """Each request adds events of its own: newest first, the page after began one event
+    further back for each, and repeated the last events of the page before."""
+    services = make_services()
+    app = create_app(services=services)
+    add_client(database_url, "auditor", key=client_key, scope="system/AuditEvent.rs", role="auditor")
+    client = app.test_client()
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "system/AuditEvent.rs",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion(services.config.base_url, "auditor", client_key),
+    }
+    token = client.post("/fhir/token", data=form).get_json()["access_token"]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    for n in range(4):
+        client.get(f"/fhir/AuditEvent/{n}")  # events of their own, to page through
+    first = client.get("/fhir/AuditEvent?_sort=-date&_count=2").get_json()
+    pages = [first, *pages_after(client, first)]
+    for buffer in ("yiyang.audit", "yiyang.exchanges"):
+        app.extensions[buffer].flush()  # while its store is there to take the records
+    listed = [e["resource"]["id"] for page in pages for e in page.get("entry", [])]
+    assert sorted(listed, key=int, reverse=True) == listed == list(dict.fromkeys(listed))
