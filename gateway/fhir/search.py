@@ -2,8 +2,8 @@
 
 Paging is by offset over an order that always ends with the resource id, so a page link
 returns the same resources as long as the archive does not change underneath it; in an order
-by id alone the ``next`` link also carries the last id shown (``_after``), and the next page
-starts past it whatever was written or deleted meanwhile.
+by id or ``_lastUpdated`` alone the ``next`` link also carries the last match shown
+(``_after``), and the next page starts past it whatever was written or deleted meanwhile.
 """
 
 from __future__ import annotations
@@ -224,9 +224,14 @@ def searchset(
         more = 0 < query.count == len(result.matches) and (
             result.total is None or query.offset + query.count < result.total
         )
-    # in an order by id alone, the next page starts past this one's last id: an offset
-    # shifted when a match before it was deleted between the pages, and one was on no page
-    last = result.matches[-1].id if result.matches else None
+    # in an order by id or by _lastUpdated alone, the next page starts past this one's last
+    # match: an offset shifted when a match before it was deleted between the pages, and
+    # one was on no page
+    last = (
+        query.cursor(result.matches[-1].last_updated, result.matches[-1].id)
+        if result.matches and query.page_key() is not None
+        else None
+    )
     links = page_links(
         f"{base_url}/{path}",
         pairs,
@@ -235,7 +240,7 @@ def searchset(
         more=more,
         pages=query.summary != "count",
         total=result.total,
-        cursor=("_after", last) if query.by_id_descending() is not None else None,
+        cursor=("_after", last) if query.page_key() is not None else None,
     )
     bundle["link"] = links
     whole = as_stored and query.summary is None and not query.elements

@@ -68,8 +68,10 @@ EXAMPLES = {
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+", re.ASCII)
-#: a resource id (R4 datatypes: id), as ``_after`` carries one
+#: a resource id (R4 datatypes: id), as ``_after`` carries one; after the instant it was last
+#: updated at, in the store's form, in an order by ``_lastUpdated``
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
+_TIMED_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
 @cache
@@ -183,18 +185,25 @@ class SearchQuery:
     #: instead: None for a pair skipped under handling=lenient, the keys or names applied for a
     #: ``_sort`` or ``_elements`` only some of whose were (a link asks for what was searched)
     relinked: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    #: ``_after``: the id the page starts past, in an order by id alone (``offset`` then says
-    #: where the page stands, for the links other than ``next``)
+    #: ``_after``: the match the page starts past, in an order by id alone (its id) or by
+    #: ``_lastUpdated`` then id (``instant|id``); ``offset`` then says where the page stands,
+    #: for the links other than ``next``
     after: str | None = None
 
-    def by_id_descending(self) -> bool | None:
-        """Whether the matches are in id order alone, descending (True) or ascending (False);
-        None when another key sorts them, so that no id tells where a page ends."""
+    def page_key(self) -> tuple[str, bool] | None:
+        """The key the matches are ordered by alone, then by id (``_id`` or ``_lastUpdated``),
+        and whether descending; None when other keys sort them, whose values no link carries,
+        so that no match tells where a page ends."""
         if not self.sort:
-            return False
-        if len(self.sort) == 1 and self.sort[0].param == "_id":
-            return self.sort[0].descending
+            return "_id", False
+        if len(self.sort) == 1 and self.sort[0].param in ("_id", "_lastUpdated"):
+            return self.sort[0].param, self.sort[0].descending
         return None
+
+    def cursor(self, last_updated: str, resource_id: str) -> str:
+        """``_after`` for the page after the one ending with this match."""
+        key = self.page_key()
+        return f"{last_updated}|{resource_id}" if key and key[0] == "_lastUpdated" else resource_id
 
 
 def parse_search(
@@ -217,15 +226,17 @@ def parse_search(
                 raise exc.error from None
             parser.query.ignored.append(exc.error)
             parser.query.relinked[(key, value)] = None
-    if parser.query.after is not None and parser.query.by_id_descending() is None:
-        # only a next link of a search in id order carries one: in another order it would start
-        # the page at a place no link gave
-        raise SearchError("http.not-a-page-cursor", _cursor_params(parser.query.after), "_after")
+    after, key = parser.query.after, parser.query.page_key()
+    if after is not None:
+        # only a next link carries one, written for the order of its search: in another order,
+        # or in another form, it would start the page at a place no link gave
+        example = "2026-12-01T08:00:00.000000Z|zhang-xiuying" if key and key[0] == "_lastUpdated" else "zhang-xiuying"
+        form = _TIMED_ID if key and key[0] == "_lastUpdated" else _ID
+        if key is None or not form.fullmatch(after):
+            raise SearchError(
+                "http.not-a-page-cursor", {"name": "_after", "value": after, "example": example}, "_after"
+            )
     return parser.query
-
-
-def _cursor_params(value: str) -> dict[str, Any]:
-    return {"name": "_after", "value": value, "example": "zhang-xiuying"}
 
 
 class _Ignorable(Exception):
@@ -369,9 +380,8 @@ class _Parser:
         self.query.offset = _natural(key, value, "offset")
 
     def _after(self, key: str, value: str) -> None:
-        """The id a page in id order starts past, as a ``next`` link writes it."""
-        if not _ID.fullmatch(value):
-            raise SearchError("http.not-a-page-cursor", _cursor_params(value), key)
+        """The match a page starts past, as a ``next`` link writes it (judged once the order
+        is known, by :func:`parse_search`)."""
         self.query.after = value
 
     def _sort(self, key: str, value: str) -> None:

@@ -188,14 +188,12 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
     fetched all 53,115 women of 300,000 resources to sort them for ``gender=female`` (0.45 s
     of a 0.9 s search).  ``NOT r.deleted`` stays as a guard (deleted resources have no rows)."""
     answered = _index_only(query) if restriction is None and not query.sort else None
-    # a page past an id (``_after``, in an order by id alone) starts there, not at an offset
+    # a page past a match (``_after``) starts there, not at an offset
     offset = query.offset if query.after is None else 0
-    past, past_params = (
-        ("", []) if query.after is None else (f" {'<' if query.by_id_descending() else '>'} ?", [query.after])
-    )
+    past, past_params = _past(query)
     if answered is not None and _by_one_value(answered[0]):
         rows, params = _matching_rows(query, *answered, now, hint=VALUE_DRIVER)
-        start = f" AND s1.id{past}" if past else ""
+        start = " AND s1.id > ?" if past else ""  # no sort key: in ascending id order
         sql = (
             f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND r.id IN "
             f"(SELECT DISTINCT s1.id {rows}{start} ORDER BY s1.id LIMIT ? OFFSET ?) ORDER BY r.id"
@@ -203,13 +201,28 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
         return sql, [query.resource_type, *params, *past_params, query.count, offset]
     where, where_params = _restricted(where_sql(query, now=now), restriction)
     if past:
-        where, where_params = f"{where} AND r.id{past}", [*where_params, *past_params]
+        where, where_params = f"{where} AND {past}", [*where_params, *past_params]
     order, order_params = order_sql(query)
     sql = (
         f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} "
         f"ORDER BY {order} LIMIT ? OFFSET ?"
     )
     return sql, [query.resource_type, *where_params, *order_params, query.count, offset]
+
+
+def _past(query: SearchQuery) -> Sql:
+    """The condition on ``resource r`` of the matches past ``query.after`` in the page order:
+    by id alone, or by ``_lastUpdated`` then id ascending (:func:`order_sql` ends every
+    order with ``r.id``); nothing without one."""
+    key = query.page_key() if query.after is not None else None
+    if key is None or query.after is None:
+        return "", []
+    param, descending = key
+    beyond = "<" if descending else ">"
+    if param == "_id":
+        return f"r.id {beyond} ?", [query.after]
+    instant, _, resource_id = query.after.partition("|")
+    return f"(r.last_updated {beyond} ? OR (r.last_updated = ? AND r.id > ?))", [instant, instant, resource_id]
 
 
 def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:

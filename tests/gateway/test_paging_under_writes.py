@@ -162,11 +162,17 @@ def coded(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize(
     ("query", "order"),
-    [("", CODED), ("code=urn:test|s", CODED), ("_sort=-_id", CODED[::-1])],
-    ids=["all", "by-one-value", "descending"],
+    [
+        ("", CODED),
+        ("code=urn:test|s", CODED),
+        ("_sort=-_id", CODED[::-1]),
+        ("_sort=_lastUpdated", CODED),
+        ("_sort=-_lastUpdated", CODED[::-1]),
+    ],
+    ids=["all", "by-one-value", "descending", "last-updated", "last-updated-descending"],
 )
 @pytest.mark.usefixtures("coded")
-def test_a_search_in_id_order_followed_past_a_deletion_lists_every_remaining_match(
+def test_a_search_by_id_or_last_update_followed_past_a_deletion_lists_every_remaining_match(
     client: FlaskClient, query: str, order: list[str]
 ) -> None:
     first = client.get(f"/fhir/Basic?{query}&_count=2").get_json()
@@ -176,8 +182,8 @@ def test_a_search_in_id_order_followed_past_a_deletion_lists_every_remaining_mat
 
 @pytest.mark.usefixtures("coded")
 def test_a_search_in_another_order_refuses_a_page_cursor(client: FlaskClient) -> None:
-    """No next link of a search sorted by another key carries one: it would start nowhere."""
-    answer = client.get("/fhir/Basic?_sort=_lastUpdated&_after=s-1")
+    """No next link of a search sorted by two keys carries one: it would start nowhere."""
+    answer = client.get("/fhir/Basic?_sort=_lastUpdated,_id&_after=s-1")
     assert (answer.status_code, answer.get_json()["issue"][0]["details"]["coding"][0]["code"]) == (
         400,
         "http.not-a-page-cursor",
