@@ -121,6 +121,10 @@ class SearchResult:
     more: bool | None = None
 
 
+#: the parameters that choose a page of the matches, which a conditional interaction refuses
+PAGING = frozenset({"_count", "_offset", "_after"})
+
+
 class Searcher:
     def __init__(
         self, parameters: SearchParameters, page_size: int, max_page_size: int, base_url: str | None = None
@@ -169,13 +173,17 @@ class Searcher:
         default, as a conditional create or update needs only "none, one or many").  Criteria
         that select nothing in particular (``_count=1``, ``code=``, ``_sort=_id``) are refused:
         they would match every resource of the type, and a conditional delete delete them all."""
-        query = self.parse(kind, query_pairs(criteria.lstrip("?")))
+        pairs = query_pairs(criteria.lstrip("?"))
+        if paging := sorted({name for name, _ in pairs} & PAGING):
+            # a conditional interaction acts on every match: a delete of "the page at _offset=5"
+            # deleted them all
+            raise FhirError(400, "http.conditional-paging", parameter=", ".join(paging))
+        query = self.parse(kind, pairs)
         if not query.criteria:
             raise FhirError(400, "http.conditional-needs-criteria")
         restriction = access.condition(kind) if access else None
         query = _chains_within(query, access)
-        # paging says nothing of which resources match: a page's place is no criterion
-        return tx.resources.search(replace(query, count=count, offset=0, after=None), False, restriction)[0]
+        return tx.resources.search(replace(query, count=count), False, restriction)[0]
 
 
 def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:

@@ -997,6 +997,14 @@ def test_a_batch_reads_an_earlier_version(api: Api) -> None:
     assert answer["entry"][0]["resource"]["active"] is True
 
 
+@pytest.mark.parametrize("paging", ["_offset=1", "_count=1", "_after=zzz"])
+def test_a_conditional_delete_with_paging_parameters_deletes_nothing(api: Api, paging: str) -> None:
+    """It deleted every match: paging is no criterion, and a client meaning one page lost all."""
+    first = created(api, new_patient())
+    answer = api.delete(f"{api.base}/Patient?_id={first['id']}&{paging}", timeout=60)
+    assert (answer.status_code, get(api, f"Patient/{first['id']}").status_code) == (400, 200)
+
+
 @pytest.mark.parametrize("criteria", ["_sort=_id", "identifier=", "_count=1"])
 def test_a_conditional_delete_without_real_criteria_deletes_nothing(api: Api, criteria: str) -> None:
     first = created(api, new_patient())
