@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from bench.synthetic import patient as synthetic_patient
-from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports
+from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job
 from gateway.fhir.errors import FhirError
 from gateway.security.access import PersonalData
 from gateway.security.principal import Principal, acting
@@ -489,61 +489,55 @@ def test_a_job_cancelled_while_it_writes_logs_no_incident(
     assert [record.getMessage() for record in caplog.records] == []
 
 
-def test_a_group_export_since_lists_a_version_the_export_before_it_sent_after_its_kick_off(
-    store: Store, tmp_path: Path, personal: PersonalData
-) -> None:
-    """An export reads the archive after its kick-off: the one before sent the home's 张秀英 a
-    reading moved to her after its ``transactionTime``.  Moved back to 李建国 since, it is his
-    at both ends of the next export's window, yet the platform's copy holds it as hers."""
-    jobs = exports(store, tmp_path, personal, 3600)
+def moved_in_and_out_during_an_export(store: Store, jobs: BulkExports, reading: str) -> Job:
+    """An export reads the archive after its kick-off: the first export of the home sends
+    张秀英 a reading of 李建国 moved to her after its ``transactionTime``, which is then moved
+    back to him.  The first export's job."""
     home = {"resourceType": "Group", "id": "home", "type": "person", "actual": True}
     with store.transaction() as tx:
         for person in ("zhang", "li"):
             tx.resources.write({"resourceType": "Patient", "id": person})
         tx.resources.write({**home, "member": [{"entity": {"reference": "Patient/zhang"}}]})
-        tx.resources.write(observation("bp-back", "li", 120))
+        tx.resources.write(observation(reading, "li", 120))
     first = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_type", "Observation")])
     with store.transaction() as tx:
-        tx.resources.write(observation("bp-back", "zhang", 120))
+        tx.resources.write(observation(reading, "zhang", 120))
     jobs.run(first.id)
     with store.transaction() as tx:
-        tx.resources.write(observation("bp-back", "li", 120))
+        tx.resources.write(observation(reading, "li", 120))
+    return first
+
+
+def deletions_since(jobs: BulkExports, tmp_path: Path, first: Job) -> list[str]:
+    """What the home's next export, since the first, lists as deleted."""
     since = [("_type", "Observation"), ("_since", first.created)]
     second = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", since)
     jobs.run(second.id)
-    sent = [orjson.loads(line)["id"] for line in (tmp_path / first.id / "Observation.ndjson").read_bytes().splitlines()]
     deleted = (tmp_path / second.id / "Deleted.ndjson").read_bytes().splitlines()
-    listed = [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]]
-    assert (sent, listed) == (["bp-back"], ["Observation/bp-back"])
+    return [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]]
+
+
+def test_a_group_export_since_lists_a_version_the_export_before_it_sent_after_its_kick_off(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """The reading is 李建国's at both ends of the next export's window, yet the platform's
+    copy holds it as 张秀英's."""
+    jobs = exports(store, tmp_path, personal, 3600)
+    first = moved_in_and_out_during_an_export(store, jobs, "bp-back")
+    sent = [orjson.loads(line)["id"] for line in (tmp_path / first.id / "Observation.ndjson").read_bytes().splitlines()]
+    assert (sent, deletions_since(jobs, tmp_path, first)) == (["bp-back"], ["Observation/bp-back"])
 
 
 def test_a_group_export_since_lists_the_deletion_of_a_version_the_export_before_sent(
     store: Store, tmp_path: Path, personal: PersonalData
 ) -> None:
-    """As above, but the reading, moved back to 李建国, is then deleted: its last content names
-    him alone, and yet the platform's copy holds it as 张秀英's."""
+    """As above, but the reading is then deleted: its last content names 李建国 alone, and yet
+    the platform's copy holds it as 张秀英's."""
     jobs = exports(store, tmp_path, personal, 3600)
-    home = {"resourceType": "Group", "id": "home", "type": "person", "actual": True}
-    with store.transaction() as tx:
-        for person in ("zhang", "li"):
-            tx.resources.write({"resourceType": "Patient", "id": person})
-        tx.resources.write({**home, "member": [{"entity": {"reference": "Patient/zhang"}}]})
-        tx.resources.write(observation("bp-gone", "li", 120))
-    first = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_type", "Observation")])
-    with store.transaction() as tx:
-        tx.resources.write(observation("bp-gone", "zhang", 120))
-    jobs.run(first.id)
-    with store.transaction() as tx:
-        tx.resources.write(observation("bp-gone", "li", 120))
+    first = moved_in_and_out_during_an_export(store, jobs, "bp-gone")
     with store.transaction() as tx:
         tx.resources.delete("Observation", "bp-gone")
-    since = [("_type", "Observation"), ("_since", first.created)]
-    second = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", since)
-    jobs.run(second.id)
-    deleted = (tmp_path / second.id / "Deleted.ndjson").read_bytes().splitlines()
-    assert [entry["request"]["url"] for line in deleted for entry in orjson.loads(line)["entry"]] == [
-        "Observation/bp-gone"
-    ]
+    assert deletions_since(jobs, tmp_path, first) == ["Observation/bp-gone"]
 
 
 def test_a_group_export_leaves_out_a_member_whose_period_has_not_begun(

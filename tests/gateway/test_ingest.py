@@ -225,18 +225,24 @@ def old_and_corrected(tmp_path: Path) -> tuple[Path, Path]:
     return files[0], files[1]
 
 
-def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def late_copy_replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The correction lands first, then January's old copy is quarantined (an old export sent
-    late); then the code table learns the unknown value.  Replaying the old copy would turn her
-    高血压 back into 糖尿病: it does not land, and the correction stands."""
+    late); then the code table learns the unknown value, and the quarantine is replayed."""
     out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
     for path in (corrected, old):
         commands.ingest("community-health", [path], out, Registry(), bundle=False)
     teach_the_code_table(tmp_path, monkeypatch)
     commands.replay(out, Registry(), io.StringIO(), "en")
+    return out
+
+
+def test_replay_never_overwrites_a_correction_that_landed_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaying the old copy would turn her 高血压 back into 糖尿病: it does not land, and the
+    correction stands."""
+    out = late_copy_replayed(tmp_path, monkeypatch)
     conditions = [c["code"]["coding"][0]["code"] for c in ndjson(out / "Condition.ndjson")]
     assert conditions == ["I10"]
 
@@ -246,12 +252,7 @@ def test_a_replayed_copy_superseded_by_a_landed_correction_is_resolved_by_it(
 ) -> None:
     """It stayed open, and every replay said ``ingest.superseded`` again: nothing will ever make
     it land, so the correction that superseded it resolves it, and the entry says why."""
-    out = tmp_path / "out"
-    old, corrected = old_and_corrected(tmp_path)
-    for path in (corrected, old):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
-    teach_the_code_table(tmp_path, monkeypatch)
-    commands.replay(out, Registry(), io.StringIO(), "en")
+    out = late_copy_replayed(tmp_path, monkeypatch)
     resolved = [
         (e["file"], [r["id"] for r in e["reasons"]], e["resolved"]["file"], e["resolved"]["location"])
         for e in ndjson(out / RESOLVED)
