@@ -138,7 +138,8 @@ class Repository:
         nothing of what the archive holds.  People themselves are judged by their own rule
         (:meth:`Access.unserved_people`, 403 too); an organisation or a practitioner is
         everyone's to see, and one the archive lacks stays a reference to resolve later."""
-        if not self.access().restricted:
+        rules = self.access()
+        if not rules.restricted:
             return
         resolve = resolve or self.references
         for reference, where in located_references(resource, path):
@@ -146,7 +147,7 @@ class Repository:
             if kind is None or kind == "Patient" or not self.personal.is_personal(kind):
                 continue
             if resolve(reference) is None:
-                organization = self.access().principal.organization  # type: ignore[union-attr]
+                organization = rules.principal.organization if rules.principal else ""
                 raise FhirError(403, "http.forbidden-reference", where, reference=reference, organization=organization)
 
     # -- reads -----------------------------------------------------------------------------
