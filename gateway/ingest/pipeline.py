@@ -17,7 +17,7 @@ import copy
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -402,10 +402,8 @@ class Ingest:
             outcome.reasons.append(self._reason("ingest.superseded", landed=" ".join(landed), key=key))
             outcome.superseded_by = {"file": landed[0], "location": landed[1]}
             return outcome
-        for name, reasons in by_part.items():  # only independent parts failed: the rest lands
-            outcome.parts.extend(reasons)
-            del mapped.resources[name]
-            mapped.keyed.pop(name, None)
+        # only independent parts failed: the rest lands
+        _leave_out(mapped, outcome, {name: reasons for name, reasons in by_part.items() if name is not None})
         arrived = dict(mapped.resources)  # as mapped: the positions its lineage names
         outcome.reasons.extend(self._resolve_organizations(tx, mapped))
         if outcome.reasons:
@@ -453,10 +451,7 @@ class Ingest:
         }
         if not set(foreign) <= mapped.optional or not _independent(mapped, set(foreign)):
             return list(reasons.values())
-        for name, reason in reasons.items():
-            outcome.parts.append(reason)
-            del mapped.resources[name]
-            mapped.keyed.pop(name, None)
+        _leave_out(mapped, outcome, {name: [reason] for name, reason in reasons.items()})
         return []
 
     def _owner_reason(self, mapped: Mapped, name: str, organization: str, owners: str) -> Reason:
@@ -797,6 +792,14 @@ class Ingest:
 
 #: the party of a run that names none: the operator at the command line
 CLI = exchanges.Party("yiyang-cli", "", "", "cli", "ingest")
+
+
+def _leave_out(mapped: Mapped, outcome: Outcome, parts: Mapping[str, list[Reason]]) -> None:
+    """The record's independent ``parts`` left out of what it writes, each for its reasons."""
+    for name, reasons in parts.items():
+        outcome.parts.extend(reasons)
+        del mapped.resources[name]
+        mapped.keyed.pop(name, None)
 
 
 def _owner_expression(resource: dict[str, Any]) -> str | None:
