@@ -18,6 +18,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from conformance.testkit.http import Http
 from gateway.cli import main
 from tests.conftest import free_port
 from tests.gateway.test_testkit import pem
@@ -179,3 +180,29 @@ def test_a_server_answering_no_fhir_is_an_error_not_a_failed_check(validator: An
     finally:
         server.shutdown()
     assert (result.verdict, "500 text/html" in result.findings[0].text) == ("error", True)
+
+
+def test_cross_organisation_skips_when_the_person_is_not_on_the_server(validator: Any) -> None:
+    """Against a server holding nobody (its push refused), every read answered 404 and every
+    search nothing, so the test passed: an elder the server does not have proved nothing about
+    whom an elderly-care client may see."""
+    from conformance.testkit.catalog import Context
+    from conformance.testkit.runner import run_test
+    from conformance.testkit.security import TESTS
+
+    def empty(environ: dict[str, Any], start_response: Any) -> Any:
+        path = Request(environ).path.removeprefix("/fhir/")
+        if "/" in path:
+            return fhir(outcome("not-found"), 404)(environ, start_response)
+        return fhir({"resourceType": "Bundle", "type": "searchset", "entry": []})(environ, start_response)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, empty, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ctx = Context(Http(f"http://127.0.0.1:{port}/fhir", token="kit"), validator, {}, elderly_token="home")
+        test = next(t for t in TESTS if t.id == "security.cross-organisation")
+        result = run_test(test, ctx, "en", str)
+    finally:
+        server.shutdown()
+    assert result.verdict == "skip"
