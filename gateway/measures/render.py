@@ -147,10 +147,10 @@ def render_xlsx(results: list[MeasureResult], lang: str, names: Mapping[str, str
     head = ["measure", "numerator", "denominator", "score", "target", "status"]
     sheet.append([text(f"measure.column.{h}", lang) for h in head])
     for row in rows(results, lang):
-        sheet.append(row)
+        _append_text(sheet, row)
     for note in sorted({note for result in results for note in result.notes}):
         sheet.append([])
-        sheet.append([text(note, lang)])
+        _append_text(sheet, [text(note, lang)])
     strata = book.create_sheet(text("measure.column.stratum", lang)[:31])
     strata.append(
         [
@@ -161,7 +161,7 @@ def render_xlsx(results: list[MeasureResult], lang: str, names: Mapping[str, str
     for result in results:
         title = localised(result.measure.title, lang)
         for row in strata_rows(result, lang, names):
-            strata.append([title, *row])
+            _append_text(strata, [title, *row])
     for worksheet in (sheet, strata):
         for cell in worksheet[1]:
             cell.font = Font(bold=True)
@@ -169,6 +169,15 @@ def render_xlsx(results: list[MeasureResult], lang: str, names: Mapping[str, str
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _append_text(sheet: Any, row: list[Any]) -> None:
+    """Append ``row`` with every string a text cell: a county is the code a record stored,
+    and openpyxl makes a string beginning with ``=`` a formula the reader's Excel would run."""
+    sheet.append(row)
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
 
 
 def _value(stratifier: str, value: str, lang: str, names: Mapping[str, str]) -> str:

@@ -18,6 +18,7 @@ male 0-64 500 (never in a 65+ denominator).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,23 @@ def test_the_html_view_shows_the_target_status(evaluate: Any, population: Popula
 
 def test_the_xlsx_view_is_a_workbook(evaluate: Any) -> None:
     assert render_xlsx([evaluate("ltc-insured-count")], "en", {})[:2] == b"PK"
+
+
+def test_a_stored_value_in_the_xlsx_view_is_text_never_a_formula(tmp_path: Path, registry: Registry) -> None:
+    """A county is whatever code a record stored (with YIYANG_VALIDATION=warn, not always a
+    GB/T 2260 one): "=1+2" was written as a formula, which the auditor's Excel would run."""
+    from openpyxl import load_workbook
+
+    indexer = SearchIndexer(registry)
+    store = open_store(f"sqlite:///{tmp_path / 'archive.sqlite'}", indexer.rows)
+    with store.transaction() as tx:
+        tx.resources.write(_patient("formula", "1950-01-01", "male", "=1+2"))
+        tx.resources.write(_disability("formula-grade", "formula", "3"))
+    measure = select(package_measures(registry), "ltc-disability-assessed-count")[0]
+    result = MeasureEvaluator(store, indexer.parameters).evaluate(measure, YEAR)
+    store.close()
+    book = load_workbook(io.BytesIO(render_xlsx([result], "en", {})))
+    assert [c.data_type for sheet in book for row in sheet.iter_rows() for c in row if c.value == "=1+2"] == ["s"]
 
 
 def test_the_measure_observation_population_counts_episodes_not_days(evaluate: Any) -> None:
