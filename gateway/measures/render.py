@@ -127,7 +127,7 @@ def render_html(results: list[MeasureResult], lang: str, names: Mapping[str, str
             continue
         parts.append(f"<h2>{html.escape(localised(result.measure.title, lang))}</h2>")
         parts.append(f"<p>{html.escape(localised(result.measure.resource.get('description', ''), lang))}</p>")
-        columns = ["stratum", "stratum", "numerator", "denominator", "score"]
+        columns = ["stratifier", "stratum", "numerator", "denominator", "score"]
         parts.append("<table><tr>" + "".join(f"<th>{words('measure.column.' + c)}</th>" for c in columns) + "</tr>")
         for row in strata:
             parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
@@ -155,7 +155,7 @@ def render_xlsx(results: list[MeasureResult], lang: str, names: Mapping[str, str
     strata.append(
         [
             text(f"measure.column.{h}", lang)
-            for h in ("measure", "stratum", "stratum", "numerator", "denominator", "score")
+            for h in ("measure", "stratifier", "stratum", "numerator", "denominator", "score")
         ]
     )
     for result in results:

@@ -467,6 +467,12 @@ def test_the_html_view_shows_the_target_status(evaluate: Any, population: Popula
     assert "未达标" in page.decode("utf-8")
 
 
+def test_the_strata_table_heads_the_stratifier_and_the_stratum_apart(evaluate: Any) -> None:
+    """Both columns were headed "Stratum": the one holding County, Age band, Sex is the stratifier."""
+    page = render_html([evaluate("ltc-insured-count")], "en", {}).decode("utf-8")
+    assert "<th>Stratified by</th><th>Stratum</th>" in page
+
+
 def test_the_xlsx_view_is_a_workbook(evaluate: Any) -> None:
     assert render_xlsx([evaluate("ltc-insured-count")], "en", {})[:2] == b"PK"
 
