@@ -106,10 +106,17 @@ class Period:
 
     def years_before_end(self, years: int) -> date:
         """The latest birth date of someone at least ``years`` old on the last day."""
+        if self.end.year - years < FIRST_YEAR:
+            raise self.out_of_range(f"{self.end.isoformat()} - {years} years")
         try:
             return self.end.replace(year=self.end.year - years)
         except ValueError:  # 29 February
             return self.end.replace(year=self.end.year - years, day=28)
+
+    def out_of_range(self, computed: str) -> MeasureError:
+        """The refusal of a period the criteria compute a date from that no query can hold."""
+        period = f"{self.start.isoformat()}/{self.end.isoformat()}"
+        return MeasureError("measure.period-out-of-range", period=period, computed=computed)
 
 
 @dataclass
@@ -404,6 +411,12 @@ def _scores(
     return overall, by_stratum
 
 
+#: the FHIRPath engine computes dates of four-digit years only: a year before 1000 it writes
+#: unpadded ("935-12-31", which no search reads) or cannot read back
+FIRST_YEAR = 1000
+_SHORT_YEAR_DATE = re.compile(r"\d{1,3}-\d{2}-\d{2}.*")
+
+
 @cache
 def _compiled(expression: str) -> Any:
     return compile_fhirpath(expression)
@@ -414,10 +427,16 @@ def _expand(expression: str, period: Period) -> str:
     variables = {"periodStart": period.start.isoformat(), "periodEnd": period.end.isoformat()}
 
     def value(match: re.Match[str]) -> str:
-        found = _compiled(match.group(1).strip())({}, variables)
+        try:
+            found = _compiled(match.group(1).strip())({}, variables)
+        except (ValueError, OverflowError) as exc:  # a date before year 1 or after 9999
+            raise period.out_of_range(match.group(1).strip()) from exc
         if len(found) != 1:
             raise MeasureError("measure.bad-criteria", measure="", criteria=expression, detail=match.group(0))
-        return str(found[0])
+        computed = str(found[0])
+        if _SHORT_YEAR_DATE.fullmatch(computed):  # the engine neither reads nor pads years before 1000
+            raise period.out_of_range(f"{match.group(1).strip()} = {computed}")
+        return computed
 
     return _EMBEDDED.sub(value, expression)
 

@@ -423,6 +423,15 @@ def test_a_period_is_a_year_a_month_or_two_dates(text: str, start: str, end: str
     assert (period.start.isoformat(), period.end.isoformat()) == (start, end)
 
 
+@pytest.mark.parametrize("year", ["0001", "1000", "9999"])
+def test_a_period_whose_criteria_dates_cannot_be_computed_is_refused(evaluate: Any, year: str) -> None:
+    """An auditor asking for 0001/9999 got an internal error (a 500), and 1000 blamed the
+    Measure: the criteria's dates (the day before, 65 years before) left the years 1000-9999."""
+    with pytest.raises(MeasureError) as refused:
+        evaluate("elderly-health-management-rate", period=Period.parse(year))
+    assert refused.value.message_id == "measure.period-out-of-range"
+
+
 def test_a_period_ending_before_it_starts_is_refused() -> None:
     with pytest.raises(MeasureError, match="measure.bad-period"):
         Period.parse("2026-06-30/2026-01-01")
