@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from conformance.testkit.http import Http
+from conformance.testkit.runner import run_test
 from gateway.cli import main
 from tests.conftest import free_port
 from tests.gateway.test_testkit import pem
@@ -187,7 +188,6 @@ def test_cross_organisation_skips_when_the_person_is_not_on_the_server(validator
     search nothing, so the test passed: an elder the server does not have proved nothing about
     whom an elderly-care client may see."""
     from conformance.testkit.catalog import Context
-    from conformance.testkit.runner import run_test
     from conformance.testkit.security import TESTS
 
     def empty(environ: dict[str, Any], start_response: Any) -> Any:
@@ -206,3 +206,33 @@ def test_cross_organisation_skips_when_the_person_is_not_on_the_server(validator
     finally:
         server.shutdown()
     assert result.verdict == "skip"
+
+
+def test_waiting_for_a_bulk_export_records_no_blank_check(validator: Any) -> None:
+    """Each poll answered 202 left a passed check without words: an empty line in the report."""
+    from conformance.testkit.catalog import Context
+    from conformance.testkit.pull import TESTS
+
+    polls: list[int] = []
+
+    def exporting(environ: dict[str, Any], start_response: Any) -> Any:
+        path = Request(environ).path
+        if path.endswith("$export"):
+            answer = Response(status=202, headers={"Content-Location": f"http://127.0.0.1:{port}/status"})
+        elif not polls:
+            polls.append(1)
+            answer = Response(status=202, headers={"Retry-After": "0"})
+        else:
+            answer = Response(json.dumps({"output": []}), content_type="application/json")
+        return answer(environ, start_response)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, exporting, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        ctx = Context(Http(f"http://127.0.0.1:{port}/fhir", token="kit"), validator, {})
+        test = next(t for t in TESTS if t.id == "pull.bulk-export")
+        result = run_test(test, ctx, "en", str)
+    finally:
+        server.shutdown()
+    assert [f for f in result.findings if f.rule == "testkit.check" and not f.text] == []
