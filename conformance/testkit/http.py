@@ -68,6 +68,9 @@ class Http:
 
     base: str
     token: str | None = None
+    #: the report's language, asked of the server (Accept-Language) so that the refusals a
+    #: failure quotes are worded in it too
+    language: str | None = None
     log: list[Sent] = field(default_factory=list)
     #: answers that were no FHIR answer (a 5xx, a body that does not parse): the server is
     #: broken, which is a test's error, not a check failing
@@ -106,6 +109,8 @@ class Http:
         if token is True and self.login is not None and time.monotonic() >= self.renew_at:
             self.sign_in(*self.login)
         sent_headers = {"Accept": "application/fhir+json", **(headers or {})}
+        if self.language:
+            sent_headers.setdefault("Accept-Language", self.language)
         bearer = self.token if token is True else token or None
         if bearer:
             sent_headers["Authorization"] = f"Bearer {bearer}"

@@ -105,7 +105,7 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
 
     credentials = _credentials(args, args.client_id, args.key, KIT_CLIENT)
     elderly = _credentials(args, args.elderly_client_id, args.elderly_key, ELDERLY_CLIENT)
-    http = Http(args.base_url, args.token)
+    http = Http(args.base_url, args.token, language=args.lang)
     if credentials is not None:
         try:
             status, body = http.sign_in(credentials, args.scope)

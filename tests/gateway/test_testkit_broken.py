@@ -236,3 +236,23 @@ def test_waiting_for_a_bulk_export_records_no_blank_check(validator: Any) -> Non
     finally:
         server.shutdown()
     assert [f for f in result.findings if f.rule == "testkit.check" and not f.text] == []
+
+
+def test_the_kit_asks_the_server_to_answer_in_the_reports_language(tmp_path: Path) -> None:
+    """A report in English quoted the server's refusals in Chinese (its default language):
+    "forbidden: 客户端 … 的令牌缺少权限范围"."""
+    languages: set[str] = set()
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        languages.add(Request(environ).headers.get("Accept-Language", ""))
+        return fhir(outcome("forbidden"), 403)(environ, start_response)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, recording, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        argv = ["conformance", "run", "--base-url", f"http://127.0.0.1:{port}/fhir", "--token", "kit"]
+        main([*argv, "--suite", "capability", "--format", "json", "--out", str(tmp_path / "r.json"), "--lang", "en"])
+    finally:
+        server.shutdown()
+    assert languages == {"en"}
