@@ -119,6 +119,7 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
         except (OSError, ValueError) as exc:  # requests' errors (no server, no URL) are one or the other
             raise usage(args, "cli.conformance.unreachable", url=args.base_url, reason=type(exc).__name__) from exc
     http.take_log()
+    http.take_broken()  # the probe's and the sign-in's answers belong to no test
     services = Services(config_of(args))
     ctx = Context(
         http, services.validator, default_profiles(services.registry), credentials, elderly, args.elderly_token

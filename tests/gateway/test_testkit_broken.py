@@ -256,3 +256,29 @@ def test_the_kit_asks_the_server_to_answer_in_the_reports_language(tmp_path: Pat
     finally:
         server.shutdown()
     assert languages == {"en"}
+
+
+def test_a_test_is_not_blamed_for_the_probe_the_command_sent_before_it(tmp_path: Path) -> None:
+    """The command's probe of metadata (is anyone there?) was left among the broken answers,
+    so the first test's error named a request it had not sent."""
+    probed: list[int] = []
+
+    def flaky(environ: dict[str, Any], start_response: Any) -> Any:
+        if not probed:  # only the probe gets an HTML error page
+            probed.append(1)
+            return Response("<html>busy</html>", status=503, content_type="text/html")(environ, start_response)
+        return fhir({"resourceType": "CapabilityStatement", "fhirVersion": "4.0.1", "format": ["json"]})(
+            environ, start_response
+        )
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, flaky, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "r.json"
+    try:
+        argv = ["conformance", "run", "--base-url", f"http://127.0.0.1:{port}/fhir", "--token", "kit"]
+        main([*argv, "--suite", "capability", "--format", "json", "--out", str(out), "--lang", "en"])
+    finally:
+        server.shutdown()
+    first = json.loads(out.read_text(encoding="utf-8"))["sections"][0]["results"][0]
+    assert first["verdict"] == "pass"
