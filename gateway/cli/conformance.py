@@ -168,6 +168,10 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
         args.profile,
     )
     checked = [resource for path in files for resource in checker.check(path)]
+    if not checked:  # empty exports: a report of nothing checked would read as all passed
+        raise usage(
+            args, "cli.conformance.no-resources", paths=text("cli.list-separator", args.lang).join(map(str, files))
+        )
     named = mask_text(", ".join(map(str, files)))
     report = file_report(checked, [("report.scope.files", named)], generated_now())
     write(args.out, render(report, args.format, args.lang, args.table))

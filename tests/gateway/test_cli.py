@@ -829,6 +829,16 @@ def test_conformance_check_of_folders_without_exports_names_them(
     assert run(capsys, *check) == (2, "", said)
 
 
+def test_conformance_check_of_exports_holding_no_resource_checks_nothing_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An empty NDJSON export "passed" (exit 0): a new participant's empty export is no pass."""
+    (tmp_path / "Patient.ndjson").write_text("\n", encoding="utf-8")
+    check = ["conformance", "check", "--lang", "en", str(tmp_path / "Patient.ndjson")]
+    said = f"yiyang: error: no resource in {tmp_path / 'Patient.ndjson'}: nothing was checked\n"
+    assert run(capsys, *check) == (2, "", said)
+
+
 @pytest.mark.parametrize(
     "command",
     [["conformance", "check", VALID], ["measure", "evaluate", "--period", "2026", "--database", "sqlite:///x"]],
