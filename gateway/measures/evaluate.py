@@ -67,7 +67,7 @@ class Period:
         periodEnd (2026 to 2026 is the year).  A refusal names the parameter at fault."""
         first, last = cls._bound("periodStart", start), cls._bound("periodEnd", end)
         if last.end < first.start:
-            raise MeasureError("measure.bad-period", "periodEnd", period=f"{start}/{end}")
+            raise MeasureError("measure.period-reversed", "periodEnd", start=start, end=end)
         return cls(first.start, last.end)
 
     @classmethod
@@ -100,8 +100,8 @@ class Period:
                 raise ValueError(text)
         except ValueError as exc:
             raise MeasureError("measure.bad-period", period=text) from exc
-        if period.end < period.start:
-            raise MeasureError("measure.bad-period", period=text)
+        if period.end < period.start:  # understood, but ending before it starts
+            raise MeasureError("measure.period-reversed", start=period.start.isoformat(), end=period.end.isoformat())
         return period
 
     def years_before_end(self, years: int) -> date:

@@ -1541,8 +1541,9 @@ def test_evaluate_measure_on_the_type_needs_the_measure(api: Api) -> None:
 
 
 def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> None:
+    """It said the period was not understood; it was, and ends before it starts."""
     answer = get(api, "Measure/ltc-insured-count/$evaluate-measure?periodStart=2026-12-31&periodEnd=2026-01-01")
-    assert (answer.status_code, message_ids(answer)) == (400, ["measure.bad-period"])
+    assert (answer.status_code, message_ids(answer)) == (400, ["measure.period-reversed"])
 
 
 @pytest.mark.parametrize(
@@ -1559,7 +1560,11 @@ def test_evaluate_measure_with_a_backwards_period_is_a_400_outcome(api: Api) -> 
             ["periodStart"],
         ),
         ("measure=ltc-insured-count&periodStart=2026&periodEnd=2026-02-30", "measure.bad-period-date", ["periodEnd"]),
-        ("measure=ltc-insured-count&periodStart=2026-12-31&periodEnd=2026-01-01", "measure.bad-period", ["periodEnd"]),
+        (
+            "measure=ltc-insured-count&periodStart=2026-12-31&periodEnd=2026-01-01",
+            "measure.period-reversed",
+            ["periodEnd"],
+        ),
         (
             "measure=ltc-insured-count&periodStart=2026&periodEnd=2026&division=4101x",
             "measure.bad-division",

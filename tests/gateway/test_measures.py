@@ -433,7 +433,7 @@ def test_a_period_whose_criteria_dates_cannot_be_computed_is_refused(evaluate: A
 
 
 def test_a_period_ending_before_it_starts_is_refused() -> None:
-    with pytest.raises(MeasureError, match="measure.bad-period"):
+    with pytest.raises(MeasureError, match="measure.period-reversed"):
         Period.parse("2026-06-30/2026-01-01")
 
 
