@@ -213,7 +213,9 @@ class BaseModel:
             if spec["min"] > 0:
                 model.required.append((stem, spec["min"], frozenset(keys)))
             if choice and len(keys) > 1:
-                model.choices.append((stem, frozenset(k for k in keys if not k.startswith("_"))))
+                # the `_valueCode` of a primitive type names its type as surely as `valueCode`
+                # does, so both forms count when telling how many types a choice holds
+                model.choices.append((stem, frozenset(keys)))
         return model
 
 
@@ -355,8 +357,9 @@ class StructureWalker:
                 issues.error("structure.missing-required", f"{path}.{name}", name=name, min=minimum)
         for stem, keys in model.choices:
             if len(keys.intersection(node)) > 1:
-                present = ", ".join(k for k in node if k in keys)
-                issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=present)
+                present = dict.fromkeys(k.removeprefix("_") for k in node if k in keys)
+                if len(present) > 1:
+                    issues.error("structure.multiple-choice", f"{path}.{stem}[x]", name=stem, keys=", ".join(present))
         if not model.is_resource and not valued and (not node or (len(node) == 1 and "id" in node)):
             issues.error("structure.empty-element", path)
         special = model.special

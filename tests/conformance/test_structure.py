@@ -79,6 +79,15 @@ def test_two_types_of_one_choice_element_are_rejected(validator: Validator) -> N
     assert found(issues, "structure.multiple-choice", "Patient.deceased[x]")
 
 
+def test_an_underscore_form_counts_as_a_second_type_of_a_choice(validator: Validator) -> None:
+    """`_deceasedDateTime` says the choice holds a dateTime: with `deceasedBoolean` that is two types."""
+    absent = {
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]
+    }
+    issues = check(validator, {"resourceType": "Patient", "deceasedBoolean": False, "_deceasedDateTime": absent})
+    assert found(issues, "structure.multiple-choice", "Patient.deceased[x]")
+
+
 def test_choice_element_value_is_checked_by_its_type(validator: Validator) -> None:
     issues = check(validator, {"resourceType": "Patient", "deceasedDateTime": "yesterday"})
     assert found(issues, "primitive.bad-format", "Patient.deceasedDateTime")
