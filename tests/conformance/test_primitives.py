@@ -3,6 +3,8 @@ the control characters, as their R4 regex means it (``\\S`` is XML Schema's)."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,3 +23,15 @@ def test_a_string_is_refused_only_for_a_control_character_or_no_content(text: st
 def test_an_ideographic_space_is_text_as_any_other_character() -> None:
     """张　三 (U+3000), common in Chinese names and addresses, was refused as "not a string"."""
     assert STRING("张\u3000三") is None
+
+
+BASE64_BINARY = make_checker("base64Binary", r"(\s*([0-9a-zA-Z\+/=]){4}\s*)+")
+#: the official R4 regex, with XML Schema's \s, run on small values only (it backtracks)
+OFFICIAL_BASE64 = re.compile(r"([ \t\r\n]*([0-9a-zA-Z+/=]){4}[ \t\r\n]*)+")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="aZ09+/= \n!\u3000", min_size=1, max_size=24))
+def test_base64_binary_is_refused_exactly_where_the_official_regex_refuses_it(text: str) -> None:
+    """The linear check must say what R4's regex says: groups of four, whitespace between them."""
+    assert (BASE64_BINARY(text) is None) == (OFFICIAL_BASE64.fullmatch(text) is not None)
