@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from typing import Any
 
 from conformance import credit_code, id_card
@@ -15,6 +16,9 @@ from conformance.issues import IssueList
 from conformance.terminology import Terminology
 from profiles.canonical import ID_CARD_SYSTEMS
 from profiles.registry import Registry
+
+#: a birthDate at any of FHIR date's precisions: year, year-month, full date
+PARTIAL_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
 # GB/T 2261.1 code → the Patient.gender values it may accompany.
 GB_SEX_TO_GENDER = {"1": ("male",), "2": ("female",), "0": ("unknown", "other"), "9": ("unknown", "other")}
@@ -118,7 +122,13 @@ class BusinessRules:
         """birthDate and gender agreeing with what the document number encodes."""
         report = functools.partial(issues.add, "error" if error else "warning")
         birth = resource.get("birthDate")
-        if isinstance(birth, str) and len(birth) == 10 and birth != facts.birth_date.isoformat():
+        # a partial birthDate (1949, 1949-12) must be the number's date at that precision:
+        # comparing full dates only let 1950 stand beside a number that says 1949-12-31
+        if (
+            isinstance(birth, str)
+            and PARTIAL_DATE.fullmatch(birth)
+            and not facts.birth_date.isoformat().startswith(birth)
+        ):
             report(
                 f"{prefix}-birthdate-mismatch",
                 f"{path}.birthDate",

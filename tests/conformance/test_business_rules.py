@@ -80,6 +80,19 @@ def test_birth_date_disagreeing_with_id_number_is_an_error(validator: Validator,
     assert found(validator.validate(patient), "rule.id-card-birthdate-mismatch", "Patient.birthDate")
 
 
+def test_a_partial_birth_date_disagreeing_with_id_number_is_an_error(
+    validator: Validator, patient: dict[str, Any]
+) -> None:
+    """A year alone is a date at a lower precision, not an unchecked one: 1950 is not 1949-12-31."""
+    patient["birthDate"] = "1950"
+    assert found(validator.validate(patient), "rule.id-card-birthdate-mismatch", "Patient.birthDate")
+
+
+def test_a_partial_birth_date_agreeing_with_id_number_passes(validator: Validator, patient: dict[str, Any]) -> None:
+    patient["birthDate"] = "1949-12"
+    assert not found(validator.validate(patient), "rule.id-card-birthdate-mismatch")
+
+
 def test_gender_disagreeing_with_id_number_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
     patient["gender"] = "male"
     assert found(validator.validate(patient), "rule.id-card-gender-mismatch", "Patient.gender")
