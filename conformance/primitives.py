@@ -78,6 +78,10 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
         integral = type_code != "decimal"
 
         def check_number(value: Any) -> Problem:
+            # 1.0 or 1e2 is a JSON number, but not an integer's lexical form; "must be a JSON
+            # number, found number" told the sender nothing, so it has its own message
+            if integral and type(value) is float:
+                return "primitive.not-integer", {"type": type_code, "value": repr(value)}
             if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
                 return "primitive.wrong-json-type", {"type": type_code, "json": "number", "actual": _json_type(value)}
             if low is not None and not low <= value <= high:
