@@ -24,14 +24,27 @@ _CONDITIONAL = re.compile(r"(?P<type>[A-Z][A-Za-z]+)\?.*")
 def check_target_type(
     node: dict[str, Any], targets: frozenset[str], path: str, scope: Scope, issues: IssueList, known: frozenset[str]
 ) -> None:
-    """``targets`` are the allowed resource type names; ``known`` every R4 resource type."""
-    actual = target_type(node, scope)
+    """``targets`` are the allowed resource type names; ``known`` every R4 resource type.
+
+    R4's Reference.type: "If both Reference.type and Reference.reference are populated and
+    Reference.reference is a FHIR URL, both SHALL be consistent".  Reading ``type`` only when the
+    reference told nothing let ``{"reference": "Organization/1", "type": "Patient"}`` pass."""
+    told = _referenced_type(node, scope)
+    declared = _declared_type(node)
+    if told is not None and declared is not None and told != declared and {told, declared} <= known:
+        issues.error("reference.type-mismatch", f"{path}.type", declared=declared, actual=told)
+    actual = told or declared
     if actual is None or actual not in known or actual in targets:
         return
     issues.error("reference.target-type", path, actual=actual, allowed=", ".join(sorted(targets)))
 
 
-def target_type(node: dict[str, Any], scope: Scope) -> str | None:
+def _declared_type(node: dict[str, Any]) -> str | None:
+    declared = node.get("type")
+    return declared.rsplit("/", 1)[-1] if isinstance(declared, str) else None
+
+
+def _referenced_type(node: dict[str, Any], scope: Scope) -> str | None:
     reference = node.get("reference")
     if isinstance(reference, str):
         if reference.startswith(("#", "urn:")):
@@ -43,5 +56,4 @@ def target_type(node: dict[str, Any], scope: Scope) -> str | None:
             match = _CONDITIONAL.fullmatch(reference) or _TYPED.fullmatch(reference)
             if match:
                 return match["type"]
-    declared = node.get("type")
-    return declared.rsplit("/", 1)[-1] if isinstance(declared, str) else None
+    return None

@@ -101,3 +101,11 @@ def test_a_bundled_target_meeting_the_target_profile_passes(validator: Validator
 def test_a_bundled_target_failing_the_target_profile_is_an_error(validator: Validator) -> None:
     bare = {"resourceType": "Patient", "id": "bare", "gender": "female"}
     assert _target_profile_errors(validator, bare) == ["Bundle.entry[1].resource.subject"]
+
+
+def test_a_reference_type_disagreeing_with_the_reference_is_an_error(validator: Validator) -> None:
+    """R4: when Reference.type and a FHIR URL reference are both given, both SHALL be consistent."""
+    resource = observation({"reference": "Patient/1", "type": "Group"})
+    assert [i.expression for i in validator.validate(resource) if i.message_id == "reference.type-mismatch"] == [
+        "Observation.subject.type"
+    ]
