@@ -14,8 +14,11 @@ from operator import mul
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
-EIGHTEEN = re.compile(r"[1-9]\d{16}[\dX]")
-FIFTEEN = re.compile(r"[1-9]\d{14}")
+# [0-9], never \d: Python's \d takes every Unicode digit, and int() reads them, so a number
+# with full-width digits (４１０１０５…) passed its check character as if it were ASCII
+EIGHTEEN = re.compile(r"[1-9][0-9]{16}[0-9X]")
+FIFTEEN = re.compile(r"[1-9][0-9]{14}")
+DIGITS_17_CHECK = re.compile(r"[0-9]{17}[0-9X]")
 
 
 def check_char(first17: str) -> str:
@@ -73,17 +76,17 @@ def facts(number: str) -> IdCardFacts | None:
 #: 港澳台居民居住证 (since 2018-09-01): the 身份证's structure with the address code 810000 (香港),
 #: 820000 (澳门) or 830000 (台湾) instead of a county.
 RESIDENCE_PERMIT_REGIONS = {"810000": "香港", "820000": "澳门", "830000": "台湾"}
-RESIDENCE_PERMIT = re.compile(r"8[123]\d{15}[\dX]")
+RESIDENCE_PERMIT = re.compile(r"8[123][0-9]{15}[0-9X]")
 
 #: 外国人永久居留身份证, 2023 edition (issued from 2023-12-01): 18 characters, '9', the issuing
 #: province's 2-digit code, a 3-digit nationality code (GB/T 2659 numeric), birth date YYYYMMDD,
 #: a 3-digit sequence and a MOD 11-2 check character.  The layout of the inner digits is
 #: unconfirmed (see the NamingSystem), so only the leading 9 and the check character are errors;
 #: what the inner digits would say (date, province, sex) is reported as warnings.
-FOREIGN_PR = re.compile(r"9\d{16}[\dX]")
+FOREIGN_PR = re.compile(r"9[0-9]{16}[0-9X]")
 #: The 2004/2017 card: 15 characters, an ISO 3166-1 alpha-3 nationality code then 12 digits
 #: (unconfirmed layout; accepted with a warning, its number is not checked).
-FOREIGN_PR_OLD = re.compile(r"[A-Z]{3}\d{12}")
+FOREIGN_PR_OLD = re.compile(r"[A-Z]{3}[0-9]{12}")
 
 
 def looks_like(number: str) -> str | None:
@@ -106,7 +109,7 @@ def _birth(value: str) -> date | None:
 def residence_permit_problems(number: str) -> list[tuple[str, dict[str, str]]]:
     """Every problem with a 港澳台居民居住证 number, as (message id, params); all are errors."""
     value = number.upper()
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not DIGITS_17_CHECK.fullmatch(value):
         return [("rule.residence-permit-format", {"value": number})]
     found = []
     if value[:6] not in RESIDENCE_PERMIT_REGIONS:
@@ -122,7 +125,7 @@ def residence_permit_problems(number: str) -> list[tuple[str, dict[str, str]]]:
 def residence_permit_facts(number: str) -> IdCardFacts | None:
     """Birth date, sex and region of a 港澳台居民居住证 number (as on the 身份证), or None."""
     value = number.upper()
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not DIGITS_17_CHECK.fullmatch(value):
         return None
     born = _birth(value[6:14])
     return None if born is None else IdCardFacts(born, int(value[16]) % 2 == 1, value[:6])

@@ -55,7 +55,7 @@ def test_excel_mangled_number_is_malformed() -> None:
     assert id_card.problems("1.10105E+17")[0][0] == "rule.id-card-format"
 
 
-digits17 = st.from_regex(r"[1-9]\d{16}", fullmatch=True)
+digits17 = st.from_regex(r"[1-9][0-9]{16}", fullmatch=True)
 
 
 @given(digits17)
@@ -171,3 +171,11 @@ def test_entry_resources_are_validated_against_their_profiles(validator: Validat
     bundle = load_example("bundle/valid-transaction-home-visit.json")
     del bundle["entry"][0]["resource"]["birthDate"]
     assert found(validator.validate(bundle), "profile.cardinality-min", "Bundle.entry[0].resource.birthDate")
+
+
+@given(st.sets(st.integers(min_value=1, max_value=16), min_size=1))
+def test_a_number_with_full_width_digits_is_malformed(positions: set[int]) -> None:
+    """int() reads ４ as 4, so a 身份证 number with full-width digits inside passed its check
+    character; it is no GB 11643 number (nor one a search by identifier would find)."""
+    number = "".join(chr(ord(c) + 0xFEE0) if i in positions else c for i, c in enumerate("11010519491231002X"))
+    assert id_card.problems(number) == [("rule.id-card-format", {"value": number})]

@@ -32,20 +32,20 @@ birth_dates = st.dates(min_value=date(1900, 1, 1), max_value=date(2026, 12, 31))
 def residence_permits(draw: st.DrawFn) -> str:
     region = draw(st.sampled_from(sorted(id_card.RESIDENCE_PERMIT_REGIONS)))
     born = draw(birth_dates).strftime("%Y%m%d")
-    body = region + born + draw(st.from_regex(r"\d{3}", fullmatch=True))
+    body = region + born + draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
     return body + id_card.check_char(body)
 
 
 @st.composite
 def foreign_pr_numbers(draw: st.DrawFn) -> str:
     province = draw(st.sampled_from(["11", "31", "41", "44"]))
-    nationality = draw(st.from_regex(r"\d{3}", fullmatch=True))
+    nationality = draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
     body = (
         "9"
         + province
         + nationality
         + draw(birth_dates).strftime("%Y%m%d")
-        + draw(st.from_regex(r"\d{3}", fullmatch=True))
+        + draw(st.from_regex(r"[0-9]{3}", fullmatch=True))
     )
     return body + id_card.check_char(body)
 
