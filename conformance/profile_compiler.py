@@ -116,6 +116,16 @@ class CompiledProfile:
     problems: tuple[Problem, ...] = ()
 
 
+def _version_held(url: str, sd: dict[str, Any]) -> bool:
+    """Whether ``sd`` is the version a ``url|version`` canonical names.  The registry answers
+    such a URL with the version it holds, so ``meta.profile`` ``yy-patient|9.9`` was judged by
+    0.1.0's rules without a word; a definition that states no version (R4's own constraint
+    profiles) is taken as the one named."""
+    _, bar, version = url.partition("|")
+    held = sd.get("version")
+    return not bar or not isinstance(held, str) or held == version
+
+
 def _steps(element: dict[str, Any]) -> list[tuple[str, str | None]]:
     """Split an element id into (name, slice) steps; older SDs without ids use path+sliceName."""
     element_id = element.get("id")
@@ -194,7 +204,7 @@ class ProfileCompiler:
             self._cache.move_to_end(url)
             return self._cache[url]
         sd = self.registry.get(url)
-        ok = isinstance(sd, dict) and sd.get("resourceType") == "StructureDefinition"
+        ok = isinstance(sd, dict) and sd.get("resourceType") == "StructureDefinition" and _version_held(url, sd)
         compiled = self.compile(sd) if ok else None
         self._cache[url] = compiled
         if len(self._cache) > MAX_COMPILED:

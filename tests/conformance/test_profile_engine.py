@@ -398,6 +398,13 @@ def test_unknown_claimed_profile_is_a_warning(validator: Validator) -> None:
     assert found(issues, "profile.unknown")
 
 
+def test_a_claimed_profile_at_a_version_not_held_is_unknown(validator: Validator) -> None:
+    """yy-patient|9.9 is not the 0.1.0 the package holds: warned of, not judged by 0.1.0's rules."""
+    claimed = "http://fhir.yiyang.cn/StructureDefinition/yy-patient|9.9"
+    issues = validator.validate({"resourceType": "Patient", "meta": {"profile": [claimed]}})
+    assert [i.message_id for i in issues if i.message_id.startswith("profile.")] == ["profile.unknown"]
+
+
 def test_requested_profile_is_applied_in_addition(validator: Validator) -> None:
     from tests.conftest import SD
 
