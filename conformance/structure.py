@@ -255,7 +255,10 @@ class StructureWalker:
             issues.error("structure.expected-object", path, type="Resource")
             return False
         rtype = resource.get("resourceType")
-        if not isinstance(rtype, str) or rtype not in self.model.resource_types:
+        if not isinstance(rtype, str):  # "Unknown resource type 'None'" named no type at all
+            issues.error("structure.missing-resource-type", path)
+            return False
+        if rtype not in self.model.resource_types:
             issues.error("structure.unknown-resource-type", path, type=rtype)
             return False
         model = self.model.nodes[rtype]

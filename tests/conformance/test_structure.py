@@ -22,6 +22,12 @@ def test_unknown_resource_type_is_reported(validator: Validator) -> None:
     assert found(check(validator, {"resourceType": "Elder"}), "structure.unknown-resource-type")
 
 
+def test_a_contained_resource_without_resource_type_is_told_so(validator: Validator) -> None:
+    """Not "Unknown resource type 'None'": there is no type to be unknown."""
+    resource = {"resourceType": "Patient", "contained": [{"id": "o1", "name": "x"}]}
+    assert found(check(validator, resource), "structure.missing-resource-type", "Patient.contained[0]")
+
+
 def test_abstract_resource_type_is_rejected(validator: Validator) -> None:
     assert found(check(validator, {"resourceType": "DomainResource"}), "structure.abstract-type")
 
