@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 Problem = tuple[str, dict[str, Any]] | None
@@ -62,8 +62,13 @@ def _base64_problem(value: str) -> Problem:
     return None
 
 
-def make_checker(type_code: str, regex: str | None) -> Checker:
-    """Build the checker for one primitive type once; the walk calls it per value."""
+def make_checker(type_code: str, regex: str | None, urns: Mapping[str, tuple[str, str]] | None = None) -> Checker:
+    """Build the checker for one primitive type once; the walk calls it per value.
+
+    ``urns`` maps a URN prefix to the type and official regex a URI with that prefix must meet
+    (``urn:uuid:`` → uuid, ``urn:oid:`` → oid): R4's uri regex admits any text without spaces,
+    so ``urn:uuid:not-a-uuid`` passed as a fullUrl, which the reference validator refuses
+    ("UUIDs must be valid and lowercase").  A fragment (``urn:uuid:…#part``) is not checked."""
     if type_code == "boolean":
 
         def check_boolean(value: Any) -> Problem:
@@ -99,6 +104,7 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
     if type_code == "base64Binary":
         pattern = BASE64
     dated = type_code in ("date", "dateTime", "instant")
+    schemes = [(prefix, name, re.compile(pattern)) for prefix, (name, pattern) in (urns or {}).items()]
     longest = None if type_code in ("base64Binary", "xhtml") else MAX_STRING_CHARS
 
     def check_string(value: Any) -> Problem:
@@ -119,6 +125,9 @@ def make_checker(type_code: str, regex: str | None) -> Checker:
             return _calendar_problem(value)
         if pattern is BASE64:
             return _base64_problem(value)
+        for prefix, name, scheme in schemes:
+            if value.startswith(prefix) and scheme.fullmatch(value.partition("#")[0]) is None:
+                return "primitive.bad-format", {"type": name, "value": value[:80]}
         return None
 
     return check_string

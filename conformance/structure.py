@@ -145,6 +145,10 @@ def _invariants(raw: list[list[str]]) -> tuple[Invariant, ...]:
     return tuple(compile_invariant(*item) for item in raw if item[0] not in NATIVE_INVARIANTS)
 
 
+#: the types whose values may be URNs of the uuid and oid types, held to those types' regexes
+URI_TYPES = frozenset({"uri", "url", "canonical"})
+
+
 class BaseModel:
     """The compiled R4 base model; one per registry, shared by every validation."""
 
@@ -152,8 +156,11 @@ class BaseModel:
         types = registry.base_types
         self.kinds = {name: t["kind"] for name, t in types.items()}
         self.resource_types = frozenset(n for n, k in self.kinds.items() if k == "resource")
+        urns = {"urn:uuid:": ("uuid", types["uuid"]["regex"]), "urn:oid:": ("oid", types["oid"]["regex"])}
         self.checkers: dict[str, Checker] = {
-            name: make_checker(name, t.get("regex")) for name, t in types.items() if t["kind"] == "primitive-type"
+            name: make_checker(name, t.get("regex"), urns if name in URI_TYPES else None)
+            for name, t in types.items()
+            if t["kind"] == "primitive-type"
         }
         self.nodes: dict[str, NodeModel] = {}
         for type_name, definition in types.items():

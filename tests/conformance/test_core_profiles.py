@@ -277,7 +277,7 @@ def test_vital_sign_inside_a_bundle_is_held_to_its_profile(validator: Validator)
     bundle = {
         "resourceType": "Bundle",
         "type": "collection",
-        "entry": [{"fullUrl": "urn:uuid:1", "resource": resource}],
+        "entry": [{"fullUrl": "urn:uuid:0b6f2d4e-93a1-4c1f-8e55-2f7d0c3a9b10", "resource": resource}],
     }
     assert errors(validator.validate(bundle)) == [
         ("profile.cardinality-min", "Bundle.entry[0].resource.effective[x]"),

@@ -119,6 +119,15 @@ def test_primitive_format_problems_are_reported(
     assert found(check(validator, {"resourceType": "Patient", element: value}), message_id, f"Patient.{element}")
 
 
+@pytest.mark.parametrize(
+    "system", ["urn:uuid:not-a-uuid", "urn:uuid:6B1F1A5E-7C55-4B8F-9A61-8D4B1A7D2E11", "urn:oid:1.02.3"]
+)
+def test_a_uri_that_is_a_uuid_or_oid_urn_meets_that_types_regex(validator: Validator, system: str) -> None:
+    """R4's uri regex admits any text without spaces; a urn:uuid: or urn:oid: is held to its own."""
+    patient = {"resourceType": "Patient", "identifier": [{"system": system, "value": "1"}]}
+    assert found(check(validator, patient), "primitive.bad-format", "Patient.identifier[0].system")
+
+
 @pytest.mark.parametrize("family", ["   ", "\u3000"])
 def test_a_text_of_spaces_alone_is_a_warning_as_its_type_admits_it(validator: Validator, family: str) -> None:
     """R4's string regex is [ \\r\\n\\t\\S]+: a name of spaces is valid, though not meant."""

@@ -114,7 +114,10 @@ def test_a_bundles_issues_go_to_the_entry_they_point_into(validator: Validator, 
     bundle = {
         "resourceType": "Bundle",
         "type": "collection",
-        "entry": [{"fullUrl": f"urn:uuid:{n}", "resource": r} for n, r in ((1, VALID), (2, INVALID))],
+        "entry": [
+            {"fullUrl": f"urn:uuid:00000000-0000-4000-8000-00000000000{n}", "resource": r}
+            for n, r in ((1, VALID), (2, INVALID))
+        ],
     }
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle, ensure_ascii=False), encoding="utf-8")
