@@ -51,6 +51,15 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
         # namespace: stored so, the resource could not be written as XML that reads back
         issues.error("narrative.invalid-xhtml", where, detail='root must be <div xmlns="http://www.w3.org/1999/xhtml">')
         return
+    if _outside_root(div, root):
+        # FHIR XML carries the div as an element of the resource: an XML declaration, a DOCTYPE
+        # (whose SYSTEM id a reader may fetch) or a comment beside the div has nowhere to go
+        issues.error(
+            "narrative.invalid-xhtml",
+            where,
+            detail="nothing may stand outside the root div: no XML declaration, DOCTYPE, comment or processing instruction",
+        )
+        return
     reported: set[tuple[str, ...]] = set()
     for element in root.iter():
         if not isinstance(element.tag, str):
@@ -70,6 +79,16 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
         _check_names(element, where, reported, issues)
     if not "".join(root.itertext()).strip() and root.find(f".//{XHTML}img") is None:
         issues.error("narrative.empty", where)
+
+
+def _outside_root(div: str, root: Any) -> bool:
+    """Whether the parsed text holds anything but its root element (and whitespace)."""
+    return (
+        div.lstrip().startswith(("<?", "<!"))
+        or bool(root.getroottree().docinfo.doctype)
+        or next(root.itersiblings(), None) is not None
+        or next(root.itersiblings(preceding=True), None) is not None
+    )
 
 
 def _check_names(element: Any, where: str, reported: set[tuple[str, ...]], issues: IssueList) -> None:

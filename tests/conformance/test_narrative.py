@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from conformance.issues import IssueList
 from conformance.narrative import ATTRIBUTES, ELEMENT_ATTRIBUTES, ELEMENTS, check_narrative
 from conformance.validator import Validator
+from tests.conftest import found
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = 'xmlns="http://www.w3.org/1999/xhtml"'
@@ -178,3 +179,15 @@ def test_any_div_text_is_answered_with_issues_never_an_exception(div: str) -> No
     issues = IssueList()
     check_narrative({"div": div}, "Basic.text", issues)
     assert all(i.message_id.startswith("narrative.") and i.expression == "Basic.text.div" for i in issues)
+
+
+@pytest.mark.parametrize(
+    "prolog",
+    ['<?xml version="1.0"?>', "<!DOCTYPE div>", '<!DOCTYPE div SYSTEM "http://example.org/x.dtd">', "<!-- c -->"],
+)
+def test_nothing_may_stand_before_the_root_div(validator: Validator, prolog: str) -> None:
+    """FHIR XML embeds the div as an element: a prolog has nowhere to go (and a DTD's SYSTEM id is a
+    URL a reader may fetch)."""
+    div = prolog + '<div xmlns="http://www.w3.org/1999/xhtml">张三</div>'
+    patient = {"resourceType": "Patient", "text": {"status": "generated", "div": div}}
+    assert found(validator.validate(patient), "narrative.invalid-xhtml", "Patient.text.div")
