@@ -244,8 +244,8 @@ class ProfileWalker:
         value = item.value
         if model is not None and model.is_resource and value is not scope.resource and isinstance(value, dict):
             scope = _nested_scope(rule, value, scope)
-        if rule.checks_value:
-            self._check_value(rule, item, model, issues, scope)
+        if rule.checks_value and not self._check_value(rule, item, model, issues, scope):
+            return  # a value of a type the profile does not allow: its other rules are for other types
         if rule.children:
             # Malformed shapes were reported by the base walk; here they simply hold nothing.
             container = value if isinstance(value, dict) else item.underscore
@@ -258,11 +258,14 @@ class ProfileWalker:
                     continue
                 self._element(child, self._items(container, model, name, path), path, issues, scope, url)
 
-    def _check_value(self, rule: Rule, item: Item, model: NodeModel | None, issues: IssueList, scope: Scope) -> None:
-        """The rule's constraints on the value itself (its children are the caller's)."""
+    def _check_value(self, rule: Rule, item: Item, model: NodeModel | None, issues: IssueList, scope: Scope) -> bool:
+        """The rule's constraints on the value itself (its children are the caller's); False when
+        the value's type is not one the rule allows, and nothing else was checked: a valueString
+        where bp demands a Quantity was also told of a Quantity pattern, a UCUM binding and four
+        missing children at Observation.component[0].valueString.value and the like."""
         value, path = item.value, item.path
-        if rule.types:
-            self._check_types(rule.types, item, issues, scope)
+        if rule.types and not self._check_types(rule.types, item, issues, scope):
+            return False
         if rule.fixed is not None and value != rule.fixed:
             issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
         if rule.pattern is not None and not matches_pattern(rule.pattern, value):
@@ -287,8 +290,10 @@ class ProfileWalker:
             base = (item.slot.node or item.slot.type) if item.slot else rule.path
             verdict = invariant.check(value, scope, item.type if model and model.is_resource else base)
             report_invariant(invariant, verdict, path, issues)
+        return True
 
-    def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, scope: Scope) -> None:
+    def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, scope: Scope) -> bool:
+        """Type, type profiles and target profiles; False when the type itself is not allowed."""
         actual = item.type
         allowed = [
             t
@@ -297,13 +302,14 @@ class ProfileWalker:
         ]
         if actual and not allowed:
             issues.error("profile.type-not-allowed", item.path, actual=actual, allowed=", ".join(t.code for t in types))
-            return
+            return False
         profiles = [p for t in allowed for p in t.profiles]
         if profiles:
             self._conforms_to_one(profiles, item, issues, scope)
         targets = [p for t in allowed for p in t.targets]
         if targets and isinstance(item.value, dict):
             self._check_target(targets, item, issues, scope)
+        return True
 
     def _conforms_to_one(self, urls: list[str], item: Item, issues: IssueList, scope: Scope) -> None:
         attempts: list[IssueList] = []

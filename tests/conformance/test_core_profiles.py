@@ -135,6 +135,18 @@ def test_body_weight_as_a_string_is_an_error(validator: Validator) -> None:
     assert ("profile.type-not-allowed", "Observation.valueString") in errors(validator.validate(resource))
 
 
+def test_a_value_of_a_type_not_allowed_gets_no_rules_meant_for_the_allowed_type(validator: Validator) -> None:
+    """A string where bp demands a Quantity is an error of its type; the Quantity's four required
+    children were reported too, at Observation.component[0].valueString.value and the like."""
+    resource = pressure(*BOTH_ARMS)
+    resource["component"][0]["valueString"] = "120"
+    del resource["component"][0]["valueQuantity"]
+    inside = [
+        e for e in errors(validator.validate(resource)) if e[1].startswith("Observation.component[0].valueString.")
+    ]
+    assert inside == []
+
+
 def test_blood_pressure_missing_the_systolic_component_is_an_error_by_its_code(validator: Validator) -> None:
     assert errors(validator.validate(pressure(*BOTH_ARMS))) == []
     assert errors(validator.validate(pressure(("8462-4", "mm[Hg]")))) == [
