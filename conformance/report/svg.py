@@ -8,6 +8,7 @@ Each chart carries its width and height, a role and a label for screen readers, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from html import escape
 
 from conformance.report.model import Counts
@@ -26,7 +27,11 @@ X_LABELS = 8
 
 
 def percent(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.1f}%"
+    """A pass rate to one decimal, halves rounded up as an auditor rounds them: formatted as a
+    float, 2 of 32 (6.25 %) showed as 6.2 %, binary floats rounding half to even."""
+    if rate is None:
+        return "–"
+    return f"{Decimal(repr(rate * 100)).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
 
 
 def trend_chart(points: Sequence[tuple[str, Counts]], label: str, empty: str) -> str:

@@ -347,3 +347,11 @@ def test_xlsx_keeps_a_formula_looking_text_as_text() -> None:
 
 def test_the_scorecard_of_checked_files_has_a_row_per_file() -> None:
     assert [row[0] for row in tables(FILES)["scorecard"].rows] == ["export/Patient.ndjson", "export/Encounter.ndjson"]
+
+
+@pytest.mark.parametrize(("rate", "shown"), [(2 / 32, "6.3%"), (1 / 8, "12.5%"), (0.1235, "12.4%"), (1.0, "100.0%")])
+def test_a_pass_rate_rounds_halves_up(rate: float, shown: str) -> None:
+    """2 of 32 passed (6.25 %) showed as 6.2 %: a float rounds half to even."""
+    from conformance.report.svg import percent
+
+    assert percent(rate) == shown
