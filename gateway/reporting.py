@@ -21,7 +21,9 @@ from conformance.report.render_junit import render_junit
 from conformance.report.render_tabular import render_csv, render_xlsx, tables
 from gateway.exchanges import CHINA
 from gateway.messages import text
+from gateway.security.clients import ROLES
 from gateway.storage.exchange_tables import ExchangeFilter
+from mappings.specs import SOURCES
 
 #: the formats every report is written in
 FORMATS = ("html", "json", "junit", "xlsx", "csv")
@@ -73,6 +75,12 @@ def render(report: Report, fmt: str, lang: str, table: str = "failing", link: Li
 
 def generated_now() -> str:
     return datetime.now(CHINA).isoformat(timespec="seconds")
+
+
+#: the kinds of system an exchange records as its source: a legacy source (the command line's,
+#: ``$ingest``'s and MLLP's records) or the role of a REST client.  A filter on anything else
+#: matches nothing, and its empty report read as a quiet period
+REPORT_SOURCES = tuple(dict.fromkeys((*SOURCES, *ROLES)))
 
 
 @dataclass(frozen=True, slots=True)

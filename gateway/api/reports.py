@@ -34,6 +34,7 @@ from gateway.reporting import (
     DEFAULT_DAYS,
     DEFAULT_LIMIT,
     FORMATS,
+    REPORT_SOURCES,
     ReportQuery,
     build_report,
     exchange_detail,
@@ -138,7 +139,10 @@ def _query(asked: dict[str, str]) -> ReportQuery:
     limit = asked.get("limit", str(DEFAULT_LIMIT))
     if not limit.isdigit() or len(limit) > 7:
         raise FhirError(400, "http.not-a-count", "limit", name="limit", value=limit)
-    return ReportQuery(since, until, asked.get("org"), asked.get("source"), int(limit))
+    source = asked.get("source")
+    if source is not None and source not in REPORT_SOURCES:
+        raise unsupported_value("source", source, REPORT_SOURCES)
+    return ReportQuery(since, until, asked.get("org"), source, int(limit))
 
 
 def _day(asked: dict[str, str], name: str) -> date | None:

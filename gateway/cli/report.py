@@ -83,7 +83,7 @@ def day(value: str) -> date:
 def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.report.svg import percent
     from gateway.exchanges import today
-    from gateway.reporting import ReportQuery, build_report, render, words_in
+    from gateway.reporting import REPORT_SOURCES, ReportQuery, build_report, render, words_in
     from gateway.storage import open_store
 
     until = args.until or today()
@@ -91,6 +91,8 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
         raise usage(args, "cli.report.since-after-until", since=args.since, until=until)
     if args.limit < 0:
         raise usage(args, "cli.report.negative-limit")
+    if args.source is not None and args.source not in REPORT_SOURCES:
+        raise usage(args, "cli.report.unknown-source", source=args.source, sources=", ".join(REPORT_SOURCES))
     query = ReportQuery(args.since, until, args.org, args.source, args.limit)
     store = open_store(config_of(args, reading=True).database_url)
     try:

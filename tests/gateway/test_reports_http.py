@@ -87,7 +87,11 @@ def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor
     )
 
 
-@pytest.mark.parametrize(("name", "value"), [("since", "2026-02-30"), ("until", "2026-13-01"), ("limit", "x")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    # an unknown source matched nothing, and its empty report read as a quiet period
+    [("since", "2026-02-30"), ("until", "2026-13-01"), ("limit", "x"), ("source", "nonesuch")],
+)
 def test_a_refused_report_parameter_is_named_in_the_outcome(
     served: Served, auditor: Api, name: str, value: str
 ) -> None:
