@@ -289,28 +289,30 @@ def test_a_replay_leaves_a_resolved_record_alone(tmp_path: Path) -> None:
     assert (counts.read, said.getvalue()) == (0, "")
 
 
-def test_of_two_quarantined_copies_of_one_key_a_replay_lands_the_newer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """January's copy (糖尿病) and February's (高血压) both wait for the unknown 民族; after the
-    fix the replay landed January's, the older, and refused February's as a duplicate key."""
+def both_copies_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """January's copy (糖尿病) and February's (高血压) both wait for the unknown 民族, which the
+    code table then learns; the archive's folder, before the replay."""
     out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
     corrected.write_text(corrected.read_text(encoding="utf-8").replace("汉族", "火星族"), encoding="utf-8")
     for path in (old, corrected):
         commands.ingest("community-health", [path], out, Registry(), bundle=False)
     teach_the_code_table(tmp_path, monkeypatch)
+    return out
+
+
+def test_of_two_quarantined_copies_of_one_key_a_replay_lands_the_newer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the fix the replay landed January's, the older, and refused February's as a
+    duplicate key."""
+    out = both_copies_waiting(tmp_path, monkeypatch)
     commands.replay(out, Registry(), io.StringIO(), "en")
     assert [c["code"]["coding"][0]["code"] for c in ndjson(out / "Condition.ndjson")] == ["I10"]
 
 
 def test_a_replay_says_which_older_copy_the_newer_one_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "out"
-    old, corrected = old_and_corrected(tmp_path)
-    corrected.write_text(corrected.read_text(encoding="utf-8").replace("汉族", "火星族"), encoding="utf-8")
-    for path in (old, corrected):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
-    teach_the_code_table(tmp_path, monkeypatch)
+    out = both_copies_waiting(tmp_path, monkeypatch)
     said = io.StringIO()
     commands.replay(out, Registry(), said, "en")
     assert said.getvalue().splitlines() == [
