@@ -35,7 +35,7 @@ from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
 from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
-from gateway.security.access import OWNER_ELEMENTS, creator, foreign_owners
+from gateway.security.access import creator, foreign_owners, owner_references
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import (
@@ -803,16 +803,10 @@ def _leave_out(mapped: Mapped, outcome: Outcome, parts: Mapping[str, list[Reason
 
 
 def _owner_expression(resource: dict[str, Any]) -> str | None:
-    """The FHIRPath of a resource's first owner reference (:data:`OWNER_ELEMENTS`): of its
+    """The FHIRPath of a resource's first owner reference (:func:`~gateway.security.access.owner_references`): of its
     identifier, when it names the organisation by identifier alone."""
-    kind = resource["resourceType"]
-    for element in OWNER_ELEMENTS.get(kind, ()):
-        value = resource.get(element)
-        first, where = (
-            (value[0], f"{kind}.{element}[0]") if isinstance(value, list) and value else (value, f"{kind}.{element}")
-        )
-        if isinstance(first, dict):
-            return f"{where}.identifier" if "reference" not in first and "identifier" in first else where
+    for where, reference in owner_references(resource):
+        return f"{where}.identifier" if "reference" not in reference and "identifier" in reference else where
     return None
 
 

@@ -339,11 +339,22 @@ def owner_organizations(resource: dict[str, Any]) -> list[str]:
 
 def _owner_references(resource: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The References of the elements that name a resource's owner (:data:`OWNER_ELEMENTS`)."""
-    for element in OWNER_ELEMENTS.get(resource.get("resourceType", ""), ()):
+    return (reference for _, reference in owner_references(resource))
+
+
+def owner_references(resource: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each owner Reference with its FHIRPath (``Coverage.payor[0]``), for a refusal to name."""
+    kind = resource.get("resourceType", "")
+    for element in OWNER_ELEMENTS.get(kind, ()):
         value = resource.get(element)
-        for reference in value if isinstance(value, list) else [value]:
+        located = (
+            [(f"{kind}.{element}[{i}]", v) for i, v in enumerate(value)]
+            if isinstance(value, list)
+            else [(f"{kind}.{element}", value)]
+        )
+        for where, reference in located:
             if isinstance(reference, dict):
-                yield reference
+                yield where, reference
 
 
 def _people_by_identity(resource: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
