@@ -117,6 +117,19 @@ class _Container:
         return self._ids
 
 
+def _unique_contained_ids(resource: dict[str, Any], path: str, issues: IssueList) -> None:
+    """Each contained resource's id is unique in its container: "#o" must name one resource
+    (the reference validator reports the second of two as a duplicate id)."""
+    contained = resource.get("contained")
+    seen: set[str] = set()
+    for index, item in enumerate(contained if isinstance(contained, list) else ()):
+        local_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(local_id, str):
+            if local_id in seen:
+                issues.error("structure.duplicate-contained-id", f"{path}.contained[{index}].id", id=local_id)
+            seen.add(local_id)
+
+
 def _local_strings(node: Any) -> set[str]:
     """Every string starting with '#' below ``node`` (references, canonicals, uris), iteratively."""
     found: set[str] = set()
@@ -287,6 +300,7 @@ class StructureWalker:
             try:
                 self._node(resource, model, path, scope, issues)
                 if "contained" in resource:
+                    _unique_contained_ids(resource, path, issues)
                     self._dom_3(resource, path, issues)
             finally:
                 self._containers.pop()

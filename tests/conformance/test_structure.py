@@ -285,3 +285,14 @@ def test_code_not_in_a_loaded_complete_code_system_is_an_error(validator: Valida
 def test_every_issue_carries_a_fhirpath_location(validator: Validator) -> None:
     issues = check(validator, {"resourceType": "Patient", "name": [{"txt": 1}], "gender": "x", "birthDate": "1"})
     assert all(i.expression.startswith("Patient") for i in issues)
+
+
+def test_two_contained_resources_with_one_id_are_refused(validator: Validator) -> None:
+    """A local reference "#o" could name either; the reference validator reports the duplicate."""
+    organization = {"resourceType": "Organization", "id": "o", "name": "颐养院"}
+    resource = {
+        "resourceType": "Patient",
+        "contained": [organization, {**organization, "name": "分院"}],
+        "managingOrganization": {"reference": "#o"},
+    }
+    assert errors(check(validator, resource)) == [("structure.duplicate-contained-id", "Patient.contained[1].id")]
