@@ -22,6 +22,7 @@ from conformance.external_codes import check_quantity_code
 from conformance.fhirpath_scope import Scope
 from conformance.invariants import OVER_BUDGET, Invariant, compile_invariant, current_budget
 from conformance.issues import Issue, IssueList
+from conformance.languages import language_checker
 from conformance.narrative import check_narrative
 from conformance.periods import check_period
 from conformance.primitives import ADVISORY, Checker, make_checker
@@ -158,6 +159,8 @@ def _invariants(raw: list[list[str]]) -> tuple[Invariant, ...]:
     return tuple(compile_invariant(*item) for item in raw if item[0] not in NATIVE_INVARIANTS)
 
 
+#: datatypes whose ``language`` code, as every resource's, is bound to BCP-47 (all-languages)
+LANGUAGE_TAGGED = frozenset({"Attachment"})
 #: the types whose values may be URNs of the uuid and oid types, held to those types' regexes
 URI_TYPES = frozenset({"uri", "url", "canonical"})
 
@@ -188,10 +191,14 @@ class BaseModel:
                         # extensions, so "_id" on a resource is refused with its own message
                         model.slots.pop("_id", None)
                 self.nodes[path] = model
+        language = language_checker(self.checkers["code"])
         for model in self.nodes.values():
             model.special = SPECIAL_TYPES.get(model.name)
+            tagged = model.is_resource or model.name in LANGUAGE_TAGGED
             for slot in model.slots.values():
                 slot.checker = None if slot.underscore else self.checkers.get(slot.type)
+                if tagged and slot.key == "language":
+                    slot.checker = language
                 slot.is_resource = slot.type == "Resource" or slot.type in self.resource_types
                 slot.child = self.nodes.get(slot.node or slot.type)
                 slot.is_extension = slot.type == "Extension" and slot.key in ("extension", "modifierExtension")

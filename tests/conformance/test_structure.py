@@ -296,3 +296,27 @@ def test_two_contained_resources_with_one_id_are_refused(validator: Validator) -
         "managingOrganization": {"reference": "#o"},
     }
     assert errors(check(validator, resource)) == [("structure.duplicate-contained-id", "Patient.contained[1].id")]
+
+
+@pytest.mark.parametrize("tag", ["zh", "zh-CN", "zh-Hans-CN", "en-US", "yue-HK", "de-CH-1901", "x-yiyang", "i-klingon"])
+def test_a_well_formed_language_tag_is_a_resource_language(validator: Validator, tag: str) -> None:
+    assert errors(check(validator, {"resourceType": "Patient", "language": tag})) == []
+
+
+@pytest.mark.parametrize("tag", ["zz-#!", "zh_CN", "123", "zh-", "z", "en-US-"])
+def test_a_resource_language_is_a_bcp_47_tag(validator: Validator, tag: str) -> None:
+    """R4 binds Resource.language to all-languages (BCP-47): 'zz-#!' is a code, not a tag."""
+    issues = check(validator, {"resourceType": "Patient", "language": tag})
+    assert errors(issues) == [("code.invalid-language", "Patient.language")]
+
+
+def test_a_contained_resource_language_is_a_bcp_47_tag(validator: Validator) -> None:
+    organization = {"resourceType": "Organization", "id": "o", "name": "颐养院", "language": "zz-#!"}
+    resource = {"resourceType": "Patient", "contained": [organization], "managingOrganization": {"reference": "#o"}}
+    assert errors(check(validator, resource)) == [("code.invalid-language", "Patient.contained[0].language")]
+
+
+def test_an_attachment_language_is_a_bcp_47_tag(validator: Validator) -> None:
+    """Attachment.language has the same binding as Resource.language in R4."""
+    resource = {"resourceType": "Patient", "photo": [{"contentType": "image/png", "language": "中文"}]}
+    assert errors(check(validator, resource)) == [("code.invalid-language", "Patient.photo[0].language")]
