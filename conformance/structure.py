@@ -356,9 +356,9 @@ class StructureWalker:
                 partner = None
                 if slot.primitive or slot.underscore:
                     partner = node.get(("_" + key) if not slot.underscore else key[1:])
-                if partner is not None and (type(partner) is not list or len(partner) != len(value)):
-                    if not slot.underscore:
-                        issues.error("primitive.underscore-mismatch", f"{path}.{slot.name}", name=key)
+                # a partner that is no array, or an empty one, has its own error where it is walked
+                if not slot.underscore and type(partner) is list and partner and len(partner) != len(value):
+                    issues.error("primitive.underscore-mismatch", f"{path}.{slot.name}", name=key)
                 for index, item in enumerate(value):
                     item_path = f"{path}.{slot.name}[{index}]"
                     if item is None:

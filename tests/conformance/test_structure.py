@@ -320,3 +320,18 @@ def test_an_attachment_language_is_a_bcp_47_tag(validator: Validator) -> None:
     """Attachment.language has the same binding as Resource.language in R4."""
     resource = {"resourceType": "Patient", "photo": [{"contentType": "image/png", "language": "中文"}]}
     assert errors(check(validator, resource)) == [("code.invalid-language", "Patient.photo[0].language")]
+
+
+@pytest.mark.parametrize(
+    ("partner", "expected"),
+    [({"id": "x"}, "structure.expected-array"), ([], "structure.empty-array")],
+)
+def test_a_primitive_extension_array_of_the_wrong_shape_is_one_error(
+    validator: Validator, partner: Any, expected: str
+) -> None:
+    """One mistake, one error: a ``_given`` that is no array (or an empty one) is not also told
+    it does not align with ``given``."""
+    name = {"given": ["秀英"], "_given": partner}
+    assert errors(check(validator, {"resourceType": "Patient", "name": [name]})) == [
+        (expected, "Patient.name[0].given")
+    ]
