@@ -39,6 +39,11 @@ def check_binding(
 ) -> None:
     if strength not in STRENGTH_LABEL:
         return
+    # a value of the wrong JSON type (a CodeableConcept sent as "adl") has its type error from
+    # the base walk; read as a code as well, it drew a second error for the same mistake.
+    # FHIR's primitive types are the ones named in lower case (no type known: judged as before).
+    if type_code and type(value) is not (str if type_code[:1].islower() else dict):
+        return
     expansion = terminology.expand(value_set)
     if expansion is None:
         issues.add("warning", "binding.unknown-valueset", path, valueSet=value_set)

@@ -163,6 +163,15 @@ def test_extensible_binding_only_warns() -> None:
     assert [i.severity for i in issues if i.message_id == "binding.not-in-valueset"] == ["warning"]
 
 
+@pytest.mark.parametrize("value", ["blue", 5])
+def test_a_coded_value_of_the_wrong_json_type_is_one_type_error(value: Any) -> None:
+    """A CodeableConcept sent as a string or number (Observation.component.code as "adl" in
+    yy-observation-ltc-disability) is a type error; it was also judged as a code of the bound
+    value set (binding.not-in-valueset, or binding.no-code for the number)."""
+    issues = run(validator_with(binding("required")), {"maritalStatus": value})
+    assert errors(issues) == [("structure.expected-object", "Patient.maritalStatus")]
+
+
 def test_unknown_external_code_system_is_reported_not_crashed_on() -> None:
     registry = Registry()
     registry.add_resource(
