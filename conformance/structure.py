@@ -526,7 +526,26 @@ def report_invariant(invariant: Invariant, verdict: bool | str, path: str, issue
         issues.add(
             invariant.severity, "invariant.failed", path, key=invariant.key, human=invariant.human, human_zh=human_zh
         )
-    elif verdict is not True:
+    elif verdict is not True and not _malformed_within(path, issues):
         # as the reference validator does: what cannot be shown to hold is reported with the
         # constraint's own severity, never passed over as a mere warning
         issues.add(invariant.severity, "invariant.not-evaluable", path, key=invariant.key, detail=verdict)
+
+
+#: the message ids of a value of the wrong shape or format, which FHIRPath cannot read either
+_MALFORMED = ("structure.", "primitive.")
+
+
+def _malformed_within(path: str, issues: IssueList) -> bool:
+    """Whether a malformed value at or below ``path`` was reported already: rng-2 cannot compare
+    a low.value sent as "1.5" with a high.value of 2, and saying so, with the engine's Python
+    exception as the reason, only repeated the type error.  Runs only when an invariant could not
+    be evaluated, which a well-formed instance never meets; newest first, since the value's own
+    walk (the base walk, then each profile's, per resource) has just reported its errors."""
+    below = (path + ".", path + "[")
+    return any(
+        issue.is_error
+        and issue.message_id.startswith(_MALFORMED)
+        and (issue.expression == path or issue.expression.startswith(below))
+        for issue in reversed(issues)
+    )

@@ -335,3 +335,15 @@ def test_a_primitive_extension_array_of_the_wrong_shape_is_one_error(
     assert errors(check(validator, {"resourceType": "Patient", "name": [name]})) == [
         (expected, "Patient.name[0].given")
     ]
+
+
+def test_a_decimal_sent_as_a_string_is_a_type_error_alone(validator: Validator) -> None:
+    """rng-2 cannot compare "1.5" with 2; it was reported as not evaluable too, with the FHIRPath
+    engine's Python exception as its reason, on top of the type error that explains it."""
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "血糖"},
+        "valueRange": {"low": {"value": "1.5"}, "high": {"value": 2}},
+    }
+    assert errors(check(validator, resource)) == [("primitive.wrong-json-type", "Observation.valueRange.low.value")]
