@@ -37,6 +37,12 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_STRING_CHARS = 1024 * 1024
 #: the R4 regex of string and markdown
 PRINTABLE_TEXT = r"[ \r\n\t\S]+"
+#: code's R4 regex is [^\s]+(\s[^\s]+)*.  Read with XML Schema's (or Java's, ASCII) \s it lets
+#: U+3000 anywhere, read with Python's Unicode \s a single tab, line feed or U+3000 between two
+#: words; the datatype says "no whitespace other than single spaces in the contents", which is
+#: what the reference validator checks (passesCodeWhitespaceRules: any whitespace but U+0020 is
+#: refused, U+3000 included).  This regex says that, in Unicode mode on purpose.
+CODE = re.compile(r"[^\s]+( [^\s]+)*")
 
 
 def _json_type(value: Any) -> str:
@@ -99,12 +105,17 @@ def make_checker(type_code: str, regex: str | None, urns: Mapping[str, tuple[str
     # \S read as the definitions mean it (XML Schema's: all but those four), so every character:
     # read as Python reads \S, it refused the ideographic space of 张　三 and any other Unicode
     # space.  What such a text may not hold is a control character (CONTROL, below).
+    # The other official regexes are read in ASCII mode, as XML Schema defines \s and \d (and as
+    # the reference validator's Java regexes run): Python's Unicode \S refused a uri holding
+    # U+00A0 that R4 and the reference accept.
     textual = regex == PRINTABLE_TEXT
-    pattern = None if type_code in ("base64Binary", "xhtml") or not regex or textual else re.compile(regex)
+    pattern = None if type_code in ("base64Binary", "xhtml") or not regex or textual else re.compile(regex, re.ASCII)
     if type_code == "base64Binary":
         pattern = BASE64
+    elif type_code == "code":
+        pattern = CODE
     dated = type_code in ("date", "dateTime", "instant")
-    schemes = [(prefix, name, re.compile(pattern)) for prefix, (name, pattern) in (urns or {}).items()]
+    schemes = [(prefix, name, re.compile(pattern, re.ASCII)) for prefix, (name, pattern) in (urns or {}).items()]
     longest = None if type_code in ("base64Binary", "xhtml") else MAX_STRING_CHARS
 
     def check_string(value: Any) -> Problem:

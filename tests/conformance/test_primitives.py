@@ -35,3 +35,35 @@ OFFICIAL_BASE64 = re.compile(r"([ \t\r\n]*([0-9a-zA-Z+/=]){4}[ \t\r\n]*)+")
 def test_base64_binary_is_refused_exactly_where_the_official_regex_refuses_it(text: str) -> None:
     """The linear check must say what R4's regex says: groups of four, whitespace between them."""
     assert (BASE64_BINARY(text) is None) == (OFFICIAL_BASE64.fullmatch(text) is not None)
+
+
+CODE = make_checker("code", r"[^\s]+(\s[^\s]+)*")
+URI = make_checker("uri", r"\S*")
+
+
+def _java_code_whitespace_rules(text: str) -> bool:
+    """The reference validator's passesCodeWhitespaceRules: no leading or trailing whitespace and
+    none in the contents other than single spaces (Character.isWhitespace: U+3000 is one)."""
+    if text.strip("".join(map(chr, range(0x21)))) != text or "  " in text:
+        return False
+    return all(c == " " or not c.isspace() for c in text)
+
+
+def test_an_ideographic_space_inside_a_code_is_refused() -> None:
+    """U+3000, common in Chinese data, sat between two words of a code unreported."""
+    assert CODE("a\u3000b") == ("primitive.bad-format", {"type": "code", "value": "a\u3000b"})
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab \t\n\u3000\u2003", min_size=1, max_size=12))
+def test_a_code_is_refused_exactly_where_the_reference_validator_refuses_it(text: str) -> None:
+    assert (CODE(text) is None) == _java_code_whitespace_rules(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="a:/ \t\u3000\u00a0", min_size=1, max_size=12))
+def test_a_uri_reads_whitespace_as_xml_schema_and_java_do(text: str) -> None:
+    """R4's uri regex \\S* means XML Schema's \\S (ASCII whitespace only), as the reference
+    validator's Java regex reads it; Python's Unicode \\S also refused U+3000 and U+00A0."""
+    refused = any(c in " \t" for c in text) or not text.strip()
+    assert (URI(text) is not None) == refused
