@@ -10,7 +10,10 @@
 - searchset entries carry resource ids (``BUNDLE_SEARCH_ENTRY_NO_RESOURCE_ID``: an error for
   entries in mode match or include, a warning for an entry without a search mode) and an
   entry in mode outcome holds an OperationOutcome;
-- ``entry.response.outcome`` is an OperationOutcome (Bundle.entry.response.outcome's definition).
+- ``entry.response.outcome`` is an OperationOutcome (Bundle.entry.response.outcome's definition);
+- in a transaction or batch, a PUT to ``Type/id`` carries a resource of that id (http.html#update:
+  the body "SHALL have an id element that has an identical value to the [id] in the URL"), as
+  the gateway's processing refuses it otherwise (``http.id-missing`` / ``http.id-mismatch``).
 
 Unique fullUrls are bdl-7, a core invariant, evaluated with the others.
 """
@@ -24,6 +27,9 @@ from conformance.issues import IssueList
 
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
 _RESTFUL = re.compile(r"https?://\S*/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
+#: an update's request.url, relative or absolute: ``Patient/a``; a conditional one has a query
+_INSTANCE = re.compile(r"(?:\S*/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
+REQUEST_TYPES = frozenset({"transaction", "batch"})
 UNIQUE_RELATIONS = ("self", "first", "previous", "next", "last")
 PAGING_RELATIONS = frozenset({"first", "previous", "next", "last"})
 PAGED_TYPES = frozenset({"searchset", "history"})
@@ -42,6 +48,8 @@ def check_bundle_rules(bundle: dict[str, Any], path: str, issues: IssueList, res
         _full_url(entry.get("fullUrl"), resource, where, issues, resource_types)
         if kind == "searchset" and resource is not None:
             _search_entry(resource, _mode(entry), where, issues)
+        if kind in REQUEST_TYPES and resource is not None:
+            _update_id(entry.get("request"), resource, where, issues)
         response = entry.get("response")
         outcome = response.get("outcome") if isinstance(response, dict) else None
         if isinstance(outcome, dict) and outcome.get("resourceType") != "OperationOutcome":
@@ -66,6 +74,20 @@ def _full_url(
         issues.error("bundle.fullurl-resource-without-id", f"{where}.fullUrl", fullUrl=full_url)
     elif not full_url.endswith(f"/{rtype}/{rid}"):
         issues.error("bundle.fullurl-id-mismatch", f"{where}.fullUrl", fullUrl=full_url, type=rtype, id=rid)
+
+
+def _update_id(request: Any, resource: dict[str, Any], where: str, issues: IssueList) -> None:
+    """A PUT to ``Type/id`` of the resource's type names that id in its body."""
+    if not isinstance(request, dict) or request.get("method") != "PUT" or not isinstance(request.get("url"), str):
+        return
+    target = _INSTANCE.fullmatch(request["url"])
+    if target is None or target["type"] != resource.get("resourceType"):
+        return  # conditional, or another type: the latter is the request's own problem
+    body_id = resource.get("id")
+    if body_id is None:
+        issues.error("bundle.request-id-missing", f"{where}.resource.id", url=request["url"])
+    elif isinstance(body_id, str) and body_id != target["id"]:
+        issues.error("bundle.request-id-mismatch", f"{where}.resource.id", id=body_id, url=request["url"])
 
 
 def _links(links: Any, kind: str | None, path: str, issues: IssueList) -> None:

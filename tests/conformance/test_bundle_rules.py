@@ -125,3 +125,31 @@ def test_a_response_outcome_operation_outcome_passes(validator: Validator) -> No
 def test_a_response_outcome_of_another_type_is_an_error(validator: Validator) -> None:
     issues = found(validator, response(basic()))
     assert issues == [("error", "bundle.outcome-not-operation-outcome", "Bundle.entry[0].response.outcome")]
+
+
+# -- request -----------------------------------------------------------------------------------
+def put(url: str, resource: dict[str, Any], kind: str = "transaction") -> dict[str, Any]:
+    uuid = "urn:uuid:8f2a5c1e-3b4d-4e6f-9a0b-1c2d3e4f5a6b"
+    return bundle(kind, entry=[{"fullUrl": uuid, "resource": resource, "request": {"method": "PUT", "url": url}}])
+
+
+@pytest.mark.parametrize("url", ["Basic/b1", f"{BASE}/Basic/b1", "Basic?identifier=urn:audit|1"])
+def test_a_put_entry_whose_body_names_its_url_id_passes(validator: Validator, url: str) -> None:
+    assert found(validator, put(url, basic())) == []
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_put_entry_whose_body_names_another_id_is_an_error(validator: Validator, kind: str) -> None:
+    """PUT Basic/a with a body of id b: the server refuses it (http.id-mismatch), so does the
+    reference validator; validation passed it."""
+    assert found(validator, put("Basic/a", basic("b"), kind)) == [
+        ("error", "bundle.request-id-mismatch", "Bundle.entry[0].resource.id")
+    ]
+
+
+def test_a_put_entry_whose_body_names_no_id_is_an_error(validator: Validator) -> None:
+    """An update's body SHALL carry the id of its URL (http.html#update); the server refuses one
+    without it (http.id-missing)."""
+    assert found(validator, put("Basic/a", basic(None))) == [
+        ("error", "bundle.request-id-missing", "Bundle.entry[0].resource.id")
+    ]
