@@ -11,9 +11,11 @@
   entries in mode match or include, a warning for an entry without a search mode) and an
   entry in mode outcome holds an OperationOutcome;
 - ``entry.response.outcome`` is an OperationOutcome (Bundle.entry.response.outcome's definition);
-- in a transaction or batch, a PUT to ``Type/id`` carries a resource of that id (http.html#update:
+- in a transaction or batch, a POST or PUT names its resource's type in a relative URL, and a
+  PUT to ``Type/id`` carries a resource of that id (http.html#update:
   the body "SHALL have an id element that has an identical value to the [id] in the URL"), as
-  the gateway's processing refuses it otherwise (``http.id-missing`` / ``http.id-mismatch``).
+  the gateway's processing refuses it otherwise (``http.wrong-type``, ``http.id-missing``,
+  ``http.id-mismatch``).
 
 Unique fullUrls are bdl-7, a core invariant, evaluated with the others.
 """
@@ -30,6 +32,8 @@ _RESTFUL = re.compile(r"https?://\S*/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\
 #: an update's request.url, relative or absolute: ``Patient/a``; a conditional one has a query
 _INSTANCE = re.compile(r"(?:\S*/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
 REQUEST_TYPES = frozenset({"transaction", "batch"})
+#: the requests whose entry carries the resource written (a tuple: a method may be any JSON)
+WRITES = ("POST", "PUT")
 UNIQUE_RELATIONS = ("self", "first", "previous", "next", "last")
 PAGING_RELATIONS = frozenset({"first", "previous", "next", "last"})
 PAGED_TYPES = frozenset({"searchset", "history"})
@@ -49,7 +53,7 @@ def check_bundle_rules(bundle: dict[str, Any], path: str, issues: IssueList, res
         if kind == "searchset" and resource is not None:
             _search_entry(resource, _mode(entry), where, issues)
         if kind in REQUEST_TYPES and resource is not None:
-            _update_id(entry.get("request"), resource, where, issues)
+            _request(entry.get("request"), resource, where, issues)
         response = entry.get("response")
         outcome = response.get("outcome") if isinstance(response, dict) else None
         if isinstance(outcome, dict) and outcome.get("resourceType") != "OperationOutcome":
@@ -76,18 +80,24 @@ def _full_url(
         issues.error("bundle.fullurl-id-mismatch", f"{where}.fullUrl", fullUrl=full_url, type=rtype, id=rid)
 
 
-def _update_id(request: Any, resource: dict[str, Any], where: str, issues: IssueList) -> None:
-    """A PUT to ``Type/id`` of the resource's type names that id in its body."""
-    if not isinstance(request, dict) or request.get("method") != "PUT" or not isinstance(request.get("url"), str):
+def _request(request: Any, resource: dict[str, Any], where: str, issues: IssueList) -> None:
+    """A POST or PUT names the resource's type in its URL, and a PUT to ``Type/id`` that id."""
+    if not isinstance(request, dict) or request.get("method") not in WRITES or not isinstance(request.get("url"), str):
         return
-    target = _INSTANCE.fullmatch(request["url"])
-    if target is None or target["type"] != resource.get("resourceType"):
-        return  # conditional, or another type: the latter is the request's own problem
+    url, rtype = request["url"], resource.get("resourceType")
+    # a relative URL's type, read as the server reads it; an absolute one is for its own server
+    named = None if "://" in url else url.lstrip("/").partition("?")[0].split("/")[0]
+    if named and isinstance(rtype, str) and named != rtype:
+        issues.error("bundle.request-type-mismatch", f"{where}.resource.resourceType", type=rtype, url=url)
+        return
+    target = _INSTANCE.fullmatch(url) if request["method"] == "PUT" else None
+    if target is None or target["type"] != rtype:
+        return  # a create or a conditional update: the server chooses or resolves the id
     body_id = resource.get("id")
     if body_id is None:
-        issues.error("bundle.request-id-missing", f"{where}.resource.id", url=request["url"])
+        issues.error("bundle.request-id-missing", f"{where}.resource.id", url=url)
     elif isinstance(body_id, str) and body_id != target["id"]:
-        issues.error("bundle.request-id-mismatch", f"{where}.resource.id", id=body_id, url=request["url"])
+        issues.error("bundle.request-id-mismatch", f"{where}.resource.id", id=body_id, url=url)
 
 
 def _links(links: Any, kind: str | None, path: str, issues: IssueList) -> None:

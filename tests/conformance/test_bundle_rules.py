@@ -153,3 +153,19 @@ def test_a_put_entry_whose_body_names_no_id_is_an_error(validator: Validator) ->
     assert found(validator, put("Basic/a", basic(None))) == [
         ("error", "bundle.request-id-missing", "Bundle.entry[0].resource.id")
     ]
+
+
+@pytest.mark.parametrize(("method", "url"), [("PUT", "Patient/b1"), ("POST", "Patient"), ("PUT", "Patient?name=x")])
+def test_a_request_for_another_type_than_its_resource_is_an_error(validator: Validator, method: str, url: str) -> None:
+    """A Basic sent to Patient: the server refuses it (http.wrong-type); validation passed it."""
+    document = put(url, basic())
+    document["entry"][0]["request"]["method"] = method
+    assert found(validator, document) == [
+        ("error", "bundle.request-type-mismatch", "Bundle.entry[0].resource.resourceType")
+    ]
+
+
+def test_a_request_method_of_another_json_type_is_judged_without_failing(validator: Validator) -> None:
+    document = put("Basic/b1", basic())
+    document["entry"][0]["request"]["method"] = ["PUT"]
+    assert found(validator, document) == []
