@@ -10,7 +10,7 @@ how rows are appended in bulk.
 from __future__ import annotations
 
 import re
-from collections.abc import Sized
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +27,22 @@ OWNER_PROBE = "/*owner-probe*/"
 #: owner index instead, to have that order for free, which for an identifier is the whole
 #: table (250 ms instead of 0.1 ms on 100,000 people).
 VALUE_DRIVER = "/*value-driver*/"
+#: Written as ``x IN (/*listed*/)`` with one parameter, :func:`listed`'s JSON array of the
+#: values, for a list whose length the request decides (the members a ``$everything`` page
+#: looks up, those it hides).  One placeholder per value (:func:`marks`) failed past the
+#: limit on a statement's parameters (SQLite 32,766, 999 on old builds; PostgreSQL 65,535),
+#: and a statement of thousands of them is slow to plan.
+LISTED = "/*listed*/"
 
 
 def marks(values: Sized) -> str:
     """The portable placeholders of an ``IN (…)`` list or a ``VALUES (…)`` row: one per value."""
     return ", ".join("?" * len(values))
+
+
+def listed(values: Iterable[str]) -> str:
+    """The one parameter of a :data:`LISTED` list: its values as a JSON array of text."""
+    return orjson.dumps(list(values)).decode()
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,8 @@ class Dialect:
     #: what stands for :data:`OWNER_PROBE` and :data:`VALUE_DRIVER` in a statement (see there)
     owner_probe: str = ""
     value_driver: str = ""
+    #: what stands for :data:`LISTED`: the rows of a JSON array of text, bound as one parameter
+    listed: str = ""
     #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
     bulk_copy: bool = False
     #: a few new rows go in as one ``INSERT … SELECT FROM unnest(…)`` of one array per column
@@ -69,6 +82,8 @@ class Dialect:
             text = text.replace(OWNER_PROBE, self.owner_probe)
         if VALUE_DRIVER in text:
             text = text.replace(VALUE_DRIVER, self.value_driver)
+        if LISTED in text:
+            text = text.replace(LISTED, self.listed)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
@@ -102,6 +117,7 @@ SQLITE = Dialect(
     begin_snapshot="BEGIN",
     owner_probe="INDEXED BY search_index_owner",
     value_driver="INDEXED BY search_index_value",
+    listed="SELECT value FROM json_each(?)",
 )
 
 
@@ -120,6 +136,7 @@ POSTGRES = Dialect(
     # a read-only snapshot never fails to serialise: it only reads
     begin_snapshot="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     placeholder="%s",
+    listed="SELECT jsonb_array_elements_text(?::jsonb)",
     bulk_copy=True,
     unnest_rows=True,
     array_placeholder="%b",

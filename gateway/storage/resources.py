@@ -19,7 +19,7 @@ from gateway.search.query import SearchQuery
 from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
-from gateway.storage.dialect import OWNER_PROBE, marks
+from gateway.storage.dialect import LISTED, OWNER_PROBE, listed, marks
 from gateway.storage.store import ANY_VERSION, Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
 
 #: the columns of the resource table and their PostgreSQL types; (type, id) is its key
@@ -134,12 +134,12 @@ def _referrers_of_type(wanted: Referrers, source: str, names: Sequence[str]) -> 
     excluded = [resource_id for kind, resource_id in wanted.hidden if kind == source]
     if source == wanted.kind:  # a Patient linking to itself is no member of its own compartment
         excluded.append(wanted.resource_id)
-    if excluded:
-        where.append(f"s.id NOT IN ({marks(excluded)})")
-        values += excluded
+    if excluded:  # one parameter however many (see LISTED): a record may hide thousands
+        where.append(f"s.id NOT IN ({LISTED})")
+        values.append(listed(excluded))
     if wanted.among is not None:
-        where.append(f"s.id IN ({marks(wanted.among[source])})")
-        values += wanted.among[source]
+        where.append(f"s.id IN ({LISTED})")
+        values.append(listed(wanted.among[source]))
     if wanted.naming_others and source != wanted.kind:
         where.append(
             f"EXISTS (SELECT 1 FROM search_index o {OWNER_PROBE} WHERE o.type = s.type AND o.id = s.id "
