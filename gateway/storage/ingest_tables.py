@@ -169,21 +169,23 @@ class Quarantine:
         """A record with this identity (spec and source key) and content ``digest`` landed:
         the open entries of the same key with other content are resolved by it (``by``, its
         file and location), kept for the audit but no longer open; how many were."""
-        cursor = self.sql.execute(
-            "UPDATE quarantine SET resolved = ?, resolved_by = ? "
-            "WHERE source = ? AND identity = ? AND digest <> ? AND resolved IS NULL",
-            (now_instant(), self.sql.dialect.json_in(by), source, identity, digest),
-        )
-        return max(cursor.rowcount, 0)
+        return self._resolve(source, identity, digest, by, same_content=False)
 
     def resolve_entry(self, source: str, identity: str, digest: str, by: dict[str, str]) -> None:
         """This entry is resolved by the record ``by`` names (its file and location), which
         landed with the same source key: a replay found it superseded."""
-        self.sql.execute(
+        self._resolve(source, identity, digest, by, same_content=True)
+
+    def _resolve(self, source: str, identity: str, digest: str, by: dict[str, str], *, same_content: bool) -> int:
+        """The open entries of this key with content ``digest`` (``same_content``) or with any
+        other, resolved by ``by``; how many were."""
+        digests = "=" if same_content else "<>"
+        cursor = self.sql.execute(
             "UPDATE quarantine SET resolved = ?, resolved_by = ? "
-            "WHERE source = ? AND identity = ? AND digest = ? AND resolved IS NULL",
+            f"WHERE source = ? AND identity = ? AND digest {digests} ? AND resolved IS NULL",
             (now_instant(), self.sql.dialect.json_in(by), source, identity, digest),
         )
+        return max(cursor.rowcount, 0)
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """The open entries: what still waits for a fix (and what a replay re-runs)."""
