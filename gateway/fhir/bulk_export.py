@@ -425,11 +425,14 @@ class BulkExports:
         now = datetime.now(UTC)
         stale = format_instant(now - timedelta(seconds=self.stale_seconds))
         expired = format_instant(now - timedelta(seconds=self.expiry_seconds))
-        with self.store.reading() as tx:
-            abandoned = tx.sql.all(
-                "SELECT id, heartbeat FROM export_job WHERE status = ? AND heartbeat < ?", (IN_PROGRESS, stale)
+        with self.store.reading(snapshot=False) as tx:  # one statement: every poll runs it
+            found = tx.sql.all(
+                "SELECT id, status, heartbeat FROM export_job "
+                "WHERE (status = ? AND heartbeat < ?) OR (status <> ? AND finished < ?)",
+                (IN_PROGRESS, stale, IN_PROGRESS, expired),
             )
-            ended = tx.sql.all("SELECT id FROM export_job WHERE status <> ? AND finished < ?", (IN_PROGRESS, expired))
+        abandoned = [(job_id, heartbeat) for job_id, status, heartbeat in found if status == IN_PROGRESS]
+        ended = [job_id for job_id, status, _ in found if status != IN_PROGRESS]
         if abandoned:
             with self.store.transaction() as tx:
                 for job_id, heartbeat in abandoned:
@@ -440,13 +443,13 @@ class BulkExports:
                     )
         if ended:
             with self.store.transaction() as tx:
-                for (job_id,) in ended:
+                for job_id in ended:
                     tx.sql.execute(
                         "DELETE FROM export_job WHERE id = ? AND status <> ? AND finished < ?",
                         (job_id, IN_PROGRESS, expired),
                     )
         # a job failed here, or by its own thread meanwhile, keeps no file either way
-        for job_id in [row[0] for row in abandoned] + [row[0] for row in ended]:
+        for job_id in [job_id for job_id, _ in abandoned] + ended:
             shutil.rmtree(self.folder / job_id, ignore_errors=True)
 
     def cancel(self, job_id: str) -> None:

@@ -24,6 +24,7 @@ from gateway.fhir.errors import FhirError
 from gateway.security.access import PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
+from gateway.storage.dialect import Dialect
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Store
 from profiles.registry import Registry, r4_resource_types
@@ -565,6 +566,24 @@ def test_a_group_export_leaves_out_a_member_whose_period_has_not_begun(
     jobs.run(job.id)
     written = (tmp_path / job.id / "Patient.ndjson").read_bytes().splitlines()
     assert [orjson.loads(line)["id"] for line in written] == ["zhang"]
+
+
+def test_a_sweep_reads_the_jobs_to_clear_in_one_statement(
+    store: Store, tmp_path: Path, personal: PersonalData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every kick-off and status poll sweeps: it read the abandoned jobs and the expired ones by
+    a statement each, where one finds both."""
+    jobs = exports(store, tmp_path, personal, 3600)
+    statements: list[str] = []
+    original = Dialect.sql
+
+    def recorded(dialect: Dialect, text: str) -> str:
+        statements.append(text)
+        return original(dialect, text)
+
+    monkeypatch.setattr(Dialect, "sql", recorded)
+    jobs.sweep()
+    assert len([text for text in statements if text.startswith("SELECT") and "FROM export_job" in text]) == 1
 
 
 # -- expiry ----------------------------------------------------------------------------------
