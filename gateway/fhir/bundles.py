@@ -235,7 +235,7 @@ class Bundles:
             if conditional:
                 _lock_conditions(tx, entries)
             held = {*_changed(entries), *self._foreseen(tx, entries)}
-            self.repository.hold(tx, sorted(held))
+            self.repository.hold(tx, sorted(held), _people(entries))
             self._check_deletes_distinct(tx, entries)
             for entry in entries:
                 if entry.method == "DELETE":
@@ -723,6 +723,11 @@ def _changed(entries: list[Entry]) -> list[tuple[str, str]]:
     return sorted(
         {(e.kind, e.resource_id) for e in entries if e.method in ("PUT", "PATCH", "DELETE") and e.resource_id}
     )
+
+
+def _people(entries: list[Entry]) -> list[dict[str, Any]]:
+    """The Patients the entries create or update, as the Bundle gives them."""
+    return [e.resource for e in entries if e.kind == "Patient" and e.method in ("POST", "PUT") and e.resource]
 
 
 def _registering(entries: list[Entry]) -> dict[str, dict[str, Any]]:

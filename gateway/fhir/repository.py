@@ -513,13 +513,21 @@ class Repository:
         check_body_id(resource, resource_id, f"{kind}.id")
 
     @staticmethod
-    def hold(tx: Transaction, targets: Sequence[tuple[str, str]]) -> None:
+    def hold(tx: Transaction, targets: Sequence[tuple[str, str]], people: Sequence[dict[str, Any]] = ()) -> None:
         """Lock the resources a transaction will change, in one order (type, then id): taken as
         its entries came, two transactions changing the same two resources in opposite orders
         each held one and waited for the other, and PostgreSQL broke the deadlock by failing
         one (a 503).  A resource not there yet is held by its name, as a PUT creating it is.
         One target is held too: a Bundle's reference to it must not outlive it (a delete
-        elsewhere waits until this transaction commits)."""
+        elsewhere waits until this transaction commits).
+
+        The identity numbers of the Patients among them, and of ``people`` (the Patients the
+        transaction writes), are locked before any row, in the order of identity.py: an
+        ingest holding a person's numbers waits for the Patient's row, and a transaction
+        that held the row first and then waited for the numbers deadlocked with it."""
+        current = [tx.resources.read(kind, resource_id) for kind, resource_id in targets if kind == "Patient"]
+        numbers = {key for stored in current for key in _numbers(stored)}
+        lock_numbers(tx, numbers.union(*(match_keys(person) for person in people)))
         for kind, resource_id in sorted(targets):
             if tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))

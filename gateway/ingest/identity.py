@@ -37,6 +37,20 @@ LISTS = ("identifier", "telecom", "address", "extension")
 #: held by an ingest while it merges people: two must not both create the same new person
 IDENTITY_LOCK = "identity"
 
+# The order every writer of people takes its locks in, so that none holds what another waits
+# for (on PostgreSQL, which fails one of two such writers; SQLite's writers take turns):
+#
+# 1. the named locks of conditions, by name (bundles._lock_conditions): IDENTITY_LOCK, an
+#    ingest's and a conditional create's or update's of a Patient, among them;
+# 2. the identity numbers, each by its number_lock, in number order (lock_numbers);
+# 3. the rows written: in type and id order (a transaction Bundle, Repository.hold), or as a
+#    record's resources are written (an ingest, Ingest._land).
+#
+# An ingest batch keeps what its earlier records took while a later record takes its own, so
+# across records its order restarts; a number or row found changed after the rest were locked
+# is locked late too.  The deadlocks those leave are rare, and a REST write is run again when
+# PostgreSQL fails it (Store.atomically).
+
 
 @dataclass(frozen=True, slots=True)
 class Conflict:

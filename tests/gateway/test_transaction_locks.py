@@ -5,13 +5,16 @@ rest, before its deletes run."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from bench.synthetic import patient as synthetic_patient
 from gateway.fhir.bundles import Bundles
+from gateway.ingest.identity import IdentityIndex
 from gateway.services import Services
 from tests.conftest import MakeServices
 
@@ -105,3 +108,47 @@ def test_a_conditional_references_target_is_not_deleted_before_the_reference_com
         target = tx.resources.read("Basic", "a1")
     refusals = [getattr(failure, "message_id", repr(failure)) for failure in failures]
     assert (refusals, target.deleted) == (["http.delete-referenced"], False)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_transaction_and_an_ingest_of_one_person_take_their_locks_in_one_order(
+    make_services: MakeServices,
+) -> None:
+    """An ingest locks a person's identity numbers, then the Patient's row as it writes the
+    merged person (IdentityIndex.resolve, then the write, as the pipeline lands a record); a
+    transaction Bundle updating the Patient locked the row first (Repository.hold), then the
+    numbers: each held what the other waited for, and PostgreSQL failed one — the ingest's
+    whole run, when it was the victim.  Here the ingest pauses between its two steps while
+    the Bundle runs."""
+    made = make_services()
+    person = synthetic_patient(random.Random(7), 7)
+    made.repository.update("Patient", person["id"], person)
+    numbers_held, failures = threading.Event(), []
+
+    def ingest() -> None:
+        try:
+            with made.store.transaction() as tx:
+                merged, _ = IdentityIndex().resolve(tx, {**person, "active": False})
+                numbers_held.set()
+                time.sleep(1.5)
+                tx.resources.write(merged)
+        except Exception as exc:  # noqa: BLE001 - what the test looks for
+            failures.append(exc)
+
+    def rest() -> None:
+        numbers_held.wait(5)
+        entry = {
+            "resource": {**person, "active": True},
+            "request": {"method": "PUT", "url": f"Patient/{person['id']}"},
+        }
+        try:
+            made.bundles.process(transaction(entry))
+        except Exception as exc:  # noqa: BLE001 - what the test looks for
+            failures.append(exc)
+
+    threads = [threading.Thread(target=ingest), threading.Thread(target=rest)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
