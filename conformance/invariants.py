@@ -15,6 +15,7 @@ same answer for the same values of those children, so results are cached by that
 from __future__ import annotations
 
 import re
+import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -348,8 +349,18 @@ class Invariant:
     _parse_problem: tuple[str, str] | tuple[()] | None = None
 
     def _prepare(self) -> None:
-        """Parse on first use: R4 has hundreds of invariants and a run meets a few dozen."""
-        self._ready = True
+        """Parse on first use: R4 has hundreds of invariants and a run meets a few dozen.
+
+        Once per invariant, under :data:`_PREPARING`, and marked ready only when every field is
+        set: threads validating at once (gthread workers, export jobs) share the invariants,
+        and one that saw it ready while another was still compiling it called no expression
+        (a false ``invariant.not-evaluable``, so a 422 for a valid resource)."""
+        with _PREPARING:
+            if not self._ready:
+                self._compile_for_use()
+                self._ready = True
+
+    def _compile_for_use(self) -> None:
         problem = self.definition_problem()
         if problem is not None:
             self.error = problem[1]
@@ -538,6 +549,9 @@ def _typed(resource: dict[str, Any]) -> Any:
 
 
 _NO_SCOPE = Scope({}, {})
+#: held while an invariant is prepared (see :meth:`Invariant._prepare`); re-entrant, as a
+#: preparation evaluates its own expression once
+_PREPARING = threading.RLock()
 _MAX_EXPRESSION = 20_000
 _CACHE_LIMIT = 20_000
 _CACHE: dict[tuple[str, str, str, bool], Invariant] = {}

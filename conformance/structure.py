@@ -10,6 +10,7 @@ bindings, codes of loaded code systems and the core FHIRPath invariants.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +252,21 @@ class BaseModel:
 ResourceVisitor = Callable[[dict[str, Any], str, IssueList, Scope], None]
 
 
+class _Walk(threading.local):
+    """Where the walk is, per thread: one validator serves every thread of a worker (gthread
+    workers, MLLP connections, export jobs), and a walk kept on the walker itself took the
+    frame of another thread's resource (a Patient's extensions judged as sitting on a Bundle
+    entry: a false extension.context error)."""
+
+    def __init__(self) -> None:
+        #: (path, type) of every resource being walked, innermost last: where extensions sit
+        self.frames: list[tuple[str, str]] = []
+        #: the resources being walked that own contained resources (innermost last)
+        self.containers: list[_Container] = []
+        #: > 0 while walking a contained resource (where '#' refers to the container)
+        self.in_contained = 0
+
+
 class StructureWalker:
     """Walks one resource against the base model, appending issues; never raises on input."""
 
@@ -265,12 +281,7 @@ class StructureWalker:
         self.terminology = terminology
         self.visit = visit
         self.extensions = ExtensionChecker(model, terminology.registry, extension_domains)
-        #: (path, type) of every resource being walked, innermost last: where extensions sit
-        self._frames: list[tuple[str, str]] = []
-        #: the resources being walked that own contained resources (innermost last)
-        self._containers: list[_Container] = []
-        #: > 0 while walking a contained resource (where '#' refers to the container)
-        self._in_contained = 0
+        self._walk = _Walk()
 
     def resource(self, resource: Any, path: str, issues: IssueList, scope: Scope | None = None) -> bool:
         """Validate a resource; returns False when its type is unknown (nothing more to check).
@@ -294,24 +305,25 @@ class StructureWalker:
             return False
         path = path or rtype
         scope = scope or Scope.of(resource)
-        self._frames.append((path, rtype))
-        if scope.root is not resource and self._containers:
-            self._in_contained += 1
+        walk = self._walk
+        walk.frames.append((path, rtype))
+        if scope.root is not resource and walk.containers:
+            walk.in_contained += 1
             try:
                 self._node(resource, model, path, scope, issues)
             finally:
-                self._in_contained -= 1
-                self._frames.pop()
+                walk.in_contained -= 1
+                walk.frames.pop()
         else:
-            self._containers.append(_Container(resource))
+            walk.containers.append(_Container(resource))
             try:
                 self._node(resource, model, path, scope, issues)
                 if "contained" in resource:
                     _unique_contained_ids(resource, path, issues)
                     self._dom_3(resource, path, issues)
             finally:
-                self._containers.pop()
-                self._frames.pop()
+                walk.containers.pop()
+                walk.frames.pop()
         if self.visit is not None:
             self.visit(resource, path, issues, scope)
         return True
@@ -441,7 +453,8 @@ class StructureWalker:
         elif slot.child is not None:
             self._node(item, slot.child, path, scope, issues, valued)
             if slot.is_extension:
-                frame = self._frames[-1] if self._frames else None
+                frames = self._walk.frames
+                frame = frames[-1] if frames else None
                 self.extensions.check(item, path, parent, model, slot.key, frame, scope, issues)
             if slot.targets is not None:
                 check_target_type(item, slot.targets, path, scope, issues, self.model.resource_types)
@@ -453,11 +466,12 @@ class StructureWalker:
     def _ref_1(self, node: dict[str, Any], path: str, issues: IssueList) -> None:
         """ref-1: a local reference names a contained resource of the resource that holds it."""
         reference = node.get("reference")
-        if not isinstance(reference, str) or not reference.startswith("#") or not self._containers:
+        walk = self._walk
+        if not isinstance(reference, str) or not reference.startswith("#") or not walk.containers:
             return
-        container = self._containers[-1]
+        container = walk.containers[-1]
         if reference == "#":  # a contained resource referring to its container
-            if self._in_contained:
+            if walk.in_contained:
                 return
         elif reference[1:] in container.contained_ids:
             return
