@@ -516,3 +516,43 @@ def test_an_invariant_reads_its_children_among_more_keys_than_it_learns(monkeypa
         invariant.check(name, Scope.of(person), "HumanName") for name in ({"y": "a", "family": "李"}, {"y": "a"})
     ]
     assert verdicts == [True, False]
+
+
+STAY_ENDED = "status = 'finished' implies period.end.exists()"
+
+
+def test_periods_differing_only_in_unread_times_share_one_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """yy-enc-1 asks only whether a stay's period has an end: Encounters whose periods differ
+    in their times are answered from the memo (each was a new evaluation of 0.3 ms)."""
+    import conformance.invariants as invariants
+    from conformance.fhirpath_scope import Scope
+
+    evaluations = []
+    run = invariants.Invariant._run
+    monkeypatch.setattr(invariants.Invariant, "_run", lambda self, *a, **k: evaluations.append(a) or run(self, *a, **k))
+    invariant = invariants.Invariant("t-2", "error", STAY_ENDED, "a finished stay has ended")
+    for day in ("01", "02", "03"):
+        stay = {"status": "finished", "period": {"start": f"2024-07-{day}", "end": f"2024-08-{day}"}}
+        invariant.check(stay, Scope.of({"resourceType": "Encounter", **stay}), "Encounter")
+    assert len(evaluations) == 2  # the empty element, once, when the invariant is prepared; then one stay
+
+
+def test_a_period_read_for_its_end_keeps_ended_and_open_stays_apart() -> None:
+    import conformance.invariants as invariants
+    from conformance.fhirpath_scope import Scope
+
+    invariant = invariants.Invariant("t-3", "error", STAY_ENDED, "a finished stay has ended")
+    stays = [
+        {"status": "finished", "period": {"start": "2024-07-01", "end": "2024-08-01"}},
+        {"status": "finished", "period": {"start": "2024-07-02"}},
+        {
+            "status": "finished",
+            "period": {"start": "2024-07-03", "_end": {"extension": [{"url": "x", "valueString": "y"}]}},
+        },
+    ]
+    verdicts = [invariant.check(stay, Scope.of({"resourceType": "Encounter", **stay}), "Encounter") for stay in stays]
+    assert verdicts == [
+        True,
+        False,
+        invariant._run(stays[2], Scope.of({"resourceType": "Encounter", **stays[2]}), "Encounter"),
+    ]
