@@ -41,6 +41,7 @@ from gateway.fhir.repository import (
 )
 from gateway.fhir.search import Searcher, searchset, shaped_read
 from gateway.ingest.identity import is_document, match_keys
+from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
 from gateway.messages import Worded
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
@@ -234,8 +235,10 @@ class Bundles:
         with self.repository.store.transaction() as tx:
             if conditional:
                 _lock_conditions(tx, entries)
+            # the identifiers of the organisations written next, as every writer (identity.py)
+            lock_organization_identifiers(tx, *_writing(entries, "Organization"))
             held = {*_changed(entries), *self._foreseen(tx, entries)}
-            self.repository.hold(tx, sorted(held), _people(entries))
+            self.repository.hold(tx, sorted(held), _writing(entries, "Patient"))
             self._check_deletes_distinct(tx, entries)
             for entry in entries:
                 if entry.method == "DELETE":
@@ -725,9 +728,9 @@ def _changed(entries: list[Entry]) -> list[tuple[str, str]]:
     )
 
 
-def _people(entries: list[Entry]) -> list[dict[str, Any]]:
-    """The Patients the entries create or update, as the Bundle gives them."""
-    return [e.resource for e in entries if e.kind == "Patient" and e.method in ("POST", "PUT") and e.resource]
+def _writing(entries: list[Entry], kind: str) -> list[dict[str, Any]]:
+    """The resources of ``kind`` the entries create or update, as the Bundle gives them."""
+    return [e.resource for e in entries if e.kind == kind and e.method in ("POST", "PUT") and e.resource]
 
 
 def _registering(entries: list[Entry]) -> dict[str, dict[str, Any]]:

@@ -29,6 +29,7 @@ from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IDENTITY_LOCK, Conflict, is_document, lock_numbers, match_keys
 from gateway.ingest.organizations import identifiers as organization_identifiers
+from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
 from gateway.search.values import natural_number
 from gateway.security.access import (
     GRANTING_TYPES,
@@ -622,6 +623,7 @@ def _check_organization_identifiers(tx: Transaction, resource: dict[str, Any]) -
     copy's organisation (see :func:`~gateway.security.access.foreign_owners`)."""
     if resource.get("resourceType") != "Organization":
         return
+    lock_organization_identifiers(tx, resource)
     for index, system, value in organization_identifiers(resource):  # an ingest resolves by the same
         held = [o for o in tx.resources.holding_identifier("Organization", system, value) if o != resource.get("id")]
         if held:

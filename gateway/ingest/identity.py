@@ -42,14 +42,18 @@ IDENTITY_LOCK = "identity"
 #
 # 1. the named locks of conditions, by name (bundles._lock_conditions): IDENTITY_LOCK, an
 #    ingest's and a conditional create's or update's of a Patient, among them;
-# 2. the identity numbers, each by its number_lock, in number order (lock_numbers);
-# 3. the rows written: in type and id order (a transaction Bundle, Repository.hold), or as a
+# 2. the identifiers of the organisations written, in name order
+#    (organizations.lock_identifiers); an ingest, which holds IDENTITY_LOCK for its whole
+#    batch once a record has merged a person, takes it before its first organisation's;
+# 3. the identity numbers, each by its number_lock, in number order (lock_numbers);
+# 4. the rows written: in type and id order (a transaction Bundle, Repository.hold), or as a
 #    record's resources are written (an ingest, Ingest._land).
 #
 # An ingest batch keeps what its earlier records took while a later record takes its own, so
 # across records its order restarts; a number or row found changed after the rest were locked
-# is locked late too.  The deadlocks those leave are rare, and a REST write is run again when
-# PostgreSQL fails it (Store.atomically).
+# is locked late too, as are the identifiers of an Organization a Bundle PATCHes.  The
+# deadlocks those leave are rare, and a REST write is run again when PostgreSQL fails it
+# (Store.atomically).
 
 
 @dataclass(frozen=True, slots=True)

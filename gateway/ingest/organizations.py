@@ -41,9 +41,26 @@ def identifiers(resource: dict[str, Any]) -> list[tuple[int, str, str]]:
     return found
 
 
+#: the prefix of the lock on one organisation identifier (see :func:`lock_identifiers`)
+IDENTIFIER_LOCK = "organization-identifier"
+
+
+def lock_identifiers(tx: Transaction, *organizations: dict[str, Any]) -> None:
+    """Hold the organisations' identifiers until the transaction ends, in name order, before
+    asking who holds them: two writers (REST or ingest) each bringing a new organisation with
+    one 统一社会信用代码 both found it free and made two organisations of it on PostgreSQL,
+    where writers run side by side.  They are the first locks a writer takes (see the lock
+    order in identity.py)."""
+    names = {f"{IDENTIFIER_LOCK}|{system}|{value}" for o in organizations for _, system, value in identifiers(o)}
+    for name in sorted(names):
+        tx.lock(name)
+
+
 def holders(tx: Transaction, resource: dict[str, Any]) -> dict[str, str]:
     """The Organizations of the archive (its own id included) holding any of the resource's
-    identifiers, each with the first of them it holds (``system|value``)."""
+    identifiers, each with the first of them it holds (``system|value``); the identifiers are
+    locked first (:func:`lock_identifiers`)."""
+    lock_identifiers(tx, resource)
     found: dict[str, str] = {}
     for _, system, value in identifiers(resource):
         for holder in tx.resources.holding_identifier("Organization", system, value):

@@ -28,7 +28,14 @@ from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
 from gateway.ingest import keyed, organizations
-from gateway.ingest.identity import Conflict, DocumentMismatch, IdentityConflict, IdentityIndex, merge
+from gateway.ingest.identity import (
+    IDENTITY_LOCK,
+    Conflict,
+    DocumentMismatch,
+    IdentityConflict,
+    IdentityIndex,
+    merge,
+)
 from gateway.ingest.ledger import Ledger
 from gateway.ingest.organizations import OrganizationConflict
 from gateway.ingest.provenance import provenance
@@ -528,6 +535,7 @@ class Ingest:
         for name, resource in list(mapped.resources.items()):
             if resource["resourceType"] != "Organization":
                 continue
+            tx.lock(IDENTITY_LOCK)  # before any organisation's identifiers (the lock order: identity.py)
             try:
                 holder = organizations.holder_of(tx, resource)
             except OrganizationConflict as conflict:

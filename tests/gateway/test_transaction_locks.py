@@ -152,3 +152,40 @@ def test_a_transaction_and_an_ingest_of_one_person_take_their_locks_in_one_order
     for thread in threads:
         thread.join(30)
     assert failures == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_writers_of_one_new_organisation_make_one(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each found the 统一社会信用代码 free and both created an Organization of it: the first
+    now holds the code until it commits, and the second, finding it taken then, is refused."""
+    import gateway.fhir.repository as repository
+    from gateway.fhir.errors import FhirError
+    from tests.conftest import load_example
+
+    made = make_services()
+    hospital = {k: v for k, v in load_example("yy-organization/valid-hospital.json").items() if k != "id"}
+    check, checked = repository._check_organization_identifiers, threading.Event()
+
+    def slowly(tx: Any, resource: dict[str, Any]) -> None:
+        check(tx, resource)
+        if threading.current_thread().name == "A":
+            checked.set()
+            time.sleep(1)
+
+    monkeypatch.setattr(repository, "_check_organization_identifiers", slowly)
+    statuses: list[int] = []
+
+    def create() -> None:
+        try:
+            statuses.append(made.repository.create(dict(hospital)).status)
+        except FhirError as refused:
+            statuses.append(refused.status)
+
+    first = threading.Thread(target=create, name="A")
+    first.start()
+    assert checked.wait(5)
+    create()
+    first.join(10)
+    assert sorted(statuses) == [201, 409]
