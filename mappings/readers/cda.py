@@ -21,7 +21,13 @@ from the document element (``ClinicalDocument`` itself is left out):
   plain step always means the first: ``addr``, ``addr[2]``; ``id[@root='…'][2]``;
 * an attribute adds ``/@name`` (``@xsi:type`` for the schema-instance namespace); the
   ``root`` already in a step is not repeated as ``/@root``;
-* an element's own text is the value of the element's key; text of mixed content is joined.
+* an element's own text is the value of the element's key; text of mixed content is joined;
+* the ``value`` of a time element (``TS_ELEMENTS``: ``birthTime``, ``effectiveTime``, ``low`` …)
+  is an HL7 TS, given in ISO form as the HL7 v2 reader gives its TS fields
+  (:func:`~mappings.readers.hl7v2.iso_timestamp`): ``19491231`` → ``1949-12-31``,
+  ``19491231083000+0800`` → ``1949-12-31 08:30:00``, another UTC offset moved to Beijing time,
+  so the shared ``date`` and ``datetime`` normalisers read a birth time written with its time of
+  day as they read one written as a day.
 
 So the 身份证号 of the patient in a WS/T 500 header is
 ``recordTarget/patientRole/patient/id[@root='2.16.156.10011.1.3']/@extension``, the name is
@@ -45,6 +51,7 @@ from pathlib import Path
 from lxml import etree
 
 from mappings.readers import Limits, ReaderError, check_file_size
+from mappings.readers.hl7v2 import iso_timestamp
 from mappings.records import SourceRecord
 
 CDA_NAMESPACE = "urn:hl7-org:v3"
@@ -53,6 +60,8 @@ XSI_NAMESPACE = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_BYTES = 8 * 1024 * 1024
 #: a DOCTYPE or entity declaration in an ASCII-compatible encoding
 _DECLARATION = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+#: elements whose ``value`` is an HL7 TS (a point in time or an interval's bound)
+TS_ELEMENTS = frozenset({"birthTime", "deceasedTime", "effectiveTime", "time", "low", "high", "center"})
 
 
 def _parser() -> etree.XMLParser:
@@ -104,10 +113,12 @@ def flatten(root: etree._Element) -> dict[str, str]:
     fields: dict[str, str] = {}
 
     def attributes(element: etree._Element, path: str, in_step: str | None = None) -> None:
+        timed = etree.QName(element).localname in TS_ELEMENTS
         for attribute, value in element.attrib.items():
             if attribute != in_step and value.strip():
                 key = f"@{_name(attribute, prefixes)}"
-                fields[f"{path}/{key}" if path else key] = value.strip()
+                text = iso_timestamp(value.strip()) if timed and attribute == "value" else value.strip()
+                fields[f"{path}/{key}" if path else key] = text
 
     def walk(element: etree._Element, prefix: str) -> None:
         seen: Counter[str] = Counter()
