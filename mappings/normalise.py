@@ -270,6 +270,8 @@ def split_list(value: Any) -> list[str]:
 
 #: what always separates the numbers of a cell listing several (full-width forms included)
 _PHONE_SEPARATORS = re.compile(r"[,，、;；/／|｜]+")
+#: the scheme of a phone number written as a URL (CDA TEL: ``tel:+86-371-68801234``)
+_TEL_SCHEME = re.compile(r"^tel:", re.IGNORECASE)
 #: the fewest digits of a whole phone number: a landline without its area code (6666888)
 SHORTEST_PHONE = 7
 
@@ -278,13 +280,14 @@ def phone_numbers(value: Any) -> list[str]:
     """The phone numbers of a cell that may list several: 13800000000、66668888 or
     66668888 77779999.  A space separates two numbers only where every part it separates is a
     whole number (at least ``SHORTEST_PHONE`` digits), so a number written in groups, 138 0000 0000
-    or 0371-6555 1234, stays one number; ``digits`` then checks each."""
+    or 0371-6555 1234, stays one number; ``digits`` then checks each.  A number written as a
+    ``tel:`` URL (RFC 3966), as CDA R2 writes every TEL value, is that number."""
     cleaned = text(value)
     if cleaned is None:
         return []
     numbers: list[str] = []
     for chunk in _PHONE_SEPARATORS.split(cleaned):
-        parts = chunk.split()
+        parts = _TEL_SCHEME.sub("", chunk.strip()).split()
         if len(parts) > 1 and all(sum(c.isdigit() for c in part) >= SHORTEST_PHONE for part in parts):
             numbers.extend(parts)
         elif parts:

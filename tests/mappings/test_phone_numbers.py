@@ -92,3 +92,14 @@ def test_an_hl7_phone_component_listing_two_numbers_gives_two_telecoms(tmp_path:
     path = tmp_path / "adt.hl7"
     path.write_bytes(b"MSH|" + feed.replace(b"|13803710001^", b"|13803710001 66668888^", 1))
     assert phones(mapped_resources(path, "hl7v2")[0]["patient"])[:2] == ["13803710001", "66668888"]
+
+
+@pytest.mark.parametrize(
+    ("written", "number"), [("tel:13803710001", "13803710001"), ("TEL:+86-371-68801234", "+8637168801234")]
+)
+def test_a_cda_telecom_written_as_a_tel_url_gives_its_number(tmp_path: Path, written: str, number: str) -> None:
+    """CDA R2 TEL values are URLs (RFC 3966 ``tel:``), as the CDA standard writes them."""
+    document = (SAMPLES / "community-health/健康档案-张秀英.xml").read_text(encoding="utf-8")
+    path = tmp_path / "健康档案.xml"
+    path.write_text(document.replace('telecom value="13803710001"', f'telecom value="{written}"'), "utf-8")
+    assert phones(mapped_resources(path, "community-health")[0]["patient"]) == [number]
