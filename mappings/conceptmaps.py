@@ -10,7 +10,9 @@ choice is still known: as a CodeableConcept it is that text alone, never an inve
 a display, and as a bare code or Coding, it is refused, but not as a code the map does not list
 (``mapping.unknown-code``, which sends staff looking for a typo): ``mapping.unmatched-code`` says
 the code is known and has no target here, and why, in the words of the target's ``comment``
-(its Chinese before `` / ``, its English after).
+(its Chinese before `` / ``, its English after).  A code the map does not list at all is refused
+naming the spellings it does accept (all of them, or the first ``KNOWN_SHOWN`` and how many there
+are), so the message says what a correct value looks like.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from mappings.normalise import MappingError
 
 FOLDER = Path(__file__).parent / "conceptmaps"
 MESSAGES = Path(__file__).parent / "messages.json"
+#: how many accepted spellings a refusal of an unknown code names
+KNOWN_SHOWN = 16
 
 
 @cache
@@ -61,12 +65,15 @@ class ConceptMaps:
         self._texts: dict[str, dict[str, str]] = {}
         #: per map: source codes listed only as ``unmatched``, with the comment saying why
         self._unmatched: dict[str, dict[str, str]] = {}
+        #: per map: every source code it accepts, in the map's order
+        self._known: dict[str, list[str]] = {}
         self.resources = {}
         for resource in resources:
             resource = json.loads(json.dumps(resource).replace("{base}", canonical_base))
             table: dict[str, dict[str, Any]] = {}
             texts: dict[str, str] = {}
             unmatched: dict[str, str] = {}
+            known: list[str] = []
             for group in resource.get("group", []):
                 for element in group.get("element", []):
                     targets = [
@@ -77,6 +84,8 @@ class ConceptMaps:
                     if not targets and element.get("target"):
                         comments = [t["comment"] for t in element.get("target", []) if t.get("comment")]
                         unmatched[_fold(element["code"])] = comments[0] if comments else ""
+                    if (targets or element.get("display")) and _fold(element["code"]) not in known:
+                        known.append(_fold(element["code"]))
                     if targets:
                         target = targets[0]
                         table[_fold(element["code"])] = {
@@ -87,6 +96,7 @@ class ConceptMaps:
             self._tables[resource["id"]] = table
             self._texts[resource["id"]] = texts
             self._unmatched[resource["id"]] = unmatched
+            self._known[resource["id"]] = known
             self.resources[resource["id"]] = resource
 
     @classmethod
@@ -97,6 +107,21 @@ class ConceptMaps:
 
     def has(self, map_id: str) -> bool:
         return map_id in self._tables
+
+    def known_codes(self, map_id: str) -> list[str]:
+        """The source codes the map accepts, in its order."""
+        return self._known[map_id]
+
+    def _accepted(self, map_id: str) -> dict[str, str]:
+        """The accepted spellings as the refusal of an unknown code words them, per language."""
+        known = self._known[map_id]
+        shown = known[:KNOWN_SHOWN]
+        if len(known) <= KNOWN_SHOWN:
+            return {"knownZh": f"可用的值：{'、'.join(shown)}", "knownEn": f"accepted values: {', '.join(shown)}"}
+        return {
+            "knownZh": f"可用的值如：{'、'.join(shown)} …（共 {len(known)} 个）",
+            "knownEn": f"accepted values include: {', '.join(shown)} … ({len(known)} in all)",
+        }
 
     def translate(self, map_id: str, code: Any, shape: str = "code") -> Any:
         """The target as a bare ``code``, a ``coding`` or a ``codeable`` concept (for a known
@@ -113,7 +138,7 @@ class ConceptMaps:
                 reason=_reason(self._unmatched[map_id][_fold(code)]),
             )
         if found is None:
-            raise MappingError("mapping.unknown-code", value=_fold(code), conceptMap=map_id)
+            raise MappingError("mapping.unknown-code", value=_fold(code), conceptMap=map_id, **self._accepted(map_id))
         coding = {k: v for k, v in found.items() if v is not None}
         if shape == "coding":
             return coding
