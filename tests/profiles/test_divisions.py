@@ -134,6 +134,17 @@ def test_a_county_abolished_in_a_recent_reform_is_a_warning_naming_its_successor
     ]
 
 
+def test_an_unknown_county_code_says_what_a_code_of_the_list_looks_like(
+    validator: Validator, patient: dict[str, Any]
+) -> None:
+    issue = next(
+        i
+        for i in validator.validate(_with_divisions(patient, (GB, "419999")))
+        if i.message_id == "rule.division-unknown"
+    )
+    assert ("410105" in issue.text("zh-CN"), "410105" in issue.text("en")) == (True, True)
+
+
 def test_a_township_of_an_abolished_county_is_a_warning_too(validator: Validator, patient: dict[str, Any]) -> None:
     resource = _with_divisions(patient, (GB, "410224"), (NBS, "410224100"))
     found = _issues(validator, resource)
