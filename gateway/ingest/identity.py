@@ -361,14 +361,13 @@ class IdentityIndex:
         [(person_id, matched)] = found.items()
         stored = tx.resources.read("Patient", person_id)
         archive = stored.content if stored else {}
-        # Matched on a record number but carrying another 身份证号 (or 居住证号, 永居证号): two
-        # people, not one.
-        archived = match_keys(archive)
-        for kind in ("idcard", *STRONG_SUFFIXES.values()):
-            theirs = sorted(k for k in archived if k.startswith(f"{kind}|"))
-            ours = sorted(k for k in keys if k.startswith(f"{kind}|"))
-            if theirs and ours and not set(theirs) & set(ours):
-                raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
+        # Matched on a record number but carrying another 身份证号, 居住证号 or 永居证号, of the
+        # same kind or not (a 居住证 is held by those without a 身份证): two people, not one, as
+        # the REST check (_check_numbers_agree) says too.
+        theirs = sorted(k for k in match_keys(archive) if is_document(k))
+        ours = sorted(k for k in keys if is_document(k))
+        if theirs and ours and not set(theirs) & set(ours):
+            raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
         repeating = self.repeating(archive, patient)
         disagreements = conflicts(person_id, archive, patient, repeating)
         merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating)

@@ -223,6 +223,17 @@ def test_one_record_number_with_another_id_card_is_refused_naming_both_documents
     )
 
 
+def test_one_record_number_with_a_residence_permit_where_the_archive_has_an_id_card_is_refused(index: Index) -> None:
+    """A 医保人员编号 of a person with a 身份证号 arriving with a 港澳台居民居住证号: two documents of
+    two kinds are two people as surely as two 身份证号 are (the REST check already says so)."""
+    number = {"system": "http://fhir.yiyang.cn/sid/nhsa-psn-no", "value": "41000000000000067890"}
+    index.resolve(patient("a", identifier=[number, {"system": "urn:oid:2.16.156.10011.1.3", "value": ID_CARD}]))
+    permit = {"system": "http://fhir.yiyang.cn/sid/hmt-residence-permit", "value": "810000195001010029"}
+    with pytest.raises(DocumentMismatch) as refused:
+        index.resolve(patient("b", identifier=[number, permit]))
+    assert (refused.value.archived, refused.value.offered) == (ID_CARD, "810000195001010029")
+
+
 HIS_NUMBER = "http://fhir.yiyang.cn/sid/his-patient-id/H41010500012"
 
 
