@@ -1,7 +1,7 @@
 """Assessments that contradict themselves are refused by the profiles' invariants.
 
 生活自理能力 (yy-sc-3, yy-sc-4: DOMAIN §4a), GB/T 42195 老年人能力评估 (yy-ab-2 … yy-ab-4: §4b) and
-the 长护险 indicator scores (yy-ltc-dl-1: §5).  The arithmetic rules are checked over generated
+the 长护险 indicator scores (yy-ltc-dl-1: §5), 中医体质辨识 (yy-tcm-1: §7).  The arithmetic rules are checked over generated
 scores; the manifests pin each example's FHIRPath.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,21 @@ def test_an_ltc_level_is_not_checked_against_the_scores(validator: Validator) ->
     resource = with_components("yy-observation-ltc-disability/valid-severe-1.json", scores)
     resource["valueCodeableConcept"] = {"coding": [{"system": f"{BASE}/ltc-disability-level", "code": "5"}]}
     assert not any(i.is_error for i in validator.validate(resource))
+
+
+# -- 中医体质辨识 ----------------------------------------------------------------------------------
+#: the result codes of tcm-constitution-result: 1 是, 2 倾向是, 3 基本是, 4 否
+TCM_TYPES = ["pinghe", "qixu", "yangxu", "yinxu", "tanshi", "shire", "xueyu", "qiyu", "tebing"]
+
+
+@pytest.mark.parametrize("constitution", TCM_TYPES)
+@pytest.mark.parametrize("result", ["1", "2", "3", "4"])
+def test_a_tcm_result_the_form_does_not_offer_for_its_type_fails_yy_tcm_1(
+    validator: Validator, constitution: str, result: str
+) -> None:
+    """DOMAIN §7: 平和质 is judged 是 / 基本是 / 否, a biased type 是 / 倾向是 / 否."""
+    resource = copy.deepcopy(load_example("yy-observation-tcm-constitution/valid-qixu.json"))
+    resource["code"]["coding"][0]["code"] = constitution
+    resource["valueCodeableConcept"]["coding"][0]["code"] = result
+    offered = {"1", "3", "4"} if constitution == "pinghe" else {"1", "2", "4"}
+    assert ("yy-tcm-1" in failed_keys(validator.validate(resource))) == (result not in offered)
