@@ -359,6 +359,20 @@ def test_tcm_row_becomes_exactly_one_constitution_observation(tcm: Run) -> None:
         "valueCodeableConcept": {
             "coding": [{"system": f"{BASE}/CodeSystem/tcm-constitution-result", "code": "1", "display": "是"}]
         },
+        "component": [
+            {
+                "code": {
+                    "coding": [
+                        {
+                            "system": f"{BASE}/CodeSystem/tcm-constitution-score",
+                            "code": "raw-score",
+                            "display": "原始得分",
+                        }
+                    ]
+                },
+                "valueInteger": 12,
+            }
+        ],
     }
 
 

@@ -180,3 +180,30 @@ def test_a_tcm_result_the_form_does_not_offer_for_its_type_fails_yy_tcm_1(
     resource["valueCodeableConcept"]["coding"][0]["code"] = result
     offered = {"1", "3", "4"} if constitution == "pinghe" else {"1", "2", "4"}
     assert ("yy-tcm-1" in failed_keys(validator.validate(resource))) == (result not in offered)
+
+
+def tcm(constitution: str, score: int, result: str) -> dict[str, Any]:
+    resource = copy.deepcopy(load_example("yy-observation-tcm-constitution/valid-qixu.json"))
+    resource["code"]["coding"][0]["code"] = constitution
+    resource["valueCodeableConcept"]["coding"][0]["code"] = result
+    score_code = {"coding": [{"system": f"{BASE}/tcm-constitution-score", "code": "raw-score"}]}
+    resource["component"] = [{"code": score_code, "valueInteger": score}]
+    return resource
+
+
+def tcm_result_allowed(constitution: str, score: int, result: str) -> bool:
+    """DOMAIN §7: a biased type (4 items, 4–20) is 是 from 11, 倾向是 at 9–10, 否 to 8; 平和质 (5 items,
+    5–25) is 是 or 基本是 only from 17 (and then only by the other types, not checked here)."""
+    if constitution == "pinghe":
+        return 5 <= score <= 25 and (score >= 17 or result == "4")
+    band = "1" if score >= 11 else "2" if score >= 9 else "4"
+    return 4 <= score <= 20 and result == band
+
+
+@settings(max_examples=120, deadline=None)
+@given(constitution=st.sampled_from(TCM_TYPES), score=st.integers(0, 30), result=st.sampled_from(["1", "2", "3", "4"]))
+def test_a_tcm_result_its_score_does_not_give_fails_yy_tcm_2(
+    validator: Validator, constitution: str, score: int, result: str
+) -> None:
+    issues = validator.validate(tcm(constitution, score, result))
+    assert ("yy-tcm-2" in failed_keys(issues)) == (not tcm_result_allowed(constitution, score, result))
