@@ -107,3 +107,12 @@ def test_a_choice_without_target_is_refused_as_a_bare_coding() -> None:
     maps = ConceptMaps.load(BASE)
     with pytest.raises(MappingError, match="mapping.unmatched-code"):
         maps.translate("form-disease-to-icd-10", "13", "coding")
+
+
+@pytest.mark.parametrize(
+    ("written", "code"), [("01", "1"), ("02", "2"), ("03", "3"), ("07", "7"), ("08", "8"), ("99", "8")]
+)
+def test_a_payment_method_written_as_its_cv07_10_005_code_maps_to_the_forms_choice(written: str, code: str) -> None:
+    """Systems keeping 医疗付费方式 as CV07.10.005 write 01 … 08 and 99 (DOMAIN §1c): the same
+    schemes as the form's 1 … 7, and its 8 其他 holding both 08 其他社会保险 and 99 其他."""
+    assert ConceptMaps.load(BASE).translate("form-payment-method", written) == code
