@@ -42,6 +42,11 @@ _DATETIME = re.compile(
     r" ?(?P<zone>Z|[+-]\d{2}:?\d{2})?"
 )
 _EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900-02-29
+#: the smallest size of a JSON number read as milliseconds since 1970 (a Java platform's
+#: java.util.Date as Jackson writes it): 12 digits and more, dates before 1966-11 or after 1973-02.
+#: Smaller numbers are YYYYMMDD (8 digits), Excel serials (5) or ambiguous (10 digits: seconds of
+#: 2001 or milliseconds of 1970), and stay refused rather than misread.
+EPOCH_MILLIS_MIN = 100_000_000_000
 _SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
 _DATE_PATTERNS = [
     re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ].*)?"),
@@ -116,13 +121,16 @@ def digits(value: Any) -> str | None:
 def fhir_date(value: Any) -> str | None:
     """ISO date from the formats seen in exports: 1945-1-1, 1945/1/1, 19450101, 1945年1月1日,
     Excel serial numbers and spreadsheet date cells.  A number of 8 digits is 19450101 typed
-    into a number cell, read as its digits: serials of plausible dates have 5."""
+    into a number cell, read as its digits: serials of plausible dates have 5.  A JSON number of
+    12 digits or more is a Java platform's milliseconds since 1970, the day it was in China."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if _epoch_millis(value):
+        return _from_millis(value).astimezone(_CHINA_CIVIL).date().isoformat()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not _eight_digits(value):
             return _from_serial(value)
@@ -173,6 +181,8 @@ def fhir_datetime(value: Any) -> str | None:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=_CHINA)
         return moment.isoformat(timespec="seconds")
+    if _epoch_millis(value):
+        return _from_millis(value).isoformat(timespec="seconds")
     cleaned = _folded(value) if not isinstance(value, (int, float, date)) else value
     serial = _fractional_serial(cleaned)
     if serial is not None:
@@ -193,6 +203,19 @@ def fhir_datetime(value: Any) -> str | None:
         if ":" in cleaned:  # a time no pattern reads: refused, not cut back to its date
             raise MappingError("mapping.bad-date", value=cleaned)
     return fhir_date(cleaned)
+
+
+def _epoch_millis(value: Any) -> bool:
+    """Whether a value is a JSON whole number of milliseconds since 1970 (``EPOCH_MILLIS_MIN``)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= EPOCH_MILLIS_MIN
+
+
+def _from_millis(millis: int) -> datetime:
+    """The Beijing moment of milliseconds since 1970; a number no calendar reaches is no date."""
+    try:
+        return datetime.fromtimestamp(millis / 1000, _CHINA)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise MappingError("mapping.bad-date", value=str(millis)) from exc
 
 
 def _eight_digits(number: float) -> bool:

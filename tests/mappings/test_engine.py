@@ -92,6 +92,20 @@ def test_a_date_written_as_a_moment_with_an_offset_is_the_day_it_was_in_china(ra
 
 
 @pytest.mark.parametrize(
+    ("millis", "day", "moment"),
+    [
+        (-631180800000, "1950-01-01", "1950-01-01T00:00:00+08:00"),  # a birthday, midnight in Beijing
+        (1772332200000, "2026-03-01", "2026-03-01T10:30:00+08:00"),  # an assessment at 10:30
+    ],
+)
+def test_a_java_platforms_date_as_epoch_milliseconds_is_read_in_beijing_time(
+    millis: int, day: str, moment: str
+) -> None:
+    """Jackson writes a java.util.Date as milliseconds since 1970 unless told otherwise."""
+    assert (normalise.fhir_date(millis), normalise.fhir_datetime(millis)) == (day, moment)
+
+
+@pytest.mark.parametrize(
     ("raw", "message_id"), [("1945-02-30", "mapping.impossible-date"), ("去年", "mapping.bad-date")]
 )
 def test_dates_that_cannot_be_true_are_refused(raw: str, message_id: str) -> None:
