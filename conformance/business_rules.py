@@ -17,6 +17,9 @@ from conformance.terminology import Terminology
 from profiles.canonical import ID_CARD_SYSTEMS
 from profiles.registry import Registry
 
+#: how the messages name Patient.gender to Chinese readers (the forms' 男 / 女)
+_SEX_ZH = {"male": "男", "female": "女"}
+
 #: a birthDate at any of FHIR date's precisions: year, year-month, full date
 PARTIAL_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
@@ -138,7 +141,14 @@ class BusinessRules:
         gender = resource.get("gender")
         expected = "male" if facts.male else "female"
         if gender in ("male", "female") and gender != expected:
-            report(f"{prefix}-gender-mismatch", f"{path}.gender", gender=gender, fromId=expected)
+            report(
+                f"{prefix}-gender-mismatch",
+                f"{path}.gender",
+                gender=gender,
+                fromId=expected,
+                genderZh=_SEX_ZH[gender],
+                fromIdZh=_SEX_ZH[expected],
+            )
 
     def _gender_code(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
         """Patient.gender and its GB/T 2261.1 code (1 男, 2 女, 0/9 未知/未说明) must agree."""

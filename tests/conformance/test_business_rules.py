@@ -98,6 +98,15 @@ def test_gender_disagreeing_with_id_number_is_an_error(validator: Validator, pat
     assert found(validator.validate(patient), "rule.id-card-gender-mismatch", "Patient.gender")
 
 
+def test_the_gender_mismatch_is_worded_in_chinese_for_chinese_readers(
+    validator: Validator, patient: dict[str, Any]
+) -> None:
+    """Staff read 男 and 女, not the FHIR codes male and female."""
+    patient["gender"] = "male"
+    issue = next(i for i in validator.validate(patient) if i.message_id == "rule.id-card-gender-mismatch")
+    assert issue.text("zh-CN").startswith("性别“男”（male）与身份证号第 17 位所示性别“女”不一致")
+
+
 def test_gb_sex_code_disagreeing_with_gender_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
     patient["_gender"]["extension"][0]["valueCoding"]["code"] = "1"
     assert found(validator.validate(patient), "rule.gender-code-mismatch", "Patient.gender.extension[0].value")
