@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.ingest import commands
+from mappings.conceptmaps import ConceptMaps
 from mappings.normalise import division_list, id_document_kind
 from profiles.registry import Registry
 from tests.ingest_output import ndjson, reasons
@@ -182,3 +183,10 @@ def test_pid_3_carries_a_permanent_resident_card_and_a_residence_permit(hl7: tup
     people = _patients(out)
     assert _national(people["玛丽·史密斯"]) == (FOREIGN_PR, FOREIGNER)
     assert _national(people["林淑芬"]) == (RESIDENCE_PERMIT, TAIWAN)
+
+
+@pytest.mark.parametrize(("written", "system"), [("7", FOREIGN_PR), ("1", "urn:oid:2.16.156.10011.1.3")])
+def test_a_psn_cert_type_that_lost_its_leading_zero_names_the_same_document(written: str, system: str) -> None:
+    """A reply whose psn_cert_type went through a number (07 → 7) is the same document type."""
+    maps = ConceptMaps.load("http://fhir.yiyang.cn")
+    assert maps.translate("nhsa-psn-cert-type-to-identifier-system", written) == system
