@@ -55,6 +55,12 @@ _DATE_PATTERNS = [
     re.compile(r"(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日?"),
     re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
 ]
+#: a year and month without a day: 1938-05, 1938/5, 1938.05, 1938年5月.  After a dot the month
+#: has two digits: 1938.1 may be 1938.10 a spreadsheet wrote as a number, and stays refused.
+_YEAR_MONTH = re.compile(r"(?P<y>\d{4})(?:[-/](?P<m>\d{1,2})|\.(?P<dm>\d{2})|年(?P<cm>\d{1,2})月)")
+#: the years a whole number between 1800 and 2099 is read as, written as text or as a number: as
+#: an Excel serial it would be a day of 1904–1905, which no record of the living has
+_YEAR = re.compile(r"(?:18|19|20)\d{2}")
 # Text decoded with the wrong codec: U+FFFD, the classic GBK-of-UTF-8 "锟斤拷", or Latin-1
 # letters where Chinese was expected (UTF-8 bytes read as ISO-8859-1).
 #: characters of garbled text a message quotes: 赵淑芬 garbled is 9, the family name's 3
@@ -132,18 +138,28 @@ def fhir_date(value: Any) -> str | None:
     if _epoch_millis(value):
         return _from_millis(value).astimezone(_CHINA_CIVIL).date().isoformat()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not _eight_digits(value):
+        if _four_digits_with_fraction(value):
+            # 1938.05 typed into a number cell: a year and month whose zeros the number may have
+            # lost (1938.1 for 1938.10), or a moment of 1905; neither is told, so refused
+            raise MappingError("mapping.bad-date", value=str(value))
+        if not _eight_digits(value) and not _YEAR.fullmatch(str(value).removesuffix(".0")):
             return _from_serial(value)
         value = str(int(value))
     cleaned = _folded(value)
     if cleaned is None:
         return None
-    if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned) and not re.fullmatch(r"(?:18|19|20)\d{2}", cleaned):
+    if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned) and not _YEAR.fullmatch(cleaned):
         return _from_serial(float(cleaned))
     if _FRACTIONAL_SERIAL.fullmatch(cleaned):  # a moment saved as text: its day, as of the number
         return _from_serial(float(cleaned))
     if re.fullmatch(r"\d{4}", cleaned):
         return cleaned
+    month = _YEAR_MONTH.fullmatch(cleaned)
+    if month:  # a month without its day (a birth month an old archive knows), at that precision
+        number = int(month["m"] or month["dm"] or month["cm"])
+        if not 1 <= number <= 12:
+            raise MappingError("mapping.impossible-date", value=cleaned)
+        return f"{month['y']}-{number:02d}"
     timed = _DATETIME.fullmatch(cleaned)
     if timed and timed["zone"]:
         # a moment with its offset (a Java export's 1949-12-30T16:00:00.000+0000 is the
@@ -205,6 +221,11 @@ def fhir_datetime(value: Any) -> str | None:
     return fhir_date(cleaned)
 
 
+def _four_digits_with_fraction(number: float) -> bool:
+    """Whether a number is 1938.05-like: four digits before a fraction."""
+    return 1000 <= abs(number) < 10_000 and not float(number).is_integer()
+
+
 def _epoch_millis(value: Any) -> bool:
     """Whether a value is a JSON whole number of milliseconds since 1970 (``EPOCH_MILLIS_MIN``)."""
     return isinstance(value, int) and not isinstance(value, bool) and abs(value) >= EPOCH_MILLIS_MIN
@@ -229,17 +250,19 @@ def _from_serial(serial: float) -> str:
     return (_EXCEL_EPOCH + timedelta(days=int(serial))).isoformat()
 
 
-#: an Excel serial written as text with a fraction, as a General cell saved to CSV shows it
-_FRACTIONAL_SERIAL = re.compile(r"\d{4,5}\.\d*[1-9]\d*")
+#: an Excel serial written as text with a fraction, as a General cell saved to CSV shows it: five
+#: digits, as every serial since 1927 has (four with a fraction is 1938.05, a year and month)
+_FRACTIONAL_SERIAL = re.compile(r"\d{5}\.\d*[1-9]\d*")
 
 
 def _fractional_serial(value: Any) -> float | None:
     """The serial of a number, or of text, that is an Excel serial with a time of day: a number
-    with a fraction (a whole one is a day, or 19450101's digits), text of 4 or 5 digits with one."""
+    with a fraction (a whole one is a day, or 19450101's digits; four digits with one are refused
+    as fhir_date refuses them), text of 5 digits with one."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return None if float(value).is_integer() else float(value)
+        return None if float(value).is_integer() or _four_digits_with_fraction(value) else float(value)
     if isinstance(value, str) and _FRACTIONAL_SERIAL.fullmatch(value):
         return float(value)
     return None

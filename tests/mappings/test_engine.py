@@ -105,6 +105,31 @@ def test_a_java_platforms_date_as_epoch_milliseconds_is_read_in_beijing_time(
     assert (normalise.fhir_date(millis), normalise.fhir_datetime(millis)) == (day, moment)
 
 
+@pytest.mark.parametrize("raw", ["1938-05", "1938/5", "1938.05", "1938年5月", "１９３８－０５"])
+def test_a_birth_month_without_its_day_is_a_date_of_that_precision(raw: str) -> None:
+    """An old archive may know the month alone, as it may know the year alone (1938)."""
+    assert normalise.fhir_date(raw) == "1938-05"
+
+
+@pytest.mark.parametrize("raw", ["1938.1", 1938.05, 1938.1])
+def test_a_year_and_month_a_spreadsheet_may_have_cut_is_refused_not_read_as_a_day_of_1905(raw: Any) -> None:
+    """1938.1 may be 1938.10 saved as a number; as an Excel serial it was read as 1905-04-21."""
+    with pytest.raises(MappingError) as caught:
+        normalise.fhir_date(raw)
+    assert caught.value.message_id == "mapping.bad-date"
+
+
+@pytest.mark.parametrize("raw", [1938, 1938.0, "1938"])
+def test_a_year_alone_is_a_year_as_a_number_as_it_is_as_text(raw: Any) -> None:
+    assert normalise.fhir_date(raw) == "1938"
+
+
+def test_a_month_that_does_not_exist_is_an_impossible_date() -> None:
+    with pytest.raises(MappingError) as caught:
+        normalise.fhir_date("1938-13")
+    assert caught.value.message_id == "mapping.impossible-date"
+
+
 @pytest.mark.parametrize(
     ("raw", "message_id"), [("1945-02-30", "mapping.impossible-date"), ("去年", "mapping.bad-date")]
 )
