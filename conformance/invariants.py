@@ -283,7 +283,9 @@ def presence_of_children(expression: str, names: frozenset[str]) -> dict[str, re
     bare = _STRING_LITERAL.sub("''", expression)
     found = {}
     for name in names:
-        uses = re.findall(rf"(?<![.\w`%$]){name}(?!\w)(?:\.(?!(?:exists|empty)\()(\w+))?(\.(?:exists|empty)\(\))?", bare)
+        uses = re.findall(
+            rf"(?<![.\w`%$]){name}(?!\w)(?:\.(?!(?:exists|empty)\()(\w+))?(\.(?:exists|empty)\(\))?", bare
+        )
         if uses and all(test for _, test in uses) and any(child for child, _ in uses):
             found[name] = key_pattern(frozenset(child for child, _ in uses if child))
     return found
