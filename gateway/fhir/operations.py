@@ -238,7 +238,8 @@ def _supporting(
     )
     keys = [(kind, resource_id) for kind, _, resource_id in (reference.partition("/") for reference in wanted)]
     elsewhere = tx.resources.referrers_among(members, keys)
-    targets = (tx.resources.read(*key) for key in keys if key not in elsewhere)
+    found = tx.resources.read_many([key for key in keys if key not in elsewhere])
+    targets = (found.get(key) for key in keys)
     since = members.since
     current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
     return list(access.among_served(tx, current))

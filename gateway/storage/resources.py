@@ -164,6 +164,23 @@ class Resources:
         row = self.sql.one(f"SELECT {_COLUMNS} FROM resource WHERE type = ? AND id = ?{lock}", (kind, resource_id))
         return self._stored(row) if row else None
 
+    def read_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+        """The current versions (deleted or not) of those of ``keys`` ever written: one
+        statement per type, however many ids (a ``$everything`` page's supporting resources
+        were read one statement each)."""
+        ids: dict[str, list[str]] = {}
+        for kind, resource_id in dict.fromkeys(keys):
+            ids.setdefault(kind, []).append(resource_id)
+        found: dict[tuple[str, str], Stored] = {}
+        for kind, listed_ids in ids.items():
+            rows = self.sql.all(
+                f"SELECT {_COLUMNS} FROM resource WHERE type = ? AND id IN ({LISTED})", (kind, listed(listed_ids))
+            )
+            for row in rows:
+                stored = self._stored(row)
+                found[(stored.type, stored.id)] = stored
+        return found
+
     def vread(self, kind: str, resource_id: str, version: int) -> Stored | None:
         row = self.sql.one(
             f"SELECT {_COLUMNS} FROM resource_version WHERE type = ? AND id = ? AND version = ?",

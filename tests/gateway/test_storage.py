@@ -66,6 +66,14 @@ def test_a_resource_read_back_answers_as_its_stored_json(store: Store) -> None:
     assert orjson.loads(read(store, "Patient", "p1").json()) == written.resource
 
 
+def test_many_resources_of_several_types_are_read_at_once_the_absent_left_out(store: Store) -> None:
+    write(store, patient(gender="female"))
+    write(store, {"resourceType": "Organization", "id": "o1", "name": "金水区医养服务中心"})
+    with store.reading() as tx:
+        found = tx.resources.read_many([("Patient", "p1"), ("Organization", "o1"), ("Patient", "absent")])
+    assert {key: stored.version for key, stored in found.items()} == {("Patient", "p1"): 1, ("Organization", "o1"): 1}
+
+
 def test_writing_the_same_content_again_makes_no_new_version(store: Store) -> None:
     write(store, patient(gender="female"))
     stored, changed = write(store, patient(gender="female"))
