@@ -12,15 +12,13 @@ recorded in :attr:`SearchQuery.ignored` so the server can report what it did not
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 
+from gateway import messages
 from gateway.search.elements import unknown_element
 from gateway.search.parameters import Parameter, SearchParameters
 from gateway.search.values import date_range, local_reference, natural_number, queried_date
@@ -74,16 +72,9 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
 _TIMED_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
-@cache
-def catalog() -> dict[str, dict[str, str]]:
-    with (Path(__file__).parent / "messages.json").open(encoding="utf-8") as handle:
-        entries = json.load(handle)
-    entries.pop("_about")
-    return entries
-
-
 class SearchError(ValueError):
-    """A search request the gateway will not run; words itself from ``messages.json``."""
+    """A search request the gateway will not run; its wording is in ``messages.json`` beside
+    this module, which the gateway's one catalog merges."""
 
     def __init__(self, message_id: str, params: dict[str, Any], expression: str) -> None:
         super().__init__(message_id, params, expression)
@@ -93,7 +84,7 @@ class SearchError(ValueError):
         self.expression = expression
 
     def text(self, lang: str = "zh-CN") -> str:
-        return catalog()[self.message_id][lang].format(**self.params)
+        return messages.text(self.message_id, lang, self.params)
 
     def __str__(self) -> str:
         return self.text("en")
