@@ -35,9 +35,6 @@ def publish_messages_under(base: str) -> None:
     _message_system = code_system("validation-message", base.rstrip("/"))
 
 
-SEVERITIES = ("fatal", "error", "warning", "information")
-
-
 @cache
 def catalog() -> dict[str, dict[str, str]]:
     with (Path(__file__).parent / "messages.json").open(encoding="utf-8") as handle:

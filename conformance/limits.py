@@ -1,10 +1,13 @@
-"""Every limit the validator and the definition loader enforce, in one place.
+"""Every limit the validator enforces, in one place.
 
-Hostile or simply huge input must end in an issue (or a :class:`~profiles.registry.DefinitionError`)
-within bounded time and memory, never in a traceback or an endless run.  Each bound lives here
-with its default so the gateway configuration can pass other values later::
+Hostile or simply huge input must end in an issue within bounded time and memory, never in a
+traceback or an endless run.  Each bound lives here with its default, and the gateway passes
+its configured values (``gateway/limits.py``)::
 
     Validator(registry, limits=Limits(max_depth=48, fhirpath_seconds=0.5))
+
+The definition loader's own bound (``profiles.registry.MAX_DEFINITION_DEPTH``) is not here:
+``profiles`` sits below ``conformance`` and cannot read it.
 
 The defaults are generous for real data (the deepest provincial example is 9 levels deep, the
 largest Bundle a few hundred entries) and tight enough that every case of issue 12 answers within
@@ -49,8 +52,6 @@ class Limits:
     max_regex_length: int = 10_000
     #: memory RE2 may use for one compiled definition regex, in bytes
     regex_max_mem: int = 8 << 20
-    #: JSON nesting depth of one definition resource (``--ig`` files, ``Registry.add_resource``)
-    max_definition_depth: int = 100
     #: issues kept for one instance; the rest are counted in ``input.too-many-issues``
     max_issues: int = 10_000
 

@@ -106,15 +106,6 @@ def compile_linear(pattern: Any, max_length: int = DEFAULT_LIMITS.max_regex_leng
     return compiled
 
 
-def regex_problem(pattern: Any, max_length: int = DEFAULT_LIMITS.max_regex_length) -> str | None:
-    """Why RE2 refuses a pattern, or None when it compiles."""
-    try:
-        compile_regex(pattern, max_length=max_length)
-    except RegexError as exc:
-        return str(exc)[:200]
-    return None
-
-
 def fullmatch(pattern: Pattern, value: str) -> bool:
     """RE2's fullmatch; a value RE2 cannot encode (a lone surrogate) simply does not match."""
     try:
