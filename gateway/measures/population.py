@@ -45,15 +45,6 @@ class PopulationFileError(Worded, ValueError):
     in the reader's language (terminal or API; ``str()`` is the English)."""
 
 
-def band_of(age: int) -> str:
-    if age < 65:
-        return "0-64"
-    if age >= 85:
-        return "85+"
-    low = 65 + (age - 65) // 5 * 5
-    return f"{low}-{low + 4}"
-
-
 def band_low(band: str) -> int:
     return int(band.rstrip("+").split("-")[0])
 

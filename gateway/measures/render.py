@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from openpyxl import Workbook
@@ -18,7 +18,6 @@ from openpyxl.styles import Font
 from gateway.measures.evaluate import MeasureResult
 from gateway.messages import text
 
-Words = Callable[..., str]
 FORMATS = ("json", "html", "xlsx")
 
 

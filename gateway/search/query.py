@@ -24,7 +24,6 @@ from gateway.search.parameters import Parameter, SearchParameters
 from gateway.search.values import date_range, local_reference, natural_number, queried_date
 
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
-ORDERED_TYPES = frozenset({"date", "number", "quantity"})
 SORTABLE_TYPES = frozenset({"string", "date", "token", "number", "quantity", "uri"})
 MODIFIERS = {
     "string": {"exact", "contains", "missing"},
