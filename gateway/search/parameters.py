@@ -268,27 +268,9 @@ _PLAIN_PATH = re.compile(r"[A-Z][A-Za-z]+(?:\.[a-z][A-Za-z]*)+")
 _INDEX = re.compile(r"\[\d+\]")
 
 
-def _element_types(types: dict[str, Any], path: str) -> list[str]:
-    """The type codes of the element a plain path names in the R4 base model (none if it
-    names no element)."""
-    root, *names = path.split(".")
-    node_path, codes = root, []
-    for name in names:
-        node = types.get(node_path.split(".")[0], {}).get("nodes", {}).get(node_path) if node_path else None
-        spec = node.get(name) if node else None
-        if spec is None:
-            return []
-        codes = [t["code"] for t in spec.get("types", [])]
-        node_path = spec.get("node") or (codes[0] if len(codes) == 1 and codes[0] in types else "")
-    return codes
-
-
-def _implicit_system(registry: Registry, path: str) -> str | None:
-    """The system a ``code`` element's values belong to: R4 search lets a token name it
-    (``gender=http://hl7.org/fhir/administrative-gender|female``, search.html#token), though
-    the element holds the bare code.  Known when the element's value set draws on one code
-    system alone; None for any other element."""
-    types = registry.base_types
+def _element_spec(types: dict[str, Any], path: str) -> dict[str, Any] | None:
+    """The R4 base model's entry for the element a plain path names (None if it names none,
+    or names only a resource type)."""
     root, *names = path.split(".")
     node_path, spec = root, None
     for name in names:
@@ -298,6 +280,22 @@ def _implicit_system(registry: Registry, path: str) -> str | None:
             return None
         codes = [t["code"] for t in spec.get("types", [])]
         node_path = spec.get("node") or (codes[0] if len(codes) == 1 and codes[0] in types else "")
+    return spec
+
+
+def _element_types(types: dict[str, Any], path: str) -> list[str]:
+    """The type codes of the element a plain path names in the R4 base model (none if it
+    names no element)."""
+    spec = _element_spec(types, path)
+    return [] if spec is None else [t["code"] for t in spec.get("types", [])]
+
+
+def _implicit_system(registry: Registry, path: str) -> str | None:
+    """The system a ``code`` element's values belong to: R4 search lets a token name it
+    (``gender=http://hl7.org/fhir/administrative-gender|female``, search.html#token), though
+    the element holds the bare code.  Known when the element's value set draws on one code
+    system alone; None for any other element."""
+    spec = _element_spec(registry.base_types, path)
     if spec is None or [t["code"] for t in spec.get("types", [])] != ["code"] or "binding" not in spec:
         return None
     systems = {system for system, _ in registry.base_valuesets.get(spec["binding"]) or []}
