@@ -5,8 +5,8 @@ signed with its private key (``private_key_jwt``, RS384/ES384; ``iss`` = ``sub``
 ``aud`` = the token endpoint, ``exp`` at most five minutes ahead, a ``jti`` never used before),
 or, in development only, its id and secret (``client_secret_basic``).  It gets an access token
 valid five minutes: an HS256 JWT signed with a key kept in the store, so any worker accepts a
-token any other issued.  Every request re-reads the client's status, so revoking a client stops
-its tokens at once instead of when they expire.  All JOSE work is pyjwt's.
+token any other issued.  Every request is checked against the client's status (see below), so
+revoking a client stops its tokens long before they expire.  All JOSE work is pyjwt's.
 
 A client sends the same token with every request for five minutes, and checking its signature
 and claims cost more than the rest of a read; so each worker remembers the tokens it has

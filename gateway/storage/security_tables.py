@@ -2,8 +2,8 @@
 registry, the assertion ids already used, and the server's signing key.
 
 They live in the store so every gunicorn worker (and ``yiyang client`` in another process)
-sees one registry: a client revoked from the command line is refused by every worker at its
-next request.  The rules (what a valid registration or assertion is) stay in
+sees one registry: a client revoked from the command line is refused by every worker once it
+re-reads the status (``client_status_ms``, a second by default).  The rules (what a valid registration or assertion is) stay in
 ``gateway/security``; these classes only read and write rows.
 """
 
@@ -52,8 +52,9 @@ class SecurityTables:
         return self._row(row) if row else None
 
     def client_status(self, client_id: str) -> str | None:
-        """Only the status: the one query every authenticated request makes (a revoked
-        client's tokens must stop working at once, not when they expire)."""
+        """Only the status: the one query an authenticated request makes once the worker's
+        trust in the client has lapsed (a revoked client's tokens must stop working within
+        ``client_status_ms``, not when they expire)."""
         row = self.sql.one("SELECT status FROM client WHERE id = ?", (client_id,))
         return row[0] if row else None
 
