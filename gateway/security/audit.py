@@ -252,7 +252,7 @@ def render(record: Mapping[str, Any]) -> dict[str, Any]:
         "observer": {"display": "Yiyang Gateway"},
         "type": [{"system": SOURCE_TYPE, "code": "3", "display": "Web Server"}],
     }
-    entities = _entities(record, endpoint)
+    entities = _entities(record)
     if entities:
         event["entity"] = entities
     return event
@@ -297,7 +297,7 @@ def _named(record: Mapping[str, Any], kind: str | None, resource_id: str | None)
     return list(record.get("touched", ())) if kind else []
 
 
-def _entities(record: Mapping[str, Any], endpoint: str) -> list[dict[str, Any]]:
+def _entities(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     kind, resource_id = _subject(record)
     found: list[dict[str, Any]] = []
     if kind:

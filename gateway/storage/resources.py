@@ -275,10 +275,9 @@ class Resources:
         row = self.sql.one("SELECT MAX(seq) FROM resource_version")
         return int(row[0]) if row and row[0] is not None else 0
 
-    def current(
-        self, kinds: list[str] | None = None, since: str | None = None, ids: list[tuple[str, str]] | None = None
-    ) -> Iterator[Stored]:
-        """Current, undeleted resources (for export), oldest change first."""
+    def current(self, kinds: list[str] | None = None, since: str | None = None) -> Iterator[Stored]:
+        """Current, undeleted resources (for export): grouped by type, as an export writes a
+        file per type, and the oldest change first within each."""
         where, params = ["NOT deleted"], []
         if kinds:
             where.append(f"type IN ({marks(kinds)})")
