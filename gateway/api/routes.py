@@ -36,7 +36,13 @@ from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
-from gateway.fhir.parameters import instant, unsupported_parameter, unsupported_value, whole_number
+from gateway.fhir.parameters import (
+    instant,
+    refuse_unsupported_parameters,
+    unsupported_parameter,
+    unsupported_value,
+    whole_number,
+)
 from gateway.fhir.repository import Written
 from gateway.fhir.search import check_read_summary, searchset, shaped_read
 from gateway.messages import issue
@@ -200,7 +206,6 @@ def system_history() -> Response:
 
 #: the parameters $ingest takes (the controls every answer takes are allowed too)
 INGEST_HONOURED = ("source", "filename")
-INGEST_PARAMETERS = (*INGEST_HONOURED, *IGNORED_CONTROLS)
 
 
 @fhir.post("/$ingest")
@@ -211,9 +216,7 @@ def ingest() -> Response:
         # a legacy file merges people by 身份证号 across the whole archive, which a client that
         # sees only the people it serves must not reach into
         raise FhirError(403, "http.ingest-restricted", organization=rules.principal.organization)
-    for name in request.args:
-        if name not in INGEST_PARAMETERS:
-            raise unsupported_parameter(name, "$ingest", INGEST_HONOURED)
+    refuse_unsupported_parameters(request.args, "$ingest", INGEST_HONOURED)
     if not request.args.get("source"):
         raise FhirError(400, "http.parameter-required", "source", name="source", where="$ingest")
     media = request.mimetype or ""
@@ -367,7 +370,6 @@ def validate_instance(kind: str, resource_id: str) -> Response:
 
 #: the parameters $everything honours; the controls every answer takes are allowed too
 EVERYTHING_HONOURED = ("_since", "_type", "_count", "_offset", "_after")
-EVERYTHING_PARAMETERS = (*EVERYTHING_HONOURED, *IGNORED_CONTROLS)
 
 
 @fhir.route("/Patient/<resource_id>/$everything", methods=["GET", "POST"])
@@ -376,9 +378,7 @@ def everything(resource_id: str) -> Response:
     the next page's ``_after`` in their links) are honoured; ``start`` and ``end`` are not supported and, like any other
     parameter, refused rather than ignored."""
     found, args = services(), operation_args()
-    for name in args:
-        if name not in EVERYTHING_PARAMETERS:
-            raise unsupported_parameter(name, "$everything", EVERYTHING_HONOURED)
+    refuse_unsupported_parameters(args, "$everything", EVERYTHING_HONOURED)
     given_once(args, ("_since", "_count", "_offset", "_after"))
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
@@ -464,9 +464,7 @@ VALIDATE_PARTS = ("resource", *VALIDATE_QUERY)
 def _validate(kind: str, resource_id: str | None = None) -> Response:
     """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
-    for name in request.args:
-        if name not in VALIDATE_QUERY and name not in IGNORED_CONTROLS:
-            raise unsupported_parameter(name, "$validate", VALIDATE_QUERY)
+    refuse_unsupported_parameters(request.args, "$validate", VALIDATE_QUERY)
     modes = request.args.getlist("mode")
     # the instance as stored is validated: no body (HEAD is answered as the GET it heads)
     stored = request.method in ("GET", "HEAD")

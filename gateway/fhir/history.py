@@ -17,15 +17,13 @@ from typing import Any
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import instant, unsupported_parameter, whole_number
-from gateway.search.query import IGNORED_CONTROLS
+from gateway.fhir.parameters import instant, refuse_unsupported_parameters, whole_number
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
 #: what a history request may say (``_offset``, ``_upto`` and ``_after`` are this server's paging), besides the controls
 #: of the answer every interaction takes (``_format``, ``_pretty``)
 HISTORY_HONOURED = ("_count", "_offset", "_since", "_upto", "_after")
-HISTORY_PARAMETERS = frozenset({*HISTORY_HONOURED, *IGNORED_CONTROLS})
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
 #: versions read at a time while looking through them
@@ -68,9 +66,7 @@ def history_request(
     """The page asked for by ``_count``, ``_offset``, ``_since``, ``_upto`` and ``_after`` (400
     for a bad one, and for any other parameter: ``_at``, ``_list`` or a search criterion ignored would
     widen the answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
-    for name in params:
-        if name not in HISTORY_PARAMETERS:
-            raise unsupported_parameter(name, "_history", HISTORY_HONOURED, where)
+    refuse_unsupported_parameters(params, "_history", HISTORY_HONOURED, where)
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)
     since = instant(params, "_since", where)

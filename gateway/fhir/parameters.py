@@ -7,10 +7,11 @@ caller says (``Bundle.entry[2].request.url``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from urllib.parse import unquote_to_bytes
 
 from gateway.fhir.errors import FhirError
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import natural_number, queried_date
 from gateway.storage.resources import store_instant
 from gateway.storage.store import ANY_VERSION
@@ -74,6 +75,16 @@ def unsupported_parameter(name: str, where: str, supported: Iterable[str], expre
     return FhirError(
         400, "http.unsupported-parameter", expression or name, name=name, where=where, supported=_codes(supported)
     )
+
+
+def refuse_unsupported_parameters(
+    names: Iterable[str], where: str, honoured: Collection[str], expression: str | None = None
+) -> None:
+    """Refuse the first parameter that is neither one ``where`` honours nor a control every
+    answer takes (``_format``, ``_pretty``); the refusal lists only what it honours."""
+    for name in names:
+        if name not in honoured and name not in IGNORED_CONTROLS:
+            raise unsupported_parameter(name, where, honoured, expression)
 
 
 def unsupported_value(name: str, value: str, supported: Iterable[str], expression: str | None = None) -> FhirError:
