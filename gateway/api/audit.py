@@ -25,7 +25,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from gateway.api.methods import refusing
-from gateway.api.negotiation import int_param, respond, search_form
+from gateway.api.negotiation import respond, search_form
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
@@ -210,10 +210,11 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
             fields["newest_first"] = value == "-date"
         elif name == "_summary" and value != "count":
             raise unsupported_value(name, value, ["count"])
-    count = min(int_param("_count", page_size), max_page_size)
+    first = dict(reversed(pairs))  # of a repeated _count or _offset the first counts, as args.get reads it
+    count = min(whole_number(first, "_count", page_size), max_page_size)
     if ("_summary", "count") in pairs:  # the total alone, as a search of the archive answers it
         count = 0
-    offset = int_param("_offset", 0)
+    offset = whole_number(first, "_offset", 0)
     upto = whole_number(dict(pairs), "_upto", -1)
     fields["upto"] = None if upto < 0 else upto
     return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)

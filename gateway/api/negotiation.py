@@ -24,7 +24,7 @@ from werkzeug.wsgi import get_input_stream
 from gateway.api.methods import allowed
 from gateway.fhir.archive_references import condition_criteria, localise
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import if_match_version, query_pairs, whole_number
+from gateway.fhir.parameters import if_match_version, query_pairs
 from gateway.messages import LANGUAGES
 from gateway.search.values import format_instant
 from gateway.storage.store import Stored
@@ -380,10 +380,6 @@ def prefer_handling() -> str:
     """strict (the default: an unknown search parameter is a 400) or lenient (it is skipped,
     and the searchset says so)."""
     return _preference("handling", ("strict", "lenient"), "strict")
-
-
-def int_param(name: str, default: int) -> int:
-    return whole_number(request.args, name, default)
 
 
 def not_modified(stored: Stored) -> bool:

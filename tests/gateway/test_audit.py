@@ -13,10 +13,12 @@ from urllib.parse import unquote
 
 import pytest
 import requests
+from flask import Flask, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import create_app
+from gateway.api.audit import parse_query
 from gateway.cli import main
 from gateway.config import Config
 from gateway.masking import (
@@ -749,6 +751,15 @@ def test_a_nul_in_an_audit_search_form_is_a_bad_request(api: Api) -> None:
     """The trail's search does not go through the archive's: PostgreSQL refused the text (503)."""
     answer = api.post(f"{api.base}/AuditEvent/_search", data={"agent": "a\x00b"}, timeout=60)
     assert answer.status_code == 400
+
+
+def test_a_page_size_and_offset_in_an_audit_search_form_are_honoured() -> None:
+    """``POST AuditEvent/_search`` takes its parameters from the form: ``_count`` and
+    ``_offset`` were read from the query string alone, so a form's were dropped."""
+    form = {"_count": "5", "_offset": "10"}
+    with Flask(__name__).test_request_context("/fhir/AuditEvent/_search", method="POST", data=form):
+        query = parse_query(list(request.form.items(multi=True)), 20, 100)
+    assert (query.count, query.offset) == (5, 10)
 
 
 def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:

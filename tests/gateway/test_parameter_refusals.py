@@ -161,7 +161,7 @@ def refusal(client: FlaskClient, patient: str, asked: Asked, lang: str) -> tuple
 
 
 def audit_refusal(query: str, lang: str) -> tuple[int, dict[str, Any]]:
-    """What the audit trail's search answers ``query`` with (its paging reads the request)."""
+    """What the audit trail's search answers ``query`` with, parsed as the route parses it."""
     with Flask(__name__).test_request_context(f"/fhir/AuditEvent?{query}"):
         with pytest.raises(FhirError) as caught:
             parse_query(list(request.args.items(multi=True)), 20, 100)
