@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -30,7 +30,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
 from gateway.search.query import IGNORED_CONTROLS
-from gateway.search.values import format_instant, queried_date
+from gateway.search.values import MAX_INSTANT, date_range, format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
@@ -44,7 +44,8 @@ _trail_guard = threading.Lock()
 SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_upto", "_sort", "_summary"})
 #: the orders the trail is searched in: oldest or newest first
 SORTS = ("date", "-date")
-#: the forms ``date`` takes (a year, month or day is one in UTC; a time needs its zone)
+#: the forms ``date`` takes (as in every search, a year, month, day or time without an offset
+#: is Beijing's)
 DATE_EXAMPLES = "2026 / 2026-07 / 2026-07-01 / ge2026-07-01T08:00:00+08:00"
 
 
@@ -233,14 +234,15 @@ _PREFIXES = ("eq", "ge", "gt", "le", "lt")
 
 def _date_range(value: str) -> tuple[str | None, str | None]:
     """``date=[prefix]VALUE`` → (inclusive lower bound, exclusive upper bound) in the store's
-    instant form.  A date without a time is a UTC day (month, year)."""
+    instant form.  The value is read by :func:`date_range`, as every other search reads one, so
+    a day is a Beijing day and a time without an offset Beijing time."""
     prefix = value[:2] if value[:2] in _PREFIXES else "eq"
     text = value[2:] if value[:2] in _PREFIXES else value
     try:
-        start, end = _period(queried_date(text))
+        first, last = date_range(queried_date(text))
     except ValueError as exc:  # its message is English: the refusal names the forms instead
         raise FhirError(400, "http.not-a-date", name="date", value=value, examples=DATE_EXAMPLES) from exc
-    first, after = _instant(start), _instant(end)
+    after = _after(last)
     return {
         "eq": (first, after),
         "ge": (first, None),
@@ -250,22 +252,10 @@ def _date_range(value: str) -> tuple[str | None, str | None]:
     }[prefix]
 
 
-def _period(text: str) -> tuple[datetime, datetime]:
-    if re.fullmatch(r"\d{4}", text):
-        start = datetime(int(text), 1, 1, tzinfo=UTC)
-        return start, start.replace(year=start.year + 1)
-    if re.fullmatch(r"\d{4}-\d{2}", text):
-        start = datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=UTC)
-        return start, (start + timedelta(days=32)).replace(day=1)
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        start = datetime.fromisoformat(text).replace(tzinfo=UTC)
-        return start, start + timedelta(days=1)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError("a time needs a time zone (e.g. +08:00 or Z)")
-    step = timedelta(microseconds=1) if moment.microsecond else timedelta(seconds=1)
-    return moment, moment + step
-
-
-def _instant(moment: datetime) -> str:
-    return format_instant(moment)
+def _after(last: str) -> str:
+    """The instant one microsecond after ``last``, the store's finest step: the trail's upper
+    bound is exclusive where date_range's is inclusive.  The last instant there is stays itself
+    (no event is recorded at the end of year 9999)."""
+    if last == MAX_INSTANT:
+        return last
+    return format_instant(datetime.strptime(last, "%Y-%m-%dT%H:%M:%S.%f%z") + timedelta(microseconds=1))

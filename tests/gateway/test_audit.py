@@ -762,6 +762,24 @@ def test_a_page_size_and_offset_in_an_audit_search_form_are_honoured() -> None:
     assert (query.count, query.offset) == (5, 10)
 
 
+@pytest.mark.parametrize(
+    ("criterion", "bounds"),
+    [
+        ("2026-12-01", ("2026-11-30T16:00:00.000000Z", "2026-12-01T16:00:00.000000Z")),
+        ("ge2026-12-01", ("2026-11-30T16:00:00.000000Z", None)),
+        ("gt2026-12-01", ("2026-12-01T16:00:00.000000Z", None)),
+        ("le2026-12-01", (None, "2026-12-01T16:00:00.000000Z")),
+        ("lt2026-12-01", (None, "2026-11-30T16:00:00.000000Z")),
+        ("2026-12-01T08:00:00", ("2026-12-01T00:00:00.000000Z", "2026-12-01T00:00:01.000000Z")),
+    ],
+)
+def test_an_audit_search_reads_a_date_as_every_search_does(criterion: str, bounds: tuple[str | None, ...]) -> None:
+    """A day is a Beijing day and a time without an offset Beijing time, as in every other
+    search (search/values.date_range): the trail read the day as a UTC one, eight hours late."""
+    query = parse_query([("date", criterion)], 20, 100)
+    assert (query.recorded_from, query.recorded_before) == bounds
+
+
 def test_the_audit_trail_cannot_be_written_through_the_api(api: Api) -> None:
     event = {"resourceType": "AuditEvent", "id": "forged"}
     for method, path in [("POST", "AuditEvent"), ("PUT", "AuditEvent/forged"), ("DELETE", "AuditEvent/forged")]:
