@@ -19,18 +19,17 @@ from werkzeug.datastructures import MultiDict
 from gateway.api.negotiation import given_once, operation_args, respond
 from gateway.api.routes import access, services
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import unsupported_parameter, unsupported_value
+from gateway.fhir.parameters import refuse_unsupported_parameters, unsupported_value
 from gateway.measures.catalog import select
 from gateway.measures.evaluate import MeasureError, Period
 from gateway.measures.population import PopulationFileError, PopulationTable, read_population
 from gateway.measures.report import measure_report
 from gateway.reporting import generated_now
-from gateway.search.query import IGNORED_CONTROLS
 
 measures = Blueprint("measures", __name__, url_prefix="/fhir")
-#: the operation's own parameters and the controls every answer takes (R4 http.html: _format
-#: and _pretty); anything else is refused (a typo must not widen a count)
-PARAMETERS = frozenset({"measure", "periodStart", "periodEnd", "reportType", "division", *IGNORED_CONTROLS})
+#: the operation's own parameters, each taken once; anything else but the controls every answer
+#: takes (_format, _pretty) is refused (a typo must not widen a count)
+HONOURED = ("measure", "periodStart", "periodEnd", "reportType", "division")
 
 
 def install(app: Flask) -> None:
@@ -50,10 +49,8 @@ def evaluate_instance(measure_id: str) -> Response:
 
 def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     found = services()
-    unknown = sorted(set(args) - PARAMETERS)
-    if unknown:
-        raise unsupported_parameter(unknown[0], "$evaluate-measure", sorted(PARAMETERS))
-    given_once(args, ("measure", "periodStart", "periodEnd", "reportType", "division"))
+    refuse_unsupported_parameters(args, "$evaluate-measure", HONOURED)
+    given_once(args, HONOURED)
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
         raise unsupported_value("reportType", args["reportType"], ["population"])
     start, end = args.get("periodStart", ""), args.get("periodEnd", "")

@@ -210,6 +210,15 @@ def test_a_chinese_refusal_of_a_parameter_reads_as_chinese(client: FlaskClient, 
     )
 
 
+def test_a_measure_refusal_lists_only_the_parameters_it_honours(client: FlaskClient, patient_id: str) -> None:
+    """As every other operation's: _format and _pretty are taken everywhere, so the list of
+    what $evaluate-measure takes named them alone of all the endpoints."""
+    _, issue = refusal(client, patient_id, Asked("GET", "Measure/$evaluate-measure?foo=1"), "en")
+    assert issue["details"]["text"] == (
+        "$evaluate-measure does not take the parameter foo; it takes measure, periodStart, periodEnd, reportType, division"
+    )
+
+
 @pytest.mark.parametrize(
     ("case", "parameter"),
     [
