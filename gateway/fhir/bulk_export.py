@@ -44,9 +44,8 @@ import orjson
 from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import instant
+from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import READ_ONLY
-from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
@@ -58,9 +57,9 @@ log = logging.getLogger("yiyang.export")
 
 IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
-#: what a kick-off may carry besides the export parameters: the controls every answer takes
-#: (R4 http.html: _format, the format of its errors, and _pretty)
-IGNORED_PARAMETERS = IGNORED_CONTROLS
+#: the kick-off parameters this server honours; besides them, a kick-off may carry the controls
+#: every answer takes (R4 http.html: _format, the format of its errors, and _pretty)
+HONOURED = ("_type", "_since", "_outputFormat")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
@@ -547,7 +546,10 @@ def _file(job: Job, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
 def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[list[str] | None, str | None]:
     """``_type`` (comma lists, repeatable) and ``_since`` of a kick-off; ``_outputFormat``
     must be NDJSON.  ``_since`` and ``_outputFormat`` take one value: of two ``_since``, taking
-    either would silently drop the other, and the later one loses the changes in between."""
+    either would silently drop the other, and the later one loses the changes in between.  Any
+    other parameter is refused as every endpoint refuses one, unless ``lenient``."""
+    if not lenient:
+        refuse_unsupported_parameters((name for name, _ in parameters), "$export", HONOURED)
     types: list[str] = []
     since = None
     given: set[str] = set()
@@ -563,8 +565,6 @@ def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[l
         elif name == "_outputFormat":
             if value.replace(" ", "+") not in OUTPUT_FORMATS:  # an unescaped "+" reads as a space
                 raise FhirError(400, "http.export-output-format", name, format=value)
-        elif name not in IGNORED_PARAMETERS and not lenient:
-            raise FhirError(400, "http.export-unsupported-parameter", name, name=name)
     return types or None, since
 
 

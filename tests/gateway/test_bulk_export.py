@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from bench.synthetic import patient as synthetic_patient
-from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job
+from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, _parameters
 from gateway.fhir.errors import FhirError
 from gateway.security.access import PersonalData
 from gateway.security.principal import Principal, acting
@@ -150,6 +150,18 @@ def test_kick_off_without_prefer_respond_async_is_refused(api: Api) -> None:
 def test_a_refused_kick_off_parameter_is_named_in_the_outcome(api: Api, query: str, parameter: str) -> None:
     answer = api.get(f"{api.base}/$export?{query}", headers=ASYNC, timeout=30)
     assert (answer.status_code, answer.json()["issue"][0].get("expression")) == (400, [parameter])
+
+
+def test_an_unknown_kick_off_parameter_is_refused_as_every_endpoint_refuses_one() -> None:
+    """With the one message id every other endpoint answers an unknown parameter with (the
+    Bulk Data IG asks only for a 400 OperationOutcome), naming what the kick-off takes."""
+    with pytest.raises(FhirError) as refused:
+        _parameters([("_type", "Patient"), ("_typeFilter", "Patient?gender=male")], lenient=False)
+    assert (refused.value.status, refused.value.message_id, refused.value.params) == (
+        400,
+        "http.unsupported-parameter",
+        {"name": "_typeFilter", "where": "$export", "supported": "_type, _since, _outputFormat"},
+    )
 
 
 @pytest.mark.parametrize("parameter", ["_since", "_outputFormat"])
