@@ -17,6 +17,9 @@ from gateway.messages import Worded
 DEFAULT_DATA_DIR = Path("yiyang-data")
 #: what an invalid write gets: refused (422), or stored with its issues reported
 VALIDATION_MODES = ("reject", "warn")
+#: the buffers a worker writes to the store from threads of their own (gateway/batch_writer.py):
+#: the audit trail and the exchange log
+BUFFER_WRITERS = 2
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,14 @@ class Config:
             value = getattr(self, name)
             if value <= 0:
                 raise ConfigError("config.not-positive", name=f"YIYANG_{name.upper()}", value=value)
+
+    @property
+    def store_connections(self) -> int:
+        """The database connections one worker process's store may hold at once: one for each
+        request thread and one for each writer flushing a buffer on a thread of its own (the
+        audit trail's and the exchange log's).  Fewer, and a request waits for a connection;
+        export jobs read through stores of their own, bounded by the job limits."""
+        return self.threads + BUFFER_WRITERS
 
     @property
     def token_url(self) -> str:

@@ -72,7 +72,7 @@ class Services:
 
     @cached_property
     def store(self) -> Store:
-        return open_store(self.config.database_url, self.indexer.rows)
+        return open_store(self.config.database_url, self.indexer.rows, connections=self.config.store_connections)
 
     @cached_property
     def searcher(self) -> Searcher:

@@ -17,7 +17,10 @@ def displayable_url(url: str) -> str:
     return f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url
 
 
-def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True) -> Store:
+def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True, connections: int = 4) -> Store:
+    """The store ``url`` names, its schema upgraded unless ``upgrade`` is false.  On PostgreSQL
+    it holds at most ``connections`` at once (SQLite writes through one connection a process,
+    and reads through one a thread)."""
     if url.startswith("sqlite://"):
         from gateway.storage.sqlite import SQLiteStore
 
@@ -25,7 +28,7 @@ def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True
     elif url.startswith(("postgresql://", "postgres://")):
         from gateway.storage.postgres import PostgresStore
 
-        store = PostgresStore(url, indexer)
+        store = PostgresStore(url, indexer, pool_size=connections)
     else:
         raise StoreError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://…")
     if upgrade:

@@ -170,7 +170,9 @@ class PostgresStore(Store):
     errors = (psycopg.Error,)
     _write_preamble = (f"SELECT pg_advisory_xact_lock_shared({WRITE_BARRIER[0]}, {WRITE_BARRIER[1]})",)
 
-    def __init__(self, url: str, indexer: Indexer | None = None, pool_size: int = 4) -> None:
+    def __init__(self, url: str, indexer: Indexer | None, pool_size: int) -> None:
+        """Connections are opened as threads ask for them, up to ``pool_size``: a thread asking
+        for one more waits until another is handed back."""
         super().__init__(url, indexer)
         self.pool = ConnectionPool(
             url,

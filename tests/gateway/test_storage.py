@@ -9,7 +9,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,11 @@ import pytest
 
 import gateway.storage.resources as resources
 import gateway.storage.search_sql as search_sql
+from conformance.validator import Validator
+from gateway.config import Config
 from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
+from gateway.services import Services
 from gateway.storage import open_store
 from gateway.storage.postgres import WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
@@ -418,6 +421,31 @@ def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexe
         finally:
             store.close()
     assert mode == "force_generic_plan"
+
+
+def test_a_workers_postgresql_store_lends_each_of_its_threads_a_connection_at_once(
+    tmp_path: Path, validator: Validator
+) -> None:
+    """Each request thread (``YIYANG_THREADS``) and each background writer (the audit trail's,
+    the exchange log's) may hold a connection at once: the pool held 4 whatever the threads,
+    so with 8 the fifth to ask waited for one, 30 s and then a 503."""
+    views_held = threading.Event()
+    with fresh_database_url("postgresql", tmp_path) as url:
+        services = Services(Config.load(environ={}, database_url=url, threads=8), validator.registry)
+
+        def hold_all() -> None:
+            with ExitStack() as held:
+                for _ in range(8 + 2):
+                    held.enter_context(services.store.reading())
+                views_held.set()
+
+        try:
+            services.store  # noqa: B018 - opened (and upgraded) before the clock starts
+            threading.Thread(target=hold_all, daemon=True).start()
+            all_at_once = views_held.wait(10)
+        finally:
+            services.close()
+    assert all_at_once
 
 
 def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_again(
