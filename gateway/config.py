@@ -20,6 +20,9 @@ VALIDATION_MODES = ("reject", "warn")
 #: the buffers a worker writes to the store from threads of their own (gateway/batch_writer.py):
 #: the audit trail and the exchange log
 BUFFER_WRITERS = 2
+#: the fewest connections a store holds: the MLLP listener's connection threads take turns on
+#: them, however few request threads the configuration names
+FEWEST_CONNECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -139,9 +142,10 @@ class Config:
     def store_connections(self) -> int:
         """The database connections one worker process's store may hold at once: one for each
         request thread and one for each writer flushing a buffer on a thread of its own (the
-        audit trail's and the exchange log's).  Fewer, and a request waits for a connection;
-        export jobs read through stores of their own, bounded by the job limits."""
-        return self.threads + BUFFER_WRITERS
+        audit trail's and the exchange log's), and never fewer than :data:`FEWEST_CONNECTIONS`.
+        Fewer, and a request waits for a connection; export jobs read through stores of their
+        own, bounded by the job limits."""
+        return max(self.threads + BUFFER_WRITERS, FEWEST_CONNECTIONS)
 
     @property
     def token_url(self) -> str:
