@@ -26,6 +26,8 @@ Problem = tuple[str, dict[str, Any]]
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 REGEX_EXTENSION = "http://hl7.org/fhir/StructureDefinition/regex"
+#: R4's discriminator types (ElementDefinition.slicing.discriminator.type, required binding)
+DISCRIMINATOR_TYPES = ("value", "exists", "pattern", "type", "profile")
 
 
 @dataclass(slots=True)
@@ -356,6 +358,11 @@ class ProfileCompiler:
                 for d in discriminators
             ):
                 problems.append(_invalid(url, f"{where}.slicing", "discriminators need a type and a path"))
+            elif unknown := [d["type"] for d in discriminators if d["type"] not in DISCRIMINATOR_TYPES]:
+                # a misspelt type told nothing apart: every slice then failed as constraining
+                # none of the discriminators, with no word of the typo
+                detail = f"has discriminator type '{unknown[0]}', not one of {', '.join(DISCRIMINATOR_TYPES)}"
+                problems.append(_invalid(url, f"{where}.slicing", detail))
             else:
                 rules = slicing.get("rules", "open")
                 rule.slicing = Slicing(

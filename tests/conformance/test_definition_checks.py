@@ -102,6 +102,13 @@ def test_slicing_one_element_twice_is_refused(validator: Validator) -> None:
     )
 
 
+def test_a_misspelt_discriminator_type_is_a_broken_definition(validator: Validator) -> None:
+    slicing = {"discriminator": [{"type": "valeu", "path": "system"}], "rules": "open"}
+    element = {"id": "Patient.identifier", "path": "Patient.identifier", "slicing": slicing}
+    broken = _sd(differential={"element": [element]})
+    assert found(validator.validate(broken), "definition.invalid", "StructureDefinition.differential")
+
+
 @pytest.mark.parametrize(("fixed", "broken"), [(True, False), (False, True)])
 def test_an_extension_must_fix_its_own_url(validator: Validator, fixed: bool, broken: bool) -> None:
     issues = validator.validate(_extension(fixed))
