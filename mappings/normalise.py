@@ -341,6 +341,48 @@ def phone_numbers(value: Any) -> list[str]:
     return numbers
 
 
+#: the scheme of a URL (RFC 3986: a letter, then letters, digits, ``+``, ``-`` or ``.``)
+_URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(.*)", re.DOTALL)
+#: schemes whose rest is a number to dial (RFC 3966 ``tel:``, and ``fax:`` as CDA writers use it)
+_DIALLED_SCHEMES = frozenset({"tel", "fax"})
+#: an e-mail address as a person writes one: something, an @, a domain, no spaces
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _scheme_and_rest(value: Any) -> tuple[str, str] | None:
+    """A contact written as a URL split into its lower-case scheme and the rest; a value without
+    a scheme is a number, as the exports write phones (``tel``)."""
+    cleaned = _folded(value)
+    if cleaned is None:
+        return None
+    written = _URL_SCHEME.fullmatch(cleaned)
+    return (written.group(1).lower(), written.group(2).strip()) if written else ("tel", cleaned)
+
+
+def url_scheme(value: Any) -> str | None:
+    """The scheme of a contact written as a URL (CDA R2 TEL: ``tel:``, ``fax:``, ``mailto:``),
+    ``tel`` for a bare number; ConceptMap ``url-scheme-to-contact-point-system`` turns it into
+    ``ContactPoint.system``, so a scheme it does not list is refused by name."""
+    split = _scheme_and_rest(value)
+    return split[0] if split else None
+
+
+def contact_value(value: Any) -> str | None:
+    """The number or address of a contact written as a URL or bare: an e-mail address after
+    ``mailto:`` (kept as written, case and all), else a number checked by ``digits``.  The rest
+    of a scheme the ConceptMap does not know is left unchecked: that map refuses the record,
+    once, naming the schemes it takes."""
+    split = _scheme_and_rest(value)
+    if split is None:
+        return None
+    scheme, rest = split
+    if scheme == "mailto":
+        if not _EMAIL.fullmatch(rest):
+            raise MappingError("mapping.not-an-email", value=rest)
+        return rest
+    return digits(rest) if scheme in _DIALLED_SCHEMES else rest
+
+
 # The national identity document a number is, by its shape alone (the validator then checks it by
 # that document's rules): 港澳台居民居住证 numbers are built like a 身份证 with the address code
 # 810000/820000/830000, which no 身份证 carries; 外国人永久居留身份证 numbers begin with 9 (2023
@@ -419,6 +461,8 @@ NORMALISERS: dict[str, Normaliser] = {
     "text": text,
     "identifier": identifier,
     "digits": digits,
+    "url_scheme": url_scheme,
+    "contact_value": contact_value,
     "date": fhir_date,
     "datetime": fhir_datetime,
     "integer": integer,
