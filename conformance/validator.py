@@ -7,12 +7,13 @@ the walks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from conformance.bundle_references import check_bundle
 from conformance.bundle_rules import check_bundle_rules
-from conformance.business_rules import BusinessRules
+from conformance.business_rules import SUPERSEDES, BusinessRules
 from conformance.definition_checks import DefinitionChecks
 from conformance.fhirpath_scope import Resolver, Scope, resolving_elsewhere
 from conformance.invariants import Budget, reset_budget, set_budget
@@ -77,7 +78,7 @@ class Validator:
                             self.profiles.validate(url, resource, top, issues, Scope.of(resource))
         finally:
             reset_budget(token)
-        kept = _unique(issues)
+        kept = _without_superseded(_unique(issues))
         if len(kept) > self.limits.max_issues:
             more = len(kept) - self.limits.max_issues
             kept = kept[: self.limits.max_issues]
@@ -167,3 +168,25 @@ def _unique(issues: IssueList) -> list[Issue]:
             seen.add(key)
             kept.append(issue)
     return kept
+
+
+#: a last step naming a choice element by its type (``valueCoding``): the type's part
+_TYPED_CHOICE = re.compile(r"(?<=[.a-z])[A-Z][A-Za-z]*$")
+
+
+def _without_superseded(issues: list[Issue]) -> list[Issue]:
+    """One fault, one reason: a finding that a rule's finding on the same element supersedes
+    (``business_rules.SUPERSEDES``) is dropped.  The element is the same when the paths are, or
+    when one names the choice by its typed name (the code system's ``….valueCoding``, the rule's
+    ``….value``)."""
+    superseded = {
+        (message_id, issue.expression) for issue in issues for message_id in SUPERSEDES.get(issue.message_id, ())
+    }
+    if not superseded:
+        return issues
+    return [
+        issue
+        for issue in issues
+        if (issue.message_id, issue.expression) not in superseded
+        and (issue.message_id, _TYPED_CHOICE.sub("", issue.expression)) not in superseded
+    ]

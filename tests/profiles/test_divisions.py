@@ -285,3 +285,18 @@ def test_a_zone_code_with_a_county_name_stops_the_script(source: Path, tmp_path:
     _write(source / "dist", "areas", areas)
     with pytest.raises(SystemExit, match="410172"):
         derive.main([str(source), str(tmp_path)])
+
+
+@pytest.mark.parametrize(("system", "code"), [(GB, "419999"), (NBS, "410105999")])
+def test_an_unknown_division_code_is_one_finding_of_its_rule(
+    validator: Validator, patient: dict[str, Any], system: str, code: str
+) -> None:
+    """One fault, one reason: the rule says what a code of the list looks like; the code
+    system's and the binding's findings on the same Coding (…valueCoding) would only repeat it."""
+    issues = validator.validate(_with_divisions(patient, (system, code)))
+    assert [(i.message_id, i.expression) for i in issues if "address" in i.expression] == [
+        (
+            "rule.division-unknown" if system == GB else "rule.division-unknown-statistical",
+            "Patient.address[0].extension[0].value",
+        )
+    ]
