@@ -44,7 +44,10 @@ def problems(number: str) -> list[tuple[str, dict[str, str]]]:
     """Every problem with a number, as (message id, params); empty when it is valid."""
     value = number.upper()
     if FIFTEEN.fullmatch(value):
-        return [("rule.id-card-15-digit", {"value": number, "converted": upgrade_15(value)})]
+        converted = upgrade_15(value)
+        if facts(converted) is None:  # converting would only make an impossible 18-digit number
+            return [("rule.id-card-date", {"value": number, "date": converted[6:14]})]
+        return [("rule.id-card-15-digit", {"value": number, "converted": converted})]
     if not EIGHTEEN.fullmatch(value):
         return [("rule.id-card-format", {"value": number})]
     found = []

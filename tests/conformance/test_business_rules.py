@@ -39,6 +39,14 @@ def test_15_digit_number_is_reported_with_its_18_digit_form() -> None:
     ]
 
 
+def test_15_digit_number_with_an_impossible_date_is_reported_as_written() -> None:
+    """Its 18-digit form would be as impossible: the date is the fault, named in the number the
+    record holds."""
+    assert id_card.problems("410105491331002") == [
+        ("rule.id-card-date", {"value": "410105491331002", "date": "19491331"})
+    ]
+
+
 def test_wrong_check_character_names_the_right_one() -> None:
     assert id_card.problems("110105194912310021")[0] == (
         "rule.id-card-checksum",

@@ -19,7 +19,7 @@ from gateway.storage import open_store
 from mappings import conceptmaps
 from mappings.records import SourceRecord
 from profiles.registry import Registry
-from tests.ingest_output import ndjson, reasons
+from tests.ingest_output import ndjson, personal_info_file, reasons
 from tests.samples import mapped_samples
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,16 @@ def test_good_row_becomes_exactly_the_expected_patient(run: tuple[Path, commands
 def test_fifteen_digit_full_width_id_is_normalised_to_eighteen(run: tuple[Path, commands.Counts]) -> None:
     patient = next(p for p in ndjson(run[0] / "Patient.ndjson") if p["name"][0]["text"] == "李建国")
     assert (patient["identifier"][0]["value"], patient["birthDate"]) == ("440524198001010013", "1980-01-01")
+
+
+def test_a_fifteen_digit_id_with_an_impossible_date_is_quarantined_naming_it_as_written(tmp_path: Path) -> None:
+    """The clerk looks the number up in the export: the reason quotes it as the export wrote
+    it, not only the 18-digit form the ingest would have made of it."""
+    path = personal_info_file(tmp_path, "身份证号", "410105491331002")
+    commands.ingest("community-health", [path], tmp_path / "out", Registry(), bundle=False)
+    (entry,) = ndjson(tmp_path / "out/quarantine.ndjson")
+    about_the_number = [r for r in entry["reasons"] if r.get("source", "").endswith("column 身份证号")]
+    assert [("410105491331002" in r["zh-CN"], "410105491331002" in r["en"]) for r in about_the_number] == [(True, True)]
 
 
 def test_multi_valued_past_history_becomes_one_condition_each(run: tuple[Path, commands.Counts]) -> None:
