@@ -175,8 +175,10 @@ def conflicts(
 ) -> list[Conflict]:
     """The elements both have with different values (the archive's value is the one kept);
     ``repeating`` are the extension URLs a person may carry several of."""
-    return _element_conflicts(person_id, archive, incoming) + _extension_conflicts(
-        person_id, archive, incoming, repeating
+    return (
+        _element_conflicts(person_id, archive, incoming)
+        + _extension_conflicts(person_id, archive, incoming, repeating)
+        + _primitive_extension_conflicts(person_id, archive, incoming)
     )
 
 
@@ -200,19 +202,35 @@ def extension_slices(definition: dict[str, Any]) -> dict[str, bool]:
 
 
 def _extension_conflicts(
-    person_id: str, archive: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str]
+    person_id: str, archive: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str], owner: str = ""
 ) -> list[Conflict]:
     """A single-valued extension (one 民族 per person) with the URL of a kept one but another
     value is a disagreement, never an addition; a repeating one (医疗费用支付方式) merges item
-    by item instead."""
+    by item instead.  ``owner`` prefixes the element named (``gender.`` for a primitive's)."""
     kept = {extension.get("url"): extension for extension in archive.get("extension", [])}
     found = []
     for extension in incoming.get("extension", []):
         url = extension.get("url")
         mine = kept.get(url)
         if url not in repeating and mine is not None and _extension_value(mine) != _extension_value(extension):
-            found.append(Conflict(person_id, f"extension('{url}')", mine, extension))
+            found.append(Conflict(person_id, f"{owner}extension('{url}')", mine, extension))
     return found
+
+
+def _primitive_extension_conflicts(person_id: str, archive: dict[str, Any], incoming: dict[str, Any]) -> list[Conflict]:
+    """The extensions of a primitive both agree on (``_gender`` beside ``gender``): another value
+    is a disagreement of its own.  GB/T 2261.1 0 未知的性别 and 9 未说明的性别 are both FHIR
+    ``unknown``, yet one says the sex cannot be told and the other that it was not stated; where
+    the primitives differ, that disagreement is listed already."""
+    return [
+        conflict
+        for key, value in incoming.items()
+        if key.startswith("_")
+        and isinstance(value, dict)
+        and isinstance(archive.get(key), dict)
+        and _said(key[1:], archive.get(key[1:])) == _said(key[1:], incoming.get(key[1:]))
+        for conflict in _extension_conflicts(person_id, archive[key], value, frozenset(), f"{key[1:]}.")
+    ]
 
 
 def _extension_value(extension: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +244,7 @@ def _element_conflicts(person_id: str, archive: dict[str, Any], incoming: dict[s
         if key in archive
         and key not in LISTS
         and key not in ("resourceType", "id", "meta")
-        # a primitive's extensions (_gender) disagree only when the primitive does
+        # a primitive's extensions (_gender) are compared apart: _primitive_extension_conflicts
         and not key.startswith("_")
         and _said(key, archive[key]) != _said(key, value)
     ]

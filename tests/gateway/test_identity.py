@@ -273,3 +273,30 @@ def test_one_home_written_by_two_sources_is_one_address(index: Index) -> None:
     with index.store.reading() as tx:
         addresses = tx.resources.read("Patient", person).resource["address"]
     assert addresses == [{"extension": [township], "text": home, "city": "郑州市", "postalCode": "450008"}]
+
+
+def gb_sex(code: str) -> dict[str, Any]:
+    coding = {"system": "urn:oid:2.16.156.10011.2.3.3.4", "code": code}
+    return {"extension": [{"url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-gender-gb", "valueCoding": coding}]}
+
+
+def test_another_gb_sex_code_under_the_same_gender_is_reported(index: Index) -> None:
+    """GB/T 2261.1 0 未知的性别 and 9 未说明的性别 are both FHIR ``unknown``, but they say different
+    things (not determinable, not stated): the code the archive keeps is a disagreement."""
+    index.resolve(patient("a", gender="unknown", _gender=gb_sex("0")))
+    assert [
+        (c.element, c.kept, c.offered) for c in index.resolve(patient("b", gender="unknown", _gender=gb_sex("9")))[1]
+    ] == [
+        (
+            "gender.extension('http://fhir.yiyang.cn/StructureDefinition/yy-ext-gender-gb')",
+            gb_sex("0")["extension"][0],
+            gb_sex("9")["extension"][0],
+        )
+    ]
+
+
+def test_the_same_gb_sex_code_with_a_display_is_no_disagreement(index: Index) -> None:
+    index.resolve(patient("a", gender="unknown", _gender=gb_sex("9")))
+    spelt = gb_sex("9")
+    spelt["extension"][0]["valueCoding"]["display"] = "未说明的性别"
+    assert index.resolve(patient("b", gender="unknown", _gender=spelt))[1] == []
