@@ -16,6 +16,7 @@ it was true, so the archive can merge statements in the order they happened, not
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import re
@@ -36,6 +37,8 @@ from mappings.specs import Spec
 from profiles.canonical import DEFAULT_BASE
 
 ID_NAMESPACE = uuid.UUID("6f1d6a52-5c1e-4c47-9a57-0c5d1e2b7a10")
+#: in a rule's ``each``, a step that stands for every occurrence of a repeated element
+EVERY = "[*]"
 
 
 @dataclass(slots=True)
@@ -146,6 +149,9 @@ class MappingEngine:
             for part in [resource, *resource["rules"]]:
                 if part.get("split", "list") not in SPLITTERS:
                     raise ValueError(f"{spec.id}: unknown split {part['split']!r}")
+            if EVERY in resource.get("each", ""):
+                # one resource per occurrence would need the occurrence's field as its label too
+                raise ValueError(f"{spec.id}: {resource['name']}: {EVERY} is for a rule's each, not a resource's")
             if "key" in resource:
                 self._keys[id(resource)] = [
                     fhirpathpy.compile(expression.replace("{base}", self.base)) for expression in resource["key"]
@@ -269,8 +275,12 @@ class MappingEngine:
         if "each" in rule:
             # repeat the rule for every item of a list field, within this one resource
             field = _first_valued(mapped, item, rule["each"])
-            kept = _items(mapped, item, field, rule.get("skip", []), SPLITTERS[rule.get("split", "list")])
-            items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
+            skip, split = rule.get("skip", []), SPLITTERS[rule.get("split", "list")]
+            if EVERY in field:
+                items = _occurrence_items(mapped, field, skip, split)
+            else:
+                kept = _items(mapped, item, field, skip, split)
+                items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
         for current, label in items:
             context = _Context(mapped, name, current, label, compiled.target)
             value = compiled.build(context)
@@ -558,12 +568,41 @@ def _first_valued(mapped: Mapped, item: Any, names: str | list[str]) -> str:
 
 
 def _items(mapped: Mapped, item: Any, name: str, skip: list[Any], split: Splitter) -> list[Any]:
-    """The items of a list field (a JSON list, or a cell such as 高血压,糖尿病, divided by the
-    spec's ``split``); a cell that cannot be split (garbled text) is a problem of the record,
-    not a crash of the run."""
+    """The items of a list field (see :func:`_kept`)."""
     if not name.startswith("$item."):
         mapped.used.add(_field_root(mapped.record.fields, name))
-    listed = _field_or_item(mapped.record.fields, item, name)
+    return _kept(mapped, name, _field_or_item(mapped.record.fields, item, name), skip, split)
+
+
+def _occurrence_items(mapped: Mapped, pattern: str, skip: list[Any], split: Splitter) -> list[tuple[Any, str]]:
+    """The items of every field an ``each`` with ``[*]`` names (``telecom[*]/@value``: the
+    ``telecom/@value`` and ``telecom[2]/@value`` … of a CDA document), in the record's order,
+    each labelled with the field it came from, and with its index there when that field's value
+    divides into several items (``telecom[2]/@value[1]``): a spec reads every occurrence of a
+    repeated element, not only the first its plain name means."""
+    every = _occurrences(pattern)
+    found: list[tuple[Any, str]] = []
+    for name, value in mapped.record.fields.items():
+        if not every.fullmatch(name):
+            continue
+        mapped.used.add(name)
+        kept = _kept(mapped, name, value, skip, split)
+        found.extend((part, name if len(kept) == 1 else f"{name}[{index}]") for index, part in enumerate(kept))
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _occurrences(pattern: str) -> re.Pattern[str]:
+    """``telecom[*]/@value`` as a pattern of the fields it names: each ``[*]`` step as the
+    readers write its occurrences, plain for the first and numbered from the second on
+    (``telecom``, ``telecom[2]``)."""
+    return re.compile(r"(?:\[\d+\])?".join(re.escape(part) for part in pattern.split(EVERY)))
+
+
+def _kept(mapped: Mapped, name: str, listed: Any, skip: list[Any], split: Splitter) -> list[Any]:
+    """The items of the value of field ``name`` (a JSON list, or a cell such as 高血压,糖尿病,
+    divided by the spec's ``split``) but those ``skip`` lists; a cell that cannot be split
+    (garbled text) is a problem of the record, not a crash of the run."""
     if isinstance(listed, dict):
         listed = [listed]  # an export that gives the one item instead of a list of one
     if not isinstance(listed, list):

@@ -51,3 +51,28 @@ def problems(tmp_path: Path, written: str) -> list[str]:
 )
 def test_a_cda_telecom_is_refused_once_with_the_reason_of_its_scheme(tmp_path: Path, written: str, reason: str) -> None:
     assert problems(tmp_path, written) == [reason]
+
+
+def two_telecoms(tmp_path: Path) -> Path:
+    """The sample with a second telecom, an e-mail address after the phone, as WS/T 500
+    documents list a patient's contact points: one ``telecom`` element each."""
+    document = (SAMPLES / "community-health/健康档案-张秀英.xml").read_text(encoding="utf-8")
+    path = tmp_path / "健康档案.xml"
+    both = '<telecom value="tel:13803710001"/><telecom value="mailto:zhangxy@example.cn"/>'
+    path.write_text(document.replace('<telecom value="13803710001"/>', both), "utf-8")
+    return path
+
+
+def test_every_telecom_element_of_a_cda_document_is_a_contact_point(tmp_path: Path) -> None:
+    assert mapped_resources(two_telecoms(tmp_path), "community-health")[0]["patient"]["telecom"] == [
+        {"system": "phone", "value": "13803710001"},
+        {"system": "email", "value": "zhangxy@example.cn"},
+    ]
+
+
+def test_each_cda_contact_point_names_the_telecom_element_it_came_from(tmp_path: Path) -> None:
+    mapped = _engine().map(next(read(two_telecoms(tmp_path), "community-health")))
+    assert [mapped.lineage[("patient", f"Patient.telecom[{i}].value")].field for i in (0, 1)] == [
+        "recordTarget/patientRole/telecom/@value",
+        "recordTarget/patientRole/telecom[2]/@value",
+    ]

@@ -345,6 +345,39 @@ def test_a_rule_each_over_fallback_fields_repeats_over_the_first_with_a_value() 
     assert mapped.resources["patient"]["telecom"] == [{"value": "66668888"}, {"value": "77779999"}]
 
 
+REPEATED = {"path": "telecom[+].value", "each": "t[*]/@value", "split": "phone_numbers", "value": {"from": "$item"}}
+OCCURRENCES = {"姓名": "张三", "t/@value": "13800000001", "tx/@value": "0", "t[2]/@value": "13800000002 13800000003"}
+
+
+def test_a_rule_each_over_a_repeated_element_repeats_over_every_occurrence() -> None:
+    mapped = engine(spec(REPEATED)).map(record(**OCCURRENCES))
+    assert [telecom["value"] for telecom in mapped.resources["patient"]["telecom"]] == [
+        "13800000001",
+        "13800000002",
+        "13800000003",
+    ]
+
+
+def test_each_value_of_a_repeated_element_names_the_occurrence_it_came_from() -> None:
+    mapped = engine(spec(REPEATED)).map(record(**OCCURRENCES))
+    assert [mapped.lineage[("patient", f"Patient.telecom[{i}].value")].field for i in range(3)] == [
+        "t/@value",
+        "t[2]/@value[0]",
+        "t[2]/@value[1]",
+    ]
+
+
+def test_every_occurrence_of_a_repeated_element_counts_as_read() -> None:
+    mapped = engine(spec(REPEATED)).map(record(**OCCURRENCES))
+    assert mapped.unused_fields == ["姓名", "tx/@value"]
+
+
+def test_a_resource_each_over_every_occurrence_fails_at_load_time() -> None:
+    condition = {"name": "condition", "type": "Condition", "each": "t[*]/@value", "rules": []}
+    with pytest.raises(ValueError, match="not a resource's"):
+        engine(spec(NAME, extra=[condition]))
+
+
 def test_spec_naming_an_unknown_split_fails_at_load_time() -> None:
     rule = {"path": "telecom[+].value", "each": "电话", "split": "phones", "value": {"from": "$item"}}
     with pytest.raises(ValueError, match="unknown split"):
