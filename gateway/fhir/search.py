@@ -23,6 +23,7 @@ from gateway.search.elements import json_names, wanted_of
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
 from gateway.security.access import Access
+from gateway.storage.access_sql import Sql
 from gateway.storage.store import Stored, Transaction
 from profiles.registry import r4_base_types
 
@@ -149,8 +150,8 @@ class Searcher:
     def search(self, tx: Transaction, query: SearchQuery, access: Access | None = None) -> SearchResult:
         """One page; with ``access``, only what the principal may see is matched, counted or
         included."""
-        restriction = access.condition(query.resource_type) if access else None
         query = _chains_within(query, access)
+        restriction = _restriction(tx, query, access)
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
         if query.total == "none" or query.after is not None:
@@ -181,9 +182,17 @@ class Searcher:
         query = self.parse(kind, pairs)
         if not query.criteria:
             raise FhirError(400, "http.conditional-needs-criteria")
-        restriction = access.condition(kind) if access else None
         query = _chains_within(query, access)
+        restriction = _restriction(tx, query, access)
         return tx.resources.search(replace(query, count=count), False, restriction)[0]
+
+
+def _restriction(tx: Transaction, query: SearchQuery, access: Access | None) -> Sql | None:
+    """What the principal may see of the query's type, as a condition checked candidate by
+    candidate when the criteria leave few (``Resources.few_candidates``)."""
+    if access is None or not access.restricted:
+        return None
+    return access.condition(query.resource_type, few=tx.resources.few_candidates(query))
 
 
 def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:

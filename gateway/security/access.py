@@ -26,7 +26,15 @@ from gateway.ingest.identity import match_keys
 from gateway.masking import mask_id_cards
 from gateway.search.indexer import SearchIndexer
 from gateway.security.principal import Principal
-from gateway.storage.access_sql import Sql, newly_served, served_patients, visible_condition
+from gateway.storage.access_sql import (
+    Served,
+    Sql,
+    newly_served,
+    served_among,
+    served_patients,
+    serves,
+    visible_condition,
+)
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Stored, Transaction
 from mappings.engine import reference_nodes
@@ -141,21 +149,30 @@ class Access:
         self.principal = principal
         self.personal = personal
         self.restricted = principal is not None and principal.role in RESTRICTED_ROLES
+        now = now_instant()
         self._served: Sql | None = (
-            served_patients(principal.organization, now_instant()) if self.restricted and principal else None
+            served_patients(principal.organization, now) if self.restricted and principal else None
         )
+        #: the same rule asked of one person, for statements about one resource
+        self._serves: Served | None = serves(principal.organization, now) if self.restricted and principal else None
         #: whom the principal serves, read on first use (:meth:`served_people`)
         self._people: frozenset[str] | None = None
 
-    def condition(self, kind: str) -> Sql | None:
-        """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see."""
-        return None if self._served is None else self._condition(kind, self._served)
+    def condition(self, kind: str, few: bool = False) -> Sql | None:
+        """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see.
+        ``few``: for a statement with few candidates, each checked on its own (the people it
+        names, through their own records) instead of against everyone served, listed first."""
+        if self._served is None or self._serves is None:
+            return None
+        return (
+            self._condition(kind, self._serves, one=True) if few else self._condition(kind, served_among(self._served))
+        )
 
-    def _condition(self, kind: str, served: Sql) -> Sql | None:
+    def _condition(self, kind: str, served: Served, one: bool = False) -> Sql | None:
         if kind in self.personal.OPAQUE:
             return "1 = 0", []
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
-        return visible_condition(kind, compartment, served, naming)
+        return visible_condition(kind, compartment, served, naming, one)
 
     def within_served(self, kinds: Iterable[str]) -> tuple[Sql, list[tuple[str, Sql]]] | None:
         """For a query that reaches several types at once (a chain): the served people's SQL,
@@ -163,12 +180,12 @@ class Access:
         ``resource r`` written over that table (None when nothing is restricted)."""
         if self._served is None:
             return None
-        over_table: Sql = ("SELECT id FROM served_people", [])
+        over_table = served_among(("SELECT id FROM served_people", []))
         conditions = [(kind, found) for kind in kinds if (found := self._condition(kind, over_table)) is not None]
         return self._served, conditions
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:
-        condition = self.condition(stored.type)
+        condition = self.condition(stored.type, few=True)
         return condition is None or tx.resources.meets(stored.type, stored.id, condition)
 
     def only_visible(self, tx: Transaction, found: list[Stored]) -> list[Stored]:

@@ -17,12 +17,14 @@ counts, either way, only while it is in force: its ``provision.period`` (search 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.storage.dialect import marks
 
 Sql = tuple[str, list[Any]]
+#: the condition that the person whose id a column (given) holds is served
+Served = Callable[[str], Sql]
 
 ACTIVE_STAY = ("planned", "arrived", "in-progress", "onleave")
 
@@ -66,6 +68,18 @@ def _consent_says(provision: str) -> str:
     )
 
 
+def _refused(person: str) -> str:
+    """A Consent of ``person`` (a column) in force at the moment given twice after refuses the
+    organisation given third: naming it, or naming no organisation at all."""
+    return (
+        "SELECT 1 FROM search_index c WHERE c.type = 'Consent' AND c.name = 'patient' AND c.system = 'Patient' "
+        f"AND c.value = {person} AND {_consent_says('deny')} AND {_holds('c')} "
+        "AND (EXISTS (SELECT 1 FROM search_index a WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor' "
+        "AND a.system = 'Organization' AND a.value = ?) "
+        "OR NOT EXISTS (SELECT 1 FROM search_index a WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor'))"
+    )
+
+
 def served_patients(organization: str, now: str) -> Sql:
     """A subquery selecting the ids of the Patients ``organization`` serves at ``now`` (a store
     instant: ``resources.now_instant()``)."""
@@ -105,19 +119,79 @@ def served_patients(organization: str, now: str) -> Sql:
         "AND p.name = 'patient' AND p.system = 'Patient' WHERE c.type = 'Consent' AND c.name = 'actor' "
         f"AND c.system = 'Organization' AND c.value = ? AND {_consent_says('permit')} AND {_holds('c')}"
     )
-    refused = (
-        "SELECT 1 FROM search_index c WHERE c.type = 'Consent' AND c.name = 'patient' AND c.system = 'Patient' "
-        f"AND c.value = s.value AND {_consent_says('deny')} AND {_holds('c')} "
-        "AND (EXISTS (SELECT 1 FROM search_index a WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor' "
-        "AND a.system = 'Organization' AND a.value = ?) "
-        "OR NOT EXISTS (SELECT 1 FROM search_index a WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor'))"
-    )
     sql = (
-        f"SELECT s.value FROM ({stays} UNION {plans} UNION {contracts} UNION {permits}) s WHERE NOT EXISTS ({refused})"
+        f"SELECT s.value FROM ({stays} UNION {plans} UNION {contracts} UNION {permits}) s "
+        f"WHERE NOT EXISTS ({_refused('s.value')})"
     )
     moment = [now, now]  # each Consent's period is asked about the moment
     params = [organization, *ACTIVE_STAY, organization, organization, organization, *moment, *moment, organization]
     return sql, params
+
+
+def serves(organization: str, now: str) -> Served:
+    """The condition that ``organization`` serves at ``now`` the one person whose id a column
+    holds: the rule of :func:`served_patients`, asked of that person alone.
+
+    Every part starts from the person's own index rows (the stays, plans and Consents naming
+    them, through ``search_index_value``) and probes those few resources' rows, so the cost
+    is that of one person's record.  Judging one resource (a read, an included resource) by
+    ``IN (served_patients)`` made both databases list everyone the organisation serves first:
+    about 200 ms a resource on SQLite with 6,667 people served among 20,000."""
+
+    def condition(person: str) -> Sql:
+        status_in = marks(ACTIVE_STAY)
+        active = _own("CarePlan", "status", "x.value = 'active'")
+        stays = _naming(
+            "Encounter",
+            "subject",
+            person,
+            [
+                _own("Encounter", "service-provider", "x.value = ?", "Organization"),
+                _own("Encounter", "status", f"x.value IN ({status_in})"),
+            ],
+        )
+        authored = (
+            "EXISTS (SELECT 1 FROM search_index x WHERE x.type = 'CarePlan' AND x.id = p.id "
+            "AND x.name IN ('author', 'contributor') AND x.system = 'Organization' AND x.value = ?)"
+        )
+        plans = _naming("CarePlan", "subject", person, [authored, active])
+        managed = (
+            "EXISTS (SELECT 1 FROM search_index t WHERE t.type = 'CareTeam' AND t.id = x.value "
+            "AND t.name = 'organization' AND t.system = 'Organization' AND t.value = ?)"
+        )
+        contracts = _naming("CarePlan", "subject", person, [_own("CarePlan", "care-team", managed, "CareTeam"), active])
+        permits = (
+            "EXISTS (SELECT 1 FROM search_index c WHERE c.type = 'Consent' AND c.name = 'patient' "
+            f"AND c.system = 'Patient' AND c.value = {person} AND EXISTS (SELECT 1 FROM search_index a "
+            "WHERE a.type = 'Consent' AND a.id = c.id AND a.name = 'actor' AND a.system = 'Organization' "
+            f"AND a.value = ?) AND {_consent_says('permit')} AND {_holds('c')})"
+        )
+        sql = f"(({stays} OR {plans} OR {contracts} OR {permits}) AND NOT EXISTS ({_refused(person)}))"
+        params = [organization, *ACTIVE_STAY, organization, organization, organization, now, now, now, now]
+        return sql, [*params, organization]
+
+    return condition
+
+
+def served_among(people: Sql) -> Served:
+    """The condition that a person is among ``people`` (a subquery selecting ids)."""
+    return lambda person: (f"{person} IN ({people[0]})", list(people[1]))
+
+
+def _naming(kind: str, name: str, person: str, conditions: list[str]) -> str:
+    """A resource of ``kind`` whose ``name`` reference points at ``person`` (a column) exists
+    and meets every condition (each correlated on its id, ``p.id``)."""
+    where = "".join(f" AND {condition}" for condition in conditions)
+    return (
+        f"EXISTS (SELECT 1 FROM search_index p WHERE p.type = '{kind}' AND p.name = '{name}' "
+        f"AND p.system = 'Patient' AND p.value = {person}{where})"
+    )
+
+
+def _own(kind: str, name: str, test: str, system: str | None = None) -> str:
+    """The resource ``p`` (of ``kind``) has an index row ``name`` (alias ``x``) meeting ``test``."""
+    target = f" AND x.system = '{system}'" if system else ""
+    return f"EXISTS (SELECT 1 FROM search_index x WHERE x.type = '{kind}' AND x.id = p.id AND x.name = '{name}'{target} AND {test})"
 
 
 def newly_served(organization: str, since: str, now: str) -> Sql:
@@ -174,31 +248,35 @@ def newly_served(organization: str, since: str, now: str) -> Sql:
 
 
 def visible_condition(
-    kind: str, compartment_params: Sequence[str], served: Sql, naming_params: Sequence[str] = ()
+    kind: str, compartment_params: Sequence[str], served: Served, naming_params: Sequence[str] = (), one: bool = False
 ) -> Sql | None:
     """The condition on ``resource r`` of type ``kind`` that keeps only what concerns served
     people alone: a Patient served; any other resource naming no one unserved through
     ``naming_params`` (its references that may point at a Patient) and, in the Patient
     compartment, a served person through ``compartment_params``.  None when the type holds no
     one's personal data (an Organization).  The "no one unserved" test looks at the one
-    resource's own index rows (``search_index_owner``), never at the whole type's."""
-    served_sql, served_params = served
+    resource's own index rows (``search_index_owner``), never at the whole type's.  ``one``:
+    for a statement about one resource (see :func:`serves`), whose compartment is then looked
+    up from its own rows rather than from those of everyone served."""
     if kind == "Patient":
-        return f"r.id IN ({served_sql})", list(served_params)
+        return served("r.id")
     conditions: list[str] = []
     params: list[Any] = []
     if compartment_params:
+        member, own = ("EXISTS (SELECT 1", " AND vc.id = r.id") if one else ("r.id IN (SELECT vc.id", "")
+        person, person_params = served("vc.value")
         conditions.append(
-            f"r.id IN (SELECT c.id FROM search_index c WHERE c.type = ? AND c.name IN ({marks(compartment_params)}) "
-            f"AND c.system = 'Patient' AND c.value IN ({served_sql}))"
+            f"{member} FROM search_index vc WHERE vc.type = ?{own} AND vc.name IN ({marks(compartment_params)}) "
+            f"AND vc.system = 'Patient' AND {person})"
         )
-        params += [kind, *compartment_params, *served_params]
+        params += [kind, *compartment_params, *person_params]
     if naming_params:
+        person, person_params = served("vn.value")
         conditions.append(
-            f"NOT EXISTS (SELECT 1 FROM search_index n WHERE n.type = ? AND n.id = r.id "
-            f"AND n.name IN ({marks(naming_params)}) AND n.system = 'Patient' AND n.value NOT IN ({served_sql}))"
+            f"NOT EXISTS (SELECT 1 FROM search_index vn WHERE vn.type = ? AND vn.id = r.id "
+            f"AND vn.name IN ({marks(naming_params)}) AND vn.system = 'Patient' AND NOT ({person}))"
         )
-        params += [kind, *naming_params, *served_params]
+        params += [kind, *naming_params, *person_params]
     if not conditions:
         return None
     return " AND ".join(conditions), params

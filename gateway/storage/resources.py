@@ -335,6 +335,14 @@ class Resources:
     def _count(self, planned: SearchQuery, restriction: Sql | None) -> int:
         return int(self.sql.one(*search_sql.count_sql(planned, restriction=restriction))[0])
 
+    def few_candidates(self, query: SearchQuery) -> bool:
+        """Whether the query's criteria leave fewer than ``COMMON_VALUE_ROWS`` candidates to
+        check one by one (see ``search_sql.few_candidates_sql``)."""
+        if search_sql.names_ids(query):
+            return True
+        statement = search_sql.few_candidates_sql(self._planned(query))
+        return statement is not None and int(self.sql.one(*statement)[0]) < search_sql.COMMON_VALUE_ROWS
+
     def _planned(self, query: SearchQuery) -> SearchQuery:
         """The query, its driving value marked when the archive finds it common."""
         statement = search_sql.common_value_sql(query)
