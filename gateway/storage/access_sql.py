@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gateway.storage.dialect import marks
+from gateway.storage.dialect import PLANNED_PER_CALL, marks
 
 Sql = tuple[str, list[Any]]
 #: the condition that the person whose id a column (given) holds is served
@@ -259,7 +259,8 @@ def visible_condition(
     for a statement about one resource (see :func:`serves`), whose compartment is then looked
     up from its own rows rather than from those of everyone served."""
     if kind == "Patient":
-        return served("r.id")
+        sql, params = served("r.id")
+        return f"{PLANNED_PER_CALL} {sql}", params
     conditions: list[str] = []
     params: list[Any] = []
     if compartment_params:
@@ -279,4 +280,4 @@ def visible_condition(
         params += [kind, *naming_params, *person_params]
     if not conditions:
         return None
-    return " AND ".join(conditions), params
+    return f"{PLANNED_PER_CALL} " + " AND ".join(conditions), params

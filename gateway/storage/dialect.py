@@ -33,6 +33,11 @@ VALUE_DRIVER = "/*value-driver*/"
 #: limit on a statement's parameters (SQLite 32,766, 999 on old builds; PostgreSQL 65,535),
 #: and a statement of thousands of them is slow to plan.
 LISTED = "/*listed*/"
+#: In a statement whose best plan depends on its values (a restricted client's visibility:
+#: whether a person has a stay, a plan or a Consent with one organisation), PostgreSQL is to
+#: plan it for each call's values, never keep one generic plan (postgres.py).  A comment: both
+#: databases ignore it.
+PLANNED_PER_CALL = "/*planned-per-call*/"
 
 
 def marks(values: Sized) -> str:

@@ -27,6 +27,7 @@ from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
 from gateway.services import Services
 from gateway.storage import open_store
+from gateway.storage.dialect import PLANNED_PER_CALL
 from gateway.storage.postgres import WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
 from tests.conftest import fresh_database_url
@@ -469,6 +470,26 @@ def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_ag
         finally:
             store.close()
     assert found == [("read ok",)]
+
+
+def test_a_statement_planned_per_call_is_never_prepared(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """A restricted client's visibility is best planned for its values: such a statement is
+    sent with its values in its text, never prepared (PostgreSQL's one generic plan listed
+    every stay of the organisation for each search)."""
+    marked = f"SELECT %s::text || 'ok' {PLANNED_PER_CALL}"
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        try:
+            with store.pool.connection() as connection:
+                for _ in range(2 * (connection.prepare_threshold or 0)):
+                    connection.rows_now(marked, ("read ",))
+                    connection.execute(marked, ("run ",))
+                prepared = connection.execute(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ("%planned-per-call%",)
+                ).fetchone()
+        finally:
+            store.close()
+    assert prepared == (0,)
 
 
 def test_a_postgresql_connection_keeps_its_most_recently_run_statements_prepared(
