@@ -235,13 +235,18 @@ def old_and_corrected(tmp_path: Path) -> tuple[Path, Path]:
     return files[0], files[1]
 
 
+def ingested_in_turn(out: Path, *paths: Path) -> Path:
+    """The archive at ``out`` after each file was ingested into it, in the order given."""
+    for path in paths:
+        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    return out
+
+
 def late_copy_replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The correction lands first, then January's old copy is quarantined (an old export sent
     late); then the code table learns the unknown value, and the quarantine is replayed."""
-    out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
-    for path in (corrected, old):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    out = ingested_in_turn(tmp_path / "out", corrected, old)
     teach_the_code_table(tmp_path, monkeypatch)
     commands.replay(out, Registry(), io.StringIO(), "en")
     return out
@@ -277,10 +282,8 @@ def test_a_correction_landing_resolves_the_quarantined_record_it_replaces(tmp_pa
     """January's copy waits in the quarantine and February's correction of the same 个人档案编号
     lands: the old entry was left open, and every replay said ``ingest.superseded`` again.  It
     is resolved by the correction instead, kept for the audit in quarantine-resolved.ndjson."""
-    out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
-    for path in (old, corrected):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    out = ingested_in_turn(tmp_path / "out", old, corrected)
     resolved = [(e["file"], e["resolved"]["file"], e["resolved"]["location"]) for e in ndjson(out / RESOLVED)]
     assert (ndjson(out / "quarantine.ndjson"), resolved) == (
         [],
@@ -290,10 +293,8 @@ def test_a_correction_landing_resolves_the_quarantined_record_it_replaces(tmp_pa
 
 def test_a_replay_leaves_a_resolved_record_alone(tmp_path: Path) -> None:
     """Resolved by the correction, the old copy is no longer replayed: the replay is quiet."""
-    out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
-    for path in (old, corrected):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    out = ingested_in_turn(tmp_path / "out", old, corrected)
     said = io.StringIO()
     counts = commands.replay(out, Registry(), said, "en")
     assert (counts.read, said.getvalue()) == (0, "")
@@ -302,11 +303,9 @@ def test_a_replay_leaves_a_resolved_record_alone(tmp_path: Path) -> None:
 def both_copies_waiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """January's copy (糖尿病) and February's (高血压) both wait for the unknown 民族, which the
     code table then learns; the archive's folder, before the replay."""
-    out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
     corrected.write_text(corrected.read_text(encoding="utf-8").replace("汉族", "火星族"), encoding="utf-8")
-    for path in (old, corrected):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    out = ingested_in_turn(tmp_path / "out", old, corrected)
     teach_the_code_table(tmp_path, monkeypatch)
     return out
 
@@ -333,10 +332,8 @@ def test_a_replay_says_which_older_copy_the_newer_one_resolved(tmp_path: Path, m
 
 def test_the_old_export_ingested_again_leaves_its_entry_resolved(tmp_path: Path) -> None:
     """It fails as it did; the correction that replaced it still stands."""
-    out = tmp_path / "out"
     old, corrected = old_and_corrected(tmp_path)
-    for path in (old, corrected, old):
-        commands.ingest("community-health", [path], out, Registry(), bundle=False)
+    out = ingested_in_turn(tmp_path / "out", old, corrected, old)
     assert (len(ndjson(out / "quarantine.ndjson")), len(ndjson(out / RESOLVED))) == (0, 1)
 
 
