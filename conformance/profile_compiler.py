@@ -26,8 +26,8 @@ Problem = tuple[str, dict[str, Any]]
 
 CORE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 REGEX_EXTENSION = "http://hl7.org/fhir/StructureDefinition/regex"
-#: R4's discriminator types (ElementDefinition.slicing.discriminator.type, required binding)
-DISCRIMINATOR_TYPES = ("value", "exists", "pattern", "type", "profile")
+#: the value set R4 binds ElementDefinition.slicing.discriminator.type to (required)
+DISCRIMINATOR_TYPES = "http://hl7.org/fhir/ValueSet/discriminator-type"
 
 
 @dataclass(slots=True)
@@ -189,6 +189,8 @@ class ProfileCompiler:
         self.model = model or BaseModel(registry)
         self._cache: OrderedDict[str, CompiledProfile | None] = OrderedDict()
         self._generation = registry.generation
+        #: the discriminator types a slicing may name, read from the R4 base value set
+        self._discriminator_types = tuple(code for _, code in registry.base_valuesets[DISCRIMINATOR_TYPES] or ())
 
     def get(self, url: str) -> CompiledProfile | None:
         """The compiled profile (None if the registry has no such StructureDefinition).
@@ -358,10 +360,10 @@ class ProfileCompiler:
                 for d in discriminators
             ):
                 problems.append(_invalid(url, f"{where}.slicing", "discriminators need a type and a path"))
-            elif unknown := [d["type"] for d in discriminators if d["type"] not in DISCRIMINATOR_TYPES]:
+            elif unknown := [d["type"] for d in discriminators if d["type"] not in self._discriminator_types]:
                 # a misspelt type told nothing apart: every slice then failed as constraining
                 # none of the discriminators, with no word of the typo
-                detail = f"has discriminator type '{unknown[0]}', not one of {', '.join(DISCRIMINATOR_TYPES)}"
+                detail = f"has discriminator type '{unknown[0]}', not one of {', '.join(self._discriminator_types)}"
                 problems.append(_invalid(url, f"{where}.slicing", detail))
             else:
                 rules = slicing.get("rules", "open")
