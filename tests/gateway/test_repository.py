@@ -206,18 +206,41 @@ def test_a_reference_to_another_entry_is_checked_against_that_entry(services: Ma
 def test_entries_naming_one_archive_resource_look_it_up_once(
     services: Make, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway.fhir.archive_references import ArchiveReferences
+    from gateway.storage.resources import Resources
 
     made = services()
     stored_directly(made, patient)
-    asked: list[str] = []
-    real = ArchiveReferences.__call__
-    monkeypatch.setattr(ArchiveReferences, "__call__", lambda self, ref: asked.append(ref) or real(self, ref))
+    asked: list[tuple[str, str]] = []
+    read, read_many = Resources.read, Resources.read_many
+    monkeypatch.setattr(
+        Resources, "read", lambda self, kind, i, **o: asked.append((kind, i)) or read(self, kind, i, **o)
+    )
+    monkeypatch.setattr(Resources, "read_many", lambda self, keys: asked.extend(keys) or read_many(self, keys))
     visit = home_visit()
     visit.pop("id", None)
     entry = {"resource": visit, "request": {"method": "POST", "url": "Encounter"}}
     made.bundles.process(transaction(entry, copy.deepcopy(entry), copy.deepcopy(entry)))
-    assert asked.count(visit["subject"]["reference"]) == 1
+    assert asked.count(("Patient", patient["id"])) == 1
+
+
+def test_the_archive_resources_a_transaction_names_are_read_together(
+    services: Make, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each lookup alone was a round trip the worker waited for (PostgreSQL)."""
+    from gateway.storage.resources import Resources
+
+    made = services()
+    stored_directly(made, patient)
+    single: list[tuple[str, str]] = []
+    read = Resources.read
+    monkeypatch.setattr(
+        Resources, "read", lambda self, kind, i, **o: single.append((kind, i)) or read(self, kind, i, **o)
+    )
+    visit = home_visit()
+    visit.pop("id", None)
+    entries = [{"resource": copy.deepcopy(visit), "request": {"method": "POST", "url": "Encounter"}} for _ in range(3)]
+    made.bundles.process(transaction(*entries))
+    assert ("Patient", patient["id"]) not in single
 
 
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
