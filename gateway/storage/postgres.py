@@ -222,7 +222,7 @@ class PostgresStore(Store):
             self.pool.putconn(connection)
 
     def _lock(self, executor: Executor, name: str) -> None:
-        executor.execute("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+        executor.send_later("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
 
     def settled_instant(self) -> str:
         """Writers run side by side here, each stamping its resources before it commits: a

@@ -177,6 +177,8 @@ class Executor:
         #: a BEGIN not sent yet, and what follows it: it goes with the transaction's first
         #: statement (:meth:`begin`)
         self._opening: tuple[str, ...] | None = None
+        #: statements queued by :meth:`send_later`, with their parameters
+        self._later: list[tuple[str, Sequence[Any]]] = []
         #: rows queued by :meth:`defer`, per statement: (table, columns, conflict clause) -> rows
         self._deferred: dict[tuple[str, tuple[tuple[str, str], ...], str], list[Sequence[Any]]] = {}
 
@@ -197,6 +199,17 @@ class Executor:
             with self._pipelined():
                 self._send_opening()
 
+    def send_later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose result no one reads (a lock) with the next round trip, before
+        the rows :meth:`defer` queued; at once where statements cannot be pipelined.  The
+        database runs a connection's statements in order, so what follows waits for it all
+        the same, but the worker does not: a create on PostgreSQL took three round trips, its
+        identity-number lock one of its own."""
+        if self._pipeline is None:
+            self._run(sql, params)
+        else:
+            self._later.append((sql, params))
+
     def defer(
         self, table: str, columns: tuple[tuple[str, str], ...], rows: Sequence[Sequence[Any]], conflict: str = ""
     ) -> None:
@@ -213,7 +226,7 @@ class Executor:
         """Send what waits (a BEGIN, queued rows) now.  Whoever ends a savepoint calls it
         inside the block that undoes the savepoint's writes on failure, so a queued row that
         the database refuses fails its own unit of work, as it would have when it was queued."""
-        if self._opening is not None or self._deferred:
+        if self._waiting():
             with self._pipelined():
                 self._send_waiting()
 
@@ -226,7 +239,7 @@ class Executor:
     def roll_back(self, savepoint: str | None = None) -> None:
         """Forget the queued rows and roll back the transaction, or to ``savepoint`` (whose
         rows they are).  A transaction whose BEGIN was never sent has nothing to undo."""
-        self._deferred = {}
+        self._later, self._deferred = [], {}
         if savepoint is not None:
             self.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
         elif self._opening is not None:
@@ -239,8 +252,14 @@ class Executor:
         for statement in opening or ():
             self._run(statement)
 
+    def _waiting(self) -> bool:
+        return self._opening is not None or bool(self._later) or bool(self._deferred)
+
     def _send_waiting(self) -> None:
         self._send_opening()
+        later, self._later = self._later, []
+        for sql, params in later:
+            self._run(sql, params)
         deferred, self._deferred = self._deferred, {}
         for (table, columns, conflict), rows in deferred.items():
             self._insert_rows(table, columns, rows, conflict)
@@ -254,7 +273,7 @@ class Executor:
             yield
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        if self._opening is None and not self._deferred:
+        if not self._waiting():
             return self._run(sql, params)
         with self._pipelined():  # its results can be read once the pipeline has ended
             self._send_waiting()
@@ -368,7 +387,7 @@ class Executor:
         """The rows of a statement read before the next one runs, the connection's quicker way
         (PostgreSQL, see ``postgres.py``); None when it has none, or something waits to go
         before the statement."""
-        if self._rows_now is None or self._opening is not None or self._deferred:
+        if self._rows_now is None or self._waiting():
             return None
         try:
             return self._rows_now(self.dialect.sql(sql), params)

@@ -148,6 +148,7 @@ def test_a_lock_whose_savepoint_rolled_back_is_taken_again(store: Store, databas
             tx.lock("person|idcard|X")
             raise ValueError("one bad record")
         tx.lock("person|idcard|X")
+        tx.resources.read("Patient", "anyone")  # the lock goes with the next statement
         with psycopg.connect(database_url, autocommit=True) as elsewhere:
             free = elsewhere.execute("SELECT pg_try_advisory_lock(%s)", (zlib.crc32(b"person|idcard|X"),)).fetchone()[0]
     assert free is False
@@ -634,6 +635,30 @@ def test_on_postgresql_a_settled_instant_ignores_writers_of_another_database(
         settler.join(10)
         store.close()
     assert not waited
+
+
+def advisory_lock_held(url: str, name: str) -> bool:
+    with psycopg.connect(url) as other:
+        row = other.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
+            (zlib.crc32(name.encode()),),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_on_postgresql_a_named_lock_goes_with_the_next_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """Sent alone it was a round trip of its own (one of a create's three); the database runs
+    it before whatever follows on the connection, so that still waits for it."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        with store.transaction() as tx:
+            tx.resources.read("Patient", "anyone")
+            tx.lock("identity-number 110105194701302230")
+            queued = advisory_lock_held(url, "identity-number 110105194701302230")
+            tx.resources.read("Patient", "anyone")
+            taken = advisory_lock_held(url, "identity-number 110105194701302230")
+        store.close()
+    assert (queued, taken) == (False, True)
 
 
 def test_a_settled_instant_waits_for_a_write_in_flight_and_follows_its_stamp(store: Store) -> None:
