@@ -708,11 +708,15 @@ def _check_distinct_people(tx: Transaction, entries: list[Entry]) -> None:
     number's holder, a record the transaction, rolled back, never made.  A number a Patient
     carries already does not count (two records of one person from before stay writable, as
     each on its own is, and a merge of them writes both)."""
+    people = [e for e in entries if e.method in ("POST", "PUT") and e.kind == "Patient" and e.resource is not None]
+    if len(people) < 2:  # nothing to compare: no read of the archive (a round trip on PostgreSQL)
+        return
     holders: dict[str, Entry] = {}
-    for entry in entries:
-        if entry.method not in ("POST", "PUT") or entry.kind != "Patient" or entry.resource is None:
-            continue
-        stored = tx.resources.read("Patient", entry.resource_id) if entry.resource_id else None
+    for entry in people:
+        # a POST's id is new: nothing is stored under it
+        stored = (
+            tx.resources.read("Patient", entry.resource_id) if entry.resource_id and entry.method == "PUT" else None
+        )
         carried = set(match_keys(stored.resource)) if stored is not None and stored.resource else set()
         for key in (key for key in match_keys(entry.resource) if is_document(key) and key not in carried):
             first = holders.setdefault(key, entry)

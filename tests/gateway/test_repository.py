@@ -243,6 +243,22 @@ def test_the_archive_resources_a_transaction_names_are_read_together(
     assert ("Patient", patient["id"]) not in single
 
 
+def test_a_transaction_creating_one_patient_reads_no_patient_first(
+    services: Make, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two Patients of one number are looked for among two or more only, and a POST's new id
+    holds nothing to compare (each read was a round trip on PostgreSQL)."""
+    from gateway.storage.resources import Resources
+
+    made = services()
+    asked: list[str] = []
+    read = Resources.read
+    monkeypatch.setattr(Resources, "read", lambda self, kind, i, **o: asked.append(kind) or read(self, kind, i, **o))
+    person = {k: v for k, v in patient.items() if k != "id"}
+    made.bundles.process(transaction({"resource": person, "request": {"method": "POST", "url": "Patient"}}))
+    assert "Patient" not in asked
+
+
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
     import gc
 
