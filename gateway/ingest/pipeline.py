@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from conformance import after_birth
 from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
@@ -386,10 +387,10 @@ class Ingest:
         for name, resource in mapped.resources.items():
             issues = self.validator.validate(resource)
             exchanges.judged(resource, (), issues)
-            for issue in issues:
-                if issue.is_error:
-                    part = name if name in mapped.optional else None
-                    _note(by_part, part, self._issue_reason(issue, mapped, name))
+            self._note_errors(by_part, mapped, name, issues)
+        # rules that need two resources of the record: its Patient and what happened to them
+        for name, issues in after_birth.check_record(mapped.resources).items():
+            self._note_errors(by_part, mapped, name, issues)
         if by_part and (None in by_part or not _independent(mapped, set(by_part))):
             outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]
             return outcome
@@ -440,6 +441,16 @@ class Ingest:
         resources.append(provenance(mapped, resources, self.recorded, self.engine.base, arrived))
         outcome.resources = resources
         return outcome
+
+    def _note_errors(
+        self, by_part: dict[str | None, list[Reason]], mapped: Mapped, name: str, issues: Sequence[Issue]
+    ) -> None:
+        """The errors among one resource's issues, as reasons of its part of the record (an
+        optional part fails alone)."""
+        for issue in issues:
+            if issue.is_error:
+                part = name if name in mapped.optional else None
+                _note(by_part, part, self._issue_reason(issue, mapped, name))
 
     def _leave_out_foreign(self, tx: Transaction, mapped: Mapped, outcome: Outcome) -> list[Reason]:
         """A client pushing legacy files over the API writes for its own organisation alone, as

@@ -94,3 +94,18 @@ def test_a_filing_date_after_today_is_quarantined_naming_the_column(tmp_path: Pa
     assert reasons(out, "row 2") == [
         ("invariant.failed", "Patient.extension[2].extension[0].valueDate", "个人基本信息表.csv row 2, column 建档日期")
     ]
+
+
+def test_an_ltc_assessment_dated_before_the_birth_is_quarantined_naming_evalt_date(tmp_path: Path) -> None:
+    """张秀英, born 1949-12-31, assessed in 1948: a birth year typed for the assessment year."""
+    out = ingest("insurance", ltc_assessment(tmp_path, evalt_date="1948-10-20 09:00:00"))
+    assert reasons(out, "record 1") == [
+        ("rule.before-birth", "Observation.effectiveDateTime", "长护险失能评估.json record 1, field evalt_date")
+    ]
+
+
+def test_an_ltc_assessment_dated_before_the_birth_is_counted_as_quarantined(tmp_path: Path) -> None:
+    counts = commands.ingest(
+        "insurance", [ltc_assessment(tmp_path, evalt_date="1948-10-20 09:00:00")], tmp_path / "out", Registry()
+    )
+    assert (counts.read, counts.mapped, counts.quarantined, counts.reconciled) == (1, 0, 1, True)

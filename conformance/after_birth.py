@@ -1,0 +1,178 @@
+"""Nothing happens to a person before they are born.
+
+A visit, a follow-up, an assessment, a 家庭病床 period, a 签约 contract or an insurance cover
+dated before its person's ``birthDate`` is a typing error in the source (a birth year for a
+visit year, two dates swapped), and a clerk must correct it before the archive counts it: a
+measure of who was visited in a year, or of how long someone was insured, would count it as
+written.  Each resource stands alone, so the rule needs two: the dated resource and the
+Patient it names.  The callers bring the Patient — the ingest from the same legacy record
+(:func:`check_record`), the gateway from the archive or the same transaction — and this module
+judges, so both paths say the same thing in the same words.
+
+What is refused and what is only said:
+
+- the dates of the event itself (an Encounter's or EpisodeOfCare's ``period``, an Observation's
+  ``effective[x]``, a CarePlan's ``period`` and ``created``, a Coverage's ``period`` …) before
+  birth are errors;
+- a Condition's ``onset[x]`` before birth is a warning: a congenital condition (先天畸形) may be
+  found before birth, by prenatal screening;
+- a Coverage held by a subscriber other than the beneficiary (a dependant on another person's
+  policy) may have started before the dependant was born: the period is the policy's, so that
+  is a warning too.
+
+Dates are compared at the precision both have, as Beijing calendar days: a visit of
+``1949-12`` beside a birth of ``1949-12-31`` is not judged, and a dateTime with a zone counts
+on the day it was in China Standard Time (the ``birthDate`` written in an archive here is a
+Beijing day).
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from conformance.clock import CHINA
+from conformance.issues import Issue, IssueList
+
+#: resource type → the elements saying when something happened to its person, each a
+#: primitive, a Period or a choice (``effective`` is ``effectiveDateTime``, ``effectivePeriod``…)
+EVENT_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "Encounter": ("period",),
+    "EpisodeOfCare": ("period",),
+    "Observation": ("effective", "issued"),
+    "DiagnosticReport": ("effective", "issued"),
+    "QuestionnaireResponse": ("authored",),
+    "CarePlan": ("period", "created"),
+    "CareTeam": ("period",),
+    "Coverage": ("period",),
+    "ChargeItem": ("occurrence", "enteredDate"),
+    "Procedure": ("performed",),
+    "Immunization": ("occurrence",),
+    "MedicationRequest": ("authoredOn",),
+    "ServiceRequest": ("authoredOn",),
+    "Condition": ("recordedDate",),
+    "AllergyIntolerance": ("onset", "recordedDate", "lastOccurrence"),
+}
+
+#: elements that may precede birth for a good reason, reported as warnings
+MAYBE_PRENATAL: dict[str, tuple[str, ...]] = {"Condition": ("onset",)}
+
+#: the element naming the person the resource is about, by resource type (the others: subject)
+PERSON_ELEMENT: dict[str, str] = {
+    "EpisodeOfCare": "patient",
+    "Immunization": "patient",
+    "AllergyIntolerance": "patient",
+    "Coverage": "beneficiary",
+}
+
+_CHOICE_TYPES = ("DateTime", "Period", "Instant", "Date")
+
+
+def person_reference(resource: Mapping[str, Any]) -> str | None:
+    """The literal reference to the Patient a dated resource is about, if it names one."""
+    if resource.get("resourceType") not in EVENT_ELEMENTS and resource.get("resourceType") not in MAYBE_PRENATAL:
+        return None
+    node = resource.get(PERSON_ELEMENT.get(resource["resourceType"], "subject"))
+    reference = node.get("reference") if isinstance(node, dict) else None
+    return reference if isinstance(reference, str) and reference.startswith("Patient/") else None
+
+
+def check_after_birth(resource: Mapping[str, Any], path: str, birth_date: Any, issues: IssueList) -> None:
+    """Report, at ``path`` (the resource's FHIRPath), each date of ``resource`` certainly
+    before ``birth_date``, the ``birthDate`` of the Patient :func:`person_reference` names."""
+    born = _first_day(birth_date) if isinstance(birth_date, str) else None
+    if born is None:
+        return
+    kind: str = resource.get("resourceType", "")
+    dependant = kind == "Coverage" and _held_by_another(resource)
+    for element in EVENT_ELEMENTS.get(kind, ()):
+        severity = "warning" if dependant else "error"
+        for where, value in _dates(resource, element, path):
+            _judge(where, value, birth_date, born, severity, issues)
+    for element in MAYBE_PRENATAL.get(kind, ()):
+        for where, value in _dates(resource, element, path):
+            _judge(where, value, birth_date, born, "warning", issues)
+
+
+def check_record(resources: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Issue]]:
+    """The issues of each resource of one legacy record (by its name in the record) dated
+    before the birth of a Patient of the same record."""
+    births = {
+        f"Patient/{resource.get('id')}": resource.get("birthDate")
+        for resource in resources.values()
+        if resource.get("resourceType") == "Patient"
+    }
+    return check_all(resources, births.get)
+
+
+def check_all(
+    resources: Mapping[str, Mapping[str, Any]], birth_date_of: Callable[[str], Any]
+) -> dict[str, list[Issue]]:
+    """:func:`check_after_birth` for each resource whose Patient ``birth_date_of`` knows."""
+    found: dict[str, list[Issue]] = {}
+    for name, resource in resources.items():
+        reference = person_reference(resource)
+        if reference is None:
+            continue
+        issues = IssueList()
+        check_after_birth(resource, resource["resourceType"], birth_date_of(reference), issues)
+        if issues:
+            found[name] = issues
+    return found
+
+
+def _held_by_another(coverage: Mapping[str, Any]) -> bool:
+    subscriber, beneficiary = coverage.get("subscriber"), coverage.get("beneficiary")
+    if not isinstance(subscriber, dict) or not isinstance(beneficiary, dict):
+        return False
+    return subscriber.get("reference") != beneficiary.get("reference")
+
+
+def _dates(resource: Mapping[str, Any], element: str, path: str) -> list[tuple[str, str]]:
+    """(FHIRPath, value) of the date an element states first: a Period's start, else its end."""
+    candidates = [(element, resource.get(element))]
+    candidates += [(f"{element}{kind}", resource.get(f"{element}{kind}")) for kind in _CHOICE_TYPES]
+    found = []
+    for name, value in candidates:
+        if isinstance(value, str):
+            found.append((f"{path}.{name}", value))
+        elif isinstance(value, dict):
+            for end in ("start", "end"):
+                if isinstance(value.get(end), str):
+                    found.append((f"{path}.{name}.{end}", value[end]))
+                    break
+    return found
+
+
+def _judge(where: str, value: str, birth_date: str, born: date, severity: str, issues: IssueList) -> None:
+    last = _last_day(value)
+    if last is not None and last < born:
+        message = "rule.before-birth" if severity == "error" else "rule.before-birth-possible"
+        issues.add(severity, message, where, date=value, birthDate=birth_date)
+
+
+def _first_day(value: str) -> date | None:
+    """The earliest Beijing day a date (of any precision) or dateTime may mean."""
+    return _day_bounds(value, first=True)
+
+
+def _last_day(value: str) -> date | None:
+    """The latest Beijing day a date (of any precision) or dateTime may mean."""
+    return _day_bounds(value, first=False)
+
+
+def _day_bounds(value: str, *, first: bool) -> date | None:
+    try:
+        if len(value) == 4:
+            return date(int(value), 1, 1) if first else date(int(value), 12, 31)
+        if len(value) == 7:
+            year, month = int(value[:4]), int(value[5:7])
+            return date(year, month, 1 if first else calendar.monthrange(year, month)[1])
+        if len(value) == 10:
+            return date.fromisoformat(value)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None  # malformed: the primitive checks say so
+    return moment.astimezone(CHINA).date() if moment.tzinfo is not None else moment.date()

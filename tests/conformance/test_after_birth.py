@@ -1,0 +1,117 @@
+"""Nothing happens to a person before they are born (conformance/after_birth.py): the rule
+itself, and that it reaches every dated resource the shipped specs map from a legacy record."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from conformance.after_birth import EVENT_ELEMENTS, MAYBE_PRENATAL, check_after_birth, check_record, person_reference
+from conformance.issues import IssueList
+from tests.samples import mapped_samples
+
+PERSON = {"reference": "Patient/p1"}
+
+
+def judged(resource: dict[str, Any], birth_date: str) -> list[tuple[str, str, str]]:
+    issues = IssueList()
+    check_after_birth(resource, resource["resourceType"], birth_date, issues)
+    return [(issue.severity, issue.message_id, issue.expression) for issue in issues]
+
+
+def visit(start: str) -> dict[str, Any]:
+    return {"resourceType": "Encounter", "status": "finished", "subject": PERSON, "period": {"start": start}}
+
+
+def test_a_visit_the_day_before_the_birth_is_an_error_at_its_start() -> None:
+    assert judged(visit("1949-12-30"), "1949-12-31") == [("error", "rule.before-birth", "Encounter.period.start")]
+
+
+def test_a_visit_on_the_day_of_birth_passes() -> None:
+    assert judged(visit("1949-12-31T23:00:00+08:00"), "1949-12-31") == []
+
+
+def test_a_visit_of_the_birth_month_beside_a_full_birth_date_is_not_judged() -> None:
+    """1949-12 may be any day of December: it cannot be shown to precede the 31st."""
+    assert judged(visit("1949-12"), "1949-12-31") == []
+
+
+def test_a_moment_in_utc_counts_on_its_beijing_day() -> None:
+    """16:30 UTC on the 30th is 00:30 on the 31st in Beijing: the day of birth, not before it."""
+    assert judged(visit("1949-12-30T16:30:00Z"), "1949-12-31") == []
+
+
+def test_an_assessment_before_a_birth_year_is_an_error_at_its_effective_time() -> None:
+    assessment = {"resourceType": "Observation", "subject": PERSON, "effectiveDateTime": "1948-06-16T14:30:00+08:00"}
+    assert judged(assessment, "1949") == [("error", "rule.before-birth", "Observation.effectiveDateTime")]
+
+
+def test_a_contract_created_before_the_birth_is_an_error_at_created() -> None:
+    contract = {
+        "resourceType": "CarePlan",
+        "subject": PERSON,
+        "created": "1930-01-05",
+        "period": {"start": "2026-01-05"},
+    }
+    assert judged(contract, "1938-05-20") == [("error", "rule.before-birth", "CarePlan.created")]
+
+
+def test_a_condition_whose_onset_precedes_the_birth_is_a_warning() -> None:
+    """A congenital condition may be found by prenatal screening."""
+    condition = {"resourceType": "Condition", "subject": PERSON, "onsetDateTime": "2020-03-01"}
+    assert judged(condition, "2020-05-02") == [("warning", "rule.before-birth-possible", "Condition.onsetDateTime")]
+
+
+def test_a_dependants_cover_starting_before_the_birth_is_a_warning() -> None:
+    """The period of a policy held by another person (the subscriber) is the policy's."""
+    cover = {
+        "resourceType": "Coverage",
+        "beneficiary": PERSON,
+        "subscriber": {"reference": "Patient/mother"},
+        "period": {"start": "2015-01-01"},
+    }
+    assert judged(cover, "2020-05-02") == [("warning", "rule.before-birth-possible", "Coverage.period.start")]
+
+
+def test_an_own_cover_starting_before_the_birth_is_an_error() -> None:
+    cover = {"resourceType": "Coverage", "beneficiary": PERSON, "subscriber": PERSON, "period": {"start": "2015-01-01"}}
+    assert judged(cover, "2020-05-02") == [("error", "rule.before-birth", "Coverage.period.start")]
+
+
+def test_every_dated_resource_a_shipped_spec_maps_about_a_person_is_judged() -> None:
+    """Each resource type the four adapters map with a Patient reference has its dates listed."""
+    unlisted = {
+        resource["resourceType"]
+        for mapped in mapped_samples()
+        for resource in mapped.resources.values()
+        if any(isinstance(resource.get(key), dict) for key in ("subject", "patient", "beneficiary"))
+        and resource["resourceType"] not in EVENT_ELEMENTS
+        and resource["resourceType"] not in MAYBE_PRENATAL
+    }
+    assert unlisted == set()
+
+
+def born_after_everything(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The record with its Patient born in 2099, after every date the record holds."""
+    changed = copy.deepcopy(resources)
+    for resource in changed.values():
+        if resource["resourceType"] == "Patient":
+            resource["birthDate"] = "2099-01-01"
+    return changed
+
+
+def test_every_shipped_record_with_its_person_born_later_fails_on_each_dated_resource() -> None:
+    """From all four sources (community health, elderly care, insurance, HIS HL7 v2): every
+    resource about the record's person that carries a date of its own is refused."""
+    missed = []
+    for mapped in mapped_samples():
+        found = check_record(born_after_everything(mapped.resources))
+        for name, resource in mapped.resources.items():
+            dated = any(
+                key.startswith(element)
+                for element in EVENT_ELEMENTS.get(resource["resourceType"], ())
+                for key in resource
+            )
+            if person_reference(resource) and dated and name not in found:
+                missed.append((mapped.spec.id, name))
+    assert missed == []
