@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from conformance import after_birth
 from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue, IssueList
 from conformance.stored_references import check_stored_references, located_references
@@ -114,11 +115,25 @@ class Repository:
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
             wanted.append(default)
-        issues = IssueList(self.validator.validate(resource, wanted, path, elsewhere=elsewhere or self.references))
+        # one lookup per reference for the validator and the rules after it alike
+        resolve = elsewhere or self.references.including({})
+        issues = IssueList(self.validator.validate(resource, wanted, path, elsewhere=resolve))
         if not any(issue.severity == "fatal" for issue in issues):  # not refused unread (too deep, too big)
             check_stored_references(resource, path, self.references.resource_types, issues)
+            self._check_after_birth(resource, path, resolve, issues)
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
+
+    @staticmethod
+    def _check_after_birth(resource: dict[str, Any], path: str, resolve: Resolver, issues: IssueList) -> None:
+        """What happened to a person is not dated before their birth: the Patient is read from
+        the archive, or from the transaction writing it, and only when the caller may see it (a
+        hidden one resolves to nothing, so no verdict hints at a birth date it may not read)."""
+        reference = after_birth.person_reference(resource)
+        person = resolve(reference) if reference is not None else None
+        if person is not None:
+            where = path or resource["resourceType"]
+            after_birth.check_after_birth(resource, where, person.get("birthDate"), issues)
 
     def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is
