@@ -109,3 +109,12 @@ def test_an_ltc_assessment_dated_before_the_birth_is_counted_as_quarantined(tmp_
         "insurance", [ltc_assessment(tmp_path, evalt_date="1948-10-20 09:00:00")], tmp_path / "out", Registry()
     )
     assert (counts.read, counts.mapped, counts.quarantined, counts.reconciled) == (1, 0, 1, True)
+
+
+def test_an_ltc_level_contradicting_full_marks_is_quarantined_naming_dsab_lv(tmp_path: Path) -> None:
+    """重度失能Ⅲ级 beside the best score on every indicator: one of the two was typed wrong."""
+    scores = {"adl_score": 100, "cogn_score": 16, "pcpt_cmnt_score": 12}
+    out = ingest("insurance", ltc_assessment(tmp_path, dsab_lv="5", **scores))
+    assert reasons(out, "record 1") == [
+        ("invariant.failed", "Observation.valueCodeableConcept", "长护险失能评估.json record 1, field dsab_lv")
+    ]

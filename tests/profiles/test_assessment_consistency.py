@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from conformance.issues import Issue
@@ -155,13 +155,44 @@ def test_an_ltc_indicator_score_outside_zero_to_its_maximum_fails_yy_ltc_dl_1(
     assert ("yy-ltc-dl-1" in failed_keys(issues)) == (not 0 <= score <= LTC_MAXIMA[name])
 
 
-def test_an_ltc_level_is_not_checked_against_the_scores(validator: Validator) -> None:
-    """DOMAIN §5: the grade cut-offs and the combination matrix of 医保办发〔2021〕37号 were not
-    found, so 重度失能Ⅲ级 with full marks is not refused (docs/profiles.md says so)."""
-    scores = {"adl": 100, "cognition": 16, "perception-communication": 12}
+#: the 长护险 失能等级 codes, 0 基本正常 … 5 重度失能Ⅲ级
+LTC_LEVELS = [str(level) for level in range(6)]
+
+
+def ltc(scores: dict[str, int], level: str) -> dict[str, Any]:
     resource = with_components("yy-observation-ltc-disability/valid-severe-1.json", scores)
-    resource["valueCodeableConcept"] = {"coding": [{"system": f"{BASE}/ltc-disability-level", "code": "5"}]}
-    assert not any(i.is_error for i in validator.validate(resource))
+    resource["valueCodeableConcept"] = {"coding": [{"system": f"{BASE}/ltc-disability-level", "code": level}]}
+    return resource
+
+
+@pytest.mark.parametrize("level", LTC_LEVELS)
+def test_full_marks_on_every_ltc_indicator_allow_only_level_0_yy_ltc_dl_3(validator: Validator, level: str) -> None:
+    """DOMAIN §5: each indicator's sum gives its grade and the grades combine into the level, so
+    the best score on all three can only be the best level, whatever the unconfirmed cut-offs."""
+    assert ("yy-ltc-dl-3" in failed_keys(validator.validate(ltc(LTC_MAXIMA, level)))) == (level != "0")
+
+
+@pytest.mark.parametrize("level", LTC_LEVELS)
+def test_zero_on_every_ltc_indicator_allows_only_level_5_yy_ltc_dl_4(validator: Validator, level: str) -> None:
+    zero = dict.fromkeys(LTC_MAXIMA, 0)
+    assert ("yy-ltc-dl-4" in failed_keys(validator.validate(ltc(zero, level)))) == (level != "5")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    adl=st.integers(0, 100),
+    cognition=st.integers(0, 16),
+    perception=st.integers(0, 12),
+    level=st.sampled_from(LTC_LEVELS),
+)
+def test_an_ltc_level_between_the_extremes_is_not_judged_against_the_scores(
+    validator: Validator, adl: int, cognition: int, perception: int, level: str
+) -> None:
+    """The per-indicator cut-offs and the combination table of 医保办发〔2021〕37号 were not found
+    (DOMAIN §5, U): between full marks and zero no level is refused (docs/profiles.md says so)."""
+    scores = {"adl": adl, "cognition": cognition, "perception-communication": perception}
+    assume(scores != LTC_MAXIMA and set(scores.values()) != {0})
+    assert failed_keys(validator.validate(ltc(scores, level))) & {"yy-ltc-dl-3", "yy-ltc-dl-4"} == set()
 
 
 # -- 中医体质辨识 ----------------------------------------------------------------------------------
