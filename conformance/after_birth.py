@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from conformance.bundle_index import BundleIndex
 from conformance.clock import CHINA
 from conformance.issues import Issue, IssueList
 
@@ -71,12 +72,19 @@ _CHOICE_TYPES = ("DateTime", "Period", "Instant", "Date")
 
 
 def person_reference(resource: Mapping[str, Any]) -> str | None:
-    """The literal reference to the Patient a dated resource is about, if it names one."""
+    """The literal reference to the person a dated resource is about (``Patient/1``, a
+    Bundle's ``urn:uuid:…``), if it names one; what it resolves to must still be a Patient."""
     if resource.get("resourceType") not in EVENT_ELEMENTS and resource.get("resourceType") not in MAYBE_PRENATAL:
         return None
     node = resource.get(PERSON_ELEMENT.get(resource["resourceType"], "subject"))
     reference = node.get("reference") if isinstance(node, dict) else None
-    return reference if isinstance(reference, str) and reference.startswith("Patient/") else None
+    return reference if isinstance(reference, str) else None
+
+
+def birth_date(person: Mapping[str, Any] | None) -> Any:
+    """The ``birthDate`` of what a person reference resolved to, if it is a Patient (a subject
+    may be a Group)."""
+    return person.get("birthDate") if person is not None and person.get("resourceType") == "Patient" else None
 
 
 def check_after_birth(resource: Mapping[str, Any], path: str, birth_date: Any, issues: IssueList) -> None:
@@ -121,6 +129,20 @@ def check_all(
         if issues:
             found[name] = issues
     return found
+
+
+def check_bundle_entries(bundle: Mapping[str, Any], path: str, index: BundleIndex, issues: IssueList) -> None:
+    """The rule between the entries of a Bundle validated whole (a document, ``yiyang validate``,
+    ``$validate``): the Patient is the entry the reference resolves to by the Bundle's rules."""
+    entries = bundle.get("entry")
+    for position, entry in enumerate(entries if isinstance(entries, list) else ()):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        reference = person_reference(resource) if isinstance(resource, dict) else None
+        if reference is None:
+            continue
+        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+        born = birth_date(index.resource(reference, full_url))
+        check_after_birth(resource, f"{path}.entry[{position}].resource", born, issues)
 
 
 def _held_by_another(coverage: Mapping[str, Any]) -> bool:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from conformance import after_birth
+from conformance.bundle_index import BundleIndex
 from conformance.bundle_references import check_bundle
 from conformance.bundle_rules import check_bundle_rules
 from conformance.business_rules import SUPERSEDES, BusinessRules
@@ -100,6 +102,7 @@ class Validator:
         self.definitions.check(resource, path, issues)
         if resource["resourceType"] == "Bundle":
             check_bundle(resource, path, issues, scope.entries)
+            after_birth.check_bundle_entries(resource, path, scope.entries or BundleIndex(resource), issues)
             check_bundle_rules(resource, path, issues, self.model.resource_types)
 
     def _vital_signs(self, resource: dict[str, Any], claimed: list[str]) -> list[str]:

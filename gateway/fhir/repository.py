@@ -130,10 +130,9 @@ class Repository:
         the archive, or from the transaction writing it, and only when the caller may see it (a
         hidden one resolves to nothing, so no verdict hints at a birth date it may not read)."""
         reference = after_birth.person_reference(resource)
-        person = resolve(reference) if reference is not None else None
-        if person is not None:
-            where = path or resource["resourceType"]
-            after_birth.check_after_birth(resource, where, person.get("birthDate"), issues)
+        if reference is not None:
+            born = after_birth.birth_date(resolve(reference))
+            after_birth.check_after_birth(resource, path or resource["resourceType"], born, issues)
 
     def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is

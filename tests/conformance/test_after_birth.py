@@ -8,6 +8,7 @@ from typing import Any
 
 from conformance.after_birth import EVENT_ELEMENTS, MAYBE_PRENATAL, check_after_birth, check_record, person_reference
 from conformance.issues import IssueList
+from conformance.validator import Validator
 from tests.samples import mapped_samples
 
 PERSON = {"reference": "Patient/p1"}
@@ -115,3 +116,21 @@ def test_every_shipped_record_with_its_person_born_later_fails_on_each_dated_res
             if person_reference(resource) and dated and name not in found:
                 missed.append((mapped.spec.id, name))
     assert missed == []
+
+
+def test_a_bundle_validated_whole_refuses_an_entry_dated_before_its_patients_birth(validator: Validator) -> None:
+    """A collection handed to ``yiyang validate`` or ``$validate``: the Patient is another entry."""
+    person = "urn:uuid:2f0d6c62-8a8e-4a51-9d35-3c1f7d1b6a01"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": person, "resource": {"resourceType": "Patient", "birthDate": "1949-12-31"}},
+            {
+                "fullUrl": "urn:uuid:2f0d6c62-8a8e-4a51-9d35-3c1f7d1b6a02",
+                "resource": {**visit("1948-11-01"), "subject": {"reference": person}},
+            },
+        ],
+    }
+    found = [(i.message_id, i.expression) for i in validator.validate(bundle) if i.message_id == "rule.before-birth"]
+    assert found == [("rule.before-birth", "Bundle.entry[1].resource.period.start")]
