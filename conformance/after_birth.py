@@ -6,8 +6,10 @@ visit year, two dates swapped), and a clerk must correct it before the archive c
 measure of who was visited in a year, or of how long someone was insured, would count it as
 written.  Each resource stands alone, so the rule needs two: the dated resource and the
 Patient it names.  The callers bring the Patient — the ingest from the same legacy record
-(:func:`check_record`), the gateway from the archive or the same transaction — and this module
-judges, so both paths say the same thing in the same words.
+(:func:`check_record`), the validator from the entries of a Bundle it validates whole
+(:func:`check_bundle_entries`), the gateway from the archive or the same transaction — and this
+module judges, so every path says the same thing in the same words.  A Patient's own death and
+health-record filing date are judged against its own birth date (:func:`check_own_dates`).
 
 What is refused and what is only said:
 
@@ -102,6 +104,26 @@ def check_after_birth(resource: Mapping[str, Any], path: str, birth_date: Any, i
     for element in MAYBE_PRENATAL.get(kind, ()):
         for where, value in _dates(resource, element, path):
             _judge(where, value, birth_date, born, "warning", issues)
+
+
+def check_own_dates(patient: Mapping[str, Any], path: str, health_record_url: str, issues: IssueList) -> None:
+    """A Patient's own dates of what followed the birth: its death (``deceasedDateTime``) and
+    the filing of its health record (建档日期, the ``filed`` part of ``health_record_url``)."""
+    born_as = patient.get("birthDate")
+    born = _first_day(born_as) if isinstance(born_as, str) else None
+    if born is None:
+        return
+    for where, value in _dates(patient, "deceased", path):
+        _judge(where, value, born_as, born, "error", issues)
+    extensions = patient.get("extension")
+    for index, extension in enumerate(extensions if isinstance(extensions, list) else ()):
+        if not isinstance(extension, dict) or extension.get("url") != health_record_url:
+            continue
+        parts = extension.get("extension")
+        for part_index, part in enumerate(parts if isinstance(parts, list) else ()):
+            if isinstance(part, dict) and part.get("url") == "filed" and isinstance(part.get("valueDate"), str):
+                where = f"{path}.extension[{index}].extension[{part_index}].value"
+                _judge(where, part["valueDate"], born_as, born, "error", issues)
 
 
 def check_record(resources: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Issue]]:

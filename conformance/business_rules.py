@@ -11,7 +11,7 @@ import itertools
 import re
 from typing import Any
 
-from conformance import credit_code, id_card
+from conformance import after_birth, credit_code, id_card
 from conformance.issues import IssueList
 from conformance.terminology import Terminology
 from profiles.canonical import ID_CARD_SYSTEMS
@@ -54,6 +54,7 @@ class BusinessRules:
         self.credit_code_system = registry.url("sid", "uscc")
         self.division_extension = registry.url("StructureDefinition", "yy-ext-admin-division")
         self.gender_extension = registry.url("StructureDefinition", "yy-ext-gender-gb")
+        self.health_record_extension = registry.url("StructureDefinition", "yy-ext-health-record")
 
     def check(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
         for index, identifier in enumerate(_as_list(resource.get("identifier"))):
@@ -74,6 +75,8 @@ class BusinessRules:
             elif system == self.credit_code_system and (expected := credit_code.checksum_problem(value)):
                 issues.error("rule.uscc-checksum", where, value=value, expected=expected)
         self._gender_code(resource, path, issues)
+        if resource.get("resourceType") == "Patient":
+            after_birth.check_own_dates(resource, path, self.health_record_extension, issues)
         for index, address in enumerate(_as_list(resource.get("address"))):
             if isinstance(address, dict):
                 self._divisions(address, f"{path}.address[{index}]", issues)

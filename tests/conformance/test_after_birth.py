@@ -134,3 +134,9 @@ def test_a_bundle_validated_whole_refuses_an_entry_dated_before_its_patients_bir
     }
     found = [(i.message_id, i.expression) for i in validator.validate(bundle) if i.message_id == "rule.before-birth"]
     assert found == [("rule.before-birth", "Bundle.entry[1].resource.period.start")]
+
+
+def test_a_death_before_the_birth_is_an_error_at_the_death(validator: Validator) -> None:
+    person = {"resourceType": "Patient", "birthDate": "1949-12-31", "deceasedDateTime": "1948-03-01"}
+    found = [(i.message_id, i.expression) for i in validator.validate(person) if i.message_id == "rule.before-birth"]
+    assert found == [("rule.before-birth", "Patient.deceasedDateTime")]

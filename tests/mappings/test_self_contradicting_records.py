@@ -118,3 +118,14 @@ def test_an_ltc_level_contradicting_full_marks_is_quarantined_naming_dsab_lv(tmp
     assert reasons(out, "record 1") == [
         ("invariant.failed", "Observation.valueCodeableConcept", "长护险失能评估.json record 1, field dsab_lv")
     ]
+
+
+def test_a_filing_date_before_the_birth_is_quarantined_naming_the_column(tmp_path: Path) -> None:
+    """建档日期 dates the health record on the Patient and the history's Conditions alike."""
+    out = ingest(
+        "community-health", first_csv_row("community-health/个人基本信息表.csv", tmp_path, 建档日期="1940-01-01")
+    )
+    assert reasons(out, "row 2") == [
+        ("rule.before-birth", "Patient.extension[2].extension[0].value", "个人基本信息表.csv row 2, column 建档日期"),
+        ("rule.before-birth", "Condition.recordedDate", "个人基本信息表.csv row 2, column 建档日期"),
+    ]
