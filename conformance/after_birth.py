@@ -57,6 +57,8 @@ EVENT_ELEMENTS: dict[str, tuple[str, ...]] = {
     "ServiceRequest": ("authoredOn",),
     "Condition": ("recordedDate",),
     "AllergyIntolerance": ("onset", "recordedDate", "lastOccurrence"),
+    "CoverageEligibilityRequest": ("created",),
+    "Claim": ("billablePeriod", "created"),
 }
 
 #: elements that may precede birth for a good reason, reported as warnings
@@ -67,6 +69,8 @@ PERSON_ELEMENT: dict[str, str] = {
     "EpisodeOfCare": "patient",
     "Immunization": "patient",
     "AllergyIntolerance": "patient",
+    "CoverageEligibilityRequest": "patient",
+    "Claim": "patient",
     "Coverage": "beneficiary",
 }
 

@@ -140,3 +140,9 @@ def test_a_death_before_the_birth_is_an_error_at_the_death(validator: Validator)
     person = {"resourceType": "Patient", "birthDate": "1949-12-31", "deceasedDateTime": "1948-03-01"}
     found = [(i.message_id, i.expression) for i in validator.validate(person) if i.message_id == "rule.before-birth"]
     assert found == [("rule.before-birth", "Patient.deceasedDateTime")]
+
+
+def test_a_long_term_care_claim_for_a_month_before_the_birth_is_an_error() -> None:
+    """A 长护险 月度结算 (yy-ltc-claim) bills care given in its billablePeriod."""
+    claim = {"resourceType": "Claim", "patient": PERSON, "billablePeriod": {"start": "1948-06-01", "end": "1948-06-30"}}
+    assert judged(claim, "1949-12-31") == [("error", "rule.before-birth", "Claim.billablePeriod.start")]
