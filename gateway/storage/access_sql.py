@@ -173,6 +173,14 @@ def serves(organization: str, now: str) -> Served:
     return condition
 
 
+def person_served(served: Served, person: str) -> Sql:
+    """A statement selecting a row when ``served`` (see :func:`serves`) accepts ``person``: for
+    judging by content the few resources one person's answer holds (``$everything``), each
+    person they name asked alone rather than everyone served listed first."""
+    sql, params = served("one.id")
+    return f"{PLANNED_PER_CALL} SELECT 1 FROM (SELECT ? AS id) one WHERE {sql}", [person, *params]
+
+
 def served_among(people: Sql) -> Served:
     """The condition that a person is among ``people`` (a subquery selecting ids)."""
     return lambda person: (f"{person} IN ({people[0]})", list(people[1]))
