@@ -150,7 +150,7 @@ class Searcher:
     def search(self, tx: Transaction, query: SearchQuery, access: Access | None = None) -> SearchResult:
         """One page; with ``access``, only what the principal may see is matched, counted or
         included."""
-        query = _chains_within(query, access)
+        query = _chains_within(tx, query, access)
         restriction = _restriction(tx, query, access)
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
@@ -182,7 +182,7 @@ class Searcher:
         query = self.parse(kind, pairs)
         if not query.criteria:
             raise FhirError(400, "http.conditional-needs-criteria")
-        query = _chains_within(query, access)
+        query = _chains_within(tx, query, access)
         restriction = _restriction(tx, query, access)
         return tx.resources.search(replace(query, count=count), False, restriction)[0]
 
@@ -195,16 +195,21 @@ def _restriction(tx: Transaction, query: SearchQuery, access: Access | None) -> 
     return access.condition(query.resource_type, few=tx.resources.few_candidates(query))
 
 
-def _chains_within(query: SearchQuery, access: Access | None) -> SearchQuery:
+def _chains_within(tx: Transaction, query: SearchQuery, access: Access | None) -> SearchQuery:
     """The query with each chain kept to the targets the principal may see: without it,
     ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person it
     does not serve performed an Observation it may see, and ``Flag?author:Device.patient=…``
-    what a Device hidden from it says."""
+    what a Device hidden from it says.  Targets its inner criterion leaves few of
+    (``Resources.few_targets``) are checked one by one, as a search's few candidates are."""
     if access is None or not access.restricted or not any(c.chain for c in query.criteria):
         return query
     criteria = []
     for criterion in query.criteria:
-        found = access.within_served(criterion.targets) if criterion.chain is not None else None
+        found = (
+            access.within_served(criterion.targets, few=tx.resources.few_targets(criterion))
+            if criterion.chain is not None
+            else None
+        )
         if found is not None and found[1]:
             (served_sql, served_params), conditions = found
             within = tuple((kind, sql, tuple(params)) for kind, (sql, params) in conditions)

@@ -130,7 +130,8 @@ class Criterion:
     common: bool = False
     #: for a chain searched for a restricted client: per target type, the SQL condition on
     #: ``resource r`` keeping what it may see (a chain must not reach a hidden person either),
-    #: written over the table ``served_people(id)`` that ``served`` (SQL, parameters) selects
+    #: written over the table ``served_people(id)`` that ``served`` (SQL, parameters) selects,
+    #: or, its SQL empty, each target checked on its own (few targets: ``Resources.few_targets``)
     within: tuple[tuple[str, str, tuple[Any, ...]], ...] = ()
     served: tuple[str, tuple[Any, ...]] = ("", ())
     #: for ``_has`` (type "has"): the reference parameter of the target type that points back

@@ -182,12 +182,17 @@ class Access:
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
         return visible_condition(kind, compartment, served, naming, one)
 
-    def within_served(self, kinds: Iterable[str]) -> tuple[Sql, list[tuple[str, Sql]]] | None:
+    def within_served(self, kinds: Iterable[str], few: bool = False) -> tuple[Sql, list[tuple[str, Sql]]] | None:
         """For a query that reaches several types at once (a chain): the served people's SQL,
         to be selected once as ``served_people(id)``, and each personal type's condition on
-        ``resource r`` written over that table (None when nothing is restricted)."""
-        if self._served is None:
+        ``resource r`` written over that table (None when nothing is restricted).  ``few``:
+        the chain's targets are few, so each is checked on its own (as :meth:`condition`
+        does) and no people's SQL is given ("")."""
+        if self._served is None or self._serves is None:
             return None
+        if few:
+            alone = [(kind, found) for kind in kinds if (found := self._condition(kind, self._serves, one=True))]
+            return ("", []), alone
         over_table = served_among(("SELECT id FROM served_people", []))
         conditions = [(kind, found) for kind in kinds if (found := self._condition(kind, over_table)) is not None]
         return self._served, conditions

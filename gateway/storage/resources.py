@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.search.query import SearchQuery
+from gateway.search.query import Criterion, SearchQuery
 from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
@@ -342,6 +342,12 @@ class Resources:
             return True
         statement = search_sql.few_candidates_sql(self._planned(query))
         return statement is not None and int(self.sql.one(*statement)[0]) < search_sql.COMMON_VALUE_ROWS
+
+    def few_targets(self, chain: Criterion) -> bool:
+        """Whether a chain's inner criterion leaves fewer than ``COMMON_VALUE_ROWS`` targets of
+        each type it reaches (``patient.identifier=…``: one Patient), to check one by one."""
+        inner = [chain.chain] if chain.chain is not None else []
+        return bool(inner) and all(self.few_candidates(SearchQuery(kind, inner)) for kind in chain.targets)
 
     def _planned(self, query: SearchQuery) -> SearchQuery:
         """The query, its driving value marked when the archive finds it common."""
