@@ -21,6 +21,8 @@ from gateway.search.query import parse_search
 from gateway.security.access import FEW_PEOPLE, Access, PersonalData, foreign_owners
 from gateway.security.principal import Principal, acting
 from gateway.storage.access_sql import served_patients
+from gateway.storage.dialect import PLANNED_PER_CALL
+from gateway.storage.search_sql import few_candidates_sql
 from gateway.storage.store import Store, Stored, Transaction
 from profiles.registry import Registry
 
@@ -512,3 +514,16 @@ def test_a_chain_to_few_targets_finds_what_it_finds_through_everyone_served(
     add(archive, *identified, performed, walker, flag, *SCENARIOS[scenario])
     kind, pairs = CHAINS[chain]
     assert chained(archive, principal, kind, pairs) == chained_among_everyone_served(archive, principal, kind, pairs)
+
+
+def test_a_chains_candidates_are_counted_without_the_rule() -> None:
+    """Whether a chain's matches are few is an estimate, an upper bound being enough; counted
+    with the rule that keeps the chain to targets the client may see, PostgreSQL planned the
+    rule's subqueries for it, 5–7 ms of a 20 ms search."""
+    query = SEARCHER.parse("Observation", [("subject:Patient._id", "wang")])
+    found = Access(HOME, PERSONAL).within_served(query.criteria[0].targets, few=True)
+    assert found is not None
+    within = tuple((kind, sql, tuple(params)) for kind, (sql, params) in found[1])
+    chain = replace(query.criteria[0], within=within)
+    statement = few_candidates_sql(replace(query, criteria=[chain]))
+    assert statement is not None and PLANNED_PER_CALL not in statement[0]
