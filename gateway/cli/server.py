@@ -5,8 +5,9 @@ the HL7 v2 listener.
 
 Before any worker starts, the master brings the store's schema up to date and, with
 ``--demo``, loads the package's valid examples and every shipped sample export (both
-idempotent: running it again adds nothing).  Each worker then builds its own services (a
-database connection must not cross a fork).  Ctrl-C and SIGTERM stop gunicorn gracefully:
+idempotent: running it again adds nothing), and builds the validator and settles it
+(``Services.settle``).  Each worker then builds its own services around that validator (a
+database connection must not cross a fork; the validator holds none).  Ctrl-C and SIGTERM stop gunicorn gracefully:
 requests in flight finish, then the workers exit.
 """
 
@@ -15,11 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from gateway.cli.common import EXIT_OK, add_database, add_language, config_of, port, positive, usage
 from gateway.config import Config
 from gateway.storage import displayable_url
+
+if TYPE_CHECKING:
+    from conformance.validator import Validator
+    from profiles.registry import Registry
 
 
 def register(commands: Any) -> None:
@@ -59,11 +64,12 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
             secret = register_demo_client(services)
             if secret is None:
                 raise usage(args, "cli.serve.demo-client-revoked", id=DEMO_CLIENT)
+        services.settle()  # the validator, once for every worker (no connection in it)
     finally:
         services.close()
     _announce(config, out, args.lang, secret)
     out.flush()
-    _Gunicorn(config).run()
+    _Gunicorn(config, services.registry, services.validator).run()
     return EXIT_OK
 
 
@@ -110,7 +116,7 @@ def _announce_demo_client(config: Config, out: IO[str], secret: str) -> None:
 class _Gunicorn:
     """gunicorn run in-process with our app factory (no config file, no import strings)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, registry: Registry, validator: Validator) -> None:
         from gunicorn.app.base import BaseApplication
 
         from gateway.cli.workers import OutcomeSyncWorker, OutcomeThreadWorker
@@ -132,11 +138,12 @@ class _Gunicorn:
                 self.cfg.set("proc_name", "yiyang")
 
             def load(self) -> Any:
-                """Runs in each worker after the fork (no preloading: no connection crosses a
-                fork), which settles in before its first request."""
+                """Runs in each worker after the fork: its services are its own (no connection
+                crosses a fork) but for the master's settled registry and validator."""
                 from gateway import create_app
+                from gateway.services import Services
 
-                app = create_app(factory_config)
+                app = create_app(services=Services(factory_config, registry, validator))
                 app.config["SERVICES"].settle()
                 return app
 

@@ -9,11 +9,13 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.synthetic import patient as synthetic_patient
+from gateway.config import Config
 from gateway.fhir import search
 from gateway.fhir.errors import FhirError
 from gateway.ingest.identity import IdentityIndex, number_lock
@@ -270,6 +272,27 @@ def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: M
     finally:
         gc.unfreeze()
     assert settled == (True, True)
+
+
+def test_a_settled_process_expands_no_value_set_for_its_first_patient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's first create expanded GB/T 2260 and the rest (0.3–0.6 s against 3 ms)."""
+    import gc
+
+    from conformance.terminology import Terminology
+
+    made = Services(Config.load(database_url=f"sqlite:///{tmp_path / 'unused.sqlite'}"))
+    try:
+        made.settle()
+    finally:
+        gc.unfreeze()
+    built: list[str] = []
+    real = Terminology._build
+    monkeypatch.setattr(Terminology, "_build", lambda self, url: built.append(url) or real(self, url))
+    made.validator.validate(load_example("yy-patient/valid-zhang-xiuying.json"))
+    made.close()
+    assert built == []
 
 
 def test_a_conditional_create_racing_an_ingest_of_the_same_person_makes_one(services: Make) -> None:
