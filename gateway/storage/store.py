@@ -223,7 +223,7 @@ class Executor:
             self._deferred.setdefault((table, columns, conflict), []).extend(rows)
 
     def flush(self) -> None:
-        """Send what waits (a BEGIN, queued rows) now.  Whoever ends a savepoint calls it
+        """Send what waits (a BEGIN, queued statements and rows) now.  Whoever ends a savepoint calls it
         inside the block that undoes the savepoint's writes on failure, so a queued row that
         the database refuses fails its own unit of work, as it would have when it was queued."""
         if self._waiting():
