@@ -36,15 +36,10 @@ from gateway.fhir import operations
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
-from gateway.fhir.parameters import (
-    instant,
-    refuse_unsupported_parameters,
-    unsupported_parameter,
-    unsupported_value,
-    whole_number,
-)
+from gateway.fhir.parameters import instant, refuse_unsupported_parameters, unsupported_value, whole_number
 from gateway.fhir.repository import Written
 from gateway.fhir.search import check_read_summary, searchset, shaped_read
+from gateway.fhir.validate_arguments import ValidateQuery, validate_arguments
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
@@ -456,52 +451,20 @@ def _deleted(stored: Stored | None, count: int) -> Response:
     return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200, headers)
 
 
-#: what $validate takes (R4 Resource-validate): in the query, and as the parts of a Parameters body
-VALIDATE_QUERY = ("mode", "profile")
-VALIDATE_PARTS = ("resource", *VALIDATE_QUERY)
-
-
 def _validate(kind: str, resource_id: str | None = None) -> Response:
     """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
-    refuse_unsupported_parameters(request.args, "$validate", VALIDATE_QUERY)
-    modes = request.args.getlist("mode")
+    query = ValidateQuery.parse(request.args.items(multi=True))
     # the instance as stored is validated: no body (HEAD is answered as the GET it heads)
     stored = request.method in ("GET", "HEAD")
-    document = body() if not stored and (modes != ["delete"] or request.content_length) else None
-    resource: Any = document
-    profiles = request.args.getlist("profile")
-    if isinstance(document, dict) and document.get("resourceType") == "Parameters":
-        parameters = document.get("parameter", [])
-        if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
-            raise FhirError(400, "http.parameters-not-a-list", "Parameters.parameter")
-        if sum(parameter.get("name") == "resource" for parameter in parameters) > 1:  # 0..1
-            raise FhirError(400, "http.repeated-parameter", "Parameters.parameter", name="resource")
-        for index, parameter in enumerate(parameters):
-            if parameter.get("name") == "resource":
-                resource = parameter.get("resource")
-            elif parameter.get("name") == "profile":
-                profile = parameter.get("valueUri") or parameter.get("valueCanonical")
-                if not isinstance(profile, str) or not profile:
-                    raise FhirError(400, "http.profile-parameter-without-url", "Parameters.parameter")
-                profiles.append(profile)
-            elif parameter.get("name") == "mode":
-                modes.append(_primitive_part(parameter, index))
-            else:  # a misspelt profile or mode, ignored, judged the resource without it
-                where = f"Parameters.parameter[{index}]"
-                raise unsupported_parameter(str(parameter.get("name")), "$validate", VALIDATE_PARTS, where)
-    # mode is 0..1: given twice (in the query, or there and in the body), which one counted was
-    # the server's choice, and a mode=delete dropped validated the body in its place
-    if len(modes) > 1:
-        raise FhirError(400, "http.repeated-parameter", "mode", name="mode")
-    mode = modes[0] if modes else None
-    if mode is not None and mode not in operations.VALIDATION_MODES:
-        raise unsupported_value("mode", str(mode), operations.VALIDATION_MODES)
+    document = body() if not stored and (not query.only_delete or request.content_length) else None
+    asked = validate_arguments(query, document)
     repository = services().repository
-    if mode == "delete":
+    if asked.mode == "delete":
         if resource_id is None:
             raise FhirError(400, "http.validate-delete-needs-instance", "mode", kind=kind)
         return respond(operations.validate_delete(repository, kind, resource_id, language()))
+    resource = asked.resource
     if resource_id is not None and stored:
         resource = repository.read(kind, resource_id).resource
     elif resource_id is not None:
@@ -510,17 +473,8 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         except FhirError as absent:
             if absent.status != 410:  # a deleted one is written again by a PUT (201)
                 raise
-    return respond(operations.validate(repository, resource, profiles, language(), kind, resource_id, mode))
-
-
-def _primitive_part(parameter: dict[str, Any], index: int) -> str:
-    """A Parameters part's one primitive value, as a query string writes it (``valueCode``, as
-    R4 types ``mode``, or another primitive, as every other operation takes it): a part
-    without one is a 400, not a parameter the operation silently did without."""
-    values = [v for k, v in parameter.items() if k.startswith("value")]
-    if len(values) != 1 or isinstance(values[0], dict | list):
-        raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
-    return ("true" if values[0] else "false") if isinstance(values[0], bool) else str(values[0])
+    answer = operations.validate(repository, resource, asked.profiles, language(), kind, resource_id, asked.mode)
+    return respond(answer)
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:

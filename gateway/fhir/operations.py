@@ -85,8 +85,6 @@ def _known_profile(registry: Registry, url: str) -> bool:
 
 #: the version of the base model's definitions (their canonical ``…/Patient|4.0.1``)
 R4_VERSION = "4.0.1"
-#: R4 ResourceValidationMode: what ``$validate`` checks the resource for
-VALIDATION_MODES = ("create", "update", "delete", "profile")
 
 
 def validate_delete(repository: Repository, kind: str, resource_id: str, lang: str) -> dict[str, Any]:
