@@ -26,6 +26,7 @@ from gateway.fhir.archive_references import condition_criteria, local_reference
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
+from gateway.fhir.identity_index import carried_keys, identifier_of, release_dropped_numbers
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.parameters import if_match_version, instant, query_pairs
 from gateway.fhir.repository import (
@@ -35,7 +36,6 @@ from gateway.fhir.repository import (
     Written,
     check_body_id,
     condition_lock,
-    identifier_of,
     named_id,
     new_id,
 )
@@ -255,7 +255,7 @@ class Bundles:
             _check_distinct(entries)
             _check_distinct_people(tx, entries)
             people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]
-            self.repository.release_dropped_numbers(tx, people)
+            release_dropped_numbers(tx, people)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 if entry.index not in answers:
                     answers[entry.index] = self._apply(tx, entry, reply, registering)
@@ -717,7 +717,7 @@ def _check_distinct_people(tx: Transaction, entries: list[Entry]) -> None:
         stored = (
             tx.resources.read("Patient", entry.resource_id) if entry.resource_id and entry.method == "PUT" else None
         )
-        carried = set(match_keys(stored.resource)) if stored is not None and stored.resource else set()
+        carried = set(carried_keys(stored))
         for key in (key for key in match_keys(entry.resource) if is_document(key) and key not in carried):
             first = holders.setdefault(key, entry)
             if first is not entry:

@@ -26,9 +26,10 @@ from gateway import exchanges, messages
 from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
+from gateway.fhir.identity_index import forget_person, held_row, lock_new_person, lock_people, register_person
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IDENTITY_LOCK, Conflict, is_document, lock_numbers, match_keys
+from gateway.ingest.identity import IDENTITY_LOCK
 from gateway.ingest.organizations import identifiers as organization_identifiers
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
 from gateway.search.values import natural_number
@@ -252,10 +253,9 @@ class Repository:
         _check_organization_identifiers(tx, resource)
         rules = self.access()
         _check_people(rules, tx, resource, registering)
-        if resource.get("resourceType") == "Patient":
-            lock_numbers(tx, match_keys(resource))
+        lock_new_person(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
-        _register_person(tx, stored, None, rules)
+        register_person(tx, stored, None, rules)
         return Written(stored, 201, issues)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
@@ -264,24 +264,6 @@ class Repository:
         issues = self.checked(resource)
         rows = self.index_rows(resource)
         return self.store.atomically(lambda tx: self.update_in(tx, resource, issues, if_match, rows))
-
-    @staticmethod
-    def release_dropped_numbers(tx: Transaction, people: Sequence[dict[str, Any]]) -> None:
-        """Before a transaction's Patients are written (``people``, their new content): the
-        keys each drops are released, every identity number they carry or drop locked first,
-        in one order.  Entries are applied one by one, so two records whose numbers the Bundle
-        swaps (mixed up, now set right) each found the other's number still held."""
-        dropped: dict[str, list[str]] = {}
-        every: set[str] = set()
-        for person in people:
-            current = tx.resources.read("Patient", str(person.get("id", "")))
-            carried = _numbers(current)
-            keys = match_keys(person)
-            dropped[person["id"]] = sorted(set(carried) - set(keys))
-            every.update(carried, keys)
-        lock_numbers(tx, every)
-        for person_id, keys in dropped.items():
-            tx.identity.release(person_id, keys)
 
     def update_in(
         self,
@@ -308,10 +290,10 @@ class Repository:
         rules = self.access()
         _check_people(rules, tx, resource, registering)
         try:
-            before = _held(tx, kind, resource_id, resource)
+            before = held_row(tx, kind, resource_id, resource)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
                 tx.lock(_creating(kind, resource_id))
-                before = _held(tx, kind, resource_id, resource)  # (made meanwhile: its numbers too)
+                before = held_row(tx, kind, resource_id, resource)  # (made meanwhile: its numbers too)
             if rules.hides(tx, before) or (rules.restricted and before is None and not minted):
                 # a restricted principal cannot create at an id of its choosing either: a 201
                 # for a free id and a 404 for a hidden one would tell the two apart (and some
@@ -337,7 +319,7 @@ class Repository:
             )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
-        _register_person(tx, stored, before, rules)
+        register_person(tx, stored, before, rules)
         created = before is None or before.deleted
         return Written(stored, 201 if created else 200, issues)
 
@@ -442,7 +424,7 @@ class Repository:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
         hidden resource answers exactly as an absent one, with ``If-Match`` too (404)."""
         _check_writable(kind, "DELETE")
-        current = _held(tx, kind, resource_id)
+        current = held_row(tx, kind, resource_id)
         if self.access().hides(tx, current):
             if if_match is not None:
                 raise _conflict(VersionConflict(f"{kind}/{resource_id}", if_match, None))
@@ -454,7 +436,7 @@ class Repository:
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
         if gone is not None:
-            _forget_person(tx, current)
+            forget_person(tx, current)
         return gone
 
     def check_deletable(self, kind: str, resource_id: str) -> None:
@@ -501,13 +483,13 @@ class Repository:
         while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
             before = len(deleted)
             for match in found:
-                current = _held(tx, match.type, match.id)
+                current = held_row(tx, match.type, match.id)
                 if current is None or current.deleted:
                     continue  # deleted meanwhile
                 _check_change(tx, current)
                 gone = tx.resources.delete(current.type, current.id)
                 if gone is not None:
-                    _forget_person(tx, current)
+                    forget_person(tx, current)
                     deleted.append(gone)
             if len(deleted) == before:  # nothing left that a delete removes from the matches
                 break
@@ -540,9 +522,7 @@ class Repository:
         transaction writes), are locked before any row, in the order of identity.py: an
         ingest holding a person's numbers waits for the Patient's row, and a transaction
         that held the row first and then waited for the numbers deadlocked with it."""
-        current = [tx.resources.read(kind, resource_id) for kind, resource_id in targets if kind == "Patient"]
-        numbers = {key for stored in current for key in _numbers(stored)}
-        lock_numbers(tx, numbers.union(*(match_keys(person) for person in people)))
+        lock_people(tx, targets, people)
         for kind, resource_id in sorted(targets):
             if tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))
@@ -584,30 +564,6 @@ def condition_lock(kind: str) -> str:
     hold while merging people, so a conditional create and an ingest cannot both create the
     same person either (at the price of waiting for an ingest batch to commit)."""
     return IDENTITY_LOCK if kind == "Patient" else f"condition|{kind}"
-
-
-def _held(tx: Transaction, kind: str, resource_id: str, after: dict[str, Any] | None = None) -> Stored | None:
-    """The current version (deleted or not), its row locked for the write about to change it.
-
-    A Patient's identity numbers are locked first, as an ingest takes them (numbers, then the
-    row): those it carries and those ``after``, its new content, brings.  A number the write
-    drops is released when it commits; unlocked, an ingest of that number meanwhile found the
-    person still holding it and merged a stranger's legacy record into them, or into the
-    record being deleted.  Which numbers it carries is read before its row is locked; one a
-    write in between added is locked after the rest (a deadlock that may cause is retried,
-    see :meth:`Store.atomically`)."""
-    if kind != "Patient":
-        return tx.resources.read(kind, resource_id, for_update=True)
-    numbers = {*_numbers(tx.resources.read(kind, resource_id)), *match_keys(after or {})}
-    lock_numbers(tx, numbers)
-    held = tx.resources.read(kind, resource_id, for_update=True)
-    lock_numbers(tx, set(_numbers(held)) - numbers)
-    return held
-
-
-def _numbers(stored: Stored | None) -> list[str]:
-    """The match keys a stored Patient carries (none for a deletion)."""
-    return match_keys(stored.resource) if stored is not None and stored.resource is not None else []
 
 
 def _check_writable(kind: str, method: str) -> None:
@@ -668,92 +624,6 @@ def _check_change(tx: Transaction, stored: Stored) -> None:
     made_by = tx.resources.owner(stored.type, stored.id)
     if not may_change(tx, principal, made_by):
         raise FhirError(403, "http.forbidden-organization", organization=principal.organization, owner=made_by)
-
-
-def _register_person(tx: Transaction, stored: Stored, before: Stored | None, rules: Access) -> None:
-    """A Patient written over REST joins the identity index, so a legacy record of the same
-    person (same 身份证号) merges into it instead of becoming a second Patient.
-
-    A national identity number (身份证号, 居住证号, 永居证号) is one person's, and the archive
-    keeps one record per person: a Patient that brings one another Patient of the archive
-    holds is refused (409), since two records would split the person's care between two
-    ids (a conditional create, ``If-None-Exist: identifier=…``, finds the person instead).
-    A Patient that carried the number already (two records of one person from before) may
-    still be updated; the number of a person deleted since, or whose number was corrected
-    since, passes to the new record.  A holder the client may not see is not named: its
-    record stays the number's, and the client's is a second one, as it was before (telling
-    the two apart would tell the client who is in the archive), reported as an identity
-    conflict for the 主索引 staff to merge.  Other keys (医保人员编号,
-    健康档案编号, HIS 患者ID) a person already holds stay theirs, as in an ingest, and one
-    held under another identity document refuses the write (:func:`_check_numbers_agree`)."""
-    if stored.type != "Patient" or stored.resource is None:
-        return
-    keys = match_keys(stored.resource)
-    documents = sorted(key for key in keys if is_document(key))
-    carried = set(_numbers(before))
-    tx.identity.release(stored.id, sorted(carried - set(keys)))  # a number corrected away
-    numbers = [key for key in keys if not is_document(key)]
-    held, holders = tx.identity.claim(stored.id, documents, numbers if documents else ())
-    for key, holder in held.items():
-        if holder == stored.id:
-            continue
-        record = tx.resources.read("Patient", holder)
-        if record is None or record.deleted or key not in match_keys(record.resource or {}):
-            tx.identity.hand_over(key, holder, stored.id)  # deleted, or its number corrected since
-        elif key in carried:
-            continue
-        elif not rules.hides(tx, record):
-            raise FhirError(409, "http.duplicate-person", identifier_of(stored.resource, key), person=holder)
-        else:  # the client may not be told; the 主索引 staff are, to merge the two
-            # kept, the first record; offered, this one
-            where = identifier_of(stored.resource, key)
-            second = Conflict(holder, where, f"Patient/{holder}", stored.reference)
-            tx.conflicts.add(second.line("rest", stored.reference, where))
-    _check_numbers_agree(tx, stored, set(documents), holders, rules)
-    tx.identity.link(stored.id, numbers)
-
-
-def _check_numbers_agree(
-    tx: Transaction, stored: Stored, documents: set[str], holders: Mapping[str, str], rules: Access
-) -> None:
-    """A record number (健康档案编号, 医保人员编号, HIS 患者ID) another person holds
-    (``holders``: number → holder, asked with the claim of the documents, so in no round trip
-    of its own) with another identity document: two people under one number, or a number
-    mistyped.  An ingest quarantines such a record (``ingest.document-mismatch``); a REST
-    write is refused alike (409), or, when the holder is hidden from the client, listed for
-    the 主索引 staff."""
-    patient = stored.resource or {}
-    for key, holder in holders.items():
-        if holder == stored.id:
-            continue
-        record = tx.resources.read("Patient", holder)
-        known = record is not None and not record.deleted
-        theirs = {k for k in match_keys(record.resource or {}) if is_document(k)} if known else set()
-        if not theirs or theirs & documents:
-            continue  # no document to tell them apart, or one person
-        where = identifier_of(patient, key)
-        if rules.hides(tx, record):
-            mismatch = Conflict(holder, where, f"Patient/{holder}", stored.reference)
-            tx.conflicts.add(mismatch.line("rest", stored.reference, where))
-            continue
-        number = key.rsplit("|", 1)[-1]
-        raise FhirError(409, "http.number-of-another-person", where, number=number, person=f"Patient/{holder}")
-
-
-def _forget_person(tx: Transaction, deleted: Stored | None) -> None:
-    """The keys of a Patient just deleted (``deleted``: its last version) are free again, for
-    a REST write and an ingest alike (an ingest would otherwise merge a legacy record into the
-    deleted person)."""
-    if deleted is not None and deleted.type == "Patient":
-        tx.identity.release(deleted.id, _numbers(deleted))
-
-
-def identifier_of(patient: dict[str, Any], key: str) -> str:
-    """The FHIRPath of the identifier a match key comes from."""
-    for index, identifier in enumerate(patient.get("identifier", [])):
-        if key in match_keys({"identifier": [identifier]}):
-            return f"Patient.identifier[{index}]"
-    return "Patient.identifier"
 
 
 def named_id(resource: dict[str, Any], where: str) -> str | None:
