@@ -24,7 +24,7 @@ from werkzeug.wsgi import get_input_stream
 from gateway.api.methods import allowed
 from gateway.fhir.archive_references import condition_criteria, localise
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import if_match_version, query_pairs
+from gateway.fhir.parameters import if_match_version, primitive_part, query_pairs
 from gateway.messages import LANGUAGES
 from gateway.search.values import format_instant
 from gateway.storage.store import Stored
@@ -283,11 +283,10 @@ def operation_args() -> MultiDict[str, str]:
         raise FhirError(400, "http.wrong-type", "resourceType", found=kind, expected="Parameters")
     parts = document.get("parameter", [])
     for index, part in enumerate(parts if isinstance(parts, list) else [None]):
-        values = [v for k, v in part.items() if k.startswith("value")] if isinstance(part, dict) else []
         name = part.get("name") if isinstance(part, dict) else None
-        if not isinstance(name, str) or len(values) != 1 or isinstance(values[0], dict | list):
+        if not isinstance(name, str):
             raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
-        found.add(name, _query_text(values[0]))
+        found.add(name, primitive_part(part, index))
     return found
 
 
@@ -297,10 +296,6 @@ def given_once(args: MultiDict[str, str], names: Iterable[str]) -> None:
     for name in names:
         if len(args.getlist(name)) > 1:
             raise FhirError(400, "http.repeated-parameter", name, name=name)
-
-
-def _query_text(value: Any) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def refuse_unreadable_text() -> None:

@@ -1,13 +1,14 @@
 """The parameter values every interaction reads the same way, whether from a request's query
-string or from a Bundle entry's URL: whole numbers (``_count``, ``_offset``, versions) and
-instants (``_since``), each a 400 OperationOutcome when it does not parse; and the refusals
-of a parameter, or of a value, an endpoint does not take, worded alike wherever they are
-raised.  Each refusal is located, as a search's are, at the parameter's name, or ``where`` a
-caller says (``Bundle.entry[2].request.url``)."""
+string, a Bundle entry's URL or a Parameters body's parts: whole numbers (``_count``,
+``_offset``, versions) and instants (``_since``), each a 400 OperationOutcome when it does not
+parse; and the refusals of a parameter, or of a value, an endpoint does not take, worded alike
+wherever they are raised.  Each refusal is located, as a search's are, at the parameter's
+name, or ``where`` a caller says (``Bundle.entry[2].request.url``)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from gateway.fhir.errors import FhirError
@@ -113,3 +114,13 @@ def refuse_nul_in(pairs: Iterable[tuple[str, str]]) -> None:
     one (a 503 "busy, retry" it would have been): a 400 instead."""
     if any("\x00" in name or "\x00" in value for name, value in pairs):
         raise FhirError(400, "http.nul-character", where="search")
+
+
+def primitive_part(parameter: dict[str, Any], index: int) -> str:
+    """A Parameters part's one primitive value, as a query string writes it (``valueCode``, as
+    R4 types ``mode``, or another primitive, as every other operation takes it): a part
+    without one is a 400, not a parameter the operation silently did without."""
+    values = [v for k, v in parameter.items() if k.startswith("value")]
+    if len(values) != 1 or isinstance(values[0], dict | list):
+        raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
+    return ("true" if values[0] else "false") if isinstance(values[0], bool) else str(values[0])

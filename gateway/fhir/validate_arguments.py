@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import refuse_unsupported_parameters, unsupported_parameter, unsupported_value
+from gateway.fhir.parameters import (
+    primitive_part,
+    refuse_unsupported_parameters,
+    unsupported_parameter,
+    unsupported_value,
+)
 
 #: R4 ResourceValidationMode: what ``$validate`` checks the resource for
 VALIDATION_MODES = ("create", "update", "delete", "profile")
@@ -87,18 +92,8 @@ def _parts(document: dict[str, Any], profiles: list[str], modes: list[str]) -> A
                 raise FhirError(400, "http.profile-parameter-without-url", "Parameters.parameter")
             profiles.append(profile)
         elif parameter.get("name") == "mode":
-            modes.append(_primitive_part(parameter, index))
+            modes.append(primitive_part(parameter, index))
         else:  # a misspelt profile or mode, ignored, judged the resource without it
             where = f"Parameters.parameter[{index}]"
             raise unsupported_parameter(str(parameter.get("name")), "$validate", VALIDATE_PARTS, where)
     return resource
-
-
-def _primitive_part(parameter: dict[str, Any], index: int) -> str:
-    """A Parameters part's one primitive value, as a query string writes it (``valueCode``, as
-    R4 types ``mode``, or another primitive, as every other operation takes it): a part
-    without one is a 400, not a parameter the operation silently did without."""
-    values = [v for k, v in parameter.items() if k.startswith("value")]
-    if len(values) != 1 or isinstance(values[0], dict | list):
-        raise FhirError(400, "http.parameter-needs-one-value", f"Parameters.parameter[{index}]")
-    return ("true" if values[0] else "false") if isinstance(values[0], bool) else str(values[0])
