@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -355,25 +355,21 @@ class Repository:
         ``If-Match`` the patch applies to whichever version is current: if another write came
         between the read and the write, it is read, patched and validated again, instead of
         failing with a 412 the client never asked for."""
-        attempt = 1
-        while True:
+
+        def attempt(named: int | None) -> Written:
             current = self.read(kind, resource_id)
             patched = patched_resource(current, operations, self.config.base_url)
             issues = self.checked(patched)
             rows = self.index_rows(patched)
             # the version read, unless the client named one: If-Match: * patched whatever
             # was current at the write, over a write that came after the read
-            named = if_match is not None and if_match != ANY_VERSION
-            try:
-                expected = if_match if named else current.version
-                write = partial(
-                    self.update_in, resource=patched, issues=issues, if_match=expected, rows=rows, method="PATCH"
-                )
-                return self.store.atomically(write)
-            except FhirError as refusal:
-                if named or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
-                    raise
-                attempt += 1
+            expected = named if named is not None else current.version
+            write = partial(
+                self.update_in, resource=patched, issues=issues, if_match=expected, rows=rows, method="PATCH"
+            )
+            return self.store.atomically(write)
+
+        return _until_not_overtaken(if_match, attempt)
 
     def conditional_patch(self, kind: str, criteria: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH Type?criteria (R4 http.html#patch): the one match is patched as by its id;
@@ -382,19 +378,15 @@ class Repository:
         another record) makes it look again, as a PATCH without If-Match re-reads."""
         self.check_type(kind)
         self.need_criteria(criteria)
-        attempt = 1
-        while True:
+
+        def attempt(named: int | None) -> Written:
             with self.store.reading() as tx:
                 found = self.only_match(tx, kind, criteria)
             if found is None:
                 raise FhirError(404, "http.conditional-no-match", condition=criteria)
-            named = if_match is not None and if_match != ANY_VERSION
-            try:
-                return self.patch(kind, found.id, operations, if_match if named else found.version)
-            except FhirError as refusal:
-                if named or refusal.status != 412 or attempt == PATCH_ATTEMPTS:
-                    raise
-                attempt += 1
+            return self.patch(kind, found.id, operations, named if named is not None else found.version)
+
+        return _until_not_overtaken(if_match, attempt)
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         """DELETE kind/id.  An id that is no FHIR id is a 400, as a PUT to it is: answered
@@ -549,6 +541,22 @@ PATCH_ATTEMPTS = 10
 DELETE_ROUND = 100
 #: types the API never writes into the resource table (the audit trail is its own, append-only)
 READ_ONLY = frozenset({"AuditEvent"})
+
+
+def _until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], Written]) -> Written:
+    """A patch's ``attempt`` (read, patch, write), run again while another write overtakes it
+    between its read and its write (a 412), up to :data:`PATCH_ATTEMPTS` times.  Only when the
+    client named no version: ``attempt`` is given the one it named (None for none, or for
+    ``If-Match: *``), and a 412 against a version the client named is its answer."""
+    named = if_match if if_match is not None and if_match != ANY_VERSION else None
+    number = 1
+    while True:
+        try:
+            return attempt(named)
+        except FhirError as refusal:
+            if named is not None or refusal.status != 412 or number == PATCH_ATTEMPTS:
+                raise
+            number += 1
 
 
 def _creating(kind: str, resource_id: str) -> str:
