@@ -19,7 +19,7 @@ from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import unsupported_value
-from gateway.fhir.repository import Repository, check_body_id
+from gateway.fhir.repository import Repository, check_body_id, named_id
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.messages import issue
 from gateway.security.access import Access
@@ -54,7 +54,7 @@ def validate(
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
     if resource_id and mode in (None, "update"):
         check_body_id(resource, resource_id, f"{kind}.id")
-    elif resource_id and resource.get("id") not in (None, resource_id):
+    elif resource_id and named_id(resource, f"{kind}.id") not in (None, resource_id):
         raise FhirError(400, "http.id-mismatch", f"{kind}.id", body=resource["id"], url=resource_id)
     registry = repository.validator.registry
     for url in profiles:  # "if the server cannot validate against the nominated profile, it SHALL return an error"

@@ -1191,6 +1191,12 @@ def test_validating_an_instance_with_another_id_in_the_body_is_refused(api: Api)
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.id-mismatch")
 
 
+def test_validating_an_instance_as_a_profile_with_an_id_that_is_no_string_is_a_bad_id(api: Api) -> None:
+    first = created(api, new_patient())
+    answer = post(api, f"Patient/{first['id']}/$validate?mode=profile", {**first, "id": [first["id"]]})
+    assert (answer.status_code, message_ids(answer)[0]) == (400, "http.bad-id")
+
+
 def ingest_sample(api: Api, filename: str) -> requests.Response:
     """The community-health sample 个人基本信息表.csv posted to $ingest as ``filename``."""
     sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
