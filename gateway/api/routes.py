@@ -38,7 +38,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters, unsupported_value, whole_number
 from gateway.fhir.repository import Written
-from gateway.fhir.search import check_read_summary, searchset, shaped_read
+from gateway.fhir.search import check_read_summary, read_controls, searchset, shaped_read
 from gateway.fhir.validate_arguments import ValidateQuery, validate_arguments
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
@@ -112,7 +112,7 @@ def metadata() -> Response:
         # terminology asks for a TerminologyCapabilities, which this server does not publish:
         # a CapabilityStatement in its place would be a resource of another type than asked
         raise unsupported_value("mode", mode, CAPABILITY_MODES)
-    summary, elements = request.args.get("_summary"), request.args.get("_elements", "")
+    summary, elements = read_controls(request.args.items(multi=True))
     if summary is not None or elements:
         return respond(shaped_read(cache["statement"], summary, elements))
     answer = answer_format()
@@ -294,7 +294,7 @@ def read(kind: str, resource_id: str) -> Response:
 
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
-    summary, elements = request.args.get("_summary"), request.args.get("_elements", "")
+    summary, elements = read_controls(request.args.items(multi=True))
     if not_modified(stored):
         check_read_summary(summary)
         return respond(None, 304, version_headers(stored, base_url()))

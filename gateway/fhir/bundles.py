@@ -39,7 +39,7 @@ from gateway.fhir.repository import (
     named_id,
     new_id,
 )
-from gateway.fhir.search import Searcher, searchset, shaped_read
+from gateway.fhir.search import Searcher, read_controls, searchset, shaped_read
 from gateway.ingest.identity import is_document, match_keys
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
 from gateway.messages import Worded
@@ -528,8 +528,8 @@ class Bundles:
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
             if entry.version is None and _held_already(entry, found):
                 return {"response": {**response, "status": "304 Not Modified"}}
-            asked = dict(query_pairs(entry.criteria or ""))
-            resource = shaped_read(found.resource or {}, asked.get("_summary"), asked.get("_elements", ""), where)
+            summary, elements = read_controls(query_pairs(entry.criteria or ""), where)
+            resource = shaped_read(found.resource or {}, summary, elements, where)
             return {"resource": resource, "response": response}
         pairs = query_pairs(entry.criteria or "")
         result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())

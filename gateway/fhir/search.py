@@ -8,7 +8,7 @@ by id or ``_lastUpdated`` alone the ``next`` link also carries the last match sh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
@@ -301,6 +301,23 @@ def shaped_read(
     same for a read, a vread and a Bundle's read entry."""
     check_read_summary(summary, where)
     return shaped(resource, summary, [element for element in elements.split(",") if element])
+
+
+def read_controls(pairs: Iterable[tuple[str, str]], where: str | None = None) -> tuple[str | None, str]:
+    """A read's ``_summary`` and ``_elements`` among its parameters, read alike for a read, a
+    vread, the CapabilityStatement and a Bundle's read entry.  ``_elements`` given more than
+    once names the elements of all, as a search takes it; ``_summary`` (0..1) given twice is
+    a 400.  A read took the first of each and a Bundle entry the last: the second
+    ``_elements`` was dropped from the answer, and which ``_summary`` counted differed."""
+    summaries, elements = [], []
+    for name, value in pairs:
+        if name == "_summary":
+            summaries.append(value)
+        elif name == "_elements":
+            elements.append(value)
+    if len(summaries) > 1:
+        raise FhirError(400, "http.repeated-parameter", where or "_summary", name="_summary")
+    return (summaries[0] if summaries else None), ",".join(elements)
 
 
 def check_read_summary(summary: str | None, where: str | None = None) -> None:

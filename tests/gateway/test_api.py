@@ -1740,6 +1740,18 @@ def test_a_vread_is_shaped_by_elements_as_a_read_is(api: Api) -> None:
     )
 
 
+def test_a_read_keeps_the_elements_of_every_elements_parameter(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = get(api, f"Patient/{resource['id']}?_elements=gender&_elements=birthDate").json()
+    assert {"gender", "birthDate"} <= set(answer)
+
+
+def test_a_read_with_summary_given_twice_is_refused(api: Api) -> None:
+    resource = created(api, new_patient())
+    answer = get(api, f"Patient/{resource['id']}?_summary=true&_summary=false")
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.repeated-parameter"])
+
+
 def test_a_read_with_summary_true_leaves_out_what_is_not_summary(api: Api) -> None:
     resource = created(api, new_patient())
     answer = get(api, f"Patient/{resource['id']}?_summary=true").json()
