@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from conformance.issues import operation_outcome
+from conformance.issues import Issue, operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
@@ -63,7 +63,37 @@ def validate(
     # a type's core definition is the base model every resource is held to already: named, it
     # was looked for among the profiles and warned of as unknown
     held = [url for url in profiles if registry.get(url) is not None]
-    return operation_outcome(repository.validate(resource, held), lang)
+    issues = repository.validate(resource, held)
+    # ... but the core definition of a type it is not (nor derives from, as a Patient does
+    # from DomainResource) is one the resource cannot meet: passed over, a Patient
+    # "validated" against Observation came back without an error
+    actual = resource["resourceType"]
+    for url in profiles:
+        core = _core_type(url)
+        if core is not None and core not in _ancestry(actual):
+            issues.append(
+                Issue("error", "profile.wrong-type", actual, {"url": url, "expected": core, "actual": actual})
+            )
+    return operation_outcome(issues, lang)
+
+
+def _ancestry(kind: str) -> set[str]:
+    """The base model's type and every type it derives from (Patient, DomainResource,
+    Resource)."""
+    types = r4_base_types()
+    found: set[str] = set()
+    while kind in types and kind not in found:
+        found.add(kind)
+        kind = types[kind].get("base", "")
+    return found
+
+
+def _core_type(url: str) -> str | None:
+    """The type of the R4 base model a core URL (``…/StructureDefinition/Patient|4.0.1``)
+    defines; None for any other URL."""
+    bare = url.partition("|")[0]
+    core = bare.removeprefix(CORE_PREFIX)
+    return core if core != bare and core in r4_base_types() else None
 
 
 def _known_profile(registry: Registry, url: str) -> bool:
@@ -72,8 +102,7 @@ def _known_profile(registry: Registry, url: str) -> bool:
     versioned URL it does not hold with the version it does, and the resource was judged
     against a profile the client had not nominated."""
     bare, _, version = url.partition("|")
-    core = bare.removeprefix(CORE_PREFIX)
-    if core != bare and core in r4_base_types():
+    if _core_type(url) is not None:
         return version in ("", R4_VERSION)
     found = registry.get(url)
     if found is None:

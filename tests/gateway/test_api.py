@@ -1197,6 +1197,11 @@ def test_validating_an_instance_as_a_profile_with_an_id_that_is_no_string_is_a_b
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.bad-id")
 
 
+def test_validating_against_the_core_definition_of_another_type_is_an_error(api: Api) -> None:
+    answer = post(api, "Patient/$validate?profile=http://hl7.org/fhir/StructureDefinition/Observation", new_patient())
+    assert "profile.wrong-type" in message_ids(answer)
+
+
 def ingest_sample(api: Api, filename: str) -> requests.Response:
     """The community-health sample 个人基本信息表.csv posted to $ingest as ``filename``."""
     sample = examples_dir().parents[1] / "../mappings/samples/community-health/个人基本信息表.csv"
