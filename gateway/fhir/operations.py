@@ -20,7 +20,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository, check_body_id, named_id
-from gateway.ingest.pipeline import Ingest, Outcome
+from gateway.ingest.pipeline import Counts, Ingest, Outcome
 from gateway.messages import issue
 from gateway.security.access import Access
 from gateway.storage.resources import Referrers
@@ -345,19 +345,7 @@ def ingest(
     legacy field)."""
     if source not in SOURCES:
         raise unsupported_value("source", source, SOURCES)
-    name = Path(filename).name
-    name = name if name not in ("", ".", "..") else f"upload{suffix}"
-    named = READERS.keys() - {SNIFFED}  # the suffixes that say a file's format
-    if suffix in named and Path(name).suffix.lower() not in named:
-        # the media type says what the body is and the reader goes by the name's suffix: a CSV
-        # sent as text/csv named 个人基本信息表 or 导出.txt was refused as a file of no format.
-        # A name with a suffix a reader takes keeps it (an .ndjson sent as application/json);
-        # .txt names no format, so the media type's suffix is appended to it too
-        name += suffix
-    if len(os.fsencode(name)) > NAME_BYTES:
-        # the body is read from a file of this name (the records' provenance names it), which
-        # no file system takes: it was a 500 when the write failed, not the client's error
-        raise FhirError(400, "http.ingest-filename-too-long", "filename", size=len(os.fsencode(name)), limit=NAME_BYTES)
+    name = _upload_name(filename, suffix)
     if not body.strip():  # an upload of nothing is the client's error, whatever its type
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=Message("reader.empty", {"file": name}))
     if suffix not in READERS:
@@ -376,6 +364,34 @@ def ingest(
             counts = pipeline.finish()
     if refused is not None and not records:  # nothing was read: the request failed, not its records
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=refused)
+    return _ingest_answer(counts, refused, records, lang)
+
+
+def _upload_name(filename: str, suffix: str) -> str:
+    """The name the posted body is read under: the client's file name, without any folder, with
+    the suffix of its media type when the name has none a reader takes."""
+    name = Path(filename).name
+    name = name if name not in ("", ".", "..") else f"upload{suffix}"
+    named = READERS.keys() - {SNIFFED}  # the suffixes that say a file's format
+    if suffix in named and Path(name).suffix.lower() not in named:
+        # the media type says what the body is and the reader goes by the name's suffix: a CSV
+        # sent as text/csv named 个人基本信息表 or 导出.txt was refused as a file of no format.
+        # A name with a suffix a reader takes keeps it (an .ndjson sent as application/json);
+        # .txt names no format, so the media type's suffix is appended to it too
+        name += suffix
+    if len(os.fsencode(name)) > NAME_BYTES:
+        # the body is read from a file of this name (the records' provenance names it), which
+        # no file system takes: it was a 500 when the write failed, not the client's error
+        raise FhirError(400, "http.ingest-filename-too-long", "filename", size=len(os.fsencode(name)), limit=NAME_BYTES)
+    return name
+
+
+def _ingest_answer(
+    counts: Counts, refused: Message | None, records: list[list[dict[str, Any]]], lang: str
+) -> dict[str, Any]:
+    """The Parameters an ``$ingest`` answers: the reconciling counts, what the file could not
+    give (a reader's refusal after some records, columns no rule read, lines skipped), then
+    the records."""
     parameters: list[dict[str, Any]] = [
         {"name": "read", "valueInteger": counts.read},
         {"name": "mapped", "valueInteger": counts.mapped},
