@@ -257,10 +257,8 @@ def conditional_update(kind: str) -> Response:
 
 @fhir.patch("/<kind>")
 def conditional_patch(kind: str) -> Response:
-    operations = _patch_body()
-    return _written(
-        services().repository.conditional_patch(kind, request.query_string.decode(), operations, if_match())
-    )
+    document = _patch_body()
+    return _written(services().repository.conditional_patch(kind, request.query_string.decode(), document, if_match()))
 
 
 @fhir.delete("/<kind>")
