@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 from flask import Blueprint, Response, current_app, request, send_file
 
-from gateway.api.methods import refusing, without_head
+from gateway.api.methods import method_refused, refusing, without_head
 from gateway.api.negotiation import language, outcome_response, prefer_handling, preferences, respond
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, Job, manifest
 from gateway.fhir.errors import FhirError
@@ -91,8 +91,7 @@ def export_refused(**_path: str) -> Response:
     form, not supported here) reached the create of a type "$export" (404 "not a resource
     type"), a DELETE of ``Patient/$export`` the delete of a Patient with that id (200 "nothing
     to delete", as if a job had been cancelled), and a PUT of a status URL an update."""
-    path = request.path.removeprefix(bulk.url_prefix or "").strip("/")
-    return outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
+    return outcome_response(method_refused(bulk.url_prefix))
 
 
 def _kick_off(scope: str) -> Response:

@@ -48,6 +48,14 @@ def without_head(view: View) -> View:
     return guarded  # type: ignore[return-value]
 
 
+def method_refused(prefix: str | None) -> FhirError:
+    """The 405 of a route that only refuses (:func:`refusing`), naming the path without the
+    ``prefix`` of its blueprint (the base, ``/fhir``), as the client's FHIR URLs are written;
+    the response's ``Allow`` says the methods the path takes."""
+    path = request.path.removeprefix(prefix or "").strip("/")
+    return FhirError(405, "http.method-not-allowed", method=request.method, path=path)
+
+
 def allowed() -> str:
     """The methods this request's path takes, as ``Allow`` lists them (empty when none)."""
     taken = [

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
-from gateway.api.methods import refusing
+from gateway.api.methods import method_refused, refusing
 from gateway.api.negotiation import (
     answer_format,
     body,
@@ -133,7 +133,7 @@ def read_only() -> Response:
     a PUT /_history the conditional update of a type "_history", and a PUT of the SMART
     discovery document the update of a ".well-known" (a 404 for an unknown type, after asking
     for a token, where the path is known, public, and takes GET alone)."""
-    return _method_refused()
+    return outcome_response(method_refused(fhir.url_prefix))
 
 
 # an operation offered by POST alone: a GET of $ingest would otherwise be the search of a type
@@ -142,13 +142,7 @@ def read_only() -> Response:
 @fhir.route("/<kind>/$validate", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @refusing
 def operation_refused(**_path: str) -> Response:
-    return _method_refused()
-
-
-def _method_refused() -> Response:
-    """405 naming the path (without the base) and, in Allow, the methods it takes."""
-    path = request.path.removeprefix(fhir.url_prefix or "").strip("/")
-    return outcome_response(FhirError(405, "http.method-not-allowed", method=request.method, path=path))
+    return outcome_response(method_refused(fhir.url_prefix))
 
 
 @fhir.post("")
