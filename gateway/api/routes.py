@@ -107,6 +107,7 @@ def metadata() -> Response:
             current_app.config["VERSION"],
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
+    given_once(request.args, ("mode",))  # mode=full&mode=terminology was answered by the first
     mode = request.args.get("mode", "full")
     if mode not in CAPABILITY_MODES:
         # terminology asks for a TerminologyCapabilities, which this server does not publish:

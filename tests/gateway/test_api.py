@@ -129,6 +129,11 @@ def test_the_capability_statement_is_summarised_as_asked(api: Api) -> None:
     assert (kept, summary["meta"]["tag"][0]["code"]) == (("4.0.1", False, True), "SUBSETTED")
 
 
+def test_the_capability_statement_refuses_mode_given_twice(api: Api) -> None:
+    answer = get(api, "metadata?mode=full&mode=terminology")
+    assert (answer.status_code, message_ids(answer)) == (400, ["http.repeated-parameter"])
+
+
 def test_the_capability_statement_is_cut_to_the_elements_asked(api: Api) -> None:
     elements = get(api, "metadata?_elements=format").json()
     assert (bool(elements["format"]), "rest" in elements) == (True, False)
