@@ -105,29 +105,8 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             where = asked.where or "_after"
             raise FhirError(400, "http.not-a-page-cursor", where, name="_after", value=text, example=_VERSION_EXAMPLE)
         below = min(place - 1, upto)
+    versions, total = _versions(tx, rules, asked, below)
     kind, resource_id = asked.kind, asked.resource_id
-    restriction = None
-    if rules.restricted:
-        if kind is None:
-            principal = rules.principal
-            raise FhirError(403, "http.history-system-restricted", organization=principal and principal.organization)
-        if resource_id is None:
-            restriction = rules.condition(kind)
-        else:
-            current = tx.resources.read(kind, resource_id)
-            if current is None or rules.hides(tx, current):
-                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
-        visible = _visible_versions(tx, rules, asked, restriction)
-        total = len(visible)
-        if below is None:
-            versions = visible[asked.offset : asked.offset + asked.count + 1]
-        else:
-            versions = _visible_versions(tx, rules, replace(asked, upto=below), restriction, asked.count + 1)
-    elif below is None:
-        versions, total = tx.resources.history(kind, resource_id, asked.since, asked.count + 1, asked.offset, upto=upto)
-    else:
-        versions, _ = tx.resources.history(kind, resource_id, asked.since, asked.count + 1, upto=below)
-        total = tx.resources.history(kind, resource_id, asked.since, 0, upto=upto)[1]
     # one version more than the page was read to tell whether another page follows: an
     # offset counted from the start stands too far on when the total is read again
     more, versions = 0 < asked.count < len(versions), versions[: asked.count]
@@ -156,6 +135,35 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             for (stored, method), status in zip(versions, _statuses(tx, versions), strict=True)
         ],
     }
+
+
+def _versions(
+    tx: Transaction, rules: Access, asked: HistoryRequest, below: int | None
+) -> tuple[list[tuple[Stored, str]], int]:
+    """The page's versions (one more than it holds, to tell whether another follows) and the
+    total, of those the principal may see: a restricted client's are read version by version,
+    403 for the whole system's and 404 for an instance hidden from it.  ``below``: the newest
+    version the page may list, when it starts past one (``_after``)."""
+    kind, resource_id, upto = asked.kind, asked.resource_id, asked.upto
+    if rules.restricted:
+        restriction = None
+        if kind is None:
+            principal = rules.principal
+            raise FhirError(403, "http.history-system-restricted", organization=principal and principal.organization)
+        if resource_id is None:
+            restriction = rules.condition(kind)
+        else:
+            current = tx.resources.read(kind, resource_id)
+            if current is None or rules.hides(tx, current):
+                raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
+        visible = _visible_versions(tx, rules, asked, restriction)
+        if below is None:
+            return visible[asked.offset : asked.offset + asked.count + 1], len(visible)
+        return _visible_versions(tx, rules, replace(asked, upto=below), restriction, asked.count + 1), len(visible)
+    if below is None:
+        return tx.resources.history(kind, resource_id, asked.since, asked.count + 1, asked.offset, upto=upto)
+    versions, _ = tx.resources.history(kind, resource_id, asked.since, asked.count + 1, upto=below)
+    return versions, tx.resources.history(kind, resource_id, asked.since, 0, upto=upto)[1]
 
 
 def _visible_versions(
