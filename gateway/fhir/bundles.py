@@ -148,8 +148,12 @@ class Bundles:
         if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
             raise FhirError(400, "http.bad-bundle", where, detail=Worded("bundle.entry-needs-request"))
         request = raw["request"]
-        method = str(request.get("method", "")).upper()
-        url = str(request.get("url", "")).removeprefix(self.base_url + "/").lstrip("/")
+        for name in ("method", "url"):  # str() of a list or a number made a URL no one wrote
+            if not isinstance(request.get(name, ""), str):
+                detail = Worded("bundle.not-a-string", name=f"request.{name}")
+                raise FhirError(400, "http.bad-bundle", f"{where}.request.{name}", detail=detail)
+        method = request.get("method", "").upper()
+        url = request.get("url", "").removeprefix(self.base_url + "/").lstrip("/")
         if "\x00" in unquote(url.partition("?")[0]):  # an id with a NUL (criteria: Searcher.parse)
             raise FhirError(400, "http.nul-character", f"{where}.request.url", where=where)
         if method not in ORDER or not url:

@@ -212,6 +212,15 @@ def test_a_bad_batch_entry_is_answered_alone(made: Services, bad: Any, status: s
     assert (statuses(answer), located) == ([status, "200 OK"], where)
 
 
+def test_a_bundle_entrys_url_that_is_no_string_is_refused_as_such(made: Services) -> None:
+    refused = refusal(made, bundle({"request": {"method": "GET", "url": 5}}))
+    assert (refused.status, refused.expression, refused.params["detail"].message_id) == (
+        400,
+        "Bundle.entry[0].request.url",
+        "bundle.not-a-string",
+    )
+
+
 def test_a_batch_entrys_validation_issues_are_located_in_the_bundle(made: Services) -> None:
     """As a transaction's are (docs/api.md): the validator's issues named the resource alone
     (``Basic.code``), which of the entries the client could not tell."""
