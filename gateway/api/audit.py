@@ -241,7 +241,7 @@ def _date_range(value: str) -> tuple[str | None, str | None]:
     try:
         first, last = date_range(queried_date(text))
     except ValueError as exc:  # its message is English: the refusal names the forms instead
-        raise FhirError(400, "http.not-a-date", name="date", value=value, examples=DATE_EXAMPLES) from exc
+        raise FhirError(400, "http.not-a-date", "date", name="date", value=value, examples=DATE_EXAMPLES) from exc
     after = _after(last)
     return {
         "eq": (first, after),

@@ -236,6 +236,11 @@ def test_a_refused_query_parameter_is_located_at_its_name(
     assert issue["expression"] == [parameter]
 
 
+def test_an_audit_search_date_refused_is_located_at_its_name() -> None:
+    _, issue = audit_refusal(AUDIT_REFUSALS["audit-date"][0], "en")
+    assert issue.get("expression") == ["date"]
+
+
 def test_a_refusal_keeps_its_fhirpath(client: FlaskClient, patient_id: str) -> None:
     _, issue = refusal(client, patient_id, REFUSALS["operation-part"][0], "zh-CN")
     assert issue["expression"] == ["Parameters.parameter[0]"]
