@@ -123,7 +123,7 @@ def _parameters() -> dict[str, str]:
         if name not in PARAMETERS:
             raise unsupported_parameter(name, "/reports", sorted(PARAMETERS))
         if name in asked:
-            raise FhirError(400, "http.repeated-parameter", name=name)
+            raise FhirError(400, "http.repeated-parameter", name, name=name)
         asked[name] = value
     return asked
 

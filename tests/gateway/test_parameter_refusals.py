@@ -226,6 +226,7 @@ def test_a_measure_refusal_lists_only_the_parameters_it_honours(client: FlaskCli
         ("everything-start", "start"),
         ("history-since", "_since"),
         ("read-summary", "_summary"),
+        ("reports-repeated", "limit"),
     ],
 )
 def test_a_refused_query_parameter_is_located_at_its_name(
