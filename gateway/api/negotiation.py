@@ -165,7 +165,7 @@ def answer_format() -> str:
         # a + left unencoded in the query (application/fhir+xml) reaches here as a space
         found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
         if found is None:
-            raise FhirError(406, "http.not-acceptable", format=asked)
+            raise FhirError(406, "http.not-acceptable", "_format", format=asked)
         return found
     accept = current.headers.get("Accept", "")
     found = _by_accept.get(accept)

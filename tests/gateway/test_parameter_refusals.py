@@ -242,6 +242,11 @@ def test_an_audit_search_date_refused_is_located_at_its_name() -> None:
     assert issue.get("expression") == ["date"]
 
 
+def test_a_format_no_fhir_format_names_is_located_at_format(client: FlaskClient, patient_id: str) -> None:
+    _, issue = refusal(client, patient_id, Asked("GET", "Patient?_format=text/csv"), "en")
+    assert (message_id(issue), issue.get("expression")) == ("http.not-acceptable", ["_format"])
+
+
 def test_a_refusal_keeps_its_fhirpath(client: FlaskClient, patient_id: str) -> None:
     _, issue = refusal(client, patient_id, REFUSALS["operation-part"][0], "zh-CN")
     assert issue["expression"] == ["Parameters.parameter[0]"]
