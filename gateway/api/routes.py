@@ -437,9 +437,10 @@ def _deleted(stored: Stored | None, count: int) -> Response:
     lang = language()
     if count == 0:
         message = issue("information", "http.nothing-to-delete", lang)
+    elif stored is None:  # several matches of a conditional delete
+        message = issue("information", "http.deleted-count", lang, {"count": count})
     else:
-        reference = stored.reference if stored else str(count)
-        message = issue("information", "http.deleted", lang, {"reference": reference})
+        message = issue("information", "http.deleted", lang, {"reference": stored.reference})
     headers = {"ETag": f'W/"{stored.version}"'} if stored is not None else None
     return respond({"resourceType": "OperationOutcome", "issue": [message]}, 200, headers)
 

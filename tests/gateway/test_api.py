@@ -431,6 +431,15 @@ def test_a_conditional_delete_removes_the_match(api: Api) -> None:
     assert get(api, f"Patient/{first['id']}").status_code == 410
 
 
+def test_a_conditional_delete_of_several_matches_says_how_many_it_deleted(api: Api) -> None:
+    value = f"several-{next(_people)}"
+    basic = {"resourceType": "Basic", "identifier": [{"system": "urn:t", "value": value}], "code": {"text": "t"}}
+    for _ in range(2):
+        post(api, "Basic", basic)
+    answer = api.delete(f"{api.base}/Basic?identifier=urn:t|{value}", timeout=60)
+    assert message_ids(answer) == ["http.deleted-count"]
+
+
 def test_a_conditional_delete_with_an_old_if_match_is_a_412(api: Api) -> None:
     first = created(api, new_patient())
     put(api, f"Patient/{first['id']}", {**first, "active": False})
