@@ -237,6 +237,27 @@ def searchset(
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if result.total is not None:
         bundle["total"] = result.total
+    bundle["link"] = _links(result, base_url, path, pairs)
+    whole = as_stored and query.summary is None and not query.elements
+    entries = [_entry(stored, base_url, "match", query, whole) for stored in result.matches]
+    entries += [_entry(stored, base_url, "include", query, whole) for stored in result.included]
+    if query.ignored or query.notes:
+        issues = [
+            issue("warning", error.message_id, lang, error.params, error.expression)
+            for error in [*query.ignored, *query.notes]
+        ]
+        entries.append(
+            {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
+        )
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def _links(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """The searchset's paging links: the request as searched, with another offset, and in an
+    order that pages by cursor, the ``_after`` of the page's last match."""
+    query = result.query
     # what was searched: a pair skipped under lenient handling left out (by the pair, not its
     # key, which another pair may share), a _sort or _elements cut to what it applied
     pairs = [(key, linked) for key, value in pairs if (linked := query.relinked.get((key, value), value)) is not None]
@@ -254,7 +275,7 @@ def searchset(
         if result.matches and query.page_key() is not None
         else None
     )
-    links = page_links(
+    return page_links(
         f"{base_url}/{path}",
         pairs,
         query.count,
@@ -264,21 +285,6 @@ def searchset(
         total=result.total,
         cursor=("_after", last) if query.page_key() is not None else None,
     )
-    bundle["link"] = links
-    whole = as_stored and query.summary is None and not query.elements
-    entries = [_entry(stored, base_url, "match", query, whole) for stored in result.matches]
-    entries += [_entry(stored, base_url, "include", query, whole) for stored in result.included]
-    if query.ignored or query.notes:
-        issues = [
-            issue("warning", error.message_id, lang, error.params, error.expression)
-            for error in [*query.ignored, *query.notes]
-        ]
-        entries.append(
-            {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
-        )
-    if entries:
-        bundle["entry"] = entries
-    return bundle
 
 
 def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery, whole: bool) -> dict[str, Any]:
