@@ -26,6 +26,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 from gateway.api.methods import refusing
 from gateway.api.negotiation import respond, search_form
+from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
@@ -133,14 +134,14 @@ def _bundle_type() -> str | None:
 @audit.get("/AuditEvent")
 @audit.post("/AuditEvent/_search")
 def search() -> Response:
-    config = current_app.config["SERVICES"].config
+    config = services().config
     asked = list(request.args.items(multi=True))
     if request.method == "POST":
         asked += search_form()
     # the controls every answer takes (R4 http.html: _format, _pretty) are no criteria
     query = parse_query([(k, v) for k, v in asked if k not in IGNORED_CONTROLS], config.page_size, config.max_page_size)
     trail().flush()  # this worker's latest events are visible to its own auditor at once
-    with current_app.config["SERVICES"].store.reading() as tx:
+    with services().store.reading() as tx:
         # the pages list the events up to the last one now, which their links carry as _upto:
         # every request adds events, and newest first the next page began one event further
         # back for each, repeating the last entries of the page before
@@ -166,7 +167,7 @@ def read(event_id: str) -> Response:
     trail().flush()
     text = None
     if event_id.isdigit() and len(event_id) < 19:
-        with current_app.config["SERVICES"].store.reading() as tx:
+        with services().store.reading() as tx:
             text = tx.audit.get(int(event_id))
     if text is None:
         raise FhirError(404, "http.not-found", reference=f"AuditEvent/{event_id}")

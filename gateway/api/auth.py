@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 
 from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
+from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS
@@ -55,10 +56,6 @@ CACHEABLE_PATHS = frozenset({"/fhir/metadata", "/fhir/.well-known/smart-configur
 BEARER_CHALLENGE = 'Bearer realm="yiyang"'
 #: RFC 6749 §3.3 scope-tokens separated by spaces: what a challenge's scope="…" may hold
 SCOPE_TOKENS = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*")
-
-
-def _services() -> Services:
-    return current_app.config["SERVICES"]
 
 
 def install(app: Flask) -> None:
@@ -111,7 +108,7 @@ def authenticate() -> None:
         pairs = list(asked.args.items(multi=True))
         if asked.method == "POST":
             pairs += list(asked.form.items(multi=True))
-        wanted = search_needs(view_args.get("kind", "*"), pairs, _services().parameters.targets)
+        wanted = search_needs(view_args.get("kind", "*"), pairs, services().parameters.targets)
     else:
         types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
         condition = if_none_exist(kind if endpoint == "fhir.create" else None)
@@ -119,7 +116,7 @@ def authenticate() -> None:
         if endpoint in CONDITIONAL:
             condition = asked.query_string.decode()
         if condition:  # a chain in a condition searches the types it reaches
-            wanted += criteria_needs(view_args.get("kind", "*"), condition, _services().parameters.targets)
+            wanted += criteria_needs(view_args.get("kind", "*"), condition, services().parameters.targets)
     missing = _missing(principal.scopes, tuple(wanted))
     if missing:
         _refuse_scope(missing, principal.client_id)
@@ -172,7 +169,7 @@ def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria
     refused as the Bundle is read, :meth:`~gateway.fhir.bundles.Bundles.process`)."""
     if kind == "AuditEvent" and method in ("GET", "HEAD"):  # a HEAD entry reads, as its GET
         raise FhirError(400, "http.audit-not-in-bundle", method=method)
-    missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, _services().parameters.targets))
+    missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, services().parameters.targets))
     if missing:
         _refuse_scope(missing, g.principal.client_id)
 
@@ -214,7 +211,7 @@ class SecurityHeaders:
 # -- SMART Backend Services ------------------------------------------------------------------
 @auth.get("/.well-known/smart-configuration")
 def smart_configuration() -> Response:
-    found = _services()
+    found = services()
     document = {
         "token_endpoint": found.config.token_url,
         "grant_types_supported": ["client_credentials"],
@@ -240,7 +237,7 @@ def token() -> Response:
     asking address spends one token of its bucket (429 with Retry-After beyond it)."""
     wait = current_app.config["TOKEN_RATE_LIMITER"].take(request.remote_addr or "")
     if wait:
-        limit = _services().config.token_rate_limit_per_second
+        limit = services().config.token_rate_limit_per_second
         refused = _oauth_error(OAuthError("temporarily_unavailable", "auth.rate-limited", 429, limit=limit))
         refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return refused
@@ -258,7 +255,7 @@ def token() -> Response:
     if repeated is not None:  # RFC 6749 §3.2: which of two values would count is not ours to guess
         return _oauth_error(OAuthError("invalid_request", "auth.repeated-parameter", parameter=repeated))
     try:
-        answer, client = _services().authority.token(form.to_dict(), basic)
+        answer, client = services().authority.token(form.to_dict(), basic)
     except OAuthError as exc:
         return _oauth_error(exc, basic is not None)
     g.principal = client  # the login's AuditEvent names the client it authenticated

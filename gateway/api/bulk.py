@@ -10,14 +10,14 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import orjson
-from flask import Blueprint, Response, current_app, request, send_file
+from flask import Blueprint, Response, request, send_file
 
 from gateway.api.methods import method_refused, refusing, without_head
 from gateway.api.negotiation import language, outcome_response, prefer_handling, preferences, respond
+from gateway.api.serving import services
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, Job, manifest
 from gateway.fhir.errors import FhirError
 from gateway.messages import issue
-from gateway.services import Services
 
 bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
@@ -27,12 +27,8 @@ RETRY_AFTER = "2"
 KICK_OFF_RETRY_AFTER = "30"
 
 
-def _services() -> Services:
-    return current_app.config["SERVICES"]
-
-
 def _exports() -> BulkExports:
-    found = _services()
+    found = services()
     return BulkExports(
         found.store,
         found.repository.personal,
@@ -99,7 +95,7 @@ def _kick_off(scope: str) -> Response:
     Beyond the jobs the gateway or the client may run at once: 429 with Retry-After (IG v2)."""
     if "respond-async" not in preferences():
         raise FhirError(400, "http.export-prefer-async")
-    base = _services().config.base_url
+    base = services().config.base_url
     query = request.query_string.decode()
     url = f"{base}{request.path.removeprefix('/fhir')}" + (f"?{query}" if query else "")
     exports = _exports()
@@ -128,7 +124,7 @@ def export_status(job_id: str) -> Response:
         return respond(_information("http.export-in-progress"), 202, headers)
     if job.status != COMPLETED:
         raise job.failure()
-    body = orjson.dumps(manifest(job, _services().config.base_url))
+    body = orjson.dumps(manifest(job, services().config.base_url))
     return Response(body, status=200, content_type="application/json", headers=_expires(exports, job))
 
 
@@ -144,7 +140,7 @@ def export_file(job_id: str, name: str) -> Response:
     """One NDJSON file, streamed from disk; for an elderly-care client, only the lines it may
     still see.  No ``Expires`` here (the manifest says it): beside ``no-store`` it would only
     invite a cache to reason about keeping health data."""
-    exports, rules = _exports(), _services().repository.access()
+    exports, rules = _exports(), services().repository.access()
     if rules.restricted:
         return Response(exports.visible_lines(job_id, name, rules), mimetype=NDJSON)
     # health data as every other answer: stored by no cache (send_file's own no-cache would

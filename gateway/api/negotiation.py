@@ -22,6 +22,7 @@ from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import get_input_stream
 
 from gateway.api.methods import allowed
+from gateway.api.serving import services
 from gateway.fhir.archive_references import condition_criteria, localise
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import if_match_version, primitive_part, query_pairs
@@ -266,7 +267,7 @@ def body() -> Any:
         raise FhirError(400, error.message_id, error.expression, **error.params) from error
     # references on our own base stand for the relative ones (the bytes cannot tell: JSON may
     # escape any character of the URL)
-    localise(document, current_app.config["SERVICES"].config.base_url)
+    localise(document, services().config.base_url)
     return document
 
 
@@ -339,7 +340,7 @@ def if_none_exist(kind: str | None) -> str | None:
         raise FhirError(400, "http.header-not-utf8", header="If-None-Exist") from exc
     if kind is None:
         return criteria
-    return condition_criteria(criteria, kind, current_app.config["SERVICES"].config.base_url)
+    return condition_criteria(criteria, kind, services().config.base_url)
 
 
 def if_match() -> int | None:

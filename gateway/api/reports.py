@@ -20,12 +20,13 @@ from html import escape
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, request, url_for
 
 from conformance.report.render_html import render_exchange_html
 from conformance.report.render_json import exchange_document
 from gateway.api.exchanges import exchange_log
 from gateway.api.negotiation import language
+from gateway.api.serving import services
 from gateway.exchanges import today
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import unsupported_parameter, unsupported_value
@@ -42,7 +43,6 @@ from gateway.reporting import (
     render,
     words_in,
 )
-from gateway.services import Services
 
 reports = Blueprint("reports", __name__, url_prefix="/reports")
 PARAMETERS = frozenset({"since", "until", "org", "source", "limit", "lang", "_format", "table"})
@@ -72,10 +72,6 @@ _FORMAT_NAMES = {**{name: name for name in FORMATS}, **_MEDIA_FORMATS}
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
 
-def _services() -> Services:
-    return current_app.config["SERVICES"]
-
-
 @reports.get("")
 def page() -> Response:
     asked = _parameters()
@@ -86,7 +82,7 @@ def page() -> Response:
     if table not in TABLES:
         raise unsupported_value("table", table, TABLES)
     exchange_log().flush()  # this worker's latest exchanges count at once
-    report = build_report(_services().store, query, lang)
+    report = build_report(services().store, query, lang)
     kept = {k: v for k, v in asked.items() if k == "lang"}
 
     def link(exchange_id: str) -> str:
@@ -107,7 +103,7 @@ def exchange(exchange_id: str) -> Response:
     found = None
     if exchange_id.isdigit() and len(exchange_id) < 10:
         exchange_log().flush()
-        found = exchange_detail(_services().store, int(exchange_id), lang)
+        found = exchange_detail(services().store, int(exchange_id), lang)
     if found is None:
         raise FhirError(404, "http.not-found", reference=f"reports/exchanges/{exchange_id}")
     if fmt == "json":
