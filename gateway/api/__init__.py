@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 
 from gateway.api import audit, auth, exchanges, measures
 from gateway.api.bulk import bulk
+from gateway.api.methods import method_refused
 from gateway.api.negotiation import FhirRequest, outcome_response, refuse_unreadable_text, too_large
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
@@ -105,7 +106,7 @@ def _http_error(error: HTTPException) -> object:
     if isinstance(error, NotFound):
         found = FhirError(404, "http.unknown-route", method=request.method, path=request.path)
     elif isinstance(error, MethodNotAllowed):
-        found = FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
+        found = method_refused()
     elif isinstance(error, RequestEntityTooLarge):
         message_id, params = too_large()
         found = FhirError(413, message_id, **params)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from gateway.api.methods import refusing
+from gateway.api.methods import method_refused, refusing
 from gateway.api.negotiation import respond, search_form
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
@@ -183,7 +183,7 @@ def refuse(**_path: str) -> Response:
     """The trail is append-only: written by the gateway alone, never through the API.  Its
     search and its events are read (Allow: GET, HEAD); its history and an event's sub-paths
     not at all (an empty Allow says so)."""
-    raise FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
+    raise method_refused()
 
 
 def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int) -> AuditQuery:

@@ -87,7 +87,7 @@ def export_refused(**_path: str) -> Response:
     form, not supported here) reached the create of a type "$export" (404 "not a resource
     type"), a DELETE of ``Patient/$export`` the delete of a Patient with that id (200 "nothing
     to delete", as if a job had been cancelled), and a PUT of a status URL an update."""
-    return outcome_response(method_refused(bulk.url_prefix))
+    return outcome_response(method_refused())
 
 
 def _kick_off(scope: str) -> Response:

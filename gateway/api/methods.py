@@ -41,19 +41,20 @@ def without_head(view: View) -> View:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if request.method == "HEAD":
-            raise FhirError(405, "http.method-not-allowed", method="HEAD", path=request.path)
+            raise method_refused()
         return view(*args, **kwargs)
 
     guarded.refuses = frozenset({"HEAD"})  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]
 
 
-def method_refused(prefix: str | None) -> FhirError:
-    """The 405 of a route that only refuses (:func:`refusing`), naming the path without the
-    ``prefix`` of its blueprint (the base, ``/fhir``), as the client's FHIR URLs are written;
-    the response's ``Allow`` says the methods the path takes."""
-    path = request.path.removeprefix(prefix or "").strip("/")
-    return FhirError(405, "http.method-not-allowed", method=request.method, path=path)
+def method_refused() -> FhirError:
+    """The 405 of this request, naming its method and its path as requested (``/fhir/metadata``),
+    whoever refuses it: werkzeug (no route takes the method), a route that only refuses
+    (:func:`refusing`) or a HEAD refused (:func:`without_head`).  The refusing routes named the
+    path without the base (``metadata``) and the others with it; the response's ``Allow`` says
+    the methods the path takes."""
+    return FhirError(405, "http.method-not-allowed", method=request.method, path=request.path)
 
 
 def allowed() -> str:

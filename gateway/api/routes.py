@@ -128,7 +128,7 @@ def read_only() -> Response:
     a PUT /_history the conditional update of a type "_history", and a PUT of the SMART
     discovery document the update of a ".well-known" (a 404 for an unknown type, after asking
     for a token, where the path is known, public, and takes GET alone)."""
-    return outcome_response(method_refused(fhir.url_prefix))
+    return outcome_response(method_refused())
 
 
 # an operation offered by POST alone: a GET of $ingest would otherwise be the search of a type
@@ -137,7 +137,7 @@ def read_only() -> Response:
 @fhir.route("/<kind>/$validate", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @refusing
 def operation_refused(**_path: str) -> Response:
-    return outcome_response(method_refused(fhir.url_prefix))
+    return outcome_response(method_refused())
 
 
 @fhir.post("")

@@ -310,3 +310,17 @@ def test_every_message_the_api_raises_is_catalogued_in_both_languages_with_the_s
         i for i in used - set(missing) if placeholders(entries[i]["zh-CN"]) != placeholders(entries[i]["en"])
     )
     assert (set(NEW_IDS) - used, missing, uneven) == (set(), [], [])
+
+
+# -- one wording of a refused method -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("OPTIONS", "/fhir/Patient"), ("DELETE", "/fhir/metadata"), ("HEAD", "/fhir/Patient/$export")],
+)
+def test_a_refused_method_names_the_path_as_requested(app: Flask, method: str, path: str) -> None:
+    """Werkzeug's 405 named ``/fhir/Patient`` and a refusing route ``metadata``: one form,
+    the path the client asked for, wherever the 405 comes from (dispatched in a request
+    context: a HEAD's answer reaches a client without its body)."""
+    with app.test_request_context(path, method=method, headers={"Accept-Language": "en"}):
+        issue = app.full_dispatch_request().get_json()["issue"][0]
+    assert issue["details"]["text"] == f"{path} does not accept {method}"
