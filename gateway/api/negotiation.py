@@ -159,9 +159,7 @@ FORM = "application/x-www-form-urlencoded"
 def answer_format() -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
     current = request._get_current_object()  # one context-proxy lookup, not three
-    asked = current.args.get("_format")
-    if not asked and current.method == "POST":
-        asked = _form_format(current)
+    asked = _asked_format(current)
     if asked:
         # a + left unencoded in the query (application/fhir+xml) reaches here as a space
         found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
@@ -181,15 +179,34 @@ def answer_format() -> str:
     return found
 
 
-def _form_format(current: Request) -> str | None:
+def _asked_format(current: Request) -> str | None:
+    """The ``_format`` the request names, in its query or the form of a ``POST …/_search``;
+    given twice (in either, or once in each) it is a 400 ``http.repeated-parameter``: the
+    first was taken, so ``_format=json&_format=xml`` answered in JSON without a word.  Checked
+    before any route runs (:func:`refuse_repeated_format`), so a write is not made and then
+    answered with the refusal."""
+    asked = current.args.getlist("_format")
+    if current.method == "POST":
+        asked += _form_formats(current)
+    if len(asked) > 1:
+        raise FhirError(400, "http.repeated-parameter", "_format", name="_format")
+    return asked[0] if asked else None
+
+
+def refuse_repeated_format() -> None:
+    """A 400 for a ``_format`` given twice, before the request is served (:func:`_asked_format`)."""
+    _asked_format(request._get_current_object())
+
+
+def _form_formats(current: Request) -> list[str]:
     """The ``_format`` of a ``POST …/_search`` form.  A form that cannot be read (over the size
     limit) names none: its 413 is being answered, in the default format."""
     if current.mimetype != FORM:
-        return None
+        return []
     try:
-        return current.form.get("_format")
+        return current.form.getlist("_format")
     except HTTPException:
-        return None
+        return []
 
 
 def wants_raw_content() -> bool:

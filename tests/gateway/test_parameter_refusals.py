@@ -324,3 +324,15 @@ def test_a_refused_method_names_the_path_as_requested(app: Flask, method: str, p
     with app.test_request_context(path, method=method, headers={"Accept-Language": "en"}):
         issue = app.full_dispatch_request().get_json()["issue"][0]
     assert issue["details"]["text"] == f"{path} does not accept {method}"
+
+
+# -- a parameter of one value given twice --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [("/fhir/Basic?_format=json&_format=xml", None), ("/fhir/Basic/_search?_format=json", {"_format": "xml"})],
+)
+def test_a_format_given_twice_is_refused_at_format(client: FlaskClient, path: str, form: dict[str, str] | None) -> None:
+    """The first was taken: ``_format=json&_format=xml`` answered in JSON without a word."""
+    answer = client.open(path, method="POST" if form else "GET", data=form)
+    issue = answer.get_json()["issue"][0]
+    assert (answer.status_code, message_id(issue), issue["expression"]) == (400, "http.repeated-parameter", ["_format"])
