@@ -41,6 +41,10 @@ SUMMARY_VALUES = ("count", "true", "data", "text", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 DEFAULT_COUNT, MAX_COUNT = 20, 1000
 IGNORED_CONTROLS = frozenset({"_format", "_pretty"})
+#: result controls of one value (0..1 in R4): given twice, which counted would be the server's
+#: choice, not the client's, so the second is refused, as a read's ``_summary`` and a
+#: history's ``_count`` are
+GIVEN_ONCE = frozenset({"_count", "_offset", "_after", "_summary", "_total"})
 ITERATE_MODIFIERS = frozenset({"iterate", "recurse"})
 #: what one search may ask at most: each limit keeps the SQL within what both databases parse
 #: (SQLite refuses expression trees deeper than 1,000 and LIKE patterns over 50,000 bytes), so
@@ -246,6 +250,8 @@ class _Parser:
         self.query = SearchQuery(resource_type)
         self.base = base.rstrip("/") + "/" if base else None
         self.lenient = lenient
+        #: the controls of :data:`GIVEN_ONCE` met so far
+        self.given: set[str] = set()
 
     @property
     def own(self) -> dict[str, Parameter]:
@@ -263,6 +269,10 @@ class _Parser:
             _, colon, modifier = key.partition(":")
             if colon and not (name in ("_include", "_revinclude") and modifier in ITERATE_MODIFIERS):
                 raise _Ignorable(SearchError("search.unsupported-modifier", _names(key), key))
+            if name in GIVEN_ONCE:
+                if name in self.given:
+                    raise SearchError("http.repeated-parameter", {"name": name}, key)
+                self.given.add(name)
             handler(self, key, value)
         elif value != "":  # R4: a parameter with an empty value is ignored
             _within(key, "criteria", len(self.query.criteria) + 1)

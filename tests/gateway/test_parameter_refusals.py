@@ -336,3 +336,22 @@ def test_a_format_given_twice_is_refused_at_format(client: FlaskClient, path: st
     answer = client.open(path, method="POST" if form else "GET", data=form)
     issue = answer.get_json()["issue"][0]
     assert (answer.status_code, message_id(issue), issue["expression"]) == (400, "http.repeated-parameter", ["_format"])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_summary=count&_summary=false",
+        "_count=5&_count=10",
+        "_offset=0&_offset=20",
+        "_after=a&_after=b",
+        "_total=none&_total=accurate",
+    ],
+)
+def test_a_search_control_given_twice_is_refused_at_its_name(client: FlaskClient, query: str) -> None:
+    """``_summary=count&_summary=false`` listed the matches and the reverse order counted
+    them: a search took the last of each, silently, where a read refuses a second ``_summary``."""
+    answer = client.get(f"/fhir/Basic?{query}")
+    issue = answer.get_json()["issue"][0]
+    name = query.partition("=")[0]
+    assert (answer.status_code, message_id(issue), issue["expression"]) == (400, "http.repeated-parameter", [name])
