@@ -23,9 +23,10 @@ from typing import Any
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.datastructures import MultiDict
 
 from gateway.api.methods import method_refused, refusing
-from gateway.api.negotiation import respond, search_form
+from gateway.api.negotiation import given_once, respond, search_form
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
@@ -186,13 +187,20 @@ def refuse(**_path: str) -> Response:
     raise method_refused()
 
 
+#: the trail search's controls of one value: of a repeated _count or _offset the first counted
+#: and of a repeated _upto the last, silently, so a page could be another than the client asked
+GIVEN_ONCE = ("_count", "_offset", "_upto", "_sort", "_summary")
+
+
 def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int) -> AuditQuery:
     """The supported search parameters; anything else is a 400 (a silently ignored filter
-    would show an auditor more, or less, than they think)."""
+    would show an auditor more, or less, than they think), and so is a control of one value
+    given twice (:data:`GIVEN_ONCE`), as a history's and a search's are."""
     low: str | None = None
     high: str | None = None
     fields: dict[str, Any] = {}
     refuse_nul_in(pairs)  # the trail's search does not go through Searcher.parse
+    given_once(MultiDict(pairs), GIVEN_ONCE)
     for name, value in pairs:
         if name not in SEARCH_PARAMETERS:
             raise unsupported_parameter(name, "AuditEvent", sorted(SEARCH_PARAMETERS))
@@ -212,12 +220,12 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
             fields["newest_first"] = value == "-date"
         elif name == "_summary" and value != "count":
             raise unsupported_value(name, value, ["count"])
-    first = dict(reversed(pairs))  # of a repeated _count or _offset the first counts, as args.get reads it
-    count = min(whole_number(first, "_count", page_size), max_page_size)
+    given = dict(pairs)
+    count = min(whole_number(given, "_count", page_size), max_page_size)
     if ("_summary", "count") in pairs:  # the total alone, as a search of the archive answers it
         count = 0
-    offset = whole_number(first, "_offset", 0)
-    upto = whole_number(dict(pairs), "_upto", -1)
+    offset = whole_number(given, "_offset", 0)
+    upto = whole_number(given, "_upto", -1)
     fields["upto"] = None if upto < 0 else upto
     return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)
 

@@ -122,6 +122,9 @@ AUDIT_REFUSALS = {
     "audit-summary": ("_summary=true", "http.unsupported-value"),
     "audit-count": ("_count=many", "http.not-a-count"),
     "audit-date": ("date=2026-13", "http.not-a-date"),
+    "audit-repeated-count": ("_count=5&_count=50", "http.repeated-parameter"),
+    "audit-repeated-offset": ("_offset=0&_offset=20", "http.repeated-parameter"),
+    "audit-repeated-upto": ("_upto=7&_upto=9", "http.repeated-parameter"),
     "audit-prefixed-date": ("date=ge2026-07-01T08", "http.not-a-date"),
 }
 #: for each message id, the first request above that answers with it
@@ -355,3 +358,12 @@ def test_a_search_control_given_twice_is_refused_at_its_name(client: FlaskClient
     issue = answer.get_json()["issue"][0]
     name = query.partition("=")[0]
     assert (answer.status_code, message_id(issue), issue["expression"]) == (400, "http.repeated-parameter", [name])
+
+
+@pytest.mark.parametrize("case", ["audit-repeated-count", "audit-repeated-offset", "audit-repeated-upto"])
+def test_an_audit_search_control_given_twice_is_refused_at_its_name(case: str) -> None:
+    """The trail's search took the first _count or _offset and the last _upto, silently; a
+    history refuses each given twice."""
+    query, wanted = AUDIT_REFUSALS[case]
+    status, issue = audit_refusal(query, "en")
+    assert (status, message_id(issue), issue.get("expression")) == (400, wanted, [query.partition("=")[0]])
