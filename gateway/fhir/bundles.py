@@ -50,6 +50,8 @@ from gateway.wire import WireError, parse_json
 from mappings.engine import reference_nodes
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
+#: R4's HTTPVerb codes (Bundle.entry.request.method), as a refusal lists them
+HTTP_VERBS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 #: ids asked about in one ``_id`` value: each of at most 64 characters and a comma, within
@@ -152,12 +154,17 @@ class Bundles:
             if not isinstance(request.get(name, ""), str):
                 detail = Worded("bundle.not-a-string", name=f"request.{name}")
                 raise FhirError(400, "http.bad-bundle", f"{where}.request.{name}", detail=detail)
-        method = request.get("method", "").upper()
+        method = request.get("method", "")
         url = request.get("url", "").removeprefix(self.base_url + "/").lstrip("/")
         if "\x00" in unquote(url.partition("?")[0]):  # an id with a NUL (criteria: Searcher.parse)
             raise FhirError(400, "http.nul-character", f"{where}.request.url", where=where)
-        if method not in ORDER or not url:
+        if not method or not url:
             raise FhirError(400, "http.bad-bundle", f"{where}.request", detail=Worded("bundle.method-and-url"))
+        if method not in ORDER:
+            # R4's HTTPVerb codes are case-sensitive, as every code is: "get" was upper-cased
+            # and served, where another server refuses the Bundle the client thinks portable
+            detail = Worded("bundle.unknown-method", method=method, methods=", ".join(HTTP_VERBS))
+            raise FhirError(400, "http.bad-bundle", f"{where}.request.method", detail=detail)
         path, _, criteria = url.partition("?")
         kind, resource_id, history, version = _target(path)
         if kind is None or ((history or version) and method != "GET"):

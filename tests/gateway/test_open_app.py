@@ -115,3 +115,15 @@ def test_a_requests_exchange_does_not_outlive_the_request(client: FlaskClient) -
         app.preprocess_request()
         during = exchanges.current()
     assert (during is not None, exchanges.current()) == (True, None)
+
+
+def test_a_bundle_entry_method_in_lower_case_is_refused_at_its_method(client: FlaskClient) -> None:
+    """R4's HTTPVerb codes are case-sensitive: ``get`` was upper-cased and served."""
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "get", "url": "Patient"}}]}
+    response = client.post("/fhir", json=bundle, content_type=FHIR_JSON).get_json()["entry"][0]["response"]
+    issue = response["outcome"]["issue"][0]
+    assert (response["status"], issue["details"]["coding"][0]["code"], issue["expression"]) == (
+        "400",
+        "http.bad-bundle",
+        ["Bundle.entry[0].request.method"],
+    )

@@ -197,7 +197,7 @@ def test_a_conditional_create_of_an_invalid_resource_is_refused_with_its_issues(
         ),
         ({"request": {"method": "POST", "url": "Basic"}}, "400", "Bundle.entry[0].resource"),
         (put("Basic", basic("x")), "400", "Bundle.entry[0].request.url"),
-        (asked("TRACE", "Basic"), "400", "Bundle.entry[0].request"),
+        (asked("TRACE", "Basic"), "400", "Bundle.entry[0].request.method"),
         (asked("GET", "_history"), "400", "Bundle.entry[0].request.url"),
         (asked("GET", "_history/abc"), "404", "Bundle.entry[0].request.url"),
         ("not an entry", "400", "Bundle.entry[0]"),
