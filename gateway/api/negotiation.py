@@ -389,10 +389,12 @@ def prefer_return() -> str:
     return _preference("return", ("minimal", "representation", "OperationOutcome"), "representation")
 
 
-def prefer_handling() -> str:
-    """strict (the default: an unknown search parameter is a 400) or lenient (it is skipped,
-    and the searchset says so)."""
-    return _preference("handling", ("strict", "lenient"), "strict")
+def prefer_handling(default: str = "strict") -> str:
+    """strict or lenient: what becomes of a parameter the interaction does not know (R4
+    search.html: a 400, or it is skipped).  Without the preference an interaction takes its
+    ``default``: strict where a skipped parameter would widen the answer (a search, whose
+    searchset then says what it skipped), lenient where it cannot (a read)."""
+    return _preference("handling", ("strict", "lenient"), default)
 
 
 def not_modified(stored: Stored) -> bool:

@@ -80,6 +80,21 @@ def _pairs() -> list[tuple[str, str]]:
     return [(k, v) for k, v in pairs if k != "_format"]
 
 
+#: the parameters a read and a vread honour (the controls every answer takes are allowed too)
+READ_HONOURED = ("_summary", "_elements")
+
+
+def refuse_unknown_read_parameters(interaction: str, honoured: tuple[str, ...]) -> None:
+    """A read's, a vread's or the CapabilityStatement's parameters it does not know: ignored
+    unless the client prefers ``handling=strict``, which makes each a 400.  Nothing a read
+    could ignore widens its answer, and browsers and caching clients add parameters of their
+    own (``?_=1733450000``, a cache-buster) that a refusal would break.  A search refuses one
+    unless the client prefers ``handling=lenient``, and a history always, since a filter
+    ignored there answers more than was asked."""
+    if request.args and prefer_handling(default="lenient") == "strict":  # most reads carry none
+        refuse_unsupported_parameters(request.args, interaction, honoured)
+
+
 # -- capability ------------------------------------------------------------------------------
 #: R4 http.html#capabilities: the whole statement, or its normative parts, which are all of it
 #: (CapabilityStatement is normative in R4); ``terminology`` would be a TerminologyCapabilities
@@ -90,6 +105,7 @@ CAPABILITY_MODES = ("full", "normative")
 def metadata() -> Response:
     """The CapabilityStatement, built once per worker and encoded once per format (a client
     polls it; serialising it cost about a millisecond a request)."""
+    refuse_unknown_read_parameters("capabilities", ("mode", *READ_HONOURED))
     cache = current_app.config.setdefault("CAPABILITY", {})
     if "statement" not in cache:
         found = services()
@@ -276,6 +292,7 @@ def validate_type(kind: str) -> Response:
 def read(kind: str, resource_id: str) -> Response:
     if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer
         raise FhirError(404, "http.unknown-operation", operation=f"{kind}/{resource_id}")
+    refuse_unknown_read_parameters("read", READ_HONOURED)
     return _answer_read(kind, services().repository.read(kind, resource_id))
 
 
@@ -337,6 +354,7 @@ def instance_history(kind: str, resource_id: str) -> Response:
 
 @fhir.get("/<kind>/<resource_id>/_history/<version>")
 def vread(kind: str, resource_id: str, version: str) -> Response:
+    refuse_unknown_read_parameters("vread", READ_HONOURED)
     return _answer_read(kind, services().repository.vread(kind, resource_id, version))
 
 

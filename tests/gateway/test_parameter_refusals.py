@@ -367,3 +367,26 @@ def test_an_audit_search_control_given_twice_is_refused_at_its_name(case: str) -
     query, wanted = AUDIT_REFUSALS[case]
     status, issue = audit_refusal(query, "en")
     assert (status, message_id(issue), issue.get("expression")) == (400, wanted, [query.partition("=")[0]])
+
+
+# -- parameters a read does not know ---------------------------------------------------------------------
+READS = ("Patient/{patient}", "Patient/{patient}/_history/1", "metadata")
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_read_ignores_a_parameter_it_does_not_know(client: FlaskClient, patient_id: str, path: str) -> None:
+    """A cache-buster (``?_=…``, which browsers and caching clients add) reads as without it:
+    nothing a read ignores widens its answer."""
+    answer = client.get(f"/fhir/{path.format(patient=patient_id)}?_=1733450000")
+    assert answer.status_code == 200
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_read_refuses_a_parameter_it_does_not_know_under_strict_handling(
+    client: FlaskClient, patient_id: str, path: str
+) -> None:
+    """``Prefer: handling=strict`` asks for the refusal R4 search.html describes, as a search's."""
+    headers = {"Prefer": "handling=strict"}
+    answer = client.get(f"/fhir/{path.format(patient=patient_id)}?_=1733450000", headers=headers)
+    issue = answer.get_json()["issue"][0]
+    assert (answer.status_code, message_id(issue), issue["expression"]) == (400, "http.unsupported-parameter", ["_"])
