@@ -39,7 +39,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters, unsupported_value, whole_number
 from gateway.fhir.repository import Written
-from gateway.fhir.search import check_read_summary, read_controls, searchset, shaped_read
+from gateway.fhir.search import READ_HONOURED, check_read_summary, read_controls, searchset, shaped_read
 from gateway.fhir.validate_arguments import ValidateQuery, validate_arguments
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
@@ -78,10 +78,6 @@ def _pairs() -> list[tuple[str, str]]:
     if request.method == "POST":
         pairs += search_form()
     return [(k, v) for k, v in pairs if k != "_format"]
-
-
-#: the parameters a read and a vread honour (the controls every answer takes are allowed too)
-READ_HONOURED = ("_summary", "_elements")
 
 
 def refuse_unknown_read_parameters(interaction: str, honoured: tuple[str, ...]) -> None:
@@ -183,11 +179,11 @@ def _processed(bundle: Any) -> dict[str, Any]:
     one by one, and each is retried on its own."""
     process = services().bundles.process
     if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
-        return process(bundle, check_bundle_entry, language(), prefer_return())
+        return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
     def attempt(number: int) -> dict[str, Any]:
         parsed = bundle if number == 1 else body()
-        return process(parsed, check_bundle_entry, language(), prefer_return())
+        return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
     return retried(attempt)
 

@@ -28,7 +28,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.identity_index import carried_keys, identifier_of, release_dropped_numbers
 from gateway.fhir.json_patch import patched_resource
-from gateway.fhir.parameters import if_match_version, instant, query_pairs
+from gateway.fhir.parameters import if_match_version, instant, query_pairs, refuse_unsupported_parameters
 from gateway.fhir.repository import (
     DELETE_ROUND,
     READ_ONLY,
@@ -39,7 +39,7 @@ from gateway.fhir.repository import (
     named_id,
     new_id,
 )
-from gateway.fhir.search import Searcher, read_controls, searchset, shaped_read
+from gateway.fhir.search import READ_HONOURED, Searcher, read_controls, searchset, shaped_read
 from gateway.ingest.identity import is_document, match_keys
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
 from gateway.messages import Worded
@@ -73,6 +73,10 @@ class Reply:
 
     lang: str = "zh-CN"
     prefer: str = "representation"
+    #: ``Prefer: handling`` as the client sent it (strict, lenient), or "" for each entry's
+    #: default, as its own request would have: a search entry refuses a parameter it does
+    #: not know and a read entry ignores one (docs/api.md, Conventions)
+    handling: str = ""
 
 
 @dataclass
@@ -124,14 +128,16 @@ class Bundles:
         authorize: Authorize | None = None,
         lang: str = "zh-CN",
         prefer: str = "representation",
+        handling: str = "",
     ) -> dict[str, Any]:
         """Apply a transaction or batch.  ``authorize`` is asked for each entry as its own
         interaction would be (the caller's scopes): a transaction fails whole on the first
         refused or unreadable entry, a batch answers that entry with the refusal, worded in
-        ``lang``, and goes on.  ``prefer``: what written entries carry (:class:`Reply`)."""
+        ``lang``, and goes on.  ``prefer``: what written entries carry, ``handling``: what becomes
+        of a parameter a read or search entry does not know (:class:`Reply`)."""
         kind, raw_entries = _readable(bundle)
         _check_entry_count(raw_entries, self.repository.config.bundle_entries)
-        reply = Reply(lang, prefer)
+        reply = Reply(lang, prefer, handling)
         if kind == "batch":
             answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
             return _response("batch-response", answers)
@@ -539,11 +545,15 @@ class Bundles:
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
             if entry.version is None and _held_already(entry, found):
                 return {"response": {**response, "status": "304 Not Modified"}}
-            summary, elements = read_controls(query_pairs(entry.criteria or ""), where)
+            pairs = query_pairs(entry.criteria or "")
+            if reply.handling == "strict":
+                refuse_unsupported_parameters((name for name, _ in pairs), "read", READ_HONOURED, where)
+            summary, elements = read_controls(pairs, where)
             resource = shaped_read(found.resource or {}, summary, elements, where)
             return {"resource": resource, "response": response}
         pairs = query_pairs(entry.criteria or "")
-        result = self.searcher.search(tx, self.searcher.parse(entry.kind, pairs), self.repository.access())
+        query = self.searcher.parse(entry.kind, pairs, reply.handling or "strict")
+        result = self.searcher.search(tx, query, self.repository.access())
         return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
 
     def _written(self, written: Written, reply: Reply) -> dict[str, Any]:

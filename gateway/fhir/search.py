@@ -298,6 +298,8 @@ def _entry(stored: Stored, base_url: str, mode: str, query: SearchQuery, whole: 
 
 #: the _summary values a read honours (count is a search's)
 READ_SUMMARIES = tuple(value for value in SUMMARY_VALUES if value != "count")
+#: the parameters a read and a vread honour (the controls every answer takes are allowed too)
+READ_HONOURED = ("_summary", "_elements")
 
 
 def shaped_read(

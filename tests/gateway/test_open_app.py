@@ -127,3 +127,24 @@ def test_a_bundle_entry_method_in_lower_case_is_refused_at_its_method(client: Fl
         "http.bad-bundle",
         ["Bundle.entry[0].request.method"],
     )
+
+
+def batch_of(url: str) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": url}}]}
+
+
+def test_a_bundle_read_entry_refuses_a_parameter_it_does_not_know_under_strict_handling(client: FlaskClient) -> None:
+    """As the read on its own does: the request's ``Prefer: handling=strict`` was not read."""
+    made = client.post("/fhir/Basic", json={"resourceType": "Basic", "code": {"text": "x"}}, content_type=FHIR_JSON)
+    bundle = batch_of(f"Basic/{made.get_json()['id']}?_=1733450000")
+    answer = client.post("/fhir", json=bundle, content_type=FHIR_JSON, headers={"Prefer": "handling=strict"})
+    response = answer.get_json()["entry"][0]["response"]
+    code = response["outcome"]["issue"][0]["details"]["coding"][0]["code"]
+    assert (response["status"], code) == ("400", "http.unsupported-parameter")
+
+
+def test_a_bundle_search_entry_skips_a_parameter_it_does_not_know_under_lenient_handling(client: FlaskClient) -> None:
+    """As the search on its own does: the request's ``Prefer: handling=lenient`` was not read."""
+    bundle = batch_of("Basic?no-such-parameter=1")
+    answer = client.post("/fhir", json=bundle, content_type=FHIR_JSON, headers={"Prefer": "handling=lenient"})
+    assert answer.get_json()["entry"][0]["response"]["status"] == "200 OK"
