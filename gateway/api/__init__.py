@@ -22,7 +22,7 @@ from gateway.api.methods import method_refused
 from gateway.api.negotiation import (
     FhirRequest,
     outcome_response,
-    refuse_repeated_format,
+    refuse_unanswerable_format,
     refuse_unreadable_text,
     too_large,
 )
@@ -68,7 +68,7 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
         audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
     exchanges.install(app)  # records every request as an exchange, its content judged
     app.before_request(refuse_unreadable_text)
-    app.before_request(refuse_repeated_format)
+    app.before_request(refuse_unanswerable_format)
     app.before_request(_act_for_the_principal)
     app.teardown_request(_stop_acting)
     app.register_blueprint(fhir)

@@ -183,8 +183,8 @@ def _asked_format(current: Request) -> str | None:
     """The ``_format`` the request names, in its query or the form of a ``POST …/_search``;
     given twice (in either, or once in each) it is a 400 ``http.repeated-parameter``: the
     first was taken, so ``_format=json&_format=xml`` answered in JSON without a word.  Checked
-    before any route runs (:func:`refuse_repeated_format`), so a write is not made and then
-    answered with the refusal."""
+    before any route runs (:func:`refuse_unanswerable_format`), so a write is not made and
+    then answered with the refusal."""
     asked = current.args.getlist("_format")
     if current.method == "POST":
         asked += _form_formats(current)
@@ -193,9 +193,16 @@ def _asked_format(current: Request) -> str | None:
     return asked[0] if asked else None
 
 
-def refuse_repeated_format() -> None:
-    """A 400 for a ``_format`` given twice, before the request is served (:func:`_asked_format`)."""
-    _asked_format(request._get_current_object())
+def refuse_unanswerable_format() -> None:
+    """Before the request is served: a ``_format`` given twice is a 400 (:func:`_asked_format`)
+    and, but for the reports (which have formats of their own), one naming no FHIR format a
+    406 (:func:`answer_format`).  Found only when the answer was written, a write was made
+    first: ``POST Basic?_format=text/csv`` created the resource and answered 406, and the
+    client's retry created a second."""
+    if request.blueprint == "reports":
+        _asked_format(request._get_current_object())
+    else:
+        answer_format()
 
 
 def _form_formats(current: Request) -> list[str]:

@@ -341,6 +341,17 @@ def test_a_format_given_twice_is_refused_at_format(client: FlaskClient, path: st
     assert (answer.status_code, message_id(issue), issue["expression"]) == (400, "http.repeated-parameter", ["_format"])
 
 
+def test_a_write_asking_for_no_fhir_format_is_refused_before_it_is_made(client: FlaskClient) -> None:
+    """It was made, then answered 406, and the client's retry made a second."""
+
+    def basics() -> int:
+        return int(client.get("/fhir/Basic", query_string={"_summary": "count"}).get_json()["total"])
+
+    before = basics()
+    refused = client.post("/fhir/Basic?_format=text/csv", json={"resourceType": "Basic", "code": {"text": "x"}})
+    assert (refused.status_code, basics() - before) == (406, 0)
+
+
 @pytest.mark.parametrize(
     "query",
     [
