@@ -172,11 +172,11 @@ def everything(
     members (the Patient first, then by type and id) and what they refer to, with links;
     without one, the whole answer with its ``self`` link repeating the request's ``pairs`` (R4
     search.html: a searchset says in ``self`` which parameters it was answered by)."""
-    patient = repository.read("Patient", patient_id)
     asked = {kind: params for kind, params in compartment.items() if not types or kind in types}
-    access = repository.access()
-    include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
+    access = repository.access()  # one for the request: whether the Patient is served is asked once
     with repository.store.reading() as tx:
+        patient = repository.read_in(tx, "Patient", patient_id, access=access)
+        include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
         members = _visible(tx, access, Referrers("Patient", patient_id, asked, since))
         matches, total, more = _matches(tx, members, [patient] if include_patient else [], page)
         # paged, each page brings what its own members refer to (the Patient's with the Patient)

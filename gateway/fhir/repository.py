@@ -174,11 +174,20 @@ class Repository:
             return self.read_in(tx, kind, resource_id)
 
     def read_in(
-        self, tx: Transaction, kind: str, resource_id: str, where: str | None = None, *, for_update: bool = False
+        self,
+        tx: Transaction,
+        kind: str,
+        resource_id: str,
+        where: str | None = None,
+        *,
+        for_update: bool = False,
+        access: Access | None = None,
     ) -> Stored:
-        """The current version inside ``tx``: 404 when absent or hidden, 410 when deleted."""
+        """The current version inside ``tx``: 404 when absent or hidden, 410 when deleted.
+        ``access``: the request's rules when the caller goes on judging with them (what it
+        learnt of the people they asked about is then asked again of no one)."""
         found = tx.resources.read(kind, resource_id, for_update=for_update)
-        if self.access().hides(tx, found):
+        if (access or self.access()).hides(tx, found):
             found = None
         return _present(found, kind, resource_id, where)
 

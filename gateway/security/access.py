@@ -198,6 +198,11 @@ class Access:
         return self._served, conditions
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:
+        """Whether the principal may see ``stored``.  A Patient is visible exactly when it is
+        served, so it is asked as :meth:`serves_person` asks, and remembered with its answer:
+        ``$everything`` reads its Patient and then judges the members naming that person."""
+        if stored.type == "Patient" and self.restricted:
+            return self.serves_person(tx, stored.id)
         condition = self.condition(stored.type, few=True)
         return condition is None or tx.resources.meets(stored.type, stored.id, condition)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.fhir import operations
 from gateway.fhir.bulk_export import BulkExports
 from gateway.fhir.errors import FhirError
 from gateway.fhir.search import Searcher
@@ -25,6 +26,7 @@ from gateway.storage.dialect import PLANNED_PER_CALL
 from gateway.storage.search_sql import few_candidates_sql
 from gateway.storage.store import Store, Stored, Transaction
 from profiles.registry import Registry
+from tests.conftest import MakeServices
 
 PERSONAL = PersonalData(Registry())
 COMPARTMENT = PERSONAL.compartment
@@ -435,6 +437,10 @@ def statements_of(store: Store, work: Callable[[Transaction], object]) -> list[s
     return statements
 
 
+#: a fragment of the rule asked of one person (``access_sql.serves``)
+PERSON_RULE = "c.type = 'Consent' AND c.name = 'patient' AND c.system = 'Patient' AND c.value = "
+
+
 #: one person's pulls by a home: judging the records ``$everything`` finds by content, and a
 #: search through a chain to that person
 PULLS: dict[str, Callable[[Transaction], object]] = {
@@ -455,6 +461,26 @@ def test_one_persons_pull_does_not_list_everyone_served(archive: Store, pull: st
     20,000 people.  Each person or candidate is now asked about alone."""
     listing = served_patients("yikang-home", "2026-01-01T00:00:00Z")[0].split(" WHERE ")[0]
     assert [sql for sql in statements_of(archive, PULLS[pull]) if listing in sql or "served_people" in sql] == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # traced on SQLite
+def test_everything_asks_about_each_person_once(
+    archive: Store, make_services: MakeServices, acting_as_home: None
+) -> None:
+    """``$everything`` read its Patient with an Access of its own and then asked the same
+    question of the same person for the members naming someone else (about 4 ms on
+    PostgreSQL): 王, and 李 who performed one of 王's Observations, are each asked about once."""
+    performed = {"resourceType": "Observation", "id": "wang-by-li", "status": "final", "code": {}}
+    add(archive, performed | {"subject": ref("Patient", "wang"), "performer": [ref("Patient", "li")]})
+    services = make_services()
+    repository, compartment = services.repository, services.registry.patient_compartment
+    asked: list[str] = []
+    with services.store.reading() as tx:  # the thread's one reading connection
+        connection = tx.sql.connection
+    connection.set_trace_callback(asked.append)  # type: ignore[attr-defined]
+    operations.everything(repository, compartment, "wang", None, set(), "http://x/fhir")
+    connection.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert len([sql for sql in asked if PERSON_RULE in sql]) == 2
 
 
 def chained(store: Store, principal: Principal, kind: str, pairs: list[tuple[str, str]]) -> list[str]:
