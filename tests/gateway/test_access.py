@@ -542,6 +542,27 @@ def test_a_chain_to_few_targets_finds_what_it_finds_through_everyone_served(
     assert chained(archive, principal, kind, pairs) == chained_among_everyone_served(archive, principal, kind, pairs)
 
 
+#: second hops from a resident's record into someone the home does not serve: the resident's
+#: own ``link`` to 李's record, and a stay of the resident's that is part of 李's
+SECOND_HOPS = {
+    "linked-person": ("Observation", [("subject:Patient.link:Patient.identifier", "li-no")]),
+    "part-of-a-strangers-stay": ("Observation", [("encounter.part-of.subject", "Patient/li")]),
+    "task-example": ("Observation", [("encounter.patient.identifier", "li-no")]),
+}
+
+
+@pytest.mark.parametrize("hop", SECOND_HOPS)
+def test_a_chain_never_takes_a_second_hop_the_rule_would_not_keep(archive: Store, hop: str) -> None:
+    """Only a chain's first level is kept to what the client may see (``Criterion.within``),
+    and a visible Patient may link to a stranger, a resident's stay be part of a stranger's: a
+    second hop would tell a home 李's identifier.  Chains are one level deep, so none is
+    searched; deeper chains need the rule at every level first."""
+    kind, pairs = SECOND_HOPS[hop]
+    with pytest.raises(FhirError) as refused:
+        chained(archive, HOME, kind, pairs)
+    assert refused.value.message_id == "search.chain-too-deep"
+
+
 def test_a_chains_candidates_are_counted_without_the_rule() -> None:
     """Whether a chain's matches are few is an estimate, an upper bound being enough; counted
     with the rule that keeps the chain to targets the client may see, PostgreSQL planned the
