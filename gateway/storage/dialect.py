@@ -38,6 +38,14 @@ LISTED = "/*listed*/"
 #: plan it for each call's values, never keep one generic plan (postgres.py).  A comment: both
 #: databases ignore it.
 PLANNED_PER_CALL = "/*planned-per-call*/"
+#: Written at the end of a subquery selecting one resource's own index rows, which the caller
+#: then tests against the request's values (``FROM (SELECT … x.id = p.id … /*fence*/) x WHERE
+#: x.value = ?``): PostgreSQL neither pulls such a subquery into the statement nor pushes the
+#: test into it (``OFFSET 0``), so a plan made for any values (a prepared statement's generic
+#: plan, which guesses that a value matches a row or two) cannot start from the value instead
+#: (every stay of an organisation) and walks the resource's own rows.  SQLite plans each
+#: statement for its values and needs none.
+FENCE = "/*fence*/"
 
 
 def marks(values: Sized) -> str:
@@ -68,6 +76,8 @@ class Dialect:
     value_driver: str = ""
     #: what stands for :data:`LISTED`: the rows of a JSON array of text, bound as one parameter
     listed: str = ""
+    #: what stands for :data:`FENCE`
+    fence: str = ""
     #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
     bulk_copy: bool = False
     #: a few new rows go in as one ``INSERT … SELECT FROM unnest(…)`` of one array per column
@@ -89,6 +99,8 @@ class Dialect:
             text = text.replace(VALUE_DRIVER, self.value_driver)
         if LISTED in text:
             text = text.replace(LISTED, self.listed)
+        if FENCE in text:
+            text = text.replace(FENCE, self.fence)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
 
     def ddl(self, text: str) -> str:
@@ -142,6 +154,7 @@ POSTGRES = Dialect(
     begin_snapshot="BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
     placeholder="%s",
     listed="SELECT jsonb_array_elements_text(?::jsonb)",
+    fence="OFFSET 0",
     bulk_copy=True,
     unnest_rows=True,
     array_placeholder="%b",
