@@ -327,10 +327,15 @@ def phone_numbers(value: Any) -> list[str]:
     66668888 77779999.  A space separates two numbers only where every part it separates is a
     whole number (at least ``SHORTEST_PHONE`` digits), so a number written in groups, 138 0000 0000
     or 0371-6555 1234, stays one number; ``digits`` then checks each.  A number written as a
-    ``tel:`` URL (RFC 3966), as CDA R2 writes every TEL value, is that number."""
+    ``tel:`` URL (RFC 3966), as CDA R2 writes every TEL value, is that number.  An e-mail or web
+    address (``mailto:``, ``http://…``) is one contact, whatever slashes it holds: its ``/``
+    separates the parts of one address, not two numbers."""
     cleaned = text(value)
     if cleaned is None:
         return []
+    scheme = _URL_SCHEME.fullmatch(cleaned)
+    if scheme and scheme.group(1).lower() in _UNDIVIDED_SCHEMES:
+        return [cleaned]
     numbers: list[str] = []
     for chunk in _PHONE_SEPARATORS.split(cleaned):
         parts = _TEL_SCHEME.sub("", chunk.strip()).split()
@@ -345,6 +350,10 @@ def phone_numbers(value: Any) -> list[str]:
 _URL_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(.*)", re.DOTALL)
 #: schemes whose rest is a number to dial (RFC 3966 ``tel:``, and ``fax:`` as CDA writers use it)
 _DIALLED_SCHEMES = frozenset({"tel", "fax"})
+#: schemes whose whole URL is the contact (a web page: ``ContactPoint.system`` url)
+_ADDRESSED_SCHEMES = frozenset({"http", "https"})
+#: schemes of one address, never a list of numbers
+_UNDIVIDED_SCHEMES = _ADDRESSED_SCHEMES | {"mailto"}
 #: an e-mail address as a person writes one: something, an @, a domain, no spaces
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
@@ -369,7 +378,8 @@ def url_scheme(value: Any) -> str | None:
 
 def contact_value(value: Any) -> str | None:
     """The number or address of a contact written as a URL or bare: an e-mail address after
-    ``mailto:`` (kept as written, case and all), else a number checked by ``digits``.  The rest
+    ``mailto:`` (kept as written, case and all), a web address (``http:``, ``https:``) whole,
+    as ``ContactPoint.value`` of system url holds it, else a number checked by ``digits``.  The rest
     of a scheme the ConceptMap does not know is left unchecked: that map refuses the record,
     once, naming the schemes it takes."""
     split = _scheme_and_rest(value)
@@ -380,6 +390,8 @@ def contact_value(value: Any) -> str | None:
         if not _EMAIL.fullmatch(rest):
             raise MappingError("mapping.not-an-email", value=rest)
         return rest
+    if scheme in _ADDRESSED_SCHEMES:
+        return _folded(value)
     return digits(rest) if scheme in _DIALLED_SCHEMES else rest
 
 

@@ -25,6 +25,7 @@ def cda_telecoms(tmp_path: Path, written: str) -> list[dict]:
         ("mailto:zhangxy@example.cn", {"system": "email", "value": "zhangxy@example.cn"}),
         ("MAILTO:zhangxy@example.cn", {"system": "email", "value": "zhangxy@example.cn"}),
         ("fax:+86-371-68801234", {"system": "fax", "value": "+8637168801234"}),
+        ("http://www.example.cn/zhangxy", {"system": "url", "value": "http://www.example.cn/zhangxy"}),
         ("tel:13803710001", {"system": "phone", "value": "13803710001"}),
         ("13803710001", {"system": "phone", "value": "13803710001"}),
     ],
