@@ -219,7 +219,7 @@ class MappingEngine:
             for rule in definition["rules"]:
                 self._rule(mapped, name, mapped.resources[name], rule, item, label)
         self._apply_keys(mapped, planned)
-        mapped.used.update(spec.ignore)
+        mapped.used.update(_ignored(spec.ignore, record.fields))
         return mapped
 
     def _apply_keys(self, mapped: Mapped, planned: list[tuple[str, dict[str, Any], Any, str | None]]) -> None:
@@ -589,6 +589,18 @@ def _occurrence_items(mapped: Mapped, pattern: str, skip: list[Any], split: Spli
         kept = _kept(mapped, name, value, skip, split)
         found.extend((part, name if len(kept) == 1 else f"{name}[{index}]") for index, part in enumerate(kept))
     return found
+
+
+def _ignored(ignore: Iterable[str], fields: Mapping[str, Any]) -> set[str]:
+    """The fields a spec's ``ignore`` list names: each name as written, and for a name with a
+    ``[*]`` step every field of the record it stands for, as in a rule's ``each``
+    (``addr[*]/@use``: ``addr/@use``, ``addr[2]/@use`` …), so a repeated element's second
+    occurrence is not reported unread when its first is deliberately left out."""
+    names = {name for name in ignore if EVERY not in name}
+    patterns = [_occurrences(name) for name in ignore if EVERY in name]
+    if patterns:
+        names.update(name for name in fields if any(pattern.fullmatch(name) for pattern in patterns))
+    return names
 
 
 @functools.lru_cache(maxsize=256)

@@ -372,6 +372,12 @@ def test_every_occurrence_of_a_repeated_element_counts_as_read() -> None:
     assert mapped.unused_fields == ["姓名", "tx/@value"]
 
 
+def test_an_ignore_with_every_occurrence_covers_each_occurrence_of_the_repeated_element() -> None:
+    ignoring = Spec("test/spec", "测试", "test", frozenset({"姓名"}), spec(NAME).resources, frozenset({"t[*]/@use"}))
+    fields = {"姓名": "张三", "t/@use": "H", "t[2]/@use": "WP", "tx/@use": "H"}
+    assert engine(ignoring).map(record(**fields)).unused_fields == ["tx/@use"]
+
+
 def test_a_resource_each_over_every_occurrence_fails_at_load_time() -> None:
     condition = {"name": "condition", "type": "Condition", "each": "t[*]/@value", "rules": []}
     with pytest.raises(ValueError, match="not a resource's"):
