@@ -354,7 +354,7 @@ class MappingEngine:
         if isinstance(source, str) and source.startswith("$item"):
             # the current item of an "each" resource, or a field inside it ($item.insutype)
             inner = source[len("$item.") :] if source.startswith("$item.") else ""
-            field_name = f"{context.each}.{inner}" if inner else context.each or ""
+            field_name = _member(context.each or "", inner)
             raw = lookup(context.item, inner) if inner else context.item
         elif isinstance(source, str):
             field_name = source
@@ -579,8 +579,11 @@ def _occurrence_items(mapped: Mapped, pattern: str, skip: list[Any], split: Spli
     ``telecom/@value`` and ``telecom[2]/@value`` … of a CDA document), in the record's order,
     each labelled with the field it came from, and with its index there when that field's value
     divides into several items (``telecom[2]/@value[1]``): a spec reads every occurrence of a
-    repeated element, not only the first its plain name means."""
+    repeated element, not only the first its plain name means.  An ``each`` ending in the
+    ``[*]`` step names the element itself (``addr[*]``): see :func:`_element_items`."""
     every = _occurrences(pattern)
+    if pattern.endswith(EVERY):
+        return _element_items(mapped, every)
     found: list[tuple[Any, str]] = []
     for name, value in mapped.record.fields.items():
         if not every.fullmatch(name):
@@ -601,6 +604,31 @@ def _ignored(ignore: Iterable[str], fields: Mapping[str, Any]) -> set[str]:
     if patterns:
         names.update(name for name in fields if any(pattern.fullmatch(name) for pattern in patterns))
     return names
+
+
+def _element_items(mapped: Mapped, every: re.Pattern[str]) -> list[tuple[Any, str]]:
+    """Each occurrence of a repeated element with parts (a CDA patient's ``addr``: ``township``,
+    ``county``, ``@use`` …) as one item, the fields below it by their path from it, labelled
+    with the occurrence (``recordTarget/patientRole/addr[2]``), in document order: a rule reads
+    ``$item.township`` of every address, where the plain ``addr/township`` is the first's alone.
+    Every field of every occurrence counts as read, as the parts of a JSON list item do."""
+    items: dict[str, dict[str, Any]] = {}
+    for name, value in mapped.record.fields.items():
+        found = every.match(name)
+        if found is None or name[found.end() : found.end() + 1] != "/":
+            continue
+        mapped.used.add(name)
+        items.setdefault(found.group(), {})[name[found.end() + 1 :]] = value
+    return [(parts, occurrence) for occurrence, parts in items.items()]
+
+
+def _member(item: str, inner: str) -> str:
+    """The field a ``$item.…`` leaf reads, for lineage and reasons: a member of a JSON item
+    (``insuinfo[0].insutype``), or, below an element occurrence of an XML document, the path
+    on from it (``recordTarget/patientRole/addr[2]/township``), the field as the reader names it."""
+    if not inner:
+        return item
+    return f"{item}/{inner}" if "/" in item else f"{item}.{inner}"
 
 
 @functools.lru_cache(maxsize=256)

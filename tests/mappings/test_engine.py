@@ -372,6 +372,15 @@ def test_every_occurrence_of_a_repeated_element_counts_as_read() -> None:
     assert mapped.unused_fields == ["姓名", "tx/@value"]
 
 
+def test_a_rule_each_over_an_element_reads_the_parts_of_every_occurrence() -> None:
+    rule = {"path": "address[+].city", "each": "a[*]", "value": {"from": "$item.city"}}
+    fields = {"姓名": "张三", "a/city": "郑州市", "a/@use": "H", "a[2]/city": "开封市"}
+    assert engine(spec(rule)).map(record(**fields)).resources["patient"]["address"] == [
+        {"city": "郑州市"},
+        {"city": "开封市"},
+    ]
+
+
 def test_an_ignore_with_every_occurrence_covers_each_occurrence_of_the_repeated_element() -> None:
     ignoring = Spec("test/spec", "测试", "test", frozenset({"姓名"}), spec(NAME).resources, frozenset({"t[*]/@use"}))
     fields = {"姓名": "张三", "t/@use": "H", "t[2]/@use": "WP", "tx/@use": "H"}
