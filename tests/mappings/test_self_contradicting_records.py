@@ -61,6 +61,13 @@ def test_an_ltc_adl_score_above_100_is_quarantined_naming_adl_score(tmp_path: Pa
     ]
 
 
+def test_an_ltc_adl_score_off_the_barthel_steps_of_5_is_quarantined_naming_adl_score(tmp_path: Path) -> None:
+    out = ingest("insurance", ltc_assessment(tmp_path, adl_score=37))
+    assert reasons(out, "record 1") == [
+        ("invariant.failed", "Observation.component[0]", "长护险失能评估.json record 1, field adl_score")
+    ]
+
+
 def test_an_ability_total_other_than_the_dimension_sum_is_quarantined_naming_totalscore(tmp_path: Path) -> None:
     line = first_ability_assessment()
     line["totalScore"] = sum(line["dimensionScores"].values()) - 1

@@ -1,7 +1,7 @@
 """Assessments that contradict themselves are refused by the profiles' invariants.
 
 生活自理能力 (yy-sc-3, yy-sc-4: DOMAIN §4a), GB/T 42195 老年人能力评估 (yy-ab-2 … yy-ab-4: §4b) and
-the 长护险 indicator scores (yy-ltc-dl-1: §5), 中医体质辨识 (yy-tcm-1: §7).  The arithmetic rules are checked over generated
+the 长护险 indicator scores (yy-ltc-dl-1, yy-ltc-dl-5: §5), 中医体质辨识 (yy-tcm-1: §7).  The arithmetic rules are checked over generated
 scores; the manifests pin each example's FHIRPath.
 """
 
@@ -153,6 +153,16 @@ def test_an_ltc_indicator_score_outside_zero_to_its_maximum_fails_yy_ltc_dl_1(
     scores = {"adl": 35, "cognition": 9, "perception-communication": 6, name: score}
     issues = validator.validate(with_components("yy-observation-ltc-disability/valid-severe-1.json", scores))
     assert ("yy-ltc-dl-1" in failed_keys(issues)) == (not 0 <= score <= LTC_MAXIMA[name])
+
+
+@settings(max_examples=60, deadline=None)
+@given(adl=st.integers(0, 100))
+def test_an_ltc_adl_score_that_is_no_multiple_of_5_fails_yy_ltc_dl_5(validator: Validator, adl: int) -> None:
+    """DOMAIN §5: every 日常生活活动能力 item scores 0, 5, 10 or 15 (Barthel), and MZ/T 039's ADL grades
+    (100 / 65–95 / 45–60 / ≤40, §4c) step by 5 too: a total such as 37 cannot be summed from them."""
+    scores = {"adl": adl, "cognition": 9, "perception-communication": 6}
+    issues = validator.validate(with_components("yy-observation-ltc-disability/valid-severe-1.json", scores))
+    assert ("yy-ltc-dl-5" in failed_keys(issues)) == (adl % 5 != 0)
 
 
 #: the 长护险 失能等级 codes, 0 基本正常 … 5 重度失能Ⅲ级
