@@ -303,7 +303,19 @@ class MappingEngine:
             items = [self._compile(t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
 
             def build_list(context: _Context) -> Any:
-                kept = [value for value in (item(context) for item in items) if value is not EMPTY]
+                kept: list[Any] = []
+                for index, item in enumerate(items):
+                    found = len(context.origins)
+                    value = item(context)
+                    if value is EMPTY:
+                        continue
+                    if index != len(kept):
+                        # an empty item before it is left out: its lineage follows it to its place
+                        context.origins[found:] = [
+                            ((*where[: len(suffix)], f"[{len(kept)}]", *where[len(suffix) + 1 :]), ref)
+                            for where, ref in context.origins[found:]
+                        ]
+                    kept.append(value)
                 return kept or EMPTY
 
             return build_list
