@@ -39,6 +39,8 @@ from profiles.canonical import DEFAULT_BASE
 ID_NAMESPACE = uuid.UUID("6f1d6a52-5c1e-4c47-9a57-0c5d1e2b7a10")
 #: in a rule's ``each``, a step that stands for every occurrence of a repeated element
 EVERY = "[*]"
+#: the part of an element occurrence (``$item.text()``) that is the element's own text
+OWN_TEXT = "text()"
 
 
 @dataclass(slots=True)
@@ -623,14 +625,16 @@ def _element_items(mapped: Mapped, every: re.Pattern[str]) -> list[tuple[Any, st
     ``county``, ``@use`` …) as one item, the fields below it by their path from it, labelled
     with the occurrence (``recordTarget/patientRole/addr[2]``), in document order: a rule reads
     ``$item.township`` of every address, where the plain ``addr/township`` is the first's alone.
-    Every field of every occurrence counts as read, as the parts of a JSON list item do."""
+    The element's own text (an ``addr`` written as one line) is its part ``text()``.  Every
+    field of every occurrence counts as read, as the parts of a JSON list item do."""
     items: dict[str, dict[str, Any]] = {}
     for name, value in mapped.record.fields.items():
         found = every.match(name)
-        if found is None or name[found.end() : found.end() + 1] != "/":
+        if found is None or name[found.end() : found.end() + 1] not in ("/", ""):
             continue
         mapped.used.add(name)
-        items.setdefault(found.group(), {})[name[found.end() + 1 :]] = value
+        part = name[found.end() + 1 :] or OWN_TEXT
+        items.setdefault(found.group(), {})[part] = value
     return [(parts, occurrence) for occurrence, parts in items.items()]
 
 
@@ -638,7 +642,7 @@ def _member(item: str, inner: str) -> str:
     """The field a ``$item.…`` leaf reads, for lineage and reasons: a member of a JSON item
     (``insuinfo[0].insutype``), or, below an element occurrence of an XML document, the path
     on from it (``recordTarget/patientRole/addr[2]/township``), the field as the reader names it."""
-    if not inner:
+    if not inner or inner == OWN_TEXT:
         return item
     return f"{item}/{inner}" if "/" in item else f"{item}.{inner}"
 

@@ -29,3 +29,9 @@ def test_an_addr_without_use_writes_no_use_rather_than_calling_it_home(tmp_path:
     unsaid = WORKPLACE.replace(' use="WP"', "")
     addresses = mapped_resources(with_second_address(tmp_path, unsaid), "community-health")[0]["patient"]["address"]
     assert "use" not in addresses[1]
+
+
+def test_an_addr_written_as_one_line_of_text_is_the_address_text(tmp_path: Path) -> None:
+    line = '<addr use="TMP">河南省郑州市金水区花园路88号</addr>'
+    addresses = mapped_resources(with_second_address(tmp_path, line), "community-health")[0]["patient"]["address"]
+    assert addresses[1] == {"use": "temp", "text": "河南省郑州市金水区花园路88号"}
