@@ -790,6 +790,7 @@ def test_visit_row_becomes_exactly_the_home_visit_encounter(visits: Run) -> None
         "resourceType": "Encounter",
         "id": made_id(*VISIT_RECORD, "visit"),
         "meta": {"profile": [f"{BASE}/StructureDefinition/yy-encounter"]},
+        "identifier": [{"type": {"text": "服务记录编号"}, "value": "SF2026-1101"}],
         "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH", "display": "home health"},
         "type": [
