@@ -307,7 +307,7 @@ class MappingEngine:
             def build_list(context: _Context) -> Any:
                 kept: list[Any] = []
                 for index, item in enumerate(items):
-                    found = len(context.origins)
+                    found, traced = len(context.origins), len(context.mapped.steps)
                     value = item(context)
                     if value is EMPTY:
                         continue
@@ -317,6 +317,10 @@ class MappingEngine:
                             ((*where[: len(suffix)], f"[{len(kept)}]", *where[len(suffix) + 1 :]), ref)
                             for where, ref in context.origins[found:]
                         ]
+                        was = _join(context.target, (*suffix, f"[{index}]"))
+                        now = _join(context.target, (*suffix, f"[{len(kept)}]"))
+                        for step in context.mapped.steps[traced:]:
+                            step.target = now + step.target[len(was) :]
                     kept.append(value)
                 return kept or EMPTY
 

@@ -387,6 +387,12 @@ def test_a_list_item_after_an_empty_one_names_its_own_field_in_lineage() -> None
     assert [mapped.lineage[("patient", f"Patient.address[0].line[{i}]")].field for i in (0, 1)] == ["街道", "门牌"]
 
 
+def test_explain_shows_a_list_item_after_an_empty_one_where_it_landed() -> None:
+    rule = {"path": "address[+].line", "value": [{"from": "乡镇"}, {"from": "街道"}]}
+    mapped = engine(spec(rule)).map(record(姓名="张三", 乡镇="", 街道="经八路"), trace=True)
+    assert [step.target for step in mapped.steps if step.field == "街道"] == ["Patient.address[+].line[0]"]
+
+
 def test_an_ignore_with_every_occurrence_covers_each_occurrence_of_the_repeated_element() -> None:
     ignoring = Spec("test/spec", "测试", "test", frozenset({"姓名"}), spec(NAME).resources, frozenset({"t[*]/@use"}))
     fields = {"姓名": "张三", "t/@use": "H", "t[2]/@use": "WP", "tx/@use": "H"}
