@@ -42,14 +42,6 @@ WRITER_CACHE_KIB = 16 * 1024
 #: page cache on a large archive, and a mapped page costs no read() call and no copy.  Measured
 #: on 300,000 resources: creates +10–25 %, reads by id +14 % (bench.server)
 MMAP_BYTES = 2 * 1024**3
-#: page size of a new store, in bytes (an existing one keeps the size it was made with).  A
-#: create dirties a leaf of the value index for each of its search index rows, scattered over
-#: the B-tree, and each commit writes every dirtied page whole to the write-ahead log, which
-#: the checkpointer then copies back: with 4 KiB pages a Patient of 25 index rows wrote 205 KB
-#: of log, with 1 KiB pages 96 KB.  Measured on 300,000 resources (bench.server, alternating
-#: stores): creates +13 %, p99 71 → 50 ms, 5–9 % less server CPU a create or transaction,
-#: reads and searches by identifier unchanged
-PAGE_BYTES = 1024
 #: rows ANALYZE samples per index: enough to tell a unique key from a shared one, and a
 #: bounded cost (about 20 ms on a store of 300,000 resources)
 ANALYSIS_LIMIT = 1000
@@ -84,7 +76,6 @@ class SQLiteStore(Store):
             connection = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            connection.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # only a new, empty file takes it
             _enter_wal(connection)
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's thread does it

@@ -5,7 +5,6 @@ with their resource, the ingest tables, and migrations that upgrade an old store
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import uuid
 import zlib
@@ -714,32 +713,6 @@ def test_connections_opening_one_new_sqlite_store_at_once_all_open_it(tmp_path: 
         for store in stores:
             store.close()
     assert failures == []
-
-
-def page_bytes(path: Path) -> int:
-    with sqlite3.connect(path) as connection:
-        return int(connection.execute("PRAGMA page_size").fetchone()[0])
-
-
-def test_a_new_embedded_store_is_made_of_small_pages(tmp_path: Path, indexer: SearchIndexer) -> None:
-    """Each index row of a write dirties a page the commit writes to the log whole."""
-    from gateway.storage.sqlite import PAGE_BYTES
-
-    store = open_store(f"sqlite:///{tmp_path / 'new.sqlite'}", indexer.rows)
-    write(store, patient())
-    store.close()
-    assert page_bytes(tmp_path / "new.sqlite") == PAGE_BYTES
-
-
-def test_an_embedded_store_made_with_other_pages_keeps_them(tmp_path: Path, indexer: SearchIndexer) -> None:
-    path = tmp_path / "old.sqlite"
-    with sqlite3.connect(path) as connection:
-        connection.execute("PRAGMA page_size = 4096")
-        connection.execute("CREATE TABLE made_before (x)")
-    store = open_store(f"sqlite:///{path}", indexer.rows)
-    write(store, patient())
-    store.close()
-    assert page_bytes(path) == 4096
 
 
 # -- a compartment's members among many ids ----------------------------------------------
