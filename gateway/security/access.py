@@ -43,10 +43,11 @@ from profiles.registry import Registry
 
 RESTRICTED_ROLES = frozenset({"elderly-care"})
 #: people asked about one by one (:meth:`Access.serves_person`) before whom the principal
-#: serves is read in full instead.  On 5,000 people a person's statement took about 0.1 ms on
-#: SQLite and 4 ms on PostgreSQL (planning it for its values), the list 30 and 20 ms: one
-#: person's answer names one or two people, and past a handful the list is cheaper
-FEW_PEOPLE = 8
+#: serves is read in full instead.  On 3,000 people served a person's statement takes about
+#: 0.06 ms on SQLite and 0.19 ms on PostgreSQL (prepared once), the list 46–48 and 89–95 ms,
+#: growing with the people served: an ``_include`` page naming fifty residents is cheaper
+#: asked person by person, an export naming thousands from the list
+FEW_PEOPLE = 64
 #: what says who may see whom without naming an owner (a Consent's provision.actor): a
 #: restricted client may not write it at all, or it could put another organisation in the
 #: care of people it serves, or withdraw a refusal the health side recorded
