@@ -199,8 +199,11 @@ def refuse_unanswerable_format() -> None:
     406 (:func:`answer_format`).  Found only when the answer was written, a write was made
     first: ``POST Basic?_format=text/csv`` created the resource and answered 406, and the
     client's retry created a second."""
-    if request.blueprint == "reports":
-        _asked_format(request._get_current_object())
+    current = request._get_current_object()
+    if not current.query_string and current.method != "POST":
+        return  # nothing names a format (a read by id): Accept alone never refuses
+    if current.blueprint == "reports":
+        _asked_format(current)
     else:
         answer_format()
 

@@ -294,7 +294,8 @@ def read(kind: str, resource_id: str) -> Response:
 
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
-    summary, elements = read_controls(request.args.items(multi=True))
+    args = request.args
+    summary, elements = read_controls(args.items(multi=True)) if args else (None, "")
     if not_modified(stored):
         check_read_summary(summary)
         return respond(None, 304, version_headers(stored, base_url()))
