@@ -7,8 +7,8 @@ Before any worker starts, the master brings the store's schema up to date and, w
 ``--demo``, loads the package's valid examples and every shipped sample export (both
 idempotent: running it again adds nothing), and builds the validator and settles it
 (``Services.settle``).  Each worker then builds its own services around that validator (a
-database connection must not cross a fork; the validator holds none).  Ctrl-C and SIGTERM stop gunicorn gracefully:
-requests in flight finish, then the workers exit.
+database connection must not cross a fork; the validator holds none).  Ctrl-C and SIGTERM
+stop gunicorn gracefully: requests in flight finish, then the workers exit.
 """
 
 from __future__ import annotations
