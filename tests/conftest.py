@@ -24,6 +24,8 @@ import requests
 
 from conformance.issues import Issue
 from conformance.validator import Validator
+from gateway.config import Config
+from gateway.fhir.search import Searcher
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -123,6 +125,11 @@ def make_services(database_url: str, validator: Validator) -> Iterator[MakeServi
 @pytest.fixture(scope="session")
 def indexer() -> SearchIndexer:
     return SearchIndexer(Registry())
+
+
+@pytest.fixture(scope="session")
+def searcher(indexer: SearchIndexer) -> Searcher:
+    return Searcher(indexer.parameters, Config.page_size, Config.max_page_size)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def _exports() -> BulkExports:
         found.repository.resource_types,
         Path(found.config.export_dir),
         found.config.export_stale_seconds,
+        searcher=found.searcher,
         expiry_seconds=found.config.export_expiry_seconds,
         max_jobs=found.config.export_max_jobs,
         max_jobs_per_client=found.config.export_max_jobs_per_client,

@@ -44,8 +44,10 @@ import orjson
 from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export_filters import TypeFilter, keeper, type_filters
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import READ_ONLY
+from gateway.fhir.search import Searcher
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
@@ -59,14 +61,15 @@ IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: the kick-off parameters this server honours; besides them, a kick-off may carry the controls
 #: every answer takes (R4 http.html: _format, the format of its errors, and _pretty)
-HONOURED = ("_type", "_since", "_outputFormat")
+HONOURED = ("_type", "_since", "_outputFormat", "_typeFilter")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
 #: many DELETE entries each of its Bundles holds
 DELETED = "Deleted"
 _COLUMNS = (
-    "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, served_by"
+    "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
+    "served_by, type_filters"
 )
 
 
@@ -92,6 +95,8 @@ class Job:
     client: str | None
     #: the organisation whose served people alone are exported (an elderly-care client's)
     served_by: str | None = None
+    #: the ``_typeFilter`` searches: a filtered type keeps only what one of them matches
+    type_filters: list[TypeFilter] = field(default_factory=list)
 
     def failure(self) -> FhirError:
         """Why a failed job failed, as the status request's 500 answer."""
@@ -121,11 +126,13 @@ class BulkExports:
         folder: Path,
         stale_seconds: int,
         *,
+        searcher: Searcher,
         expiry_seconds: int = Config.export_expiry_seconds,
         max_jobs: int = Config.export_max_jobs,
         max_jobs_per_client: int = Config.export_max_jobs_per_client,
     ) -> None:
         self.store = store
+        self.searcher = searcher
         self.personal = personal
         self.resource_types = resource_types
         # absolute, so a file path never depends on who resolves it (Flask resolves relative
@@ -157,13 +164,22 @@ class BulkExports:
         if served_by and scope == "system":
             raise FhirError(403, "http.export-system-restricted", organization=served_by)
         types, since = _parameters(parameters, lenient)
-        for kind in types or []:
+
+        def check_type(kind: str, parameter: str) -> None:
             if kind not in self.resource_types:
-                raise FhirError(400, "http.unknown-type", "_type", type=kind)
+                raise FhirError(400, "http.unknown-type", parameter, type=kind)
             if kind in READ_ONLY:  # the audit trail is its own table: 202 and an empty output hid that
-                raise FhirError(400, "http.export-type-not-archived", "_type", type=kind)
+                raise FhirError(400, "http.export-type-not-archived", parameter, type=kind)
             if scope != "system" and kind not in self.personal.compartment:
-                raise FhirError(400, "http.export-type-outside-compartment", "_type", type=kind)
+                raise FhirError(400, "http.export-type-outside-compartment", parameter, type=kind)
+            if parameter != "_type" and types is not None and kind not in types:
+                raise FhirError(400, "http.export-type-filter-not-exported", parameter, type=kind)
+
+        for kind in types or []:
+            check_type(kind, "_type")
+        searches = type_filters(
+            (value for name, value in parameters if name == "_typeFilter"), self.searcher, check_type
+        )
         self.sweep()
         job_id = uuid.uuid4().hex
         # every write stamped earlier has committed, so the next export's _since misses nothing
@@ -173,7 +189,7 @@ class BulkExports:
                 _check_group(tx, scope.removeprefix("Group/"), Access(principal, self.personal))
             self._check_room(tx, client)
             tx.sql.execute(
-                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?)",
+                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?)",
                 (
                     job_id,
                     request,
@@ -185,6 +201,9 @@ class BulkExports:
                     created,
                     client,
                     served_by,
+                    tx.sql.dialect.json_in([[search.kind, search.criteria] for search in searches])
+                    if searches
+                    else None,
                 ),
             )
         return self.find(job_id)
@@ -282,11 +301,12 @@ class BulkExports:
     ) -> list[dict[str, Any]]:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.mkdir(mode=0o700, exist_ok=True)
+        kept = keeper(tx, job.type_filters, self.searcher, self._access(job))
         with _NdjsonFiles(folder) as files:
             for stored in self._selected(tx, job):
                 if halt.is_set():
                     raise _Halted
-                if files.add(stored):
+                if kept(stored) and files.add(stored):
                     progress.written += 1
             if job.since is not None:
                 files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen)))
@@ -663,6 +683,7 @@ def _load(store: Store, job_id: str) -> Job | None:
         output=json_out(row[11]) if row[11] is not None else [],
         client=row[12],
         served_by=row[13],
+        type_filters=[TypeFilter(kind, criteria) for kind, criteria in json_out(row[14])] if row[14] else [],
     )
 
 

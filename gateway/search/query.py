@@ -476,6 +476,9 @@ _CONTROLS = {
     "_total": _Parser._total,
     "_elements": _Parser._elements,
 }
+#: the parameters that shape a result rather than choose its matches (R4 search.html,
+#: "Modifying Search Results"), and the controls every answer takes
+RESULT_PARAMETERS = frozenset(_CONTROLS) | IGNORED_CONTROLS
 
 
 # -- values ------------------------------------------------------------------------------------

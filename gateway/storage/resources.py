@@ -335,6 +335,10 @@ class Resources:
     def _count(self, planned: SearchQuery, restriction: Sql | None) -> int:
         return int(self.sql.one(*search_sql.count_sql(planned, restriction=restriction))[0])
 
+    def matching_ids(self, query: SearchQuery) -> frozenset[str]:
+        """The ids of every match (the whole result, not a page)."""
+        return frozenset(row[0] for row in self.sql.all(*search_sql.ids_sql(self._planned(query))))
+
     def few_candidates(self, query: SearchQuery) -> bool:
         """Whether the query's criteria leave fewer than ``COMMON_VALUE_ROWS`` candidates to
         check one by one (see ``search_sql.few_candidates_sql``)."""

@@ -262,15 +262,19 @@ def acting_as_home() -> Iterator[None]:
     acting.reset(token)
 
 
-def test_a_home_may_not_export_the_whole_archive(archive: Store, tmp_path: Path, acting_as_home: None) -> None:
-    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600)
+def test_a_home_may_not_export_the_whole_archive(
+    archive: Store, tmp_path: Path, acting_as_home: None, searcher: Searcher
+) -> None:
+    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600, searcher=searcher)
     with pytest.raises(FhirError) as refused:
         exports.kick_off("http://x/fhir/$export", "system", [])
     assert refused.value.status == 403
 
 
-def test_a_homes_patient_export_holds_only_its_residents(archive: Store, tmp_path: Path, acting_as_home: None) -> None:
-    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600)
+def test_a_homes_patient_export_holds_only_its_residents(
+    archive: Store, tmp_path: Path, acting_as_home: None, searcher: Searcher
+) -> None:
+    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600, searcher=searcher)
     job = exports.kick_off("http://x/fhir/Patient/$export", "Patient", [("_type", "Patient")])
     exports.run(job.id)
     lines = (tmp_path / job.id / "Patient.ndjson").read_text(encoding="utf-8").splitlines()

@@ -21,6 +21,7 @@ import requests
 from bench.synthetic import patient as synthetic_patient
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, _parameters
 from gateway.fhir.errors import FhirError
+from gateway.fhir.search import Searcher
 from gateway.security.access import PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
@@ -144,7 +145,6 @@ def test_kick_off_without_prefer_respond_async_is_refused(api: Api) -> None:
     [
         ("_outputFormat=text/csv", "_outputFormat"),
         ("_type=NoSuchType", "_type"),
-        ("_typeFilter=Patient%3Fgender%3Dmale", "_typeFilter"),
     ],
 )
 def test_a_refused_kick_off_parameter_is_named_in_the_outcome(api: Api, query: str, parameter: str) -> None:
@@ -156,11 +156,11 @@ def test_an_unknown_kick_off_parameter_is_refused_as_every_endpoint_refuses_one(
     """With the one message id every other endpoint answers an unknown parameter with (the
     Bulk Data IG asks only for a 400 OperationOutcome), naming what the kick-off takes."""
     with pytest.raises(FhirError) as refused:
-        _parameters([("_type", "Patient"), ("_typeFilter", "Patient?gender=male")], lenient=False)
+        _parameters([("_type", "Patient"), ("_elements", "Patient.name")], lenient=False)
     assert (refused.value.status, refused.value.message_id, refused.value.params) == (
         400,
         "http.unsupported-parameter",
-        {"name": "_typeFilter", "where": "$export", "supported": "_type, _since, _outputFormat"},
+        {"name": "_elements", "where": "$export", "supported": "_type, _since, _outputFormat, _typeFilter"},
     )
 
 
@@ -329,6 +329,87 @@ def test_a_group_export_since_lists_a_members_record_moved_to_someone_else(
     assert deletions(api, manifest) == ["Observation/bp-moved"]
 
 
+def ids(resources: list[dict[str, Any]]) -> list[str]:
+    return sorted(resource["id"] for resource in resources)
+
+
+def test_a_type_filter_keeps_only_what_its_search_matches(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api, _type="Observation", _typeFilter="Observation?value-quantity=gt140")
+    assert ids(exported(api, manifest)["Observation"]) == ["bp-zhang-1", "bp-zhang-2"]
+
+
+def test_a_type_filter_leaves_the_other_types_whole(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api, _typeFilter="Observation?value-quantity=gt140")
+    assert ids(exported(api, manifest)["Patient"]) == sorted(archive["Patient"])
+
+
+def test_type_filters_of_one_type_keep_what_any_of_them_matches(api: Api, archive: dict[str, list[str]]) -> None:
+    """Two searches, as two parameters or as one comma list (IG v2), are either's matches."""
+    searches = ["Observation?subject=Patient/wang-guihua", "Observation?value-quantity=gt145"]
+    repeated = export(api, _type="Observation", _typeFilter=searches)
+    listed = export(api, _type="Observation", _typeFilter=",".join(searches))
+    assert (ids(exported(api, repeated)["Observation"]), ids(exported(api, listed)["Observation"])) == (
+        ["bp-wang-1", "bp-zhang-1"],
+        ["bp-wang-1", "bp-zhang-1"],
+    )
+
+
+def test_a_comma_within_a_type_filters_value_is_sent_encoded(api: Api, archive: dict[str, list[str]]) -> None:
+    """``%2C`` inside the search (encoded once more as the parameter's value) is the search's
+    own comma, an "or" of its values, not a second search."""
+    li = load_example("yy-patient/valid-li-jianguo-minimal.json")["id"]
+    manifest = export(api, _type="Observation", _typeFilter=f"Observation?subject=Patient/wang-guihua%2CPatient/{li}")
+    assert ids(exported(api, manifest)["Observation"]) == ["bp-li-1", "bp-wang-1"]
+
+
+def test_a_patient_export_filters_each_residents_compartment(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api, "Patient/$export", _type="Observation", _typeFilter="Observation?value-quantity=lt145")
+    assert ids(exported(api, manifest)["Observation"]) == ["bp-li-1", "bp-wang-1", "bp-zhang-2"]
+
+
+def test_a_group_export_since_lists_what_its_type_filter_no_longer_keeps(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """A member's high reading the platform received, since corrected below the filter's
+    bound: its copy must drop it, as a deletion."""
+    high = {"_type": "Observation", "_typeFilter": "Observation?value-quantity=gt140"}
+    api.put(f"{api.base}/Observation/bp-high", json=observation("bp-high", "zhang-xiuying", 160), timeout=30)
+    since = export(api, "Group/home-a/$export", **high)["transactionTime"]
+    api.put(f"{api.base}/Observation/bp-high", json=observation("bp-high", "zhang-xiuying", 125), timeout=30)
+    manifest = export(api, "Group/home-a/$export", **high, _since=since)
+    api.delete(f"{api.base}/Observation/bp-high", timeout=30)
+    assert deletions(api, manifest) == ["Observation/bp-high"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "message_id"),
+    [
+        ("$export", {"_typeFilter": "Observation"}, "http.export-type-filter-form"),
+        ("$export", {"_typeFilter": "Observation?"}, "http.export-type-filter-form"),
+        ("$export", {"_typeFilter": "Observation?_count=5"}, "http.export-type-filter-result-parameter"),
+        ("$export", {"_typeFilter": "Observation?code=8480-6&_sort=date"}, "http.export-type-filter-result-parameter"),
+        ("$export", {"_typeFilter": "Observation?no-such-parameter=1"}, "search.unknown-parameter"),
+        ("$export", {"_typeFilter": "NoSuchType?name=x"}, "http.unknown-type"),
+        (
+            "$export",
+            {"_type": "Patient", "_typeFilter": "Observation?code=8480-6"},
+            "http.export-type-filter-not-exported",
+        ),
+        ("Patient/$export", {"_typeFilter": "Organization?name=x"}, "http.export-type-outside-compartment"),
+    ],
+)
+def test_a_type_filter_the_export_cannot_run_is_refused_at_kick_off(
+    api: Api, path: str, params: dict[str, str], message_id: str
+) -> None:
+    answer = api.get(f"{api.base}/{path}", params=params, headers=ASYNC, timeout=30)
+    issue = answer.json()["issue"][0]
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue["expression"]) == (
+        400,
+        message_id,
+        ["_typeFilter"],
+    )
+
+
 def test_patient_export_holds_the_residents_and_their_compartments_only(
     api: Api, archive: dict[str, list[str]]
 ) -> None:
@@ -408,7 +489,7 @@ def running_jobs_of_the_test_client(served: Served) -> Iterator[None]:
     removed afterwards: a real job would end before the next kick-off."""
     store = open_store(served.database_url, upgrade=False)
     ids = [f"{n:032x}" for n in range(1, 3)]
-    row = "VALUES (?, 'http://x/fhir/$export', 'system', NULL, NULL, ?, ?, ?, 0, NULL, NULL, NULL, ?, NULL)"
+    row = "(id, request, scope, status, created, heartbeat, progress, client) VALUES (?, 'http://x/', 'system', ?, ?, ?, 0, ?)"
     with store.transaction() as tx:
         for job_id in ids:
             tx.sql.execute(
@@ -436,21 +517,26 @@ def personal() -> PersonalData:
 
 
 def exports(
-    store: Store, folder: Path, personal: PersonalData, stale_seconds: int, expiry_seconds: int = 3600
+    store: Store,
+    folder: Path,
+    personal: PersonalData,
+    stale_seconds: int,
+    searcher: Searcher,
+    **limits: int,
 ) -> BulkExports:
     return BulkExports(
-        store, personal, frozenset(personal.compartment), folder, stale_seconds, expiry_seconds=expiry_seconds
+        store, personal, frozenset(personal.compartment), folder, stale_seconds, searcher=searcher, **limits
     )
 
 
 def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
-    job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
+    job = exports(store, tmp_path, personal, 3600, searcher).kick_off("http://x/fhir/$export", "system", [])
     (tmp_path / job.id).mkdir()
     (tmp_path / job.id / "Patient.ndjson").write_text("{}\n")
     time.sleep(0.01)
-    found = exports(store, tmp_path, personal, 0).status(job.id)
+    found = exports(store, tmp_path, personal, 0, searcher).status(job.id)
     assert (found.status, found.error["message_id"], (tmp_path / job.id).exists()) == (
         FAILED,
         "http.export-abandoned",
@@ -458,16 +544,18 @@ def test_a_job_whose_worker_stopped_beating_fails_at_the_next_status_request(
     )
 
 
-def test_a_job_beating_within_the_limit_stays_in_progress(store: Store, tmp_path: Path, personal: PersonalData) -> None:
-    job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
-    assert exports(store, tmp_path, personal, 3600).status(job.id).status == IN_PROGRESS
+def test_a_job_beating_within_the_limit_stays_in_progress(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
+    job = exports(store, tmp_path, personal, 3600, searcher).kick_off("http://x/fhir/$export", "system", [])
+    assert exports(store, tmp_path, personal, 3600, searcher).status(job.id).status == IN_PROGRESS
 
 
 def test_an_export_of_the_audit_trail_is_refused_naming_type(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
     """The trail is not in the archive an export reads: it answered 202 and an empty output."""
-    jobs = BulkExports(store, personal, r4_resource_types(), tmp_path, 3600)
+    jobs = BulkExports(store, personal, r4_resource_types(), tmp_path, 3600, searcher=searcher)
     with pytest.raises(FhirError) as refused:
         jobs.kick_off("http://x/fhir/$export?_type=AuditEvent", "system", [("_type", "AuditEvent")])
     assert (refused.value.status, refused.value.message_id, refused.value.expression) == (
@@ -478,11 +566,11 @@ def test_an_export_of_the_audit_trail_is_refused_naming_type(
 
 
 def test_a_job_that_cannot_write_its_files_fails_with_an_incident(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    jobs = exports(store, blocked, personal, 3600)
+    jobs = exports(store, blocked, personal, 3600, searcher)
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
     jobs.run(job.id)
     assert jobs.status(job.id).failure().message_id == "http.export-internal"
@@ -492,11 +580,12 @@ def test_a_job_cancelled_while_it_writes_logs_no_incident(
     store: Store,
     tmp_path: Path,
     personal: PersonalData,
+    searcher: Searcher,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The DELETE removes the folder the job writes into; its next file then cannot be opened."""
-    jobs = exports(store, tmp_path, personal, 3600)
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
 
     def cancelled_midway(*_args: object) -> list[dict[str, Any]]:
@@ -538,22 +627,22 @@ def deletions_since(jobs: BulkExports, tmp_path: Path, first: Job) -> list[str]:
 
 
 def test_a_group_export_since_lists_a_version_the_export_before_it_sent_after_its_kick_off(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
     """The reading is 李建国's at both ends of the next export's window, yet the platform's
     copy holds it as 张秀英's."""
-    jobs = exports(store, tmp_path, personal, 3600)
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
     first = moved_in_and_out_during_an_export(store, jobs, "bp-back")
     sent = [orjson.loads(line)["id"] for line in (tmp_path / first.id / "Observation.ndjson").read_bytes().splitlines()]
     assert (sent, deletions_since(jobs, tmp_path, first)) == (["bp-back"], ["Observation/bp-back"])
 
 
 def test_a_group_export_since_lists_the_deletion_of_a_version_the_export_before_sent(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
     """As above, but the reading is then deleted: its last content names 李建国 alone, and yet
     the platform's copy holds it as 张秀英's."""
-    jobs = exports(store, tmp_path, personal, 3600)
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
     first = moved_in_and_out_during_an_export(store, jobs, "bp-gone")
     with store.transaction() as tx:
         tx.resources.delete("Observation", "bp-gone")
@@ -561,11 +650,11 @@ def test_a_group_export_since_lists_the_deletion_of_a_version_the_export_before_
 
 
 def test_a_group_export_leaves_out_a_member_whose_period_has_not_begun(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
     """A resident booked to move in next year is not yet the home's: exporting them sent their
     archive to the home before it served them."""
-    jobs = exports(store, tmp_path, personal, 3600)
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
     members = [
         {"entity": {"reference": "Patient/zhang"}, "period": {"start": "2020-01-01"}},
         {"entity": {"reference": "Patient/li"}, "period": {"start": "2999-01-01"}},
@@ -581,11 +670,11 @@ def test_a_group_export_leaves_out_a_member_whose_period_has_not_begun(
 
 
 def test_a_sweep_reads_the_jobs_to_clear_in_one_statement(
-    store: Store, tmp_path: Path, personal: PersonalData, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every kick-off and status poll sweeps: it read the abandoned jobs and the expired ones by
     a statement each, where one finds both."""
-    jobs = exports(store, tmp_path, personal, 3600)
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
     statements: list[str] = []
     original = Dialect.sql
 
@@ -599,64 +688,74 @@ def test_a_sweep_reads_the_jobs_to_clear_in_one_statement(
 
 
 # -- expiry ----------------------------------------------------------------------------------
-def finished_and_expired(store: Store, folder: Path, personal: PersonalData) -> tuple[BulkExports, str]:
+def finished_and_expired(
+    store: Store, folder: Path, personal: PersonalData, searcher: Searcher
+) -> tuple[BulkExports, str]:
     """A completed job, under exports whose expiry (1 s) it has outlived."""
-    jobs = exports(store, folder, personal, 3600, expiry_seconds=1)
+    jobs = exports(store, folder, personal, 3600, searcher, expiry_seconds=1)
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
     jobs.run(job.id)
     time.sleep(1.1)
     return jobs, job.id
 
 
-def test_an_expired_job_is_unknown(store: Store, tmp_path: Path, personal: PersonalData) -> None:
-    jobs, job_id = finished_and_expired(store, tmp_path, personal)
+def test_an_expired_job_is_unknown(store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher) -> None:
+    jobs, job_id = finished_and_expired(store, tmp_path, personal, searcher)
     with pytest.raises(FhirError) as unknown:
         jobs.status(job_id)
     assert unknown.value.status == 404
 
 
 def test_an_expired_jobs_files_are_refused_before_any_sweep(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
     with store.transaction() as tx:
         tx.resources.write({"resourceType": "Patient", "id": "zhang"})
-    jobs, job_id = finished_and_expired(store, tmp_path, personal)
+    jobs, job_id = finished_and_expired(store, tmp_path, personal, searcher)
     with pytest.raises(FhirError) as unknown:
         jobs.file(job_id, "Patient.ndjson")
     assert unknown.value.status == 404
 
 
-def test_the_next_kick_off_removes_an_expired_jobs_files(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+def test_the_next_kick_off_removes_an_expired_jobs_files(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
     """No client has to ask, nor a cron job to run: health data leaves the disk by itself."""
     with store.transaction() as tx:
         tx.resources.write({"resourceType": "Patient", "id": "zhang"})
-    jobs, job_id = finished_and_expired(store, tmp_path, personal)
+    jobs, job_id = finished_and_expired(store, tmp_path, personal, searcher)
     jobs.kick_off("http://x/fhir/$export", "system", [])
     assert not (tmp_path / job_id).exists()
 
 
-def test_a_job_within_its_expiry_keeps_its_files(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+def test_a_job_within_its_expiry_keeps_its_files(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
     with store.transaction() as tx:
         tx.resources.write({"resourceType": "Patient", "id": "zhang"})
-    jobs = exports(store, tmp_path, personal, 3600, expiry_seconds=3600)
+    jobs = exports(store, tmp_path, personal, 3600, searcher, expiry_seconds=3600)
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
     jobs.run(job.id)
     jobs.kick_off("http://x/fhir/$export", "system", [])
     assert jobs.file(job.id, "Patient.ndjson").is_file()
 
 
-def test_an_abandoned_job_is_failed_by_the_next_kick_off(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+def test_an_abandoned_job_is_failed_by_the_next_kick_off(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
     """Its partial files go even if its client never asks again."""
-    job = exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
+    job = exports(store, tmp_path, personal, 3600, searcher).kick_off("http://x/fhir/$export", "system", [])
     (tmp_path / job.id).mkdir()
     time.sleep(0.01)
-    exports(store, tmp_path, personal, 0).kick_off("http://x/fhir/$export", "system", [])
+    exports(store, tmp_path, personal, 0, searcher).kick_off("http://x/fhir/$export", "system", [])
     assert not (tmp_path / job.id).exists()
 
 
 # -- jobs at once ------------------------------------------------------------------------------
-def test_a_client_beyond_its_running_jobs_is_refused(store: Store, tmp_path: Path, personal: PersonalData) -> None:
-    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 3600, max_jobs_per_client=1)
+def test_a_client_beyond_its_running_jobs_is_refused(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
+    jobs = exports(store, tmp_path, personal, 3600, searcher, max_jobs_per_client=1)
     jobs.kick_off("http://x/fhir/$export", "system", [])
     with pytest.raises(FhirError) as refused:
         jobs.kick_off("http://x/fhir/$export", "system", [])
@@ -664,9 +763,9 @@ def test_a_client_beyond_its_running_jobs_is_refused(store: Store, tmp_path: Pat
 
 
 def test_the_gateway_beyond_its_running_jobs_refuses_another_client(
-    store: Store, tmp_path: Path, personal: PersonalData
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
 ) -> None:
-    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 3600, max_jobs=1)
+    jobs = exports(store, tmp_path, personal, 3600, searcher, max_jobs=1)
     jobs.kick_off("http://x/fhir/$export", "system", [])
     token = acting.set(Principal("another-his", "another-hospital", frozenset({"system/*.rs"}), "hospital"))
     try:
@@ -677,15 +776,17 @@ def test_the_gateway_beyond_its_running_jobs_refuses_another_client(
     assert (refused.value.status, refused.value.message_id) == (429, "http.export-too-many-jobs")
 
 
-def test_a_finished_job_holds_no_room(store: Store, tmp_path: Path, personal: PersonalData) -> None:
-    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 3600, max_jobs=1)
+def test_a_finished_job_holds_no_room(store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher) -> None:
+    jobs = exports(store, tmp_path, personal, 3600, searcher, max_jobs=1)
     jobs.run(jobs.kick_off("http://x/fhir/$export", "system", []).id)
     assert jobs.kick_off("http://x/fhir/$export", "system", []).status == IN_PROGRESS
 
 
-def test_an_abandoned_job_holds_no_room(store: Store, tmp_path: Path, personal: PersonalData) -> None:
+def test_an_abandoned_job_holds_no_room(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
     """A worker killed mid-job must not keep the gateway's last room taken for ever."""
-    exports(store, tmp_path, personal, 3600).kick_off("http://x/fhir/$export", "system", [])
+    exports(store, tmp_path, personal, 3600, searcher).kick_off("http://x/fhir/$export", "system", [])
     time.sleep(0.01)
-    jobs = BulkExports(store, personal, frozenset(personal.compartment), tmp_path, 0, max_jobs=1)
+    jobs = exports(store, tmp_path, personal, 0, searcher, max_jobs=1)
     assert jobs.kick_off("http://x/fhir/$export", "system", []).status == IN_PROGRESS

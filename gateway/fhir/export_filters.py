@@ -1,0 +1,81 @@
+"""``_typeFilter`` of a bulk export (Bulk Data Access IG v2): which resources of a type it keeps.
+
+An elderly-care platform that wants only its residents' finished stays and active care plans
+names them as the searches it would send the gateway, ``_typeFilter=Encounter?status=finished``.
+A resource of a filtered type is exported when any search of its type matches it; the other
+types are exported whole, each type filtered on its own, as the IG has it.  The searches are
+the gateway's own (the parameters, modifiers, prefixes and chains of ``GET [base]/Encounter?…``),
+checked at kick-off so that a mistyped one is a 400 there rather than a failed job later, and
+run again by the job, as it starts reading.
+
+Commas separate searches within one value, as the IG has it; a comma inside a search's own
+value is percent-encoded within its (itself percent-encoded) query: ``status%3Dplanned%252Cin-progress``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from gateway.fhir.errors import FhirError
+from gateway.fhir.parameters import query_pairs
+from gateway.fhir.search import Searcher
+from gateway.search.query import RESULT_PARAMETERS, SearchQuery
+from gateway.security.access import Access
+from gateway.storage.store import Stored, Transaction
+
+PARAMETER = "_typeFilter"
+
+
+@dataclass(frozen=True, slots=True)
+class TypeFilter:
+    """One search of a ``_typeFilter``: its resource type and its query as the client wrote it."""
+
+    kind: str
+    criteria: str
+
+
+def type_filters(values: Iterable[str], searcher: Searcher, check_type: Callable[[str, str], None]) -> list[TypeFilter]:
+    """The searches of a kick-off's ``_typeFilter`` values, each checked as a search of its
+    type (``check_type(kind, parameter)`` refuses a type the export cannot hold).  A search
+    must choose matches and only choose them: ``Encounter?`` would keep every Encounter and
+    say nothing, and a result parameter (``_sort``, ``_count``, ``_elements`` …) has no
+    meaning in an export, whose files are neither ordered nor paged."""
+    found: list[TypeFilter] = []
+    for value in values:
+        for search in value.split(","):
+            kind, question, criteria = search.strip().partition("?")
+            if not question or not kind or not criteria:
+                raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=search.strip())
+            check_type(kind, PARAMETER)
+            search = TypeFilter(kind, criteria)
+            parse(searcher, search)
+            if search not in found:
+                found.append(search)
+    return found
+
+
+def parse(searcher: Searcher, search: TypeFilter) -> SearchQuery:
+    """The search's query; a refusal names ``_typeFilter``, where the client wrote it."""
+    pairs = query_pairs(search.criteria, PARAMETER)
+    if shaping := sorted({name for name, _ in pairs} & RESULT_PARAMETERS):
+        raise FhirError(400, "http.export-type-filter-result-parameter", PARAMETER, parameter=", ".join(shaping))
+    try:
+        query = searcher.parse(search.kind, pairs)
+    except FhirError as refused:
+        raise FhirError(refused.status, refused.message_id, PARAMETER, **refused.params) from refused
+    if not query.criteria:
+        raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=f"{search.kind}?{search.criteria}")
+    return query
+
+
+def keeper(
+    tx: Transaction, searches: Sequence[TypeFilter], searcher: Searcher, access: Access
+) -> Callable[[Stored], bool]:
+    """Whether the export keeps a resource: of a type no search filters, or matched by one
+    of its type's searches (read once, as the job starts, in the job's own transaction)."""
+    kept: dict[str, set[str]] = {}
+    for search in searches:
+        ids = searcher.matching_ids(tx, parse(searcher, search), access)
+        kept.setdefault(search.kind, set()).update(ids)
+    return lambda stored: stored.type not in kept or stored.id in kept[stored.type]
