@@ -44,10 +44,10 @@ import orjson
 from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
-from gateway.fhir.export_filters import TypeFilter, keeper, type_filters
+from gateway.fhir.export_filters import TypeFilter, export_elements, keeper, type_filters
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import READ_ONLY
-from gateway.fhir.search import Searcher
+from gateway.fhir.search import Searcher, shaped
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
@@ -61,7 +61,7 @@ IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: the kick-off parameters this server honours; besides them, a kick-off may carry the controls
 #: every answer takes (R4 http.html: _format, the format of its errors, and _pretty)
-HONOURED = ("_type", "_since", "_outputFormat", "_typeFilter")
+HONOURED = ("_type", "_since", "_outputFormat", "_typeFilter", "_elements")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
@@ -69,7 +69,7 @@ FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 DELETED = "Deleted"
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
-    "served_by, type_filters"
+    "served_by, type_filters, elements"
 )
 
 
@@ -97,6 +97,8 @@ class Job:
     served_by: str | None = None
     #: the ``_typeFilter`` searches: a filtered type keeps only what one of them matches
     type_filters: list[TypeFilter] = field(default_factory=list)
+    #: the ``_elements`` names each exported resource is cut to (none: whole)
+    elements: list[str] = field(default_factory=list)
 
     def failure(self) -> FhirError:
         """Why a failed job failed, as the status request's 500 answer."""
@@ -180,6 +182,8 @@ class BulkExports:
         searches = type_filters(
             (value for name, value in parameters if name == "_typeFilter"), self.searcher, check_type
         )
+        held = types or (self.personal.compartment if scope != "system" else self.resource_types)
+        elements = export_elements((value for name, value in parameters if name == "_elements"), held)
         self.sweep()
         job_id = uuid.uuid4().hex
         # every write stamped earlier has committed, so the next export's _since misses nothing
@@ -189,7 +193,7 @@ class BulkExports:
                 _check_group(tx, scope.removeprefix("Group/"), Access(principal, self.personal))
             self._check_room(tx, client)
             tx.sql.execute(
-                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?)",
+                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?, ?)",
                 (
                     job_id,
                     request,
@@ -204,6 +208,7 @@ class BulkExports:
                     tx.sql.dialect.json_in([[search.kind, search.criteria] for search in searches])
                     if searches
                     else None,
+                    tx.sql.dialect.json_in(elements) if elements else None,
                 ),
             )
         return self.find(job_id)
@@ -306,7 +311,7 @@ class BulkExports:
             for stored in self._selected(tx, job):
                 if halt.is_set():
                     raise _Halted
-                if kept(stored) and files.add(stored):
+                if kept(stored) and files.add(stored, shaped(stored.resource, None, job.elements)):
                     progress.written += 1
             if job.since is not None:
                 files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen)))
@@ -684,6 +689,7 @@ def _load(store: Store, job_id: str) -> Job | None:
         client=row[12],
         served_by=row[13],
         type_filters=[TypeFilter(kind, criteria) for kind, criteria in json_out(row[14])] if row[14] else [],
+        elements=json_out(row[15]) if row[15] else [],
     )
 
 
@@ -732,7 +738,8 @@ class _NdjsonFiles:
         for handle in self.handles.values():
             handle.close()
 
-    def add(self, stored: Stored) -> bool:
+    def add(self, stored: Stored, resource: dict[str, Any]) -> bool:
+        """Write ``resource`` (the stored one, or cut by ``_elements``) unless already written."""
         if (stored.type, stored.id) in self.seen:
             return False
         self.seen.add((stored.type, stored.id))
@@ -741,7 +748,7 @@ class _NdjsonFiles:
             path = self.folder / f"{stored.type}.ndjson"
             descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
             handle = self.handles[stored.type] = os.fdopen(descriptor, "wb")
-        handle.write(orjson.dumps(stored.resource) + b"\n")
+        handle.write(orjson.dumps(resource) + b"\n")
         self.counts[stored.type] = self.counts.get(stored.type, 0) + 1
         return True
 

@@ -1,4 +1,5 @@
-"""``_typeFilter`` of a bulk export (Bulk Data Access IG v2): which resources of a type it keeps.
+"""``_typeFilter`` and ``_elements`` of a bulk export (Bulk Data Access IG v2): which resources
+of a type it keeps, and which of their elements.
 
 An elderly-care platform that wants only its residents' finished stays and active care plans
 names them as the searches it would send the gateway, ``_typeFilter=Encounter?status=finished``.
@@ -10,6 +11,10 @@ run again by the job, as it starts reading.
 
 Commas separate searches within one value, as the IG has it; a comma inside a search's own
 value is percent-encoded within its (itself percent-encoded) query: ``status%3Dplanned%252Cin-progress``.
+
+``_elements`` cuts the exported resources as a search's cuts its matches (``shaped``): a bare
+name every resource, ``Type.element`` that type's, the mandatory elements kept and the
+resource marked SUBSETTED; only top-level elements, as the IG allows.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import query_pairs
 from gateway.fhir.search import Searcher
+from gateway.search.elements import element_names, unknown_element
 from gateway.search.query import RESULT_PARAMETERS, SearchQuery
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
@@ -79,3 +85,23 @@ def keeper(
         ids = searcher.matching_ids(tx, parse(searcher, search), access)
         kept.setdefault(search.kind, set()).update(ids)
     return lambda stored: stored.type not in kept or stored.id in kept[stored.type]
+
+
+def export_elements(values: Iterable[str], kinds: Iterable[str]) -> list[str]:
+    """The names of a kick-off's ``_elements`` values (comma lists, repeatable), each a
+    top-level element of its type (``Patient.name``) or, bare, of one of the ``kinds`` the
+    export may hold: a name that cuts nothing is a client's mistake, refused (400)."""
+    kinds = list(kinds)
+    names: list[str] = []
+    for value in values:
+        for name in (part.strip() for part in value.split(",")):
+            if not name:
+                continue
+            known = (
+                unknown_element("", name) is None if "." in name else any(name in element_names(kind) for kind in kinds)
+            )
+            if not known:
+                raise FhirError(400, "search.unknown-element", "_elements", element=name)
+            if name not in names:
+                names.append(name)
+    return names

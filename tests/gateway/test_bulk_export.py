@@ -156,11 +156,11 @@ def test_an_unknown_kick_off_parameter_is_refused_as_every_endpoint_refuses_one(
     """With the one message id every other endpoint answers an unknown parameter with (the
     Bulk Data IG asks only for a 400 OperationOutcome), naming what the kick-off takes."""
     with pytest.raises(FhirError) as refused:
-        _parameters([("_type", "Patient"), ("_elements", "Patient.name")], lenient=False)
+        _parameters([("_type", "Patient"), ("patient", "Patient/x")], lenient=False)
     assert (refused.value.status, refused.value.message_id, refused.value.params) == (
         400,
         "http.unsupported-parameter",
-        {"name": "_elements", "where": "$export", "supported": "_type, _since, _outputFormat, _typeFilter"},
+        {"name": "patient", "where": "$export", "supported": "_type, _since, _outputFormat, _typeFilter, _elements"},
     )
 
 
@@ -379,6 +379,28 @@ def test_a_group_export_since_lists_what_its_type_filter_no_longer_keeps(
     manifest = export(api, "Group/home-a/$export", **high, _since=since)
     api.delete(f"{api.base}/Observation/bp-high", timeout=30)
     assert deletions(api, manifest) == ["Observation/bp-high"]
+
+
+def test_elements_cut_the_exported_resources_of_their_type(api: Api, archive: dict[str, list[str]]) -> None:
+    """Mandatory elements stay and the cut resource says it is SUBSETTED; other types whole."""
+    files = exported(api, export(api, _type="Observation,Organization", _elements="Observation.subject"))
+    cut = files["Observation"][0]
+    assert (
+        sorted(set(cut) - {"meta"}),
+        cut["meta"]["tag"][-1]["code"],
+        files["Organization"][0].get("name") is not None,
+    ) == (["code", "id", "resourceType", "status", "subject"], "SUBSETTED", True)
+
+
+@pytest.mark.parametrize("elements", ["Patient.name.given", "Observation.nosuch", "nosuch"])
+def test_elements_naming_no_top_level_element_are_refused(api: Api, elements: str) -> None:
+    answer = api.get(f"{api.base}/$export", params={"_elements": elements}, headers=ASYNC, timeout=30)
+    issue = answer.json()["issue"][0]
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue["expression"]) == (
+        400,
+        "search.unknown-element",
+        ["_elements"],
+    )
 
 
 @pytest.mark.parametrize(
