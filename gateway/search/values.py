@@ -16,6 +16,7 @@ import ipaddress
 import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 #: the largest whole number a request may name where the databases take it (a count, an
@@ -139,7 +140,9 @@ def local_reference(url: str, base_url: str) -> str | None:
     however it is spelt: scheme and host in any case, the default port written or not, dot
     segments, doubled slashes and percent-encoding.  None for another server's URL (or one
     with a query or fragment, or a path ending in a slash)."""
-    found, base = _split(url), _split(base_url.rstrip("/"))
+    if "//" not in url:  # no authority, so no host: a urn:uuid, a relative reference
+        return None
+    found, base = _split(url), _base(base_url)
     if found is None or base is None or found[0] != base[0] or found[2]:
         return None
     segments, base_segments = found[1], base[1]
@@ -147,6 +150,13 @@ def local_reference(url: str, base_url: str) -> str | None:
         return None
     local = "/".join(segments[len(base_segments) :])
     return local if _LOCAL.fullmatch(local) else None
+
+
+@lru_cache(maxsize=16)
+def _base(base_url: str) -> tuple[tuple[str, str, int | None], list[str], bool] | None:
+    """The server's base split once: every entry of a transaction asks about its fullUrl,
+    and a host's IDNA form costs more than the rest of the comparison."""
+    return _split(base_url.rstrip("/"))
 
 
 def _split(url: str) -> tuple[tuple[str, str, int | None], list[str], bool] | None:
