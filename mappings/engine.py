@@ -168,6 +168,9 @@ class MappingEngine:
                     )
                 self._as_of[id(resource)] = self._compile(resource["as_of"], ())
             for rule in resource["rules"]:
+                if "spread" in rule and not str(rule.get("each", "")).endswith(EVERY):
+                    # only an element occurrence has other parts to keep beside each value
+                    raise ValueError(f"{spec.id}: {resource['name']}: spread needs an each ending in {EVERY}")
                 for leaf in _leaves(rule["value"]):
                     for name in leaf.get("transform", []):
                         if name not in self.normalisers:
@@ -280,6 +283,8 @@ class MappingEngine:
             skip, split = rule.get("skip", []), SPLITTERS[rule.get("split", "list")]
             if EVERY in field:
                 items = _occurrence_items(mapped, field, skip, split)
+                if "spread" in rule:
+                    items = _spread(mapped, items, rule["spread"], split)
             else:
                 kept = _items(mapped, item, field, skip, split)
                 items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
@@ -379,16 +384,22 @@ class MappingEngine:
             raw = record.fields[source] if source in record.fields else lookup(record.fields, source)
             mapped.used.add(_field_root(record.fields, source))
         else:
-            present = [f for f in source if lookup(record.fields, f) not in (None, "")]
-            field_name = present[0] if present else source[0]
+            present = [f for f in source if _field_or_item(record.fields, context.item, f) not in (None, "")]
+            chosen = present[0] if present else source[0]
             if "join" in leaf and present:
                 # parts of one value sent in fields of their own (an HL7 XPN's family and given name)
-                raw = leaf["join"].join(str(lookup(record.fields, f)) for f in present)
+                raw = leaf["join"].join(str(_field_or_item(record.fields, context.item, f)) for f in present)
             else:
-                raw = lookup(record.fields, field_name)
-            mapped.used.update(_field_root(record.fields, name) for name in source)
+                raw = _field_or_item(record.fields, context.item, chosen)
+            # a fallback among the parts of the current item (XTN.1, else XTN.12) names the part
+            inner = chosen[len("$item.") :] if chosen.startswith("$item.") else None
+            field_name = chosen if inner is None else _member(context.each or "", inner)
+            mapped.used.update(_field_root(record.fields, name) for name in source if not name.startswith("$item"))
         ref = record.ref(field_name)
         element = _unindexed(_join(context.target, suffix))
+        if (raw is None or raw == "") and "default" in leaf:
+            # what an empty field means by the source's own convention (HL7 XTN.3 unsaid: a telephone)
+            return self._constant(leaf["default"])
         if raw is None or raw == "":
             if leaf.get("required"):
                 missing = Problem("mapping.missing-required", {"field": field_name}, ref, context.name, element)
@@ -624,22 +635,45 @@ def _ignored(ignore: Iterable[str], fields: Mapping[str, Any]) -> set[str]:
     return names
 
 
+#: what follows an element occurrence's name in the name of one of its parts: a step of an XML
+#: path (``addr[2]/township``), an HL7 v2 component (``PID-11~2.3``), or nothing (the whole)
+_PART_SEPARATORS = ("/", ".", "")
+
+
 def _element_items(mapped: Mapped, every: re.Pattern[str]) -> list[tuple[Any, str]]:
     """Each occurrence of a repeated element with parts (a CDA patient's ``addr``: ``township``,
-    ``county``, ``@use`` …) as one item, the fields below it by their path from it, labelled
-    with the occurrence (``recordTarget/patientRole/addr[2]``), in document order: a rule reads
-    ``$item.township`` of every address, where the plain ``addr/township`` is the first's alone.
+    ``county``, ``@use`` …; an HL7 PID-11 repetition's components) as one item, the fields below
+    it by their path from it, labelled with the occurrence (``recordTarget/patientRole/addr[2]``,
+    ``PID-11~2``), in document order: a rule reads ``$item.township`` of every address, where the
+    plain ``addr/township`` is the first's alone.
     The element's own text (an ``addr`` written as one line) is its part ``text()``.  Every
     field of every occurrence counts as read, as the parts of a JSON list item do."""
     items: dict[str, dict[str, Any]] = {}
     for name, value in mapped.record.fields.items():
         found = every.match(name)
-        if found is None or name[found.end() : found.end() + 1] not in ("/", ""):
+        if found is None or name[found.end() : found.end() + 1] not in _PART_SEPARATORS:
             continue
         mapped.used.add(name)
         part = name[found.end() + 1 :] or OWN_TEXT
         items.setdefault(found.group(), {})[part] = value
     return [(parts, occurrence) for occurrence, parts in items.items()]
+
+
+def _spread(
+    mapped: Mapped, occurrences: list[tuple[Any, str]], parts: list[str], split: Splitter
+) -> list[tuple[Any, str]]:
+    """The element occurrences with the first of ``parts`` that has a value divided by
+    ``split``: each value an item of its own, beside the occurrence's other parts (an HL7
+    phone repetition whose XTN.1 lists 66668888 77779999 is two items, each with its XTN.2 use
+    and XTN.3 equipment type).  An occurrence with none of ``parts`` yields nothing."""
+    found: list[tuple[Any, str]] = []
+    for occurrence, label in occurrences:
+        part = next((p for p in parts if occurrence.get(p) not in (None, "")), None)
+        if part is None:
+            continue
+        pieces = _kept(mapped, _member(label, part), occurrence[part], [], split)
+        found.extend(({**occurrence, part: piece}, label) for piece in pieces)
+    return found
 
 
 def _member(item: str, inner: str) -> str:
@@ -654,9 +688,10 @@ def _member(item: str, inner: str) -> str:
 @functools.lru_cache(maxsize=256)
 def _occurrences(pattern: str) -> re.Pattern[str]:
     """``telecom[*]/@value`` as a pattern of the fields it names: each ``[*]`` step as the
-    readers write its occurrences, plain for the first and numbered from the second on
-    (``telecom``, ``telecom[2]``)."""
-    return re.compile(r"(?:\[\d+\])?".join(re.escape(part) for part in pattern.split(EVERY)))
+    readers write its occurrences, plain for the first and numbered from the second on, by
+    the XML readers in brackets (``telecom``, ``telecom[2]``), by the HL7 v2 reader after
+    its repetition separator (``PID-13``, ``PID-13~2``)."""
+    return re.compile(r"(?:\[\d+\]|~\d+)?".join(re.escape(part) for part in pattern.split(EVERY)))
 
 
 def _kept(mapped: Mapped, name: str, listed: Any, skip: list[Any], split: Splitter) -> list[Any]:

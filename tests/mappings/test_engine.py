@@ -405,6 +405,18 @@ def test_a_resource_each_over_every_occurrence_fails_at_load_time() -> None:
         engine(spec(NAME, extra=[condition]))
 
 
+def test_a_spread_without_an_each_over_element_occurrences_fails_at_load_time() -> None:
+    rule = {"path": "telecom[+].value", "each": "电话", "spread": ["1"], "value": {"from": "$item.1"}}
+    with pytest.raises(ValueError, match="spread needs an each"):
+        engine(spec(NAME, rule))
+
+
+def test_a_default_stands_for_an_empty_field() -> None:
+    rule = {"path": "telecom[+]", "value": {"system": {"from": "设备", "default": "phone"}, "value": {"from": "电话"}}}
+    mapped = engine(spec(NAME, rule)).map(record(姓名="张三", 电话="13803710001", 设备=""))
+    assert mapped.resources["patient"]["telecom"] == [{"system": "phone", "value": "13803710001"}]
+
+
 def test_spec_naming_an_unknown_split_fails_at_load_time() -> None:
     rule = {"path": "telecom[+].value", "each": "电话", "split": "phones", "value": {"from": "$item"}}
     with pytest.raises(ValueError, match="unknown split"):

@@ -62,6 +62,7 @@ def address(text: str, county: str, postcode: str) -> dict[str, Any]:
                 "valueCoding": coding(f"{BASE}/CodeSystem/gb-t-2260", county),
             }
         ],
+        "use": "home",
         "text": text,
         "city": "郑州市",
         "state": "河南省",
@@ -134,7 +135,10 @@ def test_her_admission_discharge_and_update_become_exactly_the_expected_patient(
         "active": True,
         "name": [{"text": "张秀英"}],
         # the A08 (message 5) added her home phone to the mobile number of the A01
-        "telecom": [{"system": "phone", "value": "13803710001"}, {"system": "phone", "value": "037165551234"}],
+        "telecom": [
+            {"system": "phone", "value": "13803710001", "use": "home"},
+            {"system": "phone", "value": "037165551234", "use": "home"},
+        ],
         "gender": "female",
         "_gender": gb_sex("2", "女性"),
         "birthDate": "1949-12-31",
@@ -162,7 +166,7 @@ def test_chinese_sex_words_and_a_landline_are_mapped_for_the_emergency_patient(o
     assert (patient["gender"], patient["_gender"], patient["telecom"]) == (
         "female",
         gb_sex("2", "女性"),
-        [{"system": "phone", "value": "037168801234"}],
+        [{"system": "phone", "value": "037168801234", "use": "home"}],
     )
 
 

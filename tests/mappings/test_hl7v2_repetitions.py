@@ -1,0 +1,105 @@
+"""PID-11 (addresses), PID-13 (home phones) and PID-14 (business phones) repeat: every repetition
+is an address or a telecom of the Patient with its own use, and its lineage names the repetition
+it came from (``PID-11~2.1``), where the rule set used to read the first address and the first two
+phones and report the rest unread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.ingest.commands import build_engine
+from mappings.engine import Mapped
+from mappings.readers.hl7v2 import read_hl7
+from profiles.registry import Registry
+
+HOME = "河南省郑州市金水区经八路街道幸福社区3号楼^^郑州市^河南省^450008^CHN^H^^410105"
+OFFICE = "河南省郑州市金水区花园路88号^^郑州市^河南省^450003^CHN^O^^410105"
+MESSAGE = (
+    "MSH|^~\\&|HIS|H41010500012|YIYANG-GW|YYPT|20261115160244||ADT^A08^ADT_A01|R0001|P|2.5|||||CHN|UNICODE UTF-8\r"
+    "EVN|A08|20261115160240\r"
+    "PID|1||0000123^^^H41010500012^PI~410105194912310020^^^^ID||张秀英||19491231|F|||{addresses}||{home}|{work}\r"
+    "PV1|1|N\r"
+)
+PHONES = "13803710001^PRN^CP~0371-65551234^PRN^PH~0371-65559999^PRN^FX"
+
+
+def mapped(tmp_path: Path, addresses: str = HOME, home: str = PHONES, work: str = "") -> Mapped:
+    path = tmp_path / "adt.hl7"
+    path.write_text(MESSAGE.format(addresses=addresses, home=home, work=work), encoding="utf-8")
+    [record] = read_hl7(path, "hl7v2")
+    result = _engine.map(record)
+    assert result is not None
+    return result
+
+
+_engine = build_engine(Registry())
+
+
+def patient(result: Mapped) -> dict[str, Any]:
+    return result.resources["patient"]
+
+
+def test_every_pid_11_repetition_is_an_address_with_its_use(tmp_path: Path) -> None:
+    addresses = patient(mapped(tmp_path, addresses=f"{HOME}~{OFFICE}"))["address"]
+    assert [(a["use"], a["text"]) for a in addresses] == [
+        ("home", "河南省郑州市金水区经八路街道幸福社区3号楼"),
+        ("work", "河南省郑州市金水区花园路88号"),
+    ]
+
+
+def test_the_lineage_of_a_second_address_names_its_repetition(tmp_path: Path) -> None:
+    result = mapped(tmp_path, addresses=f"{HOME}~{OFFICE}")
+    assert result.lineage[("patient", "Patient.address[1].postalCode")].field == "PID-11~2.5"
+
+
+def test_an_address_without_a_type_writes_no_use(tmp_path: Path) -> None:
+    [address] = patient(mapped(tmp_path, addresses=HOME.replace("^H^", "^^")))["address"]
+    assert "use" not in address
+
+
+def test_a_birth_address_is_refused_saying_why_it_has_no_use(tmp_path: Path) -> None:
+    result = mapped(tmp_path, addresses=f"{HOME}~河南省开封市^^开封市^河南省^^CHN^N")
+    assert [(p.message_id, p.params["field"]) for p in result.problems] == [("mapping.unmatched-code", "PID-11~2.7")]
+
+
+def test_a_third_home_phone_is_a_telecom_with_its_system_and_use(tmp_path: Path) -> None:
+    assert patient(mapped(tmp_path))["telecom"] == [
+        {"system": "phone", "value": "13803710001", "use": "home"},
+        {"system": "phone", "value": "037165551234", "use": "home"},
+        {"system": "fax", "value": "037165559999", "use": "home"},
+    ]
+
+
+def test_a_business_phone_in_pid_14_is_a_work_telecom(tmp_path: Path) -> None:
+    telecoms = patient(mapped(tmp_path, home="", work="0371-63331234"))["telecom"]
+    assert telecoms == [{"system": "phone", "value": "037163331234", "use": "work"}]
+
+
+def test_the_lineage_of_a_third_phone_names_its_repetition(tmp_path: Path) -> None:
+    assert mapped(tmp_path).lineage[("patient", "Patient.telecom[2].value")].field == "PID-13~3.1"
+
+
+def test_no_repetition_of_an_address_or_phone_is_left_unread(tmp_path: Path) -> None:
+    result = mapped(tmp_path, addresses=f"{HOME}~{OFFICE}", work="0371-63331234^WPN^PH~0371-63335678^WPN^PH")
+    assert result.unused_fields == []
+
+
+def test_a_repetition_listing_two_numbers_gives_two_telecoms_of_its_use(tmp_path: Path) -> None:
+    telecoms = patient(mapped(tmp_path, home="13803710001^PRN^CP~66668888 77779999^WPN^PH"))["telecom"]
+    assert [(t["value"], t["use"]) for t in telecoms] == [
+        ("13803710001", "home"),
+        ("66668888", "work"),
+        ("77779999", "work"),
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True), min_size=1, max_size=8, unique=True))
+def test_every_phone_repetition_sent_is_one_telecom_in_order(tmp_path_factory: Any, numbers: list[str]) -> None:
+    home = "~".join(f"{number}^PRN^CP" for number in numbers)
+    telecoms = patient(mapped(tmp_path_factory.mktemp("adt"), home=home))["telecom"]
+    assert [t["value"] for t in telecoms] == numbers
