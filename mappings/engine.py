@@ -409,6 +409,13 @@ class MappingEngine:
         value = raw
         rule_text = []
         try:
+            if "contradicts" in leaf:
+                # any value here contradicts what the other field says (the rule's when picks it)
+                other = leaf["contradicts"]
+                mapped.used.add(_field_root(record.fields, other))
+                raise MappingError(
+                    "mapping.contradiction", value=raw, other=other, otherValue=lookup(record.fields, other)
+                )
             for label, normaliser in normalisers:
                 value = normaliser(value)
                 if mapped.trace:
@@ -418,6 +425,8 @@ class MappingEngine:
             if "map" in leaf:
                 value = self.conceptmaps.translate(leaf["map"], value, leaf.get("as", "code"))
                 rule_text.append(f"ConceptMap {leaf['map']}")
+            if "not_after" in leaf:
+                _check_not_after(mapped, value, leaf["not_after"], normalisers)
         except MappingError as error:
             params = {"field": field_name, **error.params}
             mapped.problems.append(Problem(error.message_id, params, ref, context.name, element))
@@ -436,6 +445,29 @@ class MappingEngine:
 
 
 Build = Callable[["_Context"], Any]
+
+
+def _check_not_after(mapped: Mapped, value: Any, others: list[str], normalisers: list[tuple[str, Normaliser]]) -> None:
+    """Refuse a date later than the first of the ``others`` fields with a value, read by the
+    same normalisers (a 解约日期 after the agreed 协议结束日期: the contract cannot end after its
+    term).  ISO dates compare as text at their common precision (2027 against 2027-03-01 is
+    no contradiction); an other field that cannot be read is its own rule's problem."""
+    fields = mapped.record.fields
+    mapped.used.update(_field_root(fields, name) for name in others)
+    other = next((name for name in others if lookup(fields, name) not in (None, "")), None)
+    if other is None:
+        return
+    bound: Any = lookup(fields, other)
+    try:
+        for _, normaliser in normalisers:
+            bound = normaliser(bound)
+    except MappingError:
+        return
+    if bound is None:
+        return
+    shared = min(len(str(value)), len(str(bound)))
+    if str(value)[:shared] > str(bound)[:shared]:
+        raise MappingError("mapping.after", value=value, other=other, otherValue=bound)
 
 
 @dataclass(frozen=True, slots=True)
