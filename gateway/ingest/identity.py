@@ -305,14 +305,51 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozense
 
 
 def _same_address(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
-    """The address of ``present`` that ``item`` is, told by its text: one source writes the
-    home with its township code, another with its city and postcode, and it is one home."""
-    text = _address_text(item)
-    return next((address for address in present if text and _address_text(address) == text), None)
+    """The address of ``present`` that ``item`` is: one source writes the home with its
+    township code, another with its city and postcode, a CDA document in parts, and it is one
+    home (see :func:`_same_place`)."""
+    return next((address for address in present if _same_place(address, item)), None)
+
+
+def _same_place(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two addresses are one place: their uses do not differ (an address that says
+    none, as a 个人基本信息表's 现住址, agrees with any), and either's text is the other's, or is
+    the other's parts joined as the table writes them (:func:`_written_as`)."""
+    if one.get("use") and other.get("use") and one["use"] != other["use"]:
+        return False
+    return _written_as(_address_text(one), other) or _written_as(_address_text(other), one)
+
+
+def _written_as(text: str, address: dict[str, Any]) -> bool:
+    """Whether ``text`` is ``address``: its own text, or its parts in the order a 现住址 line
+    writes them (province, city, district, then the lines: township, street, house), each
+    either next in the text or already said by it — a 现住址 of 经八路街道幸福社区3号楼 does not
+    repeat the street 经八路 its township is named after.  Nothing else may be left over."""
+    if not text:
+        return False
+    if _address_text(address) == text:
+        return True
+    lines = address.get("line") if isinstance(address.get("line"), list) else []
+    parts = [_joined(part) for part in [address.get(k) for k in ("state", "city", "district")] + lines]
+    parts = [part for part in parts if part]
+    if not parts:
+        return False
+    at = 0
+    for part in parts:
+        if text.startswith(part, at):
+            at += len(part)
+        elif part not in text[:at]:
+            return False
+    return at == len(text)
 
 
 def _address_text(address: dict[str, Any]) -> str:
-    return "".join(str(address.get("text") or "").split())
+    return _joined(address.get("text"))
+
+
+def _joined(value: Any) -> str:
+    """A text without its spaces, as exports space an address at random."""
+    return "".join(str(value or "").split())
 
 
 def _fill_address(address: dict[str, Any], item: dict[str, Any]) -> None:

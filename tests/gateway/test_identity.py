@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.cli import main
-from gateway.ingest.identity import HEALTH_RECORD_SYSTEM, Conflict, DocumentMismatch, IdentityIndex
+from gateway.ingest.identity import HEALTH_RECORD_SYSTEM, Conflict, DocumentMismatch, IdentityIndex, merge
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -273,6 +275,58 @@ def test_one_home_written_by_two_sources_is_one_address(index: Index) -> None:
     with index.store.reading() as tx:
         addresses = tx.resources.read("Patient", person).resource["address"]
     assert addresses == [{"extension": [township], "text": home, "city": "郑州市", "postalCode": "450008"}]
+
+
+HOME = "河南省郑州市金水区经八路街道幸福社区3号楼"
+TOWNSHIP = {
+    "url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-admin-division",
+    "valueCoding": {"code": "410105001"},
+}
+#: the same home as a CDA document writes it, in parts (addr use="H": township, streetName, houseNumber …)
+IN_PARTS = {
+    "use": "home",
+    "line": ["经八路街道", "经八路", "幸福社区3号楼"],
+    "district": "金水区",
+    "city": "郑州市",
+    "state": "河南省",
+    "postalCode": "450008",
+}
+
+
+def addresses_after(index: Index, *arriving: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for address in arriving:
+        person, _ = index.resolve(patient("p", address=address))
+    with index.store.reading() as tx:
+        return tx.resources.read("Patient", person).resource["address"]
+
+
+def test_a_home_in_parts_and_as_the_tables_line_is_one_address_keeping_the_parts(index: Index) -> None:
+    """The CDA document's addr and the 个人基本信息表's 现住址 of 张秀英 landed twice."""
+    landed = addresses_after(index, [{"text": HOME, "extension": [TOWNSHIP]}], [IN_PARTS])
+    assert landed == [{"text": HOME, "extension": [TOWNSHIP], **IN_PARTS}]
+
+
+def test_the_tables_line_after_the_home_in_parts_adds_its_text_to_it(index: Index) -> None:
+    landed = addresses_after(index, [IN_PARTS], [{"text": HOME, "extension": [TOWNSHIP]}])
+    assert landed == [{**IN_PARTS, "text": HOME, "extension": [TOWNSHIP]}]
+
+
+def test_another_house_of_the_same_street_is_another_address(index: Index) -> None:
+    elsewhere = {**IN_PARTS, "line": ["经八路街道", "经八路", "幸福社区5号楼"]}
+    assert len(addresses_after(index, [{"text": HOME}], [elsewhere])) == 2
+
+
+def test_the_same_place_as_home_and_as_work_is_two_addresses(index: Index) -> None:
+    assert len(addresses_after(index, [{"text": HOME, "use": "work"}], [IN_PARTS])) == 2
+
+
+@given(
+    st.lists(st.text(alphabet="河南省郑州市金水区经八路街道幸福社区号楼0123456789", min_size=1, max_size=6), min_size=1)
+)
+def test_an_address_is_the_same_place_as_its_parts_written_out(lines: list[str]) -> None:
+    parts = {"state": "河南省", "city": "郑州市", "district": "金水区", "line": lines}
+    written_out = {"text": "河南省 郑州市金水区" + "".join(lines)}
+    assert len(merge({"address": [parts]}, {"address": [written_out]})["address"]) == 1
 
 
 def gb_sex(code: str) -> dict[str, Any]:
