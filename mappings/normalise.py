@@ -395,6 +395,17 @@ def contact_value(value: Any) -> str | None:
     return digits(rest) if scheme in _DIALLED_SCHEMES else rest
 
 
+def email(value: Any) -> str | None:
+    """An e-mail address written bare, as HL7 XTN.4 sends one: kept as written, case and all,
+    or refused when it is not one (``mapping.not-an-email``)."""
+    cleaned = _folded(value)
+    if cleaned is None:
+        return None
+    if not _EMAIL.fullmatch(cleaned):
+        raise MappingError("mapping.not-an-email", value=cleaned)
+    return cleaned
+
+
 # The national identity document a number is, by its shape alone (the validator then checks it by
 # that document's rules): 港澳台居民居住证 numbers are built like a 身份证 with the address code
 # 810000/820000/830000, which no 身份证 carries; 外国人永久居留身份证 numbers begin with 9 (2023
@@ -466,8 +477,15 @@ def choice(value: Any) -> str | None:
 
 Splitter = Callable[[Any], list[str]]
 
+
+def whole(value: Any) -> list[str]:
+    """The value as one item: an e-mail address, whose spaces (a typo) are no list."""
+    cleaned = text(value)
+    return [] if cleaned is None else [cleaned]
+
+
 #: how an ``each`` divides a multi-valued cell into its items (default ``list``)
-SPLITTERS: dict[str, Splitter] = {"list": split_list, "phone_numbers": phone_numbers}
+SPLITTERS: dict[str, Splitter] = {"list": split_list, "phone_numbers": phone_numbers, "whole": whole}
 
 NORMALISERS: dict[str, Normaliser] = {
     "text": text,
@@ -475,6 +493,7 @@ NORMALISERS: dict[str, Normaliser] = {
     "digits": digits,
     "url_scheme": url_scheme,
     "contact_value": contact_value,
+    "email": email,
     "date": fhir_date,
     "datetime": fhir_datetime,
     "integer": integer,

@@ -8,11 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ingest.commands import build_engine
 from mappings.engine import Mapped
+from mappings.normalise import MappingError, email
 from mappings.readers.hl7v2 import read_hl7
 from profiles.registry import Registry
 
@@ -103,3 +105,24 @@ def test_every_phone_repetition_sent_is_one_telecom_in_order(tmp_path_factory: A
     home = "~".join(f"{number}^PRN^CP" for number in numbers)
     telecoms = patient(mapped(tmp_path_factory.mktemp("adt"), home=home))["telecom"]
     assert [t["value"] for t in telecoms] == numbers
+
+
+def test_an_email_address_in_xtn_4_is_an_email_telecom(tmp_path: Path) -> None:
+    telecoms = patient(mapped(tmp_path, home="13803710001^PRN^CP~^NET^Internet^ZhangXY@163.com"))["telecom"]
+    assert telecoms[1:] == [{"system": "email", "value": "ZhangXY@163.com"}]
+
+
+def test_an_email_telecom_that_is_not_an_address_is_refused_naming_xtn_4(tmp_path: Path) -> None:
+    result = mapped(tmp_path, home="13803710001^PRN^CP~^NET^Internet^zhang at 163")
+    assert [(p.message_id, p.params["field"]) for p in result.problems] == [("mapping.not-an-email", "PID-13~2.4")]
+
+
+@given(st.from_regex(r"[A-Za-z0-9._-]{1,12}@[a-z0-9-]{1,10}\.(cn|com)", fullmatch=True))
+def test_the_email_transform_keeps_an_address_as_written(address: str) -> None:
+    assert email(address) == address
+
+
+@given(st.text(alphabet="abc@. ", min_size=1).filter(lambda t: t.strip() and (" " in t.strip() or "@" not in t)))
+def test_the_email_transform_refuses_text_that_is_no_address(written: str) -> None:
+    with pytest.raises(MappingError):
+        email(written)
