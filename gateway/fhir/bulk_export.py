@@ -45,6 +45,7 @@ from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError
 from gateway.fhir.export_filters import TypeFilter, export_elements, keeper, type_filters
+from gateway.fhir.literal_references import literal_references
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import READ_ONLY
 from gateway.fhir.search import Searcher, shaped
@@ -67,6 +68,8 @@ FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
 #: many DELETE entries each of its Bundles holds
 DELETED = "Deleted"
+#: the referenced resources outside the compartment read with one statement per type
+SUPPORTING_BATCH = 500
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
     "served_by, type_filters, elements"
@@ -306,16 +309,41 @@ class BulkExports:
     ) -> list[dict[str, Any]]:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.mkdir(mode=0o700, exist_ok=True)
-        kept = keeper(tx, job.type_filters, self.searcher, self._access(job))
+        access = self._access(job)
+        kept = keeper(tx, job.type_filters, self.searcher, access)
+        # a person's export brings what its records refer to outside the compartment, unless
+        # _type says which types it wants: a platform may not export those types alone
+        supporting: dict[str, None] | None = {} if job.scope != "system" and job.types is None else None
         with _NdjsonFiles(folder) as files:
             for stored in self._selected(tx, job):
                 if halt.is_set():
                     raise _Halted
                 if kept(stored) and files.add(stored, shaped(stored.resource, None, job.elements)):
                     progress.written += 1
+                    if supporting is not None:
+                        supporting.update(dict.fromkeys(self._outside_compartment(stored)))
+            for stored in self._supporting(tx, access, supporting or {}):
+                if halt.is_set():
+                    raise _Halted
+                if files.add(stored, shaped(stored.resource, None, job.elements)):
+                    progress.written += 1
             if job.since is not None:
                 files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen)))
             return files.output()
+
+    def _outside_compartment(self, stored: Stored) -> Iterator[str]:
+        """The references of an exported resource to types outside the Patient compartment."""
+        compartment = self.personal.compartment
+        return (ref for ref in literal_references(stored.resource) if ref.partition("/")[0] not in compartment)
+
+    def _supporting(self, tx: Transaction, access: Access, references: Iterable[str]) -> Iterator[Stored]:
+        """The current resources ``references`` name that the client may see (an Organization,
+        a Practitioner, a Location …), read a batch at a time.  Whatever their own last change:
+        a stay written since ``_since`` may name an organisation the platform never received."""
+        keys = [(kind, resource_id) for kind, _, resource_id in (ref.partition("/") for ref in references)]
+        for start in range(0, len(keys), SUPPORTING_BATCH):
+            found = tx.resources.read_many(keys[start : start + SUPPORTING_BATCH])
+            yield from access.among_served(tx, (stored for stored in found.values() if not stored.deleted))
 
     def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
         """The resources the job exports, type by type (system) or person by person."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import uuid
 from collections import deque
@@ -17,6 +16,7 @@ from urllib.parse import urlencode
 from conformance.issues import Issue, operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
+from gateway.fhir.literal_references import LITERAL, literal_references
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository, check_body_id, named_id
@@ -33,7 +33,6 @@ from mappings.specs import SOURCES
 from profiles.registry import Registry, r4_base_types
 
 #: a literal reference into the archive: Type/id
-_LITERAL = re.compile(r"[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}")
 
 
 def validate(
@@ -147,7 +146,7 @@ def page_cursor(text: str | None) -> tuple[str, str] | None:
     ``Type/id``, which is how the ``next`` links write it)."""
     if text is None:
         return None
-    if not _LITERAL.fullmatch(text):
+    if not LITERAL.fullmatch(text):
         raise FhirError(400, "http.not-a-page-cursor", "_after", name="_after", value=text, example="Observation/bp-1")
     kind, _, resource_id = text.partition("/")
     return kind, resource_id
@@ -260,7 +259,7 @@ def _supporting(
     wanted = dict.fromkeys(
         reference
         for stored in referring
-        for reference in _references(stored.resource)
+        for reference in literal_references(stored.resource)
         if reference not in shown and (not types or reference.partition("/")[0] in types)
     )
     keys = [(kind, resource_id) for kind, _, resource_id in (reference.partition("/") for reference in wanted)]
@@ -285,7 +284,7 @@ def document(
     composition = repository.read("Composition", composition_id)
     entries = [composition]
     seen = {composition.reference}
-    waiting = deque(_references(composition.resource))
+    waiting = deque(literal_references(composition.resource))
     while waiting:
         reference = waiting.popleft()
         if reference in seen:
@@ -299,7 +298,7 @@ def document(
         if found is None or not may_include(found):
             raise FhirError(422, "http.document-incomplete", reference=reference, composition=composition.reference)
         entries.append(found)
-        waiting.extend(_references(found.resource))
+        waiting.extend(literal_references(found.resource))
     versions = " ".join(f"{stored.reference}/_history/{stored.version}" for stored in entries)
     return {
         "resourceType": "Bundle",
@@ -311,23 +310,6 @@ def document(
         "timestamp": now,
         "entry": [{"fullUrl": f"{base_url}/{stored.reference}", "resource": stored.resource} for stored in entries],
     }
-
-
-def _references(value: Any) -> list[str]:
-    """Every literal ``Type/id`` reference in a resource, in document order (contained
-    ``#id`` references and URLs elsewhere are not the archive's to include)."""
-    found: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            reference = item.get("reference")
-            if isinstance(reference, str) and _LITERAL.fullmatch(reference):
-                found.append(reference)
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-    return found
 
 
 #: the longest file name, in bytes, that common file systems hold (NAME_MAX of ext4, XFS, tmpfs)

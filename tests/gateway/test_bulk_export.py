@@ -432,15 +432,23 @@ def test_a_type_filter_the_export_cannot_run_is_refused_at_kick_off(
     )
 
 
-def test_patient_export_holds_the_residents_and_their_compartments_only(
+def test_patient_export_holds_the_residents_their_compartments_and_what_they_refer_to(
     api: Api, archive: dict[str, list[str]]
 ) -> None:
+    """张秀英's record names the organisation managing it: it comes along, or the platform's
+    copy would hold a reference that resolves to nothing (it may not export Organizations)."""
     files = exported(api, export(api, "Patient/$export"))
     assert {kind: {r["id"] for r in resources} for kind, resources in files.items()} == {
         "Patient": set(archive["Patient"]),
         "Observation": set(archive["Observation"]),
         "Group": {"home-a"},
+        "Organization": {"jinshui-yiyang-center"},
     }
+
+
+def test_a_patient_export_of_named_types_holds_those_types_alone(api: Api, archive: dict[str, list[str]]) -> None:
+    files = exported(api, export(api, "Patient/$export", _type="Patient"))
+    assert sorted(files) == ["Patient"]
 
 
 def test_group_export_holds_only_the_active_members(api: Api, archive: dict[str, list[str]]) -> None:
