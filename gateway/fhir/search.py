@@ -1,9 +1,9 @@
 """Search as an interaction: parse the request, run it in a transaction, answer a searchset.
 
-Paging is by offset over an order that always ends with the resource id, so a page link
-returns the same resources as long as the archive does not change underneath it; in an order
-by id or ``_lastUpdated`` alone the ``next`` link also carries the last match shown
-(``_after``), and the next page starts past it whatever was written or deleted meanwhile.
+Pages follow an order that always ends with the resource id.  The ``next`` link carries the
+last match shown (``_after``: its values of the order, ``gateway/search/cursor.py``), and the
+next page starts past it whatever was written or deleted meanwhile; the other links count by
+offset, which returns the same resources as long as the archive does not change.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import query_pairs, refuse_nul_in, unsupported_value
 from gateway.messages import issue
+from gateway.search import cursor
+from gateway.search.cursor import Value
 from gateway.search.elements import json_names, wanted_of
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SUMMARY_VALUES, SearchError, SearchQuery, parse_search
@@ -120,6 +122,8 @@ class SearchResult:
     total: int | None = None
     #: whether matches follow this page, when no ``total`` tells it (``_total=none``)
     more: bool | None = None
+    #: the last match's values of the order, where the next page starts (None without one)
+    after: tuple[Value, ...] | None = None
 
 
 #: the parameters that choose a page of the matches, which a conditional interaction refuses
@@ -155,16 +159,18 @@ class Searcher:
         if query.summary == "count":
             return SearchResult(query, [], [], tx.resources.count(query, restriction))
         if query.total == "none" or query.after is not None:
-            # nothing is counted, or a page past an id stands at an offset that deletions have
+            # nothing is counted, or a page past a match stands at an offset that deletions have
             # made too far on to judge by the total: one match beyond the page is read to tell
             # whether another page follows (a full last page must not link an empty one)
-            beyond, _ = tx.resources.search(replace(query, count=query.count + 1), False, restriction)
-            matches = beyond[: query.count]
+            beyond = tx.resources.page(replace(query, count=query.count + 1), False, restriction)
+            matches = beyond.matches[: query.count]
             included = _included(tx, query, matches, access)
             total = None if query.total == "none" else tx.resources.count(query, restriction)
-            return SearchResult(query, matches, included, total, more=len(beyond) > query.count)
-        matches, total = tx.resources.search(query, True, restriction)
-        return SearchResult(query, matches, _included(tx, query, matches, access), total)
+            more = len(beyond.matches) > query.count
+            return SearchResult(query, matches, included, total, more, _last(beyond.keys[: query.count]))
+        page = tx.resources.page(query, True, restriction)
+        included = _included(tx, query, page.matches, access)
+        return SearchResult(query, page.matches, included, page.total, after=_last(page.keys))
 
     def matching(
         self, tx: Transaction, kind: str, criteria: str, access: Access | None = None, count: int = 2
@@ -191,6 +197,11 @@ class Searcher:
         ``_typeFilter``), its chains kept to the targets ``access`` lets the principal see;
         what it may see of the matches themselves is the caller's to judge."""
         return tx.resources.matching_ids(_chains_within(tx, query, access))
+
+
+def _last(keys: list[tuple[Value, ...]]) -> tuple[Value, ...] | None:
+    """The values of a page's last match, which its next link carries (none on an empty page)."""
+    return keys[-1] if keys else None
 
 
 def _restriction(tx: Transaction, query: SearchQuery, access: Access | None) -> Sql | None:
@@ -261,8 +272,8 @@ def searchset(
 
 
 def _links(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
-    """The searchset's paging links: the request as searched, with another offset, and in an
-    order that pages by cursor, the ``_after`` of the page's last match."""
+    """The searchset's paging links: the request as searched, with another offset, and on
+    ``next`` the ``_after`` of the page's last match."""
     query = result.query
     # what was searched: a pair skipped under lenient handling left out (by the pair, not its
     # key, which another pair may share), a _sort or _elements cut to what it applied
@@ -273,14 +284,9 @@ def _links(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple
         more = 0 < query.count == len(result.matches) and (
             result.total is None or query.offset + query.count < result.total
         )
-    # in an order by id or by _lastUpdated alone, the next page starts past this one's last
-    # match: an offset shifted when a match before it was deleted between the pages, and
-    # one was on no page
-    last = (
-        query.cursor(result.matches[-1].last_updated, result.matches[-1].id)
-        if result.matches and query.page_key() is not None
-        else None
-    )
+    # the next page starts past this one's last match: an offset shifted when a match before
+    # it was deleted between the pages (one was on no page) or written (one was on two)
+    last = cursor.encode(query.sort, result.after) if result.after is not None else None
     return page_links(
         f"{base_url}/{path}",
         pairs,
@@ -289,7 +295,7 @@ def _links(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple
         more=more,
         pages=query.summary != "count",
         total=result.total,
-        cursor=("_after", last) if query.page_key() is not None else None,
+        cursor=("_after", last),
     )
 
 

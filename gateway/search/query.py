@@ -19,6 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from gateway import messages
+from gateway.search import cursor
+from gateway.search.cursor import Value
 from gateway.search.elements import unknown_element
 from gateway.search.parameters import Parameter, SearchParameters
 from gateway.search.values import date_range, local_reference, natural_number, queried_date
@@ -69,10 +71,6 @@ EXAMPLES = {
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]+", re.ASCII)
-#: a resource id (R4 datatypes: id), as ``_after`` carries one; after the instant it was last
-#: updated at, in the store's form, in an order by ``_lastUpdated``
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}", re.ASCII)
-_TIMED_ID = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\|[A-Za-z0-9\-.]{1,64}", re.ASCII)
 
 
 class SearchError(ValueError):
@@ -180,25 +178,10 @@ class SearchQuery:
     #: instead: None for a pair skipped under handling=lenient, the keys or names applied for a
     #: ``_sort`` or ``_elements`` only some of whose were (a link asks for what was searched)
     relinked: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    #: ``_after``: the match the page starts past, in an order by id alone (its id) or by
-    #: ``_lastUpdated`` then id (``instant|id``); ``offset`` then says where the page stands,
-    #: for the links other than ``next``
-    after: str | None = None
-
-    def page_key(self) -> tuple[str, bool] | None:
-        """The key the matches are ordered by alone, then by id (``_id`` or ``_lastUpdated``),
-        and whether descending; None when other keys sort them, whose values no link carries,
-        so that no match tells where a page ends."""
-        if not self.sort:
-            return "_id", False
-        if len(self.sort) == 1 and self.sort[0].param in ("_id", "_lastUpdated"):
-            return self.sort[0].param, self.sort[0].descending
-        return None
-
-    def cursor(self, last_updated: str, resource_id: str) -> str:
-        """``_after`` for the page after the one ending with this match."""
-        key = self.page_key()
-        return f"{last_updated}|{resource_id}" if key and key[0] == "_lastUpdated" else resource_id
+    #: ``_after``: the values, one per column of the order (``cursor.order_columns``), of the
+    #: match the page starts past; ``offset`` then says where the page stands, for the links
+    #: other than ``next``
+    after: tuple[Value, ...] | None = None
 
 
 def parse_search(
@@ -221,16 +204,15 @@ def parse_search(
                 raise exc.error from None
             parser.query.ignored.append(exc.error)
             parser.query.relinked[(key, value)] = None
-    after, key = parser.query.after, parser.query.page_key()
-    if after is not None:
-        # only a next link carries one, written for the order of its search: in another order,
-        # or in another form, it would start the page at a place no link gave
-        example = "2026-12-01T08:00:00.000000Z|zhang-xiuying" if key and key[0] == "_lastUpdated" else "zhang-xiuying"
-        form = _TIMED_ID if key and key[0] == "_lastUpdated" else _ID
-        if key is None or not form.fullmatch(after):
-            raise SearchError(
-                "http.not-a-page-cursor", {"name": "_after", "value": after, "example": example}, "_after"
-            )
+    if parser.after is not None:
+        # only a next link carries one, written for the order of its search (known only once
+        # every _sort is read): in another order, or altered, it would start the page at a
+        # place no link gave
+        sort = parser.query.sort
+        parser.query.after = cursor.decode(parser.after, sort)
+        if parser.query.after is None:
+            params = {"name": "_after", "value": parser.after, "example": cursor.example(sort)}
+            raise SearchError("http.not-a-page-cursor", params, "_after")
     return parser.query
 
 
@@ -252,6 +234,8 @@ class _Parser:
         self.lenient = lenient
         #: the controls of :data:`GIVEN_ONCE` met so far
         self.given: set[str] = set()
+        #: ``_after`` as given, read once the order is known (:func:`parse_search`)
+        self.after: str | None = None
 
     @property
     def own(self) -> dict[str, Parameter]:
@@ -383,7 +367,7 @@ class _Parser:
     def _after(self, key: str, value: str) -> None:
         """The match a page starts past, as a ``next`` link writes it (judged once the order
         is known, by :func:`parse_search`)."""
-        self.query.after = value
+        self.after = value
 
     def _sort(self, key: str, value: str) -> None:
         """Each key a sortable parameter of the type; under handling=lenient an unknown one is

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.search.cursor import Value
 from gateway.search.query import Criterion, SearchQuery
 from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
@@ -85,6 +86,21 @@ def store_instant(text: str) -> str:
 
 #: (type, id, version) triples asked about in one statement (three parameters each)
 _VERSIONS_PER_STATEMENT = 300
+
+
+#: the columns of a page's rows before its order's values (search_sql.COLUMNS)
+_PAGE_COLUMNS = search_sql.COLUMNS.split(", ")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a search: the matches, how many there are in all (when counted), and each
+    match's values of the order's terms (``cursor.order_columns``), the next page's
+    ``_after``."""
+
+    matches: list[Stored]
+    total: int | None
+    keys: list[tuple[Value, ...]]
 
 
 @dataclass(frozen=True)
@@ -319,15 +335,23 @@ class Resources:
     ) -> tuple[list[Stored], int | None]:
         """One page of matches and, when asked, how many there are in all; ``restriction`` is
         a condition on ``resource r`` (what the client may see, see access_sql.py)."""
+        page = self.page(query, with_total, restriction)
+        return page.matches, page.total
+
+    def page(self, query: SearchQuery, with_total: bool = True, restriction: Sql | None = None) -> Page:
+        """:meth:`search`'s page, with each match's values of the order (a next link's
+        ``_after``)."""
         query = self._planned(query)
-        page = [self._found(row) for row in self.sql.all(*search_sql.page_sql(query, restriction=restriction))]
+        rows = self.sql.all(*search_sql.page_sql(query, restriction=restriction))
+        matches = [self._found(row) for row in rows]
+        keys = [tuple(row[len(_PAGE_COLUMNS) :]) for row in rows]
         if not with_total:
-            return page, None
-        if query.after is None and len(page) < query.count and (page or query.offset == 0):
+            return Page(matches, None, keys)
+        if query.after is None and len(matches) < query.count and (matches or query.offset == 0):
             # the page holds the last matches, so it tells the total: no second query (most
             # searches by identifier find one resource, and the count was half their SQL)
-            return page, query.offset + len(page)
-        return page, self._count(query, restriction)
+            return Page(matches, query.offset + len(matches), keys)
+        return Page(matches, self._count(query, restriction), keys)
 
     def count(self, query: SearchQuery, restriction: Sql | None = None) -> int:
         return self._count(self._planned(query), restriction)

@@ -22,10 +22,11 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.search.cursor import Value, order_columns
 from gateway.search.indexer import NOT_INDEXED
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
@@ -187,31 +188,38 @@ def _breadth(criterion: Criterion) -> int:
     return {"token": 1, "reference": 1, "date": 3}.get(criterion.type, 3)
 
 
-def order_sql(query: SearchQuery) -> Sql:
-    """ORDER BY terms: the ``_sort`` keys, resources without a value last, then ``r.id``."""
-    terms: list[str] = []
-    params: list[Any] = []
-    for key in query.sort:
-        direction = "DESC" if key.descending else "ASC"
-        if key.param in ("_id", "_lastUpdated"):
-            terms.append(f"{'r.id' if key.param == '_id' else 'r.last_updated'} {direction}")
-            continue
-        aggregate = "MAX" if key.descending else "MIN"
-        for rank, column in enumerate(_SORT_COLUMNS[key.type][key.descending]):
-            value = f"(SELECT {aggregate}(o.{column}) FROM search_index o WHERE o.type = r.type AND o.id = r.id AND o.name = ?)"
-            if rank == 0:
-                terms.append(f"{value} IS NULL")
-                params.append(key.param)
-            terms.append(f"{value} {direction}")
-            params.append(key.param)
-    if not terms or terms[-1] not in ("r.id ASC", "r.id DESC"):
-        terms.append("r.id")
-    return ", ".join(terms), params
+def _order_terms(query: SearchQuery) -> list[_Term]:
+    """The page order's terms (``cursor.order_columns``) as expressions on ``resource r``."""
+    terms = []
+    for column in order_columns(query.sort):
+        if column.indexed:
+            aggregate = "MAX" if column.descending else "MIN"
+            expression = (
+                f"(SELECT {aggregate}(o.{column.column}) FROM search_index o "
+                "WHERE o.type = r.type AND o.id = r.id AND o.name = ?)"
+            )
+            terms.append(_Term(expression, (column.param,), column.descending, True))
+        else:
+            terms.append(_Term(f"r.{column.column}", (), column.descending, False))
+    return terms
+
+
+def order_sql(terms: Sequence[_Term]) -> str:
+    """ORDER BY terms: the ``_sort`` keys, resources without a value last, then ``r.id``; each
+    by its place among the selected columns (:func:`page_sql` selects them after
+    :data:`COLUMNS`), so that each subquery runs once per match, not once in the order and
+    again in the selection."""
+    first = len(COLUMNS.split(", ")) + 1
+    return ", ".join(
+        f"{place} {'DESC' if term.descending else 'ASC'}{term.last_nulls}" for place, term in enumerate(terms, first)
+    )
 
 
 def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
     """The whole statement for one page of matches (within ``restriction``, a condition on
-    ``resource r`` saying what the client may see).
+    ``resource r`` saying what the client may see), each row :data:`COLUMNS` then its values
+    of the order's terms, which the next page's ``_after`` carries (read by the same statement:
+    a value changed meanwhile must not move where the next page starts).
 
     When the page is in id order, no restriction applies and one value drives, the page's ids
     are picked from the index rows alone and only their resources are fetched: PostgreSQL had
@@ -220,39 +228,50 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
     answered = _index_only(query) if restriction is None and not query.sort else None
     # a page past a match (``_after``) starts there, not at an offset
     offset = query.offset if query.after is None else 0
-    past, past_params = _past(query)
+    terms = _order_terms(query)
+    keys = ", ".join(term.expression for term in terms)
+    key_params = [param for term in terms for param in term.params]
     if answered is not None and _by_one_value(answered[0]):
         rows, params = _matching_rows(query, *answered, now, hint=VALUE_DRIVER)
-        start = " AND s1.id > ?" if past else ""  # no sort key: in ascending id order
+        # no sort key: in ascending id order, the id the one value _after carries
+        start, start_params = (" AND s1.id > ?", [*query.after]) if query.after is not None else ("", [])
         sql = (
-            f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND r.id IN "
+            f"SELECT {COLUMNS}, {keys} FROM resource r WHERE r.type = ? AND NOT r.deleted AND r.id IN "
             f"(SELECT DISTINCT s1.id {rows}{start} ORDER BY s1.id LIMIT ? OFFSET ?) ORDER BY r.id"
         )
-        return sql, [query.resource_type, *params, *past_params, query.count, offset]
+        return sql, [*key_params, query.resource_type, *params, *start_params, query.count, offset]
     where, where_params = _restricted(where_sql(query, now=now), restriction)
-    if past:
+    if query.after is not None:
+        past, past_params = _past(terms, query.after)
         where, where_params = f"{where} AND {past}", [*where_params, *past_params]
-    order, order_params = order_sql(query)
     sql = (
-        f"SELECT {COLUMNS} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} "
-        f"ORDER BY {order} LIMIT ? OFFSET ?"
+        f"SELECT {COLUMNS}, {keys} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} "
+        f"ORDER BY {order_sql(terms)} LIMIT ? OFFSET ?"
     )
-    return sql, [query.resource_type, *where_params, *order_params, query.count, offset]
+    return sql, [*key_params, query.resource_type, *where_params, query.count, offset]
 
 
-def _past(query: SearchQuery) -> Sql:
-    """The condition on ``resource r`` of the matches past ``query.after`` in the page order:
-    by id alone, or by ``_lastUpdated`` then id ascending (:func:`order_sql` ends every
-    order with ``r.id``); nothing without one."""
-    key = query.page_key() if query.after is not None else None
-    if key is None or query.after is None:
-        return "", []
-    param, descending = key
-    beyond = "<" if descending else ">"
-    if param == "_id":
-        return f"r.id {beyond} ?", [query.after]
-    instant, _, resource_id = query.after.partition("|")
-    return f"(r.last_updated {beyond} ? OR (r.last_updated = ? AND r.id > ?))", [instant, instant, resource_id]
+def _past(terms: Sequence[_Term], after: Sequence[Value]) -> Sql:
+    """The condition on ``resource r`` of the matches past the one whose values of the order's
+    terms are ``after``: a seek over the order, term by term (equal on the terms before, past
+    on this one), written out rather than as a row value, since the terms may run in either
+    direction and a missing value sorts last in both."""
+    branches: list[str] = []
+    params: list[Any] = []
+    tied: list[str] = []
+    tied_params: list[Any] = []
+    for term, value in zip(terms, after, strict=True):
+        if value is not None:  # nothing is past a match without a value but by a later term
+            operator = "<" if term.descending else ">"
+            beyond = f"{term.expression} {operator} ?"
+            beyond_params = [*term.params, value]
+            if term.nullable:
+                beyond, beyond_params = f"({beyond} OR {term.expression} IS NULL)", [*beyond_params, *term.params]
+            branches.append(" AND ".join([*tied, beyond]))
+            params += [*tied_params, *beyond_params]
+        tied.append(f"{term.expression} IS NULL" if value is None else f"{term.expression} = ?")
+        tied_params += [*term.params] if value is None else [*term.params, value]
+    return "(" + " OR ".join(f"({branch})" for branch in branches) + ")", params
 
 
 def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
@@ -338,17 +357,19 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-#: sort columns by parameter type: (ascending, descending).  A date ascending goes by the
-#: earliest moment its values cover, descending by the latest (an open period, still going on,
-#: first), and values that tie there (periods open alike) by the other end
-_SORT_COLUMNS = {
-    "string": (("value",), ("value",)),
-    "token": (("value",), ("value",)),
-    "uri": (("value",), ("value",)),
-    "date": (("low", "high"), ("high", "low")),
-    "number": (("number",), ("number",)),
-    "quantity": (("number",), ("number",)),
-}
+@dataclass(frozen=True)
+class _Term:
+    """One term of a page's order: an expression on ``resource r`` (with its parameters) and
+    its direction; a ``nullable`` one (a value from index rows) sorts a missing value last."""
+
+    expression: str
+    params: tuple[Any, ...]
+    descending: bool
+    nullable: bool
+
+    @property
+    def last_nulls(self) -> str:
+        return " NULLS LAST" if self.nullable else ""
 
 
 class _Builder:

@@ -181,9 +181,67 @@ def test_a_search_by_id_or_last_update_followed_past_a_deletion_lists_every_rema
     assert matches(first, *pages_after(client, first)) == order
 
 
+#: people with their names (Li Na has two: a parameter of several values sorts by the least
+#: ascending, the greatest descending) and (but Zhao Min) a birth date, by id
+PEOPLE = {
+    "a": ([("Wang", "Li")], "1950-03-01"),
+    "b": ([("Li", "Na"), ("Zhou", "Na")], "1948-07-15"),
+    "c": ([("Wang", "Fang")], "1950-03-01"),
+    "d": ([("Zhao", "Min")], None),
+    "e": ([("Li", "Jun")], "1952-01-20"),
+    "f": ([("Chen", "Hua")], "1945-11-02"),
+}
+
+
+def person(resource_id: str, names: list[tuple[str, str]], birth_date: str | None) -> dict[str, Any]:
+    written = [{"family": family, "given": [given]} for family, given in names]
+    patient = {"resourceType": "Patient", "id": resource_id, "name": written}
+    return {**patient, "birthDate": birth_date} if birth_date else patient
+
+
+@pytest.fixture
+def people(client: FlaskClient) -> None:
+    for resource_id, (names, birth_date) in PEOPLE.items():
+        put(client, person(resource_id, names, birth_date))
+
+
+#: sorted searches: each order of :data:`PEOPLE` (one without a birth date last, ties by id),
+#: and a person written between the pages whom it puts first
+SORTED = {
+    "ascending": ("_sort=birthdate", "fbaced", person("n", [("Bai", "Xue")], "1940-01-01")),
+    "descending": ("_sort=-birthdate", "eacbfd", person("n", [("Bai", "Xue")], "1960-01-01")),
+    "two-keys": ("_sort=family,given", "febcad", person("n", [("Bai", "Xue")], None)),
+    "two-keys-descending": ("_sort=-family,given", "bdcaef", person("n", [("Zu", "Xue")], None)),
+}
+
+
+@pytest.mark.parametrize("change", ["delete", "write"])
+@pytest.mark.parametrize("name", list(SORTED))
+@pytest.mark.usefixtures("people")
+def test_a_sorted_search_followed_past_a_change_lists_each_remaining_match_once(
+    client: FlaskClient, name: str, change: str
+) -> None:
+    """By offset, a match deleted from the first page left the next on none, and one written
+    before the page's end showed its last match again."""
+    query, order, newcomer = SORTED[name]
+    first = client.get(f"/fhir/Patient?{query}&_count=2").get_json()
+    if change == "delete":
+        assert client.delete(f"/fhir/Patient/{order[0]}").status_code == 200
+    else:
+        put(client, newcomer)
+    assert matches(first, *pages_after(client, first)) == [f"Patient/{resource_id}" for resource_id in order]
+
+
+@pytest.mark.usefixtures("people")
+def test_a_sorted_search_refuses_a_page_cursor_of_another_order(client: FlaskClient) -> None:
+    first = client.get("/fhir/Patient?_sort=birthdate&_count=2").get_json()
+    after = next(link["url"] for link in first["link"] if link["relation"] == "next").split("_after=")[1]
+    answer = client.get(f"/fhir/Patient?_sort=-birthdate&_after={after}")
+    assert (answer.status_code, answer.get_json()["issue"][0]["expression"]) == (400, ["_after"])
+
+
 @pytest.mark.usefixtures("coded")
-def test_a_search_in_another_order_refuses_a_page_cursor(client: FlaskClient) -> None:
-    """No next link of a search sorted by two keys carries one: it would start nowhere."""
+def test_a_search_refuses_a_page_cursor_no_link_gave(client: FlaskClient) -> None:
     answer = client.get("/fhir/Basic?_sort=_lastUpdated,_id&_after=s-1")
     assert (answer.status_code, answer.get_json()["issue"][0]["details"]["coding"][0]["code"]) == (
         400,
