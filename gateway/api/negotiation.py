@@ -75,6 +75,14 @@ class FhirRequest(Request):
             decoded = self.query_string.decode("utf-8", "replace")
             return Parameters(parse_qsl(decoded, keep_blank_values=True, errors="replace"))
 
+    @cached_property
+    def answer_format(self) -> str:
+        """json or xml (:func:`_resolved_format`), resolved once: the hook refusing an
+        unanswerable format, a route choosing how to write its resources and the answer
+        writing them each ask, and each read ``_format`` (the query and a search's form) and
+        ranked Accept again.  A refusal is not kept: it ends the request."""
+        return _resolved_format(self)
+
     def query_refusal(self) -> FhirError | None:
         """Why the query is no UTF-8, when it is not (found as :attr:`args` reads it)."""
         _ = self.args
@@ -157,8 +165,13 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def answer_format() -> str:
+    """json or xml, as the request asks (resolved once per request, :attr:`FhirRequest.answer_format`)."""
+    current: FhirRequest = request._get_current_object()  # type: ignore[assignment]  # the app's request_class
+    return current.answer_format
+
+
+def _resolved_format(current: Request) -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
-    current = request._get_current_object()  # one context-proxy lookup, not three
     asked = _asked_format(current)
     if asked:
         # a + left unencoded in the query (application/fhir+xml) reaches here as a space

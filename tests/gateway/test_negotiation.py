@@ -234,3 +234,14 @@ def test_the_answer_is_in_the_served_language_the_reader_ranks_highest(header: s
 
     accepted = parse_accept_header(header, LanguageAccept)
     assert negotiation.preferred_language(accepted, "zh-CN") == answered
+
+
+def test_a_search_naming_a_format_resolves_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hook refusing an unanswerable format, the search choosing how to write its matches
+    and the answer each asked, and each read ``_format`` and ranked Accept again."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    resolved = []
+    resolve = negotiation._resolved_format
+    monkeypatch.setattr(negotiation, "_resolved_format", lambda current: resolved.append(1) or resolve(current))
+    answer = app.test_client().get("/fhir/Patient?_format=json")
+    assert (answer.status_code, len(resolved)) == (200, 1)
