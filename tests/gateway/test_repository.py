@@ -274,6 +274,22 @@ def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: M
     assert settled == (True, True)
 
 
+def test_a_process_settled_twice_validates_the_examples_once(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from conformance.validator import Validator
+
+    made = services()
+    validated: list[str] = []
+    try:
+        made.settle()
+        monkeypatch.setattr(Validator, "validate", lambda self, resource, *a, **o: validated.append(resource["id"]))
+        made.settle()
+    finally:
+        gc.unfreeze()
+    assert validated == []
+
+
 def test_a_settled_process_expands_no_value_set_for_its_first_patient(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
