@@ -50,8 +50,8 @@ from gateway.wire import WireError, parse_json
 from mappings.engine import reference_nodes
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
-#: R4's HTTPVerb codes (Bundle.entry.request.method), as a refusal lists them
-HTTP_VERBS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+#: R4's HTTPVerb codes (Bundle.entry.request.method), which a refusal lists as the registry holds them
+HTTP_VERB_VALUESET = "http://hl7.org/fhir/ValueSet/http-verb"
 _CONDITIONAL_REFERENCE = re.compile(r"[A-Z][A-Za-z]+\?.+")
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 #: ids asked about in one ``_id`` value: each of at most 64 characters and a comma, within
@@ -121,6 +121,9 @@ class Bundles:
         self.repository = repository
         self.searcher = searcher
         self.base_url = base_url
+        self.http_verbs = ", ".join(
+            code for _, code in repository.validator.registry.base_valuesets[HTTP_VERB_VALUESET] or ()
+        )
 
     def process(
         self,
@@ -169,7 +172,7 @@ class Bundles:
         if method not in ORDER:
             # R4's HTTPVerb codes are case-sensitive, as every code is: "get" was upper-cased
             # and served, where another server refuses the Bundle the client thinks portable
-            detail = Worded("bundle.unknown-method", method=method, methods=", ".join(HTTP_VERBS))
+            detail = Worded("bundle.unknown-method", method=method, methods=self.http_verbs)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.method", detail=detail)
         path, _, criteria = url.partition("?")
         kind, resource_id, history, version = _target(path)

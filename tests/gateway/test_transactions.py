@@ -787,3 +787,10 @@ def test_a_blank_if_none_exist_entry_is_refused_not_a_plain_create(made: Service
         "http.conditional-needs-criteria",
         "Bundle.entry[0].request.ifNoneExist",
     )
+
+
+def test_an_unknown_method_is_refused_naming_the_codes_of_r4s_http_verb_value_set(made: Services) -> None:
+    """The codes come from the registry's copy of the ValueSet, in its order, not a second list."""
+    verbs = made.validator.registry.base_valuesets["http://hl7.org/fhir/ValueSet/http-verb"] or []
+    refused = refusal(made, bundle(asked("get", "Basic/x")))
+    assert refused.params["detail"].params["methods"] == ", ".join(code for _, code in verbs)
