@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -205,44 +206,69 @@ def test_a_reference_to_another_entry_is_checked_against_that_entry(services: Ma
     assert located == ["Bundle.entry[1].resource.subject"]
 
 
-def test_entries_naming_one_archive_resource_look_it_up_once(
-    services: Make, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class ArchiveReads:
+    """The keys the archive was asked for: one at a time (``Resources.read``) and together
+    (``Resources.read_many``)."""
+
+    single: list[tuple[str, str]] = field(default_factory=list)
+    together: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture
+def watch_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[], ArchiveReads]:
+    """Starts recording the archive's reads when called: after the test's setup, whose own
+    reads are not the ones asked about."""
     from gateway.storage.resources import Resources
 
-    made = services()
-    stored_directly(made, patient)
-    asked: list[tuple[str, str]] = []
-    read, read_many = Resources.read, Resources.read_many
-    monkeypatch.setattr(
-        Resources, "read", lambda self, kind, i, **o: asked.append((kind, i)) or read(self, kind, i, **o)
-    )
-    monkeypatch.setattr(Resources, "read_many", lambda self, keys: asked.extend(keys) or read_many(self, keys))
+    def start() -> ArchiveReads:
+        reads = ArchiveReads()
+        read, read_many = Resources.read, Resources.read_many
+
+        def recorded_read(self: Resources, kind: str, resource_id: str, **options: Any) -> Any:
+            reads.single.append((kind, resource_id))
+            return read(self, kind, resource_id, **options)
+
+        def recorded_read_many(self: Resources, keys: Any) -> Any:
+            keys = list(keys)
+            reads.together.extend(keys)
+            return read_many(self, keys)
+
+        monkeypatch.setattr(Resources, "read", recorded_read)
+        monkeypatch.setattr(Resources, "read_many", recorded_read_many)
+        return reads
+
+    return start
+
+
+def three_visits_of_the_archived_patient() -> dict[str, Any]:
+    """A transaction creating three home visits, each naming the example Patient."""
     visit = home_visit()
     visit.pop("id", None)
-    entry = {"resource": visit, "request": {"method": "POST", "url": "Encounter"}}
-    made.bundles.process(transaction(entry, copy.deepcopy(entry), copy.deepcopy(entry)))
-    assert asked.count(("Patient", patient["id"])) == 1
+    return transaction(
+        *({"resource": copy.deepcopy(visit), "request": {"method": "POST", "url": "Encounter"}} for _ in range(3))
+    )
+
+
+def test_entries_naming_one_archive_resource_look_it_up_once(
+    services: Make, patient: dict[str, Any], watch_reads: Callable[[], ArchiveReads]
+) -> None:
+    made = services()
+    stored_directly(made, patient)
+    reads = watch_reads()
+    made.bundles.process(three_visits_of_the_archived_patient())
+    assert (reads.single + reads.together).count(("Patient", patient["id"])) == 1
 
 
 def test_the_archive_resources_a_transaction_names_are_read_together(
-    services: Make, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    services: Make, patient: dict[str, Any], watch_reads: Callable[[], ArchiveReads]
 ) -> None:
     """Each lookup alone was a round trip the worker waited for (PostgreSQL)."""
-    from gateway.storage.resources import Resources
-
     made = services()
     stored_directly(made, patient)
-    single: list[tuple[str, str]] = []
-    read = Resources.read
-    monkeypatch.setattr(
-        Resources, "read", lambda self, kind, i, **o: single.append((kind, i)) or read(self, kind, i, **o)
-    )
-    visit = home_visit()
-    visit.pop("id", None)
-    entries = [{"resource": copy.deepcopy(visit), "request": {"method": "POST", "url": "Encounter"}} for _ in range(3)]
-    made.bundles.process(transaction(*entries))
-    assert ("Patient", patient["id"]) not in single
+    reads = watch_reads()
+    made.bundles.process(three_visits_of_the_archived_patient())
+    assert ("Patient", patient["id"]) not in reads.single
 
 
 def test_a_transaction_creating_one_patient_reads_no_patient_first(
