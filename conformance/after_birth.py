@@ -6,8 +6,8 @@ visit year, two dates swapped), and a clerk must correct it before the archive c
 measure of who was visited in a year, or of how long someone was insured, would count it as
 written.  Each resource stands alone, so the rule needs two: the dated resource and the
 Patient it names.  The callers bring the Patient — the ingest from the same legacy record
-(:func:`check_record`), the validator from the entries of a Bundle it validates whole
-(:func:`check_bundle_entries`), the gateway from the archive or the same transaction — and this
+(:meth:`AfterBirth.check_record`), the validator from the entries of a Bundle it validates whole
+(:meth:`AfterBirth.check_bundle_entries`), the gateway from the archive or the same transaction — and this
 module judges, so every path says the same thing in the same words.  A Patient's own death and
 health-record filing date are judged against its own birth date (:func:`check_own_dates`).
 
@@ -21,6 +21,10 @@ What is refused and what is only said:
 - a Coverage held by a subscriber other than the beneficiary (a dependant on another person's
   policy) may have started before the dependant was born: the period is the policy's, so that
   is a warning too.
+
+Which elements date an event, which may precede the birth and which names the person is data
+in the package (:mod:`conformance.dated_resources`), so :class:`AfterBirth` judges by what its
+registry says.
 
 Dates are compared at the precision both have, as Beijing calendar days: a visit of
 ``1949-12`` beside a birth of ``1949-12-31`` is not judged, and a dateTime with a zone counts
@@ -37,77 +41,86 @@ from typing import Any
 
 from conformance.bundle_index import BundleIndex
 from conformance.clock import CHINA
+from conformance.dated_resources import DatedResources
 from conformance.issues import Issue, IssueList
-
-#: resource type → the elements saying when something happened to its person, each a
-#: primitive, a Period or a choice (``effective`` is ``effectiveDateTime``, ``effectivePeriod``…)
-EVENT_ELEMENTS: dict[str, tuple[str, ...]] = {
-    "Encounter": ("period",),
-    "EpisodeOfCare": ("period",),
-    "Observation": ("effective", "issued"),
-    "DiagnosticReport": ("effective", "issued"),
-    "QuestionnaireResponse": ("authored",),
-    "CarePlan": ("period", "created"),
-    "CareTeam": ("period",),
-    "Coverage": ("period",),
-    "ChargeItem": ("occurrence", "enteredDate"),
-    "Procedure": ("performed",),
-    "Immunization": ("occurrence",),
-    "MedicationRequest": ("authoredOn",),
-    "ServiceRequest": ("authoredOn",),
-    "Condition": ("recordedDate",),
-    "AllergyIntolerance": ("onset", "recordedDate", "lastOccurrence"),
-    "CoverageEligibilityRequest": ("created",),
-    "Claim": ("billablePeriod", "created"),
-}
-
-#: elements that may precede birth for a good reason, reported as warnings
-MAYBE_PRENATAL: dict[str, tuple[str, ...]] = {"Condition": ("onset",)}
-
-#: the element naming the person the resource is about, by resource type (the others: subject)
-PERSON_ELEMENT: dict[str, str] = {
-    "EpisodeOfCare": "patient",
-    "Immunization": "patient",
-    "AllergyIntolerance": "patient",
-    "CoverageEligibilityRequest": "patient",
-    "Claim": "patient",
-    "Coverage": "beneficiary",
-}
+from profiles.registry import Registry
 
 _CHOICE_TYPES = ("DateTime", "Period", "Instant", "Date")
 
 
-def person_reference(resource: Mapping[str, Any]) -> str | None:
-    """The literal reference to the person a dated resource is about (``Patient/1``, a
-    Bundle's ``urn:uuid:…``), if it names one; what it resolves to must still be a Patient."""
-    if resource.get("resourceType") not in EVENT_ELEMENTS and resource.get("resourceType") not in MAYBE_PRENATAL:
-        return None
-    node = resource.get(PERSON_ELEMENT.get(resource["resourceType"], "subject"))
-    reference = node.get("reference") if isinstance(node, dict) else None
-    return reference if isinstance(reference, str) else None
+class AfterBirth:
+    """The rule as a registry's packages state it (:class:`DatedResources`)."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.dated = DatedResources(registry)
+
+    def person_reference(self, resource: Mapping[str, Any]) -> str | None:
+        """The literal reference to the person a dated resource is about (``Patient/1``, a
+        Bundle's ``urn:uuid:…``), if it names one; what it resolves to must still be a Patient."""
+        dated = self.dated.get(resource.get("resourceType", ""))
+        node = resource.get(dated.person) if dated is not None else None
+        reference = node.get("reference") if isinstance(node, dict) else None
+        return reference if isinstance(reference, str) else None
+
+    def check(self, resource: Mapping[str, Any], path: str, birth_date: Any, issues: IssueList) -> None:
+        """Report, at ``path`` (the resource's FHIRPath), each date of ``resource`` certainly
+        before ``birth_date``, the ``birthDate`` of the Patient :meth:`person_reference` names."""
+        born = _first_day(birth_date) if isinstance(birth_date, str) else None
+        dated = self.dated.get(resource.get("resourceType", ""))
+        if born is None or dated is None:
+            return
+        severity = "warning" if resource.get("resourceType") == "Coverage" and _held_by_another(resource) else "error"
+        for element in dated.events:
+            for where, value in _dates(resource, element, path):
+                _judge(where, value, birth_date, born, severity, issues)
+        for element in dated.prenatal:
+            for where, value in _dates(resource, element, path):
+                _judge(where, value, birth_date, born, "warning", issues)
+
+    def check_record(self, resources: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Issue]]:
+        """The issues of each resource of one legacy record (by its name in the record) dated
+        before the birth of a Patient of the same record."""
+        births = {
+            f"Patient/{resource.get('id')}": resource.get("birthDate")
+            for resource in resources.values()
+            if resource.get("resourceType") == "Patient"
+        }
+        return self.check_all(resources, births.get)
+
+    def check_all(
+        self, resources: Mapping[str, Mapping[str, Any]], birth_date_of: Callable[[str], Any]
+    ) -> dict[str, list[Issue]]:
+        """:meth:`check` for each resource whose Patient ``birth_date_of`` knows."""
+        found: dict[str, list[Issue]] = {}
+        for name, resource in resources.items():
+            reference = self.person_reference(resource)
+            if reference is None:
+                continue
+            issues = IssueList()
+            self.check(resource, resource["resourceType"], birth_date_of(reference), issues)
+            if issues:
+                found[name] = issues
+        return found
+
+    def check_bundle_entries(self, bundle: Mapping[str, Any], path: str, index: BundleIndex, issues: IssueList) -> None:
+        """The rule between the entries of a Bundle validated whole (a document, ``yiyang
+        validate``, ``$validate``): the Patient is the entry the reference resolves to by the
+        Bundle's rules."""
+        entries = bundle.get("entry")
+        for position, entry in enumerate(entries if isinstance(entries, list) else ()):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            reference = self.person_reference(resource) if isinstance(resource, dict) else None
+            if reference is None:
+                continue
+            full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+            born = birth_date(index.resource(reference, full_url))
+            self.check(resource, f"{path}.entry[{position}].resource", born, issues)
 
 
 def birth_date(person: Mapping[str, Any] | None) -> Any:
     """The ``birthDate`` of what a person reference resolved to, if it is a Patient (a subject
     may be a Group)."""
     return person.get("birthDate") if person is not None and person.get("resourceType") == "Patient" else None
-
-
-def check_after_birth(resource: Mapping[str, Any], path: str, birth_date: Any, issues: IssueList) -> None:
-    """Report, at ``path`` (the resource's FHIRPath), each date of ``resource`` certainly
-    before ``birth_date``, the ``birthDate`` of the Patient :func:`person_reference` names."""
-    born = _first_day(birth_date) if isinstance(birth_date, str) else None
-    if born is None:
-        return
-    kind: str = resource.get("resourceType", "")
-    dependant = kind == "Coverage" and _held_by_another(resource)
-    for element in EVENT_ELEMENTS.get(kind, ()):
-        severity = "warning" if dependant else "error"
-        for where, value in _dates(resource, element, path):
-            _judge(where, value, birth_date, born, severity, issues)
-    for element in MAYBE_PRENATAL.get(kind, ()):
-        for where, value in _dates(resource, element, path):
-            _judge(where, value, birth_date, born, "warning", issues)
 
 
 def check_own_dates(patient: Mapping[str, Any], path: str, health_record_url: str, issues: IssueList) -> None:
@@ -128,47 +141,6 @@ def check_own_dates(patient: Mapping[str, Any], path: str, health_record_url: st
             if isinstance(part, dict) and part.get("url") == "filed" and isinstance(part.get("valueDate"), str):
                 where = f"{path}.extension[{index}].extension[{part_index}].value"
                 _judge(where, part["valueDate"], born_as, born, "error", issues)
-
-
-def check_record(resources: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Issue]]:
-    """The issues of each resource of one legacy record (by its name in the record) dated
-    before the birth of a Patient of the same record."""
-    births = {
-        f"Patient/{resource.get('id')}": resource.get("birthDate")
-        for resource in resources.values()
-        if resource.get("resourceType") == "Patient"
-    }
-    return check_all(resources, births.get)
-
-
-def check_all(
-    resources: Mapping[str, Mapping[str, Any]], birth_date_of: Callable[[str], Any]
-) -> dict[str, list[Issue]]:
-    """:func:`check_after_birth` for each resource whose Patient ``birth_date_of`` knows."""
-    found: dict[str, list[Issue]] = {}
-    for name, resource in resources.items():
-        reference = person_reference(resource)
-        if reference is None:
-            continue
-        issues = IssueList()
-        check_after_birth(resource, resource["resourceType"], birth_date_of(reference), issues)
-        if issues:
-            found[name] = issues
-    return found
-
-
-def check_bundle_entries(bundle: Mapping[str, Any], path: str, index: BundleIndex, issues: IssueList) -> None:
-    """The rule between the entries of a Bundle validated whole (a document, ``yiyang validate``,
-    ``$validate``): the Patient is the entry the reference resolves to by the Bundle's rules."""
-    entries = bundle.get("entry")
-    for position, entry in enumerate(entries if isinstance(entries, list) else ()):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        reference = person_reference(resource) if isinstance(resource, dict) else None
-        if reference is None:
-            continue
-        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
-        born = birth_date(index.resource(reference, full_url))
-        check_after_birth(resource, f"{path}.entry[{position}].resource", born, issues)
 
 
 def _held_by_another(coverage: Mapping[str, Any]) -> bool:

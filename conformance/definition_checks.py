@@ -1,7 +1,8 @@
 """Conformance resources checked as definitions, not only as instances: a StructureDefinition
 whose element paths do not exist, that slices one element twice or an extension that does not
 fix its own ``url``; a SearchParameter on an unknown type or with an expression that does not
-parse; a CapabilityStatement naming unknown types or interactions.
+parse; a CapabilityStatement naming unknown types or interactions; an ImplementationGuide whose
+after-birth rule (:mod:`conformance.dated_resources`) names elements its types lack.
 
 The base walk already checks their shape (cardinalities, bindings); these are the rules that
 need the base model or a FHIRPath parser, applied when such a resource is validated and when
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from conformance.dated_resources import unknown_names
 from conformance.invariants import syntax_error
 from conformance.issues import IssueList
 from conformance.profile_compiler import ProfileCompiler
@@ -33,6 +35,7 @@ class DefinitionChecks:
             "StructureDefinition": self._structure_definition,
             "SearchParameter": self._search_parameter,
             "CapabilityStatement": self._capability_statement,
+            "ImplementationGuide": self._implementation_guide,
         }
 
     def check(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
@@ -78,6 +81,18 @@ class DefinitionChecks:
         problem = syntax_error(expression) if isinstance(expression, str) and expression else None
         if problem is not None:
             issues.error("definition.expression-invalid", f"{path}.expression", fhirpath=expression, detail=problem)
+
+    # -- ImplementationGuide -------------------------------------------------------------------
+    def _implementation_guide(self, guide: dict[str, Any], path: str, issues: IssueList) -> None:
+        """The after-birth rule a guide states names R4 types and elements they have."""
+        profile = str(guide.get("url", "(no url)"))
+        for where, kind, element in unknown_names(guide, self.compiler.registry, path):
+            if element is None:
+                issues.error("definition.unknown-type", where, type=kind)
+            else:
+                issues.error(
+                    "definition.unknown-path", where, profile=profile, path=f"{kind}.{element}", type=kind, step=element
+                )
 
     # -- CapabilityStatement -------------------------------------------------------------------
     def _capability_statement(self, cs: dict[str, Any], path: str, issues: IssueList) -> None:

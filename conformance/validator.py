@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from conformance import after_birth
+from conformance.after_birth import AfterBirth
 from conformance.bundle_index import BundleIndex
 from conformance.bundle_references import check_bundle
 from conformance.bundle_rules import check_bundle_rules
@@ -52,6 +52,7 @@ class Validator:
         )
         self.profiles = ProfileWalker(self.model, self.compiler, self.terminology)
         self.rules = BusinessRules(self.registry, self.terminology)
+        self.after_birth = AfterBirth(self.registry)
         self.questionnaire_responses = QuestionnaireResponses(self.registry, self.terminology)
         self.definitions = DefinitionChecks(self.compiler, frozenset(self.model.resource_types))
         self._globals: tuple[int, dict[str, list[str]]] | None = None
@@ -102,7 +103,7 @@ class Validator:
         self.definitions.check(resource, path, issues)
         if resource["resourceType"] == "Bundle":
             check_bundle(resource, path, issues, scope.entries)
-            after_birth.check_bundle_entries(resource, path, scope.entries or BundleIndex(resource), issues)
+            self.after_birth.check_bundle_entries(resource, path, scope.entries or BundleIndex(resource), issues)
             check_bundle_rules(resource, path, issues, self.model.resource_types)
 
     def _vital_signs(self, resource: dict[str, Any], claimed: list[str]) -> list[str]:

@@ -125,15 +125,14 @@ class Repository:
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
 
-    @staticmethod
-    def _check_after_birth(resource: dict[str, Any], path: str, resolve: Resolver, issues: IssueList) -> None:
+    def _check_after_birth(self, resource: dict[str, Any], path: str, resolve: Resolver, issues: IssueList) -> None:
         """What happened to a person is not dated before their birth: the Patient is read from
         the archive, or from the transaction writing it, and only when the caller may see it (a
         hidden one resolves to nothing, so no verdict hints at a birth date it may not read)."""
-        reference = after_birth.person_reference(resource)
+        reference = self.validator.after_birth.person_reference(resource)
         if reference is not None:
             born = after_birth.birth_date(resolve(reference))
-            after_birth.check_after_birth(resource, path or resource["resourceType"], born, issues)
+            self.validator.after_birth.check(resource, path or resource["resourceType"], born, issues)
 
     def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from conformance import after_birth
 from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
@@ -389,7 +388,7 @@ class Ingest:
             exchanges.judged(resource, (), issues)
             self._note_errors(by_part, mapped, name, issues)
         # rules that need two resources of the record: its Patient and what happened to them
-        for name, issues in after_birth.check_record(mapped.resources).items():
+        for name, issues in self.validator.after_birth.check_record(mapped.resources).items():
             self._note_errors(by_part, mapped, name, issues)
         if by_part and (None in by_part or not _independent(mapped, set(by_part))):
             outcome.reasons = [reason for reasons in by_part.values() for reason in reasons]

@@ -6,17 +6,20 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conformance.after_birth import EVENT_ELEMENTS, MAYBE_PRENATAL, check_after_birth, check_record, person_reference
+from conformance.after_birth import AfterBirth
 from conformance.issues import IssueList
 from conformance.validator import Validator
+from profiles.registry import Registry
 from tests.samples import mapped_samples
 
 PERSON = {"reference": "Patient/p1"}
+#: the rule as the provincial package states it
+RULE = AfterBirth(Registry())
 
 
 def judged(resource: dict[str, Any], birth_date: str) -> list[tuple[str, str, str]]:
     issues = IssueList()
-    check_after_birth(resource, resource["resourceType"], birth_date, issues)
+    RULE.check(resource, resource["resourceType"], birth_date, issues)
     return [(issue.severity, issue.message_id, issue.expression) for issue in issues]
 
 
@@ -86,8 +89,7 @@ def test_every_dated_resource_a_shipped_spec_maps_about_a_person_is_judged() -> 
         for mapped in mapped_samples()
         for resource in mapped.resources.values()
         if any(isinstance(resource.get(key), dict) for key in ("subject", "patient", "beneficiary"))
-        and resource["resourceType"] not in EVENT_ELEMENTS
-        and resource["resourceType"] not in MAYBE_PRENATAL
+        and RULE.dated.get(resource["resourceType"]) is None
     }
     assert unlisted == set()
 
@@ -106,14 +108,11 @@ def test_every_shipped_record_with_its_person_born_later_fails_on_each_dated_res
     resource about the record's person that carries a date of its own is refused."""
     missed = []
     for mapped in mapped_samples():
-        found = check_record(born_after_everything(mapped.resources))
+        found = RULE.check_record(born_after_everything(mapped.resources))
         for name, resource in mapped.resources.items():
-            dated = any(
-                key.startswith(element)
-                for element in EVENT_ELEMENTS.get(resource["resourceType"], ())
-                for key in resource
-            )
-            if person_reference(resource) and dated and name not in found:
+            rule = RULE.dated.get(resource["resourceType"])
+            dated = rule is not None and any(key.startswith(element) for element in rule.events for key in resource)
+            if RULE.person_reference(resource) and dated and name not in found:
                 missed.append((mapped.spec.id, name))
     assert missed == []
 
