@@ -14,11 +14,8 @@ from typing import Any
 from conformance import after_birth, credit_code, id_card
 from conformance.issues import IssueList
 from conformance.terminology import Terminology
-from profiles.canonical import ID_CARD_SYSTEMS
+from profiles.canonical import GB_SEX_SYSTEM, ID_CARD_SYSTEMS
 from profiles.registry import Registry
-
-#: how the messages name Patient.gender to Chinese readers (the forms' 男 / 女)
-_SEX_ZH = {"male": "男", "female": "女"}
 
 #: a birthDate at any of FHIR date's precisions: year, year-month, full date
 PARTIAL_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
@@ -159,9 +156,17 @@ class BusinessRules:
                 f"{path}.gender",
                 gender=gender,
                 fromId=expected,
-                genderZh=_SEX_ZH[gender],
-                fromIdZh=_SEX_ZH[expected],
+                genderZh=self._sex_display(gender),
+                fromIdZh=self._sex_display(expected),
             )
+
+    def _sex_display(self, gender: str) -> str:
+        """How GB/T 2261.1 names a Patient.gender to Chinese readers (男性, 女性): the display of
+        the code system's code for that gender alone, so the words are the package's."""
+        concepts = self.terminology.concepts(GB_SEX_SYSTEM) or {}
+        code = next((code for code, genders in GB_SEX_TO_GENDER.items() if genders == (gender,)), None)
+        display = concepts.get(code, {}).get("display") if code is not None else None
+        return display if isinstance(display, str) else gender
 
     def _gender_code(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
         """Patient.gender and its GB/T 2261.1 code (1 男, 2 女, 0/9 未知/未说明) must agree."""

@@ -109,10 +109,11 @@ def test_gender_disagreeing_with_id_number_is_an_error(validator: Validator, pat
 def test_the_gender_mismatch_is_worded_in_chinese_for_chinese_readers(
     validator: Validator, patient: dict[str, Any]
 ) -> None:
-    """Staff read 男 and 女, not the FHIR codes male and female."""
+    """Staff read GB/T 2261.1's 男性 and 女性 (the code system's displays), not the FHIR codes
+    male and female."""
     patient["gender"] = "male"
     issue = next(i for i in validator.validate(patient) if i.message_id == "rule.id-card-gender-mismatch")
-    assert issue.text("zh-CN").startswith("性别“男”（male）与身份证号第 17 位所示性别“女”不一致")
+    assert issue.text("zh-CN").startswith("性别“男性”（male）与身份证号第 17 位所示性别“女性”不一致")
 
 
 def test_gb_sex_code_disagreeing_with_gender_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
