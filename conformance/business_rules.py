@@ -20,16 +20,6 @@ from profiles.registry import Registry
 #: a birthDate at any of FHIR date's precisions: year, year-month, full date
 PARTIAL_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
-#: A rule's finding → the generic findings it makes redundant on the same element (the
-#: validator drops them).  An unknown division code is also a code its code system lacks and a
-#: code outside the extension's value set, but only the rule says what a code of the list looks
-#: like, or names an abolished county's successor: one fault, one reason for the clerk.
-SUPERSEDES: dict[str, frozenset[str]] = {
-    "rule.division-unknown": frozenset({"code.unknown-in-system", "binding.not-in-valueset"}),
-    "rule.division-unknown-statistical": frozenset({"code.unknown-in-system", "binding.not-in-valueset"}),
-    "rule.division-abolished": frozenset({"binding.not-in-valueset"}),
-}
-
 # GB/T 2261.1 code → the Patient.gender values it may accompany.
 GB_SEX_TO_GENDER = {"1": ("male",), "2": ("female",), "0": ("unknown", "other"), "9": ("unknown", "other")}
 

@@ -15,11 +15,11 @@ from conformance.after_birth import AfterBirth
 from conformance.bundle_index import BundleIndex
 from conformance.bundle_references import check_bundle
 from conformance.bundle_rules import check_bundle_rules
-from conformance.business_rules import SUPERSEDES, BusinessRules
+from conformance.business_rules import BusinessRules
 from conformance.definition_checks import DefinitionChecks
 from conformance.fhirpath_scope import Resolver, Scope, resolving_elsewhere
 from conformance.invariants import Budget, reset_budget, set_budget
-from conformance.issues import Issue, IssueList
+from conformance.issues import Issue, IssueList, supersessions
 from conformance.limits import DEFAULT_LIMITS, Limits
 from conformance.preflight import preflight
 from conformance.profile_compiler import ProfileCompiler
@@ -180,12 +180,11 @@ _TYPED_CHOICE = re.compile(r"(?<=[.a-z])[A-Z][A-Za-z]*$")
 
 def _without_superseded(issues: list[Issue]) -> list[Issue]:
     """One fault, one reason: a finding that a rule's finding on the same element supersedes
-    (``business_rules.SUPERSEDES``) is dropped.  The element is the same when the paths are, or
+    (the catalog's ``supersedes``, :func:`conformance.issues.supersessions`) is dropped.  The element is the same when the paths are, or
     when one names the choice by its typed name (the code system's ``….valueCoding``, the rule's
     ``….value``)."""
-    superseded = {
-        (message_id, issue.expression) for issue in issues for message_id in SUPERSEDES.get(issue.message_id, ())
-    }
+    table = supersessions()
+    superseded = {(message_id, issue.expression) for issue in issues for message_id in table.get(issue.message_id, ())}
     if not superseded:
         return issues
     return [
