@@ -186,10 +186,6 @@ def _within(expression: str, path: str) -> bool:
     return expression.startswith(path + ".") or expression.startswith(path + "[")
 
 
-#: the elements by which a keyed resource (a stay, a Coverage) belongs to one person
-PERSON_ELEMENTS = ("subject", "patient", "beneficiary")
-
-
 def _reference(value: Any) -> str | None:
     """The literal reference of a Reference element, if it is one."""
     found = value.get("reference") if isinstance(value, dict) else None
@@ -686,23 +682,23 @@ class Ingest:
         stay, and the merge moved that stay to this record's person, or left this record's
         person without it, while the record counted as landed.  The record's Patient is
         resolved as it would be written (the identity index, not yet changed); a record whose
-        people cannot be resolved is quarantined later for that."""
-        stored = tx.resources.read(resource["resourceType"], resource["id"])
-        if stored is None or stored.resource is None:
+        people cannot be resolved is quarantined later for that.  The element naming the person
+        is the one the package's after-birth rule names for the type (``yy-ext-after-birth``:
+        an Encounter's ``subject``, a Coverage's ``beneficiary``)."""
+        dated = self.validator.after_birth.dated.get(resource["resourceType"])
+        stored = tx.resources.read(resource["resourceType"], resource["id"]) if dated is not None else None
+        if dated is None or stored is None or stored.resource is None:
             return None
         patients = {f"Patient/{r['id']}": r for r in mapped.resources.values() if r["resourceType"] == "Patient"}
-        for element in PERSON_ELEMENTS:
-            archived = _reference(stored.content.get(element))
-            patient = patients.get(_reference(resource.get(element)) or "")
-            if archived is None or patient is None:
-                continue
-            try:
-                person, _ = self.identity.resolve(tx, patient)
-            except (IdentityConflict, DocumentMismatch):
-                return None
-            if f"Patient/{person['id']}" != archived:
-                return archived, f"Patient/{person['id']}"
-        return None
+        archived = _reference(stored.content.get(dated.person))
+        patient = patients.get(_reference(resource.get(dated.person)) or "")
+        if archived is None or patient is None:
+            return None
+        try:
+            person, _ = self.identity.resolve(tx, patient)
+        except (IdentityConflict, DocumentMismatch):
+            return None
+        return (archived, f"Patient/{person['id']}") if f"Patient/{person['id']}" != archived else None
 
     def _reason(self, message_id: str, **params: Any) -> Reason:
         return self._worded(message_id, worded(message_id, params))

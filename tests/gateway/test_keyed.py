@@ -194,3 +194,18 @@ def test_every_key_in_the_shipped_specs_keys_a_resource_of_the_samples() -> None
     declared = {(s.id, d["name"]) for s in load() for d in s.resources if "key" in d}
     keyed = {(mapped.spec.id, name.split("[")[0]) for mapped in mapped_samples() for name in mapped.keyed}
     assert declared - keyed == set()
+
+
+def test_every_keyed_resource_of_the_samples_about_a_patient_has_its_person_element_stated() -> None:
+    """The person a keyed resource is about is read from the element the package's after-birth
+    rule names for its type (yy-ext-after-birth): a keyed type it does not state would merge a
+    stay into another person's unchecked."""
+    dated = Validator(Registry()).after_birth.dated
+    unstated = {
+        mapped.resources[name]["resourceType"]
+        for mapped in mapped_samples()
+        for name in mapped.keyed
+        if any(isinstance(mapped.resources[name].get(key), dict) for key in ("subject", "patient", "beneficiary"))
+        and dated.get(mapped.resources[name]["resourceType"]) is None
+    }
+    assert unstated == set()
