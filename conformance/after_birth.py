@@ -6,9 +6,9 @@ visit year, two dates swapped), and a clerk must correct it before the archive c
 measure of who was visited in a year, or of how long someone was insured, would count it as
 written.  Each resource stands alone, so the rule needs two: the dated resource and the
 Patient it names.  The callers bring the Patient — the ingest from the same legacy record
-(:meth:`AfterBirth.check_record`), the validator from the entries of a Bundle it validates whole
-(:meth:`AfterBirth.check_bundle_entries`), the gateway from the archive or the same transaction — and this
-module judges, so every path says the same thing in the same words.  A Patient's own death and
+(:meth:`AfterBirth.check_record`), the validator from the entries of a Bundle it validates
+whole (:meth:`AfterBirth.check_bundle_entries`), the gateway from the archive or the same
+transaction — and this module judges, so every path says the same thing in the same words.  A Patient's own death and
 health-record filing date are judged against its own birth date (:func:`check_own_dates`).
 
 What is refused and what is only said:
