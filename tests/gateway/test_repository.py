@@ -250,25 +250,30 @@ def three_visits_of_the_archived_patient() -> dict[str, Any]:
     )
 
 
-def test_entries_naming_one_archive_resource_look_it_up_once(
+@pytest.fixture
+def reads_of_three_visits(
     services: Make, patient: dict[str, Any], watch_reads: Callable[[], ArchiveReads]
-) -> None:
+) -> ArchiveReads:
+    """The archive reads of a transaction of three visits to the archived example Patient."""
     made = services()
     stored_directly(made, patient)
     reads = watch_reads()
     made.bundles.process(three_visits_of_the_archived_patient())
+    return reads
+
+
+def test_entries_naming_one_archive_resource_look_it_up_once(
+    reads_of_three_visits: ArchiveReads, patient: dict[str, Any]
+) -> None:
+    reads = reads_of_three_visits
     assert (reads.single + reads.together).count(("Patient", patient["id"])) == 1
 
 
 def test_the_archive_resources_a_transaction_names_are_read_together(
-    services: Make, patient: dict[str, Any], watch_reads: Callable[[], ArchiveReads]
+    reads_of_three_visits: ArchiveReads, patient: dict[str, Any]
 ) -> None:
     """Each lookup alone was a round trip the worker waited for (PostgreSQL)."""
-    made = services()
-    stored_directly(made, patient)
-    reads = watch_reads()
-    made.bundles.process(three_visits_of_the_archived_patient())
-    assert ("Patient", patient["id"]) not in reads.single
+    assert ("Patient", patient["id"]) not in reads_of_three_visits.single
 
 
 def test_a_transaction_creating_one_patient_reads_no_patient_first(
