@@ -17,6 +17,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
@@ -114,6 +115,13 @@ class Entry:
     @property
     def path(self) -> str:
         return f"Bundle.entry[{self.index}]"
+
+    @cached_property
+    def refers_conditionally(self) -> bool:
+        """Whether the resource as the client sent it holds a conditional reference
+        (``Patient?identifier=…``): authorising, planning and locking each ask, and each walk
+        of the resource cost a tenth of a millisecond a 10-entry transaction."""
+        return any(_CONDITIONAL_REFERENCE.fullmatch(node["reference"]) for node in reference_nodes(self.resource))
 
 
 class Bundles:
@@ -355,7 +363,7 @@ class Bundles:
                 wanted[(entry.kind, condition, 2)] = None
             elif entry.method == "DELETE" and entry.criteria:
                 wanted[(entry.kind, entry.criteria, DELETE_ROUND)] = None
-            for node in reference_nodes(entry.resource) if entry.resource is not None else ():
+            for node in reference_nodes(entry.resource) if entry.refers_conditionally else ():
                 if _CONDITIONAL_REFERENCE.fullmatch(node["reference"]):
                     kind, _, criteria = node["reference"].partition("?")
                     wanted[(kind, criteria, 2)] = None
@@ -827,7 +835,7 @@ def _is_conditional(entry: Entry) -> bool:
     """Whether the entry's outcome or content depends on a search of the store."""
     if _condition(entry):
         return True
-    return any(_CONDITIONAL_REFERENCE.fullmatch(node["reference"]) for node in reference_nodes(entry.resource))
+    return entry.refers_conditionally
 
 
 def _rewrite(entries: list[Entry], renamed: dict[str, str], model: BaseModel) -> None:
@@ -847,7 +855,7 @@ def _authorize(authorize: Authorize | None, entry: Entry) -> None:
     if authorize is None:
         return
     authorize(entry.method, entry.kind, entry.resource_id, entry.criteria or entry.if_none_exist)
-    for node in reference_nodes(entry.resource):
+    for node in reference_nodes(entry.resource) if entry.refers_conditionally else ():
         if _CONDITIONAL_REFERENCE.fullmatch(node["reference"]):
             kind, _, criteria = node["reference"].partition("?")
             authorize("GET", kind, None, criteria)
