@@ -31,6 +31,8 @@ from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
 PARAMETER = "_typeFilter"
+#: searches one kick-off may ask for: the job runs each over the whole archive as it starts
+MAX_SEARCHES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +49,19 @@ def type_filters(values: Iterable[str], searcher: Searcher, check_type: Callable
     must choose matches and only choose them: ``Encounter?`` would keep every Encounter and
     say nothing, and a result parameter (``_sort``, ``_count``, ``_elements`` …) has no
     meaning in an export, whose files are neither ordered nor paged."""
+    written = [search.strip() for value in values for search in value.split(",")]
+    if len(written) > MAX_SEARCHES:
+        raise FhirError(400, "http.export-too-many-type-filters", PARAMETER, count=len(written), limit=MAX_SEARCHES)
     found: list[TypeFilter] = []
-    for value in values:
-        for search in value.split(","):
-            kind, question, criteria = search.strip().partition("?")
-            if not question or not kind or not criteria:
-                raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=search.strip())
-            check_type(kind, PARAMETER)
-            search = TypeFilter(kind, criteria)
-            parse(searcher, search)
-            if search not in found:
-                found.append(search)
+    for text in written:
+        kind, question, criteria = text.partition("?")
+        if not question or not kind or not criteria:
+            raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=text)
+        check_type(kind, PARAMETER)
+        search = TypeFilter(kind, criteria)
+        parse(searcher, search)
+        if search not in found:
+            found.append(search)
     return found
 
 

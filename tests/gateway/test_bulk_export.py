@@ -412,6 +412,7 @@ def test_elements_naming_no_top_level_element_are_refused(api: Api, elements: st
         ("$export", {"_typeFilter": "Observation?code=8480-6&_sort=date"}, "http.export-type-filter-result-parameter"),
         ("$export", {"_typeFilter": "Observation?no-such-parameter=1"}, "search.unknown-parameter"),
         ("$export", {"_typeFilter": "NoSuchType?name=x"}, "http.unknown-type"),
+        ("$export", {"_typeFilter": ",".join(["Observation?code=8480-6"] * 33)}, "http.export-too-many-type-filters"),
         (
             "$export",
             {"_type": "Patient", "_typeFilter": "Observation?code=8480-6"},
