@@ -13,11 +13,13 @@ import orjson
 from flask import Blueprint, Response, request, send_file
 
 from gateway.api.methods import method_refused, refusing, without_head
-from gateway.api.negotiation import language, outcome_response, prefer_handling, preferences, respond
+from gateway.api.negotiation import body, language, outcome_response, prefer_handling, preferences, respond
 from gateway.api.serving import services
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, Job, manifest
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export_parameters import KickOffArguments, body_arguments
 from gateway.messages import issue
+from gateway.search.query import IGNORED_CONTROLS
 
 bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
@@ -54,20 +56,24 @@ def _information(message_id: str, **params: str) -> dict[str, object]:
 
 
 # -- kick-off ----------------------------------------------------------------------------------
-# a kick-off starts a job: its HEAD would start one too (gateway/api/methods.py)
-@bulk.get("/$export")
+# a kick-off starts a job: its HEAD would start one too (gateway/api/methods.py); by GET its
+# parameters are the query string's, by POST those of a Parameters body (IG v2)
+_KICK_OFF = ["GET", "POST"]
+
+
+@bulk.route("/$export", methods=_KICK_OFF)
 @without_head
 def export_system() -> Response:
     return _kick_off("system")
 
 
-@bulk.get("/Patient/$export")
+@bulk.route("/Patient/$export", methods=_KICK_OFF)
 @without_head
 def export_patients() -> Response:
     return _kick_off("Patient")
 
 
-@bulk.get("/Group/<group_id>/$export")
+@bulk.route("/Group/<group_id>/$export", methods=_KICK_OFF)
 @without_head
 def export_group(group_id: str) -> Response:
     return _kick_off(f"Group/{group_id}")
@@ -75,20 +81,35 @@ def export_group(group_id: str) -> Response:
 
 #: the methods the FHIR routes would otherwise take for a type or an instance at these paths
 _NOT_TAKEN = ["POST", "PUT", "PATCH", "DELETE"]
+_NOT_KICKING_OFF = [method for method in _NOT_TAKEN if method not in _KICK_OFF]
 
 
-@bulk.route("/$export", methods=_NOT_TAKEN, endpoint="export_refused")
-@bulk.route("/Patient/$export", methods=_NOT_TAKEN, endpoint="export_refused")
-@bulk.route("/Group/<group_id>/$export", methods=_NOT_TAKEN, endpoint="export_refused")
+@bulk.route("/$export", methods=_NOT_KICKING_OFF, endpoint="export_refused")
+@bulk.route("/Patient/$export", methods=_NOT_KICKING_OFF, endpoint="export_refused")
+@bulk.route("/Group/<group_id>/$export", methods=_NOT_KICKING_OFF, endpoint="export_refused")
 @bulk.route("/$export-status/<job_id>", methods=["POST", "PUT", "PATCH"], endpoint="export_refused")
 @bulk.route("/$export-file/<job_id>/<name>", methods=_NOT_TAKEN, endpoint="export_refused")
 @refusing
 def export_refused(**_path: str) -> Response:
-    """405 naming the methods the path takes.  Without it a POST kick-off (the IG's other
-    form, not supported here) reached the create of a type "$export" (404 "not a resource
-    type"), a DELETE of ``Patient/$export`` the delete of a Patient with that id (200 "nothing
-    to delete", as if a job had been cancelled), and a PUT of a status URL an update."""
+    """405 naming the methods the path takes.  Without it a DELETE of ``Patient/$export``
+    reached the delete of a Patient with that id (200 "nothing to delete", as if a job had
+    been cancelled), and a PUT of a status URL an update."""
     return outcome_response(method_refused())
+
+
+def _arguments(lenient: bool) -> KickOffArguments:
+    """The kick-off's parameters: a GET's query string, or a POST's Parameters body, which
+    then carries them all (a parameter in the URL besides, where one of the two would have
+    to be dropped, is refused; the controls every answer takes are not parameters of it).
+    ``patient`` is a Reference, which a Parameters body alone types (IG v2)."""
+    query = list(request.args.items(multi=True))
+    if request.method != "POST":
+        if any(name == "patient" for name, _ in query):
+            raise FhirError(400, "http.export-patient-needs-post", "patient")
+        return KickOffArguments.of_query(query)
+    if mixed := [name for name, _ in query if name not in IGNORED_CONTROLS]:
+        raise FhirError(400, "http.export-query-and-body", mixed[0], name=mixed[0])
+    return body_arguments(body(), lenient)
 
 
 def _kick_off(scope: str) -> Response:
@@ -99,9 +120,11 @@ def _kick_off(scope: str) -> Response:
     base = services().config.base_url
     query = request.query_string.decode()
     url = f"{base}{request.path.removeprefix('/fhir')}" + (f"?{query}" if query else "")
+    lenient = prefer_handling() == "lenient"
+    asked = _arguments(lenient)
     exports = _exports()
     try:
-        job = exports.kick_off(url, scope, list(request.args.items(multi=True)), lenient=prefer_handling() == "lenient")
+        job = exports.kick_off(url, scope, asked.pairs, lenient=lenient, where=asked.where)
     except FhirError as refused:
         if refused.status != 429:
             raise

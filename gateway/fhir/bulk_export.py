@@ -34,6 +34,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,11 +44,11 @@ import orjson
 
 from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
-from gateway.fhir.errors import FhirError
+from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.export_filters import TypeFilter, export_elements, keeper, type_filters
 from gateway.fhir.literal_references import literal_references
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
-from gateway.fhir.repository import READ_ONLY
+from gateway.fhir.repository import ID, READ_ONLY
 from gateway.fhir.search import Searcher, shaped
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
@@ -62,7 +63,7 @@ IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 #: the kick-off parameters this server honours; besides them, a kick-off may carry the controls
 #: every answer takes (R4 http.html: _format, the format of its errors, and _pretty)
-HONOURED = ("_type", "_since", "_outputFormat", "_typeFilter", "_elements")
+HONOURED = ("_type", "_since", "_outputFormat", "_typeFilter", "_elements", "patient")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
@@ -72,8 +73,10 @@ DELETED = "Deleted"
 SUPPORTING_BATCH = 500
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
-    "served_by, type_filters, elements"
+    "served_by, type_filters, elements, patients"
 )
+#: what a ``patient`` parameter names: a Patient by a relative reference
+PATIENT_REFERENCE = re.compile(rf"Patient/({ID.pattern})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,8 @@ class Job:
     type_filters: list[TypeFilter] = field(default_factory=list)
     #: the ``_elements`` names each exported resource is cut to (none: whole)
     elements: list[str] = field(default_factory=list)
+    #: the ids of the Patients the ``patient`` parameter named (None: everyone in scope)
+    patients: list[str] | None = None
 
     def failure(self) -> FhirError:
         """Why a failed job failed, as the status request's 500 answer."""
@@ -156,19 +161,24 @@ class BulkExports:
         scope: str,
         parameters: Sequence[tuple[str, str]],
         lenient: bool = False,
+        where: Sequence[str] | None = None,
     ) -> Job:
         """Check the request and record the job, in progress (start it with :meth:`start`),
         for the acting client; an elderly-care client exports only the people it serves, so
         a system-level export (everything) is not for it.
 
         ``lenient`` (``Prefer: handling=lenient``) ignores parameters this server does not
-        support instead of refusing them, as the IG allows."""
+        support instead of refusing them, as the IG allows.  ``where`` says where each
+        parameter was given (a Parameters body's ``Parameters.parameter[2].valueString``),
+        which a refusal of it names; by default its name, as a query string gives it."""
+        where = list(where) if where is not None else _names(parameters)
+        located = list(zip(parameters, where, strict=True))
         principal = acting.get()
         client = principal.client_id if principal else None
         served_by = principal.organization if principal and principal.role in RESTRICTED_ROLES else None
         if served_by and scope == "system":
             raise FhirError(403, "http.export-system-restricted", organization=served_by)
-        types, since = _parameters(parameters, lenient)
+        types, since = _parameters(parameters, lenient, where)
 
         def check_type(kind: str, parameter: str) -> None:
             if kind not in self.resource_types:
@@ -180,23 +190,38 @@ class BulkExports:
             if parameter != "_type" and types is not None and kind not in types:
                 raise FhirError(400, "http.export-type-filter-not-exported", parameter, type=kind)
 
-        for kind in types or []:
-            check_type(kind, "_type")
-        searches = type_filters(
-            (value for name, value in parameters if name == "_typeFilter"), self.searcher, check_type
-        )
+        for (name, value), at in located:
+            if name == "_type":
+                with _located(at):
+                    for kind in (part.strip() for part in value.split(",")):
+                        if kind:
+                            check_type(kind, "_type")
+        searches: list[TypeFilter] = []
         held = types or (self.personal.compartment if scope != "system" else self.resource_types)
-        elements = export_elements((value for name, value in parameters if name == "_elements"), held)
+        elements: list[str] = []
+        # each Patient named, and where it was first named
+        patients: dict[str, str] = {}
+        for (name, value), at in located:
+            with _located(at):
+                if name == "_typeFilter":
+                    searches += [s for s in type_filters([value], self.searcher, check_type) if s not in searches]
+                elif name == "_elements":
+                    elements += [e for e in export_elements([value], held) if e not in elements]
+                elif name == "patient":
+                    patients.setdefault(_patient_id(value, scope), at)
         self.sweep()
         job_id = uuid.uuid4().hex
         # every write stamped earlier has committed, so the next export's _since misses nothing
         created = self.store.settled_instant()
         with self.store.transaction() as tx:
+            access = Access(principal, self.personal)
             if scope.startswith("Group/"):
-                _check_group(tx, scope.removeprefix("Group/"), Access(principal, self.personal))
+                _check_visible(tx, "Group", scope.removeprefix("Group/"), access)
+            for patient_id, at in patients.items():
+                _check_visible(tx, "Patient", patient_id, access, at)
             self._check_room(tx, client)
             tx.sql.execute(
-                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?, ?)",
+                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     request,
@@ -212,6 +237,7 @@ class BulkExports:
                     if searches
                     else None,
                     tx.sql.dialect.json_in(elements) if elements else None,
+                    tx.sql.dialect.json_in(list(patients)) if patients else None,
                 ),
             )
         return self.find(job_id)
@@ -363,7 +389,7 @@ class BulkExports:
         newcomers: frozenset[str] = frozenset()
         if job.since is not None:
             newcomers = access.newly_served_people(tx, job.since) | _joined(tx, job.scope, job.since)
-        for patient in _people(tx, job.scope, people):
+        for patient in _people(tx, job, people):
             since = None if patient.id in newcomers else job.since
             if "Patient" in wanted and (since is None or patient.last_updated > since):
                 yield patient
@@ -387,10 +413,7 @@ class BulkExports:
         unchanged since, so neither the resident's ``_since`` nor the newcomer's compartment
         finds them."""
         naming = {kind: self.personal.references[kind] for kind in members if kind in self.personal.references}
-        if job.scope == "Patient":
-            ours: Callable[[str], bool] = served.__contains__ if served is not None else _anyone
-        else:
-            ours = frozenset(p for p in _members(tx, job.scope) if served is None or p in served).__contains__
+        ours = _among(_person_ids(tx, job), served)
         for person in sorted(newcomers):
             found = access.among_served(tx, tx.resources.referencing("Patient", person, naming))
             yield from (
@@ -428,9 +451,7 @@ class BulkExports:
             return
         access = self._access(job)
         served = access.served_people(tx) if access.restricted else None
-        people: Callable[[str], bool] = (
-            frozenset(_members(tx, job.scope)).__contains__ if job.scope != "Patient" else _anyone
-        )
+        people = _among(_person_ids(tx, job), None)
 
         def held(stored: Stored | None) -> bool:
             """Whether this version was one the export holds."""
@@ -596,46 +617,79 @@ def _file(job: Job, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
     return {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}", "count": entry["count"]}
 
 
-def _parameters(parameters: Sequence[tuple[str, str]], lenient: bool) -> tuple[list[str] | None, str | None]:
+def _parameters(
+    parameters: Sequence[tuple[str, str]], lenient: bool, where: Sequence[str] | None = None
+) -> tuple[list[str] | None, str | None]:
     """``_type`` (comma lists, repeatable) and ``_since`` of a kick-off; ``_outputFormat``
     must be NDJSON.  ``_since`` and ``_outputFormat`` take one value: of two ``_since``, taking
     either would silently drop the other, and the later one loses the changes in between.  Any
-    other parameter is refused as every endpoint refuses one, unless ``lenient``."""
-    if not lenient:
-        refuse_unsupported_parameters((name for name, _ in parameters), "$export", HONOURED)
+    other parameter is refused as every endpoint refuses one, unless ``lenient``.  A refusal
+    names where the parameter was given (``where``, by default its name)."""
     types: list[str] = []
     since = None
     given: set[str] = set()
-    for name, value in parameters:
+    for (name, value), at in zip(parameters, where if where is not None else _names(parameters), strict=True):
+        if not lenient:
+            refuse_unsupported_parameters([name], "$export", HONOURED, at)
         if name in ("_since", "_outputFormat"):
             if name in given:
-                raise FhirError(400, "http.repeated-parameter", name, name=name)
+                raise FhirError(400, "http.repeated-parameter", at, name=name)
             given.add(name)
         if name == "_type":
             types += [kind.strip() for kind in value.split(",") if kind.strip() and kind.strip() not in types]
         elif name == "_since":
-            since = instant({name: value}, name)
+            since = instant({name: value}, name, at)
         elif name == "_outputFormat":
             if value.replace(" ", "+") not in OUTPUT_FORMATS:  # an unescaped "+" reads as a space
-                raise FhirError(400, "http.export-output-format", name, format=value)
+                raise FhirError(400, "http.export-output-format", at, format=value)
     return types or None, since
 
 
-def _check_group(tx: Transaction, group_id: str, access: Access) -> None:
-    """The Group exists and the principal may see it (a hidden one is absent, as on read)."""
-    found = tx.resources.read("Group", group_id)
+def _names(parameters: Sequence[tuple[str, str]]) -> list[str]:
+    """Where a query string's parameters were given: at their names."""
+    return [name for name, _ in parameters]
+
+
+@contextmanager
+def _located(where: str) -> Iterator[None]:
+    """Refusals of one given parameter's value name ``where`` it was given: the checks that
+    raise them (a ``_typeFilter`` search's, an ``_elements`` name's) know only its name."""
+    try:
+        yield
+    except FhirError as refused:
+        refused.expression = where
+        raise
+
+
+def _patient_id(reference: str, scope: str) -> str:
+    """The id a ``patient`` parameter names: a Patient by a relative reference (one on this
+    server's base arrives relative), for a Patient or Group export alone."""
+    if scope == "system":
+        raise FhirError(400, "http.export-patient-system")
+    found = PATIENT_REFERENCE.fullmatch(reference)
+    if found is None:
+        raise FhirError(400, "http.export-patient-reference", value=reference)
+    return found.group(1)
+
+
+def _check_visible(tx: Transaction, kind: str, resource_id: str, access: Access, where: str | None = None) -> None:
+    """The Group, or a Patient named by ``patient``, exists and the principal may see it: a
+    hidden one is absent (404), as on read, so that an elderly-care client cannot tell
+    someone it does not serve from no one."""
+    found = tx.resources.read(kind, resource_id)
     if found is None or access.hides(tx, found):
-        raise FhirError(404, "http.not-found", reference=f"Group/{group_id}")
+        raise not_found(kind, resource_id, where)
     if found.deleted:
-        raise FhirError(410, "http.gone", reference=found.reference, when=found.last_updated)
+        raise FhirError(410, "http.gone", where, reference=found.reference, when=found.last_updated)
 
 
-def _people(tx: Transaction, scope: str, served: frozenset[str] | None = None) -> Iterator[Stored]:
-    """The Patients of a Patient export (all of them) or of a Group export: those its active
-    members name as ``Patient/<id>`` (not a resident who left the home or has not moved in
-    yet: see :func:`_outside`); with ``served``, only those people.  One at a time, as the
+def _people(tx: Transaction, job: Job, served: frozenset[str] | None = None) -> Iterator[Stored]:
+    """The Patients of a Patient export (all of them, or those its ``patient`` parameter
+    named) or of a Group export: those its active members name as ``Patient/<id>`` (not a
+    resident who left the home or has not moved in yet: see :func:`_outside`), and of them
+    only those ``patient`` named, if it did; with ``served``, only those people.  One at a time, as the
     archive is read: a province's archive holds millions of people."""
-    people = _all_people(tx, scope)
+    people = _all_people(tx, job)
     return people if served is None else (patient for patient in people if patient.id in served)
 
 
@@ -655,11 +709,29 @@ def _outside(period: Any, now: str) -> bool:
     return begins_later or ended
 
 
-def _all_people(tx: Transaction, scope: str) -> Iterator[Stored]:
-    if scope == "Patient":
+def _all_people(tx: Transaction, job: Job) -> Iterator[Stored]:
+    chosen = _person_ids(tx, job)
+    if chosen is None:
         return tx.resources.current(["Patient"])
-    found = (tx.resources.read("Patient", patient_id) for patient_id in _members(tx, scope))
+    found = (tx.resources.read("Patient", patient_id) for patient_id in chosen)
     return (patient for patient in found if patient is not None and not patient.deleted)
+
+
+def _person_ids(tx: Transaction, job: Job) -> list[str] | None:
+    """The ids of the Patients a Patient or Group export is of (None: every Patient): those
+    its ``patient`` parameter named, and of a Group export, only those of them who are the
+    Group's active members."""
+    if job.scope == "Patient":
+        return job.patients
+    members = _members(tx, job.scope)
+    return members if job.patients is None else [person for person in members if person in job.patients]
+
+
+def _among(chosen: list[str] | None, served: frozenset[str] | None) -> Callable[[str], bool]:
+    """Whether a person is one of ``chosen`` (None: anyone) and, given ``served``, one of them."""
+    if chosen is None:
+        return served.__contains__ if served is not None else _anyone
+    return frozenset(person for person in chosen if served is None or person in served).__contains__
 
 
 def _joined(tx: Transaction, scope: str, since: str) -> frozenset[str]:
@@ -718,6 +790,7 @@ def _load(store: Store, job_id: str) -> Job | None:
         served_by=row[13],
         type_filters=[TypeFilter(kind, criteria) for kind, criteria in json_out(row[14])] if row[14] else [],
         elements=json_out(row[15]) if row[15] else [],
+        patients=json_out(row[16]) if row[16] else None,
     )
 
 

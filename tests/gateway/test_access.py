@@ -281,6 +281,20 @@ def test_a_homes_patient_export_holds_only_its_residents(
     assert [json.loads(line)["id"] for line in lines] == ["wang"]
 
 
+def test_a_home_naming_someone_it_does_not_serve_is_answered_as_for_no_one(
+    archive: Store, tmp_path: Path, acting_as_home: None, searcher: Searcher
+) -> None:
+    """李 lives in no home: a 403 for him beside a 404 for someone unknown would tell the home
+    that he is in the archive."""
+    exports = BulkExports(archive, PERSONAL, frozenset(COMPARTMENT), tmp_path, 3600, searcher=searcher)
+    refusals = []
+    for person in ("li", "no-such-person"):
+        with pytest.raises(FhirError) as refused:
+            exports.kick_off("http://x/fhir/Patient/$export", "Patient", [("patient", f"Patient/{person}")])
+        refusals.append((refused.value.status, refused.value.message_id, refused.value.expression))
+    assert refusals == [(404, "http.not-found", "patient")] * 2
+
+
 @pytest.mark.parametrize(
     ("resource", "expected"),
     [

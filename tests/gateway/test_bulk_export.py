@@ -97,9 +97,23 @@ def archive(api: Api) -> dict[str, list[str]]:
     return ids
 
 
-def export(api: Api, path: str = "$export", **params: str) -> dict[str, Any]:
-    """Kick off, poll until done, and return the manifest."""
-    kicked = api.get(f"{api.base}/{path}", params=params, headers=ASYNC, timeout=30)
+def post_kick_off(api: Api, path: str, body: dict[str, Any], query: str = "") -> requests.Response:
+    """A kick-off by POST with a Parameters body (IG v2)."""
+    headers = {**ASYNC, "Content-Type": "application/fhir+json"}
+    return api.post(f"{api.base}/{path}{query}", data=orjson.dumps(body), headers=headers, timeout=30)
+
+
+def parameters(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"resourceType": "Parameters", "parameter": list(parts)}
+
+
+def export(api: Api, path: str = "$export", body: dict[str, Any] | None = None, **params: str) -> dict[str, Any]:
+    """Kick off (by GET with ``params``, or by POST with a Parameters ``body``), poll until
+    done, and return the manifest."""
+    if body is None:
+        kicked = api.get(f"{api.base}/{path}", params=params, headers=ASYNC, timeout=30)
+    else:
+        kicked = post_kick_off(api, path, body)
     assert kicked.status_code == 202, kicked.text
     status_url = kicked.headers["Content-Location"]
     deadline = time.monotonic() + 60
@@ -156,11 +170,15 @@ def test_an_unknown_kick_off_parameter_is_refused_as_every_endpoint_refuses_one(
     """With the one message id every other endpoint answers an unknown parameter with (the
     Bulk Data IG asks only for a 400 OperationOutcome), naming what the kick-off takes."""
     with pytest.raises(FhirError) as refused:
-        _parameters([("_type", "Patient"), ("patient", "Patient/x")], lenient=False)
+        _parameters([("_type", "Patient"), ("includeAssociatedData", "LatestProvenanceResources")], lenient=False)
     assert (refused.value.status, refused.value.message_id, refused.value.params) == (
         400,
         "http.unsupported-parameter",
-        {"name": "patient", "where": "$export", "supported": "_type, _since, _outputFormat, _typeFilter, _elements"},
+        {
+            "name": "includeAssociatedData",
+            "where": "$export",
+            "supported": "_type, _since, _outputFormat, _typeFilter, _elements, patient",
+        },
     )
 
 
@@ -205,10 +223,10 @@ def test_a_kick_off_with_unescaped_plus_signs_reads_them_as_meant(api: Api) -> N
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("POST", "$export", "GET"),
-        ("DELETE", "Patient/$export", "GET"),
-        ("PUT", "Patient/$export", "GET"),
-        ("POST", "Group/home-a/$export", "GET"),
+        ("PUT", "$export", "GET, POST"),
+        ("DELETE", "Patient/$export", "GET, POST"),
+        ("PUT", "Patient/$export", "GET, POST"),
+        ("PATCH", "Group/home-a/$export", "GET, POST"),
         ("PUT", "$export-status/0123456789abcdef0123456789abcdef", "GET, HEAD, DELETE"),
         ("DELETE", "$export-file/0123456789abcdef0123456789abcdef/Patient.ndjson", "GET, HEAD"),
     ],
@@ -218,6 +236,115 @@ def test_another_method_at_an_export_path_is_405(api: Api, method: str, path: st
     answer = api.request(method, f"{api.base}/{path}", headers=ASYNC, json={"resourceType": "Parameters"}, timeout=30)
     code = answer.json()["issue"][0]["details"]["coding"][0]["code"]
     assert (answer.status_code, code, answer.headers.get("Allow")) == (405, "http.method-not-allowed", allowed)
+
+
+# -- kick-off by POST with a Parameters body, and patient ---------------------------------------
+def string(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "valueString": value}
+
+
+def patient(reference: str) -> dict[str, Any]:
+    return {"name": "patient", "valueReference": {"reference": reference}}
+
+
+def refusal(answer: requests.Response) -> tuple[int, str, list[str] | None]:
+    found = answer.json()["issue"][0]
+    return answer.status_code, found["details"]["coding"][0]["code"], found.get("expression")
+
+
+def test_a_post_kick_off_reads_its_parameters_from_the_body(api: Api, archive: dict[str, list[str]]) -> None:
+    manifest = export(api, "Patient/$export", parameters(string("_type", "Patient")))
+    assert [entry["type"] for entry in manifest["output"]] == ["Patient"]
+
+
+def test_a_post_kick_off_takes_a_parameters_body_in_xml(api: Api, archive: dict[str, list[str]]) -> None:
+    body = (
+        '<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="_type"/>'
+        '<valueString value="Patient"/></parameter></Parameters>'
+    )
+    headers = {**ASYNC, "Content-Type": "application/fhir+xml"}
+    answer = api.post(f"{api.base}/Patient/$export", data=body.encode(), headers=headers, timeout=30)
+    api.delete(answer.headers.get("Content-Location", f"{api.base}/$export-status/none"), timeout=30)
+    assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        ([string("_type", "Patient"), string("_type", "NoSuchType")], ("http.unknown-type", "[1].valueString")),
+        ([{"name": "_since", "valueString": "2026-12-01T00:00:00Z"}], ("http.export-part-type", "[0].valueString")),
+        ([{"name": "_since", "valueInstant": "yesterday"}], ("http.not-a-date", "[0].valueInstant")),
+        (
+            [string("_type", "Patient"), string("_type", "Patient"), patient("Group/x")],
+            ("http.export-patient-reference", "[2].valueReference"),
+        ),
+        ([{"name": "patient", "valueString": "Patient/x"}], ("http.export-part-type", "[0].valueString")),
+        ([string("includeAssociatedData", "x")], ("http.unsupported-parameter", "[0].name")),
+        ([string("_typeFilter", "Observation?nosuch=1")], ("search.unknown-parameter", "[0].valueString")),
+        ([string("_elements", "nosuch")], ("search.unknown-element", "[0].valueString")),
+        ([{"name": "_type"}], ("http.export-part-type", "[0]")),
+    ],
+)
+def test_a_refused_part_of_a_post_kick_off_is_located_in_the_body(
+    api: Api, parts: list[dict[str, Any]], expected: tuple[str, str]
+) -> None:
+    """The checks a query string's parameter meets, named at the part's value (or name)."""
+    message_id, where = expected
+    answer = post_kick_off(api, "Patient/$export", parameters(*parts))
+    assert refusal(answer) == (400, message_id, [f"Parameters.parameter{where}"])
+
+
+def test_a_post_kick_off_refuses_parameters_in_the_url_besides_its_body(api: Api) -> None:
+    answer = post_kick_off(api, "Patient/$export", parameters(string("_type", "Patient")), "?_type=Observation")
+    assert refusal(answer) == (400, "http.export-query-and-body", ["_type"])
+
+
+def test_a_post_kick_off_whose_body_is_not_parameters_is_refused(api: Api) -> None:
+    answer = post_kick_off(api, "Patient/$export", {"resourceType": "Patient"})
+    assert refusal(answer) == (400, "http.wrong-type", ["resourceType"])
+
+
+def test_patient_in_a_query_string_is_refused(api: Api) -> None:
+    """IG v2 types it a Reference, which a Parameters body alone carries."""
+    answer = api.get(f"{api.base}/Patient/$export?patient=Patient/zhang-xiuying", headers=ASYNC, timeout=30)
+    assert refusal(answer) == (400, "http.export-patient-needs-post", ["patient"])
+
+
+def test_a_system_export_refuses_patient(api: Api) -> None:
+    answer = post_kick_off(api, "$export", parameters(patient("Patient/zhang-xiuying")))
+    assert refusal(answer) == (400, "http.export-patient-system", ["Parameters.parameter[0].valueReference"])
+
+
+def test_a_patient_export_of_someone_who_does_not_exist_is_404(api: Api, archive: dict[str, list[str]]) -> None:
+    answer = post_kick_off(api, "Patient/$export", parameters(patient("Patient/no-such-person")))
+    assert refusal(answer) == (404, "http.not-found", ["Parameters.parameter[0].valueReference"])
+
+
+def test_patient_limits_a_patient_export_to_the_named(api: Api, archive: dict[str, list[str]]) -> None:
+    body = parameters(string("_type", "Patient,Observation"), patient("Patient/li-jianguo"))
+    files = exported(api, export(api, "Patient/$export", body))
+    assert ({r["id"] for r in files["Patient"]}, subjects(files["Observation"])) == (
+        {"li-jianguo"},
+        {"Patient/li-jianguo"},
+    )
+
+
+def test_patient_limits_a_group_export_to_the_named_active_members(api: Api, archive: dict[str, list[str]]) -> None:
+    """李建国 is named but his membership is inactive: 张秀英 alone is exported."""
+    body = parameters(string("_type", "Patient"), patient("Patient/zhang-xiuying"), patient("Patient/li-jianguo"))
+    files = exported(api, export(api, "Group/home-a/$export", body))
+    assert [r["id"] for r in files["Patient"]] == ["zhang-xiuying"]
+
+
+def test_a_patient_export_since_lists_the_deletions_of_the_named_alone(api: Api, archive: dict[str, list[str]]) -> None:
+    for reading, person in (("bp-gone-zhang", "zhang-xiuying"), ("bp-gone-li", "li-jianguo")):
+        api.put(f"{api.base}/Observation/{reading}", json=observation(reading, person, 120), timeout=30)
+    body = parameters(string("_type", "Observation"), patient("Patient/zhang-xiuying"))
+    since = export(api, "Patient/$export", body)["transactionTime"]
+    for reading in ("bp-gone-zhang", "bp-gone-li"):
+        api.delete(f"{api.base}/Observation/{reading}", timeout=30)
+    body["parameter"].append({"name": "_since", "valueInstant": since})
+    assert deletions(api, export(api, "Patient/$export", body)) == ["Observation/bp-gone-zhang"]
 
 
 def test_group_export_of_an_unknown_group_is_404(api: Api) -> None:
