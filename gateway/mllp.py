@@ -3,7 +3,8 @@
 
 Each message is persisted before it is acknowledged: mapped into the store or quarantined with
 its bytes, committed, and only then answered — AA when it landed (with warning ERR segments
-for independent parts quarantined alone, such as an IN1 without its 医保 fields), AE (with an
+for independent parts quarantined alone, such as an IN1 without its 医保 fields, and for optional
+qualifiers left out as FHIR has no code for them, such as an emergency phone's XTN.2 EMR), AE (with an
 ERR segment per reason, its HL7 table 0357 code where one fits) when its content was refused
 and it was quarantined, AR when it is not an HL7 message at all, of a type or event no mapping
 spec takes, or its header says it is not for this archive (a version, processing id or
@@ -169,8 +170,8 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         return Answer(ack(fields, "AR", outcome.reasons, views=views), "AR", STATUS["AR"], kind, first)
     if outcome.reasons:
         return Answer(ack(fields, "AE", outcome.reasons, views=views), "AE", STATUS["AE"], kind, first)
-    # partly accepted: the stay landed, so no resend; the quarantined parts are warnings
-    answer = ack(fields, "AA", outcome.parts, severity="W", views=views)
+    # the stay landed, so no resend; the quarantined parts and the codes left out are warnings
+    answer = ack(fields, "AA", [*outcome.parts, *outcome.omitted], severity="W", views=views)
     return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
 
 

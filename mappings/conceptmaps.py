@@ -58,6 +58,11 @@ def _reason(comment: str) -> Any:
     return Message("mapping.conceptmap-comment", {"zh": zh.strip(), "en": en.strip() if sep else comment})
 
 
+class UnmatchedCode(MappingError):
+    """``mapping.unmatched-code``: a code the map knows and deliberately gives no target, which
+    a leaf may choose to leave out (``unmatched: omit``) where an unknown code stays an error."""
+
+
 class ConceptMaps:
     def __init__(self, resources: list[dict[str, Any]], canonical_base: str) -> None:
         self._tables: dict[str, dict[str, dict[str, Any]]] = {}
@@ -131,7 +136,7 @@ class ConceptMaps:
         if found is None and text is not None and shape == "codeable":
             return {"text": text}
         if found is None and _fold(code) in self._unmatched[map_id]:
-            raise MappingError(
+            raise UnmatchedCode(
                 "mapping.unmatched-code",
                 value=_fold(code),
                 conceptMap=map_id,

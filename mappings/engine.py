@@ -12,6 +12,11 @@ institution's 统一社会信用代码, a hospital stay's 住院号 and admissio
 business identity, so every record that names the same thing names the same resource.  Its
 ``as_of`` (a value template, e.g. the HL7 event time EVN-2) says when the record's statement about
 it was true, so the archive can merge statements in the order they happened, not arrived.
+
+A leaf with ``unmatched: omit`` reads an optional qualifier (an HL7 address type, a phone's use):
+a code its ConceptMap lists as ``unmatched`` leaves the element out instead of refusing the
+record, whose other elements matter more than the qualifier, and the code is noted
+(``Mapped.omitted``) with the map's reason, unless another element of the record carries it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 import fhirpathpy
 import orjson
 
-from mappings.conceptmaps import ConceptMaps
+from mappings.conceptmaps import ConceptMaps, UnmatchedCode
 from mappings.normalise import NORMALISERS, SPLITTERS, MappingError, Normaliser, Splitter
 from mappings.paths import parse, set_path
 from mappings.records import UNPARSEABLE, FieldRef, SourceRecord
@@ -41,6 +46,8 @@ ID_NAMESPACE = uuid.UUID("6f1d6a52-5c1e-4c47-9a57-0c5d1e2b7a10")
 EVERY = "[*]"
 #: the part of an element occurrence (``$item.text()``) that is the element's own text
 OWN_TEXT = "text()"
+#: a leaf's ``unmatched`` choice: a code its map leaves without a target omits the element
+OMIT = "omit"
 
 
 @dataclass(slots=True)
@@ -77,6 +84,9 @@ class Mapped:
     #: (resource name, FHIRPath inside the resource) → legacy origin
     lineage: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    #: codes an ``unmatched: omit`` leaf left out and no other element carries: reported with
+    #: the ConceptMap's reason (``mapping.unmatched-omitted``), never refusing the record
+    omitted: list[Problem] = field(default_factory=list)
     #: (resource name, element path without indices) → origin of values that failed to map,
     #: so a "missing element" found by validation still names the legacy field to fix
     attempted: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
@@ -225,6 +235,7 @@ class MappingEngine:
                 self._rule(mapped, name, mapped.resources[name], rule, item, label)
         self._apply_keys(mapped, planned)
         mapped.used.update(_ignored(spec.ignore, record.fields))
+        mapped.omitted = _lost(mapped.omitted, mapped.lineage.values())
         return mapped
 
     def _apply_keys(self, mapped: Mapped, planned: list[tuple[str, dict[str, Any], Any, str | None]]) -> None:
@@ -429,6 +440,15 @@ class MappingEngine:
                 _check_not_after(mapped, value, leaf["not_after"], normalisers)
         except MappingError as error:
             params = {"field": field_name, **error.params}
+            if isinstance(error, UnmatchedCode) and leaf.get("unmatched") == OMIT:
+                omitted = Problem("mapping.unmatched-omitted", params, ref, context.name, element)
+                mapped.omitted.append(omitted)
+                if mapped.trace:
+                    where = _join(context.target, suffix)
+                    mapped.steps.append(
+                        Step(field_name, raw, " → ".join([*rule_text, f"∅ {omitted.message_id}"]), where, None)
+                    )
+                return EMPTY
             mapped.problems.append(Problem(error.message_id, params, ref, context.name, element))
             where = _join(context.target, suffix)
             mapped.attempted[(context.name, element)] = ref
@@ -587,6 +607,18 @@ def relinked_narrative(div: str, renamed: Mapping[str, str]) -> str:
         return f"{name}{equals}{quoted[0]}{html.escape(target)}{quoted[0]}"
 
     return _START_TAG.sub(lambda tag: _ATTRIBUTE.sub(attribute, tag.group()), div)
+
+
+def _lost(omitted: list[Problem], landed: Iterable[FieldRef]) -> list[Problem]:
+    """The omitted codes that landed nowhere, one note per field: a code one leaf left out that
+    another element carries (XAD.7 M, no Address.use but type postal; XTN.3 PH, no use but the
+    system phone) is not lost, and a code two leaves left out is told once, by the first."""
+    carried = set(landed)
+    kept: dict[FieldRef | None, Problem] = {}
+    for problem in omitted:
+        if problem.ref not in carried:
+            kept.setdefault(problem.ref, problem)
+    return list(kept.values())
 
 
 def _join(prefix: str, suffix: tuple[str, ...]) -> str:

@@ -416,10 +416,12 @@ def _record_part(outcome: Outcome, lang: str) -> list[dict[str, Any]]:
         {"name": "status", "valueCode": outcome.status},
     ]
     part += [{"name": "resource", "valueReference": {"reference": f"{k}/{i}"}} for k, i in outcome.written]
-    if outcome.reasons or outcome.parts:
+    told = [("error", reason) for reason in outcome.reasons or outcome.parts]
+    told += [("warning", reason) for reason in outcome.omitted]
+    if told:
         issues = []
-        for reason in outcome.reasons or outcome.parts:
-            found = issue("error", reason.message_id, lang, None, reason.expression)
+        for severity, reason in told:
+            found = issue(severity, reason.message_id, lang, None, reason.expression)
             found["details"]["text"] = reason.text[lang]
             if reason.field:
                 found["location"] = [reason.field]

@@ -62,6 +62,7 @@ def summary(counts: Counts, lang: str) -> str:
     ]
     noted = (
         ("cli.ingest.partial", counts.partial),
+        ("cli.ingest.omitted", counts.omitted),
         ("cli.ingest.unchanged", counts.unchanged),
         ("cli.ingest.conflicts", counts.conflicts),
         ("cli.ingest.organization-names", counts.organization_names),
@@ -268,6 +269,8 @@ def explain(
         out.write(f"  {step.field} = {raw!r}\n      {step.rule}\n      → {step.target} = {result}\n")
     for problem in mapped.problems:
         out.write(f"  ✗ [{problem.message_id}] {problem.ref}\n")
+    for problem in mapped.omitted:
+        out.write(f"  ∅ [{problem.message_id}] {problem.ref}\n")
     unused = mapped.unused_fields
     if unused:
         out.write("\n" + text("cli.explain.unused", lang, {"fields": ", ".join(unused)}) + "\n")

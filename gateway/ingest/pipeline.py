@@ -73,6 +73,9 @@ class Counts:
     unchanged: int = 0
     #: mapped records of which an independent part failed and was quarantined alone
     partial: int = 0
+    #: mapped records that landed without an optional qualifier FHIR has no code for
+    #: (``Outcome.omitted``: the codes and why are in the exchange record and the ACK)
+    omitted: int = 0
     resources: Counter[str] = field(default_factory=Counter)
     #: why each file that could not be read was refused, worded when the run is reported
     file_errors: list[Message] = field(default_factory=list)
@@ -111,6 +114,10 @@ class Outcome:
     identity: str = ""
     #: why its independent parts were left out, when the rest of the record landed without them
     parts: list[Reason] = field(default_factory=list)
+    #: the optional qualifiers (an address type, a phone's use) mapping left out because FHIR has
+    #: no code for them, each with the ConceptMap's reason: warnings, told with the record whatever
+    #: becomes of it, never a reason to quarantine it (``Mapped.omitted``)
+    omitted: list[Reason] = field(default_factory=list)
     #: the record (file, location) that landed with the same source key while this replayed
     #: one waited in the quarantine: its entry is resolved by it, not left open
     superseded_by: dict[str, str] | None = None
@@ -133,10 +140,10 @@ def _note(by_part: dict[str | None, list[Reason]], part: str | None, reason: Rea
         reasons.append(reason)
 
 
-def _problem_reason(problem: Problem) -> Reason:
+def _problem_reason(problem: Problem, severity: str = "error") -> Reason:
     words = worded(problem.message_id, problem.params)
     found = Reason(problem.message_id, words, problem.expression, str(problem.ref) if problem.ref else None)
-    exchanges.reason(found.message_id, found.text, found.field)
+    exchanges.reason(found.message_id, found.text, found.field, severity)
     return found
 
 
@@ -288,6 +295,7 @@ class Ingest:
         else:
             self.counts.mapped += 1
             self.counts.unchanged += outcome.unchanged
+            self.counts.omitted += bool(outcome.omitted)
             self._count(outcome)
         if outcome.parts and not outcome.reasons and not outcome.unchanged:
             self.counts.partial += 1
@@ -375,6 +383,7 @@ class Ingest:
                 return outcome
             # a partly accepted record replayed: mapped afresh, so a fix releases its parts
         outcome.seen_as = (scope, digest)
+        outcome.omitted = [_problem_reason(problem, "warning") for problem in mapped.omitted]
         by_part: dict[str | None, list[Reason]] = {}
         for problem in mapped.problems:
             part = problem.resource if problem.resource in mapped.optional else None

@@ -63,9 +63,41 @@ def test_an_address_without_a_type_writes_no_use(tmp_path: Path) -> None:
     assert "use" not in address
 
 
-def test_a_birth_address_is_refused_saying_why_it_has_no_use(tmp_path: Path) -> None:
-    result = mapped(tmp_path, addresses=f"{HOME}~河南省开封市^^开封市^河南省^^CHN^N")
-    assert [(p.message_id, p.params["field"]) for p in result.problems] == [("mapping.unmatched-code", "PID-11~2.7")]
+BIRTH = "河南省开封市^^开封市^河南省^^CHN^N"
+MAILING = "郑州市邮政局第18号信箱^^郑州市^河南省^450000^CHN^M"
+
+
+def test_a_birth_address_lands_without_a_use_rather_than_refusing_the_message(tmp_path: Path) -> None:
+    result = mapped(tmp_path, addresses=f"{HOME}~{BIRTH}")
+    assert (result.problems, "use" in patient(result)["address"][1]) == ([], False)
+
+
+def test_a_birth_address_s_type_left_out_is_noted_with_the_maps_reason(tmp_path: Path) -> None:
+    [note] = mapped(tmp_path, addresses=f"{HOME}~{BIRTH}").omitted
+    assert (note.message_id, note.params["field"], note.params["conceptMap"]) == (
+        "mapping.unmatched-omitted",
+        "PID-11~2.7",
+        "hl7v2-address-type-to-address-use",
+    )
+
+
+def test_a_mailing_address_is_a_postal_address_without_a_use(tmp_path: Path) -> None:
+    [address] = patient(mapped(tmp_path, addresses=MAILING))["address"]
+    assert (address.get("type"), address.get("use")) == ("postal", None)
+
+
+def test_a_mailing_address_type_carried_by_address_type_is_not_noted_as_omitted(tmp_path: Path) -> None:
+    assert mapped(tmp_path, addresses=MAILING).omitted == []
+
+
+def test_a_home_address_has_no_type_and_nothing_noted(tmp_path: Path) -> None:
+    result = mapped(tmp_path)
+    assert ("type" in patient(result)["address"][0], result.omitted) == (False, [])
+
+
+def test_an_address_type_the_table_does_not_list_is_still_refused(tmp_path: Path) -> None:
+    result = mapped(tmp_path, addresses=HOME.replace("^H^", "^XX^"))
+    assert [p.message_id for p in result.problems] == ["mapping.unknown-code", "mapping.unknown-code"]
 
 
 def test_a_third_home_phone_is_a_telecom_with_its_system_and_use(tmp_path: Path) -> None:
@@ -126,3 +158,18 @@ def test_the_email_transform_keeps_an_address_as_written(address: str) -> None:
 def test_the_email_transform_refuses_text_that_is_no_address(written: str) -> None:
     with pytest.raises(MappingError):
         email(written)
+
+
+def test_an_emergency_landline_lands_without_a_use(tmp_path: Path) -> None:
+    result = mapped(tmp_path, home="13803710001^PRN^CP~0371-65551234^EMR^PH")
+    assert (result.problems, patient(result)["telecom"][1]) == ([], {"system": "phone", "value": "037165551234"})
+
+
+def test_an_emergency_use_left_out_is_noted_naming_its_repetition(tmp_path: Path) -> None:
+    [note] = mapped(tmp_path, home="13803710001^PRN^CP~0371-65551234^EMR^PH").omitted
+    assert (note.params["field"], note.params["value"]) == ("PID-13~2.2", "EMR")
+
+
+def test_a_phone_use_the_table_does_not_list_is_still_refused(tmp_path: Path) -> None:
+    result = mapped(tmp_path, home="0371-65551234^XYZ^PH")
+    assert [p.message_id for p in result.problems] == ["mapping.unknown-code"]
