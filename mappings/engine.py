@@ -17,6 +17,8 @@ A leaf with ``unmatched: omit`` reads an optional qualifier (an HL7 address type
 a code its ConceptMap lists as ``unmatched`` leaves the element out instead of refusing the
 record, whose other elements matter more than the qualifier, and the code is noted
 (``Mapped.omitted``) with the map's reason, unless another element of the record carries it.
+``{first_of: [template, …]}`` is the value of the first alternative that gives one (a phone's
+use from its equipment type when that is CP, else from XTN.2).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ EVERY = "[*]"
 OWN_TEXT = "text()"
 #: a leaf's ``unmatched`` choice: a code its map leaves without a target omits the element
 OMIT = "omit"
+#: the template node whose value is that of its first alternative giving one
+FIRST_OF = "first_of"
 
 
 @dataclass(slots=True)
@@ -317,6 +321,17 @@ class MappingEngine:
         if not _reads_record(template, ("from", "ref")):
             frozen = orjson.dumps(self._constant(template))
             return lambda context: orjson.loads(frozen)
+        if isinstance(template, dict) and FIRST_OF in template:
+            alternatives = [self._compile(t, suffix) for t in template[FIRST_OF]]
+
+            def build_first(context: _Context) -> Any:
+                for alternative in alternatives:
+                    value = alternative(context)
+                    if value is not EMPTY:
+                        return value
+                return EMPTY
+
+            return build_first
         if isinstance(template, list):
             items = [self._compile(t, (*suffix, f"[{i}]")) for i, t in enumerate(template)]
 

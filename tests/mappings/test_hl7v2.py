@@ -136,7 +136,7 @@ def test_her_admission_discharge_and_update_become_exactly_the_expected_patient(
         "name": [{"text": "张秀英"}],
         # the A08 (message 5) added her home phone to the mobile number of the A01
         "telecom": [
-            {"system": "phone", "value": "13803710001", "use": "home"},
+            {"system": "phone", "value": "13803710001", "use": "mobile"},
             {"system": "phone", "value": "037165551234", "use": "home"},
         ],
         "gender": "female",

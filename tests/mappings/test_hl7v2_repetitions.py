@@ -102,7 +102,7 @@ def test_an_address_type_the_table_does_not_list_is_still_refused(tmp_path: Path
 
 def test_a_third_home_phone_is_a_telecom_with_its_system_and_use(tmp_path: Path) -> None:
     assert patient(mapped(tmp_path))["telecom"] == [
-        {"system": "phone", "value": "13803710001", "use": "home"},
+        {"system": "phone", "value": "13803710001", "use": "mobile"},
         {"system": "phone", "value": "037165551234", "use": "home"},
         {"system": "fax", "value": "037165559999", "use": "home"},
     ]
@@ -125,7 +125,7 @@ def test_no_repetition_of_an_address_or_phone_is_left_unread(tmp_path: Path) -> 
 def test_a_repetition_listing_two_numbers_gives_two_telecoms_of_its_use(tmp_path: Path) -> None:
     telecoms = patient(mapped(tmp_path, home="13803710001^PRN^CP~66668888 77779999^WPN^PH"))["telecom"]
     assert [(t["value"], t["use"]) for t in telecoms] == [
-        ("13803710001", "home"),
+        ("13803710001", "mobile"),
         ("66668888", "work"),
         ("77779999", "work"),
     ]
@@ -158,6 +158,18 @@ def test_the_email_transform_keeps_an_address_as_written(address: str) -> None:
 def test_the_email_transform_refuses_text_that_is_no_address(written: str) -> None:
     with pytest.raises(MappingError):
         email(written)
+
+
+@given(st.sampled_from(["PRN", "ORN", "WPN", "VHN", "EMR", "ASN", "BPN", ""]))
+@settings(max_examples=8, deadline=None)
+def test_a_cellular_phone_is_mobile_whatever_its_xtn_2(tmp_path_factory: Any, use: str) -> None:
+    telecoms = patient(mapped(tmp_path_factory.mktemp("adt"), home=f"13803710001^{use}^CP"))["telecom"]
+    assert telecoms[0]["use"] == "mobile"
+
+
+def test_a_cellular_business_phone_is_mobile_not_work(tmp_path: Path) -> None:
+    telecoms = patient(mapped(tmp_path, home="", work="13803710002^^CP"))["telecom"]
+    assert telecoms[0]["use"] == "mobile"
 
 
 def test_an_emergency_landline_lands_without_a_use(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""A leaf's ``unmatched: omit``: an optional qualifier whose code the ConceptMap knows but gives
-no target (an HL7 address type or phone use FHIR has no code for) leaves its element out and is
-noted with the map's reason, instead of refusing the whole record; a code the map does not list
-stays a problem."""
+"""A leaf's ``unmatched: omit`` and the ``first_of`` template: an optional qualifier whose code
+the ConceptMap knows but gives no target (an HL7 address type or phone use FHIR has no code
+for) leaves its element out and is noted with the map's reason, instead of refusing the whole
+record; a code the map does not list stays a problem.  ``first_of`` takes the first alternative
+that gives a value (a phone's use from its equipment type, else from its own use code)."""
 
 from __future__ import annotations
 
@@ -31,13 +32,29 @@ USE_MAP = {
         }
     ],
 }
+EQUIPMENT_MAP = {
+    "resourceType": "ConceptMap",
+    "id": "equipment",
+    "url": "{base}/ConceptMap/equipment",
+    "status": "active",
+    "group": [
+        {
+            "target": "http://hl7.org/fhir/contact-point-use",
+            "element": [
+                {"code": "CP", "target": [{"code": "mobile", "equivalence": "equivalent"}]},
+                {"code": "PH", "target": [{"equivalence": "unmatched", "comment": "座机 / a landline"}]},
+            ],
+        }
+    ],
+}
 OMIT_USE = {"from": "用途", "map": "use", "unmatched": "omit"}
+BY_EQUIPMENT = {"from": "设备", "map": "equipment", "unmatched": "omit"}
 
 
 def mapped(telecom: dict[str, Any], **fields: Any) -> Mapped:
     rule = {"path": "telecom[+]", "value": {"value": {"from": "号码"}, **telecom}}
     spec = Spec("test/omit", "测试", "test", frozenset({"号码"}), [{"name": "p", "type": "Patient", "rules": [rule]}])
-    engine = MappingEngine([spec], ConceptMaps([USE_MAP], "http://b"), "http://b")
+    engine = MappingEngine([spec], ConceptMaps([USE_MAP, EQUIPMENT_MAP], "http://b"), "http://b")
     record = SourceRecord("test", "表.csv", "row 2", {"号码": "13803710001", **fields}, b"", "column")
     result = engine.map(record, spec)
     assert result is not None
@@ -77,6 +94,26 @@ def test_a_code_another_element_carries_is_not_noted_as_omitted() -> None:
 def test_a_code_two_elements_leave_out_is_noted_once() -> None:
     result = mapped({"use": OMIT_USE, "rank": OMIT_USE}, 用途="EMR")
     assert len(result.omitted) == 1
+
+
+def test_first_of_takes_the_first_alternative_that_gives_a_value() -> None:
+    result = mapped({"use": {"first_of": [BY_EQUIPMENT, OMIT_USE]}}, 设备="CP", 用途="PRN")
+    assert result.resources["p"]["telecom"][0]["use"] == "mobile"
+
+
+def test_first_of_falls_back_when_an_alternative_omits_its_code() -> None:
+    result = mapped({"use": {"first_of": [BY_EQUIPMENT, OMIT_USE]}}, 设备="PH", 用途="PRN")
+    assert result.resources["p"]["telecom"][0]["use"] == "home"
+
+
+def test_first_of_falls_back_when_an_alternative_s_field_is_empty() -> None:
+    result = mapped({"use": {"first_of": [BY_EQUIPMENT, OMIT_USE]}}, 用途="PRN")
+    assert result.resources["p"]["telecom"][0]["use"] == "home"
+
+
+def test_the_lineage_of_a_first_of_names_the_alternative_that_gave_the_value() -> None:
+    result = mapped({"use": {"first_of": [BY_EQUIPMENT, OMIT_USE]}}, 设备="PH", 用途="PRN")
+    assert result.lineage[("p", "Patient.telecom[0].use")].field == "用途"
 
 
 def test_the_schema_refuses_an_unmatched_choice_other_than_omit() -> None:
