@@ -12,11 +12,14 @@ The base walk calls :meth:`ExtensionChecker.check` for every ``extension`` and
    information that it cannot be checked — as the reference validator decides
    (``Extension_EXT_Unknown_NotHere`` unless ``-extension`` names the domain).
 
-A known extension's value must be of a type its definition allows, the element it sits on must
-be one of its contexts, a modifier extension must be in ``modifierExtension`` (and only it),
-and a sub-extension of a complex extension must be one of its slices, with a value of an
-allowed type — whether or not a profile slices it.  Where a profile does, the profile layer
-also validates it against the whole definition (cardinality, bindings, invariants).
+A known extension's value must be of a type its definition allows and, where the definition
+binds it required or extensible, in its value set; the element it sits on must be one of its
+contexts, a modifier extension must be in ``modifierExtension`` (and only it), and a
+sub-extension of a complex extension must be one of its slices, with a value of an allowed type
+in the value set its slice binds — whether or not a profile slices it, as the reference
+validator judges every extension it resolves by its definition.  Where a profile does, the
+profile layer also validates it against the whole definition (cardinality, invariants); the
+same binding finding from both is reported once.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from conformance.bindings import check_binding
 from conformance.extension_definitions import summarise
 from conformance.fhirpath_scope import Scope
 from conformance.invariants import compile_invariant
 from conformance.issues import IssueList
-from profiles.registry import Registry
 
 if TYPE_CHECKING:
-    from conformance.structure import BaseModel, NodeModel
+    from conformance.structure import BaseModel, NodeModel, Slot
+    from conformance.terminology import Terminology
 
 CORE_NAMESPACE = "http://hl7.org/fhir/StructureDefinition/"
 _INDEX = re.compile(r"\[\d+\]")
@@ -40,9 +44,10 @@ _ELEMENTS_KEPT = 4096
 
 
 class ExtensionChecker:
-    def __init__(self, model: BaseModel, registry: Registry, allowed_domains: tuple[str, ...] = ()) -> None:
+    def __init__(self, model: BaseModel, terminology: Terminology, allowed_domains: tuple[str, ...] = ()) -> None:
         self.model = model
-        self.registry = registry
+        self.terminology = terminology
+        self.registry = registry = terminology.registry
         #: URL prefixes whose unknown extensions are let through unchecked (a hospital's own)
         self.allowed_domains = tuple(d for d in allowed_domains if d)
         self.core: dict[str, dict[str, Any]] = registry.base_extensions
@@ -108,7 +113,7 @@ class ExtensionChecker:
         if definition.get("modifier", False) != (key == "modifierExtension"):
             expected = "modifierExtension" if definition.get("modifier") else "extension"
             issues.error("extension.modifier-mismatch", path, url=url, expected=expected)
-        self._value_type(ext, url, definition["types"], path, issues)
+        self._value(ext, url, definition["types"], definition.get("binding"), path, issues)
         if self._context(url, definition["contexts"], path, parent, parent_model, frame, issues):
             self._context_invariants(
                 ext, url, definition.get("contextInvariants", ()), path, parent, frame, scope, issues
@@ -136,24 +141,42 @@ class ExtensionChecker:
         if name not in slices:
             issues.error("extension.unknown-slice", path, url=parent_url, name=name)
             return
-        self._value_type(ext, f"{parent_url}#{name}", slices[name], path, issues)
+        binding = definition.get("sliceBindings", {}).get(name)
+        self._value(ext, f"{parent_url}#{name}", slices[name], binding, path, issues)
 
-    def _value_type(
-        self, ext: dict[str, Any], url: str, allowed: list[str] | None, path: str, issues: IssueList
+    def _value(
+        self,
+        ext: dict[str, Any],
+        url: str,
+        allowed: list[str] | None,
+        binding: list[str] | None,
+        path: str,
+        issues: IssueList,
     ) -> None:
-        if allowed is None:
-            return  # the definition leaves value[x] as the base Extension has it
+        """The value's type against the types allowed (None: as the base Extension has it) and,
+        when that holds, the value against the binding (``[strength, value set]``), by the
+        check a profile's binding gets: a part of a complex extension as its whole."""
+        found = self._value_slot(ext)
+        if found is None:
+            return
+        stem, slot = found
+        if allowed is not None and slot.type not in allowed:
+            shown = ", ".join(allowed) if allowed else "-"
+            issues.error("extension.value-type", f"{path}.{stem}", url=url, type=slot.type, allowed=shown)
+            return
+        if binding is not None and stem in ext:
+            strength, value_set = binding
+            check_binding(self.terminology, ext[stem], slot.type, value_set, strength, f"{path}.{stem}", issues)
+
+    def _value_slot(self, ext: dict[str, Any]) -> tuple[str, Slot] | None:
+        """(key, Extension slot) of the extension's value, None without one or when the key is
+        no Extension element (the walk reports that)."""
         for key in ext:
             stem = key[1:] if key.startswith("_value") else key
-            if not stem.startswith("value"):
-                continue
-            slot = self.extension_model.slots.get(stem)
-            if slot is None:
-                return  # not an Extension element: the walk reports it
-            if slot.type not in allowed:
-                shown = ", ".join(allowed) if allowed else "-"
-                issues.error("extension.value-type", f"{path}.{stem}", url=url, type=slot.type, allowed=shown)
-            return
+            if stem.startswith("value"):
+                slot = self.extension_model.slots.get(stem)
+                return (stem, slot) if slot is not None else None
+        return None
 
     def _context(
         self,

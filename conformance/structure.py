@@ -280,7 +280,7 @@ class StructureWalker:
         self.model = model
         self.terminology = terminology
         self.visit = visit
-        self.extensions = ExtensionChecker(model, terminology.registry, extension_domains)
+        self.extensions = ExtensionChecker(model, terminology, extension_domains)
         self._walk = _Walk()
 
     def resource(self, resource: Any, path: str, issues: IssueList, scope: Scope | None = None) -> bool:

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from conformance.validator import Validator
 from profiles.registry import Registry, _load_base
+from tests.conformance.definitions import sd, validator_with
 from tests.conftest import errors, found
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
@@ -175,6 +179,67 @@ def test_an_unknown_part_of_a_complex_package_extension_is_an_error(validator: V
     }
     issues = validator.validate(patient(extension=[record]))
     assert ("extension.unknown-slice", "Patient.extension[0].extension[0]") in errors(issues)
+
+
+def health_record_status(validator: Validator, coding: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": package_extension(validator, "health-record"),
+        "extension": [{"url": "status", "valueCoding": coding}],
+    }
+
+
+def test_a_package_extension_value_outside_its_required_value_set_is_an_error(validator: Validator) -> None:
+    wrong = {"url": package_extension(validator, "ethnicity"), "valueCoding": {"system": "http://x", "code": "x"}}
+    issues = validator.validate(patient(extension=[wrong]))
+    assert ("binding.not-in-valueset", "Patient.extension[0].valueCoding") in errors(issues)
+
+
+def test_a_complex_package_extension_part_outside_its_required_value_set_is_an_error(validator: Validator) -> None:
+    record = health_record_status(validator, {"system": "http://x", "code": "x"})
+    issues = validator.validate(patient(extension=[record]))
+    assert ("binding.not-in-valueset", "Patient.extension[0].extension[0].valueCoding") in errors(issues)
+
+
+STATUS_CODES = "http://fhir.yiyang.cn/CodeSystem/health-record-status"
+
+
+@settings(max_examples=25, deadline=None)
+@given(code=st.sampled_from(["managed", "x", "closed", "在管"]) | st.text(min_size=1, max_size=8))
+def test_a_part_is_judged_by_url_as_the_profile_slicing_it_judges_it(validator: Validator, code: str) -> None:
+    """With or without yy-patient claimed, a 健康档案 status is held to its value set alike."""
+    record = health_record_status(validator, {"system": STATUS_CODES, "code": code})
+    profile = validator.registry.url("StructureDefinition", "yy-patient")
+    verdicts = [
+        found(validator.validate(patient(extension=[record], **claimed)), "binding.not-in-valueset")
+        for claimed in ({}, {"meta": {"profile": [profile]}})
+    ]
+    assert verdicts[0] == verdicts[1]
+
+
+GRADE = "http://example.org/fhir/StructureDefinition/test-grade"
+
+
+def test_a_part_outside_its_extensible_value_set_is_a_warning() -> None:
+    """Extensible, as the reference validator holds it: a code from elsewhere is a warning."""
+    bound = {"strength": "extensible", "valueSet": "http://fhir.yiyang.cn/ValueSet/health-record-status"}
+    grade = sd(
+        GRADE,
+        "Extension",
+        [
+            {"id": "Extension.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}]}},
+            {"id": "Extension.extension:level", "sliceName": "level"},
+            {"id": "Extension.extension:level.url", "fixedUri": "level"},
+            {"id": "Extension.extension:level.value[x]", "type": [{"code": "Coding"}], "binding": bound},
+            {"id": "Extension.url", "fixedUri": GRADE},
+            {"id": "Extension.value[x]", "max": "0"},
+        ],
+        kind="complex-type",
+    )
+    grade["context"] = [{"type": "element", "expression": "Patient"}]
+    part = {"url": "level", "valueCoding": {"system": "http://example.org/levels", "code": "high"}}
+    issues = validator_with(grade).validate(patient(extension=[{"url": GRADE, "extension": [part]}]))
+    warned = [(i.severity, i.expression) for i in issues if i.message_id == "binding.not-in-valueset"]
+    assert warned == [("warning", "Patient.extension[0].extension[0].valueCoding")]
 
 
 # -- contextInvariant: must hold on the element the extension sits on --------------------------
