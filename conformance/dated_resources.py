@@ -64,8 +64,9 @@ def _compile(registry: Registry) -> dict[str, DatedResource]:
 def unknown_names(guide: Mapping[str, Any], registry: Registry, path: str) -> Iterator[tuple[str, str, str | None]]:
     """(FHIRPath, type, element) of each name in a guide's rule that R4 lacks: a type that is
     no R4 resource type (element None), an element its type lacks.  A misspelt name is a date
-    never judged, so it is reported where it is written (the extension's ``type`` is bound to
-    no ValueSet: R4's resource-types is not one the registry resolves by URL)."""
+    never judged, so it is reported where it is written, at the part's value.  The extension's
+    ``type`` is bound to R4's resource-types too, whose finding on the same value the type's
+    supersedes (the catalog's ``definition.unknown-type``): this one says what is wrong."""
     url = registry.url("StructureDefinition", EXTENSION)
     types = registry.base_types
     for index, parts in _rules(guide, url):
@@ -76,7 +77,7 @@ def unknown_names(guide: Mapping[str, Any], registry: Registry, path: str) -> It
             types.get(kind, {}).get("nodes", {}).get(kind) if types.get(kind, {}).get("kind") == "resource" else None
         )
         if nodes is None:
-            yield f"{path}.extension[{index}]", kind, None
+            yield f"{path}.extension[{index}].extension[{_position(parts, 'type')}].value", kind, None
             continue
         for part_index, part in enumerate(parts):
             named = isinstance(part, dict) and part.get("url") in ("person", "event", "prenatal")
@@ -91,6 +92,11 @@ def _rules(guide: Mapping[str, Any], url: str) -> Iterator[tuple[int, list[Any]]
     for index, extension in enumerate(extensions if isinstance(extensions, list) else ()):
         if isinstance(extension, dict) and extension.get("url") == url and isinstance(extension.get("extension"), list):
             yield index, extension["extension"]
+
+
+def _position(parts: list[Any], name: str) -> int:
+    """Where the part ``name`` stands among a rule's parts (the caller knows there is one)."""
+    return next(i for i, part in enumerate(parts) if isinstance(part, dict) and part.get("url") == name)
 
 
 def _single(parts: list[Any], name: str, value: str) -> str | None:

@@ -16,6 +16,7 @@ IDENTIFIER_TYPE = "http://hl7.org/fhir/ValueSet/identifier-type"
 V3_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+RESOURCE_TYPES = "http://hl7.org/fhir/ValueSet/resource-types"
 
 
 def profile(path: str, strength: str, value_set: str) -> Validator:
@@ -58,6 +59,21 @@ def test_extensible_binding_to_a_core_value_set() -> None:
     assert not [i for i in good if i.message_id.startswith("binding.")]
     bad = run(validator, identifier=[{"type": {"coding": [{"system": V2_0203, "code": "XX"}]}, "value": "1"}])
     assert [i.severity for i in bad if i.message_id == "binding.not-in-valueset"] == ["warning"]
+
+
+def test_a_binding_to_r4_resource_types_rejects_a_name_that_is_no_resource_type() -> None:
+    """R4's resource-types is no resource the registry holds (registry.get answers None for
+    every R4 value set): its required-binding expansion in r4-valuesets.json answers."""
+    validator = validator_with(
+        sd(
+            URL,
+            "Patient",
+            [{"id": "Patient.link.type", "binding": {"strength": "required", "valueSet": RESOURCE_TYPES}}],
+        )
+    )
+    issues = run(validator, link=[{"other": {"reference": "Patient/1"}, "type": "Visit"}])
+    rejected = [i.expression for i in issues if i.params.get("valueSet") == RESOURCE_TYPES and i.is_error]
+    assert rejected == ["Patient.link[0].type"]
 
 
 def test_core_value_set_over_an_external_code_system_stays_unknown() -> None:

@@ -100,6 +100,23 @@ def test_an_element_the_type_lacks_is_reported_where_the_guide_names_it(validato
     assert found == [("definition.unknown-path", "ImplementationGuide.extension[0].extension[2].value")]
 
 
-def test_a_type_that_is_no_r4_resource_is_reported_where_the_guide_names_it(validator: Validator) -> None:
-    found = definition_findings(validator, guide(rule("Visit", "subject", "period")))
-    assert found == [("definition.unknown-type", "ImplementationGuide.extension[0]")]
+def test_a_type_that_is_no_r4_resource_is_reported_once_where_the_guide_names_it(validator: Validator) -> None:
+    """The ``type`` part is bound to R4's resource-types: the type finding supersedes the
+    binding's on the same value, one fault, one reason."""
+    issues = validator.validate(guide(rule("Visit", "subject", "period")))
+    found = [(i.message_id, i.expression) for i in issues if i.message_id.startswith(("definition.", "binding."))]
+    assert found == [("definition.unknown-type", "ImplementationGuide.extension[0].extension[0].value")]
+
+
+def test_the_type_part_is_bound_to_r4_resource_types(validator: Validator) -> None:
+    """Where the rule's extension is validated by its definition, a non-type is outside the
+    value set (the package's definition binds it; R4's resource-types resolves)."""
+    part = {"url": "type", "valueCode": "Visit"}
+    extension = {"url": RULE_URL, "extension": [part, {"url": "person", "valueString": "subject"}]}
+    basic = {"resourceType": "Basic", "code": {"text": "x"}, "extension": [extension]}
+    issues = validator.validate(basic)
+    assert found_binding(issues) == [("binding.not-in-valueset", "Basic.extension[0].extension[0].valueCode")]
+
+
+def found_binding(issues: list[Any]) -> list[tuple[str, str]]:
+    return [(i.message_id, i.expression) for i in issues if i.message_id.startswith("binding.")]

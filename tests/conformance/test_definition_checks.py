@@ -120,6 +120,12 @@ def test_a_search_parameter_on_an_unknown_type_is_refused(validator: Validator) 
     assert found(issues, "definition.unknown-type", "SearchParameter.base[0]")
 
 
+def test_an_unknown_type_is_told_once_not_again_as_outside_resource_types(validator: Validator) -> None:
+    """SearchParameter.base is bound to R4's resource-types: the type finding supersedes it."""
+    issues = validator.validate(_search_parameter(base=["Patinet"]))
+    assert [i.message_id for i in issues if i.expression == "SearchParameter.base[0]"] == ["definition.unknown-type"]
+
+
 def test_a_search_parameter_whose_expression_does_not_parse_is_refused(validator: Validator) -> None:
     issues = validator.validate(_search_parameter(expression="Patient.name.where(use = "))
     assert found(issues, "definition.expression-invalid", "SearchParameter.expression")
