@@ -204,7 +204,8 @@ class BulkExports:
         for (name, value), at in located:
             with _located(at):
                 if name == "_typeFilter":
-                    searches += [s for s in type_filters([value], self.searcher, check_type) if s not in searches]
+                    found = type_filters([value], self.searcher, check_type, given=len(searches))
+                    searches += [search for search in found if search not in searches]
                 elif name == "_elements":
                     elements += [e for e in export_elements([value], held) if e not in elements]
                 elif name == "patient":

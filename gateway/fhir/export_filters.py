@@ -43,15 +43,19 @@ class TypeFilter:
     criteria: str
 
 
-def type_filters(values: Iterable[str], searcher: Searcher, check_type: Callable[[str, str], None]) -> list[TypeFilter]:
+def type_filters(
+    values: Iterable[str], searcher: Searcher, check_type: Callable[[str, str], None], given: int = 0
+) -> list[TypeFilter]:
     """The searches of a kick-off's ``_typeFilter`` values, each checked as a search of its
     type (``check_type(kind, parameter)`` refuses a type the export cannot hold).  A search
     must choose matches and only choose them: ``Encounter?`` would keep every Encounter and
     say nothing, and a result parameter (``_sort``, ``_count``, ``_elements`` …) has no
-    meaning in an export, whose files are neither ordered nor paged."""
+    meaning in an export, whose files are neither ordered nor paged.  ``given``: the searches
+    the kick-off's other values hold, which count towards :data:`MAX_SEARCHES` too."""
     written = [search.strip() for value in values for search in value.split(",")]
-    if len(written) > MAX_SEARCHES:
-        raise FhirError(400, "http.export-too-many-type-filters", PARAMETER, count=len(written), limit=MAX_SEARCHES)
+    if given + len(written) > MAX_SEARCHES:
+        count = given + len(written)
+        raise FhirError(400, "http.export-too-many-type-filters", PARAMETER, count=count, limit=MAX_SEARCHES)
     found: list[TypeFilter] = []
     for text in written:
         kind, question, criteria = text.partition("?")

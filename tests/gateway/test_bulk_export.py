@@ -519,6 +519,15 @@ def test_elements_cut_the_exported_resources_of_their_type(api: Api, archive: di
     ) == (["code", "id", "resourceType", "status", "subject"], "SUBSETTED", True)
 
 
+def test_type_filter_searches_given_as_many_parameters_count_together(api: Api) -> None:
+    searches = [f"Observation?code=8480-{number}" for number in range(33)]
+    answer = api.get(f"{api.base}/$export", params={"_typeFilter": searches}, headers=ASYNC, timeout=30)
+    assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        400,
+        "http.export-too-many-type-filters",
+    )
+
+
 @pytest.mark.parametrize("elements", ["Patient.name.given", "Observation.nosuch", "nosuch"])
 def test_elements_naming_no_top_level_element_are_refused(api: Api, elements: str) -> None:
     answer = api.get(f"{api.base}/$export", params={"_elements": elements}, headers=ASYNC, timeout=30)
