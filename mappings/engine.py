@@ -288,7 +288,11 @@ class MappingEngine:
     def _rule(
         self, mapped: Mapped, name: str, resource: dict[str, Any], rule: dict[str, Any], item: Any, each: str | None
     ) -> None:
-        if "when" in rule and not _holds(mapped, item, rule["when"]):
+        # a rule with each judges a when about $item for each of its items, as its values read them
+        when, each_when = rule.get("when"), None
+        if when is not None and "each" in rule and _names_item(when):
+            when, each_when = None, when
+        if when is not None and not _holds(mapped, item, when):
             return
         compiled = self._rules[id(rule)]
         items: list[tuple[Any, str | None]] = [(item, each)]
@@ -304,6 +308,8 @@ class MappingEngine:
                 kept = _items(mapped, item, field, skip, split)
                 items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
         for current, label in items:
+            if each_when is not None and not _holds(mapped, current, each_when):
+                continue
             context = _Context(mapped, name, current, label, compiled.target)
             value = compiled.build(context)
             if value is EMPTY:
@@ -788,6 +794,11 @@ def _kept(mapped: Mapped, name: str, listed: Any, skip: list[Any], split: Splitt
             return []
     unwanted = {str(v) for v in skip}
     return [value for value in listed if str(value) not in unwanted]
+
+
+def _names_item(when: str | dict[str, Any]) -> bool:
+    """Whether a ``when`` is about the item (``$item.field``) rather than the record."""
+    return (when if isinstance(when, str) else str(when["field"])).startswith("$item.")
 
 
 def _holds(mapped: Mapped, item: Any, when: str | dict[str, Any]) -> bool:

@@ -185,3 +185,19 @@ def test_an_emergency_use_left_out_is_noted_naming_its_repetition(tmp_path: Path
 def test_a_phone_use_the_table_does_not_list_is_still_refused(tmp_path: Path) -> None:
     result = mapped(tmp_path, home="0371-65551234^XYZ^PH")
     assert [p.message_id for p in result.problems] == ["mapping.unknown-code"]
+
+
+def test_an_email_address_in_pid_14_is_a_work_email_telecom(tmp_path: Path) -> None:
+    telecoms = patient(mapped(tmp_path, home="", work="^WPN^Internet^zhang@example.cn"))["telecom"]
+    assert telecoms == [{"system": "email", "value": "zhang@example.cn", "use": "work"}]
+
+
+def test_an_address_repetition_giving_only_its_type_is_no_address(tmp_path: Path) -> None:
+    addresses = patient(mapped(tmp_path, addresses=f"{HOME}~^^^^^^H"))["address"]
+    assert [address["text"] for address in addresses] == ["河南省郑州市金水区经八路街道幸福社区3号楼"]
+
+
+def test_a_number_sent_as_internet_equipment_is_refused_as_known_without_a_system(tmp_path: Path) -> None:
+    """Not as a code the table does not list: staff would look for a typo in a valid code."""
+    result = mapped(tmp_path, home="13803710001^PRN^Internet")
+    assert [(p.message_id, p.params["field"]) for p in result.problems] == [("mapping.unmatched-code", "PID-13.3")]
