@@ -45,8 +45,8 @@ import orjson
 from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError, not_found
-from gateway.fhir.export_filters import TypeFilter, export_elements, keeper, type_filters
-from gateway.fhir.literal_references import literal_references
+from gateway.fhir.export_filters import Filtering, TypeFilter, export_elements, type_filters
+from gateway.fhir.literal_references import current_targets, literal_references
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import ID, READ_ONLY
 from gateway.fhir.search import Searcher, shaped
@@ -69,8 +69,8 @@ FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
 #: many DELETE entries each of its Bundles holds
 DELETED = "Deleted"
-#: the referenced resources outside the compartment read with one statement per type
-SUPPORTING_BATCH = 500
+#: resources a job writes at a time, each batch's filtered types asked about in one statement
+BATCH = 500
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
     "served_by, type_filters, elements, patients"
@@ -337,19 +337,21 @@ class BulkExports:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.mkdir(mode=0o700, exist_ok=True)
         access = self._access(job)
-        kept = keeper(tx, job.type_filters, self.searcher, access)
+        filtering = Filtering(job.type_filters, self.searcher, access)
         # a person's export brings what its records refer to outside the compartment, unless
         # _type says which types it wants: a platform may not export those types alone
-        supporting: dict[str, None] | None = {} if job.scope != "system" and job.types is None else None
+        supporting: dict[tuple[str, str], None] | None = {} if job.scope != "system" and job.types is None else None
         with _NdjsonFiles(folder) as files:
-            for stored in self._selected(tx, job):
+            for batch in _batches(self._selected(tx, job)):
                 if halt.is_set():
                     raise _Halted
-                if kept(stored) and files.add(stored, shaped(stored.resource, None, job.elements)):
-                    progress.written += 1
-                    if supporting is not None:
-                        supporting.update(dict.fromkeys(self._outside_compartment(stored)))
-            for stored in self._supporting(tx, access, supporting or {}):
+                for stored in filtering.kept(tx, batch):
+                    resource = shaped(stored.resource, None, job.elements)
+                    if files.add(stored, resource):
+                        progress.written += 1
+                        if supporting is not None:
+                            supporting.update(dict.fromkeys(self._outside_compartment(resource)))
+            for stored in current_targets(tx, access, list(supporting or {})):
                 if halt.is_set():
                     raise _Halted
                 if files.add(stored, shaped(stored.resource, None, job.elements)):
@@ -358,19 +360,14 @@ class BulkExports:
                 files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen)))
             return files.output()
 
-    def _outside_compartment(self, stored: Stored) -> Iterator[str]:
-        """The references of an exported resource to types outside the Patient compartment."""
+    def _outside_compartment(self, resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+        """What an exported resource (as written: ``_elements`` may have cut a reference out)
+        refers to outside the Patient compartment, as (type, id)."""
         compartment = self.personal.compartment
-        return (ref for ref in literal_references(stored.resource) if ref.partition("/")[0] not in compartment)
-
-    def _supporting(self, tx: Transaction, access: Access, references: Iterable[str]) -> Iterator[Stored]:
-        """The current resources ``references`` name that the client may see (an Organization,
-        a Practitioner, a Location …), read a batch at a time.  Whatever their own last change:
-        a stay written since ``_since`` may name an organisation the platform never received."""
-        keys = [(kind, resource_id) for kind, _, resource_id in (ref.partition("/") for ref in references)]
-        for start in range(0, len(keys), SUPPORTING_BATCH):
-            found = tx.resources.read_many(keys[start : start + SUPPORTING_BATCH])
-            yield from access.among_served(tx, (stored for stored in found.values() if not stored.deleted))
+        for reference in literal_references(resource):
+            kind, _, resource_id = reference.partition("/")
+            if kind not in compartment:
+                yield kind, resource_id
 
     def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
         """The resources the job exports, type by type (system) or person by person."""
@@ -449,6 +446,11 @@ class BulkExports:
         between; a deletion listed for something the copy never held is harmless."""
         if job.scope == "system":
             yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
+            # changed since, of a type _typeFilter filters, and no search keeps it any more:
+            # the client's copy of its earlier version must go
+            if filtered := sorted({search.kind for search in job.type_filters}):
+                changed = tx.resources.current(filtered, since)
+                yield from (stored.reference for stored in changed if (stored.type, stored.id) not in exported)
             return
         access = self._access(job)
         served = access.served_people(tx) if access.restricted else None
@@ -874,3 +876,10 @@ class _NdjsonFiles:
         if self.deletions:
             files.append({"type": "Bundle", "file": DELETED_FILE, "count": self.deletions, "deleted": True})
         return files
+
+
+def _batches(found: Iterable[Stored]) -> Iterator[list[Stored]]:
+    """What a job writes, :data:`BATCH` resources at a time (``itertools.batched`` is 3.12's)."""
+    iterator = iter(found)
+    while batch := list(itertools.islice(iterator, BATCH)):
+        yield batch

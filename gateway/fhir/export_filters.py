@@ -7,7 +7,7 @@ A resource of a filtered type is exported when any search of its type matches it
 types are exported whole, each type filtered on its own, as the IG has it.  The searches are
 the gateway's own (the parameters, modifiers, prefixes and chains of ``GET [base]/Encounter?…``),
 checked at kick-off so that a mistyped one is a 400 there rather than a failed job later, and
-run again by the job, as it starts reading.
+asked by the job of what it is about to write (:class:`Filtering`).
 
 Commas separate searches within one value, as the IG has it; a comma inside a search's own
 value is percent-encoded within its (itself percent-encoded) query: ``status%3Dplanned%252Cin-progress``.
@@ -83,31 +83,52 @@ def parse(searcher: Searcher, search: TypeFilter) -> SearchQuery:
     return query
 
 
-def keeper(
-    tx: Transaction, searches: Sequence[TypeFilter], searcher: Searcher, access: Access
-) -> Callable[[Stored], bool]:
-    """Whether the export keeps a resource: of a type no search filters, or matched by one
-    of its type's searches (read once, as the job starts, in the job's own transaction)."""
-    kept: dict[str, set[str]] = {}
-    for search in searches:
-        ids = searcher.matching_ids(tx, parse(searcher, search), access)
-        kept.setdefault(search.kind, set()).update(ids)
-    return lambda stored: stored.type not in kept or stored.id in kept[stored.type]
+class Filtering:
+    """A job's searches, parsed once, applied to what the job is about to write: a resource
+    of a filtered type is kept when one of its type's searches matches it.  They are asked of
+    a batch of the job's own resources at a time (``_id`` among them), never listed whole: an
+    elderly-care home's export of its residents asking ``Observation?code=8480-6`` would
+    otherwise hold every blood pressure of the province in memory."""
+
+    def __init__(self, searches: Sequence[TypeFilter], searcher: Searcher, access: Access) -> None:
+        self.searcher = searcher
+        self.access = access
+        self.queries: dict[str, list[SearchQuery]] = {}
+        for search in searches:
+            self.queries.setdefault(search.kind, []).append(parse(searcher, search))
+
+    def filters(self, kind: str) -> bool:
+        return kind in self.queries
+
+    def kept(self, tx: Transaction, batch: Sequence[Stored]) -> list[Stored]:
+        """The resources of ``batch`` the export keeps, in their order."""
+        ids: dict[str, list[str]] = {}
+        for stored in batch:
+            if stored.type in self.queries:
+                ids.setdefault(stored.type, []).append(stored.id)
+        matched = {
+            (kind, resource_id)
+            for kind, candidates in ids.items()
+            for query in self.queries[kind]
+            for resource_id in self.searcher.matching_among(tx, query, candidates, self.access)
+        }
+        return [stored for stored in batch if stored.type not in ids or (stored.type, stored.id) in matched]
 
 
 def export_elements(values: Iterable[str], kinds: Iterable[str]) -> list[str]:
     """The names of a kick-off's ``_elements`` values (comma lists, repeatable), each a
-    top-level element of its type (``Patient.name``) or, bare, of one of the ``kinds`` the
-    export may hold: a name that cuts nothing is a client's mistake, refused (400)."""
+    top-level element of one of the ``kinds`` the export may hold, named with its type
+    (``Patient.name``) or bare: a name that cuts nothing is a client's mistake, refused (400)."""
     kinds = list(kinds)
     names: list[str] = []
     for value in values:
         for name in (part.strip() for part in value.split(",")):
             if not name:
                 continue
-            known = (
-                unknown_element("", name) is None if "." in name else any(name in element_names(kind) for kind in kinds)
-            )
+            if "." in name:
+                known = name.partition(".")[0] in kinds and unknown_element("", name) is None
+            else:
+                known = any(name in element_names(kind) for kind in kinds)
             if not known:
                 raise FhirError(400, "search.unknown-element", "_elements", element=name)
             if name not in names:

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 from conformance.issues import Issue, operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
-from gateway.fhir.literal_references import LITERAL, literal_references
+from gateway.fhir.literal_references import LITERAL, current_targets, literal_references
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository, check_body_id, named_id
@@ -31,8 +31,6 @@ from mappings.readers.xlsx_export import SKIPPED_SHEETS
 from mappings.records import Message
 from mappings.specs import SOURCES
 from profiles.registry import Registry, r4_base_types
-
-#: a literal reference into the archive: Type/id
 
 
 def validate(
@@ -264,11 +262,7 @@ def _supporting(
     )
     keys = [(kind, resource_id) for kind, _, resource_id in (reference.partition("/") for reference in wanted)]
     elsewhere = tx.resources.referrers_among(members, keys)
-    found = tx.resources.read_many([key for key in keys if key not in elsewhere])
-    targets = (found.get(key) for key in keys)
-    since = members.since
-    current = [t for t in targets if t is not None and not t.deleted and (since is None or t.last_updated > since)]
-    return list(access.among_served(tx, current))
+    return list(current_targets(tx, access, [key for key in keys if key not in elsewhere], members.since))
 
 
 def document(

@@ -192,11 +192,13 @@ class Searcher:
         restriction = _restriction(tx, query, access)
         return tx.resources.search(replace(query, count=count), False, restriction)[0]
 
-    def matching_ids(self, tx: Transaction, query: SearchQuery, access: Access | None = None) -> frozenset[str]:
-        """The ids of every resource the query's criteria match, unpaged (an export's
-        ``_typeFilter``), its chains kept to the targets ``access`` lets the principal see;
-        what it may see of the matches themselves is the caller's to judge."""
-        return tx.resources.matching_ids(_chains_within(tx, query, access))
+    def matching_among(
+        self, tx: Transaction, query: SearchQuery, ids: Sequence[str], access: Access | None = None
+    ) -> frozenset[str]:
+        """Which of ``ids`` the query's criteria match (an export's ``_typeFilter``), its chains
+        kept to the targets ``access`` lets the principal see; what it may see of the matches
+        themselves is the caller's to judge."""
+        return tx.resources.matching_among(_chains_within(tx, query, access), ids)
 
 
 def _last(keys: list[tuple[Value, ...]]) -> tuple[Value, ...] | None:

@@ -359,9 +359,11 @@ class Resources:
     def _count(self, planned: SearchQuery, restriction: Sql | None) -> int:
         return int(self.sql.one(*search_sql.count_sql(planned, restriction=restriction))[0])
 
-    def matching_ids(self, query: SearchQuery) -> frozenset[str]:
-        """The ids of every match (the whole result, not a page)."""
-        return frozenset(row[0] for row in self.sql.all(*search_sql.ids_sql(self._planned(query))))
+    def matching_among(self, query: SearchQuery, ids: Sequence[str]) -> frozenset[str]:
+        """Which of ``ids`` (of the query's type) match the query."""
+        if not ids:
+            return frozenset()
+        return frozenset(row[0] for row in self.sql.all(*search_sql.matching_among_sql(query, ids)))
 
     def few_candidates(self, query: SearchQuery) -> bool:
         """Whether the query's criteria leave fewer than ``COMMON_VALUE_ROWS`` candidates to

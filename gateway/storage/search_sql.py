@@ -275,28 +275,27 @@ def _past(terms: Sequence[_Term], after: Sequence[Value]) -> Sql:
 
 
 def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sql | None = None) -> Sql:
-    """How many resources match, for ``Bundle.total`` (a forbidden one is never counted)."""
-    return _every_match(query, now, restriction, by_rows="COUNT(DISTINCT s1.id)", by_resources="COUNT(*)")
-
-
-def ids_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
-    """Every match's id, unordered and unpaged: what an export's ``_typeFilter`` keeps."""
-    return _every_match(query, now, None, by_rows="DISTINCT s1.id", by_resources="r.id")
-
-
-def _every_match(
-    query: SearchQuery, now: datetime | None, restriction: Sql | None, *, by_rows: str, by_resources: str
-) -> Sql:
-    """A statement over all the matches, not a page: from the index rows alone when they can
-    answer (``by_rows`` selects from them), without visiting each match's resource."""
+    """How many resources match, for ``Bundle.total`` (a forbidden one is never counted);
+    from the index rows alone when they can answer, without visiting each match's resource."""
     answered = _index_only(query) if restriction is None else None
     if answered is not None:
         rows, params = _matching_rows(query, *answered, now)
-        return f"SELECT {by_rows} {rows}", params
+        return f"SELECT COUNT(DISTINCT s1.id) {rows}", params
     where, params = _restricted(where_sql(query, now=now), restriction)
-    return f"SELECT {by_resources} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
+    return f"SELECT COUNT(*) FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
         query.resource_type,
         *params,
+    ]
+
+
+def matching_among_sql(query: SearchQuery, ids: Sequence[str]) -> Sql:
+    """Which of ``ids`` match the query (an export's ``_typeFilter``, asked of the resources
+    it is about to write, a batch at a time)."""
+    where, params = where_sql(query)
+    return f"SELECT r.id FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} AND r.id IN ({marks(ids)})", [
+        query.resource_type,
+        *params,
+        *ids,
     ]
 
 

@@ -539,6 +539,33 @@ def test_elements_naming_no_top_level_element_are_refused(api: Api, elements: st
     )
 
 
+def test_a_system_export_since_lists_what_its_type_filter_no_longer_keeps(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    high = {"_type": "Observation", "_typeFilter": "Observation?value-quantity=gt140"}
+    api.put(f"{api.base}/Observation/bp-sys", json=observation("bp-sys", "zhang-xiuying", 160), timeout=30)
+    since = export(api, **high)["transactionTime"]
+    api.put(f"{api.base}/Observation/bp-sys", json=observation("bp-sys", "zhang-xiuying", 125), timeout=30)
+    manifest = export(api, **high, _since=since)
+    api.delete(f"{api.base}/Observation/bp-sys", timeout=30)
+    assert deletions(api, manifest) == ["Observation/bp-sys"]
+
+
+def test_what_elements_cut_out_brings_no_supporting_resource(api: Api, archive: dict[str, list[str]]) -> None:
+    """张秀英's managing organisation comes along only with the reference that names it."""
+    files = exported(api, export(api, "Patient/$export", _elements="Patient.name"))
+    assert "Organization" not in files
+
+
+def test_elements_naming_a_type_the_export_does_not_hold_are_refused(api: Api) -> None:
+    params = {"_type": "Patient", "_elements": "Observation.code"}
+    answer = api.get(f"{api.base}/Patient/$export", params=params, headers=ASYNC, timeout=30)
+    assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        400,
+        "search.unknown-element",
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "params", "message_id"),
     [
