@@ -304,9 +304,15 @@ class ExtensionChecker:
         return logical, candidates
 
 
-def _binding_key(value: Any, type_code: str) -> tuple[tuple[str | None, str], ...] | None:
-    """What a binding reads of a value (its system and code pairs), to remember a verdict by;
-    None when that is not plain text (a malformed value is judged afresh each time)."""
+def _binding_key(value: Any, type_code: str) -> Any:
+    """What a binding reads of a value (a code, or its system and code pairs), to remember a
+    verdict by; None when that is not plain text (a malformed value is judged afresh each
+    time).  A Coding, most extensions' value, is read directly: this runs for every one."""
+    if isinstance(value, str):
+        return value
+    if type_code == "Coding" and isinstance(value, dict):
+        system, code = value.get("system"), value.get("code")
+        return (system, code) if isinstance(code, str) and isinstance(system, str | None) else None
     codings = tuple(codings_of(value, type_code))
     if not codings or not all(isinstance(code, str) and isinstance(system, str | None) for system, code in codings):
         return None
