@@ -97,9 +97,6 @@ class Filtering:
         for search in searches:
             self.queries.setdefault(search.kind, []).append(parse(searcher, search))
 
-    def filters(self, kind: str) -> bool:
-        return kind in self.queries
-
     def kept(self, tx: Transaction, batch: Sequence[Stored]) -> list[Stored]:
         """The resources of ``batch`` the export keeps, in their order."""
         ids: dict[str, list[str]] = {}
