@@ -159,6 +159,8 @@ class ExtensionChecker:
         """The value's type against the types allowed (None: as the base Extension has it) and,
         when that holds, the value against the binding (``[strength, value set]``), by the
         check a profile's binding gets: a part of a complex extension as its whole."""
+        if allowed is None and binding is None:
+            return  # value[x] as the base Extension has it, bound to nothing
         found = self._value_slot(ext)
         if found is None:
             return
