@@ -482,13 +482,20 @@ def crowded(tmp_path_factory: pytest.TempPathFactory, client_key: Any) -> Iterat
 
 
 def test_a_connection_beyond_the_limit_is_closed_at_once(crowded: tuple[int, str]) -> None:
+    """Each of the two is known to be held once it is answered, the second opened after the
+    first was: a second's sleep had let the listener, still starting, take the readiness
+    probe's connection first, refuse the second one and then keep the third (a clean-clone
+    run waited 30 s on it)."""
     address = ("127.0.0.1", crowded[0])
-    with socket.create_connection(address, timeout=10), socket.create_connection(address, timeout=10):
-        time.sleep(1)  # both are taken in before the third arrives
-        with socket.create_connection(address, timeout=30) as refused:
-            started = time.monotonic()
-            closed = refused.recv(1) == b""
-            waited = time.monotonic() - started
+    first_message, second_message = sample_messages()[:2]
+    with socket.create_connection(address, timeout=60) as first:
+        exchange(first, first_message)
+        with socket.create_connection(address, timeout=60) as second:
+            exchange(second, second_message)
+            with socket.create_connection(address, timeout=30) as refused:
+                started = time.monotonic()
+                closed = refused.recv(1) == b""
+                waited = time.monotonic() - started
     assert (closed, waited < 10) == (True, True)
 
 
