@@ -833,9 +833,7 @@ def _condition_key(entry: Entry) -> tuple[str, tuple[tuple[str, str], ...]] | No
 
 def _is_conditional(entry: Entry) -> bool:
     """Whether the entry's outcome or content depends on a search of the store."""
-    if _condition(entry):
-        return True
-    return entry.refers_conditionally
+    return bool(_condition(entry)) or entry.refers_conditionally
 
 
 def _rewrite(entries: list[Entry], renamed: dict[str, str], model: BaseModel) -> None:
