@@ -20,11 +20,11 @@ What is refused and what is only said:
   found before birth, by prenatal screening;
 - a Coverage held by a subscriber other than the beneficiary (a dependant on another person's
   policy) may have started before the dependant was born: the period is the policy's, so that
-  is a warning too.
+  is a warning too (the type's ``heldBy`` element names the holder).
 
-Which elements date an event, which may precede the birth and which names the person is data
-in the package (:mod:`conformance.dated_resources`), so :class:`AfterBirth` judges by what its
-registry says.
+Which elements date an event, which may precede the birth, which names the person and which
+its holder is data in the package (:mod:`conformance.dated_resources`), so :class:`AfterBirth`
+judges by what its registry says.
 
 Dates are compared at the precision both have, as Beijing calendar days: a visit of
 ``1949-12`` beside a birth of ``1949-12-31`` is not judged, and a dateTime with a zone counts
@@ -41,7 +41,7 @@ from typing import Any
 
 from conformance.bundle_index import BundleIndex
 from conformance.clock import CHINA
-from conformance.dated_resources import DatedResources
+from conformance.dated_resources import DatedResource, DatedResources
 from conformance.issues import Issue, IssueList
 from profiles.registry import Registry
 
@@ -69,7 +69,7 @@ class AfterBirth:
         dated = self.dated.get(resource.get("resourceType", ""))
         if born is None or dated is None:
             return
-        severity = "warning" if resource.get("resourceType") == "Coverage" and _held_by_another(resource) else "error"
+        severity = "warning" if _held_by_another(resource, dated) else "error"
         for element in dated.events:
             for where, value in _dates(resource, element, path):
                 _judge(where, value, birth_date, born, severity, issues)
@@ -143,11 +143,13 @@ def check_own_dates(patient: Mapping[str, Any], path: str, health_record_url: st
                 _judge(where, part["valueDate"], born_as, born, "error", issues)
 
 
-def _held_by_another(coverage: Mapping[str, Any]) -> bool:
-    subscriber, beneficiary = coverage.get("subscriber"), coverage.get("beneficiary")
-    if not isinstance(subscriber, dict) or not isinstance(beneficiary, dict):
+def _held_by_another(resource: Mapping[str, Any], dated: DatedResource) -> bool:
+    """Whether what the resource dates is held by another than its person (its ``heldBy``)."""
+    holder = resource.get(dated.held_by) if dated.held_by is not None else None
+    person = resource.get(dated.person)
+    if not isinstance(holder, dict) or not isinstance(person, dict):
         return False
-    return subscriber.get("reference") != beneficiary.get("reference")
+    return holder.get("reference") != person.get("reference")
 
 
 def _dates(resource: Mapping[str, Any], element: str, path: str) -> list[tuple[str, str]]:

@@ -26,11 +26,14 @@ EXTENSION = "yy-ext-after-birth"
 class DatedResource:
     """One type's part of the rule: ``events`` must not precede the birth of the person
     ``person`` names, ``prenatal`` may (a warning); each a primitive, a Period or the stem of
-    a choice (``effective`` is ``effectiveDateTime``, ``effectivePeriod``…)."""
+    a choice (``effective`` is ``effectiveDateTime``, ``effectivePeriod``…).  Where
+    ``held_by`` names another than ``person`` does (a dependant on a parent's policy), the
+    events are the holder's, so one before the birth is a warning too."""
 
     person: str
     events: tuple[str, ...]
     prenatal: tuple[str, ...]
+    held_by: str | None = None
 
 
 class DatedResources:
@@ -57,7 +60,8 @@ def _compile(registry: Registry) -> dict[str, DatedResource]:
         for _, parts in _rules(guide, url):
             kind, person = _single(parts, "type", "valueCode"), _single(parts, "person", "valueString")
             if kind is not None and person is not None and kind not in found:
-                found[kind] = DatedResource(person, _strings(parts, "event"), _strings(parts, "prenatal"))
+                events, prenatal = _strings(parts, "event"), _strings(parts, "prenatal")
+                found[kind] = DatedResource(person, events, prenatal, _single(parts, "heldBy", "valueString"))
     return found
 
 
@@ -80,7 +84,7 @@ def unknown_names(guide: Mapping[str, Any], registry: Registry, path: str) -> It
             yield f"{path}.extension[{index}].extension[{_position(parts, 'type')}].value", kind, None
             continue
         for part_index, part in enumerate(parts):
-            named = isinstance(part, dict) and part.get("url") in ("person", "event", "prenatal")
+            named = isinstance(part, dict) and part.get("url") in ("person", "heldBy", "event", "prenatal")
             element = part.get("valueString") if named else None
             if isinstance(element, str) and element not in nodes and f"{element}[x]" not in nodes:
                 yield f"{path}.extension[{index}].extension[{part_index}].value", kind, element

@@ -59,6 +59,24 @@ def test_the_package_answers_for_a_type_an_added_guide_restates() -> None:
     assert DatedResources(registry_with(rule("Encounter", "subject", "length"))).get("Encounter").events == ("period",)
 
 
+def test_the_package_states_a_coverage_held_by_its_subscriber() -> None:
+    assert DatedResources(Registry()).get("Coverage").held_by == "subscriber"
+
+
+def test_an_event_held_by_another_by_an_added_guide_is_a_warning() -> None:
+    """A province dating invoices, some billed to a parent's account: the holder is data."""
+    parts = [*rule("Invoice", "subject", "date"), {"url": "heldBy", "valueString": "recipient"}]
+    billed = {
+        "resourceType": "Invoice",
+        "subject": {"reference": "Patient/p1"},
+        "recipient": {"reference": "Patient/mother"},
+        "date": "1948-01-01",
+    }
+    issues = IssueList()
+    AfterBirth(registry_with(parts)).check(billed, "Invoice", "1949", issues)
+    assert [issue.severity for issue in issues] == ["warning"]
+
+
 def test_a_statement_naming_no_person_is_skipped() -> None:
     assert DatedResources(registry_with(rule("Communication", "", "sent"))).get("Communication") is None
 
@@ -70,7 +88,7 @@ def test_a_statement_naming_no_person_is_skipped() -> None:
             st.none(),
             st.text(max_size=5),
             st.fixed_dictionaries(
-                {"url": st.sampled_from(["type", "person", "event", "prenatal", "other"])},
+                {"url": st.sampled_from(["type", "person", "heldBy", "event", "prenatal", "other"])},
                 optional={
                     "valueCode": st.one_of(st.text(max_size=8), st.integers()),
                     "valueString": st.text(max_size=8),
@@ -98,6 +116,12 @@ def test_an_element_the_type_lacks_is_reported_where_the_guide_names_it(validato
     """A misspelt element is a date never judged: the guide is told when it is validated."""
     found = definition_findings(validator, guide(rule("Encounter", "subject", "perid")))
     assert found == [("definition.unknown-path", "ImplementationGuide.extension[0].extension[2].value")]
+
+
+def test_a_holder_element_the_type_lacks_is_reported_where_the_guide_names_it(validator: Validator) -> None:
+    parts = [*rule("Coverage", "beneficiary", "period"), {"url": "heldBy", "valueString": "subscribr"}]
+    found = definition_findings(validator, guide(parts))
+    assert found == [("definition.unknown-path", "ImplementationGuide.extension[0].extension[3].value")]
 
 
 def test_a_type_that_is_no_r4_resource_is_reported_once_where_the_guide_names_it(validator: Validator) -> None:
