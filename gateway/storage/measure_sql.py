@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.search.query import SearchQuery
-from gateway.storage.search_sql import PAST_EVERY_PREFIX, Sql, where_sql
+from gateway.storage.search_sql import PAST_EVERY_PREFIX, Sql, current_matching_sql, where_sql
 from profiles.canonical import ID_CARD_SYSTEM
 
 #: the index parameter holding a subject's division codes (Patient and Organization addresses)
@@ -50,14 +50,14 @@ def subjects_sql(selection: Selection, basis: str) -> Sql:
     if selection.restriction is not None:
         where = f"({where}) AND ({selection.restriction[0]})"
         params = [*params, *selection.restriction[1]]
-    matches = f"SELECT r.id FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}"
+    matches = current_matching_sql("r.id", selection.query.resource_type, (where, params))
     if selection.via is None:
-        return matches, [selection.query.resource_type, *params]
+        return matches
     if selection.latest is not None:
-        return _latest_subjects(selection, basis, matches, params)
+        return _latest_subjects(selection, basis, matches)
     return (
-        f"SELECT s.value FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches})",
-        [selection.query.resource_type, selection.via, basis, selection.query.resource_type, *params],
+        f"SELECT s.value FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches[0]})",
+        [selection.query.resource_type, selection.via, basis, *matches[1]],
     )
 
 
@@ -65,7 +65,7 @@ def subjects_sql(selection: Selection, basis: str) -> Sql:
 LATEST_BY = "date"
 
 
-def _latest_subjects(selection: Selection, basis: str, matches: str, params: list[Any]) -> Sql:
+def _latest_subjects(selection: Selection, basis: str, matches: Sql) -> Sql:
     """The subjects whose latest match meets ``selection.latest`` as well, the latest of each
     person (two records of one person are judged together, as they are counted).  Latest by
     the match's ``date`` (its start; one without comes last), then by when it was written:
@@ -79,12 +79,12 @@ def _latest_subjects(selection: Selection, basis: str, matches: str, params: lis
         f"SELECT s.value AS subject, s.id AS id, ROW_NUMBER() OVER (PARTITION BY {person} ORDER BY "
         "(SELECT MAX(d.low) FROM search_index d WHERE d.type = s.type AND d.id = s.id AND d.name = ?) DESC NULLS LAST, "
         "(SELECT w.last_updated FROM resource w WHERE w.type = s.type AND w.id = s.id) DESC, s.id DESC) AS turn "
-        f"FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches})"
+        f"FROM search_index s WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({matches[0]})"
     )
     return (
         f"SELECT k.subject FROM ({ranked}) k WHERE k.turn = 1 "
         f"AND k.id IN (SELECT r.id FROM resource r WHERE r.type = ? AND {latest})",
-        [*person_params, LATEST_BY, kind, selection.via, basis, kind, *params, kind, *latest_params],
+        [*person_params, LATEST_BY, kind, selection.via, basis, *matches[1], kind, *latest_params],
     )
 
 

@@ -281,22 +281,22 @@ def count_sql(query: SearchQuery, *, now: datetime | None = None, restriction: S
     if answered is not None:
         rows, params = _matching_rows(query, *answered, now)
         return f"SELECT COUNT(DISTINCT s1.id) {rows}", params
-    where, params = _restricted(where_sql(query, now=now), restriction)
-    return f"SELECT COUNT(*) FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where}", [
-        query.resource_type,
-        *params,
-    ]
+    return current_matching_sql("COUNT(*)", query.resource_type, _restricted(where_sql(query, now=now), restriction))
 
 
 def matching_among_sql(query: SearchQuery, ids: Sequence[str]) -> Sql:
     """Which of ``ids`` match the query (an export's ``_typeFilter``, asked of the resources
     it is about to write, a batch at a time)."""
     where, params = where_sql(query)
-    return f"SELECT r.id FROM resource r WHERE r.type = ? AND NOT r.deleted AND {where} AND r.id IN ({marks(ids)})", [
-        query.resource_type,
-        *params,
-        *ids,
-    ]
+    return current_matching_sql("r.id", query.resource_type, (f"{where} AND r.id IN ({marks(ids)})", [*params, *ids]))
+
+
+def current_matching_sql(select: str, kind: str, where: Sql) -> Sql:
+    """``select`` over the current (undeleted) resources of ``kind`` that meet ``where``, a
+    condition on ``resource r``: the one statement a count, an export's ``_typeFilter`` and a
+    measure's subjects each ask around their own select list."""
+    condition, params = where
+    return f"SELECT {select} FROM resource r WHERE r.type = ? AND NOT r.deleted AND {condition}", [kind, *params]
 
 
 def _restricted(where: Sql, restriction: Sql | None) -> Sql:
