@@ -465,21 +465,47 @@ class BulkExports:
                 and (served is None or self.personal.concerns_only(stored.resource, served.__contains__))
             )
 
+        # what an export without _type sent along outside the compartment and is deleted
+        # since (mostly nothing): listed if a version the export held referred to it
+        targets = self._supporting_deleted(tx, since) if job.types is None else frozenset()
+        named: set[str] = set()
+
         def held_since(latest: Stored) -> bool:
             """Whether a version before ``latest``, from the one current at ``_since`` on, was
-            one the export holds."""
+            one the export holds; what such versions referred to among ``targets`` is named."""
             then = tx.resources.as_of(latest.type, latest.id, since)
             first = then.version if then is not None else 1
             versions = (tx.resources.vread(latest.type, latest.id, n) for n in range(first, latest.version))
-            return any(held(version) for version in versions)
+            found = False
+            for version in filter(held, versions):
+                found = True
+                if not targets:
+                    break
+                cut = shaped(version.resource, None, job.elements)
+                named.update(f"{kind}/{key}" for kind, key in self._outside_compartment(cut))
+            return found
 
         kinds = job.types or sorted(self.personal.compartment)
         for gone in tx.resources.deleted_since(kinds, since):
             if held_since(gone):
                 yield gone.reference
         for changed in tx.resources.current(kinds, since):
-            if (changed.type, changed.id) not in exported and held_since(changed):
-                yield changed.reference
+            if (changed.type, changed.id) not in exported:
+                if held_since(changed):
+                    yield changed.reference
+            elif targets:  # exported again, but an earlier version may have named a target
+                held_since(changed)
+        yield from sorted(targets & named)
+
+    def _supporting_deleted(self, tx: Transaction, since: str) -> frozenset[str]:
+        """The resources outside the Patient compartment deleted after ``since``, by reference:
+        what a Patient or Group export without ``_type`` may have sent along and must now list
+        as deleted, if a version it held referred to them.  The archive refuses to delete
+        what a current resource refers to (``Repository.check_unreferenced``), so the referrers
+        are among the resources changed or deleted since, whose versions :meth:`_deleted`
+        reads anyway."""
+        outside = sorted(self.resource_types - self.personal.compartment.keys() - READ_ONLY)
+        return frozenset(gone.reference for gone in tx.resources.deleted_since(outside, since))
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:

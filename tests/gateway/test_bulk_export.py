@@ -456,6 +456,29 @@ def test_a_group_export_since_lists_a_members_record_moved_to_someone_else(
     assert deletions(api, manifest) == ["Observation/bp-moved"]
 
 
+def test_a_patient_export_since_lists_a_supporting_resource_deleted_since(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """张秀英's reading names the care home that took it, so her export without ``_type`` sent
+    the home along; the reading is then changed to name none and the home deleted: the next
+    export's ``deleted`` lists it, and not a nursing home deleted meanwhile that nothing of
+    the export ever named."""
+    homes = [load_example(f"yy-organization/{name}.json") for name in ("valid-elderly-care-home", "valid-nursing-home")]
+    for home in homes:
+        api.put(f"{api.base}/Organization/{home['id']}", json=home, timeout=30)
+    gone = f"Organization/{homes[0]['id']}"
+    reading = observation("bp-by-home", "zhang-xiuying", 133)
+    api.put(f"{api.base}/Observation/bp-by-home", json={**reading, "performer": [{"reference": gone}]}, timeout=30)
+    first = export(api, "Patient/$export")
+    sent = {f"Organization/{resource['id']}" for resource in exported(api, first)["Organization"]}
+    api.put(f"{api.base}/Observation/bp-by-home", json=reading, timeout=30)
+    for home in homes:
+        api.delete(f"{api.base}/Organization/{home['id']}", timeout=30)
+    manifest = export(api, "Patient/$export", _since=first["transactionTime"])
+    api.delete(f"{api.base}/Observation/bp-by-home", timeout=30)
+    assert (gone in sent, deletions(api, manifest)) == (True, [gone])
+
+
 def ids(resources: list[dict[str, Any]]) -> list[str]:
     return sorted(resource["id"] for resource in resources)
 
