@@ -1,7 +1,8 @@
 """Registry of conformance resources, looked up by canonical URL.
 
 Definitions come from an ordered chain of sources — the built-in provincial package first,
-then whatever the caller adds (``--ig`` folders, packages, bundles, single resources) — and
+then the Bulk Data Access IG's $export operations as the gateway implements them
+(``profiles/bulkdata``), then whatever the caller adds (``--ig`` folders, packages, bundles, single resources) — and
 the first source that knows a URL answers; after them, the R4 core constraint profiles
 (vital signs…, ``profiles/base/r4-core-profiles.json``).  The registry holds data only; compiling and
 applying definitions is the validator's job.
@@ -18,6 +19,9 @@ from typing import Any
 from profiles.canonical import DEFAULT_BASE
 
 PACKAGE_DIR = Path(__file__).parent / "package"
+#: the Bulk Data Access IG's $export OperationDefinitions as the gateway implements them: no
+#: provincial artefacts (their canonicals are the IG's), built in beside the package
+BULK_DATA_DIR = Path(__file__).parent / "bulkdata"
 BASE_DIR = Path(__file__).parent / "base"
 
 #: Resource types that carry definitions; anything else met while loading is not ours to index.
@@ -105,7 +109,13 @@ class Registry:
         #: bumped whenever definitions are added, so compiled forms of them can be dropped
         self.generation = 0
         if builtin:
-            self.sources.append(_builtin(self.canonical_base))
+            self.sources += [_builtin(self.canonical_base), _bulk_data()]
+        self._builtins = len(self.sources)
+
+    @property
+    def added(self) -> list[DefinitionSource]:
+        """The sources the caller added (``--ig`` …), after the built-in ones."""
+        return self.sources[self._builtins :]
 
     # -- loading -------------------------------------------------------------------------
     def add_path(self, path: str | Path) -> int:
@@ -276,6 +286,17 @@ def _builtin(canonical_base: str) -> DefinitionSource:
     every Registry (a source is never changed after loading; additions are new sources)."""
     source = DefinitionSource("built-in provincial package")
     for resource in Registry(canonical_base, builtin=False)._read_folder(PACKAGE_DIR, rebase=True):
+        source.add(resource)
+    return source
+
+
+@cache
+def _bulk_data() -> DefinitionSource:
+    """The $export operations the gateway serves, read once per process: they answer before
+    any ``--ig`` source, since what the gateway takes is what it implements, not what a
+    loaded copy of the IG allows."""
+    source = DefinitionSource("Bulk Data Access IG operations")
+    for resource in Registry(builtin=False)._read_folder(BULK_DATA_DIR, rebase=False):
         source.add(resource)
     return source
 

@@ -101,7 +101,7 @@ def report_broken_definitions(validator: Any, lang: str) -> None:
     where the definition was written; validation goes on without the broken part."""
     import sys
 
-    for source in validator.registry.sources[1:]:
+    for source in validator.registry.added:
         definitions = {id(r): r for r in source.by_url.values()}
         for resource in definitions.values():
             for issue in validator.validate(resource):

@@ -46,6 +46,7 @@ from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.export_filters import Filtering, TypeFilter, export_elements, type_filters
+from gateway.fhir.export_parameters import kick_off_parts
 from gateway.fhir.literal_references import current_targets, literal_references
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import ID, READ_ONLY
@@ -61,9 +62,6 @@ log = logging.getLogger("yiyang.export")
 
 IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
-#: the kick-off parameters this server honours; besides them, a kick-off may carry the controls
-#: every answer takes (R4 http.html: _format, the format of its errors, and _pretty)
-HONOURED = ("_type", "_since", "_outputFormat", "_typeFilter", "_elements", "patient")
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 #: the file of an incremental export's deletions (no resource type is called so), and how
@@ -650,17 +648,21 @@ def _parameters(
     parameters: Sequence[tuple[str, str]], lenient: bool, where: Sequence[str] | None = None
 ) -> tuple[list[str] | None, str | None]:
     """``_type`` (comma lists, repeatable) and ``_since`` of a kick-off; ``_outputFormat``
-    must be NDJSON.  ``_since`` and ``_outputFormat`` take one value: of two ``_since``, taking
-    either would silently drop the other, and the later one loses the changes in between.  Any
-    other parameter is refused as every endpoint refuses one, unless ``lenient``.  A refusal
-    names where the parameter was given (``where``, by default its name)."""
+    must be NDJSON.  The parameters the IG's operations take (:func:`kick_off_parts`) are
+    those honoured; besides them, a kick-off may carry the controls every answer takes (R4
+    http.html: ``_format``, the format of its errors, and ``_pretty``).  Those of one value
+    (``_since``, ``_outputFormat``) are refused given twice: of two ``_since``, taking either
+    would silently drop the other, and the later one loses the changes in between.  Any other
+    parameter is refused as every endpoint refuses one, unless ``lenient``.  A refusal names
+    where the parameter was given (``where``, by default its name)."""
+    honoured = kick_off_parts()
     types: list[str] = []
     since = None
     given: set[str] = set()
     for (name, value), at in zip(parameters, where if where is not None else _names(parameters), strict=True):
         if not lenient:
-            refuse_unsupported_parameters([name], "$export", HONOURED, at)
-        if name in ("_since", "_outputFormat"):
+            refuse_unsupported_parameters([name], "$export", honoured.types, at)
+        if name in honoured.single:
             if name in given:
                 raise FhirError(400, "http.repeated-parameter", at, name=name)
             given.add(name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.config import Config
+from gateway.fhir.export_parameters import EXPORT_OPERATIONS
 from gateway.search.parameters import SearchParameters
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS
 from profiles.registry import Registry
@@ -31,8 +32,6 @@ VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 DOCUMENT = "http://hl7.org/fhir/OperationDefinition/Composition-document"
 EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
-#: the Bulk Data Access IG's $export operations (gateway/fhir/bulk_export.py)
-BULK_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 
 
 AUDIT_TRAIL_NOTE = (
@@ -102,6 +101,17 @@ def _references_to(parameters: SearchParameters, resource_types: frozenset[str])
     return found
 
 
+def _exports(registry: Registry) -> dict[str, str]:
+    """Where each of the Bulk Data IG's ``$export`` operations is served (a resource type, or
+    ``system``) → its canonical, as the registry's definitions (``profiles/bulkdata``) say."""
+    found: dict[str, str] = {}
+    for url in EXPORT_OPERATIONS:
+        definition = registry.get(url) or {}
+        for scope in definition.get("resource") or (["system"] if definition.get("system") else []):
+            found[scope] = url
+    return found
+
+
 def capability_statement(
     registry: Registry,
     parameters: SearchParameters,
@@ -115,6 +125,7 @@ def capability_statement(
         if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
             profiles.setdefault(definition["type"], []).append(definition["url"])
     pointing = _references_to(parameters, resource_types)
+    exports = _exports(registry)
     resources = []
     for kind in sorted(resource_types):
         if kind == "AuditEvent":
@@ -147,8 +158,8 @@ def capability_statement(
             entry["operation"].append({"name": "document", "definition": DOCUMENT})
         if kind == "Measure":
             entry["operation"].append({"name": "evaluate-measure", "definition": EVALUATE_MEASURE})
-        if kind in ("Patient", "Group"):
-            entry["operation"].append({"name": "export", "definition": f"{BULK_EXPORT}/{kind.lower()}-export"})
+        if kind in exports:
+            entry["operation"].append({"name": "export", "definition": exports[kind]})
         resources.append(entry)
     implementation_guides = [ig["url"] for ig in registry.all("ImplementationGuide")]
     return {
@@ -175,7 +186,7 @@ def capability_statement(
                 ],
                 "operation": [
                     {"name": "ingest", "definition": f"{config.canonical_base}/OperationDefinition/ingest"},
-                    {"name": "export", "definition": f"{BULK_EXPORT}/export"},
+                    {"name": "export", "definition": exports["system"]},
                 ],
             }
         ],

@@ -7,27 +7,58 @@ never wrote.
 
 Each part must carry the ``value[x]`` the IG's OperationDefinitions give it: a ``_since`` sent
 as ``valueString``, or a ``patient`` as ``valueString``, is a client's mistake (400), not a
-value the server guesses the meaning of.
+value the server guesses the meaning of.  Those definitions are data (``profiles/bulkdata``,
+as the gateway implements them), read from the registry and compiled once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import unsupported_parameter
+from profiles.registry import Registry
 
-#: the value[x] each part of a kick-off's Parameters carries (IG v2 OperationDefinitions)
-PART_TYPES = {
-    "_outputFormat": "valueString",
-    "_since": "valueInstant",
-    "_type": "valueString",
-    "_typeFilter": "valueString",
-    "_elements": "valueString",
-    "patient": "valueReference",
-}
+#: the IG's kick-off operations: system, Patient and Group level
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
+EXPORT_OPERATIONS = tuple(f"{BULK_DATA}/{code}" for code in ("export", "patient-export", "group-export"))
+
+
+@dataclass(frozen=True)
+class KickOffParts:
+    """What the IG's three kick-off operations take, compiled from their definitions."""
+
+    #: the ``value[x]`` each part carries: its parameter's type (``instant`` → ``valueInstant``)
+    types: Mapping[str, str]
+    #: the parameters given once at most (``max`` 1)
+    single: frozenset[str]
+
+
+@cache
+def kick_off_parts() -> KickOffParts:
+    """The ``in`` parameters of the three operations.  A part of a name none of them takes is
+    unknown, whichever operation is kicked off (``patient`` at system level is then refused
+    by the export's own rule, which says why).  The definitions are built in and answer
+    before any ``--ig`` source, so every registry reads them alike and one reading serves
+    the process."""
+    registry = Registry()
+    types: dict[str, str] = {}
+    single: set[str] = set()
+    for url in EXPORT_OPERATIONS:
+        definition = registry.get(url)
+        if definition is None:
+            raise LookupError(f"the registry holds no {url}")
+        for parameter in definition["parameter"]:
+            if parameter["use"] == "in":
+                kind, name = parameter["type"], parameter["name"]
+                types[name] = f"value{kind[0].upper()}{kind[1:]}"
+                if parameter["max"] == "1":
+                    single.add(name)
+    return KickOffParts(MappingProxyType(types), frozenset(single))
 
 
 @dataclass(frozen=True)
@@ -59,11 +90,12 @@ def body_arguments(document: Any, lenient: bool = False) -> KickOffArguments:
         name = part.get("name") if isinstance(part, dict) else None
         if not isinstance(name, str):
             raise FhirError(400, "http.parameter-needs-one-value", at)
-        if name not in PART_TYPES:
+        types = kick_off_parts().types
+        if name not in types:
             if lenient:
                 continue
-            raise unsupported_parameter(name, "$export", PART_TYPES, f"{at}.name")
-        expected = PART_TYPES[name]
+            raise unsupported_parameter(name, "$export", types, f"{at}.name")
+        expected = types[name]
         pairs.append((name, _value(part, name, expected, at)))
         where.append(f"{at}.{expected}")
     return KickOffArguments(pairs, where)

@@ -177,7 +177,7 @@ def test_an_unknown_kick_off_parameter_is_refused_as_every_endpoint_refuses_one(
         {
             "name": "includeAssociatedData",
             "where": "$export",
-            "supported": "_type, _since, _outputFormat, _typeFilter, _elements, patient",
+            "supported": "_outputFormat, _since, _type, _elements, _typeFilter, patient",
         },
     )
 

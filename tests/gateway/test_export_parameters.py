@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.fhir.errors import FhirError
-from gateway.fhir.export_parameters import PART_TYPES, body_arguments
+from gateway.fhir.export_parameters import body_arguments, kick_off_parts
 
-STRING_PARTS = sorted(name for name, kind in PART_TYPES.items() if kind == "valueString")
+STRING_PARTS = sorted(name for name, kind in kick_off_parts().types.items() if kind == "valueString")
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3),
@@ -20,7 +20,7 @@ json_values = st.recursive(
 )
 parts = st.dictionaries(
     st.sampled_from(["name", "valueString", "valueInstant", "valueReference", "valueCode", "part", "resource"]),
-    json_values | st.sampled_from(sorted(PART_TYPES)),
+    json_values | st.sampled_from(sorted(kick_off_parts().types)),
     max_size=3,
 )
 
@@ -80,3 +80,19 @@ def test_a_body_that_is_not_parameters_is_refused() -> None:
     with pytest.raises(FhirError) as refused:
         body_arguments({"resourceType": "Patient"})
     assert (refused.value.message_id, refused.value.expression) == ("http.wrong-type", "resourceType")
+
+
+def test_each_part_takes_the_value_type_its_operation_definition_gives() -> None:
+    """profiles/bulkdata: the IG's parameters the gateway implements, by their types."""
+    assert dict(kick_off_parts().types) == {
+        "_outputFormat": "valueString",
+        "_since": "valueInstant",
+        "_type": "valueString",
+        "_elements": "valueString",
+        "_typeFilter": "valueString",
+        "patient": "valueReference",
+    }
+
+
+def test_the_parts_of_one_value_are_those_their_definitions_allow_once() -> None:
+    assert kick_off_parts().single == {"_since", "_outputFormat"}

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from fhir.resources.R4B import get_fhir_model_class
 
-from profiles.registry import DefinitionError, Registry
+from profiles.registry import BULK_DATA_DIR, DefinitionError, Registry
 
 SD = {
     "resourceType": "StructureDefinition",
@@ -75,3 +76,36 @@ def test_bad_definition_file_raises_a_clear_error(tmp_path: Path, content: str) 
     path.write_text(content, encoding="utf-8")
     with pytest.raises(DefinitionError, match="bad.json"):
         Registry(builtin=False).add_path(path)
+
+
+BULK_DATA_OPERATIONS = [
+    f"http://hl7.org/fhir/uv/bulkdata/OperationDefinition/{code}"
+    for code in ("export", "patient-export", "group-export")
+]
+
+
+@pytest.mark.parametrize("url", BULK_DATA_OPERATIONS)
+def test_the_bulk_data_export_operations_are_built_in(url: str) -> None:
+    assert (Registry().get(url) or {}).get("code") == "export"
+
+
+def test_the_export_operations_the_gateway_ships_answer_before_an_ig_loaded_after() -> None:
+    """What a kick-off takes is what the gateway implements: a loaded copy of the IG, which
+    takes includeAssociatedData, does not widen it."""
+    registry = Registry()
+    ours = registry.get(BULK_DATA_OPERATIONS[0])
+    registry.add_resource({**(ours or {}), "parameter": [{"name": "includeAssociatedData", "use": "in"}]})
+    assert registry.get(BULK_DATA_OPERATIONS[0]) is ours
+
+
+def test_the_built_in_sources_are_not_among_those_added() -> None:
+    """``validate --ig`` reports the broken definitions of what it loaded, not of what is built in."""
+    registry = Registry()
+    registry.add_resource(SD)
+    assert [source.by_url.get(SD["url"]) for source in registry.added] == [SD]
+
+
+@pytest.mark.parametrize("path", sorted(BULK_DATA_DIR.glob("*.json")), ids=lambda p: p.name)
+def test_a_bulk_data_operation_is_valid_fhir(path: Path) -> None:
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    assert get_fhir_model_class(resource["resourceType"]).model_validate(resource).id == resource["id"]
