@@ -441,7 +441,10 @@ class BulkExports:
         else would ever tell it to drop it: its copy would keep another person's reading as
         its resident's.  Not only the version current at ``_since`` is judged: the earlier
         export read the archive after its kick-off, and may have sent a version written in
-        between; a deletion listed for something the copy never held is harmless."""
+        between; a deletion listed for something the copy never held is harmless.
+
+        Without ``_type`` it lists as well what it sent along outside the compartment and is
+        deleted since (:meth:`_supporting_deleted`)."""
         if job.scope == "system":
             yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
             # changed since, of a type _typeFilter filters, and no search keeps it any more:
