@@ -301,6 +301,13 @@ def _bulk_data() -> DefinitionSource:
     return source
 
 
+def bulk_data_operation(url: str) -> Resource | None:
+    """One of the built-in ``$export`` operations by canonical, as every Registry answers it
+    (before any ``--ig`` source), for readers that need only them (a kick-off's parameters):
+    building a Registry reads the provincial package, about a second under another base."""
+    return _bulk_data().by_url.get(url)
+
+
 @cache
 def _core_profiles() -> dict[str, Resource]:
     """The R4 core constraint profiles (vital signs…) by URL, answering after every source: a

@@ -21,7 +21,7 @@ from typing import Any
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import unsupported_parameter
-from profiles.registry import Registry
+from profiles.registry import bulk_data_operation
 
 #: the IG's kick-off operations: system, Patient and Group level
 BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
@@ -45,11 +45,10 @@ def kick_off_parts() -> KickOffParts:
     by the export's own rule, which says why).  The definitions are built in and answer
     before any ``--ig`` source, so every registry reads them alike and one reading serves
     the process."""
-    registry = Registry()
     types: dict[str, str] = {}
     single: set[str] = set()
     for url in EXPORT_OPERATIONS:
-        definition = registry.get(url)
+        definition = bulk_data_operation(url)
         if definition is None:
             raise LookupError(f"the registry holds no {url}")
         for parameter in definition["parameter"]:
