@@ -225,5 +225,28 @@ class Conflicts:
         return True
 
     def entries(self) -> Iterator[dict[str, Any]]:
-        for (entry,) in self.sql.stream("SELECT entry FROM identity_conflict ORDER BY seq"):
-            yield self.sql.dialect.json_out(entry)
+        """Every entry, a resolved one with ``resolved``: when, and by which merge."""
+        query = "SELECT entry, resolved, resolved_by FROM identity_conflict ORDER BY seq"
+        for entry, resolved, by in self.sql.stream(query):
+            found = self.sql.dialect.json_out(entry)
+            yield found if resolved is None else found | {"resolved": {"at": resolved, **self.sql.dialect.json_out(by)}}
+
+    def resolve_pair(self, source: str, target: str) -> int:
+        """The open entries naming both Patients (``Type/id`` each, in any of the entry's
+        person, kept and offered) are resolved by their merge; how many.  Looked up by the
+        person column, which holds one of the two whenever an entry concerns a person."""
+        pair = {source, target}
+        rows = self.sql.all(
+            "SELECT seq, entry FROM identity_conflict WHERE resolved IS NULL AND person_id IN (?, ?)", (source, target)
+        )
+        named = [
+            seq
+            for seq, entry in rows
+            if pair <= {str(self.sql.dialect.json_out(entry).get(key)) for key in ("person", "kept", "offered")}
+        ]
+        by = self.sql.dialect.json_in({"merged": source, "into": target})
+        for seq in named:
+            self.sql.execute(
+                "UPDATE identity_conflict SET resolved = ?, resolved_by = ? WHERE seq = ?", (now_instant(), by, seq)
+            )
+        return len(named)

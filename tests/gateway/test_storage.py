@@ -754,3 +754,31 @@ def test_the_members_but_more_hidden_ones_than_a_statement_binds_are_listed(stor
     with store.reading() as tx:
         found = tx.resources.referrers(resources.Referrers("Patient", "p1", IN_COMPARTMENT, hidden=hidden))
     assert [stored.reference for stored in found] == ["Observation/o2"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_identity_conflict_listed_before_0016_can_be_resolved_by_a_merge(
+    backend: str, tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    """A conflict an older gateway listed (no resolved column yet) is settled by a merge of
+    its pair after the upgrade, and still listed, saying by which merge."""
+    from gateway.storage.migrations import apply
+    from gateway.storage.store import Executor
+
+    line = {"person": "Patient/a", "element": "Patient.identifier[0]", "kept": "Patient/a", "offered": "Patient/b"}
+    with fresh_database_url(backend, tmp_path) as url:
+        old = open_store(url, indexer.rows, upgrade=False)
+        with old._connection() as connection:  # noqa: SLF001 - the test builds a version-15 store by hand
+            apply(Executor(connection, old.dialect, old.errors), target=15)
+        with old.transaction() as tx:
+            tx.conflicts.add({**line, "source": "rest", "file": "Patient/b", "location": "Patient.identifier[0]"})
+        old.close()
+        upgraded = open_store(url, indexer.rows)
+        try:
+            with upgraded.transaction() as tx:
+                tx.conflicts.resolve_pair("Patient/b", "Patient/a")
+            with upgraded.reading() as tx:
+                found = [entry["resolved"]["into"] for entry in tx.conflicts.entries()]
+        finally:
+            upgraded.close()
+    assert found == ["Patient/a"]
