@@ -33,7 +33,7 @@ from gateway.api.negotiation import (
     wants_raw_content,
 )
 from gateway.api.serving import services
-from gateway.fhir import operations
+from gateway.fhir import operations, patient_merge
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
@@ -147,6 +147,7 @@ def read_only() -> Response:
 # "$ingest", a DELETE of Patient/$validate the delete of a Patient with that id
 @fhir.route("/$ingest", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @fhir.route("/<kind>/$validate", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
+@fhir.route("/Patient/$merge", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @refusing
 def operation_refused(**_path: str) -> Response:
     return outcome_response(method_refused())
@@ -222,6 +223,15 @@ def ingest() -> Response:
     answer = operations.ingest(
         pipeline, request.args.get("source", ""), request.get_data(), suffix, filename, language(), found.reader_limits
     )
+    return respond(answer)
+
+
+@fhir.post("/Patient/$merge")
+def merge() -> Response:
+    """Two records of one person made one (gateway/fhir/patient_merge.py); only the 主索引
+    staff's clients (role operator) get here (gateway/api/auth.py)."""
+    answer, written = patient_merge.merge(services().repository, body(), language())
+    g.touched = tuple(written)  # for the audit trail: every record the merge changed
     return respond(answer)
 
 

@@ -154,6 +154,14 @@ def forget_person(tx: Transaction, deleted: Stored | None) -> None:
         tx.identity.release(deleted.id, carried_keys(deleted))
 
 
+def replaced_by(patient: dict[str, Any]) -> str | None:
+    """The record a Patient merged away was replaced by (its ``replaced-by`` link), if any."""
+    for link in patient.get("link", []):
+        if link.get("type") == "replaced-by":
+            return str(link.get("other", {}).get("reference", ""))
+    return None
+
+
 def identifier_of(patient: dict[str, Any], key: str) -> str:
     """The FHIRPath of the identifier a match key comes from."""
     for index, identifier in enumerate(patient.get("identifier", [])):

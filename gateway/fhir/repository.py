@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -26,7 +26,14 @@ from gateway import exchanges, messages
 from gateway.config import Config
 from gateway.fhir.archive_references import ArchiveReferences
 from gateway.fhir.errors import FhirError, not_found
-from gateway.fhir.identity_index import forget_person, held_row, lock_new_person, lock_people, register_person
+from gateway.fhir.identity_index import (
+    forget_person,
+    held_row,
+    lock_new_person,
+    lock_people,
+    register_person,
+    replaced_by,
+)
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
 from gateway.ingest.identity import IDENTITY_LOCK
@@ -377,7 +384,7 @@ class Repository:
             )
             return self.store.atomically(write)
 
-        return _until_not_overtaken(if_match, attempt)
+        return until_not_overtaken(if_match, attempt)
 
     def conditional_patch(self, kind: str, criteria: str, operations: Any, if_match: int | None = None) -> Written:
         """PATCH Type?criteria (R4 http.html#patch): the one match is patched as by its id;
@@ -394,7 +401,7 @@ class Repository:
                 raise FhirError(404, "http.conditional-no-match", condition=criteria)
             return self.patch(kind, found.id, operations, named if named is not None else found.version)
 
-        return _until_not_overtaken(if_match, attempt)
+        return until_not_overtaken(if_match, attempt)
 
     def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         """DELETE kind/id.  An id that is no FHIR id is a 400, as a PUT to it is: answered
@@ -531,6 +538,8 @@ class Repository:
         """The one resource (of those the principal may see) a condition selects; None when
         there is none, 412 when there are several (located at ``where``, a Bundle entry's)."""
         found = self.searcher.matching(tx, kind, criteria, self.access())
+        if kind == "Patient":  # a record merged away is its survivor's now (Patient/$merge)
+            found = [match for match in found if replaced_by(match.resource or {}) is None]
         if len(found) > 1:
             raise FhirError(412, "http.multiple-matches", where, condition=criteria)
         return found[0] if found else None
@@ -551,11 +560,16 @@ DELETE_ROUND = 100
 READ_ONLY = frozenset({"AuditEvent"})
 
 
-def _until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], Written]) -> Written:
-    """A patch's ``attempt`` (read, patch, write), run again while another write overtakes it
-    between its read and its write (a 412), up to :data:`PATCH_ATTEMPTS` times.  Only when the
-    client named no version: ``attempt`` is given the one it named (None for none, or for
-    ``If-Match: *``), and a 412 against a version the client named is its answer."""
+#: what an attempt that may be overtaken answers (a patch's Written, a merge's plan and writes)
+T = TypeVar("T")
+
+
+def until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], T]) -> T:
+    """A patch's ``attempt`` (read, patch, write; a merge's too), run again while another
+    write overtakes it between its read and its write (a 412), up to :data:`PATCH_ATTEMPTS`
+    times.  Only when the client named no version: ``attempt`` is given the one it named (None
+    for none, or for ``If-Match: *``), and a 412 against a version the client named is its
+    answer."""
     named = if_match if if_match is not None and if_match != ANY_VERSION else None
     number = 1
     while True:

@@ -64,6 +64,9 @@ OPERATOR = "operator"
 AUDIT_READERS = frozenset({"auditor", OPERATOR})
 #: the endpoints (blueprint prefixes) serving them
 AUDIT_ENDPOINTS = ("audit.", "reports.")
+#: the endpoints only the operator reaches, whatever scopes another role holds: a merge of two
+#: records (Patient/$merge) is the 主索引 staff's decision, and rewrites every organisation's data
+MERGE_ENDPOINTS = frozenset({"fhir.merge"})
 #: the elements naming the organisation a resource belongs to, for the write rule
 OWNER_ELEMENTS = {
     "Encounter": ("serviceProvider",),

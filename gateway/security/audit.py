@@ -75,6 +75,7 @@ INTERACTIONS: dict[str, Interaction] = {
     "fhir.transaction_or_batch": Interaction("transaction", "E"),  # or batch: decided by the body
     "fhir.system_history": Interaction("history-system", "R"),
     "fhir.ingest": Interaction("operation", "C", "$ingest"),
+    "fhir.merge": Interaction("operation", "U", "$merge"),
     "mllp.message": Interaction(None, "C", "mllp"),  # an HL7 v2 message over MLLP (gateway/mllp.py)
     "fhir.search": Interaction("search-type", "E"),
     "fhir.create": Interaction("create", "C"),
@@ -120,6 +121,7 @@ BY_METHOD = {
 #: endpoints whose URL names a resource type that is not in a ``kind`` view argument
 FIXED_TYPES = {
     "fhir.everything": "Patient",
+    "fhir.merge": "Patient",
     "bulk.export_patients": "Patient",
     "bulk.export_group": "Group",
     "audit.search": "AuditEvent",

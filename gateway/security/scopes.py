@@ -166,6 +166,10 @@ RULES: dict[str, Rule] = {
     "fhir.system_history": Rule("*", "s"),
     "fhir.transaction_or_batch": Rule("*", ""),  # each entry is checked on its own
     "fhir.ingest": Rule("*", "cu"),  # a legacy file may write any type
+    # a merge finds its records by reference or identifier (a search), and rewrites whatever
+    # type refers to the source: read, update and search on every type (and role operator,
+    # gateway/api/auth.py)
+    "fhir.merge": Rule("*", "rus"),
     # types
     "fhir.search": Rule(KIND, "s"),
     "fhir.create": Rule(KIND, "c", conditional="s"),

@@ -41,6 +41,12 @@ class IdentityKeys:
         holders = {row[0]: row[1] for row in found.fetchall()} if found is not None else {}
         return {key: self.person_of(key) or person_id for key in taken}, holders
 
+    def keys_of(self, person_id: str) -> list[str]:
+        """The keys the person holds, in key order."""
+        return [
+            row[0] for row in self.sql.all("SELECT key FROM person_key WHERE person_id = ? ORDER BY key", (person_id,))
+        ]
+
     def release(self, person_id: str, keys: Sequence[str]) -> None:
         """Those of ``keys`` the person holds are no longer theirs."""
         if keys:

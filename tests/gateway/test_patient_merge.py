@@ -1,0 +1,306 @@
+"""Patient/$merge over HTTP against a real server on both databases: the 主索引 staff make the
+two records of one person (an elderly-care platform's Patient created beside a holder it may
+not see) one, and every record of the person follows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+import requests
+
+from conformance.id_card import check_char
+from gateway.ingest.identity import match_keys
+from gateway.storage import open_store
+from tests.conftest import Api, Served, add_client
+from tests.gateway.test_api import ID_CARD, example, id_card, new_patient
+
+HOME = "jinshui-yiyang-center"
+
+
+@pytest.fixture(scope="module")
+def centre(served: Served, api: Api, client_key: Any) -> Iterator[Api]:
+    """An elderly-care platform's session: it may create people, and is not told of a holder
+    it may not see (so it makes the second record the staff then merge)."""
+    organization = example("yy-organization/valid-yiyang-center.json")
+    assert api.put(f"{served.base}/Organization/{organization['id']}", json=organization).status_code in (200, 201)
+    add_client(
+        served.database_url,
+        "merge-centre",
+        key=client_key,
+        scope="system/*.cruds",
+        role="elderly-care",
+        organization=HOME,
+    )
+    with Api(served.base, "merge-centre", client_key, "system/*.cruds") as session:
+        yield session
+
+
+def two_records(served: Served, api: Api, centre: Api) -> tuple[str, str, dict[str, Any]]:
+    """(the first record, the centre's second record of the same person, the person)."""
+    person = new_patient()
+    first = api.post(f"{served.base}/Patient", json=person)
+    second = centre.post(f"{served.base}/Patient", json=person)
+    assert (first.status_code, second.status_code) == (201, 201), second.text
+    return first.json()["id"], second.json()["id"], person
+
+
+def parameters(source: str, target: str, *more: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "source-patient", "valueReference": {"reference": f"Patient/{source}"}},
+            {"name": "target-patient", "valueReference": {"reference": f"Patient/{target}"}},
+            *more,
+        ],
+    }
+
+
+def merged(served: Served, api: Api, source: str, target: str, *more: dict[str, Any]) -> requests.Response:
+    return api.post(f"{served.base}/Patient/$merge", json=parameters(source, target, *more))
+
+
+def encounter_of(served: Served, api: Api, person: str) -> str:
+    stay = {**example("yy-encounter/valid-health-check-2026.json"), "subject": {"reference": f"Patient/{person}"}}
+    del stay["id"]
+    answer = api.post(f"{served.base}/Encounter", json=stay)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+def coverage_of(served: Served, api: Api, person: str) -> str:
+    cover = {**example("yy-coverage/valid-employee-insurance.json"), "beneficiary": {"reference": f"Patient/{person}"}}
+    cover["period"] = {"start": "2026-01-01"}
+    del cover["id"]
+    answer = api.post(f"{served.base}/Coverage", json=cover)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+def code_of(answer: requests.Response) -> tuple[int, str]:
+    return answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]
+
+
+def refusal(answer: requests.Response) -> tuple[int, str, list[str]]:
+    issue = answer.json()["issue"][0]
+    return answer.status_code, issue["details"]["coding"][0]["code"], issue.get("expression", [])
+
+
+def born_on(person: dict[str, Any], day: date) -> dict[str, Any]:
+    """The person born on ``day``, their 身份证号 saying so (same county and sequence)."""
+    number = id_card(person)
+    body = f"{number[:6]}{day:%Y%m%d}{number[14:17]}"
+    identifiers = [
+        {**i, "value": body + check_char(body)} if i["system"] == ID_CARD else i for i in person["identifier"]
+    ]
+    return {**person, "birthDate": day.isoformat(), "identifier": identifiers}
+
+
+# -- what a merge moves ------------------------------------------------------------------------
+def test_a_merge_moves_an_encounters_subject_to_the_target(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = encounter_of(served, api, source)
+    assert merged(served, api, source, target).status_code == 200
+    assert api.get(f"{served.base}/Encounter/{stay}").json()["subject"]["reference"] == f"Patient/{target}"
+
+
+def test_a_merge_moves_a_coverages_beneficiary_to_the_target(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    cover = coverage_of(served, api, source)
+    merged(served, api, source, target)
+    assert api.get(f"{served.base}/Coverage/{cover}").json()["beneficiary"]["reference"] == f"Patient/{target}"
+
+
+def test_a_moved_resource_keeps_its_history(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = encounter_of(served, api, source)
+    merged(served, api, source, target)
+    first = api.get(f"{served.base}/Encounter/{stay}/_history/1").json()
+    assert first["subject"]["reference"] == f"Patient/{source}"
+
+
+def test_a_search_by_the_target_finds_the_moved_encounter(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = encounter_of(served, api, source)
+    merged(served, api, source, target)
+    found = api.get(f"{served.base}/Encounter", params={"subject": f"Patient/{target}"}).json()
+    assert [entry["resource"]["id"] for entry in found.get("entry", [])] == [stay]
+
+
+def test_the_source_is_inactive_and_replaced_by_the_target(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    record = api.get(f"{served.base}/Patient/{source}").json()
+    link = {"other": {"reference": f"Patient/{target}"}, "type": "replaced-by"}
+    assert (record["active"], record["link"]) == (False, [link])
+
+
+def test_the_target_replaces_the_source(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    result = merged(served, api, source, target).json()
+    answered = next(p["resource"] for p in result["parameter"] if p["name"] == "result")
+    assert answered["link"] == [{"other": {"reference": f"Patient/{source}"}, "type": "replaces"}]
+
+
+def test_a_result_patient_becomes_the_targets_content(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    result = {"name": "result-patient", "resource": {**person, "id": target, "maritalStatus": None}}
+    del result["resource"]["maritalStatus"]
+    merged(served, api, source, target, result)
+    assert "maritalStatus" not in api.get(f"{served.base}/Patient/{target}").json()
+
+
+def test_the_merge_is_recorded_in_a_provenance(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    found = api.get(f"{served.base}/Provenance", params={"target": f"Patient/{target}"}).json()
+    activities = [e["resource"]["activity"]["coding"][0]["code"] for e in found.get("entry", [])]
+    assert activities == ["merge"]
+
+
+def test_records_may_be_named_by_identifier(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    record_number = next(i for i in person["identifier"] if i["system"] != ID_CARD)
+    api.put(f"{served.base}/Patient/{target}", json={**person, "id": target, "identifier": [person["identifier"][0]]})
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "source-patient-identifier", "valueIdentifier": record_number},
+            {"name": "target-patient", "valueReference": {"reference": f"Patient/{target}"}},
+        ],
+    }
+    api.post(f"{served.base}/Patient/$merge", json=body)
+    assert api.get(f"{served.base}/Patient/{source}").json()["active"] is False
+
+
+# -- preview -----------------------------------------------------------------------------------
+def test_a_preview_changes_nothing(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = encounter_of(served, api, source)
+    answer = merged(served, api, source, target, {"name": "preview", "valueBoolean": True})
+    after = (api.get(f"{served.base}/Encounter/{stay}").json()["subject"]["reference"], answer.status_code)
+    assert after == (f"Patient/{source}", 200)
+
+
+def test_a_preview_says_what_would_change(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = encounter_of(served, api, source)
+    answer = merged(served, api, source, target, {"name": "preview", "valueBoolean": True}).json()
+    outcome = next(p["resource"] for p in answer["parameter"] if p["name"] == "outcome")
+    said = [(i["details"]["coding"][0]["code"], i["details"]["text"]) for i in outcome["issue"]]
+    assert [code for code, text in said if f"Encounter/{stay}" in text] == ["merge.rewrites"]
+
+
+# -- the identity index ------------------------------------------------------------------------
+def test_a_conditional_create_of_the_persons_number_finds_the_target(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    merged(served, api, source, target)
+    condition = f"identifier={ID_CARD}|{id_card(person)}"
+    answer = api.post(f"{served.base}/Patient", json=person, headers={"If-None-Exist": condition})
+    assert (answer.status_code, answer.json()["id"]) == (200, target)
+
+
+def test_the_sources_numbers_now_name_the_target(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    merged(served, api, source, target)
+    store = open_store(served.database_url, upgrade=False)
+    try:
+        with store.reading() as tx:
+            holders = {tx.identity.person_of(key) for key in match_keys(person)}
+    finally:
+        store.close()
+    assert holders == {target}
+
+
+def test_the_identity_conflict_of_the_pair_is_resolved(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    store = open_store(served.database_url, upgrade=False)
+    try:
+        with store.reading() as tx:
+            pair = {f"Patient/{source}", f"Patient/{target}"}
+            entries = [e for e in tx.conflicts.entries() if pair <= {e.get("person"), e.get("offered")}]
+    finally:
+        store.close()
+    assert [entry["resolved"]["into"] for entry in entries] == [f"Patient/{target}"]
+
+
+# -- refusals ----------------------------------------------------------------------------------
+def test_a_client_of_another_role_is_refused(served: Served, api: Api, client_key: Any) -> None:
+    add_client(served.database_url, "merge-hospital", key=client_key, role="hospital")
+    with Api(served.base, "merge-hospital", client_key) as hospital:
+        assert code_of(merged(served, hospital, "a", "b")) == (403, "http.merge-role")
+
+
+def test_an_unknown_source_is_not_found_at_its_parameter(served: Served, api: Api) -> None:
+    target = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    answer = merged(served, api, "no-such-person", target)
+    assert refusal(answer) == (404, "http.not-found", ["Parameters.parameter[0].valueReference"])
+
+
+def test_an_unknown_target_is_not_found_at_its_parameter(served: Served, api: Api) -> None:
+    source = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    answer = merged(served, api, source, "no-such-person")
+    assert refusal(answer) == (404, "http.not-found", ["Parameters.parameter[1].valueReference"])
+
+
+def test_merging_a_record_into_itself_is_refused(served: Served, api: Api) -> None:
+    person = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    assert code_of(merged(served, api, person, person)) == (422, "merge.same-patient")
+
+
+def test_a_source_merged_already_is_refused(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    other = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    assert code_of(merged(served, api, source, other)) == (422, "merge.already-merged")
+
+
+def test_a_result_patient_of_another_id_is_refused(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    answer = merged(served, api, source, target, {"name": "result-patient", "resource": {**person, "id": source}})
+    assert refusal(answer) == (400, "merge.result-id", ["Parameters.parameter[2].resource.id"])
+
+
+def test_an_unknown_parameter_is_refused_at_its_place(served: Served, api: Api) -> None:
+    answer = merged(served, api, "a", "b", {"name": "delete-source", "valueBoolean": True})
+    assert refusal(answer) == (400, "http.unsupported-parameter", ["Parameters.parameter[2]"])
+
+
+def test_a_merge_a_moved_resource_would_not_survive_changes_nothing(served: Served, api: Api) -> None:
+    """The visit is dated before the target's birth: rewritten, it would break the after-birth
+    rule, so the whole merge is refused and the visit, and the source, stay as they were."""
+    source = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    younger = api.post(f"{served.base}/Patient", json=born_on(new_patient(), date(2026, 7, 1)))
+    assert younger.status_code == 201, younger.text
+    cover = coverage_of(served, api, source)  # fine after the merge, and so written first
+    stay = encounter_of(served, api, source)
+    answer = merged(served, api, source, younger.json()["id"])
+    kept = [
+        api.get(f"{served.base}/{path}").json()["meta"]["versionId"]
+        for path in (f"Coverage/{cover}", f"Encounter/{stay}", f"Patient/{source}")
+    ]
+    assert (code_of(answer), kept) == ((422, "merge.referrer-invalid"), ["1", "1", "1"])
+
+
+# -- how it is offered -------------------------------------------------------------------------
+def test_the_capability_statement_offers_merge_on_patient(served: Served, api: Api) -> None:
+    statement = api.get(f"{served.base}/metadata").json()
+    patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    assert {"name": "merge", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-merge"} in patient[
+        "operation"
+    ]
+
+
+def test_a_merge_is_audited_as_the_operation(served: Served, api: Api) -> None:
+    api.post(
+        f"{served.base}/Patient/$merge",
+        data=json.dumps({"resourceType": "Parameters"}),
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    events = api.get(f"{served.base}/AuditEvent", params={"_sort": "-date", "_count": "20"}).json()
+    names = [c["code"] for e in events.get("entry", []) for c in e["resource"].get("subtype", [])]
+    assert "$merge" in names
