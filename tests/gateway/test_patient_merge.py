@@ -304,3 +304,37 @@ def test_a_merge_is_audited_as_the_operation(served: Served, api: Api) -> None:
     events = api.get(f"{served.base}/AuditEvent", params={"_sort": "-date", "_count": "20"}).json()
     names = [c["code"] for e in events.get("entry", []) for c in e["resource"].get("subtype", [])]
     assert "$merge" in names
+
+
+def elder_file(person: dict[str, Any]) -> bytes:
+    """An elderly-care platform's 老人档案 export holding the person by their 身份证号."""
+    number = id_card(person)
+    elder = {
+        "elderId": f"YL{number[:6]}{number[-6:]}",
+        "elderName": person["name"][0]["text"],
+        "idCardNo": number,
+        "gender": "男" if person["gender"] == "male" else "女",
+        "birthday": person["birthDate"],
+        "nation": "汉族",
+        "address": {"detail": person["address"][0]["text"], "areaCode": number[:6]},
+        "archiveDate": "2026-11-02",
+    }
+    return json.dumps({"code": 200, "msg": "操作成功", "data": [elder]}, ensure_ascii=False).encode()
+
+
+def test_a_later_ingest_of_the_persons_number_lands_on_the_target(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    merged(served, api, source, target)
+    answer = api.post(
+        f"{served.base}/$ingest?source=elderly-care&filename=老人档案.json",
+        data=elder_file(person),
+        headers={"Content-Type": "application/json"},
+    ).json()
+    landed = [
+        part["valueReference"]["reference"]
+        for record in answer["parameter"]
+        if record["name"] == "record"
+        for part in record["part"]
+        if part["name"] == "resource" and part["valueReference"]["reference"].startswith("Patient/")
+    ]
+    assert landed == [f"Patient/{target}"], json.dumps(answer, ensure_ascii=False)[:2000]
