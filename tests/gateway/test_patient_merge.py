@@ -338,3 +338,9 @@ def test_a_later_ingest_of_the_persons_number_lands_on_the_target(served: Served
         if part["name"] == "resource" and part["valueReference"]["reference"].startswith("Patient/")
     ]
     assert landed == [f"Patient/{target}"], json.dumps(answer, ensure_ascii=False)[:2000]
+
+
+def test_merge_is_offered_by_post_alone(served: Served, api: Api) -> None:
+    """A GET would otherwise be the read of a Patient with the id "$merge"."""
+    answer = api.get(f"{served.base}/Patient/$merge")
+    assert (answer.status_code, answer.headers["Allow"]) == (405, "POST")
