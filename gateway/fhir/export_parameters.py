@@ -13,13 +13,13 @@ as the gateway implements them), read from the registry and compiled once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from types import MappingProxyType
 from typing import Any
 
 from gateway.fhir.errors import FhirError
+from gateway.fhir.operation_inputs import OperationInputs, operation_inputs
 from gateway.fhir.parameters import unsupported_parameter
 from profiles.registry import bulk_data_operation
 
@@ -28,36 +28,17 @@ BULK_DATA = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
 EXPORT_OPERATIONS = tuple(f"{BULK_DATA}/{code}" for code in ("export", "patient-export", "group-export"))
 
 
-@dataclass(frozen=True)
-class KickOffParts:
-    """What the IG's three kick-off operations take, compiled from their definitions."""
-
-    #: the ``value[x]`` each part carries: its parameter's type (``instant`` → ``valueInstant``)
-    types: Mapping[str, str]
-    #: the parameters given once at most (``max`` 1)
-    single: frozenset[str]
-
-
 @cache
-def kick_off_parts() -> KickOffParts:
+def kick_off_parts() -> OperationInputs:
     """The ``in`` parameters of the three operations.  A part of a name none of them takes is
     unknown, whichever operation is kicked off (``patient`` at system level is then refused
     by the export's own rule, which says why).  The definitions are built in and answer
     before any ``--ig`` source, so every registry reads them alike and one reading serves
     the process."""
-    types: dict[str, str] = {}
-    single: set[str] = set()
-    for url in EXPORT_OPERATIONS:
-        definition = bulk_data_operation(url)
-        if definition is None:
-            raise LookupError(f"the registry holds no {url}")
-        for parameter in definition["parameter"]:
-            if parameter["use"] == "in":
-                kind, name = parameter["type"], parameter["name"]
-                types[name] = f"value{kind[0].upper()}{kind[1:]}"
-                if parameter["max"] == "1":
-                    single.add(name)
-    return KickOffParts(MappingProxyType(types), frozenset(single))
+    definitions = [bulk_data_operation(url) for url in EXPORT_OPERATIONS]
+    if any(definition is None for definition in definitions):
+        raise LookupError(f"the registry holds not all of {EXPORT_OPERATIONS}")
+    return operation_inputs(definition for definition in definitions if definition is not None)
 
 
 @dataclass(frozen=True)
@@ -89,7 +70,7 @@ def body_arguments(document: Any, lenient: bool = False) -> KickOffArguments:
         name = part.get("name") if isinstance(part, dict) else None
         if not isinstance(name, str):
             raise FhirError(400, "http.parameter-needs-one-value", at)
-        types = kick_off_parts().types
+        types = kick_off_parts().elements
         if name not in types:
             if lenient:
                 continue

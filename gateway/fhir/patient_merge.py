@@ -25,6 +25,7 @@ from conformance.issues import Issue
 from gateway import messages
 from gateway.fhir.errors import FhirError
 from gateway.fhir.identity_index import replaced_by
+from gateway.fhir.operation_inputs import OperationInputs, operation_inputs
 from gateway.fhir.parameters import unsupported_parameter
 from gateway.fhir.repository import Repository, until_not_overtaken
 from gateway.security.audit import CLIENT_SYSTEM
@@ -32,25 +33,8 @@ from gateway.security.principal import acting
 from gateway.storage.resources import now_instant
 from gateway.storage.store import IndexRow, Stored, Transaction
 
-#: the operation's input parameters (R5), and those that may repeat
-HONOURED = (
-    "source-patient",
-    "source-patient-identifier",
-    "target-patient",
-    "target-patient-identifier",
-    "result-patient",
-    "preview",
-)
-REPEATABLE = frozenset({"source-patient-identifier", "target-patient-identifier"})
-#: each parameter's value element, and the type a refusal names
-VALUE_OF = {
-    "source-patient": ("valueReference", "Reference"),
-    "target-patient": ("valueReference", "Reference"),
-    "source-patient-identifier": ("valueIdentifier", "Identifier"),
-    "target-patient-identifier": ("valueIdentifier", "Identifier"),
-    "result-patient": ("resource", "Patient"),
-    "preview": ("valueBoolean", "boolean"),
-}
+#: the operation's definition (R5's, as data in the package): the parameters it takes
+DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-merge"
 PATIENT = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
 #: what a token search value escapes (R4 search.html#escaping)
 TOKEN_ESCAPE = re.compile(r"([\\,|$])")
@@ -114,7 +98,7 @@ def merge(repository: Repository, document: Any, lang: str) -> tuple[dict[str, A
     """The answer (Parameters: ``input``, ``outcome``, ``result``) and the references of what
     was written (for the audit trail; none on a preview).  Prepared anew when a write came
     between the preparation and the transaction (a 412 within, up to the patch's attempts)."""
-    arguments = parse(document)
+    arguments = parse(document, merge_inputs(repository))
 
     def attempt(_: int | None) -> tuple[Plan, Merged | None]:
         with repository.store.reading() as tx:
@@ -153,9 +137,17 @@ def merge(repository: Repository, document: Any, lang: str) -> tuple[dict[str, A
 
 
 # -- the Parameters ------------------------------------------------------------------------------
-def parse(document: Any) -> Arguments:
-    """The body's parameters, each checked for its value's type; an unknown parameter or a
-    repeated one is refused (an ignored one would merge other records than asked)."""
+def merge_inputs(repository: Repository) -> OperationInputs:
+    definition = repository.validator.registry.get(DEFINITION)
+    if definition is None:
+        raise LookupError(f"the registry holds no {DEFINITION}")
+    return operation_inputs([definition])
+
+
+def parse(document: Any, inputs: OperationInputs) -> Arguments:
+    """The body's parameters, each checked for its value's type; an unknown parameter or one
+    the definition takes once, repeated, is refused (an ignored one would merge other records
+    than asked)."""
     if not isinstance(document, dict) or not isinstance(document.get("resourceType"), str):
         raise FhirError(400, "http.not-a-resource")
     if document["resourceType"] != "Parameters":
@@ -165,11 +157,11 @@ def parse(document: Any) -> Arguments:
     for index, part in enumerate(parts if isinstance(parts, list) else []):
         name = part.get("name") if isinstance(part, dict) else None
         where = f"Parameters.parameter[{index}]"
-        if name not in VALUE_OF:
-            raise unsupported_parameter(str(name), "$merge", HONOURED, where)
-        if name in given and name not in REPEATABLE:
+        if name not in inputs.types:
+            raise unsupported_parameter(str(name), "$merge", inputs.types, where)
+        if name in given and name in inputs.single:
             raise FhirError(400, "http.repeated-parameter", where, name=name)
-        element, kind = VALUE_OF[name]
+        element, kind = inputs.elements[name], inputs.types[name]
         value = part.get(element)
         if not _typed(value, kind):
             raise FhirError(400, "merge.parameter-type", f"{where}.{element}", name=name, type=kind)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.fhir.errors import FhirError
 from gateway.fhir.export_parameters import body_arguments, kick_off_parts
 
-STRING_PARTS = sorted(name for name, kind in kick_off_parts().types.items() if kind == "valueString")
+STRING_PARTS = sorted(name for name, kind in kick_off_parts().elements.items() if kind == "valueString")
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3),
@@ -20,7 +20,7 @@ json_values = st.recursive(
 )
 parts = st.dictionaries(
     st.sampled_from(["name", "valueString", "valueInstant", "valueReference", "valueCode", "part", "resource"]),
-    json_values | st.sampled_from(sorted(kick_off_parts().types)),
+    json_values | st.sampled_from(sorted(kick_off_parts().elements)),
     max_size=3,
 )
 
@@ -84,7 +84,7 @@ def test_a_body_that_is_not_parameters_is_refused() -> None:
 
 def test_each_part_takes_the_value_type_its_operation_definition_gives() -> None:
     """profiles/bulkdata: the IG's parameters the gateway implements, by their types."""
-    assert dict(kick_off_parts().types) == {
+    assert dict(kick_off_parts().elements) == {
         "_outputFormat": "valueString",
         "_since": "valueInstant",
         "_type": "valueString",

@@ -1,0 +1,27 @@
+"""What an operation takes, read from its OperationDefinition (gateway/fhir/operation_inputs.py)."""
+
+from __future__ import annotations
+
+from gateway.fhir.operation_inputs import operation_inputs
+
+DEFINITION = {
+    "resourceType": "OperationDefinition",
+    "parameter": [
+        {"name": "source-patient-identifier", "use": "in", "min": 0, "max": "*", "type": "Identifier"},
+        {"name": "result-patient", "use": "in", "min": 0, "max": "1", "type": "Patient"},
+        {"name": "preview", "use": "in", "min": 0, "max": "1", "type": "boolean"},
+        {"name": "outcome", "use": "out", "min": 1, "max": "1", "type": "OperationOutcome"},
+    ],
+}
+
+
+def test_each_in_parameter_is_carried_by_the_element_of_its_type() -> None:
+    assert dict(operation_inputs([DEFINITION]).elements) == {
+        "source-patient-identifier": "valueIdentifier",
+        "result-patient": "resource",
+        "preview": "valueBoolean",
+    }
+
+
+def test_the_parameters_given_once_at_most_are_those_of_max_one() -> None:
+    assert operation_inputs([DEFINITION]).single == {"result-patient", "preview"}
