@@ -16,10 +16,10 @@ from pathlib import Path
 from flask import Blueprint, Flask, Response
 from werkzeug.datastructures import MultiDict
 
-from gateway.api.negotiation import given_once, operation_args, respond
+from gateway.api.negotiation import given_once, operation_args, prefer_handling, respond
 from gateway.api.routes import access, services
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import refuse_unsupported_parameters, unsupported_value
+from gateway.fhir.parameters import honoured_only, unsupported_value
 from gateway.measures.catalog import select
 from gateway.measures.evaluate import MeasureError, Period
 from gateway.measures.population import PopulationFileError, PopulationTable, read_population
@@ -28,7 +28,7 @@ from gateway.reporting import generated_now
 
 measures = Blueprint("measures", __name__, url_prefix="/fhir")
 #: the operation's own parameters, each taken once; anything else but the controls every answer
-#: takes (_format, _pretty) is refused (a typo must not widen a count)
+#: takes (_format, _pretty) is refused (a typo must not widen a count) unless handling is lenient
 HONOURED = ("measure", "periodStart", "periodEnd", "reportType", "division")
 
 
@@ -49,7 +49,10 @@ def evaluate_instance(measure_id: str) -> Response:
 
 def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     found = services()
-    refuse_unsupported_parameters(args, "$evaluate-measure", HONOURED)
+    # under Prefer: handling=lenient one it does not take is ignored (a MeasureReport has no
+    # room to say so), as a search skips one
+    lenient = prefer_handling() == "lenient"
+    args = MultiDict(honoured_only(args.items(multi=True), "$evaluate-measure", HONOURED, lenient)[0])
     given_once(args, HONOURED)
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
         raise unsupported_value("reportType", args["reportType"], ["population"])

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.datastructures import MultiDict
 
 from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
@@ -37,9 +39,15 @@ from gateway.fhir import operations, patient_merge
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
-from gateway.fhir.parameters import instant, refuse_unsupported_parameters, unsupported_value, whole_number
+from gateway.fhir.parameters import (
+    honoured_only,
+    instant,
+    refuse_unsupported_parameters,
+    unsupported_value,
+    whole_number,
+)
 from gateway.fhir.repository import Written
-from gateway.fhir.search import READ_HONOURED, check_read_summary, read_controls, searchset, shaped_read
+from gateway.fhir.search import READ_HONOURED, check_read_summary, outcome_entry, read_controls, searchset, shaped_read
 from gateway.fhir.validate_arguments import ValidateQuery, validate_arguments
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
@@ -84,9 +92,9 @@ def refuse_unknown_read_parameters(interaction: str, honoured: tuple[str, ...]) 
     """A read's, a vread's or the CapabilityStatement's parameters it does not know: ignored
     unless the client prefers ``handling=strict``, which makes each a 400.  Nothing a read
     could ignore widens its answer, and browsers and caching clients add parameters of their
-    own (``?_=1733450000``, a cache-buster) that a refusal would break.  A search refuses one
-    unless the client prefers ``handling=lenient``, and a history always, since a filter
-    ignored there answers more than was asked."""
+    own (``?_=1733450000``, a cache-buster) that a refusal would break.  A search, a history
+    and an operation refuse one unless the client prefers ``handling=lenient``, since a
+    filter ignored there answers more than was asked."""
     if request.args and prefer_handling(default="lenient") == "strict":  # most reads carry none
         refuse_unsupported_parameters(request.args, interaction, honoured)
 
@@ -383,9 +391,13 @@ EVERYTHING_HONOURED = ("_since", "_type", "_count", "_offset", "_after")
 def everything(resource_id: str) -> Response:
     """``_since``, ``_type`` and ``_count`` (pages of that many members, with ``_offset`` and
     the next page's ``_after`` in their links) are honoured; ``start`` and ``end`` are not supported and, like any other
-    parameter, refused rather than ignored."""
-    found, args = services(), operation_args()
-    refuse_unsupported_parameters(args, "$everything", EVERYTHING_HONOURED)
+    parameter, refused rather than ignored (under ``Prefer: handling=lenient`` ignored, left
+    out of the links and named in an outcome entry, as a search skips one)."""
+    found = services()
+    kept, ignored = honoured_only(
+        operation_args().items(multi=True), "$everything", EVERYTHING_HONOURED, prefer_handling() == "lenient"
+    )
+    args = MultiDict(kept)
     given_once(args, ("_since", "_count", "_offset", "_after"))
     types = {t for value in args.getlist("_type") for t in value.split(",") if t}
     compartment = found.registry.patient_compartment
@@ -405,6 +417,8 @@ def everything(resource_id: str) -> Response:
         page = operations.Page(count, offset, list(args.items(multi=True)), after)
     pairs = list(args.items(multi=True))
     bundle = operations.everything(found.repository, compartment, resource_id, since, types, base_url(), page, pairs)
+    if ignored:
+        bundle["entry"] = [*bundle.get("entry", []), outcome_entry([error.warning(language()) for error in ignored])]
     return _pulled(bundle)
 
 
@@ -413,13 +427,16 @@ def document(resource_id: str) -> Response:
     """The Composition as a document Bundle; each included resource must be one the principal
     may see and its token may read (else the document is refused, not silently cut short).
     The document is not stored: ``persist=false``, R4's default, is taken, ``persist=true``
-    and ``graph`` are refused."""
+    and ``graph`` are refused (``graph`` and any parameter unknown ignored under ``Prefer:
+    handling=lenient``; ``persist=true`` still refused, a document stored being what it
+    asks)."""
     from gateway.reporting import generated_now
 
-    args = operation_args()
+    args, lenient = operation_args(), prefer_handling() == "lenient"
     for name, value in args.items(multi=True):
-        if name not in IGNORED_CONTROLS and (name, value) != ("persist", "false"):
-            raise FhirError(400, "http.takes-no-parameters", name, name=name, where="$document")
+        if name in IGNORED_CONTROLS or (name, value) == ("persist", "false") or (lenient and name != "persist"):
+            continue
+        raise FhirError(400, "http.takes-no-parameters", name, name=name, where="$document")
     found, allowed = services(), grants()
 
     def may_include(stored: Stored) -> bool:
@@ -467,7 +484,7 @@ def _deleted(stored: Stored | None, count: int) -> Response:
 def _validate(kind: str, resource_id: str | None = None) -> Response:
     """``$validate`` with ``mode`` create, update or profile (the resource is validated, the
     same way for each) or delete (on an instance: whether it may be deleted; no body needed)."""
-    query = ValidateQuery.parse(request.args.items(multi=True))
+    query = ValidateQuery.parse(request.args.items(multi=True), prefer_handling() == "lenient")
     # the instance as stored is validated: no body (HEAD is answered as the GET it heads)
     stored = request.method in ("GET", "HEAD")
     document = body() if not stored and (not query.only_delete or request.content_length) else None
@@ -476,7 +493,7 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
     if asked.mode == "delete":
         if resource_id is None:
             raise FhirError(400, "http.validate-delete-needs-instance", "mode", kind=kind)
-        return respond(operations.validate_delete(repository, kind, resource_id, language()))
+        return respond(_warned(operations.validate_delete(repository, kind, resource_id, language()), query.ignored))
     resource = asked.resource
     if resource_id is not None and stored:
         resource = repository.read(kind, resource_id).resource
@@ -487,7 +504,15 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
             if absent.status != 410:  # a deleted one is written again by a PUT (201)
                 raise
     answer = operations.validate(repository, resource, asked.profiles, language(), kind, resource_id, asked.mode)
-    return respond(answer)
+    return respond(_warned(answer, query.ignored))
+
+
+def _warned(outcome: dict[str, Any], ignored: Sequence[FhirError]) -> dict[str, Any]:
+    """An operation's OperationOutcome with a warning for each parameter it ignored under
+    ``Prefer: handling=lenient``, as a search's outcome entry names those it skipped."""
+    if ignored:
+        outcome["issue"] = [*outcome.get("issue", []), *(error.warning(language()) for error in ignored)]
+    return outcome
 
 
 def _history(kind: str | None, resource_id: str | None) -> Response:
@@ -496,6 +521,7 @@ def _history(kind: str | None, resource_id: str | None) -> Response:
     client meant could widen, or an earlier one narrow, what it synchronises."""
     given_once(request.args, HISTORY_HONOURED)
     found = services()
-    asked = history_request(kind, resource_id, request.args, found.config.page_size, found.config.max_page_size)
+    config, lenient = found.config, prefer_handling() == "lenient"
+    asked = history_request(kind, resource_id, request.args, config.page_size, config.max_page_size, lenient=lenient)
     with found.store.reading() as tx:
         return _pulled(history_bundle(tx, access(), base_url(), asked))

@@ -541,7 +541,13 @@ class Bundles:
             config, params = self.repository.config, dict(query_pairs(entry.criteria or ""))
             where = f"{entry.path}.request.url"
             asked = history_request(
-                entry.kind, entry.resource_id, params, config.page_size, config.max_page_size, where
+                entry.kind,
+                entry.resource_id,
+                params,
+                config.page_size,
+                config.max_page_size,
+                where,
+                lenient=reply.handling == "lenient",
             )
             bundle = history_bundle(tx, self.repository.access(), self.base_url, asked)
             return {"resource": bundle, "response": {"status": "200 OK"}}

@@ -29,6 +29,10 @@ class FhirError(Exception):
         self.severity = severity
         self.params = params
 
+    def warning(self, lang: str) -> dict[str, Any]:
+        """The refusal as a warning issue: what ``Prefer: handling=lenient`` let pass instead."""
+        return messages.issue("warning", self.message_id, lang, self.params, self.expression)
+
     def outcome(self, lang: str) -> dict[str, Any]:
         return {
             "resourceType": "OperationOutcome",

@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import instant, refuse_unsupported_parameters, whole_number
+from gateway.fhir.parameters import honoured_only, instant, whole_number
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
@@ -62,11 +62,15 @@ def history_request(
     page_size: int,
     max_page_size: int,
     where: str | None = None,
+    lenient: bool = False,
 ) -> HistoryRequest:
     """The page asked for by ``_count``, ``_offset``, ``_since``, ``_upto`` and ``_after`` (400
     for a bad one, and for any other parameter: ``_at``, ``_list`` or a search criterion ignored would
-    widen the answer; ``where`` locates it, e.g. in a Bundle entry's URL)."""
-    refuse_unsupported_parameters(params, "_history", HISTORY_HONOURED, where)
+    widen the answer; ``where`` locates it, e.g. in a Bundle entry's URL).  Under ``lenient``
+    (``Prefer: handling=lenient``) any other is ignored as a search ignores one, and left out
+    of the paging links, which say what the page answers: a history Bundle has no room for
+    an outcome entry (each of its entries is a version, with its request and response)."""
+    params = dict(honoured_only(params.items(), "_history", HISTORY_HONOURED, lenient, where)[0])
     count = min(whole_number(params, "_count", page_size, where), max_page_size)
     offset = whole_number(params, "_offset", 0, where)
     since = instant(params, "_since", where)

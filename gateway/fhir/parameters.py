@@ -88,6 +88,30 @@ def refuse_unsupported_parameters(
             raise unsupported_parameter(name, where, honoured, expression)
 
 
+def honoured_only(
+    pairs: Iterable[tuple[str, str]],
+    where: str,
+    honoured: Collection[str],
+    lenient: bool,
+    expression: str | None = None,
+) -> tuple[list[tuple[str, str]], list[FhirError]]:
+    """The pairs ``where`` honours, with the controls every answer takes.  Any other is
+    refused, the first as :func:`refuse_unsupported_parameters` refuses it, unless ``lenient``
+    (``Prefer: handling=lenient``, R4 search.html#errors: an unknown or unsupported parameter
+    is ignored): then it is left out, as a search skips one, and its refusal returned for the
+    answer to report (a warning, and paging links without it) where it has room to."""
+    kept: list[tuple[str, str]] = []
+    ignored: list[FhirError] = []
+    for name, value in pairs:
+        if name in honoured or name in IGNORED_CONTROLS:
+            kept.append((name, value))
+        elif lenient:
+            ignored.append(unsupported_parameter(name, where, honoured, expression))
+        else:
+            raise unsupported_parameter(name, where, honoured, expression)
+    return kept, ignored
+
+
 def unsupported_value(name: str, value: str, supported: Iterable[str], expression: str | None = None) -> FhirError:
     """The 400 for a value outside the few a parameter takes here, naming those it takes."""
     return FhirError(

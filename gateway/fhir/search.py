@@ -265,12 +265,16 @@ def searchset(
             issue("warning", error.message_id, lang, error.params, error.expression)
             for error in [*query.ignored, *query.notes]
         ]
-        entries.append(
-            {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
-        )
+        entries.append(outcome_entry(issues))
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def outcome_entry(issues: list[dict[str, Any]]) -> dict[str, Any]:
+    """A searchset's entry (``search.mode`` outcome) of what answering it skipped or noted: the
+    parameters ``Prefer: handling=lenient`` let pass, of a search or of ``$everything``."""
+    return {"resource": {"resourceType": "OperationOutcome", "issue": issues}, "search": {"mode": "outcome"}}
 
 
 def _links(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:

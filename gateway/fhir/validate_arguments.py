@@ -6,13 +6,13 @@ misspelt, repeated or valueless parameter is decided, and located, in one place.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import (
+    honoured_only,
     primitive_part,
-    refuse_unsupported_parameters,
     unsupported_parameter,
     unsupported_value,
 )
@@ -31,16 +31,18 @@ class ValidateQuery:
 
     modes: tuple[str, ...]
     profiles: tuple[str, ...]
+    #: the parameters ``Prefer: handling=lenient`` let pass, for the outcome to warn of
+    ignored: tuple[FhirError, ...] = field(default=())
 
     @classmethod
-    def parse(cls, pairs: Iterable[tuple[str, str]]) -> ValidateQuery:
+    def parse(cls, pairs: Iterable[tuple[str, str]], lenient: bool = False) -> ValidateQuery:
         """A parameter $validate does not take is refused rather than ignored: a misspelt
-        ``profile`` judged the resource without the profile the client meant."""
-        pairs = list(pairs)
-        refuse_unsupported_parameters((name for name, _ in pairs), "$validate", VALIDATE_QUERY)
-        modes = tuple(value for name, value in pairs if name == "mode")
-        profiles = tuple(value for name, value in pairs if name == "profile")
-        return cls(modes, profiles)
+        ``profile`` judged the resource without the profile the client meant.  Under
+        ``lenient`` it is ignored, and the outcome warns of it."""
+        kept, ignored = honoured_only(pairs, "$validate", VALIDATE_QUERY, lenient)
+        modes = tuple(value for name, value in kept if name == "mode")
+        profiles = tuple(value for name, value in kept if name == "profile")
+        return cls(modes, profiles, tuple(ignored))
 
     @property
     def only_delete(self) -> bool:
