@@ -35,7 +35,7 @@ Beijing day).
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -46,6 +46,8 @@ from conformance.issues import Issue, IssueList
 from profiles.registry import Registry
 
 _CHOICE_TYPES = ("DateTime", "Period", "Instant", "Date")
+#: how many of a moved birth date's contradicting resources its issue names (it counts them all)
+NAMED_AT_MOST = 10
 
 
 class AfterBirth:
@@ -115,6 +117,52 @@ class AfterBirth:
             full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
             born = birth_date(index.resource(reference, full_url))
             self.check(resource, f"{path}.entry[{position}].resource", born, issues)
+
+    def check_stored_events(
+        self,
+        patient: Mapping[str, Any],
+        path: str,
+        stored: Iterable[Mapping[str, Any]],
+        issues: IssueList,
+        severity: str = "error",
+        named: Callable[[Mapping[str, Any]], bool] = lambda _: True,
+    ) -> None:
+        """A Patient's ``birthDate`` moved later against what the archive holds of them: each
+        resource of ``stored`` (what names this Patient as its person) with a date that
+        :meth:`check` refuses before the new birth would be a contradiction in the archive,
+        as it would be refused if written now.  One issue at ``path.birthDate`` counts them
+        and names the first :data:`NAMED_AT_MOST` of those ``named`` lets it name (a client
+        that may not see them all)."""
+        born = patient.get("birthDate")
+        contradicting = [resource for resource in stored if self._before_birth(resource, born)]
+        if not contradicting:
+            return
+        names = [f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting if named(r)][:NAMED_AT_MOST]
+        issues.add(
+            severity,
+            "rule.birth-date-after-events",
+            f"{path}.birthDate",
+            birthDate=born,
+            count=len(contradicting),
+            resources=", ".join(names),
+        )
+
+    def _before_birth(self, resource: Mapping[str, Any], birth_date: Any) -> bool:
+        """Whether the rule refuses (an error, not a warning) a date of ``resource``."""
+        found = IssueList()
+        self.check(resource, str(resource.get("resourceType")), birth_date, found)
+        return any(issue.is_error for issue in found)
+
+
+def born_later(before: Any, after: Any) -> bool:
+    """Whether a ``birthDate`` changed from ``before`` to ``after`` may make dated events
+    precede it: set where there was none, or its first possible day moved later (an earlier
+    birth contradicts nothing the later one did not)."""
+    moved = _first_day(after) if isinstance(after, str) else None
+    if moved is None:
+        return False
+    was = _first_day(before) if isinstance(before, str) else None
+    return was is None or moved > was
 
 
 def birth_date(person: Mapping[str, Any] | None) -> Any:

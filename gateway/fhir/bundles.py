@@ -109,6 +109,9 @@ class Entry:
     if_modified_since: str | None = None
     #: what a DELETE entry deleted, checked for references once the Bundle's deletes are done
     gone: list[Stored] = field(default_factory=list)
+    #: what a PUT or PATCH entry wrote, its Patient's moved birth date judged once the Bundle's
+    #: writes are done
+    written: Written | None = None
     #: the links to the transaction's entries, as this entry reads them (:func:`links_of`)
     links: Mapping[str, str] = field(default_factory=dict)
 
@@ -289,6 +292,8 @@ class Bundles:
                     answers[entry.index] = self._apply(tx, entry, reply, registering)
             for entry in entries:  # whatever the Bundle deleted, nothing it leaves points at it
                 self.repository.check_unreferenced(tx, entry.gone, entry.path)
+            for entry in entries:  # a birth date moved later, against the events the Bundle leaves
+                self._judge_birth(tx, entry, answers[entry.index], reply)
         return [answers[entry.index] for entry in entries]
 
     def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
@@ -500,6 +505,7 @@ class Bundles:
                 registering=registering,
                 free_id=entry.free_id,
             )
+            entry.written = written
             return self._written(written, reply)
         if entry.method == "PATCH":
             return self._patch(tx, entry, reply, registering)
@@ -518,7 +524,20 @@ class Bundles:
         written = self.repository.update_in(
             tx, patched, issues, entry.if_match, registering=registering, method="PATCH"
         )
+        entry.written = written
         return self._written(written, reply)
+
+    def _judge_birth(self, tx: Transaction, entry: Entry, answer: dict[str, Any], reply: Reply) -> None:
+        """:meth:`Repository.judge_birth` for a transaction's entry: refused at the entry, or
+        its warning added to the outcome its answer carries."""
+        if entry.written is None or not entry.written.birth_moved:
+            return
+        try:
+            written = self.repository.judge_birth(tx, entry.written, f"{entry.path}.resource")
+        except FhirError as error:
+            raise _located(error, entry) from None
+        if "outcome" in answer.get("response", {}):
+            answer["response"]["outcome"] = written.outcome(reply.lang)
 
     def _only_match_id(self, tx: Transaction, entry: Entry, where: str) -> str:
         """The id a conditional PATCH entry's criteria select: 404 for none, 412 for several."""

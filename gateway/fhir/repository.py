@@ -52,6 +52,7 @@ from gateway.security.access import (
     named_owners,
 )
 from gateway.security.principal import acting
+from gateway.storage.resources import Referrers
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
 from profiles.registry import Registry, r4_resource_types
 
@@ -66,6 +67,9 @@ class Written:
     stored: Stored
     status: int
     issues: list[Issue] = field(default_factory=list)
+    #: a Patient's ``birthDate`` moved later (or set) by this write: what the archive holds of
+    #: them is judged against it once the request's writes are done (:meth:`Repository.judge_birth`)
+    birth_moved: bool = False
 
     def outcome(self, lang: str) -> dict[str, Any]:
         """What a client that prefers an OperationOutcome (``Prefer: return=OperationOutcome``)
@@ -278,7 +282,9 @@ class Repository:
         self._check_update(kind, resource_id, resource)
         issues = self.checked(resource)
         rows = self.index_rows(resource)
-        return self.store.atomically(lambda tx: self.update_in(tx, resource, issues, if_match, rows))
+        return self.store.atomically(
+            lambda tx: self.judge_birth(tx, self.update_in(tx, resource, issues, if_match, rows))
+        )
 
     def update_in(
         self,
@@ -336,7 +342,41 @@ class Repository:
             raise _conflict(conflict) from conflict
         register_person(tx, stored, before, rules)
         created = before is None or before.deleted
-        return Written(stored, 201 if created else 200, issues)
+        moved = not created and kind == "Patient" and _birth_moved(before, resource)
+        return Written(stored, 201 if created else 200, issues, moved)
+
+    def judge_birth(self, tx: Transaction, written: Written, path: str = "") -> Written:
+        """A Patient whose ``birthDate`` moved later is judged against what the archive holds
+        of them (what names them as its person, by the after-birth rule's data): an Encounter
+        or an Observation now dated before the birth would be a contradiction the archive
+        keeps, which a write of it now is refused for.  A 422 at ``birthDate`` counting them
+        and naming those the client may see, or, when the gateway accepts with warnings, a
+        warning among the write's issues.  Asked once the request's writes are done, so a
+        transaction that corrects the events with the birth date is judged as it leaves them."""
+        patient = written.stored.resource
+        if not written.birth_moved or patient is None:
+            return written
+        rule = self.validator.after_birth
+        params = {kind: names for kind, names in self.personal.compartment.items() if rule.dated.get(kind)}
+        stored = tx.resources.referrers(Referrers("Patient", written.stored.id, params))
+        person = written.stored.reference
+        about = [s for s in stored if s.resource is not None and rule.person_reference(s.resource) == person]
+        rules = self.access()
+        visible = {(s.type, s.id) for s in about if not rules.hides(tx, s)}
+        issues = IssueList()
+        severity = "error" if self.config.validation == "reject" else "warning"
+        rule.check_stored_events(
+            patient,
+            path or "Patient",
+            [s.resource for s in about if s.resource is not None],
+            issues,
+            severity,
+            lambda resource: (resource.get("resourceType"), resource.get("id")) in visible,
+        )
+        if issues and severity == "error":
+            raise FhirError(422, "http.invalid-resource", issues=issues, count=len(issues))
+        written.issues = [*written.issues, *issues]
+        return written
 
     def conditional_update(
         self, kind: str, criteria: str, resource: dict[str, Any], if_match: int | None = None
@@ -360,7 +400,7 @@ class Repository:
             written = {**resource, "id": target}
             issues = self.checked(written)
             free_id = found is None and not minted
-            return self.update_in(tx, written, issues, if_match, minted=minted, free_id=free_id)
+            return self.judge_birth(tx, self.update_in(tx, written, issues, if_match, minted=minted, free_id=free_id))
 
         return self.store.atomically(matched)
 
@@ -382,7 +422,7 @@ class Repository:
             write = partial(
                 self.update_in, resource=patched, issues=issues, if_match=expected, rows=rows, method="PATCH"
             )
-            return self.store.atomically(write)
+            return self.store.atomically(lambda tx: self.judge_birth(tx, write(tx)))
 
         return until_not_overtaken(if_match, attempt)
 
@@ -599,6 +639,12 @@ def condition_lock(kind: str) -> str:
 def _check_writable(kind: str, method: str) -> None:
     if kind in READ_ONLY:
         raise FhirError(405, "http.method-not-allowed", method=method, path=kind)
+
+
+def _birth_moved(before: Stored | None, patient: Mapping[str, Any]) -> bool:
+    """Whether a Patient's write moves the birth date of the version it replaces later."""
+    held = before.resource if before is not None else None
+    return held is not None and after_birth.born_later(held.get("birthDate"), patient.get("birthDate"))
 
 
 def _check_owner(tx: Transaction, resource: dict[str, Any]) -> None:

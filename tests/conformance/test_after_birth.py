@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conformance.after_birth import AfterBirth
+import pytest
+
+from conformance.after_birth import AfterBirth, born_later
 from conformance.issues import IssueList
 from conformance.validator import Validator
 from profiles.registry import Registry
@@ -148,3 +150,37 @@ def test_a_long_term_care_claim_for_a_month_before_the_birth_is_an_error() -> No
     """A 长护险 月度结算 (yy-ltc-claim) bills care given in its billablePeriod."""
     claim = {"resourceType": "Claim", "patient": PERSON, "billablePeriod": {"start": "1948-06-01", "end": "1948-06-30"}}
     assert judged(claim, "1949-12-31") == [("error", "rule.before-birth", "Claim.billablePeriod.start")]
+
+
+# -- a birth date moved later, against the stored events ------------------------------------------
+def stored_events_judged(events: list[dict[str, Any]], birth_date: str) -> list[tuple[str, str, dict[str, Any]]]:
+    issues = IssueList()
+    RULE.check_stored_events({"resourceType": "Patient", "birthDate": birth_date}, "Patient", events, issues)
+    return [(issue.expression, issue.message_id, issue.params) for issue in issues]
+
+
+def test_a_moved_birth_date_counts_every_contradicting_event_and_names_the_first_ten() -> None:
+    events = [{**visit("1960-01-01"), "id": f"v{n}"} for n in range(12)]
+    [(expression, _, params)] = stored_events_judged(events, "1965-01-01")
+    assert (expression, params["count"], params["resources"].count("Encounter/")) == ("Patient.birthDate", 12, 10)
+
+
+def test_a_moved_birth_date_passes_over_a_congenital_condition_found_before_it() -> None:
+    """A Condition's onset before birth is only a warning when written: no contradiction."""
+    condition = {"resourceType": "Condition", "id": "c1", "subject": PERSON, "onsetDateTime": "1960-01-01"}
+    assert stored_events_judged([condition], "1965-01-01") == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "later"),
+    [
+        ("1949-12-31", "1965-01-01", True),
+        ("1965-01-01", "1949-12-31", False),
+        (None, "1949", True),
+        ("1949", "1949-01-01", False),
+    ],
+)
+def test_a_birth_date_is_moved_later_when_its_first_possible_day_is(
+    before: str | None, after: str, later: bool
+) -> None:
+    assert born_later(before, after) is later

@@ -1,0 +1,139 @@
+"""A Patient's ``birthDate`` moved later is judged against what the archive holds of them: a
+stored visit now dated before the birth would be a contradiction the archive keeps, so the
+update is refused (422 at ``Patient.birthDate``, naming the visit), or, when the gateway
+accepts with warnings, written with a warning.  On both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from conformance.id_card import check_char
+from gateway.api import build_app
+from tests.conftest import MakeServices, load_example
+
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+PERSON = "Patient/zhang-xiuying"  # born 1949-12-31
+MOVED = "rule.birth-date-after-events"
+
+
+def open_client(make_services: MakeServices, validation: str) -> Iterator[FlaskClient]:
+    app = build_app(make_services(validation), secure=False)
+    client = app.test_client()
+    assert client.put(f"/fhir/{PERSON}", json=person(), headers=FHIR_JSON).status_code == 201
+    yield client
+    app.extensions["yiyang.exchanges"].flush()  # while its store is there to take the records
+
+
+@pytest.fixture
+def client(make_services: MakeServices) -> Iterator[FlaskClient]:
+    yield from open_client(make_services, "reject")
+
+
+@pytest.fixture
+def lenient_client(make_services: MakeServices) -> Iterator[FlaskClient]:
+    yield from open_client(make_services, "warn")
+
+
+def person(born: str = "1949-12-31") -> dict[str, Any]:
+    """张秀英 born on ``born``, her 身份证号 saying so too (else that rule refuses the date)."""
+    patient = load_example("yy-patient/valid-zhang-xiuying.json")
+    first17 = f"410105{born.replace('-', '')}002"
+    patient["identifier"][0]["value"] = first17 + check_char(first17)
+    return {**patient, "birthDate": born}
+
+
+def visit(start: str) -> dict[str, Any]:
+    encounter = load_example("yy-encounter/valid-home-visit.json")
+    del encounter["id"]
+    return {**encounter, "subject": {"reference": PERSON}, "period": {"start": start}}
+
+
+def stored_visit(client: FlaskClient, start: str = "1960-03-01T09:30:00+08:00") -> str:
+    answer = client.post("/fhir/Encounter", json=visit(start), headers=FHIR_JSON)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    return f"Encounter/{answer.get_json()['id']}"
+
+
+def moved(outcome: dict[str, Any]) -> list[tuple[str, list[str], str]]:
+    """(severity, expression, English text) of each moved-birth issue."""
+    return [
+        (i["severity"], i.get("expression", []), i["details"]["text"])
+        for i in outcome.get("issue", [])
+        if i["details"]["coding"][0]["code"] == MOVED
+    ]
+
+
+def test_a_birth_date_moved_past_a_stored_visit_is_refused_at_the_birth_date(client: FlaskClient) -> None:
+    reference = stored_visit(client)
+    answer = client.put(f"/fhir/{PERSON}", json=person("1965-01-01"), headers=FHIR_JSON)
+    [(severity, expression, text)] = moved(answer.get_json())
+    assert (answer.status_code, severity, expression, reference in text) == (422, "error", ["Patient.birthDate"], True)
+
+
+def test_a_birth_date_patched_past_a_stored_visit_is_refused(client: FlaskClient) -> None:
+    stored_visit(client)
+    later = person("1965-01-01")
+    operations = [
+        {"op": "replace", "path": "/birthDate", "value": later["birthDate"]},
+        {"op": "replace", "path": "/identifier/0/value", "value": later["identifier"][0]["value"]},
+    ]
+    headers = {"Content-Type": "application/json-patch+json"}
+    answer = client.patch(f"/fhir/{PERSON}", json=operations, headers=headers)
+    assert (answer.status_code, len(moved(answer.get_json()))) == (422, 1)
+
+
+def test_a_refused_birth_date_is_not_written(client: FlaskClient) -> None:
+    stored_visit(client)
+    client.put(f"/fhir/{PERSON}", json=person("1965-01-01"), headers=FHIR_JSON)
+    assert client.get(f"/fhir/{PERSON}").get_json()["birthDate"] == "1949-12-31"
+
+
+def test_a_birth_date_moved_later_but_before_every_visit_is_written(client: FlaskClient) -> None:
+    stored_visit(client)
+    answer = client.put(f"/fhir/{PERSON}", json=person("1950-06-01"), headers=FHIR_JSON)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+def test_a_birth_date_moved_past_a_visit_is_a_warning_when_the_gateway_accepts_with_warnings(
+    lenient_client: FlaskClient,
+) -> None:
+    stored_visit(lenient_client)
+    headers = {**FHIR_JSON, "Prefer": "return=OperationOutcome"}
+    answer = lenient_client.put(f"/fhir/{PERSON}", json=person("1965-01-01"), headers=headers)
+    assert (answer.status_code, [issue[:2] for issue in moved(answer.get_json())]) == (
+        200,
+        [("warning", ["Patient.birthDate"])],
+    )
+
+
+def transaction(*entries: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": resource, "request": {"method": method, "url": url}} for method, url, resource in entries
+        ],
+    }
+
+
+def test_a_transaction_moving_the_birth_date_past_a_visit_is_refused_at_its_entry(client: FlaskClient) -> None:
+    stored_visit(client)
+    bundle = transaction(("PUT", PERSON, person("1965-01-01")))
+    answer = client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert (answer.status_code, [issue[1] for issue in moved(answer.get_json())]) == (
+        422,
+        [["Bundle.entry[0].resource.birthDate"]],
+    )
+
+
+def test_a_transaction_correcting_the_visit_with_the_birth_date_is_written(client: FlaskClient) -> None:
+    """Judged as the transaction leaves the archive: the visit is moved too, after the Patient."""
+    reference = stored_visit(client)
+    corrected = {**visit("1970-03-01T09:30:00+08:00"), "id": reference.split("/")[1]}
+    bundle = transaction(("PUT", PERSON, person("1965-01-01")), ("PUT", reference, corrected))
+    answer = client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
