@@ -345,11 +345,16 @@ def _no_text(text: str | None, where: str) -> None:
 
 def _xhtml_text(element: etree._Element, where: str) -> str:
     """The narrative as JSON has it: the div alone in the XHTML namespace, without the
-    declarations it inherited from the document (the FHIR namespace, xsi)."""
+    declarations it inherited from the document (the FHIR namespace, xsi), and without the
+    comments and processing instructions in it.  Those are the document's markup, as
+    everywhere else in it, which the reader passes over: kept in the div, they made the
+    narrative the validator refuses (txt-1): the same resource JSON took was refused as XML
+    for a comment that is no part of it."""
     if etree.QName(element).namespace != XHTML_NS or element.prefix is not None:
         raise XmlError(where, "xml.narrative-div", namespace=XHTML_NS)
     alone = copy.deepcopy(element)
     alone.tail = None
+    etree.strip_tags(alone, etree.Comment, etree.ProcessingInstruction)  # their text around them kept
     etree.cleanup_namespaces(alone, top_nsmap={None: XHTML_NS})
     return etree.tostring(alone, encoding="unicode")
 

@@ -269,6 +269,13 @@ def test_a_narrative_keeps_no_namespace_of_the_document_around_it() -> None:
     assert parse_xml(body)["text"]["div"] == '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'
 
 
+def test_a_comment_in_a_narrative_is_markup_left_out_as_everywhere_else() -> None:
+    """Kept in the div, it made the validator refuse (txt-1) a resource JSON takes."""
+    div = '<div xmlns="http://www.w3.org/1999/xhtml"><p>张<!-- 草稿 -->秀英<?pi x?></p></div>'
+    read = parse_xml(xml(f'<text><status value="generated"/>{div}</text>'))
+    assert read["text"]["div"] == '<div xmlns="http://www.w3.org/1999/xhtml"><p>张秀英</p></div>'
+
+
 def test_a_narrative_under_a_prefix_is_refused() -> None:
     body = xml('<text><status value="generated"/><h:div xmlns:h="http://www.w3.org/1999/xhtml">x</h:div></text>')
     with pytest.raises(WireError):
