@@ -118,6 +118,13 @@ class AfterBirth:
             born = birth_date(index.resource(reference, full_url))
             self.check(resource, f"{path}.entry[{position}].resource", born, issues)
 
+    def contradicting(self, patient: Mapping[str, Any], stored: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Of ``stored`` (what names this Patient as its person), those with a date that
+        :meth:`check` refuses before the Patient's ``birthDate``: each would be a contradiction
+        in the archive, as it would be refused if written now."""
+        born = patient.get("birthDate")
+        return [resource for resource in stored if self._before_birth(resource, born)]
+
     def check_stored_events(
         self,
         patient: Mapping[str, Any],
@@ -125,24 +132,19 @@ class AfterBirth:
         stored: Iterable[Mapping[str, Any]],
         issues: IssueList,
         severity: str = "error",
-        named: Callable[[Mapping[str, Any]], bool] = lambda _: True,
     ) -> None:
-        """A Patient's ``birthDate`` moved later against what the archive holds of them: each
-        resource of ``stored`` (what names this Patient as its person) with a date that
-        :meth:`check` refuses before the new birth would be a contradiction in the archive,
-        as it would be refused if written now.  One issue at ``path.birthDate`` counts them
-        and names the first :data:`NAMED_AT_MOST` of those ``named`` lets it name (a client
-        that may not see them all)."""
-        born = patient.get("birthDate")
-        contradicting = [resource for resource in stored if self._before_birth(resource, born)]
+        """A Patient's ``birthDate`` moved later against what the archive holds of them: one
+        issue at ``path.birthDate`` counting the :meth:`contradicting` and naming the first
+        :data:`NAMED_AT_MOST` of them."""
+        contradicting = self.contradicting(patient, stored)
         if not contradicting:
             return
-        names = [f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting if named(r)][:NAMED_AT_MOST]
+        names = [f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting][:NAMED_AT_MOST]
         issues.add(
             severity,
             "rule.birth-date-after-events",
             f"{path}.birthDate",
-            birthDate=born,
+            birthDate=patient.get("birthDate"),
             count=len(contradicting),
             resources=", ".join(names),
         )

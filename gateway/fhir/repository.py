@@ -36,7 +36,7 @@ from gateway.fhir.identity_index import (
 )
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IDENTITY_LOCK
+from gateway.ingest.identity import IDENTITY_LOCK, Conflict
 from gateway.ingest.organizations import identifiers as organization_identifiers
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
 from gateway.search.values import natural_number
@@ -349,10 +349,13 @@ class Repository:
         """A Patient whose ``birthDate`` moved later is judged against what the archive holds
         of them (what names them as its person, by the after-birth rule's data): an Encounter
         or an Observation now dated before the birth would be a contradiction the archive
-        keeps, which a write of it now is refused for.  A 422 at ``birthDate`` counting them
-        and naming those the client may see, or, when the gateway accepts with warnings, a
-        warning among the write's issues.  Asked once the request's writes are done, so a
-        transaction that corrects the events with the birth date is judged as it leaves them."""
+        keeps, which a write of it now is refused for.  A 422 at ``birthDate`` counting and
+        naming them, or, when the gateway accepts with warnings, a warning among the write's
+        issues.  Only what the client may see refuses its write: one it may not see is not
+        told of (that would tell it what others hold of the person), and is listed among the
+        identity conflicts for the 主索引 staff instead, as a holder it may not see is.  Asked
+        once the request's writes are done, so a transaction that corrects the events with
+        the birth date is judged as it leaves them."""
         patient = written.stored.resource
         if not written.birth_moved or patient is None:
             return written
@@ -362,19 +365,17 @@ class Repository:
         person = written.stored.reference
         about = [s for s in stored if s.resource is not None and rule.person_reference(s.resource) == person]
         rules = self.access()
-        visible = {(s.type, s.id) for s in about if not rules.hides(tx, s)}
+        hidden = [s.resource for s in about if rules.hides(tx, s) and s.resource is not None]
+        seen = [s.resource for s in about if not rules.hides(tx, s) and s.resource is not None]
         issues = IssueList()
         severity = "error" if self.config.validation == "reject" else "warning"
-        rule.check_stored_events(
-            patient,
-            path or "Patient",
-            [s.resource for s in about if s.resource is not None],
-            issues,
-            severity,
-            lambda resource: (resource.get("resourceType"), resource.get("id")) in visible,
-        )
+        rule.check_stored_events(patient, path or "Patient", seen, issues, severity)
         if issues and severity == "error":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(issues))
+        if contradicting := rule.contradicting(patient, hidden):
+            offered = ", ".join(f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting)
+            found = Conflict(written.stored.id, "birthDate", patient.get("birthDate"), offered)
+            tx.conflicts.add(found.line("rest", person, f"{path or 'Patient'}.birthDate"))
         written.issues = [*written.issues, *issues]
         return written
 

@@ -13,11 +13,14 @@ from flask.testing import FlaskClient
 
 from conformance.id_card import check_char
 from gateway.api import build_app
+from gateway.security.principal import Principal, acting
 from tests.conftest import MakeServices, load_example
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 PERSON = "Patient/zhang-xiuying"  # born 1949-12-31
 MOVED = "rule.birth-date-after-events"
+#: the elderly-care home of 张秀英's stay (yy-encounter/valid-elderly-care-admission.json)
+HOME = Principal("fushou-platform", "jinshui-fushou-elderly-home", frozenset({"system/*.cruds"}), "elderly-care")
 
 
 def open_client(make_services: MakeServices, validation: str) -> Iterator[FlaskClient]:
@@ -137,3 +140,28 @@ def test_a_transaction_correcting_the_visit_with_the_birth_date_is_written(clien
     bundle = transaction(("PUT", PERSON, person("1965-01-01")), ("PUT", reference, corrected))
     answer = client.post("/fhir", json=bundle, headers=FHIR_JSON)
     assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+def test_a_record_the_writer_may_not_see_is_listed_for_the_staff_not_told(make_services: MakeServices) -> None:
+    """An elderly-care home moving a resident's birth date past a record it may not see (a cover
+    whose policy holder is someone it does not serve) is not told of it (that would tell it what
+    others hold): the write lands, and the contradiction is listed among the identity conflicts
+    for the 主索引 staff."""
+    repository = make_services("reject").repository
+    home = {"managingOrganization": {"reference": f"Organization/{HOME.organization}"}}
+    repository.update("Patient", "zhang-xiuying", {**person(), **home})
+    son = person("1975-06-01")
+    repository.update("Patient", "son", {**son, "id": "son", "identifier": son["identifier"][:1]})
+    stay = load_example("yy-encounter/valid-elderly-care-admission.json")
+    repository.create({**{k: v for k, v in stay.items() if k != "id"}, "subject": {"reference": PERSON}})
+    cover = load_example("yy-coverage/valid-employee-insurance.json")
+    cover = {**{k: v for k, v in cover.items() if k != "id"}, "policyHolder": {"reference": "Patient/son"}}
+    hidden = repository.create({**cover, "period": {"start": "1960-01-01"}}).stored
+    token = acting.set(HOME)
+    try:
+        repository.update("Patient", "zhang-xiuying", {**person("1965-01-01"), **home})
+    finally:
+        acting.reset(token)
+    with repository.store.reading() as tx:
+        listed = [(entry["element"], entry["offered"]) for entry in tx.conflicts.entries()]
+    assert listed == [("birthDate", hidden.reference)]
