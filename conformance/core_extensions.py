@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from conformance.bindings import check_binding, codings_of
+from conformance.bindings import check_binding
 from conformance.extension_definitions import summarise
 from conformance.fhirpath_scope import Scope
 from conformance.invariants import compile_invariant
@@ -64,9 +64,6 @@ class ExtensionChecker:
         self._summaries: tuple[int, dict[str, dict[str, Any] | None]] = (registry.generation, {})
         self._elements: dict[tuple[str, str], tuple[str, set[str]] | None] = {}
         self._contexts: dict[tuple[str, Any, Any], tuple[bool, str]] = {}
-        #: bound values found in their value sets, by what the binding reads of them: most
-        #: extensions of an archive carry a few dozen codes (民族, 行政区划, 档案状态)
-        self._in_value_set: set[tuple[Any, ...]] = set()
 
     def _definition(self, url: str) -> dict[str, Any] | None:
         """The summary of the extension ``url`` names: the registry's definition first (kept
@@ -171,16 +168,7 @@ class ExtensionChecker:
             return
         if binding is not None and stem in ext:
             strength, value_set = binding
-            read = _binding_key(ext[stem], slot.type)
-            key = (self.registry.generation, value_set, strength, slot.type, read)
-            if read is not None and key in self._in_value_set:
-                return
-            found_before = len(issues)
             check_binding(self.terminology, ext[stem], slot.type, value_set, strength, f"{path}.{stem}", issues)
-            if read is not None and len(issues) == found_before:
-                if len(self._in_value_set) >= _ELEMENTS_KEPT:
-                    self._in_value_set.clear()
-                self._in_value_set.add(key)
 
     def _value_slot(self, ext: dict[str, Any]) -> tuple[str, Slot] | None:
         """(key, Extension slot) of the extension's value, None without one or when the key is
@@ -304,18 +292,3 @@ class ExtensionChecker:
             candidates.add(node.name)
             candidates.update(self._ancestors.get(node.name, ()))
         return logical, candidates
-
-
-def _binding_key(value: Any, type_code: str) -> Any:
-    """What a binding reads of a value (a code, or its system and code pairs), to remember a
-    verdict by; None when that is not plain text (a malformed value is judged afresh each
-    time).  A Coding, most extensions' value, is read directly: this runs for every one."""
-    if isinstance(value, str):
-        return value
-    if type_code == "Coding" and isinstance(value, dict):
-        system, code = value.get("system"), value.get("code")
-        return (system, code) if isinstance(code, str) and isinstance(system, str | None) else None
-    codings = tuple(codings_of(value, type_code))
-    if not codings or not all(isinstance(code, str) and isinstance(system, str | None) for system, code in codings):
-        return None
-    return codings

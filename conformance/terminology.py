@@ -90,6 +90,8 @@ class Terminology:
         self._complete: dict[str, bool] = {}
         self._core_systems: dict[str, frozenset[str] | None] = {}
         self._generation = registry.generation
+        #: bound values found in their value sets, kept by ``bindings.check_binding``
+        self.found_in_value_sets: set[tuple[Any, ...]] = set()
 
     def _current(self) -> None:
         """Forget what was read from the registry once definitions were added to it (an

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import core_extensions
 from conformance.validator import Validator
 from profiles.registry import Registry, _load_base
 from tests.conformance.definitions import sd, validator_with
@@ -202,18 +201,49 @@ def test_a_complex_package_extension_part_outside_its_required_value_set_is_an_e
     assert ("binding.not-in-valueset", "Patient.extension[0].extension[0].valueCoding") in errors(issues)
 
 
-def test_a_bound_value_found_in_its_value_set_is_not_looked_up_again(
-    validator: Validator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An archive's extensions carry a few dozen codes: each looked up per value cost the base
-    walk a tenth of its time."""
+def expansions_asked(validator: Validator, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The value sets the validator's terminology is asked to expand from now on."""
+    asked: list[str] = []
+    expand = validator.terminology.expand
+
+    def recording(url: str) -> Any:
+        asked.append(url)
+        return expand(url)
+
+    monkeypatch.setattr(validator.terminology, "expand", recording)
+    return asked
+
+
+def test_a_value_found_by_url_is_not_looked_up_again_for_the_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One memo for every binding: an ethnicity code the extension check found in GB 3304 is
+    not expanded again when yy-patient's slice holds it to the same binding."""
+    validator = Validator(Registry())
     han = {"system": "urn:oid:2.16.156.10011.2.3.3.3", "code": "01", "display": "汉族"}
     person = patient(extension=[{"url": package_extension(validator, "ethnicity"), "valueCoding": han}])
     validator.validate(person)
-    looked_up: list[str] = []
-    monkeypatch.setattr(core_extensions, "check_binding", lambda *args: looked_up.append(args[3]))
-    validator.validate(person)
-    assert looked_up == []
+    asked = expansions_asked(validator, monkeypatch)
+    profile = validator.registry.url("StructureDefinition", "yy-patient")
+    validator.validate({**person, "meta": {"profile": [profile]}})
+    assert validator.registry.url("ValueSet", "gb-3304") not in asked
+
+
+def test_a_value_found_before_definitions_were_added_is_judged_again() -> None:
+    """The memo is by registry generation: an ``--ig`` value set taking over a core URL judges
+    the gender a Patient had passed with."""
+    registry = Registry()
+    validator = Validator(registry)
+    validator.validate(patient(gender="male"))
+    registry.add_resource(
+        {
+            "resourceType": "ValueSet",
+            "url": "http://hl7.org/fhir/ValueSet/administrative-gender",
+            "status": "active",
+            "compose": {
+                "include": [{"system": "http://hl7.org/fhir/administrative-gender", "concept": [{"code": "female"}]}]
+            },
+        }
+    )
+    assert ("binding.not-in-valueset", "Patient.gender") in errors(validator.validate(patient(gender="male")))
 
 
 def test_a_value_outside_its_value_set_is_refused_each_time(validator: Validator) -> None:
