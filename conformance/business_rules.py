@@ -20,8 +20,11 @@ from profiles.registry import Registry
 #: a birthDate at any of FHIR date's precisions: year, year-month, full date
 PARTIAL_DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 
-# GB/T 2261.1 code → the Patient.gender values it may accompany.
-GB_SEX_TO_GENDER = {"1": ("male",), "2": ("female",), "0": ("unknown", "other"), "9": ("unknown", "other")}
+#: the package's ConceptMap of the Patient.gender values each GB/T 2261.1 code may accompany
+SEX_TO_GENDER_MAP = "gb-t-2261-1-to-administrative-gender"
+ADMINISTRATIVE_GENDER = "http://hl7.org/fhir/administrative-gender"
+#: ConceptMapEquivalence values saying a target does not stand for its source
+NO_MATCH = frozenset({"unmatched", "disjoint"})
 
 
 def _significant(code: str) -> str:
@@ -33,7 +36,11 @@ def _significant(code: str) -> str:
 
 class BusinessRules:
     def __init__(self, registry: Registry, terminology: Terminology) -> None:
+        self.registry = registry
         self.terminology = terminology
+        self.sex_map = registry.url("ConceptMap", SEX_TO_GENDER_MAP)
+        #: (registry generation, GB/T 2261.1 code → genders), read from the ConceptMap
+        self._genders: tuple[int, dict[str, frozenset[str]] | None] | None = None
         self.division_system = registry.url("CodeSystem", "gb-t-2260")
         self.statistical_system = registry.url("CodeSystem", "nbs-division")
         self.residence_permit_system = registry.url("sid", "hmt-residence-permit")
@@ -154,22 +161,37 @@ class BusinessRules:
         """How GB/T 2261.1 names a Patient.gender to Chinese readers (男性, 女性): the display of
         the code system's code for that gender alone, so the words are the package's."""
         concepts = self.terminology.concepts(GB_SEX_SYSTEM) or {}
-        code = next((code for code, genders in GB_SEX_TO_GENDER.items() if genders == (gender,)), None)
+        genders_by_code = self._genders_by_code() or {}
+        code = next((code for code, genders in genders_by_code.items() if genders == {gender}), None)
         display = concepts.get(code, {}).get("display") if code is not None else None
         return display if isinstance(display, str) else gender
 
+    def _genders_by_code(self) -> dict[str, frozenset[str]] | None:
+        """GB/T 2261.1 code → the Patient.gender values it may accompany, compiled from the
+        ConceptMap once per registry generation; None when the registry holds no such map."""
+        if self._genders is None or self._genders[0] != self.registry.generation:
+            self._genders = (self.registry.generation, _genders_by_code(self.registry.get(self.sex_map)))
+        return self._genders[1]
+
     def _gender_code(self, resource: dict[str, Any], path: str, issues: IssueList) -> None:
-        """Patient.gender and its GB/T 2261.1 code (1 男, 2 女, 0/9 未知/未说明) must agree."""
+        """Patient.gender and its GB/T 2261.1 code must agree as the ConceptMap
+        ``gb-t-2261-1-to-administrative-gender`` says (1 男 male, 2 女 female, 0/9 未知/未说明
+        unknown or other); a code it does not list accompanies no gender."""
         gender, extras = resource.get("gender"), resource.get("_gender")
         if not isinstance(gender, str) or not isinstance(extras, dict):
+            return
+        genders_by_code = self._genders_by_code()
+        if genders_by_code is None:
             return
         for index, extension in enumerate(_as_list(extras.get("extension"))):
             if isinstance(extension, dict) and extension.get("url") == self.gender_extension:
                 coding = extension.get("valueCoding")
                 code = coding.get("code") if isinstance(coding, dict) else None
-                if isinstance(code, str) and gender not in GB_SEX_TO_GENDER.get(code, ()):
+                allowed = genders_by_code.get(code, frozenset()) if isinstance(code, str) else None
+                if allowed is not None and gender not in allowed:
                     where = f"{path}.gender.extension[{index}].value"
-                    issues.error("rule.gender-code-mismatch", where, gender=gender, code=code)
+                    shown = ", ".join(sorted(allowed)) or "-"
+                    issues.error("rule.gender-code-mismatch", where, gender=gender, code=code, allowed=shown)
 
     def _divisions(self, address: dict[str, Any], path: str, issues: IssueList) -> None:
         """Each division code exists at its level in its own list (GB/T 2260: 6-digit county level
@@ -246,6 +268,32 @@ class BusinessRules:
                 successor=successor,
                 successorName=national.get(successor, {}).get("display") or successor,
             )
+
+
+def _genders_by_code(concept_map: Any) -> dict[str, frozenset[str]] | None:
+    """The Patient.gender values each GB/T 2261.1 code of a ConceptMap may accompany: its
+    targets in administrative-gender but those marked unmatched or disjoint."""
+    if not isinstance(concept_map, dict) or concept_map.get("resourceType") != "ConceptMap":
+        return None
+    found: dict[str, set[str]] = {}
+    for group in _as_list(concept_map.get("group")):
+        if not isinstance(group, dict) or (group.get("source"), group.get("target")) != (
+            GB_SEX_SYSTEM,
+            ADMINISTRATIVE_GENDER,
+        ):
+            continue
+        for element in _as_list(group.get("element")):
+            if not isinstance(element, dict) or not isinstance(element.get("code"), str):
+                continue
+            genders = found.setdefault(element["code"], set())
+            for target in _as_list(element.get("target")):
+                if (
+                    isinstance(target, dict)
+                    and isinstance(target.get("code"), str)
+                    and target.get("equivalence") not in NO_MATCH
+                ):
+                    genders.add(target["code"])
+    return {code: frozenset(genders) for code, genders in found.items()}
 
 
 def _successor(concepts: dict[str, dict[str, Any]], code: str) -> str | None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -9,6 +13,7 @@ from hypothesis import strategies as st
 
 from conformance import id_card
 from conformance.validator import Validator
+from profiles.registry import PACKAGE_DIR, Registry
 from tests.conftest import errors, found, load_example
 
 
@@ -119,6 +124,44 @@ def test_the_gender_mismatch_is_worded_in_chinese_for_chinese_readers(
 def test_gb_sex_code_disagreeing_with_gender_is_an_error(validator: Validator, patient: dict[str, Any]) -> None:
     patient["_gender"]["extension"][0]["valueCoding"]["code"] = "1"
     assert found(validator.validate(patient), "rule.gender-code-mismatch", "Patient.gender.extension[0].value")
+
+
+def test_the_gb_sex_code_mismatch_names_the_genders_the_code_may_accompany(
+    validator: Validator, patient: dict[str, Any]
+) -> None:
+    patient["_gender"]["extension"][0]["valueCoding"]["code"] = "9"
+    issue = next(i for i in validator.validate(patient) if i.message_id == "rule.gender-code-mismatch")
+    assert issue.params["allowed"] == "other, unknown"
+
+
+def validator_with_sex_map(folder: Path, change: Callable[[dict[str, Any]], None]) -> Validator:
+    """A validator on the package whose GB/T 2261.1 → Patient.gender ConceptMap ``change`` edits."""
+    for file in PACKAGE_DIR.glob("*.json"):
+        shutil.copy(file, folder)
+    path = folder / "ConceptMap-gb-t-2261-1-to-administrative-gender.json"
+    concept_map = json.loads(path.read_text(encoding="utf-8"))
+    change(concept_map)
+    path.write_text(json.dumps(concept_map, ensure_ascii=False), encoding="utf-8")
+    registry = Registry(builtin=False)
+    registry.add_path(folder)
+    return Validator(registry)
+
+
+def test_the_gb_sex_code_rule_follows_the_concept_map(
+    validator: Validator, patient: dict[str, Any], tmp_path: Path
+) -> None:
+    """Which genders a code may accompany is the ConceptMap's data: a map that lets 9 (未说明的
+    性别) stand for unknown alone refuses it beside other."""
+
+    def unstated_is_unknown_only(concept_map: dict[str, Any]) -> None:
+        unstated = next(e for e in concept_map["group"][0]["element"] if e["code"] == "9")
+        unstated["target"] = [t for t in unstated["target"] if t["code"] == "unknown"]
+
+    patient["gender"] = "other"
+    patient["_gender"]["extension"][0]["valueCoding"]["code"] = "9"
+    variant = validator_with_sex_map(tmp_path, unstated_is_unknown_only)
+    verdicts = [found(v.validate(patient), "rule.gender-code-mismatch") for v in (validator, variant)]
+    assert verdicts == [False, True]
 
 
 def test_id_card_under_hl7_china_oid_is_checked_too(validator: Validator) -> None:
