@@ -15,9 +15,10 @@ The base walk calls :meth:`ExtensionChecker.check` for every ``extension`` and
 A known extension's value must be of a type its definition allows and, where the definition
 binds it required or extensible, in its value set; the element it sits on must be one of its
 contexts, a modifier extension must be in ``modifierExtension`` (and only it), and a
-sub-extension of a complex extension must be one of its slices, with a value of an allowed type
-in the value set its slice binds — whether or not a profile slices it, as the reference
-validator judges every extension it resolves by its definition.  Where a profile does, the
+sub-extension of a complex extension — or of a complex sub-extension, at any depth — must be
+one of its holder's slices, with a value of an allowed type in the value set its slice binds —
+whether or not a profile slices it, as the reference validator judges every extension it
+resolves by its definition.  Where a profile does, the
 profile layer also validates it against the whole definition (cardinality, invariants); the
 same binding finding from both is reported once.
 """
@@ -99,7 +100,9 @@ class ExtensionChecker:
         if not isinstance(url, str) or not url:
             return  # Extension.url is required: the walk reports its absence
         if ":" not in url:
-            self._sub_extension(ext, url, path, parent, parent_model, issues)
+            # a part of a complex extension: judged with the extension holding it (_parts)
+            if parent_model.name != "Extension":
+                issues.error("extension.relative-url", path, url=url)  # the reference: Extension_EXT_URL_Absolute
             return
         definition = self._definition(url)
         if definition is None:
@@ -114,35 +117,37 @@ class ExtensionChecker:
             expected = "modifierExtension" if definition.get("modifier") else "extension"
             issues.error("extension.modifier-mismatch", path, url=url, expected=expected)
         self._value(ext, url, definition["types"], definition.get("binding"), path, issues)
+        if definition["types"] == [] and definition.get("slices"):
+            self._parts(ext, url, definition, path, issues)
         if self._context(url, definition["contexts"], path, parent, parent_model, frame, issues):
             self._context_invariants(
                 ext, url, definition.get("contextInvariants", ()), path, parent, frame, scope, issues
             )
 
-    def _sub_extension(
-        self,
-        ext: dict[str, Any],
-        name: str,
-        path: str,
-        parent: dict[str, Any],
-        parent_model: NodeModel,
-        issues: IssueList,
-    ) -> None:
-        """A relative URL names a slice of the complex extension around it; outside an
-        extension it names nothing that can be looked up."""
-        if parent_model.name != "Extension":
-            issues.error("extension.relative-url", path, url=name)  # the reference: Extension_EXT_URL_Absolute
-            return
-        parent_url = parent.get("url")
-        definition = self._definition(parent_url) if isinstance(parent_url, str) else None
-        if definition is None or definition["types"] != [] or not definition.get("slices"):
-            return  # not a known complex extension with named parts
-        slices = definition["slices"]
-        if name not in slices:
-            issues.error("extension.unknown-slice", path, url=parent_url, name=name)
-            return
-        binding = definition.get("sliceBindings", {}).get(name)
-        self._value(ext, f"{parent_url}#{name}", slices[name], binding, path, issues)
+    def _parts(self, ext: dict[str, Any], url: str, definition: dict[str, Any], path: str, issues: IssueList) -> None:
+        """The parts of a known complex extension, and the parts of its complex parts at any
+        depth: each must be one of the slices its holder defines, with a value of an allowed
+        type in the value set the slice binds.  They are judged from the extension down, as a
+        part's own URL is relative and names nothing without its holders."""
+        holders = [(ext, url, definition, path)]
+        while holders:
+            holder, holder_url, summary, holder_path = holders.pop()
+            slices, parts = summary.get("slices"), holder.get("extension")
+            if not slices or not isinstance(parts, list):
+                continue
+            for index, part in enumerate(parts):
+                name = part.get("url") if isinstance(part, dict) else None
+                if not isinstance(name, str) or not name or ":" in name:
+                    continue  # no url (the walk reports it), or an extension known by its own
+                where = f"{holder_path}.extension[{index}]"
+                if name not in slices:
+                    issues.error("extension.unknown-slice", where, url=holder_url, name=name)
+                    continue
+                binding = summary.get("sliceBindings", {}).get(name)
+                self._value(part, f"{holder_url}#{name}", slices[name], binding, where, issues)
+                own = summary.get("sliceParts", {}).get(name)
+                if own is not None and slices[name] == []:
+                    holders.append((part, f"{holder_url}#{name}", own, where))
 
     def _value(
         self,

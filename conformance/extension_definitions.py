@@ -13,6 +13,8 @@ usually differentials.  Per definition:
 * ``binding``: present when ``value[x]`` is bound required or extensible, as ``[strength,
   value set]``; ``sliceBindings``: the same for each bound sub-extension's value, by its URL
   (the weaker strengths judge nothing, so they are left out);
+* ``sliceParts``: for each sub-extension that is itself complex (a part of a part), the same
+  ``slices``, ``sliceBindings`` and ``sliceParts`` of its own parts, at any depth;
 * ``modifier``: present (true) for a modifier extension;
 * ``contextInvariants``: present when the definition has ``contextInvariant``.
 """
@@ -58,23 +60,38 @@ def summarise(sd: dict[str, Any], elements: list[Any]) -> dict[str, Any]:
     }
     if (binding := value_binding(by_id.get("Extension.value[x]"))) is not None:
         entry["binding"] = binding
-    slices: dict[str, list[str] | None] = {}
-    slice_bindings: dict[str, list[str]] = {}
-    for element_id in by_id:
-        # "Extension.extension:name" only: deeper ids belong to the slice or to nested slices
-        if element_id.startswith("Extension.extension:") and element_id.count(".") == 1:
-            url = by_id.get(f"{element_id}.url", {}).get("fixedUri")
-            if isinstance(url, str):
-                slices[url] = value_types(by_id.get(f"{element_id}.value[x]"))
-                if (binding := value_binding(by_id.get(f"{element_id}.value[x]"))) is not None:
-                    slice_bindings[url] = binding
-    if slices:
-        entry["slices"] = slices
-    if slice_bindings:
-        entry["sliceBindings"] = slice_bindings
+    entry.update(_parts(by_id))
     root = elements[0] if elements and isinstance(elements[0], dict) else {}
     if root.get("isModifier"):
         entry["modifier"] = True
     if sd.get("contextInvariant"):
         entry["contextInvariants"] = sd["contextInvariant"]
     return entry
+
+
+def _parts(by_id: dict[str, Any]) -> dict[str, Any]:
+    """``slices``, ``sliceBindings`` and ``sliceParts`` of the extension, each present when not
+    empty.  Parts are gathered in one pass and summarised deepest first (no recursion: an
+    ``--ig`` definition may nest parts as deep as it likes)."""
+    below: dict[str, list[tuple[str, str]]] = {}
+    for element_id in by_id:
+        # "<holder>.extension:name" with a fixed url: deeper ids belong to the part itself
+        holder, _, last = element_id.rpartition(".")
+        url = by_id.get(f"{element_id}.url", {}).get("fixedUri")
+        if last.startswith("extension:") and isinstance(url, str):
+            below.setdefault(holder, []).append((element_id, url))
+    summaries: dict[str, dict[str, Any]] = {}
+    for holder in sorted(below, key=lambda element_id: element_id.count("."), reverse=True):
+        slices: dict[str, list[str] | None] = {}
+        slice_bindings: dict[str, list[str]] = {}
+        slice_parts: dict[str, dict[str, Any]] = {}
+        for element_id, url in below[holder]:
+            value = by_id.get(f"{element_id}.value[x]")
+            slices[url] = value_types(value)
+            if (binding := value_binding(value)) is not None:
+                slice_bindings[url] = binding
+            if summaries.get(element_id):
+                slice_parts[url] = summaries[element_id]
+        found = {"slices": slices, "sliceBindings": slice_bindings, "sliceParts": slice_parts}
+        summaries[holder] = {key: value for key, value in found.items() if value}
+    return summaries.get("Extension", {})

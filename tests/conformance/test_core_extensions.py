@@ -294,6 +294,92 @@ def test_a_part_outside_its_extensible_value_set_is_a_warning() -> None:
     assert warned == [("warning", "Patient.extension[0].extension[0].valueCoding")]
 
 
+CARE_PLAN = "http://example.org/fhir/StructureDefinition/test-care-plan"
+RECORD_STATUS = {"strength": "required", "valueSet": "http://fhir.yiyang.cn/ValueSet/health-record-status"}
+
+
+def care_plan_definition() -> dict[str, Any]:
+    """A complex extension whose part ``step`` is itself complex, with a bound part ``status``."""
+    definition = sd(
+        CARE_PLAN,
+        "Extension",
+        [
+            {"id": "Extension.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}]}},
+            {"id": "Extension.extension:note", "sliceName": "note"},
+            {"id": "Extension.extension:note.url", "fixedUri": "note"},
+            {"id": "Extension.extension:note.value[x]", "type": [{"code": "string"}]},
+            {"id": "Extension.extension:step", "sliceName": "step"},
+            {
+                "id": "Extension.extension:step.extension",
+                "slicing": {"discriminator": [{"type": "value", "path": "url"}]},
+            },
+            {"id": "Extension.extension:step.extension:status", "sliceName": "status"},
+            {"id": "Extension.extension:step.extension:status.url", "fixedUri": "status"},
+            {
+                "id": "Extension.extension:step.extension:status.value[x]",
+                "type": [{"code": "Coding"}],
+                "binding": RECORD_STATUS,
+            },
+            {"id": "Extension.extension:step.url", "fixedUri": "step"},
+            {"id": "Extension.extension:step.value[x]", "max": "0"},
+            {"id": "Extension.url", "fixedUri": CARE_PLAN},
+            {"id": "Extension.value[x]", "max": "0"},
+        ],
+        kind="complex-type",
+    )
+    definition["context"] = [{"type": "element", "expression": "Patient"}]
+    return definition
+
+
+def care_plan(*step: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "url": CARE_PLAN,
+        "extension": [{"url": "note", "valueString": "每周随访"}, {"url": "step", "extension": list(step)}],
+    }
+
+
+def test_a_part_of_a_part_outside_its_required_value_set_is_an_error_without_a_profile() -> None:
+    status = {"url": "status", "valueCoding": {"system": "http://x", "code": "x"}}
+    issues = validator_with(care_plan_definition()).validate(patient(extension=[care_plan(status)]))
+    assert ("binding.not-in-valueset", "Patient.extension[0].extension[1].extension[0].valueCoding") in errors(issues)
+
+
+def test_a_part_of_a_part_in_its_value_set_passes_without_a_profile() -> None:
+    status = {"url": "status", "valueCoding": {"system": STATUS_CODES, "code": "managed"}}
+    issues = validator_with(care_plan_definition()).validate(patient(extension=[care_plan(status)]))
+    assert errors(issues) == []
+
+
+def test_an_unknown_part_of_a_part_is_an_error() -> None:
+    issues = validator_with(care_plan_definition()).validate(patient(extension=[care_plan({"url": "stauts"})]))
+    assert ("extension.unknown-slice", "Patient.extension[0].extension[1].extension[0]") in errors(issues)
+
+
+def test_a_part_of_a_part_is_reported_once_where_a_profile_applies_its_extension() -> None:
+    """By URL and by the profile's slice alike: the one finding, at the part's value."""
+    slicing = sd(
+        "http://example.org/fhir/StructureDefinition/test-patient",
+        "Patient",
+        [
+            {
+                "id": "Patient.extension",
+                "slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"},
+            },
+            {
+                "id": "Patient.extension:plan",
+                "sliceName": "plan",
+                "type": [{"code": "Extension", "profile": [CARE_PLAN]}],
+            },
+        ],
+    )
+    status = {"url": "status", "valueCoding": {"system": "http://x", "code": "x"}}
+    claimed = {"meta": {"profile": [slicing["url"]]}}
+    issues = validator_with(care_plan_definition(), slicing).validate(patient(extension=[care_plan(status)], **claimed))
+    assert [i.expression for i in issues if i.message_id == "binding.not-in-valueset"] == [
+        "Patient.extension[0].extension[1].extension[0].valueCoding"
+    ]
+
+
 # -- contextInvariant: must hold on the element the extension sits on --------------------------
 SLIDER_STEP = CORE + "questionnaire-sliderStepValue"
 MIN_OCCURS = CORE + "questionnaire-minOccurs"
