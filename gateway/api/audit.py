@@ -19,7 +19,7 @@ import re
 import threading
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -31,6 +31,8 @@ from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
+from gateway.search import cursor
+from gateway.search.cursor import OrderColumn
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import MAX_INSTANT, date_range, format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
@@ -43,9 +45,14 @@ audit = Blueprint("audit", __name__, url_prefix="/fhir")
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 _BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
 _trail_guard = threading.Lock()
-SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_upto", "_sort", "_summary"})
+SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_upto", "_after", "_sort", "_summary"})
 #: the orders the trail is searched in: oldest or newest first
 SORTS = ("date", "-date")
+#: what an ``_after`` holds, by order: the last event shown's time recorded and place in the
+#: chain, the columns the trail is ordered by
+PAGE_COLUMNS = {
+    sort: (OrderColumn("recorded", sort.startswith("-")), OrderColumn("seq", sort.startswith("-"))) for sort in SORTS
+}
 #: the forms ``date`` takes (as in every search, a year, month, day or time without an offset
 #: is Beijing's)
 DATE_EXAMPLES = "2026 / 2026-07 / 2026-07-01 / ge2026-07-01T08:00:00+08:00"
@@ -152,9 +159,20 @@ def search() -> Response:
     base = config.base_url
     more = query.count > 0 and query.offset + query.count < total
     anchor = [("_upto", str(query.upto))]
-    links = page_links(f"{base}/AuditEvent", asked, query.count, query.offset, more=more, total=total, anchor=anchor)
+    # the next page starts past the last event shown, not at an offset (see cursor.py)
+    last = cursor.write(SORTS[query.newest_first], events[-1][:2]) if events else None
+    links = page_links(
+        f"{base}/AuditEvent",
+        asked,
+        query.count,
+        query.offset,
+        more=more,
+        total=total,
+        anchor=anchor,
+        cursor=("_after", last),
+    )
     entries = []
-    for text in events:
+    for _, _, text in events:
         event = event_of(text)
         entries.append({"fullUrl": f"{base}/AuditEvent/{event['id']}", "resource": event, "search": {"mode": "match"}})
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
@@ -189,7 +207,7 @@ def refuse(**_path: str) -> Response:
 
 #: the trail search's controls of one value: of a repeated _count or _offset the first counted
 #: and of a repeated _upto the last, silently, so a page could be another than the client asked
-GIVEN_ONCE = ("_count", "_offset", "_upto", "_sort", "_summary")
+GIVEN_ONCE = ("_count", "_offset", "_upto", "_after", "_sort", "_summary")
 
 
 def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int) -> AuditQuery:
@@ -227,7 +245,19 @@ def parse_query(pairs: list[tuple[str, str]], page_size: int, max_page_size: int
     offset = whole_number(given, "_offset", 0)
     upto = whole_number(given, "_upto", -1)
     fields["upto"] = None if upto < 0 else upto
+    if "_after" in given:
+        fields["after"] = _after_event(given["_after"], SORTS[fields.get("newest_first", False)])
     return AuditQuery(recorded_from=low, recorded_before=high, count=count, offset=offset, **fields)
+
+
+def _after_event(token: str, sort: str) -> tuple[str, int]:
+    """The (recorded, seq) an ``_after`` of a trail page in ``sort`` order carries; 400 for
+    any text a next link of that order does not give."""
+    found = cursor.read(token, sort, PAGE_COLUMNS[sort])
+    if found is None:
+        example = cursor.write(sort, ["2026-12-01T00:00:00.000000Z", 1])
+        raise FhirError(400, "http.not-a-page-cursor", "_after", name="_after", value=token, example=example)
+    return cast(tuple[str, int], found)  # as PAGE_COLUMNS read them: an instant, then a whole number
 
 
 #: the parameters matched against a column of the trail: the AuditQuery field and the value

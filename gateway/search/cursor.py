@@ -63,7 +63,12 @@ class OrderColumn:
     @property
     def indexed(self) -> bool:
         """Whether the value comes from index rows, and so may be missing."""
-        return self.column not in ("id", "last_updated")
+        return self.column not in _OWN_COLUMNS
+
+
+#: columns of a table's own, never missing: a resource's id and time of writing, an audit
+#: event's time recorded and place in the chain
+_OWN_COLUMNS = frozenset({"id", "last_updated", "recorded", "seq"})
 
 
 def order_columns(sort: Sequence[SortKey]) -> list[OrderColumn]:
@@ -85,21 +90,31 @@ def order_columns(sort: Sequence[SortKey]) -> list[OrderColumn]:
 
 def encode(sort: Sequence[SortKey], values: Sequence[Value]) -> str:
     """The ``_after`` of the page after a match with these values (one per order column)."""
-    payload = orjson.dumps([_signature(sort), *values])
-    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
+    return write(_signature(sort), values)
 
 
 def decode(token: str, sort: Sequence[SortKey]) -> tuple[Value, ...] | None:
     """The values an ``_after`` carries, or None when it is no token :func:`encode` writes for
     this order (malformed, altered, or a link's of another ``_sort``)."""
+    return read(token, _signature(sort), order_columns(sort))
+
+
+def write(order: str, values: Sequence[Value]) -> str:
+    """The token of a place in the order named ``order``: the values there, one per column."""
+    payload = orjson.dumps([order, *values])
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode("ascii")
+
+
+def read(token: str, order: str, columns: Sequence[OrderColumn]) -> tuple[Value, ...] | None:
+    """The values a token :func:`write` wrote for ``order`` carries, one per column; None for
+    any other text."""
     if not _TOKEN.fullmatch(token):
         return None
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
         return None
-    columns = order_columns(sort)
-    if not isinstance(decoded, list) or len(decoded) != len(columns) + 1 or decoded[0] != _signature(sort):
+    if not isinstance(decoded, list) or len(decoded) != len(columns) + 1 or decoded[0] != order:
         return None
     values = decoded[1:]
     if not all(_fits(column, value) for column, value in zip(columns, values, strict=True)):
@@ -127,8 +142,10 @@ def _fits(column: OrderColumn, value: object) -> bool:
         return column.indexed
     if column.column == "id":
         return isinstance(value, str) and _ID.fullmatch(value) is not None
-    if column.column == "last_updated":
+    if column.column in ("last_updated", "recorded"):
         return isinstance(value, str) and _INSTANT.fullmatch(value) is not None
+    if column.column == "seq":  # a place in the audit chain: a 64-bit integer from 1
+        return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
     if column.column == "number":
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     return isinstance(value, str) and "\x00" not in value

@@ -57,6 +57,8 @@ class AuditQuery:
     offset: int = 0
     #: the last event the pages list (its seq, ``_upto`` in the paging links); None for all
     upto: int | None = None
+    #: the (recorded, seq) of the event the page starts past (``_after``), in the page's order
+    after: tuple[str, int] | None = None
 
 
 class AuditEvents:
@@ -103,8 +105,10 @@ class AuditEvents:
         row = self.sql.one("SELECT event FROM audit_event WHERE seq = ?", (seq,))
         return row[0] if row else None
 
-    def search(self, query: AuditQuery) -> tuple[list[str], int]:
-        """(the page's events as canonical JSON, how many match in all)."""
+    def search(self, query: AuditQuery) -> tuple[list[tuple[str, int, str]], int]:
+        """(the page's events, each its recorded, seq and canonical JSON; how many match in
+        all).  A page past an event (``after``) starts right after it in the page's order,
+        whatever the offset says."""
         where, params = [], []
         if query.upto is not None:
             where.append("seq <= ?")
@@ -126,13 +130,19 @@ class AuditEvents:
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(self.sql.one(f"SELECT COUNT(*) FROM audit_event{clause}", params)[0])
         order = "DESC" if query.newest_first else "ASC"
+        offset = query.offset
+        if query.after is not None:
+            # one direction for both columns, neither ever missing: a row value seeks on both
+            past = f"(recorded, seq) {'<' if query.newest_first else '>'} (?, ?)"
+            clause, params, offset = f"{clause} AND {past}" if where else f" WHERE {past}", [*params, *query.after], 0
         rows = self.sql.all(
             # by the time recorded, as the auditors asked for it (two workers append their
             # buffers in turn, so the chain's order is not quite the time order)
-            f"SELECT event FROM audit_event{clause} ORDER BY recorded {order}, seq {order} LIMIT ? OFFSET ?",
-            [*params, query.count, query.offset],
+            f"SELECT recorded, seq, event FROM audit_event{clause} ORDER BY recorded {order}, seq {order} "
+            "LIMIT ? OFFSET ?",
+            [*params, query.count, offset],
         )
-        return [row[0] for row in rows], total
+        return [(row[0], int(row[1]), row[2]) for row in rows], total
 
     def count(self) -> int:
         return int(self.sql.one("SELECT COUNT(*) FROM audit_event")[0])

@@ -4,6 +4,7 @@ in its free text, in logs and in the command line's output."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -21,6 +22,7 @@ from gateway import create_app
 from gateway.api.audit import parse_query
 from gateway.cli import main
 from gateway.config import Config
+from gateway.fhir.errors import FhirError
 from gateway.masking import (
     FULL_WIDTH_DIGITS,
     install_log_masking,
@@ -809,6 +811,75 @@ def test_the_next_page_of_the_audit_trail_can_be_followed(api: Api) -> None:
     first = api.get(f"{api.base}/AuditEvent?date=ge2020-01-01T00:00:00%2B08:00&_count=2", timeout=60).json()
     following = next(link["url"] for link in first["link"] if link["relation"] == "next")
     assert api.get(following, timeout=60).status_code == 200
+
+
+def link(bundle: dict[str, Any], relation: str) -> str | None:
+    return next((entry["url"] for entry in bundle["link"] if entry["relation"] == relation), None)
+
+
+def trail_pages(api: Api, first: dict[str, Any]) -> list[dict[str, Any]]:
+    """``first`` and the pages its ``next`` links lead to, to the last."""
+    pages = [first]
+    while (following := link(pages[-1], "next")) is not None:
+        pages.append(api.get(following, timeout=60).json())
+    return pages
+
+
+def listed(*pages: dict[str, Any]) -> list[str]:
+    return [entry["resource"]["id"] for page in pages for entry in page.get("entry", [])]
+
+
+def test_the_trail_followed_past_events_recorded_meanwhile_lists_each_event_once(api: Api) -> None:
+    """Newest first, each event recorded between two pages came before them all: counted by
+    offset, the next page began that much further back and repeated the page before's last."""
+    marker = f"paged-{int(time.time() * 1000)}"
+    for _ in range(5):
+        api.get(f"{api.base}/Patient/{marker}", timeout=60)
+    earlier = [event["id"] for event in audit_events(api, f"entity=Patient/{marker}&_sort=-date", wanted=5)]
+    first = api.get(f"{api.base}/AuditEvent?entity=Patient/{marker}&_sort=-date&_count=2", timeout=60).json()
+    api.get(f"{api.base}/Patient/{marker}", timeout=60)  # recorded between the pages
+    audit_events(api, f"entity=Patient/{marker}", wanted=6)
+    assert listed(*trail_pages(api, first)) == earlier
+
+
+def test_a_trail_page_past_an_event_starts_right_after_it_whatever_its_offset(api: Api) -> None:
+    """The next link's ``_after`` names the last event shown; the page starts there."""
+    marker = f"after-{int(time.time() * 1000)}"
+    for _ in range(4):
+        api.get(f"{api.base}/Patient/{marker}", timeout=60)
+    events = [event["id"] for event in audit_events(api, f"entity=Patient/{marker}", wanted=4)]
+    first = api.get(f"{api.base}/AuditEvent?entity=Patient/{marker}&_count=2", timeout=60).json()
+    second = api.get(str(link(first, "next")).replace("_offset=2", "_offset=0"), timeout=60).json()
+    assert listed(second) == events[2:]
+
+
+def test_an_altered_trail_page_cursor_is_refused_at_after(api: Api) -> None:
+    answer = api.get(f"{api.base}/AuditEvent?_after=WyJkYXRlIiwiMjAyNiIsMV0", timeout=60)
+    issue = answer.json()["issue"][0]
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue["expression"]) == (
+        400,
+        "http.not-a-page-cursor",
+        ["_after"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("pairs", "forged"),
+    [
+        ([("_sort", "-date")], ["date", "2026-12-01T00:00:00.000000Z", 7]),  # the other order's
+        ([], ["date", "2026-12-01", 7]),  # no instant of the store's form
+        ([], ["date", "2026-12-01T00:00:00.000000Z", "7"]),  # a place as text
+        ([], ["date", "2026-12-01T00:00:00.000000Z", True]),  # JSON's true, Python's 1
+        ([], ["date", "2026-12-01T00:00:00.000000Z", 2**63]),  # past any place in the chain
+        ([], ["date", "2026-12-01T00:00:00.000000Z"]),  # a value short
+    ],
+    ids=["other-order", "not-an-instant", "text-place", "boolean-place", "huge-place", "short"],
+)
+def test_a_forged_trail_page_cursor_is_no_page_cursor(pairs: list[tuple[str, str]], forged: list[Any]) -> None:
+    token = base64.urlsafe_b64encode(json.dumps(forged).encode()).rstrip(b"=").decode()
+    with pytest.raises(FhirError) as refused:
+        parse_query([*pairs, ("_after", token)], 20, 100)
+    assert (refused.value.message_id, refused.value.expression) == ("http.not-a-page-cursor", "_after")
 
 
 @pytest.mark.parametrize("control", ["_format=json", "_pretty=true"])
