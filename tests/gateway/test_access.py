@@ -114,6 +114,26 @@ def test_a_home_sees_only_its_residents_observations(archive: Store) -> None:
     assert found(archive, HOME, "Observation") == ["wang-bp"]
 
 
+def test_a_homes_sorted_search_followed_page_by_page_lists_each_resident_once(archive: Store) -> None:
+    """Pages of one in birth date order, each past the last shown (``_after``): the rule that
+    keeps the home to its residents holds on every page, whose sort values are read apart.
+    王 (the archive's) has no birth date and comes last; 李, born first, is no resident."""
+    for person, born in (("zhou", "1941-02-03"), ("sun", "1939-05-06")):
+        stay = {"resourceType": "Encounter", "id": f"{person}-stay", "status": "in-progress", "class": {"code": "HH"}}
+        provider = ref("Organization", "yikang-home")
+        add(archive, {"resourceType": "Patient", "id": person, "birthDate": born})
+        add(archive, {**stay, "subject": ref("Patient", person), "serviceProvider": provider})
+    add(archive, {"resourceType": "Patient", "id": "li", "birthDate": "1930-01-01"})
+    query = parse_search("Patient", [("_sort", "birthdate"), ("_count", "1")], SearchIndexer(Registry()).parameters)
+    restriction = Access(HOME, PERSONAL).condition("Patient")
+    listed: list[str] = []
+    with archive.reading() as tx:
+        while (page := tx.resources.page(query, restriction=restriction)).matches:
+            listed += [match.id for match in page.matches]
+            query = replace(query, after=page.keys[-1])
+    assert listed == ["sun", "zhou", "wang"]
+
+
 def test_a_version_naming_its_resident_by_a_versioned_reference_is_theirs(archive: Store) -> None:
     """Patient/wang/_history/1 names 王, as the search index has it."""
     reading = {"resourceType": "Observation", "id": "o", "subject": {"reference": "Patient/wang/_history/1"}}
