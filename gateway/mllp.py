@@ -5,8 +5,8 @@ Each message is persisted before it is acknowledged: mapped into the store or qu
 its bytes, committed, and only then answered — AA when it landed (with warning ERR segments
 for independent parts quarantined alone, such as an IN1 without its 医保 fields, and for optional
 qualifiers left out as FHIR has no code for them, such as an emergency phone's XTN.2 EMR), AE (with an
-ERR segment per reason, its HL7 table 0357 code where one fits) when its content was refused
-and it was quarantined, AR when it is not an HL7 message at all, of a type or event no mapping
+ERR segment per reason, its HL7 table 0357 code where one fits, then the warnings of the
+qualifiers left out) when its content was refused and it was quarantined, AR when it is not an HL7 message at all, of a type or event no mapping
 spec takes, or its header says it is not for this archive (a version, processing id or
 character set the reader refuses) — it is quarantined too: nothing sent to the gateway is lost.
 If the store cannot commit, the answer is AR with "store busy" (0357 code 206) and nothing was
@@ -166,12 +166,16 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         acting.reset(token)
     first = outcome.reasons[0].message_id if outcome.reasons else None
     views = record.views
+    # the codes left out are warnings whatever the answer: a sender fixing an AE's errors hears
+    # of them now, not only once the message lands (HL7 v2.5 ERR-4: W beside E in one ACK)
     if UNPARSEABLE in fields or refused or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
-        return Answer(ack(fields, "AR", outcome.reasons, views=views), "AR", STATUS["AR"], kind, first)
+        answer = ack(fields, "AR", outcome.reasons, views=views, warnings=outcome.omitted)
+        return Answer(answer, "AR", STATUS["AR"], kind, first)
     if outcome.reasons:
-        return Answer(ack(fields, "AE", outcome.reasons, views=views), "AE", STATUS["AE"], kind, first)
+        answer = ack(fields, "AE", outcome.reasons, views=views, warnings=outcome.omitted)
+        return Answer(answer, "AE", STATUS["AE"], kind, first)
     # the stay landed, so no resend; the quarantined parts and the codes left out are warnings
-    answer = ack(fields, "AA", [*outcome.parts, *outcome.omitted], severity="W", views=views)
+    answer = ack(fields, "AA", [], views=views, warnings=[*outcome.parts, *outcome.omitted])
     return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
 
 
@@ -232,13 +236,14 @@ def ack(
     fields: dict[str, Any],
     code: str,
     reasons: list[Reason],
-    severity: str = "E",
     views: Mapping[str, str] | None = None,
+    warnings: Iterable[Reason] = (),
 ) -> bytes:
     """An ACK answering the message's MSH: sender and receiver swapped (the receiver it named,
     MSH-5/6, sends the ACK, as HL7 chapter 2 has it; the gateway's own names when it named
     none), its control id in MSA-2, its version, and one ERR per reason (the stable id, then the
-    zh-CN text; ``views`` are the record's, to locate a typed key such as ``PID-3[ID]``)."""
+    zh-CN text; ``views`` are the record's, to locate a typed key such as ``PID-3[ID]``): of
+    severity E for the ``reasons``, then W for the ``warnings``."""
     now = datetime.now(_CHINA).strftime("%Y%m%d%H%M%S%z")
     trigger = _text(fields.get("MSH-9.2"))
     control = _text(fields.get("MSH-10"))
@@ -263,7 +268,7 @@ def ack(
         "UNICODE UTF-8",  # MSH-18: the reasons are Chinese, and absent it means ASCII
     ]
     errors = []
-    for reason in reasons:
+    for reason, severity in [*((r, "E") for r in reasons), *((w, "W") for w in warnings)]:
         where = reason.field or reason.expression or ""
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}" + (f" ({where})" if where else ""))
         condition = _condition(reason)

@@ -72,6 +72,20 @@ def test_the_ack_warns_of_the_emergency_use_left_out_at_its_field(answered: tupl
     ]
 
 
+def test_an_ae_lists_the_codes_left_out_as_warnings_after_its_errors(
+    store: Store, database_url: str, validator: Validator
+) -> None:
+    """A sender fixing the errors of an AE hears of the qualifiers left out now (HL7 v2.5 allows
+    ERR-4 W beside E), not only once the corrected message lands."""
+    services = Services(Config.load(database_url=database_url), registry=validator.registry)
+    services.__dict__.update(store=store, validator=validator)
+    engine = Principal("his-engine", "zhengzhou-first-hospital", frozenset({"system/*.cruds"}), "operator")
+    broken = admission().replace(b"410105194912310020", b"410105194912310021")
+    answer = acknowledge(services, broken, Peer("127.0.0.1", engine))
+    errors = [s.split("|") for s in answer.ack.decode("utf-8").split("\r") if s.startswith("ERR")]
+    assert (answer.code, [(err[4], err[2]) for err in errors]) == ("AE", [("E", "PID^1^3^2^1"), ("W", "PID^1^13^2^2")])
+
+
 def test_the_exchange_record_keeps_the_warning(answered: tuple[Answer, Store]) -> None:
     with answered[1].reading() as tx:
         rows = tx.sql.all("SELECT severity, location FROM exchange_issue WHERE rule = 'mapping.unmatched-omitted'")
