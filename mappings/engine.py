@@ -288,11 +288,11 @@ class MappingEngine:
     def _rule(
         self, mapped: Mapped, name: str, resource: dict[str, Any], rule: dict[str, Any], item: Any, each: str | None
     ) -> None:
-        # a rule with each judges a when about $item for each of its items, as its values read them
-        when, each_when = rule.get("when"), None
-        if when is not None and "each" in rule and _names_item(when):
-            when, each_when = None, when
-        if when is not None and not _holds(mapped, item, when):
+        # a rule with each judges a when (or unless) about $item for each of its items, as its
+        # values read them; each condition is paired with what it must be for the rule to apply
+        conditions = [(rule[key], key == "when") for key in ("when", "unless") if key in rule]
+        per_item = [c for c in conditions if "each" in rule and _names_item(c[0])]
+        if not _all_hold(mapped, item, [c for c in conditions if c not in per_item]):
             return
         compiled = self._rules[id(rule)]
         items: list[tuple[Any, str | None]] = [(item, each)]
@@ -308,7 +308,7 @@ class MappingEngine:
                 kept = _items(mapped, item, field, skip, split)
                 items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
         for current, label in items:
-            if each_when is not None and not _holds(mapped, current, each_when):
+            if not _all_hold(mapped, current, per_item):
                 continue
             context = _Context(mapped, name, current, label, compiled.target)
             value = compiled.build(context)
@@ -799,6 +799,12 @@ def _kept(mapped: Mapped, name: str, listed: Any, skip: list[Any], split: Splitt
 def _names_item(when: str | dict[str, Any]) -> bool:
     """Whether a ``when`` is about the item (``$item.field``) rather than the record."""
     return (when if isinstance(when, str) else str(when["field"])).startswith("$item.")
+
+
+def _all_hold(mapped: Mapped, item: Any, conditions: list[tuple[str | dict[str, Any], bool]]) -> bool:
+    """Whether each condition (a ``when``, or an ``unless``) is as the rule needs it: a ``when``
+    holding, an ``unless`` not."""
+    return all(_holds(mapped, item, condition) == wanted for condition, wanted in conditions)
 
 
 def _holds(mapped: Mapped, item: Any, when: str | dict[str, Any]) -> bool:

@@ -381,6 +381,19 @@ def test_a_rule_each_over_an_element_reads_the_parts_of_every_occurrence() -> No
     ]
 
 
+def test_an_unless_about_the_item_skips_the_items_it_holds_for_and_keeps_those_without_the_field() -> None:
+    """``unless`` is the negation ``when: {not_in}`` cannot say: a field without a value never
+    holds, so a repetition without an XTN.2 is kept where one of use EMR is left to another rule."""
+    rule = {
+        "path": "telecom[+].value",
+        "each": "t[*]",
+        "unless": {"field": "$item.2", "in": ["EMR"]},
+        "value": {"from": "$item.1"},
+    }
+    fields = {"姓名": "张三", "t/1": "1", "t/2": "PRN", "t[2]/1": "2", "t[2]/2": "EMR", "t[3]/1": "3"}
+    assert engine(spec(rule)).map(record(**fields)).resources["patient"]["telecom"] == [{"value": "1"}, {"value": "3"}]
+
+
 def test_a_list_item_after_an_empty_one_names_its_own_field_in_lineage() -> None:
     rule = {"path": "address[+].line", "value": [{"from": "乡镇"}, {"from": "街道"}, {"from": "门牌"}]}
     mapped = engine(spec(rule)).map(record(姓名="张三", 乡镇="", 街道="经八路", 门牌="3号楼"))
