@@ -32,7 +32,7 @@ STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-r
 #: the match keys' kinds of the national identity documents
 DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 #: elements merged item by item, so a new item is an addition, never a disagreement
-LISTS = ("identifier", "telecom", "address", "extension")
+LISTS = ("identifier", "telecom", "address", "extension", "contact")
 
 #: held by an ingest while it merges people: two must not both create the same new person
 IDENTITY_LOCK = "identity"
@@ -292,6 +292,9 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozense
         for item in incoming.get(key, []):
             if item in present or (key == "extension" and _has_extension(present, item, repeating)):
                 continue
+            if key == "contact" and (same := _same_contact(present, item)) is not None:
+                _fill_relationships(same, item)
+                continue
             same = _same_address(present, item) if key == "address" else None
             if same is not None:
                 _fill_address(same, item)
@@ -302,6 +305,24 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozense
     for key, value in incoming.items():
         archive.setdefault(key, value)
     return archive
+
+
+def _same_contact(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
+    """The contact of ``present`` that ``item`` is: a contact naming no one (an HIS's emergency
+    number, PID-13 EMR) whose every number reaches one the archive knows by name (the 养老
+    profile's 紧急联系人 at that number) is that person, not a second contact."""
+    numbers = {point.get("value") for point in item.get("telecom", [])}
+    if "name" in item or not numbers:
+        return None
+    return next((c for c in present if numbers <= {p.get("value") for p in c.get("telecom", [])}), None)
+
+
+def _fill_relationships(contact: dict[str, Any], item: dict[str, Any]) -> None:
+    """The relationships ``item`` adds to the same contact (emergency contact, C, beside 儿子)."""
+    kept = contact.get("relationship", [])
+    added = [relationship for relationship in item.get("relationship", []) if relationship not in kept]
+    if added:
+        contact["relationship"] = [*kept, *added]
 
 
 def _same_address(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:

@@ -354,3 +354,31 @@ def test_the_same_gb_sex_code_with_a_display_is_no_disagreement(index: Index) ->
     spelt = gb_sex("9")
     spelt["extension"][0]["valueCoding"]["display"] = "未说明的性别"
     assert index.resolve(patient("b", gender="unknown", _gender=spelt))[1] == []
+
+
+#: the 养老 profile's 紧急联系人 and an HIS's emergency number (PID-13 EMR) of her
+SON = {
+    "relationship": [{"text": "儿子"}],
+    "name": {"text": "李明"},
+    "telecom": [{"system": "phone", "value": "13903710002"}],
+}
+EMERGENCY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0131", "code": "C"}]}
+
+
+def emergency_number(number: str) -> dict[str, Any]:
+    return {"relationship": [EMERGENCY], "telecom": [{"system": "phone", "value": number, "use": "mobile"}]}
+
+
+def test_another_contact_is_an_addition_not_a_disagreement(index: Index) -> None:
+    index.resolve(patient("a", contact=[SON]))
+    assert index.resolve(patient("b", contact=[emergency_number("13600000000")]))[1] == []
+
+
+def test_an_emergency_number_of_a_known_contact_is_that_contact_marked_emergency() -> None:
+    merged = merge({"contact": [dict(SON)]}, {"contact": [emergency_number("13903710002")]})
+    assert merged["contact"] == [{**SON, "relationship": [{"text": "儿子"}, EMERGENCY]}]
+
+
+def test_an_emergency_number_of_no_known_contact_is_a_contact_of_its_own() -> None:
+    merged = merge({"contact": [dict(SON)]}, {"contact": [emergency_number("13600000000")]})
+    assert len(merged["contact"]) == 2
