@@ -4,7 +4,7 @@
 Each message is persisted before it is acknowledged: mapped into the store or quarantined with
 its bytes, committed, and only then answered — AA when it landed (with warning ERR segments
 for independent parts quarantined alone, such as an IN1 without its 医保 fields, and for optional
-qualifiers left out as FHIR has no code for them, such as an emergency phone's XTN.2 EMR), AE (with an
+qualifiers left out as FHIR has no code for them, such as an answering service's XTN.2 ASN), AE (with an
 ERR segment per reason, its HL7 table 0357 code where one fits, then the warnings of the
 qualifiers left out) when its content was refused and it was quarantined, AR when it is not an HL7 message at all, of a type or event no mapping
 spec takes, or its header says it is not for this archive (a version, processing id or

@@ -1,9 +1,9 @@
-"""An ADT message whose second phone is an emergency number (XTN.2 EMR) and whose address is a
+"""An ADT message whose second phone is an answering service's (XTN.2 ASN) and whose address is a
 mailing address (XAD.7 M) was quarantined whole once every PID-11/13 repetition was mapped with
 its use: FHIR has no Address.use or ContactPoint.use for either.  An optional qualifier must not
 sink the admission: the Patient and the Encounter land, the mailing address as Address.type
-postal, and the emergency use left out is told to the sender as a warning (an AA with a W ERR)
-and kept in the exchange record with the ConceptMap's reason."""
+postal, and the answering-service use left out is told to the sender as a warning (an AA with a
+W ERR) and kept in the exchange record with the ConceptMap's reason."""
 
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ MAILING = "郑州市邮政局第18号信箱^^郑州市^河南省^450000^CHN^M"
 
 
 def admission() -> bytes:
-    """The sample ADT^A01 with an emergency landline after the mobile and a mailing address."""
+    """The sample ADT^A01 with an answering service's landline after the mobile and a mailing address."""
     data = (ROOT / "mappings/samples/hl7v2/adt.hl7").read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r")
     message = b"MSH" + data.split(b"MSH")[1]
-    message = message.replace(HOME_PHONE.encode(), f"{HOME_PHONE}~0371-65551234^EMR^PH".encode())
+    message = message.replace(HOME_PHONE.encode(), f"{HOME_PHONE}~0371-65551234^ASN^PH".encode())
     return message.replace(HOME_ADDRESS.encode(), f"{HOME_ADDRESS}~{MAILING}".encode())
 
 
@@ -66,7 +66,7 @@ def test_the_mailing_address_lands_as_a_postal_address(answered: tuple[Answer, S
     assert [a.get("type") for a in stored.content["address"]] == [None, "postal"]
 
 
-def test_the_ack_warns_of_the_emergency_use_left_out_at_its_field(answered: tuple[Answer, Store]) -> None:
+def test_the_ack_warns_of_the_answering_service_use_left_out_at_its_field(answered: tuple[Answer, Store]) -> None:
     assert [(err[2], err[3]) for err in warnings(answered[0])] == [
         ("PID^1^13^2^2", "103^Table value not found^HL70357")
     ]

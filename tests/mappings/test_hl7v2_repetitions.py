@@ -160,7 +160,7 @@ def test_the_email_transform_refuses_text_that_is_no_address(written: str) -> No
         email(written)
 
 
-@given(st.sampled_from(["PRN", "ORN", "WPN", "VHN", "EMR", "ASN", "BPN", ""]))
+@given(st.sampled_from(["PRN", "ORN", "WPN", "VHN", "ASN", "BPN", ""]))
 @settings(max_examples=8, deadline=None)
 def test_a_cellular_phone_is_mobile_whatever_its_xtn_2(tmp_path_factory: Any, use: str) -> None:
     telecoms = patient(mapped(tmp_path_factory.mktemp("adt"), home=f"13803710001^{use}^CP"))["telecom"]
@@ -172,14 +172,14 @@ def test_a_cellular_business_phone_is_mobile_not_work(tmp_path: Path) -> None:
     assert telecoms[0]["use"] == "mobile"
 
 
-def test_an_emergency_landline_lands_without_a_use(tmp_path: Path) -> None:
-    result = mapped(tmp_path, home="13803710001^PRN^CP~0371-65551234^EMR^PH")
+def test_an_answering_service_landline_lands_without_a_use(tmp_path: Path) -> None:
+    result = mapped(tmp_path, home="13803710001^PRN^CP~0371-65551234^ASN^PH")
     assert (result.problems, patient(result)["telecom"][1]) == ([], {"system": "phone", "value": "037165551234"})
 
 
-def test_an_emergency_use_left_out_is_noted_naming_its_repetition(tmp_path: Path) -> None:
-    [note] = mapped(tmp_path, home="13803710001^PRN^CP~0371-65551234^EMR^PH").omitted
-    assert (note.params["field"], note.params["value"]) == ("PID-13~2.2", "EMR")
+def test_an_answering_service_use_left_out_is_noted_naming_its_repetition(tmp_path: Path) -> None:
+    [note] = mapped(tmp_path, home="13803710001^PRN^CP~0371-65551234^ASN^PH").omitted
+    assert (note.params["field"], note.params["value"]) == ("PID-13~2.2", "ASN")
 
 
 def test_a_phone_use_the_table_does_not_list_is_still_refused(tmp_path: Path) -> None:
