@@ -425,6 +425,18 @@ def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexe
     assert mode == "force_generic_plan"
 
 
+def test_postgresql_compiles_no_statement_just_in_time(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """Compiling a sorted search cost more than it saved (see postgres._configure)."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        try:
+            with store.reading() as tx:
+                jit = tx.sql.one("SHOW jit")[0]
+        finally:
+            store.close()
+    assert jit == "off"
+
+
 def test_a_workers_postgresql_store_lends_each_of_its_threads_a_connection_at_once(
     tmp_path: Path, validator: Validator
 ) -> None:
