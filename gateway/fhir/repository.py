@@ -375,7 +375,9 @@ class Repository:
         if contradicting := rule.contradicting(patient, hidden):
             offered = ", ".join(f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting)
             found = Conflict(written.stored.id, "birthDate", patient.get("birthDate"), offered)
-            tx.conflicts.add(found.line("rest", person, f"{path or 'Patient'}.birthDate"))
+            # each version that moved the birth is a conflict of its own (one per file and place)
+            version = f"{person}/_history/{written.stored.version}"
+            tx.conflicts.add(found.line("rest", version, f"{path or 'Patient'}.birthDate"))
         written.issues = [*written.issues, *issues]
         return written
 
