@@ -93,8 +93,9 @@ def refuse_unknown_read_parameters(interaction: str, honoured: tuple[str, ...]) 
     unless the client prefers ``handling=strict``, which makes each a 400.  Nothing a read
     could ignore widens its answer, and browsers and caching clients add parameters of their
     own (``?_=1733450000``, a cache-buster) that a refusal would break.  A search, a history
-    and an operation refuse one unless the client prefers ``handling=lenient``, since a
-    filter ignored there answers more than was asked."""
+    and an operation's query refuse one unless the client prefers ``handling=lenient``, since
+    a filter ignored there answers more than was asked; what is sent to be written
+    (``$ingest``, a Parameters body) is refused whatever the preference."""
     if request.args and prefer_handling(default="lenient") == "strict":  # most reads carry none
         refuse_unsupported_parameters(request.args, interaction, honoured)
 
