@@ -234,7 +234,7 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
         )
         return sql, [query.resource_type, *params, *start_params, query.count, offset]
     where, where_params = _restricted(where_sql(query, now=now), restriction)
-    if any(term.nullable for term in terms):
+    if any(term.nullable or term.params for term in terms):  # a term of index values, not a column
         return _keyed_page_sql(query, terms, (where, where_params), offset)
     keys = ", ".join(term.expression for term in terms)
     if query.after is not None:
