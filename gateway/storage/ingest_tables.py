@@ -8,6 +8,7 @@ decide what to write stay in ``gateway/ingest``; these classes only read and wri
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.storage.dialect import marks
@@ -209,6 +210,17 @@ class Quarantine:
         return int(self.sql.one("SELECT COUNT(*) FROM quarantine WHERE resolved IS NULL")[0])
 
 
+@dataclass(frozen=True)
+class ListedConflict:
+    """One entry of the identity-conflict work list: its place in the list (``seq``), the
+    entry as :meth:`Conflicts.entries` lists it, and when it was reported (None for one
+    reported before schema version 17)."""
+
+    seq: int
+    entry: dict[str, Any]
+    recorded: str | None
+
+
 class Conflicts:
     """Disagreements the identity merge kept the archive's value for (a person's demographics),
     and the names an organisation was given for one identifier."""
@@ -225,8 +237,9 @@ class Conflicts:
         ):
             return False
         self.sql.execute(
-            "INSERT INTO identity_conflict (person_id, element, file, location, entry) VALUES (?, ?, ?, ?, ?)",
-            (*key, self.sql.dialect.json_in(entry)),
+            "INSERT INTO identity_conflict (person_id, element, file, location, entry, recorded) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (*key, self.sql.dialect.json_in(entry), now_instant()),
         )
         return True
 
@@ -234,8 +247,35 @@ class Conflicts:
         """Every entry, a resolved one with ``resolved``: when, and by which merge."""
         query = "SELECT entry, resolved, resolved_by FROM identity_conflict ORDER BY seq"
         for entry, resolved, by in self.sql.stream(query):
-            found = self.sql.dialect.json_out(entry)
-            yield found if resolved is None else found | {"resolved": {"at": resolved, **self.sql.dialect.json_out(by)}}
+            yield self._listed(entry, resolved, by)
+
+    def page(self, status: str, patient: str | None, after: int, count: int) -> list[ListedConflict]:
+        """The 主索引 staff's work list: up to ``count`` + 1 entries past ``after`` (their
+        ``seq``, the keyset a page resumes at, so an entry resolved or added between two pages
+        neither shifts another onto a second page nor off every page), ``status`` open,
+        resolved or all, and, with ``patient`` (``Patient/id``), only those naming it as
+        person, kept or offered (an elderly-care client's second record is the offered one).
+        That filter reads the entries in Python, as :meth:`resolve_pair` does: the list is the
+        staff's backlog, not the archive."""
+        where = {"open": " AND resolved IS NULL", "resolved": " AND resolved IS NOT NULL"}.get(status, "")
+        query = f"SELECT seq, entry, resolved, resolved_by, recorded FROM identity_conflict WHERE seq > ?{where} ORDER BY seq"
+        found: list[ListedConflict] = []
+        rows = self.sql.stream(query, (after,), size=count + 1)
+        try:
+            for seq, entry, resolved, by, recorded in rows:
+                listed = self._listed(entry, resolved, by)
+                if patient is None or patient in {str(listed.get(key)) for key in ("person", "kept", "offered")}:
+                    found.append(ListedConflict(int(seq), listed, recorded))
+                    if len(found) > count:
+                        break
+        finally:
+            rows.close()  # type: ignore[attr-defined]  # a stream left open holds its cursor
+        return found
+
+    def _listed(self, entry: Any, resolved: str | None, by: Any) -> dict[str, Any]:
+        """An entry as listed: a resolved one with ``resolved``, when and by which merge."""
+        found = self.sql.dialect.json_out(entry)
+        return found if resolved is None else found | {"resolved": {"at": resolved, **self.sql.dialect.json_out(by)}}
 
     def resolve_pair(self, source: str, target: str) -> int:
         """The open entries naming both Patients (``Type/id`` each, in any of the entry's

@@ -768,6 +768,15 @@ def test_the_members_but_more_hidden_ones_than_a_statement_binds_are_listed(stor
     assert [stored.reference for stored in found] == ["Observation/o2"]
 
 
+def conflict_as_listed_before_0017(tx: Any, entry: dict[str, Any]) -> None:
+    """An identity conflict as a gateway before schema version 17 wrote it (no recorded time)."""
+    key = (entry["person"], entry["element"], entry["file"], "Patient.identifier[0]")
+    tx.sql.execute(
+        "INSERT INTO identity_conflict (person_id, element, file, location, entry) VALUES (?, ?, ?, ?, ?)",
+        (*key, tx.sql.dialect.json_in({**entry, "location": key[-1]})),
+    )
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_an_identity_conflict_listed_before_0016_can_be_resolved_by_a_merge(
     backend: str, tmp_path: Path, indexer: SearchIndexer
@@ -783,7 +792,7 @@ def test_an_identity_conflict_listed_before_0016_can_be_resolved_by_a_merge(
         with old._connection() as connection:  # noqa: SLF001 - the test builds a version-15 store by hand
             apply(Executor(connection, old.dialect, old.errors), target=15)
         with old.transaction() as tx:
-            tx.conflicts.add({**line, "source": "rest", "file": "Patient/b", "location": "Patient.identifier[0]"})
+            conflict_as_listed_before_0017(tx, {**line, "source": "rest", "file": "Patient/b"})
         old.close()
         upgraded = open_store(url, indexer.rows)
         try:
@@ -794,3 +803,31 @@ def test_an_identity_conflict_listed_before_0016_can_be_resolved_by_a_merge(
         finally:
             upgraded.close()
     assert found == ["Patient/a"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_identity_conflict_listed_before_0017_is_on_the_work_list_without_a_time(
+    backend: str, tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    """A conflict an older gateway listed (no recorded column yet) is still on the 主索引
+    staff's list after the upgrade, saying no time rather than a wrong one; a new one says when."""
+    from gateway.storage.migrations import apply
+    from gateway.storage.store import Executor
+
+    line = {"person": "Patient/a", "element": "Patient.identifier[0]", "kept": "Patient/a", "offered": "Patient/b"}
+    with fresh_database_url(backend, tmp_path) as url:
+        old = open_store(url, indexer.rows, upgrade=False)
+        with old._connection() as connection:  # noqa: SLF001 - the test builds a version-16 store by hand
+            apply(Executor(connection, old.dialect, old.errors), target=16)
+        with old.transaction() as tx:
+            conflict_as_listed_before_0017(tx, {**line, "source": "rest", "file": "Patient/b"})
+        old.close()
+        upgraded = open_store(url, indexer.rows)
+        try:
+            with upgraded.transaction() as tx:
+                tx.conflicts.add({**line, "source": "rest", "file": "Patient/c", "location": "Patient.identifier[0]"})
+            with upgraded.reading() as tx:
+                found = [(c.entry["file"], c.recorded is None) for c in tx.conflicts.page("open", None, 0, 10)]
+        finally:
+            upgraded.close()
+    assert found == [("Patient/b", True), ("Patient/c", False)]
