@@ -29,7 +29,7 @@ from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.messages import text
-from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, MERGE_ENDPOINTS, OPERATOR
+from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
 from gateway.security.principal import Principal
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, criteria_needs, needs, search_needs
@@ -123,8 +123,8 @@ def authenticate() -> None:
     # writes to the trail are refused alike for everyone (405 from audit.refuse), so only reads ask the role
     if endpoint.startswith(AUDIT_ENDPOINTS) and endpoint != "audit.refuse" and principal.role not in AUDIT_READERS:
         raise FhirError(403, "http.forbidden-role", role=principal.role, client=principal.client_id)
-    if endpoint in MERGE_ENDPOINTS and principal.role != OPERATOR:  # the 主索引 staff's alone
-        raise FhirError(403, "http.merge-role", role=principal.role, client=principal.client_id)
+    if endpoint in OPERATOR_ENDPOINTS and principal.role != OPERATOR:  # the 主索引 staff's alone
+        raise FhirError(403, OPERATOR_ENDPOINTS[endpoint], role=principal.role, client=principal.client_id)
 
 
 def _refuse_scope(missing: str, client_id: str) -> NoReturn:

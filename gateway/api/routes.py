@@ -35,7 +35,7 @@ from gateway.api.negotiation import (
     wants_raw_content,
 )
 from gateway.api.serving import services
-from gateway.fhir import operations, patient_merge
+from gateway.fhir import identity_conflicts, operations, patient_merge
 from gateway.fhir.capability import capability_statement
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
@@ -157,6 +157,7 @@ def read_only() -> Response:
 @fhir.route("/$ingest", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @fhir.route("/<kind>/$validate", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @fhir.route("/Patient/$merge", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
+@fhir.route("/$identity-conflicts", methods=["PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @refusing
 def operation_refused(**_path: str) -> Response:
     return outcome_response(method_refused())
@@ -242,6 +243,16 @@ def merge() -> Response:
     answer, written = patient_merge.merge(services().repository, body(), language())
     g.touched = tuple(written)  # for the audit trail: every record the merge changed
     return respond(answer)
+
+
+@fhir.route("/$identity-conflicts", methods=["GET", "POST"])
+def conflicts() -> Response:
+    """The 主索引 staff's work list (gateway/fhir/identity_conflicts.py); only their clients
+    (role operator) get here (gateway/api/auth.py).  It changes nothing, so GET serves it as
+    well as POST (a Parameters body of primitive parts, as any operation takes)."""
+    pairs = list(operation_args().items(multi=True))
+    address = f"{base_url()}/{identity_conflicts.NAME}"
+    return respond(identity_conflicts.identity_conflicts(services().repository, pairs, address))
 
 
 # -- types -------------------------------------------------------------------------------------

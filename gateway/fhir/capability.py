@@ -189,6 +189,10 @@ def capability_statement(
                 ],
                 "operation": [
                     {"name": "ingest", "definition": f"{config.canonical_base}/OperationDefinition/ingest"},
+                    {
+                        "name": "identity-conflicts",
+                        "definition": f"{config.canonical_base}/OperationDefinition/identity-conflicts",
+                    },
                     {"name": "export", "definition": exports["system"]},
                 ],
             }

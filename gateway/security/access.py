@@ -64,9 +64,11 @@ OPERATOR = "operator"
 AUDIT_READERS = frozenset({"auditor", OPERATOR})
 #: the endpoints (blueprint prefixes) serving them
 AUDIT_ENDPOINTS = ("audit.", "reports.")
-#: the endpoints only the operator reaches, whatever scopes another role holds: a merge of two
-#: records (Patient/$merge) is the 主索引 staff's decision, and rewrites every organisation's data
-MERGE_ENDPOINTS = frozenset({"fhir.merge"})
+#: the endpoints only the operator reaches, whatever scopes another role holds, and the message
+#: refusing another role: a merge of two records (Patient/$merge) is the 主索引 staff's decision,
+#: and rewrites every organisation's data; their work list ($identity-conflicts) names people
+#: of every organisation, with the numbers and names the sources disagreed on
+OPERATOR_ENDPOINTS = {"fhir.merge": "http.merge-role", "fhir.conflicts": "http.identity-conflicts-role"}
 #: the elements naming the organisation a resource belongs to, for the write rule
 OWNER_ELEMENTS = {
     "Encounter": ("serviceProvider",),

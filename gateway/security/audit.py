@@ -76,6 +76,7 @@ INTERACTIONS: dict[str, Interaction] = {
     "fhir.system_history": Interaction("history-system", "R"),
     "fhir.ingest": Interaction("operation", "C", "$ingest"),
     "fhir.merge": Interaction("operation", "U", "$merge"),
+    "fhir.conflicts": Interaction("operation", "R", "$identity-conflicts"),
     "mllp.message": Interaction(None, "C", "mllp"),  # an HL7 v2 message over MLLP (gateway/mllp.py)
     "fhir.search": Interaction("search-type", "E"),
     "fhir.create": Interaction("create", "C"),

@@ -170,6 +170,8 @@ RULES: dict[str, Rule] = {
     # type refers to the source: read, update and search on every type (and role operator,
     # gateway/api/auth.py)
     "fhir.merge": Rule("*", "rus"),
+    # the identity-conflict work list names Patients and Organizations (and role operator)
+    "fhir.conflicts": Rule("*", "r"),
     # types
     "fhir.search": Rule(KIND, "s"),
     "fhir.create": Rule(KIND, "c", conditional="s"),

@@ -1,0 +1,150 @@
+"""``$identity-conflicts`` over HTTP against a real server on both databases: the 主索引 staff
+find the two records of one person an elderly-care platform made beside a holder it may not
+see, merge them, and see the entry move from the open list to the resolved one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from tests.conftest import Api, Served, add_client
+from tests.gateway import test_patient_merge as merging
+
+OPERATION = "$identity-conflicts"
+centre = merging.centre  # the elderly-care platform's session, which makes the second record
+
+
+def listed(served: Served, api: Api, **params: str) -> requests.Response:
+    return api.get(f"{served.base}/{OPERATION}", params=params)
+
+
+def conflicts(answer: dict[str, Any]) -> list[dict[str, list[Any]]]:
+    """Each conflict part's parts, by name: the values of each (a reference's text)."""
+    found = []
+    for parameter in answer.get("parameter", []):
+        if parameter["name"] != "conflict":
+            continue
+        parts: dict[str, list[Any]] = {}
+        for part in parameter["part"]:
+            value = next(v for k, v in part.items() if k.startswith("value"))
+            parts.setdefault(part["name"], []).append(value["reference"] if isinstance(value, dict) else value)
+        found.append(parts)
+    return found
+
+
+def people_listed(served: Served, api: Api, patient: str, status: str = "open") -> list[list[str]]:
+    answer = listed(served, api, patient=f"Patient/{patient}", status=status)
+    assert answer.status_code == 200, answer.text
+    return [entry["patient"] for entry in conflicts(answer.json())]
+
+
+def refusal(answer: requests.Response) -> tuple[int, str, list[str]]:
+    issue = answer.json()["issue"][0]
+    return answer.status_code, issue["details"]["coding"][0]["code"], issue.get("expression", [])
+
+
+# -- what the staff find ---------------------------------------------------------------------
+def test_a_pair_made_beside_a_hidden_holder_is_listed_open(served: Served, api: Api, centre: Api) -> None:
+    first, second, _ = merging.two_records(served, api, centre)
+    assert people_listed(served, api, second) == [[f"Patient/{first}", f"Patient/{second}"]]
+
+
+def test_an_entry_says_what_was_kept_and_what_offered(served: Served, api: Api, centre: Api) -> None:
+    first, second, _ = merging.two_records(served, api, centre)
+    [entry] = conflicts(listed(served, api, patient=f"Patient/{second}").json())
+    assert (entry["kept"], entry["offered"], entry["source"]) == ([f"Patient/{first}"], [f"Patient/{second}"], ["rest"])
+
+
+def test_an_entry_says_when_it_was_recorded(served: Served, api: Api, centre: Api) -> None:
+    _, second, _ = merging.two_records(served, api, centre)
+    [entry] = conflicts(listed(served, api, patient=f"Patient/{second}").json())
+    assert len(entry["recorded"]) == 1 and entry["recorded"][0].endswith("Z")
+
+
+def test_after_a_merge_the_pair_is_listed_resolved_and_not_open(served: Served, api: Api, centre: Api) -> None:
+    first, second, _ = merging.two_records(served, api, centre)
+    assert merging.merged(served, api, second, first).status_code == 200
+    found = (people_listed(served, api, second, "open"), people_listed(served, api, second, "resolved"))
+    assert found == ([], [[f"Patient/{first}", f"Patient/{second}"]])
+
+
+def test_a_resolved_entry_names_the_merge(served: Served, api: Api, centre: Api) -> None:
+    first, second, _ = merging.two_records(served, api, centre)
+    merging.merged(served, api, second, first)
+    [entry] = conflicts(listed(served, api, patient=f"Patient/{second}", status="resolved").json())
+    assert (entry["merged"], entry["into"]) == ([f"Patient/{second}"], [f"Patient/{first}"])
+
+
+def test_patient_lists_only_the_entries_naming_it(served: Served, api: Api, centre: Api) -> None:
+    first, _, _ = merging.two_records(served, api, centre)
+    merging.two_records(served, api, centre)  # another person's pair
+    found = conflicts(listed(served, api, patient=f"Patient/{first}").json())
+    assert [f"Patient/{first}" in entry["patient"] for entry in found] == [True]
+
+
+def test_patient_may_be_the_id_alone(served: Served, api: Api, centre: Api) -> None:
+    first, _, _ = merging.two_records(served, api, centre)
+    assert len(conflicts(listed(served, api, patient=first).json())) == 1
+
+
+def test_pages_list_every_entry_once(served: Served, api: Api, centre: Api) -> None:
+    for _ in range(3):
+        merging.two_records(served, api, centre)
+    whole = conflicts(listed(served, api, status="all", _count="1000").json())
+    paged: list[dict[str, list[Any]]] = []
+    page = listed(served, api, status="all", _count="2").json()
+    while True:
+        paged += conflicts(page)
+        following = [p["valueUri"] for p in page.get("parameter", []) if p["name"] == "next"]
+        if not following:
+            break
+        page = api.get(following[0]).json()
+    assert paged == whole
+
+
+# -- refusals --------------------------------------------------------------------------------
+def test_a_client_of_another_role_is_refused(served: Served, client_key: Any) -> None:
+    add_client(served.database_url, "conflicts-hospital", key=client_key, role="hospital")
+    with Api(served.base, "conflicts-hospital", client_key) as hospital:
+        assert refusal(listed(served, hospital))[:2] == (403, "http.identity-conflicts-role")
+
+
+def test_an_unknown_parameter_is_refused_at_its_name(served: Served, api: Api) -> None:
+    assert refusal(listed(served, api, person="Patient/a")) == (400, "http.unsupported-parameter", ["person"])
+
+
+def test_a_parameter_given_twice_is_refused_at_it(served: Served, api: Api) -> None:
+    answer = api.get(f"{served.base}/{OPERATION}", params=[("status", "open"), ("status", "all")])
+    assert refusal(answer) == (400, "http.repeated-parameter", ["status"])
+
+
+def test_an_unknown_status_is_refused_at_it(served: Served, api: Api) -> None:
+    assert refusal(listed(served, api, status="closed")) == (400, "http.unsupported-value", ["status"])
+
+
+def test_a_patient_that_is_no_patient_reference_is_refused_at_it(served: Served, api: Api) -> None:
+    refused = refusal(listed(served, api, patient="Organization/x"))
+    assert refused == (400, "merge.not-a-patient-reference", ["patient"])
+
+
+def test_a_cursor_no_page_wrote_is_refused_at_it(served: Served, api: Api) -> None:
+    assert refusal(listed(served, api, _after="Patient/x")) == (400, "http.not-a-page-cursor", ["_after"])
+
+
+def test_a_put_is_refused_with_405(served: Served, api: Api) -> None:
+    assert api.put(f"{served.base}/{OPERATION}", json={"resourceType": "Parameters"}).status_code == 405
+
+
+# -- how it is offered -----------------------------------------------------------------------
+def test_the_capability_statement_offers_it_at_system_level(served: Served, api: Api) -> None:
+    statement = api.get(f"{served.base}/metadata").json()
+    definition = "http://fhir.yiyang.cn/OperationDefinition/identity-conflicts"
+    assert {"name": "identity-conflicts", "definition": definition} in statement["rest"][0]["operation"]
+
+
+def test_every_look_at_the_list_is_audited(served: Served, api: Api) -> None:
+    listed(served, api)
+    events = api.get(f"{served.base}/AuditEvent", params={"_sort": "-date", "_count": "20"}).json()
+    names = [c["code"] for e in events.get("entry", []) for c in e["resource"].get("subtype", [])]
+    assert OPERATION in names
