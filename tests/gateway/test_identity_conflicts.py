@@ -108,6 +108,13 @@ def test_pages_list_every_entry_once(served: Served, api: Api, centre: Api) -> N
     assert paged == whole
 
 
+def test_a_post_of_parameters_lists_as_the_get(served: Served, api: Api, centre: Api) -> None:
+    first, second, _ = merging.two_records(served, api, centre)
+    body = {"resourceType": "Parameters", "parameter": [{"name": "patient", "valueString": f"Patient/{second}"}]}
+    answer = api.post(f"{served.base}/{OPERATION}", json=body).json()
+    assert [entry["patient"] for entry in conflicts(answer)] == [[f"Patient/{first}", f"Patient/{second}"]]
+
+
 # -- refusals --------------------------------------------------------------------------------
 def test_a_client_of_another_role_is_refused(served: Served, client_key: Any) -> None:
     add_client(served.database_url, "conflicts-hospital", key=client_key, role="hospital")
