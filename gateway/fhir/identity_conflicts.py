@@ -26,8 +26,8 @@ from gateway.fhir.repository import Repository
 from gateway.search import cursor
 from gateway.storage.ingest_tables import ListedConflict
 
-#: the operation's definition (data in the package): the parameters it takes
-DEFINITION = "http://fhir.yiyang.cn/OperationDefinition/identity-conflicts"
+#: the operation's definition (data in the package, under the configured canonical base)
+DEFINITION = "identity-conflicts"
 NAME = "$identity-conflicts"
 STATUSES = ("open", "resolved", "all")
 #: entries a page holds unless ``_count`` says otherwise (capped by the server's page size)
@@ -44,9 +44,11 @@ def identity_conflicts(repository: Repository, pairs: Sequence[tuple[str, str]],
     ``address`` is the operation's URL, which the ``next`` part repeats with the request's
     parameters and the page's cursor.  A parameter the definition does not take is refused,
     as is one it takes once given twice: either ignored would list other entries than asked."""
-    definition = repository.validator.registry.get(DEFINITION)
+    registry = repository.validator.registry
+    url = registry.url("OperationDefinition", DEFINITION)
+    definition = registry.get(url)
     if definition is None:
-        raise LookupError(f"the registry holds no {DEFINITION}")
+        raise LookupError(f"the registry holds no {url}")
     inputs = operation_inputs([definition])
     refuse_unsupported_parameters((name for name, _ in pairs), NAME, tuple(inputs.types))
     args: dict[str, str] = {}

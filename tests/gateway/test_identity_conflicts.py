@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from tests.conftest import Api, Served, add_client
+from tests.conftest import TEST_CLIENT, Api, Served, add_client, running_server
 from tests.gateway import test_patient_merge as merging
 from tests.gateway.test_api import id_card, new_patient
 
@@ -171,6 +171,13 @@ def events_of_the_operation(served: Served, api: Api, saying: str = "") -> list[
             return found
         time.sleep(0.1)
     return []
+
+
+def test_a_province_publishing_under_its_own_base_serves_the_list(served: Served, client_key: Any) -> None:
+    """The package's canonical URLs, the operation's definition among them, move to the base."""
+    province = {"YIYANG_CANONICAL_BASE": "http://fhir.example-province.cn"}
+    with running_server(served.database_url, env=province) as base, Api(base, TEST_CLIENT, client_key) as session:
+        assert session.get(f"{base}/{OPERATION}").status_code == 200
 
 
 def test_every_look_at_the_list_is_audited(served: Served, api: Api) -> None:
