@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.config import Config
 from gateway.fhir.export_parameters import EXPORT_OPERATIONS
+from gateway.fhir.patient_merge import DEFINITION as MERGE_DEFINITION
 from gateway.search.parameters import SearchParameters
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS
 from profiles.registry import Registry
@@ -30,8 +31,6 @@ INTERACTIONS = [
 SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri"}
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
-#: R5's Patient $merge, defined for this server in the package (gateway/fhir/patient_merge.py)
-MERGE = "http://hl7.org/fhir/OperationDefinition/Patient-merge"
 DOCUMENT = "http://hl7.org/fhir/OperationDefinition/Composition-document"
 EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
 
@@ -156,7 +155,7 @@ def capability_statement(
         entry["operation"] = [{"name": "validate", "definition": VALIDATE}]
         if kind == "Patient":
             entry["operation"].append({"name": "everything", "definition": EVERYTHING})
-            entry["operation"].append({"name": "merge", "definition": MERGE})
+            entry["operation"].append({"name": "merge", "definition": MERGE_DEFINITION})
         if kind == "Composition":
             entry["operation"].append({"name": "document", "definition": DOCUMENT})
         if kind == "Measure":

@@ -32,6 +32,7 @@ from gateway.security.audit import CLIENT_SYSTEM
 from gateway.security.principal import acting
 from gateway.storage.resources import now_instant
 from gateway.storage.store import IndexRow, Stored, Transaction
+from profiles.registry import r4_resource_types
 
 #: the operation's definition (R5's, as data in the package): the parameters it takes
 DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-merge"
@@ -75,6 +76,8 @@ class Plan:
     target: Stored
     referrers: list[Rewrite]
     keys: list[str]
+    #: where the request names the source: what a refusal of the referrers' rewrites points at
+    located: str
     people: list[Rewrite] = field(default_factory=list)  # the source's, then the target's
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -171,13 +174,18 @@ def parse(document: Any, inputs: OperationInputs) -> Arguments:
 
 
 def _typed(value: Any, kind: str) -> bool:
+    """Whether ``value`` is of the FHIR type ``kind`` the definition gives its parameter; a type
+    the definition may name that is checked here by no rule is the gateway's fault (a new
+    parameter of the package needs its check), not the client's."""
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "Reference":
         return isinstance(value, dict) and isinstance(value.get("reference"), str)
     if kind == "Identifier":
         return isinstance(value, dict) and isinstance(value.get("value"), str)
-    return isinstance(value, dict) and value.get("resourceType") == "Patient"
+    if kind in r4_resource_types():
+        return isinstance(value, dict) and value.get("resourceType") == kind
+    raise LookupError(f"{DEFINITION} takes a {kind}, which $merge does not check")
 
 
 # -- preparing -----------------------------------------------------------------------------------
@@ -195,15 +203,16 @@ def prepare(repository: Repository, tx: Transaction, arguments: Arguments) -> Pl
             raise FhirError(422, "merge.already-merged", _where(arguments, role), reference=record.reference, into=into)
     base = repository.config.base_url
     names = {source.reference, f"{base}/{source.reference}"}
+    located = _where(arguments, "source")
     referrers = [
-        _rewrite(repository, stored, _repointed(stored.resource or {}, names, target.reference))
+        _rewrite(repository, stored, _repointed(stored.resource or {}, names, target.reference), located)
         for stored in tx.resources.referencing("Patient", source.id, _referring(repository))
         if stored.type not in NOT_REWRITTEN and stored.id != target.id
     ]
-    plan = Plan(source, target, referrers, tx.identity.keys_of(source.id))
+    plan = Plan(source, target, referrers, tx.identity.keys_of(source.id), located)
     plan.people = [
-        _rewrite(repository, source, _retired(source, target)),
-        _rewrite(repository, target, _surviving(arguments, source, target)),
+        _rewrite(repository, source, _retired(source, target), located),
+        _rewrite(repository, target, _surviving(arguments, source, target), _where(arguments, "target")),
     ]
     plan.provenance = _provenance(plan)
     failed = [issue for issue in repository.validate(plan.provenance) if issue.is_error]
@@ -282,13 +291,16 @@ def _repointed(value: Any, names: set[str], target: str) -> Any:
     return value
 
 
-def _rewrite(repository: Repository, before: Stored, after: dict[str, Any]) -> Rewrite:
+def _rewrite(repository: Repository, before: Stored, after: dict[str, Any], where: str) -> Rewrite:
     """The new version, validated as any update: under the reject policy an error fails the
-    whole merge, naming the resource it would have broken."""
+    whole merge, naming the resource it would have broken, located at the parameter (``where``)
+    that made the merge write it."""
     issues = repository.validate(after)
     errors = [issue for issue in issues if issue.is_error]
     if errors and repository.config.validation == "reject":
-        raise FhirError(422, "merge.referrer-invalid", issues=issues, reference=before.reference, count=len(errors))
+        raise FhirError(
+            422, "merge.referrer-invalid", where, issues=issues, reference=before.reference, count=len(errors)
+        )
     return Rewrite(before, after, issues, repository.index_rows(after))
 
 
@@ -362,7 +374,7 @@ def apply(repository: Repository, tx: Transaction, plan: Plan) -> Merged:
     seen = {(s.type, s.id, s.version) for s in now if s.type not in NOT_REWRITTEN and s.id != plan.target.id}
     prepared = {(r.before.type, r.before.id, r.before.version) for r in plan.referrers}
     if seen != prepared:
-        raise FhirError(412, "merge.overtaken", reference=plan.source.reference)
+        raise FhirError(412, "merge.overtaken", plan.located, reference=plan.source.reference)
     written = []
     for rewrite in [*plan.referrers, source_after]:
         written.append(_write(repository, tx, rewrite))

@@ -286,6 +286,14 @@ def test_a_merge_a_moved_resource_would_not_survive_changes_nothing(served: Serv
     assert (code_of(answer), kept) == ((422, "merge.referrer-invalid"), ["1", "1", "1"])
 
 
+def test_a_refused_rewrite_is_located_at_the_source_parameter(served: Served, api: Api) -> None:
+    source = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    younger = api.post(f"{served.base}/Patient", json=born_on(new_patient(), date(2026, 7, 1))).json()["id"]
+    encounter_of(served, api, source)
+    answer = merged(served, api, source, younger)
+    assert refusal(answer) == (422, "merge.referrer-invalid", ["Parameters.parameter[0].valueReference"])
+
+
 # -- how it is offered -------------------------------------------------------------------------
 def test_the_capability_statement_offers_merge_on_patient(served: Served, api: Api) -> None:
     statement = api.get(f"{served.base}/metadata").json()
