@@ -207,7 +207,7 @@ def prepare(repository: Repository, tx: Transaction, arguments: Arguments) -> Pl
     referrers = [
         _rewrite(repository, stored, _repointed(stored.resource or {}, names, target.reference), located)
         for stored in tx.resources.referencing("Patient", source.id, _referring(repository))
-        if stored.type not in NOT_REWRITTEN and stored.id != target.id
+        if _rewritten(stored, target)
     ]
     plan = Plan(source, target, referrers, tx.identity.keys_of(source.id), located)
     plan.people = [
@@ -275,6 +275,12 @@ def _referring(repository: Repository) -> dict[str, list[str]]:
     for kind, code in repository.searcher.parameters.referring("Patient"):
         found.setdefault(kind, []).append(code)
     return found
+
+
+def _rewritten(referrer: Stored, target: Stored) -> bool:
+    """Whether the merge rewrites ``referrer``: not a Provenance, nor the target itself (which
+    it writes as the survivor).  A record of another type may share the target's id."""
+    return referrer.type not in NOT_REWRITTEN and (referrer.type, referrer.id) != (target.type, target.id)
 
 
 def _repointed(value: Any, names: set[str], target: str) -> Any:
@@ -371,7 +377,7 @@ def apply(repository: Repository, tx: Transaction, plan: Plan) -> Merged:
     source_after, target_after = plan.people
     repository.hold(tx, plan.held, [source_after.after, target_after.after])
     now = tx.resources.referencing("Patient", plan.source.id, _referring(repository))
-    seen = {(s.type, s.id, s.version) for s in now if s.type not in NOT_REWRITTEN and s.id != plan.target.id}
+    seen = {(s.type, s.id, s.version) for s in now if _rewritten(s, plan.target)}
     prepared = {(r.before.type, r.before.id, r.before.version) for r in plan.referrers}
     if seen != prepared:
         raise FhirError(412, "merge.overtaken", plan.located, reference=plan.source.reference)

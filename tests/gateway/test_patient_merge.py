@@ -114,6 +114,15 @@ def test_a_merge_moves_a_coverages_beneficiary_to_the_target(served: Served, api
     assert api.get(f"{served.base}/Coverage/{cover}").json()["beneficiary"]["reference"] == f"Patient/{target}"
 
 
+def test_a_record_of_another_type_with_the_targets_id_is_moved(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = {**example("yy-encounter/valid-health-check-2026.json"), "id": target}
+    stay["subject"] = {"reference": f"Patient/{source}"}
+    assert api.put(f"{served.base}/Encounter/{target}", json=stay).status_code == 201
+    merged(served, api, source, target)
+    assert api.get(f"{served.base}/Encounter/{target}").json()["subject"]["reference"] == f"Patient/{target}"
+
+
 def test_a_moved_resource_keeps_its_history(served: Served, api: Api, centre: Api) -> None:
     source, target, _ = two_records(served, api, centre)
     stay = encounter_of(served, api, source)
