@@ -78,13 +78,17 @@ class Plan:
     keys: list[str]
     #: where the request names the source: what a refusal of the referrers' rewrites points at
     located: str
+    #: every version referring to the source when prepared, rewritten or not (one referring to
+    #: it by a versioned reference alone is left as it is): what the transaction finds again
+    read: frozenset[tuple[str, str, int]]
     people: list[Rewrite] = field(default_factory=list)  # the source's, then the target's
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def held(self) -> list[tuple[str, str]]:
         """What the transaction locks (in one order: Repository.hold)."""
-        return [(r.before.type, r.before.id) for r in (*self.referrers, *self.people)]
+        people = [(r.before.type, r.before.id) for r in self.people]
+        return [*((kind, resource_id) for kind, resource_id, _ in self.read), *people]
 
 
 @dataclass
@@ -204,12 +208,12 @@ def prepare(repository: Repository, tx: Transaction, arguments: Arguments) -> Pl
     base = repository.config.base_url
     names = {source.reference, f"{base}/{source.reference}"}
     located = _where(arguments, "source")
+    found = [s for s in tx.resources.referencing("Patient", source.id, _referring(repository)) if _rewritten(s, target)]
+    repointed = [(stored, _repointed(stored.resource or {}, names, target.reference)) for stored in found]
     referrers = [
-        _rewrite(repository, stored, _repointed(stored.resource or {}, names, target.reference), located)
-        for stored in tx.resources.referencing("Patient", source.id, _referring(repository))
-        if _rewritten(stored, target)
+        _rewrite(repository, stored, after, located) for stored, after in repointed if after != stored.resource
     ]
-    plan = Plan(source, target, referrers, tx.identity.keys_of(source.id), located)
+    plan = Plan(source, target, referrers, tx.identity.keys_of(source.id), located, _versions(found))
     plan.people = [
         _rewrite(repository, source, _retired(source, target), located),
         _rewrite(repository, target, _surviving(arguments, source, target), _where(arguments, "target")),
@@ -275,6 +279,11 @@ def _referring(repository: Repository) -> dict[str, list[str]]:
     for kind, code in repository.searcher.parameters.referring("Patient"):
         found.setdefault(kind, []).append(code)
     return found
+
+
+def _versions(found: list[Stored]) -> frozenset[tuple[str, str, int]]:
+    """Which version of each resource was found: a write between two reads changes it."""
+    return frozenset((stored.type, stored.id, stored.version) for stored in found)
 
 
 def _rewritten(referrer: Stored, target: Stored) -> bool:
@@ -351,7 +360,8 @@ def _surviving(arguments: Arguments, source: Stored, target: Stored) -> dict[str
 
 def _provenance(plan: Plan) -> dict[str, Any]:
     """What the merge did, by whom: each version it writes (the target's, the source's, then
-    every rewritten referrer's), activity MERGE, the acting client as agent."""
+    every rewritten referrer's), activity MERGE, the acting client as agent.  Validated with
+    the versions the merge is to write; it is written naming those it wrote (:func:`apply`)."""
     principal = acting.get()
     who = principal.client_id if principal is not None else "yiyang"
     written = [plan.people[1], plan.people[0], *plan.referrers]
@@ -361,7 +371,7 @@ def _provenance(plan: Plan) -> dict[str, Any]:
     return {
         "resourceType": "Provenance",
         "id": str(uuid.uuid4()),
-        "target": [{"reference": f"{r.before.reference}/_history/{r.before.version + 1}"} for r in written],
+        "target": [_version(r.before.reference, r.before.version + 1) for r in written],
         "recorded": now_instant(),
         "activity": {"coding": [MERGE_ACTIVITY], "text": f"{plan.source.reference} → {plan.target.reference}"},
         "agent": [agent],
@@ -377,20 +387,22 @@ def apply(repository: Repository, tx: Transaction, plan: Plan) -> Merged:
     source_after, target_after = plan.people
     repository.hold(tx, plan.held, [source_after.after, target_after.after])
     now = tx.resources.referencing("Patient", plan.source.id, _referring(repository))
-    seen = {(s.type, s.id, s.version) for s in now if _rewritten(s, plan.target)}
-    prepared = {(r.before.type, r.before.id, r.before.version) for r in plan.referrers}
-    if seen != prepared:
+    if _versions([s for s in now if _rewritten(s, plan.target)]) != plan.read:
         raise FhirError(412, "merge.overtaken", plan.located, reference=plan.source.reference)
-    written = []
-    for rewrite in [*plan.referrers, source_after]:
-        written.append(_write(repository, tx, rewrite))
+    moved = [_write(repository, tx, rewrite) for rewrite in plan.referrers]
+    source = _write(repository, tx, source_after)
     for key in plan.keys:
         tx.identity.hand_over(key, plan.source.id, plan.target.id)
     target = _write(repository, tx, target_after)
-    written.append(target)
     conflicts = tx.conflicts.resolve_pair(plan.source.reference, plan.target.reference)
-    provenance = repository.create_in(tx, plan.provenance, [], rows=repository.index_rows(plan.provenance))
-    return Merged([*written, provenance.stored], target, conflicts)
+    record = {**plan.provenance, "target": [_version(s.reference, s.version) for s in (target, source, *moved)]}
+    provenance = repository.create_in(tx, record, [], rows=repository.index_rows(record))
+    return Merged([*moved, source, target, provenance.stored], target, conflicts)
+
+
+def _version(reference: str, version: int) -> dict[str, str]:
+    """A Reference to one version of a resource."""
+    return {"reference": f"{reference}/_history/{version}"}
 
 
 def _write(repository: Repository, tx: Transaction, rewrite: Rewrite) -> Stored:

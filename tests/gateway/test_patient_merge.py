@@ -170,6 +170,35 @@ def test_the_merge_is_recorded_in_a_provenance(served: Served, api: Api, centre:
     assert activities == ["merge"]
 
 
+def versioned_encounter_of(served: Served, api: Api, person: str) -> str:
+    """A visit naming the version 1 of ``person``'s record: that version it stays about."""
+    stay = {
+        **example("yy-encounter/valid-health-check-2026.json"),
+        "subject": {"reference": f"Patient/{person}/_history/1"},
+    }
+    del stay["id"]
+    answer = api.post(f"{served.base}/Encounter", json=stay)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+def test_the_provenance_names_only_versions_there_are(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    versioned_encounter_of(served, api, source)
+    merged(served, api, source, target)
+    found = api.get(f"{served.base}/Provenance", params={"target": f"Patient/{target}"}).json()
+    named = [t["reference"] for e in found["entry"] for t in e["resource"]["target"]]
+    assert {n: api.get(f"{served.base}/{n}").status_code for n in named} == dict.fromkeys(named, 200)
+
+
+def test_a_versioned_referrer_is_not_said_to_be_rewritten(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    stay = versioned_encounter_of(served, api, source)
+    answer = merged(served, api, source, target).json()
+    outcome = next(p["resource"] for p in answer["parameter"] if p["name"] == "outcome")
+    assert [i for i in outcome["issue"] if f"Encounter/{stay}" in i["details"]["text"]] == []
+
+
 def test_records_may_be_named_by_identifier(served: Served, api: Api, centre: Api) -> None:
     source, target, person = two_records(served, api, centre)
     record_number = next(i for i in person["identifier"] if i["system"] != ID_CARD)
