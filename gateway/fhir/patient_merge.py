@@ -27,7 +27,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.identity_index import replaced_by
 from gateway.fhir.operation_inputs import OperationInputs, operation_inputs
 from gateway.fhir.parameters import unsupported_parameter
-from gateway.fhir.repository import Repository, until_not_overtaken
+from gateway.fhir.repository import Repository, Written, until_not_overtaken
 from gateway.security.audit import CLIENT_SYSTEM
 from gateway.security.principal import acting
 from gateway.storage.resources import now_instant
@@ -81,6 +81,8 @@ class Plan:
     #: every version referring to the source when prepared, rewritten or not (one referring to
     #: it by a versioned reference alone is left as it is): what the transaction finds again
     read: frozenset[tuple[str, str, int]]
+    #: where the request gives the target's content (``result-patient``), else names the target
+    survivor_located: str = ""
     people: list[Rewrite] = field(default_factory=list)  # the source's, then the target's
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -214,6 +216,8 @@ def prepare(repository: Repository, tx: Transaction, arguments: Arguments) -> Pl
         _rewrite(repository, stored, after, located) for stored, after in repointed if after != stored.resource
     ]
     plan = Plan(source, target, referrers, tx.identity.keys_of(source.id), located, _versions(found))
+    given = arguments.one("result-patient")
+    plan.survivor_located = f"Parameters.parameter[{given[0]}].resource" if given else _where(arguments, "target")
     plan.people = [
         _rewrite(repository, source, _retired(source, target), located),
         _rewrite(repository, target, _surviving(arguments, source, target), _where(arguments, "target")),
@@ -383,17 +387,20 @@ def apply(repository: Repository, tx: Transaction, plan: Plan) -> Merged:
     """Write what ``plan`` prepared, if nothing it was prepared from changed meanwhile (else a
     412, and the caller prepares again).  The source is written while it still holds its
     identity keys, which then pass to the target before the target is written: so the target
-    may carry the source's numbers, and the source's own write neither claims nor loses them."""
+    may carry the source's numbers, and the source's own write neither claims nor loses them.
+    A target whose birth date moved later (``result-patient``) is judged last, against all
+    the archive holds of the person then, the rewritten referrers too: they were validated
+    against the target's stored birth date."""
     source_after, target_after = plan.people
     repository.hold(tx, plan.held, [source_after.after, target_after.after])
     now = tx.resources.referencing("Patient", plan.source.id, _referring(repository))
     if _versions([s for s in now if _rewritten(s, plan.target)]) != plan.read:
         raise FhirError(412, "merge.overtaken", plan.located, reference=plan.source.reference)
-    moved = [_write(repository, tx, rewrite) for rewrite in plan.referrers]
-    source = _write(repository, tx, source_after)
+    moved = [_write(repository, tx, rewrite).stored for rewrite in plan.referrers]
+    source = _write(repository, tx, source_after).stored
     for key in plan.keys:
         tx.identity.hand_over(key, plan.source.id, plan.target.id)
-    target = _write(repository, tx, target_after)
+    target = repository.judge_birth(tx, _write(repository, tx, target_after), plan.survivor_located).stored
     conflicts = tx.conflicts.resolve_pair(plan.source.reference, plan.target.reference)
     record = {**plan.provenance, "target": [_version(s.reference, s.version) for s in (target, source, *moved)]}
     provenance = repository.create_in(tx, record, [], rows=repository.index_rows(record))
@@ -405,7 +412,7 @@ def _version(reference: str, version: int) -> dict[str, str]:
     return {"reference": f"{reference}/_history/{version}"}
 
 
-def _write(repository: Repository, tx: Transaction, rewrite: Rewrite) -> Stored:
+def _write(repository: Repository, tx: Transaction, rewrite: Rewrite) -> Written:
     """One new version, at the version the merge was prepared from (412 otherwise)."""
     before = rewrite.before
-    return repository.update_in(tx, rewrite.after, rewrite.issues, if_match=before.version, rows=rewrite.rows).stored
+    return repository.update_in(tx, rewrite.after, rewrite.issues, if_match=before.version, rows=rewrite.rows)

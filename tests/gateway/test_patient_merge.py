@@ -332,6 +332,19 @@ def test_a_refused_rewrite_is_located_at_the_source_parameter(served: Served, ap
     assert refusal(answer) == (422, "merge.referrer-invalid", ["Parameters.parameter[0].valueReference"])
 
 
+def test_a_result_patient_born_after_a_moved_visit_is_refused_at_its_birth_date(
+    served: Served, api: Api, centre: Api
+) -> None:
+    source, target, person = two_records(served, api, centre)
+    encounter_of(served, api, source)  # 2026-06-15
+    later = {"name": "result-patient", "resource": {**born_on(person, date(2026, 7, 1)), "id": target}}
+    answer = merged(served, api, source, target, later)
+    where = [
+        i.get("expression") for i in answer.json()["issue"] if i["details"]["coding"][0]["code"].startswith("rule.")
+    ]
+    assert (answer.status_code, where) == (422, [["Parameters.parameter[2].resource.birthDate"]])
+
+
 # -- how it is offered -------------------------------------------------------------------------
 def test_the_capability_statement_offers_merge_on_patient(served: Served, api: Api) -> None:
     statement = api.get(f"{served.base}/metadata").json()
