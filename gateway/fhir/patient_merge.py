@@ -254,7 +254,7 @@ def _patient(repository: Repository, tx: Transaction, arguments: Arguments, role
     where = f"Parameters.parameter[{identified[0][0]}].valueIdentifier"
     tokens = [_token(identifier) for _, identifier in identified]
     criteria = "&".join(f"identifier={quote(token, safe='')}" for token in tokens)
-    matches = repository.searcher.matching(tx, "Patient", criteria, repository.access())
+    matches = repository.matching(tx, "Patient", criteria)
     if not matches:
         raise FhirError(404, "merge.no-identifier-match", where, identifier=", ".join(tokens))
     if len(matches) > 1:

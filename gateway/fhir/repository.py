@@ -577,12 +577,19 @@ class Repository:
             if tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))
 
+    def matching(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
+        """The resources (of those the principal may see) a condition selects.  A Patient
+        merged away is none of them: it keeps its identifiers, but the person is its
+        survivor's now (Patient/$merge), which the same identifiers find."""
+        found = self.searcher.matching(tx, kind, criteria, self.access())
+        if kind == "Patient":
+            found = [match for match in found if replaced_by(match.resource or {}) is None]
+        return found
+
     def only_match(self, tx: Transaction, kind: str, criteria: str, where: str | None = None) -> Stored | None:
         """The one resource (of those the principal may see) a condition selects; None when
         there is none, 412 when there are several (located at ``where``, a Bundle entry's)."""
-        found = self.searcher.matching(tx, kind, criteria, self.access())
-        if kind == "Patient":  # a record merged away is its survivor's now (Patient/$merge)
-            found = [match for match in found if replaced_by(match.resource or {}) is None]
+        found = self.matching(tx, kind, criteria)
         if len(found) > 1:
             raise FhirError(412, "http.multiple-matches", where, condition=criteria)
         return found[0] if found else None

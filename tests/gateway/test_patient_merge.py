@@ -214,6 +214,26 @@ def test_records_may_be_named_by_identifier(served: Served, api: Api, centre: Ap
     assert api.get(f"{served.base}/Patient/{source}").json()["active"] is False
 
 
+def test_an_identifier_a_merged_record_keeps_names_its_survivor(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    record_number = next(i for i in person["identifier"] if i["system"] != ID_CARD)
+    merged(served, api, source, target)  # both now carry the record number
+    third = centre.post(
+        f"{served.base}/Patient",
+        json={**person, "identifier": [i for i in person["identifier"] if i["system"] == ID_CARD]},
+    )
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "source-patient", "valueReference": {"reference": f"Patient/{third.json()['id']}"}},
+            {"name": "target-patient-identifier", "valueIdentifier": record_number},
+        ],
+    }
+    api.post(f"{served.base}/Patient/$merge", json=body)
+    link = {"other": {"reference": f"Patient/{target}"}, "type": "replaced-by"}
+    assert api.get(f"{served.base}/Patient/{third.json()['id']}").json().get("link") == [link]
+
+
 # -- preview -----------------------------------------------------------------------------------
 def test_a_preview_changes_nothing(served: Served, api: Api, centre: Api) -> None:
     source, target, _ = two_records(served, api, centre)
