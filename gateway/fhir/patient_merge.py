@@ -345,7 +345,8 @@ def _retired(source: Stored, target: Stored) -> dict[str, Any]:
 def _surviving(arguments: Arguments, source: Stored, target: Stored) -> dict[str, Any]:
     """The target after the merge: ``result-patient`` when given (its id must be the
     target's), else the target as it is with the source's identifiers of the systems it lacks
-    (R5 copies them; one of a system it has would be a second 身份证号, which no record has)."""
+    (R5 copies them, without what refers into the source: :func:`_portable`; one of a system it
+    has would be a second 身份证号, which no record has)."""
     given = arguments.one("result-patient")
     if given is not None:
         index, patient = given
@@ -356,10 +357,27 @@ def _surviving(arguments: Arguments, source: Stored, target: Stored) -> dict[str
     else:
         survivor = _content(target)
         systems = {identifier.get("system") for identifier in survivor.get("identifier", [])}
-        added = [i for i in (source.resource or {}).get("identifier", []) if i.get("system") not in systems]
+        held = source.resource or {}
+        contained = {f"#{c.get('id')}": c for c in held.get("contained", []) if isinstance(c, dict)}
+        added = [_portable(i, contained) for i in held.get("identifier", []) if i.get("system") not in systems]
         if added:
             survivor["identifier"] = [*survivor.get("identifier", []), *added]
     return _linked(survivor, source.reference, "replaces")
+
+
+def _portable(identifier: dict[str, Any], contained: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The source's identifier as the target can hold it: an assigner referring to a resource
+    the source contains (``#a1``) would resolve to nothing in the target, so it is kept by its
+    display alone (the contained organisation's name, when it had none)."""
+    assigner = identifier.get("assigner")
+    if not isinstance(assigner, dict) or not str(assigner.get("reference", "")).startswith("#"):
+        return identifier
+    kept = {key: value for key, value in assigner.items() if key != "reference"}
+    name = contained.get(assigner["reference"], {}).get("name")
+    if "display" not in kept and isinstance(name, str):
+        kept["display"] = name
+    rest = {key: value for key, value in identifier.items() if key != "assigner"}
+    return {**rest, "assigner": kept} if kept else rest
 
 
 def _provenance(plan: Plan) -> dict[str, Any]:

@@ -162,6 +162,22 @@ def test_a_result_patient_becomes_the_targets_content(served: Served, api: Api, 
     assert "maritalStatus" not in api.get(f"{served.base}/Patient/{target}").json()
 
 
+def test_a_copied_identifier_keeps_its_contained_assigner_by_name(served: Served, api: Api, centre: Api) -> None:
+    person = new_patient()
+    target = api.post(f"{served.base}/Patient", json=person).json()["id"]
+    local = {"system": "urn:oid:1.2.3.4.5.99", "value": "X-1", "assigner": {"reference": "#a1"}}
+    second = {
+        **person,
+        "contained": [{"resourceType": "Organization", "id": "a1", "name": "某医院"}],
+        "identifier": [*person["identifier"], local],
+    }
+    source = centre.post(f"{served.base}/Patient", json=second)
+    assert source.status_code == 201, source.text
+    merged(served, api, source.json()["id"], target)
+    copied = [i for i in api.get(f"{served.base}/Patient/{target}").json()["identifier"] if i["value"] == "X-1"]
+    assert copied == [{"system": "urn:oid:1.2.3.4.5.99", "value": "X-1", "assigner": {"display": "某医院"}}]
+
+
 def test_the_merge_is_recorded_in_a_provenance(served: Served, api: Api, centre: Api) -> None:
     source, target, _ = two_records(served, api, centre)
     merged(served, api, source, target)
