@@ -57,6 +57,8 @@ from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transact
 from profiles.registry import Registry, r4_resource_types
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+#: where a Patient names another record of the person (``replaces``, ``replaced-by`` …)
+LINKED = re.compile(r"\.link\[\d+\]\.other\.reference$")
 
 
 @dataclass
@@ -148,8 +150,9 @@ class Repository:
     def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is
         configured to accept with warnings; what remains is returned to the client."""
-        self.check_reachable(resource, path)
-        issues = self.validate(resource, path=path)
+        resolve = self.references.including({})  # one lookup per reference for both
+        self.check_reachable(resource, path, resolve)
+        issues = self.validate(resource, path=path, elsewhere=resolve)
         errors = [issue for issue in issues if issue.is_error]
         if errors and self.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
@@ -163,14 +166,18 @@ class Repository:
         record are refused alike (403), whatever the validation policy, so the answer tells
         nothing of what the archive holds.  People themselves are judged by their own rule
         (:meth:`Access.unserved_people`, 403 too); an organisation or a practitioner is
-        everyone's to see, and one the archive lacks stays a reference to resolve later."""
+        everyone's to see, and one the archive lacks stays a reference to resolve later.
+
+        No one names a Patient merged away (Patient/$merge) as the record of a person: what is
+        written of them now belongs with the survivor (422 naming it).  Only a ``link`` (the
+        survivor's ``replaces``) and a versioned reference (what that version was) may."""
         rules = self.access()
-        if not rules.restricted:
-            return
         resolve = resolve or self.references
         for reference, where in located_references(resource, path):
             kind = self.references.named_type(reference)
-            if kind is None or kind == "Patient" or not self.personal.is_personal(kind):
+            if kind == "Patient":
+                _check_not_merged_away(reference, where, resolve)
+            if kind is None or kind == "Patient" or not rules.restricted or not self.personal.is_personal(kind):
                 continue
             if resolve(reference) is None:
                 organization = rules.principal.organization if rules.principal else ""
@@ -330,6 +337,7 @@ class Repository:
                 raise FhirError(409, "http.conditional-id-taken", reference=f"{kind}/{resource_id}")
             if before is not None and before.resource is not None:
                 _check_change(tx, before)  # nor may it take over another's resource
+                _check_not_replaced(before)
             if rules.unserved_through_team(tx, resource, before.resource if before is not None else None):
                 organization = rules.principal.organization if rules.principal else ""
                 raise FhirError(
@@ -685,6 +693,24 @@ def _check_organization_identifiers(tx: Transaction, resource: dict[str, Any]) -
         if held:
             where = f"Organization.identifier[{index}]"
             raise FhirError(409, "http.duplicate-organization", where, organization=f"Organization/{held[0]}")
+
+
+def _check_not_merged_away(reference: str, where: str, resolve: Resolver) -> None:
+    """A reference naming a Patient merged away, but in a Patient's ``link`` or by version (see
+    :meth:`Repository.check_reachable`), is refused."""
+    if LINKED.search(where) or "/_history/" in reference:
+        return
+    into = replaced_by(resolve(reference) or {})
+    if into is not None:
+        raise FhirError(422, "merge.replaced-patient", where, reference=reference, into=into)
+
+
+def _check_not_replaced(before: Stored) -> None:
+    """A Patient merged away is written by its merge alone: brought back (active, its link gone)
+    it would be a second record of a person whose identity keys its survivor holds."""
+    into = replaced_by(before.resource or {}) if before.type == "Patient" else None
+    if into is not None:
+        raise FhirError(422, "merge.replaced-patient", "Patient", reference=before.reference, into=into)
 
 
 def _check_people(

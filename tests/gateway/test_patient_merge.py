@@ -302,6 +302,49 @@ def test_the_identity_conflict_of_the_pair_is_resolved(served: Served, api: Api,
     assert [entry["resolved"]["into"] for entry in entries] == [f"Patient/{target}"]
 
 
+# -- after the merge ---------------------------------------------------------------------------
+def visit_of(person: str) -> dict[str, Any]:
+    stay = {**example("yy-encounter/valid-health-check-2026.json"), "subject": {"reference": f"Patient/{person}"}}
+    del stay["id"]
+    return stay
+
+
+def test_a_new_visit_naming_the_merged_record_is_refused(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    answer = api.post(f"{served.base}/Encounter", json=visit_of(source))
+    assert refusal(answer) == (422, "merge.replaced-patient", ["Encounter.subject.reference"])
+
+
+def test_a_transaction_naming_the_merged_record_is_refused(served: Served, api: Api, centre: Api) -> None:
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": visit_of(source), "request": {"method": "POST", "url": "Encounter"}}],
+    }
+    answer = api.post(f"{served.base}", json=bundle)
+    assert refusal(answer) == (422, "merge.replaced-patient", ["Bundle.entry[0].resource.subject.reference"])
+
+
+def test_the_merged_record_cannot_be_brought_back(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    merged(served, api, source, target)
+    answer = api.put(f"{served.base}/Patient/{source}", json={**person, "id": source, "active": True})
+    assert code_of(answer) == (422, "merge.replaced-patient")
+
+
+def test_the_survivor_may_still_be_updated(served: Served, api: Api, centre: Api) -> None:
+    """Its ``replaces`` link names the merged record, as it should."""
+    source, target, _ = two_records(served, api, centre)
+    survivor = next(
+        p["resource"] for p in merged(served, api, source, target).json()["parameter"] if p["name"] == "result"
+    )
+    answer = api.put(f"{served.base}/Patient/{target}", json={k: v for k, v in survivor.items() if k != "meta"})
+    assert answer.status_code == 200, answer.text
+
+
 # -- refusals ----------------------------------------------------------------------------------
 def test_a_client_of_another_role_is_refused(served: Served, api: Api, client_key: Any) -> None:
     add_client(served.database_url, "merge-hospital", key=client_key, role="hospital")
