@@ -33,7 +33,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,7 +55,7 @@ from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
-from gateway.storage.resources import now_instant
+from gateway.storage.resources import Referrers, now_instant
 from gateway.storage.store import Store, Stored, Transaction
 
 log = logging.getLogger("yiyang.export")
@@ -349,6 +349,8 @@ class BulkExports:
                         progress.written += 1
                         if supporting is not None:
                             supporting.update(dict.fromkeys(self._outside_compartment(resource)))
+            if supporting is not None and job.since is not None:
+                supporting.update(dict.fromkeys(self._changed_supporting(tx, job, access, filtering, supporting)))
             for stored in current_targets(tx, access, list(supporting or {})):
                 if halt.is_set():
                     raise _Halted
@@ -366,6 +368,62 @@ class BulkExports:
             kind, _, resource_id = reference.partition("/")
             if kind not in compartment:
                 yield kind, resource_id
+
+    def _changed_supporting(
+        self,
+        tx: Transaction,
+        job: Job,
+        access: Access,
+        filtering: Filtering,
+        named: Container[tuple[str, str]],
+    ) -> Iterator[tuple[str, str]]:
+        """What changed after ``_since`` outside the Patient compartment and a current resource
+        of the export's scope refers to, whatever that resource's own last change, but for the
+        ``named`` (coming along already), as (type, id): an Organization renamed since the last
+        export, named only by a stay unchanged since, would otherwise stay stale in the
+        platform's copy for good.  The scope is what the export would hold without ``_since``:
+        its people's records the client may see, that ``_typeFilter`` keeps and that still name
+        the target once cut by ``_elements``.  One indexed statement finds what changed outside
+        the compartment (mostly nothing); each of those is looked up in the reference index,
+        among the records of the export's people alone, until one of them counts."""
+        outside = tx.resources.current(self._outside_types(), job.since)
+        candidates = (changed for changed in outside if (changed.type, changed.id) not in named)
+        first = next(candidates, None)
+        if first is None:  # the usual case: nothing the export may name changed since
+            return
+        people = _listed_people(_person_ids(tx, job), access.served_people(tx) if access.restricted else None)
+        for changed in itertools.chain([first], candidates):
+            referring = self._referring(changed.type)
+            wanted = Referrers(
+                changed.type, changed.id, referring, compartment=self.personal.compartment, people=people
+            )
+            if self._named_in_scope(tx, job, access, filtering, wanted):
+                yield changed.type, changed.id
+
+    def _referring(self, kind: str) -> dict[str, list[str]]:
+        """The reference parameters of the Patient compartment's types that may point at
+        ``kind``, per type: where the index says a person's record names one."""
+        referring: dict[str, list[str]] = {}
+        for source, code in self.searcher.parameters.referring(kind):
+            if source in self.personal.compartment and source not in READ_ONLY:
+                referring.setdefault(source, []).append(code)
+        return referring
+
+    def _named_in_scope(
+        self, tx: Transaction, job: Job, access: Access, filtering: Filtering, wanted: Referrers
+    ) -> bool:
+        """Whether a record the index finds naming ``wanted``'s target is one the export holds
+        and, as it writes it, names the target: read a page at a time, stopping at the first."""
+        target = (wanted.kind, wanted.resource_id)
+        after: tuple[str, str] | None = None
+        while page := tx.resources.referrers(wanted, limit=BATCH, after=after):
+            for stored in filtering.kept(tx, list(access.among_served(tx, page))):
+                if target in self._outside_compartment(shaped(stored.resource, None, job.elements)):
+                    return True
+            if len(page) < BATCH:
+                return False
+            after = (page[-1].type, page[-1].id)
+        return False
 
     def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
         """The resources the job exports, type by type (system) or person by person."""
@@ -498,6 +556,11 @@ class BulkExports:
                 held_since(changed)
         yield from sorted(targets & named)
 
+    def _outside_types(self) -> list[str]:
+        """The archived types outside the Patient compartment: those of what a Patient or Group
+        export without ``_type`` sends along."""
+        return sorted(self.resource_types - self.personal.compartment.keys() - READ_ONLY)
+
     def _supporting_deleted(self, tx: Transaction, since: str) -> frozenset[str]:
         """The resources outside the Patient compartment deleted after ``since``, by reference:
         what a Patient or Group export without ``_type`` may have sent along and must now list
@@ -505,8 +568,7 @@ class BulkExports:
         what a current resource refers to (``Repository.check_unreferenced``), so the referrers
         are among the resources changed or deleted since, whose versions :meth:`_deleted`
         reads anyway."""
-        outside = sorted(self.resource_types - self.personal.compartment.keys() - READ_ONLY)
-        return frozenset(gone.reference for gone in tx.resources.deleted_since(outside, since))
+        return frozenset(gone.reference for gone in tx.resources.deleted_since(self._outside_types(), since))
 
     # -- status, cancel, files -------------------------------------------------------------
     def status(self, job_id: str) -> Job:
@@ -765,7 +827,15 @@ def _among(chosen: list[str] | None, served: frozenset[str] | None) -> Callable[
     """Whether a person is one of ``chosen`` (None: anyone) and, given ``served``, one of them."""
     if chosen is None:
         return served.__contains__ if served is not None else _anyone
-    return frozenset(person for person in chosen if served is None or person in served).__contains__
+    return frozenset(_listed_people(chosen, served) or ()).__contains__
+
+
+def _listed_people(chosen: list[str] | None, served: frozenset[str] | None) -> list[str] | None:
+    """The people of ``chosen`` (None: anyone) who are, given ``served``, among them; None:
+    anyone.  A list for the store to look records up by (:class:`Referrers`)."""
+    if chosen is None:
+        return list(served) if served is not None else None
+    return [person for person in chosen if served is None or person in served]
 
 
 def _joined(tx: Transaction, scope: str, since: str) -> frozenset[str]:

@@ -112,7 +112,11 @@ class Referrers:
 
     ``among`` (ids per type) keeps only those ids; ``naming_others`` only those pointing at
     another resource of ``kind`` too, or of ``kind`` themselves (an Observation about the
-    resident performed by a stranger, another Patient linking to the resident)."""
+    resident performed by a stranger, another Patient linking to the resident).
+
+    ``compartment`` (the parameters placing a type's resources in the Patient compartment)
+    keeps only those in the compartment of one of ``people`` (None: of anyone's), a Patient
+    in its own alone: the records of a Patient or Group export naming an Organization."""
 
     kind: str
     resource_id: str
@@ -121,6 +125,8 @@ class Referrers:
     hidden: frozenset[tuple[str, str]] = frozenset()
     among: Mapping[str, Sequence[str]] | None = None
     naming_others: bool = False
+    compartment: Mapping[str, Sequence[str]] | None = None
+    people: Sequence[str] | None = None
 
 
 def _referrer_keys(wanted: Referrers) -> Sql | None:
@@ -130,7 +136,9 @@ def _referrer_keys(wanted: Referrers) -> Sql | None:
     selects = [
         _referrers_of_type(wanted, source, names)
         for source, names in wanted.params.items()
-        if names and (wanted.among is None or wanted.among.get(source))
+        if names
+        and (wanted.among is None or wanted.among.get(source))
+        and (wanted.compartment is None or source == "Patient" or wanted.compartment.get(source))
     ]
     if not selects:
         return None
@@ -162,7 +170,26 @@ def _referrers_of_type(wanted: Referrers, source: str, names: Sequence[str]) -> 
             "AND o.system = ? AND o.value <> ?)"
         )
         values += [wanted.kind, wanted.resource_id]
+    if wanted.compartment is not None:
+        within, people = _in_compartment(source, wanted.compartment.get(source, ()), wanted.people)
+        if within:
+            where.append(within)
+            values += people
     return f"SELECT s.type, s.id FROM search_index s WHERE {' AND '.join(where)}", values
+
+
+def _in_compartment(source: str, params: Sequence[str], people: Sequence[str] | None) -> Sql:
+    """The condition that a resource ``s`` of type ``source`` is in the Patient compartment
+    (through ``params``) of one of ``people`` (None: of anyone's); "" when every one is."""
+    if source == "Patient":
+        return (f"s.id IN ({LISTED})", [listed(people)]) if people is not None else ("", [])
+    condition = (
+        f"EXISTS (SELECT 1 FROM search_index c {OWNER_PROBE} WHERE c.type = s.type AND c.id = s.id "
+        f"AND c.name IN ({marks(params)}) AND c.system = 'Patient'"
+    )
+    if people is None:
+        return f"{condition})", list(params)
+    return f"{condition} AND c.value IN ({LISTED}))", [*params, listed(people)]
 
 
 class Resources:

@@ -14,7 +14,7 @@ import pytest
 from profiles.registry import examples_dir
 from tests.conftest import Api, Served, add_client
 from tests.gateway.test_api import entries, everything_pages, new_patient
-from tests.gateway.test_bulk_export import deletions, export, exported
+from tests.gateway.test_bulk_export import deletions, export, exported, organisations_sent_after_renaming, stay
 
 HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
 
@@ -164,6 +164,19 @@ def test_an_export_fetched_after_a_record_moved_away_no_longer_holds_it(served: 
     files = exported(home, manifest)
     api.delete(f"{served.base}/Observation/bp-moving")
     assert "bp-moving" not in {resource["id"] for resource in files.get("Observation", [])}
+
+
+def test_an_incremental_export_leaves_out_a_renamed_organisation_only_the_unserved_name(
+    served: Served, api: Api, home: Api
+) -> None:
+    """The nursing home running 李建国's stay, whom the centre does not serve, is renamed: none
+    of the centre's business, unlike the care home running 张秀英's."""
+    stays = [
+        stay("stay-home", "zhang-xiuying", "jinshui-fushou-elderly-home"),
+        stay("stay-nursing", "li-jianguo", "jinshui-nursing-home"),
+    ]
+    sent = organisations_sent_after_renaming(api, "Patient/$export", stays, reader=home)
+    assert sent == {"jinshui-fushou-elderly-home"}
 
 
 def sent_after(home: Api, change: Callable[[], object]) -> set[str]:

@@ -479,6 +479,74 @@ def test_a_patient_export_since_lists_a_supporting_resource_deleted_since(
     assert (gone in sent, deletions(api, manifest)) == (True, [gone])
 
 
+def stay(stay_id: str, patient_id: str, provider: str) -> dict[str, Any]:
+    """A resident's home-bed stay run by ``provider`` (an Organization's id)."""
+    home_bed = load_example("yy-encounter/valid-home-bed.json")
+    return {
+        **home_bed,
+        "id": stay_id,
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "serviceProvider": {"reference": f"Organization/{provider}"},
+    }
+
+
+def organisations_sent_after_renaming(
+    api: Api, path: str, stays: list[dict[str, Any]], reader: Api | None = None, **params: str
+) -> set[str]:
+    """The Organizations a ``_since`` export sends when the providers of ``stays`` (written
+    before the export it follows, unchanged since) were renamed after it; the stays and the
+    providers are removed again.  ``reader`` runs the exports (by default ``api``)."""
+    reader = reader or api
+    providers = [
+        load_example(f"yy-organization/{name}.json") for name in ("valid-elderly-care-home", "valid-nursing-home")
+    ]
+    for resource in [*providers, *stays]:
+        answer = api.put(f"{api.base}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=30)
+        assert answer.status_code in (200, 201), answer.text
+    since = export(reader, path, **params)["transactionTime"]
+    for provider in providers:
+        api.put(f"{api.base}/Organization/{provider['id']}", json={**provider, "name": f"{provider['name']}（新）"})
+    files = exported(reader, export(reader, path, **params, _since=since))
+    for resource in [*stays, *providers]:
+        gone = api.delete(f"{api.base}/{resource['resourceType']}/{resource['id']}", timeout=30)
+        assert gone.status_code < 300, gone.text
+    return {resource["id"] for resource in files.get("Organization", [])}
+
+
+def test_a_since_export_sends_a_renamed_organisation_an_unchanged_stay_names(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """张秀英's stay, unchanged since the last export, is run by a care home renamed since: the
+    platform's copy of the home would otherwise keep its old name for good.  The nursing home
+    renamed meanwhile, which nothing of hers names, is not sent."""
+    stays = [stay("stay-home", "zhang-xiuying", "jinshui-fushou-elderly-home")]
+    assert organisations_sent_after_renaming(api, "Patient/$export", stays) == {"jinshui-fushou-elderly-home"}
+
+
+def test_a_since_export_leaves_out_a_renamed_organisation_only_others_records_name(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """The home's export is of 张秀英 alone: the nursing home that runs 李建国's stay is none of
+    its business, renamed or not."""
+    stays = [
+        stay("stay-home", "zhang-xiuying", "jinshui-fushou-elderly-home"),
+        stay("stay-nursing", "li-jianguo", "jinshui-nursing-home"),
+    ]
+    assert organisations_sent_after_renaming(api, "Group/home-a/$export", stays) == {"jinshui-fushou-elderly-home"}
+
+
+def test_a_since_export_leaves_out_a_renamed_organisation_only_filtered_out_records_name(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """Only finished stays are exported: the nursing home running one still in progress is not sent."""
+    stays = [
+        {**stay("stay-home", "zhang-xiuying", "jinshui-fushou-elderly-home"), "status": "finished"},
+        stay("stay-nursing", "zhang-xiuying", "jinshui-nursing-home"),
+    ]
+    sent = organisations_sent_after_renaming(api, "Patient/$export", stays, _typeFilter="Encounter?status=finished")
+    assert sent == {"jinshui-fushou-elderly-home"}
+
+
 def ids(resources: list[dict[str, Any]]) -> list[str]:
     return sorted(resource["id"] for resource in resources)
 
