@@ -547,6 +547,14 @@ def test_a_since_export_leaves_out_a_renamed_organisation_only_filtered_out_reco
     assert sent == {"jinshui-fushou-elderly-home"}
 
 
+def test_a_since_export_leaves_out_a_renamed_organisation_only_elements_cut_out(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """The stays are exported cut to their status: the care home they no longer name is not sent."""
+    stays = [stay("stay-home", "zhang-xiuying", "jinshui-fushou-elderly-home")]
+    assert organisations_sent_after_renaming(api, "Patient/$export", stays, _elements="Encounter.status") == set()
+
+
 def ids(resources: list[dict[str, Any]]) -> list[str]:
     return sorted(resource["id"] for resource in resources)
 
