@@ -283,6 +283,24 @@ class Served:
     database_url: str
 
 
+def audited(served: Served, api: Api, operation: str, saying: str = "") -> list[dict[str, Any]]:
+    """The newest AuditEvents recording ``operation`` (whose entity's description says
+    ``saying``), once the trail holds one: each server worker appends its events every 0.2 s,
+    and a search flushes only the worker that answers it."""
+    for _ in range(50):
+        events = api.get(f"{served.base}/AuditEvent", params={"_sort": "-date", "_count": "20"}).json()
+        found = [
+            e["resource"]
+            for e in events.get("entry", [])
+            if operation in [c["code"] for c in e["resource"].get("subtype", [])]
+            and saying in e["resource"].get("entity", [{}])[0].get("description", "")
+        ]
+        if found:
+            return found
+        time.sleep(0.1)
+    return []
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, client_key: Any

@@ -7,12 +7,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 from typing import Any
 
 import requests
 
-from tests.conftest import TEST_CLIENT, Api, Served, add_client, running_server
+from tests.conftest import TEST_CLIENT, Api, Served, add_client, audited, running_server
 from tests.gateway import test_patient_merge as merging
 from tests.gateway.test_api import id_card, new_patient
 
@@ -155,24 +154,6 @@ def test_the_capability_statement_offers_it_at_system_level(served: Served, api:
     assert {"name": "identity-conflicts", "definition": definition} in statement["rest"][0]["operation"]
 
 
-def events_of_the_operation(served: Served, api: Api, saying: str = "") -> list[dict[str, Any]]:
-    """The newest events recording the operation (whose description says ``saying``), once
-    the trail holds one: each server worker appends its events every 0.2 s, and a search
-    flushes only the worker that answers it."""
-    for _ in range(50):
-        events = api.get(f"{served.base}/AuditEvent", params={"_sort": "-date", "_count": "20"}).json()
-        found = [
-            e["resource"]
-            for e in events.get("entry", [])
-            if OPERATION in [c["code"] for c in e["resource"].get("subtype", [])]
-            and saying in e["resource"].get("entity", [{}])[0].get("description", "")
-        ]
-        if found:
-            return found
-        time.sleep(0.1)
-    return []
-
-
 def test_a_province_publishing_under_its_own_base_serves_the_list(served: Served, client_key: Any) -> None:
     """The package's canonical URLs, the operation's definition among them, move to the base."""
     province = {"YIYANG_CANONICAL_BASE": "http://fhir.example-province.cn"}
@@ -182,13 +163,13 @@ def test_a_province_publishing_under_its_own_base_serves_the_list(served: Served
 
 def test_every_look_at_the_list_is_audited(served: Served, api: Api) -> None:
     listed(served, api, status="all")
-    assert events_of_the_operation(served, api) != []
+    assert audited(served, api, OPERATION) != []
 
 
 def test_the_trail_of_a_look_by_a_number_shaped_id_holds_no_number(served: Served, api: Api) -> None:
     """A Patient id may be a 身份证号; the audit trail masks it in the query it records."""
     number = id_card(new_patient())
     listed(served, api, patient=f"Patient/{number}")
-    recorded = json.dumps(events_of_the_operation(served, api, "patient="), ensure_ascii=False)
+    recorded = json.dumps(audited(served, api, OPERATION, "patient="), ensure_ascii=False)
     queries = [base64.b64decode(q).decode() for q in re.findall(r'"query": "([^"]*)"', recorded)]
     assert (recorded != "[]", any(number in text for text in [recorded, *queries])) == (True, False)
