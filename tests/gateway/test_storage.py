@@ -768,13 +768,33 @@ def test_the_members_but_more_hidden_ones_than_a_statement_binds_are_listed(stor
     assert [stored.reference for stored in found] == ["Observation/o2"]
 
 
-def conflict_as_listed_before_0017(tx: Any, entry: dict[str, Any]) -> None:
-    """An identity conflict as a gateway before schema version 17 wrote it (no recorded time)."""
-    key = (entry["person"], entry["element"], entry["file"], "Patient.identifier[0]")
-    tx.sql.execute(
-        "INSERT INTO identity_conflict (person_id, element, file, location, entry) VALUES (?, ?, ?, ?, ?)",
-        (*key, tx.sql.dialect.json_in({**entry, "location": key[-1]})),
-    )
+#: an identity conflict as an older gateway listed it (the pair a hidden holder made)
+OLD_CONFLICT = {
+    "person": "Patient/a",
+    "element": "Patient.identifier[0]",
+    "kept": "Patient/a",
+    "offered": "Patient/b",
+    "source": "rest",
+    "file": "Patient/b",
+}
+
+
+def store_of_version_with_a_conflict(url: str, indexer: SearchIndexer, version: int) -> None:
+    """A store built by hand at schema ``version`` (before 17), holding :data:`OLD_CONFLICT`
+    as a gateway of then wrote it (no recorded time)."""
+    from gateway.storage.migrations import apply
+    from gateway.storage.store import Executor
+
+    old = open_store(url, indexer.rows, upgrade=False)
+    with old._connection() as connection:  # noqa: SLF001 - the test builds an old store by hand
+        apply(Executor(connection, old.dialect, old.errors), target=version)
+    key = (OLD_CONFLICT["person"], OLD_CONFLICT["element"], OLD_CONFLICT["file"], "Patient.identifier[0]")
+    with old.transaction() as tx:
+        tx.sql.execute(
+            "INSERT INTO identity_conflict (person_id, element, file, location, entry) VALUES (?, ?, ?, ?, ?)",
+            (*key, tx.sql.dialect.json_in({**OLD_CONFLICT, "location": key[-1]})),
+        )
+    old.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -783,17 +803,8 @@ def test_an_identity_conflict_listed_before_0016_can_be_resolved_by_a_merge(
 ) -> None:
     """A conflict an older gateway listed (no resolved column yet) is settled by a merge of
     its pair after the upgrade, and still listed, saying by which merge."""
-    from gateway.storage.migrations import apply
-    from gateway.storage.store import Executor
-
-    line = {"person": "Patient/a", "element": "Patient.identifier[0]", "kept": "Patient/a", "offered": "Patient/b"}
     with fresh_database_url(backend, tmp_path) as url:
-        old = open_store(url, indexer.rows, upgrade=False)
-        with old._connection() as connection:  # noqa: SLF001 - the test builds a version-15 store by hand
-            apply(Executor(connection, old.dialect, old.errors), target=15)
-        with old.transaction() as tx:
-            conflict_as_listed_before_0017(tx, {**line, "source": "rest", "file": "Patient/b"})
-        old.close()
+        store_of_version_with_a_conflict(url, indexer, 15)
         upgraded = open_store(url, indexer.rows)
         try:
             with upgraded.transaction() as tx:
@@ -811,21 +822,12 @@ def test_an_identity_conflict_listed_before_0017_is_on_the_work_list_without_a_t
 ) -> None:
     """A conflict an older gateway listed (no recorded column yet) is still on the 主索引
     staff's list after the upgrade, saying no time rather than a wrong one; a new one says when."""
-    from gateway.storage.migrations import apply
-    from gateway.storage.store import Executor
-
-    line = {"person": "Patient/a", "element": "Patient.identifier[0]", "kept": "Patient/a", "offered": "Patient/b"}
     with fresh_database_url(backend, tmp_path) as url:
-        old = open_store(url, indexer.rows, upgrade=False)
-        with old._connection() as connection:  # noqa: SLF001 - the test builds a version-16 store by hand
-            apply(Executor(connection, old.dialect, old.errors), target=16)
-        with old.transaction() as tx:
-            conflict_as_listed_before_0017(tx, {**line, "source": "rest", "file": "Patient/b"})
-        old.close()
+        store_of_version_with_a_conflict(url, indexer, 16)
         upgraded = open_store(url, indexer.rows)
         try:
             with upgraded.transaction() as tx:
-                tx.conflicts.add({**line, "source": "rest", "file": "Patient/c", "location": "Patient.identifier[0]"})
+                tx.conflicts.add({**OLD_CONFLICT, "file": "Patient/c", "location": "Patient.identifier[0]"})
             with upgraded.reading() as tx:
                 found = [(c.entry["file"], c.recorded is None) for c in tx.conflicts.page("open", None, 0, 10)]
         finally:
