@@ -371,10 +371,12 @@ class Repository:
         params = {kind: names for kind, names in self.personal.compartment.items() if rule.dated.get(kind)}
         stored = tx.resources.referrers(Referrers("Patient", written.stored.id, params))
         person = written.stored.reference
-        about = [s for s in stored if s.resource is not None and rule.person_reference(s.resource) == person]
         rules = self.access()
-        hidden = [s.resource for s in about if rules.hides(tx, s) and s.resource is not None]
-        seen = [s.resource for s in about if not rules.hides(tx, s) and s.resource is not None]
+        seen: list[dict[str, Any]] = []
+        hidden: list[dict[str, Any]] = []
+        for found in stored:
+            if found.resource is not None and rule.person_reference(found.resource) == person:
+                (hidden if rules.hides(tx, found) else seen).append(found.resource)
         issues = IssueList()
         severity = "error" if self.config.validation == "reject" else "warning"
         rule.check_stored_events(patient, path or "Patient", seen, issues, severity)
