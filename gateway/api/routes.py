@@ -252,7 +252,8 @@ def conflicts() -> Response:
     well as POST (a Parameters body of primitive parts, as any operation takes)."""
     pairs = list(operation_args().items(multi=True))
     address = f"{base_url()}/{identity_conflicts.NAME}"
-    return respond(identity_conflicts.identity_conflicts(services().repository, pairs, address))
+    lenient = prefer_handling() == "lenient"
+    return respond(identity_conflicts.identity_conflicts(services().repository, pairs, address, lenient))
 
 
 # -- types -------------------------------------------------------------------------------------

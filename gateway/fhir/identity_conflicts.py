@@ -20,7 +20,7 @@ from orjson import OPT_SORT_KEYS, dumps
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.operation_inputs import operation_inputs
-from gateway.fhir.parameters import refuse_unsupported_parameters, unsupported_value, whole_number
+from gateway.fhir.parameters import honoured_only, unsupported_value, whole_number
 from gateway.fhir.patient_merge import PATIENT
 from gateway.fhir.repository import Repository
 from gateway.search import cursor
@@ -39,18 +39,21 @@ _ORDER: tuple[()] = ()
 _REFERENCE_KINDS = ("Patient/", "Organization/")
 
 
-def identity_conflicts(repository: Repository, pairs: Sequence[tuple[str, str]], address: str) -> dict[str, Any]:
+def identity_conflicts(
+    repository: Repository, pairs: Sequence[tuple[str, str]], address: str, lenient: bool = False
+) -> dict[str, Any]:
     """One page of the work list as a Parameters, for the request's parameters (``pairs``);
     ``address`` is the operation's URL, which the ``next`` part repeats with the request's
-    parameters and the page's cursor.  A parameter the definition does not take is refused,
-    as is one it takes once given twice: either ignored would list other entries than asked."""
+    parameters and the page's cursor.  A parameter the definition does not take is refused
+    (ignored, and left out of the ``next`` part, when ``lenient``: ``Prefer: handling=lenient``),
+    as is one it takes once given twice: taking either would list other entries than asked."""
     registry = repository.validator.registry
     url = registry.url("OperationDefinition", DEFINITION)
     definition = registry.get(url)
     if definition is None:
         raise LookupError(f"the registry holds no {url}")
     inputs = operation_inputs([definition])
-    refuse_unsupported_parameters((name for name, _ in pairs), NAME, tuple(inputs.types))
+    pairs, _ = honoured_only(pairs, NAME, tuple(inputs.types), lenient)  # the next link repeats these
     args: dict[str, str] = {}
     for name, value in pairs:
         if name in args and name in inputs.single:

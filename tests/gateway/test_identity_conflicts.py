@@ -16,6 +16,7 @@ from tests.gateway import test_patient_merge as merging
 from tests.gateway.test_api import id_card, new_patient
 
 OPERATION = "$identity-conflicts"
+LENIENT = {"Prefer": "handling=lenient"}
 centre = merging.centre  # the elderly-care platform's session, which makes the second record
 
 
@@ -123,6 +124,11 @@ def test_a_client_of_another_role_is_refused(served: Served, client_key: Any) ->
 
 def test_an_unknown_parameter_is_refused_at_its_name(served: Served, api: Api) -> None:
     assert refusal(listed(served, api, person="Patient/a")) == (400, "http.unsupported-parameter", ["person"])
+
+
+def test_an_unknown_parameter_is_ignored_when_the_client_prefers_lenient_handling(served: Served, api: Api) -> None:
+    answer = api.get(f"{served.base}/{OPERATION}", params={"person": "Patient/a"}, headers=LENIENT)
+    assert answer.status_code == 200, answer.text
 
 
 def test_a_parameter_given_twice_is_refused_at_it(served: Served, api: Api) -> None:
