@@ -44,8 +44,9 @@ class DatedResources:
         self.registry = registry
         self._compiled: tuple[int, dict[str, DatedResource]] | None = None
 
-    def get(self, kind: str) -> DatedResource | None:
-        return self.by_type().get(kind)
+    def get(self, kind: object) -> DatedResource | None:
+        """The rule for a ``resourceType``, which in hostile input may be any JSON value."""
+        return self.by_type().get(kind) if isinstance(kind, str) else None
 
     def by_type(self) -> Mapping[str, DatedResource]:
         if self._compiled is None or self._compiled[0] != self.registry.generation:

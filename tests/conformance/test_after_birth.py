@@ -12,6 +12,7 @@ from conformance.after_birth import AfterBirth, born_later
 from conformance.issues import IssueList
 from conformance.validator import Validator
 from profiles.registry import Registry
+from tests.conftest import errors
 from tests.samples import mapped_samples
 
 PERSON = {"reference": "Patient/p1"}
@@ -184,3 +185,14 @@ def test_a_birth_date_is_moved_later_when_its_first_possible_day_is(
     before: str | None, after: str, later: bool
 ) -> None:
     assert born_later(before, after) is later
+
+
+def test_a_bundle_entry_whose_resource_type_is_not_a_string_is_left_to_the_structure_checks(
+    validator: Validator,
+) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {"resourceType": ["Encounter"], "subject": PERSON}}],
+    }
+    assert errors(validator.validate(bundle)) == [("structure.missing-resource-type", "Bundle.entry[0].resource")]
