@@ -91,6 +91,8 @@ class Dialect:
     #: large results are read through a server-side cursor (PostgreSQL; SQLite's cursor
     #: already steps through the result row by row)
     server_cursors: bool = False
+    #: a JSON column's member as text, for a statement to compare (:meth:`json_member`)
+    json_member_sql: str = ""
 
     def sql(self, text: str) -> str:
         if OWNER_PROBE in text:
@@ -102,6 +104,12 @@ class Dialect:
         if FENCE in text:
             text = text.replace(FENCE, self.fence)
         return text if self.placeholder == "?" else text.replace("?", self.placeholder)
+
+    def json_member(self, column: str, key: str) -> str:
+        """The SQL of a JSON document's top-level member ``key`` as text (None when absent), so
+        that a statement filters on it instead of the caller parsing every row; ``column`` and
+        ``key`` are the caller's constants, never a request's values."""
+        return self.json_member_sql.format(column=column, key=key)
 
     def ddl(self, text: str) -> str:
         return re.sub(r"\{(\w+)\}", lambda m: self.types[m.group(1)], text)
@@ -135,6 +143,7 @@ SQLITE = Dialect(
     owner_probe="INDEXED BY search_index_owner",
     value_driver="INDEXED BY search_index_value",
     listed="SELECT value FROM json_each(?)",
+    json_member_sql="json_extract({column}, '$.{key}')",
 )
 
 
@@ -159,4 +168,5 @@ POSTGRES = Dialect(
     unnest_rows=True,
     array_placeholder="%b",
     server_cursors=True,
+    json_member_sql="({column} ->> '{key}')",
 )

@@ -254,23 +254,21 @@ class Conflicts:
         ``seq``, the keyset a page resumes at, so an entry resolved or added between two pages
         neither shifts another onto a second page nor off every page), ``status`` open,
         resolved or all, and, with ``patient`` (``Patient/id``), only those naming it as
-        person, kept or offered (an elderly-care client's second record is the offered one).
-        That filter reads the entries in Python, as :meth:`resolve_pair` does: the list is the
-        staff's backlog, not the archive."""
+        person (the ``person_id`` column), kept or offered (an elderly-care client's second
+        record is the offered one).  The database filters: reading every later entry in
+        Python to keep one person's few read the whole backlog for each page."""
         where = {"open": " AND resolved IS NULL", "resolved": " AND resolved IS NOT NULL"}.get(status, "")
-        query = f"SELECT seq, entry, resolved, resolved_by, recorded FROM identity_conflict WHERE seq > ?{where} ORDER BY seq"
-        found: list[ListedConflict] = []
-        rows = self.sql.stream(query, (after,), size=count + 1)
-        try:
-            for seq, entry, resolved, by, recorded in rows:
-                listed = self._listed(entry, resolved, by)
-                if patient is None or patient in {str(listed.get(key)) for key in ("person", "kept", "offered")}:
-                    found.append(ListedConflict(int(seq), listed, recorded))
-                    if len(found) > count:
-                        break
-        finally:
-            rows.close()  # type: ignore[attr-defined]  # a stream left open holds its cursor
-        return found
+        params: list[Any] = [after]
+        if patient is not None:
+            kept, offered = (self.sql.dialect.json_member("entry", key) for key in ("kept", "offered"))
+            where += f" AND (person_id = ? OR {kept} = ? OR {offered} = ?)"
+            params += [patient] * 3
+        query = (
+            f"SELECT seq, entry, resolved, resolved_by, recorded FROM identity_conflict WHERE seq > ?{where} "
+            "ORDER BY seq LIMIT ?"
+        )
+        rows = self.sql.all(query, [*params, count + 1])
+        return [ListedConflict(int(seq), self._listed(entry, r, by), at) for seq, entry, r, by, at in rows]
 
     def _listed(self, entry: Any, resolved: str | None, by: Any) -> dict[str, Any]:
         """An entry as listed: a resolved one with ``resolved``, when and by which merge."""

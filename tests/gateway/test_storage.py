@@ -833,3 +833,59 @@ def test_an_identity_conflict_listed_before_0017_is_on_the_work_list_without_a_t
         finally:
             upgraded.close()
     assert found == [("Patient/b", True), ("Patient/c", False)]
+
+
+# -- the identity-conflict work list ---------------------------------------------------------
+def second_record(holder: str, second: str) -> dict[str, Any]:
+    """The entry a REST write of ``second`` beside a hidden ``holder`` reports."""
+    where = "Patient.identifier[0]"
+    return {"person": holder, "element": where, "kept": holder, "offered": second, "file": second, "location": where}
+
+
+def disagreement(person: str, element: str) -> dict[str, Any]:
+    """An ingest's disagreement on one of ``person``'s demographics."""
+    return {
+        "person": person,
+        "element": element,
+        "kept": "丧偶",
+        "offered": "已婚",
+        "file": "a.csv",
+        "location": "row 2",
+    }
+
+
+def test_a_patients_pages_list_the_entries_naming_it_past_each_cursor(store: Store) -> None:
+    """Named as person or as the offered second record, among another person's entries; each
+    page resumes past the last entry the previous one showed."""
+    entries = [
+        disagreement("Patient/a", "maritalStatus"),
+        second_record("Patient/x", "Patient/y"),
+        second_record("Patient/b", "Patient/a"),
+        disagreement("Patient/x", "name"),
+        disagreement("Patient/a", "name"),
+    ]
+    with store.transaction() as tx:
+        for entry in entries:
+            tx.conflicts.add(entry)
+    pages, after = [], 0
+    with store.reading() as tx:
+        while page := tx.conflicts.page("all", "Patient/a", after, 1)[:1]:
+            pages.append((page[0].entry["person"], page[0].entry["element"]))
+            after = page[0].seq
+    assert pages == [("Patient/a", "maritalStatus"), ("Patient/b", "Patient.identifier[0]"), ("Patient/a", "name")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # traced on SQLite
+def test_a_patients_page_is_filtered_by_the_database(store: Store) -> None:
+    """It read every later entry and kept the person's in Python: the whole backlog for each
+    page of one person's few.  The statement now asks for that person's entries alone."""
+    with store.transaction() as tx:
+        tx.conflicts.add(disagreement("Patient/a", "name"))
+    with store.reading() as tx:
+        statements: list[str] = []
+        tx.sql.connection.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        try:
+            tx.conflicts.page("open", "Patient/a", 0, 10)
+        finally:
+            tx.sql.connection.set_trace_callback(None)  # type: ignore[attr-defined]
+    assert [sql for sql in statements if "FROM identity_conflict" in sql and "'Patient/a'" in sql] != []
