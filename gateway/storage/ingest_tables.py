@@ -244,10 +244,12 @@ class Conflicts:
         return True
 
     def entries(self) -> Iterator[dict[str, Any]]:
-        """Every entry, a resolved one with ``resolved``: when, and by which merge."""
-        query = "SELECT entry, resolved, resolved_by FROM identity_conflict ORDER BY seq"
-        for entry, resolved, by in self.sql.stream(query):
-            yield self._listed(entry, resolved, by)
+        """Every entry with ``recorded``, when it was reported (none before schema version 17),
+        as ``$identity-conflicts`` says; a resolved one with ``resolved``: when, and by which
+        merge."""
+        query = "SELECT entry, resolved, resolved_by, recorded FROM identity_conflict ORDER BY seq"
+        for entry, resolved, by, recorded in self.sql.stream(query):
+            yield self._listed(entry, resolved, by, recorded)
 
     def page(self, status: str, patient: str | None, after: int, count: int) -> list[ListedConflict]:
         """The 主索引 staff's work list: up to ``count`` + 1 entries past ``after`` (their
@@ -270,9 +272,12 @@ class Conflicts:
         rows = self.sql.all(query, [*params, count + 1])
         return [ListedConflict(int(seq), self._listed(entry, r, by), at) for seq, entry, r, by, at in rows]
 
-    def _listed(self, entry: Any, resolved: str | None, by: Any) -> dict[str, Any]:
-        """An entry as listed: a resolved one with ``resolved``, when and by which merge."""
+    def _listed(self, entry: Any, resolved: str | None, by: Any, recorded: str | None = None) -> dict[str, Any]:
+        """An entry as listed: with ``recorded`` when given, and a resolved one with
+        ``resolved``, when and by which merge."""
         found = self.sql.dialect.json_out(entry)
+        if recorded is not None:
+            found["recorded"] = recorded
         return found if resolved is None else found | {"resolved": {"at": resolved, **self.sql.dialect.json_out(by)}}
 
     def resolve_pair(self, source: str, target: str) -> int:

@@ -101,14 +101,21 @@ def test_a_new_phone_number_is_an_addition_not_a_disagreement(index: Index) -> N
     assert index.resolve(patient("b", telecom=[{"system": "phone", "value": "037165551234"}]))[1] == []
 
 
-def test_ingest_writes_each_disagreement_with_its_record_and_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def ingest_two_spellings(tmp_path: Path) -> Path:
+    """The output folder of an ingest of one person's record in two files, the second with
+    another spelling of the name."""
     first, second = tmp_path / "社区.csv", tmp_path / "复核.csv"
     first.write_text(HEADER + f"1,41010200100000001,孙福春,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
     second.write_text(HEADER + f"1,41010200100000002,孙福淳,女,1956-08-01,{ID_CARD},回族,丧偶\n", encoding="utf-8")
     out = tmp_path / "out"
     main(["ingest", "--source", "community-health", "--out", str(out), str(first), str(second)])
+    return out
+
+
+def test_ingest_writes_each_disagreement_with_its_record_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = ingest_two_spellings(tmp_path)
     said = capsys.readouterr().out
     [line] = ndjson(out / "identity-conflicts.ndjson")
     assert (
@@ -126,6 +133,12 @@ def test_ingest_writes_each_disagreement_with_its_record_and_says_so(
         "row 2",
         True,
     )
+
+
+def test_the_conflicts_file_says_when_each_entry_was_recorded(tmp_path: Path) -> None:
+    """As ``$identity-conflicts`` does: the file said what disagreed, not how long it waited."""
+    [line] = ndjson(ingest_two_spellings(tmp_path) / "identity-conflicts.ndjson")
+    assert line["recorded"].endswith("Z")
 
 
 def test_a_new_person_proposing_an_id_someone_else_holds_gets_another(index: Index) -> None:
