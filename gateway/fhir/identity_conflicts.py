@@ -89,7 +89,7 @@ def _patient(text: str | None, base_url: str) -> str | None:
     relative = text.removeprefix(f"{base_url}/")
     found = PATIENT.fullmatch(relative if "/" in relative else f"Patient/{relative}")
     if found is None:
-        raise FhirError(400, "merge.not-a-patient-reference", "patient", name="patient", reference=text)
+        raise FhirError(400, "http.identity-conflicts-patient", "patient", reference=text)
     return found[0]
 
 

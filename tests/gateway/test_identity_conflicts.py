@@ -142,7 +142,7 @@ def test_an_unknown_status_is_refused_at_it(served: Served, api: Api) -> None:
 
 def test_a_patient_that_is_no_patient_reference_is_refused_at_it(served: Served, api: Api) -> None:
     refused = refusal(listed(served, api, patient="Organization/x"))
-    assert refused == (400, "merge.not-a-patient-reference", ["patient"])
+    assert refused == (400, "http.identity-conflicts-patient", ["patient"])
 
 
 def test_a_cursor_no_page_wrote_is_refused_at_it(served: Served, api: Api) -> None:
