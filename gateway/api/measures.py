@@ -30,6 +30,10 @@ measures = Blueprint("measures", __name__, url_prefix="/fhir")
 #: the operation's own parameters, each taken once; anything else but the controls every answer
 #: takes (_format, _pretty) is refused (a typo must not widen a count) unless handling is lenient
 HONOURED = ("measure", "periodStart", "periodEnd", "reportType", "division")
+#: R4's parameters that ask for the report of one patient or of a practitioner's patients
+#: (R5 names the first ``subject``): not served, and refused whatever the handling, since
+#: ignoring one answers the population's report as if it were the one asked for
+SUBJECTS = ("patient", "practitioner", "subject")
 
 
 def install(app: Flask) -> None:
@@ -52,6 +56,9 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     # under Prefer: handling=lenient one it does not take is ignored (a MeasureReport has no
     # room to say so), as a search skips one
     lenient = prefer_handling() == "lenient"
+    for name in SUBJECTS:
+        if name in args:
+            raise FhirError(400, "measure.subject-report", name, name=name)
     args = MultiDict(honoured_only(args.items(multi=True), "$evaluate-measure", HONOURED, lenient)[0])
     given_once(args, HONOURED)
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type

@@ -110,9 +110,21 @@ def test_validate_still_refuses_an_unknown_parameter_by_default(client: FlaskCli
 
 
 def test_evaluate_measure_ignores_an_unknown_parameter_under_lenient_handling(client: FlaskClient) -> None:
-    query = "periodStart=2026-01-01&periodEnd=2026-12-31&subject=x"
+    query = "periodStart=2026-01-01&periodEnd=2026-12-31&lastReceivedOn=2026-12-01"
     answer = client.get(f"/fhir/Measure/ltc-insured-count/$evaluate-measure?{query}", headers=LENIENT)
     assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("prefer", [LENIENT, {}])
+@pytest.mark.parametrize("name", ["patient", "practitioner", "subject"])
+def test_evaluate_measure_refuses_a_subject_report_whatever_the_handling(
+    client: FlaskClient, name: str, prefer: dict[str, str]
+) -> None:
+    """Ignored under lenient handling, the population's report was answered for the one
+    patient's (or practitioner's patients') asked; refused as any unknown one otherwise."""
+    query = f"periodStart=2026-01-01&periodEnd=2026-12-31&{name}=Patient/x"
+    answer = client.get(f"/fhir/Measure/ltc-insured-count/$evaluate-measure?{query}", headers=prefer)
+    assert (answer.status_code, codes(answer.get_json())) == (400, [("error", "measure.subject-report", [name])])
 
 
 def test_document_ignores_an_unknown_parameter_under_lenient_handling(client: FlaskClient) -> None:

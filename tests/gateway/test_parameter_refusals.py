@@ -73,7 +73,8 @@ def parameters(*parts: dict[str, Any]) -> dict[str, Any]:
 REFUSALS = {
     "history-criterion": (Asked("GET", "Patient/_history?_id=x"), "http.unsupported-parameter"),
     "everything-start": (Asked("GET", "Patient/{patient}/$everything?start=2026"), "http.unsupported-parameter"),
-    "measure-parameter": (Asked("GET", "Measure/$evaluate-measure?subject=x"), "http.unsupported-parameter"),
+    "measure-parameter": (Asked("GET", "Measure/$evaluate-measure?foo=x"), "http.unsupported-parameter"),
+    "measure-subject": (Asked("GET", "Measure/$evaluate-measure?subject=x"), "measure.subject-report"),
     "reports-parameter": (Asked("GET", "/reports?organisation=x"), "http.unsupported-parameter"),
     "document-persist": (Asked("GET", "Composition/x/$document?persist=true"), "http.takes-no-parameters"),
     "read-summary": (Asked("GET", "Patient/{patient}?_summary=count"), "http.unsupported-value"),
