@@ -435,19 +435,27 @@ def everything(resource_id: str) -> Response:
     return _pulled(bundle)
 
 
+#: ``Composition/$document``'s own parameters (R4) but the id its URL carries
+_DOCUMENT_PARAMETERS = ("persist", "graph")
+
+
 @fhir.route("/Composition/<resource_id>/$document", methods=["GET", "POST"])
 def document(resource_id: str) -> Response:
     """The Composition as a document Bundle; each included resource must be one the principal
     may see and its token may read (else the document is refused, not silently cut short).
     The document is not stored: ``persist=false``, R4's default, is taken, ``persist=true``
-    and ``graph`` are refused (``graph`` and any parameter unknown ignored under ``Prefer:
-    handling=lenient``; ``persist=true`` still refused, a document stored being what it
-    asks)."""
+    and ``graph`` are refused, whatever the handling: a document stored, or one holding what
+    a GraphDefinition says, is what they ask, and the default document is neither (any
+    parameter unknown is ignored under ``Prefer: handling=lenient``)."""
     from gateway.reporting import generated_now
 
     args, lenient = operation_args(), prefer_handling() == "lenient"
     for name, value in args.items(multi=True):
-        if name in IGNORED_CONTROLS or (name, value) == ("persist", "false") or (lenient and name != "persist"):
+        if (
+            name in IGNORED_CONTROLS
+            or (name, value) == ("persist", "false")
+            or (lenient and name not in _DOCUMENT_PARAMETERS)
+        ):
             continue
         raise FhirError(400, "http.takes-no-parameters", name, name=name, where="$document")
     found, allowed = services(), grants()

@@ -129,5 +129,11 @@ def test_evaluate_measure_refuses_a_subject_report_whatever_the_handling(
 
 def test_document_ignores_an_unknown_parameter_under_lenient_handling(client: FlaskClient) -> None:
     """The Composition is then looked for (none here): the parameter no longer stops it."""
-    answer = client.get("/fhir/Composition/none/$document?graph=x", headers=LENIENT)
+    answer = client.get("/fhir/Composition/none/$document?style=x", headers=LENIENT)
     assert answer.status_code == 404
+
+
+def test_document_refuses_a_graph_under_lenient_handling(client: FlaskClient) -> None:
+    """Ignored, the default document was answered for the one the GraphDefinition shapes."""
+    answer = client.get("/fhir/Composition/none/$document?graph=GraphDefinition/x", headers=LENIENT)
+    assert (answer.status_code, codes(answer.get_json())) == (400, [("error", "http.takes-no-parameters", ["graph"])])
