@@ -20,7 +20,9 @@ kept for this purpose — its place in the definition's order:
 
 Everything the JSON reader refuses, this one refuses too: an unknown element or attribute,
 text where FHIR has none, a boolean other than ``true``/``false``, an integer that is not one,
-an element repeated where the model allows one.
+an element repeated where the model allows one.  Two kinds of attribute are XML's, not FHIR's,
+and are left out as comments are: the XML Schema instance's (``xsi:*``), wherever they are,
+and ``xml:lang`` on a resource's element.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from profiles.registry import r4_base_types
 FHIR_NS = "http://hl7.org/fhir"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+#: ``xml:lang``, XML's own attribute (its namespace needs no declaration)
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 _F = f"{{{FHIR_NS}}}"
 #: the numeric primitives, read from their lexical form (the base model's regexes) into numbers
 _NUMBERS = ("integer", "positiveInt", "unsignedInt", "decimal")
@@ -183,8 +187,8 @@ class FhirXml:
         kind = qname.localname
         if kind not in self.resources:
             raise XmlError(where, "xml.not-a-resource-type", kind=kind)
-        foreign = [name for name in element.attrib if etree.QName(name).namespace != XSI_NS]
-        if foreign:  # xsi:schemaLocation is a hint to validators, not content
+        foreign = list(_content_attributes(element, resource=True))
+        if foreign:
             raise XmlError(where or kind, "xml.resource-attribute", attribute=foreign[0])
         resource: dict[str, Any] = {"resourceType": kind}
         # a resource held by another (contained, Bundle.entry.resource) is located from the
@@ -249,7 +253,7 @@ class FhirXml:
                 del into[name]  # the values are all absent: only their extensions are there
 
     def _read_primitive(self, element: etree._Element, code: str, where: str) -> tuple[Any, dict[str, Any] | None]:
-        attributes = dict(element.attrib)
+        attributes = _content_attributes(element)
         text = attributes.pop("value", None)
         extra: dict[str, Any] = {}
         if "id" in attributes:
@@ -288,7 +292,7 @@ class FhirXml:
         return whole
 
     def _read_complex(self, element: etree._Element, node: tuple[str, str], where: str) -> dict[str, Any]:
-        attributes = dict(element.attrib)
+        attributes = _content_attributes(element)
         found: dict[str, Any] = {}
         if "id" in attributes:
             found["id"] = attributes.pop("id")
@@ -302,10 +306,23 @@ class FhirXml:
     def _read_contained(self, element: etree._Element, where: str) -> dict[str, Any]:
         inner = [child for child in element if isinstance(child.tag, str)]
         _no_text(element.text, where)
-        if len(inner) != 1 or element.attrib:
+        if len(inner) != 1 or _content_attributes(element):
             raise XmlError(where, "xml.one-resource")
         _no_text(inner[0].tail, where)
         return self._read_resource(inner[0], where)
+
+
+def _content_attributes(element: etree._Element, resource: bool = False) -> dict[str, str]:
+    """The attributes of a FHIR element that may be content, which the caller reads or refuses:
+    not the XML Schema instance's (``xsi:schemaLocation``, ``xsi:type`` …), hints to a schema
+    validator wherever a schema-driven writer put them, nor, on a resource's element,
+    ``xml:lang``, the XML document's language, which FHIR says in ``Resource.language``
+    instead; JSON can carry neither, so both are left out rather than refused."""
+    return {
+        name: value
+        for name, value in element.attrib.items()
+        if not name.startswith(f"{{{XSI_NS}}}") and not (resource and name == XML_LANG)
+    }
 
 
 def _aligned(value: Any, shadow: Any, repeats: bool) -> list[tuple[Any, Any]]:

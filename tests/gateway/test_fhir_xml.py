@@ -432,3 +432,39 @@ def generated_resources(draw: st.DrawFn) -> dict[str, Any]:
 @given(generated_resources())
 def test_any_resource_of_the_model_survives_the_round_trip(resource: dict[str, Any]) -> None:
     assert parse_xml(to_xml(resource)) == resource
+
+
+# -- attributes of XML's own and of XML Schema's, which are no FHIR content ------------------
+XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
+@settings(max_examples=200, deadline=None)
+@given(generated_resources(), st.data())
+def test_xsi_attributes_anywhere_and_xml_lang_on_the_root_are_no_content(
+    resource: dict[str, Any], data: st.DataObject
+) -> None:
+    """A schema-driven writer puts xsi:schemaLocation (or xsi:type) where it likes, and
+    xml:lang on the root: the resource read is the one written without them."""
+    root = etree.fromstring(to_xml(resource))
+    root.set(XML_LANG, data.draw(st.sampled_from(["zh-CN", "en", "zh"])))
+    for element in root.iter(f"{{{NS}}}*"):
+        name = data.draw(st.sampled_from([None, "schemaLocation", "type", "noNamespaceSchemaLocation"]))
+        if name is not None:
+            element.set(XSI + name, data.draw(PRINTABLE))
+    assert parse_xml(etree.tostring(root)) == resource
+
+
+def test_xml_lang_below_the_root_is_still_refused() -> None:
+    """Only a resource's element takes it: on an element, it would say a language no JSON holds."""
+    body = f'<Patient xmlns="{NS}"><active xml:lang="zh" value="true"/></Patient>'
+    with pytest.raises(WireError) as refused:
+        parse_xml(body.encode())
+    assert refused.value.params["detail"].message_id == "xml.unexpected-attribute"
+
+
+def test_an_entity_in_an_xml_lang_is_still_refused_with_its_doctype() -> None:
+    body = f'<!DOCTYPE p [<!ENTITY x "zh">]><Patient xmlns="{NS}" xml:lang="&x;"><active value="true"/></Patient>'
+    with pytest.raises(WireError) as refused:
+        parse_xml(body.encode())
+    assert refused.value.params["detail"].message_id == "xml.doctype"
