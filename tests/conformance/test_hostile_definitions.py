@@ -455,3 +455,15 @@ def test_time_the_validating_thread_is_not_running_is_not_spent_from_the_budget(
     for _ in range(512):
         budget.step()
     assert budget.exhausted is False
+
+
+def test_a_full_garbage_collection_is_not_spent_from_the_budget() -> None:
+    """A full collection of a big heap lands on whichever evaluation triggers it: seconds in a
+    test session or an old worker, the collector's time and not the engine's."""
+    heap = [[number] for number in range(1_000_000)]  # a full collection walks each of them
+    budget = Budget(Limits(fhirpath_seconds=0.005, fhirpath_seconds_per_value=0))
+    budget.started = engine_clock()
+    gc.collect()
+    for _ in range(512):
+        budget.step()
+    assert (budget.exhausted, len(heap)) == (False, 1_000_000)
