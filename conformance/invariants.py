@@ -32,6 +32,7 @@ from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
 from conformance.clock import validation_day, validation_moment
 from conformance.fhirpath_scope import Scope
+from conformance.fhirpath_shapes import Shape, compile_shape
 from conformance.invariant_corrections import corrected
 from conformance.limits import DEFAULT_LIMITS, Limits
 from conformance.regexes import RegexError, compile_regex
@@ -397,6 +398,8 @@ class Invariant:
     _value_memo: dict[tuple[Any, ...], bool | str] | None = None
     #: whether the verdict depends on the day (today()): the day is part of each memo key
     _reads_today: bool = False
+    #: the expression answered in Python for the inputs it knows (see conformance.fhirpath_shapes)
+    _shape: Shape | None = None
     error: str | None = None
     _ready: bool = False
     #: () when the expression is usable, else (message id, detail); None until checked
@@ -421,6 +424,7 @@ class Invariant:
             return
         bare = _STRING_LITERAL.sub("''", self._evaluated)
         self._reads_today = bool(_TODAY_CALL.search(bare))
+        self._shape = compile_shape(self._evaluated)
         if not _WHOLE_NODE.search(bare) and not _MOMENT_CALL.search(bare):
             self._value_memo = {}
         names = referenced_children(self._evaluated)
@@ -519,6 +523,10 @@ class Invariant:
         if self.error is not None:
             return self.error
         day = validation_day().isoformat() if self._reads_today else ""
+        if self._shape is not None and extension is None:
+            verdict = self._shape(node, day)
+            if verdict is not None:
+                return verdict
         if extension is None and self._value_memo is not None and isinstance(node, (str, int, float, bool)):
             return self._remembered(self._value_memo, (base, day, type(node), node), node, scope, base)
         if self._memo is None or not isinstance(node, dict) or extension is not None:
