@@ -35,6 +35,10 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 #: reference validator refuses longer ones as errors.  base64Binary (attachments) has no such
 #: limit, and narrative is bounded by the input limits.
 MAX_STRING_CHARS = 1024 * 1024
+#: the types whose values are a vocabulary, not personal data (names, numbers, dates), whose
+#: well-formed values each checker remembers (see _remembering)
+VOCABULARY_TYPES = frozenset({"code", "uri", "url", "canonical"})
+REMEMBERED_VALUES = 4096
 #: the R4 regex of string and markdown
 PRINTABLE_TEXT = r"[ \r\n\t\S]+"
 #: code's R4 regex is [^\s]+(\s[^\s]+)*.  Read with XML Schema's (or Java's, ASCII) \s it lets
@@ -141,4 +145,24 @@ def make_checker(type_code: str, regex: str | None, urns: Mapping[str, tuple[str
                 return "primitive.bad-format", {"type": name, "value": value[:80]}
         return None
 
-    return check_string
+    return _remembering(check_string) if type_code in VOCABULARY_TYPES else check_string
+
+
+def _remembering(check: Checker) -> Checker:
+    """``check``, remembering the values it found well formed.  Why: a resource's codes, code
+    systems and profile URLs are a small vocabulary met on every resource, and checking a uri
+    (its regex, then a URN's own) cost more than the rest of its walk; met again, one is a set
+    lookup.  Learning stops at :data:`REMEMBERED_VALUES` (a hostile stream may bring any number
+    of distinct values: later ones are checked each time); nothing learnt is forgotten, so the
+    threads sharing a checker never see the set shrink."""
+    known: set[str] = set()
+
+    def check_remembered(value: Any) -> Problem:
+        if type(value) is str and value in known:
+            return None
+        problem = check(value)
+        if problem is None and len(known) < REMEMBERED_VALUES:
+            known.add(value)
+        return problem
+
+    return check_remembered

@@ -67,3 +67,16 @@ def test_a_uri_reads_whitespace_as_xml_schema_and_java_do(text: str) -> None:
     validator's Java regex reads it; Python's Unicode \\S also refused U+3000 and U+00A0."""
     refused = any(c in " \t" for c in text) or not text.strip()
     assert (URI(text) is not None) == refused
+
+
+OID_URN = {"urn:oid:": ("oid", r"urn:oid:[0-2](\.(0|[1-9][0-9]*))+")}
+SHARED_URI = make_checker("uri", r"\S*", OID_URN)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="urn:oid.0123 \x01", max_size=16) | st.integers(), min_size=1, max_size=6))
+def test_a_remembered_uri_is_judged_as_a_fresh_checker_judges_it(values: list[object]) -> None:
+    """A uri's checker remembers the well-formed values it met: met again, each is judged alike."""
+    for value in values:
+        SHARED_URI(value)
+    assert [SHARED_URI(v) for v in values] == [make_checker("uri", r"\S*", OID_URN)(v) for v in values]
