@@ -411,6 +411,7 @@ class Bundles:
         pending = [
             (entry, node)
             for entry in entries
+            if entry.refers_conditionally
             for node in reference_nodes(entry.resource)
             if _CONDITIONAL_REFERENCE.fullmatch(node["reference"])
         ]
