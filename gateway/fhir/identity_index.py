@@ -156,9 +156,16 @@ def forget_person(tx: Transaction, deleted: Stored | None) -> None:
 
 def replaced_by(patient: dict[str, Any]) -> str | None:
     """The record a Patient merged away was replaced by (its ``replaced-by`` link), if any."""
-    for link in patient.get("link", []):
+    found = replacing_link(patient)
+    return found[1] if found is not None else None
+
+
+def replacing_link(patient: dict[str, Any]) -> tuple[int, str] | None:
+    """Where a Patient merged away says what replaced it: the index of its ``replaced-by``
+    link, and the record it names (a refusal points at the link)."""
+    for index, link in enumerate(patient.get("link", [])):
         if link.get("type") == "replaced-by":
-            return str(link.get("other", {}).get("reference", ""))
+            return index, str(link.get("other", {}).get("reference", ""))
     return None
 
 

@@ -33,6 +33,7 @@ from gateway.fhir.identity_index import (
     lock_people,
     register_person,
     replaced_by,
+    replacing_link,
 )
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
@@ -491,6 +492,7 @@ class Repository:
             return None
         if current is not None and current.resource is not None:
             _check_change(tx, current)
+            _check_not_merged_source(current)
         try:
             gone = tx.resources.delete(kind, resource_id, if_match=if_match)
         except VersionConflict as conflict:
@@ -510,6 +512,7 @@ class Repository:
                 raise not_found(kind, resource_id)
             _check_writable(kind, "DELETE")
             _check_change(tx, current)
+            _check_not_merged_source(current)
             self.check_unreferenced(tx, [current])
 
     def conditional_delete(self, kind: str, criteria: str, if_match: int | None = None) -> list[Stored]:
@@ -547,6 +550,7 @@ class Repository:
                 if current is None or current.deleted:
                     continue  # deleted meanwhile
                 _check_change(tx, current)
+                _check_not_merged_source(current)
                 gone = tx.resources.delete(current.type, current.id)
                 if gone is not None:
                     forget_person(tx, current)
@@ -713,6 +717,18 @@ def _check_not_replaced(before: Stored) -> None:
     into = replaced_by(before.resource or {}) if before.type == "Patient" else None
     if into is not None:
         raise FhirError(422, "merge.replaced-patient", "Patient", reference=before.reference, into=into)
+
+
+def _check_not_merged_source(stored: Stored) -> None:
+    """A Patient merged away stays, whatever else may point at it: the survivor's ``replaces``
+    link and the merge's Provenance name it, and a Provenance is no referrer a delete minds
+    (:meth:`Repository.check_unreferenced`), nor is a survivor whose link was since dropped,
+    or deleted in the same transaction.  Deleted, it left the merge's record pointing at
+    nothing (409 at its ``replaced-by`` link)."""
+    found = replacing_link(stored.resource or {}) if stored.type == "Patient" else None
+    if found is not None:
+        index, into = found
+        raise FhirError(409, "merge.source-delete", f"Patient.link[{index}]", reference=stored.reference, into=into)
 
 
 def _check_people(

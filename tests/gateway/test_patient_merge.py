@@ -335,6 +335,18 @@ def test_the_merged_record_cannot_be_brought_back(served: Served, api: Api, cent
     assert code_of(answer) == (422, "merge.replaced-patient")
 
 
+def test_the_merged_record_cannot_be_deleted(served: Served, api: Api, centre: Api) -> None:
+    """Not even once the survivor no longer links to it: the merge's Provenance still does."""
+    source, target, _ = two_records(served, api, centre)
+    survivor = next(
+        p["resource"] for p in merged(served, api, source, target).json()["parameter"] if p["name"] == "result"
+    )
+    unlinked = {k: v for k, v in survivor.items() if k not in ("meta", "link")}
+    assert api.put(f"{served.base}/Patient/{target}", json=unlinked).status_code == 200
+    answer = api.delete(f"{served.base}/Patient/{source}")
+    assert refusal(answer) == (409, "merge.source-delete", ["Patient.link[0]"])
+
+
 def test_the_survivor_may_still_be_updated(served: Served, api: Api, centre: Api) -> None:
     """Its ``replaces`` link names the merged record, as it should."""
     source, target, _ = two_records(served, api, centre)
