@@ -186,6 +186,16 @@ def test_the_merge_is_recorded_in_a_provenance(served: Served, api: Api, centre:
     assert activities == ["merge"]
 
 
+def test_the_merges_provenance_has_a_narrative(served: Served, api: Api, centre: Api) -> None:
+    """Without one, dom-6 warned of every merge's Provenance."""
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    found = api.get(f"{served.base}/Provenance", params={"target": f"Patient/{target}"}).json()
+    record = {k: v for k, v in found["entry"][0]["resource"].items() if k != "meta"}
+    outcome = api.post(f"{served.base}/Provenance/$validate", json=record).json()
+    assert [i for i in outcome["issue"] if "dom-6" in i["details"]["text"]] == []
+
+
 def versioned_encounter_of(served: Served, api: Api, person: str) -> str:
     """A visit naming the version 1 of ``person``'s record: that version it stays about."""
     stay = {
