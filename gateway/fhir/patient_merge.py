@@ -115,8 +115,11 @@ def merge(repository: Repository, document: Any, lang: str) -> tuple[dict[str, A
     def attempt(_: int | None) -> tuple[Plan, Merged | None]:
         with repository.store.reading() as tx:
             plan = prepare(repository, tx, arguments)
-        if arguments.preview:
-            return plan, None
+            if arguments.preview:  # what :func:`apply` would refuse last, judged alike
+                moving = [(r.before, r.after) for r in plan.referrers]
+                target = plan.people[1]
+                repository.check_birth(tx, target.before, target.after, plan.survivor_located, moving)
+                return plan, None
         return plan, repository.store.atomically(lambda tx: apply(repository, tx, plan))
 
     plan, merged = until_not_overtaken(None, attempt)

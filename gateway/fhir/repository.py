@@ -368,22 +368,10 @@ class Repository:
         patient = written.stored.resource
         if not written.birth_moved or patient is None:
             return written
-        rule = self.validator.after_birth
-        params = {kind: names for kind, names in self.personal.compartment.items() if rule.dated.get(kind)}
-        stored = tx.resources.referrers(Referrers("Patient", written.stored.id, params))
+        seen, hidden = self._events_of(tx, written.stored, [])
+        issues = self._judged_birth(patient, path, seen)
         person = written.stored.reference
-        rules = self.access()
-        seen: list[dict[str, Any]] = []
-        hidden: list[dict[str, Any]] = []
-        for found in stored:
-            if found.resource is not None and rule.person_reference(found.resource) == person:
-                (hidden if rules.hides(tx, found) else seen).append(found.resource)
-        issues = IssueList()
-        severity = "error" if self.config.validation == "reject" else "warning"
-        rule.check_stored_events(patient, path or "Patient", seen, issues, severity)
-        if issues and severity == "error":
-            raise FhirError(422, "http.invalid-resource", issues=issues, count=len(issues))
-        if contradicting := rule.contradicting(patient, hidden):
+        if contradicting := self.validator.after_birth.contradicting(patient, hidden):
             offered = ", ".join(f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting)
             found = Conflict(written.stored.id, "birthDate", patient.get("birthDate"), offered)
             # each version that moved the birth is a conflict of its own (one per file and place)
@@ -391,6 +379,51 @@ class Repository:
             tx.conflicts.add(found.line("rest", version, f"{path or 'Patient'}.birthDate"))
         written.issues = [*written.issues, *issues]
         return written
+
+    def check_birth(
+        self,
+        tx: Transaction,
+        before: Stored,
+        patient: dict[str, Any],
+        path: str,
+        naming: Sequence[tuple[Stored, dict[str, Any]]],
+    ) -> None:
+        """Refuse (422) what :meth:`judge_birth` would refuse of ``patient`` written over
+        ``before``, were ``naming`` (stored resources, each with the content about to replace
+        it) written too; writes nothing (a ``Patient/$merge`` preview, whose referrers are
+        not moved yet)."""
+        if _birth_moved(before, patient):
+            self._judged_birth(patient, path, self._events_of(tx, before, naming)[0])
+
+    def _events_of(
+        self, tx: Transaction, patient: Stored, naming: Sequence[tuple[Stored, dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the archive holds of ``patient`` that the after-birth rule dates (each of
+        ``naming`` as its content there says), split into what the principal sees and what it
+        may not."""
+        rule = self.validator.after_birth
+        params = {kind: names for kind, names in self.personal.compartment.items() if rule.dated.get(kind)}
+        held = {
+            (s.type, s.id): (s, s.resource) for s in tx.resources.referrers(Referrers("Patient", patient.id, params))
+        }
+        held.update({(s.type, s.id): (s, content) for s, content in naming})
+        rules = self.access()
+        seen: list[dict[str, Any]] = []
+        hidden: list[dict[str, Any]] = []
+        for found, content in held.values():
+            if content is not None and rule.person_reference(content) == patient.reference:
+                (hidden if rules.hides(tx, found) else seen).append(content)
+        return seen, hidden
+
+    def _judged_birth(self, patient: dict[str, Any], path: str, seen: list[dict[str, Any]]) -> IssueList:
+        """The after-birth rule's issues of the events ``seen`` against ``patient``'s birth
+        date: errors refuse the write (422) unless the gateway accepts with warnings."""
+        issues = IssueList()
+        severity = "error" if self.config.validation == "reject" else "warning"
+        self.validator.after_birth.check_stored_events(patient, path or "Patient", seen, issues, severity)
+        if issues and severity == "error":
+            raise FhirError(422, "http.invalid-resource", issues=issues, count=len(issues))
+        return issues
 
     def conditional_update(
         self, kind: str, criteria: str, resource: dict[str, Any], if_match: int | None = None

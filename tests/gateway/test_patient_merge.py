@@ -446,6 +446,17 @@ def test_a_result_patient_born_after_a_moved_visit_is_refused_at_its_birth_date(
     assert (answer.status_code, where) == (422, [["Parameters.parameter[2].resource.birthDate"]])
 
 
+def test_a_preview_refuses_a_result_patient_born_after_a_moved_visit(served: Served, api: Api, centre: Api) -> None:
+    source, target, person = two_records(served, api, centre)
+    encounter_of(served, api, source)  # 2026-06-15
+    later = {"name": "result-patient", "resource": {**born_on(person, date(2026, 7, 1)), "id": target}}
+    answer = merged(served, api, source, target, later, {"name": "preview", "valueBoolean": True})
+    where = [
+        i.get("expression") for i in answer.json()["issue"] if i["details"]["coding"][0]["code"].startswith("rule.")
+    ]
+    assert (answer.status_code, where) == (422, [["Parameters.parameter[2].resource.birthDate"]])
+
+
 # -- how it is offered -------------------------------------------------------------------------
 def test_the_capability_statement_offers_merge_on_patient(served: Served, api: Api) -> None:
     statement = api.get(f"{served.base}/metadata").json()
