@@ -1,0 +1,71 @@
+"""Patient/$merge overtaken: its versions are validated before its transaction, so what it
+prepared is written only if no referrer of the source changed, or came, in between (a 412
+``merge.overtaken`` the merge answers by preparing again).  On a real store of each backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.fhir import patient_merge
+from gateway.fhir.errors import FhirError
+from gateway.fhir.repository import Repository
+from tests.conftest import MakeServices
+from tests.gateway.test_api import example, new_patient
+
+
+@pytest.fixture
+def repository(make_services: MakeServices) -> Repository:
+    return make_services().repository
+
+
+def visit_of(repository: Repository, person: str) -> dict[str, Any]:
+    stay = {**example("yy-encounter/valid-health-check-2026.json"), "subject": {"reference": f"Patient/{person}"}}
+    del stay["id"]
+    return repository.create(stay).stored.resource or {}
+
+
+def parameters(source: str, target: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "source-patient", "valueReference": {"reference": f"Patient/{source}"}},
+            {"name": "target-patient", "valueReference": {"reference": f"Patient/{target}"}},
+        ],
+    }
+
+
+def prepared(repository: Repository, source: str, target: str) -> patient_merge.Plan:
+    arguments = patient_merge.parse(parameters(source, target), patient_merge.merge_inputs(repository))
+    with repository.store.reading() as tx:
+        return patient_merge.prepare(repository, tx, arguments)
+
+
+def applied(repository: Repository, plan: patient_merge.Plan) -> tuple[int, str]:
+    """What writing ``plan`` answers: the refusal's status and message id, or 200 "written"."""
+    try:
+        repository.store.atomically(lambda tx: patient_merge.apply(repository, tx, plan))
+    except FhirError as refusal:
+        return refusal.status, refusal.message_id
+    return 200, "written"
+
+
+def test_a_referrer_changed_after_the_preparation_overtakes_the_merge(repository: Repository) -> None:
+    source = repository.create(new_patient()).stored.id
+    target = repository.create(new_patient()).stored.id
+    stay = visit_of(repository, source)
+    plan = prepared(repository, source, target)
+    repository.update(
+        "Encounter", stay["id"], {**{k: v for k, v in stay.items() if k != "meta"}, "status": "cancelled"}
+    )
+    assert applied(repository, plan) == (412, "merge.overtaken")
+
+
+def test_a_referrer_come_after_the_preparation_overtakes_the_merge(repository: Repository) -> None:
+    """Written as prepared, the merge left the new visit naming the record it merged away."""
+    source = repository.create(new_patient()).stored.id
+    target = repository.create(new_patient()).stored.id
+    plan = prepared(repository, source, target)
+    visit_of(repository, source)
+    assert applied(repository, plan) == (412, "merge.overtaken")
