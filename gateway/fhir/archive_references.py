@@ -106,6 +106,12 @@ class ArchiveReferences:
         match = _LITERAL.fullmatch(reference.removeprefix(self.base))
         return match["type"] if match is not None and match["type"] in self.resource_types else None
 
+    def current_key(self, reference: str) -> tuple[str, str] | None:
+        """The type and id of the resource of this archive a literal reference names at no
+        version, None for any other reference (a versioned one names what that version was)."""
+        match = self._archived(reference)
+        return (match["type"], match["id"]) if match is not None and match["version"] is None else None
+
     def __call__(self, reference: str) -> dict[str, Any] | None:
         """The resource a literal reference names in this archive, if the caller may see it."""
         match = self._archived(reference)

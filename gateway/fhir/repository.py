@@ -55,6 +55,7 @@ from gateway.security.access import (
 from gateway.security.principal import acting
 from gateway.storage.resources import Referrers
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
+from mappings.engine import reference_nodes
 from profiles.registry import Registry, r4_resource_types
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -184,6 +185,28 @@ class Repository:
                 organization = rules.principal.organization if rules.principal else ""
                 raise FhirError(403, "http.forbidden-reference", where, reference=reference, organization=organization)
 
+    def check_not_merged_in(self, tx: Transaction, resource: dict[str, Any]) -> None:
+        """:meth:`check_reachable`'s refusal of a Patient merged away, asked again inside the
+        write's transaction: asked before it alone, a write racing a merge's commit passed and
+        then named the record merged away.  Each Patient named is read with a share lock
+        (PostgreSQL), so the write waits for a merge holding it and then reads it merged; a
+        merge coming after the write's lock waits for the write's commit, and then finds the
+        write among the source's referrers (``merge.overtaken``, and prepares again).  On
+        SQLite one write transaction runs at a time, and reads what the last committed.  Asked
+        after :func:`_check_people`, which has refused a restricted principal every Patient it
+        may not see, so the refusal tells nothing of a hidden record."""
+        people: dict[str, dict[str, Any] | None] = {}
+        for node in reference_nodes(resource):
+            key = self.references.current_key(node["reference"])
+            if key is not None and key[0] == "Patient" and node["reference"] not in people:
+                found = tx.resources.read(*key, for_share=True)
+                people[node["reference"]] = found.resource if found is not None and not found.deleted else None
+        if not any(replaced_by(person or {}) is not None for person in people.values()):
+            return  # the usual case: no FHIRPath to work out
+        for reference, where in located_references(resource, ""):
+            if reference in people:
+                _check_not_merged_away(reference, where, people.__getitem__)
+
     # -- reads -----------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str) -> Stored:
         """The current version, if the principal may see it (404 otherwise, as if absent)."""
@@ -280,6 +303,7 @@ class Repository:
         _check_organization_identifiers(tx, resource)
         rules = self.access()
         _check_people(rules, tx, resource, registering)
+        self.check_not_merged_in(tx, resource)
         lock_new_person(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         register_person(tx, stored, None, rules)
@@ -344,6 +368,7 @@ class Repository:
                 raise FhirError(
                     403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource_id}"
                 )
+            self.check_not_merged_in(tx, resource)  # its own row held first, as a merge holds it
             stored, _ = tx.resources.write(
                 resource, method=method, if_match=if_match, rows=rows, owner=creator(acting.get())
             )

@@ -201,9 +201,13 @@ class Resources:
         return _lazily(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self, kind: str, resource_id: str, *, for_update: bool = False) -> Stored | None:
-        """The current version, deleted or not; None when the id was never written."""
-        lock = " FOR UPDATE" if for_update and self.sql.dialect.name == "postgresql" else ""
+    def read(self, kind: str, resource_id: str, *, for_update: bool = False, for_share: bool = False) -> Stored | None:
+        """The current version, deleted or not; None when the id was never written.  On
+        PostgreSQL ``for_update`` locks its row against every other lock, ``for_share`` against
+        a writer of it alone (readers holding it for share do not wait for each other); on
+        SQLite a write transaction is the only writer, so reads need no lock."""
+        wanted = " FOR UPDATE" if for_update else " FOR SHARE" if for_share else ""
+        lock = wanted if self.sql.dialect.name == "postgresql" else ""
         row = self.sql.one(f"SELECT {_COLUMNS} FROM resource WHERE type = ? AND id = ?{lock}", (kind, resource_id))
         return self._stored(row) if row else None
 

@@ -1,9 +1,12 @@
-"""Patient/$merge overtaken: its versions are validated before its transaction, so what it
-prepared is written only if no referrer of the source changed, or came, in between (a 412
-``merge.overtaken`` the merge answers by preparing again).  On a real store of each backend."""
+"""Patient/$merge and the writes racing it: its versions are validated before its transaction,
+so what it prepared is written only if no referrer of the source changed, or came, in between
+(a 412 ``merge.overtaken`` the merge answers by preparing again); and a write validated before
+the merge commits must not name the source after it.  On a real store of each backend."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +16,10 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository
 from tests.conftest import MakeServices
 from tests.gateway.test_api import example, new_patient
+
+#: how long a racing write is given to pass its checks before the merge commits (a create's
+#: validation takes well under a second, even on the shared test machine)
+RACE_WAIT_S = 2.0
 
 
 @pytest.fixture
@@ -69,3 +76,28 @@ def test_a_referrer_come_after_the_preparation_overtakes_the_merge(repository: R
     plan = prepared(repository, source, target)
     visit_of(repository, source)
     assert applied(repository, plan) == (412, "merge.overtaken")
+
+
+def test_a_visit_written_while_the_merge_commits_may_not_name_the_source(repository: Repository) -> None:
+    """The visit's own check, before its transaction, still finds the source unmerged: the
+    merge holds its writes uncommitted meanwhile.  Its transaction waits for the merge's and
+    then must find the source merged away (two connections, one writer thread each)."""
+    source = repository.create(new_patient()).stored.id
+    target = repository.create(new_patient()).stored.id
+    plan = prepared(repository, source, target)
+    answered: list[tuple[int, str]] = []
+
+    def write_visit() -> None:
+        try:
+            visit_of(repository, source)
+            answered.append((201, "written"))
+        except FhirError as refusal:
+            answered.append((refusal.status, refusal.message_id))
+
+    writer = threading.Thread(target=write_visit)
+    with repository.store.transaction() as tx:
+        patient_merge.apply(repository, tx, plan)
+        writer.start()
+        time.sleep(RACE_WAIT_S)  # the visit validated, and waiting for the merge's commit
+    writer.join()
+    assert answered == [(422, "merge.replaced-patient")]
