@@ -114,6 +114,20 @@ def test_a_merge_moves_a_coverages_beneficiary_to_the_target(served: Served, api
     assert api.get(f"{served.base}/Coverage/{cover}").json()["beneficiary"]["reference"] == f"Patient/{target}"
 
 
+def test_a_referrers_reference_no_search_parameter_indexes_is_moved_too(served: Served, api: Api, centre: Api) -> None:
+    """Found by its ``subject``, the Condition is walked whole: its ``recorder``, which no R4
+    search parameter indexes, names the target too."""
+    source, target, _ = two_records(served, api, centre)
+    condition = {**example("yy-condition/valid-hypertension.json"), "subject": {"reference": f"Patient/{source}"}}
+    condition["recorder"] = {"reference": f"Patient/{source}"}
+    del condition["id"]
+    written = api.post(f"{served.base}/Condition", json=condition)
+    assert written.status_code == 201, written.text
+    merged(served, api, source, target)
+    moved = api.get(f"{served.base}/Condition/{written.json()['id']}").json()
+    assert moved["recorder"]["reference"] == f"Patient/{target}"
+
+
 def test_a_record_of_another_type_with_the_targets_id_is_moved(served: Served, api: Api, centre: Api) -> None:
     source, target, _ = two_records(served, api, centre)
     stay = {**example("yy-encounter/valid-health-check-2026.json"), "id": target}
