@@ -101,3 +101,29 @@ def test_a_visit_written_while_the_merge_commits_may_not_name_the_source(reposit
         time.sleep(RACE_WAIT_S)  # the visit validated, and waiting for the merge's commit
     writer.join()
     assert answered == [(422, "merge.replaced-patient")]
+
+
+def test_a_merge_overtaken_while_it_waits_is_prepared_again(repository: Repository) -> None:
+    """The visit's change is uncommitted when the merge prepares, and commits while the merge
+    waits for its row: the merge's first plan is stale (412 within), and it prepares again."""
+    source = repository.create(new_patient()).stored.id
+    target = repository.create(new_patient()).stored.id
+    stay = visit_of(repository, source)
+    answered: list[str] = []
+
+    def merge() -> None:
+        try:
+            patient_merge.merge(repository, parameters(source, target), "en")
+            answered.append("merged")
+        except FhirError as refusal:
+            answered.append(refusal.message_id)
+
+    merging = threading.Thread(target=merge)
+    changed = {**{k: v for k, v in stay.items() if k != "meta"}, "status": "cancelled"}
+    issues, rows = repository.checked(changed), repository.index_rows(changed)
+    with repository.store.transaction() as tx:
+        repository.update_in(tx, changed, issues, rows=rows)
+        merging.start()
+        time.sleep(RACE_WAIT_S)  # the merge prepared from the visit as committed, and waiting
+    merging.join()
+    assert answered == ["merged"]
