@@ -14,6 +14,7 @@ import pytest
 from gateway.fhir import patient_merge
 from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository
+from gateway.storage.resources import Resources
 from tests.conftest import MakeServices
 from tests.gateway.test_api import example, new_patient
 
@@ -127,3 +128,27 @@ def test_a_merge_overtaken_while_it_waits_is_prepared_again(repository: Reposito
         time.sleep(RACE_WAIT_S)  # the merge prepared from the visit as committed, and waiting
     merging.join()
     assert answered == ["merged"]
+
+
+def test_a_transaction_does_not_read_again_the_patient_it_creates(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Patient's own write holds it (it is new here): read for share by each of its visits,
+    it cost a transaction of a Patient and nine records a locking read each on PostgreSQL."""
+    shared: list[tuple[str, str]] = []
+    read = Resources.read
+
+    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
+        if lock.get("for_share"):
+            shared.append((kind, resource_id))
+        return read(self, kind, resource_id, **lock)
+
+    monkeypatch.setattr(Resources, "read", reading)
+    stay = {**example("yy-encounter/valid-health-check-2026.json"), "subject": {"reference": "urn:uuid:p1"}}
+    del stay["id"]
+    entries = [
+        {"fullUrl": "urn:uuid:p1", "resource": new_patient(), "request": {"method": "POST", "url": "Patient"}},
+        {"resource": stay, "request": {"method": "POST", "url": "Encounter"}},
+    ]
+    make_services().bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    assert shared == []
