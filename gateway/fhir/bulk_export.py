@@ -35,8 +35,9 @@ import threading
 import uuid
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +70,9 @@ FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 DELETED = "Deleted"
 #: resources a job writes at a time, each batch's filtered types asked about in one statement
 BATCH = 500
+#: the resources outside the compartment changed since an incremental export whose referrers
+#: one statement reads, and how many of each target's it reads at first
+_TARGETS_AT_ONCE, _FIRST_REFERRERS = 100, 10
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
     "served_by, type_filters, elements, patients"
@@ -384,21 +388,21 @@ class BulkExports:
         platform's copy for good.  The scope is what the export would hold without ``_since``:
         its people's records the client may see, that ``_typeFilter`` keeps and that still name
         the target once cut by ``_elements``.  One indexed statement finds what changed outside
-        the compartment (mostly nothing); each of those is looked up in the reference index,
-        among the records of the export's people alone, until one of them counts."""
+        the compartment (mostly nothing); those are looked up in the reference index
+        :data:`_TARGETS_AT_ONCE` at a time, among the records of the export's people alone."""
         outside = tx.resources.current(self._outside_types(), job.since)
-        candidates = (changed for changed in outside if (changed.type, changed.id) not in named)
+        candidates = ((changed.type, changed.id) for changed in outside if (changed.type, changed.id) not in named)
         first = next(candidates, None)
         if first is None:  # the usual case: nothing the export may name changed since
             return
         people = _listed_people(_person_ids(tx, job), access.served_people(tx) if access.restricted else None)
-        for changed in itertools.chain([first], candidates):
-            referring = self._referring(changed.type)
-            wanted = Referrers(
-                changed.type, changed.id, referring, compartment=self.personal.compartment, people=people
-            )
-            if self._named_in_scope(tx, job, access, filtering, wanted):
-                yield changed.type, changed.id
+        for kind, keys in itertools.groupby(itertools.chain([first], candidates), key=itemgetter(0)):
+            ids = (resource_id for _, resource_id in keys)
+            while chunk := list(itertools.islice(ids, _TARGETS_AT_ONCE)):
+                wanted = Referrers(
+                    kind, chunk[0], self._referring(kind), compartment=self.personal.compartment, people=people
+                )
+                yield from ((kind, target) for target in self._named_among(tx, job, access, filtering, wanted, chunk))
 
     def _referring(self, kind: str) -> dict[str, list[str]]:
         """The reference parameters of the Patient compartment's types that may point at
@@ -409,13 +413,46 @@ class BulkExports:
                 referring.setdefault(source, []).append(code)
         return referring
 
+    def _named_among(
+        self, tx: Transaction, job: Job, access: Access, filtering: Filtering, wanted: Referrers, targets: list[str]
+    ) -> list[str]:
+        """Those of ``targets`` (ids of ``wanted.kind``) that a record the export holds names
+        as it writes it (:meth:`_named_in_scope`), in their order.  The first
+        :data:`_FIRST_REFERRERS` records naming each are read in one statement and judged
+        together (the first usually counts); a target whose first records all fall out, and
+        that has more, is paged through on its own."""
+        found = tx.resources.referrers_of_each(wanted, targets, _FIRST_REFERRERS)
+        unique = {(stored.type, stored.id): stored for page in found.values() for stored in page}
+        kept = filtering.kept(tx, list(access.among_served(tx, unique.values())))
+        names = {
+            (stored.type, stored.id): frozenset(self._outside_compartment(shaped(stored.resource, None, job.elements)))
+            for stored in kept
+        }
+        named: list[str] = []
+        for target in targets:
+            page = found.get(target, [])
+            if any((wanted.kind, target) in names.get((stored.type, stored.id), ()) for stored in page) or (
+                len(page) == _FIRST_REFERRERS
+                and self._named_in_scope(
+                    tx, job, access, filtering, replace(wanted, resource_id=target), (page[-1].type, page[-1].id)
+                )
+            ):
+                named.append(target)
+        return named
+
     def _named_in_scope(
-        self, tx: Transaction, job: Job, access: Access, filtering: Filtering, wanted: Referrers
+        self,
+        tx: Transaction,
+        job: Job,
+        access: Access,
+        filtering: Filtering,
+        wanted: Referrers,
+        after: tuple[str, str] | None = None,
     ) -> bool:
-        """Whether a record the index finds naming ``wanted``'s target is one the export holds
-        and, as it writes it, names the target: read a page at a time, stopping at the first."""
+        """Whether a record the index finds naming ``wanted``'s target (past ``after``, by type
+        and id) is one the export holds and, as it writes it, names the target: read a page at
+        a time, stopping at the first."""
         target = (wanted.kind, wanted.resource_id)
-        after: tuple[str, str] | None = None
         while page := tx.resources.referrers(wanted, limit=BATCH, after=after):
             for stored in filtering.kept(tx, list(access.among_served(tx, page))):
                 if target in self._outside_compartment(shaped(stored.resource, None, job.elements)):

@@ -129,12 +129,14 @@ class Referrers:
     people: Sequence[str] | None = None
 
 
-def _referrer_keys(wanted: Referrers) -> Sql | None:
+def _referrer_keys(wanted: Referrers, targets: Sequence[str] | None = None) -> Sql | None:
     """The ``SELECT type, id`` of the resources pointing at one; None when no type could hold
     one.  Read from the index alone (a deleted resource has none; only ``since`` needs the
-    resource row), asked type by type so that the (type, name, value) index serves each."""
+    resource row), asked type by type so that the (type, name, value) index serves each.
+    With ``targets`` (ids of ``wanted.kind``, asked in place of ``wanted.resource_id``): the
+    ``SELECT target, type, id`` of those pointing at any of them, a row per target named."""
     selects = [
-        _referrers_of_type(wanted, source, names)
+        _referrers_of_type(wanted, source, names, targets)
         for source, names in wanted.params.items()
         if names
         and (wanted.among is None or wanted.among.get(source))
@@ -147,17 +149,28 @@ def _referrer_keys(wanted: Referrers) -> Sql | None:
     if wanted.since is None:
         return union, values
     changed = "JOIN resource r ON r.type = k.type AND r.id = k.id WHERE r.last_updated > ?"
-    return f"SELECT k.type, k.id FROM ({union}) k {changed}", [*values, wanted.since]
+    columns = "k.target, k.type, k.id" if targets is not None else "k.type, k.id"
+    return f"SELECT {columns} FROM ({union}) k {changed}", [*values, wanted.since]
 
 
-def _referrers_of_type(wanted: Referrers, source: str, names: Sequence[str]) -> Sql:
+def _referrers_of_type(
+    wanted: Referrers, source: str, names: Sequence[str], targets: Sequence[str] | None = None
+) -> Sql:
     """The ``SELECT type, id`` of the resources of type ``source`` whose parameters ``names``
-    point at one, narrowed as ``wanted`` asks."""
-    where = [f"s.type = ? AND s.name IN ({marks(names)}) AND s.value = ? AND s.system = ?"]
-    values: list[Any] = [source, *names, wanted.resource_id, wanted.kind]
+    point at one, narrowed as ``wanted`` asks (``SELECT target, type, id`` of those pointing
+    at any of ``targets``, given)."""
+    if targets is None:
+        select, value, target = "s.type, s.id", "s.value = ?", wanted.resource_id
+    else:
+        select, value, target = "s.value AS target, s.type, s.id", f"s.value IN ({LISTED})", listed(targets)
+    where = [f"s.type = ? AND s.name IN ({marks(names)}) AND {value} AND s.system = ?"]
+    values: list[Any] = [source, *names, target, wanted.kind]
     excluded = [resource_id for kind, resource_id in wanted.hidden if kind == source]
     if source == wanted.kind:  # a Patient linking to itself is no member of its own compartment
-        excluded.append(wanted.resource_id)
+        if targets is None:
+            excluded.append(wanted.resource_id)
+        else:
+            where.append("s.id <> s.value")
     if excluded:  # one parameter however many (see LISTED): a record may hide thousands
         where.append(f"s.id NOT IN ({LISTED})")
         values.append(listed(excluded))
@@ -175,7 +188,7 @@ def _referrers_of_type(wanted: Referrers, source: str, names: Sequence[str]) -> 
         if within:
             where.append(within)
             values += people
-    return f"SELECT s.type, s.id FROM search_index s WHERE {' AND '.join(where)}", values
+    return f"SELECT {select} FROM search_index s WHERE {' AND '.join(where)}", values
 
 
 def _in_compartment(source: str, params: Sequence[str], people: Sequence[str] | None) -> Sql:
@@ -477,6 +490,26 @@ class Resources:
             [*params, *past, *bounds],
         )
         return [self._found(row) for row in rows]
+
+    def referrers_of_each(self, wanted: Referrers, targets: Sequence[str], per_target: int) -> dict[str, list[Stored]]:
+        """:meth:`referrers` of each of ``targets`` (ids of ``wanted.kind``, each asked in place
+        of ``wanted.resource_id``), the first ``per_target`` of each by type and id: one
+        statement for them all, where a statement each cost an incremental export ~3 ms per
+        changed Practitioner.  A target nothing points at is absent."""
+        keys = _referrer_keys(wanted, targets)
+        if keys is None:
+            return {}
+        sql, params = keys
+        rows = self.sql.all(
+            f"SELECT p.target, {search_sql.COLUMNS} FROM (SELECT k.target, k.type, k.id, "
+            f"ROW_NUMBER() OVER (PARTITION BY k.target ORDER BY k.type, k.id) AS n FROM ({sql}) k) p "
+            "JOIN resource r ON r.type = p.type AND r.id = p.id WHERE p.n <= ? ORDER BY p.target, r.type, r.id",
+            [*params, per_target],
+        )
+        found: dict[str, list[Stored]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(self._found(row[1:]))
+        return found
 
     def count_referrers(self, wanted: Referrers) -> int:
         """How many resources point at one, counted by key (no document is read)."""
