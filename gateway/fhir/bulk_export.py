@@ -127,6 +127,14 @@ class _Halted(Exception):
     """The job was cancelled or failed elsewhere while it ran: stop writing."""
 
 
+def _unless_halted(halt: threading.Event) -> None:
+    """Stop the job (:class:`_Halted`) once its heartbeat has found it cancelled or failed
+    elsewhere: checked between two statements of each long step, so that a cancelled job
+    neither writes nor reads on for long."""
+    if halt.is_set():
+        raise _Halted
+
+
 class BulkExports:
     """Kick-off, run, status, cancel and files of export jobs on one store and one folder."""
 
@@ -345,8 +353,7 @@ class BulkExports:
         supporting: dict[tuple[str, str], None] | None = {} if job.scope != "system" and job.types is None else None
         with _NdjsonFiles(folder) as files:
             for batch in _batches(self._selected(tx, job)):
-                if halt.is_set():
-                    raise _Halted
+                _unless_halted(halt)
                 for stored in filtering.kept(tx, batch):
                     resource = shaped(stored.resource, None, job.elements)
                     if files.add(stored, resource):
@@ -354,10 +361,10 @@ class BulkExports:
                         if supporting is not None:
                             supporting.update(dict.fromkeys(self._outside_compartment(resource)))
             if supporting is not None and job.since is not None:
-                supporting.update(dict.fromkeys(self._changed_supporting(tx, job, access, filtering, supporting)))
+                changed = self._changed_supporting(tx, job, access, filtering, supporting, halt)
+                supporting.update(dict.fromkeys(changed))
             for stored in current_targets(tx, access, list(supporting or {})):
-                if halt.is_set():
-                    raise _Halted
+                _unless_halted(halt)
                 if files.add(stored, shaped(stored.resource, None, job.elements)):
                     progress.written += 1
             if job.since is not None:
@@ -380,6 +387,7 @@ class BulkExports:
         access: Access,
         filtering: Filtering,
         named: Container[tuple[str, str]],
+        halt: threading.Event,
     ) -> Iterator[tuple[str, str]]:
         """What changed after ``_since`` outside the Patient compartment and a current resource
         of the export's scope refers to, whatever that resource's own last change, but for the
@@ -389,7 +397,8 @@ class BulkExports:
         its people's records the client may see, that ``_typeFilter`` keeps and that still name
         the target once cut by ``_elements``.  One indexed statement finds what changed outside
         the compartment (mostly nothing); those are looked up in the reference index
-        :data:`_TARGETS_AT_ONCE` at a time, among the records of the export's people alone."""
+        :data:`_TARGETS_AT_ONCE` at a time, among the records of the export's people alone,
+        and the job stops between two of those statements once it is cancelled."""
         outside = tx.resources.current(self._outside_types(), job.since)
         candidates = ((changed.type, changed.id) for changed in outside if (changed.type, changed.id) not in named)
         first = next(candidates, None)
@@ -399,10 +408,12 @@ class BulkExports:
         for kind, keys in itertools.groupby(itertools.chain([first], candidates), key=itemgetter(0)):
             ids = (resource_id for _, resource_id in keys)
             while chunk := list(itertools.islice(ids, _TARGETS_AT_ONCE)):
+                _unless_halted(halt)
                 wanted = Referrers(
                     kind, chunk[0], self._referring(kind), compartment=self.personal.compartment, people=people
                 )
-                yield from ((kind, target) for target in self._named_among(tx, job, access, filtering, wanted, chunk))
+                named_now = self._named_among(tx, job, access, filtering, wanted, chunk, halt)
+                yield from ((kind, target) for target in named_now)
 
     def _referring(self, kind: str) -> dict[str, list[str]]:
         """The reference parameters of the Patient compartment's types that may point at
@@ -414,7 +425,14 @@ class BulkExports:
         return referring
 
     def _named_among(
-        self, tx: Transaction, job: Job, access: Access, filtering: Filtering, wanted: Referrers, targets: list[str]
+        self,
+        tx: Transaction,
+        job: Job,
+        access: Access,
+        filtering: Filtering,
+        wanted: Referrers,
+        targets: list[str],
+        halt: threading.Event,
     ) -> list[str]:
         """Those of ``targets`` (ids of ``wanted.kind``) that a record the export holds names
         as it writes it (:meth:`_named_in_scope`), in their order.  The first
@@ -434,7 +452,7 @@ class BulkExports:
             if any((wanted.kind, target) in names.get((stored.type, stored.id), ()) for stored in page) or (
                 len(page) == _FIRST_REFERRERS
                 and self._named_in_scope(
-                    tx, job, access, filtering, replace(wanted, resource_id=target), (page[-1].type, page[-1].id)
+                    tx, job, access, filtering, replace(wanted, resource_id=target), halt, (page[-1].type, page[-1].id)
                 )
             ):
                 named.append(target)
@@ -447,13 +465,15 @@ class BulkExports:
         access: Access,
         filtering: Filtering,
         wanted: Referrers,
-        after: tuple[str, str] | None = None,
+        halt: threading.Event,
+        after: tuple[str, str],
     ) -> bool:
         """Whether a record the index finds naming ``wanted``'s target (past ``after``, by type
         and id) is one the export holds and, as it writes it, names the target: read a page at
         a time, stopping at the first."""
         target = (wanted.kind, wanted.resource_id)
         while page := tx.resources.referrers(wanted, limit=BATCH, after=after):
+            _unless_halted(halt)
             for stored in filtering.kept(tx, list(access.among_served(tx, page))):
                 if target in self._outside_compartment(shaped(stored.resource, None, job.elements)):
                     return True

@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,14 +20,14 @@ import pytest
 import requests
 
 from bench.synthetic import patient as synthetic_patient
-from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, _parameters
+from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, _Halted, _parameters, _Progress
 from gateway.fhir.errors import FhirError
 from gateway.fhir.search import Searcher
 from gateway.security.access import PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
 from gateway.storage.dialect import Dialect
-from gateway.storage.resources import now_instant
+from gateway.storage.resources import Resources, now_instant
 from gateway.storage.store import Store
 from profiles.registry import Registry, r4_resource_types
 from tests.conftest import TEST_CLIENT, Api, Served, load_example
@@ -1055,6 +1056,36 @@ def test_a_since_export_sends_a_renamed_doctor_only_a_later_record_of_many_names
     jobs.run(second.id)
     sent = (tmp_path / second.id / "Practitioner.ndjson").read_bytes().splitlines()
     assert [orjson.loads(line)["name"][0]["text"] for line in sent] == ["周主任"]
+
+
+def test_a_job_cancelled_while_it_asks_about_renamed_doctors_stops_there(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 250 doctors renamed since are asked about 100 at a time; the heartbeat finds the job
+    cancelled while it asks about the first 100, and it stops before the next: it went on
+    through the whole step, however many there were, before it looked again."""
+    jobs = BulkExports(store, personal, r4_resource_types(), tmp_path, 3600, searcher=searcher)
+    doctors = [f"dr-{number:03d}" for number in range(250)]
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
+        tx.resources.write(visit("stay", "zhang", doctors))
+    rename(store, doctors, "王医生")
+    first = jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [])
+    jobs.run(first.id)
+    rename(store, doctors, "李医生")
+    second = jobs.find(jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [("_since", first.created)]).id)
+    halt, asked = threading.Event(), []
+    original = Resources.referrers_of_each
+
+    def cancelled_meanwhile(resources: Resources, *args: Any) -> dict[str, list[Any]]:
+        asked.append(args)
+        halt.set()  # as the heartbeat does once it finds the job deleted
+        return original(resources, *args)
+
+    monkeypatch.setattr(Resources, "referrers_of_each", cancelled_meanwhile)
+    with store.reading() as tx, pytest.raises(_Halted):
+        jobs._write(tx, second, tmp_path / second.id, _Progress(), halt)
+    assert len(asked) == 1
 
 
 # -- expiry ----------------------------------------------------------------------------------
