@@ -368,7 +368,7 @@ class BulkExports:
                 if files.add(stored, shaped(stored.resource, None, job.elements)):
                     progress.written += 1
             if job.since is not None:
-                files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen)))
+                files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen), halt))
             return files.output()
 
     def _outside_compartment(self, resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -539,7 +539,9 @@ class BulkExports:
         client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
         return Access(client, self.personal)
 
-    def _deleted(self, tx: Transaction, job: Job, since: str, exported: frozenset[tuple[str, str]]) -> Iterator[str]:
+    def _deleted(
+        self, tx: Transaction, job: Job, since: str, exported: frozenset[tuple[str, str]], halt: threading.Event
+    ) -> Iterator[str]:
         """The resources the job would have exported but that were deleted after its
         ``_since`` (the IG's ``deleted``), by reference.  For a Patient or Group export each is
         judged by its contents before the deletion (each version since ``_since``: see below)
@@ -572,11 +574,10 @@ class BulkExports:
         served = access.served_people(tx) if access.restricted else None
         people = _among(_person_ids(tx, job), None)
 
-        def held(stored: Stored | None) -> bool:
+        def held(stored: Stored) -> bool:
             """Whether this version was one the export holds."""
             return (
-                stored is not None
-                and stored.resource is not None
+                stored.resource is not None
                 and self.personal.in_compartment_of(stored.resource, people)
                 and (served is None or self.personal.concerns_only(stored.resource, served.__contains__))
             )
@@ -586,14 +587,12 @@ class BulkExports:
         targets = self._supporting_deleted(tx, since) if job.types is None else frozenset()
         named: set[str] = set()
 
-        def held_since(latest: Stored) -> bool:
-            """Whether a version before ``latest``, from the one current at ``_since`` on, was
-            one the export holds; what such versions referred to among ``targets`` is named."""
-            then = tx.resources.as_of(latest.type, latest.id, since)
-            first = then.version if then is not None else 1
-            versions = (tx.resources.vread(latest.type, latest.id, n) for n in range(first, latest.version))
+        def held_since(latest: Stored, versions: Sequence[Stored]) -> bool:
+            """Whether a version of ``versions`` (from the one current at ``_since`` on) before
+            ``latest`` was one the export holds; what such versions referred to among
+            ``targets`` is named."""
             found = False
-            for version in filter(held, versions):
+            for version in filter(held, (version for version in versions if version.version < latest.version)):
                 found = True
                 if not targets:
                     break
@@ -601,16 +600,21 @@ class BulkExports:
                 named.update(f"{kind}/{key}" for kind, key in self._outside_compartment(cut))
             return found
 
+        # their versions since are read BATCH resources at a time, a statement per type
         kinds = job.types or sorted(self.personal.compartment)
-        for gone in tx.resources.deleted_since(kinds, since):
-            if held_since(gone):
-                yield gone.reference
-        for changed in tx.resources.current(kinds, since):
-            if (changed.type, changed.id) not in exported:
-                if held_since(changed):
+        for batch in _batches(tx.resources.deleted_since(kinds, since)):
+            _unless_halted(halt)
+            earlier = tx.resources.versions_since([(gone.type, gone.id) for gone in batch], since)
+            yield from (gone.reference for gone in batch if held_since(gone, earlier.get((gone.type, gone.id), ())))
+        for batch in _batches(tx.resources.current(kinds, since)):
+            _unless_halted(halt)
+            # one exported again is asked only for the targets an earlier version may have named
+            asked = [changed for changed in batch if targets or (changed.type, changed.id) not in exported]
+            earlier = tx.resources.versions_since([(changed.type, changed.id) for changed in asked], since)
+            for changed in asked:
+                key = (changed.type, changed.id)
+                if held_since(changed, earlier.get(key, ())) and key not in exported:
                     yield changed.reference
-            elif targets:  # exported again, but an earlier version may have named a target
-                held_since(changed)
         yield from sorted(targets & named)
 
     def _outside_types(self) -> list[str]:

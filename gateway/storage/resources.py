@@ -271,6 +271,27 @@ class Resources:
         )
         return self._stored(row) if row else None
 
+    def versions_since(self, keys: Sequence[tuple[str, str]], moment: str) -> dict[tuple[str, str], list[Stored]]:
+        """The versions of each of ``keys`` (type, id) from the one current at ``moment`` (the
+        first, when it did not exist yet) on, oldest first: one statement per type, however
+        many keys (an incremental export asked :meth:`as_of` and :meth:`vread` of each
+        resource changed since, two statements or more for every one in the archive)."""
+        ids: dict[str, list[str]] = {}
+        for kind, resource_id in dict.fromkeys(keys):
+            ids.setdefault(kind, []).append(resource_id)
+        found: dict[tuple[str, str], list[Stored]] = {}
+        for kind, listed_ids in ids.items():
+            rows = self.sql.all(
+                f"SELECT {_COLUMNS} FROM resource_version v WHERE v.type = ? AND v.id IN ({LISTED}) AND v.version >= "
+                "COALESCE((SELECT MAX(o.version) FROM resource_version o WHERE o.type = v.type AND o.id = v.id "
+                "AND o.last_updated <= ?), 1) ORDER BY v.id, v.version",
+                (kind, listed(listed_ids), moment),
+            )
+            for row in rows:
+                stored = self._stored(row)
+                found.setdefault((stored.type, stored.id), []).append(stored)
+        return found
+
     def exists(self, kind: str, resource_id: str) -> bool:
         return (
             self.sql.one("SELECT 1 FROM resource WHERE type = ? AND id = ? AND NOT deleted", (kind, resource_id))

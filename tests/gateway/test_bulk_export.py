@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from bench.synthetic import patient as synthetic_patient
+from gateway.fhir import bulk_export
 from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, _Halted, _parameters, _Progress
 from gateway.fhir.errors import FhirError
 from gateway.fhir.search import Searcher
@@ -1085,6 +1086,65 @@ def test_a_job_cancelled_while_it_asks_about_renamed_doctors_stops_there(
     monkeypatch.setattr(Resources, "referrers_of_each", cancelled_meanwhile)
     with store.reading() as tx, pytest.raises(_Halted):
         jobs._write(tx, second, tmp_path / second.id, _Progress(), halt)
+    assert len(asked) == 1
+
+
+def home_of_one(store: Store, jobs: BulkExports, others: int) -> Job:
+    """A home's Group of 张秀英 alone, and ``others`` people outside it with a reading each:
+    the home's first export, run."""
+    members = [{"entity": {"reference": "Patient/zhang"}}]
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Group", "id": "home", "type": "person", "actual": True, "member": members})
+        for person in ["zhang", *(f"other-{number}" for number in range(others))]:
+            tx.resources.write({"resourceType": "Patient", "id": person})
+            tx.resources.write(observation(f"bp-{person}", person, 120))
+    first = jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [])
+    jobs.run(first.id)
+    return first
+
+
+def after_corrections(store: Store, jobs: BulkExports, since: Job, others: range, systolic: int) -> Job:
+    """The home's next export, since ``since`` (kicked off, not run), once the readings of the
+    ``others`` are corrected to ``systolic``."""
+    with store.transaction() as tx:
+        for number in others:
+            tx.resources.write(observation(f"bp-other-{number}", f"other-{number}", systolic))
+    return jobs.find(jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_since", since.created)]).id)
+
+
+def test_a_group_export_since_judges_others_changed_records_in_statements_not_one_each(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every record changed since in the whole archive is judged for whether the home's copy
+    held a version of it (its deletions): each was read a statement or two, so that one
+    resident's export cost two statements per reading corrected anywhere in the province.
+    Its statements are as many after one other person's reading was corrected as after twenty."""
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    one = after_corrections(store, jobs, home_of_one(store, jobs, 20), range(1), 125)
+    after_one = statements_run(jobs, one, monkeypatch)
+    twenty = after_corrections(store, jobs, one, range(20), 130)
+    assert statements_run(jobs, twenty, monkeypatch) == after_one
+
+
+def test_a_job_cancelled_while_it_judges_changed_records_stops_there(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records changed since are judged a batch at a time (here two, of three); the
+    heartbeat finds the job cancelled while it judges the first, and it stops before the next."""
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    job = after_corrections(store, jobs, home_of_one(store, jobs, 3), range(3), 125)
+    monkeypatch.setattr(bulk_export, "BATCH", 2)
+    halt, asked = threading.Event(), []
+    original = Resources.versions_since
+
+    def cancelled_meanwhile(resources: Resources, *args: Any) -> dict[tuple[str, str], list[Any]]:
+        asked.append(args)
+        halt.set()  # as the heartbeat does once it finds the job deleted
+        return original(resources, *args)
+
+    monkeypatch.setattr(Resources, "versions_since", cancelled_meanwhile)
+    with store.reading() as tx, pytest.raises(_Halted):
+        jobs._write(tx, job, tmp_path / job.id, _Progress(), halt)
     assert len(asked) == 1
 
 
