@@ -23,10 +23,20 @@ from hypothesis import strategies as st
 
 from bench.synthetic import patient as synthetic_patient
 from gateway.fhir import bulk_export
-from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, _Halted, _names_any, _parameters, _Progress
+from gateway.fhir.bulk_export import (
+    FAILED,
+    IN_PROGRESS,
+    BulkExports,
+    Job,
+    _Halted,
+    _names_any,
+    _parameters,
+    _Progress,
+    _visible_lines,
+)
 from gateway.fhir.errors import FhirError
 from gateway.fhir.search import Searcher
-from gateway.security.access import PersonalData
+from gateway.security.access import Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
 from gateway.storage.dialect import Dialect
@@ -1194,6 +1204,71 @@ def test_a_job_cancelled_while_it_judges_changed_records_stops_there(
     with store.reading() as tx, pytest.raises(_Halted):
         jobs._write(tx, job, tmp_path / job.id, _Progress(), halt)
     assert len(asked) == 1
+
+
+def served_by_the_home(personal: PersonalData) -> Access:
+    """What the home's platform may see (whom it serves is read on first use)."""
+    return Access(Principal("home-app", "home", frozenset(), "elderly-care"), personal)
+
+
+def statements_streaming(store: Store, path: Path, personal: PersonalData, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many statements streaming the home's platform's file issues."""
+    statements: list[str] = []
+    original = Dialect.sql
+
+    def recorded(dialect: Dialect, text: str) -> str:
+        statements.append(text)
+        return original(dialect, text)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Dialect, "sql", recorded)
+        list(_visible_lines(store, path, served_by_the_home(personal)))
+    return len(statements)
+
+
+def test_a_restricted_clients_file_is_checked_in_statements_not_one_per_line(
+    store: Store, tmp_path: Path, personal: PersonalData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each line of an elderly-care platform's file is checked against the current version as
+    it streams: that was read a statement per line.  A file of 30 readings of its resident is
+    checked in as many statements as one of 3."""
+    stay = {
+        **visit("stay", "zhang", []),
+        "status": "in-progress",
+        "serviceProvider": {"reference": "Organization/home"},
+    }
+    readings = [observation(f"bp-{number}", "zhang", 120 + number) for number in range(30)]
+    with store.transaction() as tx:
+        for resource in [{"resourceType": "Patient", "id": "zhang"}, stay, *readings]:
+            tx.resources.write(resource)
+    few, many = tmp_path / "few.ndjson", tmp_path / "many.ndjson"
+    few.write_bytes(b"".join(orjson.dumps(reading) + b"\n" for reading in readings[:3]))
+    many.write_bytes(b"".join(orjson.dumps(reading) + b"\n" for reading in readings))
+    after_few = statements_streaming(store, few, personal, monkeypatch)
+    assert statements_streaming(store, many, personal, monkeypatch) == after_few
+
+
+def test_a_restricted_clients_file_keeps_the_lines_it_may_see_now(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """Of three readings of its resident, one since moved to someone it does not serve and one
+    deleted: only the third is sent."""
+    stay = {
+        **visit("stay", "zhang", []),
+        "status": "in-progress",
+        "serviceProvider": {"reference": "Organization/home"},
+    }
+    readings = [observation(f"bp-{number}", "zhang", 120 + number) for number in range(3)]
+    with store.transaction() as tx:
+        for resource in [{"resourceType": "Patient", "id": "zhang"}, {"resourceType": "Patient", "id": "li"}, stay]:
+            tx.resources.write(resource)
+        for reading in readings:
+            tx.resources.write(reading)
+        tx.resources.write(observation("bp-0", "li", 120))
+        tx.resources.delete("Observation", "bp-1")
+    path = tmp_path / "Observation.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(reading) + b"\n" for reading in readings))
+    assert [orjson.loads(line)["id"] for line in _visible_lines(store, path, served_by_the_home(personal))] == ["bp-2"]
 
 
 # -- expiry ----------------------------------------------------------------------------------
