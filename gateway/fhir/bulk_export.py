@@ -890,8 +890,19 @@ def _all_people(tx: Transaction, job: Job) -> Iterator[Stored]:
     chosen = _person_ids(tx, job)
     if chosen is None:
         return tx.resources.current(["Patient"])
-    found = (tx.resources.read("Patient", patient_id) for patient_id in chosen)
-    return (patient for patient in found if patient is not None and not patient.deleted)
+    return _chosen_people(tx, chosen)
+
+
+def _chosen_people(tx: Transaction, chosen: list[str]) -> Iterator[Stored]:
+    """The current Patients of ``chosen``, in its order, read :data:`BATCH` at a time in one
+    statement (a statement each before: a Group of 5,000 residents was 5,000 reads)."""
+    for start in range(0, len(chosen), BATCH):
+        ids = chosen[start : start + BATCH]
+        found = tx.resources.read_many([("Patient", patient_id) for patient_id in ids])
+        for patient_id in ids:
+            patient = found.get(("Patient", patient_id))
+            if patient is not None and not patient.deleted:
+                yield patient
 
 
 def _person_ids(tx: Transaction, job: Job) -> list[str] | None:

@@ -1271,6 +1271,41 @@ def test_a_restricted_clients_file_keeps_the_lines_it_may_see_now(
     assert [orjson.loads(line)["id"] for line in _visible_lines(store, path, served_by_the_home(personal))] == ["bp-2"]
 
 
+def group_export_of(store: Store, jobs: BulkExports, residents: int) -> Job:
+    """A home's Group of ``residents`` people, one of them deleted since it was written: its
+    export of their Patients (kicked off, not run)."""
+    members = [{"entity": {"reference": f"Patient/r{residents}-{number:02d}"}} for number in range(residents)]
+    group = {"resourceType": "Group", "id": f"home-{residents}", "type": "person", "actual": True, "member": members}
+    with store.transaction() as tx:
+        tx.resources.write(group)
+        for number in range(residents):
+            tx.resources.write({"resourceType": "Patient", "id": f"r{residents}-{number:02d}"})
+        tx.resources.delete("Patient", f"r{residents}-00")
+    return jobs.kick_off(
+        f"http://x/fhir/Group/home-{residents}/$export", f"Group/home-{residents}", [("_type", "Patient")]
+    )
+
+
+def test_a_group_export_reads_its_members_in_statements_not_one_each(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each member's Patient was read by a statement of its own: the export of a home of 30
+    issues as many statements as that of a home of 3."""
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    of_three = statements_run(jobs, group_export_of(store, jobs, 3), monkeypatch)
+    assert statements_run(jobs, group_export_of(store, jobs, 30), monkeypatch) == of_three
+
+
+def test_a_group_export_holds_its_current_members_in_the_groups_order(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    job = group_export_of(store, jobs, 3)
+    jobs.run(job.id)
+    written = (tmp_path / job.id / "Patient.ndjson").read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in written] == ["r3-01", "r3-02"]
+
+
 # -- expiry ----------------------------------------------------------------------------------
 def finished_and_expired(
     store: Store, folder: Path, personal: PersonalData, searcher: Searcher
