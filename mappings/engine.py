@@ -52,6 +52,8 @@ OWN_TEXT = "text()"
 OMIT = "omit"
 #: the template node whose value is that of its first alternative giving one
 FIRST_OF = "first_of"
+#: a code a ConceptMap does not list (told once per field and resource: :func:`_told`)
+UNKNOWN_CODE = "mapping.unknown-code"
 
 
 @dataclass(slots=True)
@@ -470,7 +472,9 @@ class MappingEngine:
                         Step(field_name, raw, " → ".join([*rule_text, f"∅ {omitted.message_id}"]), where, None)
                     )
                 return EMPTY
-            mapped.problems.append(Problem(error.message_id, params, ref, context.name, element))
+            problem = Problem(error.message_id, params, ref, context.name, element)
+            if not _told(mapped.problems, problem):
+                mapped.problems.append(problem)
             where = _join(context.target, suffix)
             mapped.attempted[(context.name, element)] = ref
             if mapped.trace:
@@ -628,6 +632,21 @@ def relinked_narrative(div: str, renamed: Mapping[str, str]) -> str:
         return f"{name}{equals}{quoted[0]}{html.escape(target)}{quoted[0]}"
 
     return _START_TAG.sub(lambda tag: _ATTRIBUTE.sub(attribute, tag.group()), div)
+
+
+def _told(problems: list[Problem], problem: Problem) -> bool:
+    """Whether ``problem`` is a code some other map of the same field already refused as
+    unknown in the same resource: an XAD.7 feeds Address.use, type and category through three
+    maps, and a code none of them lists is one mistake to fix, told once, by the first map
+    (whose reason lists the codes it accepts)."""
+    if problem.message_id != UNKNOWN_CODE:
+        return False
+    return any(
+        told.message_id == UNKNOWN_CODE
+        and (told.resource, told.ref, told.params.get("value"))
+        == (problem.resource, problem.ref, problem.params.get("value"))
+        for told in problems
+    )
 
 
 def _lost(omitted: list[Problem], landed: Iterable[FieldRef]) -> list[Problem]:

@@ -112,3 +112,9 @@ def test_a_hukou_address_that_is_the_home_is_one_address_holding_both(tmp_path: 
     hukou = patient(tmp_path, HOME.replace("^H^", "^RH^"))
     [address] = merge(home, hukou)["address"]
     assert (address["use"], categories(address)) == ("home", ["household-registration"])
+
+
+def test_an_unknown_address_type_is_reported_once(tmp_path: Path) -> None:
+    """XAD.7 feeds three maps (use, type, category): a code none lists is one mistake."""
+    result = mapped(tmp_path, HOME.replace("^H^", "^ZZ^"))
+    assert [p.expression for p in result.problems] == ["Patient.address.use"]

@@ -119,3 +119,8 @@ def test_the_lineage_of_a_first_of_names_the_alternative_that_gave_the_value() -
 def test_the_schema_refuses_an_unmatched_choice_other_than_omit() -> None:
     rule = {"path": "gender", "value": {"from": "性别", "map": "sex", "unmatched": "keep"}}
     assert schema_problems({"id": "r", "rules": [rule]}, "r.yaml", "ruleset") != []
+
+
+def test_a_code_unknown_to_two_maps_of_one_field_is_one_problem() -> None:
+    result = mapped({"use": OMIT_USE, "system": {"from": "用途", "map": "equipment", "unmatched": "omit"}}, 用途="ZZ")
+    assert [(p.message_id, p.params["conceptMap"]) for p in result.problems] == [("mapping.unknown-code", "use")]
