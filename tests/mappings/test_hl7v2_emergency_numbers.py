@@ -90,3 +90,11 @@ def test_the_patient_with_an_emergency_contact_is_valid_against_the_provincial_p
 ) -> None:
     person = patient(tmp_path, "13803710001^PRN^CP~13903710002^EMR^CP")
     assert errors(validator.validate(person)) == []
+
+
+def test_an_emergency_email_belongs_to_the_emergency_contact_not_the_patient(tmp_path: Path) -> None:
+    person = patient(tmp_path, "13803710001^PRN^CP~^EMR^Internet^son@163.com")
+    assert (person["telecom"], contacts(person)) == (
+        [{"system": "phone", "value": "13803710001", "use": "mobile"}],
+        [("C", [{"system": "email", "value": "son@163.com"}])],
+    )
