@@ -63,22 +63,34 @@ def test_an_address_without_a_type_writes_no_use(tmp_path: Path) -> None:
     assert "use" not in address
 
 
-PERMANENT = "河南省开封市鼓楼区^^开封市^河南省^^CHN^P"
+ORIGIN = "河南省开封市鼓楼区^^开封市^河南省^^CHN^F"
+PERMANENT = ORIGIN.replace("^F", "^P")
+AT_BIRTH = ORIGIN.replace("^F", "^BR")
 MAILING = "郑州市邮政局第18号信箱^^郑州市^河南省^450000^CHN^M"
 
 
-def test_a_permanent_address_lands_without_a_use_rather_than_refusing_the_message(tmp_path: Path) -> None:
-    result = mapped(tmp_path, addresses=f"{HOME}~{PERMANENT}")
+def test_a_country_of_origin_lands_without_a_use_rather_than_refusing_the_message(tmp_path: Path) -> None:
+    result = mapped(tmp_path, addresses=f"{HOME}~{ORIGIN}")
     assert (result.problems, "use" in patient(result)["address"][1]) == ([], False)
 
 
-def test_a_permanent_address_s_type_left_out_is_noted_with_the_use_maps_reason(tmp_path: Path) -> None:
-    [note] = mapped(tmp_path, addresses=f"{HOME}~{PERMANENT}").omitted
+def test_a_country_of_origin_s_type_left_out_is_noted_with_the_use_maps_reason(tmp_path: Path) -> None:
+    [note] = mapped(tmp_path, addresses=f"{HOME}~{ORIGIN}").omitted
     assert (note.message_id, note.params["field"], note.params["conceptMap"]) == (
         "mapping.unmatched-omitted",
         "PID-11~2.7",
         "hl7v2-address-type-to-address-use",
     )
+
+
+def test_a_permanent_address_is_a_home(tmp_path: Path) -> None:
+    """HL7 table 0190 sets P against C (current or temporary): the home the person lives at for good."""
+    assert patient(mapped(tmp_path, addresses=f"{HOME}~{PERMANENT}"))["address"][1].get("use") == "home"
+
+
+def test_the_residence_at_birth_is_an_old_address(tmp_path: Path) -> None:
+    """BR is the home at the time of birth: a past address, kept for the record."""
+    assert patient(mapped(tmp_path, addresses=f"{HOME}~{AT_BIRTH}"))["address"][1].get("use") == "old"
 
 
 def test_a_mailing_address_is_a_postal_address_without_a_use(tmp_path: Path) -> None:
