@@ -13,6 +13,9 @@ business identity, so every record that names the same thing names the same reso
 ``as_of`` (a value template, e.g. the HL7 event time EVN-2) says when the record's statement about
 it was true, so the archive can merge statements in the order they happened, not arrived.
 
+A rule with ``first_only`` writes its first item only (one birth place of several birth
+addresses): each later item is left out and noted (``Mapped.omitted``, ``mapping.item-dropped``).
+
 A leaf with ``unmatched: omit`` reads an optional qualifier (an HL7 address type, a phone's use):
 a code its ConceptMap lists as ``unmatched`` leaves the element out instead of refusing the
 record, whose other elements matter more than the qualifier, and the code is noted
@@ -52,6 +55,8 @@ OWN_TEXT = "text()"
 OMIT = "omit"
 #: the template node whose value is that of its first alternative giving one
 FIRST_OF = "first_of"
+#: an item a ``first_only`` rule left out, its first item having given the element its value
+ITEM_DROPPED = "mapping.item-dropped"
 #: a code a ConceptMap does not list (told once per field and resource: :func:`_told`)
 UNKNOWN_CODE = "mapping.unknown-code"
 
@@ -91,7 +96,8 @@ class Mapped:
     lineage: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     #: codes an ``unmatched: omit`` leaf left out and no other element carries: reported with
-    #: the ConceptMap's reason (``mapping.unmatched-omitted``), never refusing the record
+    #: the ConceptMap's reason (``mapping.unmatched-omitted``), and the items a ``first_only``
+    #: rule left out (``mapping.item-dropped``): warnings, never refusing the record
     omitted: list[Problem] = field(default_factory=list)
     #: (resource name, element path without indices) → origin of values that failed to map,
     #: so a "missing element" found by validation still names the legacy field to fix
@@ -309,8 +315,12 @@ class MappingEngine:
             else:
                 kept = _items(mapped, item, field, skip, split)
                 items = [(value, f"{field}[{index}]") for index, value in enumerate(kept)]
+        kept: tuple[str, str] | None = None  # (label, element) of the value a first_only rule wrote
         for current, label in items:
             if not _all_hold(mapped, current, per_item):
+                continue
+            if kept is not None:
+                _drop(mapped, name, label or "", kept, compiled.target)
                 continue
             context = _Context(mapped, name, current, label, compiled.target)
             value = compiled.build(context)
@@ -320,6 +330,8 @@ class MappingEngine:
             prefix = f"{resource['resourceType']}.{_fhirpath(written)}"
             for suffix, ref in context.origins:
                 mapped.lineage[(name, _join(prefix, suffix))] = ref
+            if rule.get("first_only"):
+                kept = (label or "", prefix)
 
     def _compile(self, template: Any, suffix: tuple[str, ...]) -> Build:
         """A value template as a function of the rule's context, built once per template so the
@@ -632,6 +644,14 @@ def relinked_narrative(div: str, renamed: Mapping[str, str]) -> str:
         return f"{name}{equals}{quoted[0]}{html.escape(target)}{quoted[0]}"
 
     return _START_TAG.sub(lambda tag: _ATTRIBUTE.sub(attribute, tag.group()), div)
+
+
+def _drop(mapped: Mapped, name: str, label: str, kept: tuple[str, str], target: str) -> None:
+    """Leave out an item of a ``first_only`` rule after the first (a second birth address where
+    the profile allows one birth place): noted with the record (``Mapped.omitted``), never
+    refusing it, naming the item and the one kept."""
+    params = {"field": label, "kept": kept[0], "element": kept[1]}
+    mapped.omitted.append(Problem(ITEM_DROPPED, params, mapped.record.ref(label), name, _unindexed(target)))
 
 
 def _told(problems: list[Problem], problem: Problem) -> bool:

@@ -190,15 +190,26 @@ def repeated_in(patient: dict[str, Any]) -> set[str]:
 
 def extension_slices(definition: dict[str, Any]) -> dict[str, bool]:
     """The extension definitions a Patient profile slices ``Patient.extension`` by, each with
-    whether its slice may occur more than once (医疗费用支付方式 is 0..*, 民族 0..1)."""
+    whether its slice may occur more than once (医疗费用支付方式 is 0..*, 民族 0..1): named by
+    the slice's type profile or, for a core extension whose definition the package does not
+    hold (patient-birthPlace, 0..1), by the slice's fixed ``url``."""
     elements = definition.get("snapshot", definition.get("differential", {})).get("element", [])
-    return {
-        url: element.get("max") not in ("0", "1")
+    slices = {
+        element["id"]: element
         for element in elements
-        if element.get("path") == "Patient.extension" and element.get("sliceName")
+        if element.get("path") == "Patient.extension" and element.get("sliceName") and "id" in element
+    }
+    found = {
+        url: element.get("max") not in ("0", "1")
+        for element in slices.values()
         for kind in element.get("type", [])
         for url in kind.get("profile", [])
     }
+    for element in elements:
+        owner = slices.get(str(element.get("id", "")).removesuffix(".url"))
+        if owner is not None and element.get("path") == "Patient.extension.url" and "fixedUri" in element:
+            found[element["fixedUri"]] = owner.get("max") not in ("0", "1")
+    return found
 
 
 def _extension_conflicts(

@@ -73,8 +73,9 @@ class Counts:
     unchanged: int = 0
     #: mapped records of which an independent part failed and was quarantined alone
     partial: int = 0
-    #: mapped records that landed without an optional qualifier FHIR has no code for
-    #: (``Outcome.omitted``: the codes and why are in the exchange record and the ACK)
+    #: mapped records that landed without an optional qualifier FHIR has no code for, or
+    #: without a second value of an element that takes one (``Outcome.omitted``: the codes,
+    #: values and why are in the exchange record and the ACK)
     omitted: int = 0
     resources: Counter[str] = field(default_factory=Counter)
     #: why each file that could not be read was refused, worded when the run is reported

@@ -222,6 +222,18 @@ def test_a_profile_saying_once_wins_over_a_record_that_repeats_it(profiled: Inde
     assert [c.element for c in conflicts] == [f"extension('{ETHNICITY}')"]
 
 
+BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
+
+
+def test_a_core_extension_the_profile_slices_by_its_url_is_single_valued(profiled: Index) -> None:
+    """patient-birthPlace is 0..1 in yy-patient (sliced by its fixed url, the package holding no
+    definition of it): an archived person with two, as an earlier mapping wrote them, does not
+    make a third a repeating value."""
+    places = [{"url": BIRTH_PLACE, "valueAddress": {"text": text}} for text in ("开封市", "洛阳市")]
+    repeating = profiled.identity.repeating(patient("p", meta={"profile": [YY_PATIENT]}, extension=places))
+    assert BIRTH_PLACE not in repeating
+
+
 def test_one_record_number_with_another_id_card_is_refused_naming_both_documents(index: Index) -> None:
     """Two people under one 健康档案编号 (or a number mistyped): never merged into one."""
     number = {"system": HEALTH_RECORD_SYSTEM, "value": "41010200100000001"}

@@ -118,3 +118,23 @@ def test_an_unknown_address_type_is_reported_once(tmp_path: Path) -> None:
     """XAD.7 feeds three maps (use, type, category): a code none lists is one mistake."""
     result = mapped(tmp_path, HOME.replace("^H^", "^ZZ^"))
     assert [p.expression for p in result.problems] == ["Patient.address.use"]
+
+
+def test_of_two_birth_addresses_the_first_is_the_birth_place(tmp_path: Path) -> None:
+    """yy-patient allows one patient-birthPlace: a second birth repetition made the Patient invalid."""
+    person = patient(tmp_path, HOME, BIRTH.format(type="N"), HUKOU.format(type="BDL"))
+    assert [b["text"] for b in birth_places(person)] == ["河南省开封市鼓楼区"]
+
+
+def test_a_second_birth_address_left_out_is_reported_naming_its_repetition(tmp_path: Path) -> None:
+    result = mapped(tmp_path, HOME, BIRTH.format(type="N"), HUKOU.format(type="BDL"))
+    assert [(p.message_id, p.params["field"], p.params["kept"]) for p in result.omitted] == [
+        ("mapping.item-dropped", "PID-11~3", "PID-11~2")
+    ]
+
+
+def test_a_patient_with_two_birth_addresses_is_valid_against_the_provincial_profile(
+    tmp_path: Path, validator: Validator
+) -> None:
+    person = patient(tmp_path, HOME, BIRTH.format(type="N"), HUKOU.format(type="BDL"))
+    assert errors(validator.validate(person)) == []
