@@ -19,7 +19,7 @@ from typing import Any
 
 from gateway.storage.store import Transaction
 from mappings.engine import ID_NAMESPACE
-from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
+from profiles.canonical import DEFAULT_BASE, HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
 from profiles.registry import Registry
 
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
@@ -33,6 +33,8 @@ STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-r
 DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension", "contact")
+#: the extension marking each source system that sent a contact, matched under any base
+CONTACT_SOURCE = "/StructureDefinition/yy-ext-contact-source"
 
 #: held by an ingest while it merges people: two must not both create the same new person
 IDENTITY_LOCK = "identity"
@@ -289,10 +291,21 @@ def _essence(value: Any) -> Any:
     return value
 
 
-def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str] = frozenset()) -> dict[str, Any]:
+def merge(
+    archive: dict[str, Any],
+    incoming: dict[str, Any],
+    repeating: frozenset[str] = frozenset(),
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The archive's Patient with what ``incoming`` adds: list items it lacks, and elements it
     has not got; the extension URLs in ``repeating`` gain the values they lack, the others
-    keep their first value."""
+    keep their first value.  ``source``, the yy-ext-contact-source extension of the system
+    ``incoming`` came from, makes its contacts that source's current ones: they replace those it
+    sent before (a new emergency contact, not one beside the old), and the contacts of other
+    sources, or of none (written over REST), stay."""
+    if source is not None and incoming.get("contact"):
+        incoming = with_source(incoming, source)
+        archive["contact"] = _without_source(archive.get("contact", []), source)
     seen = {(i.get("system"), i.get("value")) for i in archive.get("identifier", [])}
     for identifier in incoming.get("identifier", []):
         if (identifier.get("system"), identifier.get("value")) not in seen:
@@ -305,6 +318,9 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozense
                 continue
             if key == "contact" and (same := _same_contact(present, item)) is not None:
                 _fill_relationships(same, item)
+                same["extension"] = _sources_added(same.get("extension", []), _sources(item))
+                if not same["extension"]:
+                    del same["extension"]
                 continue
             same = _same_address(present, item) if key == "address" else None
             if same is not None:
@@ -318,10 +334,50 @@ def merge(archive: dict[str, Any], incoming: dict[str, Any], repeating: frozense
     return archive
 
 
+def with_source(patient: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """The Patient with each of its contacts marked as sent by ``source``."""
+    contacts = [{**c, "extension": _sources_added(c.get("extension", []), [source])} for c in patient["contact"]]
+    return {**patient, "contact": contacts}
+
+
+def _sources(contact: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in contact.get("extension", []) if str(e.get("url", "")).endswith(CONTACT_SOURCE)]
+
+
+def _sources_added(extensions: list[dict[str, Any]], sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*extensions, *(mark for mark in sources if mark not in extensions)]
+
+
+def _unmarked(contact: dict[str, Any]) -> dict[str, Any]:
+    """A contact as said, without the marks of the sources that said it."""
+    marks = _sources(contact)
+    others = [e for e in contact.get("extension", []) if e not in marks]
+    bare = {key: value for key, value in contact.items() if key != "extension"}
+    return {**bare, "extension": others} if others else bare
+
+
+def _without_source(contacts: list[dict[str, Any]], source: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contacts but those only ``source`` sent; one another source sent too stays, no
+    longer marked as ``source``'s."""
+    kept = []
+    for contact in contacts:
+        marks = _sources(contact)
+        if source not in marks:
+            kept.append(contact)
+        elif len(marks) > 1:
+            kept.append({**contact, "extension": [e for e in contact["extension"] if e != source]})
+    return kept
+
+
 def _same_contact(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
-    """The contact of ``present`` that ``item`` is: a contact naming no one (an HIS's emergency
-    number, PID-13 EMR) whose every number reaches one the archive knows by name (the 养老
-    profile's 紧急联系人 at that number) is that person, not a second contact."""
+    """The contact of ``present`` that ``item`` is: one saying the same, another source's mark
+    aside, or, for a contact naming no one (an HIS's emergency number, PID-13 EMR) whose every
+    number reaches one the archive knows by name (the 养老 profile's 紧急联系人 at that number),
+    that person, not a second contact."""
+    said = _unmarked(item)
+    equal = next((contact for contact in present if _unmarked(contact) == said), None)
+    if equal is not None:
+        return equal
     numbers = {point.get("value") for point in item.get("telecom", [])}
     if "name" in item or not numbers:
         return None
@@ -414,6 +470,8 @@ class IdentityIndex:
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry
         self._slices: dict[str, dict[str, bool]] = {}
+        base = registry.canonical_base if registry else DEFAULT_BASE
+        self._contact_source = f"{base}{CONTACT_SOURCE}"
 
     def repeating(self, *patients: dict[str, Any]) -> frozenset[str]:
         """The extension URLs that may repeat on these Patients: what their profiles allow more
@@ -429,9 +487,14 @@ class IdentityIndex:
                 described |= self._slices[profile]
         return frozenset({url for url, repeats in described.items() if repeats} | (repeated - described.keys()))
 
-    def resolve(self, tx: Transaction, patient: dict[str, Any]) -> tuple[dict[str, Any], list[Conflict]]:
+    def resolve(
+        self, tx: Transaction, patient: dict[str, Any], source: str | None = None
+    ) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept
-        against it."""
+        against it; ``source``, the system the Patient came from, keys its contacts (:func:`merge`)."""
+        mark = {"url": self._contact_source, "valueCode": source} if source else None
+        if mark is not None and patient.get("contact"):
+            patient = with_source(patient, mark)
         tx.lock(IDENTITY_LOCK)  # two ingests must not both create the same new person
         keys = match_keys(patient)
         lock_numbers(tx, keys)  # nor an ingest and a REST write of the same person
@@ -457,7 +520,7 @@ class IdentityIndex:
             raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
         repeating = self.repeating(archive, patient)
         disagreements = conflicts(person_id, archive, patient, repeating)
-        merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating)
+        merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating, mark)
         return merged, disagreements + _merged_away(tx, person_id, patient)
 
     @staticmethod

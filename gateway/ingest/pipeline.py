@@ -502,7 +502,7 @@ class Ingest:
             if resource["resourceType"] != "Patient":
                 continue
             try:
-                person, _ = self.identity.resolve(tx, resource)
+                person, _ = self.identity.resolve(tx, resource, mapped.record.source)
             except (IdentityConflict, DocumentMismatch):
                 return True
             stored = tx.resources.read("Patient", person["id"])
@@ -606,7 +606,7 @@ class Ingest:
         disagreements: list[Conflict] = []
         for name, resource in list(mapped.resources.items()):
             if resource["resourceType"] == "Patient":
-                person, found = self.identity.resolve(tx, resource)
+                person, found = self.identity.resolve(tx, resource, mapped.record.source)
                 disagreements.extend(found)
                 renamed[f"Patient/{resource['id']}"] = f"Patient/{person['id']}"
                 mapped.resources[name] = person

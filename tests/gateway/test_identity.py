@@ -43,9 +43,9 @@ class Index:
         self.store = store
         self.identity = IdentityIndex()
 
-    def resolve(self, arriving: dict[str, Any]) -> tuple[str, list[Conflict]]:
+    def resolve(self, arriving: dict[str, Any], source: str | None = None) -> tuple[str, list[Conflict]]:
         with self.store.transaction() as tx:
-            person, conflicts = self.identity.resolve(tx, arriving)
+            person, conflicts = self.identity.resolve(tx, arriving, source)
             tx.resources.write(person)
             self.identity.remember(tx, person)
         return person["id"], conflicts
@@ -220,6 +220,51 @@ def test_a_profile_saying_once_wins_over_a_record_that_repeats_it(profiled: Inde
     profiled.resolve(patient("p", meta={"profile": [YY_PATIENT]}, extension=ethnicity[:1]))
     person, conflicts = profiled.resolve(patient("p", meta={"profile": [YY_PATIENT]}, extension=ethnicity))
     assert [c.element for c in conflicts] == [f"extension('{ETHNICITY}')"]
+
+
+EMERGENCY = [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0131", "code": "C"}]}]
+
+
+def reached_at(*numbers: str, name: str | None = None) -> dict[str, Any]:
+    """A Patient whose contact (an HIS's emergency contact, or a named one) is reached at ``numbers``."""
+    contact = {"relationship": EMERGENCY, "telecom": [{"system": "phone", "value": n} for n in numbers]}
+    return patient("p", contact=[contact | ({"name": {"text": name}} if name else {})])
+
+
+def contact_numbers(index: Index, person: str) -> list[list[str]]:
+    with index.store.reading() as tx:
+        stored = tx.resources.read("Patient", person)
+    assert stored is not None
+    return [[t["value"] for t in c["telecom"]] for c in stored.content.get("contact", [])]
+
+
+def test_a_source_s_new_emergency_contact_replaces_the_one_it_sent_before(index: Index) -> None:
+    """The son's number was the HIS's emergency contact; now the daughter's is: not both."""
+    index.resolve(reached_at("13903710002"), "hl7v2")
+    person, _ = index.resolve(reached_at("13703710003"), "hl7v2")
+    assert contact_numbers(index, person) == [["13703710003"]]
+
+
+def test_another_source_s_contact_stays_beside_a_source_s_new_one(index: Index) -> None:
+    index.resolve(reached_at("13603710004", name="李明"), "elderly-care")
+    index.resolve(reached_at("13903710002"), "hl7v2")
+    person, _ = index.resolve(reached_at("13703710003"), "hl7v2")
+    assert contact_numbers(index, person) == [["13603710004"], ["13703710003"]]
+
+
+def test_a_contact_two_sources_sent_stays_when_one_of_them_sends_another(index: Index) -> None:
+    """李明 of the 老人档案 is the HIS's emergency number too; the HIS's new one leaves him in place."""
+    index.resolve(reached_at("13603710004", name="李明"), "elderly-care")
+    index.resolve(reached_at("13603710004"), "hl7v2")
+    person, _ = index.resolve(reached_at("13703710003"), "hl7v2")
+    assert contact_numbers(index, person) == [["13603710004"], ["13703710003"]]
+
+
+def test_a_contact_written_without_a_source_stays(index: Index) -> None:
+    """A contact a REST client wrote belongs to no source an ingest could speak for."""
+    index.resolve(reached_at("13603710004"))
+    person, _ = index.resolve(reached_at("13703710003"), "hl7v2")
+    assert contact_numbers(index, person) == [["13603710004"], ["13703710003"]]
 
 
 BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"

@@ -108,6 +108,9 @@ def test_the_elder_profile_becomes_exactly_the_expected_patient(out: Path) -> No
                 "relationship": [{"text": "女儿"}],
                 "name": {"text": "李娟"},
                 "telecom": [{"system": "phone", "value": "13903710002"}],
+                "extension": [
+                    {"url": f"{BASE}/StructureDefinition/yy-ext-contact-source", "valueCode": "elderly-care"}
+                ],
             }
         ],
     }

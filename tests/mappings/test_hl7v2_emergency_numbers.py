@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from conformance.validator import Validator
+from gateway.ingest import commands
 from gateway.ingest.commands import build_engine
 from mappings.engine import Mapped
 from mappings.readers.hl7v2 import read_hl7
 from profiles.registry import Registry
 from tests.conftest import errors
+from tests.ingest_output import ndjson
 
 MESSAGE = (
     "MSH|^~\\&|HIS|H41010500012|YIYANG-GW|YYPT|20261115160244||ADT^A08^ADT_A01|R0001|P|2.5|||||CHN|UNICODE UTF-8\r"
@@ -98,3 +100,16 @@ def test_an_emergency_email_belongs_to_the_emergency_contact_not_the_patient(tmp
         [{"system": "phone", "value": "13803710001", "use": "mobile"}],
         [("C", [{"system": "email", "value": "son@163.com"}])],
     )
+
+
+def test_a_later_message_s_emergency_contact_replaces_the_earlier_one_in_the_archive(tmp_path: Path) -> None:
+    """The son's number was the emergency contact; an A08 now gives the daughter's: she alone is."""
+    files = []
+    for control, emergency in (("R0001", "13903710002"), ("R0002", "13703710003")):
+        path = tmp_path / f"{control}.hl7"
+        message = MESSAGE.format(home=f"13803710001^PRN^CP~{emergency}^EMR^CP", work="")
+        path.write_text(message.replace("R0001", control), encoding="utf-8")
+        files.append(path)
+    commands.ingest("hl7v2", files, tmp_path / "out", Registry())
+    [person] = ndjson(tmp_path / "out/Patient.ndjson")
+    assert [telecoms[0]["value"] for _, telecoms in contacts(person)] == ["13703710003"]
