@@ -491,10 +491,10 @@ class Bundles:
                 return {"response": {"status": "204 No Content", "etag": f'W/"{entry.gone[0].version}"'}}
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
-            created = self.repository.create_in(
+            entry.written = self.repository.create_in(
                 tx, entry.resource or {}, entry.issues, rows=entry.rows, registering=registering
             )
-            return self._written(created, reply)
+            return self._written(entry.written, reply)
         if entry.method == "PUT":
             written = self.repository.update_in(
                 tx,
@@ -531,7 +531,7 @@ class Bundles:
     def _judge_birth(self, tx: Transaction, entry: Entry, answer: dict[str, Any], reply: Reply) -> None:
         """:meth:`Repository.judge_birth` for a transaction's entry: refused at the entry, or
         its warning added to the outcome its answer carries."""
-        if entry.written is None or not entry.written.birth_moved:
+        if entry.written is None or not (entry.written.birth_moved or entry.written.dated):
             return
         try:
             written = self.repository.judge_birth(tx, entry.written, f"{entry.path}.resource")

@@ -74,6 +74,9 @@ class Written:
     #: a Patient's ``birthDate`` moved later (or set) by this write: what the archive holds of
     #: them is judged against it once the request's writes are done (:meth:`Repository.judge_birth`)
     birth_moved: bool = False
+    #: a resource dated by the after-birth rule was written, naming a person: judged again
+    #: against the person as the write's transaction finds them (:meth:`Repository.judge_birth`)
+    dated: bool = False
 
     def outcome(self, lang: str) -> dict[str, Any]:
         """What a client that prefers an OperationOutcome (``Prefer: return=OperationOutcome``)
@@ -283,7 +286,9 @@ class Repository:
         resource = {**resource, "id": new_id()}
         issues = self.checked(resource)
         rows = self.index_rows(resource)
-        return self.store.atomically(lambda tx: self.create_in(tx, resource, issues, if_none_exist, rows))
+        return self.store.atomically(
+            lambda tx: self.judge_birth(tx, self.create_in(tx, resource, issues, if_none_exist, rows))
+        )
 
     def index_rows(self, resource: dict[str, Any]) -> list[IndexRow] | None:
         """The resource's search index rows, made before its write transaction opens: they
@@ -317,7 +322,7 @@ class Repository:
         lock_new_person(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         register_person(tx, stored, None, rules)
-        return Written(stored, 201, issues)
+        return Written(stored, 201, issues, dated=self._names_person(resource))
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
@@ -379,7 +384,7 @@ class Repository:
                     403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource_id}"
                 )
             self.check_not_merged_in(tx, resource, registering)  # its own row held first, as a merge holds it
-            stored, _ = tx.resources.write(
+            stored, changed = tx.resources.write(
                 resource, method=method, if_match=if_match, rows=rows, owner=creator(acting.get())
             )
         except VersionConflict as conflict:
@@ -387,10 +392,18 @@ class Repository:
         register_person(tx, stored, before, rules)
         created = before is None or before.deleted
         moved = not created and kind == "Patient" and _birth_moved(before, resource)
-        return Written(stored, 201 if created else 200, issues, moved)
+        return Written(stored, 201 if created else 200, issues, moved, changed and self._names_person(resource))
+
+    def _names_person(self, resource: Mapping[str, Any]) -> bool:
+        """Whether the after-birth rule dates ``resource`` by a person it names."""
+        return self.validator.after_birth.person_reference(resource) is not None
 
     def judge_birth(self, tx: Transaction, written: Written, path: str = "") -> Written:
-        """A Patient whose ``birthDate`` moved later is judged against what the archive holds
+        """The after-birth rule across stored records, both ways, once a request's writes are
+        done: a dated resource against its person as the transaction finds them
+        (:meth:`_judge_dated`), and a Patient whose birth date moved against what names them.
+
+        A Patient whose ``birthDate`` moved later is judged against what the archive holds
         of them (what names them as its person, by the after-birth rule's data): an Encounter
         or an Observation now dated before the birth would be a contradiction the archive
         keeps, which a write of it now is refused for.  A 422 at ``birthDate`` counting and
@@ -400,6 +413,8 @@ class Repository:
         identity conflicts for the 主索引 staff instead, as a holder it may not see is.  Asked
         once the request's writes are done, so a transaction that corrects the events with
         the birth date is judged as it leaves them."""
+        if written.dated:
+            self._judge_dated(tx, written, path)
         patient = written.stored.resource
         if not written.birth_moved or patient is None:
             return written
@@ -459,6 +474,32 @@ class Repository:
         if issues and severity == "error":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(issues))
         return issues
+
+    def _judge_dated(self, tx: Transaction, written: Written, path: str) -> None:
+        """A dated resource was validated against its person's birth date before its
+        transaction began; a write moving that birth date meanwhile judged the events it then
+        found, not this one.  So the person is read again here, its row held shared until
+        this transaction ends (a PostgreSQL writer of it waits, and is judged against this
+        resource once it is committed; one that committed first is the version read), and
+        the rule's verdicts it did not give before are given now: a 422 for a new error under
+        ``reject``, new issues among the write's under ``warn``.  A person the same
+        transaction writes is read as written; one the client may not see is not judged."""
+        resource = written.stored.resource or {}
+        reference = self.validator.after_birth.person_reference(resource)
+        key = self.references.current_key(reference) if reference is not None else None
+        if key is None or key[0] != "Patient":
+            return
+        person = tx.resources.read(*key, for_share=True)
+        if person is None or person.resource is None or self.access().hides(tx, person):
+            return
+        found = IssueList()
+        born = after_birth.birth_date(person.resource)
+        self.validator.after_birth.check(resource, path or resource["resourceType"], born, found)
+        new = [issue for issue in found if issue not in written.issues]
+        errors = [issue for issue in new if issue.is_error]
+        if errors and self.config.validation == "reject":
+            raise FhirError(422, "http.invalid-resource", issues=new, count=len(errors))
+        written.issues = [*written.issues, *new]
 
     def conditional_update(
         self, kind: str, criteria: str, resource: dict[str, Any], if_match: int | None = None
