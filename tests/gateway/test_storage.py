@@ -413,28 +413,26 @@ def test_postgresql_orders_ids_by_code_point_whatever_the_database_collation(ind
     assert walked == [("Patient", "B1"), ("Patient", "a1")]
 
 
-def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
-    """Planning a search anew for each call cost more than running it (see postgres._configure)."""
+def postgres_setting(tmp_path: Path, indexer: SearchIndexer, name: str) -> str:
+    """The value of the setting ``name`` on a connection of a PostgreSQL store, as
+    postgres._configure leaves it."""
     with fresh_database_url("postgresql", tmp_path) as url:
         store = open_store(url, indexer.rows)
         try:
             with store.reading() as tx:
-                mode = tx.sql.one("SHOW plan_cache_mode")[0]
+                return tx.sql.one(f"SHOW {name}")[0]
         finally:
             store.close()
-    assert mode == "force_generic_plan"
+
+
+def test_postgresql_keeps_one_plan_per_prepared_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """Planning a search anew for each call cost more than running it (see postgres._configure)."""
+    assert postgres_setting(tmp_path, indexer, "plan_cache_mode") == "force_generic_plan"
 
 
 def test_postgresql_compiles_no_statement_just_in_time(tmp_path: Path, indexer: SearchIndexer) -> None:
     """Compiling a sorted search cost more than it saved (see postgres._configure)."""
-    with fresh_database_url("postgresql", tmp_path) as url:
-        store = open_store(url, indexer.rows)
-        try:
-            with store.reading() as tx:
-                jit = tx.sql.one("SHOW jit")[0]
-        finally:
-            store.close()
-    assert jit == "off"
+    assert postgres_setting(tmp_path, indexer, "jit") == "off"
 
 
 def test_a_workers_postgresql_store_lends_each_of_its_threads_a_connection_at_once(
