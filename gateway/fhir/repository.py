@@ -37,9 +37,10 @@ from gateway.fhir.identity_index import (
 )
 from gateway.fhir.json_patch import patched_resource
 from gateway.fhir.search import Searcher
-from gateway.ingest.identity import IDENTITY_LOCK, Conflict
+from gateway.ingest.identity import IDENTITY_LOCK
 from gateway.ingest.organizations import identifiers as organization_identifiers
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
+from gateway.ingest.stored_events import judge_stored_events
 from gateway.search.values import natural_number
 from gateway.security.access import (
     GRANTING_TYPES,
@@ -53,7 +54,6 @@ from gateway.security.access import (
     named_owners,
 )
 from gateway.security.principal import acting
-from gateway.storage.resources import Referrers
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
 from mappings.engine import reference_nodes
 from profiles.registry import Registry, r4_resource_types
@@ -418,16 +418,16 @@ class Repository:
         patient = written.stored.resource
         if not written.birth_moved or patient is None:
             return written
-        seen, hidden = self._events_of(tx, written.stored, [])
-        issues = self._judged_birth(patient, path, seen)
-        person = written.stored.reference
-        if contradicting := self.validator.after_birth.contradicting(patient, hidden):
-            offered = ", ".join(f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting)
-            found = Conflict(written.stored.id, "birthDate", patient.get("birthDate"), offered)
+        severity = "error" if self.config.validation == "reject" else "warning"
+        rule, where = self.validator.after_birth, path or "Patient"
+        verdict = judge_stored_events(tx, rule, self.access(), patient, where, severity)
+        if verdict.issues and severity == "error":
+            raise FhirError(422, "http.invalid-resource", issues=verdict.issues, count=len(verdict.issues))
+        if verdict.hidden is not None:
             # each version that moved the birth is a conflict of its own (one per file and place)
-            version = f"{person}/_history/{written.stored.version}"
-            tx.conflicts.add(found.line("rest", version, f"{path or 'Patient'}.birthDate"))
-        written.issues = [*written.issues, *issues]
+            version = f"{written.stored.reference}/_history/{written.stored.version}"
+            tx.conflicts.add(verdict.hidden.line("rest", version, f"{where}.birthDate"))
+        written.issues = [*written.issues, *verdict.issues]
         return written
 
     def check_birth(
@@ -442,38 +442,13 @@ class Repository:
         ``before``, were ``naming`` (stored resources, each with the content about to replace
         it) written too; writes nothing (a ``Patient/$merge`` preview, whose referrers are
         not moved yet)."""
-        if _birth_moved(before, patient):
-            self._judged_birth(patient, path, self._events_of(tx, before, naming)[0])
-
-    def _events_of(
-        self, tx: Transaction, patient: Stored, naming: Sequence[tuple[Stored, dict[str, Any]]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """What the archive holds of ``patient`` that the after-birth rule dates (each of
-        ``naming`` as its content there says), split into what the principal sees and what it
-        may not."""
-        rule = self.validator.after_birth
-        params = {kind: names for kind, names in self.personal.compartment.items() if rule.dated.get(kind)}
-        held = {
-            (s.type, s.id): (s, s.resource) for s in tx.resources.referrers(Referrers("Patient", patient.id, params))
-        }
-        held.update({(s.type, s.id): (s, content) for s, content in naming})
-        rules = self.access()
-        seen: list[dict[str, Any]] = []
-        hidden: list[dict[str, Any]] = []
-        for found, content in held.values():
-            if content is not None and rule.person_reference(content) == patient.reference:
-                (hidden if rules.hides(tx, found) else seen).append(content)
-        return seen, hidden
-
-    def _judged_birth(self, patient: dict[str, Any], path: str, seen: list[dict[str, Any]]) -> IssueList:
-        """The after-birth rule's issues of the events ``seen`` against ``patient``'s birth
-        date: errors refuse the write (422) unless the gateway accepts with warnings."""
-        issues = IssueList()
+        if not _birth_moved(before, patient):
+            return
         severity = "error" if self.config.validation == "reject" else "warning"
-        self.validator.after_birth.check_stored_events(patient, path or "Patient", seen, issues, severity)
-        if issues and severity == "error":
-            raise FhirError(422, "http.invalid-resource", issues=issues, count=len(issues))
-        return issues
+        rule, where = self.validator.after_birth, path or "Patient"
+        verdict = judge_stored_events(tx, rule, self.access(), patient, where, severity, naming=naming)
+        if verdict.issues and severity == "error":
+            raise FhirError(422, "http.invalid-resource", issues=verdict.issues, count=len(verdict.issues))
 
     def _judge_dated(self, tx: Transaction, written: Written, path: str) -> None:
         """A dated resource was validated against its person's birth date before its

@@ -21,9 +21,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
+from conformance.after_birth import born_later
 from conformance.issues import Issue
 from conformance.validator import Validator
 from gateway import exchanges
@@ -40,9 +41,10 @@ from gateway.ingest.ledger import Ledger
 from gateway.ingest.organizations import OrganizationConflict
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
+from gateway.ingest.stored_events import judge_stored_events
 from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
-from gateway.security.access import creator, foreign_owners, owner_references
+from gateway.security.access import Access, PersonalData, creator, foreign_owners, owner_references
 from gateway.security.principal import acting
 from gateway.storage.store import Store, StoreError, Transaction, without_version
 from mappings.engine import (
@@ -439,6 +441,7 @@ class Ingest:
             )
             outcome.reasons.append(reason)
             return outcome
+        outcome.reasons.extend(self._judge_added_births(tx, mapped, outcome))
         outcome.reasons.extend(self._leave_out_foreign(tx, mapped, outcome))
         if outcome.reasons:
             return outcome
@@ -456,6 +459,36 @@ class Ingest:
             if issue.is_error:
                 part = name if name in mapped.optional else None
                 _note(by_part, part, self._issue_reason(issue, mapped, name))
+
+    @cached_property
+    def personal(self) -> PersonalData:
+        """Who may see what, for a birth date a record adds (:meth:`_judge_added_births`):
+        made when first needed, as making it takes some 15 ms and an ``$ingest`` request
+        makes an Ingest of its own."""
+        return PersonalData(self.validator.registry, self.store.indexer)
+
+    def _judge_added_births(self, tx: Transaction, mapped: Mapped, outcome: Outcome) -> list[Reason]:
+        """A birth date the record adds to a person the archive holds without one (a Patient
+        stored under ``warn``; the ingest never moves one it holds) is judged against what the
+        archive holds of them, as a REST write moving it is (:func:`judge_stored_events`): what
+        the sender may see and is now dated before the birth quarantines the record (the
+        ingest lands nothing a rule refuses); what it may not see joins the record's identity
+        conflicts for the 主索引 staff, and the record lands.  The record's own resources are
+        judged with it (``check_record``), not as the archive holds them now."""
+        rule, rules = self.validator.after_birth, Access(acting.get(), self.personal)
+        own = {f"{resource['resourceType']}/{resource['id']}" for resource in mapped.resources.values()}
+        reasons: list[Reason] = []
+        for name, person in mapped.resources.items():
+            stored = tx.resources.read("Patient", person["id"]) if person["resourceType"] == "Patient" else None
+            if stored is None or stored.resource is None:
+                continue
+            if not born_later(stored.resource.get("birthDate"), person.get("birthDate")):
+                continue
+            verdict = judge_stored_events(tx, rule, rules, person, "Patient", "error", own)
+            reasons.extend(self._issue_reason(issue, mapped, name) for issue in verdict.issues)
+            if verdict.hidden is not None:
+                outcome.conflicts.append(verdict.hidden)
+        return reasons
 
     def _leave_out_foreign(self, tx: Transaction, mapped: Mapped, outcome: Outcome) -> list[Reason]:
         """A client pushing legacy files over the API writes for its own organisation alone, as
