@@ -39,6 +39,9 @@ MAX_STRING_CHARS = 1024 * 1024
 #: well-formed values each checker remembers (see _remembering)
 VOCABULARY_TYPES = frozenset({"code", "uri", "url", "canonical"})
 REMEMBERED_VALUES = 4096
+#: the longest value remembered: vocabulary is short, and a long one would be kept for the
+#: process's life (4,096 values of 1 MiB each per checker, from any client's $validate)
+REMEMBERED_LENGTH = 256
 #: the R4 regex of string and markdown
 PRINTABLE_TEXT = r"[ \r\n\t\S]+"
 #: code's R4 regex is [^\s]+(\s[^\s]+)*.  Read with XML Schema's (or Java's, ASCII) \s it lets
@@ -152,7 +155,8 @@ def _remembering(check: Checker) -> Checker:
     """``check``, remembering the values it found well formed.  Why: a resource's codes, code
     systems and profile URLs are a small vocabulary met on every resource, and checking a uri
     (its regex, then a URN's own) cost more than the rest of its walk; met again, one is a set
-    lookup.  Learning stops at :data:`REMEMBERED_VALUES` (a hostile stream may bring any number
+    lookup.  Only short values are learnt (:data:`REMEMBERED_LENGTH`), and learning stops at
+    :data:`REMEMBERED_VALUES` (a hostile stream may bring any number
     of distinct values: later ones are checked each time); nothing learnt is forgotten, so the
     threads sharing a checker never see the set shrink."""
     known: set[str] = set()
@@ -161,7 +165,7 @@ def _remembering(check: Checker) -> Checker:
         if type(value) is str and value in known:
             return None
         problem = check(value)
-        if problem is None and len(known) < REMEMBERED_VALUES:
+        if problem is None and len(known) < REMEMBERED_VALUES and len(value) <= REMEMBERED_LENGTH:
             known.add(value)
         return problem
 

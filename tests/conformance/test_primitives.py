@@ -4,6 +4,7 @@ the control characters, as their R4 regex means it (``\\S`` is XML Schema's)."""
 from __future__ import annotations
 
 import re
+import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -80,3 +81,15 @@ def test_a_remembered_uri_is_judged_as_a_fresh_checker_judges_it(values: list[ob
     for value in values:
         SHARED_URI(value)
     assert [SHARED_URI(v) for v in values] == [make_checker("uri", r"\S*", OID_URN)(v) for v in values]
+
+
+def test_a_long_well_formed_uri_is_not_kept_by_its_checker() -> None:
+    """Only short vocabulary is remembered: long values, which any client may send, would be
+    held for the process's life."""
+    check = make_checker("uri", r"\S*")
+    tracemalloc.start()
+    for number in range(16):
+        assert check(f"http://x.example/{number}/" + "a" * 1_000_000) is None
+    retained, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert retained < 1 << 20
