@@ -34,6 +34,7 @@ from gateway.fhir.repository import (
     DELETE_ROUND,
     READ_ONLY,
     Repository,
+    Shared,
     Written,
     check_body_id,
     condition_lock,
@@ -287,13 +288,15 @@ class Bundles:
             _check_distinct_people(tx, entries)
             people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]
             release_dropped_numbers(tx, people)
+            shared = Shared(registering)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 if entry.index not in answers:
-                    answers[entry.index] = self._apply(tx, entry, reply, registering)
+                    answers[entry.index] = self._apply(tx, entry, reply, shared)
             for entry in entries:  # whatever the Bundle deleted, nothing it leaves points at it
                 self.repository.check_unreferenced(tx, entry.gone, entry.path)
+            rewritten = {key for key in _changed(entries) if key[0] == "Patient"}
             for entry in entries:  # a birth date moved later, against the events the Bundle leaves
-                self._judge_birth(tx, entry, answers[entry.index], reply)
+                self._judge_birth(tx, entry, answers[entry.index], reply, rewritten)
         return [answers[entry.index] for entry in entries]
 
     def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
@@ -422,7 +425,7 @@ class Bundles:
             with tx.savepoint():  # the transaction's deletes are applied already
                 for entry in entries:
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
-                        self._apply(tx, entry, Reply(), registering)
+                        self._apply(tx, entry, Reply(), Shared(registering))
                 for entry, node in pending:
                     reference = node["reference"]
                     if reference not in resolved:
@@ -466,19 +469,15 @@ class Bundles:
         if errors and self.repository.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
 
-    def _apply(
-        self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
+    def _apply(self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared | None = None) -> dict[str, Any]:
         """The entry applied; a refusal is located in the Bundle (:func:`_located`): of a
         transaction's several entries, the answer names the one refused."""
         try:
-            return self._applied(tx, entry, reply, registering)
+            return self._applied(tx, entry, reply, shared or Shared())
         except FhirError as error:
             raise _located(error, entry) from None
 
-    def _applied(
-        self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None
-    ) -> dict[str, Any]:
+    def _applied(self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
                 entry.gone = self.repository.delete_matching_in(
@@ -492,7 +491,7 @@ class Bundles:
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
             entry.written = self.repository.create_in(
-                tx, entry.resource or {}, entry.issues, rows=entry.rows, registering=registering
+                tx, entry.resource or {}, entry.issues, rows=entry.rows, shared=shared
             )
             return self._written(entry.written, reply)
         if entry.method == "PUT":
@@ -503,18 +502,16 @@ class Bundles:
                 entry.if_match,
                 entry.rows,
                 minted=entry.minted,
-                registering=registering,
+                shared=shared,
                 free_id=entry.free_id,
             )
             entry.written = written
             return self._written(written, reply)
         if entry.method == "PATCH":
-            return self._patch(tx, entry, reply, registering)
+            return self._patch(tx, entry, reply, shared)
         return self._get(tx, entry, reply)
 
-    def _patch(
-        self, tx: Transaction, entry: Entry, reply: Reply, registering: Mapping[str, dict[str, Any]] | None = None
-    ) -> dict[str, Any]:
+    def _patch(self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared) -> dict[str, Any]:
         """A patch by id, or by the id its condition resolved to (:meth:`_resolve_conditions`)."""
         # held until the transaction ends: a write between this read and the patch's would be lost
         where = f"{entry.path}.request.url"
@@ -522,19 +519,19 @@ class Bundles:
         patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
         relink(patched, entry.links, self.repository.validator.model)  # a patch may name another entry
         issues = self.repository.checked(patched, f"{entry.path}.resource")
-        written = self.repository.update_in(
-            tx, patched, issues, entry.if_match, registering=registering, method="PATCH"
-        )
+        written = self.repository.update_in(tx, patched, issues, entry.if_match, shared=shared, method="PATCH")
         entry.written = written
         return self._written(written, reply)
 
-    def _judge_birth(self, tx: Transaction, entry: Entry, answer: dict[str, Any], reply: Reply) -> None:
+    def _judge_birth(
+        self, tx: Transaction, entry: Entry, answer: dict[str, Any], reply: Reply, rewritten: set[tuple[str, str]]
+    ) -> None:
         """:meth:`Repository.judge_birth` for a transaction's entry: refused at the entry, or
         its warning added to the outcome its answer carries."""
-        if entry.written is None or not (entry.written.birth_moved or entry.written.dated):
+        if entry.written is None or not (entry.written.birth_moved or entry.written.people):
             return
         try:
-            written = self.repository.judge_birth(tx, entry.written, f"{entry.path}.resource")
+            written = self.repository.judge_birth(tx, entry.written, f"{entry.path}.resource", rewritten)
         except FhirError as error:
             raise _located(error, entry) from None
         if "outcome" in answer.get("response", {}):

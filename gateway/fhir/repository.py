@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -64,6 +64,18 @@ LINKED = re.compile(r"\.link\[\d+\]\.other\.reference$")
 
 
 @dataclass
+class Shared:
+    """What the writes of one transaction share about the Patients they name."""
+
+    #: the Patients the transaction creates, at ids the server chose, by id (see
+    #: :meth:`Access.unserved_people`)
+    registering: Mapping[str, dict[str, Any]] | None = None
+    #: the Patients its writes named, each read once and held shared until it ends
+    #: (:meth:`Repository._hold_people`): three visits of one person read them once
+    held: dict[tuple[str, str], Stored | None] = field(default_factory=dict)
+
+
+@dataclass
 class Written:
     """The outcome of a write: the version now current, the HTTP status, and the warnings
     validation raised (errors never get this far unless the gateway accepts with warnings)."""
@@ -74,9 +86,9 @@ class Written:
     #: a Patient's ``birthDate`` moved later (or set) by this write: what the archive holds of
     #: them is judged against it once the request's writes are done (:meth:`Repository.judge_birth`)
     birth_moved: bool = False
-    #: a resource dated by the after-birth rule was written, naming a person: judged again
-    #: against the person as the write's transaction finds them (:meth:`Repository.judge_birth`)
-    dated: bool = False
+    #: the Patients the write names, as its transaction read them, held shared until it ends
+    #: (:meth:`Repository._hold_people`), by reference; None for one absent or deleted
+    people: dict[str, Stored | None] = field(default_factory=dict)
 
     def outcome(self, lang: str) -> dict[str, Any]:
         """What a client that prefers an OperationOutcome (``Prefer: return=OperationOutcome``)
@@ -188,37 +200,42 @@ class Repository:
                 organization = rules.principal.organization if rules.principal else ""
                 raise FhirError(403, "http.forbidden-reference", where, reference=reference, organization=organization)
 
-    def check_not_merged_in(
-        self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None
-    ) -> None:
-        """:meth:`check_reachable`'s refusal of a Patient merged away, asked again inside the
-        write's transaction: asked before it alone, a write racing a merge's commit passed and
-        then named the record merged away.  Each Patient named is read with a share lock
-        (PostgreSQL), so the write waits for a merge holding it and then reads it merged; a
-        merge coming after the write's lock waits for the write's commit, and then finds the
-        write among the source's referrers (``merge.overtaken``, and prepares again).  On
-        SQLite one write transaction runs at a time, and reads what the last committed.  Asked
-        after :func:`_check_people`, which has refused a restricted principal every Patient it
-        may not see, so the refusal tells nothing of a hidden record.  A Patient the same
-        transaction writes (``registering``) is passed over: its own write holds its row and
-        refuses one merged away, or it is new; read here, the nine Encounters and Coverages of
-        a transaction creating their Patient cost nine locking reads on PostgreSQL."""
-        people: dict[str, dict[str, Any] | None] = {}
+    def _hold_people(self, tx: Transaction, resource: dict[str, Any], shared: Shared) -> dict[str, Stored | None]:
+        """The Patients ``resource`` names, read again inside the write's transaction and held
+        shared until it ends (PostgreSQL; on SQLite one write transaction runs at a time and
+        reads what the last committed).  Checked before the transaction alone, a write racing
+        the commit of a merge passed and then named the record merged away, and a visit racing
+        a move of the birth date later was judged against the old one.  Held, a merge or a
+        move waits for the write's commit and then finds it among the referrers (a merge
+        prepares again: ``merge.overtaken``), or the write waits for theirs and reads what
+        they committed.  Read in id order, as a merge locks them.
+
+        A Patient the same transaction creates (``shared.registering``) is passed over: its own write
+        holds its row and refuses one merged away, or it is new, and a Bundle's entries were
+        judged against it; read here, the nine Encounters and Coverages of a transaction
+        creating their Patient cost nine locking reads on PostgreSQL.  A Patient's own are
+        passed over too: it names other Patients in its ``link`` (which a merge writes, and the
+        merged-away refusal passes over), and no after-birth rule dates a Patient by another;
+        held, a PUT of one Patient and a merge would lock two Patients each in its own order."""
+        if resource.get("resourceType") == "Patient":
+            return {}
+        keys: dict[str, tuple[str, str]] = {}
         for node in reference_nodes(resource):
             key = self.references.current_key(node["reference"])
-            if (
-                key is not None
-                and key[0] == "Patient"
-                and node["reference"] not in people
-                and (registering is None or key[1] not in registering)
-            ):
-                found = tx.resources.read(*key, for_share=True)
-                people[node["reference"]] = found.resource if found is not None and not found.deleted else None
-        if not any(replaced_by(person or {}) is not None for person in people.values()):
-            return  # the usual case: no FHIRPath to work out
-        for reference, where in located_references(resource, ""):
-            if reference in people:
-                _check_not_merged_away(reference, where, people.__getitem__)
+            if key is not None and key[0] == "Patient" and key[1] not in (shared.registering or ()):
+                keys[node["reference"]] = key
+        held = shared.held  # each read once a transaction: it holds them until it ends
+        for key in sorted(set(keys.values()) - held.keys()):
+            found = tx.resources.read(*key, for_share=True)
+            held[key] = found if found is not None and not found.deleted else None
+        people = {reference: held[key] for reference, key in keys.items()}
+        if any(p is not None and replaced_by(p.resource or {}) is not None for p in people.values()):
+            # :func:`_check_people` has refused a restricted principal every Patient it may not
+            # see, so this refusal tells nothing of a hidden record
+            for reference, where in located_references(resource, ""):
+                if reference in people:
+                    _check_not_merged_away(reference, where, lambda r: _content(people[r]))
+        return people
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str) -> Stored:
@@ -304,10 +321,9 @@ class Repository:
         issues: list[Issue],
         if_none_exist: str | None = None,
         rows: list[IndexRow] | None = None,
-        registering: Mapping[str, dict[str, Any]] | None = None,
+        shared: Shared | None = None,
     ) -> Written:
-        """``registering``: the Patients the same transaction writes, by id (see
-        :meth:`Access.unserved_people`)."""
+        """``shared``: what the writes of the same transaction share (:class:`Shared`)."""
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(condition_lock(kind))
@@ -317,12 +333,13 @@ class Repository:
         _check_owner(tx, resource)
         _check_organization_identifiers(tx, resource)
         rules = self.access()
-        _check_people(rules, tx, resource, registering)
-        self.check_not_merged_in(tx, resource, registering)
+        shared = shared or Shared()
+        _check_people(rules, tx, resource, shared.registering)
+        people = self._hold_people(tx, resource, shared)
         lock_new_person(tx, resource)
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         register_person(tx, stored, None, rules)
-        return Written(stored, 201, issues, dated=self._names_person(resource))
+        return Written(stored, 201, issues, people=people)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
@@ -341,7 +358,7 @@ class Repository:
         if_match: int | None = None,
         rows: list[IndexRow] | None = None,
         minted: bool = False,
-        registering: Mapping[str, dict[str, Any]] | None = None,
+        shared: Shared | None = None,
         free_id: bool = False,
         method: str = "PUT",
     ) -> Written:
@@ -350,13 +367,18 @@ class Repository:
         ``minted``: the server chose the id (a conditional update that matched nothing);
         ``free_id``: a conditional update that matched nothing names its id, which must then
         belong to no resource (409, as R5 settles it: R4's "performs a create" cannot mean
-        replacing a resource the criteria did not select); ``registering`` as for
+        replacing a resource the criteria did not select); ``shared`` as for
         :meth:`create_in`."""
         _check_owner(tx, resource)
         _check_organization_identifiers(tx, resource)
         kind, resource_id = resource["resourceType"], resource["id"]
         rules = self.access()
-        _check_people(rules, tx, resource, registering)
+        shared = shared or Shared()
+        _check_people(rules, tx, resource, shared.registering)
+        # rows are locked in (type, id) order, as a merge locks them: one writer holding its
+        # ServiceRequest while it waited for a Patient the merge held, and the merge waiting for
+        # that ServiceRequest, deadlocked
+        people = self._hold_people(tx, resource, shared) if kind > "Patient" else None
         try:
             before = held_row(tx, kind, resource_id, resource)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
@@ -383,7 +405,8 @@ class Repository:
                 raise FhirError(
                     403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource_id}"
                 )
-            self.check_not_merged_in(tx, resource, registering)  # its own row held first, as a merge holds it
+            if people is None:
+                people = self._hold_people(tx, resource, shared)
             stored, changed = tx.resources.write(
                 resource, method=method, if_match=if_match, rows=rows, owner=creator(acting.get())
             )
@@ -392,13 +415,11 @@ class Repository:
         register_person(tx, stored, before, rules)
         created = before is None or before.deleted
         moved = not created and kind == "Patient" and _birth_moved(before, resource)
-        return Written(stored, 201 if created else 200, issues, moved, changed and self._names_person(resource))
+        return Written(stored, 201 if created else 200, issues, moved, people if changed else {})
 
-    def _names_person(self, resource: Mapping[str, Any]) -> bool:
-        """Whether the after-birth rule dates ``resource`` by a person it names."""
-        return self.validator.after_birth.person_reference(resource) is not None
-
-    def judge_birth(self, tx: Transaction, written: Written, path: str = "") -> Written:
+    def judge_birth(
+        self, tx: Transaction, written: Written, path: str = "", rewritten: Collection[tuple[str, str]] = ()
+    ) -> Written:
         """The after-birth rule across stored records, both ways, once a request's writes are
         done: a dated resource against its person as the transaction finds them
         (:meth:`_judge_dated`), and a Patient whose birth date moved against what names them.
@@ -413,8 +434,8 @@ class Repository:
         identity conflicts for the 主索引 staff instead, as a holder it may not see is.  Asked
         once the request's writes are done, so a transaction that corrects the events with
         the birth date is judged as it leaves them."""
-        if written.dated:
-            self._judge_dated(tx, written, path)
+        if written.people:
+            self._judge_dated(tx, written, path, rewritten)
         patient = written.stored.resource
         if not written.birth_moved or patient is None:
             return written
@@ -450,21 +471,23 @@ class Repository:
         if verdict.issues and severity == "error":
             raise FhirError(422, "http.invalid-resource", issues=verdict.issues, count=len(verdict.issues))
 
-    def _judge_dated(self, tx: Transaction, written: Written, path: str) -> None:
+    def _judge_dated(
+        self, tx: Transaction, written: Written, path: str, rewritten: Collection[tuple[str, str]]
+    ) -> None:
         """A dated resource was validated against its person's birth date before its
         transaction began; a write moving that birth date meanwhile judged the events it then
-        found, not this one.  So the person is read again here, its row held shared until
-        this transaction ends (a PostgreSQL writer of it waits, and is judged against this
-        resource once it is committed; one that committed first is the version read), and
-        the rule's verdicts it did not give before are given now: a 422 for a new error under
-        ``reject``, new issues among the write's under ``warn``.  A person the same
-        transaction writes is read as written; one the client may not see is not judged."""
+        found, not this one.  So it is judged again against the person as its transaction
+        read and holds them (:meth:`_hold_people`), and the rule's verdicts it did not give
+        before are given now: a 422 for a new error under ``reject``, new issues among the
+        write's under ``warn``.  A person the same transaction creates was judged with the
+        Bundle, and is not held; one it updates (``rewritten``, by type and id) is read again:
+        held as it was before, it would be judged by the birth date the transaction replaced;
+        one the client may not see is not judged."""
         resource = written.stored.resource or {}
         reference = self.validator.after_birth.person_reference(resource)
-        key = self.references.current_key(reference) if reference is not None else None
-        if key is None or key[0] != "Patient":
-            return
-        person = tx.resources.read(*key, for_share=True)
+        person = written.people.get(reference) if reference is not None else None
+        if person is not None and (person.type, person.id) in rewritten:
+            person = tx.resources.read(person.type, person.id)
         if person is None or person.resource is None or self.access().hides(tx, person):
             return
         found = IssueList()
@@ -895,3 +918,7 @@ def default_profiles(registry: Registry) -> dict[str, str]:
         for kind, urls in by_type.items()
     }
     return {kind: urls[0] for kind, urls in by_type.items() if len(urls) == 1}
+
+
+def _content(stored: Stored | None) -> dict[str, Any] | None:
+    return stored.resource if stored is not None else None

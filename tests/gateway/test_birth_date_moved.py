@@ -143,6 +143,15 @@ def test_a_transaction_correcting_the_visit_with_the_birth_date_is_written(clien
     assert answer.status_code == 200, answer.get_data(as_text=True)
 
 
+def test_a_transaction_moving_the_birth_date_earlier_with_a_visit_between_is_written(client: FlaskClient) -> None:
+    """The visit is judged against the birth date the transaction leaves: the one it moved
+    from (1965, stored) is what its write held of the person, not what the archive keeps."""
+    client.put(f"/fhir/{PERSON}", json=person("1965-01-01"), headers=FHIR_JSON)
+    bundle = transaction(("PUT", PERSON, person()), ("POST", "Encounter", visit("1960-03-01T09:30:00+08:00")))
+    answer = client.post("/fhir", json=bundle, headers=FHIR_JSON)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+
+
 #: 张秀英 managed by the home of her stay, so the home may write her record
 AT_HOME = {"managingOrganization": {"reference": f"Organization/{HOME.organization}"}}
 

@@ -80,17 +80,21 @@ def test_a_referrer_come_after_the_preparation_overtakes_the_merge(repository: R
 
 
 def test_a_visit_written_while_the_merge_commits_may_not_name_the_source(repository: Repository) -> None:
-    """The visit's own check, before its transaction, still finds the source unmerged: the
-    merge holds its writes uncommitted meanwhile.  Its transaction waits for the merge's and
-    then must find the source merged away (two connections, one writer thread each)."""
+    """The visit is validated before the merge's writes, so its own check finds the source
+    unmerged; its transaction then waits for the merge's and must find the source merged away
+    (two connections, one writer thread each).  Whenever the writer's transaction starts, only
+    the check inside it can refuse the visit."""
     source = repository.create(new_patient()).stored.id
     target = repository.create(new_patient()).stored.id
     plan = prepared(repository, source, target)
+    stay = {**example("yy-encounter/valid-health-check-2026.json"), "subject": {"reference": f"Patient/{source}"}}
+    stay["id"] = "visit-racing-the-merge"
+    issues, rows = repository.checked(stay), repository.index_rows(stay)
     answered: list[tuple[int, str]] = []
 
     def write_visit() -> None:
         try:
-            visit_of(repository, source)
+            repository.store.atomically(lambda tx: repository.create_in(tx, stay, issues, rows=rows))
             answered.append((201, "written"))
         except FhirError as refusal:
             answered.append((refusal.status, refusal.message_id))
@@ -99,18 +103,30 @@ def test_a_visit_written_while_the_merge_commits_may_not_name_the_source(reposit
     with repository.store.transaction() as tx:
         patient_merge.apply(repository, tx, plan)
         writer.start()
-        time.sleep(RACE_WAIT_S)  # the visit validated, and waiting for the merge's commit
+        time.sleep(RACE_WAIT_S)  # most often the visit's transaction is waiting for the merge's now
     writer.join()
     assert answered == [(422, "merge.replaced-patient")]
 
 
-def test_a_merge_overtaken_while_it_waits_is_prepared_again(repository: Repository) -> None:
+def test_a_merge_overtaken_while_it_waits_is_prepared_again(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The visit's change is uncommitted when the merge prepares, and commits while the merge
     waits for its row: the merge's first plan is stale (412 within), and it prepares again."""
     source = repository.create(new_patient()).stored.id
     target = repository.create(new_patient()).stored.id
     stay = visit_of(repository, source)
     answered: list[str] = []
+    plans: list[patient_merge.Plan] = []
+    first_prepared = threading.Event()
+    prepare = patient_merge.prepare
+
+    def counted(*arguments: Any) -> patient_merge.Plan:
+        plans.append(prepare(*arguments))
+        first_prepared.set()
+        return plans[-1]
+
+    monkeypatch.setattr(patient_merge, "prepare", counted)
 
     def merge() -> None:
         try:
@@ -125,9 +141,10 @@ def test_a_merge_overtaken_while_it_waits_is_prepared_again(repository: Reposito
     with repository.store.transaction() as tx:
         repository.update_in(tx, changed, issues, rows=rows)
         merging.start()
-        time.sleep(RACE_WAIT_S)  # the merge prepared from the visit as committed, and waiting
+        assert first_prepared.wait(30)  # from the visit as committed before this change
+        time.sleep(RACE_WAIT_S)  # most often the merge is waiting for the visit's row now
     merging.join()
-    assert answered == ["merged"]
+    assert (answered, len(plans)) == (["merged"], 2)
 
 
 def test_a_transaction_does_not_read_again_the_patient_it_creates(
@@ -152,3 +169,33 @@ def test_a_transaction_does_not_read_again_the_patient_it_creates(
     ]
     make_services().bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     assert shared == []
+
+
+@pytest.mark.parametrize(
+    ("example_file", "order"),
+    [
+        ("yy-encounter/valid-health-check-2026.json", ["Encounter", "Patient"]),
+        ("yy-servicerequest-referral/valid-downward-rehab.json", ["Patient", "ServiceRequest"]),
+    ],
+)
+def test_an_update_locks_its_row_and_its_patient_in_the_order_a_merge_does(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch, example_file: str, order: list[str]
+) -> None:
+    """A merge locks what it writes in (type, id) order: a referral's writer holding its
+    ServiceRequest while it waited for the Patient the merge held, with the merge waiting for
+    that ServiceRequest, deadlocked on PostgreSQL."""
+    repository = make_services().repository
+    person = repository.create(new_patient()).stored.id
+    record = {**example(example_file), "subject": {"reference": f"Patient/{person}"}}
+    stored = repository.update(record["resourceType"], record["id"], record).stored.resource or {}
+    locked: list[str] = []
+    read = Resources.read
+
+    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
+        if lock.get("for_share") or lock.get("for_update"):
+            locked.append(kind)
+        return read(self, kind, resource_id, **lock)
+
+    monkeypatch.setattr(Resources, "read", reading)
+    repository.update(stored["resourceType"], stored["id"], {**stored, "status": "entered-in-error"})
+    assert list(dict.fromkeys(locked)) == order  # each row's first lock (the write locks its own again)

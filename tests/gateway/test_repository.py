@@ -209,10 +209,12 @@ def test_a_reference_to_another_entry_is_checked_against_that_entry(services: Ma
 @dataclass
 class ArchiveReads:
     """The keys the archive was asked for: one at a time (``Resources.read``) and together
-    (``Resources.read_many``)."""
+    (``Resources.read_many``), and those a write's transaction held shared (a Patient it
+    names, read again there: Repository._hold_people)."""
 
     single: list[tuple[str, str]] = field(default_factory=list)
     together: list[tuple[str, str]] = field(default_factory=list)
+    held: list[tuple[str, str]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -226,7 +228,7 @@ def watch_reads(monkeypatch: pytest.MonkeyPatch) -> Callable[[], ArchiveReads]:
         read, read_many = Resources.read, Resources.read_many
 
         def recorded_read(self: Resources, kind: str, resource_id: str, **options: Any) -> Any:
-            reads.single.append((kind, resource_id))
+            (reads.held if options.get("for_share") else reads.single).append((kind, resource_id))
             return read(self, kind, resource_id, **options)
 
         def recorded_read_many(self: Resources, keys: Any) -> Any:
@@ -267,6 +269,12 @@ def test_entries_naming_one_archive_resource_look_it_up_once(
 ) -> None:
     reads = reads_of_three_visits
     assert (reads.single + reads.together).count(("Patient", patient["id"])) == 1
+
+
+def test_a_transaction_holds_the_patient_its_entries_name_once(
+    reads_of_three_visits: ArchiveReads, patient: dict[str, Any]
+) -> None:
+    assert reads_of_three_visits.held == [("Patient", patient["id"])]
 
 
 def test_the_archive_resources_a_transaction_names_are_read_together(
