@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from conformance.primitives import ADVISORY
 from conformance.validator import Validator
 from tests.conftest import errors, found
 
@@ -117,6 +120,33 @@ def test_primitive_format_problems_are_reported(
     validator: Validator, element: str, value: Any, message_id: str
 ) -> None:
     assert found(check(validator, {"resourceType": "Patient", element: value}), message_id, f"Patient.{element}")
+
+
+#: strings of a HumanName: well formed, of spaces alone (a warning), empty, with control
+#: characters, or no string at all
+NAME_PARTS = st.sampled_from(["珍", "Li Wei", "   ", "\u3000", "", "\x1c", "a\x00b", 5, True, 1.5])
+
+
+@settings(max_examples=200, deadline=None)
+@given(NAME_PARTS, st.lists(NAME_PARTS, min_size=1, max_size=5))
+def test_each_primitive_format_problem_is_located_at_its_own_value(
+    validator: Validator, family: object, given_names: list[object]
+) -> None:
+    """Most primitives are checked inline, their path put together only for a problem: each
+    problem is still reported at its own value's FHIRPath, with the severity its kind has."""
+    checker = validator.model.checkers["string"]
+    values = [("Patient.name[0].family", family)]
+    values += [(f"Patient.name[0].given[{index}]", value) for index, value in enumerate(given_names)]
+    expected = {
+        ("warning" if problem[0] in ADVISORY else "error", problem[0], path)
+        for path, value in values
+        if (problem := checker(value)) is not None
+    }
+    patient = {"resourceType": "Patient", "name": [{"family": family, "given": given_names}]}
+    issues = check(validator, patient)
+    assert {
+        (i.severity, i.message_id, i.expression) for i in issues if i.message_id.startswith("primitive.")
+    } == expected
 
 
 @pytest.mark.parametrize(
