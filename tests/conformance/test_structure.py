@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from conformance.issues import IssueList
+from conformance.periods import check_period, ends_before
 from conformance.primitives import ADVISORY
 from conformance.validator import Validator
 from tests.conftest import errors, found
@@ -291,6 +293,29 @@ def test_period_of_mixed_precision_within_the_same_day_passes(validator: Validat
         },
     )
     assert not found(issues, "rule.period-order")
+
+
+#: bounds of periods near one another, dates of each precision and dateTimes in several
+#: zones and layouts (an impossible day, a comma fraction, no zone included)
+PERIOD_BOUNDS = st.builds(
+    lambda day, precision, time, zone: day[:precision] if precision else f"{day}T{time}{zone}",
+    st.sampled_from(["2026-01-01", "2026-01-02", "2026-13-01", "2026-02-30"]),
+    st.sampled_from([4, 7, 10, None, None, None]),
+    st.sampled_from(["00:00:00", "10:00:00", "10:59:00", "23:00:00.5", "10:00:00,5", "24:00:00"]),
+    st.sampled_from(["Z", "+08:00", "-05:00", ""]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(PERIOD_BOUNDS, PERIOD_BOUNDS)
+@example("2026-01-01T10:00:00-05:00", "2026-01-01T11:00:00+08:00")
+@example("2026-01-01T10:00:00.5Z", "2026-01-01T10:00:00.49Z")
+def test_a_period_told_in_order_by_its_text_is_one_in_order_as_instants(start: str, end: str) -> None:
+    """Periods written in one layout are judged by their text, the rest as instants: the
+    verdict is the instants' either way."""
+    issues = IssueList()
+    check_period({"start": start, "end": end}, "Encounter.period", issues)
+    assert found(issues, "rule.period-order") == ends_before(start, end)
 
 
 def test_narrative_with_script_violates_txt_1(validator: Validator) -> None:
