@@ -75,6 +75,9 @@ class Rule:
     #: (``url``, ``system``): (the path, string → slice name); () when they do not.  Worked
     #: out on first use (see ProfileWalker._slices)
     value_index: tuple[tuple[str, ...], dict[str, str]] | tuple[()] | None = None
+    #: value type → (whether the rule's types allow it, their type profiles, their target
+    #: profiles), worked out on first use (see ProfileWalker._type_plan)
+    type_plans: dict[str, tuple[bool, tuple[str, ...], tuple[str, ...]]] | None = None
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False

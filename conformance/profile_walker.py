@@ -16,7 +16,7 @@ from conformance.bindings import check_binding, codings_of
 from conformance.discriminators import SliceTest, Typed, plain_values, slice_tests, typed_values
 from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue, IssueList
-from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, TypeRule
+from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule
 from conformance.structure import BaseModel, NodeModel, Slot, applies, report_invariant
 from conformance.terminology import Terminology
 from conformance.value_bounds import check_bounds, check_length
@@ -59,6 +59,11 @@ class Item:
 
 
 MEMO_LIMIT = 50_000
+#: value types a rule keeps a type plan for (values name their own resourceType: a hostile
+#: instance may bring any number)
+TYPE_PLAN_LIMIT = 64
+#: the types every value is an instance of, as far as a rule's type list is concerned
+GENERIC_TYPES = ("Resource", "DomainResource", "Element", "BackboneElement")
 #: the version part of a versioned reference (``…/_history/2``)
 _VERSION = re.compile(r"/_history/[^/]*$")
 
@@ -264,7 +269,7 @@ class ProfileWalker:
         where bp demands a Quantity was also told of a Quantity pattern, a UCUM binding and four
         missing children at Observation.component[0].valueString.value and the like."""
         value, path = item.value, item.path
-        if rule.types and not self._check_types(rule.types, item, issues, scope):
+        if rule.types and not self._check_types(rule, item, issues, scope):
             return False
         if rule.fixed is not None and value != rule.fixed:
             issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
@@ -292,26 +297,21 @@ class ProfileWalker:
             report_invariant(invariant, verdict, path, issues)
         return True
 
-    def _check_types(self, types: tuple[TypeRule, ...], item: Item, issues: IssueList, scope: Scope) -> bool:
+    def _check_types(self, rule: Rule, item: Item, issues: IssueList, scope: Scope) -> bool:
         """Type, type profiles and target profiles; False when the type itself is not allowed."""
         actual = item.type
-        allowed = [
-            t
-            for t in types
-            if t.code == actual or t.code in ("Resource", "DomainResource", "Element", "BackboneElement")
-        ]
-        if actual and not allowed:
-            issues.error("profile.type-not-allowed", item.path, actual=actual, allowed=", ".join(t.code for t in types))
+        allowed, profiles, targets = _type_plan(rule, actual)
+        if not allowed:
+            codes = ", ".join(t.code for t in rule.types)
+            issues.error("profile.type-not-allowed", item.path, actual=actual, allowed=codes)
             return False
-        profiles = [p for t in allowed for p in t.profiles]
         if profiles:
             self._conforms_to_one(profiles, item, issues, scope)
-        targets = [p for t in allowed for p in t.targets]
         if targets and isinstance(item.value, dict):
             self._check_target(targets, item, issues, scope)
         return True
 
-    def _conforms_to_one(self, urls: list[str], item: Item, issues: IssueList, scope: Scope) -> None:
+    def _conforms_to_one(self, urls: tuple[str, ...], item: Item, issues: IssueList, scope: Scope) -> None:
         attempts: list[IssueList] = []
         for url in urls:
             profile = self.compiler.get(url)
@@ -349,7 +349,7 @@ class ProfileWalker:
             self._memo[key] = [(i.severity, i.message_id, i.expression[cut:], i.params) for i in trial]
         return trial
 
-    def _check_target(self, targets: list[str], item: Item, issues: IssueList, scope: Scope) -> None:
+    def _check_target(self, targets: tuple[str, ...], item: Item, issues: IssueList, scope: Scope) -> None:
         reference = item.value.get("reference")
         target_type = item.value.get("type")
         resolved = scope.resolve(reference) if isinstance(reference, str) else None
@@ -375,7 +375,7 @@ class ProfileWalker:
             self._check_target_profile(targets, resolved, item, issues, scope)
 
     def _check_target_profile(
-        self, targets: list[str], target: dict[str, Any], item: Item, issues: IssueList, scope: Scope
+        self, targets: tuple[str, ...], target: dict[str, Any], item: Item, issues: IssueList, scope: Scope
     ) -> None:
         """A target the instance itself holds (a Bundle entry, a contained resource) must meet one
         of the reference's target profiles, as the reference validator requires; only its
@@ -510,6 +510,26 @@ class ProfileWalker:
                 if not trial.has_errors:
                     return True
         return False
+
+
+def _type_plan(rule: Rule, actual: str) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """(whether a value of type ``actual`` is allowed, the type profiles and the target profiles
+    its allowed types name), worked out once per rule and type: every value a rule constrains
+    meets its types, and three lists were built anew for each."""
+    plans = rule.type_plans
+    if plans is None:
+        plans = rule.type_plans = {}
+    plan = plans.get(actual)
+    if plan is None:
+        allowed = [t for t in rule.types if t.code == actual or t.code in GENERIC_TYPES]
+        plan = (
+            bool(allowed) or not actual,
+            tuple(p for t in allowed for p in t.profiles),
+            tuple(p for t in allowed for p in t.targets),
+        )
+        if len(plans) < TYPE_PLAN_LIMIT:
+            plans[actual] = plan
+    return plan
 
 
 def _value_index(

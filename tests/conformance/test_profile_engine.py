@@ -104,6 +104,14 @@ def test_choice_type_restriction_rejects_other_types() -> None:
     assert found(run(v, {"deceasedDateTime": "2020-01-01"}), "profile.type-not-allowed", "Patient.deceasedDateTime")
 
 
+def test_a_rule_judges_the_type_of_each_value_it_meets_as_its_own() -> None:
+    """A rule's types are sorted out once per value type, never once for all: values of an
+    allowed and a refused type in turn keep their own verdicts."""
+    v = validator_with({"id": "Patient.deceased[x]", "type": [{"code": "boolean"}]})
+    values = [{"deceasedDateTime": "2020-01-01"}, {"deceasedBoolean": True}, {"deceasedDateTime": "2020-01-01"}]
+    assert [found(run(v, value), "profile.type-not-allowed") for value in values] == [True, False, True]
+
+
 def test_reference_target_restriction_rejects_other_resource_types() -> None:
     v = validator_with(
         {
