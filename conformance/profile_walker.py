@@ -358,9 +358,12 @@ class ProfileWalker:
         elif isinstance(reference, str) and not target_type:
             # Type/id, or a version of it (Type/id/_history/2, references.html): the type is
             # the segment before the id either way
-            head = _VERSION.sub("", reference.split("?", 1)[0]).split("/")
             if reference.startswith(("urn:", "#")):
                 return  # unresolved: the business rules report it
+            written = reference.split("?", 1)[0]
+            if "/_history/" in written:  # the pattern cannot match otherwise, and costs more than the rest
+                written = _VERSION.sub("", written)
+            head = written.split("/")
             target_type = head[-2] if len(head) >= 2 else None
         if not isinstance(target_type, str) or not target_type:
             return  # none, or not a type name (a resourceType the structure walk refused)

@@ -53,7 +53,10 @@ def _referenced_type(node: dict[str, Any], scope: Scope) -> str | None:
             if isinstance(found, str):
                 return found
         else:
-            match = _CONDITIONAL.fullmatch(reference) or _TYPED.fullmatch(reference)
+            # a conditional reference holds a "?": asking its pattern of the others cost as much
+            # as the rest of the check
+            conditional = _CONDITIONAL.fullmatch(reference) if "?" in reference else None
+            match = conditional or _TYPED.fullmatch(reference)
             if match:
                 return match["type"]
     return None
