@@ -186,9 +186,10 @@ class ProfileWalker:
         count = len(items)
         if (rule.min and count < rule.min) or (rule.max is not None and count > rule.max) or rule.must_support:
             self._cardinality(rule, count, f"{parent_path}.{rule.name}", issues, profile_url)
-        for item in items:
-            model = self._model_of(item) if rule.children or rule.invariants else None
-            self._check_item(rule, item, model, issues, scope, profile_url)
+        if rule.checks_value or rule.children:  # else the items were counted, and that is all
+            for item in items:
+                model = self._model_of(item) if rule.children or rule.invariants else None
+                self._check_item(rule, item, model, issues, scope, profile_url)
         if rule.slicing is not None and rule.slices:
             self._slices(rule, items, parent_path, issues, scope, profile_url)
 
@@ -429,7 +430,8 @@ class ProfileWalker:
                 issues.error(
                     "definition.invalid", where, profile=profile_url, path=f"{rule.path}:{name}", detail=detail
                 )
-        assigned: dict[str, list[Item]] = {name: [] for name in names}
+        #: the items of each slice that has any
+        assigned: dict[str, list[Item]] = {}
         last_slice = -1
         seen_unmatched = False
         index = _value_index(rule, names, plans)
@@ -448,10 +450,10 @@ class ProfileWalker:
             if slicing.ordered and position < last_slice:
                 issues.error("profile.slice-order", item.path, slice=match, path=rule.path)
             last_slice = max(last_slice, position)
-            assigned[match].append(item)
+            assigned.setdefault(match, []).append(item)
         for name, part in rule.slices.items():
-            if assigned[name] or not part.quiet_when_absent:
-                self._element(part, assigned[name], parent_path, issues, scope, profile_url)
+            if name in assigned or not part.quiet_when_absent:
+                self._element(part, assigned.get(name, []), parent_path, issues, scope, profile_url)
 
     @staticmethod
     def _plans(rule: Rule) -> dict[str, tuple[SliceTest, ...]]:
