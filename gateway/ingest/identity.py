@@ -301,11 +301,11 @@ def merge(
     has not got; the extension URLs in ``repeating`` gain the values they lack, the others
     keep their first value.  ``source``, the yy-ext-contact-source extension of the system
     ``incoming`` came from, makes its contacts that source's current ones: they replace those it
-    sent before (a new emergency contact, not one beside the old), and the contacts of other
-    sources, or of none (written over REST), stay."""
+    sent before (a new emergency contact, not one beside the old), one it sends again stays where
+    it stands, and the contacts of other sources, or of none (written over REST), stay."""
     if source is not None and incoming.get("contact"):
         incoming = with_source(incoming, source)
-        archive["contact"] = _without_source(archive.get("contact", []), source)
+        archive["contact"] = _without_withdrawn(archive.get("contact", []), incoming["contact"], source)
     seen = {(i.get("system"), i.get("value")) for i in archive.get("identifier", [])}
     for identifier in incoming.get("identifier", []):
         if (identifier.get("system"), identifier.get("value")) not in seen:
@@ -356,13 +356,19 @@ def _unmarked(contact: dict[str, Any]) -> dict[str, Any]:
     return {**bare, "extension": others} if others else bare
 
 
-def _without_source(contacts: list[dict[str, Any]], source: dict[str, Any]) -> list[dict[str, Any]]:
-    """The contacts but those only ``source`` sent; one another source sent too stays, no
-    longer marked as ``source``'s."""
+def _without_withdrawn(
+    contacts: list[dict[str, Any]], incoming: list[dict[str, Any]], source: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The contacts but those ``source`` sent before and sends no more; one another source sent
+    too stays, no longer marked as ``source``'s.  One it sends again (the contact an incoming one
+    merges into, :func:`_same_contact`) stays in its place as it is: dropped and appended anew,
+    it moved behind the others' contacts, so every message repeating it wrote a new version of
+    the person, and two sources resending theirs swapped the order back and forth."""
+    resent = {id(found) for item in incoming if (found := _same_contact(contacts, item)) is not None}
     kept = []
     for contact in contacts:
         marks = _sources(contact)
-        if source not in marks:
+        if source not in marks or id(contact) in resent:
             kept.append(contact)
         elif len(marks) > 1:
             kept.append({**contact, "extension": [e for e in contact["extension"] if e != source]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,62 @@ def test_a_contact_written_without_a_source_stays(index: Index) -> None:
     index.resolve(reached_at("13603710004"))
     person, _ = index.resolve(reached_at("13703710003"), "hl7v2")
     assert contact_numbers(index, person) == [["13603710004"], ["13703710003"]]
+
+
+def sent_by(source: str) -> dict[str, Any]:
+    """The mark of a contact ``source`` sent (yy-ext-contact-source)."""
+    return {"url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-contact-source", "valueCode": source}
+
+
+def test_a_source_sending_its_contact_again_leaves_it_where_it_stands() -> None:
+    """李明, the HIS's emergency contact, stays before 王芳 (written over REST) when the HIS names
+    him again: moved behind her, every such message wrote a new version of the person."""
+    archive = {"resourceType": "Patient", "contact": [{"name": {"text": "李明"}, "extension": [sent_by("hl7v2")]}]}
+    archive["contact"].append({"name": {"text": "王芳"}})
+    incoming = {"resourceType": "Patient", "contact": [{"name": {"text": "李明"}}]}
+    merged = merge(copy.deepcopy(archive), incoming, frozenset(), sent_by("hl7v2"))
+    assert merged["contact"] == archive["contact"]
+
+
+NUMBERS = st.lists(
+    st.fixed_dictionaries({"system": st.just("phone"), "value": st.sampled_from(["13603710004", "13703710003"])}),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda point: point["value"],
+)
+#: a person's contacts: named (李明, 王芳), or only a number to call (an HIS's emergency number)
+CONTACTS = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {"name": st.fixed_dictionaries({"text": st.sampled_from(["李明", "王芳"])})}, optional={"telecom": NUMBERS}
+        ),
+        st.fixed_dictionaries({"telecom": NUMBERS}),
+    ),
+    max_size=3,
+)
+SOURCES = st.sampled_from(["hl7v2", "elderly-care"])
+
+
+@given(
+    st.lists(st.tuples(CONTACTS, st.lists(SOURCES, max_size=2, unique=True))),
+    CONTACTS,
+    CONTACTS,
+    st.sampled_from(["elderly-care", None]),
+)
+def test_a_source_resending_the_contacts_it_sent_last_changes_none(
+    archived: list[tuple[list[dict[str, Any]], list[str]]],
+    sent: list[dict[str, Any]],
+    between: list[dict[str, Any]],
+    other: str | None,
+) -> None:
+    """Whatever the archive held and whatever another source (or a REST client, no source) wrote
+    in between, the contacts the HIS sent last, sent again, leave the person's contacts as they are."""
+    contacts = [{**c, "extension": [sent_by(s) for s in marks]} if marks else c for cs, marks in archived for c in cs]
+    his = sent_by("hl7v2")
+    person = merge({"resourceType": "Patient", "contact": contacts}, {"contact": copy.deepcopy(sent)}, frozenset(), his)
+    person = merge(person, {"contact": between}, frozenset(), sent_by(other) if other else None)
+    before = copy.deepcopy(person)
+    assert merge(person, {"contact": copy.deepcopy(sent)}, frozenset(), his) == before
 
 
 BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
