@@ -270,7 +270,11 @@ class Bundles:
             # the identifiers of the organisations written next, as every writer (identity.py)
             lock_organization_identifiers(tx, *_writing(entries, "Organization"))
             held = {*_changed(entries), *self._foreseen(tx, entries)}
-            self.repository.hold(tx, sorted(held), _writing(entries, "Patient"))
+            # the Patients a Bundle without conditions names are known now (a condition may yet
+            # name others, or mint a Patient): held with the rest, in one order
+            shared = None if conditional else Shared(_registering(entries))
+            writing = [e.resource for e in entries if e.method in ("POST", "PUT") and e.resource] if shared else []
+            self.repository.hold(tx, sorted(held), _writing(entries, "Patient"), shared, writing)
             self._check_deletes_distinct(tx, entries)
             for entry in entries:
                 if entry.method == "DELETE":
@@ -288,7 +292,7 @@ class Bundles:
             _check_distinct_people(tx, entries)
             people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]
             release_dropped_numbers(tx, people)
-            shared = Shared(registering)
+            shared = shared or Shared(registering)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 if entry.index not in answers:
                     answers[entry.index] = self._apply(tx, entry, reply, shared)

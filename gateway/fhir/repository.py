@@ -217,17 +217,10 @@ class Repository:
         passed over too: it names other Patients in its ``link`` (which a merge writes, and the
         merged-away refusal passes over), and no after-birth rule dates a Patient by another;
         held, a PUT of one Patient and a merge would lock two Patients each in its own order."""
-        if resource.get("resourceType") == "Patient":
-            return {}
-        keys: dict[str, tuple[str, str]] = {}
-        for node in reference_nodes(resource):
-            key = self.references.current_key(node["reference"])
-            if key is not None and key[0] == "Patient" and key[1] not in (shared.registering or ()):
-                keys[node["reference"]] = key
+        keys = self._named_people(resource, shared)
         held = shared.held  # each read once a transaction: it holds them until it ends
         for key in sorted(set(keys.values()) - held.keys()):
-            found = tx.resources.read(*key, for_share=True)
-            held[key] = found if found is not None and not found.deleted else None
+            held[key] = _held_shared(tx, key)
         people = {reference: held[key] for reference, key in keys.items()}
         if any(p is not None and replaced_by(p.resource or {}) is not None for p in people.values()):
             # :func:`_check_people` has refused a restricted principal every Patient it may not
@@ -236,6 +229,17 @@ class Repository:
                 if reference in people:
                     _check_not_merged_away(reference, where, lambda r: _content(people[r]))
         return people
+
+    def _named_people(self, resource: dict[str, Any], shared: Shared) -> dict[str, tuple[str, str]]:
+        """The archive's Patients ``resource`` names (:meth:`_hold_people`), by reference."""
+        if resource.get("resourceType") == "Patient":
+            return {}
+        keys: dict[str, tuple[str, str]] = {}
+        for node in reference_nodes(resource):
+            key = self.references.current_key(node["reference"])
+            if key is not None and key[0] == "Patient" and key[1] not in (shared.registering or ()):
+                keys[node["reference"]] = key
+        return keys
 
     # -- reads -----------------------------------------------------------------------------
     def read(self, kind: str, resource_id: str) -> Stored:
@@ -680,8 +684,14 @@ class Repository:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
         check_body_id(resource, resource_id, f"{kind}.id")
 
-    @staticmethod
-    def hold(tx: Transaction, targets: Sequence[tuple[str, str]], people: Sequence[dict[str, Any]] = ()) -> None:
+    def hold(
+        self,
+        tx: Transaction,
+        targets: Sequence[tuple[str, str]],
+        people: Sequence[dict[str, Any]] = (),
+        shared: Shared | None = None,
+        writing: Sequence[dict[str, Any]] = (),
+    ) -> None:
         """Lock the resources a transaction will change, in one order (type, then id): taken as
         its entries came, two transactions changing the same two resources in opposite orders
         each held one and waited for the other, and PostgreSQL broke the deadlock by failing
@@ -692,10 +702,19 @@ class Repository:
         The identity numbers of the Patients among them, and of ``people`` (the Patients the
         transaction writes), are locked before any row, in the order of identity.py: an
         ingest holding a person's numbers waits for the Patient's row, and a transaction
-        that held the row first and then waited for the numbers deadlocked with it."""
+        that held the row first and then waited for the numbers deadlocked with it.
+
+        With ``shared``, the Patients the resources it will write (``writing``) name are held
+        shared in the same order (into ``shared.held``, see :meth:`_hold_people`), as a merge
+        takes its rows: held after the rows, a transaction updating a ServiceRequest waited for
+        the Patient a merge held, which waited for that ServiceRequest."""
         lock_people(tx, targets, people)
-        for kind, resource_id in sorted(targets):
-            if tx.resources.read(kind, resource_id, for_update=True) is None:
+        shared = shared or Shared()
+        named = {key for resource in writing for key in self._named_people(resource, shared).values()} - set(targets)
+        for kind, resource_id in sorted({*targets, *named}):
+            if (kind, resource_id) in named:
+                shared.held[(kind, resource_id)] = _held_shared(tx, (kind, resource_id))
+            elif tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))
 
     def matching(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
@@ -922,3 +941,10 @@ def default_profiles(registry: Registry) -> dict[str, str]:
 
 def _content(stored: Stored | None) -> dict[str, Any] | None:
     return stored.resource if stored is not None else None
+
+
+def _held_shared(tx: Transaction, key: tuple[str, str]) -> Stored | None:
+    """A Patient a write names, read and held shared until the transaction ends (PostgreSQL);
+    None when absent or deleted."""
+    found = tx.resources.read(*key, for_share=True)
+    return found if found is not None and not found.deleted else None

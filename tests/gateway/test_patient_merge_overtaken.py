@@ -199,3 +199,31 @@ def test_an_update_locks_its_row_and_its_patient_in_the_order_a_merge_does(
     monkeypatch.setattr(Resources, "read", reading)
     repository.update(stored["resourceType"], stored["id"], {**stored, "status": "entered-in-error"})
     assert list(dict.fromkeys(locked)) == order  # each row's first lock (the write locks its own again)
+
+
+def test_a_transaction_holds_the_patients_it_names_in_the_order_a_merge_does(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction locks the rows it changes first, in one order: the Patient its
+    ServiceRequest names is held in that order too, before the ServiceRequest, as a merge
+    takes them."""
+    services = make_services()
+    person = services.repository.create(new_patient()).stored.id
+    record = {
+        **example("yy-servicerequest-referral/valid-downward-rehab.json"),
+        "subject": {"reference": f"Patient/{person}"},
+    }
+    stored = services.repository.update(record["resourceType"], record["id"], record).stored.resource or {}
+    locked: list[str] = []
+    read = Resources.read
+
+    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
+        if lock.get("for_share") or lock.get("for_update"):
+            locked.append(kind)
+        return read(self, kind, resource_id, **lock)
+
+    monkeypatch.setattr(Resources, "read", reading)
+    changed = {**stored, "status": "entered-in-error"}
+    entry = {"resource": changed, "request": {"method": "PUT", "url": f"ServiceRequest/{stored['id']}"}}
+    services.bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    assert list(dict.fromkeys(locked)) == ["Patient", "ServiceRequest"]
