@@ -273,7 +273,7 @@ class Bundles:
             # the Patients a Bundle without conditions names are known now (a condition may yet
             # name others, or mint a Patient): held with the rest, in one order
             shared = None if conditional else Shared(_registering(entries))
-            writing = [e.resource for e in entries if e.method in ("POST", "PUT") and e.resource] if shared else []
+            writing = _writing(entries) if shared else []
             self.repository.hold(tx, sorted(held), _writing(entries, "Patient"), shared, writing)
             self._check_deletes_distinct(tx, entries)
             for entry in entries:
@@ -791,9 +791,9 @@ def _changed(entries: list[Entry]) -> list[tuple[str, str]]:
     )
 
 
-def _writing(entries: list[Entry], kind: str) -> list[dict[str, Any]]:
-    """The resources of ``kind`` the entries create or update, as the Bundle gives them."""
-    return [e.resource for e in entries if e.kind == kind and e.method in ("POST", "PUT") and e.resource]
+def _writing(entries: list[Entry], kind: str | None = None) -> list[dict[str, Any]]:
+    """The resources (of ``kind``, or all) the entries create or update, as the Bundle gives them."""
+    return [e.resource for e in entries if kind in (None, e.kind) and e.method in ("POST", "PUT") and e.resource]
 
 
 def _registering(entries: list[Entry]) -> dict[str, dict[str, Any]]:

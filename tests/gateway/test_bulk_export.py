@@ -9,7 +9,7 @@ import random
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -1012,8 +1012,8 @@ def rename(store: Store, doctors: list[str], name: str) -> None:
             tx.resources.write({"resourceType": "Practitioner", "id": doctor, "name": [{"text": name}]})
 
 
-def statements_run(jobs: BulkExports, job: Job, monkeypatch: pytest.MonkeyPatch) -> int:
-    """How many statements running ``job`` issues."""
+def statements_of(work: Callable[[], Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many statements ``work`` issues."""
     statements: list[str] = []
     original = Dialect.sql
 
@@ -1023,8 +1023,24 @@ def statements_run(jobs: BulkExports, job: Job, monkeypatch: pytest.MonkeyPatch)
 
     with monkeypatch.context() as patched:
         patched.setattr(Dialect, "sql", recorded)
-        jobs.run(job.id)
+        work()
     return len(statements)
+
+
+def statements_run(jobs: BulkExports, job: Job, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many statements running ``job`` issues."""
+    return statements_of(lambda: jobs.run(job.id), monkeypatch)
+
+
+def exported_with_doctors(store: Store, jobs: BulkExports, doctors: list[str]) -> Job:
+    """张's stay naming ``doctors``, each named 王医生, exported in full: the job done."""
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
+        tx.resources.write(visit("stay", "zhang", doctors))
+    rename(store, doctors, "王医生")
+    first = jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [])
+    jobs.run(first.id)
+    return first
 
 
 def test_a_since_export_asks_about_the_renamed_doctors_in_statements_not_one_each(
@@ -1035,12 +1051,7 @@ def test_a_since_export_asks_about_the_renamed_doctors_in_statements_not_one_eac
     after 25 renamings issues as many statements as one after a single renaming."""
     jobs = BulkExports(store, personal, r4_resource_types(), tmp_path, 3600, searcher=searcher)
     doctors = [f"dr-{number}" for number in range(25)]
-    with store.transaction() as tx:
-        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
-        tx.resources.write(visit("stay", "zhang", doctors))
-    rename(store, doctors, "王医生")
-    first = jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [])
-    jobs.run(first.id)
+    first = exported_with_doctors(store, jobs, doctors)
     rename(store, doctors[:1], "李医生")
     one = jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [("_since", first.created)])
     after_one = statements_run(jobs, one, monkeypatch)
@@ -1071,6 +1082,25 @@ def test_a_since_export_sends_a_renamed_doctor_only_a_later_record_of_many_names
     assert [orjson.loads(line)["name"][0]["text"] for line in sent] == ["周主任"]
 
 
+def asked_before_halting(
+    jobs: BulkExports, store: Store, job: Job, folder: Path, method: str, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """How many times writing ``job`` asks ``Resources.<method>`` when the job is cancelled
+    during the first time, as the heartbeat does once it finds the job deleted."""
+    halt, asked = threading.Event(), []
+    original = getattr(Resources, method)
+
+    def cancelled_meanwhile(resources: Resources, *args: Any) -> Any:
+        asked.append(args)
+        halt.set()
+        return original(resources, *args)
+
+    monkeypatch.setattr(Resources, method, cancelled_meanwhile)
+    with store.reading() as tx, pytest.raises(_Halted):
+        jobs._write(tx, job, folder / job.id, _Progress(), halt)
+    return len(asked)
+
+
 def test_a_job_cancelled_while_it_asks_about_renamed_doctors_stops_there(
     store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1079,26 +1109,10 @@ def test_a_job_cancelled_while_it_asks_about_renamed_doctors_stops_there(
     through the whole step, however many there were, before it looked again."""
     jobs = BulkExports(store, personal, r4_resource_types(), tmp_path, 3600, searcher=searcher)
     doctors = [f"dr-{number:03d}" for number in range(250)]
-    with store.transaction() as tx:
-        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
-        tx.resources.write(visit("stay", "zhang", doctors))
-    rename(store, doctors, "王医生")
-    first = jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [])
-    jobs.run(first.id)
+    first = exported_with_doctors(store, jobs, doctors)
     rename(store, doctors, "李医生")
     second = jobs.find(jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [("_since", first.created)]).id)
-    halt, asked = threading.Event(), []
-    original = Resources.referrers_of_each
-
-    def cancelled_meanwhile(resources: Resources, *args: Any) -> dict[str, list[Any]]:
-        asked.append(args)
-        halt.set()  # as the heartbeat does once it finds the job deleted
-        return original(resources, *args)
-
-    monkeypatch.setattr(Resources, "referrers_of_each", cancelled_meanwhile)
-    with store.reading() as tx, pytest.raises(_Halted):
-        jobs._write(tx, second, tmp_path / second.id, _Progress(), halt)
-    assert len(asked) == 1
+    assert asked_before_halting(jobs, store, second, tmp_path, "referrers_of_each", monkeypatch) == 1
 
 
 def home_of_one(store: Store, jobs: BulkExports, others: int) -> Job:
@@ -1192,18 +1206,7 @@ def test_a_job_cancelled_while_it_judges_changed_records_stops_there(
     jobs = exports(store, tmp_path, personal, 3600, searcher)
     job = after_corrections(store, jobs, home_of_one(store, jobs, 3), range(3), 125)
     monkeypatch.setattr(bulk_export, "BATCH", 2)
-    halt, asked = threading.Event(), []
-    original = Resources.versions_since
-
-    def cancelled_meanwhile(resources: Resources, *args: Any) -> dict[tuple[str, str], list[Any]]:
-        asked.append(args)
-        halt.set()  # as the heartbeat does once it finds the job deleted
-        return original(resources, *args)
-
-    monkeypatch.setattr(Resources, "versions_since", cancelled_meanwhile)
-    with store.reading() as tx, pytest.raises(_Halted):
-        jobs._write(tx, job, tmp_path / job.id, _Progress(), halt)
-    assert len(asked) == 1
+    assert asked_before_halting(jobs, store, job, tmp_path, "versions_since", monkeypatch) == 1
 
 
 def served_by_the_home(personal: PersonalData) -> Access:
@@ -1213,17 +1216,7 @@ def served_by_the_home(personal: PersonalData) -> Access:
 
 def statements_streaming(store: Store, path: Path, personal: PersonalData, monkeypatch: pytest.MonkeyPatch) -> int:
     """How many statements streaming the home's platform's file issues."""
-    statements: list[str] = []
-    original = Dialect.sql
-
-    def recorded(dialect: Dialect, text: str) -> str:
-        statements.append(text)
-        return original(dialect, text)
-
-    with monkeypatch.context() as patched:
-        patched.setattr(Dialect, "sql", recorded)
-        list(_visible_lines(store, path, served_by_the_home(personal)))
-    return len(statements)
+    return statements_of(lambda: list(_visible_lines(store, path, served_by_the_home(personal))), monkeypatch)
 
 
 def test_a_restricted_clients_file_is_checked_in_statements_not_one_per_line(

@@ -147,20 +147,31 @@ def test_a_merge_overtaken_while_it_waits_is_prepared_again(
     assert (answered, len(plans)) == (["merged"], 2)
 
 
+def locking_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """From now on, each row read with a lock: its type and the lock (``share``, ``update``)."""
+    locked: list[tuple[str, str]] = []
+    read = Resources.read
+
+    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
+        if lock.get("for_share") or lock.get("for_update"):
+            locked.append((kind, "share" if lock.get("for_share") else "update"))
+        return read(self, kind, resource_id, **lock)
+
+    monkeypatch.setattr(Resources, "read", reading)
+    return locked
+
+
+def first_locked(locked: list[tuple[str, str]]) -> list[str]:
+    """The types in the order their rows were first locked (a write locks its own again)."""
+    return list(dict.fromkeys(kind for kind, _ in locked))
+
+
 def test_a_transaction_does_not_read_again_the_patient_it_creates(
     make_services: MakeServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Patient's own write holds it (it is new here): read for share by each of its visits,
     it cost a transaction of a Patient and nine records a locking read each on PostgreSQL."""
-    shared: list[tuple[str, str]] = []
-    read = Resources.read
-
-    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
-        if lock.get("for_share"):
-            shared.append((kind, resource_id))
-        return read(self, kind, resource_id, **lock)
-
-    monkeypatch.setattr(Resources, "read", reading)
+    locked = locking_reads(monkeypatch)
     stay = {**example("yy-encounter/valid-health-check-2026.json"), "subject": {"reference": "urn:uuid:p1"}}
     del stay["id"]
     entries = [
@@ -168,7 +179,7 @@ def test_a_transaction_does_not_read_again_the_patient_it_creates(
         {"resource": stay, "request": {"method": "POST", "url": "Encounter"}},
     ]
     make_services().bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    assert shared == []
+    assert [kind for kind, lock in locked if lock == "share"] == []
 
 
 @pytest.mark.parametrize(
@@ -188,17 +199,9 @@ def test_an_update_locks_its_row_and_its_patient_in_the_order_a_merge_does(
     person = repository.create(new_patient()).stored.id
     record = {**example(example_file), "subject": {"reference": f"Patient/{person}"}}
     stored = repository.update(record["resourceType"], record["id"], record).stored.resource or {}
-    locked: list[str] = []
-    read = Resources.read
-
-    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
-        if lock.get("for_share") or lock.get("for_update"):
-            locked.append(kind)
-        return read(self, kind, resource_id, **lock)
-
-    monkeypatch.setattr(Resources, "read", reading)
+    locked = locking_reads(monkeypatch)
     repository.update(stored["resourceType"], stored["id"], {**stored, "status": "entered-in-error"})
-    assert list(dict.fromkeys(locked)) == order  # each row's first lock (the write locks its own again)
+    assert first_locked(locked) == order
 
 
 def test_a_transaction_holds_the_patients_it_names_in_the_order_a_merge_does(
@@ -214,16 +217,8 @@ def test_a_transaction_holds_the_patients_it_names_in_the_order_a_merge_does(
         "subject": {"reference": f"Patient/{person}"},
     }
     stored = services.repository.update(record["resourceType"], record["id"], record).stored.resource or {}
-    locked: list[str] = []
-    read = Resources.read
-
-    def reading(self: Resources, kind: str, resource_id: str, **lock: bool) -> Any:
-        if lock.get("for_share") or lock.get("for_update"):
-            locked.append(kind)
-        return read(self, kind, resource_id, **lock)
-
-    monkeypatch.setattr(Resources, "read", reading)
+    locked = locking_reads(monkeypatch)
     changed = {**stored, "status": "entered-in-error"}
     entry = {"resource": changed, "request": {"method": "PUT", "url": f"ServiceRequest/{stored['id']}"}}
     services.bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
-    assert list(dict.fromkeys(locked)) == ["Patient", "ServiceRequest"]
+    assert first_locked(locked) == ["Patient", "ServiceRequest"]
