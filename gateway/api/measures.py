@@ -18,7 +18,9 @@ from werkzeug.datastructures import MultiDict
 
 from gateway.api.negotiation import given_once, operation_args, prefer_handling, respond
 from gateway.api.routes import access, services
+from gateway.fhir.capability import EVALUATE_MEASURE
 from gateway.fhir.errors import FhirError
+from gateway.fhir.operation_inputs import defined_inputs
 from gateway.fhir.parameters import honoured_only, unsupported_value
 from gateway.measures.catalog import select
 from gateway.measures.evaluate import MeasureError, Period
@@ -27,13 +29,6 @@ from gateway.measures.report import measure_report
 from gateway.reporting import generated_now
 
 measures = Blueprint("measures", __name__, url_prefix="/fhir")
-#: the operation's own parameters, each taken once; anything else but the controls every answer
-#: takes (_format, _pretty) is refused (a typo must not widen a count) unless handling is lenient
-HONOURED = ("measure", "periodStart", "periodEnd", "reportType", "division")
-#: R4's parameters that ask for the report of one patient or of a practitioner's patients
-#: (R5 names the first ``subject``): not served, and refused whatever the handling, since
-#: ignoring one answers the population's report as if it were the one asked for
-SUBJECTS = ("patient", "practitioner", "subject")
 
 
 def install(app: Flask) -> None:
@@ -52,15 +47,22 @@ def evaluate_instance(measure_id: str) -> Response:
 
 
 def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
+    """The parameters taken, each once, and those refused are the operation's definition's
+    (profiles/package/OperationDefinition-Measure-evaluate-measure.json).  Anything else but
+    the controls every answer takes (_format, _pretty) is refused, since a typo must not widen
+    a count, unless handling is lenient: then it is ignored (a MeasureReport has no room to say
+    so), as a search skips one.  The refused ones (``patient``, ``practitioner``, R5's
+    ``subject``) ask for the report of one patient or of a practitioner's patients: refused
+    whatever the handling, since ignoring one answers the population's report as if it were
+    the one asked for."""
     found = services()
-    # under Prefer: handling=lenient one it does not take is ignored (a MeasureReport has no
-    # room to say so), as a search skips one
-    lenient = prefer_handling() == "lenient"
-    for name in SUBJECTS:
+    inputs = defined_inputs(found.registry, EVALUATE_MEASURE)
+    for name in inputs.refused:
         if name in args:
             raise FhirError(400, "measure.subject-report", name, name=name)
-    args = MultiDict(honoured_only(args.items(multi=True), "$evaluate-measure", HONOURED, lenient)[0])
-    given_once(args, HONOURED)
+    lenient = prefer_handling() == "lenient"
+    args = MultiDict(honoured_only(args.items(multi=True), "$evaluate-measure", tuple(inputs.types), lenient)[0])
+    given_once(args, [name for name in inputs.types if name in inputs.single])
     if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
         raise unsupported_value("reportType", args["reportType"], ["population"])
     start, end = args.get("periodStart", ""), args.get("periodEnd", "")

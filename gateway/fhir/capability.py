@@ -32,6 +32,7 @@ SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 DOCUMENT = "http://hl7.org/fhir/OperationDefinition/Composition-document"
+#: R4's, as the gateway implements it (profiles/package): what the operation takes is read from it
 EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 from orjson import OPT_SORT_KEYS, dumps
 
 from gateway.fhir.errors import FhirError
-from gateway.fhir.operation_inputs import operation_inputs
+from gateway.fhir.operation_inputs import defined_inputs
 from gateway.fhir.parameters import honoured_only, unsupported_value, whole_number
 from gateway.fhir.patient_merge import PATIENT
 from gateway.fhir.repository import Repository
@@ -48,11 +48,7 @@ def identity_conflicts(
     (ignored, and left out of the ``next`` part, when ``lenient``: ``Prefer: handling=lenient``),
     as is one it takes once given twice: taking either would list other entries than asked."""
     registry = repository.validator.registry
-    url = registry.url("OperationDefinition", DEFINITION)
-    definition = registry.get(url)
-    if definition is None:
-        raise LookupError(f"the registry holds no {url}")
-    inputs = operation_inputs([definition])
+    inputs = defined_inputs(registry, registry.url("OperationDefinition", DEFINITION))
     pairs, _ = honoured_only(pairs, NAME, tuple(inputs.types), lenient)  # the next link repeats these
     args: dict[str, str] = {}
     for name, value in pairs:

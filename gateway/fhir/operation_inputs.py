@@ -1,8 +1,10 @@
 """What an operation takes, read from its OperationDefinition: which parameters, the element of
 a ``Parameters`` part carrying each (``valueInstant``, or ``resource`` for a resource), and
-which are given once at most.  The definitions are data (the Bulk Data IG's kick-offs in
-``profiles/bulkdata``, ``Patient/$merge`` in the provincial package), so a parameter an
-operation takes is stated once, where a client reads it too."""
+which are given once at most; and which it names only to refuse (``max`` 0: a parameter of
+the base specification the gateway does not serve, and will not ignore either).  The
+definitions are data (the Bulk Data IG's kick-offs in ``profiles/bulkdata``, ``Patient/$merge``
+and ``Measure/$evaluate-measure`` in the provincial package), so a parameter an operation
+takes is stated once, where a client reads it too."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from profiles.registry import r4_resource_types
+from profiles.registry import Registry, r4_resource_types
 
 
 @dataclass(frozen=True)
@@ -24,22 +26,39 @@ class OperationInputs:
     types: Mapping[str, str]
     #: the parameters given once at most (``max`` 1)
     single: frozenset[str]
+    #: the parameters named with ``max`` 0, in the definition's order: none of the above, and
+    #: refused rather than ignored, whatever the handling, since ignoring one would answer
+    #: another question than asked (``$evaluate-measure``'s ``patient``)
+    refused: tuple[str, ...]
 
 
 def operation_inputs(definitions: Iterable[Mapping[str, Any]]) -> OperationInputs:
     elements: dict[str, str] = {}
     types: dict[str, str] = {}
     single: set[str] = set()
+    refused: list[str] = []
     for definition in definitions:
         for parameter in definition.get("parameter", []):
             name, kind = parameter["name"], parameter.get("type")
-            if parameter["use"] != "in" or name in types or not isinstance(kind, str):
+            if parameter["use"] != "in" or name in types or name in refused or not isinstance(kind, str):
+                continue
+            if parameter["max"] == "0":
+                refused.append(name)
                 continue
             types[name] = kind
             elements[name] = value_element(kind)
             if parameter["max"] == "1":
                 single.add(name)
-    return OperationInputs(MappingProxyType(elements), MappingProxyType(types), frozenset(single))
+    return OperationInputs(MappingProxyType(elements), MappingProxyType(types), frozenset(single), tuple(refused))
+
+
+def defined_inputs(registry: Registry, url: str) -> OperationInputs:
+    """The ``in`` parameters of the operation ``registry`` defines at ``url``.  A built-in
+    definition missing is the gateway's fault (a broken install), not the client's."""
+    definition = registry.get(url)
+    if definition is None:
+        raise LookupError(f"the registry holds no {url}")
+    return operation_inputs([definition])
 
 
 def value_element(kind: str) -> str:

@@ -26,7 +26,7 @@ from conformance.issues import Issue
 from gateway import messages
 from gateway.fhir.errors import FhirError
 from gateway.fhir.identity_index import replaced_by
-from gateway.fhir.operation_inputs import OperationInputs, operation_inputs
+from gateway.fhir.operation_inputs import OperationInputs, defined_inputs
 from gateway.fhir.parameters import unsupported_parameter
 from gateway.fhir.repository import Repository, Written, until_not_overtaken
 from gateway.security.audit import CLIENT_SYSTEM
@@ -153,10 +153,7 @@ def merge(repository: Repository, document: Any, lang: str) -> tuple[dict[str, A
 
 # -- the Parameters ------------------------------------------------------------------------------
 def merge_inputs(repository: Repository) -> OperationInputs:
-    definition = repository.validator.registry.get(DEFINITION)
-    if definition is None:
-        raise LookupError(f"the registry holds no {DEFINITION}")
-    return operation_inputs([definition])
+    return defined_inputs(repository.validator.registry, DEFINITION)
 
 
 def parse(document: Any, inputs: OperationInputs) -> Arguments:

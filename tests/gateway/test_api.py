@@ -18,7 +18,7 @@ import requests
 from openpyxl import Workbook
 
 from bench.synthetic import patient as synthetic_patient
-from profiles.registry import examples_dir
+from profiles.registry import Registry, examples_dir
 from tests.conftest import Api
 
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
@@ -1533,6 +1533,21 @@ def test_evaluate_measure_may_be_invoked_by_post(api: Api, checked_in_1999: dict
     report = post(api, path, parameters(periodStart="1999-01-01", periodEnd="1999-12-31")).json()
     counts = {p["code"]["coding"][0]["code"]: p.get("count") for p in report["group"][0]["population"]}
     assert counts["numerator"] == 1
+
+
+def test_evaluate_measure_refuses_what_the_definition_the_statement_names_refuses(api: Api) -> None:
+    """The CapabilityStatement names the operation's definition, a built-in one; the parameters
+    it names with max 0 are refused, even under lenient handling (ignored, they had the
+    population's report answer for one patient's)."""
+    [measure] = [r for r in get(api, "metadata").json()["rest"][0]["resource"] if r["type"] == "Measure"]
+    [url] = [o["definition"] for o in measure["operation"] if o["name"] == "evaluate-measure"]
+    definition = Registry().get(url) or {}
+    refused = [p["name"] for p in definition.get("parameter", []) if p["use"] == "in" and p["max"] == "0"]
+    assert refused == ["patient", "practitioner", "subject"]
+    for name in refused:
+        path = f"Measure/ltc-insured-count/$evaluate-measure?periodStart=2026&periodEnd=2026&{name}=Patient/1"
+        answer = get(api, path, Prefer="handling=lenient")
+        assert (answer.status_code, message_ids(answer)) == (400, ["measure.subject-report"])
 
 
 def test_evaluate_measure_of_an_unknown_measure_is_a_404_outcome(api: Api) -> None:

@@ -25,3 +25,11 @@ def test_each_in_parameter_is_carried_by_the_element_of_its_type() -> None:
 
 def test_the_parameters_given_once_at_most_are_those_of_max_one() -> None:
     assert operation_inputs([DEFINITION]).single == {"result-patient", "preview"}
+
+
+def test_a_parameter_of_max_zero_is_named_to_be_refused_not_taken() -> None:
+    """``$evaluate-measure``'s definition names R4's ``patient`` with max 0: the gateway does
+    not serve it, and must not take it as a parameter it would then ignore."""
+    refusing = [{"name": name, "use": "in", "min": 0, "max": "0", "type": "string"} for name in ("subject", "patient")]
+    inputs = operation_inputs([{**DEFINITION, "parameter": [*DEFINITION["parameter"], *refusing]}])
+    assert (list(inputs.types), inputs.refused) == (list(operation_inputs([DEFINITION]).types), ("subject", "patient"))
