@@ -135,6 +135,23 @@ def _unless_halted(halt: threading.Event) -> None:
         raise _Halted
 
 
+@dataclass(frozen=True)
+class _JobRun:
+    """What one run of a job judges a record of its scope by (:meth:`BulkExports._changed_supporting`):
+    the same for each statement it reads referrers with, so passed as one."""
+
+    tx: Transaction
+    job: Job
+    access: Access
+    filtering: Filtering
+    halt: threading.Event
+
+    def kept(self, found: Iterable[Stored]) -> list[Stored]:
+        """The records of ``found`` the export holds: its client may see them and its
+        ``_typeFilter`` keeps them."""
+        return self.filtering.kept(self.tx, list(self.access.among_served(self.tx, found)))
+
+
 class BulkExports:
     """Kick-off, run, status, cancel and files of export jobs on one store and one folder."""
 
@@ -361,7 +378,7 @@ class BulkExports:
                         if supporting is not None:
                             supporting.update(dict.fromkeys(self._outside_compartment(resource)))
             if supporting is not None and job.since is not None:
-                changed = self._changed_supporting(tx, job, access, filtering, supporting, halt)
+                changed = self._changed_supporting(_JobRun(tx, job, access, filtering, halt), supporting)
                 supporting.update(dict.fromkeys(changed))
             for stored in current_targets(tx, access, list(supporting or {})):
                 _unless_halted(halt)
@@ -380,15 +397,7 @@ class BulkExports:
             if kind not in compartment:
                 yield kind, resource_id
 
-    def _changed_supporting(
-        self,
-        tx: Transaction,
-        job: Job,
-        access: Access,
-        filtering: Filtering,
-        named: Container[tuple[str, str]],
-        halt: threading.Event,
-    ) -> Iterator[tuple[str, str]]:
+    def _changed_supporting(self, run: _JobRun, named: Container[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         """What changed after ``_since`` outside the Patient compartment and a current resource
         of the export's scope refers to, whatever that resource's own last change, but for the
         ``named`` (coming along already), as (type, id): an Organization renamed since the last
@@ -399,21 +408,21 @@ class BulkExports:
         the compartment (mostly nothing); those are looked up in the reference index
         :data:`_TARGETS_AT_ONCE` at a time, among the records of the export's people alone,
         and the job stops between two of those statements once it is cancelled."""
-        outside = tx.resources.current(self._outside_types(), job.since)
+        tx, access = run.tx, run.access
+        outside = tx.resources.current(self._outside_types(), run.job.since)
         candidates = ((changed.type, changed.id) for changed in outside if (changed.type, changed.id) not in named)
         first = next(candidates, None)
         if first is None:  # the usual case: nothing the export may name changed since
             return
-        people = _listed_people(_person_ids(tx, job), access.served_people(tx) if access.restricted else None)
+        people = _listed_people(_person_ids(tx, run.job), access.served_people(tx) if access.restricted else None)
         for kind, keys in itertools.groupby(itertools.chain([first], candidates), key=itemgetter(0)):
             ids = (resource_id for _, resource_id in keys)
             while chunk := list(itertools.islice(ids, _TARGETS_AT_ONCE)):
-                _unless_halted(halt)
+                _unless_halted(run.halt)
                 wanted = Referrers(
                     kind, chunk[0], self._referring(kind), compartment=self.personal.compartment, people=people
                 )
-                named_now = self._named_among(tx, job, access, filtering, wanted, chunk, halt)
-                yield from ((kind, target) for target in named_now)
+                yield from ((kind, target) for target in self._named_among(run, wanted, chunk))
 
     def _referring(self, kind: str) -> dict[str, list[str]]:
         """The reference parameters of the Patient compartment's types that may point at
@@ -424,63 +433,44 @@ class BulkExports:
                 referring.setdefault(source, []).append(code)
         return referring
 
-    def _named_among(
-        self,
-        tx: Transaction,
-        job: Job,
-        access: Access,
-        filtering: Filtering,
-        wanted: Referrers,
-        targets: list[str],
-        halt: threading.Event,
-    ) -> list[str]:
+    def _named_among(self, run: _JobRun, wanted: Referrers, targets: list[str]) -> list[str]:
         """Those of ``targets`` (ids of ``wanted.kind``) that a record the export holds names
         as it writes it (:meth:`_named_in_scope`), in their order.  The first
         :data:`_FIRST_REFERRERS` records naming each are read in one statement and judged
         together (the first usually counts); a target whose first records all fall out, and
         that has more, is paged through on its own."""
-        found = tx.resources.referrers_of_each(wanted, targets, _FIRST_REFERRERS)
+        found = run.tx.resources.referrers_of_each(wanted, targets, _FIRST_REFERRERS)
         unique = {(stored.type, stored.id): stored for page in found.values() for stored in page}
-        kept = filtering.kept(tx, list(access.among_served(tx, unique.values())))
-        names = {
-            (stored.type, stored.id): frozenset(self._outside_compartment(shaped(stored.resource, None, job.elements)))
-            for stored in kept
-        }
+        names = {(stored.type, stored.id): frozenset(self._names(run, stored)) for stored in run.kept(unique.values())}
         named: list[str] = []
         for target in targets:
             page = found.get(target, [])
             if any((wanted.kind, target) in names.get((stored.type, stored.id), ()) for stored in page) or (
                 len(page) == _FIRST_REFERRERS
-                and self._named_in_scope(
-                    tx, job, access, filtering, replace(wanted, resource_id=target), halt, (page[-1].type, page[-1].id)
-                )
+                and self._named_in_scope(run, replace(wanted, resource_id=target), (page[-1].type, page[-1].id))
             ):
                 named.append(target)
         return named
 
-    def _named_in_scope(
-        self,
-        tx: Transaction,
-        job: Job,
-        access: Access,
-        filtering: Filtering,
-        wanted: Referrers,
-        halt: threading.Event,
-        after: tuple[str, str],
-    ) -> bool:
+    def _named_in_scope(self, run: _JobRun, wanted: Referrers, after: tuple[str, str]) -> bool:
         """Whether a record the index finds naming ``wanted``'s target (past ``after``, by type
         and id) is one the export holds and, as it writes it, names the target: read a page at
         a time, stopping at the first."""
         target = (wanted.kind, wanted.resource_id)
-        while page := tx.resources.referrers(wanted, limit=BATCH, after=after):
-            _unless_halted(halt)
-            for stored in filtering.kept(tx, list(access.among_served(tx, page))):
-                if target in self._outside_compartment(shaped(stored.resource, None, job.elements)):
+        while page := run.tx.resources.referrers(wanted, limit=BATCH, after=after):
+            _unless_halted(run.halt)
+            for stored in run.kept(page):
+                if target in self._names(run, stored):
                     return True
             if len(page) < BATCH:
                 return False
             after = (page[-1].type, page[-1].id)
         return False
+
+    def _names(self, run: _JobRun, stored: Stored) -> Iterator[tuple[str, str]]:
+        """What a record refers to outside the compartment as the job writes it (``_elements``
+        may cut a reference out)."""
+        return self._outside_compartment(shaped(stored.resource, None, run.job.elements))
 
     def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
         """The resources the job exports, type by type (system) or person by person."""
