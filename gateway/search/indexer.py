@@ -126,6 +126,18 @@ def _reference(value: Any) -> Iterator[Cells]:
         yield None, reference, None, None, None
 
 
+def referenced_id(reference: str, kind: str) -> str | None:
+    """The id of the ``kind`` resource the index reads a reference's text as naming
+    (``Patient/1``, or a version of it, names Patient 1), or None when it reads it as naming
+    none (another type, an absolute URL, a urn, a contained resource's ``#…``): for a reader
+    that judges a reference as the index does without indexing the whole resource (a bulk
+    export's text test)."""
+    for found_kind, found_id, *_ in _reference(reference):
+        if found_kind == kind:
+            return found_id
+    return None
+
+
 def _quantity(value: Any) -> Iterator[Cells]:
     """A row for the coded unit and, when it differs, one for the human unit without a system:
     ``36.5||℃`` finds a ``unit: "℃", code: "Cel"`` (either may match when no system is given)."""

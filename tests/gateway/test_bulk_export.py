@@ -1182,17 +1182,22 @@ _REFERENCES = st.one_of(
 )
 
 
+#: a note's text around the word the text test looks for: escaped quotes and backslashes
+_NOTES = st.lists(st.sampled_from(["Patient/a", "Patient", '"', "\\", "/b", " "]), max_size=6).map("".join)
+
+
 @given(
     subject=_REFERENCES,
     performers=st.lists(_REFERENCES, max_size=3),
     people=st.frozensets(_IDS, max_size=3),
+    note=_NOTES,
 )
 def test_a_version_in_the_compartment_of_one_of_the_people_names_one_of_them(
-    personal: PersonalData, subject: str, performers: list[str], people: frozenset[str]
+    personal: PersonalData, subject: str, performers: list[str], people: frozenset[str], note: str
 ) -> None:
     """The text test that spares the indexing never passes over a version the index places
-    in the compartment of one of the export's people."""
-    reading = {**observation("bp", "x", 120), "subject": {"reference": subject}}
+    in the compartment of one of the export's people, whatever else its text says."""
+    reading = {**observation("bp", "x", 120), "subject": {"reference": subject}, "note": [{"text": note}]}
     reading["performer"] = [{"reference": performer} for performer in performers]
     stored = Stored("Observation", "bp", 1, now_instant(), False, text=orjson.dumps(reading).decode())
     assert _names_any(stored, people.__contains__) or not personal.in_compartment_of(reading, people.__contains__)
