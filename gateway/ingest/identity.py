@@ -376,18 +376,31 @@ def _without_withdrawn(
 
 
 def _same_contact(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
-    """The contact of ``present`` that ``item`` is: one saying the same, another source's mark
-    aside, or, for a contact naming no one (an HIS's emergency number, PID-13 EMR) whose every
-    number reaches one the archive knows by name (the 养老 profile's 紧急联系人 at that number),
-    that person, not a second contact."""
+    """The contact of ``present`` that ``item`` is: one saying the same, the sources' marks and
+    the relationships other sources added aside (:func:`_says`), or, for a contact naming no one
+    (an HIS's emergency number, PID-13 EMR) whose every number reaches one the archive knows by
+    name (the 养老 profile's 紧急联系人 at that number), that person, not a second contact."""
     said = _unmarked(item)
-    equal = next((contact for contact in present if _unmarked(contact) == said), None)
+    equal = next((contact for contact in present if _says(_unmarked(contact), said)), None)
     if equal is not None:
         return equal
     numbers = {point.get("value") for point in item.get("telecom", [])}
     if "name" in item or not numbers:
         return None
     return next((c for c in present if numbers <= {p.get("value") for p in c.get("telecom", [])}), None)
+
+
+def _says(contact: dict[str, Any], said: dict[str, Any]) -> bool:
+    """Whether an archived contact says what ``said`` says: the same, but that it may hold
+    relationships more, which another source gave it (the HIS's C, emergency contact, beside
+    the 老人档案's 儿子: compared whole, the 老人档案 sending 李明 again no longer found him and
+    appended a second 李明)."""
+    own = contact.get("relationship", [])
+    if not all(relationship in own for relationship in said.get("relationship", [])):
+        return False
+    return {k: v for k, v in contact.items() if k != "relationship"} == {
+        k: v for k, v in said.items() if k != "relationship"
+    }
 
 
 def _fill_relationships(contact: dict[str, Any], item: dict[str, Any]) -> None:

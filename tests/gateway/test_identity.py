@@ -283,6 +283,24 @@ def test_a_source_sending_its_contact_again_leaves_it_where_it_stands() -> None:
     assert merged["contact"] == archive["contact"]
 
 
+def test_a_contact_that_gained_a_relationship_from_another_source_is_found_again_by_its_own(
+    index: Index,
+) -> None:
+    """李明, the 老人档案's 儿子, is the HIS's emergency number too and gained its C: the 老人档案
+    sending him again, compared with the contact as it stands, no longer found him and appended
+    a second 李明."""
+    son = {"relationship": [{"text": "儿子"}], "name": {"text": "李明"}}
+    son["telecom"] = [{"system": "phone", "value": "13603710004"}]
+    index.resolve(patient("p", contact=[copy.deepcopy(son)]), "elderly-care")
+    index.resolve(reached_at("13603710004"), "hl7v2")
+    person, _ = index.resolve(patient("p", contact=[copy.deepcopy(son)]), "elderly-care")
+    with index.store.reading() as tx:
+        [contact] = tx.resources.read("Patient", person).content["contact"]
+    assert contact == {**son, "relationship": [*son["relationship"], *EMERGENCY]} | {
+        "extension": [sent_by("elderly-care"), sent_by("hl7v2")]
+    }
+
+
 NUMBERS = st.lists(
     st.fixed_dictionaries({"system": st.just("phone"), "value": st.sampled_from(["13603710004", "13703710003"])}),
     min_size=1,
