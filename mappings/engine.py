@@ -91,6 +91,8 @@ class Mapped:
     trace: bool = False
     #: what the record is in its source system (see :func:`record_identity`)
     identity: str = ""
+    #: the system that sent the record, as it names itself (see :func:`record_sender`)
+    sender: str | None = None
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: (resource name, FHIRPath inside the resource) → legacy origin
     lineage: dict[tuple[str, str], FieldRef] = field(default_factory=dict)
@@ -229,7 +231,7 @@ class MappingEngine:
         spec = spec or self.select(record)
         if spec is None:
             return None
-        mapped = Mapped(record, spec, trace, identity=record_identity(spec, record))
+        mapped = Mapped(record, spec, trace, identity=record_identity(spec, record), sender=record_sender(spec, record))
         planned: list[tuple[str, dict[str, Any], Any, str | None]] = []
         for definition in spec.resources:
             for name, item in self._instances(mapped, definition):
@@ -561,6 +563,16 @@ def record_identity(spec: Spec, record: SourceRecord) -> str:
     if values and all(isinstance(v, (str, int)) and str(v).strip() for v in values):
         return "key|" + "|".join(str(v).strip() for v in values)
     return "content|" + content_digest(record)
+
+
+def record_sender(spec: Spec, record: SourceRecord) -> str | None:
+    """The system that sent the record: the values of the spec's ``sender`` fields joined as
+    HL7 joins components (``HIS^H41010500012``: MSH-3, then MSH-4), an empty one kept in its
+    place; None when the spec names no such field or the record fills none of them (an export
+    file, which names no sender: its source alone is known)."""
+    values = [lookup(record.fields, name) for name in spec.sender]
+    said = [str(value).strip() if isinstance(value, (str, int)) else "" for value in values]
+    return "^".join(said) if any(said) else None
 
 
 def content_digest(record: SourceRecord) -> str:

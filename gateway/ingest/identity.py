@@ -35,6 +35,9 @@ DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 LISTS = ("identifier", "telecom", "address", "extension", "contact")
 #: the extension marking each source system that sent a contact, matched under any base
 CONTACT_SOURCE = "/StructureDefinition/yy-ext-contact-source"
+#: the namespace of the names of one source kind's senders (``{base}/sid/sending-system/hl7v2``,
+#: values ``MSH-3^MSH-4``): a contact's mark says which system sent it, and of what kind
+SENDING_SYSTEM = "/sid/sending-system/"
 
 #: held by an ingest while it merges people: two must not both create the same new person
 IDENTITY_LOCK = "identity"
@@ -300,9 +303,10 @@ def merge(
     """The archive's Patient with what ``incoming`` adds: list items it lacks, and elements it
     has not got; the extension URLs in ``repeating`` gain the values they lack, the others
     keep their first value.  ``source``, the yy-ext-contact-source extension of the system
-    ``incoming`` came from, makes its contacts that source's current ones: they replace those it
-    sent before (a new emergency contact, not one beside the old), one it sends again stays where
-    it stands, and the contacts of other sources, or of none (written over REST), stay."""
+    ``incoming`` came from (:meth:`IdentityIndex.mark`), makes its contacts that system's current
+    ones: they replace those it sent before (a new emergency contact, not one beside the old), one
+    it sends again stays where it stands, and the contacts of other systems (another hospital's
+    HIS), or of none (written over REST), stay."""
     if source is not None and incoming.get("contact"):
         incoming = with_source(incoming, source)
         archive["contact"] = _without_withdrawn(archive.get("contact", []), incoming["contact"], source)
@@ -359,20 +363,53 @@ def _unmarked(contact: dict[str, Any]) -> dict[str, Any]:
 def _without_withdrawn(
     contacts: list[dict[str, Any]], incoming: list[dict[str, Any]], source: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """The contacts but those ``source`` sent before and sends no more; one another source sent
-    too stays, no longer marked as ``source``'s.  One it sends again (the contact an incoming one
-    merges into, :func:`_same_contact`) stays in its place as it is: dropped and appended anew,
-    it moved behind the others' contacts, so every message repeating it wrote a new version of
-    the person, and two sources resending theirs swapped the order back and forth."""
+    """The contacts but those ``source`` sent before and sends no more (:func:`_claims`); one
+    another source sent too stays, no longer marked as ``source``'s.  One it sends again (the
+    contact an incoming one merges into, :func:`_same_contact`) stays in its place as it is:
+    dropped and appended anew, it moved behind the others' contacts, so every message repeating
+    it wrote a new version of the person, and two sources resending theirs swapped the order
+    back and forth.  It only loses a mark of ``source``'s kind alone, which ``source``'s own
+    replaces (:func:`merge` adds it)."""
     resent = {id(found) for item in incoming if (found := _same_contact(contacts, item)) is not None}
     kept = []
     for contact in contacts:
         marks = _sources(contact)
-        if source not in marks or id(contact) in resent:
+        claimed = [mark for mark in marks if _claims(source, mark)]
+        if not claimed:
             kept.append(contact)
-        elif len(marks) > 1:
-            kept.append({**contact, "extension": [e for e in contact["extension"] if e != source]})
+        elif id(contact) in resent:
+            taken = [mark for mark in claimed if mark != source]
+            kept.append(_without_marks(contact, taken) if taken else contact)
+        elif len(marks) > len(claimed):
+            kept.append(_without_marks(contact, claimed))
     return kept
+
+
+def _claims(source: dict[str, Any], mark: dict[str, Any]) -> bool:
+    """Whether ``source`` speaks for the contacts ``mark`` marks: its own mark, or, when it is a
+    named sender (``valueIdentifier``), a mark of its kind alone (``valueCode: hl7v2``), as every
+    mark was before senders were named and an export's still is.  Keyed by kind, such contacts
+    were the ones the last sender of the kind sent, whichever it was; the first named sender of
+    the kind to send the person's contacts takes them over — those it sends again stay, as its
+    own; the others go, and if they were another hospital's, its next message brings them back.
+    Left beside them, a hospital's changed emergency contact would have kept its old one."""
+    if mark == source:
+        return True
+    named = source.get("valueIdentifier")
+    return isinstance(named, dict) and "valueCode" in mark and _kind(named) == mark["valueCode"]
+
+
+def _kind(sender: dict[str, Any]) -> str | None:
+    """The source kind a sender's name belongs to: the last step of its system's namespace."""
+    system = str(sender.get("system", ""))
+    return system.rpartition(SENDING_SYSTEM)[2] if SENDING_SYSTEM in system else None
+
+
+def _without_marks(contact: dict[str, Any], marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The contact without ``marks`` (and without its extension list when nothing is left)."""
+    rest = [extension for extension in contact.get("extension", []) if extension not in marks]
+    bare = {key: value for key, value in contact.items() if key != "extension"}
+    return {**bare, "extension": rest} if rest else bare
 
 
 def _same_contact(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
@@ -489,8 +526,20 @@ class IdentityIndex:
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry
         self._slices: dict[str, dict[str, bool]] = {}
-        base = registry.canonical_base if registry else DEFAULT_BASE
-        self._contact_source = f"{base}{CONTACT_SOURCE}"
+        self._base = registry.canonical_base if registry else DEFAULT_BASE
+
+    def mark(self, source: str | None, sender: str | None = None) -> dict[str, Any] | None:
+        """The yy-ext-contact-source extension of the contacts a record brings: the system that
+        sent it, named within its source kind (``valueIdentifier``: system
+        ``{base}/sid/sending-system/hl7v2``, value ``HIS^H41010500012``, an HL7 message's MSH-3
+        and MSH-4), or, for a record that names no sender (an export file), its kind alone
+        (``valueCode: elderly-care``); none for a write that is no ingest's (REST)."""
+        if not source:
+            return None
+        url = f"{self._base}{CONTACT_SOURCE}"
+        if sender is None:
+            return {"url": url, "valueCode": source}
+        return {"url": url, "valueIdentifier": {"system": f"{self._base}{SENDING_SYSTEM}{source}", "value": sender}}
 
     def repeating(self, *patients: dict[str, Any]) -> frozenset[str]:
         """The extension URLs that may repeat on these Patients: what their profiles allow more
@@ -507,11 +556,12 @@ class IdentityIndex:
         return frozenset({url for url, repeats in described.items() if repeats} | (repeated - described.keys()))
 
     def resolve(
-        self, tx: Transaction, patient: dict[str, Any], source: str | None = None
+        self, tx: Transaction, patient: dict[str, Any], source: str | None = None, sender: str | None = None
     ) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept
-        against it; ``source``, the system the Patient came from, keys its contacts (:func:`merge`)."""
-        mark = {"url": self._contact_source, "valueCode": source} if source else None
+        against it; ``source``, the kind of system the Patient came from, and ``sender``, which
+        system of that kind sent it, key its contacts (:meth:`mark`, :func:`merge`)."""
+        mark = self.mark(source, sender)
         if mark is not None and patient.get("contact"):
             patient = with_source(patient, mark)
         tx.lock(IDENTITY_LOCK)  # two ingests must not both create the same new person

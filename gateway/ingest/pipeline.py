@@ -535,7 +535,7 @@ class Ingest:
             if resource["resourceType"] != "Patient":
                 continue
             try:
-                person, _ = self.identity.resolve(tx, resource, mapped.record.source)
+                person, _ = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender)
             except (IdentityConflict, DocumentMismatch):
                 return True
             stored = tx.resources.read("Patient", person["id"])
@@ -639,7 +639,7 @@ class Ingest:
         disagreements: list[Conflict] = []
         for name, resource in list(mapped.resources.items()):
             if resource["resourceType"] == "Patient":
-                person, found = self.identity.resolve(tx, resource, mapped.record.source)
+                person, found = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender)
                 disagreements.extend(found)
                 renamed[f"Patient/{resource['id']}"] = f"Patient/{person['id']}"
                 mapped.resources[name] = person

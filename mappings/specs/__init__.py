@@ -42,6 +42,11 @@ class Spec:
     #: the fields that identify a record in its source system (体检编号, 入住编号 + 机构, MSH-4 +
     #: MSH-10): the ids of what the record yields come from them, never from a file name or row
     record_key: tuple[str, ...] = ()
+    #: the fields that name the system that sent the record (an HL7 message's MSH-3 sending
+    #: application and MSH-4 sending facility): a person's contacts are that sender's
+    #: (gateway/ingest/identity.py), so two hospitals' HIS, both of source hl7v2, keep each
+    #: their own; none for an export that names no sender, whose contacts are its source's
+    sender: tuple[str, ...] = ()
 
     def matches(self, shape: frozenset[str]) -> bool:
         return self.match <= shape
@@ -88,6 +93,7 @@ def load(folder: Path = FOLDER, rulesets_folder: Path = RULESETS) -> list[Spec]:
                 version=str(data.get("version", "1")),
                 file=str(path.relative_to(folder)),
                 record_key=tuple(data.get("record_key", [])),
+                sender=tuple(data.get("sender", [])),
             )
         )
     # the most specific spec wins when several match the same record

@@ -44,9 +44,11 @@ class Index:
         self.store = store
         self.identity = IdentityIndex()
 
-    def resolve(self, arriving: dict[str, Any], source: str | None = None) -> tuple[str, list[Conflict]]:
+    def resolve(
+        self, arriving: dict[str, Any], source: str | None = None, sender: str | None = None
+    ) -> tuple[str, list[Conflict]]:
         with self.store.transaction() as tx:
-            person, conflicts = self.identity.resolve(tx, arriving, source)
+            person, conflicts = self.identity.resolve(tx, arriving, source, sender)
             tx.resources.write(person)
             self.identity.remember(tx, person)
         return person["id"], conflicts
@@ -268,19 +270,66 @@ def test_a_contact_written_without_a_source_stays(index: Index) -> None:
     assert contact_numbers(index, person) == [["13603710004"], ["13703710003"]]
 
 
+def test_two_hospitals_keep_each_their_own_emergency_contact(index: Index) -> None:
+    """A person treated in two hospitals: both HIS are of source hl7v2, and hospital B's ADT
+    replaced the emergency contact hospital A sent.  Each hospital's contacts are its own now."""
+    index.resolve(reached_at("13903710002"), "hl7v2", "HIS^H41010500012")
+    index.resolve(reached_at("13703710003"), "hl7v2", "HIS^H41010200034")
+    person, _ = index.resolve(reached_at("13503710005"), "hl7v2", "HIS^H41010500012")
+    assert contact_numbers(index, person) == [["13703710003"], ["13503710005"]]
+
+
+def test_a_contact_names_the_system_that_sent_it(index: Index) -> None:
+    """An auditor reads which hospital's HIS sent the emergency contact, not only that an HIS did."""
+    person, _ = index.resolve(reached_at("13903710002"), "hl7v2", "HIS^H41010500012")
+    with index.store.reading() as tx:
+        [contact] = tx.resources.read("Patient", person).content["contact"]
+    assert contact["extension"] == [HIS_A]
+
+
+def test_a_message_naming_no_sender_leaves_a_named_hospital_s_contacts(index: Index) -> None:
+    """An HL7 message without MSH-3 and MSH-4 is known by its kind alone: it speaks for no hospital."""
+    index.resolve(reached_at("13903710002"), "hl7v2", "HIS^H41010500012")
+    person, _ = index.resolve(reached_at("13703710003"), "hl7v2")
+    assert contact_numbers(index, person) == [["13903710002"], ["13703710003"]]
+
+
 def sent_by(source: str) -> dict[str, Any]:
-    """The mark of a contact ``source`` sent (yy-ext-contact-source)."""
+    """The mark of a contact ``source`` sent naming no sender (yy-ext-contact-source): an
+    export file's, and every mark of version 0.1.0."""
     return {"url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-contact-source", "valueCode": source}
 
 
-def test_a_source_sending_its_contact_again_leaves_it_where_it_stands() -> None:
-    """李明, the HIS's emergency contact, stays before 王芳 (written over REST) when the HIS names
-    him again: moved behind her, every such message wrote a new version of the person."""
-    archive = {"resourceType": "Patient", "contact": [{"name": {"text": "李明"}, "extension": [sent_by("hl7v2")]}]}
-    archive["contact"].append({"name": {"text": "王芳"}})
-    incoming = {"resourceType": "Patient", "contact": [{"name": {"text": "李明"}}]}
-    merged = merge(copy.deepcopy(archive), incoming, frozenset(), sent_by("hl7v2"))
-    assert merged["contact"] == archive["contact"]
+def named(sender: str) -> dict[str, Any]:
+    """The mark of a contact the HIS ``sender`` (MSH-3^MSH-4) sent."""
+    system = "http://fhir.yiyang.cn/sid/sending-system/hl7v2"
+    return {"url": sent_by("hl7v2")["url"], "valueIdentifier": {"system": system, "value": sender}}
+
+
+HIS_A = named("HIS^H41010500012")
+
+
+def test_a_named_hospital_takes_over_the_contacts_marked_with_its_kind_alone() -> None:
+    """Stored under 0.1.0, 李明 and 王芳 carry the mark hl7v2 alone: the contacts of the last HIS
+    that sent the person's, whichever it was.  The first hospital to send contacts under its name
+    takes them over: 李明, whom it sends again, stays in his place as its own; 王芳, whom it does
+    not, goes (another hospital's, she comes back with its next message), as a changed emergency
+    contact must not stand beside the old one; the 老人档案's 张强 stays."""
+    archive = {
+        "resourceType": "Patient",
+        "contact": [
+            {"name": {"text": "李明"}, "extension": [sent_by("hl7v2")]},
+            {"name": {"text": "王芳"}, "extension": [sent_by("hl7v2")]},
+            {"name": {"text": "张强"}, "extension": [sent_by("elderly-care")]},
+        ],
+    }
+    incoming = {"contact": [{"name": {"text": "李明"}}, {"name": {"text": "赵军"}}]}
+    merged = merge(archive, incoming, frozenset(), HIS_A)
+    assert merged["contact"] == [
+        {"name": {"text": "李明"}, "extension": [HIS_A]},
+        {"name": {"text": "张强"}, "extension": [sent_by("elderly-care")]},
+        {"name": {"text": "赵军"}, "extension": [HIS_A]},
+    ]
 
 
 def test_a_contact_that_gained_a_relationship_from_another_source_is_found_again_by_its_own(
@@ -292,13 +341,23 @@ def test_a_contact_that_gained_a_relationship_from_another_source_is_found_again
     son = {"relationship": [{"text": "儿子"}], "name": {"text": "李明"}}
     son["telecom"] = [{"system": "phone", "value": "13603710004"}]
     index.resolve(patient("p", contact=[copy.deepcopy(son)]), "elderly-care")
-    index.resolve(reached_at("13603710004"), "hl7v2")
+    index.resolve(reached_at("13603710004"), "hl7v2", "HIS^H41010500012")
     person, _ = index.resolve(patient("p", contact=[copy.deepcopy(son)]), "elderly-care")
     with index.store.reading() as tx:
         [contact] = tx.resources.read("Patient", person).content["contact"]
     assert contact == {**son, "relationship": [*son["relationship"], *EMERGENCY]} | {
-        "extension": [sent_by("elderly-care"), sent_by("hl7v2")]
+        "extension": [sent_by("elderly-care"), HIS_A]
     }
+
+
+def test_a_source_sending_its_contact_again_leaves_it_where_it_stands() -> None:
+    """李明, the HIS's emergency contact, stays before 王芳 (written over REST) when the HIS names
+    him again: moved behind her, every such message wrote a new version of the person."""
+    archive = {"resourceType": "Patient", "contact": [{"name": {"text": "李明"}, "extension": [sent_by("hl7v2")]}]}
+    archive["contact"].append({"name": {"text": "王芳"}})
+    incoming = {"resourceType": "Patient", "contact": [{"name": {"text": "李明"}}]}
+    merged = merge(copy.deepcopy(archive), incoming, frozenset(), sent_by("hl7v2"))
+    assert merged["contact"] == archive["contact"]
 
 
 NUMBERS = st.lists(
@@ -318,6 +377,8 @@ CONTACTS = st.lists(
     max_size=3,
 )
 SOURCES = st.sampled_from(["hl7v2", "elderly-care"])
+#: the HIS's mark: of its kind alone (0.1.0, or a message naming no sender), or named
+HIS_MARKS = st.sampled_from([sent_by("hl7v2"), HIS_A, named("HIS^H41010200034")])
 
 
 @given(
@@ -325,17 +386,18 @@ SOURCES = st.sampled_from(["hl7v2", "elderly-care"])
     CONTACTS,
     CONTACTS,
     st.sampled_from(["elderly-care", None]),
+    HIS_MARKS,
 )
 def test_a_source_resending_the_contacts_it_sent_last_changes_none(
     archived: list[tuple[list[dict[str, Any]], list[str]]],
     sent: list[dict[str, Any]],
     between: list[dict[str, Any]],
     other: str | None,
+    his: dict[str, Any],
 ) -> None:
     """Whatever the archive held and whatever another source (or a REST client, no source) wrote
     in between, the contacts the HIS sent last, sent again, leave the person's contacts as they are."""
     contacts = [{**c, "extension": [sent_by(s) for s in marks]} if marks else c for cs, marks in archived for c in cs]
-    his = sent_by("hl7v2")
     person = merge({"resourceType": "Patient", "contact": contacts}, {"contact": copy.deepcopy(sent)}, frozenset(), his)
     person = merge(person, {"contact": between}, frozenset(), sent_by(other) if other else None)
     before = copy.deepcopy(person)

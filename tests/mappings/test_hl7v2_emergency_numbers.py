@@ -113,3 +113,27 @@ def test_a_later_message_s_emergency_contact_replaces_the_earlier_one_in_the_arc
     commands.ingest("hl7v2", files, tmp_path / "out", Registry())
     [person] = ndjson(tmp_path / "out/Patient.ndjson")
     assert [telecoms[0]["value"] for _, telecoms in contacts(person)] == ["13703710003"]
+
+
+def test_two_hospitals_emergency_contacts_both_stay_each_marked_with_its_sender(tmp_path: Path) -> None:
+    """One person in two hospitals (MSH-4 H41010500012, H41010200034): the second hospital's A08
+    replaced the first's emergency contact, both HIS being of source hl7v2.  Each stays now, its
+    mark naming the HIS that sent it (MSH-3^MSH-4); the first hospital's next A08 replaces its own."""
+    files = []
+    sent = (("R0001", "H41010500012", "13903710002"), ("R0002", "H41010200034", "13703710003"))
+    for control, hospital, emergency in (*sent, ("R0003", "H41010500012", "13503710005")):
+        path = tmp_path / f"{control}.hl7"
+        message = MESSAGE.format(home=f"13803710001^PRN^CP~{emergency}^EMR^CP", work="")
+        if hospital != "H41010500012":  # another hospital: its MSH-4, and no HIS 患者ID of the first
+            message = message.replace("|HIS|H41010500012|", f"|HIS|{hospital}|").replace(
+                "0000123^^^H41010500012^PI~", ""
+            )
+        path.write_text(message.replace("R0001", control), encoding="utf-8")
+        files.append(path)
+    commands.ingest("hl7v2", files, tmp_path / "out", Registry())
+    [person] = ndjson(tmp_path / "out/Patient.ndjson")
+    system = "http://fhir.yiyang.cn/sid/sending-system/hl7v2"
+    assert [(c["telecom"][0]["value"], c["extension"][0]["valueIdentifier"]) for c in person["contact"]] == [
+        ("13703710003", {"system": system, "value": "HIS^H41010200034"}),
+        ("13503710005", {"system": system, "value": "HIS^H41010500012"}),
+    ]
