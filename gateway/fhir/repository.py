@@ -230,7 +230,7 @@ class Repository:
         a move of the birth date later was judged against the old one.  Held, a merge or a
         move waits for the write's commit and then finds it among the referrers (a merge
         prepares again: ``merge.overtaken``), or the write waits for theirs and reads what
-        they committed.  Read in id order, as a merge locks them.
+        they committed.  Read in :func:`lock_order`, as a merge locks them.
 
         A Patient the same transaction creates (``shared.registering``) is passed over: its own write
         holds its row and refuses one merged away, or it is new, and a Bundle's entries were
@@ -241,7 +241,7 @@ class Repository:
         held, a PUT of one Patient and a merge would lock two Patients each in its own order."""
         keys = self._named_people(resource, shared)
         held = shared.held  # each read once a transaction: it holds them until it ends
-        for key in sorted(set(keys.values()) - held.keys()):
+        for key in sorted(set(keys.values()) - held.keys(), key=lock_order):
             held[key] = _held_shared(tx, key)
         people = {reference: held[key] for reference, key in keys.items()}
         if any(p is not None and replaced_by(p.resource or {}) is not None for p in people.values()):
@@ -401,10 +401,12 @@ class Repository:
         rules = self.access()
         shared = shared or Shared()
         _check_people(rules, tx, resource, shared.registering)
-        # rows are locked in (type, id) order, as a merge locks them: one writer holding its
+        # rows are locked in :func:`lock_order`, as a merge locks them: one writer holding its
         # ServiceRequest while it waited for a Patient the merge held, and the merge waiting for
-        # that ServiceRequest, deadlocked
-        people = self._hold_people(tx, resource, shared) if kind > "Patient" else None
+        # that ServiceRequest, deadlocked.  The Patients it names come before its own row when
+        # a Patient's row of the same id would
+        people_first = lock_order((kind, resource_id)) > lock_order(("Patient", resource_id))
+        people = self._hold_people(tx, resource, shared) if people_first else None
         try:
             before = held_row(tx, kind, resource_id, resource)
             if before is None:  # no row to hold: two PUTs creating one id take turns on its name
@@ -714,7 +716,7 @@ class Repository:
         shared: Shared | None = None,
         writing: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Lock the resources a transaction will change, in one order (type, then id): taken as
+        """Lock the resources a transaction will change, in one order (:func:`lock_order`): taken as
         its entries came, two transactions changing the same two resources in opposite orders
         each held one and waited for the other, and PostgreSQL broke the deadlock by failing
         one (a 503).  A resource not there yet is held by its name, as a PUT creating it is.
@@ -733,7 +735,7 @@ class Repository:
         lock_people(tx, targets, people)
         shared = shared or Shared()
         named = {key for resource in writing for key in self._named_people(resource, shared).values()} - set(targets)
-        for kind, resource_id in sorted({*targets, *named}):
+        for kind, resource_id in sorted({*targets, *named}, key=lock_order):
             if (kind, resource_id) in named:
                 shared.held[(kind, resource_id)] = _held_shared(tx, (kind, resource_id))
             elif tx.resources.read(kind, resource_id, for_update=True) is None:
@@ -791,6 +793,15 @@ def until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], T]
             if named is not None or refusal.status != 412 or number == PATCH_ATTEMPTS:
                 raise
             number += 1
+
+
+def lock_order(key: tuple[str, str]) -> tuple[str, str]:
+    """Where the row of a resource (type, id) comes in the one order every writer locks rows
+    in: by type, then id.  A merge and a transaction hold what they change so
+    (:meth:`Repository.hold`), and a write holds the Patients it names before or after its
+    own row as they come in it (:meth:`Repository.update_in`).  Taken in opposite orders, two
+    writers each held a row the other waited for, and PostgreSQL failed one of them (a 503)."""
+    return key
 
 
 def _creating(kind: str, resource_id: str) -> str:
