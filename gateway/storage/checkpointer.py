@@ -34,9 +34,8 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
-from gateway.storage.file_sync import sync_data
+from gateway.storage.file_sync import HeldFile
 
 log = logging.getLogger("yiyang.storage")
 #: log frames (pages) after which the log is restarted: 64 MiB of 4 KiB pages.  A restart holds
@@ -54,7 +53,7 @@ class Checkpointer:
         self,
         connect: Callable[[], sqlite3.Connection],
         after_next_commit: Callable[[Callable[[sqlite3.Connection], None]], None],
-        database: Path,
+        database: HeldFile,
         interval: float = 0.25,
     ) -> None:
         self.connect = connect
@@ -88,9 +87,9 @@ class Checkpointer:
             try:
                 _, frames, _ = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 if frames >= RESTART_FRAMES:
-                    sync_data(self.database)
+                    self.database.sync()
                     self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    sync_data(self.database)
+                    self.database.sync()
                     self.after_next_commit(_restart)
             except (sqlite3.Error, OSError) as exc:  # the next round tries again; the log stays valid
                 log.warning("checkpoint of the write-ahead log failed: %s", exc)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gateway.storage.checkpointer import Checkpointer
 from gateway.storage.dialect import SQLITE
-from gateway.storage.file_sync import sync_data
+from gateway.storage.file_sync import HeldFile, sync_data
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
@@ -69,7 +69,11 @@ class SQLiteStore(Store):
             self.path.with_name(self.path.name + "-writer"),
             self._sync_log,
         )
-        self._checkpointer = Checkpointer(lambda: self._open(CACHE_KIB), self._writer.after_next_commit, self.path)
+        #: synced by the checkpointer, closed after every connection (see HeldFile)
+        self._database_file = HeldFile(self.path)
+        self._checkpointer = Checkpointer(
+            lambda: self._open(CACHE_KIB), self._writer.after_next_commit, self._database_file
+        )
 
     def _open(self, cache_kib: int) -> sqlite3.Connection:
         try:
@@ -134,6 +138,7 @@ class SQLiteStore(Store):
             for connection in self._all:
                 connection.close()
             self._all.clear()
+        self._database_file.close()
         self._local = threading.local()
 
 

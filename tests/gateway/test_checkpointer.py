@@ -4,6 +4,8 @@ over: under a steady stream of writes it stays short (gateway/storage/checkpoint
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 import gateway.storage.checkpointer as checkpointer
 from gateway.storage import open_store
+from gateway.storage.file_sync import HeldFile
 from gateway.storage.sqlite import SQLiteStore
 
 
@@ -56,11 +59,28 @@ def test_the_database_file_is_synced_before_the_restart_is_asked_for(
     write_people(store, 0, 200)
     monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 64)
     events: list[object] = []
-    monkeypatch.setattr(checkpointer, "sync_data", events.append)
+    database = HeldFile(store.path)
+    monkeypatch.setattr(database, "sync", lambda: events.append("synced"))
     round_ = checkpointer.Checkpointer(
         lambda: sqlite3.connect(store.path, isolation_level=None),
         lambda upkeep: events.append("restart asked for"),
-        store.path,
+        database,
     )
     round_.checkpoint()
-    assert events[-2:] == [store.path, "restart asked for"]
+    assert events[-2:] == ["synced", "restart asked for"]
+
+
+def test_syncing_the_database_file_leaves_the_process_its_locks(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opened and closed to be synced, the database file lost the shared lock of every
+    connection of the process (POSIX drops a process's locks on a file with any descriptor
+    of it closed): another process closing its last connection then took itself for the
+    only one and deleted the log this one was writing, whose next commit failed."""
+    write_people(store, 0, 1)
+    monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 0)
+    store._checkpointer.checkpoint()  # syncs the database file
+    look = f"import sqlite3; c = sqlite3.connect({str(store.path)!r}); c.execute('SELECT 1 FROM resource'); c.close()"
+    subprocess.run([sys.executable, "-c", look], check=True)
+    write_people(store, 1, 1)
+    assert store.path.with_name(store.path.name + "-wal").exists()
