@@ -59,6 +59,9 @@ class Item:
 
 
 MEMO_LIMIT = 50_000
+#: verdicts of resources on a profile they were validated against themselves, kept for the
+#: references that name them next (see ProfileWalker.validate); few, as each holds its resource
+OWN_VERDICT_LIMIT = 256
 #: value types a rule keeps a type plan for (values name their own resourceType: a hostile
 #: instance may bring any number)
 TYPE_PLAN_LIMIT = 64
@@ -95,17 +98,33 @@ class ProfileWalker:
         self._memo: dict[tuple[str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
         #: (target, profile) → whether a referenced resource the instance holds meets it
         self._verdicts: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
+        #: (resource, profile) → whether the resource met the profile when validated itself
+        self._own_verdicts: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
         #: (profile, value) pairs being applied: a profile whose element types name the profile
         #: itself would otherwise recurse on the same value forever
         self._active: set[tuple[str, int]] = set()
 
     # -- entry -------------------------------------------------------------------------
     def validate(self, url: str, value: Any, path: str, issues: IssueList, scope: Scope) -> None:
+        """Apply a profile to a resource standing in its own scope (not a contained one, whose
+        %rootResource is its container).  The verdict is kept for a while, as a reference
+        naming that very resource with this target profile would ask it again: a transaction's
+        Patient entry is the subject of the Encounters after it, and applying ``yy-patient``
+        to it once more for the first of them was a twentieth of the Bundle's validation."""
         profile = self.compiler.get(url)
         if profile is None:
             issues.add("warning", "profile.unknown", path, url=url)
             return
-        self._apply_profile(profile, value, None, path, issues, scope)
+        if profile.kind != "resource" or scope.root is not value or not isinstance(value, dict):
+            self._apply_profile(profile, value, None, path, issues, scope)
+            return
+        trial = IssueList()
+        self._apply_profile(profile, value, None, path, trial, scope)
+        issues.extend(trial)
+        if not any(issue.message_id == "invariant.budget-exceeded" for issue in trial):
+            if len(self._own_verdicts) >= OWN_VERDICT_LIMIT:
+                self._own_verdicts.clear()
+            self._own_verdicts[(id(value), url)] = (value, not trial.has_errors)
 
     def _apply_profile(
         self,
@@ -393,7 +412,7 @@ class ProfileWalker:
             return
         for url in constraining:
             key = (id(target), url)
-            remembered = self._verdicts.get(key)
+            remembered = self._verdicts.get(key) or self._own_verdicts.get(key)
             if remembered is not None and remembered[0] is target:
                 if remembered[1]:
                     return

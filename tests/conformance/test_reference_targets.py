@@ -109,3 +109,68 @@ def test_a_reference_type_disagreeing_with_the_reference_is_an_error(validator: 
     assert [i.expression for i in validator.validate(resource) if i.message_id == "reference.type-mismatch"] == [
         "Observation.subject.type"
     ]
+
+
+# -- a target validated on its own: a transaction's Patient, then its Encounters ------------------
+def _visit_of(patient: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The example home visit, its subject resolving (as the gateway's resolver does) to this
+    very Patient."""
+    from tests.conftest import load_example
+
+    encounter = load_example("yy-encounter/valid-home-visit.json")
+    encounter["subject"] = {"reference": f"Patient/{patient['id']}"}
+    return encounter, {f"Patient/{patient['id']}": patient}.get
+
+
+def _applications_to(validator: Validator, monkeypatch: pytest.MonkeyPatch, target: dict[str, Any]) -> list[str]:
+    """The profiles the walk applies to ``target`` from now on (the real walk, counted)."""
+    applied: list[str] = []
+    walk = validator.profiles._apply_profile
+
+    def counted(profile: Any, value: Any, *rest: Any) -> None:
+        if value is target:
+            applied.append(profile.url)
+        walk(profile, value, *rest)
+
+    monkeypatch.setattr(validator.profiles, "_apply_profile", counted)
+    return applied
+
+
+def test_a_target_validated_on_its_own_is_not_judged_again(
+    validator: Validator, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not [i for i in validator.validate(patient) if i.is_error]
+    encounter, resolve = _visit_of(patient)
+    applied = _applications_to(validator, monkeypatch, patient)
+    issues = validator.validate(encounter, elsewhere=resolve)
+    assert not [i for i in issues if i.message_id == "profile.reference-target-profile"]
+    assert applied == []
+
+
+def test_a_target_failing_its_own_profile_fails_the_target_profile_too(
+    validator: Validator, patient: dict[str, Any]
+) -> None:
+    del patient["identifier"]
+    assert [i for i in validator.validate(patient) if i.message_id == "profile.cardinality-min"]
+    encounter, resolve = _visit_of(patient)
+    issues = validator.validate(encounter, elsewhere=resolve)
+    assert [i.expression for i in issues if i.message_id == "profile.reference-target-profile"] == ["Encounter.subject"]
+
+
+def test_a_contained_resource_meeting_a_profile_leaves_no_verdict_for_others(
+    validator: Validator, patient: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a container %rootResource is the container: its verdict there is not the one a
+    reference to it as a resource of its own asks for, so that one is worked out anew."""
+    patient["id"] = "held"
+    container = {
+        "resourceType": "Basic",
+        "code": {"text": "记录"},
+        "contained": [patient],
+        "subject": {"reference": "#held"},
+    }
+    validator.validate(container)
+    encounter, resolve = _visit_of(patient)
+    applied = _applications_to(validator, monkeypatch, patient)
+    validator.validate(encounter, elsewhere=resolve)
+    assert applied == ["http://fhir.yiyang.cn/StructureDefinition/yy-patient"]
