@@ -77,7 +77,7 @@ class Rule:
     value_index: tuple[tuple[str, ...], dict[str, str]] | tuple[()] | None = None
     #: value type → (whether the rule's types allow it, their type profiles, their target
     #: profiles), worked out on first use (see ProfileWalker._type_plan)
-    type_plans: dict[str, tuple[bool, tuple[str, ...], tuple[str, ...]]] | None = None
+    type_plans: dict[str, tuple[bool, tuple[str, ...], Targets | None]] | None = None
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False
@@ -119,6 +119,25 @@ class CompiledProfile:
     pure: bool = True
     #: what is wrong with the definition itself; each is reported as an error where it applies
     problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The target profiles a rule allows a reference of, looked up once: each of the
+    benchmark's Encounters has three references, and each looked its profiles up twice."""
+
+    #: (url, its compiled profile, or None when the registry has no such definition)
+    profiles: tuple[tuple[str, CompiledProfile | None], ...]
+    #: the resource types they allow: each profile's type, else the URL's last segment
+    types: frozenset[str]
+    #: the last segments of the URLs without a definition (``Resource``, a core type's URL)
+    plain: frozenset[str]
+
+    @staticmethod
+    def of(urls: tuple[str, ...], compiler: ProfileCompiler) -> Targets:
+        profiles = tuple((url, compiler.get(url)) for url in urls)
+        plain = frozenset(url.rsplit("/", 1)[-1] for url, profile in profiles if profile is None)
+        return Targets(profiles, plain | {profile.type for _, profile in profiles if profile is not None}, plain)
 
 
 def _version_held(url: str, sd: dict[str, Any]) -> bool:

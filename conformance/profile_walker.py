@@ -16,7 +16,7 @@ from conformance.bindings import check_binding, codings_of
 from conformance.discriminators import SliceTest, Typed, plain_values, slice_tests, typed_values
 from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue, IssueList
-from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule
+from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, Targets
 from conformance.structure import BaseModel, NodeModel, Slot, applies, report_invariant
 from conformance.terminology import Terminology
 from conformance.value_bounds import check_bounds, check_length
@@ -69,6 +69,8 @@ TYPE_PLAN_LIMIT = 64
 GENERIC_TYPES = ("Resource", "DomainResource", "Element", "BackboneElement")
 #: the version part of a versioned reference (``…/_history/2``)
 _VERSION = re.compile(r"/_history/[^/]*$")
+#: target types that admit a reference to any resource
+_ANY_TYPE = frozenset({"Resource", "DomainResource"})
 
 
 def matches_pattern(pattern: Any, value: Any) -> bool:
@@ -320,14 +322,14 @@ class ProfileWalker:
     def _check_types(self, rule: Rule, item: Item, issues: IssueList, scope: Scope) -> bool:
         """Type, type profiles and target profiles; False when the type itself is not allowed."""
         actual = item.type
-        allowed, profiles, targets = _type_plan(rule, actual)
+        allowed, profiles, targets = self._type_plan(rule, actual)
         if not allowed:
             codes = ", ".join(t.code for t in rule.types)
             issues.error("profile.type-not-allowed", item.path, actual=actual, allowed=codes)
             return False
         if profiles:
             self._conforms_to_one(profiles, item, issues, scope)
-        if targets and isinstance(item.value, dict):
+        if targets is not None and isinstance(item.value, dict):
             self._check_target(targets, item, issues, scope)
         return True
 
@@ -369,7 +371,7 @@ class ProfileWalker:
             self._memo[key] = [(i.severity, i.message_id, i.expression[cut:], i.params) for i in trial]
         return trial
 
-    def _check_target(self, targets: tuple[str, ...], item: Item, issues: IssueList, scope: Scope) -> None:
+    def _check_target(self, targets: Targets, item: Item, issues: IssueList, scope: Scope) -> None:
         reference = item.value.get("reference")
         target_type = item.value.get("type")
         resolved = scope.resolve(reference) if isinstance(reference, str) else None
@@ -387,30 +389,28 @@ class ProfileWalker:
             target_type = head[-2] if len(head) >= 2 else None
         if not isinstance(target_type, str) or not target_type:
             return  # none, or not a type name (a resourceType the structure walk refused)
-        allowed = set()
-        for url in targets:
-            profile = self.compiler.get(url)
-            allowed.add(profile.type if profile else url.rsplit("/", 1)[-1])
-        if target_type not in allowed and not allowed & {"Resource", "DomainResource"}:
+        allowed = targets.types
+        if target_type not in allowed and not allowed & _ANY_TYPE:
             issues.error("profile.reference-target", item.path, actual=target_type, allowed=", ".join(sorted(allowed)))
             return
         if isinstance(resolved, dict):
             self._check_target_profile(targets, resolved, item, issues, scope)
 
     def _check_target_profile(
-        self, targets: tuple[str, ...], target: dict[str, Any], item: Item, issues: IssueList, scope: Scope
+        self, targets: Targets, target: dict[str, Any], item: Item, issues: IssueList, scope: Scope
     ) -> None:
         """A target the instance itself holds (a Bundle entry, a contained resource) must meet one
         of the reference's target profiles, as the reference validator requires; only its
         verdict counts here (its own issues are reported where it stands)."""
         kind = target.get("resourceType")
-        compiled = [(url, self.compiler.get(url)) for url in targets]
-        if any(profile is None and url.rsplit("/", 1)[-1] in (kind, "Resource") for url, profile in compiled):
+        if kind in targets.plain or "Resource" in targets.plain:
             return  # the plain resource type is allowed too: any such resource will do
-        constraining = [url for url, profile in compiled if profile is not None and profile.type == kind]
+        constraining = [
+            (url, profile) for url, profile in targets.profiles if profile is not None and profile.type == kind
+        ]
         if not constraining:
             return
-        for url in constraining:
+        for url, profile in constraining:
             key = (id(target), url)
             remembered = self._verdicts.get(key) or self._own_verdicts.get(key)
             if remembered is not None and remembered[0] is target:
@@ -419,15 +419,34 @@ class ProfileWalker:
                 continue
             self._verdicts[key] = (target, True)  # a reference cycle assumes conformance
             trial = IssueList()
-            profile = self.compiler.get(url)
-            assert profile is not None  # compiled above
             self._apply_profile(profile, target, None, item.path, trial, Scope(target, target, scope.bundle))
             if len(self._verdicts) >= MEMO_LIMIT:
                 self._verdicts.clear()
             self._verdicts[key] = (target, not trial.has_errors)
             if not trial.has_errors:
                 return
-        issues.error("profile.reference-target-profile", item.path, type=kind, profiles=", ".join(constraining))
+        urls = ", ".join(url for url, _ in constraining)
+        issues.error("profile.reference-target-profile", item.path, type=kind, profiles=urls)
+
+    def _type_plan(self, rule: Rule, actual: str) -> tuple[bool, tuple[str, ...], Targets | None]:
+        """(whether a value of type ``actual`` is allowed, the type profiles and the target
+        profiles its allowed types name), worked out once per rule and type: every value a rule
+        constrains meets its types, and three lists were built anew for each."""
+        plans = rule.type_plans
+        if plans is None:
+            plans = rule.type_plans = {}
+        plan = plans.get(actual)
+        if plan is None:
+            allowed = [t for t in rule.types if t.code == actual or t.code in GENERIC_TYPES]
+            targets = tuple(p for t in allowed for p in t.targets)
+            plan = (
+                bool(allowed) or not actual,
+                tuple(p for t in allowed for p in t.profiles),
+                Targets.of(targets, self.compiler) if targets else None,
+            )
+            if len(plans) < TYPE_PLAN_LIMIT:
+                plans[actual] = plan
+        return plan
 
     # -- slicing -----------------------------------------------------------------------
     def _slices(
@@ -534,26 +553,6 @@ class ProfileWalker:
                 if not trial.has_errors:
                     return True
         return False
-
-
-def _type_plan(rule: Rule, actual: str) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
-    """(whether a value of type ``actual`` is allowed, the type profiles and the target profiles
-    its allowed types name), worked out once per rule and type: every value a rule constrains
-    meets its types, and three lists were built anew for each."""
-    plans = rule.type_plans
-    if plans is None:
-        plans = rule.type_plans = {}
-    plan = plans.get(actual)
-    if plan is None:
-        allowed = [t for t in rule.types if t.code == actual or t.code in GENERIC_TYPES]
-        plan = (
-            bool(allowed) or not actual,
-            tuple(p for t in allowed for p in t.profiles),
-            tuple(p for t in allowed for p in t.targets),
-        )
-        if len(plans) < TYPE_PLAN_LIMIT:
-            plans[actual] = plan
-    return plan
 
 
 def _value_index(
