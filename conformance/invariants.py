@@ -361,9 +361,9 @@ class KeyFilter:
 
     def admitted(self, node: dict[str, Any]) -> set[str]:
         """The keys among ``node``'s (and perhaps others) that the pattern admits."""
-        unknown = node.keys() - self._known
-        if not unknown:
+        if node.keys() <= self._known:  # the usual case, told without building a set
             return self._admitted
+        unknown = node.keys() - self._known
         fullmatch = self._pattern.fullmatch
         if len(self._known) + len(unknown) > _KEYS_LEARNT:
             return self._admitted | {key for key in unknown if fullmatch(key)}
