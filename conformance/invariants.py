@@ -317,6 +317,23 @@ def presence_of_children(expression: str, names: frozenset[str]) -> dict[str, re
     return found
 
 
+def read_under(expression: str, names: frozenset[str], parents: frozenset[str]) -> frozenset[str]:
+    """Those of ``names`` the expression reads only as children of ``parents`` (yy-enc-1's
+    ``end``, read only as ``period.end``): when the parents are the names of
+    :func:`presence_of_children`, their pruning marks such a child present already, and
+    looking for it through the rest of the element (:func:`_present`) only cost time."""
+    if not parents:
+        return frozenset()
+    bare = _STRING_LITERAL.sub("''", expression)
+    under = "|".join(sorted(map(re.escape, parents)))
+    found = set()
+    for name in names:
+        uses = len(re.findall(rf"(?<![\w`%$]){name}(?!\w)", bare))
+        if uses and uses == len(re.findall(rf"(?<![.\w`%$])(?:{under})\.{name}(?!\w)", bare)):
+            found.add(name)
+    return frozenset(found)
+
+
 def _with_children_present(value: Any, children: re.Pattern[str]) -> Any:
     """``value`` (an element or a list of them) with each element's children that ``children``
     admits marked present, the others left out."""
@@ -327,15 +344,24 @@ def _with_children_present(value: Any, children: re.Pattern[str]) -> Any:
     return value
 
 
-def _present(value: Any, names: frozenset[str]) -> Any:
-    """``value`` with every key in ``names`` (or its ``_`` twin), at any depth, replaced by True."""
+def _present(value: Any, marked: frozenset[str]) -> Any:
+    """``value`` with every key in ``marked`` (the names and their ``_`` twins, see
+    :func:`_with_twins`), at any depth, replaced by True.  Scalars are taken as they are, not
+    passed to a call of their own: most values are scalars, and those calls were a third of
+    keying yy-enc-1 (which reads whether a period has an ``end``)."""
     if isinstance(value, dict):
         return {
-            k: True if k in names or (k[:1] == "_" and k[1:] in names) else _present(v, names) for k, v in value.items()
+            k: True if k in marked else (_present(v, marked) if isinstance(v, (dict, list)) else v)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_present(item, names) for item in value]
+        return [_present(item, marked) if isinstance(item, (dict, list)) else item for item in value]
     return value
+
+
+def _with_twins(names: frozenset[str]) -> frozenset[str]:
+    """The names and their primitive extensions' keys (``end``, ``_end``)."""
+    return names | {"_" + name for name in names}
 
 
 def key_pattern(names: frozenset[str]) -> re.Pattern[str]:
@@ -389,6 +415,7 @@ class Invariant:
     _uses_resolve: bool = False
     _names: KeyFilter | None = None
     _presence: KeyFilter | None = None
+    #: keys read only for presence at any depth, with their `_` twins (see :func:`_present`)
     _nested_presence: frozenset[str] = frozenset()
     #: names read only for the presence of some children (see :func:`presence_of_children`)
     _children_presence: dict[str, re.Pattern[str]] | None = None
@@ -432,8 +459,10 @@ class Invariant:
             self._names = KeyFilter(key_pattern(names))
             presence = presence_only(self._evaluated, names)
             self._presence = KeyFilter(key_pattern(presence)) if presence else None
-            self._nested_presence = presence_only(self._evaluated, _all_names(self._evaluated), nested=True)
-            self._children_presence = presence_of_children(self._evaluated, names - presence) or None
+            children = presence_of_children(self._evaluated, names - presence)
+            nested = presence_only(self._evaluated, _all_names(self._evaluated), nested=True)
+            self._nested_presence = _with_twins(nested - read_under(self._evaluated, nested, frozenset(children)))
+            self._children_presence = children or None
             token = set_budget(None)  # the answer for an empty element is not the instance's cost
             try:
                 outcome = self._run({}, _NO_SCOPE, "Element")

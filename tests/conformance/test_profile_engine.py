@@ -564,3 +564,21 @@ def test_a_period_read_for_its_end_keeps_ended_and_open_stays_apart() -> None:
         False,
         invariant._run(stays[2], Scope.of({"resourceType": "Encounter", **stays[2]}), "Encounter"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "read_only_under_period"),
+    [
+        (STAY_ENDED, {"end"}),
+        ("period.end.exists() and end.exists()", set()),  # an end of the element itself too
+        ("period.end.exists() and x.period.end.exists()", set()),  # another element's period
+        ("period.start.exists() or period.end.empty()", {"start", "end"}),
+    ],
+)
+def test_a_child_read_only_under_a_pruned_element_is_told(expression: str, read_only_under_period: set[str]) -> None:
+    """The memo key marks such a child present where the pruning of its parent does, and
+    looks for it nowhere else; read anywhere else too, it is looked for everywhere."""
+    from conformance.invariants import read_under
+
+    names = frozenset({"start", "end"})
+    assert read_under(expression, names, frozenset({"period"})) == read_only_under_period
