@@ -10,7 +10,7 @@ system such as LOINC that is not loaded is reported as unverified, never treated
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,10 @@ def _walk_concepts(concepts: Any, limit: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: code systems whose codes check_coding keeps at hand (instances name them: a bound)
+_SYSTEMS_KEPT = 4096
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
@@ -89,6 +93,8 @@ class Terminology:
         self._expansions: dict[str, Expansion | None] = {}
         self._complete: dict[str, bool] = {}
         self._core_systems: dict[str, frozenset[str] | None] = {}
+        #: code system → (the codes a Coding of it must be among, None: any), see check_coding
+        self._checked_codes: dict[str, tuple[Container[str] | None]] = {}
         self._generation = registry.generation
         #: bound values found in their value sets, kept by ``bindings.check_binding``
         self.found_in_value_sets: set[tuple[Any, ...]] = set()
@@ -97,7 +103,15 @@ class Terminology:
         """Forget what was read from the registry once definitions were added to it (an
         ``--ig`` code system may extend or replace one already expanded)."""
         if self._generation != self.registry.generation:
-            for cache in (self._systems, self._children, self._closure, self._expansions, self._complete):
+            caches = (
+                self._systems,
+                self._children,
+                self._closure,
+                self._expansions,
+                self._complete,
+                self._checked_codes,
+            )
+            for cache in caches:
                 cache.clear()
             self._generation = self.registry.generation
 
@@ -144,13 +158,17 @@ class Terminology:
         validator holds it: a code that does not exist is no code, bound or not."""
         if not system or not isinstance(system, str) or not isinstance(code, str):
             return
-        if self.is_complete(system):
-            concepts = self.concepts(system)
-            known = code in concepts if concepts is not None else True
-        else:
-            core = self._core_codes(system)
-            known = core is None or code in core
-        if not known:
+        self._current()
+        kept = self._checked_codes.get(system)
+        if kept is None:
+            # worked out once per system: every Coding of an instance is checked, and asking
+            # whether the system is complete, then for its concepts, took five calls each
+            kept = (self.concepts(system) if self.is_complete(system) else self._core_codes(system),)
+            if len(self._checked_codes) >= _SYSTEMS_KEPT:  # systems come from instances: a bound
+                self._checked_codes.clear()
+            self._checked_codes[system] = kept
+        codes = kept[0]
+        if codes is not None and code not in codes:
             issues.error("code.unknown-in-system", path, code=code, system=system, title=self.code_system_title(system))
 
     def _core_codes(self, system: str) -> frozenset[str] | None:
