@@ -134,9 +134,18 @@ def mask_text(text: str) -> str:
     if "eyJ" in text:
         text = JWT.sub("***", text)
     if "%" in text:
+        # masked as written first: an escape can end right where a number begins
+        # (``%310101…``), and decoding it takes the number's first digit away from it
+        text = _masked_numbers(text)
         text = _ENCODED_NUMBER_CHARACTER.sub(lambda m: chr(int(m.group(1), 16)), text)
     if not text.isascii():
         text = text.translate(FULL_WIDTH_DIGITS)
+    return _masked_numbers(text)
+
+
+def _masked_numbers(text: str) -> str:
+    """Every 身份证号 and phone number in ``text`` masked (IDs first: a phone pattern never
+    matches inside a masked ID); text without a long enough run of digits returned at once."""
     if _CANDIDATE.search(text) is None:
         return text
     return mask_phones(mask_id_cards(text))

@@ -594,12 +594,21 @@ AROUND = st.text(max_size=30)
 @settings(max_examples=300, deadline=None)
 @given(ID_LIKE, AROUND, AROUND)
 def test_no_id_card_number_survives_masking(id_card: str, before: str, after: str) -> None:
-    before = before + "x" if before[-1:].isdigit() else before
+    # a digit or a percent sign right before it would make it another number or an escape
+    # (test_an_id_card_number_right_after_a_percent_sign_is_masked)
+    before = before + "x" if before[-1:].isdigit() or before.endswith("%") else before
     after = "x" + after if after[:1].isdigit() else after
     masked = mask_text(before + id_card + after)
     typed = id_card.translate(FULL_WIDTH_DIGITS)  # full-width digits are read as ASCII ones
     assert id_card not in masked
     assert typed[:6] + "*" * 8 + typed[-4:] in masked
+
+
+@pytest.mark.parametrize("written", ["%310101194912310020", "%200000000000000000", "%2B410105194912310020"])
+def test_an_id_card_number_right_after_a_percent_sign_is_masked(written: str) -> None:
+    """Decoded first, ``%31`` took the number's first digit for an escape and left 17 digits
+    that no pattern matched; masked as written first, its birth date goes either way."""
+    assert written[-12:-4] not in mask_text(written)
 
 
 @settings(max_examples=200, deadline=None)
