@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Flask, g, request
+from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import MapAdapter
 from werkzeug.wrappers import Request
@@ -44,13 +45,25 @@ _BINDING = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIP
 _BOUND = 64
 
 
+class _NoSessions(SessionInterface):
+    """The gateway keeps no sessions (each request carries its bearer token), yet Flask looked
+    for a session cookie's signing key and made an empty null session for every request: one
+    null session, shared, serves them all (its writes are refused as ever)."""
+
+    _none = NullSession()
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin:
+        return self._none
+
+
 class Gateway(Flask):
-    """Flask with the gateway's request class (see :class:`FhirRequest`), less two repetitions.
-    For every hook and view of every request Flask asks whether it is a coroutine function
-    (seven ``inspect`` calls a read); the gateway has none.  And for every request it binds
-    the URL map anew (:meth:`create_url_adapter`)."""
+    """Flask with the gateway's request class (see :class:`FhirRequest`), less what every
+    request repeated for nothing.  For every hook and view Flask asks whether it is a coroutine
+    function (seven ``inspect`` calls a read); the gateway has none.  It binds the URL map anew
+    (:meth:`create_url_adapter`), and opens a session (:class:`_NoSessions`)."""
 
     request_class = FhirRequest
+    session_interface = _NoSessions()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
