@@ -147,7 +147,8 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
 def _act_for_the_principal() -> None:
     """Lets the layers below (no Flask) know whom they act for: the principal the
     authentication hook put in ``g`` (None on an app without security)."""
-    g.acting = acting.set(g.get("principal"))
+    state = g._get_current_object()  # one context-proxy lookup: this runs every request
+    state.acting = acting.set(state.get("principal"))
 
 
 def _stop_acting(_: BaseException | None) -> None:

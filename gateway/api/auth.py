@@ -83,7 +83,8 @@ def authenticate() -> None:
         # a method a public path does not take (OPTIONS /metadata): its 405 and Allow tell what
         # the path's public routes tell anyone; a path with a protected route still asks first
         return
-    scheme, _, token = asked.headers.get("Authorization", "").partition(" ")
+    environ = asked.environ  # what werkzeug's headers read, without their key translation
+    scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise FhirError(401, "http.unauthorized")
     found: Services = app.config["SERVICES"]
@@ -111,7 +112,8 @@ def authenticate() -> None:
         wanted = search_needs(view_args.get("kind", "*"), pairs, services().parameters.targets)
     else:
         types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
-        condition = if_none_exist(kind if endpoint == "fhir.create" else None)
+        present = "HTTP_IF_NONE_EXIST" in environ  # (rarely: a conditional create's)
+        condition = if_none_exist(kind if endpoint == "fhir.create" else None) if present else None
         wanted = needs(endpoint, view_args, condition is not None, types)
         if endpoint in CONDITIONAL:
             condition = asked.query_string.decode()
