@@ -350,7 +350,9 @@ def refuse_unreadable_text() -> None:
         raise FhirError(400, "http.nul-character", where="URL")
     if current.query_string and (refused := current.query_refusal()) is not None:
         raise refused
-    if current.mimetype == FORM:
+    # the media type is parsed only when the raw header may name a form: most requests carry
+    # none, or a FHIR type (a GET sent with Content-Type application/fhir+json, as many clients do)
+    if FORM in current.environ.get("CONTENT_TYPE", "").lower() and current.mimetype == FORM:
         query_pairs(current.get_data(cache=True))
 
 
@@ -435,10 +437,12 @@ def not_modified(stored: Stored) -> bool:
     return since is not None and stored.last_updated[:19] <= format_instant(since)[:19]
 
 
-def version_headers(stored: Stored, base_url: str, location: bool = False) -> dict[str, str]:
+def version_headers(stored: Stored, location_base: str | None = None) -> dict[str, str]:
+    """ETag and Last-Modified of a stored version, and its Location on ``location_base`` when
+    one is given (a create's answer): a read, which has none, does not look the base up."""
     headers = {"ETag": f'W/"{stored.version}"', "Last-Modified": _http_date(stored.last_updated)}
-    if location:
-        headers["Location"] = f"{base_url}/{stored.reference}/_history/{stored.version}"
+    if location_base is not None:
+        headers["Location"] = f"{location_base}/{stored.reference}/_history/{stored.version}"
     return headers
 
 

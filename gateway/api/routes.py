@@ -329,14 +329,14 @@ def _answer_read(kind: str, stored: Stored) -> Response:
     summary, elements = read_controls(args.items(multi=True)) if args else (None, "")
     if not_modified(stored):
         check_read_summary(summary)
-        return respond(None, 304, version_headers(stored, base_url()))
+        return respond(None, 304, version_headers(stored))
     if summary is None and not elements and answer_format() == "json" and kind != "Binary":
         # as stored: the document's own JSON text, neither parsed nor encoded again
-        return encoded((stored.json(), FORMATS["json"]), headers=version_headers(stored, base_url()))
+        return encoded((stored.json(), FORMATS["json"]), headers=version_headers(stored))
     resource = shaped_read(stored.resource or {}, summary, elements)
     if kind == "Binary" and wants_raw_content():
         return _binary_content(stored)
-    return respond(resource, headers=version_headers(stored, base_url()))
+    return respond(resource, headers=version_headers(stored))
 
 
 def _binary_content(stored: Stored) -> Response:
@@ -347,7 +347,7 @@ def _binary_content(stored: Stored) -> Response:
         data = base64.b64decode("".join(str(resource.get("data", "")).split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise FhirError(406, "http.not-acceptable", format=str(resource.get("contentType"))) from exc
-    headers = version_headers(stored, base_url())
+    headers = version_headers(stored)
     # content_type as stored: mimetype= would add a charset to one that already names it
     return Response(data, content_type=resource.get("contentType") or "application/octet-stream", headers=headers)
 
@@ -470,7 +470,7 @@ def document(resource_id: str) -> Response:
 def _written(written: Written) -> Response:
     stored = written.stored
     g.touched = (stored.reference,)  # for the audit trail: a conditional write's URL names criteria
-    headers = version_headers(stored, base_url(), location=written.status == 201)
+    headers = version_headers(stored, base_url() if written.status == 201 else None)
     wanted = prefer_return()
     if wanted == "minimal":
         return respond(None, written.status, headers)
