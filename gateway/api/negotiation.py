@@ -54,6 +54,10 @@ class Parameters(ImmutableMultiDict[str, str]):
         return super().getlist(key, type) if key in self else []
 
 
+#: the parameters of an empty query (immutable, so every request without one shares it)
+NO_PARAMETERS = Parameters()
+
+
 class FhirRequest(Request):
     """A request whose query and form parameters are :class:`Parameters`, and whose body is
     refused whole when it is over the size limit, however it comes."""
@@ -67,7 +71,10 @@ class FhirRequest(Request):
     def args(self) -> Parameters:
         """The query, read once and strictly (:func:`query_pairs`).  One whose bytes are no
         UTF-8 is read with U+FFFD in their place rather than failing whoever reads it (the 400
-        refusing it reads ``_format`` too), its refusal kept in :attr:`unreadable_query`."""
+        refusing it reads ``_format`` too), its refusal kept in :attr:`unreadable_query`.  Most
+        reads carry no query: they share one empty, immutable set of parameters."""
+        if not self.query_string:
+            return NO_PARAMETERS
         try:
             return Parameters(query_pairs(self.query_string))
         except FhirError as refusal:
