@@ -90,7 +90,11 @@ def _included(tx: Transaction, query: SearchQuery, matches: list[Stored], access
     and the ``:iterate`` ones again to what each round added, until a round adds nothing (or
     :data:`MAX_ITERATED` more have come, as R4 lets a server limit what it includes).
     Each round keeps only what the principal may see before the next looks further, so an
-    iteration never passes through a resource the client could not have been given."""
+    iteration never passes through a resource the client could not have been given.  A
+    query without includes (most) returns at once: the rounds' set-up cost a search by
+    identifier 15–18 µs of CPU for nothing."""
+    if not query.include and not query.revinclude:
+        return []
     visible = access.only_visible if access else lambda _tx, found: found
     found = visible(tx, tx.resources.included(query, matches))
     iterating = replace(
@@ -149,7 +153,9 @@ class Searcher:
         except SearchError as error:
             raise FhirError(400, error.message_id, error.expression, **error.params) from error
         count = query.count if explicit_count else self.page_size
-        return replace(query, count=min(count, self.max_page_size))
+        # set on the query just parsed, which no one else holds (a copy cost 7 µs a search)
+        query.count = min(count, self.max_page_size)
+        return query
 
     def search(self, tx: Transaction, query: SearchQuery, access: Access | None = None) -> SearchResult:
         """One page; with ``access``, only what the principal may see is matched, counted or
@@ -291,8 +297,9 @@ def _links(result: SearchResult, base_url: str, path: str, pairs: Sequence[tuple
             result.total is None or query.offset + query.count < result.total
         )
     # the next page starts past this one's last match: an offset shifted when a match before
-    # it was deleted between the pages (one was on no page) or written (one was on two)
-    last = cursor.encode(query.sort, result.after) if result.after is not None else None
+    # it was deleted between the pages (one was on no page) or written (one was on two).
+    # Only a next link carries it, so a last page (a search by identifier's) writes none
+    last = cursor.encode(query.sort, result.after) if more and result.after is not None else None
     return page_links(
         f"{base_url}/{path}",
         pairs,

@@ -93,7 +93,10 @@ def common_value_sql(query: SearchQuery) -> Sql | None:
     ``Patient?gender=female&name=赵`` gender drove, and PostgreSQL probed the name of each
     of 53,115 women (0.6 s on 300,000 resources).  Counting at most a thousand index rows
     costs about 80 µs on SQLite, and only such searches pay it; a common value is then
-    marked (:func:`with_common_value`) and probed instead of driving."""
+    marked (:func:`with_common_value`) and probed instead of driving.  A query of one
+    criterion has no other to drive it, and is answered before any plan is made."""
+    if len(query.criteria) < 2:
+        return None
     plan = _plan(query)
     if plan is None or not _by_one_value(plan[0]) or not any(_drives(other) for other in plan[1]):
         return None
