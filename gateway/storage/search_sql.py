@@ -226,7 +226,6 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
     answered = _index_only(query) if restriction is None and not query.sort else None
     # a page past a match (``_after``) starts there, not at an offset
     offset = query.offset if query.after is None else 0
-    terms = _order_terms(query)
     if answered is not None and _by_one_value(answered[0]):
         rows, params = _matching_rows(query, *answered, now, hint=VALUE_DRIVER)
         # no sort key: in ascending id order, the id the one value _after carries
@@ -237,6 +236,7 @@ def page_sql(query: SearchQuery, *, now: datetime | None = None, restriction: Sq
         )
         return sql, [query.resource_type, *params, *start_params, query.count, offset]
     where, where_params = _restricted(where_sql(query, now=now), restriction)
+    terms = _order_terms(query)  # the id alone above: not made for that page
     if any(term.nullable or term.params for term in terms):  # a term of index values, not a column
         return _keyed_page_sql(query, terms, (where, where_params), offset)
     keys = ", ".join(term.expression for term in terms)
