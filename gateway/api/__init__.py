@@ -16,7 +16,6 @@ from typing import Any
 from flask import Flask, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
-from werkzeug.routing import MapAdapter
 from werkzeug.wrappers import Request
 
 from gateway.api import audit, auth, exchanges, measures
@@ -39,12 +38,6 @@ from gateway.storage.store import StoreError
 log = logging.getLogger("yiyang.api")
 
 
-#: what binding the URL map reads of a request's environ besides its path, method and query
-_BINDING = ("HTTP_HOST", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme", "SCRIPT_NAME", "HTTP_CONNECTION")
-#: the hosts (and schemes, script names) a worker keeps its URL map bound for
-_BOUND = 64
-
-
 class _NoSessions(SessionInterface):
     """The gateway keeps no sessions (each request carries its bearer token), yet Flask looked
     for a session cookie's signing key and made an empty null session for every request: one
@@ -59,54 +52,14 @@ class _NoSessions(SessionInterface):
 class Gateway(Flask):
     """Flask with the gateway's request class (see :class:`FhirRequest`), less what every
     request repeated for nothing.  For every hook and view Flask asks whether it is a coroutine
-    function (seven ``inspect`` calls a read); the gateway has none.  It binds the URL map anew
-    (:meth:`create_url_adapter`), and opens a session (:class:`_NoSessions`)."""
+    function (seven ``inspect`` calls a read); the gateway has none.  And it made each request a
+    session of its own (:class:`_NoSessions`)."""
 
     request_class = FhirRequest
     session_interface = _NoSessions()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: the URL map bound per host, scheme and script name, and the host (see below)
-        self._bound: dict[tuple[Any, ...], tuple[MapAdapter, str]] = {}
-
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return func
-
-    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
-        """The URL map bound to this request.  Flask binds it anew for every request: it reads
-        the host twice (its own trust check, then werkzeug's), lower-cases and IDNA-encodes it
-        and works out the subdomain, about 5 µs, although a worker sees the same few hosts.  So
-        each host's binding is made Flask's way once (a bad host refused as before), and a
-        request gets a copy with its own path, method and query."""
-        environ = request.environ if request is not None else {}
-        if request is None or self.config["TRUSTED_HOSTS"] is not None or "HTTP_UPGRADE" in environ:
-            return super().create_url_adapter(request)  # (an upgrade to a websocket changes the scheme)
-        key = tuple(environ.get(name) for name in _BINDING)
-        found = self._bound.get(key)
-        if found is None:
-            adapter = super().create_url_adapter(request)
-            if len(self._bound) >= _BOUND:  # host names are client input: keep a few
-                self._bound.clear()
-            self._bound[key] = found = adapter, request.host  # type: ignore[assignment] - bound to a request
-        bound, request.host = found
-        query = environ.get("QUERY_STRING")
-        return MapAdapter(
-            self.url_map,
-            bound.server_name,
-            bound.script_name,
-            bound.subdomain,
-            bound.url_scheme,
-            _wsgi_text(environ.get("PATH_INFO", "/")),
-            environ["REQUEST_METHOD"],
-            None if query is None else _wsgi_text(query),
-        )
-
-
-def _wsgi_text(value: str) -> str:
-    """A WSGI string (its bytes as Latin-1) as the text werkzeug reads it: UTF-8, any byte
-    that is none replaced."""
-    return value.encode("latin1").decode(errors="replace")
 
 
 def build_app(services: Services, *, secure: bool = True) -> Flask:

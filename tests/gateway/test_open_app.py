@@ -148,33 +148,3 @@ def test_a_bundle_search_entry_skips_a_parameter_it_does_not_know_under_lenient_
     bundle = batch_of("Basic?no-such-parameter=1")
     answer = client.post("/fhir", json=bundle, content_type=FHIR_JSON, headers={"Prefer": "handling=lenient"})
     assert answer.get_json()["entry"][0]["response"]["status"] == "200 OK"
-
-
-BINDINGS = [
-    {"HTTP_HOST": "127.0.0.1:8080"},
-    {"HTTP_HOST": "gateway.example:8080", "SCRIPT_NAME": "/yiyang"},
-    {"HTTP_HOST": "gateway.example:8080", "SCRIPT_NAME": "/other"},
-    {"HTTP_HOST": "gateway.example:8080", "wsgi.url_scheme": "https"},
-    {"HTTP_HOST": "GATEWAY.example", "wsgi.url_scheme": "https"},
-    {"HTTP_HOST": "bücher.example"},
-    {"SERVER_NAME": "10.0.0.5", "SERVER_PORT": "8443", "wsgi.url_scheme": "https"},
-]
-
-
-@pytest.mark.parametrize("path", ["/fhir/Patient/p1", "/fhir/Patient/\xe5\xbc\xa0", "/reports", "/fhir/Patient/%FF"])
-def test_the_url_map_bound_for_a_host_is_flasks_binding_for_every_request(tmp_path: Path, path: str) -> None:
-    """Each worker binds its URL map once per host, scheme and script name; every request
-    still gets the adapter Flask would have bound for it, whichever host came before."""
-    services = Services(Config.load(database_url=f"sqlite:///{tmp_path / 'open.sqlite'}"))
-    app = build_app(services, secure=False)
-    for _ in range(2):  # the second time round, every binding is one kept
-        for binding in BINDINGS:
-            for method, query in (("GET", "_format=json"), ("POST", None)):
-                environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
-                environ |= {"wsgi.url_scheme": "http", "SCRIPT_NAME": "", **binding}
-                if query is not None:
-                    environ["QUERY_STRING"] = query
-                kept = app.create_url_adapter(app.request_class(environ))
-                bound = Flask.create_url_adapter(app, app.request_class(environ))
-                assert vars(kept) == vars(bound)
-                assert kept.build("reports.page") == bound.build("reports.page")
