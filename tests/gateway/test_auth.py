@@ -522,9 +522,12 @@ def test_the_capabilities_say_v1_scopes_and_the_secret_flow_when_it_is_on(server
 
 
 def test_too_many_token_requests_from_one_address_are_429_with_retry_after(limited: str) -> None:
-    """The token endpoint is open to anyone; each request would verify a credential."""
+    """The token endpoint is open to anyone, and each request could cost a credential's check:
+    the asking address spends its bucket before anything is read.  Sent as JSON, not a form,
+    the requests are refused at once after the bucket (a form's secret is an scrypt check,
+    ~50 ms, slow enough under load for the bucket to refill between them)."""
     form = {"grant_type": "client_credentials", "scope": "system/Patient.rs"}
-    answers = [requests.post(f"{limited}/token", data=form, auth=("nobody", "x" * 32), timeout=30) for _ in range(12)]
+    answers = [requests.post(f"{limited}/token", json=form, auth=("nobody", "x" * 32), timeout=30) for _ in range(12)]
     refused = [a for a in answers if a.status_code == 429]
     time.sleep(1.0)  # the bucket refills before anything else asks this server for a token
     first = refused[0] if refused else None
