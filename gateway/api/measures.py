@@ -47,7 +47,8 @@ def evaluate_instance(measure_id: str) -> Response:
 
 
 def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
-    """The parameters taken, each once, and those refused are the operation's definition's
+    """The parameters taken, each once, those required, the codes ``reportType`` takes and the
+    parameters refused are the operation's definition's
     (profiles/package/OperationDefinition-Measure-evaluate-measure.json).  Anything else but
     the controls every answer takes (_format, _pretty) is refused, since a typo must not widen
     a count, unless handling is lenient: then it is ignored (a MeasureReport has no room to say
@@ -63,12 +64,13 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     lenient = prefer_handling() == "lenient"
     args = MultiDict(honoured_only(args.items(multi=True), "$evaluate-measure", tuple(inputs.types), lenient)[0])
     given_once(args, [name for name in inputs.types if name in inputs.single])
-    if args.get("reportType", "population") not in ("population", "summary"):  # R4's code, and the report's type
-        raise unsupported_value("reportType", args["reportType"], ["population"])
-    start, end = args.get("periodStart", ""), args.get("periodEnd", "")
-    for name, value in (("periodStart", start), ("periodEnd", end)):
-        if not value:  # 1..1 in R4; alone, the other was read as a period of one day
+    for name, codes in inputs.codes.items():  # reportType: R4's population, and the report's type
+        if name in args and args[name] not in codes:
+            raise unsupported_value(name, args[name], codes)
+    for name in inputs.required:  # periodStart, periodEnd: alone, one was read as a period of a day
+        if not args.get(name):
             raise FhirError(400, "http.parameter-required", name, name=name, where="$evaluate-measure")
+    start, end = args["periodStart"], args["periodEnd"]
     if not wanted:  # 0..1 in R4 because an instance names its Measure; the type needs one
         raise FhirError(400, "http.parameter-required", "measure", name="measure", where="$evaluate-measure")
     try:

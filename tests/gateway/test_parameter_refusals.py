@@ -223,6 +223,16 @@ def test_a_measure_refusal_lists_only_the_parameters_it_honours(client: FlaskCli
     )
 
 
+def test_a_report_type_refusal_names_the_codes_the_definition_binds(client: FlaskClient, patient_id: str) -> None:
+    """The codes are those of the value set the operation's definition binds ``reportType`` to:
+    ``summary``, the report's type, was taken but left out of the list of what it can be."""
+    _, issue = refusal(client, patient_id, REFUSALS["measure-report-type"][0], "en")
+    assert (issue["expression"], issue["details"]["text"]) == (
+        ["reportType"],
+        "The parameter reportType cannot be 'subject-list' here; it can be population, summary",
+    )
+
+
 @pytest.mark.parametrize(
     ("case", "parameter"),
     [
