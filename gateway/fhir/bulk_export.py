@@ -138,8 +138,8 @@ def _unless_halted(halt: threading.Event) -> None:
 
 @dataclass(frozen=True)
 class _JobRun:
-    """What one run of a job judges a record of its scope by (:meth:`BulkExports._changed_supporting`):
-    the same for each statement it reads referrers with, so passed as one."""
+    """What one run of a job judges a record of its scope by (:meth:`BulkExports._changed_supporting`,
+    :meth:`BulkExports._deleted`): the same for each statement it reads with, so passed as one."""
 
     tx: Transaction
     job: Job
@@ -378,15 +378,16 @@ class BulkExports:
                         progress.written += 1
                         if supporting is not None:
                             supporting.update(dict.fromkeys(self._outside_compartment(resource)))
+            run = _JobRun(tx, job, access, filtering, halt)
             if supporting is not None and job.since is not None:
-                changed = self._changed_supporting(_JobRun(tx, job, access, filtering, halt), supporting)
+                changed = self._changed_supporting(run, supporting)
                 supporting.update(dict.fromkeys(changed))
             for stored in current_targets(tx, access, list(supporting or {})):
                 _unless_halted(halt)
                 if files.add(stored, shaped(stored.resource, None, job.elements)):
                     progress.written += 1
             if job.since is not None:
-                files.add_deletions(self._deleted(tx, job, job.since, frozenset(files.seen), halt))
+                files.add_deletions(self._deleted(run, job.since, frozenset(files.seen)))
             return files.output()
 
     def _outside_compartment(self, resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -530,9 +531,7 @@ class BulkExports:
         client = Principal(job.client or "", job.served_by, frozenset(), "elderly-care") if job.served_by else None
         return Access(client, self.personal)
 
-    def _deleted(
-        self, tx: Transaction, job: Job, since: str, exported: frozenset[tuple[str, str]], halt: threading.Event
-    ) -> Iterator[str]:
+    def _deleted(self, run: _JobRun, since: str, exported: frozenset[tuple[str, str]]) -> Iterator[str]:
         """The resources the job would have exported but that were deleted after its
         ``_since`` (the IG's ``deleted``), by reference.  For a Patient or Group export each is
         judged by its contents before the deletion (each version since ``_since``: see below)
@@ -553,6 +552,7 @@ class BulkExports:
 
         Without ``_type`` it lists as well what it sent along outside the compartment and is
         deleted since (:meth:`_supporting_deleted`)."""
+        tx, job, access = run.tx, run.job, run.access
         if job.scope == "system":
             yield from (gone.reference for gone in tx.resources.deleted_since(job.types, since))
             # changed since, of a type _typeFilter filters, and no search keeps it any more:
@@ -561,7 +561,6 @@ class BulkExports:
                 changed = tx.resources.current(filtered, since)
                 yield from (stored.reference for stored in changed if (stored.type, stored.id) not in exported)
             return
-        access = self._access(job)
         served = access.served_people(tx) if access.restricted else None
         chosen = _person_ids(tx, job)
         people = _among(chosen, None)
@@ -590,18 +589,17 @@ class BulkExports:
                 found = True
                 if not targets:
                     break
-                cut = shaped(version.resource, None, job.elements)
-                named.update(f"{kind}/{key}" for kind, key in self._outside_compartment(cut))
+                named.update(f"{kind}/{key}" for kind, key in self._names(run, version))
             return found
 
         # their versions since are read BATCH resources at a time, a statement per type
         kinds = job.types or sorted(self.personal.compartment)
         for batch in _batches(tx.resources.deleted_since(kinds, since)):
-            _unless_halted(halt)
+            _unless_halted(run.halt)
             earlier = tx.resources.versions_since([(gone.type, gone.id) for gone in batch], since)
             yield from (gone.reference for gone in batch if held_since(gone, earlier.get((gone.type, gone.id), ())))
         for batch in _batches(tx.resources.current(kinds, since)):
-            _unless_halted(halt)
+            _unless_halted(run.halt)
             # one exported again is asked only for the targets an earlier version may have named
             asked = [changed for changed in batch if targets or (changed.type, changed.id) not in exported]
             earlier = tx.resources.versions_since([(changed.type, changed.id) for changed in asked], since)
