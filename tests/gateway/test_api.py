@@ -1136,7 +1136,7 @@ def test_validate_answers_in_the_language_the_reader_ranks_highest(api: Api) -> 
 @pytest.mark.parametrize(
     ("profile", "status"),
     [
-        ("http://fhir.yiyang.cn/StructureDefinition/yy-patient|0.2.0", 200),
+        ("http://fhir.yiyang.cn/StructureDefinition/yy-patient|0.3.0", 200),
         ("http://fhir.yiyang.cn/StructureDefinition/yy-patient|9.9", 400),
         ("http://hl7.org/fhir/StructureDefinition/Patient|4.0.1", 200),
         ("http://hl7.org/fhir/StructureDefinition/Patient|3.0.2", 400),

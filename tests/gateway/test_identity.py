@@ -309,6 +309,15 @@ def named(sender: str) -> dict[str, Any]:
 HIS_A = named("HIS^H41010500012")
 
 
+def test_the_system_a_named_senders_mark_writes_is_one_the_package_declares() -> None:
+    """The namespace of HL7 v2 senders is data a client can look up (NamingSystem
+    sending-system-hl7v2), under this registry's base as the mark is."""
+    registry = Registry()
+    mark = IdentityIndex(registry).mark("hl7v2", "HIS^H41010500012") or {}
+    declared = registry.naming_system(mark["valueIdentifier"]["system"]) or {}
+    assert declared.get("id") == "sending-system-hl7v2"
+
+
 def test_a_named_hospital_takes_over_the_contacts_marked_with_its_kind_alone() -> None:
     """Stored under 0.1.0, 李明 and 王芳 carry the mark hl7v2 alone: the contacts of the last HIS
     that sent the person's, whichever it was.  The first hospital to send contacts under its name
