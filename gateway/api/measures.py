@@ -57,7 +57,7 @@ def _evaluate(wanted: str, args: MultiDict[str, str]) -> Response:
     whatever the handling, since ignoring one answers the population's report as if it were
     the one asked for."""
     found = services()
-    inputs = defined_inputs(found.registry, EVALUATE_MEASURE)
+    inputs = defined_inputs(found.registry, found.registry.url("OperationDefinition", EVALUATE_MEASURE))
     for name in inputs.refused:
         if name in args:
             raise FhirError(400, "measure.subject-report", name, name=name)

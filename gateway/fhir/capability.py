@@ -32,8 +32,9 @@ SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 DOCUMENT = "http://hl7.org/fhir/OperationDefinition/Composition-document"
-#: R4's, as the gateway implements it (profiles/package): what the operation takes is read from it
-EVALUATE_MEASURE = "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"
+#: the id of R4's definition as the gateway implements it (profiles/package, its ``base`` R4's):
+#: what the operation takes is read from it
+EVALUATE_MEASURE = "Measure-evaluate-measure"
 
 
 AUDIT_TRAIL_NOTE = (
@@ -156,11 +157,14 @@ def capability_statement(
         entry["operation"] = [{"name": "validate", "definition": VALIDATE}]
         if kind == "Patient":
             entry["operation"].append({"name": "everything", "definition": EVERYTHING})
-            entry["operation"].append({"name": "merge", "definition": MERGE_DEFINITION})
+            entry["operation"].append(
+                {"name": "merge", "definition": registry.url("OperationDefinition", MERGE_DEFINITION)}
+            )
         if kind == "Composition":
             entry["operation"].append({"name": "document", "definition": DOCUMENT})
         if kind == "Measure":
-            entry["operation"].append({"name": "evaluate-measure", "definition": EVALUATE_MEASURE})
+            measure = registry.url("OperationDefinition", EVALUATE_MEASURE)
+            entry["operation"].append({"name": "evaluate-measure", "definition": measure})
         if kind in exports:
             entry["operation"].append({"name": "export", "definition": exports[kind]})
         resources.append(entry)

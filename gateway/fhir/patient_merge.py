@@ -35,8 +35,9 @@ from gateway.storage.resources import now_instant
 from gateway.storage.store import IndexRow, Stored, Transaction
 from profiles.registry import r4_resource_types
 
-#: the operation's definition (R5's, as data in the package): the parameters it takes
-DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-merge"
+#: the id of the operation's definition in the package (derived from R5's, its ``base``): the
+#: parameters it takes
+DEFINITION = "Patient-merge"
 PATIENT = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
 #: what a token search value escapes (R4 search.html#escaping)
 TOKEN_ESCAPE = re.compile(r"([\\,|$])")
@@ -153,7 +154,8 @@ def merge(repository: Repository, document: Any, lang: str) -> tuple[dict[str, A
 
 # -- the Parameters ------------------------------------------------------------------------------
 def merge_inputs(repository: Repository) -> OperationInputs:
-    return defined_inputs(repository.validator.registry, DEFINITION)
+    registry = repository.validator.registry
+    return defined_inputs(registry, registry.url("OperationDefinition", DEFINITION))
 
 
 def parse(document: Any, inputs: OperationInputs) -> Arguments:

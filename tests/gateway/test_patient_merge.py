@@ -475,7 +475,7 @@ def test_a_preview_refuses_a_result_patient_born_after_a_moved_visit(served: Ser
 def test_the_capability_statement_offers_merge_on_patient(served: Served, api: Api) -> None:
     statement = api.get(f"{served.base}/metadata").json()
     patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
-    assert {"name": "merge", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-merge"} in patient[
+    assert {"name": "merge", "definition": "http://fhir.yiyang.cn/OperationDefinition/Patient-merge"} in patient[
         "operation"
     ]
 

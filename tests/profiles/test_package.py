@@ -14,7 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from conformance.bundle_index import BundleIndex, split_version
 from conformance.validator import Validator
-from profiles.registry import PACKAGE_DIR, Registry, example_manifest, examples_dir
+from profiles.registry import DEFAULT_BASE, PACKAGE_DIR, Registry, example_manifest, examples_dir
 
 MANIFEST = example_manifest()
 
@@ -129,6 +129,18 @@ def test_implementation_guide_lists_every_resource_of_the_package() -> None:
         if r["resourceType"] != "ImplementationGuide"
     }
     assert in_folder - listed == set()
+
+
+def test_the_package_defines_its_operations_under_its_own_canonical_base() -> None:
+    """Two were published under HL7's URLs (Patient-merge, Measure-evaluate-measure) with the
+    gateway's changes, so a client resolving the URL /metadata named read HL7's definition,
+    which takes what the gateway refuses; one derived from HL7's names it as its ``base``."""
+    foreign = [
+        definition["url"]
+        for definition in map(_load, PACKAGE_DIR.glob("OperationDefinition-*.json"))
+        if not definition["url"].startswith(f"{DEFAULT_BASE}/OperationDefinition/")
+    ]
+    assert foreign == []
 
 
 def test_package_manifest_names_fhir_4_0_1() -> None:
