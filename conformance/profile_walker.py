@@ -59,6 +59,14 @@ class Item:
 
 
 MEMO_LIMIT = 50_000
+#: verdicts of referenced resources on a target profile, kept for the next reference to the same
+#: object (ProfileWalker._check_target_profile).  Each holds its resource, so this bounds memory:
+#: at 50,000 a worker taking Encounters for ever new Patients kept as many Patient dicts alive.
+#: The same object comes back only from the instance being validated (a Bundle's entries, alive
+#: anyway meanwhile) or from the gateway's archive resolver, which hands out the same object for
+#: the 4,096 versions it keeps (``gateway/fhir/archive_references.KEPT``): a verdict beyond as
+#: many names a resource no lookup returns again.  The oldest goes first
+VERDICT_LIMIT = 4_096
 #: verdicts of resources on a profile they were validated against themselves, kept for the
 #: references that name them next (see ProfileWalker.validate); few, as each holds its resource
 OWN_VERDICT_LIMIT = 256
@@ -417,11 +425,11 @@ class ProfileWalker:
                 if remembered[1]:
                     return
                 continue
+            if len(self._verdicts) >= VERDICT_LIMIT:  # the oldest goes: its target is likeliest gone
+                del self._verdicts[next(iter(self._verdicts))]
             self._verdicts[key] = (target, True)  # a reference cycle assumes conformance
             trial = IssueList()
             self._apply_profile(profile, target, None, item.path, trial, Scope(target, target, scope.bundle))
-            if len(self._verdicts) >= MEMO_LIMIT:
-                self._verdicts.clear()
             self._verdicts[key] = (target, not trial.has_errors)
             if not trial.has_errors:
                 return

@@ -4,6 +4,9 @@ contained resource or Bundle entry it resolves to, or from Reference.type."""
 
 from __future__ import annotations
 
+import copy
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -174,3 +177,26 @@ def test_a_contained_resource_meeting_a_profile_leaves_no_verdict_for_others(
     applied = _applications_to(validator, monkeypatch, patient)
     validator.validate(encounter, elsewhere=resolve)
     assert applied == ["http://fhir.yiyang.cn/StructureDefinition/yy-patient"]
+
+
+def test_the_targets_judged_for_references_are_kept_alive_only_up_to_a_bound(
+    validator: Validator, patient: dict[str, Any]
+) -> None:
+    """A worker validating visits of ever new people must not keep every person it resolved:
+    each verdict on a target profile holds its target, and at 50,000 a worker held as many."""
+    from conformance.profile_walker import VERDICT_LIMIT
+
+    class Stored(dict):  # a plain dict, but one a weak reference can watch
+        pass
+
+    encounter, _ = _visit_of(patient)
+    watched: list[weakref.ref[Stored]] = []
+    for index in range(VERDICT_LIMIT + 500):
+        person = Stored(copy.deepcopy(patient), id=f"p{index}")
+        watched.append(weakref.ref(person))
+        encounter["subject"] = {"reference": f"Patient/p{index}"}
+        issues = validator.validate(encounter, elsewhere={f"Patient/p{index}": person}.get)
+        assert not [i for i in issues if i.is_error]
+        del person
+    gc.collect()
+    assert sum(ref() is not None for ref in watched) <= VERDICT_LIMIT
