@@ -74,7 +74,7 @@ def _walk_concepts(concepts: Any, limit: int) -> dict[str, dict[str, Any]]:
 
 
 #: code systems whose codes check_coding keeps at hand (instances name them: a bound)
-_SYSTEMS_KEPT = 4096
+SYSTEMS_KEPT = 4096
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -82,6 +82,11 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class Terminology:
+    """Answers about codes, remembered per definition.  A worker serves for days and clients
+    name whatever systems and value sets they like: what it keeps for a name is bounded by
+    the definitions (a system or value set no definition knows is looked up again, a few dict
+    lookups, and kept nowhere) or, for ``check_coding``'s per-system answer, by ``SYSTEMS_KEPT``."""
+
     def __init__(self, registry: Registry, limits: Limits = DEFAULT_LIMITS) -> None:
         self.registry = registry
         self.limits = limits
@@ -91,8 +96,8 @@ class Terminology:
         #: (code system, ancestor) → the ancestor and all its descendants (transitive closure)
         self._closure: dict[tuple[int, str], frozenset[str]] = {}
         self._expansions: dict[str, Expansion | None] = {}
-        self._complete: dict[str, bool] = {}
-        self._core_systems: dict[str, frozenset[str] | None] = {}
+        #: R4's own code systems of complete content → their codes
+        self._core_systems: dict[str, frozenset[str]] = {}
         #: code system → (the codes a Coding of it must be among, None: any), see check_coding
         self._checked_codes: dict[str, tuple[Container[str] | None]] = {}
         self._generation = registry.generation
@@ -108,7 +113,6 @@ class Terminology:
                 self._children,
                 self._closure,
                 self._expansions,
-                self._complete,
                 self._checked_codes,
             )
             for cache in caches:
@@ -121,6 +125,8 @@ class Terminology:
         self._current()
         if system not in self._systems:
             resource = self.registry.get(system)
+            if resource is None:
+                return None  # no definition: nothing to keep (instances name any system)
             concepts: dict[str, dict[str, Any]] | None = None
             if (
                 resource
@@ -141,11 +147,8 @@ class Terminology:
     def is_complete(self, system: str) -> bool:
         if not isinstance(system, str):
             return False
-        found = self._complete.get(system)
-        if found is None:
-            resource = self.registry.get(system)
-            found = self._complete[system] = bool(resource) and resource.get("content") == "complete"
-        return found and self.concepts(system) is not None
+        resource = self.registry.get(system)
+        return bool(resource) and resource.get("content") == "complete" and self.concepts(system) is not None
 
     def code_system_title(self, system: str) -> str:
         resource = self.registry.get(system) or {}
@@ -164,7 +167,7 @@ class Terminology:
             # worked out once per system: every Coding of an instance is checked, and asking
             # whether the system is complete, then for its concepts, took five calls each
             kept = (self.concepts(system) if self.is_complete(system) else self._core_codes(system),)
-            if len(self._checked_codes) >= _SYSTEMS_KEPT:  # systems come from instances: a bound
+            if len(self._checked_codes) >= SYSTEMS_KEPT:  # systems come from instances: a bound
                 self._checked_codes.clear()
             self._checked_codes[system] = kept
         codes = kept[0]
@@ -173,10 +176,13 @@ class Terminology:
 
     def _core_codes(self, system: str) -> frozenset[str] | None:
         """The codes of an R4 core code system of complete content, None for any other system."""
-        if system not in self._core_systems:
+        found = self._core_systems.get(system)
+        if found is None:
             listed = self.registry.core_valuesets["codesystems"].get(system)
-            self._core_systems[system] = frozenset(listed) if listed is not None else None
-        return self._core_systems[system]
+            if listed is None:
+                return None
+            found = self._core_systems[system] = frozenset(listed)
+        return found
 
     # -- value sets ------------------------------------------------------------------
     def expand(self, url: str) -> Expansion | None:
@@ -194,6 +200,10 @@ class Terminology:
             except (KeyError, TypeError, AttributeError, ValueError):
                 # a malformed compose (not our definitions to crash on): cannot be decided
                 self._expansions[url] = Expansion(url, complete=False)
+            if self._expansions[url] is None:
+                # no definition (a contained Questionnaire's answerValueSet may name any URL):
+                # nothing to keep
+                return self._expansions.pop(url)
         return self._expansions[url]
 
     def _build(self, url: str) -> Expansion | None:
