@@ -68,20 +68,25 @@ class ExtensionChecker:
 
     def _definition(self, url: str) -> dict[str, Any] | None:
         """The summary of the extension ``url`` names: the registry's definition first (kept
-        until definitions are added), else the core one; None when neither knows it."""
+        until definitions are added), else the core one; None when neither knows it, and then
+        nothing is kept: instances name any URL, and a worker keeping each was one that grew
+        with every new one a client sent."""
         generation, summaries = self._summaries
         if generation != self.registry.generation:
             summaries = {}
             self._summaries = (self.registry.generation, summaries)
-        if url not in summaries:
+        summary = summaries.get(url)
+        if summary is None:
             found = self.registry.get(url)
             if found is not None and found.get("resourceType") == "StructureDefinition":
                 differential = found.get("differential")
                 elements = differential.get("element") if isinstance(differential, dict) else None
-                summaries[url] = summarise(found, elements if isinstance(elements, list) else [])
+                summary = summarise(found, elements if isinstance(elements, list) else [])
             else:
-                summaries[url] = self.core.get(url)
-        return summaries[url]
+                summary = self.core.get(url)
+            if summary is not None:
+                summaries[url] = summary
+        return summary
 
     def check(
         self,

@@ -42,6 +42,14 @@ def answer_from_a_new_value_set(index: int) -> dict[str, Any]:
     }
 
 
+def extension_of_a_new_url(index: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Basic",
+        "code": {"text": "记录"},
+        "extension": [{"url": f"http://example.org/ext/{index}", "valueString": "x"}],
+    }
+
+
 @pytest.fixture(scope="module")
 def validator() -> Validator:
     return Validator(Registry())
@@ -52,8 +60,9 @@ def validator() -> Validator:
     [
         (coding_of_a_new_system, lambda v: v.terminology),
         (answer_from_a_new_value_set, lambda v: v.terminology),
+        (extension_of_a_new_url, lambda v: v.structure.extensions),
     ],
-    ids=["code systems", "value sets"],
+    ids=["code systems", "value sets", "extension URLs"],
 )
 def test_what_a_validator_keeps_does_not_grow_with_each_new_name_instances_use(
     validator: Validator, make: Callable[[int], dict[str, Any]], holder: Callable[[Validator], object]
