@@ -84,6 +84,15 @@ class Rule:
     #: the value itself is constrained (types, fixed, pattern, bounds, length, regex, binding
     #: or invariants), not only its children; set once compiled
     checks_value: bool = True
+    #: the key of the element's primitive extensions (``_birthDate``), and for a choice element
+    #: (``value[x]``) the stem its typed keys start with (``value``), None for any other: worked
+    #: out once here, as the walk asks both for every element of every value it visits
+    underscored: str = field(init=False)
+    choice_stem: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.underscored = "_" + self.name
+        self.choice_stem = self.name[:-3] if self.name.endswith("[x]") else None
 
     def child(self, name: str) -> Rule:
         found = self.children.get(name)

@@ -169,38 +169,37 @@ class ProfileWalker:
             self._active.discard(active)
 
     # -- element values ----------------------------------------------------------------
-    def _items(self, container: dict[str, Any], model: NodeModel | None, name: str, path: str) -> list[Item]:
-        """Values of one named element (choice names collect every typed key)."""
-        if not name.endswith("[x]") and ("_" + name) not in container:
+    def _items(self, container: dict[str, Any], model: NodeModel | None, rule: Rule, path: str) -> list[Item]:
+        """Values of the element a rule names (a choice element's collect every typed key)."""
+        stem = rule.choice_stem
+        if stem is None and rule.underscored not in container:
             # the common case, quickly: a plain element without primitive extensions
-            values = container.get(name)
+            values = container.get(rule.name)
             if values is None:
                 return []
-            slot = model.slots.get(name) if model else None
+            slot = model.slots.get(rule.name) if model else None
             if type(values) is list:
-                return [Item(value, None, slot, path, name, index) for index, value in enumerate(values)]
-            return [Item(values, None, slot, path, name)]
-        if name.endswith("[x]"):
-            stem = name[:-3]
-            keys = [k for k in container if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()]
+                return [Item(value, None, slot, path, rule.name, index) for index, value in enumerate(values)]
+            return [Item(values, None, slot, path, rule.name)]
+        if stem is None:
+            keys = [rule.name]  # its primitive extensions are there, the value perhaps
         else:
-            keys = [name] if name in container or "_" + name in container else []
+            keys = [k for k in container if k.startswith(stem) and len(k) > len(stem) and k[len(stem)].isupper()]
         items: list[Item] = []
         for key in keys:
             slot = model.slots.get(key) if model else None
             values = container.get(key)
             extras = container.get("_" + key)
-            label = key if name.endswith("[x]") else name
             if isinstance(values, list) or isinstance(extras, list):
                 values = values if isinstance(values, list) else [None] * len(extras or [])
                 extras_list = extras if isinstance(extras, list) else []
                 for index, value in enumerate(values):
                     extra = extras_list[index] if index < len(extras_list) else None
                     extra = extra if isinstance(extra, dict) else None
-                    items.append(Item(value, extra, slot, path, label, index))
+                    items.append(Item(value, extra, slot, path, key, index))
             else:
                 underscore = extras if isinstance(extras, dict) else None
-                items.append(Item(values, underscore, slot, path, label))
+                items.append(Item(values, underscore, slot, path, key))
         return items
 
     def _element(
@@ -288,10 +287,10 @@ class ProfileWalker:
                 container = {}
             url = profile_url or rule.path
             path = item.path
-            for name, child in rule.children.items():
-                if child.quiet_when_absent and not _has(container, name):
+            for child in rule.children.values():
+                if child.quiet_when_absent and not _has(container, child):
                     continue
-                self._element(child, self._items(container, model, name, path), path, issues, scope, url)
+                self._element(child, self._items(container, model, child, path), path, issues, scope, url)
 
     def _check_value(self, rule: Rule, item: Item, model: NodeModel | None, issues: IssueList, scope: Scope) -> bool:
         """The rule's constraints on the value itself (its children are the caller's); False when
@@ -608,8 +607,8 @@ def _nested_scope(rule: Rule, resource: dict[str, Any], scope: Scope) -> Scope:
     return Scope.of(resource)
 
 
-def _has(container: dict[str, Any], name: str) -> bool:
-    if name.endswith("[x]"):
-        stem = name[:-3]
+def _has(container: dict[str, Any], rule: Rule) -> bool:
+    stem = rule.choice_stem
+    if stem is not None:
         return any(k.startswith(stem) for k in container)
-    return name in container or "_" + name in container
+    return rule.name in container or rule.underscored in container
