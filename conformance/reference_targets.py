@@ -18,6 +18,9 @@ from conformance.fhirpath_scope import Scope
 from conformance.issues import IssueList
 
 _TYPED = re.compile(r"(?:.*/)?(?P<type>[A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(?:/_history/[A-Za-z0-9\-.]{1,64})?")
+#: the plain ``Type/id`` nearly every reference is: the same answer as _TYPED's for it (one
+#: slash leaves no base to find), told without _TYPED's search for a base, which cost twice
+_PLAIN = re.compile(r"(?P<type>[A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}")
 _CONDITIONAL = re.compile(r"(?P<type>[A-Z][A-Za-z]+)\?.*")
 
 
@@ -56,7 +59,7 @@ def _referenced_type(node: dict[str, Any], scope: Scope) -> str | None:
             # a conditional reference holds a "?": asking its pattern of the others cost as much
             # as the rest of the check
             conditional = _CONDITIONAL.fullmatch(reference) if "?" in reference else None
-            match = conditional or _TYPED.fullmatch(reference)
+            match = conditional or _PLAIN.fullmatch(reference) or _TYPED.fullmatch(reference)
             if match:
                 return match["type"]
     return None
