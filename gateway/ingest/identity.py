@@ -417,8 +417,8 @@ def _same_contact(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[s
     the relationships other sources added aside (:func:`_says`), or, for a contact naming no one
     (an HIS's emergency number, PID-13 EMR) whose every number reaches one the archive knows by
     name (the 养老 profile's 紧急联系人 at that number), that person, not a second contact."""
-    said = _unmarked(item)
-    equal = next((contact for contact in present if _says(_unmarked(contact), said)), None)
+    said, senders = _unmarked(item), _sources(item)
+    equal = next((c for c in present if _says(_unmarked(c), said, gained=not _sent_only_by(c, senders))), None)
     if equal is not None:
         return equal
     numbers = {point.get("value") for point in item.get("telecom", [])}
@@ -427,17 +427,27 @@ def _same_contact(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[s
     return next((c for c in present if numbers <= {p.get("value") for p in c.get("telecom", [])}), None)
 
 
-def _says(contact: dict[str, Any], said: dict[str, Any]) -> bool:
-    """Whether an archived contact says what ``said`` says: the same, but that it may hold
-    relationships more, which another source gave it (the HIS's C, emergency contact, beside
-    the 老人档案's 儿子: compared whole, the 老人档案 sending 李明 again no longer found him and
-    appended a second 李明)."""
-    own = contact.get("relationship", [])
-    if not all(relationship in own for relationship in said.get("relationship", [])):
+def _says(contact: dict[str, Any], said: dict[str, Any], gained: bool) -> bool:
+    """Whether an archived contact says what ``said`` says: the same, but that, when another
+    source may have given it some (``gained``), it may hold relationships more (the HIS's C,
+    emergency contact, beside the 老人档案's 儿子: compared whole, the 老人档案 sending 李明
+    again no longer found him and appended a second 李明).  A contact only the sender of
+    ``said`` gave holds its relationships alone: one it no longer sends is withdrawn."""
+    own, theirs = contact.get("relationship", []), said.get("relationship", [])
+    if not all(relationship in own for relationship in theirs):
+        return False
+    if not gained and any(relationship not in theirs for relationship in own):
         return False
     return {k: v for k, v in contact.items() if k != "relationship"} == {
         k: v for k, v in said.items() if k != "relationship"
     }
+
+
+def _sent_only_by(contact: dict[str, Any], senders: list[dict[str, Any]]) -> bool:
+    """Whether every mark on the contact is one of ``senders``' (their own, or a kind-only
+    one a named sender takes over, :func:`_claims`): then all it says came from them."""
+    marks = _sources(contact)
+    return bool(marks) and all(any(_claims(sender, mark) for sender in senders) for mark in marks)
 
 
 def _fill_relationships(contact: dict[str, Any], item: dict[str, Any]) -> None:

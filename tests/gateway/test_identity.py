@@ -359,6 +359,20 @@ def test_a_contact_that_gained_a_relationship_from_another_source_is_found_again
     }
 
 
+def test_a_relationship_its_only_source_no_longer_sends_is_withdrawn(index: Index) -> None:
+    """李明 was the 老人档案's 儿子 and emergency contact; sent again as 儿子 alone, he was found
+    as the contact holding more (relationships another source might have given) and stayed the
+    emergency contact for good."""
+    son = {"relationship": [{"text": "儿子"}], "name": {"text": "李明"}}
+    son["telecom"] = [{"system": "phone", "value": "13603710004"}]
+    both = {**son, "relationship": [*son["relationship"], *EMERGENCY]}
+    index.resolve(patient("p", contact=[copy.deepcopy(both)]), "elderly-care")
+    person, _ = index.resolve(patient("p", contact=[copy.deepcopy(son)]), "elderly-care")
+    with index.store.reading() as tx:
+        [contact] = tx.resources.read("Patient", person).content["contact"]
+    assert contact["relationship"] == son["relationship"]
+
+
 def test_a_source_sending_its_contact_again_leaves_it_where_it_stands() -> None:
     """李明, the HIS's emergency contact, stays before 王芳 (written over REST) when the HIS names
     him again: moved behind her, every such message wrote a new version of the person."""
@@ -578,11 +592,12 @@ SON = {
     "name": {"text": "李明"},
     "telecom": [{"system": "phone", "value": "13903710002"}],
 }
-EMERGENCY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0131", "code": "C"}]}
+#: one relationship: emergency contact (HL7 v2 table 0131 C)
+EMERGENCY_CONTACT = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0131", "code": "C"}]}
 
 
 def emergency_number(number: str) -> dict[str, Any]:
-    return {"relationship": [EMERGENCY], "telecom": [{"system": "phone", "value": number, "use": "mobile"}]}
+    return {"relationship": [EMERGENCY_CONTACT], "telecom": [{"system": "phone", "value": number, "use": "mobile"}]}
 
 
 def test_another_contact_is_an_addition_not_a_disagreement(index: Index) -> None:
@@ -592,7 +607,7 @@ def test_another_contact_is_an_addition_not_a_disagreement(index: Index) -> None
 
 def test_an_emergency_number_of_a_known_contact_is_that_contact_marked_emergency() -> None:
     merged = merge({"contact": [dict(SON)]}, {"contact": [emergency_number("13903710002")]})
-    assert merged["contact"] == [{**SON, "relationship": [{"text": "儿子"}, EMERGENCY]}]
+    assert merged["contact"] == [{**SON, "relationship": [{"text": "儿子"}, EMERGENCY_CONTACT]}]
 
 
 def test_an_emergency_number_of_no_known_contact_is_a_contact_of_its_own() -> None:
