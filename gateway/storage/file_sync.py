@@ -26,7 +26,8 @@ def sync_data(path: Path) -> None:
 
 
 class HeldFile:
-    """The database file, synced through one descriptor kept open until :meth:`close`.
+    """The database file, synced through one descriptor the process keeps open while any of its
+    stores is open on the file.
 
     Why: POSIX releases every lock a process holds on a file as soon as the process closes any
     descriptor of it, and SQLite's locks on its database are such locks.  Opened and closed to
@@ -34,25 +35,54 @@ class HeldFile:
     the process holds; another process closing its last connection then found itself alone,
     copied the log into the database and deleted it while this process was still writing to
     it (the next commit "could not be made durable": the log was gone), as SQLite's "How To
-    Corrupt" warns (2.2).  Close it only once the process's connections to the file are closed.
+    Corrupt" warns (2.2).  So the descriptor is one per process and file, shared by every
+    store open on it (a bulk export's job opens a second store on the server's file), and
+    closed only when the last of them closes.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._guard = threading.Lock()
-        self._descriptor: int | None = None
-        self._pid = 0
+        with _HELD_GUARD:
+            self._held = _HELD.setdefault(os.path.realpath(path), _Held())
+            self._held.users += 1
+        self._closed = False
 
     def sync(self) -> None:
         """Raises OSError when the disk refuses.  A forked process opens its own descriptor and
         leaves the inherited one open: closing it would drop the locks of its own connections."""
-        with self._guard:
-            if self._descriptor is None or self._pid != os.getpid():
-                self._descriptor, self._pid = os.open(self.path, os.O_RDWR), os.getpid()
-            _data_sync(self._descriptor)
+        held = self._held
+        with held.guard:
+            if held.descriptor is None or held.pid != os.getpid():
+                held.descriptor, held.pid = os.open(self.path, os.O_RDWR), os.getpid()
+            _data_sync(held.descriptor)
 
     def close(self) -> None:
-        with self._guard:
-            if self._descriptor is not None and self._pid == os.getpid():
-                os.close(self._descriptor)
-            self._descriptor = None
+        """This store's connections are closed; the last store of the file closes it."""
+        with _HELD_GUARD:
+            if self._closed:
+                return
+            self._closed = True
+            self._held.users -= 1
+            if self._held.users:
+                return
+            del _HELD[os.path.realpath(self.path)]
+        held = self._held
+        with held.guard:
+            if held.descriptor is not None and held.pid == os.getpid():
+                os.close(held.descriptor)
+            held.descriptor = None
+
+
+class _Held:
+    """One process's descriptor of one database file, and how many of its stores use it."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.descriptor: int | None = None
+        self.pid = 0
+        self.users = 0
+
+
+#: the database files the process's stores hold, by real path
+_HELD: dict[str, _Held] = {}
+_HELD_GUARD = threading.Lock()

@@ -84,3 +84,21 @@ def test_syncing_the_database_file_leaves_the_process_its_locks(
     subprocess.run([sys.executable, "-c", look], check=True)
     write_people(store, 1, 1)
     assert store.path.with_name(store.path.name + "-wal").exists()
+
+
+def test_a_second_store_closing_on_the_same_file_leaves_the_first_its_locks(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk export's job opens a store of its own on the server's file: closing its held
+    descriptor of the database dropped the locks of the server's connections, as above."""
+    write_people(store, 0, 1)
+    monkeypatch.setattr(checkpointer, "RESTART_FRAMES", 0)
+    store._checkpointer.checkpoint()  # the file held open for its sync
+    job = open_store(f"sqlite:///{store.path}", upgrade=False)
+    write_people(job, 1, 1)
+    job._checkpointer.checkpoint()
+    job.close()
+    look = f"import sqlite3; c = sqlite3.connect({str(store.path)!r}); c.execute('SELECT 1 FROM resource'); c.close()"
+    subprocess.run([sys.executable, "-c", look], check=True)
+    write_people(store, 2, 1)
+    assert store.path.with_name(store.path.name + "-wal").exists()
