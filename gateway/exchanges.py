@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from conformance.issues import Issue
 from gateway.batch_writer import BatchWriter
-from gateway.masking import mask_text
+from gateway.masking import mask_repeated, mask_text
 from gateway.storage.exchange_tables import ID_LOCK, Appended, IssueRow, VerdictRow
 
 log = logging.getLogger("yiyang.exchanges")
@@ -119,7 +119,7 @@ class Collector:
         """One resource was validated against ``profiles`` (and those it claims)."""
         kind = type_name(resource.get("resourceType"))
         resource_id = mask_text(str(resource.get("id") or ""))
-        claimed = [mask_text(p) for p in claimed_profiles(resource)]  # the client's text, like the id
+        claimed = [mask_repeated(p) for p in claimed_profiles(resource)]  # the client's text, like the id
         wanted = list(dict.fromkeys([*claimed, *profiles])) or [BASE_PROFILE + kind]
         errors = sum(1 for issue in issues if issue.is_error)
         warnings = sum(1 for issue in issues if issue.severity == "warning")
@@ -165,7 +165,9 @@ class Collector:
             self.warnings += 1
         if len(self.issues) < KEEP:
             zh, en = texts.get("zh-CN", ""), texts.get("en", "")
-            self.issues.append((verdict_seq, severity, rule, mask_text(location), mask_text(zh), mask_text(en or zh)))
+            # the same few messages and paths come back on every request: masked once each
+            masked = (mask_repeated(location), mask_repeated(zh), mask_repeated(en or zh))
+            self.issues.append((verdict_seq, severity, rule, *masked))
 
     def verdict(self, status: int | None) -> str:
         """pass, fail, error or skip (see migrations/0006_exchanges.sql)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
@@ -160,6 +161,16 @@ def _birth_dates(text: str) -> list[str]:
     leaving 17 that no pattern matches.  Masked wherever they stand in the decoded text (the
     same eight digits elsewhere masked too: more, never less)."""
     return [match.group(2) or match.group(5) for match in ID_CARD.finditer(text)]
+
+
+@lru_cache(maxsize=4096)
+def mask_repeated(text: str) -> str:
+    """:func:`mask_text`, remembered for the last 4,096 texts: for the texts that come back
+    request after request — a validation message (the dom-6 warning on each entry of every
+    transaction), a FHIRPath, a profile's URL — which the exchange log masked anew each time
+    (16 µs of a transaction's 10 warnings).  Not for what one request alone carries (an id, a
+    search's values), which would only push the others out."""
+    return mask_text(text)
 
 
 def _masked_numbers(text: str) -> str:
