@@ -109,6 +109,15 @@ def test_a_mistyped_id_card_number_in_an_issue_is_masked_in_both_languages() -> 
     assert (any(ID_CARD[:17] in t for t in texts), all("410105********002" in t for t in texts)) == (False, True)
 
 
+def test_issues_worded_alike_but_for_a_parameters_kind_each_read_as_worded() -> None:
+    """Issue texts are remembered by message and parameters (each entry of a Bundle raises the
+    same dom-6): 1, 1.0 and True are one key, and must not read as one another."""
+    kinds = ("1", 1, 1.0, True, "1")
+    checks = [Issue("error", "rule.id-card-checksum", "Patient.id", {"value": "x", "expected": v}) for v in kinds]
+    _, _, issues = judged(*checks).finished(HIS, 422)
+    assert [issue[5].rsplit(" ", 1)[-1] for issue in issues] == ["1", "1", "1.0", "True", "1"]
+
+
 def test_an_id_card_number_used_as_a_resource_id_is_masked() -> None:
     _, verdicts, _ = judged(resource={"resourceType": "Patient", "id": ID_CARD}).finished(HIS, 201)
     assert verdicts[0][1] == "410105********0021"
