@@ -324,16 +324,24 @@ def _entities(record: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _entry_entity(method: str, url: str, status: str, location: str | None) -> dict[str, Any]:
     """One entry of a batch or transaction: what it asked, what it got (nothing when the
-    Bundle was refused whole) and the resource it read or wrote (from the answer's location,
-    else from an instance URL)."""
-    segments = (location or url).split("?", 1)[0].split("/_history", 1)[0].split("/")
+    Bundle was refused whole) and the resource it read or wrote (:func:`_entry_subject`)."""
     entity: dict[str, Any] = {"description": f"{method} {url} → {status}" if status else f"{method} {url}"}
-    if len(segments) >= 2 and type_name(segments[-2]) != "?" and segments[-1]:
-        entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-2]}
-        entity["what"] = {"reference": f"{segments[-2]}/{segments[-1]}"}
-    elif type_name(segments[-1]) != "?":
-        entity["type"] = {"system": RESOURCE_TYPES, "code": segments[-1]}
+    kind, reference = _entry_subject(url, location)
+    if kind:
+        entity["type"] = {"system": RESOURCE_TYPES, "code": kind}
+    if reference:
+        entity["what"] = {"reference": reference}
     return entity
+
+
+def _entry_subject(url: str, location: str | None) -> tuple[str | None, str | None]:
+    """The resource type and the reference (``Type/id``) of one entry of a batch or
+    transaction: from the answer's location, else from an instance URL; either may be None.
+    Asked by :func:`record_columns` too, which made each entry's whole entity for these two."""
+    segments = (location or url).split("?", 1)[0].split("/_history", 1)[0].split("/")
+    if len(segments) >= 2 and type_name(segments[-2]) != "?" and segments[-1]:
+        return segments[-2], f"{segments[-2]}/{segments[-1]}"
+    return (segments[-1], None) if type_name(segments[-1]) != "?" else (None, None)
 
 
 def _id_in(location: str, kind: str) -> str | None:
@@ -377,12 +385,12 @@ def record_columns(record: Mapping[str, Any]) -> Columns:
     types = [kind] if kind else []
     types += [other for other in dict.fromkeys(record.get("types", ())) if other != kind]
     references = [reference.split("/_history/")[0] for reference in _named(record, kind, resource_id)]
-    for entry in record.get("entries", ()):
-        entity = _entry_entity(*entry)
-        if "type" in entity and entity["type"]["code"] not in types:
-            types.append(entity["type"]["code"])
-        if "what" in entity:
-            references.append(entity["what"]["reference"])
+    for _, url, _, location in record.get("entries", ()):
+        entry_kind, reference = _entry_subject(url, location)
+        if entry_kind and entry_kind not in types:
+            types.append(entry_kind)
+        if reference:
+            references.append(reference)
     client = record.get("client")
     return (
         record["recorded"],
