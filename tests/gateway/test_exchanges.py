@@ -172,6 +172,24 @@ def test_the_day_of_an_exchange_is_its_day_in_china() -> None:
     assert head[1] == "2026-12-01"
 
 
+@pytest.mark.parametrize(
+    ("recorded", "day"),
+    [
+        ("2026-11-30T15:59:59.999999Z", "2026-11-30"),
+        ("2026-11-30T16:00:00.000000Z", "2026-12-01"),
+        ("2026-12-31T16:00:00.000000Z", "2027-01-01"),
+    ],
+)
+def test_a_requests_record_is_on_its_day_in_china(recorded: str, day: str) -> None:
+    """The log thread dates a request's record from the instant text, its day kept an hour."""
+    assert exchanges.china_day(recorded) == day
+
+
+def test_a_requests_record_is_dated_in_the_stores_instant_form() -> None:
+    head, _, _ = exchanges.Later(Collector(), HIS, 201).row()
+    assert (len(head[0]), head[0][10], head[0][-1], head[1]) == (27, "T", "Z", exchanges.china_day(head[0]))
+
+
 def test_noting_without_an_exchange_under_way_does_nothing() -> None:
     exchanges.judged(PATIENT, [], [CHECKSUM])
     assert exchanges.current() is None
