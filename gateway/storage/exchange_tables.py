@@ -95,13 +95,15 @@ class Exchanges:
         # ids continue from the highest ever given, purged ones included (0010_exchange_purges)
         highest = self.sql.all("SELECT MAX(id) FROM exchange UNION ALL SELECT MAX(last_id) FROM exchange_purge")
         last = max((int(row[0]) for row in highest if row[0] is not None), default=0)
-        ids, heads, verdicts, issues = [], [], [], []
-        for offset, (head, judged, found) in enumerate(exchanges, start=1):
-            exchange_id = last + offset
-            ids.append(exchange_id)
-            heads.append((exchange_id, *head))
-            verdicts.extend((exchange_id, seq, *verdict) for seq, verdict in enumerate(judged))
-            issues.extend((exchange_id, seq, head[8], *issue) for seq, issue in enumerate(found))
+        ids = list(range(last + 1, last + 1 + len(exchanges)))
+        heads = [(exchange_id, *head) for exchange_id, (head, _, _) in zip(ids, exchanges, strict=True)]
+        verdicts, issues = [], []
+        for exchange_id, (head, judged, found) in zip(ids, exchanges, strict=True):
+            # most exchanges (every read and search) judged nothing: no rows to make
+            if judged:
+                verdicts += [(exchange_id, seq, *verdict) for seq, verdict in enumerate(judged)]
+            if found:
+                issues += [(exchange_id, seq, head[8], *issue) for seq, issue in enumerate(found)]
         self.sql.insert_many("exchange", COLUMNS.split(", "), heads)
         self.sql.insert_many("exchange_verdict", _VERDICT_COLUMNS, verdicts)
         self.sql.insert_many("exchange_issue", _ISSUE_COLUMNS, issues)
