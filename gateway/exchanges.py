@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from conformance.issues import Issue
 from gateway.batch_writer import BatchWriter
-from gateway.masking import mask_repeated, mask_text
+from gateway.masking import REPEATED_LENGTH, mask_repeated, mask_text
 from gateway.storage.exchange_tables import ID_LOCK, Appended, IssueRow, VerdictRow
 from gateway.storage.resources import instant_at
 
@@ -230,8 +230,9 @@ def _masked(zh: str, en: str) -> tuple[str, str]:
 
 #: issues' texts as recorded, by message id and parameters: every entry of a transaction raises
 #: the same dom-6 warning, worded in both languages once, not once an entry (2.3 µs each).  Only
-#: parameters that are all text are kept: 1, 1.0 and True are one key but read differently, and
-#: none of them equals a text, so asking with them finds nothing kept.
+#: parameters that are all text, and short, are kept: 1, 1.0 and True are one key but read
+#: differently, and none of them equals a text, so asking with them finds nothing kept; a
+#: client's long value quoted would hold its length for each entry kept.
 _WORDED: dict[tuple[Any, ...], tuple[str, str]] = {}
 #: how many are kept (all are forgotten when there are more: a file of unique errors does not
 #: grow the worker's memory)
@@ -247,7 +248,8 @@ def _worded(issue: Issue) -> tuple[str, str]:
         found = None
     if found is None:
         found = _masked(issue.text("zh-CN"), issue.text("en"))
-        if all(type(value) is str for value in issue.params.values()):
+        texts = issue.params.values()
+        if all(type(value) is str for value in texts) and sum(map(len, texts)) <= REPEATED_LENGTH:
             if len(_WORDED) >= WORDED_KEPT:
                 _WORDED.clear()
             _WORDED[key] = found

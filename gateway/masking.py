@@ -71,6 +71,10 @@ JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 #: as a Bundle entry's URL or a path may carry them: read as what they encode before matching, or
 #: a number hides behind its encoding and the trail shows it to anyone who decodes it
 _ENCODED_NUMBER_CHARACTER = re.compile(r"%(3[0-9]|58|78|2[0BDE89])", re.IGNORECASE)
+#: an escape left as it is (``号`` is %E5%8F%B7, a quote %22) followed by a digit: the escape's
+#: last hex digit would begin the number's run, and no pattern starts inside a run.  A NUL
+#: (which no request carries: refused) is put between them while the numbers are masked
+_UNDECODED_ESCAPE = re.compile(r"(%(?!3[0-9]|58|78|2[0BDE89])[0-9A-F]{2})(?=\d)", re.IGNORECASE)
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
 #: dash and dot the same input mode puts between their groups: read as ASCII before matching
 FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ\u3000－．", "0123456789Xx -.")
@@ -147,11 +151,12 @@ def mask_text(text: str) -> str:
         text = text.translate(FULL_WIDTH_DIGITS)
     if "%" not in text:
         return _masked_numbers(text)
-    hidden = _birth_dates(text)
+    hidden = _birth_dates(text)  # read as written: a percent sign before a number may be literal
+    text = _UNDECODED_ESCAPE.sub("\\1\0", text)  # read as a URL: an escape is no digit of it
     masked = _masked_numbers(_ENCODED_NUMBER_CHARACTER.sub(lambda m: chr(int(m.group(1), 16)), text))
     for birth_date in hidden:
         masked = masked.replace(birth_date, "*" * len(birth_date))
-    return masked
+    return masked.replace("\0", "")
 
 
 def _birth_dates(text: str) -> list[str]:
@@ -160,11 +165,22 @@ def _birth_dates(text: str) -> list[str]:
     an ID of a province 31–37 (``%310101…``) decoded as one takes the number's first digit,
     leaving 17 that no pattern matches.  Masked wherever they stand in the decoded text (the
     same eight digits elsewhere masked too: more, never less)."""
-    return [match.group(2) or match.group(5) for match in ID_CARD.finditer(text)]
+    whole = [match.group(2) or match.group(5) for match in ID_CARD.finditer(text)]
+    return whole + [match.group(2)[:8] for match in ID_CARD_MISTYPED.finditer(text)]
+
+
+#: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile
+#: of a megabyte) would hold that much memory for each of the 4,096 kept
+REPEATED_LENGTH = 256
+
+
+def mask_repeated(text: str) -> str:
+    """:func:`mask_text`, remembered for short texts (:func:`_mask_remembered`)."""
+    return _mask_remembered(text) if len(text) <= REPEATED_LENGTH else mask_text(text)
 
 
 @lru_cache(maxsize=4096)
-def mask_repeated(text: str) -> str:
+def _mask_remembered(text: str) -> str:
     """:func:`mask_text`, remembered for the last 4,096 texts: for the texts that come back
     request after request — a validation message (the dom-6 warning on each entry of every
     transaction), a FHIRPath, a profile's URL — which the exchange log masked anew each time

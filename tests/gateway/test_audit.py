@@ -18,7 +18,7 @@ from flask import Flask, request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import create_app
+from gateway import create_app, masking
 from gateway.api.audit import parse_query
 from gateway.cli import main
 from gateway.config import Config
@@ -30,6 +30,7 @@ from gateway.masking import (
     mask_name,
     mask_phones,
     mask_query,
+    mask_repeated,
     mask_text,
 )
 from gateway.security.audit import (
@@ -611,6 +612,34 @@ def test_no_id_card_birth_date_survives_a_percent_sign_before_it(id_card: str, b
     pattern matched."""
     after = "x" + after if after[:1].isdigit() else after
     assert id_card[6:14] not in mask_text(f"{before}%{id_card}{after}")
+
+
+@pytest.mark.parametrize("written", ["%31010519491231002", "50%3101051949123100"])
+def test_a_mistyped_id_card_number_right_after_a_percent_sign_keeps_its_birth_date_hidden(written: str) -> None:
+    """Only whole ID numbers' birth dates were hidden: a mistyped one (17 or 16 characters)
+    lost its first digit to ``%31`` and went through whole."""
+    assert "19491231" not in mask_text(written)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Patient?_content=%E8%BA%AB%E4%BB%BD%E8%AF%81%E5%8F%B7410105194912310020",
+        "identifier=%22410105194912310020%22",
+        "x=%E5%8F%B7%E7%A0%8113800138000",
+    ],
+)
+def test_a_number_right_after_an_escape_of_another_character_is_masked(written: str) -> None:
+    """The escape's last hex digit (``%B7``, ``%22``) began the number's run of digits, and no
+    pattern begins inside a run: the number went through whole."""
+    assert mask_text(written) != written
+
+
+def test_a_long_text_is_masked_but_not_remembered() -> None:
+    """A client's claimed profile of a megabyte was kept whole, each of 4,096 kept texts."""
+    before = masking._mask_remembered.cache_info().currsize
+    mask_repeated("http://example.org/StructureDefinition/" + "x" * 10_000)
+    assert masking._mask_remembered.cache_info().currsize == before
 
 
 def test_an_id_card_number_with_an_escaped_digit_is_masked_as_an_id() -> None:
