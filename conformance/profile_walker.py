@@ -425,7 +425,7 @@ class ProfileWalker:
                     return
                 continue
             if len(self._verdicts) >= VERDICT_LIMIT:  # the oldest goes: its target is likeliest gone
-                del self._verdicts[next(iter(self._verdicts))]
+                _forget_oldest(self._verdicts)
             self._verdicts[key] = (target, True)  # a reference cycle assumes conformance
             trial = IssueList()
             self._apply_profile(profile, target, None, item.path, trial, Scope(target, target, scope.bundle))
@@ -612,3 +612,12 @@ def _has(container: dict[str, Any], rule: Rule) -> bool:
     if stem is not None:
         return any(k.startswith(stem) for k in container)
     return rule.name in container or rule.underscored in container
+
+
+def _forget_oldest(memo: dict[Any, Any]) -> None:
+    """Drop the entry put in first.  The validator is shared by a worker's threads: another may
+    drop the same entry meanwhile, or add one while this looks (both harmless here)."""
+    try:
+        memo.pop(next(iter(memo)), None)
+    except (StopIteration, RuntimeError):  # emptied, or changed while looked at
+        pass

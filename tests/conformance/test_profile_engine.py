@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from conformance.profile_walker import _forget_oldest
 from conformance.validator import Validator
 from profiles.registry import Registry
 from tests.conformance.definitions import sd
@@ -582,3 +583,11 @@ def test_a_child_read_only_under_a_pruned_element_is_told(expression: str, read_
 
     names = frozenset({"start", "end"})
     assert read_under(expression, names, frozenset({"period"})) == read_only_under_period
+
+
+def test_forgetting_the_oldest_verdict_another_thread_forgot_meanwhile_does_nothing() -> None:
+    """The validator is shared by a worker's threads: two dropping the same oldest entry made
+    the second's ``del`` raise KeyError out of a validation."""
+    memo: dict[str, bool] = {}
+    _forget_oldest(memo)
+    assert memo == {}
