@@ -42,8 +42,9 @@ class HeldFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._key = os.path.realpath(path)  # once: the working directory may change meanwhile
         with _HELD_GUARD:
-            self._held = _HELD.setdefault(os.path.realpath(path), _Held())
+            self._held = _HELD.setdefault(self._key, _Held())
             self._held.users += 1
         self._closed = False
 
@@ -57,20 +58,21 @@ class HeldFile:
             _data_sync(held.descriptor)
 
     def close(self) -> None:
-        """This store's connections are closed; the last store of the file closes it."""
+        """This store's connections are closed; the last store of the file closes it, before
+        another store of the file can begin (its connections' locks would go with it)."""
         with _HELD_GUARD:
             if self._closed:
                 return
             self._closed = True
-            self._held.users -= 1
-            if self._held.users:
+            held = self._held
+            held.users -= 1
+            if held.users:
                 return
-            del _HELD[os.path.realpath(self.path)]
-        held = self._held
-        with held.guard:
-            if held.descriptor is not None and held.pid == os.getpid():
-                os.close(held.descriptor)
-            held.descriptor = None
+            del _HELD[self._key]
+            with held.guard:
+                if held.descriptor is not None and held.pid == os.getpid():
+                    os.close(held.descriptor)
+                held.descriptor = None
 
 
 class _Held:

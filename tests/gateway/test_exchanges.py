@@ -187,7 +187,8 @@ def test_a_requests_record_is_on_its_day_in_china(recorded: str, day: str) -> No
 
 def test_a_requests_record_is_dated_in_the_stores_instant_form() -> None:
     head, _, _ = exchanges.Later(Collector(), HIS, 201).row()
-    assert (len(head[0]), head[0][10], head[0][-1], head[1]) == (27, "T", "Z", exchanges.china_day(head[0]))
+    in_china = datetime.fromisoformat(head[0].replace("Z", "+00:00")) + timedelta(hours=8)
+    assert (len(head[0]), head[0][10], head[0][-1], head[1]) == (27, "T", "Z", in_china.date().isoformat())
 
 
 def test_noting_without_an_exchange_under_way_does_nothing() -> None:
