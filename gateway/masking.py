@@ -24,6 +24,9 @@ from urllib.parse import quote, unquote
 ID_CARD = re.compile(
     r"(?<!\d)(\d{6})[ .-]?(\d{8})[ .-]?(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})[ .-]?(\d{6})[ .-]?(\d{3})(?!\d)"
 )
+#: an 18-character 身份证号 written in other groups than 6-8-4 (410105 1949 1231 0020, 4101 0519
+#: 4912 3100 20): its 18 characters with a space, dot or dash between any two
+ID_CARD_GROUPED = re.compile(r"(?<!\d)\d(?:[ .-]?\d){16}[ .-]?[0-9Xx](?![0-9Xx])")
 #: a 身份证号 mistyped to another length — a digit dropped or doubled, the check character left
 #: off, the number cut short — which the validator's format error quotes as it was written: a
 #: run of 14 to 19 characters that begins as an ID number does, with the division code of a
@@ -76,8 +79,14 @@ _ENCODED_NUMBER_CHARACTER = re.compile(r"%(3[0-9]|58|78|2[0BDE89])", re.IGNORECA
 #: (which no request carries: refused) is put between them while the numbers are masked
 _UNDECODED_ESCAPE = re.compile(r"(%(?!3[0-9]|58|78|2[0BDE89])[0-9A-F]{2})(?=\d)", re.IGNORECASE)
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
-#: dash and dot the same input mode puts between their groups: read as ASCII before matching
-FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９Ｘｘ\u3000－．", "0123456789Xx -.")
+#: dash and dot the same input mode puts between their groups; the no-break, thin and other
+#: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
+#: before matching
+_SPACES = "\u3000\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
+_DASHES = "－\u2010\u2011\u2012\u2013\u2212"
+FULL_WIDTH_DIGITS = str.maketrans(
+    "０１２３４５６７８９Ｘｘ．" + _SPACES + _DASHES, "0123456789Xx." + " " * len(_SPACES) + "-" * len(_DASHES)
+)
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
 #: free-text searches, whose words may be anyone's name: masked as names are
@@ -104,15 +113,21 @@ _CANDIDATE = re.compile(r"\d[\d ()（）.-]{8,}\d")
 _TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ ()（）.-]*+\d){9}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
-_FULL_WIDTH = re.compile("[０-９Ｘｘ\u3000－．]")
+_FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}]")
 
 
 def mask_id_cards(text: str) -> str:
     """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; a mistyped one
     keeps its division code and what follows its birth date (41010519491231002 →
     410105********002); an old 永居证 USA123456789012 → USA********9012."""
-    masked = ID_CARD_MISTYPED.sub(_mistyped_id_card, ID_CARD.sub(_id_card, text))
+    masked = ID_CARD_GROUPED.sub(_grouped_id_card, ID_CARD.sub(_id_card, text))
+    masked = ID_CARD_MISTYPED.sub(_mistyped_id_card, masked)
     return FOREIGN_PR_OLD.sub(lambda m: m.group(1) + "*" * 8 + m.group(3), masked)
+
+
+def _grouped_id_card(match: re.Match[str]) -> str:
+    characters = re.sub(r"[ .-]", "", match.group(0))
+    return characters[:6] + "*" * 8 + characters[14:]
 
 
 def _mistyped_id_card(match: re.Match[str]) -> str:

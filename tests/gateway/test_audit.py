@@ -635,6 +635,22 @@ def test_a_number_right_after_an_escape_of_another_character_is_masked(written: 
     assert mask_text(written) != written
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("410105 1949 1231 0020", "410105********0020"),
+        ("4101 0519 4912 3100 20", "410105********0020"),
+        ("410105\u200919491231\u20090020", "410105********0020"),
+        ("138\u00a00013\u00a08000", "138****8000"),
+        ("0371\u201068801234", "0371-****1234"),
+    ],
+)
+def test_a_number_in_other_groups_or_apart_by_other_spaces_and_dashes_is_masked(written: str, masked: str) -> None:
+    """Grouped 6-4-4-4 or 4-4-4-4-2, or apart by a no-break or thin space or a hyphen (U+2010)
+    as a word processor types them, the numbers went through whole or half masked."""
+    assert mask_text(written) == masked
+
+
 def test_a_long_text_is_masked_but_not_remembered() -> None:
     """A client's claimed profile of a megabyte was kept whole, each of 4,096 kept texts."""
     before = masking._mask_remembered.cache_info().currsize
