@@ -70,14 +70,12 @@ _CREDENTIAL_IN_QUERY = re.compile(
 #: a JSON Web Token (a bearer token, a client assertion) anywhere in text: header and payload
 #: are base64url JSON objects, so both begin "eyJ"
 JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
-#: percent-encoded digits, X and the separators between groups (``%34%31%30…``, ``%2B86%20138…``),
-#: as a Bundle entry's URL or a path may carry them: read as what they encode before matching, or
-#: a number hides behind its encoding and the trail shows it to anyone who decodes it
-_ENCODED_NUMBER_CHARACTER = re.compile(r"%(3[0-9]|58|78|2[0BDE89])", re.IGNORECASE)
-#: an escape left as it is (``号`` is %E5%8F%B7, a quote %22) followed by a digit: the escape's
-#: last hex digit would begin the number's run, and no pattern starts inside a run.  A NUL
-#: (which no request carries: refused) is put between them while the numbers are masked
-_UNDECODED_ESCAPE = re.compile(r"(%(?!3[0-9]|58|78|2[0BDE89])[0-9A-F]{2})(?=\d)", re.IGNORECASE)
+#: a percent escape, as a URL (a Bundle entry's, a path) carries characters
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+#: the characters of a number — digits, X and the separators between groups — which, escaped
+#: (``%34%31%30…``, ``%2B86%20138…``), are read as what they encode before matching: else a
+#: number hides behind its encoding and the trail shows it to anyone who decodes it
+_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()")
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
 #: dash and dot the same input mode puts between their groups; the no-break, thin and other
 #: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
@@ -166,22 +164,74 @@ def mask_text(text: str) -> str:
         text = text.translate(FULL_WIDTH_DIGITS)
     if "%" not in text:
         return _masked_numbers(text)
-    hidden = _birth_dates(text)  # read as written: a percent sign before a number may be literal
-    text = _UNDECODED_ESCAPE.sub("\\1\0", text)  # read as a URL: an escape is no digit of it
-    masked = _masked_numbers(_ENCODED_NUMBER_CHARACTER.sub(lambda m: chr(int(m.group(1), 16)), text))
-    for birth_date in hidden:
-        masked = masked.replace(birth_date, "*" * len(birth_date))
-    return masked.replace("\0", "")
+    reading, place = _read_as_url(text)
+    return _masked_numbers(_hide_numbers_as_written(text, reading, place)).replace("\0", "")
 
 
-def _birth_dates(text: str) -> list[str]:
-    """The birth dates of the ID numbers written out in ``text``, which its escapes decoded
-    may hide: a URL's ``%3`` always begins an escape, but in free text a percent sign before
-    an ID of a province 31–37 (``%310101…``) decoded as one takes the number's first digit,
-    leaving 17 that no pattern matches.  Masked wherever they stand in the decoded text (the
-    same eight digits elsewhere masked too: more, never less)."""
-    whole = [match.group(2) or match.group(5) for match in ID_CARD.finditer(text)]
-    return whole + [match.group(2)[:8] for match in ID_CARD_MISTYPED.finditer(text)]
+def _read_as_url(text: str) -> tuple[str, list[int]]:
+    """``text`` read as a URL means it, and the place in that reading of each of its characters.
+
+    The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7, a
+    quote %22) is kept as written and followed by a NUL (which no request carries: refused),
+    or its last hex digit would begin the run of the digits after it, and no pattern starts
+    inside a run."""
+    pieces: list[str] = []
+    place: list[int] = []
+    written = 0  # where the text not yet read begins
+    for escape in _ESCAPE.finditer(text):
+        literal = text[written : escape.start()]
+        place.extend(range(len(pieces), len(pieces) + len(literal)))
+        pieces.extend(literal)
+        character = chr(int(escape.group()[1:], 16))
+        if character in _NUMBER_CHARACTERS:
+            place.extend((len(pieces),) * 3)
+            pieces.append(character)
+        else:
+            place.extend(range(len(pieces), len(pieces) + 3))
+            pieces.extend((*escape.group(), "\0"))
+        written = escape.end()
+    place.extend(range(len(pieces), len(pieces) + len(text) - written))
+    pieces.extend(text[written:])
+    return "".join(pieces), place
+
+
+#: every pattern of a number this module masks
+NUMBER_PATTERNS = (
+    ID_CARD,
+    ID_CARD_GROUPED,
+    ID_CARD_MISTYPED,
+    FOREIGN_PR_OLD,
+    MOBILE,
+    MOBILE_MISTYPED,
+    LANDLINE_86,
+    LANDLINE,
+)
+
+
+def _hide_numbers_as_written(text: str, reading: str, place: list[int]) -> str:
+    """``reading`` (:func:`_read_as_url`) with the numbers hidden that ``text`` holds as written
+    and its reading does not see.
+
+    In free text a percent sign before a number may be literal (``50%13800138000``), and read
+    as an escape it takes the number's first digits (``%13`` a control character, ``%31`` a
+    1), leaving a run of digits no pattern matches.  Such a number keeps its first three and
+    last four digits, hidden character by character so that the reading's own numbers are
+    still found whole.  Where the reading finds a number too, that reading is the one masked:
+    an ID with an escaped twelfth digit (``13010219900%33071234``) begins as written with a
+    mobile number's eleven digits, and masked as one it showed eleven of its eighteen."""
+    if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
+        return reading
+    read = [match.span() for pattern in NUMBER_PATTERNS for match in pattern.finditer(reading)]
+    hidden = list(reading)
+    for pattern in NUMBER_PATTERNS:
+        for match in pattern.finditer(text):
+            first, last = place[match.start()], place[match.end() - 1] + 1
+            if any(start < last and first < end for start, end in read):
+                continue
+            digits = [index for index in range(*match.span()) if text[index].isdecimal()]  # as \d reads
+            for index in digits[3:-4]:
+                hidden[place[index]] = "*"
+    return "".join(hidden)
 
 
 #: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile

@@ -664,6 +664,19 @@ def test_an_id_card_number_with_an_escaped_digit_is_masked_as_an_id() -> None:
     assert mask_text("Patient?identifier=13010219900%33071234") == "Patient?identifier=130102********1234"
 
 
+@pytest.mark.parametrize("written", ["%13000000000", "涨幅50%13800138000", "%B13800138000"])
+def test_a_mobile_number_right_after_a_literal_percent_sign_is_masked(written: str) -> None:
+    """Read as a URL, ``%13`` (a control character) took the number's first two digits and left
+    nine that no pattern matched: the number went through whole."""
+    assert written[-11:] not in mask_text(written)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A1[3-9]\d{9}\Z"), st.text(max_size=10))
+def test_no_mobile_number_survives_a_percent_sign_before_it(phone: str, before: str) -> None:
+    assert phone not in mask_text(f"{before}%{phone}")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(r"\A1[3-9]\d{9}\Z"), AROUND)
 def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
