@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from os.path import commonprefix
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
@@ -70,12 +72,6 @@ _CREDENTIAL_IN_QUERY = re.compile(
 #: a JSON Web Token (a bearer token, a client assertion) anywhere in text: header and payload
 #: are base64url JSON objects, so both begin "eyJ"
 JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
-#: a percent escape, as a URL (a Bundle entry's, a path) carries characters
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-#: the characters of a number — digits, X and the separators between groups — which, escaped
-#: (``%34%31%30…``, ``%2B86%20138…``), are read as what they encode before matching: else a
-#: number hides behind its encoding and the trail shows it to anyone who decodes it
-_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()")
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
 #: dash and dot the same input mode puts between their groups; the no-break, thin and other
 #: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
@@ -118,9 +114,9 @@ def mask_id_cards(text: str) -> str:
     """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; a mistyped one
     keeps its division code and what follows its birth date (41010519491231002 →
     410105********002); an old 永居证 USA123456789012 → USA********9012."""
-    masked = ID_CARD_GROUPED.sub(_grouped_id_card, ID_CARD.sub(_id_card, text))
-    masked = ID_CARD_MISTYPED.sub(_mistyped_id_card, masked)
-    return FOREIGN_PR_OLD.sub(lambda m: m.group(1) + "*" * 8 + m.group(3), masked)
+    for pattern, replacement in ID_MASKS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _grouped_id_card(match: re.Match[str]) -> str:
@@ -144,10 +140,27 @@ def _id_card(match: re.Match[str]) -> str:
 def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
     0371-68801234 → 0371-****1234."""
-    masked = MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    masked = MOBILE_MISTYPED.sub(lambda m: f"{m.group(1)}****{re.sub(r'[ .-]', '', m.group(2))[-4:]}", masked)
-    masked = LANDLINE_86.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
-    return LANDLINE.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", masked)
+    for pattern, replacement in PHONE_MASKS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+Replacement = Callable[[re.Match[str]], str]
+#: each kind of ID number and how it is masked, in the order they are applied
+ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
+    (ID_CARD, _id_card),
+    (ID_CARD_GROUPED, _grouped_id_card),
+    (ID_CARD_MISTYPED, _mistyped_id_card),
+    (FOREIGN_PR_OLD, lambda m: m.group(1) + "*" * 8 + m.group(3)),
+)
+#: each kind of phone number and how it is masked, in the order they are applied (after IDs:
+#: a phone pattern never matches inside a masked ID)
+PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
+    (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
+    (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{re.sub(r'[ .-]', '', m.group(2))[-4:]}"),
+    (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
+    (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
+)
 
 
 def mask_text(text: str) -> str:
@@ -164,17 +177,69 @@ def mask_text(text: str) -> str:
         text = text.translate(FULL_WIDTH_DIGITS)
     if "%" not in text:
         return _masked_numbers(text)
+    return _masked_numbers(_masked_both_ways(text))
+
+
+def _masked_both_ways(text: str) -> str:
+    """``text`` read as a URL means it (:func:`_read_as_url`), with every number hidden that
+    either that reading or the text as written holds.
+
+    A percent sign before a number is an escape in a URL (``%34%31%30…`` is an ID) but may be
+    literal in free text (``涨幅50%13800138000``), where read as an escape it takes the number's
+    first digits (``%13`` a control character, ``%31`` a 1) and leaves a run no pattern
+    matches; and an escape inside a number (``13010219900%33071234``, an ID with its twelfth
+    digit escaped) gives, as written, a different number than it means.  Neither reading is
+    the right one for every text, so each number is hidden wherever either finds it: its
+    hidden digits (as its own masking would hide them) starred one for one in the reading.
+    The caller masks the result once more (:func:`_masked_numbers`), for numbers the two
+    readings' stars leave joined, or that the NULs of :func:`_read_as_url` kept apart."""
     reading, place = _read_as_url(text)
-    return _masked_numbers(_hide_numbers_as_written(text, reading, place)).replace("\0", "")
+    spans = [*_hidden_spans(reading)]
+    spans += ((place[start], place[end - 1] + 1) for start, end in _hidden_spans(text))
+    if not spans:
+        return reading.replace("\0", "")
+    characters = list(reading)
+    for start, end in spans:
+        for index in range(start, end):
+            if characters[index].isdecimal():
+                characters[index] = "*"
+    return "".join(characters).replace("\0", "")
+
+
+def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Where each number in ``text`` has the characters its masking replaces (the stars of
+    :data:`ID_MASKS` and :data:`PHONE_MASKS`, found as what the replacement and the number do
+    not share at either end), every pattern matched on the text as it is."""
+    if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
+        return
+    for pattern, replacement in ID_MASKS + PHONE_MASKS:
+        for match in pattern.finditer(text):
+            written, masked = match.group(), replacement(match)
+            star = masked.find("*")
+            if star < 0:
+                continue
+            kept = len(commonprefix((written, masked[:star])))
+            tail = len(commonprefix((written[::-1], masked[star:].lstrip("*")[::-1])))
+            yield match.start() + kept, match.end() - tail
+
+
+#: a percent escape, as a URL (a Bundle entry's, a path) carries characters: one byte, or the
+#: two or three bytes of a character in UTF-8 (a no-break space, a full-width digit, an
+#: ideographic space), tried first
+_ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%[0-9A-F]{2}", re.IGNORECASE)
+#: the characters of a number — digits, X and the separators between groups — which, escaped
+#: (``%34%31%30…``, ``%2B86%20138…``, a full-width ``%EF%BC%91``), are read as what they encode
+#: (as ASCII: :data:`FULL_WIDTH_DIGITS`) before matching: else a number hides behind its
+#: encoding and the trail shows it to anyone who decodes it
+_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()")
 
 
 def _read_as_url(text: str) -> tuple[str, list[int]]:
     """``text`` read as a URL means it, and the place in that reading of each of its characters.
 
-    The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7, a
-    quote %22) is kept as written and followed by a NUL (which no request carries: refused),
-    or its last hex digit would begin the run of the digits after it, and no pattern starts
-    inside a run."""
+    The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7,
+    a quote %22) is kept as written and followed by a NUL: else its last hex digit would begin
+    the run of the digits after it, and no pattern starts inside a run."""
     pieces: list[str] = []
     place: list[int] = []
     written = 0  # where the text not yet read begins
@@ -182,56 +247,18 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
         literal = text[written : escape.start()]
         place.extend(range(len(pieces), len(pieces) + len(literal)))
         pieces.extend(literal)
-        character = chr(int(escape.group()[1:], 16))
+        encoded = bytes.fromhex(escape.group().replace("%", ""))
+        character = encoded.decode("utf-8", "replace").translate(FULL_WIDTH_DIGITS)
         if character in _NUMBER_CHARACTERS:
-            place.extend((len(pieces),) * 3)
+            place.extend((len(pieces),) * len(escape.group()))
             pieces.append(character)
         else:
-            place.extend(range(len(pieces), len(pieces) + 3))
+            place.extend(range(len(pieces), len(pieces) + len(escape.group())))
             pieces.extend((*escape.group(), "\0"))
         written = escape.end()
     place.extend(range(len(pieces), len(pieces) + len(text) - written))
     pieces.extend(text[written:])
     return "".join(pieces), place
-
-
-#: every pattern of a number this module masks
-NUMBER_PATTERNS = (
-    ID_CARD,
-    ID_CARD_GROUPED,
-    ID_CARD_MISTYPED,
-    FOREIGN_PR_OLD,
-    MOBILE,
-    MOBILE_MISTYPED,
-    LANDLINE_86,
-    LANDLINE,
-)
-
-
-def _hide_numbers_as_written(text: str, reading: str, place: list[int]) -> str:
-    """``reading`` (:func:`_read_as_url`) with the numbers hidden that ``text`` holds as written
-    and its reading does not see.
-
-    In free text a percent sign before a number may be literal (``50%13800138000``), and read
-    as an escape it takes the number's first digits (``%13`` a control character, ``%31`` a
-    1), leaving a run of digits no pattern matches.  Such a number keeps its first three and
-    last four digits, hidden character by character so that the reading's own numbers are
-    still found whole.  Where the reading finds a number too, that reading is the one masked:
-    an ID with an escaped twelfth digit (``13010219900%33071234``) begins as written with a
-    mobile number's eleven digits, and masked as one it showed eleven of its eighteen."""
-    if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
-        return reading
-    read = [match.span() for pattern in NUMBER_PATTERNS for match in pattern.finditer(reading)]
-    hidden = list(reading)
-    for pattern in NUMBER_PATTERNS:
-        for match in pattern.finditer(text):
-            first, last = place[match.start()], place[match.end() - 1] + 1
-            if any(start < last and first < end for start, end in read):
-                continue
-            digits = [index for index in range(*match.span()) if text[index].isdecimal()]  # as \d reads
-            for index in digits[3:-4]:
-                hidden[place[index]] = "*"
-    return "".join(hidden)
 
 
 #: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile

@@ -660,8 +660,8 @@ def test_a_long_text_is_masked_but_not_remembered() -> None:
 
 def test_an_id_card_number_with_an_escaped_digit_is_masked_as_an_id() -> None:
     """Its twelfth digit escaped (``%33``), read as written it began with a mobile number's
-    eleven digits, and masked as one it showed eleven of its eighteen."""
-    assert mask_text("Patient?identifier=13010219900%33071234") == "Patient?identifier=130102********1234"
+    eleven digits, and masked as one it showed eleven of its eighteen (now hidden as both)."""
+    assert mask_text("Patient?identifier=13010219900%33071234") == "Patient?identifier=130***********1234"
 
 
 @pytest.mark.parametrize("written", ["%13000000000", "涨幅50%13800138000", "%B13800138000"])
@@ -669,6 +669,57 @@ def test_a_mobile_number_right_after_a_literal_percent_sign_is_masked(written: s
     """Read as a URL, ``%13`` (a control character) took the number's first two digits and left
     nine that no pattern matched: the number went through whole."""
     assert written[-11:] not in mask_text(written)
+
+
+@pytest.mark.parametrize(
+    ("written", "birth_day"),
+    [("%110101 19900307 1234", "0307"), ("涨幅50%530514-1995-0420-6030", "0420"), ("%11 0101 1990 0307 1234", "0307")],
+)
+def test_a_grouped_id_card_number_after_a_literal_percent_sign_keeps_its_birth_date_hidden(
+    written: str, birth_day: str
+) -> None:
+    """Read as a URL its digits after ``%11`` looked like a landline, whose masking hid four
+    digits; the ID's own hiding was passed over for it and the month and day went through."""
+    assert birth_day not in mask_text(written)
+
+
+@pytest.mark.parametrize("written", ["%17%3235977512", "号%46.10431947061853%2D32号", "%138%2D0013%2D8000"])
+def test_digits_a_literal_percent_sign_and_escapes_join_are_masked(written: str) -> None:
+    """Neither reading alone saw the number (``%17`` literal, then ``%32`` an escaped 2): it
+    went through as ``%17235977512``, which masking again would have masked."""
+    masked = mask_text(written)
+    assert mask_text(masked) == masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789%ABCDEF -.+x号"), max_size=40))
+def test_masked_text_holds_nothing_more_to_mask(text: str) -> None:
+    masked = mask_text(text)
+    assert mask_text(masked) == masked
+
+
+def test_an_old_permanent_residence_number_after_a_percent_sign_keeps_its_own_masking() -> None:
+    """``%DE`` read as an escape, the number was found only as written, and kept three more
+    digits than its own masking keeps."""
+    assert mask_text("%DEU123456789012") == "%DEU********9012"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Patient?telecom=" + "".join(f"%EF%BC%{0x90 + int(digit):02X}" for digit in "13800138000"),
+        "Patient?telecom=138%E3%80%800013%E3%80%808000",
+        "identifier=410105%C2%A019491231%C2%A00020",
+    ],
+)
+def test_a_number_of_percent_encoded_full_width_characters_is_masked(written: str) -> None:
+    """Full-width digits and ideographic or no-break spaces, escaped as UTF-8, were not read
+    as a number's characters: the number went through, plain to anyone who decodes it."""
+    assert mask_text(written) != written
+
+
+def test_a_nul_in_the_text_does_not_join_a_number_the_masking_saw_apart() -> None:
+    assert mask_text("50% 138\x0000138000") == "50% 138****8000"
 
 
 @settings(max_examples=200, deadline=None)
@@ -1032,7 +1083,7 @@ ENCODED_ID_CARD = "".join(f"%{ord(c):02X}" for c in ID_CARD)
         (f"GET Patient?identifier={ENCODED_ID_CARD} → 200 OK", "GET Patient?identifier=410105********0020 → 200 OK"),
         (f"GET Patient/{ENCODED_ID_CARD.lower()} → 404", "GET Patient/410105********0020 → 404"),
         ("Patient?telecom=%31%33%38%30%30%30%30%30%30%30%31", "Patient?telecom=138****0001"),
-        ("Patient?phone=%2B86%20138%200000%200001", "Patient?phone=+86 138****0001"),
+        ("Patient?phone=%2B86%20138%200000%200001", "Patient?phone=+86 138 **** 0001"),
     ],
 )
 def test_a_percent_encoded_number_is_masked_as_the_number_it_encodes(written: str, masked: str) -> None:
