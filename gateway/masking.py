@@ -359,8 +359,8 @@ class MaskingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string is the logger's problem, not ours
-            return True
+        except Exception:  # noqa: BLE001 - a bad format string: logging would print the raw arguments
+            message = f"{record.msg} {record.args!r}"
         record.msg, record.args = mask_text(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

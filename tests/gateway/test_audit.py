@@ -757,6 +757,15 @@ def test_log_records_of_the_gateway_are_masked(caplog: pytest.LogCaptureFixture)
     assert caplog.records[-1].getMessage() == "merged 410105********0020 (phone 139****5678)"
 
 
+def test_a_record_with_a_bad_format_string_is_masked_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Its message could not be formatted, so it was left alone, and logging's error report
+    printed the raw arguments."""
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="yiyang.test"):
+        logging.getLogger("yiyang.test").info("merged %s into %s", ID_CARD)
+    assert ID_CARD not in caplog.records[-1].getMessage()
+
+
 def explained(capsys: pytest.CaptureFixture[str], row: str) -> tuple[str, str]:
     """``mappings explain`` of one row of the community-health sample: masked, then revealed."""
     from pathlib import Path
