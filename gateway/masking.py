@@ -21,14 +21,17 @@ from os.path import commonprefix
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
+#: what may stand between a number's groups: a space, dot or dash (with a space either side or
+#: not: 138 - 0013 - 8000), or two spaces; or nothing
+_SEP = r"(?: ?[.-] ?| {1,2})?"
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
-    r"(?<!\d)(\d{6})[ .-]?(\d{8})[ .-]?(\d{3}[0-9Xx])(?!\d)|(?<!\d)(\d{6})[ .-]?(\d{6})[ .-]?(\d{3})(?!\d)"
+    rf"(?<!\d)(\d{{6}}){_SEP}(\d{{8}}){_SEP}(\d{{3}}[0-9Xx])(?!\d)|(?<!\d)(\d{{6}}){_SEP}(\d{{6}}){_SEP}(\d{{3}})(?!\d)"
 )
 #: an 18-character 身份证号 written in other groups than 6-8-4 (410105 1949 1231 0020, 4101 0519
 #: 4912 3100 20): its 18 characters with a space, dot or dash between any two
-ID_CARD_GROUPED = re.compile(r"(?<!\d)\d(?:[ .-]?\d){16}[ .-]?[0-9Xx](?![0-9Xx])")
+ID_CARD_GROUPED = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{16}}{_SEP}[0-9Xx](?![0-9Xx])")
 #: a 身份证号 mistyped to another length — a digit dropped or doubled, the check character left
 #: off, the number cut short — which the validator's format error quotes as it was written: a
 #: run of 14 to 19 characters that begins as an ID number does, with the division code of a
@@ -44,21 +47,24 @@ ID_CARD_MISTYPED = re.compile(rf"(?<!\d)({PROVINCE}\d{{4}})({BIRTH_DATE}\d{{0,5}
 FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, groups apart
 #: by a space, dash or dot or not, not inside a longer number
-MOBILE = re.compile(r"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d)[ .-]?(\d{4})[ .-]?(\d{4})(?!\d)")
+MOBILE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
 #: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
 MOBILE_MISTYPED = re.compile(
-    r"(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ -]?)?1[3-9]\d)[ .-]?(\d{3}[ .-]?\d{4}|\d{4}[ .-]?\d{3})(?![0-9A-Za-z]|[.-]\d)"
+    rf"(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ -]?)?1[3-9]\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
+    r"(?![0-9A-Za-z]|[.-]\d)"
 )
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
 #: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
 #: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
 #: numbers next to letters stay as they are
-LANDLINE = re.compile(r"(?<![0-9A-Za-z-])([(（]?0\d{2,3}[)）]?)([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
+LANDLINE = re.compile(rf"(?<![0-9A-Za-z-])([(（]?0\d{{2,3}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])")
 #: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666)
-LANDLINE_86 = re.compile(r"(?<![0-9A-Za-z])((?:\+|00)86[ -]?[1-9]\d{1,2})([ -]?)(\d{3,4})[ -]?(\d{4})(?![0-9A-Za-z])")
+LANDLINE_86 = re.compile(
+    rf"(?<![0-9A-Za-z])((?:\+|00)86[ -]?[1-9]\d{{1,2}})({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])"
+)
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
 #: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)
 CREDENTIAL_PARAMETERS = frozenset(
@@ -75,11 +81,15 @@ JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
 #: dash and dot the same input mode puts between their groups; the no-break, thin and other
 #: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
-#: before matching
+#: before matching; the zero-width characters text copied from a web page carries between
+#: digits, dropped
 _SPACES = "\u3000\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
-_DASHES = "－\u2010\u2011\u2012\u2013\u2212"
+_DASHES = "－\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 FULL_WIDTH_DIGITS = str.maketrans(
-    "０１２３４５６７８９Ｘｘ．" + _SPACES + _DASHES, "0123456789Xx." + " " * len(_SPACES) + "-" * len(_DASHES)
+    "０１２３４５６７８９Ｘｘ．" + _SPACES + _DASHES,
+    "0123456789Xx." + " " * len(_SPACES) + "-" * len(_DASHES),
+    _ZERO_WIDTH,
 )
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
@@ -107,7 +117,7 @@ _CANDIDATE = re.compile(r"\d[\d ()（）.-]{8,}\d")
 _TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ ()（）.-]*+\d){9}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
-_FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}]")
+_FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
 
 
 def mask_id_cards(text: str) -> str:
@@ -178,6 +188,13 @@ def mask_text(text: str) -> str:
     if "%" not in text:
         return _masked_numbers(text)
     return _masked_numbers(_masked_both_ways(text))
+
+
+def mask_url(url: str) -> str:
+    """:func:`mask_text` of a URL, whose query is form-encoded: a ``+`` there is a space
+    (``Patient?telecom=138+0013+8000``), as the server reads it."""
+    path, mark, query = url.partition("?")
+    return mask_text(path + mark + query.replace("+", "%20"))
 
 
 def _masked_both_ways(text: str) -> str:

@@ -33,7 +33,7 @@ import orjson
 
 from gateway.batch_writer import BatchWriter
 from gateway.exchanges import type_name
-from gateway.masking import mask_query, mask_text
+from gateway.masking import mask_query, mask_text, mask_url
 from gateway.messages import Worded
 from gateway.security.principal import Principal
 from gateway.storage.audit_tables import CHAIN_LOCK, Sealed
@@ -210,7 +210,7 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
         record["types"] = [mask_text(kind) for kind in facts.types]
     if facts.entries:
         record["entries"] = [
-            [method, mask_text(url), status, mask_text(location) if location else None]
+            [method, mask_url(url), status, mask_text(location) if location else None]
             for method, url, status, location in facts.entries
         ]
     return record

@@ -651,6 +651,28 @@ def test_a_number_in_other_groups_or_apart_by_other_spaces_and_dashes_is_masked(
     assert mask_text(written) == masked
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("138 - 0013 - 8000", "138****8000"),
+        ("138  0013  8000", "138****8000"),
+        ("0371.68801234", "0371.****1234"),
+        ("138\u200b0013\u200b8000", "138****8000"),
+        ("0371\u201468801234", "0371-****1234"),
+    ],
+)
+def test_a_number_typed_with_spaced_dashes_double_spaces_or_zero_width_characters_is_masked(
+    written: str, masked: str
+) -> None:
+    assert mask_text(written) == masked
+
+
+def test_a_bundle_entry_url_with_a_form_encoded_phone_is_recorded_masked() -> None:
+    """A ``+`` in a query is a space; read as a plus the number was not one the patterns know."""
+    entry = ("GET", "Patient?telecom=138+0013+8000", "200 OK", None)
+    assert "0013" not in json.dumps(record_of(facts(entries=[entry]), "2026-12-05T00:00:00Z"))
+
+
 def test_a_long_text_is_masked_but_not_remembered() -> None:
     """A client's claimed profile of a megabyte was kept whole, each of 4,096 kept texts."""
     before = masking._mask_remembered.cache_info().currsize
