@@ -20,7 +20,7 @@ import orjson
 from conformance import after_birth
 from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue, IssueList
-from conformance.stored_references import check_stored_references, located_references
+from conformance.stored_references import References, check_stored_references
 from conformance.validator import Validator
 from gateway import exchanges, messages
 from gateway.config import Config
@@ -194,37 +194,33 @@ class Repository:
         survivor's ``replaces``) and a versioned reference (what that version was) may.
 
         The references are judged as found, and located only when one is refused, to say
-        where: locating them walks every element building its path, which was three quarters
-        of this check (a benchmark transaction's ten entries: 215 µs, now 76), for a refusal
-        nearly no write earns.  The located pass judges them again, in their order, so the
-        refusal is the one the first refused reference earns."""
+        where (:class:`~conformance.stored_references.References`); whether one is in a
+        ``link`` is read from its location, so only when it names a Patient merged away."""
         rules = self.access()
         resolve = resolve or self.references
-        linked = _linked_targets(resource)
-        if not any(
-            self._unreachable(node["reference"], None, id(node) in linked, rules, resolve) is not None
-            for node in reference_nodes(resource)  # every located reference, and maybe more
-        ):
-            return
-        for reference, where in located_references(resource, path):
-            refusal = self._unreachable(reference, where, bool(LINKED.search(where)), rules, resolve)
+        references = References(resource, path)
+        for node in references:
+            refusal = self._unreachable(node, references, rules, resolve)
             if refusal is not None:
                 raise refusal
 
     def _unreachable(
-        self, reference: str, where: str | None, linked: bool, rules: Access, resolve: Resolver
+        self, node: dict[str, Any], references: References, rules: Access, resolve: Resolver
     ) -> FhirError | None:
-        """The refusal :meth:`check_reachable` gives ``reference`` (at ``where``, in a Patient's
-        ``link`` when ``linked``), or None."""
+        """The refusal :meth:`check_reachable` gives the Reference ``node`` (one of
+        ``references``), or None."""
+        reference = node["reference"]
         kind = self.references.named_type(reference)
         if kind == "Patient":
-            return _merged_away(reference, where, linked, resolve)
+            return _merged_away(node, references, resolve)
         if kind is None or not rules.restricted or not self.personal.is_personal(kind):
             return None
         if resolve(reference) is not None:
             return None
         organization = rules.principal.organization if rules.principal else ""
-        return FhirError(403, "http.forbidden-reference", where, reference=reference, organization=organization)
+        return FhirError(
+            403, "http.forbidden-reference", references.where(node), reference=reference, organization=organization
+        )
 
     def _hold_people(self, tx: Transaction, resource: dict[str, Any], shared: Shared) -> dict[str, Stored | None]:
         """The Patients ``resource`` names, read again inside the write's transaction and held
@@ -251,9 +247,13 @@ class Repository:
         if any(p is not None and replaced_by(p.resource or {}) is not None for p in people.values()):
             # :func:`_check_people` has refused a restricted principal every Patient it may not
             # see, so this refusal tells nothing of a hidden record
-            for reference, where in located_references(resource, ""):
-                if reference in people:
-                    _check_not_merged_away(reference, where, lambda r: _content(people[r]))
+            references, held_now = References(resource, ""), lambda r: _content(people[r])
+            for node in references:
+                if node["reference"] not in people:
+                    continue
+                refusal = _merged_away(node, references, held_now)
+                if refusal is not None:
+                    raise refusal
         return people
 
     def _named_people(self, resource: dict[str, Any], shared: Shared) -> dict[str, tuple[str, str]]:
@@ -870,32 +870,20 @@ def _check_organization_identifiers(tx: Transaction, resource: dict[str, Any]) -
             raise FhirError(409, "http.duplicate-organization", where, organization=f"Organization/{held[0]}")
 
 
-def _check_not_merged_away(reference: str, where: str, resolve: Resolver) -> None:
-    """A reference naming a Patient merged away, but in a Patient's ``link`` or by version (see
-    :meth:`Repository.check_reachable`), is refused."""
-    refusal = _merged_away(reference, where, bool(LINKED.search(where)), resolve)
-    if refusal is not None:
-        raise refusal
-
-
-def _merged_away(reference: str, where: str | None, linked: bool, resolve: Resolver) -> FhirError | None:
-    """The refusal of a reference (at ``where``) naming a Patient merged away, unless it is in
-    a Patient's ``link`` (``linked``) or names a version; None when it names none."""
-    if linked or "/_history/" in reference:
+def _merged_away(node: dict[str, Any], references: References, resolve: Resolver) -> FhirError | None:
+    """The refusal of the Reference ``node`` (one of ``references``) naming a Patient merged
+    away, unless it names a version or is in a Patient's ``link`` (:data:`LINKED`, read from
+    its location only once the Patient it names proves merged away); None when it names none."""
+    reference = node["reference"]
+    if "/_history/" in reference:
         return None
     into = replaced_by(resolve(reference) or {})
     if into is None:
         return None
-    return FhirError(422, "merge.replaced-patient", where, reference=reference, into=into)
-
-
-def _linked_targets(resource: dict[str, Any]) -> set[int]:
-    """The References of the resource's own ``link[].other`` (a Patient's other records), by
-    identity: those :data:`LINKED` locates, which a merged-away refusal passes over."""
-    links = resource.get("link")
-    if not isinstance(links, list):
-        return set()
-    return {id(link["other"]) for link in links if isinstance(link, dict) and isinstance(link.get("other"), dict)}
+    located = references.where(node)
+    if LINKED.search(located):
+        return None
+    return FhirError(422, "merge.replaced-patient", located, reference=reference, into=into)
 
 
 def _check_not_replaced(before: Stored) -> None:

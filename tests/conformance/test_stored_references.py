@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.issues import IssueList
-from conformance.stored_references import check_stored_references
+from conformance.stored_references import References, check_stored_references
 
 TYPES = frozenset({"Patient", "Organization", "Encounter"})
 
@@ -70,3 +70,25 @@ def test_any_text_is_judged_without_failing_and_at_most_once(reference: str) -> 
 @given(st.from_regex(r"[A-Za-z0-9\-.]{1,64}", fullmatch=True))
 def test_every_fhir_id_makes_a_valid_relative_reference(resource_id: str) -> None:
     assert findings(encounter(f"Patient/{resource_id}")) == []
+
+
+def test_references_are_found_in_one_walk_and_located_when_asked() -> None:
+    """Every Reference, a contained resource's too, but neither a uri element called
+    ``reference`` nor one in a primitive's extension (which no location names); each
+    located, in the path the resource was given, only when asked."""
+    patient = {
+        "resourceType": "Patient",
+        "_birthDate": {"extension": [{"url": "http://e.example", "valueReference": {"reference": "Patient/e"}}]},
+        "link": [{"other": {"reference": "Patient/b"}, "type": "seealso"}],
+        "contained": [{"resourceType": "Patient", "id": "c", "link": [{"other": {"reference": "Patient/d"}}]}],
+        "managingOrganization": {"reference": "Organization/o", "_display": {"extension": []}},
+        "extension": [{"url": "http://e.example", "valueUri": "x", "reference": "not/a-reference", "more": 1}],
+    }
+    references = References(patient, "Bundle.entry[2].resource")
+    assert sorted((node["reference"], references.where(node)) for node in references) == [
+        ("Organization/o", "Bundle.entry[2].resource.managingOrganization.reference"),
+        ("Patient/b", "Bundle.entry[2].resource.link[0].other.reference"),
+        ("Patient/d", "Bundle.entry[2].resource.contained[0].link[0].other.reference"),
+    ]
+    contained = References(patient["contained"][0], "")
+    assert [contained.where(node) for node in contained] == ["Patient.link[0].other.reference"]
