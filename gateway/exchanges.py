@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Protocol
 
 from conformance.issues import Issue
@@ -342,21 +343,18 @@ class Later:
         return self.collector.finished_at(self.party, self.status, recorded, china_day(recorded))
 
 
-#: (an hour, as the first 13 characters of an instant in the store's form, and its day in
-#: China) of the latest record: the day is worked out once an hour
-_HOUR: tuple[str, str] = ("", "")
-
-
 def china_day(recorded: str) -> str:
     """The day in China Standard Time of an instant in the store's form (which is UTC; China
-    keeps one offset all year, so an hour is on one day)."""
-    global _HOUR
-    hour, day = _HOUR
-    if recorded[:13] != hour:
-        hour = recorded[:13]
-        day = datetime.fromisoformat(f"{hour}:00:00+00:00").astimezone(CHINA).date().isoformat()
-        _HOUR = (hour, day)
-    return day
+    keeps one offset all year, so an hour is on one day), worked out once an hour."""
+    return _day_of_hour(recorded[:13])
+
+
+@lru_cache(maxsize=2)
+def _day_of_hour(hour: str) -> str:
+    """The day in China of an hour (``2026-12-06T16``, UTC): memoised by its period, as the
+    store's instant text is (``storage/resources._second_text``); two are kept, as the log
+    may still format the last moments of an hour while requests end in the next."""
+    return datetime.fromisoformat(f"{hour}:00:00+00:00").astimezone(CHINA).date().isoformat()
 
 
 class ExchangeLog(BatchWriter["Appended | Later"]):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from gateway.search.cursor import Value
@@ -56,28 +57,31 @@ INDEX_COLUMNS = (
 )
 
 
-#: (the second, its text up to the seconds) of the latest call: one formatting per second
-_SECOND: tuple[int, str] = (-1, "")
-
-
 def now_instant() -> str:
     """The store's clock, in the one fixed-width text form every timestamp column uses (so
     that text order is time order on both databases) and that is a valid FHIR instant, as
     :func:`format_instant` writes it.  It runs for every write and every audit event, so the
-    text up to the seconds is made once a second and only the microseconds are formatted
-    each time (a sixth of the cost of an aware ``datetime.now``)."""
+    text up to the seconds is made once a second (:func:`_second_text`) and only the
+    microseconds are formatted each time (a sixth of the cost of an aware ``datetime.now``)."""
     return instant_at(time.time_ns())
 
 
 def instant_at(nanoseconds_since_epoch: int) -> str:
     """:func:`now_instant` of a moment taken earlier (``time.time_ns()``): the exchange log
     takes it when a request ends and formats it on its own thread."""
-    global _SECOND
     seconds, nanoseconds = divmod(nanoseconds_since_epoch, 1_000_000_000)
-    second = _SECOND
-    if second[0] != seconds:
-        second = _SECOND = (seconds, format_instant(datetime.fromtimestamp(seconds, UTC))[:19])
-    return f"{second[1]}.{nanoseconds // 1000:06d}Z"
+    return f"{_second_text(seconds)}.{nanoseconds // 1000:06d}Z"
+
+
+@lru_cache(maxsize=4)
+def _second_text(seconds: int) -> str:
+    """The instant text up to the seconds of a second since the epoch, made once a second:
+    a clock's text is memoised by its period, as the exchange log's day (``exchanges``) and
+    an HTTP date's (``api/negotiation``) are.  A few seconds are kept, as request threads
+    write this second while the exchange log's thread formats moments taken a little
+    earlier: one kept second was made anew at each turn of theirs.  ``lru_cache`` is safe
+    across those threads (two may make one second's text at once, never a wrong one)."""
+    return format_instant(datetime.fromtimestamp(seconds, UTC))[:19]
 
 
 def store_instant(text: str) -> str:

@@ -567,6 +567,21 @@ def test_the_store_clock_writes_each_moment_as_format_instant_does(monkeypatch: 
     assert written == [format_instant(moment) for moment in moments]
 
 
+def test_the_store_clock_formats_two_seconds_in_turn_once_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Request threads write this second while the exchange log formats moments taken a
+    little earlier: taking turns, each second's text is still made once."""
+    made = []
+
+    def counted(moment: datetime) -> str:
+        made.append(moment)
+        return format_instant(moment)
+
+    monkeypatch.setattr(resources, "format_instant", counted)
+    earlier, now = 978_307_200 * 10**9 + 5, 978_307_201 * 10**9 + 7  # 2001-01-01T00:00:00/01Z
+    written = [resources.instant_at(moment) for moment in (earlier, now) * 3]
+    assert (written[:2], len(made)) == (["2001-01-01T00:00:00.000000Z", "2001-01-01T00:00:01.000000Z"], 2)
+
+
 def test_a_stream_hands_over_every_row_batch_by_batch(store: Store) -> None:
     """Exports read the archive through Executor.stream (a server-side cursor on PostgreSQL):
     a batch smaller than the result must still reach every row, in order."""
