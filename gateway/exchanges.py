@@ -223,10 +223,11 @@ class Collector:
         return head, verdicts, self.issues
 
 
-def _masked(zh: str, en: str) -> tuple[str, str]:
+def _masked(zh: str, en: str, mask: Callable[[str], str] = mask_repeated) -> tuple[str, str]:
     """An issue's texts as recorded: masked, the Chinese standing in for a missing English.
-    The same few messages come back on every request: masked once each."""
-    return mask_repeated(zh), mask_repeated(en or zh)
+    The same few messages come back on every request: masked once each (``mask_repeated``
+    remembers them, but for the texts :func:`_worded` keeps itself)."""
+    return mask(zh), mask(en or zh)
 
 
 #: issues' texts as recorded, by message id and parameters: every entry of a transaction raises
@@ -241,19 +242,21 @@ WORDED_KEPT = 4096
 
 
 def _worded(issue: Issue) -> tuple[str, str]:
-    """The issue's texts as recorded (:func:`_masked`)."""
+    """The issue's texts as recorded (:func:`_masked`): those kept here are masked by
+    ``mask_text`` alone, as ``mask_repeated`` would only remember them a second time."""
     key = (issue.message_id, *issue.params.items())
     try:
         found = _WORDED.get(key)
     except TypeError:  # a parameter that is a list or a dict
         found = None
-    if found is None:
-        found = _masked(issue.text("zh-CN"), issue.text("en"))
-        texts = issue.params.values()
-        if all(type(value) is str for value in texts) and sum(map(len, texts)) <= REPEATED_LENGTH:
-            if len(_WORDED) >= WORDED_KEPT:
-                _WORDED.clear()
-            _WORDED[key] = found
+    if found is not None:
+        return found
+    texts = issue.params.values()
+    if not (all(type(value) is str for value in texts) and sum(map(len, texts)) <= REPEATED_LENGTH):
+        return _masked(issue.text("zh-CN"), issue.text("en"))
+    if len(_WORDED) >= WORDED_KEPT:
+        _WORDED.clear()
+    found = _WORDED[key] = _masked(issue.text("zh-CN"), issue.text("en"), mask_text)
     return found
 
 

@@ -20,7 +20,7 @@ from conformance.issues import Issue
 from conformance.report.aggregate import exchange_report, tally
 from conformance.report.render_json import schema
 from conformance.validator import Validator
-from gateway import create_app, exchanges
+from gateway import create_app, exchanges, masking
 from gateway.cli import main
 from gateway.config import Config
 from gateway.exchanges import Collector, ExchangeLog, Party
@@ -116,6 +116,19 @@ def test_issues_worded_alike_but_for_a_parameters_kind_each_read_as_worded() -> 
     checks = [Issue("error", "rule.id-card-checksum", "Patient.id", {"value": "x", "expected": v}) for v in kinds]
     _, _, issues = judged(*checks).finished(HIS, 422)
     assert [issue[5].rsplit(" ", 1)[-1] for issue in issues] == ["1", "1", "1.0", "True", "1"]
+
+
+def test_an_issues_texts_kept_worded_are_remembered_there_alone() -> None:
+    """An issue's texts are worded and masked once and kept by the exchange log; mask_repeated,
+    which remembers a request's other repeated texts, does not keep them a second time."""
+    unseen = f"41010519491231{len(exchanges._WORDED):04d}"  # no issue so worded before
+    checksum = Issue(
+        "error", "rule.id-card-checksum", "Patient.identifier[0].value", {"value": unseen, "expected": "0"}
+    )
+    masking._mask_remembered.cache_clear()
+    _, _, issues = judged(checksum, checksum).finished(HIS, 422)
+    remembered = masking._mask_remembered.cache_info().currsize  # the claimed profile, the location
+    assert (issues[0][4:] == issues[1][4:], unseen[6:14] in str(issues), remembered) == (True, False, 2)
 
 
 def test_an_id_card_number_used_as_a_resource_id_is_masked() -> None:
