@@ -55,7 +55,7 @@ class SearchIndexer:
         """Every index row of the resource, de-duplicated, in parameter order."""
         rows: dict[Row, None] = {}
         for code, parameter in self.parameters.for_type(resource["resourceType"]).items():
-            if code in NOT_INDEXED:
+            if code in NOT_INDEXED or parameter.rows != code:  # another's rows serve it
                 continue
             encode = ENCODERS[parameter.type]
             for value in parameter.extract(resource):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import fhirpathpy
@@ -64,6 +64,9 @@ class Parameter:
     targets: tuple[str, ...]
     url: str
     extract: Extractor
+    #: the name its index rows are stored under: its own code, or that of the parameter of its
+    #: type whose rows it reads (:func:`_sharing_rows`)
+    rows: str
     #: the code systems a token parameter's ``code`` elements take their values from, which a
     #: resource never writes (Patient.gender: administrative-gender); see :func:`_implicit_system`
     implicit_systems: frozenset[str] = frozenset()
@@ -127,9 +130,10 @@ class SearchParameters:
                 tuple(spec.get("target", [])),
                 spec["url"],
                 extract,
+                code,
                 frozenset(implicit),
             )
-        self._compiled[resource_type] = compiled
+        self._compiled[resource_type] = _sharing_rows(compiled)
         self._failed[resource_type] = failed
 
     def _implicit_systems(self, expression: str, resource_type: str) -> list[str]:
@@ -217,6 +221,28 @@ class SearchParameters:
         relative = re.sub(rf"(?<![.\w`%$]){resource_type}\.", "", expression)
         names = referenced_children(relative)
         return compiled if names is None else _memoised(compiled, names, resource_type)
+
+
+def _sharing_rows(compiled: dict[str, Parameter]) -> dict[str, Parameter]:
+    """The parameters, each string parameter defined by the same expression as another of
+    its type reading that one's index rows instead of writing its own: R4's ``phonetic`` is
+    ``Patient.name`` as ``name`` is, and wrote the same rows again under its own name, 3 of
+    a Patient's 24, each a B-tree entry at a random place that every create pays for.  The
+    rows are kept under the first code in code order, so which name holds them does not
+    depend on the order the definitions load in (rows written earlier stay found).
+
+    Strings alone: a string parameter's name reaches SQL only through a criterion and a
+    sort key, which the query parser builds from :attr:`Parameter.rows`; a reference's
+    reaches it through includes, compartments and referrer probes too, and R4's shared
+    references (``Coverage.beneficiary`` as ``beneficiary`` and ``patient``) keep their rows."""
+    owners: dict[str, str] = {}
+    for code in sorted(compiled):
+        parameter = compiled[code]
+        if parameter.type == "string":
+            owner = owners.setdefault(parameter.expression, code)
+            if owner != code:
+                compiled[code] = replace(parameter, rows=owner)
+    return compiled
 
 
 def _memoised(evaluate: Extractor, names: frozenset[str], resource_type: str) -> Extractor:

@@ -441,8 +441,9 @@ class _Builder:
             rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {s}.name = ?"
         else:
             member, select = f"({owner}.type, {owner}.id) IN", f"SELECT {s}.type, {s}.id"
-            rows = f"FROM search_index {s} WHERE {s}.type IN ({marks(types)}) AND {s}.name = ?"
-        self.params += [*types, criterion.param]
+            rows = f"FROM search_index {s} WHERE {self._named(criterion, s, types)}"
+        if len(types) == 1:
+            self.params += [*types, criterion.param]
         if criterion.missing is not None:
             return f"{'NOT ' if criterion.missing else ''}{member} ({select} {rows})"
         if criterion.chain is not None:
@@ -456,6 +457,22 @@ class _Builder:
         if rows_only:
             return rows
         return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows})"
+
+    def _named(self, criterion: Criterion, s: str, types: Sequence[str]) -> str:
+        """The rows of several types that hold the criterion's parameter: one name for all, or,
+        for a chain whose types keep them under different names (``Criterion.rows_of``), each
+        group of types with its own."""
+        if not criterion.rows_of:
+            self.params += [*types, criterion.param]
+            return f"{s}.type IN ({marks(types)}) AND {s}.name = ?"
+        named = dict(criterion.rows_of)
+        groups: dict[str, list[str]] = {}
+        for kind in types:
+            groups.setdefault(named.get(kind, criterion.param), []).append(kind)
+        for name, kinds in groups.items():
+            self.params += [*kinds, name]
+        alternatives = " OR ".join(f"({s}.type IN ({marks(kinds)}) AND {s}.name = ?)" for kinds in groups.values())
+        return f"({alternatives})"
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""

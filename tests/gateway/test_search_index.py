@@ -214,6 +214,17 @@ def test_a_provincial_parameter_replaces_the_base_one_of_the_same_code() -> None
     assert registry.search_parameters("Patient")["gender"]["url"] == "urn:test:gender"
 
 
+def test_a_parameter_of_the_same_expression_as_another_writes_no_rows_of_its_own(
+    indexer: SearchIndexer, patient: dict[str, Any]
+) -> None:
+    """R4's phonetic is Patient.name, as name is: it reads name's rows (search_sql pins that
+    it finds what name finds); a reference keeps its rows wherever its name reaches SQL."""
+    assert rows_named(indexer, patient, "phonetic") == []
+    assert indexer.parameters.get("Patient", "phonetic").rows == "name"
+    coverage = load_example("yy-coverage/valid-employee-insurance.json")
+    assert rows_named(indexer, coverage, "patient") == rows_named(indexer, coverage, "beneficiary") != []
+
+
 def test_rows_are_not_duplicated(indexer: SearchIndexer, patient: dict[str, Any]) -> None:
     twice = copy.deepcopy(patient)
     twice["identifier"] = patient["identifier"] * 2

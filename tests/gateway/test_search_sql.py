@@ -155,6 +155,28 @@ def test_a_string_match_ignores_case_and_accents(db: Database) -> None:
     assert db.found("Patient", ("name", "MULL")) == {"mueller"}
 
 
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("phonetic", "张秀")],
+        [("phonetic:exact", "Müller")],
+        [("phonetic:contains", "秀英")],
+        [("phonetic:missing", "false")],
+        [("_sort", "-phonetic")],
+    ],
+)
+def test_phonetic_reads_the_rows_of_name_its_expression_is(db: Database, pairs: list[tuple[str, str]]) -> None:
+    as_name = [(key.replace("phonetic", "name"), value.replace("phonetic", "name")) for key, value in pairs]
+    assert db.ids("Patient", *pairs) == db.ids("Patient", *as_name) != []
+
+
+def test_a_chain_reads_each_target_types_own_rows_of_a_parameter(db: Database) -> None:
+    """performer may be an Organization, whose phonetic writes rows of its own (its name is
+    Organization.name | alias), or a Practitioner, whose phonetic reads name's rows."""
+    practitioners = db.found("Observation", ("performer:Practitioner.name", "王"))
+    assert db.found("Observation", ("performer.phonetic", "王")) == practitioners != set()
+
+
 def test_contains_matches_inside_a_name(db: Database) -> None:
     assert db.found("Patient", ("name:contains", "秀英")) == {"zhang-xiuying"}
 
