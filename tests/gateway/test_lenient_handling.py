@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.api import build_app
+from gateway.messages import text
 from tests.conftest import MakeServices, load_example
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
@@ -137,3 +138,15 @@ def test_document_refuses_a_graph_under_lenient_handling(client: FlaskClient) ->
     """Ignored, the default document was answered for the one the GraphDefinition shapes."""
     answer = client.get("/fhir/Composition/none/$document?graph=GraphDefinition/x", headers=LENIENT)
     assert (answer.status_code, codes(answer.get_json())) == (400, [("error", "http.takes-no-parameters", ["graph"])])
+
+
+@pytest.mark.parametrize(("accepted", "wording"), [({"Accept-Language": "en"}, "en"), ({}, "zh-CN")])
+def test_a_lenient_search_words_the_parameter_it_ignored_in_the_readers_language(
+    client: FlaskClient, patient: str, accepted: dict[str, str], wording: str
+) -> None:
+    """A search looks the reader's language up only for a Bundle with warnings to word."""
+    bundle = client.get("/fhir/Patient?_at=2026", headers={**LENIENT, **accepted}).get_json()
+    outcome = bundle["entry"][-1]["resource"]
+    assert [issue["details"]["text"] for issue in outcome["issue"]] == [
+        text("search.unknown-parameter", wording, {"param": "_at", "type": "Patient"})
+    ]
