@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request
 
 from gateway.api import audit, auth, exchanges, measures
@@ -31,6 +32,7 @@ from gateway.api.negotiation import (
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
 from gateway.fhir.errors import FhirError
+from gateway.fhir.repository import ID
 from gateway.security.principal import acting
 from gateway.services import Services
 from gateway.storage.store import StoreError
@@ -47,6 +49,13 @@ class _NoSessions(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin:
         return self._none
+
+
+class FhirIdConverter(BaseConverter):
+    """A path part that is a FHIR id (R4 datatypes.html#id): never an operation (``$…``) nor
+    an interaction of the type (``_history``, ``_search``)."""
+
+    regex = ID.pattern
 
 
 class Gateway(Flask):
@@ -71,6 +80,10 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS is no FHIR interaction: a 405 like any other
     # "//Patient" is no route: werkzeug would answer it with a redirect and an HTML body
     app.url_map.merge_slashes = False
+    # a rule's defaults name what its path fixes (the Patient's read: routes.py), never a URL
+    # to redirect the general rule's requests to: werkzeug looked for one at every match
+    app.url_map.redirect_defaults = False
+    app.url_map.converters["fhir_id"] = FhirIdConverter
     app.config.update(
         SERVICES=services,
         YIYANG=services.config,

@@ -319,6 +319,12 @@ def validate_type(kind: str) -> Response:
 # -- instances ---------------------------------------------------------------------------------
 
 
+# a Patient's read has a rule of its own: werkzeug tries the path's static parts first, and
+# "Patient" leads to the Patient-only routes ($merge, $everything), none of which a read
+# matches; it then went back to match "<kind>" (7.8 against 5.9 µs an Encounter's read).
+# The rule takes FHIR ids alone, so that what is no id ($validate, _history, _search) is
+# still matched by the routes of every type
+@fhir.get("/Patient/<fhir_id:resource_id>", defaults={"kind": "Patient"})
 @fhir.get("/<kind>/<resource_id>")
 def read(kind: str, resource_id: str) -> Response:
     if resource_id.startswith("$"):  # no id has a "$": an operation this level does not offer

@@ -148,3 +148,24 @@ def test_a_bundle_search_entry_skips_a_parameter_it_does_not_know_under_lenient_
     bundle = batch_of("Basic?no-such-parameter=1")
     answer = client.post("/fhir", json=bundle, content_type=FHIR_JSON, headers={"Prefer": "handling=lenient"})
     assert answer.get_json()["entry"][0]["response"]["status"] == "200 OK"
+
+
+def test_a_patients_read_matches_a_rule_of_its_own_and_takes_the_methods_of_any_read(client: FlaskClient) -> None:
+    """werkzeug matches a path's static parts first: ``/fhir/Patient/<id>`` led it through the
+    Patient-only routes before it came back to ``<kind>`` (a quarter more of the matching of a
+    read).  The Patient's own rule answers as the general one: the same endpoint and values,
+    the same methods allowed, no redirect; it takes FHIR ids alone."""
+    app = client.application
+    rule, values = app.url_map.bind("localhost").match("/fhir/Patient/p1", "GET", return_rule=True)
+    assert (rule.rule, rule.endpoint, values) == (
+        "/fhir/Patient/<fhir_id:resource_id>",
+        "fhir.read",
+        {"kind": "Patient", "resource_id": "p1"},
+    )
+    refused = [client.post(f"/fhir/{kind}/p1", json={}) for kind in ("Patient", "Encounter")]
+    assert [(answer.status_code, answer.headers["Allow"]) for answer in refused] == [
+        (405, "GET, HEAD, PUT, PATCH, DELETE")
+    ] * 2
+    assert client.get("/fhir/Patient/p1").status_code == 404
+    # what is no id is matched by the routes of every type, as before
+    assert [client.get(f"/fhir/Patient/{part}").status_code for part in ("_history", "$validate")] == [200, 405]
