@@ -122,22 +122,23 @@ class ExtensionChecker:
             expected = "modifierExtension" if definition.get("modifier") else "extension"
             issues.error("extension.modifier-mismatch", path, url=url, expected=expected)
         self._value(ext, url, definition["types"], definition.get("binding"), path, issues)
-        if definition["types"] == [] and definition.get("slices"):
-            self._parts(ext, url, definition, path, issues)
+        self._parts(ext, url, definition, path, issues)
         if self._context(url, definition["contexts"], path, parent, parent_model, frame, issues):
             self._context_invariants(
                 ext, url, definition.get("contextInvariants", ()), path, parent, frame, scope, issues
             )
 
     def _parts(self, ext: dict[str, Any], url: str, definition: dict[str, Any], path: str, issues: IssueList) -> None:
-        """The parts of a known complex extension, and the parts of its complex parts at any
-        depth: each must be one of the slices its holder defines, with a value of an allowed
-        type in the value set the slice binds.  They are judged from the extension down, as a
-        part's own URL is relative and names nothing without its holders."""
-        holders = [(ext, url, definition, path)]
+        """The cardinalities of a known extension, and its parts and their parts at any depth:
+        each part must be one of the slices its holder defines, with a value of an allowed type
+        in the value set the slice binds.  They are judged from the extension down, as a part's
+        own URL is relative and names nothing without its holders."""
+        holders = [(ext, url, definition, path, "Extension")]
         while holders:
-            holder, holder_url, summary, holder_path = holders.pop()
-            slices, parts = summary.get("slices"), holder.get("extension")
+            holder, holder_url, summary, holder_path, element = holders.pop()
+            parts = holder.get("extension")
+            self._counts(holder, parts, url, summary, holder_path, element, issues)
+            slices = summary.get("slices")
             if not slices or not isinstance(parts, list):
                 continue
             for index, part in enumerate(parts):
@@ -151,8 +152,82 @@ class ExtensionChecker:
                 binding = summary.get("sliceBindings", {}).get(name)
                 self._value(part, f"{holder_url}#{name}", slices[name], binding, where, issues)
                 own = summary.get("sliceParts", {}).get(name)
-                if own is not None and slices[name] == []:
-                    holders.append((part, f"{holder_url}#{name}", own, where))
+                if own is not None:
+                    holders.append((part, f"{holder_url}#{name}", own, where, f"{element}.extension"))
+
+    @staticmethod
+    def _counts(
+        holder: dict[str, Any],
+        parts: Any,
+        url: str,
+        summary: dict[str, Any],
+        path: str,
+        element: str,
+        issues: IssueList,
+    ) -> None:
+        """The cardinalities the definition gives the extension or part ``holder`` (its element
+        ``element`` in the definition, ``Extension.extension`` for a part): a value where
+        ``value[x]`` is required, the number of parts, of each slice.  Each is reported with the
+        id, location and parameters a profile applying the definition gives it, so where a
+        profile slices the extension the one finding is reported once."""
+        minimum = summary.get("valueMin")
+        if minimum is not None:
+            count = sum(1 for key in holder if key.startswith("value") and key[5:6].isupper())
+            if count < minimum:
+                issues.error(
+                    "profile.cardinality-min",
+                    f"{path}.value[x]",
+                    path=f"{element}.value[x]",
+                    min=minimum,
+                    count=count,
+                    profile=url,
+                )
+        bounds = summary.get("extensionCount")
+        slice_counts = summary.get("sliceCounts")
+        if bounds is None and slice_counts is None:
+            return
+        where = f"{path}.extension"
+        items = parts if isinstance(parts, list) else [] if parts is None else [parts]
+        if bounds is not None:
+            low, high = bounds
+            if len(items) < low:
+                issues.error(
+                    "profile.cardinality-min",
+                    where,
+                    path=f"{element}.extension",
+                    min=low,
+                    count=len(items),
+                    profile=url,
+                )
+            if high is not None and len(items) > high:
+                issues.error(
+                    "profile.cardinality-max",
+                    where,
+                    path=f"{element}.extension",
+                    max=high,
+                    count=len(items),
+                    profile=url,
+                )
+        for name, (low, high) in (slice_counts or {}).items():
+            count = sum(1 for part in items if isinstance(part, dict) and part.get("url") == name)
+            if count < low:
+                issues.error(
+                    "profile.slice-cardinality-min",
+                    where,
+                    slice=name,
+                    path=f"{element}.extension",
+                    min=low,
+                    count=count,
+                )
+            if high is not None and count > high:
+                issues.error(
+                    "profile.slice-cardinality-max",
+                    where,
+                    slice=name,
+                    path=f"{element}.extension",
+                    max=high,
+                    count=count,
+                )
 
     def _value(
         self,

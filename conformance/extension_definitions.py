@@ -14,9 +14,15 @@ usually differentials.  Per definition:
   value set]``; ``sliceBindings``: the same for each bound sub-extension's value, by its URL
   (the weaker strengths judge nothing, so they are left out);
 * ``sliceParts``: for each sub-extension that is itself complex (a part of a part), the same
-  ``slices``, ``sliceBindings`` and ``sliceParts`` of its own parts, at any depth;
+  ``slices``, ``sliceBindings`` and ``sliceParts`` of its own parts, at any depth, and for any
+  sub-extension its cardinalities (below);
 * ``modifier``: present (true) for a modifier extension;
-* ``contextInvariants``: present when the definition has ``contextInvariant``.
+* ``contextInvariants``: present when the definition has ``contextInvariant``;
+* the cardinalities that constrain anything, of the extension and of each part in its
+  ``sliceParts``: ``valueMin``, the minimum of ``value[x]`` when above 0 (a simple extension
+  must have a value); ``extensionCount``, ``[min, max]`` of ``extension`` (``[0, 0]``: a
+  simple extension has no parts); ``sliceCounts``, each part's ``[min, max]`` by its URL (a
+  max of None is ``*``).  The maximum of ``value[x]`` is in ``types`` (none when prohibited).
 """
 
 from __future__ import annotations
@@ -46,6 +52,22 @@ def value_binding(element: dict[str, Any] | None) -> list[str] | None:
     return [binding["strength"], value_set] if isinstance(value_set, str) and value_set else None
 
 
+def cardinality(element: dict[str, Any] | None) -> list[int | None] | None:
+    """``[min, max]`` of an element (max None for ``*``) when it constrains anything: a minimum
+    above 0 or a maximum; None otherwise, or when the element states neither.  What is not a
+    valid ``min`` or ``max`` constrains nothing here (the profile compiler reports it)."""
+    if element is None:
+        return None
+    minimum, maximum = element.get("min"), element.get("max")
+    low = minimum if type(minimum) is int and minimum > 0 else 0
+    high = (
+        int(maximum)
+        if isinstance(maximum, str) and maximum.isascii() and maximum.isdigit() and len(maximum) < 10
+        else None
+    )
+    return [low, high] if low or high is not None else None
+
+
 def summarise(sd: dict[str, Any], elements: list[Any]) -> dict[str, Any]:
     """The summary of an Extension definition from its snapshot or differential ``elements``."""
     by_id = {e["id"]: e for e in elements if isinstance(e, dict) and isinstance(e.get("id"), str)}
@@ -69,10 +91,22 @@ def summarise(sd: dict[str, Any], elements: list[Any]) -> dict[str, Any]:
     return entry
 
 
+def _counts(by_id: dict[str, Any], holder: str) -> dict[str, Any]:
+    """``valueMin`` and ``extensionCount`` of the extension or part whose element id is
+    ``holder``, each present when it constrains anything."""
+    counts: dict[str, Any] = {}
+    value = cardinality(by_id.get(f"{holder}.value[x]"))
+    if value is not None and value[0]:
+        counts["valueMin"] = value[0]
+    if (parts := cardinality(by_id.get(f"{holder}.extension"))) is not None:
+        counts["extensionCount"] = parts
+    return counts
+
+
 def _parts(by_id: dict[str, Any]) -> dict[str, Any]:
-    """``slices``, ``sliceBindings`` and ``sliceParts`` of the extension, each present when not
-    empty.  Parts are gathered in one pass and summarised deepest first (no recursion: an
-    ``--ig`` definition may nest parts as deep as it likes)."""
+    """``slices``, ``sliceBindings``, ``sliceCounts``, ``sliceParts`` and the cardinalities of
+    the extension, each present when not empty.  Parts are gathered in one pass and summarised
+    deepest first (no recursion: an ``--ig`` definition may nest parts as deep as it likes)."""
     below: dict[str, list[tuple[str, str]]] = {}
     for element_id in by_id:
         # "<holder>.extension:name" with a fixed url: deeper ids belong to the part itself
@@ -80,18 +114,28 @@ def _parts(by_id: dict[str, Any]) -> dict[str, Any]:
         url = by_id.get(f"{element_id}.url", {}).get("fixedUri")
         if last.startswith("extension:") and isinstance(url, str):
             below.setdefault(holder, []).append((element_id, url))
+    holders = {"Extension", *below, *(element_id for parts in below.values() for element_id, _ in parts)}
     summaries: dict[str, dict[str, Any]] = {}
-    for holder in sorted(below, key=lambda element_id: element_id.count("."), reverse=True):
+    for holder in sorted(holders, key=lambda element_id: element_id.count("."), reverse=True):
         slices: dict[str, list[str] | None] = {}
         slice_bindings: dict[str, list[str]] = {}
+        slice_counts: dict[str, list[int | None]] = {}
         slice_parts: dict[str, dict[str, Any]] = {}
-        for element_id, url in below[holder]:
+        for element_id, url in below.get(holder, ()):
             value = by_id.get(f"{element_id}.value[x]")
             slices[url] = value_types(value)
             if (binding := value_binding(value)) is not None:
                 slice_bindings[url] = binding
+            if (counts := cardinality(by_id.get(element_id))) is not None:
+                slice_counts[url] = counts
             if summaries.get(element_id):
                 slice_parts[url] = summaries[element_id]
-        found = {"slices": slices, "sliceBindings": slice_bindings, "sliceParts": slice_parts}
+        found = {
+            "slices": slices,
+            "sliceBindings": slice_bindings,
+            "sliceCounts": slice_counts,
+            "sliceParts": slice_parts,
+            **_counts(by_id, holder),
+        }
         summaries[holder] = {key: value for key, value in found.items() if value}
-    return summaries.get("Extension", {})
+    return summaries["Extension"]

@@ -406,3 +406,121 @@ def test_a_context_invariant_reading_the_extension_itself(validator: Validator) 
     demanding = questionnaire("integer", {"url": MIN_OCCURS, "valueInteger": 2}, required=False)
     verdicts = [found(validator.validate(q), "extension.context-invariant") for q in (optional, demanding)]
     assert verdicts == [False, True]
+
+
+# -- the definition's cardinalities, applied where no profile slices the extension -------------
+VISIT = "http://example.org/fhir/StructureDefinition/test-visit"
+VISIT_PROFILE = "http://example.org/fhir/StructureDefinition/test-visit-patient"
+
+
+def visit_definition() -> dict[str, Any]:
+    """A complex extension with a required ``reason`` (1..1) and at most two ``note`` parts, each
+    a simple part: a value required, no parts of its own."""
+    elements: list[dict[str, Any]] = [
+        {"id": "Extension.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}]}}
+    ]
+    for name, maximum in (("reason", "1"), ("note", "2")):
+        elements += [
+            {"id": f"Extension.extension:{name}", "sliceName": name, "min": int(name == "reason"), "max": maximum},
+            {"id": f"Extension.extension:{name}.extension", "max": "0"},
+            {"id": f"Extension.extension:{name}.url", "fixedUri": name},
+            {"id": f"Extension.extension:{name}.value[x]", "min": 1, "type": [{"code": "string"}]},
+        ]
+    elements += [{"id": "Extension.url", "fixedUri": VISIT}, {"id": "Extension.value[x]", "max": "0"}]
+    definition = sd(VISIT, "Extension", elements, kind="complex-type")
+    definition["context"] = [{"type": "element", "expression": "Patient"}]
+    return definition
+
+
+def visit_profile() -> dict[str, Any]:
+    """A Patient profile slicing ``Patient.extension`` by the visit extension's URL."""
+    return sd(
+        VISIT_PROFILE,
+        "Patient",
+        [
+            {"id": "Patient.extension", "slicing": {"discriminator": [{"type": "value", "path": "url"}]}},
+            {
+                "id": "Patient.extension:visit",
+                "sliceName": "visit",
+                "type": [{"code": "Extension", "profile": [VISIT]}],
+            },
+        ],
+    )
+
+
+def visit(*parts: dict[str, Any]) -> dict[str, Any]:
+    return patient(extension=[{"url": VISIT, "extension": list(parts)}])
+
+
+def test_a_complex_extension_with_its_parts_in_their_counts_passes() -> None:
+    reason, note = {"url": "reason", "valueString": "随访"}, {"url": "note", "valueString": "血压平稳"}
+    assert errors(validator_with(visit_definition()).validate(visit(reason, note, note))) == []
+
+
+def test_a_complex_extension_without_its_required_part_is_an_error_without_a_profile() -> None:
+    issues = validator_with(visit_definition()).validate(visit({"url": "note", "valueString": "x"}))
+    assert ("profile.slice-cardinality-min", "Patient.extension[0].extension") in errors(issues)
+
+
+def test_a_part_repeated_beyond_its_maximum_is_an_error_without_a_profile() -> None:
+    reason = {"url": "reason", "valueString": "随访"}
+    issues = validator_with(visit_definition()).validate(visit(reason, reason))
+    assert ("profile.slice-cardinality-max", "Patient.extension[0].extension") in errors(issues)
+
+
+def test_a_part_without_its_value_is_an_error_located_at_its_value() -> None:
+    part = {"url": "reason", "extension": [{"url": "why", "valueString": "x"}]}
+    issues = validator_with(visit_definition()).validate(visit(part))
+    assert ("profile.cardinality-min", "Patient.extension[0].extension[0].value[x]") in errors(issues)
+
+
+def test_a_simple_part_with_parts_of_its_own_is_an_error() -> None:
+    part = {"url": "reason", "extension": [{"url": "why", "valueString": "x"}]}
+    issues = validator_with(visit_definition()).validate(visit(part))
+    assert ("profile.cardinality-max", "Patient.extension[0].extension[0].extension") in errors(issues)
+
+
+def test_a_simple_package_extension_with_parts_instead_of_a_value_is_an_error(validator: Validator) -> None:
+    """yy-ext-ethnicity: value[x] 1..1 and extension 0..0 in its definition."""
+    wrong = {"url": package_extension(validator, "ethnicity"), "extension": [{"url": "code", "valueString": "01"}]}
+    found_errors = errors(validator.validate(patient(extension=[wrong])))
+    assert [e for e in found_errors if e[0].startswith("profile.cardinality")] == [
+        ("profile.cardinality-min", "Patient.extension[0].value[x]"),
+        ("profile.cardinality-max", "Patient.extension[0].extension"),
+    ]
+
+
+def test_a_missing_part_is_reported_once_where_a_profile_slices_the_extension() -> None:
+    claimed = {"meta": {"profile": [VISIT_PROFILE]}}
+    person = {**visit({"url": "note", "valueString": "x"}), **claimed}
+    issues = validator_with(visit_definition(), visit_profile()).validate(person)
+    assert [i.message_id for i in issues if "cardinality" in i.message_id] == ["profile.slice-cardinality-min"]
+
+
+def cardinality_findings(issues: list) -> list[tuple[str, str, tuple]]:
+    return sorted(
+        (i.message_id, i.expression, tuple(sorted(i.params.items()))) for i in issues if "cardinality" in i.message_id
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    parts=st.lists(
+        st.sampled_from(
+            [
+                {"url": "reason", "valueString": "随访"},
+                {"url": "note", "valueString": "x"},
+                {"url": "note"},
+                {"url": "reason", "extension": [{"url": "why", "valueString": "x"}]},
+            ]
+        ),
+        max_size=5,
+    )
+)
+def test_cardinalities_by_url_are_the_findings_of_a_profile_slicing_the_extension(parts: list) -> None:
+    """Whatever the parts, the definition's cardinalities give the same findings by URL as the
+    profile applying the definition does, and claiming the profile adds none twice."""
+    validator = validator_with(visit_definition(), visit_profile())
+    by_url = cardinality_findings(validator.validate(visit(*parts)))
+    claimed = cardinality_findings(validator.validate({**visit(*parts), "meta": {"profile": [VISIT_PROFILE]}}))
+    assert by_url == claimed
