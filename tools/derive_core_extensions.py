@@ -11,6 +11,10 @@ checks need:
   is prohibited);
 * ``slices``: for a complex extension, each sub-extension URL (relative, as the definition
   fixes it) → the ``value[x]`` types it allows (empty: itself complex);
+* ``binding`` / ``sliceBindings``: the required or extensible binding of ``value[x]`` and of
+  each part's;
+* ``valueMin``, ``extensionCount``, ``sliceCounts`` (and ``sliceParts`` for a part's own): the
+  cardinalities that constrain anything (``conformance/extension_definitions.py`` says how);
 * ``modifier``: present (true) for a modifier extension;
 * ``contextInvariants``: present when the definition has ``contextInvariant`` (FHIRPath the
   reference validator evaluates on the context element).

@@ -34,7 +34,12 @@ def test_derived_table_records_its_source() -> None:
     registry = Registry()
     assert len(registry.base_extensions) == 393
     entry = registry.base_extensions[BIRTH_PLACE]
-    assert entry == {"contexts": [["element", "Patient"]], "types": ["Address"]}
+    assert entry == {
+        "contexts": [["element", "Patient"]],
+        "types": ["Address"],
+        "valueMin": 1,
+        "extensionCount": [0, 0],
+    }
 
 
 def test_birth_place_on_patient_with_address_passes(validator: Validator) -> None:
@@ -524,3 +529,38 @@ def test_cardinalities_by_url_are_the_findings_of_a_profile_slicing_the_extensio
     by_url = cardinality_findings(validator.validate(visit(*parts)))
     claimed = cardinality_findings(validator.validate({**visit(*parts), "meta": {"profile": [VISIT_PROFILE]}}))
     assert by_url == claimed
+
+
+# -- the R4 core extensions' cardinalities and bindings, from the derived table -----------------
+TRANSLATION = CORE + "translation"
+
+
+def translated_name(*parts: dict[str, Any]) -> dict[str, Any]:
+    return patient(name=[{"text": "张三", "_text": {"extension": [{"url": TRANSLATION, "extension": list(parts)}]}}])
+
+
+def test_a_core_translation_with_both_its_parts_passes(validator: Validator) -> None:
+    issues = validator.validate(
+        translated_name({"url": "lang", "valueCode": "en"}, {"url": "content", "valueString": "Zhang San"})
+    )
+    assert errors(issues) == []
+
+
+def test_a_core_translation_without_its_content_is_an_error(validator: Validator) -> None:
+    issues = validator.validate(translated_name({"url": "lang", "valueCode": "en"}))
+    assert ("profile.slice-cardinality-min", "Patient.name[0].text.extension[0].extension") in errors(issues)
+
+
+def test_a_core_simple_extension_with_parts_instead_of_a_value_is_an_error(validator: Validator) -> None:
+    birth_place = {"url": BIRTH_PLACE, "extension": [{"url": "city", "valueString": "郑州"}]}
+    found_errors = errors(validator.validate(patient(extension=[birth_place])))
+    assert [e for e in found_errors if e[0].startswith("profile.cardinality")] == [
+        ("profile.cardinality-min", "Patient.extension[0].value[x]"),
+        ("profile.cardinality-max", "Patient.extension[0].extension"),
+    ]
+
+
+def test_a_core_extension_value_outside_its_required_value_set_is_an_error(validator: Validator) -> None:
+    absent = {"extension": [{"url": CORE + "data-absent-reason", "valueCode": "forgotten"}]}
+    issues = validator.validate(patient(_birthDate=absent))
+    assert ("binding.not-in-valueset", "Patient.birthDate.extension[0].valueCode") in errors(issues)
