@@ -39,7 +39,7 @@ def current_targets(
 ) -> Iterator[Stored]:
     """The current resources of ``keys`` (type, id), in their order, that ``access`` lets the
     principal see, changed after ``since`` when given: read :data:`BATCH` keys at a time, one
-    statement per type, however many there are."""
+    statement each, however many types they name."""
     for start in range(0, len(keys), BATCH):
         batch = keys[start : start + BATCH]
         found = tx.resources.read_many(batch)

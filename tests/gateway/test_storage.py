@@ -78,6 +78,19 @@ def test_many_resources_of_several_types_are_read_at_once_the_absent_left_out(st
     assert {key: stored.version for key, stored in found.items()} == {("Patient", "p1"): 1, ("Organization", "o1"): 1}
 
 
+def test_resources_of_several_types_are_read_in_one_statement(store: Store) -> None:
+    """A statement per type was a round trip each on PostgreSQL: a transaction Bundle naming
+    practitioners and organisations waited for two before its write began."""
+    write(store, patient(gender="female"))
+    write(store, {"resourceType": "Organization", "id": "o1", "name": "金水区医养服务中心"})
+    with store.reading() as tx:
+        asked: list[str] = []
+        run_all = tx.sql.all
+        tx.sql.all = lambda sql, params=(): asked.append(sql) or run_all(sql, params)  # type: ignore[method-assign]
+        found = tx.resources.read_many([("Patient", "p1"), ("Organization", "o1"), ("Practitioner", "absent")])
+    assert (len(asked), sorted(found)) == (1, [("Organization", "o1"), ("Patient", "p1")])
+
+
 def test_writing_the_same_content_again_makes_no_new_version(store: Store) -> None:
     write(store, patient(gender="female"))
     stored, changed = write(store, patient(gender="female"))
