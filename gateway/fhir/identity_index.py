@@ -76,9 +76,12 @@ def release_dropped_numbers(tx: Transaction, people: Sequence[dict[str, Any]]) -
         tx.identity.release(person_id, keys)
 
 
-def register_person(tx: Transaction, stored: Stored, before: Stored | None, rules: Access) -> None:
-    """A Patient written over REST joins the identity index, so a legacy record of the same
-    person (same 身份证号) merges into it instead of becoming a second Patient.
+def register_person(tx: Transaction, patient: dict[str, Any] | None, before: Stored | None, rules: Access) -> None:
+    """A Patient written over REST (``patient``, its content at its id) joins the identity
+    index, so a legacy record of the same person (same 身份证号) merges into it instead of
+    becoming a second Patient.  Nothing here needs its row: a create registers it before
+    writing it, so on PostgreSQL the claim goes with the BEGIN and the row with the COMMIT,
+    and a transaction Bundle's Patient is written with its other entries.
 
     A national identity number (身份证号, 居住证号, 永居证号) is one person's, and the archive
     keeps one record per person: a Patient that brings one another Patient of the archive
@@ -92,35 +95,36 @@ def register_person(tx: Transaction, stored: Stored, before: Stored | None, rule
     conflict for the 主索引 staff to merge.  Other keys (医保人员编号,
     健康档案编号, HIS 患者ID) a person already holds stay theirs, as in an ingest, and one
     held under another identity document refuses the write (:func:`_check_numbers_agree`)."""
-    if stored.type != "Patient" or stored.resource is None:
+    if patient is None or patient.get("resourceType") != "Patient":
         return
-    keys = match_keys(stored.resource)
+    person_id, reference = patient["id"], f"Patient/{patient['id']}"
+    keys = match_keys(patient)
     documents = sorted(key for key in keys if is_document(key))
     carried = set(carried_keys(before))
-    tx.identity.release(stored.id, sorted(carried - set(keys)))  # a number corrected away
+    tx.identity.release(person_id, sorted(carried - set(keys)))  # a number corrected away
     numbers = [key for key in keys if not is_document(key)]
-    held, holders = tx.identity.claim(stored.id, documents, numbers if documents else ())
+    held, holders = tx.identity.claim(person_id, documents, numbers if documents else ())
     for key, holder in held.items():
-        if holder == stored.id:
+        if holder == person_id:
             continue
         record = tx.resources.read("Patient", holder)
         if record is None or record.deleted or key not in match_keys(record.resource or {}):
-            tx.identity.hand_over(key, holder, stored.id)  # deleted, or its number corrected since
+            tx.identity.hand_over(key, holder, person_id)  # deleted, or its number corrected since
         elif key in carried:
             continue
         elif not rules.hides(tx, record):
-            raise FhirError(409, "http.duplicate-person", identifier_of(stored.resource, key), person=holder)
+            raise FhirError(409, "http.duplicate-person", identifier_of(patient, key), person=holder)
         else:  # the client may not be told; the 主索引 staff are, to merge the two
             # kept, the first record; offered, this one
-            where = identifier_of(stored.resource, key)
-            second = Conflict(holder, where, f"Patient/{holder}", stored.reference)
-            tx.conflicts.add(second.line("rest", stored.reference, where))
-    _check_numbers_agree(tx, stored, set(documents), holders, rules)
-    tx.identity.link(stored.id, numbers)
+            where = identifier_of(patient, key)
+            second = Conflict(holder, where, f"Patient/{holder}", reference)
+            tx.conflicts.add(second.line("rest", reference, where))
+    _check_numbers_agree(tx, patient, set(documents), holders, rules)
+    tx.identity.link(person_id, numbers)
 
 
 def _check_numbers_agree(
-    tx: Transaction, stored: Stored, documents: set[str], holders: Mapping[str, str], rules: Access
+    tx: Transaction, patient: dict[str, Any], documents: set[str], holders: Mapping[str, str], rules: Access
 ) -> None:
     """A record number (健康档案编号, 医保人员编号, HIS 患者ID) another person holds
     (``holders``: number → holder, asked with the claim of the documents, so in no round trip
@@ -128,9 +132,9 @@ def _check_numbers_agree(
     mistyped.  An ingest quarantines such a record (``ingest.document-mismatch``); a REST
     write is refused alike (409), or, when the holder is hidden from the client, listed for
     the 主索引 staff."""
-    patient = stored.resource or {}
+    reference = f"Patient/{patient['id']}"
     for key, holder in holders.items():
-        if holder == stored.id:
+        if holder == patient["id"]:
             continue
         record = tx.resources.read("Patient", holder)
         known = record is not None and not record.deleted
@@ -139,8 +143,8 @@ def _check_numbers_agree(
             continue  # no document to tell them apart, or one person
         where = identifier_of(patient, key)
         if rules.hides(tx, record):
-            mismatch = Conflict(holder, where, f"Patient/{holder}", stored.reference)
-            tx.conflicts.add(mismatch.line("rest", stored.reference, where))
+            mismatch = Conflict(holder, where, f"Patient/{holder}", reference)
+            tx.conflicts.add(mismatch.line("rest", reference, where))
             continue
         number = key.rsplit("|", 1)[-1]
         raise FhirError(409, "http.number-of-another-person", where, number=number, person=f"Patient/{holder}")

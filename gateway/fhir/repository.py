@@ -373,8 +373,8 @@ class Repository:
         _check_people(rules, tx, resource, shared.registering)
         people = self._hold_people(tx, resource, shared)
         lock_new_person(tx, resource)
+        register_person(tx, resource, None, rules)  # its row is not needed: the claim goes first
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
-        register_person(tx, stored, None, rules)
         return Written(stored, 201, issues, people=people)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
@@ -450,7 +450,7 @@ class Repository:
             )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict
-        register_person(tx, stored, before, rules)
+        register_person(tx, stored.resource, before, rules)
         created = before is None or before.deleted
         moved = not created and kind == "Patient" and _birth_moved(before, resource)
         return Written(stored, 201 if created else 200, issues, moved, people if changed else {})

@@ -446,6 +446,45 @@ def test_a_transaction_writing_one_person_twice_is_refused_naming_both_entries(m
     )
 
 
+def test_a_transaction_refused_for_its_patients_number_says_so_whatever_follows(made: Services) -> None:
+    """The Patient's number is claimed as its entry is applied, before the entries after it:
+    a later entry's own fault (a stale ``ifMatch``) is not the answer."""
+    person = synthetic_patient(random.Random(41), 41)
+    made.repository.update("Patient", person["id"], person)
+    stored(made, "x")
+    stale = {
+        **put("Basic/x", {**basic("x"), "id": "x"}),
+        "request": {"method": "PUT", "url": "Basic/x", "ifMatch": 'W/"5"'},
+    }
+    error = refusal(made, bundle(post({k: v for k, v in person.items() if k != "id"}), stale))
+    assert (error.status, error.message_id, error.expression) == (
+        409,
+        "http.duplicate-person",
+        "Bundle.entry[0].resource.identifier[0]",
+    )
+
+
+def test_a_transaction_writes_its_patient_and_their_records_in_one_statement_a_table(
+    made: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Patient's identity numbers are claimed before its row is queued: claimed after, the
+    claim sent the Patient's rows on their own, and each table took two statements (on
+    PostgreSQL a round trip more, the BEGIN one of its own)."""
+    from bench.server_data import transaction_bundles
+    from gateway.storage.store import Executor
+
+    tables: list[str] = []
+    insert = Executor._insert_rows
+    monkeypatch.setattr(
+        Executor, "_insert_rows", lambda self, table, *rest: tables.append(table) or insert(self, table, *rest)
+    )
+    answer = made.bundles.process(transaction_bundles(1)[0])
+    assert (len(answer["entry"]), sorted(tables)) == (
+        10,
+        ["person_key", "resource", "resource_version", "search_index"],
+    )
+
+
 def test_a_transaction_may_write_two_records_of_one_person_from_before(made: Services) -> None:
     """Each may be updated on its own (they carried the number already); together, as when the
     主索引 staff link one to the other, they were refused as one person written twice."""
