@@ -80,14 +80,9 @@ class Dialect:
     fence: str = ""
     #: new rows in bulk go through ``COPY … FROM STDIN`` (PostgreSQL) instead of INSERTs
     bulk_copy: bool = False
-    #: a few new rows go in as one ``INSERT … SELECT FROM unnest(…)`` of one array per column
-    #: (PostgreSQL) instead of an INSERT each
-    unnest_rows: bool = False
-    #: how those arrays are passed: in binary on PostgreSQL (psycopg's ``%b``), since in text
-    #: psycopg escapes every element with a regular expression, and a JSON document is full
-    #: of quotes (the 10 documents of a transaction Bundle: 615 µs of client CPU in text,
-    #: 91 µs in binary)
-    array_placeholder: str = "?"
+    #: a few new rows go in as one ``INSERT … SELECT`` from a JSON array of them (PostgreSQL)
+    #: instead of an INSERT each
+    json_rows: bool = False
     #: large results are read through a server-side cursor (PostgreSQL; SQLite's cursor
     #: already steps through the result row by row)
     server_cursors: bool = False
@@ -165,8 +160,7 @@ POSTGRES = Dialect(
     listed="SELECT jsonb_array_elements_text(?::jsonb)",
     fence="OFFSET 0",
     bulk_copy=True,
-    unnest_rows=True,
-    array_placeholder="%b",
+    json_rows=True,
     server_cursors=True,
     json_member_sql="({column} ->> '{key}')",
 )

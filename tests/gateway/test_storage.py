@@ -91,6 +91,40 @@ def test_resources_of_several_types_are_read_in_one_statement(store: Store) -> N
     assert (len(asked), sorted(found)) == (1, [("Organization", "o1"), ("Patient", "p1")])
 
 
+#: index rows of every kind of cell, more than go as VALUES (store.FEW_ROWS); infinite
+#: numbers included (a decimal such as 1e400 read as a float), which JSON has no number for
+CELLS = [
+    ("Observation", "o1", "value-quantity", "http://unitsofmeasure.org", "mg", None, None, 1.1),
+    ("Observation", "o1", "code", "http://loinc.org", '引号"和\\反斜杠', None, None, None),
+    ("Observation", "o1", "date", None, None, "2024-01-01T00:00:00.000000Z", "2024-01-01T23:59:59.999999Z", None),
+    ("Observation", "o1", "value-quantity", None, "huge", None, None, float("inf")),
+    ("Observation", "o1", "value-quantity", None, "tiny", None, None, float("-inf")),
+]
+
+
+def test_queued_rows_of_every_kind_of_cell_are_stored_as_given(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.sql.defer("search_index", resources.INDEX_COLUMNS, CELLS)
+    with store.reading() as tx:
+        found = tx.sql.all("SELECT type, id, name, system, value, low, high, number FROM search_index")
+    assert sorted(map(tuple, found), key=str) == sorted(CELLS, key=str)
+
+
+def test_on_postgresql_many_queued_rows_go_as_one_json_parameter(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """One array per column, psycopg dumped each element in Python: a transaction Bundle's 102
+    search index rows cost 317 µs of client CPU, as one JSON text (orjson's) 133 µs."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        sent: list[int] = []
+        with store.transaction() as tx:
+            run = tx.sql._run
+            tx.sql._run = lambda sql, params=(): sent.append(len(params)) if "search_index" in sql else run(sql, params)  # type: ignore[method-assign]
+            tx.sql.defer("search_index", resources.INDEX_COLUMNS, CELLS)
+            tx.sql.flush()
+        store.close()
+    assert sent == [1]
+
+
 def test_writing_the_same_content_again_makes_no_new_version(store: Store) -> None:
     write(store, patient(gender="female"))
     stored, changed = write(store, patient(gender="female"))
