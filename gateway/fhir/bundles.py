@@ -592,7 +592,8 @@ class Bundles:
         pairs = query_pairs(entry.criteria or "")
         query = self.searcher.parse(entry.kind, pairs, reply.handling or "strict")
         result = self.searcher.search(tx, query, self.repository.access())
-        return {"resource": searchset(result, self.base_url, entry.kind, pairs), "response": {"status": "200 OK"}}
+        answer = searchset(result, self.base_url, entry.kind, pairs, reply.lang)
+        return {"resource": answer, "response": {"status": "200 OK"}}
 
     def _written(self, written: Written, reply: Reply) -> dict[str, Any]:
         stored = written.stored

@@ -77,6 +77,20 @@ def test_a_batch_history_entry_ignores_an_unknown_parameter_under_lenient_handli
     assert answer.get_json()["entry"][0]["response"]["status"] == "200 OK"
 
 
+def test_a_batch_search_entry_words_the_parameter_it_ignored_in_the_readers_language(client: FlaskClient) -> None:
+    """The entry's searchset was worded in the default language whatever Accept-Language asked."""
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Patient?_at=2026"}}],
+    }
+    answer = client.post("/fhir", json=bundle, headers={**FHIR_JSON, **LENIENT, "Accept-Language": "en"})
+    outcome = answer.get_json()["entry"][0]["resource"]["entry"][-1]["resource"]
+    assert outcome["issue"][0]["details"]["text"] == text(
+        "search.unknown-parameter", "en", {"param": "_at", "type": "Patient"}
+    )
+
+
 def test_everything_names_the_parameter_it_ignored_in_an_outcome_entry(client: FlaskClient, patient: str) -> None:
     bundle = client.get(f"/fhir/Patient/{patient}/$everything?start=2026", headers=LENIENT).get_json()
     outcomes = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
