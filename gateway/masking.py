@@ -22,8 +22,10 @@ from typing import IO, Any
 from urllib.parse import quote, unquote
 
 #: what may stand between a number's groups: a space, dot or dash (with a space either side or
-#: not: 138 - 0013 - 8000), or two spaces; or nothing
-_SEP = r"(?: ?[.-] ?| {1,2})?"
+#: not: 138 - 0013 - 8000), or two spaces; or nothing.  Possessive: no separator holds a
+#: digit, so nothing is lost by never giving one back, and a run of digits with none between
+#: them is tried once, not once per way of splitting it (the grouped ID's scan twice as fast)
+_SEP = r"(?:[.-] ?+| [.-]?+ ?+)?+"
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
@@ -60,7 +62,9 @@ MOBILE_MISTYPED = re.compile(
 #: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
 #: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
 #: numbers next to letters stay as they are
-LANDLINE = re.compile(rf"(?<![0-9A-Za-z-])([(（]?0\d{{2,3}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])")
+LANDLINE = re.compile(
+    rf"(?<![0-9A-Za-z-])([(（]?0[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])"
+)
 #: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666)
 LANDLINE_86 = re.compile(
     rf"(?<![0-9A-Za-z])((?:\+|00)86[ -]?[1-9]\d{{1,2}})({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])"
@@ -77,7 +81,7 @@ _CREDENTIAL_IN_QUERY = re.compile(
 )
 #: a JSON Web Token (a bearer token, a client assertion) anywhere in text: header and payload
 #: are base64url JSON objects, so both begin "eyJ"
-JWT = re.compile(r"eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
+JWT = re.compile(r"(?<![\w-])eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
 #: dash and dot the same input mode puts between their groups; the no-break, thin and other
 #: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
@@ -102,7 +106,7 @@ _NAME_IN_FILTER = re.compile(
 #: a name criterion inside free text, as a conditional reference or a query string quoted in
 #: an error message carries it (``Patient?name=张秀英&birthdate=…``)
 _NAME_IN_QUERY = re.compile(
-    rf"(?<![\w-])((?:[\w-]+[.:])*(?:{'|'.join(sorted(NAME_PARAMETERS))})(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)",
+    rf"(?<![\w-])((?:{'|'.join(sorted(NAME_PARAMETERS))})(?::[A-Za-z-]+)?=)([^&\s\"'”’#]+)",
     re.IGNORECASE,
 )
 #: every pattern above holds ten or more digits (a landline of Beijing: 010 and seven) with
@@ -130,8 +134,19 @@ def mask_id_cards(text: str) -> str:
 
 
 def _grouped_id_card(match: re.Match[str]) -> str:
+    """Eighteen characters in any groups; those apart by a spaced dash or two spaces only when
+    they begin as an ID does (a division code and a birth date): two numbers of nine digits,
+    or two time stamps' ends, written as a range (``100000000 - 200000000``) are no ID."""
     characters = re.sub(r"[ .-]", "", match.group(0))
+    if _LOOSE.search(match.group(0)) and not _ID_START.match(characters):
+        return match.group(0)
     return characters[:6] + "*" * 8 + characters[14:]
+
+
+#: a separator of two characters (:data:`_SEP`)
+_LOOSE = re.compile(r"[ .-] |  | [.-]")
+#: how an 18-character 身份证号 begins: a province's division code and a birth date
+_ID_START = re.compile(rf"{PROVINCE}\d{{4}}{BIRTH_DATE}")
 
 
 def _mistyped_id_card(match: re.Match[str]) -> str:
@@ -210,6 +225,7 @@ def _masked_both_ways(text: str) -> str:
     hidden digits (as its own masking would hide them) starred one for one in the reading.
     The caller masks the result once more (:func:`_masked_numbers`), for numbers the two
     readings' stars leave joined, or that the NULs of :func:`_read_as_url` kept apart."""
+    text = text.replace("\0", "")
     reading, place = _read_as_url(text)
     spans = [*_hidden_spans(reading)]
     spans += ((place[start], place[end - 1] + 1) for start, end in _hidden_spans(text))
@@ -248,7 +264,10 @@ _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]
 #: (``%34%31%30…``, ``%2B86%20138…``, a full-width ``%EF%BC%91``), are read as what they encode
 #: (as ASCII: :data:`FULL_WIDTH_DIGITS`) before matching: else a number hides behind its
 #: encoding and the trail shows it to anyone who decodes it
-_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()")
+_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()（）")
+_DECIMAL = frozenset("0123456789")
+#: the start of an escape left open: a decoded digit after it would complete a new one
+_OPEN_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 
 
 def _read_as_url(text: str) -> tuple[str, list[int]]:
@@ -256,7 +275,11 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
 
     The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7,
     a quote %22) is kept as written and followed by a NUL: else its last hex digit would begin
-    the run of the digits after it, and no pattern starts inside a run."""
+    the run of the digits after it, and no pattern starts inside a run.  A digit whose
+    decoding would complete a new escape with a literal ``%`` before it (``%%33…``,
+    ``%2%30``) is kept as written too: decoded, the text shown would hold an escape that one
+    more decoding reads as a digit of a number masking did not see.  A character the reading
+    drops (a zero-width space: :data:`FULL_WIDTH_DIGITS`) is dropped escaped too."""
     pieces: list[str] = []
     place: list[int] = []
     written = 0  # where the text not yet read begins
@@ -266,9 +289,12 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
         pieces.extend(literal)
         encoded = bytes.fromhex(escape.group().replace("%", ""))
         character = encoded.decode("utf-8", "replace").translate(FULL_WIDTH_DIGITS)
-        if character in _NUMBER_CHARACTERS:
+        if not character or (
+            character in _NUMBER_CHARACTERS
+            and not (character in _DECIMAL and _OPEN_ESCAPE.search("".join(pieces[-2:])))
+        ):
             place.extend((len(pieces),) * len(escape.group()))
-            pieces.append(character)
+            pieces.extend(character)
         else:
             place.extend(range(len(pieces), len(pieces) + len(escape.group())))
             pieces.extend((*escape.group(), "\0"))
@@ -377,7 +403,8 @@ class MaskingFilter(logging.Filter):
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string: logging would print the raw arguments
-            message = f"{record.msg} {record.args!r}"
+            args = record.args.values() if isinstance(record.args, dict) else record.args or ()
+            message = " ".join(map(str, (record.msg, *args)))
         record.msg, record.args = mask_text(message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

@@ -740,6 +740,44 @@ def test_a_number_of_percent_encoded_full_width_characters_is_masked(written: st
     assert mask_text(written) != written
 
 
+NUL = "\0"
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("138%E2%80%8B0013%E2%80%8B8000", "13800138000"),  # escaped zero-width spaces
+        ("%EF%BC%880371%EF%BC%8968801234", "68801234"),  # escaped full-width brackets
+        ("%%3313800138000", "13800138000"),  # a decoded 3 would complete %33
+        ("410105%2%3019491231%2%300020", "410105 19491231 0020"),  # a decoded 0 would complete %20
+        (NUL.join(["%", "31%", "33%", "38%", "30%", "30%", "31%", "33%", "38%", "30%", "30%", "30"]), "13800138000"),
+    ],
+)
+def test_no_number_appears_when_the_masked_text_is_decoded(written: str, number: str) -> None:
+    """Escapes the reading kept, or made, went through, and one ``unquote`` showed the number
+    (as a reader sees it: zero-width spaces unseen)."""
+    assert number not in unquote(mask_text(written)).translate(FULL_WIDTH_DIGITS)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["100000000 - 200000000", "20261206143000+0800 - 20261206150000+0800", "2026-12-06 14:30:00.0000  20261206"],
+)
+def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: str) -> None:
+    assert mask_text(written) == written
+
+
+def test_a_record_with_a_bad_format_string_is_masked_whatever_spaces_its_number_has(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its arguments were written as their repr, which spells a no-break space ``\\xa0``:
+    no longer a separator the number's pattern knows."""
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="yiyang.test"):
+        logging.getLogger("yiyang.test").info("merged %s into %s", "138\u00a00013\u00a08000")
+    assert "0013" not in caplog.records[-1].getMessage()
+
+
 def test_a_nul_in_the_text_does_not_join_a_number_the_masking_saw_apart() -> None:
     assert mask_text("50% 138\x0000138000") == "50% 138****8000"
 
