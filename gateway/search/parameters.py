@@ -223,13 +223,20 @@ class SearchParameters:
         return compiled if names is None else _memoised(compiled, names, resource_type)
 
 
+#: where R4's own search parameters are defined: the only ones that share index rows
+R4_SEARCH_PARAMETERS = "http://hl7.org/fhir/SearchParameter/"
+
+
 def _sharing_rows(compiled: dict[str, Parameter]) -> dict[str, Parameter]:
-    """The parameters, each string parameter defined by the same expression as another of
-    its type reading that one's index rows instead of writing its own: R4's ``phonetic`` is
-    ``Patient.name`` as ``name`` is, and wrote the same rows again under its own name, 3 of
-    a Patient's 24, each a B-tree entry at a random place that every create pays for.  The
-    rows are kept under the first code in code order, so which name holds them does not
-    depend on the order the definitions load in (rows written earlier stay found).
+    """The parameters, each string parameter of R4 defined by the same expression as another
+    of its type reading that one's index rows instead of writing its own: R4's ``phonetic``
+    is ``Patient.name`` as ``name`` is, and wrote the same rows again under its own name, 3
+    of a Patient's 24, each a B-tree entry at a random place that every create pays for.  The
+    rows are kept under the first code in code order.  R4's definitions alone, which never
+    change: were a package's or an ``--ig``'s among them, which name holds the rows would
+    depend on what is loaded, and a gateway restarted with a parameter of ``name``'s
+    expression (``full-name``) would look for its Patients' rows under that name, where none
+    were written.
 
     Strings alone: a string parameter's name reaches SQL only through a criterion and a
     sort key, which the query parser builds from :attr:`Parameter.rows`; a reference's
@@ -238,7 +245,7 @@ def _sharing_rows(compiled: dict[str, Parameter]) -> dict[str, Parameter]:
     owners: dict[str, str] = {}
     for code in sorted(compiled):
         parameter = compiled[code]
-        if parameter.type == "string":
+        if parameter.type == "string" and parameter.url.startswith(R4_SEARCH_PARAMETERS):
             owner = owners.setdefault(parameter.expression, code)
             if owner != code:
                 compiled[code] = replace(parameter, rows=owner)

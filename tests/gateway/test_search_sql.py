@@ -177,6 +177,18 @@ def test_a_chain_reads_each_target_types_own_rows_of_a_parameter(db: Database) -
     assert db.found("Observation", ("performer.phonetic", "王")) == practitioners != set()
 
 
+def test_name_finds_what_was_stored_before_a_parameter_of_its_expression_was_added(db: Database) -> None:
+    """Which parameter kept the shared rows was the first code of all loaded: restarted with
+    an ``--ig`` parameter ``full-name`` of ``Patient.name``, ``name`` read rows under that
+    name, which no stored Patient had."""
+    found = db.found("Patient", ("name", "张"))
+    registry = Registry()
+    full_name = {"code": "full-name", "base": ["Patient"], "type": "string", "expression": "Patient.name"}
+    registry.add_resource({"resourceType": "SearchParameter", "url": "urn:test:full-name", **full_name}, "test")
+    db.parameters = SearchParameters(registry)
+    assert db.found("Patient", ("name", "张")) == found != set()
+
+
 def test_contains_matches_inside_a_name(db: Database) -> None:
     assert db.found("Patient", ("name:contains", "秀英")) == {"zhang-xiuying"}
 
