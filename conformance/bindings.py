@@ -31,6 +31,11 @@ def codings_of(value: Any, type_code: str) -> list[tuple[str | None, str]]:
     return []
 
 
+#: the types a binding applies to (R4 eld-11): an element of several types, bound, binds only
+#: these (``elementdefinition-allowedUnits`` is a CodeableConcept or a canonical of a value set)
+BINDABLE_TYPES = frozenset({"code", "Coding", "CodeableConcept", "Quantity", "string", "uri"})
+
+
 def check_binding(
     terminology: Terminology,
     value: Any,
@@ -55,6 +60,8 @@ def check_binding(
     # FHIR's primitive types are the ones named in lower case (no type known: judged as before).
     if type_code and type(value) is not (str if type_code[:1].islower() else dict):
         return
+    if type_code and type_code not in BINDABLE_TYPES:
+        return  # a binding does not judge it (eld-11): a canonical names a value set, no code
     codings = codings_of(value, type_code)
     found = terminology.found_in_value_sets
     key: tuple[Any, ...] | None = (terminology.registry.generation, value_set, strength, *codings)

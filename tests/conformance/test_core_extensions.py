@@ -564,3 +564,27 @@ def test_a_core_extension_value_outside_its_required_value_set_is_an_error(valid
     absent = {"extension": [{"url": CORE + "data-absent-reason", "valueCode": "forgotten"}]}
     issues = validator.validate(patient(_birthDate=absent))
     assert ("binding.not-in-valueset", "Patient.birthDate.extension[0].valueCode") in errors(issues)
+
+
+def test_a_canonical_value_is_not_judged_by_the_binding_of_its_extension(validator: Validator) -> None:
+    """``elementdefinition-allowedUnits`` is a CodeableConcept or the canonical of a value set;
+    its ucum-units binding was applied to the canonical, read as a unit (R4 eld-11: a binding
+    judges codes, Codings, CodeableConcepts, Quantities, strings and URIs alone)."""
+    allowed = {
+        "url": CORE + "elementdefinition-allowedUnits",
+        "valueCanonical": "http://hl7.org/fhir/ValueSet/ucum-units",
+    }
+    element = {"id": "Observation.valueQuantity", "path": "Observation.valueQuantity", "extension": [allowed]}
+    definition = {
+        "resourceType": "StructureDefinition",
+        "url": "http://example.org/StructureDefinition/units",
+        "name": "Units",
+        "status": "draft",
+        "kind": "resource",
+        "abstract": False,
+        "type": "Observation",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Observation",
+        "derivation": "constraint",
+        "differential": {"element": [element]},
+    }
+    assert not [i for i in validator.validate(definition) if i.message_id.startswith("binding.")]
