@@ -173,61 +173,26 @@ class ExtensionChecker:
         minimum = summary.get("valueMin")
         if minimum is not None:
             count = sum(1 for key in holder if key.startswith("value") and key[5:6].isupper())
-            if count < minimum:
-                issues.error(
-                    "profile.cardinality-min",
-                    f"{path}.value[x]",
-                    path=f"{element}.value[x]",
-                    min=minimum,
-                    count=count,
-                    profile=url,
-                )
+            _counted(
+                issues,
+                "profile.cardinality",
+                f"{path}.value[x]",
+                f"{element}.value[x]",
+                (minimum, None),
+                count,
+                profile=url,
+            )
         bounds = summary.get("extensionCount")
         slice_counts = summary.get("sliceCounts")
         if bounds is None and slice_counts is None:
             return
-        where = f"{path}.extension"
+        where, element_path = f"{path}.extension", f"{element}.extension"
         items = parts if isinstance(parts, list) else [] if parts is None else [parts]
         if bounds is not None:
-            low, high = bounds
-            if len(items) < low:
-                issues.error(
-                    "profile.cardinality-min",
-                    where,
-                    path=f"{element}.extension",
-                    min=low,
-                    count=len(items),
-                    profile=url,
-                )
-            if high is not None and len(items) > high:
-                issues.error(
-                    "profile.cardinality-max",
-                    where,
-                    path=f"{element}.extension",
-                    max=high,
-                    count=len(items),
-                    profile=url,
-                )
-        for name, (low, high) in (slice_counts or {}).items():
+            _counted(issues, "profile.cardinality", where, element_path, bounds, len(items), profile=url)
+        for name, bounds in (slice_counts or {}).items():
             count = sum(1 for part in items if isinstance(part, dict) and part.get("url") == name)
-            if count < low:
-                issues.error(
-                    "profile.slice-cardinality-min",
-                    where,
-                    slice=name,
-                    path=f"{element}.extension",
-                    min=low,
-                    count=count,
-                )
-            if high is not None and count > high:
-                issues.error(
-                    "profile.slice-cardinality-max",
-                    where,
-                    slice=name,
-                    path=f"{element}.extension",
-                    max=high,
-                    count=count,
-                )
+            _counted(issues, "profile.slice-cardinality", where, element_path, bounds, count, slice=name)
 
     def _value(
         self,
@@ -377,3 +342,21 @@ class ExtensionChecker:
             candidates.add(node.name)
             candidates.update(self._ancestors.get(node.name, ()))
         return logical, candidates
+
+
+def _counted(
+    issues: IssueList,
+    rule: str,
+    where: str,
+    element_path: str,
+    bounds: tuple[int, int | None] | list[int | None],
+    count: int,
+    **named: str,
+) -> None:
+    """``count`` against ``[min, max]`` (max None: ``*``), reported as ``rule``'s ``-min`` or
+    ``-max`` with the parameters a profile's cardinality finding has."""
+    low, high = bounds
+    if low is not None and count < low:
+        issues.error(f"{rule}-min", where, path=element_path, min=low, count=count, **named)
+    if high is not None and count > high:
+        issues.error(f"{rule}-max", where, path=element_path, max=high, count=count, **named)
