@@ -225,7 +225,7 @@ def _masked_both_ways(text: str) -> str:
     hidden digits (as its own masking would hide them) starred one for one in the reading.
     The caller masks the result once more (:func:`_masked_numbers`), for numbers the two
     readings' stars leave joined, or that the NULs of :func:`_read_as_url` kept apart."""
-    text = text.replace("\0", "")
+    text = text.replace("\0", "")  # the reading's markers are NULs, all dropped at the end
     reading, place = _read_as_url(text)
     spans = [*_hidden_spans(reading)]
     spans += ((place[start], place[end - 1] + 1) for start, end in _hidden_spans(text))
