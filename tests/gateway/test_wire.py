@@ -1,0 +1,91 @@
+"""The JSON reader's rules, whichever of its two readers applies them: orjson with a check of
+what it made, or Python's decoder with its hooks (``gateway/wire.py``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.wire import MAX_DEPTH, WireError, parse_json
+
+
+def refusal(body: bytes) -> tuple[str, str | None]:
+    """The message id a body is refused with, and its detail's (the reason within it)."""
+    with pytest.raises(WireError) as refused:
+        parse_json(body)
+    detail = refused.value.params.get("detail")
+    return refused.value.message_id, getattr(detail, "message_id", None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": 1, "a": 2}',
+        b'{"b": {"a": "x", "a": "x"}}',
+        b'{"a": "urn:oid:1", "a": "2"}',  # the value dropped held a colon
+        b'{"a": "2", "a": "urn:oid:1"}',  # the value kept does
+        b'{"a:b": 1, "a:b": 1}',  # so does the key
+        b'{"\\u0061": 1, "a": 1}',  # one key escaped
+        b'{"a": 1, "a": 2, "c": "\\u003a"}',  # a colon escaped: the text holds one fewer
+        b'{"a": [{"b": {}, "b": {}}]}',
+    ],
+)
+def test_a_repeated_key_is_refused_however_it_is_written(body: bytes) -> None:
+    assert refusal(body) == ("http.duplicate-key", None)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"value": 82.50}', {"value": 82.5}),
+        (b'{"value": 1E2, "n": 3}', {"value": 100.0, "n": 3}),
+        (b'{"n": 18446744073709551615, "m": -9223372036854775808}', {"n": 2**64 - 1, "m": -(2**63)}),
+        (b'\xef\xbb\xbf{"a": "\\u003a:"}', {"a": "::"}),
+        (b' {"url" : "http://x/y" ,"a":["b:c", {}]} ', {"url": "http://x/y", "a": ["b:c", {}]}),
+    ],
+)
+def test_a_body_is_read_as_written(body: bytes, expected: Any) -> None:
+    assert parse_json(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"value": 1.00000000000000001}', ("http.decimal-too-precise", None)),
+        (b'{"value": 18446744073709551616}', ("http.not-a-number", None)),
+        (b'{"value": -9223372036854775809}', ("http.not-a-number", None)),
+        (b'{"value": NaN}', ("http.not-a-number", None)),
+        (b'{"a": "\xef\xbf\xbf"}', ("http.not-json", "json.noncharacter")),
+        (b'{"a": ["\\ufffe"]}', ("http.not-json", "json.noncharacter")),
+        (b'{"\\uffff": 1}', ("http.not-json", "json.noncharacter")),
+        (b'{"a": "\\ud800"}', ("http.not-json", "json.lone-surrogate")),
+        (b'{"a": "\xff"}', ("http.not-json", "json.not-utf8")),
+        (b'{"a": 1,}', ("http.not-json", "json.syntax")),
+    ],
+)
+def test_what_fhir_json_cannot_carry_is_refused_saying_why(body: bytes, reason: tuple[str, str | None]) -> None:
+    assert refusal(body) == reason
+
+
+def test_nesting_is_refused_one_level_past_the_limit() -> None:
+    def nested(levels: int) -> bytes:
+        return ('{"a":' * (levels - 1) + "[]" + "}" * (levels - 1)).encode()
+
+    assert parse_json(nested(MAX_DEPTH)) is not None
+    assert refusal(nested(MAX_DEPTH + 1)) == ("http.too-deep", None)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(alphabet=st.sampled_from('ab:"\\中\n')),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet="ab:", max_size=3), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(json_values, st.booleans())
+def test_a_document_comes_back_as_written_whitespace_and_escapes_aside(document: Any, ascii_only: bool) -> None:
+    assert parse_json(json.dumps(document, ensure_ascii=ascii_only, indent=1).encode()) == document
