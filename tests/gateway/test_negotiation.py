@@ -245,3 +245,18 @@ def test_a_search_naming_a_format_resolves_it_once(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(negotiation, "_resolved_format", lambda current: resolved.append(1) or resolve(current))
     answer = app.test_client().get("/fhir/Patient?_format=json")
     assert (answer.status_code, len(resolved)) == (200, 1)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, {}),
+        ("", {"": ""}),
+        ('Return=minimal, handling="lenient"', {"return": "minimal", "handling": "lenient"}),
+        ("respond-async; handling=lenient, handling=strict", {"respond-async": "", "handling": "lenient"}),
+    ],
+)
+def test_the_preferences_are_those_the_prefer_header_names(header: str | None, expected: dict[str, str]) -> None:
+    """No Prefer header, no preference (the name "" of an empty one was found in none)."""
+    with APP.test_request_context("/fhir/Patient", headers={"Prefer": header} if header is not None else {}):
+        assert negotiation.preferences() == expected
