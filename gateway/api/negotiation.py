@@ -19,7 +19,7 @@ from flask import Request, Response, current_app, g, request
 from werkzeug.datastructures import ImmutableMultiDict, MIMEAccept, MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_accept_header
-from werkzeug.wsgi import get_input_stream
+from werkzeug.wsgi import LimitedStream, get_input_stream
 
 from gateway.api.methods import allowed
 from gateway.api.serving import services
@@ -112,9 +112,34 @@ class FhirRequest(Request):
         landed its first 64 MiB as a whole, reconciled run.  Such a body is read through
         :class:`_AtMost` instead, which refuses it (413) as soon as it proves longer."""
         limit = self.max_content_length
-        if self.content_length is None and limit is not None and self.environ.get("wsgi.input_terminated"):
+        length = self.content_length
+        if length is None and limit is not None and self.environ.get("wsgi.input_terminated"):
             return _AtMost(self.environ["wsgi.input"], limit)
+        if length is not None:
+            if limit is not None and length > limit:
+                raise RequestEntityTooLarge()
+            return _Sized(self.environ["wsgi.input"], length)
         return get_input_stream(self.environ, max_content_length=limit)
+
+
+class _Sized(LimitedStream):
+    """A body of a known ``Content-Length``, read whole in reads of what is left of it.
+    werkzeug read one 64 KiB at a time, each into a buffer of 64 KiB zeroed for it, and
+    under gunicorn (``wsgi.input_terminated``) up to the size limit rather than the length,
+    so a 1 KB create took two such buffers, the second to find the body had ended."""
+
+    def readall(self) -> bytes:
+        chunks = []
+        while not self.is_exhausted:
+            data = self.read(min(self.limit - self.tell(), _CHUNK))
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+#: the most a body is read at one time
+_CHUNK = 1 << 16
 
 
 class _AtMost(io.RawIOBase):

@@ -16,6 +16,7 @@ from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from gateway import create_app
 from gateway.api import negotiation
@@ -128,6 +129,36 @@ def test_a_chunked_body_within_the_size_limit_is_read_whole(tmp_path: Path, pati
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert answer.status_code == 201
+
+
+class _Recording:
+    """gunicorn's request body, which has read() alone, noting how much each read asks."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.asked.append(size)
+        return self._data.read(size)
+
+
+@pytest.mark.parametrize("terminated", [True, False])
+def test_a_body_of_known_length_is_read_asking_no_more_than_its_length(
+    tmp_path: Path, patient: dict[str, Any], terminated: bool
+) -> None:
+    """werkzeug asked 64 KiB a read, into a buffer of that size zeroed each time, and under
+    gunicorn (which says it ends the body itself) read twice, to the size limit."""
+    body = orjson.dumps(patient)
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    environ = EnvironBuilder(
+        "/fhir/Patient", method="POST", data=body, content_type="application/fhir+json"
+    ).get_environ()
+    environ["wsgi.input"] = stream = _Recording(body)
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    _, status, _ = run_wsgi_app(app, environ)
+    assert (status, stream.asked) == ("201 CREATED", [len(body)])
 
 
 def test_a_method_the_router_does_not_take_is_a_405_naming_those_it_does(tmp_path: Path) -> None:
