@@ -38,12 +38,18 @@ ID_CARD_GROUPED = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{16}}{_SEP}[0-9Xx](?![0-9X
 #: off, the number cut short — which the validator's format error quotes as it was written: a
 #: run of 14 to 19 characters that begins as an ID number does, with the division code of a
 #: province (GB/T 2260: 11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71, 81–83) and a birth date
-#: (GB 11643); the 15 and 18 characters above are masked first.  A time stamp (20261119141205,
+#: (GB 11643), written whole or with a separator after the division code and the birth date
+#: (410105 19491231 002, 410105-19491231); the 15 and 18 characters above are masked first: a
+#: birth date alone after a division code is masked unless more digits follow it, which make
+#: the whole too long for an ID.  A time stamp (20261119141205,
 #: an HL7 control id) begins with a century no province has, and a business number of a
 #: division and a year (长护险评估编号 4101002026100001) has no day after its month: both stay
 PROVINCE = r"(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])"
 BIRTH_DATE = r"(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
-ID_CARD_MISTYPED = re.compile(rf"(?<!\d)({PROVINCE}\d{{4}})({BIRTH_DATE}\d{{0,5}}[0-9Xx]?)(?![0-9Xx])")
+ID_CARD_MISTYPED = re.compile(
+    rf"(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
+    rf"(?:{_SEP}(\d{{1,5}}[0-9Xx]?|[Xx])(?![0-9Xx])|(?!{_SEP}\d|[Xx]))"
+)
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country) and twelve digits; the
 #: 18-character 2023 form and the 港澳台居民居住证 share the 身份证 pattern above
 FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
@@ -150,10 +156,10 @@ _ID_START = re.compile(rf"{PROVINCE}\d{{4}}{BIRTH_DATE}")
 
 
 def _mistyped_id_card(match: re.Match[str]) -> str:
-    rest = match.group(2)
-    if len(rest) > 13:  # twenty characters: no 身份证号, however mistyped
+    rest = match.group(3) or ""
+    if len(rest) > 5:  # twenty characters: no 身份证号, however mistyped
         return match.group(0)
-    return match.group(1) + "*" * 8 + rest[8:]
+    return match.group(1) + "*" * 8 + rest
 
 
 def _id_card(match: re.Match[str]) -> str:

@@ -550,16 +550,30 @@ def test_a_name_criterion_quoted_in_an_error_is_masked() -> None:
         ("4101051949123100X", "410105********00X"),  # a digit dropped
         ("41010519491231", "410105********"),  # cut short after the birth date
         ("身份证号“41010519491231002”格式错误", "身份证号“410105********002”格式错误"),
+        # in groups, as the division code, the birth date and the rest are read out
+        ("410105 19491231 002", "410105********002"),
+        ("410105-19491231-002", "410105********002"),
+        ("410105 19491231 00201", "410105********00201"),
+        ("出生 410105 19491231，", "出生 410105********，"),
     ],
 )
 def test_a_mistyped_id_card_number_is_masked(written: str, masked: str) -> None:
     """The validator's rule.id-card-format quotes the number as written, in the reports and
-    the trail: 17 digits of a 身份证号 are the whole of it (its check character follows)."""
+    the trail: 17 digits of a 身份证号 are the whole of it (its check character follows).
+    Written in groups, the number went through whole, its birth date shown."""
     assert mask_text(written) == masked
 
 
 @pytest.mark.parametrize(
-    "number", ["S20261102091502", "20261119141205", "20261102091502123", "41112357174961943107", "4101002026100001"]
+    "number",
+    [
+        "S20261102091502",
+        "20261119141205",
+        "20261102091502123",
+        "41112357174961943107",
+        "4101002026100001",
+        "410105 19491231 001234",
+    ],
 )
 def test_a_time_stamp_or_an_insurance_number_is_no_mistyped_id_card(number: str) -> None:
     """An HL7 control id, time stamps (to the second, the millisecond), a 20-digit 医保人员编号 and a 长护险
