@@ -50,9 +50,11 @@ ID_CARD_MISTYPED = re.compile(
     rf"(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
     rf"(?:{_SEP}(\d{{1,5}}[0-9Xx]?|[Xx])(?![0-9Xx])|(?!{_SEP}\d|[Xx]))"
 )
-#: the 2004–2023 外国人永久居留证: three letters (the holder's country) and twelve digits; the
-#: 18-character 2023 form and the 港澳台居民居住证 share the 身份证 pattern above
-FOREIGN_PR_OLD = re.compile(r"(?<![A-Za-z0-9])([A-Z]{3})(\d{8})(\d{4})(?!\d)")
+#: the 2004–2023 外国人永久居留证: three letters (the holder's country, full-width as Chinese
+#: input types them too: ＵＳＡ) and twelve digits, in any groups (USA 1234 5678 9012,
+#: USA-123456789012); the 18-character 2023 form and the 港澳台居民居住证 share the 身份证
+#: pattern above
+FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}}){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, groups apart
 #: by a space, dash or dot or not, not inside a longer number
 MOBILE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
@@ -162,6 +164,19 @@ def _mistyped_id_card(match: re.Match[str]) -> str:
     return match.group(1) + "*" * 8 + rest
 
 
+def _foreign_pr_old(match: re.Match[str]) -> str:
+    """Its letters and last four digits.  Twelve digits apart by a spaced dash or two spaces
+    (``ABC 1234 - 5678 9012``) are numbers side by side, as they are for an ID, and in groups
+    beginning with a date they are a time stamp after a word (``UTC 20261206 1430``)."""
+    digits = re.sub(r"[ .-]", "", match.group(2))
+    if _LOOSE.search(match.group(2)) or (digits != match.group(2) and _DATE.match(digits)):
+        return match.group(0)
+    return match.group(1) + "*" * 8 + digits[8:]
+
+
+_DATE = re.compile(BIRTH_DATE)
+
+
 def _id_card(match: re.Match[str]) -> str:
     if match.group(1):
         return match.group(1) + "*" * 8 + match.group(3)
@@ -182,7 +197,7 @@ ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (ID_CARD, _id_card),
     (ID_CARD_GROUPED, _grouped_id_card),
     (ID_CARD_MISTYPED, _mistyped_id_card),
-    (FOREIGN_PR_OLD, lambda m: m.group(1) + "*" * 8 + m.group(3)),
+    (FOREIGN_PR_OLD, _foreign_pr_old),
 )
 #: each kind of phone number and how it is masked, in the order they are applied (after IDs:
 #: a phone pattern never matches inside a masked ID)

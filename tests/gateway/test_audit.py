@@ -601,6 +601,25 @@ def test_an_old_foreign_permanent_residence_number_is_masked() -> None:
     assert mask_text("永居证 USA123456789012") == "永居证 USA********9012"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("USA 1234 5678 9012", "USA********9012"),
+        ("USA-123456789012", "USA********9012"),
+        ("USA 123456789012", "USA********9012"),
+        ("ＵＳＡ１２３４５６７８９０１２", "ＵＳＡ********9012"),
+    ],
+)
+def test_an_old_foreign_permanent_residence_number_in_groups_or_full_width_is_masked(written: str, masked: str) -> None:
+    """Grouped, or its letters typed full-width, the number went through whole."""
+    assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
+
+
+@pytest.mark.parametrize("text", ["UTC 20261206 1430", "ABC 1234 - 5678 9012", "HIS20261102091502"])
+def test_a_word_before_a_time_stamp_or_numbers_side_by_side_is_no_permanent_residence_number(text: str) -> None:
+    assert mask_text(text) == text
+
+
 ID_LIKE = st.from_regex(r"\A[1-9]\d{16}[0-9X]\Z")
 #: text around the ID: anything but a digit right beside it (digits would make it another number)
 AROUND = st.text(max_size=30)
