@@ -281,13 +281,15 @@ def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
 #: two or three bytes of a character in UTF-8 (a no-break space, a full-width digit, an
 #: ideographic space), tried first
 _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%[0-9A-F]{2}", re.IGNORECASE)
-#: the characters of a number — digits, X and the separators between groups — which, escaped
-#: (``%34%31%30…``, ``%2B86%20138…``, a full-width ``%EF%BC%91``), are read as what they encode
-#: (as ASCII: :data:`FULL_WIDTH_DIGITS`) before matching: else a number hides behind its
-#: encoding and the trail shows it to anyone who decodes it
-_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()（）")
-_DECIMAL = frozenset("0123456789")
-#: the start of an escape left open: a decoded digit after it would complete a new one
+#: the characters of a number — digits, X, an old 永居证's capital letters and the separators
+#: between groups — which, escaped (``%34%31%30…``, ``%2B86%20138…``, ``%55%53%41%31…``, a
+#: full-width ``%EF%BC%91``), are read as what they encode (as ASCII: :data:`FULL_WIDTH_DIGITS`)
+#: before matching: else a number hides behind its encoding and the trail shows it to anyone
+#: who decodes it
+_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()（）ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: the decoded characters that, after a ``%`` and a hex digit, complete an escape
+_HEX_DIGITS = frozenset("0123456789ABCDEF")
+#: the start of an escape left open: a decoded hex digit after it would complete a new one
 _OPEN_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 
 
@@ -296,11 +298,12 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
 
     The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7,
     a quote %22) is kept as written and followed by a NUL: else its last hex digit would begin
-    the run of the digits after it, and no pattern starts inside a run.  A digit whose
-    decoding would complete a new escape with a literal ``%`` before it (``%%33…``,
-    ``%2%30``) is kept as written too: decoded, the text shown would hold an escape that one
-    more decoding reads as a digit of a number masking did not see.  A character the reading
-    drops (a zero-width space: :data:`FULL_WIDTH_DIGITS`) is dropped escaped too."""
+    the run of the digits after it, and no pattern starts inside a run.  A hex digit (a
+    digit, A–F) whose decoding would complete a new escape with a literal ``%`` before it
+    (``%%33…``, ``%2%30``, ``%2%44``) is kept as written too: decoded, the text shown would
+    hold an escape that one more decoding reads as a character of a number masking did not
+    see.  A character the reading drops (a zero-width space: :data:`FULL_WIDTH_DIGITS`) is
+    dropped escaped too."""
     pieces: list[str] = []
     place: list[int] = []
     written = 0  # where the text not yet read begins
@@ -312,7 +315,7 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
         character = encoded.decode("utf-8", "replace").translate(FULL_WIDTH_DIGITS)
         if not character or (
             character in _NUMBER_CHARACTERS
-            and not (character in _DECIMAL and _OPEN_ESCAPE.search("".join(pieces[-2:])))
+            and not (character in _HEX_DIGITS and _OPEN_ESCAPE.search("".join(pieces[-2:])))
         ):
             place.extend((len(pieces),) * len(escape.group()))
             pieces.extend(character)

@@ -615,6 +615,25 @@ def test_an_old_foreign_permanent_residence_number_in_groups_or_full_width_is_ma
     assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
 
 
+OLD_PR = "USA123456789012"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "".join(f"%{ord(c):02X}" for c in OLD_PR),
+        "identifier=%55%53%41%2D123456789012",
+        "%55%53%41" + OLD_PR[3:],
+        "%E5%8F%B7%55%53%41%20123456789012",
+    ],
+)
+def test_an_old_permanent_residence_number_percent_encoded_is_masked(written: str) -> None:
+    """The reading decoded only digits and separators: its letters stayed escaped and the
+    twelve digits went through, plain to anyone who decodes them."""
+    masked = mask_text(written)
+    assert ("USA" in masked, "********9012" in masked, "5678" in unquote(masked)) == (True, True, False)
+
+
 @pytest.mark.parametrize("text", ["UTC 20261206 1430", "ABC 1234 - 5678 9012", "HIS20261102091502"])
 def test_a_word_before_a_time_stamp_or_numbers_side_by_side_is_no_permanent_residence_number(text: str) -> None:
     assert mask_text(text) == text
@@ -623,6 +642,19 @@ def test_a_word_before_a_time_stamp_or_numbers_side_by_side_is_no_permanent_resi
 ID_LIKE = st.from_regex(r"\A[1-9]\d{16}[0-9X]\Z")
 #: text around the ID: anything but a digit right beside it (digits would make it another number)
 AROUND = st.text(max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"\A[A-Z]{3}[0-9]{12}\Z"), st.sampled_from(["", " ", "-"]), st.booleans(), AROUND)
+def test_no_old_permanent_residence_number_survives_masking(number: str, gap: str, escaped: bool, before: str) -> None:
+    """Whole or in groups of four, as written or percent-encoded, after any text but a letter
+    or digit (which would make its letters part of a longer word)."""
+    last = before[-1:].translate(FULL_WIDTH_DIGITS)
+    before = before + " " if last.isalnum() or last == "%" else before
+    written = number[:3] + gap + gap.join((number[3:7], number[7:11], number[11:]))
+    if escaped:
+        written = "".join(f"%{ord(c):02X}" for c in written)
+    assert number[3:11] not in unquote(mask_text(before + written)).translate(FULL_WIDTH_DIGITS).replace(gap or " ", "")
 
 
 @settings(max_examples=300, deadline=None)
@@ -783,6 +815,7 @@ NUL = "\0"
         ("%EF%BC%880371%EF%BC%8968801234", "68801234"),  # escaped full-width brackets
         ("%%3313800138000", "13800138000"),  # a decoded 3 would complete %33
         ("410105%2%3019491231%2%300020", "410105 19491231 0020"),  # a decoded 0 would complete %20
+        ("138%2%440013%2%448000", "138-0013-8000"),  # a decoded D would complete %2D
         (NUL.join(["%", "31%", "33%", "38%", "30%", "30%", "31%", "33%", "38%", "30%", "30%", "30"]), "13800138000"),
     ],
 )
