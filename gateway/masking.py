@@ -21,11 +21,14 @@ from os.path import commonprefix
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
-#: what may stand between a number's groups: a space, dot or dash (with a space either side or
-#: not: 138 - 0013 - 8000), or two spaces; or nothing.  Possessive: no separator holds a
-#: digit, so nothing is lost by never giving one back, and a run of digits with none between
-#: them is tried once, not once per way of splitting it (the grouped ID's scan twice as fast)
-_SEP = r"(?:[.-] ?+| [.-]?+ ?+)?+"
+#: what may stand between a number's groups: a space, tab, dot or dash (with a space or tab
+#: either side or not: 138 - 0013 - 8000), or two spaces; or nothing.  Possessive: no
+#: separator holds a digit, so nothing is lost by never giving one back, and a run of digits
+#: with none between them is tried once, not once per way of splitting it (the grouped ID's
+#: scan twice as fast)
+_SEP = r"(?:[.-][ \t]?+|[ \t][.-]?+[ \t]?+)?+"
+#: a character of :data:`_SEP`, which the masks drop to count a number's digits
+_SEPARATOR = re.compile(r"[ \t.-]")
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
@@ -118,15 +121,15 @@ _NAME_IN_QUERY = re.compile(
     re.IGNORECASE,
 )
 #: every pattern above holds ten or more digits (a landline of Beijing: 010 and seven) with
-#: nothing but spaces, dots, dashes and brackets between them.  Text without ten such characters
+#: nothing but spaces, tabs, dots, dashes and brackets between them.  Text without ten such characters
 #: in a row (paths, ids like p12345, codes) is returned at once instead of scanned by seven
 #: patterns; a row that has them is counted as well (:data:`_TEN_DIGITS`), since a date or a
 #: time (1961-06-02, 2026-12-06T14:00) and one UUID in six (7a842967-045f-…) have the row but
 #: not the digits, and their scan found nothing at 2–10 µs each
-_CANDIDATE = re.compile(r"\d[\d ()（）.-]{8,}\d")
+_CANDIDATE = re.compile(r"\d[\d \t()（）.-]{8,}\d")
 #: ten digits with only those characters between them, sought from the first digit of a group
 #: (a later start finds no more than it); slower than :data:`_CANDIDATE`, so asked second
-_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ ()（）.-]*+\d){9}")
+_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.-]*+\d){9}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
 _FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
@@ -145,14 +148,14 @@ def _grouped_id_card(match: re.Match[str]) -> str:
     """Eighteen characters in any groups; those apart by a spaced dash or two spaces only when
     they begin as an ID does (a division code and a birth date): two numbers of nine digits,
     or two time stamps' ends, written as a range (``100000000 - 200000000``) are no ID."""
-    characters = re.sub(r"[ .-]", "", match.group(0))
+    characters = _SEPARATOR.sub("", match.group(0))
     if _LOOSE.search(match.group(0)) and not _ID_START.match(characters):
         return match.group(0)
     return characters[:6] + "*" * 8 + characters[14:]
 
 
 #: a separator of two characters (:data:`_SEP`)
-_LOOSE = re.compile(r"[ .-] |  | [.-]")
+_LOOSE = re.compile(r"[ \t.-][ \t]|[ \t][.-]")
 #: how an 18-character 身份证号 begins: a province's division code and a birth date
 _ID_START = re.compile(rf"{PROVINCE}\d{{4}}{BIRTH_DATE}")
 
@@ -168,7 +171,7 @@ def _foreign_pr_old(match: re.Match[str]) -> str:
     """Its letters and last four digits.  Twelve digits apart by a spaced dash or two spaces
     (``ABC 1234 - 5678 9012``) are numbers side by side, as they are for an ID, and in groups
     beginning with a date they are a time stamp after a word (``UTC 20261206 1430``)."""
-    digits = re.sub(r"[ .-]", "", match.group(2))
+    digits = _SEPARATOR.sub("", match.group(2))
     if _LOOSE.search(match.group(2)) or (digits != match.group(2) and _DATE.match(digits)):
         return match.group(0)
     return match.group(1) + "*" * 8 + digits[8:]
@@ -203,7 +206,7 @@ ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
 #: a phone pattern never matches inside a masked ID)
 PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
-    (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{re.sub(r'[ .-]', '', m.group(2))[-4:]}"),
+    (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{_SEPARATOR.sub('', m.group(2))[-4:]}"),
     (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
     (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
 )

@@ -708,11 +708,14 @@ def test_a_number_right_after_an_escape_of_another_character_is_masked(written: 
         ("410105\u200919491231\u20090020", "410105********0020"),
         ("138\u00a00013\u00a08000", "138****8000"),
         ("0371\u201068801234", "0371-****1234"),
+        ("138\t0013\t8000", "138****8000"),
+        ("410105\t19491231\t0020", "410105********0020"),
     ],
 )
 def test_a_number_in_other_groups_or_apart_by_other_spaces_and_dashes_is_masked(written: str, masked: str) -> None:
     """Grouped 6-4-4-4 or 4-4-4-4-2, or apart by a no-break or thin space or a hyphen (U+2010)
-    as a word processor types them, the numbers went through whole or half masked."""
+    as a word processor types them, or by tabs (columns pasted from a spreadsheet), the
+    numbers went through whole or half masked."""
     assert mask_text(written) == masked
 
 
@@ -871,7 +874,7 @@ def test_no_landline_survives_masking(phone: str, before: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from("0123456789X +-.86USA身份证()（）af:T"), max_size=40))
+@given(st.text(alphabet=st.sampled_from("0123456789X +-.86USA身份证()（）af:T\t"), max_size=40))
 def test_the_shortcut_for_text_without_a_long_digit_run_masks_as_the_full_scan(text: str) -> None:
     assert mask_text(text) == mask_phones(mask_id_cards(text))
 
