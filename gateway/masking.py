@@ -61,6 +61,14 @@ FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}})
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, groups apart
 #: by a space, dash or dot or not, not inside a longer number
 MOBILE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
+#: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
+#: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
+#: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …).
+#: The lookahead of what it may begin with lets the scan skip other characters (0.8 µs, not 1.4,
+#: on a line of 80 characters)
+MOBILE_GROUPED = re.compile(
+    rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ -]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z])"
+)
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
@@ -186,6 +194,16 @@ def _id_card(match: re.Match[str]) -> str:
     return match.group(4) + "*" * 6 + match.group(6)
 
 
+def _grouped_mobile(match: re.Match[str]) -> str:
+    """Its first three and last four digits, when its groups are those of a number: not apart
+    by a spaced dash or two spaces (numbers side by side, as for an ID) nor by one dot alone
+    (a decimal: 1380.0138000)."""
+    digits = _SEPARATOR.sub("", match.group(2))
+    if len(digits) != 11 or _LOOSE.search(match.group(2)) or match.group(2).count(".") == 1:
+        return match.group(0)
+    return f"{match.group(1)}{digits[:3]}****{digits[-4:]}"
+
+
 def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
     0371-68801234 → 0371-****1234."""
@@ -206,6 +224,7 @@ ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
 #: a phone pattern never matches inside a masked ID)
 PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
+    (MOBILE_GROUPED, _grouped_mobile),
     (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{_SEPARATOR.sub('', m.group(2))[-4:]}"),
     (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
     (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),

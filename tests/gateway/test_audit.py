@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -591,6 +592,28 @@ def test_a_mobile_number_mistyped_to_ten_digits_is_masked(written: str, masked: 
     assert mask_text(f"Patient?telecom={written}") == f"Patient?telecom={masked}"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("1380 0138 000", "138****8000"),
+        ("1380-0138-000", "138****8000"),
+        ("13800 138000", "138****8000"),
+        ("+86 1380 0138 000", "+86 138****8000"),
+    ],
+)
+def test_a_mobile_number_in_other_groups_is_masked(written: str, masked: str) -> None:
+    """Only groups of 3-4-4 (or fewer of them: 3-8, 7-4) were known: grouped 4-4-3 or 5-6
+    the number went through whole."""
+    assert mask_text(f"电话：{written}。") == f"电话：{masked}。"
+
+
+@pytest.mark.parametrize(
+    "text", ["1380.0138000", "Patient/9f3c2a1e-1380-0138-000a-23456789abcd", "13 8 2026 12345", "1500  2000  300"]
+)
+def test_a_decimal_a_uuid_or_small_numbers_side_by_side_are_no_mobile_number(text: str) -> None:
+    assert mask_text(text) == text
+
+
 @pytest.mark.parametrize("text", ["Basic/p1381234567", "Observation/bp-1381234567", "0.1381234567", "4101002026"])
 def test_ten_digits_inside_a_word_or_a_number_or_not_begun_as_a_mobile_stay(text: str) -> None:
     """As a fixed line's digits inside a word stay: an id, a decimal's fraction, a code."""
@@ -862,6 +885,25 @@ def test_no_mobile_number_survives_a_percent_sign_before_it(phone: str, before: 
 def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
     before = before + " " if before[-1:].isdigit() else before
     assert phone not in mask_text(before + phone)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"\A1[3-9][0-9]{9}\Z"),
+    st.lists(st.integers(3, 8), min_size=1, max_size=2, unique=True),
+    st.sampled_from([" ", "-", ".", "\t", "\u3000"]),
+    AROUND,
+)
+def test_no_mobile_number_in_groups_survives_masking(phone: str, cuts: list[int], gap: str, before: str) -> None:
+    """Cut into two or three groups of three digits or more (a single dot is a decimal point)."""
+    cuts = sorted(cuts)
+    if len(cuts) == 2 and cuts[1] - cuts[0] < 3:
+        cuts = cuts[:1]
+    gap = gap if gap != "." or len(cuts) == 2 else " "
+    written = gap.join(phone[start:end] for start, end in zip([0, *cuts], [*cuts, 11], strict=True))
+    last = before[-1:].translate(FULL_WIDTH_DIGITS)
+    before = before + " " if last.isascii() and (last.isalnum() or last == "-") else before
+    assert phone not in re.sub(r"[\s.-]", "", mask_text(before + written).translate(FULL_WIDTH_DIGITS))
 
 
 @settings(max_examples=200, deadline=None)
