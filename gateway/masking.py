@@ -58,9 +58,10 @@ ID_CARD_MISTYPED = re.compile(
 #: USA-123456789012); the 18-character 2023 form and the 港澳台居民居住证 share the 身份证
 #: pattern above
 FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}}){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d)")
-#: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, groups apart
-#: by a space, dash or dot or not, not inside a longer number
-MOBILE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86[ -]?)?1[3-9]\d){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
+#: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, the first
+#: three bracketed or not (+86(138)00138000), groups apart by a space, dash or dot or not, not
+#: inside a longer number
+MOBILE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86[ -]?)?[(（]?1[3-9]\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
 #: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …).
@@ -84,9 +85,12 @@ MOBILE_MISTYPED = re.compile(
 LANDLINE = re.compile(
     rf"(?<![0-9A-Za-z-])([(（]?0[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])"
 )
-#: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666)
+#: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666,
+#: +86 (371) 68801234), or with a bare 86 and a dash (86-371-68801234: a bare 86 and a space
+#: would take lists of numbers, 86 120 1300 1400)
 LANDLINE_86 = re.compile(
-    rf"(?<![0-9A-Za-z])((?:\+|00)86[ -]?[1-9]\d{{1,2}})({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])"
+    rf"(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86-)[(（]?[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
+    r"(?![0-9A-Za-z])"
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
 #: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)

@@ -492,6 +492,21 @@ def test_a_landline_with_a_bracketed_area_code_is_masked(written: str, masked: s
     assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("+86 (371) 68801234", "+86 (371) ****1234"),
+        ("+86（371）68801234", "+86（371）****1234"),
+        ("86-371-68801234", "86-371-****1234"),
+        ("+86(138)00138000", "+86(138)****8000"),
+    ],
+)
+def test_a_phone_with_the_country_code_bracketed_or_bare_is_masked(written: str, masked: str) -> None:
+    """An area code or mobile prefix in brackets after +86, or a bare 86 and a dash, and the
+    number went through whole."""
+    assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
 def test_a_code_search_is_recorded_as_asked() -> None:
     """``code`` is an OAuth word and a FHIR search parameter: only the credentials are hidden."""
     assert mask_query([("code", "http://loinc.org|8480-6")]) == [("code", "http://loinc.org|8480-6")]
@@ -853,7 +868,12 @@ def test_no_number_appears_when_the_masked_text_is_decoded(written: str, number:
 
 @pytest.mark.parametrize(
     "written",
-    ["100000000 - 200000000", "20261206143000+0800 - 20261206150000+0800", "2026-12-06 14:30:00.0000  20261206"],
+    [
+        "100000000 - 200000000",
+        "20261206143000+0800 - 20261206150000+0800",
+        "2026-12-06 14:30:00.0000  20261206",
+        "86 120 1300 1400",
+    ],
 )
 def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: str) -> None:
     assert mask_text(written) == written
