@@ -50,7 +50,7 @@ ID_CARD_GROUPED = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{16}}{_SEP}[0-9Xx](?![0-9X
 PROVINCE = r"(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])"
 BIRTH_DATE = r"(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 ID_CARD_MISTYPED = re.compile(
-    rf"(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
+    rf"(?=[1-8])(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
     rf"(?:{_SEP}(\d{{1,5}}[0-9Xx]?|[Xx])(?![0-9Xx])|(?!{_SEP}\d|[Xx]))"
 )
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country, full-width as Chinese
@@ -61,12 +61,12 @@ FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}})
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, the first
 #: three bracketed or not (+86(138)00138000), groups apart by a space, dash or dot or not, not
 #: inside a longer number
-MOBILE = re.compile(rf"(?<!\d)((?:(?:\+|00)?86[ -]?)?[(（]?1[3-9]\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)")
+MOBILE = re.compile(
+    rf"(?=[+018(（])(?<!\d)((?:(?:\+|00)?86[ -]?)?[(（]?1[3-9]\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)"
+)
 #: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
-#: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …).
-#: The lookahead of what it may begin with lets the scan skip other characters (0.8 µs, not 1.4,
-#: on a line of 80 characters)
+#: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
 MOBILE_GROUPED = re.compile(
     rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ -]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z])"
 )
@@ -75,7 +75,7 @@ MOBILE_GROUPED = re.compile(
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
 #: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
 MOBILE_MISTYPED = re.compile(
-    rf"(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ -]?)?1[3-9]\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
+    rf"(?=[+01])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ -]?)?1[3-9]\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
     r"(?![0-9A-Za-z]|[.-]\d)"
 )
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
@@ -89,7 +89,7 @@ LANDLINE = re.compile(
 #: +86 (371) 68801234), or with a bare 86 and a dash (86-371-68801234: a bare 86 and a space
 #: would take lists of numbers, 86 120 1300 1400)
 LANDLINE_86 = re.compile(
-    rf"(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86-)[(（]?[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
+    rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86-)[(（]?[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
     r"(?![0-9A-Za-z])"
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
@@ -217,6 +217,10 @@ def mask_phones(text: str) -> str:
 
 
 Replacement = Callable[[re.Match[str]], str]
+# The phone patterns and the mistyped ID's begin with a lookahead of the characters they may
+# begin with (``(?=[+018(（])``): a pattern that begins with a lookbehind is tried at every
+# character of the text, one that begins with a set only where the set matches (MOBILE: 1.3 µs,
+# not 3.2, on four log lines of 80 characters with a run of digits)
 #: each kind of ID number and how it is masked, in the order they are applied
 ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
     (ID_CARD, _id_card),
