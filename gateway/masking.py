@@ -182,14 +182,17 @@ def _mistyped_id_card(match: re.Match[str]) -> str:
 def _foreign_pr_old(match: re.Match[str]) -> str:
     """Its letters and last four digits.  Twelve digits apart by a spaced dash or two spaces
     (``ABC 1234 - 5678 9012``) are numbers side by side, as they are for an ID, and in groups
-    beginning with a date they are a time stamp after a word (``UTC 20261206 1430``)."""
+    that read as a date and a time of day of this century or the last they are a time stamp
+    after a word (``UTC 20261206 1430``): one number in ten thousand reads so, any date one in
+    thirty (AAA 1800 0110 0000 went through)."""
     digits = _SEPARATOR.sub("", match.group(2))
-    if _LOOSE.search(match.group(2)) or (digits != match.group(2) and _DATE.match(digits)):
+    if _LOOSE.search(match.group(2)) or (digits != match.group(2) and _TIME_STAMP.fullmatch(digits)):
         return match.group(0)
     return match.group(1) + "*" * 8 + digits[8:]
 
 
-_DATE = re.compile(BIRTH_DATE)
+#: a date and a time of day to the minute, as twelve digits
+_TIME_STAMP = re.compile(rf"(?=19|20){BIRTH_DATE}(?:[01]\d|2[0-3])[0-5]\d")
 
 
 def _id_card(match: re.Match[str]) -> str:
