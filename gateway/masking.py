@@ -181,12 +181,15 @@ def _mistyped_id_card(match: re.Match[str]) -> str:
 
 def _foreign_pr_old(match: re.Match[str]) -> str:
     """Its letters and last four digits.  Twelve digits apart by a spaced dash or two spaces
-    (``ABC 1234 - 5678 9012``) are numbers side by side, as they are for an ID, and in groups
+    (``ABC 1234 - 5678 9012``) are numbers side by side, as they are for an ID; in groups of
+    one or two digits they are an OID after a word (``OID 2.16.156.10011.2.3``); and in groups
     that read as a date and a time of day of this century or the last they are a time stamp
     after a word (``UTC 20261206 1430``): one number in ten thousand reads so, any date one in
     thirty (AAA 1800 0110 0000 went through)."""
-    digits = _SEPARATOR.sub("", match.group(2))
-    if _LOOSE.search(match.group(2)) or (digits != match.group(2) and _TIME_STAMP.fullmatch(digits)):
+    written = match.group(2)
+    groups = _SEPARATOR.split(written)
+    digits = "".join(groups)
+    if _LOOSE.search(written) or (len(groups) > 1 and (min(map(len, groups)) < 3 or _TIME_STAMP.fullmatch(digits))):
         return match.group(0)
     return match.group(1) + "*" * 8 + digits[8:]
 

@@ -674,7 +674,14 @@ def test_an_old_permanent_residence_number_percent_encoded_is_masked(written: st
 
 
 @pytest.mark.parametrize(
-    "text", ["UTC 20261206 1430", "UTC 2026-12-06-2359", "ABC 1234 - 5678 9012", "HIS20261102091502"]
+    "text",
+    [
+        "UTC 20261206 1430",
+        "UTC 2026-12-06-2359",
+        "ABC 1234 - 5678 9012",
+        "HIS20261102091502",
+        "CDA OID 2.16.156.10011.2.3.3.6",  # a profile's description, as the validator quotes it
+    ],
 )
 def test_a_word_before_a_time_stamp_or_numbers_side_by_side_is_no_permanent_residence_number(text: str) -> None:
     assert mask_text(text) == text
