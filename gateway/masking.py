@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from os.path import commonprefix
+from string import ascii_uppercase
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
@@ -317,12 +318,15 @@ def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
 #: two or three bytes of a character in UTF-8 (a no-break space, a full-width digit, an
 #: ideographic space), tried first
 _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%[0-9A-F]{2}", re.IGNORECASE)
-#: the characters of a number — digits, X, an old 永居证's capital letters and the separators
-#: between groups — which, escaped (``%34%31%30…``, ``%2B86%20138…``, ``%55%53%41%31…``, a
-#: full-width ``%EF%BC%91``), are read as what they encode (as ASCII: :data:`FULL_WIDTH_DIGITS`)
+#: the characters of a number — digits, X, an old 永居证's capital letters (full-width too: a
+#: full-width form is its ASCII character + U+FEE0) and the separators between groups — which,
+#: escaped (``%34%31%30…``, ``%2B86%20138…``, ``%55%53%41%31…``, a full-width ``%EF%BC%91``,
+#: ``%EF%BC%B5``), are read as what they encode (digits as ASCII: :data:`FULL_WIDTH_DIGITS`)
 #: before matching: else a number hides behind its encoding and the trail shows it to anyone
 #: who decodes it
-_NUMBER_CHARACTERS = frozenset("0123456789Xx +-.()（）ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NUMBER_CHARACTERS = frozenset(
+    "0123456789Xx +-.()（）" + ascii_uppercase + "".join(chr(ord(letter) + 0xFEE0) for letter in ascii_uppercase)
+)
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
 _HEX_DIGITS = frozenset("0123456789ABCDEF")
 #: the start of an escape left open: a decoded hex digit after it would complete a new one
