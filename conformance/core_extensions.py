@@ -88,6 +88,13 @@ class ExtensionChecker:
                 summaries[url] = summary
         return summary
 
+    def reads_only_itself(self, url: str) -> bool:
+        """Whether the findings on an extension of ``url`` depend on the extension alone and on
+        where it sits (not on the element's content): false for a definition with context
+        invariants, FHIRPath evaluated on that element."""
+        definition = self._definition(url) if ":" in url else None
+        return definition is None or not definition.get("contextInvariants")
+
     def check(
         self,
         ext: dict[str, Any],
@@ -244,7 +251,7 @@ class ExtensionChecker:
         true where it cannot be told).  The verdict depends on the extension, the element's
         path in its resource type and, for an extension context, the enclosing extension:
         it is worked out once for each."""
-        where = self._where(path, frame)
+        where = self.where(path, frame)
         key = (url, where, parent.get("url") if parent_model.name == "Extension" else None)
         verdict = self._contexts.get(key)
         if verdict is None:
@@ -288,7 +295,7 @@ class ExtensionChecker:
         an error when it does not, as in the reference validator."""
         if not isinstance(expressions, list) or not expressions:
             return
-        element = self._element(self._where(path, frame))
+        element = self._element(self.where(path, frame))
         base = element[0] if element is not None else "Element"
         on = path.rsplit(".", 1)[0]
         for index, expression in enumerate(expressions):
@@ -302,7 +309,7 @@ class ExtensionChecker:
                 issues.error("invariant.not-evaluable", on, key=invariant.key, detail=verdict)
 
     @staticmethod
-    def _where(path: str, frame: tuple[str, str] | None) -> tuple[str, str] | None:
+    def where(path: str, frame: tuple[str, str] | None) -> tuple[str, str] | None:
         """(resource type, path inside it without indices) of the element an extension at
         ``path`` sits on; None outside a resource (a bare datatype) or outside its frame."""
         if frame is None:

@@ -588,3 +588,86 @@ def test_a_canonical_value_is_not_judged_by_the_binding_of_its_extension(validat
         "differential": {"element": [element]},
     }
     assert not [i for i in validator.validate(definition) if i.message_id.startswith("binding.")]
+
+
+# -- findings remembered per extension: each place it sits gets its own, as if walked afresh ---
+INSURANCE_STATUS = {"system": "http://fhir.yiyang.cn/CodeSystem/nhsa-psn-insu-stas", "code": "1"}
+
+
+def test_an_extension_met_again_is_answered_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same 参保状态 extension on every Coverage is checked against its definition once;
+    its finding (here: not a Patient's context) is reported again at each place it sits."""
+    from conformance.core_extensions import ExtensionChecker
+
+    validator = Validator(Registry())
+    status = {"url": package_extension(validator, "insurance-status"), "valueCoding": INSURANCE_STATUS}
+    checks = []
+    check = ExtensionChecker.check
+    monkeypatch.setattr(ExtensionChecker, "check", lambda self, *a: checks.append(a[1]) or check(self, *a))
+    first, second = (validator.validate(patient(extension=[status]), path=p) for p in ("Patient", "Bundle.entry[3]"))
+    assert checks == ["Patient.extension[0]"]
+    assert ("extension.context", "Patient.extension[0]") in errors(first)
+    assert ("extension.context", "Bundle.entry[3].extension[0]") in errors(second)
+
+
+def test_an_extension_remembered_before_definitions_were_added_is_judged_again() -> None:
+    """The memo is by registry generation: an extension unknown when first met is known once
+    an ``--ig`` package defines it."""
+    registry = Registry()
+    validator = Validator(registry)
+    person = patient(extension=[{"url": HOSPITAL_EXTENSION, "valueString": "3床"}])
+    assert ("extension.unknown-not-allowed", "Patient.extension[0]") in errors(validator.validate(person))
+    definition = sd(HOSPITAL_EXTENSION, "Extension", [{"id": "Extension.value[x]", "type": [{"code": "string"}]}])
+    definition["kind"] = "complex-type"
+    definition["context"] = [{"type": "element", "expression": "Patient"}]
+    registry.add_resource(definition)
+    assert not ids(validator.validate(person))
+
+
+SHARED = Validator(Registry())
+EXTENSION_URLS = [
+    CORE + "patient-birthPlace",  # an Address
+    CORE + "data-absent-reason",  # a code bound required
+    CORE + "questionnaire-sliderStepValue",  # a context invariant on the item it sits on
+    CORE + "patient-nationality",  # complex: parts
+    HOSPITAL_EXTENSION,  # unknown
+    "nickname",  # relative
+]
+EXTENSION_VALUES = [
+    {},
+    {"valueString": "郑州"},
+    {"valueCode": "unknown"},
+    {"valueCode": "forgotten"},
+    {"valueInteger": 1},
+    {"valueCoding": {"system": "urn:iso:std:iso:3166", "code": "CN"}},
+    {"valueCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/v3/x", "code": "x"}]}},
+    {"valueReference": {"reference": "Patient/x"}},
+    {"valueAddress": {"city": "郑州市"}},
+    {"extension": [{"url": "code", "valueCodeableConcept": {"text": "中国"}}]},
+    {"valueCode": "unknown", "_valueCode": {"extension": [{"url": HOSPITAL_EXTENSION, "valueString": "x"}]}},
+]
+extensions = st.builds(
+    lambda url, value: {"url": url, **value}, st.sampled_from(EXTENSION_URLS), st.sampled_from(EXTENSION_VALUES)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(extensions, max_size=3),
+    st.lists(extensions, max_size=2),
+    st.sampled_from(["integer", "string"]),
+)
+def test_remembered_extension_findings_are_a_fresh_validators(
+    on_patient: list[dict[str, Any]], on_item: list[dict[str, Any]], item_type: str
+) -> None:
+    """Extensions met before, anywhere (a Patient, its address, a Questionnaire item of either
+    type), are judged by a validator that has met them as by one that has not."""
+    address = {"city": "郑州市", "extension": on_patient} if on_patient else {"city": "郑州市"}
+    instances = [
+        patient(**({"extension": on_patient} if on_patient else {}), address=[address]),
+        questionnaire(item_type, *on_item),
+    ]
+    for instance in instances:
+        SHARED.validate(instance)
+    fresh = Validator(SHARED.registry)
+    assert [SHARED.validate(i) for i in instances] == [fresh.validate(i) for i in instances]

@@ -50,6 +50,14 @@ def extension_of_a_new_url(index: int) -> dict[str, Any]:
     }
 
 
+def extension_of_a_new_value(index: int) -> dict[str, Any]:
+    return {
+        "resourceType": "Basic",
+        "code": {"text": "记录"},
+        "extension": [{"url": "http://example.org/ext/bed", "valueString": f"{index}床"}],
+    }
+
+
 @pytest.fixture(scope="module")
 def validator() -> Validator:
     return Validator(Registry())
@@ -61,8 +69,9 @@ def validator() -> Validator:
         (coding_of_a_new_system, lambda v: v.terminology),
         (answer_from_a_new_value_set, lambda v: v.terminology),
         (extension_of_a_new_url, lambda v: v.structure.extensions),
+        (extension_of_a_new_value, lambda v: v.structure),
     ],
-    ids=["code systems", "value sets", "extension URLs"],
+    ids=["code systems", "value sets", "extension URLs", "extensions' findings"],
 )
 def test_what_a_validator_keeps_does_not_grow_with_each_new_name_instances_use(
     validator: Validator, make: Callable[[int], dict[str, Any]], holder: Callable[[Validator], object]
