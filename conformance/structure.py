@@ -517,7 +517,9 @@ class StructureWalker:
             if len(self._extension_memo) >= EXTENSIONS_KEPT:
                 self._extension_memo.clear()
             cut = len(path)
-            self._extension_memo[memo_key] = [(i.severity, i.message_id, i.expression[cut:], i.params) for i in new]
+            self._extension_memo[memo_key] = [
+                (i.severity, i.message_id, i.expression[cut:], dict(i.params)) for i in new
+            ]
 
     def _extension_key(
         self,

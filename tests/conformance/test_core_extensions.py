@@ -610,6 +610,15 @@ def test_an_extension_met_again_is_answered_from_memory(monkeypatch: pytest.Monk
     assert ("extension.context", "Bundle.entry[3].extension[0]") in errors(second)
 
 
+def test_a_remembered_finding_is_not_changed_by_what_a_caller_does_with_the_first() -> None:
+    validator = Validator(Registry())
+    person = patient(extension=[{"url": HOSPITAL_EXTENSION, "valueString": "3床"}])
+    first = [i for i in validator.validate(person) if i.message_id == "extension.unknown-not-allowed"]
+    first[0].params["url"] = "(masked)"
+    again = [i for i in validator.validate(person) if i.message_id == "extension.unknown-not-allowed"]
+    assert again[0].params == {"url": HOSPITAL_EXTENSION}
+
+
 def test_an_extension_remembered_before_definitions_were_added_is_judged_again() -> None:
     """The memo is by registry generation: an extension unknown when first met is known once
     an ``--ig`` package defines it."""
