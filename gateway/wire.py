@@ -118,8 +118,9 @@ def _as_read_strictly(body: bytes, document: dict[str, Any] | list[Any], limit: 
 
     orjson refuses what a hook refuses but for a repeated key, a noncharacter and nesting
     deeper than ``limit``, and it reads a number with a fraction or an exponent (and an
-    integer too large for 64 bits) as a float.  The one pass over the containers raises for
-    the nesting and answers False at a float.  The document written back (by orjson, which
+    integer too large for 64 bits) as a float.  The one pass over the containers answers
+    False at a float and for the nesting (the strict reader refuses it, or first a fault it
+    meets before: a repeated key, a decimal too precise).  The document written back (by orjson, which
     escapes no colon and writes any other text as UTF-8) tells the rest: each colon of a JSON
     text outside its strings follows a key, and its strings hold at least the colons of the
     document's (a dropped value may hold more), unless one is escaped (``\\u003a``).  The
@@ -127,8 +128,8 @@ def _as_read_strictly(body: bytes, document: dict[str, Any] | list[Any], limit: 
     stack = [(document, 1)]
     while stack:
         current, depth = stack.pop()
-        if depth > limit:
-            raise WireError("http.too-deep", limit=limit)
+        if depth > limit:  # the strict reader says so, or names a fault it meets first
+            return False
         for child in current.values() if isinstance(current, dict) else current:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
@@ -136,7 +137,10 @@ def _as_read_strictly(body: bytes, document: dict[str, Any] | list[Any], limit: 
                 return False
     if b"\\u003" in body:
         return False
-    written = orjson.dumps(document)
+    try:
+        written = orjson.dumps(document)
+    except TypeError:  # nested deeper than orjson writes (254 levels)
+        return False
     if b"\xef\xbf\xbe" in written or b"\xef\xbf\xbf" in written:  # U+FFFE, U+FFFF
         return False
     return written.count(b":") == body.count(b":")

@@ -89,3 +89,26 @@ json_values = st.recursive(
 @given(json_values, st.booleans())
 def test_a_document_comes_back_as_written_whitespace_and_escapes_aside(document: Any, ascii_only: bool) -> None:
     assert parse_json(json.dumps(document, ensure_ascii=ascii_only, indent=1).encode()) == document
+
+
+DEEP = b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"a": 1, "a": 2, "b": ' + DEEP + b"}", ("http.duplicate-key", None)),
+        (b"[[0.10000000000000000000001], " + DEEP + b"]", ("http.decimal-too-precise", None)),
+    ],
+)
+def test_a_body_too_deep_with_an_earlier_fault_is_refused_for_that_fault(body: bytes, reason: tuple) -> None:
+    """orjson's pass refused the nesting itself, before the strict reader, which meets the
+    repeated key or the decimal first, could say so."""
+    assert refusal(body) == reason
+
+
+def test_nesting_deeper_than_orjson_writes_is_read_by_the_strict_reader() -> None:
+    """orjson writes no document over 254 levels: its check raised a TypeError where the
+    strict reader reads the body (a caller may allow that depth)."""
+    levels = 300
+    assert parse_json(b"[" * levels + b"]" * levels, max_depth=levels) is not None
