@@ -58,7 +58,7 @@ ID_CARD_MISTYPED = re.compile(
 #: input types them too: ＵＳＡ) and twelve digits, in any groups (USA 1234 5678 9012,
 #: USA-123456789012); the 18-character 2023 form and the 港澳台居民居住证 share the 身份证
 #: pattern above
-FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}}){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d)")
+FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}}){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)")
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, the first
 #: three bracketed or not (+86(138)00138000), groups apart by a space, dash or dot or not, not
 #: inside a longer number
@@ -69,7 +69,7 @@ MOBILE = re.compile(
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
 MOBILE_GROUPED = re.compile(
-    rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ -]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z])"
+    rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ -]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|[.-]\d)"
 )
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
@@ -325,7 +325,7 @@ _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]
 #: before matching: else a number hides behind its encoding and the trail shows it to anyone
 #: who decodes it
 _NUMBER_CHARACTERS = frozenset(
-    "0123456789Xx +-.()（）" + ascii_uppercase + "".join(chr(ord(letter) + 0xFEE0) for letter in ascii_uppercase)
+    "0123456789Xx \t+-.()（）" + ascii_uppercase + "".join(chr(ord(letter) + 0xFEE0) for letter in ascii_uppercase)
 )
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
 _HEX_DIGITS = frozenset("0123456789ABCDEF")

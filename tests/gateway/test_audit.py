@@ -1339,3 +1339,21 @@ def test_a_refused_write_to_the_trail_names_what_the_path_takes(api: Api, method
     """RFC 9110: a 405 carries Allow; the trail's history takes no method at all."""
     answer = api.request(method, f"{api.base}/{path}", timeout=60)
     assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("138%090013%098000", "138\t0013\t8000"),
+        ("410105%0919491231%090020", "19491231"),
+        ("USA%091234%095678%099012", "1234\t5678"),
+    ],
+)
+def test_a_number_apart_by_escaped_tabs_is_masked(written: str, number: str) -> None:
+    """Tabs separate groups; escaped (``%09``) they were kept as written and the number unseen."""
+    assert number not in unquote(mask_text(written))
+
+
+@pytest.mark.parametrize("written", ["1380 0138 000.5", "ABC 1234 5678 9012.5", "1380 0138 000-1"])
+def test_a_grouped_number_followed_by_a_fraction_or_more_digits_stays(written: str) -> None:
+    assert mask_text(written) == written
