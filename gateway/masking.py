@@ -282,19 +282,30 @@ def _masked_both_ways(text: str) -> str:
     the right one for every text, so each number is hidden wherever either finds it: its
     hidden digits (as its own masking would hide them) starred one for one in the reading.
     The caller masks the result once more (:func:`_masked_numbers`), for numbers the two
-    readings' stars leave joined, or that the NULs of :func:`_read_as_url` kept apart."""
-    text = text.replace("\0", "")  # the reading's markers are NULs, all dropped at the end
-    reading, place = _read_as_url(text)
+    readings' stars leave joined, or that the marks of :func:`_read_as_url` kept apart."""
+    reading, place, marks = _read_as_url(text)
     spans = [*_hidden_spans(reading)]
     spans += ((place[start], place[end - 1] + 1) for start, end in _hidden_spans(text))
     if not spans:
-        return reading.replace("\0", "")
+        return _unmarked(reading, marks)
     characters = list(reading)
     for start, end in spans:
         for index in range(start, end):
             if characters[index].isdecimal():
                 characters[index] = "*"
-    return "".join(characters).replace("\0", "")
+    return _unmarked("".join(characters), marks)
+
+
+def _unmarked(reading: str, marks: list[int]) -> str:
+    """``reading`` without the marks :func:`_read_as_url` put in (in order), the text's own
+    NULs kept: removed, they joined the digits on either side into a number no pattern saw
+    (``%1000…0`` then a NUL and a 0), or made escapes of what they kept apart (``%\x0031``)."""
+    pieces, start = [], 0
+    for mark in marks:
+        pieces.append(reading[start:mark])
+        start = mark + 1
+    pieces.append(reading[start:])
+    return "".join(pieces)
 
 
 def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
@@ -333,12 +344,13 @@ _HEX_DIGITS = frozenset("0123456789ABCDEF")
 _OPEN_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 
 
-def _read_as_url(text: str) -> tuple[str, list[int]]:
-    """``text`` read as a URL means it, and the place in that reading of each of its characters.
+def _read_as_url(text: str) -> tuple[str, list[int], list[int]]:
+    """``text`` read as a URL means it, the place in that reading of each of its characters,
+    and where in the reading the marks are that no character of the text became.
 
     The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7,
-    a quote %22) is kept as written and followed by a NUL: else its last hex digit would begin
-    the run of the digits after it, and no pattern starts inside a run.  A hex digit (a
+    a quote %22) is kept as written and followed by a mark (a NUL): else its last hex digit
+    would begin the run of the digits after it, and no pattern starts inside a run.  A hex digit (a
     digit, A–F) whose decoding would complete a new escape with a literal ``%`` before it
     (``%%33…``, ``%2%30``, ``%2%44``) is kept as written too: decoded, the text shown would
     hold an escape that one more decoding reads as a character of a number masking did not
@@ -346,6 +358,7 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
     dropped escaped too."""
     pieces: list[str] = []
     place: list[int] = []
+    marks: list[int] = []
     written = 0  # where the text not yet read begins
     for escape in _ESCAPE.finditer(text):
         literal = text[written : escape.start()]
@@ -361,11 +374,13 @@ def _read_as_url(text: str) -> tuple[str, list[int]]:
             pieces.extend(character)
         else:
             place.extend(range(len(pieces), len(pieces) + len(escape.group())))
-            pieces.extend((*escape.group(), "\0"))
+            pieces.extend(escape.group())
+            marks.append(len(pieces))
+            pieces.append("\0")
         written = escape.end()
     place.extend(range(len(pieces), len(pieces) + len(text) - written))
     pieces.extend(text[written:])
-    return "".join(pieces), place
+    return "".join(pieces), place, marks
 
 
 #: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile

@@ -908,8 +908,15 @@ def test_a_record_with_a_bad_format_string_is_masked_whatever_spaces_its_number_
     assert "0013" not in caplog.records[-1].getMessage()
 
 
-def test_a_nul_in_the_text_does_not_join_a_number_the_masking_saw_apart() -> None:
-    assert mask_text("50% 138\x0000138000") == "50% 138****8000"
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [("50% 138\x0000138000", "50% 138\x0000138000"), ("%100000000000000000\x000", "%100000********0000\x000")],
+)
+def test_a_nul_in_the_text_is_kept_and_joins_no_number(written: str, masked: str) -> None:
+    """The reading's marks are NULs, and removing every NUL joined the digits on either side
+    of the text's own: into a mobile number masking had not seen, or an ID into 19 digits
+    that are none (its birth date shown)."""
+    assert mask_text(written) == masked
 
 
 @settings(max_examples=200, deadline=None)
