@@ -15,7 +15,13 @@ from typing import Any
 
 from flask import Flask, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    ClientDisconnected,
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+)
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request
 
@@ -146,6 +152,8 @@ def _http_error(error: HTTPException) -> object:
     elif isinstance(error, RequestEntityTooLarge):
         message_id, params = too_large()
         found = FhirError(413, message_id, **params)
+    elif isinstance(error, ClientDisconnected):  # gunicorn ends the stream where the client did
+        found = FhirError(400, "http.body-cut-short", length=request.content_length)
     else:  # werkzeug's description is English: the status says what went wrong
         status = error.code or 500
         found = FhirError(status, "http.request-refused", method=request.method, path=request.path, http_status=status)

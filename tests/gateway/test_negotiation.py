@@ -161,6 +161,20 @@ def test_a_body_of_known_length_is_read_asking_no_more_than_its_length(
     assert (status, stream.asked) == ("201 CREATED", [len(body)])
 
 
+def test_a_body_shorter_than_its_content_length_is_refused_saying_so(tmp_path: Path, patient: dict[str, Any]) -> None:
+    """Under gunicorn the stream ends where the client stopped sending: the request was refused
+    with a generic "cannot be processed", which did not say the body was cut short."""
+    body = orjson.dumps(patient)
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    environ = EnvironBuilder(
+        "/fhir/Patient", method="POST", data=body, content_type="application/fhir+json"
+    ).get_environ()
+    environ["wsgi.input"], environ["wsgi.input_terminated"] = _Recording(body[:-10]), True
+    answer, status, _ = run_wsgi_app(app, environ)
+    code = orjson.loads(b"".join(answer))["issue"][0]["details"]["coding"][0]["code"]
+    assert (status, code) == ("400 BAD REQUEST", "http.body-cut-short")
+
+
 def test_a_method_the_router_does_not_take_is_a_405_naming_those_it_does(tmp_path: Path) -> None:
     """RFC 9110 asks a 405 to carry Allow; werkzeug's was answered without it."""
     app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
