@@ -45,9 +45,9 @@ ID_CARD_GROUPED = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{16}}{_SEP}[0-9Xx](?![0-9X
 #: (GB 11643), written whole or with a separator after the division code and the birth date
 #: (410105 19491231 002, 410105-19491231); the 15 and 18 characters above are masked first: a
 #: birth date alone after a division code is masked unless more digits follow it, which make
-#: the whole too long for an ID.  A time stamp (20261119141205,
-#: an HL7 control id) begins with a century no province has, and a business number of a
-#: division and a year (长护险评估编号 4101002026100001) has no day after its month: both stay
+#: the whole too long for an ID.  A time stamp (20261119141205, an HL7 control id) begins with
+#: a century no province has, and a business number of a division and a year (长护险评估编号
+#: 4101002026100001) has no day after its month: both stay
 PROVINCE = r"(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])"
 BIRTH_DATE = r"(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 ID_CARD_MISTYPED = re.compile(
