@@ -436,14 +436,16 @@ class _Builder:
         if probe and len(types) == 1:
             member, select = "EXISTS", "SELECT 1"
             rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
+            named = [*types, criterion.param]
         elif len(types) == 1:
             member, select = f"{owner}.id IN", f"SELECT {s}.id"
             rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {s}.name = ?"
+            named = [*types, criterion.param]
         else:
             member, select = f"({owner}.type, {owner}.id) IN", f"SELECT {s}.type, {s}.id"
-            rows = f"FROM search_index {s} WHERE {self._named(criterion, s, types)}"
-        if len(types) == 1:
-            self.params += [*types, criterion.param]
+            condition, named = self._named(criterion, s, types)
+            rows = f"FROM search_index {s} WHERE {condition}"
+        self.params += named
         if criterion.missing is not None:
             return f"{'NOT ' if criterion.missing else ''}{member} ({select} {rows})"
         if criterion.chain is not None:
@@ -458,21 +460,19 @@ class _Builder:
             return rows
         return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows})"
 
-    def _named(self, criterion: Criterion, s: str, types: Sequence[str]) -> str:
-        """The rows of several types that hold the criterion's parameter: one name for all, or,
-        for a chain whose types keep them under different names (``Criterion.rows_of``), each
-        group of types with its own."""
+    @staticmethod
+    def _named(criterion: Criterion, s: str, types: Sequence[str]) -> tuple[str, list[str]]:
+        """The condition on the rows of several types that hold the criterion's parameter, and
+        its parameters: one name for all, or, for a chain whose types keep them under different
+        names (``Criterion.rows_of``), each group of types with its own."""
         if not criterion.rows_of:
-            self.params += [*types, criterion.param]
-            return f"{s}.type IN ({marks(types)}) AND {s}.name = ?"
+            return f"{s}.type IN ({marks(types)}) AND {s}.name = ?", [*types, criterion.param]
         named = dict(criterion.rows_of)
         groups: dict[str, list[str]] = {}
         for kind in types:
             groups.setdefault(named.get(kind, criterion.param), []).append(kind)
-        for name, kinds in groups.items():
-            self.params += [*kinds, name]
         alternatives = " OR ".join(f"({s}.type IN ({marks(kinds)}) AND {s}.name = ?)" for kinds in groups.values())
-        return f"({alternatives})"
+        return f"({alternatives})", [value for name, kinds in groups.items() for value in (*kinds, name)]
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""
