@@ -161,12 +161,15 @@ class Access:
         self.principal = principal
         self.personal = personal
         self.restricted = principal is not None and principal.role in RESTRICTED_ROLES
-        now = now_instant()
-        self._served: Sql | None = (
-            served_patients(principal.organization, now) if self.restricted and principal else None
-        )
+        self._served: Sql | None = None
         #: the same rule asked of one person, for statements about one resource
-        self._serves: Served | None = serves(principal.organization, now) if self.restricted and principal else None
+        self._serves: Served | None = None
+        if self.restricted and principal:  # the clock only for a rule that reads it (21 a Bundle)
+            now = now_instant()
+            self._served, self._serves = (
+                served_patients(principal.organization, now),
+                serves(principal.organization, now),
+            )
         #: whom the principal serves, read on first use (:meth:`served_people`)
         self._people: frozenset[str] | None = None
         #: the people asked about one by one so far, and whether it serves each
