@@ -76,12 +76,21 @@ def release_dropped_numbers(tx: Transaction, people: Sequence[dict[str, Any]]) -
         tx.identity.release(person_id, keys)
 
 
-def register_person(tx: Transaction, patient: dict[str, Any] | None, before: Stored | None, rules: Access) -> None:
+def register_person(
+    tx: Transaction, patient: dict[str, Any] | None, before: Stored | None, rules: Access, *, unheld: bool = False
+) -> None:
     """A Patient written over REST (``patient``, its content at its id) joins the identity
     index, so a legacy record of the same person (same 身份证号) merges into it instead of
     becoming a second Patient.  Nothing here needs its row: a create registers it before
-    writing it, so on PostgreSQL the claim goes with the BEGIN and the row with the COMMIT,
-    and a transaction Bundle's Patient is written with its other entries.
+    writing it, so on PostgreSQL the claim goes with the BEGIN (a create's with the COMMIT,
+    ``unheld``) and the row with the COMMIT, and a transaction Bundle's Patient is written
+    with its other entries.
+
+    ``unheld``: a new Patient (no ``before``) claims its keys as no one's
+    (:meth:`IdentityKeys.claim_unheld`), which on PostgreSQL sends the claim with the COMMIT
+    and reads no answer; if one is held, the write fails (:meth:`IdentityKeys.held`) and its
+    caller does it again without, to be judged as below.  When none is, the two ways write
+    the same rows.
 
     A national identity number (身份证号, 居住证号, 永居证号) is one person's, and the archive
     keeps one record per person: a Patient that brings one another Patient of the archive
@@ -99,6 +108,8 @@ def register_person(tx: Transaction, patient: dict[str, Any] | None, before: Sto
         return
     person_id, reference = patient["id"], f"Patient/{patient['id']}"
     keys = match_keys(patient)
+    if unheld and before is None and tx.identity.claim_unheld(person_id, keys):
+        return
     documents = sorted(key for key in keys if is_document(key))
     carried = set(carried_keys(before))
     tx.identity.release(person_id, sorted(carried - set(keys)))  # a number corrected away

@@ -54,7 +54,8 @@ from gateway.security.access import (
     named_owners,
 )
 from gateway.security.principal import acting
-from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, Transaction, VersionConflict
+from gateway.storage.ingest_tables import IdentityKeys
+from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, StoreError, Transaction, VersionConflict
 from mappings.engine import reference_nodes
 from profiles.registry import Registry, r4_resource_types
 
@@ -339,9 +340,22 @@ class Repository:
         resource = {**resource, "id": new_id()}
         issues = self.checked(resource)
         rows = self.index_rows(resource)
-        return self.store.atomically(
-            lambda tx: self.judge_birth(tx, self.create_in(tx, resource, issues, if_none_exist, rows))
-        )
+
+        def write(unheld: bool) -> Written:
+            return self.store.atomically(
+                lambda tx: self.judge_birth(
+                    tx, self.create_in(tx, resource, issues, if_none_exist, rows, unheld=unheld)
+                )
+            )
+
+        # a new person's keys are claimed as no one's, in the COMMIT's round trip; one held
+        # already fails that write, and the careful claim judges it (register_person)
+        try:
+            return write(True)
+        except StoreError as error:
+            if not IdentityKeys.held(error):
+                raise
+        return write(False)
 
     def index_rows(self, resource: dict[str, Any]) -> list[IndexRow] | None:
         """The resource's search index rows, made before its write transaction opens: they
@@ -358,8 +372,11 @@ class Repository:
         if_none_exist: str | None = None,
         rows: list[IndexRow] | None = None,
         shared: Shared | None = None,
+        *,
+        unheld: bool = False,
     ) -> Written:
-        """``shared``: what the writes of the same transaction share (:class:`Shared`)."""
+        """``shared``: what the writes of the same transaction share (:class:`Shared`);
+        ``unheld``: a new Patient's keys claimed as no one's (:func:`register_person`)."""
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(condition_lock(kind))
@@ -373,7 +390,7 @@ class Repository:
         _check_people(rules, tx, resource, shared.registering)
         people = self._hold_people(tx, resource, shared)
         lock_new_person(tx, resource)
-        register_person(tx, resource, None, rules)  # its row is not needed: the claim goes first
+        register_person(tx, resource, None, rules, unheld=unheld)  # its row is not needed: the claim goes first
         stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
         return Written(stored, 201, issues, people=people)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.storage.dialect import marks
 from gateway.storage.resources import now_instant
-from gateway.storage.store import Executor
+from gateway.storage.store import Executor, StoreError
 
 _PERSON_KEY_COLUMNS = (("key", "text"), ("person_id", "text"))
 
@@ -42,6 +42,26 @@ class IdentityKeys:
         holders = {row[0]: row[1] for row in found.fetchall()} if found is not None else {}
         return {key: self.person_of(key) or person_id for key in taken}, holders
 
+    def claim_unheld(self, person_id: str, keys: Sequence[str]) -> bool:
+        """Queue ``keys`` as a new person's, as rows no one holds, where queued statements go
+        with the next round trip (PostgreSQL): a create's claim then goes with its COMMIT,
+        one plain INSERT of every key, where :meth:`claim` sent an INSERT per document and a
+        SELECT of the numbers' holders, and waited for their answers, with the BEGIN (which
+        now goes alone with the write barrier, as one text: ``Executor.start``).  A key
+        someone holds fails the write at its COMMIT (:meth:`held`, nothing written), to be
+        done again with :meth:`claim`; one a writer in flight is inserting waits for it, as
+        :meth:`claim` does.  False where nothing was queued: statements go one at a time
+        there, and the claim's answer costs no round trip."""
+        if not self.sql.pipelines:
+            return False
+        self.sql.defer("person_key", _PERSON_KEY_COLUMNS, [(key, person_id) for key in dict.fromkeys(keys)])
+        return True
+
+    @staticmethod
+    def held(error: StoreError) -> bool:
+        """Whether ``error`` is a key :meth:`claim_unheld` queued that someone holds."""
+        return error.constraint == _KEY_HELD
+
     def keys_of(self, person_id: str) -> list[str]:
         """The keys the person holds, in key order."""
         return [
@@ -67,6 +87,8 @@ class IdentityKeys:
         self.sql.defer("person_key", _PERSON_KEY_COLUMNS, rows, " ON CONFLICT (key) DO NOTHING")
 
 
+#: the unique constraint that refuses a key someone holds (migration 0002)
+_KEY_HELD = "person_key_pkey"
 _CLAIM = "INSERT INTO person_key (key, person_id) VALUES (?, ?) ON CONFLICT (key) DO NOTHING RETURNING key"
 _HOLDERS = "SELECT key, person_id FROM person_key WHERE key IN ({})"
 

@@ -42,15 +42,19 @@ _WRITING: ContextVar[tuple[Store, Transaction] | None] = ContextVar("writing", d
 class StoreError(Exception):
     """The store cannot do what was asked; the message says why.  ``retryable``: the database
     gave the transaction up to let another go on (PostgreSQL's deadlock victim, a serialization
-    failure): done again from its start, it would succeed."""
+    failure): done again from its start, it would succeed.  ``constraint``: the unique
+    constraint that refused a row, where the database names it (PostgreSQL)."""
 
-    def __init__(self, message: str, retryable: bool = False) -> None:
+    def __init__(self, message: str, retryable: bool = False, constraint: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.constraint = constraint
 
 
 #: SQLSTATEs of a transaction the database sacrificed: deadlock detected, serialization failure
 RETRYABLE_STATES = frozenset({"40P01", "40001"})
+#: SQLSTATE of a row a unique constraint refused
+UNIQUE_VIOLATION = "23505"
 #: times a write is run when the database sacrifices it (:func:`retried`)
 TRANSACTION_ATTEMPTS = 3
 T = TypeVar("T")
@@ -71,8 +75,11 @@ def retried(run: Callable[[int], T]) -> T:
 
 
 def driver_error(dialect: str, exc: Exception) -> StoreError:
-    """A database driver's error as the store's, marked retryable when it is."""
-    return StoreError(f"{dialect}: {exc}", retryable=getattr(exc, "sqlstate", None) in RETRYABLE_STATES)
+    """A database driver's error as the store's, marked retryable when it is, naming the
+    unique constraint that refused a row when the driver does (psycopg's ``diag``)."""
+    state = getattr(exc, "sqlstate", None)
+    constraint = getattr(getattr(exc, "diag", None), "constraint_name", None) if state == UNIQUE_VIOLATION else None
+    return StoreError(f"{dialect}: {exc}", retryable=state in RETRYABLE_STATES, constraint=constraint)
 
 
 #: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
@@ -96,6 +103,7 @@ class Cursor(Protocol):
 class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Cursor: ...
     def cursor(self) -> Any: ...
+    def rollback(self) -> None: ...
 
 
 class Stored:
@@ -206,6 +214,12 @@ class Executor:
         #: rows queued by :meth:`defer`, per statement: (table, columns, conflict clause) -> rows
         self._deferred: dict[tuple[str, tuple[tuple[str, str], ...], str], list[Sequence[Any]]] = {}
 
+    @property
+    def pipelines(self) -> bool:
+        """Whether statements queued here go together with the next round trip (PostgreSQL),
+        rather than one at a time at once (SQLite, where a statement costs no round trip)."""
+        return self._pipeline is not None
+
     def begin(self, *statements: str) -> None:
         """Open a transaction (a BEGIN, and what must follow it).  Where statements can be
         pipelined (PostgreSQL), they wait for the transaction's first statement and go with it
@@ -271,7 +285,15 @@ class Executor:
         elif self._opening is not None:
             self._opening = None
         else:
-            self.execute("ROLLBACK")
+            # the driver's own rollback: psycopg then also forgets (and deallocates) the
+            # statements it prepared on the connection.  A pipeline an error cut short left
+            # it counting as prepared a statement whose preparation the server skipped, and
+            # a later request on the connection failed ("prepared statement "_pg3_4" does
+            # not exist"): a create of a person someone holds fails so (IdentityKeys.held)
+            try:
+                self.connection.rollback()
+            except self.errors as exc:
+                raise driver_error(self.dialect.name, exc) from exc
 
     def _send_opening(self) -> None:
         opening, self._opening = self._opening, None

@@ -8,14 +8,17 @@ import copy
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from bench.synthetic import patient as synthetic_patient
+from conformance.validator import Validator
 from gateway.config import Config
 from gateway.fhir import search
 from gateway.fhir.errors import FhirError
@@ -23,8 +26,8 @@ from gateway.ingest.identity import IdentityIndex, number_lock
 from gateway.security.principal import Principal, acting
 from gateway.services import Services
 from gateway.storage.ingest_tables import IdentityKeys
-from gateway.storage.store import StoreError
-from tests.conftest import load_example
+from gateway.storage.store import Executor, StoreError
+from tests.conftest import fresh_database_url, load_example
 
 Make = Callable[..., Services]
 #: the 居民健康档案号 of a yy-patient
@@ -465,6 +468,38 @@ def test_a_create_bringing_a_number_another_patient_holds_is_refused(services: M
         "http.duplicate-person",
         "Patient.identifier[0]",
     )
+
+
+def test_on_postgresql_a_new_patients_identity_claim_goes_with_its_commit(
+    tmp_path: Path, validator: Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim of the person's identity keys (and the lock on its 身份证号 before it) went
+    with the BEGIN, and its answer was read before the rest was sent: five statements to wait
+    for, where the BEGIN and the write barrier go as one text.  Claimed as no one's, the keys
+    go with the COMMIT: when it is sent, the number's lock has not been asked for yet."""
+    person = new_patient(8)
+    lock = number_lock(f"idcard|{person['identifier'][0]['value']}")
+    locked_before_commit: list[bool] = []
+    commit = Executor.commit
+    with fresh_database_url("postgresql", tmp_path) as url:
+
+        def committing(executor: Executor) -> None:
+            with psycopg.connect(url) as other:
+                held = other.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
+                    (zlib.crc32(lock.encode()),),
+                ).fetchone()
+            locked_before_commit.append(bool(held and held[0]))
+            commit(executor)
+
+        made = Services(Config.load(database_url=url))
+        made.__dict__["validator"] = validator  # a cached_property, preset: no second compile
+        try:
+            monkeypatch.setattr(Executor, "commit", committing)
+            made.repository.create(person)
+        finally:
+            made.close()
+    assert locked_before_commit == [False]
 
 
 def test_an_update_bringing_a_number_another_patient_holds_is_refused(services: Make) -> None:
