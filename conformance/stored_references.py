@@ -29,11 +29,16 @@ REFERENCE_KEYS = frozenset(r4_base_types()["Reference"]["nodes"]["Reference"])
 
 
 def check_stored_references(
-    resource: dict[str, Any], path: str, resource_types: frozenset[str], issues: IssueList
+    resource: dict[str, Any],
+    path: str,
+    resource_types: frozenset[str],
+    issues: IssueList,
+    references: References | None = None,
 ) -> None:
+    """``references``: the resource's, found already (:class:`References`), or None."""
     if resource.get("resourceType") == "Bundle":
         return  # a stored document keeps its urn: references, resolved by its own entries
-    references = References(resource, path)
+    references = references if references is not None else References(resource, path)
     for node in references:
         message_id = _refusal(node["reference"], resource_types)
         if message_id is not None:
@@ -41,22 +46,58 @@ def check_stored_references(
 
 
 class References:
-    """Every Reference of one resource, contained resources' too (iterated, each time anew),
+    """Every Reference of one resource, contained resources' too, found in one walk the first
+    time anyone asks and then shared by every rule that reads them (a transaction's entry asks
+    six times: whether it refers conditionally, what the archive must resolve, which people
+    it names, whether a restricted client may name them, and whether they may be stored);
     each located, its FHIRPath (``Observation.encounter.reference``), only when asked: for the
     rules that judge what a reference is or points at, which nearly never refuse one.
     Locating them walks every element building its path: judged by their locations, a
     benchmark transaction's ten entries cost 215 µs, judged as found and located on a
-    refusal, under 80."""
+    refusal, under 80.
 
-    __slots__ = ("_located", "_path", "_resource")
+    Found once, they stay the nodes found: a rewrite of a ``reference`` in place (a
+    transaction's links, its conditional references resolved) is read through them, and a
+    shallow copy of the resource (an id assigned) has the same ones (:meth:`of_copy`), but a
+    resource whose elements are replaced needs References of its own."""
 
-    def __init__(self, resource: dict[str, Any], path: str) -> None:
+    __slots__ = ("_every", "_located", "_path", "_resource", "_stored")
+
+    def __init__(self, resource: Any, path: str) -> None:
         self._resource = resource
-        self._path = path or str(resource.get("resourceType", ""))
+        resource_type = resource.get("resourceType", "") if isinstance(resource, dict) else ""
+        self._path = path or str(resource_type)
         self._located: dict[int, str] | None = None
+        self._stored: list[dict[str, Any]] | None = None
+        self._every: list[dict[str, Any]] = []
+
+    @property
+    def resource(self) -> Any:
+        return self._resource
+
+    def of_copy(self, resource: dict[str, Any]) -> References:
+        """These References, of ``resource``: a shallow copy of this one's (its own top-level
+        keys, its elements the same objects), whose references are therefore not sought again."""
+        copied = References(resource, self._path)
+        copied._stored, copied._every, copied._located = self._stored, self._every, self._located
+        return copied
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(_references(self._resource))
+        """The References as a stored resource has them (outside a primitive's ``_``
+        element, of a Reference's keys alone)."""
+        if self._stored is None:
+            self._stored, self._every = _references(self._resource)
+        return iter(self._stored)
+
+    @property
+    def every(self) -> list[dict[str, Any]]:
+        """Every object with a string ``reference``, wherever it is (a primitive's
+        extensions, a ``reference`` beside other keys too), in the order
+        :func:`mappings.engine.reference_nodes` finds them: what a transaction resolves and
+        rewrites, and the people a write names."""
+        if self._stored is None:
+            self._stored, self._every = _references(self._resource)
+        return self._every
 
     def where(self, node: dict[str, Any]) -> str:
         """The FHIRPath of ``node``'s ``reference``; the resource is walked for it once."""
@@ -86,28 +127,39 @@ def _is_reference(node: dict[str, Any]) -> bool:
     )
 
 
-def _references(node: Any) -> list[dict[str, Any]]:
-    """Every Reference, contained resources' too; iterative, so no nesting depth can exhaust
-    the stack, and no paths: nearly every resource has nothing to report.  Only containers
-    are pushed, by a plain loop: a generator per object and a push of every list's strings
-    made this walk, run twice on every write, twice as slow; and a list, which its callers'
-    loops ran through a tenth faster than a generator yielding them."""
-    found: list[dict[str, Any]] = []
+def _references(node: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the stored form's References, every object with a string ``reference``), in one
+    walk, contained resources' too; iterative, so no nesting depth can exhaust the stack, and
+    no paths: nearly every resource has nothing to report.  A container's values are pushed
+    whole (strings too, dropped when popped: a loop over them in Python cost half as much
+    again), and what lies under a ``_`` key (a primitive's extensions, rare) is set aside by
+    identity: every object there counts, none is a stored form's Reference."""
+    stored: list[dict[str, Any]] = []
+    every: list[dict[str, Any]] = []
+    aside: set[int] | None = None
     stack = [node]
-    push, pop = stack.append, stack.pop
+    extend, pop = stack.extend, stack.pop
     while stack:
         current = pop()
-        if type(current) is dict:
-            if "reference" in current and _is_reference(current):
-                found.append(current)
-            for key, child in current.items():
-                if (type(child) is dict or type(child) is list) and key[:1] != "_":
-                    push(child)
-        elif type(current) is list:
-            for child in current:
-                if type(child) is dict or type(child) is list:
-                    push(child)
-    return found
+        kind = type(current)
+        if kind is dict:
+            hidden = aside is not None and id(current) in aside
+            if type(current.get("reference")) is str:
+                every.append(current)
+                if not hidden and _is_reference(current):
+                    stored.append(current)
+            for key in current:
+                if hidden or key[:1] == "_":
+                    child = current[key]
+                    if type(child) is dict or type(child) is list:
+                        aside = aside if aside is not None else set()
+                        aside.add(id(child))
+            extend(current.values())
+        elif kind is list:
+            if aside is not None and id(current) in aside:
+                aside.update(id(child) for child in current if type(child) is dict or type(child) is list)
+            extend(current)
+    return stored, every
 
 
 def _locations(node: Any, path: str) -> dict[int, str]:

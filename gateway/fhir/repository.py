@@ -56,7 +56,6 @@ from gateway.security.access import (
 from gateway.security.principal import acting
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, StoreError, Transaction, VersionConflict
-from mappings.engine import reference_nodes
 from profiles.registry import Registry, r4_resource_types
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -140,13 +139,19 @@ class Repository:
             raise FhirError(400, "http.bad-id", where, id=resource_id)
 
     def validate(
-        self, resource: dict[str, Any], profiles: Sequence[str] = (), path: str = "", elsewhere: Resolver | None = None
+        self,
+        resource: dict[str, Any],
+        profiles: Sequence[str] = (),
+        path: str = "",
+        elsewhere: Resolver | None = None,
+        references: References | None = None,
     ) -> list[Issue]:
         """Every issue: base model, the resource's claimed profiles, the provincial profile
         for its type (when the package has exactly one), any profile asked for, and the form a
         stored resource's references must have (``conformance.stored_references``); references
         to the archive resolve there (a target must meet the profile its reference demands),
-        or through ``elsewhere`` when the caller knows better (a transaction's own entries)."""
+        or through ``elsewhere`` when the caller knows better (a transaction's own entries).
+        ``references``: the resource's at ``path``, when the caller has found them already."""
         wanted = list(profiles)
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
@@ -155,7 +160,7 @@ class Repository:
         resolve = elsewhere or self.references.including({})
         issues = IssueList(self.validator.validate(resource, wanted, path, elsewhere=resolve))
         if not any(issue.severity == "fatal" for issue in issues):  # not refused unread (too deep, too big)
-            check_stored_references(resource, path, self.references.resource_types, issues)
+            check_stored_references(resource, path, self.references.resource_types, issues, references)
             self._check_after_birth(resource, path, resolve, issues)
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
@@ -180,7 +185,13 @@ class Repository:
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
         return issues
 
-    def check_reachable(self, resource: dict[str, Any], path: str = "", resolve: Resolver | None = None) -> None:
+    def check_reachable(
+        self,
+        resource: dict[str, Any],
+        path: str = "",
+        resolve: Resolver | None = None,
+        references: References | None = None,
+    ) -> None:
         """A restricted client (an elderly-care platform) names in what it writes only records
         of people it may see, or that the same transaction writes (``resolve`` knows them): a
         reference to a hidden stay of another organisation was stored, and, referenced, that
@@ -196,10 +207,11 @@ class Repository:
 
         The references are judged as found, and located only when one is refused, to say
         where (:class:`~conformance.stored_references.References`); whether one is in a
-        ``link`` is read from its location, so only when it names a Patient merged away."""
+        ``link`` is read from its location, so only when it names a Patient merged away.
+        ``references``: the resource's at ``path``, when the caller has found them already."""
         rules = self.access()
         resolve = resolve or self.references
-        references = References(resource, path)
+        references = references if references is not None else References(resource, path)
         for node in references:
             refusal = self._unreachable(node, references, rules, resolve)
             if refusal is not None:
@@ -240,7 +252,8 @@ class Repository:
         passed over too: it names other Patients in its ``link`` (which a merge writes, and the
         merged-away refusal passes over), and no after-birth rule dates a Patient by another;
         held, a PUT of one Patient and a merge would lock two Patients each in its own order."""
-        keys = self._named_people(resource, shared)
+        found = References(resource, "")
+        keys = self._named_people(found, shared)
         held = shared.held  # each read once a transaction: it holds them until it ends
         for key in sorted(set(keys.values()) - held.keys(), key=lock_order):
             held[key] = _held_shared(tx, key)
@@ -248,26 +261,31 @@ class Repository:
         if any(p is not None and replaced_by(p.resource or {}) is not None for p in people.values()):
             # :func:`_check_people` has refused a restricted principal every Patient it may not
             # see, so this refusal tells nothing of a hidden record
-            references, held_now = References(resource, ""), lambda r: _content(people[r])
-            for node in references:
+
+            def held_now(reference: str) -> dict[str, Any] | None:
+                return _content(people[reference])
+
+            for node in found:
                 if node["reference"] not in people:
                     continue
-                refusal = _merged_away(node, references, held_now)
+                refusal = _merged_away(node, found, held_now)
                 if refusal is not None:
                     raise refusal
         return people
 
-    def _named_people(self, resource: dict[str, Any], shared: Shared) -> dict[str, tuple[str, str]]:
-        """The archive's Patients ``resource`` names (:meth:`_hold_people`), by reference; found
-        once a transaction (``shared.named``): a transaction's hold and then each entry's write
-        asked, the ten creates of a benchmark Bundle walking their resources 18 times."""
+    def _named_people(self, references: References, shared: Shared) -> dict[str, tuple[str, str]]:
+        """The archive's Patients a resource names (:meth:`_hold_people`), by reference, from
+        its ``references``; found once a transaction (``shared.named``): a transaction's hold
+        and then each entry's write asked, the ten creates of a benchmark Bundle walking their
+        resources 18 times."""
+        resource = references.resource
         if resource.get("resourceType") == "Patient":
             return {}
         found = shared.named.get(id(resource))
         if found is not None and found[0] is resource:
             return found[1]
         keys: dict[str, tuple[str, str]] = {}
-        for node in reference_nodes(resource):
+        for node in references.every:
             key = self.references.current_key(node["reference"])
             if key is not None and key[0] == "Patient" and key[1] not in (shared.registering or ()):
                 keys[node["reference"]] = key
@@ -741,7 +759,7 @@ class Repository:
         targets: Sequence[tuple[str, str]],
         people: Sequence[dict[str, Any]] = (),
         shared: Shared | None = None,
-        writing: Sequence[dict[str, Any]] = (),
+        writing: Sequence[References] = (),
     ) -> None:
         """Lock the resources a transaction will change, in one order (:func:`lock_order`): taken as
         its entries came, two transactions changing the same two resources in opposite orders
@@ -755,13 +773,14 @@ class Repository:
         ingest holding a person's numbers waits for the Patient's row, and a transaction
         that held the row first and then waited for the numbers deadlocked with it.
 
-        With ``shared``, the Patients the resources it will write (``writing``) name are held
+        With ``shared``, the Patients the resources it will write (``writing``, their
+        :class:`References`) name are held
         shared in the same order (into ``shared.held``, see :meth:`_hold_people`), as a merge
         takes its rows: held after the rows, a transaction updating a ServiceRequest waited for
         the Patient a merge held, which waited for that ServiceRequest."""
         lock_people(tx, targets, people)
         shared = shared or Shared()
-        named = {key for resource in writing for key in self._named_people(resource, shared).values()} - set(targets)
+        named = {key for found in writing for key in self._named_people(found, shared).values()} - set(targets)
         for kind, resource_id in sorted({*targets, *named}, key=lock_order):
             if (kind, resource_id) in named:
                 shared.held[(kind, resource_id)] = _held_shared(tx, (kind, resource_id))
