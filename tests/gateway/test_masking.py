@@ -1,0 +1,632 @@
+"""Masking of personal identifiers in text people read (gateway/masking.py): 身份证号 however
+mistyped, grouped or encoded, old 永居证 numbers, mobile and fixed-line phones, names in name
+criteria and credentials, in free text, URLs, log records and the command line's output."""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import masking
+from gateway.cli import main
+from gateway.masking import (
+    FULL_WIDTH_DIGITS,
+    install_log_masking,
+    mask_id_cards,
+    mask_name,
+    mask_phones,
+    mask_query,
+    mask_repeated,
+    mask_text,
+)
+
+ID_CARD = "410105194912310020"
+ENCODED_ID_CARD = "".join(f"%{ord(c):02X}" for c in ID_CARD)
+
+
+def test_identifiers_phones_and_names_are_masked() -> None:
+    assert mask_text(f"身份证{ID_CARD}，电话 13800000001") == "身份证410105********0020，电话 138****0001"
+    assert mask_text("旧证 410105491231002 新证 11010519630402991X") == "旧证 410105******002 新证 110105********991X"
+    assert mask_text("+86 138-0000-0001") == "+86 138****0001"
+    assert mask_text("医保人员编号 41112357174961943107") == "医保人员编号 41112357174961943107"  # 20 digits: no ID
+    assert (mask_name("张秀英"), mask_name("李四")) == ("张**", "李**")
+    assert mask_query([("subject:Patient.name:contains", "王小明"), ("birthdate", "ge1949")]) == [
+        ("subject:Patient.name:contains", "王**"),
+        ("birthdate", "ge1949"),
+    ]
+
+
+def test_a_landline_is_masked() -> None:
+    assert mask_text("Patient?telecom=0371-68801234") == "Patient?telecom=0371-****1234"
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"), [("(0371)68801234", "(0371)****1234"), ("（0371）68801234", "（0371）****1234")]
+)
+def test_a_landline_with_a_bracketed_area_code_is_masked(written: str, masked: str) -> None:
+    assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("+86 (371) 68801234", "+86 (371) ****1234"),
+        ("+86（371）68801234", "+86（371）****1234"),
+        ("86-371-68801234", "86-371-****1234"),
+        ("+86(138)00138000", "+86(138)****8000"),
+    ],
+)
+def test_a_phone_with_the_country_code_bracketed_or_bare_is_masked(written: str, masked: str) -> None:
+    """An area code or mobile prefix in brackets after +86, or a bare 86 and a dash, and the
+    number went through whole."""
+    assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+def test_a_code_search_is_recorded_as_asked() -> None:
+    """``code`` is an OAuth word and a FHIR search parameter: only the credentials are hidden."""
+    assert mask_query([("code", "http://loinc.org|8480-6")]) == [("code", "http://loinc.org|8480-6")]
+
+
+@pytest.mark.parametrize("name", ["access_token", "client_secret", "client_assertion"])
+def test_credentials_sent_as_query_parameters_are_never_recorded(name: str) -> None:
+    assert mask_query([(name, "eyJhbGciOiJSUzM4NCJ9.secret"), ("_count", "1")]) == [(name, "***"), ("_count", "1")]
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        # a Bundle entry's URL, as an audit event describes the entry
+        ("GET Patient?access_token=s3cr3t-AAA → 400", "GET Patient?access_token=*** → 400"),
+        ("GET Patient?Access_Token=s3cr3t&api_key=k", "GET Patient?Access_Token=***&api_key=***"),
+        # dots between the groups of a 身份证号, as spaces and dashes were
+        ("Patient?identifier=410105.19491231.0020", "Patient?identifier=410105********0020"),
+        # a fixed line with the country code, which drops the trunk 0
+        ("电话 +86-371-66884234", "电话 +86-371-****4234"),
+        # a name searched through _has
+        ("Organization?_has:Patient:organization:name=令狐冲", "Organization?_has:Patient:organization:name=令**"),
+    ],
+)
+def test_what_security_qa_found_in_clear_is_masked(written: str, masked: str) -> None:
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    ("pair", "masked"),
+    [
+        (("Access_Token", "s3cr3t"), ("Access_Token", "***")),
+        (("access_token:exact", "s3cr3t"), ("access_token:exact", "***")),
+        (("_has:Patient:organization:name", "令狐冲"), ("_has:Patient:organization:name", "令**")),
+        (("NAME", "张秀英"), ("NAME", "张**")),
+    ],
+)
+def test_a_query_parameter_is_masked_in_any_case_or_form(pair: tuple[str, str], masked: tuple[str, str]) -> None:
+    assert mask_query([pair]) == [masked]
+
+
+def test_a_uuid_is_no_landline() -> None:
+    reference = "Patient/9f3c2a1e-0123-4567-8901-23456789abcd"
+    assert mask_text(reference) == reference
+
+
+def test_a_name_criterion_quoted_in_an_error_is_masked() -> None:
+    text = "引用“Patient?name=张秀英&birthdate=1949-12-31”无法解析"
+    assert mask_text(text) == "引用“Patient?name=张**&birthdate=1949-12-31”无法解析"
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("41010519491231002", "410105********002"),  # the check character left off
+        ("4101051949123100201", "410105********00201"),  # a digit doubled
+        ("4101051949123100X", "410105********00X"),  # a digit dropped
+        ("41010519491231", "410105********"),  # cut short after the birth date
+        ("身份证号“41010519491231002”格式错误", "身份证号“410105********002”格式错误"),
+        # in groups, as the division code, the birth date and the rest are read out
+        ("410105 19491231 002", "410105********002"),
+        ("410105-19491231-002", "410105********002"),
+        ("410105 19491231 00201", "410105********00201"),
+        ("出生 410105 19491231，", "出生 410105********，"),
+    ],
+)
+def test_a_mistyped_id_card_number_is_masked(written: str, masked: str) -> None:
+    """The validator's rule.id-card-format quotes the number as written, in the reports and
+    the trail: 17 digits of a 身份证号 are the whole of it (its check character follows).
+    Written in groups, the number went through whole, its birth date shown."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "S20261102091502",
+        "20261119141205",
+        "20261102091502123",
+        "41112357174961943107",
+        "4101002026100001",
+        "410105 19491231 001234",
+    ],
+)
+def test_a_time_stamp_or_an_insurance_number_is_no_mistyped_id_card(number: str) -> None:
+    """An HL7 control id, time stamps (to the second, the millisecond), a 20-digit 医保人员编号 and a 长护险
+    评估编号 (a division, a year, a month and a serial) begin otherwise than with a division
+    code and a date, or are longer than any ID."""
+    assert mask_text(number) == number
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [("1381234567", "138****4567"), ("138 1234 567", "138****4567"), ("+86 1381234567", "+86 138****4567")],
+)
+def test_a_mobile_number_mistyped_to_ten_digits_is_masked(written: str, masked: str) -> None:
+    """An 11-digit mobile was masked, the same number a digit short quoted in full."""
+    assert mask_text(f"Patient?telecom={written}") == f"Patient?telecom={masked}"
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("1380 0138 000", "138****8000"),
+        ("1380-0138-000", "138****8000"),
+        ("13800 138000", "138****8000"),
+        ("+86 1380 0138 000", "+86 138****8000"),
+    ],
+)
+def test_a_mobile_number_in_other_groups_is_masked(written: str, masked: str) -> None:
+    """Only groups of 3-4-4 (or fewer of them: 3-8, 7-4) were known: grouped 4-4-3 or 5-6
+    the number went through whole."""
+    assert mask_text(f"电话：{written}。") == f"电话：{masked}。"
+
+
+@pytest.mark.parametrize(
+    "text", ["1380.0138000", "Patient/9f3c2a1e-1380-0138-000a-23456789abcd", "13 8 2026 12345", "1500  2000  300"]
+)
+def test_a_decimal_a_uuid_or_small_numbers_side_by_side_are_no_mobile_number(text: str) -> None:
+    assert mask_text(text) == text
+
+
+@pytest.mark.parametrize("text", ["Basic/p1381234567", "Observation/bp-1381234567", "0.1381234567", "4101002026"])
+def test_ten_digits_inside_a_word_or_a_number_or_not_begun_as_a_mobile_stay(text: str) -> None:
+    """As a fixed line's digits inside a word stay: an id, a decimal's fraction, a code."""
+    assert mask_text(text) == text
+
+
+def test_an_old_foreign_permanent_residence_number_is_masked() -> None:
+    assert mask_text("永居证 USA123456789012") == "永居证 USA********9012"
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("USA 1234 5678 9012", "USA********9012"),
+        ("USA-123456789012", "USA********9012"),
+        ("USA 123456789012", "USA********9012"),
+        ("USA 1949 1231 6789", "USA********6789"),  # a date, but no time of day
+        ("ＵＳＡ１２３４５６７８９０１２", "ＵＳＡ********9012"),
+    ],
+)
+def test_an_old_foreign_permanent_residence_number_in_groups_or_full_width_is_masked(written: str, masked: str) -> None:
+    """Grouped, or its letters typed full-width, the number went through whole."""
+    assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
+
+
+OLD_PR = "USA123456789012"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "".join(f"%{ord(c):02X}" for c in OLD_PR),
+        "identifier=%55%53%41%2D123456789012",
+        "%55%53%41" + OLD_PR[3:],
+        "%E5%8F%B7%55%53%41%20123456789012",
+        "%EF%BC%B5%EF%BC%B3%EF%BC%A1123456789012",  # full-width letters, UTF-8
+    ],
+)
+def test_an_old_permanent_residence_number_percent_encoded_is_masked(written: str) -> None:
+    """The reading decoded only digits and separators: its letters stayed escaped and the
+    twelve digits went through, plain to anyone who decodes them."""
+    masked = mask_text(written)
+    assert "5678" not in unquote(masked)
+    assert "********9012" in masked and ("USA" in masked or "ＵＳＡ" in masked)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "UTC 20261206 1430",
+        "UTC 2026-12-06-2359",
+        "ABC 1234 - 5678 9012",
+        "HIS20261102091502",
+        "CDA OID 2.16.156.10011.2.3.3.6",  # a profile's description, as the validator quotes it
+    ],
+)
+def test_a_word_before_a_time_stamp_or_numbers_side_by_side_is_no_permanent_residence_number(text: str) -> None:
+    assert mask_text(text) == text
+
+
+ID_LIKE = st.from_regex(r"\A[1-9]\d{16}[0-9X]\Z")
+#: text around the ID: anything but a digit right beside it (digits would make it another number)
+AROUND = st.text(max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"\A[A-Z]{3}[0-9]{12}\Z").filter(lambda number: number[3:5] not in ("19", "20")),
+    st.sampled_from(["", " ", "-"]),
+    st.booleans(),
+    AROUND,
+)
+def test_no_old_permanent_residence_number_survives_masking(number: str, gap: str, escaped: bool, before: str) -> None:
+    """Whole or in groups of four, as written or percent-encoded, after any text but a letter
+    or digit (which would make its letters part of a longer word); in groups, digits that read
+    as a date and a time of day of this century or the last are a time stamp, and stay."""
+    last = before[-1:].translate(FULL_WIDTH_DIGITS)
+    before = before + " " if last.isalnum() or last == "%" else before
+    written = number[:3] + gap + gap.join((number[3:7], number[7:11], number[11:]))
+    if escaped:
+        written = "".join(f"%{ord(c):02X}" for c in written)
+    assert number[3:11] not in unquote(mask_text(before + written)).translate(FULL_WIDTH_DIGITS).replace(gap or " ", "")
+
+
+@settings(max_examples=300, deadline=None)
+@given(ID_LIKE, AROUND, AROUND)
+def test_no_id_card_number_survives_masking(id_card: str, before: str, after: str) -> None:
+    # a digit or a percent sign right before it would make it another number or an escape
+    # (test_an_id_card_number_right_after_a_percent_sign_is_masked)
+    before = before + "x" if before[-1:].isdigit() or before.endswith("%") else before
+    after = "x" + after if after[:1].isdigit() else after
+    masked = mask_text(before + id_card + after)
+    typed = id_card.translate(FULL_WIDTH_DIGITS)  # full-width digits are read as ASCII ones
+    assert id_card not in masked
+    assert typed[:6] + "*" * 8 + typed[-4:] in masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(ID_LIKE, AROUND, AROUND)
+def test_no_id_card_birth_date_survives_a_percent_sign_before_it(id_card: str, before: str, after: str) -> None:
+    """Decoded first, ``%31`` took an ID's first digit for an escape and left 17 digits that no
+    pattern matched."""
+    after = "x" + after if after[:1].isdigit() else after
+    assert id_card[6:14] not in mask_text(f"{before}%{id_card}{after}")
+
+
+@pytest.mark.parametrize("written", ["%31010519491231002", "50%3101051949123100"])
+def test_a_mistyped_id_card_number_right_after_a_percent_sign_keeps_its_birth_date_hidden(written: str) -> None:
+    """Only whole ID numbers' birth dates were hidden: a mistyped one (17 or 16 characters)
+    lost its first digit to ``%31`` and went through whole."""
+    assert "19491231" not in mask_text(written)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Patient?_content=%E8%BA%AB%E4%BB%BD%E8%AF%81%E5%8F%B7410105194912310020",
+        "identifier=%22410105194912310020%22",
+        "x=%E5%8F%B7%E7%A0%8113800138000",
+    ],
+)
+def test_a_number_right_after_an_escape_of_another_character_is_masked(written: str) -> None:
+    """The escape's last hex digit (``%B7``, ``%22``) began the number's run of digits, and no
+    pattern begins inside a run: the number went through whole."""
+    assert mask_text(written) != written
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("410105 1949 1231 0020", "410105********0020"),
+        ("4101 0519 4912 3100 20", "410105********0020"),
+        ("410105\u200919491231\u20090020", "410105********0020"),
+        ("138\u00a00013\u00a08000", "138****8000"),
+        ("0371\u201068801234", "0371-****1234"),
+        ("138\t0013\t8000", "138****8000"),
+        ("410105\t19491231\t0020", "410105********0020"),
+    ],
+)
+def test_a_number_in_other_groups_or_apart_by_other_spaces_and_dashes_is_masked(written: str, masked: str) -> None:
+    """Grouped 6-4-4-4 or 4-4-4-4-2, or apart by a no-break or thin space or a hyphen (U+2010)
+    as a word processor types them, or by tabs (columns pasted from a spreadsheet), the
+    numbers went through whole or half masked."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("138 - 0013 - 8000", "138****8000"),
+        ("138  0013  8000", "138****8000"),
+        ("0371.68801234", "0371.****1234"),
+        ("138\u200b0013\u200b8000", "138****8000"),
+        ("0371\u201468801234", "0371-****1234"),
+    ],
+)
+def test_a_number_typed_with_spaced_dashes_double_spaces_or_zero_width_characters_is_masked(
+    written: str, masked: str
+) -> None:
+    assert mask_text(written) == masked
+
+
+def test_a_long_text_is_masked_but_not_remembered() -> None:
+    """A client's claimed profile of a megabyte was kept whole, each of 4,096 kept texts."""
+    before = masking._mask_remembered.cache_info().currsize
+    mask_repeated("http://example.org/StructureDefinition/" + "x" * 10_000)
+    assert masking._mask_remembered.cache_info().currsize == before
+
+
+def test_an_id_card_number_with_an_escaped_digit_is_masked_as_an_id() -> None:
+    """Its twelfth digit escaped (``%33``), read as written it began with a mobile number's
+    eleven digits, and masked as one it showed eleven of its eighteen (now hidden as both)."""
+    assert mask_text("Patient?identifier=13010219900%33071234") == "Patient?identifier=130***********1234"
+
+
+@pytest.mark.parametrize("written", ["%13000000000", "涨幅50%13800138000", "%B13800138000"])
+def test_a_mobile_number_right_after_a_literal_percent_sign_is_masked(written: str) -> None:
+    """Read as a URL, ``%13`` (a control character) took the number's first two digits and left
+    nine that no pattern matched: the number went through whole."""
+    assert written[-11:] not in mask_text(written)
+
+
+@pytest.mark.parametrize(
+    ("written", "birth_day"),
+    [("%110101 19900307 1234", "0307"), ("涨幅50%530514-1995-0420-6030", "0420"), ("%11 0101 1990 0307 1234", "0307")],
+)
+def test_a_grouped_id_card_number_after_a_literal_percent_sign_keeps_its_birth_date_hidden(
+    written: str, birth_day: str
+) -> None:
+    """Read as a URL its digits after ``%11`` looked like a landline, whose masking hid four
+    digits; the ID's own hiding was passed over for it and the month and day went through."""
+    assert birth_day not in mask_text(written)
+
+
+@pytest.mark.parametrize("written", ["%17%3235977512", "号%46.10431947061853%2D32号", "%138%2D0013%2D8000"])
+def test_digits_a_literal_percent_sign_and_escapes_join_are_masked(written: str) -> None:
+    """Neither reading alone saw the number (``%17`` literal, then ``%32`` an escaped 2): it
+    went through as ``%17235977512``, which masking again would have masked."""
+    masked = mask_text(written)
+    assert mask_text(masked) == masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789%ABCDEF -.+x号"), max_size=40))
+def test_masked_text_holds_nothing_more_to_mask(text: str) -> None:
+    masked = mask_text(text)
+    assert mask_text(masked) == masked
+
+
+def test_an_old_permanent_residence_number_after_a_percent_sign_keeps_its_own_masking() -> None:
+    """``%DE`` read as an escape, the number was found only as written, and kept three more
+    digits than its own masking keeps."""
+    assert mask_text("%DEU123456789012") == "%DEU********9012"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "Patient?telecom=" + "".join(f"%EF%BC%{0x90 + int(digit):02X}" for digit in "13800138000"),
+        "Patient?telecom=138%E3%80%800013%E3%80%808000",
+        "identifier=410105%C2%A019491231%C2%A00020",
+    ],
+)
+def test_a_number_of_percent_encoded_full_width_characters_is_masked(written: str) -> None:
+    """Full-width digits and ideographic or no-break spaces, escaped as UTF-8, were not read
+    as a number's characters: the number went through, plain to anyone who decodes it."""
+    assert mask_text(written) != written
+
+
+NUL = "\0"
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("138%E2%80%8B0013%E2%80%8B8000", "13800138000"),  # escaped zero-width spaces
+        ("%EF%BC%880371%EF%BC%8968801234", "68801234"),  # escaped full-width brackets
+        ("%%3313800138000", "13800138000"),  # a decoded 3 would complete %33
+        ("410105%2%3019491231%2%300020", "410105 19491231 0020"),  # a decoded 0 would complete %20
+        ("138%2%440013%2%448000", "138-0013-8000"),  # a decoded D would complete %2D
+        (NUL.join(["%", "31%", "33%", "38%", "30%", "30%", "31%", "33%", "38%", "30%", "30%", "30"]), "13800138000"),
+    ],
+)
+def test_no_number_appears_when_the_masked_text_is_decoded(written: str, number: str) -> None:
+    """Escapes the reading kept, or made, went through, and one ``unquote`` showed the number
+    (as a reader sees it: zero-width spaces unseen)."""
+    assert number not in unquote(mask_text(written)).translate(FULL_WIDTH_DIGITS)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "100000000 - 200000000",
+        "20261206143000+0800 - 20261206150000+0800",
+        "2026-12-06 14:30:00.0000  20261206",
+        "86 120 1300 1400",
+    ],
+)
+def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: str) -> None:
+    assert mask_text(written) == written
+
+
+def test_a_record_with_a_bad_format_string_is_masked_whatever_spaces_its_number_has(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its arguments were written as their repr, which spells a no-break space ``\\xa0``:
+    no longer a separator the number's pattern knows."""
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="yiyang.test"):
+        logging.getLogger("yiyang.test").info("merged %s into %s", "138\u00a00013\u00a08000")
+    assert "0013" not in caplog.records[-1].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [("50% 138\x0000138000", "50% 138\x0000138000"), ("%100000000000000000\x000", "%100000********0000\x000")],
+)
+def test_a_nul_in_the_text_is_kept_and_joins_no_number(written: str, masked: str) -> None:
+    """The reading's marks are NULs, and removing every NUL joined the digits on either side
+    of the text's own: into a mobile number masking had not seen, or an ID into 19 digits
+    that are none (its birth date shown)."""
+    assert mask_text(written) == masked
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A1[3-9]\d{9}\Z"), st.text(max_size=10))
+def test_no_mobile_number_survives_a_percent_sign_before_it(phone: str, before: str) -> None:
+    assert phone not in mask_text(f"{before}%{phone}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A1[3-9]\d{9}\Z"), AROUND)
+def test_no_mobile_number_survives_masking(phone: str, before: str) -> None:
+    before = before + " " if before[-1:].isdigit() else before
+    assert phone not in mask_text(before + phone)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"\A1[3-9][0-9]{9}\Z"),
+    st.lists(st.integers(3, 8), min_size=1, max_size=2, unique=True),
+    st.sampled_from([" ", "-", ".", "\t", "\u3000"]),
+    AROUND,
+)
+def test_no_mobile_number_in_groups_survives_masking(phone: str, cuts: list[int], gap: str, before: str) -> None:
+    """Cut into two or three groups of three digits or more (a single dot is a decimal point)."""
+    cuts = sorted(cuts)
+    if len(cuts) == 2 and cuts[1] - cuts[0] < 3:
+        cuts = cuts[:1]
+    gap = gap if gap != "." or len(cuts) == 2 else " "
+    written = gap.join(phone[start:end] for start, end in zip([0, *cuts], [*cuts, 11], strict=True))
+    last = before[-1:].translate(FULL_WIDTH_DIGITS)
+    before = before + " " if last.isascii() and (last.isalnum() or last == "-") else before
+    assert phone not in re.sub(r"[\s.-]", "", mask_text(before + written).translate(FULL_WIDTH_DIGITS))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"\A0[1-9]\d{1,2}-?[2-8]\d{6,7}\Z"), AROUND)
+def test_no_landline_survives_masking(phone: str, before: str) -> None:
+    """Written apart from the words around it (inside a word, such as a UUID, it is no number)."""
+    last = before[-1:].translate(FULL_WIDTH_DIGITS)  # a full-width digit is a digit
+    before = before + " " if last.isascii() and (last.isalnum() or last == "-") else before
+    assert phone not in mask_text(before + phone)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789X +-.86USA身份证()（）af:T\t"), max_size=40))
+def test_the_shortcut_for_text_without_a_long_digit_run_masks_as_the_full_scan(text: str) -> None:
+    assert mask_text(text) == mask_phones(mask_id_cards(text))
+
+
+def test_log_records_of_the_gateway_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="yiyang.test"):
+        logging.getLogger("yiyang.test").info("merged %s (phone %s)", ID_CARD, "13912345678")
+    assert caplog.records[-1].getMessage() == "merged 410105********0020 (phone 139****5678)"
+
+
+def test_a_record_with_a_bad_format_string_is_masked_too(caplog: pytest.LogCaptureFixture) -> None:
+    """Its message could not be formatted, so it was left alone, and logging's error report
+    printed the raw arguments."""
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="yiyang.test"):
+        logging.getLogger("yiyang.test").info("merged %s into %s", ID_CARD)
+    assert ID_CARD not in caplog.records[-1].getMessage()
+
+
+def explained(capsys: pytest.CaptureFixture[str], row: str) -> tuple[str, str]:
+    """``mappings explain`` of one row of the community-health sample: masked, then revealed."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
+    main(["mappings", "explain", "community-health", str(sample), "--record", row])
+    masked = capsys.readouterr().out
+    main(["mappings", "explain", "community-health", str(sample), "--record", row, "--reveal"])
+    return masked, capsys.readouterr().out
+
+
+def test_demo_style_output_is_masked_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
+    masked, revealed = explained(capsys, "row 14")
+    assert ("110105********9910" in masked, "110105196304029910" in revealed) == (True, True)
+
+
+def test_a_percent_encoded_name_is_masked_as_the_name_it_encodes() -> None:
+    """Masked as written it read ``name=%**``: a URL no one sent, the family name lost."""
+    assert mask_text("GET /fhir/Patient?name=%E5%BC%A0%E7%A7%80%E8%8B%B1&birthdate=1949-12-31") == (
+        "GET /fhir/Patient?name=%E5%BC%A0**&birthdate=1949-12-31"
+    )
+
+
+def test_explain_masks_the_persons_name_unless_revealed(capsys: pytest.CaptureFixture[str]) -> None:
+    masked, revealed = explained(capsys, "row 2")
+    assert ("孙福春" in masked, "孙**" in masked, "孙福春" in revealed) == (False, True, True)
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("8613800000001", "86138****0001"),
+        ("１３８０００００００１", "138****0001"),
+        ("138.0000.0001", "138****0001"),
+        ("410105 19491231 0020", "410105********0020"),
+        ("４１０１０５１９４９１２３１００２０", "410105********0020"),
+        # groups apart by the ideographic space, dash or dot of full-width input
+        ("410105\u300019491231\u30000020", "410105********0020"),
+        ("４１０１０５\u3000１９４９１２３１\u3000００２０", "410105********0020"),
+        ("138－0000－0001", "138****0001"),
+        ("138．0000．0001", "138****0001"),
+    ],
+)
+def test_phones_and_ids_are_masked_however_typed(written: str, masked: str) -> None:
+    assert mask_text(f"Patient?phone={written}") == f"Patient?phone={masked}"
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        # a Bundle entry's URL, recorded as the client wrote it
+        (f"GET Patient?identifier={ENCODED_ID_CARD} → 200 OK", "GET Patient?identifier=410105********0020 → 200 OK"),
+        (f"GET Patient/{ENCODED_ID_CARD.lower()} → 404", "GET Patient/410105********0020 → 404"),
+        ("Patient?telecom=%31%33%38%30%30%30%30%30%30%30%31", "Patient?telecom=138****0001"),
+        ("Patient?phone=%2B86%20138%200000%200001", "Patient?phone=+86 138 **** 0001"),
+    ],
+)
+def test_a_percent_encoded_number_is_masked_as_the_number_it_encodes(written: str, masked: str) -> None:
+    assert mask_text(written) == masked
+
+
+def test_a_bearer_token_in_free_text_is_hidden() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnbmF0dXJl"
+    assert mask_text(f"GET /fhir/Patient?x={token}") == "GET /fhir/Patient?x=***"
+
+
+@pytest.mark.parametrize("name", ["token", "api_key"])
+def test_other_credential_parameters_are_never_recorded(name: str) -> None:
+    assert mask_query([(name, "SuperSecret")]) == [(name, "***")]
+
+
+def test_names_in_free_text_searches_and_filters_are_masked() -> None:
+    assert (mask_query([("_text", "欧阳娜娜")]), mask_text("_filter=name eq 欧阳娜娜")) == (
+        [("_text", "欧**")],
+        "_filter=name eq 欧**",
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("138%090013%098000", "138\t0013\t8000"),
+        ("410105%0919491231%090020", "19491231"),
+        ("USA%091234%095678%099012", "1234\t5678"),
+    ],
+)
+def test_a_number_apart_by_escaped_tabs_is_masked(written: str, number: str) -> None:
+    """Tabs separate groups; escaped (``%09``) they were kept as written and the number unseen."""
+    assert number not in unquote(mask_text(written))
+
+
+@pytest.mark.parametrize("written", ["1380 0138 000.5", "ABC 1234 5678 9012.5", "1380 0138 000-1"])
+def test_a_grouped_number_followed_by_a_fraction_or_more_digits_stays(written: str) -> None:
+    assert mask_text(written) == written
