@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from os.path import commonprefix
-from string import ascii_uppercase
+from string import ascii_letters, hexdigits
 from typing import IO, Any
 from urllib.parse import quote, unquote
 
@@ -54,11 +54,14 @@ ID_CARD_MISTYPED = re.compile(
     rf"(?=[1-8])(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
     rf"(?:{_SEP}(\d{{1,5}}[0-9Xx]?|[Xx])(?![0-9Xx])|(?!{_SEP}\d|[Xx]))"
 )
-#: the 2004–2023 外国人永久居留证: three letters (the holder's country, full-width as Chinese
-#: input types them too: ＵＳＡ) and twelve digits, in any groups (USA 1234 5678 9012,
-#: USA-123456789012); the 18-character 2023 form and the 港澳台居民居住证 share the 身份证
-#: pattern above
-FOREIGN_PR_OLD = re.compile(rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-ZＡ-Ｚ]{{3}}){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)")
+#: the 2004–2023 外国人永久居留证: three letters (the holder's country, in either case,
+#: full-width as Chinese input types them too: ＵＳＡ, or with a colon after them as a form's
+#: field is copied: USA:) and twelve digits, in any groups (USA 1234 5678 9012,
+#: USA-123456789012, usa123456789012); the 18-character 2023 form and the 港澳台居民居住证
+#: share the 身份证 pattern above
+FOREIGN_PR_OLD = re.compile(
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}[:：]?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
+)
 #: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, the first
 #: three bracketed or not (+86(138)00138000), groups apart by a space, dash or dot or not, not
 #: inside a longer number
@@ -329,17 +332,19 @@ def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
 #: two or three bytes of a character in UTF-8 (a no-break space, a full-width digit, an
 #: ideographic space), tried first
 _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%[0-9A-F]{2}", re.IGNORECASE)
-#: the characters of a number — digits, X, an old 永居证's capital letters (full-width too: a
+#: the characters of a number — digits, X, an old 永居证's letters and colon (full-width too: a
 #: full-width form is its ASCII character + U+FEE0) and the separators between groups — which,
 #: escaped (``%34%31%30…``, ``%2B86%20138…``, ``%55%53%41%31…``, a full-width ``%EF%BC%91``,
 #: ``%EF%BC%B5``), are read as what they encode (digits as ASCII: :data:`FULL_WIDTH_DIGITS`)
 #: before matching: else a number hides behind its encoding and the trail shows it to anyone
 #: who decodes it
 _NUMBER_CHARACTERS = frozenset(
-    "0123456789Xx \t+-.()（）" + ascii_uppercase + "".join(chr(ord(letter) + 0xFEE0) for letter in ascii_uppercase)
+    "0123456789 \t+-.()（）:"
+    + ascii_letters
+    + "".join(chr(ord(character) + 0xFEE0) for character in ascii_letters + ":")
 )
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
-_HEX_DIGITS = frozenset("0123456789ABCDEF")
+_HEX_DIGITS = frozenset(hexdigits)
 #: the start of an escape left open: a decoded hex digit after it would complete a new one
 _OPEN_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 

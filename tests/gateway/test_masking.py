@@ -214,6 +214,22 @@ def test_an_old_foreign_permanent_residence_number_in_groups_or_full_width_is_ma
     assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("usa123456789012", "usa********9012"),
+        ("Usa 1234 5678 9012", "Usa********9012"),
+        ("USA:123456789012", "USA:********9012"),
+        ("USA： 1234 5678 9012", "USA：********9012"),
+        ("%75%73%61%3A123456789012", "usa:********9012"),
+    ],
+)
+def test_an_old_permanent_residence_number_in_lowercase_or_after_a_colon_is_masked(written: str, masked: str) -> None:
+    """Only capital letters right before the digits were known: typed in lowercase, or copied
+    with its form field's colon, the number went through whole."""
+    assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
+
+
 OLD_PR = "USA123456789012"
 
 
@@ -239,10 +255,12 @@ def test_an_old_permanent_residence_number_percent_encoded_is_masked(written: st
     "text",
     [
         "UTC 20261206 1430",
+        "utc 20261206 1430",
         "UTC 2026-12-06-2359",
         "ABC 1234 - 5678 9012",
         "HIS20261102091502",
         "CDA OID 2.16.156.10011.2.3.3.6",  # a profile's description, as the validator quotes it
+        "cda oid: 2.16.156.10011.2.3.3.6",
     ],
 )
 def test_a_word_before_a_time_stamp_or_numbers_side_by_side_is_no_permanent_residence_number(text: str) -> None:
@@ -256,15 +274,16 @@ AROUND = st.text(max_size=30)
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.from_regex(r"\A[A-Z]{3}[0-9]{12}\Z").filter(lambda number: number[3:5] not in ("19", "20")),
+    st.from_regex(r"\A[A-Za-z]{3}[0-9]{12}\Z").filter(lambda number: number[3:5] not in ("19", "20")),
     st.sampled_from(["", " ", "-"]),
     st.booleans(),
     AROUND,
 )
 def test_no_old_permanent_residence_number_survives_masking(number: str, gap: str, escaped: bool, before: str) -> None:
-    """Whole or in groups of four, as written or percent-encoded, after any text but a letter
-    or digit (which would make its letters part of a longer word); in groups, digits that read
-    as a date and a time of day of this century or the last are a time stamp, and stay."""
+    """Its letters in either case, whole or in groups of four, as written or percent-encoded,
+    after any text but a letter or digit (which would make its letters part of a longer word);
+    in groups, digits that read as a date and a time of day of this century or the last are a
+    time stamp, and stay."""
     last = before[-1:].translate(FULL_WIDTH_DIGITS)
     before = before + " " if last.isalnum() or last == "%" else before
     written = number[:3] + gap + gap.join((number[3:7], number[7:11], number[11:]))
