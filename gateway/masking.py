@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from os.path import commonprefix
 from string import ascii_letters, hexdigits
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import quote, unquote
 
 #: what may stand between a number's groups: a space, tab, dot or dash (with a space or tab
@@ -275,7 +275,7 @@ def mask_url(url: str) -> str:
 
 def _masked_both_ways(text: str) -> str:
     """``text`` read as a URL means it (:func:`_read_as_url`), with every number hidden that
-    either that reading or the text as written holds.
+    either that reading (or a variant of it: :func:`_variants`) or the text as written holds.
 
     A percent sign before a number is an escape in a URL (``%34%31%30…`` is an ID) but may be
     literal in free text (``涨幅50%13800138000``), where read as an escape it takes the number's
@@ -286,28 +286,48 @@ def _masked_both_ways(text: str) -> str:
     hidden digits (as its own masking would hide them) starred one for one in the reading.
     The caller masks the result once more (:func:`_masked_numbers`), for numbers the two
     readings' stars leave joined, or that the marks of :func:`_read_as_url` kept apart."""
-    reading, place, marks = _read_as_url(text)
-    spans = [*_hidden_spans(reading)]
-    spans += ((place[start], place[end - 1] + 1) for start, end in _hidden_spans(text))
+    reading = _read_as_url(text)
+    spans = [span for variant in _variants(reading) for span in _hidden_spans(variant)]
+    spans += ((reading.place[start], reading.place[end - 1] + 1) for start, end in _hidden_spans(text))
     if not spans:
-        return _unmarked(reading, marks)
-    characters = list(reading)
+        return _shown(reading.text, reading)
+    characters = list(reading.text)
     for start, end in spans:
         for index in range(start, end):
             if characters[index].isdecimal():
                 characters[index] = "*"
-    return _unmarked("".join(characters), marks)
+    return _shown("".join(characters), reading)
 
 
-def _unmarked(reading: str, marks: list[int]) -> str:
-    """``reading`` without the marks :func:`_read_as_url` put in (in order), the text's own
-    NULs kept: removed, they joined the digits on either side into a number no pattern saw
-    (``%1000…0`` then a NUL and a 0), or made escapes of what they kept apart (``%\x0031``)."""
+def _variants(reading: _Reading) -> Iterator[str]:
+    """The reading, and where a literal ``%`` and hex digit stand right before a number's
+    escaped character (:attr:`_Reading.opened`), the reading with that digit apart from it;
+    where characters are shown escaped (:attr:`_Reading.escaped`), the reading with each
+    apart from what follows it.  One decoding of the text shown joins ``%4`` and ``%31``
+    into ``%41``, where a number may begin at the hex digit (``%1%33800138000``: a mobile),
+    at the escaped character (``%4%34%31%30…``: an ID after the 4, ``%4%55%53%41…``: an old
+    永居证) or after it (``%%3313800138000``)."""
+    yield reading.text
+    for places in (reading.opened, reading.escaped):
+        if places:
+            apart = list(reading.text)
+            for index in places:
+                apart[index] = "\0"
+            yield "".join(apart)
+
+
+def _shown(characters: str, reading: _Reading) -> str:
+    """``characters`` (the reading, starred) as the text shows it: without the marks
+    :func:`_read_as_url` put in, the text's own NULs kept (removed, they joined the digits on
+    either side into a number no pattern saw, ``%1000…0`` then a NUL and a 0, or made escapes
+    of what they kept apart, ``%\x0031``), and the characters kept escaped in their escapes."""
     pieces, start = [], 0
-    for mark in marks:
-        pieces.append(reading[start:mark])
-        start = mark + 1
-    pieces.append(reading[start:])
+    for index in sorted([*reading.marks, *reading.escaped]) if reading.escaped else reading.marks:
+        pieces.append(characters[start:index])
+        if index in reading.escaped:
+            pieces.append(reading.escaped[index] if characters[index] == reading.text[index] else "*")
+        start = index + 1
+    pieces.append(characters[start:])
     return "".join(pieces)
 
 
@@ -349,32 +369,57 @@ _HEX_DIGITS = frozenset(hexdigits)
 _OPEN_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 
 
-def _read_as_url(text: str) -> tuple[str, list[int], list[int]]:
-    """``text`` read as a URL means it, the place in that reading of each of its characters,
-    and where in the reading the marks are that no character of the text became.
+class _Reading(NamedTuple):
+    """A text as a URL means it (:func:`_read_as_url`)."""
+
+    #: the reading: the escapes of a number's characters decoded
+    text: str
+    #: where in the reading each character of the text is
+    place: list[int]
+    #: where the marks are (NULs) that no character of the text became
+    marks: list[int]
+    #: the characters the text shows escaped, by where they are in the reading
+    escaped: dict[int, str]
+    #: where the hex digit of a literal ``%`` and hex digit is that a number's escaped
+    #: character follows (``%4%41…``, ``%4%55…``)
+    opened: list[int]
+
+
+def _read_as_url(text: str) -> _Reading:
+    """``text`` read as a URL means it.
 
     The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7,
     a quote %22) is kept as written and followed by a mark (a NUL): else its last hex digit
-    would begin the run of the digits after it, and no pattern starts inside a run.  A hex digit (a
-    digit, A–F) whose decoding would complete a new escape with a literal ``%`` before it
-    (``%%33…``, ``%2%30``, ``%2%44``) is kept as written too: decoded, the text shown would
-    hold an escape that one more decoding reads as a character of a number masking did not
-    see.  A character the reading drops (a zero-width space: :data:`FULL_WIDTH_DIGITS`) is
+    would begin the run of the digits after it, and no pattern starts inside a run.  A hex
+    digit (a digit, A–F) whose decoding would complete a new escape with a literal ``%``
+    before it (``%%33…``, ``%2%30``, ``%2%44``) is read decoded but shown escaped: decoded,
+    the text shown would hold an escape that one more decoding reads as a character of a
+    number masking did not see (:func:`_variants` reads it both joined to that ``%`` and
+    apart).  A character the reading drops (a zero-width space: :data:`FULL_WIDTH_DIGITS`) is
     dropped escaped too."""
     pieces: list[str] = []
     place: list[int] = []
     marks: list[int] = []
+    escaped: dict[int, str] = {}
+    opened: list[int] = []
+    shown = ""  # the last two characters of the text shown so far
     written = 0  # where the text not yet read begins
     for escape in _ESCAPE.finditer(text):
         literal = text[written : escape.start()]
         place.extend(range(len(pieces), len(pieces) + len(literal)))
         pieces.extend(literal)
+        shown = (shown + literal[-2:])[-2:]
         encoded = bytes.fromhex(escape.group().replace("%", ""))
         character = encoded.decode("utf-8", "replace").translate(FULL_WIDTH_DIGITS)
-        if not character or (
-            character in _NUMBER_CHARACTERS
-            and not (character in _HEX_DIGITS and _OPEN_ESCAPE.search("".join(pieces[-2:])))
-        ):
+        if not character or character in _NUMBER_CHARACTERS:
+            opening = _OPEN_ESCAPE.search(shown)
+            if opening and len(opening.group()) == 2 and character:
+                opened.append(len(pieces) - 1)
+            if opening and character in _HEX_DIGITS:
+                escaped[len(pieces)] = escape.group()
+                shown = escape.group()[-2:]
+            else:
+                shown = (shown + character)[-2:]
             place.extend((len(pieces),) * len(escape.group()))
             pieces.extend(character)
         else:
@@ -382,10 +427,11 @@ def _read_as_url(text: str) -> tuple[str, list[int], list[int]]:
             pieces.extend(escape.group())
             marks.append(len(pieces))
             pieces.append("\0")
+            shown = escape.group()[-2:]
         written = escape.end()
     place.extend(range(len(pieces), len(pieces) + len(text) - written))
     pieces.extend(text[written:])
-    return "".join(pieces), place, marks
+    return _Reading("".join(pieces), place, marks, escaped, opened)
 
 
 #: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile

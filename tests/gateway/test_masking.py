@@ -9,7 +9,7 @@ import re
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gateway import masking
@@ -455,6 +455,48 @@ def test_no_number_appears_when_the_masked_text_is_decoded(written: str, number:
     """Escapes the reading kept, or made, went through, and one ``unquote`` showed the number
     (as a reader sees it: zero-width spaces unseen)."""
     assert number not in unquote(mask_text(written)).translate(FULL_WIDTH_DIGITS)
+
+
+def escaped(text: str) -> str:
+    return "".join(f"%{ord(character):02X}" for character in text)
+
+
+@pytest.mark.parametrize(
+    ("written", "number"),
+    [
+        ("%4" + escaped("ABC123456789012"), "ABC123456789012"),
+        ("%4" + escaped("USA123456789012"), "USA123456789012"),
+        ("%%41BC123456789012", "ABC123456789012"),
+        ("%4" + escaped(ID_CARD), ID_CARD),
+        ("%4" + escaped("13800138000"), "13800138000"),
+        ("%" + escaped("13800138000"), "13800138000"),
+        ("%1%33800138000", "13800138000"),
+    ],
+)
+def test_no_number_appears_after_a_literal_percent_sign_and_hex_digit(written: str, number: str) -> None:
+    """The escape after ``%4`` (``%41``, an A) was kept escaped, the number read without its
+    first character, and one ``unquote`` showed ``%4ABC123456789012``; the hex digit joined
+    what followed it (``%4USA…``, ``%4410105…``), and no pattern begins inside a word."""
+    assert number not in unquote(mask_text(written))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["", *"0123456789ABCDEFabcdef"]),
+    st.one_of(
+        st.from_regex(r"\A[1-9][0-9]{16}[0-9X]\Z").map(lambda number: (number, number[6:14])),
+        st.from_regex(r"\A1[3-9][0-9]{9}\Z").map(lambda number: (number, number[3:7])),
+        st.from_regex(r"\A[A-Za-z]{3}[0-9]{12}\Z").map(lambda number: (number, number[3:11])),
+    ),
+    AROUND,
+)
+def test_no_escaped_number_appears_after_a_literal_percent_sign(
+    digit: str, number: tuple[str, str], before: str
+) -> None:
+    """Its hidden digits, where they are nowhere else in the text, stay hidden."""
+    written, hidden = number
+    assume(written.count(hidden) == 1 and hidden not in before)
+    assert hidden not in unquote(mask_text(f"{before}%{digit}{escaped(written)}"))
 
 
 @pytest.mark.parametrize(
