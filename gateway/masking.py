@@ -66,20 +66,20 @@ FOREIGN_PR_OLD = re.compile(
 #: three bracketed or not (+86(138)00138000), groups apart by a space, dash or dot or not, not
 #: inside a longer number
 MOBILE = re.compile(
-    rf"(?=[+018(（])(?<!\d)((?:(?:\+|00)?86[ -]?)?[(（]?1[3-9]\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)"
+    rf"(?=[+018(（])(?<!\d)((?:(?:\+|00)?86[ .-]?)?[(（]?1[3-9]\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)"
 )
 #: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
 MOBILE_GROUPED = re.compile(
-    rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ -]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|[.-]\d)"
+    rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|[.-]\d)"
 )
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
 #: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
 MOBILE_MISTYPED = re.compile(
-    rf"(?=[+01])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ -]?)?1[3-9]\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
+    rf"(?=[+01])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ .-]?)?1[3-9]\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
     r"(?![0-9A-Za-z]|[.-]\d)"
 )
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
@@ -161,11 +161,12 @@ def mask_id_cards(text: str) -> str:
 
 
 def _grouped_id_card(match: re.Match[str]) -> str:
-    """Eighteen characters in any groups; those apart by a spaced dash or two spaces only when
-    they begin as an ID does (a division code and a birth date): two numbers of nine digits,
-    or two time stamps' ends, written as a range (``100000000 - 200000000``) are no ID."""
+    """Eighteen characters in any groups; those apart by a spaced dash or two spaces, or by
+    dots, only when they begin as an ID does (a division code and a birth date): two numbers
+    of nine digits, or two time stamps' ends, written as a range (``100000000 - 200000000``),
+    or an OID's components (``2.16.156.10011.1.20.30.40``) are no ID."""
     characters = _SEPARATOR.sub("", match.group(0))
-    if _LOOSE.search(match.group(0)) and not _ID_START.match(characters):
+    if (_LOOSE.search(match.group(0)) or "." in match.group(0)) and not _ID_START.match(characters):
         return match.group(0)
     return characters[:6] + "*" * 8 + characters[14:]
 
@@ -231,21 +232,49 @@ Replacement = Callable[[re.Match[str]], str]
 # begin with (``(?=[+018(（])``): a pattern that begins with a lookbehind is tried at every
 # character of the text, one that begins with a set only where the set matches (MOBILE: 1.3 µs,
 # not 3.2, on four log lines of 80 characters with a run of digits)
+
+
+def _outside_dotted_runs(replacement: Replacement) -> Replacement:
+    """``replacement`` for a number that stands alone: one written with dots between its
+    groups is part of an OID or a version when more dotted digits go on either side of it
+    (urn:oid:2.16.156.1001.1234.5, 2.16.840.1.113883.19.5.99999.1), and stays as it is; the
+    country code before a dotted mobile is part of the number (86.138.0013.8000)."""
+
+    def masked(match: re.Match[str]) -> str:
+        if "." in match.group() and (
+            _DOT_AND_DIGIT.match(match.string, match.end())
+            or (match.start() >= 2 and _DIGIT_AND_DOT.match(match.string, match.start() - 2))
+        ):
+            return match.group()
+        return replacement(match)
+
+    return masked
+
+
+#: what goes on after a run of dotted digit groups, and what ends one before
+_DOT_AND_DIGIT = re.compile(r"\.\d")
+_DIGIT_AND_DOT = re.compile(r"\d\.")
 #: each kind of ID number and how it is masked, in the order they are applied
-ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
-    (ID_CARD, _id_card),
-    (ID_CARD_GROUPED, _grouped_id_card),
-    (ID_CARD_MISTYPED, _mistyped_id_card),
-    (FOREIGN_PR_OLD, _foreign_pr_old),
+ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
+    (pattern, _outside_dotted_runs(replacement))
+    for pattern, replacement in (
+        (ID_CARD, _id_card),
+        (ID_CARD_GROUPED, _grouped_id_card),
+        (ID_CARD_MISTYPED, _mistyped_id_card),
+        (FOREIGN_PR_OLD, _foreign_pr_old),
+    )
 )
 #: each kind of phone number and how it is masked, in the order they are applied (after IDs:
 #: a phone pattern never matches inside a masked ID)
-PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = (
-    (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
-    (MOBILE_GROUPED, _grouped_mobile),
-    (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{_SEPARATOR.sub('', m.group(2))[-4:]}"),
-    (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
-    (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
+PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
+    (pattern, _outside_dotted_runs(replacement))
+    for pattern, replacement in (
+        (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
+        (MOBILE_GROUPED, _grouped_mobile),
+        (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{_SEPARATOR.sub('', m.group(2))[-4:]}"),
+        (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
+        (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
+    )
 )
 
 

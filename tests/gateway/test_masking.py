@@ -512,6 +512,35 @@ def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: s
     assert mask_text(written) == written
 
 
+@pytest.mark.parametrize(
+    "oid",
+    [
+        "urn:oid:2.16.156.1001.1234.5",
+        "2.16.840.1.113883.19.5.99999.1",
+        "2.16.156.10011.1.20.30.40",
+        "OID 2.16.156.10011.2.3.138.0013.8000",
+    ],
+)
+def test_an_oid_is_no_id_or_phone(oid: str) -> None:
+    """Three of its components read as a dotted mobile (156.1001.1234), eighteen of its
+    digits as an ID in groups: the OID was logged starred, or its dots dropped."""
+    assert mask_text(oid) == oid
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("86.138.0013.8000", "86.138****8000"),
+        ("+86.138.0013.8000", "+86.138****8000"),
+        ("410105.1949.1231.0020", "410105********0020"),
+        ("urn:oid:2.16.156.10011.0.1.410105194912310020", "urn:oid:2.16.156.10011.0.1.410105********0020"),
+    ],
+)
+def test_a_dotted_number_after_its_country_code_or_an_id_ending_an_oid_is_masked(written: str, masked: str) -> None:
+    """Dotted digits before a dotted number are its country code, or the number is not dotted."""
+    assert mask_text(written) == masked
+
+
 def test_a_record_with_a_bad_format_string_is_masked_whatever_spaces_its_number_has(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -561,8 +590,10 @@ def test_no_mobile_number_in_groups_survives_masking(phone: str, cuts: list[int]
         cuts = cuts[:1]
     gap = gap if gap != "." or len(cuts) == 2 else " "
     written = gap.join(phone[start:end] for start, end in zip([0, *cuts], [*cuts, 11], strict=True))
-    last = before[-1:].translate(FULL_WIDTH_DIGITS)
-    before = before + " " if last.isascii() and (last.isalnum() or last == "-") else before
+    # a letter, digit or dash right before it make it part of a word; a digit and a dot, of an OID
+    last = before[-2:].translate(FULL_WIDTH_DIGITS)
+    if last[-1:].isascii() and (last[-1:].isalnum() or last[-1:] == "-") or re.fullmatch(r"\d\.", last):
+        before += " "
     assert phone not in re.sub(r"[\s.-]", "", mask_text(before + written).translate(FULL_WIDTH_DIGITS))
 
 
