@@ -212,11 +212,21 @@ def _id_card(match: re.Match[str]) -> str:
 def _grouped_mobile(match: re.Match[str]) -> str:
     """Its first three and last four digits, when its groups are those of a number: not apart
     by a spaced dash or two spaces (numbers side by side, as for an ID) nor by one dot alone
-    (a decimal: 1380.0138000)."""
+    (a decimal: 1380.0138000), nor three round hundreds without a country code (amounts side
+    by side: 1500 2000 300; one mobile number in a million is grouped so)."""
     digits = _SEPARATOR.sub("", match.group(2))
-    if len(digits) != 11 or _LOOSE.search(match.group(2)) or match.group(2).count(".") == 1:
+    if (
+        len(digits) != 11
+        or _LOOSE.search(match.group(2))
+        or match.group(2).count(".") == 1
+        or (not match.group(1) and _ROUND_HUNDREDS.fullmatch(match.group(2)))
+    ):
         return match.group(0)
     return f"{match.group(1)}{digits[:3]}****{digits[-4:]}"
+
+
+#: three numbers of whole hundreds, side by side
+_ROUND_HUNDREDS = re.compile(r"[1-9]\d*00(?:[ \t.-][1-9]\d*00){2}")
 
 
 def mask_phones(text: str) -> str:
