@@ -229,6 +229,39 @@ def _grouped_mobile(match: re.Match[str]) -> str:
 _ROUND_HUNDREDS = re.compile(r"[1-9]\d*00(?:[ \t.-][1-9]\d*00){2}")
 
 
+def _mistyped_mobile(match: re.Match[str]) -> str:
+    """Its first three and last four digits, unless a label before it names a time: ten
+    digits that begin as a mobile number does are a Unix time in seconds too (1733494205,
+    2024–2033 begin 17 to 19), which a log or a token's claims label as one (``"iat":
+    1733494205``, ``expires_at=…``, ``@1733494205``)."""
+    if _labelled_time(match.string, match.start()):
+        return match.group(0)
+    return f"{match.group(1)}****{_SEPARATOR.sub('', match.group(2))[-4:]}"
+
+
+#: the last word of a label that names a time (``created_at``, ``expiresAt``, ``auth_time``,
+#: a token's ``iat``, ``exp`` and ``nbf``)
+TIME_LABELS = frozenset(
+    {"time", "timestamp", "ts", "t", "epoch", "unix", "at", "since", "until", "expires", "expiry"}
+    | {"created", "updated", "modified", "iat", "exp", "nbf"}
+)
+#: a label and the colon or equals sign after it (quoted, as in JSON, or not) that end the
+#: text before a value, or the ``@`` of ``date -d @1733494205``
+_LABEL = re.compile(r"(?:([A-Za-z][A-Za-z0-9_-]*)[\"']?[ \t]*[:=][ \t]*[\"']?|@)\Z")
+#: where a label's words meet: an underscore or dash, or a capital after a small letter
+_LABEL_WORDS = re.compile(r"[_-]|(?<=[a-z])(?=[A-Z])")
+#: how far before a value its label is sought: a long label, quotes and spaces
+_LABEL_REACH = 48
+
+
+def _labelled_time(text: str, start: int) -> bool:
+    """Whether the value at ``start`` of ``text`` follows a label naming a time."""
+    label = _LABEL.search(text, max(0, start - _LABEL_REACH), start)
+    if label is None:
+        return False
+    return label.group(1) is None or _LABEL_WORDS.split(label.group(1))[-1].lower() in TIME_LABELS
+
+
 def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
     0371-68801234 → 0371-****1234."""
@@ -281,7 +314,7 @@ PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
     for pattern, replacement in (
         (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
         (MOBILE_GROUPED, _grouped_mobile),
-        (MOBILE_MISTYPED, lambda m: f"{m.group(1)}****{_SEPARATOR.sub('', m.group(2))[-4:]}"),
+        (MOBILE_MISTYPED, _mistyped_mobile),
         (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
         (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
     )

@@ -199,6 +199,27 @@ def test_round_hundreds_after_a_country_code_are_a_mobile_number() -> None:
     assert mask_text("+86 1500 2000 300") == "+86 150****0300"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"iat": 1733494205, "exp":1733494805}',
+        "expires_at=1733494205",
+        "GET /fhir/Patient?_lastUpdated=1733494205",
+        "createdAt: '1733494205'",
+        "date -d @1733494205",
+    ],
+)
+def test_a_unix_time_labelled_as_a_time_is_no_mobile_number(text: str) -> None:
+    """Ten digits beginning 17 were masked as a mobile number a digit short: a token's claims
+    and every time stamp in seconds of 2024 and 2025 (17… to 19… until 2033)."""
+    assert mask_text(text) == text
+
+
+@pytest.mark.parametrize(("text", "masked"), [("1733494205", "173****4205"), ("phone=1733494205", "phone=173****4205")])
+def test_ten_digits_not_labelled_as_a_time_are_masked_as_the_mobile_number_they_may_be(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
 @pytest.mark.parametrize("text", ["Basic/p1381234567", "Observation/bp-1381234567", "0.1381234567", "4101002026"])
 def test_ten_digits_inside_a_word_or_a_number_or_not_begun_as_a_mobile_stay(text: str) -> None:
     """As a fixed line's digits inside a word stay: an id, a decimal's fraction, a code."""
