@@ -15,13 +15,42 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from os.path import commonprefix
+from pathlib import Path
 from string import ascii_letters, hexdigits
 from typing import IO, Any, NamedTuple
 from urllib.parse import quote, unquote
 
+import orjson
+
+#: what the numbers begin with, as data (gateway/masking.json): the division codes of the
+#: provinces, the prefixes of mobile numbers, the labels that name a time
+_DATA = orjson.loads((Path(__file__).parent / "masking.json").read_bytes())
+
+
+def _two_digit_codes(codes: Iterable[str]) -> str:
+    """A pattern of two-digit codes, written as a set of second digits per first digit
+    (``1[12345]|2[123]|…``): an alternation of 35 codes is tried code by code."""
+    seconds: dict[str, str] = {}
+    for code in sorted(codes):
+        seconds[code[0]] = seconds.get(code[0], "") + code[1]
+    return "(?:" + "|".join(f"{first}[{rest}]" for first, rest in seconds.items()) + ")"
+
+
+def _first_digits(codes: Iterable[str]) -> str:
+    """The digits ``codes`` begin with, for a set a pattern's first lookahead holds."""
+    return "".join(sorted({code[0] for code in codes}))
+
+
+PROVINCE_CODES = frozenset(_DATA["provinces"]["codes"])
+MOBILE_PREFIXES = frozenset(_DATA["mobilePrefixes"]["codes"])
+#: a province's division code (the first two digits of a 身份证号)
+PROVINCE = _two_digit_codes(PROVINCE_CODES)
+#: a mobile number's first two digits
+MOBILE_PREFIX = _two_digit_codes(MOBILE_PREFIXES)
+_MOBILE_FIRST = _first_digits(MOBILE_PREFIXES)
 #: what may stand between a number's groups: a space, tab, dot or dash (with a space or tab
 #: either side or not: 138 - 0013 - 8000), or two spaces; or nothing.  Possessive: no
 #: separator holds a digit, so nothing is lost by never giving one back, and a run of digits
@@ -41,17 +70,16 @@ ID_CARD_GROUPED = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{16}}{_SEP}[0-9Xx](?![0-9X
 #: a 身份证号 mistyped to another length — a digit dropped or doubled, the check character left
 #: off, the number cut short — which the validator's format error quotes as it was written: a
 #: run of 14 to 19 characters that begins as an ID number does, with the division code of a
-#: province (GB/T 2260: 11–15, 21–23, 31–37, 41–46, 50–54, 61–65, 71, 81–83) and a birth date
+#: province (:data:`PROVINCE`: GB/T 2260, and 81–83 of the 港澳台居民居住证) and a birth date
 #: (GB 11643), written whole or with a separator after the division code and the birth date
 #: (410105 19491231 002, 410105-19491231); the 15 and 18 characters above are masked first: a
 #: birth date alone after a division code is masked unless more digits follow it, which make
 #: the whole too long for an ID.  A time stamp (20261119141205, an HL7 control id) begins with
 #: a century no province has, and a business number of a division and a year (长护险评估编号
 #: 4101002026100001) has no day after its month: both stay
-PROVINCE = r"(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[1-3])"
 BIRTH_DATE = r"(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 ID_CARD_MISTYPED = re.compile(
-    rf"(?=[1-8])(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
+    rf"(?=[{_first_digits(PROVINCE_CODES)}])(?<!\d)({PROVINCE}\d{{4}}){_SEP}({BIRTH_DATE})"
     rf"(?:{_SEP}(\d{{1,5}}[0-9Xx]?|[Xx])(?![0-9Xx])|(?!{_SEP}\d|[Xx]))"
 )
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country, in either case,
@@ -62,24 +90,24 @@ ID_CARD_MISTYPED = re.compile(
 FOREIGN_PR_OLD = re.compile(
     rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}[:：]?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
 )
-#: mainland mobile numbers (1[3-9] and 9 digits), with or without 86 / +86 / 0086, the first
-#: three bracketed or not (+86(138)00138000), groups apart by a space, dash or dot or not, not
-#: inside a longer number
+#: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
+#: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,
+#: dash or dot or not, not inside a longer number
 MOBILE = re.compile(
-    rf"(?=[+018(（])(?<!\d)((?:(?:\+|00)?86[ .-]?)?[(（]?1[3-9]\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)"
+    rf"(?=[+08(（{_MOBILE_FIRST}])(?<!\d)((?:(?:\+|00)?86[ .-]?)?[(（]?{MOBILE_PREFIX}\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)"
 )
 #: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
 MOBILE_GROUPED = re.compile(
-    rf"(?=[+018])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)(1[3-9]\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|[.-]\d)"
+    rf"(?=[+08{_MOBILE_FIRST}])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)({MOBILE_PREFIX}\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|[.-]\d)"
 )
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
 #: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
 MOBILE_MISTYPED = re.compile(
-    rf"(?=[+01])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ .-]?)?1[3-9]\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
+    rf"(?=[+0{_MOBILE_FIRST}])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ .-]?)?{MOBILE_PREFIX}\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
     r"(?![0-9A-Za-z]|[.-]\d)"
 )
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
@@ -241,10 +269,7 @@ def _mistyped_mobile(match: re.Match[str]) -> str:
 
 #: the last word of a label that names a time (``created_at``, ``expiresAt``, ``auth_time``,
 #: a token's ``iat``, ``exp`` and ``nbf``)
-TIME_LABELS = frozenset(
-    {"time", "timestamp", "ts", "t", "epoch", "unix", "at", "since", "until", "expires", "expiry"}
-    | {"created", "updated", "modified", "iat", "exp", "nbf"}
-)
+TIME_LABELS = frozenset(_DATA["timeLabels"]["words"])
 #: a label and the colon or equals sign after it (quoted, as in JSON, or not) that end the
 #: text before a value, or the ``@`` of ``date -d @1733494205``
 _LABEL = re.compile(r"(?:([A-Za-z][A-Za-z0-9_-]*)[\"']?[ \t]*[:=][ \t]*[\"']?|@)\Z")

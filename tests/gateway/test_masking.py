@@ -4,6 +4,7 @@ criteria and credentials, in free text, URLs, log records and the command line's
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from urllib.parse import unquote
@@ -16,6 +17,7 @@ from gateway import masking
 from gateway.cli import main
 from gateway.masking import (
     FULL_WIDTH_DIGITS,
+    PROVINCE_CODES,
     install_log_masking,
     mask_id_cards,
     mask_name,
@@ -24,6 +26,7 @@ from gateway.masking import (
     mask_repeated,
     mask_text,
 )
+from profiles.registry import PACKAGE_DIR
 
 ID_CARD = "410105194912310020"
 ENCODED_ID_CARD = "".join(f"%{ord(c):02X}" for c in ID_CARD)
@@ -754,3 +757,11 @@ def test_a_number_apart_by_escaped_tabs_is_masked(written: str, number: str) -> 
 @pytest.mark.parametrize("written", ["1380 0138 000.5", "ABC 1234 5678 9012.5", "1380 0138 000-1"])
 def test_a_grouped_number_followed_by_a_fraction_or_more_digits_stays(written: str) -> None:
     assert mask_text(written) == written
+
+
+def test_the_province_codes_are_those_of_gb_t_2260_and_the_residence_permits() -> None:
+    """masking.json keeps its own list, so that masking (every log line) does not load the
+    3,000 divisions of the package's CodeSystem; the two may not drift apart."""
+    divisions = json.loads((PACKAGE_DIR / "CodeSystem-gb-t-2260.json").read_text(encoding="utf-8"))
+    provinces = {concept["code"][:2] for concept in divisions["concept"] if concept["code"].endswith("0000")}
+    assert PROVINCE_CODES == provinces | {"83"}  # 台湾居民居住证, not a division of GB/T 2260
