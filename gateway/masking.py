@@ -57,8 +57,9 @@ _MOBILE_FIRST = _first_digits(MOBILE_PREFIXES)
 #: with none between them is tried once, not once per way of splitting it (the grouped ID's
 #: scan twice as fast)
 _SEP = r"(?:[.-][ \t]?+|[ \t][.-]?+[ \t]?+)?+"
-#: a character of :data:`_SEP`, which the masks drop to count a number's digits
-_SEPARATOR = re.compile(r"[ \t.-]")
+#: the separators between a number's groups (:data:`_SEP`), of one character or two, which
+#: the masks drop to count a number's digits (:func:`_read_groups`)
+_SEPARATORS = re.compile(r"[ \t.-]+")
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
@@ -193,10 +194,31 @@ def _grouped_id_card(match: re.Match[str]) -> str:
     dots, only when they begin as an ID does (a division code and a birth date): two numbers
     of nine digits, or two time stamps' ends, written as a range (``100000000 - 200000000``),
     or an OID's components (``2.16.156.10011.1.20.30.40``) are no ID."""
-    characters = _SEPARATOR.sub("", match.group(0))
-    if (_LOOSE.search(match.group(0)) or "." in match.group(0)) and not _ID_START.match(characters):
+    written = _read_groups(match.group(0))
+    if (written.side_by_side or written.dots) and not _ID_START.match(written.digits):
         return match.group(0)
-    return characters[:6] + "*" * 8 + characters[14:]
+    return written.digits[:6] + "*" * 8 + written.digits[14:]
+
+
+class _Groups(NamedTuple):
+    """A number's groups as written, read once for the rules of which groups form a number
+    (:func:`_read_groups`)."""
+
+    #: the number's characters without its separators
+    digits: str
+    #: its groups, in order
+    groups: list[str]
+    #: whether two of its groups are apart by a spaced dash or two spaces (``138 - 0013``,
+    #: ``1500  2000``): numbers side by side, or a range, unless they begin as an ID does
+    side_by_side: bool
+    #: how many of its separators are dots (one alone is a decimal point, more an OID's)
+    dots: int
+
+
+def _read_groups(written: str) -> _Groups:
+    """``written`` (digits and the separators :data:`_SEP` allows between them) in groups."""
+    groups = _SEPARATORS.split(written)
+    return _Groups("".join(groups), groups, _LOOSE.search(written) is not None, written.count("."))
 
 
 #: a separator of two characters (:data:`_SEP`)
@@ -219,10 +241,9 @@ def _foreign_pr_old(match: re.Match[str]) -> str:
     that read as a date and a time of day of this century or the last they are a time stamp
     after a word (``UTC 20261206 1430``): one number in ten thousand reads so, any date one in
     thirty (AAA 1800 0110 0000 went through)."""
-    written = match.group(2)
-    groups = _SEPARATOR.split(written)
-    digits = "".join(groups)
-    if _LOOSE.search(written) or (len(groups) > 1 and (min(map(len, groups)) < 3 or _TIME_STAMP.fullmatch(digits))):
+    written = _read_groups(match.group(2))
+    groups, digits = written.groups, written.digits
+    if written.side_by_side or (len(groups) > 1 and (min(map(len, groups)) < 3 or _TIME_STAMP.fullmatch(digits))):
         return match.group(0)
     return match.group(1) + "*" * 8 + digits[8:]
 
@@ -242,19 +263,19 @@ def _grouped_mobile(match: re.Match[str]) -> str:
     by a spaced dash or two spaces (numbers side by side, as for an ID) nor by one dot alone
     (a decimal: 1380.0138000), nor three round hundreds without a country code (amounts side
     by side: 1500 2000 300; one mobile number in a million is grouped so)."""
-    digits = _SEPARATOR.sub("", match.group(2))
+    written = _read_groups(match.group(2))
     if (
-        len(digits) != 11
-        or _LOOSE.search(match.group(2))
-        or match.group(2).count(".") == 1
-        or (not match.group(1) and _ROUND_HUNDREDS.fullmatch(match.group(2)))
+        len(written.digits) != 11
+        or written.side_by_side
+        or written.dots == 1
+        or (not match.group(1) and len(written.groups) == 3 and all(map(_ROUND_HUNDRED.fullmatch, written.groups)))
     ):
         return match.group(0)
-    return f"{match.group(1)}{digits[:3]}****{digits[-4:]}"
+    return f"{match.group(1)}{written.digits[:3]}****{written.digits[-4:]}"
 
 
-#: three numbers of whole hundreds, side by side
-_ROUND_HUNDREDS = re.compile(r"[1-9]\d*00(?:[ \t.-][1-9]\d*00){2}")
+#: a number of whole hundreds
+_ROUND_HUNDRED = re.compile(r"[1-9]\d*00")
 
 
 def _mistyped_mobile(match: re.Match[str]) -> str:
@@ -264,7 +285,7 @@ def _mistyped_mobile(match: re.Match[str]) -> str:
     1733494205``, ``expires_at=…``, ``@1733494205``)."""
     if _labelled_time(match.string, match.start()):
         return match.group(0)
-    return f"{match.group(1)}****{_SEPARATOR.sub('', match.group(2))[-4:]}"
+    return f"{match.group(1)}****{_read_groups(match.group(2)).digits[-4:]}"
 
 
 #: the last word of a label that names a time (``created_at``, ``expiresAt``, ``auth_time``,
