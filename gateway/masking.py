@@ -261,21 +261,12 @@ def _id_card(match: re.Match[str]) -> str:
 def _grouped_mobile(match: re.Match[str]) -> str:
     """Its first three and last four digits, when its groups are those of a number: not apart
     by a spaced dash or two spaces (numbers side by side, as for an ID) nor by one dot alone
-    (a decimal: 1380.0138000), nor three round hundreds without a country code (amounts side
-    by side: 1500 2000 300; one mobile number in a million is grouped so)."""
+    (a decimal: 1380.0138000).  Three round hundreds (``1500 2000 300``) may be amounts side
+    by side, but may be a mobile number too: a leak loses to an over-mask."""
     written = _read_groups(match.group(2))
-    if (
-        len(written.digits) != 11
-        or written.side_by_side
-        or written.dots == 1
-        or (not match.group(1) and len(written.groups) == 3 and all(map(_ROUND_HUNDRED.fullmatch, written.groups)))
-    ):
+    if len(written.digits) != 11 or written.side_by_side or written.dots == 1:
         return match.group(0)
     return f"{match.group(1)}{written.digits[:3]}****{written.digits[-4:]}"
-
-
-#: a number of whole hundreds
-_ROUND_HUNDRED = re.compile(r"[1-9]\d*00")
 
 
 def _mistyped_mobile(match: re.Match[str]) -> str:

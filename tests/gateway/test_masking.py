@@ -192,14 +192,9 @@ def test_a_decimal_a_uuid_or_small_numbers_side_by_side_are_no_mobile_number(tex
     assert mask_text(text) == text
 
 
-@pytest.mark.parametrize("text", ["1500 2000 300", "合计 1500-2000-300 元", "1300 100 1200"])
-def test_round_amounts_side_by_side_are_no_mobile_number(text: str) -> None:
-    """Eleven digits in three groups of three or more were a mobile number, however round."""
-    assert mask_text(text) == text
-
-
-def test_round_hundreds_after_a_country_code_are_a_mobile_number() -> None:
-    assert mask_text("+86 1500 2000 300") == "+86 150****0300"
+def test_round_hundreds_in_groups_are_masked_as_the_mobile_number_they_may_be() -> None:
+    """Amounts side by side read so too, but a leak loses to an over-mask."""
+    assert mask_text("合计 1500 2000 300 元") == "合计 150****0300 元"
 
 
 @pytest.mark.parametrize(
@@ -624,7 +619,6 @@ def test_no_mobile_number_in_groups_survives_masking(phone: str, cuts: list[int]
         cuts = cuts[:1]
     gap = gap if gap != "." or len(cuts) == 2 else " "
     written = gap.join(phone[start:end] for start, end in zip([0, *cuts], [*cuts, 11], strict=True))
-    assume(not re.fullmatch(r"[1-9]\d*00(?:\D[1-9]\d*00){2}", written))  # amounts side by side
     # a letter, digit or dash right before it make it part of a word; a digit and a dot, of an OID
     last = before[-2:].translate(FULL_WIDTH_DIGITS)
     if last[-1:].isascii() and (last[-1:].isalnum() or last[-1:] == "-") or re.fullmatch(r"\d\.", last):
