@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.wire import MAX_DEPTH, WireError, parse_json
+from gateway.wire import MAX_DEPTH, WireError, _parse_strictly, parse_json
 
 
 def refusal(body: bytes) -> tuple[str, str | None]:
@@ -56,6 +56,7 @@ def test_a_body_is_read_as_written(body: bytes, expected: Any) -> None:
     ("body", "reason"),
     [
         (b'{"value": 1.00000000000000001}', ("http.decimal-too-precise", None)),
+        (b'{"value": 1.00000000000000001e-7}', ("http.decimal-too-precise", None)),  # orjson writes 1e-7
         (b'{"value": 18446744073709551616}', ("http.not-a-number", None)),
         (b'{"value": -9223372036854775809}', ("http.not-a-number", None)),
         (b'{"value": NaN}', ("http.not-a-number", None)),
@@ -112,3 +113,42 @@ def test_nesting_deeper_than_orjson_writes_is_read_by_the_strict_reader() -> Non
     strict reader reads the body (a caller may allow that depth)."""
     levels = 300
     assert parse_json(b"[" * levels + b"]" * levels, max_depth=levels) is not None
+
+
+#: JSON number texts as a client may write them: long digits, fractions, exponents, any sign
+number_texts = st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,3})?", fullmatch=True)
+#: documents whose leaves are numbers as written, or strings that look like numbers after a colon
+written_numbers = st.recursive(
+    number_texts.map(lambda text: ("number", text)) | st.text(alphabet=st.sampled_from(':,[1.e-"\\')),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet="a:1.", max_size=3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _written(value: Any) -> str:
+    if isinstance(value, tuple):
+        return value[1]
+    if isinstance(value, list):
+        return "[" + ", ".join(_written(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(key)}:{_written(item)}" for key, item in value.items()) + "}"
+    return json.dumps(value)
+
+
+def outcome(read: Any, body: bytes, max_depth: int) -> Any:
+    """The document ``read`` makes of ``body``, or its refusal (message id and reason)."""
+    try:
+        return read(body, max_depth)
+    except WireError as refused:
+        detail = refused.params.get("detail")
+        return refused.message_id, getattr(detail, "message_id", None)
+
+
+@given(written_numbers, st.integers(1, 4))
+def test_numbers_and_nesting_are_read_as_the_strict_reader_reads_them(document: Any, max_depth: int) -> None:
+    """orjson's pass lets through no number, nor nesting, that the strict reader (Python's
+    decoder with every hook) would refuse or read otherwise."""
+    body = _written(document).encode()
+    assert outcome(parse_json, body, max_depth) == outcome(_parse_strictly, body, max_depth)
