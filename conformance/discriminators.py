@@ -230,3 +230,60 @@ def plain_values(value: Any, steps: tuple[str, ...]) -> list[Any] | None:
                 following.append(child)
         current = following
     return current
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePlan:
+    """How a sliced element's items are told apart, worked out once per rule: the slices'
+    order, their discriminator tests and, when each is told by one string at the same plain
+    path (extensions by ``url``, identifiers by ``system``: most slicing), a table from that
+    string to the slice.  Why: a Patient's five sliced elements listed, tested and ordered
+    their slices anew for each instance."""
+
+    #: the slice names in definition order, and each one's position in it
+    names: tuple[str, ...]
+    order: dict[str, int]
+    #: each slice's discriminator tests (:func:`slice_tests`)
+    tests: dict[str, tuple[SliceTest, ...]]
+    #: the slices that constrain none of the discriminators: no value can be assigned to them
+    unconstrained: tuple[str, ...]
+    #: (the plain path, string → slice name), or None when the slices are not told so
+    index: tuple[tuple[str, ...], dict[str, str]] | None
+
+    @staticmethod
+    def of(rule: Rule) -> SlicePlan:
+        discriminators = rule.slicing.discriminators if rule.slicing else ()
+        names = tuple(rule.slices)
+        tests = {name: slice_tests(part, discriminators) for name, part in rule.slices.items()}
+        singles = [tests[name] for name in names if len(tests[name]) == 1]
+        paths = {plan[0].plain for plan in singles}
+        constraints = [plan[0].constraint for plan in singles]
+        usable = (
+            len(paths) == 1
+            and None not in paths
+            and len(constraints) == len(names)
+            and all(type(c) is str for c in constraints)
+            and len(set(constraints)) == len(constraints)
+        )
+        return SlicePlan(
+            names,
+            {name: position for position, name in enumerate(names)},
+            tests,
+            tuple(name for name in names if not tests[name]),
+            (paths.pop(), dict(zip(constraints, names, strict=True))) if usable else None,
+        )
+
+    def indexed(self, value: Any) -> tuple[bool, str | None]:
+        """(decided, the first slice in definition order whose string ``value`` carries, or
+        None), by the table.  Undecided when there is no table, or the value does not reach
+        the path plainly (a choice element may): the full tests answer then."""
+        if self.index is None:
+            return False, None
+        path, table = self.index
+        found = plain_values(value, path)
+        if found is None:
+            return False, None
+        matched = [table[v] for v in found if type(v) is str and v in table]
+        if not matched:
+            return True, None
+        return True, matched[0] if len(matched) == 1 else min(matched, key=self.order.__getitem__)

@@ -68,13 +68,9 @@ class Rule:
     #: the ElementDefinition regex extension (compiled with RE2), applied to primitive values
     regex: Pattern | None = None
     regex_source: str = ""
-    #: for a sliced element: each slice's discriminator tests (discriminators.slice_tests),
-    #: worked out on first use (see ProfileWalker._plans)
-    slice_plans: dict[str, tuple[Any, ...]] | None = None
-    #: for a sliced element whose slices each fix one string at the same plain path
-    #: (``url``, ``system``): (the path, string → slice name); () when they do not.  Worked
+    #: for a sliced element: how its items are told apart (discriminators.SlicePlan), worked
     #: out on first use (see ProfileWalker._slices)
-    value_index: tuple[tuple[str, ...], dict[str, str]] | tuple[()] | None = None
+    slice_plan: Any = None
     #: value type → (whether the rule's types allow it, their type profiles, their target
     #: profiles), worked out on first use (see ProfileWalker._type_plan)
     type_plans: dict[str, tuple[bool, tuple[str, ...], Targets | None]] | None = None

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from conformance.bindings import check_binding, codings_of
-from conformance.discriminators import SliceTest, Typed, plain_values, slice_tests, typed_values
+from conformance.discriminators import SlicePlan, SliceTest, Typed, plain_values, typed_values
 from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue, IssueList
 from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, Targets
@@ -466,24 +466,21 @@ class ProfileWalker:
         profile_url: str,
     ) -> None:
         slicing = rule.slicing
-        names = list(rule.slices)
-        plans = self._plans(rule)
-        for name in names if items else ():
-            if not plans[name]:
-                detail = "constrains none of the slicing discriminators, so no value can be assigned to it"
-                where = f"{parent_path}.{rule.name}"
-                issues.error(
-                    "definition.invalid", where, profile=profile_url, path=f"{rule.path}:{name}", detail=detail
-                )
+        plan = rule.slice_plan
+        if plan is None:
+            plan = rule.slice_plan = SlicePlan.of(rule)
+        for name in plan.unconstrained if items else ():
+            detail = "constrains none of the slicing discriminators, so no value can be assigned to it"
+            where = f"{parent_path}.{rule.name}"
+            issues.error("definition.invalid", where, profile=profile_url, path=f"{rule.path}:{name}", detail=detail)
         #: the items of each slice that has any
         assigned: dict[str, list[Item]] = {}
         last_slice = -1
         seen_unmatched = False
-        index = _value_index(rule, names, plans)
         for item in items:
-            decided, match = _indexed_slice(index, item, names) if index else (False, None)
+            decided, match = plan.indexed(item.value)
             if not decided:
-                match = next((n for n in names if self._matches(plans[n], item, scope)), None)
+                match = next((n for n in plan.names if self._matches(plan.tests[n], item, scope)), None)
             if match is None:
                 seen_unmatched = True
                 if slicing.rules == "closed":
@@ -491,7 +488,7 @@ class ProfileWalker:
                 continue
             if seen_unmatched and slicing.rules == "openAtEnd":
                 issues.error("profile.slice-unmatched-open-at-end", item.path, path=rule.path)
-            position = names.index(match)
+            position = plan.order[match]
             if slicing.ordered and position < last_slice:
                 issues.error("profile.slice-order", item.path, slice=match, path=rule.path)
             last_slice = max(last_slice, position)
@@ -499,14 +496,6 @@ class ProfileWalker:
         for name, part in rule.slices.items():
             if name in assigned or not part.quiet_when_absent:
                 self._element(part, assigned.get(name, []), parent_path, issues, scope, profile_url)
-
-    @staticmethod
-    def _plans(rule: Rule) -> dict[str, tuple[SliceTest, ...]]:
-        """Each slice's discriminator tests, worked out on first use."""
-        if rule.slice_plans is None:
-            discriminators = rule.slicing.discriminators if rule.slicing else ()
-            rule.slice_plans = {name: slice_tests(part, discriminators) for name, part in rule.slices.items()}
-        return rule.slice_plans
 
     def _matches(self, plan: tuple[SliceTest, ...], item: Item, scope: Scope) -> bool:
         """Whether an item belongs to a slice.  As in the reference validator, a discriminator
@@ -560,41 +549,6 @@ class ProfileWalker:
                 if not trial.has_errors:
                     return True
         return False
-
-
-def _value_index(
-    rule: Rule, names: list[str], plans: dict[str, tuple[SliceTest, ...]]
-) -> tuple[tuple[str, ...], dict[str, str]] | tuple[()]:
-    """When every slice is told apart by one string at the same plain path (extensions by
-    ``url``, identifiers by ``system``: most slicing), a table from that string to the slice,
-    so an item is assigned with one lookup instead of a test per slice."""
-    if rule.value_index is None:
-        tests = [plans[name] for name in names]
-        paths = {plan[0].plain for plan in tests if len(plan) == 1}
-        constraints = [plan[0].constraint for plan in tests if len(plan) == 1]
-        usable = (
-            len(paths) == 1
-            and None not in paths
-            and len(constraints) == len(names)
-            and all(type(c) is str for c in constraints)
-            and len(set(constraints)) == len(constraints)
-        )
-        rule.value_index = (paths.pop(), dict(zip(constraints, names, strict=True))) if usable else ()
-    return rule.value_index
-
-
-def _indexed_slice(
-    index: tuple[tuple[str, ...], dict[str, str]], item: Item, names: list[str]
-) -> tuple[bool, str | None]:
-    """(decided, the first slice in definition order whose string the item carries, or None).
-    Undecided when the item does not reach the path plainly (a choice element may): the full
-    tests answer then."""
-    path, table = index
-    found = plain_values(item.value, path)
-    if found is None:
-        return False, None
-    matched = [table[v] for v in found if type(v) is str and v in table]
-    return True, (min(matched, key=names.index) if matched else None)
 
 
 def _nested_scope(rule: Rule, resource: dict[str, Any], scope: Scope) -> Scope:
