@@ -77,6 +77,9 @@ class Slot:
     #: checks it inline and puts its FHIRPath together only for a problem.  Why: most values
     #: of an instance are such, and the call and the path of each were a twentieth of the walk
     bare: bool = False
+    #: a complex element whose node walk is all there is to check (no resource, extension,
+    #: binding, invariant or reference target): the walk goes straight into its node
+    plain: bool = False
 
 
 @dataclass(slots=True)
@@ -210,6 +213,14 @@ class BaseModel:
                 slot.child = self.nodes.get(slot.node or slot.type)
                 slot.is_extension = slot.type == "Extension" and slot.key in ("extension", "modifierExtension")
                 slot.bare = slot.checker is not None and slot.binding is None and not slot.constraints
+                slot.plain = (
+                    slot.checker is None
+                    and slot.child is not None
+                    and not (slot.underscore or slot.is_resource or slot.is_extension)
+                    and slot.binding is None
+                    and not slot.constraints
+                    and slot.targets is None
+                )
 
     def _compile_node(self, path: str, children: dict[str, Any]) -> NodeModel:
         model = NodeModel(path)
@@ -404,6 +415,9 @@ class StructureWalker:
                         if problem is not None:
                             _format_problem(problem, f"{path}.{slot.name}[{index}]", issues)
                         continue
+                    if slot.plain and type(item) is dict:
+                        self._node(item, slot.child, f"{path}.{slot.name}[{index}]", scope, issues)  # type: ignore[arg-type] # plain: it has one
+                        continue
                     shadows_value = (
                         slot.underscore
                         and type(partner) is list
@@ -417,6 +431,8 @@ class StructureWalker:
                 problem = slot.checker(value)  # type: ignore[misc] # bare: it has one
                 if problem is not None:
                     _format_problem(problem, f"{path}.{slot.name}", issues)
+            elif slot.plain and type(value) is dict:
+                self._node(value, slot.child, f"{path}.{slot.name}", scope, issues)  # type: ignore[arg-type] # plain: it has one
             else:
                 shadows_value = slot.underscore and node.get(key[1:]) is not None
                 self._item(slot, value, f"{path}.{slot.name}", scope, issues, node, model, shadows_value)
