@@ -368,7 +368,8 @@ class ProfileWalker:
                 key = None
             found = self._memo.get(key) if key is not None else None
             if found is not None:
-                trial.extend(Issue(s, m, item.path + suffix, params) for s, m, suffix, params in found)
+                if found:
+                    trial.extend(Issue(s, m, item.path + suffix, params) for s, m, suffix, params in found)
                 return trial
         self._apply_profile(profile, item.value, item.underscore, item.path, trial, scope)
         if key is not None and not any(i.message_id == "invariant.budget-exceeded" for i in trial):

@@ -521,7 +521,8 @@ class StructureWalker:
         if memo_key is not None:
             found = self._extension_memo.get(memo_key)
             if found is not None:
-                issues.extend(Issue(s, m, path + suffix, dict(params)) for s, m, suffix, params in found)
+                if found:
+                    issues.extend(Issue(s, m, path + suffix, dict(params)) for s, m, suffix, params in found)
                 return
         start = len(issues)
         self._node(ext, child, path, scope, issues)
@@ -554,7 +555,8 @@ class StructureWalker:
         url = ext.get("url")
         if len(ext) != 2 or type(url) is not str or not self.extensions.reads_only_itself(url):
             return None
-        slot = self.extensions.extension_model.slots.get(next(k for k in ext if k != "url"))
+        first, second = ext
+        slot = self.extensions.extension_model.slots.get(second if first == "url" else first)
         if slot is None or slot.underscore or not (slot.primitive or slot.type in SELF_CONTAINED_VALUES):
             return None
         try:
