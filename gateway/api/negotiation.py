@@ -90,6 +90,13 @@ class FhirRequest(Request):
         ranked Accept again.  A refusal is not kept: it ends the request."""
         return _resolved_format(self)
 
+    @cached_property
+    def blueprints(self) -> list[str]:
+        """The matched endpoint's blueprint and its parents, worked out once: Flask asks for
+        them in each of its three rounds of hooks (before, after, teardown), each time through
+        four properties, and the rule matched does not change once the context is pushed."""
+        return super().blueprints
+
     def query_refusal(self) -> FhirError | None:
         """Why the query is no UTF-8, when it is not (found as :attr:`args` reads it)."""
         _ = self.args
