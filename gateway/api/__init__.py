@@ -126,7 +126,7 @@ def _act_for_the_principal() -> None:
 def _stop_acting(_: BaseException | None) -> None:
     """The principal of a request must not outlive it: the thread serves the next request,
     or (the development server, the tests) runs the command line's code next."""
-    token = g.pop("acting", None)
+    token = g._get_current_object().pop("acting", None)  # one proxy lookup: this runs every request
     if token is not None:
         acting.reset(token)
 

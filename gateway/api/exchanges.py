@@ -60,7 +60,7 @@ def stop(_: BaseException | None) -> None:
     """The request's collector must not outlive it, whatever ended the request (teardown
     runs when after-request hooks do not): the thread serves the next request, and a
     collector left active would take its notes, or an ingest's."""
-    token = g.pop("exchange_token", None)
+    token = g._get_current_object().pop("exchange_token", None)  # one proxy lookup: this runs every request
     if token is not None:
         deactivate(token)
 

@@ -218,7 +218,7 @@ def _resolved_format(current: Request) -> str:
         if found is None:
             raise FhirError(406, "http.not-acceptable", "_format", format=asked)
         return found
-    accept = current.headers.get("Accept", "")
+    accept = current.environ.get("HTTP_ACCEPT", "")  # as werkzeug's headers give it, without their key translation
     found = _by_accept.get(accept)
     if found is None:
         # parsing Accept and ranking seven media types costs more than reading a resource;
@@ -469,12 +469,12 @@ def prefer_handling(default: str = "strict") -> str:
     return _preference("handling", ("strict", "lenient"), default)
 
 
-def not_modified(stored: Stored) -> bool:
+def not_modified(current: Request, stored: Stored) -> bool:
     """Whether the client holds this version already (conditional read, R4 http.html#cread):
     ``If-None-Match`` names its ETag (or ``*``), or, without one, ``If-Modified-Since`` is no
     earlier than its last update.  A platform polling its residents' records then gets a 304
-    and no body for each one unchanged.  Most reads carry neither header: they cost a look."""
-    current = request._get_current_object()
+    and no body for each one unchanged.  Most reads carry neither header: they cost a look
+    (``current``: the request, which the read has resolved already)."""
     environ = current.environ
     if "HTTP_IF_NONE_MATCH" in environ:
         return current.if_none_match.contains_weak(str(stored.version))

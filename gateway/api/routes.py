@@ -16,6 +16,7 @@ from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
 from gateway.api.methods import method_refused, refusing
 from gateway.api.negotiation import (
+    FhirRequest,
     answer_format,
     body,
     encode,
@@ -80,10 +81,16 @@ def base_url() -> str:
     return services().config.base_url
 
 
-def _pairs() -> list[tuple[str, str]]:
+def _request() -> FhirRequest:
+    """This request, resolved once for a route that reads it often (a look through Flask's
+    proxy costs about a microsecond)."""
+    return request._get_current_object()  # type: ignore[return-value]  # the app's request_class
+
+
+def _pairs(asked: FhirRequest) -> list[tuple[str, str]]:
     """Search parameters from the query string and, for POST _search, the form body."""
-    pairs = list(request.args.items(multi=True))
-    if request.method == "POST":
+    pairs = list(asked.args.items(multi=True))
+    if asked.method == "POST":
         pairs += search_form()
     return [(k, v) for k, v in pairs if k != "_format"]
 
@@ -260,20 +267,22 @@ def conflicts() -> Response:
 @fhir.get("/<kind>")
 @fhir.post("/<kind>/_search")
 def search(kind: str) -> Response:
-    found = services()
+    # the request and the services resolved once: a search looked through Flask's proxies
+    # for them nine times
+    found, asked = services(), _request()
     found.repository.check_type(kind)
-    pairs = _pairs()
+    pairs = _pairs(asked)
     query = found.searcher.parse(kind, pairs, prefer_handling())
     with found.store.reading() as tx:
-        result = found.searcher.search(tx, query, access())
+        result = found.searcher.search(tx, query, found.repository.access())
     # the paging links ask for the format this page was asked in
-    asked_format = [("_format", value) for value in request.args.getlist("_format")]
-    as_stored = answer_format() == "json"
+    asked_format = [("_format", value) for value in asked.args.getlist("_format")]
+    as_stored = asked.answer_format == "json"
     # the reader's language words only the warnings of parameters skipped or noted: most
     # searches have none, and parsing Accept-Language for them cost 12 µs of a search
     warned = result.query.ignored or result.query.notes
     lang = language() if warned else found.config.language
-    return _pulled(searchset(result, base_url(), kind, pairs + asked_format, lang, as_stored=as_stored))
+    return _pulled(searchset(result, found.config.base_url, kind, pairs + asked_format, lang, as_stored=as_stored))
 
 
 @fhir.post("/<kind>")
@@ -335,12 +344,13 @@ def read(kind: str, resource_id: str) -> Response:
 
 def _answer_read(kind: str, stored: Stored) -> Response:
     """A read's or a vread's answer, as ``_summary`` and ``_elements`` shape it."""
-    args = request.args
+    asked = _request()
+    args = asked.args
     summary, elements = read_controls(args.items(multi=True)) if args else (None, "")
-    if not_modified(stored):
+    if not_modified(asked, stored):
         check_read_summary(summary)
         return respond(None, 304, version_headers(stored))
-    if summary is None and not elements and answer_format() == "json" and kind != "Binary":
+    if summary is None and not elements and asked.answer_format == "json" and kind != "Binary":
         # as stored: the document's own JSON text, neither parsed nor encoded again
         return encoded((stored.json(), FORMATS["json"]), headers=version_headers(stored))
     resource = shaped_read(stored.resource or {}, summary, elements)
