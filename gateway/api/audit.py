@@ -87,8 +87,9 @@ def record(response: Response) -> Response:
     logged.  Runs on every request, so Flask's context proxies are resolved once."""
     asked, state = request._get_current_object(), g._get_current_object()
     try:
-        endpoint, method = asked.endpoint, asked.method
-        query = [(k, v) for k, v in asked.args.items(multi=True) if k != "_format"]
+        endpoint, method, args = asked.endpoint, asked.method, asked.args
+        # most reads carry no query: theirs is the one empty set, with nothing to list
+        query = [(k, v) for k, v in args.items(multi=True) if k != "_format"] if args else []
         if method == "POST" and endpoint and endpoint.endswith("search"):
             query += [(k, v) for k, v in asked.form.items(multi=True) if k != "_format"]
         # only a write's answer names a new id (a read's URL already holds it)
@@ -108,7 +109,7 @@ def record(response: Response) -> Response:
             bundle_type=_bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
             location=location,
             touched=state.get("touched", ()),
-            types=[t for value in asked.args.getlist("_type") for t in value.split(",") if t],
+            types=[t for value in args.getlist("_type") for t in value.split(",") if t] if args else [],
             entries=state.get("bundle_entries", ()),
         )
         trail().record(facts)
