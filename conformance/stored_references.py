@@ -83,8 +83,8 @@ class References:
         return copied
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """The References as a stored resource has them (outside a primitive's ``_``
-        element, of a Reference's keys alone)."""
+        """The References as a stored resource has them (of a Reference's keys alone, a
+        primitive's extensions' too)."""
         if self._stored is None:
             self._stored, self._every = _references(self._resource)
         return iter(self._stored)
@@ -129,49 +129,40 @@ def _is_reference(node: dict[str, Any]) -> bool:
 
 def _references(node: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(the stored form's References, every object with a string ``reference``), in one
-    walk, contained resources' too; iterative, so no nesting depth can exhaust the stack, and
-    no paths: nearly every resource has nothing to report.  A container's values are pushed
-    whole (strings too, dropped when popped: a loop over them in Python cost half as much
-    again), and what lies under a ``_`` key (a primitive's extensions, rare) is set aside by
-    identity: every object there counts, none is a stored form's Reference."""
+    walk, contained resources' too, and a primitive's extensions' (``_birthDate``): a
+    ``valueReference`` there is stored, followed and named as any other.  Iterative, so no
+    nesting depth can exhaust the stack, and no paths: nearly every resource has nothing to
+    report.  A container's values are pushed whole (strings too, dropped when popped: a loop
+    over them in Python cost half as much again)."""
     stored: list[dict[str, Any]] = []
     every: list[dict[str, Any]] = []
-    aside: set[int] | None = None
     stack = [node]
     extend, pop = stack.extend, stack.pop
     while stack:
         current = pop()
         kind = type(current)
         if kind is dict:
-            hidden = aside is not None and id(current) in aside
             if type(current.get("reference")) is str:
                 every.append(current)
-                if not hidden and _is_reference(current):
+                if _is_reference(current):
                     stored.append(current)
-            for key in current:
-                if hidden or key[:1] == "_":
-                    child = current[key]
-                    if type(child) is dict or type(child) is list:
-                        aside = aside if aside is not None else set()
-                        aside.add(id(child))
             extend(current.values())
         elif kind is list:
-            if aside is not None and id(current) in aside:
-                aside.update(id(child) for child in current if type(child) is dict or type(child) is list)
             extend(current)
     return stored, every
 
 
 def _locations(node: Any, path: str) -> dict[int, str]:
     """The FHIRPath ``.reference`` of every Reference (by object identity), for the rare
-    resource with a refusal to locate."""
+    resource with a refusal to locate; a primitive's ``_birthDate`` is its ``birthDate`` in
+    FHIRPath, as the validator locates it (``Patient.birthDate.extension[0]``)."""
     located, stack = {}, [(node, path)]
     while stack:
         current, where = stack.pop()
         if type(current) is dict:
             if "reference" in current and _is_reference(current):
                 located[id(current)] = f"{where}.reference"
-            stack.extend((child, f"{where}.{key}") for key, child in current.items() if key[:1] != "_")
+            stack.extend((child, f"{where}.{key.removeprefix('_')}") for key, child in current.items())
         elif type(current) is list:
             stack.extend((item, f"{where}[{index}]") for index, item in enumerate(current))
     return located

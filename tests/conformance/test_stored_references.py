@@ -47,6 +47,16 @@ def test_a_reference_that_can_never_be_followed_is_an_error_at_its_path(referenc
     assert findings(encounter(reference)) == [(message_id, "Encounter.subject.reference")]
 
 
+def test_a_reference_in_a_primitives_extension_is_judged_at_its_fhirpath() -> None:
+    """``_birthDate`` is ``birthDate`` in FHIRPath, as the validator locates it: a urn:uuid
+    there was stored, never to be followed."""
+    patient = {
+        "resourceType": "Patient",
+        "_birthDate": {"extension": [{"url": "http://e.example", "valueReference": {"reference": "urn:uuid:1"}}]},
+    }
+    assert findings(patient) == [("reference.bundle-only", "Patient.birthDate.extension[0].valueReference.reference")]
+
+
 def test_a_uri_element_called_reference_is_no_reference() -> None:
     detected = {"resourceType": "DetectedIssue", "reference": "see the guideline", "status": "final"}
     assert findings(detected) == []
@@ -73,9 +83,9 @@ def test_every_fhir_id_makes_a_valid_relative_reference(resource_id: str) -> Non
 
 
 def test_references_are_found_in_one_walk_and_located_when_asked() -> None:
-    """Every Reference, a contained resource's too, but neither a uri element called
-    ``reference`` nor one in a primitive's extension (which no location names); each
-    located, in the path the resource was given, only when asked."""
+    """Every Reference, a contained resource's and a primitive's extension's too, but no uri
+    element called ``reference``; each located, in the path the resource was given, only
+    when asked."""
     patient = {
         "resourceType": "Patient",
         "_birthDate": {"extension": [{"url": "http://e.example", "valueReference": {"reference": "Patient/e"}}]},
@@ -89,6 +99,7 @@ def test_references_are_found_in_one_walk_and_located_when_asked() -> None:
         ("Organization/o", "Bundle.entry[2].resource.managingOrganization.reference"),
         ("Patient/b", "Bundle.entry[2].resource.link[0].other.reference"),
         ("Patient/d", "Bundle.entry[2].resource.contained[0].link[0].other.reference"),
+        ("Patient/e", "Bundle.entry[2].resource.birthDate.extension[0].valueReference.reference"),
     ]
     contained = References(patient["contained"][0], "")
     assert [contained.where(node) for node in contained] == ["Patient.link[0].other.reference"]

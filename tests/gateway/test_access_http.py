@@ -940,3 +940,20 @@ def test_a_centre_transaction_may_not_refer_to_a_record_it_cannot_see(served: Se
         (403, "http.forbidden-reference"),
         ["Bundle.entry[0].resource.derivedFrom[0].reference"],
     )
+
+
+def test_the_centre_may_not_refer_to_a_hidden_record_from_a_primitives_extension(
+    served: Served, home_writer: Api
+) -> None:
+    """A Reference in ``_status``'s extension is stored and followed as any other: passed
+    over, it named 李建国's reading from a record of the centre's resident."""
+    reading = {k: v for k, v in example("yy-observation-blood-pressure/valid-blood-pressure.json").items() if k != "id"}
+    site = {
+        "url": "http://hl7.org/fhir/StructureDefinition/bodySite",
+        "valueReference": {"reference": "Observation/bp-li"},
+    }
+    answer = home_writer.post(f"{served.base}/Observation", json={**reading, "_status": {"extension": [site]}})
+    assert (code_of(answer), answer.json()["issue"][0]["expression"]) == (
+        (403, "http.forbidden-reference"),
+        ["Observation.status.extension[0].valueReference.reference"],
+    )

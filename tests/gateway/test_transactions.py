@@ -285,6 +285,17 @@ def test_every_link_to_an_entry_is_rewritten_to_its_new_identity(make: Callable[
     ) == (target, [target] * 3, expected_div, link)
 
 
+def test_a_link_in_a_primitives_extension_is_rewritten_and_stored(made: Services) -> None:
+    """A Reference under ``_created`` is judged as stored like any other
+    (``conformance.stored_references``), so the entry it names must have been put there."""
+    link = "urn:uuid:3f6e2a1c-7b4d-4e8a-9c2f-1d5b6a7e8f90"
+    site = {"url": "http://hl7.org/fhir/StructureDefinition/bodySite", "valueReference": {"reference": link}}
+    dated = basic("dated", created="2026-01-01", _created={"extension": [site]})
+    answer = made.bundles.process(bundle(post(basic("site"), full_url=link), post(dated)))
+    target = answer["entry"][0]["response"]["location"].split("/_history")[0]
+    assert answer["entry"][1]["resource"]["_created"]["extension"][0]["valueReference"]["reference"] == target
+
+
 def test_a_string_or_code_reading_like_an_entrys_full_url_is_no_link(make: Callable[[str], Services]) -> None:
     """Only links are rewritten (uri, url, canonical, oid, uuid, Reference.reference and the
     narrative's href/src): a code and its text that read ``urn:uuid:…`` are the client's words."""
