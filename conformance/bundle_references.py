@@ -22,12 +22,14 @@ URN_MUST_RESOLVE = frozenset({"document", "transaction", "batch"})
 
 
 def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(reference, FHIRPath of it) below ``node``; a primitive's ``_status`` is its
+    ``status`` in FHIRPath, as the base walk locates its extensions."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "reference" and isinstance(value, str):
                 yield value, f"{path}.reference"
             elif isinstance(value, (dict, list)) and key != "contained":
-                yield from _references(value, f"{path}.{key}")
+                yield from _references(value, f"{path}.{key.removeprefix('_')}")
     elif isinstance(node, list):
         for index, item in enumerate(node):
             yield from _references(item, f"{path}[{index}]")

@@ -67,6 +67,20 @@ def test_unresolved_urn_uuid_severity_follows_the_bundle_type(validator: Validat
     assert issues == [(severity, "rule.reference-unresolved")]
 
 
+def test_an_unresolved_urn_in_a_primitives_extension_is_located_as_the_validator_locates_it(
+    validator: Validator,
+) -> None:
+    """``_status`` is ``status`` in FHIRPath, where the base walk and the stored-reference
+    check locate what is in it: an issue at ``._status`` named no element a client knew."""
+    document = bundle("transaction", "Patient/1")
+    site = {"url": "http://hl7.org/fhir/StructureDefinition/bodySite", "valueReference": {"reference": "urn:uuid:1"}}
+    document["entry"][1]["resource"]["_status"] = {"extension": [site]}
+    issues = [(i.message_id, i.expression) for i in validator.validate(document) if i.message_id.startswith("rule.")]
+    assert issues == [
+        ("rule.reference-unresolved", "Bundle.entry[1].resource.status.extension[0].valueReference.reference")
+    ]
+
+
 def test_relative_reference_resolves_against_the_referring_entry_base(validator: Validator) -> None:
     document = bundle("transaction", "Patient/1")
     document["entry"][0]["fullUrl"] = "http://elsewhere.org/fhir/Patient/1"
