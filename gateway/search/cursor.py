@@ -59,8 +59,6 @@ class OrderColumn:
     column: str
     descending: bool = False
     param: str = ""
-    #: the names of the other index rows holding some of the parameter's values
-    also: tuple[str, ...] = ()
 
     @property
     def indexed(self) -> bool:
@@ -84,7 +82,7 @@ def order_columns(sort: Sequence[SortKey]) -> list[OrderColumn]:
             columns.append(OrderColumn("last_updated", key.descending))
         else:
             names = SORT_COLUMNS[key.type][key.descending]
-            columns += [OrderColumn(name, key.descending, key.param, key.also) for name in names]
+            columns += [OrderColumn(name, key.descending, key.param) for name in names]
     if not sort or sort[-1].param != "_id":
         columns.append(OrderColumn("id"))
     return columns

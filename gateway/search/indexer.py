@@ -3,11 +3,8 @@
 Why rows and not JSON queries: the same SQL must run on SQLite and PostgreSQL, and a
 narrow (name, system, value, low, high, number) table indexes well on both.  Each row's
 encoding is the contract with ``gateway/storage/search_sql.py`` and the table comment in
-``migrations/0001_resources.sql``; two additions: a string row keeps the raw text in
-``system`` (otherwise unused by strings) so ``:exact`` can compare case and accents, and a
-value one of a parameter's parts holds (``name``'s family name, ``telecom``'s phone) is
-written under the part's name alone, where searches by the whole look too
-(``Parameter.parts``).
+``migrations/0001_resources.sql``; one addition: a string row keeps the raw text in
+``system`` (otherwise unused by strings) so ``:exact`` can compare case and accents.
 
 Values arrive as FHIR JSON; their datatype is told from their shape (a Coding has ``code``,
 a Period ``start``/``end``…), which serves fhirpathpy results and direct walks alike.
@@ -55,20 +52,16 @@ class SearchIndexer:
         self.parameters = parameters or SearchParameters(registry)
 
     def rows(self, resource: dict[str, Any]) -> list[Row]:
-        """Every index row of the resource, de-duplicated, in parameter order; a parameter's
-        values that its parts' rows hold are left out of its own (``Parameter.parts``)."""
-        parameters = self.parameters.for_type(resource["resourceType"])
-        cells_of: dict[str, dict[Cells, None]] = {}
-        for code, parameter in parameters.items():
+        """Every index row of the resource, de-duplicated, in parameter order."""
+        rows: dict[Row, None] = {}
+        for code, parameter in self.parameters.for_type(resource["resourceType"]).items():
             if code in NOT_INDEXED or parameter.rows != code:  # another's rows serve it
                 continue
             encode = ENCODERS[parameter.type]
-            cells_of[code] = {cells: None for value in parameter.extract(resource) for cells in encode(value)}
-        rows: list[Row] = []
-        for code, found in cells_of.items():
-            held = [cells_of[part] for part in parameters[code].parts if cells_of.get(part)]
-            rows += [(code, *cells) for cells in found if not any(cells in part for part in held)]
-        return rows
+            for value in parameter.extract(resource):
+                for cells in encode(value):
+                    rows[(code, *cells)] = None
+        return list(rows)
 
 
 def _token(value: Any) -> Iterator[Cells]:

@@ -70,14 +70,6 @@ class Parameter:
     #: the code systems a token parameter's ``code`` elements take their values from, which a
     #: resource never writes (Patient.gender: administrative-gender); see :func:`_implicit_system`
     implicit_systems: frozenset[str] = frozenset()
-    #: the parameters of its type whose index rows hold some of the values of :attr:`rows`
-    #: instead of rows of that name (:func:`_parts`): ``family`` and ``given`` of ``name``
-    parts: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The names of the index rows that together hold its values."""
-        return (self.rows, *self.parts)
 
 
 class SearchParameters:
@@ -141,7 +133,7 @@ class SearchParameters:
                 code,
                 frozenset(implicit),
             )
-        self._compiled[resource_type] = _parts(_sharing_rows(compiled), resource_type)
+        self._compiled[resource_type] = _sharing_rows(compiled)
         self._failed[resource_type] = failed
 
     def _implicit_systems(self, expression: str, resource_type: str) -> list[str]:
@@ -258,63 +250,6 @@ def _sharing_rows(compiled: dict[str, Parameter]) -> dict[str, Parameter]:
             if owner != code:
                 compiled[code] = replace(parameter, rows=owner)
     return compiled
-
-
-#: how a part of a parameter's values is written after one branch of its expression: a
-#: HumanName's or an Address's string part (``Patient.name.family``), a ContactPoint of one
-#: system (``Patient.telecom.where(system='phone')``)
-_PART_STEPS = {
-    "string": re.compile(r"\.(?:text|family|given|prefix|suffix|line|city|district|state|postalCode|country)"),
-    "token": re.compile(r"\.where\(system ?= ?'[a-z]+'\)"),
-}
-
-
-def _parts(compiled: dict[str, Parameter], resource_type: str) -> dict[str, Parameter]:
-    """The parameters, each marked with those whose values are a part of its own: their rows
-    hold those values, and its own rows only the rest.
-
-    Why: R4 defines ``family`` as ``Patient.name.family`` beside ``name`` as ``Patient.name``,
-    and ``phone`` as ``Patient.telecom.where(system='phone')`` beside ``telecom``; a Patient
-    wrote each family name, given name and phone number twice, under both names, each row a
-    B-tree entry at a random place that every create pays for (a Patient's 21 rows dirtied 31
-    pages of the value index).  The indexer leaves out of a parameter's rows the cells its
-    parts' rows hold, and its criteria, sort keys and chains read the rows of all its
-    :attr:`Parameter.names`: the same values, so the same matches.  A part's values are a
-    subset of the whole's by construction (the string encoder writes exactly these parts
-    of a HumanName or Address; a ContactPoint of one system is one of the ContactPoints), and
-    an archive indexed before keeps both rows, which the union reads alike.  R4's own
-    parameters alone, as for :func:`_sharing_rows`."""
-    for code, whole in compiled.items():
-        steps = _PART_STEPS.get(whole.type)
-        if steps is None or whole.rows != code or not whole.url.startswith(R4_SEARCH_PARAMETERS):
-            continue
-        branches = _branches(whole.expression, resource_type)
-        found = tuple(
-            other
-            for other, part in compiled.items()
-            if other != code
-            and part.type == whole.type
-            and part.rows == other
-            and part.url.startswith(R4_SEARCH_PARAMETERS)
-            and _within(_branches(part.expression, resource_type), branches, steps)
-        )
-        if found:
-            for sharing, parameter in compiled.items():
-                if parameter.rows == code:
-                    compiled[sharing] = replace(parameter, parts=found)
-    return compiled
-
-
-def _branches(expression: str, resource_type: str) -> list[str]:
-    """The branches of a (possibly shared) expression that apply to the type."""
-    return [part for part in split_union(expression) if part.startswith(f"{resource_type}.")]
-
-
-def _within(branches: list[str], wholes: list[str], steps: re.Pattern[str]) -> bool:
-    """Whether every branch is one of ``wholes`` followed by one part step."""
-    return bool(branches) and all(
-        any(branch.startswith(whole) and steps.fullmatch(branch, len(whole)) for whole in wholes) for branch in branches
-    )
 
 
 def _memoised(evaluate: Extractor, names: frozenset[str], resource_type: str) -> Extractor:

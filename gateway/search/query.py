@@ -140,26 +140,17 @@ class Criterion:
     #: for ``_has`` (type "has"): the reference parameter of the target type that points back
     via: str = ""
     #: for a chain's criterion on target types that keep its rows under different names
-    #: (``performer.phonetic``: an Organization's own, a Practitioner's ``name``'s and its
-    #: parts'): each type and the names it reads, in place of :attr:`names`
-    rows_of: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    #: the names of the other index rows holding some of its values (``Parameter.parts``:
-    #: ``name`` reads ``family``'s and ``given``'s too)
-    also: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The names of the index rows it reads."""
-        return (self.param, *self.also)
+    #: (``performer.phonetic``: an Organization's own, a Practitioner's ``name``'s): each type
+    #: and the name it reads, in place of :attr:`param`
+    rows_of: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class SortKey:
-    #: as for :attr:`Criterion.param` and :attr:`Criterion.also`
+    #: as for :attr:`Criterion.param`
     param: str
     type: str
     descending: bool = False
-    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -292,10 +283,9 @@ class _Parser:
         if modifier == "missing":
             if value not in ("true", "false"):
                 raise SearchError("search.bad-value", _bad(key, value, EXAMPLES["missing"]), key)
-            return Criterion(parameter.rows, parameter.type, modifier, missing=value == "true", also=parameter.parts)
+            return Criterion(parameter.rows, parameter.type, modifier, missing=value == "true")
         if modifier and parameter.type == "reference" and modifier in parameter.targets:
-            values = self._values(parameter.type, value, key, modifier)
-            return Criterion(parameter.rows, parameter.type, None, values, also=parameter.parts)
+            return Criterion(parameter.rows, parameter.type, None, self._values(parameter.type, value, key, modifier))
         if modifier:
             self._check_modifier(parameter, modifier, key)
         values = self._values(parameter.type, value, key, None)
@@ -303,7 +293,7 @@ class _Parser:
             values = tuple(
                 replace(v, or_no_system=True) if v.system in parameter.implicit_systems else v for v in values
             )
-        return Criterion(parameter.rows, parameter.type, modifier or None, values, also=parameter.parts)
+        return Criterion(parameter.rows, parameter.type, modifier or None, values)
 
     def _parameter(self, resource_type: str, code: str, key: str) -> Parameter:
         parameter = self.parameters.get(resource_type, code)
@@ -324,7 +314,7 @@ class _Parser:
             self._check_modifier(parameter, modifier, key)
         targets = (modifier,) if modifier else parameter.targets
         chained_code = tail.split(":", 1)[0].split(".", 1)[0]
-        chained_rows = {t: found.names for t in targets if (found := self.parameters.get(t, chained_code)) is not None}
+        chained_rows = {t: found.rows for t in targets if (found := self.parameters.get(t, chained_code)) is not None}
         usable = tuple(chained_rows)
         if not usable:
             params = {"param": parameter.code, "chain": chained_code, "targets": ", ".join(targets) or "-"}
@@ -396,16 +386,16 @@ class _Parser:
         for item in items:
             code = item.removeprefix("-")
             if code in ("_id", "_lastUpdated"):
-                kind, rows, parts = code, code, ()
+                kind, rows = code, code
             elif (parameter := self.own.get(code)) is not None and parameter.type in SORTABLE_TYPES:
-                kind, rows, parts = parameter.type, parameter.rows, parameter.parts
+                kind, rows = parameter.type, parameter.rows
             else:
                 error = SearchError("search.unknown-sort", {"param": code, "type": self.query.resource_type}, key)
                 if not self.lenient:
                     raise _Ignorable(error)
                 self.query.ignored.append(error)
                 continue
-            self.query.sort.append(SortKey(rows, kind, item.startswith("-"), parts))
+            self.query.sort.append(SortKey(rows, kind, item.startswith("-")))
             _within(key, "sort keys", len(self.query.sort))
             applied.append(item)
         if len(applied) < len(items):

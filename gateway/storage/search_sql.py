@@ -191,24 +191,17 @@ def _breadth(criterion: Criterion) -> int:
     return {"token": 1, "reference": 1, "date": 3}.get(criterion.type, 3)
 
 
-def _name_of(alias: str, names: Sequence[str]) -> str:
-    """The condition that an index row is one of ``names`` (one parameter each): one name
-    compared for equality, as before parameters read their parts' rows too."""
-    return f"{alias}.name = ?" if len(names) == 1 else f"{alias}.name IN ({marks(names)})"
-
-
 def _order_terms(query: SearchQuery) -> list[_Term]:
     """The page order's terms (``cursor.order_columns``) as expressions on ``resource r``."""
     terms = []
     for column in order_columns(query.sort):
         if column.indexed:
             aggregate = "MAX" if column.descending else "MIN"
-            names = (column.param, *column.also)
             expression = (
                 f"(SELECT {aggregate}(o.{column.column}) FROM search_index o "
-                f"WHERE o.type = r.type AND o.id = r.id AND {_name_of('o', names)})"
+                "WHERE o.type = r.type AND o.id = r.id AND o.name = ?)"
             )
-            terms.append(_Term(expression, names, column.descending, True))
+            terms.append(_Term(expression, (column.param,), column.descending, True))
         else:
             terms.append(_Term(f"r.{column.column}", (), column.descending, False))
     return terms
@@ -442,15 +435,12 @@ class _Builder:
         s = f"s{self.depth}"
         if probe and len(types) == 1:
             member, select = "EXISTS", "SELECT 1"
-            rows = (
-                f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id "
-                f"AND {_name_of(s, criterion.names)}"
-            )
-            named = [*types, *criterion.names]
+            rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
+            named = [*types, criterion.param]
         elif len(types) == 1:
             member, select = f"{owner}.id IN", f"SELECT {s}.id"
-            rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {_name_of(s, criterion.names)}"
-            named = [*types, *criterion.names]
+            rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {s}.name = ?"
+            named = [*types, criterion.param]
         else:
             member, select = f"({owner}.type, {owner}.id) IN", f"SELECT {s}.type, {s}.id"
             condition, named = self._named(criterion, s, types)
@@ -476,15 +466,13 @@ class _Builder:
         its parameters: one name for all, or, for a chain whose types keep them under different
         names (``Criterion.rows_of``), each group of types with its own."""
         if not criterion.rows_of:
-            return f"{s}.type IN ({marks(types)}) AND {_name_of(s, criterion.names)}", [*types, *criterion.names]
+            return f"{s}.type IN ({marks(types)}) AND {s}.name = ?", [*types, criterion.param]
         named = dict(criterion.rows_of)
-        groups: dict[tuple[str, ...], list[str]] = {}
+        groups: dict[str, list[str]] = {}
         for kind in types:
-            groups.setdefault(named.get(kind, criterion.names), []).append(kind)
-        alternatives = " OR ".join(
-            f"({s}.type IN ({marks(kinds)}) AND {_name_of(s, names)})" for names, kinds in groups.items()
-        )
-        return f"({alternatives})", [value for names, kinds in groups.items() for value in (*kinds, *names)]
+            groups.setdefault(named.get(kind, criterion.param), []).append(kind)
+        alternatives = " OR ".join(f"({s}.type IN ({marks(kinds)}) AND {s}.name = ?)" for kinds in groups.values())
+        return f"({alternatives})", [value for name, kinds in groups.items() for value in (*kinds, name)]
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""

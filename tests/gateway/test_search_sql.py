@@ -189,38 +189,6 @@ def test_name_finds_what_was_stored_before_a_parameter_of_its_expression_was_add
     assert db.found("Patient", ("name", "张")) == found != set()
 
 
-@pytest.mark.parametrize(
-    ("kind", "pairs", "expected"),
-    [
-        ("Patient", [("name", "张")], {"zhang-xiuying"}),  # a family name, held by the family row alone
-        ("Patient", [("name", "秀英")], {"zhang-xiuying"}),  # a given name
-        ("Patient", [("name:exact", "Müller")], {"mueller"}),
-        ("Patient", [("family", "秀英")], set()),  # a given name is no family name
-        ("Patient", [("given", "张")], set()),
-        ("Patient", [("name:missing", "true"), ("_id", "zhang-xiuying,mueller")], set()),
-        # held by the phone row (the other three are copies of one Patient with the same number)
-        ("Patient", [("telecom", "phone|13803710001")], {"zhang-xiuying", "li-jianguo", "mueller", "percent"}),
-        ("Patient", [("phone", "email|13803710001")], set()),
-        ("Patient", [("address", "郑州市")], {"zhang-xiuying"}),  # a city, held by the address-city row
-        ("Patient", [("address-city", "金水区")], set()),  # a district is no city
-        ("Observation", [("subject:Patient.name", "秀英")], {"bp-2026", "glucose-2026"}),
-    ],
-)
-def test_a_parameter_finds_the_values_its_parts_rows_hold(
-    db: Database, kind: str, pairs: list[tuple[str, str]], expected: set[str]
-) -> None:
-    """``name`` reads the rows of ``family`` and ``given`` too (``Parameter.parts``), which
-    alone hold those values, and a part reads only its own."""
-    assert db.found(kind, *pairs) == expected
-
-
-def test_a_sort_by_a_parameter_reads_its_parts_values(db: Database) -> None:
-    """Descending by the greatest of each match's names: 秀英, a given row's, before 李建国
-    (张秀英, the greatest of zhang-xiuying's own name rows, would come after it)."""
-    pairs = [("_sort", "-name"), ("_id", "zhang-xiuying,li-jianguo")]
-    assert db.ids("Patient", *pairs) == ["zhang-xiuying", "li-jianguo"]
-
-
 def test_contains_matches_inside_a_name(db: Database) -> None:
     assert db.found("Patient", ("name:contains", "秀英")) == {"zhang-xiuying"}
 
