@@ -557,9 +557,10 @@ def mask_repeated(text: str) -> str:
 def _mask_remembered(text: str) -> str:
     """:func:`mask_text`, remembered for the last 4,096 texts: for the texts that come back
     request after request — a validation message (the dom-6 warning on each entry of every
-    transaction), a FHIRPath, a profile's URL — which the exchange log masked anew each time
-    (16 µs of a transaction's 10 warnings).  Not for what one request alone carries (an id, a
-    search's values), which would only push the others out."""
+    transaction), a FHIRPath, a profile's URL, a searched token's system — which the exchange
+    log and the audit trail masked anew each time (16 µs of a transaction's 10 warnings).  Not
+    for what one request alone carries (an id, a search's values), which would only push the
+    others out."""
     return mask_text(text)
 
 
@@ -628,8 +629,28 @@ def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
             value = "***"
         elif is_name_parameter(name) or name in TEXT_PARAMETERS:
             value = ",".join(mask_name(part) for part in value.split(","))
-        masked.append((mask_text(name), mask_text(value)))
+        masked.append((mask_text(name), _masked_value(value)))
     return masked
+
+
+#: a token's system as a URL or an OID writes it (``urn:oid:2.16.156.10011.1.3``), holding
+#: none of the characters by which masking reads across a ``|``: a query's ``=`` (whose value
+#: a credential's or name's masking takes to the next ``&``), a space (a ``_filter``'s name
+#: criterion), a ``%`` (an escape read with what precedes it)
+_TOKEN_SYSTEM = re.compile(r"[A-Za-z0-9:./_-]+")
+
+
+def _masked_value(value: str) -> str:
+    """:func:`mask_text` of a search value.  A token's ``system|code`` comes with the same
+    system request after request: it is masked once (:func:`mask_repeated`) and the code on
+    its own, as masking the two apart gives what masking the whole does: no pattern matches a
+    ``|``, and each one's lookarounds (a digit, a letter, a dash, a dot, a label before a
+    time) read a ``|`` as they read the text's end (tested).  The OID's digits made an
+    identifier search's masking 19.5 µs of the audit thread, against 4.5 for the code."""
+    system, bar, code = value.partition("|")
+    if bar and "%" not in code and _TOKEN_SYSTEM.fullmatch(system):
+        return mask_repeated(system) + bar + mask_text(code)
+    return mask_text(value)
 
 
 class MaskingFilter(logging.Filter):
