@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conformance.element_paths import unknown_step
 from conformance.invariants import Invariant, compile_invariant
@@ -20,6 +20,9 @@ from conformance.limits import DEFAULT_LIMITS, Limits
 from conformance.regexes import Pattern, RegexError, compile_linear
 from conformance.structure import NATIVE_INVARIANTS, BaseModel
 from profiles.registry import Registry
+
+if TYPE_CHECKING:  # discriminators imports Rule
+    from conformance.discriminators import SlicePlan
 
 #: (message id, params) of something wrong in a definition, reported wherever it is applied
 Problem = tuple[str, dict[str, Any]]
@@ -70,7 +73,7 @@ class Rule:
     regex_source: str = ""
     #: for a sliced element: how its items are told apart (discriminators.SlicePlan), worked
     #: out on first use (see ProfileWalker._slices)
-    slice_plan: Any = None
+    slice_plan: SlicePlan | None = None
     #: value type → (whether the rule's types allow it, their type profiles, their target
     #: profiles), worked out on first use (see ProfileWalker._type_plan)
     type_plans: dict[str, tuple[bool, tuple[str, ...], Targets | None]] | None = None
