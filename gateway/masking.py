@@ -316,14 +316,18 @@ Replacement = Callable[[re.Match[str]], str]
 
 def _outside_dotted_runs(replacement: Replacement) -> Replacement:
     """``replacement`` for a number that stands alone: one written with dots between its
-    groups is part of an OID or a version when more dotted digits go on either side of it
-    (urn:oid:2.16.156.1001.1234.5, 2.16.840.1.113883.19.5.99999.1), and stays as it is; the
-    country code before a dotted mobile is part of the number (86.138.0013.8000)."""
+    groups is part of an OID or a version when two more dotted groups of digits go on one
+    side of it, or one on each (urn:oid:2.16.156.1001.1234.5, 2.16.840.1.113883.19.5.99999.1),
+    and stays as it is; one group alone beside it is a list's or a floor's number
+    (1.138.0013.8000, 138.0013.8000.1号楼), and the number is masked; the country code before
+    a dotted mobile is part of the number (86.138.0013.8000)."""
 
     def masked(match: re.Match[str]) -> str:
+        text, start, end = match.string, match.start(), match.end()
         if "." in match.group() and (
-            _DOT_AND_DIGIT.match(match.string, match.end())
-            or (match.start() >= 2 and _DIGIT_AND_DOT.match(match.string, match.start() - 2))
+            _TWO_ARCS_AFTER.match(text, end)
+            or _TWO_ARCS_BEFORE.search(text, max(0, start - _ARCS_REACH), start)
+            or (_DOT_AND_DIGIT.match(text, end) and _DIGIT_AND_DOT.search(text, max(0, start - 2), start))
         ):
             return match.group()
         return replacement(match)
@@ -331,9 +335,14 @@ def _outside_dotted_runs(replacement: Replacement) -> Replacement:
     return masked
 
 
-#: what goes on after a run of dotted digit groups, and what ends one before
+#: one dotted group of digits after a number, and one before it
 _DOT_AND_DIGIT = re.compile(r"\.\d")
-_DIGIT_AND_DOT = re.compile(r"\d\.")
+_DIGIT_AND_DOT = re.compile(r"\d\.\Z")
+#: two dotted groups of digits after a number, and two before it (sought in the
+#: :data:`_ARCS_REACH` characters before it: a longer arc is no OID's, and the number masked)
+_TWO_ARCS_AFTER = re.compile(r"\.\d+\.\d")
+_TWO_ARCS_BEFORE = re.compile(r"\d\.\d+\.\Z")
+_ARCS_REACH = 24
 #: each kind of ID number and how it is masked, in the order they are applied
 ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
     (pattern, _outside_dotted_runs(replacement))

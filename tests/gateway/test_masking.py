@@ -570,6 +570,21 @@ def test_a_dotted_number_after_its_country_code_or_an_id_ending_an_oid_is_masked
     assert mask_text(written) == masked
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("1.138.0013.8000", "1.138****8000"),
+        ("联系人:1.138.0013.8000;2.139.0013.9000", "联系人:1.138****8000;2.139****9000"),
+        ("手机138.0013.8000.1号楼", "手机138****8000.1号楼"),
+        ("1.410105.19491231.0020", "1.410105********0020"),
+    ],
+)
+def test_a_dotted_number_beside_a_list_or_floor_number_is_masked(written: str, masked: str) -> None:
+    """One dotted group of digits beside it was taken for an OID's: the number went through
+    whole.  An OID has two more on one side, or one on each."""
+    assert mask_text(written) == masked
+
+
 def test_a_record_with_a_bad_format_string_is_masked_whatever_spaces_its_number_has(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
