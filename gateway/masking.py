@@ -111,19 +111,28 @@ MOBILE_MISTYPED = re.compile(
     rf"(?=[+0{_MOBILE_FIRST}])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ .-]?)?{MOBILE_PREFIX}\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
     r"(?![0-9A-Za-z]|[.-]\d)"
 )
+#: what may follow a fixed line's number: anything but a letter or digit (which make it part of
+#: a longer word or number), or an extension glued to it (0371-68801234ext.12, 010-88886666x123;
+#: after 转 or a space it is apart already)
+_LANDLINE_END = r"(?:(?![0-9A-Za-z])|(?=(?:[Ee][Xx][Tt][.:]?|[Xx])\d))"
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
 #: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
-#: not inside a longer word: a UUID's groups (…-0123-4567-8901-…) and zero-padded record
-#: numbers next to letters stay as they are
+#: not inside a longer word: after a letter or a digit it is part of an id, and after a dash
+#: that a hex digit precedes it is a UUID's groups (…-0123-4567-8901-…), and stays.  A dash
+#: after another character joins it to a name (王芳-010-88886666, 王芳——0371-68801234) or to
+#: an id's word (bp-0371-68801234, masked: an id that reads so is over-masked, not a number
+#: let through); and a word glued to a number written as a landline is most often written,
+#: the area code, a dash and the rest (Fax010-88886666, Tel0371-68801234), is its label
 LANDLINE = re.compile(
-    rf"(?<![0-9A-Za-z-])([(（]?0[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})(?![0-9A-Za-z])"
+    rf"(?=[(（0])(?:(?<![0-9A-Za-z])(?<![0-9A-Fa-f]-)|(?<=[A-Za-z])(?=0[1-9]\d{{1,2}}-\d{{7,8}}(?!\d)))"
+    rf"([(（]?0[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}}){_LANDLINE_END}"
 )
 #: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666,
 #: +86 (371) 68801234), or with a bare 86 and a dash (86-371-68801234: a bare 86 and a space
 #: would take lists of numbers, 86 120 1300 1400)
 LANDLINE_86 = re.compile(
     rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86-)[(（]?[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
-    r"(?![0-9A-Za-z])"
+    + _LANDLINE_END
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
 #: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)

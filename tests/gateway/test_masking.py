@@ -49,6 +49,24 @@ def test_a_landline_is_masked() -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("王芳——0371-68801234", "王芳--0371-****1234"),  # em dashes, read as ASCII ones
+        ("联系人：王芳-010-88886666", "联系人：王芳-010-****6666"),
+        ("0371-68801234ext.12", "0371-****1234ext.12"),
+        ("010-88886666x123", "010-****6666x123"),
+        ("+86-371-68801234ext8", "+86-371-****1234ext8"),
+        ("Fax010-88886666", "Fax010-****6666"),
+        ("bp-0371-68801234", "bp-0371-****1234"),  # an id that reads as one: over-masked
+    ],
+)
+def test_a_landline_after_a_dash_a_glued_label_or_before_an_extension_is_masked(written: str, masked: str) -> None:
+    """A dash before it (a UUID's, it was thought), a letter before it or an extension glued
+    after it and the number went through whole."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
     ("written", "masked"), [("(0371)68801234", "(0371)****1234"), ("（0371）68801234", "（0371）****1234")]
 )
 def test_a_landline_with_a_bracketed_area_code_is_masked(written: str, masked: str) -> None:
@@ -644,9 +662,12 @@ def test_no_mobile_number_in_groups_survives_masking(phone: str, cuts: list[int]
 @settings(max_examples=200, deadline=None)
 @given(st.from_regex(r"\A0[1-9]\d{1,2}-?[2-8]\d{6,7}\Z"), AROUND)
 def test_no_landline_survives_masking(phone: str, before: str) -> None:
-    """Written apart from the words around it (inside a word, such as a UUID, it is no number)."""
-    last = before[-1:].translate(FULL_WIDTH_DIGITS)  # a full-width digit is a digit
-    before = before + " " if last.isascii() and (last.isalnum() or last == "-") else before
+    """Written apart from the words around it: after a digit, a hex digit and a dash (a UUID's
+    groups) or a letter (an id), unless it is written as a label glued to it is (``Fax010-…``),
+    it is no number."""
+    last = before[-2:].translate(FULL_WIDTH_DIGITS)  # a full-width digit is a digit
+    inside = last[-1:].isascii() and (last[-1:].isdigit() or (last[-1:].isalpha() and "-" not in phone))
+    before = before + " " if inside or re.fullmatch(r"[0-9A-Fa-f]-", last) else before
     assert phone not in mask_text(before + phone)
 
 
