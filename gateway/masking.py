@@ -84,12 +84,13 @@ ID_CARD_MISTYPED = re.compile(
     rf"(?:{_SEP}(\d{{1,5}}[0-9Xx]?|[Xx])(?![0-9Xx])|(?!{_SEP}\d|[Xx]))"
 )
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country, in either case,
-#: full-width as Chinese input types them too: ＵＳＡ, or with a colon after them as a form's
-#: field is copied: USA:) and twelve digits, in any groups (USA 1234 5678 9012,
-#: USA-123456789012, usa123456789012); the 18-character 2023 form and the 港澳台居民居住证
-#: share the 身份证 pattern above
+#: full-width as Chinese input types them too: ＵＳＡ, or with a colon, equals sign, slash,
+#: underscore or hash after them, spaced or not, as a form's field or a record's key is
+#: copied: USA:, USA : , USA=, USA/, USA_, USA#) and twelve digits, in any groups
+#: (USA 1234 5678 9012, USA-123456789012, usa123456789012); the 18-character 2023 form and
+#: the 港澳台居民居住证 share the 身份证 pattern above
 FOREIGN_PR_OLD = re.compile(
-    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}[:：]?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:[ \t]*+[:：=/_#][ \t]*+)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
 )
 #: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
 #: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,
@@ -254,7 +255,7 @@ def _foreign_pr_old(match: re.Match[str]) -> str:
     groups, digits = written.groups, written.digits
     if written.side_by_side or (len(groups) > 1 and (min(map(len, groups)) < 3 or _TIME_STAMP.fullmatch(digits))):
         return match.group(0)
-    return match.group(1) + "*" * 8 + digits[8:]
+    return match.group(1).rstrip(" \t") + "*" * 8 + digits[8:]
 
 
 #: a date and a time of day to the minute, as twelve digits

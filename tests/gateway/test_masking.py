@@ -277,6 +277,22 @@ def test_an_old_permanent_residence_number_in_lowercase_or_after_a_colon_is_mask
     assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("USA : 123456789012", "USA :********9012"),
+        ("USA=123456789012", "USA=********9012"),
+        ("USA/123456789012", "USA/********9012"),
+        ("USA_123456789012", "USA_********9012"),
+        ("USA# 1234 5678 9012", "USA#********9012"),
+    ],
+)
+def test_an_old_permanent_residence_number_after_a_key_s_punctuation_is_masked(written: str, masked: str) -> None:
+    """Only a colon right after its letters was known: after a spaced colon, an equals sign,
+    a slash, an underscore or a hash, as a record's key copies it, it went through whole."""
+    assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
+
+
 OLD_PR = "USA123456789012"
 
 
