@@ -329,15 +329,21 @@ def _outside_dotted_runs(replacement: Replacement) -> Replacement:
     groups is part of an OID or a version when two more dotted groups of digits go on one
     side of it, or one on each (urn:oid:2.16.156.1001.1234.5, 2.16.840.1.113883.19.5.99999.1),
     and stays as it is; one group alone beside it is a list's or a floor's number
-    (1.138.0013.8000, 138.0013.8000.1号楼), and the number is masked; the country code before
-    a dotted mobile is part of the number (86.138.0013.8000)."""
+    (1.138.0013.8000, 138.0013.8000.1号楼), and the number is masked; so is one with a group
+    no OID's arc can be, a zero and more digits (1.138.0013.8000.2.139.0013.9000: an arc has
+    no leading zero, as FHIR's oid type says); the country code before a dotted mobile is
+    part of the number (86.138.0013.8000)."""
 
     def masked(match: re.Match[str]) -> str:
         text, start, end = match.string, match.start(), match.end()
-        if "." in match.group() and (
-            _TWO_ARCS_AFTER.match(text, end)
-            or _TWO_ARCS_BEFORE.search(text, max(0, start - _ARCS_REACH), start)
-            or (_DOT_AND_DIGIT.match(text, end) and _DIGIT_AND_DOT.search(text, max(0, start - 2), start))
+        if (
+            "." in match.group()
+            and not _LEADING_ZERO.search(match.group())
+            and (
+                _TWO_ARCS_AFTER.match(text, end)
+                or _TWO_ARCS_BEFORE.search(text, max(0, start - _ARCS_REACH), start)
+                or (_DOT_AND_DIGIT.match(text, end) and _DIGIT_AND_DOT.search(text, max(0, start - 2), start))
+            )
         ):
             return match.group()
         return replacement(match)
@@ -353,6 +359,8 @@ _DIGIT_AND_DOT = re.compile(r"\d\.\Z")
 _TWO_ARCS_AFTER = re.compile(r"\.\d+\.\d")
 _TWO_ARCS_BEFORE = re.compile(r"\d\.\d+\.\Z")
 _ARCS_REACH = 24
+#: a group of digits that begins with a zero and goes on: no OID's arc
+_LEADING_ZERO = re.compile(r"(?<!\d)0\d")
 #: each kind of ID number and how it is masked, in the order they are applied
 ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
     (pattern, _outside_dotted_runs(replacement))

@@ -581,7 +581,7 @@ def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: s
         "urn:oid:2.16.156.1001.1234.5",
         "2.16.840.1.113883.19.5.99999.1",
         "2.16.156.10011.1.20.30.40",
-        "OID 2.16.156.10011.2.3.138.0013.8000",
+        "OID 2.16.156.10011.2.3.138.1013.8000",
     ],
 )
 def test_an_oid_is_no_id_or_phone(oid: str) -> None:
@@ -616,6 +616,20 @@ def test_a_dotted_number_after_its_country_code_or_an_id_ending_an_oid_is_masked
 def test_a_dotted_number_beside_a_list_or_floor_number_is_masked(written: str, masked: str) -> None:
     """One dotted group of digits beside it was taken for an OID's: the number went through
     whole.  An OID has two more on one side, or one on each."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("1.138.0013.8000.2.139.0013.9000", "1.138****8000.2.139****9000"),
+        ("v1.2.410105.19491231.0020", "v1.2.410105********0020"),
+    ],
+)
+def test_a_dotted_number_with_a_group_no_oid_arc_can_be_is_masked(written: str, masked: str) -> None:
+    """Dotted groups on both sides of it, or two before it, were taken for an OID's arcs:
+    a list glued into one dotted run went through whole, though 0013 is no arc (an OID's
+    arcs have no leading zero)."""
     assert mask_text(written) == masked
 
 
