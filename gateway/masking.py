@@ -119,20 +119,21 @@ _LANDLINE_END = r"(?:(?![0-9A-Za-z])|(?=(?:[Ee][Xx][Tt][.:]?|[Xx])\d))"
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
 #: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
 #: not inside a longer word: after a letter or a digit it is part of an id, and after a dash
-#: that a hex digit precedes it is a UUID's groups (…-0123-4567-8901-…), and stays.  A dash
+#: that four hex digits precede it is a UUID's groups (…-0123-4567-8901-…), and stays.  A dash
 #: after another character joins it to a name (王芳-010-88886666, 王芳——0371-68801234) or to
 #: an id's word (bp-0371-68801234, masked: an id that reads so is over-masked, not a number
 #: let through); and a word glued to a number written as a landline is most often written,
 #: the area code, a dash and the rest (Fax010-88886666, Tel0371-68801234), is its label
 LANDLINE = re.compile(
-    rf"(?=[(（0])(?:(?<![0-9A-Za-z])(?<![0-9A-Fa-f]-)|(?<=[A-Za-z])(?=0[1-9]\d{{1,2}}-\d{{7,8}}(?!\d)))"
+    rf"(?=[(（0])(?:(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{{4}}-)|(?<=[A-Za-z])(?=0[1-9]\d{{1,2}}-\d{{7,8}}(?!\d)))"
     rf"([(（]?0[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}}){_LANDLINE_END}"
 )
 #: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666,
 #: +86 (371) 68801234), or with a bare 86 and a dash (86-371-68801234: a bare 86 and a space
-#: would take lists of numbers, 86 120 1300 1400)
+#: would take lists of numbers, 86 120 1300 1400), or as an HL7 v2 XTN's components
+#: (^86^371^68801234)
 LANDLINE_86 = re.compile(
-    rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86-)[(（]?[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
+    rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86[-^])[(（]?[1-9]\d{{1,2}}[)）]?)(\^|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
     + _LANDLINE_END
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
@@ -151,11 +152,12 @@ JWT = re.compile(r"(?<![\w-])eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 #: full-width digits (and Ｘ) as Chinese input methods type them, and the ideographic space,
 #: dash and dot the same input mode puts between their groups; the no-break, thin and other
 #: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
-#: before matching; the zero-width characters text copied from a web page carries between
-#: digits, dropped
+#: before matching; the invisible characters text copied from a web page or a bidirectional
+#: editor carries between digits (zero-width spaces and joiners, a soft hyphen, direction
+#: marks, embeddings and isolates), dropped: a viewer shows the number whole
 _SPACES = "\u3000\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
 _DASHES = "－\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
-_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_ZERO_WIDTH = "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
 FULL_WIDTH_DIGITS = str.maketrans(
     "０１２３４５６７８９Ｘｘ．" + _SPACES + _DASHES,
     "0123456789Xx." + " " * len(_SPACES) + "-" * len(_DASHES),
@@ -181,10 +183,10 @@ _NAME_IN_QUERY = re.compile(
 #: patterns; a row that has them is counted as well (:data:`_TEN_DIGITS`), since a date or a
 #: time (1961-06-02, 2026-12-06T14:00) and one UUID in six (7a842967-045f-…) have the row but
 #: not the digits, and their scan found nothing at 2–10 µs each
-_CANDIDATE = re.compile(r"\d[\d \t()（）.-]{8,}\d")
+_CANDIDATE = re.compile(r"\d[\d \t()（）.^-]{8,}\d")
 #: ten digits with only those characters between them, sought from the first digit of a group
 #: (a later start finds no more than it); slower than :data:`_CANDIDATE`, so asked second
-_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.-]*+\d){9}")
+_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.^-]*+\d){9}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
 _FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
@@ -593,10 +595,17 @@ def _mask_remembered(text: str) -> str:
 
 def _masked_numbers(text: str) -> str:
     """Every 身份证号 and phone number in ``text`` masked (IDs first: a phone pattern never
-    matches inside a masked ID); text without a long enough run of digits returned at once."""
+    matches inside a masked ID); text without a long enough run of digits returned at once.
+    Masked again while ten digits are left and a pass changed something: a digit starred
+    no longer stops a match beside it (``110105491231 1381234567``: the mobile's stars free
+    the twelve digits before it to read as a 15-digit ID), and masking twice must change
+    nothing."""
     if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
         return text
-    return mask_phones(mask_id_cards(text))
+    masked = mask_phones(mask_id_cards(text))
+    while masked != text and _TEN_DIGITS.search(masked):
+        text, masked = masked, mask_phones(mask_id_cards(masked))
+    return masked
 
 
 def _masked_names(value: str) -> str:

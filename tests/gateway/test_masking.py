@@ -849,3 +849,31 @@ def test_a_token_is_masked_apart_from_its_system_as_it_is_whole(system: str, cod
     whole value agree."""
     value = f"{system}|{code}"
     assert mask_query([("identifier", value)]) == [("identifier", mask_text(value))]
+
+
+@pytest.mark.parametrize("mark", ["\u00ad", "\u200e", "\u200f", "\u202a", "\u2066", "\u061c"])
+def test_an_invisible_format_character_inside_a_number_does_not_hide_it(mark: str) -> None:
+    """A soft hyphen, a direction mark or an isolate splits the digits, and no viewer shows it."""
+    assert mask_text(f"138{mark}0013{mark}8000") == "138****8000"
+
+
+def test_an_escaped_left_to_right_mark_inside_a_number_does_not_hide_it() -> None:
+    assert mask_text("tel=138%E2%80%8E00138000") == "tel=138****8000"
+
+
+@pytest.mark.parametrize("name", ["Grace", "Mike", "3B", "1"])
+def test_a_landline_after_a_name_ending_in_a_hex_letter_and_a_dash_is_masked(name: str) -> None:
+    """Only four hex digits and a dash before it are a UUID's group."""
+    assert "68801234" not in mask_text(f"{name}-0371-68801234")
+
+
+@pytest.mark.parametrize("text", ["110105491231 1381234567", "4310.519491231189 1949123186", "9 03715234.037119491231"])
+def test_masking_twice_is_masking_once(text: str) -> None:
+    """A digit starred on the first pass no longer stops a match beside it."""
+    once = mask_text(text)
+    assert mask_text(once) == once
+
+
+def test_an_hl7_telephone_in_components_is_masked() -> None:
+    """An XTN's country, area and local number are components of their own (^86^371^…)."""
+    assert "68801234" not in mask_text("PID|1||||||||||||^PRN^PH^^86^371^68801234")
