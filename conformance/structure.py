@@ -567,6 +567,8 @@ class StructureWalker:
             return None
         where = self.extensions.where(path, frame)
         parent_url = parent.get("url") if model.name == "Extension" else None
+        if parent_url is not None and type(parent_url) is not str:  # no key of a list: walked
+            return None
         return (self.extensions.registry.generation, key, model.name, where, parent_url, raw)
 
     def _ref_1(self, node: dict[str, Any], path: str, issues: IssueList) -> None:

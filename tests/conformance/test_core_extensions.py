@@ -633,6 +633,17 @@ def test_an_extension_remembered_before_definitions_were_added_is_judged_again()
     assert not ids(validator.validate(person))
 
 
+def test_a_nested_extension_under_a_parent_whose_url_is_no_text_is_judged(validator: Validator) -> None:
+    """Its parent's url is part of what its findings are remembered by: a list there (a
+    client's mistake) raised a TypeError, a 500, instead of the parent's own finding."""
+    designation = {
+        "url": ["http://fhir.yiyang.cn/StructureDefinition/yy-ext-designation"],
+        "extension": [{"url": "code", "valueCoding": INSURANCE_STATUS}],
+    }
+    issues = validator.validate(patient(extension=[designation]))
+    assert any(i.expression.startswith("Patient.extension[0]") for i in issues if i.is_error)
+
+
 SHARED = Validator(Registry())
 EXTENSION_URLS = [
     CORE + "patient-birthPlace",  # an Address
