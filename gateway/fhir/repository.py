@@ -657,7 +657,7 @@ class Repository:
         its Encounters in one transaction, the matches of one conditional delete) may point at
         each other.  A Provenance pointing at it does not count (see Resources.referrer)."""
         for stored in gone:
-            referrer = tx.resources.referrer(stored.type, stored.id, self.searcher.parameters.referring(stored.type))
+            referrer = tx.resources.referrer(stored.type, stored.id, self.searcher.parameters.pointing(stored.type))
             if referrer is not None:
                 raise FhirError(409, "http.delete-referenced", where, reference=stored.reference, referrer=referrer)
 

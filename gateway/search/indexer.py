@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from gateway.search.parameters import SearchParameters
+from conformance.stored_references import References
+from gateway.search.parameters import UNINDEXED_REFERENCES, SearchParameters
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
 from profiles.registry import Registry
 
@@ -52,8 +53,13 @@ class SearchIndexer:
         self.parameters = parameters or SearchParameters(registry)
 
     def rows(self, resource: dict[str, Any]) -> list[Row]:
-        """Every index row of the resource, de-duplicated, in parameter order."""
+        """Every index row of the resource, de-duplicated, in parameter order, then a
+        :data:`UNINDEXED_REFERENCES` row for each ``Type/id`` reference no reference
+        parameter's rows hold (an extension's ``valueReference``, a contained resource's
+        reference), encoded as a reference row: a delete finds the resource pointing at its
+        target by the index alone, so without it the target could be deleted from under it."""
         rows: dict[Row, None] = {}
+        held: set[Cells] = set()
         for code, parameter in self.parameters.for_type(resource["resourceType"]).items():
             if code in NOT_INDEXED or parameter.rows != code:  # another's rows serve it
                 continue
@@ -61,6 +67,12 @@ class SearchIndexer:
             for value in parameter.extract(resource):
                 for cells in encode(value):
                     rows[(code, *cells)] = None
+                    if encode is _reference and cells[0] in parameter.targets:  # a delete asks for these
+                        held.add(cells)
+        for node in References(resource, ""):
+            for cells in _reference(node):
+                if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
+                    rows[(UNINDEXED_REFERENCES, *cells)] = None
         return list(rows)
 
 

@@ -33,6 +33,11 @@ from conformance.invariants import KeyFilter, key_pattern, referenced_children
 from profiles.registry import Registry, r4_resource_types
 
 Extractor = Callable[[dict[str, Any]], list[Any]]
+#: the index name of a resource's literal references that no reference parameter's rows hold
+#: (one in an extension, a primitive's too): what a delete's referrer check must see besides
+#: the parameters' rows.  A SearchParameter of this code is refused (:meth:`SearchParameters.
+#: unsupported`), so no search ever reads or writes these rows as its own.
+UNINDEXED_REFERENCES = "_reference"
 #: distinct values remembered per memoised expression before the memo starts over
 MEMO_LIMIT = 10_000
 
@@ -108,6 +113,13 @@ class SearchParameters:
             ]
         return self._referring[target]
 
+    def pointing(self, target: str) -> list[tuple[str, str]]:
+        """(type, name) of every index row that may say a resource points at ``target``: the
+        :meth:`referring` parameters' and every type's :data:`UNINDEXED_REFERENCES` ones.  For
+        a delete, which must leave no reference dangling; a search, an export or a merge asks
+        :meth:`referring`, the parameters a client can name."""
+        return [*self.referring(target), *((kind, UNINDEXED_REFERENCES) for kind in sorted(r4_resource_types()))]
+
     def unsupported(self, resource_type: str) -> dict[str, str]:
         """Defined parameters that could not be compiled, code → why."""
         self.for_type(resource_type)
@@ -117,6 +129,9 @@ class SearchParameters:
         compiled: dict[str, Parameter] = {}
         failed: dict[str, str] = {}
         for code, spec in self.registry.search_parameters(resource_type).items():
+            if code == UNINDEXED_REFERENCES:
+                failed[code] = "reserved for the references no other parameter indexes"
+                continue
             try:
                 extract = self._extractor(spec["expression"], resource_type)
             except Exception as exc:  # fhirpathpy raises bare Exception for unknown functions

@@ -565,15 +565,22 @@ class Resources:
         """A current resource whose index says it points at kind/id through one of ``params``
         ((type, code) pairs), or None.  A Provenance does not count: it records what happened
         to a version, and stays true of it after a deletion.  One probe of the value index per
-        parameter, the first match ends the search."""
-        probes = [(source, code) for source, code in params if source != "Provenance"]
-        if not probes:
+        type, for its parameters' names together (a statement of one per parameter took twice
+        as long, most of it planned), the first match ends the search."""
+        names: dict[str, list[str]] = {}
+        for source, code in params:
+            if source != "Provenance":
+                names.setdefault(source, []).append(code)
+        if not names:
             return None
-        probe = (
-            "SELECT s.type, s.id FROM search_index s WHERE s.type = ? AND s.name = ? AND s.value = ? AND s.system = ?"
-        )
-        values = [value for source, code in probes for value in (source, code, resource_id, kind)]
-        row = self.sql.one(f"SELECT type, id FROM ({' UNION ALL '.join([probe] * len(probes))}) found LIMIT 1", values)
+        probes, values = [], []
+        for source, codes in names.items():
+            probes.append(
+                f"SELECT s.type, s.id FROM search_index s WHERE s.type = ? AND s.name IN ({marks(codes)}) "
+                "AND s.value = ? AND s.system = ?"
+            )
+            values += [source, *codes, resource_id, kind]
+        row = self.sql.one(f"SELECT type, id FROM ({' UNION ALL '.join(probes)}) found LIMIT 1", values)
         return f"{row[0]}/{row[1]}" if row else None
 
     def counts(self) -> dict[str, int]:

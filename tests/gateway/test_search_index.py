@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import random
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +13,9 @@ from fhirpathpy.models import models
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.server_data import SEED, coverage, encounter, valid_patient
 from gateway.search.indexer import SearchIndexer
-from gateway.search.parameters import SearchParameters
+from gateway.search.parameters import UNINDEXED_REFERENCES, SearchParameters
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
 from profiles.registry import Registry
 from tests.conftest import load_example
@@ -223,6 +225,39 @@ def test_a_parameter_of_the_same_expression_as_another_writes_no_rows_of_its_own
     assert indexer.parameters.get("Patient", "phonetic").rows == "name"
     coverage = load_example("yy-coverage/valid-employee-insurance.json")
     assert rows_named(indexer, coverage, "patient") == rows_named(indexer, coverage, "beneficiary") != []
+
+
+def test_a_reference_no_parameter_indexes_is_kept_under_the_reserved_name(
+    indexer: SearchIndexer, patient: dict[str, Any]
+) -> None:
+    """A delete's referrer check reads the index alone: an extension's valueReference was not
+    there, so its target could be deleted from under it."""
+    site = {"url": "http://hl7.org/fhir/StructureDefinition/bodySite", "valueReference": {"reference": "Basic/b1"}}
+    patient["_birthDate"] = {"extension": [site]}
+    assert rows_named(indexer, patient, UNINDEXED_REFERENCES) == [("Basic", "b1", None, None, None)]
+
+
+def test_benchmark_resources_write_no_row_for_unindexed_references(indexer: SearchIndexer) -> None:
+    """Their references are all a parameter's: the common write costs no extra row."""
+    rng = random.Random(SEED)
+    written = [valid_patient(rng, 0), encounter(rng, "p0", 0), coverage(rng, "p0", 0)]
+    assert [rows_named(indexer, resource, UNINDEXED_REFERENCES) for resource in written] == [[], [], []]
+
+
+def test_a_parameter_of_the_reserved_name_is_refused() -> None:
+    """Its rows would mix with the references no parameter indexes."""
+    registry = Registry()
+    registry.add_resource(
+        {
+            "resourceType": "SearchParameter",
+            "url": "urn:test:reserved",
+            "code": UNINDEXED_REFERENCES,
+            "base": ["Patient"],
+            "type": "reference",
+            "expression": "Patient.generalPractitioner",
+        }
+    )
+    assert UNINDEXED_REFERENCES in SearchParameters(registry).unsupported("Patient")
 
 
 def test_rows_are_not_duplicated(indexer: SearchIndexer, patient: dict[str, Any]) -> None:

@@ -565,6 +565,24 @@ def test_a_resource_another_still_refers_to_is_not_deleted(made: Services) -> No
     assert (refused.value.status, refused.value.params["referrer"]) == (409, "Basic/referrer")
 
 
+#: an extension no search parameter reads, pointing at Basic/target
+SITE = {"url": "http://hl7.org/fhir/StructureDefinition/bodySite", "valueReference": {"reference": "Basic/target"}}
+
+
+@pytest.mark.parametrize(
+    "pointing",
+    [{"extension": [SITE]}, {"created": "2024-01-01", "_created": {"extension": [SITE]}}],
+    ids=["extension", "primitive-extension"],
+)
+def test_a_resource_an_extension_refers_to_is_not_deleted(made: Services, pointing: dict[str, Any]) -> None:
+    """No search parameter indexes an extension's valueReference: its target was deleted."""
+    stored(made, "target")
+    made.repository.update("Basic", "referrer", {**basic("referrer"), "id": "referrer", **pointing})
+    with pytest.raises(FhirError) as refused:
+        made.repository.delete("Basic", "target")
+    assert (refused.value.status, refused.value.params["referrer"]) == (409, "Basic/referrer")
+
+
 def test_validating_a_delete_foretells_the_reference_refusal(made: Services) -> None:
     stored(made, "pointed-at")
     pointer = {**basic("pointer"), "id": "pointer", "subject": {"reference": "Basic/pointed-at"}}
