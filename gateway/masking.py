@@ -117,7 +117,8 @@ MOBILE_MISTYPED = re.compile(
 #: after 转 or a space it is apart already)
 _LANDLINE_END = r"(?:(?![0-9A-Za-z])|(?=(?:[Ee][Xx][Tt][.:]?|[Xx])\d))"
 #: fixed-line numbers: a trunk 0, a two- or three-digit area code (bracketed or not) and a
-#: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234),
+#: seven- or eight-digit number (0371-68801234, 010 8888 6666, (0371)68801234, （0371）68801234;
+#: a slash may part the area code from the rest as a form prints it: 0371/68801234, (0371)/…),
 #: not inside a longer word: after a letter or a digit it is part of an id, and after a dash
 #: that four hex digits precede it is a UUID's groups (…-0123-4567-8901-…), and stays.  A dash
 #: after another character joins it to a name (王芳-010-88886666, 王芳——0371-68801234) or to
@@ -126,7 +127,7 @@ _LANDLINE_END = r"(?:(?![0-9A-Za-z])|(?=(?:[Ee][Xx][Tt][.:]?|[Xx])\d))"
 #: the area code, a dash and the rest (Fax010-88886666, Tel0371-68801234), is its label
 LANDLINE = re.compile(
     rf"(?=[(（0])(?:(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{{4}}-)|(?<=[A-Za-z])(?=0[1-9]\d{{1,2}}-\d{{7,8}}(?!\d)))"
-    rf"([(（]?0[1-9]\d{{1,2}}[)）]?)({_SEP})(\d{{3,4}}){_SEP}(\d{{4}}){_LANDLINE_END}"
+    rf"([(（]?0[1-9]\d{{1,2}}[)）]?)([ \t]?+/[ \t]?+|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}}){_LANDLINE_END}"
 )
 #: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666,
 #: +86 (371) 68801234), or with a bare 86 and a dash (86-371-68801234: a bare 86 and a space
@@ -178,15 +179,15 @@ _NAME_IN_QUERY = re.compile(
     re.IGNORECASE,
 )
 #: every pattern above holds ten or more digits (a landline of Beijing: 010 and seven) with
-#: nothing but spaces, tabs, dots, dashes and brackets between them.  Text without ten such characters
+#: nothing but spaces, tabs, dots, dashes, slashes and brackets between them.  Text without ten such characters
 #: in a row (paths, ids like p12345, codes) is returned at once instead of scanned by seven
 #: patterns; a row that has them is counted as well (:data:`_TEN_DIGITS`), since a date or a
 #: time (1961-06-02, 2026-12-06T14:00) and one UUID in six (7a842967-045f-…) have the row but
 #: not the digits, and their scan found nothing at 2–10 µs each
-_CANDIDATE = re.compile(r"\d[\d \t()（）.^-]{8,}\d")
+_CANDIDATE = re.compile(r"\d[\d \t()（）.^/-]{8,}\d")
 #: ten digits with only those characters between them, sought from the first digit of a group
 #: (a later start finds no more than it); slower than :data:`_CANDIDATE`, so asked second
-_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.^-]*+\d){9}")
+_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.^/-]*+\d){9}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
 _FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")

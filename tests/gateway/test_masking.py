@@ -76,6 +76,19 @@ def test_a_landline_with_a_bracketed_area_code_is_masked(written: str, masked: s
 @pytest.mark.parametrize(
     ("written", "masked"),
     [
+        ("电话 0371/68801234", "电话 0371/****1234"),
+        ("(0371)/68801234", "(0371)/****1234"),
+        ("0371 / 68801234", "0371 / ****1234"),
+    ],
+)
+def test_a_landline_with_a_slash_after_its_area_code_is_masked(written: str, masked: str) -> None:
+    """A form prints the area code and the number apart by a slash, and it went through whole."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
         ("+86 (371) 68801234", "+86 (371) ****1234"),
         ("+86（371）68801234", "+86（371）****1234"),
         ("86-371-68801234", "86-371-****1234"),
