@@ -86,11 +86,17 @@ ID_CARD_MISTYPED = re.compile(
 #: the 2004–2023 外国人永久居留证: three letters (the holder's country, in either case,
 #: full-width as Chinese input types them too: ＵＳＡ, or with a colon, equals sign, slash,
 #: underscore or hash after them, spaced or not, as a form's field or a record's key is
-#: copied: USA:, USA : , USA=, USA/, USA_, USA#) and twelve digits, in any groups
-#: (USA 1234 5678 9012, USA-123456789012, usa123456789012); the 18-character 2023 form and
-#: the 港澳台居民居住证 share the 身份证 pattern above
+#: copied: USA:, USA : , USA=, USA/, USA_, USA#; or an HL7 v2 component's or sub-component's
+#: separator or a CSV's comma or semicolon: CHN^, CHN&, CHN, and CHN;) and twelve digits, in
+#: any groups (USA 1234 5678 9012, USA-123456789012, usa123456789012); the 18-character 2023
+#: form and the 港澳台居民居住证 share the 身份证 pattern above.  After an HL7 v2 field's
+#: separator the letters must be a field of their own (…|USA|123456789012|): a segment's name
+#: is three letters too, and its first field may be twelve digits (QRD|202612061430|, a
+#: query's time), which stays; and a token's system and code (http://loinc.org|0371…) are
+#: masked apart (:func:`_masked_value`), which holds only while no pattern reads across the
+#: first ``|`` of a value, whose system holds none of ``|^&~``
 FOREIGN_PR_OLD = re.compile(
-    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:[ \t]*+[:：=/_#][ \t]*+)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:[ \t]*+[:：=/_#^&,;][ \t]*+|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\|)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
 )
 #: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
 #: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,

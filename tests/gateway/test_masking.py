@@ -306,6 +306,35 @@ def test_an_old_permanent_residence_number_after_a_key_s_punctuation_is_masked(w
     assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("CHN^1234 5678 9012", "CHN^********9012"),
+        ("CHN&123456789012", "CHN&********9012"),
+        ("CHN,123456789012", "CHN,********9012"),
+        ("CHN; 123456789012", "CHN;********9012"),
+        ("|CHN|123456789012", "|CHN|********9012"),
+    ],
+)
+def test_an_old_permanent_residence_number_after_a_field_separator_is_masked(written: str, masked: str) -> None:
+    """An HL7 v2 message or a CSV file puts the nationality and the number in fields side by
+    side, and after the separator the number went through whole."""
+    assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
+
+
+def test_an_old_permanent_residence_number_in_an_hl7_segment_is_masked() -> None:
+    """A segment's fields: the nationality then the number, in the middle of the segment."""
+    segment = "PID|1||p1^^^HIS||王^秀英||19491231|F|||||||||||||||USA|123456789012|"
+    assert mask_text(segment) == segment.replace("123456789012", "********9012")
+
+
+@pytest.mark.parametrize("segment", ["QRD|202612061430|R|I|Q1", "MSH|^~\\&|HIS\rQRD|202612061430|R"])
+def test_twelve_digits_after_a_segment_s_name_are_no_permanent_residence_number(segment: str) -> None:
+    """A segment's name is three letters as a country is, but no field of its own: its first
+    field (a query's time, QRD-1) stays."""
+    assert mask_text(segment) == segment
+
+
 OLD_PR = "USA123456789012"
 
 
