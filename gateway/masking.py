@@ -104,6 +104,19 @@ FOREIGN_PR_OLD = re.compile(
 MOBILE = re.compile(
     rf"(?=[+08(（{_MOBILE_FIRST}])(?<!\d)((?:(?:\+|00)?86[ .-]?)?[(（]?{MOBILE_PREFIX}\d[)）]?){_SEP}(\d{{4}}){_SEP}(\d{{4}})(?!\d)"
 )
+#: a full-width or ideographic comma (，、) between a number's groups, as Chinese input types
+#: them (138，0013，8000, 410105、19491231、0020): read as a separator only between the groups
+#: of a mobile number (3-4-4) or a 身份证号 (6-8-4), the whole not part of a longer list of
+#: numbers so parted (12，138，0013，8000，7 is a list): a comma parts a list's numbers
+_COMMA = "[，、]"
+_NOT_LISTED_BEFORE = rf"(?<!\d)(?<!\d{_COMMA})"
+_NOT_LISTED_AFTER = rf"(?!{_COMMA}\d)"
+ID_CARD_COMMAS = re.compile(
+    rf"{_NOT_LISTED_BEFORE}(\d{{6}}){_COMMA}(\d{{8}}){_COMMA}(\d{{3}}[0-9Xx])(?![0-9Xx]){_NOT_LISTED_AFTER}"
+)
+MOBILE_COMMAS = re.compile(
+    rf"(?=[{_MOBILE_FIRST}]){_NOT_LISTED_BEFORE}({MOBILE_PREFIX}\d){_COMMA}(\d{{4}}){_COMMA}(\d{{4}})(?!\d){_NOT_LISTED_AFTER}"
+)
 #: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
@@ -185,15 +198,15 @@ _NAME_IN_QUERY = re.compile(
     re.IGNORECASE,
 )
 #: every pattern above holds ten or more digits (a landline of Beijing: 010 and seven) with
-#: nothing but spaces, tabs, dots, dashes, slashes and brackets between them.  Text without ten such characters
+#: nothing but spaces, tabs, dots, dashes, slashes, commas (，、) and brackets between them.  Text without ten such characters
 #: in a row (paths, ids like p12345, codes) is returned at once instead of scanned by seven
 #: patterns; a row that has them is counted as well (:data:`_TEN_DIGITS`), since a date or a
 #: time (1961-06-02, 2026-12-06T14:00) and one UUID in six (7a842967-045f-…) have the row but
 #: not the digits, and their scan found nothing at 2–10 µs each
-_CANDIDATE = re.compile(r"\d[\d \t()（）.^/-]{8,}\d")
+_CANDIDATE = re.compile(r"\d[\d \t()（）.^/，、-]{8,}\d")
 #: ten digits with only those characters between them, sought from the first digit of a group
 #: (a later start finds no more than it); slower than :data:`_CANDIDATE`, so asked second
-_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.^/-]*+\d){9}")
+_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.^/，、-]*+\d){9}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
 _FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
@@ -275,6 +288,10 @@ def _id_card(match: re.Match[str]) -> str:
     if match.group(1):
         return match.group(1) + "*" * 8 + match.group(3)
     return match.group(4) + "*" * 6 + match.group(6)
+
+
+def _mobile(match: re.Match[str]) -> str:
+    return f"{match.group(1)}****{match.group(3)}"
 
 
 def _grouped_mobile(match: re.Match[str]) -> str:
@@ -375,6 +392,7 @@ ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
     (pattern, _outside_dotted_runs(replacement))
     for pattern, replacement in (
         (ID_CARD, _id_card),
+        (ID_CARD_COMMAS, _id_card),
         (ID_CARD_GROUPED, _grouped_id_card),
         (ID_CARD_MISTYPED, _mistyped_id_card),
         (FOREIGN_PR_OLD, _foreign_pr_old),
@@ -385,7 +403,8 @@ ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
 PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
     (pattern, _outside_dotted_runs(replacement))
     for pattern, replacement in (
-        (MOBILE, lambda m: f"{m.group(1)}****{m.group(3)}"),
+        (MOBILE, _mobile),
+        (MOBILE_COMMAS, _mobile),
         (MOBILE_GROUPED, _grouped_mobile),
         (MOBILE_MISTYPED, _mistyped_mobile),
         (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),

@@ -335,6 +335,27 @@ def test_twelve_digits_after_a_segment_s_name_are_no_permanent_residence_number(
     assert mask_text(segment) == segment
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("手机：１３８，００１３，８０００", "手机：138****8000"),
+        ("138，0013，8000", "138****8000"),
+        ("138、0013、8000", "138****8000"),
+        ("410105，19491231，0020", "410105********0020"),
+        ("410105、19491231、002X", "410105********002X"),
+    ],
+)
+def test_a_number_with_full_width_or_ideographic_commas_between_its_groups_is_masked(written: str, masked: str) -> None:
+    """Chinese input types a comma between a number's groups, and the number went through whole."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize("text", ["12，138，0013，8000", "138，0013，8000，7", "13，8001，3800，0"])
+def test_numbers_listed_with_full_width_commas_are_no_phone_number(text: str) -> None:
+    """Only a mobile's or an ID's own groups are read across a comma, not a list's numbers."""
+    assert mask_text(text) == text
+
+
 OLD_PR = "USA123456789012"
 
 
