@@ -30,6 +30,7 @@ from fhirpathpy.models import models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
 from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
 
+from conformance import fhirpath_linear
 from conformance.clock import validation_day, validation_moment
 from conformance.fhirpath_scope import Scope
 from conformance.fhirpath_shapes import Shape, compile_shape
@@ -163,6 +164,7 @@ def _metered(evaluate: Any) -> Any:
 for _name, _evaluate in list(_evaluators.items()):
     if not hasattr(_evaluate, "__wrapped__"):
         _evaluators[_name] = _metered(_evaluate)
+fhirpath_linear.install()
 
 
 def _single_string(inputs: list[Any], function: str) -> str | None:
