@@ -283,9 +283,11 @@ def _where(arguments: Arguments, role: str) -> str:
 
 
 def _referring(repository: Repository) -> dict[str, list[str]]:
-    """Type → the reference search parameters of it that may point at a Patient."""
+    """Type → the index rows of it that may say it points at a Patient: its reference search
+    parameters' and those of the references no parameter indexes (an extension's
+    ``valueReference``, a contained resource's), which else kept naming the retired record."""
     found: dict[str, list[str]] = {}
-    for kind, code in repository.searcher.parameters.referring("Patient"):
+    for kind, code in repository.searcher.parameters.pointing("Patient"):
         found.setdefault(kind, []).append(code)
     return found
 

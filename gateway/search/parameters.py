@@ -34,9 +34,10 @@ from profiles.registry import Registry, r4_resource_types
 
 Extractor = Callable[[dict[str, Any]], list[Any]]
 #: the index name of a resource's literal references that no reference parameter's rows hold
-#: (one in an extension, a primitive's too): what a delete's referrer check must see besides
-#: the parameters' rows.  A SearchParameter of this code is refused (:meth:`SearchParameters.
-#: unsupported`), so no search ever reads or writes these rows as its own.
+#: (one in an extension, a primitive's too): what a delete's referrer check and a merge's
+#: search for what names the retired record must see besides the parameters' rows.  A
+#: SearchParameter of this code is refused (:meth:`SearchParameters.unsupported`), so no
+#: search ever reads or writes these rows as its own.
 UNINDEXED_REFERENCES = "_reference"
 #: distinct values remembered per memoised expression before the memo starts over
 MEMO_LIMIT = 10_000
@@ -116,8 +117,9 @@ class SearchParameters:
     def pointing(self, target: str) -> list[tuple[str, str]]:
         """(type, name) of every index row that may say a resource points at ``target``: the
         :meth:`referring` parameters' and every type's :data:`UNINDEXED_REFERENCES` ones.  For
-        a delete, which must leave no reference dangling; a search, an export or a merge asks
-        :meth:`referring`, the parameters a client can name."""
+        a delete, which must leave no reference dangling, and a merge, which must leave none
+        naming the retired record; a search or an export asks :meth:`referring`, the
+        parameters a client can name."""
         return [*self.referring(target), *((kind, UNINDEXED_REFERENCES) for kind in sorted(r4_resource_types()))]
 
     def unsupported(self, resource_type: str) -> dict[str, str]:

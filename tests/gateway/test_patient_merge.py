@@ -5,7 +5,7 @@ not see) one, and every record of the person follows."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -126,6 +126,54 @@ def test_a_referrers_reference_no_search_parameter_indexes_is_moved_too(served: 
     merged(served, api, source, target)
     moved = api.get(f"{served.base}/Condition/{written.json()['id']}").json()
     assert moved["recorder"]["reference"] == f"Patient/{target}"
+
+
+#: a 随访 notice (Basic) naming a person only where no search parameter looks: who receives it,
+#: by an extension's ``valueReference``, or by the contained relative it is sent to
+RECEIVER = "http://hl7.org/fhir/StructureDefinition/cqf-receivingPerson"
+#: where each kind of notice names the person
+NAMED_WITHOUT_A_PARAMETER: dict[str, Callable[[dict[str, Any]], str]] = {
+    "extension": lambda notice: notice["extension"][0]["valueReference"]["reference"],
+    "contained": lambda notice: notice["contained"][0]["patient"]["reference"],
+}
+
+
+def notice_naming(served: Served, api: Api, person: str, where: str) -> str:
+    """The id of a notice naming ``person`` in an extension, or in a resource it contains."""
+    notice: dict[str, Any] = {"resourceType": "Basic", "code": {"text": "随访通知"}}
+    if where == "extension":
+        notice["extension"] = [{"url": RECEIVER, "valueReference": {"reference": f"Patient/{person}"}}]
+    else:
+        relative = {"resourceType": "RelatedPerson", "id": "kin", "patient": {"reference": f"Patient/{person}"}}
+        notice["contained"] = [relative]
+        notice["extension"] = [{"url": RECEIVER, "valueReference": {"reference": "#kin"}}]
+    answer = api.post(f"{served.base}/Basic", json=notice)
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+@pytest.mark.parametrize("where", NAMED_WITHOUT_A_PARAMETER)
+def test_a_resource_naming_the_source_only_where_no_parameter_looks_is_moved(
+    served: Served, api: Api, centre: Api, where: str
+) -> None:
+    """Found by its index rows of the references no parameter indexes: else it kept naming
+    the retired record, which it may not be written naming again."""
+    source, target, _ = two_records(served, api, centre)
+    notice = notice_naming(served, api, source, where)
+    merged(served, api, source, target)
+    moved = api.get(f"{served.base}/Basic/{notice}").json()
+    assert NAMED_WITHOUT_A_PARAMETER[where](moved) == f"Patient/{target}"
+
+
+def test_the_provenance_names_a_moved_resource_naming_the_source_in_an_extension(
+    served: Served, api: Api, centre: Api
+) -> None:
+    source, target, _ = two_records(served, api, centre)
+    notice = notice_naming(served, api, source, "extension")
+    merged(served, api, source, target)
+    found = api.get(f"{served.base}/Provenance", params={"target": f"Patient/{target}"}).json()
+    named = [t["reference"] for e in found["entry"] for t in e["resource"]["target"]]
+    assert f"Basic/{notice}/_history/2" in named
 
 
 def test_a_record_of_another_type_with_the_targets_id_is_moved(served: Served, api: Api, centre: Api) -> None:
@@ -290,6 +338,17 @@ def test_a_preview_says_what_would_change(served: Served, api: Api, centre: Api)
     outcome = next(p["resource"] for p in answer["parameter"] if p["name"] == "outcome")
     said = [(i["details"]["coding"][0]["code"], i["details"]["text"]) for i in outcome["issue"]]
     assert [code for code, text in said if f"Encounter/{stay}" in text] == ["merge.rewrites"]
+
+
+def test_a_preview_says_a_resource_naming_the_source_in_an_extension_would_change(
+    served: Served, api: Api, centre: Api
+) -> None:
+    source, target, _ = two_records(served, api, centre)
+    notice = notice_naming(served, api, source, "extension")
+    answer = merged(served, api, source, target, {"name": "preview", "valueBoolean": True}).json()
+    outcome = next(p["resource"] for p in answer["parameter"] if p["name"] == "outcome")
+    said = [(i["details"]["coding"][0]["code"], i["details"]["text"]) for i in outcome["issue"]]
+    assert [code for code, text in said if f"Basic/{notice}" in text] == ["merge.rewrites"]
 
 
 # -- the identity index ------------------------------------------------------------------------
