@@ -144,6 +144,11 @@ class Criterion:
     #: and the name it reads, in place of :attr:`param`
     rows_of: tuple[tuple[str, str], ...] = ()
 
+    def rows_for(self, kind: str) -> str:
+        """The name of the index rows the criterion reads of type ``kind``: its own
+        (:attr:`param`) unless :attr:`rows_of` names another."""
+        return dict(self.rows_of).get(kind, self.param)
+
 
 @dataclass(frozen=True)
 class SortKey:

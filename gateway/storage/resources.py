@@ -452,9 +452,16 @@ class Resources:
 
     def few_targets(self, chain: Criterion) -> bool:
         """Whether a chain's inner criterion leaves fewer than ``COMMON_VALUE_ROWS`` targets of
-        each type it reaches (``patient.identifier=…``: one Patient), to check one by one."""
-        inner = [chain.chain] if chain.chain is not None else []
-        return bool(inner) and all(self.few_candidates(SearchQuery(kind, inner)) for kind in chain.targets)
+        each type it reaches (``patient.identifier=…``: one Patient), to check one by one.
+        Each type is counted by the rows the chain's query reads of it (``Criterion.rows_for``:
+        ``performer.phonetic`` reads a Patient's ``name`` rows), not by the first type's name."""
+        inner = chain.chain
+        if inner is None:
+            return False
+        return all(
+            self.few_candidates(SearchQuery(kind, [replace(inner, param=inner.rows_for(kind), rows_of=())]))
+            for kind in chain.targets
+        )
 
     def _planned(self, query: SearchQuery) -> SearchQuery:
         """The query, its driving value marked when the archive finds it common."""

@@ -467,10 +467,9 @@ class _Builder:
         names (``Criterion.rows_of``), each group of types with its own."""
         if not criterion.rows_of:
             return f"{s}.type IN ({marks(types)}) AND {s}.name = ?", [*types, criterion.param]
-        named = dict(criterion.rows_of)
         groups: dict[str, list[str]] = {}
         for kind in types:
-            groups.setdefault(named.get(kind, criterion.param), []).append(kind)
+            groups.setdefault(criterion.rows_for(kind), []).append(kind)
         alternatives = " OR ".join(f"({s}.type IN ({marks(kinds)}) AND {s}.name = ?)" for kinds in groups.values())
         return f"({alternatives})", [value for name, kinds in groups.items() for value in (*kinds, name)]
 

@@ -22,6 +22,7 @@ from gateway.search.indexer import SearchIndexer
 from gateway.search.query import parse_search
 from gateway.security.access import FEW_PEOPLE, Access, PersonalData, foreign_owners
 from gateway.security.principal import Principal, acting
+from gateway.storage import search_sql
 from gateway.storage.access_sql import person_served, served_patients, serves
 from gateway.storage.dialect import PLANNED_PER_CALL, POSTGRES
 from gateway.storage.resources import now_instant
@@ -433,6 +434,19 @@ def test_a_search_has_few_candidates_when_its_driving_criterion_selects_few(
     query = parse_search(kind, pairs, SearchIndexer(Registry()).parameters)
     with archive.reading() as tx:
         assert tx.resources.few_candidates(query) is few
+
+
+def test_a_chains_targets_are_counted_by_the_rows_each_type_keeps(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``performer.phonetic``: an Organization's phonetic has rows of its own, a Patient's is
+    read from ``name``'s.  Counted by the Organization's row name, the Patients had none, so
+    their many 王 were taken for few and checked one by one."""
+    monkeypatch.setattr(search_sql, "COMMON_VALUE_ROWS", 2)
+    add(store, *({"resourceType": "Patient", "id": f"wang-{n}", "name": [{"text": "王"}]} for n in range(3)))
+    chain = parse_search("Observation", [("performer.phonetic", "王")], SearchIndexer(Registry()).parameters)
+    with store.reading() as tx:
+        assert tx.resources.few_targets(chain.criteria[0]) is False
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
