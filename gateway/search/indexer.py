@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from conformance.stored_references import References
 from gateway.search.parameters import UNINDEXED_REFERENCES, SearchParameters
-from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
+from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, local_reference, normalise
 from profiles.registry import Registry
 
 #: (name, system, value, low, high, number)
@@ -49,8 +50,14 @@ _STRING_PARTS = (
 class SearchIndexer:
     """Turns a resource into its search index rows; build once, reuse for every write."""
 
-    def __init__(self, registry: Registry, parameters: SearchParameters | None = None) -> None:
+    def __init__(
+        self, registry: Registry, parameters: SearchParameters | None = None, base_url: str | None = None
+    ) -> None:
+        """``base_url``: the gateway's own base, whose absolute references are indexed as the
+        relative ones they stand for (an archive may hold them from before request bodies were
+        localised: ``yiyang db reindex`` files them anew)."""
         self.parameters = parameters or SearchParameters(registry)
+        self._encoders = {**ENCODERS, "reference": partial(_reference, base_url=base_url)}
 
     def rows(self, resource: dict[str, Any]) -> list[Row]:
         """Every index row of the resource, de-duplicated, in parameter order, then a
@@ -63,14 +70,14 @@ class SearchIndexer:
         for code, parameter in self.parameters.for_type(resource["resourceType"]).items():
             if code in NOT_INDEXED or parameter.rows != code:  # another's rows serve it
                 continue
-            encode = ENCODERS[parameter.type]
+            encode = self._encoders[parameter.type]
             for value in parameter.extract(resource):
                 for cells in encode(value):
                     rows[(code, *cells)] = None
-                    if encode is _reference and cells[0] in parameter.targets:  # a delete asks for these
+                    if parameter.type == "reference" and cells[0] in parameter.targets:  # a delete asks for these
                         held.add(cells)
         for node in References(resource, ""):
-            for cells in _reference(node):
+            for cells in self._encoders["reference"](node):
                 if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
                     rows[(UNINDEXED_REFERENCES, *cells)] = None
         return list(rows)
@@ -127,10 +134,12 @@ def _date(value: Any) -> Iterator[Cells]:
             yield from _date(repeat["boundsPeriod"])
 
 
-def _reference(value: Any) -> Iterator[Cells]:
+def _reference(value: Any, base_url: str | None = None) -> Iterator[Cells]:
     reference = value.get("reference") if isinstance(value, dict) else value  # canonical: a bare URL
     if not isinstance(reference, str) or reference.startswith("#"):
         return
+    if base_url is not None and "://" in reference:
+        reference = local_reference(reference, base_url) or reference
     parts = reference.split("/")
     if "://" not in reference and not reference.startswith("urn:") and len(parts) in (2, 4):
         yield parts[0], parts[1], None, None, None  # Type/id or Type/id/_history/n

@@ -1,0 +1,47 @@
+"""References an archive holds on this server's own base (written by a gateway before request
+bodies were localised, or by a path that does not read one) stand for the relative reference,
+in what the gateway reads of them, on both databases (docs/api.md, references)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway.api import build_app
+from gateway.services import Services
+from tests.conftest import MakeServices, load_example
+
+PERSON = "Patient/zhang-xiuying"
+
+
+@pytest.fixture
+def services(make_services: MakeServices) -> Services:
+    made = make_services()
+    made.repository.update("Patient", "zhang-xiuying", load_example("yy-patient/valid-zhang-xiuying.json"))
+    return made
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[FlaskClient]:
+    app = build_app(services, secure=False)
+    yield app.test_client()
+    app.extensions["yiyang.exchanges"].flush()
+
+
+def stored_absolutely(services: Services) -> str:
+    """The id of a stay stored naming 张秀英 by an absolute URL on the gateway's base."""
+    stay: dict[str, Any] = load_example("yy-encounter/valid-home-visit.json")
+    stay["subject"] = {"reference": f"{services.config.base_url}/{PERSON}"}
+    services.repository.update("Encounter", stay["id"], stay)
+    return stay["id"]
+
+
+def test_a_stay_stored_naming_its_person_absolutely_is_found_by_the_relative_reference(
+    services: Services, client: FlaskClient
+) -> None:
+    stay = stored_absolutely(services)
+    bundle = client.get(f"/fhir/Encounter?subject={PERSON}").get_json()
+    assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [stay]
