@@ -925,6 +925,14 @@ def test_the_centre_may_not_refer_to_a_record_it_cannot_see(served: Served, home
     )
 
 
+def test_the_centre_may_not_refer_to_a_hidden_record_by_absolute_url(served: Served, home_writer: Api) -> None:
+    """On the server's own base the URL names 李建国's reading as ``Observation/bp-li`` does."""
+    answer = home_writer.post(
+        f"{served.base}/Observation", json=reading_derived_from(f"{served.base}/Observation/bp-li")
+    )
+    assert code_of(answer) == (403, "http.forbidden-reference")
+
+
 def test_the_centre_may_refer_to_a_record_of_its_resident(served: Served, home_writer: Api) -> None:
     resident_reading = example("yy-observation-blood-pressure/valid-blood-pressure.json")["id"]
     answer = home_writer.post(
