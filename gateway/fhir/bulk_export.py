@@ -394,7 +394,7 @@ class BulkExports:
         """What an exported resource (as written: ``_elements`` may have cut a reference out)
         refers to outside the Patient compartment, as (type, id)."""
         compartment = self.personal.compartment
-        for reference in literal_references(resource):
+        for reference in literal_references(resource, self.searcher.base_url):
             kind, _, resource_id = reference.partition("/")
             if kind not in compartment:
                 yield kind, resource_id

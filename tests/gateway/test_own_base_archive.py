@@ -45,3 +45,15 @@ def test_a_stay_stored_naming_its_person_absolutely_is_found_by_the_relative_ref
     stay = stored_absolutely(services)
     bundle = client.get(f"/fhir/Encounter?subject={PERSON}").get_json()
     assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [stay]
+
+
+def test_everything_brings_the_organisation_a_stay_names_absolutely(services: Services, client: FlaskClient) -> None:
+    organisation = {**load_example("yy-organization/valid-yiyang-center.json"), "id": "named-absolutely"}
+    services.repository.update("Organization", organisation["id"], organisation)
+    stay: dict[str, Any] = load_example("yy-encounter/valid-home-visit.json")
+    stay["serviceProvider"] = {"reference": f"{services.config.base_url}/Organization/{organisation['id']}"}
+    services.repository.update("Encounter", stay["id"], stay)
+    bundle = client.get(f"/fhir/{PERSON}/$everything").get_json()
+    assert f"Organization/{organisation['id']}" in [
+        f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]
+    ]
