@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from gateway.api import build_app
 from gateway.services import Services
 from tests.conftest import MakeServices, load_example
+from tests.gateway.test_patient_merge import parameters
 
 PERSON = "Patient/zhang-xiuying"
 
@@ -57,3 +58,24 @@ def test_everything_brings_the_organisation_a_stay_names_absolutely(services: Se
     assert f"Organization/{organisation['id']}" in [
         f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"]
     ]
+
+
+def test_a_person_a_stay_names_absolutely_is_not_deleted(services: Services, client: FlaskClient) -> None:
+    stored_absolutely(services)
+    assert client.delete(f"/fhir/{PERSON}").status_code == 409
+
+
+def test_a_merge_moves_a_stay_naming_the_source_in_another_spelling_of_the_base(
+    services: Services, client: FlaskClient
+) -> None:
+    """``HTTP://`` and the written default port name the same resource as the base does."""
+    target = load_example("yy-patient/valid-li-jianguo-minimal.json")
+    services.repository.update("Patient", target["id"], target)
+    stay: dict[str, Any] = load_example("yy-encounter/valid-home-visit.json")
+    stay["subject"] = {"reference": f"{services.config.base_url.replace('http://', 'HTTP://')}/{PERSON}"}
+    services.repository.update("Encounter", stay["id"], stay)
+    merge = parameters("zhang-xiuying", target["id"])
+    answer = client.post("/fhir/Patient/$merge", json=merge, headers={"Content-Type": "application/fhir+json"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    moved = client.get(f"/fhir/Encounter/{stay['id']}").get_json()["subject"]["reference"]
+    assert moved == f"Patient/{target['id']}"
