@@ -147,13 +147,13 @@ def _reference(value: Any, base_url: str | None = None) -> Iterator[Cells]:
         yield None, reference, None, None, None
 
 
-def referenced_id(reference: str, kind: str) -> str | None:
+def referenced_id(reference: str, kind: str, base_url: str | None = None) -> str | None:
     """The id of the ``kind`` resource the index reads a reference's text as naming
-    (``Patient/1``, or a version of it, names Patient 1), or None when it reads it as naming
-    none (another type, an absolute URL, a urn, a contained resource's ``#…``): for a reader
-    that judges a reference as the index does without indexing the whole resource (a bulk
-    export's text test)."""
-    for found_kind, found_id, *_ in _reference(reference):
+    (``Patient/1``, or a version of it, or either on ``base_url``, the gateway's own base,
+    names Patient 1), or None when it reads it as naming none (another type, another server's
+    URL, a urn, a contained resource's ``#…``): for a reader that judges a reference as the
+    index does without indexing the whole resource (a bulk export's text test)."""
+    for found_kind, found_id, *_ in _reference(reference, base_url):
         if found_kind == kind:
             return found_id
     return None
