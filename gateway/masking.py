@@ -387,29 +387,36 @@ _TWO_ARCS_BEFORE = re.compile(r"\d\.\d+\.\Z")
 _ARCS_REACH = 24
 #: a group of digits that begins with a zero and goes on: no OID's arc
 _LEADING_ZERO = re.compile(r"(?<!\d)0\d")
+
+
+def _masks(*kinds: tuple[re.Pattern[str], Replacement]) -> tuple[tuple[re.Pattern[str], Replacement], ...]:
+    """Each kind of number's pattern and masking, in the order given, every masking kept off
+    the numbers that are part of an OID or a version (:func:`_outside_dotted_runs`)."""
+    return tuple((pattern, _outside_dotted_runs(replacement)) for pattern, replacement in kinds)
+
+
+def _landline(match: re.Match[str]) -> str:
+    """Its area code (with the country code, if written) and last four digits."""
+    return f"{match.group(1)}{match.group(2)}****{match.group(4)}"
+
+
 #: each kind of ID number and how it is masked, in the order they are applied
-ID_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
-    (pattern, _outside_dotted_runs(replacement))
-    for pattern, replacement in (
-        (ID_CARD, _id_card),
-        (ID_CARD_COMMAS, _id_card),
-        (ID_CARD_GROUPED, _grouped_id_card),
-        (ID_CARD_MISTYPED, _mistyped_id_card),
-        (FOREIGN_PR_OLD, _foreign_pr_old),
-    )
+ID_MASKS = _masks(
+    (ID_CARD, _id_card),
+    (ID_CARD_COMMAS, _id_card),
+    (ID_CARD_GROUPED, _grouped_id_card),
+    (ID_CARD_MISTYPED, _mistyped_id_card),
+    (FOREIGN_PR_OLD, _foreign_pr_old),
 )
 #: each kind of phone number and how it is masked, in the order they are applied (after IDs:
 #: a phone pattern never matches inside a masked ID)
-PHONE_MASKS: tuple[tuple[re.Pattern[str], Replacement], ...] = tuple(
-    (pattern, _outside_dotted_runs(replacement))
-    for pattern, replacement in (
-        (MOBILE, _mobile),
-        (MOBILE_COMMAS, _mobile),
-        (MOBILE_GROUPED, _grouped_mobile),
-        (MOBILE_MISTYPED, _mistyped_mobile),
-        (LANDLINE_86, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
-        (LANDLINE, lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}"),
-    )
+PHONE_MASKS = _masks(
+    (MOBILE, _mobile),
+    (MOBILE_COMMAS, _mobile),
+    (MOBILE_GROUPED, _grouped_mobile),
+    (MOBILE_MISTYPED, _mistyped_mobile),
+    (LANDLINE_86, _landline),
+    (LANDLINE, _landline),
 )
 
 
