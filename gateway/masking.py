@@ -51,15 +51,40 @@ PROVINCE = _two_digit_codes(PROVINCE_CODES)
 #: a mobile number's first two digits
 MOBILE_PREFIX = _two_digit_codes(MOBILE_PREFIXES)
 _MOBILE_FIRST = _first_digits(MOBILE_PREFIXES)
-#: what may stand between a number's groups: a space, tab, dot or dash (with a space or tab
-#: either side or not: 138 - 0013 - 8000), or two spaces; or nothing.  Possessive: no
-#: separator holds a digit, so nothing is lost by never giving one back, and a run of digits
-#: with none between them is tried once, not once per way of splitting it (the grouped ID's
-#: scan twice as fast)
-_SEP = r"(?:[.-][ \t]?+|[ \t][.-]?+[ \t]?+)?+"
+#: what may stand between a number's groups, by how it may stand there (blanks, marks, commas
+#: …), as data (gateway/masking.json): every pattern's separators are made of this table
+_SEPARATOR_KINDS: dict[str, list[str]] = {
+    kind: chars for kind, chars in _DATA["separators"].items() if kind != "description"
+}
+
+
+def _characters(*kinds: str) -> str:
+    """The separators of ``kinds`` (:data:`_SEPARATOR_KINDS`), escaped for a character set."""
+    return "".join(re.escape(character) for kind in kinds for character in _SEPARATOR_KINDS[kind])
+
+
+def _one_of(*kinds: str) -> str:
+    """A pattern of one separator of ``kinds``."""
+    return f"[{_characters(*kinds)}]"
+
+
+#: a blank (a space, a tab) and a mark (a dot, a dash) between a number's groups
+_BLANK, _MARK = _one_of("blanks"), _one_of("marks")
+#: a slash after a fixed line's area code (0371/68801234), and an HL7 v2 component's separator
+#: between a telephone's parts (^86^371^68801234)
+_SLASH, _COMPONENT = _one_of("areaCode"), _one_of("components")
+#: what may part an old 永居证's letters from its digits (USA:, USA=, CHN^ …)
+_KEY = _one_of("afterLetters")
+#: the kinds of separator that stand between two digits (not those after a word's letters)
+_BETWEEN_DIGITS = ("blanks", "marks", "commas", "areaCode", "brackets", "components")
+#: what may stand between a number's groups: a blank or a mark (with a blank either side or
+#: not: 138 - 0013 - 8000), or two blanks; or nothing.  Possessive: no separator holds a
+#: digit, so nothing is lost by never giving one back, and a run of digits with none between
+#: them is tried once, not once per way of splitting it (the grouped ID's scan twice as fast)
+_SEP = rf"(?:{_MARK}{_BLANK}?+|{_BLANK}{_MARK}?+{_BLANK}?+)?+"
 #: the separators between a number's groups (:data:`_SEP`), of one character or two, which
 #: the masks drop to count a number's digits (:func:`_read_groups`)
-_SEPARATORS = re.compile(r"[ \t.-]+")
+_SEPARATORS = re.compile(_one_of("blanks", "marks") + "+")
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
@@ -96,7 +121,7 @@ ID_CARD_MISTYPED = re.compile(
 #: masked apart (:func:`_masked_value`), which holds only while no pattern reads across the
 #: first ``|`` of a value, whose system holds none of ``|^&~``
 FOREIGN_PR_OLD = re.compile(
-    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:[ \t]*+[:：=/_#^&,;][ \t]*+|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\|)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|[.-]\d)"
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_BLANK}*+{_KEY}{_BLANK}*+|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\|)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_MARK}\d)"
 )
 #: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
 #: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,
@@ -108,7 +133,7 @@ MOBILE = re.compile(
 #: them (138，0013，8000, 410105、19491231、0020): read as a separator only between the groups
 #: of a mobile number (3-4-4) or a 身份证号 (6-8-4), the whole not part of a longer list of
 #: numbers so parted (12，138，0013，8000，7 is a list): a comma parts a list's numbers
-_COMMA = "[，、]"
+_COMMA = _one_of("commas")
 _NOT_LISTED_BEFORE = rf"(?<!\d)(?<!\d{_COMMA})"
 _NOT_LISTED_AFTER = rf"(?!{_COMMA}\d)"
 ID_CARD_COMMAS = re.compile(
@@ -121,15 +146,15 @@ MOBILE_COMMAS = re.compile(
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
 MOBILE_GROUPED = re.compile(
-    rf"(?=[+08{_MOBILE_FIRST}])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)({MOBILE_PREFIX}\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|[.-]\d)"
+    rf"(?=[+08{_MOBILE_FIRST}])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)({MOBILE_PREFIX}\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|{_MARK}\d)"
 )
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
 #: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
 MOBILE_MISTYPED = re.compile(
-    rf"(?=[+0{_MOBILE_FIRST}])(?<![0-9A-Za-z.-])((?:(?:\+|00)86[ .-]?)?{MOBILE_PREFIX}\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
-    r"(?![0-9A-Za-z]|[.-]\d)"
+    rf"(?=[+0{_MOBILE_FIRST}])(?<![0-9A-Za-z]|{_MARK})((?:(?:\+|00)86[ .-]?)?{MOBILE_PREFIX}\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
+    rf"(?![0-9A-Za-z]|{_MARK}\d)"
 )
 #: what may follow a fixed line's number: anything but a letter or digit (which make it part of
 #: a longer word or number), or an extension glued to it (0371-68801234ext.12, 010-88886666x123;
@@ -146,14 +171,14 @@ _LANDLINE_END = r"(?:(?![0-9A-Za-z])|(?=(?:[Ee][Xx][Tt][.:]?|[Xx])\d))"
 #: the area code, a dash and the rest (Fax010-88886666, Tel0371-68801234), is its label
 LANDLINE = re.compile(
     rf"(?=[(（0])(?:(?<![0-9A-Za-z])(?<![0-9A-Fa-f]{{4}}-)|(?<=[A-Za-z])(?=0[1-9]\d{{1,2}}-\d{{7,8}}(?!\d)))"
-    rf"([(（]?0[1-9]\d{{1,2}}[)）]?)([ \t]?+/[ \t]?+|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}}){_LANDLINE_END}"
+    rf"([(（]?0[1-9]\d{{1,2}}[)）]?)({_BLANK}?+{_SLASH}{_BLANK}?+|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}}){_LANDLINE_END}"
 )
 #: the same with the country code, which drops the trunk 0 (+86-371-66884234, 0086 10 8888 6666,
 #: +86 (371) 68801234), or with a bare 86 and a dash (86-371-68801234: a bare 86 and a space
 #: would take lists of numbers, 86 120 1300 1400), or as an HL7 v2 XTN's components
 #: (^86^371^68801234)
 LANDLINE_86 = re.compile(
-    rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86[-^])[(（]?[1-9]\d{{1,2}}[)）]?)(\^|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
+    rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86[-^])[(（]?[1-9]\d{{1,2}}[)）]?)({_COMPONENT}|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
     + _LANDLINE_END
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
@@ -198,15 +223,15 @@ _NAME_IN_QUERY = re.compile(
     re.IGNORECASE,
 )
 #: every pattern above holds ten or more digits (a landline of Beijing: 010 and seven) with
-#: nothing but spaces, tabs, dots, dashes, slashes, commas (，、) and brackets between them.  Text without ten such characters
+#: nothing but separators (:data:`_SEPARATOR_KINDS`) between them.  Text without ten such characters
 #: in a row (paths, ids like p12345, codes) is returned at once instead of scanned by seven
 #: patterns; a row that has them is counted as well (:data:`_TEN_DIGITS`), since a date or a
 #: time (1961-06-02, 2026-12-06T14:00) and one UUID in six (7a842967-045f-…) have the row but
 #: not the digits, and their scan found nothing at 2–10 µs each
-_CANDIDATE = re.compile(r"\d[\d \t()（）.^/，、-]{8,}\d")
+_CANDIDATE = re.compile(rf"\d[\d{_characters(*_BETWEEN_DIGITS)}]{{8,}}\d")
 #: ten digits with only those characters between them, sought from the first digit of a group
 #: (a later start finds no more than it); slower than :data:`_CANDIDATE`, so asked second
-_TEN_DIGITS = re.compile(r"(?<!\d)\d(?:[ \t()（）.^/，、-]*+\d){9}")
+_TEN_DIGITS = re.compile(rf"(?<!\d)\d(?:{_one_of(*_BETWEEN_DIGITS)}*+\d){{9}}")
 #: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
 #: (every validation message) is not translated character by character
 _FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
@@ -254,7 +279,7 @@ def _read_groups(written: str) -> _Groups:
 
 
 #: a separator of two characters (:data:`_SEP`)
-_LOOSE = re.compile(r"[ \t.-][ \t]|[ \t][.-]")
+_LOOSE = re.compile(rf"{_one_of('blanks', 'marks')}{_BLANK}|{_BLANK}{_MARK}")
 #: how an 18-character 身份证号 begins: a province's division code and a birth date
 _ID_START = re.compile(rf"{PROVINCE}\d{{4}}{BIRTH_DATE}")
 
@@ -530,7 +555,8 @@ _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]
 #: before matching: else a number hides behind its encoding and the trail shows it to anyone
 #: who decodes it
 _NUMBER_CHARACTERS = frozenset(
-    "0123456789 \t+-.()（）:"
+    "0123456789+:"
+    + "".join(_SEPARATOR_KINDS["blanks"] + _SEPARATOR_KINDS["marks"] + _SEPARATOR_KINDS["brackets"])
     + ascii_letters
     + "".join(chr(ord(character) + 0xFEE0) for character in ascii_letters + ":")
 )
