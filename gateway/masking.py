@@ -69,14 +69,14 @@ def _one_of(*kinds: str) -> str:
 
 
 #: a blank (a space, a tab) and a mark (a dot, a dash) between a number's groups
-_BLANK, _MARK = _one_of("blanks"), _one_of("marks")
+_BLANK, _MARK = _one_of("blanks", "lineBreaks"), _one_of("marks")
 #: a slash after a fixed line's area code (0371/68801234), and an HL7 v2 component's separator
 #: between a telephone's parts (^86^371^68801234)
 _SLASH, _COMPONENT = _one_of("areaCode"), _one_of("components")
 #: what may part an old 永居证's letters from its digits (USA:, USA=, CHN^ …)
 _KEY = _one_of("afterLetters")
 #: the kinds of separator that stand between two digits (not those after a word's letters)
-_BETWEEN_DIGITS = ("blanks", "marks", "commas", "areaCode", "brackets", "components")
+_BETWEEN_DIGITS = ("blanks", "lineBreaks", "marks", "commas", "areaCode", "brackets", "components")
 #: what may stand between a number's groups: a blank or a mark (with a blank either side or
 #: not: 138 - 0013 - 8000), or two blanks; or nothing.  Possessive: no separator holds a
 #: digit, so nothing is lost by never giving one back, and a run of digits with none between
@@ -84,7 +84,7 @@ _BETWEEN_DIGITS = ("blanks", "marks", "commas", "areaCode", "brackets", "compone
 _SEP = rf"(?:{_MARK}{_BLANK}?+|{_BLANK}{_MARK}?+{_BLANK}?+)?+"
 #: the separators between a number's groups (:data:`_SEP`), of one character or two, which
 #: the masks drop to count a number's digits (:func:`_read_groups`)
-_SEPARATORS = re.compile(_one_of("blanks", "marks") + "+")
+_SEPARATORS = re.compile(_one_of("blanks", "lineBreaks", "marks") + "+")
 #: 居民身份证号: 18 characters (17 digits and a digit or X) or the 15-digit 1989 form, not part
 #: of a longer run of digits
 ID_CARD = re.compile(
@@ -265,8 +265,9 @@ class _Groups(NamedTuple):
     digits: str
     #: its groups, in order
     groups: list[str]
-    #: whether two of its groups are apart by a spaced dash or two spaces (``138 - 0013``,
-    #: ``1500  2000``): numbers side by side, or a range, unless they begin as an ID does
+    #: whether two of its groups are apart by a spaced dash, two spaces or a line break
+    #: (``138 - 0013``, ``1500  2000``, ``2024-12-06⏎2024-12-07``): numbers side by side, or
+    #: a range, unless they begin as an ID does
     side_by_side: bool
     #: how many of its separators are dots (one alone is a decimal point, more an OID's)
     dots: int
@@ -278,8 +279,9 @@ def _read_groups(written: str) -> _Groups:
     return _Groups("".join(groups), groups, _LOOSE.search(written) is not None, written.count("."))
 
 
-#: a separator of two characters (:data:`_SEP`)
-_LOOSE = re.compile(rf"{_one_of('blanks', 'marks')}{_BLANK}|{_BLANK}{_MARK}")
+#: a separator of two characters (:data:`_SEP`), or a line break: groups on two lines are
+#: numbers side by side unless they begin as an ID does
+_LOOSE = re.compile(rf"{_one_of('blanks', 'lineBreaks', 'marks')}{_BLANK}|{_BLANK}{_MARK}|{_one_of('lineBreaks')}")
 #: how an 18-character 身份证号 begins: a province's division code and a birth date
 _ID_START = re.compile(rf"{PROVINCE}\d{{4}}{BIRTH_DATE}")
 
@@ -556,7 +558,8 @@ _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]
 #: who decodes it
 _NUMBER_CHARACTERS = frozenset(
     "0123456789+:"
-    + "".join(_SEPARATOR_KINDS["blanks"] + _SEPARATOR_KINDS["marks"] + _SEPARATOR_KINDS["brackets"])
+    + "".join(_SEPARATOR_KINDS["blanks"] + _SEPARATOR_KINDS["lineBreaks"] + _SEPARATOR_KINDS["marks"])
+    + "".join(_SEPARATOR_KINDS["brackets"])
     + ascii_letters
     + "".join(chr(ord(character) + 0xFEE0) for character in ascii_letters + ":")
 )

@@ -496,6 +496,22 @@ def test_a_number_typed_with_spaced_dashes_double_spaces_or_zero_width_character
     assert mask_text(written) == masked
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("138_0013_8000", "138****8000"),
+        ("138·0013·8000", "138****8000"),
+        ("138\n0013\n8000", "138****8000"),
+        ("410105\r\n19491231\r\n0020", "410105********0020"),
+        ("0371_68801234", "0371_****1234"),
+    ],
+)
+def test_a_number_apart_by_underscores_middle_dots_or_line_breaks_is_masked(written: str, masked: str) -> None:
+    """An underscore (a file's or a key's name), a middle dot (as Chinese text parts a name's
+    words) or a line break (a wrapped column) between the groups: the number went through."""
+    assert mask_text(written) == masked
+
+
 def test_a_long_text_is_masked_but_not_remembered() -> None:
     """A client's claimed profile of a megabyte was kept whole, each of 4,096 kept texts."""
     before = masking._mask_remembered.cache_info().currsize
@@ -632,6 +648,8 @@ def test_no_escaped_number_appears_after_a_literal_percent_sign(
         "20261206143000+0800 - 20261206150000+0800",
         "2026-12-06 14:30:00.0000  20261206",
         "86 120 1300 1400",
+        "2024-12-06\n2024-12-07\n2024-12-08",  # one to a line
+        "1500\n2000\n300",
     ],
 )
 def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: str) -> None:
