@@ -500,13 +500,13 @@ def _masked_both_ways(text: str) -> str:
 def _variants(reading: _Reading) -> Iterator[str]:
     """The reading, and where a literal ``%`` and hex digit stand right before a number's
     escaped character (:attr:`_Reading.opened`), the reading with that digit apart from it;
-    where characters are shown escaped (:attr:`_Reading.escaped`), the reading with each
+    where hex digits are shown escaped (:attr:`_Reading.completing`), the reading with each
     apart from what follows it.  One decoding of the text shown joins ``%4`` and ``%31``
     into ``%41``, where a number may begin at the hex digit (``%1%33800138000``: a mobile),
     at the escaped character (``%4%34%31%30…``: an ID after the 4, ``%4%55%53%41…``: an old
     永居证) or after it (``%%3313800138000``)."""
     yield reading.text
-    for places in (reading.opened, reading.escaped):
+    for places in (reading.opened, reading.completing):
         if places:
             apart = list(reading.text)
             for index in places:
@@ -550,19 +550,24 @@ def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
 #: two or three bytes of a character in UTF-8 (a no-break space, a full-width digit, an
 #: ideographic space), tried first
 _ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%[0-9A-F]{2}", re.IGNORECASE)
-#: the characters of a number — digits, X, an old 永居证's letters and colon (full-width too: a
-#: full-width form is its ASCII character + U+FEE0) and the separators between groups — which,
-#: escaped (``%34%31%30…``, ``%2B86%20138…``, ``%55%53%41%31…``, a full-width ``%EF%BC%91``,
-#: ``%EF%BC%B5``), are read as what they encode (digits as ASCII: :data:`FULL_WIDTH_DIGITS`)
-#: before matching: else a number hides behind its encoding and the trail shows it to anyone
-#: who decodes it
+#: the characters of a number — digits, X, an old 永居证's letters (full-width too: a
+#: full-width form is its ASCII character + U+FEE0), every separator between groups or after
+#: the letters (:data:`_SEPARATOR_KINDS`), a ``+`` and an HL7 v2 field's ``|`` — which, escaped
+#: (``%34%31%30…``, ``%2B86%20138…``, ``%55%53%41%31…``, a full-width ``%EF%BC%91``,
+#: ``%EF%BC%B5``, ``0371%2F6880…``, ``%55%53%41%3D…``), are read as what they encode (digits
+#: as ASCII: :data:`FULL_WIDTH_DIGITS`) before matching: else a number hides behind its
+#: encoding and the trail shows it to anyone who decodes it
 _NUMBER_CHARACTERS = frozenset(
-    "0123456789+:"
-    + "".join(_SEPARATOR_KINDS["blanks"] + _SEPARATOR_KINDS["lineBreaks"] + _SEPARATOR_KINDS["marks"])
-    + "".join(_SEPARATOR_KINDS["brackets"])
+    "0123456789+|"
+    + "".join(character for characters in _SEPARATOR_KINDS.values() for character in characters)
     + ascii_letters
     + "".join(chr(ord(character) + 0xFEE0) for character in ascii_letters + ":")
 )
+#: the characters of a number that, decoded for the reading, are shown escaped again as the
+#: text wrote them: a URL's delimiters (but the colon, brackets and plus it reads the same
+#: either way), an HL7 v2 field's bar and the full-width commas: a decoded ``%26`` or ``%3D``
+#: would read in the trail as another parameter, a ``%2F`` as another path
+_SHOWN_ESCAPED = _NUMBER_CHARACTERS & frozenset("/?#[]@!$&',;=|^，、")
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
 _HEX_DIGITS = frozenset(hexdigits)
 #: the start of an escape left open: a decoded hex digit after it would complete a new one
@@ -583,6 +588,9 @@ class _Reading(NamedTuple):
     #: where the hex digit of a literal ``%`` and hex digit is that a number's escaped
     #: character follows (``%4%41…``, ``%4%55…``)
     opened: list[int]
+    #: where the hex digits are, decoded but shown escaped, that would complete an escape
+    #: with a literal ``%`` before them (``%%33…``)
+    completing: list[int]
 
 
 def _read_as_url(text: str) -> _Reading:
@@ -602,6 +610,7 @@ def _read_as_url(text: str) -> _Reading:
     marks: list[int] = []
     escaped: dict[int, str] = {}
     opened: list[int] = []
+    completing: list[int] = []
     shown = ""  # the last two characters of the text shown so far
     written = 0  # where the text not yet read begins
     for escape in _ESCAPE.finditer(text):
@@ -617,6 +626,10 @@ def _read_as_url(text: str) -> _Reading:
                 opened.append(len(pieces) - 1)
             if opening and character in _HEX_DIGITS:
                 escaped[len(pieces)] = escape.group()
+                completing.append(len(pieces))
+                shown = escape.group()[-2:]
+            elif character in _SHOWN_ESCAPED:
+                escaped[len(pieces)] = escape.group()
                 shown = escape.group()[-2:]
             else:
                 shown = (shown + character)[-2:]
@@ -631,7 +644,7 @@ def _read_as_url(text: str) -> _Reading:
         written = escape.end()
     place.extend(range(len(pieces), len(pieces) + len(text) - written))
     pieces.extend(text[written:])
-    return _Reading("".join(pieces), place, marks, escaped, opened)
+    return _Reading("".join(pieces), place, marks, escaped, opened, completing)
 
 
 #: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile

@@ -378,6 +378,29 @@ def test_an_old_permanent_residence_number_percent_encoded_is_masked(written: st
 
 
 @pytest.mark.parametrize(
+    ("written", "hidden"),
+    [
+        ("Patient?phone=0371%2F68801234", "6880"),
+        ("%7CCHN%7C123456789012%7C", "56789"),
+        ("Patient?phone=138%EF%BC%8C0013%EF%BC%8C8000", "0013"),
+        ("identifier=%55%53%41%3D123456789012", "56789"),
+        ("identifier=USA%3A123456789012", "56789"),
+    ],
+)
+def test_a_number_with_an_escaped_separator_is_masked(written: str, hidden: str) -> None:
+    """A slash after an area code, an HL7 field's bar, a full-width comma or a key's equals
+    sign, escaped: the reading as a URL kept them as escapes, which part a number's groups,
+    and the number went through to anyone who decodes it."""
+    assert hidden not in unquote(mask_text(written))
+
+
+def test_an_escaped_separator_is_shown_as_written() -> None:
+    """Decoded to read the number, a URL's reserved character is shown escaped again: decoded,
+    an ``%26`` would read in the trail as another parameter."""
+    assert mask_text("q=A%26B%2F13800138000") == "q=A%26B%2F138****8000"
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "UTC 20261206 1430",
