@@ -75,6 +75,8 @@ _BLANK, _MARK = _one_of("blanks", "lineBreaks"), _one_of("marks")
 _SLASH, _COMPONENT = _one_of("areaCode"), _one_of("components")
 #: what may part an old 永居证's letters from its digits (USA:, USA=, CHN^ …)
 _KEY = _one_of("afterLetters")
+#: a quote or bracket around an old 永居证's letters or digits ("USA":"…", USA(…), (USA)…)
+_QUOTE = _one_of("quotes", "brackets")
 #: the kinds of separator that stand between two digits (not those after a word's letters)
 _BETWEEN_DIGITS = ("blanks", "lineBreaks", "marks", "commas", "areaCode", "brackets", "components")
 #: what may stand between a number's groups: a blank or a mark (with a blank either side or
@@ -112,7 +114,8 @@ ID_CARD_MISTYPED = re.compile(
 #: full-width as Chinese input types them too: ＵＳＡ, or with a colon, equals sign, slash,
 #: underscore or hash after them, spaced or not, as a form's field or a record's key is
 #: copied: USA:, USA : , USA=, USA/, USA_, USA#; or an HL7 v2 component's or sub-component's
-#: separator or a CSV's comma or semicolon: CHN^, CHN&, CHN, and CHN;) and twelve digits, in
+#: separator or a CSV's comma or semicolon: CHN^, CHN&, CHN, and CHN;; or quoted or bracketed as a JSON
+#: key and value or a call's argument: "USA":"…", USA "…", USA(…), (USA)…) and twelve digits, in
 #: any groups (USA 1234 5678 9012, USA-123456789012, usa123456789012); the 18-character 2023
 #: form and the 港澳台居民居住证 share the 身份证 pattern above.  After an HL7 v2 field's
 #: separator the letters must be a field of their own (…|USA|123456789012|): a segment's name
@@ -121,7 +124,7 @@ ID_CARD_MISTYPED = re.compile(
 #: masked apart (:func:`_masked_value`), which holds only while no pattern reads across the
 #: first ``|`` of a value, whose system holds none of ``|^&~``
 FOREIGN_PR_OLD = re.compile(
-    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_BLANK}*+{_KEY}{_BLANK}*+|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\|)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_MARK}\d)"
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_QUOTE}?+{_BLANK}*+{_KEY}{_BLANK}*+{_QUOTE}?+|{_QUOTE}{_BLANK}*+{_QUOTE}?+|{_BLANK}*+{_QUOTE}|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\|)?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_MARK}\d)"
 )
 #: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
 #: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,
@@ -565,9 +568,11 @@ _NUMBER_CHARACTERS = frozenset(
 )
 #: the characters of a number that, decoded for the reading, are shown escaped again as the
 #: text wrote them: a URL's delimiters (but the colon, brackets and plus it reads the same
-#: either way), an HL7 v2 field's bar and the full-width commas: a decoded ``%26`` or ``%3D``
+#: either way), an HL7 v2 field's bar, quotes and the full-width commas: a decoded ``%26`` or ``%3D``
 #: would read in the trail as another parameter, a ``%2F`` as another path
-_SHOWN_ESCAPED = _NUMBER_CHARACTERS & frozenset("/?#[]@!$&',;=|^，、")
+_SHOWN_ESCAPED = _NUMBER_CHARACTERS & frozenset(
+    "/?#[]@!$&',;=|^\"" + "".join(_SEPARATOR_KINDS["commas"] + _SEPARATOR_KINDS["quotes"])
+)
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
 _HEX_DIGITS = frozenset(hexdigits)
 #: the start of an escape left open: a decoded hex digit after it would complete a new one

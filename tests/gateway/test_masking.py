@@ -378,6 +378,23 @@ def test_an_old_permanent_residence_number_percent_encoded_is_masked(written: st
 
 
 @pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ('{"USA":"123456789012"}', '{"USA":"********9012"}'),
+        ('USA "123456789012"', 'USA "********9012"'),
+        ("USA(123456789012)", "USA(********9012)"),
+        ("(USA)123456789012", "(USA)********9012"),
+        ("“USA”：“123456789012”", "“USA”：“********9012”"),
+        ("%22USA%22:%22123456789012%22", "%22USA%22:%22********9012%22"),
+    ],
+)
+def test_an_old_permanent_residence_number_after_a_quote_or_a_bracket_is_masked(written: str, masked: str) -> None:
+    """Its letters and digits as a JSON key and value, or the digits bracketed or quoted after
+    them: only punctuation without a quote or bracket was read between them."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
     ("written", "hidden"),
     [
         ("Patient?phone=0371%2F68801234", "6880"),
