@@ -328,6 +328,23 @@ def test_an_old_permanent_residence_number_in_an_hl7_segment_is_masked() -> None
     assert mask_text(segment) == segment.replace("123456789012", "********9012")
 
 
+@pytest.mark.parametrize(
+    "written", ["CHN|123456789012", "Patient?identifier=CHN|123456789012", "Patient?identifier=CHN%7C123456789012"]
+)
+def test_an_old_permanent_residence_number_after_a_bar_at_the_start_or_after_an_equals_sign_is_masked(
+    written: str,
+) -> None:
+    """A token's country and number (``identifier=CHN|…``): the bar was read only after an HL7
+    field, as a field of its own."""
+    assert "56789" not in unquote(mask_text(written))
+
+
+def test_an_old_permanent_residence_number_searched_as_a_token_is_masked() -> None:
+    """Its letters, taken for the token's system, were masked apart from its digits, which
+    alone are no number."""
+    assert mask_query([("identifier", "CHN|123456789012")]) == [("identifier", "CHN|********9012")]
+
+
 @pytest.mark.parametrize("segment", ["QRD|202612061430|R|I|Q1", "MSH|^~\\&|HIS\rQRD|202612061430|R"])
 def test_twelve_digits_after_a_segment_s_name_are_no_permanent_residence_number(segment: str) -> None:
     """A segment's name is three letters as a country is, but no field of its own: its first
