@@ -343,7 +343,8 @@ def _mistyped_mobile(match: re.Match[str]) -> str:
     """Its first three and last four digits, unless a label before it names a time: ten
     digits that begin as a mobile number does are a Unix time in seconds too (1733494205,
     2024–2033 begin 17 to 19), which a log or a token's claims label as one (``"iat":
-    1733494205``, ``expires_at=…``, ``@1733494205``)."""
+    1733494205``, ``expires_at=…``, ``@1733494205``; after a bare ``@`` only those of these
+    years: ``@1381234567`` is masked)."""
     if _labelled_time(match.string, match.start()):
         return match.group(0)
     return f"{match.group(1)}****{_read_groups(match.group(2)).digits[-4:]}"
@@ -352,6 +353,8 @@ def _mistyped_mobile(match: re.Match[str]) -> str:
 #: the last word of a label that names a time (``created_at``, ``expiresAt``, ``auth_time``,
 #: a token's ``iat``, ``exp`` and ``nbf``)
 TIME_LABELS = frozenset(_DATA["timeLabels"]["words"])
+#: how a Unix time after a bare ``@`` begins: the years whose times begin as a mobile does
+_TIMES_AFTER_AT = tuple(_DATA["timeLabels"]["afterAtSign"])
 #: a label and the colon or equals sign after it (quoted, as in JSON, or not) that end the
 #: text before a value, or the ``@`` of ``date -d @1733494205``
 _LABEL = re.compile(r"(?:([A-Za-z][A-Za-z0-9_-]*)[\"']?[ \t]*[:=][ \t]*[\"']?|@)\Z")
@@ -362,11 +365,14 @@ _LABEL_REACH = 48
 
 
 def _labelled_time(text: str, start: int) -> bool:
-    """Whether the value at ``start`` of ``text`` follows a label naming a time."""
+    """Whether the value at ``start`` of ``text`` follows a label naming a time, or a bare
+    ``@`` and begins as a time of these years does (:data:`_TIMES_AFTER_AT`)."""
     label = _LABEL.search(text, max(0, start - _LABEL_REACH), start)
     if label is None:
         return False
-    return label.group(1) is None or _LABEL_WORDS.split(label.group(1))[-1].lower() in TIME_LABELS
+    if label.group(1) is None:
+        return text.startswith(_TIMES_AFTER_AT, start)
+    return _LABEL_WORDS.split(label.group(1))[-1].lower() in TIME_LABELS
 
 
 def mask_phones(text: str) -> str:

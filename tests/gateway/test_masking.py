@@ -244,6 +244,14 @@ def test_a_unix_time_labelled_as_a_time_is_no_mobile_number(text: str) -> None:
     assert mask_text(text) == text
 
 
+@pytest.mark.parametrize("text", ["@1381234567", "联系 @1591234567"])
+def test_ten_digits_after_a_bare_at_sign_not_begun_as_a_recent_time_are_masked(text: str) -> None:
+    """A bare ``@`` names no time as a label's word does: only a time of the years whose
+    Unix times begin as a mobile does (17 to 19: late 2023 to 2033) is read as one after it;
+    a mobile number a digit short (13…, 15…) went through."""
+    assert "1234" not in mask_text(text)
+
+
 @pytest.mark.parametrize(("text", "masked"), [("1733494205", "173****4205"), ("phone=1733494205", "phone=173****4205")])
 def test_ten_digits_not_labelled_as_a_time_are_masked_as_the_mobile_number_they_may_be(text: str, masked: str) -> None:
     assert mask_text(text) == masked
