@@ -397,8 +397,9 @@ def _outside_dotted_runs(replacement: Replacement) -> Replacement:
     and stays as it is; one group alone beside it is a list's or a floor's number
     (1.138.0013.8000, 138.0013.8000.1号楼), and the number is masked; so is one with a group
     no OID's arc can be, a zero and more digits (1.138.0013.8000.2.139.0013.9000: an arc has
-    no leading zero, as FHIR's oid type says); the country code before a dotted mobile is
-    part of the number (86.138.0013.8000)."""
+    no leading zero, as FHIR's oid type says), and one in a run that does not begin as an
+    OID does, with an arc of 0, 1 or 2 (sec 3.1.139.1234.5678: a section's number, no OID);
+    the country code before a dotted mobile is part of the number (86.138.0013.8000)."""
 
     def masked(match: re.Match[str]) -> str:
         text, start, end = match.string, match.start(), match.end()
@@ -410,6 +411,7 @@ def _outside_dotted_runs(replacement: Replacement) -> Replacement:
                 or _TWO_ARCS_BEFORE.search(text, max(0, start - _ARCS_REACH), start)
                 or (_DOT_AND_DIGIT.match(text, end) and _DIGIT_AND_DOT.search(text, max(0, start - 2), start))
             )
+            and _begins_as_oid(text, start)
         ):
             return match.group()
         return replacement(match)
@@ -417,6 +419,22 @@ def _outside_dotted_runs(replacement: Replacement) -> Replacement:
     return masked
 
 
+def _begins_as_oid(text: str, start: int) -> bool:
+    """Whether the run of dotted digits that the number at ``start`` of ``text`` is part of
+    begins as an OID does: with an arc of 0, 1 or 2 (ITU-T X.660) and a dot, the number's
+    own first group or within :data:`_OID_REACH` characters before it (a longer run is taken
+    for no OID's, and the number masked)."""
+    if start == 0 or text[start - 1] not in _DOTTED_DIGITS:
+        return _OID_START.match(text, start) is not None
+    return _OID_BEFORE.search(text, max(0, start - _OID_REACH), start) is not None
+
+
+#: how an OID begins (its first arc and a dot), at the start of a run of dotted digits, and the
+#: run of dotted digits so begun right before a number
+_OID_START = re.compile(r"(?<![\d.])[012]\.")
+_OID_BEFORE = re.compile(r"(?<![\d.])[012]\.[\d.]*\Z")
+_DOTTED_DIGITS = frozenset("0123456789.")
+_OID_REACH = 64
 #: one dotted group of digits after a number, and one before it
 _DOT_AND_DIGIT = re.compile(r"\.\d")
 _DIGIT_AND_DOT = re.compile(r"\d\.\Z")

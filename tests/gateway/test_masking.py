@@ -753,6 +753,16 @@ def test_a_dotted_number_after_its_country_code_or_an_id_ending_an_oid_is_masked
 
 @pytest.mark.parametrize(
     ("written", "masked"),
+    [("sec 3.1.139.1234.5678", "sec 3.1.139****5678"), ("v9.12.139.1234.5678", "v9.12.139****5678")],
+)
+def test_a_dotted_number_after_dotted_numbers_no_oid_begins_with_is_masked(written: str, masked: str) -> None:
+    """Two dotted numbers before it (a section's, a version's) made it an OID's components,
+    though an OID's first arc is 0, 1 or 2 (ITU-T X.660)."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
     [
         ("1.138.0013.8000", "1.138****8000"),
         ("联系人:1.138.0013.8000;2.139.0013.9000", "联系人:1.138****8000;2.139****9000"),
