@@ -189,6 +189,16 @@ LANDLINE_86 = re.compile(
     rf"(?=[+08])(?<![0-9A-Za-z])((?:(?:\+|00)86[ -]?|86[-^])[(（]?[1-9]\d{{1,2}}[)）]?)({_COMPONENT}|{_SEP})(\d{{3,4}}){_SEP}(\d{{4}})"
     + _LANDLINE_END
 )
+#: a fixed line whose area code is typed without its trunk 0 (10-88886666, 371-68801234): the
+#: area code of a province's capital or a city (10 and 2x, which have eight-digit numbers, or
+#: 3xx to 9xx), a dash and a local number, which begins with 2 to 8 (its last four after a
+#: dash or not); not a date after a dash
+#: (27-20241206), a round amount (a range, 300-5000000) or a number glued to a word, a
+#: version or a time before it (v1.10-…, ab-371-…, 12:10-…)
+LANDLINE_NO_TRUNK = re.compile(
+    rf"(?=[1-9])(?<![0-9A-Za-z.,:+-])((?:10|2\d)(?=-\d{{4}}-?\d{{4}})|[3-9]\d\d)(-)(?!{BIRTH_DATE})([2-8]\d{{2,3}})-?(\d{{4}})"
+    rf"(?<!0000)(?!{_MARK}\d){_LANDLINE_END}"
+)
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
 #: endpoint they were sent to by mistake (not ``code``: that is a FHIR search parameter too)
 CREDENTIAL_PARAMETERS = frozenset(
@@ -475,6 +485,7 @@ PHONE_MASKS = _masks(
     (MOBILE_MISTYPED, _mistyped_mobile),
     (LANDLINE_86, _landline),
     (LANDLINE, _landline),
+    (LANDLINE_NO_TRUNK, _landline),
 )
 
 

@@ -142,6 +142,30 @@ def test_a_query_parameter_is_masked_in_any_case_or_form(pair: tuple[str, str], 
     assert mask_query([pair]) == [masked]
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("10-88886666", "10-****6666"),
+        ("联系电话：371-68801234", "联系电话：371-****1234"),
+        ("(28-85501234)", "(28-****1234)"),
+        ("Tel: 10-8888-6666", "Tel: 10-****6666"),
+    ],
+)
+def test_a_landline_without_its_trunk_zero_is_masked(written: str, masked: str) -> None:
+    """An area code typed without its 0 (10, 2x, 3xx–9xx) and a dash: only 0 began a landline."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-12-06", "27-20241206", "范围 300-5000000 元", "10-20000000", "v1.10-88886666", "ab-371-68801234x", "120-80"],
+)
+def test_a_date_an_amount_or_an_id_is_no_landline_without_its_trunk_zero(text: str) -> None:
+    """A local number never begins with 0, 1 or 9; a date (20241206) or a round amount
+    (5000000) after a dash, or a dash glued to a version or a word, is no landline."""
+    assert mask_text(text) == text
+
+
 def test_a_uuid_is_no_landline() -> None:
     reference = "Patient/9f3c2a1e-0123-4567-8901-23456789abcd"
     assert mask_text(reference) == reference
