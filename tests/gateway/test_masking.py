@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+from datetime import date
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -27,6 +29,8 @@ from gateway.masking import (
     mask_text,
 )
 from profiles.registry import PACKAGE_DIR
+
+PACKAGE_ROOT = Path(masking.__file__).parent
 
 ID_CARD = "410105194912310020"
 ENCODED_ID_CARD = "".join(f"%{ord(c):02X}" for c in ID_CARD)
@@ -1058,3 +1062,68 @@ def test_masking_twice_is_masking_once(text: str) -> None:
 def test_an_hl7_telephone_in_components_is_masked() -> None:
     """An XTN's country, area and local number are components of their own (^86^371^…)."""
     assert "68801234" not in mask_text("PID|1||||||||||||^PRN^PH^^86^371^68801234")
+
+
+#: the separator table (gateway/masking.json), by kind
+SEPARATORS = {
+    kind: characters
+    for kind, characters in json.loads((PACKAGE_ROOT / "masking.json").read_text(encoding="utf-8"))[
+        "separators"
+    ].items()
+    if kind != "description"
+}
+#: what may stand alone between any two groups of a number: a blank, a line break or a mark
+BETWEEN_GROUPS = st.sampled_from(["", *SEPARATORS["blanks"], *SEPARATORS["lineBreaks"], *SEPARATORS["marks"]])
+#: what stands between a number's three groups: any of those, or a full-width comma twice
+SEPARATOR_PAIRS = st.one_of(
+    st.tuples(BETWEEN_GROUPS, BETWEEN_GROUPS), st.sampled_from(SEPARATORS["commas"]).map(lambda comma: (comma, comma))
+)
+#: text around a number with no digit (which would make it another number) and no ``%``
+#: (which would make its first digits an escape)
+AROUND_A_NUMBER = st.text(st.characters(blacklist_categories=("Nd",), blacklist_characters="%"), max_size=20)
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+@st.composite
+def id_card_numbers(draw: st.DrawFn) -> str:
+    """A valid 18-character 身份证号: a province's division code, a birth date, a sequence
+    number and the GB 11643 check character."""
+    region = draw(st.sampled_from(sorted(PROVINCE_CODES))) + draw(st.from_regex(r"\A\d{4}\Z"))
+    born = draw(st.dates(date(1900, 1, 1), date(2026, 12, 31))).strftime("%Y%m%d")
+    body = region + born + draw(st.from_regex(r"\A\d{3}\Z"))
+    return body + "10X98765432"[sum(int(digit) * weight for digit, weight in zip(body, ID_WEIGHTS, strict=True)) % 11]
+
+
+@settings(max_examples=300, deadline=None)
+@given(id_card_numbers(), SEPARATOR_PAIRS, AROUND_A_NUMBER, AROUND_A_NUMBER)
+def test_a_valid_id_card_number_between_any_separators_is_masked(
+    id_card: str, separators: tuple[str, str], before: str, after: str
+) -> None:
+    first, second = separators
+    masked = mask_text(f"{before}{id_card[:6]}{first}{id_card[6:14]}{second}{id_card[14:]}{after}")
+    assert id_card[6:14] not in masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"\A1[3-9]\d{9}\Z"), SEPARATOR_PAIRS, AROUND_A_NUMBER, AROUND_A_NUMBER)
+def test_a_mobile_number_between_any_separators_is_masked(
+    phone: str, separators: tuple[str, str], before: str, after: str
+) -> None:
+    first, second = separators
+    assume(phone[3:7] not in f"{phone[:3]}*{phone[7:]}")  # else the digits kept show them
+    assert phone[3:7] not in mask_text(f"{before}{phone[:3]}{first}{phone[3:7]}{second}{phone[7:]}{after}")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [*"0123456789", *"".join(map("".join, SEPARATORS.values())), *"%ABCDEFUSXx+@=|号", "%7C", "%2F", "%3D"]
+        ),
+        max_size=40,
+    ).map("".join)
+)
+def test_masking_a_masked_text_changes_nothing(text: str) -> None:
+    """Idempotent over every separator of the table, escapes and an old 永居证's letters."""
+    masked = mask_text(text)
+    assert mask_text(masked) == masked
