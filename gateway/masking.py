@@ -68,7 +68,8 @@ def _one_of(*kinds: str) -> str:
     return f"[{_characters(*kinds)}]"
 
 
-#: a blank (a space, a tab) and a mark (a dot, a dash) between a number's groups
+#: a blank (a space, a tab, a line break) and a mark (a dot, a dash, an underscore, a middle
+#: dot) between a number's groups
 _BLANK, _MARK = _one_of("blanks", "lineBreaks"), _one_of("marks")
 #: a slash after a fixed line's area code (0371/68801234), and an HL7 v2 component's separator
 #: between a telephone's parts (^86^371^68801234)
@@ -116,9 +117,10 @@ _TIME = rf"(?=19|20){BIRTH_DATE}(?:[01]\d|2[0-3])[0-5]\d"
 #: full-width as Chinese input types them too: ＵＳＡ, or with a colon, equals sign, slash,
 #: underscore or hash after them, spaced or not, as a form's field or a record's key is
 #: copied: USA:, USA : , USA=, USA/, USA_, USA#; or an HL7 v2 component's or sub-component's
-#: separator or a CSV's comma or semicolon: CHN^, CHN&, CHN, and CHN;; or quoted or bracketed as a JSON
-#: key and value or a call's argument: "USA":"…", USA "…", USA(…), (USA)…; over-masked: any
-#: three-letter name's twelve-digit argument, sum(123456789012)) and twelve digits, in
+#: separator or a CSV's comma or semicolon: CHN^, CHN&, CHN, and CHN; — or quoted or
+#: bracketed as a JSON key and value or a call's argument: "USA":"…", USA "…", USA(…),
+#: (USA)…, and so over-masked any three-letter name's twelve-digit argument, sum(…)) and
+#: twelve digits, in
 #: any groups (USA 1234 5678 9012, USA-123456789012, usa123456789012); the 18-character 2023
 #: form and the 港澳台居民居住证 share the 身份证 pattern above.  After an HL7 v2 field's
 #: separator the letters must be a field of their own (…|USA|123456789012|): a segment's name
@@ -193,10 +195,10 @@ LANDLINE_86 = re.compile(
 #: a fixed line whose area code is typed without its trunk 0 (10-88886666, 371-68801234): the
 #: area code of a province's capital or a city (10 and 2x, which have eight-digit numbers, or
 #: 3xx to 9xx), a dash and a local number, which begins with 2 to 8 (its last four after a
-#: dash or not); not a date after a dash
-#: (27-20241206), a round amount (a range, 300-5000000) or a number glued to a word, a
-#: version or a time before it (v1.10-…, ab-371-…, 12:10-…); other numbers that read so are
-#: over-masked (HTTP 500-20000001 → 500-****0001)
+#: dash or not); not a date after a dash (27-20241206), a round amount (a range,
+#: 300-5000000) or a number glued to a word, a version or a time before it (v1.10-…,
+#: ab-371-…, 12:10-…); other numbers that read so are over-masked (HTTP 500-20000001 →
+#: 500-****0001)
 LANDLINE_NO_TRUNK = re.compile(
     rf"(?=[1-9])(?<![0-9A-Za-z.,:+-])((?:10|2\d)(?=-\d{{4}}-?\d{{4}})|[3-9]\d\d)(-)(?!{BIRTH_DATE})([2-8]\d{{2,3}})-?(\d{{4}})"
     rf"(?<!0000)(?!{_MARK}\d){_LANDLINE_END}"
