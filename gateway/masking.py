@@ -148,7 +148,7 @@ _COMMA = _one_of("commas")
 _NOT_LISTED_BEFORE = rf"(?<!\d)(?<!\d{_COMMA})"
 _NOT_LISTED_AFTER = rf"(?!{_COMMA}\d)"
 ID_CARD_COMMAS = re.compile(
-    rf"{_NOT_LISTED_BEFORE}(\d{{6}}){_COMMA}(\d{{8}}){_COMMA}(\d{{3}}[0-9Xx])(?![0-9Xx]){_NOT_LISTED_AFTER}"
+    rf"{_NOT_LISTED_BEFORE}(\d{{6}}){_COMMA}(\d{{8}}){_COMMA}(\d{{3}}[0-9Xx])(?!\d){_NOT_LISTED_AFTER}"
 )
 MOBILE_COMMAS = re.compile(
     rf"(?=[{_MOBILE_FIRST}]){_NOT_LISTED_BEFORE}({MOBILE_PREFIX}\d){_COMMA}(\d{{4}}){_COMMA}(\d{{4}})(?!\d){_NOT_LISTED_AFTER}"

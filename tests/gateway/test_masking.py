@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from gateway import masking
@@ -1096,6 +1096,7 @@ def id_card_numbers(draw: st.DrawFn) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(id_card_numbers(), SEPARATOR_PAIRS, AROUND_A_NUMBER, AROUND_A_NUMBER)
+@example("110000200001010000", ("，", "，"), "", "X")  # an X after it: masked as after a space
 def test_a_valid_id_card_number_between_any_separators_is_masked(
     id_card: str, separators: tuple[str, str], before: str, after: str
 ) -> None:
