@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gateway.wire import MAX_DEPTH, WireError, _parse_strictly, parse_json
@@ -90,6 +90,35 @@ json_values = st.recursive(
 @given(json_values, st.booleans())
 def test_a_document_comes_back_as_written_whitespace_and_escapes_aside(document: Any, ascii_only: bool) -> None:
     assert parse_json(json.dumps(document, ensure_ascii=ascii_only, indent=1).encode()) == document
+
+
+def depth(value: Any) -> int:
+    """How deep containers nest in ``value`` (a scalar: 0)."""
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+bracketed_values = st.recursive(
+    st.integers(0, 9) | st.text(alphabet=st.sampled_from('[]{}"\\a'), max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet="[{a", max_size=2), inner, max_size=3),
+    max_leaves=16,
+)
+
+
+@given(bracketed_values, st.integers(1, 5))
+@example(["]]", [[]]], 2)  # read with its string's brackets, it nested 1 deep
+def test_a_document_is_refused_as_too_deep_exactly_when_it_nests_past_the_limit(document: Any, limit: int) -> None:
+    """Brackets and escaped quotes inside strings are no nesting: the depth is read from the
+    text outside them."""
+    body = json.dumps(document).encode()
+    try:
+        outcome: Any = parse_json(body, max_depth=limit)
+    except WireError as refused:
+        outcome = refused.message_id
+    assert outcome == ("http.too-deep" if depth(document) > limit else document)
 
 
 DEEP = b"[" * (MAX_DEPTH + 5) + b"]" * (MAX_DEPTH + 5)
