@@ -86,6 +86,7 @@ class SearchParameters:
         self._compiled: dict[str, dict[str, Parameter]] = {}
         self._failed: dict[str, dict[str, str]] = {}
         self._referring: dict[str, list[tuple[str, str]]] = {}
+        self._pointing: dict[str, tuple[tuple[str, str], ...]] = {}
 
     def for_type(self, resource_type: str) -> dict[str, Parameter]:
         """Supported parameters of a type by code (``Resource`` ones included)."""
@@ -114,13 +115,18 @@ class SearchParameters:
             ]
         return self._referring[target]
 
-    def pointing(self, target: str) -> list[tuple[str, str]]:
+    def pointing(self, target: str) -> tuple[tuple[str, str], ...]:
         """(type, name) of every index row that may say a resource points at ``target``: the
         :meth:`referring` parameters' and every type's :data:`UNINDEXED_REFERENCES` ones.  For
         a delete, which must leave no reference dangling, and a merge, which must leave none
         naming the retired record; a search or an export asks :meth:`referring`, the
-        parameters a client can name."""
-        return [*self.referring(target), *((kind, UNINDEXED_REFERENCES) for kind in sorted(r4_resource_types()))]
+        parameters a client can name.  Made once per target, as :meth:`referring` is (and
+        kept as long): every delete asks, and made anew it was about 146 pairs, the types
+        sorted again each time.  A tuple, so no caller can change what the next delete reads."""
+        if target not in self._pointing:
+            unindexed = ((kind, UNINDEXED_REFERENCES) for kind in sorted(r4_resource_types()))
+            self._pointing[target] = (*self.referring(target), *unindexed)
+        return self._pointing[target]
 
     def unsupported(self, resource_type: str) -> dict[str, str]:
         """Defined parameters that could not be compiled, code → why."""

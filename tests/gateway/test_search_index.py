@@ -244,6 +244,12 @@ def test_benchmark_resources_write_no_row_for_unindexed_references(indexer: Sear
     assert [rows_named(indexer, resource, UNINDEXED_REFERENCES) for resource in written] == [[], [], []]
 
 
+def test_the_rows_a_delete_probes_are_made_once_per_target(indexer: SearchIndexer) -> None:
+    """Every delete asks for them: about 146 pairs, made anew each time before."""
+    parameters = indexer.parameters
+    assert parameters.pointing("Patient") is parameters.pointing("Patient")
+
+
 def test_a_parameter_of_the_reserved_name_is_refused() -> None:
     """Its rows would mix with the references no parameter indexes."""
     registry = Registry()
