@@ -174,12 +174,15 @@ class Repository:
             born = after_birth.birth_date(resolve(reference))
             self.validator.after_birth.check(resource, path or resource["resourceType"], born, issues)
 
-    def checked(self, resource: dict[str, Any], path: str = "") -> list[Issue]:
+    def checked(self, resource: dict[str, Any], path: str = "", references: References | None = None) -> list[Issue]:
         """Validate a resource about to be written: errors refuse it (422) unless the gateway is
-        configured to accept with warnings; what remains is returned to the client."""
+        configured to accept with warnings; what remains is returned to the client.
+        ``references``: the resource's at ``path``, found once for every rule (and then for
+        its index rows, :meth:`index_rows`) when the caller passes them."""
         resolve = self.references.including({})  # one lookup per reference for both
-        self.check_reachable(resource, path, resolve)
-        issues = self.validate(resource, path=path, elsewhere=resolve)
+        references = references if references is not None else References(resource, path)
+        self.check_reachable(resource, path, resolve, references)
+        issues = self.validate(resource, path=path, elsewhere=resolve, references=references)
         errors = [issue for issue in issues if issue.is_error]
         if errors and self.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
@@ -356,8 +359,7 @@ class Repository:
             if found is not None:
                 return Written(found, 200)
         resource = {**resource, "id": new_id()}
-        issues = self.checked(resource)
-        rows = self.index_rows(resource)
+        issues, rows = self._prepared(resource)
 
         def write(unheld: bool) -> Written:
             return self.store.atomically(
@@ -375,12 +377,20 @@ class Repository:
                 raise
         return write(False)
 
-    def index_rows(self, resource: dict[str, Any]) -> list[IndexRow] | None:
+    def _prepared(self, resource: dict[str, Any]) -> tuple[list[Issue], list[IndexRow] | None]:
+        """A write's validation (:meth:`checked`) and its index rows (:meth:`index_rows`), both
+        before its transaction, reading one walk's References: the checks and the indexer each
+        walked the whole resource for them (three walks a create, one now)."""
+        references = References(resource, "")
+        return self.checked(resource, references=references), self.index_rows(resource, references)
+
+    def index_rows(self, resource: dict[str, Any], references: References | None = None) -> list[IndexRow] | None:
         """The resource's search index rows, made before its write transaction opens: they
         depend on its content alone, and making them inside would hold every other writer
-        (on SQLite, every other worker) up for as long."""
+        (on SQLite, every other worker) up for as long.  ``references``: the resource's, as
+        its checks found them (:meth:`checked`), which the indexer then need not seek again."""
         indexer = self.store.indexer
-        return indexer(resource) if indexer is not None else None
+        return indexer(resource, references) if indexer is not None else None
 
     def create_in(
         self,
@@ -415,8 +425,7 @@ class Repository:
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
         self._check_update(kind, resource_id, resource)
-        issues = self.checked(resource)
-        rows = self.index_rows(resource)
+        issues, rows = self._prepared(resource)
         return self.store.atomically(
             lambda tx: self.judge_birth(tx, self.update_in(tx, resource, issues, if_match, rows))
         )
@@ -608,8 +617,7 @@ class Repository:
         def attempt(named: int | None) -> Written:
             current = self.read(kind, resource_id)
             patched = patched_resource(current, operations, self.config.base_url)
-            issues = self.checked(patched)
-            rows = self.index_rows(patched)
+            issues, rows = self._prepared(patched)
             # the version read, unless the client named one: If-Match: * patched whatever
             # was current at the write, over a write that came after the read
             expected = named if named is not None else current.version

@@ -59,12 +59,14 @@ class SearchIndexer:
         self.parameters = parameters or SearchParameters(registry)
         self._encoders = {**ENCODERS, "reference": partial(_reference, base_url=base_url)}
 
-    def rows(self, resource: dict[str, Any]) -> list[Row]:
+    def rows(self, resource: dict[str, Any], references: References | None = None) -> list[Row]:
         """Every index row of the resource, de-duplicated, in parameter order, then a
         :data:`UNINDEXED_REFERENCES` row for each ``Type/id`` reference no reference
         parameter's rows hold (an extension's ``valueReference``, a contained resource's
         reference), encoded as a reference row: a delete finds the resource pointing at its
-        target by the index alone, so without it the target could be deleted from under it."""
+        target by the index alone, so without it the target could be deleted from under it.
+        ``references``: the resource's, when the writer found them already (for the checks of
+        what a stored resource may name), so the resource is not walked for them twice."""
         rows: dict[Row, None] = {}
         held: set[Cells] = set()
         for code, parameter in self.parameters.for_type(resource["resourceType"]).items():
@@ -76,7 +78,7 @@ class SearchIndexer:
                     rows[(code, *cells)] = None
                     if parameter.type == "reference" and cells[0] in parameter.targets:  # a delete asks for these
                         held.add(cells)
-        for node in References(resource, ""):
+        for node in references if references is not None else References(resource, ""):
             for cells in self._encoders["reference"](node):
                 if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
                     rows[(UNINDEXED_REFERENCES, *cells)] = None

@@ -24,6 +24,7 @@ import orjson
 from gateway.storage.dialect import Dialect, marks
 
 if TYPE_CHECKING:
+    from conformance.stored_references import References
     from gateway.storage.audit_tables import AuditEvents
     from gateway.storage.exchange_tables import Exchanges
     from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
@@ -32,7 +33,14 @@ if TYPE_CHECKING:
 
 #: (name, system, value, low, high, number): one value of one search parameter
 IndexRow = tuple[str, str | None, str | None, str | None, str | None, float | None]
-Indexer = Callable[[dict[str, Any]], list[IndexRow]]
+
+
+class Indexer(Protocol):
+    """A resource's search index rows (``SearchIndexer.rows``).  ``references``: its
+    References, when the writer has found them already (checking what they may name): the
+    indexer would otherwise walk the whole resource for them again."""
+
+    def __call__(self, resource: dict[str, Any], references: References | None = None) -> list[IndexRow]: ...
 
 
 #: the write transaction this thread has open, and its store (see Store.reading)

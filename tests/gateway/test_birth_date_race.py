@@ -85,8 +85,8 @@ def moved_while_validated(repository: Repository, monkeypatch: pytest.MonkeyPatc
     then the visit goes on, and is returned as written (a refusal is raised)."""
     pause, checked = Pause("visit"), repository.checked
 
-    def validated_then_held(resource: dict[str, Any], path: str = "") -> Any:
-        issues = checked(resource, path)
+    def validated_then_held(resource: dict[str, Any], path: str = "", references: Any = None) -> Any:
+        issues = checked(resource, path, references)
         pause.hold()
         return issues
 

@@ -303,6 +303,20 @@ def test_a_transaction_creating_one_patient_reads_no_patient_first(
     assert "Patient" not in asked
 
 
+def test_a_create_walks_its_resource_for_references_once(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its reachability, its stored references' form and its index rows read one walk's
+    References: each walked the whole resource for them (three walks a create)."""
+    from conformance import stored_references
+
+    made = services()
+    person = new_patient(1)
+    walked: list[Any] = []
+    walk = stored_references._references
+    monkeypatch.setattr(stored_references, "_references", lambda node: walked.append(node) or walk(node))
+    made.repository.create(person)
+    assert len(walked) == 1
+
+
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
     import gc
 
