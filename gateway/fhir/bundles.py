@@ -286,7 +286,7 @@ class Bundles:
             self._validate_all(entries)
             for entry in entries:
                 if entry.method in ("POST", "PUT") and entry.resource is not None:
-                    entry.rows = self.repository.index_rows(entry.resource)
+                    entry.rows = self.repository.index_rows(entry.resource, entry.references)
             # the new people's keys claimed as no one's, in the COMMIT's round trip, as a
             # single create claims them: a careful claim waited for its answer (PostgreSQL),
             # a fifth of a benchmark Bundle's time.  One held already fails that write, and

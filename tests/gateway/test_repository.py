@@ -317,6 +317,18 @@ def test_a_create_walks_its_resource_for_references_once(services: Make, monkeyp
     assert len(walked) == 1
 
 
+def test_a_transaction_walks_an_entry_for_references_once(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its index rows read the References its checks found (``Entry.references``)."""
+    from conformance import stored_references
+
+    made = services()
+    walked: list[Any] = []
+    walk = stored_references._references
+    monkeypatch.setattr(stored_references, "_references", lambda node: walked.append(node) or walk(node))
+    made.bundles.process(transaction({"resource": new_patient(1), "request": {"method": "POST", "url": "Patient"}}))
+    assert len(walked) == 1
+
+
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
     import gc
 
