@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import random
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import fhirpathpy
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bench.server_data import SEED, coverage, encounter, valid_patient
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import UNINDEXED_REFERENCES, SearchParameters
-from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
+from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, format_instant, normalise
 from profiles.registry import Registry
 from tests.conftest import load_example
 
@@ -274,6 +274,14 @@ def test_rows_are_not_duplicated(indexer: SearchIndexer, patient: dict[str, Any]
 
 def test_normalising_ignores_case_width_and_accents() -> None:
     assert normalise("ＪＯＳÉ") == normalise("jose")
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)), st.integers(-14 * 60, 14 * 60))
+def test_an_instant_is_written_in_the_one_fixed_width_form_of_its_utc_moment(moment: Any, minutes: int) -> None:
+    """27 characters, the year zero-padded, in UTC: text order is time order in the index."""
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+    text = format_instant(aware)
+    assert (len(text), datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)) == (27, aware)
 
 
 @given(
