@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import random
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -274,6 +275,13 @@ def test_rows_are_not_duplicated(indexer: SearchIndexer, patient: dict[str, Any]
 
 def test_normalising_ignores_case_width_and_accents() -> None:
     assert normalise("ＪＯＳÉ") == normalise("jose")
+
+
+@given(st.text())
+def test_a_string_is_normalised_as_nfkd_without_its_combining_marks_case_folded(text: str) -> None:
+    """Character by character, as the comparison form is defined (the quick way must agree)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    assert normalise(text) == "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 @given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31)), st.integers(-14 * 60, 14 * 60))
