@@ -181,11 +181,17 @@ class SearchParameters:
         if not parts:
             raise ValueError("the expression reaches a resource held inline, which has no value to index")
         branches = [self._branch(part, resource_type) for part in parts]
+        # most expressions have one branch: its values are copied in C, not gathered value by
+        # value (a fifth of extracting a Patient's), and copied still, so no caller's change
+        # reaches a memoised result (:func:`_memoised`)
+        only = branches[0] if len(branches) == 1 else None
 
         def extract(resource: dict[str, Any]) -> list[Any]:
             # An expression can still fail on odd data (fhirpathpy raises on type clashes);
             # like a malformed value, that yields nothing to index rather than refusing the write.
             try:
+                if only is not None:
+                    return list(only(resource))
                 return [value for branch in branches for value in branch(resource)]
             except Exception:
                 return []
