@@ -490,7 +490,13 @@ class Repository:
             if people is None:
                 people = self._hold_people(tx, resource, shared)
             stored, changed = tx.resources.write(
-                resource, method=method, if_match=if_match, rows=rows, owner=creator(acting.get())
+                resource,
+                method=method,
+                if_match=if_match,
+                rows=rows,
+                owner=creator(acting.get()),
+                new=before is None,  # its name locked: none is made meanwhile
+                held=before,
             )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict

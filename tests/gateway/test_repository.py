@@ -329,6 +329,26 @@ def test_a_transaction_walks_an_entry_for_references_once(services: Make, monkey
     assert len(walked) == 1
 
 
+def test_an_update_reads_its_row_for_update_once(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write uses the version the update holds: read again, it was another statement (a
+    round trip on PostgreSQL) for every PUT."""
+    from gateway.storage.resources import Resources
+
+    made = services()
+    person = made.repository.create(new_patient(1)).stored.resource
+    locked: list[tuple[str, str]] = []
+    read = Resources.read
+
+    def recorded(self: Resources, kind: str, resource_id: str, **options: Any) -> Any:
+        if options.get("for_update"):
+            locked.append((kind, resource_id))
+        return read(self, kind, resource_id, **options)
+
+    monkeypatch.setattr(Resources, "read", recorded)
+    made.repository.update("Patient", person["id"], {**person, "active": False})
+    assert locked == [("Patient", person["id"])]
+
+
 def test_a_settled_process_has_its_validator_and_collects_none_of_it(services: Make) -> None:
     import gc
 
