@@ -86,7 +86,7 @@ class Services:
 
     @cached_property
     def indexer(self) -> SearchIndexer:
-        return SearchIndexer(self.registry, self.parameters, self.config.base_url)
+        return SearchIndexer(self.registry, self.parameters)
 
     @cached_property
     def store(self) -> Store:

@@ -394,7 +394,7 @@ class BulkExports:
         """What an exported resource (as written: ``_elements`` may have cut a reference out)
         refers to outside the Patient compartment, as (type, id)."""
         compartment = self.personal.compartment
-        for reference in literal_references(resource, self.searcher.base_url):
+        for reference in literal_references(resource):
             kind, _, resource_id = reference.partition("/")
             if kind not in compartment:
                 yield kind, resource_id
@@ -569,7 +569,7 @@ class BulkExports:
             """Whether this version was one the export holds.  Of a chosen few people (a
             Group's), one whose text names none of them is not indexed to learn so."""
             return (
-                (chosen is None or stored.type == "Patient" or _names_any(stored, people, self.searcher.base_url))
+                (chosen is None or stored.type == "Patient" or _names_any(stored, people))
                 and stored.resource is not None
                 and self.personal.in_compartment_of(stored.resource, people)
                 and (served is None or self.personal.concerns_only(stored.resource, served.__contains__))
@@ -846,19 +846,19 @@ def _people(tx: Transaction, job: Job, served: frozenset[str] | None = None) -> 
     return people if served is None else (patient for patient in people if patient.id in served)
 
 
-def _names_any(stored: Stored, people: Callable[[str], bool], base_url: str | None = None) -> bool:
+def _names_any(stored: Stored, people: Callable[[str], bool]) -> bool:
     """Whether a version's text names one of ``people`` as a Patient as the search index reads
     a reference (:func:`referenced_id`): a version that does not is in none of their
     compartments.  Asked before :meth:`PersonalData.in_compartment_of`, which indexes the
     whole version (~1 ms): a Group's export judged every record changed since in the archive
     so, whoever's it was.  Only the strings holding the word ``Patient`` are asked, found in
     the text orjson stored (which escapes no letter): the index takes a reference's type from
-    its text, on ``base_url`` (the gateway's own) too."""
+    its text."""
     text = stored.json()
     at = text.find(b"Patient")
     while at >= 0:
         opening, closing = _unescaped_quote(text, at, -1), _unescaped_quote(text, at, 1)
-        found = referenced_id(orjson.loads(text[opening : closing + 1]), "Patient", base_url)
+        found = referenced_id(orjson.loads(text[opening : closing + 1]), "Patient")
         if found is not None and people(found):
             return True
         at = text.find(b"Patient", closing)

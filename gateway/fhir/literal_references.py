@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gateway.search.values import local_reference
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 
@@ -18,19 +17,15 @@ LITERAL = re.compile(r"[A-Z][A-Za-z]{1,63}/[A-Za-z0-9\-.]{1,64}")
 BATCH = 500
 
 
-def literal_references(value: Any, base_url: str | None = None) -> list[str]:
+def literal_references(value: Any) -> list[str]:
     """Every literal ``Type/id`` reference in a resource, in document order (contained
-    ``#id`` references and other servers' URLs are not the archive's to include).  A URL on
-    ``base_url``, the gateway's own base, is the ``Type/id`` it stands for: the archive may
-    hold one stored before request bodies were localised, and its target is ours to include."""
+    ``#id`` references and URLs elsewhere are not the archive's to include)."""
     found: list[str] = []
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             reference = item.get("reference")
-            if isinstance(reference, str) and base_url is not None and "://" in reference:
-                reference = local_reference(reference, base_url)
             if isinstance(reference, str) and LITERAL.fullmatch(reference):
                 found.append(reference)
             stack.extend(reversed(list(item.values())))

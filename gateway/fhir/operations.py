@@ -179,7 +179,7 @@ def everything(
         # paged, each page brings what its own members refer to (the Patient's with the Patient)
         referring = matches if page else [patient, *matches]
         shown = {stored.reference for stored in matches} | {patient.reference}
-        supporting = _supporting(tx, access, members, types, referring, shown, base_url)
+        supporting = _supporting(tx, access, members, types, referring, shown)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
     address = f"{base_url}/{patient.reference}/$everything"
     if page is not None:
@@ -249,13 +249,7 @@ def _matches(
 
 
 def _supporting(
-    tx: Transaction,
-    access: Access,
-    members: Referrers,
-    types: set[str],
-    referring: list[Stored],
-    shown: set[str],
-    base_url: str,
+    tx: Transaction, access: Access, members: Referrers, types: set[str], referring: list[Stored], shown: set[str]
 ) -> list[Stored]:
     """What ``referring`` refers to, each once, in order: current, changed after ``_since``,
     of a type asked for and visible to the principal; never a member — one ``shown`` (the
@@ -263,7 +257,7 @@ def _supporting(
     wanted = dict.fromkeys(
         reference
         for stored in referring
-        for reference in literal_references(stored.resource, base_url)
+        for reference in literal_references(stored.resource)
         if reference not in shown and (not types or reference.partition("/")[0] in types)
     )
     keys = [(kind, resource_id) for kind, _, resource_id in (reference.partition("/") for reference in wanted)]
@@ -284,7 +278,7 @@ def document(
     composition = repository.read("Composition", composition_id)
     entries = [composition]
     seen = {composition.reference}
-    waiting = deque(literal_references(composition.resource, base_url))
+    waiting = deque(literal_references(composition.resource))
     while waiting:
         reference = waiting.popleft()
         if reference in seen:
@@ -298,7 +292,7 @@ def document(
         if found is None or not may_include(found):
             raise FhirError(422, "http.document-incomplete", reference=reference, composition=composition.reference)
         entries.append(found)
-        waiting.extend(literal_references(found.resource, base_url))
+        waiting.extend(literal_references(found.resource))
     versions = " ".join(f"{stored.reference}/_history/{stored.version}" for stored in entries)
     return {
         "resourceType": "Bundle",

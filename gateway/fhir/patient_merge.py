@@ -29,7 +29,6 @@ from gateway.fhir.identity_index import replaced_by
 from gateway.fhir.operation_inputs import OperationInputs, defined_inputs
 from gateway.fhir.parameters import unsupported_parameter
 from gateway.fhir.repository import Repository, Written, until_not_overtaken
-from gateway.search.values import local_reference
 from gateway.security.audit import CLIENT_SYSTEM
 from gateway.security.principal import acting
 from gateway.storage.resources import now_instant
@@ -214,11 +213,10 @@ def prepare(repository: Repository, tx: Transaction, arguments: Arguments) -> Pl
         if into is not None:
             raise FhirError(422, "merge.already-merged", _where(arguments, role), reference=record.reference, into=into)
     base = repository.config.base_url
+    names = {source.reference, f"{base}/{source.reference}"}
     located = _where(arguments, "source")
     found = [s for s in tx.resources.referencing("Patient", source.id, _referring(repository)) if _rewritten(s, target)]
-    repointed = [
-        (stored, _repointed(stored.resource or {}, source.reference, target.reference, base)) for stored in found
-    ]
+    repointed = [(stored, _repointed(stored.resource or {}, names, target.reference)) for stored in found]
     referrers = [
         _rewrite(repository, stored, after, located) for stored, after in repointed if after != stored.resource
     ]
@@ -305,21 +303,17 @@ def _rewritten(referrer: Stored, target: Stored) -> bool:
     return referrer.type not in NOT_REWRITTEN and (referrer.type, referrer.id) != (target.type, target.id)
 
 
-def _repointed(value: Any, source: str, target: str, base_url: str) -> Any:
-    """``value`` with every reference naming ``source``, relative or on this server's base
-    however spelt (as the index reads it, which found the referrer), naming ``target``
-    instead; a versioned one (``Patient/x/_history/2``) names that version of the source and
-    stays."""
+def _repointed(value: Any, names: set[str], target: str) -> Any:
+    """``value`` with every reference naming one of ``names`` (the source, relative or on this
+    server's base) naming ``target`` instead; a versioned one (``Patient/x/_history/2``)
+    names that version of the source and stays."""
     if isinstance(value, dict):
-        found = {key: _repointed(item, source, target, base_url) for key, item in value.items()}
-        reference = value.get("reference")
-        if isinstance(reference, str) and "://" in reference:
-            reference = local_reference(reference, base_url)
-        if reference == source:
+        found = {key: _repointed(item, names, target) for key, item in value.items()}
+        if isinstance(value.get("reference"), str) and value["reference"] in names:
             found["reference"] = target
         return found
     if isinstance(value, list):
-        return [_repointed(item, source, target, base_url) for item in value]
+        return [_repointed(item, names, target) for item in value]
     return value
 
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from conformance.stored_references import References
 from gateway.search.parameters import UNINDEXED_REFERENCES, Extractor, Parameter, SearchParameters
-from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, local_reference, normalise
+from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
 from profiles.registry import Registry
 
 #: (name, system, value, low, high, number)
@@ -54,14 +53,8 @@ _STRING_PARTS = (
 class SearchIndexer:
     """Turns a resource into its search index rows; build once, reuse for every write."""
 
-    def __init__(
-        self, registry: Registry, parameters: SearchParameters | None = None, base_url: str | None = None
-    ) -> None:
-        """``base_url``: the gateway's own base, whose absolute references are indexed as the
-        relative ones they stand for (an archive may hold them from before request bodies were
-        localised: ``yiyang db reindex`` files them anew)."""
+    def __init__(self, registry: Registry, parameters: SearchParameters | None = None) -> None:
         self.parameters = parameters or SearchParameters(registry)
-        self._encoders = {**ENCODERS, "reference": partial(_reference, base_url=base_url)}
         self._indexed: dict[str, tuple[Indexed, ...]] = {}
 
     def rows(self, resource: dict[str, Any], references: References | None = None) -> list[Row]:
@@ -81,7 +74,7 @@ class SearchIndexer:
                     if targets and cells[0] in targets:  # a delete asks for these
                         held.add(cells)
         for node in references if references is not None else References(resource, ""):
-            for cells in self._encoders["reference"](node):
+            for cells in _reference(node):
                 if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
                     rows[(UNINDEXED_REFERENCES, *cells)] = None
         return list(rows)
@@ -93,7 +86,7 @@ class SearchIndexer:
         found = self._indexed.get(resource_type)
         if found is None:
             found = self._indexed[resource_type] = tuple(
-                (code, parameter.extract, self._encoders[parameter.type], _targets(parameter))
+                (code, parameter.extract, ENCODERS[parameter.type], _targets(parameter))
                 for code, parameter in self.parameters.for_type(resource_type).items()
                 if code not in NOT_INDEXED and parameter.rows == code
             )
@@ -157,12 +150,10 @@ def _date(value: Any) -> Iterator[Cells]:
             yield from _date(repeat["boundsPeriod"])
 
 
-def _reference(value: Any, base_url: str | None = None) -> Iterator[Cells]:
+def _reference(value: Any) -> Iterator[Cells]:
     reference = value.get("reference") if isinstance(value, dict) else value  # canonical: a bare URL
     if not isinstance(reference, str) or reference.startswith("#"):
         return
-    if base_url is not None and "://" in reference:
-        reference = local_reference(reference, base_url) or reference
     parts = reference.split("/")
     if "://" not in reference and not reference.startswith("urn:") and len(parts) in (2, 4):
         yield parts[0], parts[1], None, None, None  # Type/id or Type/id/_history/n
@@ -170,13 +161,13 @@ def _reference(value: Any, base_url: str | None = None) -> Iterator[Cells]:
         yield None, reference, None, None, None
 
 
-def referenced_id(reference: str, kind: str, base_url: str | None = None) -> str | None:
+def referenced_id(reference: str, kind: str) -> str | None:
     """The id of the ``kind`` resource the index reads a reference's text as naming
-    (``Patient/1``, or a version of it, or either on ``base_url``, the gateway's own base,
-    names Patient 1), or None when it reads it as naming none (another type, another server's
-    URL, a urn, a contained resource's ``#…``): for a reader that judges a reference as the
-    index does without indexing the whole resource (a bulk export's text test)."""
-    for found_kind, found_id, *_ in _reference(reference, base_url):
+    (``Patient/1``, or a version of it, names Patient 1), or None when it reads it as naming
+    none (another type, an absolute URL, a urn, a contained resource's ``#…``): for a reader
+    that judges a reference as the index does without indexing the whole resource (a bulk
+    export's text test)."""
+    for found_kind, found_id, *_ in _reference(reference):
         if found_kind == kind:
             return found_id
     return None

@@ -5,6 +5,7 @@ those under it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.fhir import operations
+from gateway.fhir.archive_references import localise
 from gateway.fhir.bulk_export import BulkExports
 from gateway.fhir.errors import FhirError
 from gateway.fhir.search import Searcher
@@ -689,3 +691,35 @@ def test_the_one_person_question_reads_that_persons_rows_in_any_plan(archive: St
         plan = json.loads(connection.execute(explained, prepare=False).fetchone()[0])[0]["Plan"]
         connection.execute("DEALLOCATE one_person", prepare=False)
     assert rows_read(plan) < 20
+
+
+#: an elderly-care platform that writes (its stays make the people they name served)
+WRITING_HOME = Principal("home-platform", "yikang-home", frozenset({"system/*.cruds"}), "elderly-care")
+
+
+def test_a_platform_serves_no_one_through_an_own_base_spelling_the_people_check_reads_otherwise(
+    make_services: MakeServices,
+) -> None:
+    """``{base}/Patient//li`` beside a key no Reference has is not localised, and the people
+    check finds no Patient in it: the index must not read it as ``Patient/li`` either (h7
+    proved an indexer that did made the platform serve 李 and read his record)."""
+    services = make_services("warn")
+    services.repository.update("Organization", "yikang-home", {"resourceType": "Organization", "id": "yikang-home"})
+    services.repository.update("Patient", "li", {"resourceType": "Patient", "id": "li"})
+    stay = {
+        "resourceType": "Encounter",
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"},
+        "subject": {"reference": f"{services.config.base_url}/Patient//li", "note": "x"},
+        "serviceProvider": {"reference": "Organization/yikang-home"},
+    }
+    localise(stay, services.config.base_url)  # as a request body is
+    token = acting.set(WRITING_HOME)
+    try:
+        with contextlib.suppress(FhirError):
+            services.repository.create(stay)
+        with pytest.raises(FhirError) as hidden:
+            services.repository.read("Patient", "li")
+    finally:
+        acting.reset(token)
+    assert hidden.value.status == 404
