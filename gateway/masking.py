@@ -611,10 +611,12 @@ _NUMBER_CHARACTERS = frozenset(
 )
 #: the characters of a number that, decoded for the reading, are shown escaped again as the
 #: text wrote them: a URL's delimiters (but the colon, brackets and plus it reads the same
-#: either way), an HL7 v2 field's bar, quotes and the full-width commas: a decoded ``%26`` or ``%3D``
-#: would read in the trail as another parameter, a ``%2F`` as another path
+#: either way), an HL7 v2 field's bar, quotes, the full-width commas and line breaks: a decoded
+#: ``%26`` or ``%3D`` would read in the trail as another parameter, a ``%2F`` as another path,
+#: a ``%0D%0A`` in a logged request line as a log line of its own, forged by the client
 _SHOWN_ESCAPED = _NUMBER_CHARACTERS & frozenset(
-    "/?#[]@!$&',;=|^\"" + "".join(_SEPARATOR_KINDS["commas"] + _SEPARATOR_KINDS["quotes"])
+    "/?#[]@!$&',;=|^\""
+    + "".join(_SEPARATOR_KINDS["commas"] + _SEPARATOR_KINDS["quotes"] + _SEPARATOR_KINDS["lineBreaks"])
 )
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
 _HEX_DIGITS = frozenset(hexdigits)

@@ -470,6 +470,13 @@ def test_an_escaped_separator_is_shown_as_written() -> None:
     assert mask_text("q=A%26B%2F13800138000") == "q=A%26B%2F138****8000"
 
 
+@pytest.mark.parametrize("url", ["/Patient?q=a%0D%0A2026-12-06 INFO forged", "/Patient?phone=138%0A0013%0A8000"])
+def test_an_escaped_line_break_is_shown_escaped(url: str) -> None:
+    """Decoded to read a number's groups, ``%0A`` and ``%0D`` are shown escaped again: decoded,
+    a request line a client wrote them in became two lines of the log, the second forged."""
+    assert not {"\n", "\r"} & set(mask_text(url))
+
+
 @pytest.mark.parametrize(
     "text",
     [
