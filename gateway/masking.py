@@ -71,6 +71,11 @@ def _one_of(*kinds: str) -> str:
 #: a blank (a space, a tab, a line break) and a mark (a dot, a dash, an underscore, a middle
 #: dot) between a number's groups
 _BLANK, _MARK = _one_of("blanks", "lineBreaks"), _one_of("marks")
+#: a mark that, a digit after it, goes on with a number rather than ending it: a decimal's
+#: dot, a range's or an id's dash (1380 0138 000.5, 1380 0138 000-1, bp-1381234567); an
+#: underscore or a middle dot after a number or before it parts a file's or a key's words
+#: (USA123456789012_1.jpg, note_1381234567), which leave the number whole
+_GOES_ON = "[.-]"
 #: a slash after a fixed line's area code (0371/68801234), and an HL7 v2 component's separator
 #: between a telephone's parts (^86^371^68801234)
 _SLASH, _COMPONENT = _one_of("areaCode"), _one_of("components")
@@ -132,7 +137,7 @@ _TIME = rf"(?=19|20){BIRTH_DATE}(?:[01]\d|2[0-3])[0-5]\d"
 #: no pattern reads across the first ``|`` of a value, whose system holds none of ``|^&~=``
 #: and is not three letters alone
 FOREIGN_PR_OLD = re.compile(
-    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_QUOTE}?+{_BLANK}*+{_KEY}{_BLANK}*+{_QUOTE}?+|{_QUOTE}{_BLANK}*+{_QUOTE}?+|{_BLANK}*+{_QUOTE}|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\||(?:(?<=^[A-Za-zＡ-Ｚａ-ｚ]{{3}})|(?<==[A-Za-zＡ-Ｚａ-ｚ]{{3}}))\|(?!{_TIME}(?!\d)))?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_MARK}\d)"
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_QUOTE}?+{_BLANK}*+{_KEY}{_BLANK}*+{_QUOTE}?+|{_QUOTE}{_BLANK}*+{_QUOTE}?+|{_BLANK}*+{_QUOTE}|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\||(?:(?<=^[A-Za-zＡ-Ｚａ-ｚ]{{3}})|(?<==[A-Za-zＡ-Ｚａ-ｚ]{{3}}))\|(?!{_TIME}(?!\d)))?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_GOES_ON}\d)"
 )
 #: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
 #: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,
@@ -157,15 +162,15 @@ MOBILE_COMMAS = re.compile(
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
 #: UUID's groups stay); groups of one or two digits are a list of small numbers (13 8 2026 …)
 MOBILE_GROUPED = re.compile(
-    rf"(?=[+08{_MOBILE_FIRST}])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)({MOBILE_PREFIX}\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|{_MARK}\d)"
+    rf"(?=[+08{_MOBILE_FIRST}])(?<![0-9A-Za-z-])((?:(?:\+|00)?86[ .-]?)?)({MOBILE_PREFIX}\d++(?:{_SEP}\d{{3,}}+){{1,2}})(?![0-9A-Za-z]|{_GOES_ON}\d)"
 )
 #: a mobile number mistyped to ten digits (one dropped: 1381234567, 138 1234 567), which a
 #: record or a search quotes as written: ten digits beginning as a mobile does, alone, as the
 #: fixed lines below are: not inside a longer word or number (next to a letter, a dash or a
 #: digit, or a decimal's fraction), where ten digits are an id, a record number or a value
 MOBILE_MISTYPED = re.compile(
-    rf"(?=[+0{_MOBILE_FIRST}])(?<![0-9A-Za-z]|{_MARK})((?:(?:\+|00)86[ .-]?)?{MOBILE_PREFIX}\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
-    rf"(?![0-9A-Za-z]|{_MARK}\d)"
+    rf"(?=[+0{_MOBILE_FIRST}])(?<![0-9A-Za-z]|{_GOES_ON})((?:(?:\+|00)86[ .-]?)?{MOBILE_PREFIX}\d){_SEP}(\d{{3}}{_SEP}\d{{4}}|\d{{4}}{_SEP}\d{{3}})"
+    rf"(?![0-9A-Za-z]|{_GOES_ON}\d)"
 )
 #: what may follow a fixed line's number: anything but a letter or digit (which make it part of
 #: a longer word or number), or an extension glued to it (0371-68801234ext.12, 010-88886666x123;

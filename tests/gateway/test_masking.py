@@ -1011,6 +1011,23 @@ def test_a_grouped_number_followed_by_a_fraction_or_more_digits_stays(written: s
     assert mask_text(written) == written
 
 
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("USA123456789012_1.jpg", "USA********9012_1.jpg"),
+        ("护照扫描_USA123456789012·2", "护照扫描_USA********9012·2"),
+        ("1381234567_1", "138****4567_1"),
+        ("note_1381234567", "note_138****4567"),
+        ("1380 0138 000_1", "138****8000_1"),
+    ],
+)
+def test_a_number_an_underscore_or_middle_dot_joins_to_a_word_is_masked(written: str, masked: str) -> None:
+    """An underscore or a middle dot parts a file's or a key's words; once they became marks,
+    a digit after one read as the number going on, as after a decimal's dot, and the number
+    went through whole, masked before they were."""
+    assert mask_text(written) == masked
+
+
 def test_the_province_codes_are_those_of_gb_t_2260_and_the_residence_permits() -> None:
     """masking.json keeps its own list, so that masking (every log line) does not load the
     3,000 divisions of the package's CodeSystem; the two may not drift apart."""
