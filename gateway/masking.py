@@ -468,13 +468,45 @@ _LEADING_ZERO = re.compile(r"(?<!\d)0\d")
 
 def _masks(*kinds: tuple[re.Pattern[str], Replacement]) -> tuple[tuple[re.Pattern[str], Replacement], ...]:
     """Each kind of number's pattern and masking, in the order given, every masking kept off
-    the numbers that are part of an OID or a version (:func:`_outside_dotted_runs`)."""
-    return tuple((pattern, _outside_dotted_runs(replacement)) for pattern, replacement in kinds)
+    the numbers that are part of an OID or a version (:func:`_outside_dotted_runs`) and
+    keeping the line breaks it finds between a number's groups (:func:`_lines_kept`)."""
+    return tuple((pattern, _outside_dotted_runs(_lines_kept(replacement))) for pattern, replacement in kinds)
 
 
 def _landline(match: re.Match[str]) -> str:
     """Its area code (with the country code, if written) and last four digits."""
     return f"{match.group(1)}{match.group(2)}****{match.group(4)}"
+
+
+def _lines_kept(replacement: Replacement) -> Replacement:
+    """``replacement`` for a number whose groups a line break parts, with its hidden digits
+    starred where they stand and its separators kept: rewritten as one run, the number joined
+    the lines it was written on, and a time stamp or a count ending one line with the year
+    beginning the next (20241206143000⏎2024-12-06 …, bytes=1532768⏎2024-…), which read as an
+    ID's or a mobile's groups, made one line of two in a log or the command line's output."""
+
+    def masked(match: re.Match[str]) -> str:
+        written, rewritten = match.group(), replacement(match)
+        if "*" not in rewritten or not _LINE_BREAK.search(written):
+            return rewritten
+        kept_before = sum(map(_is_digit, rewritten[: rewritten.index("*")]))
+        kept_after = sum(map(_is_digit, rewritten[rewritten.rindex("*") :]))
+        places = [index for index, character in enumerate(written) if _is_digit(character)]
+        characters = list(written)
+        for index in places[kept_before : len(places) - kept_after]:
+            characters[index] = "*"
+        return "".join(characters)
+
+    return masked
+
+
+_LINE_BREAK = re.compile(_one_of("lineBreaks"))
+
+
+def _is_digit(character: str) -> bool:
+    """Whether ``character`` is one of a number's digits (any a pattern's ``\\d`` matches) or
+    an ID's check character X."""
+    return character.isdecimal() or character in "Xx"
 
 
 #: each kind of ID number and how it is masked, in the order they are applied
