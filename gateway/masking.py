@@ -202,10 +202,11 @@ LANDLINE_86 = re.compile(
 #: 3xx to 9xx), a dash and a local number, which begins with 2 to 8 (its last four after a
 #: dash or not); not a date after a dash (27-20241206), a round amount (a range,
 #: 300-5000000) or a number glued to a word, a version or a time before it (v1.10-…,
-#: ab-371-…, 12:10-…); other numbers that read so are over-masked (HTTP 500-20000001 →
-#: 500-****0001)
+#: ab-371-…, 12:10-…), nor a national service number (400-820-8820, 800-…: 400 and 800 are
+#: no area codes, and the hotline is printed for all to call); other numbers that read so are
+#: over-masked (HTTP 500-20000001 → 500-****0001)
 LANDLINE_NO_TRUNK = re.compile(
-    rf"(?=[1-9])(?<![0-9A-Za-z.,:+-])((?:10|2\d)(?=-\d{{4}}-?\d{{4}})|[3-9]\d\d)(-)(?!{BIRTH_DATE})([2-8]\d{{2,3}})-?(\d{{4}})"
+    rf"(?=[1-9])(?<![0-9A-Za-z.,:+-])((?:10|2\d)(?=-\d{{4}}-?\d{{4}})|(?![48]00-)[3-9]\d\d)(-)(?!{BIRTH_DATE})([2-8]\d{{2,3}})-?(\d{{4}})"
     rf"(?<!0000)(?!{_MARK}\d){_LANDLINE_END}"
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever

@@ -170,6 +170,13 @@ def test_a_date_an_amount_or_an_id_is_no_landline_without_its_trunk_zero(text: s
     assert mask_text(text) == text
 
 
+@pytest.mark.parametrize("text", ["客服热线 400-820-8820", "免费电话：800-810-8888"])
+def test_a_national_service_number_is_no_landline_without_its_trunk_zero(text: str) -> None:
+    """400 and 800 begin a company's or a hospital's hotline (400-820-8820), no area code: the
+    trunk-less landline read them as 0400's and 0800's lines and hid a number printed for all."""
+    assert mask_text(text) == text
+
+
 def test_a_uuid_is_no_landline() -> None:
     reference = "Patient/9f3c2a1e-0123-4567-8901-23456789abcd"
     assert mask_text(reference) == reference
