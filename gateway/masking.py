@@ -276,11 +276,12 @@ def mask_id_cards(text: str) -> str:
 
 def _grouped_id_card(match: re.Match[str]) -> str:
     """Eighteen characters in any groups; those apart by a spaced dash or two spaces, or by
-    dots, only when they begin as an ID does (a division code and a birth date): two numbers
-    of nine digits, or two time stamps' ends, written as a range (``100000000 - 200000000``),
-    or an OID's components (``2.16.156.10011.1.20.30.40``) are no ID."""
+    dots or underscores, only when they begin as an ID does (a division code and a birth
+    date): two numbers of nine digits, or two time stamps' ends, written as a range
+    (``100000000 - 200000000``), an OID's components (``2.16.156.10011.1.20.30.40``) or a
+    file's name of a date, a time and a counter (``IMG_20241206_143000_0001``) are no ID."""
     written = _read_groups(match.group(0))
-    if (written.side_by_side or written.dots) and not _ID_START.match(written.digits):
+    if (written.side_by_side or written.dots or "_" in match.group(0)) and not _ID_START.match(written.digits):
         return match.group(0)
     return written.digits[:6] + "*" * 8 + written.digits[14:]
 
@@ -364,8 +365,9 @@ def _mistyped_mobile(match: re.Match[str]) -> str:
     digits that begin as a mobile number does are a Unix time in seconds too (1733494205,
     2024–2033 begin 17 to 19), which a log or a token's claims label as one (``"iat":
     1733494205``, ``expires_at=…``, ``@1733494205``; after a bare ``@`` only those of these
-    years: ``@1381234567`` is masked)."""
-    if _labelled_time(match.string, match.start()):
+    years: ``@1381234567`` is masked); nor in groups an underscore parts, as a file's name
+    joins an afternoon's time and a counter (``IMG_20241206_143000_0001``)."""
+    if "_" in match.group(0) or _labelled_time(match.string, match.start()):
         return match.group(0)
     return f"{match.group(1)}****{_read_groups(match.group(2)).digits[-4:]}"
 

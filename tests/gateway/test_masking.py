@@ -764,6 +764,13 @@ def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: s
     assert mask_text(written) == written
 
 
+@pytest.mark.parametrize("written", ["IMG_20241206_143000_0001.jpg", "ADT_20241206_143000_1234.hl7"])
+def test_a_file_name_of_a_date_a_time_and_a_counter_is_no_id(written: str) -> None:
+    """Eighteen digits in groups an underscore parts, as a file's name joins a date, a time and
+    a counter, count as an ID only when they begin as one (410105_1949_1231_0020 is masked)."""
+    assert mask_text(written) == written
+
+
 @pytest.mark.parametrize(
     "written",
     [
