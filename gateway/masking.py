@@ -568,18 +568,27 @@ def _masked_both_ways(text: str) -> str:
     digit escaped) gives, as written, a different number than it means.  Neither reading is
     the right one for every text, so each number is hidden wherever either finds it: its
     hidden digits (as its own masking would hide them) starred one for one in the reading.
-    The caller masks the result once more (:func:`_masked_numbers`), for numbers the two
-    readings' stars leave joined, or that the marks of :func:`_read_as_url` kept apart."""
+    The reading so starred is searched again until no number is left in it: stars free the
+    digits beside them to read as a number across a character the text shows escaped (an
+    ``%0A``), which the caller's pass over the text shown does not see.  The caller masks the
+    result once more (:func:`_masked_numbers`), for numbers the two readings' stars leave
+    joined, or that the marks of :func:`_read_as_url` kept apart."""
     reading = _read_as_url(text)
     spans = [span for variant in _variants(reading) for span in _hidden_spans(variant)]
     spans += ((reading.place[start], reading.place[end - 1] + 1) for start, end in _hidden_spans(text))
     if not spans:
         return _shown(reading.text, reading)
     characters = list(reading.text)
-    for start, end in spans:
-        for index in range(start, end):
-            if characters[index].isdecimal():
-                characters[index] = "*"
+    while spans:
+        for start, end in spans:
+            for index in range(start, end):
+                if characters[index].isdecimal():
+                    characters[index] = "*"
+        spans = [
+            (start, end)
+            for start, end in (_hidden_spans("".join(characters)) if reading.escaped else ())
+            if any(character.isdecimal() for character in characters[start:end])
+        ]
     return _shown("".join(characters), reading)
 
 
