@@ -25,6 +25,7 @@ from typing import Any
 import fhirpathpy
 import orjson
 from fhirpathpy.engine.evaluators import evaluators as _evaluators
+from fhirpathpy.engine.invocations import invocation_registry
 from fhirpathpy.engine.nodes import FP_DateTime, ResourceNode, TypeInfo
 from fhirpathpy.models import models
 from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
@@ -130,6 +131,14 @@ class Budget:
             self.exhausted = True
             raise BudgetExceeded
 
+    def charge(self, steps: int) -> None:
+        """Counts ``steps`` of work one step does inside fhirpathpy, where :meth:`step` cannot
+        stop it (:func:`_charged_by_pairs`)."""
+        self.steps_left -= steps
+        if self.steps_left <= 0:
+            self.exhausted = True
+            raise BudgetExceeded
+
 
 _BUDGET: ContextVar[Budget | None] = ContextVar("fhirpath_budget", default=None)
 
@@ -165,6 +174,33 @@ for _name, _evaluate in list(_evaluators.items()):
     if not hasattr(_evaluate, "__wrapped__"):
         _evaluators[_name] = _metered(_evaluate)
 fhirpath_linear.install()
+
+
+def _charged_by_pairs(function: Any) -> Any:
+    """fhirpathpy's ``exclude()``, ``intersect()``, ``subsetOf()`` and ``supersetOf()`` compare
+    each item of one collection with each of the other, in Python, inside one step: a hostile
+    ``name.exclude(name.family)`` of 10,000 names took 8.4 s, of 40,000 140 s.  Each is charged
+    a step per pair before it starts, so the budget refuses what it could not stop; a profile's
+    own use (a few items each side) costs a few steps."""
+
+    def charged(ctx: Any, first: Any, second: Any) -> Any:
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.charge(_count(first) * _count(second))
+        return function(ctx, first, second)
+
+    charged.__wrapped__ = function  # type: ignore[attr-defined]
+    return charged
+
+
+def _count(collection: Any) -> int:
+    return len(collection) if isinstance(collection, list) else 1
+
+
+for _name in ("exclude", "intersect", "subsetOf", "supersetOf"):
+    _invocation = invocation_registry[_name]
+    if not hasattr(_invocation["fn"], "__wrapped__"):
+        _invocation["fn"] = _charged_by_pairs(_invocation["fn"])
 
 
 def _single_string(inputs: list[Any], function: str) -> str | None:
