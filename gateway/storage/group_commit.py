@@ -94,7 +94,8 @@ class GroupCommit:
     @contextmanager
     def transaction(self) -> Iterator[Executor]:
         """Yields an executor inside this thread's savepoint; returns once the group's COMMIT
-        holds the writes (or raises the error that lost them)."""
+        holds the writes (or raises the error that lost them), and raises its own failure
+        once the group's COMMIT holds what it read."""
         if getattr(self._inside, "active", False):
             raise StoreError("sqlite: a write transaction is already open in this thread")
         self._ready()
@@ -129,9 +130,13 @@ class GroupCommit:
         finally:
             self._inside.active = False
             self._turn.release()
+        # a failed member too waits for its group: its answer may rest on what the members
+        # before it wrote (a 412 naming their version), and a retry reads from a connection of
+        # its own, which sees only what is committed (a PATCH re-read the older version until
+        # its attempts ran out)
+        group.done.wait()
         if failure is not None:
             raise failure
-        group.done.wait()
         if group.error is not None:
             raise group.error
 

@@ -96,6 +96,50 @@ def test_a_failing_member_undoes_only_its_own_writes(sqlite_store: SQLiteStore) 
     assert stored_ids(sqlite_store) == set(ids) - {"p3"}
 
 
+def test_a_failing_member_is_answered_once_what_it_saw_is_committed(sqlite_store: SQLiteStore) -> None:
+    """A member that fails on what another member of its group wrote (a PATCH's 412 against
+    that version) answers once the group's COMMIT holds it.  Answered at once, the PATCH read
+    again from its own connection the version before the group's, was overtaken again, and
+    after ten attempts answered a 412 to a client that had sent no If-Match."""
+    with sqlite_store.transaction() as tx:
+        tx.resources.write(patient("p"))
+    release, inside, read = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def writer() -> None:
+        with sqlite_store.transaction() as tx:
+            tx.resources.write({**patient("p"), "gender": "male"})
+            release.wait(QUEUE_TIMEOUT_S)
+
+    def failing() -> None:
+        try:
+            with sqlite_store.transaction():
+                inside.set()
+                wait_until(lambda: sqlite_store._writer.queued == 1)  # noqa: SLF001 - the late writer waits
+                raise ValueError("overtaken by the version the writer wrote")
+        except ValueError:
+            with sqlite_store.reading() as tx:
+                seen.append(tx.resources.read("Patient", "p").version)  # type: ignore[union-attr]
+            read.set()
+
+    def late() -> None:
+        with sqlite_store.transaction() as tx:
+            read.wait(2)  # a failing member answered at once reads before this commits
+            tx.resources.write(patient("q"))
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=failing), threading.Thread(target=late)]
+    threads[0].start()
+    wait_until(lambda: sqlite_store._writer._group is not None)  # noqa: SLF001 - the writer holds the turn
+    threads[1].start()
+    wait_until(lambda: sqlite_store._writer.queued == 1)  # noqa: SLF001
+    release.set()
+    inside.wait(QUEUE_TIMEOUT_S)
+    threads[2].start()
+    for thread in threads:
+        thread.join(QUEUE_TIMEOUT_S)
+    assert seen == [2]
+
+
 def test_a_member_whose_queued_row_is_refused_fails_alone(sqlite_store: SQLiteStore) -> None:
     """A write's rows go in when its transaction ends: the database refusing one must undo
     that member's writes only, not leave the group unable to commit."""
