@@ -101,3 +101,31 @@ def test_a_batch_deleting_and_putting_one_id_numbers_each_version_once(services:
     ]
     made.bundles.process({"resourceType": "Bundle", "type": "batch", "entry": entries})
     assert versions(made, "batched") == [1, 2, 3, 4]
+
+
+def test_puts_and_transactions_creating_one_id_at_once_number_every_version_once(services: Make) -> None:
+    """A transaction holds a new id by its name (:meth:`Repository.hold`) as a PUT does."""
+    made = services()
+
+    def bundled(i: int) -> Any:
+        entry = {"resource": person(i, "shared"), "request": {"method": "PUT", "url": "Patient/shared"}}
+        return made.bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+
+    calls: list[Callable[[], Any]] = []
+    for i in range(0, RACERS, 2):
+        calls.append(lambda i=i: made.repository.update("Patient", "shared", person(i, "shared")))
+        calls.append(lambda i=i: bundled(i + 1))
+    failed = [result for result in race(*calls) if isinstance(result, Exception)]
+    assert (failed, versions(made, "shared")) == ([], list(range(1, RACERS + 1)))
+
+
+def test_patches_racing_puts_number_every_version_once(services: Make) -> None:
+    made = services()
+    made.repository.update("Patient", "patched", person(0, "patched"))
+    calls: list[Callable[[], Any]] = []
+    for i in range(0, RACERS, 2):
+        calls.append(lambda i=i: made.repository.update("Patient", "patched", person(i + 1, "patched")))
+        operations = [{"op": "replace", "path": "/multipleBirthInteger", "value": 50 + i}]
+        calls.append(lambda operations=operations: made.repository.patch("Patient", "patched", operations))
+    failed = [result for result in race(*calls) if isinstance(result, Exception)]
+    assert (failed, versions(made, "patched")) == ([], list(range(1, RACERS + 2)))
