@@ -122,7 +122,7 @@ _TIME = rf"(?=19|20){BIRTH_DATE}(?:[01]\d|2[0-3])[0-5]\d"
 #: full-width as Chinese input types them too: ＵＳＡ, or with a colon, equals sign, slash,
 #: underscore or hash after them, spaced or not, as a form's field or a record's key is
 #: copied: USA:, USA : , USA=, USA/, USA_, USA#; or an HL7 v2 component's or sub-component's
-#: separator or a CSV's comma or semicolon: CHN^, CHN&, CHN, and CHN; — or quoted or
+#: separator, a CSV's comma or semicolon or a Chinese list's (，；、): CHN^, CHN&, CHN, and CHN; — or quoted or
 #: bracketed as a JSON key and value or a call's argument: "USA":"…", USA "…", USA(…),
 #: (USA)…, and so over-masked any three-letter name's twelve-digit argument, sum(…)) and
 #: twelve digits, in

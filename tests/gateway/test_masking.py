@@ -358,11 +358,15 @@ def test_an_old_permanent_residence_number_after_a_key_s_punctuation_is_masked(w
         ("CHN,123456789012", "CHN,********9012"),
         ("CHN; 123456789012", "CHN;********9012"),
         ("|CHN|123456789012", "|CHN|********9012"),
+        ("USA，123456789012", "USA，********9012"),
+        ("USA；123456789012", "USA；********9012"),
+        ("USA、123456789012", "USA、********9012"),
     ],
 )
 def test_an_old_permanent_residence_number_after_a_field_separator_is_masked(written: str, masked: str) -> None:
     """An HL7 v2 message or a CSV file puts the nationality and the number in fields side by
-    side, and after the separator the number went through whole."""
+    side, and after the separator the number went through whole; so did a Chinese list's
+    full-width comma, semicolon or 顿号 (h8)."""
     assert mask_text(f"永居证 {written}。") == f"永居证 {masked}。"
 
 
