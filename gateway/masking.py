@@ -75,7 +75,7 @@ _BLANK, _MARK = _one_of("blanks", "lineBreaks"), _one_of("marks")
 #: dot, a range's or an id's dash (1380 0138 000.5, 1380 0138 000-1, bp-1381234567); an
 #: underscore or a middle dot after a number or before it parts a file's or a key's words
 #: (USA123456789012_1.jpg, note_1381234567), which leave the number whole
-_GOES_ON = "[.-]"
+_GOES_ON = _one_of("goesOn")
 #: a slash after a fixed line's area code (0371/68801234), and an HL7 v2 component's separator
 #: between a telephone's parts (^86^371^68801234)
 _SLASH, _COMPONENT = _one_of("areaCode"), _one_of("components")
