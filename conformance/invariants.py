@@ -20,7 +20,7 @@ import threading
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import fhirpathpy
 import orjson
@@ -128,16 +128,18 @@ class Budget:
         if self.steps_left <= 0 or (
             not self.steps_left & 255 and self.used + engine_clock() - self.started > self.seconds
         ):
-            self.exhausted = True
-            raise BudgetExceeded
+            self._spent()
 
     def charge(self, steps: int) -> None:
         """Counts ``steps`` of work one step does inside fhirpathpy, where :meth:`step` cannot
         stop it (:func:`_charged_by_pairs`)."""
         self.steps_left -= steps
         if self.steps_left <= 0:
-            self.exhausted = True
-            raise BudgetExceeded
+            self._spent()
+
+    def _spent(self) -> NoReturn:
+        self.exhausted = True
+        raise BudgetExceeded
 
 
 _BUDGET: ContextVar[Budget | None] = ContextVar("fhirpath_budget", default=None)
