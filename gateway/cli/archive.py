@@ -1,5 +1,5 @@
-"""``yiyang export``, ``yiyang db upgrade`` and ``yiyang db reindex``: the store seen from
-outside, its schema and its search index."""
+"""``yiyang export``, ``yiyang db upgrade``, ``yiyang db reindex`` and ``yiyang db localise``:
+the store seen from outside, its schema, its search index and the references it stores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.cli.common import EXIT_OK, Parser, add_database, add_language, config_of, output_folder, usage
+from gateway.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    Parser,
+    add_database,
+    add_language,
+    config_of,
+    output_folder,
+    usage,
+)
 from gateway.messages import text
 
 
@@ -33,6 +42,11 @@ def register(commands: Any) -> None:
     add_language(reindex)
     reindex.add_argument("--type", action="append", dest="types", metavar="TYPE", help="cli.help.db.reindex.type")
     reindex.set_defaults(run=run_reindex)
+    localise = db_commands.add_parser("localise", help="cli.help.db.localise")
+    add_database(localise)
+    localise.add_argument("--base", metavar="URL", help="cli.help.db.localise.base")
+    add_language(localise)
+    localise.set_defaults(run=run_localise)
 
 
 def run_export(args: argparse.Namespace, out: IO[str]) -> int:
@@ -111,3 +125,44 @@ def run_reindex(args: argparse.Namespace, out: IO[str]) -> int:
     seconds = f"{time.monotonic() - started:.1f}"
     out.write(text("cli.db.reindexed", args.lang, {"count": count, "seconds": seconds}) + "\n")
     return EXIT_OK
+
+
+def run_localise(args: argparse.Namespace, out: IO[str]) -> int:
+    """References an archive stored on the gateway's own base before request bodies were
+    localised, rewritten as the relative ones a write stores now
+    (``gateway/fhir/localise_archive.py``)."""
+    from gateway.fhir.localise_archive import as_its_creator, localise_archive
+    from gateway.security.access import PersonalData
+    from gateway.services import Services
+
+    config = config_of(args, reading=True)
+    base = args.base or config.base_url  # the base `serve` announces with this configuration
+    if not _is_base(base):
+        raise usage(args, "cli.db.localise.bad-base", base=base)
+    services = Services(config)
+    try:
+        personal = PersonalData(services.registry, services.store.indexer)
+        done = localise_archive(services.store, base, as_its_creator(personal))
+    finally:
+        services.close()
+    said = "cli.db.localised" if done.rewritten or done.held else "cli.db.localised-nothing"
+    out.write(text(said, args.lang, {"scanned": done.scanned, "rewritten": done.rewritten, "base": base}) + "\n")
+    if not done.held:
+        return EXIT_OK
+    out.write(text("cli.db.localise-held", args.lang, {"count": len(done.held)}) + "\n")
+    out.writelines(f"  {reference}\n" for reference in done.held)
+    return EXIT_INVALID
+
+
+def _is_base(url: str) -> bool:
+    """An http(s) URL with a host, which own-base references could be spelt on (a mistyped
+    ``--base`` would otherwise rewrite nothing and say the archive is clean)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return (
+            parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and not (parts.query or parts.fragment)
+        )
+    except ValueError:
+        return False

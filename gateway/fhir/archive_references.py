@@ -40,7 +40,7 @@ _TYPE = re.compile(r"[A-Za-z]+")
 KEPT = 4096
 
 
-def localise(document: Any, base_url: str) -> None:
+def localise(document: Any, base_url: str, *, conditions: bool = True) -> None:
     """Rewrite, in place, each reference on this server's own base (``http://…/fhir/Patient/1``)
     as the relative reference it stands for (``Patient/1``).
 
@@ -50,10 +50,14 @@ def localise(document: Any, base_url: str) -> None:
     of them: a refusal naming the organisation absolutely refused nothing.  A conditional
     reference on the own base (``http://…/fhir/Patient?identifier=…``) becomes the relative
     one too: a transaction resolves it, and any other write refuses it as unresolved, where
-    the absolute search URL was stored as a reference to another server."""
+    the absolute search URL was stored as a reference to another server.  ``conditions=False``
+    leaves such a search URL as it is: stored already, there is no write left to resolve it
+    (:mod:`gateway.fhir.localise_archive`)."""
     for node in reference_nodes(document):
         if "://" in node["reference"] and {key.lstrip("_") for key in node} <= REFERENCE_KEYS:
-            local = local_reference(node["reference"], base_url) or _local_condition(node["reference"], base_url)
+            local = local_reference(node["reference"], base_url)
+            if local is None and conditions:
+                local = _local_condition(node["reference"], base_url)
             if local is not None:
                 node["reference"] = local
 

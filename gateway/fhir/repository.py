@@ -482,11 +482,7 @@ class Repository:
             if before is not None and before.resource is not None:
                 _check_change(tx, before)  # nor may it take over another's resource
                 _check_not_replaced(before)
-            if rules.unserved_through_team(tx, resource, before.resource if before is not None else None):
-                organization = rules.principal.organization if rules.principal else ""
-                raise FhirError(
-                    403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource_id}"
-                )
+            _check_team(rules, tx, resource, before.resource if before is not None else None)
             if people is None:
                 people = self._hold_people(tx, resource, shared)
             stored, changed = tx.resources.write(
@@ -965,6 +961,25 @@ def _check_people(
     if unserved:
         organization = rules.principal.organization if rules.principal else ""
         raise FhirError(403, "http.forbidden-person", organization=organization, people=", ".join(unserved))
+
+
+def check_authorised(tx: Transaction, rules: Access, resource: dict[str, Any], before: Stored) -> None:
+    """The checks an update of ``before`` to ``resource`` by the acting principal (whom
+    ``rules`` judge) meets that read what it names: the organisations it writes for, the
+    people and the care team it names; no validation.  For a body the gateway rewrites for
+    the client that wrote it (gateway/fhir/localise_archive.py), which must pass what that
+    client's write would."""
+    _check_owner(tx, resource)
+    _check_people(rules, tx, resource, None)
+    _check_team(rules, tx, resource, before.resource)
+
+
+def _check_team(rules: Access, tx: Transaction, resource: dict[str, Any], before: dict[str, Any] | None) -> None:
+    """A restricted client's CareTeam puts no one in its care whom it neither serves nor
+    manages (403)."""
+    if rules.unserved_through_team(tx, resource, before):
+        organization = rules.principal.organization if rules.principal else ""
+        raise FhirError(403, "http.forbidden-care-team", organization=organization, team=f"CareTeam/{resource['id']}")
 
 
 def _check_change(tx: Transaction, stored: Stored) -> None:

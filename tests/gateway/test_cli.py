@@ -685,6 +685,95 @@ def test_db_reindex_indexes_what_was_stored_without_its_rows(
     assert (code, printed.startswith(said), [tuple(row) for row in rows]) == (0, True, [("female",)])
 
 
+def stored_as_an_old_gateway_did(tmp_path: Path, subject: str) -> None:
+    """A stay written straight into the store, its body as the client sent it (an absolute
+    reference on the gateway's own base), as a gateway before 806e531 stored it."""
+    store = open_store(archive(tmp_path))
+    try:
+        with store.transaction() as tx:
+            stay = {"resourceType": "Encounter", "id": "e1", "status": "finished", "subject": {"reference": subject}}
+            tx.resources.write(stay)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("lang", "first", "second"),
+    [
+        (
+            "zh-CN",
+            "已检查 1 个资源，其中 1 个含以本服务基址（http://gw.example/fhir）书写的绝对引用，已改写为相对引用并各存为新版本\n",
+            "已检查 1 个资源，均无以本服务基址（http://gw.example/fhir）书写的绝对引用，未作改动\n",
+        ),
+        (
+            "en",
+            "scanned 1 resources; rewrote 1 holding absolute references on this server's base (http://gw.example/fhir) "
+            "with the relative ones, each as a new version\n",
+            "scanned 1 resources; none holds an absolute reference on this server's base (http://gw.example/fhir): "
+            "nothing changed\n",
+        ),
+    ],
+)
+def test_db_localise_says_what_it_rewrote_and_then_that_nothing_was_left(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, first: str, second: str
+) -> None:
+    stored_as_an_old_gateway_did(tmp_path, "http://gw.example/fhir/Patient/p1")
+    localise = ["db", "localise", "--lang", lang, "--database", archive(tmp_path), "--base", "http://gw.example/fhir"]
+    assert (run(capsys, *localise), run(capsys, *localise)) == ((0, first, ""), (0, second, ""))
+
+
+def test_db_localise_names_what_it_left_for_review_and_exits_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A platform's stay naming someone absolutely: its write today would be refused."""
+    store = open_store(archive(tmp_path))
+    try:
+        with store.transaction() as tx:
+            tx.security.put_client("home-platform", "yikang-home", "elderly-care", "system/*.cruds", {}, None)
+            tx.resources.write({"resourceType": "Patient", "id": "li"})
+            stay = {
+                "resourceType": "Encounter",
+                "id": "e1",
+                "status": "in-progress",
+                "subject": {"reference": "http://gw.example/fhir/Patient/li"},
+                "serviceProvider": {"reference": "Organization/yikang-home"},
+            }
+            tx.resources.write(stay, owner="yikang-home")
+    finally:
+        store.close()
+    localise = ["db", "localise", "--lang", "en", "--database", archive(tmp_path), "--base", "http://gw.example/fhir"]
+    said = (
+        "scanned 2 resources; rewrote 0 holding absolute references on this server's base (http://gw.example/fhir) "
+        "with the relative ones, each as a new version\n"
+        "1 resources left as stored: a client of the organisation that created them would be refused writing them "
+        "rewritten (such as a stay an elderly-care platform recorded for someone it does not serve); review them\n"
+        "  Encounter/e1\n"
+    )
+    assert run(capsys, *localise) == (1, said, "")
+
+
+def test_db_localise_takes_the_base_serve_announces_by_default(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("YIYANG_PUBLIC_BASE", "https://proxy.example/fhir")
+    stored_as_an_old_gateway_did(tmp_path, "https://proxy.example/fhir/Patient/p1")
+    run(capsys, "db", "localise", "--lang", "en", "--database", archive(tmp_path))
+    store = open_store(archive(tmp_path))
+    try:
+        with store.reading() as tx:
+            found = tx.resources.read("Encounter", "e1")
+    finally:
+        store.close()
+    assert found is not None and found.resource is not None and found.resource["subject"] == {"reference": "Patient/p1"}
+
+
+def test_db_localise_refuses_a_base_that_is_no_url(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run(capsys, "db", "upgrade", "--database", archive(tmp_path))
+    localise = ["db", "localise", "--lang", "en", "--database", archive(tmp_path), "--base", "gw.example/fhir"]
+    said = "yiyang: error: --base 'gw.example/fhir' is not an http(s) base URL (e.g. http://127.0.0.1:8080/fhir)\n"
+    assert run(capsys, *localise) == (2, "", said)
+
+
 def test_db_reindex_refuses_an_unknown_type(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     run(capsys, "db", "upgrade", "--database", archive(tmp_path))
     said = "yiyang: error: --type patient: not a FHIR R4 resource type (names are case-sensitive)\n"
