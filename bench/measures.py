@@ -235,7 +235,7 @@ def build(url: str, people: int) -> float:
 def _write(store: Any, batch: list[dict[str, Any]]) -> int:
     with store.transaction() as tx:
         for resource in batch:
-            tx.resources.write(resource, method="POST", new=True)
+            tx.resources.write(resource, method="POST", current=None)
     return len(batch)
 
 

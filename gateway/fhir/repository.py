@@ -419,7 +419,7 @@ class Repository:
         people = self._hold_people(tx, resource, shared)
         lock_new_person(tx, resource)
         register_person(tx, resource, None, rules, unheld=unheld)  # its row is not needed: the claim goes first
-        stored, _ = tx.resources.write(resource, method="POST", new=True, rows=rows, owner=creator(acting.get()))
+        stored, _ = tx.resources.write(resource, method="POST", current=None, rows=rows, owner=creator(acting.get()))
         return Written(stored, 201, issues, people=people)
 
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
@@ -491,8 +491,7 @@ class Repository:
                 if_match=if_match,
                 rows=rows,
                 owner=creator(acting.get()),
-                new=before is None,  # its name locked: none is made meanwhile
-                held=before,
+                current=before,  # held, or none, its name locked: none is made meanwhile
             )
         except VersionConflict as conflict:
             raise _conflict(conflict) from conflict

@@ -22,7 +22,17 @@ from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
 from gateway.storage.dialect import LISTED, OWNER_PROBE, listed, marks
-from gateway.storage.store import ANY_VERSION, Executor, Indexer, IndexRow, Stored, VersionConflict, without_version
+from gateway.storage.store import (
+    ANY_VERSION,
+    UNREAD,
+    Executor,
+    Indexer,
+    IndexRow,
+    Stored,
+    Unread,
+    VersionConflict,
+    without_version,
+)
 
 #: the columns of the resource table and their PostgreSQL types; (type, id) is its key
 _RESOURCE_COLUMNS = (
@@ -601,25 +611,26 @@ class Resources:
         *,
         method: str = "PUT",
         if_match: int | None = None,
-        new: bool = False,
+        current: Stored | None | Unread = UNREAD,
         rows: list[IndexRow] | None = None,
         owner: str | None = None,
-        held: Stored | None = None,
     ) -> tuple[Stored, bool]:
         """Store a new version of ``resource`` (its type and id say which); returns the stored
-        version and whether anything changed.  ``new``: there is no current version to look
-        for (the id was just made up by the server, or the caller holds the lock of an id no
-        row has).  ``held``: the current version, when the caller read it holding its row
+        version and whether anything changed.  ``current``: the current version, as the caller
+        knows it: None when there is none (the id was just made up by the server, or the caller
+        holds the lock of an id no row has), the version it read holding its row
         (``for_update``) in this transaction, which is then not read again (a statement of
-        every update, on PostgreSQL about 100 µs of client CPU and a round trip).
+        every update, on PostgreSQL about 100 µs of client CPU and a round trip), or
+        :data:`UNREAD`, read here.
         ``rows``: its search index rows, if the caller made them before the transaction (they
         depend on the content alone: ``_id`` and ``_lastUpdated`` are answered from the
         resource table).  ``owner``: the organisation writing it, recorded if this write
         creates it."""
         kind, resource_id = resource["resourceType"], resource["id"]
-        if new:
+        if current is None:
             self.sql.start()  # the stamp comes after the BEGIN and its locks (Store.settled_instant)
-        current = held if new or held is not None else self.read(kind, resource_id, for_update=True)
+        elif current is UNREAD:
+            current = self.read(kind, resource_id, for_update=True)
         if if_match is not None and (
             current is None
             or if_match not in (ANY_VERSION, current.version)

@@ -11,6 +11,7 @@ written once for both.
 
 from __future__ import annotations
 
+import enum
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -93,6 +94,16 @@ def driver_error(dialect: str, exc: Exception) -> StoreError:
 #: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
 #: (below any version a header can name: ``W/"0"`` names none, and fails)
 ANY_VERSION = -1
+
+
+class Unread(enum.Enum):
+    """The type of :data:`UNREAD`."""
+
+    UNREAD = "unread"
+
+
+#: a write's current version not known to its caller: the write reads it, holding its row
+UNREAD = Unread.UNREAD
 
 
 class VersionConflict(StoreError):

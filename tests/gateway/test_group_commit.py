@@ -16,7 +16,7 @@ import gateway.storage.sqlite as sqlite_module
 from gateway.search.indexer import SearchIndexer
 from gateway.storage import open_store
 from gateway.storage.sqlite import SQLiteStore
-from gateway.storage.store import StoreError
+from gateway.storage.store import UNREAD, StoreError
 
 QUEUE_TIMEOUT_S = 30  # a loaded machine may take a while to start the threads
 
@@ -52,7 +52,7 @@ def queued_behind_a_slow_writer(
     def write(resource_id: str) -> None:
         try:
             with store.transaction() as tx:
-                tx.resources.write(patient(resource_id), new=resource_id == refused)
+                tx.resources.write(patient(resource_id), current=None if resource_id == refused else UNREAD)
                 if resource_id == ids[0]:
                     release.wait()
                 if resource_id == failing:

@@ -207,7 +207,7 @@ def test_a_refused_row_fails_its_own_savepoint_when_it_ends(store: Store) -> Non
     with store.transaction() as tx:
         tx.resources.write(patient("kept"))
         with pytest.raises(StoreError), tx.savepoint():
-            tx.resources.write(patient("taken", gender="male"), new=True)
+            tx.resources.write(patient("taken", gender="male"), current=None)
     assert (read(store, "Patient", "kept") is not None, read(store, "Patient", "taken").version) == (True, 1)
 
 
@@ -659,7 +659,7 @@ def hold_a_write(store: Store, release: threading.Event) -> tuple[threading.Thre
     def long_write() -> None:
         with store.transaction() as tx:
             stored, _ = tx.resources.write(
-                {"resourceType": "Basic", "id": "in-flight", "code": {"text": "x"}}, new=True
+                {"resourceType": "Basic", "id": "in-flight", "code": {"text": "x"}}, current=None
             )
             stamped.append(stored.last_updated)
             writing.set()

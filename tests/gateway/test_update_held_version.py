@@ -1,4 +1,4 @@
-"""Updates written over the version :meth:`Repository.update_in` holds (``held=``, ``new=``):
+"""Updates written over the version :meth:`Repository.update_in` holds (``current=``):
 racing one another, a delete, or recreating a deleted resource, every version number is
 written once and the history has no gap, on both databases."""
 
