@@ -304,7 +304,8 @@ class Bundles:
         self, entries: list[Entry], renamed: dict[str, str], reply: Reply, *, conditional: bool, unheld: bool
     ) -> list[dict[str, Any]]:
         """The write transaction of :meth:`_transaction`; ``unheld``: its new Patients' keys
-        claimed as no one's (:func:`~gateway.fhir.identity_index.register_person`)."""
+        claimed as no one's (:attr:`Shared.unheld`), which only a Bundle without conditions
+        asks."""
         answers: dict[int, dict[str, Any]] = {}
         with self.repository.store.transaction() as tx:
             if conditional:
@@ -314,7 +315,7 @@ class Bundles:
             held = {*_changed(entries), *self._foreseen(tx, entries)}
             # the Patients a Bundle without conditions names are known now (a condition may yet
             # name others, or mint a Patient): held with the rest, in one order
-            shared = None if conditional else Shared(_registering(entries))
+            shared = None if conditional else Shared(_registering(entries), unheld=unheld)
             writing = [e.references for e in _writing_entries(entries)] if shared else []
             self.repository.hold(tx, sorted(held), _writing(entries, "Patient"), shared, writing)
             self._check_deletes_distinct(tx, entries)
@@ -337,7 +338,7 @@ class Bundles:
             shared = shared or Shared(registering)
             for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
                 if entry.index not in answers:
-                    answers[entry.index] = self._apply(tx, entry, reply, shared, unheld=unheld)
+                    answers[entry.index] = self._apply(tx, entry, reply, shared)
             for entry in entries:  # whatever the Bundle deleted, nothing it leaves points at it
                 self.repository.check_unreferenced(tx, entry.gone, entry.path)
             rewritten = {key for key in _changed(entries) if key[0] == "Patient"}
@@ -507,20 +508,15 @@ class Bundles:
         if errors and self.repository.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=issues, count=len(errors))
 
-    def _apply(
-        self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared | None = None, *, unheld: bool = False
-    ) -> dict[str, Any]:
+    def _apply(self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared | None = None) -> dict[str, Any]:
         """The entry applied; a refusal is located in the Bundle (:func:`_located`): of a
-        transaction's several entries, the answer names the one refused.  ``unheld``: a created
-        Patient's keys claimed as no one's (:meth:`Repository.create_in`)."""
+        transaction's several entries, the answer names the one refused."""
         try:
-            return self._applied(tx, entry, reply, shared or Shared(), unheld)
+            return self._applied(tx, entry, reply, shared or Shared())
         except FhirError as error:
             raise _located(error, entry) from None
 
-    def _applied(
-        self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared, unheld: bool = False
-    ) -> dict[str, Any]:
+    def _applied(self, tx: Transaction, entry: Entry, reply: Reply, shared: Shared) -> dict[str, Any]:
         if entry.method == "DELETE":
             if entry.criteria:
                 entry.gone = self.repository.delete_matching_in(
@@ -534,7 +530,7 @@ class Bundles:
             return {"response": {"status": "204 No Content"}}
         if entry.method == "POST":
             entry.written = self.repository.create_in(
-                tx, entry.resource or {}, entry.issues, rows=entry.rows, shared=shared, unheld=unheld
+                tx, entry.resource or {}, entry.issues, rows=entry.rows, shared=shared
             )
             return self._written(entry.written, reply)
         if entry.method == "PUT":

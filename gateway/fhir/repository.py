@@ -77,6 +77,10 @@ class Shared:
     #: resource's identity, with the resource: a transaction's hold finds them, and each
     #: entry's write then holds them without walking its resource again
     named: dict[int, tuple[dict[str, Any], dict[str, tuple[str, str]]]] = field(default_factory=dict)
+    #: the Patients it creates claim their keys as no one's (:func:`register_person`): the
+    #: claim goes with the COMMIT, and one held already fails the write, which is then made
+    #: again with the careful claim
+    unheld: bool = False
 
 
 @dataclass
@@ -364,7 +368,7 @@ class Repository:
         def write(unheld: bool) -> Written:
             return self.store.atomically(
                 lambda tx: self.judge_birth(
-                    tx, self.create_in(tx, resource, issues, if_none_exist, rows, unheld=unheld)
+                    tx, self.create_in(tx, resource, issues, if_none_exist, rows, Shared(unheld=unheld))
                 )
             )
 
@@ -400,11 +404,9 @@ class Repository:
         if_none_exist: str | None = None,
         rows: list[IndexRow] | None = None,
         shared: Shared | None = None,
-        *,
-        unheld: bool = False,
     ) -> Written:
-        """``shared``: what the writes of the same transaction share (:class:`Shared`);
-        ``unheld``: a new Patient's keys claimed as no one's (:func:`register_person`)."""
+        """``shared``: what the writes of the same transaction share (:class:`Shared`), a
+        new Patient's keys claimed as no one's among them."""
         if if_none_exist:
             kind = resource["resourceType"]
             tx.lock(condition_lock(kind))
@@ -418,7 +420,7 @@ class Repository:
         _check_people(rules, tx, resource, shared.registering)
         people = self._hold_people(tx, resource, shared)
         lock_new_person(tx, resource)
-        register_person(tx, resource, None, rules, unheld=unheld)  # its row is not needed: the claim goes first
+        register_person(tx, resource, None, rules, unheld=shared.unheld)  # its row is not needed: the claim goes first
         stored, _ = tx.resources.write(resource, method="POST", current=None, rows=rows, owner=creator(acting.get()))
         return Written(stored, 201, issues, people=people)
 
