@@ -178,6 +178,18 @@ def test_a_transaction_conditional_patch_matching_nothing_is_a_404(made: Service
     assert (refused.status, refused.message_id) == (404, "http.conditional-no-match")
 
 
+def test_a_transaction_asks_each_distinct_authorisation_once(made: Services) -> None:
+    """Entries asking the same (method, type, id, criteria) are one question: the caller's
+    scopes answer it alike each time."""
+    asked: list[tuple[str, str, str | None, str | None]] = []
+
+    def authorize(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
+        asked.append((method, kind, resource_id, criteria))
+
+    made.bundles.process(bundle(post(basic("a")), post(basic("b")), post(basic("c"))), authorize)
+    assert asked == [("POST", "Basic", None, None)]
+
+
 def test_two_entries_with_one_full_url_fail_the_transaction(made: Services) -> None:
     """bdl-7: references to urn:uuid:same would bind to whichever entry came last."""
     entries = [post(basic(value), full_url="urn:uuid:same") for value in ("first", "second")]
