@@ -19,6 +19,7 @@ from gateway.api.negotiation import (
     FhirRequest,
     answer_format,
     body,
+    body_as_sent,
     encode,
     encoded,
     given_once,
@@ -173,7 +174,7 @@ def operation_refused(**_path: str) -> Response:
 @fhir.post("")
 @fhir.post("/")
 def transaction_or_batch() -> Response:
-    bundle = body()
+    bundle = body_as_sent()  # each entry's references localised as it is read
     # what each entry asked, and then got, for the request's AuditEvent (gateway/api/audit.py):
     # a refused transaction is recorded with what it asked too
     entries = bundle.get("entry") if isinstance(bundle, dict) else None
@@ -200,7 +201,7 @@ def _processed(bundle: Any) -> dict[str, Any]:
         return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
     def attempt(number: int) -> dict[str, Any]:
-        parsed = bundle if number == 1 else body()
+        parsed = bundle if number == 1 else body_as_sent()
         return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
     return retried(attempt)

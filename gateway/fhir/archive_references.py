@@ -53,8 +53,15 @@ def localise(document: Any, base_url: str, *, conditions: bool = True) -> None:
     the absolute search URL was stored as a reference to another server.  ``conditions=False``
     leaves such a search URL as it is: stored already, there is no write left to resolve it
     (:mod:`gateway.fhir.localise_archive`)."""
-    for node in reference_nodes(document):
-        if "://" in node["reference"] and {key.lstrip("_") for key in node} <= REFERENCE_KEYS:
+    references = (node for node in reference_nodes(document) if {key.lstrip("_") for key in node} <= REFERENCE_KEYS)
+    localise_references(references, base_url, conditions=conditions)
+
+
+def localise_references(references: Iterable[dict[str, Any]], base_url: str, *, conditions: bool = True) -> None:
+    """:func:`localise` of References found already (a Reference's keys alone, a primitive's
+    extensions' too: :class:`~conformance.stored_references.References`)."""
+    for node in references:
+        if "://" in node["reference"]:
             local = local_reference(node["reference"], base_url)
             if local is None and conditions:
                 local = _local_condition(node["reference"], base_url)

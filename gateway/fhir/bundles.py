@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from conformance.issues import Issue
 from conformance.stored_references import References
 from conformance.structure import BaseModel
-from gateway.fhir.archive_references import condition_criteria, local_reference
+from gateway.fhir.archive_references import condition_criteria, local_reference, localise_references
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import history_bundle, history_request
@@ -255,7 +255,7 @@ class Bundles:
         if if_none_exist is not None:  # a search URL of the type created: its query part
             if_none_exist = condition_criteria(if_none_exist, kind, self.base_url, f"{where}.request.ifNoneExist")
             self.repository.need_criteria(if_none_exist, f"{where}.request.ifNoneExist")  # as the header's
-        return Entry(
+        entry = Entry(
             index,
             method,
             kind,
@@ -270,6 +270,10 @@ class Bundles:
             if_none_match=if_none_match,
             if_modified_since=instant(request, "ifModifiedSince", f"{where}.request.ifModifiedSince"),
         )
+        # references on our own base stand for the relative ones, as a request body's do
+        # (``localise``), found in the walk every rule reading them shares
+        localise_references(entry.references, self.base_url)
+        return entry
 
     # -- transaction -----------------------------------------------------------------------
     def _transaction(self, entries: list[Entry], reply: Reply) -> list[dict[str, Any]]:
