@@ -100,7 +100,7 @@ def _rewrite(tx: Transaction, keys: Sequence[tuple[str, str]], base_url: str, ju
         if current is None or mended is None:
             continue
         if judge(tx, current, mended):
-            tx.resources.write(mended, method="PUT", held=current)
+            tx.resources.write(mended, method="PUT", current=current)
             written += 1
         else:
             held.append(f"{kind}/{resource_id}")
