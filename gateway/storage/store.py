@@ -209,6 +209,25 @@ def _json_safe(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
     ]
 
 
+#: the text of each INSERT that :meth:`Executor._insert_each` runs, by dialect, table,
+#: columns and conflict clause: made once, as the tables and their columns are the store's
+#: constants (a create made its three anew, and translated them for the dialect, each time)
+_INSERTS: dict[tuple[str, str, tuple[Any, ...], str], str] = {}
+
+
+def _insert_sql(dialect: Dialect, table: str, columns: tuple[Any, ...], conflict: str) -> str:
+    """``INSERT INTO table (columns) VALUES (?, …)conflict`` in ``dialect``; ``columns`` are
+    names or (name, type) pairs."""
+    key = (dialect.name, table, columns, conflict)
+    text = _INSERTS.get(key)
+    if text is None:
+        names = [column if isinstance(column, str) else column[0] for column in columns]
+        text = _INSERTS[key] = dialect.sql(
+            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks(names)}){conflict}"
+        )
+    return text
+
+
 #: numbers the server-side cursors of :meth:`Executor.stream`
 _STREAMS = itertools.count()
 
@@ -352,15 +371,6 @@ class Executor:
         except self.errors as exc:
             raise driver_error(self.dialect.name, exc) from exc
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        self.flush()
-        try:
-            self.connection.cursor().executemany(self.dialect.sql(sql), rows)
-        except self.errors as exc:
-            raise driver_error(self.dialect.name, exc) from exc
-
     def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """New rows into ``table``.  On PostgreSQL one ``COPY … FROM STDIN`` stream: the audit
         trail and the exchange records append thousands of rows a second under load, and COPY
@@ -369,6 +379,7 @@ class Executor:
         if not rows:
             return
         if not self.dialect.bulk_copy:
+            self.flush()
             self._insert_each(table, columns, rows)
             return
         self.flush()
@@ -393,10 +404,10 @@ class Executor:
         ``INSERT … VALUES`` instead, a scalar per cell."""
         if not rows:
             return
-        names = [name for name, _ in columns]
         if not self.dialect.json_rows:
-            self._insert_each(table, names, rows, conflict)
+            self._insert_each(table, columns, rows, conflict)
             return
+        names = [name for name, _ in columns]
         if len(rows) <= FEW_ROWS:
             row = f"({', '.join(f'?::{kind}' for _, kind in columns)})"
             self._run(
@@ -411,9 +422,19 @@ class Executor:
         )
 
     def _insert_each(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str = ""
+        self,
+        table: str,
+        columns: Sequence[str] | Sequence[tuple[str, str]],
+        rows: Sequence[Sequence[Any]],
+        conflict: str = "",
     ) -> None:
-        self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(columns)}){conflict}", rows)
+        """``rows`` into ``table`` by one prepared INSERT stepped once a row (SQLite, where a
+        statement costs no round trip); ``columns`` are names, or (name, type) pairs."""
+        text = _insert_sql(self.dialect, table, tuple(columns), conflict)
+        try:
+            self.connection.cursor().executemany(text, rows)
+        except self.errors as exc:
+            raise driver_error(self.dialect.name, exc) from exc
 
     @contextmanager
     def _pipelined(self) -> Iterator[None]:
