@@ -51,8 +51,9 @@ _WRITING: ContextVar[tuple[Store, Transaction] | None] = ContextVar("writing", d
 class StoreError(Exception):
     """The store cannot do what was asked; the message says why.  ``retryable``: the database
     gave the transaction up to let another go on (PostgreSQL's deadlock victim, a serialization
-    failure): done again from its start, it would succeed.  ``constraint``: the unique
-    constraint that refused a row, where the database names it (PostgreSQL)."""
+    failure, a resource another writer created meanwhile): done again from its start, it
+    would succeed.  ``constraint``: the unique constraint that refused a row, where the
+    database names it (PostgreSQL)."""
 
     def __init__(self, message: str, retryable: bool = False, constraint: str | None = None) -> None:
         super().__init__(message)
@@ -64,6 +65,12 @@ class StoreError(Exception):
 RETRYABLE_STATES = frozenset({"40P01", "40001"})
 #: SQLSTATE of a row a unique constraint refused
 UNIQUE_VIOLATION = "23505"
+#: the unique keys that refuse a row only when another writer created the same resource
+#: between this one's finding its id free and its insert (PostgreSQL, where writers run side
+#: by side): an ingest takes no lock of the ids it creates, so a PUT creating the same id
+#: inserts its first version too, and the one committing second was refused.  Done again, the
+#: loser finds the winner's resource and writes over it, as it would have right after it.
+RACED_KEYS = frozenset({"resource_version_type_id_version_key"})
 #: times a write is run when the database sacrifices it (:func:`retried`)
 TRANSACTION_ATTEMPTS = 3
 T = TypeVar("T")
@@ -88,7 +95,8 @@ def driver_error(dialect: str, exc: Exception) -> StoreError:
     unique constraint that refused a row when the driver does (psycopg's ``diag``)."""
     state = getattr(exc, "sqlstate", None)
     constraint = getattr(getattr(exc, "diag", None), "constraint_name", None) if state == UNIQUE_VIOLATION else None
-    return StoreError(f"{dialect}: {exc}", retryable=state in RETRYABLE_STATES, constraint=constraint)
+    retryable = state in RETRYABLE_STATES or constraint in RACED_KEYS
+    return StoreError(f"{dialect}: {exc}", retryable=retryable, constraint=constraint)
 
 
 #: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
