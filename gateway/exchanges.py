@@ -100,6 +100,11 @@ def today() -> date:
     return datetime.now(CHINA).date()
 
 
+#: a collector's notes as they stood (:meth:`Collector.mark`): how many verdicts and issues,
+#: the folded counts, the types, the errors, the warnings and the failures
+Mark = tuple[int, int, dict[tuple[str, str, bool], list[int]], dict[str, int], int, int, int]
+
+
 class Collector:
     """What one exchange's handling judged; the layers below note into it, the handler reads it.
 
@@ -161,6 +166,20 @@ class Collector:
             self._issue(
                 None, severity, message_id, location or "", _masked(texts.get("zh-CN", ""), texts.get("en", ""))
             )
+
+    def mark(self) -> Mark:
+        """Where the notes stand, for :meth:`rewind` (the types and the folded counts copied:
+        a few entries each)."""
+        folded = {key: list(counts) for key, counts in self.folded.items()}
+        return (len(self.verdicts), len(self.issues), folded, dict(self.types), self.errors, self.warnings, self.failed)
+
+    def rewind(self, mark: Mark) -> None:
+        """Forget the notes made since ``mark``: a record the database refused for another
+        writer's sake is judged again (``Ingest._attempt``), and its exchange says what the
+        attempt that stood judged, once, not what both did."""
+        verdicts, issues, self.folded, self.types, self.errors, self.warnings, self.failed = mark
+        del self.verdicts[verdicts:]
+        del self.issues[issues:]
 
     def carried(self, kind: str, count: int) -> None:
         """Resources the exchange returned without judging them (a read, a search page); a

@@ -46,7 +46,7 @@ from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
 from gateway.security.access import Access, PersonalData, creator, foreign_owners, owner_references
 from gateway.security.principal import acting
-from gateway.storage.store import Store, StoreError, Transaction, without_version
+from gateway.storage.store import Store, StoreError, Transaction, retried, without_version
 from mappings.engine import (
     Mapped,
     MappingEngine,
@@ -263,14 +263,16 @@ class Ingest:
         control id): the record is quarantined with them, counted like any other."""
         self.counts.read += 1
         tx = self._transaction()
+        collector = exchanges.current()
+        before = collector.mark() if collector is not None else None
+
+        def attempt(number: int) -> Outcome:
+            if collector is not None and before is not None and number > 1:
+                collector.rewind(before)  # noted as the attempt that stands judged it
+            return self._attempt(tx, record, replaces is not None, refused)
+
         try:
-            with tx.savepoint():
-                if refused:
-                    outcome = Outcome(record, None, reasons=list(refused))
-                else:
-                    outcome = self.evaluate(tx, record, replaying=replaces is not None)
-                if not outcome.reasons and not outcome.unchanged:
-                    self._land(tx, outcome)
+            outcome = retried(attempt)
         except StoreError:
             self.abort()  # the database failed, not the record: stop rather than quarantine good data
             raise
@@ -309,6 +311,22 @@ class Ingest:
         self._pending += 1
         if self._pending >= self.batch_size:
             self.commit()
+        return outcome
+
+    def _attempt(self, tx: Transaction, record: SourceRecord, replaying: bool, refused: Sequence[Reason]) -> Outcome:
+        """The record judged and landed in a savepoint of the batch.  Attempted again (see
+        :func:`retried`) when the database refused it for another writer's sake: a resource
+        of it that a PUT created meanwhile (the record's ids are found free, then inserted,
+        taking no lock), or a deadlock.  The savepoint undone, it is judged anew against what
+        the other committed (a person whose proposed id another Patient took lands at the
+        next id); the batch's earlier records stay, where the whole run stopped before."""
+        with tx.savepoint():
+            if refused:
+                outcome = Outcome(record, None, reasons=list(refused))
+            else:
+                outcome = self.evaluate(tx, record, replaying=replaying)
+            if not outcome.reasons and not outcome.unchanged:
+                self._land(tx, outcome)
         return outcome
 
     def _entry_identity(self, record: SourceRecord, outcome: Outcome) -> str:

@@ -88,6 +88,21 @@ def test_an_exchange_verdict_follows_its_content_then_its_status(
     assert collector.verdict(status) == verdict
 
 
+def test_a_record_judged_again_after_a_rewind_is_noted_once() -> None:
+    """An ingest's record the database refused for another writer's sake is judged again
+    (``Ingest._attempt``): its exchange says what the attempt that stood judged."""
+    collector = judged(CHECKSUM)
+    before = collector.mark()
+    collector.judge(PATIENT, [], [CHECKSUM])
+    collector.reason("ingest.no-spec", {"zh-CN": "无", "en": "none"}, None)
+    collector.rewind(before)
+    collector.judge(PATIENT, [], [CHECKSUM])
+    once_each = judged(CHECKSUM)
+    once_each.judge(PATIENT, [], [CHECKSUM])
+    fields = ("verdicts", "issues", "folded", "types", "errors", "warnings", "failed")
+    assert [getattr(collector, name) for name in fields] == [getattr(once_each, name) for name in fields]
+
+
 def test_a_record_that_could_not_be_mapped_fails_its_exchange() -> None:
     collector = Collector()
     collector.reason("ingest.no-spec", {"zh-CN": "无映射", "en": "no spec"}, None)

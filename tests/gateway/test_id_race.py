@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.limits import reader_limits
 from gateway.services import Services
+from gateway.storage.store import Transaction
 from mappings.readers import read
 from tests.conftest import MakeServices
 from tests.gateway.test_birth_date_race import Pause, blocked_or_done
@@ -77,3 +78,48 @@ def test_a_put_creating_an_id_an_uncommitted_ingest_created_updates_it(
     pipeline.finish()
     put.join(30)
     assert getattr(results["put"], "status", results["put"]) == 200
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_ingest_creating_an_id_an_uncommitted_put_created_lands_its_person_at_another(
+    make_services: MakeServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's Patient is PUT at the id the record proposes, its rows sent and not
+    committed; the ingest finds the id free, inserts, waits, and was refused by the key (its
+    whole run stopped): its record, run again, finds the id taken and lands its person at the
+    next one."""
+    made = make_services()
+    pipeline, record = record_ingest(made, tmp_path)
+    resource_id, someone = someone_else_at(made, record)
+    pause, atomically = Pause("put"), made.store.atomically
+
+    def held_before_commit(work: Callable[[Transaction], Any]) -> Any:
+        def worked(tx: Transaction) -> Any:
+            done = work(tx)
+            pause.hold(tx)  # a statement sends the rows waiting before it: they are in, uncommitted
+            return done
+
+        return atomically(worked)
+
+    monkeypatch.setattr(made.store, "atomically", held_before_commit)
+    results: dict[str, Any] = {}
+    put = threading.Thread(
+        target=lambda: results.update(put=outcome_of(lambda: made.repository.update("Patient", resource_id, someone))),
+        name="put",
+    )
+    put.start()
+    assert pause.reached.wait(30)
+
+    def ingesting() -> None:
+        results["ingest"] = outcome_of(lambda: pipeline.process(record))
+        pipeline.finish()  # in the thread that began its transaction
+
+    ingest = threading.Thread(target=ingesting)
+    ingest.start()
+    blocked_or_done(made.store.url, pause, ingest)
+    pause.release()
+    put.join(30)
+    ingest.join(30)
+    with made.store.reading() as tx:
+        holders = tx.resources.holding_identifier("Patient", ID_CARD_SYSTEM, ID_CARD)
+    assert len(holders) == 1 and resource_id not in holders
