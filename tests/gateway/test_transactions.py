@@ -537,9 +537,12 @@ def test_a_transaction_writes_its_patient_and_their_records_in_one_statement_a_t
     from gateway.storage.store import Executor
 
     tables: list[str] = []
-    insert = Executor._insert_rows
+    insert, together = Executor._insert_rows, Executor._insert_together
     monkeypatch.setattr(
         Executor, "_insert_rows", lambda self, table, *rest: tables.append(table) or insert(self, table, *rest)
+    )
+    monkeypatch.setattr(  # PostgreSQL's: the tables' INSERTs in one statement
+        Executor, "_insert_together", lambda self, rows: tables.extend(key[0] for key in rows) or together(self, rows)
     )
     answer = made.bundles.process(transaction_bundles(1)[0])
     assert (len(answer["entry"]), sorted(tables)) == (
