@@ -130,14 +130,16 @@ _TIME = rf"(?=19|20){BIRTH_DATE}(?:[01]\d|2[0-3])[0-5]\d"
 #: form and the 港澳台居民居住证 share the 身份证 pattern above.  After an HL7 v2 field's
 #: separator the letters must be a field of their own (…|USA|123456789012|): a segment's name
 #: is three letters too, and its first field may be twelve digits (QRD|202612061430|, a
-#: query's time), which stays.  At a text's start or after an equals sign the letters and a
-#: bar are a token's country and number (CHN|123456789012, identifier=CHN|…), unless the
-#: digits are a time (a segment's name and QRD-1 again); and a token's system and code
-#: (http://loinc.org|0371…) are masked apart (:func:`_masked_value`), which holds only while
-#: no pattern reads across the first ``|`` of a value, whose system holds none of ``|^&~=``
-#: and is not three letters alone
+#: query's time), which stays.  At a text's start or after what begins a token (an equals
+#: sign, a blank, a quote, a path's slash, a key's colon: :data:`_BEFORE_TOKEN`) the letters
+#: and a bar are a token's country and number (CHN|123456789012, identifier=CHN|…,
+#: {"value":"CHN|…"}, /Patient/CHN|…), unless the digits are a time (a segment's name and
+#: QRD-1 again); and a token's system and code (http://loinc.org|0371…) are masked apart
+#: (:func:`_masked_value`), which holds only while no pattern reads across the first ``|``
+#: of a value, whose system holds none of ``|^&~=`` and does not end as a country does
+_BEFORE_TOKEN = _characters("beforeToken")
 FOREIGN_PR_OLD = re.compile(
-    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_QUOTE}?+{_BLANK}*+{_KEY}{_BLANK}*+{_QUOTE}?+|{_QUOTE}{_BLANK}*+{_QUOTE}?+|{_BLANK}*+{_QUOTE}|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\||(?:(?<=^[A-Za-zＡ-Ｚａ-ｚ]{{3}})|(?<==[A-Za-zＡ-Ｚａ-ｚ]{{3}}))\|(?!{_TIME}(?!\d)))?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_GOES_ON}\d)"
+    rf"(?<![A-Za-zＡ-Ｚａ-ｚ0-9])([A-Za-zＡ-Ｚａ-ｚ]{{3}}(?:{_QUOTE}?+{_BLANK}*+{_KEY}{_BLANK}*+{_QUOTE}?+|{_QUOTE}{_BLANK}*+{_QUOTE}?+|{_BLANK}*+{_QUOTE}|(?<=[|^&~][A-Za-zＡ-Ｚａ-ｚ]{{3}})\||(?<![^{_BEFORE_TOKEN}][A-Za-zＡ-Ｚａ-ｚ]{{3}})\|(?!{_TIME}(?!\d)))?){_SEP}(\d(?:{_SEP}\d){{11}})(?!\d|{_GOES_ON}\d)"
 )
 #: mainland mobile numbers (a :data:`MOBILE_PREFIX` and nine digits), with or without 86 /
 #: +86 / 0086, the first three bracketed or not (+86(138)00138000), groups apart by a space,
@@ -848,8 +850,9 @@ def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
 #: a credential's or name's masking takes to the next ``&``), a space (a ``_filter``'s name
 #: criterion), a ``%`` (an escape read with what precedes it)
 _TOKEN_SYSTEM = re.compile(r"[A-Za-z0-9:./_-]+")
-#: a token's system of three letters, which with its code is an old 永居证 (CHN|123456789012)
-_COUNTRY = re.compile(r"[A-Za-z]{3}")
+#: a token's system ending in three letters alone (``CHN``, ``urn:CHN``), which with its code
+#: is an old 永居证 (CHN|123456789012: :data:`FOREIGN_PR_OLD`)
+_COUNTRY = re.compile(rf"(?<![^{_BEFORE_TOKEN}])[A-Za-z]{{3}}\Z")
 
 
 def _masked_value(value: str) -> str:
@@ -858,11 +861,11 @@ def _masked_value(value: str) -> str:
     its own, as masking the two apart gives what masking the whole does: no pattern matches a
     ``|``, and each one's lookarounds (a digit, a letter, a dash, a dot, a label before a
     time) read a ``|`` as they read the text's end (tested), but for an old 永居证's three
-    letters and bar at the start: a system of three letters alone is a country, and the
-    value is masked whole.  The OID's digits made an identifier search's masking 19.5 µs of
+    letters and bar: a system that ends in three letters alone is a country, and the value
+    is masked whole.  The OID's digits made an identifier search's masking 19.5 µs of
     the audit thread, against 4.5 for the code."""
     system, bar, code = value.partition("|")
-    if bar and "%" not in code and _TOKEN_SYSTEM.fullmatch(system) and not _COUNTRY.fullmatch(system):
+    if bar and "%" not in code and _TOKEN_SYSTEM.fullmatch(system) and not _COUNTRY.search(system):
         return mask_repeated(system) + bar + mask_text(code)
     return mask_text(value)
 

@@ -377,13 +377,22 @@ def test_an_old_permanent_residence_number_in_an_hl7_segment_is_masked() -> None
 
 
 @pytest.mark.parametrize(
-    "written", ["CHN|123456789012", "Patient?identifier=CHN|123456789012", "Patient?identifier=CHN%7C123456789012"]
+    "written",
+    [
+        "CHN|123456789012",
+        "Patient?identifier=CHN|123456789012",
+        "Patient?identifier=CHN%7C123456789012",
+        '{"value":"CHN|123456789012"}',
+        "/fhir/Patient/CHN|123456789012",
+        "/fhir/Patient/CHN%7C123456789012",
+        "证件 CHN|123456789012",
+        "identifier: CHN|123456789012",
+    ],
 )
-def test_an_old_permanent_residence_number_after_a_bar_at_the_start_or_after_an_equals_sign_is_masked(
-    written: str,
-) -> None:
+def test_an_old_permanent_residence_number_after_a_bar_where_a_token_begins_is_masked(written: str) -> None:
     """A token's country and number (``identifier=CHN|…``): the bar was read only after an HL7
-    field, as a field of its own."""
+    field, as a field of its own, and then only at a text's start or after an equals sign,
+    not inside a JSON value, a path or after a space."""
     assert "56789" not in unquote(mask_text(written))
 
 
@@ -1096,6 +1105,7 @@ TOKEN_CODE = st.one_of(
 
 @settings(max_examples=500, deadline=None)
 @given(TOKEN_SYSTEM, TOKEN_CODE)
+@example("urn:CHN", "123456789012")  # a system ending in a country's letters
 def test_a_token_is_masked_apart_from_its_system_as_it_is_whole(system: str, code: str) -> None:
     """The fast path of ``mask_query`` (the system masked once, the code alone) and masking the
     whole value agree."""
