@@ -149,16 +149,23 @@ MOBILE = re.compile(
 )
 #: a full-width or ideographic comma (，、) between a number's groups, as Chinese input types
 #: them (138，0013，8000, 410105、19491231、0020): read as a separator only between the groups
-#: of a mobile number (3-4-4) or a 身份证号 (6-8-4), the whole not part of a longer list of
-#: numbers so parted (12，138，0013，8000，7 is a list): a comma parts a list's numbers
+#: of a mobile number (3-4-4), a 身份证号 (6-8-4, or 6-6-3 of the 15-digit form) or a fixed
+#: line (its area code and the rest, whole or in two groups: 0371，68801234, 010，8888，6666),
+#: the whole not part of a longer list of numbers so parted (12，138，0013，8000，7 is a list):
+#: a comma parts a list's numbers
 _COMMA = _one_of("commas")
 _NOT_LISTED_BEFORE = rf"(?<!\d)(?<!\d{_COMMA})"
 _NOT_LISTED_AFTER = rf"(?!{_COMMA}\d)"
 ID_CARD_COMMAS = re.compile(
     rf"{_NOT_LISTED_BEFORE}(\d{{6}}){_COMMA}(\d{{8}}){_COMMA}(\d{{3}}[0-9Xx])(?!\d){_NOT_LISTED_AFTER}"
+    rf"|{_NOT_LISTED_BEFORE}(\d{{6}}){_COMMA}(\d{{6}}){_COMMA}(\d{{3}})(?!\d){_NOT_LISTED_AFTER}"
 )
 MOBILE_COMMAS = re.compile(
     rf"(?=[{_MOBILE_FIRST}]){_NOT_LISTED_BEFORE}({MOBILE_PREFIX}\d){_COMMA}(\d{{4}}){_COMMA}(\d{{4}})(?!\d){_NOT_LISTED_AFTER}"
+)
+LANDLINE_COMMAS = re.compile(
+    rf"(?=[(（0]){_NOT_LISTED_BEFORE}(?<![A-Za-z])([(（]?0[1-9]\d{{1,2}}[)）]?)({_COMMA})(\d{{3,4}}){_COMMA}?(\d{{4}})(?!\d)"
+    + _NOT_LISTED_AFTER
 )
 #: a mobile number in other groups than those of :data:`MOBILE` (1380 0138 000, 13800 138000):
 #: its eleven digits in two or three groups of three or more, alone as a fixed line is (a
@@ -531,6 +538,7 @@ PHONE_MASKS = _masks(
     (MOBILE_MISTYPED, _mistyped_mobile),
     (LANDLINE_86, _landline),
     (LANDLINE, _landline),
+    (LANDLINE_COMMAS, _landline),
     (LANDLINE_NO_TRUNK, _landline),
 )
 

@@ -417,6 +417,10 @@ def test_twelve_digits_after_a_segment_s_name_are_no_permanent_residence_number(
         ("138、0013、8000", "138****8000"),
         ("410105，19491231，0020", "410105********0020"),
         ("410105、19491231、002X", "410105********002X"),
+        ("410105，491231，002", "410105******002"),
+        ("电话：0371，68801234", "电话：0371，****1234"),
+        ("010、8888、6666", "010、****6666"),
+        ("（0371），6880，1234", "（0371），****1234"),
     ],
 )
 def test_a_number_with_full_width_or_ideographic_commas_between_its_groups_is_masked(written: str, masked: str) -> None:
@@ -424,7 +428,10 @@ def test_a_number_with_full_width_or_ideographic_commas_between_its_groups_is_ma
     assert mask_text(written) == masked
 
 
-@pytest.mark.parametrize("text", ["12，138，0013，8000", "138，0013，8000，7", "13，8001，3800，0"])
+@pytest.mark.parametrize(
+    "text",
+    ["12，138，0013，8000", "138，0013，8000，7", "13，8001，3800，0", "12，0371，6880，1234", "0371，6880，1234，5"],
+)
 def test_numbers_listed_with_full_width_commas_are_no_phone_number(text: str) -> None:
     """Only a mobile's or an ID's own groups are read across a comma, not a list's numbers."""
     assert mask_text(text) == text
