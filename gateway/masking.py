@@ -290,7 +290,7 @@ def _grouped_id_card(match: re.Match[str]) -> str:
     (``100000000 - 200000000``), an OID's components (``2.16.156.10011.1.20.30.40``) or a
     file's name of a date, a time and a counter (``IMG_20241206_143000_0001``) are no ID."""
     written = _read_groups(match.group(0))
-    if (written.side_by_side or written.dots or "_" in match.group(0)) and not _ID_START.match(written.digits):
+    if (written.side_by_side or written.dots or written.words) and not _ID_START.match(written.digits):
         return match.group(0)
     return written.digits[:6] + "*" * 8 + written.digits[14:]
 
@@ -309,17 +309,29 @@ class _Groups(NamedTuple):
     side_by_side: bool
     #: how many of its separators are dots (one alone is a decimal point, more an OID's)
     dots: int
+    #: whether a mark that parts a file's words (:data:`_PARTS_WORDS`) parts its groups
+    words: bool
 
 
 def _read_groups(written: str) -> _Groups:
     """``written`` (digits and the separators :data:`_SEP` allows between them) in groups."""
     groups = _SEPARATORS.split(written)
-    return _Groups("".join(groups), groups, _LOOSE.search(written) is not None, written.count("."))
+    return _Groups(
+        "".join(groups),
+        groups,
+        _LOOSE.search(written) is not None,
+        written.count("."),
+        _PARTS_WORDS.search(written) is not None,
+    )
 
 
 #: a separator of two characters (:data:`_SEP`), or a line break: groups on two lines are
 #: numbers side by side unless they begin as an ID does
 _LOOSE = re.compile(rf"{_one_of('blanks', 'lineBreaks', 'marks')}{_BLANK}|{_BLANK}{_MARK}|{_one_of('lineBreaks')}")
+#: a mark that parts a file's or a key's words (an underscore, as data: gateway/masking.json),
+#: between groups that read as a number: ``IMG_20241206_143000_0001`` is a date, a time and a
+#: counter
+_PARTS_WORDS = re.compile(_one_of("partsWords"))
 #: how an 18-character 身份证号 begins: a province's division code and a birth date
 _ID_START = re.compile(rf"{PROVINCE}\d{{4}}{BIRTH_DATE}")
 
@@ -376,9 +388,10 @@ def _mistyped_mobile(match: re.Match[str]) -> str:
     1733494205``, ``expires_at=…``, ``@1733494205``; after a bare ``@`` only those of these
     years: ``@1381234567`` is masked); nor in groups an underscore parts, as a file's name
     joins an afternoon's time and a counter (``IMG_20241206_143000_0001``)."""
-    if "_" in match.group(0) or _labelled_time(match.string, match.start()):
+    written = _read_groups(match.group(0))
+    if written.words or _labelled_time(match.string, match.start()):
         return match.group(0)
-    return f"{match.group(1)}****{_read_groups(match.group(2)).digits[-4:]}"
+    return f"{match.group(1)}****{written.digits[-4:]}"
 
 
 #: the last word of a label that names a time (``created_at``, ``expiresAt``, ``auth_time``,
