@@ -211,11 +211,12 @@ LANDLINE_86 = re.compile(
 #: 3xx to 9xx), a dash and a local number, which begins with 2 to 8 (its last four after a
 #: dash or not); not a date after a dash (27-20241206), a round amount (a range,
 #: 300-5000000) or a number glued to a word, a version or a time before it (v1.10-…,
-#: ab-371-…, 12:10-…), nor a national service number (400-820-8820, 800-…: 400 and 800 are
-#: no area codes, and the hotline is printed for all to call); other numbers that read so are
-#: over-masked (HTTP 500-20000001 → 500-****0001)
+#: ab-371-…, 12:10-…), nor three digits ending in 00, which no area code does: a national
+#: service number (400-820-8820, 800-…, printed for all to call) or a reference's or a
+#: status's number (REF 300-2501-1234, HTTP 500-20000001); other numbers that read so are
+#: over-masked (REF 310-2501-1234 → 310-****1234)
 LANDLINE_NO_TRUNK = re.compile(
-    rf"(?=[1-9])(?<![0-9A-Za-z.,:+-])((?:10|2\d)(?=-\d{{4}}-?\d{{4}})|(?![48]00-)[3-9]\d\d)(-)(?!{BIRTH_DATE})([2-8]\d{{2,3}})-?(\d{{4}})"
+    rf"(?=[1-9])(?<![0-9A-Za-z.,:+-])((?:10|2\d)(?=-\d{{4}}-?\d{{4}})|(?![3-9]00-)[3-9]\d\d)(-)(?!{BIRTH_DATE})([2-8]\d{{2,3}})-?(\d{{4}})"
     rf"(?<!0000)(?!{_MARK}\d){_LANDLINE_END}"
 )
 #: request parameters that carry credentials (OAuth and SMART names): never recorded, whatever
@@ -372,11 +373,12 @@ def _mobile(match: re.Match[str]) -> str:
 
 def _grouped_mobile(match: re.Match[str]) -> str:
     """Its first three and last four digits, when its groups are those of a number: not apart
-    by a spaced dash or two spaces (numbers side by side, as for an ID) nor by one dot alone
-    (a decimal: 1380.0138000).  Three round hundreds (``1500 2000 300``) may be amounts side
+    by a spaced dash or two spaces (numbers side by side, as for an ID), by one dot alone
+    (a decimal: 1380.0138000) nor by an underscore, as a file's name parts a time and a
+    counter (``scan_20241206_183000_12345``; a mobile's own 3-4-4 is masked so parted).  Three round hundreds (``1500 2000 300``) may be amounts side
     by side, but may be a mobile number too: a leak loses to an over-mask."""
     written = _read_groups(match.group(2))
-    if len(written.digits) != 11 or written.side_by_side or written.dots == 1:
+    if len(written.digits) != 11 or written.side_by_side or written.dots == 1 or written.words:
         return match.group(0)
     return f"{match.group(1)}{written.digits[:3]}****{written.digits[-4:]}"
 

@@ -171,10 +171,11 @@ def test_a_date_an_amount_or_an_id_is_no_landline_without_its_trunk_zero(text: s
     assert mask_text(text) == text
 
 
-@pytest.mark.parametrize("text", ["客服热线 400-820-8820", "免费电话：800-810-8888"])
-def test_a_national_service_number_is_no_landline_without_its_trunk_zero(text: str) -> None:
-    """400 and 800 begin a company's or a hospital's hotline (400-820-8820), no area code: the
-    trunk-less landline read them as 0400's and 0800's lines and hid a number printed for all."""
+@pytest.mark.parametrize("text", ["客服热线 400-820-8820", "免费电话：800-810-8888", "REF 300-2501-1234"])
+def test_a_service_or_reference_number_is_no_landline_without_its_trunk_zero(text: str) -> None:
+    """400 and 800 begin a company's or a hospital's hotline (400-820-8820), 300 a reference
+    number, no area code (none ends in 00): the trunk-less landline read them as 0400's,
+    0800's and 0300's lines and hid a number printed for all."""
     assert mask_text(text) == text
 
 
@@ -794,10 +795,13 @@ def test_numbers_written_as_ranges_or_side_by_side_are_no_id_or_phone(written: s
     assert mask_text(written) == written
 
 
-@pytest.mark.parametrize("written", ["IMG_20241206_143000_0001.jpg", "ADT_20241206_143000_1234.hl7"])
-def test_a_file_name_of_a_date_a_time_and_a_counter_is_no_id(written: str) -> None:
+@pytest.mark.parametrize(
+    "written", ["IMG_20241206_143000_0001.jpg", "ADT_20241206_143000_1234.hl7", "scan_20241206_183000_12345.pdf"]
+)
+def test_a_file_name_of_a_date_a_time_and_a_counter_is_no_id_or_phone(written: str) -> None:
     """Eighteen digits in groups an underscore parts, as a file's name joins a date, a time and
-    a counter, count as an ID only when they begin as one (410105_1949_1231_0020 is masked)."""
+    a counter, count as an ID only when they begin as one (410105_1949_1231_0020 is masked),
+    and eleven (an evening's 183000 and a counter) as a mobile only in its own 3-4-4."""
     assert mask_text(written) == written
 
 
