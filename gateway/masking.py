@@ -561,6 +561,17 @@ PHONE_MASKS = _masks(
 def mask_text(text: str) -> str:
     """Every 身份证号 and phone number in free text (IDs first: a phone pattern never matches
     inside a masked ID), and the names of name criteria quoted in it."""
+    return _masked(text, form_encoded=False)
+
+
+def mask_url(url: str) -> str:
+    """:func:`mask_text` of a URL, whose query is form-encoded: a ``+`` there is a space
+    (``Patient?telecom=138+0013+8000``), as the server reads it, and is shown as sent."""
+    return _masked(url, form_encoded="+" in url.partition("?")[2])
+
+
+def _masked(text: str, form_encoded: bool) -> str:
+    """:func:`mask_text`, with a ``+`` in the query read as a space when ``form_encoded``."""
     if "=" in text:
         text = _CREDENTIAL_IN_QUERY.sub(lambda m: m.group(1) + "***", text)
         text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + _masked_names(m.group(2)), text)
@@ -570,19 +581,14 @@ def mask_text(text: str) -> str:
         text = JWT.sub("***", text)
     if not text.isascii() and _FULL_WIDTH.search(text):
         text = text.translate(FULL_WIDTH_DIGITS)
-    if "%" not in text:
+    # the steps above add no ``?`` and take none away: the first is still the query's
+    spaces_from = text.find("?") + 1 if form_encoded else -1
+    if "%" not in text and spaces_from <= 0:
         return _masked_numbers(text)
-    return _masked_numbers(_masked_both_ways(text))
+    return _masked_numbers(_masked_both_ways(text, spaces_from))
 
 
-def mask_url(url: str) -> str:
-    """:func:`mask_text` of a URL, whose query is form-encoded: a ``+`` there is a space
-    (``Patient?telecom=138+0013+8000``), as the server reads it."""
-    path, mark, query = url.partition("?")
-    return mask_text(path + mark + query.replace("+", "%20"))
-
-
-def _masked_both_ways(text: str) -> str:
+def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
     """``text`` read as a URL means it (:func:`_read_as_url`), with every number hidden that
     either that reading (or a variant of it: :func:`_variants`) or the text as written holds.
 
@@ -597,24 +603,33 @@ def _masked_both_ways(text: str) -> str:
     digits beside them to read as a number across a character the text shows escaped (an
     ``%0A``), which the caller's pass over the text shown does not see.  The caller masks the
     result once more (:func:`_masked_numbers`), for numbers the two readings' stars leave
-    joined, or that the marks of :func:`_read_as_url` kept apart."""
-    reading = _read_as_url(text)
-    spans = [span for variant in _variants(reading) for span in _hidden_spans(variant)]
-    spans += ((reading.place[start], reading.place[end - 1] + 1) for start, end in _hidden_spans(text))
-    if not spans:
-        return _shown(reading.text, reading)
+    joined, or that the marks of :func:`_read_as_url` kept apart.
+
+    What is shown is the text as written, but for the hidden digits, starred, and the escapes
+    inside a number's match, shown decoded (:func:`_shown`): ``urn%3Aoid%3A…%7C1101…`` keeps
+    its escapes.  A ``+`` at ``spaces_from`` or after it (a form-encoded query's) reads as a
+    space."""
+    reading = _read_as_url(text, spaces_from)
+    found = [hidden for variant in _variants(reading) for hidden in _hidden_spans(variant)]
+    place = reading.place
+    found += (
+        _Hidden(place[start], place[end - 1] + 1, place[begins], place[ends - 1] + 1)
+        for start, end, begins, ends in _hidden_spans(text)
+    )
     characters = list(reading.text)
-    while spans:
-        for start, end in spans:
+    numbers: list[tuple[int, int]] = []
+    while found:
+        for start, end, begins, ends in found:
+            numbers.append((begins, ends))
             for index in range(start, end):
                 if characters[index].isdecimal():
                     characters[index] = "*"
-        spans = [
-            (start, end)
-            for start, end in (_hidden_spans("".join(characters)) if reading.escaped else ())
-            if any(character.isdecimal() for character in characters[start:end])
+        found = [
+            hidden
+            for hidden in (_hidden_spans("".join(characters)) if reading.escaped else ())
+            if any(character.isdecimal() for character in characters[hidden.start : hidden.end])
         ]
-    return _shown("".join(characters), reading)
+    return _shown("".join(characters), reading, numbers)
 
 
 def _variants(reading: _Reading) -> Iterator[str]:
@@ -634,22 +649,51 @@ def _variants(reading: _Reading) -> Iterator[str]:
             yield "".join(apart)
 
 
-def _shown(characters: str, reading: _Reading) -> str:
+def _shown(characters: str, reading: _Reading, numbers: Iterable[tuple[int, int]]) -> str:
     """``characters`` (the reading, starred) as the text shows it: without the marks
     :func:`_read_as_url` put in, the text's own NULs kept (removed, they joined the digits on
     either side into a number no pattern saw, ``%1000…0`` then a NUL and a 0, or made escapes
-    of what they kept apart, ``%\x0031``), and the characters kept escaped in their escapes."""
+    of what they kept apart, ``%\x0031``), each decoded character a star if hidden, else in
+    its escape as written but inside a number's match (``numbers``), where it is shown
+    decoded (``%34%31%30…`` as ``410105********0020``) unless the reading keeps it escaped
+    (:attr:`_Reading.kept`), and a dropped one's escape kept outside a number: a URL as
+    logged is the URL as sent, only its hidden digits replaced, and never shows a line break
+    or a delimiter the client escaped."""
+    inside = bytearray(len(characters) + 1)
+    for begins, ends in numbers:
+        inside[begins:ends] = b"\1" * (ends - begins)
+    marks = set(reading.marks)
     pieces, start = [], 0
-    for index in sorted([*reading.marks, *reading.escaped]) if reading.escaped else reading.marks:
+    for index in sorted({*marks, *reading.escaped, *reading.dropped}):
         pieces.append(characters[start:index])
+        start = index
+        if index in reading.dropped and not (index and inside[index - 1] and inside[index]):
+            pieces.append(reading.dropped[index])
         if index in reading.escaped:
-            pieces.append(reading.escaped[index] if characters[index] == reading.text[index] else "*")
-        start = index + 1
+            if characters[index] != reading.text[index]:
+                pieces.append("*")
+            elif index in reading.kept or not inside[index]:
+                pieces.append(reading.escaped[index])
+            else:
+                pieces.append(characters[index])
+            start = index + 1
+        elif index in marks:
+            start = index + 1
     pieces.append(characters[start:])
     return "".join(pieces)
 
 
-def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
+class _Hidden(NamedTuple):
+    """Where a number in a text has the characters its masking replaces, and where it is."""
+
+    start: int
+    end: int
+    #: where the number's match begins and ends
+    begins: int
+    ends: int
+
+
+def _hidden_spans(text: str) -> Iterator[_Hidden]:
     """Where each number in ``text`` has the characters its masking replaces (the stars of
     :data:`ID_MASKS` and :data:`PHONE_MASKS`, found as what the replacement and the number do
     not share at either end), every pattern matched on the text as it is."""
@@ -663,7 +707,7 @@ def _hidden_spans(text: str) -> Iterator[tuple[int, int]]:
                 continue
             kept = len(commonprefix((written, masked[:star])))
             tail = len(commonprefix((written[::-1], masked[star:].lstrip("*")[::-1])))
-            yield match.start() + kept, match.end() - tail
+            yield _Hidden(match.start() + kept, match.end() - tail, match.start(), match.end())
 
 
 #: a percent escape, as a URL (a Bundle entry's, a path) carries characters: one byte, or the
@@ -694,6 +738,8 @@ _SHOWN_ESCAPED = _NUMBER_CHARACTERS & frozenset(
 )
 #: the decoded characters that, after a ``%`` and a hex digit, complete an escape
 _HEX_DIGITS = frozenset(hexdigits)
+#: an escape, or a plus (a space in a form-encoded query)
+_ESCAPE_OR_PLUS = re.compile(rf"{_ESCAPE.pattern}|\+", re.IGNORECASE)
 #: the start of an escape left open: a decoded hex digit after it would complete a new one
 _OPEN_ESCAPE = re.compile(r"%[0-9A-Fa-f]?$")
 
@@ -707,8 +753,14 @@ class _Reading(NamedTuple):
     place: list[int]
     #: where the marks are (NULs) that no character of the text became
     marks: list[int]
-    #: the characters the text shows escaped, by where they are in the reading
+    #: the decoded characters' escapes (or a query's ``+``) as written, by where they are in
+    #: the reading
     escaped: dict[int, str]
+    #: where those are that are shown escaped even inside a number (:data:`_SHOWN_ESCAPED`, a
+    #: hex digit that would complete an escape, a query's ``+``)
+    kept: set[int]
+    #: the escapes of what the reading drops (a zero-width space), by where the reading goes on
+    dropped: dict[int, str]
     #: where the hex digit of a literal ``%`` and hex digit is that a number's escaped
     #: character follows (``%4%41…``, ``%4%55…``)
     opened: list[int]
@@ -717,58 +769,71 @@ class _Reading(NamedTuple):
     completing: list[int]
 
 
-def _read_as_url(text: str) -> _Reading:
+def _read_as_url(text: str, spaces_from: int = -1) -> _Reading:
     """``text`` read as a URL means it.
 
     The escapes of a number's characters are decoded; any other escape (``号`` is %E5%8F%B7,
     a quote %22) is kept as written and followed by a mark (a NUL): else its last hex digit
     would begin the run of the digits after it, and no pattern starts inside a run.  A hex
     digit (a digit, A–F) whose decoding would complete a new escape with a literal ``%``
-    before it (``%%33…``, ``%2%30``, ``%2%44``) is read decoded but shown escaped: decoded,
+    before it (``%%33…``, ``%2%30``, ``%2%44``) is read decoded but kept escaped: decoded,
     the text shown would hold an escape that one more decoding reads as a character of a
     number masking did not see (:func:`_variants` reads it both joined to that ``%`` and
-    apart).  A character the reading drops (a zero-width space: :data:`FULL_WIDTH_DIGITS`) is
-    dropped escaped too."""
+    apart).  A ``+`` at ``spaces_from`` or after it (a form-encoded query's) is read as the
+    space it means and kept as written.  A character the reading drops (a zero-width space:
+    :data:`FULL_WIDTH_DIGITS`) is dropped escaped too, and shown as written outside a number."""
     pieces: list[str] = []
     place: list[int] = []
     marks: list[int] = []
     escaped: dict[int, str] = {}
+    kept: set[int] = set()
+    dropped: dict[int, str] = {}
     opened: list[int] = []
     completing: list[int] = []
     shown = ""  # the last two characters of the text shown so far
     written = 0  # where the text not yet read begins
-    for escape in _ESCAPE.finditer(text):
+    for escape in (_ESCAPE_OR_PLUS if spaces_from >= 0 else _ESCAPE).finditer(text):
+        if escape.group() == "+" and escape.start() < spaces_from:
+            continue  # a plus before the query is a plus
         literal = text[written : escape.start()]
         place.extend(range(len(pieces), len(pieces) + len(literal)))
         pieces.extend(literal)
         shown = (shown + literal[-2:])[-2:]
-        encoded = bytes.fromhex(escape.group().replace("%", ""))
-        character = encoded.decode("utf-8", "replace").translate(FULL_WIDTH_DIGITS)
-        if not character or character in _NUMBER_CHARACTERS:
+        if escape.group() == "+":
+            character = " "
+            kept.add(len(pieces))
+            shown = (shown + "+")[-2:]
+        else:
+            encoded = bytes.fromhex(escape.group().replace("%", ""))
+            character = encoded.decode("utf-8", "replace").translate(FULL_WIDTH_DIGITS)
+            if character and character not in _NUMBER_CHARACTERS:
+                place.extend(range(len(pieces), len(pieces) + len(escape.group())))
+                pieces.extend(escape.group())
+                marks.append(len(pieces))
+                pieces.append("\0")
+                shown = escape.group()[-2:]
+                written = escape.end()
+                continue
             opening = _OPEN_ESCAPE.search(shown)
             if opening and len(opening.group()) == 2 and character:
                 opened.append(len(pieces) - 1)
-            if opening and character in _HEX_DIGITS:
-                escaped[len(pieces)] = escape.group()
-                completing.append(len(pieces))
+            if opening and character in _HEX_DIGITS or character in _SHOWN_ESCAPED:
+                kept.add(len(pieces))
                 shown = escape.group()[-2:]
-            elif character in _SHOWN_ESCAPED:
-                escaped[len(pieces)] = escape.group()
-                shown = escape.group()[-2:]
+                if opening and character in _HEX_DIGITS:
+                    completing.append(len(pieces))
             else:
                 shown = (shown + character)[-2:]
-            place.extend((len(pieces),) * len(escape.group()))
-            pieces.extend(character)
+        if character:
+            escaped[len(pieces)] = escape.group()
         else:
-            place.extend(range(len(pieces), len(pieces) + len(escape.group())))
-            pieces.extend(escape.group())
-            marks.append(len(pieces))
-            pieces.append("\0")
-            shown = escape.group()[-2:]
+            dropped[len(pieces)] = dropped.get(len(pieces), "") + escape.group()
+        place.extend((len(pieces),) * len(escape.group()))
+        pieces.extend(character)
         written = escape.end()
     place.extend(range(len(pieces), len(pieces) + len(text) - written))
     pieces.extend(text[written:])
-    return _Reading("".join(pieces), place, marks, escaped, opened, completing)
+    return _Reading("".join(pieces), place, marks, escaped, kept, dropped, opened, completing)
 
 
 #: the longest text :func:`mask_repeated` remembers: a client's long value (a claimed profile

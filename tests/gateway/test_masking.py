@@ -9,7 +9,7 @@ import logging
 import re
 from datetime import date
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -28,6 +28,7 @@ from gateway.masking import (
     mask_query,
     mask_repeated,
     mask_text,
+    mask_url,
 )
 from profiles.registry import PACKAGE_DIR
 
@@ -491,6 +492,30 @@ def test_a_number_with_an_escaped_separator_is_masked(written: str, hidden: str)
     sign, escaped: the reading as a URL kept them as escapes, which part a number's groups,
     and the number went through to anyone who decodes it."""
     assert hidden not in unquote(mask_text(written))
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "/fhir/Patient?identifier=urn%3Aoid%3A2.16.156.10011.1.3%7C11010119491231003X",
+            "/fhir/Patient?identifier=urn%3Aoid%3A2.16.156.10011.1.3%7C110101********003X",
+        ),
+        ("Patient?_text=a%09b%2Bc%3Ad&phone=13800138000", "Patient?_text=a%09b%2Bc%3Ad&phone=138****8000"),
+        ("Patient?telecom=138+0013+8000&_count=1+2", "Patient?telecom=138+****+8000&_count=1+2"),
+    ],
+)
+def test_a_url_is_logged_as_sent_but_for_its_hidden_digits(url: str, masked: str) -> None:
+    """The escapes decoded to look for numbers (``%3A``, ``%09``, ``%2B``), and a query's
+    ``+`` read as a space, were shown decoded: the trail showed a URL no client sent."""
+    assert mask_url(url) == masked
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Nd", "Cs")), max_size=30))
+def test_a_url_without_a_number_is_logged_as_sent(value: str) -> None:
+    url = f"Patient?_text={quote(value, safe='')}"
+    assert mask_url(url) == url
 
 
 def test_an_escaped_separator_is_shown_as_written() -> None:
