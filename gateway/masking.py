@@ -566,12 +566,15 @@ def mask_text(text: str) -> str:
 
 def mask_url(url: str) -> str:
     """:func:`mask_text` of a URL, whose query is form-encoded: a ``+`` there is a space
-    (``Patient?telecom=138+0013+8000``), as the server reads it, and is shown as sent."""
-    return _masked(url, form_encoded="+" in url.partition("?")[2])
+    (``Patient?telecom=138+0013+8000``), as the server reads it, and is shown as sent.  A
+    token search's URL (a conditional entry's ``Patient?identifier=urn%3Aoid%3A…%7C1101…``)
+    is masked in two parts (:func:`_masked_token_search`)."""
+    return _masked(url, form_encoded="+" in url.partition("?")[2], token_search=True)
 
 
-def _masked(text: str, form_encoded: bool) -> str:
-    """:func:`mask_text`, with a ``+`` in the query read as a space when ``form_encoded``."""
+def _masked(text: str, form_encoded: bool = False, token_search: bool = False) -> str:
+    """:func:`mask_text`, with a ``+`` in the query read as a space when ``form_encoded``, and
+    a token search's URL masked in two parts when ``token_search``."""
     if "=" in text:
         text = _CREDENTIAL_IN_QUERY.sub(lambda m: m.group(1) + "***", text)
         text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + _masked_names(m.group(2)), text)
@@ -581,11 +584,56 @@ def _masked(text: str, form_encoded: bool) -> str:
         text = JWT.sub("***", text)
     if not text.isascii() and _FULL_WIDTH.search(text):
         text = text.translate(FULL_WIDTH_DIGITS)
+    if token_search and (search := _TOKEN_SEARCH.match(text)) and not _PERCENT_OR_PLUS.search(text, search.end()):
+        return _masked_token_search(search, text)
     # the steps above add no ``?`` and take none away: the first is still the query's
     spaces_from = text.find("?") + 1 if form_encoded else -1
+    return _numbers_masked(text, spaces_from)
+
+
+def _numbers_masked(text: str, spaces_from: int = -1) -> str:
+    """Every number in ``text`` masked, read both ways (:func:`_masked_both_ways`) if it has an
+    escape or a form-encoded query's ``+`` (from ``spaces_from`` on)."""
     if "%" not in text and spaces_from <= 0:
         return _masked_numbers(text)
     return _masked_numbers(_masked_both_ways(text, spaces_from))
+
+
+#: a token search's URL up to its code: a type, one parameter, a system as a URL or an OID
+#: writes it (:data:`_TOKEN_SYSTEM`, its colons and slashes escaped or not) and the bar, as
+#: sent or escaped (``Patient?identifier=urn%3Aoid%3A2.16.156.10011.1.3%7C``)
+_TOKEN_SEARCH = re.compile(
+    r"[A-Za-z/]*\?[A-Za-z][A-Za-z0-9_-]*(?::[A-Za-z-]+)?=(?P<system>(?:[A-Za-z0-9:./_-]|%3[Aa]|%2[Ff])+)(?:\||%7[Cc])"
+)
+_PERCENT_OR_PLUS = re.compile(r"[%+]")
+
+
+def _masked_token_search(search: re.Match[str], text: str) -> str:
+    """The numbers of a token search's URL (:data:`_TOKEN_SEARCH`, its code and what follows
+    without an escape or a ``+``) masked as masking it whole does, its start (the same request
+    after request) masked once (:func:`_masked_search_start`) and the rest on its own: no
+    pattern reads across the bar, and each one's lookarounds read a bar, as sent or escaped,
+    as they read the text's start or end (:func:`_masked_value`, tested); but for a system
+    that ends as a country does (``urn:CHN|…``), masked whole.  Masked whole, the OID's
+    digits and escapes cost five scans of every pattern over the URL; the audit trail masks
+    every Bundle entry's, and a hospital's push is conditional entries."""
+    start = search.group()
+    masked_start = _masked_search_start(start, search.group("system")) if len(start) <= REPEATED_LENGTH else None
+    if masked_start is None:
+        return _numbers_masked(text)
+    rest = text[search.end() :]
+    # read both ways whole (for the escapes of its start), the rest is read so too
+    return masked_start + _masked_numbers(_masked_both_ways(rest) if "%" in start else rest)
+
+
+@lru_cache(maxsize=1024)
+def _masked_search_start(start: str, system: str) -> str | None:
+    """:func:`_numbers_masked` of a token search's start, remembered: a conditional entry's
+    type, parameter and ``system`` come back entry after entry; None for a system that ends
+    as a country does, whose code is an old 永居证's digits."""
+    if _COUNTRY.search(unquote(system)):
+        return None
+    return _numbers_masked(start)
 
 
 def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
@@ -612,10 +660,11 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
     reading = _read_as_url(text, spaces_from)
     found = [hidden for variant in _variants(reading) for hidden in _hidden_spans(variant)]
     place = reading.place
-    found += (
-        _Hidden(place[start], place[end - 1] + 1, place[begins], place[ends - 1] + 1)
-        for start, end, begins, ends in _hidden_spans(text)
-    )
+    if reading.text != text:
+        found += (
+            _Hidden(place[start], place[end - 1] + 1, place[begins], place[ends - 1] + 1)
+            for start, end, begins, ends in _hidden_spans(text)
+        )
     characters = list(reading.text)
     numbers: list[tuple[int, int]] = []
     while found:
@@ -626,7 +675,7 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
                     characters[index] = "*"
         found = [
             hidden
-            for hidden in (_hidden_spans("".join(characters)) if reading.escaped else ())
+            for hidden in _hidden_spans("".join(characters))
             if any(character.isdecimal() for character in characters[hidden.start : hidden.end])
         ]
     return _shown("".join(characters), reading, numbers)

@@ -1149,6 +1149,21 @@ def test_a_token_is_masked_apart_from_its_system_as_it_is_whole(system: str, cod
     assert mask_query([("identifier", value)]) == [("identifier", mask_text(value))]
 
 
+@settings(max_examples=500, deadline=None)
+@given(TOKEN_SYSTEM, TOKEN_CODE, st.booleans(), st.booleans())
+@example("urn:oid:2.16.156.10011.1.3", "11010119491231003X", True, True)
+@example("urn:CHN", "123456789012", True, False)
+def test_a_token_search_url_is_masked_in_parts_as_it_is_whole(
+    system: str, code: str, escaped_system: bool, escaped_bar: bool
+) -> None:
+    """The fast path of ``mask_url`` (a conditional entry's type, parameter and system masked
+    once, the code alone) and masking the whole URL agree, escaped or not."""
+    if escaped_system:
+        system = system.replace(":", "%3A").replace("/", "%2F")
+    url = f"Patient?identifier={system}{'%7C' if escaped_bar else '|'}{code}"
+    assert mask_url(url) == masking._masked(url, form_encoded="+" in code)
+
+
 @pytest.mark.parametrize("mark", ["\u00ad", "\u200e", "\u200f", "\u202a", "\u2066", "\u061c"])
 def test_an_invisible_format_character_inside_a_number_does_not_hide_it(mark: str) -> None:
     """A soft hyphen, a direction mark or an isolate splits the digits, and no viewer shows it."""
