@@ -279,7 +279,7 @@ def mask_id_cards(text: str) -> str:
     """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; a mistyped one
     keeps its division code and what follows its birth date (41010519491231002 →
     410105********002); an old 永居证 USA123456789012 → USA********9012."""
-    for pattern, replacement in ID_MASKS:
+    for pattern, replacement, _ in _applying(ID_MASKS, text):
         text = pattern.sub(replacement, text)
     return text
 
@@ -424,7 +424,7 @@ def _labelled_time(text: str, start: int) -> bool:
 def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
     0371-68801234 → 0371-****1234."""
-    for pattern, replacement in PHONE_MASKS:
+    for pattern, replacement, _ in _applying(PHONE_MASKS, text):
         text = pattern.sub(replacement, text)
     return text
 
@@ -493,11 +493,36 @@ _ARCS_REACH = 24
 _LEADING_ZERO = re.compile(r"(?<!\d)0\d")
 
 
-def _masks(*kinds: tuple[re.Pattern[str], Replacement]) -> tuple[tuple[re.Pattern[str], Replacement], ...]:
+class _Mask(NamedTuple):
+    """A kind of number's pattern, its masking, and what a text holds that it may match in."""
+
+    pattern: re.Pattern[str]
+    replacement: Replacement
+    #: the features (:data:`_FEATURES`) a text needs for the pattern to match in it
+    needs: frozenset[str]
+
+
+def _masks(*kinds: tuple[re.Pattern[str], Replacement, str]) -> tuple[_Mask, ...]:
     """Each kind of number's pattern and masking, in the order given, every masking kept off
     the numbers that are part of an OID or a version (:func:`_outside_dotted_runs`) and
     keeping the line breaks it finds between a number's groups (:func:`_lines_kept`)."""
-    return tuple((pattern, _outside_dotted_runs(_lines_kept(replacement))) for pattern, replacement in kinds)
+    return tuple(
+        _Mask(pattern, _outside_dotted_runs(_lines_kept(replacement)), frozenset(needs.split()))
+        for pattern, replacement, needs in kinds
+    )
+
+
+#: what a text must hold for a pattern to match in it, sought once a text: three digits in a
+#: row (all but a grouped ID's and an old 永居证's, whose groups may be a digit each), a
+#: full-width comma (the patterns that read across one).  A text of single digits an
+#: underscore or a middle dot parts (``1_1_1_…``, 100 KB) was scanned by all thirteen
+_FEATURES = {"digits": re.compile(r"\d{3}"), "comma": re.compile(_COMMA)}
+
+
+def _applying(masks: tuple[_Mask, ...], text: str) -> Iterator[_Mask]:
+    """The ``masks`` whose patterns may match in ``text`` (:data:`_FEATURES`)."""
+    held = {feature for feature, pattern in _FEATURES.items() if pattern.search(text)}
+    return (mask for mask in masks if mask.needs <= held)
 
 
 def _landline(match: re.Match[str]) -> str:
@@ -538,23 +563,23 @@ def _is_digit(character: str) -> bool:
 
 #: each kind of ID number and how it is masked, in the order they are applied
 ID_MASKS = _masks(
-    (ID_CARD, _id_card),
-    (ID_CARD_COMMAS, _id_card),
-    (ID_CARD_GROUPED, _grouped_id_card),
-    (ID_CARD_MISTYPED, _mistyped_id_card),
-    (FOREIGN_PR_OLD, _foreign_pr_old),
+    (ID_CARD, _id_card, "digits"),
+    (ID_CARD_COMMAS, _id_card, "digits comma"),
+    (ID_CARD_GROUPED, _grouped_id_card, ""),
+    (ID_CARD_MISTYPED, _mistyped_id_card, "digits"),
+    (FOREIGN_PR_OLD, _foreign_pr_old, ""),
 )
 #: each kind of phone number and how it is masked, in the order they are applied (after IDs:
 #: a phone pattern never matches inside a masked ID)
 PHONE_MASKS = _masks(
-    (MOBILE, _mobile),
-    (MOBILE_COMMAS, _mobile),
-    (MOBILE_GROUPED, _grouped_mobile),
-    (MOBILE_MISTYPED, _mistyped_mobile),
-    (LANDLINE_86, _landline),
-    (LANDLINE, _landline),
-    (LANDLINE_COMMAS, _landline),
-    (LANDLINE_NO_TRUNK, _landline),
+    (MOBILE, _mobile, "digits"),
+    (MOBILE_COMMAS, _mobile, "digits comma"),
+    (MOBILE_GROUPED, _grouped_mobile, "digits"),
+    (MOBILE_MISTYPED, _mistyped_mobile, "digits"),
+    (LANDLINE_86, _landline, "digits"),
+    (LANDLINE, _landline, "digits"),
+    (LANDLINE_COMMAS, _landline, "digits comma"),
+    (LANDLINE_NO_TRUNK, _landline, "digits"),
 )
 
 
@@ -748,7 +773,7 @@ def _hidden_spans(text: str) -> Iterator[_Hidden]:
     not share at either end), every pattern matched on the text as it is."""
     if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
         return
-    for pattern, replacement in ID_MASKS + PHONE_MASKS:
+    for pattern, replacement, _ in _applying(ID_MASKS + PHONE_MASKS, text):
         for match in pattern.finditer(text):
             written, masked = match.group(), replacement(match)
             star = masked.find("*")

@@ -987,6 +987,17 @@ def test_the_shortcut_for_text_without_a_long_digit_run_masks_as_the_full_scan(t
     assert mask_text(text) == mask_phones(mask_id_cards(text))
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789Xx_·，、 -.+()（）/^|86USA:"), max_size=40))
+@example("1_1_1_1_1_1_1_1_1_1_1_1_1_1_1_1_1_1")
+def test_a_pattern_left_out_for_what_a_text_lacks_matches_nothing_in_it(text: str) -> None:
+    """Only the patterns a text holds the features of (three digits in a row, a full-width
+    comma) are tried on it: those left out could not have matched."""
+    tried = set(masking._applying(masking.ID_MASKS + masking.PHONE_MASKS, text))
+    left_out = [mask for mask in masking.ID_MASKS + masking.PHONE_MASKS if mask not in tried]
+    assert [mask.pattern.pattern for mask in left_out if mask.pattern.search(text)] == []
+
+
 def test_log_records_of_the_gateway_are_masked(caplog: pytest.LogCaptureFixture) -> None:
     install_log_masking()
     with caplog.at_level(logging.INFO, logger="yiyang.test"):
