@@ -61,24 +61,27 @@ def queried_date(text: str) -> str:
 
 
 def date_range(text: str) -> tuple[str, str]:
-    """[low, high] of a FHIR date, dateTime or instant; ValueError if it is not one."""
+    """[low, high] of a FHIR date, dateTime or instant; ValueError if it is not one.  Its
+    parts are read by position (``Match.groups``), not as a dict of the named ones: a
+    birthdate's range was a third of parsing a search by name and birthdate."""
     match = _DATE.fullmatch(text)
     if match is None:
         raise ValueError(f"not a FHIR date: {text!r}")
-    parts = {k: v for k, v in match.groupdict().items() if v is not None}
-    zone = _zone(parts.get("zone"))
-    fraction = parts.get("fraction", "")[:6]
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    fraction = (fraction or "")[:6]
     start = datetime(
-        int(parts["year"]),
-        int(parts.get("month", 1)),
-        int(parts.get("day", 1)),
-        int(parts.get("hour", 0)),
-        int(parts.get("minute", 0)),
-        int(parts.get("second", 0)),
+        int(year),
+        int(month or 1),
+        int(day or 1),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
         int(fraction.ljust(6, "0")) if fraction else 0,
-        tzinfo=zone,
+        tzinfo=_zone(zone),
     )
-    return clamped_instant(start), _clamped_end(start, parts, len(fraction))
+    # the precision given: the last of the parts present (0 a year … 4 a second)
+    precision = 4 if second else 3 if hour else 2 if day else 1 if month else 0
+    return clamped_instant(start), _clamped_end(start, precision, len(fraction))
 
 
 def _zone(text: str | None) -> timezone:
@@ -101,20 +104,21 @@ def clamped_instant(moment: datetime) -> str:
         return MIN_INSTANT if moment.year == 1 else MAX_INSTANT
 
 
-def _clamped_end(start: datetime, parts: dict[str, str], fraction_digits: int) -> str:
-    """The last microsecond of the period the value's precision denotes."""
+def _clamped_end(start: datetime, precision: int, fraction_digits: int) -> str:
+    """The last microsecond of the period the value's ``precision`` denotes (0 a year, 1 a
+    month, 2 a day, 3 a minute, 4 a second or its fraction)."""
     try:
-        if "month" not in parts:
+        if precision == 0:
             after = start.replace(year=start.year + 1)
-        elif "day" not in parts:
+        elif precision == 1:
             after = (
                 start.replace(year=start.year + 1, month=1)
                 if start.month == 12
                 else start.replace(month=start.month + 1)
             )
-        elif "hour" not in parts:
+        elif precision == 2:
             after = start + timedelta(days=1)
-        elif "second" not in parts:
+        elif precision == 3:
             after = start + timedelta(minutes=1)
         else:
             after = start + timedelta(microseconds=10 ** (6 - fraction_digits))

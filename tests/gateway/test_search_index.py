@@ -305,6 +305,33 @@ def test_every_date_encodes_to_a_range_whose_low_is_not_after_its_high(moment: A
     assert low <= high
 
 
+def _following(moment: datetime, length: int) -> datetime:
+    """The start of the period after the one ``moment``'s first ``length`` characters name."""
+    if length == 4:
+        return moment.replace(year=moment.year + 1)
+    if length == 7:
+        return moment.replace(year=moment.year + moment.month // 12, month=moment.month % 12 + 1)
+    steps = {10: timedelta(days=1), 16: timedelta(minutes=1), 19: timedelta(seconds=1), 23: timedelta(milliseconds=1)}
+    return moment + steps.get(length, timedelta(microseconds=1))
+
+
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 30)),
+    st.sampled_from([4, 7, 10, 16, 19, 23, 26]),
+    st.sampled_from(["", "Z", "+08:00", "-10:00"]),
+)
+def test_a_date_range_ends_a_microsecond_before_the_next_period_at_its_precision(
+    moment: Any, length: int, zone: str
+) -> None:
+    """2026 ends where 2027 begins, 2026-11 where 2026-12 does, 09:30 where 09:31 does."""
+    moment = moment.replace(day=min(moment.day, 28))  # a month's step keeps the day
+    suffix = zone if length > 10 else ""
+    high = date_range(moment.isoformat(timespec="microseconds")[:length] + suffix)[1]
+    low = date_range(_following(moment, length).isoformat(timespec="microseconds")[:length] + suffix)[0]
+    instant = "%Y-%m-%dT%H:%M:%S.%fZ"
+    assert datetime.strptime(low, instant) - datetime.strptime(high, instant) == timedelta(microseconds=1)
+
+
 def test_a_where_filter_on_a_string_child_agrees_with_fhirpath() -> None:
     parameters = SearchParameters(Registry())
     person = {
