@@ -33,7 +33,7 @@ import orjson
 
 from gateway.batch_writer import BatchWriter
 from gateway.exchanges import type_name
-from gateway.masking import mask_query, mask_text, mask_url
+from gateway.masking import mask_query, mask_repeated, mask_text, mask_url
 from gateway.messages import Worded
 from gateway.security.principal import Principal
 from gateway.storage.audit_tables import CHAIN_LOCK, Sealed
@@ -182,16 +182,20 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
     Why not the AuditEvent itself: it is four times the text, and building, serialising,
     hashing and storing it for every request was most of what the audit trail cost a read.
     Nothing is lost: the event is a function of the record."""
+    args = facts.view_args
     record: dict[str, Any] = {
         "recorded": recorded,
         "method": facts.method,
-        "path": mask_text(facts.path),
+        # a path naming no instance (a type's search) comes back request after request
+        "path": mask_text(facts.path) if "resource_id" in args else mask_repeated(facts.path),
         "status": facts.status,
     }
     if facts.endpoint:
         record["endpoint"] = facts.endpoint
-    if facts.view_args:
-        record["args"] = {name: mask_text(value) for name, value in facts.view_args.items()}
+    if args:  # a type's name (``kind``) comes back request after request; an id does not
+        record["args"] = {
+            name: mask_repeated(value) if name == "kind" else mask_text(value) for name, value in args.items()
+        }
     if facts.query:
         record["query"] = mask_query(list(facts.query))
     if facts.remote_addr:

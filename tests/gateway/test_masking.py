@@ -19,9 +19,12 @@ from gateway import masking
 from gateway.cli import main
 from gateway.masking import (
     _ZERO_WIDTH,
+    CREDENTIAL_PARAMETERS,
     FULL_WIDTH_DIGITS,
     PROVINCE_CODES,
+    TEXT_PARAMETERS,
     install_log_masking,
+    is_name_parameter,
     mask_id_cards,
     mask_name,
     mask_phones,
@@ -1173,6 +1176,34 @@ def test_a_token_search_url_is_masked_in_parts_as_it_is_whole(
         system = system.replace(":", "%3A").replace("/", "%2F")
     url = f"Patient?identifier={system}{'%7C' if escaped_bar else '|'}{code}"
     assert mask_url(url) == masking._masked(url, form_encoded="+" in code)
+
+
+#: a search parameter's name: one of those masking reads, with a modifier or chain, in any case,
+#: or any text (an ID number or a phone a client put in the name)
+PARAMETER_NAME = st.one_of(
+    st.sampled_from(["access_token", "Access_Token", "name", "family:exact", "subject:Patient.name", "_text"]),
+    st.sampled_from(["identifier", "telecom", "410105194912310020", "13800138000", "_count"]),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(PARAMETER_NAME, st.text(max_size=30))
+def test_a_parameter_seen_before_is_masked_as_it_was_the_first_time(name: str, value: str) -> None:
+    """``mask_query`` remembers how each parameter name is read (credential, names, other)
+    and masked: a name seen before, and every value under it, is masked as a fresh reading
+    masks it."""
+    first = mask_query([(name, value)])
+    assert mask_query([("_count", "1"), (name, value)])[1:] == first == [fresh_mask_query(name, value)]
+
+
+def fresh_mask_query(name: str, value: str) -> tuple[str, str]:
+    """What ``mask_query`` records of one pair, read as its docstring says, from scratch."""
+    if name.split(":", 1)[0].lower() in CREDENTIAL_PARAMETERS:
+        value = "***"
+    elif is_name_parameter(name) or name in TEXT_PARAMETERS:
+        value = ",".join(mask_name(part) for part in value.split(","))
+    return mask_text(name), mask_query([("x", value)])[0][1]
 
 
 @pytest.mark.parametrize("mark", ["\u00ad", "\u200e", "\u200f", "\u202a", "\u2066", "\u061c"])
