@@ -23,6 +23,7 @@ from urllib.parse import unquote_plus
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.wrappers import Request
 
 from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
@@ -105,21 +106,7 @@ def authenticate() -> None:
     if kind is not None and not kind.startswith("$"):
         # no such type: its 404, not a 403 naming a scope (system/Foo.s) no client can hold
         found.repository.check_type(kind)
-    if endpoint == "fhir.search":
-        pairs = list(asked.args.items(multi=True))
-        if asked.method == "POST":
-            pairs += list(asked.form.items(multi=True))
-        wanted = search_needs(view_args.get("kind", "*"), pairs, services().parameters.targets)
-    else:
-        types = [t for value in asked.args.getlist("_type") for t in value.split(",")]
-        present = "HTTP_IF_NONE_EXIST" in environ  # (rarely: a conditional create's)
-        condition = if_none_exist(kind if endpoint == "fhir.create" else None) if present else None
-        wanted = needs(endpoint, view_args, condition is not None, types)
-        if endpoint in CONDITIONAL:
-            condition = asked.query_string.decode()
-        if condition:  # a chain in a condition searches the types it reaches
-            wanted += criteria_needs(view_args.get("kind", "*"), condition, services().parameters.targets)
-    missing = _missing(principal.scopes, tuple(wanted))
+    missing = _missing(principal.scopes, _wanted(asked, endpoint, view_args))
     if missing:
         _refuse_scope(missing, principal.client_id)
     # writes to the trail are refused alike for everyone (405 from audit.refuse), so only reads ask the role
@@ -127,6 +114,43 @@ def authenticate() -> None:
         raise FhirError(403, "http.forbidden-role", role=principal.role, client=principal.client_id)
     if endpoint in OPERATOR_ENDPOINTS and principal.role != OPERATOR:  # the 主索引 staff's alone
         raise FhirError(403, OPERATOR_ENDPOINTS[endpoint], role=principal.role, client=principal.client_id)
+
+
+def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The (type, permissions) pairs this request needs.  Most requests name no more than
+    their route does (a read, a search of plain criteria): theirs are worked out once per
+    endpoint and type (:func:`_route_needs`); a search's includes, chains and ``_has``, an
+    export's ``_type`` and a condition's chains add the types they reach."""
+    args = asked.args
+    if endpoint == "fhir.search":
+        if asked.method == "GET" and not any(name[:1] == "_" or "." in name for name in args):
+            return _route_needs(endpoint, view_args.get("kind"))  # plain criteria: the type alone
+        pairs = list(args.items(multi=True))
+        if asked.method == "POST":
+            pairs += list(asked.form.items(multi=True))
+        return tuple(search_needs(view_args.get("kind", "*"), pairs, services().parameters.targets))
+    present = "HTTP_IF_NONE_EXIST" in asked.environ  # (rarely: a conditional create's)
+    if not present and "_type" not in args and endpoint not in CONDITIONAL:
+        return _route_needs(endpoint, view_args.get("kind"))
+    types = [t for value in args.getlist("_type") for t in value.split(",")]
+    kind = view_args.get("kind")
+    condition = if_none_exist(kind if endpoint == "fhir.create" else None) if present else None
+    wanted = needs(endpoint, view_args, condition is not None, types)
+    if endpoint in CONDITIONAL:
+        condition = asked.query_string.decode()
+    if condition:  # a chain in a condition searches the types it reaches
+        wanted += criteria_needs(view_args.get("kind", "*"), condition, services().parameters.targets)
+    return tuple(wanted)
+
+
+@lru_cache(maxsize=4096)
+def _route_needs(endpoint: str, kind: str | None) -> tuple[tuple[str, str], ...]:
+    """What a request needs that names no more than its route: the same for every read of a
+    type, or every search of its plain criteria (working it out again was a fifth of a
+    read's authentication)."""
+    if endpoint == "fhir.search":
+        return ((kind or "*", "s"),)
+    return tuple(needs(endpoint, {"kind": kind} if kind is not None else {}))
 
 
 def _refuse_scope(missing: str, client_id: str) -> NoReturn:

@@ -618,6 +618,19 @@ def test_a_chain_needs_search_on_the_type_it_searches(served: Served, encounters
     assert code_of(answer) == (403, "http.forbidden-scope")
 
 
+def test_a_search_and_a_read_of_one_type_each_need_their_own_permission(served: Served, client_key: Any) -> None:
+    """A read's and a plain search's needs are worked out once per endpoint and type: one
+    worked out for the other would let a client that may only search a type read it."""
+    scope = "system/Encounter.s"
+    add_client(
+        served.database_url, "encounters-searched", key=client_key, scope=scope, role="hospital", organization=HOME
+    )
+    with Api(served.base, "encounters-searched", client_key, scope) as searcher:
+        searched = searcher.get(f"{served.base}/Encounter?status=finished&_summary=count").status_code
+        read = code_of(searcher.get(f"{served.base}/Encounter/home-bed-zhang"))
+    assert (searched, read) == (200, (403, "http.forbidden-scope"))
+
+
 def test_a_conditional_reference_needs_search_on_the_type_it_names(served: Served, encounters_only: Api) -> None:
     stay = {
         **example("yy-encounter/valid-home-bed.json"),
