@@ -19,6 +19,17 @@ import weakref
 from typing import Generic, TypeVar
 
 Row = TypeVar("Row")
+#: this process's id, kept by a hook that runs in a forked child: every request records a row
+#: in two writers, and asking ``os.getpid`` (a system call) each time was a third of it
+_process = os.getpid()
+
+
+def _forked() -> None:
+    global _process
+    _process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class BatchWriter(Generic[Row]):
@@ -55,7 +66,7 @@ class BatchWriter(Generic[Row]):
         with self._guard:
             self._pending.append(row)
             count = len(self._pending)
-        if self._pid != os.getpid():  # first use in this process (a thread does not survive a fork)
+        if self._pid != _process:  # first use in this process (a thread does not survive a fork)
             self._start()
         if count >= self.batch:
             self._wake.set()

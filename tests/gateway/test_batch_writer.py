@@ -3,6 +3,8 @@ dropped alone, and a store that is down loses nothing."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gateway.batch_writer import BatchWriter
@@ -46,3 +48,20 @@ def test_a_store_that_is_down_keeps_every_row_for_the_next_attempt() -> None:
     store.down = False
     store.flush()
     assert sorted(store.rows) == list(range(20))
+
+
+# Python 3.12 warns of any fork in a process with threads (an earlier test's writer's, here)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_writer_used_before_a_fork_starts_a_thread_of_its_own_in_the_child() -> None:
+    """gunicorn forks its workers: a writer the master used has no thread in a worker (threads
+    do not survive a fork), and its first row there starts one, or nothing would be written."""
+    store = Store()
+    store.record(1)  # the master's thread
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status alone
+        store.record(2)
+        thread = store._thread
+        os._exit(0 if thread is not None and thread.is_alive() and store._pid == os.getpid() else 1)
+    _, status = os.waitpid(child, 0)
+    store.close()
+    assert os.waitstatus_to_exitcode(status) == 0
