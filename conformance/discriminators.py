@@ -280,6 +280,10 @@ class SlicePlan:
         if self.index is None:
             return False, None
         path, table = self.index
+        if len(path) == 1 and type(value) is dict:  # a url or a system, as most slicing: at once
+            single = value.get(path[0])
+            if type(single) is str:
+                return True, table.get(single)
         found = plain_values(value, path)
         if found is None:
             return False, None

@@ -11,9 +11,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.discriminators import Typed, of_resource, typed_values
+from conformance.discriminators import SlicePlan, Typed, of_resource, typed_values
 from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue
+from conformance.profile_walker import Item
 from conformance.validator import Validator
 from tests.conformance.definitions import sd, validator_with
 
@@ -210,3 +211,42 @@ def test_an_item_carrying_two_slices_strings_goes_to_the_first_slice_defined() -
 def test_an_item_carrying_no_slices_string_is_unmatched_in_closed_slicing() -> None:
     issues = system_profile().validate(with_categories(["urn:example:beta"], ["urn:example:gamma"]))
     assert ids_at(issues, "Observation.category[1]") == ["profile.slice-unmatched-closed"]
+
+
+# -- the table agrees with the slices' own tests ----------------------------------------------
+SYSTEMS = ["urn:example:a", "urn:example:b"]
+IDENTIFIER_SLICING = validator_with(
+    sd(
+        URL,
+        "Patient",
+        [
+            {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "system"}]}},
+            {"id": "Patient.identifier:a", "max": "1"},
+            {"id": "Patient.identifier:a.system", "fixedUri": SYSTEMS[0]},
+            {"id": "Patient.identifier:b", "max": "1"},
+            {"id": "Patient.identifier:b.system", "fixedUri": SYSTEMS[1]},
+        ],
+    )
+)
+#: what an identifier's system may hold in hostile input, the slices' strings among them
+ANY_SYSTEM = st.one_of(
+    st.sampled_from(SYSTEMS),
+    st.text(max_size=3),
+    st.integers(),
+    st.none(),
+    st.lists(st.sampled_from(SYSTEMS), max_size=2),
+    st.dictionaries(st.sampled_from(["system", "value"]), st.sampled_from(SYSTEMS), max_size=1),
+)
+
+
+@given(system=ANY_SYSTEM, present=st.booleans())
+def test_a_slice_looked_up_by_its_string_is_the_first_whose_tests_match(system: Any, present: bool) -> None:
+    walker = IDENTIFIER_SLICING.profiles
+    rule = IDENTIFIER_SLICING.compiler.get(URL).root.children["identifier"]
+    plan = SlicePlan.of(rule)
+    identifier = {"system": system, "value": "1"} if present else {"value": "1"}
+    item = Item(identifier, None, walker.model.nodes["Patient"].slots["identifier"], "Patient.identifier[0]")
+    patient = {"resourceType": "Patient", "identifier": [identifier]}
+    tested = next((n for n in plan.names if walker._matches(plan.tests[n], item, Scope.of(patient))), None)
+    decided, looked_up = plan.indexed(identifier)
+    assert (looked_up if decided else tested) == tested
