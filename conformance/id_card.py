@@ -21,9 +21,18 @@ FIFTEEN = re.compile(r"[1-9][0-9]{14}")
 DIGITS_17_CHECK = re.compile(r"[0-9]{17}[0-9X]")
 
 
+#: what the ASCII codes of 17 weighted digits add to their values: the weights' sum times '0'
+_ASCII_ZERO = ord("0") * sum(WEIGHTS)
+
+
 def check_char(first17: str) -> str:
     if len(first17) != len(WEIGHTS):
         raise ValueError(f"17 characters expected, not {len(first17)}")
+    if first17.isascii() and first17.isdigit():
+        # the digits' ASCII codes, weighted, less what the codes add: int() of each digit was
+        # the most of a valid 身份证's checks.  Any other text is read by int() (which reads
+        # full-width digits too, and refuses what is no digit)
+        return CHECK_CHARS[(sum(map(mul, first17.encode(), WEIGHTS)) - _ASCII_ZERO) % 11]
     return CHECK_CHARS[sum(map(mul, map(int, first17), WEIGHTS)) % 11]
 
 

@@ -82,6 +82,13 @@ def test_any_other_check_character_is_rejected(body: str, last: str) -> None:
     assert any(p[0] == "rule.id-card-checksum" for p in id_card.problems(body + last)) == wrong
 
 
+@given(st.text(alphabet="0123456789０１２３４５６７８９", min_size=17, max_size=17))
+def test_the_check_character_is_iso_7064_mod_11_2_of_each_digit_read_alone(body: str) -> None:
+    """GB 11643's weighted sum, written out digit by digit, ASCII or full-width alike."""
+    weighted = sum(int(digit) * weight for digit, weight in zip(body, id_card.WEIGHTS, strict=True))
+    assert id_card.check_char(body) == "10X98765432"[weighted % 11]
+
+
 @given(st.text(max_size=30))
 def test_problems_never_raises_on_arbitrary_text(text: str) -> None:
     assert isinstance(id_card.problems(text), list)
