@@ -17,7 +17,7 @@ from conformance.discriminators import SlicePlan, SliceTest, Typed, plain_values
 from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue, IssueList
 from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, Targets
-from conformance.structure import BaseModel, NodeModel, Slot, applies, report_invariant
+from conformance.structure import GUARDED, BaseModel, NodeModel, Slot, applies, report_invariant
 from conformance.terminology import Terminology
 from conformance.value_bounds import check_bounds, check_length
 
@@ -319,11 +319,12 @@ class ProfileWalker:
             strength, value_set = rule.binding
             check_binding(self.terminology, value, item.type, value_set, strength, path, issues)
         for invariant in rule.invariants:
-            if not applies(invariant.key, value, scope):
+            if invariant.key in GUARDED and not applies(invariant.key, value, scope):
                 continue
             base = (item.slot.node or item.slot.type) if item.slot else rule.path
             verdict = invariant.check(value, scope, item.type if model and model.is_resource else base)
-            report_invariant(invariant, verdict, path, issues)
+            if verdict is not True:  # a verdict that holds reports nothing
+                report_invariant(invariant, verdict, path, issues)
         return True
 
     def _check_types(self, rule: Rule, item: Item, issues: IssueList, scope: Scope) -> bool:

@@ -49,6 +49,8 @@ GUARDS = {
 #: reader receives, not the resources contained in it: the reference validator evaluates it as
 #: ``(%rootResource != $this) or text.`div`.exists()``; here that is a check of identity.
 SCOPE_GUARDS = {"dom-6": lambda node, scope: node is scope.root}
+#: the keys of either kind of guard: any other invariant applies everywhere, without asking
+GUARDED = frozenset(GUARDS) | frozenset(SCOPE_GUARDS)
 
 
 @dataclass(slots=True)
@@ -607,8 +609,10 @@ class StructureWalker:
         invariants: tuple[Invariant, ...], node: Any, base: str, path: str, scope: Scope, issues: IssueList
     ) -> None:
         for invariant in invariants:
-            if applies(invariant.key, node, scope):
-                report_invariant(invariant, invariant.check(node, scope, base), path, issues)
+            if invariant.key not in GUARDED or applies(invariant.key, node, scope):
+                verdict = invariant.check(node, scope, base)
+                if verdict is not True:  # a verdict that holds reports nothing
+                    report_invariant(invariant, verdict, path, issues)
 
 
 def _format_problem(problem: tuple[str, dict[str, Any]], path: str, issues: IssueList) -> bool:
