@@ -76,7 +76,7 @@ class Rule:
     slice_plan: SlicePlan | None = None
     #: value type → (whether the rule's types allow it, their type profiles, their target
     #: profiles), worked out on first use (see ProfileWalker._type_plan)
-    type_plans: dict[str, tuple[bool, tuple[str, ...], Targets | None]] | None = None
+    type_plans: dict[str, tuple[bool, TypeProfiles, Targets | None]] | None = None
     #: nothing to report when the element is absent (no minimum, no must-support, no slice
     #: with either); set once compiled, lets the walk skip absent elements
     quiet_when_absent: bool = False
@@ -127,6 +127,11 @@ class CompiledProfile:
     pure: bool = True
     #: what is wrong with the definition itself; each is reported as an error where it applies
     problems: tuple[Problem, ...] = ()
+
+
+#: a rule's type profiles for one value type: (url, its compiled profile, or None when the
+#: registry has no such definition)
+TypeProfiles = tuple[tuple[str, CompiledProfile | None], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from conformance.bindings import check_binding, codings_of
 from conformance.discriminators import SlicePlan, SliceTest, Typed, plain_values, typed_values
 from conformance.fhirpath_scope import Scope
 from conformance.issues import Issue, IssueList
-from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, Targets
+from conformance.profile_compiler import CompiledProfile, ProfileCompiler, Rule, Targets, TypeProfiles
 from conformance.structure import GUARDED, BaseModel, NodeModel, Slot, applies, report_invariant
 from conformance.terminology import Terminology
 from conformance.value_bounds import check_bounds, check_length
@@ -341,10 +341,9 @@ class ProfileWalker:
             self._check_target(targets, item, issues, scope)
         return True
 
-    def _conforms_to_one(self, urls: tuple[str, ...], item: Item, issues: IssueList, scope: Scope) -> None:
+    def _conforms_to_one(self, profiles: TypeProfiles, item: Item, issues: IssueList, scope: Scope) -> None:
         attempts: list[IssueList] = []
-        for url in urls:
-            profile = self.compiler.get(url)
+        for url, profile in profiles:
             if profile is None:
                 trial = IssueList()
                 trial.add("warning", "profile.unknown", item.path, url=url)
@@ -437,10 +436,12 @@ class ProfileWalker:
         urls = ", ".join(url for url, _ in constraining)
         issues.error("profile.reference-target-profile", item.path, type=kind, profiles=urls)
 
-    def _type_plan(self, rule: Rule, actual: str) -> tuple[bool, tuple[str, ...], Targets | None]:
-        """(whether a value of type ``actual`` is allowed, the type profiles and the target
-        profiles its allowed types name), worked out once per rule and type: every value a rule
-        constrains meets its types, and three lists were built anew for each."""
+    def _type_plan(self, rule: Rule, actual: str) -> tuple[bool, TypeProfiles, Targets | None]:
+        """(whether a value of type ``actual`` is allowed, the type profiles, compiled, and the
+        target profiles its allowed types name), worked out once per rule and type: every value
+        a rule constrains meets its types, and three lists were built anew for each.  The
+        compiled profiles are held as :class:`Targets` holds its own: new definitions make
+        every profile compiled anew, this rule and its plans with it."""
         plans = rule.type_plans
         if plans is None:
             plans = rule.type_plans = {}
@@ -450,7 +451,7 @@ class ProfileWalker:
             targets = tuple(p for t in allowed for p in t.targets)
             plan = (
                 bool(allowed) or not actual,
-                tuple(p for t in allowed for p in t.profiles),
+                tuple((p, self.compiler.get(p)) for t in allowed for p in t.profiles),
                 Targets.of(targets, self.compiler) if targets else None,
             )
             if len(plans) < TYPE_PLAN_LIMIT:

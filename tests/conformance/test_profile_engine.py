@@ -410,6 +410,18 @@ def test_conforming_extension_passes() -> None:
     assert errors(run(validator_with(*EXTENSION_SLICE), {"extension": [{"url": EXT, "valueString": "阿英"}]})) == []
 
 
+def test_an_extension_definition_added_later_judges_the_next_instance() -> None:
+    """A rule remembers the compiled profiles its types name; a definition added since (an
+    ``--ig`` loaded at run time) must be applied, not the first lookup's absence."""
+    registry = Registry()
+    registry.add_resource(sd(URL, "Patient", copy.deepcopy(EXTENSION_SLICE)), "test")
+    validator = Validator(registry)
+    resource = {"resourceType": "Patient", "meta": {"profile": [URL]}, "extension": [{"url": EXT, "valueInteger": 3}]}
+    validator.validate(copy.deepcopy(resource))
+    registry.add_resource(TERMINOLOGY[2], "test")
+    assert found(validator.validate(resource), "profile.type-not-allowed", "Patient.extension[0].valueInteger")
+
+
 # -- profile selection ---------------------------------------------------------------------
 def test_unknown_claimed_profile_is_a_warning(validator: Validator) -> None:
     issues = validator.validate({"resourceType": "Patient", "meta": {"profile": ["http://nowhere/sd"]}})
