@@ -24,8 +24,9 @@ from conformance.value_bounds import check_bounds, check_length
 
 class Item:
     """One value of an element, with its primitive extensions and where it sits.  Its FHIRPath
-    is put together only when something asks for it (an issue, a nested element): most values
-    of a valid instance never need theirs, and building each was a tenth of the profile walk."""
+    is put together only when something asks for it (an issue): most values of a valid instance
+    never need theirs, and building each was a tenth of the profile walk.  A nested value sits
+    within its parent :class:`Item`, whose path is then put together only if the child's is."""
 
     __slots__ = ("value", "underscore", "slot", "_within", "_label", "_index", "_path")
 
@@ -34,7 +35,7 @@ class Item:
         value: Any,
         underscore: dict[str, Any] | None,
         slot: Slot | None,
-        within: str,
+        within: str | Item,
         label: str | None = None,
         index: int | None = None,
     ) -> None:
@@ -42,12 +43,13 @@ class Item:
         self.underscore = underscore
         self.slot = slot
         self._within, self._label, self._index = within, label, index
-        self._path: str | None = within if label is None else None
+        self._path: str | None = within if label is None and type(within) is str else None
 
     @property
     def path(self) -> str:
         if self._path is None:
-            label = f"{self._within}.{self._label}"
+            within = self._within
+            label = f"{within if type(within) is str else within.path}.{self._label}"
             self._path = label if self._index is None else f"{label}[{self._index}]"
         return self._path
 
@@ -169,7 +171,7 @@ class ProfileWalker:
             self._active.discard(active)
 
     # -- element values ----------------------------------------------------------------
-    def _items(self, container: dict[str, Any], model: NodeModel | None, rule: Rule, path: str) -> list[Item]:
+    def _items(self, container: dict[str, Any], model: NodeModel | None, rule: Rule, within: Item) -> list[Item]:
         """Values of the element a rule names (a choice element's collect every typed key)."""
         stem = rule.choice_stem
         if stem is None and rule.underscored not in container:
@@ -179,8 +181,8 @@ class ProfileWalker:
                 return []
             slot = model.slots.get(rule.name) if model else None
             if type(values) is list:
-                return [Item(value, None, slot, path, rule.name, index) for index, value in enumerate(values)]
-            return [Item(values, None, slot, path, rule.name)]
+                return [Item(value, None, slot, within, rule.name, index) for index, value in enumerate(values)]
+            return [Item(values, None, slot, within, rule.name)]
         if stem is None:
             keys = [rule.name]  # its primitive extensions are there, the value perhaps
         else:
@@ -196,30 +198,35 @@ class ProfileWalker:
                 for index, value in enumerate(values):
                     extra = extras_list[index] if index < len(extras_list) else None
                     extra = extra if isinstance(extra, dict) else None
-                    items.append(Item(value, extra, slot, path, key, index))
+                    items.append(Item(value, extra, slot, within, key, index))
             else:
                 underscore = extras if isinstance(extras, dict) else None
-                items.append(Item(values, underscore, slot, path, key))
+                items.append(Item(values, underscore, slot, within, key))
         return items
 
     def _element(
         self,
         rule: Rule,
         items: list[Item],
-        parent_path: str,
+        parent: Item,
         issues: IssueList,
         scope: Scope,
         profile_url: str,
     ) -> None:
         count = len(items)
-        if (rule.min and count < rule.min) or (rule.max is not None and count > rule.max) or rule.must_support:
-            self._cardinality(rule, count, f"{parent_path}.{rule.name}", issues, profile_url)
+        # only a finding needs the path: a must-support element that is present has none
+        if (
+            (rule.min and count < rule.min)
+            or (rule.max is not None and count > rule.max)
+            or (rule.must_support and not count)
+        ):
+            self._cardinality(rule, count, f"{parent.path}.{rule.name}", issues, profile_url)
         if rule.checks_value or rule.children:  # else the items were counted, and that is all
             for item in items:
                 model = self._model_of(item) if rule.children or rule.invariants else None
                 self._check_item(rule, item, model, issues, scope, profile_url)
         if rule.slicing is not None and rule.slices:
-            self._slices(rule, items, parent_path, issues, scope, profile_url)
+            self._slices(rule, items, parent, issues, scope, profile_url)
 
     @staticmethod
     def _cardinality(rule: Rule, count: int, where: str, issues: IssueList, profile_url: str) -> None:
@@ -286,45 +293,45 @@ class ProfileWalker:
             if not isinstance(container, dict):
                 container = {}
             url = profile_url or rule.path
-            path = item.path
             for child in rule.children.values():
                 if child.quiet_when_absent and not _has(container, child):
                     continue
-                self._element(child, self._items(container, model, child, path), path, issues, scope, url)
+                self._element(child, self._items(container, model, child, item), item, issues, scope, url)
 
     def _check_value(self, rule: Rule, item: Item, model: NodeModel | None, issues: IssueList, scope: Scope) -> bool:
         """The rule's constraints on the value itself (its children are the caller's); False when
         the value's type is not one the rule allows, and nothing else was checked: a valueString
         where bp demands a Quantity was also told of a Quantity pattern, a UCUM binding and four
-        missing children at Observation.component[0].valueString.value and the like."""
-        value, path = item.value, item.path
+        missing children at Observation.component[0].valueString.value and the like.  The value's
+        path is put together only for a finding, or for a check that takes one."""
+        value = item.value
         if rule.types and not self._check_types(rule, item, issues, scope):
             return False
         if rule.fixed is not None and value != rule.fixed:
-            issues.error("profile.fixed-mismatch", path, expected=_short(rule.fixed), actual=_short(value))
+            issues.error("profile.fixed-mismatch", item.path, expected=_short(rule.fixed), actual=_short(value))
         if rule.pattern is not None and not matches_pattern(rule.pattern, value):
-            issues.error("profile.pattern-mismatch", path, expected=_short(rule.pattern), actual=_short(value))
+            issues.error("profile.pattern-mismatch", item.path, expected=_short(rule.pattern), actual=_short(value))
         if rule.min_value is not None or rule.max_value is not None:
-            check_bounds(value, rule.min_value, rule.max_value, path, issues)
+            check_bounds(value, rule.min_value, rule.max_value, item.path, issues)
         if rule.max_length is not None:
-            check_length(value, rule.max_length, path, issues)
+            check_length(value, rule.max_length, item.path, issues)
         if rule.regex is not None and isinstance(value, str):
             try:
                 matched = rule.regex.fullmatch(value) is not None
             except UnicodeError:  # RE2 cannot encode a lone surrogate: it does not match
                 matched = False
             if not matched:
-                issues.error("profile.regex-mismatch", path, value=_short(value), regex=rule.regex_source)
+                issues.error("profile.regex-mismatch", item.path, value=_short(value), regex=rule.regex_source)
         if rule.binding is not None and value is not None:
             strength, value_set = rule.binding
-            check_binding(self.terminology, value, item.type, value_set, strength, path, issues)
+            check_binding(self.terminology, value, item.type, value_set, strength, item.path, issues)
         for invariant in rule.invariants:
             if invariant.key in GUARDED and not applies(invariant.key, value, scope):
                 continue
             base = (item.slot.node or item.slot.type) if item.slot else rule.path
             verdict = invariant.check(value, scope, item.type if model and model.is_resource else base)
-            if verdict is not True:  # a verdict that holds reports nothing
-                report_invariant(invariant, verdict, path, issues)
+            if verdict is not True:  # a verdict that holds reports nothing, and needs no path
+                report_invariant(invariant, verdict, item.path, issues)
         return True
 
     def _check_types(self, rule: Rule, item: Item, issues: IssueList, scope: Scope) -> bool:
@@ -463,7 +470,7 @@ class ProfileWalker:
         self,
         rule: Rule,
         items: list[Item],
-        parent_path: str,
+        parent: Item,
         issues: IssueList,
         scope: Scope,
         profile_url: str,
@@ -474,7 +481,7 @@ class ProfileWalker:
             plan = rule.slice_plan = SlicePlan.of(rule)
         for name in plan.unconstrained if items else ():
             detail = "constrains none of the slicing discriminators, so no value can be assigned to it"
-            where = f"{parent_path}.{rule.name}"
+            where = f"{parent.path}.{rule.name}"
             issues.error("definition.invalid", where, profile=profile_url, path=f"{rule.path}:{name}", detail=detail)
         #: the items of each slice that has any
         assigned: dict[str, list[Item]] = {}
@@ -498,7 +505,7 @@ class ProfileWalker:
             assigned.setdefault(match, []).append(item)
         for name, part in rule.slices.items():
             if name in assigned or not part.quiet_when_absent:
-                self._element(part, assigned.get(name, []), parent_path, issues, scope, profile_url)
+                self._element(part, assigned.get(name, []), parent, issues, scope, profile_url)
 
     def _matches(self, plan: tuple[SliceTest, ...], item: Item, scope: Scope) -> bool:
         """Whether an item belongs to a slice.  As in the reference validator, a discriminator

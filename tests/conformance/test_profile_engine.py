@@ -80,6 +80,14 @@ def test_fixed_value_mismatch_is_reported() -> None:
     assert found(run(v, {"gender": "male"}), "profile.fixed-mismatch", "Patient.gender")
 
 
+def test_a_fixed_value_three_elements_down_is_reported_at_its_whole_path() -> None:
+    """A value's path is put together from its parents' only for a finding: each step and
+    index must still be there."""
+    contacts = [{"name": {"family": "王"}}, {"gender": "male", "name": {"family": "李"}}]
+    issues = run(validator_with({"id": "Patient.contact.name.family", "fixedString": "王"}), {"contact": contacts})
+    assert found(issues, "profile.fixed-mismatch", "Patient.contact[1].name.family")
+
+
 def test_pattern_matches_a_superset_instance() -> None:
     v = validator_with(
         {"id": "Patient.maritalStatus", "patternCodeableConcept": {"coding": [{"system": "s", "code": "20"}]}}
