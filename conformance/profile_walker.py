@@ -8,6 +8,7 @@ an issue with the FHIRPath of the offending element and the walk carries on.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -109,7 +110,7 @@ class ProfileWalker:
         self.terminology = terminology
         self._memo: dict[tuple[str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
         #: (target, profile) → whether a referenced resource the instance holds meets it
-        self._verdicts: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
+        self._verdicts: OrderedDict[tuple[int, str], tuple[dict[str, Any], bool]] = OrderedDict()
         #: (resource, profile) → whether the resource met the profile when validated itself
         self._own_verdicts: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
         #: (profile, value) pairs being applied: a profile whose element types name the profile
@@ -578,10 +579,13 @@ def _has(container: dict[str, Any], rule: Rule) -> bool:
     return rule.name in container or rule.underscored in container
 
 
-def _forget_oldest(memo: dict[Any, Any]) -> None:
-    """Drop the entry put in first.  The validator is shared by a worker's threads: another may
-    drop the same entry meanwhile, or add one while this looks (both harmless here)."""
+def _forget_oldest(memo: OrderedDict[Any, Any]) -> None:
+    """Drop the entry put in first, at once.  Why an OrderedDict: a dict finds its first entry
+    by scanning past the slots its earlier removals left, a scan that grew with every eviction
+    until the next resize (5.6 against 0.8 µs an eviction of 4,096 kept, on each reference to a
+    Patient not met before once a worker had met as many).  The validator is shared by a
+    worker's threads: another may have emptied it meanwhile (harmless here)."""
     try:
-        memo.pop(next(iter(memo)), None)
-    except (StopIteration, RuntimeError):  # emptied, or changed while looked at
+        memo.popitem(last=False)
+    except KeyError:  # emptied meanwhile
         pass

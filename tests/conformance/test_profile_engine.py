@@ -4,6 +4,7 @@ time: each rule kind is exercised with a passing and a failing instance."""
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -608,6 +609,16 @@ def test_a_child_read_only_under_a_pruned_element_is_told(expression: str, read_
 def test_forgetting_the_oldest_verdict_another_thread_forgot_meanwhile_does_nothing() -> None:
     """The validator is shared by a worker's threads: two dropping the same oldest entry made
     the second's ``del`` raise KeyError out of a validation."""
-    memo: dict[str, bool] = {}
+    memo: OrderedDict[str, bool] = OrderedDict()
     _forget_oldest(memo)
     assert memo == {}
+
+
+def test_the_verdicts_kept_are_the_newest_once_the_bound_is_reached() -> None:
+    """Evicting from the front, entry by entry, keeps the last ones put in, in order."""
+    memo: OrderedDict[int, bool] = OrderedDict()
+    for key in range(10):
+        if len(memo) >= 4:
+            _forget_oldest(memo)
+        memo[key] = True
+    assert list(memo) == [6, 7, 8, 9]
