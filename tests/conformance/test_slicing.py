@@ -6,6 +6,7 @@ rule has a passing and a failing instance; a failure is an error in the referenc
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -215,19 +216,26 @@ def test_an_item_carrying_no_slices_string_is_unmatched_in_closed_slicing() -> N
 
 # -- the table agrees with the slices' own tests ----------------------------------------------
 SYSTEMS = ["urn:example:a", "urn:example:b"]
-IDENTIFIER_SLICING = validator_with(
-    sd(
-        URL,
-        "Patient",
-        [
-            {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "system"}]}},
-            {"id": "Patient.identifier:a", "max": "1"},
-            {"id": "Patient.identifier:a.system", "fixedUri": SYSTEMS[0]},
-            {"id": "Patient.identifier:b", "max": "1"},
-            {"id": "Patient.identifier:b.system", "fixedUri": SYSTEMS[1]},
-        ],
+
+
+@cache
+def identifier_slicing() -> Validator:
+    """Identifiers sliced by system, made once for all the examples of the property below."""
+    return validator_with(
+        sd(
+            URL,
+            "Patient",
+            [
+                {"id": "Patient.identifier", "slicing": {"discriminator": [{"type": "value", "path": "system"}]}},
+                {"id": "Patient.identifier:a", "max": "1"},
+                {"id": "Patient.identifier:a.system", "fixedUri": SYSTEMS[0]},
+                {"id": "Patient.identifier:b", "max": "1"},
+                {"id": "Patient.identifier:b.system", "fixedUri": SYSTEMS[1]},
+            ],
+        )
     )
-)
+
+
 #: what an identifier's system may hold in hostile input, the slices' strings among them
 ANY_SYSTEM = st.one_of(
     st.sampled_from(SYSTEMS),
@@ -241,8 +249,9 @@ ANY_SYSTEM = st.one_of(
 
 @given(system=ANY_SYSTEM, present=st.booleans())
 def test_a_slice_looked_up_by_its_string_is_the_first_whose_tests_match(system: Any, present: bool) -> None:
-    walker = IDENTIFIER_SLICING.profiles
-    rule = IDENTIFIER_SLICING.compiler.get(URL).root.children["identifier"]
+    validator = identifier_slicing()
+    walker = validator.profiles
+    rule = validator.compiler.get(URL).root.children["identifier"]
     plan = SlicePlan.of(rule)
     identifier = {"system": system, "value": "1"} if present else {"value": "1"}
     item = Item(identifier, None, walker.model.nodes["Patient"].slots["identifier"], "Patient.identifier[0]")
