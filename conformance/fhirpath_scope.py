@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from conformance.bundle_index import BundleIndex
 
@@ -39,8 +38,10 @@ def resolving_elsewhere(resolver: Resolver | None) -> Iterator[None]:
         _ELSEWHERE.reset(token)
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(NamedTuple):
+    """Immutable, as a tuple: every resource a walk meets makes one (a target's another), and
+    a frozen dataclass's field-by-field ``object.__setattr__`` cost four times a tuple's making."""
+
     #: %resource
     resource: dict[str, Any]
     #: %rootResource
