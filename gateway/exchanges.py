@@ -177,7 +177,10 @@ class Collector:
         """Forget the notes made since ``mark``: a record the database refused for another
         writer's sake is judged again (``Ingest._attempt``), and its exchange says what the
         attempt that stood judged, once, not what both did."""
-        verdicts, issues, self.folded, self.types, self.errors, self.warnings, self.failed = mark
+        verdicts, issues, folded, types, self.errors, self.warnings, self.failed = mark
+        # copies again: the mark may be rewound to once more (a third attempt), and an
+        # attempt adds to what it was handed
+        self.folded, self.types = {key: list(counts) for key, counts in folded.items()}, dict(types)
         del self.verdicts[verdicts:]
         del self.issues[issues:]
 

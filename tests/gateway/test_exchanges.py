@@ -103,6 +103,23 @@ def test_a_record_judged_again_after_a_rewind_is_noted_once() -> None:
     assert [getattr(collector, name) for name in fields] == [getattr(once_each, name) for name in fields]
 
 
+def test_a_record_judged_a_third_time_is_noted_once() -> None:
+    """``retried`` runs a record up to three times, so its collector is rewound twice to one
+    mark: the second rewind must not restore what the second attempt noted (the types and
+    the folded counts the first rewind handed back, and the attempt then added to)."""
+    collector = Collector()
+    collector.verdicts.extend([("Patient", "x", "p", True, 0, 0, 1)] * exchanges.KEEP)  # full: the rest fold
+    before = collector.mark()
+    for attempt in range(1, 4):  # as Ingest._process's attempts rewind it
+        if attempt > 1:
+            collector.rewind(before)
+        collector.judge(PATIENT, [], [CHECKSUM])
+    once = Collector()
+    once.verdicts.extend([("Patient", "x", "p", True, 0, 0, 1)] * exchanges.KEEP)
+    once.judge(PATIENT, [], [CHECKSUM])
+    assert (collector.types, collector.folded) == (once.types, once.folded)
+
+
 def test_a_record_that_could_not_be_mapped_fails_its_exchange() -> None:
     collector = Collector()
     collector.reason("ingest.no-spec", {"zh-CN": "无映射", "en": "no spec"}, None)
