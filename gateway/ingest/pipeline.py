@@ -124,6 +124,9 @@ class Outcome:
     #: the record (file, location) that landed with the same source key while this replayed
     #: one waited in the quarantine: its entry is resolved by it, not left open
     superseded_by: dict[str, str] | None = None
+    #: the earlier quarantine entries of its source key its landing resolved, counted for the
+    #: run once the attempt that landed it stands (:meth:`Ingest._attempt`)
+    resolved: int = 0
 
     @property
     def status(self) -> str:
@@ -299,6 +302,7 @@ class Ingest:
                 self.counts.resolved += 1
         else:
             self.counts.mapped += 1
+            self.counts.resolved += outcome.resolved
             self.counts.unchanged += outcome.unchanged
             self.counts.omitted += bool(outcome.omitted)
             self._count(outcome)
@@ -691,7 +695,7 @@ class Ingest:
         tx.quarantine.release(record.source, outcome.identity, digest)
         if outcome.mapped is not None and outcome.mapped.identity.startswith("key|"):
             by = {"file": record.file, "location": record.location}
-            self.counts.resolved += tx.quarantine.resolve(record.source, outcome.identity, digest, by)
+            outcome.resolved = tx.quarantine.resolve(record.source, outcome.identity, digest, by)
         where = (record.source, record.file, record.location)
         outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(c.line(*where))]
 

@@ -16,6 +16,7 @@ from gateway.export import RESOLVED_FILE as RESOLVED
 from gateway.ingest import commands
 from gateway.ingest.pipeline import Counts, Ingest, Outcome
 from gateway.storage import open_store
+from gateway.storage.store import StoreError
 from mappings import conceptmaps
 from mappings.records import SourceRecord
 from profiles.registry import Registry
@@ -343,6 +344,28 @@ def test_the_summary_says_how_many_quarantined_records_a_correction_resolved(tmp
     commands.ingest("community-health", [old], out, Registry(), bundle=False)
     counts = commands.ingest("community-health", [corrected], out, Registry(), bundle=False)
     assert "marked resolved (kept for the audit, no longer replayed): 1" in commands.summary(counts, "en")
+
+
+def test_a_record_run_again_counts_the_entries_it_resolved_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the database gives up after it landed (a deadlock at its savepoint's last
+    statements) is judged and landed again (``Ingest._attempt``): the quarantined entry its
+    landing resolved is counted for the attempt that stands, not for both."""
+    out = tmp_path / "out"
+    old, corrected = old_and_corrected(tmp_path)
+    commands.ingest("community-health", [old], out, Registry(), bundle=False)
+    land, given_up = Ingest._land, []
+
+    def land_then_given_up(self: Ingest, tx: Any, outcome: Outcome) -> None:
+        land(self, tx, outcome)
+        if not given_up:
+            given_up.append(outcome)
+            raise StoreError("postgresql: deadlock detected", retryable=True)
+
+    monkeypatch.setattr(Ingest, "_land", land_then_given_up)
+    counts = commands.ingest("community-health", [corrected], out, Registry(), bundle=False)
+    assert (len(given_up), counts.resolved) == (1, 1)
 
 
 def test_cli_ingest_prints_the_reconciliation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
