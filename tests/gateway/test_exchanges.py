@@ -24,9 +24,10 @@ from gateway import create_app, exchanges, masking
 from gateway.cli import main
 from gateway.config import Config
 from gateway.exchanges import Collector, ExchangeLog, Party
+from gateway.fhir.bundles import Bundles
 from gateway.reporting import ReportQuery, build_report, details, parse_day
 from gateway.services import Services
-from gateway.storage.store import Store
+from gateway.storage.store import Store, StoreError
 from tests.conftest import load_example
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -509,6 +510,45 @@ def test_a_refused_create_names_no_id_it_was_never_stored_under(services: Servic
     with store.reading() as tx:
         ids = [row[0] for row in tx.sql.all("SELECT resource_id FROM exchange_verdict")]
     assert ids == [""]
+
+
+def test_a_transaction_run_again_is_judged_once_in_its_exchange(
+    services: Services, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction the database gave up (a deadlock, an id another writer created first) is
+    run again from its body as sent, validated again: its exchange says what the attempt
+    that stood judged, as an ingest's record run again does."""
+    app = create_app(services=services, secure=False)
+    sent = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {"resourceType": "Basic", "code": {"text": "x"}},
+                "request": {"method": "POST", "url": "Basic"},
+            }
+        ],
+    }
+    buffer = app.extensions["yiyang.exchanges"]
+
+    def verdicts() -> int:
+        buffer.flush()
+        with store.reading() as tx:
+            return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
+
+    assert app.test_client().post("/fhir", json=sent).status_code == 200
+    once = verdicts()
+    write, given_up = Bundles._write, []
+
+    def given_up_once(self: Bundles, *args: Any, **kwargs: Any) -> Any:
+        if not given_up:
+            given_up.append(True)
+            raise StoreError("postgresql: deadlock detected", retryable=True)
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Bundles, "_write", given_up_once)
+    assert app.test_client().post("/fhir", json=sent).status_code == 200
+    assert (given_up, verdicts() - once) == ([True], once)
 
 
 def test_a_refusal_is_recorded_in_both_languages_whichever_the_client_asked(services: Services, store: Store) -> None:
