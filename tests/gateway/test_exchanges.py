@@ -25,6 +25,7 @@ from gateway.cli import main
 from gateway.config import Config
 from gateway.exchanges import Collector, ExchangeLog, Party
 from gateway.fhir.bundles import Bundles
+from gateway.fhir.repository import Repository
 from gateway.reporting import ReportQuery, build_report, details, parse_day
 from gateway.services import Services
 from gateway.storage.store import Store, StoreError
@@ -548,6 +549,38 @@ def test_a_transaction_run_again_is_judged_once_in_its_exchange(
 
     monkeypatch.setattr(Bundles, "_write", given_up_once)
     assert app.test_client().post("/fhir", json=sent).status_code == 200
+    assert (given_up, verdicts() - once) == ([True], once)
+
+
+def test_a_conditional_update_run_again_is_judged_once_in_its_exchange(
+    services: Services, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conditional update validates in its write transaction: run again (a deadlock, an id
+    an ingest created first), its exchange says what the attempt that stood judged."""
+    app = create_app(services=services, secure=False)
+    buffer = app.extensions["yiyang.exchanges"]
+
+    def verdicts() -> int:
+        buffer.flush()
+        with store.reading() as tx:
+            return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
+
+    def put(value: str) -> int:
+        sent = {"resourceType": "Basic", "id": value, "code": {"text": value}}
+        return app.test_client().put(f"/fhir/Basic?_id={value}", json=sent).status_code
+
+    assert put("first") == 201
+    once = verdicts()
+    update_in, given_up = Repository.update_in, []
+
+    def given_up_once(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        if not given_up:
+            given_up.append(True)
+            raise StoreError("postgresql: deadlock detected", retryable=True)
+        return update_in(self, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "update_in", given_up_once)
+    assert put("second") == 201
     assert (given_up, verdicts() - once) == ([True], once)
 
 
