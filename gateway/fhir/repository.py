@@ -974,7 +974,11 @@ def check_authorised(tx: Transaction, rules: Access, resource: dict[str, Any], b
     ``rules`` judge) meets that read what it names: the organisations it writes for, the
     people and the care team it names; no validation.  For a body the gateway rewrites for
     the client that wrote it (gateway/fhir/localise_archive.py), which must pass what that
-    client's write would."""
+    client's write would: as :meth:`Repository.update_in`, the stored version must be one it
+    may see and change (a Patient it no longer serves, mended, would be managed by it)."""
+    if rules.hides(tx, before):
+        raise not_found(before.type, before.id)
+    _check_change(tx, before)
     _check_owner(tx, resource)
     _check_people(rules, tx, resource, None)
     _check_team(rules, tx, resource, before.resource)

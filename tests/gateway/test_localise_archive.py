@@ -6,6 +6,7 @@ the write path that localises a body, with the index rows the indexer makes of i
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Any
 
@@ -205,3 +206,46 @@ def test_a_stay_a_hospital_stored_for_itself_is_rewritten(make_services: MakeSer
     stored_by(services, HOSPITAL, own)
     done = localise_archive(services.store, BASE, as_its_creator(services.repository.personal))
     assert done == Localised(2, 1)
+
+
+def test_a_patient_a_platform_created_and_does_not_serve_stays_as_stored(make_services: MakeServices) -> None:
+    """Mended, its managing organisation would have made the platform manage 李, and so
+    write him a stay and read his record: its update of him today is refused (he is hidden
+    from it, whoever created his record), so the mend leaves him for review."""
+    services = make_services("warn")
+    with services.store.transaction() as tx:
+        tx.security.put_client(HOME.client_id, HOME.organization, HOME.role, "system/*.cruds", {}, None)
+    managed = {
+        "resourceType": "Patient",
+        "id": "li",
+        "managingOrganization": {"reference": f"{BASE}/Organization/yikang-home"},
+    }
+    stored_raw(services.store, managed, owner=HOME.organization)
+    done = localise_archive(services.store, BASE, as_its_creator(services.repository.personal))
+    home_stay = {**stay("Patient/li", "e9"), "serviceProvider": {"reference": "Organization/yikang-home"}}
+    token = acting.set(HOME)
+    try:
+        with contextlib.suppress(FhirError):
+            services.repository.create(home_stay)
+        with pytest.raises(FhirError) as hidden:
+            services.repository.read("Patient", "li")
+    finally:
+        acting.reset(token)
+    assert (done.held, hidden.value.status) == (("Patient/li",), 404)
+
+
+def test_an_organisation_a_platform_created_stays_out_of_its_tree(make_services: MakeServices) -> None:
+    """Another home's Organization the platform created, naming the platform as what it is
+    part of: mended, the platform would write for that home and manage its residents.  Its
+    update today is refused (the record is that home's own), so the mend leaves it."""
+    services = make_services("warn")
+    with services.store.transaction() as tx:
+        tx.security.put_client(HOME.client_id, HOME.organization, HOME.role, "system/*.cruds", {}, None)
+    other = {
+        "resourceType": "Organization",
+        "id": "other-home",
+        "partOf": {"reference": f"{BASE}/Organization/yikang-home"},
+    }
+    stored_raw(services.store, other, owner=HOME.organization)
+    done = localise_archive(services.store, BASE, as_its_creator(services.repository.personal))
+    assert done.held == ("Organization/other-home",)
