@@ -45,6 +45,7 @@ def register(commands: Any) -> None:
     localise = db_commands.add_parser("localise", help="cli.help.db.localise")
     add_database(localise)
     localise.add_argument("--base", metavar="URL", help="cli.help.db.localise.base")
+    localise.add_argument("--trust-unowned", action="store_true", help="cli.help.db.localise.trust-unowned")
     add_language(localise)
     localise.set_defaults(run=run_localise)
 
@@ -142,7 +143,7 @@ def run_localise(args: argparse.Namespace, out: IO[str]) -> int:
     services = Services(config)
     try:
         personal = PersonalData(services.registry, services.store.indexer)
-        done = localise_archive(services.store, base, as_its_creator(personal))
+        done = localise_archive(services.store, base, as_its_creator(personal, args.trust_unowned))
     finally:
         services.close()
     said = "cli.db.localised" if done.rewritten or done.held else "cli.db.localised-nothing"

@@ -22,9 +22,9 @@ elderly-care platform stored naming ``{base}/Patient/li``, mended, would make it
 So the rewrite is judged (:func:`as_its_creator`) as an update by each client of the
 organisation that created the resource; one any of them would be refused stays as stored,
 and the run names it for review (the operator decides: a PUT of the relative form, as the
-operator, stores it).  What the command line or the operator created, or a gateway before
-creators were recorded (migration 9), belongs to no one and is rewritten as the operator
-would write it.
+operator, stores it).  What no one is recorded to have created (the operator's writes, and
+any client's before creators were recorded, migration 9) is held back the same way unless the
+operator, having reviewed the list, asks for it to be rewritten (``--trust-unowned``).
 
 A conditional reference on the own base (``http://…/fhir/Patient?identifier=…``) is left as
 stored: a write resolves the relative form, or refuses it unresolved, and a stored body has
@@ -107,18 +107,22 @@ def _rewrite(tx: Transaction, keys: Sequence[tuple[str, str]], base_url: str, ju
     return written, held
 
 
-def as_its_creator(personal: PersonalData) -> Judge:
+def as_its_creator(personal: PersonalData, trust_unowned: bool = False) -> Judge:
     """A rewrite is allowed when every client of the organisation that created the resource
     may write it so (:func:`~gateway.fhir.repository.check_authorised`, as an update of the
     stored version; ``personal`` says which resources concern whom):
-    which of them wrote it is not recorded.  A resource no one created (the command line,
-    the operator) is the operator's to write; one created by an organisation none of whose
-    clients is registered is held back, as no one can say what its writer might name."""
+    which of them wrote it is not recorded.  One created by an organisation none of whose
+    clients is registered is held back, as no one can say what its writer might name.
+
+    A resource with no recorded creator is held back too unless ``trust_unowned``: the
+    operator's writes record none, but so did every client's before creators were recorded
+    (migration 9), and a platform's stay of that time naming ``{base}/Patient/li``, mended,
+    would make it serve 李.  The operator, having reviewed what the run lists, says so."""
 
     def judge(tx: Transaction, stored: Stored, mended: dict[str, Any]) -> bool:
         creator = tx.resources.owner(stored.type, stored.id)
         if creator is None:
-            return True
+            return trust_unowned
         writers = [client for client in tx.security.clients() if client.organization == creator]
         if not writers:
             return False
