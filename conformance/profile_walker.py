@@ -108,7 +108,9 @@ class ProfileWalker:
         self.model = model
         self.compiler = compiler
         self.terminology = terminology
-        self._memo: dict[tuple[str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
+        #: (registry generation, profile, value) → the issues the value met: a definition added
+        #: since (a value set a binding names) may judge the same value otherwise
+        self._memo: dict[tuple[int, str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
         #: (target, profile) → whether a referenced resource the instance holds meets it
         self._verdicts: OrderedDict[tuple[int, str], tuple[dict[str, Any], bool]] = OrderedDict()
         #: (resource, profile) → whether the resource met the profile when validated itself
@@ -371,7 +373,8 @@ class ProfileWalker:
         key = None
         if memoisable and isinstance(item.value, dict) and item.underscore is None:
             try:
-                key = (profile.url, orjson.dumps(item.value, option=orjson.OPT_SORT_KEYS))
+                value = orjson.dumps(item.value, option=orjson.OPT_SORT_KEYS)
+                key = (self.compiler.registry.generation, profile.url, value)
             except TypeError:  # orjson refuses e.g. integers over 64 bits: just do not memoise
                 key = None
             found = self._memo.get(key) if key is not None else None

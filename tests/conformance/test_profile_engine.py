@@ -431,6 +431,41 @@ def test_an_extension_definition_added_later_judges_the_next_instance() -> None:
     assert found(validator.validate(resource), "profile.type-not-allowed", "Patient.extension[0].valueInteger")
 
 
+def test_a_value_set_added_later_judges_an_extension_value_met_before() -> None:
+    """An extension's verdict is remembered by value; a definition added since (its binding's
+    value set, loaded at run time) must judge the same value anew, as a fresh validator does."""
+    registry = Registry()
+    value_set = "http://example.org/fhir/ValueSet/later"
+    extension = sd(
+        EXT,
+        "Extension",
+        [
+            {"id": "Extension.url", "fixedUri": EXT},
+            {
+                "id": "Extension.value[x]",
+                "type": [{"code": "Coding"}],
+                "binding": {"strength": "required", "valueSet": value_set},
+            },
+        ],
+        kind="complex-type",
+    )
+    registry.add_resource(extension, "test")
+    registry.add_resource(sd(URL, "Patient", copy.deepcopy(EXTENSION_SLICE)), "test")
+    validator = Validator(registry)
+    coding = {"system": CS, "code": "blue"}
+    resource = {
+        "resourceType": "Patient",
+        "meta": {"profile": [URL]},
+        "extension": [{"url": EXT, "valueCoding": coding}],
+    }
+    validator.validate(copy.deepcopy(resource))
+    registry.add_resource(TERMINOLOGY[0], "test")
+    registry.add_resource({**TERMINOLOGY[1], "url": value_set}, "test")
+    issues = validator.validate(copy.deepcopy(resource))
+    assert [i.message_id for i in issues] == [i.message_id for i in Validator(registry).validate(resource)]
+    assert not found(issues, "binding.unknown-valueset", "Patient.extension[0].valueCoding")
+
+
 # -- profile selection ---------------------------------------------------------------------
 def test_unknown_claimed_profile_is_a_warning(validator: Validator) -> None:
     issues = validator.validate({"resourceType": "Patient", "meta": {"profile": ["http://nowhere/sd"]}})
