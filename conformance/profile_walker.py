@@ -111,10 +111,12 @@ class ProfileWalker:
         #: (registry generation, profile, value) → the issues the value met: a definition added
         #: since (a value set a binding names) may judge the same value otherwise
         self._memo: dict[tuple[int, str, bytes], list[tuple[str, str, str, dict[str, Any]]]] = {}
-        #: (target, profile) → whether a referenced resource the instance holds meets it
-        self._verdicts: OrderedDict[tuple[int, str], tuple[dict[str, Any], bool]] = OrderedDict()
-        #: (resource, profile) → whether the resource met the profile when validated itself
-        self._own_verdicts: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
+        #: (registry generation, target, profile) → whether a referenced resource the instance
+        #: holds meets it: a definition added since may judge the same resource otherwise
+        self._verdicts: OrderedDict[tuple[int, int, str], tuple[dict[str, Any], bool]] = OrderedDict()
+        #: (registry generation, resource, profile) → whether the resource met the profile when
+        #: validated itself
+        self._own_verdicts: dict[tuple[int, int, str], tuple[dict[str, Any], bool]] = {}
         #: (profile, value) pairs being applied: a profile whose element types name the profile
         #: itself would otherwise recurse on the same value forever
         self._active: set[tuple[str, int]] = set()
@@ -139,7 +141,7 @@ class ProfileWalker:
         if not any(issue.message_id == "invariant.budget-exceeded" for issue in trial):
             if len(self._own_verdicts) >= OWN_VERDICT_LIMIT:
                 self._own_verdicts.clear()
-            self._own_verdicts[(id(value), url)] = (value, not trial.has_errors)
+            self._own_verdicts[(self.compiler.registry.generation, id(value), url)] = (value, not trial.has_errors)
 
     def _apply_profile(
         self,
@@ -430,7 +432,7 @@ class ProfileWalker:
         if not constraining:
             return
         for url, profile in constraining:
-            key = (id(target), url)
+            key = (self.compiler.registry.generation, id(target), url)
             remembered = self._verdicts.get(key) or self._own_verdicts.get(key)
             if remembered is not None and remembered[0] is target:
                 if remembered[1]:

@@ -466,6 +466,32 @@ def test_a_value_set_added_later_judges_an_extension_value_met_before() -> None:
     assert not found(issues, "binding.unknown-valueset", "Patient.extension[0].valueCoding")
 
 
+def test_a_value_set_added_later_judges_a_reference_target_met_before() -> None:
+    """A target's verdict on a target profile is remembered for the same resource; a definition
+    added since (the value set a binding of that profile names) must judge it anew."""
+    registry = Registry()
+    value_set = "http://example.org/fhir/ValueSet/later"
+    observation_profile = "http://example.org/fhir/StructureDefinition/test-observation"
+    status = {"id": "Patient.maritalStatus", "binding": {"strength": "required", "valueSet": value_set}}
+    subject = {"id": "Observation.subject", "type": [{"code": "Reference", "targetProfile": [URL]}]}
+    registry.add_resource(sd(URL, "Patient", [status]), "test")
+    registry.add_resource(sd(observation_profile, "Observation", [subject]), "test")
+    validator = Validator(registry)
+    patient = {"resourceType": "Patient", "id": "p", "maritalStatus": {"coding": [{"system": CS, "code": "blue"}]}}
+    observation = {
+        "resourceType": "Observation",
+        "meta": {"profile": [observation_profile]},
+        "contained": [patient],
+        "status": "final",
+        "code": {"text": "体温"},
+        "subject": {"reference": "#p"},
+    }
+    validator.validate(observation)
+    registry.add_resource(TERMINOLOGY[0], "test")
+    registry.add_resource({**TERMINOLOGY[1], "url": value_set}, "test")
+    assert found(validator.validate(observation), "profile.reference-target-profile", "Observation.subject")
+
+
 # -- profile selection ---------------------------------------------------------------------
 def test_unknown_claimed_profile_is_a_warning(validator: Validator) -> None:
     issues = validator.validate({"resourceType": "Patient", "meta": {"profile": ["http://nowhere/sd"]}})
