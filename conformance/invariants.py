@@ -537,7 +537,7 @@ class Invariant:
         except RecursionError:
             return ("definition.invariant-unparsable", "nested too deeply")
         except Exception as exc:  # noqa: BLE001 - fhirpathpy raises bare Exceptions on parse errors
-            return ("definition.invariant-unparsable", f"{type(exc).__name__}: {exc}"[:200])
+            return ("definition.invariant-unparsable", _failure(exc))
         for literal in _REGEX_LITERAL.findall(self.expression):
             try:
                 compile_regex(_unescape(literal), dot_nl=True)
@@ -566,7 +566,7 @@ class Invariant:
         except RecursionError:
             return "RecursionError: nested too deeply"
         except Exception as exc:  # noqa: BLE001 - any failure inside the engine is reported, not raised
-            return f"{type(exc).__name__}: {exc}"[:200]
+            return _failure(exc)
         finally:
             if token is not None:
                 _SCOPE.reset(token)
@@ -690,6 +690,18 @@ _PREPARING = threading.RLock()
 _MAX_EXPRESSION = 20_000
 _CACHE_LIMIT = 20_000
 _CACHE: dict[tuple[str, str, str, bool], Invariant] = {}
+
+
+#: how Python writes an object that has no text of its own (``<fhirpathpy.engine.nodes.
+#: ResourceNode object at 0x7f31…>``), inside the messages fhirpathpy's exceptions carry
+_OBJECT_REPR = re.compile(r"<(?:\w+\.)*(\w+) object at 0x[0-9a-fA-F]+>")
+
+
+def _failure(exc: Exception) -> str:
+    """What an issue says of an engine failure: its kind and message, any object in it named
+    by its class alone.  Its memory address differed from one run to the next, so the same
+    resource got a different issue each time (and a client read the engine's insides)."""
+    return _OBJECT_REPR.sub(r"\1", f"{type(exc).__name__}: {exc}")[:200]
 
 
 def compile_invariant(

@@ -291,6 +291,17 @@ def test_an_empty_result_passes_a_core_invariant_and_fails_a_profile_one() -> No
     assert verdicts == [True, False]
 
 
+def test_an_engine_failure_is_reported_without_an_objects_memory_address() -> None:
+    """fhirpathpy's message names a node by Python's default text for it, whose address
+    changed from run to run: the same resource got a different issue each time."""
+    from conformance.fhirpath_scope import Scope
+    from conformance.invariants import compile_invariant
+
+    name = {"family": "张"}
+    verdict = compile_invariant("t-5", "error", "(40 + family) > 0", "x").check(name, Scope(name, name), "HumanName")
+    assert verdict == "Exception: Cannot [40] + [ResourceNode]"
+
+
 def test_unparseable_invariant_is_reported_as_not_evaluable() -> None:
     v = validator_with(
         {
