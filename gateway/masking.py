@@ -684,6 +684,7 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
     space."""
     reading = _read_as_url(text, spaces_from)
     found = [hidden for variant in _variants(reading) for hidden in _hidden_spans(variant)]
+    found += _hidden_without_marks(reading.text, reading.marks)
     place = reading.place
     if reading.text != text:
         found += (
@@ -698,12 +699,27 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
             for index in range(start, end):
                 if characters[index].isdecimal():
                     characters[index] = "*"
+        starred = "".join(characters)
         found = [
             hidden
-            for hidden in _hidden_spans("".join(characters))
+            for hidden in (*_hidden_spans(starred), *_hidden_without_marks(starred, reading.marks))
             if any(character.isdecimal() for character in characters[hidden.start : hidden.end])
         ]
     return _shown("".join(characters), reading, numbers)
+
+
+def _hidden_without_marks(reading: str, marks: list[int]) -> Iterator[_Hidden]:
+    """:func:`_hidden_spans` of ``reading`` without its ``marks``, where they are in it: an
+    escape kept as written (``%13``, a control character) may be a literal ``%`` and the first
+    digits of a number whose other digits are escaped (``50%13800%3138000``), which the
+    text shown keeps escaped and so apart."""
+    if not marks:
+        return
+    apart = set(marks)
+    kept = [index for index in range(len(reading)) if index not in apart]
+    joined = "".join(reading[index] for index in kept)
+    for start, end, begins, ends in _hidden_spans(joined):
+        yield _Hidden(kept[start], kept[end - 1] + 1, kept[begins], kept[ends - 1] + 1)
 
 
 def _variants(reading: _Reading) -> Iterator[str]:

@@ -700,6 +700,22 @@ def test_a_mobile_number_right_after_a_literal_percent_sign_is_masked(written: s
 
 
 @pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("涨幅50%13800%3138000 元", "涨幅50%138****8000 元"),
+        ("%%13699%3904170|", "%%136****4170|"),
+        ("a%%02%31/6%38%380%3123%34", "a%%021/****1234"),
+    ],
+)
+def test_a_number_after_a_literal_percent_sign_with_a_digit_escaped_is_masked(written: str, masked: str) -> None:
+    """A literal ``%`` took the number's first digits into an escape kept as written (``%13``)
+    and another digit was escaped (``%31``): shown escaped, no pass read the digits together,
+    and the number went through whole, one decoding away (the old text shown decoded it)."""
+    assert mask_text(written) == masked
+    assert mask_url(written) == masked
+
+
+@pytest.mark.parametrize(
     ("written", "birth_day"),
     [("%110101 19900307 1234", "0307"), ("涨幅50%530514-1995-0420-6030", "0420"), ("%11 0101 1990 0307 1234", "0307")],
 )
