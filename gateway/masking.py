@@ -600,6 +600,7 @@ def mask_url(url: str) -> str:
 def _masked(text: str, form_encoded: bool = False, token_search: bool = False) -> str:
     """:func:`mask_text`, with a ``+`` in the query read as a space when ``form_encoded``, and
     a token search's URL masked in two parts when ``token_search``."""
+    questions = text.count("?")
     if "=" in text:
         text = _CREDENTIAL_IN_QUERY.sub(lambda m: m.group(1) + "***", text)
         text = _NAME_IN_QUERY.sub(lambda m: m.group(1) + _masked_names(m.group(2)), text)
@@ -611,15 +612,17 @@ def _masked(text: str, form_encoded: bool = False, token_search: bool = False) -
         text = text.translate(FULL_WIDTH_DIGITS)
     if token_search and (search := _TOKEN_SEARCH.match(text)) and not _PERCENT_OR_PLUS.search(text, search.end()):
         return _masked_token_search(search, text)
-    # the steps above add no ``?`` and take none away: the first is still the query's
-    spaces_from = text.find("?") + 1 if form_encoded else -1
+    # the steps above add no ``?``: the first is still the query's unless a credential's or a
+    # name's value took it away (``/p/token=a?b&telecom=138+0013+8000``), and then a ``+``
+    # anywhere may be a space
+    spaces_from = (text.find("?") + 1 if text.count("?") == questions else 0) if form_encoded else -1
     return _numbers_masked(text, spaces_from)
 
 
 def _numbers_masked(text: str, spaces_from: int = -1) -> str:
     """Every number in ``text`` masked, read both ways (:func:`_masked_both_ways`) if it has an
     escape or a form-encoded query's ``+`` (from ``spaces_from`` on)."""
-    if "%" not in text and spaces_from <= 0:
+    if "%" not in text and spaces_from < 0:
         return _masked_numbers(text)
     return _masked_numbers(_masked_both_ways(text, spaces_from))
 

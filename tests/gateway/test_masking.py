@@ -699,6 +699,14 @@ def test_a_mobile_number_right_after_a_literal_percent_sign_is_masked(written: s
     assert written[-11:] not in mask_text(written)
 
 
+@pytest.mark.parametrize("url", ["/p/name=x?y&telecom=138+0013+8000&z=?", "Patient/token=a?b&telecom=138+0013+8000?"])
+def test_a_form_encoded_number_is_masked_when_a_hidden_value_held_the_first_question_mark(url: str) -> None:
+    """The credential's or name's value hidden took the query's ``?`` with it, and the ``+``
+    of the query were read from a later ``?`` on: none was a space, and the number went
+    through whole."""
+    assert "0013" not in mask_url(url)
+
+
 @pytest.mark.parametrize(
     ("written", "masked"),
     [
