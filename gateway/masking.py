@@ -375,12 +375,24 @@ def _grouped_mobile(match: re.Match[str]) -> str:
     """Its first three and last four digits, when its groups are those of a number: not apart
     by a spaced dash or two spaces (numbers side by side, as for an ID), by one dot alone
     (a decimal: 1380.0138000) nor by an underscore, as a file's name parts a time and a
-    counter (``scan_20241206_183000_12345``; a mobile's own 3-4-4 is masked so parted).  Three round hundreds (``1500 2000 300``) may be amounts side
+    counter (``scan_20241206_183000_12345``; a mobile's own 3-4-4 is masked so parted) and
+    another group of digits so parted stands beside it (``1380_0138_000`` alone, a key's
+    ``tel_13800_138000``, is masked).  Three round hundreds (``1500 2000 300``) may be amounts side
     by side, but may be a mobile number too: a leak loses to an over-mask."""
     written = _read_groups(match.group(2))
-    if len(written.digits) != 11 or written.side_by_side or written.dots == 1 or written.words:
+    words = written.words and (
+        _WORD_GROUP_BEFORE.search(match.string, max(0, match.start() - 2), match.start())
+        or _WORD_GROUP_AFTER.match(match.string, match.end())
+    )
+    if len(written.digits) != 11 or written.side_by_side or written.dots == 1 or words:
         return match.group(0)
     return f"{match.group(1)}{written.digits[:3]}****{written.digits[-4:]}"
+
+
+#: a group of digits and a mark that parts a file's words (:data:`_PARTS_WORDS`) before a
+#: number, and one after it
+_WORD_GROUP_BEFORE = re.compile(rf"\d{_one_of('partsWords')}\Z")
+_WORD_GROUP_AFTER = re.compile(rf"{_one_of('partsWords')}\d")
 
 
 def _mistyped_mobile(match: re.Match[str]) -> str:

@@ -858,6 +858,21 @@ def test_a_file_name_of_a_date_a_time_and_a_counter_is_no_id_or_phone(written: s
 
 
 @pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("13800_138000", "138****8000"),
+        ("tel_1380_0138_000", "tel_138****8000"),
+        ("电话:1380_0138_000", "电话:138****8000"),
+    ],
+)
+def test_a_mobile_number_in_other_groups_an_underscore_parts_alone_is_masked(written: str, masked: str) -> None:
+    """Groups an underscore parts were taken for a file's time and counter wherever they
+    stood, and a mobile so written (masked before) went through whole: they are a file's
+    words only beside another group of digits so parted (scan_20241206_183000_12345)."""
+    assert mask_text(written) == masked
+
+
+@pytest.mark.parametrize(
     "written",
     [
         "MSH|^~\\&|HIS|LAB|20241206143000\n2024-12-06 14:31:00 INFO sent",
