@@ -699,7 +699,7 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
     space."""
     reading = _read_as_url(text, spaces_from)
     found = [hidden for variant in _variants(reading) for hidden in _hidden_spans(variant)]
-    found += _hidden_without_marks(reading.text, reading.marks)
+    found += _hidden_as_shown(reading.text, reading)
     place = reading.place
     if reading.text != text:
         found += (
@@ -717,24 +717,33 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
         starred = "".join(characters)
         found = [
             hidden
-            for hidden in (*_hidden_spans(starred), *_hidden_without_marks(starred, reading.marks))
+            for hidden in (*_hidden_spans(starred), *_hidden_as_shown(starred, reading))
             if any(character.isdecimal() for character in characters[hidden.start : hidden.end])
         ]
     return _shown("".join(characters), reading, numbers)
 
 
-def _hidden_without_marks(reading: str, marks: list[int]) -> Iterator[_Hidden]:
-    """:func:`_hidden_spans` of ``reading`` without its ``marks``, where they are in it: an
-    escape kept as written (``%13``, a control character) may be a literal ``%`` and the first
-    digits of a number whose other digits are escaped (``50%13800%3138000``), which the
-    text shown keeps escaped and so apart."""
-    if not marks:
+def _hidden_as_shown(characters: str, reading: _Reading) -> Iterator[_Hidden]:
+    """:func:`_hidden_spans` of ``characters`` (the reading, starred or not) as the old text
+    shown read: without the marks, a character the reading keeps escaped in its escape, where
+    they are in the reading.  An escape kept as written (``%13``, a control character, or a
+    quote's ``%22``) may be a literal ``%`` and the first digits of a number whose other
+    digits are escaped (``50%13800%3138000``, ``x%220105194912%3310020``), which the text
+    shown keeps escaped and so apart."""
+    if not reading.marks and not reading.kept:
         return
-    apart = set(marks)
-    kept = [index for index in range(len(reading)) if index not in apart]
-    joined = "".join(reading[index] for index in kept)
-    for start, end, begins, ends in _hidden_spans(joined):
-        yield _Hidden(kept[start], kept[end - 1] + 1, kept[begins], kept[ends - 1] + 1)
+    marks = set(reading.marks)
+    pieces: list[str] = []
+    place: list[int] = []
+    for index, character in enumerate(characters):
+        if index in marks:
+            continue
+        if index in reading.kept and character == reading.text[index]:
+            character = reading.escaped[index]
+        pieces.append(character)
+        place.extend((index,) * len(character))
+    for start, end, begins, ends in _hidden_spans("".join(pieces)):
+        yield _Hidden(place[start], place[end - 1] + 1, place[begins], place[ends - 1] + 1)
 
 
 def _variants(reading: _Reading) -> Iterator[str]:

@@ -713,11 +713,12 @@ def test_a_form_encoded_number_is_masked_when_a_hidden_value_held_the_first_ques
         ("涨幅50%13800%3138000 元", "涨幅50%138****8000 元"),
         ("%%13699%3904170|", "%%136****4170|"),
         ("a%%02%31/6%38%380%3123%34", "a%%021/****1234"),
+        ("x%220105194912%3310020", "x%220105********0020"),
     ],
 )
 def test_a_number_after_a_literal_percent_sign_with_a_digit_escaped_is_masked(written: str, masked: str) -> None:
-    """A literal ``%`` took the number's first digits into an escape kept as written (``%13``)
-    and another digit was escaped (``%31``): shown escaped, no pass read the digits together,
+    """A literal ``%`` took the number's first digits into an escape kept as written (``%13``,
+    a quote's ``%22``) and another digit was escaped (``%31``): shown escaped, no pass read the digits together,
     and the number went through whole, one decoding away (the old text shown decoded it)."""
     assert mask_text(written) == masked
     assert mask_url(written) == masked
