@@ -725,7 +725,8 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
 
 def _hidden_as_shown(characters: str, reading: _Reading) -> Iterator[_Hidden]:
     """:func:`_hidden_spans` of ``characters`` (the reading, starred or not) as the old text
-    shown read: without the marks, a character the reading keeps escaped in its escape, where
+    shown read: without the marks, a character the reading keeps escaped (but a query's
+    ``+``, a space) in its escape, where
     they are in the reading.  An escape kept as written (``%13``, a control character, or a
     quote's ``%22``) may be a literal ``%`` and the first digits of a number whose other
     digits are escaped (``50%13800%3138000``, ``x%220105194912%3310020``), which the text
@@ -738,8 +739,8 @@ def _hidden_as_shown(characters: str, reading: _Reading) -> Iterator[_Hidden]:
     for index, character in enumerate(characters):
         if index in marks:
             continue
-        if index in reading.kept and character == reading.text[index]:
-            character = reading.escaped[index]
+        if index in reading.kept and character == reading.text[index] and reading.escaped[index] != "+":
+            character = reading.escaped[index]  # a query's ``+`` reads as the space it means
         pieces.append(character)
         place.extend((index,) * len(character))
     for start, end, begins, ends in _hidden_spans("".join(pieces)):

@@ -724,6 +724,11 @@ def test_a_number_after_a_literal_percent_sign_with_a_digit_escaped_is_masked(wr
     assert mask_url(written) == masked
 
 
+def test_a_number_after_a_literal_percent_sign_with_a_query_plus_and_an_escaped_digit_is_masked() -> None:
+    """As above, with a form-encoded query's ``+`` between the groups, which reads as a space."""
+    assert mask_url("Patient?telecom=%139+%375838243") == "Patient?telecom=%139+****8243"
+
+
 @pytest.mark.parametrize(
     ("written", "birth_day"),
     [("%110101 19900307 1234", "0307"), ("涨幅50%530514-1995-0420-6030", "0420"), ("%11 0101 1990 0307 1234", "0307")],
