@@ -717,7 +717,10 @@ def _masked_both_ways(text: str, spaces_from: int = -1) -> str:
         starred = "".join(characters)
         found = [
             hidden
-            for hidden in (*_hidden_spans(starred), *_hidden_as_shown(starred, reading))
+            for hidden in (
+                *(hidden for variant in _variants(reading, starred) for hidden in _hidden_spans(variant)),
+                *_hidden_as_shown(starred, reading),
+            )
             if any(character.isdecimal() for character in characters[hidden.start : hidden.end])
         ]
     return _shown("".join(characters), reading, numbers)
@@ -747,18 +750,19 @@ def _hidden_as_shown(characters: str, reading: _Reading) -> Iterator[_Hidden]:
         yield _Hidden(place[start], place[end - 1] + 1, place[begins], place[ends - 1] + 1)
 
 
-def _variants(reading: _Reading) -> Iterator[str]:
+def _variants(reading: _Reading, text: str | None = None) -> Iterator[str]:
     """The reading, and where a literal ``%`` and hex digit stand right before a number's
     escaped character (:attr:`_Reading.opened`), the reading with that digit apart from it;
     where hex digits are shown escaped (:attr:`_Reading.completing`), the reading with each
     apart from what follows it.  One decoding of the text shown joins ``%4`` and ``%31``
     into ``%41``, where a number may begin at the hex digit (``%1%33800138000``: a mobile),
     at the escaped character (``%4%34%31%30…``: an ID after the 4, ``%4%55%53%41…``: an old
-    永居证) or after it (``%%3313800138000``)."""
-    yield reading.text
+    永居证) or after it (``%%3313800138000``).  Of ``text`` (the reading starred) if given."""
+    text = reading.text if text is None else text
+    yield text
     for places in (reading.opened, reading.completing):
         if places:
-            apart = list(reading.text)
+            apart = list(text)
             for index in places:
                 apart[index] = "\0"
             yield "".join(apart)
