@@ -114,7 +114,7 @@ def register_person(
     carried = set(carried_keys(before))
     tx.identity.release(person_id, sorted(carried - set(keys)))  # a number corrected away
     numbers = [key for key in keys if not is_document(key)]
-    held, holders = tx.identity.claim(person_id, documents, numbers if documents else ())
+    held, holders, unlinked = tx.identity.claim(person_id, documents, numbers)
     for key, holder in held.items():
         if holder == person_id:
             continue
@@ -131,7 +131,7 @@ def register_person(
             second = Conflict(holder, where, f"Patient/{holder}", reference)
             tx.conflicts.add(second.line("rest", reference, where))
     _check_numbers_agree(tx, patient, set(documents), holders, rules)
-    tx.identity.link(person_id, numbers)
+    tx.identity.link(person_id, unlinked)
 
 
 def _check_numbers_agree(

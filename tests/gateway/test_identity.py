@@ -12,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.cli import main
+from gateway.fhir.identity_index import register_person
 from gateway.ingest.identity import HEALTH_RECORD_SYSTEM, Conflict, DocumentMismatch, IdentityIndex, merge
 from gateway.search.indexer import SearchIndexer
+from gateway.security.access import Access, PersonalData
 from gateway.storage import open_store
 from gateway.storage.store import Store
 from profiles.registry import Registry
@@ -613,3 +615,18 @@ def test_an_emergency_number_of_a_known_contact_is_that_contact_marked_emergency
 def test_an_emergency_number_of_no_known_contact_is_a_contact_of_its_own() -> None:
     merged = merge({"contact": [dict(SON)]}, {"contact": [emergency_number("13600000000")]})
     assert len(merged["contact"]) == 2
+
+
+def test_a_new_persons_keys_are_claimed_in_one_statement_on_sqlite(tmp_path: Path) -> None:
+    """SQLite links a new Patient's 身份证号 and record numbers in the INSERT that claims them:
+    a claim, a SELECT of the numbers' holders and their link were three statements."""
+    store = open_store(f"sqlite:///{tmp_path}/archive.sqlite", SearchIndexer(Registry()).rows)
+    numbered = patient("p1", identifier=[*patient("p1")["identifier"], {"system": HEALTH_RECORD_SYSTEM, "value": "H1"}])
+    sent: list[str] = []
+    with store.transaction() as tx:
+        tx.sql.connection.set_trace_callback(sent.append)
+        register_person(tx, numbered, None, Access(None, PersonalData(Registry())), unheld=True)
+        tx.sql.flush()
+        tx.sql.connection.set_trace_callback(None)
+    store.close()
+    assert len([statement for statement in sent if "person_key" in statement]) == 1
