@@ -693,9 +693,17 @@ class Resources:
 
     def _index_anew(self, kind: str, indexed: Sequence[str], rows: list[Sequence[Any]]) -> None:
         """The search index rows of resources of ``kind`` replaced: those of ``indexed`` (ids
-        that may have rows) dropped, ``rows`` (type, id, cells…) queued with the write."""
+        that may have rows) dropped, ``rows`` (type, id, cells…) queued with the write.  The
+        DELETE goes with the next round trip (an update's with its COMMIT, on PostgreSQL: it
+        was a round trip of its own), unless rows of these resources are queued already (a
+        transaction writing one twice), which it must come after."""
         if indexed:
-            self.sql.execute(f"DELETE FROM search_index WHERE type = ? AND id IN ({marks(indexed)})", [kind, *indexed])
+            delete = f"DELETE FROM search_index WHERE type = ? AND id IN ({marks(indexed)})"
+            ids = set(indexed)
+            if self.sql.queues("search_index", lambda row: row[0] == kind and row[1] in ids):
+                self.sql.execute(delete, [kind, *indexed])
+            else:
+                self.sql.send_later(delete, [kind, *indexed])
         self.sql.defer("search_index", INDEX_COLUMNS, rows)
 
     def holding_identifier(self, kind: str, system: str | None, value: str) -> list[str]:

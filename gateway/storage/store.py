@@ -308,6 +308,12 @@ class Executor:
         if rows:
             self._deferred.setdefault((table, columns, conflict), []).extend(rows)
 
+    def queues(self, table: str, match: Callable[[Sequence[Any]], bool]) -> bool:
+        """Whether a row :meth:`defer` queued for ``table`` is one ``match`` accepts: a
+        statement :meth:`send_later` would send before the queued rows must not be meant for
+        them."""
+        return any(match(row) for (name, _, _), rows in self._deferred.items() if name == table for row in rows)
+
     def flush(self) -> None:
         """Send what waits (a BEGIN, queued statements and rows) now.  Whoever ends a savepoint calls it
         inside the block that undoes the savepoint's writes on failure, so a queued row that

@@ -949,3 +949,34 @@ def test_a_patients_page_is_filtered_by_the_database(store: Store) -> None:
         finally:
             tx.sql.connection.set_trace_callback(None)  # type: ignore[attr-defined]
     assert [sql for sql in statements if "FROM identity_conflict" in sql and "'Patient/a'" in sql] != []
+
+
+def test_on_postgresql_an_updates_delete_of_its_old_index_rows_goes_with_the_commit(
+    tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    """The DELETE of an update's old search index rows was a round trip of its own."""
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        write(store, patient(identifier=[{"system": ID_CARD, "value": "110101194001010011"}]))
+        sent: list[str] = []
+        with store.transaction() as tx:
+            current = tx.resources.read("Patient", "p1", for_update=True)
+            run = tx.sql._run
+            tx.sql._run = lambda sql, params=(): sent.append(sql) or run(sql, params)  # type: ignore[method-assign]
+            tx.resources.write(
+                patient(identifier=[{"system": ID_CARD, "value": "110101194001010038"}]), current=current
+            )
+            sent_by_the_write = list(sent)
+        store.close()
+    assert not any(sql.startswith("DELETE FROM search_index") for sql in sent_by_the_write)
+
+
+def test_an_update_drops_its_resources_index_rows_queued_before_it(store: Store, indexer: SearchIndexer) -> None:
+    """Rows queued go in before any later statement, so the update's DELETE must follow them."""
+    write(store, patient())
+    queued = patient(identifier=[{"system": ID_CARD, "value": "110101194001010011"}])
+    with store.transaction() as tx:
+        current = tx.resources.read("Patient", "p1", for_update=True)
+        tx.sql.defer("search_index", resources.INDEX_COLUMNS, [("Patient", "p1", *row) for row in indexer.rows(queued)])
+        tx.resources.write(patient(identifier=[{"system": ID_CARD, "value": "110101194001010038"}]), current=current)
+    assert _identifier_search(store, indexer, "110101194001010011") == []
