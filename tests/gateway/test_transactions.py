@@ -546,8 +546,10 @@ def test_a_transaction_writes_its_patient_and_their_records_in_one_statement_a_t
         Executor, "_insert_together", lambda self, rows: tables.extend(key[0] for key in rows) or together(self, rows)
     )
     answer = made.bundles.process(transaction_bundles(1)[0])
-    written = {"resource", "resource_version", "search_index"}  # and person_key, queued on PostgreSQL
-    assert (len(answer["entry"]), sorted(tables)) == (10, sorted(written | set(tables)))
+    written = {"resource", "resource_version", "search_index"}
+    if made.store.dialect.name == "postgresql":  # SQLite's numbers went with the claim
+        written.add("person_key")
+    assert (len(answer["entry"]), sorted(tables)) == (10, sorted(written))
 
 
 def test_a_transaction_may_write_two_records_of_one_person_from_before(made: Services) -> None:
