@@ -217,23 +217,12 @@ def _json_safe(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
     ]
 
 
-#: the text of each INSERT that :meth:`Executor._insert_each` runs, by dialect, table,
-#: columns and conflict clause: made once, as the tables and their columns are the store's
-#: constants (a create made its three anew, and translated them for the dialect, each time)
-_INSERTS: dict[tuple[str, str, tuple[Any, ...], str], str] = {}
-
-
 def _insert_sql(dialect: Dialect, table: str, columns: tuple[Any, ...], conflict: str) -> str:
     """``INSERT INTO table (columns) VALUES (?, …)conflict`` in ``dialect``; ``columns`` are
-    names or (name, type) pairs."""
-    key = (dialect.name, table, columns, conflict)
-    text = _INSERTS.get(key)
-    if text is None:
-        names = [column if isinstance(column, str) else column[0] for column in columns]
-        text = _INSERTS[key] = dialect.sql(
-            f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks(names)}){conflict}"
-        )
-    return text
+    names or (name, type) pairs.  Its translation for the dialect, the most of its making, is
+    remembered by :meth:`Dialect.sql`."""
+    names = [column if isinstance(column, str) else column[0] for column in columns]
+    return dialect.sql(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks(names)}){conflict}")
 
 
 #: numbers the server-side cursors of :meth:`Executor.stream`
