@@ -33,7 +33,15 @@ from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
 from gateway.security.principal import Principal
 from gateway.security.rate_limit import RateLimiter
-from gateway.security.scopes import PUBLIC, Grants, bundle_entry_needs, criteria_needs, needs, search_needs
+from gateway.security.scopes import (
+    PUBLIC,
+    Grants,
+    bundle_entry_needs,
+    criteria_needs,
+    needs,
+    search_needs,
+    type_filter_needs,
+)
 from gateway.security.tokens import ASSERTION_TYPE, INDISTINCT, TOKEN_REQUEST_BYTES, OAuthError, Unauthenticated
 from gateway.services import Services
 
@@ -43,6 +51,10 @@ if TYPE_CHECKING:
 auth = Blueprint("auth", __name__, url_prefix="/fhir")
 #: the endpoints whose query string is a condition (a conditional update, patch or delete)
 CONDITIONAL = frozenset({"fhir.conditional_update", "fhir.conditional_patch", "fhir.conditional_delete"})
+#: the endpoints kicking off an export: by GET, with ``_type``, its ``_typeFilter`` searches are
+#: asked of the types they reach (without ``_type`` the export needs every type already; by
+#: POST its parameters are in the body, and without ``_type`` in the URL it needs every type)
+EXPORT_KICK_OFFS = frozenset({"bulk.export_system", "bulk.export_patients", "bulk.export_group"})
 #: what SMART discovery offers; a client asks for the subset it needs
 SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.cud", "system/*.s", "system/AuditEvent.rs"]
 SECURITY_HEADERS = (
@@ -140,6 +152,8 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[t
         condition = asked.query_string.decode()
     if condition:  # a chain in a condition searches the types it reaches
         wanted += criteria_needs(view_args.get("kind", "*"), condition, services().parameters.targets)
+    if endpoint in EXPORT_KICK_OFFS:  # so do the chains and _has of a _typeFilter's searches
+        wanted += type_filter_needs(args.getlist("_typeFilter"), services().parameters.targets)
     return tuple(wanted)
 
 

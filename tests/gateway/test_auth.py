@@ -369,6 +369,21 @@ def test_a_transaction_entry_without_the_scope_refuses_the_transaction(served: S
     assert (answer.status_code, message_id(answer)) == (403, "http.forbidden-scope")
 
 
+def test_an_export_type_filter_needs_the_scope_of_the_types_it_searches(served: Served, client_key: Any) -> None:
+    """A ``_typeFilter`` is a search: ``Patient?_has:Observation:…`` tells which residents have
+    a reading of that code, which a search would need ``system/Observation.s`` to ask."""
+    add_client(served.database_url, "patient-exporter", key=client_key, scope="system/Patient.rs")
+    headers = {**bearer(request_token(served.base, "patient-exporter", client_key, "system/Patient.rs"))}
+    query = {"_type": "Patient", "_typeFilter": "Patient?_has:Observation:subject:code=8480-6"}
+    answer = requests.get(
+        f"{served.base}/Patient/$export", params=query, headers={**headers, "Prefer": "respond-async"}, timeout=30
+    )
+    assert (answer.status_code, answer.headers.get("WWW-Authenticate", "")) == (
+        403,
+        'Bearer realm="yiyang", error="insufficient_scope", scope="system/Observation.s"',
+    )
+
+
 def test_a_revoked_clients_token_stops_working_within_a_second(served: Served, client_key: Any) -> None:
     add_client(served.database_url, "to-revoke", key=client_key)
     headers = bearer(request_token(served.base, "to-revoke", client_key))
