@@ -369,7 +369,12 @@ class BulkExports:
         # a person's export brings what its records refer to outside the compartment, unless
         # _type says which types it wants: a platform may not export those types alone
         supporting: dict[tuple[str, str], None] | None = {} if job.scope != "system" and job.types is None else None
-        with _NdjsonFiles(folder) as files:
+        # a system export writes each resource once: of what it wrote, only the keys of the
+        # types _typeFilter filters are asked about afterwards (by _deleted, with _since)
+        remembered: set[str] | None = None
+        if job.scope == "system":
+            remembered = {search.kind for search in job.type_filters} if job.since else set()
+        with _NdjsonFiles(folder, remembered) as files:
             for batch in _batches(self._selected(tx, job)):
                 _unless_halted(halt)
                 for stored in filtering.kept(tx, batch):
@@ -1029,6 +1034,10 @@ class _NdjsonFiles:
     resource written once (a resource in two residents' compartments appears once)."""
 
     folder: Path
+    #: the types whose written keys are kept (``seen``), None: every type.  A Patient or Group
+    #: export may meet a resource twice; a system export never does, and keeping a key for
+    #: each of an archive's tens of millions of resources took ~170 MB a million
+    remembered: Container[str] | None = None
     handles: dict[str, IO[bytes]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
@@ -1047,7 +1056,8 @@ class _NdjsonFiles:
         """Write ``resource`` (the stored one, or cut by ``_elements``) unless already written."""
         if (stored.type, stored.id) in self.seen:
             return False
-        self.seen.add((stored.type, stored.id))
+        if self.remembered is None or stored.type in self.remembered:
+            self.seen.add((stored.type, stored.id))
         handle = self.handles.get(stored.type)
         if handle is None:
             path = self.folder / f"{stored.type}.ndjson"
