@@ -728,7 +728,8 @@ def _lines(path: Path) -> Iterator[bytes]:
 def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
     """Each line whose resource the client may see now and whose own content concerns only
     people it serves (judged as a version is, so a record since moved to a resident does not
-    carry its earlier owner's data out).  Whom it serves is read once per file; the current
+    carry its earlier owner's data out; a line of the current version by that version whole,
+    since ``_elements`` may have cut the line's references out).  Whom it serves is read once per file; the current
     versions once per :data:`_CHECKED_AT_ONCE` lines, a statement per type (a statement per
     line before: a file of 100,000 readings was 100,000 statements)."""
     with store.reading() as tx:
@@ -737,14 +738,22 @@ def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while batch := list(itertools.islice(handle, _CHECKED_AT_ONCE)):
             judged = [(line, orjson.loads(line)) for line in batch]
-            concerning = [(line, found) for line, found in judged if rules.personal.concerns_only(found, serves)]
             with store.reading() as tx:
-                current = tx.resources.read_many([(found["resourceType"], found["id"]) for _, found in concerning])
-            yield from (
-                line
-                for line, found in concerning
-                if _still_visible(rules.personal, serves, current.get((found["resourceType"], found["id"])))
-            )
+                current = tx.resources.read_many([(found["resourceType"], found["id"]) for _, found in judged])
+            for line, found in judged:
+                now = current.get((found["resourceType"], found["id"]))
+                if _still_visible(rules.personal, serves, now) and (
+                    _same_version(found, now) or rules.personal.concerns_only(found, serves)
+                ):
+                    yield line
+
+
+def _same_version(line: dict[str, Any], current: Stored | None) -> bool:
+    """Whether a line is of the current version, which :func:`_still_visible` has judged whole:
+    a line cut by ``_elements`` may have lost the references that say whose it is (a reading
+    cut to its ``code`` names no one, and was dropped from its own resident's file)."""
+    meta = line.get("meta")
+    return current is not None and isinstance(meta, dict) and meta.get("versionId") == str(current.version)
 
 
 def _still_visible(personal: PersonalData, serves: Callable[[str], bool], current: Stored | None) -> bool:

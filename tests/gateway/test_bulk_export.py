@@ -35,7 +35,7 @@ from gateway.fhir.bulk_export import (
     _visible_lines,
 )
 from gateway.fhir.errors import FhirError
-from gateway.fhir.search import Searcher
+from gateway.fhir.search import Searcher, shaped
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import Principal, acting
 from gateway.storage import open_store
@@ -1267,6 +1267,25 @@ def test_a_restricted_clients_file_keeps_the_lines_it_may_see_now(
     path = tmp_path / "Observation.ndjson"
     path.write_bytes(b"".join(orjson.dumps(reading) + b"\n" for reading in readings))
     assert [orjson.loads(line)["id"] for line in _visible_lines(store, path, served_by_the_home(personal))] == ["bp-2"]
+
+
+def test_a_restricted_clients_file_cut_by_elements_keeps_its_residents_lines(
+    store: Store, tmp_path: Path, personal: PersonalData
+) -> None:
+    """``_elements=Observation.code`` cuts the subject out of each line: judged by what is
+    left, a reading of the home's own resident named no one, and its file came empty."""
+    stay = {
+        **visit("stay", "zhang", []),
+        "status": "in-progress",
+        "serviceProvider": {"reference": "Organization/home"},
+    }
+    with store.transaction() as tx:
+        for resource in [{"resourceType": "Patient", "id": "zhang"}, stay]:
+            tx.resources.write(resource)
+        reading, _ = tx.resources.write(observation("bp-0", "zhang", 120))
+    path = tmp_path / "Observation.ndjson"
+    path.write_bytes(orjson.dumps(shaped(reading.resource, None, ["Observation.code"])) + b"\n")
+    assert [orjson.loads(line)["id"] for line in _visible_lines(store, path, served_by_the_home(personal))] == ["bp-0"]
 
 
 def group_export_of(store: Store, jobs: BulkExports, residents: int) -> Job:
