@@ -31,7 +31,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from conformance.issues import Issue
 from gateway.batch_writer import BatchWriter
@@ -50,6 +50,9 @@ BASE_PROFILE = "http://hl7.org/fhir/StructureDefinition/"
 KEEP = 10_000
 #: severities recorded (information is noise to an auditor)
 RECORDED = frozenset({"fatal", "error", "warning"})
+#: an attempt's arguments and answer (:func:`noted_once`)
+P = ParamSpec("P")
+T = TypeVar("T")
 #: HTTP statuses that refuse a request for its content: the exchange failed, like an invalid
 #: resource; every other refusal (401, 403, 404, 429, 5xx …) is an ``error`` verdict
 CONTENT_REFUSED = frozenset({400, 422})
@@ -176,7 +179,7 @@ class Collector:
     def rewind(self, mark: Mark) -> None:
         """Forget the notes made since ``mark``: a record the database refused for another
         writer's sake is judged again (``Ingest._attempt``), and its exchange says what the
-        attempt that stood judged, once, not what both did."""
+        attempt that stood judged, once, not what both did (:func:`noted_once`)."""
         verdicts, issues, folded, types, self.errors, self.warnings, self.failed = mark
         # copies again: the mark may be rewound to once more (a third attempt), and an
         # attempt adds to what it was handed
@@ -297,6 +300,28 @@ def activate(collector: Collector | None) -> Token[Collector | None]:
 
 def deactivate(token: Token[Collector | None]) -> None:
     _current.reset(token)
+
+
+def noted_once(attempt: Callable[P, T]) -> Callable[P, T]:
+    """``attempt``, of a write that may run again (:func:`~gateway.storage.store.retried`, a
+    store's ``atomically``, a patch another write overtook), noting into the active exchange
+    what the run that stood judged, once: each run after the first forgets what the runs
+    before it noted.  The mark is taken here, before the first run; whatever the runs are
+    given (a number, a transaction, a version) is passed on.  No active exchange: ``attempt``."""
+    collector = _current.get()
+    if collector is None:
+        return attempt
+    before = collector.mark()
+    ran = False
+
+    def again(*args: P.args, **kwargs: P.kwargs) -> T:
+        nonlocal ran
+        if ran:
+            collector.rewind(before)
+        ran = True
+        return attempt(*args, **kwargs)
+
+    return again
 
 
 def judged(resource: Mapping[str, Any], profiles: Sequence[str], issues: Sequence[Issue]) -> None:

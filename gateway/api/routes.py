@@ -200,12 +200,8 @@ def _processed(bundle: Any) -> dict[str, Any]:
     if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
         return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
-    collector = exchanges.current()
-    before = collector.mark() if collector is not None else None
-
+    @exchanges.noted_once  # validated again: noted as the attempt that stands judged it
     def attempt(number: int) -> dict[str, Any]:
-        if collector is not None and before is not None and number > 1:
-            collector.rewind(before)  # validated again: noted as the attempt that stands judged it
         parsed = bundle if number == 1 else body_as_sent()
         return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 

@@ -593,12 +593,8 @@ class Repository:
         if self._body_type(resource) != kind:
             raise FhirError(400, "http.wrong-type", "resourceType", found=resource["resourceType"], expected=kind)
 
-        collector = exchanges.current()
-        before = collector.mark() if collector is not None else None
-
+        @exchanges.noted_once  # run again: judged again, noted once
         def matched(tx: Transaction) -> Written:
-            if collector is not None and before is not None:  # run again: judged again, noted once
-                collector.rewind(before)
             tx.lock(condition_lock(kind))
             found = self.only_match(tx, kind, criteria)
             body_id = named_id(resource, f"{kind}.id")

@@ -266,12 +266,9 @@ class Ingest:
         control id): the record is quarantined with them, counted like any other."""
         self.counts.read += 1
         tx = self._transaction()
-        collector = exchanges.current()
-        before = collector.mark() if collector is not None else None
 
-        def attempt(number: int) -> Outcome:
-            if collector is not None and before is not None and number > 1:
-                collector.rewind(before)  # noted as the attempt that stands judged it
+        @exchanges.noted_once
+        def attempt(_number: int) -> Outcome:
             return self._attempt(tx, record, replaces is not None, refused)
 
         try:

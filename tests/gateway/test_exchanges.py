@@ -26,10 +26,12 @@ from gateway.config import Config
 from gateway.exchanges import Collector, ExchangeLog, Party
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
+from gateway.ingest.pipeline import Ingest
 from gateway.reporting import ReportQuery, build_report, details, parse_day
 from gateway.services import Services
+from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError
-from tests.conftest import load_example
+from tests.conftest import fresh_database_url, load_example
 
 ROOT = Path(__file__).resolve().parents[2]
 HIS = Party("his-zz1", "zhengzhou-first-hospital", "hospital", "rest", "create")
@@ -582,6 +584,38 @@ def test_a_conditional_update_run_again_is_judged_once_in_its_exchange(
     monkeypatch.setattr(Repository, "update_in", given_up_once)
     assert put("second") == 201
     assert (given_up, verdicts() - once) == ([True], once)
+
+
+def test_an_ingested_record_run_again_is_judged_once_in_its_exchange(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record the database gave up after it landed is judged and landed again
+    (``Ingest._attempt``): its file's exchange says what the attempt that stood judged, as
+    the same file's ingest into an archive of its own, given up nowhere, does."""
+
+    def verdicts(url: str) -> int:
+        sample_file = ROOT / "mappings/samples/community-health/家庭医生签约.csv"
+        main(["ingest", "--source", "community-health", "--database", url, str(sample_file)])
+        opened = open_store(url)
+        try:
+            with opened.reading() as tx:
+                return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
+        finally:
+            opened.close()
+
+    (tmp_path / "elsewhere").mkdir()
+    with fresh_database_url(database_url.split(":", 1)[0], tmp_path / "elsewhere") as elsewhere:
+        once = verdicts(elsewhere)
+    land, given_up = Ingest._land, []
+
+    def land_then_given_up(self: Ingest, tx: Any, outcome: Any) -> None:
+        land(self, tx, outcome)
+        if not given_up:
+            given_up.append(True)
+            raise StoreError("postgresql: deadlock detected", retryable=True)
+
+    monkeypatch.setattr(Ingest, "_land", land_then_given_up)
+    assert (verdicts(database_url), given_up) == (once, [True])
 
 
 def test_a_refusal_is_recorded_in_both_languages_whichever_the_client_asked(services: Services, store: Store) -> None:
