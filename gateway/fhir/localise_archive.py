@@ -50,9 +50,11 @@ from gateway.storage.store import Store, Stored, Transaction
 BATCH = 500
 
 
-#: whether a current version may be stored again as the localised body given, judged in the
-#: rewrite's transaction
-Judge = Callable[[Transaction, Stored, dict[str, Any]], bool]
+#: whether a current version may be stored again as the localised body given
+Allowed = Callable[[Stored, dict[str, Any]], bool]
+#: the :data:`Allowed` of one batch, made in its rewrite's transaction: what every resource
+#: of the batch is judged by (the registered clients) is read there once
+Judge = Callable[[Transaction], Allowed]
 
 
 @dataclass(frozen=True)
@@ -94,12 +96,13 @@ def _rewrite(tx: Transaction, keys: Sequence[tuple[str, str]], base_url: str, ju
     write since the batch was read may have localised or deleted one already); returns how
     many were written, and those ``judge`` kept as stored."""
     written, held = 0, []
+    allowed = judge(tx)
     for kind, resource_id in keys:
         current = tx.resources.read(kind, resource_id, for_update=True)
         mended = _localised(current, base_url) if current is not None else None
         if current is None or mended is None:
             continue
-        if judge(tx, current, mended):
+        if allowed(current, mended):
             tx.resources.write(mended, method="PUT", current=current)
             written += 1
         else:
@@ -117,27 +120,38 @@ def as_its_creator(personal: PersonalData, trust_unowned: bool = False) -> Judge
     A resource with no recorded creator is held back too unless ``trust_unowned``: the
     operator's writes record none, but so did every client's before creators were recorded
     (migration 9), and a platform's stay of that time naming ``{base}/Patient/li``, mended,
-    would make it serve 李.  The operator, having reviewed what the run lists, says so."""
+    would make it serve 李.  The operator, having reviewed what the run lists, says so.
 
-    def judge(tx: Transaction, stored: Stored, mended: dict[str, Any]) -> bool:
-        creator = tx.resources.owner(stored.type, stored.id)
-        if creator is None:
-            return trust_unowned
-        writers = [client for client in tx.security.clients() if client.organization == creator]
-        if not writers:
-            return False
-        for client in writers:
-            if client.role == OPERATOR:
-                continue
-            writer = Principal(client.id, creator, frozenset(client.scopes.split()), client.role)
-            token = acting.set(writer)  # whom the owner checks judge
-            try:
-                check_authorised(tx, Access(writer, personal), mended, stored)
-            except FhirError:
+    The registered clients are read once a batch, in its transaction, not once a resource."""
+
+    def judge(tx: Transaction) -> Allowed:
+        # organisation → the principals of its clients, but the operator's: an operator's
+        # client writes anything, and only says the organisation has a client registered
+        writers: dict[str, list[Principal]] = {}
+        for client in tx.security.clients():
+            principals = writers.setdefault(client.organization, [])
+            if client.role != OPERATOR:
+                principals.append(
+                    Principal(client.id, client.organization, frozenset(client.scopes.split()), client.role)
+                )
+
+        def allowed(stored: Stored, mended: dict[str, Any]) -> bool:
+            creator = tx.resources.owner(stored.type, stored.id)
+            if creator is None:
+                return trust_unowned
+            if creator not in writers:
                 return False
-            finally:
-                acting.reset(token)
-        return True
+            for writer in writers[creator]:
+                token = acting.set(writer)  # whom the owner checks judge
+                try:
+                    check_authorised(tx, Access(writer, personal), mended, stored)
+                except FhirError:
+                    return False
+                finally:
+                    acting.reset(token)
+            return True
+
+        return allowed
 
     return judge
 
