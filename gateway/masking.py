@@ -13,6 +13,7 @@ one through is the failure this module exists to prevent.
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -1045,32 +1046,38 @@ def mask_query(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     masked = []
     for name, value in pairs:
         recorded_name, kind = _remembered_parameter(name) if len(name) <= REPEATED_LENGTH else _parameter(name)
-        if kind is _CREDENTIAL:
+        if kind is _ValueKind.CREDENTIAL:
             value = "***"
-        elif kind is _NAMES:
+        elif kind is _ValueKind.NAMES:
             value = ",".join(mask_name(part) for part in value.split(","))
         masked.append((recorded_name, _masked_value(value)))
     return masked
 
 
-#: what a search parameter's value is, for masking: a credential (hidden whole), names or
-#: free text (masked as names), or any other value
-_CREDENTIAL, _NAMES, _OTHER = "credential", "names", "other"
+class _ValueKind(enum.Enum):
+    """What a search parameter's value is, for masking."""
+
+    #: hidden whole
+    CREDENTIAL = "credential"
+    #: names or free text, masked as names
+    NAMES = "names"
+    #: any other value: its identifiers and phones masked
+    OTHER = "other"
 
 
-def _parameter(name: str) -> tuple[str, str]:
+def _parameter(name: str) -> tuple[str, _ValueKind]:
     """A search parameter's name as it may be recorded, and what its value is."""
     if is_credential_parameter(name):
-        kind = _CREDENTIAL
+        kind = _ValueKind.CREDENTIAL
     elif is_name_parameter(name) or name in TEXT_PARAMETERS:
-        kind = _NAMES
+        kind = _ValueKind.NAMES
     else:
-        kind = _OTHER
+        kind = _ValueKind.OTHER
     return mask_text(name), kind
 
 
 @lru_cache(maxsize=1024)
-def _remembered_parameter(name: str) -> tuple[str, str]:
+def _remembered_parameter(name: str) -> tuple[str, _ValueKind]:
     """:func:`_parameter`, remembered: the same few parameter names come back search after
     search, and reading one anew (its parts split and looked up, its text masked) cost the
     audit thread 3 of an identifier search's 17 µs.  Short names alone, as
