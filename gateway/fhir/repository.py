@@ -841,12 +841,14 @@ def until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], T]
     write overtakes it between its read and its write (a 412), up to :data:`PATCH_ATTEMPTS`
     times.  Only when the client named no version: ``attempt`` is given the one it named (None
     for none, or for ``If-Match: *``), and a 412 against a version the client named is its
-    answer."""
+    answer.  Each run validates what it writes anew: the exchange notes what the run that
+    stood judged (:func:`~gateway.exchanges.noted_once`), not every run's."""
     named = if_match if if_match is not None and if_match != ANY_VERSION else None
+    run = exchanges.noted_once(attempt)
     number = 1
     while True:
         try:
-            return attempt(named)
+            return run(named)
         except FhirError as refusal:
             if named is not None or refusal.status != 412 or number == PATCH_ATTEMPTS:
                 raise

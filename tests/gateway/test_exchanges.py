@@ -586,6 +586,43 @@ def test_a_conditional_update_run_again_is_judged_once_in_its_exchange(
     assert (given_up, verdicts() - once) == ([True], once)
 
 
+@pytest.mark.parametrize("url", ["/fhir/Basic/b", "/fhir/Basic?_id=b"])
+def test_a_patch_overtaken_and_run_again_is_judged_once_in_its_exchange(
+    services: Services, store: Store, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """A PATCH without If-Match (by id, or conditional) that another write overtook between
+    its read and its write is read, patched and validated again: its exchange says what the
+    attempt that stood judged, not what both did."""
+    app = create_app(services=services, secure=False)
+    buffer = app.extensions["yiyang.exchanges"]
+
+    def verdicts() -> int:
+        buffer.flush()
+        with store.reading() as tx:
+            return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
+
+    def patched(text: str) -> int:
+        operations = [{"op": "replace", "path": "/code/text", "value": text}]
+        headers = {"Content-Type": "application/json-patch+json"}
+        return app.test_client().patch(url, json=operations, headers=headers).status_code
+
+    services.repository.update("Basic", "b", {"resourceType": "Basic", "id": "b", "code": {"text": "x"}})
+    before = verdicts()
+    assert patched("first") == 200
+    once = verdicts() - before
+    prepared, overtaken = Repository._prepared, []
+
+    def overtaken_once(self: Repository, resource: dict[str, Any]) -> Any:
+        if not overtaken:  # another writer's version lands between the patch's read and write
+            overtaken.append(True)
+            store.atomically(lambda tx: tx.resources.write({**resource, "code": {"text": "other"}}))
+        return prepared(self, resource)
+
+    monkeypatch.setattr(Repository, "_prepared", overtaken_once)
+    assert patched("second") == 200
+    assert (overtaken, verdicts() - before - once) == ([True], once)
+
+
 def test_an_ingested_record_run_again_is_judged_once_in_its_exchange(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gateway import exchanges
 from gateway.fhir import patient_merge
 from gateway.fhir.errors import FhirError
 from gateway.fhir.repository import Repository
@@ -145,6 +146,40 @@ def test_a_merge_overtaken_while_it_waits_is_prepared_again(
         time.sleep(RACE_WAIT_S)  # most often the merge is waiting for the visit's row now
     merging.join()
     assert (answered, len(plans)) == (["merged"], 2)
+
+
+def test_a_merge_prepared_again_is_judged_once_in_its_exchange(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prepared again, a merge validates its versions again: its exchange says what the
+    preparation that stood judged, as a merge of the same shape that nothing overtook does."""
+
+    def judged_merge(overtake: bool) -> tuple[int, int]:
+        """How many times the merge was prepared, and the verdicts its exchange holds."""
+        source = repository.create(new_patient()).stored.id
+        target = repository.create(new_patient()).stored.id
+        stay = visit_of(repository, source)
+        prepare, prepared = patient_merge.prepare, []
+
+        def overtaken(*arguments: Any) -> patient_merge.Plan:
+            plan = prepare(*arguments)
+            if overtake and not prepared:  # the visit changes between preparation and write
+                changed = {**stay, "status": "cancelled"}
+                repository.store.atomically(lambda tx: tx.resources.write(changed))
+            prepared.append(plan)
+            return plan
+
+        monkeypatch.setattr(patient_merge, "prepare", overtaken)
+        collector = exchanges.Collector()
+        token = exchanges.activate(collector)
+        try:
+            patient_merge.merge(repository, parameters(source, target), "en")
+        finally:
+            exchanges.deactivate(token)
+        return len(prepared), len(collector.verdicts)
+
+    _, once = judged_merge(overtake=False)
+    assert judged_merge(overtake=True) == (2, once)
 
 
 def locking_reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
