@@ -120,7 +120,7 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
     narrowed = asked.since is not None or bounded
     if resource_id and total == 0 and (not narrowed or tx.resources.read(kind or "", resource_id) is None):
         raise FhirError(404, "http.not-found", reference=f"{kind}/{resource_id}")
-    return {
+    bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "history",
         "total": total,
@@ -134,11 +134,14 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             anchor=[("_upto", str(upto))],
             cursor=("_after", f"{versions[-1][0].reference}/_history/{versions[-1][0].version}" if versions else None),
         ),
-        "entry": [
-            _entry(base_url, stored, method, status)
-            for (stored, method), status in zip(versions, _statuses(tx, versions), strict=True)
-        ],
     }
+    if versions:  # an empty page (``_since`` now, ``_count=0``) has none: FHIR JSON has no empty array
+        statuses = _statuses(tx, versions)
+        bundle["entry"] = [
+            _entry(base_url, stored, method, status)
+            for (stored, method), status in zip(versions, statuses, strict=True)
+        ]
+    return bundle
 
 
 def _versions(

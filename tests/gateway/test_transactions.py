@@ -447,6 +447,16 @@ def test_a_re_creation_whose_deletion_is_on_another_page_is_still_a_creation(mad
     assert statuses(history) == ["201"]
 
 
+def test_a_history_page_without_versions_has_no_empty_entry_array(made: Services) -> None:
+    """Polling for changes since now: the empty page carried ``"entry": []``, which FHIR JSON
+    forbids (the gateway's own validator refuses it, ``structure.empty-array``)."""
+    stored(made, "quiet")
+    with made.store.reading() as tx:
+        asked_for = history_request("Basic", "quiet", {"_since": "2999-01-01T00:00:00Z"}, 20, 100)
+        history = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)
+    assert (history["total"], "entry" in history) == (0, False)
+
+
 def test_a_patched_version_is_listed_as_a_patch_in_the_history(made: Services) -> None:
     """The PUT that writes a patched resource was recorded, so its history said PUT."""
     stored(made, "patched")
