@@ -426,6 +426,23 @@ def test_the_system_history_takes_no_write(client: FlaskClient, method: str) -> 
     assert (answer.status_code, answer.headers.get("Allow")) == (405, "GET, HEAD")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/fhir/Basic/_history", "GET, HEAD"),
+        ("PUT", "/fhir/Basic/_history", "GET, HEAD"),
+        ("PATCH", "/fhir/Basic/_history", "GET, HEAD"),
+        ("DELETE", "/fhir/Basic/_search", "GET, HEAD, POST"),
+        ("PUT", "/fhir/Basic/_search", "GET, HEAD, POST"),
+    ],
+)
+def test_a_types_history_and_search_take_no_write(client: FlaskClient, method: str, path: str, allowed: str) -> None:
+    """They reached the delete, update or patch of a Basic whose id is ``_history`` or
+    ``_search``: a 400 (no FHIR id) or a 404 for a method the path does not take."""
+    answer = client.open(path, method=method, json={"resourceType": "Basic", "id": path.rsplit("/", 1)[1]})
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, allowed)
+
+
 def test_a_history_lists_a_re_creation_after_a_delete_as_a_creation(made: Services) -> None:
     current = stored(made, "again")
     made.repository.delete("Basic", "again")
