@@ -213,7 +213,7 @@ class Bundles:
             raise FhirError(400, "http.bad-bundle", f"{where}.request.method", detail=detail)
         path, _, criteria = url.partition("?")
         kind, resource_id, history, version = _target(path)
-        if kind is None or ((history or version) and method != "GET"):
+        if kind is None or ((history or version) and method not in ("GET", "HEAD")):  # a HEAD reads as its GET
             detail = Worded("bundle.bad-target", method=method, url=url)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         self.repository.check_type(kind, f"{where}.request.url")

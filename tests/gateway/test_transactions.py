@@ -869,6 +869,14 @@ def test_a_head_entry_is_answered_without_a_body(made: Services, kind: str) -> N
     ]
 
 
+@pytest.mark.parametrize("url", ["Basic/headed/_history/1", "Basic/headed/_history", "Basic/_history"])
+def test_a_head_entry_reads_a_version_or_a_history_as_its_get_does(made: Services, url: str) -> None:
+    """A HEAD of a vread or a history was refused as a write of it (400 http.bad-bundle)."""
+    stored(made, "headed")
+    answer = made.bundles.process(bundle(asked("HEAD", url), kind="batch"))
+    assert (answer["entry"][0]["response"]["status"], "resource" in answer["entry"][0]) == ("200 OK", False)
+
+
 def test_a_delete_at_an_id_fhir_does_not_allow_is_refused_as_a_put_there_is(
     made: Services, client: FlaskClient
 ) -> None:
