@@ -213,7 +213,9 @@ class Bundles:
             raise FhirError(400, "http.bad-bundle", f"{where}.request.method", detail=detail)
         path, _, criteria = url.partition("?")
         kind, resource_id, history, version = _target(path)
-        if kind is None or ((history or version) and method not in ("GET", "HEAD")):  # a HEAD reads as its GET
+        # a HEAD reads as its GET; version 0 names a version too (none is): read as no version,
+        # a DELETE of Basic/x/_history/0 deleted Basic/x
+        if kind is None or ((history or version is not None) and method not in ("GET", "HEAD")):
             detail = Worded("bundle.bad-target", method=method, url=url)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         self.repository.check_type(kind, f"{where}.request.url")

@@ -877,6 +877,18 @@ def test_a_head_entry_reads_a_version_or_a_history_as_its_get_does(made: Service
     assert (answer["entry"][0]["response"]["status"], "resource" in answer["entry"][0]) == ("200 OK", False)
 
 
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
+def test_an_entry_writing_version_zero_changes_nothing(made: Services, method: str) -> None:
+    """``Basic/x/_history/0`` was read as ``Basic/x`` (version 0 is falsy): the entry deleted,
+    updated or patched the resource itself, where any other version's URL is refused."""
+    current = stored(made, "zero")
+    entry = asked(method, "Basic/zero/_history/0")
+    changed = {**current, "code": {"text": "x"}}
+    entry["resource"] = changed if method == "PUT" else [{"op": "replace", "path": "/code/text", "value": "x"}]
+    made.bundles.process(bundle(entry, kind="batch"))
+    assert made.repository.read("Basic", "zero").version == 1
+
+
 def test_a_delete_at_an_id_fhir_does_not_allow_is_refused_as_a_put_there_is(
     made: Services, client: FlaskClient
 ) -> None:
