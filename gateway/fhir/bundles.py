@@ -623,7 +623,7 @@ class Bundles:
             if entry.if_none_exist:  # a conditional create that found its match answers as a create does
                 return self._written(Written(found, 200), reply)
             response = {"status": "200 OK", "etag": f'W/"{found.version}"', "lastModified": found.last_updated}
-            if entry.version is None and _held_already(entry, found):
+            if _held_already(entry, found):  # a vread's too, as a vread on its own answers 304
                 return {"response": {**response, "status": "304 Not Modified"}}
             pairs = query_pairs(entry.criteria or "")
             if reply.handling == "strict":

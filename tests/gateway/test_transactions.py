@@ -626,6 +626,14 @@ def test_a_get_entry_reads_conditionally_as_a_get_on_its_own(made: Services, con
     assert statuses(made.bundles.process(bundle(entry, kind="batch"))) == [status]
 
 
+def test_a_vread_entry_reads_conditionally_as_a_vread_on_its_own(made: Services) -> None:
+    """``GET Basic/x/_history/1`` with ``If-None-Match: W/"1"`` on its own is a 304; as an
+    entry with that ``ifNoneMatch`` it carried the version again (200)."""
+    stored(made, "held")
+    entry = {"request": {"method": "GET", "url": "Basic/held/_history/1", "ifNoneMatch": 'W/"1"'}}
+    assert statuses(made.bundles.process(bundle(entry, kind="batch"))) == ["304 Not Modified"]
+
+
 @pytest.mark.parametrize("kind", ["transaction", "batch"])
 def test_a_conditional_delete_entry_with_an_old_if_match_deletes_nothing(made: Services, kind: str) -> None:
     """Its ifMatch was ignored: the newer version was deleted."""
