@@ -201,6 +201,8 @@ def preferred_language(accepted: Iterable[tuple[str, float]], default: str) -> s
 
 #: the media type of a ``POST …/_search`` body
 FORM = "application/x-www-form-urlencoded"
+#: the media type of a PATCH's body (the CapabilityStatement's ``patchFormat``)
+PATCH_MEDIA_TYPE = "application/json-patch+json"
 
 
 def answer_format() -> str:
@@ -350,7 +352,8 @@ def body_as_sent() -> Any:
     try:
         if media in XML_TYPES:
             return parse_xml(data)
-        if media in JSON_TYPES or media == "application/json-patch+json":
+        # a JSON Patch is a PATCH's body alone: a resource sent as one was created or updated
+        if media in JSON_TYPES or (media == PATCH_MEDIA_TYPE and request.method == "PATCH"):
             return parse_json(data)
     except WireError as error:
         raise FhirError(400, error.message_id, error.expression, **error.params) from error

@@ -16,6 +16,7 @@ from gateway import exchanges
 from gateway.api.auth import check_bundle_entry, grants
 from gateway.api.methods import method_refused, refusing
 from gateway.api.negotiation import (
+    PATCH_MEDIA_TYPE,
     FhirRequest,
     answer_format,
     body,
@@ -389,7 +390,7 @@ def patch(kind: str, resource_id: str) -> Response:
 
 
 def _patch_body() -> Any:
-    if request.mimetype != "application/json-patch+json":
+    if request.mimetype != PATCH_MEDIA_TYPE:
         raise FhirError(415, "http.patch-media-type")
     return body()
 

@@ -443,6 +443,20 @@ def test_a_types_history_and_search_take_no_write(client: FlaskClient, method: s
     assert (answer.status_code, answer.headers.get("Allow")) == (405, allowed)
 
 
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/fhir/Basic/typed"), ("POST", "/fhir/Basic"), ("POST", "/fhir")])
+def test_a_resource_sent_as_a_json_patch_is_an_unsupported_media_type(
+    client: FlaskClient, method: str, path: str
+) -> None:
+    """A JSON Patch is a PATCH's body alone: a Basic (or a Bundle) sent as
+    ``application/json-patch+json`` was created or updated (or processed)."""
+    sent = {"resourceType": "Bundle", "type": "batch"} if path == "/fhir" else {**basic("typed"), "id": "typed"}
+    answer = client.open(path, method=method, data=json.dumps(sent), content_type="application/json-patch+json")
+    assert (answer.status_code, answer.get_json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        415,
+        "http.unsupported-media-type",
+    )
+
+
 def test_a_history_lists_a_re_creation_after_a_delete_as_a_creation(made: Services) -> None:
     current = stored(made, "again")
     made.repository.delete("Basic", "again")
