@@ -667,27 +667,35 @@ class Bundles:
             located = _located(error, entry) if entry is not None else error
             return {"response": {"status": str(error.status), "outcome": located.outcome(reply.lang)}}
 
+    def _batch_written(self, entry: Entry, written: Written, reply: Reply) -> dict[str, Any]:
+        """A batch entry's write answered, the issues its outcome carries located in the Bundle
+        as a transaction's are (``Bundle.entry[1].resource.text``): written as a single
+        request, its warnings named the resource alone (``Basic``), which of the batch's
+        several resources the client could not tell."""
+        written.issues = _issues_in_entry(written.issues, entry)
+        return self._written(written, reply)
+
     def _batch_write(self, entry: Entry, reply: Reply) -> dict[str, Any]:
         if entry.method == "POST":
-            return self._written(self.repository.create(entry.resource or {}, entry.if_none_exist), reply)
+            return self._batch_written(entry, self.repository.create(entry.resource or {}, entry.if_none_exist), reply)
         if entry.method == "PUT" and entry.criteria:
             written = self.repository.conditional_update(
                 entry.kind, entry.criteria, entry.resource or {}, entry.if_match
             )
-            return self._written(written, reply)
+            return self._batch_written(entry, written, reply)
         if entry.method == "PUT":
             written = self.repository.update(entry.kind, entry.resource_id or "", entry.resource or {}, entry.if_match)
-            return self._written(written, reply)
+            return self._batch_written(entry, written, reply)
         if entry.method == "PATCH" and entry.criteria and not entry.resource_id:
             written = self.repository.conditional_patch(
                 entry.kind, entry.criteria, _patch_operations(entry.resource), entry.if_match
             )
-            return self._written(written, reply)
+            return self._batch_written(entry, written, reply)
         if entry.method == "PATCH":
             written = self.repository.patch(
                 entry.kind, entry.resource_id or "", _patch_operations(entry.resource), entry.if_match
             )
-            return self._written(written, reply)
+            return self._batch_written(entry, written, reply)
 
         def applied(tx: Transaction) -> dict[str, Any]:
             answer = self._apply(tx, entry, reply)
@@ -720,8 +728,13 @@ def _located(error: FhirError, entry: Entry) -> FhirError:
         error.expression = _in_entry(found, entry)
     elif not found:
         error.expression = entry.path
-    error.issues = [dataclasses.replace(issue, expression=_in_entry(issue.expression, entry)) for issue in error.issues]
+    error.issues = _issues_in_entry(error.issues, entry)
     return error
+
+
+def _issues_in_entry(issues: Iterable[Issue], entry: Entry) -> list[Issue]:
+    """``issues`` of the entry's resource, each located from the Bundle's root (:func:`_in_entry`)."""
+    return [dataclasses.replace(issue, expression=_in_entry(issue.expression, entry)) for issue in issues]
 
 
 def _in_entry(expression: str, entry: Entry) -> str:

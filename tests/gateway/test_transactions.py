@@ -640,6 +640,17 @@ def test_a_get_entry_reads_conditionally_as_a_get_on_its_own(made: Services, con
     assert statuses(made.bundles.process(bundle(entry, kind="batch"))) == [status]
 
 
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_an_entrys_warnings_are_located_in_the_bundle(made: Services, kind: str) -> None:
+    """A batch entry's outcome (``Prefer: return=OperationOutcome``) located its warnings at
+    the resource alone (``Basic``), where a transaction's are located in the Bundle."""
+    answer = made.bundles.process(
+        bundle(asked("GET", "Basic?_count=1"), post(basic("located")), kind=kind), prefer="OperationOutcome"
+    )
+    issues = answer["entry"][1]["response"]["outcome"]["issue"]
+    assert {tuple(issue.get("expression", ())) for issue in issues} == {("Bundle.entry[1].resource",)}
+
+
 def test_a_vread_entry_reads_conditionally_as_a_vread_on_its_own(made: Services) -> None:
     """``GET Basic/x/_history/1`` with ``If-None-Match: W/"1"`` on its own is a 304; as an
     entry with that ``ifNoneMatch`` it carried the version again (200)."""
