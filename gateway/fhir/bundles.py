@@ -241,6 +241,11 @@ class Bundles:
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
         if method in ("PUT", "DELETE") and resource_id:  # an update-as-create there would make it,
             self.repository.check_id(resource_id, f"{where}.request.url")  # and a delete is refused alike
+        if method in ("PUT", "PATCH", "DELETE") and resource_id:
+            # the id names the resource written, as the same request on its own reads it: the
+            # query is no condition.  Taken as one, DELETE Basic/a?identifier=… deleted every
+            # match, and PUT Basic/a?identifier=… updated the match instead of Basic/a
+            criteria = ""
         full_url, if_none_exist, if_match = raw.get("fullUrl"), request.get("ifNoneExist"), request.get("ifMatch")
         if_none_match, if_modified_since = request.get("ifNoneMatch"), request.get("ifModifiedSince")
         for name, value in (

@@ -922,6 +922,29 @@ def test_an_entry_writing_version_zero_changes_nothing(made: Services, method: s
     assert made.repository.read("Basic", "zero").version == 1
 
 
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_delete_entry_naming_an_id_and_a_query_deletes_that_resource_alone(made: Services, kind: str) -> None:
+    """``DELETE Basic/a?identifier=…`` deleted every resource the query matched, where the
+    same request on its own deletes Basic/a (its query is no condition)."""
+    for resource_id in ("named", "other"):
+        made.repository.update("Basic", resource_id, {**basic("shared"), "id": resource_id})
+    made.bundles.process(bundle(asked("DELETE", f"Basic/named?identifier={SYSTEM}|shared"), kind=kind))
+    assert made.repository.read("Basic", "other").version == 1
+
+
+@pytest.mark.parametrize("kind", ["transaction", "batch"])
+def test_a_put_entry_naming_an_id_and_a_query_leaves_the_match_alone(made: Services, kind: str) -> None:
+    """``PUT Basic/a?identifier=…`` of a body without an id updated the resource the query
+    matched, not Basic/a (the same request on its own is refused: its body names no id)."""
+    stored(made, "named")
+    target = stored(made, "matched")
+    entry = {"resource": {**basic("named"), "code": {"text": "changed"}}}
+    entry["request"] = {"method": "PUT", "url": f"Basic/named?identifier={SYSTEM}|matched"}
+    with contextlib.suppress(FhirError):
+        made.bundles.process(bundle(entry, kind=kind))
+    assert made.repository.read("Basic", "matched").resource == target
+
+
 def test_a_delete_at_an_id_fhir_does_not_allow_is_refused_as_a_put_there_is(
     made: Services, client: FlaskClient
 ) -> None:
