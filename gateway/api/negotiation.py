@@ -346,7 +346,8 @@ def body_as_sent() -> Any:
     A body must say what it is: without a Content-Type it is refused (415), not guessed.
     Its references as sent: a transaction or batch localises each entry's as it reads the
     entry (:meth:`~gateway.fhir.bundles.Bundles.process`), from the walk that finds them for
-    its other rules, where a walk of the whole Bundle for them was 60 µs of a benchmark's."""
+    its other rules, where a walk of the whole Bundle for them was 60 µs of a benchmark's; a
+    create or an update, as the repository checks it (``Repository._prepared``)."""
     media = request.mimetype or "(none)"
     data = request.get_data(cache=True)
     try:

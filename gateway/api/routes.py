@@ -294,7 +294,7 @@ def search(kind: str) -> Response:
 
 @fhir.post("/<kind>")
 def create(kind: str) -> Response:
-    resource = body()
+    resource = body_as_sent()  # localised by the repository, from the walk its checks share
     repository = services().repository
     repository.check_type(kind)
     if isinstance(resource, dict) and resource.get("resourceType") not in (None, kind):
@@ -381,7 +381,8 @@ def _binary_content(stored: Stored) -> Response:
 
 @fhir.put("/<kind>/<resource_id>")
 def update(kind: str, resource_id: str) -> Response:
-    return _written(services().repository.update(kind, resource_id, body(), if_match()))
+    # localised by the repository, from the walk its checks share
+    return _written(services().repository.update(kind, resource_id, body_as_sent(), if_match()))
 
 
 @fhir.patch("/<kind>/<resource_id>")

@@ -24,7 +24,7 @@ from conformance.stored_references import References, check_stored_references
 from conformance.validator import Validator
 from gateway import exchanges, messages
 from gateway.config import Config
-from gateway.fhir.archive_references import ArchiveReferences
+from gateway.fhir.archive_references import ArchiveReferences, localise_references
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.identity_index import (
     forget_person,
@@ -384,8 +384,13 @@ class Repository:
     def _prepared(self, resource: dict[str, Any]) -> tuple[list[Issue], list[IndexRow] | None]:
         """A write's validation (:meth:`checked`) and its index rows (:meth:`index_rows`), both
         before its transaction, reading one walk's References: the checks and the indexer each
-        walked the whole resource for them (three walks a create, one now)."""
+        walked the whole resource for them (three walks a create, one now).  Its references on
+        this server's own base are made the relative ones they stand for first, from that walk
+        too (``archive_references.localise``): a REST create's or update's body is handed over
+        as sent, where a walk of its own localised it (about 10 µs of a Patient's CPU); a body
+        localised already (a Bundle's entry, a patch) has none left to rewrite."""
         references = References(resource, "")
+        localise_references(references, self.config.base_url)
         return self.checked(resource, references=references), self.index_rows(resource, references)
 
     def index_rows(self, resource: dict[str, Any], references: References | None = None) -> list[IndexRow] | None:

@@ -58,6 +58,25 @@ def test_a_created_patients_rows_are_a_fresh_walks(made: Services) -> None:
     assert stored == fresh
 
 
+def test_a_create_stores_an_own_base_reference_as_the_relative_one(made: Services) -> None:
+    """The REST create hands its body over as sent: the repository localises it."""
+    other = made.repository.create(person(1)).stored
+    absolute = f"{made.config.base_url}/{other.reference}"
+    written = made.repository.create(person(2, extension=noted_by(absolute))).stored
+    assert written.resource is not None and written.resource["extension"] == noted_by(other.reference)
+
+
+def test_an_update_stores_an_own_base_reference_as_the_relative_one(made: Services) -> None:
+    """The REST update hands its body over as sent: the repository localises it."""
+    other = made.repository.create(person(1)).stored
+    written = made.repository.create(person(2)).stored
+    assert written.resource is not None
+    absolute = f"{made.config.base_url}/{other.reference}"
+    changed = {**written.resource, "extension": noted_by(absolute)}
+    updated = made.repository.update("Patient", written.id, changed).stored
+    assert updated.resource is not None and updated.resource["extension"] == noted_by(other.reference)
+
+
 def test_a_patched_patients_rows_are_a_fresh_walks(made: Services) -> None:
     other = made.repository.create(person(3)).stored
     written = made.repository.create(person(4)).stored
