@@ -507,6 +507,24 @@ def test_a_workers_postgresql_store_lends_each_of_its_threads_a_connection_at_on
     assert all_at_once
 
 
+def test_a_postgresql_store_lends_the_connection_handed_back_last(tmp_path: Path, indexer: SearchIndexer) -> None:
+    """A request thread's next statement runs on the backend that ran its last one, caches
+    warm (postgres._Pool), not on the connection idle longest."""
+    backend = "SELECT pg_backend_pid()"
+    with fresh_database_url("postgresql", tmp_path) as url:
+        store = open_store(url, indexer.rows)
+        try:
+            with store.reading() as outer:
+                handed_back_last = outer.sql.one(backend)
+                with store.reading() as inner:  # a second connection, handed back first
+                    inner.sql.one(backend)
+            with store.reading() as following:
+                lent = following.sql.one(backend)
+        finally:
+            store.close()
+    assert lent == handed_back_last
+
+
 def test_a_postgresql_read_prepared_before_psycopg_deallocated_it_is_prepared_again(
     tmp_path: Path, indexer: SearchIndexer
 ) -> None:
