@@ -172,7 +172,8 @@ class Searcher:
             matches = beyond.matches[: query.count]
             included = _included(tx, query, matches, access)
             total = None if query.total == "none" else tx.resources.count(query, restriction)
-            more = len(beyond.matches) > query.count
+            # a page of none (_count=0) has no next: it would be at the same offset, itself again
+            more = 0 < query.count < len(beyond.matches)
             return SearchResult(query, matches, included, total, more, _last(beyond.keys[: query.count]))
         page = tx.resources.page(query, True, restriction)
         included = _included(tx, query, page.matches, access)

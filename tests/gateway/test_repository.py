@@ -499,6 +499,17 @@ def test_a_full_last_page_without_a_total_links_no_next_page(services: Make) -> 
     assert [link["relation"] for link in bundle["link"]] == ["self", "first"]
 
 
+def test_a_page_of_no_matches_without_a_total_links_no_next_page(services: Make) -> None:
+    """``_count=0&_total=none`` read one match beyond its empty page and linked a next page
+    at the same offset: the page itself again, which a client following ``next`` asks forever."""
+    made = services()
+    made.repository.create(new_patient(index=910))
+    query = made.searcher.parse("Patient", [("_total", "none"), ("_count", "0")])
+    with made.store.reading() as tx:
+        bundle = search.searchset(made.searcher.search(tx, query), "http://h/fhir", "Patient", [])
+    assert [link["relation"] for link in bundle["link"]] == ["self", "first"]
+
+
 # -- one record per person -----------------------------------------------------------------------
 def _refusal(attempt: Callable[[], Any]) -> tuple[int, str, str | None]:
     with pytest.raises(FhirError) as refused:
