@@ -569,8 +569,11 @@ class _Builder:
     def _uri(self, value: SearchValue, modifier: str | None, s: str) -> str:
         text = value.text or ""
         if modifier == "below":
-            self.params += [text, _like(text.rstrip("/")) + "/%"]
-            return f"{s}.value = ? OR {s}.value LIKE ? ESCAPE '\\'"
+            # the URLs under it as a range, as a string's start is: a path's case counts (R4:
+            # a uri matches precisely), and SQLite's LIKE ignores ASCII case
+            under = text.rstrip("/") + "/"
+            self.params += [text, under, under + PAST_EVERY_PREFIX]
+            return f"{s}.value = ? OR ({s}.value >= ? AND {s}.value < ?)"
         if modifier == "above":
             prefixes = _uri_prefixes(text)
             self.params += prefixes

@@ -355,6 +355,14 @@ def test_a_repeated_component_quantity_is_searchable(db: Database) -> None:
     assert db.found("Observation", ("component-value-quantity", "gt140")) == {"bp-2026"}
 
 
+# -- uris -------------------------------------------------------------------------------------
+def test_a_uri_below_a_prefix_compares_its_path_with_case(db: Database) -> None:
+    """A URI's path is case-sensitive (R4: a uri matches precisely): SQLite's LIKE ignores
+    ASCII case, so there ``StructureDefinition`` found profiles under ``structuredefinition``
+    where PostgreSQL found none."""
+    assert db.found("Patient", ("_profile:below", "http://fhir.yiyang.cn/structuredefinition")) == set()
+
+
 # -- references and chains --------------------------------------------------------------------
 def test_a_reference_matches_type_and_id(db: Database) -> None:
     assert db.found("Encounter", ("subject", "Patient/zhang-xiuying")) == {"home-visit-20261101", "home-bed-2026"}
