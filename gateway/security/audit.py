@@ -422,7 +422,7 @@ def columns(event: Mapping[str, Any]) -> Columns:
 
 
 def _spaced(words: list[str]) -> str:
-    """The words between spaces, so that LIKE '% word %' finds whole words only.  A NUL a
+    """The words between spaces, so that a search for " word " finds whole words only.  A NUL a
     request carried (``_type=Observation%00``) becomes U+FFFD: no PostgreSQL text holds one,
     and the row, refused, took the request's AuditEvent with it."""
     return (" " + " ".join(words) + " ").replace("\x00", "\ufffd") if words else " "

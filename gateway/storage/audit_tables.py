@@ -125,8 +125,13 @@ class AuditEvents:
                 params += group
         for column, groups in (("entity_types", query.entity_type), ("entities", query.entity)):
             for group in groups:
-                where.append("(" + " OR ".join([f"{column} LIKE ?"] * len(group)) + ")")
-                params += [f"% {_literal(value)} %" for value in group]
+                # each value a whole word of the column's list, compared with its case (ids are
+                # case-sensitive, SQLite's LIKE is not) and no character of it a wildcard; a
+                # value with a space is no word, and matches nothing
+                words = [f" {value} " for value in group if " " not in value]
+                found = " OR ".join([f"replace({column}, ?, '') <> {column}"] * len(words)) or "1 = 0"
+                where.append(f"({found})")
+                params += words
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         total = int(self.sql.one(f"SELECT COUNT(*) FROM audit_event{clause}", params)[0])
         order = "DESC" if query.newest_first else "ASC"
@@ -146,9 +151,3 @@ class AuditEvents:
 
     def count(self) -> int:
         return int(self.sql.one("SELECT COUNT(*) FROM audit_event")[0])
-
-
-def _literal(value: str) -> str:
-    """A value matched literally inside LIKE: the wildcards cannot appear in a type or a
-    reference, so a value carrying them matches nothing instead of everything."""
-    return value if not any(c in value for c in "%_ ") else "\x00"

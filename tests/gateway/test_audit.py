@@ -502,6 +502,23 @@ def test_an_audit_search_ors_comma_separated_values_and_ands_repeated_ones(api: 
     assert (len(either), both.json().get("total")) == (2, 0)
 
 
+def test_an_audit_search_for_an_entity_no_id_can_name_finds_nothing(api: Api) -> None:
+    """A wildcard or a space in an entity was matched as a NUL byte, which PostgreSQL refuses
+    in text: ``entity=Patient/a_b`` failed with a 500 there."""
+    answer = api.get(f"{api.base}/AuditEvent?entity=Patient/a_b", timeout=60)
+    assert (answer.status_code, answer.json().get("total")) == (200, 0)
+
+
+def test_an_audit_search_for_an_entity_tells_ids_apart_by_case(api: Api) -> None:
+    """Ids are case-sensitive and SQLite's LIKE is not: ``entity=Patient/…-abc`` found the
+    requests for ``Patient/…-ABC`` there, and none on PostgreSQL."""
+    marker = f"case-{int(time.time() * 1000)}"
+    assert api.get(f"{api.base}/Patient/{marker}-ABC", timeout=60).status_code == 404
+    assert audit_events(api, f"entity=Patient/{marker}-ABC")  # recorded, and visible to the search
+    answer = api.get(f"{api.base}/AuditEvent?entity=Patient/{marker}-abc", timeout=60)
+    assert answer.json().get("total") == 0
+
+
 def test_a_refused_request_is_recorded_as_anonymous(api: Api) -> None:
     assert requests.get(f"{api.base}/Patient/nobody", timeout=60).status_code == 401
     events = audit_events(api, "agent=anonymous&outcome=4&entity=Patient/nobody")
