@@ -43,7 +43,10 @@ def relink(resource: dict[str, Any], links: Mapping[str, str], model: BaseModel)
     """Point each link of ``resource`` found in ``links`` at its new target, in place, walking
     its elements by their types (contained resources and extensions included).  Iterative, so
     no nesting depth can exhaust the stack; elements the model does not know are left alone
-    (validation refuses them)."""
+    (validation refuses them).  No links, nothing to point elsewhere: the walk is skipped (a
+    Bundle whose entries have no fullUrl, or a patch with no entry to name)."""
+    if not links:
+        return
     stack: list[tuple[Any, NodeModel | None]] = [(resource, model.nodes.get(resource.get("resourceType", "")))]
     while stack:
         value, node = stack.pop()
