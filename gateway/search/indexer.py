@@ -27,9 +27,10 @@ from profiles.registry import Registry
 Row = tuple[str, str | None, str | None, str | None, str | None, float | None]
 Cells = tuple[str | None, str | None, str | None, str | None, float | None]
 Encoder = Callable[[Any], Iterator[Cells]]
-#: a parameter that writes rows of its own: its code, how its values are found and encoded,
-#: and (a reference parameter's) the types a delete asks its rows about
-Indexed = tuple[str, Extractor, Encoder, tuple[str, ...]]
+#: a parameter that writes rows of its own: its code, the top-level element it needs (or None),
+#: how its values are found and encoded, and (a reference parameter's) the types a delete asks
+#: its rows about
+Indexed = tuple[str, str | None, Extractor, Encoder, tuple[str, ...]]
 
 #: Parameters the resource table answers from its own columns.
 NOT_INDEXED = frozenset({"_id", "_lastUpdated"})
@@ -67,7 +68,9 @@ class SearchIndexer:
         what a stored resource may name), so the resource is not walked for them twice."""
         rows: dict[Row, None] = {}
         held: set[Cells] = set()
-        for code, extract, encode, targets in self.indexed(resource["resourceType"]):
+        for code, element, extract, encode, targets in self.indexed(resource["resourceType"]):
+            if element is not None and element not in resource:
+                continue  # nothing to extract (an Encounter's ``account``): about half a type's
             for value in extract(resource):
                 for cells in encode(value):
                     rows[(code, *cells)] = None
@@ -82,11 +85,13 @@ class SearchIndexer:
     def indexed(self, resource_type: str) -> tuple[Indexed, ...]:
         """The parameters of a type that write rows, each with its encoder, chosen once per
         type: not those the resource table answers, nor one whose rows another's serve.  Sorted
-        out again for every write, the choice cost a Patient's rows a tenth of their time."""
+        out again for every write, the choice cost a Patient's rows a tenth of their time.
+        Each with the top-level element it needs (:attr:`Parameter.element`), so a parameter
+        of an element the resource lacks is passed over without calling its extractor."""
         found = self._indexed.get(resource_type)
         if found is None:
             found = self._indexed[resource_type] = tuple(
-                (code, parameter.extract, ENCODERS[parameter.type], _targets(parameter))
+                (code, parameter.element, parameter.extract, ENCODERS[parameter.type], _targets(parameter))
                 for code, parameter in self.parameters.for_type(resource_type).items()
                 if code not in NOT_INDEXED and parameter.rows == code
             )

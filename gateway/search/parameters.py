@@ -76,6 +76,9 @@ class Parameter:
     #: the code systems a token parameter's ``code`` elements take their values from, which a
     #: resource never writes (Patient.gender: administrative-gender); see :func:`_implicit_system`
     implicit_systems: frozenset[str] = frozenset()
+    #: the resource's one top-level element (``subject``) without which :attr:`extract` finds
+    #: nothing, or None when that is not known (a FHIRPath branch, a choice, a union)
+    element: str | None = None
 
 
 class SearchParameters:
@@ -141,7 +144,7 @@ class SearchParameters:
                 failed[code] = "reserved for the references no other parameter indexes"
                 continue
             try:
-                extract = self._extractor(spec["expression"], resource_type)
+                extract, element = self._extractor(spec["expression"], resource_type)
             except Exception as exc:  # fhirpathpy raises bare Exception for unknown functions
                 failed[code] = str(exc)
                 continue
@@ -155,6 +158,7 @@ class SearchParameters:
                 extract,
                 code,
                 frozenset(implicit),
+                element,
             )
         self._compiled[resource_type] = _sharing_rows(compiled)
         self._failed[resource_type] = failed
@@ -171,8 +175,9 @@ class SearchParameters:
                     found.append(system)
         return found
 
-    def _extractor(self, expression: str, resource_type: str) -> Extractor:
-        """One extractor for the branches of a (possibly shared) expression that apply to the type."""
+    def _extractor(self, expression: str, resource_type: str) -> tuple[Extractor, str | None]:
+        """One extractor for the branches of a (possibly shared) expression that apply to the
+        type, and the top-level element it needs (:attr:`Parameter.element`)."""
         starts = tuple(f"{prefix}{root}." for prefix in ("", "(") for root in (resource_type, "Resource"))
         parts = [part for part in split_union(expression) if part.startswith(starts)]
         if not parts:
@@ -180,7 +185,7 @@ class SearchParameters:
         parts = [part for part in parts if not self._holds_a_resource(part)]
         if not parts:
             raise ValueError("the expression reaches a resource held inline, which has no value to index")
-        branches = [self._branch(part, resource_type) for part in parts]
+        branches, elements = zip(*(self._branch(part, resource_type) for part in parts), strict=True)
         # most expressions have one branch: its values are copied in C, not gathered value by
         # value (a fifth of extracting a Patient's), and copied still, so no caller's change
         # reaches a memoised result (:func:`_memoised`)
@@ -196,7 +201,7 @@ class SearchParameters:
             except Exception:
                 return []
 
-        return extract
+        return extract, elements[0] if len(elements) == 1 else None
 
     def _holds_a_resource(self, path: str) -> bool:
         """Whether a plain path (its ``[n]`` indexes aside) ends at an element that holds a
@@ -206,7 +211,8 @@ class SearchParameters:
         plain = _INDEX.sub("", path)
         return bool(_PLAIN_PATH.fullmatch(plain)) and _element_types(self.registry.base_types, plain) == ["Resource"]
 
-    def _branch(self, expression: str, resource_type: str) -> Extractor:
+    def _branch(self, expression: str, resource_type: str) -> tuple[Extractor, str | None]:
+        """A branch's extractor, and the top-level element it needs, when it is a plain path."""
         target = None
         if match := _RESOLVE.match(expression):
             expression, target = match["path"], match["type"]
@@ -220,13 +226,15 @@ class SearchParameters:
         if match := _AS_OPERATOR.match(expression):
             expression = f"{match['path']}.ofType({match['type']})"
         expression = _AS_FUNCTION.sub(r".ofType(\g<type>)", expression)
-        extract = self._dotted(expression) or self._fhirpath(expression, resource_type)
+        dotted = self._dotted(expression)
+        extract, element = dotted if dotted is not None else (self._fhirpath(expression, resource_type), None)
         if target is None:
-            return extract
-        return lambda resource: [v for v in extract(resource) if _refers_to(v, target)]
+            return extract, element
+        return (lambda resource: [v for v in extract(resource) if _refers_to(v, target)]), element
 
-    def _dotted(self, expression: str) -> Extractor | None:
-        """A direct dict walk for a plain path (optionally ending in a choice's ``ofType``)."""
+    def _dotted(self, expression: str) -> tuple[Extractor, str | None] | None:
+        """A direct dict walk for a plain path (optionally ending in a choice's ``ofType``), and
+        the top-level element its first step reads, when that is one name."""
         of_type = _OF_TYPE.fullmatch(expression)
         path = of_type["path"] if of_type else expression
         if not _PATH.fullmatch(path):
@@ -241,7 +249,11 @@ class SearchParameters:
                 return None
             kind = of_type["type"]
             steps[-1] = (name + kind[0].upper() + kind[1:], False, None, None)  # value[x] as Quantity: valueQuantity
-        return lambda resource: _walk([resource], steps)
+        # a first step by name (an extension's url walks ``extension``) finds nothing without
+        # it; a choice's may be any of its typed names, a where() step filters the resource
+        first = steps[0] if steps else ("", True, None, None)
+        element = None if first[1] or first[3] else first[0]
+        return (lambda resource: _walk([resource], steps)), element
 
     @staticmethod
     def _fhirpath(expression: str, resource_type: str) -> Extractor:
