@@ -101,25 +101,24 @@ def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[Sour
     return getattr(importlib.import_module(module), function)(path, source, limits or DEFAULT_LIMITS)
 
 
-#: what FHIR strings forbid: characters below U+0020 other than tab, line feed and carriage return
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-
-
-def control_character(text: str) -> str | None:
-    """The first character of ``text`` that no FHIR string may hold, as ``U+0000``, else None."""
-    found = _CONTROL.search(text)
-    return f"U+{ord(found.group()):04X}" if found else None
+#: what FHIR strings forbid: characters below U+0020 other than tab, line feed and carriage
+#: return; and what is no text at all, half of a UTF-16 surrogate pair (a JSON ``\\ud800``
+#: escape alone), which no encoding writes: the store and the quarantine, which keep records as
+#: UTF-8 JSON, could not hold the record, and a run stopped on it
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 
 def value_problem(name: str | Message, text: str, limits: Limits) -> Message | None:
-    """Why a text value cannot go on to FHIR as it is (a control character, over the cell
-    limit), naming the field; None when it can."""
+    """Why a text value cannot go on to FHIR as it is (a control character, a lone surrogate,
+    over the cell limit), naming the field; None when it can."""
     if len(text) > limits.cell_chars:
         return Message("reader.value-too-long", {"field": name, "chars": len(text), "limit": limits.cell_chars})
-    bad = control_character(text)
-    if bad is not None:
-        return Message("reader.control-character", {"field": name, "character": bad})
-    return None
+    found = _NOT_TEXT.search(text)
+    if found is None:
+        return None
+    bad = found.group()
+    kind = "reader.lone-surrogate" if bad >= "\ud800" else "reader.control-character"
+    return Message(kind, {"field": name, "character": f"U+{ord(bad):04X}"})
 
 
 def at_row(number: int, problem: Message) -> Message:

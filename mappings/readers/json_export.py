@@ -42,7 +42,8 @@ with its bytes, never silently altered) when it holds what FHIR cannot: ``NaN`` 
 ``MAX_NUMBER_CHARS`` characters (Python refuses to convert a 5,000-digit integer), a key
 repeated in one object (JSON would silently keep the last: a second ``resourceType`` turns a
 Patient into an Observation), nesting deeper than ``Limits.depth``, a string over
-``Limits.cell_chars`` or holding a control character other than tab, CR and LF.  A ``.json``
+``Limits.cell_chars`` or holding a control character other than tab, CR and LF, or a lone
+surrogate (a ``\\ud800`` escape without its pair, which is no text).  A ``.json``
 is parsed whole, so one over ``Limits.document_bytes`` is refused unread (export NDJSON
 instead); an ``.ndjson`` is streamed, and a line over ``Limits.record_bytes`` is never held
 whole: it becomes an ``UNPARSEABLE`` record keeping its first ``record_bytes`` bytes.
@@ -284,11 +285,13 @@ _KINDS = {
 _WHOLE = Message("reader.the-record")
 
 
-#: text in a record that may hide a problem (a control character, raw or escaped; NaN,
-#: Infinity, an overflowing exponent, a very long number); a record without any is clean
-#: unless nested, so most records skip the walk
+#: text in a record that may hide a problem (a control character, raw or escaped; a surrogate
+#: escape, which may stand alone; NaN, Infinity, an overflowing exponent, a very long number);
+#: a record without any is clean unless nested, so most records skip the walk
 _SUSPECT = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u00[01]|NaN|Infinity|[eE][+-]?\d{3}|\d{" + str(MAX_NUMBER_CHARS + 1) + "}"
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f]|\\u00[01]|\\u[dD][89a-fA-F]|NaN|Infinity|[eE][+-]?\d{3}|\d{"
+    + str(MAX_NUMBER_CHARS + 1)
+    + "}"
 )
 
 

@@ -190,6 +190,17 @@ def test_the_summary_counts_each_resource_once_when_an_export_comes_twice(tmp_pa
     assert dict(counts.resources) == exported
 
 
+def test_a_lone_surrogate_in_a_json_export_quarantines_its_record_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A ``\\ud800`` escape alone in a string decodes to no text: the record's fields could be
+    neither digested nor kept in the quarantine, and the whole run stopped on an internal error."""
+    lines = (ROOT / "mappings/samples/elderly-care/能力评估.ndjson").read_text(encoding="utf-8").splitlines()[:2]
+    lines[0] = lines[0].replace('"levelChangeBasis": "', '"levelChangeBasis": "\\ud800', 1)
+    export = tmp_path / "能力评估.ndjson"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    counts = commands.ingest("elderly-care", [export], tmp_path / "out", Registry(), bundle=False)
+    assert (counts.read, counts.mapped, counts.quarantined) == (2, 1, 1)
+
+
 def teach_the_code_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fix a replay is for: the ethnicity ConceptMap learns the sample's unknown 火星族."""
     fixed = tmp_path / "conceptmaps"

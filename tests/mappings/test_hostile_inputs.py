@@ -139,6 +139,8 @@ def ndjson(tmp_path: Path, *lines: str) -> Path:
         ('{"resourceType": "Patient", "resourceType": "Observation"}', "'resourceType' appears more than once"),
         ('{"编号": ' + "9" * 5000 + "}", "a number of 5000 characters"),
         ('{"姓名": "\\u0000吴福国"}', "U+0000"),
+        ('{"姓名": "\\ud800吴福国"}', "lone surrogate U+D800"),
+        ('{"\\udc00": "吴福国"}', "lone surrogate U+DC00"),
         ('{"a": ' + '{"a": ' * 499 + "1" + "}" * 500, "nested deeper"),
         ("[" * 5000 + "]" * 5000, "nested deeper"),
     ],
