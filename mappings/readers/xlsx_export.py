@@ -118,9 +118,10 @@ def check_archive(path: Path, limits: Limits) -> None:
                     partSize=biggest.file_size,
                     limit=limits.xlsx_uncompressed_bytes,
                 )
+            # every part, whatever its name: openpyxl parses the part a relationship names, and a
+            # sheet stored as sheet1.dat was parsed, its entities expanded, without being looked at
             for member in members:
-                if member.filename.endswith((".xml", ".rels", ".vml")):
-                    _scan_part(archive, member, path.name)
+                _scan_part(archive, member, path.name)
     except ReaderError:
         raise
     except (

@@ -101,6 +101,21 @@ def test_an_xlsx_part_with_a_dtd_is_refused(tmp_path: Path, doctype: bytes) -> N
     refused(path, "XXE")
 
 
+def test_an_xlsx_sheet_part_not_named_xml_is_still_refused_for_its_dtd(tmp_path: Path) -> None:
+    """openpyxl reads whatever part the workbook's relationships name: a DTD in a sheet stored
+    as ``sheet1.dat`` had its entity expanded into the cell."""
+    doctype = b'<!DOCTYPE w [<!ENTITY a "110101199003071234">]>'
+    sheet = b'<?xml version="1.0"?>' + doctype + HEAD[21:] + b'<sheetData><row r="1"><c r="A1" t="inlineStr">'
+    sheet += b"<is><t>&a;</t></is></c></row></sheetData></worksheet>"
+    source = zipfile.ZipFile(workbook(tmp_path / "表.xlsx", [["姓名"]]))
+    target = tmp_path / "renamed.xlsx"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = sheet if info.filename == SHEET else source.read(info.filename)
+            out.writestr(info.filename.replace("sheet1.xml", "sheet1.dat"), data.replace(b"sheet1.xml", b"sheet1.dat"))
+    refused(target, "XXE")
+
+
 def test_a_truncated_xlsx_is_a_one_line_file_error(tmp_path: Path) -> None:
     path = workbook(tmp_path / "表.xlsx", [["姓名"], ["张三"]])
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
