@@ -572,3 +572,4 @@ def test_frames_sent_back_to_back_are_each_measured_alone(strict: tuple[int, str
     acks = [part.strip(START).decode("utf-8") for part in answer.split(END) if part]
     assert [segment(ack, "MSA")[2] for ack in acks] == ["BURST1", "BURST2"]
     assert "http.too-large" not in answer.decode("utf-8")
+
