@@ -452,9 +452,11 @@ class _Connection(socketserver.StreamRequestHandler):
             incident = uuid.uuid4().hex[:12]
             log.exception("incident %s: message from %s not processed", incident, peer.address)
             answer = failed(message, incident)
+        # audited before the ACK is sent: a sender gone meanwhile fails the send, and the
+        # message it left in the archive must still have its AuditEvent
+        audited(self.server.trail, peer, answer)
         self.request.settimeout(self.server.services.config.mllp_idle_seconds)  # for the ACK's send
         self.wfile.write(START + answer.ack + END)
-        audited(self.server.trail, peer, answer)
         return peer.refusal in (None, "http.store-busy")  # a busy store is worth a resend
 
     def _peer(self) -> Peer:
@@ -480,8 +482,8 @@ class _Connection(socketserver.StreamRequestHandler):
         fields = _raw_header(buffer[start + 1 :]) if start != -1 else {}
         reason = Reason("http.too-large", worded("http.too-large", {"size": len(buffer), "limit": limit}))
         answer = Answer(ack(fields, "AR", [reason]), "AR", 413, sender(fields).interaction, "http.too-large")
-        self.wfile.write(START + answer.ack + END)
         audited(self.server.trail, peer_of(self.server.services, self.server.peers, self.client_address[0]), answer)
+        self.wfile.write(START + answer.ack + END)
 
 
 class MllpServer(socketserver.ThreadingTCPServer):

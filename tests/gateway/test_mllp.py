@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -573,3 +574,17 @@ def test_frames_sent_back_to_back_are_each_measured_alone(strict: tuple[int, str
     assert [segment(ack, "MSA")[2] for ack in acks] == ["BURST1", "BURST2"]
     assert "http.too-large" not in answer.decode("utf-8")
 
+
+def test_a_message_whose_sender_hung_up_before_its_ack_is_still_audited(strict: tuple[int, str]) -> None:
+    """The ACK was written before the AuditEvent, so a sender that reset the connection while
+    its message was persisted (an interface engine giving up on a late ACK) left the message
+    in the archive and no AuditEvent of it.  The second frame waits a second for the rate
+    limit: the connection is reset meanwhile."""
+    time.sleep(1.1)  # a token in the client's bucket again
+    earlier = len(audit_events(strict[1], "agent = 'his-mllp'"))
+    frames = [reheaded(sample_messages()[0], 10, f"RESET{n}".encode()) for n in (1, 2)]
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=60) as connection:
+        connection.sendall(b"".join(START + frame + END for frame in frames))
+        acknowledgements(connection, 1)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
+    assert len(audit_events(strict[1], "agent = 'his-mllp'", more_than=earlier + 1)) == earlier + 2
