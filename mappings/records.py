@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +68,21 @@ class TemplateParams(dict[str, Any]):
         return "{" + key + "}"
 
 
+#: what FHIR strings forbid: characters below U+0020 other than tab, line feed and carriage
+#: return; and what is no text at all, half of a UTF-16 surrogate pair (a JSON ``\\ud800``
+#: escape alone), which no encoding writes: the store and the quarantine, which keep records as
+#: UTF-8 JSON, could not hold the record, and a run stopped on it
+NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def visible(text: str) -> str:
+    """``text`` with each character no text may hold written as its code point (``U+0000``):
+    a reason quoting what it refused (an unknown escape ``\\Z<NUL>\\``, a character set) is
+    kept in the quarantine, and PostgreSQL's JSON refuses a NUL, which failed the whole batch
+    and left an MLLP message answered "store busy" however often it was sent again."""
+    return NOT_TEXT.sub(lambda found: f"U+{ord(found.group()):04X}", text) if NOT_TEXT.search(text) else text
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """A message of the catalogue (``mappings/messages.json``): its stable id and template
@@ -76,6 +92,11 @@ class Message:
 
     id: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if any(isinstance(value, str) and NOT_TEXT.search(value) for value in self.params.values()):
+            shown = {k: visible(v) if isinstance(v, str) else v for k, v in self.params.items()}
+            object.__setattr__(self, "params", shown)
 
     def text(self, lang: str) -> str:
         """The message in ``lang`` (``zh-CN`` or ``en``; English when the catalogue lacks it)."""

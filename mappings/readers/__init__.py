@@ -12,14 +12,13 @@ configuration); readers never read the environment themselves.
 from __future__ import annotations
 
 import importlib
-import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mappings.records import Message, SourceRecord
+from mappings.records import NOT_TEXT, Message, SourceRecord
 
 #: the suffix that names no format: a file of it is read for what its first line shows
 SNIFFED = ".txt"
@@ -101,19 +100,12 @@ def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[Sour
     return getattr(importlib.import_module(module), function)(path, source, limits or DEFAULT_LIMITS)
 
 
-#: what FHIR strings forbid: characters below U+0020 other than tab, line feed and carriage
-#: return; and what is no text at all, half of a UTF-16 surrogate pair (a JSON ``\\ud800``
-#: escape alone), which no encoding writes: the store and the quarantine, which keep records as
-#: UTF-8 JSON, could not hold the record, and a run stopped on it
-_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-
-
 def value_problem(name: str | Message, text: str, limits: Limits) -> Message | None:
     """Why a text value cannot go on to FHIR as it is (a control character, a lone surrogate,
     over the cell limit), naming the field; None when it can."""
     if len(text) > limits.cell_chars:
         return Message("reader.value-too-long", {"field": name, "chars": len(text), "limit": limits.cell_chars})
-    found = _NOT_TEXT.search(text)
+    found = NOT_TEXT.search(text)
     if found is None:
         return None
     bad = found.group()

@@ -117,7 +117,7 @@ from typing import IO, Any
 import hl7
 
 from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
-from mappings.records import Message, SourceRecord, unparseable
+from mappings.records import Message, SourceRecord, unparseable, visible
 
 #: the shape and only field of a message that cannot be parsed; no spec may match it
 #: segments that repeat by design in ADT messages; they always get a list under their id
@@ -367,7 +367,8 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
         value = fields[number - 1] if number <= len(fields) else ""
         return value.split(seps.repetition)[0].split(seps.component)[0].strip()
 
-    charset, version, processing = first(18), first(12), first(11)
+    # as an ACK and the quarantine quote them, control characters shown (see records.visible)
+    charset, version, processing = visible(first(18)), visible(first(12)), visible(first(11))
     charset = CHARSET_ALIASES.get(charset.upper(), charset)
     if charset and charset not in CHARSETS:
         known = ", ".join([*CHARSETS, *CHARSET_ALIASES])

@@ -201,6 +201,25 @@ def test_a_lone_surrogate_in_a_json_export_quarantines_its_record_and_the_run_go
     assert (counts.read, counts.mapped, counts.quarantined) == (2, 1, 1)
 
 
+def test_a_message_whose_reason_quotes_a_nul_is_quarantined_on_either_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The reason of an unknown escape quotes it, NUL and all (``\\Z<NUL>\\``); PostgreSQL's
+    JSON refuses a NUL, so the quarantine entry failed the batch and the run (over MLLP, the
+    message was answered "store busy" however often it came)."""
+    export = tmp_path / "adt.hl7"
+    export.write_bytes(
+        b"MSH|^~\\&|HIS|H41010500012|YY|GW|20261102091500||ADT^A08|NUL1|P|2.5\r"
+        b"EVN|A08|20261102091500\rPID|1||X^^^^ID||\\Z\x00\\\r"
+    )
+    store = open_store(database_url)
+    try:
+        counts = commands.ingest("hl7v2", [export], None, Registry(), store=store)
+    finally:
+        store.close()
+    assert (counts.read, counts.quarantined) == (1, 1)
+
+
 def teach_the_code_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fix a replay is for: the ethnicity ConceptMap learns the sample's unknown 火星族."""
     fixed = tmp_path / "conceptmaps"

@@ -254,6 +254,12 @@ def test_a_control_character_in_an_hl7_name_is_a_problem(tmp_path: Path) -> None
     assert "PID-5: holds the control character U+0001" in problem(record)
 
 
+def test_an_hl7_escape_holding_a_nul_is_quoted_with_the_nul_shown(tmp_path: Path) -> None:
+    """The reason is kept in the quarantine, whose JSON (on PostgreSQL) cannot hold a NUL."""
+    (record,) = records(hl7(tmp_path, MSH.format(n=1) + "PID|1||||\\Z\x00\\\r"))
+    assert "unknown escape sequence \\ZU+0000\\" in problem(record)
+
+
 # -- CSV --------------------------------------------------------------------------------------
 def test_a_csv_of_nul_bytes_is_a_file_error_not_an_empty_file(tmp_path: Path) -> None:
     (tmp_path / "表.csv").write_bytes(b"\x00" * 10000)
