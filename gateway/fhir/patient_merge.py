@@ -299,7 +299,9 @@ def _versions(found: list[Stored]) -> frozenset[tuple[str, str, int]]:
 
 def _rewritten(referrer: Stored, target: Stored) -> bool:
     """Whether the merge rewrites ``referrer``: not a Provenance, nor the target itself (which
-    it writes as the survivor).  A record of another type may share the target's id."""
+    it writes as the survivor).  A record of another type may share the target's id.  The
+    source is never among the referrers asked: the index leaves a Patient naming itself out
+    of its own compartment, so a source whose ``link`` names its own id is written once, retired."""
     return referrer.type not in NOT_REWRITTEN and (referrer.type, referrer.id) != (target.type, target.id)
 
 

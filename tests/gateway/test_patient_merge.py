@@ -185,6 +185,17 @@ def test_a_record_of_another_type_with_the_targets_id_is_moved(served: Served, a
     assert api.get(f"{served.base}/Encounter/{target}").json()["subject"]["reference"] == f"Patient/{target}"
 
 
+def test_a_source_naming_itself_is_written_once_as_the_retired_record(served: Served, api: Api, centre: Api) -> None:
+    """A source whose ``link`` names its own id is no referrer of itself (the index leaves a
+    Patient out of its own compartment): were it rewritten as one, its retired version would
+    then be written at a version already passed (412 on every attempt)."""
+    source, target, person = two_records(served, api, centre)
+    itself = {**person, "id": source, "link": [{"other": {"reference": f"Patient/{source}"}, "type": "seealso"}]}
+    assert api.put(f"{served.base}/Patient/{source}", json=itself).status_code == 200
+    answer = merged(served, api, source, target)
+    assert (answer.status_code, api.get(f"{served.base}/Patient/{source}").json()["meta"]["versionId"]) == (200, "3")
+
+
 def test_a_moved_resource_keeps_its_history(served: Served, api: Api, centre: Api) -> None:
     source, target, _ = two_records(served, api, centre)
     stay = encounter_of(served, api, source)
