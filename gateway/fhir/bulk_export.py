@@ -319,7 +319,10 @@ class BulkExports:
         )
         beat.start()
         try:
-            with store.reading() as tx:
+            # one snapshot on PostgreSQL too: a resource read twice (in two residents'
+            # compartments) is the same version both times, so what it names decides at its
+            # first meeting whether a key of it is kept (_NdjsonFiles.remembers)
+            with store.reading(consistent=True) as tx:
                 output = self._write(tx, job, folder, progress, halt)
             ended = _end(store, job.id, COMPLETED, output=output)
         except _Halted:
@@ -369,13 +372,9 @@ class BulkExports:
         # a person's export brings what its records refer to outside the compartment, unless
         # _type says which types it wants: a platform may not export those types alone
         supporting: dict[tuple[str, str], None] | None = {} if job.scope != "system" and job.types is None else None
-        # a system export writes each resource once: of what it wrote, only the keys of the
-        # types _typeFilter filters are asked about afterwards (by _deleted, with _since)
-        remembered: set[str] | None = None
-        if job.scope == "system":
-            remembered = {search.kind for search in job.type_filters} if job.since else set()
-        with _NdjsonFiles(folder, remembered) as files:
-            for batch in _batches(self._selected(tx, job)):
+        newcomers = self._newcomers(tx, job, access)
+        with _NdjsonFiles(folder, self._remembers(job, newcomers)) as files:
+            for batch in _batches(self._selected(tx, job, access, newcomers)):
                 _unless_halted(halt)
                 for stored in filtering.kept(tx, batch):
                     resource = shaped(stored.resource, None, job.elements)
@@ -394,6 +393,34 @@ class BulkExports:
             if job.since is not None:
                 files.add_deletions(self._deleted(run, job.since, frozenset(files.seen)))
             return files.output()
+
+    @staticmethod
+    def _remembers(job: Job, newcomers: frozenset[str]) -> Callable[[Stored], bool]:
+        """Whether the key of a resource the job writes is kept: a key of each was ~170 MB a
+        million resources, and a hospital's Patient export holds its whole archive.
+
+        A system export meets each resource once: it keeps only the keys :meth:`_deleted`
+        asks about (with ``_since``, of the types ``_typeFilter`` filters).  A Patient or
+        Group export meets a record once per person whose compartment holds it (the index
+        rows :meth:`_selected` reads), and once more if it names a newcomer
+        (:meth:`_naming_newcomers`): a record whose text names one Patient, no newcomer, is
+        met once, so only one naming two Patients or a newcomer (:func:`_patients_named`
+        reads every reference as the index does) keeps its key; with ``_since``, so does one
+        changed since, which :meth:`_deleted` asks about."""
+        if job.scope == "system":
+            filtered = {search.kind for search in job.type_filters} if job.since else set()
+            return lambda stored: stored.type in filtered
+        since = job.since
+
+        def met_again(stored: Stored) -> bool:
+            if since is not None and stored.last_updated > since:
+                return True
+            if not newcomers and stored.json().count(b"Patient") < 2:
+                return False  # the usual record names its resident alone: no reference is parsed
+            named = set(_patients_named(stored))
+            return len(named) > 1 or not newcomers.isdisjoint(named)
+
+        return met_again
 
     def _outside_compartment(self, resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
         """What an exported resource (as written: ``_elements`` may have cut a reference out)
@@ -479,7 +506,7 @@ class BulkExports:
         may cut a reference out)."""
         return self._outside_compartment(shaped(stored.resource, None, run.job.elements))
 
-    def _selected(self, tx: Transaction, job: Job) -> Iterator[Stored]:
+    def _selected(self, tx: Transaction, job: Job, access: Access, newcomers: frozenset[str]) -> Iterator[Stored]:
         """The resources the job exports, type by type (system) or person by person."""
         if job.scope == "system":
             for kind in job.types or sorted(tx.resources.counts()):
@@ -490,13 +517,7 @@ class BulkExports:
         members = {
             kind: params for kind, params in self.personal.compartment.items() if kind in wanted and kind != "Patient"
         }
-        access = self._access(job)
         people = access.served_people(tx) if access.restricted else None
-        # someone the client has begun to serve, or the Group has taken in, since its last
-        # export is sent in full: their older records were not in it
-        newcomers: frozenset[str] = frozenset()
-        if job.since is not None:
-            newcomers = access.newly_served_people(tx, job.since) | _joined(tx, job.scope, job.since)
         for patient in _people(tx, job, people):
             since = None if patient.id in newcomers else job.since
             if "Patient" in wanted and (since is None or patient.last_updated > since):
@@ -505,6 +526,15 @@ class BulkExports:
             yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, since))
         if newcomers:
             yield from self._naming_newcomers(tx, job, access, members, people, newcomers)
+
+    @staticmethod
+    def _newcomers(tx: Transaction, job: Job, access: Access) -> frozenset[str]:
+        """The people a Patient or Group export with ``_since`` sends in full: someone the
+        client has begun to serve, or the Group has taken in, since its last export (their
+        older records were not in it)."""
+        if job.scope == "system" or job.since is None:
+            return frozenset()
+        return access.newly_served_people(tx, job.since) | _joined(tx, job.scope, job.since)
 
     def _naming_newcomers(
         self,
@@ -862,21 +892,26 @@ def _people(tx: Transaction, job: Job, served: frozenset[str] | None = None) -> 
 
 def _names_any(stored: Stored, people: Callable[[str], bool]) -> bool:
     """Whether a version's text names one of ``people`` as a Patient as the search index reads
-    a reference (:func:`referenced_id`): a version that does not is in none of their
+    a reference (:func:`_patients_named`): a version that does not is in none of their
     compartments.  Asked before :meth:`PersonalData.in_compartment_of`, which indexes the
     whole version (~1 ms): a Group's export judged every record changed since in the archive
-    so, whoever's it was.  Only the strings holding the word ``Patient`` are asked, found in
-    the text orjson stored (which escapes no letter): the index takes a reference's type from
-    its text."""
+    so, whoever's it was."""
+    return any(people(found) for found in _patients_named(stored))
+
+
+def _patients_named(stored: Stored) -> Iterator[str]:
+    """The ids of the Patients a version's text names, as the search index reads a reference
+    (:func:`referenced_id`), wherever it sits: its compartments are among theirs.  Only the
+    strings holding the word ``Patient`` are asked, found in the text orjson stored (which
+    escapes no letter): the index takes a reference's type from its text."""
     text = stored.json()
     at = text.find(b"Patient")
     while at >= 0:
         opening, closing = _unescaped_quote(text, at, -1), _unescaped_quote(text, at, 1)
         found = referenced_id(orjson.loads(text[opening : closing + 1]), "Patient")
-        if found is not None and people(found):
-            return True
+        if found is not None:
+            yield found
         at = text.find(b"Patient", closing)
-    return False
 
 
 def _unescaped_quote(text: bytes, at: int, step: int) -> int:
@@ -1043,10 +1078,9 @@ class _NdjsonFiles:
     resource written once (a resource in two residents' compartments appears once)."""
 
     folder: Path
-    #: the types whose written keys are kept (``seen``), None: every type.  A Patient or Group
-    #: export may meet a resource twice; a system export never does, and keeping a key for
-    #: each of an archive's tens of millions of resources took ~170 MB a million
-    remembered: Container[str] | None = None
+    #: whether a written resource's key is kept (``seen``): one the job may meet again or
+    #: asks about afterwards (:meth:`BulkExports._remembers`), not each of millions
+    remembers: Callable[[Stored], bool]
     handles: dict[str, IO[bytes]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     seen: set[tuple[str, str]] = field(default_factory=set)
@@ -1065,7 +1099,7 @@ class _NdjsonFiles:
         """Write ``resource`` (the stored one, or cut by ``_elements``) unless already written."""
         if (stored.type, stored.id) in self.seen:
             return False
-        if self.remembered is None or stored.type in self.remembered:
+        if self.remembers(stored):
             self.seen.add((stored.type, stored.id))
         handle = self.handles.get(stored.type)
         if handle is None:

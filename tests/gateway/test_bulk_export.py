@@ -1327,6 +1327,47 @@ def test_a_system_export_keeps_no_key_of_each_resource_it_writes(
     assert kept == [0]
 
 
+def residents_sharing_a_reading(store: Store) -> None:
+    """Two residents, three readings of the first, and a reading of the first taken by the
+    second (``performer``): in both residents' compartments."""
+    shared = {**observation("bp-shared", "zhang", 130), "performer": [{"reference": "Patient/li"}]}
+    with store.transaction() as tx:
+        for resource in [{"resourceType": "Patient", "id": "zhang"}, {"resourceType": "Patient", "id": "li"}]:
+            tx.resources.write(resource)
+        for reading in [*(observation(f"bp-{number}", "zhang", 120 + number) for number in range(3)), shared]:
+            tx.resources.write(reading)
+
+
+def test_a_patient_export_keeps_a_key_only_of_what_names_two_people(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record naming one Patient comes once to a Patient export: the key it kept of each
+    (so as to write none twice) was ~170 MB a million, and a hospital exports its archive."""
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    residents_sharing_a_reading(store)
+    kept: list[set[tuple[str, str]]] = []
+    written = bulk_export._NdjsonFiles.output
+
+    def output(files: bulk_export._NdjsonFiles) -> list[dict[str, Any]]:
+        kept.append(set(files.seen))
+        return written(files)
+
+    monkeypatch.setattr(bulk_export._NdjsonFiles, "output", output)
+    jobs.run(jobs.kick_off("http://x/fhir/Patient/$export", "Patient", []).id)
+    assert kept == [{("Observation", "bp-shared")}]
+
+
+def test_a_reading_in_two_residents_compartments_is_written_once(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    residents_sharing_a_reading(store)
+    job = jobs.kick_off("http://x/fhir/Patient/$export", "Patient", [])
+    jobs.run(job.id)
+    lines = (tmp_path / job.id / "Observation.ndjson").read_bytes().splitlines()
+    assert sorted(orjson.loads(line)["id"] for line in lines) == ["bp-0", "bp-1", "bp-2", "bp-shared"]
+
+
 def test_a_group_export_reads_its_members_in_statements_not_one_each(
     store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
