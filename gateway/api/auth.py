@@ -25,6 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
+from gateway.api.bulk import kick_off_arguments
 from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
@@ -134,6 +135,8 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[t
     endpoint and type (:func:`_route_needs`); a search's includes, chains and ``_has``, an
     export's ``_type`` and a condition's chains add the types they reach."""
     args = asked.args
+    if endpoint in EXPORT_KICK_OFFS:
+        return _export_needs(endpoint, view_args)
     if endpoint == "fhir.search":
         if asked.method == "GET" and not any(name[:1] == "_" or "." in name for name in args):
             return _route_needs(endpoint, view_args.get("kind"))  # plain criteria: the type alone
@@ -152,9 +155,19 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[t
         condition = asked.query_string.decode()
     if condition:  # a chain in a condition searches the types it reaches
         wanted += criteria_needs(view_args.get("kind", "*"), condition, services().parameters.targets)
-    if endpoint in EXPORT_KICK_OFFS:  # so do the chains and _has of a _typeFilter's searches
-        wanted += type_filter_needs(args.getlist("_typeFilter"), services().parameters.targets)
     return tuple(wanted)
+
+
+def _export_needs(endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What an export kick-off needs: the types its ``_type`` names, and those the chains and
+    ``_has`` of its ``_typeFilter`` searches reach, given by GET in the query string or by
+    POST in a Parameters body (:func:`kick_off_arguments`, which the kick-off reads again
+    without parsing the body twice): the query string alone refused ``system/*.rs`` to a
+    client holding ``system/Observation.rs`` that posted ``_type=Observation``."""
+    given = kick_off_arguments().pairs
+    types = [kind for name, value in given if name == "_type" for kind in value.split(",")]
+    filters = [value for name, value in given if name == "_typeFilter"]
+    return tuple(needs(endpoint, view_args, False, types) + type_filter_needs(filters, services().parameters.targets))
 
 
 @lru_cache(maxsize=4096)

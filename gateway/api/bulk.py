@@ -10,7 +10,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import orjson
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, g, request, send_file
 
 from gateway.api.methods import method_refused, refusing, without_head
 from gateway.api.negotiation import body, language, outcome_response, prefer_handling, preferences, respond
@@ -97,6 +97,16 @@ def export_refused(**_path: str) -> Response:
     return outcome_response(method_refused())
 
 
+def kick_off_arguments() -> KickOffArguments:
+    """The kick-off's parameters (:func:`_arguments`), read once a request: the authorisation
+    hook asks first which types ``_type`` names (a Parameters body's as a query string's),
+    and the body is parsed for both at once."""
+    found: KickOffArguments | None = g.get("kick_off_arguments")
+    if found is None:
+        found = g.kick_off_arguments = _arguments(prefer_handling() == "lenient")
+    return found
+
+
 def _arguments(lenient: bool) -> KickOffArguments:
     """The kick-off's parameters: a GET's query string, or a POST's Parameters body, which
     then carries them all (a parameter in the URL besides, where one of the two would have
@@ -121,7 +131,7 @@ def _kick_off(scope: str) -> Response:
     query = request.query_string.decode()
     url = f"{base}{request.path.removeprefix('/fhir')}" + (f"?{query}" if query else "")
     lenient = prefer_handling() == "lenient"
-    asked = _arguments(lenient)
+    asked = kick_off_arguments()
     exports = _exports()
     try:
         job = exports.kick_off(url, scope, asked.pairs, lenient=lenient, where=asked.where)

@@ -384,6 +384,42 @@ def test_an_export_type_filter_needs_the_scope_of_the_types_it_searches(served: 
     )
 
 
+def posted_export(
+    served: Served, client_key: Any, client_id: str, scope: str, *parts: dict[str, str]
+) -> requests.Response:
+    """A system export kicked off by POST, its parameters in a Parameters body, by a client
+    holding ``scope`` alone."""
+    add_client(served.database_url, client_id, key=client_key, scope=scope)
+    headers = {**bearer(request_token(served.base, client_id, client_key, scope)), **FHIR_JSON}
+    body = {"resourceType": "Parameters", "parameter": list(parts)}
+    return requests.post(
+        f"{served.base}/$export", json=body, headers={**headers, "Prefer": "respond-async"}, timeout=30
+    )
+
+
+def test_an_export_posted_with_a_type_needs_that_types_scope_alone(served: Served, client_key: Any) -> None:
+    """By POST ``_type`` sits in the body: read from the query string alone, the kick-off
+    needed ``system/*.rs`` of a client holding ``system/Observation.rs`` (by GET it did not)."""
+    part = {"name": "_type", "valueString": "Observation"}
+    answer = posted_export(served, client_key, "observation-exporter", "system/Observation.rs", part)
+    assert answer.status_code == 202, answer.text
+    requests.delete(answer.headers["Content-Location"], headers=answer.request.headers, timeout=30)
+
+
+def test_an_export_posted_with_a_type_filter_needs_the_scope_of_the_types_it_searches(
+    served: Served, client_key: Any
+) -> None:
+    parts = [
+        {"name": "_type", "valueString": "Patient"},
+        {"name": "_typeFilter", "valueString": "Patient?_has:Observation:subject:code=8480-6"},
+    ]
+    answer = posted_export(served, client_key, "patient-poster", "system/Patient.rs", *parts)
+    assert (answer.status_code, answer.headers.get("WWW-Authenticate", "")) == (
+        403,
+        'Bearer realm="yiyang", error="insufficient_scope", scope="system/Observation.s"',
+    )
+
+
 def test_a_revoked_clients_token_stops_working_within_a_second(served: Served, client_key: Any) -> None:
     add_client(served.database_url, "to-revoke", key=client_key)
     headers = bearer(request_token(served.base, "to-revoke", client_key))
