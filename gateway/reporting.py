@@ -35,7 +35,7 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class _Readable(Protocol):
-    def reading(self) -> Any: ...
+    def reading(self, *, consistent: bool = False) -> Any: ...
 
 
 def words_in(lang: str) -> Wording:
@@ -112,7 +112,9 @@ def build_report(store: _Readable, query: ReportQuery, lang: str, generated: str
     """The auditors' report over the exchanges ``query`` covers."""
     scope = query.filter
     zh = lang == "zh-CN"
-    with store.reading() as tx:
+    # one snapshot for every figure: on PostgreSQL a plain reading lets each statement see the
+    # exchanges committed by then, and the failing total outran the summary it details
+    with store.reading(consistent=True) as tx:
         table = tx.exchanges
         counts = [ExchangeCount(*row) for row in table.counts(scope)]
         profiles = [ProfileCount(*row) for row in table.profile_counts(scope)]

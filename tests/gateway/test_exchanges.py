@@ -7,6 +7,7 @@ Store-backed tests run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -663,3 +664,23 @@ def test_a_refusal_is_recorded_in_both_languages_whichever_the_client_asked(serv
     with store.reading() as tx:
         texts = tx.sql.one("SELECT text_zh, text_en FROM exchange_issue WHERE rule = 'http.not-found'")
     assert (texts[0].endswith("不存在"), texts[1].endswith("does not exist")) == (True, True)
+
+
+def test_a_report_read_while_exchanges_come_in_agrees_with_itself(store: Store) -> None:
+    """The report's figures are several statements: on PostgreSQL each read what was committed
+    by then, so exchanges landing in between were in the failing list's total but not in the
+    summary it is the detail of.  Each report must be of one moment."""
+    stop = threading.Event()
+
+    def keep_failing() -> None:
+        while not stop.is_set():
+            append(store, judged(CHECKSUM).finished(HIS, 422, at(DAY)))
+
+    writer = threading.Thread(target=keep_failing)
+    writer.start()
+    try:
+        reports = [build_report(store, WHOLE, "en") for _ in range(40)]
+    finally:
+        stop.set()
+        writer.join()
+    assert [r.summary.failed for r in reports] == [r.exchanges_total for r in reports]
