@@ -244,9 +244,10 @@ def ingest() -> Response:
     filename = request.args.get("filename", "")
     suffix = INGEST_SUFFIXES.get(media) or (("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else media)
     pipeline = operations.build_pipeline(found.repository, found.engine)
-    answer = operations.ingest(
+    answer, written = operations.ingest(
         pipeline, request.args.get("source", ""), request.get_data(), suffix, filename, language(), found.reader_limits
     )
+    g.touched = tuple(written)  # for the audit trail: every record the file wrote
     return respond(answer)
 
 

@@ -312,13 +312,14 @@ NAME_BYTES = 255
 
 def ingest(
     pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str, limits: Limits
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
     """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
 
     The answer is a Parameters resource: the reconciling counts, then one ``record`` part per
     record (where it sits; mapped, partial, unchanged or quarantined; the resources it wrote;
     the reasons it or its independent parts were quarantined, each with its FHIRPath and
-    legacy field)."""
+    legacy field).  Returned with the references of every resource written (``Type/id``, once
+    each), which the request's AuditEvent names as an MLLP message's does."""
     if source not in SOURCES:
         raise unsupported_value("source", source, SOURCES)
     name = _upload_name(filename, suffix)
@@ -327,20 +328,23 @@ def ingest(
     if suffix not in READERS:
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     records: list[dict[str, Any]] = []
+    written: dict[str, None] = {}
     refused: Message | None = None  # one file: read() fails it once at most
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
         path = Path(folder) / name
         path.write_bytes(body)
         try:
             for record in read(path, source, limits):
-                records.append(_record_part(pipeline.process(record), lang))
+                outcome = pipeline.process(record)
+                written.update(dict.fromkeys(f"{kind}/{resource_id}" for kind, resource_id in outcome.written))
+                records.append(_record_part(outcome, lang))
         except ReaderError as exc:
             refused = exc.message
         finally:
             counts = pipeline.finish()
     if refused is not None and not records:  # nothing was read: the request failed, not its records
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=refused)
-    return _ingest_answer(counts, refused, records, lang)
+    return _ingest_answer(counts, refused, records, lang), list(written)
 
 
 def _upload_name(filename: str, suffix: str) -> str:

@@ -297,11 +297,12 @@ def _subject(record: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 def _named(record: Mapping[str, Any], kind: str | None, resource_id: str | None) -> list[str]:
     """The references a request read or wrote: the one its route names (a version too), or
-    what a conditional write or delete changed, whose URL named criteria."""
+    what a conditional write or delete changed, whose URL named criteria, or what a legacy
+    file posted to ``$ingest`` wrote."""
     if kind and resource_id:
         version = record.get("args", {}).get("version")
         return [f"{kind}/{resource_id}" + (f"/_history/{version}" if version else "")]
-    return list(record.get("touched", ())) if kind else []
+    return list(record.get("touched", ()))
 
 
 def _entities(record: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -311,6 +312,11 @@ def _entities(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         entity_type = {"system": RESOURCE_TYPES, "code": kind}
         found += [{"type": entity_type, "what": {"reference": r}} for r in _named(record, kind, resource_id)]
         found = found or [{"type": entity_type}]
+    else:  # a route naming no type that wrote resources of several ($ingest): each of its own
+        found += [
+            {"type": {"system": RESOURCE_TYPES, "code": r.split("/", 1)[0]}, "what": {"reference": r}}
+            for r in _named(record, None, None)
+        ]
     for other in record.get("types", ()):
         if other != kind:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
@@ -386,9 +392,10 @@ def record_columns(record: Mapping[str, Any]) -> Columns:
     fields, derived the same way on append and on verify — and the same as :func:`columns` of
     the AuditEvent it renders (tested), without rendering it for every request."""
     kind, resource_id = _subject(record)
-    types = [kind] if kind else []
-    types += [other for other in dict.fromkeys(record.get("types", ())) if other != kind]
-    references = [reference.split("/_history/")[0] for reference in _named(record, kind, resource_id)]
+    named = _named(record, kind, resource_id)
+    types = [kind] if kind else list(dict.fromkeys(reference.split("/", 1)[0] for reference in named))
+    types += [other for other in dict.fromkeys(record.get("types", ())) if other not in types]
+    references = [reference.split("/_history/")[0] for reference in named]
     for _, url, _, location in record.get("entries", ()):
         entry_kind, reference = _entry_subject(url, location)
         if entry_kind and entry_kind not in types:

@@ -41,7 +41,7 @@ from gateway.storage import open_store
 from gateway.storage.store import Store
 from tests.conftest import Api, request_token
 from tests.gateway.test_api import ID_CARD as ID_CARD_SYSTEM
-from tests.gateway.test_api import id_card, new_patient
+from tests.gateway.test_api import id_card, ingest_sample, new_patient
 from tests.gateway.test_masking import ENCODED_ID_CARD, ID_CARD
 
 HIS = Principal("his", "city-hospital", frozenset({"system/*.cruds"}), "hospital")
@@ -763,3 +763,18 @@ def test_a_refused_write_to_the_trail_names_what_the_path_takes(api: Api, method
     """RFC 9110: a 405 carries Allow; the trail's history takes no method at all."""
     answer = api.request(method, f"{api.base}/{path}", timeout=60)
     assert (answer.status_code, answer.headers.get("Allow")) == (405, allow)
+
+
+def test_an_ingest_is_found_by_a_resource_it_wrote(api: Api) -> None:
+    """An auditor asking who wrote a record finds the $ingest that did, as an MLLP message's
+    event names what the same pipeline wrote."""
+    answer = ingest_sample(api, "个人基本信息表.csv").json()
+    written = [
+        part["valueReference"]["reference"]
+        for record in answer["parameter"]
+        if record["name"] == "record"
+        for part in record.get("part", [])
+        if "valueReference" in part
+    ]
+    events = audit_events(api, f"entity={written[0]}")
+    assert "$ingest" in [s["code"] for e in events for s in e.get("subtype", [])]
