@@ -128,7 +128,8 @@ def _query(asked: dict[str, str]) -> ReportQuery:
     """The period (by default the 30 days up to ``until``, itself by default today) and the
     filters."""
     until = _day(asked, "until") or today()
-    since = _day(asked, "since") or until - timedelta(days=DEFAULT_DAYS - 1)
+    # the calendar's first days have fewer before them: subtracting past 0001-01-01 was a 500
+    since = _day(asked, "since") or until - min(timedelta(days=DEFAULT_DAYS - 1), until - date.min)
     if since > until:
         dates = {"start_value": since.isoformat(), "end_value": until.isoformat()}
         raise FhirError(400, "http.start-after-end", "since", start="since", end="until", **dates)

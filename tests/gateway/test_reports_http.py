@@ -99,6 +99,12 @@ def test_a_refused_report_parameter_is_named_in_the_outcome(
     assert (answer.status_code, answer.json()["issue"][0].get("expression")) == (400, [name])
 
 
+def test_a_report_up_to_the_calendars_first_days_covers_the_days_there_are(served: Served, auditor: Api) -> None:
+    """Thirty days before 0001-01-10 are not in the calendar: that was a 500, not a report."""
+    answer = auditor.get(f"{host(served)}/reports", params={"until": "0001-01-10", "_format": "json"})
+    assert answer.status_code == 200
+
+
 def test_an_unknown_exchange_is_a_404_operation_outcome(served: Served, auditor: Api) -> None:
     answer = auditor.get(f"{host(served)}/reports/exchanges/99999999")
     assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
