@@ -186,7 +186,7 @@ def search() -> Response:
 def read(event_id: str) -> Response:
     trail().flush()
     text = None
-    if event_id.isdigit() and len(event_id) < 19:
+    if event_id.isascii() and event_id.isdigit() and len(event_id) < 19:
         with services().store.reading() as tx:
             text = tx.audit.get(int(event_id))
     if text is None:

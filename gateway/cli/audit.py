@@ -42,7 +42,12 @@ def _anchor(args: argparse.Namespace, given: str) -> tuple[int, str]:
     """One kept head.  Checked here rather than as an argparse type, which would word the
     error before ``--lang`` is known; still before the store is opened."""
     seq, _, digest = given.partition(":")
-    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+    if (
+        not (seq.isascii() and seq.isdigit())
+        or int(seq) < 1
+        or len(digest) != 64
+        or any(c not in "0123456789abcdef" for c in digest)
+    ):
         raise usage(args, "cli.audit.bad-anchor", anchor=given)
     return int(seq), digest
 

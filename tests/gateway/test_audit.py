@@ -220,7 +220,11 @@ def test_a_kept_head_of_an_intact_trail_verifies(
     assert verified(capsys, database_url, kept)[0] == 0
 
 
-@pytest.mark.parametrize("anchors", [["0:" + "f" * 64], ["1:" + "a" * 64, "1:" + "b" * 64]])
+@pytest.mark.parametrize(
+    "anchors",
+    # a superscript two is a digit to str.isdigit, and no number to int(): that was a traceback
+    [["0:" + "f" * 64], ["1:" + "a" * 64, "1:" + "b" * 64], ["\u00b2:" + "f" * 64]],
+)
 def test_an_anchor_that_cannot_be_checked_is_a_usage_error(database_url: str, anchors: list[str]) -> None:
     assert main(["audit", "verify", "--database", database_url, *(f"--anchor={a}" for a in anchors)]) == 2
 
@@ -778,3 +782,9 @@ def test_an_ingest_is_found_by_a_resource_it_wrote(api: Api) -> None:
     ]
     events = audit_events(api, f"entity={written[0]}")
     assert "$ingest" in [s["code"] for e in events for s in e.get("subtype", [])]
+
+
+def test_an_event_id_of_digits_int_cannot_read_is_a_404(api: Api) -> None:
+    """A superscript two is a digit to str.isdigit, and no number to int(): that was a 500."""
+    answer = api.get(f"{api.base}/AuditEvent/\u00b2", timeout=60)
+    assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")

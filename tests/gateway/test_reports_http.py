@@ -90,7 +90,7 @@ def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor
 @pytest.mark.parametrize(
     ("name", "value"),
     # an unknown source matched nothing, and its empty report read as a quiet period
-    [("since", "2026-02-30"), ("until", "2026-13-01"), ("limit", "x"), ("source", "nonesuch")],
+    [("since", "2026-02-30"), ("until", "2026-13-01"), ("limit", "x"), ("limit", "\u00b2"), ("source", "nonesuch")],
 )
 def test_a_refused_report_parameter_is_named_in_the_outcome(
     served: Served, auditor: Api, name: str, value: str
@@ -105,8 +105,9 @@ def test_a_report_up_to_the_calendars_first_days_covers_the_days_there_are(serve
     assert answer.status_code == 200
 
 
-def test_an_unknown_exchange_is_a_404_operation_outcome(served: Served, auditor: Api) -> None:
-    answer = auditor.get(f"{host(served)}/reports/exchanges/99999999")
+@pytest.mark.parametrize("exchange_id", ["99999999", "\u00b2"])  # ² is a digit to isdigit, no number to int
+def test_an_unknown_exchange_is_a_404_operation_outcome(served: Served, auditor: Api, exchange_id: str) -> None:
+    answer = auditor.get(f"{host(served)}/reports/exchanges/{exchange_id}")
     assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
 
 
