@@ -22,8 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
 
 from gateway.api.methods import method_refused, refusing
 from gateway.api.negotiation import given_once, respond, search_form
@@ -91,7 +92,7 @@ def record(response: Response) -> Response:
         # most reads carry no query: theirs is the one empty set, with nothing to list
         query = [(k, v) for k, v in args.items(multi=True) if k != "_format"] if args else []
         if method == "POST" and endpoint and endpoint.endswith("search"):
-            query += [(k, v) for k, v in asked.form.items(multi=True) if k != "_format"]
+            query += _form(asked)
         # only a write's answer names a new id (a read's URL already holds it)
         location = None
         if method not in ("GET", "HEAD"):
@@ -116,6 +117,16 @@ def record(response: Response) -> Response:
     except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
         log.exception("audit: could not record %s %s", asked.method, asked.path)
     return response
+
+
+def _form(asked: Request) -> list[tuple[str, str]]:
+    """A POST search's criteria, for its record: none when its form cannot be read (a body
+    over the size limit raises its 413 again here), so that the refusal is recorded still."""
+    try:
+        form = asked.form
+    except HTTPException:
+        return []
+    return [(k, v) for k, v in form.items(multi=True) if k != "_format"]
 
 
 def _reason(response: Response) -> str | None:

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import create_app
+from gateway.api import audit as audit_api
 from gateway.api.audit import parse_query
 from gateway.cli import main
 from gateway.config import Config
@@ -788,3 +789,17 @@ def test_an_event_id_of_digits_int_cannot_read_is_a_404(api: Api) -> None:
     """A superscript two is a digit to str.isdigit, and no number to int(): that was a 500."""
     answer = api.get(f"{api.base}/AuditEvent/\u00b2", timeout=60)
     assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
+
+
+def test_a_search_form_over_the_size_limit_is_still_audited(tmp_path: Any) -> None:
+    """Recording read the form of the refused search again, which raised the 413 once more:
+    the request left no AuditEvent, only a log line."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", max_bytes=1000))
+    answer = app.test_client().post("/fhir/Patient/_search", data={"name": "x" * 3000})
+    with app.app_context():
+        audit_api.trail().flush()
+    services = app.config["SERVICES"]
+    with services.store.reading() as tx:
+        recorded = tx.audit.count()
+    services.close()
+    assert (answer.status_code, recorded) == (401, 1)
