@@ -144,7 +144,13 @@ def _reason(response: Response) -> str | None:
 
 
 def _bundle_type() -> str | None:
-    found = _BUNDLE_TYPE.search(request.get_data(cache=True))
+    """A Bundle's type as its body says, None when it cannot be read (a body over the size
+    limit raises its 413 again here, and its refusal is to be recorded still)."""
+    try:
+        body = request.get_data(cache=True)
+    except HTTPException:
+        return None
+    found = _BUNDLE_TYPE.search(body)
     if found is None:
         return None
     return (found.group(1) or found.group(2)).decode()

@@ -791,15 +791,29 @@ def test_an_event_id_of_digits_int_cannot_read_is_a_404(api: Api) -> None:
     assert (answer.status_code, answer.json()["resourceType"]) == (404, "OperationOutcome")
 
 
-def test_a_search_form_over_the_size_limit_is_still_audited(tmp_path: Any) -> None:
-    """Recording read the form of the refused search again, which raised the 413 once more:
-    the request left no AuditEvent, only a log line."""
+def audited_over_the_size_limit(tmp_path: Any, path: str, **body: Any) -> tuple[int, int]:
+    """The status of a POST of ``body`` to ``path`` under a 1,000-byte limit, and how many
+    AuditEvents the trail then holds."""
     app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", max_bytes=1000))
-    answer = app.test_client().post("/fhir/Patient/_search", data={"name": "x" * 3000})
+    answer = app.test_client().post(path, **body)
     with app.app_context():
         audit_api.trail().flush()
     services = app.config["SERVICES"]
     with services.store.reading() as tx:
         recorded = tx.audit.count()
     services.close()
-    assert (answer.status_code, recorded) == (401, 1)
+    return answer.status_code, recorded
+
+
+def test_a_search_form_over_the_size_limit_is_still_audited(tmp_path: Any) -> None:
+    """Recording read the form of the refused search again, which raised the 413 once more:
+    the request left no AuditEvent, only a log line."""
+    assert audited_over_the_size_limit(tmp_path, "/fhir/Patient/_search", data={"name": "x" * 3000}) == (401, 1)
+
+
+def test_a_bundle_over_the_size_limit_is_still_audited(tmp_path: Any) -> None:
+    """Recording read the refused Bundle's body for its type (batch or transaction), which
+    raised the 413 once more: the request left no AuditEvent."""
+    bundle = b'{"resourceType":"Bundle","type":"batch"' + b" " * 3000 + b"}"
+    found = audited_over_the_size_limit(tmp_path, "/fhir", data=bundle, content_type="application/fhir+json")
+    assert found == (401, 1)
