@@ -37,7 +37,7 @@ from gateway.api.negotiation import (
 )
 from gateway.api.reports import reports
 from gateway.api.routes import fhir
-from gateway.fhir.errors import FhirError
+from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.repository import ID
 from gateway.security.principal import acting
 from gateway.services import Services
@@ -161,9 +161,7 @@ def _http_error(error: HTTPException) -> object:
 
 
 def _store_error(error: StoreError) -> object:
-    incident = uuid.uuid4().hex[:12]
-    log.error("incident %s: store failure on %s %s: %s", incident, request.method, request.path, error)
-    return _fhir_error(FhirError(503, "http.store-busy", incident=incident))
+    return _fhir_error(store_failure(error, f"{request.method} {request.path}"))
 
 
 def _internal_error(error: Exception) -> object:

@@ -26,7 +26,7 @@ from conformance.stored_references import References
 from conformance.structure import BaseModel
 from gateway.fhir.archive_references import condition_criteria, local_reference, localise_references
 from gateway.fhir.bundle_links import links_of, relink
-from gateway.fhir.errors import FhirError
+from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.identity_index import carried_keys, identifier_of, release_dropped_numbers
 from gateway.fhir.json_patch import patched_resource
@@ -662,7 +662,9 @@ class Bundles:
     # -- batch -----------------------------------------------------------------------------
     def _batch_entry(self, index: int, raw: Any, authorize: Authorize | None, reply: Reply) -> dict[str, Any]:
         """One entry on its own, through the same interactions as a single request; whatever
-        refuses it, its reading included, is its answer alone."""
+        refuses it, its reading included, is its answer alone.  So is a store that fails it
+        (busy past its wait, a deadlock retried in vain): the entries before it are committed,
+        and a 503 for the whole Bundle had its client send them again (R4 http.html#brules)."""
         entry = None
         try:
             entry = self._entry(index, raw)
@@ -671,6 +673,11 @@ class Bundles:
         except FhirError as error:
             located = _located(error, entry) if entry is not None else error
             return {"response": {"status": str(error.status), "outcome": located.outcome(reply.lang)}}
+        except StoreError as error:
+            assert entry is not None  # reading an entry asks no store: its interaction failed
+            target = "/".join(filter(None, (entry.kind, entry.resource_id)))  # a path alone, as a request's
+            failed = store_failure(error, f"{entry.path} ({entry.method} {target})")
+            return {"response": {"status": "503", "outcome": _located(failed, entry).outcome(reply.lang)}}
 
     def _batch_written(self, entry: Entry, written: Written, reply: Reply) -> dict[str, Any]:
         """A batch entry's write answered, the issues its outcome carries located in the Bundle

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from conformance.issues import Issue
 from gateway import messages
+
+if TYPE_CHECKING:
+    from gateway.storage.store import StoreError
+
+log = logging.getLogger("yiyang.api")
 
 
 class FhirError(Exception):
@@ -44,3 +51,13 @@ class FhirError(Exception):
 def not_found(kind: str, resource_id: str, where: str | None = None) -> FhirError:
     """What an absent resource answers, and so what a hidden one answers too."""
     return FhirError(404, "http.not-found", where, reference=f"{kind}/{resource_id}")
+
+
+def store_failure(error: StoreError, failed: str) -> FhirError:
+    """A store's failure (busy past its wait, a deadlock retried in vain) as its 503, under a
+    new incident number logged with what ``failed`` (an interaction: method and path, never a
+    query or a body) and the database's own words, which the client is not shown.  One for a
+    whole request (the app's handler) and one for each batch entry the store failed."""
+    incident = uuid.uuid4().hex[:12]
+    log.error("incident %s: store failure on %s: %s", incident, failed, error)
+    return FhirError(503, "http.store-busy", incident=incident)

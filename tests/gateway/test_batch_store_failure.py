@@ -1,0 +1,115 @@
+"""A batch entry the store fails (its write lock held past the wait the store allows) is
+answered alone, as R4 has each batch entry succeed or fail on its own (http.html#brules):
+the entries before it are committed already, and a 503 for the whole Bundle had its client
+send them again."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.fhir.bundles import Authorize
+from gateway.services import Services
+from gateway.storage import sqlite as sqlite_store
+from tests.conftest import BACKENDS, MakeServices, fresh_database_url
+
+SYSTEM = "urn:audit"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh store whose writers wait a second at most for a lock another connection holds:
+    SQLite's busy timeout, PostgreSQL's ``lock_timeout`` (a libpq option of the URL)."""
+    with fresh_database_url(request.param, tmp_path) as url:
+        if request.param == "sqlite":
+            monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_S", 1)
+            yield url
+        else:
+            yield f"{url}%20-clock_timeout%3D1000"
+
+
+@contextmanager
+def write_lock_held(url: str) -> Iterator[None]:
+    """Every writer of the store kept out by another connection until the block ends."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as connection:  # in a transaction until the block ends
+        connection.execute("LOCK TABLE resource IN EXCLUSIVE MODE")  # readers still read
+        yield
+
+
+def basic(value: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Basic",
+        "id": value,
+        "identifier": [{"system": SYSTEM, "value": value}],
+        "code": {"text": "audit"},
+    }
+
+
+def put(value: str) -> dict[str, Any]:
+    return {"resource": basic(value), "request": {"method": "PUT", "url": f"Basic/{value}"}}
+
+
+@pytest.fixture
+def held_while_writing(database_url: str) -> Iterator[Callable[[str], Authorize]]:
+    """An ``authorize`` hook that holds the store's write lock from another connection while
+    the batch writes the entry of the id given (it is asked about each entry before its
+    write), released when the next entry is asked about, or when the test ends."""
+    with ExitStack() as stack:
+
+        def hook(value: str) -> Authorize:
+            def authorize(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
+                stack.close()
+                if resource_id == value:
+                    stack.enter_context(write_lock_held(database_url))
+
+            return authorize
+
+        yield hook
+
+
+@pytest.fixture
+def made(make_services: MakeServices) -> Services:
+    return make_services("reject")
+
+
+def test_a_batch_entry_the_store_fails_is_answered_alone(
+    made: Services, held_while_writing: Callable[[str], Authorize]
+) -> None:
+    sent = {"resourceType": "Bundle", "type": "batch", "entry": [put("before"), put("held"), put("after")]}
+    answer = made.bundles.process(sent, held_while_writing("held"))
+    assert [entry["response"]["status"] for entry in answer["entry"]] == ["201 Created", "503", "201 Created"]
+
+
+def test_a_batch_entry_the_store_fails_is_located_at_the_entry_and_logged_as_an_incident(
+    made: Services, held_while_writing: Callable[[str], Authorize], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log, not the client, is told the database's words, and which entry failed."""
+    sent = {"resourceType": "Bundle", "type": "batch", "entry": [put("before"), put("held")]}
+    with caplog.at_level(logging.ERROR, logger="yiyang.api"):
+        answer = made.bundles.process(sent, held_while_writing("held"))
+    issue = answer["entry"][1]["response"]["outcome"]["issue"][0]
+    logged = [
+        r.getMessage() for r in caplog.records if "store failure on Bundle.entry[1] (PUT Basic/held)" in r.getMessage()
+    ]
+    assert (issue["details"]["coding"][0]["code"], issue["expression"], len(logged)) == (
+        "http.store-busy",
+        ["Bundle.entry[1]"],
+        1,
+    )
