@@ -37,6 +37,7 @@ from typing import Any
 
 from conformance.issues import catalog as validation_catalog
 from gateway.exchanges import Party
+from gateway.fhir.errors import store_failure
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
 from gateway.masking import mask_text
@@ -100,6 +101,8 @@ class Peer:
     address: str
     principal: Principal | None
     refusal: str | None = None
+    #: the incident number a store failure was logged under, for the refusal to name
+    incident: str = ""
 
 
 def peer_of(services: Services, peers: Mapping[str, str], address: str) -> Peer:
@@ -112,8 +115,8 @@ def peer_of(services: Services, peers: Mapping[str, str], address: str) -> Peer:
             with services.store.reading(snapshot=False) as tx:
                 row = tx.security.client(client_id)
         except StoreError as error:
-            log.error("sender %s not looked up: %s", address, error)
-            return Peer(address, None, "http.store-busy")
+            busy = store_failure(error, f"looking up the sender {address}", log)
+            return Peer(address, None, busy.message_id, busy.params["incident"])
     if row is None or row.status != "active":
         return Peer(address, None, "mllp.unknown-peer")
     scopes = frozenset(str(scope) for scope in within_role(row.role, stored_scopes(row.scopes)))
@@ -148,7 +151,8 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     if peer.refusal is not None or peer.principal is None:
         message_id = peer.refusal or "mllp.unknown-peer"
         client = peer.principal.client_id if peer.principal else ""
-        refused = Reason(message_id, worded(message_id, {"address": peer.address, "client": client}))
+        params = {"address": peer.address, "client": client, "incident": peer.incident}
+        refused = Reason(message_id, worded(message_id, params))
         status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
         return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
@@ -158,8 +162,8 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         outcome = pipeline.process(record, refused=refused)
         pipeline.finish()
     except StoreError as error:
-        log.error("message %s not persisted: %s", record.location, error)
-        busy = Reason("http.store-busy", worded("http.store-busy"))
+        failure = store_failure(error, f"persisting the message {record.location}", log)
+        busy = Reason(failure.message_id, worded(failure.message_id, failure.params))
         # not about its content: the sender resends it
         return Answer(ack(fields, "AR", [busy]), "AR", 503, kind, "http.store-busy")
     finally:

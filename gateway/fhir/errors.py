@@ -53,11 +53,12 @@ def not_found(kind: str, resource_id: str, where: str | None = None) -> FhirErro
     return FhirError(404, "http.not-found", where, reference=f"{kind}/{resource_id}")
 
 
-def store_failure(error: StoreError, failed: str) -> FhirError:
+def store_failure(error: StoreError, failed: str, logger: logging.Logger = log) -> FhirError:
     """A store's failure (busy past its wait, a deadlock retried in vain) as its 503, under a
-    new incident number logged with what ``failed`` (an interaction: method and path, never a
-    query or a body) and the database's own words, which the client is not shown.  One for a
-    whole request (the app's handler) and one for each batch entry the store failed."""
+    new incident number logged on ``logger`` with what ``failed`` (an interaction: method and
+    path, never a query or a body) and the database's own words, which the client is not
+    shown: it is shown the number to give the maintainers.  One for a whole request (the
+    app's handler), for each batch entry the store failed, and for an MLLP message."""
     incident = uuid.uuid4().hex[:12]
-    log.error("incident %s: store failure on %s: %s", incident, failed, error)
+    logger.error("incident %s: store failure on %s: %s", incident, failed, error)
     return FhirError(503, "http.store-busy", incident=incident)

@@ -113,3 +113,15 @@ def test_a_batch_entry_the_store_fails_is_located_at_the_entry_and_logged_as_an_
         ["Bundle.entry[1]"],
         1,
     )
+
+
+def test_a_batch_entry_the_store_fails_names_the_incident_the_log_names(
+    made: Services, held_while_writing: Callable[[str], Authorize], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client gives the maintainers the number, who find the database's words by it."""
+    sent = {"resourceType": "Bundle", "type": "batch", "entry": [put("held")]}
+    with caplog.at_level(logging.ERROR, logger="yiyang.api"):
+        answer = made.bundles.process(sent, held_while_writing("held"))
+    said = answer["entry"][0]["response"]["outcome"]["issue"][0]["details"]["text"]
+    logged = {r.getMessage().split(":")[0].removeprefix("incident ") for r in caplog.records}
+    assert len([incident for incident in logged if incident in said]) == 1
