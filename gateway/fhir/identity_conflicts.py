@@ -24,6 +24,7 @@ from gateway.fhir.parameters import honoured_only, unsupported_value, whole_numb
 from gateway.fhir.patient_merge import PATIENT
 from gateway.fhir.repository import Repository
 from gateway.search import cursor
+from gateway.search.values import ascii_digits
 from gateway.storage.ingest_tables import ListedConflict
 
 #: the operation's definition (data in the package, under the configured canonical base)
@@ -95,10 +96,12 @@ def _after(token: str | None) -> int:
     if token is None:
         return 0
     values = cursor.decode(token, _ORDER)
-    if values is None or not isinstance(values[0], str) or not values[0].isdigit():
+    # a seq is a 64-bit integer: a longer run of digits (an id may have 64) overflowed the driver
+    place = values[0] if values is not None and isinstance(values[0], str) else ""
+    if not (ascii_digits(place) and len(place) < 19):
         example = cursor.encode(_ORDER, ["1"])
         raise FhirError(400, "http.not-a-page-cursor", "_after", name="_after", value=token, example=example)
-    return int(values[0])
+    return int(place)
 
 
 def _parts(found: ListedConflict) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from gateway.measures.definition import FUNCTION, POPULATION_FILE, Criteria, Mea
 from gateway.measures.population import AGE_BANDS, PopulationTable, band_low
 from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, SearchQuery, parse_search
-from gateway.search.values import BEIJING, date_range
+from gateway.search.values import BEIJING, ascii_digits, date_range
 from gateway.security.access import Access
 from gateway.storage.measure_sql import DIVISION, LATEST_BY, Place, Selection, members_sql, tally_sql
 from gateway.storage.store import Store
@@ -180,7 +180,7 @@ class MeasureEvaluator:
         """One measure; ``counted`` keeps the rows of populations already counted (same SQL,
         same answer within one run)."""
         counted = {} if counted is None else counted
-        if division is not None and not division.isdigit():
+        if division is not None and not ascii_digits(division):
             raise MeasureError("measure.bad-division", "division", division=division)
         place = self._place(measure.basis)
         bands = _bands(period) if measure.basis == "Patient" else ()

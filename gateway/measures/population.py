@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.messages import Worded, file_problem
+from gateway.search.values import ascii_digits, natural_number
 
 #: the age bands reports stratify by (age at the end of the period); the file uses the same
 AGE_BANDS = ("0-64", "65-69", "70-74", "75-79", "80-84", "85+")
@@ -97,14 +98,15 @@ def read_population(path: Path) -> PopulationTable:
         band = values.get("age_band", "")
         division = values.get("division", "")
         count = values.get("population", "")
-        if not division.isdigit():
+        if not ascii_digits(division):
             raise PopulationFileError("measure.population.division", path=path, line=line, value=division)
         if sex is None:
             raise PopulationFileError("measure.population.sex", path=path, line=line, value=values.get("sex", ""))
         if band not in AGE_BANDS:
             bands = ", ".join(AGE_BANDS)
             raise PopulationFileError("measure.population.age-band", path=path, line=line, value=band, bands=bands)
-        if not count.isdigit():
+        people = natural_number(count)
+        if people is None:
             raise PopulationFileError("measure.population.count", path=path, line=line, value=count)
-        strata.append(Stratum(division, sex, band, int(count)))
+        strata.append(Stratum(division, sex, band, people))
     return PopulationTable(strata, str(path))

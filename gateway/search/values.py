@@ -37,10 +37,17 @@ _MICRO = timedelta(microseconds=1)
 _SPACED_ZONE = re.compile(r"(?<=\d) (?=\d{2}:\d{2}$)")
 
 
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is digits 0-9 only.  ``str.isdigit`` alone also takes ``²`` (no number
+    to ``int``) and full-width ``４１０１０５`` (a number to ``int``, but never a code the
+    store holds), so a code or a count checked with it was a 500 or a quiet miss."""
+    return text.isascii() and text.isdigit()
+
+
 def natural_number(text: str) -> int | None:
-    """``text`` as a whole number ≥ 0 both databases take, or None: ASCII digits only (``²`` is
-    a digit to ``str.isdigit`` but not to ``int``) and at most :data:`MAX_SQL_INTEGER`."""
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SQL_INTEGER:
+    """``text`` as a whole number ≥ 0 both databases take, or None: ASCII digits only and at
+    most :data:`MAX_SQL_INTEGER`."""
+    if not ascii_digits(text) or int(text) > MAX_SQL_INTEGER:
         return None
     return int(text)
 

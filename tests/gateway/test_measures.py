@@ -375,9 +375,11 @@ def test_a_division_restricts_numerator_and_denominator_alike(evaluate: Any, pop
     assert (result.count("numerator"), result.count("denominator")) == (0, 50)
 
 
-def test_a_division_that_is_not_a_code_is_refused(evaluate: Any) -> None:
+# full-width digits are digits to str.isdigit: that counted a division no record carries, as 0
+@pytest.mark.parametrize("division", ["金水区", "\uff14\uff11\uff10\uff11\uff10\uff12"])
+def test_a_division_that_is_not_a_code_is_refused(evaluate: Any, division: str) -> None:
     with pytest.raises(MeasureError, match="measure.bad-division"):
-        evaluate("family-doctor-contract-rate", division="金水区")
+        evaluate("family-doctor-contract-rate", division=division)
 
 
 # -- institutions, cohorts, bed-days ----------------------------------------------------------
@@ -444,6 +446,18 @@ def test_a_population_file_with_an_unknown_age_band_names_its_line(tmp_path: Pat
         read_population(path)
     bands = "0-64, 65-69, 70-74, 75-79, 80-84, 85+"
     assert refused.value.text("zh-CN") == f"{path} 第 2 行：年龄段“60-64”不是 {bands} 之一"
+
+
+# str.isdigit takes both: "²" then was a ValueError, the full-width code a county no one lives in
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [("410105,1,65-69,\u00b2", "常住人口"), ("\uff14\uff11\uff10\uff11\uff10\uff15,1,65-69,3", "区划代码")],
+)
+def test_a_population_file_with_non_ascii_digits_names_its_line(tmp_path: Path, row: str, column: str) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(f"区划代码,性别,年龄段,常住人口\n{row}\n", encoding="utf-8")
+    with pytest.raises(PopulationFileError, match=rf"p\.csv:2: {column}"):
+        read_population(path)
 
 
 def test_a_population_file_that_is_not_there_is_worded_without_the_systems_english(tmp_path: Path) -> None:
