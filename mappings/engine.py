@@ -40,7 +40,7 @@ import fhirpathpy
 import orjson
 
 from mappings.conceptmaps import ConceptMaps, UnmatchedCode
-from mappings.normalise import NORMALISERS, SPLITTERS, MappingError, Normaliser, Splitter
+from mappings.normalise import NORMALISERS, SPLITTERS, MappingError, Normaliser, Splitter, ascii_digits
 from mappings.paths import parse, set_path
 from mappings.records import UNPARSEABLE, FieldRef, SourceRecord
 from mappings.specs import Spec
@@ -713,7 +713,7 @@ def lookup(fields: Any, name: str) -> Any:
     for step in name.split("."):
         if isinstance(node, dict):
             node = node.get(step)
-        elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+        elif isinstance(node, list) and ascii_digits(step) and int(step) < len(node):
             node = node[int(step)]
         else:
             return None

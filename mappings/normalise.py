@@ -77,6 +77,14 @@ _ALNUM_FOLD = {
 _ALNUM_FOLD[0x3000] = 0x20
 
 
+def ascii_digits(value: str) -> bool:
+    """Whether ``value`` is digits 0-9 only, as an escape's count or a list index must be:
+    ``str.isdigit`` alone also takes ``²``, which ``int`` cannot read (a ValueError, not a
+    refusal), and full-width digits, which no HL7 escape or spec path is written with.  (The
+    gateway has its own: this layer imports nothing of ours.)"""
+    return value.isascii() and value.isdigit()
+
+
 def text(value: Any) -> str | None:
     """Trimmed text with full-width digits and letters folded to ASCII; empty becomes None."""
     if value is None:

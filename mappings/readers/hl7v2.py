@@ -116,6 +116,7 @@ from typing import IO, Any
 
 import hl7
 
+from mappings.normalise import ascii_digits
 from mappings.readers import DEFAULT_LIMITS, Limits, ReaderError, check_file_size, value_problem
 from mappings.records import Message, SourceRecord, unparseable, visible
 
@@ -590,7 +591,7 @@ def unescape(name: str, text: str, seps: _Separators) -> str:
             sink.append(plain[part])
         elif part in _HIGHLIGHT:
             continue
-        elif part[:3] in _FORMATTING and (part[3:] == "" or (part[3:].isdigit() and len(part) <= 12)):
+        elif part[:3] in _FORMATTING and (part[3:] == "" or (ascii_digits(part[3:]) and len(part) <= 12)):
             count = int(part[3:] or "1")
             if count > _MAX_REPEAT:
                 raise _Unparseable("reader.hl7-repeat", field=name, escape=f"{escape}{part}{escape}", limit=_MAX_REPEAT)

@@ -279,6 +279,14 @@ def test_dotted_field_reaches_into_nested_json() -> None:
     assert mapped.resources["patient"]["name"] == [{"text": "张三"}]
 
 
+def test_a_dotted_step_not_in_ascii_digits_reaches_nothing() -> None:
+    """``²`` is a digit to str.isdigit and no number to int(): that was a ValueError mid-map."""
+    rule = {"path": "name[+]", "value": {"text": {"from": "names.\u00b2.text"}}}
+    the_spec = spec(rule)
+    mapped = engine(the_spec).map(record(names=[{"text": "张三"}] * 3), the_spec)
+    assert "name" not in mapped.resources["patient"]
+
+
 def test_resource_ids_are_stable_across_runs() -> None:
     first = engine(spec(NAME)).map(record(姓名="张三")).resources["patient"]["id"]
     assert engine(spec(NAME)).map(record(姓名="张三")).resources["patient"]["id"] == first

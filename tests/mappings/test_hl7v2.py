@@ -543,6 +543,14 @@ def test_escape_sequences_are_decoded(tmp_path: Path) -> None:
     assert (fields["PID-5.1"], fields["PID-11"]) == ("张&李", "经三路|12号")
 
 
+@pytest.mark.parametrize("count", ["\u00b2", "\uff13"])
+def test_a_repeat_count_not_in_ascii_digits_is_an_unknown_escape(tmp_path: Path, count: str) -> None:
+    """``str.isdigit`` takes both: ``²`` was a ValueError out of the reader, stopping the file;
+    the full-width three repeated the line break three times."""
+    record = read(tmp_path, message(1, f"PID|1||||张\\.sp{count}\\李").encode())[0]
+    assert english(record) == f"PID-5: unknown escape sequence \\.sp{count}\\"
+
+
 def test_the_hl7_explicit_null_and_empty_values_are_left_out(tmp_path: Path) -> None:
     fields = read(tmp_path, message(1, 'PID|1||""||张秀英|||""').encode())[0].fields
     assert [k for k in fields if k.startswith("PID")] == ["PID-1", "PID-1.1", "PID-5", "PID-5.1"]
