@@ -35,7 +35,7 @@ from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupp
 from gateway.search import cursor
 from gateway.search.cursor import OrderColumn
 from gateway.search.query import IGNORED_CONTROLS
-from gateway.search.values import MAX_INSTANT, date_range, format_instant, queried_date
+from gateway.search.values import MAX_INSTANT, ascii_digits, date_range, format_instant, queried_date
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
@@ -203,7 +203,7 @@ def search() -> Response:
 def read(event_id: str) -> Response:
     trail().flush()
     text = None
-    if event_id.isascii() and event_id.isdigit() and len(event_id) < 19:
+    if ascii_digits(event_id) and len(event_id) < 19:
         with services().store.reading() as tx:
             text = tx.audit.get(int(event_id))
     if text is None:

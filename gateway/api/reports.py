@@ -43,6 +43,7 @@ from gateway.reporting import (
     render,
     words_in,
 )
+from gateway.search.values import ascii_digits
 
 reports = Blueprint("reports", __name__, url_prefix="/reports")
 PARAMETERS = frozenset({"since", "until", "org", "source", "limit", "lang", "_format", "table"})
@@ -101,7 +102,7 @@ def exchange(exchange_id: str) -> Response:
         where = "_format" if "_format" in asked else None  # else Accept asked for it
         raise FhirError(406, "http.report-not-acceptable", where, format=fmt, formats="html, json")
     found = None
-    if exchange_id.isascii() and exchange_id.isdigit() and len(exchange_id) < 10:
+    if ascii_digits(exchange_id) and len(exchange_id) < 10:
         exchange_log().flush()
         found = exchange_detail(services().store, int(exchange_id), lang)
     if found is None:
@@ -134,7 +135,7 @@ def _query(asked: dict[str, str]) -> ReportQuery:
         dates = {"start_value": since.isoformat(), "end_value": until.isoformat()}
         raise FhirError(400, "http.start-after-end", "since", start="since", end="until", **dates)
     limit = asked.get("limit", str(DEFAULT_LIMIT))
-    if not (limit.isascii() and limit.isdigit()) or len(limit) > 7:
+    if not ascii_digits(limit) or len(limit) > 7:
         raise FhirError(400, "http.not-a-count", "limit", name="limit", value=limit)
     source = asked.get("source")
     if source is not None and source not in REPORT_SOURCES:

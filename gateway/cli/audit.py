@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from gateway.cli.common import EXIT_INVALID, EXIT_OK, Parser, add_database, add_language, config_of, usage
 from gateway.messages import text
+from gateway.search.values import ascii_digits
 
 if TYPE_CHECKING:
     from gateway.security.audit import Verdict
@@ -42,12 +43,7 @@ def _anchor(args: argparse.Namespace, given: str) -> tuple[int, str]:
     """One kept head.  Checked here rather than as an argparse type, which would word the
     error before ``--lang`` is known; still before the store is opened."""
     seq, _, digest = given.partition(":")
-    if (
-        not (seq.isascii() and seq.isdigit())
-        or int(seq) < 1
-        or len(digest) != 64
-        or any(c not in "0123456789abcdef" for c in digest)
-    ):
+    if not ascii_digits(seq) or int(seq) < 1 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise usage(args, "cli.audit.bad-anchor", anchor=given)
     return int(seq), digest
 
