@@ -122,12 +122,14 @@ def identifier(value: Any) -> str | None:
 
 
 def digits(value: Any) -> str | None:
-    """Phone numbers and the like: separators removed, letters refused."""
+    """Phone numbers and the like: separators removed, letters refused, and digits other than
+    0-9 too (full-width ones are folded before; ``\\d`` alone also took Arabic-Indic digits,
+    which were written to the resource as they came)."""
     cleaned = identifier(value)
     if cleaned is None:
         return None
     compact = re.sub(r"[\s\-()]", "", cleaned)
-    if not re.fullmatch(r"\+?\d{3,20}", compact):
+    if not re.fullmatch(r"\+?\d{3,20}", compact, re.ASCII):
         raise MappingError("mapping.not-digits", value=cleaned)
     return compact
 
