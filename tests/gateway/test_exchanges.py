@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -56,6 +57,13 @@ def judged(*issues: Issue, resource: dict[str, Any] | None = None) -> Collector:
 def append(store: Store, *records: Any) -> list[int]:
     with store.transaction() as tx:
         return exchanges.append(tx, list(records))
+
+
+def verdicts_recorded(app: Flask, store: Store) -> int:
+    """The verdict rows the exchange log holds once it has written what it buffered."""
+    app.extensions["yiyang.exchanges"].flush()
+    with store.reading() as tx:
+        return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
 
 
 def sample(store: Store) -> None:
@@ -533,15 +541,9 @@ def test_a_transaction_run_again_is_judged_once_in_its_exchange(
             }
         ],
     }
-    buffer = app.extensions["yiyang.exchanges"]
-
-    def verdicts() -> int:
-        buffer.flush()
-        with store.reading() as tx:
-            return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
 
     assert app.test_client().post("/fhir", json=sent).status_code == 200
-    once = verdicts()
+    once = verdicts_recorded(app, store)
     write, given_up = Bundles._write, []
 
     def given_up_once(self: Bundles, *args: Any, **kwargs: Any) -> Any:
@@ -552,7 +554,7 @@ def test_a_transaction_run_again_is_judged_once_in_its_exchange(
 
     monkeypatch.setattr(Bundles, "_write", given_up_once)
     assert app.test_client().post("/fhir", json=sent).status_code == 200
-    assert (given_up, verdicts() - once) == ([True], once)
+    assert (given_up, verdicts_recorded(app, store) - once) == ([True], once)
 
 
 def test_a_conditional_update_run_again_is_judged_once_in_its_exchange(
@@ -561,19 +563,13 @@ def test_a_conditional_update_run_again_is_judged_once_in_its_exchange(
     """A conditional update validates in its write transaction: run again (a deadlock, an id
     an ingest created first), its exchange says what the attempt that stood judged."""
     app = create_app(services=services, secure=False)
-    buffer = app.extensions["yiyang.exchanges"]
-
-    def verdicts() -> int:
-        buffer.flush()
-        with store.reading() as tx:
-            return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
 
     def put(value: str) -> int:
         sent = {"resourceType": "Basic", "id": value, "code": {"text": value}}
         return app.test_client().put(f"/fhir/Basic?_id={value}", json=sent).status_code
 
     assert put("first") == 201
-    once = verdicts()
+    once = verdicts_recorded(app, store)
     update_in, given_up = Repository.update_in, []
 
     def given_up_once(self: Repository, *args: Any, **kwargs: Any) -> Any:
@@ -584,7 +580,7 @@ def test_a_conditional_update_run_again_is_judged_once_in_its_exchange(
 
     monkeypatch.setattr(Repository, "update_in", given_up_once)
     assert put("second") == 201
-    assert (given_up, verdicts() - once) == ([True], once)
+    assert (given_up, verdicts_recorded(app, store) - once) == ([True], once)
 
 
 @pytest.mark.parametrize("url", ["/fhir/Basic/b", "/fhir/Basic?_id=b"])
@@ -595,12 +591,6 @@ def test_a_patch_overtaken_and_run_again_is_judged_once_in_its_exchange(
     its read and its write is read, patched and validated again: its exchange says what the
     attempt that stood judged, not what both did."""
     app = create_app(services=services, secure=False)
-    buffer = app.extensions["yiyang.exchanges"]
-
-    def verdicts() -> int:
-        buffer.flush()
-        with store.reading() as tx:
-            return int(tx.sql.one("SELECT count(*) FROM exchange_verdict")[0])
 
     def patched(text: str) -> int:
         operations = [{"op": "replace", "path": "/code/text", "value": text}]
@@ -608,9 +598,9 @@ def test_a_patch_overtaken_and_run_again_is_judged_once_in_its_exchange(
         return app.test_client().patch(url, json=operations, headers=headers).status_code
 
     services.repository.update("Basic", "b", {"resourceType": "Basic", "id": "b", "code": {"text": "x"}})
-    before = verdicts()
+    before = verdicts_recorded(app, store)
     assert patched("first") == 200
-    once = verdicts() - before
+    once = verdicts_recorded(app, store) - before
     prepared, overtaken = Repository._prepared, []
 
     def overtaken_once(self: Repository, resource: dict[str, Any]) -> Any:
@@ -621,7 +611,7 @@ def test_a_patch_overtaken_and_run_again_is_judged_once_in_its_exchange(
 
     monkeypatch.setattr(Repository, "_prepared", overtaken_once)
     assert patched("second") == 200
-    assert (overtaken, verdicts() - before - once) == ([True], once)
+    assert (overtaken, verdicts_recorded(app, store) - before - once) == ([True], once)
 
 
 def test_an_ingested_record_run_again_is_judged_once_in_its_exchange(
