@@ -420,6 +420,13 @@ def test_an_export_posted_with_a_type_filter_needs_the_scope_of_the_types_it_sea
     )
 
 
+def test_the_head_of_a_patient_export_naming_a_patient_is_refused_as_any_head(api: Api) -> None:
+    """HEAD starts no export (405, as without ``patient``): the scopes hook read the kick-off's
+    parameters first, and refused its ``patient`` as a GET's with a 400 the client cannot read."""
+    answer = api.head(f"{api.base}/Patient/$export?patient=Patient/x", headers={"Prefer": "respond-async"}, timeout=30)
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, "GET, POST")
+
+
 def test_a_revoked_clients_token_stops_working_within_a_second(served: Served, client_key: Any) -> None:
     add_client(served.database_url, "to-revoke", key=client_key)
     headers = bearer(request_token(served.base, "to-revoke", client_key))
