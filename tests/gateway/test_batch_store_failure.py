@@ -17,6 +17,7 @@ import pytest
 from gateway.fhir.bundles import Authorize
 from gateway.services import Services
 from gateway.storage import sqlite as sqlite_store
+from gateway.storage.postgres import WRITE_BARRIER
 from tests.conftest import BACKENDS, MakeServices, fresh_database_url
 
 SYSTEM = "urn:audit"
@@ -50,6 +51,22 @@ def write_lock_held(url: str) -> Iterator[None]:
 
     with psycopg.connect(url) as connection:  # in a transaction until the block ends
         connection.execute("LOCK TABLE resource IN EXCLUSIVE MODE")  # readers still read
+        yield
+
+
+@contextmanager
+def writers_barred(url: str) -> Iterator[None]:
+    """Every write transaction of the store kept from beginning until the block ends: SQLite's
+    one write lock, PostgreSQL's write barrier (the advisory lock each writer takes shared
+    from its BEGIN) taken exclusive; readers go on reading."""
+    if url.startswith("sqlite"):
+        with write_lock_held(url):
+            yield
+        return
+    import psycopg
+
+    with psycopg.connect(url) as connection:  # in a transaction until the block ends
+        connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", WRITE_BARRIER)
         yield
 
 
@@ -125,3 +142,16 @@ def test_a_batch_entry_the_store_fails_names_the_incident_the_log_names(
     said = answer["entry"][0]["response"]["outcome"]["issue"][0]["details"]["text"]
     logged = {r.getMessage().split(":")[0].removeprefix("incident ") for r in caplog.records}
     assert len([incident for incident in logged if incident in said]) == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["Basic/kept", "Basic/kept/_history/1", "Basic?identifier=urn:audit|kept", "Basic/kept/_history"]
+)
+def test_a_batch_read_goes_on_while_another_writer_holds_the_store(made: Services, database_url: str, url: str) -> None:
+    """A read, vread, search or history entry asks for no write transaction, as the same GET
+    on its own does not: it waited for the write lock, and failed 503 past the wait."""
+    made.repository.update("Basic", "kept", basic("kept"))
+    sent = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": url}}]}
+    with writers_barred(database_url):
+        answer = made.bundles.process(sent)
+    assert answer["entry"][0]["response"]["status"] == "200 OK"
