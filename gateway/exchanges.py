@@ -187,6 +187,17 @@ class Collector:
         del self.verdicts[verdicts:]
         del self.issues[issues:]
 
+    def noted(self) -> int:
+        """How many verdicts are kept one by one: taken before a batch entry is judged
+        (:meth:`refused_create`)."""
+        return len(self.verdicts)
+
+    def refused_create(self, since: int) -> None:
+        """The verdicts kept since ``since`` are of a refused create, a batch's entry: they name
+        no id, as a refused create's own exchange's do (:meth:`finished_at`), which the
+        batch's status, 200, does not tell."""
+        self.verdicts[since:] = _unstored(self.verdicts[since:])
+
     def carried(self, kind: str, count: int) -> None:
         """Resources the exchange returned without judging them (a read, a search page); a
         count of 0 names a type the exchange concerned (a search that found nothing)."""
@@ -223,8 +234,7 @@ class Collector:
         form), on ``day`` in China."""
         kept = self.verdicts
         if status is not None and status >= 400 and party.interaction == "create":
-            # the id a refused create was given names nothing: no such resource was stored
-            kept = [(row[0], "", *row[2:]) for row in kept]
+            kept = _unstored(kept)
         verdicts = kept + [
             (kind, "", profile, passed, errors, warnings, count)
             for (kind, profile, passed), (count, errors, warnings) in self.folded.items()
@@ -246,6 +256,12 @@ class Collector:
             self.warnings,
         )
         return head, verdicts, self.issues
+
+
+def _unstored(verdicts: list[VerdictRow]) -> list[VerdictRow]:
+    """The verdicts of a refused create, naming no id: the one it was given names nothing, no
+    such resource was stored, and a report naming it sent auditors looking for it."""
+    return [(row[0], "", *row[2:]) for row in verdicts]
 
 
 def _masked(zh: str, en: str, mask: Callable[[str], str] = mask_repeated) -> tuple[str, str]:

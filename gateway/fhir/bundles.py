@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from conformance.issues import Issue
 from conformance.stored_references import References
 from conformance.structure import BaseModel
+from gateway import exchanges
 from gateway.fhir.archive_references import condition_criteria, local_reference, localise_references
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError, store_failure
@@ -665,16 +666,20 @@ class Bundles:
         refuses it, its reading included, is its answer alone.  So is a store that fails it
         (busy past its wait, a deadlock retried in vain): the entries before it are committed,
         and a 503 for the whole Bundle had its client send them again (R4 http.html#brules)."""
+        collector = exchanges.current()
+        since = collector.noted() if collector is not None else 0
         entry = None
         try:
             entry = self._entry(index, raw)
             _authorize(authorize, entry)
             return self._batch_write(entry, reply)
         except FhirError as error:
+            _refused(collector, entry, since)
             located = _located(error, entry) if entry is not None else error
             return {"response": {"status": str(error.status), "outcome": located.outcome(reply.lang)}}
         except StoreError as error:
             assert entry is not None  # reading an entry asks no store: its interaction failed
+            _refused(collector, entry, since)
             target = "/".join(filter(None, (entry.kind, entry.resource_id)))  # a path alone, as a request's
             failed = store_failure(error, f"{entry.path} ({entry.method} {target})")
             return {"response": {"status": "503", "outcome": _located(failed, entry).outcome(reply.lang)}}
@@ -721,6 +726,15 @@ class Bundles:
             return answer
 
         return self.repository.store.atomically(applied)
+
+
+def _refused(collector: exchanges.Collector | None, entry: Entry | None, since: int) -> None:
+    """A batch entry refused, perhaps after its resource was judged (a 422, a 409 of a second
+    record of one person, a 503 store failure): its verdicts say what a refused single
+    request's would.  A create's name no id, the one it was given naming nothing stored; the
+    batch's verdict is left to its content (a store failure is no fault of it)."""
+    if collector is not None and entry is not None and entry.method == "POST":
+        collector.refused_create(since)
 
 
 def _transaction_refusal(error: FhirError) -> FhirError:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway import exchanges
 from gateway.fhir.bundles import Authorize
 from gateway.services import Services
 from gateway.storage import sqlite as sqlite_store
@@ -155,3 +156,22 @@ def test_a_batch_read_goes_on_while_another_writer_holds_the_store(made: Service
     with writers_barred(database_url):
         answer = made.bundles.process(sent)
     assert answer["entry"][0]["response"]["status"] == "200 OK"
+
+
+def test_a_create_the_store_fails_in_a_batch_names_no_id_in_its_exchange(made: Services, database_url: str) -> None:
+    """Judged, then failed by the store: the id it was given names nothing stored, as a
+    refused create's own exchange says."""
+    sent = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"resource": basic("new"), "request": {"method": "POST", "url": "Basic"}}],
+    }
+    assert made.store.schema_version() > 0  # opened, its schema made, before the lock is taken
+    collector = exchanges.Collector()
+    token = exchanges.activate(collector)
+    try:
+        with writers_barred(database_url):
+            made.bundles.process(sent)
+    finally:
+        exchanges.deactivate(token)
+    assert [row[1] for row in collector.verdicts] == [""]

@@ -524,6 +524,22 @@ def test_a_refused_create_names_no_id_it_was_never_stored_under(services: Servic
     assert ids == [""]
 
 
+def test_a_refused_create_in_a_batch_names_no_id_it_was_never_stored_under(services: Services, store: Store) -> None:
+    """As a refused create's own exchange does: the batch answers 200, its entry 422."""
+    app = create_app(services=services, secure=False)
+    invalid = {"resourceType": "Patient", "gender": "nonsense"}
+    sent = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"resource": invalid, "request": {"method": "POST", "url": "Patient"}}],
+    }
+    assert app.test_client().post("/fhir", json=sent).json["entry"][0]["response"]["status"] == "422"
+    app.extensions["yiyang.exchanges"].flush()
+    with store.reading() as tx:
+        ids = [row[0] for row in tx.sql.all("SELECT resource_id FROM exchange_verdict")]
+    assert ids == [""]
+
+
 def test_a_transaction_run_again_is_judged_once_in_its_exchange(
     services: Services, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
