@@ -30,6 +30,7 @@ from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export_parameters import listed_types
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
 from gateway.security.principal import Principal
@@ -145,12 +146,11 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[t
             pairs += list(asked.form.items(multi=True))
         return tuple(search_needs(view_args.get("kind", "*"), pairs, services().parameters.targets))
     present = "HTTP_IF_NONE_EXIST" in asked.environ  # (rarely: a conditional create's)
-    if not present and "_type" not in args and endpoint not in CONDITIONAL:
+    if not present and endpoint not in CONDITIONAL:
         return _route_needs(endpoint, view_args.get("kind"))
-    types = [t for value in args.getlist("_type") for t in value.split(",")]
     kind = view_args.get("kind")
     condition = if_none_exist(kind if endpoint == "fhir.create" else None) if present else None
-    wanted = needs(endpoint, view_args, condition is not None, types)
+    wanted = needs(endpoint, view_args, condition is not None)
     if endpoint in CONDITIONAL:
         condition = asked.query_string.decode()
     if condition:  # a chain in a condition searches the types it reaches
@@ -165,7 +165,7 @@ def _export_needs(endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, 
     without parsing the body twice): the query string alone refused ``system/*.rs`` to a
     client holding ``system/Observation.rs`` that posted ``_type=Observation``."""
     given = kick_off_arguments().pairs
-    types = [kind for name, value in given if name == "_type" for kind in value.split(",")]
+    types = [kind for name, value in given if name == "_type" for kind in listed_types(value)]
     filters = [value for name, value in given if name == "_typeFilter"]
     return tuple(needs(endpoint, view_args, False, types) + type_filter_needs(filters, services().parameters.targets))
 

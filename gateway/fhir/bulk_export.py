@@ -47,7 +47,7 @@ from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.export_filters import Filtering, TypeFilter, export_elements, type_filters
-from gateway.fhir.export_parameters import kick_off_parts
+from gateway.fhir.export_parameters import kick_off_parts, listed_types
 from gateway.fhir.literal_references import current_targets, literal_references
 from gateway.fhir.parameters import instant, refuse_unsupported_parameters
 from gateway.fhir.repository import ID, READ_ONLY
@@ -221,9 +221,8 @@ class BulkExports:
         for (name, value), at in located:
             if name == "_type":
                 with _located(at):
-                    for kind in (part.strip() for part in value.split(",")):
-                        if kind:
-                            check_type(kind, "_type")
+                    for kind in listed_types(value):
+                        check_type(kind, "_type")
         searches: list[TypeFilter] = []
         held = types or (self.personal.compartment if scope != "system" else self.resource_types)
         elements: list[str] = []
@@ -833,7 +832,7 @@ def _parameters(
                 raise FhirError(400, "http.repeated-parameter", at, name=name)
             given.add(name)
         if name == "_type":
-            types += [kind.strip() for kind in value.split(",") if kind.strip() and kind.strip() not in types]
+            types += [kind for kind in listed_types(value) if kind not in types]
         elif name == "_since":
             since = instant({name: value}, name, at)
         elif name == "_outputFormat":

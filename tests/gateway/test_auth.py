@@ -384,6 +384,21 @@ def test_an_export_type_filter_needs_the_scope_of_the_types_it_searches(served: 
     )
 
 
+def test_an_export_type_list_spaced_after_its_commas_needs_the_listed_types_alone(
+    served: Served, client_key: Any
+) -> None:
+    """The job trims each type of ``_type``; the scopes hook did not, and refused
+    ``_type=Observation, Patient`` to a client holding both scopes (``system/ Patient.rs``)."""
+    scope = "system/Patient.rs system/Observation.rs"
+    add_client(served.database_url, "spaced-exporter", key=client_key, scope=scope)
+    headers = {**bearer(request_token(served.base, "spaced-exporter", client_key, scope)), "Prefer": "respond-async"}
+    answer = requests.get(
+        f"{served.base}/Patient/$export", params={"_type": "Observation, Patient"}, headers=headers, timeout=30
+    )
+    assert answer.status_code == 202, answer.text
+    requests.delete(answer.headers["Content-Location"], headers=headers, timeout=30)
+
+
 def posted_export(
     served: Served, client_key: Any, client_id: str, scope: str, *parts: dict[str, str]
 ) -> requests.Response:
