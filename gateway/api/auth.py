@@ -30,6 +30,7 @@ from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export_filters import written_searches
 from gateway.fhir.export_parameters import listed_types
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
@@ -166,8 +167,8 @@ def _export_needs(endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, 
     client holding ``system/Observation.rs`` that posted ``_type=Observation``."""
     given = kick_off_arguments().pairs
     types = [kind for name, value in given if name == "_type" for kind in listed_types(value)]
-    filters = [value for name, value in given if name == "_typeFilter"]
-    return tuple(needs(endpoint, view_args, False, types) + type_filter_needs(filters, services().parameters.targets))
+    searches = written_searches(value for name, value in given if name == "_typeFilter")
+    return tuple(needs(endpoint, view_args, False, types) + type_filter_needs(searches, services().parameters.targets))
 
 
 @lru_cache(maxsize=4096)

@@ -20,7 +20,7 @@ resource marked SUBSETTED; only top-level elements, as the IG allows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gateway.fhir.errors import FhirError
 from gateway.fhir.parameters import query_pairs
@@ -35,12 +35,22 @@ PARAMETER = "_typeFilter"
 MAX_SEARCHES = 32
 
 
-@dataclass(frozen=True, slots=True)
-class TypeFilter:
-    """One search of a ``_typeFilter``: its resource type and its query as the client wrote it."""
+class TypeFilter(NamedTuple):
+    """One search of a ``_typeFilter``: its resource type and its query as the client wrote it
+    (a pair, as the scopes hook asks it: :func:`gateway.security.scopes.type_filter_needs`)."""
 
     kind: str
     criteria: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}?{self.criteria}"
+
+
+def written_searches(values: Iterable[str]) -> list[TypeFilter]:
+    """The searches ``_typeFilter`` values hold, as written: each value split at its commas,
+    each search trimmed and split at its first ``?`` (none: no criteria).  The job and the
+    scopes hook read them here alike, so the hook asks the scopes of the searches the job runs."""
+    return [TypeFilter(*search.strip().partition("?")[::2]) for value in values for search in value.split(",")]
 
 
 def type_filters(
@@ -52,17 +62,15 @@ def type_filters(
     say nothing, and a result parameter (``_sort``, ``_count``, ``_elements`` …) has no
     meaning in an export, whose files are neither ordered nor paged.  ``given``: the searches
     the kick-off's other values hold, which count towards :data:`MAX_SEARCHES` too."""
-    written = [search.strip() for value in values for search in value.split(",")]
+    written = written_searches(values)
     if given + len(written) > MAX_SEARCHES:
         count = given + len(written)
         raise FhirError(400, "http.export-too-many-type-filters", PARAMETER, count=count, limit=MAX_SEARCHES)
     found: list[TypeFilter] = []
-    for text in written:
-        kind, question, criteria = text.partition("?")
-        if not question or not kind or not criteria:
-            raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=text)
-        check_type(kind, PARAMETER)
-        search = TypeFilter(kind, criteria)
+    for search in written:
+        if not search.kind or not search.criteria:
+            raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=str(search))
+        check_type(search.kind, PARAMETER)
         parse(searcher, search)
         if search not in found:
             found.append(search)
@@ -79,7 +87,7 @@ def parse(searcher: Searcher, search: TypeFilter) -> SearchQuery:
     except FhirError as refused:
         raise FhirError(refused.status, refused.message_id, PARAMETER, **refused.params) from refused
     if not query.criteria:
-        raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=f"{search.kind}?{search.criteria}")
+        raise FhirError(400, "http.export-type-filter-form", PARAMETER, value=str(search))
     return query
 
 

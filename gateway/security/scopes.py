@@ -275,18 +275,16 @@ def search_needs(
     return found
 
 
-def type_filter_needs(values: Iterable[str], targets: Targets = lambda kind, code: ()) -> list[tuple[str, str]]:
-    """What an export's ``_typeFilter`` searches reach beyond their own types (which ``_type``
-    names, so the export's rule covers them): each is a search, and its chains and ``_has``
-    need what they would sent as one.  ``Patient?_has:Observation:subject:code=…`` keeps the
-    residents with such a reading, and so tells a client holding ``system/Patient.rs`` alone
-    who has one."""
-    found: list[tuple[str, str]] = []
-    for value in values:
-        for search in value.split(","):
-            kind, _, criteria = search.strip().partition("?")
-            found += criteria_needs(kind, criteria, targets)
-    return found
+def type_filter_needs(
+    searches: Iterable[tuple[str, str]], targets: Targets = lambda kind, code: ()
+) -> list[tuple[str, str]]:
+    """What an export's ``_typeFilter`` searches, (type, criteria) pairs as the job reads them
+    (``gateway.fhir.export_filters.written_searches``), reach beyond their own types (which
+    ``_type`` names, so the export's rule covers them): each is a search, and its chains and
+    ``_has`` need what they would sent as one.  ``Patient?_has:Observation:subject:code=…``
+    keeps the residents with such a reading, and so tells a client holding
+    ``system/Patient.rs`` alone who has one."""
+    return [need for kind, criteria in searches for need in criteria_needs(kind, criteria, targets)]
 
 
 def bundle_entry_needs(
