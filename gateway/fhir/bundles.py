@@ -25,7 +25,7 @@ from conformance.issues import Issue
 from conformance.stored_references import References
 from conformance.structure import BaseModel
 from gateway import exchanges
-from gateway.fhir.archive_references import condition_criteria, local_reference, localise_references
+from gateway.fhir.archive_references import condition_criteria, local_reference, localise, localise_references
 from gateway.fhir.bundle_links import links_of, relink
 from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.history import history_bundle, history_request
@@ -568,7 +568,8 @@ class Bundles:
         # held until the transaction ends: a write between this read and the patch's would be lost
         where = f"{entry.path}.request.url"
         current = self.repository.read_in(tx, entry.kind, entry.resource_id or "", where, for_update=True)
-        patched = patched_resource(current, _patch_operations(entry.resource), self.base_url, f"{entry.path}.resource")
+        patched = patched_resource(current, _patch_operations(entry.resource), f"{entry.path}.resource")
+        localise(patched, self.base_url)  # as a request body is: patched_resource leaves it
         relink(patched, entry.links, self.repository.validator.model)  # a patch may name another entry
         issues = self.repository.checked(patched, f"{entry.path}.resource")
         written = self.repository.update_in(tx, patched, issues, entry.if_match, shared=shared, method="PATCH")

@@ -14,16 +14,16 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from gateway.fhir.archive_references import localise
 from gateway.fhir.errors import FhirError
 from gateway.messages import Worded
 from gateway.storage.store import Stored
 
 
-def patched_resource(current: Stored, operations: Any, base_url: str, where: str = "") -> dict[str, Any]:
+def patched_resource(current: Stored, operations: Any, where: str = "") -> dict[str, Any]:
     """``current`` with ``operations`` applied: still a resource of the same type and id, or
-    400.  A reference the patch wrote as a string on this server's own base is made relative,
-    as a request body's are (``localise``)."""
+    400.  A reference the patch wrote as a string on this server's own base is left for the
+    caller to make relative, as a request body's are: a PATCH from the walk its checks read
+    (``Repository._prepared``), a Bundle's entry before its links are resolved."""
     if not isinstance(operations, list):
         raise FhirError(400, "http.bad-patch", where, detail=Worded("patch.not-an-array"))
     patched: Any = copy.deepcopy(current.resource)
@@ -31,7 +31,6 @@ def patched_resource(current: Stored, operations: Any, base_url: str, where: str
         patched = _applied(patched, operation, number, where)
     if not isinstance(patched, dict) or patched.get("resourceType") != current.type or patched.get("id") != current.id:
         raise FhirError(400, "http.bad-patch", where, detail=Worded("patch.changes-identity"))
-    localise(patched, base_url)
     return patched
 
 

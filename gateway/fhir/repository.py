@@ -625,7 +625,7 @@ class Repository:
 
         def attempt(named: int | None) -> Written:
             current = self.read(kind, resource_id)
-            patched = patched_resource(current, operations, self.config.base_url)
+            patched = patched_resource(current, operations)  # localised by _prepared
             issues, rows = self._prepared(patched)
             # the version read, unless the client named one: If-Match: * patched whatever
             # was current at the write, over a write that came after the read

@@ -5,7 +5,9 @@ transaction's ``urn:uuid`` links rewritten, a patch's own-base references locali
 
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -75,6 +77,30 @@ def test_an_update_stores_an_own_base_reference_as_the_relative_one(made: Servic
     changed = {**written.resource, "extension": noted_by(absolute)}
     updated = made.repository.update("Patient", written.id, changed).stored
     assert updated.resource is not None and updated.resource["extension"] == noted_by(other.reference)
+
+
+def test_a_patch_stores_an_own_base_reference_as_the_relative_one(made: Services) -> None:
+    """The patched resource is localised with the References its checks read."""
+    other = made.repository.create(person(1)).stored
+    written = made.repository.create(person(2)).stored
+    operations = [{"op": "add", "path": "/extension", "value": noted_by(f"{made.config.base_url}/{other.reference}")}]
+    patched = made.repository.patch("Patient", written.id, operations).stored
+    assert patched.resource is not None and patched.resource["extension"] == noted_by(other.reference)
+
+
+def test_a_transactions_patch_entry_stores_an_own_base_reference_as_the_relative_one(made: Services) -> None:
+    """A Bundle's patch is localised before its links are resolved, which ``_prepared`` does not see."""
+    other = made.repository.create(person(1)).stored
+    written = made.repository.create(person(2)).stored
+    operations = [{"op": "add", "path": "/extension", "value": noted_by(f"{made.config.base_url}/{other.reference}")}]
+    data = base64.b64encode(json.dumps(operations).encode()).decode()
+    entry = {
+        "resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data},
+        "request": {"method": "PATCH", "url": f"Patient/{written.id}"},
+    }
+    made.bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    patched = made.repository.read("Patient", written.id)
+    assert patched.resource is not None and patched.resource["extension"] == noted_by(other.reference)
 
 
 def test_a_patched_patients_rows_are_a_fresh_walks(made: Services) -> None:

@@ -24,7 +24,7 @@ ID_HOLDER = Stored(
 
 def refusal_of(operations: list[dict[str, Any]]) -> FhirError:
     with pytest.raises(FhirError) as refused:
-        patched_resource(ID_HOLDER, operations, "http://example.org/fhir")
+        patched_resource(ID_HOLDER, operations)
     return refused.value
 
 

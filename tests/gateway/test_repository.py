@@ -329,6 +329,22 @@ def test_a_transaction_walks_an_entry_for_references_once(services: Make, monkey
     assert len(walked) == 1
 
 
+def test_a_patch_walks_its_resource_for_references_once(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its own-base references are localised from the walk its checks and index rows read
+    (``Repository._prepared``): the patch localised them by a walk of its own first."""
+    from conformance import stored_references
+    from gateway.fhir import archive_references
+
+    made = services()
+    written = made.repository.create(new_patient(1)).stored
+    walked: list[Any] = []
+    walk, nodes = stored_references._references, archive_references.reference_nodes
+    monkeypatch.setattr(stored_references, "_references", lambda node: walked.append(node) or walk(node))
+    monkeypatch.setattr(archive_references, "reference_nodes", lambda node: walked.append(node) or nodes(node))
+    made.repository.patch("Patient", written.id, [{"op": "add", "path": "/active", "value": False}])
+    assert len(walked) == 1
+
+
 def test_an_update_reads_its_row_for_update_once(services: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     """The write uses the version the update holds: read again, it was another statement (a
     round trip on PostgreSQL) for every PUT."""
