@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import fhirpathpy
 import orjson
@@ -58,6 +58,15 @@ _OF_TYPE = re.compile(r"(?P<path>.+)\.ofType\((?P<type>[A-Za-z]+)\)")
 #: one step of a direct walk: element name, whether it is a choice ([x]), extension url
 #: filter, (child, literal) filter of a where() step (the name is empty then)
 Step = tuple[str, bool, str | None, tuple[str, str] | None]
+
+
+class Extraction(NamedTuple):
+    """How a parameter's values are found in a resource, and the resource's one top-level
+    element without which they are none (``subject``), or None when that is not known (a
+    FHIRPath branch, a choice, a union): :attr:`Parameter.element`."""
+
+    extract: Extractor
+    element: str | None
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ class SearchParameters:
                 failed[code] = "reserved for the references no other parameter indexes"
                 continue
             try:
-                extract, element = self._extractor(spec["expression"], resource_type)
+                extraction = self._extractor(spec["expression"], resource_type)
             except Exception as exc:  # fhirpathpy raises bare Exception for unknown functions
                 failed[code] = str(exc)
                 continue
@@ -155,10 +164,10 @@ class SearchParameters:
                 spec["expression"],
                 tuple(spec.get("target", [])),
                 spec["url"],
-                extract,
+                extraction.extract,
                 code,
                 frozenset(implicit),
-                element,
+                extraction.element,
             )
         self._compiled[resource_type] = _sharing_rows(compiled)
         self._failed[resource_type] = failed
@@ -175,9 +184,9 @@ class SearchParameters:
                     found.append(system)
         return found
 
-    def _extractor(self, expression: str, resource_type: str) -> tuple[Extractor, str | None]:
+    def _extractor(self, expression: str, resource_type: str) -> Extraction:
         """One extractor for the branches of a (possibly shared) expression that apply to the
-        type, and the top-level element it needs (:attr:`Parameter.element`)."""
+        type, and the top-level element it needs: one branch's own, none of a union."""
         starts = tuple(f"{prefix}{root}." for prefix in ("", "(") for root in (resource_type, "Resource"))
         parts = [part for part in split_union(expression) if part.startswith(starts)]
         if not parts:
@@ -185,7 +194,8 @@ class SearchParameters:
         parts = [part for part in parts if not self._holds_a_resource(part)]
         if not parts:
             raise ValueError("the expression reaches a resource held inline, which has no value to index")
-        branches, elements = zip(*(self._branch(part, resource_type) for part in parts), strict=True)
+        found = [self._branch(part, resource_type) for part in parts]
+        branches = [branch.extract for branch in found]
         # most expressions have one branch: its values are copied in C, not gathered value by
         # value (a fifth of extracting a Patient's), and copied still, so no caller's change
         # reaches a memoised result (:func:`_memoised`)
@@ -201,7 +211,7 @@ class SearchParameters:
             except Exception:
                 return []
 
-        return extract, elements[0] if len(elements) == 1 else None
+        return Extraction(extract, found[0].element if len(found) == 1 else None)
 
     def _holds_a_resource(self, path: str) -> bool:
         """Whether a plain path (its ``[n]`` indexes aside) ends at an element that holds a
@@ -211,7 +221,7 @@ class SearchParameters:
         plain = _INDEX.sub("", path)
         return bool(_PLAIN_PATH.fullmatch(plain)) and _element_types(self.registry.base_types, plain) == ["Resource"]
 
-    def _branch(self, expression: str, resource_type: str) -> tuple[Extractor, str | None]:
+    def _branch(self, expression: str, resource_type: str) -> Extraction:
         """A branch's extractor, and the top-level element it needs, when it is a plain path."""
         target = None
         if match := _RESOLVE.match(expression):
@@ -227,12 +237,13 @@ class SearchParameters:
             expression = f"{match['path']}.ofType({match['type']})"
         expression = _AS_FUNCTION.sub(r".ofType(\g<type>)", expression)
         dotted = self._dotted(expression)
-        extract, element = dotted if dotted is not None else (self._fhirpath(expression, resource_type), None)
+        found = dotted if dotted is not None else Extraction(self._fhirpath(expression, resource_type), None)
         if target is None:
-            return extract, element
-        return (lambda resource: [v for v in extract(resource) if _refers_to(v, target)]), element
+            return found
+        extract = found.extract
+        return Extraction(lambda resource: [v for v in extract(resource) if _refers_to(v, target)], found.element)
 
-    def _dotted(self, expression: str) -> tuple[Extractor, str | None] | None:
+    def _dotted(self, expression: str) -> Extraction | None:
         """A direct dict walk for a plain path (optionally ending in a choice's ``ofType``), and
         the top-level element its first step reads, when that is one name."""
         of_type = _OF_TYPE.fullmatch(expression)
@@ -253,7 +264,7 @@ class SearchParameters:
         # it; a choice's may be any of its typed names, a where() step filters the resource
         first = steps[0] if steps else ("", True, None, None)
         element = None if first[1] or first[3] else first[0]
-        return (lambda resource: _walk([resource], steps)), element
+        return Extraction(lambda resource: _walk([resource], steps), element)
 
     @staticmethod
     def _fhirpath(expression: str, resource_type: str) -> Extractor:
