@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from flask import Blueprint, Flask, Request, Response, current_app, g, request
@@ -46,6 +47,7 @@ audit = Blueprint("audit", __name__, url_prefix="/fhir")
 WRITES = ["POST", "PUT", "PATCH", "DELETE"]
 _BUNDLE_TYPE = re.compile(rb'"type"\s*:\s*"(transaction|batch)"|<type\s+value="(transaction|batch)"')
 _trail_guard = threading.Lock()
+T = TypeVar("T")
 SEARCH_PARAMETERS = frozenset({*TRAIL_SEARCH_PARAMETERS, "_count", "_offset", "_upto", "_after", "_sort", "_summary"})
 #: the orders the trail is searched in: oldest or newest first
 SORTS = ("date", "-date")
@@ -107,7 +109,7 @@ def record(response: Response) -> Response:
             remote_addr=asked.remote_addr,
             principal=state.get("principal"),
             reason=state.get("audit_reason") or _reason(response),
-            bundle_type=_bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
+            bundle_type=bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
             location=location,
             touched=state.get("touched", ()),
             types=[t for value in args.getlist("_type") for t in value.split(",") if t] if args else [],
@@ -119,14 +121,20 @@ def record(response: Response) -> Response:
     return response
 
 
-def _form(asked: Request) -> list[tuple[str, str]]:
-    """A POST search's criteria, for its record: none when its form cannot be read (a body
-    over the size limit raises its 413 again here), so that the refusal is recorded still."""
+def _if_readable(read: Callable[[], T]) -> T | None:
+    """What ``read`` reads of the request's body, or None when it cannot be read: a body over
+    the size limit raises its 413 again when the record reads it, and the refusal is to be
+    recorded still (with the facts the body would have added left out)."""
     try:
-        form = asked.form
+        return read()
     except HTTPException:
-        return []
-    return [(k, v) for k, v in form.items(multi=True) if k != "_format"]
+        return None
+
+
+def _form(asked: Request) -> list[tuple[str, str]]:
+    """A POST search's criteria, for its record (none when its form cannot be read)."""
+    form = _if_readable(lambda: asked.form)
+    return [(k, v) for k, v in form.items(multi=True) if k != "_format"] if form is not None else []
 
 
 def _reason(response: Response) -> str | None:
@@ -143,14 +151,10 @@ def _reason(response: Response) -> str | None:
     return " ".join(part for part in (code, words) if part) or None
 
 
-def _bundle_type() -> str | None:
-    """A Bundle's type as its body says, None when it cannot be read (a body over the size
-    limit raises its 413 again here, and its refusal is to be recorded still)."""
-    try:
-        body = request.get_data(cache=True)
-    except HTTPException:
-        return None
-    found = _BUNDLE_TYPE.search(body)
+def bundle_type() -> str | None:
+    """A Bundle's type as its body says, None when the body does not say or cannot be read."""
+    body = _if_readable(lambda: request.get_data(cache=True))
+    found = _BUNDLE_TYPE.search(body) if body is not None else None
     if found is None:
         return None
     return (found.group(1) or found.group(2)).decode()

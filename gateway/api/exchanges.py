@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, current_app, g, request
 
-from gateway.api.audit import _bundle_type
+from gateway.api.audit import bundle_type
 from gateway.exchanges import Collector, ExchangeLog, Later, Party, activate, deactivate
 from gateway.security.audit import BY_METHOD, FIXED_TYPES, INTERACTIONS, Interaction
 from gateway.security.principal import Principal
@@ -108,7 +108,7 @@ def interaction(endpoint: str, method: str) -> str:
     if endpoint.startswith("reports."):
         return "report"
     if endpoint == "fhir.transaction_or_batch":
-        return _bundle_type() or "transaction"
+        return bundle_type() or "transaction"
     found = INTERACTIONS.get(endpoint) or BY_METHOD.get(method) or Interaction(None, "E")
     if found.login:
         return "login"
