@@ -31,7 +31,7 @@ from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.export_filters import written_searches
-from gateway.fhir.export_parameters import listed_types
+from gateway.fhir.parameters import listed_types
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
 from gateway.security.principal import Principal

@@ -45,6 +45,7 @@ from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_reque
 from gateway.fhir.parameters import (
     honoured_only,
     instant,
+    listed_types,
     refuse_unsupported_parameters,
     unsupported_value,
     whole_number,
@@ -441,7 +442,7 @@ def everything(resource_id: str) -> Response:
     )
     args = MultiDict(kept)
     given_once(args, ("_since", "_count", "_offset", "_after"))
-    types = {t for value in args.getlist("_type") for t in value.split(",") if t}
+    types = {t for value in args.getlist("_type") for t in listed_types(value)}
     compartment = found.registry.patient_compartment
     if unknown := sorted(types - found.repository.resource_types):
         raise FhirError(400, "http.unknown-type", "_type", type=unknown[0])

@@ -47,9 +47,9 @@ from gateway.config import Config
 from gateway.export import DELETED_FILE, deletion_bundles
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.export_filters import Filtering, TypeFilter, export_elements, type_filters
-from gateway.fhir.export_parameters import kick_off_parts, listed_types
+from gateway.fhir.export_parameters import kick_off_parts
 from gateway.fhir.literal_references import current_targets, literal_references
-from gateway.fhir.parameters import instant, refuse_unsupported_parameters
+from gateway.fhir.parameters import instant, listed_types, refuse_unsupported_parameters
 from gateway.fhir.repository import ID, READ_ONLY
 from gateway.fhir.search import Searcher, shaped
 from gateway.search.indexer import referenced_id

@@ -54,13 +54,6 @@ class KickOffArguments:
         return cls(list(pairs), [name for name, _ in pairs])
 
 
-def listed_types(value: str) -> list[str]:
-    """The types one ``_type`` value lists, comma-separated, each trimmed and the empty left
-    out (``Observation, Patient`` lists two).  The job and the scopes hook read them alike: the
-    hook read `` Patient`` and refused a client holding both types' scopes (``system/ Patient.rs``)."""
-    return [kind for kind in (part.strip() for part in value.split(",")) if kind]
-
-
 def body_arguments(document: Any, lenient: bool = False) -> KickOffArguments:
     """The arguments a Parameters body carries.  A part of a name the kick-off does not take
     is refused, as in a query string, unless ``lenient`` (``Prefer: handling=lenient``)."""

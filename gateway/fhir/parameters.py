@@ -1,8 +1,8 @@
 """The parameter values every interaction reads the same way, whether from a request's query
 string, a Bundle entry's URL or a Parameters body's parts: whole numbers (``_count``,
 ``_offset``, versions) and instants (``_since``), each a 400 OperationOutcome when it does not
-parse; and the refusals of a parameter, or of a value, an endpoint does not take, worded alike
-wherever they are raised.  Each refusal is located, as a search's are, at the parameter's
+parse, and type lists (``_type``); and the refusals of a parameter, or of a value, an endpoint
+does not take, worded alike wherever they are raised.  Each refusal is located, as a search's are, at the parameter's
 name, or ``where`` a caller says (``Bundle.entry[2].request.url``)."""
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def query_pairs(query: str | bytes, where: str | None = None) -> list[tuple[str,
             named = name.decode("utf-8", "replace")
             raise FhirError(400, "http.not-utf8", where or named, name=named) from None
     return pairs
+
+
+def listed_types(value: str) -> list[str]:
+    """The types one ``_type`` value lists, comma-separated, each trimmed and the empty left
+    out (``Observation, Patient`` lists two).  An export's job, the scopes hook and
+    ``$everything`` read them alike: the hook read `` Patient`` and refused a client holding
+    both types' scopes (``system/ Patient.rs``), ``$everything`` refused it as no type."""
+    return [kind for kind in (part.strip() for part in value.split(",")) if kind]
 
 
 def whole_number(params: Mapping[str, str], name: str, default: int, where: str | None = None) -> int:

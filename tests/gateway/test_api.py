@@ -611,6 +611,16 @@ def test_everything_narrowed_by_type_returns_only_that_type(api: Api, home_visit
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Encounter"]
 
 
+def test_everything_reads_a_type_list_spaced_after_its_commas_as_an_export_does(
+    api: Api, home_visit: dict[str, Any]
+) -> None:
+    """``_type=Encounter, Patient`` was a 400 naming the unknown type `` Patient``, where an
+    export of the same list exports both."""
+    patient_id = home_visit["entry"][0]["fullUrl"].rsplit("/", 1)[1]
+    answer = get(api, f"Patient/{patient_id}/$everything?_type=Encounter,%20Patient")
+    assert sorted(e["resource"]["resourceType"] for e in answer.json().get("entry", [])) == ["Encounter", "Patient"]
+
+
 def test_everything_unpaged_says_in_its_self_link_what_it_was_asked(api: Api, home_visit: dict[str, Any]) -> None:
     """Unpaged, the searchset had no link at all: R4 has a search answer name the parameters
     it was answered by in its self link, as the paged answer did."""
