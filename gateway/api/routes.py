@@ -245,10 +245,20 @@ def ingest() -> Response:
     filename = request.args.get("filename", "")
     suffix = INGEST_SUFFIXES.get(media) or (("." + filename.rsplit(".", 1)[-1].lower()) if "." in filename else media)
     pipeline = operations.build_pipeline(found.repository, found.engine)
-    answer, written = operations.ingest(
-        pipeline, request.args.get("source", ""), request.get_data(), suffix, filename, language(), found.reader_limits
-    )
-    g.touched = tuple(written)  # for the audit trail: every record the file wrote
+    try:
+        answer = operations.ingest(
+            pipeline,
+            request.args.get("source", ""),
+            request.get_data(),
+            suffix,
+            filename,
+            language(),
+            found.reader_limits,
+        )
+    finally:
+        # for the audit trail: every resource the file's committed batches wrote, also when
+        # the store failed a later batch (a 503): those stay written, and must be found
+        g.touched = tuple(pipeline.landed)
     return respond(answer)
 
 

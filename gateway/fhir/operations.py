@@ -312,14 +312,15 @@ NAME_BYTES = 255
 
 def ingest(
     pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str, limits: Limits
-) -> tuple[dict[str, Any], list[str]]:
+) -> dict[str, Any]:
     """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
 
     The answer is a Parameters resource: the reconciling counts, then one ``record`` part per
     record (where it sits; mapped, partial, unchanged or quarantined; the resources it wrote;
     the reasons it or its independent parts were quarantined, each with its FHIRPath and
-    legacy field).  Returned with the references of every resource written (``Type/id``, once
-    each), which the request's AuditEvent names as an MLLP message's does."""
+    legacy field).  What landed is ``pipeline.landed`` (``Type/id``, once each), which the
+    request's AuditEvent names as an MLLP message's does: read by the caller whatever this
+    raises, since the batches committed before a store failure stay written."""
     if source not in SOURCES:
         raise unsupported_value("source", source, SOURCES)
     name = _upload_name(filename, suffix)
@@ -328,7 +329,6 @@ def ingest(
     if suffix not in READERS:
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     records: list[dict[str, Any]] = []
-    written: dict[str, None] = {}
     refused: Message | None = None  # one file: read() fails it once at most
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
         path = Path(folder) / name
@@ -336,7 +336,6 @@ def ingest(
         try:
             for record in read(path, source, limits):
                 outcome = pipeline.process(record)
-                written.update(dict.fromkeys(f"{kind}/{resource_id}" for kind, resource_id in outcome.written))
                 records.append(_record_part(outcome, lang))
         except ReaderError as exc:
             refused = exc.message
@@ -344,7 +343,7 @@ def ingest(
             counts = pipeline.finish()
     if refused is not None and not records:  # nothing was read: the request failed, not its records
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=refused)
-    return _ingest_answer(counts, refused, records, lang), list(written)
+    return _ingest_answer(counts, refused, records, lang)
 
 
 def _upload_name(filename: str, suffix: str) -> str:

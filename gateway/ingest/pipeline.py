@@ -230,6 +230,11 @@ class Ingest:
         self._pending = 0
         #: the resources this run wrote (each counted once however many records wrote it)
         self._touched: set[tuple[str, str]] = set()
+        #: ``Type/id`` of what the records of the open batch wrote, and of what the batches
+        #: committed so far wrote: only the latter landed, whatever befalls a later batch, and
+        #: it is what the audit trail names (an $ingest failing its tenth batch wrote nine)
+        self._landing: dict[str, None] = {}
+        self.landed: dict[str, None] = {}
         #: the quarantine keys (source, identity, digest) this run has put entries under
         self._quarantined: set[tuple[str, str, str]] = set()
         #: who sent the records; each file they come from is one exchange (see gateway/exchanges.py)
@@ -303,6 +308,7 @@ class Ingest:
             self.counts.unchanged += outcome.unchanged
             self.counts.omitted += bool(outcome.omitted)
             self._count(outcome)
+        self._landing.update(dict.fromkeys(f"{kind}/{resource_id}" for kind, resource_id in outcome.written))
         if outcome.parts and not outcome.reasons and not outcome.unchanged:
             self.counts.partial += 1
             landed = [f"{kind}/{resource_id}" for kind, resource_id in outcome.written]
@@ -795,14 +801,16 @@ class Ingest:
     def commit(self) -> None:
         """Make every record processed so far durable."""
         if self._batch is not None:
-            batch, self._batch, self._tx, self._pending = self._batch, None, None, 0
+            batch, landing = self._batch, self._landing
+            self._batch, self._tx, self._pending, self._landing = None, None, 0, {}
             batch.close()
+            self.landed.update(landing)  # not reached when the commit fails: nothing of it landed
 
     def abort(self) -> None:
         """Roll back the records of the current batch (they were not committed, so the next
         run maps them again)."""
         if self._batch is not None:
-            batch, self._batch, self._tx, self._pending = self._batch, None, None, 0
+            batch, self._batch, self._tx, self._pending, self._landing = self._batch, None, None, 0, {}
             batch.__exit__(StoreError, StoreError("ingest aborted"), None)
 
     def run(self, records: Iterable[SourceRecord]) -> None:
