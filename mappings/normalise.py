@@ -39,7 +39,8 @@ _CHINA_CIVIL = ZoneInfo("Asia/Shanghai")
 _DATETIME = re.compile(
     r"(?P<day>\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{4}\.\d{1,2}\.\d{1,2}|\d{4}年\d{1,2}月\d{1,2}日|\d{8})"
     r"(?:[ T]|(?<=日))(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.\d+)?)?"
-    r" ?(?P<zone>Z|[+-]\d{2}:?\d{2})?"
+    r" ?(?P<zone>Z|[+-]\d{2}:?\d{2})?",
+    re.ASCII,
 )
 _EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900-02-29
 #: the smallest size of a JSON number read as milliseconds since 1970 (a Java platform's
@@ -47,20 +48,20 @@ _EXCEL_EPOCH = date(1899, 12, 30)  # Excel's day 0, counting its fictitious 1900
 #: Smaller numbers are YYYYMMDD (8 digits), Excel serials (5) or ambiguous (10 digits: seconds of
 #: 2001 or milliseconds of 1970), and stay refused rather than misread.
 EPOCH_MILLIS_MIN = 100_000_000_000
-_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+")
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+", re.ASCII)
 _DATE_PATTERNS = [
-    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ].*)?"),
-    re.compile(r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})(?: .*)?"),
-    re.compile(r"(?P<y>\d{4})\.(?P<m>\d{1,2})\.(?P<d>\d{1,2})"),
-    re.compile(r"(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日?"),
-    re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
+    re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ].*)?", re.ASCII),
+    re.compile(r"(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})(?: .*)?", re.ASCII),
+    re.compile(r"(?P<y>\d{4})\.(?P<m>\d{1,2})\.(?P<d>\d{1,2})", re.ASCII),
+    re.compile(r"(?P<y>\d{4})年(?P<m>\d{1,2})月(?P<d>\d{1,2})日?", re.ASCII),
+    re.compile(r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})", re.ASCII),
 ]
 #: a year and month without a day: 1938-05, 1938/5, 1938.05, 1938年5月.  After a dot the month
 #: has two digits: 1938.1 may be 1938.10 a spreadsheet wrote as a number, and stays refused.
-_YEAR_MONTH = re.compile(r"(?P<y>\d{4})(?:[-/](?P<m>\d{1,2})|\.(?P<dm>\d{2})|年(?P<cm>\d{1,2})月)")
+_YEAR_MONTH = re.compile(r"(?P<y>\d{4})(?:[-/](?P<m>\d{1,2})|\.(?P<dm>\d{2})|年(?P<cm>\d{1,2})月)", re.ASCII)
 #: the years a whole number between 1800 and 2099 is read as, written as text or as a number: as
 #: an Excel serial it would be a day of 1904–1905, which no record of the living has
-_YEAR = re.compile(r"(?:18|19|20)\d{2}")
+_YEAR = re.compile(r"(?:18|19|20)\d{2}", re.ASCII)
 # Text decoded with the wrong codec: U+FFFD, the classic GBK-of-UTF-8 "锟斤拷", or Latin-1
 # letters where Chinese was expected (UTF-8 bytes read as ISO-8859-1).
 #: characters of garbled text a message quotes: 赵淑芬 garbled is 9, the family name's 3
@@ -104,9 +105,20 @@ def text(value: Any) -> str | None:
 
 def _folded(value: Any) -> str | None:
     """Text with every compatibility form folded (NFKC): for codes, numbers and dates, where
-    a full-width hyphen or slash is only a spelling of the ASCII one."""
+    a full-width hyphen, slash or digit is only a spelling of the ASCII one.  The digits of
+    another script (Arabic-Indic ٣, Devanagari ३ …), which no fold makes ASCII, are refused
+    (``mapping.foreign-digits``): ``int`` reads them as numbers and an identifier kept them,
+    where no Chinese system means one; the patterns here take 0-9 alone (``re.ASCII``)."""
     cleaned = text(value)
-    return unicodedata.normalize("NFKC", cleaned) if cleaned is not None else None
+    if cleaned is None:
+        return None
+    folded = unicodedata.normalize("NFKC", cleaned)
+    if not folded.isascii():
+        foreign = [c for c in dict.fromkeys(folded) if c.isdecimal() and not c.isascii()]
+        if foreign:
+            shown = ", ".join(f"{c} U+{ord(c):04X}" for c in foreign)
+            raise MappingError("mapping.foreign-digits", value=folded, digits=shown)
+    return folded
 
 
 def identifier(value: Any) -> str | None:
@@ -158,11 +170,11 @@ def fhir_date(value: Any) -> str | None:
     cleaned = _folded(value)
     if cleaned is None:
         return None
-    if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned) and not _YEAR.fullmatch(cleaned):
+    if re.fullmatch(r"\d{4,5}(?:\.0)?", cleaned, re.ASCII) and not _YEAR.fullmatch(cleaned):
         return _from_serial(float(cleaned))
     if _FRACTIONAL_SERIAL.fullmatch(cleaned):  # a moment saved as text: its day, as of the number
         return _from_serial(float(cleaned))
-    if re.fullmatch(r"\d{4}", cleaned):
+    if re.fullmatch(r"\d{4}", cleaned, re.ASCII):
         return cleaned
     month = _YEAR_MONTH.fullmatch(cleaned)
     if month:  # a month without its day (a birth month an old archive knows), at that precision
@@ -262,7 +274,7 @@ def _from_serial(serial: float) -> str:
 
 #: an Excel serial written as text with a fraction, as a General cell saved to CSV shows it: five
 #: digits, as every serial since 1927 has (four with a fraction is 1938.05, a year and month)
-_FRACTIONAL_SERIAL = re.compile(r"\d{5}\.\d*[1-9]\d*")
+_FRACTIONAL_SERIAL = re.compile(r"\d{5}\.\d*[1-9]\d*", re.ASCII)
 
 
 def _fractional_serial(value: Any) -> float | None:
@@ -295,7 +307,7 @@ def integer(value: Any) -> int | None:
     cleaned = _folded(value)
     if cleaned is None:
         return None
-    if not re.fullmatch(r"[+-]?\d+(?:\.0+)?", cleaned):
+    if not re.fullmatch(r"[+-]?\d+(?:\.0+)?", cleaned, re.ASCII):
         raise MappingError("mapping.not-a-number", value=cleaned)
     return int(cleaned.split(".")[0])  # not via float: exact however many digits
 
@@ -311,9 +323,9 @@ def decimal(value: Any) -> float | None:
     if cleaned is None:
         return None
     # plain decimal notation only: float() would also take nan, inf and 1_000
-    if not re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", cleaned):
+    if not re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", cleaned, re.ASCII):
         raise MappingError("mapping.not-a-number", value=cleaned)
-    return int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned) else float(cleaned)
+    return int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned, re.ASCII) else float(cleaned)
 
 
 def split_list(value: Any) -> list[str]:
@@ -421,8 +433,8 @@ def email(value: Any) -> str | None:
 # 810000/820000/830000, which no 身份证 carries; 外国人永久居留身份证 numbers begin with 9 (2023
 # edition, 18 characters) or with a 3-letter nationality code (older 15-character card).  Anything
 # else is a 身份证 number, right or wrong, so a bad number is still quarantined as a bad 身份证.
-_RESIDENCE_PERMIT = re.compile(r"8[123]0000\d{11}[\dX]")
-_FOREIGN_PR = re.compile(r"9\d{16}[\dX]|[A-Z]{3}\d{12}")
+_RESIDENCE_PERMIT = re.compile(r"8[123]0000\d{11}[\dX]", re.ASCII)
+_FOREIGN_PR = re.compile(r"9\d{16}[\dX]|[A-Z]{3}\d{12}", re.ASCII)
 
 
 def _code_or_none(value: Any) -> str | None:

@@ -1,0 +1,96 @@
+"""Digits in legacy values: full-width ones (０-９, as Chinese input methods type them) are
+ASCII digits spelled wide and are folded; the digits of other scripts (Arabic-Indic ٣,
+Devanagari ३ …) are no number an export of a Chinese system means, and a value holding one is
+refused, never read as a number nor passed on as an identifier."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mappings import normalise
+from mappings.normalise import MappingError
+from tests.mappings.test_engine import NAME, engine, record, spec
+
+#: the normalisers that read numbers, codes and dates (free text is written as it came)
+READING = [
+    normalise.integer,
+    normalise.decimal,
+    normalise.identifier,
+    normalise.digits,
+    normalise.fhir_date,
+    normalise.fhir_datetime,
+]
+#: and those that only tell a code's list, which leave a refused code to its own rule (None)
+TELLING = [normalise.division_list, normalise.insured_region_list, normalise.id_document_kind]
+#: every decimal digit Unicode has that no compatibility fold makes ASCII: not the full-width
+#: ones, nor the mathematical 𝟎-𝟗 (styles of the ASCII digits), but the digits of other scripts
+FOREIGN_DIGITS = [
+    chr(cp)
+    for cp in range(0x80, 0x110000)
+    if chr(cp).isdecimal() and not unicodedata.normalize("NFKC", chr(cp)).isascii()
+]
+FULL_WIDTH = st.sampled_from([chr(cp) for cp in range(0xFF10, 0xFF1A)])
+
+
+def outcome(normaliser: Callable[[Any], Any], value: str) -> Any:
+    """What the normaliser makes of the value: its result, or the id it refused it with."""
+    try:
+        return normaliser(value)
+    except MappingError as refused:
+        return refused.message_id
+
+
+#: a legacy value made of ASCII, the digits of every script, letters and punctuation (drawn
+#: as a list: as a text's alphabet, hypothesis merged the choices into one range of code
+#: points and drew no foreign digit in a hundred values)
+VALUES = st.lists(
+    st.one_of(
+        st.characters(codec="ascii", categories=["Nd", "L", "P"]),
+        st.sampled_from(FOREIGN_DIGITS),
+        FULL_WIDTH,
+        st.characters(categories=["Nd", "L", "P"]),
+    ),
+    max_size=12,
+).map("".join)
+
+
+@given(st.sampled_from(READING + TELLING), VALUES)
+def test_what_a_normaliser_reads_holds_ascii_digits_only(normaliser: Callable[[Any], Any], value: str) -> None:
+    found = str(outcome(normaliser, value))
+    assert all(c.isascii() for c in found if c.isdecimal())
+
+
+@given(
+    st.sampled_from(READING),
+    st.text(alphabet="0123456789-", max_size=8),
+    st.sampled_from(FOREIGN_DIGITS),
+    st.text(alphabet="0123456789", max_size=8),
+)
+def test_a_value_with_another_scripts_digit_is_refused_by_name(
+    normaliser: Callable[[Any], Any], before: str, digit: str, after: str
+) -> None:
+    assert outcome(normaliser, before + digit + after) == "mapping.foreign-digits"
+
+
+@given(st.lists(FULL_WIDTH, min_size=1, max_size=9))
+def test_full_width_digits_are_read_as_the_number_they_spell(wide: list[str]) -> None:
+    written = "".join(wide)
+    assert normalise.integer(written) == int(unicodedata.normalize("NFKC", written))
+
+
+@pytest.mark.parametrize("value", ["٣٤", "３٤"])
+def test_a_record_with_another_scripts_digits_names_the_field_it_came_from(value: str) -> None:
+    rule = {
+        "path": "identifier[+]",
+        "value": {"system": "urn:x", "value": {"from": "档案号", "transform": ["identifier"]}},
+    }
+    mapped = engine(spec(NAME, rule)).map(record(姓名="张三", 档案号=value))
+    assert [(p.message_id, str(p.ref)) for p in mapped.problems] == [
+        ("mapping.foreign-digits", "表.csv row 2, column 档案号")
+    ]
