@@ -18,12 +18,23 @@ T = TypeVar("T")
 
 #: the name of the lock that makes appends one line across processes
 CHAIN_LOCK = "audit-chain"
-_AUDIT_COLUMNS = ("seq", "recorded", "agent", "outcome", "entity_types", "entities", "prev_hash", "hash", "event")
+_AUDIT_COLUMNS = (
+    "seq",
+    "recorded",
+    "agent",
+    "outcome",
+    "entity_types",
+    "entities",
+    "prev_hash",
+    "hash",
+    "event",
+    "part",
+)
 
 
 #: what a sealing function makes of one event at its place in the chain: (recorded, agent,
-#: outcome, entity types, entities, canonical JSON, hash)
-Sealed = tuple[str, str, str, str, str, str, str]
+#: outcome, entity types, entities, canonical JSON, hash, part)
+Sealed = tuple[str, str, str, str, str, str, str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +49,8 @@ class AuditRow:
     hash: str
     #: the canonical JSON text that was hashed
     event: str
+    #: 0 for a request's own event, n for the n-th part continuing it (migrations/0018)
+    part: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +91,8 @@ class AuditEvents:
         rows = []
         for event in events:
             seq += 1
-            recorded, agent, outcome, types, entities, text, digest = seal(seq, prev, event)
-            rows.append((seq, recorded, agent, outcome, types, entities, prev, digest, text))
+            recorded, agent, outcome, types, entities, text, digest, part = seal(seq, prev, event)
+            rows.append((seq, recorded, agent, outcome, types, entities, prev, digest, text, part))
             prev = digest
         self.sql.insert_many("audit_event", _AUDIT_COLUMNS, rows)
         return seq
@@ -90,14 +103,14 @@ class AuditEvents:
         after = 0
         while True:
             rows = self.sql.all(
-                "SELECT seq, recorded, agent, outcome, entity_types, entities, prev_hash, hash, event "
+                "SELECT seq, recorded, agent, outcome, entity_types, entities, prev_hash, hash, event, part "
                 "FROM audit_event WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, batch),
             )
             if not rows:
                 return
             for row in rows:
-                yield AuditRow(int(row[0]), *row[1:])
+                yield AuditRow(int(row[0]), *row[1:-1], int(row[-1]))
             after = int(rows[-1][0])
 
     def get(self, seq: int) -> str | None:
@@ -110,6 +123,9 @@ class AuditEvents:
         all).  A page past an event (``after``) starts right after it in the page's order,
         whatever the offset says."""
         where, params = [], []
+        if not query.entity:
+            # a request is one access: its parts are found by the entities they name alone
+            where.append("part = 0")
         if query.upto is not None:
             where.append("seq <= ?")
             params.append(query.upto)

@@ -1,0 +1,78 @@
+"""A request that wrote more resources than one event names (an $ingest of a large file) is
+recorded as its event and part events of at most ``ENTITIES_PER_EVENT`` resources each: no row
+of the chain grows to megabytes, every resource is still found by ``entity``, and a search
+counts the request once."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.security import audit as security_audit
+from gateway.security.audit import AuditTrail, event_of, verify
+from gateway.storage.audit_tables import AuditQuery
+from gateway.storage.store import Store
+from tests.gateway.test_audit import facts, tamper
+
+#: the resources one event names in these tests (the gateway's is 1,000)
+PER_EVENT = 10
+#: what the request wrote: two full events' worth and five more, the last of another type
+WRITTEN = [f"Patient/p{n}" for n in range(2 * PER_EVENT + 4)] + ["Provenance/v1"]
+
+
+@pytest.fixture
+def ingested(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """The store after one $ingest that wrote :data:`WRITTEN`, and a read after it."""
+    monkeypatch.setattr(security_audit, "ENTITIES_PER_EVENT", PER_EVENT)
+    trail = AuditTrail(store)
+    ingest = facts(method="POST", path="/fhir/$ingest", endpoint="fhir.ingest", view_args={}, touched=WRITTEN)
+    trail.record(ingest)
+    trail.record(facts(1))
+    trail.close()
+    return store
+
+
+def test_no_event_names_more_resources_than_one_event_holds(ingested: Store) -> None:
+    with ingested.reading() as tx:
+        named = [len(row.entities.split()) for row in tx.audit.walk()]
+    assert max(named) == PER_EVENT
+
+
+def test_a_search_counts_a_request_recorded_in_parts_once(ingested: Store) -> None:
+    with ingested.reading() as tx:
+        _, total = tx.audit.search(AuditQuery())
+    assert total == 2
+
+
+def test_the_part_naming_a_resource_is_found_by_it_and_names_the_requests_event(ingested: Store) -> None:
+    with ingested.reading() as tx:
+        found, _ = tx.audit.search(AuditQuery(entity=((WRITTEN[-1],),)))
+    links = [e["what"]["reference"] for e in event_of(found[0][2])["entity"] if e["type"]["code"] == "AuditEvent"]
+    assert links == ["AuditEvent/1"]
+
+
+def test_the_requests_event_names_each_of_its_parts(ingested: Store) -> None:
+    with ingested.reading() as tx:
+        own = event_of(tx.audit.get(1) or "")
+    assert [e["what"]["reference"] for e in own["entity"] if e["type"]["code"] == "AuditEvent"] == [
+        "AuditEvent/2",
+        "AuditEvent/3",
+    ]
+
+
+def test_a_trail_with_parts_verifies(ingested: Store) -> None:
+    verdict = verify(ingested)
+    assert (verdict.intact, verdict.events) == (True, 4)
+
+
+def test_a_part_passed_off_as_a_request_breaks_the_chain(ingested: Store, database_url: str) -> None:
+    """Flipping a part into a request of its own (or back) would change what searches count."""
+    tamper(database_url, "UPDATE audit_event SET part = 0 WHERE seq = 2")
+    verdict = verify(ingested)
+    assert (verdict.broken_seq, verdict.problem.params if verdict.problem else None) == (2, {"columns": "part"})
+
+
+def test_a_type_only_a_part_names_finds_the_requests_event(ingested: Store) -> None:
+    """A search by type leaves the parts out: the request's event tells every type written."""
+    with ingested.reading() as tx:
+        found, _ = tx.audit.search(AuditQuery(entity_type=(("Provenance",),)))
+    assert [seq for _, seq, _ in found] == [1]
