@@ -173,7 +173,8 @@ _NULL = '""'
 _CHINA = timezone(timedelta(hours=8))
 _TIMESTAMP = re.compile(
     r"(?P<y>\d{4})(?:(?P<mo>\d{2})(?:(?P<d>\d{2})(?:(?P<h>\d{2})(?:(?P<mi>\d{2})(?:(?P<s>\d{2})(?:\.\d{1,4})?)?)?)?)?)?"
-    r"(?P<tz>[+-]\d{4})?"
+    r"(?P<tz>[+-]\d{4})?",
+    re.ASCII,  # 0-9 alone: another script's digits are left for the normalisers to refuse
 )
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from mappings import normalise
 from mappings.normalise import MappingError
+from mappings.readers.hl7v2 import iso_timestamp
 from tests.mappings.test_engine import NAME, engine, record, spec
 
 #: the normalisers that read numbers, codes and dates (free text is written as it came)
@@ -94,3 +95,9 @@ def test_a_record_with_another_scripts_digits_names_the_field_it_came_from(value
     assert [(p.message_id, str(p.ref)) for p in mapped.problems] == [
         ("mapping.foreign-digits", "表.csv row 2, column 档案号")
     ]
+
+
+def test_an_hl7_timestamp_in_another_scripts_digits_reaches_the_normaliser_as_written() -> None:
+    """With an offset the reader converted it, through int(), into a time in 0-9."""
+    with pytest.raises(MappingError, match="mapping.foreign-digits"):
+        normalise.fhir_datetime(iso_timestamp("١٩٤٥٠١٠١1200+0000"))
