@@ -141,6 +141,8 @@ class FhirXml:
                 continue
             for name, code in self._present(slot, value):
                 known.update((name, "_" + name))
+                if value.get(name, ...) is None or value.get("_" + name, ...) is None:  # a JSON null
+                    raise XmlError(f"{path}.{name}", "xml.wrong-shape")
                 self._write(element, slot, code, name, value.get(name), value.get("_" + name), f"{path}.{name}")
         unknown = [key for key in value if key not in known]
         if unknown:
@@ -160,8 +162,12 @@ class FhirXml:
         self, parent: etree._Element, slot: _Slot, code: str, name: str, value: Any, shadow: Any, path: str
     ) -> None:
         kind = self._kind(code)
-        for index, (item, extra) in enumerate(_aligned(value, shadow, slot.repeats)):
+        if kind != "primitive" and shadow is not None:  # only a primitive has an _element
+            raise XmlError(path, "xml.wrong-shape")
+        for index, (item, extra) in enumerate(_aligned(value, shadow, slot.repeats, path)):
             where = f"{path}[{index}]" if slot.repeats else path
+            if not _carried(kind, code, item, extra):
+                raise XmlError(where, "xml.wrong-shape")
             if kind == "xhtml":
                 parent.append(_xhtml_element(item, where))
                 continue
@@ -169,8 +175,10 @@ class FhirXml:
             if kind == "primitive":
                 if item is not None:
                     child.set("value", _primitive_text(item))
-                if isinstance(extra, Mapping):
+                if extra is not None:
                     self._fill(child, extra, ("Element", "Element"), where, is_resource=False)
+                    if not len(child) and set(child.attrib) <= {"value"}:  # an _element of nothing
+                        raise XmlError(where, "xml.wrong-shape")
             elif kind == "resource":
                 child.append(self._resource_element(item, where))
             else:
@@ -325,16 +333,50 @@ def _content_attributes(element: etree._Element, resource: bool = False) -> dict
     }
 
 
-def _aligned(value: Any, shadow: Any, repeats: bool) -> list[tuple[Any, Any]]:
-    """(value, its ``_element`` object) per item: a repeating primitive's two arrays align."""
+def _aligned(value: Any, shadow: Any, repeats: bool, path: str) -> list[tuple[Any, Any]]:
+    """(value, its ``_element`` object) per item: a repeating primitive's two arrays align.
+    An element given as one value where the model repeats it, or as an array where it does
+    not, is refused (``xml.wrong-shape``): the archive keeps such JSON under ``warn``, and
+    its XML dropped a ``name`` given as one object and wrote a ``birthDate`` given as an
+    array as the array's Python text."""
     if not repeats:
+        if isinstance(value, list) or isinstance(shadow, list):
+            raise XmlError(path, "xml.wrong-shape")
         return [(value, shadow)]
-    values = value if isinstance(value, list) else []
-    shadows = shadow if isinstance(shadow, list) else []
+    if (value is None and shadow is None) or not all(
+        isinstance(given, list) for given in (value, shadow) if given is not None
+    ):
+        raise XmlError(path, "xml.wrong-shape")
+    values = value or []
+    shadows = shadow or []
     return [
         (values[i] if i < len(values) else None, shadows[i] if i < len(shadows) else None)
         for i in range(max(len(values), len(shadows)))
     ]
+
+
+#: the JSON types of the primitives whose JSON value is no string (R4 json.html)
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "integer": (int,),
+    "positiveInt": (int,),
+    "unsignedInt": (int,),
+    "decimal": (int, float),
+}
+
+
+def _carried(kind: str, code: str, item: Any, extra: Any) -> bool:
+    """Whether XML carries one item of an element as JSON holds it, the reader giving it back:
+    a primitive's value of its JSON type (a boolean, not the text "true"), or absent beside its
+    ``_element`` object; any other element an object (a resource, a datatype)."""
+    if kind != "primitive":
+        return kind == "xhtml" or isinstance(item, Mapping)
+    if extra is not None and not isinstance(extra, Mapping):
+        return False
+    if item is None:
+        return extra is not None
+    types = _JSON_TYPES.get(code, (str,))
+    return isinstance(item, types) and (bool in types or not isinstance(item, bool))
 
 
 #: characters XML 1.0 cannot hold (control characters, lone surrogates, U+FFFE/U+FFFF)
