@@ -304,12 +304,14 @@ def parse_xml(body: bytes) -> dict[str, Any]:
 
 
 def to_xml(resource: dict[str, Any]) -> bytes:
+    """An answer as FHIR XML, or a WireError ``http.answer-not-xml`` locating what XML cannot
+    carry: about the answer, not the request, whose body a GET does not even have."""
     try:
         return fhir_xml().dumps(resource)
     except XmlError as exc:  # content the R4 model has no XML for: stored before it was refused,
-        raise WireError("http.not-xml", detail=exc) from exc  # or with YIYANG_VALIDATION=warn
+        raise WireError("http.answer-not-xml", exc.where or None, detail=exc) from exc  # or under warn
     except (ValueError, TypeError, AttributeError) as exc:  # a number where an id is a string …
-        raise WireError("http.not-xml", detail=Worded("xml.value-of-wrong-kind")) from exc
+        raise WireError("http.answer-not-xml", detail=Worded("xml.value-of-wrong-kind")) from exc
 
 
 def to_json(resource: Any) -> bytes:

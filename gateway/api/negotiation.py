@@ -310,7 +310,7 @@ def encode(body: dict[str, Any], answer: str) -> tuple[bytes, str]:
         try:
             return to_xml(body), FORMATS["xml"]
         except WireError as error:  # content the R4 model has no XML for (an unknown element)
-            raise FhirError(406, error.message_id, **error.params) from error
+            raise FhirError(406, error.message_id, error.expression, **error.params) from error
     return orjson.dumps(body), FORMATS["json"]
 
 

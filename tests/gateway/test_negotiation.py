@@ -23,7 +23,7 @@ from gateway.api import negotiation
 from gateway.api.negotiation import FhirRequest, Parameters, answer_format
 from gateway.config import Config
 from gateway.search.values import format_instant
-from gateway.wire import JSON_TYPES, XML_TYPES
+from gateway.wire import JSON_TYPES, XML_TYPES, parse_xml
 
 APP = Flask("negotiation-test")
 APP.request_class = FhirRequest
@@ -305,3 +305,19 @@ def test_the_preferences_are_those_the_prefer_header_names(header: str | None, e
     """No Prefer header, no preference (the name "" of an empty one was found in none)."""
     with APP.test_request_context("/fhir/Patient", headers={"Prefer": header} if header is not None else {}):
         assert negotiation.preferences() == expected
+
+
+def test_a_stored_resource_xml_cannot_carry_is_a_406_about_the_answer_not_the_request(tmp_path: Path) -> None:
+    """Kept under ``warn`` with ``name`` as one object, its XML read was refused as "the
+    request body is not valid FHIR XML" — a GET has no body — naming no element."""
+    config = Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}", validation="warn")
+    client = create_app(config, secure=False).test_client()
+    patient = {"resourceType": "Patient", "id": "p1", "name": {"family": "张"}}
+    assert client.put("/fhir/Patient/p1", json=patient, content_type="application/fhir+json").status_code == 201
+    answer = client.get("/fhir/Patient/p1?_format=xml", headers={"Accept-Language": "en"})
+    issue = parse_xml(answer.data)["issue"][0]
+    assert (answer.status_code, issue["details"]["coding"][0]["code"], issue.get("expression")) == (
+        406,
+        "http.answer-not-xml",
+        ["Patient.name"],
+    )
