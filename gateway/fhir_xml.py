@@ -423,9 +423,14 @@ def _xhtml_element(text: Any, where: str) -> etree._Element:
     if not isinstance(text, str):  # a number or an object where the div's text belongs
         raise XmlError(where, "xml.narrative-malformed", reason=Worded("xml.narrative-not-text"))
     try:
-        return etree.fromstring(text.encode(), parser=parser)
+        div = etree.fromstring(text.encode(), parser=parser)
     except etree.XMLSyntaxError as exc:
         raise XmlError(where, "xml.narrative-malformed", reason=syntax_problem(exc)) from exc
+    # as the reader demands (:func:`_xhtml_text`): kept under warn, ``<div>x</div>`` was
+    # written inside the FHIR namespace, a div of FHIR's rather than XHTML
+    if div.tag != f"{{{XHTML_NS}}}div" or div.prefix is not None:
+        raise XmlError(where, "xml.narrative-div", namespace=XHTML_NS)
+    return div
 
 
 #: libxml2's syntax errors by their code, as the catalog words them: its own message is

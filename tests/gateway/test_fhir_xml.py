@@ -523,3 +523,19 @@ def _without_empty_arrays(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_empty_arrays(item) for item in value]
     return value
+
+
+@pytest.mark.parametrize(
+    "div",
+    [
+        "<div>x</div>",
+        '<p xmlns="http://www.w3.org/1999/xhtml">x</p>',
+        '<h:div xmlns:h="http://www.w3.org/1999/xhtml">x</h:div>',
+    ],
+)
+def test_a_stored_narrative_no_fhir_xml_reader_takes_is_not_written(div: str) -> None:
+    """Kept under ``warn`` (txt-1 refuses it), ``<div>x</div>`` was written as is inside the
+    FHIR namespace: a div of FHIR's, which the reader refuses, not XHTML."""
+    with pytest.raises(WireError) as refused:
+        to_xml({"resourceType": "Basic", "text": {"status": "generated", "div": div}})
+    assert refused.value.params["detail"].message_id == "xml.narrative-div"
