@@ -268,3 +268,18 @@ def test_every_listed_system_interaction_is_served(
         if answer.status_code != 200:
             wrong.append((code, _refusal(answer)))
     assert wrong == []
+
+
+def test_every_supported_profile_is_one_validate_judges_by(
+    api: Api, walk: tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]
+) -> None:
+    """A profile the server lists but does not hold would be a 400 ``http.unknown-profile``."""
+    statement, _ = walk
+    wrong = []
+    for entry in _listed(statement):
+        for url in entry.get("supportedProfile", []):
+            at = f"{api.base}/{entry['type']}/$validate"
+            answer = api.post(at, params={"profile": url}, json={"resourceType": entry["type"]}, timeout=60)
+            if answer.status_code != 200:
+                wrong.append((entry["type"], url, _refusal(answer)))
+    assert wrong == []
