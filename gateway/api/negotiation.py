@@ -215,8 +215,9 @@ def _resolved_format(current: Request) -> str:
     """json or xml: ``_format`` wins over Accept; anything else is 406."""
     asked = _asked_format(current)
     if asked:
-        # a + left unencoded in the query (application/fhir+xml) reaches here as a space
-        found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+"))
+        # a + left unencoded in the query (application/fhir+xml) reaches here as a space; a
+        # media type is read without regard to case (RFC 9110 §8.3.1), as Accept is
+        found = _FORMAT_ALIASES.get(asked.split(";")[0].strip().replace(" ", "+").lower())
         if found is None:
             raise FhirError(406, "http.not-acceptable", "_format", format=asked)
         return found

@@ -88,6 +88,13 @@ def test_a_format_with_an_unencoded_plus_is_understood() -> None:
     assert asked_format("/fhir/Patient?_format=application/fhir+xml") == "xml"
 
 
+@pytest.mark.parametrize("asked", ["XML", "application/FHIR+XML", "Text/Xml"])
+def test_a_format_is_read_without_regard_to_case_as_media_types_are(asked: str) -> None:
+    """RFC 9110 §8.3.1: a media type's type and subtype are case-insensitive, as Accept and
+    Content-Type are read here; ``_format=application/FHIR+XML`` was a 406."""
+    assert asked_format(f"/fhir/Patient?_format={asked}") == "xml"
+
+
 def test_a_format_in_a_search_form_is_honoured() -> None:
     """POST …/_search carries every parameter in its form, _format included."""
     form = {"Content-Type": "application/x-www-form-urlencoded"}
