@@ -180,8 +180,8 @@ def test_every_listed_revinclude_and_type_interaction_is_taken(
 def test_every_listed_instance_interaction_works_on_a_stored_example(
     api: Api, walk: tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]
 ) -> None:
-    """read, vread, history-instance and patch (a JSON Patch that only tests the id) on one
-    stored example of each type listing them."""
+    """read, vread, history-instance, update (the example as stored) and patch (a JSON Patch
+    that only tests the id) on one stored example of each type listing them."""
     statement, stored = walk
     wrong = []
     patch = {"Content-Type": "application/json-patch+json"}
@@ -193,6 +193,7 @@ def test_every_listed_instance_interaction_works_on_a_stored_example(
                 "read": lambda at=at: api.get(at, timeout=60),
                 "vread": lambda at=at, r=resource: api.get(f"{at}/_history/{r['meta']['versionId']}", timeout=60),
                 "history-instance": lambda at=at: api.get(f"{at}/_history", timeout=60),
+                "update": lambda at=at, r=resource: api.put(at, json=r, timeout=60),
                 "patch": lambda at=at, r=resource: api.patch(
                     at, data=json.dumps([{"op": "test", "path": "/id", "value": r["id"]}]), headers=patch, timeout=60
                 ),
