@@ -141,9 +141,9 @@ class FhirXml:
                 continue
             for name, code in self._present(slot, value):
                 known.update((name, "_" + name))
-                if value.get(name, ...) is None or value.get("_" + name, ...) is None:  # a JSON null
-                    raise XmlError(f"{path}.{name}", "xml.wrong-shape")
-                self._write(element, slot, code, name, value.get(name), value.get("_" + name), f"{path}.{name}")
+                item, shadow = value.get(name), value.get("_" + name)
+                if item is not None or shadow is not None:  # a JSON null is nothing, as absent
+                    self._write(element, slot, code, name, item, shadow, f"{path}.{name}")
         unknown = [key for key in value if key not in known]
         if unknown:
             raise XmlError(f"{path}.{unknown[0]}", "xml.not-an-element", type=node[1])
@@ -343,9 +343,7 @@ def _aligned(value: Any, shadow: Any, repeats: bool, path: str) -> list[tuple[An
         if isinstance(value, list) or isinstance(shadow, list):
             raise XmlError(path, "xml.wrong-shape")
         return [(value, shadow)]
-    if (value is None and shadow is None) or not all(
-        isinstance(given, list) for given in (value, shadow) if given is not None
-    ):
+    if not all(isinstance(given, list) for given in (value, shadow) if given is not None):
         raise XmlError(path, "xml.wrong-shape")
     values = value or []
     shadows = shadow or []
