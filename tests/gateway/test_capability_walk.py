@@ -12,6 +12,7 @@ another) so that the walk of some 2,500 parameters costs a few hundred requests.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 from gateway.search.indexer import SearchIndexer
 from gateway.search.query import LIMITS
 from profiles.registry import examples_dir
-from tests.conftest import Api
+from tests.conftest import TEST_CLIENT, Api
 
 #: a value of each search parameter type, for a parameter no stored example has a value of
 TYPED_VALUES = {
@@ -284,3 +285,29 @@ def test_every_supported_profile_is_one_validate_judges_by(
             if answer.status_code != 200:
                 wrong.append((entry["type"], url, _refusal(answer)))
     assert wrong == []
+
+
+def test_every_listed_parameter_of_the_audit_trail_finds_the_event_of_a_put(
+    api: Api, walk: tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]
+) -> None:
+    """The trail is searched by its own code (``gateway/api/audit.py``) and its own values
+    (docs/security.md): the event of an example's PUT is found by every parameter listed for
+    it at once (appended by its worker within 0.2 s, so looked for a few times)."""
+    statement, stored = walk
+    trail = next(entry for entry in _listed(statement) if entry["type"] == "AuditEvent")
+    patient = stored["Patient"][0]
+    day = patient["meta"]["lastUpdated"][:10]
+    values = {
+        "date": f"ge{day}",
+        "agent": TEST_CLIENT,
+        "entity-type": "Patient",
+        "entity": f"Patient/{patient['id']}",
+        "outcome": "0",
+    }
+    query = [(listed["name"], values.get(listed["name"], "")) for listed in trail["searchParam"]]
+    for _ in range(50):
+        answer = api.get(f"{api.base}/AuditEvent", params=query, timeout=60)
+        if answer.status_code != 200 or answer.json().get("total", 0) > 0:
+            break
+        time.sleep(0.1)
+    assert (answer.status_code, answer.json().get("total", 0) > 0) == (200, True), (query, _refusal(answer))
