@@ -164,10 +164,11 @@ def read_only() -> Response:
 
 # an operation offered by POST alone: a GET of $ingest would otherwise be the search of a type
 # "$ingest", a DELETE of Patient/$validate the delete of a Patient with that id.  So for a type's
-# history, read alone, and its search by POST: a DELETE of Basic/_history was the delete of a
-# Basic of that id, and a PUT of Basic/_search its update (a 400 for an id that is none)
+# history, read alone, and its search by POST alone (R4 http.html#search): a DELETE of
+# Basic/_history was the delete of a Basic of that id, a PUT of Basic/_search its update (a 400
+# for an id that is none) and a GET of Patient/_search the read of a Patient "_search" (404)
 @fhir.route("/<kind>/_history", methods=["PUT", "PATCH", "DELETE"], endpoint="operation_refused")
-@fhir.route("/<kind>/_search", methods=["PUT", "PATCH", "DELETE"], endpoint="operation_refused")
+@fhir.route("/<kind>/_search", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @fhir.route("/$ingest", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @fhir.route("/<kind>/$validate", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")
 @fhir.route("/Patient/$merge", methods=["GET", "PUT", "PATCH", "DELETE"], endpoint="operation_refused")

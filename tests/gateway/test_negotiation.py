@@ -249,6 +249,16 @@ def test_a_method_a_protected_path_does_not_take_still_asks_for_a_token(tmp_path
     assert app.test_client().open(path, method="OPTIONS").status_code == 401
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", ["/fhir/Patient/_search", "/fhir/AuditEvent/_search"])
+def test_a_get_of_a_type_search_path_is_a_405_naming_post(tmp_path: Path, method: str, path: str) -> None:
+    """R4 defines only POST at ``Type/_search``: a GET there was the read of a resource with
+    id "_search" (404), while the 405 of a PUT there named GET among the methods it takes."""
+    app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"), secure=False)
+    answer = app.test_client().open(path, method=method)
+    assert (answer.status_code, answer.headers.get("Allow")) == (405, "POST")
+
+
 def test_options_at_the_token_endpoint_is_refused_in_oauth_json(tmp_path: Path) -> None:
     """The token endpoint's clients read OAuth errors alone; OPTIONS was answered with an OperationOutcome."""
     app = create_app(Config(database_url=f"sqlite:///{tmp_path / 'archive.sqlite'}"))
