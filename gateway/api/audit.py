@@ -1,4 +1,5 @@
-"""The audit trail over HTTP: one AuditEvent recorded for every request, and the read-only
+"""The audit trail over HTTP: one AuditEvent recorded for every request (and for an export
+file's download a second once its body has ended, :func:`_delivered`), and the read-only
 ``/fhir/AuditEvent`` endpoints auditors search it with.
 
 Recording is an ``after_request`` hook on the whole app, so no route (nor a 401, 404 or 405
@@ -14,9 +15,11 @@ create route.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -27,17 +30,26 @@ from flask import Blueprint, Flask, Request, Response, current_app, g, request
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 
+from gateway.api.delivery import Delivery, Ended
 from gateway.api.methods import method_refused, refusing
-from gateway.api.negotiation import given_once, respond, search_form
+from gateway.api.negotiation import given_once, language, respond, search_form
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
+from gateway.messages import Worded
 from gateway.search import cursor
 from gateway.search.cursor import OrderColumn
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import MAX_INSTANT, ascii_digits, date_range, format_instant, queried_date
-from gateway.security.audit import TRAIL_SEARCH_PARAMETERS, AuditTrail, RequestFacts, event_of
+from gateway.security.audit import (
+    DELIVERY_OUTCOMES,
+    TRAIL_SEARCH_PARAMETERS,
+    AuditTrail,
+    Delivered,
+    RequestFacts,
+    event_of,
+)
 from gateway.services import Services
 from gateway.storage.audit_tables import AuditQuery
 
@@ -115,10 +127,28 @@ def record(response: Response) -> Response:
             types=[t for value in args.getlist("_type") for t in value.split(",") if t] if args else [],
             entries=state.get("bundle_entries", ()),
         )
+        delivery: Delivery | None = state.get("delivery")
+        if delivery is not None:  # a streamed file: its delivery is recorded when it ends
+            facts.request_id = uuid.uuid4().hex
+            delivery.on_end(functools.partial(_delivered, trail(), facts, language()))
         trail().record(facts)
     except Exception:  # noqa: BLE001 - the client's answer stands; the failure is logged
         log.exception("audit: could not record %s %s", asked.method, asked.path)
     return response
+
+
+def _delivered(found: AuditTrail, facts: RequestFacts, lang: str, ended: Ended) -> None:
+    """The second event of a streamed download, for the same request (its id, its entity):
+    when the body began and ended, whether it was sent whole, and how many bytes.  The first
+    stays, so a worker killed mid-download still leaves the access.  Runs in the WSGI
+    server's ``close()``, outside the request: a bug here is logged, never raised."""
+    try:
+        outcome, message_id = DELIVERY_OUTCOMES[ended.how]
+        said = f"{message_id}: {Worded(message_id, sent=ended.sent).text(lang)}"
+        delivered = Delivered(ended.start, ended.end, outcome, ended.sent, ended.size, said)
+        found.record(replace(facts, delivery=delivered), ended.end)
+    except Exception:  # noqa: BLE001 - the download is over either way; the failure is logged
+        log.exception("audit: could not record the delivery of %s %s", facts.method, facts.path)
 
 
 def _if_readable(read: Callable[[], T]) -> T | None:

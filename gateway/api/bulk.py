@@ -10,8 +10,9 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import orjson
-from flask import Blueprint, Response, g, request, send_file
+from flask import Blueprint, Response, g, request
 
+from gateway.api.delivery import Delivery, file_chunks
 from gateway.api.methods import method_refused, refusing, without_head
 from gateway.api.negotiation import body, language, outcome_response, prefer_handling, preferences, respond
 from gateway.api.serving import services
@@ -174,12 +175,19 @@ def export_cancel(job_id: str) -> Response:
 def export_file(job_id: str, name: str) -> Response:
     """One NDJSON file, streamed from disk; for an elderly-care client, only the lines it may
     still see.  No ``Expires`` here (the manifest says it): beside ``no-store`` it would only
-    invite a cache to reason about keeping health data."""
+    invite a cache to reason about keeping health data.
+
+    The body is a :class:`Delivery`, so that the audit trail records, besides the request,
+    whether the file reached the client whole (``gateway/api/audit.py``).  That costs
+    ``send_file``'s zero-copy sendfile: the bytes pass through Python (docs/api.md, Files)."""
     exports, rules = _exports(), services().repository.access()
     if rules.restricted:
-        return Response(exports.visible_lines(job_id, name, rules), mimetype=NDJSON)
-    # health data as every other answer: stored by no cache (send_file's own no-cache would
-    # stand over the security headers' no-store, and let a cache keep the file to revalidate)
-    answer = send_file(exports.file(job_id, name), mimetype=NDJSON)
-    answer.headers["Cache-Control"] = "no-store"
-    return answer
+        body = Delivery(exports.visible_lines(job_id, name, rules))
+        headers = {}
+    else:
+        path = exports.file(job_id, name)
+        size = path.stat().st_size
+        body, headers = Delivery(file_chunks(str(path)), size), {"Content-Length": str(size)}
+    if request.method == "GET":  # a HEAD sends no body: nothing is delivered
+        g.delivery = body
+    return Response(body, mimetype=NDJSON, headers=headers)

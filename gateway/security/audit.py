@@ -1,4 +1,5 @@
-"""The audit trail: one FHIR R4 AuditEvent per request, appended to a hash chain.
+"""The audit trail: one FHIR R4 AuditEvent per request (a streamed download a second, saying
+whether its body reached the client whole: :class:`Delivered`), appended to a hash chain.
 
 Who asked (the client and its organisation, or "anonymous" with the reason it was refused),
 what (the RESTful interaction or operation, the resource types, the ids or the search — with
@@ -59,6 +60,17 @@ GENESIS = ""
 #: records wrote 84,000) continues in part events of as many each, appended right after it,
 #: so no row of the chain grows to megabytes (one event naming them all was an 8 MB row)
 ENTITIES_PER_EVENT = 1000
+#: the event recording how a streamed file's delivery ended, after its request's own event:
+#: DICOM "Export", data that left the gateway (or did not, whole)
+DELIVERY_TYPE = {"system": DICOM, "code": "110106", "display": "Export"}
+#: how a streamed body ended → the delivery's outcome and the message wording it: sent whole
+#: (0), cut by the client (4: it closed the connection, or a write to it failed), or ended
+#: by the server failing to read on (8)
+DELIVERY_OUTCOMES = {
+    "whole": ("0", "audit.delivery.whole"),
+    "cut": ("4", "audit.delivery.cut"),
+    "failed": ("8", "audit.delivery.failed"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +147,20 @@ FIXED_TYPES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """How the body of an answer streamed after its request's event ended (an export file's):
+    when it began and ended, its outcome (:data:`DELIVERY_OUTCOMES`), the bytes the server
+    wrote, the whole size when known, and the outcome worded in the request's language."""
+
+    start: str
+    end: str
+    outcome: str
+    sent: int
+    size: int | None
+    said: str
+
+
 @dataclass(slots=True)
 class RequestFacts:
     """What the API knows about one finished request, as plain values."""
@@ -160,6 +186,11 @@ class RequestFacts:
     types: list[str] = field(default_factory=list)
     #: a Bundle's entries: (method, url, status, location) each
     entries: Sequence[tuple[str, str, str, str | None]] = ()
+    #: names the request in each of its events, when it has more than one (a download's
+    #: answer and its delivery)
+    request_id: str | None = None
+    #: how the streamed body ended: the facts of the request's second event
+    delivery: Delivered | None = None
 
 
 def outcome_code(status: int) -> str:
@@ -221,6 +252,19 @@ def record_of(facts: RequestFacts, recorded: str) -> dict[str, Any]:
             [method, mask_url(url), status, mask_text(location) if location else None]
             for method, url, status, location in facts.entries
         ]
+    if facts.request_id:  # the gateway's own hex id: nothing to mask
+        record["request"] = facts.request_id
+    if facts.delivery is not None:  # the gateway's own numbers and words: nothing to mask
+        delivered = facts.delivery
+        record["delivery"] = {
+            "start": delivered.start,
+            "end": delivered.end,
+            "outcome": delivered.outcome,
+            "sent": delivered.sent,
+            "said": delivered.said,
+        }
+        if delivered.size is not None:
+            record["delivery"]["size"] = delivered.size
     return record
 
 
@@ -237,11 +281,16 @@ def render(record: Mapping[str, Any]) -> dict[str, Any]:
     event: dict[str, Any] = {"resourceType": "AuditEvent"}
     if "id" in record:
         event["id"] = record["id"]
+    delivery = record.get("delivery")
     if interaction.login:
         event["type"] = {"system": DICOM, "code": "110114", "display": "User Authentication"}
         event["subtype"] = [{"system": DICOM, "code": "110122", "display": "Login"}]
     else:
-        event["type"] = {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"}
+        event["type"] = (
+            {**DELIVERY_TYPE}
+            if delivery
+            else {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"}
+        )
         code = interaction.code
         if endpoint == "fhir.transaction_or_batch" and record.get("bundle") in ("transaction", "batch"):
             code = record["bundle"]
@@ -251,10 +300,14 @@ def render(record: Mapping[str, Any]) -> dict[str, Any]:
         if subtypes:
             event["subtype"] = subtypes
     event["action"] = interaction.action
+    if delivery:
+        event["period"] = {"start": delivery["start"], "end": delivery["end"]}
     event["recorded"] = record["recorded"]
     status = record["status"]
-    event["outcome"] = outcome_code(status)
-    if status >= 400:
+    event["outcome"] = _outcome(record)
+    if delivery:
+        event["outcomeDesc"] = delivery["said"]
+    elif status >= 400:
         event["outcomeDesc"] = f"HTTP {status}" + (f": {record['reason']}" if "reason" in record else "")
     client = record.get("client")
     who = (client["id"], client["organization"], client["role"], tuple(client["scopes"])) if client else None
@@ -285,6 +338,12 @@ def _linked(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         {"type": kind, "what": {"reference": f"AuditEvent/{seq + n}"}, "description": f"part {n}/{parts}"}
         for n in range(1, parts + 1)
     ]
+
+
+def _outcome(record: Mapping[str, Any]) -> str:
+    """A delivery's own outcome, else the HTTP status's."""
+    delivery = record.get("delivery")
+    return delivery["outcome"] if delivery else outcome_code(record["status"])
 
 
 @lru_cache(maxsize=1024)
@@ -344,14 +403,28 @@ def _entities(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
     found += [_entry_entity(*entry) for entry in record.get("entries", ())]
     query = "&".join(f"{name}={value}" for name, value in record.get("query", ()))
-    if found and not query:
-        return found
+    described = not found or bool(query)  # a route that names no type: described by its path
     if not found:
-        found.append({})  # a route that names no type: described by its path
-    found[0]["description"] = f"{record['method']} {record['path']}" + (f"?{query}" if query else "")
+        found.append({})
+    if described:
+        found[0]["description"] = f"{record['method']} {record['path']}" + (f"?{query}" if query else "")
     if query:
         found[0]["query"] = base64.b64encode(query.encode()).decode()
+    if "request" in record:
+        found[0]["detail"] = _details(record)
     return found
+
+
+def _details(record: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The request id each event of one request carries, and a delivery's bytes: sent, and
+    of how many when known."""
+    details = [{"type": "request", "valueString": record["request"]}]
+    delivery = record.get("delivery")
+    if delivery:
+        details.append({"type": "bytes-sent", "valueString": str(delivery["sent"])})
+        if "size" in delivery:
+            details.append({"type": "bytes-total", "valueString": str(delivery["size"])})
+    return details
 
 
 def _entry_entity(method: str, url: str, status: str, location: str | None) -> dict[str, Any]:
@@ -428,7 +501,7 @@ def record_columns(record: Mapping[str, Any]) -> Columns:
     return (
         record["recorded"],
         client["id"] if client else ANONYMOUS,
-        outcome_code(record["status"]),
+        _outcome(record),
         _spaced(types),
         _spaced(references),
     )

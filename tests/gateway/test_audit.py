@@ -26,6 +26,7 @@ from gateway.fhir.errors import FhirError
 from gateway.security.audit import (
     INTERACTIONS,
     AuditTrail,
+    Delivered,
     Pending,
     RequestFacts,
     canonical,
@@ -401,6 +402,43 @@ def test_a_conditional_delete_names_each_resource_it_deleted() -> None:
     assert [entity["what"]["reference"] for entity in deleted["entity"]] == ["Observation/o1", "Observation/o2"]
 
 
+#: a download of 1 MiB the client cut after 64 KiB (the facts of its delivery's event)
+CUT_SHORT = Delivered(
+    "2026-12-03T08:00:00.000000Z", "2026-12-03T08:00:01.000000Z", "4", 65536, 1048576, "audit.delivery.cut: …"
+)
+
+
+def test_a_delivery_renders_as_an_export_event_of_its_request() -> None:
+    """The second event of a download: DICOM Export, when it ran, its own outcome and words,
+    and the request id and bytes beside the first event's entity."""
+    download = facts(
+        endpoint="bulk.export_file",
+        path="/fhir/$export-file/j1/Patient.ndjson",
+        view_args={"job_id": "j1", "name": "Patient.ndjson"},
+        request_id="ab" * 16,
+        delivery=CUT_SHORT,
+    )
+    event = event_of_facts(download)
+    seen = (
+        event["type"]["code"],
+        event["period"],
+        event["outcome"],
+        event["outcomeDesc"],
+        event["entity"][0]["detail"],
+    )
+    assert seen == (
+        "110106",
+        {"start": CUT_SHORT.start, "end": CUT_SHORT.end},
+        "4",
+        CUT_SHORT.said,
+        [
+            {"type": "request", "valueString": "ab" * 16},
+            {"type": "bytes-sent", "valueString": "65536"},
+            {"type": "bytes-total", "valueString": "1048576"},
+        ],
+    )
+
+
 _ROUTE_ARGS = st.fixed_dictionaries(
     {},
     optional={
@@ -422,6 +460,7 @@ _ROUTE_ARGS = st.fixed_dictionaries(
     touched=st.lists(st.sampled_from(["Patient/p3", "Encounter/e3"]), max_size=2),
     principal=st.sampled_from([None, HIS]),
     status=st.sampled_from([200, 201, 401, 404, 503]),
+    delivery=st.sampled_from([None, CUT_SHORT]),
     entries=st.lists(
         st.tuples(
             st.sampled_from(["GET", "POST", "DELETE"]),
@@ -440,6 +479,7 @@ def test_a_records_columns_are_those_of_the_event_it_renders(
     touched: list[str],
     principal: Principal | None,
     status: int,
+    delivery: Delivered | None,
     entries: list[tuple[str, str, str, str | None]],
 ) -> None:
     """Appends derive the searchable columns from the record without rendering it; an auditor's
@@ -451,6 +491,8 @@ def test_a_records_columns_are_those_of_the_event_it_renders(
         "location": location,
         "touched": touched,
         "entries": entries,
+        "request_id": "0f" * 16 if delivery else None,
+        "delivery": delivery,
     }
     record = record_of(facts(principal=principal, status=status, **changes), "2026-12-03T08:00:00.000000Z")
     assert record_columns(record) == columns(render(record))

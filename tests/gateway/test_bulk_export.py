@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import stat
 import threading
 import time
@@ -43,7 +44,7 @@ from gateway.storage.dialect import Dialect
 from gateway.storage.resources import Resources, now_instant
 from gateway.storage.store import Store, Stored
 from profiles.registry import Registry, r4_resource_types
-from tests.conftest import TEST_CLIENT, Api, Served, load_example
+from tests.conftest import TEST_CLIENT, Api, Served, audited, load_example
 
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 EXPORT_DIR = "YIYANG_EXPORT_DIR"
@@ -397,6 +398,63 @@ def test_an_export_file_is_stored_by_no_cache(api: Api, archive: dict[str, list[
         "no-store",
         False,
     )
+
+
+def details(event: dict[str, Any]) -> dict[str, str]:
+    """An AuditEvent's entity details by type (the request id, a delivery's bytes)."""
+    return {detail["type"]: detail["valueString"] for detail in event["entity"][0].get("detail", [])}
+
+
+def download_events(served: Served, api: Api, url: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The events of the one download of ``url``: its request's (those sharing the delivery's
+    request id) and, once the body has ended, its delivery's (the one with a ``period``)."""
+    path = url.split("/fhir", 1)[1]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = audited(served, api, "$export-file", path)
+        delivered = [event for event in events if "period" in event]
+        if delivered:
+            request_id = details(delivered[0])["request"]
+            asked = [e for e in events if "period" not in e and details(e).get("request") == request_id]
+            return asked, delivered[0]
+        time.sleep(0.1)
+    raise AssertionError(f"no delivery recorded for {path}")
+
+
+def test_a_whole_download_is_recorded_as_delivered_with_its_bytes(
+    served: Served, api: Api, archive: dict[str, list[str]]
+) -> None:
+    """The request's event is written before a byte is sent; a second event of the same
+    request says the file went out whole, and how many bytes."""
+    url = export(api, _type="Patient")["output"][0]["url"]
+    size = len(api.get(url, timeout=30).content)
+    asked, delivered = download_events(served, api, url)
+    sent = details(delivered)
+    assert (len(asked), delivered["outcome"], sent["bytes-sent"], sent["bytes-total"]) == (1, "0", str(size), str(size))
+
+
+def test_a_download_the_client_cuts_short_is_recorded_as_not_delivered(
+    served: Served, api: Api, archive: dict[str, list[str]], export_dir: Path
+) -> None:
+    """A client that reads the first 64 KiB of a 32 MiB file and closes: more than the
+    sockets' buffers hold is still unsent, so the server's writes fail and the delivery's
+    event says outcome 4 with fewer bytes than the file's."""
+    manifest = export(api, _type="Organization")
+    url = manifest["output"][0]["url"]
+    job_id, name = url.rsplit("/", 2)[1:]
+    path = export_dir / job_id / name
+    line = path.read_bytes().splitlines(keepends=True)[0]
+    with path.open("ab") as handle:
+        handle.write(line * (32 * 2**20 // len(line)))
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    api.get(f"{api.base}/metadata", timeout=30)  # a fresh token in the session's header
+    with socket.create_connection((host, int(port)), timeout=30) as client:
+        head = f"GET {url.split(port, 1)[1]} HTTP/1.1\r\nHost: {host}\r\n"
+        client.sendall(f"{head}Authorization: {api.headers['Authorization']}\r\n\r\n".encode())
+        client.recv(65536)
+    _, delivered = download_events(served, api, url)
+    sent = details(delivered)
+    assert (delivered["outcome"], int(sent["bytes-sent"]) < int(sent["bytes-total"])) == ("4", True)
 
 
 def test_type_restricts_the_export(api: Api, archive: dict[str, list[str]]) -> None:
