@@ -159,11 +159,24 @@ def running_server(
     """``yiyang serve`` in a child process (gunicorn, real sockets) on a free port; yields the
     FHIR base URL and stops the server with SIGTERM, as an operator would.  ``env`` adds
     ``YIYANG_*`` settings for this server only."""
+    with server_process(database_url, *options, workers=workers, env=env) as (base, _):
+        yield base
+
+
+@contextmanager
+def server_process(
+    database_url: str, *options: str, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`running_server`, yielding its process too, which leads a process group of its
+    own (its workers are in it) as a command started from a terminal does: a test signals the
+    group as the terminal's Ctrl-C does."""
     port = free_port()
     command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", str(workers)]
     command += ["--database", database_url, *options]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally; a pipe nobody reads would block the server
-    child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    child = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}/fhir"
     try:
         deadline = time.monotonic() + 120
@@ -179,7 +192,7 @@ def running_server(
             if time.monotonic() > deadline:
                 raise RuntimeError("yiyang serve did not answer within 120 s")
             time.sleep(0.2)
-        yield base
+        yield base, child
     finally:
         child.send_signal(signal.SIGTERM)
         try:

@@ -150,8 +150,10 @@ class _Gunicorn:
         self.application = Application()
 
     def run(self) -> None:
+        from gateway.cli.workers import Arbiter
+
         sys.argv = sys.argv[:1]  # gunicorn reads sys.argv; ours are not its options
-        self.application.run()
+        Arbiter(self.application).run()  # BaseApplication.run, but with a master Ctrl-C stops gracefully
 
 
 def register_mllp(commands: Any) -> None:

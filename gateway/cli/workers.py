@@ -6,16 +6,23 @@ line over ``limit_request_line`` (a search of a thousand ids in the query), head
 limits or bytes that are no HTTP with a page of its own (``text/html``), which a FHIR client
 cannot read.  These workers keep gunicorn's judgement and logging, and word the answer from the
 gateway's message catalog in its configured language.
+
+They, and the :class:`Arbiter`, also take Ctrl-C as gunicorn takes SIGTERM: gracefully.
+gunicorn's Ctrl-C is its "quick shutdown", a ``sys.exit`` raised in each worker wherever it
+is (the terminal signals the whole process group, the master signals its workers again): a
+create caught mid-request was answered 500, and one caught after its commit told its client
+that what was stored had failed.
 """
 
 from __future__ import annotations
 
+import signal
 import uuid
 from http import HTTPStatus
 from typing import Any
 
 import orjson
-from gunicorn import util
+from gunicorn import arbiter, util
 from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
@@ -75,9 +82,25 @@ class _OutcomeErrors:
             self.log.debug("Failed to send error message.")
 
 
-class OutcomeSyncWorker(_OutcomeErrors, SyncWorker):
+class _GracefulInterrupt:
+    """Mixed into a gunicorn worker: SIGINT finishes the requests in flight, as SIGTERM does."""
+
+    def init_signals(self) -> None:
+        super().init_signals()  # type: ignore[misc]
+        signal.signal(signal.SIGINT, self.handle_exit)  # type: ignore[attr-defined]
+
+
+class OutcomeSyncWorker(_GracefulInterrupt, _OutcomeErrors, SyncWorker):
     """gunicorn's sync worker (one request at a time per process)."""
 
 
-class OutcomeThreadWorker(_OutcomeErrors, ThreadWorker):
+class OutcomeThreadWorker(_GracefulInterrupt, _OutcomeErrors, ThreadWorker):
     """gunicorn's gthread worker (``--threads`` above 1)."""
+
+
+class Arbiter(arbiter.Arbiter):  # type: ignore[misc]
+    """gunicorn's master, stopping on SIGINT as on SIGTERM: its workers are told to finish
+    what they are answering (SIGTERM), and killed only after ``graceful_timeout``."""
+
+    def handle_int(self) -> None:
+        self.handle_term()

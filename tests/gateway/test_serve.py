@@ -5,7 +5,10 @@ archive, in which the elder every source knows is one Patient; ``yiyang export``
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,15 @@ import pytest
 import requests
 
 from gateway.cli import main
-from tests.conftest import TEST_CLIENT, Api, add_client, running_server
+from tests.conftest import (
+    TEST_CLIENT,
+    Api,
+    add_client,
+    load_example,
+    request_token,
+    running_server,
+    server_process,
+)
 
 DEMO_ELDER = "urn:oid:2.16.156.10011.1.3|410105194912310020"
 
@@ -124,3 +135,32 @@ def test_a_revoked_demo_client_gets_no_new_secret(tmp_path: Path) -> None:
     finally:
         services.close()
     assert again is None
+
+
+# -- stopping ---------------------------------------------------------------------------------
+def test_ctrl_c_lets_a_write_in_flight_finish(tmp_path: Path, client_key: Any) -> None:
+    """Ctrl-C (SIGINT to the server's process group, as a terminal sends it) made gunicorn's
+    workers exit at once: a create caught mid-request was answered 500, an incident, and one
+    caught after its commit told its client that what it had stored had failed.  The create
+    here is held in flight by its body, sent only after the signal (``Expect: 100-continue``
+    says when the worker has taken the request)."""
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    add_client(url, TEST_CLIENT, key=client_key)
+    body = json.dumps(load_example("yy-patient/valid-zhang-xiuying.json")).encode()
+    with server_process(url, workers=1) as (base, child):
+        token = request_token(base, TEST_CLIENT, client_key).json()["access_token"]
+        address = urlsplit(base)
+        with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
+            connection.sendall(
+                f"POST {address.path}/Patient HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Type: application/fhir+json\r\n"
+                f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode()
+            )
+            answer = connection.makefile("rb")
+            answer.readline(), answer.readline()  # "100 Continue": the worker has the request
+            os.killpg(child.pid, signal.SIGINT)
+            time.sleep(0.5)  # the signal reaches the worker, waiting for the body
+            connection.sendall(body)
+            status = answer.readline()
+        child.wait(timeout=30)
+    assert status.split(b" ", 2)[1] == b"201"
