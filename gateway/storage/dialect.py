@@ -66,6 +66,9 @@ class Dialect:
     types: dict[str, str]
     #: statement opening a write transaction
     begin: str
+    #: statement run first in a transaction that changes the schema (a migration), which makes
+    #: processes upgrading one archive at once take turns; None where ``begin`` already does
+    schema_lock: str | None = None
     #: statement opening a read-only view, or None to read statement by statement
     begin_read: str | None = None
     #: statement opening a read-only view whose statements all see one snapshot (for a report
@@ -147,6 +150,10 @@ POSTGRES = Dialect(
         "bytewise": 'TEXT COLLATE "C"',
     },
     begin="BEGIN",
+    # writers run side by side: two processes upgrading a new archive at once both found
+    # version 0 and both ran migration 1, and one failed.  The key beside the write barrier's
+    # (postgres.WRITE_BARRIER); transaction-scoped, so a failed migration leaves no lock held
+    schema_lock="SELECT pg_advisory_xact_lock(20261204, 2)",
     # no BEGIN/ROLLBACK round trips around a read: each statement sees what is committed
     begin_read=None,
     # a read-only snapshot never fails to serialise: it only reads

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -425,6 +426,53 @@ def test_a_store_a_newer_gateway_upgraded_is_refused(backend: str, tmp_path: Pat
         with pytest.raises(SchemaTooNew) as refused:
             open_store(url, indexer.rows).close()
     assert refused.value.params == {"have": LATEST + 1, "latest": LATEST}
+
+
+def test_two_processes_upgrading_a_new_postgresql_archive_at_once_both_succeed(tmp_path: Path) -> None:
+    """``serve`` and an ``ingest`` (or two ``db upgrade``) started at once on a new database:
+    both saw version 0 and ran migration 1, and one failed ("duplicate key value violates
+    unique constraint pg_type_typname_nsp_index").  Here the first pauses inside its first
+    migration while the second upgrades."""
+    from gateway.storage import migrations
+
+    original, paused, resume = migrations.statements, threading.Event(), threading.Event()
+
+    def pausing(script: str) -> list[str]:
+        if threading.current_thread().name == "first" and not paused.is_set():
+            paused.set()
+            resume.wait(timeout=60)
+        return original(script)
+
+    failures: list[BaseException] = []
+
+    def upgrade(url: str) -> None:
+        store = open_store(url, upgrade=False)
+        try:
+            store.upgrade()
+        except BaseException as exc:  # noqa: BLE001 - the test reports what failed
+            failures.append(exc)
+        finally:
+            store.close()
+
+    with fresh_database_url("postgresql", tmp_path) as url:
+        name = f"upgrade-{uuid.uuid4().hex[:8]}"
+        first = threading.Thread(target=upgrade, args=(url,), name="first")
+        second = threading.Thread(target=upgrade, args=(f"{url}&application_name={name}",), name="second")
+        migrations.statements = pausing
+        try:
+            first.start()
+            paused.wait(timeout=60)
+            second.start()
+            with psycopg.connect(url, autocommit=True) as watcher:
+                waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+                while second.is_alive() and watcher.execute(waiting, (name,)).fetchone() is None:
+                    time.sleep(0.01)  # until the second waits for the first, or has finished
+            resume.set()
+            first.join()
+            second.join()
+        finally:
+            migrations.statements = original
+    assert failures == []
 
 
 @contextmanager

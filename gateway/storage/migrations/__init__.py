@@ -2,7 +2,8 @@
 
 A store records the versions it has in ``schema_migration``; :func:`apply` runs the missing
 ones, each in its own transaction with its version row, so an interrupted upgrade leaves the
-store at the last whole version and the next upgrade goes on from there.  A migration is
+store at the last whole version and the next upgrade goes on from there; processes upgrading
+one store at once take turns migration by migration (``Dialect.schema_lock``).  A migration is
 written once for both databases, with ``{json}``, ``{bool}``, ``{serial}`` and ``{real}`` for
 the column types that differ (see ``dialect.py``); where the statements themselves differ (SQLite
 cannot change a column's type), once per database: ``NNNN_name.sqlite.sql`` and
@@ -57,7 +58,7 @@ def current_version(sql: Executor) -> int:
 
 def apply(sql: Executor, target: int = LATEST) -> list[int]:
     applied = []
-    sql.execute(sql.dialect.begin)
+    _begin(sql)
     try:
         have = current_version(sql)
     finally:
@@ -67,7 +68,7 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
     for version, path in available(sql.dialect.name):
         if version <= have or version > target:
             continue
-        sql.execute(sql.dialect.begin)
+        _begin(sql)
         try:
             if current_version(sql) >= version:  # another process upgraded meanwhile
                 sql.execute("ROLLBACK")
@@ -84,6 +85,13 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
         sql.execute("COMMIT")
         applied.append(version)
     return applied
+
+
+def _begin(sql: Executor) -> None:
+    """A transaction that may change the schema, begun when no other process's is open."""
+    sql.execute(sql.dialect.begin)
+    if sql.dialect.schema_lock is not None:
+        sql.execute(sql.dialect.schema_lock)
 
 
 def statements(script: str) -> list[str]:
