@@ -27,6 +27,7 @@ from psycopg.types.json import set_json_loads
 from psycopg.types.string import TextBinaryLoader, TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from gateway.messages import Worded
 from gateway.storage import displayable_url
 from gateway.storage.dialect import PLANNED_PER_CALL, POSTGRES
 from gateway.storage.resources import now_instant
@@ -207,6 +208,30 @@ _BARRIER_HOLDERS = (
 SETTLE_SECONDS = 120
 
 
+#: how long opening a store waits for the database server to answer
+CONNECT_SECONDS = 10
+
+
+class CannotConnect(Worded, StoreError):
+    """The database server refused or did not answer, and why (refused, no such database or
+    role, a wrong password …), in the server's words, on one line."""
+
+    def __init__(self, url: str, reason: str | Worded) -> None:
+        said = reason if isinstance(reason, Worded) else " ".join(reason.split())
+        Worded.__init__(self, "store.cannot-connect", url=displayable_url(url), reason=said)
+        StoreError.__init__(self, str(self))
+
+
+def _check_connection(url: str) -> None:
+    """One connection made and closed before the pool opens: the pool retries a refused
+    connection until its wait times out and keeps the reason to its log, so a server that
+    is down, or a wrong password, was reported after 10 s as a timeout."""
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_SECONDS).close()
+    except psycopg.Error as exc:
+        raise CannotConnect(url, str(exc)) from exc
+
+
 class PostgresStore(Store):
     dialect = POSTGRES
     errors = (psycopg.Error,)
@@ -216,6 +241,7 @@ class PostgresStore(Store):
         """Connections are opened as threads ask for them, up to ``pool_size``: a thread asking
         for one more waits until another is handed back."""
         super().__init__(url, indexer)
+        _check_connection(url)
         self.pool = _Pool(
             url,
             connection_class=_Connection,
@@ -227,10 +253,10 @@ class PostgresStore(Store):
             name="yiyang",
         )
         try:
-            self.pool.wait(timeout=10)
+            self.pool.wait(timeout=CONNECT_SECONDS)
         except PoolTimeout as exc:
             self.pool.close()
-            raise StoreError(f"cannot connect to {displayable_url(url)} within 10 s") from exc
+            raise CannotConnect(url, Worded("store.no-connection-in-time", seconds=CONNECT_SECONDS)) from exc
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:

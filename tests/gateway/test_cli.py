@@ -424,6 +424,21 @@ def test_a_malformed_database_url_is_a_usage_error_naming_it(
     assert (code, f"'{url}' is not a database URL" in err) == (2, True)
 
 
+def test_a_postgresql_server_that_refuses_is_one_line_saying_why_in_the_chosen_language(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """An ingest into a PostgreSQL that is down waited 10 s and said, in English whatever the
+    language, only that it could not connect "within 10 s", below two lines of the
+    connection pool's log that held the reason (refused, no such database, a wrong password)."""
+    from tests.conftest import free_port
+
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/archive"
+    code = main(["ingest", "--source", "hl7v2", "--database", url, VALID])
+    err = capfd.readouterr().err
+    said = f"yiyang: error: 档案库无法使用：无法连接数据库 {url}："
+    assert (code, len(err.splitlines()), err.startswith(said), "refused" in err) == (2, 1, True, True)
+
+
 @pytest.mark.parametrize(
     "argv", [["serve", "--port", "99999"], ["mllp", "--port", "70000"], ["serve", "--workers", "0"]]
 )
