@@ -44,6 +44,7 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
     config = config_of(
         args, host=args.host, port=args.port, workers=args.workers, allow_client_secret=True if args.demo else None
     )
+    _can_listen(args, config.host, config.port)
     if args.demo and not config.population_file:
         from dataclasses import replace
 
@@ -71,6 +72,21 @@ def run_serve(args: argparse.Namespace, out: IO[str]) -> int:
     out.flush()
     _Gunicorn(config, services.registry, services.validator).run()
     return EXIT_OK
+
+
+def _can_listen(args: argparse.Namespace, host: str, port: int) -> None:
+    """A usage error (exit 2) when ``host:port`` cannot be listened on (in use, not this
+    host's address), said before the store is opened: gunicorn retried for five seconds,
+    logging in English, and exited 1, the status of invalid data.  Bound as gunicorn binds
+    (``SO_REUSEADDR``), then let go for it."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise usage(args, "cli.cannot-listen", host=host, port=port, reason=error.strerror or error) from error
 
 
 def _announce(config: Config, out: IO[str], lang: str, secret: str | None = None) -> None:

@@ -496,6 +496,16 @@ def test_mllp_on_a_port_in_use_is_a_clear_error(
     assert (code, f"无法在 127.0.0.1:{taken_port} 上监听" in err) == (2, True)
 
 
+def test_serve_on_a_port_in_use_is_a_clear_error(tmp_path: Path, taken_port: str) -> None:
+    """gunicorn retried for five seconds, logging in English, and exited 1 (the exit status
+    of invalid data), after the store had been opened and the validator settled."""
+    database = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", taken_port, "--database", database]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    said = f"yiyang: error: 无法在 127.0.0.1:{taken_port} 上监听："
+    assert (done.returncode, done.stderr.startswith(said), done.stdout) == (2, True, "")
+
+
 def test_the_configured_language_is_every_commands_default(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
