@@ -163,8 +163,14 @@ class Config:
         return {address.strip(): client.strip() for address, _, client in pairs if address and client}
 
     @property
+    def address(self) -> str:
+        """``host:port`` as a URL and gunicorn's ``bind`` write it: an IPv6 host in brackets
+        (``[::1]:8080``; ``::1:8080`` was no address)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return (self.public_base or f"http://{self.host}:{self.port}/fhir").rstrip("/")
+        return (self.public_base or f"http://{self.address}/fhir").rstrip("/")
 
 
 def configured_language(environ: Mapping[str, str] | None = None) -> str:

@@ -165,19 +165,22 @@ def running_server(
 
 @contextmanager
 def server_process(
-    database_url: str, *options: str, workers: int = 2, env: dict[str, str] | None = None
+    database_url: str, *options: str, workers: int = 2, env: dict[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """:func:`running_server`, yielding its process too, which leads a process group of its
     own (its workers are in it) as a command started from a terminal does: a test signals the
-    group as the terminal's Ctrl-C does."""
-    port = free_port()
-    command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    command += ["--database", database_url, *options]
+    group as the terminal's Ctrl-C does.  ``host`` is the ``--host`` it listens on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "gateway.cli", "serve", "--host", host, "--port", str(port)]
+    command += ["--workers", str(workers), "--database", database_url, *options]
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finally; a pipe nobody reads would block the server
     child = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
     )
-    base = f"http://127.0.0.1:{port}/fhir"
+    base = f"http://{f'[{host}]' if family == socket.AF_INET6 else host}:{port}/fhir"
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -141,7 +141,7 @@ class _Gunicorn:
 
         class Application(BaseApplication):  # type: ignore[misc]
             def load_config(self) -> None:
-                self.cfg.set("bind", f"{factory_config.host}:{factory_config.port}")
+                self.cfg.set("bind", factory_config.address)
                 self.cfg.set("workers", factory_config.workers)
                 self.cfg.set("threads", factory_config.threads)
                 threaded = factory_config.threads > 1

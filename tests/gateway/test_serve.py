@@ -164,3 +164,11 @@ def test_ctrl_c_lets_a_write_in_flight_finish(tmp_path: Path, client_key: Any) -
             status = answer.readline()
         child.wait(timeout=30)
     assert status.split(b" ", 2)[1] == b"201"
+
+
+def test_serve_listens_on_an_ipv6_address(tmp_path: Path) -> None:
+    """``--host ::1`` was handed to gunicorn as ``::1:PORT``, which it refused ("'' is not a
+    valid port number", an internal error), and announced ``http://::1:PORT/fhir``."""
+    with server_process(f"sqlite:///{tmp_path / 'archive.sqlite'}", workers=1, host="::1") as (base, _):
+        capabilities = requests.get(f"{base}/metadata", timeout=60).json()
+    assert capabilities["implementation"]["url"] == base
