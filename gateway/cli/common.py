@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
 from gateway.config import Config, configured_language
 from gateway.messages import Worded, text
+from gateway.storage import displayable_url
 
 #: 0 clean, 1 invalid data found, 2 usage or I/O, 3 internal error
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -192,11 +193,11 @@ def config_of(args: argparse.Namespace, reading: bool = False, **explicit: objec
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
         if not path.strip() or path.endswith("/"):
-            raise usage(args, "cli.bad-database-url", url=url)
+            raise usage(args, "cli.bad-database-url", url=displayable_url(url))
         if reading and not Path(path).is_file():
             raise usage(args, "cli.no-archive", path=path)
     elif not url.startswith(("postgresql://", "postgres://")) or url.endswith("://"):
-        raise usage(args, "cli.bad-database-url", url=url)
+        raise usage(args, "cli.bad-database-url", url=displayable_url(url))
     return config
 
 

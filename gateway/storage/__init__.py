@@ -7,14 +7,24 @@ schema is up to date.
 
 from __future__ import annotations
 
+import re
+
 from gateway.storage.store import Indexer, Store, StoreError
+
+#: a password libpq takes as a parameter of the URL's query (``password``, ``sslpassword``)
+_QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password=)[^&#]*", re.IGNORECASE)
 
 
 def displayable_url(url: str) -> str:
-    """A database URL fit for a message or a log: its password never leaves the process."""
-    scheme, _, rest = url.partition("://")
+    """A database URL fit for a message or a log: its password never leaves the process,
+    whether written before the host or, as libpq also takes it, in the query.  A SQLite
+    path is shown as it is (an ``@`` or ``:`` in a file name is no password)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower().startswith("sqlite"):
+        return url
     credentials, at, host = rest.rpartition("@")
-    return f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url
+    shown = f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url
+    return _QUERY_PASSWORD.sub(r"\1***", shown)
 
 
 def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True, connections: int = 4) -> Store:

@@ -440,6 +440,23 @@ def test_a_postgresql_server_that_refuses_is_one_line_saying_why_in_the_chosen_l
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://app:S3cret@db/archive",  # SQLAlchemy's spelling: no URL of ours
+        "postgresql://127.0.0.1:{port}/archive?user=app&password=S3cret",  # libpq's parameter
+        "postgresql://app@127.0.0.1:{port}/archive?sslmode=prefer&sslpassword=S3cret",
+    ],
+)
+def test_a_database_password_is_never_printed(capfd: pytest.CaptureFixture[str], url: str) -> None:
+    """The refusal of a malformed URL repeated it whole, and one whose password was a query
+    parameter (as libpq takes it) was named with it when the server could not be reached."""
+    from tests.conftest import free_port
+
+    code = main(["export", "--database", url.format(port=free_port()), "--out", "unused"])
+    assert (code, "S3cret" in capfd.readouterr().err) == (2, False)
+
+
+@pytest.mark.parametrize(
     "argv", [["serve", "--port", "99999"], ["mllp", "--port", "70000"], ["serve", "--workers", "0"]]
 )
 def test_a_listener_option_out_of_range_is_a_usage_error(argv: list[str]) -> None:
