@@ -37,6 +37,9 @@ class Config:
     #: request threads per worker process (gunicorn's gthread worker when above 1): a thread
     #: waiting for the database lets another one use the processor
     threads: int = 1
+    #: seconds a worker process may go without a sign of life before gunicorn's master kills
+    #: and replaces it (one stuck holding the interpreter); a request may take longer
+    worker_timeout: int = 30
     #: what an invalid write gets: "reject" (422) or "warn" (stored, issues returned)
     validation: str = "reject"
     #: the base URL clients see, when a proxy in front changes it (default http://HOST:PORT/fhir)
@@ -133,7 +136,8 @@ class Config:
             raise ConfigError("config.unknown-mode", name="YIYANG_VALIDATION", modes=modes, value=self.validation)
         # no expiry would keep health data for ever, an instant one would remove a manifest
         # before its client could read it; a limit of no jobs would refuse every export
-        for name in ("export_expiry_seconds", "export_max_jobs", "export_max_jobs_per_client"):
+        # and a worker timeout of none would leave a stuck worker stuck
+        for name in ("export_expiry_seconds", "export_max_jobs", "export_max_jobs_per_client", "worker_timeout"):
             value = getattr(self, name)
             if value <= 0:
                 raise ConfigError("config.not-positive", name=f"YIYANG_{name.upper()}", value=value)
