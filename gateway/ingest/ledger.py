@@ -22,7 +22,14 @@ class Ledger:
     def arrive(self, tx: Transaction, scope: str, digest: str, location: str, identity: str) -> tuple[str, bool] | None:
         """The earlier record with this content, as (its location, whether it came in this
         run), when this run saw it or an earlier run wrote it; None when the record is new to
-        the archive (or was only quarantined before, as a replayed record was)."""
+        the archive (or was only quarantined before, as a replayed record was).
+
+        Asked under the record's own lock: an ingest of the same export running at once (a
+        cron run overlapping the last, a ``$ingest`` sent again) may hold the record
+        uncommitted, and asked before that commit the ledger said "new", so the record was
+        mapped and written twice.  The lock waits for it; taken as the ledger row's write
+        would have waited anyway, it adds no wait to the order of locks (identity.py)."""
+        tx.lock(f"ledger|{scope}|{digest}")
         seen = tx.ledger.get(scope, digest)
         if seen is not None:
             location_seen, run, landed = seen

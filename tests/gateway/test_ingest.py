@@ -6,9 +6,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from gateway.cli import main
@@ -20,6 +24,7 @@ from gateway.storage.store import StoreError
 from mappings import conceptmaps
 from mappings.records import SourceRecord
 from profiles.registry import Registry
+from tests.conftest import fresh_database_url
 from tests.ingest_output import ndjson, personal_info_file, reasons
 from tests.samples import mapped_samples
 
@@ -218,6 +223,49 @@ def test_a_message_whose_reason_quotes_a_nul_is_quarantined_on_either_database(
     finally:
         store.close()
     assert (counts.read, counts.quarantined) == (1, 1)
+
+
+def test_two_ingests_of_one_export_at_once_write_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cron run overlapping the last, or a ``$ingest`` sent again while the first still ran:
+    the second asked the ledger before the first had committed, mapped every record again and
+    wrote it (a Provenance had two versions), and its row 2 "replaced" the quarantine entry of
+    row 12, a later record of the same 个人档案编号, which left the quarantine unreviewed.
+    Here the first pauses before its commit until the second waits for it."""
+    registry, original, paused, resume = Registry(), Ingest.commit, threading.Event(), threading.Event()
+
+    def pausing(self: Ingest) -> None:
+        if threading.current_thread().name == "first" and not paused.is_set():
+            paused.set()
+            resume.wait(timeout=60)
+        original(self)
+
+    def ingest(url: str) -> None:
+        store = open_store(url)
+        try:
+            commands.ingest("community-health", [SAMPLE], None, registry, store=store)
+        finally:
+            store.close()
+
+    with fresh_database_url("postgresql", tmp_path) as url:
+        open_store(url).close()  # the schema, before either
+        name = f"ingest-{uuid.uuid4().hex[:8]}"
+        first = threading.Thread(target=ingest, args=(url,), name="first")
+        second = threading.Thread(target=ingest, args=(f"{url}&application_name={name}",), name="second")
+        monkeypatch.setattr(Ingest, "commit", pausing)
+        first.start()
+        paused.wait(timeout=120)
+        second.start()
+        with psycopg.connect(url, autocommit=True) as watcher:
+            waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+            while second.is_alive() and watcher.execute(waiting, (name,)).fetchone() is None:
+                time.sleep(0.01)  # until the second waits for the first, or has finished
+        resume.set()
+        first.join()
+        second.join()
+        with psycopg.connect(url, autocommit=True) as reader:
+            rewritten = reader.execute("SELECT COUNT(*) FROM resource WHERE version > 1").fetchone()[0]
+            resolved = reader.execute("SELECT COUNT(*) FROM quarantine WHERE resolved IS NOT NULL").fetchone()[0]
+    assert (rewritten, resolved) == (0, 0)
 
 
 def teach_the_code_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
