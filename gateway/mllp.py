@@ -50,7 +50,7 @@ from gateway.security.scopes import Grants, needs, stored_scopes, within_role
 from gateway.services import Services
 from gateway.storage.store import StoreError
 from mappings.readers.hl7v2 import BOM, VERSIONS, Refusal, read_message, refusal
-from mappings.records import UNPARSEABLE
+from mappings.records import UNPARSEABLE, visible
 from mappings.specs import Spec
 
 START, END = b"\x0b", b"\x1c\r"
@@ -230,10 +230,17 @@ def audited(trail: AuditTrail, peer: Peer, answer: Answer) -> None:
 
 def sender(fields: dict[str, Any]) -> Party:
     """The participant behind a message, for its exchange record: the sending application
-    (MSH-3) acting for the sending facility (MSH-4); the interaction is the message type."""
+    (MSH-3) acting for the sending facility (MSH-4); the interaction is the message type.
+    Each is the sender's text, masked, with a character no text may hold (a NUL, which
+    PostgreSQL's text refuses, losing the record) written as its code point (``U+0000``)."""
     kind = "^".join(part for part in (_text(fields.get("MSH-9.1")), _text(fields.get("MSH-9.2"))) if part)
-    client, facility = mask_text(_text(fields.get("MSH-3"))), mask_text(_text(fields.get("MSH-4")))
-    return Party(client or FEED, facility, "hl7v2", "mllp", mask_text(kind) or "message")
+    client, facility = _recorded(_text(fields.get("MSH-3"))), _recorded(_text(fields.get("MSH-4")))
+    return Party(client or FEED, facility, "hl7v2", "mllp", _recorded(kind) or "message")
+
+
+def _recorded(text: str) -> str:
+    """A header field's text as an exchange record holds it (:func:`sender`)."""
+    return visible(mask_text(text))
 
 
 def ack(

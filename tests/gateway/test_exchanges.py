@@ -401,6 +401,29 @@ def test_an_mllp_message_is_one_exchange_of_its_sending_application(services: Se
     assert tuple(row) == ("HIS", "H41010500012", "hl7v2", "mllp", "ADT^A01", "pass")
 
 
+@pytest.mark.parametrize(
+    ("sent", "recorded"),
+    [(b"|HIS|", ("HIU+0000S", "ADT^A01")), (b"|ADT^A01^", ("HIS", "ADU+0000T^A01"))],
+    ids=["MSH-3", "MSH-9"],
+)
+def test_an_mllp_message_with_a_nul_in_its_header_keeps_its_exchange_record(
+    services: Services, store: Store, sent: bytes, recorded: tuple[str, str]
+) -> None:
+    """PostgreSQL's text holds no NUL: the record of a message naming its sender or type
+    with one was refused, and the message, quarantined and audited, was in no report.  The
+    NUL is recorded as its code point, as a refusal's reason quotes it."""
+    from gateway.mllp import Peer, acknowledge
+    from gateway.security.principal import Principal
+
+    message = (ROOT / "mappings/samples/hl7v2/adt.hl7").read_bytes().replace(b"\n", b"\r").split(b"MSH")[1]
+    broken = message.replace(sent, sent[:3] + b"\x00" + sent[3:], 1)
+    engine = Principal("his-engine", "zhengzhou-first-hospital", frozenset({"system/*.cruds"}), "operator")
+    acknowledge(services, b"MSH" + broken, Peer("127.0.0.1", engine))
+    with store.reading() as tx:
+        rows = tx.sql.all("SELECT client, interaction FROM exchange")
+    assert [tuple(row) for row in rows] == [recorded]
+
+
 def test_yiyang_ingest_records_one_exchange_per_file(database_url: str, store: Store) -> None:
     folder = ROOT / "mappings/samples/community-health"
     files = [str(folder / "个人基本信息表.csv"), str(folder / "家庭医生签约.csv")]
