@@ -37,7 +37,7 @@ from typing import Any
 
 from conformance.issues import catalog as validation_catalog
 from gateway.exchanges import Party
-from gateway.fhir.errors import store_failure
+from gateway.fhir.errors import FhirError, store_failure
 from gateway.ingest.pipeline import Ingest
 from gateway.ingest.quarantine import Reason
 from gateway.masking import mask_text
@@ -96,13 +96,12 @@ STATUS = {"AA": 200, "AE": 422, "AR": 400}
 @dataclass(frozen=True)
 class Peer:
     """The other end of a connection: the client its address is registered as, and why it may
-    not send (a message id), if it may not."""
+    not send, if it may not: the refusal its messages are answered with (its status for the
+    audit trail, its message and parameters for the ACK: a store failure's names its incident)."""
 
     address: str
     principal: Principal | None
-    refusal: str | None = None
-    #: the incident number a store failure was logged under, for the refusal to name
-    incident: str = ""
+    refusal: FhirError | None = None
 
 
 def peer_of(services: Services, peers: Mapping[str, str], address: str) -> Peer:
@@ -115,15 +114,14 @@ def peer_of(services: Services, peers: Mapping[str, str], address: str) -> Peer:
             with services.store.reading(snapshot=False) as tx:
                 row = tx.security.client(client_id)
         except StoreError as error:
-            busy = store_failure(error, f"looking up the sender {address}", log)
-            return Peer(address, None, busy.message_id, busy.params["incident"])
+            return Peer(address, None, store_failure(error, f"looking up the sender {address}", log))
     if row is None or row.status != "active":
-        return Peer(address, None, "mllp.unknown-peer")
+        return Peer(address, None, _stranger(address))
     scopes = frozenset(str(scope) for scope in within_role(row.role, stored_scopes(row.scopes)))
     principal = Principal(row.id, row.organization, scopes, row.role)
     # the scopes and roles of $ingest, which also writes legacy records of any type
     if principal.role in RESTRICTED_ROLES or Grants(principal.scopes).missing(needs("fhir.ingest", {})):
-        return Peer(address, principal, "mllp.forbidden")
+        return Peer(address, principal, FhirError(403, "mllp.forbidden", client=principal.client_id))
     return Peer(address, principal)
 
 
@@ -140,6 +138,11 @@ class Answer:
     written: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _stranger(address: str) -> FhirError:
+    """The refusal of a sender registered as no active client."""
+    return FhirError(401, "mllp.unknown-peer", address=address)
+
+
 def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     """Persist one message, as ``peer``'s client, and answer it (the ACK without MLLP framing)."""
     record = read_message(message, "hl7v2", FEED, services.reader_limits)
@@ -149,12 +152,8 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     party = sender(fields)
     kind = party.interaction
     if peer.refusal is not None or peer.principal is None:
-        message_id = peer.refusal or "mllp.unknown-peer"
-        client = peer.principal.client_id if peer.principal else ""
-        params = {"address": peer.address, "client": client, "incident": peer.incident}
-        refused = Reason(message_id, worded(message_id, params))
-        status = {"mllp.forbidden": 403, "http.store-busy": 503}.get(message_id, 401)
-        return Answer(ack(fields, "AR", [refused]), "AR", status, kind, message_id)
+        refusal = peer.refusal or _stranger(peer.address)
+        return _rejected(fields, kind, refusal)
     pipeline = Ingest(services.store, services.validator, services.engine, party=party)
     refused = _refusals(message, fields, services.engine.specs)
     token = acting.set(peer.principal)
@@ -163,9 +162,8 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
         pipeline.finish()
     except StoreError as error:
         failure = store_failure(error, f"persisting the message {record.location}", log)
-        busy = Reason(failure.message_id, worded(failure.message_id, failure.params))
         # not about its content: the sender resends it
-        return Answer(ack(fields, "AR", [busy]), "AR", 503, kind, "http.store-busy")
+        return _rejected(fields, kind, failure)
     finally:
         acting.reset(token)
     first = outcome.reasons[0].message_id if outcome.reasons else None
@@ -181,6 +179,13 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     # the stay landed, so no resend; the quarantined parts and the codes left out are warnings
     answer = ack(fields, "AA", [], views=views, warnings=[*outcome.parts, *outcome.omitted])
     return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
+
+
+def _rejected(fields: dict[str, Any], kind: str, refusal: FhirError) -> Answer:
+    """The AR of a message refused for who sent it or for the store, not for its content: the
+    refusal's words in its ERR, its status and message id for the audit trail."""
+    reason = Reason(refusal.message_id, worded(refusal.message_id, refusal.params))
+    return Answer(ack(fields, "AR", [reason]), "AR", refusal.status, kind, refusal.message_id)
 
 
 def _refusals(message: bytes, fields: dict[str, Any], specs: Iterable[Spec]) -> list[Reason]:
@@ -468,7 +473,7 @@ class _Connection(socketserver.StreamRequestHandler):
         audited(self.server.trail, peer, answer)
         self.request.settimeout(self.server.services.config.mllp_idle_seconds)  # for the ACK's send
         self.wfile.write(START + answer.ack + END)
-        return peer.refusal in (None, "http.store-busy")  # a busy store is worth a resend
+        return peer.refusal is None or peer.refusal.status == 503  # a busy store is worth a resend
 
     def _peer(self) -> Peer:
         """The sender, held back while it sends faster than the per-client rate limit allows

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from gateway.ingest.quarantine import Reason
-from gateway.mllp import ack, error_location, failed
+from gateway.mllp import ack, acknowledge, error_location, failed, peer_of
 from gateway.storage import open_store
-from tests.conftest import add_client, free_port
+from gateway.storage.store import StoreError
+from tests.conftest import MakeServices, add_client, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = b"\x0b", b"\x1c\r"
@@ -588,3 +589,22 @@ def test_a_message_whose_sender_hung_up_before_its_ack_is_still_audited(strict: 
         acknowledgements(connection, 1)
         connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close sends RST
     assert len(audit_events(strict[1], "agent = 'his-mllp'", more_than=earlier + 1)) == earlier + 2
+
+
+def test_a_store_failing_to_name_the_sender_is_answered_with_the_incident_it_logged(
+    make_services: MakeServices, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store cannot say who sends: AR with http.store-busy, audited as a 503 (the sender
+    resends), naming the incident number the log names."""
+    services = make_services()
+
+    def failing(*_: Any, **__: Any) -> Any:
+        raise StoreError("database is locked", retryable=True)
+
+    monkeypatch.setattr(services.store, "reading", failing)
+    peer = peer_of(services, {"127.0.0.1": "his-mllp"}, "127.0.0.1")
+    answer = acknowledge(services, sample_messages()[0], peer)
+    said = (r.getMessage() for r in caplog.records)
+    logged = next(m.split()[1].rstrip(":") for m in said if m.startswith("incident ") and "store failure" in m)
+    err = next(segment for segment in answer.ack.decode().split("\r") if segment.startswith("ERR"))
+    assert (answer.code, answer.status, answer.reason, logged in err) == ("AR", 503, "http.store-busy", True)
