@@ -68,7 +68,7 @@ def exchanges(count: int, days: int, seed: int = 7) -> Iterator[Appended]:
                 for _ in range(rng.randint(1, 3)):
                     rule = RULES[min(int(rng.expovariate(0.15)), len(RULES) - 1)]
                     text = f"{rule}：示例说明 / example text"
-                    issues.append((0, "error", rule, rng.choice(LOCATIONS), text, text))
+                    issues.append((0, "error", rule, rng.choice(LOCATIONS), text, text, None))
         head = (
             f"{day.isoformat()}T0{index % 10}:00:00.000000Z",
             day.isoformat(),

@@ -58,6 +58,12 @@ T = TypeVar("T")
 CONTENT_REFUSED = frozenset({400, 422})
 
 
+class Refusal(Protocol):
+    """What refused a request or a batch's entry (a ``FhirError``): its OperationOutcome."""
+
+    def outcome(self, lang: str) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Party:
     """Who exchanged, and how: the participant and the exchange's kind."""
@@ -106,6 +112,8 @@ def today() -> date:
 #: a collector's notes as they stood (:meth:`Collector.mark`): how many verdicts and issues,
 #: the folded counts, the types, the errors, the warnings and the failures
 Mark = tuple[int, int, dict[tuple[str, str, bool], list[int]], dict[str, int], int, int, int]
+#: the mark of a collector that has noted nothing
+NOTHING: Mark = (0, 0, {}, {}, 0, 0, 0)
 
 
 class Collector:
@@ -161,14 +169,56 @@ class Collector:
                 where = issue.expression or issue.location or ""
                 self._issue(target, issue.severity, issue.message_id, where, _worded(issue))
 
-    def reason(self, message_id: str, texts: Mapping[str, str], location: str | None, severity: str = "error") -> None:
+    def reason(
+        self,
+        message_id: str,
+        texts: Mapping[str, str],
+        location: str | None,
+        severity: str = "error",
+        refused: str | None = None,
+    ) -> None:
         """An issue with the exchange as a whole (a record that could not be mapped, the
-        OperationOutcome of a refused request)."""
+        OperationOutcome of a refused request).  ``refused``: the verdict of a batch's entry
+        it refused for another reason than its content (``error``), which is not the batch's:
+        the issue is kept with it, and fails nothing."""
         if severity in RECORDED:
-            self.failed += severity in ("fatal", "error")
-            self._issue(
-                None, severity, message_id, location or "", _masked(texts.get("zh-CN", ""), texts.get("en", ""))
-            )
+            self.failed += refused is None and severity in ("fatal", "error")
+            texts = _masked(texts.get("zh-CN", ""), texts.get("en", ""))
+            self._issue(None, severity, message_id, location or "", texts, refused)
+
+    def refusal(
+        self,
+        zh: Sequence[Mapping[str, Any]],
+        en: Sequence[Mapping[str, Any]],
+        status: int,
+        since: Mark = NOTHING,
+        refused: str | None = None,
+    ) -> None:
+        """The issues of the OperationOutcome that refused a request (or a batch's entry,
+        judged since ``since``) with ``status``, in both languages (the answer is in the one
+        the client asked for, the auditors' reports come in both), as its reasons; but for the
+        422 of content judged failing since then: its issues are the validator's, noted when
+        found.  A write judged valid and refused after all (a 422 of a birth date moved past
+        the visits stored, a 409 of a second record of one person) has its reasons noted."""
+        if status == 422 and self.failed > since[6]:
+            return
+        for zh_issue, en_issue in zip(zh, en, strict=True):
+            coding = ((zh_issue.get("details") or {}).get("coding") or [{}])[0]
+            where = (zh_issue.get("expression") or zh_issue.get("location") or [""])[0]
+            rule = str(coding.get("code") or zh_issue.get("code") or "")
+            words = {"zh-CN": _words(zh_issue), "en": _words(en_issue)}
+            self.reason(rule, words, str(where), str(zh_issue.get("severity") or "error"), refused)
+
+    def refused(self, since: Mark, interaction: str, status: int, refusal: Refusal) -> None:
+        """A batch's entry, the ``interaction`` noted since ``since``, was refused with
+        ``status``: its verdicts and reasons are recorded as its own request's would be
+        (:func:`answered`, :meth:`refusal`).  Refused for its content (400, 422), it fails the
+        batch, as content judged failing does; refused for anything else (403, 404, 409, 412,
+        a 503 the store failed) its reasons are kept with the verdict ``error``, which the
+        batch's is not: a batch is not atomic, and its other entries landed."""
+        self.verdicts[since[0] :] = answered(self.verdicts[since[0] :], interaction, status)
+        zh, en = refusal.outcome("zh-CN")["issue"], refusal.outcome("en")["issue"]
+        self.refusal(zh, en, status, since, None if status in CONTENT_REFUSED else "error")
 
     def mark(self) -> Mark:
         """Where the notes stand, for :meth:`rewind` (the types and the folded counts copied:
@@ -187,32 +237,30 @@ class Collector:
         del self.verdicts[verdicts:]
         del self.issues[issues:]
 
-    def noted(self) -> int:
-        """How many verdicts are kept one by one: taken before a batch entry is judged
-        (:meth:`refused_create`)."""
-        return len(self.verdicts)
-
-    def refused_create(self, since: int) -> None:
-        """The verdicts kept since ``since`` are of a refused create, a batch's entry: they name
-        no id, as a refused create's own exchange's do (:meth:`finished_at`), which the
-        batch's status, 200, does not tell."""
-        self.verdicts[since:] = _unstored(self.verdicts[since:])
-
     def carried(self, kind: str, count: int) -> None:
         """Resources the exchange returned without judging them (a read, a search page); a
         count of 0 names a type the exchange concerned (a search that found nothing)."""
         if type_name(kind) != "?":
             self.types[kind] = self.types.get(kind, 0) + max(count, 0)
 
-    def _issue(self, verdict_seq: int | None, severity: str, rule: str, location: str, texts: tuple[str, str]) -> None:
-        """An issue, its texts (Chinese, English) masked already."""
+    def _issue(
+        self,
+        verdict_seq: int | None,
+        severity: str,
+        rule: str,
+        location: str,
+        texts: tuple[str, str],
+        refused: str | None = None,
+    ) -> None:
+        """An issue, its texts (Chinese, English) masked already; ``refused``, the verdict of
+        the batch entry it refused (:meth:`reason`)."""
         if severity in ("fatal", "error"):
             self.errors += 1
         elif severity == "warning":
             self.warnings += 1
         if len(self.issues) < KEEP:
             # the same few paths come back on every request: masked once each
-            self.issues.append((verdict_seq, severity, rule, mask_repeated(location), *texts))
+            self.issues.append((verdict_seq, severity, rule, mask_repeated(location), *texts, refused))
 
     def verdict(self, status: int | None) -> str:
         """pass, fail, error or skip (see migrations/0006_exchanges.sql)."""
@@ -232,10 +280,7 @@ class Collector:
     def finished_at(self, party: Party, status: int | None, recorded: str, day: str) -> Appended:
         """The record to append, of an exchange that ended at ``recorded`` (the store's instant
         form), on ``day`` in China."""
-        kept = self.verdicts
-        if status is not None and status >= 400 and party.interaction == "create":
-            kept = _unstored(kept)
-        verdicts = kept + [
+        verdicts = answered(self.verdicts, party.interaction, status) + [
             (kind, "", profile, passed, errors, warnings, count)
             for (kind, profile, passed), (count, errors, warnings) in self.folded.items()
         ]
@@ -258,10 +303,18 @@ class Collector:
         return head, verdicts, self.issues
 
 
-def _unstored(verdicts: list[VerdictRow]) -> list[VerdictRow]:
-    """The verdicts of a refused create, naming no id: the one it was given names nothing, no
-    such resource was stored, and a report naming it sent auditors looking for it."""
+def answered(verdicts: list[VerdictRow], interaction: str, status: int | None) -> list[VerdictRow]:
+    """The verdicts of a request (or a batch's entry) as answered with ``status``: a refused
+    create's name no id, as the one it was given names nothing, no such resource was stored,
+    and a report naming it sent auditors looking for it."""
+    if status is None or status < 400 or interaction != "create":
+        return verdicts
     return [(row[0], "", *row[2:]) for row in verdicts]
+
+
+def _words(issue: Mapping[str, Any]) -> str:
+    """An OperationOutcome issue's text."""
+    return str((issue.get("details") or {}).get("text") or issue.get("diagnostics") or "")
 
 
 def _masked(zh: str, en: str, mask: Callable[[str], str] = mask_repeated) -> tuple[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
 
 import orjson
 from flask import Flask, Response, current_app, g, request
@@ -116,18 +115,14 @@ def interaction(endpoint: str, method: str) -> str:
 
 
 def _refusal(collector: Collector, response: Response) -> None:
-    """The OperationOutcome of a refused request, but for the 422 of content judged already
-    (its issues are the validator's, noted when they were found; a write judged valid and
-    then refused, a 409 of a second record of one person, has its reason noted): worded again in both
-    languages from the refusal itself, since the answer is in the one the client asked for and
-    the auditors' reports come in both; a body alone (a refusal made elsewhere) is taken as it
-    reads."""
+    """The OperationOutcome of a refused request, as its reasons (:meth:`Collector.refusal`):
+    worded again in both languages from the refusal itself; a body alone (a refusal made
+    elsewhere) is taken as it reads."""
     if collector.judged and response.status_code == 422:  # the validator's issues, noted already
         return
     refused = g.get("refusal")
     if refused is not None:
-        for zh, en in zip(refused.outcome("zh-CN")["issue"], refused.outcome("en")["issue"], strict=True):
-            _note(collector, zh, {"zh-CN": _words(zh), "en": _words(en)})
+        collector.refusal(refused.outcome("zh-CN")["issue"], refused.outcome("en")["issue"], response.status_code)
         return
     if response.is_streamed or not (response.mimetype or "").endswith("json"):
         return
@@ -135,17 +130,5 @@ def _refusal(collector: Collector, response: Response) -> None:
         issues = orjson.loads(response.get_data())["issue"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return
-    for issue in issues if isinstance(issues, list) else []:
-        if isinstance(issue, dict):
-            _note(collector, issue, {"zh-CN": _words(issue), "en": _words(issue)})
-
-
-def _words(issue: dict[str, Any]) -> str:
-    return str((issue.get("details") or {}).get("text") or issue.get("diagnostics") or "")
-
-
-def _note(collector: Collector, issue: dict[str, Any], words: dict[str, str]) -> None:
-    coding = ((issue.get("details") or {}).get("coding") or [{}])[0]
-    where = (issue.get("expression") or issue.get("location") or [""])[0]
-    rule = str(coding.get("code") or issue.get("code") or "")
-    collector.reason(rule, words, str(where), str(issue.get("severity") or "error"))
+    found = [issue for issue in issues if isinstance(issue, dict)] if isinstance(issues, list) else []
+    collector.refusal(found, found, response.status_code)

@@ -49,6 +49,7 @@ from gateway.ingest.organizations import lock_identifiers as lock_organization_i
 from gateway.messages import Worded
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
+from gateway.security.audit import BY_METHOD
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import IndexRow, Stored, StoreError, Transaction
 from gateway.wire import WireError, parse_json
@@ -668,22 +669,22 @@ class Bundles:
         (busy past its wait, a deadlock retried in vain): the entries before it are committed,
         and a 503 for the whole Bundle had its client send them again (R4 http.html#brules)."""
         collector = exchanges.current()
-        since = collector.noted() if collector is not None else 0
+        since = collector.mark() if collector is not None else exchanges.NOTHING
         entry = None
         try:
             entry = self._entry(index, raw)
             _authorize(authorize, entry)
             return self._batch_write(entry, reply)
         except FhirError as error:
-            _refused(collector, entry, since)
-            located = _located(error, entry) if entry is not None else error
-            return {"response": {"status": str(error.status), "outcome": located.outcome(reply.lang)}}
+            refusal = _located(error, entry) if entry is not None else error
         except StoreError as error:
             assert entry is not None  # reading an entry asks no store: its interaction failed
-            _refused(collector, entry, since)
             target = "/".join(filter(None, (entry.kind, entry.resource_id)))  # a path alone, as a request's
-            failed = store_failure(error, f"{entry.path} ({entry.method} {target})")
-            return {"response": {"status": "503", "outcome": _located(failed, entry).outcome(reply.lang)}}
+            refusal = _located(store_failure(error, f"{entry.path} ({entry.method} {target})"), entry)
+        if collector is not None:
+            interaction = BY_METHOD[entry.method].code if entry is not None else None
+            collector.refused(since, interaction or "", refusal.status, refusal)
+        return {"response": {"status": str(refusal.status), "outcome": refusal.outcome(reply.lang)}}
 
     def _batch_written(self, entry: Entry, written: Written, reply: Reply) -> dict[str, Any]:
         """A batch entry's write answered, the issues its outcome carries located in the Bundle
@@ -727,15 +728,6 @@ class Bundles:
             return answer
 
         return self.repository.store.atomically(applied)
-
-
-def _refused(collector: exchanges.Collector | None, entry: Entry | None, since: int) -> None:
-    """A batch entry refused, perhaps after its resource was judged (a 422, a 409 of a second
-    record of one person, a 503 store failure): its verdicts say what a refused single
-    request's would.  A create's name no id, the one it was given naming nothing stored; the
-    batch's verdict is left to its content (a store failure is no fault of it)."""
-    if collector is not None and entry is not None and entry.method == "POST":
-        collector.refused_create(since)
 
 
 def _transaction_refusal(error: FhirError) -> FhirError:

@@ -24,8 +24,9 @@ ID_LOCK = "exchange-ids"
 ExchangeRow = tuple[str, str, str, str, str, str, str, int | None, str, str, int, int, int]
 #: (resource_type, resource_id, profile, passed, errors, warnings, resources)
 VerdictRow = tuple[str, str, str, bool, int, int, int]
-#: (verdict_seq or None, severity, rule, location, text_zh, text_en)
-IssueRow = tuple[int | None, str, str, str, str, str]
+#: (verdict_seq or None, severity, rule, location, text_zh, text_en, the verdict of the batch
+#: entry it refused when not the exchange's, or None)
+IssueRow = tuple[int | None, str, str, str, str, str, str | None]
 #: one exchange to append: its row, its verdicts, its issues
 Appended = tuple[ExchangeRow, Sequence[VerdictRow], Sequence[IssueRow]]
 
@@ -47,13 +48,13 @@ _VERDICT_COLUMNS = (
 _ISSUE_COLUMNS = (
     "exchange_id",
     "seq",
-    "exchange_verdict",
     "verdict_seq",
     "severity",
     "rule",
     "location",
     "text_zh",
     "text_en",
+    "exchange_verdict",
 )
 _IN_CHUNK = 500
 
@@ -103,7 +104,10 @@ class Exchanges:
             if judged:
                 verdicts += [(exchange_id, seq, *verdict) for seq, verdict in enumerate(judged)]
             if found:
-                issues += [(exchange_id, seq, head[8], *issue) for seq, issue in enumerate(found)]
+                # an issue's verdict is its exchange's, but for the reason a batch's entry was
+                # refused for (error): the report counts it a refusal's, not a rule broken
+                verdict = head[8]
+                issues += [(exchange_id, seq, *issue[:6], issue[6] or verdict) for seq, issue in enumerate(found)]
         self.sql.insert_many("exchange", COLUMNS.split(", "), heads)
         self.sql.insert_many("exchange_verdict", _VERDICT_COLUMNS, verdicts)
         self.sql.insert_many("exchange_issue", _ISSUE_COLUMNS, issues)

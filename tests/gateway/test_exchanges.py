@@ -141,7 +141,7 @@ def test_a_record_that_could_not_be_mapped_fails_its_exchange() -> None:
 
 def test_an_id_card_number_in_an_issue_is_masked_in_both_languages() -> None:
     _, _, issues = judged(CHECKSUM).finished(HIS, 422)
-    texts = [text for issue in issues for text in issue[4:]]
+    texts = [text for issue in issues for text in issue[4:6]]
     assert (any(ID_CARD in t for t in texts), all("410105********0021" in t for t in texts)) == (False, True)
 
 
@@ -150,7 +150,7 @@ def test_a_mistyped_id_card_number_in_an_issue_is_masked_in_both_languages() -> 
     auditors' reports unmasked."""
     mistyped = Issue("error", "rule.id-card-format", "Patient.identifier[0].value", {"value": ID_CARD[:17]})
     _, _, issues = judged(mistyped).finished(HIS, 422)
-    texts = [text for issue in issues for text in issue[4:]]
+    texts = [text for issue in issues for text in issue[4:6]]
     assert (any(ID_CARD[:17] in t for t in texts), all("410105********002" in t for t in texts)) == (False, True)
 
 
@@ -561,6 +561,45 @@ def test_a_refused_create_in_a_batch_names_no_id_it_was_never_stored_under(servi
     with store.reading() as tx:
         ids = [row[0] for row in tx.sql.all("SELECT resource_id FROM exchange_verdict")]
     assert ids == [""]
+
+
+def batch_with_a_stale_entry(services: Services, store: Store) -> Any:
+    """A batch writing Basic/b, then refused (412) writing it over a version it never had:
+    its record (the exchange's verdict, then its errors' rule, location and verdict)."""
+    app = create_app(services=services, secure=False)
+    basic = {"resourceType": "Basic", "id": "b", "code": {"text": "x"}}
+    sent = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": basic, "request": {"method": "PUT", "url": "Basic/b"}},
+            {"resource": basic, "request": {"method": "PUT", "url": "Basic/b", "ifMatch": 'W/"5"'}},
+        ],
+    }
+    answered = app.test_client().post("/fhir", json=sent).json
+    assert [entry["response"]["status"][:3] for entry in answered["entry"]] == ["201", "412"]
+    app.extensions["yiyang.exchanges"].flush()
+    with store.reading() as tx:
+        verdict = tx.sql.one("SELECT verdict FROM exchange")[0]
+        issues = tx.sql.all(
+            "SELECT rule, location, exchange_verdict FROM exchange_issue WHERE severity = 'error' ORDER BY seq"
+        )
+    return verdict, [tuple(issue) for issue in issues]
+
+
+def test_a_batch_entry_refused_leaves_its_reason_at_the_entry_in_the_batchs_record(
+    services: Services, store: Store
+) -> None:
+    """An auditor reading a batch's record sees which entry was refused and why: the reason
+    its answer gave, at the entry, kept as a refusal's (verdict error), not a rule broken."""
+    assert batch_with_a_stale_entry(services, store)[1] == [("http.version-conflict", "Bundle.entry[1]", "error")]
+
+
+def test_a_batch_entry_refused_for_another_reason_than_its_content_does_not_fail_the_batch(
+    services: Services, store: Store
+) -> None:
+    """A batch is not atomic: its other entries landed, and its content conforms."""
+    assert batch_with_a_stale_entry(services, store)[0] == "pass"
 
 
 def test_a_transaction_run_again_is_judged_once_in_its_exchange(
