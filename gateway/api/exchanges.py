@@ -118,8 +118,6 @@ def _refusal(collector: Collector, response: Response) -> None:
     """The OperationOutcome of a refused request, as its reasons (:meth:`Collector.refusal`):
     worded again in both languages from the refusal itself; a body alone (a refusal made
     elsewhere) is taken as it reads."""
-    if collector.judged and response.status_code == 422:  # the validator's issues, noted already
-        return
     refused = g.get("refusal")
     if refused is not None:
         collector.refusal(refused.outcome("zh-CN")["issue"], refused.outcome("en")["issue"], response.status_code)

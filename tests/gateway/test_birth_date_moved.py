@@ -204,3 +204,16 @@ def test_a_second_move_past_other_hidden_records_is_listed_too(home_resident: Re
     second = held_by_son(home_resident, "1968-01-01")
     moved_by_home(home_resident, "1970-01-01")
     assert [set(offered.split(", ")) for offered in birth_conflicts(home_resident)] == [{first}, {first, second}]
+
+
+def test_a_birth_date_refused_past_a_stored_visit_leaves_its_reason_in_the_exchange_record(
+    client: FlaskClient,
+) -> None:
+    """The update was judged valid, then refused: its record failed it with no reason, as a
+    422 was taken for the validator's, whose issues were noted already."""
+    stored_visit(client)
+    client.put(f"/fhir/{PERSON}", json=person("1965-01-01"), headers=FHIR_JSON)
+    client.application.extensions["yiyang.exchanges"].flush()
+    with client.application.config["SERVICES"].store.reading() as tx:
+        found = tx.sql.all("SELECT location FROM exchange_issue WHERE rule = ?", (MOVED,))
+    assert [row[0] for row in found] == ["Patient.birthDate"]
