@@ -220,6 +220,15 @@ class Collector:
         zh, en = refusal.outcome("zh-CN")["issue"], refusal.outcome("en")["issue"]
         self.refusal(zh, en, status, since, None if status in CONTENT_REFUSED else "error")
 
+    def located(self, since: Mark, where: Callable[[str], str]) -> None:
+        """The issues noted since ``since`` located anew by ``where``: a batch's entry is
+        judged as a request of its own, whose issues name its resource alone
+        (``Patient.gender``), and the batch's record must say which entry they are of
+        (``Bundle.entry[1].resource.gender``), as a transaction's does."""
+        for seq in range(since[1], len(self.issues)):
+            row = self.issues[seq]
+            self.issues[seq] = (row[0], row[1], row[2], where(row[3]), *row[4:])
+
     def mark(self) -> Mark:
         """Where the notes stand, for :meth:`rewind` (the types and the folded counts copied:
         a few entries each)."""

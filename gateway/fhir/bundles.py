@@ -17,7 +17,7 @@ import dataclasses
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -681,6 +681,9 @@ class Bundles:
             assert entry is not None  # reading an entry asks no store: its interaction failed
             target = "/".join(filter(None, (entry.kind, entry.resource_id)))  # a path alone, as a request's
             refusal = _located(store_failure(error, f"{entry.path} ({entry.method} {target})"), entry)
+        finally:
+            if collector is not None and entry is not None:  # judged as a request of its own
+                collector.located(since, partial(_in_entry, entry=entry))
         if collector is not None:
             interaction = BY_METHOD[entry.method].code if entry is not None else None
             collector.refused(since, interaction or "", refusal.status, refusal)

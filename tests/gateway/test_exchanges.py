@@ -602,6 +602,28 @@ def test_a_batch_entry_refused_for_another_reason_than_its_content_does_not_fail
     assert batch_with_a_stale_entry(services, store)[0] == "pass"
 
 
+def test_a_batch_entrys_issues_are_located_at_the_entry_as_a_transactions_are(services: Services, store: Store) -> None:
+    """Judged as a request of its own, a batch entry's issues named the resource alone
+    (``Patient.gender``): of a batch's several Patients, the record did not say which one
+    broke the rule, nor, its create refused and its id blanked, which entry was refused."""
+    app = create_app(services=services, secure=False)
+    invalid = {"resourceType": "Patient", "gender": "nonsense"}
+    basic = {"resourceType": "Basic", "code": {"text": "x"}}
+    sent = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": basic, "request": {"method": "POST", "url": "Basic"}},
+            {"resource": invalid, "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    assert app.test_client().post("/fhir", json=sent).json["entry"][1]["response"]["status"] == "422"
+    app.extensions["yiyang.exchanges"].flush()
+    with store.reading() as tx:
+        found = tx.sql.all("SELECT location FROM exchange_issue WHERE severity = 'error'")
+    assert {row[0].partition(".resource")[0] for row in found} == {"Bundle.entry[1]"}
+
+
 def test_a_transaction_run_again_is_judged_once_in_its_exchange(
     services: Services, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
