@@ -161,10 +161,12 @@ def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[Exchan
         )
         subjects[(exchange_id, seq)] = f"{kind}/{resource_id}" if resource_id else kind
     findings: dict[int, list[Finding]] = {}
-    for exchange_id, _, verdict_seq, severity, rule, location, zh_text, en_text in table.issues_of(ids):
+    judged = {int(row[0]): row[9] for row in rows}
+    for exchange_id, _, verdict_seq, severity, rule, location, zh_text, en_text, verdict in table.issues_of(ids):
         subject = subjects.get((exchange_id, verdict_seq), "") if verdict_seq is not None else ""
         words = zh_text if lang == "zh-CN" else en_text
-        findings.setdefault(exchange_id, []).append(Finding(severity, rule, location, words, subject))
+        own = verdict if verdict != judged[exchange_id] else ""  # a batch entry's refusal
+        findings.setdefault(exchange_id, []).append(Finding(severity, rule, location, words, subject, own))
     found = []
     for row in rows:
         (exchange_id, recorded, day, client, organization, source, channel, interaction, status, verdict) = row[:10]

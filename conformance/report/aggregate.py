@@ -100,7 +100,7 @@ def tally(exchanges: Iterable[ExchangeDetail], failing_limit: int | None = None)
     for exchange in exchanges:
         counted[(exchange.client, exchange.organization, exchange.source, exchange.day, exchange.verdict)] += 1
         verdicts.extend(exchange.verdicts)
-        findings.extend((exchange.id, exchange.verdict, finding) for finding in exchange.findings)
+        findings.extend((exchange.id, finding.verdict or exchange.verdict, finding) for finding in exchange.findings)
         if exchange.verdict == "fail":
             failing.append(exchange)
     failing.sort(key=lambda e: (e.recorded, _numeric(e.id)), reverse=True)

@@ -107,6 +107,9 @@ class Finding:
     location: str
     text: str
     subject: str = ""
+    #: the verdict of the request it concerns when not its exchange's: ``error`` for the
+    #: reason a batch's entry was refused for another reason than its content
+    verdict: str = ""
 
     @property
     def is_error(self) -> bool:

@@ -226,9 +226,12 @@ class Exchanges:
         )
 
     def issues_of(self, ids: Iterable[int]) -> list[Any]:
-        """(exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en)."""
+        """(exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en,
+        exchange_verdict)."""
         return self._children(
-            "exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en", "exchange_issue", ids
+            "exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en, exchange_verdict",
+            "exchange_issue",
+            ids,
         )
 
     def _children(self, columns: str, table: str, ids: Iterable[int]) -> list[Any]:

@@ -333,6 +333,42 @@ def test_the_stores_aggregates_give_the_report_the_records_give(store: Store) ->
     assert built == exchange_report(tally(records), WHOLE.scope, "now")
 
 
+class Stale:
+    """The refusal of a batch's entry written over a version it never had."""
+
+    def outcome(self, lang: str) -> dict[str, Any]:
+        words = {"zh-CN": "版本冲突", "en": "version conflict"}[lang]
+        coding = [{"code": "http.version-conflict"}]
+        return {
+            "issue": [
+                {"severity": "error", "expression": ["Bundle.entry[1]"], "details": {"coding": coding, "text": words}}
+            ]
+        }
+
+
+def batch_with_a_refused_entry() -> Collector:
+    """A batch whose second entry failed its content and whose third was refused (412)."""
+    collector = judged()
+    collector.judge(PATIENT, [], [CHECKSUM])
+    collector.refused(collector.mark(), "update", 412, Stale())
+    return collector
+
+
+def test_a_batch_entrys_refusal_is_among_the_reasons_requests_were_refused(store: Store) -> None:
+    """Not among the rules its content broke: the batch's verdict, fail, is its content's."""
+    append(store, batch_with_a_refused_entry().finished(HIS, 200, at(DAY)))
+    report = build_report(store, WHOLE, "en", generated="now")
+    assert [r.label for r in report.section("refusals").results] == ["http.version-conflict"]
+
+
+def test_the_report_the_records_give_counts_a_batch_entrys_refusal_as_the_stores_does(store: Store) -> None:
+    append(store, batch_with_a_refused_entry().finished(HIS, 200, at(DAY)))
+    built = build_report(store, WHOLE, "zh-CN", generated="now")
+    with store.reading() as tx:
+        records = details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN")
+    assert built == exchange_report(tally(records), WHOLE.scope, "now")
+
+
 def test_a_report_covers_only_its_days(store: Store) -> None:
     sample(store)
     assert build_report(store, ReportQuery(DAY, DAY), "en").summary.total == 2
