@@ -209,7 +209,7 @@ class Collector:
             words = {"zh-CN": _words(zh_issue), "en": _words(en_issue)}
             self.reason(rule, words, str(where), str(zh_issue.get("severity") or "error"), refused)
 
-    def refused(self, since: Mark, interaction: str, status: int, refusal: Refusal) -> None:
+    def entry_refused(self, since: Mark, interaction: str, status: int, refusal: Refusal) -> None:
         """A batch's entry, the ``interaction`` noted since ``since``, was refused with
         ``status``: its verdicts and reasons are recorded as its own request's would be
         (:func:`answered`, :meth:`refusal`).  Refused for its content (400, 422), it fails the

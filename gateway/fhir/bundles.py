@@ -686,7 +686,7 @@ class Bundles:
                 collector.located(since, partial(_in_entry, entry=entry))
         if collector is not None:
             interaction = BY_METHOD[entry.method].code if entry is not None else None
-            collector.refused(since, interaction or "", refusal.status, refusal)
+            collector.entry_refused(since, interaction or "", refusal.status, refusal)
         return {"response": {"status": str(refusal.status), "outcome": refusal.outcome(reply.lang)}}
 
     def _batch_written(self, entry: Entry, written: Written, reply: Reply) -> dict[str, Any]:

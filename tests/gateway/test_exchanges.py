@@ -350,7 +350,7 @@ def batch_with_a_refused_entry() -> Collector:
     """A batch whose second entry failed its content and whose third was refused (412)."""
     collector = judged()
     collector.judge(PATIENT, [], [CHECKSUM])
-    collector.refused(collector.mark(), "update", 412, Stale())
+    collector.entry_refused(collector.mark(), "update", 412, Stale())
     return collector
 
 
