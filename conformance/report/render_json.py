@@ -117,4 +117,6 @@ def _finding(finding: Finding) -> dict[str, Any]:
     found = {"severity": finding.severity, "rule": finding.rule, "location": finding.location, "text": finding.text}
     if finding.subject:
         found["subject"] = finding.subject
+    if finding.verdict:
+        found["verdict"] = finding.verdict
     return found

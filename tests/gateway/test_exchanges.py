@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from conformance.issues import Issue
 from conformance.report.aggregate import exchange_report, tally
-from conformance.report.render_json import schema
+from conformance.report.render_json import exchange_document, schema
 from conformance.validator import Validator
 from gateway import create_app, exchanges, masking
 from gateway.cli import main
@@ -29,7 +29,7 @@ from gateway.exchanges import Collector, ExchangeLog, Party
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest
-from gateway.reporting import ReportQuery, build_report, details, parse_day
+from gateway.reporting import ReportQuery, build_report, details, exchange_detail, parse_day
 from gateway.services import Services
 from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError
@@ -367,6 +367,15 @@ def test_the_report_the_records_give_counts_a_batch_entrys_refusal_as_the_stores
     with store.reading() as tx:
         records = details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN")
     assert built == exchange_report(tally(records), WHOLE.scope, "now")
+
+
+def test_a_batch_exchanges_json_marks_the_reason_an_entry_was_refused_for(store: Store) -> None:
+    """The drill-down tells a refused entry's reason from a rule the batch's content broke."""
+    [exchange_id] = append(store, batch_with_a_refused_entry().finished(HIS, 200, at(DAY)))
+    found = exchange_detail(store, exchange_id, "en")
+    assert found is not None
+    marked = [(f["rule"], f.get("verdict")) for f in exchange_document(found)["findings"] if f["severity"] == "error"]
+    assert marked == [("rule.id-card-checksum", None), ("http.version-conflict", "error")]
 
 
 def test_a_report_covers_only_its_days(store: Store) -> None:
