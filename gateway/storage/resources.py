@@ -1,8 +1,11 @@
 """Resources, their versions and their search index rows, written together.
 
-Every write appends a version (``resource_version``), replaces the current one (``resource``)
-and rewrites the resource's search index rows, all in the caller's transaction, so a search
-never sees an index that disagrees with the resource.  Writing a resource whose content is
+Every write replaces the current version (``resource``), moving the one it supersedes to the
+history (``resource_version``), and rewrites the resource's search index rows, all in the
+caller's transaction, so a search never sees an index that disagrees with the resource.  Each
+version's JSON is stored once: the current one's in ``resource`` (a read by id, a search, an
+export read it there, one row per resource), the older ones' in ``resource_version``; vread
+and history read both (migration 0018).  Writing a resource whose content is
 unchanged (``meta`` aside) makes no new version: re-ingesting an export, or replaying a
 transaction Bundle after a lost response, leaves the archive as it was.
 """
@@ -44,16 +47,39 @@ _RESOURCE_COLUMNS = (
     ("content", "json"),
 )
 _COLUMNS = ", ".join(name for name, _ in _RESOURCE_COLUMNS)
-_VERSION_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"))
+#: a version's row, in the current table and in the history alike: also the interaction that
+#: wrote it (``method``) and its place in the archive's history (``seq``), which the database
+#: gives a row as it is written (SQLite: the row id, one above the largest; PostgreSQL: a
+#: sequence) and which goes with the version into the history
+_VERSION_COLUMNS = f"{_COLUMNS}, method, seq"
 #: the current version's row also records who created it (migration 0009): set when a write
 #: creates the row or brings a deleted resource back, kept as it is (none included) by every
 #: other write
-_CURRENT_COLUMNS = (*_RESOURCE_COLUMNS, ("owner", "text"))
+_CURRENT_COLUMNS = (*_RESOURCE_COLUMNS, ("method", "text"), ("owner", "text"))
+#: an update's or a deletion's row replaces the current one (the version it supersedes is in
+#: the history by then, :meth:`Resources._supersede`), with the next place in the history
 _REPLACE_CURRENT = (
     " ON CONFLICT (type, id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name, _ in _RESOURCE_COLUMNS[2:])
+    + ", ".join(f"{name} = excluded.{name}" for name, _ in _CURRENT_COLUMNS[2:-1])
+    + ", seq = excluded.seq"
     + ", owner = CASE WHEN resource.deleted THEN excluded.owner ELSE resource.owner END"
 )
+#: a current version moved to the history, unchanged, as a write supersedes it
+_SUPERSEDE = (
+    f"INSERT INTO resource_version ({_VERSION_COLUMNS}) SELECT {_VERSION_COLUMNS} FROM resource "
+    "WHERE type = ? AND id = ?"
+)
+
+
+def _versions(columns: str, where: str) -> str:
+    """Every version matching ``where`` (a condition on either table's columns, its
+    parameters given twice): the current ones and the superseded ones, ``columns`` of each.
+    An ``ORDER BY`` after it sorts the whole (by the names of ``columns``)."""
+    return (
+        f"SELECT {columns} FROM resource WHERE {where} UNION ALL SELECT {columns} FROM resource_version WHERE {where}"
+    )
+
+
 #: the columns of a search index row and their PostgreSQL types
 INDEX_COLUMNS = (
     ("type", "text"),
@@ -104,8 +130,9 @@ def store_instant(text: str) -> str:
     return clamped_instant(moment)
 
 
-#: (type, id, version) triples asked about in one statement (three parameters each)
-_VERSIONS_PER_STATEMENT = 300
+#: (type, id, version) triples asked about in one statement: three parameters each, asked of
+#: both tables, 900 in all (under the 999 a statement of an old SQLite build may bind)
+_VERSIONS_PER_STATEMENT = 150
 
 
 #: the columns of a page's rows before its order's values (search_sql.COLUMNS)
@@ -264,10 +291,8 @@ class Resources:
         return found
 
     def vread(self, kind: str, resource_id: str, version: int) -> Stored | None:
-        row = self.sql.one(
-            f"SELECT {_COLUMNS} FROM resource_version WHERE type = ? AND id = ? AND version = ?",
-            (kind, resource_id, version),
-        )
+        key = (kind, resource_id, version)
+        row = self.sql.one(_versions(_COLUMNS, "type = ? AND id = ? AND version = ?"), key * 2)
         return self._stored(row) if row else None
 
     def deletions(self, versions: Sequence[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
@@ -276,20 +301,16 @@ class Resources:
         found: set[tuple[str, str, int]] = set()
         for start in range(0, len(versions), _VERSIONS_PER_STATEMENT):
             chunk = versions[start : start + _VERSIONS_PER_STATEMENT]
-            rows = self.sql.all(
-                "SELECT type, id, version FROM resource_version WHERE deleted AND (type, id, version) IN "
-                f"(VALUES {', '.join('(?, ?, ?)' for _ in chunk)})",
-                [value for key in chunk for value in key],
-            )
+            where = f"deleted AND (type, id, version) IN (VALUES {', '.join('(?, ?, ?)' for _ in chunk)})"
+            rows = self.sql.all(_versions("type, id, version", where), [value for key in chunk for value in key] * 2)
             found.update((row[0], row[1], int(row[2])) for row in rows)
         return found
 
     def as_of(self, kind: str, resource_id: str, moment: str) -> Stored | None:
         """The version that was current at ``moment`` (None when it did not exist yet)."""
         row = self.sql.one(
-            f"SELECT {_COLUMNS} FROM resource_version WHERE type = ? AND id = ? AND last_updated <= ? "
-            "ORDER BY version DESC LIMIT 1",
-            (kind, resource_id, moment),
+            _versions(_COLUMNS, "type = ? AND id = ? AND last_updated <= ?") + " ORDER BY version DESC LIMIT 1",
+            (kind, resource_id, moment) * 2,
         )
         return self._stored(row) if row else None
 
@@ -304,10 +325,12 @@ class Resources:
         found: dict[tuple[str, str], list[Stored]] = {}
         for kind, listed_ids in ids.items():
             rows = self.sql.all(
+                f"SELECT {_COLUMNS} FROM resource WHERE type = ? AND id IN ({LISTED}) UNION ALL "
                 f"SELECT {_COLUMNS} FROM resource_version v WHERE v.type = ? AND v.id IN ({LISTED}) AND v.version >= "
                 "COALESCE((SELECT MAX(o.version) FROM resource_version o WHERE o.type = v.type AND o.id = v.id "
-                "AND o.last_updated <= ?), 1) ORDER BY v.id, v.version",
-                (kind, listed(listed_ids), moment),
+                "AND o.last_updated <= ?), 1) AND EXISTS (SELECT 1 FROM resource r WHERE r.type = v.type "
+                "AND r.id = v.id AND r.last_updated > ?) ORDER BY id, version",
+                (kind, listed(listed_ids), kind, listed(listed_ids), moment, moment),
             )
             for row in rows:
                 stored = self._stored(row)
@@ -357,25 +380,25 @@ class Resources:
             )
             params.extend([kind, *condition_params])
         condition = " AND ".join(where)
-        total = int(self.sql.one(f"SELECT COUNT(*) FROM resource_version WHERE {condition}", params)[0])
+        counted = f"(SELECT COUNT(*) FROM resource WHERE {condition}) + (SELECT COUNT(*) FROM resource_version WHERE {condition})"
+        total = int(self.sql.one(f"SELECT {counted}", params * 2)[0])
         rows = self.sql.all(
-            f"SELECT {_COLUMNS}, method FROM resource_version WHERE {condition} ORDER BY seq DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
+            _versions(_VERSION_COLUMNS, condition) + " ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*params, *params, limit, offset],
         )
         return [(self._stored(row), row[6]) for row in rows], total
 
     def version_place(self, kind: str, resource_id: str, version: int) -> int | None:
         """The sequence number of one version (None when there is no such version): where a
         history page that starts past it begins."""
-        row = self.sql.one(
-            "SELECT seq FROM resource_version WHERE type = ? AND id = ? AND version = ?", (kind, resource_id, version)
-        )
+        row = self.sql.one(_versions("seq", "type = ? AND id = ? AND version = ?"), (kind, resource_id, version) * 2)
         return int(row[0]) if row else None
 
     def newest_version(self) -> int:
         """The sequence number of the newest version in the archive (0 when it is empty): the
-        bound of a history's pages, which later writes pass."""
-        row = self.sql.one("SELECT MAX(seq) FROM resource_version")
+        bound of a history's pages, which later writes pass.  Read from the current versions
+        alone: each superseded one was written before its resource's current one."""
+        row = self.sql.one("SELECT MAX(seq) FROM resource")
         return int(row[0]) if row and row[0] is not None else 0
 
     def current(self, kinds: list[str] | None = None, since: str | None = None) -> Iterator[Stored]:
@@ -647,7 +670,7 @@ class Resources:
         stored = Stored(kind, resource_id, version, instant, False, stored_resource)
         if rows is None:
             rows = self.indexer(stored_resource) if self.indexer else []
-        self._put(stored, method, owner)
+        self._put(stored, method, owner, superseding=current is not None)
         self._index_anew(
             kind, [resource_id] if current is not None else [], [(kind, resource_id, *row) for row in rows]
         )
@@ -665,7 +688,7 @@ class Resources:
         if current is None or current.deleted:
             return None
         deleted = Stored(kind, resource_id, current.version + 1, now_instant(), True, None)
-        self._put(deleted, "DELETE")
+        self._put(deleted, "DELETE", superseding=True)
         self.sql.execute("DELETE FROM search_index WHERE type = ? AND id = ?", (kind, resource_id))
         return deleted
 
@@ -719,14 +742,28 @@ class Resources:
         row = self.sql.one("SELECT owner FROM resource WHERE type = ? AND id = ?", (kind, resource_id))
         return row[0] if row else None
 
-    def _put(self, stored: Stored, method: str, owner: str | None = None) -> None:
-        """Queued (``Executor.defer``): a transaction Bundle's versions go in as one statement,
-        its current versions as another.  Two writes of one resource never share a statement
-        (an upsert may not touch a row twice): the second reads the first before it writes."""
+    def _put(self, stored: Stored, method: str, owner: str | None = None, *, superseding: bool) -> None:
+        """Queued (``Executor.defer``): a transaction Bundle's new resources go in as one
+        statement, its updates as another.  Two writes of one resource never share a statement
+        (an upsert may not touch a row twice): the second reads the first before it writes.
+        ``superseding``: the resource has a current version, which goes to the history first.
+        A new resource's row is a plain INSERT: on PostgreSQL, where writers run side by side,
+        a second writer creating the same id meanwhile is refused by the key (``RACED_KEYS``)
+        and writes again over the first, rather than overwrite its version 1 unseen."""
         content = self.sql.dialect.json_in(stored.resource) if stored.resource is not None else None
-        values = (stored.type, stored.id, stored.version, stored.last_updated, stored.deleted, content)
-        self.sql.defer("resource_version", _VERSION_COLUMNS, [(*values, method)])
-        self.sql.defer("resource", _CURRENT_COLUMNS, [(*values, owner)], _REPLACE_CURRENT)
+        row = (stored.type, stored.id, stored.version, stored.last_updated, stored.deleted, content, method, owner)
+        if superseding:
+            self._supersede(stored.type, stored.id)
+        self.sql.defer("resource", _CURRENT_COLUMNS, [row], _REPLACE_CURRENT if superseding else "")
+
+    def _supersede(self, kind: str, resource_id: str) -> None:
+        """The current version of kind/id copied to the history, before the write that replaces
+        it: with the next round trip, or at once when the row it copies is queued still (a
+        transaction writing one resource twice), which must go in first."""
+        if self.sql.queues("resource", lambda row: row[0] == kind and row[1] == resource_id):
+            self.sql.execute(_SUPERSEDE, (kind, resource_id))
+        else:
+            self.sql.send_later(_SUPERSEDE, (kind, resource_id))
 
 
 def _same(stored: dict[str, Any] | None, incoming: dict[str, Any]) -> bool:

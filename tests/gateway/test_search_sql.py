@@ -101,7 +101,7 @@ def fill(database: Database, resources: list[dict[str, Any]]) -> None:
         kind, rid = resource["resourceType"], resource["id"]
         updated = f"2026-11-{day:02d}T00:00:00.000000Z"
         database.execute(
-            "INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES (?, ?, 1, ?, ?, ?)",
+            "INSERT INTO resource (type, id, version, last_updated, deleted, content, method) VALUES (?, ?, 1, ?, ?, ?, 'POST')",
             [kind, rid, updated, False, json.dumps(resource, ensure_ascii=False)],
         )
         for row in indexer.rows(resource):
@@ -111,7 +111,7 @@ def fill(database: Database, resources: list[dict[str, Any]]) -> None:
             )
     # a deleted patient keeps its row (content NULL); stale index rows must not make it findable
     database.execute(
-        "INSERT INTO resource (type, id, version, last_updated, deleted, content) VALUES (?, ?, 2, ?, ?, NULL)",
+        "INSERT INTO resource (type, id, version, last_updated, deleted, content, method) VALUES (?, ?, 2, ?, ?, NULL, 'DELETE')",
         ["Patient", "gone", "2026-11-30T00:00:00.000000Z", True],
     )
     database.execute(
