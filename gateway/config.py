@@ -29,6 +29,10 @@ FEWEST_CONNECTIONS = 4
 class Config:
     #: sqlite:///PATH (embedded default) or postgresql://…
     database_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'archive.sqlite'}"
+    #: seconds a SQLite connection waits for another process's lock on the database (its
+    #: write lock, an upgrade's, a checkpoint's) before it fails with "database is locked":
+    #: two ingests into one store take turns instead of quarantining good records
+    sqlite_busy_timeout_seconds: int = 60
     #: canonical base of the provincial package (a province publishing under its own domain)
     canonical_base: str = "http://fhir.yiyang.cn"
     host: str = "127.0.0.1"
@@ -135,9 +139,17 @@ class Config:
             modes = ", ".join(VALIDATION_MODES)
             raise ConfigError("config.unknown-mode", name="YIYANG_VALIDATION", modes=modes, value=self.validation)
         # no expiry would keep health data for ever, an instant one would remove a manifest
-        # before its client could read it; a limit of no jobs would refuse every export
-        # and a worker timeout of none would leave a stuck worker stuck
-        for name in ("export_expiry_seconds", "export_max_jobs", "export_max_jobs_per_client", "worker_timeout"):
+        # before its client could read it; a limit of no jobs would refuse every export; a
+        # worker timeout of none would leave a stuck worker stuck; no wait for SQLite's lock
+        # would fail a writer whenever another process writes
+        positive = (
+            "export_expiry_seconds",
+            "export_max_jobs",
+            "export_max_jobs_per_client",
+            "worker_timeout",
+            "sqlite_busy_timeout_seconds",
+        )
+        for name in positive:
             value = getattr(self, name)
             if value <= 0:
                 raise ConfigError("config.not-positive", name=f"YIYANG_{name.upper()}", value=value)

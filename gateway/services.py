@@ -90,7 +90,12 @@ class Services:
 
     @cached_property
     def store(self) -> Store:
-        return open_store(self.config.database_url, self.indexer.rows, connections=self.config.store_connections)
+        return open_store(
+            self.config.database_url,
+            self.indexer.rows,
+            connections=self.config.store_connections,
+            busy_timeout_s=self.config.sqlite_busy_timeout_seconds,
+        )
 
     @cached_property
     def searcher(self) -> Searcher:

@@ -42,6 +42,7 @@ def _exports() -> BulkExports:
         expiry_seconds=found.config.export_expiry_seconds,
         max_jobs=found.config.export_max_jobs,
         max_jobs_per_client=found.config.export_max_jobs_per_client,
+        busy_timeout_s=found.config.sqlite_busy_timeout_seconds,
     )
 
 

@@ -98,7 +98,8 @@ def _since(args: argparse.Namespace) -> str | None:
 def run_upgrade(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.storage import open_store
 
-    store = open_store(config_of(args).database_url, upgrade=False)
+    config = config_of(args)
+    store = open_store(config.database_url, upgrade=False, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
         before = store.schema_version()
         applied = store.upgrade()

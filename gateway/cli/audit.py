@@ -62,7 +62,8 @@ def run_verify(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.storage import open_store
 
     anchors = _anchors(args)
-    store = open_store(config_of(args, reading=True).database_url)
+    config = config_of(args, reading=True)
+    store = open_store(config.database_url, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
         verdict = verify(store, anchors)
     finally:

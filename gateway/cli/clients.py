@@ -91,7 +91,8 @@ def _store(args: argparse.Namespace, reading: bool = True) -> Any:
     first client before the first ``serve``), the others refuse a path where there is none."""
     from gateway.storage import open_store
 
-    return open_store(config_of(args, reading=reading).database_url)
+    config = config_of(args, reading=reading)
+    return open_store(config.database_url, busy_timeout_s=config.sqlite_busy_timeout_seconds)
 
 
 def run_add(args: argparse.Namespace, out: IO[str]) -> int:

@@ -94,7 +94,8 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     if args.source is not None and args.source not in REPORT_SOURCES:
         raise usage(args, "cli.report.unknown-source", source=args.source, sources=", ".join(REPORT_SOURCES))
     query = ReportQuery(args.since, until, args.org, args.source, args.limit)
-    store = open_store(config_of(args, reading=True).database_url)
+    config = config_of(args, reading=True)
+    store = open_store(config.database_url, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
         report = build_report(store, query, args.lang)
     finally:
@@ -128,7 +129,7 @@ def run_purge(args: argparse.Namespace, out: IO[str]) -> int:
     if before is None:
         out.write(words("report.cli.keep-all") + "\n")
         return EXIT_OK
-    store = open_store(config.database_url)
+    store = open_store(config.database_url, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
         count = purge(store, before)
     finally:

@@ -168,6 +168,7 @@ class BulkExports:
         expiry_seconds: int = Config.export_expiry_seconds,
         max_jobs: int = Config.export_max_jobs,
         max_jobs_per_client: int = Config.export_max_jobs_per_client,
+        busy_timeout_s: int = Config.sqlite_busy_timeout_seconds,
     ) -> None:
         self.store = store
         self.searcher = searcher
@@ -181,6 +182,8 @@ class BulkExports:
         self.expiry_seconds = expiry_seconds
         self.max_jobs = max_jobs
         self.max_jobs_per_client = max_jobs_per_client
+        #: how long a job's own SQLite connections wait for another's lock
+        self.busy_timeout_s = busy_timeout_s
 
     # -- kick-off --------------------------------------------------------------------------
     def kick_off(
@@ -301,7 +304,7 @@ class BulkExports:
     # -- running ---------------------------------------------------------------------------
     def run(self, job_id: str) -> None:
         """Write the job's files and record how it ended."""
-        store = open_store(self.store.url, upgrade=False)
+        store = open_store(self.store.url, upgrade=False, busy_timeout_s=self.busy_timeout_s)
         try:
             self._run(store, job_id)
         finally:

@@ -86,14 +86,18 @@ ARCHIVE_FILE = "archive.sqlite"
 
 
 @contextmanager
-def archive(out_dir: Path | None, registry: Registry, store: Store | None) -> Iterator[Store]:
+def archive(out_dir: Path | None, registry: Registry, store: Store | None, config: Config) -> Iterator[Store]:
     """The store to ingest into: the one given, or the embedded store inside ``out_dir``."""
     if store is not None:
         yield store
         return
     if out_dir is None:
         raise ValueError("an ingest needs a store or an output folder")
-    own = open_store(f"sqlite:///{out_dir / ARCHIVE_FILE}", SearchIndexer(registry).rows)
+    own = open_store(
+        f"sqlite:///{out_dir / ARCHIVE_FILE}",
+        SearchIndexer(registry).rows,
+        busy_timeout_s=config.sqlite_busy_timeout_seconds,
+    )
     try:
         yield own
     finally:
@@ -114,7 +118,7 @@ def ingest(
     (and, with ``bundle``, as one transaction Bundle).  ``config`` gives the input limits
     (defaults when absent); ``lang`` words the progress bar shown on a terminal."""
     config = config or Config()
-    with archive(out_dir, registry, store) as target:
+    with archive(out_dir, registry, store, config) as target:
         pipeline = Ingest(target, build_validator(registry, config), build_engine(registry))
         try:
             for path in files:
@@ -181,10 +185,11 @@ def replay(
     Of several entries of one source key (January's copy and February's, both waiting), the
     newest is replayed first: the oldest landed first, and the newer ones were then refused
     as duplicates of it.  When it lands it resolves the older ones, which are not replayed."""
-    with archive(out_dir, registry, store) as target:
+    config = config or Config()
+    with archive(out_dir, registry, store, config) as target:
         with target.reading() as tx:
             entries = newest_first(tx.quarantine.entries())
-        pipeline = Ingest(target, build_validator(registry, config or Config()), build_engine(registry))
+        pipeline = Ingest(target, build_validator(registry, config), build_engine(registry))
         #: (source, identity) of the keyed records that landed: their older entries are resolved
         landed: set[tuple[str, str]] = set()
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from gateway.config import Config
 from gateway.storage.store import Indexer, Store, StoreError
 
 #: a password libpq takes as a parameter of the URL's query (``password``, ``sslpassword``)
@@ -27,14 +28,22 @@ def displayable_url(url: str) -> str:
     return _QUERY_PASSWORD.sub(r"\1***", shown)
 
 
-def open_store(url: str, indexer: Indexer | None = None, *, upgrade: bool = True, connections: int = 4) -> Store:
+def open_store(
+    url: str,
+    indexer: Indexer | None = None,
+    *,
+    upgrade: bool = True,
+    connections: int = 4,
+    busy_timeout_s: int = Config.sqlite_busy_timeout_seconds,
+) -> Store:
     """The store ``url`` names, its schema upgraded unless ``upgrade`` is false.  On PostgreSQL
     it holds at most ``connections`` at once (SQLite writes through one connection a process,
-    and reads through one a thread)."""
+    and reads through one a thread); on SQLite a connection waits ``busy_timeout_s`` for
+    another process's lock (``YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS``)."""
     if url.startswith("sqlite://"):
         from gateway.storage.sqlite import SQLiteStore
 
-        store: Store = SQLiteStore(url, indexer)
+        store: Store = SQLiteStore(url, indexer, busy_timeout_s=busy_timeout_s)
     elif url.startswith(("postgresql://", "postgres://")):
         from gateway.storage.postgres import PostgresStore
 

@@ -3,7 +3,7 @@
 Reads use one connection per thread (a gunicorn worker is one process; gthread workers, the
 development server and the tests use threads).  Writes go through one connection per process
 and share their commits (``group_commit.py``); processes take turns on a file lock, and beyond
-it writers queue on the database's write lock for up to ``busy_timeout`` instead of failing:
+it writers queue on the database's write lock for up to ``busy_timeout_s`` instead of failing:
 two ingests into one store take turns, and neither turns good records into quarantine because
 the other held the lock.  The write-ahead log is copied back into the database by a thread of
 each writing process (``checkpointer.py``), not inside a commit.
@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.config import Config
 from gateway.storage.checkpointer import Checkpointer
 from gateway.storage.dialect import SQLITE
 from gateway.storage.file_sync import HeldFile, sync_data
 from gateway.storage.group_commit import GroupCommit
 from gateway.storage.store import Connection, Executor, Indexer, Store, StoreError
 
-BUSY_TIMEOUT_S = 60
 #: page cache of each reading connection (and the checkpointer's), in KiB.  Pages of the
 #: database file are read through the memory map below (beyond it, from the system's file
 #: cache) and take no room here; what a reader caches are the pages it finds in the
@@ -51,8 +51,12 @@ class SQLiteStore(Store):
     dialect = SQLITE
     errors = (sqlite3.Error,)
 
-    def __init__(self, url: str, indexer: Indexer | None = None) -> None:
+    def __init__(
+        self, url: str, indexer: Indexer | None = None, *, busy_timeout_s: int = Config.sqlite_busy_timeout_seconds
+    ) -> None:
         super().__init__(url, indexer)
+        #: seconds a connection waits for another's lock (``YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS``)
+        self.busy_timeout_s = busy_timeout_s
         self.path = Path(url.removeprefix("sqlite:///"))
         # health data: a new folder and database are the owner's alone
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -78,9 +82,9 @@ class SQLiteStore(Store):
     def _open(self, cache_kib: int) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            _enter_wal(connection)
+            _enter_wal(connection, self.busy_timeout_s)
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA wal_autocheckpoint = 0")  # the Checkpointer's thread does it
             connection.execute(f"PRAGMA cache_size = -{cache_kib}")
@@ -88,7 +92,7 @@ class SQLiteStore(Store):
             connection.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
             connection.execute("PRAGMA busy_timeout = 0")  # refresh statistics only if no one writes
             _analyze(connection)
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+            connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_s * 1000}")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
         with self._guard:
@@ -142,14 +146,15 @@ class SQLiteStore(Store):
         self._local = threading.local()
 
 
-def _enter_wal(connection: sqlite3.Connection) -> None:
+def _enter_wal(connection: sqlite3.Connection, timeout_s: int) -> None:
     """Switch a new database file to WAL, taking turns with other processes doing the same.
 
     The switch upgrades a shared lock to an exclusive one; when two processes open a new
     store at once, both hold the shared lock and SQLite answers one of them "database is
     locked" at once rather than deadlock, without calling the busy handler.  Once one has
-    switched, the others' switch is a no-op, so trying again shortly ends it."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    switched, the others' switch is a no-op, so trying again shortly ends it (for up to
+    ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             connection.execute("PRAGMA journal_mode = WAL")

@@ -17,7 +17,6 @@ import pytest
 from gateway import exchanges
 from gateway.fhir.bundles import Authorize
 from gateway.services import Services
-from gateway.storage import sqlite as sqlite_store
 from gateway.storage.postgres import WRITE_BARRIER
 from tests.conftest import BACKENDS, MakeServices, fresh_database_url
 
@@ -27,10 +26,11 @@ SYSTEM = "urn:audit"
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh store whose writers wait a second at most for a lock another connection holds:
-    SQLite's busy timeout, PostgreSQL's ``lock_timeout`` (a libpq option of the URL)."""
+    SQLite's busy timeout (``YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS``), PostgreSQL's
+    ``lock_timeout`` (a libpq option of the URL)."""
     with fresh_database_url(request.param, tmp_path) as url:
         if request.param == "sqlite":
-            monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_S", 1)
+            monkeypatch.setenv("YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS", "1")
             yield url
         else:
             yield f"{url}%20-clock_timeout%3D1000"

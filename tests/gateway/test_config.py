@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.cli import main
 from gateway.config import Config, ConfigError
+from gateway.services import Services
 from profiles.registry import examples_dir
 
 
@@ -45,3 +48,22 @@ def test_an_export_job_limit_of_none_is_refused(name: str) -> None:
     """It would answer every kick-off 429, not lift the limit."""
     with pytest.raises(ConfigError, match=f"{name} must be a positive whole number"):
         Config.load({name: "0"})
+
+
+def test_sqlite_connections_wait_as_long_as_the_setting_says(tmp_path: Path) -> None:
+    """It was a constant (60 s): an operator whose ingests wait longer for each other could not
+    raise it, nor a test lower it."""
+    config = Config.load({"YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS": "7"}, database_url=f"sqlite:///{tmp_path / 'a.sqlite'}")
+    services = Services(config)
+    try:
+        with services.store.reading() as tx:
+            (waited_ms,) = tx.sql.one("PRAGMA busy_timeout")
+    finally:
+        services.close()
+    assert waited_ms == 7000
+
+
+def test_a_sqlite_busy_timeout_of_no_wait_is_refused() -> None:
+    """0 would fail a writer whenever another process writes, not wait for ever."""
+    with pytest.raises(ConfigError, match="YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS must be a positive whole number"):
+        Config.load({"YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS": "0"})
