@@ -5,7 +5,7 @@ history (``resource_version``), and rewrites the resource's search index rows, a
 caller's transaction, so a search never sees an index that disagrees with the resource.  Each
 version's JSON is stored once: the current one's in ``resource`` (a read by id, a search, an
 export read it there, one row per resource), the older ones' in ``resource_version``; vread
-and history read both (migration 0018).  Writing a resource whose content is
+and history read both (migration 0019).  Writing a resource whose content is
 unchanged (``meta`` aside) makes no new version: re-ingesting an export, or replaying a
 transaction Bundle after a lost response, leaves the archive as it was.
 """

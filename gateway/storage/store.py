@@ -70,7 +70,7 @@ UNIQUE_VIOLATION = "23505"
 #: by side): an ingest takes no lock of the ids it creates, so a PUT creating the same id
 #: inserts its first version too, and the one committing second was refused.  Done again, the
 #: loser finds the winner's resource and writes over it, as it would have right after it.
-#: (Before migration 0018 the history's key refused it, now the current row's.)
+#: (Before migration 0019 the history's key refused it, now the current row's.)
 RACED_KEYS = frozenset({"resource_pkey"})
 #: times a write is run when the database sacrifices it (:func:`retried`)
 TRANSACTION_ATTEMPTS = 3

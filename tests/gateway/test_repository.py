@@ -581,7 +581,7 @@ def test_on_postgresql_a_creates_rows_go_with_its_commit_as_one_statement(
 ) -> None:
     """Its person key, current row and search index rows went as three INSERTs of the
     COMMIT's pipeline (psycopg's CPU about 40 µs each); they are one statement now.  (A
-    create writes no history row: its version is the current one, migration 0018.)"""
+    create writes no history row: its version is the current one, migration 0019.)"""
     made = services()
     made.repository.create(new_patient(10))  # the schema made, the validator warm
     sent: list[str] = []

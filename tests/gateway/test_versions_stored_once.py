@@ -1,4 +1,4 @@
-"""A version's JSON is stored once (migration 0018): the current version in ``resource``, the
+"""A version's JSON is stored once (migration 0019): the current version in ``resource``, the
 superseded ones in ``resource_version``.  Each test runs on SQLite and on PostgreSQL; the
 upgrade of a store the previous schema version laid out (every version in the history, the
 current one in both tables) must leave every answer as it was."""
