@@ -218,6 +218,17 @@ def grants(who: Principal | None = None) -> Grants:
     return _grants(who.scopes if who is not None else UNRESTRICTED)
 
 
+def scope_refusal(wanted: tuple[tuple[str, str], ...]) -> FhirError | None:
+    """The 403 this request's principal would get for an interaction needing ``wanted``, or
+    None: ``$validate`` tells it as the refusal of the write it foretells, rather than
+    rehearsing a write the client may not make (and reading the archive for it)."""
+    missing = grants().missing(wanted)
+    if missing is None:
+        return None
+    who = g.get("principal")
+    return FhirError(403, "http.forbidden-scope", scope=missing, client=who.client_id if who is not None else "")
+
+
 def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria: str | None) -> None:
     """A Bundle entry is allowed only as the same interaction would be on its own (403 otherwise).
     The audit trail is not in the archive a Bundle reads: a read of it would find nothing where

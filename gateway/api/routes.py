@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.datastructures import MultiDict
 
 from gateway import exchanges
-from gateway.api.auth import check_bundle_entry, grants
+from gateway.api.auth import check_bundle_entry, grants, scope_refusal
 from gateway.api.methods import method_refused, refusing
 from gateway.api.negotiation import (
     PATCH_MEDIA_TYPE,
@@ -565,7 +565,16 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         except FhirError as absent:
             if absent.status != 410:  # a deleted one is written again by a PUT (201)
                 raise
-    answer = operations.validate(repository, resource, asked.profiles, language(), kind, resource_id, asked.mode)
+    answer = operations.validate(
+        repository,
+        resource,
+        asked.profiles,
+        language(),
+        kind,
+        resource_id,
+        asked.mode,
+        lambda permission: scope_refusal(((kind, permission),)),
+    )
     return respond(_warned(answer, query.ignored))
 
 

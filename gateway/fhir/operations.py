@@ -41,10 +41,16 @@ def validate(
     kind: str | None = None,
     resource_id: str | None = None,
     mode: str | None = None,
+    scope_refusal: Callable[[str], FhirError | None] = lambda permission: None,
 ) -> dict[str, Any]:
-    """``$validate``: the OperationOutcome of every issue; the store is not touched.  On an
+    """``$validate``: the OperationOutcome of every issue; the store is not changed.  On an
     instance (``resource_id``) the body may not name another id, and as an update (``mode``
-    update or none) must name this one, as the PUT it foretells must."""
+    update or none) must name this one, as the PUT it foretells must.  In create and update
+    modes a body without errors is then written in rehearsal (:meth:`Repository.rehearse`),
+    and what the write would be refused for is an error of the outcome (an instance the
+    client may not see is a 404, as a read answers).  ``scope_refusal``: the 403 a write
+    needing a permission (``c``, ``u``) on the type would get for the client's scopes, or
+    None; one that would get it is not rehearsed, and told so."""
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise FhirError(400, "http.not-a-resource")
     if kind and resource["resourceType"] != kind:
@@ -71,7 +77,35 @@ def validate(
             issues.append(
                 Issue("error", "profile.wrong-type", actual, {"url": url, "expected": core, "actual": actual})
             )
-    return operation_outcome(issues, lang)
+    answer = operation_outcome(issues, lang)
+    refused = _rehearsed(repository, resource, issues, resource_id, mode, scope_refusal)
+    if refused is not None:
+        if refused.status == 404:
+            raise refused
+        answer["issue"] = [*(found.to_fhir(lang) for found in issues), *refused.outcome(lang)["issue"]]
+    return answer
+
+
+def _rehearsed(
+    repository: Repository,
+    resource: dict[str, Any],
+    issues: list[Issue],
+    resource_id: str | None,
+    mode: str | None,
+    scope_refusal: Callable[[str], FhirError | None],
+) -> FhirError | None:
+    """The refusal of the write ``mode`` foretells, once validation found no error (the write
+    refuses those first, unless the gateway accepts with warnings; its checks are made for a
+    valid resource): a create in create mode, an update of the instance (or of the body's id)
+    in update mode or, on an instance, none."""
+    if any(found.is_error for found in issues):
+        return None
+    if mode == "create":
+        return scope_refusal("c") or repository.rehearse(resource)
+    updated = resource_id or (named_id(resource, f"{resource['resourceType']}.id") if mode == "update" else None)
+    if updated is not None and mode in (None, "update"):
+        return scope_refusal("u") or repository.rehearse(resource, updated)
+    return None
 
 
 def _ancestry(kind: str) -> set[str]:

@@ -8,6 +8,7 @@ never held while a profile is walked.
 
 from __future__ import annotations
 
+import copy
 import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -429,6 +430,39 @@ class Repository:
         stored, _ = tx.resources.write(resource, method="POST", current=None, rows=rows, owner=creator(acting.get()))
         return Written(stored, 201, issues, people=people)
 
+    def rehearse(self, resource: dict[str, Any], resource_id: str | None = None) -> FhirError | None:
+        """What the write of ``resource`` (validated already) would be refused for — a create,
+        or an update of ``resource_id`` —, or None when it would be accepted: ``$validate``'s
+        create and update modes (R4 Resource-validate: what the server would check for that
+        interaction, uniqueness included).  The write itself is made, with the checks that read
+        the archive (a person or an organisation held already, a number of another person's, a
+        person or a reference the client may not write about, a birth date moved past what
+        names the person), in a write transaction that is always rolled back: two lists of
+        checks would drift apart.  Nothing outlives that transaction (rows, identity claims,
+        conflicts for the 主索引 staff); what the request audits and notes is its own."""
+        written = {**copy.deepcopy(resource), "id": resource_id or new_id()}
+        references = References(written, "")
+        localise_references(references, self.config.base_url)
+
+        def write(tx: Transaction) -> None:
+            if resource_id is None:
+                made = self.create_in(tx, written, [])
+            else:
+                made = self.update_in(tx, written, [])
+            self.judge_birth(tx, made)
+            raise _Rehearsed
+
+        try:
+            if resource_id is not None:
+                self.check_id(resource_id, f"{written['resourceType']}.id")
+            self.check_reachable(written, references=references)
+            self.store.atomically(write)
+        except FhirError as refused:
+            return refused
+        except _Rehearsed:
+            pass
+        return None
+
     def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
         self._check_update(kind, resource_id, resource)
@@ -839,6 +873,10 @@ READ_ONLY = frozenset({"AuditEvent"})
 
 #: what an attempt that may be overtaken answers (a patch's Written, a merge's plan and writes)
 T = TypeVar("T")
+
+
+class _Rehearsed(Exception):
+    """Ends a rehearsed write (:meth:`Repository.rehearse`): its transaction rolls back."""
 
 
 def until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], T]) -> T:

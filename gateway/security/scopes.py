@@ -181,7 +181,8 @@ RULES: dict[str, Rule] = {
     "fhir.conditional_patch": Rule(KIND, "rus"),
     "fhir.conditional_delete": Rule(KIND, "ds"),
     "fhir.type_history": Rule(KIND, "s"),
-    # $validate stores nothing and reads nothing: any authenticated client may check a resource
+    # $validate stores nothing: any authenticated client may check a resource; create and update
+    # modes then rehearse the write only for a client whose scopes allow it (gateway/api/routes.py)
     "fhir.validate_type": Rule(KIND, ""),
     # another method at $ingest or a type's $validate only answers 405 (gateway/api/routes.py)
     "fhir.operation_refused": Rule("*", ""),
