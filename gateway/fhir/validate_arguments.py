@@ -70,6 +70,10 @@ def validate_arguments(query: ValidateQuery, document: Any) -> ValidateArguments
     # the server's choice, and a mode=delete dropped validated the body in its place
     if len(modes) > 1:
         raise FhirError(400, "http.repeated-parameter", "mode", name="mode")
+    # so is profile: given twice, the resource was judged against both, a question R4 has no
+    # answer shape for (one outcome, no word of which profile each issue came from)
+    if len(profiles) > 1:
+        raise FhirError(400, "http.repeated-parameter", "profile", name="profile")
     mode = modes[0] if modes else None
     if mode is not None and mode not in VALIDATION_MODES:
         raise unsupported_value("mode", str(mode), VALIDATION_MODES)
