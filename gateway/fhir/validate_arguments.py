@@ -93,13 +93,25 @@ def _parts(document: dict[str, Any], profiles: list[str], modes: list[str]) -> A
         if parameter.get("name") == "resource":
             resource = parameter.get("resource")
         elif parameter.get("name") == "profile":
-            profile = parameter.get("valueUri") or parameter.get("valueCanonical")
-            if not isinstance(profile, str) or not profile:
-                raise FhirError(400, "http.profile-parameter-without-url", "Parameters.parameter")
-            profiles.append(profile)
+            profiles.append(_profile_part(parameter, index))
         elif parameter.get("name") == "mode":
             modes.append(primitive_part(parameter, index))
         else:  # a misspelt profile or mode, ignored, judged the resource without it
             where = f"Parameters.parameter[{index}]"
             raise unsupported_parameter(str(parameter.get("name")), "$validate", VALIDATE_PARTS, where)
     return resource
+
+
+#: the value types a ``profile`` part may carry its URL in: R4 types it canonical; a URL sent as
+#: uri or string (as ``mode`` is taken as a string too) is the same URL
+PROFILE_VALUES = ("valueCanonical", "valueUri", "valueString")
+
+
+def _profile_part(parameter: dict[str, Any], index: int) -> str:
+    """The URL of the ``profile`` part at ``index``: one non-empty value of a
+    :data:`PROFILE_VALUES` type, and no other value (400 at the part otherwise)."""
+    values = [value for key, value in parameter.items() if key.startswith("value")]
+    url = values[0] if len(values) == 1 and any(key in parameter for key in PROFILE_VALUES) else None
+    if not isinstance(url, str) or not url:
+        raise FhirError(400, "http.profile-parameter-without-url", f"Parameters.parameter[{index}]")
+    return url
