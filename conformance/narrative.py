@@ -31,6 +31,9 @@ def _whitelist() -> tuple[frozenset[str], frozenset[str], dict[str, frozenset[st
 
 
 ELEMENTS, ATTRIBUTES, ELEMENT_ATTRIBUTES, HINT_ATTRIBUTES = _whitelist()
+#: how deep libxml2 nests elements without XML_PARSE_HUGE, which the parser leaves off (a
+#: hostile div of a million levels would otherwise be walked)
+MAX_DEPTH = 256
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
 )
@@ -44,7 +47,11 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
     try:
         root = etree.fromstring(div.encode("utf-8"), _PARSER)
     except etree.XMLSyntaxError as exc:
-        issues.error("narrative.invalid-xhtml", where, detail=str(exc)[:120])
+        if exc.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:  # libxml2's words are English alone
+            line, column = exc.position
+            issues.error("narrative.too-deep", where, limit=MAX_DEPTH, line=line, column=column)
+        else:
+            issues.error("narrative.invalid-xhtml", where, detail=str(exc)[:120])
         return
     if root.tag != f"{XHTML}div" or root.prefix is not None:
         # a prefixed <x:div xmlns:x=…> is XHTML too, but FHIR XML carries the div in the default

@@ -191,3 +191,14 @@ def test_nothing_may_stand_before_the_root_div(validator: Validator, prolog: str
     div = prolog + '<div xmlns="http://www.w3.org/1999/xhtml">张三</div>'
     patient = {"resourceType": "Patient", "text": {"status": "generated", "div": div}}
     assert found(validator.validate(patient), "narrative.invalid-xhtml", "Patient.text.div")
+
+
+def test_a_narrative_nested_past_the_parser_limit_is_told_in_the_catalogs_words() -> None:
+    """libxml2's own refusal ("Excessive depth in document: 256, use XML_PARSE_HUGE option")
+    was quoted inside the Chinese message; the depth is a message of its own, in both languages."""
+    issues = IssueList()
+    deep = "<b>" * 300 + "x" + "</b>" * 300
+    check_narrative({"div": f"<div {NS}>{deep}</div>"}, "Patient.text", issues)
+    assert [(i.message_id, i.expression, i.params.get("limit")) for i in issues] == [
+        ("narrative.too-deep", "Patient.text.div", 256)
+    ]
