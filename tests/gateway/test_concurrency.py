@@ -133,3 +133,17 @@ def test_transactions_changing_two_people_in_opposite_orders_each_succeed(
         return session.post(served.base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
 
     assert race(served, client_key, update_both) == [200] * RACERS
+
+
+def test_rehearsals_racing_creates_of_one_person_leave_one_record(served: Served, api: Api, client_key: Any) -> None:
+    """$validate?mode=create makes the create in a transaction it rolls back: beside real
+    creates it takes the same locks, fails none of them and keeps no claim on the person."""
+    resource = person()
+
+    def request(session: Api, index: int) -> requests.Response:
+        path = "Patient/$validate?mode=create" if index % 2 else "Patient"
+        return session.post(f"{served.base}/{path}", json=resource, timeout=120)
+
+    statuses = race(served, client_key, request)
+    half = RACERS // 2
+    assert (statuses, holders(api, resource)) == ([200] * half + [201] + [409] * (half - 1), 1)
