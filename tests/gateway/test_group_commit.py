@@ -164,6 +164,19 @@ def test_a_writer_returns_only_once_its_commit_is_synced_to_the_log(
     assert synced == [sqlite_store.path.with_name(sqlite_store.path.name + "-wal")]
 
 
+def test_a_group_whose_every_member_failed_waits_for_no_disk(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was kept, so nothing needs to be made durable: a refused write (a 409, a
+    $validate rehearsal, which always rolls back) paid a sync of the log for nothing."""
+    synced: list[Path] = []
+    monkeypatch.setattr(sqlite_module, "sync_data", synced.append)
+    with pytest.raises(ValueError), sqlite_store.transaction() as tx:
+        tx.resources.write(patient("p1"))
+        raise ValueError("refused after writing")
+    assert synced == []
+
+
 def test_a_commit_the_disk_refuses_is_the_writers_error(
     sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
