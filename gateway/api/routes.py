@@ -574,6 +574,7 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         resource_id,
         asked.mode,
         lambda permission: scope_refusal(((kind, permission),)),
+        stored=stored,
     )
     return respond(_warned(answer, query.ignored))
 

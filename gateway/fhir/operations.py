@@ -42,6 +42,7 @@ def validate(
     resource_id: str | None = None,
     mode: str | None = None,
     scope_refusal: Callable[[str], FhirError | None] = lambda permission: None,
+    stored: bool = False,
 ) -> dict[str, Any]:
     """``$validate``: the OperationOutcome of every issue; the store is not changed.  On an
     instance (``resource_id``) the body may not name another id, and as an update (``mode``
@@ -50,7 +51,9 @@ def validate(
     and what the write would be refused for is an error of the outcome (an instance the
     client may not see is a 404, as a read answers).  ``scope_refusal``: the 403 a write
     needing a permission (``c``, ``u``) on the type would get for the client's scopes, or
-    None; one that would get it is not rehearsed, and told so."""
+    None; one that would get it is not rehearsed, and told so.  ``stored``: the resource is
+    the instance as stored (a GET), judged as it stands: no write is foretold unless ``mode``
+    names one."""
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise FhirError(400, "http.not-a-resource")
     if kind and resource["resourceType"] != kind:
@@ -78,7 +81,8 @@ def validate(
                 Issue("error", "profile.wrong-type", actual, {"url": url, "expected": core, "actual": actual})
             )
     answer = operation_outcome(issues, lang)
-    refused = _rehearsed(repository, resource, issues, resource_id, mode, scope_refusal)
+    judged_as_stored = stored and mode is None
+    refused = None if judged_as_stored else _rehearsed(repository, resource, issues, resource_id, mode, scope_refusal)
     if refused is not None:
         if refused.status == 404:
             raise refused

@@ -122,3 +122,12 @@ def test_a_client_that_may_not_create_is_told_so_rather_than_whom_the_archive_ho
         checked = post(reader, "Patient/$validate?mode=create", without_id("yy-patient/valid-zhang-xiuying.json"))
         written = post(reader, "Patient", without_id("yy-patient/valid-zhang-xiuying.json"))
     assert (checked.status_code, refusal(checked), written.status_code) == (200, refusal(written), 403)
+
+
+def test_a_stored_instance_validated_by_get_foretells_no_write(served: Served, archive: Api, client_key: Any) -> None:
+    """GET …/$validate judges the instance as it stands: a client that may only read it is
+    not told that it may not update it."""
+    add_client(served.database_url, "rehearsal-patient-reader", key=client_key, scope="system/Patient.rs")
+    with Api(served.base, "rehearsal-patient-reader", client_key, "system/Patient.rs") as reader:
+        checked = reader.get(f"{served.base}/Patient/zhang-xiuying/$validate", timeout=60)
+    assert (checked.status_code, refusal(checked)) == (200, None)
