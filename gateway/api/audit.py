@@ -36,7 +36,13 @@ from gateway.api.negotiation import given_once, language, respond, search_form
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.paging import page_links
-from gateway.fhir.parameters import refuse_nul_in, unsupported_parameter, unsupported_value, whole_number
+from gateway.fhir.parameters import (
+    listed_types,
+    refuse_nul_in,
+    unsupported_parameter,
+    unsupported_value,
+    whole_number,
+)
 from gateway.messages import Worded
 from gateway.search import cursor
 from gateway.search.cursor import OrderColumn
@@ -124,7 +130,7 @@ def record(response: Response) -> Response:
             bundle_type=bundle_type() if endpoint == "fhir.transaction_or_batch" else None,
             location=location,
             touched=state.get("touched", ()),
-            types=[t for value in args.getlist("_type") for t in value.split(",") if t] if args else [],
+            types=requested_types(args),
             entries=state.get("bundle_entries", ()),
         )
         delivery: Delivery | None = state.get("delivery")
@@ -179,6 +185,13 @@ def _reason(response: Response) -> str | None:
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return " ".join(part for part in (code, words) if part) or None
+
+
+def requested_types(args: MultiDict[str, str]) -> list[str]:
+    """The types the query's ``_type`` lists, read as the export's job and ``$everything`` read
+    them (:func:`listed_types`): split untrimmed, ``_type=Observation, Patient`` was recorded
+    with the type `` Patient``, which an auditor's ``entity-type=Patient`` did not name."""
+    return [kind for value in args.getlist("_type") for kind in listed_types(value)] if args else []
 
 
 def bundle_type() -> str | None:

@@ -18,7 +18,7 @@ from functools import partial
 import orjson
 from flask import Flask, Response, current_app, g, request
 
-from gateway.api.audit import bundle_type
+from gateway.api.audit import bundle_type, requested_types
 from gateway.exchanges import Collector, ExchangeLog, Later, Party, activate, deactivate
 from gateway.security.audit import BY_METHOD, FIXED_TYPES, INTERACTIONS, Interaction
 from gateway.security.principal import Principal
@@ -73,9 +73,8 @@ def record(buffer: ExchangeLog, response: Response) -> Response:
         endpoint = asked.endpoint or ""
         kind = (asked.view_args or {}).get("kind") or FIXED_TYPES.get(endpoint, "")
         collector.carried(kind, 0)
-        for named in asked.args.getlist("_type"):
-            for other in named.split(","):
-                collector.carried(other, 0)
+        for other in requested_types(asked.args):
+            collector.carried(other, 0)
         if response.status_code >= 400:
             _refusal(collector, response)
         elif endpoint in _SINGLE:

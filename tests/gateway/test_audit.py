@@ -617,6 +617,15 @@ def test_a_request_carrying_a_nul_is_audited_too(api: Api) -> None:
     assert len(audit_events(api, f"entity=Patient/{marker}")) == 1
 
 
+def test_a_type_list_spaced_after_its_commas_is_recorded_type_by_type(api: Api) -> None:
+    """``_type=Observation, Encounter`` names Encounters as ``$everything`` and an export read
+    it: recorded untrimmed, the event's entity type was `` Encounter``, no type an auditor asks for."""
+    marker = f"spaced-types-{int(time.time() * 1000)}"
+    api.get(f"{api.base}/Patient/{marker}/$everything", params={"_type": "Observation, Encounter"}, timeout=60)
+    events = audit_events(api, f"entity=Patient/{marker}")
+    assert [entity["type"]["code"] for entity in events[0]["entity"]] == ["Patient", "Observation", "Encounter"]
+
+
 def test_a_nul_in_an_audit_search_form_is_a_bad_request(api: Api) -> None:
     """The trail's search does not go through the archive's: PostgreSQL refused the text (503)."""
     answer = api.post(f"{api.base}/AuditEvent/_search", data={"agent": "a\x00b"}, timeout=60)

@@ -296,3 +296,20 @@ def test_a_blank_png_has_one_colour() -> None:
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
     assert colours(png) == 1
+
+
+def test_an_export_type_list_spaced_after_its_commas_records_each_type(served: Served, api: Api) -> None:
+    """``_type=Observation, MedicationRequest`` exports both types: split untrimmed, the record
+    kept `` MedicationRequest`` as no type at all, and the report missed it."""
+    params = {"_type": "Observation, MedicationRequest"}
+    answer = api.get(f"{served.base}/$export", params=params, headers={"Prefer": "respond-async"})
+    assert answer.status_code == 202, answer.text
+    api.delete(answer.headers["Content-Location"])
+    query = (
+        "SELECT resource_types FROM exchange WHERE interaction = '$export' AND resource_types LIKE '% Observation %'"
+    )
+    deadline = time.monotonic() + 20
+    while not recorded(served, query):
+        assert time.monotonic() < deadline, "the $export exchange did not reach the store in 20 s"
+        time.sleep(0.2)
+    assert recorded(served, query) == (" MedicationRequest Observation ",)
