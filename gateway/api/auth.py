@@ -30,8 +30,9 @@ from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export_filters import PARAMETER as TYPE_FILTER
 from gateway.fhir.export_filters import written_searches
-from gateway.fhir.parameters import listed_types
+from gateway.fhir.parameters import listed_types, query_pairs
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
 from gateway.security.principal import Principal
@@ -155,7 +156,8 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[t
     if endpoint in CONDITIONAL:
         condition = asked.query_string.decode()
     if condition:  # a chain in a condition searches the types it reaches
-        wanted += criteria_needs(view_args.get("kind", "*"), condition, services().parameters.targets)
+        criteria = query_pairs(condition.lstrip("?"))  # as the search reads them (a 400 as its)
+        wanted += criteria_needs(view_args.get("kind", "*"), criteria, services().parameters.targets)
     return tuple(wanted)
 
 
@@ -167,7 +169,8 @@ def _export_needs(endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, 
     client holding ``system/Observation.rs`` that posted ``_type=Observation``."""
     given = kick_off_arguments().pairs
     types = [kind for name, value in given if name == "_type" for kind in listed_types(value)]
-    searches = written_searches(value for name, value in given if name == "_typeFilter")
+    written = written_searches(value for name, value in given if name == TYPE_FILTER)
+    searches = [(kind, query_pairs(criteria, TYPE_FILTER)) for kind, criteria in written]  # as the job reads them
     return tuple(needs(endpoint, view_args, False, types) + type_filter_needs(searches, services().parameters.targets))
 
 
@@ -236,7 +239,8 @@ def check_bundle_entry(method: str, kind: str, resource_id: str | None, criteria
     refused as the Bundle is read, :meth:`~gateway.fhir.bundles.Bundles.process`)."""
     if kind == "AuditEvent" and method in ("GET", "HEAD"):  # a HEAD entry reads, as its GET
         raise FhirError(400, "http.audit-not-in-bundle", method=method)
-    missing = grants().missing(bundle_entry_needs(method, kind, resource_id, criteria, services().parameters.targets))
+    pairs = query_pairs(criteria) if criteria else None  # as the entry's search reads them (a 400 as its)
+    missing = grants().missing(bundle_entry_needs(method, kind, resource_id, pairs, services().parameters.targets))
     if missing:
         _refuse_scope(missing, g.principal.client_id)
 

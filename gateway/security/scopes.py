@@ -16,10 +16,9 @@ the matched endpoint up and asks :meth:`Grants.missing`; Bundles ask per entry
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 from gateway.messages import Worded
 from profiles.registry import r4_resource_types
@@ -276,8 +275,13 @@ def search_needs(
     return found
 
 
+#: a search's criteria as name/value pairs, decoded as the search decodes them (the API's
+#: hook reads them with ``gateway.fhir.parameters.query_pairs``, which this layer may not import)
+Pairs = Sequence[tuple[str, str]]
+
+
 def type_filter_needs(
-    searches: Iterable[tuple[str, str]], targets: Targets = lambda kind, code: ()
+    searches: Iterable[tuple[str, Pairs]], targets: Targets = lambda kind, code: ()
 ) -> list[tuple[str, str]]:
     """What an export's ``_typeFilter`` searches, (type, criteria) pairs as the job reads them
     (``gateway.fhir.export_filters.written_searches``), reach beyond their own types (which
@@ -289,21 +293,22 @@ def type_filter_needs(
 
 
 def bundle_entry_needs(
-    method: str, kind: str, resource_id: str | None, criteria: str | None, targets: Targets = lambda kind, code: ()
+    method: str, kind: str, resource_id: str | None, criteria: Pairs | None, targets: Targets = lambda kind, code: ()
 ) -> list[tuple[str, str]]:
     """What one Bundle entry needs, as the same interaction sent alone would (a search entry
     as :func:`search_needs` has it, its includes and chains too; a conditional write the
-    search of its criteria besides)."""
-    searched = search_needs(kind, parse_qsl(criteria or "", keep_blank_values=True), targets)
+    search of its criteria besides).  ``criteria``: None when the entry has none."""
+    searched = search_needs(kind, criteria or (), targets)
     if method in ("POST", "PUT", "PATCH", "DELETE"):
         permission = {"POST": "c", "PUT": "u", "PATCH": "ru", "DELETE": "d"}[method]
-        return [(kind, permission + ("s" if criteria else "")), *(searched[1:] if criteria else [])]
+        conditional = criteria is not None
+        return [(kind, permission + ("s" if conditional else "")), *(searched[1:] if conditional else [])]
     if resource_id:  # a read, a vread or an instance's history, paged or not
         return [(kind, "r")]
     return searched
 
 
-def criteria_needs(kind: str, criteria: str, targets: Targets = lambda kind, code: ()) -> list[tuple[str, str]]:
+def criteria_needs(kind: str, criteria: Pairs, targets: Targets = lambda kind, code: ()) -> list[tuple[str, str]]:
     """What the criteria of a conditional interaction search besides ``kind`` itself: the
     types their chains and includes reach (the interaction's own rule covers ``kind``)."""
-    return search_needs(kind, parse_qsl(criteria.lstrip("?"), keep_blank_values=True), targets)[1:]
+    return search_needs(kind, criteria, targets)[1:]

@@ -399,6 +399,41 @@ def test_an_export_type_list_spaced_after_its_commas_needs_the_listed_types_alon
     requests.delete(answer.headers["Content-Location"], headers=headers, timeout=30)
 
 
+#: a ``_has`` whose type holds a byte that is no UTF-8: the scopes hook read it as
+#: ``Observation\ufffd`` and refused a scope no one holds, where the search itself is a 400
+NOT_UTF8_HAS = "_has:Observation%FF:subject:code=8480-6"
+
+
+def patient_client(served: Served, client_key: Any, client_id: str, scope: str) -> dict[str, str]:
+    add_client(served.database_url, client_id, key=client_key, scope=scope)
+    return {**bearer(request_token(served.base, client_id, client_key, scope)), **FHIR_JSON}
+
+
+def test_a_type_filter_holding_no_utf8_is_refused_as_the_job_reads_it(served: Served, client_key: Any) -> None:
+    headers = patient_client(served, client_key, "undecodable-exporter", "system/Patient.rs")
+    query = {"_type": "Patient", "_typeFilter": f"Patient?{NOT_UTF8_HAS}"}
+    answer = requests.get(
+        f"{served.base}/Patient/$export", params=query, headers={**headers, "Prefer": "respond-async"}, timeout=30
+    )
+    assert (answer.status_code, message_id(answer)) == (400, "http.not-utf8")
+
+
+def test_a_condition_holding_no_utf8_is_refused_as_its_search_reads_it(served: Served, client_key: Any) -> None:
+    headers = patient_client(served, client_key, "undecodable-creator", "system/Patient.cs")
+    answer = requests.post(
+        f"{served.base}/Patient", json=PATIENT, headers={**headers, "If-None-Exist": NOT_UTF8_HAS}, timeout=30
+    )
+    assert (answer.status_code, message_id(answer)) == (400, "http.not-utf8")
+
+
+def test_a_batch_search_holding_no_utf8_is_refused_as_its_search_reads_it(served: Served, client_key: Any) -> None:
+    headers = patient_client(served, client_key, "undecodable-batcher", "system/Patient.rs")
+    entry = {"request": {"method": "GET", "url": f"Patient?{NOT_UTF8_HAS}"}}
+    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [entry]}
+    answer = requests.post(served.base, json=bundle, headers=headers, timeout=30)
+    assert answer.json()["entry"][0]["response"]["status"] == "400"
+
+
 def posted_export(
     served: Served, client_key: Any, client_id: str, scope: str, *parts: dict[str, str]
 ) -> requests.Response:

@@ -116,9 +116,9 @@ def test_a_reverse_chain_needs_search_on_the_type_it_looks_into() -> None:
 
 def test_a_bundle_entry_needs_what_its_interaction_would() -> None:
     assert [
-        bundle_entry_needs("POST", "Patient", None, "identifier=x"),
+        bundle_entry_needs("POST", "Patient", None, [("identifier", "x")]),
         bundle_entry_needs("GET", "Patient", "p1", None),
-        bundle_entry_needs("GET", "Patient", None, "name=x"),
+        bundle_entry_needs("GET", "Patient", None, [("name", "x")]),
         bundle_entry_needs("DELETE", "Patient", "p1", None),
     ] == [[("Patient", "cs")], [("Patient", "r")], [("Patient", "s")], [("Patient", "d")]]
 
@@ -133,11 +133,11 @@ def test_a_patch_needs_read_as_well_as_update() -> None:
 
 
 def test_a_bundle_entry_paging_an_instances_history_needs_read_only() -> None:
-    assert bundle_entry_needs("GET", "Patient", "p1", "_count=1") == [("Patient", "r")]
+    assert bundle_entry_needs("GET", "Patient", "p1", [("_count", "1")]) == [("Patient", "r")]
 
 
 def test_a_bundle_search_entry_needs_its_includes_too() -> None:
-    assert bundle_entry_needs("GET", "Encounter", None, "_include=Encounter:subject:Patient") == [
+    assert bundle_entry_needs("GET", "Encounter", None, [("_include", "Encounter:subject:Patient")]) == [
         ("Encounter", "s"),
         ("Patient", "s"),
     ]
