@@ -565,6 +565,7 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         except FhirError as absent:
             if absent.status != 410:  # a deleted one is written again by a PUT (201)
                 raise
+    readable = repository.references.readable(lambda target: grants().allows(target, "r"))
     answer = operations.validate(
         repository,
         resource,
@@ -575,6 +576,7 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         asked.mode,
         lambda permission: scope_refusal(((kind, permission),)),
         stored=stored,
+        resolve=readable,
     )
     return respond(_warned(answer, query.ignored))
 

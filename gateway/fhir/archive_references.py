@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from conformance.fhirpath_scope import Resolver
@@ -189,6 +189,20 @@ class ArchiveReferences:
             return looked_up[reference]
 
         return resolve
+
+    def readable(self, may_read: Callable[[str], bool]) -> Resolver:
+        """This resolver, handing over only targets of the types ``may_read`` says the caller
+        may read (its scopes).  ``$validate`` on a type needs no scope, as it stores and
+        reads nothing of its own; its verdict still read the targets, and told a client
+        holding Encounter scopes alone (an auditor too) the birth date of the Patient a
+        reading names (``rule.before-birth``), or whether that Patient exists at all."""
+        resolve = self.including({})
+
+        def readable(reference: str) -> dict[str, Any] | None:
+            kind = self.named_type(reference)
+            return resolve(reference) if kind is not None and may_read(kind) else None
+
+        return readable
 
     def _kept_copy(self, found: Stored) -> dict[str, Any]:
         key = (found.type, found.id, found.version)

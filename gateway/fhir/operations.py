@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue, operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.errors import FhirError
@@ -43,6 +44,7 @@ def validate(
     mode: str | None = None,
     scope_refusal: Callable[[str], FhirError | None] = lambda permission: None,
     stored: bool = False,
+    resolve: Resolver | None = None,
 ) -> dict[str, Any]:
     """``$validate``: the OperationOutcome of every issue; the store is not changed.  On an
     instance (``resource_id``) the body may not name another id, and as an update (``mode``
@@ -53,7 +55,8 @@ def validate(
     needing a permission (``c``, ``u``) on the type would get for the client's scopes, or
     None; one that would get it is not rehearsed, and told so.  ``stored``: the resource is
     the instance as stored (a GET), judged as it stands: no write is foretold unless ``mode``
-    names one."""
+    names one.  ``resolve``: the archive's resources its references name, as far as the
+    caller may read them."""
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise FhirError(400, "http.not-a-resource")
     if kind and resource["resourceType"] != kind:
@@ -69,7 +72,7 @@ def validate(
     # a type's core definition is the base model every resource is held to already: named, it
     # was looked for among the profiles and warned of as unknown
     held = [url for url in profiles if registry.get(url) is not None]
-    issues = repository.validate(resource, held)
+    issues = repository.validate(resource, held, elsewhere=resolve)
     # ... but the core definition of a type it is not (nor derives from, as a Patient does
     # from DomainResource) is one the resource cannot meet: passed over, a Patient
     # "validated" against Observation came back without an error

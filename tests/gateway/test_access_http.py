@@ -651,6 +651,19 @@ def test_validating_an_instance_needs_read(served: Served, encounters_only: Api)
     assert code_of(answer) == (403, "http.forbidden-scope")
 
 
+def test_validating_tells_nothing_of_a_record_the_scopes_do_not_read(
+    served: Served, home: Api, encounters_only: Api
+) -> None:
+    """``$validate`` on a type needs no scope: its verdict read the Patient a reading names, and
+    told a system holding Encounter scopes alone (an auditor too) 张秀英's birth date."""
+    reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "effectiveDateTime": "1900-01-01"}
+    told = [
+        encounters_only.post(f"{served.base}/Observation/$validate", json={**reading, "subject": subject}).json()
+        for subject in ({"reference": "Patient/zhang-xiuying"}, {"reference": "Patient/no-one-at-all"})
+    ]
+    assert told[0] == told[1]
+
+
 def flag_on_zhang(flag_id: str, author: str) -> dict[str, Any]:
     """A Flag on 张秀英, whom the centre serves, written by ``author``."""
     return {
