@@ -55,6 +55,7 @@ from gateway.security.access import (
     named_owners,
 )
 from gateway.security.principal import acting
+from gateway.security.scopes import Grants
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, StoreError, Transaction, VersionConflict
 from profiles.registry import Registry, r4_resource_types
@@ -709,8 +710,21 @@ class Repository:
         each other.  A Provenance pointing at it does not count (see Resources.referrer)."""
         for stored in gone:
             referrer = tx.resources.referrer(stored.type, stored.id, self.searcher.parameters.pointing(stored.type))
-            if referrer is not None:
-                raise FhirError(409, "http.delete-referenced", where, reference=stored.reference, referrer=referrer)
+            if referrer is None:
+                continue
+            if not self._readable(tx, referrer):  # named, it told its id and what it says it is about
+                raise FhirError(409, "http.delete-referenced-unseen", where, reference=stored.reference)
+            raise FhirError(409, "http.delete-referenced", where, reference=stored.reference, referrer=referrer)
+
+    def _readable(self, tx: Transaction, reference: str) -> bool:
+        """Whether the principal may read the resource ``reference`` (``Type/id``) names: its
+        scopes read the type (a client holding Patient scopes alone was told which Observation
+        named the Patient it tried to delete), and the organisation rule shows the resource."""
+        principal = acting.get()
+        kind, _, resource_id = reference.partition("/")
+        if principal is not None and not Grants(principal.scopes).allows(kind, "r"):
+            return False
+        return not self.access().hides(tx, tx.resources.read(kind, resource_id))
 
     def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from profiles.registry import examples_dir
-from tests.conftest import Api, Served, add_client
+from tests.conftest import TEST_ORGANIZATION, Api, Served, add_client
 from tests.gateway.test_api import entries, everything_pages, new_patient
 from tests.gateway.test_bulk_export import deletions, export, exported, organisations_sent_after_renaming, stay
 
@@ -564,6 +564,45 @@ def test_the_centre_records_a_stay_for_a_resident_it_registered(served: Served, 
     }
     del stay["id"]
     assert home_writer.post(f"{served.base}/Encounter", json=stay).status_code == 201
+
+
+def test_a_refused_delete_names_no_referrer_the_scopes_do_not_read(served: Served, api: Api, client_key: Any) -> None:
+    """A client holding Patient scopes alone was told which Observation named the Patient it
+    tried to delete (``仍被 Observation/… 引用``): as much as a search it may not make."""
+    person = api.post(f"{served.base}/Patient", json=new_patient()).json()["id"]
+    reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-unread-referrer"}
+    api.put(
+        f"{served.base}/Observation/bp-unread-referrer", json={**reading, "subject": {"reference": f"Patient/{person}"}}
+    )
+    scope = "system/Patient.cruds"
+    add_client(
+        served.database_url,
+        "patients-only",
+        key=client_key,
+        scope=scope,
+        role="hospital",
+        organization=TEST_ORGANIZATION,
+    )
+    with Api(served.base, "patients-only", client_key, scope) as patients_only:
+        answer = patients_only.delete(f"{served.base}/Patient/{person}")
+    assert (answer.status_code, "bp-unread-referrer" in answer.text) == (409, False)
+
+
+def test_a_refused_delete_names_no_referrer_the_centre_may_not_see(served: Served, api: Api, home_writer: Api) -> None:
+    """The centre's reading of its resident, which a hospital's reading of 李建国 was derived from."""
+    reading = {k: v for k, v in example("yy-observation-blood-pressure/valid-blood-pressure.json").items() if k != "id"}
+    own = home_writer.post(f"{served.base}/Observation", json=reading).json()["id"]
+    derived = {
+        **reading,
+        "id": "bp-hidden-referrer",
+        "subject": {"reference": "Patient/li-jianguo"},
+        "derivedFrom": [{"reference": f"Observation/{own}"}],
+    }
+    put = api.put(f"{served.base}/Observation/bp-hidden-referrer", json=derived)
+    assert put.status_code in (200, 201), put.text
+    answer = home_writer.delete(f"{served.base}/Observation/{own}")
+    api.delete(f"{served.base}/Observation/bp-hidden-referrer")
+    assert (answer.status_code, "bp-hidden-referrer" in answer.text) == (409, False)
 
 
 @pytest.fixture(scope="module")
