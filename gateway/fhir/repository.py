@@ -524,6 +524,8 @@ class Repository:
             if before is not None and before.resource is not None:
                 _check_change(tx, before)  # nor may it take over another's resource
                 _check_not_replaced(before)
+            elif kind == "Organization":  # nor another's organisation, by making its record
+                self._check_unclaimed(tx, resource_id)
             _check_team(rules, tx, resource, before.resource if before is not None else None)
             if people is None:
                 people = self._hold_people(tx, resource, shared)
@@ -745,6 +747,20 @@ class Repository:
         if gone is not None:
             forget_person(tx, current)
         return gone
+
+    def _check_unclaimed(self, tx: Transaction, organization: str) -> None:
+        """A client (other than the operator) makes the Organization of an organisation that
+        is not its own only while no one else has a claim on it: no client acts for it, no
+        record names it.  Whoever writes an Organization places it under whom it likes
+        (``partOf``), and a client writes for the organisations under its own: a hospital
+        making ``Organization/<another's id>`` under itself was then allowed to change and
+        delete every record that organisation's clients had made or that named it."""
+        principal = acting.get()
+        if principal is None or principal.role == OPERATOR or organization == principal.organization:
+            return
+        pointing = self.searcher.parameters.pointing("Organization")
+        if tx.security.acts_for(organization) or tx.resources.referrer("Organization", organization, pointing):
+            raise FhirError(403, "http.organization-claimed", "Organization.id", organization=organization)
 
     def check_deletable(self, kind: str, resource_id: str) -> None:
         """Raise what deleting kind/id would answer — 404 when absent or hidden, 405 for the

@@ -58,6 +58,10 @@ class SecurityTables:
         row = self.sql.one("SELECT status FROM client WHERE id = ?", (client_id,))
         return row[0] if row else None
 
+    def acts_for(self, organization: str) -> bool:
+        """Whether a client, revoked or not, is registered for ``organization``."""
+        return self.sql.one("SELECT 1 FROM client WHERE organization = ? LIMIT 1", (organization,)) is not None
+
     def clients(self) -> list[ClientRow]:
         return [self._row(row) for row in self.sql.all(f"SELECT {_COLUMNS} FROM client ORDER BY id")]
 

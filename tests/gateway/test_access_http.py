@@ -427,6 +427,35 @@ def test_a_hospital_cannot_write_for_another_naming_it_by_identifier(served: Ser
     assert code_of(answer) == (403, "http.forbidden-organization")
 
 
+def claimed_organization(organization_id: str, licence: str, parent: str) -> dict[str, Any]:
+    """An Organization at ``organization_id`` placed under ``parent``, with a licence of its own."""
+    found = {k: v for k, v in example("yy-organization/valid-yiyang-center.json").items() if k != "partOf"}
+    found["identifier"] = [{**found["identifier"][0], "value": licence}]
+    return {**found, "id": organization_id, "partOf": {"reference": f"Organization/{parent}"}}
+
+
+@pytest.mark.parametrize(
+    ("victim", "licence"), [("victim-hospital", "PDY00011-341010515A1001"), ("named-clinic", "PDY00012-341010515A1001")]
+)
+def test_a_hospital_cannot_place_an_organisation_others_act_for_under_itself(
+    served: Served, api: Api, hospital: Api, client_key: Any, victim: str, licence: str
+) -> None:
+    """An organisation the archive holds no Organization of yet, for which a client acts (its
+    records are made by it) or which records name as their owner: placed under another
+    hospital by that hospital's PUT, it made every one of them that hospital's to change and
+    delete (``_within`` follows partOf)."""
+    if victim == "victim-hospital":
+        add_client(served.database_url, "victim-his", key=client_key, role="hospital", organization=victim)
+    else:
+        stay = {**example("yy-encounter/valid-home-bed.json"), "id": "stay-at-named-clinic"}
+        stay["serviceProvider"] = {"reference": f"Organization/{victim}"}
+        assert api.put(f"{served.base}/Encounter/stay-at-named-clinic", json=stay).status_code in (200, 201)
+    answer = hospital.put(
+        f"{served.base}/Organization/{victim}", json=claimed_organization(victim, licence, "other-hospital")
+    )
+    assert code_of(answer) == (403, "http.organization-claimed")
+
+
 def test_validating_a_delete_tells_a_hospital_it_would_be_refused(served: Served, api: Api, hospital: Api) -> None:
     api.put(f"{served.base}/Encounter/home-bed-2026", json=example("yy-encounter/valid-home-bed.json"))
     parameters = {"resourceType": "Parameters", "parameter": [{"name": "mode", "valueCode": "delete"}]}
