@@ -103,12 +103,7 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
     asked = replace(asked, upto=upto)
     below = None  # the newest version the page may list, when it starts past one
     if asked.after is not None:
-        place = tx.resources.version_place(*asked.after)
-        if place is None:
-            text = "{}/{}/_history/{}".format(*asked.after)
-            where = asked.where or "_after"
-            raise FhirError(400, "http.not-a-page-cursor", where, name="_after", value=text, example=_VERSION_EXAMPLE)
-        below = min(place - 1, upto)
+        below = min(_cursor_place(tx, rules, asked, asked.after) - 1, upto)
     versions, total = _versions(tx, rules, asked, below)
     kind, resource_id = asked.kind, asked.resource_id
     # one version more than the page was read to tell whether another page follows: an
@@ -142,6 +137,27 @@ def history_bundle(tx: Transaction, rules: Access, base_url: str, asked: History
             for (stored, method), status in zip(versions, statuses, strict=True)
         ]
     return bundle
+
+
+def _cursor_place(tx: Transaction, rules: Access, asked: HistoryRequest, after: tuple[str, str, int]) -> int:
+    """Where the version ``_after`` names stands, when it is one this history may list: of its
+    type or instance, and one the principal may see.  Any other is refused as a version that
+    does not exist: looked up whoever's it was, a page past 李建国's reading (200) and past no
+    reading at all (400) told an elderly-care client which of his records exist, and a Patient's
+    history paged past an Observation told a client holding Patient scopes alone."""
+    kind, resource_id, version = after
+    within = asked.kind in (None, kind) and asked.resource_id in (None, resource_id)
+    place = tx.resources.version_place(kind, resource_id, version) if within else None
+    if place is not None and rules.restricted:
+        stored = tx.resources.vread(kind, resource_id, version)
+        hidden = rules.hides(tx, tx.resources.read(kind, resource_id))
+        if hidden or stored is None or not rules.version_visible(tx, stored):
+            place = None
+    if place is None:
+        text = "{}/{}/_history/{}".format(*after)
+        where = asked.where or "_after"
+        raise FhirError(400, "http.not-a-page-cursor", where, name="_after", value=text, example=_VERSION_EXAMPLE)
+    return place
 
 
 def _versions(

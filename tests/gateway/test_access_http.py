@@ -122,6 +122,28 @@ def test_type_history_shows_and_counts_only_the_served(served: Served, home: Api
     assert (seen, bundle["total"]) == ({"bp-2026"}, len(bundle["entry"]))
 
 
+def test_a_history_cursor_naming_a_hidden_version_is_refused_as_an_absent_one(served: Served, home: Api) -> None:
+    """``_after`` was looked up whoever's version it named: 200 for 李建国's reading and 400 for
+    no reading at all told the centre which of his records exist (ids may be business keys)."""
+    answers = [
+        home.get(f"{served.base}/Observation/_history", params={"_after": f"Observation/{reading}/_history/1"})
+        for reading in ("bp-li", "bp-never-written")
+    ]
+    assert [answer.status_code for answer in answers] == [400, 400]
+
+
+def test_a_history_cursor_naming_another_type_is_refused(served: Served, api: Api, client_key: Any) -> None:
+    """A Patient's history paged past an Observation's version: a client holding Patient scopes
+    alone learnt which Observations exist."""
+    scope = "system/Patient.rs"
+    add_client(served.database_url, "patient-historian", key=client_key, scope=scope, organization=TEST_ORGANIZATION)
+    with Api(served.base, "patient-historian", client_key, scope) as historian:
+        answer = historian.get(
+            f"{served.base}/Patient/zhang-xiuying/_history", params={"_after": "Observation/bp-li/_history/1"}
+        )
+    assert code_of(answer) == (400, "http.not-a-page-cursor")
+
+
 def test_the_history_of_someone_else_is_not_found(served: Served, home: Api) -> None:
     assert home.get(f"{served.base}/Patient/li-jianguo/_history").status_code == 404
 
