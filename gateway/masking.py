@@ -238,14 +238,22 @@ JWT = re.compile(r"(?<![\w-])eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*")
 #: spaces and the hyphens and dashes a word processor or a web page puts there: read as ASCII
 #: before matching; the invisible characters text copied from a web page or a bidirectional
 #: editor carries between digits (zero-width spaces and joiners, a soft hyphen, direction
-#: marks, embeddings and isolates), dropped: a viewer shows the number whole
+#: marks, embeddings and isolates), dropped: a viewer shows the number whole.  So are the
+#: decimal digits of every other script (Arabic-Indic ١٣٨, Devanagari १३८, mathematical 𝟏𝟑𝟖
+#: …: the zero of each, as data in gateway/masking.json): a normaliser refuses a value
+#: holding one (mapping.foreign-digits) and its reason quotes the value, so a 联系电话 or a
+#: 身份证号 so written reached the reports and the logs whole
 _SPACES = "\u3000\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
 _DASHES = "－\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _ZERO_WIDTH = "\u00ad\u034f\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+_ZEROS = [int(zero, 16) for zero in _DATA["otherDigits"]["zeros"]]
+#: those digits in a character set: the BMP's one by one, and beyond it any character (a set
+#: of 29 ranges there made the set tried range by range, 10 µs on a message of 100
+#: characters; a text with an emoji is read through the table, and nothing in it changes)
+_OTHER_DIGITS = "".join(f"{chr(zero)}-{chr(zero + 9)}" for zero in _ZEROS if zero <= 0xFFFF) + "\U00010000-\U0010ffff"
 FULL_WIDTH_DIGITS = str.maketrans(
-    "０１２３４５６７８９Ｘｘ．" + _SPACES + _DASHES,
-    "0123456789Xx." + " " * len(_SPACES) + "-" * len(_DASHES),
-    _ZERO_WIDTH,
+    {zero + value: str(value) for zero in _ZEROS for value in range(10)}
+    | str.maketrans("Ｘｘ．" + _SPACES + _DASHES, "Xx." + " " * len(_SPACES) + "-" * len(_DASHES), _ZERO_WIDTH)
 )
 #: search parameters whose values are people's names (a chain or modifier may surround them)
 NAME_PARAMETERS = frozenset({"name", "family", "given", "phonetic"})
@@ -271,15 +279,27 @@ _CANDIDATE = re.compile(rf"\d[\d{_characters(*_BETWEEN_DIGITS)}]{{8,}}\d")
 #: ten digits with only those characters between them, sought from the first digit of a group
 #: (a later start finds no more than it); slower than :data:`_CANDIDATE`, so asked second
 _TEN_DIGITS = re.compile(rf"(?<!\d)\d(?:{_one_of(*_BETWEEN_DIGITS)}*+\d){{9}}")
-#: what the full-width reading (FULL_WIDTH_DIGITS) changes: Chinese text without any of it
-#: (every validation message) is not translated character by character
-_FULL_WIDTH = re.compile(f"[０-９Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
+#: what the full-width reading (:data:`FULL_WIDTH_DIGITS`) changes: Chinese text without any
+#: of it (every validation message) is not translated character by character
+_FULL_WIDTH = re.compile(f"[{_OTHER_DIGITS}Ｘｘ．{_SPACES}{_DASHES}{_ZERO_WIDTH}]")
+
+
+def _read_as_ascii(text: str) -> str:
+    """``text`` read as ASCII (:data:`FULL_WIDTH_DIGITS`) if it needs it, itself (at once)
+    otherwise."""
+    return text.translate(FULL_WIDTH_DIGITS) if not text.isascii() and _FULL_WIDTH.search(text) else text
 
 
 def mask_id_cards(text: str) -> str:
     """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; a mistyped one
     keeps its division code and what follows its birth date (41010519491231002 →
-    410105********002); an old 永居证 USA123456789012 → USA********9012."""
+    410105********002); an old 永居证 USA123456789012 → USA********9012.  Full-width digits
+    and other scripts' are read as ASCII (:func:`_read_as_ascii`)."""
+    return _id_cards_masked(_read_as_ascii(text))
+
+
+def _id_cards_masked(text: str) -> str:
+    """:func:`mask_id_cards` of a text read as ASCII already."""
     for pattern, replacement, _ in _applying(ID_MASKS, text):
         text = pattern.sub(replacement, text)
     return text
@@ -436,7 +456,13 @@ def _labelled_time(text: str, start: int) -> bool:
 
 def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
-    0371-68801234 → 0371-****1234."""
+    0371-68801234 → 0371-****1234.  Full-width digits and other scripts' are read as ASCII
+    (:func:`_read_as_ascii`)."""
+    return _phones_masked(_read_as_ascii(text))
+
+
+def _phones_masked(text: str) -> str:
+    """:func:`mask_phones` of a text read as ASCII already."""
     for pattern, replacement, _ in _applying(PHONE_MASKS, text):
         text = pattern.sub(replacement, text)
     return text
@@ -621,8 +647,7 @@ def _masked(text: str, form_encoded: bool = False, token_search: bool = False) -
         text = _NAME_IN_FILTER.sub(lambda m: m.group(1) + mask_name(m.group(2).strip('"')), text)
     if "eyJ" in text:
         text = JWT.sub("***", text)
-    if not text.isascii() and _FULL_WIDTH.search(text):
-        text = text.translate(FULL_WIDTH_DIGITS)
+    text = _read_as_ascii(text)
     if token_search and (search := _TOKEN_SEARCH.match(text)) and not _PERCENT_OR_PLUS.search(text, search.end()):
         return _masked_token_search(search, text)
     # the steps above add no ``?``: the first is still the query's unless a credential's or a
@@ -986,9 +1011,9 @@ def _masked_numbers(text: str) -> str:
     nothing."""
     if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
         return text
-    masked = mask_phones(mask_id_cards(text))
+    masked = _phones_masked(_id_cards_masked(text))
     while masked != text and _TEN_DIGITS.search(masked):
-        text, masked = masked, mask_phones(mask_id_cards(masked))
+        text, masked = masked, _phones_masked(_id_cards_masked(masked))
     return masked
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import unicodedata
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -593,7 +594,8 @@ def test_no_id_card_number_survives_masking(id_card: str, before: str, after: st
     before = before + "x" if before[-1:].isdigit() or before.endswith("%") else before
     after = "x" + after if after[:1].isdigit() else after
     masked = mask_text(before + id_card + after)
-    typed = id_card.translate(FULL_WIDTH_DIGITS)  # full-width digits are read as ASCII ones
+    # every script's decimal digits (full-width ones too) are read as ASCII ones
+    typed = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in id_card)
     assert id_card not in masked
     assert typed[:6] + "*" * 8 + typed[-4:] in masked
 
