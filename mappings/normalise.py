@@ -105,20 +105,37 @@ def text(value: Any) -> str | None:
 
 def _folded(value: Any) -> str | None:
     """Text with every compatibility form folded (NFKC): for codes, numbers and dates, where
-    a full-width hyphen, slash or digit is only a spelling of the ASCII one.  The digits of
-    another script (Arabic-Indic ٣, Devanagari ३ …), which no fold makes ASCII, are refused
-    (``mapping.foreign-digits``): ``int`` reads them as numbers and an identifier kept them,
-    where no Chinese system means one; the patterns here take 0-9 alone (``re.ASCII``)."""
+    a full-width hyphen or slash is only a spelling of the ASCII one (full-width digits are
+    folded already: :func:`text`).  Other digits are refused: a superscript, circled or
+    mathematical one (², ①, ⑩, 𝟏 …), which NFKC would read as 0-9 (``integer('²')`` was 2,
+    ``identifier('①')`` '1') though no Chinese system types a number so
+    (``mapping.compatibility-digits``); and the digits of another script (Arabic-Indic ٣,
+    Devanagari ३ …), which no fold makes ASCII (``mapping.foreign-digits``): ``int`` reads
+    them as numbers and an identifier kept them, where no Chinese system means one; the
+    patterns here take 0-9 alone (``re.ASCII``)."""
     cleaned = text(value)
     if cleaned is None:
         return None
+    if cleaned.isascii():
+        return cleaned
+    compatible = [
+        c for c in dict.fromkeys(cleaned) if not c.isascii() and _ASCII_DIGIT.search(unicodedata.normalize("NFKC", c))
+    ]
+    if compatible:
+        raise MappingError("mapping.compatibility-digits", value=cleaned, digits=_shown(compatible))
     folded = unicodedata.normalize("NFKC", cleaned)
-    if not folded.isascii():
-        foreign = [c for c in dict.fromkeys(folded) if c.isdecimal() and not c.isascii()]
-        if foreign:
-            shown = ", ".join(f"{c} U+{ord(c):04X}" for c in foreign)
-            raise MappingError("mapping.foreign-digits", value=folded, digits=shown)
+    foreign = [c for c in dict.fromkeys(folded) if c.isdecimal() and not c.isascii()]
+    if foreign:
+        raise MappingError("mapping.foreign-digits", value=folded, digits=_shown(foreign))
     return folded
+
+
+_ASCII_DIGIT = re.compile("[0-9]")
+
+
+def _shown(digits: list[str]) -> str:
+    """Digits as a reason names them: each with its code point."""
+    return ", ".join(f"{c} U+{ord(c):04X}" for c in digits)
 
 
 def identifier(value: Any) -> str | None:

@@ -101,3 +101,37 @@ def test_an_hl7_timestamp_in_another_scripts_digits_reaches_the_normaliser_as_wr
     """With an offset the reader converted it, through int(), into a time in 0-9."""
     with pytest.raises(MappingError, match="mapping.foreign-digits"):
         normalise.fhir_datetime(iso_timestamp("١٩٤٥٠١٠١1200+0000"))
+
+
+#: every character but ASCII and the full-width ０-９ that NFKC folds into something holding an
+#: ASCII digit: superscripts ², subscripts ₂, circled ① ⑩ ㉑, digits with a stop ⒈, fractions
+#: ½, mathematical 𝟏 …, which no Chinese system types as a number
+COMPATIBILITY_DIGITS = [
+    chr(cp)
+    for cp in range(0x80, 0x110000)
+    if not 0xFF10 <= cp <= 0xFF19 and any(c in "0123456789" for c in unicodedata.normalize("NFKC", chr(cp)))
+]
+
+
+@pytest.mark.parametrize(("normaliser", "value"), [(normalise.integer, "²"), (normalise.identifier, "①")])
+def test_a_superscript_or_circled_digit_is_no_number(normaliser: Callable[[Any], Any], value: str) -> None:
+    """NFKC read integer('²') as 2 and identifier('①') as '1'."""
+    assert outcome(normaliser, value) == "mapping.compatibility-digits"
+
+
+@given(
+    st.sampled_from(READING),
+    st.text(alphabet="0123456789-", max_size=8),
+    st.sampled_from(COMPATIBILITY_DIGITS),
+    st.text(alphabet="0123456789", max_size=8),
+)
+def test_a_value_with_a_compatibility_digit_is_refused_by_name(
+    normaliser: Callable[[Any], Any], before: str, digit: str, after: str
+) -> None:
+    assert outcome(normaliser, before + digit + after) == "mapping.compatibility-digits"
+
+
+def test_a_compatibility_digits_reason_quotes_the_value_as_written() -> None:
+    with pytest.raises(MappingError) as refused:
+        normalise.identifier("A①²")
+    assert refused.value.params == {"value": "A①²", "digits": "① U+2460, ² U+00B2"}
