@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
@@ -56,9 +56,10 @@ CLIENT_SYSTEM = "urn:yiyang:client"
 ANONYMOUS = "anonymous"
 #: the hash before the first event
 GENESIS = ""
-#: the most resources one event names: a request that wrote more (an $ingest of 20,000
-#: records wrote 84,000) continues in part events of as many each, appended right after it,
-#: so no row of the chain grows to megabytes (one event naming them all was an 8 MB row)
+#: the most resources (or a Bundle's entries) one event names: a request that wrote more (an
+#: $ingest of 20,000 records wrote 84,000; a batch of 10,000 entries) continues in part events
+#: of as many each, appended right after it, so no row of the chain grows to megabytes (one
+#: event naming them all was an 8 MB row, the batch's 2 MB)
 ENTITIES_PER_EVENT = 1000
 #: the event recording how a streamed file's delivery ended, after its request's own event:
 #: DICOM "Export", data that left the gateway (or did not, whole)
@@ -549,25 +550,46 @@ class Pending:
     continued: tuple[Pending, ...] = ()
 
 
+#: the keys of a record whose items each name a resource: what a write touched, a Bundle's
+#: entries; shared out among a request's event and its parts, in this order
+_NAMING = ("touched", "entries")
+
+
 def pending(facts: RequestFacts, recorded: str) -> Pending:
     record = record_of(facts, recorded)
-    touched = record.get("touched", ())
-    if len(touched) <= ENTITIES_PER_EVENT:
+    named = [(key, item) for key in _NAMING for item in record.get(key, ())]
+    if len(named) <= ENTITIES_PER_EVENT:
         return _pending(record)
-    chunks = [touched[start : start + ENTITIES_PER_EVENT] for start in range(0, len(touched), ENTITIES_PER_EVENT)]
-    parts = len(chunks) - 1
+    shares = [_share(named[start : start + ENTITIES_PER_EVENT]) for start in range(0, len(named), ENTITIES_PER_EVENT)]
+    parts = len(shares) - 1
+    rest = {key: value for key, value in record.items() if key not in _NAMING}
     # the request's event tells every type it wrote, so that a search by type, which leaves
     # the parts out, finds it whichever part names the resources of that type
-    named = {reference.split("/", 1)[0] for reference in chunks[0]}
+    own_types = set(_types_named(shares[0]))
     types = [
         *record.get("types", ()),
-        *(k for k in dict.fromkeys(r.split("/", 1)[0] for r in touched) if k not in named),
+        *(kind for kind in dict.fromkeys(_types_named(record)) if kind not in own_types),
     ]
-    own = _pending({**record, "touched": chunks[0], "parts": parts, **({"types": types} if types else {})})
-    continued = tuple(
-        _pending({**record, "touched": chunk, "part": n, "parts": parts}) for n, chunk in enumerate(chunks[1:], 1)
-    )
+    own = _pending({**rest, **shares[0], "parts": parts, **({"types": types} if types else {})})
+    continued = tuple(_pending({**rest, **share, "part": n, "parts": parts}) for n, share in enumerate(shares[1:], 1))
     return Pending(own.columns, own.text, continued=continued)
+
+
+def _share(named: list[tuple[str, Any]]) -> dict[str, list[Any]]:
+    """One event's share of a request's named items (:data:`_NAMING`), under their keys."""
+    share: dict[str, list[Any]] = {}
+    for key, item in named:
+        share.setdefault(key, []).append(item)
+    return share
+
+
+def _types_named(record: Mapping[str, Any]) -> Iterator[str]:
+    """The types of the resources a record's touched references and entries name."""
+    yield from (reference.split("/", 1)[0] for reference in record.get("touched", ()))
+    for _, url, _, location in record.get("entries", ()):
+        kind, _ = _entry_subject(url, location)
+        if kind:
+            yield kind
 
 
 def _pending(record: Mapping[str, Any]) -> Pending:

@@ -1,7 +1,7 @@
-"""A request that wrote more resources than one event names (an $ingest of a large file) is
-recorded as its event and part events of at most ``ENTITIES_PER_EVENT`` resources each: no row
-of the chain grows to megabytes, every resource is still found by ``entity``, and a search
-counts the request once."""
+"""A request that wrote more resources than one event names (an $ingest of a large file, a
+batch of many entries) is recorded as its event and part events of at most
+``ENTITIES_PER_EVENT`` resources each: no row of the chain grows to megabytes, every resource
+is still found by ``entity``, and a search counts the request once."""
 
 from __future__ import annotations
 
@@ -19,13 +19,27 @@ PER_EVENT = 10
 WRITTEN = [f"Patient/p{n}" for n in range(2 * PER_EVENT + 4)] + ["Provenance/v1"]
 
 
-@pytest.fixture
-def ingested(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
-    """The store after one $ingest that wrote :data:`WRITTEN`, and a read after it."""
+#: the requests that wrote :data:`WRITTEN`: an $ingest (the resources it touched) and a batch
+#: (one entry each: a 10,000-entry batch was one row of 1,969,588 bytes)
+WRITING = {
+    "ingest": facts(method="POST", path="/fhir/$ingest", endpoint="fhir.ingest", view_args={}, touched=WRITTEN),
+    "batch": facts(
+        method="POST",
+        path="/fhir",
+        endpoint="fhir.transaction_or_batch",
+        view_args={},
+        bundle_type="batch",
+        entries=[("POST", reference.split("/")[0], "201 Created", f"{reference}/_history/1") for reference in WRITTEN],
+    ),
+}
+
+
+@pytest.fixture(params=sorted(WRITING))
+def ingested(store: Store, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Store:
+    """The store after one request that wrote :data:`WRITTEN`, and a read after it."""
     monkeypatch.setattr(security_audit, "ENTITIES_PER_EVENT", PER_EVENT)
     trail = AuditTrail(store)
-    ingest = facts(method="POST", path="/fhir/$ingest", endpoint="fhir.ingest", view_args={}, touched=WRITTEN)
-    trail.record(ingest)
+    trail.record(WRITING[request.param])
     trail.record(facts(1))
     trail.close()
     return store
