@@ -397,10 +397,11 @@ _UNDIVIDED_SCHEMES = _ADDRESSED_SCHEMES | {"mailto"}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
-def _scheme_and_rest(value: Any) -> tuple[str, str] | None:
+def _scheme_and_rest(value: Any, fold: Normaliser = _folded) -> tuple[str, str] | None:
     """A contact written as a URL split into its lower-case scheme and the rest; a value without
-    a scheme is a number, as the exports write phones (``tel``)."""
-    cleaned = _folded(value)
+    a scheme is a number, as the exports write phones (``tel``).  ``fold`` reads the value
+    (:func:`_folded`, refusing digits other than 0-9)."""
+    cleaned = fold(value)
     if cleaned is None:
         return None
     written = _URL_SCHEME.fullmatch(cleaned)
@@ -410,9 +411,17 @@ def _scheme_and_rest(value: Any) -> tuple[str, str] | None:
 def url_scheme(value: Any) -> str | None:
     """The scheme of a contact written as a URL (CDA R2 TEL: ``tel:``, ``fax:``, ``mailto:``),
     ``tel`` for a bare number; ConceptMap ``url-scheme-to-contact-point-system`` turns it into
-    ``ContactPoint.system``, so a scheme it does not list is refused by name."""
-    split = _scheme_and_rest(value)
+    ``ContactPoint.system``, so a scheme it does not list is refused by name.  The rest's
+    digits are :func:`contact_value`'s to judge: refused here too, a fax number in
+    Arabic-Indic digits was refused twice, once for its system."""
+    split = _scheme_and_rest(value, _compatibility_folded)
     return split[0] if split else None
+
+
+def _compatibility_folded(value: Any) -> str | None:
+    """Text with every compatibility form folded (NFKC), its digits not judged."""
+    cleaned = text(value)
+    return unicodedata.normalize("NFKC", cleaned) if cleaned is not None else None
 
 
 def contact_value(value: Any) -> str | None:

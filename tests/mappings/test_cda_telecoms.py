@@ -47,8 +47,8 @@ def problems(tmp_path: Path, written: str) -> list[str]:
     [
         ("mailto:张秀英", "mapping.not-an-email"),
         ("fax:传真号", "mapping.not-digits"),
-        # Arabic-Indic digits are digits to \d without re.ASCII, and no number a phone dials
-        ("fax:\u0663\u0668\u0660\u0663\u0667\u0661\u0660\u0660\u0660\u0661", "mapping.not-digits"),
+        # Arabic-Indic digits are no number a phone dials: refused as another script's digits
+        ("fax:\u0663\u0668\u0660\u0663\u0667\u0661\u0660\u0660\u0660\u0661", "mapping.foreign-digits"),
         ("skype:zhangxy", "mapping.unknown-code"),
     ],
 )
