@@ -887,9 +887,12 @@ def _hidden_spans(text: str) -> Iterator[_Hidden]:
 
 
 #: a percent escape, as a URL (a Bundle entry's, a path) carries characters: one byte, or the
-#: two or three bytes of a character in UTF-8 (a no-break space, a full-width digit, an
-#: ideographic space), tried first
-_ESCAPE = re.compile(r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%[0-9A-F]{2}", re.IGNORECASE)
+#: two, three or four bytes of a character in UTF-8 (a no-break space, a full-width digit, an
+#: ideographic space, a mathematical 𝟏), tried first
+_ESCAPE = re.compile(
+    r"%[CD][0-9A-F]%[89AB][0-9A-F]|%E[0-9A-F](?:%[89AB][0-9A-F]){2}|%F[0-4](?:%[89AB][0-9A-F]){3}|%[0-9A-F]{2}",
+    re.IGNORECASE,
+)
 #: the characters of a number — digits, X, an old 永居证's letters (full-width too: a
 #: full-width form is its ASCII character + U+FEE0), every separator between groups or after
 #: the letters (:data:`_SEPARATOR_KINDS`), a ``+`` and an HL7 v2 field's ``|`` — which, escaped

@@ -11,12 +11,13 @@ import json
 import sqlite3
 import unicodedata
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.cli import main
-from gateway.masking import mask_id_cards, mask_text
+from gateway.masking import mask_id_cards, mask_text, mask_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/community-health/个人基本信息表.csv"
@@ -68,3 +69,11 @@ def test_the_other_scripts_digits_masking_reads_are_those_unicode_has() -> None:
     Unicode's million code points); a newer Unicode's new digits show here."""
     kept = json.loads((ROOT / "gateway/masking.json").read_text(encoding="utf-8"))["otherDigits"]["zeros"]
     assert [chr(int(zero, 16)) for zero in kept] == [zero for zero in ZEROS if not zero.isascii()]
+
+
+@given(st.sampled_from(ZEROS), NUMBERS)
+def test_a_number_in_any_scripts_digits_percent_encoded_in_a_url_is_masked(zero: str, number: str) -> None:
+    """A digit beyond the BMP (mathematical 𝟏, Adlam 𞥑 …) is four bytes of UTF-8, which the
+    URL reading decoded one escape at a time, as no character."""
+    masked = mask_url("Patient?telecom=" + quote(written_in(zero, number)))
+    assert number not in as_ascii(unquote(masked))
