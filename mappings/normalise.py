@@ -118,12 +118,13 @@ def _folded(value: Any) -> str | None:
         return None
     if cleaned.isascii():
         return cleaned
+    folded = unicodedata.normalize("NFKC", cleaned)
     compatible = [
         c for c in dict.fromkeys(cleaned) if not c.isascii() and _ASCII_DIGIT.search(unicodedata.normalize("NFKC", c))
     ]
     if compatible:
-        raise MappingError("mapping.compatibility-digits", value=cleaned, digits=_shown(compatible))
-    folded = unicodedata.normalize("NFKC", cleaned)
+        # quoted folded (¹³⁸… as 138…), as masking reads a number in the reason: 0-9
+        raise MappingError("mapping.compatibility-digits", value=folded, digits=_shown(compatible))
     foreign = [c for c in dict.fromkeys(folded) if c.isdecimal() and not c.isascii()]
     if foreign:
         raise MappingError("mapping.foreign-digits", value=folded, digits=_shown(foreign))

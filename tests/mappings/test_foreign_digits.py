@@ -131,7 +131,9 @@ def test_a_value_with_a_compatibility_digit_is_refused_by_name(
     assert outcome(normaliser, before + digit + after) == "mapping.compatibility-digits"
 
 
-def test_a_compatibility_digits_reason_quotes_the_value_as_written() -> None:
+def test_a_compatibility_digits_reason_quotes_the_value_folded() -> None:
+    """Quoted as written, a 联系电话 in circled digits (①③⑧…) reached the reports whole:
+    masking reads 0-9 and other scripts' decimal digits, not those; folded, it is masked."""
     with pytest.raises(MappingError) as refused:
-        normalise.identifier("A①²")
-    assert refused.value.params == {"value": "A①²", "digits": "① U+2460, ² U+00B2"}
+        normalise.digits("①③⑧⓪⓪①③⑧⓪⓪⓪")
+    assert refused.value.params == {"value": "13800138000", "digits": "① U+2460, ③ U+2462, ⑧ U+2467, ⓪ U+24EA"}
