@@ -10,7 +10,8 @@ gateway's message catalog in its configured language.
 The sync worker's heart beats while it answers a request, as the threaded worker's does:
 gunicorn's master kills a worker that has not shown a sign of life for ``timeout`` seconds,
 and the sync worker showed one only between requests, so a ``$ingest`` of 3,000 records
-(0.5 MB) was killed after 30 s and answered 500, with 2,167 of them stored.
+(0.5 MB) was killed after 30 s and answered 500, with 2,167 of them stored.  A client silent
+on its connection for ``timeout`` seconds is cut off by the socket's own timeout instead.
 
 They, and the :class:`Arbiter`, also take Ctrl-C as gunicorn takes SIGTERM: gracefully.
 gunicorn's Ctrl-C is its "quick shutdown", a ``sys.exit`` raised in each worker wherever it
@@ -100,11 +101,20 @@ class _GracefulInterrupt:
 class OutcomeSyncWorker(_GracefulInterrupt, _OutcomeErrors, SyncWorker):
     """gunicorn's sync worker (one request at a time per process), its heart beating from a
     thread of its own: a worker stuck holding the interpreter is still found (the thread
-    cannot run), one answering a long request is not killed."""
+    cannot run), one answering a long request is not killed.
+
+    The master's kill was also what ended a client silent on its connection (half a request
+    line, a body that never comes, an answer it never reads): gunicorn reads and writes the
+    sync worker's socket blocking, for ever.  So the socket waits ``timeout`` seconds at most
+    for each read or write: a silent client is cut off as before, a long request is not."""
 
     def run(self) -> None:
         threading.Thread(target=self._beat, name="yiyang-heartbeat", daemon=True).start()
         super().run()
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        client.settimeout(self.cfg.timeout)
+        super().handle(listener, client, addr)
 
     def _beat(self) -> None:
         while self.alive:

@@ -8,8 +8,10 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,14 +179,26 @@ def test_ctrl_c_lets_a_write_in_flight_finish(tmp_path: Path, client_key: Any) -
 def test_a_request_longer_than_the_worker_timeout_is_answered(tmp_path: Path, client_key: Any) -> None:
     """gunicorn's master kills a worker whose heartbeat is older than its timeout (30 s by
     default), and its sync worker beat only between requests: a ``$ingest`` of 3,000 records
-    was killed after 30 s and answered 500, with 2,167 of them stored.  Here a create is held
-    in flight past a timeout of 2 s."""
-    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
-    add_client(url, TEST_CLIENT, key=client_key)
-    with server_process(url, workers=1, env={"YIYANG_WORKER_TIMEOUT": "2"}) as (base, _):
+    was killed after 30 s and answered 500, with 2,167 of them stored.  Here a create waits
+    for the store's write lock, held past a timeout of 2 s (by the server's work, not by a
+    silent client: that one is cut off, below)."""
+    path = tmp_path / "archive.sqlite"
+    add_client(f"sqlite:///{path}", TEST_CLIENT, key=client_key)
+    with server_process(f"sqlite:///{path}", workers=1, env={"YIYANG_WORKER_TIMEOUT": "2"}) as (base, _):
         token = request_token(base, TEST_CLIENT, client_key).json()["access_token"]
-        status = held_create(base, token, lambda: time.sleep(5))  # as a long ingest would take
-    assert status.split(b" ", 2)[1] == b"201"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+        body = json.dumps(load_example("yy-patient/valid-zhang-xiuying.json"))
+        with ThreadPoolExecutor(1) as pool:
+            held = sqlite3.connect(path, isolation_level=None, timeout=60)
+            try:
+                held.execute("BEGIN IMMEDIATE")  # the write lock, as a long ingest holds it
+                create = pool.submit(requests.post, f"{base}/Patient", data=body, headers=headers, timeout=60)
+                time.sleep(5)
+                held.execute("COMMIT")
+            finally:
+                held.close()
+            status = create.result().status_code
+    assert status == 201
 
 
 def test_serve_listens_on_an_ipv6_address(tmp_path: Path) -> None:
@@ -193,3 +207,23 @@ def test_serve_listens_on_an_ipv6_address(tmp_path: Path) -> None:
     with server_process(f"sqlite:///{tmp_path / 'archive.sqlite'}", workers=1, host="::1") as (base, _):
         capabilities = requests.get(f"{base}/metadata", timeout=60).json()
     assert capabilities["implementation"]["url"] == base
+
+
+def test_a_silent_client_does_not_hold_a_worker_for_good(tmp_path: Path) -> None:
+    """A sync worker reads a request from a blocking socket: a client that opens a connection
+    and sends half a request line was cut off only by the master killing the silent worker
+    after its timeout.  Once the worker's heart beat from a thread of its own, such a client
+    held it for good, and as many idle connections as workers stopped the gateway."""
+    with server_process(f"sqlite:///{tmp_path / 'archive.sqlite'}", workers=1, env={"YIYANG_WORKER_TIMEOUT": "2"}) as (
+        base,
+        _,
+    ):
+        address = urlsplit(base)
+        # connected first, so accepted first: the one worker reads it and waits
+        with socket.create_connection((address.hostname, address.port), timeout=60) as silent:
+            silent.sendall(b"GET /fhir/metadata HTTP/1.1\r\n")
+            try:
+                status = requests.get(f"{base}/metadata", timeout=30).status_code
+            except requests.Timeout:
+                status = None
+    assert status == 200
