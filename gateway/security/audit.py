@@ -326,7 +326,8 @@ def render(record: Mapping[str, Any]) -> dict[str, Any]:
 def _linked(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A request recorded in parts (:data:`ENTITIES_PER_EVENT`): its event names each part's,
     and each part the request's, found by seq since they were appended together, in order.
-    Rendered, not searched: the seqs are given only as the records are appended."""
+    Searched as the other entities are, from the columns :func:`seal` makes once the seqs
+    are known."""
     if "parts" not in record or "id" not in record:
         return []
     seq, part, parts = int(record["id"]), record.get("part", 0), record["parts"]
@@ -498,6 +499,10 @@ def record_columns(record: Mapping[str, Any]) -> Columns:
             types.append(entry_kind)
         if reference:
             references.append(reference)
+    links = [entity["what"]["reference"] for entity in _linked(record)]
+    if links:
+        types += [] if "AuditEvent" in types else ["AuditEvent"]
+        references += links
     client = record.get("client")
     return (
         record["recorded"],
@@ -601,7 +606,9 @@ def seal(seq: int, prev_hash: str, waiting: Pending) -> Sealed:
     hash and its canonical JSON (which includes the id, so a record moved elsewhere in the
     chain no longer matches its hash)."""
     text = waiting.text.replace(_ID_PLACEHOLDER, f'"id":"{seq}"', 1)
-    return (*waiting.columns, text, chain(prev_hash, text), waiting.part)
+    # a request in parts and its parts name each other by seq: their columns are made now
+    found = record_columns(orjson.loads(text)) if waiting.part or waiting.continued else waiting.columns
+    return (*found, text, chain(prev_hash, text), waiting.part)
 
 
 class _Chained(Protocol):
@@ -656,7 +663,13 @@ def verify(store: _Chained, anchors: Mapping[int, str] | None = None) -> Verdict
                     *(columns(stored) if _whole(stored) else record_columns(stored)),
                     0 if _whole(stored) else stored.get("part", 0),
                 )
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            except (
+                orjson.JSONDecodeError,
+                KeyError,
+                TypeError,
+                AttributeError,
+                ValueError,
+            ):  # a record in parts whose id is no number
                 return Verdict(count, first, last, row.seq, Worded("audit.chain.unreadable"))
             kept = (str(row.seq), row.recorded, row.agent, row.outcome, row.entity_types, row.entities, row.part)
             if derived != kept:

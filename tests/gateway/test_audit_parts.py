@@ -5,10 +5,11 @@ is still found by ``entity``, and a search counts the request once."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from gateway.security import audit as security_audit
-from gateway.security.audit import AuditTrail, event_of, verify
+from gateway.security.audit import AuditTrail, canonical, chain, event_of, verify
 from gateway.storage.audit_tables import AuditQuery
 from gateway.storage.store import Store
 from tests.gateway.test_audit import facts, tamper
@@ -47,7 +48,7 @@ def ingested(store: Store, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixt
 
 def test_no_event_names_more_resources_than_one_event_holds(ingested: Store) -> None:
     with ingested.reading() as tx:
-        named = [len(row.entities.split()) for row in tx.audit.walk()]
+        named = [sum(not e.startswith("AuditEvent/") for e in row.entities.split()) for row in tx.audit.walk()]
     assert max(named) == PER_EVENT
 
 
@@ -90,3 +91,27 @@ def test_a_type_only_a_part_names_finds_the_requests_event(ingested: Store) -> N
     with ingested.reading() as tx:
         found, _ = tx.audit.search(AuditQuery(entity_type=(("Provenance",),)))
     assert [seq for _, seq, _ in found] == [1]
+
+
+def test_a_search_by_the_requests_event_finds_the_parts_that_name_it(ingested: Store) -> None:
+    """Each part's AuditEvent names its request's (``entity.what`` AuditEvent/1), and ``entity``
+    searches ``AuditEvent.entity.what``: a search must find what the events say."""
+    with ingested.reading() as tx:
+        found, _ = tx.audit.search(AuditQuery(entity=(("AuditEvent/1",),)))
+    assert [seq for _, seq, _ in found] == [2, 3]
+
+
+def test_a_rehashed_request_in_parts_with_no_number_for_id_is_unreadable(ingested: Store, database_url: str) -> None:
+    """Someone with SQL access who rewrites the newest event and its hash (what only an anchor
+    reveals) must still get a verdict from ``yiyang audit verify``, not a traceback."""
+    with ingested.reading() as tx:
+        rows = list(tx.audit.walk())
+    forged = canonical({**orjson.loads(rows[3].event), "id": "x", "parts": 1})
+    tamper(
+        database_url, f"UPDATE audit_event SET event = '{forged}', hash = '{chain(rows[2].hash, forged)}' WHERE seq = 4"
+    )
+    verdict = verify(ingested)
+    assert (verdict.broken_seq, verdict.problem.message_id if verdict.problem else None) == (
+        4,
+        "audit.chain.unreadable",
+    )
