@@ -11,7 +11,8 @@ The sync worker's heart beats while it answers a request, as the threaded worker
 gunicorn's master kills a worker that has not shown a sign of life for ``timeout`` seconds,
 and the sync worker showed one only between requests, so a ``$ingest`` of 3,000 records
 (0.5 MB) was killed after 30 s and answered 500, with 2,167 of them stored.  A client silent
-on its connection for ``timeout`` seconds is cut off by the socket's own timeout instead.
+on its connection for ``timeout`` seconds is cut off by the socket's own timeout instead, by
+either worker.
 
 They, and the :class:`Arbiter`, also take Ctrl-C as gunicorn takes SIGTERM: gracefully.
 gunicorn's Ctrl-C is its "quick shutdown", a ``sys.exit`` raised in each worker wherever it
@@ -123,7 +124,14 @@ class OutcomeSyncWorker(_GracefulInterrupt, _OutcomeErrors, SyncWorker):
 
 
 class OutcomeThreadWorker(_GracefulInterrupt, _OutcomeErrors, ThreadWorker):
-    """gunicorn's gthread worker (``--threads`` above 1)."""
+    """gunicorn's gthread worker (``--threads`` above 1).  A thread reads its connection
+    blocking once it is readable, and the worker's main loop beats whatever its threads do:
+    so each connection waits ``timeout`` seconds at most for a read or write, as the sync
+    worker's, and a client silent half-way through a request no longer holds a thread."""
+
+    def handle(self, conn: Any) -> Any:
+        conn.sock.settimeout(self.cfg.timeout)
+        return super().handle(conn)
 
 
 class Arbiter(arbiter.Arbiter):  # type: ignore[misc]

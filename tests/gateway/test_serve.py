@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -209,19 +210,21 @@ def test_serve_listens_on_an_ipv6_address(tmp_path: Path) -> None:
     assert capabilities["implementation"]["url"] == base
 
 
-def test_a_silent_client_does_not_hold_a_worker_for_good(tmp_path: Path) -> None:
-    """A sync worker reads a request from a blocking socket: a client that opens a connection
-    and sends half a request line was cut off only by the master killing the silent worker
-    after its timeout.  Once the worker's heart beat from a thread of its own, such a client
-    held it for good, and as many idle connections as workers stopped the gateway."""
-    with server_process(f"sqlite:///{tmp_path / 'archive.sqlite'}", workers=1, env={"YIYANG_WORKER_TIMEOUT": "2"}) as (
-        base,
-        _,
-    ):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_silent_client_does_not_hold_a_worker_for_good(tmp_path: Path, threads: int) -> None:
+    """A worker reads a request from a blocking socket: a client that opens a connection and
+    sends half a request line held the sync worker until the master killed it as silent, and
+    once its heart beat from a thread of its own, for good; it holds a gthread worker's thread
+    for good (the worker's main loop beats).  As many such connections as workers (threads)
+    stopped the gateway."""
+    env = {"YIYANG_WORKER_TIMEOUT": "2", "YIYANG_THREADS": str(threads)}
+    with server_process(f"sqlite:///{tmp_path / 'archive.sqlite'}", workers=1, env=env) as (base, _):
         address = urlsplit(base)
-        # connected first, so accepted first: the one worker reads it and waits
-        with socket.create_connection((address.hostname, address.port), timeout=60) as silent:
-            silent.sendall(b"GET /fhir/metadata HTTP/1.1\r\n")
+        with ExitStack() as silent:
+            for _ in range(threads):  # one per thread: each reads its half line and waits
+                connection = silent.enter_context(socket.create_connection((address.hostname, address.port), 60))
+                connection.sendall(b"GET /fhir/metadata HTTP/1.1\r\n")
+            time.sleep(0.5)  # not a measure: lets the worker take the silent ones first
             try:
                 status = requests.get(f"{base}/metadata", timeout=30).status_code
             except requests.Timeout:
