@@ -197,6 +197,13 @@ def configured_language(environ: Mapping[str, str] | None = None) -> str:
     return Config.load({name: environ[name]} if name in environ else {}).language
 
 
+def database_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``YIYANG_DATABASE_URL`` names the store: ``ingest`` and ``quarantine replay``
+    then write and read it, as every command does, rather than a folder's own store."""
+    environ = os.environ if environ is None else environ
+    return "YIYANG_DATABASE_URL" in environ
+
+
 class ConfigError(Worded, ValueError):
     """A setting the gateway cannot start with, naming the variable (a usage error, exit 2),
     worded by whoever reports it: the command line in its ``--lang``, a log in English."""

@@ -1,8 +1,10 @@
 """``yiyang ingest``, ``yiyang quarantine replay`` and ``yiyang mappings explain``.
 
 ``--database URL`` ingests into the store the server reads; ``--out DIR`` keeps an embedded
-store inside DIR and exports it there as NDJSON per type with ``quarantine.ndjson`` (with
-neither, ``--out ./out``).  Both together write the store and export it to DIR.
+store inside DIR and exports it there as NDJSON per type with ``quarantine.ndjson``.  Both
+together write the store and export it to DIR.  With neither, ``YIYANG_DATABASE_URL`` names
+the store, as for every command; without it too, ``--out ./out``.  An option beats the
+environment: ``--out`` alone writes the folder's store whatever the variable says.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gateway.cli.common import (
     usage,
 )
 from gateway.cli.validate import registry_with
+from gateway.config import database_configured
 from mappings.readers import READERS
 from mappings.specs import SOURCES
 
@@ -74,7 +77,7 @@ def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
 def _targets(args: argparse.Namespace, reading: bool = False) -> tuple[Path | None, Any]:
     """(the folder to export to, the Services whose store to write, or None for the folder's);
     a command ``reading`` an archive (replay) refuses one that is not there."""
-    if args.database is None:
+    if args.database is None and (args.out is not None or not database_configured()):
         from gateway.ingest.commands import ARCHIVE_FILE
 
         folder = output_folder(args, args.out or DEFAULT_OUT)

@@ -1075,3 +1075,43 @@ def test_a_damaged_json_line_read_back_is_reported_in_the_chosen_language(
     monkeypatch.setattr(validate_command, "run_validate", reads_a_damaged_line)
     said = "yiyang: error: 读回的文件中有一行 JSON 已损坏（第 1 行第 2 列）\n"
     assert run(capsys, "validate", "--lang", "zh-CN", VALID) == (2, "", said)
+
+
+# -- where an ingest writes: --database, $YIYANG_DATABASE_URL, --out ---------------------------
+def patients_in(url: str) -> int:
+    store = open_store(url)
+    try:
+        with store.reading() as tx:
+            return tx.resources.counts().get("Patient", 0)
+    finally:
+        store.close()
+
+
+def test_an_ingest_without_options_writes_into_the_configured_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It wrote ``./out/archive.sqlite`` and exited 0, while every other command honours the
+    variable: an operator's records were not in the archive the server reads."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YIYANG_DATABASE_URL", archive(tmp_path))
+    run(capsys, "ingest", "--source", "community-health", str(COMMUNITY_SAMPLE))
+    assert (patients_in(archive(tmp_path)) > 0, (tmp_path / "out").exists()) == (True, False)
+
+
+def test_an_ingest_given_out_writes_into_the_folder_whatever_the_configured_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An explicit option beats the environment, as everywhere."""
+    monkeypatch.setenv("YIYANG_DATABASE_URL", archive(tmp_path))
+    run(capsys, "ingest", "--source", "community-health", "--out", str(tmp_path / "out"), str(COMMUNITY_SAMPLE))
+    assert ((tmp_path / "out/Patient.ndjson").is_file(), (tmp_path / "archive.sqlite").exists()) == (True, False)
+
+
+def test_a_replay_without_options_replays_in_the_configured_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """As an ingest writes there, its replay reads there (not ``./out``, which is not there)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YIYANG_DATABASE_URL", archive(tmp_path))
+    run(capsys, "ingest", "--source", "community-health", str(COMMUNITY_SAMPLE))
+    assert run(capsys, "quarantine", "replay")[0] == 0
