@@ -12,6 +12,7 @@ transaction Bundle after a lost response, leaves the archive as it was.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -120,14 +121,19 @@ def _second_text(seconds: int) -> str:
     return format_instant(datetime.fromtimestamp(seconds, UTC))[:19]
 
 
+#: an instant as FHIR writes one (seconds optional, as a search's dates take them, and a time
+#: zone): ``datetime.fromisoformat`` alone also reads ISO week dates (``2026-W49-1T08:00Z``),
+#: the basic format (``20261207T080000Z``), a space for ``T`` and a comma before the fraction
+_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})", re.ASCII)
+
+
 def store_instant(text: str) -> str:
     """A FHIR instant (or a dateTime with a time zone) in the store's own form, for comparing
     with its timestamps (one whose UTC falls outside years 1–9999 is the nearer bound);
     ValueError when it is not one."""
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} needs a time zone (e.g. +08:00 or Z)")
-    return clamped_instant(moment)
+    if _INSTANT.fullmatch(text.strip()) is None:
+        raise ValueError(f"{text!r} is not an instant with a time zone (e.g. 2026-12-01T08:00:00+08:00)")
+    return clamped_instant(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
 
 
 #: (type, id, version) triples asked about in one statement: three parameters each, asked of

@@ -925,6 +925,12 @@ def test_a_nul_in_a_conditional_reference_is_a_bad_request(api: Api) -> None:
     assert message_ids(post(api, "", transaction(entry))) == ["http.nul-character"]
 
 
+@pytest.mark.parametrize("since", ["2026-W49-1T08:00:00Z", "20261207T080000Z"])
+def test_a_since_that_is_no_fhir_instant_is_refused(api: Api, since: str) -> None:
+    """A week date and the basic format were read by ``datetime.fromisoformat`` as instants."""
+    assert get(api, f"Patient/_history?_since={since}").status_code == 400
+
+
 def test_a_since_before_year_one_in_utc_is_the_beginning(api: Api) -> None:
     """0001-01-01T00:00+14:00 is in year 0 in UTC, which Python cannot hold: it was a 500."""
     assert get(api, "Patient/_history?_since=0001-01-01T00:00:00%2B14:00&_count=1").status_code == 200

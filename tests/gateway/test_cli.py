@@ -859,6 +859,18 @@ def test_export_refuses_a_bad_since_or_type_in_the_chosen_language(
     assert run(capsys, "export", *given, *asked) == (2, "", f"yiyang: error: {said}\n")
 
 
+@pytest.mark.parametrize("since", ["2026-W49-1T08:00:00Z", "20261207T080000Z", "2026-12-07 08:00:00Z"])
+def test_export_refuses_a_since_python_reads_but_fhir_does_not_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, since: str
+) -> None:
+    """An ISO week date, the basic format, a space for ``T``: ``datetime.fromisoformat`` took
+    them, and an export since the Monday of week 49 went out from a moment no one wrote."""
+    run(capsys, "db", "upgrade", "--database", archive(tmp_path))
+    given = ["--lang", "en", "--database", archive(tmp_path), "--out", str(tmp_path / "out"), "--since", since]
+    said = f"yiyang: error: --since '{since}' is not an instant with a time zone (e.g. 2026-12-01T08:00:00+08:00)\n"
+    assert run(capsys, "export", *given) == (2, "", said)
+
+
 def test_every_command_line_message_is_worded_in_both_languages_and_its_own() -> None:
     """The command line's catalogue holds only ``cli.*`` ids, none worded again by another layer."""
     import gateway.cli
