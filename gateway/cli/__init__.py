@@ -2,19 +2,22 @@
 
 Exit status of every command: 0 clean, 1 invalid data found, 2 usage or I/O problem (a bad
 option, an unreadable file, an unreachable or damaged store), 3 internal error.  Other tools
-depend on these codes and on each command's options exactly.
+depend on these codes and on each command's options exactly.  A command stopped from outside
+ends as a shell reports a tool a signal stopped, 128 + the signal: 130 interrupted (Ctrl-C),
+141 when the reader of its output went away (``| head``, SIGPIPE), quietly.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from conformance.issues import DEFAULT_LANGUAGE
 from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
-from gateway.cli.common import EXIT_INTERNAL, EXIT_INVALID, EXIT_USAGE, Parser, UsageError, command_language, speaking
+from gateway.cli.common import EXIT_INTERNAL, EXIT_SIGNALLED, EXIT_USAGE, Parser, UsageError, command_language, speaking
 from gateway.config import ConfigError
 from gateway.messages import text
 from gateway.storage.store import StoreError
@@ -50,10 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"yiyang: error: {exc.text(lang)}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_SIGNALLED + signal.SIGINT
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_INVALID
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nor a word at exit's flush
+        return EXIT_SIGNALLED + signal.SIGPIPE
     # after BrokenPipeError, its subclass: a full disk, no permission … (the system's reason in
     # English: what it says of a write is not the catalogue's file.* wording of a read)
     except OSError as exc:

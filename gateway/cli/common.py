@@ -17,6 +17,8 @@ from gateway.storage import displayable_url
 
 #: 0 clean, 1 invalid data found, 2 usage or I/O, 3 internal error
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+#: stopped from outside: 128 + the signal, as a shell reports a tool the signal stopped
+EXIT_SIGNALLED = 128
 
 
 class UsageError(Exception):

@@ -229,6 +229,22 @@ def test_console_entry_point_runs_as_a_module() -> None:
     assert (done.returncode, done.stderr) == (1, "")
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly_as_sigpipe_would(tmp_path: Path) -> None:
+    """``yiyang validate … | head`` exited 1, the status that says invalid data was found;
+    a Unix tool stopped by SIGPIPE is reported 128 + 13, silently."""
+    import signal
+
+    lines = tmp_path / "many.ndjson"
+    lines.write_text('{"resourceType": "Patient", "gender": "x"}\n' * 5000, encoding="utf-8")
+    command = [sys.executable, "-m", "gateway.cli", "validate", "--format", "text", str(lines)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as done:
+        assert done.stdout is not None and done.stderr is not None
+        done.stdout.read(10)  # head has what it wants
+        done.stdout.close()
+        said = done.stderr.read()
+    assert (done.returncode, said) == (128 + signal.SIGPIPE, b"")
+
+
 @pytest.mark.parametrize("out", ["out", "out/sub"])
 def test_an_output_folder_that_is_a_file_is_refused_naming_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str
