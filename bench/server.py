@@ -525,7 +525,7 @@ def upgraded(url: str) -> bool:
 
     store = open_store(url, upgrade=False)
     try:
-        applied = store.upgrade()
+        applied = store.upgrade().applied
     finally:
         store.close()
     if applied:

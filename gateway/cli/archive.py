@@ -101,13 +101,15 @@ def run_upgrade(args: argparse.Namespace, out: IO[str]) -> int:
     config = config_of(args)
     store = open_store(config.database_url, upgrade=False, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
-        before = store.schema_version()
-        applied = store.upgrade()
+        # the version found once this process held the schema lock: one read before it
+        # waited for another upgrade said "0 → 18" of an archive the other had brought to 8
+        done = store.upgrade()
         after = store.schema_version()
     finally:
         store.close()
-    steps = ", ".join(str(v) for v in applied) or "-"
-    out.write(text("cli.db.upgraded", args.lang, {"before": before, "after": after, "steps": steps}) + "\n")
+    steps = ", ".join(str(v) for v in done.applied) or "-"
+    said = {"before": done.before, "after": after, "steps": steps}
+    out.write(text("cli.db.upgraded", args.lang, said) + "\n")
     return EXIT_OK
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gateway.storage.audit_tables import AuditEvents
     from gateway.storage.exchange_tables import Exchanges
     from gateway.storage.ingest_tables import Conflicts, IdentityKeys, Keyed, Ledger, Quarantine
+    from gateway.storage.migrations import Upgrade
     from gateway.storage.resources import Resources
     from gateway.storage.security_tables import SecurityTables
 
@@ -745,8 +746,8 @@ class Store:
                 executor.execute("ROLLBACK")
 
     # -- schema ----------------------------------------------------------------------------
-    def upgrade(self) -> list[int]:
-        """Apply the migrations this store lacks; returns the versions applied."""
+    def upgrade(self) -> Upgrade:
+        """Apply the migrations this store lacks; says what it found and what it applied."""
         from gateway.storage.migrations import apply
 
         with self._connection() as connection:

@@ -719,6 +719,56 @@ def test_db_upgrade_says_which_migrations_it_applied(
     assert run(capsys, *upgrade) == (0, again.format(v=version), "")
 
 
+def test_a_db_upgrade_that_waited_for_another_says_the_version_it_found_once_its_turn_came(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    """Two ``db upgrade`` at once: the one that waited said "schema 8 → 18 (applied: 10, …)",
+    the version it had read before waiting for the other, which then applied 9."""
+    import threading
+
+    from gateway.storage import migrations
+    from gateway.storage.store import Executor
+
+    old = open_store(database_url, upgrade=False)
+    with old._connection() as connection:  # noqa: SLF001 - an archive at version 8, built by hand
+        migrations.apply(Executor(connection, old.dialect, old.errors), target=8)
+    original_statements, original_begin = migrations.statements, migrations._begin  # noqa: SLF001
+    inside, asking, resume = threading.Event(), threading.Event(), threading.Event()
+
+    def pausing(script: str) -> list[str]:  # the first holds the schema lock inside migration 9
+        if threading.current_thread().name == "first" and not inside.is_set():
+            inside.set()
+            resume.wait(timeout=60)
+        return original_statements(script)
+
+    def begin(sql: Executor) -> None:  # the command asks for the lock the first holds
+        if threading.current_thread().name == "second":
+            asking.set()
+        original_begin(sql)
+
+    def first_upgrade() -> None:
+        with old._connection() as connection:  # noqa: SLF001
+            migrations.apply(Executor(connection, old.dialect, old.errors), target=9)
+
+    first = threading.Thread(target=first_upgrade, name="first")
+    second = threading.Thread(target=main, args=(["db", "upgrade", "--lang", "en", "--database", database_url],))
+    second.name = "second"
+    migrations.statements, migrations._begin = pausing, begin  # noqa: SLF001
+    try:
+        first.start()
+        inside.wait(timeout=60)
+        second.start()
+        asking.wait(timeout=60)
+        resume.set()
+        first.join()
+        second.join()
+    finally:
+        migrations.statements, migrations._begin = original_statements, original_begin  # noqa: SLF001
+        old.close()
+    said = capsys.readouterr().out
+    assert re.match(r"schema 9 → \d+ \(applied: 10, ", said), said
+
+
 @pytest.mark.parametrize(
     ("lang", "said"), [("zh-CN", "已重建 1 个资源的检索索引（"), ("en", "rebuilt the search index of 1 resources (")]
 )

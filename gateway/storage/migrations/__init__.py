@@ -14,6 +14,7 @@ database was created with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,8 +57,18 @@ def current_version(sql: Executor) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def apply(sql: Executor, target: int = LATEST) -> list[int]:
-    applied = []
+@dataclass(frozen=True)
+class Upgrade:
+    """What one upgrade did: the version it found once it held the schema lock (another
+    process's upgrade it waited for counts as before it) and the migrations it applied
+    itself, not those another process applied meanwhile."""
+
+    before: int
+    applied: list[int]
+
+
+def apply(sql: Executor, target: int = LATEST) -> Upgrade:
+    applied: list[int] = []
     _begin(sql)
     try:
         have = current_version(sql)
@@ -84,7 +95,7 @@ def apply(sql: Executor, target: int = LATEST) -> list[int]:
             raise
         sql.execute("COMMIT")
         applied.append(version)
-    return applied
+    return Upgrade(have, applied)
 
 
 def _begin(sql: Executor) -> None:
