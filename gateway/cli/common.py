@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from conformance.issues import DEFAULT_LANGUAGE, LANGUAGES
 from gateway.config import Config, configured_language
 from gateway.messages import Worded, text
-from gateway.storage import displayable_url
+from gateway.storage import SQLITE_PREFIX, displayable_url, sqlite_path
 
 #: 0 clean, 1 invalid data found, 2 usage or I/O, 3 internal error
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -193,14 +193,29 @@ def config_of(args: argparse.Namespace, reading: bool = False, **explicit: objec
     config = Config.load(database_url=getattr(args, "database", None), **explicit)
     url = config.database_url
     if url.startswith("sqlite://"):
-        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
-        if not path.strip() or path.endswith("/"):
+        path = _sqlite_path(url)
+        if path is None:
             raise usage(args, "cli.bad-database-url", url=displayable_url(url))
-        if reading and not Path(path).is_file():
+        if reading and not path.is_file():
             raise usage(args, "cli.no-archive", path=path)
     elif not url.startswith(("postgresql://", "postgres://")) or url.endswith("://"):
         raise usage(args, "cli.bad-database-url", url=displayable_url(url))
     return config
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names, or None when it names none: ``sqlite://``, a folder
+    (``sqlite:///data/``), an escape that spells no UTF-8 or a NUL."""
+    if not url.startswith(SQLITE_PREFIX):
+        return None
+    written = url.removeprefix(SQLITE_PREFIX)
+    if not written.strip() or written.endswith("/"):
+        return None
+    try:
+        path = sqlite_path(url)
+    except ValueError:
+        return None
+    return None if not str(path).strip() or "\x00" in str(path) else path
 
 
 def existing_files(paths: list[Path], args: argparse.Namespace | None = None) -> list[Path]:

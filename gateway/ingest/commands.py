@@ -19,7 +19,7 @@ from gateway.limits import build_validator, reader_limits
 from gateway.masking import is_person_name, mask_name_value
 from gateway.messages import text
 from gateway.search.indexer import SearchIndexer
-from gateway.storage import open_store
+from gateway.storage import open_store, sqlite_url
 from gateway.storage.store import Store
 from mappings import specs
 from mappings.conceptmaps import ConceptMaps
@@ -94,7 +94,7 @@ def archive(out_dir: Path | None, registry: Registry, store: Store | None, confi
     if out_dir is None:
         raise ValueError("an ingest needs a store or an output folder")
     own = open_store(
-        f"sqlite:///{out_dir / ARCHIVE_FILE}",
+        sqlite_url(out_dir / ARCHIVE_FILE),
         SearchIndexer(registry).rows,
         busy_timeout_s=config.sqlite_busy_timeout_seconds,
     )

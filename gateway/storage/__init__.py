@@ -8,9 +8,13 @@ schema is up to date.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from urllib.parse import quote, unquote
 
 from gateway.config import Config
 from gateway.storage.store import Indexer, Store, StoreError
+
+SQLITE_PREFIX = "sqlite:///"
 
 #: a password libpq takes as a parameter of the URL's query (``password``, ``sslpassword``)
 _QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password=)[^&#]*", re.IGNORECASE)
@@ -26,6 +30,20 @@ def displayable_url(url: str) -> str:
     credentials, at, host = rest.rpartition("@")
     shown = f"{scheme}://{credentials.split(':')[0]}{at}{host}" if at else url
     return _QUERY_PASSWORD.sub(r"\1***", shown)
+
+
+def sqlite_path(url: str) -> Path:
+    """The file a ``sqlite:///PATH`` URL names (``sqlite:////data/a.sqlite`` an absolute
+    path), its path percent-decoded as UTF-8 as a URL's is: ``%20`` named a file literally
+    called ``%20``.  A space or 汉字 written as it is stays itself.  ValueError when an escape
+    spells no UTF-8 (``%FF``)."""
+    return Path(unquote(url.removeprefix(SQLITE_PREFIX), errors="strict"))
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The URL naming the SQLite file at ``path``, escaped so that :func:`sqlite_path` reads
+    that path back (a folder called ``a%20b`` stays itself)."""
+    return SQLITE_PREFIX + quote(str(path))
 
 
 def open_store(

@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from gateway.config import Config
+from gateway.storage import sqlite_path
 from gateway.storage.checkpointer import Checkpointer
 from gateway.storage.dialect import SQLITE
 from gateway.storage.file_sync import HeldFile, sync_data
@@ -57,7 +57,7 @@ class SQLiteStore(Store):
         super().__init__(url, indexer)
         #: seconds a connection waits for another's lock (``YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS``)
         self.busy_timeout_s = busy_timeout_s
-        self.path = Path(url.removeprefix("sqlite:///"))
+        self.path = sqlite_path(url)
         # health data: a new folder and database are the owner's alone
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():

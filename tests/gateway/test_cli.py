@@ -1193,3 +1193,25 @@ def test_a_replay_without_options_replays_in_the_configured_database(
     monkeypatch.setenv("YIYANG_DATABASE_URL", archive(tmp_path))
     run(capsys, "ingest", "--source", "community-health", str(COMMUNITY_SAMPLE))
     assert run(capsys, "quarantine", "replay")[0] == 0
+
+
+# -- a SQLite URL is a URL: its path is percent-decoded -------------------------------------------
+def test_a_sqlite_url_with_escapes_names_the_file_they_spell(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``sqlite:///…/%E6%A1%A3%E6%A1%88%20%E5%BA%93/archive.sqlite`` made a folder named
+    literally ``%E6…%20…`` beside the 档案 库 folder the operator meant."""
+    from urllib.parse import quote
+
+    folder = tmp_path / "档案 库"
+    run(capsys, "db", "upgrade", "--database", f"sqlite:///{quote(str(folder / 'archive.sqlite'))}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["档案 库"]
+
+
+def test_an_out_folder_whose_name_holds_an_escape_is_the_folder_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The folder's own store is named by a URL too: ``a%20b`` must not become ``a b``."""
+    out = tmp_path / "a%20b"
+    run(capsys, "ingest", "--source", "community-health", "--out", str(out), str(COMMUNITY_SAMPLE))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a%20b"]

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import gateway.storage.resources as resources
 import gateway.storage.search_sql as search_sql
@@ -27,7 +29,7 @@ from gateway.config import Config
 from gateway.search.indexer import SearchIndexer
 from gateway.search.values import format_instant
 from gateway.services import Services
-from gateway.storage import open_store
+from gateway.storage import open_store, sqlite_path, sqlite_url
 from gateway.storage.dialect import PLANNED_PER_CALL
 from gateway.storage.postgres import WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
@@ -635,6 +637,14 @@ def test_a_postgresql_connection_keeps_its_most_recently_run_statements_prepared
         finally:
             store.close()
     assert sorted(statement for (statement,) in prepared) == ["SELECT $1::int + 2", "SELECT $1::int + 3"]
+
+
+@given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1))
+def test_a_sqlite_url_made_of_a_path_names_that_path(name: str) -> None:
+    """Spaces, 汉字, ``%`` and ``?`` in a file name survive the URL the gateway writes for it
+    and reads back (percent-decoded, as a URL's path is)."""
+    path = Path("/data") / name.replace("/", "_")
+    assert sqlite_path(sqlite_url(path)) == path
 
 
 def test_an_unknown_database_url_is_a_clear_error() -> None:
