@@ -74,10 +74,16 @@ def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
     add_database(parser, "cli.help.database-in-out")
 
 
+def _into_folder(args: argparse.Namespace) -> bool:
+    """Whether the store is the folder's own: no ``--database`` and, unless ``--out`` is given
+    (an option beats the environment), no ``YIYANG_DATABASE_URL``."""
+    return args.database is None and (args.out is not None or not database_configured())
+
+
 def _targets(args: argparse.Namespace, reading: bool = False) -> tuple[Path | None, Any]:
     """(the folder to export to, the Services whose store to write, or None for the folder's);
     a command ``reading`` an archive (replay) refuses one that is not there."""
-    if args.database is None and (args.out is not None or not database_configured()):
+    if _into_folder(args):
         from gateway.ingest.commands import ARCHIVE_FILE
 
         folder = output_folder(args, args.out or DEFAULT_OUT)
@@ -94,6 +100,8 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import ingest, summary
 
     files = existing_files(args.files, args)
+    if args.bundle and args.out is None and not _into_folder(args):  # it wrote no Bundle, and said so nowhere
+        raise usage(args, "cli.bundle-needs-out")
     folder, services = _targets(args)
     registry = services.registry if services else registry_with(args)
     try:

@@ -1215,3 +1215,15 @@ def test_an_out_folder_whose_name_holds_an_escape_is_the_folder_named(
     out = tmp_path / "a%20b"
     run(capsys, "ingest", "--source", "community-health", "--out", str(out), str(COMMUNITY_SAMPLE))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a%20b"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"), [("zh-CN", "--bundle 须同时给出 --out 文件夹"), ("en", "--bundle needs --out DIR")]
+)
+def test_a_bundle_asked_of_an_ingest_into_a_database_needs_a_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, lang: str, said: str
+) -> None:
+    """Into a database, ``--bundle`` wrote no Bundle anywhere and exited 0; with
+    ``YIYANG_DATABASE_URL`` set, an ingest that wrote ``./out/bundle.json`` goes there too."""
+    ingest = ["ingest", "--lang", lang, "--source", "community-health", "--database", archive(tmp_path), "--bundle"]
+    assert run(capsys, *ingest, str(COMMUNITY_SAMPLE)) == (2, "", f"yiyang: error: {said}\n")
