@@ -87,8 +87,8 @@ class Period:
         try:
             if "/" in text:
                 first, last = text.split("/", 1)
-                period = cls(date.fromisoformat(first), date.fromisoformat(last))
-            elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                period = cls(_day(first), _day(last))
+            elif _DAY.fullmatch(text):
                 period = cls(date.fromisoformat(text), date.fromisoformat(text))
             elif re.fullmatch(r"\d{4}", text):
                 period = cls(date(int(text), 1, 1), date(int(text), 12, 31))
@@ -465,6 +465,18 @@ def bed_days(episode_period: dict[str, Any], period: Period) -> int:
     if first > min(last, period.end):
         return 0
     return max((last - first).days, 1)
+
+
+#: a day as FHIR writes one; ``date.fromisoformat`` alone also reads week dates (2026-W01-1
+#: is 29 December 2025) and the basic form (20260101)
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _day(text: str) -> date:
+    """``text`` as a day written YYYY-MM-DD; ValueError for anything else."""
+    if not _DAY.fullmatch(text):
+        raise ValueError(f"{text!r} is not a day written YYYY-MM-DD")
+    return date.fromisoformat(text)
 
 
 def _beijing_day(text: str) -> date:

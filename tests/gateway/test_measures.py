@@ -434,6 +434,14 @@ def test_a_period_whose_criteria_dates_cannot_be_computed_is_refused(evaluate: A
     assert refused.value.message_id == "measure.period-out-of-range"
 
 
+@pytest.mark.parametrize("text", ["2026-W01-1/2026-W26-2", "20260101/20260630", "2026-01-01/2026-182"])
+def test_a_period_of_dates_iso_reads_but_fhir_does_not_write_is_refused(text: str) -> None:
+    """``date.fromisoformat`` read week dates, the basic and the ordinal form on either side
+    of the slash: a report for a period no one wrote (2026-W01-1 is 29 December 2025)."""
+    with pytest.raises(MeasureError, match="measure.bad-period"):
+        Period.parse(text)
+
+
 def test_a_period_ending_before_it_starts_is_refused() -> None:
     with pytest.raises(MeasureError, match="measure.period-reversed"):
         Period.parse("2026-06-30/2026-01-01")
