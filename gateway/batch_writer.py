@@ -5,7 +5,8 @@ transaction per request would cost more than the request.  ``record`` costs a li
 thread wakes every ``interval`` seconds (or at once when ``batch`` rows wait) and writes all
 pending rows in one go.  A failed write keeps the rows for the next attempt; beyond ``limit``
 pending rows the oldest are dropped, loudly (an unreachable store must not exhaust the worker's
-memory).  A graceful stop, or the process exiting, writes what is pending; a killed worker
+memory).  Only a row the store itself refuses (a :class:`StoreError`) is ever dropped alone: a
+failure of our own code (a TypeError) keeps every row, as a store that is down does.  A graceful stop, or the process exiting, writes what is pending; a killed worker
 loses at most its last ``interval``.
 """
 
@@ -17,6 +18,8 @@ import os
 import threading
 import weakref
 from typing import Generic, TypeVar
+
+from gateway.storage.store import StoreError
 
 Row = TypeVar("Row")
 #: this process's id, kept by a hook that runs in a forked child: every request records a row
@@ -86,9 +89,9 @@ class BatchWriter(Generic[Row]):
                 return 0
             try:
                 self._write(rows)
-            except Exception:  # noqa: BLE001 - keep the rows; the next flush tries again
+            except Exception as error:  # noqa: BLE001 - keep the rows; the next flush tries again
                 self.log.exception("%s: writing %d rows failed", self.name, len(rows))
-                kept = self._write_apart(rows)
+                kept = self._write_apart(rows) if isinstance(error, StoreError) else rows
                 if not kept:
                     return len(rows)
                 self.log.error("%s: %d rows kept for the next attempt", self.name, len(kept))
@@ -102,29 +105,36 @@ class BatchWriter(Generic[Row]):
             return len(rows)
 
     def _write_apart(self, rows: list[Row], store_up: bool = False) -> list[Row]:
-        """Rows that just failed together, written in halves; returns those to keep.  A half
-        that goes in shows the store is up, so a failing half holds a row the store refuses for
-        good (one bad row must not hold up every later one): it is halved again, and once alone
-        it is dropped, loudly.  When neither half of the first split goes in, a write of no rows
-        tells whether the store is up (each half then holds a bad row, and both are halved as
-        above) or down: then every row is kept for the next attempt (four writes that flush)."""
+        """Rows the store just refused together, written in halves; returns those to keep.  A
+        half that goes in shows the store is up, so a half the store refuses holds a row it
+        refuses for good (one bad row must not hold up every later one): it is halved again,
+        and once alone it is dropped, loudly.  When neither half of the first split goes in, a
+        write of no rows tells whether the store is up (each half then holds a bad row, and
+        both are halved as above) or down: then every row is kept for the next attempt (four
+        writes that flush).  A half that fails otherwise than by the store's refusal (a bug
+        of ours, which a write of no rows need not meet) is kept whole."""
         if len(rows) == 1:
             if store_up:
                 self.log.error("%s: a row the store refuses was dropped (see the error above)", self.name)
                 return []
             return rows
         middle = len(rows) // 2
-        failed = [half for half in (rows[:middle], rows[middle:]) if not self._wrote(half)]
-        if len(failed) == 2 and not store_up and not self._wrote([]):
+        failed = [(half, error) for half in (rows[:middle], rows[middle:]) if (error := self._failure(half))]
+        if len(failed) == 2 and not store_up and self._failure([]):
             return rows
-        return [row for half in failed for row in self._write_apart(half, store_up=True)]
+        return [
+            row
+            for half, error in failed
+            for row in (self._write_apart(half, store_up=True) if isinstance(error, StoreError) else half)
+        ]
 
-    def _wrote(self, rows: list[Row]) -> bool:
+    def _failure(self, rows: list[Row]) -> Exception | None:
+        """Why writing ``rows`` failed, or None when they went in."""
         try:
             self._write(rows)
-        except Exception:  # noqa: BLE001 - the caller decides what a failure means
-            return False
-        return True
+        except Exception as error:  # noqa: BLE001 - the caller decides what a failure means
+            return error
+        return None
 
     def close(self) -> None:
         """Stop the thread and write what is pending (a graceful stop loses nothing)."""

@@ -23,6 +23,7 @@ from gateway.api.audit import parse_query
 from gateway.cli import main
 from gateway.config import Config
 from gateway.fhir.errors import FhirError
+from gateway.security import audit as audit_module
 from gateway.security.audit import (
     INTERACTIONS,
     AuditTrail,
@@ -320,6 +321,23 @@ def test_a_failed_append_keeps_the_events_for_the_next_flush(store: Store) -> No
     assert (trail.flush(), trail.pending()) == (0, 1)
     trail.store = store
     assert (trail.flush(), trail.pending()) == (1, 0)
+
+
+def test_events_a_code_bug_fails_are_kept_until_it_is_gone(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TypeError fails every write of the batch while a write of no rows goes in: that is
+    no row the store refuses, and dropping the batch would lose the audit events for good."""
+
+    def broken(seq: int, prev_hash: str, waiting: Any) -> Any:
+        raise TypeError("a bug")
+
+    trail = AuditTrail(store)
+    monkeypatch.setattr(audit_module, "seal", broken)
+    trail.record(facts(1))
+    trail.record(facts(2))
+    trail.flush()
+    monkeypatch.undo()
+    trail.close()
+    assert verify(store).events == 2
 
 
 # -- the event ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from gateway.batch_writer import BatchWriter
+from gateway.storage.store import StoreError
 
 
 class Store(BatchWriter[int]):
@@ -19,7 +20,7 @@ class Store(BatchWriter[int]):
 
     def _write(self, rows: list[int]) -> None:
         if self.down or self.bad.intersection(rows):
-            raise RuntimeError("refused")
+            raise StoreError("refused")
         self.rows.extend(rows)
 
 
