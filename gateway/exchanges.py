@@ -262,11 +262,12 @@ class Collector:
         refused: str | None = None,
     ) -> None:
         """An issue, its texts (Chinese, English) masked already; ``refused``, the verdict of
-        the batch entry it refused (:meth:`reason`)."""
-        if severity in ("fatal", "error"):
-            self.errors += 1
-        elif severity == "warning":
-            self.warnings += 1
+        the batch entry it refused (:meth:`reason`): kept, and not counted against the
+        exchange, whose verdict it does not make (a passing batch with errors contradicted
+        itself in the report)."""
+        if refused is None:
+            self.errors += severity in ("fatal", "error")
+            self.warnings += severity == "warning"
         if len(self.issues) < KEEP:
             # the same few paths come back on every request: masked once each
             self.issues.append((verdict_seq, severity, rule, mask_repeated(location), *texts, refused))

@@ -610,7 +610,8 @@ def test_a_refused_create_in_a_batch_names_no_id_it_was_never_stored_under(servi
 
 def batch_with_a_stale_entry(services: Services, store: Store) -> Any:
     """A batch writing Basic/b, then refused (412) writing it over a version it never had:
-    its record (the exchange's verdict, then its errors' rule, location and verdict)."""
+    its record (the exchange's verdict, then its errors' rule, location and verdict, then the
+    errors it counts)."""
     app = create_app(services=services, secure=False)
     basic = {"resourceType": "Basic", "id": "b", "code": {"text": "x"}}
     sent = {
@@ -625,11 +626,11 @@ def batch_with_a_stale_entry(services: Services, store: Store) -> Any:
     assert [entry["response"]["status"][:3] for entry in answered["entry"]] == ["201", "412"]
     app.extensions["yiyang.exchanges"].flush()
     with store.reading() as tx:
-        verdict = tx.sql.one("SELECT verdict FROM exchange")[0]
+        verdict, errors = tx.sql.one("SELECT verdict, errors FROM exchange")
         issues = tx.sql.all(
             "SELECT rule, location, exchange_verdict FROM exchange_issue WHERE severity = 'error' ORDER BY seq"
         )
-    return verdict, [tuple(issue) for issue in issues]
+    return verdict, [tuple(issue) for issue in issues], errors
 
 
 def test_a_batch_entry_refused_leaves_its_reason_at_the_entry_in_the_batchs_record(
@@ -645,6 +646,14 @@ def test_a_batch_entry_refused_for_another_reason_than_its_content_does_not_fail
 ) -> None:
     """A batch is not atomic: its other entries landed, and its content conforms."""
     assert batch_with_a_stale_entry(services, store)[0] == "pass"
+
+
+def test_a_batch_entry_refused_for_another_reason_than_its_content_counts_no_error_of_the_batch(
+    services: Services, store: Store
+) -> None:
+    """A passing exchange with errors > 0 contradicts itself: the refusal's reason is kept with
+    the entry (verdict error, the report's refusals), not counted against the batch."""
+    assert batch_with_a_stale_entry(services, store)[2] == 0
 
 
 def test_a_batch_entrys_issues_are_located_at_the_entry_as_a_transactions_are(services: Services, store: Store) -> None:
