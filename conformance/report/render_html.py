@@ -272,10 +272,17 @@ def _findings_cell(result: Result, words: Wording) -> str:
 
 def _finding_item(finding: Finding, words: Wording) -> str:
     where = f" <code>{escape(finding.location)}</code>" if finding.location else ""
-    return (
-        f'<li><span class="sev-{escape(finding.severity)}">{escape(words("report.severity." + finding.severity))}</span>'
-        f" <code>{escape(finding.rule)}</code>{where} {escape(finding.text)}</li>"
+    return f"<li>{_severity(finding, words)} <code>{escape(finding.rule)}</code>{where} {escape(finding.text)}</li>"
+
+
+def _severity(finding: Finding, words: Wording) -> str:
+    """How severe a finding is, and the verdict of the request it concerns when not its
+    exchange's (a batch's entry refused for another reason than its content), as the JSON
+    says it: else its reason reads as one more rule the batch's content broke."""
+    severity = (
+        f'<span class="sev-{escape(finding.severity)}">{escape(words("report.severity." + finding.severity))}</span>'
     )
+    return f"{severity} {_badge(finding.verdict, words)}" if finding.verdict else severity
 
 
 def _findings_table(findings: Iterable[Finding], words: Wording) -> str:
@@ -284,7 +291,7 @@ def _findings_table(findings: Iterable[Finding], words: Wording) -> str:
         [words(f"report.column.{n}") for n in names],
         (
             [
-                f'<span class="sev-{escape(f.severity)}">{escape(words("report.severity." + f.severity))}</span>',
+                _severity(f, words),
                 f"<code>{escape(f.rule)}</code>",
                 f"<code>{escape(f.location or '–')}</code>",
                 f"<code>{escape(f.subject or '–')}</code>",

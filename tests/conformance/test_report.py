@@ -223,6 +223,16 @@ def test_html_links_each_failing_exchange_to_its_detail() -> None:
     assert all(f'id="exchange-{n}"' in page for n in re.findall(r'href="#exchange-(\d+)"', page))
 
 
+def test_html_marks_a_refused_batch_entrys_finding_with_its_verdict() -> None:
+    """As the JSON's ``"verdict": "error"`` does: the drill-down showed a 412's reason as
+    one more rule broken by the batch's content."""
+    stale = Finding("error", "http.version-conflict", "Bundle.entry[1]", "版本不符", verdict="error")
+    page = render_html(report_of(exchange(1, "fail", findings=(CHECKSUM, stale))), EN, "en")
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", page.split('id="exchange-1"', 1)[1])
+    marked = ["Refused / error" in row for row in rows if "http.version-conflict" in row or "checksum" in row]
+    assert marked == [False, True]
+
+
 def test_html_is_chinese_by_default_and_english_on_request() -> None:
     titles = [
         re.search(r"<h1>(.*?)</h1>", render_html(SAMPLE, words, lang)).group(1)
