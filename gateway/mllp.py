@@ -393,10 +393,18 @@ def _composite(fields: Mapping[str, Any], name: str) -> str:
 
 
 def _escape(text: str) -> str:
-    """HL7 escape sequences for the delimiters, so a reason cannot break the ACK's structure."""
+    """HL7 escape sequences for the delimiters, so a reason cannot break the ACK's structure;
+    a line break read as a space; any other control character (a NUL, MLLP's framing bytes
+    0x0B and 0x1C, which would end the ACK's frame early) as HL7 v2 hexadecimal data
+    (``\\X00\\``, chapter 2.7.4) of its UTF-8 bytes, the ACK's character set (MSH-18)."""
     for char, escape in (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"), ("~", "\\R\\")):
         text = text.replace(char, escape)
-    return text.replace("\r", " ").replace("\n", " ")
+    text = text.replace("\r", " ").replace("\n", " ")
+    return _CONTROL.sub(lambda found: f"\\X{found[0].encode().hex().upper()}\\", text)
+
+
+#: the control characters (Unicode Cc: C0, DEL, C1) but the line breaks :func:`_escape` makes spaces
+_CONTROL = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class _Connection(socketserver.StreamRequestHandler):

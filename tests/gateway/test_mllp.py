@@ -11,11 +11,14 @@ import struct
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.ingest.quarantine import Reason
 from gateway.mllp import ack, acknowledge, error_location, failed, peer_of
@@ -275,6 +278,14 @@ def test_the_ack_of_a_message_read_as_written_answers_its_control_id_as_sent() -
     message = reheaded(reheaded(sample_messages()[0], 10, b"A\\F\\B"), 3, b"HIS\\T\\1")
     header, msa = (failed(message, "abc123").ack.decode().split("\r")[n].split("|") for n in (0, 1))
     assert (msa[2], header[4]) == ("A\\F\\B", "HIS\\T\\1")
+
+
+@given(st.text(max_size=12))
+def test_the_ack_carries_no_control_character_of_the_header_it_echoes(sent: str) -> None:
+    """A raw NUL (or MLLP's own framing bytes 0x0B, 0x1C) in MSH-3 went back as sent in
+    MSH-5: HL7 v2 has them written as hexadecimal data (``\\X00\\``), a CR ends a segment."""
+    answer = ack({"MSH-3": sent, "MSH-10": "1"}, "AA", []).decode()
+    assert [c for c in answer if unicodedata.category(c) == "Cc"] == ["\r", "\r"]
 
 
 def test_a_message_after_a_byte_order_mark_is_read_as_a_file_of_it_would_be(listener: tuple[int, str]) -> None:
