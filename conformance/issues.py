@@ -64,11 +64,7 @@ class Issue:
     location: str | None = None
 
     def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
-        entry = catalog()[self.message_id]
-        try:
-            return entry[lang].format(**self.params)
-        except (KeyError, IndexError):
-            return entry[lang]
+        return _worded(self.message_id, lang, self.params)
 
     @property
     def code(self) -> str:
@@ -92,6 +88,35 @@ class Issue:
         if self.location:
             issue["location"] = [self.location]
         return issue
+
+
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    """A catalogued message that is a parameter of another (why a narrative is no XML): worded
+    in the language of the sentence it stands in, where text worded beforehand put English
+    inside the Chinese sentence.  Hashable, as an issue's parameters are (the validator drops
+    repeated issues by them); ``str()`` is the English, for logs."""
+
+    message_id: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def text(self, lang: str = DEFAULT_LANGUAGE) -> str:
+        return _worded(self.message_id, lang, dict(self.params))
+
+    def __str__(self) -> str:
+        return self.text("en")
+
+
+def phrase(message_id: str, **params: Any) -> Phrase:
+    return Phrase(message_id, tuple(params.items()))
+
+
+def _worded(message_id: str, lang: str, params: dict[str, Any]) -> str:
+    template = catalog()[message_id][lang]
+    try:
+        return template.format(**{k: v.text(lang) if isinstance(v, Phrase) else v for k, v in params.items()})
+    except (KeyError, IndexError):
+        return template
 
 
 class IssueList(list[Issue]):

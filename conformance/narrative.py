@@ -18,7 +18,8 @@ from typing import Any
 
 from lxml import etree
 
-from conformance.issues import IssueList
+from conformance.issues import IssueList, phrase
+from conformance.xml_syntax import syntax_problem
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 _XML = "{http://www.w3.org/XML/1998/namespace}"
@@ -51,36 +52,28 @@ def check_narrative(node: dict[str, Any], path: str, issues: IssueList) -> None:
             line, column = exc.position
             issues.error("narrative.too-deep", where, limit=MAX_DEPTH, line=line, column=column)
         else:
-            issues.error("narrative.invalid-xhtml", where, detail=str(exc)[:120])
+            issues.error("narrative.invalid-xhtml", where, detail=syntax_problem(exc))
         return
     if root.tag != f"{XHTML}div" or root.prefix is not None:
         # a prefixed <x:div xmlns:x=…> is XHTML too, but FHIR XML carries the div in the default
         # namespace: stored so, the resource could not be written as XML that reads back
-        issues.error("narrative.invalid-xhtml", where, detail='root must be <div xmlns="http://www.w3.org/1999/xhtml">')
+        issues.error("narrative.invalid-xhtml", where, detail=phrase("narrative.root-not-div"))
         return
     if _outside_root(div, root):
         # FHIR XML carries the div as an element of the resource: an XML declaration, a DOCTYPE
         # (whose SYSTEM id a reader may fetch) or a comment beside the div has nowhere to go
-        issues.error(
-            "narrative.invalid-xhtml",
-            where,
-            detail="nothing may stand outside the root div: no XML declaration, DOCTYPE, comment or processing instruction",
-        )
+        issues.error("narrative.invalid-xhtml", where, detail=phrase("narrative.outside-root"))
         return
     reported: set[tuple[str, ...]] = set()
     for element in root.iter():
         if not isinstance(element.tag, str):
-            issues.error(
-                "narrative.invalid-xhtml",
-                where,
-                detail="comments, processing instructions and entities are not allowed",
-            )
+            issues.error("narrative.invalid-xhtml", where, detail=phrase("narrative.markup-inside"))
             return
         if not element.tag.startswith(XHTML):
             key = ("namespace", element.tag)
             if key not in reported:
                 reported.add(key)
-                detail = f"<{element.tag}> is not in the XHTML namespace (at {_location(element)})"
+                detail = phrase("narrative.foreign-element", element=element.tag, location=_location(element))
                 issues.error("narrative.invalid-xhtml", where, detail=detail)
             continue
         _check_names(element, where, reported, issues)

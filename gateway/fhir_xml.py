@@ -36,6 +36,7 @@ from typing import Any
 
 from lxml import etree
 
+from conformance.xml_syntax import syntax_problem
 from gateway.decimals import keeps_value
 from gateway.messages import Worded
 from profiles.registry import r4_base_types
@@ -53,7 +54,8 @@ _NUMBERS = ("integer", "positiveInt", "unsignedInt", "decimal")
 class XmlError(Worded, ValueError):
     """The document is no FHIR XML this model can read: ``where`` (the FHIRPath of the element
     at fault, empty for the document itself) and why, a catalogued message (``xml.*`` in
-    ``gateway/messages.json``) worded in the reader's language."""
+    ``gateway/messages.json``, libxml2's syntax errors in ``conformance/messages.json``)
+    worded in the reader's language."""
 
     def __init__(self, where: str, message_id: str, **params: Any) -> None:
         super().__init__(message_id, where=where or Worded("xml.the-document"), **params)
@@ -429,37 +431,6 @@ def _xhtml_element(text: Any, where: str) -> etree._Element:
     if div.tag != f"{{{XHTML_NS}}}div" or div.prefix is not None:
         raise XmlError(where, "xml.narrative-div", namespace=XHTML_NS)
     return div
-
-
-#: libxml2's syntax errors by their code, as the catalog words them: its own message is
-#: English and went whole into the Chinese sentence; the position is kept
-_SYNTAX_REASONS = {
-    etree.ErrorTypes.ERR_DOCUMENT_EMPTY: "xml.expecting-start-tag",
-    etree.ErrorTypes.ERR_DOCUMENT_END: "xml.extra-content",
-    etree.ErrorTypes.ERR_TAG_NOT_FINISHED: "xml.premature-end",
-    etree.ErrorTypes.ERR_TAG_NAME_MISMATCH: "xml.tag-mismatch",
-    etree.ErrorTypes.ERR_GT_REQUIRED: "xml.start-tag-unfinished",
-    etree.ErrorTypes.ERR_ATTRIBUTE_NOT_STARTED: "xml.attribute-unquoted",
-    etree.ErrorTypes.ERR_ATTRIBUTE_WITHOUT_VALUE: "xml.attribute-unquoted",
-    etree.ErrorTypes.ERR_LT_IN_ATTRIBUTE: "xml.lt-in-attribute",
-    etree.ErrorTypes.ERR_ATTRIBUTE_REDEFINED: "xml.attribute-repeated",
-    etree.ErrorTypes.ERR_NAME_REQUIRED: "xml.bad-name",
-    etree.ErrorTypes.ERR_UNDECLARED_ENTITY: "xml.bad-entity",
-    etree.ErrorTypes.ERR_ENTITYREF_SEMICOL_MISSING: "xml.bad-entity",
-    etree.ErrorTypes.NS_ERR_UNDEFINED_NAMESPACE: "xml.undeclared-prefix",
-    etree.ErrorTypes.ERR_INVALID_CHAR: "xml.invalid-character",
-    etree.ErrorTypes.ERR_INVALID_ENCODING: "xml.invalid-encoding",
-    etree.ErrorTypes.ERR_UNSUPPORTED_ENCODING: "xml.unsupported-encoding",
-    etree.ErrorTypes.ERR_COMMENT_NOT_FINISHED: "xml.section-unfinished",
-    etree.ErrorTypes.ERR_CDATA_NOT_FINISHED: "xml.section-unfinished",
-}
-
-
-def syntax_problem(error: etree.XMLSyntaxError) -> Worded:
-    """Where a document stops being XML and why, in the reader's language; of a reason the
-    catalog does not name (a rarer libxml2 error), only that the syntax is wrong there."""
-    line, column = error.position
-    return Worded("xml.syntax", reason=Worded(_SYNTAX_REASONS.get(error.code, "xml.other")), line=line, column=column)
 
 
 @cache

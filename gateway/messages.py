@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
+from conformance.issues import Phrase, message_system
 from conformance.issues import catalog as validation_catalog
-from conformance.issues import message_system
 from mappings.conceptmaps import message_catalog as mapping_catalog
 from mappings.records import Message, TemplateParams
 
@@ -95,7 +95,7 @@ def text(message_id: str, lang: str, params: dict[str, Any] | None = None) -> st
     if entry is None:
         return message_id
     values = {
-        name: value.text(lang) if isinstance(value, (Worded, Message)) else value
+        name: value.text(lang) if isinstance(value, (Worded, Message, Phrase)) else value
         for name, value in (params or {}).items()
     }
     return entry.get(lang, entry["en"]).format_map(TemplateParams(values))

@@ -7,6 +7,7 @@ error (XHTML_XHTML_ELEMENT_ILLEGAL, XHTML_XHTML_ATTRIBUTE_ILLEGAL), ``xml:space`
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,24 @@ def test_a_narrative_nested_past_the_parser_limit_is_told_in_the_catalogs_words(
     assert [(i.message_id, i.expression, i.params.get("limit")) for i in issues] == [
         ("narrative.too-deep", "Patient.text.div", 256)
     ]
+
+
+@pytest.mark.parametrize(
+    "div",
+    [
+        f"<div {NS}><p>张秀英</div>",  # a libxml2 syntax error
+        f"<div {NS}><p>张秀英</p>",  # another, the data ending
+        "<p>张秀英</p>",  # a root other than the XHTML div
+        f"<!-- 注释 --><div {NS}>张秀英</div>",  # something beside the root div
+        f"<div {NS}>张<!-- 注释 -->秀英</div>",  # a comment inside it
+        f'<div {NS}><x:p xmlns:x="urn:other">张秀英</x:p></div>',  # an element of another namespace
+    ],
+)
+def test_a_narrative_that_is_no_restricted_xhtml_is_worded_in_chinese_alone(div: str) -> None:
+    """libxml2's words and the checks' own details were English inside the Chinese sentence."""
+    issues = IssueList()
+    check_narrative({"div": div}, "Patient.text", issues)
+    worded = " ".join(issue.text("zh-CN") for issue in issues if issue.message_id == "narrative.invalid-xhtml")
+    # the names it quotes (a tag, where in the div, the rule) are no words of a language
+    quoted = r"<[^>]*>|（位于 [^）]*）|txt-1|XHTML|XML|DOCTYPE"
+    assert (bool(worded), re.findall(r"[A-Za-z]{3,}", re.sub(quoted, "", worded))) == (True, [])
