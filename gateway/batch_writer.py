@@ -89,9 +89,9 @@ class BatchWriter(Generic[Row]):
                 return 0
             try:
                 self._write(rows)
-            except Exception as error:  # noqa: BLE001 - keep the rows; the next flush tries again
+            except Exception:  # noqa: BLE001 - keep the rows; the next flush tries again
                 self.log.exception("%s: writing %d rows failed", self.name, len(rows))
-                kept = self._write_apart(rows) if isinstance(error, StoreError) else rows
+                kept = self._write_apart(rows)
                 if not kept:
                     return len(rows)
                 self.log.error("%s: %d rows kept for the next attempt", self.name, len(kept))
@@ -105,14 +105,14 @@ class BatchWriter(Generic[Row]):
             return len(rows)
 
     def _write_apart(self, rows: list[Row], store_up: bool = False) -> list[Row]:
-        """Rows the store just refused together, written in halves; returns those to keep.  A
-        half that goes in shows the store is up, so a half the store refuses holds a row it
-        refuses for good (one bad row must not hold up every later one): it is halved again,
-        and once alone it is dropped, loudly.  When neither half of the first split goes in, a
-        write of no rows tells whether the store is up (each half then holds a bad row, and
-        both are halved as above) or down: then every row is kept for the next attempt (four
-        writes that flush).  A half that fails otherwise than by the store's refusal (a bug
-        of ours, which a write of no rows need not meet) is kept whole."""
+        """Rows that just failed together, written in halves; returns those to keep.  A half
+        that goes in shows the store is up, so a half the store refuses holds a row it refuses
+        for good (one bad row must not hold up every later one): it is halved again, and once
+        alone it is dropped, loudly.  When neither half of the first split goes in, a write of
+        no rows tells whether the store is up (each half then holds a bad row, and both are
+        halved as above) or down: then every row is kept for the next attempt (four writes
+        that flush).  A half that fails otherwise than by the store's refusal (a bug of ours,
+        which a write of no rows need not meet) is kept whole, and the rest goes in."""
         if len(rows) == 1:
             if store_up:
                 self.log.error("%s: a row the store refuses was dropped (see the error above)", self.name)

@@ -12,13 +12,16 @@ from gateway.storage.store import StoreError
 
 
 class Store(BatchWriter[int]):
-    """Takes every row but the ``bad`` ones (as a NOT NULL column refuses a None), unless ``down``."""
+    """Takes every row but the ``bad`` ones (as a NOT NULL column refuses a None), unless
+    ``down``; a ``buggy`` row fails its write before the store sees it (a TypeError of ours)."""
 
-    def __init__(self, *bad: int) -> None:
+    def __init__(self, *bad: int, buggy: int | None = None) -> None:
         super().__init__("test-rows", interval=60, batch=10_000, limit=10_000)
-        self.bad, self.down, self.rows = set(bad), False, []
+        self.bad, self.buggy, self.down, self.rows = set(bad), buggy, False, []
 
     def _write(self, rows: list[int]) -> None:
+        if self.buggy in rows:
+            raise TypeError("a bug")
         if self.down or self.bad.intersection(rows):
             raise StoreError("refused")
         self.rows.extend(rows)
@@ -40,6 +43,14 @@ def test_bad_rows_in_both_halves_are_dropped_and_the_rest_written(bad: tuple[int
     store = filled(Store(*bad), 10)
     store.flush()
     assert (sorted(store.rows), store.pending()) == ([n for n in range(10) if n not in bad], 0)
+
+
+def test_a_row_a_bug_of_ours_fails_is_kept_beside_a_refused_row_dropped() -> None:
+    """Only the store's refusal drops a row: the half holding the row our code fails on is
+    kept whole for the next attempt, the other half's rows written but the refused one."""
+    store = filled(Store(7, buggy=2), 10)
+    store.flush()
+    assert (sorted(store.rows), sorted(store._pending)) == ([5, 6, 8, 9], [0, 1, 2, 3, 4])
 
 
 def test_a_store_that_is_down_keeps_every_row_for_the_next_attempt() -> None:
