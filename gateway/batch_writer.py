@@ -6,8 +6,9 @@ thread wakes every ``interval`` seconds (or at once when ``batch`` rows wait) an
 pending rows in one go.  A failed write keeps the rows for the next attempt; beyond ``limit``
 pending rows the oldest are dropped, loudly (an unreachable store must not exhaust the worker's
 memory).  Only a row the store itself refuses (a :class:`StoreError`) is ever dropped alone: a
-failure of our own code (a TypeError) keeps every row, as a store that is down does.  A graceful stop, or the process exiting, writes what is pending; a killed worker
-loses at most its last ``interval``.
+failure of our own code (a TypeError) keeps every row, as a store that is down does.  A
+graceful stop, or the process exiting, writes what is pending; a killed worker loses at most
+its last ``interval``.
 """
 
 from __future__ import annotations
