@@ -8,6 +8,7 @@ Each service is built on first use, so ``yiyang validate`` never opens a databas
 from __future__ import annotations
 
 import gc
+import threading
 from functools import cached_property
 
 import orjson
@@ -37,6 +38,10 @@ class Services:
         """``registry`` and ``validator``: built already, and settled (a serving master's,
         which its workers inherit through the fork)."""
         self.config = config
+        #: set when the process is told to stop (a serving worker's SIGTERM or Ctrl-C,
+        #: gateway/cli/workers.py): a ``$ingest`` under way ends before its next record, its
+        #: request answered and audited, rather than be killed mid-file by gunicorn's master
+        self.stopping = threading.Event()
         self._registry = registry
         self._validator = validator
         publish_messages_under(config.canonical_base)

@@ -255,6 +255,7 @@ def ingest() -> Response:
             filename,
             language(),
             found.reader_limits,
+            found.stopping,
         )
     finally:
         # for the audit trail: every resource the file's committed batches wrote, also when

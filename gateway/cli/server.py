@@ -8,7 +8,8 @@ Before any worker starts, the master brings the store's schema up to date and, w
 idempotent: running it again adds nothing), and builds the validator and settles it
 (``Services.settle``).  Each worker then builds its own services around that validator (a
 database connection must not cross a fork; the validator holds none).  Ctrl-C and SIGTERM
-stop gunicorn gracefully: requests in flight finish, then the workers exit.
+stop gunicorn gracefully: requests in flight finish (a ``$ingest`` before its next record,
+answering 503: gateway/cli/workers.py), then the workers exit.
 """
 
 from __future__ import annotations

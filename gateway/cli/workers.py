@@ -92,11 +92,27 @@ class _OutcomeErrors:
 
 
 class _GracefulInterrupt:
-    """Mixed into a gunicorn worker: SIGINT finishes the requests in flight, as SIGTERM does."""
+    """Mixed into a gunicorn worker: SIGINT finishes the requests in flight, as SIGTERM does,
+    and either tells the app's services the worker is stopping (``Services.stopping``).
+
+    gunicorn's master kills a worker still busy ``graceful_timeout`` seconds after the signal:
+    a ``$ingest`` of thousands of records was killed mid-file, its committed batches stored
+    with no AuditEvent and no exchange record of the request (both are written once the
+    request ends).  Told, it ends before its next record and answers 503, so the request is
+    recorded as any other is and the worker exits in time."""
+
+    wsgi: Any
 
     def init_signals(self) -> None:
         super().init_signals()  # type: ignore[misc]
-        signal.signal(signal.SIGINT, self.handle_exit)  # type: ignore[attr-defined]
+        signal.signal(signal.SIGINT, self.handle_exit)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)  # type: ignore[misc]
+        # no app yet when the signal comes while the worker boots: nothing to tell
+        services = getattr(getattr(self, "wsgi", None), "config", {}).get("SERVICES")
+        if services is not None:
+            services.stopping.set()
 
 
 class OutcomeSyncWorker(_GracefulInterrupt, _OutcomeErrors, SyncWorker):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -352,7 +353,14 @@ NAME_BYTES = 255
 
 
 def ingest(
-    pipeline: Ingest, source: str, body: bytes, suffix: str, filename: str, lang: str, limits: Limits
+    pipeline: Ingest,
+    source: str,
+    body: bytes,
+    suffix: str,
+    filename: str,
+    lang: str,
+    limits: Limits,
+    stopping: threading.Event,
 ) -> dict[str, Any]:
     """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
 
@@ -361,7 +369,12 @@ def ingest(
     the reasons it or its independent parts were quarantined, each with its FHIRPath and
     legacy field).  What landed is ``pipeline.landed`` (``Type/id``, once each), which the
     request's AuditEvent names as an MLLP message's does: read by the caller whatever this
-    raises, since the batches committed before a store failure stay written."""
+    raises, since the batches committed before a store failure stay written.
+
+    Once ``stopping`` is set (the server is stopping) no further record is read: the records
+    processed are committed and the answer is a 503 ``http.ingest-stopped`` with their counts,
+    so the request ends, and is recorded, before the worker is killed (posted again, the
+    file's records that landed are found unchanged)."""
     if source not in SOURCES:
         raise unsupported_value("source", source, SOURCES)
     name = _upload_name(filename, suffix)
@@ -371,17 +384,25 @@ def ingest(
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     records: list[dict[str, Any]] = []
     refused: Message | None = None  # one file: read() fails it once at most
+    cut = False  # the server stopping ended the run before the file's end
     with tempfile.TemporaryDirectory(prefix="yiyang-ingest-") as folder:
         path = Path(folder) / name
         path.write_bytes(body)
         try:
             for record in read(path, source, limits):
+                if stopping.is_set():
+                    cut = True
+                    break
                 outcome = pipeline.process(record)
                 records.append(_record_part(outcome, lang))
         except ReaderError as exc:
             refused = exc.message
         finally:
             counts = pipeline.finish()
+    if cut:
+        raise FhirError(
+            503, "http.ingest-stopped", read=counts.read, mapped=counts.mapped, quarantined=counts.quarantined
+        )
     if refused is not None and not records:  # nothing was read: the request failed, not its records
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=refused)
     return _ingest_answer(counts, refused, records, lang)
