@@ -44,6 +44,10 @@ class Config:
     #: seconds a worker process may go without a sign of life before gunicorn's master kills
     #: and replaces it (one stuck holding the interpreter); a request may take longer
     worker_timeout: int = 30
+    #: seconds a worker told to stop (SIGTERM, Ctrl-C) has to finish its requests before
+    #: gunicorn's master kills it (a ``$ingest`` ends at its next record): longer for a request
+    #: that may wait that long for SQLite's lock (``sqlite_busy_timeout_seconds``)
+    graceful_timeout: int = 10
     #: what an invalid write gets: "reject" (422) or "warn" (stored, issues returned)
     validation: str = "reject"
     #: the base URL clients see, when a proxy in front changes it (default http://HOST:PORT/fhir)
@@ -140,13 +144,15 @@ class Config:
             raise ConfigError("config.unknown-mode", name="YIYANG_VALIDATION", modes=modes, value=self.validation)
         # no expiry would keep health data for ever, an instant one would remove a manifest
         # before its client could read it; a limit of no jobs would refuse every export; a
-        # worker timeout of none would leave a stuck worker stuck; no wait for SQLite's lock
-        # would fail a writer whenever another process writes
+        # worker timeout of none would leave a stuck worker stuck, a stop grace of none kill
+        # every request in flight; no wait for SQLite's lock would fail a writer whenever
+        # another process writes
         positive = (
             "export_expiry_seconds",
             "export_max_jobs",
             "export_max_jobs_per_client",
             "worker_timeout",
+            "graceful_timeout",
             "sqlite_busy_timeout_seconds",
         )
         for name in positive:

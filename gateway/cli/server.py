@@ -149,7 +149,7 @@ class _Gunicorn:
                 self.cfg.set("worker_class", OutcomeThreadWorker if threaded else OutcomeSyncWorker)
                 self.cfg.set("accesslog", None)
                 self.cfg.set("timeout", factory_config.worker_timeout)
-                self.cfg.set("graceful_timeout", 10)
+                self.cfg.set("graceful_timeout", factory_config.graceful_timeout)
                 # the longest request line gunicorn takes (its default is half): a search by a
                 # hundred ids fits; beyond it the worker answers 414 before the gateway sees it
                 self.cfg.set("limit_request_line", 8190)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -67,3 +68,18 @@ def test_a_sqlite_busy_timeout_of_no_wait_is_refused() -> None:
     """0 would fail a writer whenever another process writes, not wait for ever."""
     with pytest.raises(ConfigError, match="YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS must be a positive whole number"):
         Config.load({"YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS": "0"})
+
+
+def test_a_stopping_worker_is_given_as_long_as_the_setting_says() -> None:
+    """It was a constant (10 s): a request waiting that long for SQLite's lock (up to its busy
+    timeout, 60 s) was killed mid-request, told by no setting to wait longer."""
+    from gateway.cli.server import _Gunicorn
+
+    gunicorn = _Gunicorn(Config.load({"YIYANG_GRACEFUL_TIMEOUT": "75"}), cast(Any, None), cast(Any, None))
+    assert gunicorn.application.cfg.graceful_timeout == 75
+
+
+def test_a_stop_grace_of_none_is_refused() -> None:
+    """0 would kill every request in flight at a stop, not let them finish."""
+    with pytest.raises(ConfigError, match="YIYANG_GRACEFUL_TIMEOUT must be a positive whole number"):
+        Config.load({"YIYANG_GRACEFUL_TIMEOUT": "0"})
