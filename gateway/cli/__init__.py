@@ -4,7 +4,8 @@ Exit status of every command: 0 clean, 1 invalid data found, 2 usage or I/O prob
 option, an unreadable file, an unreachable or damaged store), 3 internal error.  Other tools
 depend on these codes and on each command's options exactly.  A command stopped from outside
 ends as a shell reports a tool a signal stopped, 128 + the signal: 130 interrupted (Ctrl-C),
-141 when the reader of its output went away (``| head``, SIGPIPE), quietly.
+143 terminated (SIGTERM: ``ingest`` and ``replay`` first commit what they processed, as on
+Ctrl-C), 141 when the reader of its output went away (``| head``, SIGPIPE), quietly.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from collections.abc import Sequence
 
 from conformance.issues import DEFAULT_LANGUAGE
 from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
-from gateway.cli.common import EXIT_INTERNAL, EXIT_SIGNALLED, EXIT_USAGE, Parser, UsageError, command_language, speaking
+from gateway.cli.common import (
+    EXIT_INTERNAL,
+    EXIT_SIGNALLED,
+    EXIT_USAGE,
+    Parser,
+    Terminated,
+    UsageError,
+    command_language,
+    speaking,
+)
 from gateway.config import ConfigError
 from gateway.messages import text
 from gateway.storage.store import StoreError
@@ -52,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"yiyang: error: {exc.text(lang)}\n")
         return EXIT_USAGE
+    except Terminated:
+        return EXIT_SIGNALLED + signal.SIGTERM
     except KeyboardInterrupt:
         return EXIT_SIGNALLED + signal.SIGINT
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,6 +25,26 @@ EXIT_SIGNALLED = 128
 
 class UsageError(Exception):
     """Bad arguments or unreadable inputs: one line on stderr, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is (:func:`stopped_as_interrupted`): exit 143."""
+
+
+@contextmanager
+def stopped_as_interrupted() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does, through its ``finally`` blocks: Python's own
+    SIGTERM ends the process at once, and an ingest stopped so (by a scheduler, ``kill``)
+    left its file's exchange record unwritten, though its committed batches stood."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 #: the language the command line speaks while argparse reads its arguments — help, usage and

@@ -22,6 +22,7 @@ from gateway.cli.common import (
     config_of,
     existing_files,
     output_folder,
+    stopped_as_interrupted,
     usage,
 )
 from gateway.cli.validate import registry_with
@@ -107,7 +108,8 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
     try:
         config = services.config if services else config_of(args)
         store = services.store if services else None
-        counts = ingest(args.source, files, folder, registry, args.bundle, store, config, args.lang)
+        with stopped_as_interrupted():
+            counts = ingest(args.source, files, folder, registry, args.bundle, store, config, args.lang)
     finally:
         if services:
             services.close()
@@ -124,7 +126,8 @@ def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
     registry = services.registry if services else registry_with(args)
     try:
         config = services.config if services else config_of(args)
-        counts = replay(folder, registry, out, args.lang, services.store if services else None, config)
+        with stopped_as_interrupted():
+            counts = replay(folder, registry, out, args.lang, services.store if services else None, config)
     finally:
         if services:
             services.close()

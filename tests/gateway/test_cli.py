@@ -1227,3 +1227,36 @@ def test_a_bundle_asked_of_an_ingest_into_a_database_needs_a_folder(
     ``YIYANG_DATABASE_URL`` set, an ingest that wrote ``./out/bundle.json`` goes there too."""
     ingest = ["ingest", "--lang", lang, "--source", "community-health", "--database", archive(tmp_path), "--bundle"]
     assert run(capsys, *ingest, str(COMMUNITY_SAMPLE)) == (2, "", f"yiyang: error: {said}\n")
+
+
+def test_an_ingest_stopped_by_sigterm_keeps_its_files_exchange_record(tmp_path: Path) -> None:
+    """Python's own SIGTERM ended ``yiyang ingest`` at once: the batches committed stood, but
+    the file's exchange record, written with its last batch, never was (a scheduler's stop
+    left the auditors no trace of the file).  Now it ends as Ctrl-C does, exit 143."""
+    import signal
+    import time
+
+    from bench.legacy_samples import rows, write
+
+    csv = tmp_path / "个人基本信息表.csv"
+    write(csv, rows(3000))
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    command = [sys.executable, "-m", "gateway.cli", "ingest", "--source", "community-health", str(csv)]
+    with subprocess.Popen([*command, "--database", url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as child:
+        store = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:  # the first batch landed
+            if store is None and (tmp_path / "archive.sqlite").exists():
+                store = open_store(url, upgrade=False)
+            if store is not None:
+                with store.reading() as tx:
+                    if tx.resources.counts().get("Patient"):
+                        break
+            time.sleep(0.1)
+        child.send_signal(signal.SIGTERM)
+        status = child.wait(timeout=120)
+    assert store is not None
+    with store.reading() as tx:
+        recorded = tx.exchanges.sql.all("SELECT interaction FROM exchange")
+    store.close()
+    assert (status, recorded) == (128 + signal.SIGTERM, [("ingest",)])
