@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -95,6 +96,27 @@ def fresh_database_url(backend: str, folder: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def second_behind_first(url: str, run: Callable[[str], None], paused: threading.Event, resume: threading.Event) -> None:
+    """``run`` in two threads on PostgreSQL: "first", which the test's patch pauses (setting
+    ``paused``) until ``resume``, and "second", started once first has paused and let go once
+    it waits for a lock first holds (or has finished): two processes' overlap, made certain."""
+    import psycopg
+
+    name = f"second-{uuid.uuid4().hex[:8]}"
+    first = threading.Thread(target=run, args=(url,), name="first")
+    second = threading.Thread(target=run, args=(f"{url}&application_name={name}",), name="second")
+    first.start()
+    paused.wait(timeout=120)
+    second.start()
+    with psycopg.connect(url, autocommit=True) as watcher:
+        waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+        while second.is_alive() and watcher.execute(waiting, (name,)).fetchone() is None:
+            time.sleep(0.01)  # until the second waits for the first, or has finished
+    resume.set()
+    first.join()
+    second.join()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -7,8 +7,6 @@ import io
 import json
 import shutil
 import threading
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from gateway.storage.store import StoreError
 from mappings import conceptmaps
 from mappings.records import SourceRecord
 from profiles.registry import Registry
-from tests.conftest import fresh_database_url
+from tests.conftest import fresh_database_url, second_behind_first
 from tests.ingest_output import ndjson, personal_info_file, reasons
 from tests.samples import mapped_samples
 
@@ -248,20 +246,8 @@ def test_two_ingests_of_one_export_at_once_write_it_once(tmp_path: Path, monkeyp
 
     with fresh_database_url("postgresql", tmp_path) as url:
         open_store(url).close()  # the schema, before either
-        name = f"ingest-{uuid.uuid4().hex[:8]}"
-        first = threading.Thread(target=ingest, args=(url,), name="first")
-        second = threading.Thread(target=ingest, args=(f"{url}&application_name={name}",), name="second")
         monkeypatch.setattr(Ingest, "commit", pausing)
-        first.start()
-        paused.wait(timeout=120)
-        second.start()
-        with psycopg.connect(url, autocommit=True) as watcher:
-            waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
-            while second.is_alive() and watcher.execute(waiting, (name,)).fetchone() is None:
-                time.sleep(0.01)  # until the second waits for the first, or has finished
-        resume.set()
-        first.join()
-        second.join()
+        second_behind_first(url, ingest, paused, resume)
         with psycopg.connect(url, autocommit=True) as reader:
             rewritten = reader.execute("SELECT COUNT(*) FROM resource WHERE version > 1").fetchone()[0]
             resolved = reader.execute("SELECT COUNT(*) FROM quarantine WHERE resolved IS NOT NULL").fetchone()[0]

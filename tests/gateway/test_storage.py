@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from gateway.storage import open_store, sqlite_path, sqlite_url
 from gateway.storage.dialect import PLANNED_PER_CALL
 from gateway.storage.postgres import WRITE_BARRIER
 from gateway.storage.store import Store, StoreError, VersionConflict
-from tests.conftest import fresh_database_url
+from tests.conftest import fresh_database_url, second_behind_first
 
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
 
@@ -457,21 +456,9 @@ def test_two_processes_upgrading_a_new_postgresql_archive_at_once_both_succeed(t
             store.close()
 
     with fresh_database_url("postgresql", tmp_path) as url:
-        name = f"upgrade-{uuid.uuid4().hex[:8]}"
-        first = threading.Thread(target=upgrade, args=(url,), name="first")
-        second = threading.Thread(target=upgrade, args=(f"{url}&application_name={name}",), name="second")
         migrations.statements = pausing
         try:
-            first.start()
-            paused.wait(timeout=60)
-            second.start()
-            with psycopg.connect(url, autocommit=True) as watcher:
-                waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
-                while second.is_alive() and watcher.execute(waiting, (name,)).fetchone() is None:
-                    time.sleep(0.01)  # until the second waits for the first, or has finished
-            resume.set()
-            first.join()
-            second.join()
+            second_behind_first(url, upgrade, paused, resume)
         finally:
             migrations.statements = original
     assert failures == []
