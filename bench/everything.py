@@ -29,6 +29,7 @@ from gateway.config import Config
 from gateway.fhir import operations
 from gateway.security.principal import Principal, acting
 from gateway.services import Services
+from gateway.storage import sqlite_url
 
 HOME = "care-home"
 OTHERS = 200
@@ -139,7 +140,7 @@ def database(kind: str, admin: str) -> Iterator[str]:
     """A fresh store of ``kind``, dropped afterwards."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'everything.sqlite'}"
+            yield sqlite_url(Path(folder) / "everything.sqlite")
         return
     import psycopg
 

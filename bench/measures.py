@@ -30,6 +30,7 @@ from typing import Any
 
 from bench.server_data import valid_patient
 from bench.synthetic import COUNTIES
+from gateway.storage import SQLITE_PREFIX, sqlite_path, sqlite_url
 from profiles.canonical import DEFAULT_BASE
 
 CS = f"{DEFAULT_BASE}/CodeSystem"
@@ -243,13 +244,13 @@ def cached(database: str, people: int, cache: Path, admin: str) -> str:
     """The archive's URL, built on first use."""
     if database == "sqlite":
         path = cache / f"measures-v{VERSION}-{people}.sqlite"
-        url = f"sqlite:///{path}"
+        url = sqlite_url(path)
         if not path.exists():
             cache.mkdir(parents=True, exist_ok=True)
             partial = path.with_suffix(".partial")
             partial.unlink(missing_ok=True)
             print(f"building {people:,} people in {path} (once)", file=sys.stderr)
-            build(f"sqlite:///{partial}", people)
+            build(sqlite_url(partial), people)
             partial.rename(path)
         return url
     import psycopg
@@ -299,10 +300,10 @@ def read_everything(url: str) -> float:
     import orjson
 
     started = time.perf_counter()
-    if url.startswith("sqlite:///"):
+    if url.startswith(SQLITE_PREFIX):
         import sqlite3
 
-        connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+        connection = sqlite3.connect(sqlite_path(url))
         cursor = connection.execute("SELECT content FROM resource WHERE NOT deleted")
     else:
         import psycopg

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from gateway.exchanges import append
 from gateway.reporting import ReportQuery, build_report, render
-from gateway.storage import open_store
+from gateway.storage import open_store, sqlite_url
 from gateway.storage.exchange_tables import Appended
 from gateway.storage.store import Store
 
@@ -129,7 +129,7 @@ def hot_path(batches: int = 100, batch: int = 200) -> tuple[float, float]:
     from gateway.services import Services
 
     with tempfile.TemporaryDirectory() as folder:
-        services = Services(Config.load(database_url=f"sqlite:///{folder}/hot.sqlite"))
+        services = Services(Config.load(database_url=sqlite_url(Path(folder) / "hot.sqlite")))
         app = build_app(services)
         # the thread never wakes by itself: each flush below is timed on its own
         buffer = ExchangeLog(services.store, 0, interval=3600, batch=batch * batches + 1)
@@ -170,7 +170,7 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"exchanges-{args.exchanges}-{args.days}.sqlite"
         fresh = not path.exists()
-        store = open_store(f"sqlite:///{path}")
+        store = open_store(sqlite_url(path))
         try:
             if fresh:
                 took = fill(store, args.exchanges, args.days)

@@ -18,12 +18,13 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.search.indexer import SearchIndexer
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import Principal
-from gateway.storage import open_store
+from gateway.storage import open_store, sqlite_url
 from gateway.storage.store import Store
 from profiles.registry import Registry
 
@@ -40,7 +41,9 @@ def main() -> None:
     registry = Registry()
     indexer = SearchIndexer(registry)
     with tempfile.TemporaryDirectory(prefix="yiyang-served-") as folder:
-        url = f"sqlite:///{folder}/archive.sqlite" if args.database == "sqlite" else _fresh_database(args.postgres)
+        url = (
+            sqlite_url(Path(folder) / "archive.sqlite") if args.database == "sqlite" else _fresh_database(args.postgres)
+        )
         store = open_store(url, indexer.rows)
         try:
             started = time.perf_counter()

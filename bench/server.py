@@ -58,6 +58,7 @@ import orjson
 
 from bench import server_data
 from gateway.config import Config
+from gateway.storage import sqlite_url
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "wrk_replay.lua"
@@ -464,7 +465,7 @@ def working_store(database: str, patients: int, cache: Path, admin: str) -> Iter
             copy = Path(folder) / "archive.sqlite"
             shutil.copyfile(cached, copy)
             os.sync()  # the copy's gigabyte reaches the disk now, not during the first scenarios
-            yield f"sqlite:///{copy}"
+            yield sqlite_url(copy)
         return
     if database != "postgresql":
         sys.exit(f"unknown database {database!r}: sqlite or postgresql")
@@ -486,13 +487,13 @@ def cached_sqlite(patients: int, cache: Path) -> Path:
     path = cache / f"sqlite-v{CACHE_VERSION}-{patients}.sqlite"
     if path.exists():
         print(f"  reusing {path}", flush=True)
-        upgraded(f"sqlite:///{path}")
+        upgraded(sqlite_url(path))
         return path
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     for leftover in cache.glob(partial.name + "*"):
         leftover.unlink()
-    timed_load(f"sqlite:///{partial}", patients)
+    timed_load(sqlite_url(partial), patients)
     partial.rename(path)
     return path
 
