@@ -719,6 +719,8 @@ def _masked_token_search(search: re.Match[str], text: str) -> str:
     if masked_start is None:
         return _numbers_masked(text)
     rest = text[search.end() :]
+    if _BARE_ID_CARD.fullmatch(rest):
+        return masked_start + _bare_id_card_masked(rest)
     # read both ways whole (for the escapes of its start), the rest is read so too
     return masked_start + _masked_numbers(_masked_both_ways(rest) if "%" in start else rest)
 
@@ -1043,12 +1045,30 @@ def _masked_numbers(text: str) -> str:
     no longer stops a match beside it (``110105491231 1381234567``: the mobile's stars free
     the twelve digits before it to read as a 15-digit ID), and masking twice must change
     nothing."""
+    return _bare_id_card_masked(text) if _BARE_ID_CARD.fullmatch(text) else _scanned(text)
+
+
+def _scanned(text: str) -> str:
+    """:func:`_masked_numbers` of any text, by every pattern in turn."""
     if _CANDIDATE.search(text) is None or _TEN_DIGITS.search(text) is None:
         return text
     masked = _phones_masked(_id_cards_masked(text))
     while masked != text and _TEN_DIGITS.search(masked):
         text, masked = masked, _phones_masked(_id_cards_masked(masked))
     return masked
+
+
+#: a text that is one 18-character 身份证号 and nothing else, as an identifier search's code
+#: is: every pattern's masking of it (:data:`ID_CARD` first, after which no ten digits are
+#: left; read both ways, every other pattern that matches hides the same eight digits) is
+#: its first six and last four characters (tested), at once instead of 10 µs of scans, most
+#: of a search by identifier's audit; 35 of a conditional entry's 41 in a Bundle's audit
+_BARE_ID_CARD = re.compile(r"[0-9]{17}[0-9Xx]")
+
+
+def _bare_id_card_masked(number: str) -> str:
+    """A :data:`_BARE_ID_CARD` masked as :data:`ID_CARD` masks it."""
+    return number[:6] + "*" * 8 + number[14:]
 
 
 def _masked_names(value: str) -> str:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.masking import ID_MASKS, PHONE_MASKS, _applying
+from gateway.masking import (
+    ID_MASKS,
+    PHONE_MASKS,
+    _applying,
+    _bare_id_card_masked,
+    _masked_both_ways,
+    _scanned,
+)
 
 MOSTLY_DIGITS = "Patient/00000000-0000-0000-0000-00000001eef0"
 
@@ -44,3 +51,21 @@ def test_a_pattern_that_matches_is_never_left_untried(text: str) -> None:
     assert [
         m.pattern.pattern for m in ID_MASKS + PHONE_MASKS if m.pattern.search(text) and m.pattern not in tried
     ] == []
+
+
+#: any text that is one 18-character 身份证号 alone, of any digits: valid or not, begun as a
+#: mobile number (13…), a landline (0…) or a country code (86…) does
+BARE_ID_CARD = st.tuples(
+    st.sampled_from(["", "13", "0", "010", "86", "41010519491231", "11010120240229"]),
+    st.text("0123456789", min_size=17, max_size=17),
+    st.sampled_from("0123456789Xx"),
+).map(lambda parts: (parts[0] + parts[1])[:17] + parts[2])
+
+
+@settings(max_examples=3000)
+@given(BARE_ID_CARD)
+def test_a_bare_id_card_is_masked_as_every_scan_masks_it(number: str) -> None:
+    """The shortcut for a code that is an ID alone hides what scanning it with every pattern,
+    as written and read as a URL (:func:`_masked_both_ways`), hides."""
+    scanned = {_scanned(number), _scanned(_masked_both_ways(number))}
+    assert scanned == {_bare_id_card_masked(number)}
