@@ -17,6 +17,7 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
+from difflib import SequenceMatcher
 from functools import lru_cache
 from os.path import commonprefix
 from pathlib import Path
@@ -290,12 +291,78 @@ def _read_as_ascii(text: str) -> str:
     return text.translate(FULL_WIDTH_DIGITS) if not text.isascii() and _FULL_WIDTH.search(text) else text
 
 
+def _masked_as_written(text: str, mask: Callable[[str], str]) -> str:
+    """``mask`` of ``text`` read as ASCII (:func:`_read_as_ascii`), shown as written but for
+    the numbers it masked: folded whole, the text showed the catalog's own "（全角 ０-９ 亦可）"
+    as "0-9" and a range's en dash as a hyphen.  What is shown reads as ASCII as the masked
+    text does, character for character (:func:`_unfolded`)."""
+    read = _read_as_ascii(text)
+    if read is text:
+        return mask(text)
+    masked = mask(read)
+    return text if masked == read else _unfolded(text, read, masked)
+
+
+def _unfolded(text: str, read: str, masked: str) -> str:
+    """``masked`` (``text`` read as ASCII, then masked) with what masking left alone shown as
+    ``text`` wrote it: each stretch ``read`` and ``masked`` share (:class:`SequenceMatcher`)
+    in ``text``'s characters, but the digits and separators around a stretch masking changed,
+    which are the rest of its number (:data:`_NUMBER_BEFORE`, :data:`_NUMBER_AFTER`) and are
+    shown read.  Between the first change and the last, a text longer than
+    :data:`_UNFOLDED_REACH` is shown read, as the matcher's time grows with its square."""
+    prefix = len(commonprefix((read, masked)))
+    suffix = len(commonprefix((read[prefix:][::-1], masked[prefix:][::-1])))
+    if len(read) - prefix - suffix > _UNFOLDED_REACH:
+        changes = [(prefix, len(read) - suffix, prefix, len(masked) - suffix)]
+    else:
+        matcher = SequenceMatcher(None, read[prefix : len(read) - suffix], masked[prefix : len(masked) - suffix], False)
+        changes = [
+            (i1 + prefix, i2 + prefix, j1 + prefix, j2 + prefix)
+            for kind, i1, i2, j1, j2 in matcher.get_opcodes()
+            if kind != "equal"
+        ]
+    # each character of ``read`` as ``text`` wrote it: a dropped one goes with the one before
+    if len(read) == len(text):
+        written = list(text)
+    else:
+        kept = [index for index, character in enumerate(text) if character not in _DROPPED]
+        written = [text[start:end] for start, end in zip([0, *kept[1:]], [*kept[1:], len(text)], strict=True)]
+    for i1, i2, _, _ in changes:
+        before = _NUMBER_BEFORE.search(read, max(0, i1 - _NUMBER_REACH), i1)
+        after = _NUMBER_AFTER.match(read, i2)
+        begins, ends = before.start() if before else i1, after.end() if after else i2
+        written[begins:ends] = read[begins:ends]
+    pieces: list[str] = []
+    at = 0
+    for i1, i2, j1, j2 in changes:
+        pieces.extend(written[at:i1])
+        pieces.append(masked[j1:j2])
+        at = i2
+    pieces.extend(written[at:])
+    return "".join(pieces)
+
+
+#: the digits (or stars, an X) and separators between them right before a change masking made,
+#: and right after it: the rest of the number it masked, shown read as ASCII as its masked
+#: digits are
+_NUMBER_CHARACTER = r"[0-9Xx*]"
+_NUMBER_BEFORE = re.compile(rf"(?:{_NUMBER_CHARACTER}{_one_of(*_BETWEEN_DIGITS)}*)+\Z")
+_NUMBER_AFTER = re.compile(rf"(?:{_one_of(*_BETWEEN_DIGITS)}*{_NUMBER_CHARACTER})+")
+#: the characters reading as ASCII drops (:data:`FULL_WIDTH_DIGITS`)
+_DROPPED = frozenset(_ZERO_WIDTH)
+#: how far before a change its number is sought: the longest number and its separators
+_NUMBER_REACH = 64
+#: the longest text between masking's first change and its last that is matched character by
+#: character
+_UNFOLDED_REACH = 4096
+
+
 def mask_id_cards(text: str) -> str:
     """410105194912310020 → 410105********0020; 15-digit numbers keep 6 and 3; a mistyped one
     keeps its division code and what follows its birth date (41010519491231002 →
     410105********002); an old 永居证 USA123456789012 → USA********9012.  Full-width digits
     and other scripts' are read as ASCII (:func:`_read_as_ascii`)."""
-    return _id_cards_masked(_read_as_ascii(text))
+    return _masked_as_written(text, _id_cards_masked)
 
 
 def _id_cards_masked(text: str) -> str:
@@ -458,7 +525,7 @@ def mask_phones(text: str) -> str:
     """13800000001 → 138****0001; one digit short, 1381234567 → 138****4567 (its last four);
     0371-68801234 → 0371-****1234.  Full-width digits and other scripts' are read as ASCII
     (:func:`_read_as_ascii`)."""
-    return _phones_masked(_read_as_ascii(text))
+    return _masked_as_written(text, _phones_masked)
 
 
 def _phones_masked(text: str) -> str:
@@ -678,7 +745,12 @@ def _masked(text: str, form_encoded: bool = False, token_search: bool = False) -
         text = _NAME_IN_FILTER.sub(lambda m: m.group(1) + mask_name(m.group(2).strip('"')), text)
     if "eyJ" in text:
         text = JWT.sub("***", text)
-    text = _read_as_ascii(text)
+    return _masked_as_written(text, lambda read: _masked_read(read, questions, form_encoded, token_search))
+
+
+def _masked_read(text: str, questions: int, form_encoded: bool, token_search: bool) -> str:
+    """:func:`_masked` of a text read as ASCII, which had ``questions`` question marks before
+    its credentials and names were masked."""
     if token_search and (search := _TOKEN_SEARCH.match(text)) and not _PERCENT_OR_PLUS.search(text, search.end()):
         return _masked_token_search(search, text)
     # the steps above add no ``?``: the first is still the query's unless a credential's or a

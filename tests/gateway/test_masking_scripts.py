@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.cli import main
-from gateway.masking import mask_id_cards, mask_text, mask_url
+from gateway.masking import _read_as_ascii, mask_id_cards, mask_text, mask_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/community-health/个人基本信息表.csv"
@@ -36,7 +36,9 @@ def as_ascii(text: str) -> str:
     return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in text)
 
 
-def test_a_phone_in_arabic_indic_digits_is_masked_in_the_exchange_record(tmp_path: Path) -> None:
+def ingested_in_arabic_indic_digits(tmp_path: Path) -> str:
+    """The exchange issues' texts (zh-CN and en) of the sample's first row ingested with its
+    身份证号 and phone in Arabic-Indic digits."""
     header, row = SAMPLE.read_text(encoding="utf-8-sig").splitlines()[:2]
     cells = row.split(",")
     assert (cells[5], cells[7]) == (ID_CARD, PHONE)
@@ -46,8 +48,18 @@ def test_a_phone_in_arabic_indic_digits_is_masked_in_the_exchange_record(tmp_pat
     database = tmp_path / "archive.sqlite"
     main(["ingest", "--source", "community-health", "--database", f"sqlite:///{database}", str(source)])
     with sqlite3.connect(database) as connection:
-        texts = " ".join(row[0] + row[1] for row in connection.execute("SELECT text_zh, text_en FROM exchange_issue"))
+        return " ".join(row[0] + row[1] for row in connection.execute("SELECT text_zh, text_en FROM exchange_issue"))
+
+
+def test_a_phone_in_arabic_indic_digits_is_masked_in_the_exchange_record(tmp_path: Path) -> None:
+    texts = ingested_in_arabic_indic_digits(tmp_path)
     assert [number in as_ascii(texts) for number in (ID_CARD, PHONE)] == [False, False]
+
+
+def test_the_catalogs_advice_beside_a_masked_number_is_recorded_as_written(tmp_path: Path) -> None:
+    """mapping.foreign-digits advises "（全角 ０-９ 亦可）": the exchange record showed it as
+    "0-9", folded with the number it quotes."""
+    assert "（全角 ０-９ 亦可）" in ingested_in_arabic_indic_digits(tmp_path)
 
 
 NUMBERS = st.sampled_from([ID_CARD, "11010519491231002X", "110105491231002", PHONE, "0371-68801234"])
@@ -77,3 +89,31 @@ def test_a_number_in_any_scripts_digits_percent_encoded_in_a_url_is_masked(zero:
     URL reading decoded one escape at a time, as no character."""
     masked = mask_url("Patient?telecom=" + quote(written_in(zero, number)))
     assert number not in as_ascii(unquote(masked))
+
+
+#: text around a number that masking reads as ASCII but must show as written: the catalog's
+#: own advice (mapping.foreign-digits), an en dash of a range, an ideographic space
+ADVICE = "请用 0-9（全角 ０-９ 亦可）书写；体温 30–45 Cel\u3000"
+
+
+@given(
+    st.sampled_from(
+        ["", "电话 13800138000；", "１３８００１３８０００，", "身份证 ４１０１０５１９４９１２３１００２０ "]
+    )
+)
+def test_text_beside_a_number_is_shown_as_written(before: str) -> None:
+    """Digits are folded to ASCII to find numbers, and only the numbers found are shown so:
+    the exchange issue showed the catalog's "（全角 ０-９ 亦可）" as "0-9"."""
+    assert mask_text(before + ADVICE).endswith(ADVICE)
+
+
+#: text as numbers are written in full-width and other scripts' digits, with the separators
+#: and invisible characters masking reads through, beside text that is no number
+FOLDED_TEXT = st.text(st.sampled_from("0123456789１３８０٣ \u3000－—–．，\u200b\u00a0-.Xｘ（）+86年电话"), max_size=40)
+
+
+@given(FOLDED_TEXT)
+def test_what_is_shown_reads_as_the_text_read_as_ascii_masked(text: str) -> None:
+    """Shown as written outside its numbers, the masked text still reads, character for
+    character, as masking the text read as ASCII does: no digit it hides comes back."""
+    assert _read_as_ascii(mask_text(text)) == mask_text(_read_as_ascii(text))
