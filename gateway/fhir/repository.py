@@ -56,6 +56,7 @@ from gateway.security.access import (
 )
 from gateway.security.principal import acting
 from gateway.security.scopes import Grants
+from gateway.security.withheld import withheld_issues, withheld_message
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, StoreError, Transaction, VersionConflict
 from profiles.registry import Registry, r4_resource_types
@@ -168,6 +169,8 @@ class Repository:
         if not any(issue.severity == "fatal" for issue in issues):  # not refused unread (too deep, too big)
             check_stored_references(resource, path, self.references.resource_types, issues, references)
             self._check_after_birth(resource, path, resolve, issues)
+        # rules quoting a record the client may not read
+        issues = IssueList(withheld_issues(issues, resource.get("resourceType", "")))
         exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
 
@@ -620,7 +623,7 @@ class Repository:
         found = IssueList()
         born = after_birth.birth_date(person.resource)
         self.validator.after_birth.check(resource, path or resource["resourceType"], born, found)
-        new = [issue for issue in found if issue not in written.issues]
+        new = [issue for issue in withheld_issues(found, resource["resourceType"]) if issue not in written.issues]
         errors = [issue for issue in new if issue.is_error]
         if errors and self.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=new, count=len(errors))
@@ -1006,7 +1009,8 @@ def _merged_away(node: dict[str, Any], references: References, resolve: Resolver
     located = references.where(node)
     if LINKED.search(located):
         return None
-    return FhirError(422, "merge.replaced-patient", located, reference=reference, into=into)
+    message_id, params = withheld_message("merge.replaced-patient", {"reference": reference, "into": into})
+    return FhirError(422, message_id, located, **params)
 
 
 def _check_not_replaced(before: Stored) -> None:
@@ -1014,7 +1018,8 @@ def _check_not_replaced(before: Stored) -> None:
     it would be a second record of a person whose identity keys its survivor holds."""
     into = replaced_by(before.resource or {}) if before.type == "Patient" else None
     if into is not None:
-        raise FhirError(422, "merge.replaced-patient", "Patient", reference=before.reference, into=into)
+        message_id, params = withheld_message("merge.replaced-patient", {"reference": before.reference, "into": into})
+        raise FhirError(422, message_id, "Patient", **params)
 
 
 def _check_not_merged_source(stored: Stored) -> None:

@@ -16,6 +16,7 @@ from conformance.after_birth import AfterBirth
 from conformance.issues import IssueList
 from gateway.ingest.identity import Conflict
 from gateway.security.access import Access
+from gateway.security.withheld import withheld
 from gateway.storage.resources import Referrers
 from gateway.storage.store import Stored, Transaction
 
@@ -60,6 +61,9 @@ def judge_stored_events(
         (hidden if rules.hides(tx, found) else seen).append(content)
     verdict = BirthVerdict()
     rule.check_stored_events(patient, path, seen, verdict.issues, severity)
+    if verdict.issues:  # it names what it counts: only what the client's scopes read
+        quoted = {str(r.get("resourceType")) for r in rule.contradicting(patient, seen)}
+        verdict.issues = IssueList(withheld(issue, quoted) for issue in verdict.issues)
     if contradicting := rule.contradicting(patient, hidden):
         offered = ", ".join(f"{r.get('resourceType')}/{r.get('id')}" for r in contradicting)
         verdict.hidden = Conflict(str(patient["id"]), "birthDate", patient.get("birthDate"), offered)

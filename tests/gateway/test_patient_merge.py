@@ -410,6 +410,21 @@ def test_a_new_visit_naming_the_merged_record_is_refused(served: Served, api: Ap
     assert refusal(answer) == (422, "merge.replaced-patient", ["Encounter.subject.reference"])
 
 
+def test_a_visit_naming_the_merged_record_is_refused_without_the_survivor_to_a_non_reader(
+    served: Served, api: Api, centre: Api, client_key: Any
+) -> None:
+    """A client that may not read people is not told which record the person is kept under."""
+    source, target, _ = two_records(served, api, centre)
+    merged(served, api, source, target)
+    add_client(served.database_url, "merge-visit-writer", key=client_key, scope="system/Encounter.c")
+    with Api(served.base, "merge-visit-writer", client_key, "system/Encounter.c") as writer:
+        answer = writer.post(f"{served.base}/Encounter", json=visit_of(source))
+    assert (refusal(answer), target in answer.text) == (
+        (422, "merge.replaced-patient-unseen", ["Encounter.subject.reference"]),
+        False,
+    )
+
+
 def test_a_transaction_naming_the_merged_record_is_refused(served: Served, api: Api, centre: Api) -> None:
     source, target, _ = two_records(served, api, centre)
     merged(served, api, source, target)

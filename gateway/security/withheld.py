@@ -1,0 +1,69 @@
+"""A write's refusal quotes no value of a record the client may not read.
+
+Some rules judge what a client writes by another record: a reading dated before the birth of
+the Patient it names (that Patient's ``birthDate``), a birth date moved past the visits the
+archive holds of the person (their ids), a Patient merged away (its survivor).  They run
+whatever the client's scopes, as the archive must keep no contradiction, but their refusals
+quoted the other record: a device holding ``system/Observation.c`` alone learnt a person's
+birth date by posting a reading dated 1900.  Each such message has a sibling in the catalog,
+``<id>-unseen``, worded without those values; a client whose scopes do not read the quoted
+record's type is given the sibling, at the same FHIRPath, with only the parameters the
+sibling's template names.  (A record the organisation rule hides is never quoted: the
+archive's resolver hands it to no rule, and a write naming it is refused first, 403.)"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from string import Formatter
+from typing import Any
+
+from conformance.issues import Issue
+from gateway import messages
+from gateway.security.principal import acting
+from gateway.security.scopes import Grants
+
+#: the messages quoting values of the record a written resource names, by that record's type
+#: (a message quoting the records naming the written one says their types itself: they vary)
+QUOTING: Mapping[str, str] = {
+    "rule.before-birth": "Patient",
+    "rule.before-birth-possible": "Patient",
+    "merge.replaced-patient": "Patient",
+}
+#: how a message's sibling without the quoted values is named
+UNSEEN = "-unseen"
+
+
+def may_read(kind: str) -> bool:
+    """Whether the principal this request acts for reads ``kind`` (the command line reads all)."""
+    principal = acting.get()
+    return principal is None or Grants(principal.scopes).allows(kind, "r")
+
+
+def withheld_message(
+    message_id: str, params: Mapping[str, Any], quoted: Collection[str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The message and parameters to tell: as given, or the sibling without what the client
+    may not read.  ``quoted``: the types of the records the message quotes (by default what
+    :data:`QUOTING` says; none for a message quoting no other record)."""
+    if quoted is None:
+        quoted = (QUOTING[message_id],) if message_id in QUOTING else ()
+    if all(may_read(kind) for kind in quoted):
+        return message_id, dict(params)
+    sibling = message_id + UNSEEN
+    named = {field for _, field, _, _ in Formatter().parse(messages.catalog()[sibling]["en"]) if field}
+    return sibling, {key: value for key, value in params.items() if key in named}
+
+
+def withheld(issue: Issue, quoted: Collection[str] | None = None) -> Issue:
+    """``issue`` as :func:`withheld_message` words it."""
+    message_id, params = withheld_message(issue.message_id, issue.params, quoted)
+    if message_id == issue.message_id:
+        return issue
+    return Issue(issue.severity, message_id, issue.expression, params, issue.location)
+
+
+def withheld_issues(issues: Iterable[Issue], written: str) -> list[Issue]:
+    """Each of the issues of a resource of type ``written`` as :func:`withheld` words it.  A
+    message quoting a record of the written type quotes the written resource itself, what its
+    writer sent (a Patient's death before its own birth date), and is told as it is."""
+    return [issue if QUOTING.get(issue.message_id) == written else withheld(issue) for issue in issues]

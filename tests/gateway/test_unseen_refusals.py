@@ -1,0 +1,105 @@
+"""A write's refusal quotes no value of a record the client may not read, over HTTP against a
+real server on both databases.  The rules reading the referenced record still refuse the write
+(the archive keeps no contradiction), in a sibling message that leaves the hidden values out,
+at the same FHIRPath."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from gateway import messages
+from gateway.security.withheld import QUOTING, UNSEEN
+from tests.conftest import Api, Served, add_client
+from tests.gateway.test_api import example, post, put
+from tests.gateway.test_birth_date_moved import person, visit
+
+BORN = "1949-12-31"  # 张秀英's birth date, which a client without Patient.r may not learn
+VISIT = "unseen-visit"  # which a client without Encounter.r may not learn
+
+
+@pytest.fixture(scope="module")
+def archive(api: Api) -> Api:
+    """张秀英 and a visit to her dated 1960-03-01."""
+    answer = put(api, "Patient/zhang-xiuying", example("yy-patient/valid-zhang-xiuying.json"))
+    assert answer.status_code in (200, 201), answer.text
+    answer = put(api, f"Encounter/{VISIT}", {**visit("1960-03-01T09:30:00+08:00"), "id": VISIT})
+    assert answer.status_code == 201, answer.text
+    return api
+
+
+def session(served: Served, key: Any, client_id: str, scope: str) -> Iterator[Api]:
+    add_client(served.database_url, client_id, key=key, scope=scope)
+    with Api(served.base, client_id, key, scope) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def recorder(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    """A device that records readings and reads nothing."""
+    yield from session(served, client_key, "unseen-recorder", "system/Observation.c")
+
+
+@pytest.fixture(scope="module")
+def registrar(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    """A registry that keeps people and reads none of their visits."""
+    yield from session(served, client_key, "unseen-registrar", "system/Patient.cru")
+
+
+def refused(answer: requests.Response) -> tuple[int, list[tuple[str, list[str]]]]:
+    """The status and the errors (message id, FHIRPath) of a refused write."""
+    issues = answer.json().get("issue", [])
+    return answer.status_code, [(i["details"]["coding"][0]["code"], i.get("expression", [])) for i in issues]
+
+
+def reading_of_1900() -> dict[str, Any]:
+    reading = example("yy-observation-blood-pressure/valid-blood-pressure.json")
+    reading.pop("id")
+    reading["effectiveDateTime"] = "1900-06-15T09:00:00+08:00"
+    return reading
+
+
+def test_a_reading_before_birth_is_refused_without_the_birth_date_it_may_not_read(recorder: Api) -> None:
+    answer = post(recorder, "Observation", reading_of_1900())
+    assert (refused(answer), BORN in answer.text) == (
+        (422, [("http.invalid-resource", []), ("rule.before-birth-unseen", ["Observation.effectiveDateTime"])]),
+        False,
+    )
+
+
+def test_a_reading_before_birth_is_refused_with_the_birth_date_to_a_reader(archive: Api) -> None:
+    answer = post(archive, "Observation", reading_of_1900())
+    assert (refused(answer)[1][1], BORN in answer.text) == (
+        ("rule.before-birth", ["Observation.effectiveDateTime"]),
+        True,
+    )
+
+
+def test_a_birth_moved_past_visits_is_refused_without_naming_visits_it_may_not_read(registrar: Api) -> None:
+    answer = put(registrar, "Patient/zhang-xiuying", person("1960-06-01"))
+    assert (refused(answer), VISIT in answer.text) == (
+        (422, [("http.invalid-resource", []), ("rule.birth-date-after-events-unseen", ["Patient.birthDate"])]),
+        False,
+    )
+
+
+def test_each_message_quoting_another_record_has_a_sibling_in_both_languages() -> None:
+    siblings = [messages.catalog().get(message_id + UNSEEN, {}) for message_id in QUOTING]
+    assert all({"zh-CN", "en"} <= set(sibling) for sibling in siblings)
+
+
+@pytest.fixture(scope="module")
+def enroller(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    """A registry that adds people and reads none."""
+    yield from session(served, client_key, "unseen-enroller", "system/Patient.c")
+
+
+def test_a_persons_own_death_before_birth_is_told_with_the_birth_date_it_wrote(enroller: Api) -> None:
+    """The birth date a Patient's own dates are judged by is the one its writer sends."""
+    born = person("1960-06-01")
+    del born["id"]
+    answer = post(enroller, "Patient", {**born, "deceasedDateTime": "1950-01-01"})
+    assert refused(answer)[1][1:] == [("rule.before-birth", ["Patient.deceasedDateTime"])]
