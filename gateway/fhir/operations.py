@@ -86,7 +86,12 @@ def validate(
             )
     answer = operation_outcome(issues, lang)
     judged_as_stored = stored and mode is None
-    refused = None if judged_as_stored else _rehearsed(repository, resource, issues, resource_id, mode, scope_refusal)
+    if judged_as_stored:
+        refused = None
+    elif _validation_refuses(repository, resource, issues, bool(profiles), resolve):
+        refused = None
+    else:
+        refused = _rehearsed(repository, resource, resource_id, mode, scope_refusal)
     if refused is not None:
         if refused.status == 404:
             raise refused
@@ -94,20 +99,32 @@ def validate(
     return answer
 
 
+def _validation_refuses(
+    repository: Repository, resource: dict[str, Any], issues: list[Issue], asked: bool, resolve: Resolver | None
+) -> bool:
+    """Whether the write ``$validate`` foretells would be refused for its validation, and so
+    is not rehearsed (its checks are made for a resource that gets past validation): only
+    under ``reject`` (``warn`` stores a resource with errors, and its write could still be
+    refused, 409), and only for errors of the write's own validation.  A profile the client
+    ``asked`` for is no part of the write's, so with one the resource is judged again
+    without it: its errors alone skipped the rehearsal of a write that would be made."""
+    if repository.config.validation != "reject" or not any(found.is_error for found in issues):
+        return False
+    if not asked:
+        return True
+    return any(found.is_error for found in repository.validate(resource, elsewhere=resolve, noted=False))
+
+
 def _rehearsed(
     repository: Repository,
     resource: dict[str, Any],
-    issues: list[Issue],
     resource_id: str | None,
     mode: str | None,
     scope_refusal: Callable[[str], FhirError | None],
 ) -> FhirError | None:
-    """The refusal of the write ``mode`` foretells, once validation found no error (the write
-    refuses those first, unless the gateway accepts with warnings; its checks are made for a
-    valid resource): a create in create mode, an update of the instance (or of the body's id)
-    in update mode or, on an instance, none."""
-    if any(found.is_error for found in issues):
-        return None
+    """The refusal of the write ``mode`` foretells, once validation lets it be made
+    (:func:`_validation_refuses`): a create in create mode, an update of the instance (or of
+    the body's id) in update mode or, on an instance, none."""
     if mode == "create":
         return scope_refusal("c") or repository.rehearse(resource)
     updated = resource_id or (named_id(resource, f"{resource['resourceType']}.id") if mode == "update" else None)

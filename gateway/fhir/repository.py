@@ -152,13 +152,17 @@ class Repository:
         path: str = "",
         elsewhere: Resolver | None = None,
         references: References | None = None,
+        *,
+        noted: bool = True,
     ) -> list[Issue]:
         """Every issue: base model, the resource's claimed profiles, the provincial profile
         for its type (when the package has exactly one), any profile asked for, and the form a
         stored resource's references must have (``conformance.stored_references``); references
         to the archive resolve there (a target must meet the profile its reference demands),
         or through ``elsewhere`` when the caller knows better (a transaction's own entries).
-        ``references``: the resource's at ``path``, when the caller has found them already."""
+        ``references``: the resource's at ``path``, when the caller has found them already.
+        ``noted``: the verdict joins the exchange's record (not a second look at the same
+        resource, as ``$validate`` takes to tell a requested profile's errors from the write's)."""
         wanted = list(profiles)
         default = self.default_profiles.get(resource.get("resourceType", ""))
         if default and default not in wanted:
@@ -171,7 +175,8 @@ class Repository:
             self._check_after_birth(resource, path, resolve, issues)
         # rules quoting a record the client may not read
         issues = IssueList(withheld_issues(issues, resource.get("resourceType", "")))
-        exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
+        if noted:
+            exchanges.judged(resource, wanted, issues)  # the verdict joins the exchange's record
         return issues
 
     def _check_after_birth(self, resource: dict[str, Any], path: str, resolve: Resolver, issues: IssueList) -> None:
