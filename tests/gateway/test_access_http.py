@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from mappings.engine import DEFAULT_BASE, ID_NAMESPACE
 from profiles.registry import examples_dir
 from tests.conftest import TEST_ORGANIZATION, Api, Served, add_client
 from tests.gateway.test_api import entries, everything_pages, new_patient
@@ -476,6 +478,27 @@ def test_a_hospital_cannot_place_an_organisation_others_act_for_under_itself(
         f"{served.base}/Organization/{victim}", json=claimed_organization(victim, licence, "other-hospital")
     )
     assert code_of(answer) == (403, "http.organization-claimed")
+
+
+def test_a_hospital_ingest_cannot_make_an_institution_another_client_acts_for(
+    served: Served, api: Api, hospital: Api, client_key: Any
+) -> None:
+    """$ingest (and MLLP, the same pipeline) writes Organizations without the REST check
+    ``http.organization-claimed``, but cannot place one under the hospital: no mapping writes
+    ``partOf``, and an Organization that names none owns itself, so one at another's id is
+    written for another organisation and refused (``ingest.forbidden-organization``).  The
+    id is the keyed one the admission spec gives 颐康养老院 (its 统一社会信用代码)."""
+    key = f"Organization|{DEFAULT_BASE}/sid/uscc|52410105MJY123456L"
+    victim = str(uuid.uuid5(ID_NAMESPACE, key))
+    add_client(served.database_url, "yikang-his", key=client_key, role="hospital", organization=victim)
+    sample = examples_dir().parents[1] / "../mappings/samples/elderly-care/入住登记.json"
+    answer = hospital.post(
+        f"{served.base}/$ingest?source=elderly-care&filename=入住登记.json",
+        data=sample.resolve().read_bytes(),
+        headers={"Content-Type": "application/json"},
+    )
+    made = api.get(f"{served.base}/Organization/{victim}").status_code
+    assert ("ingest.forbidden-organization" in answer.text, made) == (True, 404)
 
 
 def test_validating_a_delete_tells_a_hospital_it_would_be_refused(served: Served, api: Api, hospital: Api) -> None:
