@@ -13,7 +13,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import (
     ClientDisconnected,
@@ -152,6 +152,10 @@ def _http_error(error: HTTPException) -> object:
     elif isinstance(error, RequestEntityTooLarge):
         message_id, params = too_large()
         found = FhirError(413, message_id, **params)
+    elif isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
+        # werkzeug words the worker socket's read timeout as a disconnect: the client is
+        # still there, its body stalled for YIYANG_WORKER_TIMEOUT seconds (RFC 9110 §15.5.9)
+        found = FhirError(408, "http.body-timeout", seconds=current_app.config["YIYANG"].worker_timeout)
     elif isinstance(error, ClientDisconnected):  # gunicorn ends the stream where the client did
         found = FhirError(400, "http.body-cut-short", length=request.content_length)
     else:  # werkzeug's description is English: the status says what went wrong
