@@ -458,6 +458,11 @@ def _id_in(location: str, kind: str) -> str | None:
     return location.split(marker, 1)[1].split("/", 1)[0] or None
 
 
+#: what reading a stored row that is no record of ours raises (a record in parts whose id is no
+#: number, an event edited into no JSON): the trail was altered, see :func:`verify`
+UNREADABLE = (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError)
+
+
 def event_of(text: str) -> dict[str, Any]:
     """The AuditEvent of a stored row: a record rendered, or — written before records, and kept
     as hashed — the AuditEvent itself."""
@@ -663,13 +668,7 @@ def verify(store: _Chained, anchors: Mapping[int, str] | None = None) -> Verdict
                     *(columns(stored) if _whole(stored) else record_columns(stored)),
                     0 if _whole(stored) else stored.get("part", 0),
                 )
-            except (
-                orjson.JSONDecodeError,
-                KeyError,
-                TypeError,
-                AttributeError,
-                ValueError,
-            ):  # a record in parts whose id is no number
+            except UNREADABLE:
                 return Verdict(count, first, last, row.seq, Worded("audit.chain.unreadable"))
             kept = (str(row.seq), row.recorded, row.agent, row.outcome, row.entity_types, row.entities, row.part)
             if derived != kept:

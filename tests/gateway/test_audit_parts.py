@@ -5,6 +5,8 @@ is still found by ``entity``, and a search counts the request once."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -12,6 +14,7 @@ from gateway.security import audit as security_audit
 from gateway.security.audit import AuditTrail, canonical, chain, event_of, verify
 from gateway.storage.audit_tables import AuditQuery
 from gateway.storage.store import Store
+from tests.conftest import TEST_CLIENT, Api, add_client, running_server
 from tests.gateway.test_audit import facts, tamper
 
 #: the resources one event names in these tests (the gateway's is 1,000)
@@ -101,17 +104,37 @@ def test_a_search_by_the_requests_event_finds_the_parts_that_name_it(ingested: S
     assert [seq for _, seq, _ in found] == [2, 3]
 
 
-def test_a_rehashed_request_in_parts_with_no_number_for_id_is_unreadable(ingested: Store, database_url: str) -> None:
-    """Someone with SQL access who rewrites the newest event and its hash (what only an anchor
-    reveals) must still get a verdict from ``yiyang audit verify``, not a traceback."""
-    with ingested.reading() as tx:
+def forge_with_no_number_for_id(store: Store, database_url: str) -> None:
+    """Rewrite event 4 as a request in parts whose id is no number, and its hash: what
+    someone with SQL access could do to the newest event (only an anchor reveals it)."""
+    with store.reading() as tx:
         rows = list(tx.audit.walk())
     forged = canonical({**orjson.loads(rows[3].event), "id": "x", "parts": 1})
     tamper(
         database_url, f"UPDATE audit_event SET event = '{forged}', hash = '{chain(rows[2].hash, forged)}' WHERE seq = 4"
     )
+
+
+def test_a_rehashed_request_in_parts_with_no_number_for_id_is_unreadable(ingested: Store, database_url: str) -> None:
+    """``yiyang audit verify`` must still give a verdict on such a trail, not a traceback."""
+    forge_with_no_number_for_id(ingested, database_url)
     verdict = verify(ingested)
     assert (verdict.broken_seq, verdict.problem.message_id if verdict.problem else None) == (
         4,
         "audit.chain.unreadable",
+    )
+
+
+def test_reading_an_unreadable_event_says_the_stored_event_is_damaged(
+    ingested: Store, database_url: str, client_key: Any
+) -> None:
+    """``GET AuditEvent/4`` of such a row was an incident (500, a number to report), as if the
+    gateway had failed, when what failed is the trail: the answer says so, as verify does."""
+    forge_with_no_number_for_id(ingested, database_url)
+    add_client(database_url, TEST_CLIENT, key=client_key)
+    with running_server(database_url, workers=1) as base, Api(base, TEST_CLIENT, client_key) as api:
+        answer = api.get(f"{base}/AuditEvent/4", timeout=60)
+    assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (
+        500,
+        "audit.event-unreadable",
     )
