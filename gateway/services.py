@@ -40,7 +40,8 @@ class Services:
         self.config = config
         #: set when the process is told to stop (a serving worker's SIGTERM or Ctrl-C,
         #: gateway/cli/workers.py): a ``$ingest`` under way ends before its next record, its
-        #: request answered and audited, rather than be killed mid-file by gunicorn's master
+        #: request answered and audited, rather than be killed mid-file by gunicorn's master;
+        #: a batch Bundle answers its entries not yet applied 503 (gateway/fhir/bundles.py)
         self.stopping = threading.Event()
         self._registry = registry
         self._validator = validator
@@ -112,7 +113,7 @@ class Services:
 
     @cached_property
     def bundles(self) -> Bundles:
-        return Bundles(self.repository, self.searcher, self.config.base_url)
+        return Bundles(self.repository, self.searcher, self.config.base_url, self.stopping)
 
     @cached_property
     def measures(self) -> MeasureEvaluator:

@@ -15,6 +15,7 @@ import base64
 import binascii
 import dataclasses
 import re
+import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -155,8 +156,10 @@ class Entry:
 
 
 class Bundles:
-    def __init__(self, repository: Repository, searcher: Searcher, base_url: str) -> None:
+    def __init__(self, repository: Repository, searcher: Searcher, base_url: str, stopping: threading.Event) -> None:
+        """``stopping``: set when the server is told to stop (``Services.stopping``)."""
         self.repository = repository
+        self.stopping = stopping
         self.searcher = searcher
         self.base_url = base_url
         self.http_verbs = ", ".join(
@@ -181,7 +184,10 @@ class Bundles:
         reply = Reply(lang, prefer, handling)
         authorize = _asked_once(authorize)
         if kind == "batch":
-            answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
+            answers = [
+                _stopped(i, reply) if self.stopping.is_set() else self._batch_entry(i, raw, authorize, reply)
+                for i, raw in enumerate(raw_entries)
+            ]
             return _response("batch-response", answers)
         try:
             entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
@@ -731,6 +737,16 @@ class Bundles:
             return answer
 
         return self.repository.store.atomically(applied)
+
+
+def _stopped(index: int, reply: Reply) -> dict[str, Any]:
+    """A batch entry not applied because the server is stopping: 503, to be sent again.  The
+    entries before it stand committed; answering the rest at once ends the request, and so
+    records it (AuditEvent, exchange), before gunicorn's master kills the worker
+    ``graceful_timeout`` seconds after the signal (a transaction needs none of this: it rolls
+    back whole)."""
+    refusal = FhirError(503, "http.batch-stopped", f"Bundle.entry[{index}]")
+    return {"response": {"status": "503", "outcome": refusal.outcome(reply.lang)}}
 
 
 def _transaction_refusal(error: FhirError) -> FhirError:
