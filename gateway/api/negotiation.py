@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 from flask import Request, Response, current_app, g, request
 from werkzeug.datastructures import ImmutableMultiDict, MIMEAccept, MultiDict
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import LimitedStream, get_input_stream
 
@@ -160,7 +160,10 @@ class _AtMost(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._stream.read(min(len(buffer), self._left + 1))
+        try:
+            data = self._stream.read(min(len(buffer), self._left + 1))
+        except TimeoutError as stalled:  # the worker socket's: as werkzeug's own streams word it
+            raise ClientDisconnected() from stalled
         if len(data) > self._left:
             raise RequestEntityTooLarge()
         self._left -= len(data)

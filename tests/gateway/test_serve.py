@@ -232,24 +232,35 @@ def test_a_silent_client_does_not_hold_a_worker_for_good(tmp_path: Path, threads
     assert status == 200
 
 
+def half_a_body(token: str, address: Any, framing: str) -> bytes:
+    """The head of a Patient create and half its body, framed by ``Content-Length`` or in one
+    chunk of ``Transfer-Encoding: chunked`` whose end never comes."""
+    body = json.dumps(load_example("yy-patient/valid-zhang-xiuying.json")).encode()
+    half = body[: len(body) // 2]
+    head = (
+        f"POST {address.path}/Patient HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/fhir+json\r\nAccept-Language: en\r\n"
+    )
+    if framing == "chunked":
+        return f"{head}Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n".encode() + half
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + half
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_body_that_stalls_past_the_worker_timeout_is_a_408(tmp_path: Path, client_key: Any, threads: int) -> None:
-    """The socket's read timeout surfaced in the app as an unexpected error: a client whose
-    body stalled half-way was told 500, an incident of the gateway's, for its own silence."""
+def test_a_body_that_stalls_past_the_worker_timeout_is_a_408(
+    tmp_path: Path, client_key: Any, threads: int, framing: str
+) -> None:
+    """The socket's read timeout reached the app as a disconnect: a client whose body stalled
+    half-way was told it had ended its body (400 ``http.body-cut-short``), which it had not."""
     url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
     add_client(url, TEST_CLIENT, key=client_key)
     env = {"YIYANG_WORKER_TIMEOUT": "2", "YIYANG_THREADS": str(threads)}
     with server_process(url, workers=1, env=env) as (base, _):
         token = request_token(base, TEST_CLIENT, client_key).json()["access_token"]
-        body = json.dumps(load_example("yy-patient/valid-zhang-xiuying.json")).encode()
         address = urlsplit(base)
         with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
-            connection.sendall(
-                f"POST {address.path}/Patient HTTP/1.1\r\nHost: {address.netloc}\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/fhir+json\r\n"
-                f"Content-Length: {len(body)}\r\nAccept-Language: en\r\n\r\n".encode()
-                + body[: len(body) // 2]
-            )
+            connection.sendall(half_a_body(token, address, framing))
             head, _, answer = connection.makefile("rb").read().partition(b"\r\n\r\n")
     assert (head.split(b" ", 2)[1], json.loads(answer)["issue"][0]["details"]["coding"][0]["code"]) == (
         b"408",
