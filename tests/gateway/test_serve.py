@@ -246,13 +246,9 @@ def half_a_body(token: str, address: Any, framing: str) -> bytes:
     return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + half
 
 
-@pytest.mark.parametrize("framing", ["length", "chunked"])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_a_body_that_stalls_past_the_worker_timeout_is_a_408(
-    tmp_path: Path, client_key: Any, threads: int, framing: str
-) -> None:
-    """The socket's read timeout reached the app as a disconnect: a client whose body stalled
-    half-way was told it had ended its body (400 ``http.body-cut-short``), which it had not."""
+def stalled(tmp_path: Path, client_key: Any, threads: int, framing: str) -> tuple[bytes, dict[str, Any], str]:
+    """A create whose body stalls half-way, sent to a server of worker timeout 2 s: the
+    answer's status and OperationOutcome, and the server's database URL."""
     url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
     add_client(url, TEST_CLIENT, key=client_key)
     env = {"YIYANG_WORKER_TIMEOUT": "2", "YIYANG_THREADS": str(threads)}
@@ -262,7 +258,23 @@ def test_a_body_that_stalls_past_the_worker_timeout_is_a_408(
         with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
             connection.sendall(half_a_body(token, address, framing))
             head, _, answer = connection.makefile("rb").read().partition(b"\r\n\r\n")
-    assert (head.split(b" ", 2)[1], json.loads(answer)["issue"][0]["details"]["coding"][0]["code"]) == (
-        b"408",
-        "http.body-timeout",
-    )
+    return head.split(b" ", 2)[1], json.loads(answer), url
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_body_that_stalls_past_the_worker_timeout_is_a_408(
+    tmp_path: Path, client_key: Any, threads: int, framing: str
+) -> None:
+    """The socket's read timeout reached the app as a disconnect: a client whose body stalled
+    half-way was told it had ended its body (400 ``http.body-cut-short``), which it had not;
+    a chunked one was told 500, an incident of the gateway's, for its own silence."""
+    status, outcome, _ = stalled(tmp_path, client_key, threads, framing)
+    assert (status, outcome["issue"][0]["details"]["coding"][0]["code"]) == (b"408", "http.body-timeout")
+
+
+def test_a_body_that_stalls_is_audited_as_a_408(tmp_path: Path, client_key: Any) -> None:
+    _, _, url = stalled(tmp_path, client_key, 1, "chunked")
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        events = [json.loads(event) for (event,) in connection.execute("SELECT event FROM audit_event")]
+    assert [(e["endpoint"], e["status"]) for e in events if e["method"] == "POST"][-1] == ("fhir.create", 408)
