@@ -156,6 +156,8 @@ def _http_error(error: HTTPException) -> object:
         # werkzeug words the worker socket's read timeout as a disconnect: the client is
         # still there, its body stalled for YIYANG_WORKER_TIMEOUT seconds (RFC 9110 §15.5.9)
         found = FhirError(408, "http.body-timeout", seconds=current_app.config["YIYANG"].worker_timeout)
+    elif isinstance(error, ClientDisconnected) and request.content_length is None:  # chunked
+        found = FhirError(400, "http.body-cut-short-stream")
     elif isinstance(error, ClientDisconnected):  # gunicorn ends the stream where the client did
         found = FhirError(400, "http.body-cut-short", length=request.content_length)
     else:  # werkzeug's description is English: the status says what went wrong

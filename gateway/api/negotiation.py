@@ -162,8 +162,9 @@ class _AtMost(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         try:
             data = self._stream.read(min(len(buffer), self._left + 1))
-        except TimeoutError as stalled:  # the worker socket's: as werkzeug's own streams word it
-            raise ClientDisconnected() from stalled
+        except OSError as error:  # the socket's timeout, gunicorn's chunk reader finding the
+            # body ended or broken: worded as werkzeug's own streams word them
+            raise ClientDisconnected() from error
         if len(data) > self._left:
             raise RequestEntityTooLarge()
         self._left -= len(data)

@@ -278,3 +278,21 @@ def test_a_body_that_stalls_is_audited_as_a_408(tmp_path: Path, client_key: Any)
     with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
         events = [json.loads(event) for (event,) in connection.execute("SELECT event FROM audit_event")]
     assert [(e["endpoint"], e["status"]) for e in events if e["method"] == "POST"][-1] == ("fhir.create", 408)
+
+
+def test_a_chunked_body_cut_short_is_a_400(tmp_path: Path, client_key: Any) -> None:
+    """gunicorn's chunk reader raises its own IOError when the client ends the connection
+    before the last chunk: that reached the app raw, a 500 with an incident number."""
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    add_client(url, TEST_CLIENT, key=client_key)
+    with server_process(url, workers=1) as (base, _):
+        token = request_token(base, TEST_CLIENT, client_key).json()["access_token"]
+        address = urlsplit(base)
+        with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
+            connection.sendall(half_a_body(token, address, "chunked"))
+            connection.shutdown(socket.SHUT_WR)
+            head, _, answer = connection.makefile("rb").read().partition(b"\r\n\r\n")
+    assert (head.split(b" ", 2)[1], json.loads(answer)["issue"][0]["details"]["coding"][0]["code"]) == (
+        b"400",
+        "http.body-cut-short-stream",
+    )
