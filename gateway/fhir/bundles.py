@@ -184,10 +184,7 @@ class Bundles:
         reply = Reply(lang, prefer, handling)
         authorize = _asked_once(authorize)
         if kind == "batch":
-            answers = [
-                _stopped(i, reply) if self.stopping.is_set() else self._batch_entry(i, raw, authorize, reply)
-                for i, raw in enumerate(raw_entries)
-            ]
+            answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
             return _response("batch-response", answers)
         try:
             entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
@@ -678,6 +675,8 @@ class Bundles:
         since = collector.mark() if collector is not None else exchanges.NOTHING
         entry = None
         try:
+            if self.stopping.is_set():  # the server is told to stop: see _stopped
+                raise _stopped(index)
             entry = self._entry(index, raw)
             _authorize(authorize, entry)
             return self._batch_write(entry, reply)
@@ -739,14 +738,13 @@ class Bundles:
         return self.repository.store.atomically(applied)
 
 
-def _stopped(index: int, reply: Reply) -> dict[str, Any]:
-    """A batch entry not applied because the server is stopping: 503, to be sent again.  The
-    entries before it stand committed; answering the rest at once ends the request, and so
-    records it (AuditEvent, exchange), before gunicorn's master kills the worker
-    ``graceful_timeout`` seconds after the signal (a transaction needs none of this: it rolls
-    back whole)."""
-    refusal = FhirError(503, "http.batch-stopped", f"Bundle.entry[{index}]")
-    return {"response": {"status": "503", "outcome": refusal.outcome(reply.lang)}}
+def _stopped(index: int) -> FhirError:
+    """The refusal of a batch entry not applied because the server is stopping: 503, to be
+    sent again.  The entries before it stand committed; answering the rest at once ends the
+    request, and so records it (AuditEvent, exchange), before gunicorn's master kills the
+    worker ``graceful_timeout`` seconds after the signal (a transaction needs none of this: it
+    rolls back whole)."""
+    return FhirError(503, "http.batch-stopped", f"Bundle.entry[{index}]")
 
 
 def _transaction_refusal(error: FhirError) -> FhirError:

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from gateway import exchanges
 from gateway.services import Services
 from tests.conftest import TEST_CLIENT, MakeServices, add_client, request_token, server_process
 
@@ -73,3 +74,15 @@ def test_a_batch_caught_by_sigterm_is_answered_and_audited(tmp_path: Path, clien
         events = [json.loads(event) for (event,) in connection.execute("SELECT event FROM audit_event")]
     batches = [e for e in events if e["endpoint"] == "fhir.transaction_or_batch"]
     assert [status.split(" ")[0] for _, _, status, _ in batches[0]["entries"]] == ["201", "503", "503"]
+
+
+def test_an_entry_left_by_a_stopping_server_is_a_reason_in_the_batchs_exchange(make_services: MakeServices) -> None:
+    """Noted as an entry the store failed is: an ``error`` of its own, not of the batch."""
+    collector = exchanges.Collector()
+    token = exchanges.activate(collector)
+    try:
+        stopped_after_the_first(make_services("reject"), 2)
+    finally:
+        exchanges.deactivate(token)
+    left = [(row[2], row[-1]) for row in collector.issues if row[3] == "Bundle.entry[1]"]
+    assert left == [("http.batch-stopped", "error")]
