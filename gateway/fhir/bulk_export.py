@@ -609,7 +609,10 @@ class BulkExports:
                 (chosen is None or stored.type == "Patient" or _names_any(stored, people))
                 and stored.resource is not None
                 and self.personal.in_compartment_of(stored.resource, people)
-                and (served is None or self.personal.concerns_only(stored.resource, served.__contains__))
+                and (
+                    served is None
+                    or self.personal.concerns_only(stored.resource, served.__contains__, access.holder(tx))
+                )
             )
 
         # what an export without _type sent along outside the compartment and is deleted
@@ -772,12 +775,16 @@ def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
             judged = [(line, orjson.loads(line)) for line in batch]
             with store.reading() as tx:
                 current = tx.resources.read_many([(found["resourceType"], found["id"]) for _, found in judged])
-            for line, found in judged:
-                now = current.get((found["resourceType"], found["id"]))
-                if _still_visible(rules.personal, serves, now) and (
-                    _same_version(found, now) or rules.personal.concerns_only(found, serves)
-                ):
-                    yield line
+                holder = rules.holder(tx)
+                kept = [
+                    line
+                    for line, found in judged
+                    if _still_visible(
+                        rules.personal, serves, holder, now := current.get((found["resourceType"], found["id"]))
+                    )
+                    and (_same_version(found, now) or rules.personal.concerns_only(found, serves, holder))
+                ]
+            yield from kept
 
 
 def _same_version(line: dict[str, Any], current: Stored | None) -> bool:
@@ -788,11 +795,17 @@ def _same_version(line: dict[str, Any], current: Stored | None) -> bool:
     return current is not None and isinstance(meta, dict) and meta.get("versionId") == str(current.version)
 
 
-def _still_visible(personal: PersonalData, serves: Callable[[str], bool], current: Stored | None) -> bool:
+def _still_visible(
+    personal: PersonalData, serves: Callable[[str], bool], holder: Callable[[str], str | None], current: Stored | None
+) -> bool:
     """The rule of a vread, of a version that concerns only people the client serves: the
     resource is visible now, judged by the current version's content against the people read
     once per file (its content is what its index rows, and so the SQL rule, are made of)."""
-    return current is not None and current.resource is not None and personal.concerns_only(current.resource, serves)
+    return (
+        current is not None
+        and current.resource is not None
+        and personal.concerns_only(current.resource, serves, holder)
+    )
 
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.stored_references import References
-from gateway.search.parameters import UNINDEXED_REFERENCES, Extractor, Parameter, SearchParameters
+from gateway.ingest.identity import match_keys
+from gateway.search.parameters import (
+    IDENTIFIED_PEOPLE,
+    UNINDEXED_REFERENCES,
+    Extractor,
+    Parameter,
+    SearchParameters,
+)
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
 from profiles.registry import Registry
 
@@ -28,9 +35,9 @@ Row = tuple[str, str | None, str | None, str | None, str | None, float | None]
 Cells = tuple[str | None, str | None, str | None, str | None, float | None]
 Encoder = Callable[[Any], Iterator[Cells]]
 #: a parameter that writes rows of its own: its code, the top-level element it needs (or None),
-#: how its values are found and encoded, and (a reference parameter's) the types a delete asks
-#: its rows about
-Indexed = tuple[str, str | None, Extractor, Encoder, tuple[str, ...]]
+#: how its values are found and encoded, (a reference parameter's) the types a delete asks its
+#: rows about, and whether it may point at a Patient (and so name a person by number alone)
+Indexed = tuple[str, str | None, Extractor, Encoder, tuple[str, ...], bool]
 
 #: Parameters the resource table answers from its own columns.
 NOT_INDEXED = frozenset({"_id", "_lastUpdated"})
@@ -68,7 +75,7 @@ class SearchIndexer:
         what a stored resource may name), so the resource is not walked for them twice."""
         rows: dict[Row, None] = {}
         held: set[Cells] = set()
-        for code, element, extract, encode, targets in self.indexed(resource["resourceType"]):
+        for code, element, extract, encode, targets, naming in self.indexed(resource["resourceType"]):
             if element is not None and element not in resource:
                 continue  # nothing to extract (an Encounter's ``account``): about half a type's
             for value in extract(resource):
@@ -76,6 +83,9 @@ class SearchIndexer:
                     rows[(code, *cells)] = None
                     if targets and cells[0] in targets:  # a delete asks for these
                         held.add(cells)
+                if naming:
+                    for key in identified_person(value, resource):
+                        rows[(IDENTIFIED_PEOPLE, "Patient", key, None, None, None)] = None
         for node in references if references is not None else References(resource, ""):
             for cells in _reference(node):
                 if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
@@ -91,7 +101,14 @@ class SearchIndexer:
         found = self._indexed.get(resource_type)
         if found is None:
             found = self._indexed[resource_type] = tuple(
-                (code, parameter.element, parameter.extract, ENCODERS[parameter.type], _targets(parameter))
+                (
+                    code,
+                    parameter.element,
+                    parameter.extract,
+                    ENCODERS[parameter.type],
+                    _targets(parameter),
+                    parameter.type == "reference" and (not parameter.targets or "Patient" in parameter.targets),
+                )
                 for code, parameter in self.parameters.for_type(resource_type).items()
                 if code not in NOT_INDEXED and parameter.rows == code
             )
@@ -102,6 +119,37 @@ def _targets(parameter: Parameter) -> tuple[str, ...]:
     """The types a reference parameter's rows say a resource points at, as a delete asks
     (none for a parameter of another type)."""
     return parameter.targets if parameter.type == "reference" else ()
+
+
+def identified_person(value: Any, resource: dict[str, Any]) -> list[str]:
+    """The match keys of the person a Reference names other than by the id of their record, as
+    the read rule counts them: one carrying only an ``identifier`` that is a person's (typed
+    Patient, or a 身份证号, 健康档案编号 or 医保人员编号 the identity index knows people by), or
+    one to a contained Patient (by its numbers).  A person no key identifies (typed Patient
+    with a number of another system, a contained Patient without numbers) is the key "", which
+    no one holds: the reader cannot be shown to serve them.  None for a literal reference (the
+    parameter's own row counts it)."""
+    if not isinstance(value, dict) or value.get("type") not in (None, "Patient"):
+        return []
+    reference, identifier = value.get("reference"), value.get("identifier")
+    if isinstance(reference, str) and reference.startswith("#"):
+        contained = [c for c in resource.get("contained") or [] if isinstance(c, dict) and c.get("id") == reference[1:]]
+        if not contained or contained[0].get("resourceType") != "Patient":
+            return []
+        return _person_keys(contained[0].get("identifier")) or [""]
+    if reference is not None or not isinstance(identifier, dict):
+        return []
+    return _person_keys([identifier]) or ([""] if value.get("type") == "Patient" else [])
+
+
+def _person_keys(identifiers: Any) -> list[str]:
+    """The match keys of well-formed identifiers (a stored resource need not be valid)."""
+    if not isinstance(identifiers, list):
+        return []
+    usable = [
+        i for i in identifiers if isinstance(i, dict) and all(isinstance(i.get(k), str) for k in ("system", "value"))
+    ]
+    return match_keys({"identifier": usable})
 
 
 def _token(value: Any) -> Iterator[Cells]:

@@ -39,6 +39,14 @@ Extractor = Callable[[dict[str, Any]], list[Any]]
 #: SearchParameter of this code is refused (:meth:`SearchParameters.unsupported`), so no
 #: search ever reads or writes these rows as its own.
 UNINDEXED_REFERENCES = "_reference"
+#: the index name of the people a resource names by number alone (a Reference carrying only an
+#: ``identifier`` that is a person's, or one to a contained Patient) through a parameter that
+#: may point at a Patient: each row holds the person's match key (``ingest.identity``) as its
+#: value, system ``Patient``, for the read rule to ask the identity index who holds it
+#: (``storage/access_sql.py``; ``$everything`` then judges the member as one naming someone
+#: other than its Patient, since a key is no one's id).  Reserved as
+#: :data:`UNINDEXED_REFERENCES` is, so no search reads or writes these rows as its own.
+IDENTIFIED_PEOPLE = "_person"
 #: distinct values remembered per memoised expression before the memo starts over
 MEMO_LIMIT = 10_000
 
@@ -151,6 +159,9 @@ class SearchParameters:
         for code, spec in self.registry.search_parameters(resource_type).items():
             if code == UNINDEXED_REFERENCES:
                 failed[code] = "reserved for the references no other parameter indexes"
+                continue
+            if code == IDENTIFIED_PEOPLE:
+                failed[code] = "reserved for the people named by number alone"
                 continue
             try:
                 extraction = self._extractor(spec["expression"], resource_type)

@@ -25,6 +25,7 @@ from typing import Any
 from gateway.ingest.identity import match_keys
 from gateway.masking import mask_id_cards
 from gateway.search.indexer import SearchIndexer
+from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.security.principal import Principal
 from gateway.storage.access_sql import (
     Served,
@@ -115,10 +116,14 @@ class PersonalData:
         opaque ones.  An Organization, a Practitioner or a Location is everyone's to see."""
         return kind == "Patient" or kind in self.compartment or kind in self.references or kind in self.OPAQUE
 
-    def concerns_only(self, resource: dict[str, Any], serves: Callable[[str], bool]) -> bool:
+    def concerns_only(
+        self, resource: dict[str, Any], serves: Callable[[str], bool], holder: Callable[[str], str | None]
+    ) -> bool:
         """Whether a resource (any version of it) concerns only people ``serves`` accepts: the
         rule :func:`visible_condition` applies in SQL, applied to content.  Names outside the
-        search parameters (a note's author) are not counted, as the index does not hold them."""
+        search parameters (a note's author) are not counted, as the index does not hold them.
+        A person named by number alone is whoever ``holder`` (the identity index, asked now)
+        says holds it; a number no one holds names someone not served."""
         kind = resource.get("resourceType", "")
         if kind in self.OPAQUE:
             return False
@@ -131,7 +136,10 @@ class PersonalData:
             own = self.compartment[kind]
             if not any(row[0] in own and row[1] == "Patient" for row in rows):
                 return False
-        return all(serves(person) for person in named)
+        if not all(serves(person) for person in named):
+            return False
+        keys = {row[2] for row in rows if row[0] == IDENTIFIED_PEOPLE}
+        return all((person := holder(key)) is not None and serves(person) for key in keys)
 
     def in_compartment_of(self, resource: dict[str, Any], people: Callable[[str], bool]) -> bool:
         """Whether a resource (any version of it) is in the Patient compartment of someone
@@ -174,6 +182,8 @@ class Access:
         self._people: frozenset[str] | None = None
         #: the people asked about one by one so far, and whether it serves each
         self._asked: dict[str, bool] = {}
+        #: the match keys asked about so far, and who holds each (:meth:`holder`)
+        self._holders: dict[str, str | None] = {}
 
     def condition(self, kind: str, few: bool = False) -> Sql | None:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see.
@@ -189,7 +199,7 @@ class Access:
         if kind in self.personal.OPAQUE:
             return "1 = 0", []
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
-        return visible_condition(kind, compartment, served, naming, one)
+        return visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE)
 
     def within_served(self, kinds: Iterable[str], few: bool = False) -> tuple[Sql, list[tuple[str, Sql]]] | None:
         """For a query that reaches several types at once (a chain): the served people's SQL,
@@ -228,7 +238,7 @@ class Access:
             return
         serves = self._serving(tx)
         for stored in found:
-            if stored.resource is not None and self.personal.concerns_only(stored.resource, serves):
+            if stored.resource is not None and self.personal.concerns_only(stored.resource, serves, self.holder(tx)):
                 yield stored
 
     def serves_person(self, tx: Transaction, person: str) -> bool:
@@ -248,6 +258,17 @@ class Access:
 
     def _serving(self, tx: Transaction) -> Callable[[str], bool]:
         return lambda person: self.serves_person(tx, person)
+
+    def holder(self, tx: Transaction) -> Callable[[str], str | None]:
+        """Who the identity index says holds a match key now (None: no one), asked once per key
+        for the request: whom a resource naming a person by number alone concerns."""
+
+        def held(key: str) -> str | None:
+            if key not in self._holders:
+                self._holders[key] = tx.identity.person_of(key) if key else None
+            return self._holders[key]
+
+        return held
 
     def hides(self, tx: Transaction, stored: Stored | None) -> bool:
         """Whether the principal must be told that ``stored`` does not exist: it is not theirs
@@ -282,7 +303,7 @@ class Access:
         from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
         if not self.restricted or stored.resource is None or stored.type == "Patient":
             return True
-        return self.personal.concerns_only(stored.resource, self._serving(tx))
+        return self.personal.concerns_only(stored.resource, self._serving(tx), self.holder(tx))
 
     def unserved_people(
         self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None

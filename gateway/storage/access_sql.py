@@ -265,7 +265,12 @@ def newly_served(organization: str, since: str, now: str) -> Sql:
 
 
 def visible_condition(
-    kind: str, compartment_params: Sequence[str], served: Served, naming_params: Sequence[str] = (), one: bool = False
+    kind: str,
+    compartment_params: Sequence[str],
+    served: Served,
+    naming_params: Sequence[str] = (),
+    one: bool = False,
+    identified: str | None = None,
 ) -> Sql | None:
     """The condition on ``resource r`` of type ``kind`` that keeps only what concerns served
     people alone: a Patient served; any other resource naming no one unserved through
@@ -274,7 +279,10 @@ def visible_condition(
     one's personal data (an Organization).  The "no one unserved" test looks at the one
     resource's own index rows (``search_index_owner``), never at the whole type's.  ``one``:
     for a statement about one resource (see :func:`serves`), whose compartment is then looked
-    up from its own rows rather than from those of everyone served."""
+    up from its own rows rather than from those of everyone served.  ``identified``: the index
+    name of the people it names by number alone (their match keys): each must be held in the
+    identity index (``person_key``) by a served person, asked as it is read, so a number no one
+    holds yet hides the resource and one registered later is judged by its holder."""
     if kind == "Patient":
         sql, params = served("r.id")
         return f"{PLANNED_PER_CALL} {sql}", params
@@ -295,6 +303,14 @@ def visible_condition(
             f"AND vn.name IN ({marks(naming_params)}) AND vn.system = 'Patient' AND NOT ({person}))"
         )
         params += [kind, *naming_params, *person_params]
+        if identified is not None:
+            # no holder is the id '', which no one served has (a NULL would be unknown, not unserved)
+            holder, holder_params = served("COALESCE(pk.person_id, '')")
+            conditions.append(
+                "NOT EXISTS (SELECT 1 FROM search_index vk LEFT JOIN person_key pk ON pk.key = vk.value "
+                f"WHERE vk.type = ? AND vk.id = r.id AND vk.name = ? AND NOT ({holder}))"
+            )
+            params += [kind, identified, *holder_params]
     if not conditions:
         return None
     return f"{PLANNED_PER_CALL} " + " AND ".join(conditions), params

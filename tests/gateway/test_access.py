@@ -318,6 +318,14 @@ def test_a_home_naming_someone_it_does_not_serve_is_answered_as_for_no_one(
     assert refusals == [(404, "http.not-found", "patient")] * 2
 
 
+WANG_NUMBER, LI_NUMBER, NO_ONES_NUMBER = "410105194912310020", "440524193801010019", "440524193801010035"
+
+
+def by_number(number: str) -> dict[str, Any]:
+    """A Reference naming a person by 身份证号 alone."""
+    return {"identifier": {"system": "urn:oid:2.16.156.10011.1.3", "value": number}}
+
+
 @pytest.mark.parametrize(
     ("resource", "expected"),
     [
@@ -328,11 +336,16 @@ def test_a_home_naming_someone_it_does_not_serve_is_answered_as_for_no_one(
         ({"resourceType": "Binary", "contentType": "text/plain"}, False),
         ({"resourceType": "Patient", "id": "wang"}, True),
         ({"resourceType": "Organization", "id": "yikang-home"}, True),
+        ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": by_number(WANG_NUMBER)}, True),
+        ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": by_number(LI_NUMBER)}, False),
+        ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": by_number(NO_ONES_NUMBER)}, False),
     ],
 )
 def test_content_concerns_only_the_served_as_the_sql_rule_has_it(resource: dict[str, Any], expected: bool) -> None:
-    """What an export line is judged by: the same rule as a read, applied to content."""
-    assert PERSONAL.concerns_only(resource, {"wang"}.__contains__) is expected
+    """What an export line is judged by: the same rule as a read, applied to content; a person
+    named by number alone is whoever holds the number (no one: not someone served)."""
+    holders = {f"idcard|{WANG_NUMBER}": "wang", f"idcard|{LI_NUMBER}": "li"}
+    assert PERSONAL.concerns_only(resource, {"wang"}.__contains__, holders.get) is expected
 
 
 @pytest.mark.parametrize(

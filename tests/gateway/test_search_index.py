@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import fhirpathpy
+import pytest
 from fhirpathpy.models import models
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.server_data import SEED, coverage, encounter, valid_patient
 from gateway.search.indexer import SearchIndexer
-from gateway.search.parameters import UNINDEXED_REFERENCES, SearchParameters
+from gateway.search.parameters import IDENTIFIED_PEOPLE, UNINDEXED_REFERENCES, SearchParameters
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, format_instant, normalise
 from profiles.registry import Registry
 from tests.conftest import load_example
@@ -113,6 +114,40 @@ def test_an_absolute_reference_indexes_the_url_without_a_type(indexer: SearchInd
 def test_a_contained_reference_is_not_indexed(indexer: SearchIndexer) -> None:
     coverage = load_example("yy-coverage/valid-employee-insurance.json") | {"beneficiary": {"reference": "#p1"}}
     assert rows_named(indexer, coverage, "beneficiary") == []
+
+
+ID_CARD = {"system": "urn:oid:2.16.156.10011.1.3", "value": "440524193801010019"}
+LOCAL_NUMBER = {"system": "urn:oid:1.2.3", "value": "42"}
+
+
+@pytest.mark.parametrize(
+    ("patient", "contained", "keys"),
+    [
+        ({"identifier": ID_CARD, "display": "李建国"}, [], ["idcard|440524193801010019"]),
+        ({"identifier": LOCAL_NUMBER, "type": "Patient"}, [], [""]),  # a person, but no one's key
+        ({"identifier": LOCAL_NUMBER}, [], []),  # no sign of a person
+        ({"identifier": ID_CARD, "type": "Practitioner"}, [], []),
+        ({"reference": "Patient/li", "identifier": ID_CARD}, [], []),  # counted by its reference
+        (
+            {"reference": "#p"},
+            [{"resourceType": "Patient", "id": "p", "identifier": [ID_CARD]}],
+            ["idcard|440524193801010019"],
+        ),
+        ({"reference": "#p"}, [{"resourceType": "Patient", "id": "p"}], [""]),
+    ],
+)
+def test_a_person_named_by_number_alone_is_indexed_by_match_key(
+    indexer: SearchIndexer, patient: dict[str, Any], contained: list[dict[str, Any]], keys: list[str]
+) -> None:
+    """What the read rule asks the identity index about (``Access``): a number no one could
+    hold is the key "" (no one's), so the resource stays hidden from a restricted reader."""
+    device = {
+        "resourceType": "Device",
+        "id": "d1",
+        "patient": patient,
+        **({"contained": contained} if contained else {}),
+    }
+    assert rows_named(indexer, device, IDENTIFIED_PEOPLE) == [("Patient", key, None, None, None) for key in keys]
 
 
 def test_where_resolve_is_patient_keeps_only_patient_references(indexer: SearchIndexer) -> None:
