@@ -238,14 +238,15 @@ def sender(fields: dict[str, Any]) -> Party:
     (MSH-3) acting for the sending facility (MSH-4); the interaction is the message type.
     Each is the sender's text, masked, with a character no text may hold (a NUL, which
     PostgreSQL's text refuses, losing the record) written as its code point (``U+0000``)."""
-    kind = "^".join(part for part in (_text(fields.get("MSH-9.1")), _text(fields.get("MSH-9.2"))) if part)
-    client, facility = _recorded(_text(fields.get("MSH-3"))), _recorded(_text(fields.get("MSH-4")))
-    return Party(client or FEED, facility, "hl7v2", "mllp", _recorded(kind) or "message")
+    kind = "^".join(part for part in (_recorded(fields.get("MSH-9.1")), _recorded(fields.get("MSH-9.2"))) if part)
+    client, facility = _recorded(fields.get("MSH-3")), _recorded(fields.get("MSH-4"))
+    return Party(client or FEED, facility, "hl7v2", "mllp", kind or "message")
 
 
-def _recorded(text: str) -> str:
-    """A header field's text as an exchange record holds it (:func:`sender`)."""
-    return visible(mask_text(text))
+def _recorded(value: Any) -> str:
+    """A header field's text as an exchange record holds it (:func:`sender`): as the sender
+    wrote it, not escaped as the ACK echoes it (where a NUL is ``\\X00\\``), masked."""
+    return visible(mask_text(value)) if isinstance(value, str) else ""
 
 
 def ack(
