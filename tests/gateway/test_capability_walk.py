@@ -21,7 +21,7 @@ import pytest
 from gateway.search.indexer import SearchIndexer
 from gateway.search.query import LIMITS
 from profiles.registry import examples_dir
-from tests.conftest import TEST_CLIENT, Api
+from tests.conftest import BACKENDS, TEST_CLIENT, Api, Served, add_client, fresh_database_url, running_server
 
 #: a value of each search parameter type, for a parameter no stored example has a value of
 TYPED_VALUES = {
@@ -68,6 +68,19 @@ def _criterion(kind: str, row: tuple[Any, ...]) -> str:
     if kind == "number":
         return _number(number)
     return _escaped(value)  # uri
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, client_key: Any
+) -> Iterator[Served]:
+    """The module's server, as conftest's but for its rate limit: the walk asks thousands of
+    searches and operations of one client as fast as it can, and on a quiet machine passed
+    the gateway's 200 a second (429 ``http.rate-limited``), which is not what it tests."""
+    with fresh_database_url(request.param, tmp_path_factory.mktemp("server")) as url:
+        add_client(url, TEST_CLIENT, key=client_key)
+        with running_server(url, env={"YIYANG_RATE_LIMIT_PER_SECOND": "1000000"}) as base:
+            yield Served(base, url)
 
 
 def _examples() -> Iterator[dict[str, Any]]:
