@@ -25,13 +25,13 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from gateway.api.bulk import kick_off_arguments
+from gateway.api.bulk import kick_off_arguments, requested_job
 from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
 from gateway.fhir.errors import FhirError
 from gateway.fhir.export_filters import PARAMETER as TYPE_FILTER
-from gateway.fhir.export_filters import written_searches
+from gateway.fhir.export_filters import TypeFilter, written_searches
 from gateway.fhir.parameters import listed_types, query_pairs
 from gateway.messages import text
 from gateway.security.access import AUDIT_ENDPOINTS, AUDIT_READERS, OPERATOR, OPERATOR_ENDPOINTS
@@ -55,10 +55,14 @@ if TYPE_CHECKING:
 auth = Blueprint("auth", __name__, url_prefix="/fhir")
 #: the endpoints whose query string is a condition (a conditional update, patch or delete)
 CONDITIONAL = frozenset({"fhir.conditional_update", "fhir.conditional_patch", "fhir.conditional_delete"})
-#: the endpoints kicking off an export: by GET, with ``_type``, its ``_typeFilter`` searches are
-#: asked of the types they reach (without ``_type`` the export needs every type already; by
-#: POST its parameters are in the body, and without ``_type`` in the URL it needs every type)
-EXPORT_KICK_OFFS = frozenset({"bulk.export_system", "bulk.export_patients", "bulk.export_group"})
+#: the endpoints kicking off an export, by the scope of the job they start: by GET, with
+#: ``_type``, its ``_typeFilter`` searches are asked of the types they reach (without ``_type``
+#: the export needs every type already; by POST its parameters are in the body, and without
+#: ``_type`` in the URL it needs every type)
+EXPORT_KICK_OFF_OF = {"system": "bulk.export_system", "Patient": "bulk.export_patients", "Group": "bulk.export_group"}
+EXPORT_KICK_OFFS = frozenset(EXPORT_KICK_OFF_OF.values())
+#: the endpoints reading an export job's results: its status (the manifest) and its files
+EXPORT_JOB_READS = frozenset({"bulk.export_status", "bulk.export_file"})
 #: what SMART discovery offers; a client asks for the subset it needs
 SCOPES_SUPPORTED = ["system/*.cruds", "system/*.rs", "system/*.cud", "system/*.s", "system/AuditEvent.rs"]
 SECURITY_HEADERS = (
@@ -122,7 +126,7 @@ def authenticate() -> None:
     if kind is not None and not kind.startswith("$"):
         # no such type: its 404, not a 403 naming a scope (system/Foo.s) no client can hold
         found.repository.check_type(kind)
-    missing = _missing(principal.scopes, _wanted(asked, endpoint, view_args))
+    missing = _missing(principal.scopes, _wanted(asked, endpoint, view_args, principal))
     if missing:
         _refuse_scope(missing, principal.client_id)
     # writes to the trail are refused alike for everyone (405 from audit.refuse), so only reads ask the role
@@ -132,14 +136,17 @@ def authenticate() -> None:
         raise FhirError(403, OPERATOR_ENDPOINTS[endpoint], role=principal.role, client=principal.client_id)
 
 
-def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any], who: Principal) -> tuple[tuple[str, str], ...]:
     """The (type, permissions) pairs this request needs.  Most requests name no more than
     their route does (a read, a search of plain criteria): theirs are worked out once per
     endpoint and type (:func:`_route_needs`); a search's includes, chains and ``_has``, an
-    export's ``_type`` and a condition's chains add the types they reach."""
+    export's ``_type`` and a condition's chains add the types they reach; an export's status
+    and files need what its kick-off needed (:func:`_job_needs`)."""
     args = asked.args
     if endpoint in EXPORT_KICK_OFFS:
-        return _export_needs(endpoint, view_args)
+        return _export_needs(endpoint)
+    if endpoint in EXPORT_JOB_READS:
+        return _job_needs(view_args["job_id"], who)
     if endpoint == "fhir.search":
         if asked.method == "GET" and not any(name[:1] == "_" or "." in name for name in args):
             return _route_needs(endpoint, view_args.get("kind"))  # plain criteria: the type alone
@@ -161,7 +168,7 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any]) -> tuple[t
     return tuple(wanted)
 
 
-def _export_needs(endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def _export_needs(endpoint: str) -> tuple[tuple[str, str], ...]:
     """What an export kick-off needs: the types its ``_type`` names, and those the chains and
     ``_has`` of its ``_typeFilter`` searches reach, given by GET in the query string or by
     POST in a Parameters body (:func:`kick_off_arguments`, which the kick-off reads again
@@ -170,8 +177,25 @@ def _export_needs(endpoint: str, view_args: dict[str, Any]) -> tuple[tuple[str, 
     given = kick_off_arguments().pairs
     types = [kind for name, value in given if name == "_type" for kind in listed_types(value)]
     written = written_searches(value for name, value in given if name == TYPE_FILTER)
+    return _kick_off_needs(endpoint, types, written)
+
+
+def _kick_off_needs(endpoint: str, types: list[str], written: list[TypeFilter]) -> tuple[tuple[str, str], ...]:
+    """What a kick-off of ``endpoint`` with these ``_type`` values and ``_typeFilter`` searches needs."""
     searches = [(kind, query_pairs(criteria, TYPE_FILTER)) for kind, criteria in written]  # as the job reads them
-    return tuple(needs(endpoint, view_args, False, types) + type_filter_needs(searches, services().parameters.targets))
+    return tuple(needs(endpoint, {}, False, types) + type_filter_needs(searches, services().parameters.targets))
+
+
+def _job_needs(job_id: str, who: Principal) -> tuple[tuple[str, str], ...]:
+    """What the status and files of an export need: what its kick-off needed (IG v2, Privacy
+    and Security Considerations: a token whose scopes cover every resource exported).  A
+    token narrowed since the kick-off (a registration narrowed to Patients) fetched the
+    readings exported under the wider one.  Nothing for a job that is not the client's: its
+    404 follows."""
+    job = requested_job(job_id, who)
+    if job is None:
+        return ()
+    return _kick_off_needs(EXPORT_KICK_OFF_OF[job.scope.partition("/")[0]], job.types or [], job.type_filters)
 
 
 @lru_cache(maxsize=4096)

@@ -21,6 +21,7 @@ from gateway.fhir.errors import FhirError
 from gateway.fhir.export_parameters import KickOffArguments, body_arguments
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
+from gateway.security.principal import Principal
 
 bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
@@ -97,6 +98,16 @@ def export_refused(**_path: str) -> Response:
     reached the delete of a Patient with that id (200 "nothing to delete", as if a job had
     been cancelled), and a PUT of a status URL an update."""
     return outcome_response(method_refused())
+
+
+def requested_job(job_id: str, principal: Principal) -> Job | None:
+    """The job a status or file request names, if it is ``principal``'s and has not expired
+    (None: the endpoint answers its 404): the authentication hook asks what its kick-off
+    needed, before the request acts for the principal."""
+    try:
+        return _exports().find(job_id, principal)
+    except FhirError:
+        return None
 
 
 def kick_off_arguments() -> KickOffArguments:

@@ -738,11 +738,12 @@ class BulkExports:
             return _lines(path)
         return _visible_lines(self.store, path, rules)
 
-    def find(self, job_id: str) -> Job:
-        """The job, when the acting client may see it: its own (another client's is 404), and
-        not expired (its files are no longer served, even before a sweep removes them)."""
+    def find(self, job_id: str, principal: Principal | None = None) -> Job:
+        """The job, when the acting client (or ``principal``, asked before it acts) may see it:
+        its own (another client's is 404), and not expired (its files are no longer served,
+        even before a sweep removes them)."""
         job = _load(self.store, job_id) if JOB_ID.fullmatch(job_id) else None
-        principal = acting.get()
+        principal = principal or acting.get()
         if job is None or (principal is not None and job.client not in (None, principal.client_id)):
             raise FhirError(404, "http.export-not-found", id=job_id)
         expires = self.expires(job)

@@ -380,6 +380,33 @@ def test_the_manifest_says_its_files_need_the_token_and_they_do(api: Api, archiv
     assert (manifest["requiresAccessToken"], anonymous) == (True, 401)
 
 
+def narrowed_to_patients(served: Served, client_key: Any) -> Api:
+    """The test client's session with a token it asked to carry ``system/Patient.rs`` alone, as
+    it gets once its registration is narrowed to Patients (``yiyang client``)."""
+    return Api(served.base, TEST_CLIENT, client_key, scope="system/Patient.rs")
+
+
+def test_a_file_needs_a_token_whose_scopes_cover_what_was_exported(
+    served: Served, api: Api, client_key: Any, archive: dict[str, list[str]]
+) -> None:
+    """IG v2 (Privacy and Security Considerations): a file is protected as its kick-off was, by
+    a token whose scopes cover every resource exported; a token for Patients alone fetched the
+    readings exported under a wider one."""
+    manifest = export(api, _type="Patient,Observation")
+    url = next(entry["url"] for entry in manifest["output"] if entry["type"] == "Observation")
+    with narrowed_to_patients(served, client_key) as narrowed:
+        assert narrowed.get(url, timeout=30).status_code == 403
+
+
+def test_a_status_request_needs_a_token_whose_scopes_cover_what_was_exported(
+    served: Served, api: Api, client_key: Any, archive: dict[str, list[str]]
+) -> None:
+    """The manifest (each type's count and file) is protected as the files are."""
+    manifest = export(api, _type="Patient,Observation")
+    with narrowed_to_patients(served, client_key) as narrowed:
+        assert narrowed.get(manifest["status_url"], timeout=30).status_code == 403
+
+
 def test_system_export_lines_are_the_stored_resources(api: Api, archive: dict[str, list[str]]) -> None:
     files = exported(api, export(api))
     stored = {
