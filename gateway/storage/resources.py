@@ -188,16 +188,21 @@ def _referrer_keys(wanted: Referrers, targets: Sequence[str] | None = None) -> S
     resource row), asked type by type so that the (type, name, value) index serves each.
     With ``targets`` (ids of ``wanted.kind``, asked in place of ``wanted.resource_id``): the
     ``SELECT target, type, id`` of those pointing at any of them, a row per target named."""
-    selects = [
-        _referrers_of_type(wanted, source, names, targets)
+    sources = [
+        (source, names)
         for source, names in wanted.params.items()
         if names
         and (wanted.among is None or wanted.among.get(source))
         and (wanted.compartment is None or source == "Patient" or wanted.compartment.get(source))
     ]
-    if not selects:
+    if not sources:
         return None
-    union = " UNION ".join(sql for sql, _ in selects)  # one row however many parameters point at it
+    # one row of a resource however many of its parameters point at the one: UNION makes it
+    # so of several types, DISTINCT of a type asked alone (an Observation whose subject and
+    # performer are one resident came twice to an export of Observations)
+    alone = len(sources) == 1
+    selects = [_referrers_of_type(wanted, source, names, targets, alone) for source, names in sources]
+    union = " UNION ".join(sql for sql, _ in selects)
     values = [value for _, params in selects for value in params]
     if wanted.since is None:
         return union, values
@@ -207,11 +212,11 @@ def _referrer_keys(wanted: Referrers, targets: Sequence[str] | None = None) -> S
 
 
 def _referrers_of_type(
-    wanted: Referrers, source: str, names: Sequence[str], targets: Sequence[str] | None = None
+    wanted: Referrers, source: str, names: Sequence[str], targets: Sequence[str] | None = None, distinct: bool = False
 ) -> Sql:
     """The ``SELECT type, id`` of the resources of type ``source`` whose parameters ``names``
     point at one, narrowed as ``wanted`` asks (``SELECT target, type, id`` of those pointing
-    at any of ``targets``, given)."""
+    at any of ``targets``, given); ``distinct``: each once, however many of ``names`` do."""
     if targets is None:
         select, value, target = "s.type, s.id", "s.value = ?", wanted.resource_id
     else:
@@ -241,7 +246,7 @@ def _referrers_of_type(
         if within:
             where.append(within)
             values += people
-    return f"SELECT {select} FROM search_index s WHERE {' AND '.join(where)}", values
+    return f"SELECT {'DISTINCT ' if distinct else ''}{select} FROM search_index s WHERE {' AND '.join(where)}", values
 
 
 def _in_compartment(source: str, params: Sequence[str], people: Sequence[str] | None) -> Sql:

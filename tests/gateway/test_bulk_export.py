@@ -1453,6 +1453,22 @@ def test_a_reading_in_two_residents_compartments_is_written_once(
     assert sorted(orjson.loads(line)["id"] for line in lines) == ["bp-0", "bp-1", "bp-2", "bp-shared"]
 
 
+def test_a_reading_naming_its_resident_twice_is_written_once_in_an_export_of_its_type(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
+    """A blood pressure the resident took herself names her as subject and performer: the
+    index holds a row of each, and an export of Observations alone read it twice."""
+    own = {**observation("bp-own", "zhang", 118), "performer": [{"reference": "Patient/zhang"}]}
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "zhang"})
+        tx.resources.write(own)
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    job = jobs.kick_off("http://x/fhir/Patient/$export?_type=Observation", "Patient", [("_type", "Observation")])
+    jobs.run(job.id)
+    lines = (tmp_path / job.id / "Observation.ndjson").read_bytes().splitlines()
+    assert [orjson.loads(line)["id"] for line in lines] == ["bp-own"]
+
+
 def test_a_group_export_reads_its_members_in_statements_not_one_each(
     store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
