@@ -250,6 +250,8 @@ class BulkExports:
                 _check_visible(tx, "Group", scope.removeprefix("Group/"), access)
             for patient_id, at in patients.items():
                 _check_visible(tx, "Patient", patient_id, access, at)
+            if scope.startswith("Group/") and patients:
+                _check_members(tx, scope, patients)
             self._check_room(tx, client)
             tx.sql.execute(
                 f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?, ?, ?)",
@@ -894,6 +896,17 @@ def _check_visible(tx: Transaction, kind: str, resource_id: str, access: Access,
         raise not_found(kind, resource_id, where)
     if found.deleted:
         raise FhirError(410, "http.gone", where, reference=found.reference, when=found.last_updated)
+
+
+def _check_members(tx: Transaction, scope: str, patients: dict[str, str]) -> None:
+    """Each Patient ``patient`` names (by where it was named) is one of the Group's active
+    members: one who is not SHOULD be answered with an error (IG v2).  Left out in silence, a
+    resident who had left the home, or was marked inactive, came back as an empty export, as
+    if the archive held nothing of them."""
+    members = set(_members(tx, scope))
+    for patient_id, at in patients.items():
+        if patient_id not in members:
+            raise FhirError(400, "http.export-patient-not-member", at, reference=f"Patient/{patient_id}", group=scope)
 
 
 def _people(tx: Transaction, job: Job, served: frozenset[str] | None = None) -> Iterator[Stored]:

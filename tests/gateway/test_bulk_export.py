@@ -344,11 +344,26 @@ def test_patient_limits_a_patient_export_to_the_named(api: Api, archive: dict[st
     )
 
 
-def test_patient_limits_a_group_export_to_the_named_active_members(api: Api, archive: dict[str, list[str]]) -> None:
-    """李建国 is named but his membership is inactive: 张秀英 alone is exported."""
+def test_patient_limits_a_group_export_to_the_named_members(api: Api, archive: dict[str, list[str]]) -> None:
+    """Of a home's two residents, the one named alone is exported."""
+    members = [{"entity": {"reference": f"Patient/{person}"}} for person in ("zhang-xiuying", "li-jianguo")]
+    home = {"resourceType": "Group", "id": "home-b", "type": "person", "actual": True, "member": members}
+    api.put(f"{api.base}/Group/home-b", json=home, timeout=30)
+    try:
+        body = parameters(string("_type", "Patient"), patient("Patient/li-jianguo"))
+        files = exported(api, export(api, "Group/home-b/$export", body))
+    finally:
+        api.delete(f"{api.base}/Group/home-b", timeout=30)
+    assert [r["id"] for r in files["Patient"]] == ["li-jianguo"]
+
+
+def test_a_group_export_naming_someone_no_active_member_is_refused(api: Api, archive: dict[str, list[str]]) -> None:
+    """IG v2 (patient): a patient who is no member of the group SHOULD be answered with an
+    error.  李建国's membership of home-a is inactive: left out, he came back as an empty
+    export, as if the archive held nothing of him."""
     body = parameters(string("_type", "Patient"), patient("Patient/zhang-xiuying"), patient("Patient/li-jianguo"))
-    files = exported(api, export(api, "Group/home-a/$export", body))
-    assert [r["id"] for r in files["Patient"]] == ["zhang-xiuying"]
+    answer = post_kick_off(api, "Group/home-a/$export", body)
+    assert refusal(answer) == (400, "http.export-patient-not-member", ["Parameters.parameter[2].valueReference"])
 
 
 def test_a_patient_export_since_lists_the_deletions_of_the_named_alone(api: Api, archive: dict[str, list[str]]) -> None:
