@@ -53,6 +53,7 @@ from gateway.fhir.parameters import instant, listed_types, refuse_unsupported_pa
 from gateway.fhir.repository import ID, READ_ONLY
 from gateway.fhir.search import Searcher, shaped
 from gateway.search.indexer import referenced_id
+from gateway.search.query import Include, SearchQuery
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
 from gateway.security.principal import Principal, acting
@@ -80,6 +81,9 @@ _COLUMNS = (
 )
 #: what a ``patient`` parameter names: a Patient by a relative reference
 PATIENT_REFERENCE = re.compile(rf"Patient/({ID.pattern})")
+PROVENANCE = "Provenance"
+#: the Provenances of a batch of records, found as ``_revinclude=Provenance:target`` finds them
+_PROVENANCE_OF = SearchQuery(PROVENANCE, revinclude=[Include(PROVENANCE, ("target",))])
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,16 +381,28 @@ class BulkExports:
         # _type says which types it wants: a platform may not export those types alone
         supporting: dict[tuple[str, str], None] | None = {} if job.scope != "system" and job.types is None else None
         newcomers = self._newcomers(tx, job, access)
+        run = _JobRun(tx, job, access, filtering, halt)
+        provenance = job.scope != "system" and PROVENANCE in (job.types or self.personal.compartment)
         with _NdjsonFiles(folder, self._remembers(job, newcomers)) as files:
-            for batch in _batches(self._selected(tx, job, access, newcomers)):
-                _unless_halted(halt)
-                for stored in filtering.kept(tx, batch):
+
+            def write(found: Iterable[Stored]) -> list[Stored]:
+                """Write each of ``found`` not written yet, noting what it refers to outside the
+                compartment; those it wrote."""
+                written = []
+                for stored in found:
                     resource = shaped(stored.resource, None, job.elements)
                     if files.add(stored, resource):
                         progress.written += 1
+                        written.append(stored)
                         if supporting is not None:
                             supporting.update(dict.fromkeys(self._outside_compartment(resource)))
-            run = _JobRun(tx, job, access, filtering, halt)
+                return written
+
+            for batch in _batches(self._selected(tx, job, access, newcomers)):
+                _unless_halted(halt)
+                written = write(filtering.kept(tx, batch))
+                if provenance:
+                    write(_provenances(run, written))
             if supporting is not None and job.since is not None:
                 changed = self._changed_supporting(run, supporting)
                 supporting.update(dict.fromkeys(changed))
@@ -410,7 +426,8 @@ class BulkExports:
         (:meth:`_naming_newcomers`): a record whose text names one Patient, no newcomer, is
         met once, so only one naming two Patients or a newcomer (:func:`_patients_named`
         reads every reference as the index does) keeps its key; with ``_since``, so does one
-        changed since, which :meth:`_deleted` asks about."""
+        changed since, which :meth:`_deleted` asks about.  A Provenance is met once more per
+        exported record it targets (:func:`_provenances`): one of several targets keeps its key."""
         if job.scope == "system":
             filtered = {search.kind for search in job.type_filters} if job.since else set()
             return lambda stored: stored.type in filtered
@@ -418,6 +435,8 @@ class BulkExports:
 
         def met_again(stored: Stored) -> bool:
             if since is not None and stored.last_updated > since:
+                return True
+            if stored.type == PROVENANCE and len(stored.resource.get("target", [])) > 1:
                 return True
             if not newcomers and stored.json().count(b"Patient") < 2:
                 return False  # the usual record names its resident alone: no reference is parsed
@@ -1159,6 +1178,17 @@ class _NdjsonFiles:
         if self.deletions:
             files.append({"type": "Bundle", "file": DELETED_FILE, "count": self.deletions, "deleted": True})
         return files
+
+
+def _provenances(run: _JobRun, written: Sequence[Stored]) -> list[Stored]:
+    """The Provenances targeting records a Patient or Group export has just written, that it
+    holds (its client may read them, ``_typeFilter`` keeps them): one statement on the
+    ``target`` index rows of the batch.  The IG (v2) has such an export hold every Provenance
+    whose target is in the Patient compartment; the compartment's own parameter finds only
+    those targeting a Patient, which the export's people bring along already (and which are
+    not asked again here)."""
+    records = [stored for stored in written if stored.type not in ("Patient", PROVENANCE)]
+    return run.kept(run.tx.resources.included(_PROVENANCE_OF, records)) if records else []
 
 
 def _batches(found: Iterable[Stored]) -> Iterator[list[Stored]]:

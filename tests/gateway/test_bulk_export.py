@@ -823,6 +823,52 @@ def test_patient_export_holds_the_residents_their_compartments_and_what_they_ref
     }
 
 
+def provenance(provenance_id: str, *targets: str) -> dict[str, Any]:
+    """A Provenance of ``targets`` (references), recorded by a nurse."""
+    return {
+        "resourceType": "Provenance",
+        "id": provenance_id,
+        "target": [{"reference": target} for target in targets],
+        "recorded": "2026-12-01T08:00:00+08:00",
+        "agent": [{"who": {"display": "护士"}}],
+    }
+
+
+def exported_with(api: Api, written: dict[str, Any], path: str) -> dict[str, list[dict[str, Any]]]:
+    """The files of an export of ``path`` run while ``written`` is in the archive (removed again)."""
+    answer = api.put(f"{api.base}/{written['resourceType']}/{written['id']}", json=written, timeout=30)
+    assert answer.status_code in (200, 201), answer.text
+    files = exported(api, export(api, path))
+    api.delete(f"{api.base}/{written['resourceType']}/{written['id']}", timeout=30)
+    return files
+
+
+@pytest.mark.parametrize("path", ["Patient/$export", "Group/home-a/$export"])
+def test_a_patient_or_group_export_holds_the_provenance_of_an_exported_record(
+    api: Api, archive: dict[str, list[str]], path: str
+) -> None:
+    """IG v2: without ``includeAssociatedData`` a Patient or Group export SHALL hold every
+    Provenance whose target is in the Patient compartment, not only those targeting a Patient:
+    here one of 张秀英's first blood pressure."""
+    files = exported_with(api, provenance("prov-bp-zhang-1", "Observation/bp-zhang-1"), path)
+    assert "prov-bp-zhang-1" in ids(files.get("Provenance", []))
+
+
+def test_a_group_export_leaves_out_the_provenance_of_a_non_members_record(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """The Provenance of 李建国's reading (an inactive member) is not the home's to receive."""
+    files = exported_with(api, provenance("prov-bp-li-1", "Observation/bp-li-1"), "Group/home-a/$export")
+    assert "prov-bp-li-1" not in ids(files.get("Provenance", []))
+
+
+def test_a_provenance_of_two_exported_records_is_written_once(api: Api, archive: dict[str, list[str]]) -> None:
+    """A Provenance of a resident and two of her readings is met three times, written once."""
+    targets = ["Observation/bp-zhang-1", "Observation/bp-zhang-2", "Patient/zhang-xiuying"]
+    files = exported_with(api, provenance("prov-zhang-all", *targets), "Patient/$export")
+    assert ids(files.get("Provenance", [])).count("prov-zhang-all") == 1
+
+
 def test_a_patient_export_of_named_types_holds_those_types_alone(api: Api, archive: dict[str, list[str]]) -> None:
     files = exported(api, export(api, "Patient/$export", _type="Patient"))
     assert sorted(files) == ["Patient"]
