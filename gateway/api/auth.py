@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
-from gateway.api.bulk import kick_off_arguments, requested_job
+from gateway.api.bulk import kick_off_arguments, kick_off_types, requested_job
 from gateway.api.methods import allowed, endpoints, refusing
 from gateway.api.negotiation import if_none_exist, language, too_large
 from gateway.api.serving import services
@@ -55,12 +55,12 @@ if TYPE_CHECKING:
 auth = Blueprint("auth", __name__, url_prefix="/fhir")
 #: the endpoints whose query string is a condition (a conditional update, patch or delete)
 CONDITIONAL = frozenset({"fhir.conditional_update", "fhir.conditional_patch", "fhir.conditional_delete"})
-#: the endpoints kicking off an export, by the scope of the job they start: by GET, with
-#: ``_type``, its ``_typeFilter`` searches are asked of the types they reach (without ``_type``
-#: the export needs every type already; by POST its parameters are in the body, and without
-#: ``_type`` in the URL it needs every type)
+#: the endpoints kicking off an export, by the scope of the job they start (its parameters,
+#: by GET in the query string and by POST in the body, say which types it needs:
+#: :func:`_export_needs`)
 EXPORT_KICK_OFF_OF = {"system": "bulk.export_system", "Patient": "bulk.export_patients", "Group": "bulk.export_group"}
 EXPORT_KICK_OFFS = frozenset(EXPORT_KICK_OFF_OF.values())
+EXPORT_SCOPE_OF = {endpoint: scope for scope, endpoint in EXPORT_KICK_OFF_OF.items()}
 #: the endpoints reading an export job's results: its status (the manifest) and its files
 EXPORT_JOB_READS = frozenset({"bulk.export_status", "bulk.export_file"})
 #: what SMART discovery offers; a client asks for the subset it needs
@@ -144,7 +144,7 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any], who: Princ
     and files need what its kick-off needed (:func:`_job_needs`)."""
     args = asked.args
     if endpoint in EXPORT_KICK_OFFS:
-        return _export_needs(endpoint)
+        return _export_needs(endpoint, who)
     if endpoint in EXPORT_JOB_READS:
         return _job_needs(view_args["job_id"], who)
     if endpoint == "fhir.search":
@@ -168,15 +168,20 @@ def _wanted(asked: Request, endpoint: str, view_args: dict[str, Any], who: Princ
     return tuple(wanted)
 
 
-def _export_needs(endpoint: str) -> tuple[tuple[str, str], ...]:
+def _export_needs(endpoint: str, who: Principal) -> tuple[tuple[str, str], ...]:
     """What an export kick-off needs: the types its ``_type`` names, and those the chains and
     ``_has`` of its ``_typeFilter`` searches reach, given by GET in the query string or by
     POST in a Parameters body (:func:`kick_off_arguments`, which the kick-off reads again
     without parsing the body twice): the query string alone refused ``system/*.rs`` to a
-    client holding ``system/Observation.rs`` that posted ``_type=Observation``."""
+    client holding ``system/Observation.rs`` that posted ``_type=Observation``.  Without
+    ``_type``, the types the client may read (:func:`kick_off_types`, those the job will
+    hold; none: every type, refused) and those its ``_typeFilter`` searches filter."""
     given = kick_off_arguments().pairs
     types = [kind for name, value in given if name == "_type" for kind in listed_types(value)]
     written = written_searches(value for name, value in given if name == TYPE_FILTER)
+    authorised = None if types else kick_off_types(EXPORT_SCOPE_OF[endpoint], who)
+    if authorised is not None:
+        types = authorised + [search.kind for search in written if search.kind not in authorised]
     return _kick_off_needs(endpoint, types, written)
 
 

@@ -22,6 +22,7 @@ from gateway.fhir.export_parameters import KickOffArguments, body_arguments
 from gateway.messages import issue
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.principal import Principal
+from gateway.security.scopes import Grants
 
 bulk = Blueprint("bulk", __name__, url_prefix="/fhir")
 NDJSON = "application/fhir+ndjson"
@@ -136,6 +137,22 @@ def _arguments(lenient: bool) -> KickOffArguments:
     return body_arguments(body(), lenient)
 
 
+def kick_off_types(scope: str, who: Principal | None) -> list[str] | None:
+    """The types a kick-off of ``scope`` without ``_type`` exports: those it may hold that
+    ``who`` may read and search, as IG v2 has it ("the resources within the client's
+    authorisation"; a token for Patients and Observations was refused 403 asking for
+    ``system/*.rs``).  None: ``_type`` names them, or ``who`` (None: no security) may read
+    and search every type, and the export holds what it always held (a Patient or Group
+    export, what its records refer to outside the compartment too).  Empty: no type at all,
+    which the scopes hook refuses."""
+    if who is None or any(name == "_type" for name, _ in kick_off_arguments().pairs):
+        return None
+    allowed = Grants(who.scopes)
+    if allowed.missing([("*", "rs")]) is None:
+        return None
+    return [kind for kind in _exports().exportable(scope) if allowed.missing([(kind, "rs")]) is None]
+
+
 def _kick_off(scope: str) -> Response:
     """202 with the status URL in Content-Location; the export is only ever asynchronous.
     Beyond the jobs the gateway or the client may run at once: 429 with Retry-After (IG v2)."""
@@ -148,7 +165,8 @@ def _kick_off(scope: str) -> Response:
     asked = kick_off_arguments()
     exports = _exports()
     try:
-        job = exports.kick_off(url, scope, asked.pairs, lenient=lenient, where=asked.where)
+        authorised = kick_off_types(scope, g.get("principal"))
+        job = exports.kick_off(url, scope, asked.pairs, lenient=lenient, where=asked.where, authorised=authorised)
     except FhirError as refused:
         if refused.status != 429:
             raise

@@ -197,10 +197,14 @@ class BulkExports:
         parameters: Sequence[tuple[str, str]],
         lenient: bool = False,
         where: Sequence[str] | None = None,
+        authorised: list[str] | None = None,
     ) -> Job:
         """Check the request and record the job, in progress (start it with :meth:`start`),
         for the acting client; an elderly-care client exports only the people it serves, so
-        a system-level export (everything) is not for it.
+        a system-level export (everything) is not for it.  Without ``_type`` the job holds
+        the ``authorised`` types (those of :meth:`exportable` the client's scopes cover),
+        recorded as its types, so that its status and files need those scopes alone; None:
+        every type.
 
         ``lenient`` (``Prefer: handling=lenient``) ignores parameters this server does not
         support instead of refusing them, as the IG allows.  ``where`` says where each
@@ -214,6 +218,10 @@ class BulkExports:
         if served_by and scope == "system":
             raise FhirError(403, "http.export-system-restricted", organization=served_by)
         types, since = _parameters(parameters, lenient, where)
+        if types is None and authorised is not None:
+            if not authorised:  # the scopes hook refuses first; no job of every type either way
+                raise FhirError(403, "http.forbidden-scope", scope="system/*.rs", client=client or "")
+            types = authorised
 
         def check_type(kind: str, parameter: str) -> None:
             if kind not in self.resource_types:
@@ -278,6 +286,12 @@ class BulkExports:
                 ),
             )
         return self.find(job_id)
+
+    def exportable(self, scope: str) -> list[str]:
+        """The types an export of ``scope`` may hold: every archived type, or, for a Patient
+        or Group export, those of the Patient compartment (the audit trail is none of them)."""
+        held = self.resource_types if scope == "system" else self.resource_types & self.personal.compartment.keys()
+        return sorted(held - READ_ONLY)
 
     def _check_room(self, tx: Transaction, client: str | None) -> None:
         """429 when the gateway, or the client, runs as many jobs as it may: each job holds a

@@ -422,6 +422,48 @@ def test_a_status_request_needs_a_token_whose_scopes_cover_what_was_exported(
         assert narrowed.get(manifest["status_url"], timeout=30).status_code == 403
 
 
+#: a token for residents and their readings alone
+PATIENTS_AND_READINGS = "system/Patient.rs system/Observation.rs"
+
+
+@pytest.mark.parametrize("path", ["$export", "Patient/$export"])
+def test_an_export_without_type_holds_the_types_the_token_may_read(
+    served: Served, client_key: Any, archive: dict[str, list[str]], path: str
+) -> None:
+    """IG v2: with ``_type`` omitted the server SHALL return the resources within the client's
+    authorisation; a token for two types was refused 403 asking for ``system/*.rs``.  Its
+    status and files are then protected by those two types (it fetches them itself)."""
+    with Api(served.base, TEST_CLIENT, client_key, scope=PATIENTS_AND_READINGS) as narrow:
+        files = exported(narrow, export(narrow, path))
+    assert sorted(files) == ["Observation", "Patient"]
+
+
+def test_an_export_without_type_by_a_token_reading_no_exported_type_is_403(
+    served: Served, client_key: Any, archive: dict[str, list[str]]
+) -> None:
+    """The audit trail is no part of an export: a token that may read it alone may export nothing."""
+    with Api(served.base, TEST_CLIENT, client_key, scope="system/AuditEvent.rs") as auditor:
+        answer = auditor.get(f"{served.base}/$export", headers=ASYNC, timeout=30)
+    assert (answer.status_code, answer.headers.get("WWW-Authenticate", "")) == (
+        403,
+        'Bearer realm="yiyang", error="insufficient_scope", scope="system/*.rs"',
+    )
+
+
+def test_a_type_filter_of_a_type_the_token_may_not_read_is_403_without_type(
+    served: Served, client_key: Any, archive: dict[str, list[str]]
+) -> None:
+    """Without ``_type`` a ``_typeFilter`` names a type the export is to hold: one outside the
+    token's scopes is refused as ``_type`` naming it would be."""
+    with Api(served.base, TEST_CLIENT, client_key, scope=PATIENTS_AND_READINGS) as narrow:
+        query = {"_typeFilter": "Encounter?status=finished"}
+        answer = narrow.get(f"{served.base}/Patient/$export", params=query, headers=ASYNC, timeout=30)
+    assert (answer.status_code, answer.headers.get("WWW-Authenticate", "")) == (
+        403,
+        'Bearer realm="yiyang", error="insufficient_scope", scope="system/Encounter.rs"',
+    )
+
+
 def test_system_export_lines_are_the_stored_resources(api: Api, archive: dict[str, list[str]]) -> None:
     files = exported(api, export(api))
     stored = {
