@@ -846,7 +846,15 @@ def _still_visible(
 
 def manifest(job: Job, base_url: str) -> dict[str, Any]:
     """The completion manifest of a job (IG v2): its files are fetched with the same bearer
-    token as the kick-off (``requiresAccessToken``)."""
+    token as the kick-off (``requiresAccessToken``).
+
+    The files of an elderly-care client's job carry no ``count`` (the IG makes it optional):
+    each download judges every line again at its own moment (:func:`_visible_lines`: a
+    Consent withdrawn, a reading moved to someone else since), so the lines a download will
+    serve are known only as it serves them, and may differ from one download to the next.
+    The count the job wrote promised lines the platform never received; counting them at
+    each status request would read every file through and still not bind the download.  Its
+    deletions file, served as written, keeps its count."""
     return {
         "transactionTime": job.created,
         "request": job.request,
@@ -858,7 +866,8 @@ def manifest(job: Job, base_url: str) -> dict[str, Any]:
 
 
 def _file(job: Job, entry: dict[str, Any], base_url: str) -> dict[str, Any]:
-    return {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}", "count": entry["count"]}
+    found = {"type": entry["type"], "url": f"{base_url}/$export-file/{job.id}/{entry['file']}"}
+    return found if job.served_by and not entry.get("deleted") else {**found, "count": entry["count"]}
 
 
 def _parameters(

@@ -16,7 +16,7 @@ from mappings.engine import DEFAULT_BASE, ID_NAMESPACE
 from profiles.registry import examples_dir
 from tests.conftest import TEST_ORGANIZATION, Api, Served, add_client
 from tests.gateway.test_api import entries, everything_pages, new_patient
-from tests.gateway.test_bulk_export import deletions, export, exported, organisations_sent_after_renaming, stay
+from tests.gateway.test_bulk_export import deletions, export, exported, lines, organisations_sent_after_renaming, stay
 
 HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
 
@@ -177,6 +177,18 @@ def test_an_export_fetched_after_a_refusal_no_longer_holds_the_person(served: Se
     files = exported(home, manifest)
     api.delete(f"{served.base}/Consent/{refusal['id']}")
     assert files == {"Patient": []}
+
+
+def test_an_export_manifest_promises_no_more_lines_than_a_download_serves(served: Served, api: Api, home: Api) -> None:
+    """Each download judges its lines again (a Consent withdrawn since hides the person): the
+    count the job wrote promised the platform a line it never received."""
+    manifest = export(home, "Patient/$export", _type="Patient")
+    refusal = example("yy-consent/valid-deny-all.json")
+    api.put(f"{served.base}/Consent/{refusal['id']}", json=refusal)
+    received = {entry["type"]: len(lines(home, entry["url"])) for entry in manifest["output"]}
+    promised = {entry["type"]: entry.get("count", received[entry["type"]]) for entry in manifest["output"]}
+    api.delete(f"{served.base}/Consent/{refusal['id']}")
+    assert promised == received
 
 
 def test_an_export_fetched_after_a_record_moved_away_no_longer_holds_it(served: Served, api: Api, home: Api) -> None:
