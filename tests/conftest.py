@@ -104,15 +104,22 @@ def second_behind_first(url: str, run: Callable[[str], None], paused: threading.
     it waits for a lock first holds (or has finished): two processes' overlap, made certain."""
     import psycopg
 
-    name = f"second-{uuid.uuid4().hex[:8]}"
-    first = threading.Thread(target=run, args=(url,), name="first")
-    second = threading.Thread(target=run, args=(f"{url}&application_name={name}",), name="second")
+    names = [f"{role}-{uuid.uuid4().hex[:8]}" for role in ("first", "second")]
+    first, second = (
+        threading.Thread(target=run, args=(f"{url}&application_name={name}",), name=role)
+        for role, name in zip(("first", "second"), names, strict=True)
+    )
     first.start()
     paused.wait(timeout=120)
     second.start()
     with psycopg.connect(url, autocommit=True) as watcher:
-        waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
-        while second.is_alive() and watcher.execute(waiting, (name,)).fetchone() is None:
+        # blocked by first itself: advisory locks are the database's, and another test's
+        # migration in another schema of it holds the schema lock now and then
+        waiting = (
+            "SELECT 1 FROM pg_stat_activity AS s JOIN pg_stat_activity AS f ON f.pid = ANY(pg_blocking_pids(s.pid)) "
+            "WHERE s.application_name = %s AND f.application_name = %s"
+        )
+        while second.is_alive() and watcher.execute(waiting, names[::-1]).fetchone() is None:
             time.sleep(0.01)  # until the second waits for the first, or has finished
     resume.set()
     first.join()

@@ -15,6 +15,15 @@ import uuid
 from gateway.storage.store import Transaction
 
 
+class RecordHeld(Exception):
+    """Another run holds the record, uncommitted: the caller commits its batch, so that it
+    holds nothing while it waits, then takes ``lock`` waiting and asks again."""
+
+    def __init__(self, lock: str) -> None:
+        super().__init__(lock)
+        self.lock = lock
+
+
 class Ledger:
     def __init__(self) -> None:
         self.run = uuid.uuid4().hex
@@ -27,9 +36,14 @@ class Ledger:
         Asked under the record's own lock: an ingest of the same export running at once (a
         cron run overlapping the last, a ``$ingest`` sent again) may hold the record
         uncommitted, and asked before that commit the ledger said "new", so the record was
-        mapped and written twice.  The lock waits for it; taken as the ledger row's write
-        would have waited anyway, it adds no wait to the order of locks (identity.py)."""
-        tx.lock(f"ledger|{scope}|{digest}")
+        mapped and written twice.  It is not waited for here, but by the caller having
+        committed its batch (:class:`RecordHeld`): two runs whose batches began at other
+        records (another batch size, a file more before it) each held a record the other
+        reached next, and PostgreSQL failed one as a deadlock, again at each retry.  A run
+        waiting for a record holds no other, so no two wait for each other."""
+        lock = f"ledger|{scope}|{digest}"
+        if not tx.lock(lock, wait=False):
+            raise RecordHeld(lock)
         seen = tx.ledger.get(scope, digest)
         if seen is not None:
             location_seen, run, landed = seen

@@ -17,7 +17,7 @@ import copy
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +37,7 @@ from gateway.ingest.identity import (
     IdentityIndex,
     merge,
 )
-from gateway.ingest.ledger import Ledger
+from gateway.ingest.ledger import Ledger, RecordHeld
 from gateway.ingest.organizations import OrganizationConflict
 from gateway.ingest.provenance import provenance
 from gateway.ingest.quarantine import Entry, Reason
@@ -270,20 +270,20 @@ class Ingest:
         ``refused`` are reasons the caller found before mapping (an MLLP message without a
         control id): the record is quarantined with them, counted like any other."""
         self.counts.read += 1
-        tx = self._transaction()
 
         @exchanges.noted_once
         def attempt(_number: int) -> Outcome:
-            return self._attempt(tx, record, replaces is not None, refused)
+            return self._attempt(self._transaction(), record, replaces is not None, refused)
 
         try:
-            outcome = retried(attempt)
+            outcome = self._attempted(attempt)
         except StoreError:
             self.abort()  # the database failed, not the record: stop rather than quarantine good data
             raise
         except Exception as error:  # noqa: BLE001 - one record's failure must not lose the rest of the run
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
+        tx = self._transaction()
         outcome.identity = outcome.identity or f"content|{content_digest(record)}"
         # a replay holds only the quarantined records, rebuilt from the quarantine: what their
         # file's columns were read for was told by the ingest of the file itself
@@ -319,6 +319,18 @@ class Ingest:
         if self._pending >= self.batch_size:
             self.commit()
         return outcome
+
+    def _attempted(self, attempt: Callable[[int], Outcome]) -> Outcome:
+        """The record's ``attempt``, run again while the database gives it up for another
+        writer's sake (:func:`retried`), and once more when another run holds the record
+        uncommitted (:class:`RecordHeld`): after this batch is committed, so that while it
+        waits for the other's commit it holds nothing the other could be waiting for."""
+        try:
+            return retried(attempt)
+        except RecordHeld as held:
+            self.commit()
+            self._transaction().lock(held.lock)
+            return retried(attempt)
 
     def _attempt(self, tx: Transaction, record: SourceRecord, replaying: bool, refused: Sequence[Reason]) -> Outcome:
         """The record judged and landed in a savepoint of the batch.  Attempted again (see

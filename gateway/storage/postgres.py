@@ -271,8 +271,13 @@ class PostgresStore(Store):
         finally:
             self.pool.putconn(connection)
 
-    def _lock(self, executor: Executor, name: str) -> None:
-        executor.send_later("SELECT pg_advisory_xact_lock(?)", (zlib.crc32(name.encode()),))
+    def _lock(self, executor: Executor, name: str, wait: bool) -> bool:
+        key = (zlib.crc32(name.encode()),)
+        if wait:
+            executor.send_later("SELECT pg_advisory_xact_lock(?)", key)
+            return True
+        taken = executor.one("SELECT pg_try_advisory_xact_lock(?)", key)
+        return bool(taken and taken[0])
 
     def settled_instant(self) -> str:
         """Writers run side by side here, each stamping its resources before it commits: a

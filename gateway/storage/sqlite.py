@@ -128,8 +128,9 @@ class SQLiteStore(Store):
         with self._writer.transaction() as executor:
             yield executor
 
-    def _lock(self, executor: Executor, name: str) -> None:
+    def _lock(self, executor: Executor, name: str, wait: bool) -> bool:
         """BEGIN IMMEDIATE already made this the only writer."""
+        return True
 
     def analyze(self) -> None:
         with self._connection() as connection:

@@ -530,7 +530,7 @@ class Transaction:
 
     _savepoints = itertools.count()
 
-    def __init__(self, executor: Executor, indexer: Indexer | None, lock: Callable[[str], None]) -> None:
+    def __init__(self, executor: Executor, indexer: Indexer | None, lock: Callable[[str, bool], bool]) -> None:
         self.sql = executor
         self._indexer = indexer
         self._lock = lock
@@ -610,16 +610,27 @@ class Transaction:
         self._held[-1] |= taken
         self.sql.execute(f"RELEASE SAVEPOINT {name}")
 
-    def lock(self, name: str) -> None:
+    def lock(self, name: str, wait: bool = True) -> bool:
         """Hold a named lock until the transaction ends (identity merges of concurrent ingests
         must not both create the same person).  Asked for once: a transaction that holds it
         already does not ask the database again (an ingest batch took the identity lock for
         every record, a transaction Bundle's Patient its numbers twice), unless the savepoint
-        it was taken in has rolled back, which released it."""
+        it was taken in has rolled back, which released it.
+
+        Without ``wait``, taken only if no other transaction holds it, and whether it was:
+        a writer that takes such locks in no fixed order (an ingest batch, a record's ledger
+        entry at a time) must not wait for one while holding the others."""
         if any(name in taken for taken in self._held):
-            return
-        self._lock(name)
+            return True
+        if not self._lock(name, wait):
+            return False
         self._held[-1].add(name)
+        return True
+
+
+def _no_lock(_name: str, _wait: bool) -> bool:
+    """A reading transaction's lock: it writes nothing, so it has nothing to keep apart."""
+    return True
 
 
 class Store:
@@ -643,7 +654,8 @@ class Store:
     def _connection(self) -> Iterator[Connection]:
         raise NotImplementedError
 
-    def _lock(self, executor: Executor, name: str) -> None:
+    def _lock(self, executor: Executor, name: str, wait: bool) -> bool:
+        """Take the named lock for the transaction (see :meth:`Transaction.lock`)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -658,7 +670,7 @@ class Store:
     def transaction(self) -> Iterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back on any exception."""
         with self._writing() as executor:
-            tx = Transaction(executor, self.indexer, lambda name: self._lock(executor, name))
+            tx = Transaction(executor, self.indexer, lambda name, wait: self._lock(executor, name, wait))
             token = _WRITING.set((self, tx))
             try:
                 yield tx
@@ -737,11 +749,11 @@ class Store:
             executor = Executor(connection, self.dialect, self.errors)
             begin = self.dialect.begin_snapshot if consistent else self.dialect.begin_read if snapshot else None
             if begin is None:
-                yield Transaction(executor, self.indexer, lambda name: None)
+                yield Transaction(executor, self.indexer, _no_lock)
                 return
             executor.execute(begin)
             try:
-                yield Transaction(executor, self.indexer, lambda name: None)
+                yield Transaction(executor, self.indexer, _no_lock)
             finally:
                 executor.execute("ROLLBACK")
 

@@ -7,19 +7,26 @@ import io
 import json
 import shutil
 import threading
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from conformance.validator import Validator
 from gateway.cli import main
+from gateway.config import Config
 from gateway.export import RESOLVED_FILE as RESOLVED
 from gateway.ingest import commands
+from gateway.ingest.ledger import Ledger
 from gateway.ingest.pipeline import Counts, Ingest, Outcome
+from gateway.limits import reader_limits
 from gateway.storage import open_store
-from gateway.storage.store import StoreError
+from gateway.storage.store import StoreError, Transaction
 from mappings import conceptmaps
+from mappings.readers import read
 from mappings.records import SourceRecord
 from profiles.registry import Registry
 from tests.conftest import fresh_database_url, second_behind_first
@@ -244,14 +251,56 @@ def test_two_ingests_of_one_export_at_once_write_it_once(tmp_path: Path, monkeyp
         finally:
             store.close()
 
+    monkeypatch.setattr(Ingest, "commit", pausing)
+    found = both_at_once(tmp_path, ingest, paused, resume, REWRITTEN, "quarantine WHERE resolved IS NOT NULL")
+    assert found == [0, 0]
+
+
+def test_two_ingests_of_one_export_in_batches_of_other_sizes_both_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, validator: Validator
+) -> None:
+    """Each run waited for a record the other held, holding one the other waited for: the
+    sample repeats row 7 as row 18 (one ledger lock), and the first, in batches of 10, held
+    rows 12-17 when it reached row 18, while the second, in one batch, held row 7 when it
+    reached row 12.  PostgreSQL failed one as a deadlock, three times, and that run stopped."""
+    engine, original = commands.build_engine(Registry()), Ledger.arrive
+    paused, resume, failed = threading.Event(), threading.Event(), list[StoreError]()
+
+    def pausing(self: Ledger, tx: Transaction, scope: str, digest: str, location: str, identity: str) -> Any:
+        if threading.current_thread().name == "first" and location == "row 18" and not paused.is_set():
+            paused.set()  # rows 12-17 of its second batch held: the second may run up to them
+            resume.wait(timeout=60)
+        return original(self, tx, scope, digest, location, identity)
+
+    def ingest(url: str) -> None:
+        size = 10 if threading.current_thread().name == "first" else 200
+        with closing(open_store(url)) as store:
+            pipeline = Ingest(store, validator, engine, batch_size=size)
+            try:
+                pipeline.run(read(SAMPLE, "community-health", reader_limits(Config())))
+                pipeline.finish()
+            except StoreError as error:
+                failed.append(error)
+
+    monkeypatch.setattr(Ledger, "arrive", pausing)
+    (rewritten,) = both_at_once(tmp_path, ingest, paused, resume, REWRITTEN)
+    assert (failed, rewritten) == ([], 0)
+
+
+#: the resources written more than once
+REWRITTEN = "resource WHERE version > 1"
+
+
+def both_at_once(
+    tmp_path: Path, ingest: Callable[[str], None], paused: threading.Event, resume: threading.Event, *rows: str
+) -> list[int]:
+    """``ingest`` run twice at once into a fresh PostgreSQL archive (:func:`second_behind_first`),
+    then how many ``rows`` (``table WHERE …``) each count finds there."""
     with fresh_database_url("postgresql", tmp_path) as url:
         open_store(url).close()  # the schema, before either
-        monkeypatch.setattr(Ingest, "commit", pausing)
         second_behind_first(url, ingest, paused, resume)
         with psycopg.connect(url, autocommit=True) as reader:
-            rewritten = reader.execute("SELECT COUNT(*) FROM resource WHERE version > 1").fetchone()[0]
-            resolved = reader.execute("SELECT COUNT(*) FROM quarantine WHERE resolved IS NOT NULL").fetchone()[0]
-    assert (rewritten, resolved) == (0, 0)
+            return [reader.execute(f"SELECT COUNT(*) FROM {where}").fetchone()[0] for where in rows]
 
 
 def teach_the_code_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -177,7 +177,7 @@ def test_a_named_lock_held_already_is_not_asked_for_again(store: Store, monkeypa
     asked: list[str] = []
     take = type(store)._lock
     monkeypatch.setattr(
-        type(store), "_lock", lambda self, executor, name: asked.append(name) or take(self, executor, name)
+        type(store), "_lock", lambda self, executor, name, wait: asked.append(name) or take(self, executor, name, wait)
     )
     with store.transaction() as tx:
         tx.lock("identity")
@@ -200,6 +200,16 @@ def test_a_lock_whose_savepoint_rolled_back_is_taken_again(store: Store, databas
         with psycopg.connect(database_url, autocommit=True) as elsewhere:
             free = elsewhere.execute("SELECT pg_try_advisory_lock(%s)", (zlib.crc32(b"person|idcard|X"),)).fetchone()[0]
     assert free is False
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_lock_another_holds_is_not_waited_for_when_asked_not_to(store: Store, database_url: str) -> None:
+    """An ingest must not wait for another run's record while holding its batch's."""
+    with psycopg.connect(database_url, autocommit=True) as elsewhere:
+        elsewhere.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(b"ledger|X"),))
+        with store.transaction() as tx:
+            taken = tx.lock("ledger|X", wait=False)
+    assert taken is False
 
 
 def test_a_refused_row_fails_its_own_savepoint_when_it_ends(store: Store) -> None:
