@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from conformance.issues import DEFAULT_LANGUAGE
-from gateway.cli import archive, audit, clients, conformance, ingest, measure, report, server, validate
+from gateway.cli import archive, audit, clients, conformance, demo, ingest, measure, report, server, validate
 from gateway.cli.common import (
     EXIT_INTERNAL,
     EXIT_SIGNALLED,
@@ -32,7 +32,7 @@ from gateway.config import ConfigError
 from gateway.messages import text
 from gateway.storage.store import StoreError
 
-MODULES = (validate, ingest, archive, server, clients, audit, report, conformance, measure)
+MODULES = (validate, demo, ingest, archive, server, clients, audit, report, conformance, measure)
 
 
 def build_parser() -> Parser:

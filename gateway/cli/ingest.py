@@ -38,7 +38,7 @@ def register(commands: Any) -> None:
 
     ingest = commands.add_parser("ingest", help="cli.help.ingest")
     ingest.add_argument("--source", required=True, choices=SOURCES, help="cli.help.ingest.source")
-    _add_targets(ingest, "cli.help.ingest.out")
+    add_targets(ingest, "cli.help.ingest.out")
     ingest.add_argument("--bundle", action="store_true", help="cli.help.ingest.bundle")
     ingest.add_argument("--strict", action="store_true", help="cli.help.ingest.strict")
     add_language(ingest)
@@ -54,7 +54,7 @@ def register(commands: Any) -> None:
     quarantine = commands.add_parser("quarantine", help="cli.help.quarantine")
     quarantine_commands = quarantine.add_subparsers(dest="action", required=True, parser_class=Parser)
     replay = quarantine_commands.add_parser("replay", help="cli.help.quarantine.replay")
-    _add_targets(replay, "cli.help.quarantine.replay.out")
+    add_targets(replay, "cli.help.quarantine.replay.out")
     add_language(replay)
     replay.set_defaults(run=run_replay)
 
@@ -69,8 +69,8 @@ def register(commands: Any) -> None:
     explain.set_defaults(run=run_explain)
 
 
-def _add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
-    """--out (``out_help``: its help's id) and --database."""
+def add_targets(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """--out (``out_help``: its help's id) and --database, which :func:`targets` reads."""
     parser.add_argument("--out", type=Path, default=None, help=out_help)
     add_database(parser, "cli.help.database-in-out")
 
@@ -81,19 +81,20 @@ def _into_folder(args: argparse.Namespace) -> bool:
     return args.database is None and (args.out is not None or not database_configured())
 
 
-def _targets(args: argparse.Namespace, reading: bool = False) -> tuple[Path | None, Any]:
+def targets(args: argparse.Namespace, reading: bool = False, within: str = "") -> tuple[Path | None, Any]:
     """(the folder to export to, the Services whose store to write, or None for the folder's);
-    a command ``reading`` an archive (replay) refuses one that is not there."""
+    a command ``reading`` an archive (replay) refuses one that is not there.  ``within`` is
+    the command's own folder inside ``--out`` (the demo's ``OUT/demo``)."""
     if _into_folder(args):
         from gateway.ingest.commands import ARCHIVE_FILE
 
-        folder = output_folder(args, args.out or DEFAULT_OUT)
+        folder = output_folder(args, args.out or DEFAULT_OUT) / within
         if reading and not (folder / ARCHIVE_FILE).is_file():
             raise usage(args, "cli.no-archive", path=folder / ARCHIVE_FILE)
         return folder, None
     from gateway.services import Services
 
-    folder = None if args.out is None else output_folder(args, args.out)
+    folder = None if args.out is None else output_folder(args, args.out) / within
     return folder, Services(config_of(args, reading=reading))
 
 
@@ -103,7 +104,7 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
     files = existing_files(args.files, args)
     if args.bundle and args.out is None and not _into_folder(args):  # it wrote no Bundle, and said so nowhere
         raise usage(args, "cli.bundle-needs-out")
-    folder, services = _targets(args)
+    folder, services = targets(args)
     registry = services.registry if services else registry_with(args)
     try:
         config = services.config if services else config_of(args)
@@ -122,7 +123,7 @@ def run_ingest(args: argparse.Namespace, out: IO[str]) -> int:
 def run_replay(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.ingest.commands import replay, summary
 
-    folder, services = _targets(args, reading=True)
+    folder, services = targets(args, reading=True)
     registry = services.registry if services else registry_with(args)
     try:
         config = services.config if services else config_of(args)

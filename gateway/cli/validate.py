@@ -1,18 +1,13 @@
-"""``yiyang validate`` and ``yiyang demo``.
+"""``yiyang validate``, and the package examples' check ``yiyang demo`` runs.
 
 ``yiyang validate [--ig PATH]... [--profile URL]... [--format json|text] [--lang zh-CN|en] FILE...``
 validates FHIR JSON or NDJSON files.  Exit status: 0 when no issue is an error or fatal, 1 when
 one is, 2 for usage or I/O problems.  Other tools depend on this contract exactly.
-
-``yiyang demo`` is the batch job on demo data: it validates the package's examples, ingests
-every shipped sample export into one archive and shows the elder all sources share.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -22,18 +17,13 @@ from gateway.cli.common import (
     EXIT_OK,
     add_language,
     existing_files,
-    output_folder,
     unreadable,
     usage,
 )
 from gateway.config import Config
 from gateway.messages import file_problem, text
 from gateway.validation_io import FileReport, validate_file
-from mappings.specs import SOURCES
 from profiles.registry import DefinitionError, Registry, examples_dir
-
-#: the 身份证号 of the elder whose records every sample source carries
-DEMO_ELDER = "410105194912310020"
 
 
 def register(commands: Any) -> None:
@@ -67,12 +57,6 @@ def register(commands: Any) -> None:
     )
     validate.add_argument("files", nargs="+", metavar="FILE")
     validate.set_defaults(run=run_validate)
-
-    demo = commands.add_parser("demo", help="cli.help.demo")
-    add_language(demo)
-    demo.add_argument("--out", type=Path, default=Path("out"), help="cli.help.demo.out")
-    demo.add_argument("--reveal", action="store_true", help="cli.help.reveal-people")
-    demo.set_defaults(run=run_demo)
 
 
 def registry_with(args: argparse.Namespace, ig_paths: Sequence[str] = ()) -> Registry:
@@ -143,48 +127,3 @@ def check_examples(validator: Any, lang: str) -> tuple[str, bool]:
     (valid, failed), (invalid, rejected) = counts["valid"], counts["invalid"]
     tally = {"passed": valid - failed, "valid": valid, "rejected": rejected, "invalid": invalid}
     return text("cli.demo.examples", lang, tally), failed == 0 and rejected == invalid
-
-
-def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
-    """The batch job on demo data: validate the package's examples, then ingest every shipped
-    sample export of every source into one archive and show the elder who arrives from all
-    of them as one Patient."""
-    from conformance.validator import Validator
-    from gateway.demo import sample_files
-    from gateway.ingest.commands import ingest, summary
-    from gateway.masking import masked_unless
-
-    out = masked_unless(args.reveal, out)
-    archive = output_folder(args, args.out) / "demo"
-    registry = registry_with(args)
-    line, all_right = check_examples(Validator(registry), args.lang)
-    out.write(line + "\n")
-    if archive.exists():
-        shutil.rmtree(archive)
-    for source in SOURCES:
-        files = sample_files(source)
-        if files:
-            out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
-            out.write(summary(ingest(source, files, archive, registry, lang=args.lang), args.lang) + "\n")
-    _show_shared_elder(archive, out, args.lang, args.reveal)
-    return EXIT_OK if all_right else EXIT_INVALID
-
-
-def _show_shared_elder(archive: Path, out: IO[str], lang: str, reveal: bool) -> None:
-    """The elder every source knows, as one Patient (``out`` masks their 身份证号; the name is
-    masked here unless ``reveal``)."""
-    from gateway.masking import mask_name
-
-    patients = archive / "Patient.ndjson"
-    if not patients.exists():
-        return
-    with patients.open(encoding="utf-8") as lines:
-        people = [json.loads(line) for line in lines]
-    for person in people:
-        if any(i.get("value") == DEMO_ELDER for i in person.get("identifier", [])):
-            name = person["name"][0].get("text", "")
-            elder = {"id": person["id"], "name": name if reveal else mask_name(name)}
-            out.write("\n" + text("cli.demo.shared-elder", lang, elder) + "\n")
-            for identifier in person["identifier"]:
-                out.write(f"  {identifier['system']}  {identifier['value']}\n")
-    out.write("\n" + text("cli.demo.output-folder", lang, {"path": archive}) + "\n")

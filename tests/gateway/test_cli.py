@@ -1195,6 +1195,16 @@ def test_a_replay_without_options_replays_in_the_configured_database(
     assert run(capsys, "quarantine", "replay")[0] == 0
 
 
+def test_the_demo_without_options_loads_the_configured_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It wrote ``./out/demo`` whatever ``YIYANG_DATABASE_URL`` said, as ``ingest`` did once."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YIYANG_DATABASE_URL", archive(tmp_path))
+    run(capsys, "demo", "--lang", "en")
+    assert (patients_in(archive(tmp_path)) > 0, (tmp_path / "out").exists()) == (True, False)
+
+
 # -- a SQLite URL is a URL: its path is percent-decoded -------------------------------------------
 def test_a_sqlite_url_with_escapes_names_the_file_they_spell(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
