@@ -30,6 +30,7 @@ from gateway.api.bulk import bulk
 from gateway.api.methods import method_refused
 from gateway.api.negotiation import (
     FhirRequest,
+    MalformedChunks,
     outcome_response,
     refuse_unanswerable_format,
     refuse_unreadable_text,
@@ -152,6 +153,8 @@ def _http_error(error: HTTPException) -> object:
     elif isinstance(error, RequestEntityTooLarge):
         message_id, params = too_large()
         found = FhirError(413, message_id, **params)
+    elif isinstance(error, MalformedChunks):  # sent whole, framed wrongly: not cut short
+        found = FhirError(400, "http.body-bad-chunk")
     elif isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
         # werkzeug words the worker socket's read timeout as a disconnect: the client is
         # still there, its body stalled for YIYANG_WORKER_TIMEOUT seconds (RFC 9110 §15.5.9)

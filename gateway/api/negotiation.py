@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 from flask import Request, Response, current_app, g, request
 from werkzeug.datastructures import ImmutableMultiDict, MIMEAccept, MultiDict
-from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, ClientDisconnected, HTTPException, RequestEntityTooLarge
 from werkzeug.http import parse_accept_header
 from werkzeug.wsgi import LimitedStream, get_input_stream
 
@@ -162,14 +162,31 @@ class _AtMost(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         try:
             data = self._stream.read(min(len(buffer), self._left + 1))
-        except OSError as error:  # the socket's timeout, gunicorn's chunk reader finding the
-            # body ended or broken: worded as werkzeug's own streams word them
-            raise ClientDisconnected() from error
+        except OSError as error:
+            raise _unread(error) from error
         if len(data) > self._left:
             raise RequestEntityTooLarge()
         self._left -= len(data)
         buffer[: len(data)] = data
         return len(data)
+
+
+class MalformedChunks(BadRequest):
+    """A chunked body the client sent framed wrongly: a chunk-size line that is no hexadecimal
+    number, or a chunk not ended by CRLF.  Not cut short (the client did not stop early, and
+    the same bytes sent again would fail the same way)."""
+
+
+def _unread(error: OSError) -> HTTPException:
+    """Why a body could not be read to its end: the socket's timeout, or gunicorn's chunk
+    reader finding the body ended or broken, worded as werkzeug's own streams word them
+    (:class:`ClientDisconnected`), unless gunicorn found the framing itself wrong.  Its errors
+    are imported here, when a read has failed: serving needs it, the app does not."""
+    from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize
+
+    if isinstance(error, InvalidChunkSize | ChunkMissingTerminator):
+        return MalformedChunks()
+    return ClientDisconnected()
 
 
 def too_large() -> tuple[str, dict[str, Any]]:

@@ -280,19 +280,35 @@ def test_a_body_that_stalls_is_audited_as_a_408(tmp_path: Path, client_key: Any)
     assert [(e["endpoint"], e["status"]) for e in events if e["method"] == "POST"][-1] == ("fhir.create", 408)
 
 
-def test_a_chunked_body_cut_short_is_a_400(tmp_path: Path, client_key: Any) -> None:
-    """gunicorn's chunk reader raises its own IOError when the client ends the connection
-    before the last chunk: that reached the app raw, a 500 with an incident number."""
+def answered(tmp_path: Path, client_key: Any, sent: Callable[[str, Any], bytes]) -> tuple[bytes, str]:
+    """The status and first message id a fresh server answers the bytes ``sent`` makes of a
+    token and the server's address with, the connection shut for writing after them."""
     url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
     add_client(url, TEST_CLIENT, key=client_key)
     with server_process(url, workers=1) as (base, _):
         token = request_token(base, TEST_CLIENT, client_key).json()["access_token"]
         address = urlsplit(base)
         with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
-            connection.sendall(half_a_body(token, address, "chunked"))
+            connection.sendall(sent(token, address))
             connection.shutdown(socket.SHUT_WR)
             head, _, answer = connection.makefile("rb").read().partition(b"\r\n\r\n")
-    assert (head.split(b" ", 2)[1], json.loads(answer)["issue"][0]["details"]["coding"][0]["code"]) == (
-        b"400",
-        "http.body-cut-short-stream",
-    )
+    return head.split(b" ", 2)[1], json.loads(answer)["issue"][0]["details"]["coding"][0]["code"]
+
+
+def test_a_chunked_body_cut_short_is_a_400(tmp_path: Path, client_key: Any) -> None:
+    """gunicorn's chunk reader raises its own IOError when the client ends the connection
+    before the last chunk: that reached the app raw, a 500 with an incident number."""
+    sent = answered(tmp_path, client_key, lambda token, address: half_a_body(token, address, "chunked"))
+    assert sent == (b"400", "http.body-cut-short-stream")
+
+
+@pytest.mark.parametrize("chunks", [b"z2\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"], ids=["size", "terminator"])
+def test_a_chunked_body_framed_wrongly_is_a_400_of_its_own(tmp_path: Path, client_key: Any, chunks: bytes) -> None:
+    """A chunk-size line that is no hexadecimal number, or a chunk not ended by CRLF, was
+    told its body had ended before its last chunk, which the client had sent: its fault is
+    the framing, which a resend of the same bytes would repeat."""
+
+    def sent(token: str, address: Any) -> bytes:
+        return half_a_body(token, address, "chunked").partition(b"\r\n\r\n")[0] + b"\r\n\r\n" + chunks
+
+    assert answered(tmp_path, client_key, sent) == (b"400", "http.body-bad-chunk")
