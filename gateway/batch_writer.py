@@ -5,10 +5,11 @@ transaction per request would cost more than the request.  ``record`` costs a li
 thread wakes every ``interval`` seconds (or at once when ``batch`` rows wait) and writes all
 pending rows in one go.  A failed write keeps the rows for the next attempt; beyond ``limit``
 pending rows the oldest are dropped, loudly (an unreachable store must not exhaust the worker's
-memory).  Only a row the store itself refuses (a :class:`StoreError`) is ever dropped alone: a
-failure of our own code (a TypeError) keeps every row, as a store that is down does.  A
-graceful stop, or the process exiting, writes what is pending; a killed worker loses at most
-its last ``interval``.
+memory).  A row the store itself refuses (a :class:`StoreError`) is dropped alone, loudly; a
+row our own code fails on alone (a TypeError: a bug) while rows beside it go in is set aside
+alone, into the log, once (:meth:`BatchWriter._set_aside`); the rows beside either are written.
+A bug every row meets keeps them all, as a store that is down does.  A graceful stop, or the
+process exiting, writes what is pending; a killed worker loses at most its last ``interval``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import weakref
 from typing import Generic, TypeVar
 
+from gateway.masking import mask_text
 from gateway.storage.store import StoreError
 
 Row = TypeVar("Row")
@@ -54,6 +56,10 @@ class BatchWriter(Generic[Row]):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        #: rows our own code failed to write, each set aside into the log (:meth:`_set_aside`)
+        self.set_aside = 0
+        #: whether rows went in since the flush's first write failed (:meth:`_write_apart`)
+        self._went_in = False
 
     # -- for subclasses ------------------------------------------------------------------------
     def _write(self, rows: list[Row]) -> None:
@@ -90,9 +96,10 @@ class BatchWriter(Generic[Row]):
                 return 0
             try:
                 self._write(rows)
-            except Exception:  # noqa: BLE001 - keep the rows; the next flush tries again
+            except Exception as error:  # noqa: BLE001 - keep the rows; the next flush tries again
                 self.log.exception("%s: writing %d rows failed", self.name, len(rows))
-                kept = self._write_apart(rows)
+                self._went_in = False
+                kept = self._write_apart(rows, error)
                 if not kept:
                     return len(rows)
                 self.log.error("%s: %d rows kept for the next attempt", self.name, len(kept))
@@ -105,36 +112,68 @@ class BatchWriter(Generic[Row]):
                 return len(rows) - len(kept)
             return len(rows)
 
-    def _write_apart(self, rows: list[Row], store_up: bool = False) -> list[Row]:
-        """Rows that just failed together, written in halves; returns those to keep.  A half
-        that goes in shows the store is up, so a half the store refuses holds a row it refuses
-        for good (one bad row must not hold up every later one): it is halved again, and once
-        alone it is dropped, loudly.  When neither half of the first split goes in, a write of
-        no rows tells whether the store is up (each half then holds a bad row, and both are
-        halved as above) or down: then every row is kept for the next attempt (four writes
-        that flush).  A half that fails otherwise than by the store's refusal (a bug of ours,
-        which a write of no rows need not meet) is kept whole, and the rest goes in."""
+    def _write_apart(self, rows: list[Row], error: Exception, store_up: bool = False) -> list[Row]:
+        """Rows that just failed together (with ``error``), written in halves; returns those
+        to keep.  A half that goes in shows the store is up, so a half the store refuses holds
+        a row it refuses for good (one bad row must not hold up every later one): it is halved
+        again, and once alone it is dropped, loudly.  When neither half of the first split goes
+        in, a write of no rows tells whether the store is up (each half then holds a bad row,
+        and both are halved as above) or down: then every row is kept for the next attempt
+        (four writes that flush).
+
+        A half that fails otherwise than by the store's refusal (a bug of ours, which a write
+        of no rows need not meet) is halved too once rows of the flush went in: the bug is
+        then some row's, and the row it fails on alone is set aside (:meth:`_set_aside`), as it
+        would fail every later attempt, holding back the rows beside it.  While no row goes in
+        (``seal`` itself broken: every row fails), the half is kept whole for the next attempt,
+        as for a store that is down, and its rows wait for the fix.  The store's refusals are
+        halved first, as the rows they let in are that evidence."""
         if len(rows) == 1:
-            if store_up:
+            if isinstance(error, StoreError) and store_up:
                 self.log.error("%s: a row the store refuses was dropped (see the error above)", self.name)
+                return []
+            if not isinstance(error, StoreError) and self._went_in:
+                self._set_aside(rows[0], error)
                 return []
             return rows
         middle = len(rows) // 2
-        failed = [(half, error) for half in (rows[:middle], rows[middle:]) if (error := self._failure(half))]
-        if len(failed) == 2 and not store_up and self._failure([]):
+        halves = (rows[:middle], rows[middle:])
+        failures = [self._failure(half) for half in halves]
+        if all(failures) and not store_up and self._failure([]):
             return rows
-        return [
-            row
-            for half, error in failed
-            for row in (self._write_apart(half, store_up=True) if isinstance(error, StoreError) else half)
-        ]
+        kept: dict[int, list[Row]] = {}
+        for index in sorted((0, 1), key=lambda index: not isinstance(failures[index], StoreError)):
+            failure = failures[index]
+            if failure is not None and (isinstance(failure, StoreError) or self._went_in):
+                kept[index] = self._write_apart(halves[index], failure, store_up=True)
+            elif failure is not None:
+                kept[index] = halves[index]
+        return [row for index in sorted(kept) for row in kept[index]]
+
+    def _set_aside(self, row: Row, error: Exception) -> None:
+        """Take a row our own code fails to write out of the batches, into the log: logged
+        once, at ERROR, with the error and the row itself (masked, as every log line is), for
+        whoever fixes the bug to enter it from there.  Kept, it failed again at every flush,
+        logged each time, until ``limit`` dropped it; and the log is all that would be left
+        of it at the worker's exit anyway.  Counted per process in the line (there is no
+        metrics endpoint to count it in)."""
+        self.set_aside += 1
+        self.log.error(
+            "%s: a row our code fails to write was set aside (%d in this process): %s",
+            self.name,
+            self.set_aside,
+            mask_text(repr(row)),
+            exc_info=error,
+        )
 
     def _failure(self, rows: list[Row]) -> Exception | None:
-        """Why writing ``rows`` failed, or None when they went in."""
+        """Why writing ``rows`` failed, or None when they went in (which, for some rows, shows
+        a bug of ours that others meet to be theirs: ``_went_in``)."""
         try:
             self._write(rows)
         except Exception as error:  # noqa: BLE001 - the caller decides what a failure means
             return error
+        self._went_in = self._went_in or bool(rows)
         return None
 
     def close(self) -> None:
