@@ -65,8 +65,9 @@ class BatchWriter(Generic[Row]):
     def _write(self, rows: list[Row]) -> None:
         raise NotImplementedError
 
-    def _prepare(self, taken: list[Row]) -> list[Row]:
-        return taken
+    def _prepare(self, item: Row) -> Row:
+        """The row to write of what a request left (made on the thread, off its path)."""
+        return item
 
     def _due(self) -> bool:
         return False
@@ -91,7 +92,7 @@ class BatchWriter(Generic[Row]):
         with self._flushing:
             with self._guard:
                 taken, self._pending = self._pending, []
-            rows = self._prepare(taken)
+            rows = self._prepared(taken)
             if not rows and not self._due():
                 return 0
             try:
@@ -103,14 +104,41 @@ class BatchWriter(Generic[Row]):
                 if not kept:
                     return len(rows)
                 self.log.error("%s: %d rows kept for the next attempt", self.name, len(kept))
-                with self._guard:
-                    self._pending[:0] = kept
-                    excess = len(self._pending) - self.limit
-                    if excess > 0:
-                        del self._pending[:excess]
-                        self.log.error("%s: %d rows dropped: the store has refused them too long", self.name, excess)
+                self._keep(kept)
                 return len(rows) - len(kept)
             return len(rows)
+
+    def _keep(self, kept: list[Row]) -> None:
+        """Put rows back before those pending, for the next flush; beyond ``limit``, the oldest
+        are dropped, loudly."""
+        with self._guard:
+            self._pending[:0] = kept
+            excess = len(self._pending) - self.limit
+            if excess > 0:
+                del self._pending[:excess]
+                self.log.error("%s: %d rows dropped: the store has refused them too long", self.name, excess)
+
+    def _prepared(self, taken: list[Row]) -> list[Row]:
+        """The rows to write of what requests left (:meth:`_prepare`).  One our code fails to
+        make, while others are made, is set aside (:meth:`_set_aside`): raised here, it took
+        every row of the flush with it and ended the thread, so no row was written after it.
+        When none is made (the code broken for every row), they are kept for the fix, as rows
+        a bug fails to write are (:meth:`_write_apart`)."""
+        rows: list[Row] = []
+        failed: list[tuple[Row, Exception]] = []
+        for item in taken:
+            try:
+                rows.append(self._prepare(item))
+            except Exception as error:  # noqa: BLE001 - a bug of ours, to be told apart from the rest
+                failed.append((item, error))
+        if rows:
+            for item, error in failed:
+                self._set_aside(item, error)
+        elif failed:
+            first = failed[0][1]
+            self.log.error("%s: %d rows kept for the next attempt", self.name, len(failed), exc_info=first)
+            self._keep([item for item, _ in failed])
+        return rows
 
     def _write_apart(self, rows: list[Row], error: Exception, store_up: bool = False) -> list[Row]:
         """Rows that just failed together (with ``error``), written in halves; returns those

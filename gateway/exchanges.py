@@ -511,8 +511,8 @@ class ExchangeLog(BatchWriter["Appended | Later"]):
         """The store, or the one a callable gives (an app's log exists before its store opens)."""
         return self._store() if callable(self._store) else self._store
 
-    def _prepare(self, taken: list[Appended | Later]) -> list[Appended | Later]:
-        return [item.row() if isinstance(item, Later) else item for item in taken]
+    def _prepare(self, item: Appended | Later) -> Appended | Later:
+        return item.row() if isinstance(item, Later) else item
 
     def _due(self) -> bool:
         """Time to purge (never, when the policy keeps everything)."""

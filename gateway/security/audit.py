@@ -705,8 +705,8 @@ class AuditTrail(BatchWriter[Pending | Waiting]):
     def record(self, facts: RequestFacts, recorded: str | None = None) -> None:  # type: ignore[override]
         super().record((facts, recorded or now_recorded()))
 
-    def _prepare(self, taken: list[Pending | Waiting]) -> list[Pending | Waiting]:
-        return [item if isinstance(item, Pending) else pending(*item) for item in taken]
+    def _prepare(self, item: Pending | Waiting) -> Pending | Waiting:
+        return item if isinstance(item, Pending) else pending(*item)
 
     def _write(self, events: list[Pending | Waiting]) -> None:
         with self.store.transaction() as tx:

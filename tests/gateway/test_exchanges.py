@@ -280,6 +280,19 @@ def test_records_the_store_refused_are_appended_by_a_later_flush(store: Store) -
         assert tx.exchanges.count() == 1
 
 
+def test_a_record_our_code_fails_to_make_is_set_aside_and_the_rest_appended(store: Store) -> None:
+    """A request's record is made on the log's thread (``Later.row``): one our code failed to
+    make (here, of no party) raised out of the flush with every record it had taken, and
+    ended the thread, so the worker appended no exchange after it."""
+    log = ExchangeLog(store, 0, interval=3600)
+    log.record(exchanges.Later(Collector(), HIS, 201))
+    log.record(exchanges.Later(Collector(), None, 201))  # type: ignore[arg-type]
+    log.record(exchanges.Later(Collector(), ECP, 201))
+    log.flush()
+    with store.reading() as tx:
+        assert (tx.exchanges.count(), log.pending()) == (2, 0)
+
+
 def test_purge_deletes_the_days_before_the_cutoff_with_their_verdicts_and_issues(store: Store) -> None:
     sample(store)
     exchanges.purge(store, (DAY + timedelta(days=1)).isoformat())
