@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.messages import Worded
+from gateway.storage import SQLITE_BUSY_TIMEOUT_SECONDS
 
 DEFAULT_DATA_DIR = Path("yiyang-data")
 #: what an invalid write gets: refused (422), or stored with its issues reported
@@ -29,10 +30,9 @@ FEWEST_CONNECTIONS = 4
 class Config:
     #: sqlite:///PATH (embedded default) or postgresql://…
     database_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'archive.sqlite'}"
-    #: seconds a SQLite connection waits for another process's lock on the database (its
-    #: write lock, an upgrade's, a checkpoint's) before it fails with "database is locked":
-    #: two ingests into one store take turns instead of quarantining good records
-    sqlite_busy_timeout_seconds: int = 60
+    #: seconds a SQLite connection waits for another process's lock on the database before it
+    #: fails with "database is locked" (the store's own default: why it is what it is)
+    sqlite_busy_timeout_seconds: int = SQLITE_BUSY_TIMEOUT_SECONDS
     #: canonical base of the provincial package (a province publishing under its own domain)
     canonical_base: str = "http://fhir.yiyang.cn"
     host: str = "127.0.0.1"

@@ -1,6 +1,7 @@
 """Dependencies point one way: profiles ← conformance ← gateway; mappings imports only
 profiles.canonical; nothing below gateway imports Flask or database drivers; inside the
-gateway, only ``gateway/api`` imports Flask and only ``gateway/storage`` a database driver."""
+gateway, only ``gateway/api`` imports Flask and only ``gateway/storage`` a database driver, and
+the rooms low in the gateway (its search index, its storage) import nothing above them."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ NETWORK_CLIENT = {("conformance/testkit/http.py", "requests")}
 
 def imports_of(package: str) -> list[tuple[Path, str]]:
     found = []
-    for file in (ROOT / package).rglob("*.py"):
+    path = ROOT / package
+    for file in path.rglob("*.py") if path.is_dir() else [path]:
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 found.extend((file, alias.name) for alias in node.names)
@@ -88,4 +90,40 @@ def test_inside_the_gateway_only_its_owner_imports_flask_or_a_database_driver() 
         relative = file.relative_to(ROOT).as_posix()
         if owner and not relative.startswith(owner + "/") and relative != "gateway/__init__.py":
             bad.append(f"{relative} imports {module}")
+    assert bad == []
+
+
+#: modules of the gateway that import nothing of the gateway: facts every room shares (the
+#: message catalog, a person's match keys, the REST interaction of an HTTP method)
+LEAVES = {"gateway.messages", "gateway.match_keys", "gateway.interactions"}
+#: what each low room of the gateway may import of the gateway besides the leaves: the search
+#: index and query model below the storage that writes and answers them in SQL
+ROOMS = {
+    "gateway/search": {"gateway.search"},
+    "gateway/storage": {"gateway.storage", "gateway.search"},
+}
+
+
+def _within(module: str, packages: set[str]) -> bool:
+    return any(module == package or module.startswith(package + ".") for package in packages)
+
+
+def test_the_leaf_modules_of_the_gateway_import_nothing_of_the_gateway() -> None:
+    bad = [
+        f"{leaf} imports {module}"
+        for leaf in sorted(LEAVES)
+        for _, module in imports_of(leaf.replace(".", "/") + ".py")
+        if module.split(".")[0] == "gateway"
+    ]
+    assert bad == []
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_a_low_room_of_the_gateway_imports_only_itself_what_is_below_and_the_leaves(room: str) -> None:
+    allowed = ROOMS[room] | LEAVES
+    bad = [
+        f"{file.relative_to(ROOT)} imports {module}"
+        for file, module in imports_of(room)
+        if module.split(".")[0] == "gateway" and module != "gateway" and not _within(module, allowed)
+    ]
     assert bad == []

@@ -20,7 +20,8 @@ from flask import Flask, Response, current_app, g, request
 
 from gateway.api.audit import bundle_type, requested_types
 from gateway.exchanges import Collector, ExchangeLog, Later, Party, activate, deactivate
-from gateway.security.audit import BY_METHOD, FIXED_TYPES, INTERACTIONS, Interaction
+from gateway.interactions import BY_METHOD, Interaction
+from gateway.security.audit import FIXED_TYPES, INTERACTIONS
 from gateway.security.principal import Principal
 from gateway.services import Services
 

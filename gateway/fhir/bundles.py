@@ -45,12 +45,12 @@ from gateway.fhir.repository import (
     new_id,
 )
 from gateway.fhir.search import READ_HONOURED, Searcher, read_controls, searchset, shaped_read
-from gateway.ingest.identity import is_document, match_keys
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
+from gateway.interactions import BY_METHOD
+from gateway.match_keys import is_document, match_keys
 from gateway.messages import Worded
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
-from gateway.security.audit import BY_METHOD
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import IndexRow, Stored, StoreError, Transaction
 from gateway.wire import WireError, parse_json

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.fhir.errors import FhirError
-from gateway.ingest.identity import Conflict, is_document, lock_numbers, match_keys
+from gateway.ingest.identity import Conflict, lock_numbers
+from gateway.match_keys import is_document, match_keys
 from gateway.security.access import Access
 from gateway.storage.store import Stored, Transaction
 

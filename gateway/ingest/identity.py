@@ -17,20 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.match_keys import is_document, match_keys
 from gateway.storage.store import Transaction
 from mappings.engine import ID_NAMESPACE
-from profiles.canonical import DEFAULT_BASE, HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
+from profiles.canonical import DEFAULT_BASE
 from profiles.registry import Registry
 
-PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
-#: a hospital's own patient number (HIS 患者ID): unique within the hospital its system names
-HIS_PATIENT_ID = "/sid/his-patient-id/"
-#: the other national identity documents (港澳台居民居住证, 外国人永久居留身份证): as strong as
-#: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
-#: so they hold under any canonical base
-STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
-#: the match keys' kinds of the national identity documents
-DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension", "contact")
 #: the extension marking each source system that sent a contact, matched under any base
@@ -132,25 +124,6 @@ def _key_value(key: str) -> str:
     return key.rsplit("|", 1)[-1]
 
 
-def match_keys(patient: dict[str, Any]) -> list[str]:
-    """Keys in order of trust: the national identity documents (身份证号, 居住证号, 永居证号),
-    then the record numbers: 医保人员编号, 健康档案编号 and a hospital's HIS 患者ID.  A number
-    no longer in use (``use: old``: the HIS record an ADT^A40 merged away) names nobody."""
-    strong, weak = [], []
-    for identifier in patient.get("identifier", []):
-        system, value = identifier.get("system"), identifier.get("value")
-        if not system or not value or identifier.get("use") == "old":
-            continue
-        document = next((kind for suffix, kind in STRONG_SUFFIXES.items() if system.endswith(suffix)), None)
-        if system in ID_CARD_SYSTEMS:
-            strong.append(f"idcard|{value.upper()}")
-        elif document is not None:
-            strong.append(f"{document}|{value.upper()}")
-        elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM or HIS_PATIENT_ID in system:
-            weak.append(f"{system}|{value}")
-    return strong + weak
-
-
 def number_lock(key: str) -> str:
     """The lock of one identity number: every writer that may make or merge its person holds
     it (an ingest after :data:`IDENTITY_LOCK`), so two of them never both find it free."""
@@ -167,12 +140,6 @@ def lock_numbers(tx: Transaction, keys: Iterable[str]) -> None:
     number order, so two writers cannot deadlock on them.  (SQLite's writers take turns.)"""
     for key in sorted({key for key in keys if is_document(key)}):
         tx.lock(number_lock(key))
-
-
-def is_document(key: str) -> bool:
-    """Whether a match key is a national identity document's: one person's, whoever holds it
-    (a 医保人员编号 or 健康档案编号 can be mistyped or reissued and stays a weaker hint)."""
-    return key.split("|", 1)[0] in DOCUMENT_KINDS
 
 
 def conflicts(

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.stored_references import References
-from gateway.ingest.identity import match_keys
+from gateway.match_keys import match_keys
 from gateway.search.parameters import (
     IDENTIFIED_PEOPLE,
     UNINDEXED_REFERENCES,

@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from gateway.ingest.identity import match_keys
 from gateway.masking import mask_id_cards
+from gateway.match_keys import match_keys
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.security.principal import Principal

@@ -34,6 +34,7 @@ import orjson
 
 from gateway.batch_writer import BatchWriter
 from gateway.exchanges import type_name
+from gateway.interactions import BY_METHOD, Interaction
 from gateway.masking import mask_query, mask_repeated, mask_text, mask_url
 from gateway.messages import Worded
 from gateway.security.principal import Principal
@@ -72,17 +73,6 @@ DELIVERY_OUTCOMES = {
     "cut": ("4", "audit.delivery.cut"),
     "failed": ("8", "audit.delivery.failed"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    """How an endpoint is recorded: restful-interaction code (or None), DICOM event type for
-    non-REST events, action (C R U D E) and operation name."""
-
-    code: str | None
-    action: str
-    operation: str | None = None
-    login: bool = False
 
 
 #: API endpoint name → interaction.  Kept beside the rest of the audit vocabulary (the endpoint
@@ -125,16 +115,6 @@ INTERACTIONS: dict[str, Interaction] = {
     "audit.read": Interaction("read", "R"),
     "auth.smart_configuration": Interaction("capabilities", "R"),
     "auth.token": Interaction(None, "E", login=True),
-}
-#: an unknown route (404), a method no route takes, or a route that only refuses (writes to the
-#: audit trail, other methods at the token endpoint): recorded by its HTTP method
-BY_METHOD = {
-    "GET": Interaction("read", "R"),
-    "HEAD": Interaction("read", "R"),
-    "POST": Interaction("create", "C"),
-    "PUT": Interaction("update", "U"),
-    "PATCH": Interaction("patch", "U"),
-    "DELETE": Interaction("delete", "D"),
 }
 #: endpoints whose URL names a resource type that is not in a ``kind`` view argument
 FIXED_TYPES = {

@@ -11,10 +11,14 @@ import re
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from gateway.config import Config
 from gateway.storage.store import Indexer, Store, StoreError
 
 SQLITE_PREFIX = "sqlite:///"
+#: seconds a SQLite connection waits for another process's lock on the database (its write
+#: lock, an upgrade's, a checkpoint's) before it fails with "database is locked": two ingests
+#: into one store take turns instead of quarantining good records.  The configuration's
+#: default (``Config.sqlite_busy_timeout_seconds``), owned here so the store needs no config
+SQLITE_BUSY_TIMEOUT_SECONDS = 60
 
 #: a password libpq takes as a parameter of the URL's query (``password``, ``sslpassword``)
 _QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password=)[^&#]*", re.IGNORECASE)
@@ -52,7 +56,7 @@ def open_store(
     *,
     upgrade: bool = True,
     connections: int = 4,
-    busy_timeout_s: int = Config.sqlite_busy_timeout_seconds,
+    busy_timeout_s: int = SQLITE_BUSY_TIMEOUT_SECONDS,
 ) -> Store:
     """The store ``url`` names, its schema upgraded unless ``upgrade`` is false.  On PostgreSQL
     it holds at most ``connections`` at once (SQLite writes through one connection a process,

@@ -18,8 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from gateway.config import Config
-from gateway.storage import sqlite_path
+from gateway.storage import SQLITE_BUSY_TIMEOUT_SECONDS, sqlite_path
 from gateway.storage.checkpointer import Checkpointer
 from gateway.storage.dialect import SQLITE
 from gateway.storage.file_sync import HeldFile, sync_data
@@ -52,7 +51,7 @@ class SQLiteStore(Store):
     errors = (sqlite3.Error,)
 
     def __init__(
-        self, url: str, indexer: Indexer | None = None, *, busy_timeout_s: int = Config.sqlite_busy_timeout_seconds
+        self, url: str, indexer: Indexer | None = None, *, busy_timeout_s: int = SQLITE_BUSY_TIMEOUT_SECONDS
     ) -> None:
         super().__init__(url, indexer)
         #: seconds a connection waits for another's lock (``YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS``)

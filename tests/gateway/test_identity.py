@@ -13,11 +13,12 @@ from hypothesis import strategies as st
 
 from gateway.cli import main
 from gateway.fhir.identity_index import register_person
-from gateway.ingest.identity import HEALTH_RECORD_SYSTEM, Conflict, DocumentMismatch, IdentityIndex, merge
+from gateway.ingest.identity import Conflict, DocumentMismatch, IdentityIndex, merge
 from gateway.search.indexer import SearchIndexer
 from gateway.security.access import Access, PersonalData
 from gateway.storage import open_store
 from gateway.storage.store import Store
+from profiles.canonical import HEALTH_RECORD_SYSTEM
 from profiles.registry import Registry
 from tests.ingest_output import ndjson
 
@@ -158,7 +159,7 @@ def test_a_new_person_proposing_an_id_someone_else_holds_gets_another(index: Ind
 
 
 def test_a_residence_permit_is_a_strong_identity_key() -> None:
-    from gateway.ingest.identity import match_keys
+    from gateway.match_keys import match_keys
 
     permit = {"system": "http://fhir.yiyang.cn/sid/hmt-residence-permit", "value": "81000019850312002x"}
     assert match_keys({"identifier": [permit]}) == ["hmt|81000019850312002X"]

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conformance.id_card import check_char
-from gateway.ingest.identity import match_keys
+from gateway.match_keys import match_keys
 from gateway.storage import open_store
 from tests.conftest import Api, Served, add_client, audited
 from tests.gateway.test_api import ID_CARD, example, id_card, new_patient

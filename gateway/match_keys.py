@@ -1,0 +1,51 @@
+"""A person's match keys: the identity numbers a Patient is known by, strongest first.
+
+The identity index merges people on them (``gateway/ingest/identity.py``), the search index
+writes a ``_person`` row of each for a reference naming a person by number alone
+(``gateway/search/indexer.py``), the read rule counts a person by them
+(``gateway/security/access.py``) and a REST write locks them (``gateway/fhir``).  A leaf:
+it imports nothing of the gateway, so each of those rooms reads the one rule without
+importing another's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
+
+#: the 医保人员编号 (national healthcare security person number), under any canonical base
+PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
+#: a hospital's own patient number (HIS 患者ID): unique within the hospital its system names
+HIS_PATIENT_ID = "/sid/his-patient-id/"
+#: the other national identity documents (港澳台居民居住证, 外国人永久居留身份证): as strong as
+#: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
+#: so they hold under any canonical base
+STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
+#: the match keys' kinds of the national identity documents
+DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
+
+
+def match_keys(patient: dict[str, Any]) -> list[str]:
+    """Keys in order of trust: the national identity documents (身份证号, 居住证号, 永居证号),
+    then the record numbers: 医保人员编号, 健康档案编号 and a hospital's HIS 患者ID.  A number
+    no longer in use (``use: old``: the HIS record an ADT^A40 merged away) names nobody."""
+    strong, weak = [], []
+    for identifier in patient.get("identifier", []):
+        system, value = identifier.get("system"), identifier.get("value")
+        if not system or not value or identifier.get("use") == "old":
+            continue
+        document = next((kind for suffix, kind in STRONG_SUFFIXES.items() if system.endswith(suffix)), None)
+        if system in ID_CARD_SYSTEMS:
+            strong.append(f"idcard|{value.upper()}")
+        elif document is not None:
+            strong.append(f"{document}|{value.upper()}")
+        elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM or HIS_PATIENT_ID in system:
+            weak.append(f"{system}|{value}")
+    return strong + weak
+
+
+def is_document(key: str) -> bool:
+    """Whether a match key is a national identity document's: one person's, whoever holds it
+    (a 医保人员编号 or 健康档案编号 can be mistyped or reissued and stays a weaker hint)."""
+    return key.split("|", 1)[0] in DOCUMENT_KINDS
