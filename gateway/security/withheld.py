@@ -5,15 +5,16 @@ the Patient it names (that Patient's ``birthDate``), a birth date moved past the
 archive holds of the person (their ids), a Patient merged away (its survivor).  They run
 whatever the client's scopes, as the archive must keep no contradiction, but their refusals
 quoted the other record: a device holding ``system/Observation.c`` alone learnt a person's
-birth date by posting a reading dated 1900.  Each such message has a sibling in the catalog,
-``<id>-unseen``, worded without those values; a client whose scopes do not read the quoted
-record's type is given the sibling, at the same FHIRPath, with only the parameters the
-sibling's template names.  (A record the organisation rule hides is never quoted: the
+birth date by posting a reading dated 1900.  Each such message says in its catalog entry the
+type of the record it quotes (``quotes``) and has a sibling there, ``<id>-unseen``, worded
+without those values; a client whose scopes do not read the quoted record's type is given the
+sibling, at the same FHIRPath, with only the parameters the sibling's template names.  (A record the organisation rule hides is never quoted: the
 archive's resolver hands it to no rule, and a write naming it is refused first, 403.)"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from functools import cache
 from string import Formatter
 from typing import Any
 
@@ -22,15 +23,23 @@ from gateway import messages
 from gateway.security.principal import acting
 from gateway.security.scopes import Grants
 
-#: the messages quoting values of the record a written resource names, by that record's type
-#: (a message quoting the records naming the written one says their types itself: they vary)
-QUOTING: Mapping[str, str] = {
-    "rule.before-birth": "Patient",
-    "rule.before-birth-possible": "Patient",
-    "merge.replaced-patient": "Patient",
-}
 #: how a message's sibling without the quoted values is named
 UNSEEN = "-unseen"
+#: a catalog entry's ``quotes`` when the records it quotes are of any type (those naming the
+#: written one): its rule names their types when it speaks
+ANY_TYPE = "*"
+
+
+@cache
+def quoting() -> dict[str, str]:
+    """The messages quoting values of the record a written resource names, by that record's
+    type: each catalog entry's ``quotes``, which stands beside its ``-unseen`` sibling (those
+    quoting :data:`ANY_TYPE` left out: their rule names the types)."""
+    return {
+        message_id: entry["quotes"]
+        for message_id, entry in messages.catalog().items()
+        if entry.get("quotes", ANY_TYPE) != ANY_TYPE
+    }
 
 
 def may_read(kind: str) -> bool:
@@ -44,9 +53,10 @@ def withheld_message(
 ) -> tuple[str, dict[str, Any]]:
     """The message and parameters to tell: as given, or the sibling without what the client
     may not read.  ``quoted``: the types of the records the message quotes (by default what
-    :data:`QUOTING` says; none for a message quoting no other record)."""
+    :func:`quoting` says; none for a message quoting no other record)."""
     if quoted is None:
-        quoted = (QUOTING[message_id],) if message_id in QUOTING else ()
+        kind = quoting().get(message_id)
+        quoted = (kind,) if kind is not None else ()
     if all(may_read(kind) for kind in quoted):
         return message_id, dict(params)
     sibling = message_id + UNSEEN
@@ -66,4 +76,4 @@ def withheld_issues(issues: Iterable[Issue], written: str) -> list[Issue]:
     """Each of the issues of a resource of type ``written`` as :func:`withheld` words it.  A
     message quoting a record of the written type quotes the written resource itself, what its
     writer sent (a Patient's death before its own birth date), and is told as it is."""
-    return [issue if QUOTING.get(issue.message_id) == written else withheld(issue) for issue in issues]
+    return [issue if quoting().get(issue.message_id) == written else withheld(issue) for issue in issues]

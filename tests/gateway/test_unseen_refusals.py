@@ -12,7 +12,8 @@ import pytest
 import requests
 
 from gateway import messages
-from gateway.security.withheld import QUOTING, UNSEEN
+from gateway.security.withheld import ANY_TYPE, UNSEEN, quoting
+from profiles.registry import r4_resource_types
 from tests.conftest import Api, Served, add_client
 from tests.gateway.test_api import example, post, put
 from tests.gateway.test_birth_date_moved import person, visit
@@ -87,8 +88,22 @@ def test_a_birth_moved_past_visits_is_refused_without_naming_visits_it_may_not_r
 
 
 def test_each_message_quoting_another_record_has_a_sibling_in_both_languages() -> None:
-    siblings = [messages.catalog().get(message_id + UNSEEN, {}) for message_id in QUOTING]
+    siblings = [messages.catalog().get(message_id + UNSEEN, {}) for message_id in quoting()]
     assert all({"zh-CN", "en"} <= set(sibling) for sibling in siblings)
+
+
+def quoted_types() -> dict[str, str]:
+    """Each catalogued message saying what it quotes, with the type it says."""
+    return {message_id: entry["quotes"] for message_id, entry in messages.catalog().items() if "quotes" in entry}
+
+
+def test_a_message_says_the_type_it_quotes_exactly_when_it_has_an_unseen_sibling() -> None:
+    siblings = {message_id.removesuffix(UNSEEN) for message_id in messages.catalog() if message_id.endswith(UNSEEN)}
+    assert set(quoted_types()) == siblings
+
+
+def test_the_type_a_message_quotes_is_a_resource_type_or_any() -> None:
+    assert {kind for kind in quoted_types().values() if kind != ANY_TYPE} <= r4_resource_types()
 
 
 @pytest.fixture(scope="module")
