@@ -35,6 +35,7 @@ from datetime import date, timedelta
 from itertools import islice
 from pathlib import Path
 
+from conformance.report.model import Verdict
 from gateway.exchanges import append
 from gateway.reporting import ReportQuery, build_report, render
 from gateway.storage import open_store, sqlite_url
@@ -57,14 +58,22 @@ def exchanges(count: int, days: int, seed: int = 7) -> Iterator[Appended]:
         day = FIRST_DAY + timedelta(days=index * days // count)
         client = rng.randrange(40)
         draw = rng.random()
-        verdict = "skip" if draw < 0.6 else "pass" if draw < 0.9 else "fail" if draw < 0.98 else "error"
+        verdict = (
+            Verdict.SKIP
+            if draw < 0.6
+            else Verdict.PASS
+            if draw < 0.9
+            else Verdict.FAIL
+            if draw < 0.98
+            else Verdict.ERROR
+        )
         kind = rng.choice(TYPES)
         verdicts, issues = [], []
-        if verdict in ("pass", "fail"):
+        if verdict in (Verdict.PASS, Verdict.FAIL):
             for seq in range(rng.randint(1, 3)):
-                failed = verdict == "fail" and seq == 0
+                failed = verdict == Verdict.FAIL and seq == 0
                 verdicts.append((kind, f"r{index}-{seq}", PROFILE + kind.lower(), not failed, int(failed), 0, 1))
-            if verdict == "fail":
+            if verdict == Verdict.FAIL:
                 for _ in range(rng.randint(1, 3)):
                     rule = RULES[min(int(rng.expovariate(0.15)), len(RULES) - 1)]
                     text = f"{rule}：示例说明 / example text"
@@ -76,8 +85,8 @@ def exchanges(count: int, days: int, seed: int = 7) -> Iterator[Appended]:
             f"org-{client // 2:02d}",
             SOURCES[client % len(SOURCES)],
             "rest",
-            "create" if verdict != "skip" else "read",
-            {"skip": 200, "pass": 201, "fail": 422, "error": 403}[verdict],
+            "create" if verdict != Verdict.SKIP else "read",
+            {Verdict.SKIP: 200, Verdict.PASS: 201, Verdict.FAIL: 422, Verdict.ERROR: 403}[verdict],
             verdict,
             f" {kind} ",
             len(verdicts) or 1,

@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from conformance.issues import Issue
+from conformance.report.model import Verdict
 from gateway.batch_writer import BatchWriter
 from gateway.masking import REPEATED_LENGTH, mask_repeated, mask_text
 from gateway.storage.exchange_tables import ID_LOCK, Appended, IssueRow, VerdictRow
@@ -175,7 +176,7 @@ class Collector:
         texts: Mapping[str, str],
         location: str | None,
         severity: str = "error",
-        refused: str | None = None,
+        refused: Verdict | None = None,
     ) -> None:
         """An issue with the exchange as a whole (a record that could not be mapped, the
         OperationOutcome of a refused request).  ``refused``: the verdict of a batch's entry
@@ -192,7 +193,7 @@ class Collector:
         en: Sequence[Mapping[str, Any]],
         status: int,
         since: Mark = NOTHING,
-        refused: str | None = None,
+        refused: Verdict | None = None,
     ) -> None:
         """The issues of the OperationOutcome that refused a request (or a batch's entry,
         judged since ``since``) with ``status``, in both languages (the answer is in the one
@@ -218,7 +219,7 @@ class Collector:
         batch's is not: a batch is not atomic, and its other entries landed."""
         self.verdicts[since[0] :] = answered(self.verdicts[since[0] :], interaction, status)
         zh, en = refusal.outcome("zh-CN")["issue"], refusal.outcome("en")["issue"]
-        self.refusal(zh, en, status, since, None if status in CONTENT_REFUSED else "error")
+        self.refusal(zh, en, status, since, None if status in CONTENT_REFUSED else Verdict.ERROR)
 
     def located(self, since: Mark, where: Callable[[str], str]) -> None:
         """The issues noted since ``since`` located anew by ``where``: a batch's entry is
@@ -259,7 +260,7 @@ class Collector:
         rule: str,
         location: str,
         texts: tuple[str, str],
-        refused: str | None = None,
+        refused: Verdict | None = None,
     ) -> None:
         """An issue, its texts (Chinese, English) masked already; ``refused``, the verdict of
         the batch entry it refused (:meth:`reason`): kept, and not counted against the
@@ -272,13 +273,13 @@ class Collector:
             # the same few paths come back on every request: masked once each
             self.issues.append((verdict_seq, severity, rule, mask_repeated(location), *texts, refused))
 
-    def verdict(self, status: int | None) -> str:
-        """pass, fail, error or skip (see migrations/0006_exchanges.sql)."""
+    def verdict(self, status: int | None) -> Verdict:
+        """The exchange's verdict, stored as its text (see migrations/0006_exchanges.sql)."""
         if status is not None and status >= 400 and status not in CONTENT_REFUSED:
-            return "error"
+            return Verdict.ERROR
         if self.failed or status in CONTENT_REFUSED:
-            return "fail"
-        return "pass" if self.judged else "skip"
+            return Verdict.FAIL
+        return Verdict.PASS if self.judged else Verdict.SKIP
 
     def finished(self, party: Party, status: int | None = None, moment: datetime | None = None) -> Appended:
         """The record to append, as of now (or ``moment``)."""

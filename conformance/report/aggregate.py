@@ -101,7 +101,7 @@ def tally(exchanges: Iterable[ExchangeDetail], failing_limit: int | None = None)
         counted[(exchange.client, exchange.organization, exchange.source, exchange.day, exchange.verdict)] += 1
         verdicts.extend(exchange.verdicts)
         findings.extend((exchange.id, finding.verdict or exchange.verdict, finding) for finding in exchange.findings)
-        if exchange.verdict == "fail":
+        if exchange.verdict == Verdict.FAIL:
             failing.append(exchange)
     failing.sort(key=lambda e: (e.recorded, _numeric(e.id)), reverse=True)
     rules, locations = count_rules(findings)
@@ -202,7 +202,9 @@ def exchange_report(facts: Facts, scope: Sequence[tuple[str, str]], generated: s
 def profiles_section(profiles: Iterable[ProfileCount]) -> Section:
     by_profile: dict[tuple[str, str], Counts] = defaultdict(Counts)
     for row in profiles:
-        by_profile[(row.profile, row.resource_type)] += Counts.of("pass" if row.passed else "fail", row.count)
+        by_profile[(row.profile, row.resource_type)] += Counts.of(
+            Verdict.PASS if row.passed else Verdict.FAIL, row.count
+        )
     return Section(
         "profiles",
         "report.section.profiles",
@@ -223,15 +225,15 @@ def rules_section(rules: Iterable[RuleCount], locations: Iterable[LocationCount]
     # stand in for the few places invariant.failed was an error
     where: Counter[tuple[str, str, str]] = Counter()
     for row in locations:
-        if row.verdict != "error":
+        if row.verdict != Verdict.ERROR:
             where[(row.rule, row.severity, row.location)] += row.occurrences
     by_rule: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
     for (rule, severity, location), count in where.items():
         by_rule[(rule, severity)].append((-count, location))
     results = []
-    for rule in _merged(r for r in rules if r.verdict != "error"):
+    for rule in _merged(r for r in rules if r.verdict != Verdict.ERROR):
         top = sorted(by_rule.get((rule.rule, rule.severity), ()))[:EXAMPLES]
-        verdict: Verdict = "fail" if rule.severity in ERROR_SEVERITIES else "pass"
+        verdict = Verdict.FAIL if rule.severity in ERROR_SEVERITIES else Verdict.PASS
         examples = tuple(location or "-" for _, location in top)
         results.append(_rule_result(rule, verdict, examples))
     return Section(
@@ -247,8 +249,8 @@ def rules_section(rules: Iterable[RuleCount], locations: Iterable[LocationCount]
 def refusals_section(rules: Iterable[RuleCount]) -> Section:
     """Why requests were refused for other reasons than their content (401, 403, 404 …): the
     errors of those exchanges; a warning the validator noted on their content refused nothing."""
-    refusing = (r for r in rules if r.verdict == "error" and r.severity in ("error", "fatal"))
-    results = tuple(_rule_result(rule, "error", ()) for rule in _merged(refusing))
+    refusing = (r for r in rules if r.verdict == Verdict.ERROR and r.severity in ERROR_SEVERITIES)
+    results = tuple(_rule_result(rule, Verdict.ERROR, ()) for rule in _merged(refusing))
     return Section(
         "refusals", "report.section.refusals", "report.column.reason", results, note_title="report.column.message"
     )
@@ -290,7 +292,7 @@ def _rule_result(rule: RuleCount, verdict: Verdict, examples: tuple[str, ...]) -
 
 def charted_rules(section: Section) -> list[Result]:
     """The rules the failures chart draws: the most frequent errors."""
-    return [result for result in section.results if result.verdict == "fail"][:CHARTED_RULES]
+    return [result for result in section.results if result.verdict == Verdict.FAIL][:CHARTED_RULES]
 
 
 def _failing(exchange: ExchangeDetail) -> Result:
@@ -301,7 +303,7 @@ def _failing(exchange: ExchangeDetail) -> Result:
 
 
 #: where a verdict is counted in a tally list (the order of Counts' fields)
-_SLOT = {"pass": 0, "fail": 1, "error": 2, "skip": 3}
+_SLOT = {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.ERROR: 2, Verdict.SKIP: 3}
 
 
 def _tally() -> list[int]:
@@ -360,7 +362,7 @@ def file_report(resources: Sequence[CheckedResource], scope: Sequence[tuple[str,
     findings: list[tuple[str, str, Finding]] = []
     summary = Counts()
     for checked in resources:
-        verdict: Verdict = "pass" if checked.passed else "fail"
+        verdict = Verdict.PASS if checked.passed else Verdict.FAIL
         summary += Counts.of(verdict)
         reference = f"{checked.resource_type}/{checked.resource_id}" if checked.resource_id else checked.resource_type
         by_file[checked.file].append(

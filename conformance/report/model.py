@@ -8,11 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-#: pass: judged conformant; fail: judged non-conformant; error: refused or broken for another
-#: reason than the content; skip: nothing to judge (the test kit's verdicts too)
-Verdict = Literal["pass", "fail", "error", "skip"]
+
+class Verdict(StrEnum):
+    """The verdict on an exchange, a resource, a rule or a test kit's test: one vocabulary for
+    the exchange records (``gateway/exchanges.py``, stored as its text), the reports and the
+    test kit, and the suffix of its wording's message id (``report.verdict.pass``)."""
+
+    #: judged conformant
+    PASS = "pass"
+    #: judged non-conformant
+    FAIL = "fail"
+    #: refused or broken for another reason than the content
+    ERROR = "error"
+    #: nothing to judge
+    SKIP = "skip"
+
+
 ReportKind = Literal["exchanges", "files", "testkit"]
 #: how a section is shown besides its table: a pass-rate trend line, or bars of occurrences
 SectionKind = Literal["table", "trend", "bars"]
@@ -28,7 +42,7 @@ class Wording(Protocol):
 #: verdicts a kind of report words its own way: a test kit's error is a test that could not be
 #: completed and its skip a test not run for want of credentials or data, not a request refused
 #: for another reason than its content or one with nothing to judge, as an exchange's are
-OWN_VERDICTS: dict[str, frozenset[str]] = {"testkit": frozenset({"error", "skip"})}
+OWN_VERDICTS: dict[str, frozenset[str]] = {"testkit": frozenset({Verdict.ERROR, Verdict.SKIP})}
 
 
 def worded_for(kind: str, words: Wording) -> Wording:
@@ -73,10 +87,10 @@ class Counts:
     @property
     def verdict(self) -> Verdict:
         if self.failed:
-            return "fail"
+            return Verdict.FAIL
         if self.passed:
-            return "pass"
-        return "error" if self.errors else "skip"
+            return Verdict.PASS
+        return Verdict.ERROR if self.errors else Verdict.SKIP
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
@@ -90,10 +104,10 @@ class Counts:
     def of(cls, verdict: str, count: int = 1) -> Counts:
         """``count`` things with one verdict."""
         return cls(
-            passed=count if verdict == "pass" else 0,
-            failed=count if verdict == "fail" else 0,
-            errors=count if verdict == "error" else 0,
-            skipped=count if verdict == "skip" else 0,
+            passed=count if verdict == Verdict.PASS else 0,
+            failed=count if verdict == Verdict.FAIL else 0,
+            errors=count if verdict == Verdict.ERROR else 0,
+            skipped=count if verdict == Verdict.SKIP else 0,
         )
 
 

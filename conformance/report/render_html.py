@@ -20,6 +20,7 @@ from conformance.report.model import (
     Report,
     Result,
     Section,
+    Verdict,
     Wording,
     worded_for,
 )
@@ -134,7 +135,7 @@ def exchange_block(exchange: ExchangeDetail, words: Wording, heading: str = "h3"
                     [
                         f"<code>{escape(_reference(v.resource_type, v.resource_id, v.resources))}</code>",
                         f"<code>{escape(v.profile)}</code>",
-                        _badge("pass" if v.passed else "fail", words),
+                        _badge(Verdict.PASS if v.passed else Verdict.FAIL, words),
                         _number(v.errors),
                         _number(v.warnings),
                     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from conformance.report.model import Finding, Report, Result, Wording, worded_for
+from conformance.report.model import Finding, Report, Result, Verdict, Wording, worded_for
 from conformance.report.svg import percent
 
 #: the finding in which a test kit's skipped test gives its reason (conformance/testkit/runner.py)
@@ -20,7 +20,7 @@ SKIP_REASON = "testkit.skipped"
 
 #: characters XML 1.0 cannot carry, even escaped
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_TAGS = {"fail": "failure", "error": "error"}
+_TAGS = {Verdict.FAIL: "failure", Verdict.ERROR: "error"}
 
 
 def render_junit(report: Report, words: Wording) -> str:
@@ -31,9 +31,9 @@ def render_junit(report: Report, words: Wording) -> str:
     for section in sections:
         counted = {
             "tests": len(section.results),
-            "failures": sum(r.verdict == "fail" for r in section.results),
-            "errors": sum(r.verdict == "error" for r in section.results),
-            "skipped": sum(r.verdict == "skip" for r in section.results),
+            "failures": sum(r.verdict == Verdict.FAIL for r in section.results),
+            "errors": sum(r.verdict == Verdict.ERROR for r in section.results),
+            "skipped": sum(r.verdict == Verdict.SKIP for r in section.results),
         }
         title = words(section.title) + (f" {section.subtitle}" if section.subtitle else "")
         suite = ET.SubElement(
@@ -55,7 +55,7 @@ def render_junit(report: Report, words: Wording) -> str:
 
 def _testcase(suite: ET.Element, classname: str, result: Result, words: Wording) -> None:
     case = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(result.label))
-    if result.verdict == "skip":  # a test kit's test not run says why
+    if result.verdict == Verdict.SKIP:  # a test kit's test not run says why
         reason = next((f.text for f in result.findings if f.rule == SKIP_REASON), words("report.verdict.skip"))
         ET.SubElement(case, "skipped", message=_clean(reason))
         return

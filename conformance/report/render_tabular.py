@@ -13,7 +13,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from conformance.report.model import Counts, Report, Section, Wording
+from conformance.report.model import Counts, Report, Section, Verdict, Wording
 from conformance.report.svg import percent
 
 Cell = str | int | float | None
@@ -134,7 +134,7 @@ def _failing_results(report: Report) -> Table:
     for section in _own_sections(report):
         where = section.subtitle or section.id
         for result in section.results:
-            if result.verdict not in ("fail", "error"):
+            if result.verdict not in (Verdict.FAIL, Verdict.ERROR):
                 continue
             base: list[Cell] = [where, result.label, result.note, result.verdict]
             if not result.findings:

@@ -42,20 +42,20 @@ def run_test(test: KitTest, ctx: Context, lang: str, mask: Callable[[str], str])
     found = [Finding("information" if c.passed else "error", CHECK, "", mask(c.text)) for c in checks]
     broken = ctx.http.take_broken()
     if reason is not None and reason.rule == SKIPPED:
-        verdict = "skip"
+        verdict = Verdict.SKIP
     elif broken:  # the server answered no FHIR at all: what the checks said of it is beside the point
-        verdict = "error"
+        verdict = Verdict.ERROR
         reason = Finding("error", BROKEN, "", mask("; ".join(broken)))
     elif any(not c.passed for c in checks):
-        verdict = "fail"
+        verdict = Verdict.FAIL
     elif reason is not None:
-        verdict = "error"
+        verdict = Verdict.ERROR
     else:
-        verdict = "pass" if checks else "skip"
+        verdict = Verdict.PASS if checks else Verdict.SKIP
     failed = [f for f in found if f.is_error]
     extra = [reason] if reason is not None else []
     # an error's reason first: it says why the checks' verdicts mean nothing
-    first = extra + failed if verdict == "error" else failed + extra
+    first = extra + failed if verdict == Verdict.ERROR else failed + extra
     findings = tuple(first + [f for f in found if not f.is_error] + sent)
     return Result(test.id, test.id, verdict, note=test.description(lang), findings=findings)
 

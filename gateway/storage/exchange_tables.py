@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from conformance.report.model import Verdict
 from gateway.storage.dialect import marks
 from gateway.storage.store import Executor
 
@@ -21,12 +22,12 @@ ID_LOCK = "exchange-ids"
 
 #: (recorded, day, client, organization, source, channel, interaction, status, verdict,
 #: resource_types, resources, errors, warnings)
-ExchangeRow = tuple[str, str, str, str, str, str, str, int | None, str, str, int, int, int]
+ExchangeRow = tuple[str, str, str, str, str, str, str, int | None, Verdict, str, int, int, int]
 #: (resource_type, resource_id, profile, passed, errors, warnings, resources)
 VerdictRow = tuple[str, str, str, bool, int, int, int]
 #: (verdict_seq or None, severity, rule, location, text_zh, text_en, the verdict of the batch
 #: entry it refused when not the exchange's, or None)
-IssueRow = tuple[int | None, str, str, str, str, str, str | None]
+IssueRow = tuple[int | None, str, str, str, str, str, Verdict | None]
 #: one exchange to append: its row, its verdicts, its issues
 Appended = tuple[ExchangeRow, Sequence[VerdictRow], Sequence[IssueRow]]
 
@@ -208,7 +209,7 @@ class Exchanges:
     def failing(self, scope: ExchangeFilter, limit: int) -> tuple[list[Any], int]:
         """(the newest ``limit`` failing exchanges as full rows, how many failed in all)."""
         where, params = scope.where()
-        where = (where + " AND" if where else " WHERE") + " verdict = 'fail'"
+        where = (where + " AND" if where else " WHERE") + f" verdict = '{Verdict.FAIL}'"
         total = int(self.sql.one(f"SELECT COUNT(*) FROM exchange{where}", params)[0])
         rows = self.sql.all(f"SELECT {COLUMNS} FROM exchange{where} ORDER BY id DESC LIMIT ?", [*params, limit])
         return rows, total

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from conformance.issues import Issue
 from conformance.report.aggregate import exchange_report, tally
+from conformance.report.model import Verdict
 from conformance.report.render_json import exchange_document, schema
 from conformance.validator import Validator
-from gateway import create_app, exchanges, masking
+from gateway import create_app, exchanges, masking, messages
 from gateway.cli import main
 from gateway.config import Config
 from gateway.exchanges import Collector, ExchangeLog, Party
@@ -85,20 +86,25 @@ WHOLE = ReportQuery(DAY, DAY + timedelta(days=1))
 @pytest.mark.parametrize(
     ("collector", "status", "verdict"),
     [
-        (judged(), 201, "pass"),
-        (judged(CHECKSUM), 201, "fail"),  # stored with warnings (validation = warn) still fails
-        (judged(CHECKSUM), 422, "fail"),
-        (Collector(), 400, "fail"),  # refused for its content before it could be validated
-        (Collector(), 404, "error"),
-        (judged(), 403, "error"),  # valid, but not this client's to write
-        (Collector(), 200, "skip"),  # a read: nothing to judge
-        (judged(), None, "pass"),  # MLLP and the command line have no HTTP status
+        (judged(), 201, Verdict.PASS),
+        (judged(CHECKSUM), 201, Verdict.FAIL),  # stored with warnings (validation = warn) still fails
+        (judged(CHECKSUM), 422, Verdict.FAIL),
+        (Collector(), 400, Verdict.FAIL),  # refused for its content before it could be validated
+        (Collector(), 404, Verdict.ERROR),
+        (judged(), 403, Verdict.ERROR),  # valid, but not this client's to write
+        (Collector(), 200, Verdict.SKIP),  # a read: nothing to judge
+        (judged(), None, Verdict.PASS),  # MLLP and the command line have no HTTP status
     ],
 )
 def test_an_exchange_verdict_follows_its_content_then_its_status(
-    collector: Collector, status: int | None, verdict: str
+    collector: Collector, status: int | None, verdict: Verdict
 ) -> None:
     assert collector.verdict(status) == verdict
+
+
+def test_every_verdict_is_worded_in_both_languages() -> None:
+    entries = [messages.catalog().get(f"report.verdict.{verdict}", {}) for verdict in Verdict]
+    assert all({"zh-CN", "en"} <= set(entry) for entry in entries)
 
 
 def test_a_record_judged_again_after_a_rewind_is_noted_once() -> None:
