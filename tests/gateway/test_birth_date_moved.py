@@ -12,10 +12,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from conformance.id_card import check_char
-from gateway.api import build_app
 from gateway.fhir.repository import Repository
 from gateway.security.principal import Principal, acting
 from tests.conftest import MakeServices, load_example
+from tests.gateway.conftest import open_client
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 PERSON = "Patient/zhang-xiuying"  # born 1949-12-31
@@ -24,22 +24,14 @@ MOVED = "rule.birth-date-after-events"
 HOME = Principal("fushou-platform", "jinshui-fushou-elderly-home", frozenset({"system/*.cruds"}), "elderly-care")
 
 
-def open_client(make_services: MakeServices, validation: str) -> Iterator[FlaskClient]:
-    app = build_app(make_services(validation), secure=False)
-    client = app.test_client()
-    assert client.put(f"/fhir/{PERSON}", json=person(), headers=FHIR_JSON).status_code == 201
-    yield client
-    app.extensions["yiyang.exchanges"].flush()  # while its store is there to take the records
-
-
 @pytest.fixture
 def client(make_services: MakeServices) -> Iterator[FlaskClient]:
-    yield from open_client(make_services, "reject")
+    yield from open_client(make_services, "reject", person())
 
 
 @pytest.fixture
 def lenient_client(make_services: MakeServices) -> Iterator[FlaskClient]:
-    yield from open_client(make_services, "warn")
+    yield from open_client(make_services, "warn", person())
 
 
 def person(born: str = "1949-12-31") -> dict[str, Any]:

@@ -11,31 +11,23 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.api import build_app
 from tests.conftest import MakeServices, load_example
+from tests.gateway.conftest import open_client
 
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 PRACTITIONER = "http://fhir.yiyang.cn/StructureDefinition/yy-practitioner"
 
 
-def open_client(make_services: MakeServices, validation: str) -> Iterator[FlaskClient]:
-    """A gateway under ``validation`` holding 张秀英."""
-    app = build_app(make_services(validation), secure=False)
-    client = app.test_client()
-    person = load_example("yy-patient/valid-zhang-xiuying.json")
-    assert client.put("/fhir/Patient/zhang-xiuying", json=person, headers=FHIR_JSON).status_code == 201
-    yield client
-    app.extensions["yiyang.exchanges"].flush()  # while its store is there to take the records
-
-
 @pytest.fixture
 def client(make_services: MakeServices) -> Iterator[FlaskClient]:
-    yield from open_client(make_services, "reject")
+    """A gateway holding 张秀英."""
+    yield from open_client(make_services, "reject", load_example("yy-patient/valid-zhang-xiuying.json"))
 
 
 @pytest.fixture
 def lenient_client(make_services: MakeServices) -> Iterator[FlaskClient]:
-    yield from open_client(make_services, "warn")
+    """A gateway that stores what it warns of, holding 张秀英."""
+    yield from open_client(make_services, "warn", load_example("yy-patient/valid-zhang-xiuying.json"))
 
 
 def copy_of_zhang() -> dict[str, Any]:
