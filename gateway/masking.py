@@ -17,7 +17,6 @@ import enum
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
-from difflib import SequenceMatcher
 from functools import lru_cache
 from os.path import commonprefix
 from pathlib import Path
@@ -305,28 +304,11 @@ def _masked_as_written(text: str, mask: Callable[[str], str]) -> str:
 
 def _unfolded(text: str, read: str, masked: str) -> str:
     """``masked`` (``text`` read as ASCII, then masked) with what masking left alone shown as
-    ``text`` wrote it: each stretch ``read`` and ``masked`` share (:class:`SequenceMatcher`)
-    in ``text``'s characters, but the digits and separators around a stretch masking changed,
-    which are the rest of its number (:data:`_NUMBER_BEFORE`, :data:`_NUMBER_AFTER`) and are
-    shown read.  Between the first change and the last, a text longer than
-    :data:`_UNFOLDED_REACH` is shown read, as the matcher's time grows with its square."""
-    prefix = len(commonprefix((read, masked)))
-    suffix = len(commonprefix((read[prefix:][::-1], masked[prefix:][::-1])))
-    if len(read) - prefix - suffix > _UNFOLDED_REACH:
-        changes = [(prefix, len(read) - suffix, prefix, len(masked) - suffix)]
-    else:
-        matcher = SequenceMatcher(None, read[prefix : len(read) - suffix], masked[prefix : len(masked) - suffix], False)
-        changes = [
-            (i1 + prefix, i2 + prefix, j1 + prefix, j2 + prefix)
-            for kind, i1, i2, j1, j2 in matcher.get_opcodes()
-            if kind != "equal"
-        ]
-    # each character of ``read`` as ``text`` wrote it: a dropped one goes with the one before
-    if len(read) == len(text):
-        written = list(text)
-    else:
-        kept = [index for index, character in enumerate(text) if character not in _DROPPED]
-        written = [text[start:end] for start, end in zip([0, *kept[1:]], [*kept[1:], len(text)], strict=True)]
+    ``text`` wrote it (:func:`_as_written`), but the numbers masking changed
+    (:func:`_changes`), which are shown as masked, the digits and separators around each
+    change with them (:data:`_NUMBER_BEFORE`, :data:`_NUMBER_AFTER`), read as ASCII."""
+    changes = _changes(read, masked)
+    written = _as_written(text, read)
     for i1, i2, _, _ in changes:
         before = _NUMBER_BEFORE.search(read, max(0, i1 - _NUMBER_REACH), i1)
         after = _NUMBER_AFTER.match(read, i2)
@@ -342,6 +324,60 @@ def _unfolded(text: str, read: str, masked: str) -> str:
     return "".join(pieces)
 
 
+def _as_written(text: str, read: str) -> list[str]:
+    """Each character of ``read`` (``text`` read as ASCII) as ``text`` wrote it: reading
+    changes a character into one, or drops it (:data:`_DROPPED`), and a dropped one goes with
+    the one before it (those at the start with the first)."""
+    if len(read) == len(text):
+        return list(text)
+    kept = [index for index, character in enumerate(text) if character not in _DROPPED]
+    return [text[start:end] for start, end in zip([0, *kept[1:]], [*kept[1:], len(text)], strict=True)]
+
+
+def _changes(read: str, masked: str) -> list[tuple[int, int, int, int]]:
+    """Where masking changed ``read`` into ``masked``: (start, end) in ``read`` and in
+    ``masked`` of each change, in order.  Masking rewrites runs of digits, stars, X and the
+    separators between a number's groups (:data:`_NUMBERISH`) and leaves the text between the
+    runs as it is, so the runs of the two pair up one for one (:func:`_paired`), from the
+    start and from the end, and a pair differs between what its two share at either end.
+    Linear: a matcher of any two texts (difflib's) took a text's square.  Where the text
+    between the runs differs (a URL's escape shown decoded inside a number), what the pairing
+    from either end leaves is one change."""
+    front, i, j = _paired(_NUMBERISH.split(read), _NUMBERISH.split(masked))
+    if i == len(read) and j == len(masked):
+        return front
+    back, end_i, end_j = _paired(_NUMBERISH.split(read[::-1]), _NUMBERISH.split(masked[::-1]))
+    if i > len(read) - end_i or j > len(masked) - end_j:  # the two pairings cross: none from the end
+        back, end_i, end_j = [], 0, 0
+    middle_read, middle_masked = read[i : len(read) - end_i], masked[j : len(masked) - end_j]
+    kept = len(commonprefix((middle_read, middle_masked)))
+    tail = len(commonprefix((middle_read[kept:][::-1], middle_masked[kept:][::-1])))
+    middle = [(i + kept, len(read) - end_i - tail, j + kept, len(masked) - end_j - tail)]
+    last = [(len(read) - i2, len(read) - i1, len(masked) - j2, len(masked) - j1) for i1, i2, j1, j2 in back]
+    return [*front, *(middle if middle_read != middle_masked else ()), *reversed(last)]
+
+
+def _paired(reads: list[str], maskeds: list[str]) -> tuple[list[tuple[int, int, int, int]], int, int]:
+    """The changes between the runs (``reads[1::2]``, ``maskeds[1::2]``) of two texts split
+    by :data:`_NUMBERISH`, paired up while the text on either side of them is the same in
+    both; and how far into each text that pairing reached."""
+    changes: list[tuple[int, int, int, int]] = []
+    i = j = 0
+    for index in range(0, min(len(reads), len(maskeds)), 2):
+        if reads[index] != maskeds[index]:
+            return changes, i, j
+        i, j = i + len(reads[index]), j + len(maskeds[index])
+        if index + 2 >= len(reads) or index + 2 >= len(maskeds) or reads[index + 2] != maskeds[index + 2]:
+            return changes, i, j  # the run before a difference may hold some of it
+        was, now = reads[index + 1], maskeds[index + 1]
+        if was != now:
+            kept = len(commonprefix((was, now)))
+            tail = len(commonprefix((was[kept:][::-1], now[kept:][::-1])))
+            changes.append((i + kept, i + len(was) - tail, j + kept, j + len(now) - tail))
+        i, j = i + len(was), j + len(now)
+    return changes, i, j
+
+
 #: the digits (or stars, an X) and separators between them right before a change masking made,
 #: and right after it: the rest of the number it masked, shown read as ASCII as its masked
 #: digits are
@@ -352,9 +388,9 @@ _NUMBER_AFTER = re.compile(rf"(?:{_one_of(*_BETWEEN_DIGITS)}*{_NUMBER_CHARACTER}
 _DROPPED = frozenset(_ZERO_WIDTH)
 #: how far before a change its number is sought: the longest number and its separators
 _NUMBER_REACH = 64
-#: the longest text between masking's first change and its last that is matched character by
-#: character
-_UNFOLDED_REACH = 4096
+#: a run of what masking rewrites: digits, stars, an X and the separators between a number's
+#: groups (the text between two runs it leaves as it is)
+_NUMBERISH = re.compile(rf"([0-9Xx*{_characters(*_BETWEEN_DIGITS)}]+)")
 
 
 def mask_id_cards(text: str) -> str:

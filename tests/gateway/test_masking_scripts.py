@@ -117,3 +117,44 @@ def test_what_is_shown_reads_as_the_text_read_as_ascii_masked(text: str) -> None
     """Shown as written outside its numbers, the masked text still reads, character for
     character, as masking the text read as ASCII does: no digit it hides comes back."""
     assert _read_as_ascii(mask_text(text)) == mask_text(_read_as_ascii(text))
+
+
+#: what stands between numbers in text: Chinese, Latin (not an X, which an ID ends with) and
+#: punctuation that parts no number's groups
+WORDS = "张秀英号码电话abcABC!?。：;"
+#: what reading as ASCII changes (an ideographic or no-break space, a full-width dash or dot,
+#: an en dash) or drops (a zero-width space, a soft hyphen)
+READ_OTHERWISE = "\u3000\u00a0－–．\u200b\u00ad"
+
+
+@st.composite
+def in_scripts(draw: st.DrawFn, number: str) -> str:
+    """``number``'s digits each in a script of its own (an X full-width or not), a zero-width
+    character after any of them."""
+    return "".join(
+        (written_in(draw(st.sampled_from(ZEROS)), c) if c.isdigit() else draw(st.sampled_from("XＸ")))
+        + draw(st.sampled_from(["", "", "\u200b", "\u00ad"]))
+        for c in number
+    )
+
+
+@st.composite
+def words_and_short_numbers(draw: st.DrawFn) -> str:
+    """Words, and numbers of at most four digits in any scripts each after a word: nothing
+    masking reads as an identifier or a phone number (ten digits at least)."""
+    pieces = []
+    for _ in range(draw(st.integers(0, 4))):
+        pieces.append(draw(st.sampled_from(WORDS)) + draw(st.text(st.sampled_from(WORDS + READ_OTHERWISE), max_size=4)))
+        pieces.append(draw(in_scripts(draw(st.from_regex(r"\A[0-9]{0,4}\Z")))))
+    return "".join(pieces)
+
+
+@given(st.from_regex(r"\A[0-9]{17}[0-9X]\Z"), st.data(), words_and_short_numbers(), words_and_short_numbers())
+def test_text_around_a_number_in_any_mix_of_scripts_digits_is_shown_as_written(
+    id_card: str, data: st.DataObject, before: str, after: str
+) -> None:
+    """The masked number is shown read as ASCII; every other character as written: a
+    full-width or an Arabic-Indic digit, an ideographic space, a zero-width space."""
+    written = data.draw(in_scripts(id_card))
+    masked = mask_text(f"{before}号：{written}。{after}")
+    assert masked == f"{before}号：{id_card[:6]}{'*' * 8}{id_card[14:]}。{after}"
