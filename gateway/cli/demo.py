@@ -15,6 +15,8 @@ from typing import IO, Any
 from gateway.cli.common import EXIT_INVALID, EXIT_OK, add_language
 from gateway.cli.ingest import add_targets, targets
 from gateway.cli.validate import check_examples, registry_with
+from gateway.masking import mask_name
+from gateway.match_keys import match_keys
 from gateway.messages import text
 from gateway.storage import displayable_url
 from gateway.storage.store import Store
@@ -73,9 +75,6 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
 def _show_shared_elder(store: Store, out: IO[str], lang: str, reveal: bool) -> None:
     """The elder every source knows, as one Patient of the archive (``out`` masks their
     身份证号; the name is masked here unless ``reveal``)."""
-    from gateway.ingest.identity import match_keys
-    from gateway.masking import mask_name
-
     with store.reading() as tx:
         person_id = tx.identity.person_of(match_keys({"identifier": [DEMO_ELDER]})[0])
         stored = tx.resources.read("Patient", person_id) if person_id else None
