@@ -53,6 +53,7 @@ from gateway.fhir.parameters import instant, listed_types, refuse_unsupported_pa
 from gateway.fhir.repository import ID, READ_ONLY
 from gateway.fhir.search import Searcher, shaped
 from gateway.search.indexer import referenced_id
+from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.search.query import Include, SearchQuery
 from gateway.search.values import date_range, format_instant
 from gateway.security.access import RESTRICTED_ROLES, Access, PersonalData
@@ -437,9 +438,10 @@ class BulkExports:
         asks about (with ``_since``, of the types ``_typeFilter`` filters).  A Patient or
         Group export meets a record once per person whose compartment holds it (the index
         rows :meth:`_selected` reads), and once more if it names a newcomer
-        (:meth:`_naming_newcomers`): a record whose text names one Patient, no newcomer, is
-        met once, so only one naming two Patients or a newcomer (:func:`_patients_named`
-        reads every reference as the index does) keeps its key; with ``_since``, so does one
+        (:meth:`_naming_newcomers`): a record whose text names one Patient, no newcomer, and
+        no one by number is met once, so only one naming two Patients or a newcomer
+        (:func:`_patients_named` reads every reference as the index does) or perhaps someone
+        by number (:func:`_may_name_by_number`) keeps its key; with ``_since``, so does one
         changed since, which :meth:`_deleted` asks about.  A Provenance is met once more per
         exported record it targets (:func:`_provenances`): one of several targets keeps its key."""
         if job.scope == "system":
@@ -448,7 +450,7 @@ class BulkExports:
         since = job.since
 
         def met_again(stored: Stored) -> bool:
-            if since is not None and stored.last_updated > since:
+            if (since is not None and stored.last_updated > since) or _may_name_by_number(stored):
                 return True
             if stored.type == PROVENANCE and len(stored.resource.get("target", [])) > 1:
                 return True
@@ -491,7 +493,12 @@ class BulkExports:
             while chunk := list(itertools.islice(ids, _TARGETS_AT_ONCE)):
                 _unless_halted(run.halt)
                 wanted = Referrers(
-                    kind, chunk[0], self._referring(kind), compartment=self.personal.compartment, people=people
+                    kind,
+                    chunk[0],
+                    self._referring(kind),
+                    compartment=self.personal.compartment,
+                    people=people,
+                    identified=IDENTIFIED_PEOPLE,
                 )
                 yield from ((kind, target) for target in self._named_among(run, wanted, chunk))
 
@@ -559,8 +566,10 @@ class BulkExports:
             since = None if patient.id in newcomers else job.since
             if "Patient" in wanted and (since is None or patient.last_updated > since):
                 yield patient
-            # a resource naming someone else besides the resident is hidden from its client
-            yield from access.among_served(tx, tx.resources.referencing("Patient", patient.id, members, since))
+            # a resource naming someone else besides the resident is hidden from its client;
+            # one naming the resident by number alone (their 身份证号) is theirs as one by id
+            records = Referrers("Patient", patient.id, members, since, identified=IDENTIFIED_PEOPLE)
+            yield from access.among_served(tx, tx.resources.referrers(records))
         if newcomers:
             yield from self._naming_newcomers(tx, job, access, members, people, newcomers)
 
@@ -588,13 +597,13 @@ class BulkExports:
         unchanged since, so neither the resident's ``_since`` nor the newcomer's compartment
         finds them."""
         naming = {kind: self.personal.references[kind] for kind in members if kind in self.personal.references}
-        ours = _among(_person_ids(tx, job), served)
+        ours, holder = _among(_person_ids(tx, job), served), access.holder(tx)
         for person in sorted(newcomers):
             found = access.among_served(tx, tx.resources.referencing("Patient", person, naming))
             yield from (
                 stored
                 for stored in found
-                if stored.resource is not None and self.personal.in_compartment_of(stored.resource, ours)
+                if stored.resource is not None and self.personal.in_compartment_of(stored.resource, ours, holder)
             )
 
     def _access(self, job: Job) -> Access:
@@ -635,19 +644,22 @@ class BulkExports:
             return
         served = access.served_people(tx) if access.restricted else None
         chosen = _person_ids(tx, job)
-        people = _among(chosen, None)
+        people, holder = _among(chosen, None), access.holder(tx)
 
         def held(stored: Stored) -> bool:
             """Whether this version was one the export holds.  Of a chosen few people (a
-            Group's), one whose text names none of them is not indexed to learn so."""
+            Group's), one whose text names none of them and no one by number is not indexed
+            to learn so."""
             return (
-                (chosen is None or stored.type == "Patient" or _names_any(stored, people))
-                and stored.resource is not None
-                and self.personal.in_compartment_of(stored.resource, people)
-                and (
-                    served is None
-                    or self.personal.concerns_only(stored.resource, served.__contains__, access.holder(tx))
+                (
+                    chosen is None
+                    or stored.type == "Patient"
+                    or _names_any(stored, people)
+                    or _may_name_by_number(stored)
                 )
+                and stored.resource is not None
+                and self.personal.in_compartment_of(stored.resource, people, holder)
+                and (served is None or self.personal.concerns_only(stored.resource, served.__contains__, holder))
             )
 
         # what an export without _type sent along outside the compartment and is deleted
@@ -968,6 +980,19 @@ def _names_any(stored: Stored, people: Callable[[str], bool]) -> bool:
     whole version (~1 ms): a Group's export judged every record changed since in the archive
     so, whoever's it was."""
     return any(people(found) for found in _patients_named(stored))
+
+
+#: how a version's text (as orjson or JSONB wrote it) may name a person by number alone: a
+#: Reference's ``identifier`` is an object (a resource's own are an array), or a reference
+#: to a contained resource; a few single identifiers of a resource (Composition's) match too
+_BY_NUMBER = re.compile(rb'"identifier"\s*:\s*\{|"reference"\s*:\s*"#')
+
+
+def _may_name_by_number(stored: Stored) -> bool:
+    """Whether a version's text may name a person by number alone (an index row of
+    :data:`IDENTIFIED_PEOPLE`), which places it in that person's compartment: a text test, so
+    that the usual record, which names its resident by id, is not indexed to learn so."""
+    return _BY_NUMBER.search(stored.json()) is not None
 
 
 def _patients_named(stored: Stored) -> Iterator[str]:

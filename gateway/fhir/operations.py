@@ -24,6 +24,7 @@ from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository, check_body_id, named_id
 from gateway.ingest.pipeline import Counts, Ingest, Outcome
 from gateway.messages import issue
+from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.security.access import Access
 from gateway.storage.resources import Referrers
 from gateway.storage.store import Stored, Transaction
@@ -233,7 +234,8 @@ def everything(
     with repository.store.reading() as tx:
         patient = repository.read_in(tx, "Patient", patient_id, access=access)
         include_patient = (not types or "Patient" in types) and (since is None or patient.last_updated > since)
-        members = _visible(tx, access, Referrers("Patient", patient_id, asked, since))
+        # a record naming the person by number alone (their 身份证号) is theirs as one by id
+        members = _visible(tx, access, Referrers("Patient", patient_id, asked, since, identified=IDENTIFIED_PEOPLE))
         matches, total, more = _matches(tx, members, [patient] if include_patient else [], page)
         # paged, each page brings what its own members refer to (the Patient's with the Patient)
         referring = matches if page else [patient, *matches]

@@ -20,13 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.stored_references import References
-from gateway.match_keys import match_keys
 from gateway.search.parameters import (
     IDENTIFIED_PEOPLE,
     UNINDEXED_REFERENCES,
     Extractor,
     Parameter,
     SearchParameters,
+    identified_person,
 )
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, date_range, normalise
 from profiles.registry import Registry
@@ -101,9 +101,9 @@ class SearchIndexer:
                     rows[code + cells] = None
                     if targets and cells[0] in targets:  # a delete asks for these
                         held.add(cells)
-                if parameter.naming:
+                if parameter.naming:  # by the parameter that names them: whose compartment they place it in
                     for key in identified_person(value, resource):
-                        rows[(IDENTIFIED_PEOPLE, "Patient", key, None, None, None)] = None
+                        rows[(IDENTIFIED_PEOPLE, parameter.code, key, None, None, None)] = None
         for node in references if references is not None else References(resource, ""):
             for cells in _reference(node):
                 if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
@@ -137,37 +137,6 @@ def _targets(parameter: Parameter) -> tuple[str, ...]:
     """The types a reference parameter's rows say a resource points at, as a delete asks
     (none for a parameter of another type)."""
     return parameter.targets if parameter.type == "reference" else ()
-
-
-def identified_person(value: Any, resource: dict[str, Any]) -> list[str]:
-    """The match keys of the person a Reference names other than by the id of their record, as
-    the read rule counts them: one carrying only an ``identifier`` that is a person's (typed
-    Patient, or a 身份证号, 健康档案编号 or 医保人员编号 the identity index knows people by), or
-    one to a contained Patient (by its numbers).  A person no key identifies (typed Patient
-    with a number of another system, a contained Patient without numbers) is the key "", which
-    no one holds: the reader cannot be shown to serve them.  None for a literal reference (the
-    parameter's own row counts it)."""
-    if not isinstance(value, dict) or value.get("type") not in (None, "Patient"):
-        return []
-    reference, identifier = value.get("reference"), value.get("identifier")
-    if isinstance(reference, str) and reference.startswith("#"):
-        contained = [c for c in resource.get("contained") or [] if isinstance(c, dict) and c.get("id") == reference[1:]]
-        if not contained or contained[0].get("resourceType") != "Patient":
-            return []
-        return _person_keys(contained[0].get("identifier")) or [""]
-    if reference is not None or not isinstance(identifier, dict):
-        return []
-    return _person_keys([identifier]) or ([""] if value.get("type") == "Patient" else [])
-
-
-def _person_keys(identifiers: Any) -> list[str]:
-    """The match keys of well-formed identifiers (a stored resource need not be valid)."""
-    if not isinstance(identifiers, list):
-        return []
-    usable = [
-        i for i in identifiers if isinstance(i, dict) and all(isinstance(i.get(k), str) for k in ("system", "value"))
-    ]
-    return match_keys({"identifier": usable})
 
 
 def _token(value: Any) -> Iterator[Cells]:

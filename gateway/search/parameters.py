@@ -30,6 +30,7 @@ import orjson
 from fhirpathpy.models import models
 
 from conformance.invariants import KeyFilter, key_pattern, referenced_children
+from gateway.match_keys import match_keys
 from profiles.registry import Registry, r4_resource_types
 
 Extractor = Callable[[dict[str, Any]], list[Any]]
@@ -40,11 +41,12 @@ Extractor = Callable[[dict[str, Any]], list[Any]]
 #: search ever reads or writes these rows as its own.
 UNINDEXED_REFERENCES = "_reference"
 #: the index name of the people a resource names by number alone (a Reference carrying only an
-#: ``identifier`` that is a person's, or one to a contained Patient) through a parameter that
-#: may point at a Patient: each row holds the person's match key (``ingest.identity``) as its
-#: value, system ``Patient``, for the read rule to ask the identity index who holds it
-#: (``storage/access_sql.py``; ``$everything`` then judges the member as one naming someone
-#: other than its Patient, since a key is no one's id).  Reserved as
+#: ``identifier`` that is a person's, or one to a contained Patient: :func:`identified_person`)
+#: through a parameter that may point at a Patient: each row holds the person's match key
+#: (``ingest.identity``) as its value and the code of the parameter naming them as its system,
+#: for the read rule to ask the identity index who holds it (``storage/access_sql.py``), and
+#: for a compartment parameter's, to place the resource in that person's Patient compartment
+#: (``$everything``, a Patient export: ``storage.resources.Referrers``).  Reserved as
 #: :data:`UNINDEXED_REFERENCES` is, so no search reads or writes these rows as its own.
 IDENTIFIED_PEOPLE = "_person"
 #: distinct values remembered per memoised expression before the memo starts over
@@ -252,7 +254,9 @@ class SearchParameters:
         if target is None:
             return found
         extract = found.extract
-        return Extraction(lambda resource: [v for v in extract(resource) if _refers_to(v, target)], found.element)
+        return Extraction(
+            lambda resource: [v for v in extract(resource) if _refers_to(v, target, resource)], found.element
+        )
 
     def _dotted(self, expression: str) -> Extraction | None:
         """A direct dict walk for a plain path (optionally ending in a choice's ``ofType``), and
@@ -473,7 +477,49 @@ def _walk(values: list[Any], steps: list[Step]) -> list[Any]:
     return values
 
 
-def _refers_to(value: Any, resource_type: str) -> bool:
-    """Whether a Reference points at a resource of the type (relative or absolute URL)."""
+def _refers_to(value: Any, resource_type: str, resource: dict[str, Any]) -> bool:
+    """Whether a Reference of ``resource`` points at a resource of the type (relative or
+    absolute URL) or, of a Patient, names a person by number alone (:func:`identified_person`):
+    the person is a Patient of the archive, whom the identity index tells.  Such a Reference
+    has no search row (no id to match), only its :data:`IDENTIFIED_PEOPLE` row, so the
+    parameters R4 narrows to Patients (Condition's ``patient``, a compartment parameter) place
+    it in the person's compartment as ``subject`` names them."""
     reference = value.get("reference", "") if isinstance(value, dict) else ""
-    return reference.startswith(f"{resource_type}/") or f"/{resource_type}/" in reference
+    if not isinstance(reference, str):
+        return False
+    return (
+        reference.startswith(f"{resource_type}/")
+        or f"/{resource_type}/" in reference
+        or (resource_type == "Patient" and bool(identified_person(value, resource)))
+    )
+
+
+def identified_person(value: Any, resource: dict[str, Any]) -> list[str]:
+    """The match keys of the person a Reference names other than by the id of their record, as
+    the read rule counts them: one carrying only an ``identifier`` that is a person's (typed
+    Patient, or a 身份证号, 健康档案编号 or 医保人员编号 the identity index knows people by), or
+    one to a contained Patient (by its numbers).  A person no key identifies (typed Patient
+    with a number of another system, a contained Patient without numbers) is the key "", which
+    no one holds: the reader cannot be shown to serve them.  None for a literal reference (the
+    parameter's own row counts it)."""
+    if not isinstance(value, dict) or value.get("type") not in (None, "Patient"):
+        return []
+    reference, identifier = value.get("reference"), value.get("identifier")
+    if isinstance(reference, str) and reference.startswith("#"):
+        contained = [c for c in resource.get("contained") or [] if isinstance(c, dict) and c.get("id") == reference[1:]]
+        if not contained or contained[0].get("resourceType") != "Patient":
+            return []
+        return _person_keys(contained[0].get("identifier")) or [""]
+    if reference is not None or not isinstance(identifier, dict):
+        return []
+    return _person_keys([identifier]) or ([""] if value.get("type") == "Patient" else [])
+
+
+def _person_keys(identifiers: Any) -> list[str]:
+    """The match keys of well-formed identifiers (a stored resource need not be valid)."""
+    if not isinstance(identifiers, list):
+        return []
+    usable = [
+        i for i in identifiers if isinstance(i, dict) and all(isinstance(i.get(k), str) for k in ("system", "value"))
+    ]
+    return match_keys({"identifier": usable})

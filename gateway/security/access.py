@@ -19,7 +19,7 @@ operator client (the platform's own integration) writes for every organisation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gateway.masking import mask_id_cards
@@ -132,24 +132,39 @@ class PersonalData:
         naming = self.references.get(kind, ())
         rows = self.index_rows(resource)
         named = {row[2] for row in rows if row[0] in naming and row[1] == "Patient"}
-        if kind in self.compartment:
-            own = self.compartment[kind]
-            if not any(row[0] in own and row[1] == "Patient" for row in rows):
-                return False
+        # in the compartment, someone is named through its parameters (by id or by number):
+        # everyone named must be served, so whoever that is, is
+        if kind in self.compartment and not any(_places(row, self.compartment[kind]) for row in rows):
+            return False
         if not all(serves(person) for person in named):
             return False
         keys = {row[2] for row in rows if row[0] == IDENTIFIED_PEOPLE}
         return all((person := holder(key)) is not None and serves(person) for key in keys)
 
-    def in_compartment_of(self, resource: dict[str, Any], people: Callable[[str], bool]) -> bool:
+    def in_compartment_of(
+        self, resource: dict[str, Any], people: Callable[[str], bool], holder: Callable[[str], str | None]
+    ) -> bool:
         """Whether a resource (any version of it) is in the Patient compartment of someone
         ``people`` accepts — a Patient only in its own — whoever else it names: what a Patient or
-        Group export takes for each of its people (:meth:`concerns_only` asks more)."""
+        Group export takes for each of its people (:meth:`concerns_only` asks more).  A person
+        a compartment parameter names by number alone is whoever ``holder`` says holds it."""
         kind = resource.get("resourceType", "")
         if kind == "Patient":
             return people(resource.get("id", ""))
         own = self.compartment.get(kind, ())
-        return any(row[0] in own and row[1] == "Patient" and people(row[2]) for row in self.index_rows(resource))
+        return any(
+            _places(row, own)
+            and (person := row[2] if row[0] != IDENTIFIED_PEOPLE else holder(row[2])) is not None
+            and people(person)
+            for row in self.index_rows(resource)
+        )
+
+
+def _places(row: tuple[Any, ...], compartment: Sequence[str]) -> bool:
+    """Whether an index row places its resource in a person's Patient compartment: a
+    compartment parameter's reference to a Patient, or its person named by number alone (an
+    :data:`IDENTIFIED_PEOPLE` row, whose system is the parameter's code)."""
+    return (row[0] in compartment and row[1] == "Patient") or (row[0] == IDENTIFIED_PEOPLE and row[1] in compartment)
 
 
 def _naming_patients(registry: Registry, kind: str) -> list[str]:

@@ -280,22 +280,20 @@ def visible_condition(
     resource's own index rows (``search_index_owner``), never at the whole type's.  ``one``:
     for a statement about one resource (see :func:`serves`), whose compartment is then looked
     up from its own rows rather than from those of everyone served.  ``identified``: the index
-    name of the people it names by number alone (their match keys): each must be held in the
-    identity index (``person_key``) by a served person, asked as it is read, so a number no one
-    holds yet hides the resource and one registered later is judged by its holder."""
+    name of the people it names by number alone (their match keys, each row's system the
+    parameter naming them): each must be held in the identity index (``person_key``) by a
+    served person, asked as it is read, so a number no one holds yet hides the resource and
+    one registered later is judged by its holder; one a compartment parameter names places
+    it in that person's compartment as a reference by id does."""
     if kind == "Patient":
         sql, params = served("r.id")
         return f"{PLANNED_PER_CALL} {sql}", params
     conditions: list[str] = []
     params: list[Any] = []
     if compartment_params:
-        member, own = ("EXISTS (SELECT 1", " AND vc.id = r.id") if one else ("r.id IN (SELECT vc.id", "")
-        person, person_params = served("vc.value")
-        conditions.append(
-            f"{member} FROM search_index vc WHERE vc.type = ?{own} AND vc.name IN ({marks(compartment_params)}) "
-            f"AND vc.system = 'Patient' AND {person})"
-        )
-        params += [kind, *compartment_params, *person_params]
+        sql, compartment = _in_served_compartment(kind, compartment_params, served, one, identified)
+        conditions.append(sql)
+        params += compartment
     if naming_params:
         person, person_params = served("vn.value")
         conditions.append(
@@ -314,3 +312,31 @@ def visible_condition(
     if not conditions:
         return None
     return f"{PLANNED_PER_CALL} " + " AND ".join(conditions), params
+
+
+def _in_served_compartment(
+    kind: str, compartment_params: Sequence[str], served: Served, one: bool, identified: str | None
+) -> Sql:
+    """The condition that ``resource r`` (of ``kind``) is in the Patient compartment of a
+    served person: a compartment parameter names them by id (``one``: looked up from the
+    resource's own rows; otherwise from the served people's, listed first) or, given
+    ``identified``, by number (its row's system is the parameter's code).  Whether whoever
+    holds that number is served is :func:`visible_condition`'s test of every number the
+    resource names, which a resource with such a row always meets (its compartment
+    parameters may point at a Patient, so they are among its naming ones): here its own rows
+    are probed for one alone, so the served people's rule is not planned a fourth time."""
+    names = marks(compartment_params)
+    person, person_params = served("vc.value")
+    member, own = ("EXISTS (SELECT 1", " AND vc.id = r.id") if one else ("r.id IN (SELECT vc.id", "")
+    by_id = (
+        f"{member} FROM search_index vc WHERE vc.type = ?{own} AND vc.name IN ({names}) "
+        f"AND vc.system = 'Patient' AND {person})"
+    )
+    params = [kind, *compartment_params, *person_params]
+    if identified is None:
+        return by_id, params
+    by_number = (
+        "EXISTS (SELECT 1 FROM search_index vp WHERE vp.type = ? AND vp.id = r.id AND vp.name = ? "
+        f"AND vp.system IN ({names}))"
+    )
+    return f"({by_id} OR {by_number})", [*params, kind, identified, *compartment_params]

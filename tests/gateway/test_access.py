@@ -339,6 +339,10 @@ def by_number(number: str) -> dict[str, Any]:
         ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": by_number(WANG_NUMBER)}, True),
         ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": by_number(LI_NUMBER)}, False),
         ({"resourceType": "Flag", "subject": ref("Patient", "wang"), "author": by_number(NO_ONES_NUMBER)}, False),
+        # in the compartment by number alone (Flag's ``patient`` is its subject narrowed to Patients)
+        ({"resourceType": "Flag", "subject": by_number(WANG_NUMBER)}, True),
+        ({"resourceType": "Flag", "subject": by_number(LI_NUMBER)}, False),
+        ({"resourceType": "Flag", "subject": by_number(NO_ONES_NUMBER)}, False),
     ],
 )
 def test_content_concerns_only_the_served_as_the_sql_rule_has_it(resource: dict[str, Any], expected: bool) -> None:

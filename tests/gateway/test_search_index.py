@@ -140,14 +140,23 @@ def test_a_person_named_by_number_alone_is_indexed_by_match_key(
     indexer: SearchIndexer, patient: dict[str, Any], contained: list[dict[str, Any]], keys: list[str]
 ) -> None:
     """What the read rule asks the identity index about (``Access``): a number no one could
-    hold is the key "" (no one's), so the resource stays hidden from a restricted reader."""
+    hold is the key "" (no one's), so the resource stays hidden from a restricted reader.  The
+    row's system is the parameter naming the person."""
     device = {
         "resourceType": "Device",
         "id": "d1",
         "patient": patient,
         **({"contained": contained} if contained else {}),
     }
-    assert rows_named(indexer, device, IDENTIFIED_PEOPLE) == [("Patient", key, None, None, None) for key in keys]
+    assert rows_named(indexer, device, IDENTIFIED_PEOPLE) == [("patient", key, None, None, None) for key in keys]
+
+
+def test_a_person_named_by_number_alone_counts_for_a_parameter_narrowed_to_patients(indexer: SearchIndexer) -> None:
+    """R4 narrows Condition's compartment parameter ``patient`` to ``subject.where(resolve() is
+    Patient)``: a subject given by 身份证号 alone is a Patient's, so it is indexed under
+    ``patient`` too, which places the Condition in that person's compartment."""
+    condition = {"resourceType": "Condition", "id": "c1", "subject": {"identifier": ID_CARD}}
+    assert {row[0] for row in rows_named(indexer, condition, IDENTIFIED_PEOPLE)} == {"subject", "patient"}
 
 
 def test_where_resolve_is_patient_keeps_only_patient_references(indexer: SearchIndexer) -> None:
