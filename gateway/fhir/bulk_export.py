@@ -592,17 +592,18 @@ class BulkExports:
         newcomers: frozenset[str],
     ) -> Iterator[Stored]:
         """The records of the export's people that name a newcomer outside their compartment
-        (a resident's Observation whose ``focus`` is someone the client has begun to serve):
-        hidden from the previous export for naming someone it did not serve, visible now, and
-        unchanged since, so neither the resident's ``_since`` nor the newcomer's compartment
-        finds them."""
+        (a resident's Observation whose ``focus`` is someone the client has begun to serve, by
+        id or by a number the newcomer holds): hidden from the previous export for naming
+        someone it did not serve, visible now, and unchanged since, so neither the resident's
+        ``_since`` nor the newcomer's compartment finds them.  Found by key in the index: the
+        newcomer's reference rows and the rows of their numbers (``person_key`` by holder)."""
         naming = {kind: self.personal.references[kind] for kind in members if kind in self.personal.references}
         ours, holder = _among(_person_ids(tx, job), served), access.holder(tx)
         for person in sorted(newcomers):
-            found = access.among_served(tx, tx.resources.referencing("Patient", person, naming))
+            records = Referrers("Patient", person, naming, identified=IDENTIFIED_PEOPLE)
             yield from (
                 stored
-                for stored in found
+                for stored in access.among_served(tx, tx.resources.referrers(records))
                 if stored.resource is not None and self.personal.in_compartment_of(stored.resource, ours, holder)
             )
 

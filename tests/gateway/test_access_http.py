@@ -224,14 +224,20 @@ def sent_after(home: Api, change: Callable[[], object]) -> set[str]:
     return {resource["id"] for resources in files.values() for resource in resources}
 
 
+def sent_after_li_permits(served: Served, api: Api, home: Api, permit_id: str) -> set[str]:
+    """The ids the centre's incremental export sends once 李建国 has permitted it to see him
+    (the permit withdrawn afterwards)."""
+    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": permit_id}
+    permit["patient"] = {"reference": "Patient/li-jianguo"}
+    found = sent_after(home, lambda: api.put(f"{served.base}/Consent/{permit_id}", json=permit))
+    api.delete(f"{served.base}/Consent/{permit_id}")
+    return found
+
+
 def test_an_incremental_export_sends_a_newly_served_persons_whole_record(served: Served, api: Api, home: Api) -> None:
     """李建国's blood pressure predates the export the centre synchronises from; it was hidden
     then, and a permit given afterwards must not leave it behind for good."""
-    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit-sync"}
-    permit["patient"] = {"reference": "Patient/li-jianguo"}
-    found = sent_after(home, lambda: api.put(f"{served.base}/Consent/li-permit-sync", json=permit))
-    api.delete(f"{served.base}/Consent/li-permit-sync")
-    assert {"li-jianguo", "bp-li"} <= found
+    assert {"li-jianguo", "bp-li"} <= sent_after_li_permits(served, api, home, "li-permit-sync")
 
 
 def test_an_incremental_export_sends_a_residents_record_naming_someone_newly_served(
@@ -242,10 +248,7 @@ def test_an_incremental_export_sends_a_residents_record_naming_someone_newly_ser
     reading = {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-zhang-focus-li"}
     reading["focus"] = [{"reference": "Patient/li-jianguo"}]
     api.put(f"{served.base}/Observation/bp-zhang-focus-li", json=reading)
-    permit = {**example("yy-consent/valid-permit-yiyang-center.json"), "id": "li-permit-focus"}
-    permit["patient"] = {"reference": "Patient/li-jianguo"}
-    found = sent_after(home, lambda: api.put(f"{served.base}/Consent/li-permit-focus", json=permit))
-    api.delete(f"{served.base}/Consent/li-permit-focus")
+    found = sent_after_li_permits(served, api, home, "li-permit-focus")
     api.delete(f"{served.base}/Observation/bp-zhang-focus-li")
     assert "bp-zhang-focus-li" in found
 

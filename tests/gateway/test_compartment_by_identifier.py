@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import Api, Served
 from tests.gateway.test_access_by_identifier import LI, ZHANG, by_number
-from tests.gateway.test_access_http import example, group, home  # noqa: F401 - the centre's session
+from tests.gateway.test_access_http import example, group, home, sent_after_li_permits  # noqa: F401 - the session
 from tests.gateway.test_api import everything_pages
 from tests.gateway.test_bulk_export import deletions, export, exported
 
@@ -83,6 +83,21 @@ def test_a_patient_export_holds_a_record_naming_the_person_by_number(
     files = exported(home, export(home, "Patient/$export", _type="Observation"))
     ids = [resource["id"] for resource in files.get("Observation", [])]
     assert (ids.count("bp-zhang-by-number"), "bp-li-by-number" in ids) == (1, False)
+
+
+def test_an_incremental_export_sends_a_residents_record_naming_a_newcomer_by_number(
+    served: Served,
+    api: Api,
+    home: Api,  # noqa: F811
+    written: None,
+) -> None:
+    """A reading of 张秀英 whose focus is 李建国 by 身份证号 was hidden while the centre did not
+    serve him; unchanged since, it is not in his compartment but in hers: his permit must
+    still bring it, as it brings one naming him by id."""
+    api.put(f"{served.base}/Observation/bp-focus-li", json=reading("bp-focus-li", focus=[by_number(LI)]))
+    found = sent_after_li_permits(served, api, home, "li-permit-by-number")
+    api.delete(f"{served.base}/Observation/bp-focus-li")
+    assert "bp-focus-li" in found
 
 
 def test_a_group_export_lists_as_deleted_a_members_record_naming_her_by_number(
