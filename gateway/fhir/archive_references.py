@@ -18,15 +18,15 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conformance.fhirpath_scope import Resolver
 from conformance.stored_references import REFERENCE_KEYS
 from gateway.fhir.errors import FhirError
 from gateway.search.values import local_reference, natural_number
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import acting
+from gateway.security.withheld import may_read
 from gateway.storage.store import Store, Stored, Transaction
 from mappings.engine import reference_nodes
 
@@ -169,7 +169,7 @@ class ArchiveReferences:
             found = tx.resources.read_many(list(wanted.values()))
             return {reference: self._shown(tx, rules, found.get(key)) for reference, key in wanted.items()}
 
-    def including(self, written: Mapping[str, dict[str, Any]], named: Iterable[str] = ()) -> Resolver:
+    def including(self, written: Mapping[str, dict[str, Any]], named: Iterable[str] = ()) -> Lookup:
         """This resolver for one transaction's validation: the resources it is about to write
         (``Type/id`` → content) are found first, since an entry's reference to another entry
         names what the archive will hold once the transaction commits, not what it holds now
@@ -179,30 +179,15 @@ class ArchiveReferences:
         references, in 2 statements).  What the entries do not name (a target's own
         references) is looked up when asked."""
         looked_up = self._read_together(r for r in named if r.removeprefix(self.base) not in written)
+        return Lookup(self, written, looked_up)
 
-        def resolve(reference: str) -> dict[str, Any] | None:
-            found = written.get(reference.removeprefix(self.base))
-            if found is not None:
-                return found
-            if reference not in looked_up:
-                looked_up[reference] = self(reference)
-            return looked_up[reference]
-
-        return resolve
-
-    def readable(self, may_read: Callable[[str], bool]) -> Resolver:
-        """This resolver, handing over only targets of the types ``may_read`` says the caller
-        may read (its scopes).  ``$validate`` on a type needs no scope, as it stores and
-        reads nothing of its own; its verdict still read the targets, and told a client
-        holding Encounter scopes alone (an auditor too) the birth date of the Patient a
-        reading names (``rule.before-birth``), or whether that Patient exists at all."""
-        resolve = self.including({})
-
-        def readable(reference: str) -> dict[str, Any] | None:
-            kind = self.named_type(reference)
-            return resolve(reference) if kind is not None and may_read(kind) else None
-
-        return readable
+    def readable(self) -> Lookup:
+        """This resolver as far as the caller may read (:meth:`Lookup.readable`), for
+        ``$validate``: on a type it needs no scope, as it stores and reads nothing of its
+        own; its verdict still read the targets, and told a client holding Encounter scopes
+        alone (an auditor too) the birth date of the Patient a reading names
+        (``rule.before-birth``), or whether that Patient exists at all."""
+        return self.including({}).readable()
 
     def _kept_copy(self, found: Stored) -> dict[str, Any]:
         key = (found.type, found.id, found.version)
@@ -215,3 +200,44 @@ class ArchiveReferences:
             if len(self._kept) > KEPT:
                 self._kept.popitem(last=False)
             return found.resource  # type: ignore[return-value]
+
+
+class Lookup:
+    """The resources one request's references name (:meth:`ArchiveReferences.including`):
+    those it writes, then the archive's, each looked up once however many rules ask."""
+
+    __slots__ = ("archive", "written", "looked_up", "only_readable")
+
+    def __init__(
+        self,
+        archive: ArchiveReferences,
+        written: Mapping[str, dict[str, Any]],
+        looked_up: dict[str, dict[str, Any] | None],
+        only_readable: bool = False,
+    ) -> None:
+        self.archive = archive
+        self.written = written
+        self.looked_up = looked_up
+        self.only_readable = only_readable
+
+    def __call__(self, reference: str) -> dict[str, Any] | None:
+        found = self.written.get(reference.removeprefix(self.archive.base))
+        if found is not None:
+            return found
+        if self.only_readable:
+            kind = self.archive.named_type(reference)
+            if kind is not None and not may_read(kind):
+                return None
+        if reference not in self.looked_up:
+            self.looked_up[reference] = self.archive(reference)
+        return self.looked_up[reference]
+
+    def readable(self) -> Lookup:
+        """This lookup handing over the archive's records only of the types the caller's
+        scopes read, sharing what it looked up: a record of another type is a record the
+        archive lacks (what the request writes itself is the client's own, and is handed
+        over).  The validator's verdict on a write is the client's to read, and read in
+        full, a target the client may not read told it whether that record meets the profile
+        its reference demands (``profile.reference-target-profile``: a 201 or a 422 for a
+        Patient it may not read)."""
+        return Lookup(self.archive, self.written, self.looked_up, only_readable=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from conformance.fhirpath_scope import Resolver
 from conformance.issues import Issue, operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
+from gateway.fhir.archive_references import Lookup
 from gateway.fhir.errors import FhirError
 from gateway.fhir.literal_references import LITERAL, current_targets, literal_references
 from gateway.fhir.paging import page_links
@@ -46,7 +46,7 @@ def validate(
     mode: str | None = None,
     scope_refusal: Callable[[str], FhirError | None] = lambda permission: None,
     stored: bool = False,
-    resolve: Resolver | None = None,
+    resolve: Lookup | None = None,
 ) -> dict[str, Any]:
     """``$validate``: the OperationOutcome of every issue; the store is not changed.  On an
     instance (``resource_id``) the body may not name another id, and as an update (``mode``
@@ -101,7 +101,7 @@ def validate(
 
 
 def _validation_refuses(
-    repository: Repository, resource: dict[str, Any], issues: list[Issue], asked: bool, resolve: Resolver | None
+    repository: Repository, resource: dict[str, Any], issues: list[Issue], asked: bool, resolve: Lookup | None
 ) -> bool:
     """Whether the write ``$validate`` foretells would be refused for its validation, and so
     is not rehearsed (its checks are made for a resource that gets past validation): only

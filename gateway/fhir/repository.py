@@ -25,7 +25,7 @@ from conformance.stored_references import References, check_stored_references
 from conformance.validator import Validator
 from gateway import exchanges, messages
 from gateway.config import Config
-from gateway.fhir.archive_references import ArchiveReferences, localise_references
+from gateway.fhir.archive_references import ArchiveReferences, Lookup, localise_references
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.identity_index import (
     forget_person,
@@ -150,7 +150,7 @@ class Repository:
         resource: dict[str, Any],
         profiles: Sequence[str] = (),
         path: str = "",
-        elsewhere: Resolver | None = None,
+        elsewhere: Lookup | None = None,
         references: References | None = None,
         *,
         noted: bool = True,
@@ -160,6 +160,10 @@ class Repository:
         stored resource's references must have (``conformance.stored_references``); references
         to the archive resolve there (a target must meet the profile its reference demands),
         or through ``elsewhere`` when the caller knows better (a transaction's own entries).
+        The validator is handed only the records the client's scopes read (:meth:`Lookup.readable`):
+        its verdict on a record it may not read would tell it that record's conformance.  The
+        rules keeping the archive free of contradictions read what they need, and word what
+        they tell as :mod:`gateway.security.withheld` does.
         ``references``: the resource's at ``path``, when the caller has found them already.
         ``noted``: the verdict joins the exchange's record (not a second look at the same
         resource, as ``$validate`` takes to tell a requested profile's errors from the write's)."""
@@ -169,7 +173,7 @@ class Repository:
             wanted.append(default)
         # one lookup per reference for the validator and the rules after it alike
         resolve = elsewhere or self.references.including({})
-        issues = IssueList(self.validator.validate(resource, wanted, path, elsewhere=resolve))
+        issues = IssueList(self.validator.validate(resource, wanted, path, elsewhere=resolve.readable()))
         if not any(issue.severity == "fatal" for issue in issues):  # not refused unread (too deep, too big)
             check_stored_references(resource, path, self.references.resource_types, issues, references)
             self._check_after_birth(resource, path, resolve, issues)

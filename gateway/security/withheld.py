@@ -14,7 +14,7 @@ archive's resolver hands it to no rule, and a write naming it is refused first, 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from string import Formatter
 from typing import Any
 
@@ -45,7 +45,13 @@ def quoting() -> dict[str, str]:
 def may_read(kind: str) -> bool:
     """Whether the principal this request acts for reads ``kind`` (the command line reads all)."""
     principal = acting.get()
-    return principal is None or Grants(principal.scopes).allows(kind, "r")
+    return principal is None or _reads(principal.scopes, kind)
+
+
+@lru_cache(maxsize=4096)
+def _reads(scopes: frozenset[str], kind: str) -> bool:
+    """Asked for each reference a write's validator resolves: the scopes parsed once."""
+    return Grants(scopes).allows(kind, "r")
 
 
 def withheld_message(

@@ -13,6 +13,7 @@ import requests
 
 from gateway import messages
 from gateway.security.withheld import ANY_TYPE, UNSEEN, quoting
+from gateway.storage import open_store
 from profiles.registry import r4_resource_types
 from tests.conftest import Api, Served, add_client
 from tests.gateway.test_api import example, post, put
@@ -118,3 +119,45 @@ def test_a_persons_own_death_before_birth_is_told_with_the_birth_date_it_wrote(e
     del born["id"]
     answer = post(enroller, "Patient", {**born, "deceasedDateTime": "1950-01-01"})
     assert refused(answer)[1][1:] == [("rule.before-birth", ["Patient.deceasedDateTime"])]
+
+
+# -- a target the client may not read ----------------------------------------------------------
+UNFIT = "unfit-for-yy-patient"  # a Patient stored as an older profile let it be: no name, no number
+
+
+@pytest.fixture(scope="module")
+def unfit(served: Served, archive: Api) -> str:
+    """A Patient the archive holds that does not meet ``yy-patient``, which ``Encounter.subject``
+    demands (stored as an older gateway, or one under ``warn``, left it)."""
+    store = open_store(served.database_url, upgrade=False)
+    try:
+        with store.transaction() as tx:
+            tx.resources.write({"resourceType": "Patient", "id": UNFIT, "gender": "female"})
+    finally:
+        store.close()
+    return f"Patient/{UNFIT}"
+
+
+@pytest.fixture(scope="module")
+def visitor(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    """A hospital's system that records visits and reads no one."""
+    yield from session(served, client_key, "unseen-visitor", "system/Encounter.c")
+
+
+def visit_to(subject: str) -> dict[str, Any]:
+    return {**visit("2026-11-01T09:30:00+08:00"), "subject": {"reference": subject}}
+
+
+def test_a_visit_tells_nothing_of_whether_a_patient_it_may_not_read_meets_its_profile(visitor: Api, unfit: str) -> None:
+    """Judged by the Patient's content, the 201 or 422 told the writer whether a record it may
+    not read meets ``yy-patient``: it is judged as a Patient the archive lacks would be."""
+    subjects = ("Patient/zhang-xiuying", unfit, "Patient/no-one-at-all")
+    answers = [refused(post(visitor, "Encounter", visit_to(subject))) for subject in subjects]
+    assert answers == [answers[0]] * 3
+
+
+def test_a_visit_to_a_patient_failing_its_profile_is_refused_to_a_reader(archive: Api, unfit: str) -> None:
+    assert refused(post(archive, "Encounter", visit_to(unfit))) == (
+        422,
+        [("http.invalid-resource", []), ("profile.reference-target-profile", ["Encounter.subject"])],
+    )
