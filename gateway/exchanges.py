@@ -37,6 +37,7 @@ from conformance.issues import Issue
 from conformance.report.model import Verdict
 from gateway.batch_writer import BatchWriter
 from gateway.masking import REPEATED_LENGTH, mask_repeated, mask_text
+from gateway.security.withheld import in_full
 from gateway.storage.exchange_tables import ID_LOCK, Appended, IssueRow, VerdictRow
 from gateway.storage.resources import instant_at
 
@@ -60,9 +61,11 @@ CONTENT_REFUSED = frozenset({400, 422})
 
 
 class Refusal(Protocol):
-    """What refused a request or a batch's entry (a ``FhirError``): its OperationOutcome."""
+    """What refused a request or a batch's entry (a ``FhirError``): its OperationOutcome as
+    the auditors read it (the full reason of one worded for a client that may not read what
+    it quotes)."""
 
-    def outcome(self, lang: str) -> dict[str, Any]: ...
+    def audited(self, lang: str) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +168,9 @@ class Collector:
                 folded[1] += errors
                 folded[2] += warnings
         target = first if first < KEEP else None
-        for issue in issues:
-            if issue.severity in RECORDED:
+        for told in issues:
+            if told.severity in RECORDED:
+                issue = in_full(told)  # the auditors read what the client may not (withheld.py)
                 where = issue.expression or issue.location or ""
                 self._issue(target, issue.severity, issue.message_id, where, _worded(issue))
 
@@ -218,7 +222,7 @@ class Collector:
         a 503 the store failed) its reasons are kept with the verdict ``error``, which the
         batch's is not: a batch is not atomic, and its other entries landed."""
         self.verdicts[since[0] :] = answered(self.verdicts[since[0] :], interaction, status)
-        zh, en = refusal.outcome("zh-CN")["issue"], refusal.outcome("en")["issue"]
+        zh, en = refusal.audited("zh-CN")["issue"], refusal.audited("en")["issue"]
         self.refusal(zh, en, status, since, None if status in CONTENT_REFUSED else Verdict.ERROR)
 
     def located(self, since: Mark, where: Callable[[str], str]) -> None:

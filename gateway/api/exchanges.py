@@ -116,11 +116,12 @@ def interaction(endpoint: str, method: str) -> str:
 
 def _refusal(collector: Collector, response: Response) -> None:
     """The OperationOutcome of a refused request, as its reasons (:meth:`Collector.refusal`):
-    worded again in both languages from the refusal itself; a body alone (a refusal made
+    worded again in both languages from the refusal itself, as the auditors read it (in full,
+    where the client was told less: ``FhirError.audited``); a body alone (a refusal made
     elsewhere) is taken as it reads."""
     refused = g.get("refusal")
     if refused is not None:
-        collector.refusal(refused.outcome("zh-CN")["issue"], refused.outcome("en")["issue"], response.status_code)
+        collector.refusal(refused.audited("zh-CN")["issue"], refused.audited("en")["issue"], response.status_code)
         return
     if response.is_streamed or not (response.mimetype or "").endswith("json"):
         return

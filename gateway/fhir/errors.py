@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from conformance.issues import Issue
 from gateway import messages
+from gateway.security.withheld import in_full, told_in_full, unseen_message
 
 if TYPE_CHECKING:
     from gateway.storage.store import StoreError
@@ -35,17 +36,46 @@ class FhirError(Exception):
         self.issues = issues or []
         self.severity = severity
         self.params = params
+        #: the message and parameters a reader is told, of a refusal worded for a client that
+        #: may not read the record it quotes (:meth:`withheld`); None when told as it is
+        self.in_full: tuple[str, dict[str, Any]] | None = None
 
     def warning(self, lang: str) -> dict[str, Any]:
         """The refusal as a warning issue: what ``Prefer: handling=lenient`` let pass instead."""
         return messages.issue("warning", self.message_id, lang, self.params, self.expression)
 
     def outcome(self, lang: str) -> dict[str, Any]:
-        return {
-            "resourceType": "OperationOutcome",
-            "issue": [messages.issue(self.severity, self.message_id, lang, self.params, self.expression)]
-            + [issue.to_fhir(lang) for issue in self.issues],
-        }
+        """What the client is told."""
+        return _outcome(self.severity, self.message_id, self.params, self.expression, self.issues, lang)
+
+    def audited(self, lang: str) -> dict[str, Any]:
+        """What the auditors' exchange record keeps: the outcome as a client reading every
+        record it quotes is told it (``gateway/security/withheld.py``)."""
+        message_id, params = self.in_full or (self.message_id, self.params)
+        return _outcome(self.severity, message_id, params, self.expression, list(map(in_full, self.issues)), lang)
+
+    def withheld(self, readable: bool | None = None) -> FhirError:
+        """This refusal as the client may be told it: itself, or its ``-unseen`` sibling
+        keeping it in full.  ``readable``: whether the client reads what it quotes (by default
+        as :func:`~gateway.security.withheld.told_in_full` finds)."""
+        if readable is None:
+            readable = told_in_full(self.message_id)
+        if readable:
+            return self
+        message_id, params = unseen_message(self.message_id, self.params)
+        told = FhirError(self.status, message_id, self.expression, self.issues, self.severity, **params)
+        told.in_full = (self.message_id, self.params)
+        return told
+
+
+def _outcome(
+    severity: str, message_id: str, params: dict[str, Any], where: str | None, issues: list[Issue], lang: str
+) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [messages.issue(severity, message_id, lang, params, where)]
+        + [issue.to_fhir(lang) for issue in issues],
+    }
 
 
 def not_found(kind: str, resource_id: str, where: str | None = None) -> FhirError:

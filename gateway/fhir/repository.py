@@ -56,7 +56,7 @@ from gateway.security.access import (
 )
 from gateway.security.principal import acting
 from gateway.security.scopes import Grants
-from gateway.security.withheld import withheld_issues, withheld_message
+from gateway.security.withheld import withheld_issues
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, StoreError, Transaction, VersionConflict
 from profiles.registry import Registry, r4_resource_types
@@ -726,9 +726,9 @@ class Repository:
             referrer = tx.resources.referrer(stored.type, stored.id, self.searcher.parameters.pointing(stored.type))
             if referrer is None:
                 continue
-            if not self._readable(tx, referrer):  # named, it told its id and what it says it is about
-                raise FhirError(409, "http.delete-referenced-unseen", where, reference=stored.reference)
-            raise FhirError(409, "http.delete-referenced", where, reference=stored.reference, referrer=referrer)
+            # named to a client that may not read it, it told its id and what it says it is about
+            refused = FhirError(409, "http.delete-referenced", where, reference=stored.reference, referrer=referrer)
+            raise refused.withheld(self._readable(tx, referrer))
 
     def _readable(self, tx: Transaction, reference: str) -> bool:
         """Whether the principal may read the resource ``reference`` (``Type/id``) names: its
@@ -1018,8 +1018,7 @@ def _merged_away(node: dict[str, Any], references: References, resolve: Resolver
     located = references.where(node)
     if LINKED.search(located):
         return None
-    message_id, params = withheld_message("merge.replaced-patient", {"reference": reference, "into": into})
-    return FhirError(422, message_id, located, **params)
+    return FhirError(422, "merge.replaced-patient", located, reference=reference, into=into).withheld()
 
 
 def _check_not_replaced(before: Stored) -> None:
@@ -1027,8 +1026,7 @@ def _check_not_replaced(before: Stored) -> None:
     it would be a second record of a person whose identity keys its survivor holds."""
     into = replaced_by(before.resource or {}) if before.type == "Patient" else None
     if into is not None:
-        message_id, params = withheld_message("merge.replaced-patient", {"reference": before.reference, "into": into})
-        raise FhirError(422, message_id, "Patient", **params)
+        raise FhirError(422, "merge.replaced-patient", "Patient", reference=before.reference, into=into).withheld()
 
 
 def _check_not_merged_source(stored: Stored) -> None:

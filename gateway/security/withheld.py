@@ -8,12 +8,16 @@ quoted the other record: a device holding ``system/Observation.c`` alone learnt 
 birth date by posting a reading dated 1900.  Each such message says in its catalog entry the
 type of the record it quotes (``quotes``) and has a sibling there, ``<id>-unseen``, worded
 without those values; a client whose scopes do not read the quoted record's type is given the
-sibling, at the same FHIRPath, with only the parameters the sibling's template names.  (A record the organisation rule hides is never quoted: the
-archive's resolver hands it to no rule, and a write naming it is refused first, 403.)"""
+sibling, at the same FHIRPath, with only the parameters the sibling's template names.  The
+auditors' exchange record keeps the full message: the sibling carries it (:class:`Withheld`,
+and a refusal's ``FhirError.in_full``).  (A record the organisation rule hides is never
+quoted: the archive's resolver hands it to no rule, and a write naming it is refused first,
+403.)"""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from string import Formatter
 from typing import Any
@@ -54,27 +58,49 @@ def _reads(scopes: frozenset[str], kind: str) -> bool:
     return Grants(scopes).allows(kind, "r")
 
 
-def withheld_message(
-    message_id: str, params: Mapping[str, Any], quoted: Collection[str] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """The message and parameters to tell: as given, or the sibling without what the client
-    may not read.  ``quoted``: the types of the records the message quotes (by default what
-    :func:`quoting` says; none for a message quoting no other record)."""
+def told_in_full(message_id: str, quoted: Collection[str] | None = None) -> bool:
+    """Whether the client may be told the message as it is: it reads every type of record
+    the message quotes.  ``quoted``: those types (by default what :func:`quoting` says; none
+    for a message quoting no other record)."""
     if quoted is None:
         kind = quoting().get(message_id)
         quoted = (kind,) if kind is not None else ()
-    if all(may_read(kind) for kind in quoted):
-        return message_id, dict(params)
+    return all(may_read(kind) for kind in quoted)
+
+
+def unseen_message(message_id: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The message's sibling without the quoted values, with only the parameters its template
+    names."""
     sibling = message_id + UNSEEN
-    named = {field for _, field, _, _ in Formatter().parse(messages.catalog()[sibling]["en"]) if field}
+    named = {name for _, name, _, _ in Formatter().parse(messages.catalog()[sibling]["en"]) if name}
     return sibling, {key: value for key, value in params.items() if key in named}
 
 
+@dataclass(slots=True)
+class Withheld(Issue):
+    """An issue worded for a client that may not read what it quotes (the ``-unseen``
+    sibling).  ``in_full``: the message and parameters a reader is told, at the same place,
+    which the auditors' exchange record keeps (:func:`in_full`): they are entitled to the
+    whole reason, and saw less than the rule knew."""
+
+    in_full: tuple[str, dict[str, Any]] = field(kw_only=True)
+
+
 def withheld(issue: Issue, quoted: Collection[str] | None = None) -> Issue:
-    """``issue`` as :func:`withheld_message` words it."""
-    message_id, params = withheld_message(issue.message_id, issue.params, quoted)
-    if message_id == issue.message_id:
+    """``issue`` as the client may be told it (:func:`told_in_full`), or its sibling keeping
+    it in full."""
+    if told_in_full(issue.message_id, quoted):
         return issue
+    message_id, params = unseen_message(issue.message_id, issue.params)
+    kept = (issue.message_id, issue.params)
+    return Withheld(issue.severity, message_id, issue.expression, params, issue.location, in_full=kept)
+
+
+def in_full(issue: Issue) -> Issue:
+    """``issue`` as a reader is told it: what the auditors' record keeps."""
+    if not isinstance(issue, Withheld):
+        return issue
+    message_id, params = issue.in_full
     return Issue(issue.severity, message_id, issue.expression, params, issue.location)
 
 

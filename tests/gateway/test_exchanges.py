@@ -355,7 +355,7 @@ def test_the_stores_aggregates_give_the_report_the_records_give(store: Store) ->
 class Stale:
     """The refusal of a batch's entry written over a version it never had."""
 
-    def outcome(self, lang: str) -> dict[str, Any]:
+    def audited(self, lang: str) -> dict[str, Any]:
         words = {"zh-CN": "版本冲突", "en": "version conflict"}[lang]
         coding = [{"code": "http.version-conflict"}]
         return {

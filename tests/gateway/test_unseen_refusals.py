@@ -5,6 +5,7 @@ at the same FHIRPath."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,17 +126,23 @@ def test_a_persons_own_death_before_birth_is_told_with_the_birth_date_it_wrote(e
 UNFIT = "unfit-for-yy-patient"  # a Patient stored as an older profile let it be: no name, no number
 
 
-@pytest.fixture(scope="module")
-def unfit(served: Served, archive: Api) -> str:
-    """A Patient the archive holds that does not meet ``yy-patient``, which ``Encounter.subject``
-    demands (stored as an older gateway, or one under ``warn``, left it)."""
+def stored_directly(served: Served, resource: dict[str, Any]) -> str:
+    """Into the server's archive without validation, as an older gateway (or one under
+    ``warn``, or a merge) left it; its reference."""
     store = open_store(served.database_url, upgrade=False)
     try:
         with store.transaction() as tx:
-            tx.resources.write({"resourceType": "Patient", "id": UNFIT, "gender": "female"})
+            tx.resources.write(resource)
     finally:
         store.close()
-    return f"Patient/{UNFIT}"
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
+@pytest.fixture(scope="module")
+def unfit(served: Served, archive: Api) -> str:
+    """A Patient the archive holds that does not meet ``yy-patient``, which ``Encounter.subject``
+    demands."""
+    return stored_directly(served, {"resourceType": "Patient", "id": UNFIT, "gender": "female"})
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +168,107 @@ def test_a_visit_to_a_patient_failing_its_profile_is_refused_to_a_reader(archive
         422,
         [("http.invalid-resource", []), ("profile.reference-target-profile", ["Encounter.subject"])],
     )
+
+
+# -- what the auditors' record keeps -----------------------------------------------------------
+MERGED = "merged-away"
+
+
+@pytest.fixture(scope="module")
+def auditor(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    add_client(served.database_url, "unseen-auditor", key=client_key, scope="system/AuditEvent.rs", role="auditor")
+    with Api(served.base, "unseen-auditor", client_key, "system/AuditEvent.rs") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def merged(served: Served, archive: Api) -> str:
+    """A Patient merged into 张秀英, as Patient/$merge leaves it."""
+    link = {"other": {"reference": "Patient/zhang-xiuying"}, "type": "replaced-by"}
+    return stored_directly(served, {"resourceType": "Patient", "id": MERGED, "active": False, "link": [link]})
+
+
+@pytest.fixture(scope="module")
+def remover(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    """A registry that removes people and reads none of their visits."""
+    yield from session(served, client_key, "unseen-remover", "system/Patient.d")
+
+
+def newest_refused(served: Served, client_id: str) -> int | None:
+    """The newest exchange of ``client_id`` with an error (a batch is answered 200)."""
+    store = open_store(served.database_url, upgrade=False)
+    try:
+        with store.reading() as tx:
+            row = tx.sql.one("SELECT MAX(id) FROM exchange WHERE client = ? AND errors > 0", (client_id,))
+    finally:
+        store.close()
+    return row[0] if row else None
+
+
+def reported(served: Served, auditor: Api, client_id: str) -> list[tuple[str, str]]:
+    """The findings (rule, English text) of the auditors' report of the newest refused exchange
+    of ``client_id``, once a worker's buffer has brought it to the store (each appends its
+    records every 0.2 s)."""
+    deadline = time.monotonic() + 20
+    while (newest := newest_refused(served, client_id)) is None:
+        assert time.monotonic() < deadline, f"no refused exchange of {client_id} reached the store in 20 s"
+        time.sleep(0.2)
+    page = f"{served.base.removesuffix('/fhir')}/reports/exchanges/{newest}"
+    document = auditor.get(page, params={"_format": "json", "lang": "en"}, timeout=60).json()
+    return [(finding["rule"], finding["text"]) for finding in document["findings"]]
+
+
+def test_the_auditors_read_the_birth_date_a_reading_was_refused_for(
+    served: Served, recorder: Api, auditor: Api
+) -> None:
+    told = refused(post(recorder, "Observation", reading_of_1900()))[1][1:]
+    kept = [(rule, BORN in text) for rule, text in reported(served, auditor, recorder.client_id)]
+    assert (told, kept) == (
+        [("rule.before-birth-unseen", ["Observation.effectiveDateTime"])],
+        [("rule.before-birth", True)],
+    )
+
+
+def test_the_auditors_read_the_visits_a_moved_birth_date_was_refused_for(
+    served: Served, registrar: Api, auditor: Api
+) -> None:
+    told = refused(put(registrar, "Patient/zhang-xiuying", person("1960-06-01")))[1][1:]
+    kept = [(rule, VISIT in text) for rule, text in reported(served, auditor, registrar.client_id)]
+    assert (told, kept) == (
+        [("rule.birth-date-after-events-unseen", ["Patient.birthDate"])],
+        [("http.invalid-resource", False), ("rule.birth-date-after-events", True)],
+    )
+
+
+def test_the_auditors_read_whom_a_patient_merged_away_became(
+    served: Served, visitor: Api, merged: str, auditor: Api
+) -> None:
+    told = refused(post(visitor, "Encounter", visit_to(merged)))[1]
+    kept = [(rule, "zhang-xiuying" in text) for rule, text in reported(served, auditor, visitor.client_id)]
+    assert (told, kept) == (
+        [("merge.replaced-patient-unseen", ["Encounter.subject.reference"])],
+        [("merge.replaced-patient", True)],
+    )
+
+
+def test_the_auditors_read_what_a_refused_delete_is_referred_to_by(served: Served, remover: Api, auditor: Api) -> None:
+    told = refused(remover.delete(f"{served.base}/Patient/zhang-xiuying", timeout=60))[1]
+    kept = [(rule, "Encounter/" in text) for rule, text in reported(served, auditor, remover.client_id)]
+    assert (told, kept) == ([("http.delete-referenced-unseen", [])], [("http.delete-referenced", True)])
+
+
+@pytest.fixture(scope="module")
+def batcher(served: Served, archive: Api, client_key: Any) -> Iterator[Api]:
+    """A hospital's system that sends its visits in batches and reads no one."""
+    yield from session(served, client_key, "unseen-batcher", "system/Encounter.c")
+
+
+def test_the_auditors_read_whom_a_batch_entrys_patient_became(
+    served: Served, batcher: Api, merged: str, auditor: Api
+) -> None:
+    entry = {"resource": visit_to(merged), "request": {"method": "POST", "url": "Encounter"}}
+    answer = post(batcher, "", {"resourceType": "Bundle", "type": "batch", "entry": [entry]})
+    outcome = answer.json()["entry"][0]["response"]["outcome"]
+    told = [issue["details"]["coding"][0]["code"] for issue in outcome["issue"]]
+    kept = [(rule, "zhang-xiuying" in text) for rule, text in reported(served, auditor, batcher.client_id)]
+    assert (told, kept) == (["merge.replaced-patient-unseen"], [("merge.replaced-patient", True)])
