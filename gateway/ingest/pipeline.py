@@ -46,6 +46,7 @@ from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
 from gateway.security.access import Access, PersonalData, creator, foreign_owners, owner_references
 from gateway.security.principal import acting
+from gateway.security.withheld import in_full
 from gateway.storage.store import Store, StoreError, Transaction, retried, without_version
 from mappings.engine import (
     Mapped,
@@ -511,7 +512,9 @@ class Ingest:
         the sender may see and is now dated before the birth quarantines the record (the
         ingest lands nothing a rule refuses); what it may not see joins the record's identity
         conflicts for the 主索引 staff, and the record lands.  The record's own resources are
-        judged with it (``check_record``), not as the archive holds them now."""
+        judged with it (``check_record``), not as the archive holds them now.  Its issues join
+        the exchange record as a reader is told them (no validator noted them: the record
+        was quarantined, and its exchange called a pass)."""
         rule, rules = self.validator.after_birth, Access(acting.get(), self.personal)
         own = {f"{resource['resourceType']}/{resource['id']}" for resource in mapped.resources.values()}
         reasons: list[Reason] = []
@@ -522,6 +525,8 @@ class Ingest:
             if not born_later(stored.resource.get("birthDate"), person.get("birthDate")):
                 continue
             verdict = judge_stored_events(tx, rule, rules, person, "Patient", "error", own)
+            for issue in map(in_full, verdict.issues):  # no validator noted them: the auditors read them whole
+                exchanges.reason(issue.message_id, {lang: issue.text(lang) for lang in LANGUAGES}, issue.expression)
             reasons.extend(self._issue_reason(issue, mapped, name) for issue in verdict.issues)
             if verdict.hidden is not None:
                 outcome.conflicts.append(verdict.hidden)

@@ -11,7 +11,7 @@ from typing import Any
 from gateway.config import Config
 from gateway.ingest.pipeline import Ingest, Outcome
 from gateway.limits import reader_limits
-from gateway.security.principal import acting
+from gateway.security.principal import Principal, acting
 from gateway.services import Services
 from mappings.readers import read
 from tests.conftest import MakeServices, load_example
@@ -85,3 +85,24 @@ def test_a_birth_date_added_after_a_record_the_sender_may_not_see_is_listed_for_
     with made.store.reading() as tx:
         offered = [entry["offered"] for entry in tx.conflicts.entries() if entry["element"] == "birthDate"]
     assert offered == [hidden]
+
+
+def test_a_birth_date_added_after_a_visit_the_sender_may_not_read_leaves_the_full_reason_to_the_auditors(
+    make_services: MakeServices, tmp_path: Path
+) -> None:
+    """The sender, reading no visits, is told ``-unseen``; the exchange record failed the record
+    for the reason the rule knew (it kept none, and called the file's exchange a pass)."""
+    made = make_services("warn")
+    stored_without_birth_date(made)
+    stored_visit(made, "1950-03-01T09:30:00+08:00")
+    token = acting.set(Principal("unreading-his", "test-org", frozenset({"system/*.cu"}), "operator"))
+    try:
+        told = [reason for reason, _ in reasons(ingested(made, tmp_path))]
+    finally:
+        acting.reset(token)
+    with made.store.reading() as tx:
+        kept = tx.sql.all("SELECT e.verdict, i.rule FROM exchange e JOIN exchange_issue i ON i.exchange_id = e.id")
+    assert (told, [tuple(row) for row in kept if row[1].startswith("rule.")]) == (
+        ["rule.birth-date-after-events-unseen"],
+        [("fail", "rule.birth-date-after-events")],
+    )
