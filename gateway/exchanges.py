@@ -435,6 +435,20 @@ def reason(message_id: str, texts: Mapping[str, str], location: str | None, seve
         collector.reason(message_id, texts, location, severity)
 
 
+def found_after(issues: Sequence[Issue]) -> None:
+    """Note issues a rule found after the validation an exchange's verdicts are noted from (a
+    birth date moved past what the archive holds, judged once the writes are done), as a
+    reader is told them (``gateway/security/withheld.py``), if there is an active exchange."""
+    collector = _current.get()
+    if collector is None:
+        return
+    for issue in map(in_full, issues):
+        where, (zh, en) = issue.expression or issue.location or "", _masked(issue.text("zh-CN"), issue.text("en"))
+        if any(row[2:6] == (issue.message_id, mask_repeated(where), zh, en) for row in collector.issues):
+            continue  # a write its store ran again (a deadlock given up) judged it again: noted once
+        collector.reason(issue.message_id, {"zh-CN": zh, "en": en}, where, issue.severity)
+
+
 # -- retention ---------------------------------------------------------------------------------
 class _Writable(Protocol):
     def transaction(self) -> Any: ...

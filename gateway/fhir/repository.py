@@ -588,6 +588,7 @@ class Repository:
             version = f"{written.stored.reference}/_history/{written.stored.version}"
             tx.conflicts.add(verdict.hidden.line("rest", version, f"{where}.birthDate"))
         written.issues = [*written.issues, *verdict.issues]
+        exchanges.found_after(verdict.issues)
         return written
 
     def check_birth(
@@ -637,6 +638,7 @@ class Repository:
         if errors and self.config.validation == "reject":
             raise FhirError(422, "http.invalid-resource", issues=new, count=len(errors))
         written.issues = [*written.issues, *new]
+        exchanges.found_after(new)
 
     def conditional_update(
         self, kind: str, criteria: str, resource: dict[str, Any], if_match: int | None = None

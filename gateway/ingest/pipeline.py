@@ -46,7 +46,6 @@ from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
 from gateway.security.access import Access, PersonalData, creator, foreign_owners, owner_references
 from gateway.security.principal import acting
-from gateway.security.withheld import in_full
 from gateway.storage.store import Store, StoreError, Transaction, retried, without_version
 from mappings.engine import (
     Mapped,
@@ -525,8 +524,7 @@ class Ingest:
             if not born_later(stored.resource.get("birthDate"), person.get("birthDate")):
                 continue
             verdict = judge_stored_events(tx, rule, rules, person, "Patient", "error", own)
-            for issue in map(in_full, verdict.issues):  # no validator noted them: the auditors read them whole
-                exchanges.reason(issue.message_id, {lang: issue.text(lang) for lang in LANGUAGES}, issue.expression)
+            exchanges.found_after(verdict.issues)
             reasons.extend(self._issue_reason(issue, mapped, name) for issue in verdict.issues)
             if verdict.hidden is not None:
                 outcome.conflicts.append(verdict.hidden)

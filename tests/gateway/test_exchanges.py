@@ -26,7 +26,7 @@ from conformance.validator import Validator
 from gateway import create_app, exchanges, masking, messages
 from gateway.cli import main
 from gateway.config import Config
-from gateway.exchanges import Collector, ExchangeLog, Party
+from gateway.exchanges import Collector, ExchangeLog, Party, activate, deactivate, found_after
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest
@@ -847,3 +847,19 @@ def test_a_report_read_while_exchanges_come_in_agrees_with_itself(store: Store) 
         stop.set()
         writer.join()
     assert [r.summary.failed for r in reports] == [r.exchanges_total for r in reports]
+
+
+def test_an_issue_found_after_validation_by_a_write_run_again_is_noted_once() -> None:
+    """A write its store runs again (a deadlock PostgreSQL gave up) judges the moved birth
+    date again: the exchange records the issue once."""
+    moved = Issue("warning", "rule.birth-date-after-events", "Patient.birthDate", {"birthDate": "1965-01-01"})
+    collector = Collector()
+    token = activate(collector)
+    try:
+        found_after([moved])
+        found_after([moved])
+    finally:
+        deactivate(token)
+    assert [(row[1], row[2], row[3]) for row in collector.issues] == [
+        ("warning", "rule.birth-date-after-events", "Patient.birthDate")
+    ]
