@@ -60,6 +60,14 @@ XSI_NAMESPACE = "http://www.w3.org/2001/XMLSchema-instance"
 MAX_BYTES = 8 * 1024 * 1024
 #: a DOCTYPE or entity declaration in an ASCII-compatible encoding
 _DECLARATION = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+#: an XML declaration naming GB 2312 or GBK: Chinese systems write those names over text that
+#: holds characters GB 2312 lacks (喆, 镕, 堃 …, common in names), which libxml2's strict GB 2312
+#: refused as a document "not well-formed" at its declaration; read as GB 18030, the superset of
+#: both, as the HL7 v2 reader reads an MSH-18 of GB2312 or GBK
+_GB_DECLARED = re.compile(
+    rb"""\A(<\?xml\s[^>]*?\bencoding\s*=\s*["'])(?:GB2312|GB_2312-80|GBK|CP936|EUC-CN|X-GBK)(["'])""",
+    re.IGNORECASE,
+)
 #: elements whose ``value`` is an HL7 TS (a point in time or an interval's bound)
 TS_ELEMENTS = frozenset({"birthTime", "deceasedTime", "effectiveTime", "time", "low", "high", "center"})
 
@@ -160,7 +168,7 @@ def parse_document(data: bytes, name: str) -> etree._Element:
     if _DECLARATION.search(data):
         raise ReaderError("reader.xml-declaration", file=name)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(_GB_DECLARED.sub(rb"\1GB18030\2", data, count=1), _parser())
     except etree.XMLSyntaxError as exc:
         raise ReaderError("reader.xml-not-well-formed", file=name, error=str(exc.msg)) from exc
     docinfo = root.getroottree().docinfo
