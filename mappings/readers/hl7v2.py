@@ -144,11 +144,15 @@ CHARSETS = {
     "BIG-5": "big5",
 }
 #: what Chinese HIS interfaces write in MSH-18 instead of the table's names, upper-cased: the
-#: codec names of their platforms.  GBK and GB2312 are subsets of GB 18030, read as it.
+#: codec names of their platforms, and the standard's name with another year or spacing.  GBK
+#: and GB2312 are subsets of GB 18030, read as it.  Table names and aliases are read in any case.
 CHARSET_ALIASES = {
     **dict.fromkeys(("UTF-8", "UTF8", "UNICODE UTF8"), "UNICODE UTF-8"),
     **dict.fromkeys(
         ("GB18030", "GB-18030", "GB 18030", "GBK", "CP936", "GB2312", "GB-2312", "GB 2312"), "GB 18030-2000"
+    ),
+    **dict.fromkeys(
+        ("GB18030-2000", "GB 18030-2005", "GB18030-2005", "GB 18030-2022", "GB18030-2022"), "GB 18030-2000"
     ),
     **dict.fromkeys(("BIG5", "BIG 5"), "BIG-5"),
 }
@@ -371,7 +375,8 @@ def _header(segment: bytes) -> tuple[_Separators, str | None]:
 
     # as an ACK and the quarantine quote them, control characters shown (see records.visible)
     charset, version, processing = visible(first(18)), visible(first(12)), visible(first(11))
-    charset = CHARSET_ALIASES.get(charset.upper(), charset)
+    named = charset.upper()
+    charset = CHARSET_ALIASES.get(named, named if named in CHARSETS else charset)
     if charset and charset not in CHARSETS:
         known = ", ".join([*CHARSETS, *CHARSET_ALIASES])
         raise _Refused(Refusal("MSH-18", charset, Message("reader.hl7-charset", {"value": charset, "known": known})))

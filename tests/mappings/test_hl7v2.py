@@ -425,6 +425,14 @@ def test_a_character_set_named_as_chinese_his_name_it_is_read(tmp_path: Path, ch
     assert read(tmp_path, data.encode(encoding))[0].fields.get("PID-5") == "谢伟"
 
 
+@pytest.mark.parametrize("charset", ["Unicode UTF-8", "unicode utf-8", "gb 18030-2000", "GB18030-2005"])
+def test_a_table_character_set_in_another_case_or_year_is_read(tmp_path: Path, charset: str) -> None:
+    """MSH-18 names a table 0211 set in its own capitals, or GB 18030 by another edition's year."""
+    data = (MSH + f"|||||CHN|{charset}").format(n=1) + "\rPID|1||0000123^^^H41010500012^PI||张秀英\r"
+    encoding = "utf-8" if "UTF" in charset.upper() else "gb18030"
+    assert read(tmp_path, data.encode(encoding))[0].fields.get("PID-5") == "张秀英"
+
+
 def test_hex_escapes_are_read_in_the_character_set_msh_18_declares(tmp_path: Path) -> None:
     data = (MSH + GB18030).format(n=1) + "\rPID|1||0000123^^^H41010500012^PI||\\XD0BBCEB0\\\r"
     assert read(tmp_path, data.encode("ascii"))[0].fields["PID-5"] == "谢伟"
