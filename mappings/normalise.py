@@ -68,6 +68,12 @@ _YEAR = re.compile(r"(?:18|19|20)\d{2}", re.ASCII)
 MOJIBAKE_SHOWN = 3
 # × and · are real text in Chinese exports (a masked name 王××, 阿依古丽·买买提), not mojibake
 _MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00b6\u00b8-\u00d6\u00d8-\u00ff]{2,}")
+#: what Excel shows for a formula that failed (the #N/A of a VLOOKUP that found nothing, the #REF!
+#: of a deleted column …): an .xlsx saves it as the cell's value and a CSV exported from the
+#: sheet as its text, so it reached the archive as a person's address or name
+EXCEL_ERRORS = frozenset(
+    {"#N/A", "#REF!", "#VALUE!", "#DIV/0!", "#NAME?", "#NULL!", "#NUM!", "#SPILL!", "#CALC!", "#GETTING_DATA"}
+)
 
 
 # Full-width digits and Latin letters (and the ideographic space) fold to ASCII in any text;
@@ -100,6 +106,8 @@ def text(value: Any) -> str | None:
         # a few characters show what went wrong; more would spell out a name decoded back
         # (èµµæ·‘èŠ¬ is 赵淑芬), which masking cannot recognise in its garbled form
         raise MappingError("mapping.mojibake", value=raw[:MOJIBAKE_SHOWN] + ("…" if len(raw) > MOJIBAKE_SHOWN else ""))
+    if raw.strip().upper() in EXCEL_ERRORS:
+        raise MappingError("mapping.spreadsheet-error", value=raw.strip())
     return raw.translate(_ALNUM_FOLD).strip() or None
 
 

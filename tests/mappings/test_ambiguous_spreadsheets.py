@@ -1,6 +1,6 @@
 """Spreadsheets whose cells cannot be read for what they say: a header naming a column twice
-(which 姓名 is the name?) refuses the file, and a formula cell Excel never calculated is a
-problem of its row, never an empty cell."""
+(which 姓名 is the name?) refuses the file, a formula cell Excel never calculated is a
+problem of its row, never an empty cell, and a formula's error value (#N/A) is no value."""
 
 from __future__ import annotations
 
@@ -104,3 +104,46 @@ def test_a_csv_header_ending_in_blank_columns_is_read(tmp_path: Path) -> None:
     path = tmp_path / "表.csv"
     path.write_text("姓名,身份证号,,\n张三,410105194912310020,,\n", encoding="utf-8")
     assert [record.fields["姓名"] for record in records(path)] == ["张三"]
+
+
+# -- a formula's error value (#N/A, #REF! …) is no value of the record -----------------------------
+PERSONAL_INFO = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
+
+
+def problems_of(record: SourceRecord) -> list[tuple[str, str | None]]:
+    from gateway.ingest.commands import build_engine
+
+    mapped = build_engine(Registry()).map(record)
+    assert mapped is not None
+    return [(problem.message_id, problem.params.get("field")) for problem in mapped.problems]
+
+
+def test_an_xlsx_address_whose_formula_failed_is_a_problem_not_the_address(tmp_path: Path) -> None:
+    """Excel saves a failed VLOOKUP as an error cell holding #N/A, which landed as the address."""
+    header, first = PERSONAL_INFO.read_text(encoding="utf-8-sig").splitlines()[:2]
+    cells = first.split(",")
+    column = header.split(",").index("现住址")
+    cells[column] = "=VLOOKUP(B2,住址!A:B,2,FALSE)"
+    path = workbook(tmp_path / "表.xlsx", [header.split(","), cells])
+    failed = path.with_name("failed.xlsx")
+    letter = chr(ord("A") + column)
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(failed, "w") as target:
+        for member in source.infolist():
+            data = source.read(member.filename)
+            if member.filename == "xl/worksheets/sheet1.xml":
+                pattern = rf'<c r="{letter}2"><f>(.*?)</f><v></v></c>'.encode()
+                data = re.sub(pattern, rf'<c r="{letter}2" t="e"><f>\1</f><v>#N/A</v></c>'.encode(), data)
+            target.writestr(member, data)
+    [record] = records(failed)
+    assert problems_of(record) == [("mapping.spreadsheet-error", "现住址")]
+
+
+@pytest.mark.parametrize("shown", ["#N/A", "#REF!", "#VALUE!", "#NAME?"])
+def test_a_csv_name_saved_from_a_failed_formula_is_a_problem_not_the_name(tmp_path: Path, shown: str) -> None:
+    header, first = PERSONAL_INFO.read_text(encoding="utf-8-sig").splitlines()[:2]
+    cells = first.split(",")
+    cells[header.split(",").index("姓名")] = shown
+    path = tmp_path / "表.csv"
+    path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    [record] = records(path)
+    assert problems_of(record) == [("mapping.spreadsheet-error", "姓名")]
