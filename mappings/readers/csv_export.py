@@ -149,6 +149,18 @@ class _Lines:
 
 #: a carriage return that ends no CRLF
 _BARE_CR = re.compile(rb"\r(?!\n)")
+#: a cell written as Excel's text formula, ``="0012345"``: exports meant to be opened in Excel write
+#: long numbers so (a 身份证号, a 健康档案编号, a 医保人员编号), lest Excel show them in scientific
+#: notation or drop their leading zeros.  Excel shows the text inside, and so it is read: kept
+#: whole, the identifiers landed as ``="41010200100000001"`` and named nobody another source knew
+_TEXT_FORMULA = re.compile(r'="((?:[^"]|"")*)"')
+
+
+def _as_shown(cell: str) -> str:
+    """The cell as Excel shows it: the text of a text formula (``="007"`` is ``007``, a quote
+    inside it written twice), any other cell as it is."""
+    found = _TEXT_FORMULA.fullmatch(cell.strip())
+    return found[1].replace('""', '"') if found else cell
 
 
 def _utf16(sample: bytes) -> str | None:
@@ -283,6 +295,7 @@ def read_csv(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
                     reason = at_row(number, Message("reader.csv-cells", cells))
                     yield unparseable(source, path.name, f"row {number}", raw, reason, "column")
                     continue
+                values = [_as_shown(value) for value in values]
                 problem = next(
                     (p for name, v in zip(header, values, strict=False) if (p := value_problem(name, v, limits))), None
                 )

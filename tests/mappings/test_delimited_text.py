@@ -133,3 +133,23 @@ def test_a_json_document_saved_as_txt_is_refused_for_the_commas_in_it(tmp_path: 
     with pytest.raises(ReaderError) as refused:
         records(path)
     assert refused.value.message.id == "reader.txt-not-delimited"
+
+
+# -- cells written as Excel's text formula -------------------------------------------------------
+@pytest.mark.parametrize("delimiter", [",", "\t"])
+def test_an_identifier_written_as_a_text_formula_is_read_as_excel_shows_it(tmp_path: Path, delimiter: str) -> None:
+    """="41010200100000001" keeps Excel from showing 4.10102E+16; it landed with its = and quotes."""
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_text(exported([["姓名", "个人档案编号"], ["张秀英", '="41010200100000001"']], delimiter), "utf-8")
+    [record] = records(path)
+    assert record.fields["个人档案编号"] == "41010200100000001"
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "S"]), max_size=20))
+def test_any_text_formula_reads_as_its_text(tmp_path: Path, shown: str) -> None:
+    path = tmp_path / "表.csv"
+    formula = '="' + shown.replace('"', '""') + '"'
+    path.write_text(exported([["姓名", "备注"], ["张秀英", formula]], ","), "utf-8")
+    [record] = records(path)
+    assert record.fields["备注"] == shown
