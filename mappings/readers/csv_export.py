@@ -16,6 +16,7 @@ FHIR text forbids (``"\u0000吴福国"``) makes its row ``UNPARSEABLE``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -54,17 +55,23 @@ def detect_encoding(sample: bytes, name: str) -> str:
         raise ReaderError("reader.not-text", file=name, problem=problem)
     if sample.startswith(BOM):
         return "utf-8-sig"
-    try:
-        sample.decode("utf-8")
+    if _undecodable(sample, "utf-8") is None:
         return "utf-8"
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(sample) - 3:  # the sample may end inside a character
-            return "utf-8"
-    try:
-        sample.decode("gb18030")
-    except UnicodeDecodeError as exc:
-        raise ReaderError("reader.undecodable", file=name, byte=exc.start) from exc
+    failed = _undecodable(sample, "gb18030")
+    if failed is not None:
+        raise ReaderError("reader.undecodable", file=name, byte=failed)
     return "gb18030"
+
+
+def _undecodable(sample: bytes, codec: str) -> int | None:
+    """Where ``sample`` stops being text in ``codec``, or None.  The sample may end inside a
+    character, in either codec: a GBK export over the sample's 64 KiB whose byte 65,536 began a
+    character was refused whole as neither UTF-8 nor GB18030."""
+    try:
+        codecs.getincrementaldecoder(codec)().decode(sample, final=False)
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
 
 
 def without_bom(text: str) -> str:

@@ -153,3 +153,35 @@ def test_any_text_formula_reads_as_its_text(tmp_path: Path, shown: str) -> None:
     path.write_text(exported([["姓名", "备注"], ["张秀英", formula]], ","), "utf-8")
     [record] = records(path)
     assert record.fields["备注"] == shown
+
+
+# -- a GBK export longer than the sample its encoding is told by ---------------------------------
+#: lines of the exports below: more than 64 KiB of them
+LINES = 1200
+
+
+def cut_inside_a_character(line: str, header: str) -> bytes:
+    """``header`` and ``LINES`` copies of ``line`` in GBK, the first one ending in spaces enough
+    for byte 65,536 (the end of the 64 KiB sample) to be a character's first byte."""
+    for shift in range(len(line)):
+        lines = [header, line + " " * shift, *[line] * (LINES - 1)]
+        data = "".join(f"{text}\r\n" for text in lines).encode("gbk")
+        try:
+            data[: 1 << 16].decode("gbk")
+        except UnicodeDecodeError as cut:
+            if cut.start == (1 << 16) - 1:
+                return data
+    raise AssertionError("no shift puts a character across the sample's end")
+
+
+def test_a_gbk_csv_whose_sample_ends_inside_a_character_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes(cut_inside_a_character(",".join(ROW), ",".join(HEADER)))
+    assert len(records(path)) == LINES
+
+
+def test_a_gb18030_ndjson_whose_sample_ends_inside_a_character_is_read(tmp_path: Path) -> None:
+    line = '{"姓名": "张秀英", "现住址": "北京市朝阳区建外街道幸福社区1号楼"}'
+    path = tmp_path / "老人档案.ndjson"
+    path.write_bytes(cut_inside_a_character(line, line))
+    assert len(list(read(path, "elderly-care"))) == LINES + 1
