@@ -294,6 +294,7 @@ def merge(
                     del same["extension"]
                 continue
             same = _same_address(present, item) if key == "address" else None
+            same = _same_telecom(present, item) if key == "telecom" else same
             if same is not None:
                 _fill_address(same, item)
             else:
@@ -430,6 +431,20 @@ def _same_address(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[s
     township code, another with its city and postcode, a CDA document in parts, and it is one
     home (see :func:`_same_place`)."""
     return next((address for address in present if _same_place(address, item)), None)
+
+
+def _same_telecom(present: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any] | None:
+    """The contact point of ``present`` that ``item`` is: the same system and number, their uses
+    not differing, as an address's (a 联系电话 column says no use, and the HIS calls the same
+    number mobile: it was two telecoms of one number).  A number used at home and at work stays
+    two."""
+    return next((point for point in present if _same_point(point, item)), None)
+
+
+def _same_point(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    if (one.get("system"), one.get("value")) != (other.get("system"), other.get("value")):
+        return False
+    return not (one.get("use") and other.get("use") and one["use"] != other["use"])
 
 
 def _same_place(one: dict[str, Any], other: dict[str, Any]) -> bool:

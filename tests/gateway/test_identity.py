@@ -562,6 +562,20 @@ def test_an_address_is_the_same_place_as_its_parts_written_out(lines: list[str])
     assert len(merge({"address": [parts]}, {"address": [written_out]})["address"]) == 1
 
 
+MOBILE = {"system": "phone", "value": "13803710001", "use": "mobile"}
+
+
+def test_a_number_without_a_use_and_the_same_number_as_a_mobile_are_one_telecom() -> None:
+    """The 个人基本信息表's 联系电话 says no use; the HIS's PID-13 calls the same number CP."""
+    merged = merge({"telecom": [{"system": "phone", "value": "13803710001"}]}, {"telecom": [dict(MOBILE)]})
+    assert merged["telecom"] == [MOBILE]
+
+
+def test_one_number_used_at_home_and_at_work_is_two_telecoms() -> None:
+    home = {**MOBILE, "use": "home"}
+    assert len(merge({"telecom": [home]}, {"telecom": [{**MOBILE, "use": "work"}]})["telecom"]) == 2
+
+
 def gb_sex(code: str) -> dict[str, Any]:
     coding = {"system": "urn:oid:2.16.156.10011.2.3.3.4", "code": code}
     return {"extension": [{"url": "http://fhir.yiyang.cn/StructureDefinition/yy-ext-gender-gb", "valueCoding": coding}]}
