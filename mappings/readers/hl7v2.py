@@ -218,11 +218,17 @@ def read_hl7(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
 def read_message(data: bytes, source: str, name: str, limits: Limits = DEFAULT_LIMITS) -> SourceRecord:
     """One message that arrived on its own (an MLLP frame) as a record of ``name``, located by
     its control id (``MSH-10``), or by a digest of its bytes when it has none: a feed has no
-    file and no message numbers."""
+    file and no message numbers.  A frame holding a batch (FHS/BHS …) is not read: MLLP carries
+    one message per frame."""
     lines = [(line, line.strip(_FRAMING)) for line in _lines(io.BytesIO(data), limits.record_bytes)]
     if lines:  # a byte order mark before MSH (a sender on .NET's UTF-8), as a file may have
         lines[0] = (lines[0][0], lines[0][1].removeprefix(BOM))
-    record = _message(source, name, 1, lines, limits)
+    opening = next((body[:3].decode("ascii", "replace") for _, body in lines if body), "")
+    if opening in _BATCH:
+        # a batch (FHS/BHS … BTS/FTS) sent as one frame: not "content outside any message"
+        record = unparseable(source, name, "", data, Message("reader.hl7-batch-frame", {"segment": opening}))
+    else:
+        record = _message(source, name, 1, lines, limits)
     control = record.fields.get("MSH-10")
     if isinstance(control, str) and control:
         record.location = f"MSH-10 {control}"

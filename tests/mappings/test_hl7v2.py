@@ -624,6 +624,14 @@ def test_text_after_a_batch_trailer_is_kept_as_an_unparseable_record(tmp_path: P
     }
 
 
+@pytest.mark.parametrize("envelope", ["BHS|^~\\&|HIS|H41010500012\r", "FHS|^~\\&|HIS\rBHS|^~\\&|HIS\r"])
+def test_a_batch_sent_as_one_frame_is_refused_as_a_batch(envelope: str) -> None:
+    """It was "content outside any message", which told the sender nothing of what it did."""
+    frame = (envelope + message(1) + "\rBTS|1\r").encode()
+    reason = hl7v2.read_message(frame, "hl7v2", "MLLP").fields["UNPARSEABLE"]
+    assert (reason["id"], reason["params"]["segment"]) == ("reader.hl7-batch-frame", envelope[:3])
+
+
 def test_a_file_that_does_not_begin_with_msh_is_refused_as_a_whole(tmp_path: Path) -> None:
     with pytest.raises(ReaderError, match="not an HL7 v2 file"):
         read(tmp_path, "序号,姓名,身份证号\r\n1,张秀英,410105194912310020\r\n".encode())
