@@ -13,7 +13,8 @@ from datetime import date, datetime, time
 from typing import Any
 
 from mappings.engine import content_digest
-from mappings.records import SourceRecord
+from mappings.readers.hl7v2 import read_message
+from mappings.records import UNPARSEABLE, SourceRecord
 
 
 @dataclass(slots=True)
@@ -97,9 +98,16 @@ def _revive(value: Any) -> Any:
     return value
 
 
+#: why the HL7 v2 reader refused a whole message for what its header says it is (a character
+#: set, version or processing id it did not take), which a later reader may take
+HEADER_REFUSALS = frozenset({"reader.hl7-charset", "reader.hl7-version", "reader.hl7-processing-id"})
+
+
 def record_of(entry: dict[str, Any]) -> SourceRecord:
-    """Rebuild the record a quarantine line holds, for replay."""
-    return SourceRecord(
+    """Rebuild the record a quarantine line holds, for replay.  An HL7 v2 message its header
+    had refused is read again from its bytes: rebuilt from its one field, the reason, it could
+    never land, though the gateway learnt its character set (an MSH-18 of ``Unicode UTF-8``)."""
+    record = SourceRecord(
         source=entry["source"],
         file=entry["file"],
         location=entry["location"],
@@ -108,3 +116,9 @@ def record_of(entry: dict[str, Any]) -> SourceRecord:
         field_label=entry.get("fieldLabel", "column"),
         shape=frozenset(entry["shape"]),
     )
+    why = record.fields.get(UNPARSEABLE)
+    if not isinstance(why, dict) or why.get("id") not in HEADER_REFUSALS:
+        return record
+    again = read_message(record.raw, record.source, record.file)
+    again.location = record.location
+    return again

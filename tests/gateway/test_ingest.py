@@ -26,7 +26,7 @@ from gateway.limits import reader_limits
 from gateway.storage import open_store
 from gateway.storage.store import StoreError, Transaction
 from mappings import conceptmaps
-from mappings.readers import read
+from mappings.readers import hl7v2, read
 from mappings.records import SourceRecord
 from profiles.registry import Registry
 from tests.conftest import fresh_database_url, second_behind_first
@@ -325,6 +325,20 @@ def test_replay_after_a_code_table_fix_releases_the_record(tmp_path: Path, monke
 
     commands.replay(out, Registry(), Sink(), "en")
     assert "now passes: 个人基本信息表.csv row 17\n" in lines
+
+
+def test_replay_reads_again_a_message_whose_character_set_the_reader_has_learnt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rebuilt from its reason alone, a message refused for its MSH-18 stayed quarantined for good."""
+    sample = (ROOT / "mappings/samples/hl7v2/adt.hl7").read_text(encoding="utf-8").split("\nMSH")[0]
+    path = tmp_path / "adt.hl7"
+    path.write_text(sample.replace("|UNICODE UTF-8", "|X-UTF-8") + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    commands.ingest("hl7v2", [path], out, Registry(), bundle=False)
+    monkeypatch.setitem(hl7v2.CHARSET_ALIASES, "X-UTF-8", "UNICODE UTF-8")  # the reader learns it
+    counts = commands.replay(out, Registry(), io.StringIO(), "en")
+    assert (counts.mapped, counts.quarantined) == (1, 0)
 
 
 def test_a_replay_says_nothing_of_columns_its_records_left_unread(tmp_path: Path) -> None:
