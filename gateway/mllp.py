@@ -49,7 +49,7 @@ from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import Grants, needs, stored_scopes, within_role
 from gateway.services import Services
 from gateway.storage.store import StoreError
-from mappings.readers.hl7v2 import BOM, VERSIONS, Refusal, read_message, refusal
+from mappings.readers.hl7v2 import VERSIONS, Refusal, header_text, read_message, refusal
 from mappings.records import UNPARSEABLE, visible
 from mappings.specs import Spec
 
@@ -337,7 +337,7 @@ def failed(message: bytes, incident: str) -> Answer:
 def _raw_header(message: bytes) -> dict[str, str]:
     """The MSH fields an ACK repeats, read from the first segment as written, for a message
     whose content could not be parsed."""
-    header = message.removeprefix(BOM).split(b"\r", 1)[0].split(b"\n", 1)[0].decode("utf-8", "replace")
+    header = header_text(message)
     if not header.startswith("MSH") or len(header) < 8:
         return {}
     parts = header.split(header[3])

@@ -351,6 +351,26 @@ def refusal(data: bytes) -> Refusal | None:
     return None
 
 
+def header_text(data: bytes) -> str:
+    """A message's first segment as text, decoded as :func:`read_message` decodes the message:
+    in the character set its MSH-18 declares, else UTF-8 when the whole message is UTF-8, else
+    GB18030.  For a listener echoing the header of a message it could not read: decoded as UTF-8
+    alone, a GB18030 MSH-3 住院系统 came back as סԺϵͳ, and 郑州市第一人民医院 as U+FFFD."""
+    first = next((body for line in _lines(io.BytesIO(data)) if (body := line.strip(_FRAMING))), b"")
+    first = first.removeprefix(BOM)
+    try:
+        _, declared = _header(first)
+    except _Unparseable:  # a header refused for its version still has its text
+        declared = None
+    for codec in [declared] if declared else ["utf-8", "gb18030"]:
+        try:
+            data.removeprefix(BOM).decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return first.decode(codec)
+    return _header_text(first)
+
+
 def _header(segment: bytes) -> tuple[_Separators, str | None]:
     """The message's separators (MSH-1, MSH-2) and the codec of its declared character set
     (MSH-18; None when it declares none), once its

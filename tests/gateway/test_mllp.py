@@ -272,6 +272,14 @@ def test_the_ack_of_a_message_the_gateway_failed_on_answers_its_control_id_and_s
     assert (msa[:3], header[4:6]) == (["MSA", "AR", "HIS20261102091502"], ["HIS", "H41010500012"])
 
 
+def test_the_ack_of_a_gb18030_message_it_could_not_read_names_its_sender_in_its_own_words() -> None:
+    """The header was decoded as UTF-8: 住院系统 came back as סԺϵͳ, the hospital as U+FFFD."""
+    message = reheaded(reheaded(sample_messages()[0], 3, "住院系统".encode()), 4, "郑州市第一人民医院".encode())
+    message = reheaded(message, 18, b"")  # no MSH-18: told GB18030 by its bytes
+    header = failed(message.decode().encode("gb18030"), "abc123").ack.decode().split("\r")[0].split("|")
+    assert header[4:6] == ["住院系统", "郑州市第一人民医院"]
+
+
 def test_the_ack_of_a_message_read_as_written_answers_its_control_id_as_sent() -> None:
     """The header of a message that could not be parsed is read as written, escapes and all, and
     the ACK escaped it again: MSH-10 ``A\\F\\B`` was answered in MSA-2 as ``A\\E\\F\\E\\B``."""
