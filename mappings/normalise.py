@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 
@@ -335,7 +335,7 @@ def integer(value: Any) -> int | None:
         return None
     if not re.fullmatch(r"[+-]?\d+(?:\.0+)?", cleaned, re.ASCII):
         raise MappingError("mapping.not-a-number", value=cleaned)
-    return int(cleaned.split(".")[0])  # not via float: exact however many digits
+    return _number(cleaned, lambda: int(cleaned.split(".")[0]))  # not via float: exact
 
 
 def decimal(value: Any) -> float | None:
@@ -351,7 +351,27 @@ def decimal(value: Any) -> float | None:
     # plain decimal notation only: float() would also take nan, inf and 1_000
     if not re.fullmatch(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", cleaned, re.ASCII):
         raise MappingError("mapping.not-a-number", value=cleaned)
-    return int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned, re.ASCII) else float(cleaned)
+    return _number(cleaned, lambda: int(cleaned) if re.fullmatch(r"[+-]?\d+", cleaned, re.ASCII) else float(cleaned))
+
+
+#: the characters of a number a refusal quotes: a cell may hold a million digits
+NUMBER_SHOWN = 40
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(cleaned: str, read: Callable[[], _Number]) -> _Number:
+    """The number ``read`` makes of ``cleaned``, refused as no number when it is none a record
+    means: more digits than Python converts (4,300: a ValueError, which quarantined the record
+    as the gateway's own failure, ingest.internal-error), or out of a float's range (1e400 read
+    as infinity, which the profiles' invariants could not evaluate)."""
+    shown = cleaned if len(cleaned) <= NUMBER_SHOWN else cleaned[:NUMBER_SHOWN] + "…"
+    try:
+        number = read()
+    except ValueError as exc:
+        raise MappingError("mapping.not-a-number", value=shown) from exc
+    if not math.isfinite(number):
+        raise MappingError("mapping.not-a-number", value=shown)
+    return number
 
 
 def split_list(value: Any) -> list[str]:
