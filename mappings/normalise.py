@@ -167,9 +167,19 @@ def digits(value: Any) -> str | None:
     if cleaned is None:
         return None
     compact = re.sub(r"[\s\-()]", "", cleaned)
+    extension = _EXTENSION.search(cleaned)
+    if extension and not _MOBILE.fullmatch(compact):  # 1380371-0001 is a mobile written in groups
+        raise MappingError("mapping.phone-extension", value=cleaned, extension=extension["extension"])
     if not re.fullmatch(r"\+?\d{3,20}", compact, re.ASCII):
         raise MappingError("mapping.not-digits", value=cleaned)
     return compact
+
+
+#: an office number's extension after its local number of 7 or 8 digits (0371-65551234-8001, as
+#: 区号-总机-分机 are written): its separators removed, the digits joined to the number
+#: (0371655512348001) were a number nobody can dial, and ContactPoint has no place for one
+_EXTENSION = re.compile(r"(?<!\d)\d{7,8}-(?P<extension>\d{1,6})$", re.ASCII)
+_MOBILE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 
 
 def fhir_date(value: Any) -> str | None:

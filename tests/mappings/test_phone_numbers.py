@@ -11,11 +11,30 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mappings.normalise import SHORTEST_PHONE, digits, phone_numbers
+from mappings.normalise import SHORTEST_PHONE, MappingError, digits, phone_numbers
 from tests.ingest_output import SAMPLES, mapped_resources, personal_info_file
 
 whole_numbers = st.text(alphabet="0123456789", min_size=SHORTEST_PHONE, max_size=12)
 separators = st.sampled_from([" ", "  ", ",", "，", "、", ";", "；", "/", "／", " / ", "、 "])
+
+
+# -- extensions ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("written", ["0371-65551234-8001", "65551234-8001", "(0371)65551234-8001", "021-1234567-12"])
+def test_a_number_with_its_extension_is_refused_naming_the_extension(written: str) -> None:
+    """区号-总机-分机: the separators removed, 0371655512348001 was written as the number."""
+    with pytest.raises(MappingError) as refused:
+        digits(written)
+    assert (refused.value.message_id, refused.value.params["extension"]) == (
+        "mapping.phone-extension",
+        written.rsplit("-", 1)[1],
+    )
+
+
+@pytest.mark.parametrize(
+    "written", ["138-0371-0001", "1380371-0001", "0371-6555-1234", "+86-371-65551234", "400-810-8888"]
+)
+def test_a_number_written_in_hyphenated_groups_is_no_extension(written: str) -> None:
+    assert digits(written) == "".join(c for c in written if c.isdigit() or c == "+")
 
 
 # -- the splitter -------------------------------------------------------------------------------------
