@@ -52,7 +52,7 @@ from gateway.fhir.literal_references import current_targets, literal_references
 from gateway.fhir.parameters import instant, listed_types, refuse_unsupported_parameters
 from gateway.fhir.repository import ID, READ_ONLY
 from gateway.fhir.search import Searcher, shaped
-from gateway.search.indexer import referenced_id
+from gateway.search.indexer import referenced_id, referenced_key
 from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.search.query import Include, SearchQuery
 from gateway.search.values import date_range, format_instant
@@ -156,6 +156,12 @@ class _JobRun:
         """The records of ``found`` the export holds: its client may see them and its
         ``_typeFilter`` keeps them."""
         return self.filtering.kept(self.tx, list(self.access.among_served(self.tx, found)))
+
+    def people(self) -> list[str] | None:
+        """The export's people (None: anyone) whom its client may see, as the store looks
+        records up by them (:class:`Referrers`, :meth:`Resources.in_compartment`)."""
+        served = self.access.served_people(self.tx) if self.access.restricted else None
+        return _listed_people(_person_ids(self.tx, self.job), served)
 
 
 class BulkExports:
@@ -418,6 +424,8 @@ class BulkExports:
                 written = write(filtering.kept(tx, batch))
                 if provenance:
                     write(_provenances(run, written))
+            if provenance and job.since is not None:
+                write(self._provenances_since(run, files.seen))
             if supporting is not None and job.since is not None:
                 changed = self._changed_supporting(run, supporting)
                 supporting.update(dict.fromkeys(changed))
@@ -461,6 +469,32 @@ class BulkExports:
 
         return met_again
 
+    def _targeted(self, job: Job) -> dict[str, list[str]]:
+        """The compartment's parameters, per type, of the records a Patient or Group export
+        holds the Provenances of (:func:`_provenances`): the types it exports but Patient
+        (whose Provenances are in its compartment) and Provenance itself."""
+        wanted = job.types or self.personal.compartment
+        return {
+            kind: params
+            for kind, params in self.personal.compartment.items()
+            if kind in wanted and kind not in ("Patient", PROVENANCE)
+        }
+
+    def _provenances_since(self, run: _JobRun, written: Container[tuple[str, str]]) -> Iterator[Stored]:
+        """The Provenances changed after ``_since``, not ``written`` already, that target a
+        record the export holds (one of its people's, its client may see, ``_typeFilter``
+        keeps): one unchanged since is not written, so :func:`_provenances` never asks for
+        them.  Per :data:`BATCH` of them, one statement on the index finds which of their
+        targets are the people's records, one reads those to judge them as the export does."""
+        tx, targeted, people = run.tx, self._targeted(run.job), run.people()
+        for batch in _batches(tx.resources.current([PROVENANCE], run.job.since)):
+            _unless_halted(run.halt)
+            fresh = [(found, _targets(found.resource)) for found in batch if (found.type, found.id) not in written]
+            within = tx.resources.in_compartment([key for _, keys in fresh for key in keys], targeted, people)
+            records = tx.resources.read_many(sorted(within)).values() if within else ()
+            held = {(stored.type, stored.id) for stored in run.kept(records)}
+            yield from run.kept(found for found, keys in fresh if not held.isdisjoint(keys))
+
     def _outside_compartment(self, resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
         """What an exported resource (as written: ``_elements`` may have cut a reference out)
         refers to outside the Patient compartment, as (type, id)."""
@@ -481,13 +515,13 @@ class BulkExports:
         the compartment (mostly nothing); those are looked up in the reference index
         :data:`_TARGETS_AT_ONCE` at a time, among the records of the export's people alone,
         and the job stops between two of those statements once it is cancelled."""
-        tx, access = run.tx, run.access
+        tx = run.tx
         outside = tx.resources.current(self._outside_types(), run.job.since)
         candidates = ((changed.type, changed.id) for changed in outside if (changed.type, changed.id) not in named)
         first = next(candidates, None)
         if first is None:  # the usual case: nothing the export may name changed since
             return
-        people = _listed_people(_person_ids(tx, run.job), access.served_people(tx) if access.restricted else None)
+        people = run.people()
         for kind, keys in itertools.groupby(itertools.chain([first], candidates), key=itemgetter(0)):
             ids = (resource_id for _, resource_id in keys)
             while chunk := list(itertools.islice(ids, _TARGETS_AT_ONCE)):
@@ -1238,6 +1272,13 @@ def _provenances(run: _JobRun, written: Sequence[Stored]) -> list[Stored]:
     not asked again here)."""
     records = [stored for stored in written if stored.type not in ("Patient", PROVENANCE)]
     return run.kept(run.tx.resources.included(_PROVENANCE_OF, records)) if records else []
+
+
+def _targets(resource: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What a Provenance (a version of it: ``None`` once deleted) targets, as (type, id), read
+    as the index reads its ``target`` references."""
+    targets = resource.get("target", []) if resource else []
+    return [key for target in targets if isinstance(target, dict) and (key := referenced_key(target)) is not None]
 
 
 def _batches(found: Iterable[Stored]) -> Iterator[list[Stored]]:

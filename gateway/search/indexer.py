@@ -207,9 +207,17 @@ def referenced_id(reference: str, kind: str) -> str | None:
     none (another type, an absolute URL, a urn, a contained resource's ``#…``): for a reader
     that judges a reference as the index does without indexing the whole resource (a bulk
     export's text test)."""
+    found = referenced_key(reference)
+    return found[1] if found is not None and found[0] == kind else None
+
+
+def referenced_key(reference: Any) -> tuple[str, str] | None:
+    """The (type, id) the index reads a reference (its text, or a Reference) as naming, or
+    None (see :func:`referenced_id`): what a Provenance's ``target`` names, read from a
+    version no longer indexed (a bulk export's deletions)."""
     for found_kind, found_id, *_ in _reference(reference):
-        if found_kind == kind:
-            return found_id
+        if found_kind is not None:
+            return found_kind, found_id
     return None
 
 

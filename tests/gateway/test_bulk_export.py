@@ -877,11 +877,11 @@ def provenance(provenance_id: str, *targets: str) -> dict[str, Any]:
     }
 
 
-def exported_with(api: Api, written: dict[str, Any], path: str) -> dict[str, list[dict[str, Any]]]:
+def exported_with(api: Api, written: dict[str, Any], path: str, **params: str) -> dict[str, list[dict[str, Any]]]:
     """The files of an export of ``path`` run while ``written`` is in the archive (removed again)."""
     answer = api.put(f"{api.base}/{written['resourceType']}/{written['id']}", json=written, timeout=30)
     assert answer.status_code in (200, 201), answer.text
-    files = exported(api, export(api, path))
+    files = exported(api, export(api, path, **params))
     api.delete(f"{api.base}/{written['resourceType']}/{written['id']}", timeout=30)
     return files
 
@@ -910,6 +910,27 @@ def test_a_provenance_of_two_exported_records_is_written_once(api: Api, archive:
     targets = ["Observation/bp-zhang-1", "Observation/bp-zhang-2", "Patient/zhang-xiuying"]
     files = exported_with(api, provenance("prov-zhang-all", *targets), "Patient/$export")
     assert ids(files.get("Provenance", [])).count("prov-zhang-all") == 1
+
+
+@pytest.mark.parametrize("path", ["Patient/$export", "Group/home-a/$export"])
+def test_a_since_export_holds_a_provenance_written_since_of_an_unchanged_record(
+    api: Api, archive: dict[str, list[str]], path: str
+) -> None:
+    """A Provenance recorded after the last export, of 张秀英's first blood pressure (unchanged
+    since): only the records changed since were asked for their Provenances."""
+    since = export(api, path)["transactionTime"]
+    files = exported_with(api, provenance("prov-late-zhang", "Observation/bp-zhang-1"), path, _since=since)
+    assert "prov-late-zhang" in ids(files.get("Provenance", []))
+
+
+def test_a_group_export_since_leaves_out_a_provenance_written_since_of_a_non_members_record(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """李建国 (an inactive member) is not the home's: nor is a Provenance of his reading."""
+    since = export(api, "Group/home-a/$export")["transactionTime"]
+    written = provenance("prov-late-li", "Observation/bp-li-1")
+    files = exported_with(api, written, "Group/home-a/$export", _since=since)
+    assert "prov-late-li" not in ids(files.get("Provenance", []))
 
 
 def test_a_patient_export_of_named_types_holds_those_types_alone(api: Api, archive: dict[str, list[str]]) -> None:
