@@ -680,20 +680,42 @@ class BulkExports:
         served = access.served_people(tx) if access.restricted else None
         chosen = _person_ids(tx, job)
         people, holder = _among(chosen, None), access.holder(tx)
+        # the records of the export's people some version of a Provenance targeted, and those
+        # of them it lists as deleted (Provenances are judged after every other type)
+        targeted, records, gone = self._targeted(job), run.people(), set[tuple[str, str]]()
+        ours: set[tuple[str, str]] = set()
+
+        def note_targets(versions: Iterable[Sequence[Stored]]) -> None:
+            """Note which records the Provenance versions among ``versions`` target are the
+            people's: one statement on the index for them all."""
+            keys = [
+                key
+                for found in versions
+                for version in found
+                if version.type == PROVENANCE
+                for key in _targets(version.resource)
+            ]
+            ours.update(tx.resources.in_compartment(keys, targeted, records), gone.intersection(keys))
 
         def held(stored: Stored) -> bool:
             """Whether this version was one the export holds.  Of a chosen few people (a
             Group's), one whose text names none of them and no one by number is not indexed
-            to learn so."""
+            to learn so.  A Provenance is held, too, if it targeted a record of theirs
+            (:meth:`_provenances_since`)."""
             return (
-                (
-                    chosen is None
-                    or stored.type == "Patient"
-                    or _names_any(stored, people)
-                    or _may_name_by_number(stored)
+                stored.resource is not None
+                and (
+                    (stored.type == PROVENANCE and not ours.isdisjoint(_targets(stored.resource)))
+                    or (
+                        (
+                            chosen is None
+                            or stored.type == "Patient"
+                            or _names_any(stored, people)
+                            or _may_name_by_number(stored)
+                        )
+                        and self.personal.in_compartment_of(stored.resource, people, holder)
+                    )
                 )
-                and stored.resource is not None
-                and self.personal.in_compartment_of(stored.resource, people, holder)
                 and (served is None or self.personal.concerns_only(stored.resource, served.__contains__, holder))
             )
 
@@ -716,15 +738,24 @@ class BulkExports:
 
         # their versions since are read BATCH resources at a time, a statement per type
         kinds = job.types or sorted(self.personal.compartment)
-        for batch in _batches(tx.resources.deleted_since(kinds, since)):
+        # a Provenance's deletion is judged after its targets' (``gone``), in batches of its own
+        order = ([kind for kind in kinds if kind != PROVENANCE], [PROVENANCE] if PROVENANCE in kinds else [])
+        deletions = (_batches(tx.resources.deleted_since(some, since)) for some in order if some)
+        for batch in itertools.chain.from_iterable(deletions):
             _unless_halted(run.halt)
-            earlier = tx.resources.versions_since([(gone.type, gone.id) for gone in batch], since)
-            yield from (gone.reference for gone in batch if held_since(gone, earlier.get((gone.type, gone.id), ())))
+            earlier = tx.resources.versions_since([(deleted.type, deleted.id) for deleted in batch], since)
+            note_targets(earlier.values())
+            for deleted in batch:
+                if held_since(deleted, earlier.get((deleted.type, deleted.id), ())):
+                    if deleted.type in targeted:
+                        gone.add((deleted.type, deleted.id))
+                    yield deleted.reference
         for batch in _batches(tx.resources.current(kinds, since)):
             _unless_halted(run.halt)
             # one exported again is asked only for the targets an earlier version may have named
             asked = [changed for changed in batch if targets or (changed.type, changed.id) not in exported]
             earlier = tx.resources.versions_since([(changed.type, changed.id) for changed in asked], since)
+            note_targets(earlier.values())
             for changed in asked:
                 key = (changed.type, changed.id)
                 if held_since(changed, earlier.get(key, ())) and key not in exported:

@@ -933,6 +933,33 @@ def test_a_group_export_since_leaves_out_a_provenance_written_since_of_a_non_mem
     assert "prov-late-li" not in ids(files.get("Provenance", []))
 
 
+@pytest.mark.parametrize("path", ["Patient/$export", "Group/home-a/$export"])
+def test_a_since_export_lists_the_deletion_of_a_provenance_of_a_record(
+    api: Api, archive: dict[str, list[str]], path: str
+) -> None:
+    """A Provenance of 张秀英's reading alone (no Patient among its targets), exported and
+    deleted since: the platform's copy must drop it too."""
+    written = provenance("prov-gone-zhang", "Observation/bp-zhang-2")
+    api.put(f"{api.base}/Provenance/prov-gone-zhang", json=written, timeout=30)
+    since = export(api, path)["transactionTime"]
+    api.delete(f"{api.base}/Provenance/prov-gone-zhang", timeout=30)
+    assert "Provenance/prov-gone-zhang" in deletions(api, export(api, path, _since=since))
+
+
+def test_a_since_export_lists_the_deletion_of_a_provenance_of_a_record_deleted_too(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """A reading of 张秀英 and its Provenance, both exported and deleted since: the reading no
+    longer says whose it was, its listed deletion does."""
+    api.put(f"{api.base}/Observation/bp-gone-prov", json=observation("bp-gone-prov", "zhang-xiuying", 133), timeout=30)
+    written = provenance("prov-of-gone", "Observation/bp-gone-prov")
+    api.put(f"{api.base}/Provenance/prov-of-gone", json=written, timeout=30)
+    since = export(api, "Patient/$export")["transactionTime"]
+    api.delete(f"{api.base}/Provenance/prov-of-gone", timeout=30)
+    api.delete(f"{api.base}/Observation/bp-gone-prov", timeout=30)
+    assert "Provenance/prov-of-gone" in deletions(api, export(api, "Patient/$export", _since=since))
+
+
 def test_a_patient_export_of_named_types_holds_those_types_alone(api: Api, archive: dict[str, list[str]]) -> None:
     files = exported(api, export(api, "Patient/$export", _type="Patient"))
     assert sorted(files) == ["Patient"]
