@@ -13,7 +13,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import (
     ClientDisconnected,
@@ -45,6 +45,10 @@ from gateway.services import Services
 from gateway.storage.store import StoreError
 
 log = logging.getLogger("yiyang.api")
+#: seconds a client answered 503 ``http.store-busy`` should wait before sending the request
+#: again: the store already waited for what held it (a lock, a connection), so at once would
+#: mostly meet the same crowd
+STORE_RETRY_AFTER = "5"
 
 
 class _NoSessions(SessionInterface):
@@ -132,7 +136,7 @@ def _stop_acting(_: BaseException | None) -> None:
         acting.reset(token)
 
 
-def _fhir_error(error: FhirError) -> object:
+def _fhir_error(error: FhirError) -> Response:
     """A refused or failed request as its OperationOutcome, or as an OAuth error at the token
     endpoint, whose clients read nothing else (a form byte that is no UTF-8, a NUL in the URL:
     refused before any route runs; a store that fails while the client is looked up)."""
@@ -170,7 +174,11 @@ def _http_error(error: HTTPException) -> object:
 
 
 def _store_error(error: StoreError) -> object:
-    return _fhir_error(store_failure(error, f"{request.method} {request.path}"))
+    """A store busy past its wait (SQLite's lock, no pooled PostgreSQL connection free, a
+    deadlock retried in vain): 503, and when to send the request again (RFC 9110 §10.2.3)."""
+    response = _fhir_error(store_failure(error, f"{request.method} {request.path}"))
+    response.headers["Retry-After"] = STORE_RETRY_AFTER
+    return response
 
 
 def _internal_error(error: Exception) -> object:

@@ -210,6 +210,9 @@ SETTLE_SECONDS = 120
 
 #: how long opening a store waits for the database server to answer
 CONNECT_SECONDS = 10
+#: how long a thread waits for a pooled connection (psycopg_pool's default, made ours): every
+#: one in use, or the server not answering for a new one, past it is :class:`NoConnectionFree`
+BORROW_SECONDS = 30
 
 
 class CannotConnect(Worded, StoreError):
@@ -219,6 +222,17 @@ class CannotConnect(Worded, StoreError):
     def __init__(self, url: str, reason: str | Worded) -> None:
         said = reason if isinstance(reason, Worded) else " ".join(reason.split())
         Worded.__init__(self, "store.cannot-connect", url=displayable_url(url), reason=said)
+        StoreError.__init__(self, str(self))
+
+
+class NoConnectionFree(Worded, StoreError):
+    """The pool lent no connection within its wait: every one was in use (more requests at
+    once than ``store_connections``), or the server did not answer for a new one.  A busy
+    store, not a broken one: the request may be sent again (psycopg_pool's ``PoolTimeout``
+    reached the API as an unexpected failure, a 500 with a traceback in the log)."""
+
+    def __init__(self, connections: int, seconds: float) -> None:
+        Worded.__init__(self, "store.no-connection-free", connections=connections, seconds=f"{seconds:g}")
         StoreError.__init__(self, str(self))
 
 
@@ -249,6 +263,7 @@ class PostgresStore(Store):
             max_size=pool_size,
             kwargs={"autocommit": True},  # transactions are begun explicitly, as on SQLite
             configure=_configure,
+            timeout=BORROW_SECONDS,
             open=True,
             name="yiyang",
         )
@@ -265,7 +280,10 @@ class PostgresStore(Store):
         need) and generator cost about 20 µs of CPU a request.  A connection handed back
         inside a transaction (an error between BEGIN and its end) is rolled back by the pool,
         a broken one replaced."""
-        connection = self.pool.getconn()
+        try:
+            connection = self.pool.getconn()
+        except PoolTimeout as exc:
+            raise NoConnectionFree(self.pool.max_size, self.pool.timeout) from exc
         try:
             yield connection
         finally:
@@ -304,8 +322,8 @@ class PostgresStore(Store):
         """Statistics right after a bulk write, before autovacuum gets to it: a freshly loaded
         archive is otherwise planned as if every table held one row (a measure over 2,000
         people took 23 s instead of 1.2 s, walking every division row per person)."""
-        with self.pool.connection() as connection:
-            connection.execute("ANALYZE resource, search_index")
+        with self._connection() as connection:
+            Executor(connection, self.dialect, self.errors).execute("ANALYZE resource, search_index")
 
     def close(self) -> None:
         self.pool.close()
