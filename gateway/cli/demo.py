@@ -42,6 +42,7 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.validator import Validator
     from gateway.config import Config
     from gateway.demo import sample_files
+    from gateway.export import export_folder
     from gateway.ingest.commands import archive, ingest, summary
     from gateway.masking import masked_unless
 
@@ -59,8 +60,10 @@ def run_demo(args: argparse.Namespace, out: IO[str]) -> int:
                 files = sample_files(source)
                 if files:
                     out.write(f"\n[{source}] " + ", ".join(f.name for f in files) + "\n")
-                    counts = ingest(source, files, folder, registry, store=store, config=config, lang=args.lang)
+                    counts = ingest(source, files, None, registry, store=store, config=config, lang=args.lang)
                     out.write(summary(counts, args.lang) + "\n")
+            if folder is not None:  # once, when every source is in: each source's ingest exported it all
+                export_folder(store, folder)
             _show_shared_elder(store, out, args.lang, args.reveal)
     finally:
         if services:
