@@ -403,7 +403,10 @@ class Bundles:
                 entry.resource_id = self._only_match_id(tx, entry, f"{entry.path}.request.url")
                 continue
             asked = "ifNoneExist" if entry.method == "POST" else "url"
-            found = self.repository.only_match(tx, entry.kind, condition, f"{entry.path}.request.{asked}")
+            where = f"{entry.path}.request.{asked}"
+            found = self.repository.only_match(tx, entry.kind, condition, where)
+            if entry.method == "PUT" and found is None and entry.if_match is not None:  # as a PUT alone
+                raise FhirError(404, "http.conditional-no-match", where, condition=condition)
             if entry.method == "POST" and found is not None:
                 entry.method, entry.resource, entry.resource_id = "GET", None, found.id
             elif entry.method == "PUT" and entry.resource is not None:

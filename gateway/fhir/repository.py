@@ -653,6 +653,10 @@ class Repository:
         def matched(tx: Transaction) -> Written:
             tx.lock(condition_lock(kind))
             found = self.only_match(tx, kind, criteria)
+            if found is None and if_match is not None:
+                # If-Match asks for a version of the match: none matched, so none can have it
+                # (a 404 naming the id minted for a create never made told the client nothing)
+                raise FhirError(404, "http.conditional-no-match", condition=criteria)
             body_id = named_id(resource, f"{kind}.id")
             if body_id:
                 self.check_id(body_id, f"{kind}.id")

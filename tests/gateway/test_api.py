@@ -409,6 +409,13 @@ def test_a_conditional_update_matching_nothing_creates_at_a_free_id_it_names(api
     assert (answer.status_code, answer.json()["id"]) == (201, person["id"])
 
 
+def test_a_conditional_update_with_if_match_matching_nothing_says_so(api: Api) -> None:
+    """Its 404 named an id the server had minted for a create it never made."""
+    person = new_patient()
+    answer = put(api, f"Patient?identifier={ID_CARD}|{id_card(person)}", person, **{"If-Match": 'W/"1"'})
+    assert (answer.status_code, message_ids(answer)) == (404, ["http.conditional-no-match"])
+
+
 def test_a_conditional_create_reads_criteria_sent_as_raw_utf8(api: Api) -> None:
     """Header values reach WSGI as Latin-1; read so, 日期 matched nothing and made a duplicate."""
     first = created(api, new_patient())

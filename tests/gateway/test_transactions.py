@@ -751,6 +751,18 @@ def test_a_refused_if_match_names_its_entry(made: Services) -> None:
     assert (refused.status, refused.expression) == (412, "Bundle.entry[1]")
 
 
+def test_a_conditional_update_entry_with_if_match_matching_nothing_says_so(made: Services) -> None:
+    """Its 404 named an id the server had minted for a create it never made."""
+    entry = put(f"Basic?identifier={SYSTEM}|nowhere", basic("nowhere"))
+    entry["request"]["ifMatch"] = 'W/"1"'
+    refused = refusal(made, bundle(entry))
+    assert (refused.status, refused.message_id, refused.expression) == (
+        404,
+        "http.conditional-no-match",
+        "Bundle.entry[0].request.url",
+    )
+
+
 def test_a_batch_entry_refused_by_its_if_match_is_located_at_the_entry(made: Services) -> None:
     """A transaction's 412 named its entry; a batch's named nothing."""
     stored(made, "batched")
