@@ -40,6 +40,7 @@ from gateway.fhir.repository import (
     Shared,
     Written,
     check_body_id,
+    check_whole,
     condition_lock,
     named_id,
     new_id,
@@ -519,6 +520,7 @@ class Bundles:
             if entry.method == "PUT":
                 check_body_id(entry.resource, entry.resource_id or "", f"{entry.path}.resource.id")
             where = f"{entry.path}.resource"
+            check_whole(entry.resource, where)
             self.repository.check_reachable(entry.resource, where, elsewhere, entry.references)
             entry.issues = self.repository.validate(
                 entry.resource, path=where, elsewhere=elsewhere, references=entry.references

@@ -37,7 +37,7 @@ from gateway.fhir.identity_index import (
     replacing_link,
 )
 from gateway.fhir.json_patch import patched_resource
-from gateway.fhir.search import Searcher
+from gateway.fhir.search import SUBSETTED, Searcher
 from gateway.ingest.identity import IDENTITY_LOCK
 from gateway.ingest.organizations import identifiers as organization_identifiers
 from gateway.ingest.organizations import lock_identifiers as lock_organization_identifiers
@@ -199,6 +199,7 @@ class Repository:
         its index rows, :meth:`index_rows`) when the caller passes them."""
         resolve = self.references.including({})  # one lookup per reference for both
         references = references if references is not None else References(resource, path)
+        check_whole(resource, path)
         self.check_reachable(resource, path, resolve, references)
         issues = self.validate(resource, path=path, elsewhere=resolve, references=references)
         errors = [issue for issue in issues if issue.is_error]
@@ -468,6 +469,7 @@ class Repository:
         try:
             if resource_id is not None:
                 self.check_id(resource_id, f"{written['resourceType']}.id")
+            check_whole(written)
             self.check_reachable(written, references=references)
             self.store.atomically(write)
         except FhirError as refused:
@@ -968,6 +970,17 @@ def condition_lock(kind: str) -> str:
     hold while merging people, so a conditional create and an ingest cannot both create the
     same person either (at the price of waiting for an ingest batch to commit)."""
     return IDENTITY_LOCK if kind == "Patient" else f"condition|{kind}"
+
+
+def check_whole(resource: dict[str, Any], path: str = "") -> None:
+    """A resource tagged SUBSETTED is a copy cut down by ``_summary`` or ``_elements``, which R4
+    marks so that it never overwrites the whole resource (search.html#summary): written back as
+    read, it replaced the record with the part shown and kept the tag for good.  Refused (422)
+    whatever the validation policy, as a write losing data is no matter of conformance."""
+    tags = resource.get("meta", {}).get("tag") if isinstance(resource.get("meta"), dict) else None
+    for index, tag in enumerate(tags if isinstance(tags, list) else []):
+        if isinstance(tag, dict) and tag.get("system") == SUBSETTED["system"] and tag.get("code") == SUBSETTED["code"]:
+            raise FhirError(422, "http.subsetted", f"{path or resource['resourceType']}.meta.tag[{index}]")
 
 
 def _check_writable(kind: str, method: str) -> None:

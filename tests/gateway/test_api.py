@@ -239,6 +239,19 @@ def test_an_update_if_match_version_zero_names_no_version(api: Api) -> None:
     assert answer.status_code == 412
 
 
+def test_a_resource_read_subsetted_cannot_overwrite_the_whole_one(api: Api) -> None:
+    """R4 tags a read cut by _elements SUBSETTED so that it never replaces the whole resource:
+    put back as read, it was stored, and the record lost every element it did not show."""
+    resource = created(api, new_patient())
+    part = get(api, f"Patient/{resource['id']}?_elements=gender").json()
+    answer = put(api, f"Patient/{resource['id']}", part)
+    assert (answer.status_code, message_ids(answer), get(api, f"Patient/{resource['id']}").headers["ETag"]) == (
+        422,
+        ["http.subsetted"],
+        'W/"1"',
+    )
+
+
 def test_a_put_to_a_new_id_creates_the_resource_there(api: Api) -> None:
     answer = put(api, "Patient/client-chosen-1", {**new_patient(), "id": "client-chosen-1"})
     assert (answer.status_code, answer.headers["ETag"]) == (201, 'W/"1"')

@@ -763,6 +763,18 @@ def test_a_conditional_update_entry_with_if_match_matching_nothing_says_so(made:
     )
 
 
+def test_a_subsetted_resource_entry_is_refused_at_its_tag(made: Services) -> None:
+    """A copy cut by _summary or _elements, written back, replaced the whole resource."""
+    subsetted = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+    part = {**basic("cut"), "id": "cut", "meta": {"tag": [{"system": "urn:t", "code": "x"}, subsetted]}}
+    refused = refusal(made, bundle(put("Basic/cut", part)))
+    assert (refused.status, refused.message_id, refused.expression) == (
+        422,
+        "http.subsetted",
+        "Bundle.entry[0].resource.meta.tag[1]",
+    )
+
+
 def test_a_batch_entry_refused_by_its_if_match_is_located_at_the_entry(made: Services) -> None:
     """A transaction's 412 named its entry; a batch's named nothing."""
     stored(made, "batched")
