@@ -313,7 +313,10 @@ def create(kind: str) -> Response:
     repository.check_type(kind)
     if isinstance(resource, dict) and resource.get("resourceType") not in (None, kind):
         raise FhirError(400, "http.wrong-type", "resourceType", found=resource.get("resourceType"), expected=kind)
-    return _written(repository.create(resource, if_none_exist(kind)))
+    # a conditional create that found its match answers as a create does, its Location too
+    # (as a Bundle's entry answers): under Prefer: return=minimal it was the only way to tell
+    # which resource matched
+    return _written(repository.create(resource, if_none_exist(kind)), located=True)
 
 
 @fhir.put("/<kind>")
@@ -509,10 +512,12 @@ def document(resource_id: str) -> Response:
 
 
 # -- shared answers ------------------------------------------------------------------------------
-def _written(written: Written) -> Response:
+def _written(written: Written, *, located: bool = False) -> Response:
+    """``located``: the answer names the resource in ``Location`` even when it was not created
+    (a conditional create's match)."""
     stored = written.stored
     g.touched = (stored.reference,)  # for the audit trail: a conditional write's URL names criteria
-    headers = version_headers(stored, base_url() if written.status == 201 else None)
+    headers = version_headers(stored, base_url() if written.status == 201 or located else None)
     wanted = prefer_return()
     if wanted == "minimal":
         return respond(None, written.status, headers)

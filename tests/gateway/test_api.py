@@ -402,6 +402,17 @@ def test_a_conditional_create_that_finds_its_match_ignores_the_body(api: Api) ->
     assert (again.status_code, again.json()["id"]) == (200, first["id"])
 
 
+def test_a_conditional_create_that_finds_its_match_names_it_in_location(api: Api) -> None:
+    """Under return=minimal its 200 had no body and no Location: nothing told which matched."""
+    first = created(api, new_patient())
+    criteria = f"identifier={ID_CARD}|{id_card(first)}"
+    again = post(api, "Patient", new_patient(), **{"If-None-Exist": criteria, "Prefer": "return=minimal"})
+    assert (again.status_code, again.headers.get("Location")) == (
+        200,
+        f"{api.base}/Patient/{first['id']}/_history/1",
+    )
+
+
 def test_a_conditional_update_updates_the_one_match(api: Api) -> None:
     first = created(api, new_patient())
     answer = put(api, f"Patient?identifier={ID_CARD}|{id_card(first)}", {**first, "active": False})
