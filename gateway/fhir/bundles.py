@@ -348,6 +348,7 @@ class Bundles:
             registering = _registering(entries)
             if conditional:
                 self._resolve_conditional_references(tx, entries, registering)
+                self._check_conditions_spare_creates(tx, entries, registering)
                 self._validate_all(entries)
             _check_distinct(entries)
             _check_distinct_people(tx, entries)
@@ -494,6 +495,44 @@ class Bundles:
             pass
         for _, node in pending:
             node["reference"] = resolved[node["reference"]]
+
+    def _check_conditions_spare_creates(
+        self, tx: Transaction, entries: list[Entry], registering: Mapping[str, dict[str, Any]]
+    ) -> None:
+        """R4 applies a transaction's creates before its updates: a conditional update whose
+        criteria select a resource one of its creates makes would change that new resource,
+        an overlap for which R4 fails the transaction (so would a conditional create selecting
+        another create's resource).  Resolved before the creates, as the conditions are, it
+        found nothing and made a second resource.  So when such a condition has a create of
+        its type beside it, the creates are written provisionally (and rolled back), and it is
+        asked again: a create among its matches refuses the Bundle (400, naming both)."""
+        creates = {(e.kind, e.resource_id): e for e in entries if e.method == "POST" and e.resource is not None}
+        asking = [
+            entry
+            for entry in entries
+            if entry.method in ("PUT", "POST")
+            and _condition(entry)
+            and any(kind == entry.kind and other is not entry for (kind, _), other in creates.items())
+        ]
+        if not asking:
+            return
+        try:
+            with tx.savepoint():
+                for entry in creates.values():
+                    self._apply(tx, entry, Reply(), Shared(registering))
+                for entry in asking:
+                    condition = _condition(entry) or ""
+                    for match in self.searcher.matching(tx, entry.kind, condition, self.repository.access()):
+                        first = creates.get((entry.kind, match.id))
+                        if first is not None and first is not entry:
+                            reference = f"{entry.kind}/{match.id}"
+                            detail = Worded(
+                                "bundle.same-resource", first=first.path, second=entry.path, reference=reference
+                            )
+                            raise FhirError(400, "http.bad-bundle", f"{entry.path}.request", detail=detail)
+                raise _Provisional
+        except _Provisional:
+            pass
 
     def _reference_target(self, tx: Transaction, entry: Entry, reference: str) -> str:
         kind, _, criteria = reference.partition("?")

@@ -739,6 +739,13 @@ def test_a_transactions_delete_entry_answers_with_the_etag_of_the_deletion(made:
     assert answer["entry"][0]["response"] == {"status": "204 No Content", "etag": 'W/"2"'}
 
 
+def test_a_conditional_update_selecting_the_bundles_own_create_is_refused(made: Services) -> None:
+    """R4 applies the POST first, so the PUT's criteria select what it made (an overlap, which
+    fails the transaction); resolved before it, they found nothing and made a twin."""
+    refused = refusal(made, bundle(post(basic("twin")), put(f"Basic?identifier={SYSTEM}|twin", basic("twin"))))
+    assert (refused.status, refused.expression, holders(made, "twin")) == (400, "Bundle.entry[1].request", [])
+
+
 def test_a_refused_if_match_names_its_entry(made: Services) -> None:
     """Of a transaction's entries, the 412 said nothing of which one's version was wrong."""
     stored(made, "versioned")
