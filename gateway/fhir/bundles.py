@@ -853,7 +853,9 @@ def _readable(bundle: Any) -> tuple[str, list[Any]]:
         raise FhirError(400, "http.bad-bundle", "Bundle", detail=Worded("bundle.not-a-bundle"))
     kind = bundle.get("type")
     if kind not in ("transaction", "batch"):
-        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=Worded("bundle.bad-type", kind=kind))
+        # a Bundle without one was told it was "not None", Python's word for the missing value
+        shown = "(none)" if kind is None else kind
+        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=Worded("bundle.bad-type", kind=shown))
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise FhirError(400, "http.bad-bundle", "Bundle.entry", detail=Worded("bundle.entry-not-array"))

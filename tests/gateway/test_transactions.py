@@ -746,6 +746,12 @@ def test_a_conditional_update_selecting_the_bundles_own_create_is_refused(made: 
     assert (refused.status, refused.expression, holders(made, "twin")) == (400, "Bundle.entry[1].request", [])
 
 
+def test_a_bundle_without_a_type_is_told_it_has_none(made: Services) -> None:
+    """Its refusal said "not None", Python's word for the missing value."""
+    refused = refusal(made, {"resourceType": "Bundle", "entry": []})
+    assert refused.outcome("en")["issue"][0]["details"]["text"].endswith("not (none)")
+
+
 def test_a_refused_if_match_names_its_entry(made: Services) -> None:
     """Of a transaction's entries, the 412 said nothing of which one's version was wrong."""
     stored(made, "versioned")
