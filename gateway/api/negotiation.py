@@ -458,6 +458,12 @@ def if_none_exist(kind: str | None) -> str | None:
 
 
 def if_match() -> int | None:
+    """A write's precondition: the version ``If-Match`` names (None without one).  Every write
+    route asks it, so it refuses ``If-None-Match`` there too, which FHIR defines for reads
+    alone: ignored, ``PUT`` with ``If-None-Match: *`` (create only if absent, RFC 9110
+    §13.1.2) replaced the existing resource, where the client asked for a 412."""
+    if "HTTP_IF_NONE_MATCH" in request.environ:
+        raise FhirError(400, "http.if-none-match-on-write", method=request.method)
     value = request.headers.get("If-Match")
     if not value:
         return None

@@ -233,6 +233,18 @@ def test_an_update_if_match_any_creates_nothing(api: Api) -> None:
     assert (answer.status_code, get(api, f"Patient/{resource['id']}").status_code) == (404, 404)
 
 
+def test_an_update_with_if_none_match_does_not_overwrite(api: Api) -> None:
+    """If-None-Match: * asks for a create only if absent (RFC 9110); ignored, the PUT replaced
+    the existing resource."""
+    resource = created(api, new_patient())
+    answer = put(api, f"Patient/{resource['id']}", {**resource, "active": False}, **{"If-None-Match": "*"})
+    assert (answer.status_code, message_ids(answer), get(api, f"Patient/{resource['id']}").headers["ETag"]) == (
+        400,
+        ["http.if-none-match-on-write"],
+        'W/"1"',
+    )
+
+
 def test_an_update_if_match_version_zero_names_no_version(api: Api) -> None:
     resource = created(api, new_patient())
     answer = put(api, f"Patient/{resource['id']}", {**resource, "active": False}, **{"If-Match": 'W/"0"'})
