@@ -348,8 +348,9 @@ class Bundles:
             registering = _registering(entries)
             if conditional:
                 self._resolve_conditional_references(tx, entries, registering)
-                self._check_conditions_spare_creates(tx, entries, registering)
                 self._validate_all(entries)
+                # once validated: a provisional write of a malformed resource failed (a 500)
+                self._check_conditions_spare_creates(tx, entries, registering)
             _check_distinct(entries)
             _check_distinct_people(tx, entries)
             people = [e.resource for e in entries if e.method == "PUT" and e.kind == "Patient" and e.resource]

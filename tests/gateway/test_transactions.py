@@ -746,6 +746,14 @@ def test_a_conditional_update_selecting_the_bundles_own_create_is_refused(made: 
     assert (refused.status, refused.expression, holders(made, "twin")) == (400, "Bundle.entry[1].request", [])
 
 
+def test_a_malformed_create_beside_a_conditional_update_is_refused_by_validation(made: Services) -> None:
+    """The creates written provisionally to ask the condition again were written before they
+    were validated: a meta that is no object failed the write, a 500."""
+    malformed = {**basic("twin"), "meta": "x"}
+    refused = refusal(made, bundle(post(malformed), put(f"Basic?identifier={SYSTEM}|other", basic("other"))))
+    assert (refused.status, refused.message_id) == (422, "http.invalid-resource")
+
+
 def test_a_bundle_without_a_type_is_told_it_has_none(made: Services) -> None:
     """Its refusal said "not None", Python's word for the missing value."""
     refused = refusal(made, {"resourceType": "Bundle", "entry": []})
