@@ -40,7 +40,7 @@ from gateway.fhir.repository import (
     Shared,
     Written,
     check_body_id,
-    check_whole,
+    check_meta,
     condition_lock,
     named_id,
     new_id,
@@ -486,6 +486,7 @@ class Bundles:
             with tx.savepoint():  # the transaction's deletes are applied already
                 for entry in entries:
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
+                        check_meta(entry.resource, f"{entry.path}.resource")  # not yet validated
                         self._apply(tx, entry, Reply(), Shared(registering))
                 for entry, node in pending:
                     reference = node["reference"]
@@ -560,7 +561,7 @@ class Bundles:
             if entry.method == "PUT":
                 check_body_id(entry.resource, entry.resource_id or "", f"{entry.path}.resource.id")
             where = f"{entry.path}.resource"
-            check_whole(entry.resource, where)
+            check_meta(entry.resource, where)
             self.repository.check_reachable(entry.resource, where, elsewhere, entry.references)
             entry.issues = self.repository.validate(
                 entry.resource, path=where, elsewhere=elsewhere, references=entry.references

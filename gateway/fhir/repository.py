@@ -199,7 +199,7 @@ class Repository:
         its index rows, :meth:`index_rows`) when the caller passes them."""
         resolve = self.references.including({})  # one lookup per reference for both
         references = references if references is not None else References(resource, path)
-        check_whole(resource, path)
+        check_meta(resource, path)
         self.check_reachable(resource, path, resolve, references)
         issues = self.validate(resource, path=path, elsewhere=resolve, references=references)
         errors = [issue for issue in issues if issue.is_error]
@@ -469,7 +469,7 @@ class Repository:
         try:
             if resource_id is not None:
                 self.check_id(resource_id, f"{written['resourceType']}.id")
-            check_whole(written)
+            check_meta(written)
             self.check_reachable(written, references=references)
             self.store.atomically(write)
         except FhirError as refused:
@@ -972,15 +972,26 @@ def condition_lock(kind: str) -> str:
     return IDENTITY_LOCK if kind == "Patient" else f"condition|{kind}"
 
 
-def check_whole(resource: dict[str, Any], path: str = "") -> None:
-    """A resource tagged SUBSETTED is a copy cut down by ``_summary`` or ``_elements``, which R4
-    marks so that it never overwrites the whole resource (search.html#summary): written back as
-    read, it replaced the record with the part shown and kept the tag for good.  Refused (422)
-    whatever the validation policy, as a write losing data is no matter of conformance."""
-    tags = resource.get("meta", {}).get("tag") if isinstance(resource.get("meta"), dict) else None
-    for index, tag in enumerate(tags if isinstance(tags, list) else []):
+def check_meta(resource: dict[str, Any], path: str = "") -> None:
+    """A resource's ``meta`` as the archive can write it, refused (422) whatever the validation
+    policy.  An object, into which the store writes ``versionId`` and ``lastUpdated``: kept to
+    the write (under ``warn``, or written provisionally to resolve a transaction's conditional
+    references), a string there failed it, a 500.  Its ``tag`` an array, to which a read cut by
+    ``_summary`` or ``_elements`` adds SUBSETTED: stored as a number, every such read of the
+    resource was a 500.  And no SUBSETTED tag: a copy cut down by
+    ``_summary`` or ``_elements``, which R4 marks so that it never overwrites the whole resource
+    (search.html#summary); written back as read, it replaced the record with the part shown
+    and kept the tag for good."""
+    where = f"{path or resource['resourceType']}.meta"
+    meta = resource.get("meta", {})
+    if not isinstance(meta, dict):
+        raise FhirError(422, "http.meta-not-object", where)
+    tags = meta.get("tag", [])
+    if not isinstance(tags, list):  # a cut read adds SUBSETTED to it: [*5, …] failed, a 500
+        raise FhirError(422, "http.meta-tag-not-array", f"{where}.tag")
+    for index, tag in enumerate(tags):
         if isinstance(tag, dict) and tag.get("system") == SUBSETTED["system"] and tag.get("code") == SUBSETTED["code"]:
-            raise FhirError(422, "http.subsetted", f"{path or resource['resourceType']}.meta.tag[{index}]")
+            raise FhirError(422, "http.subsetted", f"{where}.tag[{index}]")
 
 
 def _check_writable(kind: str, method: str) -> None:

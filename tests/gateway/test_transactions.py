@@ -751,7 +751,32 @@ def test_a_malformed_create_beside_a_conditional_update_is_refused_by_validation
     were validated: a meta that is no object failed the write, a 500."""
     malformed = {**basic("twin"), "meta": "x"}
     refused = refusal(made, bundle(post(malformed), put(f"Basic?identifier={SYSTEM}|other", basic("other"))))
-    assert (refused.status, refused.message_id) == (422, "http.invalid-resource")
+    assert refused.status == 422
+
+
+def test_a_meta_that_is_no_object_beside_a_conditional_reference_is_refused(made: Services) -> None:
+    """The resource written provisionally to resolve the reference failed the write (a 500)."""
+    entry = post({**basic("meta"), "meta": "x", "subject": {"reference": "Patient?identifier=urn:x|1"}})
+    refused = refusal(made, bundle(entry))
+    assert (refused.status, refused.message_id, refused.expression) == (
+        422,
+        "http.meta-not-object",
+        "Bundle.entry[0].resource.meta",
+    )
+
+
+def test_a_meta_that_is_no_object_is_refused_under_warn(make: Callable[[str], Services]) -> None:
+    """Kept to the write under warn, it failed there with a TypeError (a 500)."""
+    with pytest.raises(FhirError) as refused:
+        make("warn").repository.create({**basic("meta"), "meta": "x"})
+    assert (refused.value.status, refused.value.message_id) == (422, "http.meta-not-object")
+
+
+def test_a_meta_tag_that_is_no_array_is_refused_under_warn(make: Callable[[str], Services]) -> None:
+    """Stored so under warn, every read of it cut by _summary or _elements was a 500."""
+    with pytest.raises(FhirError) as refused:
+        make("warn").repository.create({**basic("tag"), "meta": {"tag": 5}})
+    assert (refused.value.status, refused.value.message_id) == (422, "http.meta-tag-not-array")
 
 
 def test_a_bundle_without_a_type_is_told_it_has_none(made: Services) -> None:
