@@ -202,6 +202,29 @@ def test_a_request_longer_than_the_worker_timeout_is_answered(tmp_path: Path, cl
     assert status == 201
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_store_busy_past_the_worker_timeout_answers_503(tmp_path: Path, client_key: Any, threads: int) -> None:
+    """A request waiting on a busy store longer than the worker timeout is answered, not
+    dropped: the store's wait (here SQLite's busy timeout, 3 s) may exceed the worker timeout
+    (2 s), because the worker's heart beats from a thread of its own while the request waits,
+    so the master does not kill it before its 503 ``http.store-busy`` (the gthread worker's
+    main loop beats whatever its threads wait for)."""
+    path = tmp_path / "archive.sqlite"
+    add_client(f"sqlite:///{path}", TEST_CLIENT, key=client_key)
+    env = {"YIYANG_WORKER_TIMEOUT": "2", "YIYANG_SQLITE_BUSY_TIMEOUT_SECONDS": "3", "YIYANG_THREADS": str(threads)}
+    with server_process(f"sqlite:///{path}", workers=1, env=env) as (base, _):
+        token = request_token(base, TEST_CLIENT, client_key).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+        body = json.dumps(load_example("yy-patient/valid-zhang-xiuying.json"))
+        held = sqlite3.connect(path, isolation_level=None, timeout=60)
+        try:
+            held.execute("BEGIN IMMEDIATE")  # the write lock, held until the create has its answer
+            answer = requests.post(f"{base}/Patient", data=body, headers=headers, timeout=60)
+        finally:
+            held.close()
+    assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (503, "http.store-busy")
+
+
 def test_serve_listens_on_an_ipv6_address(tmp_path: Path) -> None:
     """``--host ::1`` was handed to gunicorn as ``::1:PORT``, which it refused ("'' is not a
     valid port number", an internal error), and announced ``http://::1:PORT/fhir``."""
