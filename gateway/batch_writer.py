@@ -98,7 +98,7 @@ class BatchWriter(Generic[Row]):
             try:
                 self._write(rows)
             except Exception as error:  # noqa: BLE001 - keep the rows; the next flush tries again
-                self.log.exception("%s: writing %d rows failed", self.name, len(rows))
+                self._log_failure(len(rows), error)
                 self._went_in = False
                 kept = self._write_apart(rows, error)
                 if not kept:
@@ -107,6 +107,17 @@ class BatchWriter(Generic[Row]):
                 self._keep(kept)
                 return len(rows) - len(kept)
             return len(rows)
+
+    def _log_failure(self, count: int, error: Exception) -> None:
+        """The store's refusal (busy, down, no connection free) on one line, in its own words
+        (masked, as every line of the gateway's loggers is); a bug of ours with its traceback.
+        A traceback at every flush of a store that is down, through our frames and the
+        driver's, flooded the log for an ordinary outage it says nothing more of."""
+        if isinstance(error, StoreError):
+            words = " ".join(str(error).split())
+            self.log.error("%s: writing %d rows failed: %s", self.name, count, words)
+        else:
+            self.log.error("%s: writing %d rows failed", self.name, count, exc_info=error)
 
     def _keep(self, kept: list[Row]) -> None:
         """Put rows back before those pending, for the next flush; beyond ``limit``, the oldest

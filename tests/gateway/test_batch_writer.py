@@ -96,6 +96,29 @@ def test_a_store_that_is_down_keeps_every_row_for_the_next_attempt() -> None:
     assert sorted(store.rows) == list(range(20))
 
 
+def test_a_store_that_is_down_is_logged_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Every flush of a store that is down (busy, no connection free) logged a traceback
+    through our frames and the driver's: an outage flooded the log."""
+    store = filled(Store(), 20)
+    store.down = True
+    store.flush()
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+def test_a_store_that_is_down_is_logged_in_its_own_words(caplog: pytest.LogCaptureFixture) -> None:
+    store = filled(Store(), 20)
+    store.down = True
+    store.flush()
+    assert caplog.records[0].getMessage() == "test-rows: writing 20 rows failed: refused"
+
+
+def test_a_bug_every_row_meets_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    store = filled(Store(), 4)
+    store.starved = True
+    store.flush()
+    assert caplog.records[0].exc_info is not None
+
+
 # Python 3.12 warns of any fork in a process with threads (an earlier test's writer's, here)
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_writer_used_before_a_fork_starts_a_thread_of_its_own_in_the_child() -> None:
