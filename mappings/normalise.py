@@ -67,7 +67,13 @@ _YEAR = re.compile(r"(?:18|19|20)\d{2}", re.ASCII)
 #: characters of garbled text a message quotes: 赵淑芬 garbled is 9, the family name's 3
 MOJIBAKE_SHOWN = 3
 # × and · are real text in Chinese exports (a masked name 王××, 阿依古丽·买买提), not mojibake
-_MOJIBAKE = re.compile(r"\ufffd|锟斤拷|烫烫烫|[\u0080-\u00b6\u00b8-\u00d6\u00d8-\u00ff]{2,}")
+_GARBLED = re.compile(r"锟斤拷|烫烫烫|[\u0080-\u00b6\u00b8-\u00d6\u00d8-\u00ff]{2,}")
+_MOJIBAKE = re.compile(r"\ufffd|" + _GARBLED.pattern)
+#: what a decoder or converter writes for a character it could not read or map (U+FFFD)
+LOST_CHARACTER = "\ufffd"
+#: a name in Chinese characters (CJK ideographs of every extension) and the middle dot of a
+#: transliterated one (阿依古丽·买买提), nothing else: what a lossy GBK export leaves of one
+_CHINESE_NAME = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff·•・]*")
 #: what Excel shows for a formula that failed (the #N/A of a VLOOKUP that found nothing, the #REF!
 #: of a deleted column …): an .xlsx saves it as the cell's value and a CSV exported from the
 #: sheet as its text, so it reached the archive as a person's address or name
@@ -109,6 +115,23 @@ def text(value: Any) -> str | None:
     if raw.strip().upper() in EXCEL_ERRORS:
         raise MappingError("mapping.spreadsheet-error", value=raw.strip())
     return raw.translate(_ALNUM_FOLD).strip() or None
+
+
+def person_name(value: Any) -> str | None:
+    """A person's name as :func:`text` cleans it, refused when its export lost characters: Excel
+    saving a sheet as "CSV (逗号分隔)" writes GBK and puts ``?`` for every character GBK lacks
+    (王䶮 becomes 王?), and a conversion that could not map a character writes U+FFFD.  No name
+    holds either, and the lost character cannot be recovered from what is left
+    (``mapping.lost-characters``).  A U+FFFD beside anything but Chinese characters (é™ˆçŽ‰ç and
+    U+FFFD: UTF-8 read as Windows-1252, which has no character for some bytes) stays mojibake:
+    the wrong decoding is what to fix there."""
+    if isinstance(value, str) and LOST_CHARACTER in value and not _GARBLED.search(value):
+        if _CHINESE_NAME.fullmatch(value.strip().replace(LOST_CHARACTER, "")):
+            raise MappingError("mapping.lost-characters", value=value.strip())
+    cleaned = text(value)
+    if cleaned is not None and "?" in cleaned:
+        raise MappingError("mapping.lost-characters", value=cleaned)
+    return cleaned
 
 
 def _folded(value: Any) -> str | None:
@@ -576,6 +599,7 @@ SPLITTERS: dict[str, Splitter] = {"list": split_list, "phone_numbers": phone_num
 
 NORMALISERS: dict[str, Normaliser] = {
     "text": text,
+    "person_name": person_name,
     "identifier": identifier,
     "digits": digits,
     "url_scheme": url_scheme,
