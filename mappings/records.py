@@ -44,6 +44,10 @@ class SourceRecord:
     #: merged across the sheet, an export date: ``reader.title-line``), one tuple shared by the
     #: records under that header, told once per file at the end of a run
     skipped: tuple[Message, ...] = ()
+    #: which row the reader took for the header and why (``reader.header-row``: an .xlsx
+    #: sheet's header may sit under title lines or group titles), told when no spec matches
+    #: the columns it names; None where the header is the file's first line
+    header: Message | None = None
 
     def ref(self, name: str) -> FieldRef:
         return FieldRef(self.file, self.location, name, self.field_label)

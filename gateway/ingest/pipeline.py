@@ -403,6 +403,9 @@ class Ingest:
             else:
                 fields = Listed(list(record.fields)[:8])
                 outcome.reasons.append(self._reason("ingest.no-spec", fields=fields))
+            if record.header is not None:
+                # a sheet's header found under titles or group titles may be the wrong row
+                outcome.reasons.append(self._reason("ingest.header-row", header=record.header))
             return outcome
         scope = f"{record.file}|{mapped.spec.id}|{mapped.spec.version}"
         digest = content_digest(record)

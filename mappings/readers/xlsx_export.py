@@ -26,7 +26,10 @@ they are read from the sheet's part first (:func:`_merged_ranges`), at most
 first stay blank columns (``列N``), as a range starting in it fills no data row.  The header is
 the sheet's first row holding a value, or, under a title merged across the sheet, the first
 row holding two values among the first ``MAX_HEADER_ROW`` (:func:`_header`); the title lines
-above it are skipped, ranges starting in them fill nothing, and rows keep the sheet's numbers.  A value right
+above it are skipped, ranges starting in them fill nothing, and rows keep the sheet's numbers.
+A header row of group titles merged over the columns under them is the first of a header of two
+rows, read by its second (:func:`_under_groups`); each record says which row was taken as the
+header and why (``SourceRecord.header``), told when no spec matches the columns it names.  A value right
 of the header makes its row an ``UNPARSEABLE`` record naming the cell, as a CSV row with more
 cells than its header; blank cells there are no value.  Header cells are named as the specs
 spell them (:func:`~mappings.readers.header_name`).
@@ -363,12 +366,16 @@ class _Merges:
 
 class _Header(NamedTuple):
     """Where a sheet's header is: its row number (the sheet's own), its column names as the
-    specs spell them (``列N`` for a blank one), and the title lines above it that were
-    skipped, as (row number, text)."""
+    specs spell them (``列N`` for a blank one), the title lines above it that were skipped,
+    as (row number, text), why that row is the header (a message of the catalogue, told
+    when no spec matches the columns it names), and the row of group titles above it with
+    their texts, when there is one."""
 
     number: int
     names: list[str]
     titles: list[tuple[int, str]]
+    why: Message
+    groups: tuple[int, list[str]] | None = None
 
 
 def _header(sheet: Any, name: str, ranges: list[_Range]) -> _Header:
@@ -411,12 +418,46 @@ def _header(sheet: Any, name: str, ranges: list[_Range]) -> _Header:
     if any(title for _, _, title in lone):
         if wide is not None:
             titles = [(n, _shortened(str(next(filter(_holds_value, v))))) for n, v, _ in lone]
-            return _Header(wide[0], _names(wide[1], name, sheet.title), titles)
+            under = _under_groups(wide, rows, ranges, name, sheet.title)
+            if under is not None:
+                return under._replace(titles=titles)
+            why = Message("reader.header-under-titles", {"rows": ", ".join(str(n) for n, _ in titles)})
+            return _Header(wide[0], _names(wide[1], name, sheet.title), titles, why)
         lone = [line for line in lone if not line[2]]  # one column under its title
+    if not lone and wide is not None and (under := _under_groups(wide, rows, ranges, name, sheet.title)):
+        return under
     first = (lone[0][0], lone[0][1]) if lone else wide
     if first is None:
-        return _Header(0, [], [])
-    return _Header(first[0], _names(first[1], name, sheet.title), [])
+        return _Header(0, [], [], Message("reader.header-first-row"))
+    return _Header(first[0], _names(first[1], name, sheet.title), [], Message("reader.header-first-row"))
+
+
+def _under_groups(
+    wide: tuple[int, tuple[Any, ...]], rows: Iterator[tuple[Any, ...]], ranges: list[_Range], name: str, sheet: str
+) -> _Header | None:
+    """The header of two rows whose first, ``wide``, holds group titles: two values or more
+    each merged across the columns under it (基本信息 over A1:H1, 健康信息 over I1:T1), every
+    other value merged down over the row below (序号 over A1:A2, a column's name standing for
+    both rows).  Its second row names the columns, a cell of it blank under a name merged
+    down taking that name; read as the header, the group row named 9 columns of 20 and every
+    row of data was "20 cells under a header of 9".  None for any other row (a single name
+    merged across two columns is a column's name, its second column blank, as before)."""
+    number, values = wide
+    starting = {first: (last, bottom) for first, row, last, bottom in ranges if row == number}
+    valued = [column for column, value in enumerate(values, start=1) if _holds_value(value)]
+    across = [column for column in valued if starting.get(column, (column, 0))[0] > column]
+    down = {column for column in valued if starting.get(column, (0, 0))[1] > number}
+    if len(across) < 2 or any(column not in down and column not in across for column in valued):
+        return None
+    below = _next(rows, name, sheet)
+    if below is None or not any(map(_holds_value, below)):
+        return None
+    header = tuple(
+        values[index] if index + 1 in down and not _holds_value(value) else value for index, value in enumerate(below)
+    )
+    titles = [_shortened(str(values[column - 1])) for column in across]
+    why = Message("reader.header-under-groups", {"row": number, "titles": ", ".join(titles)})
+    return _Header(number + 1, _names(header, name, sheet), [], why, (number, titles))
 
 
 def _shortened(text: str) -> str:
@@ -519,6 +560,10 @@ def _sheet(
     skipped = hidden + tuple(
         Message("reader.title-line", {"sheet": sheet.title, "row": row, "text": text}) for row, text in found.titles
     )
+    if found.groups is not None:
+        groups = {"sheet": sheet.title, "row": found.groups[0], "titles": ", ".join(found.groups[1])}
+        skipped += (Message("reader.group-row", groups),)
+    taken = Message("reader.header-row", {"sheet": sheet.title, "row": found.number, "why": found.why})
     merges = _Merges(ranges, found.number, len(header), where)
     empty: tuple[Any, ...] | None = None
     number = found.number
@@ -550,4 +595,4 @@ def _sheet(
             record.skipped = skipped
             yield record
             continue
-        yield SourceRecord(source, name, location, fields, raw, "column", shape, skipped=skipped)
+        yield SourceRecord(source, name, location, fields, raw, "column", shape, skipped=skipped, header=taken)

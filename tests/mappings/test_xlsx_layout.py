@@ -13,12 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.ingest import commands
 from mappings import normalise
 from mappings.readers import ReaderError, read, xlsx_export
 from mappings.records import UNPARSEABLE, SourceRecord, unparseable_text
+from profiles.registry import Registry
+from tests.ingest_output import quarantined
 from tests.samples import workbook
 
 SOURCE = "community-health"
+PERSONAL_INFO = Path(__file__).resolve().parents[2] / "mappings/samples/community-health/个人基本信息表.csv"
 #: 20 columns, A to T, the county code in J
 HEADER = ["姓名", *(f"项目{n}" for n in range(2, 10)), "县区代码", *(f"项目{n}" for n in range(11, 21))]
 
@@ -280,3 +284,61 @@ def test_under_any_title_lines_the_header_and_every_row_are_read_where_they_sit(
     assert [(r.location, r.fields["姓名"], r.shape) for r in read_rows] == [
         (f"sheet Sheet row {n}", name, frozenset(HEADER)) for n, name in enumerate(names, start=first)
     ]
+
+
+# -- a header of two rows: group titles merged over the columns under them -------------------------
+GROUPS = ["基本信息", *([None] * 7), "健康信息", *([None] * 11)]
+
+
+def test_a_header_under_group_titles_merged_over_its_columns_is_the_second_row(tmp_path: Path) -> None:
+    """基本信息 over A1:H1, 健康信息 over I1:T1: every row was "20 cells under a header of 9"."""
+    rows = [GROUPS, HEADER, row("张三", "410105")]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:H1", "I1:T1")))
+    assert (record.location, record.shape, record.fields["县区代码"]) == (
+        "sheet Sheet row 3",
+        frozenset(HEADER),
+        "410105",
+    )
+
+
+def test_a_column_merged_down_over_both_header_rows_is_named_by_its_first(tmp_path: Path) -> None:
+    """序号 over A1:A2 beside the groups: its name is in row 1 alone."""
+    rows = [["序号", *GROUPS[:-1]], [None, *HEADER[:-1]], [1, *row("张三", "410105")[:19]]]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:A2", "B1:I1", "J1:T1")))
+    assert (record.fields["序号"], record.fields["姓名"]) == (1, "张三")
+
+
+def test_each_record_under_group_titles_says_the_header_row_and_why(tmp_path: Path) -> None:
+    rows = [GROUPS, HEADER, row("张三", "410105")]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:H1", "I1:T1")))
+    assert record.header is not None
+    assert record.header.text("en") == (
+        "the header was taken from sheet Sheet row 2: row 1 above it holds group titles merged over"
+        " the columns under them (基本信息, 健康信息)"
+    )
+
+
+def test_a_record_matching_no_spec_under_group_titles_says_which_row_was_the_header(tmp_path: Path) -> None:
+    """身份证号码 for 身份证号: the reason says the header is row 2 and that row 1 held group titles."""
+    header, first = PERSONAL_INFO.read_text(encoding="utf-8-sig").splitlines()[:2]
+    columns = header.replace("身份证号", "身份证号码").split(",")
+    groups = ["基本信息", *([None] * 9), "健康信息", *([None] * (len(columns) - 11))]
+    merged = ("A1:J1", f"K1:{chr(ord('A') + len(columns) - 1)}1")
+    path = workbook(tmp_path / "个人基本信息表.xlsx", [groups, columns, first.split(",")], merged=merged)
+    commands.ingest(SOURCE, [path], tmp_path / "out", Registry())
+    told = quarantined(tmp_path / "out", "sheet Sheet row 3")["reasons"]
+    assert [reason["id"] for reason in told] == ["ingest.no-spec-lacks", "ingest.header-row"]
+    assert told[1]["en"].startswith(
+        "the header was taken from sheet Sheet row 2: row 1 above it holds group titles merged over the"
+        " columns under them (基本信息, 健康信息)"
+    )
+
+
+def test_a_header_under_title_lines_says_so(tmp_path: Path) -> None:
+    rows = [[TITLE], ["导出时间：2026-11-30"], HEADER, row("张三", "410105")]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:T1",)))
+    assert record.header is not None
+    assert record.header.text("en") == (
+        "the header was taken from sheet Sheet row 3: the first row of two values or more under the title lines"
+        " (rows 1, 2)"
+    )
