@@ -39,7 +39,7 @@ from gateway.api.negotiation import (
 )
 from gateway.api.serving import services
 from gateway.fhir import identity_conflicts, operations, patient_merge
-from gateway.fhir.capability import capability_statement
+from gateway.fhir.capability import CAPABILITY_HONOURED, capability_statement, check_mode
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
 from gateway.fhir.parameters import (
@@ -47,7 +47,6 @@ from gateway.fhir.parameters import (
     instant,
     listed_types,
     refuse_unsupported_parameters,
-    unsupported_value,
     whole_number,
 )
 from gateway.fhir.repository import Written
@@ -111,16 +110,9 @@ def refuse_unknown_read_parameters(interaction: str, honoured: tuple[str, ...]) 
 
 
 # -- capability ------------------------------------------------------------------------------
-#: R4 http.html#capabilities: the whole statement, or its normative parts, which are all of it
-#: (CapabilityStatement is normative in R4); ``terminology`` would be a TerminologyCapabilities
-CAPABILITY_MODES = ("full", "normative")
-
-
-@fhir.get("/metadata")
-def metadata() -> Response:
-    """The CapabilityStatement, built once per worker and encoded once per format (a client
-    polls it; serialising it cost about a millisecond a request)."""
-    refuse_unknown_read_parameters("capabilities", ("mode", *READ_HONOURED))
+def statement() -> dict[str, Any]:
+    """The CapabilityStatement, built once per worker: ``/metadata`` answers it, and so does a
+    Bundle's ``GET metadata`` entry."""
     cache = current_app.config.setdefault("CAPABILITY", {})
     if "statement" not in cache:
         found = services()
@@ -132,18 +124,22 @@ def metadata() -> Response:
             current_app.config["VERSION"],
             datetime.now(UTC).isoformat(timespec="seconds"),
         )
-    given_once(request.args, ("mode",))  # mode=full&mode=terminology was answered by the first
-    mode = request.args.get("mode", "full")
-    if mode not in CAPABILITY_MODES:
-        # terminology asks for a TerminologyCapabilities, which this server does not publish:
-        # a CapabilityStatement in its place would be a resource of another type than asked
-        raise unsupported_value("mode", mode, CAPABILITY_MODES)
+    return cache["statement"]
+
+
+@fhir.get("/metadata")
+def metadata() -> Response:
+    """The CapabilityStatement, encoded once per format (a client polls it; serialising it
+    cost about a millisecond a request)."""
+    refuse_unknown_read_parameters("capabilities", CAPABILITY_HONOURED)
+    answered = statement()
+    check_mode(request.args.items(multi=True))
     summary, elements = read_controls(request.args.items(multi=True))
     if summary is not None or elements:
-        return respond(shaped_read(cache["statement"], summary, elements))
-    answer = answer_format()
+        return respond(shaped_read(answered, summary, elements))
+    cache, answer = current_app.config["CAPABILITY"], answer_format()
     if answer not in cache:
-        cache[answer] = encode(cache["statement"], answer)
+        cache[answer] = encode(answered, answer)
     return encoded(cache[answer])
 
 
@@ -205,12 +201,12 @@ def _processed(bundle: Any) -> dict[str, Any]:
     one by one, and each is retried on its own."""
     process = services().bundles.process
     if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
-        return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
+        return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""), statement)
 
     @exchanges.noted_once  # validated again: noted as the attempt that stands judged it
     def attempt(number: int) -> dict[str, Any]:
         parsed = bundle if number == 1 else body_as_sent()
-        return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
+        return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""), statement)
 
     return retried(attempt)
 

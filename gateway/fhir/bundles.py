@@ -28,6 +28,7 @@ from conformance.structure import BaseModel
 from gateway import exchanges
 from gateway.fhir.archive_references import condition_criteria, local_reference, localise, localise_references
 from gateway.fhir.bundle_links import links_of, relink
+from gateway.fhir.capability import capabilities_entry
 from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.identity_index import carried_keys, identifier_of, release_dropped_numbers
@@ -56,6 +57,8 @@ from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import IndexRow, Stored, StoreError, Transaction
 from gateway.wire import WireError, parse_json
 
+#: the path of the capabilities interaction (R4 http.html#capabilities), in an entry's URL too
+CAPABILITIES = "metadata"
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 3, "GET": 4, "HEAD": 4}
 #: R4's HTTPVerb codes (Bundle.entry.request.method), which a refusal lists as the registry holds them
 HTTP_VERB_VALUESET = "http://hl7.org/fhir/ValueSet/http-verb"
@@ -84,6 +87,8 @@ class Reply:
     #: default, as its own request would have: a search entry refuses a parameter it does
     #: not know and a read entry ignores one (docs/api.md, Conventions)
     handling: str = ""
+    #: the CapabilityStatement a ``GET metadata`` entry reads (None: no statement to answer)
+    statement: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -120,6 +125,11 @@ class Entry:
     written: Written | None = None
     #: the links to the transaction's entries, as this entry reads them (:func:`links_of`)
     links: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def capabilities(self) -> bool:
+        """A ``GET metadata`` (or HEAD): the server's CapabilityStatement, no resource type's."""
+        return self.kind == CAPABILITIES
 
     @property
     def path(self) -> str:
@@ -174,15 +184,17 @@ class Bundles:
         lang: str = "zh-CN",
         prefer: str = "representation",
         handling: str = "",
+        statement: Callable[[], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Apply a transaction or batch.  ``authorize`` is asked for each entry as its own
         interaction would be (the caller's scopes): a transaction fails whole on the first
         refused or unreadable entry, a batch answers that entry with the refusal, worded in
         ``lang``, and goes on.  ``prefer``: what written entries carry, ``handling``: what becomes
-        of a parameter a read or search entry does not know (:class:`Reply`)."""
+        of a parameter a read or search entry does not know, ``statement`` what a
+        ``GET metadata`` entry reads (:class:`Reply`)."""
         kind, raw_entries = _readable(bundle)
         _check_entry_count(raw_entries, self.repository.config.bundle_entries)
-        reply = Reply(lang, prefer, handling)
+        reply = Reply(lang, prefer, handling, statement)
         authorize = _asked_once(authorize)
         if kind == "batch":
             answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
@@ -224,6 +236,10 @@ class Bundles:
         if kind is None or ((history or version is not None) and method not in ("GET", "HEAD")):
             detail = Worded("bundle.bad-target", method=method, url=url)
             raise FhirError(400, "http.bad-bundle", f"{where}.request.url", detail=detail)
+        if kind == CAPABILITIES and not (resource_id or history):  # the capabilities interaction
+            if method not in ("GET", "HEAD"):  # as /metadata refuses it
+                raise FhirError(405, "http.method-not-allowed", f"{where}.request.method", method=method, path=kind)
+            return Entry(index, method, kind, None, criteria or None, None, None, None, None)
         self.repository.check_type(kind, f"{where}.request.url")
         if kind in READ_ONLY and method not in ("GET", "HEAD"):  # refused for what it is, before validation
             raise FhirError(405, "http.method-not-allowed", f"{where}.request.method", method=method, path=kind)
@@ -657,6 +673,12 @@ class Bundles:
         return answer
 
     def _read(self, tx: Transaction, entry: Entry, reply: Reply) -> dict[str, Any]:
+        if entry.capabilities:
+            pairs, where = query_pairs(entry.criteria or ""), f"{entry.path}.request.url"
+            if reply.statement is None:  # a caller serving no statement (the API serves one)
+                raise FhirError(404, "http.unknown-type", where, type=entry.kind)
+            statement = capabilities_entry(reply.statement(), pairs, reply.handling == "strict", where)
+            return {"resource": statement, "response": {"status": "200 OK"}}
         if entry.history:
             config, params = self.repository.config, dict(query_pairs(entry.criteria or ""))
             where = f"{entry.path}.request.url"
@@ -1046,7 +1068,7 @@ def _asked_once(authorize: Authorize | None) -> Authorize | None:
 def _authorize(authorize: Authorize | None, entry: Entry) -> None:
     """Ask ``authorize`` about one entry; a POST's If-None-Exist counts as its criteria, and a
     conditional reference (``Patient?identifier=…``) is a search of the type it names."""
-    if authorize is None:
+    if authorize is None or entry.capabilities:  # public, as /metadata is
         return
     authorize(entry.method, entry.kind, entry.resource_id, entry.criteria or entry.if_none_exist)
     for node in entry.conditional_references:

@@ -7,11 +7,15 @@ advertised and silently ignored), profiles from the provincial package.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from gateway.config import Config
+from gateway.fhir.errors import FhirError
 from gateway.fhir.export_parameters import EXPORT_OPERATIONS
+from gateway.fhir.parameters import refuse_unsupported_parameters, unsupported_value
 from gateway.fhir.patient_merge import DEFINITION as MERGE_DEFINITION
+from gateway.fhir.search import READ_HONOURED, read_controls, shaped_read
 from gateway.search.parameters import SearchParameters
 from gateway.security.audit import TRAIL_SEARCH_PARAMETERS
 from profiles.registry import Registry
@@ -27,6 +31,11 @@ INTERACTIONS = [
     "create",
     "search-type",
 ]
+#: R4 http.html#capabilities: the whole statement, or its normative parts, which are all of it
+#: (CapabilityStatement is normative in R4); ``terminology`` would be a TerminologyCapabilities
+CAPABILITY_MODES = ("full", "normative")
+#: the parameters the capabilities interaction honours: its mode, and what a read honours
+CAPABILITY_HONOURED = ("mode", *READ_HONOURED)
 #: the SearchParameter types the store indexes and the SQL builder searches
 SEARCHABLE = {"token", "string", "date", "reference", "quantity", "number", "uri"}
 VALIDATE = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
@@ -202,3 +211,30 @@ def capability_statement(
             }
         ],
     }
+
+
+def check_mode(pairs: Iterable[tuple[str, str]], where: str | None = None) -> None:
+    """400 for a ``mode`` given twice (``mode=full&mode=terminology`` was answered by the
+    first) or other than :data:`CAPABILITY_MODES`: ``terminology`` asks for a
+    TerminologyCapabilities, which this server does not publish, and a CapabilityStatement in
+    its place would be a resource of another type than asked.  ``where`` locates it (a Bundle
+    entry's URL), else the parameter's name does."""
+    modes = [value for name, value in pairs if name == "mode"]
+    if len(modes) > 1:
+        raise FhirError(400, "http.repeated-parameter", where or "mode", name="mode")
+    if modes and modes[0] not in CAPABILITY_MODES:
+        raise unsupported_value("mode", modes[0], CAPABILITY_MODES, where)
+
+
+def capabilities_entry(
+    statement: dict[str, Any], pairs: list[tuple[str, str]], strict: bool, where: str
+) -> dict[str, Any]:
+    """The statement a Bundle entry ``GET metadata`` reads, as ``/metadata`` answers it: R4
+    lets a batch or transaction hold any interaction of http.html, and capabilities is one.
+    ``strict``: the client prefers ``handling=strict``, and a parameter it does not know is a
+    400 rather than ignored, as at ``/metadata``."""
+    if strict:
+        refuse_unsupported_parameters((name for name, _ in pairs), "capabilities", CAPABILITY_HONOURED, where)
+    check_mode(pairs, where)
+    summary, elements = read_controls(pairs, where)
+    return shaped_read(statement, summary, elements, where)

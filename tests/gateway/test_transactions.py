@@ -420,6 +420,30 @@ def test_a_bundle_of_no_entries_is_answered_with_none(client: FlaskClient, kind:
     assert (answer.status_code, answer.json["type"], "entry" in answer.json) == (200, f"{kind}-response", False)
 
 
+@pytest.mark.parametrize("kind", ["batch", "transaction"])
+def test_a_bundle_entry_reads_the_capability_statement(client: FlaskClient, kind: str) -> None:
+    """R4 lets a batch or transaction hold any interaction of http.html, capabilities too: the
+    entry ``GET metadata`` was taken for a type "metadata" and answered 404."""
+    answer = client.post("/fhir", json=bundle(asked("GET", "metadata?_elements=fhirVersion"), kind=kind)).get_json()
+    read = answer["entry"][0]
+    assert (read["response"]["status"], read["resource"]["resourceType"], read["resource"]["fhirVersion"]) == (
+        "200 OK",
+        "CapabilityStatement",
+        "4.0.1",
+    )
+
+
+def test_a_batch_entry_writing_the_capability_statement_is_refused_as_metadata_refuses_it(
+    client: FlaskClient,
+) -> None:
+    answer = client.post("/fhir", json=bundle(asked("DELETE", "metadata"), kind="batch")).get_json()
+    refused = answer["entry"][0]["response"]
+    assert (refused["status"], refused["outcome"]["issue"][0]["details"]["coding"][0]["code"]) == (
+        "405",
+        "http.method-not-allowed",
+    )
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_the_system_history_takes_no_write(client: FlaskClient, method: str) -> None:
     answer = client.open("/fhir/_history", method=method, json={"resourceType": "Basic"})
