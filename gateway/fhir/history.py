@@ -212,19 +212,21 @@ def _path(asked: HistoryRequest) -> str:
 
 
 def _statuses(tx: Transaction, versions: list[tuple[Stored, str]]) -> list[str]:
-    """Each version's ``response.status``, as its write was answered: 410 for a deletion, 201
-    for a creation — a first version, or the first after a deletion (a PUT re-creating a
-    deleted resource answers 201) — and 200 otherwise.  Whether the version before was a
-    deletion is read from the page when it holds that version, else from the store (all the
-    page's in one go: a type's history names a different resource on nearly every entry)."""
+    """Each version's ``response.status``, as its write was answered: 201 for a creation — a
+    first version, or the first after a deletion (a PUT re-creating a deleted resource
+    answers 201) — and 200 otherwise, a deletion included (never a first version, nor one
+    after a deletion).  A deletion's entry is the DELETE that succeeded (R4 http.html#history:
+    ``request.method`` DELETE, no resource), which R4 http.html#delete answers 200 (or 204):
+    it was listed 410, the status of a later read of what it deleted, as if it had failed.
+    Whether the version before was a deletion is read from the page when it holds that
+    version, else from the store (all the page's in one go: a type's history names a
+    different resource on nearly every entry)."""
     on_page = {(stored.type, stored.id, stored.version): stored for stored, _ in versions}
     before = {(stored.type, stored.id, stored.version - 1) for stored, _ in versions if stored.version > 1}
     deleted = {key for key in before if key in on_page and on_page[key].deleted}
     deleted |= tx.resources.deletions(sorted(before - on_page.keys()))
 
     def status(stored: Stored) -> str:
-        if stored.deleted:
-            return "410"
         if stored.version == 1 or (stored.type, stored.id, stored.version - 1) in deleted:
             return "201"
         return "200"

@@ -488,7 +488,22 @@ def test_a_history_lists_a_re_creation_after_a_delete_as_a_creation(made: Servic
     with made.store.reading() as tx:
         asked_for = history_request("Basic", "again", {}, 20, 100)
         history = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)
-    assert statuses(history) == ["201", "410", "201"]
+    assert statuses(history) == ["201", "200", "201"]
+
+
+def test_a_deletions_history_entry_is_the_delete_that_succeeded(made: Services) -> None:
+    """R4 http.html#history: a DELETE, without a resource, answered as a DELETE is (200); it
+    was listed 410, the status of a later read of the deleted resource."""
+    stored(made, "removed")
+    made.repository.delete("Basic", "removed")
+    with made.store.reading() as tx:
+        asked_for = history_request("Basic", "removed", {}, 20, 100)
+        deletion = history_bundle(tx, made.repository.access(), made.config.base_url, asked_for)["entry"][0]
+    assert (deletion["request"]["method"], "resource" in deletion, deletion["response"]["status"]) == (
+        "DELETE",
+        False,
+        "200",
+    )
 
 
 def test_a_re_creation_whose_deletion_is_on_another_page_is_still_a_creation(made: Services) -> None:
