@@ -876,10 +876,10 @@ def _readable(bundle: Any) -> tuple[str, list[Any]]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError(400, "http.bad-bundle", "Bundle", detail=Worded("bundle.not-a-bundle"))
     kind = bundle.get("type")
+    if kind is None:  # told it was "not None" (Python's word), then "(none)" in Chinese too
+        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=Worded("bundle.no-type"))
     if kind not in ("transaction", "batch"):
-        # a Bundle without one was told it was "not None", Python's word for the missing value
-        shown = "(none)" if kind is None else kind
-        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=Worded("bundle.bad-type", kind=shown))
+        raise FhirError(400, "http.bad-bundle", "Bundle.type", detail=Worded("bundle.bad-type", kind=kind))
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise FhirError(400, "http.bad-bundle", "Bundle.entry", detail=Worded("bundle.entry-not-array"))
