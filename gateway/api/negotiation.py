@@ -25,10 +25,10 @@ from gateway.api.methods import allowed
 from gateway.api.serving import services
 from gateway.fhir.archive_references import condition_criteria, localise
 from gateway.fhir.errors import FhirError
-from gateway.fhir.parameters import if_match_version, primitive_part, query_pairs
+from gateway.fhir.parameters import if_match_versions, primitive_part, query_pairs
 from gateway.messages import LANGUAGES
 from gateway.search.values import format_instant
-from gateway.storage.store import Stored
+from gateway.storage.store import Expected, Stored
 from gateway.wire import FORMATS, JSON_TYPES, XML_TYPES, WireError, parse_json, parse_xml, to_xml
 
 _FORMAT_ALIASES = {
@@ -457,7 +457,7 @@ def if_none_exist(kind: str | None) -> str | None:
     return condition_criteria(criteria, kind, services().config.base_url)
 
 
-def if_match() -> int | None:
+def if_match() -> Expected | None:
     """A write's precondition: the version ``If-Match`` names (None without one).  Every write
     route asks it, so it refuses ``If-None-Match`` there too, which FHIR defines for reads
     alone: ignored, ``PUT`` with ``If-None-Match: *`` (create only if absent, RFC 9110
@@ -467,7 +467,7 @@ def if_match() -> int | None:
     value = request.headers.get("If-Match")
     if not value:
         return None
-    return if_match_version(value)
+    return if_match_versions(value)
 
 
 #: what ends one preference of ``Prefer`` (RFC 7240 §2, and a ";" as bulk data clients write)

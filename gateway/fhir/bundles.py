@@ -33,7 +33,7 @@ from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.identity_index import carried_keys, identifier_of, release_dropped_numbers
 from gateway.fhir.json_patch import patched_resource
-from gateway.fhir.parameters import if_match_version, instant, query_pairs, refuse_unsupported_parameters
+from gateway.fhir.parameters import if_match_versions, instant, query_pairs, refuse_unsupported_parameters
 from gateway.fhir.repository import (
     DELETE_ROUND,
     READ_ONLY,
@@ -54,7 +54,7 @@ from gateway.messages import Worded
 from gateway.search.query import LIMITS
 from gateway.search.values import natural_number
 from gateway.storage.ingest_tables import IdentityKeys
-from gateway.storage.store import IndexRow, Stored, StoreError, Transaction
+from gateway.storage.store import Expected, IndexRow, Stored, StoreError, Transaction
 from gateway.wire import WireError, parse_json
 
 #: the path of the capabilities interaction (R4 http.html#capabilities), in an entry's URL too
@@ -103,7 +103,7 @@ class Entry:
     resource: dict[str, Any] | None
     full_url: str | None
     if_none_exist: str | None
-    if_match: int | None
+    if_match: Expected | None
     issues: list[Issue] = field(default_factory=list)
     #: search index rows made before the write transaction (None: made while writing)
     rows: list[IndexRow] | None = None
@@ -293,7 +293,7 @@ class Bundles:
             resource,
             full_url,
             if_none_exist,
-            if_match_version(if_match) if if_match else None,
+            if_match_versions(if_match) if if_match else None,
             version=version,
             history=history,
             if_none_match=if_none_match,

@@ -15,7 +15,7 @@ from gateway.fhir.errors import FhirError
 from gateway.search.query import IGNORED_CONTROLS
 from gateway.search.values import natural_number, queried_date
 from gateway.storage.resources import store_instant
-from gateway.storage.store import ANY_VERSION
+from gateway.storage.store import ANY_VERSION, Expected
 
 #: how an instant is written (with its time zone): the example a refusal gives
 INSTANT_EXAMPLE = "2026-12-01T08:00:00+08:00"
@@ -127,17 +127,25 @@ def unsupported_value(name: str, value: str, supported: Iterable[str], expressio
     )
 
 
-def if_match_version(etag: str) -> int:
-    """The version an ``If-Match`` (or a Bundle entry's ``ifMatch``) names: ``W/"3"`` → 3, and
-    ``*`` → :data:`ANY_VERSION` (change it only if it exists).  An entity tag is compared as
-    text (RFC 9110 §8.8.3.2), as ``If-None-Match`` and a vread compare it: ``W/"03"`` is not
-    the ETag of version 3, and matched it."""
-    if etag.strip() == "*":
+def if_match_versions(value: str) -> Expected:
+    """The versions an ``If-Match`` (or a Bundle entry's ``ifMatch``) names: ``W/"3"`` → 3,
+    ``*`` → :data:`ANY_VERSION` (change it only if it exists), and a list (``W/"2", W/"3"``,
+    RFC 9110 §13.1.1: ``"*" / #entity-tag``, a ``*`` alone) → the set of them, any of which
+    current lets the write go on.  An entity tag is compared as text (RFC 9110 §8.8.3.2), as
+    ``If-None-Match`` and a vread compare it: ``W/"03"`` is not the ETag of version 3, and
+    matched it."""
+    if value.strip() == "*":
         return ANY_VERSION
+    versions = [_tag_version(etag, value) for etag in value.split(",")]
+    return versions[0] if len(versions) == 1 else frozenset(versions)
+
+
+def _tag_version(etag: str, value: str) -> int:
+    """The version one entity tag of ``value`` names; a 400 quoting ``value`` for no ETag of ours."""
     tag = etag.strip().removeprefix("W/").strip('"')
     version = natural_number(tag)
     if version is None or str(version) != tag:
-        raise FhirError(400, "http.bad-if-match", value=etag)
+        raise FhirError(400, "http.bad-if-match", value=value)
     return version
 
 

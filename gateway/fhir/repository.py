@@ -58,7 +58,17 @@ from gateway.security.principal import acting
 from gateway.security.scopes import Grants
 from gateway.security.withheld import withheld_issues
 from gateway.storage.ingest_tables import IdentityKeys
-from gateway.storage.store import ANY_VERSION, IndexRow, Store, Stored, StoreError, Transaction, VersionConflict
+from gateway.storage.store import (
+    ANY_VERSION,
+    Expected,
+    IndexRow,
+    Store,
+    Stored,
+    StoreError,
+    Transaction,
+    VersionConflict,
+    admits,
+)
 from profiles.registry import Registry, r4_resource_types
 
 ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -478,7 +488,9 @@ class Repository:
             pass
         return None
 
-    def update(self, kind: str, resource_id: str, resource: dict[str, Any], if_match: int | None = None) -> Written:
+    def update(
+        self, kind: str, resource_id: str, resource: dict[str, Any], if_match: Expected | None = None
+    ) -> Written:
         """PUT: update, or create with the client's id (update-as-create)."""
         self._check_update(kind, resource_id, resource)
         issues, rows = self._prepared(resource)
@@ -491,7 +503,7 @@ class Repository:
         tx: Transaction,
         resource: dict[str, Any],
         issues: list[Issue],
-        if_match: int | None = None,
+        if_match: Expected | None = None,
         rows: list[IndexRow] | None = None,
         minted: bool = False,
         shared: Shared | None = None,
@@ -527,7 +539,7 @@ class Repository:
                 # for a free id and a 404 for a hidden one would tell the two apart (and some
                 # ids derive from business keys, such as an insurance number)
                 raise not_found(kind, resource_id)
-            if if_match is not None and before is not None and before.deleted and if_match != before.version:
+            if if_match is not None and before is not None and before.deleted and not admits(if_match, before.version):
                 # as a PATCH finds it: no version of it is left to match (not a 412 naming
                 # the deletion's version as the current one).  The deletion's own version, the
                 # ETag its DELETE answered, brings it back to life unless another write did
@@ -643,7 +655,7 @@ class Repository:
         exchanges.found_after(new)
 
     def conditional_update(
-        self, kind: str, criteria: str, resource: dict[str, Any], if_match: int | None = None
+        self, kind: str, criteria: str, resource: dict[str, Any], if_match: Expected | None = None
     ) -> Written:
         """PUT Type?criteria: update the one match, or create when there is none."""
         self.check_type(kind)
@@ -673,14 +685,14 @@ class Repository:
 
         return self.store.atomically(matched)
 
-    def patch(self, kind: str, resource_id: str, operations: Any, if_match: int | None = None) -> Written:
+    def patch(self, kind: str, resource_id: str, operations: Any, if_match: Expected | None = None) -> Written:
         """PATCH with a JSON Patch document; the patched resource is validated like any write,
         before the write transaction (other writers are not held up meanwhile).  Without
         ``If-Match`` the patch applies to whichever version is current: if another write came
         between the read and the write, it is read, patched and validated again, instead of
         failing with a 412 the client never asked for."""
 
-        def attempt(named: int | None) -> Written:
+        def attempt(named: Expected | None) -> Written:
             current = self.read(kind, resource_id)
             patched = patched_resource(current, operations)  # localised by _prepared
             issues, rows = self._prepared(patched)
@@ -694,7 +706,7 @@ class Repository:
 
         return until_not_overtaken(if_match, attempt)
 
-    def conditional_patch(self, kind: str, criteria: str, operations: Any, if_match: int | None = None) -> Written:
+    def conditional_patch(self, kind: str, criteria: str, operations: Any, if_match: Expected | None = None) -> Written:
         """PATCH Type?criteria (R4 http.html#patch): the one match is patched as by its id;
         404 when nothing matches (a patch creates nothing), 412 when several do.  The version
         matched is the one patched: a write in between (which may have moved the criteria to
@@ -702,7 +714,7 @@ class Repository:
         self.check_type(kind)
         self.need_criteria(criteria)
 
-        def attempt(named: int | None) -> Written:
+        def attempt(named: Expected | None) -> Written:
             with self.store.reading() as tx:
                 found = self.only_match(tx, kind, criteria)
             if found is None:
@@ -711,7 +723,7 @@ class Repository:
 
         return until_not_overtaken(if_match, attempt)
 
-    def delete(self, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+    def delete(self, kind: str, resource_id: str, if_match: Expected | None = None) -> Stored | None:
         """DELETE kind/id.  An id that is no FHIR id is a 400, as a PUT to it is: answered
         "nothing to delete", it told the client its request was sound and had found nothing."""
         self.check_type(kind)
@@ -748,7 +760,9 @@ class Repository:
             return False
         return not self.access().hides(tx, tx.resources.read(kind, resource_id))
 
-    def delete_in(self, tx: Transaction, kind: str, resource_id: str, if_match: int | None = None) -> Stored | None:
+    def delete_in(
+        self, tx: Transaction, kind: str, resource_id: str, if_match: Expected | None = None
+    ) -> Stored | None:
         """Delete kind/id; None when there was nothing (the principal may see) to delete.  A
         hidden resource answers exactly as an absent one, with ``If-Match`` too (404)."""
         _check_writable(kind, "DELETE")
@@ -796,7 +810,7 @@ class Repository:
             _check_not_merged_source(current)
             self.check_unreferenced(tx, [current])
 
-    def conditional_delete(self, kind: str, criteria: str, if_match: int | None = None) -> list[Stored]:
+    def conditional_delete(self, kind: str, criteria: str, if_match: Expected | None = None) -> list[Stored]:
         """DELETE Type?criteria: delete every match (this server supports multiple deletes)."""
         self.check_type(kind)
         self.need_criteria(criteria)
@@ -809,7 +823,7 @@ class Repository:
         return self.store.atomically(deleting)
 
     def delete_matching_in(
-        self, tx: Transaction, kind: str, criteria: str, if_match: int | None = None, where: str | None = None
+        self, tx: Transaction, kind: str, criteria: str, if_match: Expected | None = None, where: str | None = None
     ) -> list[Stored]:
         """Every match the principal may see, each only if it may write for its owner (one
         refusal refuses them all).  A deleted resource leaves the index, so each round asks
@@ -929,7 +943,7 @@ class _Rehearsed(Exception):
     """Ends a rehearsed write (:meth:`Repository.rehearse`): its transaction rolls back."""
 
 
-def until_not_overtaken(if_match: int | None, attempt: Callable[[int | None], T]) -> T:
+def until_not_overtaken(if_match: Expected | None, attempt: Callable[[Expected | None], T]) -> T:
     """A patch's ``attempt`` (read, patch, write; a merge's too), run again while another
     write overtakes it between its read and its write (a 412), up to :data:`PATCH_ATTEMPTS`
     times.  Only when the client named no version: ``attempt`` is given the one it named (None
@@ -1154,7 +1168,7 @@ def _present(found: Stored | None, kind: str, resource_id: str, where: str | Non
 def _conflict(conflict: VersionConflict) -> FhirError:
     if conflict.current is None:
         return FhirError(404, "http.not-found", reference=conflict.reference)
-    expected = "*" if conflict.expected == ANY_VERSION else conflict.expected
+    expected = "*" if conflict.expected == ANY_VERSION else named_versions(conflict.expected)
     return FhirError(
         412, "http.version-conflict", reference=conflict.reference, current=conflict.current, expected=expected
     )
@@ -1185,3 +1199,8 @@ def _held_shared(tx: Transaction, key: tuple[str, str]) -> Stored | None:
     None when absent or deleted."""
     found = tx.resources.read(*key, for_share=True)
     return found if found is not None and not found.deleted else None
+
+
+def named_versions(expected: Expected) -> str:
+    """The versions an If-Match named, as a refusal quotes them: ``3``, or ``2, 3`` for a list."""
+    return str(expected) if isinstance(expected, int) else ", ".join(map(str, sorted(expected)))

@@ -30,11 +30,13 @@ from gateway.storage.store import (
     ANY_VERSION,
     UNREAD,
     Executor,
+    Expected,
     Indexer,
     IndexRow,
     Stored,
     Unread,
     VersionConflict,
+    admits,
     without_version,
 )
 
@@ -738,7 +740,7 @@ class Resources:
         resource: dict[str, Any],
         *,
         method: str = "PUT",
-        if_match: int | None = None,
+        if_match: Expected | None = None,
         current: Stored | None | Unread = UNREAD,
         rows: list[IndexRow] | None = None,
         owner: str | None = None,
@@ -761,7 +763,7 @@ class Resources:
             current = self.read(kind, resource_id, for_update=True)
         if if_match is not None and (
             current is None
-            or if_match not in (ANY_VERSION, current.version)
+            or not admits(if_match, current.version)
             or (current.deleted and if_match == ANY_VERSION)  # "*": only while it exists
         ):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
@@ -781,13 +783,11 @@ class Resources:
         )
         return stored, True
 
-    def delete(self, kind: str, resource_id: str, *, if_match: int | None = None) -> Stored | None:
+    def delete(self, kind: str, resource_id: str, *, if_match: Expected | None = None) -> Stored | None:
         """Mark the resource deleted (its history stays); None when there was nothing to delete."""
         current = self.read(kind, resource_id, for_update=True)
         if if_match is not None and (
-            current is None
-            or if_match not in (ANY_VERSION, current.version)
-            or (if_match == ANY_VERSION and current.deleted)
+            current is None or not admits(if_match, current.version) or (if_match == ANY_VERSION and current.deleted)
         ):
             raise VersionConflict(f"{kind}/{resource_id}", if_match, current.version if current else None)
         if current is None or current.deleted:

@@ -104,6 +104,17 @@ def driver_error(dialect: str, exc: Exception) -> StoreError:
 #: ``If-Match: *`` (RFC 9110): whichever version is current, as long as the resource exists
 #: (below any version a header can name: ``W/"0"`` names none, and fails)
 ANY_VERSION = -1
+#: the versions an If-Match names: one, :data:`ANY_VERSION` for ``*``, or several (RFC 9110
+#: §13.1.1 takes a list of entity tags, and the write goes on when any of them is current)
+Expected = int | frozenset[int]
+
+
+def admits(expected: Expected, version: int) -> bool:
+    """Whether an If-Match naming ``expected`` lets a write go on at the current ``version``
+    (``*`` at any: whether the resource exists is the caller's to ask)."""
+    if isinstance(expected, int):
+        return expected in (ANY_VERSION, version)
+    return version in expected
 
 
 class Unread(enum.Enum):
@@ -119,7 +130,7 @@ UNREAD = Unread.UNREAD
 class VersionConflict(StoreError):
     """A write named a version (If-Match) that is not the current one."""
 
-    def __init__(self, reference: str, expected: int, current: int | None) -> None:
+    def __init__(self, reference: str, expected: Expected, current: int | None) -> None:
         super().__init__(f"{reference}: expected version {expected}, current is {current}")
         self.reference, self.expected, self.current = reference, expected, current
 

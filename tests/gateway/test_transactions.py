@@ -935,6 +935,17 @@ def test_an_if_match_naming_a_version_in_another_spelling_matches_nothing(made: 
     )
 
 
+@pytest.mark.parametrize(("listed", "answered"), [('W/"1", W/"2"', 200), ('W/"1",W/"3"', 412)])
+def test_an_if_match_listing_versions_lets_a_write_go_on_when_one_is_current(
+    made: Services, client: FlaskClient, listed: str, answered: int
+) -> None:
+    """RFC 9110 §13.1.1 takes a list of entity tags in If-Match, any of which current lets
+    the write go on, none a 412; a list was a 400 http.bad-if-match."""
+    made.repository.update("Basic", "listed", {**stored(made, "listed"), "code": {"text": "second"}})
+    changed = {**basic("listed"), "id": "listed", "code": {"text": "third"}}
+    assert client.put("/fhir/Basic/listed", json=changed, headers={"If-Match": listed}).status_code == answered
+
+
 def test_a_conditional_reference_on_the_own_base_is_resolved(made: Services) -> None:
     """``http://<base>/Basic?identifier=…`` was stored as written, a search URL for a link.
     The Bundle localises its entries' references itself (the transaction route reads its
