@@ -311,6 +311,28 @@ class Terminology:
             return None
         return False
 
+    def subsumed(self, system: str, code: str, above: bool = False) -> frozenset[str] | None:
+        """``code`` and every code below it (``above``: every code it is below) in ``system``'s
+        is-a hierarchy, as a token search's ``:below`` (``:above``) reads it (R4
+        search.html#token); None when the registry holds no such hierarchy with that code.
+        Only ``hierarchyMeaning`` is-a subsumes: a part-of or grouped-by tree (a score's
+        items under their section) says nothing of what a code is."""
+        resource = self.registry.get(system)
+        if not resource or resource.get("resourceType") != "CodeSystem" or resource.get("hierarchyMeaning") != "is-a":
+            return None
+        concepts = self.concepts(system)
+        if concepts is None or code not in concepts:
+            return None
+        if not above:
+            return self._descendants(concepts, code)
+        seen, frontier = {code}, [code]
+        while frontier:
+            for parent in concepts[frontier.pop()]["parents"]:
+                if parent not in seen and parent in concepts:
+                    seen.add(parent)
+                    frontier.append(parent)
+        return frozenset(seen)
+
     def _descendants(self, concepts: dict[str, dict[str, Any]], ancestor: str) -> frozenset[str]:
         """The ancestor and everything below it, computed once per (code system, ancestor).
 

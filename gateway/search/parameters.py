@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import fhirpathpy
@@ -30,6 +31,7 @@ import orjson
 from fhirpathpy.models import models
 
 from conformance.invariants import KeyFilter, key_pattern, referenced_children
+from conformance.terminology import Terminology
 from gateway.match_keys import match_keys
 from profiles.registry import Registry, r4_resource_types
 
@@ -109,6 +111,12 @@ class SearchParameters:
         self._failed: dict[str, dict[str, str]] = {}
         self._referring: dict[str, list[tuple[str, str]]] = {}
         self._pointing: dict[str, tuple[tuple[str, str], ...]] = {}
+
+    @cached_property
+    def terminology(self) -> Terminology:
+        """The code systems' hierarchies a token's ``:below`` and ``:above`` read, built on
+        the first such search (most workers never serve one)."""
+        return Terminology(self.registry)
 
     def for_type(self, resource_type: str) -> dict[str, Parameter]:
         """Supported parameters of a type by code (``Resource`` ones included)."""

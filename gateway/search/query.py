@@ -29,7 +29,8 @@ PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 SORTABLE_TYPES = frozenset({"string", "date", "token", "number", "quantity", "uri"})
 MODIFIERS = {
     "string": {"exact", "contains", "missing"},
-    "token": {"not", "missing"},
+    #: below/above: subsumption in a code system of the registry (:meth:`_Parser._subsumption`)
+    "token": {"not", "missing", "below", "above"},
     "reference": {"missing"},
     "uri": {"below", "above", "missing"},
     "date": {"missing"},
@@ -113,6 +114,9 @@ class SearchValue:
     number_low: float | None = None
     number_high: float | None = None
     or_no_system: bool = False
+    #: token: the codes any of which matches, ``code`` and those it subsumes or is subsumed by
+    #: (``:below``, ``:above``), in place of ``code`` alone
+    codes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -298,7 +302,21 @@ class _Parser:
             values = tuple(
                 replace(v, or_no_system=True) if v.system in parameter.implicit_systems else v for v in values
             )
+        if parameter.type == "token" and modifier in ("below", "above"):
+            return Criterion(parameter.rows, parameter.type, None, self._subsumption(values, modifier == "above"))
         return Criterion(parameter.rows, parameter.type, modifier or None, values)
+
+    def _subsumption(self, values: tuple[SearchValue, ...], above: bool) -> tuple[SearchValue, ...]:
+        """A token's ``:below`` (``:above``) values, each ``system|code`` matching that code
+        and every code below (above) it in the system's is-a hierarchy, when the registry
+        holds one with the code (R4 search.html#token); otherwise, and for a code without a
+        system, whose hierarchy no one named, the code itself."""
+        terminology = self.parameters.terminology
+        widened = []
+        for value in values:
+            codes = terminology.subsumed(value.system, value.code, above) if value.system and value.code else None
+            widened.append(replace(value, codes=tuple(sorted(codes))) if codes and len(codes) > 1 else value)
+        return tuple(widened)
 
     def _parameter(self, resource_type: str, code: str, key: str) -> Parameter:
         parameter = self.parameters.get(resource_type, code)

@@ -562,7 +562,10 @@ class _Builder:
             parts.append(f"({self._eq(f'{s}.system', value.system)} OR {s}.system IS NULL)")
         elif value.system is not None:
             parts.append(self._eq(f"{s}.system", value.system))
-        if value.code is not None:
+        if value.codes is not None:  # a :below or :above, the hierarchy's codes
+            self.params += value.codes
+            parts.append(f"{s}.value IN ({marks(value.codes)})")
+        elif value.code is not None:
             parts.append(self._eq(f"{s}.value", value.code))
         return " AND ".join(parts) or "1=1"
 

@@ -31,6 +31,8 @@ from tests.conftest import fresh_database_url, load_example
 
 DIALECTS = {"sqlite": SQLITE, "postgresql": POSTGRES}
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+#: an is-a hierarchy of the package: community-health-center is a medical-institution
+ORGANIZATION_TYPE = "http://fhir.yiyang.cn/CodeSystem/organization-type"
 EXAMPLES = [
     "yy-patient/valid-zhang-xiuying.json",
     "yy-patient/valid-li-jianguo-minimal.json",
@@ -59,7 +61,15 @@ def extra_resources() -> list[dict[str, Any]]:
             ("closed", {"start": "2026-01-01", "end": "2026-10-31"}),
         )
     ]
-    return [mueller, percent, *episodes]
+    organizations = [
+        {
+            "resourceType": "Organization",
+            "id": organization,
+            "type": [{"coding": [{"system": ORGANIZATION_TYPE, "code": code}]}],
+        }
+        for organization, code in (("centre", "community-health-center"), ("institution", "medical-institution"))
+    ]
+    return [mueller, percent, *episodes, *organizations]
 
 
 class Database:
@@ -144,6 +154,24 @@ def db(request: pytest.FixtureRequest) -> Iterator[Database]:
             connection.execute(statement)
         fill(database, [load_example(name) for name in EXAMPLES] + extra_resources())
         yield database
+
+
+# -- tokens -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value", "found"),
+    [
+        ("type:below", f"{ORGANIZATION_TYPE}|medical-institution", {"centre", "institution"}),
+        ("type:below", f"{ORGANIZATION_TYPE}|community-health-center", {"centre"}),
+        ("type:above", f"{ORGANIZATION_TYPE}|community-health-center", {"centre", "institution"}),
+        ("type:below", "medical-institution", {"institution"}),
+    ],
+)
+def test_a_tokens_below_and_above_follow_the_code_systems_hierarchy(
+    db: Database, key: str, value: str, found: set[str]
+) -> None:
+    """R4 search.html#token: ``:below`` and ``:above`` test subsumption; they were refused
+    as unknown modifiers.  Without a system no hierarchy is named: the code itself."""
+    assert db.found("Organization", (key, value)) == found
 
 
 # -- strings ----------------------------------------------------------------------------------
