@@ -567,7 +567,6 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         except FhirError as absent:
             if absent.status != 410:  # a deleted one is written again by a PUT (201)
                 raise
-    readable = repository.references.readable()
     answer = operations.validate(
         repository,
         resource,
@@ -578,7 +577,6 @@ def _validate(kind: str, resource_id: str | None = None) -> Response:
         asked.mode,
         lambda permission: scope_refusal(((kind, permission),)),
         stored=stored,
-        resolve=readable,
     )
     return respond(_warned(answer, query.ignored))
 

@@ -181,14 +181,6 @@ class ArchiveReferences:
         looked_up = self._read_together(r for r in named if r.removeprefix(self.base) not in written)
         return Lookup(self, written, looked_up)
 
-    def readable(self) -> Lookup:
-        """This resolver as far as the caller may read (:meth:`Lookup.readable`), for
-        ``$validate``: on a type it needs no scope, as it stores and reads nothing of its
-        own; its verdict still read the targets, and told a client holding Encounter scopes
-        alone (an auditor too) the birth date of the Patient a reading names
-        (``rule.before-birth``), or whether that Patient exists at all."""
-        return self.including({}).readable()
-
     def _kept_copy(self, found: Stored) -> dict[str, Any]:
         key = (found.type, found.id, found.version)
         with self._guard:

@@ -46,7 +46,6 @@ def validate(
     mode: str | None = None,
     scope_refusal: Callable[[str], FhirError | None] = lambda permission: None,
     stored: bool = False,
-    resolve: Lookup | None = None,
 ) -> dict[str, Any]:
     """``$validate``: the OperationOutcome of every issue; the store is not changed.  On an
     instance (``resource_id``) the body may not name another id, and as an update (``mode``
@@ -57,8 +56,8 @@ def validate(
     needing a permission (``c``, ``u``) on the type would get for the client's scopes, or
     None; one that would get it is not rehearsed, and told so.  ``stored``: the resource is
     the instance as stored (a GET), judged as it stands: no write is foretold unless ``mode``
-    names one.  ``resolve``: the archive's resources its references name, as far as the
-    caller may read them."""
+    names one.  The archive's records its references name are read as :func:`_resolver`
+    says."""
     if not isinstance(resource, dict) or "resourceType" not in resource:
         raise FhirError(400, "http.not-a-resource")
     if kind and resource["resourceType"] != kind:
@@ -74,6 +73,7 @@ def validate(
     # a type's core definition is the base model every resource is held to already: named, it
     # was looked for among the profiles and warned of as unknown
     held = [url for url in profiles if registry.get(url) is not None]
+    resolve = _resolver(repository, resource_id, mode, scope_refusal)
     issues = repository.validate(resource, held, elsewhere=resolve)
     # ... but the core definition of a type it is not (nor derives from, as a Patient does
     # from DomainResource) is one the resource cannot meet: passed over, a Patient
@@ -98,6 +98,26 @@ def validate(
             raise refused
         answer["issue"] = [*(found.to_fhir(lang) for found in issues), *refused.outcome(lang)["issue"]]
     return answer
+
+
+def _resolver(
+    repository: Repository,
+    resource_id: str | None,
+    mode: str | None,
+    scope_refusal: Callable[[str], FhirError | None],
+) -> Lookup:
+    """The archive's records the verdict reads.  A client that may make the write
+    ``$validate`` foretells (a create on a type, an update on an instance or in update mode)
+    is judged as that write would be: the rules keeping the archive free of contradictions
+    read the Patient a reading names and tell a client without ``Patient.r`` that the reading
+    is dated before the birth, without the birth date (``rule.before-birth-unseen``); read
+    only as far as its scopes read, the Patient was one the archive lacked, and a reading the
+    write refuses passed.  Another client is told nothing of a record it may not read (on a
+    type ``$validate`` needs no scope): the write it may not make would be refused 403
+    whatever it held (docs/security.md)."""
+    updates = mode == "update" or (resource_id is not None and mode != "create")
+    whole = repository.references.including({})
+    return whole if scope_refusal("u" if updates else "c") is None else whole.readable()
 
 
 def _validation_refuses(

@@ -81,6 +81,14 @@ def test_a_reading_before_birth_is_refused_with_the_birth_date_to_a_reader(archi
     )
 
 
+def test_validating_a_reading_before_birth_tells_what_its_write_is_refused_for(recorder: Api) -> None:
+    """A client that may make the write ``$validate`` foretells is judged as that write is:
+    read only as far as its scopes read, the Patient was one the archive lacked, and the
+    reading its POST is refused for (``rule.before-birth-unseen``) passed."""
+    validated, written = (post(recorder, path, reading_of_1900()) for path in ("Observation/$validate", "Observation"))
+    assert refused(validated)[1][-1:] == refused(written)[1][-1:]
+
+
 def test_a_birth_moved_past_visits_is_refused_without_naming_visits_it_may_not_read(registrar: Api) -> None:
     answer = put(registrar, "Patient/zhang-xiuying", person("1960-06-01"))
     assert (refused(answer), VISIT in answer.text) == (
