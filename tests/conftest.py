@@ -98,6 +98,23 @@ def fresh_database_url(backend: str, folder: Path) -> Iterator[str]:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+def advisory_lock_held(url: str, name: str) -> bool:
+    """Whether a transaction of the PostgreSQL at ``url`` holds the store's lock ``name``
+    (``Transaction.lock``): its 64-bit key is shown as two halves, in ``classid`` and ``objid``."""
+    import psycopg
+
+    from gateway.storage.postgres import advisory_key
+
+    key = advisory_key(name) & 0xFFFF_FFFF_FFFF_FFFF
+    with psycopg.connect(url) as other:
+        row = other.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objid = %s AND objsubid = 1",
+            (key >> 32, key & 0xFFFF_FFFF),
+        ).fetchone()
+    return bool(row and row[0])
+
+
 def second_behind_first(url: str, run: Callable[[str], None], paused: threading.Event, resume: threading.Event) -> None:
     """``run`` in two threads on PostgreSQL: "first", which the test's patch pauses (setting
     ``paused``) until ``resume``, and "second", started once first has paused and let go once

@@ -8,13 +8,11 @@ import copy
 import random
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from bench.synthetic import patient as synthetic_patient
@@ -27,7 +25,7 @@ from gateway.security.principal import Principal, acting
 from gateway.services import Services
 from gateway.storage.ingest_tables import IdentityKeys
 from gateway.storage.store import Executor, StoreError
-from tests.conftest import fresh_database_url, load_example
+from tests.conftest import advisory_lock_held, fresh_database_url, load_example
 
 Make = Callable[..., Services]
 #: the 居民健康档案号 of a yy-patient
@@ -557,12 +555,7 @@ def test_on_postgresql_a_new_patients_identity_claim_goes_with_its_commit(
     with fresh_database_url("postgresql", tmp_path) as url:
 
         def committing(executor: Executor) -> None:
-            with psycopg.connect(url) as other:
-                held = other.execute(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
-                    (zlib.crc32(lock.encode()),),
-                ).fetchone()
-            locked_before_commit.append(bool(held and held[0]))
+            locked_before_commit.append(advisory_lock_held(url, lock))
             commit(executor)
 
         made = Services(Config.load(database_url=url))

@@ -30,9 +30,9 @@ from gateway.search.values import format_instant
 from gateway.services import Services
 from gateway.storage import open_store, sqlite_path, sqlite_url
 from gateway.storage.dialect import PLANNED_PER_CALL
-from gateway.storage.postgres import WRITE_BARRIER
+from gateway.storage.postgres import WRITE_BARRIER, advisory_key
 from gateway.storage.store import Store, StoreError, VersionConflict
-from tests.conftest import fresh_database_url, second_behind_first
+from tests.conftest import advisory_lock_held, fresh_database_url, second_behind_first
 
 ID_CARD = "urn:oid:2.16.156.10011.1.3"
 
@@ -198,7 +198,9 @@ def test_a_lock_whose_savepoint_rolled_back_is_taken_again(store: Store, databas
         tx.lock("person|idcard|X")
         tx.resources.read("Patient", "anyone")  # the lock goes with the next statement
         with psycopg.connect(database_url, autocommit=True) as elsewhere:
-            free = elsewhere.execute("SELECT pg_try_advisory_lock(%s)", (zlib.crc32(b"person|idcard|X"),)).fetchone()[0]
+            free = elsewhere.execute("SELECT pg_try_advisory_lock(%s)", (advisory_key("person|idcard|X"),)).fetchone()[
+                0
+            ]
     assert free is False
 
 
@@ -206,10 +208,26 @@ def test_a_lock_whose_savepoint_rolled_back_is_taken_again(store: Store, databas
 def test_a_lock_another_holds_is_not_waited_for_when_asked_not_to(store: Store, database_url: str) -> None:
     """An ingest must not wait for another run's record while holding its batch's."""
     with psycopg.connect(database_url, autocommit=True) as elsewhere:
-        elsewhere.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(b"ledger|X"),))
+        elsewhere.execute("SELECT pg_advisory_lock(%s)", (advisory_key("ledger|X"),))
         with store.transaction() as tx:
             taken = tx.lock("ledger|X", wait=False)
     assert taken is False
+
+
+#: two lock names of one CRC-32 (85238017), the key PostgreSQL's advisory locks had before
+CRC_TWINS = ("person|idcard|410105194909685295", "person|idcard|410105194912060020")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_lock_names_of_one_crc32_are_two_locks(store: Store, database_url: str) -> None:
+    """Keyed by the CRC-32 of its name, a writer of one person's number waited for a writer of
+    another's whose name shared it, and two such pairs deadlocked writers that had nothing to
+    do with each other."""
+    one, other = CRC_TWINS
+    with store.transaction() as holding, store.transaction() as asking:
+        holding.lock(one, wait=False)
+        taken = asking.lock(other, wait=False)
+    assert (zlib.crc32(one.encode()) == zlib.crc32(other.encode()), taken) == (True, True)
 
 
 def test_a_refused_row_fails_its_own_savepoint_when_it_ends(store: Store) -> None:
@@ -779,15 +797,6 @@ def test_on_postgresql_a_settled_instant_ignores_writers_of_another_database(
         settler.join(10)
         store.close()
     assert not waited
-
-
-def advisory_lock_held(url: str, name: str) -> bool:
-    with psycopg.connect(url) as other:
-        row = other.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
-            (zlib.crc32(name.encode()),),
-        ).fetchone()
-    return bool(row and row[0])
 
 
 def test_on_postgresql_a_named_lock_goes_with_the_next_statement(tmp_path: Path, indexer: SearchIndexer) -> None:
