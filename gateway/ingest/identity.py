@@ -46,6 +46,10 @@ IDENTITY_LOCK = "identity"
 # 4. the rows written: in type and id order (a transaction Bundle, Repository.hold), or as a
 #    record's resources are written (an ingest, Ingest._land).
 #
+# An ingest's locks of records — a ledger record's, a quarantine entry's — come in its file's
+# order, never a fixed one: they are tried, never waited for while the batch holds anything
+# (ledger.RecordHeld: the batch is committed first).
+#
 # An ingest batch keeps what its earlier records took while a later record takes its own, so
 # across records its order restarts; a number or row found changed after the rest were locked
 # is locked late too, as are the identifiers of an Organization a Bundle PATCHes.  The

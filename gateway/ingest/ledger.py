@@ -16,12 +16,20 @@ from gateway.storage.store import Transaction
 
 
 class RecordHeld(Exception):
-    """Another run holds the record, uncommitted: the caller commits its batch, so that it
-    holds nothing while it waits, then takes ``lock`` waiting and asks again."""
+    """Another run holds the record (its ledger entry or its quarantine entry), uncommitted:
+    the caller commits its batch, so that it holds nothing while it waits, then takes ``lock``
+    waiting and asks again."""
 
     def __init__(self, lock: str) -> None:
         super().__init__(lock)
         self.lock = lock
+
+
+def hold(tx: Transaction, lock: str) -> None:
+    """Take ``lock`` for the transaction if no other run holds it, else :class:`RecordHeld`:
+    the locks of records are met in the order of each run's file, never a fixed one."""
+    if not tx.lock(lock, wait=False):
+        raise RecordHeld(lock)
 
 
 class Ledger:
@@ -41,9 +49,7 @@ class Ledger:
         records (another batch size, a file more before it) each held a record the other
         reached next, and PostgreSQL failed one as a deadlock, again at each retry.  A run
         waiting for a record holds no other, so no two wait for each other."""
-        lock = f"ledger|{scope}|{digest}"
-        if not tx.lock(lock, wait=False):
-            raise RecordHeld(lock)
+        hold(tx, f"ledger|{scope}|{digest}")
         seen = tx.ledger.get(scope, digest)
         if seen is not None:
             location_seen, run, landed = seen

@@ -37,10 +37,10 @@ from gateway.ingest.identity import (
     IdentityIndex,
     merge,
 )
-from gateway.ingest.ledger import Ledger, RecordHeld
+from gateway.ingest.ledger import Ledger, RecordHeld, hold
 from gateway.ingest.organizations import OrganizationConflict
 from gateway.ingest.provenance import provenance
-from gateway.ingest.quarantine import Entry, Reason
+from gateway.ingest.quarantine import Entry, Reason, entry_lock
 from gateway.ingest.stored_events import judge_stored_events
 from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
@@ -284,7 +284,7 @@ class Ingest:
             outcome = Outcome(record, None)
             outcome.reasons.append(self._reason("ingest.internal-error", error=f"{type(error).__name__}: {error}"))
         tx = self._transaction()
-        outcome.identity = outcome.identity or f"content|{content_digest(record)}"
+        outcome.identity = _identity(outcome)
         # a replay holds only the quarantined records, rebuilt from the quarantine: what their
         # file's columns were read for was told by the ingest of the file itself
         if outcome.mapped is not None and replaces is None:
@@ -338,7 +338,13 @@ class Ingest:
         of it that a PUT created meanwhile (the record's ids are found free, then inserted,
         taking no lock), or a deadlock.  The savepoint undone, it is judged anew against what
         the other committed (a person whose proposed id another Patient took lands at the
-        next id); the batch's earlier records stay, where the whole run stopped before."""
+        next id); the batch's earlier records stay, where the whole run stopped before.
+
+        A record to be quarantined holds its entry, tried as its ledger record is
+        (:class:`RecordHeld`): another run may write the same entry (a message no spec takes
+        has no ledger record; a file ingested under two names has two), and that write, waited
+        for in the database, deadlocked a run that held the identity lock since an earlier
+        record with one waiting for that lock at its next record."""
         with tx.savepoint():
             if refused:
                 outcome = Outcome(record, None, reasons=list(refused))
@@ -346,6 +352,8 @@ class Ingest:
                 outcome = self.evaluate(tx, record, replaying=replaying)
             if not outcome.reasons and not outcome.unchanged:
                 self._land(tx, outcome)
+            if outcome.reasons or (outcome.parts and not outcome.unchanged):
+                hold(tx, entry_lock(record.source, _identity(outcome)))
         return outcome
 
     def _entry_identity(self, record: SourceRecord, outcome: Outcome) -> str:
@@ -894,6 +902,11 @@ class Ingest:
 
 #: the party of a run that names none: the operator at the command line
 CLI = exchanges.Party("yiyang-cli", "", "", "cli", "ingest")
+
+
+def _identity(outcome: Outcome) -> str:
+    """What the record is: its spec and source key once mapped, else its content."""
+    return outcome.identity or f"content|{content_digest(outcome.record)}"
 
 
 def _leave_out(mapped: Mapped, outcome: Outcome, parts: Mapping[str, list[Reason]]) -> None:

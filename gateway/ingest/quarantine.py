@@ -39,6 +39,14 @@ class Reason:
         )
 
 
+def entry_lock(source: str, identity: str) -> str:
+    """The lock of the quarantine entries of one record identity (a source key, or a content
+    that no spec mapped), held by a run from the record's quarantining to its commit: two runs
+    writing one entry wait for each other in the database, and one record's entry is no ledger
+    record's (a message no spec takes has none; a file ingested under two names, two)."""
+    return f"quarantine|{source}|{identity}"
+
+
 @dataclass(slots=True)
 class Entry:
     record: SourceRecord

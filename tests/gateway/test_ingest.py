@@ -26,6 +26,7 @@ from gateway.limits import reader_limits
 from gateway.storage import open_store
 from gateway.storage.store import StoreError, Transaction
 from mappings import conceptmaps
+from mappings.engine import MappingEngine
 from mappings.readers import hl7v2, read
 from mappings.records import SourceRecord
 from profiles.registry import Registry
@@ -35,6 +36,7 @@ from tests.samples import mapped_samples
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "mappings/samples/community-health/个人基本信息表.csv"
+SAMPLE_HL7 = ROOT / "mappings/samples/hl7v2/adt.hl7"
 GOLDEN = Path(__file__).parent / "golden"
 
 
@@ -274,13 +276,7 @@ def test_two_ingests_of_one_export_in_batches_of_other_sizes_both_finish(
 
     def ingest(url: str) -> None:
         size = 10 if threading.current_thread().name == "first" else 200
-        with closing(open_store(url)) as store:
-            pipeline = Ingest(store, validator, engine, batch_size=size)
-            try:
-                pipeline.run(read(SAMPLE, "community-health", reader_limits(Config())))
-                pipeline.finish()
-            except StoreError as error:
-                failed.append(error)
+        failed.extend(failure_of_a_run(url, validator, engine, SAMPLE, "community-health", size))
 
     monkeypatch.setattr(Ledger, "arrive", pausing)
     (rewritten,) = both_at_once(tmp_path, ingest, paused, resume, REWRITTEN)
@@ -289,6 +285,20 @@ def test_two_ingests_of_one_export_in_batches_of_other_sizes_both_finish(
 
 #: the resources written more than once
 REWRITTEN = "resource WHERE version > 1"
+
+
+def failure_of_a_run(
+    url: str, validator: Validator, engine: MappingEngine, path: Path, source: str, batch_size: int = 200
+) -> list[StoreError]:
+    """The store's failure that stopped one run of ``path`` into the store at ``url``, if any."""
+    with closing(open_store(url)) as store:
+        pipeline = Ingest(store, validator, engine, batch_size=batch_size)
+        try:
+            pipeline.run(read(path, source, reader_limits(Config())))
+            pipeline.finish()
+        except StoreError as error:
+            return [error]
+    return []
 
 
 def both_at_once(
@@ -789,3 +799,33 @@ def test_the_fields_of_a_record_no_spec_takes_are_listed_as_each_language_lists(
     commands.ingest("community-health", [export], tmp_path / "out", Registry())
     reason = ndjson(tmp_path / "out/quarantine.ndjson")[0]["reasons"][0]
     assert ("甲列, 乙列" in reason["en"], "甲列、乙列" in reason["zh-CN"]) == (True, True)
+
+
+def test_two_ingests_quarantining_one_message_in_other_orders_both_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, validator: Validator
+) -> None:
+    """A message no spec takes holds no ledger record, and its quarantine entry was written
+    taking no lock: the first run, holding the identity lock since its first message, waited
+    to write the entry the second had written uncommitted, while the second waited for the
+    identity lock at its next message.  PostgreSQL failed one as a deadlock, at each retry."""
+    admitted, other = (b"MSH|" + message for message in SAMPLE_HL7.read_bytes().split(b"MSH|")[1:3])
+    unknown = b"MSH|^~\\&|LIS|H41010500012|YIYANG-GW|YYPT|20261102100000||ORU^R01^ORU_R01|LIS1|P|2.5\rPID|1||X\r"
+    files = {"first": (tmp_path / "a.hl7", admitted + unknown), "second": (tmp_path / "b.hl7", unknown + other)}
+    for path, data in files.values():
+        path.write_bytes(data)
+    engine, original = commands.build_engine(Registry()), Ingest.process
+    paused, resume, failed = threading.Event(), threading.Event(), list[StoreError]()
+
+    def pausing(self: Ingest, record: SourceRecord, *args: Any) -> Outcome:
+        if threading.current_thread().name == "first" and record.fields.get("MSH-10") == "LIS1" and not paused.is_set():
+            paused.set()  # the identity lock held: the second may quarantine the message first
+            resume.wait(timeout=60)
+        return original(self, record, *args)
+
+    def ingest(url: str) -> None:
+        path, _ = files[threading.current_thread().name]
+        failed.extend(failure_of_a_run(url, validator, engine, path, "hl7v2"))
+
+    monkeypatch.setattr(Ingest, "process", pausing)
+    both_at_once(tmp_path, ingest, paused, resume)
+    assert failed == []
