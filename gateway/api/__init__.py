@@ -42,6 +42,7 @@ from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.repository import ID
 from gateway.security.principal import acting
 from gateway.services import Services
+from gateway.storage import patience
 from gateway.storage.store import StoreError
 
 log = logging.getLogger("yiyang.api")
@@ -102,6 +103,9 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
         MAX_CONTENT_LENGTH=services.config.max_bytes,
         JSON_AS_ASCII=False,
     )
+    app.extensions["yiyang.patience"] = patience.Patience(services.stopping, services.config.graceful_timeout / 2)
+    app.before_request(_be_patient)  # first: authentication may write too
+    app.teardown_request(_stop_being_patient)
     if secure:
         auth.install(app)  # first: its before_request authenticates every route registered below
         audit.install(app)  # records every request (and masks logs); serves /fhir/AuditEvent
@@ -119,6 +123,19 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.register_error_handler(StoreError, _store_error)
     app.register_error_handler(Exception, _internal_error)
     return app
+
+
+def _be_patient() -> None:
+    """A request waiting for another process's lock on the store gives up half the worker's
+    grace after it is told to stop (``gateway/storage/patience.py``): answered 503, rather than
+    killed with its worker, unanswered and unaudited; a lock let go sooner lets it finish."""
+    g.patience = patience.be_patient(current_app.extensions["yiyang.patience"])
+
+
+def _stop_being_patient(_: BaseException | None) -> None:
+    token = g._get_current_object().pop("patience", None)
+    if token is not None:
+        patience.reset(token)
 
 
 def _act_for_the_principal() -> None:

@@ -13,6 +13,8 @@ handler, which *sleeps* (1, 2, 5 … 100 ms) instead of waking when the lock is 
   fails every member gets the error;
 * processes take turns on an ``flock`` held from BEGIN to COMMIT, a kernel lock that wakes a
   waiting process as soon as it is free;
+* a request whose worker is told to stop gives up waiting for another process's lock, in
+  time to be answered before the worker is killed (``patience.py``);
 * the wait for the disk comes after the lock: the writer connection commits without syncing
   the write-ahead log (``synchronous = NORMAL``, which keeps the log consistent), and the
   committer syncs the log itself once the next writer may begin, then wakes its group.  A
@@ -28,11 +30,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from gateway.storage import patience
 from gateway.storage.store import Executor, StoreError
 
 try:  # POSIX; elsewhere SQLite's own busy handler orders the processes
@@ -42,6 +47,9 @@ except ImportError:  # pragma: no cover - not on the platforms the gateway is se
 
 #: members per commit at most: beyond this a busy process commits and lets another in
 MAX_GROUP = 32
+#: milliseconds SQLite's busy handler waits at a time to begin a write (``_begin_immediate``):
+#: between such waits a request looks whether its worker is stopping (``patience.py``)
+BUSY_SLICE_MS = 100
 
 
 class _Group:
@@ -64,11 +72,14 @@ class GroupCommit:
         executor: Callable[[Any], Executor],
         lock_path: Path,
         sync_log: Callable[[], None],
+        busy_timeout_s: float = 60,
     ) -> None:
+        """``busy_timeout_s``: the writer connection's own wait for another's lock."""
         self._connect = connect
         self._executor = executor
         self._lock_path = lock_path
         self._sync_log = sync_log
+        self._busy_timeout_s = busy_timeout_s
         self._pid = 0
         self._inside = threading.local()
         self._ready()
@@ -84,6 +95,9 @@ class GroupCommit:
         self._group: _Group | None = None
         self._connection: Any = None
         self._lock_fd: int | None = None
+        #: the thread left waiting for the file lock by a request that gave up (patience.py):
+        #: once it has it, the lock is the next turn's
+        self._stray: threading.Thread | None = None
         self._upkeep: Callable[[Any], None] | None = None
         self.commits = 0  # groups made durable by this process: write transactions / commits = sharing
 
@@ -102,7 +116,12 @@ class GroupCommit:
         self._ready()
         with self._queue_guard:
             self._queued += 1
-        self._turn.acquire()
+        try:
+            self._take_turn()
+        except BaseException:
+            with self._queue_guard:
+                self._queued -= 1
+            raise
         self._inside.active = True
         failure: BaseException | None = None
         try:
@@ -142,17 +161,43 @@ class GroupCommit:
         if group.error is not None:
             raise group.error
 
+    def _take_turn(self) -> None:
+        """The writer connection, once this process's other threads are done with it."""
+        waiting = patience.current()
+        if waiting is None:
+            self._turn.acquire()
+        elif not self._turn.acquire(blocking=False):
+            waiting.wait(lambda seconds: self._turn.acquire(timeout=seconds), "the writer connection")
+
     def _begin(self) -> _Group:
         if self._connection is None:
             self._connection = self._connect()
+            self._executor(self._connection).execute(f"PRAGMA busy_timeout = {BUSY_SLICE_MS}")
         self._hold_file_lock()
         try:
-            self._executor(self._connection).execute("BEGIN IMMEDIATE")
+            self._begin_immediate()
         except BaseException:
             self._release_file_lock()
             raise
         self._group = _Group()
         return self._group
+
+    def _begin_immediate(self) -> None:
+        """BEGIN IMMEDIATE, waiting up to the busy timeout for a writer outside the file lock
+        (an upgrade, a tool): in waits of SQLite's busy handler of :data:`BUSY_SLICE_MS` (the
+        writer connection's), between which a request looks whether to give up."""
+        executor = self._executor(self._connection)
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                executor.execute("BEGIN IMMEDIATE")
+                return
+            except StoreError as exc:
+                if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            waiting = patience.current()
+            if waiting is not None and waiting.exhausted():
+                raise patience.StoreStopping("the database's write lock")
 
     @staticmethod
     def _undo(executor: Executor, group: _Group) -> None:
@@ -222,11 +267,36 @@ class GroupCommit:
         self._upkeep = upkeep
 
     def _hold_file_lock(self) -> None:
+        """The processes' turn: taken at once when free; else waited for, by a patient request
+        on a thread of its own (a blocking ``flock`` cannot be woken, and polling would let the
+        lock lie free between looks), which it may leave waiting (:attr:`_stray`)."""
         if fcntl is None:
             return
         if self._lock_fd is None:
             self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        fd = self._lock_fd
+        taker, self._stray = self._stray, None
+        if taker is None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            waiting = patience.current()
+            if waiting is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return
+            taker = threading.Thread(target=fcntl.flock, args=(fd, fcntl.LOCK_EX), name="yiyang-file-lock", daemon=True)
+            taker.start()
+        waiting = patience.current()
+        try:
+            if waiting is None:
+                taker.join()
+            else:
+                waiting.wait(partial(_joined, taker), "another process's writer")
+        except patience.StoreStopping:
+            self._stray = taker  # under the turn: no other thread asks for the lock meanwhile
+            raise
 
     def _release_file_lock(self) -> None:
         if fcntl is not None and self._lock_fd is not None:
@@ -245,3 +315,9 @@ class GroupCommit:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _joined(thread: threading.Thread, seconds: float) -> bool:
+    """Whether ``thread`` has ended, waiting for it ``seconds`` at most."""
+    thread.join(seconds)
+    return not thread.is_alive()

@@ -71,6 +71,7 @@ class SQLiteStore(Store):
             lambda connection: Executor(connection, self.dialect, self.errors),
             self.path.with_name(self.path.name + "-writer"),
             self._sync_log,
+            busy_timeout_s,
         )
         #: synced by the checkpointer, closed after every connection (see HeldFile)
         self._database_file = HeldFile(self.path)
