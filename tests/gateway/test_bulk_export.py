@@ -23,19 +23,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.synthetic import patient as synthetic_patient
-from gateway.fhir import bulk_export
-from gateway.fhir.bulk_export import (
-    FAILED,
-    IN_PROGRESS,
-    BulkExports,
-    Job,
-    _Halted,
-    _may_name_by_number,
-    _names_any,
-    _parameters,
-    _Progress,
-    _visible_lines,
-)
+from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, batches
+from gateway.fhir.bulk_export.batches import _Halted
+from gateway.fhir.bulk_export.downloads import _visible_lines
+from gateway.fhir.bulk_export.files import _NdjsonFiles
+from gateway.fhir.bulk_export.job_run import _Progress
+from gateway.fhir.bulk_export.kick_off import _parameters
+from gateway.fhir.bulk_export.naming import _may_name_by_number, _names_any
 from gateway.fhir.errors import FhirError
 from gateway.fhir.search import Searcher, shaped
 from gateway.security.access import Access, PersonalData
@@ -1478,7 +1472,7 @@ def test_a_job_cancelled_while_it_judges_changed_records_stops_there(
     heartbeat finds the job cancelled while it judges the first, and it stops before the next."""
     jobs = exports(store, tmp_path, personal, 3600, searcher)
     job = after_corrections(store, jobs, home_of_one(store, jobs, 3), range(3), 125)
-    monkeypatch.setattr(bulk_export, "BATCH", 2)
+    monkeypatch.setattr(batches, "BATCH", 2)
     assert asked_before_halting(jobs, store, job, tmp_path, "versions_since", monkeypatch) == 1
 
 
@@ -1583,13 +1577,13 @@ def test_a_system_export_keeps_no_key_of_each_resource_it_writes(
         for reading in range(3):
             tx.resources.write(observation(f"bp-{reading}", "zhang", 120 + reading))
     kept: list[int] = []
-    written = bulk_export._NdjsonFiles.output
+    written = _NdjsonFiles.output
 
-    def output(files: bulk_export._NdjsonFiles) -> list[dict[str, Any]]:
+    def output(files: _NdjsonFiles) -> list[dict[str, Any]]:
         kept.append(len(files.seen))
         return written(files)
 
-    monkeypatch.setattr(bulk_export._NdjsonFiles, "output", output)
+    monkeypatch.setattr(_NdjsonFiles, "output", output)
     job = jobs.kick_off("http://x/fhir/$export", "system", [])
     jobs.run(job.id)
     assert kept == [0]
@@ -1614,13 +1608,13 @@ def test_a_patient_export_keeps_a_key_only_of_what_names_two_people(
     jobs = exports(store, tmp_path, personal, 3600, searcher)
     residents_sharing_a_reading(store)
     kept: list[set[tuple[str, str]]] = []
-    written = bulk_export._NdjsonFiles.output
+    written = _NdjsonFiles.output
 
-    def output(files: bulk_export._NdjsonFiles) -> list[dict[str, Any]]:
+    def output(files: _NdjsonFiles) -> list[dict[str, Any]]:
         kept.append(set(files.seen))
         return written(files)
 
-    monkeypatch.setattr(bulk_export._NdjsonFiles, "output", output)
+    monkeypatch.setattr(_NdjsonFiles, "output", output)
     jobs.run(jobs.kick_off("http://x/fhir/Patient/$export", "Patient", []).id)
     assert kept == [{("Observation", "bp-shared")}]
 
