@@ -361,6 +361,18 @@ def test_a_group_export_naming_someone_no_active_member_is_refused(api: Api, arc
     assert refusal(answer) == (400, "http.export-patient-not-member", ["Parameters.parameter[2].valueReference"])
 
 
+def test_a_group_export_naming_someone_who_does_not_exist_answers_as_for_no_member(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """A Patient no one may read and a Patient who is no member of the Group get one answer:
+    a 404 for the first made ``patient`` an oracle of who is in the archive."""
+    answers = [
+        post_kick_off(api, "Group/home-a/$export", parameters(string("_type", "Patient"), patient(f"Patient/{who}")))
+        for who in ("no-such-person", "li-jianguo")
+    ]
+    assert refusal(answers[0]) == refusal(answers[1])
+
+
 def test_a_patient_export_since_lists_the_deletions_of_the_named_alone(api: Api, archive: dict[str, list[str]]) -> None:
     for reading, person in (("bp-gone-zhang", "zhang-xiuying"), ("bp-gone-li", "li-jianguo")):
         api.put(f"{api.base}/Observation/{reading}", json=observation(reading, person, 120), timeout=30)

@@ -96,7 +96,10 @@ def _check_members(tx: Transaction, scope: str, patients: dict[str, str]) -> Non
     """Each Patient ``patient`` names (by where it was named) is one of the Group's active
     members: one who is not SHOULD be answered with an error (IG v2).  Left out in silence, a
     resident who had left the home, or was marked inactive, came back as an empty export, as
-    if the archive held nothing of them."""
+    if the archive held nothing of them.  Asked before whether the Patient exists, and
+    answered alike whether it does: the client reads the Group's members, not the archive."""
+    if not patients:
+        return
     members = set(_members(tx, scope))
     for patient_id, at in patients.items():
         if patient_id not in members:
