@@ -17,6 +17,7 @@ from gateway.api.methods import method_refused, refusing, without_head
 from gateway.api.negotiation import body, language, outcome_response, prefer_handling, preferences, respond
 from gateway.api.serving import services
 from gateway.fhir.bulk_export import COMPLETED, IN_PROGRESS, BulkExports, Job, manifest
+from gateway.fhir.bulk_export.ignored import MESSAGES_FILE
 from gateway.fhir.errors import FhirError
 from gateway.fhir.export_parameters import KickOffArguments, body_arguments
 from gateway.messages import issue
@@ -208,10 +209,13 @@ def export_file(job_id: str, name: str) -> Response:
     invite a cache to reason about keeping health data.
 
     The body is a :class:`Delivery`, so that the audit trail records, besides the request,
-    whether the file reached the client whole (``gateway/api/audit.py``).  That costs
+    whether the file reached the client whole (``gateway/api/audit.py``).  The messages file
+    (the parameters a lenient kick-off ignored) is worded as the download asks.  That costs
     ``send_file``'s zero-copy sendfile: the bytes pass through Python (docs/api.md, Files)."""
     exports, rules = _exports(), services().repository.access()
-    if rules.restricted:
+    if name == MESSAGES_FILE:  # worded in the language of this download
+        body, headers = Delivery(exports.messages(job_id, language())), {}
+    elif rules.restricted:
         body = Delivery(exports.visible_lines(job_id, name, rules))
         headers = {}
     else:

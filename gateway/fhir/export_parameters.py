@@ -56,7 +56,8 @@ class KickOffArguments:
 
 def body_arguments(document: Any, lenient: bool = False) -> KickOffArguments:
     """The arguments a Parameters body carries.  A part of a name the kick-off does not take
-    is refused, as in a query string, unless ``lenient`` (``Prefer: handling=lenient``)."""
+    is refused, as in a query string, unless ``lenient`` (``Prefer: handling=lenient``): then
+    it is passed on without a value, located at its name, for the kick-off to ignore."""
     if not isinstance(document, dict) or document.get("resourceType") != "Parameters":
         found = document.get("resourceType") if isinstance(document, dict) else None
         raise FhirError(400, "http.wrong-type", "resourceType", found=found, expected="Parameters")
@@ -72,9 +73,12 @@ def body_arguments(document: Any, lenient: bool = False) -> KickOffArguments:
             raise FhirError(400, "http.parameter-needs-one-value", at)
         types = kick_off_parts().elements
         if name not in types:
-            if lenient:
-                continue
-            raise unsupported_parameter(name, "$export", types, f"{at}.name")
+            if not lenient:
+                raise unsupported_parameter(name, "$export", types, f"{at}.name")
+            # kept, valueless, for the kick-off to ignore and the manifest to report
+            pairs.append((name, ""))
+            where.append(f"{at}.name")
+            continue
         expected = types[name]
         pairs.append((name, _value(part, name, expected, at)))
         where.append(f"{at}.{expected}")

@@ -107,9 +107,11 @@ def archive(api: Api) -> dict[str, list[str]]:
     return ids
 
 
-def post_kick_off(api: Api, path: str, body: dict[str, Any], query: str = "") -> requests.Response:
+def post_kick_off(
+    api: Api, path: str, body: dict[str, Any], query: str = "", prefer: str = ASYNC["Prefer"]
+) -> requests.Response:
     """A kick-off by POST with a Parameters body (IG v2)."""
-    headers = {**ASYNC, "Content-Type": "application/fhir+json"}
+    headers = {**ASYNC, "Prefer": prefer, "Content-Type": "application/fhir+json"}
     return api.post(f"{api.base}/{path}{query}", data=orjson.dumps(body), headers=headers, timeout=30)
 
 
@@ -117,13 +119,15 @@ def parameters(*parts: dict[str, Any]) -> dict[str, Any]:
     return {"resourceType": "Parameters", "parameter": list(parts)}
 
 
-def export(api: Api, path: str = "$export", body: dict[str, Any] | None = None, **params: str) -> dict[str, Any]:
-    """Kick off (by GET with ``params``, or by POST with a Parameters ``body``), poll until
-    done, and return the manifest."""
+def export(
+    api: Api, path: str = "$export", body: dict[str, Any] | None = None, prefer: str = ASYNC["Prefer"], **params: str
+) -> dict[str, Any]:
+    """Kick off (by GET with ``params``, or by POST with a Parameters ``body``) with this
+    ``Prefer``, poll until done, and return the manifest."""
     if body is None:
-        kicked = api.get(f"{api.base}/{path}", params=params, headers=ASYNC, timeout=30)
+        kicked = api.get(f"{api.base}/{path}", params=params, headers={**ASYNC, "Prefer": prefer}, timeout=30)
     else:
-        kicked = post_kick_off(api, path, body)
+        kicked = post_kick_off(api, path, body, prefer=prefer)
     assert kicked.status_code == 202, kicked.text
     status_url = kicked.headers["Content-Location"]
     deadline = time.monotonic() + 60
@@ -174,6 +178,45 @@ def test_kick_off_without_prefer_respond_async_is_refused(api: Api) -> None:
 def test_a_refused_kick_off_parameter_is_named_in_the_outcome(api: Api, query: str, parameter: str) -> None:
     answer = api.get(f"{api.base}/$export?{query}", headers=ASYNC, timeout=30)
     assert (answer.status_code, answer.json()["issue"][0].get("expression")) == (400, [parameter])
+
+
+LENIENT = "respond-async, handling=lenient"
+
+
+def warnings_reported(api: Api, manifest: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """The issues of the OperationOutcomes a manifest's ``error`` files hold: severity, message
+    id and where."""
+    outcomes = [outcome for entry in manifest["error"] for outcome in lines(api, entry["url"])]
+    return [
+        (found["severity"], found["details"]["coding"][0]["code"], found["expression"])
+        for outcome in outcomes
+        for found in outcome["issue"]
+    ]
+
+
+def test_a_lenient_kick_off_reports_each_parameter_it_ignored_in_the_manifest(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """IG v2 (manifest ``error``): with handling=lenient, an OperationOutcome for each invalid
+    or unsupported parameter the server ignored.  Ignored in silence, the client believed its
+    filter applied."""
+    manifest = export(api, "Patient/$export", prefer=LENIENT, _type="Patient", includeAssociatedData="x", _until="y")
+    assert warnings_reported(api, manifest) == [
+        ("warning", "http.unsupported-parameter", ["includeAssociatedData"]),
+        ("warning", "http.unsupported-parameter", ["_until"]),
+    ]
+
+
+def test_a_lenient_post_kick_off_reports_an_ignored_part_at_its_name(api: Api, archive: dict[str, list[str]]) -> None:
+    body = parameters(string("_type", "Patient"), {"name": "organizeOutputBy", "valueString": "Patient"})
+    manifest = export(api, "Patient/$export", body, prefer=LENIENT)
+    assert warnings_reported(api, manifest) == [
+        ("warning", "http.unsupported-parameter", ["Parameters.parameter[1].name"])
+    ]
+
+
+def test_a_kick_off_ignoring_nothing_has_an_empty_error_array(api: Api, archive: dict[str, list[str]]) -> None:
+    assert export(api, "Patient/$export", prefer=LENIENT, _type="Patient")["error"] == []
 
 
 def test_an_unknown_kick_off_parameter_is_refused_as_every_endpoint_refuses_one() -> None:

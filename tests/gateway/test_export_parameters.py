@@ -71,9 +71,14 @@ def test_a_value_of_another_type_is_refused_where_it_is(part: dict[str, Any], ex
     assert (refused.value.message_id, refused.value.expression) == ("http.export-part-type", expression)
 
 
-def test_an_unknown_part_is_ignored_when_lenient() -> None:
+def test_an_unknown_part_is_passed_on_valueless_at_its_name_when_lenient() -> None:
+    """For the kick-off to ignore, and its manifest to report where it was given."""
     body = parameters({"name": "includeAssociatedData", "valueCode": "x"}, {"name": "_type", "valueString": "Patient"})
-    assert body_arguments(body, lenient=True).pairs == [("_type", "Patient")]
+    found = body_arguments(body, lenient=True)
+    assert list(zip(found.pairs, found.where, strict=True)) == [
+        (("includeAssociatedData", ""), "Parameters.parameter[0].name"),
+        (("_type", "Patient"), "Parameters.parameter[1].valueString"),
+    ]
 
 
 def test_a_body_that_is_not_parameters_is_refused() -> None:

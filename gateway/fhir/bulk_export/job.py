@@ -16,7 +16,7 @@ IN_PROGRESS, COMPLETED, FAILED = "in-progress", "completed", "failed"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 _COLUMNS = (
     "id, request, scope, types, since, status, created, heartbeat, progress, finished, error, output, client, "
-    "served_by, type_filters, elements, patients"
+    "served_by, type_filters, elements, patients, ignored"
 )
 
 
@@ -48,6 +48,9 @@ class Job:
     elements: list[str] = field(default_factory=list)
     #: the ids of the Patients the ``patient`` parameter named (None: everyone in scope)
     patients: list[str] | None = None
+    #: the kick-off's parameters ``Prefer: handling=lenient`` ignored, as catalogued messages
+    #: ({message_id, params, expression}: :mod:`.ignored`)
+    ignored: list[dict[str, Any]] = field(default_factory=list)
 
     def failure(self) -> FhirError:
         """Why a failed job failed, as the status request's 500 answer."""
@@ -79,6 +82,7 @@ def _load(store: Store, job_id: str) -> Job | None:
         type_filters=[TypeFilter(kind, criteria) for kind, criteria in json_out(row[14])] if row[14] else [],
         elements=json_out(row[15]) if row[15] else [],
         patients=json_out(row[16]) if row[16] else None,
+        ignored=json_out(row[17]) if row[17] else [],
     )
 
 

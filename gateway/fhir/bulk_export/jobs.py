@@ -40,6 +40,7 @@ from gateway.export import DELETED_FILE
 from gateway.fhir.bulk_export.batches import _Halted
 from gateway.fhir.bulk_export.downloads import _lines, _visible_lines
 from gateway.fhir.bulk_export.files import FILE_NAME
+from gateway.fhir.bulk_export.ignored import MESSAGES_FILE, kept, message_lines
 from gateway.fhir.bulk_export.job import _COLUMNS, COMPLETED, FAILED, IN_PROGRESS, JOB_ID, Job, _end, _load
 from gateway.fhir.bulk_export.job_run import _JobRun, _Progress
 from gateway.fhir.bulk_export.kick_off import (
@@ -116,7 +117,8 @@ class BulkExports:
         every type.
 
         ``lenient`` (``Prefer: handling=lenient``) ignores parameters this server does not
-        support instead of refusing them, as the IG allows.  ``where`` says where each
+        support instead of refusing them, as the IG allows, and the job keeps them for its
+        manifest to report (:mod:`.ignored`).  ``where`` says where each
         parameter was given (a Parameters body's ``Parameters.parameter[2].valueString``),
         which a refusal of it names; by default its name, as a query string gives it."""
         where = list(where) if where is not None else _names(parameters)
@@ -126,7 +128,7 @@ class BulkExports:
         served_by = principal.organization if principal and principal.role in RESTRICTED_ROLES else None
         if served_by and scope == "system":
             raise FhirError(403, "http.export-system-restricted", organization=served_by)
-        types, since = _parameters(parameters, lenient, where)
+        types, since, ignored = _parameters(parameters, lenient, where)
         if types is None and authorised is not None:
             if not authorised:  # the scopes hook refuses first; no job of every type either way
                 raise FhirError(403, "http.forbidden-scope", scope="system/*.rs", client=client or "")
@@ -176,7 +178,7 @@ class BulkExports:
                 _check_visible(tx, "Patient", patient_id, access, at)
             self._check_room(tx, client)
             tx.sql.execute(
-                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?, ?, ?)",
+                f"INSERT INTO export_job ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     request,
@@ -193,6 +195,7 @@ class BulkExports:
                     else None,
                     tx.sql.dialect.json_in(elements) if elements else None,
                     tx.sql.dialect.json_in(list(patients)) if patients else None,
+                    tx.sql.dialect.json_in(kept(ignored)) if ignored else None,
                 ),
             )
         return self.find(job_id)
@@ -384,6 +387,14 @@ class BulkExports:
         if name == DELETED_FILE:  # judged when written: they name only what the client saw before
             return _lines(path)
         return _visible_lines(self.store, path, rules)
+
+    def messages(self, job_id: str, lang: str) -> Iterator[bytes]:
+        """The lines of a finished job's messages file (:data:`MESSAGES_FILE`), worded in
+        ``lang``: the OperationOutcomes of the parameters it ignored."""
+        job = self.find(job_id)
+        if job.status != COMPLETED or not job.ignored:
+            raise FhirError(404, "http.export-file-not-found", id=job_id, name=MESSAGES_FILE)
+        return message_lines(job, lang)
 
     def find(self, job_id: str, principal: Principal | None = None) -> Job:
         """The job, when the acting client (or ``principal``, asked before it acts) may see it:

@@ -12,8 +12,9 @@ from gateway.fhir.bulk_export.people import (
 )
 from gateway.fhir.errors import FhirError, not_found
 from gateway.fhir.export_parameters import kick_off_parts
-from gateway.fhir.parameters import instant, listed_types, refuse_unsupported_parameters
+from gateway.fhir.parameters import instant, listed_types, unsupported_parameter
 from gateway.fhir.repository import ID
+from gateway.search.query import IGNORED_CONTROLS
 from gateway.security.access import Access
 from gateway.storage.store import Transaction
 
@@ -24,22 +25,28 @@ PATIENT_REFERENCE = re.compile(rf"Patient/({ID.pattern})")
 
 def _parameters(
     parameters: Sequence[tuple[str, str]], lenient: bool, where: Sequence[str] | None = None
-) -> tuple[list[str] | None, str | None]:
+) -> tuple[list[str] | None, str | None, list[FhirError]]:
     """``_type`` (comma lists, repeatable) and ``_since`` of a kick-off; ``_outputFormat``
     must be NDJSON.  The parameters the IG's operations take (:func:`kick_off_parts`) are
     those honoured; besides them, a kick-off may carry the controls every answer takes (R4
     http.html: ``_format``, the format of its errors, and ``_pretty``).  Those of one value
     (``_since``, ``_outputFormat``) are refused given twice: of two ``_since``, taking either
     would silently drop the other, and the later one loses the changes in between.  Any other
-    parameter is refused as every endpoint refuses one, unless ``lenient``.  A refusal names
-    where the parameter was given (``where``, by default its name)."""
+    parameter is refused as every endpoint refuses one, unless ``lenient``: then it is ignored,
+    and its refusal returned for the manifest to report.  A refusal names where the parameter
+    was given (``where``, by default its name)."""
     honoured = kick_off_parts()
     types: list[str] = []
     since = None
     given: set[str] = set()
+    ignored: list[FhirError] = []
     for (name, value), at in zip(parameters, where if where is not None else _names(parameters), strict=True):
-        if not lenient:
-            refuse_unsupported_parameters([name], "$export", honoured.types, at)
+        if name not in honoured.types and name not in IGNORED_CONTROLS:
+            refused = unsupported_parameter(name, "$export", honoured.types, at)
+            if not lenient:
+                raise refused
+            ignored.append(refused)
+            continue
         if name in honoured.single:
             if name in given:
                 raise FhirError(400, "http.repeated-parameter", at, name=name)
@@ -51,7 +58,7 @@ def _parameters(
         elif name == "_outputFormat":
             if value.replace(" ", "+") not in OUTPUT_FORMATS:  # an unescaped "+" reads as a space
                 raise FhirError(400, "http.export-output-format", at, format=value)
-    return types or None, since
+    return types or None, since, ignored
 
 
 def _names(parameters: Sequence[tuple[str, str]]) -> list[str]:

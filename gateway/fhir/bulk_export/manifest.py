@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.fhir.bulk_export.ignored import message_files
 from gateway.fhir.bulk_export.job import Job
 
 
@@ -24,7 +25,7 @@ def manifest(job: Job, base_url: str) -> dict[str, Any]:
         "requiresAccessToken": True,
         "output": [_file(job, entry, base_url) for entry in job.output if not entry.get("deleted")],
         "deleted": [_file(job, entry, base_url) for entry in job.output if entry.get("deleted")],
-        "error": [],
+        "error": message_files(job, base_url),
     }
 
 
