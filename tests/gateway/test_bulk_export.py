@@ -27,10 +27,12 @@ from gateway.fhir.bulk_export import FAILED, IN_PROGRESS, BulkExports, Job, batc
 from gateway.fhir.bulk_export.batches import _Halted
 from gateway.fhir.bulk_export.downloads import _visible_lines
 from gateway.fhir.bulk_export.files import _NdjsonFiles
-from gateway.fhir.bulk_export.job_run import _Progress
+from gateway.fhir.bulk_export.job_run import _JobRun, _Progress
 from gateway.fhir.bulk_export.kick_off import _parameters
 from gateway.fhir.bulk_export.naming import _may_name_by_number, _names_any
+from gateway.fhir.bulk_export.provenance import _provenances_since
 from gateway.fhir.errors import FhirError
+from gateway.fhir.export_filters import Filtering
 from gateway.fhir.search import Searcher, shaped
 from gateway.security.access import Access, PersonalData
 from gateway.security.principal import Principal, acting
@@ -1453,6 +1455,44 @@ def test_a_group_export_since_judges_others_changed_records_in_statements_not_on
     after_one = statements_run(jobs, one, monkeypatch)
     twenty = after_corrections(store, jobs, one, range(20), 130)
     assert statements_run(jobs, twenty, monkeypatch) == after_one
+
+
+def statements_finding_provenances_since(
+    jobs: BulkExports, store: Store, job: Job, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """How many statements ``job`` issues to find the Provenances changed since its ``_since``
+    that target its people's records."""
+    with store.reading() as tx:
+        access = jobs._access(job)
+        filtering = Filtering([], searcher, access)
+        run = _JobRun(tx, job, access, filtering, threading.Event(), jobs.personal, searcher, jobs.resource_types)
+        return statements_of(lambda: list(_provenances_since(run, set())), monkeypatch)
+
+
+def test_a_group_export_since_reads_no_provenance_of_others_records(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Provenance changed since in the archive was read, 500 at a time, to find the few
+    of the home's records: at province scale, most of the archive.  Those of others' records
+    are no longer read: as many statements after six others' Provenances as after one (here
+    two to a batch, so that six made more batches)."""
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    first = home_of_one(store, jobs, 6)
+    monkeypatch.setattr(batches, "BATCH", 2)
+
+    def since_provenances_of(*people: str) -> Job:
+        with store.transaction() as tx:
+            for person in people:
+                tx.resources.write(provenance(f"prov-{person}", f"Observation/bp-{person}"))
+        return jobs.find(
+            jobs.kick_off("http://x/fhir/Group/home/$export", "Group/home", [("_since", first.created)]).id
+        )
+
+    after_one = statements_finding_provenances_since(
+        jobs, store, since_provenances_of("zhang", "other-0"), searcher, monkeypatch
+    )
+    later = since_provenances_of(*(f"other-{number}" for number in range(1, 6)))
+    assert statements_finding_provenances_since(jobs, store, later, searcher, monkeypatch) == after_one
 
 
 def test_a_group_export_since_indexes_no_changed_record_that_names_none_of_its_people(

@@ -55,8 +55,15 @@ def _provenances_since(run: _JobRun, written: Container[tuple[str, str]]) -> Ite
     keeps): one unchanged since is not written, so :func:`_provenances` never asks for
     them.  Per :data:`BATCH` of them, one statement on the index finds which of their
     targets are the people's records, one reads those to judge them as the export does."""
-    tx, targeted, people = run.tx, _targeted(run.personal, run.job), run.people()
-    for batch in _batches(tx.resources.current([PROVENANCE], run.job.since)):
+    tx, targeted, people, since = run.tx, _targeted(run.personal, run.job), run.people(), run.job.since
+    # of everyone's records, every Provenance changed since may be one; of a Group's or the
+    # named people's, those targeting their records are found from their index rows
+    changed = (
+        tx.resources.current([PROVENANCE], since)
+        if people is None
+        else tx.resources.referring_into(PROVENANCE, ["target"], targeted, people, since)
+    )
+    for batch in _batches(changed):
         _unless_halted(run.halt)
         fresh = [(found, _targets(found.resource)) for found in batch if (found.type, found.id) not in written]
         within = tx.resources.in_compartment([key for _, keys in fresh for key in keys], targeted, people)
