@@ -905,7 +905,11 @@ def test_elements_naming_a_type_the_export_does_not_hold_are_refused(api: Api) -
             {"_type": "Patient", "_typeFilter": "Observation?code=8480-6"},
             "http.export-type-filter-not-exported",
         ),
-        ("Patient/$export", {"_typeFilter": "Organization?name=x"}, "http.export-type-outside-compartment"),
+        (
+            "Patient/$export",
+            {"_type": "Patient", "_typeFilter": "Organization?name=x"},
+            "http.export-type-outside-compartment",
+        ),
     ],
 )
 def test_a_type_filter_the_export_cannot_run_is_refused_at_kick_off(
@@ -918,6 +922,37 @@ def test_a_type_filter_the_export_cannot_run_is_refused_at_kick_off(
         message_id,
         ["_typeFilter"],
     )
+
+
+def test_a_type_filter_keeps_of_what_a_patient_export_sends_along_only_its_matches(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """Organization is no type of the Patient compartment, but a Patient export without
+    ``_type`` sends along the one its residents' records name: a filter of it was refused 400,
+    as if the export could not hold one."""
+    files = exported(api, export(api, "Patient/$export", _typeFilter="Organization?active=false"))
+    assert "Organization" not in files
+
+
+def test_elements_cut_what_a_patient_export_sends_along(api: Api, archive: dict[str, list[str]]) -> None:
+    files = exported(api, export(api, "Patient/$export", _elements="Organization.identifier"))
+    assert {key for key in files["Organization"][0] if key not in ("resourceType", "id", "meta")} == {"identifier"}
+
+
+def test_a_patient_export_since_deletes_what_it_sent_along_that_its_filter_no_longer_keeps(
+    api: Api, archive: dict[str, list[str]]
+) -> None:
+    """The organisation managing 张秀英's record, sent along while active, closed since: the
+    platform's copy of it must go, as a system export's of a filtered type does."""
+    organisation = load_example("yy-organization/valid-yiyang-center.json")
+    url = f"{api.base}/Organization/{organisation['id']}"
+    since = export(api, "Patient/$export", _typeFilter="Organization?active=true")["transactionTime"]
+    api.put(url, json={**organisation, "active": False}, timeout=30)
+    try:
+        manifest = export(api, "Patient/$export", _typeFilter="Organization?active=true", _since=since)
+    finally:
+        api.put(url, json=organisation, timeout=30)
+    assert f"Organization/{organisation['id']}" in deletions(api, manifest)
 
 
 def test_patient_export_holds_the_residents_their_compartments_and_what_they_refer_to(

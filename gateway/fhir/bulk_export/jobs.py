@@ -133,13 +133,17 @@ class BulkExports:
             if not authorised:  # the scopes hook refuses first; no job of every type either way
                 raise FhirError(403, "http.forbidden-scope", scope="system/*.rs", client=client or "")
             types = authorised
+        # a person's export without _type sends along what its records refer to outside the
+        # compartment (writing._write): those types take _typeFilter and _elements too
+        supporting = scope != "system" and types is None
 
         def check_type(kind: str, parameter: str) -> None:
             if kind not in self.resource_types:
                 raise FhirError(400, "http.unknown-type", parameter, type=kind)
             if kind in READ_ONLY:  # the audit trail is its own table: 202 and an empty output hid that
                 raise FhirError(400, "http.export-type-not-archived", parameter, type=kind)
-            if scope != "system" and kind not in self.personal.compartment:
+            outside = scope != "system" and kind not in self.personal.compartment
+            if outside and (parameter == "_type" or not supporting):
                 raise FhirError(400, "http.export-type-outside-compartment", parameter, type=kind)
             if parameter != "_type" and types is not None and kind not in types:
                 raise FhirError(400, "http.export-type-filter-not-exported", parameter, type=kind)
@@ -150,7 +154,7 @@ class BulkExports:
                     for kind in listed_types(value):
                         check_type(kind, "_type")
         searches: list[TypeFilter] = []
-        held = types or (self.personal.compartment if scope != "system" else self.resource_types)
+        held = types or self.resource_types
         elements: list[str] = []
         # each Patient named, and where it was first named
         patients: dict[str, str] = {}

@@ -3,6 +3,7 @@ writes its files."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -69,13 +70,29 @@ def _write(run: _JobRun, folder: Path, progress: _Progress) -> list[dict[str, An
         if supporting is not None and job.since is not None:
             changed = _changed_supporting(run, supporting)
             supporting.update(dict.fromkeys(changed))
-        for stored in current_targets(tx, access, list(supporting or {})):
+        # what goes along is filtered and cut as the records are; with _since, one changed
+        # since that the filter no longer keeps leaves the client's copy (as in a system export)
+        dropped: list[str] = []
+        for batch in _batches(current_targets(tx, access, list(supporting or {}))):
             _unless_halted(halt)
-            if files.add(stored, shaped(stored.resource, None, job.elements)):
-                progress.written += 1
+            kept = filtering.kept(tx, batch)
+            for stored in kept:
+                if files.add(stored, shaped(stored.resource, None, job.elements)):
+                    progress.written += 1
+            if job.since is not None:
+                dropped += _filtered_out(batch, kept, job.since)
         if job.since is not None:
-            files.add_deletions(_deleted(run, job.since, frozenset(files.seen)))
+            files.add_deletions(itertools.chain(_deleted(run, job.since, frozenset(files.seen)), dropped))
         return files.output()
+
+
+def _filtered_out(batch: list[Stored], kept: list[Stored], since: str) -> list[str]:
+    """The references of ``batch`` changed after ``since`` that ``_typeFilter`` dropped: the
+    client may hold an earlier version that matched."""
+    held = {(stored.type, stored.id) for stored in kept}
+    return [
+        stored.reference for stored in batch if stored.last_updated > since and (stored.type, stored.id) not in held
+    ]
 
 
 def _remembers(job: Job, newcomers: frozenset[str]) -> Callable[[Stored], bool]:
