@@ -73,6 +73,10 @@ FINDINGS = (
     (("code.", "binding."), "103^Table value not found"),
 )
 DATA_ERROR = "102^Data type error"
+#: the first version (MSH-12) whose ERR segment says an error in ERR-2 to ERR-8; before it the
+#: segment has one field, ERR-1 "error code and location", which an ACK echoing such a version
+#: fills too: its receiver reads no other
+ERL_VERSION = (2, 5)
 #: conditions that reject the message for what it is, not for its content: AR, not AE
 #: (unsupported message type, event, processing id or version)
 REJECTING = ("200", "201", "202", "203")
@@ -260,7 +264,8 @@ def ack(
     MSH-5/6, sends the ACK, as HL7 chapter 2 has it; the gateway's own names when it named
     none), its control id in MSA-2, its version, and one ERR per reason (the stable id, then the
     zh-CN text; ``views`` are the record's, to locate a typed key such as ``PID-3[ID]``): of
-    severity E for the ``reasons``, then W for the ``warnings``."""
+    severity E for the ``reasons``, then W for the ``warnings``, each also in ERR-1 when the
+    version echoed is one before v2.5 (:func:`error_code_and_location`)."""
     now = datetime.now(_CHINA).strftime("%Y%m%d%H%M%S%z")
     trigger = _text(fields.get("MSH-9.2"))
     control = _text(fields.get("MSH-10"))
@@ -284,12 +289,14 @@ def ack(
         "",
         "UNICODE UTF-8",  # MSH-18: the reasons are Chinese, and absent it means ASCII
     ]
+    version = fields.get("MSH-12.1") or fields.get("MSH-12")
     errors = []
     for reason, severity in [*((r, "E") for r in reasons), *((w, "W") for w in warnings)]:
         where = reason.field or reason.expression or ""
         text = _escape(f"{reason.message_id}: {reason.text['zh-CN']}" + (f" ({where})" if where else ""))
-        condition = _condition(reason)
-        errors.append(f"ERR||{error_location(reason, views)}|{condition}^HL70357|{severity}||||{text}")
+        condition, location = _condition(reason), error_location(reason, views)
+        first = error_code_and_location(location, condition) if _before_erl(version) else ""
+        errors.append(f"ERR|{first}|{location}|{condition}^HL70357|{severity}||||{text}")
     # two reasons told apart only by a FHIRPath the ERR does not carry (one IN1 field missing
     # from two resources it maps to) are one error to the sender: said once
     segments = ["|".join(header), f"MSA|{code}|{control}", *dict.fromkeys(errors)]
@@ -324,6 +331,20 @@ def error_location(reason: Reason, views: Mapping[str, str] | None = None) -> st
     parts = [found["segment"], str(sequence), found["field"], found["repetition"] or ""]
     parts += [found["component"] or "", found["subcomponent"] or ""]
     return "^".join(parts).rstrip("^")
+
+
+def error_code_and_location(location: str, condition: str) -> str:
+    """ERR-1 (ELD: segment^sequence^field^code, the code's components as subcomponents), the
+    only field of the ERR segment before v2.5: the ERL ``location`` cut to its segment,
+    sequence and field, and the table 0357 ``condition``."""
+    parts = (location.split("^") + ["", "", ""])[:3]
+    return "^".join([*parts, "&".join([*condition.split("^"), "HL70357"])])
+
+
+def _before_erl(version: Any) -> bool:
+    """Whether a version id (``2.4``, ``2.3.1``) is one before :data:`ERL_VERSION`."""
+    numbers = version.split(".") if isinstance(version, str) else []
+    return bool(numbers) and all(n.isdigit() for n in numbers) and tuple(map(int, numbers)) < ERL_VERSION
 
 
 def failed(message: bytes, incident: str) -> Answer:

@@ -389,6 +389,20 @@ def test_reasons_an_err_cannot_tell_apart_are_one_err_segment() -> None:
     assert answer.count("ERR|") == 1
 
 
+@pytest.mark.parametrize("version", ["2.2", "2.3", "2.3.1", "2.4", "2.4^CHN"])
+def test_an_ack_in_a_version_before_2_5_holds_its_error_in_err_1(version: str) -> None:
+    """Before v2.5 the ERR segment has one field, ERR-1 (segment^sequence^field^code): the
+    ACK echoes the message's version, and an AE to a v2.4 sender held its error only in
+    fields 2-8, which that version does not have, so the sender read an error without one."""
+    reason = Reason("ingest.unreadable", {"zh-CN": "", "en": ""}, None, "MLLP message 1, field PID-7")
+    fields = {
+        "MSH-10": "M1",
+        "MSH-12": version,
+        **{f"MSH-12.{n}": part for n, part in enumerate(version.split("^"), 1)},
+    }
+    assert segment(ack(fields, "AE", [reason]).decode(), "ERR")[1] == "PID^1^7^102&Data type error&HL70357"
+
+
 def test_a_typed_key_is_located_at_the_repetition_the_record_holds_it_in() -> None:
     reason = Reason("x", {"zh-CN": "", "en": ""}, None, "MLLP message 1, field PID-3[ID].1")
     assert error_location(reason, {"PID-3[ID].1": "PID-3~2.1"}) == "PID^1^3^2^1"
