@@ -4,7 +4,9 @@ file's download a second once its body has ended, :func:`_delivered`), and the r
 
 Recording is an ``after_request`` hook on the whole app, so no route (nor a 401, 404 or 405
 that matched no route) escapes it; it only gathers plain facts about the request and hands
-them to ``gateway/security/audit.py``, which builds the event and buffers it.
+them to ``gateway/security/audit.py``, which builds the event and buffers it.  A request the
+HTTP server refuses before the app sees it is recorded by the server's worker
+(:func:`record_unread`).
 
 The AuditEvent routes are served from the audit table, never the resource table.  They are
 static rules (``/fhir/AuditEvent…``), which werkzeug prefers to the generic ``/fhir/<kind>``
@@ -172,6 +174,29 @@ def _form(asked: Request) -> list[tuple[str, str]]:
     """A POST search's criteria, for its record (none when its form cannot be read)."""
     form = _if_readable(lambda: asked.form)
     return [(k, v) for k, v in form.items(multi=True) if k != "_format"] if form is not None else []
+
+
+def record_unread(app: Flask | None, status: int, reason: str, address: str | None) -> None:
+    """The AuditEvent of a request the HTTP server refused before ``app`` saw it (gunicorn's
+    414, 431 or 400: a request line or headers over their limits, bytes that are no HTTP),
+    which :func:`record` never meets: every request leaves one.  Its line and headers were not
+    read, so it names no method, path or client: an anonymous request from its address,
+    refused with the ``reason`` it was told."""
+    if app is None or "audit" not in app.blueprints:
+        return  # a worker still booting, or an app without the trail
+    facts = RequestFacts(
+        method="",
+        path="",
+        endpoint=None,
+        view_args={},
+        query=[],
+        status=status,
+        remote_addr=address,
+        principal=None,
+        reason=reason,
+    )
+    with app.app_context():
+        trail().record(facts)
 
 
 def _reason(response: Response) -> str | None:

@@ -36,8 +36,10 @@ from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
+from gateway.api.audit import record_unread
 from gateway.api.auth import NO_STORE, SECURITY_HEADERS
 from gateway.fhir.errors import FhirError
+from gateway.messages import text
 
 
 def refusal(exc: BaseException, limits: Any) -> FhirError:
@@ -85,10 +87,19 @@ class _OutcomeErrors:
         else:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
         config = getattr(self.wsgi, "config", {}).get("YIYANG")
+        language = config.language if config else "zh-CN"
         try:
-            util.write_nonblock(client, response(error, config.language if config else "zh-CN"))
+            util.write_nonblock(client, response(error, language))
         except OSError:
             self.log.debug("Failed to send error message.")
+        if error.status != 500:  # a 500 fails a request the app had taken, which its own hook records
+            self._audit(error, language, addr)
+
+    def _audit(self, error: FhirError, language: str, addr: Any) -> None:
+        """The refused request's AuditEvent (:func:`~gateway.api.audit.record_unread`), worded
+        as its answer was."""
+        reason = f"{error.message_id} {text(error.message_id, language, error.params)}"
+        record_unread(self.wsgi, error.status, reason, (addr or ("",))[0] or None)
 
 
 class _GracefulInterrupt:

@@ -385,11 +385,12 @@ def _entities(record: Mapping[str, Any]) -> list[dict[str, Any]]:
             found.append({"type": {"system": RESOURCE_TYPES, "code": other}})
     found += [_entry_entity(*entry) for entry in record.get("entries", ())]
     query = "&".join(f"{name}={value}" for name, value in record.get("query", ()))
-    described = not found or bool(query)  # a route that names no type: described by its path
-    if not found:
-        found.append({})
-    if described:
-        found[0]["description"] = f"{record['method']} {record['path']}" + (f"?{query}" if query else "")
+    # a route that names no type: described by its path; a request the HTTP server could not
+    # read has neither (record_unread), and no entity
+    asked = f"{record['method']} {record['path']}" if record["method"] or record["path"] else ""
+    if asked and (not found or query):
+        found = found or [{}]
+        found[0]["description"] = asked + (f"?{query}" if query else "")
     if query:
         found[0]["query"] = base64.b64encode(query.encode()).decode()
     if "request" in record:

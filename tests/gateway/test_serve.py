@@ -107,6 +107,16 @@ def test_a_request_line_over_the_limit_is_a_414_operation_outcome(demo: tuple[st
     assert _codes(answer) == (414, "application/fhir+json; charset=utf-8", ["http.request-line-too-long"])
 
 
+def test_a_request_gunicorn_refuses_leaves_an_audit_event(demo: tuple[str, str], api: Api) -> None:
+    """Every request leaves an AuditEvent, a refused one too: one gunicorn refused before the
+    gateway saw it (a request line over its limit) left none, so whoever probed the server with
+    such requests was in no trail, only in the log."""
+    requests.get(f"{demo[0]}/Patient?_id={','.join(f'q{i:05d}' for i in range(1400))}", timeout=60)
+    events = api.get(f"{demo[0]}/AuditEvent", params={"outcome": "4", "_sort": "-date", "_count": "50"}, timeout=60)
+    said = [e["resource"].get("outcomeDesc", "") for e in events.json()["entry"]]
+    assert any(text.startswith("HTTP 414: http.request-line-too-long") for text in said)
+
+
 def test_a_header_over_the_limit_is_a_431_operation_outcome(demo: tuple[str, str]) -> None:
     answer = requests.get(f"{demo[0]}/metadata", headers={"X-Padding": "x" * 9000}, timeout=60)
     assert _codes(answer) == (431, "application/fhir+json; charset=utf-8", ["http.headers-too-large"])
