@@ -9,17 +9,15 @@ for the auditors' report, one per participant, source, profile, rule and failing
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 
 from conformance.report.model import Finding, Report, Result, Verdict, Wording, worded_for
 from conformance.report.svg import percent
+from conformance.report.xml_text import xml_text as _clean
 
 #: the finding in which a test kit's skipped test gives its reason (conformance/testkit/runner.py)
 SKIP_REASON = "testkit.skipped"
 
-#: characters XML 1.0 cannot carry, even escaped
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _TAGS = {Verdict.FAIL: "failure", Verdict.ERROR: "error"}
 
 
@@ -97,7 +95,3 @@ def _type(result: Result, first: Finding | None) -> str:
 def _line(finding: Finding) -> str:
     where = " ".join(part for part in (finding.subject, finding.location) if part)
     return f"{finding.severity} [{finding.rule}] {where}: {finding.text}"
-
-
-def _clean(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text)

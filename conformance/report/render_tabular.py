@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from conformance.report.model import Counts, Report, Section, Verdict, Wording
 from conformance.report.svg import percent
+from conformance.report.xml_text import xml_text
 
 Cell = str | int | float | None
 TABLES = ("failing", "scorecard")
@@ -64,8 +65,10 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
         for row in table.rows:
             cells = []
             for index, value in enumerate(row):
-                cell = WriteOnlyCell(sheet, value=value)
-                if isinstance(value, str):
+                # a control character a client sent is shown as U+FFFD: openpyxl refuses it
+                text = isinstance(value, str)
+                cell = WriteOnlyCell(sheet, value=xml_text(value) if text else value)
+                if text:
                     cell.data_type = "s"  # never a formula, whatever the text starts with
                 if index == table.rate_column and isinstance(value, float):
                     cell.number_format = "0.0%"

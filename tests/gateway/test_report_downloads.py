@@ -1,0 +1,33 @@
+"""The auditors' downloads (``/reports`` as a workbook or CSV) on a running server, with what
+a participant sent in them: a report must open whatever a client wrote into its request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, Served
+from tests.gateway.test_reports_http import AUDIT_SCOPE, AUDITOR, FHIR_JSON, add_client, host, recorded
+
+
+@pytest.fixture(scope="module")
+def auditor(served: Served, client_key: Any) -> Iterator[Api]:
+    add_client(served.database_url, AUDITOR, key=client_key, scope=AUDIT_SCOPE, role="auditor")
+    with Api(served.base, AUDITOR, client_key, AUDIT_SCOPE) as session:
+        yield session
+
+
+def test_a_workbook_opens_when_a_client_sent_a_control_character(served: Served, api: Api, auditor: Api) -> None:
+    """A resource id with a control character (refused, and recorded as sent): openpyxl
+    refuses such a cell, and the whole workbook was a 500."""
+    sent = {"resourceType": "Patient", "id": "bad\u0001id", "gender": "female"}
+    assert api.put(f"{served.base}/Patient/x", json=sent, headers=FHIR_JSON).status_code >= 400
+    deadline = time.monotonic() + 20
+    while recorded(served, "SELECT COUNT(*) FROM exchange WHERE interaction = 'update'")[0] < 1:
+        assert time.monotonic() < deadline, "the exchange did not reach the store in 20 s"
+        time.sleep(0.2)
+    answer = auditor.get(f"{host(served)}/reports", params={"_format": "xlsx"})
+    assert answer.status_code == 200, answer.text[:500]
