@@ -21,6 +21,7 @@ from conformance.report.render_junit import render_junit
 from conformance.report.render_tabular import render_csv, render_xlsx, tables
 from gateway.exchanges import CHINA
 from gateway.messages import text
+from gateway.security.audit import ANONYMOUS
 from gateway.security.clients import ROLES
 from gateway.storage.exchange_tables import ExchangeFilter
 from mappings.specs import SOURCES
@@ -78,9 +79,11 @@ def generated_now() -> str:
 
 
 #: the kinds of system an exchange records as its source: a legacy source (the command line's,
-#: ``$ingest``'s and MLLP's records) or the role of a REST client.  A filter on anything else
-#: matches nothing, and its empty report read as a quiet period
-REPORT_SOURCES = tuple(dict.fromkeys((*SOURCES, *ROLES)))
+#: ``$ingest``'s and MLLP's records), the role of a REST client, or ``anonymous`` for a request
+#: refused before it was authenticated (which the report lists among its sources: a filter on
+#: it must be answered).  A filter on anything else matches nothing, and its empty report read
+#: as a quiet period
+REPORT_SOURCES = tuple(dict.fromkeys((*SOURCES, *ROLES, ANONYMOUS)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from flask import Flask, Response, current_app, g, request
 from gateway.api.audit import bundle_type, requested_types
 from gateway.exchanges import Collector, ExchangeLog, Later, Party, activate, deactivate
 from gateway.interactions import BY_METHOD, Interaction
-from gateway.security.audit import FIXED_TYPES, INTERACTIONS
+from gateway.security.audit import ANONYMOUS, FIXED_TYPES, INTERACTIONS
 from gateway.security.principal import Principal
 from gateway.services import Services
 
@@ -90,7 +90,7 @@ def record(buffer: ExchangeLog, response: Response) -> Response:
 def _party(principal: Principal | None, named: str) -> Party:
     """The party of a REST exchange, made once per client and interaction."""
     client, organization, role = (
-        (principal.client_id, principal.organization, principal.role) if principal else ("anonymous", "", "anonymous")
+        (principal.client_id, principal.organization, principal.role) if principal else (ANONYMOUS, "", ANONYMOUS)
     )
     key = (client, organization, role, named)
     found = _parties.get(key)

@@ -1069,7 +1069,7 @@ def test_an_xlsx_workbook_needs_an_out_file_whichever_command_writes_it(
         (  # it reported nothing, exit 0: a typo read as a quiet period
             ["--since", "2026-12-01", "--source", "hl7"],
             "--source hl7：没有这种来源（可用：community-health, elderly-care, insurance, hl7v2, hospital, "
-            "auditor, operator）",
+            "auditor, operator, anonymous）",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import Api, Served
 from tests.gateway.test_reports_http import AUDIT_SCOPE, AUDITOR, FHIR_JSON, add_client, host, recorded
@@ -31,3 +32,15 @@ def test_a_workbook_opens_when_a_client_sent_a_control_character(served: Served,
         time.sleep(0.2)
     answer = auditor.get(f"{host(served)}/reports", params={"_format": "xlsx"})
     assert answer.status_code == 200, answer.text[:500]
+
+
+def test_the_anonymous_source_the_report_lists_can_be_asked_for(served: Served, auditor: Api) -> None:
+    """A request without a token is recorded with the source ``anonymous`` and listed under
+    the report's sources; asking for that source was a 400 naming every other one."""
+    assert requests.get(f"{served.base}/Patient", timeout=30).status_code == 401
+    deadline = time.monotonic() + 20
+    while recorded(served, "SELECT COUNT(*) FROM exchange WHERE source = 'anonymous'")[0] < 1:
+        assert time.monotonic() < deadline, "the exchange did not reach the store in 20 s"
+        time.sleep(0.2)
+    answer = auditor.get(f"{host(served)}/reports", params={"source": "anonymous", "_format": "json"})
+    assert (answer.status_code, answer.json()["summary"]["errors"] >= 1) == (200, True)
