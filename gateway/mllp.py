@@ -153,14 +153,13 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     its ACK answers: read whole, a stranger's 57 MB frame cost the listener 4 s of CPU."""
     if peer.refusal is not None or peer.principal is None:
         header = _raw_header(message)
-        return _rejected(header, sender(header).interaction, peer.refusal or _stranger(peer.address))
+        return _rejected(header, message_kind(header), peer.refusal or _stranger(peer.address))
     record = read_message(message, "hl7v2", FEED, services.reader_limits)
     fields = record.fields
     if UNPARSEABLE in fields:  # the header may still be whole: the ACK answers its MSH-10
         fields = {**_raw_header(message), **fields}
-    party = sender(fields)
-    kind = party.interaction
-    pipeline = Ingest(services.store, services.validator, services.engine, party=party)
+    kind = message_kind(fields)
+    pipeline = Ingest(services.store, services.validator, services.engine, party=sender(peer.principal, kind))
     refused = _refusals(message, fields, services.engine.specs)
     token = acting.set(peer.principal)
     try:
@@ -239,18 +238,25 @@ def audited(trail: AuditTrail, peer: Peer, answer: Answer) -> None:
     trail.record(facts)
 
 
-def sender(fields: dict[str, Any]) -> Party:
-    """The participant behind a message, for its exchange record: the sending application
-    (MSH-3) acting for the sending facility (MSH-4); the interaction is the message type.
-    Each is the sender's text, masked, with a character no text may hold (a NUL, which
-    PostgreSQL's text refuses, losing the record) written as its code point (``U+0000``)."""
+def message_kind(fields: dict[str, Any]) -> str:
+    """The message's type (MSH-9), its exchange record's interaction: the sender's text, masked,
+    with a character no text may hold (a NUL, which PostgreSQL's text refuses, losing the
+    record) written as its code point (``U+0000``)."""
     kind = "^".join(part for part in (_recorded(fields.get("MSH-9.1")), _recorded(fields.get("MSH-9.2"))) if part)
-    client, facility = _recorded(fields.get("MSH-3")), _recorded(fields.get("MSH-4"))
-    return Party(client or FEED, facility, "hl7v2", "mllp", kind or "message")
+    return kind or "message"
+
+
+def sender(principal: Principal, kind: str) -> Party:
+    """The participant behind a message, for its exchange record: the registered client the
+    peer's address is (``--peer``) and the organisation it acts for, as a REST client's record
+    names them.  MSH-3 and MSH-4 are the message's own claim: recorded as the participant, a
+    hospital's engine writing another's facility code there had its messages counted for that
+    hospital, and a report filtered on its Organization id missed its MLLP traffic."""
+    return Party(principal.client_id, principal.organization, "hl7v2", "mllp", kind)
 
 
 def _recorded(value: Any) -> str:
-    """A header field's text as an exchange record holds it (:func:`sender`): as the sender
+    """A header field's text as an exchange record holds it (:func:`message_kind`): as the sender
     wrote it, not escaped as the ACK echoes it (where a NUL is ``\\X00\\``), masked."""
     return visible(mask_text(value)) if isinstance(value, str) else ""
 
@@ -354,7 +360,7 @@ def failed(message: bytes, incident: str) -> Answer:
     resends it, still answering its control id and sender from its header as written."""
     fields = _raw_header(message)
     reason = Reason("http.internal", worded("http.internal", {"incident": incident}))
-    return Answer(ack(fields, "AR", [reason]), "AR", 500, sender(fields).interaction, "http.internal")
+    return Answer(ack(fields, "AR", [reason]), "AR", 500, message_kind(fields), "http.internal")
 
 
 def _raw_header(message: bytes) -> dict[str, str]:
@@ -529,7 +535,7 @@ class _Connection(socketserver.StreamRequestHandler):
         start = buffer.find(START)
         fields = _raw_header(buffer[start + 1 :]) if start != -1 else {}
         reason = Reason("http.too-large", worded("http.too-large", {"size": len(buffer), "limit": limit}))
-        answer = Answer(ack(fields, "AR", [reason]), "AR", 413, sender(fields).interaction, "http.too-large")
+        answer = Answer(ack(fields, "AR", [reason]), "AR", 413, message_kind(fields), "http.too-large")
         audited(self.server.trail, peer_of(self.server.services, self.server.peers, self.client_address[0]), answer)
         self.wfile.write(START + answer.ack + END)
 

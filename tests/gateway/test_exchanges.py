@@ -453,7 +453,10 @@ def test_the_repository_notes_each_resource_it_validates(services: Services) -> 
     ]
 
 
-def test_an_mllp_message_is_one_exchange_of_its_sending_application(services: Services, store: Store) -> None:
+def test_an_mllp_message_is_one_exchange_of_the_client_that_sent_it(services: Services, store: Store) -> None:
+    """The participant is the registered client the peer's address is, and its organisation:
+    MSH-3 and MSH-4 (``HIS``, ``H41010500012``) are the message's claim, and recorded as the
+    participant any engine could have its messages counted for another hospital."""
     from gateway.mllp import Peer, acknowledge
     from gateway.security.principal import Principal
 
@@ -462,12 +465,12 @@ def test_an_mllp_message_is_one_exchange_of_its_sending_application(services: Se
     acknowledge(services, b"MSH" + message, Peer("127.0.0.1", engine))
     with store.reading() as tx:
         row = tx.sql.one("SELECT client, organization, source, channel, interaction, verdict FROM exchange")
-    assert tuple(row) == ("HIS", "H41010500012", "hl7v2", "mllp", "ADT^A01", "pass")
+    assert tuple(row) == ("his-engine", "zhengzhou-first-hospital", "hl7v2", "mllp", "ADT^A01", "pass")
 
 
 @pytest.mark.parametrize(
     ("sent", "recorded"),
-    [(b"|HIS|", ("HIU+0000S", "ADT^A01")), (b"|ADT^A01^", ("HIS", "ADU+0000T^A01"))],
+    [(b"|HIS|", ("his-engine", "ADT^A01")), (b"|ADT^A01^", ("his-engine", "ADU+0000T^A01"))],
     ids=["MSH-3", "MSH-9"],
 )
 def test_an_mllp_message_with_a_nul_in_its_header_keeps_its_exchange_record(
