@@ -73,6 +73,11 @@ FINDINGS = (
     (("code.", "binding."), "103^Table value not found"),
 )
 DATA_ERROR = "102^Data type error"
+#: the most a host registered as no sender has buffered before its frame is answered (from its
+#: header, which has come by then) and the connection closed: nothing it sends is kept
+STRANGER_BYTES = 16 * 1024
+#: a frame's header: its first segment (after any line breaks), up to the byte that ends it
+_HEADER = re.compile(rb"[\r\n]*[^\r\n\x1c]*[\r\n\x1c]")
 #: the first version (MSH-12) whose ERR segment says an error in ERR-2 to ERR-8; before it the
 #: segment has one field, ERR-1 "error code and location", which an ACK echoing such a version
 #: fills too: its receiver reads no other
@@ -447,7 +452,10 @@ class _Connection(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         try:
-            self._frames()
+            if self.client_address[0] in self.server.peers:
+                self._frames()
+            else:
+                self._stranger()
         except (TimeoutError, ConnectionError) as exc:
             log.info("connection from %s closed: %s", self.client_address[0], exc)
 
@@ -495,6 +503,42 @@ class _Connection(socketserver.StreamRequestHandler):
             # sent back to back are no oversized one (only what is still unframed counts)
             if len(buffer) > self.server.max_bytes:
                 self._refuse_oversized(bytes(buffer))
+                return
+
+    def _stranger(self) -> None:
+        """A host registered as no sender: its first frame is answered as soon as its header
+        (the first segment) has come, or once :data:`STRANGER_BYTES` came without one (from
+        what came), and the connection closed.  Its message is kept nowhere and answered from
+        its header alone, yet its frame was buffered whole: four strangers sending frames of
+        ``max_bytes`` held about 0.5 GB until they ended them.  The rest of the frame is read
+        and dropped, so its sender reads the ACK rather than a reset."""
+        buffer, idle = bytearray(), self.server.services.config.mllp_idle_seconds
+        deadline = time.monotonic() + idle
+        while (left := deadline - time.monotonic()) > 0:
+            self.request.settimeout(left)
+            chunk = self.request.recv(STRANGER_BYTES)
+            if not chunk:
+                return
+            buffer += chunk
+            start = buffer.find(START) + 1  # 0 while no frame has begun: no header yet
+            header = _HEADER.match(buffer, start) if start else None
+            if header is None and len(buffer) < STRANGER_BYTES:
+                continue
+            end = header.end() - 1 if header else len(buffer)
+            self._answer(bytes(buffer[start:end]))
+            if END_OF_BLOCK not in buffer[end:]:
+                self._drop_frame(deadline=time.monotonic() + idle)
+            return
+
+    def _drop_frame(self, deadline: float) -> None:
+        """Read and drop what is sent until the frame's end-of-block byte, the sender hangs up or
+        ``deadline``; a socket closed with bytes unread resets the connection, and the ACK
+        written before may be lost with it."""
+        chunk = bytearray(STRANGER_BYTES)
+        while (left := deadline - time.monotonic()) > 0:
+            self.request.settimeout(left)
+            size = self.request.recv_into(chunk)
+            if not size or END_OF_BLOCK in chunk[:size]:
                 return
 
     def _answer(self, message: bytes) -> bool:

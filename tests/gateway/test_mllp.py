@@ -656,3 +656,32 @@ def test_a_message_from_a_host_that_is_no_sender_is_answered_from_its_header_alo
     monkeypatch.setattr("gateway.mllp.read_message", reading)
     answer = acknowledge(services, sample_messages()[0], peer_of(services, {}, "192.0.2.7"))
     assert segment(answer.ack.decode(), "MSA")[1:3] == ["AR", "HIS20261102091502"]
+
+
+def test_a_host_that_is_no_sender_is_answered_once_its_header_has_come(strict: tuple[int, str]) -> None:
+    """A stranger's frame was buffered whole before it was answered (from its header alone):
+    four strangers sending frames of ``YIYANG_MAX_BYTES`` held half a gigabyte.  This frame
+    never ends, yet its header is answered."""
+    header, _, rest = sample_messages()[0].partition(b"\r")
+    with socket.create_connection(("127.0.0.1", strict[0]), timeout=10, source_address=("127.0.0.6", 0)) as connection:
+        connection.sendall(START + header + b"\r" + rest[:20])
+        answer = b""
+        while not answer.endswith(END) and (chunk := connection.recv(65536)):
+            answer += chunk
+    assert segment(answer.strip(START + END).decode("utf-8"), "MSA")[1:3] == ["AR", "HIS20261102091502"]
+
+
+def test_a_host_that_is_no_sender_sending_no_frame_is_answered_after_a_few_kilobytes(
+    listener: tuple[int, str],
+) -> None:
+    """Bytes before a frame's start were buffered up to ``YIYANG_MAX_BYTES`` (64 MiB) before a
+    stranger was answered; it is answered after ``STRANGER_BYTES``, and what it sends after
+    is dropped as it comes."""
+    with socket.create_connection(
+        ("127.0.0.1", listener[0]), timeout=10, source_address=("127.0.0.7", 0)
+    ) as connection:
+        connection.sendall(b"x" * 1024 * 1024)
+        answer = b""
+        while not answer.endswith(END) and (chunk := connection.recv(65536)):
+            answer += chunk
+    assert "mllp.unknown-peer" in answer.decode("utf-8")
