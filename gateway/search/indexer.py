@@ -21,6 +21,7 @@ from typing import Any
 
 from conformance.stored_references import References
 from gateway.search.parameters import (
+    BY_IDENTIFIER,
     IDENTIFIED_PEOPLE,
     UNINDEXED_REFERENCES,
     Extractor,
@@ -54,6 +55,9 @@ class Indexed:
     targets: tuple[str, ...]
     #: whether it may point at a Patient (and so name a person by number alone)
     naming: bool
+    #: (a reference parameter's) the name of its rows of ``Reference.identifier``, which its
+    #: ``:identifier`` modifier searches (:data:`BY_IDENTIFIER`); None for another type
+    by_identifier: str | None
 
 
 #: Parameters the resource table answers from its own columns.
@@ -101,6 +105,9 @@ class SearchIndexer:
                     rows[code + cells] = None
                     if targets and cells[0] in targets:  # a delete asks for these
                         held.add(cells)
+                if parameter.by_identifier is not None:
+                    for cells in _identifier(value):
+                        rows[(parameter.by_identifier, *cells)] = None
                 if parameter.naming:  # by the parameter that names them: whose compartment they place it in
                     for key in identified_person(value, resource):
                         rows[(IDENTIFIED_PEOPLE, parameter.code, key, None, None, None)] = None
@@ -126,6 +133,7 @@ class SearchIndexer:
                     encode=ENCODERS[parameter.type],
                     targets=_targets(parameter),
                     naming=parameter.type == "reference" and (not parameter.targets or "Patient" in parameter.targets),
+                    by_identifier=code + BY_IDENTIFIER if parameter.type == "reference" else None,
                 )
                 for code, parameter in self.parameters.for_type(resource_type).items()
                 if code not in NOT_INDEXED and parameter.rows == code
@@ -219,6 +227,14 @@ def referenced_key(reference: Any) -> tuple[str, str] | None:
         if found_kind is not None:
             return found_kind, found_id
     return None
+
+
+def _identifier(value: Any) -> Iterator[Cells]:
+    """A Reference's ``identifier`` as a token row's cells (none for a canonical, a bare URL,
+    which has no identifier: R4 does not take the modifier on one)."""
+    identifier = value.get("identifier") if isinstance(value, dict) else None
+    if isinstance(identifier, dict) and "value" in identifier:
+        yield from _token(identifier)
 
 
 def _quantity(value: Any) -> Iterator[Cells]:

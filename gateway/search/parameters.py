@@ -51,6 +51,13 @@ UNINDEXED_REFERENCES = "_reference"
 #: (``$everything``, a Patient export: ``storage.resources.Referrers``).  Reserved as
 #: :data:`UNINDEXED_REFERENCES` is, so no search reads or writes these rows as its own.
 IDENTIFIED_PEOPLE = "_person"
+#: what a reference parameter's ``:identifier`` rows are named after its code (``subject`` →
+#: ``subject:identifier``): a token row (system, value) of each of its References'
+#: ``identifier`` (R4 search.html: the modifier searches Reference.identifier as a token), with
+#: or without a ``reference`` beside it.  A name of its own, not the parameter's: a reference
+#: row's system is a type, read so by deletes, includes and compartments; and a search reads a
+#: code up to its first colon, so no parameter's own rows can bear the name.
+BY_IDENTIFIER = ":identifier"
 #: distinct values remembered per memoised expression before the memo starts over
 MEMO_LIMIT = 10_000
 

@@ -22,7 +22,7 @@ from gateway import messages
 from gateway.search import cursor
 from gateway.search.cursor import Value
 from gateway.search.elements import unknown_element
-from gateway.search.parameters import Parameter, SearchParameters
+from gateway.search.parameters import BY_IDENTIFIER, Parameter, SearchParameters
 from gateway.search.values import date_range, local_reference, natural_number, queried_date
 
 PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
@@ -31,14 +31,14 @@ MODIFIERS = {
     "string": {"exact", "contains", "missing"},
     #: below/above: subsumption in a code system of the registry (:meth:`_Parser._subsumption`)
     "token": {"not", "missing", "below", "above"},
-    "reference": {"missing"},
+    "reference": {"missing", "identifier"},
     "uri": {"below", "above", "missing"},
     "date": {"missing"},
     "number": {"missing"},
     "quantity": {"missing"},
 }
 #: Modifiers R4 defines that this gateway does not implement (an unsupported, not unknown, modifier).
-UNSUPPORTED_MODIFIERS = frozenset({"text", "in", "not-in", "of-type", "identifier", "iterate"})
+UNSUPPORTED_MODIFIERS = frozenset({"text", "in", "not-in", "of-type", "iterate"})
 #: the _summary values this server implements (``true`` from the definitions' isSummary flags)
 SUMMARY_VALUES = ("count", "true", "data", "text", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
@@ -295,6 +295,9 @@ class _Parser:
             return Criterion(parameter.rows, parameter.type, modifier, missing=value == "true")
         if modifier and parameter.type == "reference" and modifier in parameter.targets:
             return Criterion(parameter.rows, parameter.type, None, self._values(parameter.type, value, key, modifier))
+        if modifier == "identifier" and parameter.type == "reference":
+            # R4: a token on Reference.identifier, with or without a reference beside it
+            return Criterion(parameter.rows + BY_IDENTIFIER, "token", None, self._values("token", value, key, None))
         if modifier:
             self._check_modifier(parameter, modifier, key)
         values = self._values(parameter.type, value, key, None)
@@ -335,6 +338,8 @@ class _Parser:
             raise SearchError("search.not-chainable", {"param": parameter.code, "chain": tail}, key)
         if modifier and modifier not in parameter.targets:
             self._check_modifier(parameter, modifier, key)
+            if modifier == "identifier":  # R4: no chaining after it (it names no resource)
+                raise SearchError("search.chain-after-identifier", {"param": parameter.code, "chain": tail}, key)
         targets = (modifier,) if modifier else parameter.targets
         chained_code = tail.split(":", 1)[0].split(".", 1)[0]
         chained_rows = {t: found.rows for t in targets if (found := self.parameters.get(t, chained_code)) is not None}

@@ -429,3 +429,11 @@ def test_an_extractor_agrees_with_fhirpath_evaluated_afresh(
     person = {"resourceType": "Patient", "id": "p", "name": names, **deceased}
     parameter = shared_parameters().get("Patient", code)
     assert parameter.extract(person) == fhirpathpy.evaluate(person, parameter.expression, model=models["r4"])
+
+
+def test_a_references_identifier_is_indexed_as_a_token_under_its_own_name(indexer: SearchIndexer) -> None:
+    """What ``subject:identifier`` searches, a reference beside it or not; the parameter's own
+    rows keep only the reference (a type and an id)."""
+    resource = observation(subject={"reference": "Patient/li", "identifier": ID_CARD})
+    rows = (rows_named(indexer, resource, "subject:identifier"), rows_named(indexer, resource, "subject"))
+    assert rows == ([(ID_CARD["system"], ID_CARD["value"], None, None, None)], [("Patient", "li", None, None, None)])
