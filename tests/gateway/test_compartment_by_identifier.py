@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api, Served
-from tests.gateway.test_access_by_identifier import LI, ZHANG, by_number
+from tests.gateway.test_access_by_identifier import ID_CARD, LI, ZHANG, by_number
 from tests.gateway.test_access_http import example, group, home, sent_after_li_permits  # noqa: F401 - the session
 from tests.gateway.test_api import everything_pages
 from tests.gateway.test_bulk_export import deletions, export, exported
@@ -125,3 +125,32 @@ def test_an_export_writes_once_a_record_in_two_compartments_one_by_number(
     files = exported(api, export(api, "Patient/$export", _type="Observation"))
     api.delete(f"{served.base}/Observation/bp-two")
     assert [resource["id"] for resource in files["Observation"]].count("bp-two") == 1
+
+
+#: 王建华's 身份证号 (born 1950-01-01, male), held by no one else in these tests
+WANG = "41010519500101003X"
+
+
+def wang(patient_id: str) -> dict[str, Any]:
+    return {
+        **example("yy-patient/valid-li-jianguo-minimal.json"),
+        "id": patient_id,
+        "identifier": [{"system": ID_CARD, "value": WANG}],
+        "birthDate": "1950-01-01",
+        "name": [{"text": "王建华"}],
+    }
+
+
+def test_a_record_naming_a_deleted_person_by_number_stays_and_joins_their_new_record(
+    served: Served, api: Api, written: None
+) -> None:
+    """A record naming the person by number alone does not keep their Patient from being
+    deleted, as a reference by id does (409): it names the number, which stays true of the
+    person, and is left in no one's compartment, as one arriving before the person was
+    registered is; registered again, the person has it in their compartment once more."""
+    api.put(f"{served.base}/Patient/wang-first", json=wang("wang-first"))
+    api.put(f"{served.base}/Observation/bp-wang", json=reading("bp-wang", subject=by_number(WANG, "王建华")))
+    deleted = api.delete(f"{served.base}/Patient/wang-first").status_code
+    kept = api.get(f"{served.base}/Observation/bp-wang").status_code
+    api.put(f"{served.base}/Patient/wang-again", json=wang("wang-again"))
+    assert (deleted, kept, "bp-wang" in everything(api, served, "wang-again")) == (200, 200, True)
