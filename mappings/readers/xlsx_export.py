@@ -440,8 +440,12 @@ def _under_groups(
     other value merged down over the row below (序号 over A1:A2, a column's name standing for
     both rows).  Its second row names the columns, a cell of it blank under a name merged
     down taking that name; read as the header, the group row named 9 columns of 20 and every
-    row of data was "20 cells under a header of 9".  None for any other row (a single name
-    merged across two columns is a column's name, its second column blank, as before)."""
+    row of data was "20 cells under a header of 9".  A group groups columns: the row below holds
+    two values or more under each title.  None for any other row: a single name merged across
+    two columns is a column's name, its second column blank, as before, and so is each of a
+    header's names merged across for width (姓名 over A1:B1, 身份证号 over C1:D1), under which the
+    first row of data holds one value each; read as group titles, that row became the header
+    and the sheet held no record."""
     number, values = wide
     starting = {first: (last, bottom) for first, row, last, bottom in ranges if row == number}
     valued = [column for column, value in enumerate(values, start=1) if _holds_value(value)]
@@ -450,7 +454,7 @@ def _under_groups(
     if len(across) < 2 or any(column not in down and column not in across for column in valued):
         return None
     below = _next(rows, name, sheet)
-    if below is None or not any(map(_holds_value, below)):
+    if below is None or not all(_grouped(below, column, starting[column][0]) for column in across):
         return None
     header = tuple(
         values[index] if index + 1 in down and not _holds_value(value) else value for index, value in enumerate(below)
@@ -458,6 +462,12 @@ def _under_groups(
     titles = [_shortened(str(values[column - 1])) for column in across]
     why = Message("reader.header-under-groups", {"row": number, "titles": ", ".join(titles)})
     return _Header(number + 1, _names(header, name, sheet), [], why, (number, titles))
+
+
+def _grouped(below: tuple[Any, ...], first: int, last: int) -> bool:
+    """Whether the row under a title merged over columns ``first`` to ``last`` (1-based) names
+    two of them or more, as the row of names under a group title does."""
+    return sum(map(_holds_value, below[first - 1 : last])) >= 2
 
 
 def _shortened(text: str) -> str:

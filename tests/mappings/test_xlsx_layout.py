@@ -308,6 +308,14 @@ def test_a_column_merged_down_over_both_header_rows_is_named_by_its_first(tmp_pa
     assert (record.fields["序号"], record.fields["姓名"]) == (1, "张三")
 
 
+def test_a_one_row_header_of_names_merged_across_for_width_is_the_header(tmp_path: Path) -> None:
+    """姓名 over A1:B1, 身份证号 over C1:D1, 性别 over E1:F1 were taken for group titles: the row of
+    data under them became the header, and the sheet held no record."""
+    rows = [["姓名", None, "身份证号", None, "性别", None], ["张三", None, "11010519491231002X", None, "女", None]]
+    [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:B1", "C1:D1", "E1:F1")))
+    assert (record.location, record.fields["姓名"], record.fields["性别"]) == ("sheet Sheet row 2", "张三", "女")
+
+
 def test_each_record_under_group_titles_says_the_header_row_and_why(tmp_path: Path) -> None:
     rows = [GROUPS, HEADER, row("张三", "410105")]
     [record] = records(workbook(tmp_path / "表.xlsx", rows, merged=("A1:H1", "I1:T1")))
