@@ -64,6 +64,8 @@ INGEST_SUFFIXES = {
     "text/csv": ".csv",
     "text/tab-separated-values": ".tsv",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+    # a legacy binary workbook: refused by the readers, saying to save it as .xlsx or CSV
+    "application/vnd.ms-excel": ".xls",
     "application/xml": ".xml",
     "text/xml": ".xml",
     "application/json": ".json",

@@ -29,7 +29,7 @@ from gateway.security.access import Access
 from gateway.storage.resources import Referrers
 from gateway.storage.store import Stored, Transaction
 from mappings.engine import MappingEngine
-from mappings.readers import READERS, SNIFFED, Limits, ReaderError, read
+from mappings.readers import READERS, REFUSED, SNIFFED, Limits, ReaderError, read
 from mappings.readers.xlsx_export import SKIPPED_SHEETS
 from mappings.records import Message
 from mappings.specs import SOURCES
@@ -419,6 +419,8 @@ def ingest(
     name = _upload_name(filename, suffix)
     if not body.strip():  # an upload of nothing is the client's error, whatever its type
         raise FhirError(400, "http.ingest-unreadable", source=source, reason=Message("reader.empty", {"file": name}))
+    if suffix in REFUSED:  # a format refused on purpose (.xls): said why, and what to send instead
+        raise FhirError(415, "http.ingest-refused-format", reason=Message(REFUSED[suffix], {"file": name}))
     if suffix not in READERS:
         raise FhirError(415, "http.ingest-unsupported-media-type", type=suffix, suffixes=", ".join(READERS))
     records: list[dict[str, Any]] = []

@@ -37,6 +37,15 @@ READERS = {
     SNIFFED: ("mappings.readers.csv_export", "read_text"),
 }
 
+#: suffixes of formats no reader takes on purpose, each refused saying what to save it as: a
+#: legacy binary workbook (Excel 97-2003) is a format of its own, not a zip of XML parts, and a
+#: reader of it would repeat, for one more format, every layout and hostile-input rule the
+#: .xlsx reader keeps (merged ranges, hidden sheets, date formats, formulas without results)
+REFUSED = {".xls": "reader.xls"}
+#: how an OLE2 compound file starts: a legacy .xls, or an .xlsx saved with a password to open
+#: it (Excel encrypts the zip into such a file), given another suffix
+COMPOUND_FILE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
 _MIB = 1024 * 1024
 _SUFFIXES = " ".join(READERS)
 
@@ -92,6 +101,8 @@ DEFAULT_LIMITS = Limits()
 def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[SourceRecord]:
     """The records of one legacy file, chosen by its suffix; ``limits`` default to ``Limits()``."""
     found = READERS.get(path.suffix.lower())
+    if path.suffix.lower() in REFUSED:
+        raise ReaderError(REFUSED[path.suffix.lower()], file=path.name)
     if found is None and not path.suffix:
         raise ReaderError("reader.no-suffix", file=path.name, suffixes=_SUFFIXES)
     if found is None:

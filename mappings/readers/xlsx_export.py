@@ -55,6 +55,7 @@ from openpyxl.utils import column_index_from_string, get_column_letter
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 
 from mappings.readers import (
+    COMPOUND_FILE,
     DEFAULT_LIMITS,
     Limits,
     ReaderError,
@@ -136,7 +137,20 @@ def check_archive(path: Path, limits: Limits) -> None:
         ValueError,
         NotImplementedError,
     ) as exc:
+        if _compound(path):
+            raise ReaderError("reader.xlsx-compound", file=path.name) from exc
         raise ReaderError("reader.not-xlsx", file=path.name, error=_failure(exc)) from exc
+
+
+def _compound(path: Path) -> bool:
+    """Whether the file is an OLE2 compound file, no zip: a legacy .xls renamed .xlsx, or an
+    .xlsx with a password to open it, which Excel saves encrypted inside one (its zip error
+    said "File is not a zip file", which tells the user nothing)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(COMPOUND_FILE)) == COMPOUND_FILE
+    except OSError:
+        return False
 
 
 def _scan_part(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str) -> None:

@@ -18,6 +18,7 @@ import requests
 from openpyxl import Workbook
 
 from bench.synthetic import patient as synthetic_patient
+from mappings.readers import COMPOUND_FILE
 from profiles.registry import Registry, examples_dir
 from tests.conftest import Api
 
@@ -1469,6 +1470,19 @@ def test_ingest_refuses_a_txt_file_that_is_no_table_saying_to_rename_it(api: Api
     headers = {"Content-Type": "application/octet-stream", "Accept-Language": "en"}
     answer = api.post(url, data=body, headers=headers, timeout=120)
     assert (answer.status_code, "rename it to the suffix of its format" in answer.text) == (400, True)
+
+
+def test_ingest_of_a_legacy_xls_workbook_says_to_save_it_as_xlsx_or_csv(api: Api) -> None:
+    """application/vnd.ms-excel was a 415 naming the types $ingest reads, not what to do."""
+    headers = {"Content-Type": "application/vnd.ms-excel", "Accept-Language": "en"}
+    url = f"{api.base}/$ingest?source=community-health&filename=登记表.xls"
+    answer = api.post(url, data=COMPOUND_FILE + bytes(504), headers=headers)
+    told = answer.json()["issue"][0]["details"]["text"]
+    assert (answer.status_code, message_ids(answer), "save it as" in told) == (
+        415,
+        ["http.ingest-refused-format"],
+        True,
+    )
 
 
 def test_ingest_of_a_media_type_it_does_not_read_names_the_types_it_reads(api: Api) -> None:

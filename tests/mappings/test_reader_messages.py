@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mappings.conceptmaps import message_catalog
-from mappings.readers import ReaderError, read
+from mappings.readers import COMPOUND_FILE, ReaderError, read
 from mappings.records import UNPARSEABLE, Message, SourceRecord, unparseable_text
 from tests.samples import workbook
 
@@ -77,6 +77,24 @@ def test_a_file_no_reader_reads_is_refused_in_both_languages(tmp_path: Path) -> 
         "表.doc：不支持 .doc 格式的文件（可读取 .csv .xlsx .json .ndjson .xml .hl7 .tsv .txt）",
         "表.doc: no reader for .doc files (there are readers for .csv .xlsx .json .ndjson .xml .hl7 .tsv .txt)",
     )
+
+
+def test_a_legacy_xls_workbook_is_refused_saying_to_save_it_as_xlsx_or_csv(tmp_path: Path) -> None:
+    """It was "no reader for .xls files", which says nothing of what to do."""
+    (tmp_path / "登记表.xls").write_bytes(COMPOUND_FILE + bytes(504))
+    assert worded(refusal(tmp_path / "登记表.xls")) == (
+        "reader.xls",
+        "登记表.xls：是旧版 Excel 97-2003 二进制工作簿（.xls），网关不读取此格式；请在 Excel 或 WPS 中打开，"
+        "另存为“Excel 工作簿 (*.xlsx)”或“CSV UTF-8（逗号分隔）(*.csv)”后重新导入",
+        "登记表.xls: a legacy Excel 97-2003 binary workbook (.xls), a format the gateway does not read; open it in "
+        'Excel or WPS, save it as "Excel Workbook (*.xlsx)" or "CSV UTF-8 (Comma delimited) (*.csv)" and ingest that file',
+    )
+
+
+def test_a_legacy_workbook_renamed_xlsx_is_refused_as_a_compound_file(tmp_path: Path) -> None:
+    """Also what Excel saves for an .xlsx with a password to open it: "File is not a zip file"."""
+    (tmp_path / "登记表.xlsx").write_bytes(COMPOUND_FILE + bytes(504))
+    assert refusal(tmp_path / "登记表.xlsx").id == "reader.xlsx-compound"
 
 
 def test_a_txt_file_that_is_no_delimited_export_is_refused_saying_to_rename_it(tmp_path: Path) -> None:
