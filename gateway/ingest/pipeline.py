@@ -46,6 +46,7 @@ from gateway.masking import mask_id_cards
 from gateway.messages import LANGUAGES, Listed, text, worded
 from gateway.security.access import Access, PersonalData, creator, foreign_owners, owner_references
 from gateway.security.principal import acting
+from gateway.security.withheld import Withheld, in_full
 from gateway.storage.store import Store, StoreError, Transaction, retried, without_version
 from mappings.engine import (
     Mapped,
@@ -810,12 +811,16 @@ class Ingest:
 
     @staticmethod
     def _issue_reason(issue: Issue, mapped: Mapped, name: str) -> Reason:
-        return Reason(
-            issue.message_id,
-            {"zh-CN": issue.text("zh-CN"), "en": issue.text("en")},
-            issue.expression,
-            source_of(mapped, name, issue.expression),
-        )
+        """The issue as a reason at its FHIRPath and legacy field.  One worded for a sender that
+        may not read the records it quotes (``-unseen``, gateway/security/withheld.py) keeps
+        the reason in full beside it, for the quarantine: the operators read that, and a
+        quarantine entry saying "an event the sender may not see" told them nothing to fix."""
+        field = source_of(mapped, name, issue.expression)
+        told = Reason(issue.message_id, _both(issue), issue.expression, field)
+        if isinstance(issue, Withheld):
+            full = in_full(issue)
+            told.in_full = Reason(full.message_id, _both(full), issue.expression, field)
+        return told
 
     # -- batches --------------------------------------------------------------------------
     def _transaction(self) -> Transaction:
@@ -907,6 +912,11 @@ CLI = exchanges.Party("yiyang-cli", "", "", "cli", "ingest")
 def _identity(outcome: Outcome) -> str:
     """What the record is: its spec and source key once mapped, else its content."""
     return outcome.identity or f"content|{content_digest(outcome.record)}"
+
+
+def _both(issue: Issue) -> dict[str, str]:
+    """The issue's text in each language."""
+    return {lang: issue.text(lang) for lang in LANGUAGES}
 
 
 def _leave_out(mapped: Mapped, outcome: Outcome, parts: Mapping[str, list[Reason]]) -> None:

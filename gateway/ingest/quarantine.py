@@ -19,24 +19,39 @@ from mappings.records import UNPARSEABLE, SourceRecord
 
 @dataclass(slots=True)
 class Reason:
+    """Why a record (or a part of it) was quarantined, as its sender is told it.  ``in_full``:
+    the reason the rule knew, when the sender may not read the records it quotes and is told
+    the ``-unseen`` sibling (gateway/security/withheld.py).  The quarantine is the operators',
+    who read every record: its entry says the reason in full (``id``, ``zh-CN``, ``en``) and
+    what the sender was told beside it (``told``), which a sender resending the record hears
+    again (Reason.from_json), never the full one."""
+
     message_id: str
     text: dict[str, str]
     expression: str | None = None
     field: str | None = None
+    in_full: Reason | None = None
 
     def to_json(self) -> dict[str, Any]:
-        found = {"id": self.message_id, "zh-CN": self.text["zh-CN"], "en": self.text["en"]}
+        full = self.in_full or self
+        found: dict[str, Any] = {"id": full.message_id, "zh-CN": full.text["zh-CN"], "en": full.text["en"]}
         if self.expression:
             found["fhirpath"] = self.expression
         if self.field:
             found["source"] = self.field
+        if self.in_full is not None:
+            found["told"] = {"id": self.message_id, "zh-CN": self.text["zh-CN"], "en": self.text["en"]}
         return found
 
     @classmethod
     def from_json(cls, found: dict[str, Any]) -> Reason:
-        return cls(
-            found["id"], {"zh-CN": found["zh-CN"], "en": found["en"]}, found.get("fhirpath"), found.get("source")
-        )
+        """The reason as its sender was told it, in full beside it when that was less."""
+        where = (found.get("fhirpath"), found.get("source"))
+        full = cls(found["id"], {"zh-CN": found["zh-CN"], "en": found["en"]}, *where)
+        told = found.get("told")
+        if told is None:
+            return full
+        return cls(told["id"], {"zh-CN": told["zh-CN"], "en": told["en"]}, *where, in_full=full)
 
 
 def entry_lock(source: str, identity: str) -> str:

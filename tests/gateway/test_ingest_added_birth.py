@@ -106,3 +106,23 @@ def test_a_birth_date_added_after_a_visit_the_sender_may_not_read_leaves_the_ful
         ["rule.birth-date-after-events-unseen"],
         [("fail", "rule.birth-date-after-events")],
     )
+
+
+def test_a_birth_date_added_after_a_visit_the_sender_may_not_read_is_quarantined_with_the_full_reason(
+    make_services: MakeServices, tmp_path: Path
+) -> None:
+    """The quarantine is the operators': its entry said ``-unseen`` ("an event the sender may not
+    see"), which gave them nothing to fix; it says the full reason, and what the sender was told."""
+    made = make_services("warn")
+    stored_without_birth_date(made)
+    stored_visit(made, "1950-03-01T09:30:00+08:00")
+    token = acting.set(Principal("unreading-his", "test-org", frozenset({"system/*.cu"}), "operator"))
+    try:
+        ingested(made, tmp_path)
+    finally:
+        acting.reset(token)
+    with made.store.reading() as tx:
+        [entry] = tx.quarantine.entries()
+    assert [(reason["id"], reason["told"]["id"]) for reason in entry["reasons"]] == [
+        ("rule.birth-date-after-events", "rule.birth-date-after-events-unseen")
+    ]
