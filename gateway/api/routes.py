@@ -254,6 +254,7 @@ def ingest() -> Response:
             language(),
             found.reader_limits,
             found.stopping,
+            request.mimetype_params.get("charset"),
         )
     finally:
         # for the audit trail: every resource the file's committed batches wrote, also when

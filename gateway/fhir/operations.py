@@ -400,8 +400,11 @@ def ingest(
     lang: str,
     limits: Limits,
     stopping: threading.Event,
+    charset: str | None = None,
 ) -> dict[str, Any]:
     """``$ingest``: a legacy export posted as the body runs through the adapters into the store.
+    ``charset``: the one the request's Content-Type declares, which an HL7 v2 message declaring
+    none in MSH-18 is read in (:func:`~mappings.readers.read`).
 
     The answer is a Parameters resource: the reconciling counts, then one ``record`` part per
     record (where it sits; mapped, partial, unchanged or quarantined; the resources it wrote;
@@ -430,7 +433,7 @@ def ingest(
         path = Path(folder) / name
         path.write_bytes(body)
         try:
-            for record in read(path, source, limits):
+            for record in read(path, source, limits, charset):
                 if stopping.is_set():
                     cut = True
                     break

@@ -37,6 +37,8 @@ READERS = {
     SNIFFED: ("mappings.readers.csv_export", "read_text"),
 }
 
+#: the suffixes whose reader takes the character set a file's carrier declares (``read``)
+CARRIER_CHARSET = frozenset({".hl7"})
 #: suffixes of formats no reader takes on purpose, each refused saying what to save it as: a
 #: legacy binary workbook (Excel 97-2003) is a format of its own, not a zip of XML parts, and a
 #: reader of it would repeat, for one more format, every layout and hostile-input rule the
@@ -98,8 +100,11 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[SourceRecord]:
-    """The records of one legacy file, chosen by its suffix; ``limits`` default to ``Limits()``."""
+def read(path: Path, source: str, limits: Limits | None = None, charset: str | None = None) -> Iterator[SourceRecord]:
+    """The records of one legacy file, chosen by its suffix; ``limits`` default to ``Limits()``.
+    ``charset``: the character set the file's carrier declares (an HTTP Content-Type's), which
+    an HL7 v2 file reads where a message declares none itself (MSH-18); the other formats tell
+    their own (a byte order mark, an XML declaration) and do not take it."""
     found = READERS.get(path.suffix.lower())
     if path.suffix.lower() in REFUSED:
         raise ReaderError(REFUSED[path.suffix.lower()], file=path.name)
@@ -108,7 +113,10 @@ def read(path: Path, source: str, limits: Limits | None = None) -> Iterator[Sour
     if found is None:
         raise ReaderError("reader.no-reader", file=path.name, suffix=path.suffix, suffixes=_SUFFIXES)
     module, function = found
-    return getattr(importlib.import_module(module), function)(path, source, limits or DEFAULT_LIMITS)
+    reader = getattr(importlib.import_module(module), function)
+    if charset is not None and path.suffix.lower() in CARRIER_CHARSET:
+        return reader(path, source, limits or DEFAULT_LIMITS, charset=charset)
+    return reader(path, source, limits or DEFAULT_LIMITS)
 
 
 def value_problem(name: str | Message, text: str, limits: Limits) -> Message | None:

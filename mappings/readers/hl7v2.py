@@ -105,6 +105,7 @@ present (``MSH``, ``EVN``, ``PID``, ``PV1``, ``IN1`` …).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import re
@@ -182,8 +183,16 @@ _TIMESTAMP = re.compile(
 )
 
 
-def read_hl7(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterator[SourceRecord]:
+def read_hl7(
+    path: Path, source: str, limits: Limits = DEFAULT_LIMITS, charset: str | None = None
+) -> Iterator[SourceRecord]:
+    """The file's messages.  ``charset``, the character set its carrier declares (an HTTP
+    Content-Type's ``charset``), decodes a message whose MSH-18 declares none, in place of the
+    guess (UTF-8, else GB18030); a message's own MSH-18 wins, as a file may hold messages of
+    several systems, each in its own set, and the same bytes must read alike however they come
+    (a file, an MLLP frame, an upload)."""
     check_file_size(path, limits.file_bytes)
+    carried = None if charset is None else carrier_codec(charset, path.name)
     with path.open("rb") as handle:
         number = 0
         current: list[tuple[bytes, bytes]] = []  # (line as in the file, line without framing)
@@ -201,7 +210,7 @@ def read_hl7(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             if segment_id == "MSH" or segment_id in _BATCH:
                 if current:
                     number += 1
-                    yield _message(source, path.name, number, current, limits)
+                    yield _message(source, path.name, number, current, limits, carried)
                 current = [(line, body)] if segment_id == "MSH" else []
                 continue
             if sum(len(kept) for kept, _ in current) + len(line) > limits.record_bytes:
@@ -212,7 +221,28 @@ def read_hl7(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Iterat
             current.append((line, body))
         if current:
             number += 1
-            yield _message(source, path.name, number, current, limits)
+            yield _message(source, path.name, number, current, limits, carried)
+
+
+def carrier_codec(charset: str, file: str) -> str:
+    """The codec of a character set a carrier declares: a name MSH-18 takes (``GB 18030-2000``,
+    ``GBK``) or its IANA name, as an HTTP ``charset`` gives it (``gb18030``, ``utf-8``,
+    ``iso-8859-1``, ``us-ascii``); GBK and GB2312 read as GB18030, their superset.  A set
+    outside ``CHARSETS`` refuses the file: the MSH segment of a UTF-16 or UTF-32 message is
+    not ASCII, and an unknown one cannot be read."""
+    named = charset.strip().strip('"').upper()
+    table = CHARSET_ALIASES.get(named, named)
+    if table in CHARSETS:
+        return CHARSETS[table]
+    try:
+        codec = codecs.lookup(named).name
+    except LookupError:
+        codec = ""
+    codec = "gb18030" if codec in ("gbk", "gb2312") else codec
+    if codec not in CHARSETS.values():
+        known = ", ".join([*CHARSETS, *CHARSET_ALIASES])
+        raise ReaderError("reader.hl7-carrier-charset", file=file, value=charset, known=known)
+    return codec
 
 
 def read_message(data: bytes, source: str, name: str, limits: Limits = DEFAULT_LIMITS) -> SourceRecord:
@@ -286,8 +316,15 @@ def _lines(handle: IO[bytes], limit: int = DEFAULT_LIMITS.record_bytes) -> Itera
 
 # -- one message --------------------------------------------------------------------------------
 def _message(
-    source: str, file: str, number: int, lines: list[tuple[bytes, bytes]], limits: Limits = DEFAULT_LIMITS
+    source: str,
+    file: str,
+    number: int,
+    lines: list[tuple[bytes, bytes]],
+    limits: Limits = DEFAULT_LIMITS,
+    carried: str | None = None,
 ) -> SourceRecord:
+    """One message as a record; ``carried``: the codec its carrier declares, for a message whose
+    MSH-18 declares none."""
     too_long = next((line for line, _ in lines if isinstance(line, _Truncated)), None)
     while lines and not lines[-1][1] and not isinstance(lines[-1][0], _Truncated):
         lines = lines[:-1]  # blank lines after the last segment belong to no message
@@ -300,7 +337,7 @@ def _message(
     bodies = [body for _, body in lines if body]
     try:
         seps, declared = _header(bodies[0] if bodies else b"")
-        message, fields, views = _parse(_decoded(bodies, seps, declared), seps, limits)
+        message, fields, views = _parse(_decoded(bodies, seps, declared, carried), seps, limits)
     except _Unparseable as problem:
         return unparseable(source, file, location, raw, problem.message)
     kind, trigger = fields.get("MSH-9.1"), fields.get("MSH-9.2")
@@ -434,12 +471,13 @@ def _header_text(segment: bytes) -> str:
         return latin
 
 
-def _decoded(bodies: list[bytes], seps: _Separators, declared: str | None) -> list[str]:
-    """The segments as text, all in one character set: the declared one, else UTF-8 if the
-    message decodes as UTF-8, else GB18030.  The bytes of its hex escapes must decode too, since
-    they are read in the same set; ``seps.codec`` becomes the set chosen."""
+def _decoded(bodies: list[bytes], seps: _Separators, declared: str | None, carried: str | None = None) -> list[str]:
+    """The segments as text, all in one character set: the declared one (MSH-18), else the one
+    its carrier declares, else UTF-8 if the message decodes as UTF-8, else GB18030.  The bytes
+    of its hex escapes must decode too, since they are read in the same set; ``seps.codec``
+    becomes the set chosen."""
     data = b"\r".join(bodies)
-    for codec in [declared] if declared else ["utf-8", "gb18030"]:
+    for codec in [declared or carried] if declared or carried else ["utf-8", "gb18030"]:
         try:
             segments = data.decode(codec).split("\r")
             for digits in _hex_escapes(segments, seps):
@@ -450,6 +488,8 @@ def _decoded(bodies: list[bytes], seps: _Separators, declared: str | None) -> li
         return segments
     if declared:
         raise _Unparseable("reader.hl7-not-declared-charset", charset=declared)
+    if carried:
+        raise _Unparseable("reader.hl7-not-carrier-charset", charset=carried)
     raise _Unparseable("reader.hl7-undecodable")
 
 

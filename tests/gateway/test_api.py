@@ -1472,6 +1472,37 @@ def test_ingest_refuses_a_txt_file_that_is_no_table_saying_to_rename_it(api: Api
     assert (answer.status_code, "rename it to the suffix of its format" in answer.text) == (400, True)
 
 
+def gb18030_a08(control: str, id_card: str, charset: str = "") -> bytes:
+    """An ADT^A08 of 谢伟 in GB18030, whose bytes (D0 BB CE B0) are UTF-8 too, for лΰ; MSH-18
+    ``charset``, or none."""
+    return (
+        f"MSH|^~\\&|HIS|H41010500012|YY|GW|20261115160244||ADT^A08^ADT_A01|{control}|P|2.5|||||CHN|{charset}\r"
+        f"EVN|A08|20261115160240\rPID|1||{id_card}^^^^ID||谢伟||19480302|M\r"
+    ).encode("gb18030")
+
+
+def ingested_name(api: Api, body: bytes, content_type: str) -> str:
+    """The name of the Patient the one message posted to $ingest landed as."""
+    url = f"{api.base}/$ingest?source=hl7v2"
+    answer = api.post(url, data=body, headers={"Content-Type": content_type}, timeout=120).json()
+    [record] = [p["part"] for p in answer["parameter"] if p["name"] == "record"]
+    [patient] = [p["valueReference"]["reference"] for p in record if p["name"] == "resource" and "Patient/" in str(p)]
+    return get(api, patient).json()["name"][0]["text"]
+
+
+def test_ingest_reads_an_hl7_message_declaring_no_charset_in_the_one_its_content_type_declares(api: Api) -> None:
+    """``charset=gb18030`` was ignored: without MSH-18 the message was guessed UTF-8, 谢伟 read as лΰ."""
+    body = gb18030_a08("CS1", "410105194803020032")
+    assert ingested_name(api, body, "x-application/hl7-v2+er7; charset=gb18030") == "谢伟"
+
+
+def test_ingest_reads_an_hl7_message_in_its_msh18_charset_whatever_its_content_type_says(api: Api) -> None:
+    """MSH-18 is the sender's own word on its message, as a file or an MLLP frame reads it; a
+    client library's default charset=utf-8 does not override it."""
+    body = gb18030_a08("CS2", "410105194803020059", "GB 18030-2000")
+    assert ingested_name(api, body, "x-application/hl7-v2+er7; charset=utf-8") == "谢伟"
+
+
 def test_ingest_of_a_legacy_xls_workbook_says_to_save_it_as_xlsx_or_csv(api: Api) -> None:
     """application/vnd.ms-excel was a 415 naming the types $ingest reads, not what to do."""
     headers = {"Content-Type": "application/vnd.ms-excel", "Accept-Language": "en"}

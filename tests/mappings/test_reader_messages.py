@@ -97,6 +97,16 @@ def test_a_legacy_workbook_renamed_xlsx_is_refused_as_a_compound_file(tmp_path: 
     assert refusal(tmp_path / "登记表.xlsx").id == "reader.xlsx-compound"
 
 
+def test_an_hl7_file_carried_under_an_unknown_charset_is_refused_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "adt.hl7").write_bytes(b"MSH|^~\\&|HIS|H|YY|YY|20261201||ADT^A08|1|P|2.5\rPID|1||123\r")
+    with pytest.raises(ReaderError) as refused:
+        list(read(tmp_path / "adt.hl7", "hl7v2", charset="klingon"))
+    assert (refused.value.message.id, refused.value.message.params["value"]) == (
+        "reader.hl7-carrier-charset",
+        "klingon",
+    )
+
+
 def test_a_txt_file_that_is_no_delimited_export_is_refused_saying_to_rename_it(tmp_path: Path) -> None:
     """An HL7 message saved as .txt: read as a CSV of one column, every line was ingest.no-spec."""
     (tmp_path / "adt.txt").write_bytes(b"MSH|^~\\&|HIS|H|YY|YY|20261201||ADT^A01|1|P|2.5\rPID|1||123\r")
