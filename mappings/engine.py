@@ -112,6 +112,9 @@ class Mapped:
     #: resources the spec marks ``optional``: independent parts (an IN1's Coverage) that may
     #: fail alone, leaving the rest of the record to land
     optional: set[str] = field(default_factory=set)
+    #: Patients the spec marks ``updates``: the person's current demographics as the sender now
+    #: holds them (an ADT^A08), replacing the archive's elements rather than filling gaps
+    updates: set[str] = field(default_factory=set)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -243,6 +246,8 @@ class MappingEngine:
                 mapped.resources[name] = resource
                 if definition.get("optional"):
                     mapped.optional.add(name)
+                if definition.get("updates"):
+                    mapped.updates.add(name)
                 planned.append((name, definition, item, label))
         for name, definition, item, label in planned:
             for rule in definition["rules"]:

@@ -310,6 +310,32 @@ def merge(
     return archive
 
 
+def updated(person: dict[str, Any], incoming: dict[str, Any], repeating: frozenset[str]) -> dict[str, Any]:
+    """The merged ``person`` with what ``incoming`` states replacing what the archive held: its
+    single-valued elements (name, gender, birthDate, maritalStatus …), each with its primitive's
+    extensions (``_gender``: a GB/T 2261.1 code the archive kept beside another gender would
+    contradict the new one), and its single-valued extensions (民族).  An ADT^A08 is the
+    sender's statement of the person as it now holds them: merged as any record, its corrected
+    name or marital status was kept out as a disagreement.  What it does not give stays (an
+    empty HL7 field changes nothing), and lists are merged item by item as :func:`merge` does:
+    identifiers are never dropped, and which source gave an archived phone or address is not
+    recorded, so an A08 adds its own beside them.  An element saying what the archive's says
+    (a name as text where the archive holds it in parts too, a code with another display) stays
+    as archived, with its primitive's extensions unless the update gives its own."""
+    for key, value in incoming.items():
+        if key in LISTS or key.startswith("_") or key in ("resourceType", "id", "meta"):
+            continue
+        if _said(key, person.get(key)) != _said(key, value):
+            person[key] = value
+            person.pop(f"_{key}", None)
+        if f"_{key}" in incoming:
+            person[f"_{key}"] = incoming[f"_{key}"]
+    stated = {e.get("url"): e for e in incoming.get("extension", []) if e.get("url") not in repeating}
+    if stated:
+        person["extension"] = [stated.get(e.get("url"), e) for e in person.get("extension", [])]
+    return person
+
+
 def with_source(patient: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """The Patient with each of its contacts marked as sent by ``source``."""
     contacts = [{**c, "extension": _sources_added(c.get("extension", []), [source])} for c in patient["contact"]]
@@ -552,11 +578,18 @@ class IdentityIndex:
         return frozenset({url for url, repeats in described.items() if repeats} | (repeated - described.keys()))
 
     def resolve(
-        self, tx: Transaction, patient: dict[str, Any], source: str | None = None, sender: str | None = None
+        self,
+        tx: Transaction,
+        patient: dict[str, Any],
+        source: str | None = None,
+        sender: str | None = None,
+        updates: bool = False,
     ) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept
         against it; ``source``, the kind of system the Patient came from, and ``sender``, which
-        system of that kind sent it, key its contacts (:meth:`mark`, :func:`merge`)."""
+        system of that kind sent it, key its contacts (:meth:`mark`, :func:`merge`).  A Patient
+        that ``updates`` (an ADT^A08's) replaces the elements it gives (:func:`updated`): the
+        archive keeps nothing against it."""
         mark = self.mark(source, sender)
         if mark is not None and patient.get("contact"):
             patient = with_source(patient, mark)
@@ -584,8 +617,11 @@ class IdentityIndex:
         if theirs and ours and not set(theirs) & set(ours):
             raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
         repeating = self.repeating(archive, patient)
-        disagreements = conflicts(person_id, archive, patient, repeating)
-        merged = merge({**archive, "id": person_id}, {k: v for k, v in patient.items() if k != "id"}, repeating, mark)
+        disagreements = [] if updates else conflicts(person_id, archive, patient, repeating)
+        incoming = {k: v for k, v in patient.items() if k != "id"}
+        merged = merge({**archive, "id": person_id}, incoming, repeating, mark)
+        if updates:
+            merged = updated(merged, incoming, repeating)
         return merged, disagreements + _merged_away(tx, person_id, patient)
 
     @staticmethod

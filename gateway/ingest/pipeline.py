@@ -518,8 +518,9 @@ class Ingest:
 
     def _judge_added_births(self, tx: Transaction, mapped: Mapped, outcome: Outcome) -> list[Reason]:
         """A birth date the record adds to a person the archive holds without one (a Patient
-        stored under ``warn``; the ingest never moves one it holds) is judged against what the
-        archive holds of them, as a REST write moving it is (:func:`judge_stored_events`): what
+        stored under ``warn``), or moves later (an ADT^A08 updating the person: no other record
+        moves one the archive holds), is judged against what the archive holds of them, as a
+        REST write moving it is (:func:`judge_stored_events`): what
         the sender may see and is now dated before the birth quarantines the record (the
         ingest lands nothing a rule refuses); what it may not see joins the record's identity
         conflicts for the 主索引 staff, and the record lands.  The record's own resources are
@@ -583,11 +584,12 @@ class Ingest:
             renamed = self._organization_ids(tx, mapped)
         except OrganizationConflict:
             return True
-        for resource in mapped.resources.values():
+        for name, resource in mapped.resources.items():
             if resource["resourceType"] != "Patient":
                 continue
             try:
-                person, _ = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender)
+                updates = name in mapped.updates
+                person, _ = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender, updates)
             except (IdentityConflict, DocumentMismatch):
                 return True
             stored = tx.resources.read("Patient", person["id"])
@@ -691,7 +693,8 @@ class Ingest:
         disagreements: list[Conflict] = []
         for name, resource in list(mapped.resources.items()):
             if resource["resourceType"] == "Patient":
-                person, found = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender)
+                updates = name in mapped.updates
+                person, found = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender, updates)
                 disagreements.extend(found)
                 renamed[f"Patient/{resource['id']}"] = f"Patient/{person['id']}"
                 mapped.resources[name] = person
