@@ -113,8 +113,10 @@ class Mapped:
     #: fail alone, leaving the rest of the record to land
     optional: set[str] = field(default_factory=set)
     #: Patients the spec marks ``updates``: the person's current demographics as the sender now
-    #: holds them (an ADT^A08), replacing the archive's elements rather than filling gaps
-    updates: set[str] = field(default_factory=set)
+    #: holds them (an ADT^A08), replacing the archive's elements rather than filling gaps, each
+    #: with the time the record speaks for (``as_of``), so that an older update arriving late
+    #: does not replace a newer one
+    updates: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -186,8 +188,8 @@ class MappingEngine:
                     fhirpathpy.compile(expression.replace("{base}", self.base)) for expression in resource["key"]
                 ]
             if "as_of" in resource:
-                if "key" not in resource:
-                    raise ValueError(f"{spec.id}: {resource['name']} has an as_of but no key to merge by")
+                if "key" not in resource and not resource.get("updates"):
+                    raise ValueError(f"{spec.id}: {resource['name']} has an as_of but no key to merge by nor updates")
                 if not {"date", "datetime"} & set(resource["as_of"].get("transform", [])):
                     # merges compare as_of as moments: only these normalisers promise ISO form
                     raise ValueError(
@@ -246,13 +248,14 @@ class MappingEngine:
                 mapped.resources[name] = resource
                 if definition.get("optional"):
                     mapped.optional.add(name)
-                if definition.get("updates"):
-                    mapped.updates.add(name)
                 planned.append((name, definition, item, label))
         for name, definition, item, label in planned:
             for rule in definition["rules"]:
                 self._rule(mapped, name, mapped.resources[name], rule, item, label)
         self._apply_keys(mapped, planned)
+        for name, definition, item, label in planned:
+            if definition.get("updates"):
+                mapped.updates[name] = self._time_of(mapped, name, definition, item, label)
         mapped.used.update(_ignored(spec.ignore, record.fields))
         mapped.omitted = _lost(mapped.omitted, mapped.lineage.values())
         return mapped

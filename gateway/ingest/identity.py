@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.ingest.keyed import older
 from gateway.match_keys import is_document, match_keys
 from gateway.storage.store import Transaction
 from mappings.engine import ID_NAMESPACE
@@ -584,12 +585,15 @@ class IdentityIndex:
         source: str | None = None,
         sender: str | None = None,
         updates: bool = False,
+        as_of: str | None = None,
     ) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept
         against it; ``source``, the kind of system the Patient came from, and ``sender``, which
         system of that kind sent it, key its contacts (:meth:`mark`, :func:`merge`).  A Patient
         that ``updates`` (an ADT^A08's) replaces the elements it gives (:func:`updated`): the
-        archive keeps nothing against it."""
+        archive keeps nothing against it; unless it speaks for a time (``as_of``) before the
+        update the person last took (:meth:`updated_at`), as an A08 replayed from the quarantine
+        after a newer one landed: that one merges as any record."""
         mark = self.mark(source, sender)
         if mark is not None and patient.get("contact"):
             patient = with_source(patient, mark)
@@ -616,6 +620,7 @@ class IdentityIndex:
         ours = sorted(k for k in keys if is_document(k))
         if theirs and ours and not set(theirs) & set(ours):
             raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
+        updates = updates and not older(as_of, self.updated_at(tx, person_id))
         repeating = self.repeating(archive, patient)
         disagreements = [] if updates else conflicts(person_id, archive, patient, repeating)
         incoming = {k: v for k, v in patient.items() if k != "id"}
@@ -623,6 +628,18 @@ class IdentityIndex:
         if updates:
             merged = updated(merged, incoming, repeating)
         return merged, disagreements + _merged_away(tx, person_id, patient)
+
+    @staticmethod
+    def updated_at(tx: Transaction, person_id: str) -> str | None:
+        """The time the last update the person took speaks for (an A08's event time), kept
+        beside them as a keyed resource's is (gateway/ingest/keyed.py)."""
+        return tx.keyed.as_of("Patient", person_id)[1]
+
+    @classmethod
+    def took_update(cls, tx: Transaction, person_id: str, as_of: str | None) -> None:
+        """Note that the person took an update speaking for ``as_of``, unless they hold a newer."""
+        if as_of is not None and not older(as_of, cls.updated_at(tx, person_id)):
+            tx.keyed.put("Patient", person_id, as_of)
 
     @staticmethod
     def remember(tx: Transaction, person: dict[str, Any]) -> None:

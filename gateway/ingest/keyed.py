@@ -9,7 +9,8 @@ attending doctor when the A03 names none).  "Later" is the record's ``as_of`` wh
 gives one (the HL7 event time): an A03 that reaches the gateway before its A01 still ends
 finished, the A01 only filling in what the A03 did not say.  Without a time, later is the order
 of arrival.  The resource lives in the store like any other; the time its stored version
-speaks for is kept beside it, in the record's transaction.
+speaks for is kept beside it, in the record's transaction.  (So is, for a person, the time of the
+last ADT^A08 update they took: see :meth:`~gateway.ingest.identity.IdentityIndex.took_update`.)
 """
 
 from __future__ import annotations
@@ -32,9 +33,15 @@ def merged(tx: Transaction, resource: dict[str, Any], as_of: str | None) -> tupl
     if current is None or current.resource is None:
         return None
     stored = current.content
-    if as_of and stored_as_of and _instant(as_of) < _instant(stored_as_of):
+    if older(as_of, stored_as_of):
         return {**resource, **stored}, stored_as_of
     return {**stored, **resource}, as_of or stored_as_of
+
+
+def older(as_of: str | None, stored_as_of: str | None) -> bool:
+    """Whether a record speaks for a time before the one the stored version speaks for (never,
+    when either is unknown: then the order of arrival decides)."""
+    return bool(as_of and stored_as_of and _instant(as_of) < _instant(stored_as_of))
 
 
 def _instant(text: str) -> datetime:

@@ -588,8 +588,7 @@ class Ingest:
             if resource["resourceType"] != "Patient":
                 continue
             try:
-                updates = name in mapped.updates
-                person, _ = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender, updates)
+                person, _ = self._resolve_person(tx, mapped, name)
             except (IdentityConflict, DocumentMismatch):
                 return True
             stored = tx.resources.read("Patient", person["id"])
@@ -693,8 +692,7 @@ class Ingest:
         disagreements: list[Conflict] = []
         for name, resource in list(mapped.resources.items()):
             if resource["resourceType"] == "Patient":
-                updates = name in mapped.updates
-                person, found = self.identity.resolve(tx, resource, mapped.record.source, mapped.sender, updates)
+                person, found = self._resolve_person(tx, mapped, name)
                 disagreements.extend(found)
                 renamed[f"Patient/{resource['id']}"] = f"Patient/{person['id']}"
                 mapped.resources[name] = person
@@ -703,10 +701,18 @@ class Ingest:
                 rewrite_references(resource, renamed)
         return disagreements
 
+    def _resolve_person(self, tx: Transaction, mapped: Mapped, name: str) -> tuple[dict[str, Any], list[Conflict]]:
+        """The person the record's Patient ``name`` is, merged with it (updating them when its
+        spec says it ``updates``): :meth:`IdentityIndex.resolve`."""
+        record, updates = mapped.record, name in mapped.updates
+        patient = mapped.resources[name]
+        return self.identity.resolve(tx, patient, record.source, mapped.sender, updates, mapped.updates.get(name))
+
     def _land(self, tx: Transaction, outcome: Outcome) -> None:
         """Write the record's resources, and note in the same transaction what they mean for
         the identity index, the keyed resources, the ledger, the quarantine and the conflicts."""
         times = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.keyed.items()}
+        updates = {id(outcome.mapped.resources[name]): as_of for name, as_of in outcome.mapped.updates.items()}
         owner = creator(acting.get())
         for resource in outcome.resources:
             tx.resources.write(resource, owner=owner)
@@ -716,6 +722,8 @@ class Ingest:
                 tx.keyed.put(kind, resource_id, times[id(resource)])
             if kind == "Patient":
                 self.identity.remember(tx, resource)
+                if id(resource) in updates:
+                    self.identity.took_update(tx, resource_id, updates[id(resource)])
         record = outcome.record
         if outcome.seen_as:
             # a partly accepted record too: the same bytes again are unchanged, and its parts

@@ -63,6 +63,16 @@ def test_an_a08_sent_again_leaves_the_updated_person_as_it_is(make_services: Mak
     assert (again.status, person(made, update)[1:]) == ("unchanged", (2, "张秀瑛", "30"))
 
 
+def test_an_older_a08_arriving_after_a_newer_one_does_not_undo_it(make_services: MakeServices, tmp_path: Path) -> None:
+    """An A08 of 15 November replayed from the quarantine after the one of 20 November landed (its
+    event time, EVN-2, is the earlier): applied in its turn, it put back the name corrected since."""
+    made = make_services()
+    ingested(made, tmp_path, "U0", "张秀英", "M", "20261101080000")
+    newer = ingested(made, tmp_path, "U2", "张秀瑛", "W", "20261120090000")
+    ingested(made, tmp_path, "U1", "张秀英", "M", "20261115160244")
+    assert person(made, newer)[2:] == ("张秀瑛", "30")
+
+
 def test_an_update_saying_the_archived_name_as_text_alone_keeps_its_parts() -> None:
     """Only what the A08 corrects is replaced: the name 张秀英 the archive holds in parts (a CDA
     document's family and given) is the name the A08 sends as text, and stays as archived (replaced whole, it lost its parts)."""
