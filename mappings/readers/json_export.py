@@ -15,7 +15,11 @@ and nothing of it is mapped.  Then, with records located as ``record N`` (1-base
   ``rows``, ``records`` or ``list`` array, or of such an array one level down inside a
   ``data`` object (``{"code": 0, "data": {"records": [...], "total": 7}}``).  It is a wrapper
   only when every other member (``code``, ``msg``, ``total`` …) is a scalar or empty, so a
-  record that merely has a list-valued ``data`` field is not taken apart;
+  record that merely has a list-valued ``data`` field is not taken apart.  A wrapper naming
+  one of these members twice, either holding a list or an object (``{"data": [...], "data":
+  [...]}``, as pages of an export pasted together make), is a file error
+  (``reader.json-repeated-list``): JSON keeps the last member of a name, so the records of
+  the other were read as none and the run reconciled without them;
 - **any other object** is one record, wrapper and all: a 国家医保信息平台 reply
   ``{"infcode": 0, "output": {"baseinfo": {...}, "insuinfo": [...]}}`` is one record whose
   fields are reached as ``output.baseinfo.certno`` and ``output.insuinfo``.
@@ -131,7 +135,7 @@ def _read_document(path: Path, source: str, limits: Limits) -> Iterator[SourceRe
     del data
     try:
         _SYNTAX.decode(text)
-        spans = _record_spans(text)
+        spans = _record_spans(text, path.name)
     except json.JSONDecodeError as exc:
         raise ReaderError(
             "reader.invalid-json", file=path.name, line=exc.lineno, column=exc.colno, error=exc.msg
@@ -152,22 +156,23 @@ def _records(
         yield _record(source, name, f"record {number}", value, span.encode(encoding), limits, span)
 
 
-def _record_spans(text: str) -> list[Span] | None:
-    """The records of a document (see the module docstring), each with its text span."""
+def _record_spans(text: str, name: str) -> list[Span] | None:
+    """The records of a document (see the module docstring), each with its text span;
+    ``name``, the file's, says which file a wrapper naming its record list twice is."""
     start = _skip(text, 0)
     if text.startswith("[", start):
         return _array_items(text, start)
     if not text.startswith("{", start):
         return None
-    members = _object_members(text, start)
-    found = _wrapped_list(text, members)
+    members = _object_members(text, start, name)
+    found = _wrapped_list(text, members, name)
     if found is not None:
         return found
     value, end = _DECODER.raw_decode(text, start)
     return [(value, start, end)]
 
 
-def _wrapped_list(text: str, members: dict[str, Span]) -> list[Span] | None:
+def _wrapped_list(text: str, members: dict[str, Span], name: str) -> list[Span] | None:
     """The record list of a wrapper object, or None when the object is a record itself."""
     for key in LIST_KEYS:
         if key not in members or not _others_are_scalars(members, key):
@@ -176,7 +181,7 @@ def _wrapped_list(text: str, members: dict[str, Span]) -> list[Span] | None:
         if isinstance(value, list):
             return _array_items(text, start)
         if key == "data" and isinstance(value, dict):
-            inner = _object_members(text, start)
+            inner = _object_members(text, start, name, "data.")
             for inner_key in LIST_KEYS:
                 if (
                     inner_key in inner
@@ -210,8 +215,11 @@ def _array_items(text: str, position: int) -> list[Span]:
         position = _skip(text, position + 1)  # the comma
 
 
-def _object_members(text: str, position: int) -> dict[str, Span]:
-    """Members of the (already validated) object starting at ``position``, with value spans."""
+def _object_members(text: str, position: int, name: str, path: str = "") -> dict[str, Span]:
+    """Members of the (already validated) object starting at ``position``, with value spans.
+    A member that may hold the record list (``LIST_KEYS``) named twice, a list or an object
+    either time, is a file error naming it (``path``, the object's own, then the key): which
+    of the two holds the records cannot be told."""
     members: dict[str, Span] = {}
     position = _skip(text, position + 1)
     if text.startswith("}", position):
@@ -220,11 +228,18 @@ def _object_members(text: str, position: int) -> dict[str, Span]:
         key, end = _DECODER.raw_decode(text, position)
         position = _skip(text, _skip(text, end) + 1)  # the colon
         value, end = _DECODER.raw_decode(text, position)
+        if key in members and key in LIST_KEYS and _structured(value, members[key][0]):
+            raise ReaderError("reader.json-repeated-list", file=name, key=path + key)
         members[key] = (value, position, end)
         position = _skip(text, end)
         if text.startswith("}", position):
             return members
         position = _skip(text, position + 1)  # the comma
+
+
+def _structured(*values: Any) -> bool:
+    """Whether any of ``values`` is a list or an object (a wrapper's record list may be)."""
+    return any(isinstance(value, (list, dict)) for value in values)
 
 
 # -- .ndjson ----------------------------------------------------------------------------------

@@ -549,3 +549,23 @@ def test_invalid_json_makes_the_whole_file_unreadable(tmp_path: Path) -> None:
     path.write_text('[{"a": 1}, {"a": ', encoding="utf-8")
     with pytest.raises(ReaderError, match="broken.json: invalid JSON at line 1"):
         read_json(path, "elderly-care")
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        ('{"code": 0, "data": [{"a": 1}, {"a": 2}], "data": [{"a": 3}]}', "data"),
+        ('{"code": 0, "data": [{"a": 1}], "msg": "ok", "data": []}', "data"),
+        ('{"code": 0, "data": {"list": [{"a": 1}], "list": [{"a": 2}], "total": 2}}', "data.list"),
+    ],
+)
+def test_a_wrapper_naming_its_record_list_twice_is_a_file_error_naming_it(
+    tmp_path: Path, document: str, key: str
+) -> None:
+    """JSON keeps the last of two members of one name: the records of the other list were read
+    as no record at all, and the run reconciled without them."""
+    path = tmp_path / "elders.json"
+    path.write_text(document, encoding="utf-8")
+    with pytest.raises(ReaderError) as refused:
+        read_json(path, "elderly-care")
+    assert (refused.value.message.id, refused.value.message.params["key"]) == ("reader.json-repeated-list", key)
