@@ -15,6 +15,7 @@ import pytest
 
 from gateway.cli import build_parser, main
 from gateway.storage import open_store
+from gateway.storage.store import Store, StoreError
 from profiles.registry import examples_dir
 
 VALID = str(examples_dir() / "yy-patient/valid-zhang-xiuying.json")
@@ -1258,10 +1259,8 @@ def test_an_ingest_stopped_by_sigterm_keeps_its_files_exchange_record(tmp_path: 
         while time.monotonic() < deadline and child.poll() is None:  # the first batch landed
             if store is None and (tmp_path / "archive.sqlite").exists():
                 store = open_store(url, upgrade=False)
-            if store is not None:
-                with store.reading() as tx:
-                    if tx.resources.counts().get("Patient"):
-                        break
+            if store is not None and _patients_landed(store):
+                break
             time.sleep(0.1)
         child.send_signal(signal.SIGTERM)
         status = child.wait(timeout=120)
@@ -1270,3 +1269,13 @@ def test_an_ingest_stopped_by_sigterm_keeps_its_files_exchange_record(tmp_path: 
         recorded = tx.exchanges.sql.all("SELECT interaction FROM exchange")
     store.close()
     assert (status, recorded) == (128 + signal.SIGTERM, [("ingest",)])
+
+
+def _patients_landed(store: Store) -> bool:
+    """Whether a Patient has landed: false too while the run is still creating the file's
+    tables (the file exists from its first statement on)."""
+    try:
+        with store.reading() as tx:
+            return bool(tx.resources.counts().get("Patient"))
+    except StoreError:
+        return False
