@@ -25,7 +25,7 @@ from gateway.search.query import Criterion, SearchQuery
 from gateway.search.values import clamped_instant, format_instant
 from gateway.storage import search_sql
 from gateway.storage.access_sql import Sql
-from gateway.storage.dialect import LISTED, OWNER_PROBE, listed, marks
+from gateway.storage.dialect import LISTED, OWNER_PROBE, VALUE_DRIVER, listed, marks
 from gateway.storage.store import (
     ANY_VERSION,
     UNREAD,
@@ -276,9 +276,13 @@ def _referrers_by_number(
         select, value, target = "s.type, s.id", "pk.person_id = ?", wanted.resource_id
     else:
         select, value, target = "pk.person_id AS target, s.type, s.id", f"pk.person_id IN ({LISTED})", listed(targets)
-    # the types listed for the value index, each with its parameters as one list of text
-    where = [f"{value} AND s.type IN ({LISTED}) AND s.name = ? AND s.type || ' ' || s.system IN ({LISTED})"]
-    values: list[Any] = [target, listed(kinds), wanted.identified, listed(f"{kind} {name}" for kind, name in pairs)]
+    # the types named one by one, so that a plan made for any values (PostgreSQL's generic
+    # plan) knows how many there are and probes the value index for each of the person's keys:
+    # as one listed parameter (guessed at 100 types) it read every row of search_index
+    # instead.  SQLite, given them so, scans the table unless told to take the value index
+    # (VALUE_DRIVER).  Each type with its parameters as one list of text
+    where = [f"{value} AND s.type IN ({marks(kinds)}) AND s.name = ? AND s.type || ' ' || s.system IN ({LISTED})"]
+    values: list[Any] = [target, *kinds, wanted.identified, listed(f"{kind} {name}" for kind, name in pairs)]
     if wanted.hidden:
         where.append(f"s.type || '/' || s.id NOT IN ({LISTED})")
         values.append(listed(f"{kind}/{resource_id}" for kind, resource_id in wanted.hidden))
@@ -288,7 +292,7 @@ def _referrers_by_number(
     others, other_values = _naming_others(wanted, "")
     where += others
     values += other_values
-    rows = "person_key pk JOIN search_index s ON s.value = pk.key"
+    rows = f"person_key pk JOIN search_index s {VALUE_DRIVER} ON s.value = pk.key"
     return [(f"SELECT {select} FROM {rows} WHERE {' AND '.join(where)}", values)]
 
 
