@@ -693,20 +693,32 @@ class Resources:
         """Which of ``keys`` (type, id) are current resources in the Patient compartment of one
         of ``people`` (None: of anyone's) through the parameters ``compartment`` names for their
         type (a type it does not name is in none): the records a bulk export's Provenances
-        target, judged from the index alone, a part per type in one statement."""
+        target, judged from the index alone, a part per type in one statement.  The statement
+        lists whose compartment each is in (a Patient in its own) and ``people`` are looked up
+        here: asked in SQL, PostgreSQL's plan for any values (which guesses a listed parameter
+        at 100 rows) matched every record of the type held by one of the people against each
+        key in turn: 463 ms for 500 keys and 500 people among 1,000 (2.9 s on a store not yet
+        analysed), 80 ms so, and about 12 s a batch of a Group export of 1,000 residents."""
         ids: dict[str, list[str]] = {}
         for kind, resource_id in dict.fromkeys(keys):
             if compartment.get(kind):
                 ids.setdefault(kind, []).append(resource_id)
         parts, values = [], []
         for kind, listed_ids in ids.items():
-            within, bound = _in_compartment(kind, compartment[kind], people)
+            current = f"s.type = ? AND s.id IN ({LISTED}) AND NOT s.deleted"
+            if kind == "Patient":
+                parts.append(f"SELECT s.type, s.id, s.id FROM resource s WHERE {current}")
+                values += [kind, listed(listed_ids)]
+                continue
             parts.append(
-                f"SELECT s.type, s.id FROM resource s WHERE s.type = ? AND s.id IN ({LISTED}) AND NOT s.deleted"
-                + (f" AND {within}" if within else "")
+                f"SELECT s.type, s.id, c.value FROM resource s JOIN search_index c {OWNER_PROBE} "
+                f"ON c.type = s.type AND c.id = s.id WHERE {current} "
+                f"AND c.name IN ({marks(compartment[kind])}) AND c.system = 'Patient'"
             )
-            values += [kind, listed(listed_ids), *bound]
-        return {(row[0], row[1]) for row in self.sql.all(" UNION ALL ".join(parts), values)} if parts else set()
+            values += [kind, listed(listed_ids), *compartment[kind]]
+        rows = self.sql.all(" UNION ALL ".join(parts), values) if parts else []
+        wanted = None if people is None else set(people)
+        return {(row[0], row[1]) for row in rows if wanted is None or row[2] in wanted}
 
     def referring_into(
         self,
