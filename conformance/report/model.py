@@ -33,6 +33,10 @@ SectionKind = Literal["table", "trend", "bars"]
 ERROR_SEVERITIES = frozenset({"fatal", "error"})
 
 
+#: a message id and its parameters, worded when rendered
+Note = tuple[str, Mapping[str, Any]]
+
+
 class Wording(Protocol):
     """A message id (and its parameters) in the reader's language: the gateway's catalog."""
 
@@ -214,3 +218,14 @@ class Report:
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
+
+
+def truncation(report: Report) -> Note | None:
+    """What every format says when the failing exchanges listed are only the newest of them:
+    how many are listed, of how many, and how many are left out; None when none is.  A list
+    cut at its limit without a word reads as every failure there was."""
+    shown = len(report.exchanges)
+    if report.exchanges_total <= shown:
+        return None
+    counted = {"shown": shown, "total": report.exchanges_total, "omitted": report.exchanges_total - shown}
+    return "report.truncated", {name: f"{count:,}" for name, count in counted.items()}

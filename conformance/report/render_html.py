@@ -22,6 +22,7 @@ from conformance.report.model import (
     Section,
     Verdict,
     Wording,
+    truncation,
     worded_for,
 )
 from conformance.report.svg import bar_chart, percent, rate_bar, trend_chart
@@ -304,11 +305,8 @@ def _findings_table(findings: Iterable[Finding], words: Wording) -> str:
 
 
 def _truncation(report: Report, words: Wording) -> str:
-    shown = len(report.exchanges)
-    if report.exchanges_total <= shown:
-        return ""
-    text = words("report.truncated", {"shown": f"{shown:,}", "total": f"{report.exchanges_total:,}"})
-    return f'<p class="truncated">{escape(text)}</p>'
+    cut = truncation(report)
+    return f'<p class="truncated">{escape(words(*cut))}</p>' if cut else ""
 
 
 def _table(header: list[str], rows: Iterable[list[str]], numeric: set[int] | None = None) -> str:

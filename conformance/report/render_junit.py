@@ -5,13 +5,16 @@ other sections).
 
 For checked files this is one testcase per resource, failing when the resource has an error;
 for the auditors' report, one per participant, source, profile, rule and failing exchange.
+When the failing exchanges are only the newest of them (the report's limit), their testsuite
+says so: ``failing-listed`` and ``failing-total`` properties, and the sentence in
+``system-out``.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from conformance.report.model import Finding, Report, Result, Verdict, Wording, worded_for
+from conformance.report.model import Finding, Report, Result, Verdict, Wording, truncation, worded_for
 from conformance.report.svg import percent
 from conformance.report.xml_text import xml_text as _clean
 
@@ -42,8 +45,16 @@ def render_junit(report: Report, words: Wording) -> str:
             timestamp=report.generated,
             **{k: str(v) for k, v in counted.items()},
         )
+        cut = truncation(report) if section.id == "exchanges" else None
+        if cut is not None:  # the testcases are the newest failing exchanges, not all of them
+            shown, total = len(report.exchanges), report.exchanges_total
+            properties = ET.SubElement(suite, "properties")
+            ET.SubElement(properties, "property", name="failing-listed", value=str(shown))
+            ET.SubElement(properties, "property", name="failing-total", value=str(total))
         for result in section.results:
             _testcase(suite, f"yiyang.{report.kind}.{section.id}", result, words)
+        if cut is not None:
+            ET.SubElement(suite, "system-out").text = _clean(words(*cut))
         for key in totals:
             totals[key] += counted[key]
     root.attrib.update({k: str(v) for k, v in totals.items()})

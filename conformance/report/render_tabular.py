@@ -1,7 +1,8 @@
 """What auditors open in a spreadsheet: the failing items, one row per issue, and the
 scorecard, one row per participant (or per file, or per test suite).  CSV (UTF-8 with a
 byte-order mark, so Excel shows Chinese) holds one of the two tables; an Excel workbook holds
-both, one sheet each.
+both, one sheet each.  A table cut short (the failing exchanges beyond the report's limit)
+ends with a row saying so: how many are listed, of how many, and how many are left out.
 
 A cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) is written
 as text: a report must not execute what a participant sent.
@@ -13,7 +14,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from conformance.report.model import Counts, Report, Section, Verdict, Wording
+from conformance.report.model import Counts, Note, Report, Section, Verdict, Wording, truncation
 from conformance.report.svg import percent
 from conformance.report.xml_text import xml_text
 
@@ -31,6 +32,8 @@ class Table:
     rows: list[list[Cell]]
     #: the column holding a pass rate (a fraction, shown as a percentage)
     rate_column: int | None = None
+    #: the last row's one cell: that the rows above are not all there are
+    note: Note | None = None
 
 
 def tables(report: Report) -> dict[str, Table]:
@@ -51,6 +54,8 @@ def render_csv(table: Table, words: Wording) -> str:
                 for index, cell in enumerate(row)
             ]
         )
+    if table.note is not None:
+        writer.writerow([words(*table.note)])
     return "\ufeff" + out.getvalue()
 
 
@@ -74,6 +79,8 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
                     cell.number_format = "0.0%"
                 cells.append(cell)
             sheet.append(cells)
+        if table.note is not None:
+            sheet.append([words(*table.note)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -112,7 +119,7 @@ def _failing_exchanges(report: Report) -> Table:
             rows.append([*head, "", "", "", "", ""])
         for finding in exchange.findings:
             rows.append([*head, finding.subject, finding.severity, finding.rule, finding.location, finding.text])
-    return Table("failing", "report.sheet.failing", header, rows)
+    return Table("failing", "report.sheet.failing", header, rows, note=truncation(report))
 
 
 def _participants(report: Report) -> Table:

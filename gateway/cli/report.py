@@ -110,7 +110,7 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
         + "\n"
     )
     shown = len(report.exchanges)
-    if args.table == "failing" and shown < report.exchanges_total:  # a CSV or sheet cannot say so itself
+    if args.table == "failing" and shown < report.exchanges_total:  # the file says so too
         cut = {"shown": shown, "total": report.exchanges_total, "limit": args.limit}
         out.write(words_in(args.lang)("report.cli.failing-cut", cut) + "\n")
     return EXIT_INVALID if summary.failed else EXIT_OK

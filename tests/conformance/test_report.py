@@ -86,6 +86,18 @@ def checked(position: str, *findings: Finding, file: str = "export/Patient.ndjso
     return CheckedResource(file, position, "Patient", position.replace(" ", "-"), (PATIENT,), findings)
 
 
+#: three failing exchanges of which the report lists the newest (its limit is 1)
+CUT = exchange_report(
+    tally([exchange(n, "fail") for n in (1, 2, 3)], failing_limit=1),
+    [("report.scope.since", "2026-11-01")],
+    "2026-12-01T08:00:00+08:00",
+)
+CUT_WORDS = {
+    "zh-CN": "仅列出最近的 1 个不通过交换（共 3 个，另有 2 个未列出）",
+    "en": "Showing the newest 1 of 3 failing exchanges (2 more not listed)",
+}
+
+
 FILES = file_report(
     [checked("line 1"), checked("line 2", CHECKSUM), checked("line 1", file="export/Encounter.ndjson")],
     [("report.scope.files", "export")],
@@ -233,6 +245,11 @@ def test_html_marks_a_refused_batch_entrys_finding_with_its_verdict() -> None:
     assert marked == [False, True]
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_html_says_how_many_failing_exchanges_were_left_out(lang: str) -> None:
+    assert CUT_WORDS[lang] in render_html(CUT, words_in(lang), lang)
+
+
 def test_html_is_chinese_by_default_and_english_on_request() -> None:
     titles = [
         re.search(r"<h1>(.*?)</h1>", render_html(SAMPLE, words, lang)).group(1)
@@ -312,6 +329,21 @@ def test_junit_totals_add_up_over_its_suites() -> None:
     assert int(root.get("tests")) == sum(int(suite.get("tests")) for suite in root)
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_junit_says_the_failing_exchanges_were_cut_and_how_many_were_left_out(lang: str) -> None:
+    """A CI job read the testsuite of a thousand failing exchanges as all there were."""
+    suite = next(s for s in ET.fromstring(render_junit(CUT, words_in(lang))) if s.get("id") == "exchanges")
+    assert suite.findtext("system-out") == CUT_WORDS[lang]
+
+
+def test_junit_gives_the_listed_and_total_failing_exchanges_to_machines() -> None:
+    suite = next(s for s in ET.fromstring(render_junit(CUT, EN)) if s.get("id") == "exchanges")
+    assert {p.get("name"): p.get("value") for p in suite.iter("property")} == {
+        "failing-listed": "1",
+        "failing-total": "3",
+    }
+
+
 def test_junit_leaves_trends_out() -> None:
     root = ET.fromstring(render_junit(SAMPLE, EN))
     assert {suite.get("id") for suite in root} == {
@@ -334,6 +366,19 @@ def test_csv_lists_one_row_per_issue_of_each_failing_exchange() -> None:
     assert [(row[0], row[10]) for row in rows[1:]] == [("3", "rule.id-card-checksum"), ("2", "rule.id-card-checksum")]
 
 
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_csv_cut_at_the_limit_ends_saying_how_many_were_left_out(lang: str) -> None:
+    """The failing table listed the newest exchanges alone and said nothing: an auditor read
+    it as every failure in the period."""
+    rows = list(csv.reader(io.StringIO(render_csv(tables(CUT)["failing"], words_in(lang)).lstrip("\ufeff"))))
+    assert rows[-1] == [CUT_WORDS[lang]]
+
+
+def test_a_csv_listing_every_failing_exchange_has_no_note() -> None:
+    rows = list(csv.reader(io.StringIO(render_csv(tables(SAMPLE)["failing"], EN).lstrip("\ufeff"))))
+    assert rows[-1][0] == "2"
+
+
 def test_csv_never_hands_a_formula_to_the_spreadsheet() -> None:
     hostile = report_of(exchange(1, "fail", client='=HYPERLINK("http://x")'))
     rows = list(csv.reader(io.StringIO(render_csv(tables(hostile)["failing"], EN).lstrip("\ufeff"))))
@@ -345,6 +390,15 @@ def test_xlsx_holds_the_failing_exchanges_and_the_scorecard() -> None:
 
     book = load_workbook(io.BytesIO(render_xlsx(SAMPLE, ZH)))
     assert book.sheetnames == ["不通过明细", "评分卡"]
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_workbook_cut_at_the_limit_says_how_many_were_left_out(lang: str) -> None:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(render_xlsx(CUT, words_in(lang)))).worksheets[0]
+    last = list(sheet.iter_rows(values_only=True))[-1]
+    assert last[0] == CUT_WORDS[lang]
 
 
 def test_xlsx_keeps_a_formula_looking_text_as_text() -> None:

@@ -555,7 +555,7 @@ def test_yiyang_report_writes_a_workbook(store: Store, database_url: str, tmp_pa
 def test_yiyang_report_says_when_its_failing_table_was_cut_by_the_limit(
     store: Store, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A CSV of the failing table cannot say itself that rows were left out."""
+    """The file says so in its last row; whoever ran the command is told at once."""
     sample(store)
     report_command(database_url, tmp_path / "r.csv", "--format", "csv", "--lang", "en", "--limit", "1")
     assert "lists the newest 1 of the 2 failed exchanges" in capsys.readouterr().out
