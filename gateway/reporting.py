@@ -18,7 +18,7 @@ from conformance.report.model import ExchangeDetail, Finding, Report, ResourceVe
 from conformance.report.render_html import Link, anchor, render_html
 from conformance.report.render_json import render_json
 from conformance.report.render_junit import render_junit
-from conformance.report.render_tabular import render_csv, render_xlsx, tables
+from conformance.report.render_tabular import render_csv, render_xlsx
 from gateway.exchanges import CHINA
 from gateway.messages import text
 from gateway.security.audit import ANONYMOUS
@@ -70,7 +70,7 @@ def render(report: Report, fmt: str, lang: str, table: str = "failing", link: Li
     if fmt == "xlsx":
         return render_xlsx(report, words)
     if fmt == "csv":
-        return render_csv(tables(report)[table], words).encode()
+        return render_csv(report, table, words).encode()
     raise ValueError(f"unknown report format {fmt!r}")
 
 

@@ -4,6 +4,10 @@ byte-order mark, so Excel shows Chinese) holds one of the two tables; an Excel w
 both, one sheet each.  A table cut short (the failing exchanges beyond the report's limit)
 ends with a row saying so: how many are listed, of how many, and how many are left out.
 
+Severities and verdicts are shown in the report's language, as in its HTML (a zh-CN table of
+``error`` and ``fail`` read as a half-translated one); their codes follow in columns of their
+own at the end, so a script reading the table matches on those, whatever the language.
+
 A cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@`` first) is written
 as text: a report must not execute what a participant sent.
 """
@@ -12,9 +16,10 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from conformance.report.model import Counts, Note, Report, Section, Verdict, Wording, truncation
+from conformance.report.model import Counts, Note, Report, Section, Verdict, Wording, truncation, worded_for
 from conformance.report.svg import percent
 from conformance.report.xml_text import xml_text
 
@@ -34,6 +39,26 @@ class Table:
     rate_column: int | None = None
     #: the last row's one cell: that the rows above are not all there are
     note: Note | None = None
+    #: the columns holding a code shown by its wording: column → message id prefix
+    labels: Mapping[int, str] = field(default_factory=dict)
+
+    def labeller(self, words: Wording) -> Callable[[list[Cell]], list[Cell]]:
+        """A row with its coded cells worded (each wording looked up once: a table is up to a
+        million rows of a few codes)."""
+        worded: dict[str, str] = {}
+
+        def shown(row: list[Cell]) -> list[Cell]:
+            if not self.labels:
+                return row
+            row = list(row)
+            for index, prefix in self.labels.items():
+                code = row[index]
+                if isinstance(code, str) and code:
+                    key = prefix + code
+                    row[index] = worded.get(key) or worded.setdefault(key, words(key))
+            return row
+
+        return shown
 
 
 def tables(report: Report) -> dict[str, Table]:
@@ -43,15 +68,19 @@ def tables(report: Report) -> dict[str, Table]:
     return {"failing": _failing_results(report), "scorecard": _sections(report)}
 
 
-def render_csv(table: Table, words: Wording) -> str:
+def render_csv(report: Report, name: str, words: Wording) -> str:
+    """The table ``name`` (one of :data:`TABLES`) of ``report``."""
+    words = worded_for(report.kind, words)
+    table = tables(report)[name]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([words(h) for h in table.header])
+    shown = table.labeller(words)
     for row in table.rows:
         writer.writerow(
             [
                 percent(cell) if index == table.rate_column and isinstance(cell, float) else _text_safe(cell)
-                for index, cell in enumerate(row)
+                for index, cell in enumerate(shown(row))
             ]
         )
     if table.note is not None:
@@ -63,13 +92,15 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
+    words = worded_for(report.kind, words)
     book = Workbook(write_only=True)
     for table in tables(report).values():
         sheet = book.create_sheet(title=_sheet_title(words(table.title)))
         sheet.append([words(h) for h in table.header])
+        shown = table.labeller(words)
         for row in table.rows:
             cells = []
-            for index, value in enumerate(row):
+            for index, value in enumerate(shown(row)):
                 # a control character a client sent is shown as U+FFFD: openpyxl refuses it
                 text = isinstance(value, str)
                 cell = WriteOnlyCell(sheet, value=xml_text(value) if text else value)
@@ -102,6 +133,7 @@ def _failing_exchanges(report: Report) -> Table:
         "report.column.rule",
         "report.column.location",
         "report.column.message",
+        "report.column.severity-code",
     )
     rows: list[list[Cell]] = []
     for exchange in report.exchanges:
@@ -116,10 +148,12 @@ def _failing_exchanges(report: Report) -> Table:
             exchange.status,
         ]
         if not exchange.findings:
-            rows.append([*head, "", "", "", "", ""])
+            rows.append([*head, "", "", "", "", "", ""])
         for finding in exchange.findings:
-            rows.append([*head, finding.subject, finding.severity, finding.rule, finding.location, finding.text])
-    return Table("failing", "report.sheet.failing", header, rows, note=truncation(report))
+            found = [finding.subject, finding.severity, finding.rule, finding.location, finding.text]
+            rows.append([*head, *found, finding.severity])
+    labels = {header.index("report.column.severity"): SEVERITY}
+    return Table("failing", "report.sheet.failing", header, rows, note=truncation(report), labels=labels)
 
 
 def _participants(report: Report) -> Table:
@@ -139,6 +173,8 @@ def _failing_results(report: Report) -> Table:
         "report.column.rule",
         "report.column.location",
         "report.column.message",
+        "report.column.verdict-code",
+        "report.column.severity-code",
     )
     rows: list[list[Cell]] = []
     for section in _own_sections(report):
@@ -148,10 +184,12 @@ def _failing_results(report: Report) -> Table:
                 continue
             base: list[Cell] = [where, result.label, result.note, result.verdict]
             if not result.findings:
-                rows.append([*base, "", "", "", ""])
+                rows.append([*base, "", "", "", "", result.verdict, ""])
             for finding in result.findings:
-                rows.append([*base, finding.severity, finding.rule, finding.location, finding.text])
-    return Table("failing", "report.sheet.failing", header, rows)
+                found = [finding.severity, finding.rule, finding.location, finding.text]
+                rows.append([*base, *found, result.verdict, finding.severity])
+    labels = {header.index("report.column.verdict"): VERDICT, header.index("report.column.severity"): SEVERITY}
+    return Table("failing", "report.sheet.failing", header, rows, labels=labels)
 
 
 def _sections(report: Report) -> Table:
@@ -172,6 +210,8 @@ def _own_sections(report: Report) -> list[Section]:
 
 
 SUMMARIES = frozenset({"profiles", "rules"})
+#: the message id prefixes of the coded columns' wordings
+SEVERITY, VERDICT = "report.severity.", "report.verdict."
 _COUNT_HEADER = (
     "report.column.total",
     "report.verdict.pass",

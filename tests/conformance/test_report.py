@@ -30,7 +30,7 @@ from conformance.report.aggregate import (
     iso_week,
     tally,
 )
-from conformance.report.model import Counts, ExchangeDetail, Finding, Report, ResourceVerdict
+from conformance.report.model import Counts, ExchangeDetail, Finding, Report, ResourceVerdict, Result, Section, Verdict
 from conformance.report.render_html import render_html
 from conformance.report.render_json import render_json, schema
 from conformance.report.render_junit import render_junit
@@ -358,11 +358,11 @@ def test_junit_leaves_trends_out() -> None:
 
 # -- CSV and Excel ------------------------------------------------------------------------------
 def test_csv_starts_with_a_byte_order_mark_for_excel() -> None:
-    assert render_csv(tables(SAMPLE)["scorecard"], ZH).startswith("\ufeff参与方,")
+    assert render_csv(SAMPLE, "scorecard", ZH).startswith("\ufeff参与方,")
 
 
 def test_csv_lists_one_row_per_issue_of_each_failing_exchange() -> None:
-    rows = list(csv.reader(io.StringIO(render_csv(tables(SAMPLE)["failing"], EN).lstrip("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(render_csv(SAMPLE, "failing", EN).lstrip("\ufeff"))))
     assert [(row[0], row[10]) for row in rows[1:]] == [("3", "rule.id-card-checksum"), ("2", "rule.id-card-checksum")]
 
 
@@ -370,18 +370,48 @@ def test_csv_lists_one_row_per_issue_of_each_failing_exchange() -> None:
 def test_a_csv_cut_at_the_limit_ends_saying_how_many_were_left_out(lang: str) -> None:
     """The failing table listed the newest exchanges alone and said nothing: an auditor read
     it as every failure in the period."""
-    rows = list(csv.reader(io.StringIO(render_csv(tables(CUT)["failing"], words_in(lang)).lstrip("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(render_csv(CUT, "failing", words_in(lang)).lstrip("\ufeff"))))
     assert rows[-1] == [CUT_WORDS[lang]]
 
 
 def test_a_csv_listing_every_failing_exchange_has_no_note() -> None:
-    rows = list(csv.reader(io.StringIO(render_csv(tables(SAMPLE)["failing"], EN).lstrip("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(render_csv(SAMPLE, "failing", EN).lstrip("\ufeff"))))
     assert rows[-1][0] == "2"
+
+
+def csv_rows(report: Report, table: str, lang: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(render_csv(report, table, words_in(lang)).lstrip("\ufeff"))))
+
+
+@pytest.mark.parametrize(("lang", "shown"), [("zh-CN", "错误"), ("en", "Error")])
+def test_a_csvs_severity_is_shown_in_the_reports_language(lang: str, shown: str) -> None:
+    """A zh-CN table showed ``error`` among its Chinese columns."""
+    assert csv_rows(SAMPLE, "failing", lang)[1][9] == shown
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_csv_keeps_the_severity_code_for_scripts_in_a_column_of_its_own(lang: str) -> None:
+    assert [row[-1] for row in csv_rows(SAMPLE, "failing", lang)[1:]] == ["error", "error"]
+
+
+def test_a_checked_files_csv_shows_its_verdicts_in_the_reports_language() -> None:
+    assert [row[3] for row in csv_rows(FILES, "failing", "zh-CN")[1:]] == ["不通过"]
+
+
+def test_a_checked_files_csv_keeps_its_verdict_codes_for_scripts() -> None:
+    assert [row[-2:] for row in csv_rows(FILES, "failing", "zh-CN")[1:]] == [["fail", "error"]]
+
+
+def test_a_test_runs_csv_words_a_test_that_could_not_run_as_the_kit_means_it() -> None:
+    """A test kit's error is a test that could not be completed, not a request refused."""
+    broken = Result("security.no-token", "security.no-token", Verdict.ERROR, findings=(CHECKSUM,))
+    run = Report("testkit", "now", (), Counts(errors=1), (Section("security", "t", "l", (broken,)),))
+    assert csv_rows(run, "failing", "zh-CN")[1][3] == "出错"
 
 
 def test_csv_never_hands_a_formula_to_the_spreadsheet() -> None:
     hostile = report_of(exchange(1, "fail", client='=HYPERLINK("http://x")'))
-    rows = list(csv.reader(io.StringIO(render_csv(tables(hostile)["failing"], EN).lstrip("\ufeff"))))
+    rows = list(csv.reader(io.StringIO(render_csv(hostile, "failing", EN).lstrip("\ufeff"))))
     assert rows[1][2].startswith("'=")
 
 
@@ -399,6 +429,13 @@ def test_a_workbook_cut_at_the_limit_says_how_many_were_left_out(lang: str) -> N
     sheet = load_workbook(io.BytesIO(render_xlsx(CUT, words_in(lang)))).worksheets[0]
     last = list(sheet.iter_rows(values_only=True))[-1]
     assert last[0] == CUT_WORDS[lang]
+
+
+def test_a_workbooks_severities_are_shown_in_the_reports_language() -> None:
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(render_xlsx(SAMPLE, ZH)))["不通过明细"]
+    assert [row[9] for row in sheet.iter_rows(min_row=2, values_only=True)] == ["错误", "错误"]
 
 
 def test_xlsx_keeps_a_formula_looking_text_as_text() -> None:
