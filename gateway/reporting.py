@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from conformance.report.aggregate import ExchangeCount, Facts, LocationCount, ProfileCount, RuleCount, exchange_report
 from conformance.report.model import ExchangeDetail, Finding, Report, ResourceVerdict, Wording
-from conformance.report.render_html import Link, anchor, render_html
+from conformance.report.render_html import DETAILED, Link, render_html
 from conformance.report.render_json import render_json
 from conformance.report.render_junit import render_junit
 from conformance.report.render_tabular import render_csv, render_xlsx
@@ -56,13 +56,21 @@ def parse_day(value: str) -> date:
     return date.fromisoformat(value)
 
 
-def render(report: Report, fmt: str, lang: str, table: str = "failing", link: Link = anchor, nav: str = "") -> bytes:
+def render(
+    report: Report,
+    fmt: str,
+    lang: str,
+    table: str = "failing",
+    link: Link | None = None,
+    nav: str = "",
+    details: int = DETAILED,
+) -> bytes:
     """``report`` in one of :data:`FORMATS`; a CSV holds one table (``failing`` or
-    ``scorecard``), an Excel workbook both.  ``link`` and ``nav`` shape the HTML page (see
-    ``render_html``)."""
+    ``scorecard``), an Excel workbook both.  ``link``, ``nav`` and ``details`` shape the HTML
+    page (see ``render_html``)."""
     words = words_in(lang)
     if fmt == "html":
-        return render_html(report, words, lang, link, details=link is anchor, nav=nav).encode()
+        return render_html(report, words, lang, link, nav, details).encode()
     if fmt == "json":
         return render_json(report, words, lang).encode()
     if fmt == "junit":

@@ -33,6 +33,13 @@ DAILY_POINTS = 62
 CELL_FINDINGS = 20
 #: resource verdicts listed per exchange (the failing ones first)
 LISTED_VERDICTS = 200
+#: issues listed per exchange in a report's own drill-down (errors first): an exchange keeps up
+#: to 10,000, and a file of a thousand such was ten million rows no browser opens; the page of
+#: one exchange (the served drill-down) lists them all
+LISTED_FINDINGS = 200
+#: failing exchanges a report file shows in full by default (the newest): each is up to
+#: LISTED_VERDICTS + LISTED_FINDINGS rows
+DETAILED = 100
 
 CSS = """
 :root{--ink:#24292f;--muted:#57606a;--line:#d0d7de;--pass:#2e7d32;--fail:#c62828;--error:#ef6c00;--skip:#8c959f}
@@ -62,7 +69,8 @@ dl.facts dd{margin:0}a{color:#0969da}footer{margin-top:32px;color:var(--muted);f
 @media print{body{padding:0}.chart{overflow:visible}}
 """
 
-Link = Callable[[str], str]
+#: an exchange's drill-down href, or None where the report shows it nowhere
+Link = Callable[[str], str | None]
 
 
 def anchor(exchange_id: str) -> str:
@@ -71,11 +79,13 @@ def anchor(exchange_id: str) -> str:
 
 
 def render_html(
-    report: Report, words: Wording, lang: str, link: Link = anchor, details: bool = True, nav: str = ""
+    report: Report, words: Wording, lang: str, link: Link | None = None, nav: str = "", details: int = DETAILED
 ) -> str:
-    """The whole report.  ``link`` makes a drill-down href from an exchange id; ``details``
-    includes each failing exchange in full at the end (what ``anchor`` links to); ``nav`` is
-    HTML placed under the title (the served page's links to its other formats)."""
+    """The whole report.  ``link`` makes a drill-down href from an exchange id, to pages of
+    their own; without it the report is one file, and its newest ``details`` failing
+    exchanges are shown in full at its end, linked by anchors (the others are listed, and the
+    file says how many were not detailed).  ``nav`` is HTML placed under the title (the served
+    page's links to its other formats)."""
     words = worded_for(report.kind, words)
     title = words(f"report.title.{report.kind}")
     body = [
@@ -87,15 +97,31 @@ def render_html(
         _cards(report.summary, words, report.kind),
         f'<p class="note">{escape(words(RATE_DEFINITIONS[report.kind]))}</p>',
     ]
+    detailed = report.exchanges[:details] if link is None else ()
+    linked = link or _anchors({exchange.id for exchange in detailed})
     for section in report.sections:
-        body.append(_section(report, section, words, link))
-    if details and report.exchanges:
+        body.append(_section(report, section, words, linked))
+    if link is None and report.exchanges:  # even none detailed (--details 0) says how many were not
         body.append(f'<section id="drill-down"><h2>{escape(words("report.section.drill-down"))}</h2>')
         body.append(_truncation(report, words))
-        body.extend(exchange_block(exchange, words) for exchange in report.exchanges)
+        left = len(report.exchanges) - len(detailed)
+        if left:
+            counted = {"shown": f"{len(detailed):,}", "omitted": f"{left:,}"}
+            body.append(f'<p class="truncated">{escape(words("report.details-cut", counted))}</p>')
+        body.extend(exchange_block(exchange, words, listed=LISTED_FINDINGS) for exchange in detailed)
         body.append("</section>")
     body.append(f"<footer>{escape(words('report.footer'))}</footer>")
     return _page(title, lang, "".join(body))
+
+
+def _anchors(shown: set[str]) -> Link:
+    """Links to the exchanges a file shows in full: an anchor to one it does not would lead
+    nowhere."""
+
+    def link(exchange_id: str) -> str | None:
+        return anchor(exchange_id) if exchange_id in shown else None
+
+    return link
 
 
 def render_exchange_html(exchange: ExchangeDetail, words: Wording, lang: str, back: str | None = None) -> str:
@@ -105,7 +131,9 @@ def render_exchange_html(exchange: ExchangeDetail, words: Wording, lang: str, ba
     return _page(title, lang, nav + exchange_block(exchange, words, heading="h1"))
 
 
-def exchange_block(exchange: ExchangeDetail, words: Wording, heading: str = "h3") -> str:
+def exchange_block(exchange: ExchangeDetail, words: Wording, heading: str = "h3", listed: int | None = None) -> str:
+    """One exchange's facts, resource verdicts (the failing ones first) and issues (errors
+    first; the first ``listed`` of them, when given, and how many more there are)."""
     facts = [
         ("report.column.time", exchange.recorded),
         ("report.column.participant", exchange.client),
@@ -150,7 +178,10 @@ def exchange_block(exchange: ExchangeDetail, words: Wording, heading: str = "h3"
                 f'<p class="truncated">{escape(words("report.more", {"count": len(ordered) - LISTED_VERDICTS}))}</p>'
             )
     if exchange.findings:
-        parts.append(_findings_table(exchange.findings, words))
+        findings = sorted(exchange.findings, key=lambda f: not f.is_error)
+        parts.append(_findings_table(findings[:listed], words))
+        if listed is not None and len(findings) > listed:
+            parts.append(f'<p class="truncated">{escape(words("report.more", {"count": len(findings) - listed}))}</p>')
     parts.append("</article>")
     return "".join(parts)
 
@@ -239,8 +270,9 @@ def _results_table(section: Section, words: Wording, link: Link) -> str:
     rows = []
     for result in results:
         label = f"<code>{escape(result.label)}</code>"
-        if result.link is not None:
-            label = f'<a class="drill" href="{escape(link(result.link))}">{escape(result.label)}</a>'
+        href = link(result.link) if result.link is not None else None
+        if href is not None:
+            label = f'<a class="drill" href="{escape(href)}">{escape(result.label)}</a>'
         row = [label]
         if section.note_title:
             row.append(escape(result.note))

@@ -31,7 +31,7 @@ from conformance.report.aggregate import (
     tally,
 )
 from conformance.report.model import Counts, ExchangeDetail, Finding, Report, ResourceVerdict, Result, Section, Verdict
-from conformance.report.render_html import render_html
+from conformance.report.render_html import render_exchange_html, render_html
 from conformance.report.render_json import render_json, schema
 from conformance.report.render_junit import render_junit
 from conformance.report.render_tabular import render_csv, render_xlsx, tables
@@ -92,6 +92,8 @@ CUT = exchange_report(
     [("report.scope.since", "2026-11-01")],
     "2026-12-01T08:00:00+08:00",
 )
+#: three failing exchanges, all listed
+THREE_FAILED = report_of(*(exchange(n, "fail") for n in (1, 2, 3)))
 CUT_WORDS = {
     "zh-CN": "仅列出最近的 1 个不通过交换（共 3 个，另有 2 个未列出）",
     "en": "Showing the newest 1 of 3 failing exchanges (2 more not listed)",
@@ -248,6 +250,48 @@ def test_html_marks_a_refused_batch_entrys_finding_with_its_verdict() -> None:
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])
 def test_html_says_how_many_failing_exchanges_were_left_out(lang: str) -> None:
     assert CUT_WORDS[lang] in render_html(CUT, words_in(lang), lang)
+
+
+#: an exchange with more issues than a report file lists of one (LISTED_FINDINGS = 200)
+NOISY = exchange(9, "fail", findings=(CHECKSUM,) * 250)
+
+
+def test_a_report_file_shows_only_its_newest_failing_exchanges_in_full() -> None:
+    """Every failing exchange listed was drawn in full: a thousand of them, each with up to
+    10,000 issues, was a file of ten million rows."""
+    page = render_html(THREE_FAILED, EN, "en", details=1)
+    assert re.findall(r'<article class="exchange" id="exchange-(\d+)"', page) == ["3"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("zh-CN", "此处只展开最近的 1 个不通过交换的明细，另有 2 个未展开"),
+        ("en", "Detailed here: the newest 1 of the failing exchanges listed; 2 more are not"),
+    ],
+)
+def test_a_report_file_says_how_many_failing_exchanges_it_did_not_show_in_full(lang: str, said: str) -> None:
+    assert said in render_html(THREE_FAILED, words_in(lang), lang, details=1)
+
+
+def test_a_report_file_detailing_no_exchange_says_how_many_it_did_not() -> None:
+    page = render_html(THREE_FAILED, EN, "en", details=0)
+    assert "Detailed here: the newest 0 of the failing exchanges listed; 3 more are not" in page
+
+
+def test_a_report_file_links_no_exchange_it_does_not_show_in_full() -> None:
+    page = render_html(THREE_FAILED, EN, "en", details=1)
+    assert re.findall(r'href="#exchange-(\d+)"', page) == ["3"]
+
+
+def test_a_report_files_drill_down_lists_an_exchanges_first_issues_and_counts_the_rest() -> None:
+    page = render_html(report_of(NOISY), EN, "en")
+    drill_down = page.split('id="exchange-9"', 1)[1]
+    assert (drill_down.count("rule.id-card-checksum"), "50 more not listed" in drill_down) == (200, True)
+
+
+def test_an_exchanges_own_page_lists_every_issue() -> None:
+    assert render_exchange_html(NOISY, EN, "en").count("rule.id-card-checksum") == 250
 
 
 def test_html_is_chinese_by_default_and_english_on_request() -> None:

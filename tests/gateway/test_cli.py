@@ -1067,6 +1067,7 @@ def test_an_xlsx_workbook_needs_an_out_file_whichever_command_writes_it(
     [
         (["--since", "2026-12-05", "--until", "2026-12-01"], "--since 2026-12-05 晚于 --until 2026-12-01"),
         (["--since", "2026-12-01", "--limit", "-1"], "--limit 不能为负数"),
+        (["--since", "2026-12-01", "--details", "-1"], "--details 不能为负数"),
         (  # it reported nothing, exit 0: a typo read as a quiet period
             ["--since", "2026-12-01", "--source", "hl7"],
             "--source hl7：没有这种来源（可用：community-health, elderly-care, insurance, hl7v2, hospital, "

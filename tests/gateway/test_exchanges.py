@@ -561,6 +561,14 @@ def test_yiyang_report_says_when_its_failing_table_was_cut_by_the_limit(
     assert "lists the newest 1 of the 2 failed exchanges" in capsys.readouterr().out
 
 
+def test_yiyang_reports_html_shows_the_newest_details_failing_exchanges_in_full(
+    store: Store, database_url: str, tmp_path: Path
+) -> None:
+    sample(store)
+    report_command(database_url, tmp_path / "r.html", "--format", "html", "--details", "1")
+    assert (tmp_path / "r.html").read_text(encoding="utf-8").count('<article class="exchange"') == 1
+
+
 def test_yiyang_report_refuses_a_period_that_ends_before_it_starts(tmp_path: Path) -> None:
     code = main(["report", "--since", "2026-12-02", "--until", "2026-12-01", "--format", "json", "--out", "x.json"])
     assert code == 2
