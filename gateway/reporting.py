@@ -94,6 +94,17 @@ def generated_now() -> str:
 REPORT_SOURCES = tuple(dict.fromkeys((*SOURCES, *ROLES, ANONYMOUS)))
 
 
+def recorded_for(store: _Readable, organization: str) -> bool:
+    """Whether an exchange can be recorded for ``organization``: a client is registered for it
+    (revoked or not; none is ever deleted), or it is "" (the command line's records).  The
+    organisation of every exchange is its client's, so a filter on any other, a typo, matches
+    nothing, and its empty report read as a quiet period."""
+    if not organization:
+        return True
+    with store.reading() as tx:
+        return bool(tx.security.acts_for(organization))
+
+
 @dataclass(frozen=True, slots=True)
 class ReportQuery:
     """What a report covers: inclusive days (China Standard Time), optional filters, and how

@@ -10,7 +10,8 @@ The page is self-contained: its Content-Security-Policy allows inline styles and
 Parameters: ``since``/``until`` (days, YYYY-MM-DD; default the last 30 days), ``org``,
 ``source``, ``limit`` (failing exchanges shown), ``lang`` (zh-CN or en; default by
 Accept-Language), ``_format`` and ``table`` (csv: failing or scorecard).  Anything else is a
-400: a filter silently ignored would show an auditor more than they think.
+400: a filter silently ignored would show an auditor more than they think; so is an ``org``
+no client is registered for, whose empty report would read as a quiet period.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gateway.reporting import (
     build_report,
     exchange_detail,
     parse_day,
+    recorded_for,
     render,
     words_in,
 )
@@ -82,8 +84,11 @@ def page() -> Response:
     table = asked.get("table", TABLES[0])
     if table not in TABLES:
         raise unsupported_value("table", table, TABLES)
+    store = services().store
+    if query.organization is not None and not recorded_for(store, query.organization):
+        raise FhirError(400, "http.report-unknown-org", "org", org=query.organization)
     exchange_log().flush()  # this worker's latest exchanges count at once
-    report = build_report(services().store, query, lang)
+    report = build_report(store, query, lang)
     kept = {k: v for k, v in asked.items() if k == "lang"}
 
     def link(exchange_id: str) -> str:

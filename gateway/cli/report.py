@@ -87,7 +87,7 @@ def day(value: str) -> date:
 def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.report.svg import percent
     from gateway.exchanges import today
-    from gateway.reporting import REPORT_SOURCES, ReportQuery, build_report, render, words_in
+    from gateway.reporting import REPORT_SOURCES, ReportQuery, build_report, recorded_for, render, words_in
     from gateway.storage import open_store
 
     until = args.until or today()
@@ -103,6 +103,8 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     config = config_of(args, reading=True)
     store = open_store(config.database_url, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
+        if args.org is not None and not recorded_for(store, args.org):
+            raise usage(args, "cli.report.unknown-org", org=args.org)
         report = build_report(store, query, args.lang)
     finally:
         store.close()

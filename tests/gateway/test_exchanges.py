@@ -34,7 +34,7 @@ from gateway.reporting import ReportQuery, build_report, details, exchange_detai
 from gateway.services import Services
 from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError
-from tests.conftest import fresh_database_url, load_example
+from tests.conftest import add_client, fresh_database_url, load_example
 
 ROOT = Path(__file__).resolve().parents[2]
 HIS = Party("his-zz1", "zhengzhou-first-hospital", "hospital", "rest", "create")
@@ -567,6 +567,26 @@ def test_yiyang_reports_html_shows_the_newest_details_failing_exchanges_in_full(
     sample(store)
     report_command(database_url, tmp_path / "r.html", "--format", "html", "--details", "1")
     assert (tmp_path / "r.html").read_text(encoding="utf-8").count('<article class="exchange"') == 1
+
+
+def test_yiyang_report_on_an_organisation_a_client_is_registered_for_is_written(
+    store: Store, database_url: str, tmp_path: Path
+) -> None:
+    add_client(database_url, "ecp-1", secret="s" * 32, role="elderly-care", organization="sunshine-home")
+    sample(store)
+    assert report_command(database_url, tmp_path / "r.json", "--format", "json", "--org", "sunshine-home") == 1
+
+
+def test_yiyang_report_refuses_an_organisation_no_client_is_registered_for(
+    store: Store, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo's report was empty and exited 0: read as a quiet period for that hospital."""
+    sample(store)
+    code = report_command(
+        database_url, tmp_path / "r.json", "--format", "json", "--org", "sunshine-hom", "--lang", "en"
+    )
+    said = "--org sunshine-hom: no client is registered for this organisation"
+    assert (code, said in capsys.readouterr().err) == (2, True)
 
 
 def test_yiyang_report_refuses_a_period_that_ends_before_it_starts(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from gateway.storage import open_store
-from tests.conftest import Api, Served, add_client, load_example, request_token
+from tests.conftest import TEST_ORGANIZATION, Api, Served, add_client, load_example, request_token
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDITOR, AUDIT_SCOPE = "auditor-1", "system/AuditEvent.rs"
@@ -79,6 +79,11 @@ def test_reports_without_the_audit_scope_is_a_403_naming_it(served: Served, clie
     assert (answer.status_code, "system/AuditEvent.rs" in answer.json()["issue"][0]["details"]["text"]) == (403, True)
 
 
+def test_a_report_on_an_organisation_a_client_is_registered_for_is_given(served: Served, auditor: Api) -> None:
+    answer = auditor.get(f"{host(served)}/reports", params={"org": TEST_ORGANIZATION, "_format": "json"})
+    assert answer.status_code == 200
+
+
 def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor: Api) -> None:
     answer = auditor.get(f"{host(served)}/reports", params={"organisation": "x"})
     assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (
@@ -89,8 +94,15 @@ def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    # an unknown source matched nothing, and its empty report read as a quiet period
-    [("since", "2026-02-30"), ("until", "2026-13-01"), ("limit", "x"), ("limit", "\u00b2"), ("source", "nonesuch")],
+    # an unknown source or organisation matched nothing, and its empty report read as a quiet period
+    [
+        ("since", "2026-02-30"),
+        ("until", "2026-13-01"),
+        ("limit", "x"),
+        ("limit", "\u00b2"),
+        ("source", "nonesuch"),
+        ("org", "nonesuch-hospital"),
+    ],
 )
 def test_a_refused_report_parameter_is_named_in_the_outcome(
     served: Served, auditor: Api, name: str, value: str
