@@ -1,7 +1,8 @@
 """What auditors open in a spreadsheet: the failing items, one row per issue, and the
 scorecard, one row per participant (or per file, or per test suite).  CSV (UTF-8 with a
 byte-order mark, so Excel shows Chinese) holds one of the two tables; an Excel workbook holds
-both, one sheet each.  A table cut short (the failing exchanges beyond the report's limit)
+both, one sheet each, and a third saying what the report covers (period, filters, when it was
+made).  A table cut short (the failing exchanges beyond the report's limit)
 ends with a row saying so: how many are listed, of how many, and how many are left out.
 
 Severities and verdicts are shown in the report's language, as in its HTML (a zh-CN table of
@@ -112,9 +113,22 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
             sheet.append(cells)
         if table.note is not None:
             sheet.append([words(*table.note)])
+    about = book.create_sheet(title=_sheet_title(words("report.sheet.scope")))
+    for row in _scope_rows(report, words):
+        cells = [WriteOnlyCell(about, value=xml_text(cell)) for cell in row]
+        for cell in cells:
+            cell.data_type = "s"  # an organisation id asked for is text, whatever it starts with
+        about.append(cells)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _scope_rows(report: Report, words: Wording) -> list[list[str]]:
+    """What the workbook covers, as its HTML header says it: the title, when it was made, the
+    period and the filters (a workbook of one hospital's month read as the province's year)."""
+    rows = [[words(f"report.title.{report.kind}")], [words("report.generated"), report.generated]]
+    return rows + [[words(name), value] for name, value in report.scope]
 
 
 # -- the tables ------------------------------------------------------------------------------------

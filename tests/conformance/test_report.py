@@ -463,7 +463,17 @@ def test_xlsx_holds_the_failing_exchanges_and_the_scorecard() -> None:
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(render_xlsx(SAMPLE, ZH)))
-    assert book.sheetnames == ["不通过明细", "评分卡"]
+    assert book.sheetnames == ["不通过明细", "评分卡", "报告范围"]
+
+
+@pytest.mark.parametrize(("lang", "since"), [("zh-CN", "起始日期"), ("en", "From")])
+def test_a_workbook_says_what_period_and_filters_it_covers(lang: str, since: str) -> None:
+    """The workbook named neither its period nor its filters: one hospital's month read as
+    anyone's."""
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(io.BytesIO(render_xlsx(SAMPLE, words_in(lang)))).worksheets[-1]
+    assert list(sheet.iter_rows(values_only=True))[2:] == [(since, "2026-11-01")]
 
 
 @pytest.mark.parametrize("lang", ["zh-CN", "en"])

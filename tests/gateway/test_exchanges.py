@@ -549,7 +549,7 @@ def test_yiyang_report_writes_a_workbook(store: Store, database_url: str, tmp_pa
 
     sample(store)
     report_command(database_url, tmp_path / "r.xlsx", "--format", "xlsx", "--lang", "en")
-    assert load_workbook(tmp_path / "r.xlsx").sheetnames == ["Failing", "Scorecard"]
+    assert load_workbook(tmp_path / "r.xlsx").sheetnames == ["Failing", "Scorecard", "Scope"]
 
 
 def test_yiyang_report_says_when_its_failing_table_was_cut_by_the_limit(
