@@ -3,7 +3,8 @@ scorecard, one row per participant (or per file, or per test suite).  CSV (UTF-8
 byte-order mark, so Excel shows Chinese) holds one of the two tables; an Excel workbook holds
 both, one sheet each, and a third saying what the report covers (period, filters, when it was
 made).  A table cut short (the failing exchanges beyond the report's limit)
-ends with a row saying so: how many are listed, of how many, and how many are left out.
+ends with a row saying so: how many are listed, of how many, and how many are left out; so
+does a sheet whose rows are more than Excel holds (a thousand exchanges of 10,000 issues each).
 
 Severities and verdicts are shown in the report's language, as in its HTML (a zh-CN table of
 ``error`` and ``fail`` read as a half-translated one); their codes follow in columns of their
@@ -26,6 +27,9 @@ from conformance.report.xml_text import xml_text
 
 Cell = str | int | float | None
 TABLES = ("failing", "scorecard")
+#: the rows an Excel sheet holds (Excel's specifications and limits); openpyxl writes more all
+#: the same, and Excel does not show them
+SHEET_ROWS = 1_048_576
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -98,8 +102,10 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
     for table in tables(report).values():
         sheet = book.create_sheet(title=_sheet_title(words(table.title)))
         sheet.append([words(h) for h in table.header])
+        # the header, and the two notes below, take rows of their own
+        fits = SHEET_ROWS - 3
         shown = table.labeller(words)
-        for row in table.rows:
+        for row in table.rows[:fits]:
             cells = []
             for index, value in enumerate(shown(row)):
                 # a control character a client sent is shown as U+FFFD: openpyxl refuses it
@@ -111,6 +117,9 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
                     cell.number_format = "0.0%"
                 cells.append(cell)
             sheet.append(cells)
+        if len(table.rows) > fits:
+            counted = {"shown": f"{fits:,}", "omitted": f"{len(table.rows) - fits:,}", "limit": f"{SHEET_ROWS:,}"}
+            sheet.append([words("report.sheet-full", counted)])
         if table.note is not None:
             sheet.append([words(*table.note)])
     about = book.create_sheet(title=_sheet_title(words("report.sheet.scope")))

@@ -492,6 +492,26 @@ def test_a_workbooks_severities_are_shown_in_the_reports_language() -> None:
     assert [row[9] for row in sheet.iter_rows(min_row=2, values_only=True)] == ["错误", "错误"]
 
 
+def test_a_sheet_holding_more_rows_than_excel_does_stops_short_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """openpyxl wrote every row, past the 1,048,576 an Excel sheet holds, which Excel does not
+    show: a failing list cut without a word (SHEET_ROWS made 6 here)."""
+    from openpyxl import load_workbook
+
+    from conformance.report import render_tabular
+
+    monkeypatch.setattr(render_tabular, "SHEET_ROWS", 6, raising=False)
+    five = report_of(*(exchange(n, "fail") for n in range(1, 6)))
+    sheet = load_workbook(io.BytesIO(render_xlsx(five, EN))).worksheets[0]
+    assert [row[0] for row in sheet.iter_rows(values_only=True)] == [
+        "Exchange",
+        5,
+        4,
+        3,
+        "This sheet holds the first 3 rows (an Excel sheet holds at most 6); 2 more are not written here; "
+        "the CSV and JSON list them all",
+    ]
+
+
 def test_xlsx_keeps_a_formula_looking_text_as_text() -> None:
     from openpyxl import load_workbook
 
