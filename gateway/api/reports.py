@@ -16,6 +16,7 @@ no client is registered for, whose empty report would read as a quiet period.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from html import escape
 from typing import Any
@@ -71,6 +72,8 @@ _MEDIA_FORMATS = {
     MEDIA["xlsx"]: "xlsx",
 }
 _FORMAT_NAMES = {**{name: name for name in FORMATS}, **_MEDIA_FORMATS}
+#: what a download's file name keeps of an organisation id: none of a header's quotes, no path
+_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 #: the page is one document: inline CSS and SVG, nothing fetched, nothing run
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
@@ -95,7 +98,7 @@ def page() -> Response:
         return url_for(".exchange", exchange_id=exchange_id, **kept)
 
     data = render(report, fmt, lang, table, link, nav=_nav(asked, lang) if fmt == "html" else "")
-    return _answer(data, fmt, f"report.{_suffix(fmt)}")
+    return _answer(data, fmt, f"{_download_name(query)}.{_suffix(fmt)}")
 
 
 @reports.get("/exchanges/<exchange_id>")
@@ -204,6 +207,14 @@ def _answer(data: bytes, fmt: str, filename: str | None) -> Response:
     elif fmt in ("csv", "xlsx") and filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(data, content_type=MEDIA[fmt], headers=headers)
+
+
+def _download_name(query: ReportQuery) -> str:
+    """``report_<since>_<until>[_<org>][_<source>]``: a CSV has no room to say what it covers,
+    and downloads all named ``report.csv`` lost it once saved side by side.  An organisation
+    id is kept to the characters a file name and the header carry safely."""
+    named = [query.since.isoformat(), query.until.isoformat(), query.organization, query.source]
+    return "_".join(["report", *(_UNSAFE.sub("-", part)[:64] for part in named if part)])
 
 
 def _suffix(fmt: str) -> str:

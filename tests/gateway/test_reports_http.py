@@ -84,6 +84,13 @@ def test_a_report_on_an_organisation_a_client_is_registered_for_is_given(served:
     assert answer.status_code == 200
 
 
+def test_a_downloads_file_name_says_what_period_and_filters_it_covers(served: Served, auditor: Api) -> None:
+    """Every CSV was report.csv: saved side by side, one month's read as another's."""
+    period = {"since": "2026-11-01", "until": "2026-11-30", "source": "hl7v2", "_format": "csv"}
+    answer = auditor.get(f"{host(served)}/reports", params=period)
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="report_2026-11-01_2026-11-30_hl7v2.csv"'
+
+
 def test_an_unknown_parameter_is_a_400_operation_outcome(served: Served, auditor: Api) -> None:
     answer = auditor.get(f"{host(served)}/reports", params={"organisation": "x"})
     assert (answer.status_code, answer.json()["issue"][0]["details"]["coding"][0]["code"]) == (
