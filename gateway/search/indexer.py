@@ -23,6 +23,7 @@ from conformance.stored_references import References
 from gateway.search.parameters import (
     BY_IDENTIFIER,
     IDENTIFIED_PEOPLE,
+    PRESENT,
     UNINDEXED_REFERENCES,
     Extractor,
     Parameter,
@@ -58,6 +59,9 @@ class Indexed:
     #: (a reference parameter's) the name of its rows of ``Reference.identifier``, which its
     #: ``:identifier`` modifier searches (:data:`BY_IDENTIFIER`); None for another type
     by_identifier: str | None
+    #: the name of its presence row (:data:`PRESENT`), written when the resource holds its
+    #: element but no value of it makes a row of its own
+    present: str
 
 
 #: Parameters the resource table answers from its own columns.
@@ -87,7 +91,8 @@ class SearchIndexer:
         self._indexed: dict[str, tuple[Indexed, ...]] = {}
 
     def rows(self, resource: dict[str, Any], references: References | None = None) -> list[Row]:
-        """Every index row of the resource, de-duplicated, in parameter order, then a
+        """Every index row of the resource, de-duplicated, in parameter order (with a
+        :data:`PRESENT` row for a parameter whose element is there but made no row), then a
         :data:`UNINDEXED_REFERENCES` row for each ``Type/id`` reference no reference
         parameter's rows hold (an extension's ``valueReference``, a contained resource's
         reference), encoded as a reference row: a delete finds the resource pointing at its
@@ -100,9 +105,11 @@ class SearchIndexer:
             if parameter.element is not None and parameter.element not in resource:
                 continue  # nothing to extract (an Encounter's ``account``): about half a type's
             code, targets = (parameter.code,), parameter.targets  # a row opens with its code
-            for value in parameter.extract(resource):
+            values, indexed = parameter.extract(resource), False
+            for value in values:
                 for cells in parameter.encode(value):
                     rows[code + cells] = None
+                    indexed = True
                     if targets and cells[0] in targets:  # a delete asks for these
                         held.add(cells)
                 if parameter.by_identifier is not None:
@@ -111,6 +118,8 @@ class SearchIndexer:
                 if parameter.naming:  # by the parameter that names them: whose compartment they place it in
                     for key in identified_person(value, resource):
                         rows[(IDENTIFIED_PEOPLE, parameter.code, key, None, None, None)] = None
+            if values and not indexed:  # there, though no row holds a value of it: :missing asks
+                rows[(parameter.present, None, None, None, None, None)] = None
         for node in references if references is not None else References(resource, ""):
             for cells in _reference(node):
                 if cells[0] is not None and cells not in held:  # Type/id: what a delete asks for
@@ -134,6 +143,7 @@ class SearchIndexer:
                     targets=_targets(parameter),
                     naming=parameter.type == "reference" and (not parameter.targets or "Patient" in parameter.targets),
                     by_identifier=code + BY_IDENTIFIER if parameter.type == "reference" else None,
+                    present=code + PRESENT,
                 )
                 for code, parameter in self.parameters.for_type(resource_type).items()
                 if code not in NOT_INDEXED and parameter.rows == code

@@ -58,6 +58,14 @@ IDENTIFIED_PEOPLE = "_person"
 #: row's system is a type, read so by deletes, includes and compartments; and a search reads a
 #: code up to its first colon, so no parameter's own rows can bear the name.
 BY_IDENTIFIER = ":identifier"
+#: what a parameter's presence row is named after its code (``subject`` → ``subject:present``):
+#: one row, all its cells empty, for a resource holding the parameter's element with no value
+#: the parameter's own rows can hold (a Reference naming a person by ``identifier`` alone or by
+#: ``display``, a CodeableConcept of ``text`` alone, a date that does not parse).  R4's
+#: ``:missing`` asks whether the element is there, not whether a value of it was indexed, so
+#: ``:missing`` reads these rows beside the parameter's own.  Named as :data:`BY_IDENTIFIER`'s
+#: are, so no parameter's own rows can bear the name.
+PRESENT = ":present"
 #: distinct values remembered per memoised expression before the memo starts over
 MEMO_LIMIT = 10_000
 

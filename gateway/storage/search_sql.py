@@ -28,6 +28,7 @@ from typing import Any
 
 from gateway.search.cursor import Value, order_columns
 from gateway.search.indexer import NOT_INDEXED
+from gateway.search.parameters import PRESENT
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
 from gateway.storage.dialect import OWNER_PROBE, VALUE_DRIVER, marks
@@ -396,6 +397,17 @@ class _Term:
         return " NULLS LAST" if self.nullable else ""
 
 
+def _name_condition(criterion: Criterion, s: str, name: str) -> tuple[str, list[str]]:
+    """The condition on the name of the rows ``s`` a criterion reads, the parameter's rows
+    being named ``name``, and its parameters.  ``:missing`` reads the parameter's presence
+    rows (:data:`PRESENT`) beside its own: R4 asks whether the element is there, and a
+    Reference naming a person by ``identifier`` alone is there though no row of the
+    parameter's own holds it."""
+    if criterion.missing is None:
+        return f"{s}.name = ?", [name]
+    return f"{s}.name IN (?, ?)", [name, name + PRESENT]
+
+
 class _Builder:
     """Accumulates parameters in text order; hands out fresh aliases for nested queries."""
 
@@ -433,14 +445,15 @@ class _Builder:
             return self._has(criterion, owner, types)
         self.depth += 1
         s = f"s{self.depth}"
+        name, names = _name_condition(criterion, s, criterion.param)
         if probe and len(types) == 1:
             member, select = "EXISTS", "SELECT 1"
-            rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {s}.name = ?"
-            named = [*types, criterion.param]
+            rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {name}"
+            named = [*types, *names]
         elif len(types) == 1:
             member, select = f"{owner}.id IN", f"SELECT {s}.id"
-            rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {s}.name = ?"
-            named = [*types, criterion.param]
+            rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {name}"
+            named = [*types, *names]
         else:
             member, select = f"({owner}.type, {owner}.id) IN", f"SELECT {s}.type, {s}.id"
             condition, named = self._named(criterion, s, types)
@@ -466,12 +479,17 @@ class _Builder:
         its parameters: one name for all, or, for a chain whose types keep them under different
         names (``Criterion.rows_of``), each group of types with its own."""
         if not criterion.rows_of:
-            return f"{s}.type IN ({marks(types)}) AND {s}.name = ?", [*types, criterion.param]
+            name, names = _name_condition(criterion, s, criterion.param)
+            return f"{s}.type IN ({marks(types)}) AND {name}", [*types, *names]
         groups: dict[str, list[str]] = {}
         for kind in types:
             groups.setdefault(criterion.rows_for(kind), []).append(kind)
-        alternatives = " OR ".join(f"({s}.type IN ({marks(kinds)}) AND {s}.name = ?)" for kinds in groups.values())
-        return f"({alternatives})", [value for name, kinds in groups.items() for value in (*kinds, name)]
+        alternatives, params = [], []
+        for rows_name, kinds in groups.items():
+            name, names = _name_condition(criterion, s, rows_name)
+            alternatives.append(f"({s}.type IN ({marks(kinds)}) AND {name})")
+            params += [*kinds, *names]
+        return f"({' OR '.join(alternatives)})", params
 
     def _column(self, criterion: Criterion, match: Callable[[SearchValue], str]) -> str:
         """_id and _lastUpdated: conditions on the resource table's own columns."""

@@ -60,6 +60,12 @@ def test_the_number_alone_matches_any_system(served: Served, api: Api, written: 
     assert found(api, served, f"subject:identifier={LI}") == {"bp-li-number"}
 
 
+def test_a_subject_given_by_number_alone_is_not_missing(served: Served, api: Api, written: None) -> None:
+    """R4: ``:missing`` asks whether the element is there, and a subject naming the person by
+    number is, though it names no resource."""
+    assert found(api, served, "subject:missing=true") & {"bp-zhang-number", "bp-li-number"} == set()
+
+
 def test_the_centre_finds_nothing_by_the_number_of_someone_it_does_not_serve(
     served: Served,
     home: Api,  # noqa: F811
