@@ -115,6 +115,9 @@ class Parameter:
     #: the resource's one top-level element (``subject``) without which :attr:`extract` finds
     #: nothing, or None when that is not known (a FHIRPath branch, a choice, a union)
     element: str | None = None
+    #: (a reference parameter's) every branch ends at a ``canonical`` element: a bare URL, with
+    #: no ``identifier`` for the ``:identifier`` modifier to search (:meth:`SearchParameters._canonical`)
+    canonical: bool = False
 
 
 class SearchParameters:
@@ -204,6 +207,7 @@ class SearchParameters:
                 code,
                 frozenset(implicit),
                 extraction.element,
+                spec["type"] == "reference" and self._canonical(spec["expression"], resource_type),
             )
         self._compiled[resource_type] = _sharing_rows(compiled)
         self._failed[resource_type] = failed
@@ -219,6 +223,24 @@ class SearchParameters:
                 if system is not None:
                     found.append(system)
         return found
+
+    def _canonical(self, expression: str, resource_type: str) -> bool:
+        """Whether every branch of a reference parameter's expression on this type is a plain
+        path (its filters aside) to a ``canonical`` element of the R4 model
+        (``QuestionnaireResponse.questionnaire``, ``PlanDefinition.relatedArtifact.where(…).resource``).
+        R4 takes ``:identifier`` on a Reference alone: on a canonical it would match nothing,
+        silently, so the query parser refuses it.  A branch whose element is not known (a
+        FHIRPath function) counts as no canonical: the modifier stays allowed."""
+        starts = (f"{resource_type}.", f"({resource_type}.")
+        paths = [
+            _INDEX.sub("", _FILTER.sub("", part.strip("()")))
+            for part in split_union(expression)
+            if part.startswith(starts)
+        ]
+        return bool(paths) and all(
+            _PLAIN_PATH.fullmatch(path) and _element_types(self.registry.base_types, path) == ["canonical"]
+            for path in paths
+        )
 
     def _extractor(self, expression: str, resource_type: str) -> Extraction:
         """One extractor for the branches of a (possibly shared) expression that apply to the
@@ -389,6 +411,8 @@ def split_union(expression: str) -> list[str]:
 _PLAIN_PATH = re.compile(r"[A-Z][A-Za-z]+(?:\.[a-z][A-Za-z]*)+")
 #: an index into a collection (``entry[0]``)
 _INDEX = re.compile(r"\[\d+\]")
+#: a filter step of no nested call (``.where(type='composed-of')``), which keeps its element's type
+_FILTER = re.compile(r"\.where\([^()]*\)")
 
 
 def _element_spec(types: dict[str, Any], path: str) -> dict[str, Any] | None:

@@ -296,6 +296,8 @@ class _Parser:
         if modifier and parameter.type == "reference" and modifier in parameter.targets:
             return Criterion(parameter.rows, parameter.type, None, self._values(parameter.type, value, key, modifier))
         if modifier == "identifier" and parameter.type == "reference":
+            if parameter.canonical:  # a bare URL: no identifier to match, so nothing ever would
+                raise _Ignorable(SearchError("search.identifier-on-canonical", {"param": parameter.code}, key))
             # R4: a token on Reference.identifier, with or without a reference beside it
             return Criterion(parameter.rows + BY_IDENTIFIER, "token", None, self._values("token", value, key, None))
         if modifier:

@@ -60,6 +60,17 @@ def test_the_number_alone_matches_any_system(served: Served, api: Api, written: 
     assert found(api, served, f"subject:identifier={LI}") == {"bp-li-number"}
 
 
+def test_the_modifier_on_a_canonical_parameter_is_refused_at_the_parameter(
+    served: Served, api: Api, written: None
+) -> None:
+    """R4 takes ``:identifier`` on a Reference alone: a CarePlan's ``instantiatesCanonical`` is a
+    bare URL with no identifier, so the search would match nothing, whatever was stored."""
+    answer = api.get(f"{served.base}/CarePlan?instantiates-canonical:identifier={ID_CARD}|{ZHANG}")
+    issue = answer.json()["issue"][0]
+    refusal = (answer.status_code, issue["details"]["coding"][0]["code"], issue["expression"])
+    assert refusal == (400, "search.identifier-on-canonical", ["instantiates-canonical:identifier"])
+
+
 def test_a_subject_given_by_number_alone_is_not_missing(served: Served, api: Api, written: None) -> None:
     """R4: ``:missing`` asks whether the element is there, and a subject naming the person by
     number is, though it names no resource."""
