@@ -21,7 +21,8 @@ import orjson
 #: the probe must walk the resource's own few rows.  SQLite's planner, whose statistics only
 #: know the average rows per (type, name, value), otherwise takes the value index for
 #: ``status = 'active'`` and scans every active Coverage once per candidate (23 s instead of
-#: 0.1 s for 4,000 candidates); PostgreSQL knows each value's frequency and needs no help.
+#: 0.1 s for 4,000 candidates).  PostgreSQL's generic plan guesses as blindly, but it turns
+#: the probe into a join of its own making; a :data:`FENCE` ends the probe there.
 OWNER_PROBE = "/*owner-probe*/"
 #: Written after ``search_index s1`` where a page's ids are listed from one value's rows in id
 #: order (``ORDER BY s1.id LIMIT …``): SQLite would walk every resource of the type through the
@@ -46,8 +47,13 @@ PLANNED_PER_CALL = "/*planned-per-call*/"
 #: x.value = ?``): PostgreSQL neither pulls such a subquery into the statement nor pushes the
 #: test into it (``OFFSET 0``), so a plan made for any values (a prepared statement's generic
 #: plan, which guesses that a value matches a row or two) cannot start from the value instead
-#: (every stay of an organisation) and walks the resource's own rows.  SQLite plans each
-#: statement for its values and needs none.
+#: (every stay of an organisation) and walks the resource's own rows.  Written too at the end
+#: of a search's probe (``EXISTS (SELECT 1 FROM search_index s2 WHERE s2.id = s1.id … /*fence*/)``,
+#: ``search_sql``): PostgreSQL does not turn an EXISTS with an OFFSET into a join, so the
+#: probe stays one look at each candidate's own rows.  Joined, a generic plan guessing one row
+#: per value sorted every CarePlan of the common ``category`` to merge them with the one of
+#: ``subject`` (38 ms a search on 10,000 CarePlans, against 0.16 ms probed).  SQLite plans
+#: each statement for its values and needs none.
 FENCE = "/*fence*/"
 
 

@@ -31,7 +31,7 @@ from gateway.search.indexer import NOT_INDEXED
 from gateway.search.parameters import PRESENT
 from gateway.search.query import Criterion, Include, SearchQuery, SearchValue
 from gateway.search.values import MAX_INSTANT, MIN_INSTANT, format_instant, normalise
-from gateway.storage.dialect import OWNER_PROBE, VALUE_DRIVER, marks
+from gateway.storage.dialect import FENCE, OWNER_PROBE, VALUE_DRIVER, marks
 
 COLUMNS = "r.type, r.id, r.version, r.last_updated, r.content"
 #: sorts after every string that starts with a given prefix (the largest code point)
@@ -432,7 +432,8 @@ class _Builder:
         rather than a correlated EXISTS: both databases then start from the index
         (type, name, value) instead of visiting every resource of the type.  ``probe`` asks
         for the EXISTS instead, for a criterion checked on candidates another one found;
-        ``probes`` are such criteria checked inside this one's subquery, on its rows' ids;
+        ``probes`` are such criteria checked inside this one's subquery, on its rows' ids
+        (behind a :data:`FENCE`, so PostgreSQL keeps each a probe of the candidate's own rows);
         ``rows_only`` asks for that subquery's FROM and WHERE alone (a driving criterion), with
         ``hint`` after its table (an index the planner must take)."""
         if criterion.param == "_id":
@@ -446,8 +447,9 @@ class _Builder:
         self.depth += 1
         s = f"s{self.depth}"
         name, names = _name_condition(criterion, s, criterion.param)
+        fence = ""  # after the probe's rows, which must stay a probe (see FENCE)
         if probe and len(types) == 1:
-            member, select = "EXISTS", "SELECT 1"
+            member, select, fence = "EXISTS", "SELECT 1", f" {FENCE}"
             rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {name}"
             named = [*types, *names]
         elif len(types) == 1:
@@ -460,10 +462,10 @@ class _Builder:
             rows = f"FROM search_index {s} WHERE {condition}"
         self.params += named
         if criterion.missing is not None:
-            return f"{'NOT ' if criterion.missing else ''}{member} ({select} {rows})"
+            return f"{'NOT ' if criterion.missing else ''}{member} ({select} {rows}{fence})"
         if criterion.chain is not None:
             rows += f" AND {self._chain(criterion, s)}"
-            return rows if rows_only else f"{member} ({select} {rows})"
+            return rows if rows_only else f"{member} ({select} {rows}{fence})"
         if criterion.type == "date":
             rows += f" AND {s}.low IS NOT NULL"  # only dated rows are in search_index_range (0008)
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
@@ -471,7 +473,7 @@ class _Builder:
         rows += f" AND ({matches}){checked}"
         if rows_only:
             return rows
-        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows})"
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows}{fence})"
 
     @staticmethod
     def _named(criterion: Criterion, s: str, types: Sequence[str]) -> tuple[str, list[str]]:
