@@ -770,11 +770,17 @@ class Store:
 
     # -- schema ----------------------------------------------------------------------------
     def upgrade(self) -> Upgrade:
-        """Apply the migrations this store lacks; says what it found and what it applied."""
+        """Apply the migrations this store lacks; says what it found and what it applied.
+        Statistics are refreshed after migrations applied to an archive holding data (a new
+        index or a rewritten table has none until autovacuum comes, and a search meanwhile is
+        planned blind); a new archive's empty tables have nothing to tell."""
         from gateway.storage.migrations import apply
 
         with self._connection() as connection:
-            return apply(Executor(connection, self.dialect, self.errors))
+            done = apply(Executor(connection, self.dialect, self.errors))
+        if done.applied and done.before > 0:
+            self.analyze()
+        return done
 
     def schema_version(self) -> int:
         from gateway.storage.migrations import current_version

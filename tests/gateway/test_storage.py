@@ -443,6 +443,32 @@ def test_an_old_store_is_upgraded_in_place(backend: str, tmp_path: Path, indexer
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_upgrade_of_an_archive_holding_data_gives_the_planner_statistics(
+    backend: str, tmp_path: Path, indexer: SearchIndexer
+) -> None:
+    """``db upgrade`` (and a gateway opening an older archive) analyses what it migrated: a
+    never-analysed PostgreSQL store is planned as if each table held a few rows until
+    autovacuum comes."""
+    from gateway.storage.migrations import LATEST, apply
+    from gateway.storage.store import Executor
+
+    with fresh_database_url(backend, tmp_path) as url:
+        old = open_store(url, indexer.rows, upgrade=False)
+        with old._connection() as connection:  # noqa: SLF001 - the test builds the previous version's store
+            apply(Executor(connection, old.dialect, old.errors), target=LATEST - 1)
+        with old.transaction() as tx:
+            for number in range(3):
+                tx.resources.write({"resourceType": "Patient", "id": f"p{number}", "gender": "female"})
+        old.close()
+        upgraded = open_store(url, indexer.rows)
+        try:
+            statistics = planner_statistics(upgraded, "search_index")
+        finally:
+            upgraded.close()
+    assert statistics > 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_store_a_newer_gateway_upgraded_is_refused(backend: str, tmp_path: Path, indexer: SearchIndexer) -> None:
     """``db upgrade`` said "11 → 11" and every command went on with tables it did not know."""
     from gateway.storage.migrations import LATEST, SchemaTooNew
