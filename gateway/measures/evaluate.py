@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -26,8 +26,17 @@ from gateway.search.parameters import SearchParameters
 from gateway.search.query import SearchError, SearchQuery, parse_search
 from gateway.search.values import BEIJING, ascii_digits, date_range
 from gateway.security.access import Access
-from gateway.storage.measure_sql import DIVISION, LATEST_BY, Place, Selection, members_sql, tally_sql
-from gateway.storage.store import Store
+from gateway.storage.measure_sql import (
+    DIVISION,
+    LATEST_BY,
+    Place,
+    Selection,
+    members_sql,
+    named_matches_sql,
+    named_sql,
+    tally_sql,
+)
+from gateway.storage.store import Store, Transaction
 from profiles.registry import r4_base_types
 
 _EMBEDDED = re.compile(r"\{\{(.+?)\}\}")
@@ -202,8 +211,14 @@ class MeasureEvaluator:
                 rows = counted[key] if residents is None else residents.keep(counted[key])
                 return _result(measure, code, rows)
 
+            def selections(population: Population) -> list[Selection]:
+                found = self._selections(measure, population, period, access)
+                if measure.basis != "Patient":  # only a Patient is named by number
+                    return found
+                return [s if s.via is None else _named(tx, s) for s in found]
+
             initial = measure.populations["initial-population"]
-            chains["initial-population"] = self._selections(measure, initial, period, access)
+            chains["initial-population"] = selections(initial)
             # a rate over the population file is over its residents: they are the initial population
             results["initial-population"] = (
                 tally("initial-population", chains["initial-population"])
@@ -222,7 +237,7 @@ class MeasureEvaluator:
                 parent = "denominator" if code in ("numerator", "denominator-exclusion") else "initial-population"
                 if parent not in chains:
                     parent = "initial-population"
-                chains[code] = chains[parent] + self._selections(measure, entry, period, access)
+                chains[code] = chains[parent] + selections(entry)
                 results[code] = tally(code, chains[code])
             observation = measure.population("measure-observation")
             if observation is not None:
@@ -306,6 +321,17 @@ class MeasureEvaluator:
             if found is not None and any(self.parameters.get(t, DIVISION) for t in found.targets):
                 return Place(code)
         return Place(None)
+
+
+def _named(tx: Transaction, selection: Selection) -> Selection:
+    """The selection with the matches naming their person by number alone, each with the
+    Patient the identity index says holds the number: first every record of the type naming
+    someone so (usually none), then those of them the criterion matches."""
+    named = tx.resources.named(named_sql(selection))
+    if not named:
+        return selection
+    matched = tx.resources.matched(named_matches_sql(selection, [record for record, _ in named]))
+    return replace(selection, named=tuple(pair for pair in named if pair[0] in matched))
 
 
 def _bands(period: Period) -> list[tuple[str, str]]:

@@ -597,6 +597,15 @@ class Resources:
         """The (county, sex, age band, count) rows of a measure population (measure_sql.py)."""
         return [tuple(row) for row in self.sql.all(*statement)]
 
+    def named(self, statement: Sql) -> list[tuple[str, str]]:
+        """(record id, Patient id) of the records naming their person by number alone that a
+        measure criterion may match (measure_sql.named_sql)."""
+        return [(row[0], row[1]) for row in self.sql.all(*statement)]
+
+    def matched(self, statement: Sql) -> set[str]:
+        """The ids a measure criterion matches among those listed (measure_sql.named_matches_sql)."""
+        return {row[0] for row in self.sql.all(*statement)}
+
     def members(self, statement: Sql) -> list[tuple[str, Any]]:
         """(id, content) of a measure population's subjects (measure_sql.members_sql)."""
         return [(row[0], self.sql.dialect.json_out(row[1])) for row in self.sql.all(*statement)]

@@ -44,17 +44,20 @@ COMMON_VALUE_ROWS = 1000
 Sql = tuple[str, list[Any]]
 
 
-def where_sql(query: SearchQuery, *, now: datetime | None = None) -> Sql:
+def where_sql(query: SearchQuery, *, now: datetime | None = None, probed: bool = False) -> Sql:
     """The condition on ``resource r`` for all criteria (``1=1`` when there are none).
 
     The criterion likely to select the fewest resources comes first and drives the query from
     its index rows; the others are probed per candidate (a correlated EXISTS on the
     resource's own rows).  Both IN lists would otherwise be built in full: SQLite spent 40 ms
-    listing the 10,000 people named 吴 to intersect them with the five born on one day."""
+    listing the 10,000 people named 吴 to intersect them with the five born on one day.
+    ``probed``: every criterion is probed, for candidates the caller lists itself (a few
+    among thousands of matches, which a driving criterion would list in full first)."""
     builder = _Builder(now or datetime.now(UTC))
     types = (query.resource_type,)
-    plan = _plan(query)
-    if plan is not None:
+    if probed:
+        clauses = [builder.criterion(c, "r", types, probe=True) for c in query.criteria]
+    elif (plan := _plan(query)) is not None:
         driver, probes, columns = plan
         clauses = [builder.criterion(driver, "r", types, probes=probes)]
         clauses += [builder.criterion(c, "r", types, probe=True) for c in columns]
