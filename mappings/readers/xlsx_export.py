@@ -16,12 +16,17 @@ defusedxml) — that is why the scan is ours rather than a dependency on defused
 openpyxl uses only for some of its parsing and only when installed.  A damaged archive or
 part (truncated, bad CRC, malformed XML) is a one-line file error.  Rows and columns are
 bounded to Excel's own grid, so a sheet that declares a million empty rows costs no more than
-it holds; a cell over ``Limits.cell_chars`` or holding a control character makes its row an
+it holds.  openpyxl drops without a word what falls outside the rows and columns it is asked for,
+and a row numbered at or before the one above it, so the same pass over the part (:func:`_survey`)
+looks for them: a value in Excel's columns past those read (``MAX_COLUMNS`` + 1) makes its row an
+``UNPARSEABLE`` record naming the cell, keeping the value (under the header) or refuses the file
+(in or above it); a row or cell past Excel's grid, or a row out of order, refuses the file naming
+it, as Excel cannot show it to anyone who would correct it.  A cell over ``Limits.cell_chars`` or holding a control character makes its row an
 ``UNPARSEABLE`` record.
 
 Layout.  A value merged over several cells (a county or a blood group over a group of rows) is
 the value of each cell of the range: openpyxl's read-only mode does not see merged ranges, so
-they are read from the sheet's part first (:func:`_merged_ranges`), at most
+they are read from the sheet's part first (:func:`_survey`), at most
 ``MAX_MERGED_RANGES`` in a file.  The header row is not filled: its merged cells other than the
 first stay blank columns (``列N``), as a range starting in it fills no data row.  The header is
 the sheet's first row holding a value, or, under a title merged across the sheet, the first
@@ -70,6 +75,9 @@ from mappings.records import Message, SourceRecord, unparseable
 #: forged cell reference far to the right must not make openpyxl pad every row to it
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 1024
+#: Excel's last column (XFD): a value between the columns read and this one is a row's problem,
+#: one past it a file's, as no Excel shows it
+EXCEL_COLUMNS = 16_384
 #: the last row a sheet's header may be in: the title lines above it (a title merged across the
 #: sheet, an export date, the unit) are a few, and a header further down cannot be told from
 #: a row of data after a list of notes
@@ -183,14 +191,16 @@ def read_xlsx(path: Path, source: str, limits: Limits = DEFAULT_LIMITS) -> Itera
                     hidden.append(Message(HIDDEN_STATES[sheet.sheet_state], {"sheet": sheet.title}))
                 else:
                     pairs.append((sheet, written))
-            merged: list[list[_Range]] = []
+            surveys: list[_Survey] = []
             headers: list[_Header] = []
             for sheet, _ in pairs:  # an ambiguous or hostile sheet refuses the file before any row is mapped
-                merged.append(_merged_ranges(path, sheet, MAX_MERGED_RANGES - sum(map(len, merged))))
-                headers.append(_header(sheet, path.name, merged[-1]))
+                surveys.append(_survey(path, sheet, MAX_MERGED_RANGES - sum(len(s.ranges) for s in surveys)))
+                headers.append(_header(sheet, path.name, surveys[-1].ranges))
                 check_unique_header(_where(path.name, sheet.title), headers[-1].names)
-            for (sheet, written), ranges, header in zip(pairs, merged, headers, strict=True):
-                yield from _sheet(sheet, written, ranges, header, path, source, limits, tuple(hidden))
+                if any(row <= headers[-1].number for row in surveys[-1].far):
+                    raise ReaderError("reader.too-many-columns", file=_where(path.name, sheet.title), limit=MAX_COLUMNS)
+            for (sheet, written), survey, header in zip(pairs, surveys, headers, strict=True):
+                yield from _sheet(sheet, written, survey, header, path, source, limits, tuple(hidden))
         finally:
             workbook.close()
             formulas.close()
@@ -304,20 +314,90 @@ def _empty_string_results(path: Path, part: str, where: Message) -> frozenset[st
     return frozenset(found)
 
 
-def _merged_ranges(path: Path, sheet: Any, allowed: int) -> list[_Range]:
+class _Survey(NamedTuple):
+    """What a sheet's part holds that read-only openpyxl does not give: its merged ranges, and
+    by row number the values right of the columns it reads (column number → value)."""
+
+    ranges: list[_Range]
+    far: dict[int, dict[int, Any]]
+
+
+def _survey(path: Path, sheet: Any, allowed: int) -> _Survey:
     """The sheet's merged ranges, read from its part before its rows are: read-only openpyxl
-    never sees them, and the part lists them after its rows.  One streaming pass (rows are
-    matched only to be dropped); more than ``allowed`` refuses the file, as a range that is
-    not a cell range does."""
+    never sees them, and the part lists them after its rows.  One streaming pass; more than
+    ``allowed`` refuses the file, as a range that is not a cell range does.  Each row is
+    numbered and its cells placed as openpyxl does (``r``, or one past the one before), so what
+    openpyxl would drop is found (:func:`_far_cells`)."""
     where = _where(path.name, sheet.title)
     ranges: list[_Range] = []
+    far: dict[int, dict[int, Any]] = {}
+    number = 0
     for element in _elements(path, sheet._worksheet_path, where, "row", "mergeCell"):
-        if element.tag != _MERGE_CELL:
+        if element.tag == _MERGE_CELL:
+            if len(ranges) == allowed:
+                raise ReaderError("reader.too-many-merged", file=path.name, limit=MAX_MERGED_RANGES, sheet=sheet.title)
+            ranges.append(_range(element.get("ref") or "", where))
             continue
-        if len(ranges) == allowed:
-            raise ReaderError("reader.too-many-merged", file=path.name, limit=MAX_MERGED_RANGES, sheet=sheet.title)
-        ranges.append(_range(element.get("ref") or "", where))
-    return ranges
+        previous, number = number, _row_number(element.get("r"), number)
+        if number <= previous:
+            raise ReaderError("reader.xlsx-row-order", file=where, row=number, previous=previous)
+        if number > MAX_ROWS:
+            raise ReaderError("reader.xlsx-row-past-grid", file=where, row=number, rows=MAX_ROWS)
+        if cells := _far_cells(element, sheet._shared_strings, where):
+            far[number] = cells
+    return _Survey(ranges, far)
+
+
+def _row_number(given: str | None, previous: int) -> int:
+    """A row element's number as openpyxl reads it: its ``r`` (``7`` or ``7.0``), or one past
+    the row before; one openpyxl cannot read is left to it (a file error when it reads it)."""
+    if given is None:
+        return previous + 1
+    try:
+        number = float(given)
+    except ValueError:
+        return previous + 1
+    return int(number) if number.is_integer() else previous + 1
+
+
+def _far_cells(row: Any, shared: list[str], where: Message) -> dict[int, Any]:
+    """The values of a row element past column ``MAX_COLUMNS`` + 1, the last openpyxl is asked
+    for, by column number; a cell past Excel's last column refuses the file.  Blank text is no
+    value, as right of the header."""
+    found: dict[int, Any] = {}
+    column = 0
+    for cell in row:
+        ref = cell.get("r")
+        if ref is None:
+            column += 1
+        else:
+            letters = ref.rstrip("0123456789")
+            if len(letters) < 3:  # A to ZZ: within the columns read (kept for a next cell without r)
+                column = 0 if not letters else column_index_from_string(letters)
+                continue
+            try:
+                column = column_index_from_string(letters)
+            except ValueError:
+                continue  # not a reference: openpyxl refuses it when it reads the row
+        if column > EXCEL_COLUMNS:
+            raise ReaderError("reader.xlsx-cell-past-grid", file=where, cell=ref, columns=EXCEL_COLUMNS)
+        if column > MAX_COLUMNS + 1 and _holds_value(value := _cell_text(cell, shared)):
+            found[column] = value
+    return found
+
+
+def _cell_text(cell: Any, shared: list[str]) -> str | None:
+    """A cell element's value as text (a shared string looked up): enough to tell whether it
+    holds one and to keep it in its row's raw form."""
+    kind = cell.get("t")
+    if kind == "inlineStr":
+        return "".join(cell.itertext())
+    value = cell.findtext(f"{{{_MAIN}}}v")
+    if kind == "s" and value is not None and value.strip().isdigit() and int(value) < len(shared):
+        return str(shared[int(value)])
+    if value is None and cell.find(f"{{{_MAIN}}}f") is not None:
+        return "=" + (cell.findtext(f"{{{_MAIN}}}f") or "")
+    return value
 
 
 def _range(ref: str, where: Message) -> _Range:
@@ -559,7 +639,7 @@ def _wider_than_header(right: dict[int, Any], width: int, number: int) -> Messag
 def _sheet(
     sheet: Any,
     written: Any,
-    ranges: list[_Range],
+    survey: _Survey,
     found: _Header,
     path: Path,
     source: str,
@@ -567,7 +647,7 @@ def _sheet(
     hidden: tuple[Message, ...] = (),
 ) -> Iterator[SourceRecord]:
     """The sheet's rows under its header ``found`` as records; ``written`` is the same sheet
-    read for its formulas, ``ranges`` its merged ranges and ``hidden`` the file's sheets that
+    read for its formulas, ``survey`` its merged ranges and values past the columns read, and ``hidden`` the file's sheets that
     were not read, which its records carry with its title lines to be told at the end."""
     name = path.name
     where = _where(name, sheet.title)
@@ -588,7 +668,7 @@ def _sheet(
         groups = {"sheet": sheet.title, "row": found.groups[0], "titles": ", ".join(found.groups[1])}
         skipped += (Message("reader.group-row", groups),)
     taken = Message("reader.header-row", {"sheet": sheet.title, "row": found.number, "why": found.why})
-    merges = _Merges(ranges, found.number, len(header), where)
+    merges = _Merges(survey.ranges, found.number, len(header), where)
     empty: tuple[Any, ...] | None = None
     number = found.number
     while (own := _next(rows, name, sheet.title)) is not None:
@@ -603,7 +683,7 @@ def _sheet(
             continue
         location = f"sheet {sheet.title} row {number}"
         fields = {key: (values[i] if i < len(values) else None) for i, key in enumerate(header)}
-        right = _right_of_header(values, len(header))
+        right = _right_of_header(values, len(header)) | survey.far.get(number, {})
         kept = {**fields, **{f"{get_column_letter(column)}{number}": v for column, v in right.items()}}
         raw = json.dumps({k: _json(v) for k, v in kept.items()}, ensure_ascii=False).encode()
         problem = (

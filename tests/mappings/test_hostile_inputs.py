@@ -138,6 +138,54 @@ def test_an_xlsx_declaring_a_million_rows_costs_only_what_it_holds(tmp_path: Pat
     assert [r.location for r in records(path)] == ["sheet Sheet row 1048576"]
 
 
+def sheet_of(*rows: bytes) -> bytes:
+    """A worksheet part of these ``<row>`` elements."""
+    return HEAD + b"<sheetData>" + b"".join(rows) + b"</sheetData></worksheet>"
+
+
+def text_cell(ref: str, text: str) -> bytes:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'.encode()
+
+
+NAME_ROW = b'<row r="1">' + text_cell("A1", "name") + text_cell("B1", "id") + b"</row>"
+
+
+def test_an_xlsx_value_past_column_1025_makes_its_row_a_problem_naming_the_cell(tmp_path: Path) -> None:
+    """openpyxl reads rows to column 1,025 (AMK): a value in Excel's columns beyond it was lost."""
+    far = b'<row r="2">' + text_cell("A2", "zhang") + text_cell("BAA2", "note") + b"</row>"
+    path = rewrite(workbook(tmp_path / "表.xlsx", [["姓名"]]), SHEET, iter([sheet_of(NAME_ROW, far)]))
+    assert "cell BAA2" in problem(records(path)[0])
+
+
+def test_an_xlsx_value_past_column_1025_is_kept_in_its_rows_raw_form(tmp_path: Path) -> None:
+    far = b'<row r="2">' + text_cell("A2", "zhang") + text_cell("XFD2", "note") + b"</row>"
+    path = rewrite(workbook(tmp_path / "表.xlsx", [["姓名"]]), SHEET, iter([sheet_of(NAME_ROW, far)]))
+    assert json.loads(records(path)[0].raw)["XFD2"] == "note"
+
+
+def test_an_xlsx_header_past_column_1025_refuses_the_file(tmp_path: Path) -> None:
+    header = b'<row r="1">' + text_cell("A1", "name") + text_cell("AML1", "id") + b"</row>"
+    row = b'<row r="2">' + text_cell("A2", "zhang") + b"</row>"
+    path = rewrite(workbook(tmp_path / "表.xlsx", [["姓名"]]), SHEET, iter([sheet_of(header, row)]))
+    refused(path, "more than 1024 columns")
+
+
+@pytest.mark.parametrize(
+    ("row", "why"),
+    [
+        pytest.param(
+            b'<row r="1048577">' + text_cell("A1048577", "zhang") + b"</row>", "row 1048577 .*past Excel's", id="row"
+        ),
+        pytest.param(b'<row r="2">' + text_cell("XFE2", "zhang") + b"</row>", "cell XFE2 .*past Excel's", id="cell"),
+        pytest.param(b'<row r="1">' + text_cell("A1", "zhang") + b"</row>", "row 1 .*after row 1", id="twice"),
+    ],
+)
+def test_an_xlsx_row_openpyxl_would_drop_refuses_the_file_naming_it(tmp_path: Path, row: bytes, why: str) -> None:
+    """Past Excel's grid, or numbered at or before the row above it (openpyxl skips such a row)."""
+    path = rewrite(workbook(tmp_path / "表.xlsx", [["姓名"]]), SHEET, iter([sheet_of(NAME_ROW, row)]))
+    refused(path, why)
+
+
 # -- JSON -------------------------------------------------------------------------------------
 def ndjson(tmp_path: Path, *lines: str) -> Path:
     path = tmp_path / "records.ndjson"
