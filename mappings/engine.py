@@ -117,6 +117,9 @@ class Mapped:
     #: with the time the record speaks for (``as_of``), so that an older update arriving late
     #: does not replace a newer one
     updates: dict[str, str | None] = field(default_factory=dict)
+    #: Patients the spec says ``states`` lists of: those lists as the sender now holds them in
+    #: full (an ADT's PID-11 addresses, PID-13 phones), which replace what it gave before
+    states: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def unused_fields(self) -> list[str]:
@@ -256,6 +259,8 @@ class MappingEngine:
         for name, definition, item, label in planned:
             if definition.get("updates"):
                 mapped.updates[name] = self._time_of(mapped, name, definition, item, label)
+            if definition.get("states"):
+                mapped.states[name] = tuple(definition["states"])
         mapped.used.update(_ignored(spec.ignore, record.fields))
         mapped.omitted = _lost(mapped.omitted, mapped.lineage.values())
         return mapped

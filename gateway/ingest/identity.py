@@ -26,7 +26,9 @@ from profiles.registry import Registry
 
 #: elements merged item by item, so a new item is an addition, never a disagreement
 LISTS = ("identifier", "telecom", "address", "extension", "contact")
-#: the extension marking each source system that sent a contact, matched under any base
+#: the lists a record may state in full for its sender (its spec's ``states``)
+STATED = ("telecom", "address")
+#: the extension marking each source system that sent a contact, phone or address, matched under any base
 CONTACT_SOURCE = "/StructureDefinition/yy-ext-contact-source"
 #: the namespace of the names of one source kind's senders (``{base}/sid/sending-system/hl7v2``,
 #: values ``MSH-3^MSH-4``): a contact's mark says which system sent it, and of what kind
@@ -271,6 +273,7 @@ def merge(
     incoming: dict[str, Any],
     repeating: frozenset[str] = frozenset(),
     source: dict[str, Any] | None = None,
+    states: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The archive's Patient with what ``incoming`` adds: list items it lacks, and elements it
     has not got; the extension URLs in ``repeating`` gain the values they lack, the others
@@ -278,10 +281,15 @@ def merge(
     ``incoming`` came from (:meth:`IdentityIndex.mark`), makes its contacts that system's current
     ones: they replace those it sent before (a new emergency contact, not one beside the old), one
     it sends again stays where it stands, and the contacts of other systems (another hospital's
-    HIS), or of none (written over REST), stay."""
+    HIS), or of none (written over REST), stay.  The lists of :data:`STATED` named in ``states``
+    are as the system now holds them, the same way (:func:`_stated`)."""
     if source is not None and incoming.get("contact"):
         incoming = with_source(incoming, source)
         archive["contact"] = _without_withdrawn(archive.get("contact", []), incoming["contact"], source)
+    for key in STATED if source is not None else ():
+        if key in states or any(map(_sources, archive.get(key, []))):
+            archive[key] = _stated(archive.get(key, []), incoming.get(key, []), source, key in states, key)
+            incoming = {k: v for k, v in incoming.items() if k != key}
     seen = {(i.get("system"), i.get("value")) for i in archive.get("identifier", [])}
     for identifier in incoming.get("identifier", []):
         if (identifier.get("system"), identifier.get("value")) not in seen:
@@ -319,8 +327,8 @@ def updated(person: dict[str, Any], incoming: dict[str, Any], repeating: frozens
     sender's statement of the person as it now holds them: merged as any record, its corrected
     name or marital status was kept out as a disagreement.  What it does not give stays (an
     empty HL7 field changes nothing), and lists are merged item by item as :func:`merge` does:
-    identifiers are never dropped, and which source gave an archived phone or address is not
-    recorded, so an A08 adds its own beside them.  An element saying what the archive's says
+    identifiers are never dropped, and the phones and addresses the spec says the record
+    ``states`` replace those its sender gave before (:func:`_stated`).  An element saying what the archive's says
     (a name as text where the archive holds it in parts too, a code with another display) stays
     as archived, with its primitive's extensions unless the update gives its own."""
     for key, value in incoming.items():
@@ -337,10 +345,48 @@ def updated(person: dict[str, Any], incoming: dict[str, Any], repeating: frozens
     return person
 
 
+def _stated(
+    present: list[dict[str, Any]], incoming: list[dict[str, Any]], source: dict[str, Any], states: bool, key: str
+) -> list[dict[str, Any]]:
+    """The phones or addresses (``key``) of the archive with ``incoming``'s, which ``source``
+    sent.  Each item one sends is marked as theirs, as contacts are, when its system ``states``
+    the list (its spec says so: an ADT's PID is the HIS's current demographics) or the item is
+    marked already (a phone an HIS gave and a 个人基本信息表 repeats is theirs both).  A system
+    stating the list withdraws what it marked before and no longer sends: a changed number
+    replaces the old one, which stayed current beside it; an item another source marked too
+    loses only this system's mark, and one no mark names (a REST write's, or given before the
+    marks) stays, as nobody can tell whose it is."""
+    same = _same_address if key == "address" else _same_telecom
+    kept = present
+    if states:
+        kept = []
+        for item in present:
+            claimed = [mark for mark in _sources(item) if _claims(source, mark)]
+            if not claimed or any(same([item], sent) is not None for sent in incoming):
+                kept.append(item)
+            elif len(_sources(item)) > len(claimed):
+                kept.append(_without_marks(item, claimed))
+    for item in incoming:
+        found = same(kept, item)
+        if found is None:
+            kept.append(with_marks(item, [source]) if states else item)
+            continue
+        _fill_address(found, item)
+        if states or _sources(found):
+            # a mark of its kind alone that ``source`` speaks for gives way to its own
+            taken = [mark for mark in _sources(found) if _claims(source, mark) and mark != source]
+            found.update(with_marks(_without_marks(found, taken), [source]))
+    return kept
+
+
+def with_marks(item: dict[str, Any], marks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The contact, phone or address with ``marks`` among its extensions."""
+    return {**item, "extension": _sources_added(item.get("extension", []), marks)}
+
+
 def with_source(patient: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     """The Patient with each of its contacts marked as sent by ``source``."""
-    contacts = [{**c, "extension": _sources_added(c.get("extension", []), [source])} for c in patient["contact"]]
-    return {**patient, "contact": contacts}
+    return {**patient, "contact": [with_marks(contact, [source]) for contact in patient["contact"]]}
 
 
 def _sources(contact: dict[str, Any]) -> list[dict[str, Any]]:
@@ -586,6 +632,7 @@ class IdentityIndex:
         sender: str | None = None,
         updates: bool = False,
         as_of: str | None = None,
+        states: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the Patient is (merged with it, not yet written) and what the archive kept
         against it; ``source``, the kind of system the Patient came from, and ``sender``, which
@@ -593,10 +640,13 @@ class IdentityIndex:
         that ``updates`` (an ADT^A08's) replaces the elements it gives (:func:`updated`): the
         archive keeps nothing against it; unless it speaks for a time (``as_of``) before the
         update the person last took (:meth:`updated_at`), as an A08 replayed from the quarantine
-        after a newer one landed: that one merges as any record."""
+        after a newer one landed: that one merges as any record.  Its lists named in ``states``
+        are the sender's current ones (:func:`merge`), unless it is such an older update."""
         mark = self.mark(source, sender)
         if mark is not None and patient.get("contact"):
             patient = with_source(patient, mark)
+        if mark is not None:
+            patient |= {key: [with_marks(item, [mark]) for item in patient[key]] for key in states if key in patient}
         tx.lock(IDENTITY_LOCK)  # two ingests must not both create the same new person
         keys = match_keys(patient)
         lock_numbers(tx, keys)  # nor an ingest and a REST write of the same person
@@ -620,11 +670,12 @@ class IdentityIndex:
         ours = sorted(k for k in keys if is_document(k))
         if theirs and ours and not set(theirs) & set(ours):
             raise DocumentMismatch(_key_value(matched), person_id, _key_value(theirs[0]), _key_value(ours[0]))
-        updates = updates and not older(as_of, self.updated_at(tx, person_id))
+        if older(as_of, self.updated_at(tx, person_id)):
+            updates, states = False, ()
         repeating = self.repeating(archive, patient)
         disagreements = [] if updates else conflicts(person_id, archive, patient, repeating)
         incoming = {k: v for k, v in patient.items() if k != "id"}
-        merged = merge({**archive, "id": person_id}, incoming, repeating, mark)
+        merged = merge({**archive, "id": person_id}, incoming, repeating, mark, states)
         if updates:
             merged = updated(merged, incoming, repeating)
         return merged, disagreements + _merged_away(tx, person_id, patient)

@@ -708,10 +708,11 @@ class Ingest:
 
     def _resolve_person(self, tx: Transaction, mapped: Mapped, name: str) -> tuple[dict[str, Any], list[Conflict]]:
         """The person the record's Patient ``name`` is, merged with it (updating them when its
-        spec says it ``updates``): :meth:`IdentityIndex.resolve`."""
+        spec says it ``updates``, replacing the sender's lists it ``states``): :meth:`IdentityIndex.resolve`."""
         record, updates = mapped.record, name in mapped.updates
         patient = mapped.resources[name]
-        return self.identity.resolve(tx, patient, record.source, mapped.sender, updates, mapped.updates.get(name))
+        as_of, states = mapped.updates.get(name), mapped.states.get(name, ())
+        return self.identity.resolve(tx, patient, record.source, mapped.sender, updates, as_of, states)
 
     def _land(self, tx: Transaction, outcome: Outcome) -> None:
         """Write the record's resources, and note in the same transaction what they mean for

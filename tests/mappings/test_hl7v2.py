@@ -54,6 +54,18 @@ def out(run: tuple[Path, commands.Counts]) -> Path:
     return run[0]
 
 
+#: the mark of what the HIS sent (yy-ext-contact-source): its ADT's PID states her phones and addresses
+HIS_MARK = {
+    "url": f"{BASE}/StructureDefinition/yy-ext-contact-source",
+    "valueIdentifier": {"system": f"{BASE}/sid/sending-system/hl7v2", "value": "HIS^H41010500012"},
+}
+
+
+def from_his(item: dict[str, Any]) -> dict[str, Any]:
+    """A phone or address the HIS sent, with its mark."""
+    return {**item, "extension": [*item.get("extension", []), HIS_MARK]}
+
+
 def address(text: str, county: str, postcode: str) -> dict[str, Any]:
     return {
         "extension": [
@@ -136,14 +148,14 @@ def test_her_admission_discharge_and_update_become_exactly_the_expected_patient(
         "name": [{"text": "张秀英"}],
         # the A08 (message 5) added her home phone to the mobile number of the A01
         "telecom": [
-            {"system": "phone", "value": "13803710001", "use": "mobile"},
-            {"system": "phone", "value": "037165551234", "use": "home"},
+            from_his({"system": "phone", "value": "13803710001", "use": "mobile"}),
+            from_his({"system": "phone", "value": "037165551234", "use": "home"}),
         ],
         "gender": "female",
         "_gender": gb_sex("2", "女性"),
         "birthDate": "1949-12-31",
         "extension": ethnicity("01", "汉族"),
-        "address": [address("河南省郑州市金水区经八路街道幸福社区3号楼", "410105", "450008")],
+        "address": [from_his(address("河南省郑州市金水区经八路街道幸福社区3号楼", "410105", "450008"))],
         "maritalStatus": {"coding": [coding("urn:oid:2.16.156.10011.2.3.3.5", "30", "丧偶")]},
     }
 
@@ -166,7 +178,7 @@ def test_chinese_sex_words_and_a_landline_are_mapped_for_the_emergency_patient(o
     assert (patient["gender"], patient["_gender"], patient["telecom"]) == (
         "female",
         gb_sex("2", "女性"),
-        [{"system": "phone", "value": "037168801234", "use": "home"}],
+        [from_his({"system": "phone", "value": "037168801234", "use": "home"})],
     )
 
 
