@@ -54,6 +54,13 @@ def detect_encoding(sample: bytes, name: str) -> str:
     if problem is not None:
         raise ReaderError("reader.not-text", file=name, problem=problem)
     if sample.startswith(BOM):
+        # a GB18030 export given UTF-8's mark (by a tool that adds it to whatever it saves):
+        # read as UTF-8, its header was U+FFFD replacement characters, refused as a column
+        # named twice ("����"), which told nobody the encoding was wrong
+        first = sample[len(BOM) :].split(b"\n", 1)[0]
+        failed = _undecodable(first, "utf-8")
+        if failed is not None and _undecodable(first, "gb18030") is None:
+            raise ReaderError("reader.bom-not-utf8", file=name, byte=failed + len(BOM))
         return "utf-8-sig"
     if _undecodable(sample, "utf-8") is None:
         return "utf-8"

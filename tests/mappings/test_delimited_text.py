@@ -180,6 +180,14 @@ def test_a_gbk_csv_whose_sample_ends_inside_a_character_is_read(tmp_path: Path) 
     assert len(records(path)) == LINES
 
 
+def test_a_gb18030_csv_given_utf8s_byte_order_mark_is_refused_saying_so(tmp_path: Path) -> None:
+    """Read as UTF-8, its header was replacement characters, refused as a column named twice."""
+    path = tmp_path / "个人基本信息表.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + exported([HEADER, ROW], ",").encode("gb18030"))
+    with pytest.raises(ReaderError, match="UTF-8's byte order mark"):
+        records(path)
+
+
 def test_a_gb18030_ndjson_whose_sample_ends_inside_a_character_is_read(tmp_path: Path) -> None:
     line = '{"姓名": "张秀英", "现住址": "北京市朝阳区建外街道幸福社区1号楼"}'
     path = tmp_path / "老人档案.ndjson"
