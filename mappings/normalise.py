@@ -149,6 +149,12 @@ def _folded(value: Any) -> str | None:
         return None
     if cleaned.isascii():
         return cleaned
+    invisible = [c for c in dict.fromkeys(cleaned) if unicodedata.category(c) == "Cf"]
+    if invisible:
+        # a byte order mark starting a line of two exports joined into one, a zero-width space
+        # pasted from a web page: 个人档案编号 "\ufeff110105…" landed as a number no other
+        # source's record matched, though every tool shows it as the same
+        raise MappingError("mapping.invisible-characters", value=cleaned, characters=_code_points(invisible))
     folded = unicodedata.normalize("NFKC", cleaned)
     compatible = [
         c for c in dict.fromkeys(cleaned) if not c.isascii() and _ASCII_DIGIT.search(unicodedata.normalize("NFKC", c))
@@ -163,6 +169,11 @@ def _folded(value: Any) -> str | None:
 
 
 _ASCII_DIGIT = re.compile("[0-9]")
+
+
+def _code_points(characters: list[str]) -> str:
+    """Characters nobody sees, as a reason names them."""
+    return ", ".join(f"U+{ord(c):04X}" for c in characters)
 
 
 def _shown(digits: list[str]) -> str:

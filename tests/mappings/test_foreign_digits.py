@@ -85,6 +85,19 @@ def test_a_record_with_another_scripts_digits_names_the_field_it_came_from(value
     ]
 
 
+def test_a_number_holding_a_byte_order_mark_names_the_field_it_came_from() -> None:
+    """Two exports joined into one start a line with the second's mark: an invisible character
+    in a 档案号 made a number no other source's record matched."""
+    rule = {
+        "path": "identifier[+]",
+        "value": {"system": "urn:x", "value": {"from": "档案号", "transform": ["identifier"]}},
+    }
+    mapped = engine(spec(NAME, rule)).map(record(姓名="张三", 档案号="\ufeff11010500100000002"))
+    assert [(p.message_id, str(p.ref)) for p in mapped.problems] == [
+        ("mapping.invisible-characters", "表.csv row 2, column 档案号")
+    ]
+
+
 def test_an_hl7_timestamp_in_another_scripts_digits_reaches_the_normaliser_as_written() -> None:
     """With an offset the reader converted it, through int(), into a time in 0-9."""
     with pytest.raises(MappingError, match="mapping.foreign-digits"):
