@@ -14,7 +14,7 @@ import pytest
 
 import gateway.storage.sqlite as sqlite_module
 from gateway.search.indexer import SearchIndexer
-from gateway.storage import open_store
+from gateway.storage import open_store, patience
 from gateway.storage.sqlite import SQLiteStore
 from gateway.storage.store import UNREAD, StoreError
 
@@ -233,3 +233,34 @@ def test_closing_the_store_waits_for_a_write_in_progress(tmp_path: Path, indexer
         found = tx.resources.read("Patient", "p1")
     reopened.close()
     assert (failures, found is not None) == ([], True)
+
+
+def test_contended_waits_of_patient_requests_share_one_lock_taker(sqlite_store: SQLiteStore) -> None:
+    """A request (a patient writer, ``patience.py``) that finds another process's file lock
+    held waits for it through a thread that can be left waiting if it gives up.  That thread
+    was started anew for every contended wait (about 70 µs of CPU each); it is now one per
+    process, asked by signal."""
+    other = open_store(sqlite_store.url)  # its own file lock, as another process's
+    takers: list[threading.Thread] = []
+
+    def hold(holding: threading.Event) -> None:
+        with other.transaction():
+            holding.set()
+            wait_until(lambda: any(thread.name == "yiyang-file-lock" for thread in threading.enumerate()))
+            takers.append(next(thread for thread in threading.enumerate() if thread.name == "yiyang-file-lock"))
+            time.sleep(0.2)  # not a measure: the writer reaches the lock's wait
+
+    token = patience.be_patient(patience.Patience(threading.Event(), after_stop=5))
+    try:
+        for n in range(3):
+            holding = threading.Event()
+            holder = threading.Thread(target=hold, args=(holding,))
+            holder.start()
+            holding.wait(QUEUE_TIMEOUT_S)
+            with sqlite_store.transaction() as tx:
+                tx.resources.write(patient(f"p{n}"))
+            holder.join(QUEUE_TIMEOUT_S)
+    finally:
+        patience.reset(token)
+        other.close()
+    assert len({id(taker) for taker in takers}) == 1
