@@ -298,7 +298,7 @@ class Ingest:
         spec = outcome.mapped.spec.id if outcome.mapped else None
         if outcome.reasons:
             self.counts.quarantined += 1
-            identity = self._entry_identity(tx, record, outcome)
+            identity = self._entry_identity(record, outcome)
             tx.quarantine.put(Entry(record, identity, outcome.reasons, spec).to_json())
             if outcome.superseded_by is not None:  # nothing will ever make it land: not left open
                 tx.quarantine.resolve_entry(record.source, identity, content_digest(record), outcome.superseded_by)
@@ -314,7 +314,7 @@ class Ingest:
             self.counts.partial += 1
             landed = [f"{kind}/{resource_id}" for kind, resource_id in outcome.written]
             tx.quarantine.put(
-                Entry(record, self._entry_identity(tx, record, outcome), outcome.parts, spec, landed).to_json()
+                Entry(record, self._entry_identity(record, outcome), outcome.parts, spec, landed).to_json()
             )
         self._pending += 1
         if self._pending >= self.batch_size:
@@ -357,21 +357,19 @@ class Ingest:
                 hold(tx, entry_lock(record.source, _identity(outcome)))
         return outcome
 
-    def _entry_identity(self, tx: Transaction, record: SourceRecord, outcome: Outcome) -> str:
+    def _entry_identity(self, record: SourceRecord, outcome: Outcome) -> str:
         """The identity the record's quarantine entry is kept under: the record's own, but for a
         copy of another record of the run (one row twice in a file, the second quarantined as a
         duplicate of the first, two copies no spec takes, or one row in each of several files):
         its file and location too, so that its entry does not replace the first's, which holds
         the real reasons, nor one copy's another's (the third file's row 2 replaced the second
         file's, kept under its row alone).  A duplicate is always kept under its location, so a
-        run of the file again, after the first landed, replaces it (an entry an earlier version
-        kept under the location alone becomes this one, rather than staying beside it)."""
+        run of the file again, after the first landed, replaces it (the entries an earlier
+        version kept under the location alone were renamed so by migration 0022)."""
         key = (record.source, outcome.identity, content_digest(record))
         duplicate = any(reason.message_id == "ingest.duplicate-row" for reason in outcome.reasons)
         if duplicate or key in self._quarantined:
-            copy = f"{outcome.identity}|{record.file}|{record.location}"
-            tx.quarantine.rename(record.source, f"{outcome.identity}|{record.location}", copy, key[2], record.file)
-            return copy
+            return f"{outcome.identity}|{record.file}|{record.location}"
         self._quarantined.add(key)
         return outcome.identity
 

@@ -204,16 +204,6 @@ class Quarantine:
             ),
         )
 
-    def rename(self, source: str, identity: str, renamed: str, digest: str, file: str) -> None:
-        """The entry of ``file`` with this identity and content is kept as ``renamed`` from now
-        on (its state, resolved or open, kept), unless one is kept so already."""
-        self.sql.execute(
-            "UPDATE quarantine SET identity = ? WHERE source = ? AND identity = ? AND digest = ? AND file = ? "
-            "AND NOT EXISTS (SELECT 1 FROM quarantine AS kept WHERE kept.source = ? AND kept.identity = ? "
-            "AND kept.digest = ?)",
-            (renamed, source, identity, digest, file, source, renamed, digest),
-        )
-
     def release(self, source: str, identity: str, digest: str) -> None:
         """The record with this content landed (on replay, or re-ingested after a fix), or its
         entry was replayed: it leaves the quarantine."""

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from gateway.ingest import commands
 from gateway.storage import open_store
+from gateway.storage.migrations import apply
+from gateway.storage.store import Executor
 from profiles.registry import Registry
 from tests.ingest_output import SAMPLES, personal_info_file
 
@@ -34,21 +38,59 @@ def test_each_files_copy_of_a_quarantined_row_keeps_its_own_entry(database_url: 
     assert named == ["mon.csv", "tue.csv", "wed.csv"]
 
 
-def test_a_duplicate_rows_entry_kept_under_its_row_alone_is_replaced_by_a_run_again(
-    database_url: str, tmp_path: Path
+def store_with_a_duplicate_rows_entry_of_0021(url: str, sample: Path) -> None:
+    """A store at schema version 21 holding the entries of the community-health sample as a
+    gateway of then kept them: the duplicate row's (row 18 repeats row 7) under the record's
+    identity and row alone, in its key and its entry."""
+    store = open_store(url, upgrade=False)
+    try:
+        with store._connection() as connection:  # noqa: SLF001 - the test builds an old store by hand
+            apply(Executor(connection, store.dialect, store.errors), target=21)
+        commands.ingest("community-health", [sample], None, Registry(), store=store)
+        with store.transaction() as tx:
+            for seq, identity, entry in tx.sql.all("SELECT seq, identity, entry FROM quarantine"):
+                old = identity.replace(f"|{sample.name}|", "|")
+                document = tx.sql.dialect.json_out(entry) | {"identity": old}
+                tx.sql.execute(
+                    "UPDATE quarantine SET identity = ?, entry = ? WHERE seq = ?",
+                    (old, tx.sql.dialect.json_in(document), seq),
+                )
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    copied = tmp_path / "个人基本信息表.csv"
+    copied.write_bytes((SAMPLES / "community-health/个人基本信息表.csv").read_bytes())
+    return copied
+
+
+def test_a_duplicate_rows_entry_an_earlier_version_kept_is_replaced_by_a_run_after_the_upgrade(
+    database_url: str, sample: Path
 ) -> None:
-    """An earlier version kept a duplicate row's entry under the record's identity and row;
-    the sample's row 18 repeats row 7.  Run again, its entry is the one it had, not a second."""
-    sample = tmp_path / "个人基本信息表.csv"
-    sample.write_bytes((SAMPLES / "community-health/个人基本信息表.csv").read_bytes())
+    """Migration 0022 renames the entry once, where each run renamed it again: run after the
+    upgrade, the duplicate row has the entry it had, not a second beside it."""
+    store_with_a_duplicate_rows_entry_of_0021(database_url, sample)
     store = open_store(database_url)
     try:
-        commands.ingest("community-health", [sample], None, Registry(), store=store)
-        with store.transaction() as tx:  # as the earlier version kept it
-            tx.sql.execute("UPDATE quarantine SET identity = replace(identity, '|个人基本信息表.csv|', '|')")
         commands.ingest("community-health", [sample], None, Registry(), store=store)
         with store.reading() as tx:
             row_18 = [entry for entry in tx.quarantine.entries() if entry["location"] == "row 18"]
     finally:
         store.close()
     assert len(row_18) == 1
+
+
+def test_the_upgrade_renames_an_old_entry_in_its_key_and_its_document_alike(database_url: str, sample: Path) -> None:
+    """A replay groups entries by the identity their document names: renamed in the key
+    alone, the document would name the old one."""
+    store_with_a_duplicate_rows_entry_of_0021(database_url, sample)
+    store = open_store(database_url)
+    try:
+        with store.reading() as tx:
+            query = "SELECT identity, entry FROM quarantine WHERE location = 'row 18'"
+            found = [(key, tx.sql.dialect.json_out(entry)["identity"]) for key, entry in tx.sql.all(query)]
+    finally:
+        store.close()
+    assert [(key.endswith("|个人基本信息表.csv|row 18"), key == named) for key, named in found] == [(True, True)]
