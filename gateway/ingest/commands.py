@@ -184,7 +184,9 @@ def replay(
 
     Of several entries of one source key (January's copy and February's, both waiting), the
     newest is replayed first: the oldest landed first, and the newer ones were then refused
-    as duplicates of it.  When it lands it resolves the older ones, which are not replayed."""
+    as duplicates of it.  When it lands it resolves the older ones, which are not replayed,
+    and its copies' entries (a duplicate row, the same row in another file), which are not
+    either."""
     config = config or Config()
     with archive(out_dir, registry, store, config) as target:
         with target.reading() as tx:
@@ -192,12 +194,17 @@ def replay(
         pipeline = Ingest(target, build_validator(registry, config), build_engine(registry))
         #: (source, identity) of the keyed records that landed: their older entries are resolved
         landed: set[tuple[str, str]] = set()
+        #: (source, identity) of every record that landed: its copies' entries are resolved
+        arrived: set[tuple[str, str]] = set()
         try:
             for entry in entries:
                 record = record_of(entry)
+                where = {"file": record.file, "location": record.location}
                 if (entry["source"], entry["identity"]) in landed:
-                    out.write(text("ingest.replay-resolved", lang, {"file": record.file, "location": record.location}))
-                    out.write("\n")
+                    out.write(text("ingest.replay-resolved", lang, where) + "\n")
+                    continue
+                if (entry["source"], copied(entry)) in arrived:
+                    out.write(text("ingest.replay-copy-resolved", lang, where) + "\n")
                     continue
                 if {r["id"] for r in entry["reasons"]} == {"ingest.duplicate-row"}:
                     # no fix makes a duplicate row new data: it stays where it is
@@ -207,21 +214,26 @@ def replay(
                 else:
                     outcome = pipeline.process(record, replaces=(entry["identity"], entry["digest"]))
                     status = outcome.status
-                    if (
-                        status in ("mapped", "partial")
-                        and outcome.mapped
-                        and outcome.mapped.identity.startswith("key|")
-                    ):
-                        landed.add((record.source, outcome.identity))
+                    if status in ("mapped", "partial"):
+                        arrived.add((record.source, outcome.identity))
+                        if outcome.mapped and outcome.mapped.identity.startswith("key|"):
+                            landed.add((record.source, outcome.identity))
                     if outcome.superseded_by is not None:
                         status = "resolved"
                 verdict = REPLAY_VERDICTS.get(status, "ingest.replay-passes")
-                out.write(text(verdict, lang, {"file": record.file, "location": record.location}) + "\n")
+                out.write(text(verdict, lang, where) + "\n")
         finally:
             counts = pipeline.finish()
         if out_dir is not None:
             export_folder(target, out_dir)
     return counts
+
+
+def copied(entry: dict[str, Any]) -> str | None:
+    """The identity of the record whose copy ``entry`` holds (a duplicate row's, the same row's
+    in another file of a run: kept under the identity, its file and its location), or None."""
+    suffix = f"|{entry['file']}|{entry['location']}"
+    return entry["identity"].removesuffix(suffix) if entry["identity"].endswith(suffix) else None
 
 
 def newest_first(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -91,7 +91,8 @@ class Counts:
     #: (``reader.title-line``)
     skipped: dict[str, list[Message]] = field(default_factory=dict)
     #: earlier quarantine entries a record of this run resolved: it landed with the same source
-    #: key, so the version they hold is replaced (kept for the audit, no longer open)
+    #: key, so the version they hold is replaced, or they were its copies (kept for the audit,
+    #: no longer open)
     resolved: int = 0
 
     @property
@@ -125,8 +126,8 @@ class Outcome:
     #: the record (file, location) that landed with the same source key while this replayed
     #: one waited in the quarantine: its entry is resolved by it, not left open
     superseded_by: dict[str, str] | None = None
-    #: the earlier quarantine entries of its source key its landing resolved, counted for the
-    #: run once the attempt that landed it stands (:meth:`Ingest._attempt`)
+    #: the earlier quarantine entries of its source key, and of its copies, its landing
+    #: resolved, counted for the run once the attempt that landed it stands (:meth:`Ingest._attempt`)
     resolved: int = 0
 
     @property
@@ -735,12 +736,13 @@ class Ingest:
             self.ledger.landed(tx, *outcome.seen_as, record.location, outcome.identity)
         # the same record (same content) quarantined by an earlier attempt has now landed and
         # leaves the quarantine; a row with the same key but other content never landed, and
-        # this record replaces it: its entry stays, for the audit, resolved by this one
+        # this record replaces it: its entry stays, for the audit, resolved by this one, as do
+        # the entries of the record's copies (a duplicate row, the same row in another file)
         digest = content_digest(record)
         tx.quarantine.release(record.source, outcome.identity, digest)
-        if outcome.mapped is not None and outcome.mapped.identity.startswith("key|"):
-            by = {"file": record.file, "location": record.location}
-            outcome.resolved = tx.quarantine.resolve(record.source, outcome.identity, digest, by)
+        by = {"file": record.file, "location": record.location}
+        keyed = outcome.mapped is not None and outcome.mapped.identity.startswith("key|")
+        outcome.resolved = tx.quarantine.resolve(record.source, outcome.identity, digest, by, keyed=keyed)
         where = (record.source, record.file, record.location)
         outcome.conflicts = [c for c in outcome.conflicts if tx.conflicts.add(c.line(*where))]
 

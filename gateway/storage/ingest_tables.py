@@ -220,27 +220,48 @@ class Quarantine:
         )
         return self.sql.dialect.json_out(row[0]) if row else None
 
-    def resolve(self, source: str, identity: str, digest: str, by: dict[str, str]) -> int:
-        """A record with this identity (spec and source key) and content ``digest`` landed:
-        the open entries of the same key with other content are resolved by it (``by``, its
-        file and location), kept for the audit but no longer open; how many were."""
-        return self._resolve(source, identity, digest, by, same_content=False)
+    def resolve(self, source: str, identity: str, digest: str, by: dict[str, str], *, keyed: bool) -> int:
+        """A record with this identity (spec and source key, or content) and content ``digest``
+        landed: the open entries it replaces are resolved by it (``by``, its file and
+        location), kept for the audit but no longer open; how many were.  Those are, where
+        the identity is a source key's (``keyed``), the key's entries with other content, and
+        always the entries of the record's copies (kept under the identity, their file and
+        their location: a duplicate row, the same row in another file of a run), whatever
+        their content: a copy of what landed holds nothing it did not bring, one of the key's
+        other content is replaced (a content's identity names its content: its copies share
+        it).  Copies stayed open until a replay, which landed the same record again, or left
+        a duplicate row open for good.
+
+        One statement, as the key's alone was: the unique index's range of identities that
+        begin with this one (they compare bytewise, 0012; '}' follows the '|' that begins a
+        copy's suffix), of which the equalities keep this one and its copies, not another
+        record whose key only begins with this one's.  An OR of the two kinds read every
+        entry of the source on SQLite without statistics; a statement each cost one more
+        round trip per landed record on PostgreSQL."""
+        others = "identity = ? AND digest <> ? OR " if keyed else ""
+        cursor = self.sql.execute(
+            "UPDATE quarantine SET resolved = ?, resolved_by = ? WHERE source = ? AND identity >= ? AND identity < ? "
+            f"AND ({others}identity = ? || file || '|' || location) AND resolved IS NULL",
+            (
+                now_instant(),
+                self.sql.dialect.json_in(by),
+                source,
+                identity if keyed else f"{identity}|",
+                f"{identity}}}",
+                *((identity, digest) if keyed else ()),
+                f"{identity}|",
+            ),
+        )
+        return max(cursor.rowcount, 0)
 
     def resolve_entry(self, source: str, identity: str, digest: str, by: dict[str, str]) -> None:
         """This entry is resolved by the record ``by`` names (its file and location), which
         landed with the same source key: a replay found it superseded."""
-        self._resolve(source, identity, digest, by, same_content=True)
-
-    def _resolve(self, source: str, identity: str, digest: str, by: dict[str, str], *, same_content: bool) -> int:
-        """The open entries of this key with content ``digest`` (``same_content``) or with any
-        other, resolved by ``by``; how many were."""
-        digests = "=" if same_content else "<>"
-        cursor = self.sql.execute(
+        self.sql.execute(
             "UPDATE quarantine SET resolved = ?, resolved_by = ? "
-            f"WHERE source = ? AND identity = ? AND digest {digests} ? AND resolved IS NULL",
+            "WHERE source = ? AND identity = ? AND digest = ? AND resolved IS NULL",
             (now_instant(), self.sql.dialect.json_in(by), source, identity, digest),
         )
-        return max(cursor.rowcount, 0)
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """The open entries: what still waits for a fix (and what a replay re-runs)."""

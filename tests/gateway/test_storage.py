@@ -389,7 +389,7 @@ def test_a_landed_record_resolves_the_entries_of_its_key_with_other_content(stor
     with store.transaction() as tx:
         tx.quarantine.put({**entry, "digest": "old", "location": "record 3"})
         resolved = tx.quarantine.resolve(
-            "insurance", entry["identity"], "new", {"file": "1102.json", "location": "record 1"}
+            "insurance", entry["identity"], "new", {"file": "1102.json", "location": "record 1"}, keyed=True
         )
     with store.reading() as tx:
         found = (
