@@ -17,6 +17,7 @@ from conformance.issues import publish_messages_under
 from conformance.validator import Validator
 from gateway.config import Config
 from gateway.fhir.bundles import Bundles
+from gateway.fhir.capability import Capabilities
 from gateway.fhir.repository import Repository
 from gateway.fhir.search import Searcher
 from gateway.limits import build_validator, reader_limits
@@ -113,7 +114,12 @@ class Services:
 
     @cached_property
     def bundles(self) -> Bundles:
-        return Bundles(self.repository, self.searcher, self.config.base_url, self.stopping)
+        return Bundles(self.repository, self.searcher, self.config.base_url, self.stopping, self.capabilities)
+
+    @cached_property
+    def capabilities(self) -> Capabilities:
+        """The CapabilityStatement ``/metadata`` and a Bundle's ``GET metadata`` answer."""
+        return Capabilities(self.registry, self.parameters, self.repository.resource_types, self.config)
 
     @cached_property
     def measures(self) -> MeasureEvaluator:

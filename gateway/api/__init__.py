@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
@@ -99,7 +98,6 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.config.update(
         SERVICES=services,
         YIYANG=services.config,
-        VERSION=_version(),
         MAX_CONTENT_LENGTH=services.config.max_bytes,
         JSON_AS_ASCII=False,
     )
@@ -202,10 +200,3 @@ def _internal_error(error: Exception) -> object:
     incident = uuid.uuid4().hex[:12]
     log.exception("incident %s: %s %s", incident, request.method, request.path)
     return _fhir_error(FhirError(500, "http.internal", incident=incident))
-
-
-def _version() -> str:
-    try:
-        return version("yiyang-gateway")
-    except PackageNotFoundError:
-        return "0+unknown"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -39,7 +38,7 @@ from gateway.api.negotiation import (
 )
 from gateway.api.serving import services
 from gateway.fhir import identity_conflicts, operations, patient_merge
-from gateway.fhir.capability import CAPABILITY_HONOURED, capability_statement, check_mode
+from gateway.fhir.capability import CAPABILITY_HONOURED, check_mode
 from gateway.fhir.errors import FhirError
 from gateway.fhir.history import HISTORY_HONOURED, history_bundle, history_request
 from gateway.fhir.parameters import (
@@ -112,34 +111,17 @@ def refuse_unknown_read_parameters(interaction: str, honoured: tuple[str, ...]) 
 
 
 # -- capability ------------------------------------------------------------------------------
-def statement() -> dict[str, Any]:
-    """The CapabilityStatement, built once per worker: ``/metadata`` answers it, and so does a
-    Bundle's ``GET metadata`` entry."""
-    cache = current_app.config.setdefault("CAPABILITY", {})
-    if "statement" not in cache:
-        found = services()
-        cache["statement"] = capability_statement(
-            found.registry,
-            found.parameters,
-            found.repository.resource_types,
-            found.config,
-            current_app.config["VERSION"],
-            datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-    return cache["statement"]
-
-
 @fhir.get("/metadata")
 def metadata() -> Response:
     """The CapabilityStatement, encoded once per format (a client polls it; serialising it
     cost about a millisecond a request)."""
     refuse_unknown_read_parameters("capabilities", CAPABILITY_HONOURED)
-    answered = statement()
+    answered = services().capabilities.statement
     check_mode(request.args.items(multi=True))
     summary, elements = read_controls(request.args.items(multi=True))
     if summary is not None or elements:
         return respond(shaped_read(answered, summary, elements))
-    cache, answer = current_app.config["CAPABILITY"], answer_format()
+    cache, answer = current_app.config.setdefault("CAPABILITY", {}), answer_format()
     if answer not in cache:
         cache[answer] = encode(answered, answer)
     return encoded(cache[answer])
@@ -203,12 +185,12 @@ def _processed(bundle: Any) -> dict[str, Any]:
     one by one, and each is retried on its own."""
     process = services().bundles.process
     if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
-        return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""), statement)
+        return process(bundle, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
     @exchanges.noted_once  # validated again: noted as the attempt that stands judged it
     def attempt(number: int) -> dict[str, Any]:
         parsed = bundle if number == 1 else body_as_sent()
-        return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""), statement)
+        return process(parsed, check_bundle_entry, language(), prefer_return(), prefer_handling(default=""))
 
     return retried(attempt)
 

@@ -28,7 +28,7 @@ from conformance.structure import BaseModel
 from gateway import exchanges
 from gateway.fhir.archive_references import condition_criteria, local_reference, localise, localise_references
 from gateway.fhir.bundle_links import links_of, relink
-from gateway.fhir.capability import capabilities_entry
+from gateway.fhir.capability import Capabilities, capabilities_entry
 from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.history import history_bundle, history_request
 from gateway.fhir.identity_index import carried_keys, identifier_of, release_dropped_numbers
@@ -87,8 +87,6 @@ class Reply:
     #: default, as its own request would have: a search entry refuses a parameter it does
     #: not know and a read entry ignores one (docs/api.md, Conventions)
     handling: str = ""
-    #: the CapabilityStatement a ``GET metadata`` entry reads (None: no statement to answer)
-    statement: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -167,9 +165,18 @@ class Entry:
 
 
 class Bundles:
-    def __init__(self, repository: Repository, searcher: Searcher, base_url: str, stopping: threading.Event) -> None:
-        """``stopping``: set when the server is told to stop (``Services.stopping``)."""
+    def __init__(
+        self,
+        repository: Repository,
+        searcher: Searcher,
+        base_url: str,
+        stopping: threading.Event,
+        capabilities: Capabilities,
+    ) -> None:
+        """``stopping``: set when the server is told to stop (``Services.stopping``);
+        ``capabilities``: the statement a ``GET metadata`` entry reads."""
         self.repository = repository
+        self.capabilities = capabilities
         self.stopping = stopping
         self.searcher = searcher
         self.base_url = base_url
@@ -184,17 +191,15 @@ class Bundles:
         lang: str = "zh-CN",
         prefer: str = "representation",
         handling: str = "",
-        statement: Callable[[], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Apply a transaction or batch.  ``authorize`` is asked for each entry as its own
         interaction would be (the caller's scopes): a transaction fails whole on the first
         refused or unreadable entry, a batch answers that entry with the refusal, worded in
         ``lang``, and goes on.  ``prefer``: what written entries carry, ``handling``: what becomes
-        of a parameter a read or search entry does not know, ``statement`` what a
-        ``GET metadata`` entry reads (:class:`Reply`)."""
+        of a parameter a read or search entry does not know (:class:`Reply`)."""
         kind, raw_entries = _readable(bundle)
         _check_entry_count(raw_entries, self.repository.config.bundle_entries)
-        reply = Reply(lang, prefer, handling, statement)
+        reply = Reply(lang, prefer, handling)
         authorize = _asked_once(authorize)
         if kind == "batch":
             answers = [self._batch_entry(i, raw, authorize, reply) for i, raw in enumerate(raw_entries)]
@@ -675,9 +680,7 @@ class Bundles:
     def _read(self, tx: Transaction, entry: Entry, reply: Reply) -> dict[str, Any]:
         if entry.capabilities:
             pairs, where = query_pairs(entry.criteria or ""), f"{entry.path}.request.url"
-            if reply.statement is None:  # a caller serving no statement (the API serves one)
-                raise FhirError(404, "http.unknown-type", where, type=entry.kind)
-            statement = capabilities_entry(reply.statement(), pairs, reply.handling == "strict", where)
+            statement = capabilities_entry(self.capabilities.statement, pairs, reply.handling == "strict", where)
             return {"resource": statement, "response": {"status": "200 OK"}}
         if entry.history:
             config, params = self.repository.config, dict(query_pairs(entry.criteria or ""))

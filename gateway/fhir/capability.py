@@ -8,6 +8,9 @@ advertised and silently ignored), profiles from the provincial package.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cached_property
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from gateway.config import Config
@@ -211,6 +214,35 @@ def capability_statement(
             }
         ],
     }
+
+
+class Capabilities:
+    """The server's CapabilityStatement, one per process (``Services.capabilities``):
+    ``/metadata`` answers it, and so does a Bundle's ``GET metadata`` entry.  Built on first
+    use (the command line never asks for it), dated then, and kept."""
+
+    def __init__(
+        self, registry: Registry, parameters: SearchParameters, resource_types: frozenset[str], config: Config
+    ) -> None:
+        self.registry = registry
+        self.parameters = parameters
+        self.resource_types = resource_types
+        self.config = config
+
+    @cached_property
+    def statement(self) -> dict[str, Any]:
+        published = datetime.now(UTC).isoformat(timespec="seconds")
+        return capability_statement(
+            self.registry, self.parameters, self.resource_types, self.config, _software_version(), published
+        )
+
+
+def _software_version() -> str:
+    """The installed gateway's version, which the statement's ``software`` names."""
+    try:
+        return version("yiyang-gateway")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def check_mode(pairs: Iterable[tuple[str, str]], where: str | None = None) -> None:
