@@ -753,11 +753,16 @@ class Resources:
         return {(row[0], row[1]) for row in self.sql.all(*found)} if found else set()
 
     def in_compartment(
-        self, keys: Sequence[tuple[str, str]], compartment: Mapping[str, Sequence[str]], people: Sequence[str] | None
+        self,
+        keys: Sequence[tuple[str, str]],
+        compartment: Mapping[str, Sequence[str]],
+        people: Sequence[str] | None,
+        identified: str | None = None,
     ) -> set[tuple[str, str]]:
         """Which of ``keys`` (type, id) are current resources in the Patient compartment of one
         of ``people`` (None: of anyone's) through the parameters ``compartment`` names for their
-        type (a type it does not name is in none): the records a bulk export's Provenances
+        type (a type it does not name is in none; ``identified``, see :class:`Referrers`: or
+        names one by a number they hold): the records a bulk export's Provenances
         target, judged from the index alone, a part per type in one statement.  The statement
         lists whose compartment each is in (:func:`_owners`) and ``people`` are looked up
         here: asked in SQL, PostgreSQL's plan for any values (which guesses a listed parameter
@@ -778,7 +783,7 @@ class Resources:
                 f"s.type = ? AND s.id IN ({LISTED}) AND NOT s.deleted",
                 [kind, listed(listed_ids)],
             )
-            owners, owner_values = _owners(current, {kind: compartment[kind]})
+            owners, owner_values = _owners(current, {kind: compartment[kind]}, identified)
             parts.append(owners)
             values += owner_values
         rows = self.sql.all(" UNION ALL ".join(parts), values) if parts else []
@@ -792,6 +797,7 @@ class Resources:
         compartment: Mapping[str, Sequence[str]],
         people: Sequence[str],
         since: str,
+        identified: str | None = None,
     ) -> Iterator[Stored]:
         """The current resources of ``kind`` changed after ``since`` whose reference parameters
         ``names`` point at a current record in the Patient compartment of one of ``people``
@@ -814,7 +820,7 @@ class Resources:
             f"AND p.type = r.type AND p.id = r.id AND p.name IN ({marks(names)})",
             [kind, since, *names],
         )
-        owners, values = _owners(changed, compartment)
+        owners, values = _owners(changed, compartment, identified)
         wanted = set(people)
         rows = self.sql.stream(f"{owners} ORDER BY 1, 2", values)
         held = (

@@ -16,7 +16,7 @@ from tests.conftest import Api, Served
 from tests.gateway.test_access_by_identifier import ID_CARD, LI, ZHANG, by_number
 from tests.gateway.test_access_http import example, group, home, sent_after_li_permits  # noqa: F401 - the session
 from tests.gateway.test_api import everything_pages
-from tests.gateway.test_bulk_export import deletions, export, exported
+from tests.gateway.test_bulk_export import deletions, export, exported, provenance
 
 
 def reading(reading_id: str, **elements: Any) -> dict[str, Any]:
@@ -154,3 +154,19 @@ def test_a_record_naming_a_deleted_person_by_number_stays_and_joins_their_new_re
     kept = api.get(f"{served.base}/Observation/bp-wang").status_code
     api.put(f"{served.base}/Patient/wang-again", json=wang("wang-again"))
     assert (deleted, kept, "bp-wang" in everything(api, served, "wang-again")) == (200, 200, True)
+
+
+def test_a_group_export_since_holds_a_provenance_written_since_of_a_members_record_by_number(
+    served: Served, api: Api, written: None
+) -> None:
+    """A Provenance recorded after the last export, of 张秀英's reading that names her by
+    身份证号 alone (unchanged since), is hers as the reading is: only the Provenances of
+    records naming a member by id were looked for."""
+    api.put(f"{served.base}/Group/provenanced-by-number", json=group("provenanced-by-number", "zhang-xiuying"))
+    path = "Group/provenanced-by-number/$export"
+    since = export(api, path, _type="Observation,Provenance")["transactionTime"]
+    recorded = provenance("prov-by-number", "Observation/bp-zhang-by-number")
+    api.put(f"{served.base}/Provenance/prov-by-number", json=recorded)
+    files = exported(api, export(api, path, _type="Observation,Provenance", _since=since))
+    api.delete(f"{served.base}/Provenance/prov-by-number")
+    assert [resource["id"] for resource in files.get("Provenance", [])] == ["prov-by-number"]

@@ -25,6 +25,7 @@ from gateway.fhir.bulk_export.supporting import (
     _outside_types,
     _written_names,
 )
+from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.storage.store import Stored
 
 
@@ -76,7 +77,7 @@ def _deleted(run: _JobRun, since: str, exported: frozenset[tuple[str, str]]) -> 
             if version.type == PROVENANCE
             for key in _targets(version.resource)
         ]
-        ours.update(tx.resources.in_compartment(keys, targeted, records), gone.intersection(keys))
+        ours.update(tx.resources.in_compartment(keys, targeted, records, IDENTIFIED_PEOPLE), gone.intersection(keys))
 
     def held(stored: Stored) -> bool:
         """Whether this version was one the export holds.  Of a chosen few people (a

@@ -10,6 +10,7 @@ from gateway.fhir.bulk_export.batches import _batches, _unless_halted
 from gateway.fhir.bulk_export.job import Job
 from gateway.fhir.bulk_export.job_run import _JobRun
 from gateway.search.indexer import referenced_key
+from gateway.search.parameters import IDENTIFIED_PEOPLE
 from gateway.search.query import Include, SearchQuery
 from gateway.security.access import PersonalData
 from gateway.storage.store import Stored
@@ -61,12 +62,13 @@ def _provenances_since(run: _JobRun, written: Container[tuple[str, str]]) -> Ite
     changed = (
         tx.resources.current([PROVENANCE], since)
         if people is None
-        else tx.resources.referring_into(PROVENANCE, ["target"], targeted, people, since)
+        else tx.resources.referring_into(PROVENANCE, ["target"], targeted, people, since, IDENTIFIED_PEOPLE)
     )
     for batch in _batches(changed):
         _unless_halted(run.halt)
         fresh = [(found, _targets(found.resource)) for found in batch if (found.type, found.id) not in written]
-        within = tx.resources.in_compartment([key for _, keys in fresh for key in keys], targeted, people)
+        targets = [key for _, keys in fresh for key in keys]
+        within = tx.resources.in_compartment(targets, targeted, people, IDENTIFIED_PEOPLE)
         records = tx.resources.read_many(sorted(within)).values() if within else ()
         held = {(stored.type, stored.id) for stored in run.kept(records)}
         yield from run.kept(found for found, keys in fresh if not held.isdisjoint(keys))
