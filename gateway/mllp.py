@@ -464,9 +464,15 @@ class _Connection(socketserver.StreamRequestHandler):
         under way began (-1 before its start-of-block came) and ``searched`` how far the byte
         it waits for was looked for.  Searched from the beginning at every read, a frame sent
         in small pieces cost time in the square of its size (64 MiB in 4 KiB reads: minutes of
-        CPU, the GIL held, for every other connection too)."""
+        CPU, the GIL held, for every other connection too).  Its sender is looked up once the
+        frame's header has come (:meth:`_stranger`'s rule), and one refused (a client revoked,
+        or that may not write) is answered from it there: buffered whole first, its frames
+        cost what a stranger's did.  A store that cannot say who sends (503) has the frame
+        read whole and answered, for the sender to resend on the same connection."""
         buffer, idle = bytearray(), self.server.services.config.mllp_idle_seconds
         start, searched = -1, 0
+        #: who sends the frame under way, once its header has come (None before)
+        peer: Peer | None = None
         deadline = time.monotonic() + idle
         while (left := deadline - time.monotonic()) > 0:
             self.request.settimeout(left)
@@ -478,6 +484,14 @@ class _Connection(socketserver.StreamRequestHandler):
                 if start == -1 and (start := buffer.find(START, searched)) == -1:
                     searched = len(buffer)
                     break
+                if peer is None:
+                    header = _HEADER.match(buffer, start + 1)
+                    if header is None and len(buffer) - start <= STRANGER_BYTES:
+                        break  # no end-of-block either: it would end the header
+                    peer = self._peer()
+                    if peer.refusal is not None and peer.refusal.status != 503:
+                        self._refuse_frame(buffer, start + 1, header, peer)
+                        return
                 searched = max(searched, start + 1)
                 if (end := buffer.find(END_OF_BLOCK, searched)) == -1:
                     searched = len(buffer)
@@ -496,8 +510,9 @@ class _Connection(socketserver.StreamRequestHandler):
                 message = bytes(buffer[start + 1 : end])
                 del buffer[: end + 1 + (trailer == TRAILER)]
                 start, searched = -1, 0
-                if not self._answer(message):
+                if not self._answer(message, peer):
                     return
+                peer = None
                 deadline = time.monotonic() + idle
             # measured once the whole frames a read brought are answered: several small frames
             # sent back to back are no oversized one (only what is still unframed counts)
@@ -524,11 +539,17 @@ class _Connection(socketserver.StreamRequestHandler):
             header = _HEADER.match(buffer, start) if start else None
             if header is None and len(buffer) < STRANGER_BYTES:
                 continue
-            end = header.end() - 1 if header else len(buffer)
-            self._answer(bytes(buffer[start:end]))
-            if END_OF_BLOCK not in buffer[end:]:
-                self._drop_frame(deadline=time.monotonic() + idle)
+            self._refuse_frame(buffer, start, header, self._peer())
             return
+
+    def _refuse_frame(self, buffer: bytearray, start: int, header: re.Match[bytes] | None, peer: Peer) -> None:
+        """Answer a refused sender's frame, whose message begins at ``start``, from its header
+        (from what came, without one: see :meth:`_stranger`), and read the rest of the frame
+        and drop it: a refused message is kept nowhere, so it need not be held whole."""
+        end = header.end() - 1 if header else len(buffer)
+        self._answer(bytes(buffer[start:end]), peer)
+        if END_OF_BLOCK not in buffer[end:]:
+            self._drop_frame(deadline=time.monotonic() + self.server.services.config.mllp_idle_seconds)
 
     def _drop_frame(self, deadline: float) -> None:
         """Read and drop what is sent until the frame's end-of-block byte, the sender hangs up or
@@ -541,9 +562,10 @@ class _Connection(socketserver.StreamRequestHandler):
             if not size or END_OF_BLOCK in chunk[:size]:
                 return
 
-    def _answer(self, message: bytes) -> bool:
-        """Answer one message; False when the sender is refused and the connection ends."""
-        peer = self._peer()
+    def _answer(self, message: bytes, peer: Peer | None = None) -> bool:
+        """Answer one message from ``peer`` (looked up now if not given); False when the sender
+        is refused and the connection ends."""
+        peer = peer or self._peer()
         try:
             answer = acknowledge(self.server.services, message, peer)
         except Exception:  # noqa: BLE001 - a bug answers AR (the sender resends), never silence

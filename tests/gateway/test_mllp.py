@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.cli import main
 from gateway.ingest.quarantine import Reason
 from gateway.mllp import ack, acknowledge, error_location, failed, peer_of
 from gateway.storage import open_store
@@ -685,3 +686,24 @@ def test_a_host_that_is_no_sender_sending_no_frame_is_answered_after_a_few_kilob
         while not answer.endswith(END) and (chunk := connection.recv(65536)):
             answer += chunk
     assert "mllp.unknown-peer" in answer.decode("utf-8")
+
+
+def test_a_revoked_sender_is_answered_once_its_header_has_come(tmp_path: Path, client_key: Any) -> None:
+    """A registered address whose client is revoked is refused as a stranger is, yet its frame
+    was buffered whole first (up to ``YIYANG_MAX_BYTES``).  This frame never ends, yet its
+    header is answered before the connection's idle second runs out."""
+    url = f"sqlite:///{tmp_path / 'archive.sqlite'}"
+    add_client(url, "his-revoked", key=client_key, scope="system/*.cruds", role="hospital", organization="x")
+    assert main(["client", "revoke", "--id", "his-revoked", "--database", url]) == 0
+    child, port = start_listener(url, "127.0.0.1=his-revoked", mllp_idle_seconds="1")
+    header, _, rest = sample_messages()[0].partition(b"\r")
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            connection.sendall(START + header + b"\r" + rest[:20])
+            answer = b""
+            while not answer.endswith(END) and (chunk := connection.recv(65536)):
+                answer += chunk
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+    assert segment(answer.strip(START + END).decode("utf-8"), "MSA")[1:3] == ["AR", "HIS20261102091502"]
