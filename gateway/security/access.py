@@ -35,6 +35,7 @@ from gateway.storage.access_sql import (
     served_among,
     served_patients,
     serves,
+    targets_shown,
     visible_condition,
 )
 from gateway.storage.resources import now_instant
@@ -42,6 +43,8 @@ from gateway.storage.store import Stored, Transaction
 from mappings.engine import reference_nodes
 from profiles.registry import Registry
 
+#: the current content of the record of a type and id, None when it is absent or deleted
+Reader = Callable[[str, str], dict[str, Any] | None]
 RESTRICTED_ROLES = frozenset({"elderly-care"})
 #: people asked about one by one (:meth:`Access.serves_person`) before whom the principal
 #: serves is read in full instead.  On 3,000 people served a person's statement takes about
@@ -97,6 +100,14 @@ class PersonalData:
     through ``Composition/$document``, which is filtered like any read."""
 
     OPAQUE = frozenset({"Binary", "Bundle"})
+    #: the types whose reference parameters given here name records, not only people, and
+    #: which are shown only where every personal record they name is (:meth:`concerns_only`):
+    #: a Provenance about a resident's reading and a stranger's would tell the stranger's
+    #: reading's id.  Withholding the hidden targets instead would show an altered record
+    #: (``target`` is the activity's whole object, 1..*): an auditor sees the Provenance as
+    #: written or not at all.  A record of such a type named by one is not followed further,
+    #: and hides the one naming it
+    THROUGH: Mapping[str, tuple[str, ...]] = {"Provenance": ("target",)}
 
     def __init__(self, registry: Registry, index_rows: Callable[[dict[str, Any]], list[Any]] | None = None) -> None:
         self.compartment: dict[str, list[str]] = registry.patient_compartment
@@ -117,13 +128,20 @@ class PersonalData:
         return kind == "Patient" or kind in self.compartment or kind in self.references or kind in self.OPAQUE
 
     def concerns_only(
-        self, resource: dict[str, Any], serves: Callable[[str], bool], holder: Callable[[str], str | None]
+        self,
+        resource: dict[str, Any],
+        serves: Callable[[str], bool],
+        holder: Callable[[str], str | None],
+        read: Reader | None = None,
     ) -> bool:
         """Whether a resource (any version of it) concerns only people ``serves`` accepts: the
         rule :func:`visible_condition` applies in SQL, applied to content.  Names outside the
         search parameters (a note's author) are not counted, as the index does not hold them.
         A person named by number alone is whoever ``holder`` (the identity index, asked now)
-        says holds it; a number no one holds names someone not served."""
+        says holds it; a number no one holds names someone not served.  A type of
+        :data:`THROUGH` also needs every personal record it names to concern only them, as
+        ``read`` (the current content of a record, None if absent or deleted) finds it now;
+        without ``read`` such a record hides it."""
         kind = resource.get("resourceType", "")
         if kind in self.OPAQUE:
             return False
@@ -131,6 +149,8 @@ class PersonalData:
             return serves(resource.get("id", ""))
         naming = self.references.get(kind, ())
         rows = self.index_rows(resource)
+        if kind in self.THROUGH and not self._targets_shown(rows, self.THROUGH[kind], serves, holder, read):
+            return False
         named = {row[2] for row in rows if row[0] in naming and row[1] == "Patient"}
         # in the compartment, someone is named through its parameters (by id or by number):
         # everyone named must be served, so whoever that is, is
@@ -140,6 +160,25 @@ class PersonalData:
             return False
         keys = {row[2] for row in rows if row[0] == IDENTIFIED_PEOPLE}
         return all((person := holder(key)) is not None and serves(person) for key in keys)
+
+    def _targets_shown(
+        self,
+        rows: list[Any],
+        names: Sequence[str],
+        serves: Callable[[str], bool],
+        holder: Callable[[str], str | None],
+        read: Reader | None,
+    ) -> bool:
+        """Whether every personal record other than a Patient (whom :meth:`concerns_only`
+        judges as a person named) that ``names`` of a resource's index ``rows`` name concerns
+        only people ``serves`` accepts: the rule ``access_sql.targets_shown`` applies in SQL."""
+        for row in rows:
+            if row[0] not in names or row[1] in (None, "Patient") or not self.is_personal(row[1]):
+                continue
+            target = read(row[1], row[2]) if read is not None and row[1] not in self.THROUGH else None
+            if target is None or not self.concerns_only(target, serves, holder):
+                return False
+        return True
 
     def in_compartment_of(
         self, resource: dict[str, Any], people: Callable[[str], bool], holder: Callable[[str], str | None]
@@ -158,6 +197,16 @@ class PersonalData:
             and people(person)
             for row in self.index_rows(resource)
         )
+
+
+def current_content(tx: Transaction) -> Reader:
+    """The :data:`Reader` of what the archive holds now."""
+
+    def read(kind: str, resource_id: str) -> dict[str, Any] | None:
+        found = tx.resources.read(kind, resource_id)
+        return None if found is None or found.deleted else found.resource
+
+    return read
 
 
 def _places(row: tuple[Any, ...], compartment: Sequence[str]) -> bool:
@@ -214,7 +263,16 @@ class Access:
         if kind in self.personal.OPAQUE:
             return "1 = 0", []
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
-        return visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE)
+        found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE)
+        through = self.personal.THROUGH.get(kind)
+        if found is None or through is None:
+            return found
+        personal = self.personal
+        hidden = sorted({*personal.OPAQUE, *personal.THROUGH})
+        targets = targets_shown(
+            kind, through, served, personal.compartment, personal.references, hidden, IDENTIFIED_PEOPLE
+        )
+        return f"{found[0]} AND {targets[0]}", [*found[1], *targets[1]]
 
     def within_served(self, kinds: Iterable[str], few: bool = False) -> tuple[Sql, list[tuple[str, Sql]]] | None:
         """For a query that reaches several types at once (a chain): the served people's SQL,
@@ -253,7 +311,9 @@ class Access:
             return
         serves = self._serving(tx)
         for stored in found:
-            if stored.resource is not None and self.personal.concerns_only(stored.resource, serves, self.holder(tx)):
+            if stored.resource is not None and self.personal.concerns_only(
+                stored.resource, serves, self.holder(tx), current_content(tx)
+            ):
                 yield stored
 
     def serves_person(self, tx: Transaction, person: str) -> bool:
@@ -318,7 +378,7 @@ class Access:
         from 李建国 to 张秀英 keeps its first version, which is 李建国's."""
         if not self.restricted or stored.resource is None or stored.type == "Patient":
             return True
-        return self.personal.concerns_only(stored.resource, self._serving(tx), self.holder(tx))
+        return self.personal.concerns_only(stored.resource, self._serving(tx), self.holder(tx), current_content(tx))
 
     def unserved_people(
         self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None

@@ -17,7 +17,7 @@ counts, either way, only while it is in force: its ``provision.period`` (search 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gateway.storage.dialect import FENCE, PLANNED_PER_CALL, marks
@@ -340,3 +340,69 @@ def _in_served_compartment(
         f"AND vp.system IN ({names}))"
     )
     return f"({by_id} OR {by_number})", [*params, kind, identified, *compartment_params]
+
+
+def targets_shown(
+    kind: str,
+    names: Sequence[str],
+    served: Served,
+    compartment: Mapping[str, Sequence[str]],
+    naming: Mapping[str, Sequence[str]],
+    hidden: Sequence[str],
+    identified: str,
+) -> Sql:
+    """The condition that every personal record (other than a Patient, whom
+    :func:`visible_condition` judges as a person named) that ``resource r`` of ``kind`` names
+    through ``names`` is shown by the rule :func:`visible_condition` applies, judged from that
+    record's own index rows: in the Patient compartment of a served person (by id or by
+    number, through ``compartment``'s parameters of its type), naming no one unserved (through
+    ``naming``'s, by id, and by number as ``identified`` rows).  ``hidden``: types never shown
+    this way (opaque ones, and those judged by what they name, which are not followed
+    further).  A record absent or deleted has no rows, and hides ``r`` if its type is in the
+    compartment.  A Provenance's target: its ids tell what was done to whose records."""
+    personal = sorted({*compartment, *naming, *hidden} - {"Patient"})
+    placing = [f"{target} {name}" for target, params in compartment.items() for name in params]
+    naming_pairs = [f"{target} {name}" for target, params in naming.items() for name in params]
+    member, member_params = served("tc.value")
+    named, named_params = served("tn.value")
+    holder, holder_params = served("COALESCE(pk.person_id, '')")
+    # the rows' names listed too, so the owner index (type, id, name) finds them
+    placing_names = sorted({name for params in compartment.values() for name in params})
+    naming_names = sorted({name for params in naming.values() for name in params})
+    own = "{a}.type = vt.system AND {a}.id = vt.value"
+    in_compartment = (
+        f"(vt.system NOT IN ({marks(compartment)}) "
+        f"OR EXISTS (SELECT 1 FROM search_index tc WHERE {own.format(a='tc')} AND tc.name IN ({marks(placing_names)}) "
+        f"AND tc.system = 'Patient' AND tc.type || ' ' || tc.name IN ({marks(placing)}) AND {member}) "
+        f"OR EXISTS (SELECT 1 FROM search_index tp WHERE {own.format(a='tp')} AND tp.name = ? "
+        f"AND tp.type || ' ' || tp.system IN ({marks(placing)})))"
+    )
+    no_stranger = (
+        f"NOT EXISTS (SELECT 1 FROM search_index tn WHERE {own.format(a='tn')} AND tn.name IN ({marks(naming_names)}) "
+        f"AND tn.system = 'Patient' AND tn.type || ' ' || tn.name IN ({marks(naming_pairs)}) AND NOT ({named})) "
+        "AND NOT EXISTS (SELECT 1 FROM search_index tk LEFT JOIN person_key pk ON pk.key = tk.value "
+        f"WHERE {own.format(a='tk')} AND tk.name = ? AND NOT ({holder}))"
+    )
+    shown = f"vt.system NOT IN ({marks(hidden)}) AND {in_compartment} AND {no_stranger}"
+    sql = (
+        f"NOT EXISTS (SELECT 1 FROM search_index vt WHERE vt.type = ? AND vt.id = r.id AND vt.name IN ({marks(names)}) "
+        f"AND vt.system IN ({marks(personal)}) AND NOT ({shown}))"
+    )
+    params = [
+        kind,
+        *names,
+        *personal,
+        *hidden,
+        *compartment,
+        *placing_names,
+        *placing,
+        *member_params,
+        identified,
+        *placing,
+        *naming_names,
+        *naming_pairs,
+        *named_params,
+        identified,
+        *holder_params,
+    ]
+    return sql, params

@@ -16,7 +16,15 @@ from mappings.engine import DEFAULT_BASE, ID_NAMESPACE
 from profiles.registry import examples_dir
 from tests.conftest import TEST_ORGANIZATION, Api, Served, add_client
 from tests.gateway.test_api import entries, everything_pages, new_patient
-from tests.gateway.test_bulk_export import deletions, export, exported, lines, organisations_sent_after_renaming, stay
+from tests.gateway.test_bulk_export import (
+    deletions,
+    export,
+    exported,
+    lines,
+    organisations_sent_after_renaming,
+    provenance,
+    stay,
+)
 
 HOME = "jinshui-yiyang-center"  # 金水区医养服务中心, where 张秀英 has a home bed (in progress)
 
@@ -1119,3 +1127,28 @@ def test_the_centre_may_not_refer_to_a_hidden_record_from_a_primitives_extension
         (403, "http.forbidden-reference"),
         ["Observation.status.extension[0].valueReference.reference"],
     )
+
+
+@pytest.fixture(scope="module")
+def provenances(served: Served, api: Api, home: Api) -> dict[str, str]:
+    """Two Provenances naming 张秀英: one of her reading alone, one of 李建国's reading too."""
+    written = {
+        "own": provenance("prov-zhang", "Patient/zhang-xiuying", "Observation/bp-2026"),
+        "mixed": provenance("prov-mixed", "Patient/zhang-xiuying", "Observation/bp-li"),
+    }
+    for resource in written.values():
+        answer = api.put(f"{served.base}/Provenance/{resource['id']}", json=resource)
+        assert answer.status_code in (200, 201), answer.text
+    return {name: resource["id"] for name, resource in written.items()}
+
+
+def test_a_provenance_naming_someone_elses_record_is_not_found(served: Served, home: Api, provenances: Any) -> None:
+    """Judged by its Patient references alone, it showed the centre the id of 李建国's reading."""
+    assert home.get(f"{served.base}/Provenance/{provenances['mixed']}").status_code == 404
+
+
+def test_a_search_finds_only_the_provenances_of_the_residents_records(
+    served: Served, home: Api, provenances: Any
+) -> None:
+    bundle = home.get(f"{served.base}/Provenance", params={"patient": "zhang-xiuying"}).json()
+    assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [provenances["own"]]

@@ -26,6 +26,7 @@ from gateway.fhir.bulk_export.supporting import (
     _written_names,
 )
 from gateway.search.parameters import IDENTIFIED_PEOPLE
+from gateway.security.access import current_content
 from gateway.storage.store import Stored
 
 
@@ -61,7 +62,7 @@ def _deleted(run: _JobRun, since: str, exported: frozenset[tuple[str, str]]) -> 
         return
     served = access.served_people(tx) if access.restricted else None
     chosen = _person_ids(tx, job)
-    people, holder = _among(chosen, None), access.holder(tx)
+    people, holder, read = _among(chosen, None), access.holder(tx), current_content(tx)
     # the records of the export's people some version of a Provenance targeted, and those
     # of them it lists as deleted (Provenances are judged after every other type)
     targeted, records, gone = _targeted(run.personal, job), run.people(), set[tuple[str, str]]()
@@ -98,7 +99,7 @@ def _deleted(run: _JobRun, since: str, exported: frozenset[tuple[str, str]]) -> 
                     and run.personal.in_compartment_of(stored.resource, people, holder)
                 )
             )
-            and (served is None or run.personal.concerns_only(stored.resource, served.__contains__, holder))
+            and (served is None or run.personal.concerns_only(stored.resource, served.__contains__, holder, read))
         )
 
     # what an export without _type sent along outside the compartment and is deleted

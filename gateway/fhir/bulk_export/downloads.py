@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from gateway.security.access import Access, PersonalData
+from gateway.security.access import Access, PersonalData, Reader, current_content
 from gateway.storage.store import Store, Stored
 
 #: lines checked per reading transaction while a restricted client's file streams
@@ -36,14 +36,14 @@ def _visible_lines(store: Store, path: Path, rules: Access) -> Iterator[bytes]:
             judged = [(line, orjson.loads(line)) for line in batch]
             with store.reading() as tx:
                 current = tx.resources.read_many([(found["resourceType"], found["id"]) for _, found in judged])
-                holder = rules.holder(tx)
+                holder, read = rules.holder(tx), current_content(tx)
                 kept = [
                     line
                     for line, found in judged
                     if _still_visible(
-                        rules.personal, serves, holder, now := current.get((found["resourceType"], found["id"]))
+                        rules.personal, serves, holder, read, now := current.get((found["resourceType"], found["id"]))
                     )
-                    and (_same_version(found, now) or rules.personal.concerns_only(found, serves, holder))
+                    and (_same_version(found, now) or rules.personal.concerns_only(found, serves, holder, read))
                 ]
             yield from kept
 
@@ -57,7 +57,11 @@ def _same_version(line: dict[str, Any], current: Stored | None) -> bool:
 
 
 def _still_visible(
-    personal: PersonalData, serves: Callable[[str], bool], holder: Callable[[str], str | None], current: Stored | None
+    personal: PersonalData,
+    serves: Callable[[str], bool],
+    holder: Callable[[str], str | None],
+    read: Reader,
+    current: Stored | None,
 ) -> bool:
     """The rule of a vread, of a version that concerns only people the client serves: the
     resource is visible now, judged by the current version's content against the people read
@@ -65,5 +69,5 @@ def _still_visible(
     return (
         current is not None
         and current.resource is not None
-        and personal.concerns_only(current.resource, serves, holder)
+        and personal.concerns_only(current.resource, serves, holder, read)
     )
