@@ -78,6 +78,11 @@ class Config:
     #: token requests per second one address may make to one worker: the token endpoint is
     #: open to anyone and each request verifies a signature (or a secret's scrypt hash)
     token_rate_limit_per_second: int = 50
+    #: reverse proxies in front of the gateway whose ``X-Forwarded-For`` is believed (werkzeug's
+    #: ProxyFix): the audit trail and the token endpoint's limit per address then see the
+    #: client's address, the last this many proxies wrote.  0 believes no such header, which any
+    #: client may send: a gateway reached directly must keep it so
+    trusted_proxies: int = 0
     #: how long a worker trusts that a client is active before reading its status again; a
     #: revoked client's tokens stop working within this time (0: read on every request)
     client_status_ms: int = 1000
@@ -159,6 +164,9 @@ class Config:
             value = getattr(self, name)
             if value <= 0:
                 raise ConfigError("config.not-positive", name=f"YIYANG_{name.upper()}", value=value)
+        # no count of proxies below none: a negative one would name no hop of the header
+        if self.trusted_proxies < 0:
+            raise ConfigError("config.negative", name="YIYANG_TRUSTED_PROXIES", value=self.trusted_proxies)
 
     @property
     def store_connections(self) -> int:

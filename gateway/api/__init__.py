@@ -21,6 +21,7 @@ from werkzeug.exceptions import (
     NotFound,
     RequestEntityTooLarge,
 )
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Request
 
@@ -120,6 +121,11 @@ def build_app(services: Services, *, secure: bool = True) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)
     app.register_error_handler(Exception, _internal_error)
+    proxies = services.config.trusted_proxies
+    if proxies:
+        # outermost, so every hook and layer reads the client's address as ``remote_addr``;
+        # only the address: links are written from YIYANG_PUBLIC_BASE, never from headers
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=0, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
     return app
 
 

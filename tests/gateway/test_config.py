@@ -83,3 +83,9 @@ def test_a_stop_grace_of_none_is_refused() -> None:
     """0 would kill every request in flight at a stop, not let them finish."""
     with pytest.raises(ConfigError, match="YIYANG_GRACEFUL_TIMEOUT must be a positive whole number"):
         Config.load({"YIYANG_GRACEFUL_TIMEOUT": "0"})
+
+
+def test_a_negative_count_of_trusted_proxies_is_refused() -> None:
+    """It would name no hop of X-Forwarded-For: a misreading, not "trust none"."""
+    with pytest.raises(ConfigError, match="YIYANG_TRUSTED_PROXIES must be zero or a positive whole number"):
+        Config.load({"YIYANG_TRUSTED_PROXIES": "-1"})
