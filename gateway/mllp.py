@@ -11,7 +11,9 @@ spec takes, or its header says it is not for this archive (a version, processing
 character set the reader refuses) — it is quarantined too: nothing sent to the gateway is lost.
 If the store cannot commit, the answer is AR with "store busy" (0357 code 206) and nothing was
 kept, so the sender's retry is safe.  A message sent again after a lost ACK is recognised by
-the ingest ledger and acknowledged AA without being written twice.
+the ingest ledger and acknowledged AA without being written twice.  A message asking for
+enhanced-mode acknowledgments (MSH-15, MSH-16) is answered with the accept ACK (CA, CE, CR)
+and then the application ACK, each as its condition asks (:func:`replies`).
 
 MLLP carries no credentials, so a sender is known by its address: ``YIYANG_MLLP_PEERS`` (or
 ``yiyang mllp --peer ADDRESS=CLIENT``) registers each interface engine's address as a client
@@ -100,6 +102,17 @@ log = logging.getLogger("yiyang.mllp")
 
 #: the HTTP status an AuditEvent records for each answer (its outcome follows from it)
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
+#: HL7 table 0155, when an enhanced-mode acknowledgment is sent (MSH-15 for the accept ACK,
+#: MSH-16 for the application ACK), by whether it reports success: AL always, NE never, ER on
+#: an error or rejection only, SU on success only.  An empty or unknown condition beside a
+#: valued other one is read as AL: an ACK the sender did not want costs it nothing, one it
+#: waits for and never gets holds its queue
+SENT_WHEN = {"AL": (True, False), "NE": (), "ER": (False,), "SU": (True,)}
+#: the statuses of answers about messages that were not committed to the store (a store that
+#: cannot commit, a failure of the gateway's, a frame over the size limit): commit error, CE,
+#: in enhanced mode, for the sender to resend; any other refusal is a commit reject, CR (the
+#: message's header or its sender is not acceptable, HL7 v2.5 §2.9.3.1)
+NOT_COMMITTED = frozenset({413, 500, 503})
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,8 @@ class Answer:
     kind: str
     reason: str | None = None
     written: list[tuple[str, str]] = field(default_factory=list)
+    #: the header fields the ACK answers (whether it asks for enhanced mode: :func:`replies`)
+    header: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _stranger(address: str) -> FhirError:
@@ -182,20 +197,51 @@ def acknowledge(services: Services, message: bytes, peer: Peer) -> Answer:
     # of them now, not only once the message lands (HL7 v2.5 ERR-4: W beside E in one ACK)
     if UNPARSEABLE in fields or refused or any(_condition(r).startswith(REJECTING) for r in outcome.reasons):
         answer = ack(fields, "AR", outcome.reasons, views=views, warnings=outcome.omitted)
-        return Answer(answer, "AR", STATUS["AR"], kind, first)
+        return Answer(answer, "AR", STATUS["AR"], kind, first, header=fields)
     if outcome.reasons:
         answer = ack(fields, "AE", outcome.reasons, views=views, warnings=outcome.omitted)
-        return Answer(answer, "AE", STATUS["AE"], kind, first)
+        return Answer(answer, "AE", STATUS["AE"], kind, first, header=fields)
     # the stay landed, so no resend; the quarantined parts and the codes left out are warnings
     answer = ack(fields, "AA", [], views=views, warnings=[*outcome.parts, *outcome.omitted])
-    return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written))
+    return Answer(answer, "AA", STATUS["AA"], kind, written=list(outcome.written), header=fields)
+
+
+def replies(answer: Answer) -> list[bytes]:
+    """The ACKs sent for the message ``answer`` answers, in their order: its ACK
+    alone in original mode (MSH-15 and MSH-16 both empty).  In enhanced mode (HL7 v2.5
+    §2.9.3) the message is persisted before anything is sent, so both ACKs are known at once
+    and sent on its connection, each if its condition (:data:`SENT_WHEN`) asks for it: the
+    accept ACK, CA for a message committed (landed or quarantined for its content), else CE
+    or CR with the refusal's ERR segments (:data:`NOT_COMMITTED`); then, for a committed
+    message only, the application ACK, ``answer``'s AA or AE."""
+    fields = answer.header
+    accept, application = (_text(fields.get(name)).upper() for name in ("MSH-15", "MSH-16"))
+    if not accept and not application:
+        return [answer.ack]
+    if answer.code not in ("AA", "AE") or answer.status in NOT_COMMITTED:
+        refused = _recoded(answer.ack, "CE" if answer.status in NOT_COMMITTED else "CR")
+        return [refused] if False in SENT_WHEN.get(accept, (False,)) else []
+    sent = [ack(dict(fields), "CA", [])] if True in SENT_WHEN.get(accept, (True,)) else []
+    if (answer.code == "AA") in SENT_WHEN.get(application, (True, False)):
+        sent.append(answer.ack)
+    return sent
+
+
+def _recoded(acknowledgment: bytes, code: str) -> bytes:
+    """An ACK with its MSA-1 (acknowledgment code) replaced by ``code``."""
+    segments = acknowledgment.split(b"\r")
+    for i, part in enumerate(segments):
+        if part.startswith(b"MSA|"):
+            fields = part.split(b"|")
+            segments[i] = b"|".join([fields[0], code.encode(), *fields[2:]])
+    return b"\r".join(segments)
 
 
 def _rejected(fields: dict[str, Any], kind: str, refusal: FhirError) -> Answer:
     """The AR of a message refused for who sent it or for the store, not for its content: the
     refusal's words in its ERR, its status and message id for the audit trail."""
     reason = Reason(refusal.message_id, worded(refusal.message_id, refusal.params))
-    return Answer(ack(fields, "AR", [reason]), "AR", refusal.status, kind, refusal.message_id)
+    return Answer(ack(fields, "AR", [reason]), "AR", refusal.status, kind, refusal.message_id, header=fields)
 
 
 def _refusals(message: bytes, fields: dict[str, Any], specs: Iterable[Spec]) -> list[Reason]:
@@ -365,7 +411,7 @@ def failed(message: bytes, incident: str) -> Answer:
     resends it, still answering its control id and sender from its header as written."""
     fields = _raw_header(message)
     reason = Reason("http.internal", worded("http.internal", {"incident": incident}))
-    return Answer(ack(fields, "AR", [reason]), "AR", 500, message_kind(fields), "http.internal")
+    return Answer(ack(fields, "AR", [reason]), "AR", 500, message_kind(fields), "http.internal", header=fields)
 
 
 def _raw_header(message: bytes) -> dict[str, str]:
@@ -377,7 +423,7 @@ def _raw_header(message: bytes) -> dict[str, str]:
     parts = header.split(header[3])
     component = header[4]
     plain = _unescaper(header[3], parts[1])
-    found = {f"MSH-{n + 1}": plain(parts[n]) for n in (2, 3, 4, 5, 9, 10, 11) if n < len(parts) and parts[n]}
+    found = {f"MSH-{n + 1}": plain(parts[n]) for n in (2, 3, 4, 5, 9, 10, 11, 14, 15) if n < len(parts) and parts[n]}
     for n in (2, 3, 4, 5, 8, 10, 11):  # the composites, by component (see _composite)
         if n < len(parts):
             values = enumerate(parts[n].split(component), 1)
@@ -576,7 +622,8 @@ class _Connection(socketserver.StreamRequestHandler):
         # message it left in the archive must still have its AuditEvent
         audited(self.server.trail, peer, answer)
         self.request.settimeout(self.server.services.config.mllp_idle_seconds)  # for the ACK's send
-        self.wfile.write(START + answer.ack + END)
+        for reply in replies(answer):
+            self.wfile.write(START + reply + END)
         return peer.refusal is None or peer.refusal.status == 503  # a busy store is worth a resend
 
     def _peer(self) -> Peer:
@@ -601,9 +648,11 @@ class _Connection(socketserver.StreamRequestHandler):
         start = buffer.find(START)
         fields = _raw_header(buffer[start + 1 :]) if start != -1 else {}
         reason = Reason("http.too-large", worded("http.too-large", {"size": len(buffer), "limit": limit}))
-        answer = Answer(ack(fields, "AR", [reason]), "AR", 413, message_kind(fields), "http.too-large")
+        kind = message_kind(fields)
+        answer = Answer(ack(fields, "AR", [reason]), "AR", 413, kind, "http.too-large", header=fields)
         audited(self.server.trail, peer_of(self.server.services, self.server.peers, self.client_address[0]), answer)
-        self.wfile.write(START + answer.ack + END)
+        for reply in replies(answer):
+            self.wfile.write(START + reply + END)
 
 
 class MllpServer(socketserver.ThreadingTCPServer):

@@ -707,3 +707,45 @@ def test_a_revoked_sender_is_answered_once_its_header_has_come(tmp_path: Path, c
         child.terminate()
         child.wait(timeout=30)
     assert segment(answer.strip(START + END).decode("utf-8"), "MSA")[1:3] == ["AR", "HIS20261102091502"]
+
+
+def enhanced(message: bytes, accept: bytes, application: bytes) -> bytes:
+    """The message asking for enhanced-mode acknowledgments (MSH-15, MSH-16)."""
+    return reheaded(reheaded(message, 15, accept), 16, application)
+
+
+def test_an_accept_ack_is_sent_when_msh_15_asks_for_one(listener: tuple[int, str]) -> None:
+    """HL7 v2.5 §2.9.3: a commit accept, CA, once the message is safe in the store; MSH-16 NE
+    asks for no application ACK.  Original mode answered AA whatever the sender asked."""
+    message = enhanced(reheaded(sample_messages()[0], 10, b"ENHANCED-1"), b"AL", b"NE")
+    after = reheaded(sample_messages()[0], 10, b"ENHANCED-1B")  # original mode: its AA follows
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
+        connection.sendall(START + message + END + START + after + END)
+        assert acknowledgements(connection, 2) == ["CA", "AA"]
+
+
+def test_an_application_ack_follows_the_accept_ack_when_msh_16_asks(listener: tuple[int, str]) -> None:
+    message = enhanced(reheaded(sample_messages()[0], 10, b"ENHANCED-2"), b"AL", b"AL")
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
+        connection.sendall(START + message + END)
+        assert acknowledgements(connection, 2) == ["CA", "AA"]
+
+
+def test_no_ack_is_sent_for_a_message_whose_conditions_ask_for_none(listener: tuple[int, str]) -> None:
+    """Accept ACK on errors only, application ACK on errors only, and the message lands: the
+    next reply on the connection is the ACK of the next message (original mode, its own id)."""
+    quiet = enhanced(reheaded(sample_messages()[0], 10, b"ENHANCED-3"), b"ER", b"ER")
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
+        connection.sendall(START + quiet + END + START + reheaded(sample_messages()[0], 10, b"ENHANCED-4") + END)
+        answer = b""
+        while not answer.endswith(END) and (chunk := connection.recv(65536)):
+            answer += chunk
+    assert segment(answer.strip(START + END).decode("utf-8"), "MSA")[1:3] == ["AA", "ENHANCED-4"]
+
+
+def test_a_message_of_an_unsupported_version_is_a_commit_reject_in_enhanced_mode(listener: tuple[int, str]) -> None:
+    """CR (§2.9.3.1: MSH-12 not acceptable), with the reason's ERR, and no application ACK."""
+    message = enhanced(reheaded(sample_messages()[2], 12, b"9.9"), b"ER", b"AL")
+    with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
+        connection.sendall(START + message + END + START + reheaded(sample_messages()[0], 10, b"ENHANCED-5") + END)
+        assert acknowledgements(connection, 2) == ["CR", "AA"]
