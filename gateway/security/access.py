@@ -102,12 +102,12 @@ class PersonalData:
     OPAQUE = frozenset({"Binary", "Bundle"})
     #: the types whose reference parameters given here name records, not only people, and
     #: which are shown only where every personal record they name is (:meth:`concerns_only`):
-    #: a Provenance about a resident's reading and a stranger's would tell the stranger's
-    #: reading's id.  Withholding the hidden targets instead would show an altered record
+    #: a Provenance about a resident's reading and a stranger's (its target), or drawing on
+    #: the stranger's (its entity), would tell the stranger's reading's id.  Withholding the hidden targets instead would show an altered record
     #: (``target`` is the activity's whole object, 1..*): an auditor sees the Provenance as
     #: written or not at all.  A record of such a type named by one is not followed further,
     #: and hides the one naming it
-    THROUGH: Mapping[str, tuple[str, ...]] = {"Provenance": ("target",)}
+    THROUGH: Mapping[str, tuple[str, ...]] = {"Provenance": ("target", "entity")}
 
     def __init__(self, registry: Registry, index_rows: Callable[[dict[str, Any]], list[Any]] | None = None) -> None:
         self.compartment: dict[str, list[str]] = registry.patient_compartment

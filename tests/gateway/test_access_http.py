@@ -1131,15 +1131,25 @@ def test_the_centre_may_not_refer_to_a_hidden_record_from_a_primitives_extension
 
 @pytest.fixture(scope="module")
 def provenances(served: Served, api: Api, home: Api) -> dict[str, str]:
-    """Two Provenances naming 张秀英: one of her reading alone, one of 李建国's reading too."""
+    """Provenances naming 张秀英: one of her reading alone, one of 李建国's reading too, one of
+    hers drawing on his."""
     written = {
         "own": provenance("prov-zhang", "Patient/zhang-xiuying", "Observation/bp-2026"),
         "mixed": provenance("prov-mixed", "Patient/zhang-xiuying", "Observation/bp-li"),
+        "drawn": {
+            **provenance("prov-drawn", "Patient/zhang-xiuying", "Observation/bp-2026"),
+            "entity": [{"role": "source", "what": {"reference": "Observation/bp-li"}}],
+        },
     }
     for resource in written.values():
         answer = api.put(f"{served.base}/Provenance/{resource['id']}", json=resource)
         assert answer.status_code in (200, 201), answer.text
     return {name: resource["id"] for name, resource in written.items()}
+
+
+def test_a_provenance_drawing_on_someone_elses_record_is_not_found(served: Served, home: Api, provenances: Any) -> None:
+    """Its ``entity`` (what the activity drew on) names a record as its target does."""
+    assert home.get(f"{served.base}/Provenance/{provenances['drawn']}").status_code == 404
 
 
 def test_a_provenance_naming_someone_elses_record_is_not_found(served: Served, home: Api, provenances: Any) -> None:
