@@ -483,7 +483,8 @@ class Bundles:
             ids = [resource_id for kind, resource_id in changing if kind == entry.kind]
             for start in range(0, len(ids), ID_BATCH):
                 criteria = f"{entry.criteria.lstrip('?')}&_id={','.join(ids[start : start + ID_BATCH])}"
-                for match in self.searcher.matching(tx, entry.kind, criteria, self.repository.access(), count=1):
+                access = self.repository.access()
+                for match in self.searcher.matching(tx, entry.kind, criteria, access, count=1, where=entry.path):
                     other = changing[(entry.kind, match.id)]
                     reference = f"{entry.kind}/{match.id}"
                     detail = Worded("bundle.same-resource", first=other.path, second=entry.path, reference=reference)
@@ -512,7 +513,7 @@ class Bundles:
                 for entry, node in pending:
                     reference = node["reference"]
                     if reference not in resolved:
-                        resolved[reference] = self._reference_target(tx, entry, reference)
+                        resolved[reference] = self._reference_target(tx, reference, entry.references.where(node))
                 raise _Provisional
         except _Provisional:
             pass
@@ -557,14 +558,15 @@ class Bundles:
         except _Provisional:
             pass
 
-    def _reference_target(self, tx: Transaction, entry: Entry, reference: str) -> str:
+    def _reference_target(self, tx: Transaction, reference: str, where: str) -> str:
+        """The one resource a conditional reference selects, refused at the reference (``where``)."""
         kind, _, criteria = reference.partition("?")
-        found = self.searcher.matching(tx, kind, criteria, self.repository.access())
+        found = self.searcher.matching(tx, kind, criteria, self.repository.access(), where=where)
         if len(found) != 1:
             raise FhirError(
                 412 if found else 400,
                 "http.bad-reference",
-                f"{entry.path}.resource",
+                where,
                 reference=reference,
                 detail=Worded("reference.match-count", count=len(found)),
             )

@@ -838,7 +838,7 @@ class Repository:
             gone = self.delete_in(tx, kind, found.id, if_match)
             return [gone] if gone is not None else []
         rules, deleted = self.access(), []
-        while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND):
+        while found := self.searcher.matching(tx, kind, criteria, rules, count=DELETE_ROUND, where=where):
             before = len(deleted)
             for match in found:
                 current = held_row(tx, match.type, match.id)
@@ -902,11 +902,12 @@ class Repository:
             elif tx.resources.read(kind, resource_id, for_update=True) is None:
                 tx.lock(_creating(kind, resource_id))
 
-    def matching(self, tx: Transaction, kind: str, criteria: str) -> list[Stored]:
-        """The resources (of those the principal may see) a condition selects.  A Patient
-        merged away is none of them: it keeps its identifiers, but the person is its
-        survivor's now (Patient/$merge), which the same identifiers find."""
-        found = self.searcher.matching(tx, kind, criteria, self.access())
+    def matching(self, tx: Transaction, kind: str, criteria: str, where: str | None = None) -> list[Stored]:
+        """The resources (of those the principal may see) a condition selects (criteria that
+        select nothing in particular refused at ``where``).  A Patient merged away is none of
+        them: it keeps its identifiers, but the person is its survivor's now (Patient/$merge),
+        which the same identifiers find."""
+        found = self.searcher.matching(tx, kind, criteria, self.access(), where=where)
         if kind == "Patient":
             found = [match for match in found if replaced_by(match.resource or {}) is None]
         return found
@@ -914,7 +915,7 @@ class Repository:
     def only_match(self, tx: Transaction, kind: str, criteria: str, where: str | None = None) -> Stored | None:
         """The one resource (of those the principal may see) a condition selects; None when
         there is none, 412 when there are several (located at ``where``, a Bundle entry's)."""
-        found = self.matching(tx, kind, criteria)
+        found = self.matching(tx, kind, criteria, where)
         if len(found) > 1:
             raise FhirError(412, "http.multiple-matches", where, condition=criteria)
         return found[0] if found else None

@@ -180,21 +180,30 @@ class Searcher:
         return SearchResult(query, page.matches, included, page.total, after=_last(page.keys))
 
     def matching(
-        self, tx: Transaction, kind: str, criteria: str, access: Access | None = None, count: int = 2
+        self,
+        tx: Transaction,
+        kind: str,
+        criteria: str,
+        access: Access | None = None,
+        count: int = 2,
+        where: str | None = None,
     ) -> list[Stored]:
         """The resources a conditional interaction's criteria (a query string) select, among
         those ``access`` lets the principal see; ``count`` at most are fetched (two by
         default, as a conditional create or update needs only "none, one or many").  Criteria
         that select nothing in particular (``_count=1``, ``code=``, ``_sort=_id``) are refused:
-        they would match every resource of the type, and a conditional delete delete them all."""
+        they would match every resource of the type, and a conditional delete delete them all.
+        Refused at ``where``, where the criteria are written (a Bundle entry's ``request.url``,
+        ``ifNoneExist`` or conditional reference: of hundreds of entries, the one to mend), or
+        else a paging parameter at its name, as any refused query parameter is."""
         pairs = query_pairs(criteria.lstrip("?"))
         if paging := sorted({name for name, _ in pairs} & PAGING):
             # a conditional interaction acts on every match: a delete of "the page at _offset=5"
             # deleted them all
-            raise FhirError(400, "http.conditional-paging", parameter=", ".join(paging))
+            raise FhirError(400, "http.conditional-paging", where or paging[0], parameter=", ".join(paging))
         query = self.parse(kind, pairs)
         if not query.criteria:
-            raise FhirError(400, "http.conditional-needs-criteria")
+            raise FhirError(400, "http.conditional-needs-criteria", where)
         query = _chains_within(tx, query, access)
         restriction = _restriction(tx, query, access)
         return tx.resources.search(replace(query, count=count), False, restriction)[0]

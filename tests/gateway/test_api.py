@@ -469,6 +469,16 @@ def test_a_blank_if_none_exist_is_refused_not_ignored(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.conditional-needs-criteria")
 
 
+def test_a_paging_parameter_in_a_condition_is_refused_at_its_name(api: Api) -> None:
+    """As any refused query parameter is: the refusal located nothing."""
+    answer = api.post(
+        f"{api.base}/Patient",
+        data=json.dumps(new_patient()),
+        headers={**FHIR_JSON, "If-None-Exist": "gender=male&_count=1"},
+    )
+    assert answer.json()["issue"][0].get("expression") == ["_count"]
+
+
 def test_a_conditional_delete_removes_the_match(api: Api) -> None:
     first = created(api, new_patient())
     api.delete(f"{api.base}/Patient?identifier={ID_CARD}|{id_card(first)}", timeout=60)

@@ -1135,6 +1135,27 @@ def test_a_blank_if_none_exist_entry_is_refused_not_a_plain_create(made: Service
     )
 
 
+@pytest.mark.parametrize(
+    ("entries", "where"),
+    [
+        ([post(basic("paged"), f"identifier={SYSTEM}|paged&_count=1")], "Bundle.entry[0].request.ifNoneExist"),
+        ([put("Basic?identifier=", basic("blank"))], "Bundle.entry[0].request.url"),
+        ([patch("Basic?_sort=_id", [])], "Bundle.entry[0].request.url"),
+        (
+            [post(basic("linked", subject={"reference": "Basic?_count=1"}))],
+            "Bundle.entry[0].resource.subject.reference",
+        ),
+        ([post(basic("kept")), asked("DELETE", f"Basic?identifier={SYSTEM}|kept&_offset=1")], "Bundle.entry[1]"),
+    ],
+)
+def test_criteria_that_select_nothing_in_particular_are_refused_where_they_are_written(
+    made: Services, entries: list[dict[str, Any]], where: str
+) -> None:
+    """Refused while the Bundle's conditions were resolved, they were located nowhere: in a
+    Bundle of hundreds of entries, nothing said which entry's criteria to mend."""
+    assert refusal(made, bundle(*entries)).expression == where
+
+
 def test_an_unknown_method_is_refused_naming_the_codes_of_r4s_http_verb_value_set(made: Services) -> None:
     """The codes come from the registry's copy of the ValueSet, in its order, not a second list."""
     verbs = made.validator.registry.base_valuesets["http://hl7.org/fhir/ValueSet/http-verb"] or []
