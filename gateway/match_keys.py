@@ -26,6 +26,17 @@ STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-r
 DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 
 
+def as_keyed(system: str | None, value: str) -> str:
+    """An identifier's value as the keys read it: a national identity document's number
+    upper-cased (a 身份证号's check character X is written x as often, one person either way),
+    any other number as written.  The search index and its queries read it so too: a
+    conditional create by ``…10011.1.3|…x`` found no one, and the keys then refused its
+    create as the holder's second record."""
+    if system and (system in ID_CARD_SYSTEMS or system.endswith(tuple(STRONG_SUFFIXES))):
+        return value.upper()
+    return value
+
+
 def match_keys(patient: dict[str, Any]) -> list[str]:
     """Keys in order of trust: the national identity documents (身份证号, 居住证号, 永居证号),
     then the record numbers: 医保人员编号, 健康档案编号 and a hospital's HIS 患者ID.  A number

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.stored_references import References
+from gateway.match_keys import as_keyed
 from gateway.search.parameters import (
     BY_IDENTIFIER,
     IDENTIFIED_PEOPLE,
@@ -169,7 +170,8 @@ def _token(value: Any) -> Iterator[Cells]:
         elif "code" in value:  # Coding
             yield value.get("system"), value["code"], None, None, None
         elif "value" in value:  # Identifier, ContactPoint
-            yield value.get("system"), str(value["value"]), None, None, None
+            system = value.get("system")
+            yield system, as_keyed(system, str(value["value"])), None, None, None
 
 
 def _string(value: Any) -> Iterator[Cells]:

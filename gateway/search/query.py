@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateway import messages
+from gateway.match_keys import as_keyed
 from gateway.search import cursor
 from gateway.search.cursor import Value
 from gateway.search.elements import unknown_element
@@ -558,7 +559,7 @@ def _token_value(text: str, _target: str | None) -> SearchValue:
         raise ValueError("more than one '|'")
     if parts == ["", ""]:  # neither a system nor a code: it selects nothing in particular
         raise ValueError("a bare '|'")
-    return SearchValue(system=parts[0], code=parts[1] or None)
+    return SearchValue(system=parts[0], code=as_keyed(parts[0], parts[1]) or None)
 
 
 def _reference_value(text: str, target: str | None) -> SearchValue:

@@ -469,6 +469,19 @@ def test_a_blank_if_none_exist_is_refused_not_ignored(api: Api) -> None:
     assert (answer.status_code, message_ids(answer)[0]) == (400, "http.conditional-needs-criteria")
 
 
+def test_a_conditional_create_finds_the_holder_of_an_id_card_number_spelt_with_a_lowercase_x(api: Api) -> None:
+    """A 身份证号's check character X is written x as often: one person to the identity keys,
+    which answered the conditional create 409 http.duplicate-person (use a conditional
+    create, it said), while the search it made had found no one."""
+    holder = synthetic_patient(random.Random(9001), 9001)  # 身份证号 41010219430715725X
+    holder.pop("id")
+    first = created(api, holder)
+    lowercase = id_card(holder).lower()
+    again = json.loads(json.dumps(holder).replace(id_card(holder), lowercase))
+    answer = post(api, "Patient", again, **{"If-None-Exist": f"identifier={ID_CARD}|{lowercase}"})
+    assert (answer.status_code, answer.json().get("id")) == (200, first["id"])
+
+
 def test_a_paging_parameter_in_a_condition_is_refused_at_its_name(api: Api) -> None:
     """As any refused query parameter is: the refusal located nothing."""
     answer = api.post(
