@@ -123,6 +123,10 @@ class Config:
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365
+    #: the most failing exchanges one ``/reports`` request may list (its ``limit``): each is
+    #: read whole, its verdicts and up to 10,000 issues, so a limit of millions ran a worker
+    #: out of memory; a larger one is refused (400), ``yiyang report --limit`` is not bounded
+    report_max_limit: int = 10_000
     # -- indicators (gateway/measures/) -------------------------------------------------------
     #: the resident population CSV that $evaluate-measure divides by (empty: rates over the
     #: resident population are answered without a denominator, and say so)
@@ -159,6 +163,7 @@ class Config:
             "worker_timeout",
             "graceful_timeout",
             "sqlite_busy_timeout_seconds",
+            "report_max_limit",
         )
         for name in positive:
             value = getattr(self, name)

@@ -145,6 +145,9 @@ def _query(asked: dict[str, str]) -> ReportQuery:
     limit = asked.get("limit", str(DEFAULT_LIMIT))
     if not ascii_digits(limit) or len(limit) > 7:
         raise FhirError(400, "http.not-a-count", "limit", name="limit", value=limit)
+    most = services().config.report_max_limit
+    if int(limit) > most:  # each exchange listed is read whole: a bound on a worker's memory
+        raise FhirError(400, "http.report-limit-too-large", "limit", value=int(limit), limit=most)
     source = asked.get("source")
     if source is not None and source not in REPORT_SOURCES:
         raise unsupported_value("source", source, REPORT_SOURCES)

@@ -48,6 +48,7 @@ NEW_IDS = (
     "http.profile-parameter-without-url",
     "http.validate-delete-needs-instance",
     "http.request-refused",
+    "http.report-limit-too-large",
 )
 #: the words the English details were made of: none may reach a Chinese answer
 ENGLISH_DETAIL = re.compile(
@@ -90,6 +91,7 @@ REFUSALS = {
     "reports-lang": (Asked("GET", "/reports?lang=fr"), "http.unsupported-value"),
     "history-count": (Asked("GET", "Patient/_history?_count=many"), "http.not-a-count"),
     "reports-limit": (Asked("GET", "/reports?limit=many"), "http.not-a-count"),
+    "reports-limit-max": (Asked("GET", "/reports?limit=10001"), "http.report-limit-too-large"),
     "history-since": (Asked("GET", "Patient/_history?_since=2026-12-01"), "http.not-a-date"),
     "reports-day": (Asked("GET", "/reports?since=2026-02-30"), "http.not-a-date"),
     "reports-repeated": (Asked("GET", "/reports?limit=1&limit=2"), "http.repeated-parameter"),
@@ -241,6 +243,7 @@ def test_a_report_type_refusal_names_the_codes_the_definition_binds(client: Flas
         ("history-since", "_since"),
         ("read-summary", "_summary"),
         ("reports-repeated", "limit"),
+        ("reports-limit-max", "limit"),
     ],
 )
 def test_a_refused_query_parameter_is_located_at_its_name(
