@@ -130,8 +130,12 @@ class ReportQuery:
         return found
 
 
-def build_report(store: _Readable, query: ReportQuery, lang: str, generated: str | None = None) -> Report:
-    """The auditors' report over the exchanges ``query`` covers."""
+def build_report(
+    store: _Readable, query: ReportQuery, lang: str, generated: str | None = None, findings: bool = True
+) -> Report:
+    """The auditors' report over the exchanges ``query`` covers.  Without ``findings`` the
+    failing exchanges hold how many issues each recorded, not their verdicts and issues: what
+    a page linking to each exchange's own shows, read in a few rows rather than millions."""
     scope = query.filter
     zh = lang == "zh-CN"
     # one snapshot for every figure: on PostgreSQL a plain reading lets each statement see the
@@ -146,7 +150,7 @@ def build_report(store: _Readable, query: ReportQuery, lang: str, generated: str
         ]
         locations = [LocationCount(*row) for row in table.location_counts(scope)]
         rows, total = table.failing(scope, query.limit)
-        failing = details(table, rows, lang)
+        failing = details(table, rows, lang) if findings else counted(table, rows)
         purged = table.purged_before()
     facts = Facts(counts, profiles, rules, locations, failing, total)
     # a period reaching back before a purge is not a quiet one: its start is no longer on record
@@ -172,6 +176,12 @@ def china_time(instant: str) -> str:
     return moment.astimezone(CHINA).isoformat(timespec="seconds")
 
 
+def counted(table: Any, rows: Sequence[Sequence[Any]]) -> list[ExchangeDetail]:
+    """Exchange rows (``exchange_tables.COLUMNS``) with how many issues each recorded."""
+    counts = table.issue_counts(int(row[0]) for row in rows)
+    return [_exchange(row, (), (), counts.get(int(row[0]), 0)) for row in rows]
+
+
 def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[ExchangeDetail]:
     """Exchange rows (``exchange_tables.COLUMNS``) with their verdicts and issues."""
     ids = [int(row[0]) for row in rows]
@@ -189,28 +199,33 @@ def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[Exchan
         words = zh_text if lang == "zh-CN" else en_text
         own = verdict if verdict != judged[exchange_id] else ""  # a batch entry's refusal
         findings.setdefault(exchange_id, []).append(Finding(severity, rule, location, words, subject, own))
-    found = []
-    for row in rows:
-        (exchange_id, recorded, day, client, organization, source, channel, interaction, status, verdict) = row[:10]
-        resource_types, resources, errors, warnings = row[10:14]
-        found.append(
-            ExchangeDetail(
-                id=str(exchange_id),
-                recorded=china_time(recorded),
-                day=day,
-                client=client,
-                organization=organization,
-                source=source,
-                channel=channel,
-                interaction=interaction,
-                status=status,
-                verdict=verdict,
-                resource_types=tuple(resource_types.split()),
-                resources=int(resources),
-                errors=int(errors),
-                warnings=int(warnings),
-                verdicts=tuple(verdicts.get(int(exchange_id), ())),
-                findings=tuple(findings.get(int(exchange_id), ())),
-            )
-        )
-    return found
+    return [_exchange(row, verdicts.get(int(row[0]), ()), findings.get(int(row[0]), ()), None) for row in rows]
+
+
+def _exchange(
+    row: Sequence[Any],
+    verdicts: Sequence[ResourceVerdict],
+    findings: Sequence[Finding],
+    findings_counted: int | None,
+) -> ExchangeDetail:
+    (exchange_id, recorded, day, client, organization, source, channel, interaction, status, verdict) = row[:10]
+    resource_types, resources, errors, warnings = row[10:14]
+    return ExchangeDetail(
+        id=str(exchange_id),
+        recorded=china_time(recorded),
+        day=day,
+        client=client,
+        organization=organization,
+        source=source,
+        channel=channel,
+        interaction=interaction,
+        status=status,
+        verdict=verdict,
+        resource_types=tuple(resource_types.split()),
+        resources=int(resources),
+        errors=int(errors),
+        warnings=int(warnings),
+        verdicts=tuple(verdicts),
+        findings=tuple(findings),
+        findings_counted=findings_counted,
+    )

@@ -298,7 +298,13 @@ def charted_rules(section: Section) -> list[Result]:
 def _failing(exchange: ExchangeDetail) -> Result:
     label = f"#{exchange.id} {exchange.client} {exchange.interaction}"
     return Result(
-        exchange.id, label, exchange.verdict, note=exchange.recorded, findings=exchange.findings, link=exchange.id
+        exchange.id,
+        label,
+        exchange.verdict,
+        note=exchange.recorded,
+        findings=exchange.findings,
+        link=exchange.id,
+        findings_counted=exchange.findings_counted,
     )
 
 

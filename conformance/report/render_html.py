@@ -251,7 +251,7 @@ def _results_table(section: Section, words: Wording, link: Link) -> str:
     results = section.results
     counted = any(r.counts is not None for r in results)
     ruled = any(r.occurrences is not None for r in results)
-    found = any(r.findings for r in results)
+    found = any(r.finding_count for r in results)
     header = [words(section.label_title)]
     if section.note_title:
         header.append(words(section.note_title))
@@ -296,7 +296,7 @@ def _results_table(section: Section, words: Wording, link: Link) -> str:
 
 def _findings_cell(result: Result, words: Wording) -> str:
     if result.link is not None:  # the exchange's own page lists them
-        return escape(words("report.findings-count", {"count": len(result.findings)}))
+        return escape(words("report.findings-count", {"count": result.finding_count}))
     items = [_finding_item(f, words) for f in result.findings[:CELL_FINDINGS]]
     more = len(result.findings) - CELL_FINDINGS
     if more > 0:

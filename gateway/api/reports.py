@@ -91,7 +91,10 @@ def page() -> Response:
     if query.organization is not None and not recorded_for(store, query.organization):
         raise FhirError(400, "http.report-unknown-org", "org", org=query.organization)
     exchange_log().flush()  # this worker's latest exchanges count at once
-    report = build_report(store, query, lang)
+    # the page shows how many issues each failing exchange has, linking to its own page: read
+    # the issues only for a format that lists them
+    listed = fmt in ("json", "junit", "xlsx") or (fmt == "csv" and table == "failing")
+    report = build_report(store, query, lang, findings=listed)
     kept = {k: v for k, v in asked.items() if k == "lang"}
 
     def link(exchange_id: str) -> str:

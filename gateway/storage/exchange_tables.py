@@ -235,15 +235,19 @@ class Exchanges:
             ids,
         )
 
-    def _children(self, columns: str, table: str, ids: Iterable[int]) -> list[Any]:
+    def issue_counts(self, ids: Iterable[int]) -> dict[int, int]:
+        """How many issues each of the given exchanges recorded (those with none left out)."""
+        rows = self._children("exchange_id, COUNT(*)", "exchange_issue", ids, "GROUP BY exchange_id")
+        return {int(exchange_id): int(count) for exchange_id, count in rows}
+
+    def _children(
+        self, columns: str, table: str, ids: Iterable[int], tail: str = "ORDER BY exchange_id, seq"
+    ) -> list[Any]:
         wanted = sorted(set(ids))
         found: list[Any] = []
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
-            found += self.sql.all(
-                f"SELECT {columns} FROM {table} WHERE exchange_id IN ({marks(chunk)}) ORDER BY exchange_id, seq",
-                chunk,
-            )
+            found += self.sql.all(f"SELECT {columns} FROM {table} WHERE exchange_id IN ({marks(chunk)}) {tail}", chunk)
         return found
 
     def count(self) -> int:

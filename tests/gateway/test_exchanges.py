@@ -415,6 +415,17 @@ def test_a_drill_down_names_the_resource_each_issue_concerns(store: Store) -> No
     assert {f.subject for e in report.exchanges for f in e.findings} == {"Patient", "Patient/p1"}
 
 
+def test_a_report_without_findings_counts_each_failing_exchanges_issues_instead(store: Store) -> None:
+    """What the served page shows of each failing exchange, which links to its own page: read
+    whole, a thousand exchanges of 10,000 issues each took 700 MiB to be counted."""
+    sample(store)
+    full = build_report(store, WHOLE, "en")
+    counted = build_report(store, WHOLE, "en", findings=False)
+    assert [(e.verdicts, e.findings, e.findings_counted) for e in counted.exchanges] == [
+        ((), (), len(e.findings)) for e in full.exchanges
+    ]
+
+
 def test_a_report_shows_when_an_exchange_came_in_china_time(store: Store) -> None:
     """The time of day was the stored UTC instant, eight hours off for readers whose days the
     report counts in China time."""
