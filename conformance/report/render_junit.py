@@ -8,11 +8,16 @@ for the auditors' report, one per participant, source, profile, rule and failing
 When the failing exchanges are only the newest of them (the report's limit), their testsuite
 says so: ``failing-listed`` and ``failing-total`` properties, and the sentence in
 ``system-out``.
+
+A failure's text lists its findings one a line, each one's severity in the report's language
+(``错误 [rule.id-card-checksum] Patient.identifier: …``), as the HTML and the spreadsheets show
+it; the codes stay in the attributes scripts read (``type``, the rule).
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 
 from conformance.report.model import Finding, Report, Result, Verdict, Wording, truncation, worded_for
 from conformance.report.svg import percent
@@ -29,6 +34,7 @@ def render_junit(report: Report, words: Wording) -> str:
     sections = [section for section in report.sections if section.kind != "trend"]
     root = ET.Element("testsuites", name=_clean(words(f"report.title.{report.kind}")), timestamp=report.generated)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    severity = _severities(words)
     for section in sections:
         counted = {
             "tests": len(section.results),
@@ -52,7 +58,7 @@ def render_junit(report: Report, words: Wording) -> str:
             ET.SubElement(properties, "property", name="failing-listed", value=str(shown))
             ET.SubElement(properties, "property", name="failing-total", value=str(total))
         for result in section.results:
-            _testcase(suite, f"yiyang.{report.kind}.{section.id}", result, words)
+            _testcase(suite, f"yiyang.{report.kind}.{section.id}", result, words, severity)
         if cut is not None:
             ET.SubElement(suite, "system-out").text = _clean(words(*cut))
         for key in totals:
@@ -62,7 +68,9 @@ def render_junit(report: Report, words: Wording) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _testcase(suite: ET.Element, classname: str, result: Result, words: Wording) -> None:
+def _testcase(
+    suite: ET.Element, classname: str, result: Result, words: Wording, severity: Callable[[str], str]
+) -> None:
     case = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(result.label))
     if result.verdict == Verdict.SKIP:  # a test kit's test not run says why
         reason = next((f.text for f in result.findings if f.rule == SKIP_REASON), words("report.verdict.skip"))
@@ -75,7 +83,7 @@ def _testcase(suite: ET.Element, classname: str, result: Result, words: Wording)
     outcome = ET.SubElement(
         case, tag, message=_clean(_message(result, first, words)), type=_clean(_type(result, first))
     )
-    lines = [_line(f) for f in result.findings]
+    lines = [_line(f, severity) for f in result.findings]
     if result.examples:
         lines.append(words("report.column.examples") + ": " + ", ".join(result.examples))
     if result.note:
@@ -103,6 +111,17 @@ def _type(result: Result, first: Finding | None) -> str:
     return first.rule if first is not None else result.verdict
 
 
-def _line(finding: Finding) -> str:
+def _severities(words: Wording) -> Callable[[str], str]:
+    """A severity code's wording, each looked up once: a failing exchange lists up to 10,000
+    findings, a report up to a thousand such exchanges."""
+    worded: dict[str, str] = {}
+
+    def severity(code: str) -> str:
+        return worded.get(code) or worded.setdefault(code, words(f"report.severity.{code}"))
+
+    return severity
+
+
+def _line(finding: Finding, severity: Callable[[str], str]) -> str:
     where = " ".join(part for part in (finding.subject, finding.location) if part)
-    return f"{finding.severity} [{finding.rule}] {where}: {finding.text}"
+    return f"{severity(finding.severity)} [{finding.rule}] {where}: {finding.text}"

@@ -388,6 +388,16 @@ def test_junit_gives_the_listed_and_total_failing_exchanges_to_machines() -> Non
     }
 
 
+@pytest.mark.parametrize(("lang", "severity"), [("zh-CN", "错误"), ("en", "Error")])
+def test_junit_words_a_findings_severity_in_the_reports_language(lang: str, severity: str) -> None:
+    """Its text read ``error [rule…]`` in a Chinese report, as the spreadsheets did once."""
+    suite = next(s for s in ET.fromstring(render_junit(SAMPLE, words_in(lang))) if s.get("id") == "exchanges")
+    failure = next(suite.iter("failure"))
+    assert (failure.text or "").splitlines()[0] == (
+        f"{severity} [rule.id-card-checksum] Patient/p1 Patient.identifier[0].value: 校验位错误"
+    )
+
+
 def test_junit_leaves_trends_out() -> None:
     root = ET.fromstring(render_junit(SAMPLE, EN))
     assert {suite.get("id") for suite in root} == {
