@@ -6,7 +6,7 @@ rendered by the same code, and compared in tests field by field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -211,6 +211,13 @@ class ExchangeDetail:
     #: shows only their number (the served report's, which links to each exchange's own page)
     #: read a thousand exchanges of 10,000 issues each, 700 MiB, to count them
     findings_counted: int | None = None
+
+
+def errors_first(findings: Iterable[Finding]) -> list[Finding]:
+    """An exchange's findings, its errors (and fatal ones) first, each kind in recorded order:
+    thousands of warnings of one exchange listed before its one error hid the reason it
+    failed."""
+    return sorted(findings, key=lambda finding: not finding.is_error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from conformance.report.model import (
     Section,
     Verdict,
     Wording,
+    errors_first,
     truncation,
     worded_for,
 )
@@ -178,7 +179,7 @@ def exchange_block(exchange: ExchangeDetail, words: Wording, heading: str = "h3"
                 f'<p class="truncated">{escape(words("report.more", {"count": len(ordered) - LISTED_VERDICTS}))}</p>'
             )
     if exchange.findings:
-        findings = sorted(exchange.findings, key=lambda f: not f.is_error)
+        findings = errors_first(exchange.findings)
         parts.append(_findings_table(findings[:listed], words))
         if listed is not None and len(findings) > listed:
             parts.append(f'<p class="truncated">{escape(words("report.more", {"count": len(findings) - listed}))}</p>')

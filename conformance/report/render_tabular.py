@@ -21,7 +21,17 @@ import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from conformance.report.model import Counts, Note, Report, Section, Verdict, Wording, truncation, worded_for
+from conformance.report.model import (
+    Counts,
+    Note,
+    Report,
+    Section,
+    Verdict,
+    Wording,
+    errors_first,
+    truncation,
+    worded_for,
+)
 from conformance.report.svg import percent
 from conformance.report.xml_text import xml_text
 
@@ -172,7 +182,7 @@ def _failing_exchanges(report: Report) -> Table:
         ]
         if not exchange.findings:
             rows.append([*head, "", "", "", "", "", ""])
-        for finding in exchange.findings:
+        for finding in errors_first(exchange.findings):
             found = [finding.subject, finding.severity, finding.rule, finding.location, finding.text]
             rows.append([*head, *found, finding.severity])
     labels = {header.index("report.column.severity"): SEVERITY}

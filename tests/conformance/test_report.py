@@ -448,6 +448,16 @@ def test_a_csv_keeps_the_severity_code_for_scripts_in_a_column_of_its_own(lang: 
     assert [row[-1] for row in csv_rows(SAMPLE, "failing", lang)[1:]] == ["error", "error"]
 
 
+def test_a_csv_lists_an_exchanges_errors_before_its_warnings() -> None:
+    """Thousands of warnings of one exchange, in the order they were recorded, came before the
+    error it failed for (the workbook's sheet is the same table)."""
+    noted = [
+        Finding(severity, f"rule.{n}", "Patient.name", "…") for n, severity in enumerate(("warning", "error", "fatal"))
+    ]
+    report = report_of(exchange(1, "fail", findings=(noted[0], noted[1], noted[0], noted[2])))
+    assert [row[-1] for row in csv_rows(report, "failing", "en")[1:]] == ["error", "fatal", "warning", "warning"]
+
+
 def test_a_checked_files_csv_shows_its_verdicts_in_the_reports_language() -> None:
     assert [row[3] for row in csv_rows(FILES, "failing", "zh-CN")[1:]] == ["不通过"]
 
