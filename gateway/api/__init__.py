@@ -180,9 +180,10 @@ def _http_error(error: HTTPException) -> object:
         found = FhirError(413, message_id, **params)
     elif isinstance(error, MalformedChunks):  # sent whole, framed wrongly: not cut short
         found = FhirError(400, "http.body-bad-chunk")
-    elif isinstance(error, ClientDisconnected) and isinstance(error.__context__, TimeoutError):
-        # werkzeug words the worker socket's read timeout as a disconnect: the client is
-        # still there, its body stalled for YIYANG_WORKER_TIMEOUT seconds (RFC 9110 §15.5.9)
+    elif isinstance(error, ClientDisconnected) and isinstance(error.__context__, (TimeoutError, BlockingIOError)):
+        # werkzeug words the worker socket's read timeout (the kernel's: EAGAIN, a
+        # BlockingIOError, gateway/cli/workers.py) as a disconnect: the client is still
+        # there, its body stalled for YIYANG_WORKER_TIMEOUT seconds (RFC 9110 §15.5.9)
         found = FhirError(408, "http.body-timeout", seconds=current_app.config["YIYANG"].worker_timeout)
     elif isinstance(error, ClientDisconnected) and request.content_length is None:  # chunked
         found = FhirError(400, "http.body-cut-short-stream")
