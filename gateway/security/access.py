@@ -103,11 +103,20 @@ class PersonalData:
     #: the types whose reference parameters given here name records, not only people, and
     #: which are shown only where every personal record they name is (:meth:`concerns_only`):
     #: a Provenance about a resident's reading and a stranger's (its target), or drawing on
-    #: the stranger's (its entity), would tell the stranger's reading's id.  Withholding the hidden targets instead would show an altered record
-    #: (``target`` is the activity's whole object, 1..*): an auditor sees the Provenance as
-    #: written or not at all.  A record of such a type named by one is not followed further,
-    #: and hides the one naming it
-    THROUGH: Mapping[str, tuple[str, ...]] = {"Provenance": ("target", "entity")}
+    #: the stranger's (its entity), would tell the stranger's reading's id, as would a
+    #: resident's reading grouping or derived from the stranger's, a report of the stranger's
+    #: results, a stay part of the stranger's, a care plan acting through the stranger's
+    #: records.  Withholding the hidden ones instead would show an altered record (``target``
+    #: is the activity's whole object, 1..*): an auditor sees it as written or not at all.  A
+    #: record so named is judged by the people it names, not by the records it names in turn
+    #: (one level: the ids shown are its own, and no chain is walked)
+    THROUGH: Mapping[str, tuple[str, ...]] = {
+        "Provenance": ("target", "entity"),
+        "Observation": ("has-member", "derived-from"),
+        "DiagnosticReport": ("result",),
+        "Encounter": ("part-of",),
+        "CarePlan": ("activity-reference",),
+    }
 
     def __init__(self, registry: Registry, index_rows: Callable[[dict[str, Any]], list[Any]] | None = None) -> None:
         self.compartment: dict[str, list[str]] = registry.patient_compartment
@@ -133,6 +142,7 @@ class PersonalData:
         serves: Callable[[str], bool],
         holder: Callable[[str], str | None],
         read: Reader | None = None,
+        through: bool = True,
     ) -> bool:
         """Whether a resource (any version of it) concerns only people ``serves`` accepts: the
         rule :func:`visible_condition` applies in SQL, applied to content.  Names outside the
@@ -141,7 +151,8 @@ class PersonalData:
         says holds it; a number no one holds names someone not served.  A type of
         :data:`THROUGH` also needs every personal record it names to concern only them, as
         ``read`` (the current content of a record, None if absent or deleted) finds it now;
-        without ``read`` such a record hides it."""
+        without ``read`` such a record hides it.  ``through`` False judges a record named so
+        by the people it names alone (one level, as the SQL rule does)."""
         kind = resource.get("resourceType", "")
         if kind in self.OPAQUE:
             return False
@@ -149,7 +160,7 @@ class PersonalData:
             return serves(resource.get("id", ""))
         naming = self.references.get(kind, ())
         rows = self.index_rows(resource)
-        if kind in self.THROUGH and not self._targets_shown(rows, self.THROUGH[kind], serves, holder, read):
+        if through and kind in self.THROUGH and not self._targets_shown(rows, self.THROUGH[kind], serves, holder, read):
             return False
         named = {row[2] for row in rows if row[0] in naming and row[1] == "Patient"}
         # in the compartment, someone is named through its parameters (by id or by number):
@@ -175,8 +186,8 @@ class PersonalData:
         for row in rows:
             if row[0] not in names or row[1] in (None, "Patient") or not self.is_personal(row[1]):
                 continue
-            target = read(row[1], row[2]) if read is not None and row[1] not in self.THROUGH else None
-            if target is None or not self.concerns_only(target, serves, holder):
+            target = read(row[1], row[2]) if read is not None else None
+            if target is None or not self.concerns_only(target, serves, holder, through=False):
                 return False
         return True
 
@@ -259,18 +270,19 @@ class Access:
             self._condition(kind, self._serves, one=True) if few else self._condition(kind, served_among(self._served))
         )
 
-    def _condition(self, kind: str, served: Served, one: bool = False) -> Sql | None:
+    def _condition(self, kind: str, served: Served, one: bool = False, through: bool = True) -> Sql | None:
+        """:meth:`condition` over ``served``; ``through`` False leaves out the records a type
+        of :data:`PersonalData.THROUGH` names."""
         if kind in self.personal.OPAQUE:
             return "1 = 0", []
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
         found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE)
-        through = self.personal.THROUGH.get(kind)
-        if found is None or through is None:
+        names = self.personal.THROUGH.get(kind) if through else None
+        if found is None or names is None:
             return found
         personal = self.personal
-        hidden = sorted({*personal.OPAQUE, *personal.THROUGH})
         targets = targets_shown(
-            kind, through, served, personal.compartment, personal.references, hidden, IDENTIFIED_PEOPLE
+            kind, names, served, personal.compartment, personal.references, sorted(personal.OPAQUE), IDENTIFIED_PEOPLE
         )
         return f"{found[0]} AND {targets[0]}", [*found[1], *targets[1]]
 
@@ -279,14 +291,21 @@ class Access:
         to be selected once as ``served_people(id)``, and each personal type's condition on
         ``resource r`` written over that table (None when nothing is restricted).  ``few``:
         the chain's targets are few, so each is checked on its own (as :meth:`condition`
-        does) and no people's SQL is given ("")."""
+        does) and no people's SQL is given ("").  A chained record is judged by the people it
+        names, not by the records it names (:data:`PersonalData.THROUGH`): a chain answers
+        with its first type's records, never the chained one's references, and that rule's
+        SQL nested inside a chain's overflowed SQLite's parser (503)."""
         if self._served is None or self._serves is None:
             return None
         if few:
-            alone = [(kind, found) for kind in kinds if (found := self._condition(kind, self._serves, one=True))]
+            alone = [
+                (kind, found) for kind in kinds if (found := self._condition(kind, self._serves, True, through=False))
+            ]
             return ("", []), alone
         over_table = served_among(("SELECT id FROM served_people", []))
-        conditions = [(kind, found) for kind in kinds if (found := self._condition(kind, over_table)) is not None]
+        conditions = [
+            (kind, found) for kind in kinds if (found := self._condition(kind, over_table, through=False)) is not None
+        ]
         return self._served, conditions
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:

@@ -356,10 +356,10 @@ def targets_shown(
     through ``names`` is shown by the rule :func:`visible_condition` applies, judged from that
     record's own index rows: in the Patient compartment of a served person (by id or by
     number, through ``compartment``'s parameters of its type), naming no one unserved (through
-    ``naming``'s, by id, and by number as ``identified`` rows).  ``hidden``: types never shown
-    this way (opaque ones, and those judged by what they name, which are not followed
-    further).  A record absent or deleted has no rows, and hides ``r`` if its type is in the
-    compartment.  A Provenance's target: its ids tell what was done to whose records."""
+    ``naming``'s, by id, and by number as ``identified`` rows), whatever records it names in
+    turn (one level).  ``hidden``: types never shown this way (opaque ones).  A record absent
+    or deleted has no rows, and hides ``r`` if its type is in the compartment.  A
+    Provenance's target, a reading's members: their ids tell whose records these are."""
     personal = sorted({*compartment, *naming, *hidden} - {"Patient"})
     placing = [f"{target} {name}" for target, params in compartment.items() for name in params]
     naming_pairs = [f"{target} {name}" for target, params in naming.items() for name in params]

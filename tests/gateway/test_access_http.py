@@ -1162,3 +1162,52 @@ def test_a_search_finds_only_the_provenances_of_the_residents_records(
 ) -> None:
     bundle = home.get(f"{served.base}/Provenance", params={"patient": "zhang-xiuying"}).json()
     assert [e["resource"]["id"] for e in bundle.get("entry", [])] == [provenances["own"]]
+
+
+@pytest.fixture
+def drawn_reading(served: Served, api: Api, home: Api, request: Any) -> Iterator[str]:
+    """A reading of 张秀英 (served by the centre) naming 李建国's through ``request.param``
+    (``hasMember`` or ``derivedFrom``), written by an operator; deleted afterwards so that her
+    other searches stay as they were."""
+    reading = {
+        **example("yy-observation-blood-pressure/valid-blood-pressure.json"),
+        "id": "bp-zhang-drawn",
+        request.param: [{"reference": "Observation/bp-li"}],
+    }
+    answer = api.put(f"{served.base}/Observation/{reading['id']}", json=reading)
+    assert answer.status_code in (200, 201), answer.text
+    yield reading["id"]
+    assert api.delete(f"{served.base}/Observation/{reading['id']}").status_code in (200, 204)
+
+
+@pytest.mark.parametrize("drawn_reading", ["hasMember", "derivedFrom"], indirect=True)
+def test_a_reading_naming_someone_elses_reading_is_not_found(served: Served, home: Api, drawn_reading: str) -> None:
+    """Judged by its subject alone, it showed the centre the id of 李建国's reading."""
+    assert home.get(f"{served.base}/Observation/{drawn_reading}").status_code == 404
+
+
+@pytest.mark.parametrize("drawn_reading", ["hasMember", "derivedFrom"], indirect=True)
+def test_a_search_leaves_out_a_reading_naming_someone_elses(served: Served, home: Api, drawn_reading: str) -> None:
+    bundle = home.get(f"{served.base}/Observation", params={"patient": "zhang-xiuying", "_count": 200}).json()
+    assert drawn_reading not in [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+
+@pytest.fixture
+def report_of_others(served: Served, api: Api, home: Api) -> Iterator[str]:
+    """A report on 张秀英 whose results are her reading and 李建国's, written by an operator."""
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "report-mixed",
+        "status": "final",
+        "code": {"text": "血压随访"},
+        "subject": {"reference": "Patient/zhang-xiuying"},
+        "result": [{"reference": "Observation/bp-2026"}, {"reference": "Observation/bp-li"}],
+    }
+    answer = api.put(f"{served.base}/DiagnosticReport/{report['id']}", json=report)
+    assert answer.status_code in (200, 201), answer.text
+    yield report["id"]
+    assert api.delete(f"{served.base}/DiagnosticReport/{report['id']}").status_code in (200, 204)
+
+
+def test_a_report_with_someone_elses_result_is_not_found(served: Served, home: Api, report_of_others: str) -> None:
+    assert home.get(f"{served.base}/DiagnosticReport/{report_of_others}").status_code == 404
