@@ -16,7 +16,7 @@ import itertools
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -172,7 +172,9 @@ class Referrers:
 
     ``among`` (ids per type) keeps only those ids; ``naming_others`` only those pointing at
     another resource of ``kind`` too, or of ``kind`` themselves (an Observation about the
-    resident performed by a stranger, another Patient linking to the resident).
+    resident performed by a stranger, another Patient linking to the resident), or, through
+    ``through``'s parameters of its type (``PersonalData.THROUGH``), at a record of a type
+    other than ``kind`` (a reading derived from another's: judged by that record).
 
     ``compartment`` (the parameters placing a type's resources in the Patient compartment)
     keeps only those in the compartment of one of ``people`` (None: of anyone's), a Patient
@@ -191,6 +193,7 @@ class Referrers:
     hidden: frozenset[tuple[str, str]] = frozenset()
     among: Mapping[str, Sequence[str]] | None = None
     naming_others: bool = False
+    through: Mapping[str, Sequence[str]] = field(default_factory=dict)
     compartment: Mapping[str, Sequence[str]] | None = None
     people: Sequence[str] | None = None
     identified: str | None = None
@@ -320,6 +323,13 @@ def _naming_others(wanted: Referrers, source: str) -> tuple[list[str], list[Any]
             "WHERE h.key = o.value AND h.person_id = ?)))"
         )
         values += [wanted.identified, wanted.resource_id]
+    pairs = [f"{kind} {name}" for kind, names in wanted.through.items() for name in names]
+    if pairs:
+        others = (
+            f"({others} OR EXISTS (SELECT 1 FROM search_index o {OWNER_PROBE} WHERE o.type = s.type "
+            f"AND o.id = s.id AND o.type || ' ' || o.name IN ({marks(pairs)}) AND o.system <> ?))"
+        )
+        values += [*pairs, wanted.kind]
     return [others], values
 
 

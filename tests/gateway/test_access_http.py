@@ -1192,6 +1192,15 @@ def test_a_search_leaves_out_a_reading_naming_someone_elses(served: Served, home
     assert drawn_reading not in [e["resource"]["id"] for e in bundle.get("entry", [])]
 
 
+@pytest.mark.parametrize("drawn_reading", ["hasMember"], indirect=True)
+def test_her_everything_leaves_out_a_reading_naming_someone_elses(
+    served: Served, home: Api, drawn_reading: str
+) -> None:
+    """Judged on content (:meth:`Access.among_served`) as the search judges it in SQL."""
+    bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything", params={"_count": 500}).json()
+    assert drawn_reading not in [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+
 @pytest.fixture
 def report_of_others(served: Served, api: Api, home: Api) -> Iterator[str]:
     """A report on 张秀英 whose results are her reading and 李建国's, written by an operator."""
@@ -1211,3 +1220,10 @@ def report_of_others(served: Served, api: Api, home: Api) -> Iterator[str]:
 
 def test_a_report_with_someone_elses_result_is_not_found(served: Served, home: Api, report_of_others: str) -> None:
     assert home.get(f"{served.base}/DiagnosticReport/{report_of_others}").status_code == 404
+
+
+def test_her_everything_leaves_out_a_provenance_naming_someone_elses_record(
+    served: Served, home: Api, provenances: Any
+) -> None:
+    bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything", params={"_count": 500}).json()
+    assert provenances["mixed"] not in [e["resource"]["id"] for e in bundle.get("entry", [])]
