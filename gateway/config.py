@@ -127,6 +127,10 @@ class Config:
     #: read whole, its verdicts and up to 10,000 issues, so a limit of millions ran a worker
     #: out of memory; a larger one is refused (400), ``yiyang report --limit`` is not bounded
     report_max_limit: int = 10_000
+    #: the most issues one ``/reports`` download (CSV, xlsx, JSON, JUnit) lists of its failing
+    #: exchanges, errors first and newest exchanges first; it says how many it left out.  All
+    #: of a thousand exchanges' 10,000 issues each took a gigabyte of one worker's memory
+    report_max_issues: int = 50_000
     # -- indicators (gateway/measures/) -------------------------------------------------------
     #: the resident population CSV that $evaluate-measure divides by (empty: rates over the
     #: resident population are answered without a denominator, and say so)
@@ -164,6 +168,7 @@ class Config:
             "graceful_timeout",
             "sqlite_busy_timeout_seconds",
             "report_max_limit",
+            "report_max_issues",
         )
         for name in positive:
             value = getattr(self, name)

@@ -131,11 +131,17 @@ class ReportQuery:
 
 
 def build_report(
-    store: _Readable, query: ReportQuery, lang: str, generated: str | None = None, findings: bool = True
+    store: _Readable,
+    query: ReportQuery,
+    lang: str,
+    generated: str | None = None,
+    findings: bool = True,
+    most_issues: int | None = None,
 ) -> Report:
     """The auditors' report over the exchanges ``query`` covers.  Without ``findings`` the
     failing exchanges hold how many issues each recorded, not their verdicts and issues: what
-    a page linking to each exchange's own shows, read in a few rows rather than millions."""
+    a page linking to each exchange's own shows, read in a few rows rather than millions.
+    With ``most_issues`` they hold no more issues than that in all (see :func:`bounded_issues`)."""
     scope = query.filter
     zh = lang == "zh-CN"
     # one snapshot for every figure: on PostgreSQL a plain reading lets each statement see the
@@ -150,9 +156,17 @@ def build_report(
         ]
         locations = [LocationCount(*row) for row in table.location_counts(scope)]
         rows, total = table.failing(scope, query.limit)
-        failing = details(table, rows, lang) if findings else counted(table, rows)
+        omitted = 0
+        if findings:
+            ids = [int(row[0]) for row in rows]
+            issues, omitted = (
+                (table.issues_of(ids), 0) if most_issues is None else bounded_issues(table, ids, most_issues)
+            )
+            failing = details(table, rows, lang, issues)
+        else:
+            failing = counted(table, rows)
         purged = table.purged_before()
-    facts = Facts(counts, profiles, rules, locations, failing, total)
+    facts = Facts(counts, profiles, rules, locations, failing, total, omitted)
     # a period reaching back before a purge is not a quiet one: its start is no longer on record
     kept = [("report.scope.purged-before", purged)] if purged and purged > query.since.isoformat() else []
     return exchange_report(facts, [*query.scope, *kept], generated or generated_now())
@@ -182,8 +196,36 @@ def counted(table: Any, rows: Sequence[Sequence[Any]]) -> list[ExchangeDetail]:
     return [_exchange(row, (), (), counts.get(int(row[0]), 0)) for row in rows]
 
 
-def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[ExchangeDetail]:
-    """Exchange rows (``exchange_tables.COLUMNS``) with their verdicts and issues."""
+def bounded_issues(table: Any, ids: Sequence[int], most: int) -> tuple[list[Any], int]:
+    """(issue rows of the exchanges ``ids``, newest first, no more than ``most`` of them; how
+    many were left out).  Their errors come first, newest exchanges first, then their other
+    issues likewise: a download of a thousand exchanges of 10,000 issues each held them all,
+    a gigabyte, and one cut anyhow could list warnings and leave out the errors an exchange
+    failed for.  Only the rows listed are read: each exchange's errors and others are
+    counted in SQL, and at most one exchange of each kind is read in part."""
+    kinds = table.issue_kinds(ids)
+    left = most
+    found: list[Any] = []
+    for errors in (True, False):
+        whole: list[int] = []
+        for exchange_id in ids:
+            count = kinds.get(exchange_id, (0, 0))[0 if errors else 1]
+            taken = min(count, left)
+            left -= taken
+            if taken and taken == count:
+                whole.append(exchange_id)
+            elif taken:
+                found += table.first_issues(exchange_id, errors, taken)
+        found += table.issues_of(whole, errors)
+    recorded = sum(errors + others for errors, others in kinds.values())
+    return found, recorded - len(found)
+
+
+def details(
+    table: Any, rows: Sequence[Sequence[Any]], lang: str, issues: Sequence[Any] | None = None
+) -> list[ExchangeDetail]:
+    """Exchange rows (``exchange_tables.COLUMNS``) with their verdicts and their issues: the
+    ``issues`` rows given (see :func:`bounded_issues`), or all they recorded."""
     ids = [int(row[0]) for row in rows]
     verdicts: dict[int, list[ResourceVerdict]] = {}
     subjects: dict[tuple[int, int], str] = {}
@@ -194,7 +236,9 @@ def details(table: Any, rows: Sequence[Sequence[Any]], lang: str) -> list[Exchan
         subjects[(exchange_id, seq)] = f"{kind}/{resource_id}" if resource_id else kind
     findings: dict[int, list[Finding]] = {}
     judged = {int(row[0]): row[9] for row in rows}
-    for exchange_id, _, verdict_seq, severity, rule, location, zh_text, en_text, verdict in table.issues_of(ids):
+    for exchange_id, _, verdict_seq, severity, rule, location, zh_text, en_text, verdict in (
+        table.issues_of(ids) if issues is None else issues
+    ):
         subject = subjects.get((exchange_id, verdict_seq), "") if verdict_seq is not None else ""
         words = zh_text if lang == "zh-CN" else en_text
         own = verdict if verdict != judged[exchange_id] else ""  # a batch entry's refusal

@@ -88,6 +88,8 @@ class Facts:
     #: failing exchanges in full, newest first (possibly only the newest of them)
     failing: Sequence[ExchangeDetail] = ()
     failing_total: int = 0
+    #: issues of ``failing`` not read, to bound what a report holds
+    failing_findings_omitted: int = 0
 
 
 # -- facts from records in memory --------------------------------------------------------------
@@ -196,6 +198,7 @@ def exchange_report(facts: Facts, scope: Sequence[tuple[str, str]], generated: s
         sections=sections,
         exchanges=tuple(facts.failing),
         exchanges_total=facts.failing_total,
+        findings_omitted=facts.failing_findings_omitted,
     )
 
 

@@ -232,6 +232,9 @@ class Report:
     exchanges: tuple[ExchangeDetail, ...] = ()
     #: how many failed in all
     exchanges_total: int = 0
+    #: issues of the listed exchanges left out to bound the download (see
+    #: :func:`issues_truncation`)
+    findings_omitted: int = 0
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -246,3 +249,15 @@ def truncation(report: Report) -> Note | None:
         return None
     counted = {"shown": shown, "total": report.exchanges_total, "omitted": report.exchanges_total - shown}
     return "report.truncated", {name: f"{count:,}" for name, count in counted.items()}
+
+
+def issues_truncation(report: Report) -> Note | None:
+    """What every format says when the issues listed are not all the listed exchanges
+    recorded: a download is bounded to a number of issues (errors first, newest exchanges
+    first), since a thousand exchanges of 10,000 issues each ran a worker out of memory;
+    None when none was left out."""
+    if not report.findings_omitted:
+        return None
+    shown = sum(len(exchange.findings) for exchange in report.exchanges)
+    counted = {"shown": shown, "total": shown + report.findings_omitted, "omitted": report.findings_omitted}
+    return "report.issues-truncated", {name: f"{count:,}" for name, count in counted.items()}

@@ -23,6 +23,7 @@ from conformance.report.model import (
     Verdict,
     Wording,
     errors_first,
+    issues_truncation,
     truncation,
     worded_for,
 )
@@ -338,8 +339,8 @@ def _findings_table(findings: Iterable[Finding], words: Wording) -> str:
 
 
 def _truncation(report: Report, words: Wording) -> str:
-    cut = truncation(report)
-    return f'<p class="truncated">{escape(words(*cut))}</p>' if cut else ""
+    cuts = (cut for cut in (truncation(report), issues_truncation(report)) if cut is not None)
+    return "".join(f'<p class="truncated">{escape(words(*cut))}</p>' for cut in cuts)
 
 
 def _table(header: list[str], rows: Iterable[list[str]], numeric: set[int] | None = None) -> str:

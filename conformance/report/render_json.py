@@ -38,6 +38,7 @@ def report_document(report: Report, words: Wording, lang: str) -> dict[str, Any]
         "sections": [_section(section, words) for section in report.sections],
         "exchanges": [exchange_document(exchange) for exchange in report.exchanges],
         "exchangesTotal": report.exchanges_total,
+        "findingsOmitted": report.findings_omitted,
     }
 
 

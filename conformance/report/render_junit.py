@@ -19,7 +19,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
-from conformance.report.model import Finding, Report, Result, Verdict, Wording, truncation, worded_for
+from conformance.report.model import (
+    Finding,
+    Report,
+    Result,
+    Verdict,
+    Wording,
+    issues_truncation,
+    truncation,
+    worded_for,
+)
 from conformance.report.svg import percent
 from conformance.report.xml_text import xml_text as _clean
 
@@ -52,15 +61,20 @@ def render_junit(report: Report, words: Wording) -> str:
             **{k: str(v) for k, v in counted.items()},
         )
         cut = truncation(report) if section.id == "exchanges" else None
+        issues_cut = issues_truncation(report) if section.id == "exchanges" else None
+        if cut is not None or issues_cut is not None:  # not every failing exchange or issue
+            properties = ET.SubElement(suite, "properties")
         if cut is not None:  # the testcases are the newest failing exchanges, not all of them
             shown, total = len(report.exchanges), report.exchanges_total
-            properties = ET.SubElement(suite, "properties")
             ET.SubElement(properties, "property", name="failing-listed", value=str(shown))
             ET.SubElement(properties, "property", name="failing-total", value=str(total))
+        if issues_cut is not None:  # their failures list only some of their issues
+            ET.SubElement(properties, "property", name="issues-omitted", value=str(report.findings_omitted))
         for result in section.results:
             _testcase(suite, f"yiyang.{report.kind}.{section.id}", result, words, severity)
-        if cut is not None:
-            ET.SubElement(suite, "system-out").text = _clean(words(*cut))
+        said = [_clean(words(*note)) for note in (cut, issues_cut) if note is not None]
+        if said:
+            ET.SubElement(suite, "system-out").text = "\n".join(said)
         for key in totals:
             totals[key] += counted[key]
     root.attrib.update({k: str(v) for k, v in totals.items()})

@@ -4,7 +4,7 @@ byte-order mark, so Excel shows Chinese) holds one of the two tables; an Excel w
 both, one sheet each, and a third saying what the report covers (period, filters, when it was
 made).  A table cut short (the failing exchanges beyond the report's limit)
 ends with a row saying so: how many are listed, of how many, and how many are left out; so
-does a sheet whose rows are more than Excel holds (a thousand exchanges of 10,000 issues each).
+does one whose issues were cut to bound the download, and a sheet whose rows are more than Excel holds (a thousand exchanges of 10,000 issues each).
 
 Severities and verdicts are shown in the report's language, as in its HTML (a zh-CN table of
 ``error`` and ``fail`` read as a half-translated one); their codes follow in columns of their
@@ -29,6 +29,7 @@ from conformance.report.model import (
     Verdict,
     Wording,
     errors_first,
+    issues_truncation,
     truncation,
     worded_for,
 )
@@ -52,8 +53,8 @@ class Table:
     rows: list[list[Cell]]
     #: the column holding a pass rate (a fraction, shown as a percentage)
     rate_column: int | None = None
-    #: the last row's one cell: that the rows above are not all there are
-    note: Note | None = None
+    #: the last rows' one cell each: that the rows above are not all there are
+    notes: tuple[Note, ...] = ()
     #: the columns holding a code shown by its wording: column → message id prefix
     labels: Mapping[int, str] = field(default_factory=dict)
 
@@ -98,8 +99,8 @@ def render_csv(report: Report, name: str, words: Wording) -> str:
                 for index, cell in enumerate(shown(row))
             ]
         )
-    if table.note is not None:
-        writer.writerow([words(*table.note)])
+    for note in table.notes:
+        writer.writerow([words(*note)])
     return "\ufeff" + out.getvalue()
 
 
@@ -112,8 +113,8 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
     for table in tables(report).values():
         sheet = book.create_sheet(title=_sheet_title(words(table.title)))
         sheet.append([words(h) for h in table.header])
-        # the header, and the two notes below, take rows of their own
-        fits = SHEET_ROWS - 3
+        # the header, and the notes below, take rows of their own
+        fits = SHEET_ROWS - 2 - len(table.notes)
         shown = table.labeller(words)
         for row in table.rows[:fits]:
             cells = []
@@ -130,8 +131,8 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
         if len(table.rows) > fits:
             counted = {"shown": f"{fits:,}", "omitted": f"{len(table.rows) - fits:,}", "limit": f"{SHEET_ROWS:,}"}
             sheet.append([words("report.sheet-full", counted)])
-        if table.note is not None:
-            sheet.append([words(*table.note)])
+        for note in table.notes:
+            sheet.append([words(*note)])
     about = book.create_sheet(title=_sheet_title(words("report.sheet.scope")))
     for row in _scope_rows(report, words):
         cells = [WriteOnlyCell(about, value=xml_text(cell)) for cell in row]
@@ -186,7 +187,8 @@ def _failing_exchanges(report: Report) -> Table:
             found = [finding.subject, finding.severity, finding.rule, finding.location, finding.text]
             rows.append([*head, *found, finding.severity])
     labels = {header.index("report.column.severity"): SEVERITY}
-    return Table("failing", "report.sheet.failing", header, rows, note=truncation(report), labels=labels)
+    notes = tuple(note for note in (truncation(report), issues_truncation(report)) if note is not None)
+    return Table("failing", "report.sheet.failing", header, rows, notes=notes, labels=labels)
 
 
 def _participants(report: Report) -> Table:

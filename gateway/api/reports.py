@@ -94,7 +94,8 @@ def page() -> Response:
     # the page shows how many issues each failing exchange has, linking to its own page: read
     # the issues only for a format that lists them
     listed = fmt in ("json", "junit", "xlsx") or (fmt == "csv" and table == "failing")
-    report = build_report(store, query, lang, findings=listed)
+    most = services().config.report_max_issues if listed else None
+    report = build_report(store, query, lang, findings=listed, most_issues=most)
     kept = {k: v for k, v in asked.items() if k == "lang"}
 
     def link(exchange_id: str) -> str:

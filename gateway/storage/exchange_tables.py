@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.report.model import Verdict
+from conformance.report.model import ERROR_SEVERITIES, Verdict
 from gateway.storage.dialect import marks
 from gateway.storage.store import Executor
 
@@ -58,6 +58,9 @@ _ISSUE_COLUMNS = (
     "exchange_verdict",
 )
 _IN_CHUNK = 500
+#: an issue that is an error (or fatal), in SQL: a bounded report reads these first
+_IS_ERROR = "severity IN ({})".format(", ".join(f"'{severity}'" for severity in sorted(ERROR_SEVERITIES)))
+_ISSUES_READ = "exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en, exchange_verdict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +229,28 @@ class Exchanges:
             ids,
         )
 
-    def issues_of(self, ids: Iterable[int]) -> list[Any]:
+    def issues_of(self, ids: Iterable[int], errors: bool | None = None) -> list[Any]:
         """(exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en,
-        exchange_verdict)."""
-        return self._children(
-            "exchange_id, seq, verdict_seq, severity, rule, location, text_zh, text_en, exchange_verdict",
-            "exchange_issue",
-            ids,
+        exchange_verdict) of the given exchanges: all their issues, or (``errors`` True or
+        False) only their errors and fatal ones, or only the others."""
+        kind = "" if errors is None else ("AND " if errors else "AND NOT ") + _IS_ERROR
+        return self._children(_ISSUES_READ, "exchange_issue", ids, f"{kind} ORDER BY exchange_id, seq")
+
+    def first_issues(self, exchange_id: int, errors: bool, count: int) -> list[Any]:
+        """The first ``count`` errors (or other issues) one exchange recorded, as
+        :meth:`issues_of`: a bounded report reads no more of an exchange than it lists."""
+        kind = ("" if errors else "NOT ") + _IS_ERROR
+        return self.sql.all(
+            f"SELECT {_ISSUES_READ} FROM exchange_issue WHERE exchange_id = ? AND {kind} ORDER BY seq LIMIT ?",
+            (exchange_id, count),
         )
+
+    def issue_kinds(self, ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """How many errors (and fatal issues) and how many other issues each of the given
+        exchanges recorded (those with none left out)."""
+        counted = f"exchange_id, SUM(CASE WHEN {_IS_ERROR} THEN 1 ELSE 0 END), COUNT(*)"
+        rows = self._children(counted, "exchange_issue", ids, "GROUP BY exchange_id")
+        return {int(exchange_id): (int(errors), int(count) - int(errors)) for exchange_id, errors, count in rows}
 
     def issue_counts(self, ids: Iterable[int]) -> dict[int, int]:
         """How many issues each of the given exchanges recorded (those with none left out)."""

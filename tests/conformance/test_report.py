@@ -527,7 +527,8 @@ def test_a_sheet_holding_more_rows_than_excel_does_stops_short_and_says_so(monke
         5,
         4,
         3,
-        "This sheet holds the first 3 rows (an Excel sheet holds at most 6); 2 more are not written here; "
+        2,
+        "This sheet holds the first 4 rows (an Excel sheet holds at most 6); 1 more are not written here; "
         "the CSV and JSON list them all",
     ]
 

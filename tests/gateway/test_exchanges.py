@@ -6,6 +6,7 @@ Store-backed tests run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +31,7 @@ from gateway.exchanges import Collector, ExchangeLog, Party, activate, deactivat
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest
-from gateway.reporting import ReportQuery, build_report, details, exchange_detail, parse_day
+from gateway.reporting import ReportQuery, build_report, details, exchange_detail, parse_day, render
 from gateway.services import Services
 from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError
@@ -441,6 +442,53 @@ def test_the_reports_limit_shows_the_newest_failing_exchanges_and_counts_all(sto
     sample(store)
     report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1), limit=1), "en")
     assert ([e.id for e in report.exchanges], report.exchanges_total) == (["3"], 2)
+
+
+def mixed(store: Store) -> None:
+    """Three failing exchanges, a day apart, each of two warnings recorded before two errors."""
+    for offset in range(3):
+        issues = [
+            Issue(severity, "rule.id-card-checksum", f"Patient.identifier[{n}].value", {"value": "1", "expected": "0"})
+            for n, severity in enumerate(("warning", "warning", "error", "error"))
+        ]
+        append(store, judged(*issues).finished(HIS, 422, at(DAY + timedelta(days=offset))))
+
+
+def test_a_bounded_report_lists_errors_first_newest_exchanges_first(store: Store) -> None:
+    """A download listed every issue of up to 10,000 exchanges, a gigabyte of a worker's
+    memory: bounded to five issues of twelve, it lists each exchange's errors, newest first,
+    before any warning, and counts the seven it left out."""
+    mixed(store)
+    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
+    listed = [(e.id, f.severity, f.location) for e in report.exchanges for f in e.findings]
+    assert (listed, report.findings_omitted) == (
+        [
+            ("3", "error", "Patient.identifier[2].value"),
+            ("3", "error", "Patient.identifier[3].value"),
+            ("2", "error", "Patient.identifier[2].value"),
+            ("2", "error", "Patient.identifier[3].value"),
+            ("1", "error", "Patient.identifier[2].value"),
+        ],
+        7,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "junit", "html", "json"])
+def test_a_bounded_download_says_how_many_issues_it_left_out(store: Store, fmt: str) -> None:
+    """Every format says the issues listed are not all there are, and how many were left out."""
+    mixed(store)
+    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
+    said = "Listing 5 of the 12 issues" if fmt != "json" else '"findingsOmitted": 7'
+    assert said in render(report, fmt, "en").decode()
+
+
+def test_a_bounded_workbook_ends_its_failing_sheet_saying_how_many_issues_it_left_out(store: Store) -> None:
+    from openpyxl import load_workbook
+
+    mixed(store)
+    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
+    sheet = load_workbook(io.BytesIO(render(report, "xlsx", "en"))).worksheets[0]
+    assert str(list(sheet.values)[-1][0]).startswith("Listing 5 of the 12 issues")
 
 
 # -- who records -------------------------------------------------------------------------------------

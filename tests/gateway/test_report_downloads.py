@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Api, Served
+from tests.conftest import Api, Served, load_example, running_server
 from tests.gateway.test_reports_http import AUDIT_SCOPE, AUDITOR, FHIR_JSON, add_client, host, recorded
 
 
@@ -45,3 +45,29 @@ def test_the_anonymous_source_the_report_lists_can_be_asked_for(served: Served, 
         time.sleep(0.2)
     answer = auditor.get(f"{host(served)}/reports", params={"source": "anonymous", "_format": "json"})
     assert (answer.status_code, answer.json()["summary"]["errors"] >= 1) == (200, True)
+
+
+def test_a_download_lists_no_more_issues_than_the_setting_allows(
+    served: Served, api: Api, auditor: Api, client_key: Any
+) -> None:
+    """YIYANG_REPORT_MAX_ISSUES bounds the issues a download lists (all of a thousand failing
+    exchanges' 10,000 issues each took a gigabyte of a worker's memory), and it says how many
+    it left out."""
+    invalid = load_example("yy-patient/invalid-id-card-checksum.json")
+    for _ in range(2):
+        assert api.post(f"{served.base}/Patient", json=invalid, headers=FHIR_JSON).status_code == 422
+    failing_issues = (
+        "SELECT COUNT(*) FROM exchange_issue i JOIN exchange e ON e.id = i.exchange_id WHERE e.verdict = 'fail'"
+    )
+    deadline = time.monotonic() + 20
+    while recorded(served, failing_issues)[0] < 2:
+        assert time.monotonic() < deadline, "the exchanges did not reach the store in 20 s"
+        time.sleep(0.2)
+    env = {"YIYANG_REPORT_MAX_ISSUES": "1"}
+    with (
+        running_server(served.database_url, workers=1, env=env) as base,
+        Api(base, AUDITOR, client_key, AUDIT_SCOPE) as bounded,
+    ):
+        document = bounded.get(f"{base.removesuffix('/fhir')}/reports", params={"_format": "json"}).json()
+    listed = sum(len(exchange["findings"]) for exchange in document["exchanges"])
+    assert (listed, document["findingsOmitted"]) == (1, recorded(served, failing_issues)[0] - 1)
