@@ -528,8 +528,8 @@ def test_a_sheet_holding_more_rows_than_excel_does_stops_short_and_says_so(monke
         4,
         3,
         2,
-        "This sheet holds the first 4 rows (an Excel sheet holds at most 6); 1 more are not written here; "
-        "the CSV and JSON list them all",
+        "This sheet holds the first 4 rows (an Excel sheet holds at most 6); rows not written here: 1; "
+        "the CSV and JSON formats have no such limit",
     ]
 
 
