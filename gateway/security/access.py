@@ -260,15 +260,18 @@ class Access:
         #: the match keys asked about so far, and who holds each (:meth:`holder`)
         self._holders: dict[str, str | None] = {}
 
-    def condition(self, kind: str, few: bool = False) -> Sql | None:
+    def condition(self, kind: str, few: bool = False, through: bool = True) -> Sql | None:
         """The SQL condition on ``resource r`` of ``kind`` keeping what the principal may see.
         ``few``: for a statement with few candidates, each checked on its own (the people it
-        names, through their own records) instead of against everyone served, listed first."""
+        names, through their own records) instead of against everyone served, listed first.
+        ``through`` False judges a record by the people it names alone, not by the records of
+        :data:`PersonalData.THROUGH` it names: for a statement that shows no record's id (a
+        measure's count of people)."""
         if self._served is None or self._serves is None:
             return None
-        return (
-            self._condition(kind, self._serves, one=True) if few else self._condition(kind, served_among(self._served))
-        )
+        if few:
+            return self._condition(kind, self._serves, one=True, through=through)
+        return self._condition(kind, served_among(self._served), through=through)
 
     def _condition(self, kind: str, served: Served, one: bool = False, through: bool = True) -> Sql | None:
         """:meth:`condition` over ``served``; ``through`` False leaves out the records a type
