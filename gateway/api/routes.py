@@ -48,7 +48,7 @@ from gateway.fhir.parameters import (
     refuse_unsupported_parameters,
     whole_number,
 )
-from gateway.fhir.repository import Written
+from gateway.fhir.repository import READ_ONLY, Written
 from gateway.fhir.search import READ_HONOURED, check_read_summary, outcome_entry, read_controls, searchset, shaped_read
 from gateway.fhir.validate_arguments import ValidateQuery, validate_arguments
 from gateway.messages import issue
@@ -442,6 +442,8 @@ def everything(resource_id: str) -> Response:
     compartment = found.registry.patient_compartment
     if unknown := sorted(types - found.repository.resource_types):
         raise FhirError(400, "http.unknown-type", "_type", type=unknown[0])
+    if unarchived := sorted(types & READ_ONLY):  # the audit trail: asked for, it answered an empty page
+        raise FhirError(400, "http.everything-type-not-archived", "_type", type=unarchived[0])
     since = instant(args, "_since")
     allowed = grants()
     if not allowed.allows("*", "s"):

@@ -823,6 +823,9 @@ def test_everything_offset_past_the_last_member_is_an_empty_page_counting_them_a
         ("start=2026-01-01", "http.unsupported-parameter"),
         ("_count=many", "http.not-a-count"),
         ("_type=Foo", "http.unknown-type"),
+        # the audit trail is no part of the archive $everything reads: it answered an empty
+        # searchset, as if no one had ever read the person's record
+        ("_type=Encounter,AuditEvent", "http.everything-type-not-archived"),
     ],
 )
 def test_everything_refuses_what_it_would_otherwise_ignore(
