@@ -400,6 +400,24 @@ def test_a_landed_record_resolves_the_entries_of_its_key_with_other_content(stor
     assert found == (1, [], ["1102.json"])
 
 
+@pytest.mark.parametrize("keyed", [True, False], ids=["by source key", "by content"])
+def test_a_landed_record_resolves_no_entry_of_a_key_its_own_only_begins(store: Store, keyed: bool) -> None:
+    """Source keys share prefixes (V1, V10, V1|…): the entries of ``…|V10`` and its copies lie
+    in the index range the landing of ``…|V1`` reads, and stay open; its own copy resolves."""
+    identity = "insurance/ltc-assessment|key|V1"
+    entry = {"source": "insurance", "digest": "old", "file": "1101.json", "location": "record 3"}
+    with store.transaction() as tx:
+        for other in (f"{identity}0", f"{identity}0|1101.json|record 3", f"{identity}|x|1101.json|record 3"):
+            tx.quarantine.put({**entry, "identity": other})
+        tx.quarantine.put({**entry, "identity": f"{identity}|1101.json|record 3"})
+        resolved = tx.quarantine.resolve(
+            "insurance", identity, "new", {"file": "1102.json", "location": "record 1"}, keyed=keyed
+        )
+    with store.reading() as tx:
+        still = sorted(e["identity"].removeprefix(identity) for e in tx.quarantine.entries())
+    assert (resolved, still) == (1, ["0", "0|1101.json|record 3", "|x|1101.json|record 3"])
+
+
 def test_writers_on_two_threads_both_commit(store: Store) -> None:
     def many(prefix: str) -> None:
         for n in range(20):
