@@ -417,7 +417,8 @@ def ingest(
     Once ``stopping`` is set (the server is stopping) no further record is read: the records
     processed are committed and the answer is a 503 ``http.ingest-stopped`` with their counts,
     so the request ends, and is recorded, before the worker is killed (posted again, the
-    file's records that landed are found unchanged)."""
+    file's records that landed are found unchanged).  A load that grew the archive much
+    refreshes the planner's statistics, as ``yiyang ingest`` does (``Store.analyze_after``)."""
     if source not in SOURCES:
         raise unsupported_value("source", source, SOURCES)
     name = _upload_name(filename, suffix)
@@ -444,6 +445,7 @@ def ingest(
             refused = exc.message
         finally:
             counts = pipeline.finish()
+    pipeline.store.analyze_after(counts.resources.total())  # as ``yiyang ingest`` does
     if cut:
         raise FhirError(
             503, "http.ingest-stopped", read=counts.read, mapped=counts.mapped, quarantined=counts.quarantined

@@ -133,7 +133,7 @@ def ingest(
         finally:
             # even after Ctrl-C, what was processed reaches the archive in a consistent state
             counts = pipeline.finish()
-        target.analyze()  # many new rows: searches should plan with fresh statistics
+        target.analyze_after(counts.resources.total())  # many new rows: plan with fresh statistics
         if out_dir is not None:
             export_folder(target, out_dir)
     if bundle and out_dir is not None:

@@ -342,5 +342,13 @@ class PostgresStore(Store):
         with self._connection() as connection:
             Executor(connection, self.dialect, self.errors).execute("ANALYZE")
 
+    def _rows_counted(self) -> int:
+        """``resource``'s ``reltuples``, -1 until it is first analysed or vacuumed."""
+        with self._connection() as connection:
+            row = Executor(connection, self.dialect, self.errors).one(
+                "SELECT reltuples FROM pg_class WHERE oid = to_regclass('resource')"
+            )
+        return max(int(row[0]), 0) if row else 0
+
     def close(self) -> None:
         self.pool.close()

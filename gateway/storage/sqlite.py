@@ -136,6 +136,18 @@ class SQLiteStore(Store):
         with self._connection() as connection:
             _analyze(connection)  # type: ignore[arg-type]
 
+    def _rows_counted(self) -> int:
+        """The rows ``sqlite_stat1`` gives ``resource``'s indexes (each stat begins with them),
+        none before the first ANALYZE of a store holding any."""
+        with self._connection() as connection:
+            try:
+                row = connection.execute(
+                    "SELECT MAX(CAST(stat AS INTEGER)) FROM sqlite_stat1 WHERE tbl = 'resource'"
+                ).fetchone()
+            except sqlite3.OperationalError:  # no such table: never analysed
+                return 0
+        return int(row[0] or 0) if row else 0
+
     def close(self) -> None:
         self._writer.close()
         self._checkpointer.close()

@@ -75,6 +75,11 @@ UNIQUE_VIOLATION = "23505"
 RACED_KEYS = frozenset({"resource_pkey"})
 #: times a write is run when the database sacrifices it (:func:`retried`)
 TRANSACTION_ATTEMPTS = 3
+#: a load's rows beyond which the planner's statistics are stale (:meth:`Store.analyze_after`):
+#: this share of the rows they counted, and this many more, as PostgreSQL's autovacuum judges
+#: (``autovacuum_analyze_scale_factor`` 0.1, ``autovacuum_analyze_threshold`` 50)
+STALE_SHARE = 0.1
+STALE_ROWS = 50
 T = TypeVar("T")
 
 
@@ -675,6 +680,23 @@ class Store:
     def analyze(self) -> None:
         """Refresh the query planner's statistics after many writes (an ingest run, the demo
         load); each backend says how (autovacuum would get there on PostgreSQL, but later)."""
+
+    def analyze_after(self, written: int) -> bool:
+        """Refresh the statistics (:meth:`analyze`) after a load that wrote ``written``
+        resources, when that is more than :data:`STALE_ROWS` and :data:`STALE_SHARE` of the
+        resources they last counted (none, on an archive never analysed); whether it did.
+        The one rule of every load, ``yiyang ingest`` and ``$ingest`` alike: the posted file
+        of thousands of records left PostgreSQL planning for the empty archive of before
+        until autovacuum came, while a small load into a large archive, which changes little
+        the planner goes by, needs no pass over every table."""
+        if written <= STALE_ROWS + STALE_SHARE * self._rows_counted():
+            return False
+        self.analyze()
+        return True
+
+    def _rows_counted(self) -> int:
+        """How many resources the planner's statistics last counted (0: none)."""
+        raise NotImplementedError
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
