@@ -7,6 +7,7 @@ decide what to write stay in ``gateway/ingest``; these classes only read and wri
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -178,11 +179,20 @@ class Ledger:
         self.sql.execute("UPDATE ledger SET run = ? WHERE scope = ? AND digest = ?", (run, scope, digest))
 
 
+#: the open entries of a source whose identities a transaction reads once to skip the
+#: resolution of a landed record none of them names (:meth:`Quarantine.resolve`); beyond
+#: this many, each landed record asks the database
+OPEN_KNOWN = 1000
+
+
 class Quarantine:
     """One entry per quarantined record, keyed by where it came from."""
 
     def __init__(self, sql: Executor) -> None:
         self.sql = sql
+        #: source → the identities of its open entries, sorted, read once by this transaction
+        #: and added to by its puts (None: more than OPEN_KNOWN)
+        self._open: dict[str, list[str] | None] = {}
 
     def put(self, entry: dict[str, Any]) -> None:
         """Quarantine a record (its entry names its ``identity`` and content ``digest``),
@@ -203,6 +213,9 @@ class Quarantine:
                 self.sql.dialect.json_in(entry),
             ),
         )
+        known = self._open.get(entry["source"])
+        if known is not None:
+            insort(known, entry["identity"])
 
     def release(self, source: str, identity: str, digest: str) -> None:
         """The record with this content landed (on replay, or re-ingested after a fix), or its
@@ -237,7 +250,13 @@ class Quarantine:
         copy's suffix), of which the equalities keep this one and its copies, not another
         record whose key only begins with this one's.  An OR of the two kinds read every
         entry of the source on SQLite without statistics; a statement each cost one more
-        round trip per landed record on PostgreSQL."""
+        round trip per landed record on PostgreSQL.
+
+        Asked only when an open entry of the source lies in that range, as the transaction
+        knows them (:meth:`_may_name`): most landed records have none, and the UPDATE cost
+        each of them a statement, a round trip on PostgreSQL."""
+        if not self._may_name(source, identity if keyed else f"{identity}|", f"{identity}}}"):
+            return 0
         others = "identity = ? AND digest <> ? OR " if keyed else ""
         cursor = self.sql.execute(
             "UPDATE quarantine SET resolved = ?, resolved_by = ? WHERE source = ? AND identity >= ? AND identity < ? "
@@ -253,6 +272,25 @@ class Quarantine:
             ),
         )
         return max(cursor.rowcount, 0)
+
+    def _may_name(self, source: str, low: str, high: str) -> bool:
+        """Whether an open entry of ``source`` may have an identity from ``low`` up to
+        ``high``: the source's open identities are read at the transaction's first ask (up to
+        :data:`OPEN_KNOWN`; beyond, every ask says yes), and its own puts are added.  Entries
+        resolved or released since stay listed, which costs a statement and loses nothing.
+        On PostgreSQL another run's entry committed while this transaction lands its batch is
+        not seen by it, as one still uncommitted when the UPDATE ran was not."""
+        if source not in self._open:
+            rows = self.sql.all(
+                "SELECT identity FROM quarantine WHERE source = ? AND resolved IS NULL LIMIT ?",
+                (source, OPEN_KNOWN + 1),
+            )
+            self._open[source] = sorted(row[0] for row in rows) if len(rows) <= OPEN_KNOWN else None
+        known = self._open[source]
+        if known is None:
+            return True
+        first = bisect_left(known, low)
+        return first < len(known) and known[first] < high
 
     def resolve_entry(self, source: str, identity: str, digest: str, by: dict[str, str]) -> None:
         """This entry is resolved by the record ``by`` names (its file and location), which

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import gateway.storage.ingest_tables as ingest_tables
 import gateway.storage.resources as resources
 import gateway.storage.search_sql as search_sql
 from conformance.validator import Validator
@@ -416,6 +417,63 @@ def test_a_landed_record_resolves_no_entry_of_a_key_its_own_only_begins(store: S
     with store.reading() as tx:
         still = sorted(e["identity"].removeprefix(identity) for e in tx.quarantine.entries())
     assert (resolved, still) == (1, ["0", "0|1101.json|record 3", "|x|1101.json|record 3"])
+
+
+def resolved_of(store: Store, identity: str, *, keyed: bool) -> int:
+    """How many entries a record of ``identity`` landing in a transaction of its own resolves."""
+    with store.transaction() as tx:
+        return tx.quarantine.resolve(
+            "insurance", identity, "new", {"file": "1102.json", "location": "row 1"}, keyed=keyed
+        )
+
+
+def test_a_landed_record_resolves_what_earlier_transactions_and_its_own_quarantined(store: Store) -> None:
+    """The open entries a transaction knows are read once: those earlier transactions put and
+    those it puts itself after reading them still resolve."""
+    entry = {"source": "insurance", "digest": "old", "file": "1101.json", "location": "row 2"}
+    with store.transaction() as tx:
+        tx.quarantine.put({**entry, "identity": "spec|content|c1|1101.json|row 2"})  # a copy
+        tx.quarantine.put({**entry, "identity": "spec|key|K1"})
+    found = [resolved_of(store, "spec|content|c1", keyed=False), resolved_of(store, "spec|key|K1", keyed=True)]
+    with store.transaction() as tx:
+        by = {"file": "1103.json", "location": "row 1"}
+        asked_first = tx.quarantine.resolve("insurance", "spec|key|K2", "new", by, keyed=True)
+        tx.quarantine.put({**entry, "identity": "spec|key|K2"})
+        found += [asked_first, tx.quarantine.resolve("insurance", "spec|key|K2", "new", by, keyed=True)]
+    assert found == [1, 1, 0, 1]
+
+
+def test_a_landed_record_resolves_entries_beyond_those_a_transaction_reads(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More open entries than it reads: each landed record asks the database."""
+    monkeypatch.setattr(ingest_tables, "OPEN_KNOWN", 2)
+    entry = {"source": "insurance", "digest": "old", "file": "1101.json", "location": "row 2"}
+    with store.transaction() as tx:
+        for key in ("K1", "K2", "K3"):
+            tx.quarantine.put({**entry, "identity": f"spec|key|{key}"})
+    assert resolved_of(store, "spec|key|K3", keyed=True) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # traced on SQLite
+def test_records_landing_with_nothing_open_to_resolve_send_no_update(store: Store) -> None:
+    """One UPDATE a landed record, whether or not an entry named it: 100 records of a source
+    whose one open entry is another's sent 100."""
+    entry = {"source": "insurance", "digest": "old", "file": "1101.json", "location": "row 2"}
+    with store.transaction() as tx:
+        tx.quarantine.put({**entry, "identity": "spec|key|K10"})
+    statements: list[str] = []
+    with store.transaction() as tx:
+        tx.sql.connection.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        try:
+            for number in range(100):
+                by = {"file": "1102.json", "location": f"row {number}"}
+                tx.quarantine.resolve("insurance", f"spec|key|K{number}1", "new", by, keyed=True)
+                tx.quarantine.resolve("insurance", f"spec|content|c{number}", "new", by, keyed=False)
+        finally:
+            tx.sql.connection.set_trace_callback(None)  # type: ignore[attr-defined]
+    asked = [sql.split()[0] for sql in statements if "quarantine" in sql]
+    assert asked == ["SELECT"]
 
 
 def test_writers_on_two_threads_both_commit(store: Store) -> None:
