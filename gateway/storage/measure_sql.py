@@ -72,10 +72,18 @@ def named_sql(selection: Selection) -> Sql:
     if selection.via is None:
         raise ValueError("only matches of another type than the subjects name them by number")
     return (
-        "SELECT s.id, pk.person_id FROM search_index s JOIN person_key pk ON pk.key = s.value "
-        "WHERE s.type = ? AND s.name = ? AND s.system = ?",
+        f"SELECT s.id, pk.person_id {_BY_NUMBER}",
         [selection.query.resource_type, IDENTIFIED_PEOPLE, selection.via],
     )
+
+
+#: the index rows of records (type, ``IDENTIFIED_PEOPLE``, the parameter) naming a person by a
+#: number the identity index says they hold, joined to its holder: one shape for listing them
+#: beforehand (:func:`named_sql`) and for ranking them among a person's matches
+#: (:func:`_latest_subjects`)
+_BY_NUMBER = (
+    "FROM search_index s JOIN person_key pk ON pk.key = s.value WHERE s.type = ? AND s.name = ? AND s.system = ?"
+)
 
 
 def named_matches_sql(selection: Selection, ids: Sequence[str]) -> Sql:
@@ -140,10 +148,7 @@ def _latest_subjects(selection: Selection, basis: str, matches: Sql) -> Sql:
     )
     rows_params: list[Any] = [kind, selection.via, basis, *matches[1]]
     if selection.named:
-        rows += (
-            " UNION ALL SELECT pk.person_id, s.id FROM search_index s JOIN person_key pk ON pk.key = s.value "
-            f"WHERE s.type = ? AND s.name = ? AND s.system = ? AND s.id IN ({LISTED})"
-        )
+        rows += f" UNION ALL SELECT pk.person_id, s.id {_BY_NUMBER} AND s.id IN ({LISTED})"
         rows_params += [kind, IDENTIFIED_PEOPLE, selection.via, listed(sorted({m for m, _ in selection.named}))]
     person, person_params = _person("?", "u.subject") if basis == "Patient" else ("u.subject", [])
     ranked = (
