@@ -26,6 +26,7 @@ from gateway.measures.definition import MeasureDefinition
 from gateway.measures.evaluate import MeasureEvaluator
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import SearchParameters
+from gateway.security.naming_records import naming_records
 from gateway.security.tokens import Authority
 from gateway.storage import open_store
 from gateway.storage.store import Store
@@ -66,7 +67,10 @@ class Services:
         reads, measured in process), nor written to by it, which would copy the shared pages.
 
         Settling again only freezes: the validator is settled now, as one given already is
-        (a second settle validated every example again, about 2 s)."""
+        (a second settle validated every example again, about 2 s).  The rule of records
+        naming records is checked against the definitions here too, so a serving master stops
+        on a faulty one before any worker forks (``NamingRecordsError``)."""
+        naming_records(self.registry)
         if self._validator is None:
             for path in sorted(examples_dir().glob("*/valid-*.json")):
                 self.validator.validate(orjson.loads(path.read_bytes()))

@@ -286,12 +286,12 @@ def _visible(tx: Transaction, access: Access, members: Referrers) -> Referrers:
     """The members the principal may see.  One naming no one but the Patient follows the
     Patient, whom it may see (or there would be no answer); only one naming someone else too
     (an Observation about the resident performed by a stranger, another Patient linking to
-    the resident), or naming another record where a type of ``PersonalData.THROUGH`` is
+    the resident), or naming another record where a type of ``PersonalData.through`` is
     judged by the records it names, may be hidden from a restricted principal.  Those few are
     judged by their content, the rest are never read: a page reads its own members alone."""
     if not access.restricted:
         return members
-    doubtful = tx.resources.referrers(replace(members, naming_others=True, through=access.personal.THROUGH))
+    doubtful = tx.resources.referrers(replace(members, naming_others=True, through=access.personal.through))
     if not doubtful:  # whom the principal serves need not even be read
         return members
     seen = {stored.reference for stored in access.among_served(tx, doubtful)}

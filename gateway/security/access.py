@@ -26,6 +26,7 @@ from gateway.masking import mask_id_cards
 from gateway.match_keys import match_keys
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import IDENTIFIED_PEOPLE
+from gateway.security.naming_records import naming_records
 from gateway.security.principal import Principal
 from gateway.storage.access_sql import (
     Served,
@@ -100,23 +101,6 @@ class PersonalData:
     through ``Composition/$document``, which is filtered like any read."""
 
     OPAQUE = frozenset({"Binary", "Bundle"})
-    #: the types whose reference parameters given here name records, not only people, and
-    #: which are shown only where every personal record they name is (:meth:`concerns_only`):
-    #: a Provenance about a resident's reading and a stranger's (its target), or drawing on
-    #: the stranger's (its entity), would tell the stranger's reading's id, as would a
-    #: resident's reading grouping or derived from the stranger's, a report of the stranger's
-    #: results, a stay part of the stranger's, a care plan acting through the stranger's
-    #: records.  Withholding the hidden ones instead would show an altered record (``target``
-    #: is the activity's whole object, 1..*): an auditor sees it as written or not at all.  A
-    #: record so named is judged by the people it names, not by the records it names in turn
-    #: (one level: the ids shown are its own, and no chain is walked)
-    THROUGH: Mapping[str, tuple[str, ...]] = {
-        "Provenance": ("target", "entity"),
-        "Observation": ("has-member", "derived-from"),
-        "DiagnosticReport": ("result",),
-        "Encounter": ("part-of",),
-        "CarePlan": ("activity-reference",),
-    }
 
     def __init__(self, registry: Registry, index_rows: Callable[[dict[str, Any]], list[Any]] | None = None) -> None:
         self.compartment: dict[str, list[str]] = registry.patient_compartment
@@ -129,6 +113,16 @@ class PersonalData:
         #: the store's indexer: a version's people are read as the SQL rule reads the current
         #: one's, from its index rows
         self.index_rows = index_rows or SearchIndexer(registry).rows
+        #: the types whose reference parameters given here name records, not only people, and
+        #: which are shown only where every personal record they name is (:meth:`concerns_only`;
+        #: data, ``naming_records.json``): a Provenance about a resident's reading and a
+        #: stranger's, a resident's reading derived from the stranger's, would tell the
+        #: stranger's reading's id.  Withholding the hidden ones instead would show an altered
+        #: record (``target`` is the activity's whole object, 1..*): an auditor sees it as
+        #: written or not at all.  A record so named is judged by the people it names, not by
+        #: the records it names in turn (one level: the ids shown are its own, and no chain is
+        #: walked)
+        self.through: Mapping[str, tuple[str, ...]] = naming_records(registry)
 
     def is_personal(self, kind: str) -> bool:
         """Whether a resource of ``kind`` may concern people (and so be hidden from a restricted
@@ -149,7 +143,7 @@ class PersonalData:
         search parameters (a note's author) are not counted, as the index does not hold them.
         A person named by number alone is whoever ``holder`` (the identity index, asked now)
         says holds it; a number no one holds names someone not served.  A type of
-        :data:`THROUGH` also needs every personal record it names to concern only them, as
+        :attr:`through` also needs every personal record it names to concern only them, as
         ``read`` (the current content of a record, None if absent or deleted) finds it now;
         without ``read`` such a record hides it.  ``through`` False judges a record named so
         by the people it names alone (one level, as the SQL rule does)."""
@@ -160,7 +154,7 @@ class PersonalData:
             return serves(resource.get("id", ""))
         naming = self.references.get(kind, ())
         rows = self.index_rows(resource)
-        if through and kind in self.THROUGH and not self._targets_shown(rows, self.THROUGH[kind], serves, holder, read):
+        if through and kind in self.through and not self._targets_shown(rows, self.through[kind], serves, holder, read):
             return False
         named = {row[2] for row in rows if row[0] in naming and row[1] == "Patient"}
         # in the compartment, someone is named through its parameters (by id or by number):
@@ -265,7 +259,7 @@ class Access:
         ``few``: for a statement with few candidates, each checked on its own (the people it
         names, through their own records) instead of against everyone served, listed first.
         ``through`` False judges a record by the people it names alone, not by the records of
-        :data:`PersonalData.THROUGH` it names: for a statement that shows no record's id (a
+        :attr:`PersonalData.through` it names: for a statement that shows no record's id (a
         measure's count of people)."""
         if self._served is None or self._serves is None:
             return None
@@ -275,12 +269,12 @@ class Access:
 
     def _condition(self, kind: str, served: Served, one: bool = False, through: bool = True) -> Sql | None:
         """:meth:`condition` over ``served``; ``through`` False leaves out the records a type
-        of :data:`PersonalData.THROUGH` names."""
+        of :attr:`PersonalData.through` names."""
         if kind in self.personal.OPAQUE:
             return "1 = 0", []
         compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
         found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE)
-        names = self.personal.THROUGH.get(kind) if through else None
+        names = self.personal.through.get(kind) if through else None
         if found is None or names is None:
             return found
         personal = self.personal
@@ -295,7 +289,7 @@ class Access:
         ``resource r`` written over that table (None when nothing is restricted).  ``few``:
         the chain's targets are few, so each is checked on its own (as :meth:`condition`
         does) and no people's SQL is given ("").  A chained record is judged by the people it
-        names, not by the records it names (:data:`PersonalData.THROUGH`): a chain answers
+        names, not by the records it names (:attr:`PersonalData.through`): a chain answers
         with its first type's records, never the chained one's references, and that rule's
         SQL nested inside a chain's overflowed SQLite's parser (503)."""
         if self._served is None or self._serves is None:

@@ -173,7 +173,7 @@ class Referrers:
     ``among`` (ids per type) keeps only those ids; ``naming_others`` only those pointing at
     another resource of ``kind`` too, or of ``kind`` themselves (an Observation about the
     resident performed by a stranger, another Patient linking to the resident), or, through
-    ``through``'s parameters of its type (``PersonalData.THROUGH``), at a record of a type
+    ``through``'s parameters of its type (``PersonalData.through``), at a record of a type
     other than ``kind`` (a reading derived from another's: judged by that record).
 
     ``compartment`` (the parameters placing a type's resources in the Patient compartment)
