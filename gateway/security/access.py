@@ -44,8 +44,9 @@ from gateway.storage.store import Stored, Transaction
 from mappings.engine import reference_nodes
 from profiles.registry import Registry
 
-#: the current content of the record of a type and id, None when it is absent or deleted
-Reader = Callable[[str, str], dict[str, Any] | None]
+#: the record of a type and id as the archive holds it now (a deleted one too), None when it
+#: was never stored
+Reader = Callable[[str, str], Stored | None]
 RESTRICTED_ROLES = frozenset({"elderly-care"})
 #: people asked about one by one (:meth:`Access.serves_person`) before whom the principal
 #: serves is read in full instead.  On 3,000 people served a person's statement takes about
@@ -144,8 +145,10 @@ class PersonalData:
         A person named by number alone is whoever ``holder`` (the identity index, asked now)
         says holds it; a number no one holds names someone not served.  A type of
         :attr:`through` also needs every personal record it names to concern only them, as
-        ``read`` (the current content of a record, None if absent or deleted) finds it now;
-        without ``read`` such a record hides it.  ``through`` False judges a record named so
+        ``read`` finds it now: one deleted hides it (whose it was, the index no longer tells),
+        one never stored does not (its id tells nothing about anyone: a reading whose visit
+        never landed, or was quarantined, stays its person's); without ``read`` any record
+        so named hides it.  ``through`` False judges a record named so
         by the people it names alone (one level, as the SQL rule does)."""
         kind = resource.get("resourceType", "")
         if kind in self.OPAQUE:
@@ -175,13 +178,20 @@ class PersonalData:
         read: Reader | None,
     ) -> bool:
         """Whether every personal record other than a Patient (whom :meth:`concerns_only`
-        judges as a person named) that ``names`` of a resource's index ``rows`` name concerns
-        only people ``serves`` accepts: the rule ``access_sql.targets_shown`` applies in SQL."""
+        judges as a person named) that ``names`` of a resource's index ``rows`` name, and that
+        the archive holds, concerns only people ``serves`` accepts: the rule
+        ``access_sql.targets_shown`` applies in SQL."""
         for row in rows:
             if row[0] not in names or row[1] in (None, "Patient") or not self.is_personal(row[1]):
                 continue
-            target = read(row[1], row[2]) if read is not None else None
-            if target is None or not self.concerns_only(target, serves, holder, through=False):
+            if read is None:
+                return False
+            target = read(row[1], row[2])
+            if target is None:
+                continue
+            if target.resource is None or target.deleted:
+                return False
+            if not self.concerns_only(target.resource, serves, holder, through=False):
                 return False
         return True
 
@@ -206,12 +216,7 @@ class PersonalData:
 
 def current_content(tx: Transaction) -> Reader:
     """The :data:`Reader` of what the archive holds now."""
-
-    def read(kind: str, resource_id: str) -> dict[str, Any] | None:
-        found = tx.resources.read(kind, resource_id)
-        return None if found is None or found.deleted else found.resource
-
-    return read
+    return tx.resources.read
 
 
 def _places(row: tuple[Any, ...], compartment: Sequence[str]) -> bool:

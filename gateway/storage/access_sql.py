@@ -357,8 +357,9 @@ def targets_shown(
     record's own index rows: in the Patient compartment of a served person (by id or by
     number, through ``compartment``'s parameters of its type), naming no one unserved (through
     ``naming``'s, by id, and by number as ``identified`` rows), whatever records it names in
-    turn (one level).  ``hidden``: types never shown this way (opaque ones).  A record absent
-    or deleted has no rows, and hides ``r`` if its type is in the compartment.  A
+    turn (one level).  ``hidden``: types never shown this way (opaque ones).  A record
+    deleted has no rows, and hides ``r`` if its type is in the compartment; one never stored
+    (no ``resource`` row) hides nothing, its id telling nothing about anyone.  A
     Provenance's target, a reading's members: their ids tell whose records these are."""
     personal = sorted({*compartment, *naming, *hidden} - {"Patient"})
     placing = [f"{target} {name}" for target, params in compartment.items() for name in params]
@@ -386,7 +387,8 @@ def targets_shown(
     shown = f"vt.system NOT IN ({marks(hidden)}) AND {in_compartment} AND {no_stranger}"
     sql = (
         f"NOT EXISTS (SELECT 1 FROM search_index vt WHERE vt.type = ? AND vt.id = r.id AND vt.name IN ({marks(names)}) "
-        f"AND vt.system IN ({marks(personal)}) AND NOT ({shown}))"
+        f"AND vt.system IN ({marks(personal)}) AND NOT ({shown}) "
+        "AND EXISTS (SELECT 1 FROM resource vs WHERE vs.type = vt.system AND vs.id = vt.value))"
     )
     params = [
         kind,
