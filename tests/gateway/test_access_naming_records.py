@@ -6,6 +6,7 @@ anyone, and is shown as any record of hers."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,8 +18,114 @@ from tests.gateway.test_access_http import example, home  # noqa: F401 - the cen
 Resource = dict[str, Any]
 
 
+def _of_li(resource: Resource, record_id: str, person: str = "subject") -> Resource:
+    return {**copy.deepcopy(resource), "id": record_id, person: {"reference": "Patient/li-jianguo"}}
+
+
+#: 李建国's records the residents' records below name (his blood pressure, bp-li, is the
+#: ``home`` fixture's): a finished check-up at a community health centre, his hospice episode,
+#: a procedure, a referral and a document
+STRANGERS_RECORDS = [
+    _of_li(example("yy-encounter/valid-health-check-2026.json"), "check-up-li"),
+    example("yy-episodeofcare/valid-hospice-finished.json"),
+    {
+        "resourceType": "Procedure",
+        "id": "procedure-li",
+        "status": "completed",
+        "subject": {"reference": "Patient/li-jianguo"},
+    },
+    _of_li(example("yy-servicerequest-referral/valid-upward-stroke.json"), "referral-li"),
+    _of_li(example("yy-documentreference/valid-discharge-summary-url.json"), "document-li"),
+]
+
+
 def _reading(**naming: Any) -> Resource:
     return {**example("yy-observation-blood-pressure/valid-blood-pressure.json"), "id": "bp-naming", **naming}
+
+
+def _procedure(**naming: Any) -> Resource:
+    base = {"resourceType": "Procedure", "id": "procedure-naming", "status": "completed"}
+    return {**base, "subject": {"reference": "Patient/zhang-xiuying"}, **naming}
+
+
+def _medication(**naming: Any) -> Resource:
+    return {
+        "resourceType": "MedicationStatement",
+        "id": "medication-naming",
+        "status": "active",
+        "medicationCodeableConcept": {"text": "硝苯地平控释片"},
+        "subject": {"reference": "Patient/zhang-xiuying"},
+        **naming,
+    }
+
+
+def _message(**naming: Any) -> Resource:
+    base = {"resourceType": "Communication", "id": "message-naming", "status": "completed"}
+    return {**base, "subject": {"reference": "Patient/zhang-xiuying"}, **naming}
+
+
+def _from(relative: str, record_id: str, **naming: Any) -> Resource:
+    return {**example(relative), "id": record_id, **naming}
+
+
+def _document(target: str) -> Resource:
+    document = _from("yy-composition-health-record/valid-zhang-xiuying.json", "health-record-naming")
+    document["section"][1]["entry"].append({"reference": target})  # 健康体检
+    return document
+
+
+#: (the resident's record, the search finding her records of its type), named by the
+#: reference parameter each case is about
+CASES: dict[str, Callable[[str], Resource]] = {
+    "Observation encounter": lambda target: _reading(encounter={"reference": target}),
+    "Observation part-of": lambda target: _reading(partOf=[{"reference": target}]),
+    "Observation based-on": lambda target: _reading(basedOn=[{"reference": target}]),
+    "Observation focus": lambda target: _reading(focus=[{"reference": target}]),
+    "Procedure part-of": lambda target: _procedure(partOf=[{"reference": target}]),
+    "MedicationStatement part-of": lambda target: _medication(partOf=[{"reference": target}]),
+    "Communication part-of": lambda target: _message(partOf=[{"reference": target}]),
+    "QuestionnaireResponse part-of": lambda target: _from(
+        "yy-questionnaireresponse-nursing-needs/valid-completed.json", "answers-naming", partOf=[{"reference": target}]
+    ),
+    "Task focus": lambda target: _from(
+        "yy-task-referral/valid-downward-completed.json", "task-naming", focus={"reference": target}
+    ),
+    "Composition entry": _document,
+    "Condition evidence-detail": lambda target: _from(
+        "yy-condition/valid-hypertension.json", "condition-naming", evidence=[{"detail": [{"reference": target}]}]
+    ),
+    "DocumentReference relatesto": lambda target: _from(
+        "yy-documentreference/valid-discharge-summary-url.json",
+        "document-naming",
+        relatesTo=[{"code": "appends", "target": {"reference": target}}],
+    ),
+    "Encounter episode-of-care": lambda target: _from(
+        "yy-encounter/valid-health-check-2026.json", "check-up-naming", episodeOfCare=[{"reference": target}]
+    ),
+}
+#: 李建国's record each case names
+STRANGERS = {
+    "Observation encounter": "Encounter/check-up-li",
+    "Observation part-of": "Procedure/procedure-li",
+    "Observation based-on": "ServiceRequest/referral-li",
+    "Observation focus": "Observation/bp-li",
+    "Procedure part-of": "Procedure/procedure-li",
+    "MedicationStatement part-of": "Procedure/procedure-li",
+    "Communication part-of": "Observation/bp-li",
+    "QuestionnaireResponse part-of": "Procedure/procedure-li",
+    "Task focus": "ServiceRequest/referral-li",
+    "Composition entry": "Observation/bp-li",
+    "Condition evidence-detail": "Observation/bp-li",
+    "DocumentReference relatesto": "DocumentReference/document-li",
+    "Encounter episode-of-care": "EpisodeOfCare/hospice-episode-2026",
+}
+
+
+@pytest.fixture(scope="module")
+def strangers(served: Served, api: Api, home: Api) -> None:  # noqa: F811 - the fixture imported above
+    for resource in STRANGERS_RECORDS:
+        answer = api.put(f"{served.base}/{resource['resourceType']}/{resource['id']}", json=resource)
+        assert answer.status_code in (200, 201), answer.text
 
 
 @pytest.fixture
@@ -51,6 +158,33 @@ def _found(served: Served, home: Api, resource: Resource) -> tuple[int, bool, bo
         f"{kind}/{record_id}"
         in [f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in everything["entry"]],
     )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_residents_record_naming_a_strangers_record_is_not_found(
+    served: Served,
+    home: Api,  # noqa: F811
+    strangers: None,
+    written: Callable[[Resource], Resource],
+    case: str,
+) -> None:
+    """Shown, it told the centre the id of 李建国's record."""
+    resource = written(CASES[case](STRANGERS[case]))
+    assert _found(served, home, resource) == (404, False, False)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_residents_record_naming_a_record_never_stored_is_shown(
+    served: Served,
+    home: Api,  # noqa: F811
+    written: Callable[[Resource], Resource],
+    case: str,
+) -> None:
+    """A reading whose visit never landed (never sent, or quarantined) names no one: hidden,
+    the centre lost its resident's reading for nothing."""
+    kind = STRANGERS[case].split("/")[0]
+    resource = written(CASES[case](f"{kind}/never-stored"))
+    assert _found(served, home, resource) == (200, True, True)
 
 
 @pytest.mark.parametrize("naming", ["derivedFrom", "hasMember"])
