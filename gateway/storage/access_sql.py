@@ -360,13 +360,17 @@ def targets_shown(
     turn (one level).  ``hidden``: types never shown this way (opaque ones).  A record
     deleted has no rows, and hides ``r`` if its type is in the compartment; one never stored
     (no ``resource`` row) hides nothing, its id telling nothing about anyone.  A
-    Provenance's target, a reading's members: their ids tell whose records these are."""
+    Provenance's target, a reading's members: their ids tell whose records these are.
+
+    ``served`` is asked once, of every person the records name (by id, and the holder of each
+    number) listed together: the records are in someone's compartment when it names anyone
+    there (a compartment parameter is among the naming ones, so whoever it names is asked as
+    they are), and each copy of the served people's rule is planned anew for each call's
+    values on PostgreSQL — three copies doubled a home's CarePlan and Encounter searches
+    there."""
     personal = sorted({*compartment, *naming, *hidden} - {"Patient"})
     placing = [f"{target} {name}" for target, params in compartment.items() for name in params]
     naming_pairs = [f"{target} {name}" for target, params in naming.items() for name in params]
-    member, member_params = served("tc.value")
-    named, named_params = served("tn.value")
-    holder, holder_params = served("COALESCE(pk.person_id, '')")
     # the rows' names listed too, so the owner index (type, id, name) finds them
     placing_names = sorted({name for params in compartment.values() for name in params})
     naming_names = sorted({name for params in naming.values() for name in params})
@@ -374,20 +378,23 @@ def targets_shown(
     in_compartment = (
         f"(vt.system NOT IN ({marks(compartment)}) "
         f"OR EXISTS (SELECT 1 FROM search_index tc WHERE {own.format(a='tc')} AND tc.name IN ({marks(placing_names)}) "
-        f"AND tc.system = 'Patient' AND tc.type || ' ' || tc.name IN ({marks(placing)}) AND {member}) "
+        f"AND tc.system = 'Patient' AND tc.type || ' ' || tc.name IN ({marks(placing)})) "
         f"OR EXISTS (SELECT 1 FROM search_index tp WHERE {own.format(a='tp')} AND tp.name = ? "
         f"AND tp.type || ' ' || tp.system IN ({marks(placing)})))"
     )
-    no_stranger = (
-        f"NOT EXISTS (SELECT 1 FROM search_index tn WHERE {own.format(a='tn')} AND tn.name IN ({marks(naming_names)}) "
-        f"AND tn.system = 'Patient' AND tn.type || ' ' || tn.name IN ({marks(naming_pairs)}) AND NOT ({named})) "
-        "AND NOT EXISTS (SELECT 1 FROM search_index tk LEFT JOIN person_key pk ON pk.key = tk.value "
-        f"WHERE {own.format(a='tk')} AND tk.name = ? AND NOT ({holder}))"
+    shown = f"vt.system NOT IN ({marks(hidden)}) AND {in_compartment}"
+    # a number's row stands for whoever holds it: no holder is the id '', which no one served
+    # has (a NULL would be unknown, not unserved)
+    number = f"tn.name = '{identified}'"
+    person, person_params = served(f"CASE WHEN {number} THEN COALESCE(pk.person_id, '') ELSE tn.value END")
+    stranger = (
+        f"SELECT 1 FROM search_index tn LEFT JOIN person_key pk ON {number} AND pk.key = tn.value "
+        f"WHERE {own.format(a='tn')} AND tn.name IN ({marks(naming_names)}, ?) AND ({number} OR (tn.system = 'Patient' "
+        f"AND tn.type || ' ' || tn.name IN ({marks(naming_pairs)}))) AND NOT ({person})"
     )
-    shown = f"vt.system NOT IN ({marks(hidden)}) AND {in_compartment} AND {no_stranger}"
     sql = (
         f"NOT EXISTS (SELECT 1 FROM search_index vt WHERE vt.type = ? AND vt.id = r.id AND vt.name IN ({marks(names)}) "
-        f"AND vt.system IN ({marks(personal)}) AND NOT ({shown}) "
+        f"AND vt.system IN ({marks(personal)}) AND (NOT ({shown}) OR EXISTS ({stranger})) "
         "AND EXISTS (SELECT 1 FROM resource vs WHERE vs.type = vt.system AND vs.id = vt.value))"
     )
     params = [
@@ -398,13 +405,11 @@ def targets_shown(
         *compartment,
         *placing_names,
         *placing,
-        *member_params,
         identified,
         *placing,
         *naming_names,
-        *naming_pairs,
-        *named_params,
         identified,
-        *holder_params,
+        *naming_pairs,
+        *person_params,
     ]
     return sql, params

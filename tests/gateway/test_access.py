@@ -422,6 +422,52 @@ def everything(kind: str) -> Any:
     return parse_search(kind, [], SearchIndexer(Registry()).parameters)
 
 
+def flag(resource_id: str, **named: dict[str, str]) -> dict[str, Any]:
+    return {"resourceType": "Flag", "id": resource_id, "status": "active", "code": {}} | named
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        (flag("t", subject=ref("Patient", "wang")), True),
+        (flag("t", subject=ref("Patient", "li")), False),
+        (flag("t", subject=ref("Patient", "wang"), author=ref("Patient", "li")), False),
+        (flag("t", subject=by_number(WANG_NUMBER)), True),  # in her compartment by number alone
+        (flag("t", subject=by_number(LI_NUMBER)), False),
+        (flag("t", subject=by_number(NO_ONES_NUMBER)), False),
+        (flag("t", subject=ref("Patient", "wang"), author=by_number(WANG_NUMBER)), True),
+        (flag("t", subject=ref("Patient", "wang"), author=by_number(LI_NUMBER)), False),
+        (flag("t", subject=ref("Patient", "wang"), author=by_number(NO_ONES_NUMBER)), False),
+        (flag("t", subject=ref("Group", "g")), False),  # in no one's compartment
+        (None, False),  # absent
+        ({"resourceType": "Organization", "id": "t"}, True),  # no one's personal data
+    ],
+)
+def test_a_record_naming_another_is_shown_as_the_content_rule_shows_it(
+    archive: Store, target: dict[str, Any] | None, shown: bool
+) -> None:
+    """A Provenance of 王's naming another record (``PersonalData.THROUGH``) is shown where
+    that record is, by id or by number, the same in SQL (each candidate alone, and among
+    everyone served) as on content: the people each target names are asked about together."""
+    kind = target["resourceType"] if target else "Flag"
+    provenance = {"resourceType": "Provenance", "id": "prov", "recorded": "2026-01-05T09:00:00+08:00"} | {
+        "target": [ref("Patient", "wang"), ref(kind, "t")],
+        "agent": [{"who": ref("Organization", "yikang-home")}],
+    }
+    add(archive, *([target] if target else []), provenance)
+    with archive.transaction() as tx:
+        tx.identity.link("wang", [f"idcard|{WANG_NUMBER}"])
+        tx.identity.link("li", [f"idcard|{LI_NUMBER}"])
+    rules = Access(HOME, PERSONAL)
+    with archive.reading() as tx:
+        alone = [
+            s.id for s in tx.resources.search(everything("Provenance"), False, rules.condition("Provenance", True))[0]
+        ]
+        holders = {f"idcard|{WANG_NUMBER}": "wang", f"idcard|{LI_NUMBER}": "li"}
+        on_content = PERSONAL.concerns_only(provenance, {"wang"}.__contains__, holders.get, lambda _, __: target)
+    assert (alone, found(archive, HOME, "Provenance"), on_content) == (["prov"] * shown, ["prov"] * shown, shown)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the plan is SQLite's
 @pytest.mark.parametrize("kind", ["Patient", "Observation"])
 def test_judging_one_resource_does_not_list_everyone_served(archive: Store, kind: str) -> None:
