@@ -468,6 +468,28 @@ def test_a_record_naming_another_is_shown_as_the_content_rule_shows_it(
     assert (alone, found(archive, HOME, "Provenance"), on_content) == (["prov"] * shown, ["prov"] * shown, shown)
 
 
+def test_whom_a_record_places_in_a_compartment_is_among_those_it_names() -> None:
+    """What lets the rule ask the served people's rule once a record: a compartment parameter
+    is one naming people, so whoever places a record in someone's compartment is asked about
+    as everyone it names is (``access_sql._in_served_compartment``)."""
+    assert {
+        kind: params
+        for kind, params in COMPARTMENT.items()
+        if kind != "Patient" and not set(params) <= set(PERSONAL.references.get(kind, ()))
+    } == {}
+
+
+@pytest.mark.parametrize(("kind", "records"), [("Patient", 1), ("Coverage", 1), ("CarePlan", 2), ("Provenance", 2)])
+def test_a_candidate_asks_whether_people_are_served_once_a_record(kind: str, records: int) -> None:
+    """The served people's rule is written once for the candidate and once for the records it
+    names (``PersonalData.THROUGH``): PostgreSQL plans these statements for each call's
+    values, each copy anew, and six copies doubled a home's CarePlan search there."""
+    sql = (Access(HOME, PERSONAL).condition(kind, few=True) or ("", []))[0]
+    asked = serves(HOME.organization, now_instant())("x.person")[0]
+    refusals = asked.count("c.name = 'patient'")  # its permits and its refusals: Consents of the person
+    assert sql.count("c.name = 'patient'") == refusals * records
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the plan is SQLite's
 @pytest.mark.parametrize("kind", ["Patient", "Observation"])
 def test_judging_one_resource_does_not_list_everyone_served(archive: Store, kind: str) -> None:
