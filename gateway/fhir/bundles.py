@@ -481,10 +481,11 @@ class Bundles:
             if entry.method != "DELETE" or not entry.criteria:
                 continue
             ids = [resource_id for kind, resource_id in changing if kind == entry.kind]
+            url = f"{entry.path}.request.url"  # where its criteria are written, to be mended
             for start in range(0, len(ids), ID_BATCH):
                 criteria = f"{entry.criteria.lstrip('?')}&_id={','.join(ids[start : start + ID_BATCH])}"
                 access = self.repository.access()
-                for match in self.searcher.matching(tx, entry.kind, criteria, access, count=1, where=entry.path):
+                for match in self.searcher.matching(tx, entry.kind, criteria, access, count=1, where=url):
                     other = changing[(entry.kind, match.id)]
                     reference = f"{entry.kind}/{match.id}"
                     detail = Worded("bundle.same-resource", first=other.path, second=entry.path, reference=reference)

@@ -143,15 +143,19 @@ class Searcher:
         self.max_page_size = max_page_size
         self.base_url = base_url
 
-    def parse(self, kind: str, pairs: Sequence[tuple[str, str]], handling: str = "strict") -> SearchQuery:
+    def parse(
+        self, kind: str, pairs: Sequence[tuple[str, str]], handling: str = "strict", where: str | None = None
+    ) -> SearchQuery:
         """Every search's criteria come through here (a query, a form, ``If-None-Exist``, a
-        conditional reference or Bundle entry)."""
+        conditional reference or Bundle entry).  A refused parameter is located at its name,
+        or at ``where`` the criteria are written (a Bundle entry's ``request.url``): among
+        hundreds of entries, its name alone does not say which to mend."""
         refuse_nul_in(pairs)
         explicit_count = any(key == "_count" for key, _ in pairs)
         try:
             query = parse_search(kind, pairs, self.parameters, handling=handling, base=self.base_url)
         except SearchError as error:
-            raise FhirError(400, error.message_id, error.expression, **error.params) from error
+            raise FhirError(400, error.message_id, where or error.expression, **error.params) from error
         count = query.count if explicit_count else self.page_size
         # set on the query just parsed, which no one else holds (a copy cost 7 µs a search)
         query.count = min(count, self.max_page_size)
@@ -201,7 +205,7 @@ class Searcher:
             # a conditional interaction acts on every match: a delete of "the page at _offset=5"
             # deleted them all
             raise FhirError(400, "http.conditional-paging", where or paging[0], parameter=", ".join(paging))
-        query = self.parse(kind, pairs)
+        query = self.parse(kind, pairs, where=where)
         if not query.criteria:
             raise FhirError(400, "http.conditional-needs-criteria", where)
         query = _chains_within(tx, query, access)

@@ -1145,7 +1145,10 @@ def test_a_blank_if_none_exist_entry_is_refused_not_a_plain_create(made: Service
             [post(basic("linked", subject={"reference": "Basic?_count=1"}))],
             "Bundle.entry[0].resource.subject.reference",
         ),
-        ([post(basic("kept")), asked("DELETE", f"Basic?identifier={SYSTEM}|kept&_offset=1")], "Bundle.entry[1]"),
+        (
+            [post(basic("kept")), asked("DELETE", f"Basic?identifier={SYSTEM}|kept&_offset=1")],
+            "Bundle.entry[1].request.url",
+        ),
     ],
 )
 def test_criteria_that_select_nothing_in_particular_are_refused_where_they_are_written(
@@ -1154,6 +1157,28 @@ def test_criteria_that_select_nothing_in_particular_are_refused_where_they_are_w
     """Refused while the Bundle's conditions were resolved, they were located nowhere: in a
     Bundle of hundreds of entries, nothing said which entry's criteria to mend."""
     assert refusal(made, bundle(*entries)).expression == where
+
+
+@pytest.mark.parametrize(
+    ("entries", "where"),
+    [
+        ([post(basic("odd"), f"identifier={SYSTEM}|odd&colour=red")], "Bundle.entry[0].request.ifNoneExist"),
+        ([post(basic("kept")), put("Basic?colour=red", basic("odd"))], "Bundle.entry[1].request.url"),
+        ([post(basic("kept")), asked("DELETE", "Basic?colour=red")], "Bundle.entry[1].request.url"),
+        ([patch("Basic?colour=red", [])], "Bundle.entry[0].request.url"),
+        (
+            [post(basic("linked", subject={"reference": "Basic?colour=red"}))],
+            "Bundle.entry[0].resource.subject.reference",
+        ),
+    ],
+)
+def test_an_unknown_parameter_in_an_entrys_criteria_is_refused_where_it_is_written(
+    made: Services, entries: list[dict[str, Any]], where: str
+) -> None:
+    """Located by its name alone (``colour``), it did not say which of hundreds of entries
+    to mend, as the Bundle's other criteria errors do."""
+    refused = refusal(made, bundle(*entries))
+    assert (refused.message_id, refused.expression) == ("search.unknown-parameter", where)
 
 
 def test_an_unknown_method_is_refused_naming_the_codes_of_r4s_http_verb_value_set(made: Services) -> None:
