@@ -34,6 +34,7 @@ from gateway.storage.access_sql import (
     newly_served,
     person_served,
     served_among,
+    served_named,
     served_patients,
     serves,
     targets_shown,
@@ -292,22 +293,19 @@ class Access:
         """For a query that reaches several types at once (a chain): the served people's SQL,
         to be selected once as ``served_people(id)``, and each personal type's condition on
         ``resource r`` written over that table (None when nothing is restricted).  ``few``:
-        the chain's targets are few, so each is checked on its own (as :meth:`condition`
-        does) and no people's SQL is given ("").  A chained record is judged by the people it
-        names, not by the records it names (:attr:`PersonalData.through`): a chain answers
-        with its first type's records, never the chained one's references, and that rule's
-        SQL nested inside a chain's overflowed SQLite's parser (503)."""
+        the chain's targets are few, so the people's SQL selects only those they may be
+        judged by, each asked alone (``access_sql.served_named``), from the table
+        ``chained(type, id)`` of the targets.  A chained record is judged as a read judges it,
+        by the records of :attr:`PersonalData.through` it names too: a ``_has`` through a
+        resident's Provenance naming a stranger's reading otherwise answered whether that
+        reading exists."""
         if self._served is None or self._serves is None:
             return None
-        if few:
-            alone = [
-                (kind, found) for kind in kinds if (found := self._condition(kind, self._serves, True, through=False))
-            ]
-            return ("", []), alone
         over_table = served_among(("SELECT id FROM served_people", []))
-        conditions = [
-            (kind, found) for kind in kinds if (found := self._condition(kind, over_table, through=False)) is not None
-        ]
+        conditions = [(kind, found) for kind in kinds if (found := self._condition(kind, over_table)) is not None]
+        if few:
+            names = sorted({name for through in self.personal.through.values() for name in through})
+            return served_named(self._serves, "chained", names, IDENTIFIED_PEOPLE), conditions
         return self._served, conditions
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:

@@ -504,51 +504,45 @@ class _Builder:
         return f"{'NOT ' if criterion.modifier == 'not' else ''}({matches})"
 
     def _chain(self, criterion: Criterion, s: str) -> str:
-        t = f"t{self.depth}"
         self.params.extend(criterion.targets)
-        return f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id {self._chained(criterion, t)})"
+        return f"({s}.system, {s}.value) IN (SELECT r.type, r.id {self._chained(criterion)})"
 
     def _has(self, criterion: Criterion, owner: str, types: Sequence[str]) -> str:
         """``_has:CarePlan:subject:status=active``: the owner is what the ``subject`` rows of the
         CarePlans matching the inner criterion point at (a chain read backwards)."""
         self.depth += 1
-        s, t = f"s{self.depth}", f"t{self.depth}"
+        s = f"s{self.depth}"
         self.params += [*criterion.targets, criterion.via, *types, *criterion.targets]
         return (
             f"({owner}.type, {owner}.id) IN (SELECT {s}.system, {s}.value FROM search_index {s} "
             f"WHERE {s}.type IN ({marks(criterion.targets)}) AND {s}.name = ? AND {s}.system IN ({marks(types)}) "
-            f"AND {s}.id IN (SELECT {t}.id {self._chained(criterion, t)}))"
+            f"AND {s}.id IN (SELECT r.id {self._chained(criterion)}))"
         )
 
-    def _chained(self, criterion: Criterion, t: str) -> str:
-        """``FROM resource t WHERE …``: the current resources of the chain's target types (as
-        alias ``t``, whose type the caller has named) that meet its inner criterion and that
-        the client may see (``criterion.within``)."""
+    def _chained(self, criterion: Criterion) -> str:
+        """``FROM resource r WHERE …``: the current resources of the chain's target types that
+        meet its inner criterion and that the client may see (``criterion.within``, written
+        over ``resource r``).  The targets are selected first as ``chained(type, id)``, which
+        the people they are judged by may be read from (``access_sql.served_named``), then
+        judged over the table ``served_people(id)`` selected once: the rule of one person
+        nested in each condition, or a copy of the served people per target type, overflowed
+        SQLite's parser."""
         assert criterion.chain is not None
-        inner = self.criterion(criterion.chain, t, criterion.targets)
-        visible = ""
-        if criterion.within:
-            # one subquery over ``resource r`` (the alias the conditions are written for) that
-            # selects the served people once: a copy per target type overflowed SQLite's parser;
-            # without their SQL, each target is checked on its own, correlated on its key
-            kinds = [kind for kind, _, _ in criterion.within]
-            served_sql, served_params = criterion.served
-            alternatives = " OR ".join(f"(r.type = ? AND {condition})" for _, condition, _ in criterion.within)
-            if served_sql:
-                members = (
-                    f"({t}.type, {t}.id) IN (WITH served_people(id) AS ({served_sql}) "
-                    f"SELECT r.type, r.id FROM resource r WHERE {alternatives})"
-                )
-            else:
-                members = (
-                    f"EXISTS (SELECT 1 FROM resource r WHERE r.type = {t}.type AND r.id = {t}.id AND ({alternatives}))"
-                )
-            visible = f" AND ({t}.type NOT IN ({marks(kinds)}) OR {members})"
-            self.params += [*kinds, *served_params]
-            for kind, _, params in criterion.within:
-                self.params += [kind, *params]
+        targets = f"r.type IN ({marks(criterion.targets)})"  # their parameters the caller's
+        inner = self.criterion(criterion.chain, "r", criterion.targets)
+        chained = f"FROM resource r WHERE {targets} AND NOT r.deleted AND {inner}"
+        if not criterion.within:
+            return chained
+        kinds = [kind for kind, _, _ in criterion.within]
+        served_sql, served_params = criterion.served
+        alternatives = " OR ".join(f"(r.type = ? AND {condition})" for _, condition, _ in criterion.within)
+        self.params += [*served_params, *kinds]
+        for kind, _, params in criterion.within:
+            self.params += [kind, *params]
         return (
-            f"FROM resource {t} WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner}{visible}"
+            f"FROM resource r WHERE (r.type, r.id) IN (WITH chained(type, id) AS (SELECT r.type, r.id {chained}), "
+            f"served_people(id) AS ({served_sql}) SELECT r.type, r.id FROM chained c JOIN resource r "
+            f"ON r.type = c.type AND r.id = c.id WHERE r.type NOT IN ({marks(kinds)}) OR {alternatives})"
         )
 
     def _match(self, criterion: Criterion, value: SearchValue, s: str) -> str:

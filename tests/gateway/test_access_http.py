@@ -1227,3 +1227,43 @@ def test_her_everything_leaves_out_a_provenance_naming_someone_elses_record(
 ) -> None:
     bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything", params={"_count": 500}).json()
     assert provenances["mixed"] not in [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "Patient?_has:Provenance:patient:target=Observation/bp-li",
+        "Patient?_has:Provenance:patient:_id=prov-drawn",
+        "Observation?_has:Provenance:target:entity=Observation/bp-li",
+    ],
+)
+def test_a_has_through_a_provenance_naming_someone_elses_record_finds_nothing(
+    served: Served, api: Api, home: Api, provenances: Any, asked: str
+) -> None:
+    """The Provenances walked are judged as a read judges them (hidden: they name 李建国's
+    reading), or 张秀英's record would answer whether they exist and what they name."""
+    url = f"{served.base}/{asked}&_summary=count"
+    assert (api.get(url).json()["total"], home.get(url).json()["total"]) == (1, 0)
+
+
+@pytest.mark.parametrize("drawn_reading", ["derivedFrom"], indirect=True)
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "Patient?_has:Observation:subject:derived-from=Observation/bp-li",
+        "Provenance?target:Observation.derived-from=Observation/bp-li",
+    ],
+)
+def test_a_chain_through_a_reading_naming_someone_elses_finds_nothing(
+    served: Served, api: Api, home: Api, drawn_reading: str, asked: str
+) -> None:
+    """A reading of 张秀英 derived from 李建国's is hidden from the centre; a chain or
+    ``_has`` walking it would tell that 李建国's reading exists and what was drawn from it."""
+    written = api.put(
+        f"{served.base}/Provenance/prov-of-drawn", json=provenance("prov-of-drawn", f"Observation/{drawn_reading}")
+    )
+    assert written.status_code in (200, 201), written.text
+    url = f"{served.base}/{asked}&_summary=count"
+    counts = (api.get(url).json()["total"], home.get(url).json()["total"])
+    assert api.delete(f"{served.base}/Provenance/prov-of-drawn").status_code in (200, 204)
+    assert counts == (1, 0)
