@@ -22,6 +22,8 @@ HIS_PATIENT_ID = "/sid/his-patient-id/"
 #: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
 #: so they hold under any canonical base
 STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
+#: the systems whose numbers :func:`as_keyed` upper-cases: these exactly, and any ending so
+DOCUMENT_SYSTEMS = (tuple(sorted(ID_CARD_SYSTEMS)), tuple(STRONG_SUFFIXES))
 #: the match keys' kinds of the national identity documents
 DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
 
@@ -35,6 +37,17 @@ def as_keyed(system: str | None, value: str) -> str:
     if system and (system in ID_CARD_SYSTEMS or system.endswith(tuple(STRONG_SUFFIXES))):
         return value.upper()
     return value
+
+
+def keyed_anywhere(value: str) -> str | None:
+    """The value a system-less token search (``identifier=…725x``) must also find under a
+    national identity document's system, where :func:`as_keyed` stores it upper-cased (None
+    when that is the value itself).  Only those systems are read so: under any other a
+    number's case counts, and ``abc`` must not find another system's ``ABC``.  A value
+    without a digit is no document's number (``male``, ``active``), and is searched as
+    written alone."""
+    upper = value.upper()
+    return upper if upper != value and any(c.isdigit() for c in value) else None
 
 
 def match_keys(patient: dict[str, Any]) -> list[str]:

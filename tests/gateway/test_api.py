@@ -1972,3 +1972,26 @@ def test_ingest_names_a_column_no_mapping_rule_read(api: Api) -> None:
         if p["name"] == "unreadColumn"
     ]
     assert unread == [{"file": "签约.csv", "column": "补充说明"}]
+
+
+def test_a_conditional_create_without_the_system_finds_the_holder_of_a_number_spelt_with_a_lowercase_x(
+    api: Api,
+) -> None:
+    """The system-qualified criteria upper-case a 身份证号 as the index stores it; without the
+    system, ``identifier=…187x`` found no one and the keys refused the create as the holder's
+    second record (409)."""
+    holder = synthetic_patient(random.Random(9002), 9002)  # 身份证号 41030219590104187X
+    holder.pop("id")
+    first = created(api, holder)
+    lowercase = id_card(holder).lower()
+    again = json.loads(json.dumps(holder).replace(id_card(holder), lowercase))
+    answer = post(api, "Patient", again, **{"If-None-Exist": f"identifier={lowercase}"})
+    assert (answer.status_code, answer.json().get("id")) == (200, first["id"])
+
+
+def test_a_search_without_the_system_reads_case_only_under_identity_document_systems(api: Api) -> None:
+    """Under any other system a number's case counts: ``tag-7x`` is not ``TAG-7X``."""
+    basic = {"resourceType": "Basic", "identifier": [{"system": "urn:t", "value": "TAG-7X"}], "code": {"text": "t"}}
+    created(api, basic)
+    totals = [get(api, f"Basic?identifier={value}&_summary=count").json()["total"] for value in ("tag-7x", "TAG-7X")]
+    assert totals == [0, 1]
