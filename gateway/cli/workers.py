@@ -102,19 +102,26 @@ class _OutcomeErrors:
         else:
             self.log.warning("Invalid request from ip=%s: %s", (addr or ("",))[0], exc)
         config = getattr(self.wsgi, "config", {}).get("YIYANG")
-        language = config.language if config else "zh-CN"
+        language, proxies = (config.language, config.trusted_proxies) if config else ("zh-CN", 0)
         try:
             util.write_nonblock(client, response(error, language))
         except OSError:
             self.log.debug("Failed to send error message.")
         if error.status != 500:  # a 500 fails a request the app had taken, which its own hook records
-            self._audit(error, language, addr)
+            self._audit(error, language, addr, proxies)
 
-    def _audit(self, error: FhirError, language: str, addr: Any) -> None:
+    def _audit(self, error: FhirError, language: str, addr: Any, proxies: int) -> None:
         """The refused request's AuditEvent (:func:`~gateway.api.audit.record_unread`), worded
-        as its answer was."""
+        as its answer was, from its peer's address.  Behind ``proxies`` trusted proxies
+        (YIYANG_TRUSTED_PROXIES) the peer is a proxy and the client's address is in a header
+        gunicorn did not read: the event names no address, as the trail's other events name
+        the client's, and its reason says which proxy forwarded it."""
         reason = f"{error.message_id} {text(error.message_id, language, error.params)}"
-        record_unread(self.wsgi, error.status, reason, (addr or ("",))[0] or None)
+        peer = (addr or ("",))[0] or None
+        if proxies and peer:
+            reason += f"; {text('audit.unread-via-proxy', language, {'proxy': peer})}"
+            peer = None
+        record_unread(self.wsgi, error.status, reason, peer)
 
 
 class _GracefulInterrupt:

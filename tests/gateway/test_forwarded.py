@@ -65,3 +65,31 @@ def test_the_trail_records_the_forwarded_address_only_from_a_trusted_proxy(
                 break
             time.sleep(0.1)
     assert addresses == [FORWARDED if trusted else "127.0.0.1"]
+
+
+def test_a_request_the_http_server_refuses_names_no_proxy_as_its_client(
+    proxied: tuple[int, str], client_key: Any
+) -> None:
+    """gunicorn refuses a request line over its limit before anyone reads its headers, so
+    behind a trusted proxy the client's address is unknown: its AuditEvent named the proxy's
+    address as the client's.  It names none, and says which proxy forwarded it."""
+    trusted, base = proxied
+    probe = ",".join(f"unread{i:05d}" for i in range(1400))
+    answer = requests.get(f"{base}/Patient?_id={probe}", headers={"X-Forwarded-For": FORWARDED}, timeout=60)
+    assert answer.status_code == 414
+    time.sleep(1.0)  # the token this session asks for is not refused by the limit above
+    with Api(base, TEST_CLIENT, client_key) as api:
+        found: list[dict[str, Any]] = []
+        for _ in range(50):  # the worker appends its events every 0.2 s
+            events = api.get(f"{base}/AuditEvent", params={"outcome": "4", "_sort": "-date"}).json()
+            found = [
+                entry["resource"]
+                for entry in events.get("entry", [])
+                if "http.request-line-too-long" in entry["resource"].get("outcomeDesc", "")
+            ]
+            if found:
+                break
+            time.sleep(0.1)
+    addresses = [agent["network"]["address"] for agent in found[0]["agent"] if "network" in agent]
+    described = "127.0.0.1" in found[0]["outcomeDesc"]
+    assert (addresses, described) == (([], True) if trusted else (["127.0.0.1"], False))
