@@ -192,8 +192,8 @@ def china_time(instant: str) -> str:
 
 def counted(table: Any, rows: Sequence[Sequence[Any]]) -> list[ExchangeDetail]:
     """Exchange rows (``exchange_tables.COLUMNS``) with how many issues each recorded."""
-    counts = table.issue_counts(int(row[0]) for row in rows)
-    return [_exchange(row, (), (), counts.get(int(row[0]), 0)) for row in rows]
+    kinds = table.issue_kinds(int(row[0]) for row in rows)
+    return [_exchange(row, (), (), sum(kinds.get(int(row[0]), (0, 0)))) for row in rows]
 
 
 def bounded_issues(table: Any, ids: Sequence[int], most: int) -> tuple[list[Any], int]:

@@ -247,15 +247,11 @@ class Exchanges:
 
     def issue_kinds(self, ids: Iterable[int]) -> dict[int, tuple[int, int]]:
         """How many errors (and fatal issues) and how many other issues each of the given
-        exchanges recorded (those with none left out)."""
+        exchanges recorded (those with none left out): what a report lists of each, and how
+        many issues each recorded, in one grouped query."""
         counted = f"exchange_id, SUM(CASE WHEN {_IS_ERROR} THEN 1 ELSE 0 END), COUNT(*)"
         rows = self._children(counted, "exchange_issue", ids, "GROUP BY exchange_id")
         return {int(exchange_id): (int(errors), int(count) - int(errors)) for exchange_id, errors, count in rows}
-
-    def issue_counts(self, ids: Iterable[int]) -> dict[int, int]:
-        """How many issues each of the given exchanges recorded (those with none left out)."""
-        rows = self._children("exchange_id, COUNT(*)", "exchange_issue", ids, "GROUP BY exchange_id")
-        return {int(exchange_id): int(count) for exchange_id, count in rows}
 
     def _children(
         self, columns: str, table: str, ids: Iterable[int], tail: str = "ORDER BY exchange_id, seq"
