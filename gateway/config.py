@@ -123,13 +123,14 @@ class Config:
     # -- exchanges and the auditors' report (gateway/exchanges.py) --------------------------
     #: days an exchange record is kept before it is purged (0 keeps them for ever)
     exchange_retention_days: int = 365
-    #: the most failing exchanges one ``/reports`` request may list (its ``limit``): each is
-    #: read whole, its verdicts and up to 10,000 issues, so a limit of millions ran a worker
-    #: out of memory; a larger one is refused (400), ``yiyang report --limit`` is not bounded
+    #: the most failing exchanges one ``/reports`` request or ``yiyang report`` may list (its
+    #: ``limit``): a limit of millions ran a worker out of memory; a larger one is refused
+    #: (400, exit 2)
     report_max_limit: int = 10_000
-    #: the most issues one ``/reports`` download (CSV, xlsx, JSON, JUnit) lists of its failing
-    #: exchanges, errors first and newest exchanges first; it says how many it left out.  All
-    #: of a thousand exchanges' 10,000 issues each took a gigabyte of one worker's memory
+    #: the most issues one ``/reports`` download (CSV, xlsx, JSON, JUnit) or ``yiyang report``
+    #: file lists of its failing exchanges, errors first and newest exchanges first; it says
+    #: how many it left out.  All of a thousand exchanges' 10,000 issues each took a gigabyte
+    #: of one worker's memory
     report_max_issues: int = 50_000
     # -- indicators (gateway/measures/) -------------------------------------------------------
     #: the resident population CSV that $evaluate-measure divides by (empty: rates over the

@@ -2,24 +2,35 @@
 builder in ``conformance/report``; shared by ``yiyang report`` and the served ``/reports``.
 
 The figures come from grouped SQL (see ``gateway/storage/exchange_tables.py``); only the
-failing exchanges shown for drill-down are read row by row.
+failing exchanges shown for drill-down are read row by row, a batch at a time as the file is
+written (:func:`report_and_details`).
 """
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from html import escape
+from typing import IO, Any, Protocol
 
-from conformance.report.aggregate import ExchangeCount, Facts, LocationCount, ProfileCount, RuleCount, exchange_report
-from conformance.report.model import ExchangeDetail, Finding, Report, ResourceVerdict, Wording
-from conformance.report.render_html import DETAILED, Link, render_html
-from conformance.report.render_json import render_json
-from conformance.report.render_junit import render_junit
-from conformance.report.render_tabular import render_csv, render_xlsx
-from gateway.exchanges import CHINA
+from conformance.report.aggregate import (
+    ExchangeCount,
+    Facts,
+    LocationCount,
+    ProfileCount,
+    RuleCount,
+    exchange_report,
+    with_exchanges,
+)
+from conformance.report.model import ExchangeDetail, Finding, Listed, Report, ResourceVerdict, Wording
+from conformance.report.render_html import DETAILED, LISTED_FINDINGS, Link, iter_html
+from conformance.report.render_json import iter_json
+from conformance.report.render_junit import iter_junit
+from conformance.report.render_tabular import iter_csv, write_xlsx
+from gateway.exchanges import CHINA, KEEP
 from gateway.messages import text
 from gateway.security.audit import ANONYMOUS
 from gateway.security.clients import ROLES
@@ -65,21 +76,70 @@ def render(
     nav: str = "",
     details: int = DETAILED,
 ) -> bytes:
-    """``report`` in one of :data:`FORMATS`; a CSV holds one table (``failing`` or
+    """``report`` in one of :data:`FORMATS`, whole (see :func:`write_report`)."""
+    out = io.BytesIO()
+    write_report(out, report, fmt, lang, table, link, nav, details)
+    return out.getvalue()
+
+
+def write_report(
+    target: IO[bytes],
+    report: Report,
+    fmt: str,
+    lang: str,
+    table: str = "failing",
+    link: Link | None = None,
+    nav: str = "",
+    details: int = DETAILED,
+    exchanges: Listed | None = None,
+) -> None:
+    """``report`` in one of :data:`FORMATS` to ``target`` as it is written (the failing
+    exchanges read from ``exchanges`` when given): a CSV holds one table (``failing`` or
     ``scorecard``), an Excel workbook both.  ``link``, ``nav`` and ``details`` shape the HTML
     page (see ``render_html``)."""
+    if fmt == "xlsx":
+        write_xlsx(report, words_in(lang), target, exchanges)
+        return
+    for chunk in text_chunks(report, fmt, lang, table, link, nav, details, exchanges):
+        target.write(chunk.encode())
+
+
+def text_chunks(
+    report: Report,
+    fmt: str,
+    lang: str,
+    table: str = "failing",
+    link: Link | None = None,
+    nav: str = "",
+    details: int = DETAILED,
+    exchanges: Listed | None = None,
+) -> Iterator[str]:
+    """``report`` in one of the text formats (all but xlsx), a piece at a time."""
     words = words_in(lang)
     if fmt == "html":
-        return render_html(report, words, lang, link, nav, details).encode()
+        return iter_html(report, words, lang, link, nav, details, exchanges)
     if fmt == "json":
-        return render_json(report, words, lang).encode()
+        return iter_json(report, words, lang, exchanges)
     if fmt == "junit":
-        return render_junit(report, words).encode()
-    if fmt == "xlsx":
-        return render_xlsx(report, words)
+        return iter_junit(report, words, exchanges)
     if fmt == "csv":
-        return render_csv(report, table, words).encode()
+        return iter_csv(report, table, words, exchanges)
     raise ValueError(f"unknown report format {fmt!r}")
+
+
+def incomplete(fmt: str, lang: str) -> str:
+    """What a text report written as it is read ends with when an error stopped it: a CSV's
+    last row says so (a CSV cut short is still a CSV, read as complete); the JSON and XML
+    documents are left unclosed, so that no parser takes them for whole, and say so in a way
+    their format allows; the HTML in a paragraph."""
+    said = words_in(lang)("report.incomplete")
+    if fmt == "csv":
+        return '"' + said.replace('"', '""') + '"\r\n'
+    if fmt == "junit":
+        return "\n<!-- " + said.replace("--", "\u2013") + " -->\n"
+    if fmt == "html":
+        return f'<p class="truncated">{escape(said)}</p>'
+    return "\n" + said + "\n"
 
 
 def generated_now() -> str:
@@ -130,18 +190,81 @@ class ReportQuery:
         return found
 
 
-def build_report(
+#: what a report reads of its failing exchanges at a time: about this many issue (and
+#: verdict) rows, and no more exchanges than this, so that a download of 10,000 exchanges of
+#: 10,000 issues each holds no more than one batch, whatever it lists
+BATCH_ROWS = 5_000
+BATCH_EXCHANGES = 200
+
+
+class ReportIncomplete(RuntimeError):
+    """The store no longer held what a report being written had planned to list (its
+    exchanges purged meanwhile): the file must say it is incomplete, not end quietly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Which issues of each listed failing exchange a report holds: ``taken`` errors (and
+    fatal issues) and other issues of the ``recorded`` ones, and how many issues a download's
+    bound left out (``omitted``; what the report says it left out)."""
+
+    recorded: Mapping[int, tuple[int, int]]
+    taken: Mapping[int, tuple[int, int]]
+    omitted: int
+
+    @property
+    def listed(self) -> int:
+        return sum(map(sum, self.taken.values()))
+
+    def partial(self, exchange_id: int) -> bool:
+        return self.taken[exchange_id] != self.recorded.get(exchange_id, (0, 0))
+
+
+def listing(
+    recorded: Mapping[int, tuple[int, int]], ids: Sequence[int], most: int | None = None, each: int | None = None
+) -> Listing:
+    """What a report lists of the exchanges ``ids`` (newest first), given how many errors and
+    other issues each ``recorded``: no more than ``each`` per exchange (an HTML file's
+    drill-down, its errors first) and ``most`` in all, errors first, newest exchanges first,
+    then their other issues likewise — a download of a thousand exchanges of 10,000 issues
+    each held them all, a gigabyte, and one cut anyhow could list warnings and leave out the
+    errors an exchange failed for.  Only the issues a per-exchange cut leaves out are not
+    counted as omitted: the HTML says "N more" beside each exchange."""
+    taken = {exchange_id: [0, 0] for exchange_id in ids}
+    left = most
+    for kind in (0, 1):
+        for exchange_id in ids:
+            count = recorded.get(exchange_id, (0, 0))[kind]
+            if each is not None:
+                count = min(count, each - sum(taken[exchange_id]))
+            if left is not None:
+                count = min(count, left)
+                left -= count
+            taken[exchange_id][kind] = count
+    whole = (sum(recorded.get(i, (0, 0))) for i in ids)
+    omitted = sum(count if each is None else min(count, each) for count in whole) - sum(map(sum, taken.values()))
+    return Listing(
+        recorded, {exchange_id: (errors, others) for exchange_id, (errors, others) in taken.items()}, omitted
+    )
+
+
+def report_and_details(
     store: _Readable,
     query: ReportQuery,
     lang: str,
     generated: str | None = None,
-    findings: bool = True,
     most_issues: int | None = None,
-) -> Report:
-    """The auditors' report over the exchanges ``query`` covers.  Without ``findings`` the
-    failing exchanges hold how many issues each recorded, not their verdicts and issues: what
-    a page linking to each exchange's own shows, read in a few rows rather than millions.
-    With ``most_issues`` they hold no more issues than that in all (see :func:`bounded_issues`)."""
+    details: int | None = None,
+    each: int | None = None,
+) -> tuple[Report, Listed]:
+    """The auditors' report over the exchanges ``query`` covers, its failing exchanges holding
+    how many issues each recorded, and the way to read them in full as a file is written
+    (again at each call: the JSON document lists them twice):
+    the newest ``details`` of them (all when None), each with no more than ``each`` issues,
+    ``most_issues`` in all (see :func:`listing`), with their verdicts.  The figures are read
+    in a few grouped rows; the failing exchanges are read in batches (:data:`BATCH_ROWS`)
+    while they are written, never all at once: memory stays flat however many exchanges and
+    issues a report lists."""
     scope = query.filter
     zh = lang == "zh-CN"
     # one snapshot for every figure: on PostgreSQL a plain reading lets each statement see the
@@ -156,20 +279,92 @@ def build_report(
         ]
         locations = [LocationCount(*row) for row in table.location_counts(scope)]
         rows, total = table.failing(scope, query.limit)
-        omitted = 0
-        if findings:
-            ids = [int(row[0]) for row in rows]
-            issues, omitted = (
-                (table.issues_of(ids), 0) if most_issues is None else bounded_issues(table, ids, most_issues)
-            )
-            failing = details(table, rows, lang, issues)
-        else:
-            failing = counted(table, rows)
+        recorded = table.issue_kinds(int(row[0]) for row in rows)
         purged = table.purged_before()
-    facts = Facts(counts, profiles, rules, locations, failing, total, omitted)
+    detailed = rows if details is None else rows[:details]
+    listed = listing(recorded, [int(row[0]) for row in detailed], most_issues, each)
+    failing = [_exchange(row, (), (), sum(recorded.get(int(row[0]), (0, 0)))) for row in rows]
+    facts = Facts(counts, profiles, rules, locations, failing, total, listed.omitted, listed.listed)
     # a period reaching back before a purge is not a quiet one: its start is no longer on record
     kept = [("report.scope.purged-before", purged)] if purged and purged > query.since.isoformat() else []
-    return exchange_report(facts, [*query.scope, *kept], generated or generated_now())
+    report = exchange_report(facts, [*query.scope, *kept], generated or generated_now())
+    return report, lambda: read_details(store, detailed, lang, listed)
+
+
+def file_report(
+    store: _Readable, query: ReportQuery, lang: str, fmt: str, most_issues: int, details: int = DETAILED
+) -> tuple[Report, Listed]:
+    """The report ``yiyang report`` writes as a file in ``fmt``: an HTML file shows its newest
+    ``details`` failing exchanges in full, each with its first :data:`LISTED_FINDINGS` issues
+    (errors first); every format lists no more than ``most_issues`` issues in all, as a
+    download does."""
+    html = fmt == "html"
+    return report_and_details(
+        store,
+        query,
+        lang,
+        most_issues=most_issues,
+        details=details if html else None,
+        each=LISTED_FINDINGS if html else None,
+    )
+
+
+def build_report(
+    store: _Readable,
+    query: ReportQuery,
+    lang: str,
+    generated: str | None = None,
+    findings: bool = True,
+    most_issues: int | None = None,
+) -> Report:
+    """The auditors' report over the exchanges ``query`` covers, held whole (see
+    :func:`report_and_details` for one written as it is read).  Without ``findings`` the
+    failing exchanges hold how many issues each recorded, not their verdicts and issues: what
+    a page linking to each exchange's own shows, read in a few rows rather than millions.
+    With ``most_issues`` they hold no more issues than that in all (see :func:`listing`)."""
+    report, read = report_and_details(store, query, lang, generated, most_issues)
+    return with_exchanges(report, list(read())) if findings else report
+
+
+def read_details(
+    store: _Readable, rows: Sequence[Sequence[Any]], lang: str, listed: Listing
+) -> Iterator[ExchangeDetail]:
+    """The exchange ``rows`` (``exchange_tables.COLUMNS``) in full, in their order, with the
+    issues ``listed`` and their verdicts (which name the resource each issue is about), read
+    a batch at a time in one snapshot.  An exchange whose issues are no longer all there
+    (purged since the report's figures were read) is a :class:`ReportIncomplete`: a file
+    silently missing them would read as complete."""
+    with store.reading(consistent=True) as tx:
+        table = tx.exchanges
+        for batch in _batches(rows, listed):
+            ids = [int(row[0]) for row in batch]
+            issues: list[Any] = []
+            for kind, errors in ((0, True), (1, False)):
+                whole = [i for i in ids if 0 < listed.taken[i][kind] == listed.recorded.get(i, (0, 0))[kind]]
+                issues += table.issues_of(whole, errors)
+                for exchange_id in ids:
+                    taken = listed.taken[exchange_id][kind]
+                    if 0 < taken < listed.recorded.get(exchange_id, (0, 0))[kind]:
+                        issues += table.first_issues(exchange_id, errors, taken)
+            found = details(table, batch, lang, issues, listed)
+            for exchange in found:
+                if len(exchange.findings) != sum(listed.taken[int(exchange.id)]):
+                    raise ReportIncomplete(f"exchange {exchange.id} is no longer recorded in full")
+            yield from found
+
+
+def _batches(rows: Sequence[Sequence[Any]], listed: Listing) -> Iterator[Sequence[Sequence[Any]]]:
+    """``rows`` in runs of about :data:`BATCH_ROWS` issues and verdicts (an exchange keeps one
+    per resource and profile, up to ``KEEP``, estimated here by its resources) and at most
+    :data:`BATCH_EXCHANGES` exchanges."""
+    start, weight = 0, 0
+    for index, row in enumerate(rows):
+        weight += sum(listed.taken[int(row[0])]) + min(int(row[11]), KEEP)
+        if weight >= BATCH_ROWS or index + 1 - start >= BATCH_EXCHANGES:
+            yield rows[start : index + 1]
+            start, weight = index + 1, 0
+    if start < len(rows):
+        yield rows[start:]
 
 
 def exchange_detail(store: _Readable, exchange_id: int, lang: str) -> ExchangeDetail | None:
@@ -190,42 +385,15 @@ def china_time(instant: str) -> str:
     return moment.astimezone(CHINA).isoformat(timespec="seconds")
 
 
-def counted(table: Any, rows: Sequence[Sequence[Any]]) -> list[ExchangeDetail]:
-    """Exchange rows (``exchange_tables.COLUMNS``) with how many issues each recorded."""
-    kinds = table.issue_kinds(int(row[0]) for row in rows)
-    return [_exchange(row, (), (), sum(kinds.get(int(row[0]), (0, 0)))) for row in rows]
-
-
-def bounded_issues(table: Any, ids: Sequence[int], most: int) -> tuple[list[Any], int]:
-    """(issue rows of the exchanges ``ids``, newest first, no more than ``most`` of them; how
-    many were left out).  Their errors come first, newest exchanges first, then their other
-    issues likewise: a download of a thousand exchanges of 10,000 issues each held them all,
-    a gigabyte, and one cut anyhow could list warnings and leave out the errors an exchange
-    failed for.  Only the rows listed are read: each exchange's errors and others are
-    counted in SQL, and at most one exchange of each kind is read in part."""
-    kinds = table.issue_kinds(ids)
-    left = most
-    found: list[Any] = []
-    for errors in (True, False):
-        whole: list[int] = []
-        for exchange_id in ids:
-            count = kinds.get(exchange_id, (0, 0))[0 if errors else 1]
-            taken = min(count, left)
-            left -= taken
-            if taken and taken == count:
-                whole.append(exchange_id)
-            elif taken:
-                found += table.first_issues(exchange_id, errors, taken)
-        found += table.issues_of(whole, errors)
-    recorded = sum(errors + others for errors, others in kinds.values())
-    return found, recorded - len(found)
-
-
 def details(
-    table: Any, rows: Sequence[Sequence[Any]], lang: str, issues: Sequence[Any] | None = None
+    table: Any,
+    rows: Sequence[Sequence[Any]],
+    lang: str,
+    issues: Sequence[Any] | None = None,
+    listed: Listing | None = None,
 ) -> list[ExchangeDetail]:
     """Exchange rows (``exchange_tables.COLUMNS``) with their verdicts and their issues: the
-    ``issues`` rows given (see :func:`bounded_issues`), or all they recorded."""
+    ``issues`` rows given (``listed``, see :func:`read_details`), or all they recorded."""
     ids = [int(row[0]) for row in rows]
     verdicts: dict[int, list[ResourceVerdict]] = {}
     subjects: dict[tuple[int, int], str] = {}
@@ -243,7 +411,15 @@ def details(
         words = zh_text if lang == "zh-CN" else en_text
         own = verdict if verdict != judged[exchange_id] else ""  # a batch entry's refusal
         findings.setdefault(exchange_id, []).append(Finding(severity, rule, location, words, subject, own))
-    return [_exchange(row, verdicts.get(int(row[0]), ()), findings.get(int(row[0]), ()), None) for row in rows]
+    return [
+        _exchange(
+            row,
+            verdicts.get(int(row[0]), ()),
+            findings.get(int(row[0]), ()),
+            sum(listed.recorded.get(int(row[0]), (0, 0))) if listed and listed.partial(int(row[0])) else None,
+        )
+        for row in rows
+    ]
 
 
 def _exchange(

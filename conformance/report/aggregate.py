@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TypeVar
 
@@ -90,6 +90,8 @@ class Facts:
     failing_total: int = 0
     #: issues of ``failing`` not read, to bound what a report holds
     failing_findings_omitted: int = 0
+    #: issues of ``failing`` read as the report is written (None: those ``failing`` hold)
+    failing_findings_listed: int | None = None
 
 
 # -- facts from records in memory --------------------------------------------------------------
@@ -186,7 +188,7 @@ def exchange_report(facts: Facts, scope: Sequence[tuple[str, str]], generated: s
             "exchanges",
             "report.section.exchanges",
             "report.column.exchange",
-            tuple(_failing(exchange) for exchange in facts.failing),
+            tuple(failing_result(exchange) for exchange in facts.failing),
             note_title="report.column.time",
         ),
     )
@@ -199,6 +201,7 @@ def exchange_report(facts: Facts, scope: Sequence[tuple[str, str]], generated: s
         exchanges=tuple(facts.failing),
         exchanges_total=facts.failing_total,
         findings_omitted=facts.failing_findings_omitted,
+        findings_listed=facts.failing_findings_listed,
     )
 
 
@@ -298,7 +301,20 @@ def charted_rules(section: Section) -> list[Result]:
     return [result for result in section.results if result.verdict == Verdict.FAIL][:CHARTED_RULES]
 
 
-def _failing(exchange: ExchangeDetail) -> Result:
+def with_exchanges(report: Report, exchanges: Sequence[ExchangeDetail]) -> Report:
+    """``report`` with its failing exchanges (and their section's rows) as given: read in
+    full after its figures (``gateway/reporting.py``)."""
+    sections = tuple(
+        replace(section, results=tuple(failing_result(exchange) for exchange in exchanges))
+        if section.id == "exchanges"
+        else section
+        for section in report.sections
+    )
+    return replace(report, sections=sections, exchanges=tuple(exchanges), findings_listed=None)
+
+
+def failing_result(exchange: ExchangeDetail) -> Result:
+    """A failing exchange's row in the report's exchanges section."""
     label = f"#{exchange.id} {exchange.client} {exchange.interaction}"
     return Result(
         exchange.id,

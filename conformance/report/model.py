@@ -6,7 +6,7 @@ rendered by the same code, and compared in tests field by field.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -207,9 +207,10 @@ class ExchangeDetail:
     warnings: int
     verdicts: tuple[ResourceVerdict, ...] = ()
     findings: tuple[Finding, ...] = ()
-    #: how many issues it recorded, when its verdicts and issues were not read: a page that
-    #: shows only their number (the served report's, which links to each exchange's own page)
-    #: read a thousand exchanges of 10,000 issues each, 700 MiB, to count them
+    #: how many issues it recorded, when not all of them were read: a page that shows only
+    #: their number (the served report's, which links to each exchange's own page) read a
+    #: thousand exchanges of 10,000 issues each, 700 MiB, to count them; a file's drill-down
+    #: lists the first of them and says how many more there are
     findings_counted: int | None = None
 
 
@@ -235,9 +236,22 @@ class Report:
     #: issues of the listed exchanges left out to bound the download (see
     #: :func:`issues_truncation`)
     findings_omitted: int = 0
+    #: how many issues the listed exchanges list, when they are read as the report is written
+    #: (None: as many as ``exchanges`` hold)
+    findings_listed: int | None = None
 
     def section(self, section_id: str) -> Section | None:
         return next((s for s in self.sections if s.id == section_id), None)
+
+
+#: a report's failing exchanges in full, read anew at each call: a file is written as they are
+#: read from the store (``gateway/reporting.py``), never all of them held at once
+Listed = Callable[[], Iterable[ExchangeDetail]]
+
+
+def exchanges_of(report: Report, exchanges: Listed | None) -> Listed:
+    """Where a renderer reads the failing exchanges in full: ``exchanges``, or the report's."""
+    return exchanges or (lambda: report.exchanges)
 
 
 def truncation(report: Report) -> Note | None:
@@ -258,6 +272,8 @@ def issues_truncation(report: Report) -> Note | None:
     None when none was left out."""
     if not report.findings_omitted:
         return None
-    shown = sum(len(exchange.findings) for exchange in report.exchanges)
+    shown = report.findings_listed
+    if shown is None:
+        shown = sum(len(exchange.findings) for exchange in report.exchanges)
     counted = {"shown": shown, "total": shown + report.findings_omitted, "omitted": report.findings_omitted}
     return "report.issues-truncated", {name: f"{count:,}" for name, count in counted.items()}

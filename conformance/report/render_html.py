@@ -9,20 +9,23 @@ their exchange: an anchor in the same file, or a URL when the page is served.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from html import escape
+from itertools import islice
 
 from conformance.report.aggregate import charted_rules
 from conformance.report.model import (
     Counts,
     ExchangeDetail,
     Finding,
+    Listed,
     Report,
     Result,
     Section,
     Verdict,
     Wording,
     errors_first,
+    exchanges_of,
     issues_truncation,
     truncation,
     worded_for,
@@ -83,37 +86,52 @@ def anchor(exchange_id: str) -> str:
 def render_html(
     report: Report, words: Wording, lang: str, link: Link | None = None, nav: str = "", details: int = DETAILED
 ) -> str:
-    """The whole report.  ``link`` makes a drill-down href from an exchange id, to pages of
-    their own; without it the report is one file, and its newest ``details`` failing
-    exchanges are shown in full at its end, linked by anchors (the others are listed, and the
-    file says how many were not detailed).  ``nav`` is HTML placed under the title (the served
-    page's links to its other formats)."""
+    """The whole report (see :func:`iter_html`)."""
+    return "".join(iter_html(report, words, lang, link, nav, details))
+
+
+def iter_html(
+    report: Report,
+    words: Wording,
+    lang: str,
+    link: Link | None = None,
+    nav: str = "",
+    details: int = DETAILED,
+    exchanges: Listed | None = None,
+) -> Iterator[str]:
+    """The report a section at a time.  ``link`` makes a drill-down href from an exchange id,
+    to pages of their own; without it the report is one file, and its newest ``details``
+    failing exchanges are shown in full at its end as they are read (see :data:`Listed`),
+    linked by anchors (the others are listed, and the file says how many were not detailed).
+    ``nav`` is HTML placed under the title (the served page's links to its other formats)."""
     words = worded_for(report.kind, words)
     title = words(f"report.title.{report.kind}")
-    body = [
-        f"<header><h1>{escape(title)}</h1>",
-        *(f'<p class="scope">{escape(words(name))}: {escape(value)}</p>' for name, value in report.scope),
-        f'<p class="generated">{escape(words("report.generated"))}: {escape(report.generated)}</p>',
-        nav,
-        "</header>",
-        _cards(report.summary, words, report.kind),
-        f'<p class="note">{escape(words(RATE_DEFINITIONS[report.kind]))}</p>',
-    ]
+    yield _page_start(title, lang) + "".join(
+        [
+            f"<header><h1>{escape(title)}</h1>",
+            *(f'<p class="scope">{escape(words(name))}: {escape(value)}</p>' for name, value in report.scope),
+            f'<p class="generated">{escape(words("report.generated"))}: {escape(report.generated)}</p>',
+            nav,
+            "</header>",
+            _cards(report.summary, words, report.kind),
+            f'<p class="note">{escape(words(RATE_DEFINITIONS[report.kind]))}</p>',
+        ]
+    )
     detailed = report.exchanges[:details] if link is None else ()
     linked = link or _anchors({exchange.id for exchange in detailed})
     for section in report.sections:
-        body.append(_section(report, section, words, linked))
+        yield _section(report, section, words, linked)
     if link is None and report.exchanges:  # even none detailed (--details 0) says how many were not
-        body.append(f'<section id="drill-down"><h2>{escape(words("report.section.drill-down"))}</h2>')
-        body.append(_truncation(report, words))
+        yield f'<section id="drill-down"><h2>{escape(words("report.section.drill-down"))}</h2>'
+        yield _truncation(report, words)
         left = len(report.exchanges) - len(detailed)
         if left:
             counted = {"shown": f"{len(detailed):,}", "omitted": f"{left:,}"}
-            body.append(f'<p class="truncated">{escape(words("report.details-cut", counted))}</p>')
-        body.extend(exchange_block(exchange, words, listed=LISTED_FINDINGS) for exchange in detailed)
-        body.append("</section>")
-    body.append(f"<footer>{escape(words('report.footer'))}</footer>")
-    return _page(title, lang, "".join(body))
+            yield f'<p class="truncated">{escape(words("report.details-cut", counted))}</p>'
+        for exchange in islice(exchanges_of(report, exchanges)(), len(detailed)):
+            yield exchange_block(exchange, words, listed=LISTED_FINDINGS)
+        yield "</section>"
+    yield f"<footer>{escape(words('report.footer'))}</footer>" + _PAGE_END
 
 
 def _anchors(shown: set[str]) -> Link:
@@ -179,22 +197,31 @@ def exchange_block(exchange: ExchangeDetail, words: Wording, heading: str = "h3"
             parts.append(
                 f'<p class="truncated">{escape(words("report.more", {"count": len(ordered) - LISTED_VERDICTS}))}</p>'
             )
-    if exchange.findings:
-        findings = errors_first(exchange.findings)
-        parts.append(_findings_table(findings[:listed], words))
-        if listed is not None and len(findings) > listed:
-            parts.append(f'<p class="truncated">{escape(words("report.more", {"count": len(findings) - listed}))}</p>')
+    # a report file reads no more of an exchange's issues than it lists, and counts the rest
+    shown = errors_first(exchange.findings)[:listed]
+    more = (len(exchange.findings) if exchange.findings_counted is None else exchange.findings_counted) - len(shown)
+    if shown:
+        parts.append(_findings_table(shown, words))
+    if more > 0:
+        parts.append(f'<p class="truncated">{escape(words("report.more", {"count": more}))}</p>')
     parts.append("</article>")
     return "".join(parts)
 
 
 # -- pieces ------------------------------------------------------------------------------------------
 def _page(title: str, lang: str, body: str) -> str:
+    return _page_start(title, lang) + body + _PAGE_END
+
+
+def _page_start(title: str, lang: str) -> str:
     return (
         f'<!DOCTYPE html><html lang="{escape(lang)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
     )
+
+
+_PAGE_END = "</body></html>\n"
 
 
 #: what the cards count and how the pass rate reads, by what the report is about

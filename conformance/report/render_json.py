@@ -7,10 +7,22 @@ report's language beside them, for tools that show them as they are.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from conformance.report.model import Counts, ExchangeDetail, Finding, Report, Result, Section, Wording
+from conformance.report.aggregate import failing_result
+from conformance.report.model import (
+    Counts,
+    ExchangeDetail,
+    Finding,
+    Listed,
+    Report,
+    Result,
+    Section,
+    Wording,
+    exchanges_of,
+)
 
 #: the schema's $id, and the value of every document's "schema" member
 SCHEMA_ID = "urn:yiyang:conformance-report:1"
@@ -23,11 +35,15 @@ def schema() -> dict[str, Any]:
 
 
 def render_json(report: Report, words: Wording, lang: str) -> str:
-    return json.dumps(report_document(report, words, lang), ensure_ascii=False, indent=1) + "\n"
+    return "".join(iter_json(report, words, lang))
 
 
-def report_document(report: Report, words: Wording, lang: str) -> dict[str, Any]:
-    return {
+def iter_json(report: Report, words: Wording, lang: str, exchanges: Listed | None = None) -> Iterator[str]:
+    """The document a member at a time, each failing exchange on a line of its own as it is
+    read (see :data:`Listed`): they are listed twice, as the exchanges section's results and
+    as ``exchanges``, and read twice rather than held."""
+    read = exchanges_of(report, exchanges)
+    head = {
         "schema": SCHEMA_ID,
         "kind": report.kind,
         "lang": lang,
@@ -35,11 +51,27 @@ def report_document(report: Report, words: Wording, lang: str) -> dict[str, Any]
         "generated": report.generated,
         "scope": [{"name": name, "label": words(name), "value": value} for name, value in report.scope],
         "summary": counts_document(report.summary),
-        "sections": [_section(section, words) for section in report.sections],
-        "exchanges": [exchange_document(exchange) for exchange in report.exchanges],
-        "exchangesTotal": report.exchanges_total,
-        "findingsOmitted": report.findings_omitted,
     }
+    yield "{" + ",\n ".join(f"{_dumps(name)}: {_dumps(value)}" for name, value in head.items())
+    yield ',\n "sections": '
+    yield from _array(_section(section, words, read) for section in report.sections)
+    yield ',\n "exchanges": '
+    yield from _array((_dumps(exchange_document(exchange)),) for exchange in read())
+    tail = {"exchangesTotal": report.exchanges_total, "findingsOmitted": report.findings_omitted}
+    yield "".join(f",\n {_dumps(name)}: {_dumps(value)}" for name, value in tail.items()) + "}\n"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _array(items: Iterable[Iterable[str]]) -> Iterator[str]:
+    """A JSON array, one item a line; each item is given as the chunks it is written in."""
+    yield "["
+    for index, chunks in enumerate(items):
+        yield "\n  " if index == 0 else ",\n  "
+        yield from chunks
+    yield "]"
 
 
 def counts_document(counts: Counts) -> dict[str, Any]:
@@ -85,12 +117,18 @@ def exchange_document(exchange: ExchangeDetail) -> dict[str, Any]:
     }
 
 
-def _section(section: Section, words: Wording) -> dict[str, Any]:
+def _section(section: Section, words: Wording, read: Callable[[], Iterable[ExchangeDetail]]) -> Iterator[str]:
+    """A section's document; the exchanges section's results as they are read."""
     found: dict[str, Any] = {"id": section.id, "title": words(section.title), "kind": section.kind}
     if section.subtitle:
         found["subtitle"] = section.subtitle
-    found["results"] = [_result(result) for result in section.results]
-    return found
+    if section.id != "exchanges":
+        found["results"] = [_result(result) for result in section.results]
+        yield _dumps(found)
+        return
+    yield _dumps(found)[:-1] + ', "results": '
+    yield from _array((_dumps(_result(failing_result(exchange))),) for exchange in read())
+    yield "}"
 
 
 def _result(result: Result) -> dict[str, Any]:

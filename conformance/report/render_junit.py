@@ -17,14 +17,17 @@ it; the codes stay in the attributes scripts read (``type``, the rule).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from conformance.report.aggregate import failing_result
 from conformance.report.model import (
     Finding,
+    Listed,
     Report,
     Result,
     Verdict,
     Wording,
+    exchanges_of,
     issues_truncation,
     truncation,
     worded_for,
@@ -39,11 +42,19 @@ _TAGS = {Verdict.FAIL: "failure", Verdict.ERROR: "error"}
 
 
 def render_junit(report: Report, words: Wording) -> str:
+    return "".join(iter_junit(report, words))
+
+
+def iter_junit(report: Report, words: Wording, exchanges: Listed | None = None) -> Iterator[str]:
+    """The document a testsuite at a time, the failing exchanges' testcases as they are read
+    (see :data:`Listed`)."""
     words = worded_for(report.kind, words)
+    read = exchanges_of(report, exchanges)
     sections = [section for section in report.sections if section.kind != "trend"]
     root = ET.Element("testsuites", name=_clean(words(f"report.title.{report.kind}")), timestamp=report.generated)
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     severity = _severities(words)
+    suites = []
     for section in sections:
         counted = {
             "tests": len(section.results),
@@ -52,8 +63,7 @@ def render_junit(report: Report, words: Wording) -> str:
             "skipped": sum(r.verdict == Verdict.SKIP for r in section.results),
         }
         title = words(section.title) + (f" {section.subtitle}" if section.subtitle else "")
-        suite = ET.SubElement(
-            root,
+        suite = ET.Element(
             "testsuite",
             name=_clean(title),
             id=_clean(section.id),
@@ -70,29 +80,49 @@ def render_junit(report: Report, words: Wording) -> str:
             ET.SubElement(properties, "property", name="failing-total", value=str(total))
         if issues_cut is not None:  # their failures list only some of their issues
             ET.SubElement(properties, "property", name="issues-omitted", value=str(report.findings_omitted))
-        for result in section.results:
-            _testcase(suite, f"yiyang.{report.kind}.{section.id}", result, words, severity)
+        ET.SubElement(suite, _CASES)
         said = [_clean(words(*note)) for note in (cut, issues_cut) if note is not None]
         if said:
             ET.SubElement(suite, "system-out").text = "\n".join(said)
+        suites.append((section, suite))
         for key in totals:
             totals[key] += counted[key]
     root.attrib.update({k: str(v) for k, v in totals.items()})
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    ET.SubElement(root, _CASES)  # the testsuites, as written
+    opening, closing = _around(root, 0)
+    yield '<?xml version="1.0" encoding="UTF-8"?>\n' + opening
+    for index, (section, suite) in enumerate(suites):
+        before, after = _around(suite, 1)
+        yield ("" if index == 0 else "\n  ") + before
+        results = (failing_result(e) for e in read()) if section.id == "exchanges" else section.results
+        for number, result in enumerate(results):
+            case = _testcase(f"yiyang.{report.kind}.{section.id}", result, words, severity)
+            ET.indent(case, level=2)
+            yield ("" if number == 0 else "\n    ") + ET.tostring(case, encoding="unicode")
+        yield after
+    yield closing + "\n"
 
 
-def _testcase(
-    suite: ET.Element, classname: str, result: Result, words: Wording, severity: Callable[[str], str]
-) -> None:
-    case = ET.SubElement(suite, "testcase", classname=_clean(classname), name=_clean(result.label))
+#: where a testsuite's testcases (and the testsuites' testsuites) go, written as they are made
+_CASES = "testcases-written-here"
+
+
+def _around(element: ET.Element, level: int) -> tuple[str, str]:
+    """``element`` written indented at ``level``, before and after its :data:`_CASES`."""
+    ET.indent(element, level=level)
+    before, after = ET.tostring(element, encoding="unicode").split(f"<{_CASES} />")
+    return before, after
+
+
+def _testcase(classname: str, result: Result, words: Wording, severity: Callable[[str], str]) -> ET.Element:
+    case = ET.Element("testcase", classname=_clean(classname), name=_clean(result.label))
     if result.verdict == Verdict.SKIP:  # a test kit's test not run says why
         reason = next((f.text for f in result.findings if f.rule == SKIP_REASON), words("report.verdict.skip"))
         ET.SubElement(case, "skipped", message=_clean(reason))
-        return
+        return case
     tag = _TAGS.get(result.verdict)
     if tag is None:
-        return
+        return case
     first = next((f for f in result.findings if f.is_error), result.findings[0] if result.findings else None)
     outcome = ET.SubElement(
         case, tag, message=_clean(_message(result, first, words)), type=_clean(_type(result, first))
@@ -103,6 +133,7 @@ def _testcase(
     if result.note:
         lines.append(result.note)
     outcome.text = _clean("\n".join(lines))
+    return case
 
 
 def _message(result: Result, first: Finding | None, words: Wording) -> str:

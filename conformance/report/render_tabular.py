@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import IO
 
 from conformance.report.model import (
     Counts,
+    ExchangeDetail,
+    Listed,
     Note,
     Report,
     Section,
     Verdict,
     Wording,
     errors_first,
+    exchanges_of,
     issues_truncation,
     truncation,
     worded_for,
@@ -38,6 +43,8 @@ from conformance.report.xml_text import xml_text
 
 Cell = str | int | float | None
 TABLES = ("failing", "scorecard")
+#: CSV rows written at a time
+CSV_ROWS = 1_000
 #: the rows an Excel sheet holds (Excel's specifications and limits); openpyxl writes more all
 #: the same, and Excel does not show them
 SHEET_ROWS = 1_048_576
@@ -50,7 +57,8 @@ class Table:
     #: message ids: the sheet's title and the column headings
     title: str
     header: tuple[str, ...]
-    rows: list[list[Cell]]
+    #: read once, as the table is written (a failing table's rows are read from the store)
+    rows: Iterable[list[Cell]]
     #: the column holding a pass rate (a fraction, shown as a percentage)
     rate_column: int | None = None
     #: the last rows' one cell each: that the rows above are not all there are
@@ -77,46 +85,75 @@ class Table:
         return shown
 
 
-def tables(report: Report) -> dict[str, Table]:
-    """The failing items and the scorecard of ``report``."""
+def tables(report: Report, exchanges: Listed | None = None) -> dict[str, Table]:
+    """The failing items and the scorecard of ``report`` (the failing exchanges in full read
+    from ``exchanges`` when given, see :data:`Listed`)."""
     if report.kind == "exchanges":
-        return {"failing": _failing_exchanges(report), "scorecard": _participants(report)}
+        return {
+            "failing": _failing_exchanges(report, exchanges_of(report, exchanges)),
+            "scorecard": _participants(report),
+        }
     return {"failing": _failing_results(report), "scorecard": _sections(report)}
 
 
 def render_csv(report: Report, name: str, words: Wording) -> str:
     """The table ``name`` (one of :data:`TABLES`) of ``report``."""
+    return "".join(iter_csv(report, name, words))
+
+
+def iter_csv(report: Report, name: str, words: Wording, exchanges: Listed | None = None) -> Iterator[str]:
+    """:func:`render_csv` a thousand rows at a time, as the rows are read."""
     words = worded_for(report.kind, words)
-    table = tables(report)[name]
+    table = tables(report, exchanges)[name]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([words(h) for h in table.header])
     shown = table.labeller(words)
-    for row in table.rows:
-        writer.writerow(
-            [
-                percent(cell) if index == table.rate_column and isinstance(cell, float) else _text_safe(cell)
-                for index, cell in enumerate(shown(row))
-            ]
-        )
+    yield "\ufeff" + _drained(out)  # before the first row is read
+    rows = iter(table.rows)
+    while chunk := list(islice(rows, CSV_ROWS)):
+        for row in chunk:
+            writer.writerow(
+                [
+                    percent(cell) if index == table.rate_column and isinstance(cell, float) else _text_safe(cell)
+                    for index, cell in enumerate(shown(row))
+                ]
+            )
+        yield _drained(out)
     for note in table.notes:
         writer.writerow([words(*note)])
-    return "\ufeff" + out.getvalue()
+    yield _drained(out)
+
+
+def _drained(out: io.StringIO) -> str:
+    written = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    return written
 
 
 def render_xlsx(report: Report, words: Wording) -> bytes:
+    out = io.BytesIO()
+    write_xlsx(report, words, out)
+    return out.getvalue()
+
+
+def write_xlsx(report: Report, words: Wording, target: IO[bytes], exchanges: Listed | None = None) -> None:
+    """The workbook to ``target``, its rows written as they are read (openpyxl's write-only
+    sheets keep them in temporary files, not in memory)."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
 
     words = worded_for(report.kind, words)
     book = Workbook(write_only=True)
-    for table in tables(report).values():
+    for table in tables(report, exchanges).values():
         sheet = book.create_sheet(title=_sheet_title(words(table.title)))
         sheet.append([words(h) for h in table.header])
         # the header, and the notes below, take rows of their own
         fits = SHEET_ROWS - 2 - len(table.notes)
         shown = table.labeller(words)
-        for row in table.rows[:fits]:
+        rows = iter(table.rows)
+        for row in islice(rows, fits):
             cells = []
             for index, value in enumerate(shown(row)):
                 # a control character a client sent is shown as U+FFFD: openpyxl refuses it
@@ -128,8 +165,9 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
                     cell.number_format = "0.0%"
                 cells.append(cell)
             sheet.append(cells)
-        if len(table.rows) > fits:
-            counted = {"shown": f"{fits:,}", "omitted": f"{len(table.rows) - fits:,}", "limit": f"{SHEET_ROWS:,}"}
+        left = sum(1 for _ in rows)
+        if left:
+            counted = {"shown": f"{fits:,}", "omitted": f"{left:,}", "limit": f"{SHEET_ROWS:,}"}
             sheet.append([words("report.sheet-full", counted)])
         for note in table.notes:
             sheet.append([words(*note)])
@@ -139,9 +177,7 @@ def render_xlsx(report: Report, words: Wording) -> bytes:
         for cell in cells:
             cell.data_type = "s"  # an organisation id asked for is text, whatever it starts with
         about.append(cells)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    book.save(target)
 
 
 def _scope_rows(report: Report, words: Wording) -> list[list[str]]:
@@ -152,7 +188,7 @@ def _scope_rows(report: Report, words: Wording) -> list[list[str]]:
 
 
 # -- the tables ------------------------------------------------------------------------------------
-def _failing_exchanges(report: Report) -> Table:
+def _failing_exchanges(report: Report, exchanges: Listed) -> Table:
     header = (
         "report.column.exchange",
         "report.column.time",
@@ -169,26 +205,28 @@ def _failing_exchanges(report: Report) -> Table:
         "report.column.message",
         "report.column.severity-code",
     )
-    rows: list[list[Cell]] = []
-    for exchange in report.exchanges:
-        head: list[Cell] = [
-            int(exchange.id) if exchange.id.isdigit() else exchange.id,
-            exchange.recorded,
-            exchange.client,
-            exchange.organization,
-            exchange.source,
-            exchange.channel,
-            exchange.interaction,
-            exchange.status,
-        ]
-        if not exchange.findings:
-            rows.append([*head, "", "", "", "", "", ""])
-        for finding in errors_first(exchange.findings):
-            found = [finding.subject, finding.severity, finding.rule, finding.location, finding.text]
-            rows.append([*head, *found, finding.severity])
     labels = {header.index("report.column.severity"): SEVERITY}
     notes = tuple(note for note in (truncation(report), issues_truncation(report)) if note is not None)
+    rows = (row for exchange in exchanges() for row in _exchange_rows(exchange))
     return Table("failing", "report.sheet.failing", header, rows, notes=notes, labels=labels)
+
+
+def _exchange_rows(exchange: ExchangeDetail) -> Iterator[list[Cell]]:
+    """One row per issue of a failing exchange, its errors first (one row when none)."""
+    head: list[Cell] = [
+        int(exchange.id) if exchange.id.isdigit() else exchange.id,
+        exchange.recorded,
+        exchange.client,
+        exchange.organization,
+        exchange.source,
+        exchange.channel,
+        exchange.interaction,
+        exchange.status,
+    ]
+    if not exchange.findings:
+        yield [*head, "", "", "", "", "", ""]
+    for finding in errors_first(exchange.findings):
+        yield [*head, finding.subject, finding.severity, finding.rule, finding.location, finding.text, finding.severity]
 
 
 def _participants(report: Report) -> Table:

@@ -17,13 +17,16 @@ no client is registered for, whose empty report would read as a quiet period.
 from __future__ import annotations
 
 import re
+import tempfile
+from collections.abc import Iterator
 from datetime import date, timedelta
 from html import escape
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, request, stream_with_context, url_for
 
+from conformance.report.model import Listed, Report
 from conformance.report.render_html import render_exchange_html
 from conformance.report.render_json import exchange_document
 from gateway.api.exchanges import exchange_log
@@ -39,12 +42,14 @@ from gateway.reporting import (
     FORMATS,
     REPORT_SOURCES,
     ReportQuery,
-    build_report,
     exchange_detail,
+    incomplete,
     parse_day,
     recorded_for,
-    render,
+    report_and_details,
+    text_chunks,
     words_in,
+    write_report,
 )
 from gateway.search.values import ascii_digits
 
@@ -92,17 +97,21 @@ def page() -> Response:
         raise FhirError(400, "http.report-unknown-org", "org", org=query.organization)
     exchange_log().flush()  # this worker's latest exchanges count at once
     # the page shows how many issues each failing exchange has, linking to its own page: read
-    # the issues only for a format that lists them
+    # the issues only for a format that lists them, and those as the download is written
     listed = fmt in ("json", "junit", "xlsx") or (fmt == "csv" and table == "failing")
     most = services().config.report_max_issues if listed else None
-    report = build_report(store, query, lang, findings=listed, most_issues=most)
+    report, exchanges = report_and_details(store, query, lang, most_issues=most)
     kept = {k: v for k, v in asked.items() if k == "lang"}
 
     def link(exchange_id: str) -> str:
         return url_for(".exchange", exchange_id=exchange_id, **kept)
 
-    data = render(report, fmt, lang, table, link, nav=_nav(asked, lang) if fmt == "html" else "")
-    return _answer(data, fmt, f"{_download_name(query)}.{_suffix(fmt)}")
+    name = f"{_download_name(query)}.{_suffix(fmt)}"
+    if fmt == "xlsx":  # a zip is whole only at its end: built in a temporary file first
+        return _answer(_spooled(report, lang, exchanges), fmt, name)
+    nav = _nav(asked, lang) if fmt == "html" else ""
+    chunks = text_chunks(report, fmt, lang, table, link, nav, exchanges=exchanges)
+    return _answer(stream_with_context(_streamed(chunks, fmt, lang)), fmt, name)
 
 
 @reports.get("/exchanges/<exchange_id>")
@@ -150,7 +159,7 @@ def _query(asked: dict[str, str]) -> ReportQuery:
     if not ascii_digits(limit) or len(limit) > 7:
         raise FhirError(400, "http.not-a-count", "limit", name="limit", value=limit)
     most = services().config.report_max_limit
-    if int(limit) > most:  # each exchange listed is read whole: a bound on a worker's memory
+    if int(limit) > most:  # a bound on what a worker reads and sends
         raise FhirError(400, "http.report-limit-too-large", "limit", value=int(limit), limit=most)
     source = asked.get("source")
     if source is not None and source not in REPORT_SOURCES:
@@ -207,13 +216,51 @@ def _nav(asked: dict[str, str], lang: str) -> str:
     return '<p class="generated">' + " · ".join(f'<a href="{escape(h)}">{escape(t)}</a>' for h, t in links) + "</p>"
 
 
-def _answer(data: bytes, fmt: str, filename: str | None) -> Response:
+def _answer(data: Any, fmt: str, filename: str | None) -> Response:
     headers: dict[str, Any] = {}
     if fmt == "html":
         headers["Content-Security-Policy"] = POLICY
     elif fmt in ("csv", "xlsx") and filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return Response(data, content_type=MEDIA[fmt], headers=headers)
+
+
+def _streamed(chunks: Iterator[str], fmt: str, lang: str) -> Iterator[bytes]:
+    """A text report as it is written: its failing exchanges are read batch by batch as it is
+    sent.  An error after the first bytes went cannot be a status any more: the report ends
+    with what says it is incomplete (see ``reporting.incomplete``), and the error goes on to
+    the server, which drops the connection without the chunked body's last chunk, so an
+    HTTP client reports the download failed too."""
+    try:
+        for chunk in chunks:
+            yield chunk.encode()
+    except Exception:
+        yield incomplete(fmt, lang).encode()
+        raise
+
+
+def _spooled(report: Report, lang: str, exchanges: Listed) -> Iterator[bytes]:
+    """A workbook written to a temporary file (its rows stream through openpyxl's write-only
+    sheets) before the first byte is sent, so that an error is still an OperationOutcome;
+    then sent from the file a block at a time."""
+    spool = tempfile.TemporaryFile()
+    try:
+        write_report(spool, report, "xlsx", lang, exchanges=exchanges)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    def blocks() -> Iterator[bytes]:
+        with spool:
+            while block := spool.read(_BLOCK):
+                yield block
+
+    return blocks()
+
+
+#: bytes of a spooled workbook sent at a time
+_BLOCK = 1 << 16
 
 
 def _download_name(query: ReportQuery) -> str:

@@ -6,13 +6,16 @@
 [--limit N] [--details N]`` writes the report and prints one line (two when the failing
 exchanges listed are not all there are).  An HTML file shows the newest ``--details`` of them
 in full, each with its first issues (a thousand exchanges of 10,000 issues each were ten
-million rows); the file says how many it left out.  Exit status: 0 when no exchange in the
+million rows); the file says how many it left out.  The bounds of ``/reports`` hold:
+``--limit`` up to ``YIYANG_REPORT_MAX_LIMIT``, ``YIYANG_REPORT_MAX_ISSUES`` issues listed in
+all; the file is written as its exchanges are read, batch by batch, never held whole.  Exit status: 0 when no exchange in the
 period failed, 1 when one did (as ``yiyang validate`` does for files), 2 for usage problems.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
@@ -87,7 +90,7 @@ def day(value: str) -> date:
 def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.report.svg import percent
     from gateway.exchanges import today
-    from gateway.reporting import REPORT_SOURCES, ReportQuery, build_report, recorded_for, render, words_in
+    from gateway.reporting import REPORT_SOURCES, ReportQuery, file_report, recorded_for, words_in, write_report
     from gateway.storage import open_store
 
     until = args.until or today()
@@ -99,16 +102,21 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
         raise usage(args, "cli.report.negative-details")
     if args.source is not None and args.source not in REPORT_SOURCES:
         raise usage(args, "cli.report.unknown-source", source=args.source, sources=", ".join(REPORT_SOURCES))
-    query = ReportQuery(args.since, until, args.org, args.source, args.limit)
     config = config_of(args, reading=True)
+    if args.limit > config.report_max_limit:  # the bounds of /reports: one run's memory stays flat
+        raise usage(args, "cli.report.limit-too-large", limit=args.limit, most=config.report_max_limit)
+    query = ReportQuery(args.since, until, args.org, args.source, args.limit)
     store = open_store(config.database_url, busy_timeout_s=config.sqlite_busy_timeout_seconds)
     try:
         if args.org is not None and not recorded_for(store, args.org):
             raise usage(args, "cli.report.unknown-org", org=args.org)
-        report = build_report(store, query, args.lang)
+        report, exchanges = file_report(store, query, args.lang, args.format, config.report_max_issues, args.details)
+        written = (args.format, args.lang, args.table)
+        write(
+            args.out, lambda target: write_report(target, report, *written, details=args.details, exchanges=exchanges)
+        )
     finally:
         store.close()
-    write(args.out, render(report, args.format, args.lang, args.table, details=args.details))
     summary = report.summary
     out.write(
         words_in(args.lang)(
@@ -146,14 +154,29 @@ def run_purge(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def write(path: Path | None, data: bytes) -> None:
-    """The report to its file (its folder made), or to standard output."""
+def write(path: Path | None, data: bytes | Callable[[IO[bytes]], None]) -> None:
+    """The report to its file (its folder made), or to standard output; ``data`` is its bytes
+    or writes them as they are made.  A file is written beside its name and renamed once
+    whole: a run stopped by an error leaves no file cut short to be read as complete (nor
+    does it spoil the one an earlier run wrote)."""
     import sys
 
     if path is None:
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        if callable(data):
+            data(sys.stdout.buffer)
+        else:
+            sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    part = path.with_name(path.name + ".part")
+    try:
+        with part.open("wb") as target:
+            if callable(data):
+                data(target)
+            else:
+                target.write(data)
+        part.replace(path)
+    finally:
+        part.unlink(missing_ok=True)
