@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from werkzeug.datastructures import ImmutableMultiDict
@@ -20,10 +20,11 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from gateway import create_app
 from gateway.api import negotiation
-from gateway.api.negotiation import FhirRequest, Parameters, answer_format
+from gateway.api.negotiation import FhirRequest, FhirResponse, Parameters, answer_format, plain_url
 from gateway.config import Config
 from gateway.search.values import format_instant
 from gateway.wire import JSON_TYPES, XML_TYPES, parse_xml
+from tests.conftest import MakeServices
 
 APP = Flask("negotiation-test")
 APP.request_class = FhirRequest
@@ -51,6 +52,39 @@ def test_the_remembered_format_of_each_accept_header_is_werkzeugs_ranking(header
         with APP.test_request_context("/fhir/Patient", headers={"Accept": accept}):
             answers.append(answer_format())
     assert answers == [ranked(accept) for accept in headers + headers]
+
+
+hosts = st.sampled_from(["127.0.0.1", "localhost", "fhir.example-1.cn", "a", "A.cn", "Bücher.de", "a..b", "[::1]"])
+ports = st.sampled_from(["", ":8080", ":1", ":65535", ":65536", ":99999", ":0", ":080"])
+paths = st.text(alphabet="abcXYZ019-._~$/ %?#[]@é", max_size=30)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["http", "https", "HTTP"]), hosts, ports, paths)
+def test_a_location_is_sent_as_werkzeug_would_send_it(scheme: str, host: str, port: str, path: str) -> None:
+    """FhirResponse leaves out werkzeug's IRI-to-URI conversion only where it changes nothing."""
+    location = f"{scheme}://{host}{port}/{path}"
+    headers = {"Location": location, "ETag": 'W/"1"'}
+    environ = EnvironBuilder("/fhir/Patient", method="POST").get_environ()
+    try:
+        expected = dict(Response(b"{}", 201, headers).get_wsgi_headers(environ))
+    except ValueError:  # a port out of range: werkzeug's refusal stands
+        assert not plain_url(location)
+        with pytest.raises(ValueError):
+            FhirResponse(b"{}", 201, headers).get_wsgi_headers(environ)
+        return
+    response = FhirResponse(b"{}", 201, headers)
+    assert dict(response.get_wsgi_headers(environ)) == expected
+    assert response.headers["Location"] == location  # the response itself unchanged
+
+
+def test_a_created_resources_location_is_a_plain_url(make_services: MakeServices, patient: dict[str, Any]) -> None:
+    """The case FhirResponse is for: a create's Location, on the gateway's default base."""
+    app = create_app(services=make_services(), secure=False)
+    answer = app.test_client().post("/fhir/Patient", data=orjson.dumps(patient), content_type="application/fhir+json")
+    app.extensions["yiyang.exchanges"].flush()  # while its store is there to take the record
+    assert answer.status_code == 201
+    assert plain_url(answer.headers["Location"])
 
 
 names = st.sampled_from(["_format", "_type", "name", "_count", ""])
