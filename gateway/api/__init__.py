@@ -31,7 +31,6 @@ from gateway.api.bulk import bulk
 from gateway.api.methods import method_refused
 from gateway.api.negotiation import (
     FhirRequest,
-    FhirResponse,
     MalformedChunks,
     outcome_response,
     refuse_unanswerable_format,
@@ -73,13 +72,12 @@ class FhirIdConverter(BaseConverter):
 
 
 class Gateway(Flask):
-    """Flask with the gateway's request and response classes (see :class:`FhirRequest` and
-    :class:`FhirResponse`), less what every request repeated for nothing.  For every hook and
-    view Flask asks whether it is a coroutine function (seven ``inspect`` calls a read); the
-    gateway has none.  And it made each request a session of its own (:class:`_NoSessions`)."""
+    """Flask with the gateway's request class (see :class:`FhirRequest`), less what every
+    request repeated for nothing.  For every hook and view Flask asks whether it is a coroutine
+    function (seven ``inspect`` calls a read); the gateway has none.  And it made each request a
+    session of its own (:class:`_NoSessions`)."""
 
     request_class = FhirRequest
-    response_class = FhirResponse
     session_interface = _NoSessions()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
