@@ -26,6 +26,7 @@ from __future__ import annotations
 import signal
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -73,6 +74,15 @@ def response(error: FhirError, language: str) -> bytes:
     head = f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers)
     return head.encode("latin-1") + b"\r\n" + body
+
+
+#: how long a threaded worker's thread may keep the interpreter lock while another waits for
+#: it, in seconds (Python's default: 5 ms).  The worker's loop, woken by a new request, and a
+#: request thread whose statement has returned each wait for whichever thread is computing to
+#: let go, up to this long, at every such hand-off of a request.  Measured in turns against
+#: 5 ms (SQLite, 2 workers of 2 threads, a loaded machine): reads 361 -> 515/s, searches by
+#: identifier 478 -> 675/s, creates 74 -> 100/s, each with less server CPU a request
+SWITCH_INTERVAL_S = 0.001
 
 
 def time_out(sock: socket.socket, seconds: int) -> None:
@@ -176,7 +186,13 @@ class OutcomeThreadWorker(_GracefulInterrupt, _OutcomeErrors, ThreadWorker):
     """gunicorn's gthread worker (``--threads`` above 1).  A thread reads its connection
     blocking once it is readable, and the worker's main loop beats whatever its threads do:
     so each connection waits ``timeout`` seconds at most for a read or write, as the sync
-    worker's, and a client silent half-way through a request no longer holds a thread."""
+    worker's, and a client silent half-way through a request no longer holds a thread.
+
+    Its interpreter hands the lock between threads every :data:`SWITCH_INTERVAL_S`."""
+
+    def init_process(self) -> None:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)  # this process's alone: the worker is forked
+        super().init_process()
 
     def handle(self, conn: Any) -> Any:
         time_out(conn.sock, self.cfg.timeout)  # conn.init() made it blocking
