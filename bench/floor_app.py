@@ -1,5 +1,6 @@
 """The floor of ``python -m bench.server``: the smallest Flask app, served by gunicorn with
-the gateway's worker settings (2 sync workers, no access log).
+the gateway's workers (``gateway/cli/workers.py``: sync, or gthread with ``YIYANG_THREADS``
+above 1, as ``yiyang serve`` runs them; no access log).
 
 Whatever a gateway request costs above this app's is the gateway's own work: HTTP parsing,
 the pre-fork accept loop, Flask's dispatch and wrk's loopback share are all in the floor.

@@ -8,7 +8,7 @@ the store (SQLite file cached under ``--cache``; PostgreSQL database ``yiyang_be
 for the next run), starts the gateway with 2 gunicorn workers on a copy of it, and drives it
 over loopback with wrk (16 connections, ``--latency``) from a separate process:
 
-    floor            GET /fhir/floor on bench/floor_app.py (2 gunicorn sync workers as well)
+    floor            GET /fhir/floor on bench/floor_app.py (2 workers as well, of the same kind)
     metadata         GET /fhir/metadata (a large document; for information)
     read             GET /fhir/Patient/<id>, ids spread over the data set
     search-id        GET /fhir/Patient?identifier=urn:oid:2.16.156.10011.1.3|<身份证号>
@@ -195,7 +195,7 @@ class Bench:
     @contextmanager
     def floor_server(self) -> Iterator[Server]:
         port = free_port()
-        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), "--worker-class", "sync"]
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), *gateway_workers()]
         command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.floor_app:app"]
         with running(command, port, "/fhir/floor", self.work / "floor.log") as process:
             yield Server(port, pid=process.pid)
@@ -229,14 +229,10 @@ class Bench:
     @contextmanager
     def open_gateway(self, database_url: str, log: str) -> Iterator[Server]:
         """The same app without security (``bench/open_app.py``), served the way ``yiyang
-        serve`` serves the gateway: gunicorn, sync workers (gthread with ``YIYANG_THREADS``
-        above 1, as the gateway then has), no access log."""
+        serve`` serves the gateway: gunicorn, its workers (:func:`gateway_workers`), no access
+        log."""
         port = free_port()
-        threads = Config.load().threads
-        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers)]
-        command += (
-            ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else ["--worker-class", "sync"]
-        )
+        command = [sys.executable, "-m", "gunicorn", "--workers", str(self.args.workers), *gateway_workers()]
         command += ["--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "bench.open_app:app"]
         environment = {"YIYANG_DATABASE_URL": database_url, "YIYANG_PORT": str(port)}
         with running(command, port, "/fhir/metadata", self.work / log, environment) as process:
@@ -579,6 +575,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def gateway_workers() -> list[str]:
+    """gunicorn's options for the workers ``yiyang serve`` runs (``YIYANG_THREADS``, and
+    gateway/cli/workers.py: their socket timeouts, a threaded worker's switch interval), so
+    the floor and the open app differ from the gateway in the app alone."""
+    threads = Config.load().threads
+    if threads > 1:
+        return ["--worker-class", "gateway.cli.workers.OutcomeThreadWorker", "--threads", str(threads)]
+    return ["--worker-class", "gateway.cli.workers.OutcomeSyncWorker"]
 
 
 BENCH_CLIENT, BENCH_SECRET = "bench", "bench-secret-not-for-production"
