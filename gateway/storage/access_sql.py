@@ -181,7 +181,7 @@ def served_named(served: Served, records: str, names: Sequence[str], identified:
     :func:`visible_condition` over this short list, each person asked alone, rather than
     by the rule asked of one person nested in every condition: that nesting overflowed
     SQLite's parser (its stack holds 100 entries) under the rule of
-    ``PersonalData.THROUGH``, and listing everyone served for a few records cost 580 ms on
+    ``PersonalData.through``, and listing everyone served for a few records cost 580 ms on
     20,000 people."""
     # each record's own rows probed by its key (OWNER_PROBE): SQLite otherwise scanned the
     # whole index for the few records' rows (4 times slower on 2,000 people)

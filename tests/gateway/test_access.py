@@ -446,7 +446,7 @@ def flag(resource_id: str, **named: dict[str, str]) -> dict[str, Any]:
 def test_a_record_naming_another_is_shown_as_the_content_rule_shows_it(
     archive: Store, target: dict[str, Any] | None, shown: bool
 ) -> None:
-    """A Provenance of 王's naming another record (``PersonalData.THROUGH``) is shown where
+    """A Provenance of 王's naming another record (``PersonalData.through``) is shown where
     that record is, by id or by number, the same in SQL (each candidate alone, and among
     everyone served) as on content: the people each target names are asked about together."""
     kind = target["resourceType"] if target else "Flag"
@@ -482,7 +482,7 @@ def test_whom_a_record_places_in_a_compartment_is_among_those_it_names() -> None
 @pytest.mark.parametrize(("kind", "records"), [("Patient", 1), ("Coverage", 1), ("CarePlan", 2), ("Provenance", 2)])
 def test_a_candidate_asks_whether_people_are_served_once_a_record(kind: str, records: int) -> None:
     """The served people's rule is written once for the candidate and once for the records it
-    names (``PersonalData.THROUGH``): PostgreSQL plans these statements for each call's
+    names (``PersonalData.through``): PostgreSQL plans these statements for each call's
     values, each copy anew, and six copies doubled a home's CarePlan search there."""
     sql = (Access(HOME, PERSONAL).condition(kind, few=True) or ("", []))[0]
     asked = serves(HOME.organization, now_instant())("x.person")[0]
