@@ -439,7 +439,7 @@ def flag(resource_id: str, **named: dict[str, str]) -> dict[str, Any]:
         (flag("t", subject=ref("Patient", "wang"), author=by_number(LI_NUMBER)), False),
         (flag("t", subject=ref("Patient", "wang"), author=by_number(NO_ONES_NUMBER)), False),
         (flag("t", subject=ref("Group", "g")), False),  # in no one's compartment
-        (None, False),  # absent
+        (None, True),  # never stored: its id tells nothing about anyone
         ({"resourceType": "Organization", "id": "t"}, True),  # no one's personal data
     ],
 )
@@ -464,7 +464,8 @@ def test_a_record_naming_another_is_shown_as_the_content_rule_shows_it(
             s.id for s in tx.resources.search(everything("Provenance"), False, rules.condition("Provenance", True))[0]
         ]
         holders = {f"idcard|{WANG_NUMBER}": "wang", f"idcard|{LI_NUMBER}": "li"}
-        on_content = PERSONAL.concerns_only(provenance, {"wang"}.__contains__, holders.get, lambda _, __: target)
+        stored = Stored(kind, "t", 1, "2026-01-05T09:00:00+08:00", False, target) if target else None
+        on_content = PERSONAL.concerns_only(provenance, {"wang"}.__contains__, holders.get, lambda _, __: stored)
     assert (alone, found(archive, HOME, "Provenance"), on_content) == (["prov"] * shown, ["prov"] * shown, shown)
 
 
