@@ -31,6 +31,7 @@ from gateway.security.principal import Principal
 from gateway.storage.access_sql import (
     Served,
     Sql,
+    names_records,
     newly_served,
     person_served,
     served_among,
@@ -124,7 +125,18 @@ class PersonalData:
         #: written or not at all.  A record so named is judged by the people it names, not by
         #: the records it names in turn (one level: the ids shown are its own, and no chain is
         #: walked)
-        self.through: Mapping[str, tuple[str, ...]] = naming_records(registry)
+        rule = naming_records(registry)
+        self.through: Mapping[str, tuple[str, ...]] = rule.through
+        #: of those, the types and parameters through which the records a resource names place
+        #: it among their people's records when it names none of them, as a Patient it named
+        #: would (data, ``naming_records.json``'s ``placing``): a Provenance of a resident's
+        #: reading alone (its ``target``, as a REST client writes one) was in no one's
+        #: compartment, hidden from her home and from the Provenances a Patient or Group export
+        #: holds (IG v2).  Placed by a record the archive holds, it is then judged as
+        #: :attr:`through` judges any (shown where every record it names is)
+        self.placing: Mapping[str, tuple[str, ...]] = rule.placing
+        #: the personal types but Patient (:meth:`is_personal`): the records, not the people
+        self.record_types = sorted({*self.compartment, *self.references, *self.OPAQUE} - {"Patient"})
 
     def is_personal(self, kind: str) -> bool:
         """Whether a resource of ``kind`` may concern people (and so be hidden from a restricted
@@ -149,8 +161,11 @@ class PersonalData:
         ``read`` finds it now: one deleted hides it (whose it was, the index no longer tells),
         one never stored does not (its id tells nothing about anyone: a reading whose visit
         never landed, or was quarantined, stays its person's); without ``read`` any record
-        so named hides it.  ``through`` False judges a record named so
-        by the people it names alone (one level, as the SQL rule does)."""
+        so named hides it.  In the Patient compartment, naming no one there, a type of
+        :attr:`placing` is placed among the records of the people a record of the archive it
+        names so concerns (a Provenance of a resident's reading alone).  ``through`` False
+        judges a record named so by the people it names alone (one level, as the SQL rule
+        does), and places nothing by the records it names."""
         kind = resource.get("resourceType", "")
         if kind in self.OPAQUE:
             return False
@@ -158,12 +173,22 @@ class PersonalData:
             return serves(resource.get("id", ""))
         naming = self.references.get(kind, ())
         rows = self.index_rows(resource)
-        if through and kind in self.through and not self._targets_shown(rows, self.through[kind], serves, holder, read):
-            return False
+        held: list[Any] = []
+        if through and kind in self.through:
+            shown = self._targets_shown(rows, self.through[kind], serves, holder, read)
+            if shown is None:
+                return False
+            held = shown
         named = {row[2] for row in rows if row[0] in naming and row[1] == "Patient"}
         # in the compartment, someone is named through its parameters (by id or by number):
-        # everyone named must be served, so whoever that is, is
-        if kind in self.compartment and not any(_places(row, self.compartment[kind]) for row in rows):
+        # everyone named must be served, so whoever that is, is; or, naming no one, a record
+        # of the archive it names through :attr:`placing` places it, judged just above
+        placing = self.placing.get(kind, ())
+        if (
+            kind in self.compartment
+            and not any(_places(row, self.compartment[kind]) for row in rows)
+            and not any(row[0] in placing for row in held)
+        ):
             return False
         if not all(serves(person) for person in named):
             return False
@@ -177,24 +202,27 @@ class PersonalData:
         serves: Callable[[str], bool],
         holder: Callable[[str], str | None],
         read: Reader | None,
-    ) -> bool:
-        """Whether every personal record other than a Patient (whom :meth:`concerns_only`
-        judges as a person named) that ``names`` of a resource's index ``rows`` name, and that
-        the archive holds, concerns only people ``serves`` accepts: the rule
-        ``access_sql.targets_shown`` applies in SQL."""
+    ) -> list[Any] | None:
+        """The rows of a resource's index ``rows`` that name, through ``names``, a personal
+        record other than a Patient (whom :meth:`concerns_only` judges as a person named)
+        the archive holds, if every one of them concerns only people ``serves`` accepts
+        (None otherwise): the rule ``access_sql.targets_shown`` applies in SQL.  The rows
+        are what :attr:`placing` places the resource by."""
+        held: list[Any] = []
         for row in rows:
             if row[0] not in names or row[1] in (None, "Patient") or not self.is_personal(row[1]):
                 continue
             if read is None:
-                return False
+                return None
             target = read(row[1], row[2])
             if target is None:
                 continue
             if target.resource is None or target.deleted:
-                return False
+                return None
             if not self.concerns_only(target.resource, serves, holder, through=False):
-                return False
-        return True
+                return None
+            held.append(row)
+        return held
 
     def in_compartment_of(
         self, resource: dict[str, Any], people: Callable[[str], bool], holder: Callable[[str], str | None]
@@ -275,15 +303,18 @@ class Access:
 
     def _condition(self, kind: str, served: Served, one: bool = False, through: bool = True) -> Sql | None:
         """:meth:`condition` over ``served``; ``through`` False leaves out the records a type
-        of :attr:`PersonalData.through` names."""
+        of :attr:`PersonalData.through` names, and so places nothing by them
+        (:attr:`PersonalData.placing`)."""
         if kind in self.personal.OPAQUE:
             return "1 = 0", []
-        compartment, naming = self.personal.compartment.get(kind, ()), self.personal.references.get(kind, ())
-        found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE)
-        names = self.personal.through.get(kind) if through else None
+        personal = self.personal
+        compartment, naming = personal.compartment.get(kind, ()), personal.references.get(kind, ())
+        placing = personal.placing.get(kind) if through else None
+        placed = names_records(kind, placing, personal.record_types) if placing else None
+        found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE, placed)
+        names = personal.through.get(kind) if through else None
         if found is None or names is None:
             return found
-        personal = self.personal
         targets = targets_shown(
             kind, names, served, personal.compartment, personal.references, sorted(personal.OPAQUE), IDENTIFIED_PEOPLE
         )

@@ -299,6 +299,7 @@ def visible_condition(
     naming_params: Sequence[str] = (),
     one: bool = False,
     identified: str | None = None,
+    placed: Sql | None = None,
 ) -> Sql | None:
     """The condition on ``resource r`` of type ``kind`` that keeps only what concerns served
     people alone: a Patient served; any other resource naming no one unserved through
@@ -312,7 +313,9 @@ def visible_condition(
     parameter naming them): each must be held in the identity index (``person_key``) by a
     served person, asked as it is read, so a number no one holds yet hides the resource and
     one registered later is judged by its holder; one a compartment parameter names places
-    it in that person's compartment as a reference by id does."""
+    it in that person's compartment as a reference by id does.  ``placed``: the condition
+    that places it among a served person's records otherwise (:func:`names_records`, whose
+    records the caller judges with :func:`targets_shown`)."""
     if kind == "Patient":
         sql, params = served("r.id")
         return f"{PLANNED_PER_CALL} {sql}", params
@@ -320,6 +323,8 @@ def visible_condition(
     params: list[Any] = []
     if compartment_params:
         sql, compartment = _in_served_compartment(kind, compartment_params, served, one, identified)
+        if placed is not None:
+            sql, compartment = f"({sql} OR {placed[0]})", [*compartment, *placed[1]]
         conditions.append(sql)
         params += compartment
     if naming_params:
@@ -367,6 +372,20 @@ def _in_served_compartment(
         f"AND vp.system IN ({names}))"
     )
     return f"({by_id} OR {by_number})", [*params, kind, identified, *compartment_params]
+
+
+def names_records(kind: str, names: Sequence[str], types: Sequence[str]) -> Sql:
+    """The condition that ``resource r`` of ``kind`` names, through ``names``, a record of one
+    of ``types`` that the archive holds (its own index rows, as the owner index finds them):
+    what places a Provenance of a resident's reading alone among her records, once
+    :func:`targets_shown` has judged every record it names.  One never stored places it
+    nowhere, as it hides nothing."""
+    return (
+        f"EXISTS (SELECT 1 FROM search_index vr WHERE vr.type = ? AND vr.id = r.id AND vr.name IN ({marks(names)}) "
+        f"AND vr.system IN ({marks(types)}) AND EXISTS (SELECT 1 FROM resource vh WHERE vh.type = vr.system "
+        "AND vh.id = vr.value))",
+        [kind, *names, *types],
+    )
 
 
 def targets_shown(

@@ -427,31 +427,36 @@ def flag(resource_id: str, **named: dict[str, str]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("target", "shown"),
+    ("target", "shown", "shown_alone"),
     [
-        (flag("t", subject=ref("Patient", "wang")), True),
-        (flag("t", subject=ref("Patient", "li")), False),
-        (flag("t", subject=ref("Patient", "wang"), author=ref("Patient", "li")), False),
-        (flag("t", subject=by_number(WANG_NUMBER)), True),  # in her compartment by number alone
-        (flag("t", subject=by_number(LI_NUMBER)), False),
-        (flag("t", subject=by_number(NO_ONES_NUMBER)), False),
-        (flag("t", subject=ref("Patient", "wang"), author=by_number(WANG_NUMBER)), True),
-        (flag("t", subject=ref("Patient", "wang"), author=by_number(LI_NUMBER)), False),
-        (flag("t", subject=ref("Patient", "wang"), author=by_number(NO_ONES_NUMBER)), False),
-        (flag("t", subject=ref("Group", "g")), False),  # in no one's compartment
-        (None, True),  # never stored: its id tells nothing about anyone
-        ({"resourceType": "Organization", "id": "t"}, True),  # no one's personal data
+        (flag("t", subject=ref("Patient", "wang")), True, True),
+        (flag("t", subject=ref("Patient", "li")), False, False),
+        (flag("t", subject=ref("Patient", "wang"), author=ref("Patient", "li")), False, False),
+        (flag("t", subject=by_number(WANG_NUMBER)), True, True),  # in her compartment by number alone
+        (flag("t", subject=by_number(LI_NUMBER)), False, False),
+        (flag("t", subject=by_number(NO_ONES_NUMBER)), False, False),
+        (flag("t", subject=ref("Patient", "wang"), author=by_number(WANG_NUMBER)), True, True),
+        (flag("t", subject=ref("Patient", "wang"), author=by_number(LI_NUMBER)), False, False),
+        (flag("t", subject=ref("Patient", "wang"), author=by_number(NO_ONES_NUMBER)), False, False),
+        (flag("t", subject=ref("Group", "g")), False, False),  # in no one's compartment
+        # never stored: its id tells nothing about anyone, and places nothing anywhere
+        (None, True, False),
+        # no one's personal data, nor anyone's record to place it among
+        ({"resourceType": "Organization", "id": "t"}, True, False),
     ],
 )
+@pytest.mark.parametrize("alone", [False, True], ids=["with-her", "alone"])
 def test_a_record_naming_another_is_shown_as_the_content_rule_shows_it(
-    archive: Store, target: dict[str, Any] | None, shown: bool
+    archive: Store, target: dict[str, Any] | None, shown: bool, shown_alone: bool, alone: bool
 ) -> None:
     """A Provenance of 王's naming another record (``PersonalData.through``) is shown where
     that record is, by id or by number, the same in SQL (each candidate alone, and among
-    everyone served) as on content: the people each target names are asked about together."""
+    everyone served) as on content: the people each target names are asked about together.
+    One of that record ``alone``, naming no Patient, is placed among her records by it
+    (``PersonalData.placing``) when the archive holds it, and judged the same way."""
     kind = target["resourceType"] if target else "Flag"
     provenance = {"resourceType": "Provenance", "id": "prov", "recorded": "2026-01-05T09:00:00+08:00"} | {
-        "target": [ref("Patient", "wang"), ref(kind, "t")],
+        "target": [*([] if alone else [ref("Patient", "wang")]), ref(kind, "t")],
         "agent": [{"who": ref("Organization", "yikang-home")}],
     }
     add(archive, *([target] if target else []), provenance)
@@ -460,13 +465,30 @@ def test_a_record_naming_another_is_shown_as_the_content_rule_shows_it(
         tx.identity.link("li", [f"idcard|{LI_NUMBER}"])
     rules = Access(HOME, PERSONAL)
     with archive.reading() as tx:
-        alone = [
+        one = [
             s.id for s in tx.resources.search(everything("Provenance"), False, rules.condition("Provenance", True))[0]
         ]
         holders = {f"idcard|{WANG_NUMBER}": "wang", f"idcard|{LI_NUMBER}": "li"}
-        stored = Stored(kind, "t", 1, "2026-01-05T09:00:00+08:00", False, target) if target else None
-        on_content = PERSONAL.concerns_only(provenance, {"wang"}.__contains__, holders.get, lambda _, __: stored)
-    assert (alone, found(archive, HOME, "Provenance"), on_content) == (["prov"] * shown, ["prov"] * shown, shown)
+        on_content = PERSONAL.concerns_only(provenance, {"wang"}.__contains__, holders.get, tx.resources.read)
+    expected = shown_alone if alone else shown
+    assert (one, found(archive, HOME, "Provenance"), on_content) == (["prov"] * expected, ["prov"] * expected, expected)
+
+
+def test_a_provenance_of_a_deleted_record_alone_is_not_shown(archive: Store) -> None:
+    """Whose a deleted record was, the index no longer tells: it places the Provenance among
+    no one's records it could be shown in, in SQL as on content."""
+    provenance = {"resourceType": "Provenance", "id": "prov", "recorded": "2026-01-05T09:00:00+08:00"} | {
+        "target": [ref("Observation", "wang-bp")],
+        "agent": [{"who": ref("Organization", "yikang-home")}],
+    }
+    add(archive, provenance)
+    with archive.transaction() as tx:
+        tx.resources.delete("Observation", "wang-bp")
+    rules = Access(HOME, PERSONAL)
+    with archive.reading() as tx:
+        one = tx.resources.search(everything("Provenance"), False, rules.condition("Provenance", True))[0]
+        on_content = PERSONAL.concerns_only(provenance, {"wang"}.__contains__, {}.get, tx.resources.read)
+    assert (one, found(archive, HOME, "Provenance"), on_content) == ([], [], False)
 
 
 def test_whom_a_record_places_in_a_compartment_is_among_those_it_names() -> None:
@@ -653,12 +675,15 @@ def chained_among_everyone_served(
 
 
 #: chains to one target: a resident, a stranger, a resident's record naming a stranger too,
-#: and a Device of a stranger that a Flag on the resident names as its author
+#: a Device of a stranger that a Flag on the resident names as its author, and the readings
+#: Provenances of each one's reading alone target (placed among their records by it)
 CHAINS = {
     "resident": ("Observation", [("subject:Patient.identifier", "wang-no")]),
     "stranger": ("Observation", [("subject:Patient.identifier", "li-no")]),
     "naming-a-stranger": ("Observation", [("subject:Patient._id", "wang"), ("code", "performed")]),
     "strangers-device": ("Flag", [("author:Device.patient", "Patient/li")]),
+    "provenance-of-a-reading": ("Provenance", [("target:Observation.status", "final")]),
+    "reading-with-a-provenance": ("Observation", [("_has:Provenance:target:agent", "Organization/yikang-home")]),
 }
 
 
@@ -680,7 +705,12 @@ def test_a_chain_to_few_targets_finds_what_it_finds_through_everyone_served(
     walker = {"resourceType": "Device", "id": "walker-li", "patient": ref("Patient", "li")}
     flag = {"resourceType": "Flag", "id": "wang-flag", "status": "active", "code": {"text": "跌倒风险"}}
     flag |= {"subject": ref("Patient", "wang"), "author": ref("Device", "walker-li")}
-    add(archive, *identified, performed, walker, flag, *SCENARIOS[scenario])
+    of_readings = [
+        {"resourceType": "Provenance", "id": f"prov-{reading}", "recorded": "2026-01-05T09:00:00+08:00"}
+        | {"target": [ref("Observation", reading)], "agent": [{"who": ref("Organization", "yikang-home")}]}
+        for reading in ("wang-bp", "li-bp")
+    ]
+    add(archive, *identified, performed, walker, flag, *of_readings, *SCENARIOS[scenario])
     kind, pairs = CHAINS[chain]
     assert chained(archive, principal, kind, pairs) == chained_among_everyone_served(archive, principal, kind, pairs)
 

@@ -1165,6 +1165,40 @@ def test_a_search_finds_only_the_provenances_of_the_residents_records(
 
 
 @pytest.fixture
+def reading_provenance(served: Served, api: Api) -> Iterator[str]:
+    """A Provenance of 张秀英's blood pressure alone, as a REST client writes one: its target
+    is the reading, and it names no Patient."""
+    written = provenance("prov-reading", "Observation/bp-2026")
+    assert api.put(f"{served.base}/Provenance/{written['id']}", json=written).status_code in (200, 201)
+    yield written["id"]
+    assert api.delete(f"{served.base}/Provenance/{written['id']}").status_code in (200, 204)
+
+
+def test_the_provenance_of_a_residents_reading_is_the_centres_to_read_and_export(
+    served: Served, home: Api, reading_provenance: str
+) -> None:
+    """It named no Patient, so it was in no one's compartment and hidden from the home: a
+    404 on read, absent from the reading's _revinclude and from the Patient export, which
+    the IG has hold every Provenance of the records it holds."""
+    revinclude = home.get(f"{served.base}/Observation", params={"_id": "bp-2026", "_revinclude": "Provenance:target"})
+    files = exported(home, export(home, "Patient/$export", _type="Observation,Provenance"))
+    assert (
+        home.get(f"{served.base}/Provenance/{reading_provenance}").status_code,
+        reading_provenance in [e["resource"]["id"] for e in revinclude.json()["entry"]],
+        reading_provenance in [resource["id"] for resource in files.get("Provenance", [])],
+    ) == (200, True, True)
+
+
+def test_the_provenance_of_someone_elses_reading_alone_is_not_found(served: Served, api: Api, home: Api) -> None:
+    """Placed by the record it targets, it is judged by that record: 李建国's is not the home's."""
+    written = provenance("prov-bp-li", "Observation/bp-li")
+    assert api.put(f"{served.base}/Provenance/{written['id']}", json=written).status_code in (200, 201)
+    found = home.get(f"{served.base}/Provenance/{written['id']}").status_code
+    api.delete(f"{served.base}/Provenance/{written['id']}")
+    assert found == 404
+
+
+@pytest.fixture
 def drawn_reading(served: Served, api: Api, home: Api, request: Any) -> Iterator[str]:
     """A reading of 张秀英 (served by the centre) naming 李建国's through ``request.param``
     (``hasMember`` or ``derivedFrom``), written by an operator; deleted afterwards so that her

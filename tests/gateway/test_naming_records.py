@@ -19,32 +19,45 @@ def registry() -> Registry:
 
 def test_the_shipped_rule_is_built_from_its_file(registry: Registry) -> None:
     rule = naming_records(registry)
-    assert rule["Provenance"] == ("target", "entity")
-    assert "derived-from" in rule["Observation"]
+    assert rule.through["Provenance"] == ("target", "entity")
+    assert "derived-from" in rule.through["Observation"]
+    assert rule.placing == {"Provenance": ("target",)}
 
 
 @pytest.mark.parametrize(
-    ("entries", "message_id", "params"),
+    ("document", "message_id", "params"),
     [
-        ({"Observaton": {"derived-from": ""}}, "access.naming-records-unknown-type", {"type": "Observaton"}),
-        ({"Address": {}}, "access.naming-records-unknown-type", {"type": "Address"}),
+        ({"types": {"Observaton": {"derived-from": ""}}}, "access.naming-records-unknown-type", {"type": "Observaton"}),
+        ({"types": {"Address": {}}}, "access.naming-records-unknown-type", {"type": "Address"}),
         (
-            {"Observation": {"derived-from": "", "derivedFrom": ""}},
+            {"types": {"Observation": {"derived-from": "", "derivedFrom": ""}}},
             "access.naming-records-unknown-parameter",
             {"type": "Observation", "parameter": "derivedFrom"},
         ),
         (
-            {"Observation": {"code": ""}},
+            {"types": {"Observation": {"code": ""}}},
             "access.naming-records-not-reference",
             {"type": "Observation", "parameter": "code", "kind": "token"},
+        ),
+        # placed by the records it names, a Provenance naming a stranger's record alone would
+        # be shown if they were not judged
+        (
+            {"types": {"Provenance": {"entity": ""}}, "placing": {"Provenance": {"target": ""}}},
+            "access.naming-records-placing-unjudged",
+            {"type": "Provenance", "parameter": "target"},
+        ),
+        (
+            {"types": {}, "placing": {"Observaton": {"derived-from": ""}}},
+            "access.naming-records-placing-unjudged",
+            {"type": "Observaton", "parameter": "derived-from"},
         ),
     ],
 )
 def test_an_entry_the_definitions_do_not_support_is_refused_naming_it(
-    registry: Registry, entries: dict[str, Any], message_id: str, params: dict[str, str]
+    registry: Registry, document: dict[str, Any], message_id: str, params: dict[str, str]
 ) -> None:
     with pytest.raises(NamingRecordsError) as refused:
-        naming_records(registry, entries)
+        naming_records(registry, document)
     assert refused.value.message_id == message_id
     assert refused.value.params == {"file": "naming_records.json", **params}
     assert "naming_records.json" in refused.value.text("zh-CN")
