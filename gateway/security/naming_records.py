@@ -55,7 +55,9 @@ def naming_records(registry: Registry, document: Mapping[str, Any] | None = None
     if any, its ``placing``), each entry checked to be a resource type and a reference search
     parameter of it that ``registry`` defines, and each placing one to be listed under
     ``types`` for its type: the records that place a resource must be judged, or one naming
-    a stranger's record alone would be shown (:class:`NamingRecordsError` otherwise)."""
+    a stranger's record alone would be shown; and each placing type to be in the Patient
+    compartment, as placing is an alternative to being in it, which a type outside it never
+    is (:class:`NamingRecordsError` otherwise)."""
     document = _shipped() if document is None else document
     through: dict[str, tuple[str, ...]] = {}
     for kind, parameters in document["types"].items():
@@ -83,5 +85,7 @@ def naming_records(registry: Registry, document: Mapping[str, Any] | None = None
                 raise NamingRecordsError(
                     "access.naming-records-placing-unjudged", file=PATH.name, type=kind, parameter=code
                 )
+        if kind not in registry.patient_compartment:
+            raise NamingRecordsError("access.naming-records-placing-no-compartment", file=PATH.name, type=kind)
         placed[kind] = tuple(parameters)
     return NamingRecords(through, placed)

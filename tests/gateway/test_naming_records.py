@@ -51,6 +51,13 @@ def test_the_shipped_rule_is_built_from_its_file(registry: Registry) -> None:
             "access.naming-records-placing-unjudged",
             {"type": "Observaton", "parameter": "derived-from"},
         ),
+        # placing is an alternative to the Patient compartment, which no Organization is in:
+        # it would place nothing
+        (
+            {"types": {"Organization": {"partof": ""}}, "placing": {"Organization": {"partof": ""}}},
+            "access.naming-records-placing-no-compartment",
+            {"type": "Organization"},
+        ),
     ],
 )
 def test_an_entry_the_definitions_do_not_support_is_refused_naming_it(
