@@ -1223,6 +1223,30 @@ def test_a_job_that_cannot_write_its_files_fails_with_an_incident(
     assert jobs.status(job.id).failure().message_id == "http.export-internal"
 
 
+def test_a_group_deleted_after_its_export_began_fails_the_job_with_404(
+    store: Store, tmp_path: Path, personal: PersonalData, searcher: Searcher
+) -> None:
+    """It exported nothing, completed, as if the home had no residents left."""
+    with store.transaction() as tx:
+        tx.resources.write({"resourceType": "Patient", "id": "gone-member"})
+        tx.resources.write(
+            {
+                "resourceType": "Group",
+                "id": "gone",
+                "type": "person",
+                "actual": True,
+                "member": [{"entity": {"reference": "Patient/gone-member"}}],
+            }
+        )
+    jobs = exports(store, tmp_path, personal, 3600, searcher)
+    job = jobs.kick_off("http://x/fhir/Group/gone/$export", "Group/gone", [])
+    with store.transaction() as tx:
+        tx.resources.delete("Group", "gone")
+    jobs.run(job.id)
+    failure = jobs.status(job.id).failure()
+    assert (failure.status, failure.message_id) == (404, "http.export-group-gone")
+
+
 def test_a_job_cancelled_while_it_writes_logs_no_incident(
     store: Store,
     tmp_path: Path,

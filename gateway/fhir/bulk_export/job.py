@@ -53,9 +53,10 @@ class Job:
     ignored: list[dict[str, Any]] = field(default_factory=list)
 
     def failure(self) -> FhirError:
-        """Why a failed job failed, as the status request's 500 answer."""
+        """Why a failed job failed, as the status request's answer: 500 unless the job
+        recorded a refusal of its own (a Group deleted after the kick-off: 404)."""
         error = self.error or {"message_id": "http.export-internal", "params": {"incident": "?"}}
-        return FhirError(500, error["message_id"], **error["params"])
+        return FhirError(error.get("status", 500), error["message_id"], **error["params"])
 
 
 def _load(store: Store, job_id: str) -> Job | None:

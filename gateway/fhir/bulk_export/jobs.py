@@ -266,6 +266,10 @@ class BulkExports:
             ended = _end(store, job.id, COMPLETED, output=output)
         except _Halted:
             ended = False
+        except FhirError as refused:
+            error = {"message_id": refused.message_id, "params": refused.params, "status": refused.status}
+            _end(store, job.id, FAILED, error=error)
+            ended = False
         except Exception:
             incident = uuid.uuid4().hex[:12]
             error = {"message_id": "http.export-internal", "params": {"incident": incident}}

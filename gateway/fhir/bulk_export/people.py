@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.fhir.bulk_export.batches import BATCH
 from gateway.fhir.bulk_export.job import Job
+from gateway.fhir.errors import FhirError
 from gateway.search.values import date_range
 from gateway.storage.resources import now_instant
 from gateway.storage.store import Stored, Transaction
@@ -89,9 +90,13 @@ def _anyone(_person: str) -> bool:
 
 
 def _members(tx: Transaction, scope: str) -> list[str]:
-    """The Patient ids a Group export's active members name, in the Group's order."""
+    """The Patient ids a Group export's active members name, in the Group's order.  A Group
+    deleted after the kick-off fails the job: exported empty, it read as a home without
+    residents, and a platform synchronising from it would drop their archives."""
     group = tx.resources.read("Group", scope.removeprefix("Group/"))
-    return _active_members(group.resource, now_instant()) if group is not None and group.resource else []
+    if group is None or group.deleted or not group.resource:
+        raise FhirError(404, "http.export-group-gone", group=scope)
+    return _active_members(group.resource, now_instant())
 
 
 def _active_members(group: dict[str, Any], moment: str) -> list[str]:
