@@ -14,7 +14,7 @@ from typing import Any
 from conformance import after_birth, credit_code, id_card
 from conformance.issues import IssueList
 from conformance.terminology import Terminology
-from profiles.canonical import GB_SEX_SYSTEM, ID_CARD_SYSTEMS
+from profiles.canonical import GB_SEX_SYSTEM
 from profiles.registry import Registry
 
 #: a birthDate at any of FHIR date's precisions: year, year-month, full date
@@ -60,7 +60,7 @@ class BusinessRules:
                 continue
             system, value = identifier.get("system"), identifier["value"]
             where = f"{path}.identifier[{index}].value"
-            if system in ID_CARD_SYSTEMS:
+            if (self.registry.naming_system(system) or {}).get("id") == "id-card":
                 self._id_card(resource, value, where, path, issues)
             elif system == self.residence_permit_system:
                 self._residence_permit(resource, value, where, path, issues)

@@ -12,20 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from profiles.canonical import HEALTH_RECORD_SYSTEM, ID_CARD_SYSTEMS
+from profiles.canonical import HEALTH_RECORD_SYSTEM
+from profiles.registry import identity_documents
 
 #: the 医保人员编号 (national healthcare security person number), under any canonical base
 PSN_NO_SUFFIX = "/sid/nhsa-psn-no"
 #: a hospital's own patient number (HIS 患者ID): unique within the hospital its system names
 HIS_PATIENT_ID = "/sid/his-patient-id/"
-#: the other national identity documents (港澳台居民居住证, 外国人永久居留身份证): as strong as
-#: the 身份证, each number naming one person; matched by system suffix, like the 医保人员编号,
-#: so they hold under any canonical base
-STRONG_SUFFIXES = {"/sid/hmt-residence-permit": "hmt", "/sid/foreign-permanent-residence": "fpr"}
-#: the systems whose numbers :func:`as_keyed` upper-cases: these exactly, and any ending so
-DOCUMENT_SYSTEMS = (tuple(sorted(ID_CARD_SYSTEMS)), tuple(STRONG_SUFFIXES))
+#: the national identity documents (身份证, 港澳台居民居住证, 外国人永久居留身份证), each number
+#: naming one person: their systems and match-key kinds are the profile package's data
+#: (``profiles/identity-documents.json``); the 居住证 and 永居证 are matched by system suffix,
+#: like the 医保人员编号, so they hold under any canonical base
+DOCUMENTS = identity_documents()
 #: the match keys' kinds of the national identity documents
-DOCUMENT_KINDS = frozenset({"idcard", *STRONG_SUFFIXES.values()})
+DOCUMENT_KINDS = frozenset({*DOCUMENTS.exact.values(), *DOCUMENTS.suffixes.values()})
 
 
 def as_keyed(system: str | None, value: str) -> str:
@@ -34,7 +34,7 @@ def as_keyed(system: str | None, value: str) -> str:
     any other number as written.  The search index and its queries read it so too: a
     conditional create by ``…10011.1.3|…x`` found no one, and the keys then refused its
     create as the holder's second record."""
-    if system and (system in ID_CARD_SYSTEMS or system.endswith(tuple(STRONG_SUFFIXES))):
+    if system and DOCUMENTS.kind(system) is not None:
         return value.upper()
     return value
 
@@ -59,10 +59,7 @@ def match_keys(patient: dict[str, Any]) -> list[str]:
         system, value = identifier.get("system"), identifier.get("value")
         if not system or not value or identifier.get("use") == "old":
             continue
-        document = next((kind for suffix, kind in STRONG_SUFFIXES.items() if system.endswith(suffix)), None)
-        if system in ID_CARD_SYSTEMS:
-            strong.append(f"idcard|{value.upper()}")
-        elif document is not None:
+        if (document := DOCUMENTS.kind(system)) is not None:
             strong.append(f"{document}|{value.upper()}")
         elif system.endswith(PSN_NO_SUFFIX) or system == HEALTH_RECORD_SYSTEM or HIS_PATIENT_ID in system:
             weak.append(f"{system}|{value}")

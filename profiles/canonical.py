@@ -33,5 +33,3 @@ ID_CARD_SYSTEM = "urn:oid:2.16.156.10011.1.3"
 HEALTH_RECORD_SYSTEM = "urn:oid:2.16.156.10011.1.2"
 # GB/T 2261.1 sex codes; the 身份证 business rules compare it with the number's sequence digit.
 GB_SEX_SYSTEM = "urn:oid:2.16.156.10011.2.3.3.4"
-#: The HL7 China Connectathon IG identifies 身份证 with its own OID; both are accepted as 身份证.
-ID_CARD_SYSTEMS = frozenset({ID_CARD_SYSTEM, "urn:oid:2.16.840.1.113883.2.23.1.19.1"})

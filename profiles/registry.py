@@ -11,7 +11,8 @@ applying definitions is the validator's job.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ PACKAGE_DIR = Path(__file__).parent / "package"
 #: provincial artefacts (their canonicals are the IG's), built in beside the package
 BULK_DATA_DIR = Path(__file__).parent / "bulkdata"
 BASE_DIR = Path(__file__).parent / "base"
+#: which of the package's NamingSystems are national identity documents, and their match keys' kinds
+IDENTITY_DOCUMENTS = Path(__file__).parent / "identity-documents.json"
 
 #: Resource types that carry definitions; anything else met while loading is not ours to index.
 DEFINITIONAL_TYPES = frozenset(
@@ -306,6 +309,58 @@ def bulk_data_operation(url: str) -> Resource | None:
     (before any ``--ig`` source), for readers that need only them (a kick-off's parameters):
     building a Registry reads the provincial package, about a second under another base."""
     return _bulk_data().by_url.get(url)
+
+
+@dataclass(frozen=True)
+class IdentityDocuments:
+    """The national identity documents' identifier systems (``identity-documents.json``), one
+    definition for every reader: the match keys, the search index that stores their numbers
+    upper-cased, and the SQL that finds them so."""
+
+    #: a system matched exactly (the 身份证's two OIDs) → its document's match-key kind
+    exact: Mapping[str, str]
+    #: a system's path after any canonical base (``/sid/hmt-residence-permit``) → kind
+    suffixes: Mapping[str, str]
+
+    #: the suffixes as one tuple, for ``str.endswith``: the index reads every identifier so
+    ends: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ends", tuple(self.suffixes))
+
+    def kind(self, system: str) -> str | None:
+        """The match-key kind of a document's system (``idcard``), None for any other system."""
+        found = self.exact.get(system)
+        if found is None and system.endswith(self.ends):
+            found = next(kind for end, kind in self.suffixes.items() if system.endswith(end))
+        return found
+
+
+@cache
+def identity_documents() -> IdentityDocuments:
+    """The identity documents, read once per process from their data file and the package's
+    NamingSystems under the default base (a suffix holds under any base, so a province's
+    registry answers alike), without reading the whole package (about 2 s)."""
+    listed = json.loads(IDENTITY_DOCUMENTS.read_text(encoding="utf-8"))["documents"]
+    reader = Registry(builtin=False)
+    naming: dict[str, Resource] = {}
+    for file in sorted(PACKAGE_DIR.glob("NamingSystem-*.json")):
+        resource = reader._read_json(file, rebase=False)
+        naming[resource["id"]] = resource
+    exact: dict[str, str] = {}
+    suffixes: dict[str, str] = {}
+    for document in listed:
+        systems = frozenset(
+            f"urn:oid:{unique['value']}" if unique["type"] == "oid" else unique["value"]
+            for unique in naming[document["namingSystem"]]["uniqueId"]
+            if unique["type"] in ("uri", "oid")
+        )
+        for system in systems:
+            if system.startswith(DEFAULT_BASE + "/"):
+                suffixes[system.removeprefix(DEFAULT_BASE)] = document["kind"]
+            else:
+                exact[system] = document["kind"]
+    return IdentityDocuments(exact, suffixes)
 
 
 @cache

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.match_keys import DOCUMENT_SYSTEMS, keyed_anywhere
+from gateway.match_keys import DOCUMENTS, keyed_anywhere
 from gateway.search.cursor import Value, order_columns
 from gateway.search.indexer import NOT_INDEXED
 from gateway.search.parameters import PRESENT
@@ -591,11 +591,11 @@ class _Builder:
 
     def _keyed_anywhere(self, code: str, upper: str, s: str) -> str:
         """A system-less code as written, or upper-cased under a national identity document's
-        system (``match_keys.DOCUMENT_SYSTEMS``), where the index holds its numbers so: a
-        person stored ``…725X`` is found by ``identifier=…725x`` as by its system-qualified
-        form.  Both values are listed first, so the index on value still drives it; a
+        system (``match_keys.DOCUMENTS``, which ``as_keyed`` reads too), where the index holds
+        its numbers so: a person stored ``…725X`` is found by ``identifier=…725x`` as by its
+        system-qualified form.  Both values are listed first, so the index on value still drives it; a
         suffix is compared as text (``substr``), case and all, as both databases do alike."""
-        exact, suffixes = DOCUMENT_SYSTEMS
+        exact, suffixes = sorted(DOCUMENTS.exact), list(DOCUMENTS.suffixes)
         ends = " OR ".join(f"substr({s}.system, length({s}.system) - {len(end) - 1}) = ?" for end in suffixes)
         self.params += [code, upper, code, *exact, *suffixes]
         return f"{s}.value IN (?, ?) AND ({s}.value = ? OR {s}.system IN ({marks(exact)}) OR {ends})"

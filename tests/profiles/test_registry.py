@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from profiles.registry import BULK_DATA_DIR, DefinitionError, Registry
+from profiles.registry import BULK_DATA_DIR, DefinitionError, Registry, identity_documents
 
 SD = {
     "resourceType": "StructureDefinition",
@@ -109,3 +109,13 @@ def test_the_built_in_sources_are_not_among_those_added() -> None:
 def test_a_bulk_data_operation_is_valid_fhir(path: Path) -> None:
     resource = json.loads(path.read_text(encoding="utf-8"))
     assert get_fhir_model_class(resource["resourceType"]).model_validate(resource).id == resource["id"]
+
+
+def test_identity_documents_are_the_systems_their_naming_systems_declare() -> None:
+    id_card = Registry().naming_system("urn:oid:2.16.156.10011.1.3")
+    declared = {f"urn:oid:{u['value']}" if u["type"] == "oid" else u["value"] for u in id_card["uniqueId"]}
+    assert identity_documents().exact == dict.fromkeys(declared, "idcard")
+
+
+def test_a_document_under_the_canonical_base_is_matched_under_any_base() -> None:
+    assert identity_documents().kind("https://fhir.henan.gov.cn/sid/hmt-residence-permit") == "hmt"
