@@ -37,7 +37,7 @@ from pathlib import Path
 
 from conformance.report.model import Verdict
 from gateway.exchanges import append
-from gateway.reporting import ReportQuery, build_report, render
+from gateway.reporting import Rendering, ReportQuery, build_report, render
 from gateway.storage import open_store, sqlite_url
 from gateway.storage.exchange_tables import Appended
 from gateway.storage.store import Store
@@ -119,8 +119,8 @@ def report(store: Store, days: int) -> tuple[float, int, int]:
     """Seconds to build and render, and the sizes of the HTML and JSON written."""
     start = time.perf_counter()
     built = build_report(store, ReportQuery(FIRST_DAY, FIRST_DAY + timedelta(days=days - 1)), "zh-CN")
-    html = render(built, "html", "zh-CN")
-    json = render(built, "json", "zh-CN")
+    html = render(built, Rendering("html", "zh-CN"))
+    json = render(built, Rendering("json", "zh-CN"))
     return time.perf_counter() - start, len(html), len(json)
 
 

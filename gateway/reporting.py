@@ -67,63 +67,51 @@ def parse_day(value: str) -> date:
     return date.fromisoformat(value)
 
 
-def render(
-    report: Report,
-    fmt: str,
-    lang: str,
-    table: str = "failing",
-    link: Link | None = None,
-    nav: str = "",
-    details: int = DETAILED,
-) -> bytes:
-    """``report`` in one of :data:`FORMATS`, whole (see :func:`write_report`)."""
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """How a report is written, one value passed through every writer: in which of
+    :data:`FORMATS` and language; which table a CSV holds (``failing`` or ``scorecard``; an
+    Excel workbook holds both); ``link``, ``nav`` and ``details`` shape the HTML page (see
+    ``render_html``); the failing exchanges are read from ``exchanges`` when given (see
+    :func:`report_and_details`), else the report's own."""
+
+    fmt: str
+    lang: str
+    table: str = "failing"
+    link: Link | None = None
+    nav: str = ""
+    details: int = DETAILED
+    exchanges: Listed | None = None
+
+
+def render(report: Report, rendering: Rendering) -> bytes:
+    """``report`` written whole (see :func:`write_report`)."""
     out = io.BytesIO()
-    write_report(out, report, fmt, lang, table, link, nav, details)
+    write_report(out, report, rendering)
     return out.getvalue()
 
 
-def write_report(
-    target: IO[bytes],
-    report: Report,
-    fmt: str,
-    lang: str,
-    table: str = "failing",
-    link: Link | None = None,
-    nav: str = "",
-    details: int = DETAILED,
-    exchanges: Listed | None = None,
-) -> None:
-    """``report`` in one of :data:`FORMATS` to ``target`` as it is written (the failing
-    exchanges read from ``exchanges`` when given): a CSV holds one table (``failing`` or
-    ``scorecard``), an Excel workbook both.  ``link``, ``nav`` and ``details`` shape the HTML
-    page (see ``render_html``)."""
-    if fmt == "xlsx":
-        write_xlsx(report, words_in(lang), target, exchanges)
+def write_report(target: IO[bytes], report: Report, rendering: Rendering) -> None:
+    """``report`` to ``target`` as it is written."""
+    if rendering.fmt == "xlsx":
+        write_xlsx(report, words_in(rendering.lang), target, rendering.exchanges)
         return
-    for chunk in text_chunks(report, fmt, lang, table, link, nav, details, exchanges):
+    for chunk in text_chunks(report, rendering):
         target.write(chunk.encode())
 
 
-def text_chunks(
-    report: Report,
-    fmt: str,
-    lang: str,
-    table: str = "failing",
-    link: Link | None = None,
-    nav: str = "",
-    details: int = DETAILED,
-    exchanges: Listed | None = None,
-) -> Iterator[str]:
+def text_chunks(report: Report, rendering: Rendering) -> Iterator[str]:
     """``report`` in one of the text formats (all but xlsx), a piece at a time."""
+    fmt, lang, exchanges = rendering.fmt, rendering.lang, rendering.exchanges
     words = words_in(lang)
     if fmt == "html":
-        return iter_html(report, words, lang, link, nav, details, exchanges)
+        return iter_html(report, words, lang, rendering.link, rendering.nav, rendering.details, exchanges)
     if fmt == "json":
         return iter_json(report, words, lang, exchanges)
     if fmt == "junit":
         return iter_junit(report, words, exchanges)
     if fmt == "csv":
-        return iter_csv(report, table, words, exchanges)
+        return iter_csv(report, rendering.table, words, exchanges)
     raise ValueError(f"unknown report format {fmt!r}")
 
 

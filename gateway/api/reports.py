@@ -41,6 +41,7 @@ from gateway.reporting import (
     DEFAULT_LIMIT,
     FORMATS,
     REPORT_SOURCES,
+    Rendering,
     ReportQuery,
     exchange_detail,
     incomplete,
@@ -110,7 +111,7 @@ def page() -> Response:
     if fmt == "xlsx":  # a zip is whole only at its end: built in a temporary file first
         return _answer(_spooled(report, lang, exchanges), fmt, name)
     nav = _nav(asked, lang) if fmt == "html" else ""
-    chunks = text_chunks(report, fmt, lang, table, link, nav, exchanges=exchanges)
+    chunks = text_chunks(report, Rendering(fmt, lang, table, link, nav, exchanges=exchanges))
     return _answer(stream_with_context(_streamed(chunks, fmt, lang)), fmt, name)
 
 
@@ -245,7 +246,7 @@ def _spooled(report: Report, lang: str, exchanges: Listed) -> Iterator[bytes]:
     then sent from the file a block at a time."""
     spool = tempfile.TemporaryFile()
     try:
-        write_report(spool, report, "xlsx", lang, exchanges=exchanges)
+        write_report(spool, report, Rendering("xlsx", lang, exchanges=exchanges))
         spool.seek(0)
     except BaseException:
         spool.close()

@@ -100,7 +100,7 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.cli.report import write
     from gateway.fhir.repository import default_profiles
     from gateway.masking import mask_text
-    from gateway.reporting import generated_now, render, words_in
+    from gateway.reporting import Rendering, generated_now, render, words_in
     from gateway.services import Services
 
     credentials = _credentials(args, args.client_id, args.key, KIT_CLIENT)
@@ -127,7 +127,7 @@ def run_kit(args: argparse.Namespace, out: IO[str]) -> int:
     suites = args.suite or ["all"]
     scope = [("testkit.scope.base-url", args.base_url), ("testkit.scope.suites", ", ".join(suites))]
     report = run(ctx, suites, args.lang, scope, generated_now(), mask_text)
-    write(args.out, render(report, args.format, args.lang))
+    write(args.out, render(report, Rendering(args.format, args.lang)))
     if args.out is not None:
         summary = report.summary
         line = {"path": args.out, "total": summary.total, "passed": summary.passed, "failed": summary.failed}
@@ -145,7 +145,7 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
     from gateway.file_check import FileChecker, files_in
     from gateway.masking import mask_text
     from gateway.messages import text
-    from gateway.reporting import generated_now, render, words_in
+    from gateway.reporting import Rendering, generated_now, render, words_in
     from gateway.services import Services
 
     for path in args.paths:
@@ -174,7 +174,7 @@ def run_check(args: argparse.Namespace, out: IO[str]) -> int:
         )
     named = mask_text(", ".join(map(str, files)))
     report = file_report(checked, [("report.scope.files", named)], generated_now())
-    write(args.out, render(report, args.format, args.lang, args.table))
+    write(args.out, render(report, Rendering(args.format, args.lang, args.table)))
     if args.out is not None:
         summary = report.summary
         words = words_in(args.lang)

@@ -90,7 +90,15 @@ def day(value: str) -> date:
 def run_report(args: argparse.Namespace, out: IO[str]) -> int:
     from conformance.report.svg import percent
     from gateway.exchanges import today
-    from gateway.reporting import REPORT_SOURCES, ReportQuery, file_report, recorded_for, words_in, write_report
+    from gateway.reporting import (
+        REPORT_SOURCES,
+        Rendering,
+        ReportQuery,
+        file_report,
+        recorded_for,
+        words_in,
+        write_report,
+    )
     from gateway.storage import open_store
 
     until = args.until or today()
@@ -111,10 +119,8 @@ def run_report(args: argparse.Namespace, out: IO[str]) -> int:
         if args.org is not None and not recorded_for(store, args.org):
             raise usage(args, "cli.report.unknown-org", org=args.org)
         report, exchanges = file_report(store, query, args.lang, args.format, config.report_max_issues, args.details)
-        written = (args.format, args.lang, args.table)
-        write(
-            args.out, lambda target: write_report(target, report, *written, details=args.details, exchanges=exchanges)
-        )
+        rendering = Rendering(args.format, args.lang, args.table, details=args.details, exchanges=exchanges)
+        write(args.out, lambda target: write_report(target, report, rendering))
     finally:
         store.close()
     summary = report.summary

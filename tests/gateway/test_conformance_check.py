@@ -25,7 +25,7 @@ from conformance.validator import Validator
 from gateway.cli import main
 from gateway.fhir.repository import default_profiles
 from gateway.file_check import FileChecker, files_in
-from gateway.reporting import render
+from gateway.reporting import Rendering, render
 from tests.conftest import load_example
 
 VALID = load_example("yy-patient/valid-zhang-xiuying.json")
@@ -92,17 +92,17 @@ def test_check_against_a_profile_no_one_has_is_a_usage_error(tmp_path: Path) -> 
 
 # -- what the report holds -----------------------------------------------------------------------------
 def test_check_json_meets_the_schema(validator: Validator, export: Path) -> None:
-    jsonschema.validate(json.loads(render(report_of(validator, export), "json", "en")), schema())
+    jsonschema.validate(json.loads(render(report_of(validator, export), Rendering("json", "en"))), schema())
 
 
 def test_check_masks_id_card_numbers_in_its_report(validator: Validator, export: Path) -> None:
-    assert b"410105194912310021" not in render(report_of(validator, export, lang="zh-CN"), "html", "zh-CN")
+    assert b"410105194912310021" not in render(report_of(validator, export, lang="zh-CN"), Rendering("html", "zh-CN"))
 
 
 def test_the_workbook_lists_the_failing_resource_with_its_position(validator: Validator, export: Path) -> None:
     from openpyxl import load_workbook
 
-    book = load_workbook(io.BytesIO(render(report_of(validator, export), "xlsx", "en")))
+    book = load_workbook(io.BytesIO(render(report_of(validator, export), Rendering("xlsx", "en"))))
     assert [c.value for c in book["Failing"][2]][:3] == [
         str(export / "Patient.ndjson"),
         "Patient/zhang-xiuying",

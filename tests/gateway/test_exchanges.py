@@ -31,7 +31,7 @@ from gateway.exchanges import Collector, ExchangeLog, Party, activate, deactivat
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest
-from gateway.reporting import ReportQuery, build_report, details, exchange_detail, parse_day, render
+from gateway.reporting import Rendering, ReportQuery, build_report, details, exchange_detail, parse_day, render
 from gateway.services import Services
 from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError
@@ -479,7 +479,7 @@ def test_a_bounded_download_says_how_many_issues_it_left_out(store: Store, fmt: 
     mixed(store)
     report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
     said = "Listing 5 of the 12 issues" if fmt != "json" else '"findingsOmitted": 7'
-    assert said in render(report, fmt, "en").decode()
+    assert said in render(report, Rendering(fmt, "en")).decode()
 
 
 def test_a_bounded_workbook_ends_its_failing_sheet_saying_how_many_issues_it_left_out(store: Store) -> None:
@@ -487,7 +487,7 @@ def test_a_bounded_workbook_ends_its_failing_sheet_saying_how_many_issues_it_lef
 
     mixed(store)
     report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
-    sheet = load_workbook(io.BytesIO(render(report, "xlsx", "en"))).worksheets[0]
+    sheet = load_workbook(io.BytesIO(render(report, Rendering("xlsx", "en")))).worksheets[0]
     assert str(list(sheet.values)[-1][0]).startswith("Listing 5 of the 12 issues")
 
 
