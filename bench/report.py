@@ -9,8 +9,9 @@ issues among 30 rules, 2 % refused; 1–3 resource verdicts per push), then time
 run and alternating for ``--rounds`` rounds (best of each kept, the machine is shared):
 
     scan     every exchange row read into Python (SELECT * FROM exchange, all columns)
-    report   build_report over the whole period (grouped SQL + the pure builder) and render
-             it as HTML (charts included) and as JSON
+    report   report_and_details over the whole period (grouped SQL + the pure builder) and
+             render it as the served /reports does: as HTML (charts included, each failing
+             exchange's issues counted) and as JSON (its failing exchanges read in full)
 
 and prints both times and their ratio (goal: the report within 3× of the scan).  ``--keep DIR``
 keeps the store there and reuses it on the next run.
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from conformance.report.model import Verdict
 from gateway.exchanges import append
-from gateway.reporting import Rendering, ReportQuery, build_report, render
+from gateway.reporting import Rendering, ReportQuery, render, report_and_details
 from gateway.storage import open_store, sqlite_url
 from gateway.storage.exchange_tables import Appended
 from gateway.storage.store import Store
@@ -118,9 +119,9 @@ def scan(store: Store) -> tuple[float, int]:
 def report(store: Store, days: int) -> tuple[float, int, int]:
     """Seconds to build and render, and the sizes of the HTML and JSON written."""
     start = time.perf_counter()
-    built = build_report(store, ReportQuery(FIRST_DAY, FIRST_DAY + timedelta(days=days - 1)), "zh-CN")
+    built, read = report_and_details(store, ReportQuery(FIRST_DAY, FIRST_DAY + timedelta(days=days - 1)), "zh-CN")
     html = render(built, Rendering("html", "zh-CN"))
-    json = render(built, Rendering("json", "zh-CN"))
+    json = render(built, Rendering("json", "zh-CN", exchanges=read))
     return time.perf_counter() - start, len(html), len(json)
 
 

@@ -23,7 +23,6 @@ from conformance.report.aggregate import (
     ProfileCount,
     RuleCount,
     exchange_report,
-    with_exchanges,
 )
 from conformance.report.model import ExchangeDetail, Finding, Listed, Report, ResourceVerdict, Wording
 from conformance.report.render_html import DETAILED, LISTED_FINDINGS, Link, iter_html
@@ -295,23 +294,6 @@ def file_report(
         details=details if html else None,
         each=LISTED_FINDINGS if html else None,
     )
-
-
-def build_report(
-    store: _Readable,
-    query: ReportQuery,
-    lang: str,
-    generated: str | None = None,
-    findings: bool = True,
-    most_issues: int | None = None,
-) -> Report:
-    """The auditors' report over the exchanges ``query`` covers, held whole (see
-    :func:`report_and_details` for one written as it is read).  Without ``findings`` the
-    failing exchanges hold how many issues each recorded, not their verdicts and issues: what
-    a page linking to each exchange's own shows, read in a few rows rather than millions.
-    With ``most_issues`` they hold no more issues than that in all (see :func:`listing`)."""
-    report, read = report_and_details(store, query, lang, generated, most_issues)
-    return with_exchanges(report, list(read())) if findings else report
 
 
 def read_details(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
 
@@ -299,18 +299,6 @@ def _rule_result(rule: RuleCount, verdict: Verdict, examples: tuple[str, ...]) -
 def charted_rules(section: Section) -> list[Result]:
     """The rules the failures chart draws: the most frequent errors."""
     return [result for result in section.results if result.verdict == Verdict.FAIL][:CHARTED_RULES]
-
-
-def with_exchanges(report: Report, exchanges: Sequence[ExchangeDetail]) -> Report:
-    """``report`` with its failing exchanges (and their section's rows) as given: read in
-    full after its figures (``gateway/reporting.py``)."""
-    sections = tuple(
-        replace(section, results=tuple(failing_result(exchange) for exchange in exchanges))
-        if section.id == "exchanges"
-        else section
-        for section in report.sections
-    )
-    return replace(report, sections=sections, exchanges=tuple(exchanges), findings_listed=None)
 
 
 def failing_result(exchange: ExchangeDetail) -> Result:

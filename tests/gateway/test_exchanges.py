@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.issues import Issue
-from conformance.report.aggregate import exchange_report, tally
+from conformance.report.aggregate import Facts, exchange_report, tally
 from conformance.report.model import Verdict
 from conformance.report.render_json import exchange_document, schema
 from conformance.validator import Validator
@@ -31,7 +32,7 @@ from gateway.exchanges import Collector, ExchangeLog, Party, activate, deactivat
 from gateway.fhir.bundles import Bundles
 from gateway.fhir.repository import Repository
 from gateway.ingest.pipeline import Ingest
-from gateway.reporting import Rendering, ReportQuery, build_report, details, exchange_detail, parse_day, render
+from gateway.reporting import Rendering, ReportQuery, details, exchange_detail, parse_day, render, report_and_details
 from gateway.services import Services
 from gateway.storage import open_store
 from gateway.storage.store import Store, StoreError
@@ -319,7 +320,7 @@ def test_a_report_reaching_back_before_a_purge_says_so(store: Store) -> None:
     """Otherwise a purged period reads as one in which nothing was exchanged."""
     sample(store)
     exchanges.purge(store, (DAY + timedelta(days=1)).isoformat())
-    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1)), "en")
+    report, _ = report_and_details(store, ReportQuery(DAY, DAY + timedelta(days=1)), "en")
     assert ("report.scope.purged-before", (DAY + timedelta(days=1)).isoformat()) in report.scope
 
 
@@ -345,12 +346,19 @@ def test_retention_is_configured_by_environment() -> None:
 
 
 # -- the report from the store ------------------------------------------------------------------------
+def as_counted(facts: Facts) -> Facts:
+    """``facts`` as a report holds them before its file is written: each failing exchange with
+    how many issues it recorded; its verdicts and issues are read as the file is written."""
+    failing = [replace(e, verdicts=(), findings=(), findings_counted=len(e.findings)) for e in facts.failing]
+    return replace(facts, failing=failing, failing_findings_listed=sum(len(e.findings) for e in facts.failing))
+
+
 def test_the_stores_aggregates_give_the_report_the_records_give(store: Store) -> None:
     sample(store)
-    built = build_report(store, WHOLE, "zh-CN", generated="now")
+    built, read = report_and_details(store, WHOLE, "zh-CN", "now")
     with store.reading() as tx:
-        records = details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN")
-    assert built == exchange_report(tally(records), WHOLE.scope, "now")
+        facts = tally(details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN"))
+    assert (built, list(read())) == (exchange_report(as_counted(facts), WHOLE.scope, "now"), facts.failing)
 
 
 class Stale:
@@ -377,16 +385,16 @@ def batch_with_a_refused_entry() -> Collector:
 def test_a_batch_entrys_refusal_is_among_the_reasons_requests_were_refused(store: Store) -> None:
     """Not among the rules its content broke: the batch's verdict, fail, is its content's."""
     append(store, batch_with_a_refused_entry().finished(HIS, 200, at(DAY)))
-    report = build_report(store, WHOLE, "en", generated="now")
+    report, _ = report_and_details(store, WHOLE, "en", "now")
     assert [r.label for r in report.section("refusals").results] == ["http.version-conflict"]
 
 
 def test_the_report_the_records_give_counts_a_batch_entrys_refusal_as_the_stores_does(store: Store) -> None:
     append(store, batch_with_a_refused_entry().finished(HIS, 200, at(DAY)))
-    built = build_report(store, WHOLE, "zh-CN", generated="now")
+    built, read = report_and_details(store, WHOLE, "zh-CN", "now")
     with store.reading() as tx:
-        records = details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN")
-    assert built == exchange_report(tally(records), WHOLE.scope, "now")
+        facts = tally(details(tx.exchanges, tx.sql.all("SELECT * FROM exchange ORDER BY id"), "zh-CN"))
+    assert (built, list(read())) == (exchange_report(as_counted(facts), WHOLE.scope, "now"), facts.failing)
 
 
 def test_a_batch_exchanges_json_marks_the_reason_an_entry_was_refused_for(store: Store) -> None:
@@ -400,30 +408,29 @@ def test_a_batch_exchanges_json_marks_the_reason_an_entry_was_refused_for(store:
 
 def test_a_report_covers_only_its_days(store: Store) -> None:
     sample(store)
-    assert build_report(store, ReportQuery(DAY, DAY), "en").summary.total == 2
+    assert report_and_details(store, ReportQuery(DAY, DAY), "en")[0].summary.total == 2
 
 
 def test_a_report_for_one_organisation_shows_only_its_exchanges(store: Store) -> None:
     sample(store)
-    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1), "sunshine-home"), "en")
+    report, _ = report_and_details(store, ReportQuery(DAY, DAY + timedelta(days=1), "sunshine-home"), "en")
     assert [r.label for r in report.section("participants").results] == ["ecp-1"]
 
 
 def test_a_drill_down_names_the_resource_each_issue_concerns(store: Store) -> None:
     sample(store)
-    report = build_report(store, WHOLE, "en")
+    _, read = report_and_details(store, WHOLE, "en")
     # the refused create (422) names its type alone: its id was never stored
-    assert {f.subject for e in report.exchanges for f in e.findings} == {"Patient", "Patient/p1"}
+    assert {f.subject for e in read() for f in e.findings} == {"Patient", "Patient/p1"}
 
 
-def test_a_report_without_findings_counts_each_failing_exchanges_issues_instead(store: Store) -> None:
+def test_a_report_counts_each_failing_exchanges_issues_until_they_are_read(store: Store) -> None:
     """What the served page shows of each failing exchange, which links to its own page: read
     whole, a thousand exchanges of 10,000 issues each took 700 MiB to be counted."""
     sample(store)
-    full = build_report(store, WHOLE, "en")
-    counted = build_report(store, WHOLE, "en", findings=False)
+    counted, read = report_and_details(store, WHOLE, "en")
     assert [(e.verdicts, e.findings, e.findings_counted) for e in counted.exchanges] == [
-        ((), (), len(e.findings)) for e in full.exchanges
+        ((), (), len(e.findings)) for e in read()
     ]
 
 
@@ -431,7 +438,7 @@ def test_a_report_shows_when_an_exchange_came_in_china_time(store: Store) -> Non
     """The time of day was the stored UTC instant, eight hours off for readers whose days the
     report counts in China time."""
     sample(store)
-    report = build_report(store, WHOLE, "en")
+    report, _ = report_and_details(store, WHOLE, "en")
     assert {e.recorded for e in report.exchanges} == {
         f"{DAY + timedelta(days=1)}T10:00:00+08:00",
         f"{DAY}T10:00:00+08:00",
@@ -440,7 +447,7 @@ def test_a_report_shows_when_an_exchange_came_in_china_time(store: Store) -> Non
 
 def test_the_reports_limit_shows_the_newest_failing_exchanges_and_counts_all(store: Store) -> None:
     sample(store)
-    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=1), limit=1), "en")
+    report, _ = report_and_details(store, ReportQuery(DAY, DAY + timedelta(days=1), limit=1), "en")
     assert ([e.id for e in report.exchanges], report.exchanges_total) == (["3"], 2)
 
 
@@ -459,8 +466,8 @@ def test_a_bounded_report_lists_errors_first_newest_exchanges_first(store: Store
     memory: bounded to five issues of twelve, it lists each exchange's errors, newest first,
     before any warning, and counts the seven it left out."""
     mixed(store)
-    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
-    listed = [(e.id, f.severity, f.location) for e in report.exchanges for f in e.findings]
+    report, read = report_and_details(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
+    listed = [(e.id, f.severity, f.location) for e in read() for f in e.findings]
     assert (listed, report.findings_omitted) == (
         [
             ("3", "error", "Patient.identifier[2].value"),
@@ -477,17 +484,17 @@ def test_a_bounded_report_lists_errors_first_newest_exchanges_first(store: Store
 def test_a_bounded_download_says_how_many_issues_it_left_out(store: Store, fmt: str) -> None:
     """Every format says the issues listed are not all there are, and how many were left out."""
     mixed(store)
-    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
+    report, read = report_and_details(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
     said = "Listing 5 of the 12 issues" if fmt != "json" else '"findingsOmitted": 7'
-    assert said in render(report, Rendering(fmt, "en")).decode()
+    assert said in render(report, Rendering(fmt, "en", exchanges=read)).decode()
 
 
 def test_a_bounded_workbook_ends_its_failing_sheet_saying_how_many_issues_it_left_out(store: Store) -> None:
     from openpyxl import load_workbook
 
     mixed(store)
-    report = build_report(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
-    sheet = load_workbook(io.BytesIO(render(report, Rendering("xlsx", "en")))).worksheets[0]
+    report, read = report_and_details(store, ReportQuery(DAY, DAY + timedelta(days=2)), "en", most_issues=5)
+    sheet = load_workbook(io.BytesIO(render(report, Rendering("xlsx", "en", exchanges=read)))).worksheets[0]
     assert str(list(sheet.values)[-1][0]).startswith("Listing 5 of the 12 issues")
 
 
@@ -932,7 +939,7 @@ def test_a_report_read_while_exchanges_come_in_agrees_with_itself(store: Store) 
     writer = threading.Thread(target=keep_failing)
     writer.start()
     try:
-        reports = [build_report(store, WHOLE, "en") for _ in range(40)]
+        reports = [report_and_details(store, WHOLE, "en")[0] for _ in range(40)]
     finally:
         stop.set()
         writer.join()
