@@ -246,7 +246,7 @@ def report_and_details(
 ) -> tuple[Report, Listed]:
     """The auditors' report over the exchanges ``query`` covers, its failing exchanges holding
     how many issues each recorded, and the way to read them in full as a file is written
-    (again at each call: the JSON document lists them twice):
+    (once a file: the JSON document, which lists them twice, keeps its second listing aside):
     the newest ``details`` of them (all when None), each with no more than ``each`` issues,
     ``most_issues`` in all (see :func:`listing`), with their verdicts.  The figures are read
     in a few grouped rows; the failing exchanges are read in batches (:data:`BATCH_ROWS`)

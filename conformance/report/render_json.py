@@ -7,6 +7,7 @@ report's language beside them, for tools that show them as they are.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from conformance.report.model import (
 #: the schema's $id, and the value of every document's "schema" member
 SCHEMA_ID = "urn:yiyang:conformance-report:1"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "report.schema.json"
+#: bytes of failing exchanges' documents a JSON report keeps in memory between their two
+#: listings before it moves them to a temporary file
+KEPT_IN_MEMORY = 1 << 20
 
 
 def schema() -> dict[str, Any]:
@@ -40,25 +44,45 @@ def render_json(report: Report, words: Wording, lang: str) -> str:
 
 def iter_json(report: Report, words: Wording, lang: str, exchanges: Listed | None = None) -> Iterator[str]:
     """The document a member at a time, each failing exchange on a line of its own as it is
-    read (see :data:`Listed`): they are listed twice, as the exchanges section's results and
-    as ``exchanges``, and read twice rather than held."""
+    read (see :data:`Listed`).  They are listed twice, as the exchanges section's results and
+    as ``exchanges``, and read once: each one's second listing is kept, written, in a
+    temporary file (in memory up to :data:`KEPT_IN_MEMORY` bytes) until its place comes, so
+    that the store's reads of their issues are not made twice and no more than one of them
+    is held at a time."""
     read = exchanges_of(report, exchanges)
-    head = {
-        "schema": SCHEMA_ID,
-        "kind": report.kind,
-        "lang": lang,
-        "title": words(f"report.title.{report.kind}"),
-        "generated": report.generated,
-        "scope": [{"name": name, "label": words(name), "value": value} for name, value in report.scope],
-        "summary": counts_document(report.summary),
-    }
-    yield "{" + ",\n ".join(f"{_dumps(name)}: {_dumps(value)}" for name, value in head.items())
-    yield ',\n "sections": '
-    yield from _array(_section(section, words, read) for section in report.sections)
-    yield ',\n "exchanges": '
-    yield from _array((_dumps(exchange_document(exchange)),) for exchange in read())
-    tail = {"exchangesTotal": report.exchanges_total, "findingsOmitted": report.findings_omitted}
-    yield "".join(f",\n {_dumps(name)}: {_dumps(value)}" for name, value in tail.items()) + "}\n"
+    with tempfile.SpooledTemporaryFile(KEPT_IN_MEMORY) as kept:
+        sectioned = False
+
+        def listed_once() -> Iterator[ExchangeDetail]:
+            nonlocal sectioned
+            sectioned = True
+            for exchange in read():
+                kept.write(_exchange_json(exchange).encode() + b"\n")
+                yield exchange
+
+        head = {
+            "schema": SCHEMA_ID,
+            "kind": report.kind,
+            "lang": lang,
+            "title": words(f"report.title.{report.kind}"),
+            "generated": report.generated,
+            "scope": [{"name": name, "label": words(name), "value": value} for name, value in report.scope],
+            "summary": counts_document(report.summary),
+        }
+        yield "{" + ",\n ".join(f"{_dumps(name)}: {_dumps(value)}" for name, value in head.items())
+        yield ',\n "sections": '
+        yield from _array(_section(section, words, listed_once) for section in report.sections)
+        yield ',\n "exchanges": '
+        kept.seek(0)
+        # a report with no exchanges section (a file check's) reads them here, for the first time
+        documents = (line[:-1].decode() for line in kept) if sectioned else map(_exchange_json, read())
+        yield from _array((document,) for document in documents)
+        tail = {"exchangesTotal": report.exchanges_total, "findingsOmitted": report.findings_omitted}
+        yield "".join(f",\n {_dumps(name)}: {_dumps(value)}" for name, value in tail.items()) + "}\n"
+
+
+def _exchange_json(exchange: ExchangeDetail) -> str:
+    return _dumps(exchange_document(exchange))
 
 
 def _dumps(value: Any) -> str:

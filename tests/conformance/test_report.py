@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance.report import render_json as render_json_module
 from conformance.report.aggregate import (
     CheckedResource,
     ExchangeCount,
@@ -32,7 +33,7 @@ from conformance.report.aggregate import (
 )
 from conformance.report.model import Counts, ExchangeDetail, Finding, Report, ResourceVerdict, Result, Section, Verdict
 from conformance.report.render_html import render_exchange_html, render_html
-from conformance.report.render_json import render_json, schema
+from conformance.report.render_json import exchange_document, iter_json, render_json, schema
 from conformance.report.render_junit import render_junit
 from conformance.report.render_tabular import render_csv, render_xlsx, tables
 from conformance.report.svg import bar_chart, trend_chart
@@ -353,6 +354,32 @@ _exchanges = st.builds(
 @given(st.lists(_exchanges, max_size=6))
 def test_json_of_any_exchanges_meets_the_schema(exchanges: list[ExchangeDetail]) -> None:
     jsonschema.validate(json.loads(render_json(report_of(*exchanges), ZH, "zh-CN")), schema())
+
+
+def test_json_reads_its_failing_exchanges_once() -> None:
+    """It lists each twice (the exchanges section's results and ``exchanges``): read twice, the
+    store's reads of their issues were made twice for every download."""
+    reads = []
+
+    def read() -> tuple[ExchangeDetail, ...]:
+        reads.append(SAMPLE.exchanges)
+        return SAMPLE.exchanges
+
+    "".join(iter_json(SAMPLE, EN, "en", read))
+    assert len(reads) == 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_exchanges, max_size=6))
+def test_json_lists_each_failing_exchange_in_full_as_read(exchanges: list[ExchangeDetail]) -> None:
+    report = report_of(*exchanges)
+    assert json.loads(render_json(report, EN, "en"))["exchanges"] == [exchange_document(e) for e in report.exchanges]
+
+
+def test_json_keeps_its_exchanges_in_a_file_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render_json_module, "KEPT_IN_MEMORY", 1)
+    document = json.loads(render_json(SAMPLE, EN, "en"))
+    assert document["exchanges"] == [exchange_document(e) for e in SAMPLE.exchanges]
 
 
 # -- JUnit --------------------------------------------------------------------------------------
