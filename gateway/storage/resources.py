@@ -380,6 +380,8 @@ def _owners(records: _Records, compartment: Mapping[str, Sequence[str]], identif
         )
         values += [*records.values, *pairs]
     if pairs and identified is not None:
+        # not measure_sql's _BY_NUMBER, which reads every row of one parameter of a type: this
+        # reads the record's own rows (the owner index, OWNER_PROBE) for all the pairs at once
         parts.append(
             f"SELECT {columns}h.person_id AS person FROM {tables}search_index c {OWNER_PROBE}, person_key h "
             f"WHERE {where}{own} AND c.name = ? AND c.type || ' ' || c.system IN ({marks(pairs)}) "
