@@ -239,16 +239,17 @@ def _chains_within(tx: Transaction, query: SearchQuery, access: Access | None) -
     ``Observation?performer:Patient.identifier=…`` would tell a platform whether a person it
     does not serve performed an Observation it may see, and ``Flag?author:Device.patient=…``
     what a Device hidden from it says.  Targets its inner criterion leaves few of
-    (``Resources.few_targets``) are checked one by one, as a search's few candidates are."""
+    (``Resources.few_targets``) are judged first, each as a read judges it, and listed
+    (``Access.shown_targets``), as a search's few candidates are checked one by one."""
     if access is None or not access.restricted or not any(c.chain for c in query.criteria):
         return query
     criteria = []
     for criterion in query.criteria:
-        found = (
-            access.within_served(criterion.targets, few=tx.resources.few_targets(criterion))
-            if criterion.chain is not None
-            else None
-        )
+        if criterion.chain is not None and tx.resources.few_targets(criterion):
+            shown = access.shown_targets(tx, criterion)
+            criteria.append(criterion if shown is None else replace(criterion, shown=shown))
+            continue
+        found = access.within_served(criterion.targets) if criterion.chain is not None else None
         if found is not None and found[1]:
             (served_sql, served_params), conditions = found
             within = tuple((kind, sql, tuple(params)) for kind, (sql, params) in conditions)

@@ -138,10 +138,13 @@ class Criterion:
     common: bool = False
     #: for a chain searched for a restricted client: per target type, the SQL condition on
     #: ``resource r`` keeping what it may see (a chain must not reach a hidden person either),
-    #: written over the table ``served_people(id)`` that ``served`` (SQL, parameters) selects,
-    #: or, its SQL empty, each target checked on its own (few targets: ``Resources.few_targets``)
+    #: written over the table ``served_people(id)`` that ``served`` (SQL, parameters) selects
     within: tuple[tuple[str, str, tuple[Any, ...]], ...] = ()
     served: tuple[str, tuple[Any, ...]] = ("", ())
+    #: for such a chain to few targets (``Resources.few_targets``): the (type, id) of those it
+    #: may see, judged beforehand as a read judges them (``Access.shown_targets``), to which
+    #: the chain keeps instead of :attr:`within`
+    shown: tuple[tuple[str, str], ...] | None = None
     #: for ``_has`` (type "has"): the reference parameter of the target type that points back
     via: str = ""
     #: for a chain's criterion on target types that keep its rows under different names

@@ -26,6 +26,7 @@ from gateway.masking import mask_id_cards
 from gateway.match_keys import match_keys
 from gateway.search.indexer import SearchIndexer
 from gateway.search.parameters import IDENTIFIED_PEOPLE
+from gateway.search.query import Criterion
 from gateway.security.naming_records import naming_records
 from gateway.security.principal import Principal
 from gateway.storage.access_sql import (
@@ -35,7 +36,6 @@ from gateway.storage.access_sql import (
     newly_served,
     person_served,
     served_among,
-    served_named,
     served_patients,
     serves,
     targets_shown,
@@ -320,24 +320,34 @@ class Access:
         )
         return f"{found[0]} AND {targets[0]}", [*found[1], *targets[1]]
 
-    def within_served(self, kinds: Iterable[str], few: bool = False) -> tuple[Sql, list[tuple[str, Sql]]] | None:
-        """For a query that reaches several types at once (a chain): the served people's SQL,
-        to be selected once as ``served_people(id)``, and each personal type's condition on
-        ``resource r`` written over that table (None when nothing is restricted).  ``few``:
-        the chain's targets are few, so the people's SQL selects only those they may be
-        judged by, each asked alone (``access_sql.served_named``), from the table
-        ``chained(type, id)`` of the targets.  A chained record is judged as a read judges it,
-        by the records of :attr:`PersonalData.through` it names too: a ``_has`` through a
-        resident's Provenance naming a stranger's reading otherwise answered whether that
-        reading exists."""
+    def within_served(self, kinds: Iterable[str]) -> tuple[Sql, list[tuple[str, Sql]]] | None:
+        """For a query that reaches several types at once (a chain to many targets): the
+        served people's SQL, to be selected once as ``served_people(id)``, and each personal
+        type's condition on ``resource r`` written over that table (None when nothing is
+        restricted).  A chained record is judged as a read judges it, by the records of
+        :attr:`PersonalData.through` it names too: a ``_has`` through a resident's Provenance
+        naming a stranger's reading otherwise answered whether that reading exists."""
         if self._served is None or self._serves is None:
             return None
         over_table = served_among(("SELECT id FROM served_people", []))
         conditions = [(kind, found) for kind in kinds if (found := self._condition(kind, over_table)) is not None]
-        if few:
-            names = sorted({name for through in self.personal.through.values() for name in through})
-            return served_named(self._serves, "chained", names, IDENTIFIED_PEOPLE), conditions
         return self._served, conditions
+
+    def shown_targets(self, tx: Transaction, chain: Criterion) -> tuple[tuple[str, str], ...] | None:
+        """The (type, id) of the records a chain to few targets (``Resources.few_targets``)
+        reaches that the principal may see, each type's judged by the condition a read asks
+        (:meth:`condition`, ``few``: each target asked about alone, by the records of
+        :attr:`PersonalData.through` it names too), in a statement of its own; None when none
+        of its types is restricted.  Nested in the chain, that condition overflowed SQLite's
+        parser, and judging the targets inside the chain over the people they name cost
+        SQLite a scan of the whole index per chain (0.5–2 s on 20,000 people): a home's
+        ``Encounter?patient.identifier=…`` asks one Patient alone."""
+        if not self.restricted:
+            return None
+        restrictions = {kind: self.condition(kind, few=True) for kind in chain.targets}
+        if all(restriction is None for restriction in restrictions.values()):
+            return None
+        return tuple(tx.resources.chain_targets(chain, restrictions))
 
     def visible(self, tx: Transaction, stored: Stored) -> bool:
         """Whether the principal may see ``stored``.  A Patient is visible exactly when it is

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateway.storage.dialect import FENCE, OWNER_PROBE, PLANNED_PER_CALL, marks
+from gateway.storage.dialect import FENCE, PLANNED_PER_CALL, marks
 
 Sql = tuple[str, list[Any]]
 #: the condition that the person whose id a column (given) holds is served
@@ -170,34 +170,6 @@ def person_served(served: Served, person: str) -> Sql:
     many), and planning it for each call cost 4–5 ms against 0.05–0.2 ms to run it."""
     sql, params = served("one.id")
     return f"SELECT 1 FROM (SELECT ? AS id) one WHERE {sql}", [person, *params]
-
-
-def served_named(served: Served, records: str, names: Sequence[str], identified: str) -> Sql:
-    """A subquery selecting the people ``served`` (see :func:`serves`) accepts among those the
-    records of the table ``records`` (type, id) may be judged by: each of them if a Patient,
-    everyone their index rows name (by id, or by number as ``identified`` rows, whoever holds
-    it), and everyone the records they name through ``names`` name in turn (one level, as
-    :func:`targets_shown` reads them).  A chain's few targets are then judged by
-    :func:`visible_condition` over this short list, each person asked alone, rather than
-    by the rule asked of one person nested in every condition: that nesting overflowed
-    SQLite's parser (its stack holds 100 entries) under the rule of
-    ``PersonalData.through``, and listing everyone served for a few records cost 580 ms on
-    20,000 people."""
-    # each record's own rows probed by its key (OWNER_PROBE): SQLite otherwise scanned the
-    # whole index for the few records' rows (4 times slower on 2,000 people)
-    judged = (
-        f"SELECT k.type, k.id FROM {records} k UNION SELECT n.system, n.value FROM {records} k "
-        f"JOIN search_index n {OWNER_PROBE} ON n.type = k.type AND n.id = k.id WHERE n.name IN ({marks(names)})"
-    )
-    people = (
-        f"SELECT k.id FROM {records} k WHERE k.type = 'Patient' "
-        f"UNION SELECT z.value FROM ({judged}) j JOIN search_index z {OWNER_PROBE} ON z.type = j.type "
-        "AND z.id = j.id WHERE z.system = 'Patient' "
-        f"UNION SELECT pk.person_id FROM ({judged}) j JOIN search_index z {OWNER_PROBE} ON z.type = j.type "
-        "AND z.id = j.id JOIN person_key pk ON pk.key = z.value WHERE z.name = ?"
-    )
-    person, params = served("named.id")
-    return f"SELECT named.id FROM ({people}) named WHERE {person}", [*names, *names, identified, *params]
 
 
 def served_among(people: Sql) -> Served:

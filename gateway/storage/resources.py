@@ -646,13 +646,18 @@ class Resources:
         each type it reaches (``patient.identifier=…``: one Patient), to check one by one.
         Each type is counted by the rows the chain's query reads of it (``Criterion.rows_for``:
         ``performer.phonetic`` reads a Patient's ``name`` rows), not by the first type's name."""
-        inner = chain.chain
-        if inner is None:
-            return False
-        return all(
-            self.few_candidates(SearchQuery(kind, [replace(inner, param=inner.rows_for(kind), rows_of=())]))
-            for kind in chain.targets
-        )
+        return chain.chain is not None and all(self.few_candidates(_targets_of(chain, kind)) for kind in chain.targets)
+
+    def chain_targets(self, chain: Criterion, restrictions: Mapping[str, Sql | None]) -> list[tuple[str, str]]:
+        """The (type, id) of the current records of each type a chain reaches that its inner
+        criterion matches, within that type's restriction (what the client may see, a
+        condition on ``resource r``; None: all): for a chain whose targets are few
+        (:meth:`few_targets`), each type asked as a search of it with few candidates is."""
+        found: list[tuple[str, str]] = []
+        for kind in chain.targets:
+            query = self._planned(_targets_of(chain, kind))
+            found += [(kind, row[0]) for row in self.sql.all(*search_sql.ids_sql(query, restrictions.get(kind)))]
+        return found
 
     def _planned(self, query: SearchQuery) -> SearchQuery:
         """The query, its driving value marked when the archive finds it common."""
@@ -1022,3 +1027,11 @@ def _lazily(kind: str, resource_id: str, version: Any, last_updated: str, delete
     if isinstance(content, str):
         return Stored(kind, resource_id, int(version), last_updated, deleted, text=content)
     return Stored(kind, resource_id, int(version), last_updated, deleted, content)
+
+
+def _targets_of(chain: Criterion, kind: str) -> SearchQuery:
+    """A chain's inner criterion as a search of one type it reaches, reading the rows that
+    type keeps for it (``Criterion.rows_for``)."""
+    assert chain.chain is not None
+    inner = chain.chain
+    return SearchQuery(kind, [replace(inner, param=inner.rows_for(kind), rows_of=())])

@@ -130,7 +130,7 @@ def few_candidates_sql(query: SearchQuery) -> Sql | None:
             return None
         # counted without what keeps the chain to targets the client may see: more candidates
         # at most, and a statement PostgreSQL plans without the rule's dozen subqueries
-        driver, hint = replace(chains[0], within=()), ""
+        driver, hint = replace(chains[0], within=(), shown=None), ""
     rows, params = _matching_rows(query, driver, [], None, hint=hint)
     return f"SELECT COUNT(*) FROM (SELECT 1 {rows} LIMIT {COMMON_VALUE_ROWS}) driver_rows", params
 
@@ -321,6 +321,12 @@ def matching_among_sql(query: SearchQuery, ids: Sequence[str]) -> Sql:
     return current_matching_sql("r.id", query.resource_type, (f"{where} AND r.id IN ({marks(ids)})", [*params, *ids]))
 
 
+def ids_sql(query: SearchQuery, restriction: Sql | None = None) -> Sql:
+    """The ids of every current match of the query within ``restriction`` (a condition on
+    ``resource r``): a chain's few targets that a client may see (``Resources.chain_targets``)."""
+    return current_matching_sql("r.id", query.resource_type, _restricted(where_sql(query), restriction))
+
+
 def current_matching_sql(select: str, kind: str, where: Sql) -> Sql:
     """``select`` over the current (undeleted) resources of ``kind`` that meet ``where``, a
     condition on ``resource r``: the one statement a count, an export's ``_typeFilter`` and a
@@ -505,33 +511,38 @@ class _Builder:
         return f"{'NOT ' if criterion.modifier == 'not' else ''}({matches})"
 
     def _chain(self, criterion: Criterion, s: str) -> str:
+        t = f"t{self.depth}"
         self.params.extend(criterion.targets)
-        return f"({s}.system, {s}.value) IN (SELECT r.type, r.id {self._chained(criterion)})"
+        return f"({s}.system, {s}.value) IN (SELECT {t}.type, {t}.id {self._chained(criterion, t)})"
 
     def _has(self, criterion: Criterion, owner: str, types: Sequence[str]) -> str:
         """``_has:CarePlan:subject:status=active``: the owner is what the ``subject`` rows of the
         CarePlans matching the inner criterion point at (a chain read backwards)."""
         self.depth += 1
-        s = f"s{self.depth}"
+        s, t = f"s{self.depth}", f"t{self.depth}"
         self.params += [*criterion.targets, criterion.via, *types, *criterion.targets]
         return (
             f"({owner}.type, {owner}.id) IN (SELECT {s}.system, {s}.value FROM search_index {s} "
             f"WHERE {s}.type IN ({marks(criterion.targets)}) AND {s}.name = ? AND {s}.system IN ({marks(types)}) "
-            f"AND {s}.id IN (SELECT r.id {self._chained(criterion)}))"
+            f"AND {s}.id IN (SELECT {t}.id {self._chained(criterion, t)}))"
         )
 
-    def _chained(self, criterion: Criterion) -> str:
-        """``FROM resource r WHERE …``: the current resources of the chain's target types that
-        meet its inner criterion and that the client may see (``criterion.within``, written
-        over ``resource r``).  The targets are selected first as ``chained(type, id)``, which
-        the people they are judged by may be read from (``access_sql.served_named``), then
-        judged over the table ``served_people(id)`` selected once: the rule of one person
-        nested in each condition, or a copy of the served people per target type, overflowed
-        SQLite's parser."""
+    def _chained(self, criterion: Criterion, t: str) -> str:
+        """``FROM resource t WHERE …``: the current resources of the chain's target types (as
+        alias ``t``, whose type the caller has named) that meet its inner criterion and that
+        the client may see: those listed (``criterion.shown``), or those ``criterion.within``
+        keeps, written over ``resource r`` and the table ``served_people(id)`` selected once
+        (the rule of one person nested in each condition, or a copy of the served people per
+        target type, overflowed SQLite's parser).  Unrestricted, nothing more: an operator's
+        chain is the inner criterion's own plan."""
         assert criterion.chain is not None
-        targets = f"r.type IN ({marks(criterion.targets)})"  # their parameters the caller's
-        inner = self.criterion(criterion.chain, "r", criterion.targets)
-        chained = f"FROM resource r WHERE {targets} AND NOT r.deleted AND {inner}"
+        inner = self.criterion(criterion.chain, t, criterion.targets)
+        chained = f"FROM resource {t} WHERE {t}.type IN ({marks(criterion.targets)}) AND NOT {t}.deleted AND {inner}"
+        if criterion.shown is not None:
+            for pair in criterion.shown:
+                self.params += pair
+            listed = ", ".join("(?, ?)" for _ in criterion.shown)
+            return f"{chained} AND ({t}.type, {t}.id) IN (VALUES {listed})" if listed else f"{chained} AND 1 = 0"
         if not criterion.within:
             return chained
         kinds = [kind for kind, _, _ in criterion.within]
@@ -540,9 +551,10 @@ class _Builder:
         self.params += [*served_params, *kinds]
         for kind, _, params in criterion.within:
             self.params += [kind, *params]
+        # the targets selected first, then judged over everyone served, listed once
         return (
-            f"FROM resource r WHERE (r.type, r.id) IN (WITH chained(type, id) AS (SELECT r.type, r.id {chained}), "
-            f"served_people(id) AS ({served_sql}) SELECT r.type, r.id FROM chained c JOIN resource r "
+            f"FROM resource {t} WHERE ({t}.type, {t}.id) IN (WITH chained(type, id) AS (SELECT {t}.type, {t}.id "
+            f"{chained}), served_people(id) AS ({served_sql}) SELECT r.type, r.id FROM chained c JOIN resource r "
             f"ON r.type = c.type AND r.id = c.id WHERE r.type NOT IN ({marks(kinds)}) OR {alternatives})"
         )
 
