@@ -455,6 +455,34 @@ def test_a_landed_record_resolves_entries_beyond_those_a_transaction_reads(
     assert resolved_of(store, "spec|key|K3", keyed=True) == 1
 
 
+def test_the_open_entries_are_read_apart_from_the_resolved(store: Store) -> None:
+    """…by their own index (0023): the open identities a transaction reads, the open count
+    and a replay's entries read every entry, resolved or not, 60–90 ms at 200,000 resolved
+    and 1,000 open."""
+    rows = [
+        (
+            "insurance",
+            f"spec|key|K{n}",
+            "d",
+            "1101.json",
+            f"row {n}",
+            "2026-12-01",
+            "{}",
+            None if n % 100 == 0 else "2026-12-02",
+        )
+        for n in range(5_000)
+    ]
+    with store.transaction() as tx:
+        columns = ("source", "identity", "digest", "file", "location", "recorded", "entry", "resolved")
+        tx.sql.insert_many("quarantine", columns, rows)
+        tx.sql.execute("ANALYZE quarantine")
+        explain = "EXPLAIN QUERY PLAN " if store.dialect.name == "sqlite" else "EXPLAIN "
+        plan = tx.sql.all(
+            explain + "SELECT identity FROM quarantine WHERE source = ? AND resolved IS NULL", ["insurance"]
+        )
+    assert "quarantine_open" in str(plan)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # traced on SQLite
 def test_records_landing_with_nothing_open_to_resolve_send_no_update(store: Store) -> None:
     """One UPDATE a landed record, whether or not an entry named it: 100 records of a source
