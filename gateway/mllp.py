@@ -50,7 +50,7 @@ from gateway.security.principal import Principal, acting
 from gateway.security.rate_limit import RateLimiter
 from gateway.security.scopes import Grants, needs, stored_scopes, within_role
 from gateway.services import Services
-from gateway.storage.store import StoreError
+from gateway.storage.store import STALE_ROWS, Store, StoreError
 from mappings.readers.hl7v2 import VERSIONS, Refusal, header_text, read_message, refusal
 from mappings.records import UNPARSEABLE, visible
 from mappings.specs import Spec
@@ -160,6 +160,48 @@ class Answer:
     written: list[tuple[str, str]] = field(default_factory=list)
     #: the header fields the ACK answers (whether it asks for enhanced mode: :func:`replies`)
     header: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WrittenSince:
+    """The resources the listener wrote since it last refreshed the planner's statistics.
+
+    A listener is a load that never ends: ``yiyang ingest`` asks ``Store.analyze_after`` once
+    its files are in, but a listener is never done, and a hospital's feed of thousands of
+    admissions a day left PostgreSQL planning for the archive the listener found at its start
+    until autovacuum came.  So the rule of every load is asked of what the listener wrote
+    since, counted in resources as a load's are (not in messages: an admission writes several,
+    an AE none), after the ACK of the message that passed the rule's threshold.  The threshold
+    is known from the last ask (at first the rule's floor), so the messages in between cost
+    nothing, and an ask that found the statistics fresh (an ingest analysed meanwhile) only
+    learns the new threshold.  One ask at a time: the others' messages go on counting."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._written = 0
+        self._beyond = float(STALE_ROWS)
+        self._asking = False
+
+    def wrote(self, resources: int) -> bool:
+        """Count the resources a message wrote; whether the statistics were refreshed for them
+        (a failure to is logged: the message is in, and the next ask tries again)."""
+        with self._lock:
+            self._written += resources
+            if self._written <= self._beyond or self._asking:
+                return False
+            self._asking, written = True, self._written
+        analysed, beyond = False, self._beyond
+        try:
+            analysed = self.store.analyze_after(written)
+            beyond = self.store.stale_beyond()
+        except StoreError as error:
+            log.warning("the planner's statistics were not refreshed: %s", error)
+        finally:
+            with self._lock:
+                self._asking = False
+                self._written -= written if analysed else 0
+                self._beyond = beyond
+        return analysed
 
 
 def _stranger(address: str) -> FhirError:
@@ -624,6 +666,7 @@ class _Connection(socketserver.StreamRequestHandler):
         self.request.settimeout(self.server.services.config.mllp_idle_seconds)  # for the ACK's send
         for reply in replies(answer):
             self.wfile.write(START + reply + END)
+        self.server.written.wrote(len(answer.written))  # after the ACK: the sender waits for no analysis
         return peer.refusal is None or peer.refusal.status == 503  # a busy store is worth a resend
 
     def _peer(self) -> Peer:
@@ -664,6 +707,7 @@ class MllpServer(socketserver.ThreadingTCPServer):
         self.trail = AuditTrail(services.store)
         super().__init__((host, port), _Connection)
         self.services = services
+        self.written = WrittenSince(services.store)
         self.max_bytes = services.config.max_bytes
         self.peers = services.config.mllp_peer_clients  # address → client id, parsed once
         self.limiter = RateLimiter(services.config.rate_limit_per_second)

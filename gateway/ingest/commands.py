@@ -186,7 +186,8 @@ def replay(
     newest is replayed first: the oldest landed first, and the newer ones were then refused
     as duplicates of it.  When it lands it resolves the older ones, which are not replayed,
     and its copies' entries (a duplicate row, the same row in another file), which are not
-    either."""
+    either.  A replay that lands many records refreshes the planner's statistics by the rule
+    of every load (``Store.analyze_after``)."""
     config = config or Config()
     with archive(out_dir, registry, store, config) as target:
         with target.reading() as tx:
@@ -224,6 +225,7 @@ def replay(
                 out.write(text(verdict, lang, where) + "\n")
         finally:
             counts = pipeline.finish()
+        target.analyze_after(counts.resources.total())  # a fix that lands thousands: as an ingest
         if out_dir is not None:
             export_folder(target, out_dir)
     return counts

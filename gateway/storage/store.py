@@ -683,16 +683,22 @@ class Store:
 
     def analyze_after(self, written: int) -> bool:
         """Refresh the statistics (:meth:`analyze`) after a load that wrote ``written``
-        resources, when that is more than :data:`STALE_ROWS` and :data:`STALE_SHARE` of the
-        resources they last counted (none, on an archive never analysed); whether it did.
-        The one rule of every load, ``yiyang ingest`` and ``$ingest`` alike: the posted file
-        of thousands of records left PostgreSQL planning for the empty archive of before
-        until autovacuum came, while a small load into a large archive, which changes little
-        the planner goes by, needs no pass over every table."""
-        if written <= STALE_ROWS + STALE_SHARE * self._rows_counted():
+        resources, when that is more than :meth:`stale_beyond`; whether it did.  The one rule
+        of every load, ``yiyang ingest``, ``$ingest``, a replay and the MLLP listener
+        (``gateway/mllp.py``, ``WrittenSince``) alike: the posted file of thousands of records left
+        PostgreSQL planning for the empty archive of before until autovacuum came, while a
+        small load into a large archive, which changes little the planner goes by, needs no
+        pass over every table."""
+        if written <= self.stale_beyond():
             return False
         self.analyze()
         return True
+
+    def stale_beyond(self) -> float:
+        """The written resources beyond which the statistics are stale: :data:`STALE_ROWS` and
+        :data:`STALE_SHARE` of the resources they last counted (none, on an archive never
+        analysed)."""
+        return STALE_ROWS + STALE_SHARE * self._rows_counted()
 
     def _rows_counted(self) -> int:
         """How many resources the planner's statistics last counted (0: none)."""

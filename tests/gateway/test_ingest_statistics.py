@@ -1,16 +1,23 @@
-"""The planner's statistics after a load: ``$ingest`` refreshes them as ``yiyang ingest`` does,
-by one rule (``Store.analyze_after``), so a posted file of thousands of people is not planned
-as the empty archive it landed in."""
+"""The planner's statistics after a load: ``$ingest`` and a replay refresh them as ``yiyang
+ingest`` does, by one rule (``Store.analyze_after``), so a posted file of thousands of people
+is not planned as the empty archive it landed in."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+import pytest
 
 from conformance.id_card import check_char
 from gateway.fhir import operations
+from gateway.ingest import commands
+from gateway.mllp import WrittenSince
 from gateway.storage import open_store
 from gateway.storage.store import STALE_ROWS, Store
+from profiles.registry import Registry
 from tests.conftest import MakeServices
+from tests.gateway.test_ingest import teach_the_code_table
 from tests.gateway.test_storage import planner_statistics
 from tests.ingest_output import SAMPLES
 
@@ -18,12 +25,12 @@ from tests.ingest_output import SAMPLES
 PEOPLE = STALE_ROWS + 10
 
 
-def people_file() -> bytes:
+def people_file(people: int = PEOPLE) -> bytes:
     """The sample 个人基本信息表.csv's first row, once per person, each with numbers of their own."""
     header, row = (SAMPLES / "community-health/个人基本信息表.csv").read_text(encoding="utf-8-sig").splitlines()[:2]
     columns = header.split(",")
     lines = [header]
-    for number in range(PEOPLE):
+    for number in range(people):
         cells = row.split(",")
         body = f"41010219560801{2 * number:03d}"  # even: a woman's
         cells[columns.index("序号")] = str(number + 1)
@@ -72,3 +79,36 @@ def test_a_load_is_analysed_when_it_grew_the_archive_by_more_than_a_tenth(databa
     finally:
         store.close()
     assert judged == [False, False, True]
+
+
+def test_a_listener_asks_the_rule_of_what_it_wrote_since_it_last_refreshed(database_url: str) -> None:
+    """An archive of 1,000 resources, analysed: stale beyond 150 written.  60 written find the
+    statistics fresh, 151 refresh them, and the count begins anew."""
+    store = open_store(database_url)
+    try:
+        written(store, 1000)
+        store.analyze()
+        since = WrittenSince(store)
+        judged = [since.wrote(resources) for resources in (40, 20, 91, 150, 1)]
+    finally:
+        store.close()
+    assert judged == [False, False, True, False, True]
+
+
+@pytest.mark.parametrize(("people", "analysed"), [(PEOPLE, True), (1, False)])
+def test_a_replay_landing_many_records_gives_the_planner_statistics(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, people: int, analysed: bool
+) -> None:
+    """A replay never analysed: a code table's fix that landed thousands of quarantined people
+    left them planned as the archive before; a replay of a few needs no pass over every table."""
+    waiting = tmp_path / "个人基本信息表.csv"
+    waiting.write_bytes(people_file(people).replace(",回族,".encode(), ",火星族,".encode()))  # an unknown 民族
+    store = open_store(database_url)
+    try:
+        commands.ingest("community-health", [waiting], None, Registry(), store=store)
+        teach_the_code_table(tmp_path, monkeypatch)
+        commands.replay(None, Registry(), io.StringIO(), "en", store=store)
+        statistics = planner_statistics(store, "resource")
+    finally:
+        store.close()
+    assert (statistics > 0) == analysed

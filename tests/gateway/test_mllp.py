@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
 import time
 import unicodedata
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.id_card import check_char
 from gateway.cli import main
 from gateway.ingest.quarantine import Reason
 from gateway.mllp import ack, acknowledge, error_location, failed, peer_of
-from gateway.storage import open_store
+from gateway.storage import open_store, sqlite_path
 from gateway.storage.store import StoreError
 from tests.conftest import MakeServices, add_client, free_port
 
@@ -749,3 +752,38 @@ def test_a_message_of_an_unsupported_version_is_a_commit_reject_in_enhanced_mode
     with socket.create_connection(("127.0.0.1", listener[0]), timeout=20) as connection:
         connection.sendall(START + message + END + START + reheaded(sample_messages()[0], 10, b"ENHANCED-5") + END)
         assert acknowledgements(connection, 2) == ["CR", "AA"]
+
+
+def admissions(count: int) -> Iterator[bytes]:
+    """The sample admission, once for each of ``count`` people of their own (numbers, visit)."""
+    first = sample_messages()[0]
+    for number in range(count):
+        body = f"41010519491231{2 * number:03d}"  # even: a woman's
+        yield (
+            first.replace(b"0000123", f"{number:07d}".encode())
+            .replace(b"410105194912310020", (body + check_char(body)).encode())
+            .replace(b"41000000000000012345", f"{41000000000000100000 + number}".encode())
+            .replace(b"ZY20261102003", f"ZY2026110{number:04d}".encode())
+            .replace(b"HIS20261102091502", f"HIS{number:014d}".encode())
+        )
+
+
+def resource_statistics(url: str) -> int:
+    """The rows of SQLite's statistics of ``resource``, read without a store (which analyses
+    as it opens)."""
+    with closing(sqlite3.connect(sqlite_path(url))) as connection:
+        try:
+            return int(connection.execute("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'resource'").fetchone()[0])
+        except sqlite3.OperationalError:  # no such table: never analysed
+            return 0
+
+
+def test_a_listener_refreshes_the_statistics_once_its_admissions_grew_the_archive(
+    tmp_path: Path, client_key: Any
+) -> None:
+    """The listener never analysed: a hospital's feed was planned as the archive it found at
+    its start until autovacuum came (``Store.analyze_after``, asked of what it wrote since)."""
+    with contextmanager(hospital_listener)(tmp_path, client_key) as (port, url):
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+            answers = [acknowledgement(exchange(connection, message)) for message in admissions(30)]
+    assert (set(answers), resource_statistics(url) > 0) == ({"AA"}, True)
