@@ -127,9 +127,10 @@ def count_profiles(verdicts: Iterable[ResourceVerdict]) -> list[ProfileCount]:
 
 
 def count_rules(findings: Iterable[tuple[str, str, Finding]]) -> tuple[list[RuleCount], list[LocationCount]]:
-    """From (exchange key, its verdict, finding): per rule, severity and verdict the
-    occurrences, distinct exchanges and the first text in code-point order; per rule,
-    severity, location and verdict the occurrences."""
+    """From (exchange key, its verdict, finding), in the exchanges' order: per rule, severity
+    and verdict the occurrences, distinct exchanges and the text of its first finding (the
+    store's example is its first issue's, of its first exchange); per rule, severity, location
+    and verdict the occurrences."""
     occurrences: Counter[tuple[str, str, str]] = Counter()
     affected: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     texts: dict[tuple[str, str, str], str] = {}
@@ -138,7 +139,7 @@ def count_rules(findings: Iterable[tuple[str, str, Finding]]) -> tuple[list[Rule
         rule = (finding.rule, finding.severity, verdict)
         occurrences[rule] += 1
         affected[rule].add(key)
-        texts[rule] = min(texts.get(rule, finding.text), finding.text)
+        texts.setdefault(rule, finding.text)
         locations[(finding.rule, finding.severity, finding.location, verdict)] += 1
     rules = [RuleCount(*rule, n, len(affected[rule]), texts[rule]) for rule, n in sorted(occurrences.items())]
     return rules, [LocationCount(*where, n) for where, n in sorted(locations.items())]

@@ -35,6 +35,7 @@ from gateway.ingest.pipeline import Ingest
 from gateway.reporting import Rendering, ReportQuery, details, exchange_detail, parse_day, render, report_and_details
 from gateway.services import Services
 from gateway.storage import open_store
+from gateway.storage.exchange_tables import ExchangeFilter
 from gateway.storage.store import Store, StoreError
 from tests.conftest import add_client, fresh_database_url, load_example
 
@@ -960,3 +961,20 @@ def test_an_issue_found_after_validation_by_a_write_run_again_is_noted_once() ->
     assert [(row[1], row[2], row[3]) for row in collector.issues] == [
         ("warning", "rule.birth-date-after-events", "Patient.birthDate")
     ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's plans, traced
+def test_a_report_over_most_exchanges_counts_its_rules_from_the_index_in_their_order(store: Store) -> None:
+    """By the exchange id range each issue was looked up and sorted into its group: 2 s of
+    CPU for each count at a million issues, for every report and page (0023: 0.2–0.45 s)."""
+    sample(store)
+    statements: list[str] = []
+    with store.reading() as tx:
+        tx.sql.connection.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        try:
+            tx.exchanges.rule_counts(ExchangeFilter())
+            tx.exchanges.location_counts(ExchangeFilter())
+        finally:
+            tx.sql.connection.set_trace_callback(None)  # type: ignore[attr-defined]
+        plans = [str(tx.sql.all(f"EXPLAIN QUERY PLAN {sql}")) for sql in statements if "GROUP BY" in sql]
+    assert [("COVERING INDEX exchange_issue_groups" in plan) for plan in plans] == [True, True]
