@@ -258,13 +258,41 @@ def _referrers_of_type(
     others, other_values = _naming_others(wanted, source)
     where += others
     values += other_values
-    if wanted.compartment is not None:
+    rows, held = "search_index s", []
+    if wanted.compartment is not None and wanted.people is not None:
+        records, held = _records_of(source, wanted.compartment[source], wanted.people, wanted.identified)
+        rows = f"({records}) r CROSS JOIN search_index s {OWNER_PROBE}"
+        where.append("s.type = r.type AND s.id = r.id")
+    elif wanted.compartment is not None:
         within, people = _in_compartment(
             "s.type", "s.id", {source: wanted.compartment[source]}, wanted.people, wanted.identified
         )
         where.append(within)
         values += people
-    return f"SELECT {'DISTINCT ' if distinct else ''}{select} FROM search_index s WHERE {' AND '.join(where)}", values
+    return f"SELECT {'DISTINCT ' if distinct else ''}{select} FROM {rows} WHERE {' AND '.join(where)}", [*held, *values]
+
+
+def _records_of(source: str, names: Sequence[str], people: Sequence[str], identified: str | None) -> Sql:
+    """The ``SELECT type, id`` of the resources of type ``source`` in the Patient compartment
+    of one of ``people`` through its parameters ``names`` (a Patient in its own alone;
+    ``identified``, see :class:`Referrers`: a person named by a number they hold counts),
+    each once: read from the people's own index rows, so that the referrers of what records
+    name outside the compartment (an Organization) are looked up among these few, not the
+    other way round."""
+    if source == "Patient":
+        return f"SELECT type, id FROM resource WHERE type = 'Patient' AND id IN ({LISTED})", [listed(people)]
+    parts = [
+        f"SELECT c.type, c.id FROM search_index c {VALUE_DRIVER} WHERE c.type = ? AND c.name IN ({marks(names)}) "
+        f"AND c.value IN ({LISTED}) AND c.system = 'Patient'"
+    ]
+    values: list[Any] = [source, *names, listed(people)]
+    if identified is not None:
+        parts.append(
+            f"SELECT c.type, c.id FROM person_key h JOIN search_index c {VALUE_DRIVER} ON c.value = h.key "
+            f"WHERE h.person_id IN ({LISTED}) AND c.type = ? AND c.name = ? AND c.system IN ({marks(names)})"
+        )
+        values += [listed(people), source, identified, *names]
+    return " UNION ".join(parts), values
 
 
 def _referrers_by_number(
