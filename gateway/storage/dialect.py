@@ -47,13 +47,15 @@ PLANNED_PER_CALL = "/*planned-per-call*/"
 #: x.value = ?``): PostgreSQL neither pulls such a subquery into the statement nor pushes the
 #: test into it (``OFFSET 0``), so a plan made for any values (a prepared statement's generic
 #: plan, which guesses that a value matches a row or two) cannot start from the value instead
-#: (every stay of an organisation) and walks the resource's own rows.  Written too at the end
-#: of a search's probe (``EXISTS (SELECT 1 FROM search_index s2 WHERE s2.id = s1.id … /*fence*/)``,
-#: ``search_sql``): PostgreSQL does not turn an EXISTS with an OFFSET into a join, so the
-#: probe stays one look at each candidate's own rows.  Joined, a generic plan guessing one row
+#: (every stay of an organisation) and walks the resource's own rows.  A search's probe is
+#: written so too (``EXISTS (SELECT 1 FROM (SELECT * FROM search_index s2 WHERE s2.id = s1.id
+#: … /*fence*/) s2 WHERE s2.value = ?)``, ``search_sql``): PostgreSQL neither turns it into a
+#: join nor reads the value's rows for each candidate.  Joined, a generic plan guessing one row
 #: per value sorted every CarePlan of the common ``category`` to merge them with the one of
-#: ``subject`` (38 ms a search on 10,000 CarePlans, against 0.16 ms probed).  SQLite plans
-#: each statement for its values and needs none.
+#: ``subject`` (38 ms a search on 10,000 CarePlans, against 0.16 ms probed); with the value
+#: inside the fence, it read every CarePlan of the category, or every Encounter dated after a
+#: day, from the index on values once per candidate wherever values outnumber resources in its
+#: statistics.  SQLite plans each statement for its values and needs none.
 FENCE = "/*fence*/"
 
 

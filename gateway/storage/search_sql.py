@@ -387,6 +387,11 @@ def _fetch(selects: list[str], params: list[Any]) -> Sql | None:
     )
 
 
+def _rows(source: str, conditions: Sequence[str]) -> str:
+    """``FROM source WHERE …``: the rows of ``source`` meeting every condition."""
+    return f"FROM {source} WHERE {' AND '.join(conditions)}" if conditions else f"FROM {source}"
+
+
 def _like(text: str) -> str:
     """Escape LIKE wildcards so user text matches literally (with ``ESCAPE '\\'``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -457,33 +462,39 @@ class _Builder:
         self.depth += 1
         s = f"s{self.depth}"
         name, names = _name_condition(criterion, s, criterion.param)
-        fence = ""  # after the probe's rows, which must stay a probe (see FENCE)
         if probe and len(types) == 1:
-            member, select, fence = "EXISTS", "SELECT 1", f" {FENCE}"
-            rows = f"FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {name}"
+            # the candidate's own rows of the parameter, fenced, then tested against the values
+            # (see FENCE): with the values beside its id, a plan for any values, which guesses
+            # that a value matches a row or two, read every row of the value (or of the date
+            # range) once per candidate instead
+            member, select = "EXISTS", "SELECT 1"
+            own = f"SELECT * FROM search_index {s} {OWNER_PROBE} WHERE {s}.type = ? AND {s}.id = {owner}.id AND {name}"
+            source, conditions = f"({own} {FENCE}) {s}", []
             named = [*types, *names]
         elif len(types) == 1:
             member, select = f"{owner}.id IN", f"SELECT {s}.id"
-            rows = f"FROM search_index {s} {hint} WHERE {s}.type = ? AND {name}"
+            source, conditions = f"search_index {s} {hint}", [f"{s}.type = ?", name]
             named = [*types, *names]
         else:
             member, select = f"({owner}.type, {owner}.id) IN", f"SELECT {s}.type, {s}.id"
             condition, named = self._named(criterion, s, types)
-            rows = f"FROM search_index {s} WHERE {condition}"
+            source, conditions = f"search_index {s}", [condition]
         self.params += named
         if criterion.missing is not None:
-            return f"{'NOT ' if criterion.missing else ''}{member} ({select} {rows}{fence})"
+            return f"{'NOT ' if criterion.missing else ''}{member} ({select} {_rows(source, conditions)})"
         if criterion.chain is not None:
-            rows += f" AND {self._chain(criterion, s)}"
-            return rows if rows_only else f"{member} ({select} {rows}{fence})"
+            conditions.append(self._chain(criterion, s))
+            rows = _rows(source, conditions)
+            return rows if rows_only else f"{member} ({select} {rows})"
         if criterion.type == "date":
-            rows += f" AND {s}.low IS NOT NULL"  # only dated rows are in search_index_range (0008)
+            conditions.append(f"{s}.low IS NOT NULL")  # only dated rows are in search_index_range (0008)
         matches = " OR ".join(f"({self._match(criterion, value, s)})" for value in criterion.values)
-        checked = "".join(f" AND {self.criterion(other, s, types, probe=True)}" for other in probes)
-        rows += f" AND ({matches}){checked}"
+        conditions.append(f"({matches})")
+        conditions += [self.criterion(other, s, types, probe=True) for other in probes]
+        rows = _rows(source, conditions)
         if rows_only:
             return rows
-        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows}{fence})"
+        return f"{'NOT ' if criterion.modifier == 'not' else ''}{member} ({select} {rows})"
 
     @staticmethod
     def _named(criterion: Criterion, s: str, types: Sequence[str]) -> tuple[str, list[str]]:
