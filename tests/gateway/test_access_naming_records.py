@@ -68,6 +68,11 @@ def _from(relative: str, record_id: str, **naming: Any) -> Resource:
     return {**example(relative), "id": record_id, **naming}
 
 
+def _of_zhang(kind: str, record_id: str, **content: Any) -> Resource:
+    """A record of 张秀英 of a type the provincial package does not profile."""
+    return {"resourceType": kind, "id": record_id, "subject": {"reference": "Patient/zhang-xiuying"}, **content}
+
+
 def _document(target: str) -> Resource:
     document = _from("yy-composition-health-record/valid-zhang-xiuying.json", "health-record-naming")
     document["section"][1]["entry"].append({"reference": target})  # 健康体检
@@ -102,6 +107,22 @@ CASES: dict[str, Callable[[str], Resource]] = {
     "Encounter episode-of-care": lambda target: _from(
         "yy-encounter/valid-health-check-2026.json", "check-up-naming", episodeOfCare=[{"reference": target}]
     ),
+    "ServiceRequest based-on": lambda target: _from(
+        "yy-servicerequest-referral/valid-upward-stroke.json", "referral-naming", basedOn=[{"reference": target}]
+    ),
+    "Communication based-on": lambda target: _message(basedOn=[{"reference": target}]),
+    "ClinicalImpression investigation": lambda target: _of_zhang(
+        "ClinicalImpression",
+        "impression-naming",
+        status="completed",
+        investigation=[{"code": {"text": "体格检查"}, "item": [{"reference": target}]}],
+    ),
+    "List item": lambda target: _of_zhang(
+        "List", "list-naming", status="current", mode="working", entry=[{"item": {"reference": target}}]
+    ),
+    "DocumentManifest item": lambda target: _of_zhang(
+        "DocumentManifest", "manifest-naming", status="current", content=[{"reference": target}]
+    ),
 }
 #: 李建国's record each case names
 STRANGERS = {
@@ -118,6 +139,11 @@ STRANGERS = {
     "Condition evidence-detail": "Observation/bp-li",
     "DocumentReference relatesto": "DocumentReference/document-li",
     "Encounter episode-of-care": "EpisodeOfCare/hospice-episode-2026",
+    "ServiceRequest based-on": "ServiceRequest/referral-li",
+    "Communication based-on": "ServiceRequest/referral-li",
+    "ClinicalImpression investigation": "Observation/bp-li",
+    "List item": "Observation/bp-li",
+    "DocumentManifest item": "DocumentReference/document-li",
 }
 
 
