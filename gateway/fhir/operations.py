@@ -18,7 +18,7 @@ from conformance.issues import Issue, operation_outcome
 from conformance.profile_compiler import CORE_PREFIX
 from gateway.fhir.archive_references import Lookup
 from gateway.fhir.errors import FhirError
-from gateway.fhir.literal_references import LITERAL, current_targets, literal_references
+from gateway.fhir.literal_references import BATCH, LITERAL, current_targets, literal_references
 from gateway.fhir.paging import page_links
 from gateway.fhir.parameters import unsupported_value
 from gateway.fhir.repository import Repository, check_body_id, named_id
@@ -243,7 +243,9 @@ def everything(
     """``Patient/$everything``: the Patient and every resource of its compartment, as a
     searchset Bundle (``_since`` and ``_type`` narrow it), then the resources those refer to
     that support them (the organisation of an Encounter, the practitioner of a contract …),
-    marked ``include``, as the operation's definition asks.  Each only if the principal may see
+    marked ``include``, as the operation's definition asks, and so are the records its records
+    place among the person's (:func:`_placed`: a Provenance of her reading alone, which her
+    Patient export holds).  Each only if the principal may see
     it: a member may name someone else too (an Observation performed by the resident about a
     stranger, another Patient linking to the resident).  With a ``page``, one page of the
     members (the Patient first, then by type and id) and what they refer to, with links;
@@ -260,7 +262,9 @@ def everything(
         # paged, each page brings what its own members refer to (the Patient's with the Patient)
         referring = matches if page else [patient, *matches]
         shown = {stored.reference for stored in matches} | {patient.reference}
-        supporting = _supporting(tx, access, members, types, referring, shown)
+        placed = _placed(tx, access, members, types, matches, shown)
+        shown |= {stored.reference for stored in placed}
+        supporting = placed + _supporting(tx, access, members, types, [*referring, *placed], shown)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
     address = f"{base_url}/{patient.reference}/$everything"
     if page is not None:
@@ -328,6 +332,37 @@ def _matches(
         total,
         0 < page.count and page.offset + page.count < total,
     )
+
+
+def _placed(
+    tx: Transaction, access: Access, members: Referrers, types: set[str], matches: list[Stored], shown: set[str]
+) -> list[Stored]:
+    """The records ``matches`` (the person's records) place among hers through the parameters
+    of ``PersonalData.placing`` (data, ``naming_records.json``): the Provenances of her
+    records naming no Patient, as a REST client writes one, which her Patient export holds
+    (the Bulk Data IG has it hold the Provenances of the records it holds) and which were
+    missing here, as they are in no one's compartment.  Each once, current, changed after
+    ``_since``, of a type asked for, visible to the principal (judged by every record it
+    names) and neither ``shown`` nor a member another page lists (one naming her is one).
+    Found from the index rows naming the matches, as ``_revinclude`` finds them: a page brings
+    those of its own members, so a Provenance of records on two pages comes with both."""
+    keys: dict[tuple[str, str], None] = {}
+    for kind, params in access.personal.placing.items():
+        if types and kind not in types:
+            continue
+        records = [(stored.type, stored.id) for stored in matches if stored.type not in ("Patient", kind)]
+        for start in range(0, len(records), BATCH):
+            keys.update(dict.fromkeys(tx.resources.referring_to(kind, params, records[start : start + BATCH])))
+    wanted = [key for key in keys if f"{key[0]}/{key[1]}" not in shown]
+    if not wanted:
+        return []
+    found = {
+        key: stored
+        for key, stored in tx.resources.read_many(wanted).items()
+        if not stored.deleted and (members.since is None or stored.last_updated > members.since)
+    }
+    elsewhere = tx.resources.referrers_among(members, list(found)) if found else set()
+    return list(access.among_served(tx, [stored for key, stored in found.items() if key not in elsewhere]))
 
 
 def _supporting(

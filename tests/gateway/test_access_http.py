@@ -1189,6 +1189,27 @@ def test_the_provenance_of_a_residents_reading_is_the_centres_to_read_and_export
     ) == (200, True, True)
 
 
+def test_her_everything_includes_the_provenance_of_her_reading(
+    served: Served, home: Api, reading_provenance: str
+) -> None:
+    """Naming no Patient, it is in no one's compartment, so her ``$everything`` left it out
+    while her Patient export held it (placed among her records by the reading it targets)."""
+    bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything", params={"_count": 500}).json()
+    modes = {e["resource"]["id"]: e["search"]["mode"] for e in bundle["entry"]}
+    assert modes.get(reading_provenance) == "include"
+
+
+def test_her_everything_leaves_out_the_provenance_of_her_reading_and_someone_elses(
+    served: Served, api: Api, home: Api
+) -> None:
+    """Placed by her reading, it is judged by every record it names: 李建国's is not the home's."""
+    written = provenance("prov-both-readings", "Observation/bp-2026", "Observation/bp-li")
+    assert api.put(f"{served.base}/Provenance/{written['id']}", json=written).status_code in (200, 201)
+    bundle = home.get(f"{served.base}/Patient/zhang-xiuying/$everything", params={"_count": 500}).json()
+    api.delete(f"{served.base}/Provenance/{written['id']}")
+    assert written["id"] not in [e["resource"]["id"] for e in bundle["entry"]]
+
+
 def test_the_provenance_of_someone_elses_reading_alone_is_not_found(served: Served, api: Api, home: Api) -> None:
     """Placed by the record it targets, it is judged by that record: 李建国's is not the home's."""
     written = provenance("prov-bp-li", "Observation/bp-li")
