@@ -5,7 +5,11 @@ A client that sees only the people it serves (an elderly-care platform) sees a v
 while its resource is visible to it and when the version itself concerns those people
 (``Access.version_visible``): an Observation moved from someone else to its resident keeps a
 first version that is someone else's.  Those versions are judged on their content, so they are
-counted in Python, over the newest :data:`RESTRICTED_HISTORY_SCAN` versions.
+counted in Python, over the newest :data:`RESTRICTED_HISTORY_SCAN` versions.  A deletion, which
+has no content and whose resource no index row describes any more, is judged by the version it
+deleted (``Access.deletion_visible``): R4 http.html#history lists deletions (``request.method``
+DELETE, no resource), and a platform synchronising from a type's history must learn that its
+resident's record is gone.
 """
 
 from __future__ import annotations
@@ -150,8 +154,12 @@ def _cursor_place(tx: Transaction, rules: Access, asked: HistoryRequest, after: 
     place = tx.resources.version_place(kind, resource_id, version) if within else None
     if place is not None and rules.restricted:
         stored = tx.resources.vread(kind, resource_id, version)
-        hidden = rules.hides(tx, tx.resources.read(kind, resource_id))
-        if hidden or stored is None or not rules.version_visible(tx, stored):
+        # a deletion is listed by the version it deleted, whatever became of its resource since
+        if (
+            stored is None
+            or (not stored.deleted and rules.hides(tx, tx.resources.read(kind, resource_id)))
+            or not _shown(tx, rules, [stored])[0]
+        ):
             place = None
     if place is None:
         text = "{}/{}/_history/{}".format(*after)
@@ -200,11 +208,25 @@ def _visible_versions(
         batch, _ = tx.resources.history(
             asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction, asked.upto
         )
-        kept += [(stored, method) for stored, method in batch if rules.version_visible(tx, stored)]
+        shown = _shown(tx, rules, [stored for stored, _ in batch])
+        kept += [found for found, visible in zip(batch, shown, strict=True) if visible]
         scanned += len(batch)
         if len(batch) < _SCAN_BATCH:
             break
     return kept
+
+
+def _shown(tx: Transaction, rules: Access, versions: list[Stored]) -> list[bool]:
+    """Whether a restricted principal may see each of ``versions``: a version by its own
+    content (``Access.version_visible``), a deletion by the version it deleted
+    (``Access.deletion_visible``), those read in one go for them all."""
+    deleted = tx.resources.read_versions([(s.type, s.id, s.version - 1) for s in versions if s.deleted])
+    return [
+        rules.deletion_visible(tx, deleted.get((s.type, s.id, s.version - 1)))
+        if s.deleted
+        else rules.version_visible(tx, s)
+        for s in versions
+    ]
 
 
 def _path(asked: HistoryRequest) -> str:

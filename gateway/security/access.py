@@ -440,6 +440,20 @@ class Access:
             return True
         return self.personal.concerns_only(stored.resource, self._serving(tx), self.holder(tx), current_content(tx))
 
+    def deletion_visible(self, tx: Transaction, before: Stored | None) -> bool:
+        """Whether a deletion may be shown in a history, judged by ``before``, the version it
+        deleted (None: none was read): for a restricted principal that version must concern
+        only people it serves now, as :meth:`version_visible` judges one.  A deleted resource
+        has no index rows, so the current rules hide it; its deletion was then never listed,
+        and a platform synchronising from the history kept its resident's deleted reading.
+        Judged so, a stranger's deletion stays unlisted, and so does one of a version no
+        longer the resident's (moved to someone else first), whose move was not listed either."""
+        if not self.restricted:
+            return True
+        if before is None or before.resource is None:
+            return False
+        return self.personal.concerns_only(before.resource, self._serving(tx), self.holder(tx), current_content(tx))
+
     def unserved_people(
         self, tx: Transaction, resource: dict[str, Any], registering: Mapping[str, dict[str, Any]] | None = None
     ) -> list[str]:

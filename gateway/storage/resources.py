@@ -492,6 +492,18 @@ class Resources:
             found.update((row[0], row[1], int(row[2])) for row in rows)
         return found
 
+    def read_versions(self, versions: Sequence[tuple[str, str, int]]) -> dict[tuple[str, str, int], Stored]:
+        """Those of these (type, id, version) that were written, by key, in a few statements
+        however many resources they name: the versions a page of history's deletions deleted."""
+        found: dict[tuple[str, str, int], Stored] = {}
+        for start in range(0, len(versions), _VERSIONS_PER_STATEMENT):
+            chunk = versions[start : start + _VERSIONS_PER_STATEMENT]
+            where = f"(type, id, version) IN (VALUES {', '.join('(?, ?, ?)' for _ in chunk)})"
+            for row in self.sql.all(_versions(_COLUMNS, where), [value for key in chunk for value in key] * 2):
+                stored = self._stored(row)
+                found[(stored.type, stored.id, stored.version)] = stored
+        return found
+
     def as_of(self, kind: str, resource_id: str, moment: str) -> Stored | None:
         """The version that was current at ``moment`` (None when it did not exist yet)."""
         row = self.sql.one(
@@ -542,8 +554,10 @@ class Resources:
         """Versions newest first, each with the interaction that wrote it, and their total.
 
         ``restriction`` (a condition on ``resource r`` of ``kind``, from the access rules) keeps
-        the versions of resources the client may see now, deletions left out, so that the
-        total and the pages count nothing it may not see.  ``upto`` (a :meth:`newest_version`)
+        the versions of resources the client may see now, and every deletion of the type, which
+        the caller judges by the version before it (:meth:`read_versions`): a deleted resource
+        has no index rows for the condition to judge, and a platform synchronising from the
+        history must be told its resident's record is gone.  ``upto`` (a :meth:`newest_version`)
         leaves out the versions written after it: pages bounded so are not shifted by them."""
         where, params = ["1 = 1"], []
         if upto is not None:
@@ -558,20 +572,28 @@ class Resources:
         if since:
             where.append("last_updated >= ?")
             params.append(since)
+        # (condition, its parameters) of each part, the parameters of each given twice
+        parts = [(" AND ".join(where), params)]
         if restriction is not None:
             condition_sql, condition_params = restriction
-            where.append(
+            shown = (
                 "NOT deleted AND id IN (SELECT r.id FROM resource r "
                 f"WHERE r.type = ? AND NOT r.deleted AND {condition_sql})"
             )
-            params.extend([kind, *condition_params])
-        condition = " AND ".join(where)
-        counted = f"(SELECT COUNT(*) FROM resource WHERE {condition}) + (SELECT COUNT(*) FROM resource_version WHERE {condition})"
-        total = int(self.sql.one(f"SELECT {counted}", params * 2)[0])
-        rows = self.sql.all(
-            _versions(_VERSION_COLUMNS, condition) + " ORDER BY seq DESC LIMIT ? OFFSET ?",
-            [*params, *params, limit, offset],
+            # two parts, not one test of either: PostgreSQL planned "deleted OR id IN (…)"
+            # without the semi-join, a home's CarePlan history of 5,000 people 1.0 -> 2.5 s
+            parts = [
+                (" AND ".join([*where, shown]), [*params, kind, *condition_params]),
+                (" AND ".join([*where, "deleted"]), params),
+            ]
+        counted = " + ".join(
+            f"(SELECT COUNT(*) FROM resource WHERE {condition}) + (SELECT COUNT(*) FROM resource_version WHERE {condition})"
+            for condition, _ in parts
         )
+        values = [value for _, part in parts for value in part * 2]
+        total = int(self.sql.one(f"SELECT {counted}", values)[0])
+        every = " UNION ALL ".join(_versions(_VERSION_COLUMNS, condition) for condition, _ in parts)
+        rows = self.sql.all(f"{every} ORDER BY seq DESC LIMIT ? OFFSET ?", [*values, limit, offset])
         return [(self._stored(row), row[6]) for row in rows], total
 
     def version_place(self, kind: str, resource_id: str, version: int) -> int | None:
