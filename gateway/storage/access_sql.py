@@ -272,6 +272,7 @@ def visible_condition(
     one: bool = False,
     identified: str | None = None,
     placed: Sql | None = None,
+    per_call: bool = True,
 ) -> Sql | None:
     """The condition on ``resource r`` of type ``kind`` that keeps only what concerns served
     people alone: a Patient served; any other resource naming no one unserved through
@@ -287,10 +288,13 @@ def visible_condition(
     one registered later is judged by its holder; one a compartment parameter names places
     it in that person's compartment as a reference by id does.  ``placed``: the condition
     that places it among a served person's records otherwise (:func:`names_records`, whose
-    records the caller judges with :func:`targets_shown`)."""
+    records the caller judges with :func:`targets_shown`).  ``per_call`` False: for a
+    statement about one resource by its key, whose plan the values do not change (``one``,
+    over :func:`serves`): prepared once, rather than :data:`PLANNED_PER_CALL`."""
+    planned = f"{PLANNED_PER_CALL} " if per_call else ""
     if kind == "Patient":
         sql, params = served("r.id")
-        return f"{PLANNED_PER_CALL} {sql}", params
+        return f"{planned}{sql}", params
     conditions: list[str] = []
     params: list[Any] = []
     if compartment_params:
@@ -307,7 +311,7 @@ def visible_condition(
         params += stranger_params
     if not conditions:
         return None
-    return f"{PLANNED_PER_CALL} " + " AND ".join(conditions), params
+    return planned + " AND ".join(conditions), params
 
 
 def _in_served_compartment(
