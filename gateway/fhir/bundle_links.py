@@ -24,7 +24,14 @@ from mappings.engine import relinked_narrative
 #: the primitive types whose values are links (besides Reference.reference, a string)
 LINK_TYPES = frozenset({"uri", "url", "canonical", "oid", "uuid"})
 #: a RESTful fullUrl: its base, then Type/id
-_RESTFUL = re.compile(r"(?P<base>[a-z][a-z0-9+.-]*://.+)/[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}")
+_RESTFUL = re.compile(r"(?P<base>[a-z][a-z0-9+.-]*://.+)/(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})")
+
+
+def restful_identity(full_url: str | None) -> tuple[str, str] | None:
+    """The (type, id) a fullUrl of the RESTful form (``…/Basic/a``) names, or None for any
+    other (``urn:uuid:…``): the identity that references to it are rewritten from."""
+    restful = _RESTFUL.fullmatch(full_url or "")
+    return (restful["type"], restful["id"]) if restful is not None else None
 
 
 def links_of(full_url: str | None, renamed: Mapping[str, str]) -> Mapping[str, str]:

@@ -27,7 +27,7 @@ from conformance.stored_references import References
 from conformance.structure import BaseModel
 from gateway import exchanges
 from gateway.fhir.archive_references import condition_criteria, local_reference, localise, localise_references
-from gateway.fhir.bundle_links import links_of, relink
+from gateway.fhir.bundle_links import links_of, relink, restful_identity
 from gateway.fhir.capability import Capabilities, capabilities_entry
 from gateway.fhir.errors import FhirError, store_failure
 from gateway.fhir.history import history_bundle, history_request
@@ -206,7 +206,7 @@ class Bundles:
             return _response("batch-response", answers)
         try:
             entries = [self._entry(i, raw) for i, raw in enumerate(raw_entries)]
-            _check_full_urls(entries)
+            _check_full_urls(entries, self.repository.resource_types)
             for entry in entries:
                 _authorize(authorize, entry)
             return _response("transaction-response", self._transaction(entries, reply))
@@ -912,16 +912,29 @@ def _repeated(entries: Iterable[Entry], key: Callable[[Entry], Hashable | None])
     return None
 
 
-def _check_full_urls(entries: list[Entry]) -> None:
+def _check_full_urls(entries: list[Entry], resource_types: frozenset[str]) -> None:
     """bdl-7: a fullUrl is unique within a Bundle.  In a transaction it is what references
     to an entry name, and two entries under one would bind them to whichever came last.
     (bdl-7 lets two versions of one resource share it: in a transaction they would change
-    that resource twice, refused either way.)"""
+    that resource twice, refused either way.)  And a RESTful fullUrl names its entry's own
+    resource (Bundle.entry.fullUrl "SHALL NOT disagree with the id in the resource", as
+    ``$validate`` judges it: bundle.fullurl-id-mismatch): a PUT of Basic/b under the fullUrl
+    of Basic/a had references to the stored Basic/a rewritten to Basic/b."""
     twice = _repeated(entries, lambda e: e.full_url)
     if twice is not None:
         first, entry = twice
         detail = Worded("bundle.same-full-url", first=first.path, second=entry.path, full_url=entry.full_url)
         raise FhirError(400, "http.bad-bundle", f"{entry.path}.fullUrl", detail=detail)
+    for entry in entries:
+        named = restful_identity(entry.full_url)
+        if named is None or named[0] not in resource_types or entry.method not in ("POST", "PUT"):
+            continue
+        body_id = entry.resource.get("id") if entry.resource is not None else None
+        own_id = entry.resource_id if entry.method == "PUT" and entry.resource_id else body_id
+        if named[0] != entry.kind or (isinstance(own_id, str) and named[1] != own_id):
+            written = f"{entry.kind}/{own_id}" if isinstance(own_id, str) else entry.kind
+            detail = Worded("bundle.full-url-disagrees", full_url=entry.full_url, written=written)
+            raise FhirError(400, "http.bad-bundle", f"{entry.path}.fullUrl", detail=detail)
 
 
 def _check_distinct(entries: list[Entry]) -> None:

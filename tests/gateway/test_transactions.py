@@ -200,6 +200,17 @@ def test_two_entries_with_one_full_url_fail_the_transaction(made: Services) -> N
     assert (refused.status, refused.expression, holders(made, "first")) == (400, "Bundle.entry[1].fullUrl", [])
 
 
+def test_a_full_url_naming_another_resource_than_its_entry_fails_the_transaction(made: Services) -> None:
+    """Bundle.entry.fullUrl "SHALL NOT disagree with the id in the resource": a PUT of Basic/b
+    under the fullUrl of Basic/a had the other entry's reference to the stored Basic/a pointed
+    at Basic/b instead."""
+    stored(made, "a")
+    moved = {**put("Basic/b", {**basic("b"), "id": "b"}), "fullUrl": f"{made.config.base_url}/Basic/a"}
+    pointing = post(basic("pointing", subject={"reference": "Basic/a"}))
+    refused = refusal(made, bundle(moved, pointing))
+    assert (refused.status, refused.expression, holders(made, "pointing")) == (400, "Bundle.entry[0].fullUrl", [])
+
+
 def test_a_conditional_create_of_an_invalid_resource_is_refused_with_its_issues(made: Services) -> None:
     refused = refusal(made, bundle(post(basic("bad", code="not a concept"), f"identifier={SYSTEM}|bad")))
     assert (refused.status, holders(made, "bad")) == (422, [])
