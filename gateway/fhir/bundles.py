@@ -42,6 +42,7 @@ from gateway.fhir.repository import (
     Written,
     check_body_id,
     check_meta,
+    check_no_merge_link,
     condition_lock,
     named_id,
     new_id,
@@ -510,6 +511,7 @@ class Bundles:
                 for entry in entries:
                     if entry.method in ("POST", "PUT") and entry.resource is not None:
                         check_meta(entry.resource, f"{entry.path}.resource")  # not yet validated
+                        check_no_merge_link(entry.resource, f"{entry.path}.resource")
                         self._apply(tx, entry, Reply(), Shared(registering))
                 for entry, node in pending:
                     reference = node["reference"]
@@ -586,6 +588,7 @@ class Bundles:
                 check_body_id(entry.resource, entry.resource_id or "", f"{entry.path}.resource.id")
             where = f"{entry.path}.resource"
             check_meta(entry.resource, where)
+            check_no_merge_link(entry.resource, where)
             self.repository.check_reachable(entry.resource, where, elsewhere, entry.references)
             entry.issues = self.repository.validate(
                 entry.resource, path=where, elsewhere=elsewhere, references=entry.references

@@ -210,6 +210,7 @@ class Repository:
         resolve = self.references.including({})  # one lookup per reference for both
         references = references if references is not None else References(resource, path)
         check_meta(resource, path)
+        check_no_merge_link(resource, path)
         self.check_reachable(resource, path, resolve, references)
         issues = self.validate(resource, path=path, elsewhere=resolve, references=references)
         errors = [issue for issue in issues if issue.is_error]
@@ -480,6 +481,7 @@ class Repository:
             if resource_id is not None:
                 self.check_id(resource_id, f"{written['resourceType']}.id")
             check_meta(written)
+            check_no_merge_link(written)
             self.check_reachable(written, references=references)
             self.store.atomically(write)
         except FhirError as refused:
@@ -1007,6 +1009,19 @@ def check_meta(resource: dict[str, Any], path: str = "") -> None:
     for index, tag in enumerate(tags):
         if isinstance(tag, dict) and tag.get("system") == SUBSETTED["system"] and tag.get("code") == SUBSETTED["code"]:
             raise FhirError(422, "http.subsetted", f"{where}.tag[{index}]")
+
+
+def check_no_merge_link(resource: dict[str, Any], path: str = "") -> None:
+    """A Patient's ``replaced-by`` link says Patient/$merge merged it away, which the merge
+    (an operator's) alone writes, through :meth:`Repository.update_in`.  Sent in a create,
+    an update, a patch or a Bundle entry, it froze the record for good — no later write of it,
+    no delete, no record naming it accepted (:func:`_check_not_replaced`) — without any merge;
+    refused (422) whatever the validation policy, as ``meta`` is (:func:`check_meta`).  The
+    links are read as sent, not yet validated."""
+    links = resource.get("link") if resource.get("resourceType") == "Patient" else None
+    for index, link in enumerate(links if isinstance(links, list) else []):
+        if isinstance(link, dict) and link.get("type") == "replaced-by":
+            raise FhirError(422, "http.replaced-by-merge-only", f"{path or 'Patient'}.link[{index}].type")
 
 
 def _check_writable(kind: str, method: str) -> None:

@@ -85,6 +85,28 @@ def test_a_record_number_another_person_holds_is_refused_over_rest(services: Mak
     assert (refused.value.status, refused.value.message_id) == (409, "http.number-of-another-person")
 
 
+def test_a_replaced_by_link_written_by_an_update_is_refused(services: Make) -> None:
+    """replaced-by marks a Patient merged away, which Patient/$merge (an operator's) alone
+    does: written by a PUT, it froze the record for good (every later write of it, its delete
+    and every record naming it refused) without any merge."""
+    made = services()
+    one, other = (made.repository.create(new_patient(index)).stored.resource or {} for index in (61, 62))
+    link = {"other": {"reference": f"Patient/{other['id']}"}, "type": "replaced-by"}
+    with pytest.raises(FhirError) as refused:
+        made.repository.update("Patient", one["id"], {**one, "link": [link]})
+    assert (refused.value.status, refused.value.expression) == (422, "Patient.link[0].type")
+
+
+def test_a_replaced_by_link_in_a_transaction_is_refused_at_its_entry(services: Make) -> None:
+    made = services()
+    other = made.repository.create(new_patient(63)).stored.resource or {}
+    link = {"other": {"reference": f"Patient/{other['id']}"}, "type": "replaced-by"}
+    entry = {"resource": {**new_patient(64), "link": [link]}, "request": {"method": "POST", "url": "Patient"}}
+    with pytest.raises(FhirError) as refused:
+        made.bundles.process({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+    assert (refused.value.status, refused.value.expression) == (422, "Bundle.entry[0].resource.link[0].type")
+
+
 def test_loading_the_demo_twice_writes_nothing_the_second_time(services: Make) -> None:
     from gateway.demo import load_demo
 
