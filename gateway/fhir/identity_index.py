@@ -178,10 +178,15 @@ def replaced_by(patient: dict[str, Any]) -> str | None:
 
 def replacing_link(patient: dict[str, Any]) -> tuple[int, str] | None:
     """Where a Patient merged away says what replaced it: the index of its ``replaced-by``
-    link, and the record it names (a refusal points at the link)."""
-    for index, link in enumerate(patient.get("link", [])):
-        if link.get("type") == "replaced-by":
-            return index, str(link.get("other", {}).get("reference", ""))
+    link, and the record it names (a refusal points at the link).  Read from what a client
+    sent too, before validation judged it (a Bundle's Patient another entry names), and from
+    what the ``warn`` policy stored: a ``link`` that is no array of objects has no such link
+    (read as one, it was a 500 for every write naming that Patient)."""
+    links = patient.get("link")
+    for index, link in enumerate(links if isinstance(links, list) else []):
+        if isinstance(link, dict) and link.get("type") == "replaced-by":
+            other = link.get("other")
+            return index, str(other.get("reference", "") if isinstance(other, dict) else "")
     return None
 
 

@@ -1018,10 +1018,9 @@ def check_no_merge_link(resource: dict[str, Any], path: str = "") -> None:
     no delete, no record naming it accepted (:func:`_check_not_replaced`) — without any merge;
     refused (422) whatever the validation policy, as ``meta`` is (:func:`check_meta`).  The
     links are read as sent, not yet validated."""
-    links = resource.get("link") if resource.get("resourceType") == "Patient" else None
-    for index, link in enumerate(links if isinstance(links, list) else []):
-        if isinstance(link, dict) and link.get("type") == "replaced-by":
-            raise FhirError(422, "http.replaced-by-merge-only", f"{path or 'Patient'}.link[{index}].type")
+    found = replacing_link(resource) if resource.get("resourceType") == "Patient" else None
+    if found is not None:
+        raise FhirError(422, "http.replaced-by-merge-only", f"{path or 'Patient'}.link[{found[0]}].type")
 
 
 def _check_writable(kind: str, method: str) -> None:

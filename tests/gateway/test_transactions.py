@@ -211,6 +211,16 @@ def test_a_full_url_naming_another_resource_than_its_entry_fails_the_transaction
     assert (refused.status, refused.expression, holders(made, "pointing")) == (400, "Bundle.entry[0].fullUrl", [])
 
 
+def test_a_patient_whose_link_is_no_array_named_by_another_entry_is_refused_as_invalid(made: Services) -> None:
+    """The other entry's reference is asked whether it names a Patient merged away, from the
+    Bundle's own Patient before that Patient is validated: its link, a string, was read as a
+    list of objects, a 500."""
+    person = {**{k: v for k, v in synthetic_patient(random.Random(71), 71).items() if k != "id"}, "link": "x"}
+    named = post(person, full_url="urn:uuid:0d9a3a4e-7b1c-4f7e-9a51-2b8c6f3e1d71")
+    refused = refusal(made, bundle(named, post(basic("naming", subject={"reference": named["fullUrl"]}))))
+    assert (refused.status, refused.message_id) == (422, "http.invalid-resource")
+
+
 def test_a_conditional_create_of_an_invalid_resource_is_refused_with_its_issues(made: Services) -> None:
     refused = refusal(made, bundle(post(basic("bad", code="not a concept"), f"identifier={SYSTEM}|bad")))
     assert (refused.status, holders(made, "bad")) == (422, [])
