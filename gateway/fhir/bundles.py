@@ -922,13 +922,17 @@ def _check_full_urls(entries: list[Entry], resource_types: frozenset[str]) -> No
     that resource twice, refused either way.)  And a RESTful fullUrl names its entry's own
     resource (Bundle.entry.fullUrl "SHALL NOT disagree with the id in the resource", as
     ``$validate`` judges it: bundle.fullurl-id-mismatch): a PUT of Basic/b under the fullUrl
-    of Basic/a had references to the stored Basic/a rewritten to Basic/b."""
+    of Basic/a had references to the stored Basic/a rewritten to Basic/b.  Nor does it name a
+    version (bdl-8): references to ``…/_history/1`` were rewritten to the current resource."""
     twice = _repeated(entries, lambda e: e.full_url)
     if twice is not None:
         first, entry = twice
         detail = Worded("bundle.same-full-url", first=first.path, second=entry.path, full_url=entry.full_url)
         raise FhirError(400, "http.bad-bundle", f"{entry.path}.fullUrl", detail=detail)
     for entry in entries:
+        if entry.full_url is not None and "/_history/" in entry.full_url:  # bdl-8, R4's own words
+            detail = Worded("bundle.versioned-full-url", full_url=entry.full_url)
+            raise FhirError(400, "http.bad-bundle", f"{entry.path}.fullUrl", detail=detail)
         named = restful_identity(entry.full_url)
         if named is None or named[0] not in resource_types or entry.method not in ("POST", "PUT"):
             continue

@@ -211,6 +211,14 @@ def test_a_full_url_naming_another_resource_than_its_entry_fails_the_transaction
     assert (refused.status, refused.expression, holders(made, "pointing")) == (400, "Bundle.entry[0].fullUrl", [])
 
 
+def test_a_version_specific_full_url_fails_the_transaction(made: Services) -> None:
+    """bdl-8: a fullUrl names no version; references to ``Basic/v/_history/1`` were rewritten
+    to the current ``Basic/v``."""
+    versioned = {**put("Basic/v", {**basic("v"), "id": "v"}), "fullUrl": f"{made.config.base_url}/Basic/v/_history/1"}
+    refused = refusal(made, bundle(versioned))
+    assert (refused.status, refused.expression, holders(made, "v")) == (400, "Bundle.entry[0].fullUrl", [])
+
+
 def test_a_patient_whose_link_is_no_array_named_by_another_entry_is_refused_as_invalid(made: Services) -> None:
     """The other entry's reference is asked whether it names a Patient merged away, from the
     Bundle's own Patient before that Patient is validated: its link, a string, was read as a
