@@ -205,7 +205,7 @@ def _visible_versions(
     kept: list[tuple[Stored, str]] = []
     scanned = 0
     while scanned < RESTRICTED_HISTORY_SCAN and (enough is None or len(kept) < enough):
-        batch, _ = tx.resources.history(
+        batch = tx.resources.versions(
             asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction, asked.upto
         )
         shown = _shown(tx, rules, [stored for stored, _ in batch])

@@ -20,6 +20,7 @@ from gateway.fhir import operations
 from gateway.fhir.archive_references import localise
 from gateway.fhir.bulk_export import BulkExports
 from gateway.fhir.errors import FhirError
+from gateway.fhir.history import HistoryRequest, history_bundle
 from gateway.fhir.search import Searcher
 from gateway.search.indexer import SearchIndexer
 from gateway.search.query import parse_search
@@ -647,6 +648,19 @@ def test_everything_asks_about_each_person_once(
     operations.everything(repository, compartment, "wang", None, set(), "http://x/fhir")
     connection.set_trace_callback(None)  # type: ignore[attr-defined]
     assert len([sql for sql in asked if PERSON_RULE in sql]) == 2
+
+
+def type_history(tx: Transaction) -> object:
+    """A home's first page of its Observations' history, as ``GET /Observation/_history`` asks."""
+    return history_bundle(tx, Access(HOME, PERSONAL), "http://x/fhir", HistoryRequest("Observation", None, 20))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # traced on SQLite
+def test_a_homes_type_history_counts_nothing_in_sql(archive: Store) -> None:
+    """Its versions are judged and counted in Python; each batch read also ran a COUNT(*)
+    of its versions (the visibility condition twice more) whose total went unused: about
+    12 of a CarePlan history's 17 s on 20,000 people."""
+    assert [sql for sql in statements_of(archive, type_history) if "COUNT(*)" in sql] == []
 
 
 def chained(store: Store, principal: Principal, kind: str, pairs: list[tuple[str, str]]) -> list[str]:
