@@ -14,6 +14,8 @@ resident's record is gone.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -30,7 +32,7 @@ from gateway.storage.store import Stored, Transaction
 HISTORY_HONOURED = ("_count", "_offset", "_since", "_upto", "_after")
 #: versions a restricted client's history looks through at most, newest first
 RESTRICTED_HISTORY_SCAN = 10_000
-#: versions read at a time while looking through them
+#: versions judged at a time while looking through them
 _SCAN_BATCH = 1000
 #: ``_after``: the version a page starts past, as the ``next`` links write it
 _VERSION = re.compile(r"([A-Z][A-Za-z]{1,63})/([A-Za-z0-9\-.]{1,64})/_history/([1-9][0-9]{0,8})")
@@ -203,16 +205,13 @@ def _visible_versions(
     """The versions up to ``asked.upto`` the client may see, newest first, among the newest
     :data:`RESTRICTED_HISTORY_SCAN`; ``enough`` stops at that many (a page, not a total)."""
     kept: list[tuple[Stored, str]] = []
-    scanned = 0
-    while scanned < RESTRICTED_HISTORY_SCAN and (enough is None or len(kept) < enough):
-        batch = tx.resources.versions(
-            asked.kind, asked.resource_id, asked.since, _SCAN_BATCH, scanned, restriction, asked.upto
-        )
-        shown = _shown(tx, rules, [stored for stored, _ in batch])
-        kept += [found for found, visible in zip(batch, shown, strict=True) if visible]
-        scanned += len(batch)
-        if len(batch) < _SCAN_BATCH:
-            break
+    read = tx.resources.versions(
+        asked.kind, asked.resource_id, asked.since, RESTRICTED_HISTORY_SCAN, restriction, asked.upto
+    )
+    with contextlib.closing(read):  # a page found early leaves the rest unread
+        while (enough is None or len(kept) < enough) and (batch := list(itertools.islice(read, _SCAN_BATCH))):
+            shown = _shown(tx, rules, [stored for stored, _ in batch])
+            kept += [found for found, visible in zip(batch, shown, strict=True) if visible]
     return kept
 
 

@@ -12,6 +12,7 @@ transaction Bundle after a lost response, leaves the archive as it was.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
@@ -560,26 +561,34 @@ class Resources:
         )
         values = [value for _, part in parts for value in part * 2]
         total = int(self.sql.one(f"SELECT {counted}", values)[0])
-        return self.versions(kind, resource_id, since, limit, offset, restriction, upto), total
+        rows = self.sql.all(*self._history_statement(parts, limit, offset))
+        return [(self._stored(row), row[6]) for row in rows], total
 
     def versions(
         self,
-        kind: str | None = None,
-        resource_id: str | None = None,
-        since: str | None = None,
-        limit: int = 20,
-        offset: int = 0,
+        kind: str | None,
+        resource_id: str | None,
+        since: str | None,
+        limit: int,
         restriction: Sql | None = None,
         upto: int | None = None,
-    ) -> list[tuple[Stored, str]]:
-        """The versions of :meth:`history` without their total: a restricted client's history
-        judges each version in Python and counts those it keeps, and a COUNT(*) per batch read
-        (the visibility condition run twice more) was half its time."""
+    ) -> Iterator[tuple[Stored, str]]:
+        """The newest ``limit`` versions of :meth:`history`, as they are read, without their
+        total: a restricted client's history judges each in Python, stops when it has a page,
+        and counts those it keeps.  One statement: read 1,000 at a time (OFFSET), each batch
+        ran the visibility condition anew, and a COUNT(*) of them all besides, whose total
+        went unused."""
         parts = self._history_parts(kind, resource_id, since, restriction, upto)
+        with contextlib.closing(self.sql.stream(*self._history_statement(parts, limit, 0))) as rows:
+            for row in rows:  # closed with this one: on PostgreSQL a cursor of the transaction
+                yield self._stored(row), row[6]
+
+    @staticmethod
+    def _history_statement(parts: list[tuple[str, list[Any]]], limit: int, offset: int) -> tuple[str, list[Any]]:
+        """The statement reading the versions of ``parts`` (:meth:`_history_parts`) newest first."""
         values = [value for _, part in parts for value in part * 2]
         every = " UNION ALL ".join(_versions(_VERSION_COLUMNS, condition) for condition, _ in parts)
-        rows = self.sql.all(f"{every} ORDER BY seq DESC LIMIT ? OFFSET ?", [*values, limit, offset])
-        return [(self._stored(row), row[6]) for row in rows]
+        return f"{every} ORDER BY seq DESC LIMIT ? OFFSET ?", [*values, limit, offset]
 
     @staticmethod
     def _history_parts(

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.fhir import operations
+from gateway.fhir import history, operations
 from gateway.fhir.archive_references import localise
 from gateway.fhir.bulk_export import BulkExports
 from gateway.fhir.errors import FhirError
@@ -661,6 +661,17 @@ def test_a_homes_type_history_counts_nothing_in_sql(archive: Store) -> None:
     of its versions (the visibility condition twice more) whose total went unused: about
     12 of a CarePlan history's 17 s on 20,000 people."""
     assert [sql for sql in statements_of(archive, type_history) if "COUNT(*)" in sql] == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # traced on SQLite
+def test_a_homes_type_history_reads_its_versions_in_one_statement(
+    archive: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Judged a version at a time here, they were read a batch at a time, each batch a
+    statement of its own (OFFSET) that ran the visibility condition anew: 5 of them for a
+    CarePlan history of 20,000 people, about 1.2 s each on SQLite."""
+    monkeypatch.setattr(history, "_SCAN_BATCH", 1)
+    assert len([sql for sql in statements_of(archive, type_history) if "ORDER BY seq DESC" in sql]) == 1
 
 
 def chained(store: Store, principal: Principal, kind: str, pairs: list[tuple[str, str]]) -> list[str]:
