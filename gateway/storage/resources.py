@@ -97,6 +97,14 @@ def _history_where(kind: str | None, resource_id: str | None, since: str | None,
     return " AND ".join(where), params
 
 
+def _among_versions(count: int) -> str:
+    """A condition on either table: the version is one of ``count`` (type, id, version)
+    given as parameters.  A subquery of the listed rows, not "IN (VALUES …)", which SQLite
+    tested against every row of ``resource``: 0.13 s for 150 of them on 20,000 people, 7
+    statements for a home's CarePlan history with 1,000 deletions, against 0.4 ms."""
+    return f"(type, id, version) IN (SELECT * FROM (VALUES {', '.join('(?, ?, ?)' for _ in range(count))}) listed)"
+
+
 #: the columns of a search index row and their PostgreSQL types
 INDEX_COLUMNS = (
     ("type", "text"),
@@ -500,7 +508,7 @@ class Resources:
         found: set[tuple[str, str, int]] = set()
         for start in range(0, len(versions), _VERSIONS_PER_STATEMENT):
             chunk = versions[start : start + _VERSIONS_PER_STATEMENT]
-            where = f"deleted AND (type, id, version) IN (VALUES {', '.join('(?, ?, ?)' for _ in chunk)})"
+            where = f"deleted AND {_among_versions(len(chunk))}"
             rows = self.sql.all(_versions("type, id, version", where), [value for key in chunk for value in key] * 2)
             found.update((row[0], row[1], int(row[2])) for row in rows)
         return found
@@ -511,7 +519,7 @@ class Resources:
         found: dict[tuple[str, str, int], Stored] = {}
         for start in range(0, len(versions), _VERSIONS_PER_STATEMENT):
             chunk = versions[start : start + _VERSIONS_PER_STATEMENT]
-            where = f"(type, id, version) IN (VALUES {', '.join('(?, ?, ?)' for _ in chunk)})"
+            where = _among_versions(len(chunk))
             for row in self.sql.all(_versions(_COLUMNS, where), [value for key in chunk for value in key] * 2):
                 stored = self._stored(row)
                 found[(stored.type, stored.id, stored.version)] = stored

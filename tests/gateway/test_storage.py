@@ -157,6 +157,23 @@ def test_a_delete_keeps_the_history_and_marks_the_resource_deleted(store: Store)
     assert (read(store, "Patient", "p1").deleted, total, versions[0][1]) == (True, 2, "DELETE")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # SQLite's plans
+def test_versions_asked_by_key_are_looked_up_by_key(store: Store) -> None:
+    """A history page's deletions and the versions they deleted are read by (type, id,
+    version): SQLite scanned both tables for them, 0.13 s per 150 on 20,000 people."""
+    keys = [("Patient", f"p{number}", 1) for number in range(3)]
+    for _, resource_id, _ in keys:
+        write(store, patient(resource_id))
+    statements: list[str] = []
+    with store.reading() as tx:
+        tx.sql.connection.set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        tx.resources.read_versions(keys)
+        tx.resources.deletions(keys)
+        tx.sql.connection.set_trace_callback(None)  # type: ignore[attr-defined]
+        plans = [row[3] for sql in statements for row in tx.sql.all(f"EXPLAIN QUERY PLAN {sql}")]
+    assert [step for step in plans if step.startswith("SCAN resource")] == []
+
+
 def test_an_exception_rolls_the_whole_transaction_back(store: Store) -> None:
     with pytest.raises(RuntimeError), store.transaction() as tx:
         tx.resources.write(patient())
