@@ -295,18 +295,16 @@ class Access:
         ``through`` False judges a record by the people it names alone, not by the records of
         :attr:`PersonalData.through` it names: for a statement that shows no record's id (a
         measure's count of people).  ``one``: for a statement about one resource by its key
-        (:meth:`visible`), prepared once for any values on PostgreSQL: planned for each
-        call's, a Provenance's took 15–65 ms to plan and 0.5 to run (its targets judged by the
-        people they name)."""
+        (:meth:`visible`).  Both are prepared once for any values on PostgreSQL: planned for
+        each call's, a Provenance's read took 15–65 ms to plan and 0.5 to run (its targets
+        judged by the people they name), a search's few candidates 5–15 ms and 1–2."""
         if self._served is None or self._serves is None:
             return None
         if few or one:
-            return self._condition(kind, self._serves, one=True, through=through, per_call=not one)
+            return self._condition(kind, self._serves, one=True, through=through)
         return self._condition(kind, served_among(self._served), through=through)
 
-    def _condition(
-        self, kind: str, served: Served, one: bool = False, through: bool = True, per_call: bool = True
-    ) -> Sql | None:
+    def _condition(self, kind: str, served: Served, one: bool = False, through: bool = True) -> Sql | None:
         """:meth:`condition` over ``served``; ``through`` False leaves out the records a type
         of :attr:`PersonalData.through` names, and so places nothing by them
         (:attr:`PersonalData.placing`)."""
@@ -316,7 +314,7 @@ class Access:
         compartment, naming = personal.compartment.get(kind, ()), personal.references.get(kind, ())
         placing = personal.placing.get(kind) if through else None
         placed = names_records(kind, placing, personal.record_types) if placing else None
-        found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE, placed, per_call)
+        found = visible_condition(kind, compartment, served, naming, one, IDENTIFIED_PEOPLE, placed)
         names = personal.through.get(kind) if through else None
         if found is None or names is None:
             return found

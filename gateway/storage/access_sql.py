@@ -272,7 +272,6 @@ def visible_condition(
     one: bool = False,
     identified: str | None = None,
     placed: Sql | None = None,
-    per_call: bool = True,
 ) -> Sql | None:
     """The condition on ``resource r`` of type ``kind`` that keeps only what concerns served
     people alone: a Patient served; any other resource naming no one unserved through
@@ -280,18 +279,19 @@ def visible_condition(
     compartment, a served person through ``compartment_params``.  None when the type holds no
     one's personal data (an Organization).  The "no one unserved" test looks at the one
     resource's own index rows (``search_index_owner``), never at the whole type's.  ``one``:
-    for a statement about one resource (see :func:`serves`), whose compartment is then looked
-    up from its own rows rather than from those of everyone served.  ``identified``: the index
+    for a statement about one resource or a few candidates each judged alone (see
+    :func:`serves`), whose compartment is then looked up from its own rows rather than from
+    those of everyone served; its plan does not depend on the values (each candidate's own
+    rows are probed, behind fences), so it is prepared once, whereas one over everyone served
+    is :data:`PLANNED_PER_CALL`.  ``identified``: the index
     name of the people it names by number alone (their match keys, each row's system the
     parameter naming them): each must be held in the identity index (``person_key``) by a
     served person, asked as it is read, so a number no one holds yet hides the resource and
     one registered later is judged by its holder; one a compartment parameter names places
     it in that person's compartment as a reference by id does.  ``placed``: the condition
     that places it among a served person's records otherwise (:func:`names_records`, whose
-    records the caller judges with :func:`targets_shown`).  ``per_call`` False: for a
-    statement about one resource by its key, whose plan the values do not change (``one``,
-    over :func:`serves`): prepared once, rather than :data:`PLANNED_PER_CALL`."""
-    planned = f"{PLANNED_PER_CALL} " if per_call else ""
+    records the caller judges with :func:`targets_shown`)."""
+    planned = "" if one else f"{PLANNED_PER_CALL} "
     if kind == "Patient":
         sql, params = served("r.id")
         return f"{planned}{sql}", params
